@@ -1,0 +1,131 @@
+"""The connector contract: a pydantic config model and one generator.
+
+A connector reads one service and yields `Document`s, `Deletion`s, `Skipped` items and
+`Checkpoint`s. It never touches the index, the state database or global configuration: the engine
+passes its config and the environment in, and decides what to do with what it yields.
+Copy `connectors/files.py` to start a new one.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+from inlet.errors import ConfigError
+
+from .model import ACL, Document, Item
+
+_NAME = re.compile(r"^[a-z0-9-]+$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+
+
+def parse_duration(value: str) -> float:
+    """'90s', '15m', '1h', '2d' -> seconds."""
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not a duration like '30s', '15m', '1h' or '2d'")
+    return float(match[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+
+
+def _relative_to_config(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir")
+    return value if value.is_absolute() or base is None else Path(base) / value
+
+
+ConfigPath = Annotated[Path, AfterValidator(_relative_to_config)]
+"""A path in the config file: relative paths are taken from the config file's folder."""
+
+
+class SourceConfig(BaseModel):
+    """Keys every `[[sources]]` entry has; a connector's `Config` subclasses this."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    type: str
+    schedule: str | None = Field(None, description="cron expression, e.g. '*/15 * * * *'")
+    every: str | None = Field(None, description="interval, e.g. '15m' (used when no schedule)")
+    prune_every: str = Field("24h", description="how often to look for deleted items")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("must match [a-z0-9-]+")
+        return value
+
+    @field_validator("every", "prune_every")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+
+class StaticACLConfig(SourceConfig):
+    """For sources whose items carry no permissions (a folder, a mail archive): one ACL for all."""
+
+    public: bool | None = Field(None, description="visible to every user (default when no users/domains)")
+    users: list[str] = Field(default_factory=list, description="emails that may see every item")
+    domains: list[str] = Field(default_factory=list, description="domains whose users may see every item")
+
+    def acl(self) -> ACL:
+        public = self.public if self.public is not None else not (self.users or self.domains)
+        return ACL(public=public, users=self.users, domains=self.domains)
+
+
+ConfigT = TypeVar("ConfigT", bound=SourceConfig)
+
+
+class Connector(ABC, Generic[ConfigT]):
+    """Reads one source. Subclasses set `type` and `Config` and implement `load`."""
+
+    type: ClassVar[str]
+    Config: ClassVar[type[SourceConfig]]
+
+    def __init__(self, config: ConfigT, env: Mapping[str, str] | None = None) -> None:
+        self.config = config
+        self.env: Mapping[str, str] = env if env is not None else {}
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def doc_id(self, native_id: str) -> str:
+        return f"{self.name}:{native_id}"
+
+    def document(self, native_id: str, **fields: Any) -> Document:
+        """A `Document` with id, source and source type filled in."""
+        return Document(id=self.doc_id(native_id), source=self.name, source_type=self.type, **fields)
+
+    def secret(self, key: str) -> str:
+        """The value of the environment variable that config key `key` (e.g. `token_env`) names."""
+        var = getattr(self.config, key)
+        value = self.env.get(var) if var else None
+        if not value:
+            raise ConfigError(
+                f"source {self.name!r}: environment variable {var!r} (named by key {key!r}) is not set"
+            )
+        return value
+
+    def check(self) -> None:
+        """Validate credentials cheaply; raise `CredentialsError` naming the source if refused."""
+
+    @abstractmethod
+    def load(self, checkpoint: dict[str, Any] | None, *, since: datetime | None = None) -> Iterator[Item]:
+        """Yield documents, deletions, skips and checkpoints.
+
+        `checkpoint` is the last state this connector yielded (None: start from scratch). From
+        scratch, yield everything (modified after `since` when given); from a checkpoint, yield
+        what changed since. Yield a `Checkpoint` whenever resuming from it would lose nothing.
+        """
+
+    def live_ids(self) -> Iterable[str]:
+        """Every document id that still exists, for reconciliation (prune). Optional."""
+        raise NotImplementedError

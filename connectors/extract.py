@@ -1,0 +1,124 @@
+"""Text out of the file formats every connector meets, with well-kept libraries.
+
+Shared by the files, Slack, Drive and mail connectors so a PDF reads the same wherever it lives.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import mimetypes
+from pathlib import PurePath
+
+from inlet.errors import ItemError
+
+log = logging.getLogger(__name__)
+
+_BY_MIME = {
+    "application/pdf": "pdf",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation": "pptx",
+    "text/html": "html",
+    "application/xhtml+xml": "html",
+    "text/markdown": "text",
+    "text/x-markdown": "text",
+    "text/csv": "text",
+    "application/json": "text",
+    "application/xml": "text",
+}
+_TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".csv", ".log", ".json", ".yaml", ".yml", ".toml",
+                  ".py", ".js", ".ts", ".sql", ".sh", ".eml"}
+
+
+def kind_of(name: str, mime: str | None = None) -> str | None:
+    """'pdf', 'docx', 'pptx', 'html', 'text', or None when inlet cannot read it."""
+    mime = (mime or mimetypes.guess_type(name)[0] or "").split(";")[0].strip().lower()
+    if mime in _BY_MIME:
+        return _BY_MIME[mime]
+    suffix = PurePath(name).suffix.lower()
+    if suffix in {".htm", ".html"}:
+        return "html"
+    if suffix in {".pdf", ".docx", ".pptx"}:
+        return suffix[1:]
+    if mime.startswith("text/") or suffix in _TEXT_SUFFIXES:
+        return "text"
+    return None
+
+
+def extract_text(data: bytes, name: str, mime: str | None = None) -> str:
+    """Readable text of a file; `ItemError` when it is corrupt or of a kind inlet cannot read."""
+    kind = kind_of(name, mime)
+    try:
+        if kind == "text":
+            return decode(data)
+        if kind == "html":
+            return html_to_text(decode(data))
+        if kind == "pdf":
+            return _pdf(data)
+        if kind == "docx":
+            return _docx(data)
+        if kind == "pptx":
+            return _pptx(data)
+    except ItemError:
+        raise
+    except Exception as exc:  # the parsers raise a zoo of types on corrupt input
+        raise ItemError(f"{name}: cannot read {kind or 'file'} ({type(exc).__name__}: {exc})") from exc
+    raise ItemError(f"{name}: unsupported file type {mime or PurePath(name).suffix or '?'}")
+
+
+def decode(data: bytes) -> str:
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return data.decode("latin-1")
+
+
+def html_to_text(html: str) -> str:
+    import html2text
+
+    converter = html2text.HTML2Text()
+    converter.body_width = 0  # no hard wrapping: the chunker decides where lines break
+    converter.ignore_images = True
+    converter.ignore_emphasis = False
+    converter.protect_links = True
+    return converter.handle(html).strip()
+
+
+def _pdf(data: bytes) -> str:
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(data))
+    pages = [(page.extract_text() or "").strip() for page in reader.pages]
+    return "\n\n".join(p for p in pages if p)
+
+
+def _docx(data: bytes) -> str:
+    import docx
+
+    document = docx.Document(io.BytesIO(data))
+    parts: list[str] = []
+    for paragraph in document.paragraphs:
+        text = paragraph.text.strip()
+        if not text:
+            continue
+        style = (paragraph.style.name if paragraph.style is not None else "") or ""
+        if style.startswith("Heading"):
+            level = style.removeprefix("Heading").strip()
+            text = "#" * (int(level) if level.isdigit() else 1) + " " + text
+        parts.append(text)
+    for table in document.tables:
+        for row in table.rows:
+            parts.append(" | ".join(cell.text.strip() for cell in row.cells))
+    return "\n\n".join(parts)
+
+
+def _pptx(data: bytes) -> str:
+    from pptx import Presentation
+
+    slides = []
+    for number, slide in enumerate(Presentation(io.BytesIO(data)).slides, 1):
+        texts = [shape.text_frame.text.strip() for shape in slide.shapes if shape.has_text_frame]
+        slides.append(f"## Slide {number}\n\n" + "\n".join(t for t in texts if t))
+    return "\n\n".join(slides)

@@ -1,0 +1,127 @@
+"""The document model every service meets at (contract section 4).
+
+Connectors build these, the sync engine indexes them, the server returns them. Nothing here knows
+about any service.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from typing import Any, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MetadataValue = Union[str, int, float, bool, list[str]]
+
+
+class ACL(BaseModel):
+    """Who may see a document. Empty `users` and `domains` with `public=False` means admins only."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    public: bool = False
+    users: list[str] = Field(default_factory=list)
+    domains: list[str] = Field(default_factory=list)
+
+    @field_validator("users", "domains")
+    @classmethod
+    def _normalise(cls, values: list[str]) -> list[str]:
+        # Emails and domains compare case-insensitively; sorted so equal ACLs hash equally.
+        return sorted({v.strip().lower() for v in values if v and v.strip()})
+
+    def principals(self) -> list[str]:
+        """Flat tokens stored with every chunk: `*`, `u:<email>`, `d:<domain>`."""
+        tokens = ["*"] if self.public else []
+        return tokens + [f"u:{u}" for u in self.users] + [f"d:{d}" for d in self.domains]
+
+
+def principals_for(user: str | None) -> list[str] | None:
+    """The ACL tokens a user matches; `None` (no user) means an operator who sees everything."""
+    if user is None:
+        return None
+    email = user.strip().lower()
+    tokens = ["*", f"u:{email}"]
+    if "@" in email:
+        tokens.append(f"d:{email.rsplit('@', 1)[1]}")
+    return tokens
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """Naive datetimes are taken as UTC; everything is stored in UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+class Document(BaseModel):
+    """One retrievable unit: a Slack thread, a Drive file, an e-mail, a file on disk."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    source: str
+    source_type: str
+    title: str = ""
+    text: str
+    url: str = ""
+    author: str = ""
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    acl: ACL = Field(default_factory=ACL)
+
+    @field_validator("created_at", "updated_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return utc(value)
+
+    def content_hash(self) -> str:
+        """Hash of what gets embedded: an unchanged hash means no re-embedding."""
+        return _digest({"title": self.title, "text": self.text})
+
+    def meta_hash(self) -> str:
+        """Hash of everything else: a change here updates chunk metadata in place."""
+        return _digest(
+            {
+                "url": self.url,
+                "author": self.author,
+                "created_at": self.created_at.isoformat() if self.created_at else None,
+                "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+                "metadata": self.metadata,
+                "acl": self.acl.model_dump(),
+            }
+        )
+
+
+class Deletion(BaseModel):
+    """The document with this id is gone from the source."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+
+
+class Checkpoint(BaseModel):
+    """Opaque, JSON-serialisable connector state; saved only once everything before it is indexed."""
+
+    state: dict[str, Any]
+
+
+class Skipped(BaseModel):
+    """One item the connector could not read: logged, counted, and the run goes on (`partial`)."""
+
+    id: str
+    reason: str
+    failed: bool = True  # False: skipped by policy (an image, over the size cap), not an error
+
+
+Item = Union[Document, Deletion, Checkpoint, Skipped]
+
+
+def _digest(payload: Any) -> str:
+    raw = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str).encode()
+    return hashlib.sha256(raw).hexdigest()

@@ -1,0 +1,160 @@
+"""Loading and validating the TOML configuration (contract section 2).
+
+Every problem is reported before anything runs, naming the file, the source and the key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from inlet.connectors.base import Connector, SourceConfig
+from inlet.connectors.registry import connector_class
+from inlet.errors import ConfigError
+
+
+class IndexConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: Path = Field(Path(".inlet"), description="embedded store: Chroma files + state database")
+    chroma_url: str | None = Field(None, description="use a Chroma server instead of the embedded store")
+    model: str = Field("all-MiniLM-L6-v2", description="model name or local path")
+    chunk_tokens: int = Field(200, ge=32, le=512, description="target chunk size in model tokens")
+    chunk_overlap: int = Field(32, ge=0, le=128, description="tokens repeated between chunks")
+    batch_size: int = Field(64, ge=1, le=4096, description="chunks embedded per batch")
+
+
+class ApiKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    key_env: str
+    user: str | None = None
+    on_behalf_of: bool = False
+    admin: bool = False
+
+    @model_validator(mode="after")
+    def _one_role(self) -> "ApiKey":
+        roles = sum([self.user is not None, self.on_behalf_of, self.admin])
+        if roles != 1:
+            raise ValueError("set exactly one of 'user', 'on_behalf_of = true' or 'admin = true'")
+        return self
+
+
+class ServerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8484, ge=0, le=65535)
+    api_keys: list[ApiKey] = Field(default_factory=list)
+    cors_origins: list[str] = Field(default_factory=list, description="CORS is off unless listed")
+    recency_half_life_days: float = Field(180, ge=0, description="0 turns the recency preference off")
+    max_body_bytes: int = Field(64 * 1024, ge=1024)
+
+
+class DaemonConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_parallel: int = Field(2, ge=1, le=64, description="sources syncing at the same time")
+    jitter: str = Field("30s", description="random delay added to each scheduled run")
+    retry_max: str = Field("30m", description="cap of the backoff after failed runs")
+
+
+class Settings(BaseModel):
+    """The whole configuration, with each source validated by its connector's `Config`."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    file: Path | None = None
+    index: IndexConfig = Field(default_factory=IndexConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    sources: list[SourceConfig] = Field(default_factory=list)
+
+    def source(self, name: str) -> SourceConfig:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        known = ", ".join(s.name for s in self.sources) or "none"
+        raise ConfigError(f"{self.file or 'config'}: no source named {name!r} (configured: {known})")
+
+    def connector(self, name: str, env: Mapping[str, str] | None = None) -> Connector:
+        source = self.source(name)
+        return connector_class(source.type)(source, env if env is not None else os.environ)
+
+
+def find_config(explicit: str | Path | None) -> Path:
+    """--config, else $INLET_CONFIG, else ./config.toml."""
+    path = Path(explicit or os.environ.get("INLET_CONFIG") or "config.toml")
+    if not path.is_file():
+        raise ConfigError(f"configuration file {path} not found (pass --config or set INLET_CONFIG)")
+    return path
+
+
+def load_config(path: str | Path) -> Settings:
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    return parse_config(raw, path)
+
+
+def parse_config(raw: dict[str, Any], path: Path | None = None) -> Settings:
+    where = str(path or "config")
+    unknown = set(raw) - {"index", "server", "daemon", "sources"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown section or key {sorted(unknown)[0]!r}")
+    parts: dict[str, Any] = {"file": path}
+    for section, model in (("index", IndexConfig), ("server", ServerConfig), ("daemon", DaemonConfig)):
+        try:
+            parts[section] = model.model_validate(raw.get(section, {}))
+        except ValidationError as exc:
+            raise ConfigError(f"{where}: [{section}] {_first_error(exc)}") from None
+    if parts["index"].path and not parts["index"].path.is_absolute() and path is not None:
+        parts["index"].path = (path.parent / parts["index"].path).resolve()
+    sources = raw.get("sources", [])
+    if not isinstance(sources, list):
+        raise ConfigError(f"{where}: 'sources' must be an array of tables ([[sources]])")
+    parts["sources"] = [_source(entry, n, where, path) for n, entry in enumerate(sources, 1)]
+    names = [s.name for s in parts["sources"]]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(f"{where}: source name {name!r} is used twice; names must be unique")
+    return Settings(**parts)
+
+
+def _source(entry: Any, number: int, where: str, path: Path | None) -> SourceConfig:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{where}: [[sources]] #{number} must be a table")
+    label = f"[[sources]] #{number}" + (f" ({entry['name']!r})" if "name" in entry else "")
+    if "type" not in entry:
+        raise ConfigError(f"{where}: {label}: key 'type' is required")
+    try:
+        cls = connector_class(str(entry["type"]))
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {label}: key 'type': {exc}") from None
+    try:
+        config = cls.Config.model_validate(entry, context={"base_dir": path.parent if path else Path.cwd()})
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {label}: {_first_error(exc)}") from None
+    return config
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    key = ".".join(str(p) for p in error["loc"]) or "?"
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif error["type"] == "missing":
+        message = "required key is missing"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"key {key!r}: {message}{more}"

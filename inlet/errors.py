@@ -1,0 +1,52 @@
+"""The one error tree of inlet.
+
+Every error a user can meet is an `InletError` whose message says what to do. The CLI maps the
+classes to the exit codes of the contract (2 configuration, 3 credentials, 1 everything else);
+the sync engine maps them to what happens to a run (an `ItemError` skips one item, a
+`RetriableError` is retried, anything else fails the source).
+"""
+
+from __future__ import annotations
+
+
+class InletError(Exception):
+    """Base class: an error with a message a user can act on."""
+
+    exit_code: int = 1
+
+
+class ConfigError(InletError):
+    """The configuration is wrong: names the file, the source and the key."""
+
+    exit_code = 2
+
+
+class CredentialsError(InletError):
+    """A source refused its credentials (revoked token, wrong secret): names the source."""
+
+    exit_code = 3
+
+    def __init__(self, source: str, detail: str) -> None:
+        super().__init__(f"source {source!r} refused its credentials: {detail}")
+        self.source = source
+        self.detail = detail
+
+
+class RetriableError(InletError):
+    """A transient failure (rate limit, 5xx) that is worth another try after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ItemError(InletError):
+    """One item could not be read (corrupt PDF, vanished file): skip it, count it, go on."""
+
+
+class IndexLockedError(InletError):
+    """Another process holds the index; embedded Chroma is not safe across processes."""
+
+
+class SourceBusyError(InletError):
+    """The source is already being synced (by this or another process)."""
