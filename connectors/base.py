@@ -60,6 +60,15 @@ class SourceConfig(BaseModel):
             raise ValueError("must match [a-z0-9-]+")
         return value
 
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            CronTrigger.from_crontab(value)   # ValueError names the bad field
+        return value
+
     @field_validator("every", "prune_every")
     @classmethod
     def _duration(cls, value: str | None) -> str | None:

@@ -1,0 +1,235 @@
+"""The SQLite side of the index: documents, their chunks, ACLs, and the BM25 lexical index.
+
+Local Chroma has no lexical search, so FTS5 (BM25 ranking, Porter stemming) lives here, written in
+the same transaction as the document rows: the catalog is the commit record of the index. Vectors
+are written to Chroma first; a crash between the two leaves a catalog that is behind, and the
+next sync re-applies the document (chunk ids are deterministic, so nothing is duplicated).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from inlet.connectors.model import Document
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    doc_id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    source_type TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    meta_hash TEXT NOT NULL,
+    chunks INTEGER NOT NULL,
+    seen_gen INTEGER NOT NULL DEFAULT 0,
+    ts REAL NOT NULL DEFAULT 0,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS documents_source ON documents (source, seen_gen);
+CREATE TABLE IF NOT EXISTS chunks (
+    rowid INTEGER PRIMARY KEY,
+    chunk_id TEXT NOT NULL UNIQUE,
+    doc_id TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5 (title, text, tokenize = 'porter unicode61');
+CREATE TABLE IF NOT EXISTS acl (
+    principal TEXT NOT NULL,
+    doc_id TEXT NOT NULL,
+    PRIMARY KEY (principal, doc_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS acl_doc ON acl (doc_id);
+"""
+
+_STOPWORDS = frozenset(
+    "a an and are as at be but by for from has have how i in is it its of on or that the this to "
+    "was were what when where which who why will with you your do does did can could should would".split()
+)
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class StoredDoc:
+    doc_id: str
+    content_hash: str
+    meta_hash: str
+    chunks: int
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Search filters; `principals` None means an operator (no ACL filter)."""
+
+    sources: tuple[str, ...] = ()
+    source_types: tuple[str, ...] = ()
+    after: float | None = None
+    before: float | None = None
+    principals: tuple[str, ...] | None = None
+
+
+def doc_ts(doc: Document) -> float:
+    when = doc.updated_at or doc.created_at
+    return when.timestamp() if when else 0.0
+
+
+def chunk_id(doc_id: str, n: int) -> str:
+    return f"{doc_id}#{n}"
+
+
+class Catalog:
+    """One SQLite file; one writer connection guarded by a lock, WAL so readers never block."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
+        self._db.execute("PRAGMA busy_timeout = 10000")
+        self._db.executescript(SCHEMA)
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, params: Iterable[object] = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, tuple(params)).fetchall()
+
+    # --- reads --------------------------------------------------------------------------------
+    def stored(self, doc_ids: list[str]) -> dict[str, StoredDoc]:
+        out: dict[str, StoredDoc] = {}
+        for start in range(0, len(doc_ids), 500):
+            part = doc_ids[start:start + 500]
+            rows = self._query(
+                f"SELECT doc_id, content_hash, meta_hash, chunks FROM documents "
+                f"WHERE doc_id IN ({','.join('?' * len(part))})", part)
+            out.update({r[0]: StoredDoc(*r) for r in rows})
+        return out
+
+    def document(self, doc_id: str) -> Document | None:
+        rows = self._query("SELECT body FROM documents WHERE doc_id = ?", [doc_id])
+        return Document.model_validate_json(rows[0][0]) if rows else None
+
+    def documents(self, doc_ids: Iterable[str]) -> dict[str, Document]:
+        ids = list(dict.fromkeys(doc_ids))
+        if not ids:
+            return {}
+        rows = self._query(f"SELECT doc_id, body FROM documents WHERE doc_id IN ({','.join('?' * len(ids))})",
+                           ids)
+        return {r[0]: Document.model_validate_json(r[1]) for r in rows}
+
+    def chunk_texts(self, chunk_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """chunk_id -> (doc_id, text)."""
+        ids = list(dict.fromkeys(chunk_ids))
+        if not ids:
+            return {}
+        rows = self._query(
+            f"SELECT chunk_id, doc_id, text FROM chunks WHERE chunk_id IN ({','.join('?' * len(ids))})", ids)
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def visible(self, doc_id: str, principals: tuple[str, ...] | None) -> bool:
+        if principals is None:
+            return bool(self._query("SELECT 1 FROM documents WHERE doc_id = ?", [doc_id]))
+        marks = ",".join("?" * len(principals))
+        return bool(self._query(f"SELECT 1 FROM acl WHERE doc_id = ? AND principal IN ({marks}) LIMIT 1",
+                                [doc_id, *principals]))
+
+    def source_doc_ids(self, source: str) -> list[str]:
+        return [r[0] for r in self._query("SELECT doc_id FROM documents WHERE source = ?", [source])]
+
+    def unseen(self, source: str, generation: int) -> list[str]:
+        return [r[0] for r in self._query(
+            "SELECT doc_id FROM documents WHERE source = ? AND seen_gen < ?", [source, generation])]
+
+    def counts(self) -> dict[str, tuple[int, int]]:
+        """source -> (documents, chunks)."""
+        rows = self._query("SELECT source, COUNT(*), COALESCE(SUM(chunks), 0) FROM documents GROUP BY source")
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def lexical(self, query: str, filters: Filters, limit: int) -> list[str]:
+        """Chunk ids ranked by BM25 (title weighted double), filtered like the dense search."""
+        terms = [t for t in _WORD.findall(query.lower()) if t not in _STOPWORDS] or _WORD.findall(query.lower())
+        if not terms:
+            return []
+        match = " OR ".join(f'"{t}"' for t in dict.fromkeys(terms))
+        where, params = ["chunks_fts MATCH ?"], [match]
+        if filters.sources:
+            where.append(f"d.source IN ({','.join('?' * len(filters.sources))})")
+            params += filters.sources
+        if filters.source_types:
+            where.append(f"d.source_type IN ({','.join('?' * len(filters.source_types))})")
+            params += filters.source_types
+        if filters.after is not None:
+            where.append("d.ts >= ?")
+            params.append(filters.after)
+        if filters.before is not None:
+            where.append("d.ts < ?")
+            params.append(filters.before)
+        if filters.principals is not None:
+            where.append(f"EXISTS (SELECT 1 FROM acl a WHERE a.doc_id = c.doc_id AND a.principal IN "
+                         f"({','.join('?' * len(filters.principals))}))")
+            params += filters.principals
+        sql = (f"SELECT c.chunk_id FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
+               f"JOIN documents d ON d.doc_id = c.doc_id WHERE {' AND '.join(where)} "
+               f"ORDER BY bm25(chunks_fts, 2.0, 1.0) LIMIT ?")
+        return [r[0] for r in self._query(sql, [*params, limit])]
+
+    # --- writes (inside `transaction()`) ------------------------------------------------------
+    @staticmethod
+    def put(db: sqlite3.Connection, doc: Document, texts: list[str] | None, generation: int) -> None:
+        """Write a document; `texts` None keeps its chunks (metadata-only change)."""
+        old = db.execute("SELECT chunks FROM documents WHERE doc_id = ?", [doc.id]).fetchone()
+        n_chunks = len(texts) if texts is not None else (old[0] if old else 0)
+        db.execute(
+            "INSERT INTO documents (doc_id, source, source_type, content_hash, meta_hash, chunks, seen_gen, "
+            "ts, body) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT (doc_id) DO UPDATE SET source = excluded.source, "
+            "source_type = excluded.source_type, content_hash = excluded.content_hash, meta_hash = "
+            "excluded.meta_hash, chunks = excluded.chunks, seen_gen = excluded.seen_gen, ts = excluded.ts, "
+            "body = excluded.body",
+            [doc.id, doc.source, doc.source_type, doc.content_hash(), doc.meta_hash(), n_chunks, generation,
+             doc_ts(doc), doc.model_dump_json()])
+        db.execute("DELETE FROM acl WHERE doc_id = ?", [doc.id])
+        db.executemany("INSERT INTO acl (principal, doc_id) VALUES (?, ?)",
+                       [(p, doc.id) for p in doc.acl.principals()])
+        if texts is not None:
+            Catalog._drop_chunks(db, doc.id)
+            for n, text in enumerate(texts):
+                cur = db.execute("INSERT INTO chunks (chunk_id, doc_id, n, text) VALUES (?,?,?,?)",
+                                 [chunk_id(doc.id, n), doc.id, n, text])
+                db.execute("INSERT INTO chunks_fts (rowid, title, text) VALUES (?,?,?)",
+                           [cur.lastrowid, doc.title, text])
+
+    @staticmethod
+    def touch(db: sqlite3.Connection, doc_ids: list[str], generation: int) -> None:
+        db.executemany("UPDATE documents SET seen_gen = ? WHERE doc_id = ?", [(generation, d) for d in doc_ids])
+
+    @staticmethod
+    def delete(db: sqlite3.Connection, doc_id: str) -> None:
+        Catalog._drop_chunks(db, doc_id)
+        db.execute("DELETE FROM acl WHERE doc_id = ?", [doc_id])
+        db.execute("DELETE FROM documents WHERE doc_id = ?", [doc_id])
+
+    @staticmethod
+    def _drop_chunks(db: sqlite3.Connection, doc_id: str) -> None:
+        rowids = [r[0] for r in db.execute("SELECT rowid FROM chunks WHERE doc_id = ?", [doc_id])]
+        db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(r,) for r in rowids])
+        db.execute("DELETE FROM chunks WHERE doc_id = ?", [doc_id])

@@ -1,0 +1,162 @@
+"""The index: Chroma vectors + the SQLite catalog (documents, BM25, ACL), kept in step.
+
+`apply()` is the only write path. Per document it decides the cheapest correct action: a new or
+changed text is chunked and embedded; a change of ACL or metadata alone rewrites chunk metadata
+with no embedding; an unchanged document is only marked as seen.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from inlet.config import IndexConfig
+from inlet.connectors.model import Document
+
+from . import vectors
+from .catalog import Catalog, Filters, StoredDoc, chunk_id, doc_ts
+from .chunking import chunk_text
+from .embedding import Embedder
+from .lock import FileLock, lock_index
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ApplyStats:
+    upserted: int = 0        # documents written (new, changed text, or changed metadata/ACL)
+    deleted: int = 0
+    unchanged: int = 0
+    embedded_chunks: int = 0
+
+    def add(self, other: "ApplyStats") -> None:
+        self.upserted += other.upserted
+        self.deleted += other.deleted
+        self.unchanged += other.unchanged
+        self.embedded_chunks += other.embedded_chunks
+
+
+class Index:
+    """Open one per process (`Index.open`); thread-safe for concurrent searches and one writer."""
+
+    def __init__(self, config: IndexConfig, embedder: Embedder | None = None, *, lock: bool = True,
+                 **lock_info: object) -> None:
+        self.config = config
+        self.path = Path(config.path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self._lock: FileLock | None = lock_index(self.path, **lock_info) if lock and not config.chroma_url else None
+        self.embedder = embedder or Embedder(config.model, config.batch_size)
+        self.catalog = Catalog(self.path / "catalog.db")
+        self.collection = vectors.open_collection(self.path, config.chroma_url)
+
+    def close(self) -> None:
+        self.catalog.close()
+        if self._lock:
+            self._lock.release()
+
+    def __enter__(self) -> "Index":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- writing ------------------------------------------------------------------------------
+    def chunk(self, doc: Document) -> list[str]:
+        chunks = chunk_text(doc.text, self.embedder.count_tokens, self.config.chunk_tokens,
+                            self.config.chunk_overlap)
+        return [c.text for c in chunks] or ([doc.title] if doc.title else [])
+
+    def apply(self, docs: Sequence[Document], deletions: Sequence[str] = (), generation: int = 0) -> ApplyStats:
+        stats = ApplyStats()
+        latest = {d.id: d for d in docs}                     # last version wins within a batch
+        deleted = [d for d in dict.fromkeys(deletions) if d not in latest]
+        stored = self.catalog.stored(list(latest) + deleted)
+        embed: list[Document] = []
+        meta: list[Document] = []
+        same: list[str] = []
+        for doc in latest.values():
+            old = stored.get(doc.id)
+            if old is None or old.content_hash != doc.content_hash():
+                embed.append(doc)
+            elif old.meta_hash != doc.meta_hash():
+                meta.append(doc)
+            else:
+                same.append(doc.id)
+        texts = {d.id: self.chunk(d) for d in embed}
+        self._write_vectors(embed, texts, stored)
+        self._write_metadata(meta, stored)
+        gone = [d for d in deleted if d in stored]
+        self._delete_vectors([stored[d] for d in gone])
+        with self.catalog.transaction() as db:
+            for doc in embed:
+                Catalog.put(db, doc, texts[doc.id], generation)
+            for doc in meta:
+                Catalog.put(db, doc, None, generation)
+            Catalog.touch(db, same, generation)
+            for doc_id in gone:
+                Catalog.delete(db, doc_id)
+        stats.upserted = len(embed) + len(meta)
+        stats.unchanged = len(same)
+        stats.deleted = len(gone)
+        stats.embedded_chunks = sum(len(t) for t in texts.values())
+        return stats
+
+    def _write_vectors(self, docs: list[Document], texts: dict[str, list[str]],
+                       stored: dict[str, StoredDoc]) -> None:
+        ids, inputs, metas = [], [], []
+        for doc in docs:
+            principals = doc.acl.principals()
+            for n, text in enumerate(texts[doc.id]):
+                ids.append(chunk_id(doc.id, n))
+                inputs.append(f"{doc.title}\n{text}" if doc.title else text)
+                metas.append(vectors.chunk_metadata(doc.id, doc.source, doc.source_type, doc_ts(doc),
+                                                    principals, n))
+        stale = [chunk_id(d.id, n) for d in docs if d.id in stored
+                 for n in range(len(texts[d.id]), stored[d.id].chunks)]
+        if ids:
+            embeddings = self.embedder.encode(inputs)
+            for start in range(0, len(ids), 4096):
+                end = start + 4096
+                self.collection.upsert(ids=ids[start:end], embeddings=embeddings[start:end],
+                                       metadatas=metas[start:end])
+        if stale:
+            self.collection.delete(ids=stale)
+
+    def _write_metadata(self, docs: list[Document], stored: dict[str, StoredDoc]) -> None:
+        ids, metas = [], []
+        for doc in docs:
+            for n in range(stored[doc.id].chunks):
+                ids.append(chunk_id(doc.id, n))
+                metas.append(vectors.chunk_metadata(doc.id, doc.source, doc.source_type, doc_ts(doc),
+                                                    doc.acl.principals(), n))
+        if ids:
+            self.collection.update(ids=ids, metadatas=metas)
+
+    def _delete_vectors(self, docs: list[StoredDoc]) -> None:
+        ids = [chunk_id(d.doc_id, n) for d in docs for n in range(d.chunks)]
+        if ids:
+            self.collection.delete(ids=ids)
+
+    def prune(self, source: str, keep_generation: int) -> int:
+        """Delete documents of `source` not seen since `keep_generation` began (a full pass)."""
+        unseen = self.catalog.unseen(source, keep_generation)
+        return self.apply([], unseen).deleted if unseen else 0
+
+    def delete_source(self, source: str) -> int:
+        return self.apply([], self.catalog.source_doc_ids(source)).deleted
+
+    # --- reading ------------------------------------------------------------------------------
+    def document(self, doc_id: str, principals: tuple[str, ...] | None = None) -> Document | None:
+        """The document if it exists and the principals may see it (None: operator)."""
+        if not self.catalog.visible(doc_id, principals):
+            return None
+        return self.catalog.document(doc_id)
+
+    def dense(self, query: str, filters: Filters, limit: int) -> list[tuple[str, float]]:
+        vector = self.embedder.encode([query])[0]
+        return vectors.query(self.collection, vector, filters, limit)
+
+    def lexical(self, query: str, filters: Filters, limit: int) -> list[str]:
+        return self.catalog.lexical(query, filters, limit)

@@ -1,0 +1,69 @@
+"""The Chroma side of the index: one collection of chunk vectors with filterable metadata.
+
+Embeddings are always computed by inlet and passed in; the collection is created with no
+embedding function, because Chroma's default one downloads a model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .catalog import Filters
+
+log = logging.getLogger(__name__)
+COLLECTION = "inlet_chunks"
+NOBODY = "-"   # Chroma refuses empty lists: the ACL token of a document only admins may see
+
+
+def open_collection(path: Path, url: str | None = None) -> Any:
+    import chromadb
+    from chromadb.config import Settings
+
+    settings = Settings(anonymized_telemetry=False)
+    if url:
+        from urllib.parse import urlparse
+
+        parsed = urlparse(url)
+        client = chromadb.HttpClient(host=parsed.hostname or "localhost", port=parsed.port or 8000,
+                                     ssl=parsed.scheme == "https", settings=settings)
+    else:
+        client = chromadb.PersistentClient(path=str(path / "chroma"), settings=settings)
+    return client.get_or_create_collection(COLLECTION, embedding_function=None,
+                                           metadata={"hnsw:space": "cosine"})
+
+
+def chunk_metadata(doc_id: str, source: str, source_type: str, ts: float, principals: list[str],
+                   n: int) -> dict[str, Any]:
+    return {"doc_id": doc_id, "source": source, "source_type": source_type, "ts": ts,
+            "acl": principals or [NOBODY], "n": n}
+
+
+def where_clause(filters: Filters) -> dict[str, Any] | None:
+    """The Chroma `where` for the filters; ACL as `$contains` on the chunk's principal list."""
+    clauses: list[dict[str, Any]] = []
+    if filters.sources:
+        clauses.append({"source": {"$in": list(filters.sources)}})
+    if filters.source_types:
+        clauses.append({"source_type": {"$in": list(filters.source_types)}})
+    if filters.after is not None:
+        clauses.append({"ts": {"$gte": filters.after}})
+    if filters.before is not None:
+        clauses.append({"ts": {"$lt": filters.before}})
+    if filters.principals is not None:
+        acl = [{"acl": {"$contains": p}} for p in filters.principals]
+        clauses.append(acl[0] if len(acl) == 1 else {"$or": acl})
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def query(collection: Any, vector: Any, filters: Filters, limit: int) -> list[tuple[str, float]]:
+    """(chunk id, cosine similarity), best first."""
+    result = collection.query(query_embeddings=[vector], n_results=limit, where=where_clause(filters),
+                              include=["distances"])
+    ids = result["ids"][0] if result["ids"] else []
+    distances = result["distances"][0] if result.get("distances") else []
+    return [(i, 1.0 - float(d)) for i, d in zip(ids, distances)]

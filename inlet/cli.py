@@ -1,0 +1,331 @@
+"""The `inlet` command (contract section 3).
+
+Exit codes: 0 success, 1 the work failed, 2 bad usage or configuration, 3 a source refused its
+credentials. Heavy modules (torch, chromadb, the SDKs) are imported inside the commands that use
+them, so `inlet --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import click
+
+from inlet.errors import InletError
+
+log = logging.getLogger("inlet")
+
+
+def _common(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--json", "as_json", is_flag=True, help="print one JSON document on stdout")(func)
+    func = click.option("--config", "config_path", type=click.Path(dir_okay=False),
+                        help="config file (default: $INLET_CONFIG, else ./config.toml)")(func)
+    return click.option("-v", "--verbose", count=True, help="more log output (-vv: debug)")(func)
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _settings(config_path: str | None) -> Any:
+    from inlet.config import find_config, load_config
+
+    return load_config(find_config(config_path))
+
+
+def _emit(as_json: bool, payload: Any, prose: Callable[[], None]) -> None:
+    if as_json:
+        click.echo(json.dumps(payload, indent=2, default=str))
+    else:
+        prose()
+
+
+def _fail(exc: InletError) -> None:
+    click.echo(f"inlet: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
+def _date(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date like 2024-01-31 or 2024-01-31T12:00:00Z") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="inlet")
+def cli() -> None:
+    """inlet: workplace data (Slack, Google Drive, Outlook, folders) as permission-aware context for agents."""
+
+
+@contextmanager
+def _engine(settings: Any, progress: bool) -> Iterator[Any]:
+    from inlet.index.store import Index
+    from inlet.sync.engine import Engine
+    from inlet.sync.state import StateDB
+
+    path = Path(settings.index.path)
+    with Index(settings.index) as index:
+        state = StateDB(path / "state.db")
+        try:
+            with _progress(progress) as on_progress:
+                yield Engine(settings, index, state, env=os.environ, on_progress=on_progress)
+        finally:
+            state.close()
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Any]:
+    """A rich progress display on a terminal; nothing otherwise."""
+    if not (enabled and sys.stderr.isatty()):
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    tasks: dict[str, Any] = {}
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.fields[source]}"), TextColumn("{task.description}"),
+                  TimeElapsedColumn(), console=Console(stderr=True), transient=False) as bar:
+        def update(run: Any, seen: int) -> None:
+            if run.source not in tasks:
+                tasks[run.source] = bar.add_task("", total=None, source=run.source)
+            bar.update(tasks[run.source], description=(
+                f"{seen} items · {run.upserted} indexed · {run.deleted} deleted · "
+                f"{run.skipped + run.errors} skipped · {run.embedded} chunks embedded"))
+        yield update
+
+
+def _report_runs(results: list[Any], as_json: bool) -> None:
+    def prose() -> None:
+        for r in results:
+            line = (f"{r.source}: {r.outcome} — {r.upserted} upserted, {r.deleted} deleted, "
+                    f"{r.skipped} skipped, {r.errors} errors in {r.seconds:.1f}s")
+            click.echo(line + (f"\n  error: {r.error}" if r.error else ""))
+
+    _emit(as_json, {"runs": [r.as_json() for r in results]}, prose)
+    if any(r.credentials_refused for r in results):
+        sys.exit(3)
+    if any(r.outcome == "failed" for r in results):
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("source")
+@click.option("--since", help="only items modified on or after this date (YYYY-MM-DD)")
+@click.option("--restart", is_flag=True, help="start over instead of resuming an interrupted backfill")
+@_common
+def backfill(source: str, since: str | None, restart: bool, config_path: str | None, as_json: bool,
+             verbose: int) -> None:
+    """Full historical sync of SOURCE (resumes an interrupted one unless --restart)."""
+    _setup_logging(verbose)
+    try:
+        settings = _settings(config_path)
+        settings.source(source)
+        with _engine(settings, progress=not as_json) as engine:
+            results = [engine.run(source, "backfill", since=_date(since), restart=restart)]
+    except InletError as exc:
+        _fail(exc)
+    _report_runs(results, as_json)
+
+
+@cli.command()
+@click.argument("sources", nargs=-1)
+@_common
+def sync(sources: tuple[str, ...], config_path: str | None, as_json: bool, verbose: int) -> None:
+    """One incremental sync of the named sources (default: all)."""
+    _setup_logging(verbose)
+    try:
+        settings = _settings(config_path)
+        names = [settings.source(s).name for s in sources] or [s.name for s in settings.sources]
+        with _engine(settings, progress=not as_json) as engine:
+            results = [engine.run(name, "sync") for name in names]
+    except InletError as exc:
+        _fail(exc)
+    _report_runs(results, as_json)
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--k", default=10, show_default=True, type=click.IntRange(1, 100), help="number of results")
+@click.option("--source", "sources", multiple=True, help="only these sources (repeatable)")
+@click.option("--user", help="search as this user (default: operator, sees everything)")
+@_common
+def search(query: str, k: int, sources: tuple[str, ...], user: str | None, config_path: str | None,
+           as_json: bool, verbose: int) -> None:
+    """Search the index as the API does."""
+    _setup_logging(verbose)
+    try:
+        settings = _settings(config_path)
+        for name in sources:
+            settings.source(name)
+        from inlet.index.search import SearchRequest, search as run_search
+        from inlet.index.store import Index
+
+        request = SearchRequest(query=query, k=k, sources=sources, user=user,
+                                recency_half_life_days=settings.server.recency_half_life_days)
+        with Index(settings.index) as index:
+            hits, took = run_search(index, request)
+    except InletError as exc:
+        _fail(exc)
+    payload = {"results": [h.as_dict() for h in hits], "took_ms": round(took, 1)}
+
+    def prose() -> None:
+        if not hits:
+            click.echo("no results")
+        for n, hit in enumerate(hits, 1):
+            click.echo(f"[{n}] {hit.title} — {hit.source} — {hit.updated_at or ''} — {hit.url}")
+            click.echo("    " + hit.text[:300].replace("\n", " ") + ("…" if len(hit.text) > 300 else ""))
+    _emit(as_json, payload, prose)
+
+
+@cli.command()
+@_common
+def status(config_path: str | None, as_json: bool, verbose: int) -> None:
+    """Each source: documents, chunks, last run, next run."""
+    _setup_logging(verbose)
+    try:
+        from inlet.status import sources_status
+
+        payload = sources_status(_settings(config_path))
+    except InletError as exc:
+        _fail(exc)
+
+    def prose() -> None:
+        for s in payload["sources"]:
+            last = s["last_run"]
+            click.echo(f"{s['name']} ({s['type']}): {s['documents']} documents, {s['chunks']} chunks")
+            if last:
+                click.echo(f"  last run: {last['kind']} {last['outcome']} at {last['finished_at']} — "
+                           f"{last['upserted']} upserted, {last['deleted']} deleted, {last['skipped']} skipped, "
+                           f"{last['errors']} errors" + (f"\n  error: {last['error']}" if last["error"] else ""))
+            else:
+                click.echo("  never run")
+            click.echo(f"  next run: {s['next_run'] or 'on demand'}")
+    _emit(as_json, payload, prose)
+
+
+@cli.command()
+@_common
+def connectors(config_path: str | None, as_json: bool, verbose: int) -> None:
+    """The installed connector types and their config keys."""
+    _setup_logging(verbose)
+    from inlet.connectors.registry import available, connector_class
+
+    out = []
+    for name, ep in sorted(available().items()):
+        try:
+            cls = connector_class(name)
+        except Exception as exc:  # a broken plug-in must not hide the others
+            out.append({"type": name, "module": ep.value, "error": str(exc), "keys": []})
+            continue
+        keys = [{"key": key, "required": field.is_required(), "description": field.description or ""}
+                for key, field in cls.Config.model_fields.items() if key not in ("type",)]
+        out.append({"type": name, "module": ep.value, "keys": keys})
+
+    def prose() -> None:
+        for c in out:
+            click.echo(f"{c['type']}  ({c['module']})" + (f"  BROKEN: {c['error']}" if c.get("error") else ""))
+            for key in c["keys"]:
+                click.echo(f"    {key['key']}{' (required)' if key['required'] else ''}  {key['description']}")
+    _emit(as_json, {"connectors": out}, prose)
+
+
+@cli.command()
+@click.option("--port", default=0, type=int, help="HTTP port (HTTPS uses the next one); default: any free")
+@click.option("--write-config", type=click.Path(dir_okay=False), help="write the config here instead of printing")
+@click.option("-v", "--verbose", count=True)
+def sandbox(port: int, write_config: str | None, verbose: int) -> None:
+    """Serve the emulated Slack, Google Drive and Microsoft Graph services until Ctrl-C."""
+    _setup_logging(verbose)
+    import signal
+    import threading
+
+    from inlet.sandbox.server import Sandbox
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with Sandbox(port=port) as sb:
+        text, env = sb.config(index_path=".inlet")
+        if write_config:
+            Path(write_config).write_text(text)
+            click.echo(f"# config written to {write_config}")
+        else:
+            click.echo(text)
+        for name, value in env.items():
+            click.echo(f"export {name}={value}")
+        click.echo(f"# sandbox serving on {sb.ctx.http_url} and {sb.ctx.https_url}; Ctrl-C to stop", err=True)
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+
+
+@cli.command()
+@_common
+def serve(config_path: str | None, as_json: bool, verbose: int) -> None:
+    """The retrieval API (and MCP over HTTP at /mcp)."""
+    _setup_logging(verbose)
+    try:
+        from inlet.server.app import run_server
+
+        run_server(_settings(config_path))
+    except InletError as exc:
+        _fail(exc)
+
+
+@cli.command()
+@click.option("--user", envvar="INLET_USER", help="act as this user (default: $INLET_USER)")
+@_common
+def mcp(user: str | None, config_path: str | None, as_json: bool, verbose: int) -> None:
+    """The MCP server on stdio."""
+    _setup_logging(verbose)
+    try:
+        from inlet.server.mcp import run_stdio
+
+        run_stdio(_settings(config_path), user)
+    except InletError as exc:
+        _fail(exc)
+
+
+@cli.command()
+@click.option("--serve", "with_api", is_flag=True, help="also run the retrieval API in this process")
+@_common
+def daemon(with_api: bool, config_path: str | None, as_json: bool, verbose: int) -> None:
+    """Run every source on its schedule until SIGINT/SIGTERM."""
+    _setup_logging(max(verbose, 1))
+    try:
+        from inlet.sync.daemon import run_daemon
+
+        sys.exit(run_daemon(_settings(config_path), serve=with_api))
+    except InletError as exc:
+        _fail(exc)
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="print answers to sample queries and exit instead of serving")
+@_common
+def demo(once: bool, config_path: str | None, as_json: bool, verbose: int) -> None:
+    """Sandbox + temporary config + backfill of all sources + the API, offline."""
+    _setup_logging(verbose)
+    try:
+        from inlet.demo import run_demo
+
+        sys.exit(run_demo(once=once, as_json=as_json))
+    except InletError as exc:
+        _fail(exc)
+
+
+def main() -> None:
+    cli(prog_name="inlet")

@@ -1,0 +1,204 @@
+"""Runs a connector into the index: the only place documents, checkpoints and runs meet.
+
+The engine knows no service. It batches what a connector yields, applies each batch to the index,
+and saves a checkpoint only once everything yielded before it is committed, so a crash anywhere
+resumes from the last checkpoint and re-applies, idempotently, what came after it. A full pass
+(a backfill with no `--since`) stamps every document it sees with a generation number; when the
+pass completes, documents of the source it did not see are deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from inlet.config import Settings
+from inlet.connectors.base import Connector
+from inlet.connectors.model import Checkpoint, Deletion, Document, Skipped
+from inlet.errors import CredentialsError, InletError, SourceBusyError
+from inlet.index.lock import FileLock
+from inlet.index.store import ApplyStats, Index
+
+from .state import RunRecord, SourceState, StateDB
+
+log = logging.getLogger(__name__)
+
+BATCH_DOCS = 64
+BATCH_CHARS = 400_000
+ProgressCallback = Callable[[RunRecord, int], None]   # (run so far, items seen)
+
+
+@dataclass
+class RunResult:
+    source: str
+    outcome: str
+    upserted: int
+    deleted: int
+    skipped: int
+    errors: int
+    seconds: float
+    error: str | None = None
+    embedded: int = 0
+    credentials_refused: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {"source": self.source, "outcome": self.outcome, "upserted": self.upserted,
+                "deleted": self.deleted, "skipped": self.skipped, "errors": self.errors,
+                "seconds": round(self.seconds, 3), "error": self.error, "embedded": self.embedded}
+
+
+class _Batch:
+    """Items yielded since the last flush."""
+
+    def __init__(self) -> None:
+        self.docs: list[Document] = []
+        self.deletions: list[str] = []
+        self.chars = 0
+
+    def full(self) -> bool:
+        return len(self.docs) + len(self.deletions) >= BATCH_DOCS or self.chars >= BATCH_CHARS
+
+
+class Engine:
+    def __init__(self, settings: Settings, index: Index, state: StateDB, *,
+                 env: Mapping[str, str] | None = None, stop: threading.Event | None = None,
+                 on_progress: ProgressCallback | None = None) -> None:
+        self.settings = settings
+        self.index = index
+        self.state = state
+        self.env = env
+        self.stop = stop or threading.Event()
+        self.on_progress = on_progress
+        self._write_lock = threading.Lock()   # one batch at a time into the index (daemon threads)
+
+    def connector(self, name: str) -> Connector:
+        return self.settings.connector(name, self.env)
+
+    def run(self, name: str, kind: str = "sync", since: datetime | None = None,
+            restart: bool = False) -> RunResult:
+        """One backfill or incremental sync of a source; never raises for the source's own failures."""
+        lock = FileLock(Path(self.index.path) / "locks" / f"{name}.lock")
+        if not lock.acquire(source=name):
+            raise SourceBusyError(f"source {name!r} is already being synced (pid {lock.holder().get('pid', '?')})")
+        try:
+            return self._run_locked(name, kind, since, restart)
+        finally:
+            lock.release()
+
+    def _run_locked(self, name: str, kind: str, since: datetime | None, restart: bool) -> RunResult:
+        source = self.state.source(name)
+        fresh = kind == "backfill" and (restart or source.phase != "backfill") or source.phase == "new"
+        if fresh:
+            source = SourceState(name, None, "backfill", source.generation + 1,
+                                 since.isoformat() if since else None, source.last_prune)
+            self.state.save_source(source)
+        elif source.phase == "backfill":
+            kind = "backfill"   # an interrupted backfill resumes, whatever was asked
+        run = self.state.start_run(name, kind)
+        started = time.monotonic()
+        try:
+            self._drive(self.connector(name), source, run)
+        except CredentialsError as exc:
+            return self._finish(run, started, "failed", str(exc), credentials=True)
+        except InletError as exc:
+            log.error("source %r failed: %s", name, exc)
+            return self._finish(run, started, "failed", str(exc))
+        except Exception as exc:  # a connector bug must not take the daemon down
+            log.exception("source %r failed", name)
+            return self._finish(run, started, "failed", f"{type(exc).__name__}: {exc}")
+        if self.stop.is_set():
+            return self._finish(run, started, "partial", "interrupted; resumes from the last checkpoint")
+        return self._finish(run, started, "partial" if run.errors else "ok", None)
+
+    def _drive(self, connector: Connector, source: SourceState, run: RunRecord) -> None:
+        since = datetime.fromisoformat(source.since) if source.since and source.phase == "backfill" else None
+        batch = _Batch()
+        seen = 0
+        last_checkpoint: dict[str, Any] | None = source.checkpoint
+        for item in connector.load(source.checkpoint, since=since):
+            seen += 1
+            if isinstance(item, Document):
+                batch.docs.append(item)
+                batch.chars += len(item.text)
+            elif isinstance(item, Deletion):
+                batch.deletions.append(item.id)
+            elif isinstance(item, Skipped):
+                self._skip(run, item)
+            elif isinstance(item, Checkpoint):
+                self._flush(batch, source, run)
+                batch = _Batch()
+                last_checkpoint = item.state
+                source.checkpoint = item.state
+                self.state.save_source(source)
+                if self.stop.is_set():
+                    return
+            if batch.full():
+                self._flush(batch, source, run)
+                batch = _Batch()
+            if self.on_progress and seen % 25 == 0:
+                self.on_progress(run, seen)
+        self._flush(batch, source, run)
+        source.checkpoint = last_checkpoint
+        if source.phase == "backfill":
+            if source.since is None:
+                with self._write_lock:
+                    run.deleted += self.index.prune(source.name, source.generation)
+            source.phase = "incremental"
+            source.last_prune = time.time() if source.since is None else source.last_prune
+        self.state.save_source(source)
+        if self.on_progress:
+            self.on_progress(run, seen)
+
+    def _flush(self, batch: _Batch, source: SourceState, run: RunRecord) -> None:
+        if not batch.docs and not batch.deletions:
+            return
+        with self._write_lock:
+            stats: ApplyStats = self.index.apply(batch.docs, batch.deletions, source.generation)
+        run.upserted += stats.upserted
+        run.deleted += stats.deleted
+        run.embedded += stats.embedded_chunks
+
+    def _skip(self, run: RunRecord, item: Skipped) -> None:
+        if item.failed:
+            run.errors += 1
+            log.warning("skipped %s: %s", item.id, item.reason)
+        else:
+            run.skipped += 1
+            log.info("skipped %s: %s", item.id, item.reason)
+
+    def _finish(self, run: RunRecord, started: float, outcome: str, error: str | None,
+                credentials: bool = False) -> RunResult:
+        run.outcome = outcome
+        run.error = error
+        self.state.finish_run(run)
+        return RunResult(run.source, outcome, run.upserted, run.deleted, run.skipped, run.errors,
+                         time.monotonic() - started, error, run.embedded, credentials)
+
+    def prune(self, name: str) -> RunResult:
+        """Reconcile deletions: drop indexed documents the source no longer has."""
+        connector = self.connector(name)
+        try:
+            live = set(connector.live_ids())
+        except NotImplementedError:
+            return self.run(name, "backfill", restart=True)   # a full pass reconciles too
+        lock = FileLock(Path(self.index.path) / "locks" / f"{name}.lock")
+        if not lock.acquire(source=name):
+            raise SourceBusyError(f"source {name!r} is already being synced")
+        try:
+            run = self.state.start_run(name, "prune")
+            started = time.monotonic()
+            gone = [d for d in self.index.catalog.source_doc_ids(name) if d not in live]
+            with self._write_lock:
+                run.deleted = self.index.apply([], gone).deleted
+            source = self.state.source(name)
+            source.last_prune = time.time()
+            self.state.save_source(source)
+            return self._finish(run, started, "ok", None)
+        finally:
+            lock.release()
