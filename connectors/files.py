@@ -26,7 +26,6 @@ from .model import Checkpoint, Deletion, Item, Skipped
 log = logging.getLogger(__name__)
 
 SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx", ""}   # "": plain text (e.g. mail dumps)
-CHECKPOINT_EVERY = 200   # files between checkpoints during a long first pass
 
 
 class FilesConfig(StaticACLConfig):
@@ -34,6 +33,7 @@ class FilesConfig(StaticACLConfig):
     include: list[str] = Field(default_factory=lambda: ["**/*"], description="globs of files to index")
     exclude: list[str] = Field(default_factory=list, description="globs of files to leave out")
     max_file_bytes: int = Field(20_000_000, ge=1, description="larger files are skipped")
+    checkpoint_every: int = Field(200, ge=1, description="files read between checkpoints")
 
 
 class FilesConnector(Connector[FilesConfig]):
@@ -67,12 +67,12 @@ class FilesConnector(Connector[FilesConfig]):
             if not (entry and entry[2] == digest):
                 yield from self._document(rel, path, data, stat)
             known[rel] = [stat.st_mtime_ns, stat.st_size, digest]
-            if n % CHECKPOINT_EVERY == 0:
-                yield Checkpoint(state={"files": known})
+            if n % self.config.checkpoint_every == 0:
+                yield Checkpoint(state={"files": dict(known)})
         for rel in sorted(set(known) - present):
             del known[rel]
             yield Deletion(id=self.doc_id(rel))
-        yield Checkpoint(state={"files": known})
+        yield Checkpoint(state={"files": dict(known)})
 
     def live_ids(self) -> Iterator[str]:
         return (self.doc_id(rel) for rel, _ in self._walk())

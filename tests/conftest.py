@@ -13,3 +13,13 @@ from inlet.sandbox.server import Sandbox
 def sandbox() -> Iterator[Sandbox]:
     with Sandbox() as sb:
         yield sb
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """The real default model, loaded once per test session."""
+    from inlet.index.embedding import Embedder
+
+    model = Embedder()
+    model.encode(["warm up"])
+    return model

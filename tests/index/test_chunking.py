@@ -1,0 +1,50 @@
+from inlet.index.chunking import approx_tokens, chunk_text, split_blocks
+
+
+def words(n: int, stem: str = "word") -> str:
+    return " ".join(f"{stem}{i}" for i in range(n))
+
+
+def test_short_text_is_one_chunk():
+    chunks = chunk_text("Just one paragraph.", approx_tokens, max_tokens=50)
+    assert [c.text for c in chunks] == ["Just one paragraph."]
+
+
+def test_paragraphs_are_packed_whole_and_never_exceed_the_budget():
+    text = "\n\n".join(words(20, f"p{i}x") for i in range(10))
+    chunks = chunk_text(text, approx_tokens, max_tokens=60, overlap=0)
+    assert len(chunks) > 1
+    for chunk in chunks:
+        assert approx_tokens([chunk.text])[0] <= 60 + 2
+        for para in chunk.text.split("\n\n"):
+            assert len(para.split()) == 20          # no paragraph was cut
+
+
+def test_headings_start_new_chunks():
+    text = "# Alpha\n\nalpha text here\n\n# Beta\n\nbeta text here"
+    chunks = chunk_text(text, approx_tokens, max_tokens=500)
+    assert [c.text.splitlines()[0] for c in chunks] == ["# Alpha", "# Beta"]
+
+
+def test_overlap_repeats_the_tail_of_the_previous_chunk():
+    text = "\n\n".join(f"Sentence number {i} stands alone." for i in range(30))
+    chunks = chunk_text(text, approx_tokens, max_tokens=40, overlap=10)
+    assert len(chunks) > 2
+    for before, after in zip(chunks, chunks[1:]):
+        assert before.text.split("\n\n")[-1] == after.text.split("\n\n")[0]
+
+
+def test_a_giant_block_is_split_by_sentences_then_words():
+    text = ". ".join(words(30, f"s{i}w").capitalize() for i in range(6)) + "." + " " + words(400, "long")
+    chunks = chunk_text(text, approx_tokens, max_tokens=50, overlap=0)
+    assert all(approx_tokens([c.text])[0] <= 52 for c in chunks)
+    joined = " ".join(c.text for c in chunks)
+    assert "long399" in joined and "s0w0" in joined.lower()
+
+
+def test_chat_lines_become_blocks_when_a_thread_is_long():
+    thread = "\n".join(f"alice 10:{i:02d}: message {i} " + words(10) for i in range(40))
+    blocks = split_blocks(thread)
+    assert len(blocks) == 40
+    chunks = chunk_text(thread, approx_tokens, max_tokens=80, overlap=0)
+    assert all(c.text.startswith("alice") for c in chunks)

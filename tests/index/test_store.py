@@ -1,0 +1,122 @@
+"""The index with the real model and real embedded Chroma."""
+
+from datetime import datetime, timezone
+
+import pytest
+
+from inlet.config import IndexConfig
+from inlet.connectors.model import ACL, Document
+from inlet.errors import IndexLockedError
+from inlet.index.search import SearchRequest, search
+from inlet.index.store import Index
+
+
+def doc(n: int, text: str, source: str = "wiki", acl: ACL | None = None, when: int = 2024, **extra) -> Document:
+    return Document(id=f"{source}:{n}", source=source, source_type=extra.pop("source_type", "files"),
+                    title=extra.pop("title", f"Doc {n}"), text=text, acl=acl or ACL(public=True),
+                    updated_at=datetime(when, 1, 1, tzinfo=timezone.utc), **extra)
+
+
+CORPUS = [
+    doc(1, "The cafeteria serves vegetarian lasagna every Thursday at noon."),
+    doc(2, "To reset your VPN password, open the IT portal and choose 'forgot password'."),
+    doc(3, "Error code XJ-4471 means the badge reader lost its network connection.", when=2020),
+    doc(4, "The merger with Globex closes in March; keep it confidential.",
+        acl=ACL(users=["ceo@example.com"]), source="exec", source_type="slack"),
+    doc(5, "Parking garage B is closed for repairs until the end of the month.",
+        acl=ACL(domains=["partner.org"]), source="exec", source_type="slack"),
+]
+
+
+@pytest.fixture
+def index(tmp_path, embedder):
+    with Index(IndexConfig(path=tmp_path / "ix"), embedder=embedder) as ix:
+        ix.apply(CORPUS, generation=1)
+        yield ix
+
+
+def ids(index, query, **kw):
+    hits, _ = search(index, SearchRequest(query=query, recency_half_life_days=0, **kw))
+    return [h.doc_id for h in hits]
+
+
+def test_dense_search_finds_paraphrases(index):
+    assert ids(index, "how do I change my vpn credentials", k=1) == ["wiki:2"]
+
+
+def test_lexical_half_finds_exact_codes(index):
+    assert ids(index, "XJ-4471", k=1, mode="lexical") == ["wiki:3"]
+    assert ids(index, "XJ-4471", k=1) == ["wiki:3"]
+
+
+def test_acl_filters_inside_both_retrievers(index):
+    for mode in ("dense", "lexical", "hybrid"):
+        assert "exec:4" not in ids(index, "Globex merger", k=10, user="intern@example.com", mode=mode)
+        assert "exec:4" in ids(index, "Globex merger", k=10, user="CEO@example.com", mode=mode)
+    assert "exec:5" in ids(index, "parking garage repairs", k=10, user="someone@partner.org")
+    assert "exec:5" not in ids(index, "parking garage repairs", k=10, user="someone@example.com")
+    assert "exec:4" in ids(index, "Globex merger", k=10)   # operator
+
+
+def test_k_visible_results_come_back_when_k_exist(index):
+    assert len(ids(index, "Globex merger", k=3, user="intern@example.com")) == 3
+
+
+def test_filters_on_source_type_and_time(index):
+    assert set(ids(index, "closed", k=10, sources=("exec",))) <= {"exec:4", "exec:5"}
+    assert set(ids(index, "closed", k=10, source_types=("slack",))) <= {"exec:4", "exec:5"}
+    old = ids(index, "badge network error", k=10, before=datetime(2021, 1, 1, tzinfo=timezone.utc))
+    assert old == ["wiki:3"]
+    assert "wiki:3" not in ids(index, "badge network error", k=10, after=datetime(2021, 1, 1, tzinfo=timezone.utc))
+
+
+def test_unchanged_documents_are_not_re_embedded(index):
+    stats = index.apply(CORPUS, generation=1)
+    assert stats.embedded_chunks == 0 and stats.unchanged == len(CORPUS) and stats.upserted == 0
+
+
+def test_acl_change_updates_without_embedding_and_takes_effect(index):
+    moved = CORPUS[3].model_copy(update={"acl": ACL(users=["intern@example.com"])})
+    stats = index.apply([moved], generation=1)
+    assert stats.embedded_chunks == 0 and stats.upserted == 1
+    for mode in ("dense", "lexical"):
+        assert "exec:4" in ids(index, "Globex merger", k=10, user="intern@example.com", mode=mode)
+        assert "exec:4" not in ids(index, "Globex merger", k=10, user="ceo@example.com", mode=mode)
+    assert index.document("exec:4", ("*", "u:ceo@example.com")) is None
+    assert index.document("exec:4", ("*", "u:intern@example.com")).acl.users == ["intern@example.com"]
+
+
+def test_text_change_re_embeds_and_shrinking_drops_stale_chunks(index):
+    long_text = "\n\n".join(f"Paragraph {i} about quarterly revenue in region {i}. " * 8 for i in range(12))
+    index.apply([doc(9, long_text)], generation=1)
+    before = index.collection.count()
+    stats = index.apply([doc(9, "Now a single short paragraph about lasagna.")], generation=1)
+    assert stats.embedded_chunks == 1
+    assert index.collection.count() < before
+    assert index.collection.count() == sum(c for _, c in index.catalog.counts().values())
+
+
+def test_deletion_removes_vectors_and_lexical_rows(index):
+    stats = index.apply([], ["wiki:3"])
+    assert stats.deleted == 1
+    assert "wiki:3" not in ids(index, "XJ-4471 badge", k=10)
+    assert index.collection.get(where={"doc_id": "wiki:3"})["ids"] == []
+    assert index.document("wiki:3") is None
+
+
+def test_prune_deletes_documents_not_seen_in_a_generation(index):
+    index.apply(CORPUS[:2], generation=2)
+    assert index.prune("wiki", 2) == 1          # wiki:3 was not seen in generation 2
+    assert index.catalog.counts()["wiki"][0] == 2
+
+
+def test_near_duplicates_collapse(index):
+    quoted = "The merger with Globex closes in March; keep it confidential."
+    index.apply([doc(20 + i, f"Re: update\n\n{quoted}", source="mail") for i in range(3)], generation=1)
+    hits = ids(index, "Globex merger closes March", k=10, sources=("mail",))
+    assert len(hits) == 1
+
+
+def test_a_second_process_cannot_open_the_same_index(index):
+    with pytest.raises(IndexLockedError, match="in use by pid"):
+        Index(IndexConfig(path=index.path), embedder=index.embedder)

@@ -1,0 +1,130 @@
+"""The engine with scripted connectors (a real Connector subclass) and a real index."""
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import pytest
+
+from inlet.config import IndexConfig, Settings
+from inlet.connectors import Checkpoint, Connector, Deletion, Skipped, SourceConfig
+from inlet.errors import CredentialsError, SourceBusyError
+from inlet.index.lock import FileLock
+from inlet.index.store import Index
+from inlet.sync.engine import Engine
+from inlet.sync.state import StateDB
+
+
+class Script(Connector):
+    """Yields what the test puts in `script` (a list of callables/items per load)."""
+
+    type = "script"
+    Config = SourceConfig
+    plan: list = []
+    calls: list = []
+
+    def load(self, checkpoint, *, since=None) -> Iterator:
+        Script.calls.append((checkpoint, since))
+        for step in Script.plan.pop(0):
+            if isinstance(step, Exception):
+                raise step
+            yield step(self) if callable(step) else step
+
+
+def doc(n: int, text: str = ""):
+    return lambda c: c.document(str(n), title=f"Doc {n}", text=text or f"document number {n} about topic {n}")
+
+
+class ScriptEngine(Engine):
+    def connector(self, name: str) -> Connector:
+        return Script(self.settings.source(name))
+
+
+@pytest.fixture
+def engine(tmp_path, embedder):
+    Script.plan, Script.calls = [], []
+    settings = Settings(index=IndexConfig(path=tmp_path), sources=[
+        SourceConfig(name="one", type="script"), SourceConfig(name="two", type="script")])
+    with Index(settings.index, embedder=embedder) as index:
+        state = StateDB(tmp_path / "state.db")
+        yield ScriptEngine(settings, index, state)
+        state.close()
+
+
+def indexed(engine, source="one"):
+    return sorted(engine.index.catalog.source_doc_ids(source))
+
+
+def test_checkpoint_saved_only_after_what_came_before_is_indexed(engine):
+    Script.plan = [[doc(1), doc(2), Checkpoint(state={"at": 2}), doc(3), RuntimeError("network down")],
+                   [doc(3), doc(4), Checkpoint(state={"at": 4})]]
+    first = engine.run("one", "backfill")
+    assert first.outcome == "failed" and "network down" in first.error
+    assert engine.state.source("one").checkpoint == {"at": 2}
+    assert indexed(engine) == ["one:1", "one:2"]      # doc 3 was never committed, nor its checkpoint
+    second = engine.run("one", "sync")                # resumes the interrupted backfill
+    assert Script.calls[-1][0] == {"at": 2}
+    assert second.outcome == "ok"
+    assert indexed(engine) == ["one:1", "one:2", "one:3", "one:4"]
+    assert engine.state.source("one").phase == "incremental"
+    chunks = sum(c for _, c in engine.index.catalog.counts().values())
+    assert engine.index.collection.count() == chunks
+
+
+def test_a_completed_full_pass_deletes_what_it_did_not_see(engine):
+    Script.plan = [[doc(1), doc(2), doc(3), Checkpoint(state={})], [doc(1), doc(3), Checkpoint(state={})]]
+    engine.run("one", "backfill")
+    result = engine.run("one", "backfill")
+    assert result.deleted == 1 and indexed(engine) == ["one:1", "one:3"]
+    assert result.embedded == 0                       # unchanged documents were not re-embedded
+
+
+def test_since_limited_backfill_never_prunes(engine):
+    Script.plan = [[doc(1), doc(2), Checkpoint(state={})], [doc(2), Checkpoint(state={})]]
+    engine.run("one", "backfill")
+    since = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    engine.run("one", "backfill", since=since)
+    assert Script.calls[-1] == (None, since)
+    assert indexed(engine) == ["one:1", "one:2"]
+
+
+def test_incremental_sync_applies_deletions_and_counts_skips(engine):
+    Script.plan = [[doc(1), doc(2), Checkpoint(state={"v": 1})],
+                   [Deletion(id="one:1"), Skipped(id="one:9", reason="corrupt"),
+                    Skipped(id="one:8", reason="image", failed=False), doc(2, "edited text"), Checkpoint(state={"v": 2})]]
+    engine.run("one", "backfill")
+    result = engine.run("one", "sync")
+    assert Script.calls[-1][0] == {"v": 1}
+    assert (result.outcome, result.deleted, result.errors, result.skipped, result.upserted) == ("partial", 1, 1, 1, 1)
+    assert indexed(engine) == ["one:2"]
+    assert engine.state.last_run("one").outcome == "partial"
+
+
+def test_refused_credentials_fail_the_source_only(engine):
+    Script.plan = [[CredentialsError("one", "token_revoked")], [doc(1), Checkpoint(state={})]]
+    bad = engine.run("one", "sync")
+    good = engine.run("two", "sync")
+    assert bad.credentials_refused and bad.outcome == "failed" and "token_revoked" in bad.error
+    assert good.outcome == "ok" and indexed(engine, "two") == ["two:1"]
+    assert engine.state.failure_streak("one") == 1
+
+
+def test_one_source_never_runs_twice_at_once(engine):
+    held = FileLock(engine.index.path / "locks" / "one.lock")
+    assert held.acquire()
+    try:
+        with pytest.raises(SourceBusyError, match="already being synced"):
+            engine.run("one", "sync")
+    finally:
+        held.release()
+
+
+def test_stop_ends_the_run_at_the_next_checkpoint(engine):
+    def stop_now(c):
+        engine.stop.set()
+        return c.document("2", title="Doc 2", text="two")
+
+    Script.plan = [[doc(1), stop_now, Checkpoint(state={"at": 2}), doc(3), Checkpoint(state={"at": 3})]]
+    result = engine.run("one", "backfill")
+    assert result.outcome == "partial" and "interrupted" in result.error
+    assert engine.state.source("one").checkpoint == {"at": 2}
+    assert indexed(engine) == ["one:1", "one:2"]
