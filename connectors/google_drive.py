@@ -1,0 +1,312 @@
+"""Google Drive: one document per file, with its sharing as the ACL, kept current by the changes feed.
+
+A first run takes a `changes.getStartPageToken`, crawls `files.list` page by page (a checkpoint
+after each page), then follows `changes.list` from the saved token: edits, moves, trash, removal and
+permission changes all arrive there. A refused page token (expired, invalidated) falls back to a
+full re-crawl that reconciles against the ids known before it (checkpoint key `prev`).
+
+Permission-only changes re-export/re-download the file: the connector keeps no copy of the text,
+and the engine skips re-embedding when title and text are unchanged, so the cost is one download
+(chosen over caching every file's text in the checkpoint). The checkpoint holds the live document
+ids (to reconcile after a fallback) and the folder tree (to compute paths and the folder filter
+without listing folders on every sync), so a sync with nothing to do is one `changes.list` call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from inlet.errors import ItemError
+
+from .base import ConfigPath, Connector, SourceConfig
+from .google_drive_client import DriveApiError, DriveClient, load_credentials
+from .google_drive_content import FILE_FIELDS, FOLDER, TooLarge, acl_of, fetch_text, folder_path, \
+    in_scope, owner_of, skip_reason
+from .model import Checkpoint, Deletion, Document, Item, Skipped
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_VERSION = 1
+_SKIP_REASONS = {"fileNotDownloadable", "cannotDownloadFile", "exportSizeLimitExceeded", "fileNotExportable"}
+_FOLDER_FIELDS = "id,name,mimeType,parents,driveId,trashed"
+
+
+class GoogleDriveConfig(SourceConfig):
+    credentials_file: ConfigPath = Field(description="service-account or authorized-user JSON (its "
+                                         "token_uri is used to refresh)")
+    subject: str | None = Field(None, description="user to impersonate (domain-wide delegation)")
+    api_endpoint: str | None = Field(None, description="Drive API base, e.g. "
+                                     "https://www.googleapis.com/drive/v3/ (tests, proxies)")
+    folders: list[str] = Field(default_factory=list, description="only files under these folder ids or "
+                               "paths ('Engineering/Design Docs', a shared drive's name); default: all")
+    shared_drives: bool = Field(True, description="include files of shared drives")
+    max_file_bytes: int = Field(20 * 1024 * 1024, ge=1, description="skip larger files (and exports)")
+    doc_format: Literal["text/markdown", "text/plain"] = Field("text/markdown",
+                                                               description="export format of Docs")
+    concurrency: int = Field(4, ge=1, le=32, description="parallel downloads")
+    page_size: int = Field(100, ge=1, le=1000, description="files.list / changes.list page size")
+    max_requests_per_second: float = Field(50.0, ge=0, description="client-side quota (0: unlimited)")
+    retries: int = Field(5, ge=0, le=20, description="retries of 429 / 5xx / rate-limit 403")
+    backoff_seconds: float = Field(1.0, ge=0, description="first retry delay (doubles each time)")
+
+
+@dataclass
+class _State:
+    """The typed checkpoint."""
+
+    start_token: str
+    phase: str = "crawl"                       # crawl | changes
+    page_token: str | None = None              # files.list token (crawl) or changes token (changes)
+    folders: dict[str, list[Any]] | None = None  # {id: [name, parent]}; None until listed
+    drives: dict[str, str] = field(default_factory=dict)
+    known: set[str] = field(default_factory=set)    # native ids of indexed documents
+    prev: set[str] | None = None               # during a fallback re-crawl: ids known before it
+
+    def dump(self) -> Checkpoint:
+        return Checkpoint(state={
+            "v": CHECKPOINT_VERSION, "start_token": self.start_token, "phase": self.phase,
+            "page_token": self.page_token, "folders": self.folders, "drives": self.drives,
+            "known": sorted(self.known), "prev": sorted(self.prev) if self.prev is not None else None})
+
+    @classmethod
+    def load(cls, raw: dict[str, Any] | None) -> _State | None:
+        if not raw or raw.get("v") != CHECKPOINT_VERSION:
+            return None
+        prev = raw.get("prev")
+        return cls(raw["start_token"], raw["phase"], raw.get("page_token"), raw.get("folders"),
+                   dict(raw.get("drives") or {}), set(raw.get("known") or []),
+                   set(prev) if prev is not None else None)
+
+
+class GoogleDriveConnector(Connector[GoogleDriveConfig]):
+    type: ClassVar[str] = "google_drive"
+    Config: ClassVar[type[SourceConfig]] = GoogleDriveConfig
+
+    _client: DriveClient | None = None
+    _pool: ThreadPoolExecutor
+
+    @property
+    def client(self) -> DriveClient:
+        if self._client is None:
+            c = self.config
+            creds = load_credentials(c.credentials_file, c.subject, self.name)
+            self._client = DriveClient(self.name, creds, c.api_endpoint, retries=c.retries,
+                                       backoff=c.backoff_seconds, per_second=c.max_requests_per_second)
+        return self._client
+
+    def check(self) -> None:
+        self.client.start_page_token()
+
+    # --- load --------------------------------------------------------------------------------
+    def load(self, checkpoint: dict[str, Any] | None, *, since: datetime | None = None) -> Iterator[Item]:
+        st = _State.load(checkpoint)
+        if st is None:
+            st = _State(start_token=self.client.start_page_token())
+            yield st.dump()
+        with ThreadPoolExecutor(self.config.concurrency, thread_name_prefix=f"drive-{self.name}") as pool:
+            self._pool = pool
+            if st.phase == "crawl":
+                yield from self._crawl(st, since)
+            yield from self._follow_changes(st)
+
+    def _crawl(self, st: _State, since: datetime | None = None) -> Iterator[Item]:
+        if st.folders is None:
+            self._load_tree(st)
+            yield st.dump()
+        q = f"mimeType != '{FOLDER}' and trashed = false"
+        if since is not None:
+            q += f" and modifiedTime > '{since.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%S')}'"
+        token = st.page_token
+        while True:
+            try:
+                page = self.client.list_files(q, token, self.config.page_size, FILE_FIELDS,
+                                              self.config.shared_drives)
+            except DriveApiError as err:
+                if token is None or err.status != 400:
+                    raise
+                log.warning("source %r: files.list page token refused; restarting the listing", self.name)
+                token = None
+                continue
+            yield from self._process(page.get("files", []), st)
+            next_token = page.get("nextPageToken")
+            if not next_token or next_token == token:
+                break
+            token = st.page_token = next_token
+            yield st.dump()
+        if st.prev is not None:
+            for native in sorted(st.prev - st.known):
+                yield Deletion(id=self.doc_id(native))
+        st.prev, st.phase, st.page_token = None, "changes", st.start_token
+        yield st.dump()
+
+    def _load_tree(self, st: _State) -> None:
+        """Shared drive names and every folder: paths and the folder filter come from them."""
+        st.drives = self.client.drives() if self.config.shared_drives else {}
+        st.folders = {}
+        token: str | None = None
+        while True:
+            page = self.client.list_files(f"mimeType = '{FOLDER}' and trashed = false", token, 1000,
+                                          _FOLDER_FIELDS, self.config.shared_drives)
+            for f in page.get("files", []):
+                st.folders[f["id"]] = [f["name"], (f.get("parents") or [None])[0]]
+            if not page.get("nextPageToken") or page["nextPageToken"] == token:
+                return
+            token = page["nextPageToken"]
+
+    def _follow_changes(self, st: _State) -> Iterator[Item]:
+        while True:
+            token = st.page_token or st.start_token
+            try:
+                page = self.client.list_changes(token, self.config.page_size, FILE_FIELDS,
+                                                self.config.shared_drives)
+            except DriveApiError as err:
+                if err.status not in (400, 404, 410):
+                    raise
+                log.warning("source %r: change token %s refused (%s); full re-crawl", self.name, token, err)
+                yield from self._recrawl(st)
+                continue
+            yield from self._apply(page.get("changes", []), st)
+            st.page_token = page.get("nextPageToken") or page.get("newStartPageToken") or token
+            yield st.dump()
+            if not page.get("nextPageToken") or page["nextPageToken"] == token:
+                return
+
+    def _recrawl(self, st: _State) -> Iterator[Item]:
+        st.prev = (st.prev or set()) | st.known
+        st.known = set()
+        st.start_token = self.client.start_page_token()
+        st.phase, st.page_token, st.folders = "crawl", None, None
+        yield st.dump()
+        yield from self._crawl(st)
+
+    # --- changes -----------------------------------------------------------------------------
+    def _apply(self, changes: list[dict[str, Any]], st: _State) -> Iterator[Item]:
+        assert st.folders is not None
+        files: dict[str, dict[str, Any]] = {}
+        moved: list[str] = []
+        for change in changes:
+            native, f = change["fileId"], change.get("file")
+            gone = change.get("removed") or f is None or f.get("trashed")
+            if native in st.folders or (f and f.get("mimeType") == FOLDER):
+                if gone:
+                    st.folders.pop(native, None)
+                else:
+                    entry = [f["name"], (f.get("parents") or [None])[0]]
+                    if st.folders.get(native, entry) != entry:
+                        moved.append(native)
+                    st.folders[native] = entry
+            elif gone:
+                files.pop(native, None)
+                st.known.discard(native)
+                yield Deletion(id=self.doc_id(native))
+            else:
+                files[native] = f
+        for folder in moved:        # a renamed or moved folder changes the path of everything below
+            for f in self._children(folder, st):
+                files.setdefault(f["id"], f)
+        yield from self._process(list(files.values()), st)
+
+    def _children(self, folder: str, st: _State) -> list[dict[str, Any]]:
+        out, frontier = [], [folder]
+        while frontier:
+            parent, token = frontier.pop(), None
+            while True:
+                page = self.client.list_files(f"'{parent}' in parents and trashed = false", token, 1000,
+                                              FILE_FIELDS, self.config.shared_drives)
+                for f in page.get("files", []):
+                    (frontier.append(f["id"]) if f["mimeType"] == FOLDER else out.append(f))
+                if not page.get("nextPageToken") or page["nextPageToken"] == token:
+                    break
+                token = page["nextPageToken"]
+        return out
+
+    # --- files -------------------------------------------------------------------------------
+    def _process(self, files: list[dict[str, Any]], st: _State) -> Iterator[Item]:
+        """Documents (read concurrently, yielded in listing order) for in-scope files."""
+        jobs = []
+        for f in files:
+            parent = (f.get("parents") or [None])[0]
+            self._ensure_folders(parent, st)
+            path, ancestors = folder_path(parent, st.folders or {}, st.drives)
+            if not in_scope(path, ancestors, self.config.folders):
+                if f["id"] in st.known:
+                    st.known.discard(f["id"])
+                    yield Deletion(id=self.doc_id(f["id"]))
+                continue
+            jobs.append((f, path))
+        for item in self._pool.map(lambda job: self._read(*job, st.drives), jobs):
+            native = item.id.split(":", 1)[1]
+            if isinstance(item, Document):
+                st.known.add(native)
+            elif isinstance(item, Deletion) or (not item.failed and native in st.known):
+                st.known.discard(native)
+                if isinstance(item, Skipped):
+                    yield Deletion(id=item.id)
+            yield item
+
+    def _ensure_folders(self, parent: str | None, st: _State) -> None:
+        """Fetch ancestors missing from the folder map (created after the map was built)."""
+        assert st.folders is not None
+        while parent and parent not in st.folders and parent not in st.drives:
+            try:
+                f = self.client.get_file(parent, _FOLDER_FIELDS)
+            except DriveApiError:
+                return
+            st.folders[parent] = [f["name"], (f.get("parents") or [None])[0]]
+            parent = st.folders[parent][1]
+
+    def _read(self, f: dict[str, Any], path: str, drives: dict[str, str]) -> Item:
+        native, doc_id = f["id"], self.doc_id(f["id"])
+        reason = skip_reason(f, self.config.max_file_bytes)
+        if reason:
+            return Skipped(id=doc_id, reason=f"{f.get('name')}: {reason}", failed=False)
+        try:
+            text = fetch_text(self.client, f, self.config.doc_format, self.config.max_file_bytes)
+            perms = f["permissions"] if "permissions" in f else self.client.permissions(native)
+        except DriveApiError as err:
+            if err.status == 404:
+                return Deletion(id=doc_id)        # deleted while we were syncing
+            policy = err.reason in _SKIP_REASONS
+            return Skipped(id=doc_id, reason=f"{f.get('name')}: {err.reason or err.status}: {err.message}",
+                           failed=not policy)
+        except TooLarge as exc:
+            return Skipped(id=doc_id, reason=f"{f.get('name')}: {exc}", failed=False)
+        except ItemError as exc:
+            return Skipped(id=doc_id, reason=str(exc), failed=True)
+        return self._document(f, text, path, perms, drives)
+
+    def _document(self, f: dict[str, Any], text: str, path: str, perms: list[dict[str, Any]],
+                  drives: dict[str, str]) -> Document:
+        owner = owner_of(f)
+        metadata: dict[str, Any] = {"mime_type": f["mimeType"], "folder": path, "owner": owner}
+        if f.get("driveId"):
+            metadata["shared_drive"] = drives.get(f["driveId"], f["driveId"])
+        return self.document(f["id"], title=f.get("name", ""), text=text, url=f.get("webViewLink", ""),
+                             author=owner, created_at=f.get("createdTime"), updated_at=f.get("modifiedTime"),
+                             metadata=metadata, acl=acl_of(perms))
+
+    # --- reconciliation ----------------------------------------------------------------------
+    def live_ids(self) -> list[str]:
+        """Ids of every in-scope file the policy would index (a listing, no downloads)."""
+        st = _State(start_token="")
+        self._load_tree(st)
+        out, token = [], None
+        while True:
+            page = self.client.list_files(f"mimeType != '{FOLDER}' and trashed = false", token, 1000,
+                                          "id,name,mimeType,parents,size", self.config.shared_drives)
+            for f in page.get("files", []):
+                parent = (f.get("parents") or [None])[0]
+                path, ancestors = folder_path(parent, st.folders or {}, st.drives)
+                if in_scope(path, ancestors, self.config.folders) and \
+                        not skip_reason(f, self.config.max_file_bytes):
+                    out.append(self.doc_id(f["id"]))
+            if not page.get("nextPageToken") or page["nextPageToken"] == token:
+                return out
+            token = page["nextPageToken"]

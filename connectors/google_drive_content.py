@@ -1,0 +1,111 @@
+"""What a Drive file becomes: the policy (export, download or skip), its text, its ACL, its path.
+
+Pure functions over Drive's File resources, apart from `fetch_text`, which takes the client.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .extract import extract_text, kind_of
+from .google_drive_client import DriveClient, DriveApiError
+from .model import ACL
+
+FOLDER = "application/vnd.google-apps.folder"
+GOOGLE_DOC = "application/vnd.google-apps.document"
+EXPORTS = {
+    GOOGLE_DOC: "text/markdown",
+    "application/vnd.google-apps.spreadsheet": "text/csv",
+    "application/vnd.google-apps.presentation": "text/plain",
+}
+_ARCHIVES = {"application/zip", "application/x-zip-compressed", "application/x-tar", "application/gzip",
+             "application/x-gzip", "application/x-7z-compressed", "application/vnd.rar",
+             "application/x-rar-compressed", "application/x-bzip2"}
+
+FILE_FIELDS = ("id,name,mimeType,parents,driveId,trashed,createdTime,modifiedTime,webViewLink,size,"
+               "owners(emailAddress),lastModifyingUser(emailAddress),"
+               "permissions(type,role,emailAddress,domain)")
+
+
+def skip_reason(f: dict[str, Any], max_bytes: int) -> str | None:
+    """Why a file is not indexed by policy (not an error), or None to read it."""
+    mime = f.get("mimeType", "")
+    if mime.startswith("application/vnd.google-apps."):
+        return None if mime in EXPORTS else f"unsupported Google type {mime.rsplit('.', 1)[-1]}"
+    for prefix, what in (("image/", "image"), ("video/", "video"), ("audio/", "audio")):
+        if mime.startswith(prefix):
+            return what
+    if mime in _ARCHIVES:
+        return "archive"
+    if kind_of(f.get("name", ""), mime) is None:
+        return f"unsupported type {mime or '?'}"
+    if int(f.get("size") or 0) > max_bytes:
+        return f"over the size cap ({int(f['size'])} > {max_bytes} bytes)"
+    return None
+
+
+class TooLarge(Exception):
+    """An export came back bigger than the size cap."""
+
+
+def fetch_text(client: DriveClient, f: dict[str, Any], doc_format: str, max_bytes: int) -> str:
+    """Export (Google types) or download and extract; `DriveApiError`, `ItemError`, `TooLarge` escape."""
+    mime = f["mimeType"]
+    if mime in EXPORTS:
+        target = doc_format if mime == GOOGLE_DOC else EXPORTS[mime]
+        try:
+            data = client.export(f["id"], target)
+        except DriveApiError as err:
+            if err.status != 400 or target == "text/plain":
+                raise
+            data = client.export(f["id"], "text/plain")    # Markdown export unavailable: plain text
+        if len(data) > max_bytes:
+            raise TooLarge(f"export over the size cap ({len(data)} > {max_bytes} bytes)")
+        return data.decode("utf-8", "replace").strip()
+    return extract_text(client.download(f["id"]), f.get("name", ""), mime).strip()
+
+
+def acl_of(permissions: list[dict[str, Any]]) -> ACL:
+    """`anyone` -> public, `domain` -> domains, `user`/`group` -> emails (any role can read)."""
+    public = any(p.get("type") == "anyone" for p in permissions)
+    domains = [p.get("domain", "") for p in permissions if p.get("type") == "domain"]
+    users = [p.get("emailAddress", "") for p in permissions if p.get("type") in ("user", "group")]
+    return ACL(public=public, users=users, domains=domains)
+
+
+def owner_of(f: dict[str, Any]) -> str:
+    owners = f.get("owners") or []
+    if owners and owners[0].get("emailAddress"):
+        return str(owners[0]["emailAddress"])
+    return str((f.get("lastModifyingUser") or {}).get("emailAddress", ""))
+
+
+def folder_path(parent: str | None, folders: dict[str, list[Any]],
+                drives: dict[str, str]) -> tuple[str, list[str]]:
+    """('Company Wiki/Policies', [ancestor ids]) from the folder map {id: [name, parent]}."""
+    names: list[str] = []
+    ids: list[str] = []
+    seen: set[str] = set()
+    while parent and parent not in seen:
+        seen.add(parent)
+        ids.append(parent)
+        if parent in drives:
+            names.append(drives[parent])
+            break
+        entry = folders.get(parent)
+        if entry is None:
+            break
+        names.append(entry[0])
+        parent = entry[1]
+    return "/".join(reversed(names)), ids
+
+
+def in_scope(path: str, ancestors: list[str], wanted: list[str]) -> bool:
+    """True without a folder filter; else the file sits under one of the folder ids or paths."""
+    if not wanted:
+        return True
+    for entry in wanted:
+        entry = entry.strip("/")
+        if entry in ancestors or path == entry or path.startswith(entry + "/"):
+            return True
+    return False

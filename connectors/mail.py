@@ -1,0 +1,267 @@
+"""E-mail as documents: one document per message, shared by the Outlook and mail-archive connectors.
+
+`MailMessage` is the service-neutral message (Graph JSON and RFC 822 files both map onto it);
+`message_document` turns it into a `Document` whose text is the message's new content plus its
+readable attachments. `MailArchiveConnector` reads a folder of .eml / RFC 822 files, mbox files
+and Maildirs, incrementally by file mtime and size.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import mailbox
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from inlet.errors import ConfigError, ItemError
+
+from .base import ConfigPath, Connector, StaticACLConfig
+from .extract import extract_text, kind_of
+from .mail_text import addresses, body_text, header_date, looks_like_mail, parse_rfc822, part_text
+from .model import ACL, Checkpoint, Deletion, Document, Item, Skipped
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
+
+
+@dataclass
+class MailAttachment:
+    name: str
+    content_type: str
+    data: bytes | None          # None when not downloaded (over the size cap)
+    size: int = 0
+    inline: bool = False
+
+
+@dataclass
+class MailMessage:
+    """What inlet needs of an e-mail, whatever it came from."""
+
+    native_id: str
+    subject: str = ""
+    html: str | None = None
+    text: str | None = None
+    sender: tuple[str, str] | None = None          # (name, email)
+    to: list[tuple[str, str]] = field(default_factory=list)
+    cc: list[tuple[str, str]] = field(default_factory=list)
+    received: dt.datetime | None = None
+    sent: dt.datetime | None = None
+    modified: dt.datetime | None = None
+    url: str = ""
+    conversation_id: str = ""
+    message_id: str = ""                           # RFC 822 Message-ID
+    folder: str = ""
+    mailbox: str = ""
+    attachments: list[MailAttachment] = field(default_factory=list)
+
+
+def message_document(connector: Connector[Any], msg: MailMessage, acl: ACL,
+                     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
+                     ) -> tuple[Document, list[Skipped]]:
+    """The message's document, and the attachments that could not be read (as `Skipped`)."""
+    doc_id = connector.doc_id(msg.native_id)
+    parts = [_header_block(msg), body_text(msg.html, msg.text)]
+    skipped: list[Skipped] = []
+    names: list[str] = []
+    for att in msg.attachments:
+        if att.inline and (att.content_type or "").startswith("image/"):
+            continue
+        names.append(att.name)
+        text, skip = _attachment_text(doc_id, att, max_attachment_bytes)
+        if text:
+            parts.append(f"## Attachment: {att.name}\n\n{text}")
+        if skip:
+            skipped.append(skip)
+    metadata: dict[str, Any] = {
+        "mailbox": msg.mailbox, "folder": msg.folder, "conversation_id": msg.conversation_id,
+        "sender": msg.sender[1] if msg.sender else "", "recipients": [e for _, e in msg.to],
+        "cc": [e for _, e in msg.cc], "participants": _participants(msg),
+        "message_id": msg.message_id, "attachments": names,
+        "received_at": msg.received.astimezone(dt.timezone.utc).isoformat() if msg.received else "",
+    }
+    document = connector.document(
+        msg.native_id, title=msg.subject.strip() or "(no subject)", text="\n\n".join(p for p in parts if p),
+        url=msg.url, author=msg.sender[1] if msg.sender else "", created_at=msg.sent or msg.received,
+        updated_at=msg.modified or msg.received, acl=acl,
+        metadata={k: v for k, v in metadata.items() if v not in ("", [], None)})
+    return document, skipped
+
+
+def _header_block(msg: MailMessage) -> str:
+    def show(pairs: list[tuple[str, str]]) -> str:
+        return ", ".join(f"{n} <{e}>" if n and n != e else e for n, e in pairs)
+
+    lines = []
+    if msg.sender:
+        lines.append(f"From: {show([msg.sender])}")
+    if msg.to:
+        lines.append(f"To: {show(msg.to)}")
+    if msg.cc:
+        lines.append(f"Cc: {show(msg.cc)}")
+    if msg.received or msg.sent:
+        lines.append(f"Date: {(msg.sent or msg.received).astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")  # type: ignore[union-attr]
+    return "\n".join(lines)
+
+
+def _participants(msg: MailMessage) -> list[str]:
+    people = ([msg.sender] if msg.sender else []) + msg.to + msg.cc
+    return sorted({e for _, e in people})
+
+
+def _attachment_text(doc_id: str, att: MailAttachment, cap: int) -> tuple[str, Skipped | None]:
+    if kind_of(att.name, att.content_type) is None:
+        return "", None  # images, spreadsheets, archives: nothing inlet reads
+    if att.data is None or att.size > cap or len(att.data) > cap:
+        return "", Skipped(id=f"{doc_id}#{att.name}", reason=f"attachment over {cap} bytes", failed=False)
+    try:
+        return extract_text(att.data, att.name, att.content_type).strip(), None
+    except ItemError as exc:
+        log.warning("%s: attachment unreadable: %s", doc_id, exc)
+        return "", Skipped(id=f"{doc_id}#{att.name}", reason=str(exc))
+
+
+# --- RFC 822 messages ------------------------------------------------------------------------------
+def rfc822_message(native_id: str, raw: bytes, url: str = "", folder: str = "") -> MailMessage:
+    """Parse a raw message (an .eml file, one mbox entry, a Maildir file)."""
+    email = parse_rfc822(raw)
+    html = plain = None
+    attachments: list[MailAttachment] = []
+    for part in email.walk():
+        if part.is_multipart():
+            continue
+        ctype = part.get_content_type()
+        filename = part.get_filename()
+        if filename or part.get_content_disposition() == "attachment":
+            data = part.get_payload(decode=True)
+            data = data if isinstance(data, bytes) else b""
+            attachments.append(MailAttachment(filename or "attachment", ctype, data, len(data)))
+        elif ctype == "text/html" and html is None:
+            html = part_text(part)  # type: ignore[arg-type]
+        elif ctype == "text/plain" and plain is None:
+            plain = part_text(part)  # type: ignore[arg-type]
+    senders = addresses(email.get("From"))
+    when = header_date(email.get("Date"))
+    return MailMessage(
+        native_id=native_id, subject=" ".join(str(email.get("Subject", "")).split()),
+        html=html if plain is None else None, text=plain, sender=senders[0] if senders else None,
+        to=addresses(email.get("To")), cc=addresses(email.get("Cc")), received=when, sent=when,
+        url=url, message_id=str(email.get("Message-ID", "")).strip(), folder=folder,
+        attachments=attachments)
+
+
+# --- the archive connector ------------------------------------------------------------------------
+class MailArchiveConfig(StaticACLConfig):
+    path: ConfigPath = Field(description="folder of .eml / RFC 822 files, mbox files or Maildirs")
+    max_attachment_bytes: int = Field(DEFAULT_MAX_ATTACHMENT_BYTES, description="larger attachments are skipped")
+    checkpoint_every: int = Field(200, description="files between checkpoints")
+
+
+class MailArchiveConnector(Connector[MailArchiveConfig]):
+    """A mail archive on disk; a file's mtime and size tell whether to read it again."""
+
+    type = "mail_archive"
+    Config = MailArchiveConfig
+
+    def check(self) -> None:
+        if not self.config.path.is_dir():
+            raise ConfigError(f"source {self.name!r}: path {str(self.config.path)!r} is not a folder")
+
+    def load(self, checkpoint: dict[str, Any] | None, *, since: dt.datetime | None = None) -> Iterator[Item]:
+        self.check()
+        seen: dict[str, list[int]] = dict((checkpoint or {}).get("files", {}))
+        current = dict(self._scan())
+        for rel in sorted(set(seen) - set(current)):   # deletions first: a renamed Maildir file
+            for native in _natives(rel, seen.pop(rel)):  # comes back under the same id below
+                yield Deletion(id=self.doc_id(native))
+        done = 0
+        for rel, stamp in sorted(current.items()):
+            old = seen.get(rel)
+            if old is not None and old[:2] == stamp:
+                continue
+            kind = self._kind(rel)
+            count = 0
+            for native, raw, url in self._messages(rel, kind):
+                count += 1
+                yield from self._emit(native, raw, url, rel, since)
+            seen[rel] = [*stamp, count, int(kind == "mbox")]
+            for native in sorted(set(_natives(rel, old)) - set(_natives(rel, seen[rel]))):
+                yield Deletion(id=self.doc_id(native))
+            done += 1
+            if done % self.config.checkpoint_every == 0:
+                yield Checkpoint(state={"files": dict(seen)})
+        yield Checkpoint(state={"files": seen})
+
+    def live_ids(self) -> Iterator[str]:
+        for rel, _ in self._scan():
+            kind = self._kind(rel)
+            for native, _raw, _url in self._messages(rel, kind):
+                yield self.doc_id(native)
+
+    # --- reading ----------------------------------------------------------------------------------
+    def _scan(self) -> Iterator[tuple[str, list[int]]]:
+        """(relative path, [mtime_ns, size]) of every file under the root (Maildir tmp/ aside)."""
+        root = self.config.path
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "tmp")
+            for name in sorted(files):
+                if name.startswith("."):
+                    continue
+                full = Path(folder) / name
+                stat = full.stat()
+                yield full.relative_to(root).as_posix(), [stat.st_mtime_ns, stat.st_size]
+
+    def _kind(self, rel: str) -> str | None:
+        """'mbox', 'message' (one RFC 822 message: .eml, Enron's "1.", a Maildir file) or None."""
+        with open(self.config.path / rel, "rb") as handle:
+            head = handle.read(4096)
+        if head.startswith(b"From "):
+            return "mbox"
+        return "message" if looks_like_mail(head) else None
+
+    def _messages(self, rel: str, kind: str | None) -> Iterator[tuple[str, bytes, str]]:
+        full = self.config.path / rel
+        if kind == "message":
+            yield _message_id(rel), full.read_bytes(), full.as_uri()
+        elif kind == "mbox":
+            box = mailbox.mbox(full, create=False)
+            try:
+                for n, key in enumerate(box.keys()):
+                    yield f"{rel}#{n}", box.get_bytes(key), f"{full.as_uri()}#{n}"
+            finally:
+                box.close()
+
+    def _emit(self, native: str, raw: bytes, url: str, rel: str, since: dt.datetime | None) -> Iterator[Item]:
+        try:
+            msg = rfc822_message(native, raw, url=url, folder=Path(rel).parent.as_posix())
+        except Exception as exc:  # noqa: BLE001 - a malformed file must not stop the archive
+            yield Skipped(id=self.doc_id(native), reason=f"cannot parse message: {exc}")
+            return
+        if since is not None and msg.received is not None and msg.received < since:
+            return
+        document, skipped = message_document(self, msg, self.config.acl(), self.config.max_attachment_bytes)
+        yield from skipped
+        yield document
+
+
+def _message_id(rel: str) -> str:
+    """Maildir files change name when flags change (`cur/123.host:2,S`): key on the stable part."""
+    path = Path(rel)
+    if path.parent.name in {"cur", "new"}:
+        return f"{path.parent.parent.as_posix()}/{path.name.split(':2,')[0]}"
+    return rel
+
+
+def _natives(rel: str, stamp: list[int] | None) -> list[str]:
+    """Document ids a file held when it had this checkpoint entry [mtime, size, count, is_mbox]."""
+    if not stamp or len(stamp) < 4:
+        return []
+    if stamp[3]:
+        return [f"{rel}#{n}" for n in range(stamp[2])]
+    return [_message_id(rel)] if stamp[2] else []

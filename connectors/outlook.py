@@ -1,0 +1,360 @@
+"""Outlook mail through Microsoft Graph: one document per message, synced folder by folder with delta.
+
+For each configured mailbox, the mail folders to sync (all but Junk Email, Deleted Items and
+Drafts by default) are each followed with their own `messages/delta` round. The checkpoint keeps,
+per folder, the link to resume from (`@odata.nextLink` mid-round, `@odata.deltaLink` between
+rounds) and the ids of the messages the folder holds, so that:
+
+- an interrupted backfill resumes mid-folder, losing and repeating nothing;
+- a 410 `SyncStateNotFound` re-syncs that folder from scratch and deletes what did not come back;
+- a folder that vanishes (or becomes excluded) has its messages deleted.
+
+Ids are immutable ids (`Prefer: IdType="ImmutableId"`), so a message moved between folders keeps
+its document id; an `@removed` entry is checked with one GET before it becomes a `Deletion`, so a
+message moved to another synced folder is never deleted, whichever folder is read first.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import fnmatch
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from pydantic import Field, field_validator
+
+from inlet.errors import RetriableError
+
+from .base import ConfigPath, Connector, SourceConfig
+from .mail import DEFAULT_MAX_ATTACHMENT_BYTES, MailAttachment, MailMessage, message_document
+from .model import ACL, Checkpoint, Deletion, Item, Skipped
+from .outlook_client import GraphClient, GraphError
+
+log = logging.getLogger(__name__)
+
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+SELECT = ("subject,body,from,sender,toRecipients,ccRecipients,receivedDateTime,sentDateTime,"
+          "lastModifiedDateTime,webLink,conversationId,hasAttachments,parentFolderId,internetMessageId")
+WELL_KNOWN = frozenset({"inbox", "sentitems", "deleteditems", "junkemail", "drafts", "archive", "outbox",
+                        "conversationhistory", "clutter", "scheduled", "syncissues", "conflicts",
+                        "localfailures", "serverfailures"})
+STATE_VERSION = 1
+
+
+class OutlookConfig(SourceConfig):
+    tenant_id: str = Field(description="directory (tenant) id or domain, e.g. contoso.onmicrosoft.com")
+    client_id: str = Field(description="application (client) id of the app registration")
+    client_secret_env: str = Field(description="environment variable holding the client secret")
+    mailboxes: list[str] = Field(min_length=1, description="mailbox addresses (or user ids) to sync")
+    graph_url: str = Field("https://graph.microsoft.com/v1.0", description="Graph endpoint incl. version")
+    authority_url: str = Field("https://login.microsoftonline.com", description="identity platform host")
+    ca_bundle: ConfigPath | None = Field(None, description="extra trusted CA (PEM)")
+    scope: str = Field(GRAPH_SCOPE, description="token scope (national clouds: their Graph host)")
+    folders: list[str] = Field(["*"], description="folder paths (globs, e.g. 'Inbox/*') or well-known "
+                               "names to sync; a folder brings its child folders")
+    exclude_folders: list[str] = Field(["junkemail", "deleteditems", "drafts"],
+                                       description="folder paths or well-known names never synced")
+    acl_users: list[str] | dict[str, list[str]] = Field(
+        default_factory=list, description="extra readers: a list for every mailbox, or {mailbox: [users]}")
+    max_attachment_bytes: int = Field(DEFAULT_MAX_ATTACHMENT_BYTES, description="larger attachments are skipped")
+    attachments: bool = Field(True, description="read attachments (one extra call per message with any)")
+    page_size: int = Field(100, ge=1, le=1000, description="messages per delta page")
+    timeout: float = Field(60.0, description="seconds per HTTP request")
+
+    @field_validator("mailboxes")
+    @classmethod
+    def _lower(cls, values: list[str]) -> list[str]:
+        return [v.strip().lower() for v in values]
+
+
+@dataclass
+class _Folder:
+    id: str
+    path: str
+    ancestors: list[tuple[str, str]] = field(default_factory=list)   # (id, path) from the root
+
+
+class OutlookConnector(Connector[OutlookConfig]):
+    """Mail of the configured mailboxes (application permission Mail.Read)."""
+
+    type = "outlook"
+    Config = OutlookConfig
+
+    def __init__(self, config: OutlookConfig, env: Any = None, *, transport: httpx.BaseTransport | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(config, env)
+        self._transport = transport
+        self._sleep = sleep
+        self.prefer_headers = {"Prefer": f'odata.maxpagesize={config.page_size}, IdType="ImmutableId"'}
+
+    def client(self) -> GraphClient:
+        c = self.config
+        return GraphClient(source=self.name, tenant_id=c.tenant_id, client_id=c.client_id,
+                           client_secret=self.secret("client_secret_env"), graph_url=c.graph_url,
+                           authority_url=c.authority_url, ca_bundle=c.ca_bundle, scope=c.scope,
+                           timeout=c.timeout, transport=self._transport, sleep=self._sleep)
+
+    def check(self) -> None:
+        client = self.client()
+        try:
+            client.token()
+        finally:
+            client.close()
+
+    def load(self, checkpoint: dict[str, Any] | None, *, since: dt.datetime | None = None) -> Iterator[Item]:
+        state = _fresh_state(since) if not checkpoint or checkpoint.get("v") != STATE_VERSION else checkpoint
+        client = self.client()
+        try:
+            for mailbox in self.config.mailboxes:
+                yield from _MailboxSync(self, client, mailbox, state).run()
+        finally:
+            client.close()
+        yield Checkpoint(state=_snapshot(state))
+
+    def acl_for(self, mailbox: str) -> ACL:
+        extra = self.config.acl_users
+        users = extra.get(mailbox, []) if isinstance(extra, dict) else extra
+        return ACL(users=[mailbox, *users])
+
+
+def _fresh_state(since: dt.datetime | None) -> dict[str, Any]:
+    return {"v": STATE_VERSION, "since": _iso(since) if since else None, "mailboxes": {}}
+
+
+def _snapshot(state: dict[str, Any]) -> dict[str, Any]:
+    """A copy safe to hand out: folder entries are copied, their lists are replaced, never mutated."""
+    return {"v": state["v"], "since": state.get("since"), "mailboxes": {
+        name: {"wellknown": dict(box.get("wellknown", {})),
+               "folders": {fid: dict(entry) for fid, entry in box.get("folders", {}).items()}}
+        for name, box in state["mailboxes"].items()}}
+
+
+def _iso(value: dt.datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class _MailboxSync:
+    """One pass over one mailbox: folders, then each folder's delta round."""
+
+    def __init__(self, connector: OutlookConnector, client: GraphClient, mailbox: str,
+                 state: dict[str, Any]) -> None:
+        self.c = connector
+        self.client = client
+        self.mailbox = mailbox
+        self.state = state
+        self.box = state["mailboxes"].setdefault(mailbox, {"wellknown": {}, "folders": {}})
+        self.user = f"/users/{quote(mailbox, safe='@')}"
+        self.wanted: set[str] = set()
+
+    def run(self) -> Iterator[Item]:
+        try:
+            folders = self._folders()
+            self._resolve_well_known()
+        except GraphError as exc:
+            if exc.status not in (403, 404):
+                raise
+            log.warning("source %s: mailbox %s skipped: %s", self.c.name, self.mailbox, exc)
+            yield Skipped(id=self.c.doc_id(f"mailbox:{self.mailbox}"), reason=f"mailbox unavailable: {exc}")
+            return
+        wanted = [f for f in folders if self._included(f)]
+        self.wanted = {f.id for f in wanted}
+        yield from self._drop_folders()
+        for folder in wanted:
+            yield from self._sync_folder(folder)
+
+    # --- folders ------------------------------------------------------------------------------
+    def _folders(self) -> list[_Folder]:
+        found: list[_Folder] = []
+
+        def walk(url: str, parent: _Folder | None) -> None:
+            for item in self._pages(url, {"$top": 100}):
+                path = f"{parent.path}/{item['displayName']}" if parent else item["displayName"]
+                ancestors = [*parent.ancestors, (parent.id, parent.path)] if parent else []
+                folder = _Folder(item["id"], path, ancestors)
+                found.append(folder)
+                if item.get("childFolderCount"):
+                    walk(f"{self.user}/mailFolders/{quote(folder.id, safe='')}/childFolders", folder)
+
+        walk(f"{self.user}/mailFolders", None)
+        return found
+
+    def _pages(self, url: str, params: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
+        seen: set[str] = set()
+        while True:
+            page = self.client.get(url, params)
+            yield from page.get("value", [])
+            url, params = page.get("@odata.nextLink"), None
+            if not url:
+                return
+            if url in seen:
+                raise RetriableError(f"source {self.c.name!r}: Graph repeated a nextLink")
+            seen.add(url)
+
+    def _resolve_well_known(self) -> None:
+        """Ids of the well-known names the config uses (Graph v1.0 folders do not carry them)."""
+        known = self.box.setdefault("wellknown", {})
+        for name in {p.lower() for p in [*self.c.config.folders, *self.c.config.exclude_folders]} & WELL_KNOWN:
+            if name in known:
+                continue
+            try:
+                known[name] = self.client.get(f"{self.user}/mailFolders/{name}", {"$select": "id"})["id"]
+            except GraphError as exc:
+                if exc.status != 404:
+                    raise
+                known[name] = None
+
+    def _matches(self, folder: _Folder, patterns: list[str]) -> bool:
+        known = self.box["wellknown"]
+        lineage = [*folder.ancestors, (folder.id, folder.path)]
+        for pattern in patterns:
+            p = pattern.lower()
+            if p in WELL_KNOWN:
+                if known.get(p) and any(fid == known[p] for fid, _ in lineage):
+                    return True
+            elif any(fnmatch.fnmatchcase(path.lower(), p) for _, path in lineage):
+                return True
+        return False
+
+    def _included(self, folder: _Folder) -> bool:
+        cfg = self.c.config
+        return self._matches(folder, cfg.folders) and not self._matches(folder, cfg.exclude_folders)
+
+    def _drop_folders(self) -> Iterator[Item]:
+        """Folders gone or no longer synced: their messages go, unless another synced folder has them."""
+        for fid in [f for f in self.box["folders"] if f not in self.wanted]:
+            entry = self.box["folders"].pop(fid)
+            held = {m for e in self.box["folders"].values() for m in e.get("ids", [])}
+            log.info("source %s: folder %s of %s no longer synced", self.c.name, entry.get("path"), self.mailbox)
+            for mid in sorted((set(entry.get("ids", [])) | set(entry.get("resync", []))) - held):
+                yield Deletion(id=self.c.doc_id(mid))
+            yield Checkpoint(state=_snapshot(self.state))
+
+    # --- one folder ---------------------------------------------------------------------------
+    def _first_request(self, folder: _Folder) -> tuple[str, dict[str, Any]]:
+        params = {"$select": SELECT}
+        if self.state.get("since"):
+            params["$filter"] = f"receivedDateTime ge {self.state['since']}"
+        return f"{self.user}/mailFolders/{quote(folder.id, safe='')}/messages/delta", params
+
+    def _sync_folder(self, folder: _Folder) -> Iterator[Item]:
+        entry = self.box["folders"].setdefault(folder.id, {"ids": []})
+        entry["path"] = folder.path
+        ids = set(entry.get("ids", []))
+        url, params = (entry["link"], None) if entry.get("link") else self._first_request(folder)
+        seen: set[str] = set()
+        while True:
+            try:
+                page = self.client.get(url, params, self.c.prefer_headers)
+            except GraphError as exc:
+                if exc.status == 410 or exc.code == "SyncStateNotFound":
+                    log.warning("source %s: sync state of %s/%s expired, re-syncing the folder",
+                                self.c.name, self.mailbox, folder.path)
+                    entry["resync"] = sorted(set(entry.get("resync", [])) | ids)
+                    ids = set()
+                    entry.pop("link", None)
+                    url, params = self._first_request(folder)
+                    continue
+                if exc.status == 404:
+                    log.warning("source %s: folder %s/%s vanished during the sync", self.c.name,
+                                self.mailbox, folder.path)
+                    return
+                raise
+            for item in page.get("value", []):
+                if "@removed" in item:
+                    ids.discard(item["id"])
+                    yield from self._removed(item["id"])
+                else:
+                    ids.add(item["id"])
+                    yield from self._message(item, folder)
+            url, params = page.get("@odata.nextLink"), None
+            if url:
+                if url in seen:
+                    raise RetriableError(f"source {self.c.name!r}: Graph repeated a nextLink")
+                seen.add(url)
+                entry.update(link=url, ids=sorted(ids))
+                yield Checkpoint(state=_snapshot(self.state))
+                continue
+            for mid in sorted(set(entry.pop("resync", [])) - ids):
+                yield from self._removed(mid)
+            entry.update(link=page["@odata.deltaLink"], ids=sorted(ids))
+            yield Checkpoint(state=_snapshot(self.state))
+            return
+
+    def _removed(self, message_id: str) -> Iterator[Item]:
+        """Delete unless the message now lives in another synced folder (a move)."""
+        try:
+            found = self.client.get(f"{self.user}/messages/{quote(message_id, safe='')}",
+                                    {"$select": "parentFolderId"}, self.c.prefer_headers)
+        except GraphError as exc:
+            if exc.status != 404:
+                raise
+            found = {}
+        if found.get("parentFolderId") not in self.wanted:
+            yield Deletion(id=self.c.doc_id(message_id))
+
+    def _message(self, item: dict[str, Any], folder: _Folder) -> Iterator[Item]:
+        msg = graph_message(item, self.mailbox, folder.path)
+        cap = self.c.config.max_attachment_bytes
+        if item.get("hasAttachments") and self.c.config.attachments:
+            try:
+                listing = self.client.get(f"{self.user}/messages/{quote(msg.native_id, safe='')}/attachments",
+                                          None, self.c.prefer_headers)
+                msg.attachments = graph_attachments(listing.get("value", []), cap)
+            except GraphError as exc:
+                yield Skipped(id=self.c.doc_id(msg.native_id) + "#attachments", reason=str(exc))
+        document, skipped = message_document(self.c, msg, self.c.acl_for(self.mailbox), cap)
+        yield from skipped
+        yield document
+
+
+def _address(value: dict[str, Any] | None) -> tuple[str, str] | None:
+    email = (value or {}).get("emailAddress") or {}
+    address = str(email.get("address") or "").lower()
+    return (str(email.get("name") or ""), address) if address else None
+
+
+def _when(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def graph_message(item: dict[str, Any], mailbox: str, folder: str) -> MailMessage:
+    """A Graph `message` resource as a `MailMessage`."""
+    body = item.get("body") or {}
+    html = body.get("content") if body.get("contentType") == "html" else None
+    return MailMessage(
+        native_id=item["id"], subject=item.get("subject") or "", html=html,
+        text=None if html is not None else body.get("content"),
+        sender=_address(item.get("from") or item.get("sender")),
+        to=[a for a in map(_address, item.get("toRecipients") or []) if a],
+        cc=[a for a in map(_address, item.get("ccRecipients") or []) if a],
+        received=_when(item.get("receivedDateTime")), sent=_when(item.get("sentDateTime")),
+        modified=_when(item.get("lastModifiedDateTime")), url=item.get("webLink") or "",
+        conversation_id=item.get("conversationId") or "", message_id=item.get("internetMessageId") or "",
+        folder=folder, mailbox=mailbox)
+
+
+def graph_attachments(values: list[dict[str, Any]], cap: int) -> list[MailAttachment]:
+    """File attachments (item and reference attachments carry no bytes to read)."""
+    out = []
+    for value in values:
+        if not str(value.get("@odata.type", "")).endswith("fileAttachment"):
+            continue
+        size = int(value.get("size") or 0)
+        data = None
+        if size <= cap and value.get("contentBytes"):
+            try:
+                data = base64.b64decode(value["contentBytes"])
+            except (binascii.Error, ValueError):
+                data = b""
+        out.append(MailAttachment(value.get("name") or "attachment", value.get("contentType") or "", data,
+                                  size, bool(value.get("isInline"))))
+    return out

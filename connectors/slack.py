@@ -1,0 +1,399 @@
+"""The `slack` connector: one document per thread from every channel the bot is a member of.
+
+Sync model (state in the checkpoint, per channel):
+- `newest`: the newest parent ts seen; a run re-reads history from min(newest, now - lookback), so
+  new messages, new replies to recent threads, and edits and deletions in the look-back window
+  are caught with (usually) one `conversations.history` call per channel;
+- `threads`: for each parent with replies, a fingerprint (reply_count, latest_reply, edit): a
+  thread is re-read with `conversations.replies` only when its fingerprint changes or its last
+  reply is inside the look-back window;
+- every `reconcile_every`, history is read from the beginning (parents only) to catch late
+  replies to old threads and threads deleted long ago; `live_ids()` lets the engine prune the
+  rest (threads of one deleted outside the window, channels gone).
+A scan goes newest to oldest and checkpoints after every page with the `latest` bound reached,
+so an interrupted backfill resumes mid-channel. Private channels' members are read every run: a
+changed membership (or name, or visibility) re-yields the channel's documents with the new ACL,
+which the engine applies without re-embedding.
+"""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from inlet.errors import ItemError
+
+from .base import Connector, SourceConfig, parse_duration
+from .extract import extract_text, kind_of
+from .model import ACL, Checkpoint, Deletion, Item, Skipped
+from .slack_client import TIERS, SlackAPI, SlackError
+from .slack_export import SlackExportConnector
+from .slack_render import ChannelInfo, Directory, Person, files_of, is_parent, thread_doc
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SlackConfig", "SlackConnector", "SlackExportConnector"]
+
+STATE_VERSION = 1
+SKIP_CHANNEL = frozenset({"not_in_channel", "channel_not_found", "is_archived", "access_denied"})
+
+
+class SlackConfig(SourceConfig):
+    token_env: str = Field(description="environment variable holding the bot token (xoxb-...)")
+    channels: list[str] = Field(default_factory=list,
+                                description="channel name (or id) globs; default: every channel the bot is in")
+    base_url: str = Field("https://slack.com/api/", description="Web API base URL (GovSlack, tests)")
+    lookback_days: float = Field(7, ge=0, description="days of history re-read each sync for edits/deletions")
+    reconcile_every: str = Field("24h", description="how often to re-read all history for late replies")
+    page_size: int = Field(200, ge=1, le=999, description="messages per history/replies call")
+    pace: dict[str, float] = Field(default_factory=dict,
+                                   description="calls per minute by API method, over the published tiers "
+                                               "(0: unpaced), e.g. {'conversations.history' = 1}")
+    pace_scale: float = Field(1.0, gt=0, description="multiplies every pace (custom limits, time-scaled tests)")
+    include_files: bool = Field(True, description="fold text of files shared in threads into the document")
+    max_file_bytes: int = Field(10_000_000, ge=0, description="files larger than this are not downloaded")
+    include_dms: bool = Field(True, description="index DMs and group DMs the bot is part of")
+    include_archived: bool = Field(True, description="index archived channels")
+    max_retries: int = Field(6, ge=0, description="retries of a rate-limited or failing call")
+    retry_backoff: float = Field(0.5, ge=0, description="first backoff in seconds for 5xx (doubles)")
+    timeout: float = Field(30.0, gt=0, description="HTTP timeout in seconds")
+
+    @field_validator("reconcile_every")
+    @classmethod
+    def _duration_ok(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _slash(cls, value: str) -> str:
+        return value if value.endswith("/") else value + "/"
+
+    def paces(self) -> dict[str, float]:
+        return {m: r * self.pace_scale for m, r in {**TIERS, **self.pace}.items()}
+
+
+class SlackConnector(Connector[SlackConfig]):
+    """Slack Web API via slack_sdk; see the module docstring for the sync model."""
+
+    type = "slack"
+    Config = SlackConfig
+
+    def __init__(self, config: SlackConfig, env: Mapping[str, str] | None = None, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__(config, env)
+        self.clock = clock
+        self.api: SlackAPI | None = None
+
+    def client(self) -> SlackAPI:
+        if self.api is None:
+            cfg = self.config
+            self.api = SlackAPI(self.name, self.secret("token_env"), cfg.base_url, pace=cfg.paces(),
+                                retries=cfg.max_retries, backoff=cfg.retry_backoff, timeout=cfg.timeout)
+        return self.api
+
+    def check(self) -> None:
+        self.client().call("auth.test")
+
+    def load(self, checkpoint: dict[str, Any] | None, *, since: datetime | None = None) -> Iterator[Item]:
+        crawl = _Crawl(self, checkpoint, since)
+        yield from crawl.run()
+
+    def live_ids(self) -> Iterable[str]:
+        crawl = _Crawl(self, None, None)
+        crawl.start()
+        for chan in crawl.channels.values():
+            try:
+                for page in crawl.api.pages("conversations.history", channel=chan.id,
+                                            limit=self.config.page_size):
+                    for msg in page.get("messages", []):
+                        if is_parent(msg):
+                            yield self.doc_id(f"{chan.id}:{msg['ts']}")
+            except SlackError as exc:
+                if exc.error not in SKIP_CHANNEL:
+                    raise
+                log.warning("source %r: channel %s unreadable (%s): its documents are gone",
+                            self.name, chan.name, exc.error)
+
+
+def _new_state() -> dict[str, Any]:
+    return {"v": STATE_VERSION, "channels": {}, "run": None, "reconciled_at": 0.0}
+
+
+def _fingerprint(msg: Mapping[str, Any]) -> str:
+    edited = (msg.get("edited") or {}).get("ts", "")
+    return f"{msg.get('reply_count', 0)}|{msg.get('latest_reply', '')}|{edited}|{msg.get('subtype', '')}"
+
+
+def _acl_key(chan: ChannelInfo) -> str:
+    raw = f"{chan.name}|{chan.kind}|{chan.acl.public}|{','.join(chan.acl.users)}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+class _Crawl:
+    """One load(): the client, the user directory, the channel list, and the state being advanced."""
+
+    def __init__(self, conn: SlackConnector, checkpoint: dict[str, Any] | None, since: datetime | None) -> None:
+        self.conn = conn
+        self.cfg = conn.config
+        self.api = conn.client()
+        self.fresh = checkpoint is None
+        state = copy.deepcopy(checkpoint) if checkpoint else None
+        self.state: dict[str, Any] = state if state and state.get("v") == STATE_VERSION else _new_state()
+        self.floor = since.timestamp() if since else 0.0
+        self.directory = Directory(lookup=self._lookup_user)
+        self.channels: dict[str, ChannelInfo] = {}
+        self.team_url = ""
+
+    # --- setup ------------------------------------------------------------------------------------
+    def start(self) -> None:
+        auth = self.api.call("auth.test")
+        self.team_url = auth.get("url") or "https://slack.com/"
+        for page in self.api.pages("users.list", limit=200):
+            for user in page.get("members", []):
+                self.directory.add_user(user)
+        self.channels = self._list_channels()
+
+    def _lookup_user(self, uid: str) -> Person | None:
+        try:
+            return self.directory.add_user(self.api.call("users.info", user=uid)["user"])
+        except SlackError:
+            return None
+
+    def _list_channels(self) -> dict[str, ChannelInfo]:
+        types = "public_channel,private_channel" + (",mpim,im" if self.cfg.include_dms else "")
+        found: dict[str, ChannelInfo] = {}
+        for page in self.api.pages("conversations.list", types=types, limit=200,
+                                   exclude_archived=not self.cfg.include_archived):
+            for c in page.get("channels", []):
+                if c.get("name"):
+                    self.directory.channels[c["id"]] = c["name"]
+                info = self._channel_info(c)
+                if info is not None and self._wanted(info):
+                    found[info.id] = info
+        return dict(sorted(found.items()))
+
+    def _channel_info(self, c: Mapping[str, Any]) -> ChannelInfo | None:
+        if c.get("is_im"):
+            person = self.directory.person(c.get("user", ""))
+            return ChannelInfo(c["id"], "@" + person.name, "im", ACL(users=[person.email] if person.email else []))
+        if not c.get("is_member"):
+            return None
+        kind = "mpim" if c.get("is_mpim") else "private_channel" if c.get("is_private") else "public_channel"
+        if kind == "public_channel":
+            return ChannelInfo(c["id"], c["name"], kind, ACL(public=True))
+        emails = []
+        for page in self.api.pages("conversations.members", channel=c["id"], limit=1000):
+            for uid in page.get("members", []):
+                person = self.directory.person(uid)
+                if person.email and not person.is_bot:
+                    emails.append(person.email)
+        return ChannelInfo(c["id"], c["name"], kind, ACL(users=emails))
+
+    def _wanted(self, chan: ChannelInfo) -> bool:
+        globs = [g.lstrip("#").lower() for g in self.cfg.channels]
+        return not globs or any(fnmatch.fnmatchcase(chan.name.lower(), g) or fnmatch.fnmatchcase(chan.id.lower(), g)
+                                for g in globs)
+
+    # --- the run ------------------------------------------------------------------------------------
+    def run(self) -> Iterator[Item]:
+        try:
+            self.start()
+            state = self.state
+            if state["run"] is None:
+                yield from self._begin()
+            run = state["run"]
+            for cid in list(run["todo"]):
+                if cid in self.channels:
+                    yield from self._channel(self.channels[cid])
+                run["todo"].remove(cid)
+                run["scan"] = None
+                yield self._checkpoint()
+            if run["reconcile"] or self.fresh:
+                state["reconciled_at"] = self.conn.clock()
+            state["run"] = None
+            yield self._checkpoint()
+        finally:
+            log.info("source %r: API calls %s", self.conn.name, self.api.calls)
+
+    def _begin(self) -> Iterator[Item]:
+        state = self.state
+        due = self.conn.clock() - state["reconciled_at"] >= parse_duration(self.cfg.reconcile_every)
+        state["run"] = {"todo": list(self.channels), "reconcile": bool(due and not self.fresh), "scan": None}
+        for cid in [c for c in state["channels"] if c not in self.channels]:
+            gone = state["channels"].pop(cid)
+            log.info("source %r: channel %s is gone or no longer indexed", self.conn.name, gone.get("name"))
+            for ts in sorted(set(gone["threads"]) | set(gone["recent"])):
+                yield Deletion(id=self.conn.doc_id(f"{cid}:{ts}"))
+        yield self._checkpoint()
+
+    def _checkpoint(self) -> Checkpoint:
+        return Checkpoint(state=copy.deepcopy(self.state))
+
+    def _plan(self, chan: ChannelInfo, cs: dict[str, Any] | None) -> dict[str, Any]:
+        now = self.conn.clock()
+        window = now - self.cfg.lookback_days * 86400
+        if cs is None or cs["acl"] != _acl_key(chan):
+            oldest, force = self.floor, True
+        elif self.state["run"]["reconcile"]:
+            oldest, force = self.floor, False
+        else:
+            oldest, force = max(self.floor, min(float(cs["newest"] or 0), window)), False
+        return {"channel": chan.id, "oldest": oldest, "window": window, "force": force, "latest": None,
+                "top": None, "seen": [], "recent": {}}
+
+    def _channel(self, chan: ChannelInfo) -> Iterator[Item]:
+        run = self.state["run"]
+        cs = self.state["channels"].get(chan.id)
+        scan = run["scan"] if run["scan"] and run["scan"]["channel"] == chan.id else None
+        if scan is None:
+            scan = run["scan"] = self._plan(chan, cs)
+        if cs is None:
+            cs = {"acl": "", "newest": None, "threads": {}, "recent": {}}
+        seen = set(scan["seen"])
+        bound = scan["latest"]
+        cursor: str | None = None
+        while True:
+            try:
+                page = self.api.call("conversations.history", channel=chan.id, limit=self.cfg.page_size,
+                                     oldest=f"{scan['oldest']:.6f}" if scan["oldest"] else None,
+                                     latest=bound, inclusive=False, cursor=cursor)
+            except SlackError as exc:
+                if exc.error == "invalid_cursor" and cursor:
+                    log.info("source %r: cursor expired in %s; resuming from %s", self.conn.name, chan.name, bound)
+                    bound, cursor = scan["latest"], None
+                    continue
+                yield self._skip_channel(chan, exc)
+                return
+            messages = page.get("messages", [])
+            if messages and scan["top"] is None:
+                scan["top"] = messages[0]["ts"]
+            for msg in messages:
+                if is_parent(msg):
+                    yield from self._parent(chan, msg, cs, scan, seen)
+            if messages:
+                scan["latest"] = messages[-1]["ts"]
+            scan["seen"] = sorted(seen)
+            cursor = (page.get("response_metadata") or {}).get("next_cursor") if page.get("has_more") else None
+            if not cursor:
+                break
+            self.state["channels"][chan.id] = cs
+            yield self._checkpoint()
+        yield from self._finish(chan, cs, scan, seen)
+
+    def _parent(self, chan: ChannelInfo, msg: dict[str, Any], cs: dict[str, Any],
+                scan: dict[str, Any], seen: set[str]) -> Iterator[Item]:
+        ts = msg["ts"]
+        threads: dict[str, str] = cs["threads"]
+        fp = _fingerprint(msg)
+        if msg.get("reply_count") or msg.get("latest_reply"):
+            seen.add(ts)
+            active = float(msg.get("latest_reply") or ts) >= scan["window"]
+            if scan["force"] or active or threads.get(ts) != fp:
+                yield from self._thread(chan, msg)
+            threads[ts] = fp
+            return
+        if ts in threads or ts in cs["recent"]:
+            seen.add(ts)
+        threads.pop(ts, None)
+        if float(ts) >= scan["window"]:
+            scan["recent"][ts] = fp
+        if msg.get("subtype") != "tombstone" and (scan["force"] or cs["recent"].get(ts) != fp):
+            yield from self._document(chan, [msg])
+
+    def _thread(self, chan: ChannelInfo, parent: dict[str, Any]) -> Iterator[Item]:
+        found: dict[str, dict[str, Any]] = {}
+        try:
+            for page in self.api.pages("conversations.replies", channel=chan.id, ts=parent["ts"],
+                                       limit=self.cfg.page_size):
+                for msg in page.get("messages", []):
+                    found[msg["ts"]] = msg
+        except SlackError as exc:
+            if exc.error == "thread_not_found":
+                yield Deletion(id=self.conn.doc_id(f"{chan.id}:{parent['ts']}"))
+                return
+            if exc.error == "invalid_cursor":   # expired mid-thread: the next run re-reads it
+                yield Skipped(id=self.conn.doc_id(f"{chan.id}:{parent['ts']}"), reason=str(exc))
+                return
+            raise
+        found.setdefault(parent["ts"], parent)
+        messages = sorted(found.values(), key=lambda m: float(m["ts"]))
+        messages.remove(found[parent["ts"]])
+        yield from self._document(chan, [found[parent["ts"]], *messages])
+
+    def _document(self, chan: ChannelInfo, messages: list[dict[str, Any]]) -> Iterator[Item]:
+        texts: dict[str, str] = {}
+        doc_id = self.conn.doc_id(f"{chan.id}:{messages[0]['ts']}")
+        if self.cfg.include_files:
+            resolved = []
+            for msg in messages:
+                if files_of(msg):
+                    files = []
+                    for f in files_of(msg):
+                        f = yield from self._file(doc_id, f, texts)
+                        files.append(f)
+                    msg = {**msg, "files": files, "file": None}
+                resolved.append(msg)
+            messages = resolved
+        t = thread_doc(chan, messages, self.directory, self.team_url, texts)
+        yield self.conn.document(t.native_id, title=t.title, text=t.text, url=t.url, author=t.author,
+                                 created_at=t.created_at, updated_at=t.updated_at, metadata=t.metadata,
+                                 acl=chan.acl)
+
+    def _file(self, doc_id: str, f: dict[str, Any], texts: dict[str, str]) -> Generator[Skipped, None, dict[str, Any]]:
+        """Reads one shared file into `texts`; returns its full description (files.info when needed)."""
+        fid = f.get("id", "")
+        skip_id = f"{doc_id}#file-{fid}"
+        if f.get("file_access") == "check_file_info":
+            try:
+                f = self.api.call("files.info", file=fid)["file"]
+            except SlackError as exc:
+                yield Skipped(id=skip_id, reason=f"files.info: {exc.error}")
+                return f
+        if f.get("mode") in ("tombstone", "hidden_by_limit") or not f.get("name"):
+            return f
+        name, mime = f["name"], f.get("mimetype") or ""
+        if kind_of(name, mime) is None:
+            return f   # images, archives...: named in the thread, not read
+        if f.get("size", 0) > self.cfg.max_file_bytes:
+            yield Skipped(id=skip_id, reason=f"{name}: {f.get('size')} bytes is over max_file_bytes", failed=False)
+            return f
+        url = f.get("url_private_download") or f.get("url_private")
+        try:
+            data = self.api.download(url, self.cfg.max_file_bytes, mime)
+            texts[fid] = extract_text(data, name, mime).strip()
+        except ItemError as exc:   # one unreadable file never costs its thread
+            yield Skipped(id=skip_id, reason=str(exc))
+        return f
+
+    def _finish(self, chan: ChannelInfo, cs: dict[str, Any], scan: dict[str, Any], seen: set[str]) -> Iterator[Item]:
+        oldest = scan["oldest"]
+        known = set(cs["threads"]) | set(cs["recent"])
+        gone = sorted(ts for ts in known if float(ts) > oldest and ts not in seen)
+        for ts in gone:
+            cs["threads"].pop(ts, None)
+            yield Deletion(id=self.conn.doc_id(f"{chan.id}:{ts}"))
+        window = scan["window"]
+        cs["recent"] = {ts: fp for ts, fp in sorted({**cs["recent"], **scan["recent"]}.items())
+                        if float(ts) >= window and ts not in gone}
+        tops = [t for t in (cs["newest"], scan["top"]) if t]
+        cs["newest"] = max(tops, key=float) if tops else None
+        cs["acl"] = _acl_key(chan)
+        cs["name"] = chan.name
+        self.state["channels"][chan.id] = cs
+
+    def _skip_channel(self, chan: ChannelInfo, exc: SlackError) -> Skipped:
+        if exc.error in SKIP_CHANNEL:
+            log.warning("source %r: skipping channel %s (%s): %s", self.conn.name, chan.name, chan.id, exc.error)
+            return Skipped(id=self.conn.doc_id(chan.id), reason=f"channel {chan.name}: {exc.error}", failed=False)
+        log.error("source %r: channel %s failed: %s", self.conn.name, chan.name, exc)
+        return Skipped(id=self.conn.doc_id(chan.id), reason=f"channel {chan.name}: {exc.error}")
+

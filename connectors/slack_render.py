@@ -1,0 +1,229 @@
+"""Slack messages to readable thread documents; shared by the `slack` and `slack_export` connectors.
+
+Slack text is "mrkdwn" with angle-bracket entities (`<@U123>`, `<#C123|name>`, `<https://x|label>`,
+`<!here>`), HTML-escaped `& < >`, and `:emoji:` short codes. An index is read by people and
+embedding models, so everything is rendered as a person would read it in the Slack client.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from .model import ACL
+
+# Subtypes that carry no content worth a document (Slack renders them as grey system lines).
+NOISE = frozenset({"channel_join", "channel_leave", "group_join", "group_leave", "channel_topic",
+                   "channel_purpose", "channel_name", "group_topic", "group_purpose", "group_name",
+                   "bot_add", "bot_remove", "pinned_item", "unpinned_item", "reminder_add",
+                   "channel_archive", "channel_unarchive", "group_archive", "group_unarchive"})
+
+_ENTITY = re.compile(r"<([^<>]+)>")
+_EMOJI = re.compile(r":([a-z0-9_+\-']+):(?::skin-tone-\d:)?")
+_EMOJIS = {
+    "+1": "👍", "thumbsup": "👍", "-1": "👎", "thumbsdown": "👎", "smile": "😄", "slightly_smiling_face": "🙂",
+    "grinning": "😀", "joy": "😂", "laughing": "😆", "sweat_smile": "😅", "wink": "😉", "heart": "❤️",
+    "tada": "🎉", "eyes": "👀", "fire": "🔥", "rocket": "🚀", "white_check_mark": "✅",
+    "heavy_check_mark": "✔️", "x": "❌", "warning": "⚠️", "rotating_light": "🚨", "pray": "🙏",
+    "clap": "👏", "raised_hands": "🙌", "ok_hand": "👌", "wave": "👋", "thinking_face": "🤔", "sob": "😭",
+    "100": "💯", "bug": "🐛", "memo": "📝", "point_right": "👉", "construction": "🚧", "sparkles": "✨",
+    "star": "⭐", "zap": "⚡", "bulb": "💡", "muscle": "💪", "party_popper": "🎉", "calendar": "📅",
+    "lock": "🔒", "link": "🔗", "hourglass": "⌛", "coffee": "☕", "see_no_evil": "🙈", "facepalm": "🤦",
+}
+
+
+@dataclass(frozen=True)
+class Person:
+    id: str
+    name: str           # what the Slack client shows: display name, else real name, else handle
+    email: str = ""
+    is_bot: bool = False
+
+
+@dataclass
+class Directory:
+    """Who and what ids stand for; `lookup` fetches a user missing from the list (users.info)."""
+
+    people: dict[str, Person] = field(default_factory=dict)
+    channels: dict[str, str] = field(default_factory=dict)       # id -> name
+    bots: dict[str, str] = field(default_factory=dict)           # bot id -> app name (exports)
+    lookup: Callable[[str], Person | None] | None = None
+
+    def add_user(self, user: Mapping[str, Any]) -> Person:
+        profile = user.get("profile") or {}
+        name = (profile.get("display_name") or profile.get("real_name") or user.get("real_name")
+                or user.get("name") or user["id"])
+        person = Person(user["id"], name, (profile.get("email") or "").lower(), bool(user.get("is_bot")))
+        self.people[person.id] = person
+        return person
+
+    def person(self, uid: str) -> Person:
+        if uid not in self.people:
+            found = self.lookup(uid) if self.lookup else None
+            self.people[uid] = found or Person(uid, uid)
+        return self.people[uid]
+
+
+def render(text: str, directory: Directory) -> str:
+    """Slack mrkdwn as a person reads it: names for ids, labelled links, emoji characters."""
+    def entity(match: re.Match[str]) -> str:
+        inner = match[1]
+        target, _, label = inner.partition("|")
+        if target.startswith("@"):
+            return "@" + (label or directory.person(target[1:]).name)
+        if target.startswith("#"):
+            return "#" + (label or directory.channels.get(target[1:], target[1:]))
+        if target.startswith("!"):
+            return _special(target[1:], label)
+        if target.startswith("mailto:"):
+            return label or target[7:]
+        if label and label != target:
+            return f"{label} ({target})"
+        return target
+
+    text = _ENTITY.sub(entity, text)
+    text = _EMOJI.sub(lambda m: _EMOJIS.get(m[1], m[0]), text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _special(command: str, label: str) -> str:
+    if label:                      # <!subteam^S123|@oncall>, <!date^1392734382^{date}|Feb 18, 2014>
+        return label
+    name = command.split("^", 1)[0]
+    return "@" + name if name in ("here", "channel", "everyone") else name
+
+
+def message_body(msg: Mapping[str, Any], directory: Directory) -> str:
+    """The text of one message, with attachments (bot posts) and block text when `text` is empty."""
+    if msg.get("subtype") == "tombstone":
+        return "(message deleted)"
+    parts = [render(msg.get("text") or "", directory)]
+    for att in msg.get("attachments") or []:
+        bits = [att.get(k) for k in ("pretext", "title", "text")]
+        bits += [f"{f.get('title', '')}: {f.get('value', '')}" for f in att.get("fields") or []]
+        shown = [render(b, directory) for b in bits if b] or [render(att.get("fallback") or "", directory)]
+        parts += [b for b in shown if b]
+    if not parts[0] and msg.get("blocks"):
+        parts[0] = render(" ".join(_block_texts(msg["blocks"])), directory)
+    return "\n".join(p for p in parts if p).strip()
+
+
+def _block_texts(node: Any) -> Iterable[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("text"), str):
+            yield node["text"]
+        for value in node.values():
+            if isinstance(value, (dict, list)):
+                yield from _block_texts(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _block_texts(item)
+
+
+def author(msg: Mapping[str, Any], directory: Directory) -> str:
+    if msg.get("subtype") == "tombstone":
+        return "(deleted)"
+    user = msg.get("user") or (msg.get("comment") or {}).get("user")
+    if user and not msg.get("username"):
+        return directory.person(user).name
+    profile = msg.get("bot_profile") or {}
+    bot = msg.get("bot_id") or ""
+    return (msg.get("username") or profile.get("name") or directory.bots.get(bot) or bot or msg.get("user")
+            or "unknown")
+
+
+def ts_time(ts: str) -> datetime:
+    """A Slack ts ("1459200000.000100") as an exact UTC datetime (no float rounding)."""
+    sec, _, frac = ts.partition(".")
+    return datetime.fromtimestamp(int(sec), tz=timezone.utc) + timedelta(microseconds=int(frac[:6].ljust(6, "0")))
+
+
+def files_of(msg: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Files shared in a message: `files` (current API) or `file` (older exports)."""
+    files = list(msg.get("files") or [])
+    if msg.get("file"):
+        files.append(msg["file"])
+    return files
+
+
+@dataclass(frozen=True)
+class ChannelInfo:
+    id: str
+    name: str           # "eng", or "@alice" for a DM
+    kind: str           # public_channel, private_channel, mpim, im
+    acl: ACL
+
+
+@dataclass
+class ThreadDoc:
+    """Everything a connector needs to build the Document of one thread."""
+
+    native_id: str
+    title: str
+    text: str
+    url: str
+    author: str
+    created_at: datetime
+    updated_at: datetime
+    metadata: dict[str, Any]
+
+
+def permalink(team_url: str, channel_id: str, ts: str, thread_ts: str | None = None) -> str:
+    """Slack's permalink shape, built without a chat.getPermalink call per message."""
+    link = f"{team_url.rstrip('/')}/archives/{channel_id}/p{ts.replace('.', '')}"
+    if thread_ts and thread_ts != ts:
+        link += f"?thread_ts={thread_ts}&cid={channel_id}"
+    return link
+
+
+def thread_doc(channel: ChannelInfo, messages: list[Mapping[str, Any]], directory: Directory,
+               team_url: str, file_texts: Mapping[str, str] | None = None) -> ThreadDoc:
+    """One document for a parent and its replies, in order: a line per message with author and time."""
+    file_texts = file_texts or {}
+    parent = messages[0]
+    lines: list[str] = []
+    names: list[str] = []
+    updated = ts_time(parent["ts"])
+    for i, msg in enumerate(messages):
+        who = author(msg, directory)
+        if msg.get("subtype") != "tombstone" and who not in names:
+            names.append(who)
+        when = ts_time(msg["ts"])
+        edited = (msg.get("edited") or {}).get("ts")
+        updated = max(updated, when, ts_time(edited) if edited else when)
+        prefix = "" if i == 0 else "  ↳ "
+        lines.append(f"{prefix}[{when:%Y-%m-%d %H:%M} UTC] {who}: {message_body(msg, directory)}")
+        for f in files_of(msg):
+            name = f.get("title") or f.get("name") or f.get("id", "file")
+            body = file_texts.get(f.get("id", ""))
+            lines.append(f"[file: {name}]\n{body}" if body else f"[file: {name}]")
+    first = message_body(parent, directory) or "(no text)"
+    label = f"#{channel.name}" if channel.kind != "im" else f"DM with {channel.name.lstrip('@')}"
+    return ThreadDoc(
+        native_id=f"{channel.id}:{parent['ts']}",
+        title=f"{label}: {_first_words(first)}",
+        text="\n".join(lines),
+        url=permalink(team_url, channel.id, parent["ts"]),
+        author=author(parent, directory),
+        created_at=ts_time(parent["ts"]),
+        updated_at=updated,
+        metadata={"channel": channel.name, "channel_id": channel.id, "channel_type": channel.kind,
+                  "thread_ts": parent["ts"], "participants": names, "reply_count": len(messages) - 1},
+    )
+
+
+def _first_words(text: str, most: int = 60) -> str:
+    line = " ".join(text.split())
+    if len(line) <= most:
+        return line
+    cut = line[:most].rsplit(" ", 1)[0]
+    return (cut or line[:most]) + "…"
+
+
+def is_parent(msg: Mapping[str, Any]) -> bool:
+    """A message that starts a thread document (not a reply shown in the channel, not a system line)."""
+    thread = msg.get("thread_ts")
+    return (not thread or thread == msg.get("ts")) and msg.get("subtype") not in NOISE

@@ -1,0 +1,272 @@
+"""The emulated Drive's data: files, folders, shared drives, permissions and the change log.
+
+Everything here is plain Python: tests and the admin routes call the same mutation functions
+(`add_file`, `edit`, `trash`, `move`, `delete`, `set_permissions`), and each mutation appends to the
+change log that `changes.list` serves. All access happens under `ws.lock`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+FOLDER = "application/vnd.google-apps.folder"
+DOC = "application/vnd.google-apps.document"
+SHEET = "application/vnd.google-apps.spreadsheet"
+SLIDES = "application/vnd.google-apps.presentation"
+GOOGLE_PREFIX = "application/vnd.google-apps."
+EXPORT_LIMIT = 10 * 1024 * 1024  # Drive refuses exports above 10 MB
+
+_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@dataclass
+class Permission:
+    id: str
+    type: str                  # user | group | domain | anyone
+    role: str = "reader"       # owner | organizer | fileOrganizer | writer | commenter | reader
+    email: str = ""
+    domain: str = ""
+    display_name: str = ""
+
+    def resource(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": "drive#permission", "id": self.id, "type": self.type,
+                               "role": self.role, "deleted": False}
+        if self.email:
+            out["emailAddress"] = self.email
+        if self.domain:
+            out["domain"] = self.domain
+        if self.display_name:
+            out["displayName"] = self.display_name
+        if self.type in ("domain", "anyone"):
+            out["allowFileDiscovery"] = False
+        return out
+
+
+@dataclass
+class DriveFile:
+    id: str
+    name: str
+    mime_type: str
+    parents: list[str]
+    owner: str                         # email; empty for shared-drive items (the drive owns them)
+    created: float
+    modified: float
+    content: bytes = b""               # Google types hold their exportable text (Markdown, CSV, text)
+    trashed: bool = False
+    drive_id: str | None = None
+    permissions: list[Permission] = field(default_factory=list)
+    version: int = 1
+    not_downloadable: bool = False     # answers 403 fileNotDownloadable to alt=media
+    modified_by: str = ""
+
+    @property
+    def is_google(self) -> bool:
+        return self.mime_type.startswith(GOOGLE_PREFIX)
+
+
+@dataclass
+class SharedDrive:
+    id: str
+    name: str
+    created: float
+    members: list[Permission] = field(default_factory=list)
+
+
+@dataclass
+class Change:
+    seq: int
+    file_id: str
+    time: float
+    removed: bool
+    drive_id: str | None
+
+
+@dataclass
+class DriveState:
+    files: dict[str, DriveFile] = field(default_factory=dict)      # insertion order = listing order
+    drives: dict[str, SharedDrive] = field(default_factory=dict)
+    changes: list[Change] = field(default_factory=list)
+    next_seq: int = 1
+    change_floor: int = 1          # change tokens below this are refused (invalidated)
+    page_epoch: int = 0            # files.list page tokens of an older epoch are refused
+    export_limit: int = EXPORT_LIMIT
+    id_counter: int = 0
+    auth: Any = None               # sandbox.drive_auth.AuthState
+
+
+def state(ws: Any) -> DriveState:
+    """The workspace's drive state, created on first use."""
+    with ws.lock:
+        if ws.drive is None:
+            ws.drive = DriveState()
+        return ws.drive
+
+
+def rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + \
+        f"{int(ts * 1000) % 1000:03d}Z"
+
+
+def parse_rfc3339(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def new_id(ws: Any, prefix: str = "1") -> str:
+    """A Drive-looking 33-character id, deterministic for a seeded workspace."""
+    st = state(ws)
+    st.id_counter += 1
+    digest = hashlib.sha256(f"{ws.rng.random()}:{st.id_counter}".encode()).digest()
+    return prefix + "".join(_ID_ALPHABET[b % 64] for b in digest[:32])
+
+
+def _log(ws: Any, f: DriveFile, removed: bool = False) -> None:
+    st = state(ws)
+    st.changes.append(Change(st.next_seq, f.id, ws.clock(), removed, f.drive_id))
+    st.next_seq += 1
+
+
+def user_permission(ws: Any, email: str, role: str = "reader", kind: str = "user") -> Permission:
+    user = ws.user_by_email(email)
+    return Permission(new_id(ws, "0"), kind, role, email=email.lower(),
+                      display_name=user.real_name if user else email)
+
+
+def domain_permission(ws: Any, domain: str, role: str = "reader") -> Permission:
+    return Permission(new_id(ws, "0"), "domain", role, domain=domain.lower(), display_name=domain)
+
+
+def anyone_permission(role: str = "reader") -> Permission:
+    return Permission("anyoneWithLink", "anyone", role)
+
+
+def add_drive(ws: Any, name: str, members: list[Permission] | None = None) -> SharedDrive:
+    with ws.lock:
+        drive = SharedDrive(new_id(ws, "0A"), name, ws.clock(), list(members or []))
+        state(ws).drives[drive.id] = drive
+        return drive
+
+
+def add_file(ws: Any, name: str, mime_type: str, content: bytes | str = b"", *, parent: str | None = None,
+             owner: str = "", drive_id: str | None = None, permissions: list[Permission] | None = None,
+             modified: float | None = None, created: float | None = None) -> DriveFile:
+    """Create a file or folder. Its owner gets an `owner` permission (My Drive items only)."""
+    with ws.lock:
+        st = state(ws)
+        if parent and parent not in st.files and parent not in st.drives:
+            raise KeyError(f"no folder or shared drive {parent!r}")
+        if parent and parent in st.files:
+            drive_id = st.files[parent].drive_id
+        elif parent and parent in st.drives:
+            drive_id = parent
+        now = ws.clock()
+        data = content.encode() if isinstance(content, str) else content
+        perms = list(permissions or [])
+        if owner and not drive_id and not any(p.role == "owner" for p in perms):
+            perms.insert(0, user_permission(ws, owner, "owner"))
+        f = DriveFile(new_id(ws), name, mime_type, [parent] if parent else [], "" if drive_id else owner,
+                      created if created is not None else (modified or now), modified or now, data,
+                      drive_id=drive_id, permissions=perms, modified_by=owner)
+        st.files[f.id] = f
+        _log(ws, f)
+        return f
+
+
+def get(ws: Any, file_id: str) -> DriveFile:
+    with ws.lock:
+        f = state(ws).files.get(file_id)
+        if f is None:
+            raise KeyError(f"no file {file_id!r}")
+        return f
+
+
+def edit(ws: Any, file_id: str, *, name: str | None = None, content: bytes | str | None = None,
+         mime_type: str | None = None, not_downloadable: bool | None = None) -> DriveFile:
+    """Rename and/or replace content: bumps modifiedTime and version."""
+    with ws.lock:
+        f = get(ws, file_id)
+        if name is not None:
+            f.name = name
+        if content is not None:
+            f.content = content.encode() if isinstance(content, str) else content
+        if mime_type is not None:
+            f.mime_type = mime_type
+        if not_downloadable is not None:
+            f.not_downloadable = not_downloadable
+        f.modified = max(ws.clock(), f.modified + 0.001)
+        f.version += 1
+        _log(ws, f)
+        return f
+
+
+def descendants(ws: Any, folder_id: str) -> list[DriveFile]:
+    with ws.lock:
+        files = state(ws).files
+        out: list[DriveFile] = []
+        frontier = [folder_id]
+        while frontier:
+            current = frontier.pop()
+            for f in files.values():
+                if current in f.parents:
+                    out.append(f)
+                    if f.mime_type == FOLDER:
+                        frontier.append(f.id)
+        return out
+
+
+def trash(ws: Any, file_id: str, trashed: bool = True) -> None:
+    """Trash (or restore) a file; a folder takes its descendants along, as Drive does."""
+    with ws.lock:
+        f = get(ws, file_id)
+        for item in [f, *descendants(ws, file_id)] if f.mime_type == FOLDER else [f]:
+            item.trashed = trashed
+            item.version += 1
+            _log(ws, item)
+
+
+def delete(ws: Any, file_id: str) -> None:
+    """Permanently delete: the changes feed reports `removed` (for descendants too)."""
+    with ws.lock:
+        f = get(ws, file_id)
+        for item in [*descendants(ws, file_id), f]:
+            del state(ws).files[item.id]
+            _log(ws, item, removed=True)
+
+
+def move(ws: Any, file_id: str, new_parent: str) -> None:
+    with ws.lock:
+        f = get(ws, file_id)
+        st = state(ws)
+        if new_parent not in st.files and new_parent not in st.drives:
+            raise KeyError(f"no folder {new_parent!r}")
+        f.parents = [new_parent]
+        f.version += 1
+        _log(ws, f)
+
+
+def set_permissions(ws: Any, file_id: str, permissions: list[Permission]) -> None:
+    """Replace the sharing of a file (keeps the owner). Does not touch modifiedTime, as in Drive."""
+    with ws.lock:
+        f = get(ws, file_id)
+        owners = [p for p in f.permissions if p.role == "owner"]
+        f.permissions = owners + [p for p in permissions if p.role != "owner"]
+        f.version += 1
+        _log(ws, f)
+
+
+def expire_page_tokens(ws: Any) -> None:
+    """Every change token and files.list page token handed out so far becomes invalid."""
+    with ws.lock:
+        st = state(ws)
+        st.change_floor = st.next_seq
+        st.page_epoch += 1
+
+
+def effective_permissions(ws: Any, f: DriveFile) -> list[Permission]:
+    """What permissions.list shows: a shared drive's members plus the item's own permissions."""
+    with ws.lock:
+        drive = state(ws).drives.get(f.drive_id or "")
+        return (list(drive.members) if drive else []) + list(f.permissions)
+

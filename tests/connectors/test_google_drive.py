@@ -1,0 +1,305 @@
+"""The google_drive connector against the emulated Drive: content, ACLs, incremental sync, errors."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inlet.connectors.google_drive import GoogleDriveConfig, GoogleDriveConnector
+from inlet.connectors.model import ACL, Checkpoint, Deletion, Document, Item, Skipped
+from inlet.errors import ConfigError, CredentialsError, RetriableError
+from inlet.sandbox import drive
+from inlet.sandbox import drive_auth
+from inlet.sandbox import drive_state as ds
+from inlet.sandbox.drive_seed import make_pdf
+from inlet.sandbox.server import Sandbox
+from inlet.sandbox.workspace import Workspace
+
+
+@pytest.fixture
+def sb() -> Iterator[Sandbox]:
+    ws = Workspace()
+    drive.seed_sample(ws)
+    with Sandbox(ws=ws) as sandbox:
+        yield sandbox
+
+
+def connector(sb: Sandbox, kind: str = "service_account", **overrides: Any) -> GoogleDriveConnector:
+    creds = drive.write_credentials(sb.ctx, Path(sb.ctx.workdir) / f"{kind}.json", kind)
+    config = GoogleDriveConfig(name="team-drive", type="google_drive", credentials_file=creds,
+                               api_endpoint=sb.ctx.http_url + "/drive/v3/", backoff_seconds=0.01,
+                               max_requests_per_second=0, **overrides)
+    return GoogleDriveConnector(config)
+
+
+def run(items: Iterable[Item]) -> tuple[list[Item], dict[str, Any] | None]:
+    """All items but checkpoints, and the last checkpoint's state."""
+    out, state = [], None
+    for item in items:
+        if isinstance(item, Checkpoint):
+            state = item.state
+        else:
+            out.append(item)
+    return out, state
+
+
+def docs(items: list[Item]) -> dict[str, Document]:
+    return {i.title: i for i in items if isinstance(i, Document)}
+
+
+def file_named(sb: Sandbox, name: str) -> ds.DriveFile:
+    return next(f for f in sb.ws.drive.files.values() if f.name == name)
+
+
+def doc_id(sb: Sandbox, name: str) -> str:
+    return f"team-drive:{file_named(sb, name).id}"
+
+
+# --- content and ACLs -------------------------------------------------------------------------
+def test_full_crawl_reads_every_format_with_metadata_and_acl(sb: Sandbox) -> None:
+    items, state = run(connector(sb).load(None))
+    found = docs(items)
+    assert set(found) == {"Search service design", "Onboarding guide", "Q3 roadmap", "All-hands deck",
+                          "Incident postmortem 2024-03.pdf", "Security policy.docx", "Roadmap review.pptx",
+                          "runbook.txt", "README.md", "faq.html", "1:1 notes (private)", "Holiday calendar",
+                          "Expense policy.pdf"}           # trashed logs.zip absent, image skipped
+    skipped = [i for i in items if isinstance(i, Skipped)]
+    assert [(s.reason, s.failed) for s in skipped] == [("architecture.png: image", False)]
+    design = found["Search service design"]
+    assert design.text.startswith("# Search service design") and "**300 ms**" in design.text  # Markdown
+    assert design.metadata["folder"] == "Engineering/Design Docs"
+    assert design.metadata["mime_type"] == ds.DOC
+    owner = file_named(sb, "Search service design").owner
+    assert design.author == design.metadata["owner"] == owner
+    design_id = file_named(sb, "Search service design").id
+    assert design.url == f"https://docs.google.com/document/d/{design_id}/edit?usp=drivesdk"
+    assert design.updated_at is not None and design.updated_at.tzinfo is not None
+    assert found["Q3 roadmap"].text.splitlines()[0] == "Quarter,Project,Owner,Status"
+    assert "Revenue grew 12%" in found["All-hands deck"].text
+    assert "47 minutes" in found["Incident postmortem 2024-03.pdf"].text
+    assert "full-disk encryption" in found["Security policy.docx"].text
+    assert "Hybrid retrieval" in found["Roadmap review.pptx"].text
+    assert "5th of each month" in found["faq.html"].text
+    assert found["Onboarding guide"].acl.public is True
+    assert found["Q3 roadmap"].acl.users == sorted([owner, f"eng@{sb.ws.domain}"])   # group -> email
+    assert design.acl.domains == [sb.ws.domain] and not design.acl.public
+    assert found["1:1 notes (private)"].acl == ACL(users=[file_named(sb, "1:1 notes (private)").owner])
+    wiki = found["Holiday calendar"]
+    assert wiki.metadata["shared_drive"] == "Company Wiki" and wiki.metadata["folder"] == "Company Wiki"
+    assert wiki.acl.domains == [sb.ws.domain] and wiki.author   # drive members, via permissions.list
+    assert state is not None and state["phase"] == "changes" and len(state["known"]) == 13
+
+
+def test_policy_skips_and_extraction_failures_do_not_stop_the_sync(sb: Sandbox) -> None:
+    ws = sb.ws
+    ops = file_named(sb, "Operations").id
+    ds.add_file(ws, "broken.pdf", "application/pdf", b"%PDF-1.4 not really", parent=ops,
+                owner="a@example.com")
+    ds.add_file(ws, "huge.txt", "text/plain", "x" * 5000, parent=ops, owner="a@example.com")
+    ds.add_file(ws, "clip.mp4", "video/mp4", b"\0" * 10, parent=ops, owner="a@example.com")
+    locked = ds.add_file(ws, "locked.txt", "text/plain", "secret", parent=ops, owner="a@example.com")
+    ds.edit(ws, locked.id, not_downloadable=True)
+    ws.drive.export_limit = 400     # the sample's longest Doc is over it
+    items, _ = run(connector(sb, max_file_bytes=4000).load(None))
+    skipped = {s.reason.split(":")[0]: s for s in items if isinstance(s, Skipped)}
+    assert skipped["broken.pdf"].failed is True
+    assert skipped["huge.txt"].failed is False and "size cap" in skipped["huge.txt"].reason
+    assert skipped["clip.mp4"].failed is False and skipped["clip.mp4"].reason.endswith("video")
+    assert skipped["locked.txt"].failed is False and "cannotDownloadFile" in skipped["locked.txt"].reason
+    assert "exportSizeLimitExceeded" in skipped["Search service design"].reason
+    assert not skipped["Search service design"].failed
+    assert "runbook.txt" in docs(items) and "Expense policy.pdf" in docs(items)
+
+
+# --- incremental ------------------------------------------------------------------------------
+def test_no_change_resync_is_one_changes_call(sb: Sandbox) -> None:
+    c = connector(sb)
+    _, state = run(c.load(None))
+    sb.faults.reset_counts()
+    items, again = run(c.load(state))
+    assert items == [] and again == state
+    assert sb.faults.count("drive:*") == 1 and sb.faults.count("drive:changes.list") == 1
+
+
+def test_changes_feed_edits_moves_trash_and_removal(sb: Sandbox) -> None:
+    ws, c = sb.ws, connector(sb)
+    first, state = run(c.load(None))
+    before = docs(first)
+    ds.edit(ws, file_named(sb, "runbook.txt").id, content="VPN runbook v2: use WireGuard now.")
+    ds.move(ws, file_named(sb, "README.md").id, file_named(sb, "Design Docs").id)
+    ds.trash(ws, file_named(sb, "faq.html").id)
+    ds.delete(ws, file_named(sb, "Q3 roadmap").id)
+    ds.edit(ws, file_named(sb, "Engineering").id, name="Eng")          # a folder rename
+    new = ds.add_file(ws, "new plan", ds.DOC, "# Plan\n\nShip it.", parent=file_named(sb, "Operations").id,
+                      owner=file_named(sb, "runbook.txt").owner)
+    items, state2 = run(c.load(state))
+    found = docs(items)
+    assert found["runbook.txt"].text == "VPN runbook v2: use WireGuard now."
+    assert found["README.md"].metadata["folder"] == "Eng/Design Docs"
+    assert found["README.md"].text == before["README.md"].text
+    assert found["Search service design"].metadata["folder"] == "Eng/Design Docs"   # below the renamed folder
+    assert found["new plan"].id == f"team-drive:{new.id}"
+    deleted = {i.id for i in items if isinstance(i, Deletion)}
+    assert deleted == {before["faq.html"].id, before["Q3 roadmap"].id}
+    assert state2 is not None and before["faq.html"].id.split(":")[1] not in state2["known"]
+    assert new.id in state2["known"]
+
+
+def test_permission_change_moves_the_acl_from_one_user_to_another(sb: Sandbox) -> None:
+    ws, c = sb.ws, connector(sb)
+    people = [u.email for u in ws.users.values()]
+    notes = file_named(sb, "1:1 notes (private)")
+    ds.set_permissions(ws, notes.id, [ds.user_permission(ws, people[0])])
+    first, state = run(c.load(None))
+    old = docs(first)["1:1 notes (private)"]
+    assert people[0] in old.acl.users and people[1] not in old.acl.users
+    ds.set_permissions(ws, notes.id, [ds.user_permission(ws, people[1])])
+    items, _ = run(c.load(state))
+    assert [type(i).__name__ for i in items] == ["Document"]
+    new = items[0]
+    assert isinstance(new, Document) and new.id == old.id
+    assert people[1] in new.acl.users and people[0] not in new.acl.users
+    assert new.content_hash() == old.content_hash() and new.meta_hash() != old.meta_hash()
+
+
+def test_interrupted_crawl_resumes_from_the_last_checkpoint(sb: Sandbox) -> None:
+    full, _ = run(connector(sb, page_size=3).load(None))
+    expected = {d.id: d for d in full if isinstance(d, Document)}
+    for stop_after in (2, 5, 9):
+        c = connector(sb, page_size=3)
+        gen = c.load(None)
+        seen: dict[str, Document] = {}
+        last: dict[str, Any] | None = None
+        for item in itertools.islice(gen, stop_after + 3):
+            if isinstance(item, Checkpoint):
+                last = item.state
+            elif isinstance(item, Document):
+                seen[item.id] = item
+        gen.close()                                    # the process "crashed"
+        rest, _ = run(connector(sb, page_size=3).load(last))
+        seen.update({d.id: d for d in rest if isinstance(d, Document)})
+        assert seen == expected, stop_after
+
+
+def test_refused_change_token_falls_back_to_a_reconciling_recrawl(sb: Sandbox) -> None:
+    ws, c = sb.ws, connector(sb)
+    first, state = run(c.load(None))
+    gone = doc_id(sb, "runbook.txt")
+    ds.delete(ws, file_named(sb, "runbook.txt").id)
+    ds.expire_page_tokens(ws)                          # the saved token is refused: 400
+    items, state2 = run(c.load(state))
+    assert [i.id for i in items if isinstance(i, Deletion)] == [gone]
+    assert set(docs(items)) == set(docs(first)) - {"runbook.txt"}
+    assert state2 is not None and state2["prev"] is None and state2["phase"] == "changes"
+    sb.faults.reset_counts()
+    assert run(c.load(state2))[0] == [] and sb.faults.count("drive:*") == 1
+
+
+def test_folder_filter_and_shared_drive_switch(sb: Sandbox) -> None:
+    c = connector(sb, folders=["Operations", file_named(sb, "Design Docs").id], shared_drives=False)
+    items, state = run(c.load(None))
+    assert set(docs(items)) == {"Incident postmortem 2024-03.pdf", "Security policy.docx", "runbook.txt",
+                                "README.md", "faq.html", "Search service design"}
+    ds.move(sb.ws, file_named(sb, "runbook.txt").id, file_named(sb, "Personal").id)
+    moved, _ = run(c.load(state))
+    assert moved == [Deletion(id=doc_id(sb, "runbook.txt"))]
+    live = set(connector(sb, folders=["Operations"]).live_ids())
+    assert live == {doc_id(sb, n) for n in ("Incident postmortem 2024-03.pdf", "Security policy.docx",
+                                            "README.md", "faq.html")}
+
+
+def test_live_ids_match_the_full_crawl(sb: Sandbox) -> None:
+    c = connector(sb)
+    items, _ = run(c.load(None))
+    assert set(c.live_ids()) == {d.id for d in items if isinstance(d, Document)}
+
+
+# --- errors -----------------------------------------------------------------------------------
+def test_rate_limits_and_server_errors_are_retried(sb: Sandbox) -> None:
+    clean, _ = run(connector(sb).load(None))
+    sb.faults.fail("drive", "files.list", 403, times=2, reason="userRateLimitExceeded")
+    sb.faults.fail("drive", "files.export", 503, times=2)
+    sb.faults.fail("drive", "files.get", 429, times=1, retry_after=0.01)
+    sb.faults.fail("drive", "changes.getStartPageToken", 500, times=1)
+    items, _ = run(connector(sb).load(None))
+    assert docs(items) == docs(clean)
+    assert sum(sb.faults.rejected.values()) == 6
+
+
+def test_retries_run_out_as_a_retriable_error(sb: Sandbox) -> None:
+    sb.faults.fail("drive", "changes.*", 503, times=10)
+    with pytest.raises(RetriableError):
+        run(connector(sb, retries=2).load(None))
+
+
+def test_expired_token_is_refreshed_once(sb: Sandbox) -> None:
+    c = connector(sb)
+    gen = c.load(None)
+    head = [next(gen) for _ in range(4)]
+    grants = drive_auth.auth(sb.ws).grants
+    assert drive_auth.expire_tokens(sb.ws) >= 1
+    items, _ = run(gen)
+    assert drive_auth.auth(sb.ws).grants > grants
+    assert len(docs(head + items)) == 13
+
+
+def test_refused_credentials_raise_credentials_error(sb: Sandbox) -> None:
+    c = connector(sb)
+    run(c.load(None))
+    drive_auth.revoke(sb.ws)
+    with pytest.raises(CredentialsError, match="team-drive"):
+        run(c.load(None))
+    drive_auth.revoke(sb.ws, False)
+    sb.faults.fail("drive", "changes.*", 401, times=10)   # refreshed, still refused: no loop
+    with pytest.raises(CredentialsError, match="after a refresh"):
+        connector(sb).check()
+    assert sb.faults.rejected["drive:changes.getStartPageToken"] == 2
+
+
+def test_file_deleted_mid_sync_is_a_deletion(sb: Sandbox) -> None:
+    sb.faults.fail("drive", "files.export", 404, times=1, reason="notFound")
+    items, _ = run(connector(sb).load(None))
+    deletions = [i for i in items if isinstance(i, Deletion)]
+    # Exports run concurrently: whichever exported file met the 404 must come out as its deletion.
+    assert len(deletions) == 1
+    assert deletions[0].id not in docs(items)
+    assert len(docs(items)) == 12
+    assert not any(isinstance(i, Skipped) and i.failed for i in items)
+
+
+def test_authorized_user_and_delegated_credentials(sb: Sandbox) -> None:
+    items, _ = run(connector(sb, "authorized_user").load(None))
+    assert len(docs(items)) == 13
+    someone = next(iter(sb.ws.users.values())).email
+    assert len(docs(run(connector(sb, subject=someone).load(None))[0])) == 13
+    with pytest.raises(CredentialsError, match="Invalid email"):
+        connector(sb, subject="stranger@elsewhere.org").check()
+    with pytest.raises(ConfigError, match="subject"):
+        connector(sb, "authorized_user", subject=someone).check()
+
+
+def test_unreadable_credentials_file_is_a_config_error(tmp_path: Path) -> None:
+    bad = tmp_path / "creds.json"
+    bad.write_text('{"type": "external_account"}')
+    config = GoogleDriveConfig(name="d", type="google_drive", credentials_file=bad)
+    with pytest.raises(ConfigError, match="credentials_file"):
+        GoogleDriveConnector(config).check()
+    config = GoogleDriveConfig(name="d", type="google_drive", credentials_file=tmp_path / "missing.json")
+    with pytest.raises(ConfigError, match="credentials_file"):
+        GoogleDriveConnector(config).check()
+
+
+def test_corrupt_pdf_in_changes_is_skipped_and_the_rest_goes_on(sb: Sandbox) -> None:
+    c = connector(sb)
+    _, state = run(c.load(None))
+    ops = file_named(sb, "Operations").id
+    ds.add_file(sb.ws, "bad.pdf", "application/pdf", b"garbage", parent=ops, owner="a@example.com")
+    ds.add_file(sb.ws, "good.pdf", "application/pdf", make_pdf("Good", ["Readable text."]), parent=ops,
+                owner="a@example.com")
+    items, _ = run(c.load(state))
+    assert [type(i).__name__ for i in items] == ["Skipped", "Document"]
+    assert "Readable text." in docs(items)["good.pdf"].text

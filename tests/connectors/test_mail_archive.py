@@ -1,0 +1,139 @@
+"""The mail_archive connector (Enron RFC 822 files, mbox, Maildir) and the shared body cleaning."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inlet.connectors.mail import MailArchiveConfig, MailArchiveConnector
+from inlet.connectors.mail_text import new_content
+from inlet.connectors.model import Checkpoint, Deletion, Document, Skipped
+from inlet.sandbox.graph_seed import minimal_pdf
+from inlet.sandbox.workspace import DATA_DIR
+
+
+def archive(path: Path, **kw: Any) -> MailArchiveConnector:
+    return MailArchiveConnector(MailArchiveConfig(name="arch", type="mail_archive", path=path, **kw))
+
+
+def run(conn: MailArchiveConnector, checkpoint: dict[str, Any] | None = None) -> tuple[list[Any], dict[str, Any]]:
+    items = list(conn.load(checkpoint))
+    assert isinstance(items[-1], Checkpoint)
+    return items, items[-1].state
+
+
+def docs(items: list[Any]) -> dict[str, Document]:
+    return {i.id: i for i in items if isinstance(i, Document)}
+
+
+@pytest.fixture(scope="module")
+def enron(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("enron")
+    with tarfile.open(DATA_DIR / "enron-mini.tar.gz") as tar:
+        tar.extractall(root, filter="data")
+    return root / "enron-mini"
+
+
+def test_enron_folder_gives_one_document_per_mail(enron: Path) -> None:
+    items, state = run(archive(enron, users=["auditor@example.com"]))
+    got = docs(items)
+    assert len(got) == 1041 == len(state["files"])
+    doc = got["arch:allen-p/inbox/1."]
+    assert doc.title == "RE: West Position"
+    assert doc.text.endswith("Please let me know if you still need Curve Shift.\n\nThanks,\nHeather")
+    assert doc.acl.users == ["auditor@example.com"] and not doc.acl.public
+    assert doc.url == (enron / "allen-p/inbox/1.").as_uri()
+    assert doc.metadata["folder"] == "allen-p/inbox"
+    forwards = [d for d in got.values() if "Forwarded by" in d.text]
+    assert forwards, "a bare forward keeps the quote: it is all there is"
+
+
+def test_incremental_by_mtime_with_deletions(tmp_path: Path, enron: Path) -> None:
+    root = tmp_path / "mail"
+    root.mkdir()
+    for name in ("1.", "2.", "3."):
+        (root / name).write_bytes((enron / "allen-p/inbox" / name).read_bytes())
+    conn = archive(root)
+    _, state = run(conn)
+    items, state = run(conn, state)
+    assert not docs(items) and not [i for i in items if isinstance(i, Deletion)]
+    (root / "2.").write_bytes((root / "2.").read_bytes().replace(b"Subject:", b"Subject: changed", 1))
+    os.utime(root / "2.", ns=(1, 1))
+    (root / "3.").unlink()
+    items, _ = run(conn, state)
+    assert set(docs(items)) == {"arch:2."} and docs(items)["arch:2."].title.startswith("changed")
+    assert {i.id for i in items if isinstance(i, Deletion)} == {"arch:3."}
+
+
+def mail(subject: str, body: str, attachment: tuple[str, str, bytes] | None = None) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "Ann <ann@example.com>", "bob@example.com", subject
+    msg["Date"] = "Mon, 3 Jun 2024 10:00:00 +0000"
+    msg.set_content(body)
+    if attachment:
+        name, ctype, data = attachment
+        main, sub = ctype.split("/")
+        msg.add_attachment(data, maintype=main, subtype=sub, filename=name)
+    return msg
+
+
+def test_mbox_messages_and_shrinking_mbox(tmp_path: Path) -> None:
+    box = tmp_path / "archive.mbox"
+    import mailbox
+
+    mb = mailbox.mbox(box)
+    for n in range(3):
+        mb.add(mail(f"note {n}", f"body {n}"))
+    mb.flush()
+    conn = archive(tmp_path)
+    items, state = run(conn)
+    assert set(docs(items)) == {f"arch:archive.mbox#{n}" for n in range(3)}
+    mb.remove(mb.keys()[-1])
+    mb.flush()
+    mb.close()
+    os.utime(box, ns=(5, 5))
+    items, _ = run(conn, state)
+    assert {i.id for i in items if isinstance(i, Deletion)} == {"arch:archive.mbox#2"}
+
+
+def test_maildir_flag_rename_keeps_the_id(tmp_path: Path) -> None:
+    for sub in ("cur", "new", "tmp"):
+        (tmp_path / "box" / sub).mkdir(parents=True)
+    (tmp_path / "box/new/1717.M1.host").write_bytes(bytes(mail("hello", "first")))
+    conn = archive(tmp_path)
+    items, state = run(conn)
+    assert set(docs(items)) == {"arch:box/1717.M1.host"}
+    (tmp_path / "box/new/1717.M1.host").rename(tmp_path / "box/cur/1717.M1.host:2,S")
+    items, _ = run(conn, state)
+    kinds = [(type(i).__name__, i.id) for i in items if not isinstance(i, Checkpoint)]
+    assert kinds == [("Deletion", "arch:box/1717.M1.host"), ("Document", "arch:box/1717.M1.host")]
+
+
+def test_attachments_extracted_and_capped(tmp_path: Path) -> None:
+    (tmp_path / "a.eml").write_bytes(bytes(mail("memo", "see attached", ("memo.pdf", "application/pdf",
+                                                                          minimal_pdf("Pipeline capacity memo")))))
+    (tmp_path / "b.eml").write_bytes(bytes(mail("big", "see attached", ("big.txt", "text/plain", b"x" * 5000))))
+    (tmp_path / "notes.bin").write_bytes(b"\x00\x01 not a mail")
+    items, _ = run(archive(tmp_path, max_attachment_bytes=1000))
+    got = docs(items)
+    assert set(got) == {"arch:a.eml", "arch:b.eml"}
+    assert "Pipeline capacity memo" in got["arch:a.eml"].text
+    skipped = [i for i in items if isinstance(i, Skipped)]
+    assert [(s.id, s.failed) for s in skipped] == [("arch:b.eml#big.txt", False)]
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ("Sounds good.\n\nOn Mon, 3 Jun 2024, Bob <b@x.com> wrote:\n> shall we?", "Sounds good."),
+    ("Yes.\n\n-----Original Message-----\nFrom: Bob\nSent: today\n\nold", "Yes."),
+    ("Done\n\nFrom: Bob Smith\nSent: Monday\nTo: Ann\nSubject: x\n\nold", "Done"),
+    ("Thanks!\n-- \nAnn Example\nCEO", "Thanks!"),
+    ("Top\n> quoted line\nBottom", "Top\nBottom"),
+    ("-----Original Message-----\nFrom: Bob\n\nonly the quote", "-----Original Message-----\nFrom: Bob\n\nonly the quote"),
+])
+def test_new_content(body: str, expected: str) -> None:
+    assert new_content(body) == expected

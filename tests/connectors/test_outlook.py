@@ -1,0 +1,287 @@
+"""The outlook connector against the sandbox's Graph and identity endpoints (msal over HTTPS)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from inlet.connectors.model import Checkpoint, Deletion, Document, Skipped
+from inlet.connectors.outlook import OutlookConfig, OutlookConnector
+from inlet.connectors.outlook_client import RetryTransport
+from inlet.errors import CredentialsError, RetriableError
+from inlet.sandbox import graph
+from inlet.sandbox.server import Sandbox
+
+ALLEN = "phillip.allen@enron.com"
+EXCLUDED = {"deleteditems", "junkemail", "drafts"}
+
+
+def connector(sb: Sandbox, sleeps: list[float] | None = None, **overrides: Any) -> OutlookConnector:
+    block, env = graph.source(sb.ctx, sb.ctx.workdir)
+    config = tomllib.loads(block)["sources"][0] | overrides
+    waits = sleeps if sleeps is not None else []
+    return OutlookConnector(OutlookConfig(**config), env, sleep=waits.append)
+
+
+def run(conn: OutlookConnector, checkpoint: dict[str, Any] | None = None, **kw: Any) -> tuple[list[Any], dict[str, Any]]:
+    items = list(conn.load(checkpoint, **kw))
+    assert isinstance(items[-1], Checkpoint)
+    return items, items[-1].state
+
+
+def docs(items: list[Any]) -> dict[str, Document]:
+    return {i.id: i for i in items if isinstance(i, Document)}
+
+
+def deletions(items: list[Any]) -> set[str]:
+    return {i.id for i in items if isinstance(i, Deletion)}
+
+
+def synced_ids(sb: Sandbox, mailboxes: set[str] | None = None) -> set[str]:
+    """What the connector should hold: messages outside Junk, Deleted Items (and children), Drafts."""
+    state = sb.ws.mail
+    out = set()
+    for msg in state.messages.values():
+        box = state.mailboxes[msg.mailbox]
+        if mailboxes and box.email not in mailboxes:
+            continue
+        folder = box.folders[msg.folder_id]
+        while folder.parent_id in box.folders:
+            folder = box.folders[folder.parent_id]
+        if folder.well_known not in EXCLUDED:
+            out.add(f"sandbox-mail:{msg.id}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def sb() -> Iterator[Sandbox]:
+    with Sandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture(scope="module")
+def backfill(sb: Sandbox) -> tuple[list[Any], dict[str, Any]]:
+    return run(connector(sb))
+
+
+def test_backfill_yields_every_synced_message_once_with_content(sb: Sandbox, backfill: Any) -> None:
+    items, _ = backfill
+    got = [i.id for i in items if isinstance(i, Document)]
+    assert len(got) == len(set(got))
+    assert set(got) == synced_ids(sb)
+    assert not [i for i in items if isinstance(i, Skipped)]
+    west = [d for d in docs(items).values()
+            if d.title == "RE: West Position" and d.metadata["folder"] == "Inbox"
+            and d.metadata["mailbox"] == ALLEN]
+    doc = next(d for d in west if "Curve Shift" in d.text)
+    assert "Please let me know if you still need Curve Shift." in doc.text
+    assert "Original Message" not in doc.text and "Did you attach the file" not in doc.text
+    assert doc.acl.users == [ALLEN] and not doc.acl.public
+    assert doc.url.startswith(sb.ctx.https_url + "/owa/?ItemID=")
+    assert doc.metadata["conversation_id"].startswith("AAQkConv")
+    assert doc.author == "heather.dunton@enron.com"
+    assert doc.created_at == dt.datetime(2001, 12, 7, 18, 6, 42, tzinfo=dt.timezone.utc)
+
+
+def test_attachments_are_extracted_into_the_message(backfill: Any) -> None:
+    texts = " ".join(d.text for d in docs(backfill[0]).values())
+    assert "## Attachment: positions.csv" in texts and "west,1200" in texts
+    assert "Trading memo about" in texts          # PDF
+    assert "Quarterly report on" in texts         # DOCX
+
+
+def test_child_folders_are_synced_with_their_path(backfill: Any) -> None:
+    folders = {d.metadata["folder"] for d in docs(backfill[0]).values()}
+    assert "Inbox/Hist Vols" in folders
+    assert "Deleted Items" not in folders and "Drafts" not in folders
+
+
+def test_no_change_resync_costs_one_delta_call_per_folder(sb: Sandbox, backfill: Any) -> None:
+    _, state = backfill
+    folders = sum(len(box["folders"]) for box in state["mailboxes"].values())
+    before = sb.faults.count("graph:messages.delta")
+    items, _ = run(connector(sb), state)
+    assert not docs(items) and not deletions(items)
+    assert sb.faults.count("graph:messages.delta") - before == folders
+
+
+@pytest.fixture
+def fresh() -> Iterator[Sandbox]:
+    with Sandbox() as sandbox:
+        yield sandbox
+
+
+def small(sb: Sandbox, **kw: Any) -> OutlookConnector:
+    return connector(sb, mailboxes=["robert.badeer@enron.com"], page_size=10, **kw)
+
+
+def test_changes_moves_and_deletions(fresh: Sandbox) -> None:
+    conn = small(fresh)
+    _, state = run(conn)
+    ws = fresh.ws
+    m_id = ws.user_by_email("robert.badeer@enron.com").id
+    inbox_msgs = ws.mail.in_folder(ws.mail.folder(m_id, "inbox").id)
+    moved, deleted, trashed = inbox_msgs[0], inbox_msgs[1], inbox_msgs[2]
+    new = graph.add_message(ws, "robert.badeer@enron.com", "inbox", "Capacity auction", "Bids close Friday.")
+    edited = next(m for m in ws.mail.messages.values() if m.mailbox == m_id and m.subject and m is not moved
+                  and m.folder_id == ws.mail.folder(m_id, "sentitems").id)
+    graph.edit_message(ws, edited.id, subject="Edited subject")
+    capx = next(f for f in ws.mail.mailboxes[m_id].folders.values() if f.display_name == "Capx")
+    graph.move_message(ws, moved.id, capx.id)
+    graph.delete_message(ws, deleted.id)
+    graph.move_message(ws, trashed.id, "deleteditems")
+
+    items, state = run(conn, state)
+    got = docs(items)
+    assert set(got) == {f"sandbox-mail:{i}" for i in (new.id, edited.id, moved.id)}
+    assert got[f"sandbox-mail:{moved.id}"].metadata["folder"] == "Capx"
+    assert got[f"sandbox-mail:{edited.id}"].title == "Edited subject"
+    assert "Bids close Friday." in got[f"sandbox-mail:{new.id}"].text
+    assert deletions(items) == {f"sandbox-mail:{deleted.id}", f"sandbox-mail:{trashed.id}"}
+    # and the moved message is in exactly one folder's id set
+    held = [fid for fid, e in state["mailboxes"]["robert.badeer@enron.com"]["folders"].items() if moved.id in e["ids"]]
+    assert held == [capx.id]
+
+
+def test_move_into_a_folder_synced_earlier_is_not_deleted(fresh: Sandbox) -> None:
+    conn = small(fresh)
+    _, state = run(conn)
+    ws = fresh.ws
+    uid = ws.user_by_email("robert.badeer@enron.com").id
+    capx = next(f for f in ws.mail.mailboxes[uid].folders.values() if f.display_name == "Capx")
+    msg = ws.mail.in_folder(capx.id)[0]
+    graph.move_message(ws, msg.id, "inbox")       # Inbox is read before Capx
+    items, _ = run(conn, state)
+    assert f"sandbox-mail:{msg.id}" in docs(items)
+    assert not deletions(items)
+
+
+def test_expired_delta_token_resyncs_folder_and_deletes_what_is_gone(fresh: Sandbox) -> None:
+    conn = small(fresh)
+    _, state = run(conn)
+    ws = fresh.ws
+    uid = ws.user_by_email("robert.badeer@enron.com").id
+    victim = ws.mail.in_folder(ws.mail.folder(uid, "sentitems").id)[0]
+    graph.delete_message(ws, victim.id)
+    graph.expire_delta_tokens(ws)
+    items, state2 = run(conn, state)
+    assert deletions(items) == {f"sandbox-mail:{victim.id}"}
+    assert set(docs(items)) == synced_ids(fresh, {"robert.badeer@enron.com"})
+    assert all("resync" not in e for e in state2["mailboxes"]["robert.badeer@enron.com"]["folders"].values())
+
+
+def test_interrupted_backfill_resumes_without_loss_or_duplicates(fresh: Sandbox) -> None:
+    conn = small(fresh)
+    before: list[str] = []
+    last: Checkpoint | None = None
+    since_checkpoint: list[str] = []
+    for item in conn.load(None):
+        if isinstance(item, Document):
+            before.append(item.id)
+            since_checkpoint.append(item.id)
+        if isinstance(item, Checkpoint):
+            last, since_checkpoint = item, []
+        if len(before) >= 25 and last is not None and since_checkpoint:
+            break                                   # crash mid-page, after a checkpoint
+    assert last is not None
+    committed = [i for i in before if i not in since_checkpoint]
+    items, _ = run(conn, last.state)
+    after = [i.id for i in items if isinstance(i, Document)]
+    assert len(after) == len(set(after))
+    assert not set(committed) & set(after)
+    assert set(committed) | set(after) == synced_ids(fresh, {"robert.badeer@enron.com"})
+
+
+def test_token_expiring_mid_sync_is_reacquired_once(fresh: Sandbox) -> None:
+    conn = small(fresh)
+    items = []
+    expired = False
+    for item in conn.load(None):
+        items.append(item)
+        if isinstance(item, Checkpoint) and not expired:
+            graph.expire_tokens(fresh.ws)
+            expired = True
+    assert expired and fresh.faults.count("identity:token") == 2
+    assert set(docs(items)) == synced_ids(fresh, {"robert.badeer@enron.com"})
+
+
+def test_throttling_honours_retry_after(fresh: Sandbox) -> None:
+    sleeps: list[float] = []
+    conn = connector(fresh, sleeps, mailboxes=["robert.badeer@enron.com"])
+    fresh.faults.fail("graph", "messages.delta", 429, times=2, retry_after=0.25)
+    fresh.faults.fail("graph", "mailFolders", 503, times=1, retry_after=0.5)
+    items, _ = run(conn)
+    assert sleeps[:3] == [0.5, 0.25, 0.25]
+    assert fresh.faults.rejected["graph:messages.delta"] == 2
+    assert set(docs(items)) == synced_ids(fresh, {"robert.badeer@enron.com"})
+
+
+def test_persistent_outage_is_retriable(fresh: Sandbox) -> None:
+    conn = small(fresh)
+    fresh.faults.fail("graph", "messages.delta", 504, times=50)
+    with pytest.raises(RetriableError):
+        run(conn)
+
+
+def test_wrong_secret_is_credentials_error_with_msal_text(fresh: Sandbox) -> None:
+    conn = small(fresh)                      # holds the secret of before the rotation
+    graph.rotate_secret(fresh.ws, "rotated")
+    with pytest.raises(CredentialsError, match="AADSTS7000215"):
+        conn.check()
+    with pytest.raises(CredentialsError, match="invalid_client"):
+        list(conn.load(None))
+
+
+def test_missing_mailbox_is_skipped_and_others_sync(fresh: Sandbox) -> None:
+    conn = connector(fresh, mailboxes=["nobody@enron.com", "robert.badeer@enron.com"])
+    items, _ = run(conn)
+    skipped = [i for i in items if isinstance(i, Skipped)]
+    assert [s.id for s in skipped] == ["sandbox-mail:mailbox:nobody@enron.com"] and skipped[0].failed
+    assert set(docs(items)) == synced_ids(fresh, {"robert.badeer@enron.com"})
+
+
+def test_since_filters_received_date_on_the_first_round(fresh: Sandbox) -> None:
+    cut = dt.datetime(2001, 11, 1, tzinfo=dt.timezone.utc)
+    items, state = run(small(fresh), since=cut)
+    got = docs(items)
+    assert got and all(d.created_at >= cut for d in got.values())
+    assert len(got) < len(synced_ids(fresh, {"robert.badeer@enron.com"}))
+    assert state["since"] == "2001-11-01T00:00:00Z"
+
+
+def test_folder_selection_and_vanished_folder(fresh: Sandbox) -> None:
+    conn = small(fresh, folders=["Inbox", "capx"], exclude_folders=[])
+    items, state = run(conn)
+    assert {d.metadata["folder"] for d in docs(items).values()} == {"Inbox", "Capx"}
+    capx_ids = {i for i, d in docs(items).items() if d.metadata["folder"] == "Capx"}
+    graph.delete_folder(fresh.ws, "robert.badeer@enron.com", next(
+        f.id for f in fresh.ws.mail.mailboxes[fresh.ws.user_by_email("robert.badeer@enron.com").id].folders.values()
+        if f.display_name == "Capx"))
+    items, _ = run(conn, state)
+    assert deletions(items) == capx_ids
+
+
+def test_shared_mailbox_acl_users(fresh: Sandbox) -> None:
+    conn = small(fresh, acl_users={"robert.badeer@enron.com": ["assistant@enron.com"]})
+    items, _ = run(conn)
+    assert all(d.acl.users == ["assistant@enron.com", "robert.badeer@enron.com"] for d in docs(items).values())
+
+
+def test_retry_transport_waits_then_gives_up() -> None:
+    answers = iter([httpx.Response(429, headers={"Retry-After": "3"}), httpx.Response(503),
+                    httpx.Response(200, json={"ok": True})])
+    sleeps: list[float] = []
+    transport = RetryTransport(httpx.MockTransport(lambda request: next(answers)), sleep=sleeps.append)
+    with httpx.Client(transport=transport) as client:
+        assert client.get("https://graph.test/x").json() == {"ok": True}
+    assert sleeps == [3.0, 1.0]   # Retry-After, then exponential backoff (0.5 * 2)
+    capped = RetryTransport(httpx.MockTransport(lambda r: httpx.Response(429, headers={"Retry-After": "999"})),
+                            attempts=2, max_wait=5, sleep=sleeps.append)
+    with httpx.Client(transport=capped) as client:
+        assert client.get("https://graph.test/x").status_code == 429
+    assert sleeps[-1] == 5

@@ -1,0 +1,359 @@
+"""The `slack` and `slack_export` connectors against the emulated Slack Web API."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+
+from inlet.connectors.model import Checkpoint, Deletion, Document, Item, Skipped
+from inlet.connectors.slack import SlackConfig, SlackConnector, SlackExportConnector
+from inlet.connectors.slack_client import Pacer
+from inlet.connectors.slack_render import NOISE, Directory, Person, permalink, render
+from inlet.errors import CredentialsError, RetriableError
+from inlet.sandbox import slack
+from inlet.sandbox.server import Sandbox
+from inlet.sandbox.workspace import DATA_DIR, Workspace
+
+ENRIQUE, SAILOR, OPS, DM, RANDOM, HR = "C0JGLMMNX", "C0JL6CGQ2", "G0PRIVOPS1", "D0DMHARRY1", "C0RANDOM01", "G0SECRETHR"
+HAMZA, HARRY, HERMIONE = "U0BMQB6JE", "U0BMYT2FL", "U0BMS113R"
+DAY = 86400.0
+
+
+@pytest.fixture
+def sb() -> Iterator[Sandbox]:
+    ws = Workspace()
+    slack.seed_sample(ws)
+    with Sandbox(ws) as box:
+        yield box
+
+
+def make(sb: Sandbox, clock: Any = time.time, **overrides: Any) -> SlackConnector:
+    values: dict[str, Any] = {"name": "team-slack", "type": "slack", "token_env": "SLACK_TOKEN",
+                              "base_url": sb.ctx.http_url + "/api/", "pace_scale": 1e6, "retry_backoff": 0.01}
+    values.update(overrides)
+    return SlackConnector(SlackConfig(**values), {"SLACK_TOKEN": slack.TOKEN}, clock=clock)
+
+
+@dataclass
+class Run:
+    items: list[Item] = field(default_factory=list)
+
+    @property
+    def docs(self) -> dict[str, Document]:
+        return {i.id: i for i in self.items if isinstance(i, Document)}
+
+    @property
+    def deleted(self) -> set[str]:
+        return {i.id for i in self.items if isinstance(i, Deletion)}
+
+    @property
+    def skipped(self) -> list[Skipped]:
+        return [i for i in self.items if isinstance(i, Skipped)]
+
+    @property
+    def checkpoint(self) -> dict[str, Any]:
+        return [i for i in self.items if isinstance(i, Checkpoint)][-1].state
+
+
+def run(conn: SlackConnector, checkpoint: dict[str, Any] | None = None, **kw: Any) -> Run:
+    return Run(list(conn.load(checkpoint, **kw)))
+
+
+def expected_ids(ws: Workspace, prefix: str = "team-slack") -> set[str]:
+    """Every thread document the bot may see, from the sandbox's own state."""
+    ids = set()
+    for chan in ws.slack.channels.values():
+        if slack.BOT_USER not in chan.members:
+            continue
+        for m in chan.messages:
+            if m.subtype not in NOISE:
+                ids.add(f"{prefix}:{chan.id}:{m.ts}")
+    return ids
+
+
+def doc(r: Run, channel: str, ts: str) -> Document:
+    return r.docs[f"team-slack:{channel}:{ts}"]
+
+
+# --- full backfill ------------------------------------------------------------------------------------
+
+def test_full_backfill_one_document_per_thread(sb: Sandbox) -> None:
+    r = run(make(sb))
+    assert set(r.docs) == expected_ids(sb.ws) and not r.deleted
+    assert not any(f":{RANDOM}:" in i or f":{HR}:" in i for i in r.docs)   # channels the bot is not in
+    thread = doc(r, ENRIQUE, "1459200000.000100")
+    lines = thread.text.splitlines()
+    assert lines[0].startswith("[2016-03-28 21:20 UTC] hamza: Release checklist for enrique 0.2 @here")
+    assert "👀" in lines[0] and "abilinski: Tests pass on the mesos cluster 👍" in lines[1]
+    assert "Added the repo link (https://github.com/mesos-magellan/enrique)" in lines[2]
+    assert "[file: release-notes.md]" in thread.text and "simulated annealing executor" in thread.text
+    assert thread.title == "#enrique: Release checklist for enrique 0.2 @here: please review 👀"
+    assert thread.url == "https://sandbox.slack.com/archives/C0JGLMMNX/p1459200000000100"
+    assert thread.metadata == {"channel": "enrique", "channel_id": ENRIQUE, "channel_type": "public_channel",
+                               "thread_ts": "1459200000.000100", "participants": ["hamza", "abilinski",
+                                                                                  "doubledeez"],
+                               "reply_count": 3}
+    assert thread.author == "hamza" and thread.acl.public
+    assert thread.created_at == datetime(2016, 3, 28, 21, 20, 0, 100, tzinfo=timezone.utc)
+    assert thread.updated_at == datetime(2016, 3, 28, 21, 23, 0, 100, tzinfo=timezone.utc)
+    first = next(m for m in sb.ws.slack.channels[ENRIQUE].messages if m.subtype is None)
+    old_thread = doc(r, ENRIQUE, first.ts)
+    assert "Geometric, alpha 0.995; see the #traveling-sailor numbers 🎉" in old_thread.text
+
+
+def test_bot_messages_files_dms_and_private_acl(sb: Sandbox) -> None:
+    r = run(make(sb))
+    bot = doc(r, OPS, "1459300900.000100")
+    assert bot.author == "deploybot" and "deploybot: Deploy finished" in bot.text
+    github = [d for d in r.docs.values() if d.author == "github"]
+    assert github and "new commit" in github[0].text
+    budget = doc(r, OPS, "1459300500.000100")
+    assert "Compute credits: 4000 dollars" in budget.text and "[file: logo.png]" in budget.text
+    runbook = doc(r, OPS, "1459300000.000100")   # file given as a stub: needs files.info
+    assert "[file: runbook.txt]" in runbook.text and "Rotate the cluster credentials" in runbook.text
+    assert "Approved. @doubledeez owns it." in runbook.text
+    for d in (bot, budget, runbook):
+        assert not d.acl.public and d.acl.users == ["doubledeez@example.com", "hamza@example.com"]
+    dm = doc(r, DM, "1459301000.000100")
+    assert dm.acl.users == ["abilinski@example.com"] and dm.title.startswith("DM with abilinski")
+    assert sb.faults.count("slack:files.info") == 1
+
+
+def test_channel_globs_and_since(sb: Sandbox) -> None:
+    r = run(make(sb, channels=["#private-*", "C0JL6*"]))
+    assert {d.metadata["channel"] for d in r.docs.values()} == {"private-ops", "traveling-sailor"}
+    since = datetime(2016, 3, 29, tzinfo=timezone.utc)
+    r = run(make(sb), since=since)
+    assert r.docs and all(d.created_at >= since for d in r.docs.values())
+    assert len(r.docs) < len(expected_ids(sb.ws)) / 5
+
+
+def test_oversized_and_unreadable_files_are_skipped_not_fatal(sb: Sandbox) -> None:
+    big = slack.add_file(sb.ws, "huge.txt", b"x" * 5000, "text/plain", HAMZA)
+    bad = slack.add_file(sb.ws, "broken.pdf", b"%PDF-1.4 garbage", "application/pdf", HAMZA)
+    ts = slack.post_message(sb.ws, ENRIQUE, "two files", HAMZA, files=[big.id, bad.id])
+    r = run(make(sb, max_file_bytes=1000))
+    skipped = {s.id: s for s in r.skipped}
+    key = f"team-slack:{ENRIQUE}:{ts}"
+    assert skipped[f"{key}#file-{big.id}"].failed is False
+    assert skipped[f"{key}#file-{bad.id}"].failed is True
+    assert "two files" in r.docs[key].text
+
+
+# --- incremental --------------------------------------------------------------------------------------
+
+def test_incremental_fetches_only_new_messages(sb: Sandbox) -> None:
+    conn = make(sb)
+    first = run(conn)
+    sb.faults.reset_counts()
+    quiet = run(conn, first.checkpoint)
+    assert not quiet.docs and not quiet.deleted
+    assert sb.faults.count("slack:conversations.history") == 5     # one per channel
+    assert sb.faults.count("slack:conversations.replies") == 0
+    ts = slack.post_message(sb.ws, SAILOR, "Fresh news about <@U0BMYT2FL>", HAMZA)
+    sb.faults.reset_counts()
+    nxt = run(conn, quiet.checkpoint)
+    assert set(nxt.docs) == {f"team-slack:{SAILOR}:{ts}"}
+    assert "Fresh news about @abilinski" in nxt.docs[f"team-slack:{SAILOR}:{ts}"].text
+    assert sb.faults.count("slack:conversations.history") == 5
+
+
+def test_new_replies_edits_and_deletions_in_the_lookback_window(sb: Sandbox) -> None:
+    conn = make(sb)
+    a = slack.post_message(sb.ws, SAILOR, "Plan A", HAMZA)
+    b = slack.post_message(sb.ws, SAILOR, "Plan B", HARRY)
+    c = slack.post_message(sb.ws, SAILOR, "Plan C", HERMIONE)
+    cp = run(conn).checkpoint
+    slack.post_message(sb.ws, SAILOR, "A looks good", HERMIONE, thread_ts=a)
+    slack.edit_message(sb.ws, SAILOR, b, "Plan B, revised")
+    slack.delete_message(sb.ws, SAILOR, c)
+    r = run(conn, cp)
+    key = f"team-slack:{SAILOR}:"
+    assert "doubledeez: A looks good" in r.docs[key + a].text and r.docs[key + a].metadata["reply_count"] == 1
+    assert "Plan B, revised" in r.docs[key + b].text
+    assert r.deleted == {key + c}
+    # Deleting a parent with replies leaves Slack's tombstone; deleting its last reply removes it.
+    slack.delete_message(sb.ws, SAILOR, a)
+    r2 = run(conn, r.checkpoint)
+    assert "(message deleted)" in r2.docs[key + a].text and "A looks good" in r2.docs[key + a].text
+    reply = sb.ws.slack.channels[SAILOR].replies[a][0].ts
+    slack.delete_message(sb.ws, SAILOR, reply)
+    r3 = run(conn, r2.checkpoint)
+    assert r3.deleted == {key + a} and not r3.docs
+
+
+def test_reconciliation_catches_late_replies_to_old_threads_and_deletions(sb: Sandbox) -> None:
+    now = [time.time()]
+    conn = make(sb, clock=lambda: now[0])
+    cp = run(conn).checkpoint
+    old = "1459200000.000100"
+    slack.post_message(sb.ws, ENRIQUE, "Late answer: shipped", HARRY, thread_ts=old)
+    slack.delete_message(sb.ws, OPS, "1459300120.000100")   # the only reply of an old private thread
+    slack.delete_message(sb.ws, OPS, "1459300000.000100")
+    r = run(conn, cp)                      # outside the look-back window: not seen yet
+    assert not r.docs and not r.deleted
+    now[0] += 2 * DAY                      # reconcile_every (24h) has passed
+    sb.faults.reset_counts()
+    r2 = run(conn, r.checkpoint)
+    assert set(r2.docs) >= {f"team-slack:{ENRIQUE}:{old}"}
+    assert "Late answer: shipped" in r2.docs[f"team-slack:{ENRIQUE}:{old}"].text
+    assert r2.deleted == {f"team-slack:{OPS}:1459300000.000100"}
+    assert sb.faults.count("slack:conversations.replies") == 1   # only the changed thread is re-read
+    r3 = run(conn, r2.checkpoint)
+    assert not r3.docs and not r3.deleted
+
+
+def test_membership_change_updates_acl_with_same_text(sb: Sandbox) -> None:
+    conn = make(sb)
+    first = run(conn)
+    slack.leave_channel(sb.ws, OPS, HERMIONE)
+    r = run(conn, first.checkpoint)
+    ops = {i: d for i, d in r.docs.items() if f":{OPS}:" in i}
+    assert set(ops) == {i for i in first.docs if f":{OPS}:" in i} and set(r.docs) == set(ops)
+    for i, d in ops.items():
+        assert d.acl.users == ["hamza@example.com"]
+        assert d.content_hash() == first.docs[i].content_hash()       # no re-embedding needed
+
+
+def test_channels_that_disappear_are_deleted(sb: Sandbox) -> None:
+    conn = make(sb)
+    first = run(conn)
+    slack.leave_channel(sb.ws, OPS, slack.BOT_USER)
+    r = run(conn, first.checkpoint)
+    thread_id = f"team-slack:{OPS}:1459300000.000100"
+    assert thread_id in r.deleted               # threads with replies are known to the checkpoint
+    live = set(conn.live_ids())                 # the rest goes with the engine's prune
+    assert live == expected_ids(sb.ws) and not any(f":{OPS}:" in i for i in live)
+
+
+# --- errors and limits ---------------------------------------------------------------------------------
+
+def test_429_storm_and_5xx_are_retried(sb: Sandbox) -> None:
+    baseline = run(make(sb)).docs
+    sb.faults.fail("slack", "conversations.*", 429, times=4, retry_after=0)
+    storm = run(make(sb))
+    assert sb.faults.rejected and set(storm.docs) == set(baseline)
+    sb.faults.fail("slack", "conversations.replies", 503, times=2)
+    sb.faults.fail("slack", "users.list", 502, times=1)
+    flaky = run(make(sb))
+    assert set(flaky.docs) == set(baseline)
+    assert all(flaky.docs[i].text == baseline[i].text for i in baseline)
+
+
+def test_persistent_server_errors_are_retriable(sb: Sandbox) -> None:
+    sb.faults.fail("slack", "conversations.history", 500, times=50)
+    with pytest.raises(RetriableError):
+        run(make(sb, max_retries=2))
+
+
+def test_revoked_token_stops_the_source(sb: Sandbox) -> None:
+    slack.revoke_token(sb.ws)
+    with pytest.raises(CredentialsError) as info:
+        run(make(sb))
+    assert info.value.source == "team-slack" and "token_revoked" in str(info.value)
+    with pytest.raises(CredentialsError):
+        make(sb).check()
+
+
+def test_not_in_channel_skips_that_channel(sb: Sandbox) -> None:
+    sb.faults.fail("slack", "conversations.history", 200, reason="not_in_channel", times=1)
+    r = run(make(sb))
+    assert [s.id for s in r.skipped] == [f"team-slack:{ENRIQUE}"] and not r.skipped[0].failed
+    assert not any(f":{ENRIQUE}:" in i for i in r.docs)
+    assert any(f":{SAILOR}:" in i for i in r.docs)
+
+
+@pytest.mark.parametrize("cut", [3, 17, 40, 95, 150])
+def test_interrupted_backfill_resumes_mid_channel_losing_nothing(sb: Sandbox, cut: int) -> None:
+    full = run(make(sb, page_size=7)).docs
+    conn = make(sb, page_size=7)
+    seen: dict[str, Document] = {}
+    last: dict[str, Any] | None = None
+    for n, item in enumerate(conn.load(None)):
+        if n >= cut:
+            break                                   # the process dies here
+        if isinstance(item, Document):
+            seen[item.id] = item
+        elif isinstance(item, Checkpoint):
+            last = item.state
+    slack.expire_cursors(sb.ws)                     # a day later, old cursors are worthless
+    rest = run(make(sb, page_size=7), last)
+    union = {**seen, **rest.docs}
+    assert set(union) == set(full) and not rest.deleted
+    assert all(union[i].text == full[i].text for i in full)
+    if last is not None and last["run"] and last["run"]["scan"]:
+        done_ts = float(last["run"]["scan"]["latest"] or 1e12)   # resumed mid-channel: the newer part was not re-read
+        chan = last["run"]["scan"]["channel"]
+        assert not any(i.startswith(f"team-slack:{chan}:") and float(i.rsplit(":", 1)[1]) > done_ts
+                       for i in rest.docs)
+
+
+def test_pacer_spaces_calls_per_method() -> None:
+    now = [0.0]
+    slept: list[float] = []
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+    pacer = Pacer({"conversations.history": 60, "users.list": 0}, sleep=sleep, clock=lambda: now[0])
+    for _ in range(3):
+        pacer.wait("conversations.history")
+        pacer.wait("users.list")
+    assert len(slept) == 2 and all(s == pytest.approx(1.03) for s in slept)
+
+
+def test_paced_client_stays_under_the_tier_limits(sb: Sandbox) -> None:
+    sb.faults.time_scale = 600.0            # a minute lasts 0.1 s
+    slack.tier_limits(sb.faults)
+    r = run(make(sb, pace_scale=600.0, page_size=5))
+    assert len(r.docs) == len(expected_ids(sb.ws))
+    assert sum(sb.faults.rejected.values()) <= 1
+
+
+# --- rendering -----------------------------------------------------------------------------------------
+
+def test_render_mrkdwn_readably() -> None:
+    d = Directory(people={"U1": Person("U1", "Ada Lovelace", "ada@x.com")}, channels={"C1": "eng"})
+    text = ("<@U1> see <#C1> and <#C2|ops>, <https://x.io/a?b=1&amp;c=2|the doc>, <https://y.io>, "
+            "<mailto:a@b.c|a@b.c>, <!here> <!subteam^S1|@oncall> :tada: :+1::skin-tone-3: :unknown_thing: a &lt; b")
+    assert render(text, d) == ("@Ada Lovelace see #eng and #ops, the doc (https://x.io/a?b=1&c=2), https://y.io, "
+                               "a@b.c, @here @oncall 🎉 👍 :unknown_thing: a < b")
+    assert permalink("https://t.slack.com/", "C1", "1.000200", "0.000100") == \
+        "https://t.slack.com/archives/C1/p1000200?thread_ts=0.000100&cid=C1"
+
+
+# --- export --------------------------------------------------------------------------------------------
+
+def test_slack_export_connector_indexes_the_zip_without_a_token() -> None:
+    cfg = SlackExportConnector.Config(name="export", type="slack_export", path=DATA_DIR / "slack-export-sample.zip",
+                                      domains=["example.com"])
+    conn = SlackExportConnector(cfg, {})
+    items = list(conn.load(None))
+    docs = {i.id: i for i in items if isinstance(i, Document)}
+    assert len(docs) > 100 and {d.metadata["channel"] for d in docs.values()} == {"enrique", "traveling-sailor"}
+    first = docs["export:C0JGLMMNX:1454884927.000002"]
+    assert first.text.startswith("[2016-02-07 22:42 UTC] hamza: @abilinski: https://bitbucket.org")
+    assert first.url.startswith("https://mesos-magellan.slack.com/archives/C0JGLMMNX/p1454884927000002")
+    assert first.acl.domains == ["example.com"] and not first.acl.public
+    snippet = next(d for d in docs.values() if "[file: 100 cities]" in d.text)
+    assert "Holmesville" in snippet.text
+    assert set(conn.live_ids()) == set(docs)
+    cp = [i for i in items if isinstance(i, Checkpoint)][-1].state
+    assert list(conn.load(cp)) == []                # unchanged export: nothing to do
+    partial = [i for i in items if isinstance(i, Checkpoint)][0].state
+    resumed = {i.id for i in conn.load(partial) if isinstance(i, Document)}
+    assert resumed and resumed | {i for i in docs if ":C0JGLMMNX:" in i} == set(docs)
+
+
+def test_export_and_api_documents_share_ids_and_text(sb: Sandbox) -> None:
+    api_docs = run(make(sb, name="export")).docs
+    cfg = SlackExportConnector.Config(name="export", type="slack_export", path=DATA_DIR / "slack-export-sample.zip")
+    export_docs = {i.id: i for i in SlackExportConnector(cfg, {}).load(None) if isinstance(i, Document)}
+    same = [i for i in export_docs if i in api_docs and api_docs[i].metadata["reply_count"] == 0
+            and "[file" not in api_docs[i].text]
+    assert len(same) > 80
+    assert all(export_docs[i].text == api_docs[i].text for i in same)
