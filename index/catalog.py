@@ -84,7 +84,8 @@ def chunk_id(doc_id: str, n: int) -> str:
 
 
 class Catalog:
-    """One SQLite file; one writer connection guarded by a lock, WAL so readers never block."""
+    """One SQLite file, WAL: one writer connection behind a lock, one reader connection per thread,
+    so concurrent searches neither wait for each other nor for a sync's batch."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,9 +96,25 @@ class Catalog:
         self._db.execute("PRAGMA busy_timeout = 10000")
         self._db.executescript(SCHEMA)
         self._lock = threading.RLock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            for reader in self._readers:
+                reader.close()
+            self._readers.clear()
+            self._db.close()
+
+    def _reader(self) -> sqlite3.Connection:
+        reader = getattr(self._local, "db", None)
+        if reader is None:
+            reader = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            reader.execute("PRAGMA busy_timeout = 10000")
+            self._local.db = reader
+            with self._lock:
+                self._readers.append(reader)
+        return reader
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -111,8 +128,7 @@ class Catalog:
             self._db.execute("COMMIT")
 
     def _query(self, sql: str, params: Iterable[object] = ()) -> list[tuple]:
-        with self._lock:
-            return self._db.execute(sql, tuple(params)).fetchall()
+        return self._reader().execute(sql, tuple(params)).fetchall()
 
     # --- reads --------------------------------------------------------------------------------
     def stored(self, doc_ids: list[str]) -> dict[str, StoredDoc]:

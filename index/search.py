@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,7 @@ from .catalog import Filters
 from .store import Index
 
 RRF_K = 60
+_LEXICAL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="inlet-bm25")
 _WORDS = re.compile(r"\w+")
 
 
@@ -71,12 +73,15 @@ def search(index: Index, request: SearchRequest) -> tuple[list[Hit], float]:
     started = time.perf_counter()
     filters = request.filters()
     depth = max(request.k * 4, 40)
+    # BM25 runs beside the query embedding: both release the GIL (SQLite, torch).
+    lexical = (_LEXICAL.submit(index.lexical, request.query, filters, depth)
+               if request.mode in ("hybrid", "lexical") else None)
     ranked: dict[str, float] = {}
     if request.mode in ("hybrid", "dense"):
         for rank, (cid, _sim) in enumerate(index.dense(request.query, filters, depth)):
             ranked[cid] = ranked.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
-    if request.mode in ("hybrid", "lexical"):
-        for rank, cid in enumerate(index.lexical(request.query, filters, depth)):
+    if lexical is not None:
+        for rank, cid in enumerate(lexical.result()):
             ranked[cid] = ranked.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
     hits = _materialise(index, ranked)
     if request.recency_half_life_days > 0:

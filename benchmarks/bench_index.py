@@ -1,0 +1,169 @@
+"""Index benchmarks (issue 2): pipeline throughput, re-sync cost, query latency.
+
+    python benchmarks/bench_index.py pipeline|resync|query|all [--docs N] [--sizes 10000,100000]
+
+Every figure is printed next to a raw baseline measured in the same process, as a ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from inlet.config import IndexConfig, parse_config
+from inlet.connectors.model import ACL, Document
+from inlet.index.catalog import Catalog, chunk_id
+from inlet.index.embedding import Embedder
+from inlet.index.search import SearchRequest, search
+from inlet.index.store import Index
+from inlet.index import vectors
+from inlet.sandbox.workspace import DATA_DIR
+from inlet.sync.engine import Engine
+from inlet.sync.state import StateDB
+
+
+def enron(dest: Path) -> Path:
+    with tarfile.open(DATA_DIR / "enron-mini.tar.gz") as tar:
+        tar.extractall(dest, filter="data")
+    return dest / "enron-mini"
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def bench_pipeline(embedder: Embedder, docs: int) -> None:
+    work = Path(tempfile.mkdtemp())
+    root = enron(work)
+    files = sorted(p for p in root.rglob("*") if p.is_file())[:docs]
+    corpus = [Document(id=f"b:{i}", source="b", source_type="files", title=p.name,
+                       text=p.read_text(errors="replace"), acl=ACL(public=True)) for i, p in enumerate(files)]
+    pipeline, raw = [], []
+    for rep in range(3):
+        path = work / f"ix{rep}"
+        with Index(IndexConfig(path=path), embedder=embedder) as index:
+            inputs = [f"{d.title}\n{t}" for d in corpus for t in index.chunk(d)]
+            t0 = time.perf_counter()
+            embedder.encode(inputs)
+            raw.append(len(inputs) / (time.perf_counter() - t0))
+            t0 = time.perf_counter()
+            for start in range(0, len(corpus), 64):
+                index.apply(corpus[start:start + 64], generation=1)
+            pipeline.append(len(inputs) / (time.perf_counter() - t0))
+    p, r = statistics.median(pipeline), statistics.median(raw)
+    print(f"pipeline: {len(corpus)} docs, {len(inputs)} chunks; median of 3: pipeline {p:.1f} chunks/s, "
+          f"raw encode {r:.1f} chunks/s -> {p / r:.2f}x (target >= 0.85x)")
+    shutil.rmtree(work)
+
+
+def bench_resync(embedder: Embedder) -> None:
+    work = Path(tempfile.mkdtemp())
+    root = enron(work)
+    settings = parse_config({"index": {"path": str(work / "ix")},
+                             "sources": [{"name": "mail", "type": "files", "path": str(root)}]})
+    with Index(settings.index, embedder=embedder) as index:
+        state = StateDB(work / "ix" / "state.db")
+        engine = Engine(settings, index, state)
+        t0 = time.perf_counter()
+        full = engine.run("mail", "backfill")
+        backfill = time.perf_counter() - t0
+        nochange = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            engine.run("mail", "sync")
+            nochange.append(time.perf_counter() - t0)
+        files = sorted(p for p in root.rglob("*") if p.is_file())
+        changed = []
+        rng = random.Random(1)
+        for rep in range(3):
+            for path in rng.sample(files, max(1, len(files) // 100)):
+                path.write_text(path.read_text(errors="replace") + f"\nEdited in round {rep}.\n")
+            t0 = time.perf_counter()
+            result = engine.run("mail", "sync")
+            changed.append(time.perf_counter() - t0)
+        state.close()
+    nc, ch = statistics.median(nochange), statistics.median(changed)
+    print(f"resync: backfill {full.upserted} docs in {backfill:.1f}s; no-change sync median {nc * 1000:.0f} ms "
+          f"= {nc / backfill:.2%} of backfill (target <= 2%); 1% changed ({result.upserted} docs) median "
+          f"{ch:.2f}s = {ch / backfill:.2%} (target <= 5%)")
+    shutil.rmtree(work)
+
+
+def fill_synthetic(index: Index, chunks: int, dim: int, rng: np.random.Generator) -> None:
+    """Random unit vectors (embedding 100k real chunks takes an hour here) + real catalog rows."""
+    words = "energy gas power trading price market contract deal west east desk curve position risk".split()
+    users = [f"user{n}@example.com" for n in range(200)]
+    per_doc = 4
+    for start in range(0, chunks, 4000):
+        docs, ids, metas = [], [], []
+        for d in range(start // per_doc, min(chunks, start + 4000) // per_doc):
+            acl = ACL(public=d % 5 == 0, users=[users[d % 200], users[(d * 7) % 200]])
+            text = " ".join(rng.choice(words, 60))
+            doc = Document(id=f"syn:{d}", source="syn", source_type="files", title=f"Doc {d}", text=text, acl=acl)
+            docs.append((doc, [text] * per_doc))
+            for n in range(per_doc):
+                ids.append(chunk_id(doc.id, n))
+                metas.append(vectors.chunk_metadata(doc.id, "syn", "files", 0.0, acl.principals(), n))
+        vecs = rng.standard_normal((len(ids), dim)).astype(np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        index.collection.upsert(ids=ids, embeddings=vecs, metadatas=metas)
+        with index.catalog.transaction() as db:
+            for doc, texts in docs:
+                Catalog.put(db, doc, texts, 1)
+
+
+def bench_query(embedder: Embedder, sizes: list[int]) -> None:
+    rng = np.random.default_rng(0)
+    queries = ["gas price curve for the west desk", "power trading contract risk", "market position east",
+               "energy deal", "price risk of the trading desk"]
+    for size in sizes:
+        work = Path(tempfile.mkdtemp())
+        with Index(IndexConfig(path=work), embedder=embedder) as index:
+            fill_synthetic(index, size, embedder.dimension, rng)
+            for label, user in (("no ACL", None), ("ACL", "user7@example.com")):
+                ours, raw = [], []
+                for rep in range(60):
+                    q = queries[rep % len(queries)]
+                    request = SearchRequest(query=q, k=10, user=user)
+                    t0 = time.perf_counter()
+                    vec = embedder.encode([q])[0]
+                    vectors.query(index.collection, vec, request.filters(), 10)
+                    raw.append((time.perf_counter() - t0) * 1000)
+                    t0 = time.perf_counter()
+                    search(index, request)
+                    ours.append((time.perf_counter() - t0) * 1000)
+                ours, raw = ours[10:], raw[10:]   # warm-up
+                print(f"query @ {size} chunks, {label}: inlet search p50 {pct(ours, 50):.1f} ms p99 "
+                      f"{pct(ours, 99):.1f} ms; raw embed+Chroma p50 {pct(raw, 50):.1f} ms p99 {pct(raw, 99):.1f} ms "
+                      f"-> p50 ratio {pct(ours, 50) / pct(raw, 50):.2f}x (target <= 1.5x)")
+        shutil.rmtree(work)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("what", choices=["pipeline", "resync", "query", "all"])
+    parser.add_argument("--docs", type=int, default=300)
+    parser.add_argument("--sizes", default="10000,100000")
+    args = parser.parse_args()
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    embedder = Embedder()
+    embedder.encode(["warm up"])
+    if args.what in ("pipeline", "all"):
+        bench_pipeline(embedder, args.docs)
+    if args.what in ("resync", "all"):
+        bench_resync(embedder)
+    if args.what in ("query", "all"):
+        bench_query(embedder, [int(s) for s in args.sizes.split(",")])
+
+
+if __name__ == "__main__":
+    main()
