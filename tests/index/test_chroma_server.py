@@ -1,0 +1,59 @@
+"""Scale-out: the same index code against a real `chroma run` server on loopback."""
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from inlet.config import IndexConfig
+from inlet.connectors.model import ACL, Document
+from inlet.index.search import SearchRequest, search
+from inlet.index.store import Index
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def chroma_url(tmp_path):
+    binary = Path(sys.executable).parent / "chroma"
+    port = free_port()
+    proc = subprocess.Popen([str(binary), "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:   # wait for the server to answer its heartbeat
+        try:
+            if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "chroma run did not start"
+        time.sleep(0.1)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_index_against_a_chroma_server(tmp_path, chroma_url, embedder):
+    docs = [Document(id="s:1", source="s", source_type="files", title="Ops", text="Rotate the TLS certificates "
+                     "every ninety days.", acl=ACL(users=["ops@example.com"])),
+            Document(id="s:2", source="s", source_type="files", title="Lunch", text="Tacos on Tuesday.",
+                     acl=ACL(public=True))]
+    config = IndexConfig(path=tmp_path / "catalog", chroma_url=chroma_url)
+    with Index(config, embedder=embedder) as index:
+        assert index.apply(docs).embedded_chunks == 2
+        hits, _ = search(index, SearchRequest("certificate rotation", k=1, user="ops@example.com"))
+        assert hits[0].doc_id == "s:1"
+        hits, _ = search(index, SearchRequest("certificate rotation", k=5, user="dev@example.com"))
+        assert [h.doc_id for h in hits] == ["s:2"]
+    # A second process-like opener of the same server sees the vectors (no local lock with a server).
+    with Index(config, embedder=embedder) as again:
+        assert again.collection.count() == 2
