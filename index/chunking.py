@@ -60,6 +60,8 @@ def chunk_text(text: str, count: TokenCounter, max_tokens: int = 200, overlap: i
             chunks.append(_join(current))
             current, used = _tail(current, overlap) if not heading else ([], 0)
             fresh = False
+        if not fresh and used + size > max_tokens:
+            current, used = [], 0       # the overlap would push this chunk over budget: drop it
         current.append((piece, size))
         used += size
         fresh = True
@@ -95,11 +97,17 @@ def _split_long(block: str, count: TokenCounter, max_tokens: int) -> list[str]:
 
 
 def _tail(pieces: list[tuple[str, int]], overlap: int) -> tuple[list[tuple[str, int]], int]:
-    """The last pieces whose sizes add up to at most `overlap` tokens (whole pieces only)."""
+    """About `overlap` tokens from the end: whole pieces while they fit, else the last words of one."""
     kept: list[tuple[str, int]] = []
     used = 0
     for piece, size in reversed(pieces):
         if used + size > overlap:
+            if not kept and overlap > 0:
+                words = piece.split()
+                take = int(len(words) * overlap / max(size, 1))
+                if take:
+                    kept.append((" ".join(words[-take:]), overlap))
+                    used = overlap
             break
         kept.insert(0, (piece, size))
         used += size

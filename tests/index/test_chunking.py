@@ -48,3 +48,12 @@ def test_chat_lines_become_blocks_when_a_thread_is_long():
     assert len(blocks) == 40
     chunks = chunk_text(thread, approx_tokens, max_tokens=80, overlap=0)
     assert all(c.text.startswith("alice") for c in chunks)
+
+
+def test_overlap_takes_the_last_words_of_a_paragraph_too_long_to_repeat():
+    text = "\n\n".join(words(40, f"p{i}x") for i in range(4))
+    chunks = chunk_text(text, approx_tokens, max_tokens=70, overlap=13)
+    assert len(chunks) == 4 and all(approx_tokens([c.text])[0] <= 70 + 2 for c in chunks)
+    for before, after in zip(chunks, chunks[1:]):
+        tail = after.text.split("\n\n")[0].split()
+        assert 0 < len(tail) <= 10 and before.text.split()[-len(tail):] == tail
