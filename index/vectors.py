@@ -7,7 +7,6 @@ embedding function, because Chroma's default one downloads a model.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 

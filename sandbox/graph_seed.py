@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import io
 import re
 import tarfile
 from email.parser import BytesParser
@@ -18,6 +17,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
+from .documents import make_docx, make_pdf
 from .graph_state import Address, Attachment, MailState, Message, graph_id
 
 OWNERS = {  # Enron mailbox folder -> owner
@@ -141,46 +141,12 @@ def _text_attachment(topic: str) -> tuple[str, str, bytes]:
 
 
 def _pdf_attachment(topic: str) -> tuple[str, str, bytes]:
-    return "memo.pdf", "application/pdf", minimal_pdf(f"Trading memo about {topic}")
+    return "memo.pdf", "application/pdf", make_pdf(f"Trading memo about {topic}", [])
 
 
 def _docx_attachment(topic: str) -> tuple[str, str, bytes]:
     return ("report.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-            minimal_docx(f"Quarterly report on {topic}"))
-
-
-def minimal_pdf(text: str) -> bytes:
-    """A one-page PDF showing `text` (hand-built: no PDF writer needed to seed the sandbox)."""
-    safe = re.sub(r"[()\\]", " ", text)
-    stream = f"BT /F1 12 Tf 72 720 Td ({safe}) Tj ET".encode()
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
-               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-               b"/Resources << /Font << /F1 5 0 R >> >> >>",
-               b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
-               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
-    out = io.BytesIO(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, 1):
-        offsets.append(out.tell())
-        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
-    xref = out.tell()
-    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
-    for offset in offsets:
-        out.write(b"%010d 00000 n \n" % offset)
-    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
-    return out.getvalue()
-
-
-def minimal_docx(text: str) -> bytes:
-    import docx
-
-    document = docx.Document()
-    document.add_heading(text, level=1)
-    document.add_paragraph("Volumes were up on the west desk; see the attached curves.")
-    buf = io.BytesIO()
-    document.save(buf)
-    return buf.getvalue()
+            make_docx(f"Quarterly report on {topic}", ["Volumes were up on the west desk; see the attached curves."]))
 
 
 _WORDS = ("gas power curve position desk trade deal west east basis storage pipeline contract "

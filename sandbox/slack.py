@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import bisect
-import io
 import json
 import math
 import re
@@ -23,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from .documents import make_docx
 from .faults import Faults
 from .workspace import Workspace
 
@@ -661,7 +661,7 @@ def _seed_extras(ws: Workspace, st: SlackState) -> None:
     runbook = add_file(ws, "runbook.txt", b"Rotate the cluster credentials every 90 days.\n"
                        b"Page the on-call engineer for executor crashes.\n", "text/plain", hermione,
                        check_file_info=True)
-    deck = add_file(ws, "budget.docx", _docx("Budget 2016", "Compute credits: 4000 dollars for the cluster."),
+    deck = add_file(ws, "budget.docx", make_docx("Budget 2016", ["Compute credits: 4000 dollars for the cluster."]),
                     "application/vnd.openxmlformats-officedocument.wordprocessingml.document", hamza)
     logo = add_file(ws, "logo.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 64, "image/png", hamza)
     t = post_message(ws, ops.id, "Credentials rotation plan for the mesos cluster", hermione,
@@ -685,17 +685,6 @@ def _seed_extras(ws: Workspace, st: SlackState) -> None:
 def _after(ts: str, seconds: int) -> str:
     sec, frac = _key(ts)
     return f"{sec + seconds}.{frac:06d}"
-
-
-def _docx(title: str, body: str) -> bytes:
-    import docx
-
-    document = docx.Document()
-    document.add_heading(title, level=1)
-    document.add_paragraph(body)
-    buf = io.BytesIO()
-    document.save(buf)
-    return buf.getvalue()
 
 
 _WORDS = ("deploy build cluster latency incident review design schema migration cache queue index "

@@ -6,7 +6,7 @@ import pytest
 from inlet.connectors.files import FilesConnector
 from inlet.connectors.model import Checkpoint, Deletion, Document, Skipped
 from inlet.errors import ConfigError
-from tests.helpers.docs import make_docx, make_pdf
+from inlet.sandbox.documents import make_docx, make_pdf
 
 
 def connector(root: Path, **extra) -> FilesConnector:
@@ -30,8 +30,8 @@ def root(tmp_path: Path) -> Path:
     (tmp_path / "guide" / "setup.md").write_text("# Setup guide\n\nInstall with pip.\n")
     (tmp_path / "notes.txt").write_text("Plain notes about the Osprey project.")
     (tmp_path / "page.html").write_text("<html><body><h1>Welcome</h1><p>Hello <b>team</b></p></body></html>")
-    (tmp_path / "report.pdf").write_bytes(make_pdf("Revenue grew in the Pelican region"))
-    (tmp_path / "plan.docx").write_bytes(make_docx("Quarterly plan", "The Zanzibar initiative ships."))
+    (tmp_path / "report.pdf").write_bytes(make_pdf("Revenue grew in the Pelican region", []))
+    (tmp_path / "plan.docx").write_bytes(make_docx("Quarterly plan", ["The Zanzibar initiative ships."]))
     (tmp_path / "image.png").write_bytes(b"\x89PNG not text")
     return tmp_path
 

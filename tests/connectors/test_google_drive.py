@@ -15,7 +15,7 @@ from inlet.errors import ConfigError, CredentialsError, RetriableError
 from inlet.sandbox import drive
 from inlet.sandbox import drive_auth
 from inlet.sandbox import drive_state as ds
-from inlet.sandbox.drive_seed import make_pdf
+from inlet.sandbox.documents import make_pdf
 from inlet.sandbox.server import Sandbox
 from inlet.sandbox.workspace import Workspace
 

@@ -13,7 +13,7 @@ import pytest
 from inlet.connectors.mail import MailArchiveConfig, MailArchiveConnector
 from inlet.connectors.mail_text import new_content
 from inlet.connectors.model import Checkpoint, Deletion, Document, Skipped
-from inlet.sandbox.graph_seed import minimal_pdf
+from inlet.sandbox.documents import make_pdf
 from inlet.sandbox.workspace import DATA_DIR
 
 
@@ -116,7 +116,7 @@ def test_maildir_flag_rename_keeps_the_id(tmp_path: Path) -> None:
 
 def test_attachments_extracted_and_capped(tmp_path: Path) -> None:
     (tmp_path / "a.eml").write_bytes(bytes(mail("memo", "see attached", ("memo.pdf", "application/pdf",
-                                                                          minimal_pdf("Pipeline capacity memo")))))
+                                                                          make_pdf("Pipeline capacity memo", [])))))
     (tmp_path / "b.eml").write_bytes(bytes(mail("big", "see attached", ("big.txt", "text/plain", b"x" * 5000))))
     (tmp_path / "notes.bin").write_bytes(b"\x00\x01 not a mail")
     items, _ = run(archive(tmp_path, max_attachment_bytes=1000))
