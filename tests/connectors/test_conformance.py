@@ -20,17 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from inlet.config import parse_config
 from inlet.connectors import registry
 from inlet.connectors.base import Connector
 from inlet.connectors.model import Checkpoint, Deletion, Document, Item, Skipped
-from inlet.errors import ConfigError, CredentialsError
 from inlet.sandbox import drive, graph
-from inlet.sandbox.documents import make_docx, make_pdf
 from inlet.sandbox import slack as sandbox_slack
+from inlet.sandbox.documents import make_docx, make_pdf
 from inlet.sandbox.server import Sandbox
 from inlet.sandbox.workspace import DATA_DIR
+
+from inlet.config import parse_config
+from inlet.errors import ConfigError, CredentialsError
 
 TYPES = sorted(registry.available())
 API_TYPES = {"slack", "google_drive", "outlook"}
@@ -38,15 +38,21 @@ API_TYPES = {"slack", "google_drive", "outlook"}
 
 @dataclass
 class Case:
-    """One configured source: its `[[sources]]` table, the secrets, and a spoiled copy (bad secret)."""
+    """One configured source: its `[[sources]]` table, its secrets, and how to spoil its credentials."""
 
     raw: dict[str, Any]
     env: dict[str, str] = field(default_factory=dict)
-    bad_env: dict[str, str] | None = None      # credentials the service refuses (API types)
+    bad_raw: dict[str, Any] | None = None      # API types: config overrides the service refuses ...
+    bad_env: dict[str, str] | None = None      # ... or secrets it refuses
 
-    def connector(self, env: dict[str, str] | None = None) -> Connector:
-        settings = parse_config({"sources": [self.raw]})
-        return settings.connector(self.raw["name"], self.env if env is None else env)
+    def connector(self, spoiled: bool = False) -> Connector:
+        raw = self.raw | (self.bad_raw or {}) if spoiled else self.raw
+        env = self.bad_env or self.env if spoiled else self.env
+        return parse_config({"sources": [raw]}).connector(raw["name"], env)
+
+    @property
+    def spoilable(self) -> bool:
+        return self.bad_raw is not None or self.bad_env is not None
 
 
 # --- the cases, one per connector type ------------------------------------------------------------
@@ -79,20 +85,20 @@ def _mail_archive(root: Path, sb: Sandbox) -> Case:
 def _slack(root: Path, sb: Sandbox) -> Case:
     block, env = sandbox_slack.source(sb.ctx, sb.ctx.workdir)
     raw = _table(block) | {"name": "conf-slack", "pace_scale": 1e6, "retry_backoff": 0.01, "page_size": 20}
-    return Case(raw, env, {k: "xoxb-not-a-real-token" for k in env})
+    return Case(raw, env, bad_env={k: "xoxb-not-a-real-token" for k in env})
 
 
 def _google_drive(root: Path, sb: Sandbox) -> Case:
     block, env = drive.source(sb.ctx, sb.ctx.workdir)
     raw = _table(block) | {"name": "conf-drive", "backoff_seconds": 0.01, "max_requests_per_second": 0,
                            "page_size": 5}
-    return Case(raw, env, None)
+    return Case(raw, env, bad_raw={"subject": "nobody@unknown.invalid"})   # delegation refused
 
 
 def _outlook(root: Path, sb: Sandbox) -> Case:
     block, env = graph.source(sb.ctx, sb.ctx.workdir)
     raw = _table(block) | {"name": "conf-outlook", "mailboxes": ["robert.badeer@enron.com"]}
-    return Case(raw, env, {k: "wrong-secret" for k in env})
+    return Case(raw, env, bad_env={k: "wrong-secret" for k in env})
 
 
 CASES: dict[str, Callable[[Path, Sandbox], Case]] = {
@@ -188,9 +194,10 @@ def test_config_forbids_unknown_keys_and_names_missing_ones(runs: Runs) -> None:
 
 def test_check_passes_with_good_credentials_and_names_the_source_with_bad(runs: Runs) -> None:
     runs.case.connector().check()
-    if runs.case.bad_env is not None:
+    if runs.case.raw["type"] in API_TYPES:
+        assert runs.case.spoilable, "API cases say how to spoil their credentials"
         with pytest.raises(CredentialsError) as caught:
-            runs.case.connector(runs.case.bad_env).check()
+            runs.case.connector(spoiled=True).check()
         assert caught.value.source == runs.case.raw["name"]
         assert repr(runs.case.raw["name"]) in str(caught.value)
 
@@ -205,6 +212,7 @@ def test_a_full_pass_yields_well_formed_documents(runs: Runs) -> None:
         assert (doc.source, doc.source_type) == (name, type_name), doc.id
         assert doc.text.strip(), f"{doc.id} has no text"
         assert doc.url, f"{doc.id} has no url"
+        assert doc.acl.public or doc.acl.users or doc.acl.domains, f"{doc.id} is visible to no user"
         if type_name in API_TYPES:
             assert doc.url.startswith(("http://", "https://")), doc.url
         for stamp in (doc.created_at, doc.updated_at):
@@ -236,8 +244,7 @@ def test_skipped_items_have_ids(runs: Runs) -> None:
 
 def test_an_unchanged_source_yields_no_changed_content(runs: Runs) -> None:
     first = runs.first.hashes
-    inc = runs.incremental
-    assert isinstance(inc.items[-1], Checkpoint)
+    inc = runs.incremental          # may yield nothing at all (slack_export: the ZIP is unchanged)
     assert [i for i in inc.items if isinstance(i, Deletion)] == []
     for doc in inc.docs:
         assert doc.id in first, f"{doc.id} appeared from nowhere"
@@ -266,3 +273,15 @@ def test_live_ids_match_a_full_pass(runs: Runs) -> None:
     skipped = {i.id for i in runs.first.items if isinstance(i, Skipped)}
     assert docs <= live, f"live_ids() misses {sorted(docs - live)[:5]}: a prune would delete them"
     assert live <= docs | skipped, f"live_ids() has ids no pass yields: {sorted(live - docs - skipped)[:5]}"
+
+
+def test_since_limits_a_backfill_to_recent_documents(runs: Runs) -> None:
+    stamps = sorted(d.updated_at for d in runs.first.docs if d.updated_at is not None)
+    since = stamps[len(stamps) // 2]
+    recent = Pass(list(runs.case.connector().load(None, since=since))).docs
+    assert recent, "the newer half of the documents is yielded"
+    assert len(recent) < len(runs.first.docs) or stamps[0] == since
+    for doc in recent:
+        assert doc.updated_at is not None and doc.updated_at >= since, f"{doc.id} is older than since"
+    future = since.replace(year=2100)
+    assert Pass(list(runs.case.connector().load(None, since=future))).docs == []
