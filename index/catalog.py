@@ -53,6 +53,7 @@ _STOPWORDS = frozenset(
     "was were what when where which who why will with you your do does did can could should would".split()
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
+LEXICAL_OVERFETCH = 4   # BM25 matches ranked per wanted result before falling back to a filtered query
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,29 @@ class Filters:
     after: float | None = None
     before: float | None = None
     principals: tuple[str, ...] | None = None
+
+
+def _filter_sql(filters: Filters) -> tuple[list[str], list[object]]:
+    """SQL conditions on `c` (chunks) and `d` (documents) for the filters, with their parameters."""
+    where: list[str] = []
+    params: list[object] = []
+    if filters.sources:
+        where.append(f"d.source IN ({','.join('?' * len(filters.sources))})")
+        params += filters.sources
+    if filters.source_types:
+        where.append(f"d.source_type IN ({','.join('?' * len(filters.source_types))})")
+        params += filters.source_types
+    if filters.after is not None:
+        where.append("d.ts >= ?")
+        params.append(filters.after)
+    if filters.before is not None:
+        where.append("d.ts < ?")
+        params.append(filters.before)
+    if filters.principals is not None:
+        where.append(f"EXISTS (SELECT 1 FROM acl a WHERE a.doc_id = c.doc_id AND a.principal IN "
+                     f"({','.join('?' * len(filters.principals))}))")
+        params += filters.principals
+    return where, params
 
 
 def doc_ts(doc: Document) -> float:
@@ -181,33 +205,41 @@ class Catalog:
         rows = self._query("SELECT source, COUNT(*), COALESCE(SUM(chunks), 0) FROM documents GROUP BY source")
         return {r[0]: (r[1], r[2]) for r in rows}
 
+    def passing(self, chunk_ids: list[str], filters: Filters) -> set[str]:
+        """The chunk ids among `chunk_ids` whose documents pass `filters` (ACL included)."""
+        if not chunk_ids:
+            return set()
+        where, params = _filter_sql(filters)
+        where.insert(0, f"c.chunk_id IN ({','.join('?' * len(chunk_ids))})")
+        sql = (f"SELECT c.chunk_id FROM chunks c JOIN documents d ON d.doc_id = c.doc_id "
+               f"WHERE {' AND '.join(where)}")
+        return {r[0] for r in self._query(sql, [*chunk_ids, *params])}
+
     def lexical(self, query: str, filters: Filters, limit: int) -> list[str]:
-        """Chunk ids ranked by BM25 (title weighted double), filtered like the dense search."""
+        """Chunk ids ranked by BM25 (title weighted double), filtered like the dense search.
+
+        Ranking inside FTS5 alone is ~4x cheaper than ranking the join with the filter tables,
+        so the best `LEXICAL_OVERFETCH` x `limit` matches are ranked first and filtered after;
+        only when too few pass is the filtered query run in full."""
         terms = [t for t in _WORD.findall(query.lower()) if t not in _STOPWORDS] or _WORD.findall(query.lower())
         if not terms:
             return []
         match = " OR ".join(f'"{t}"' for t in dict.fromkeys(terms))
-        where, params = ["chunks_fts MATCH ?"], [match]
-        if filters.sources:
-            where.append(f"d.source IN ({','.join('?' * len(filters.sources))})")
-            params += filters.sources
-        if filters.source_types:
-            where.append(f"d.source_type IN ({','.join('?' * len(filters.source_types))})")
-            params += filters.source_types
-        if filters.after is not None:
-            where.append("d.ts >= ?")
-            params.append(filters.after)
-        if filters.before is not None:
-            where.append("d.ts < ?")
-            params.append(filters.before)
-        if filters.principals is not None:
-            where.append(f"EXISTS (SELECT 1 FROM acl a WHERE a.doc_id = c.doc_id AND a.principal IN "
-                         f"({','.join('?' * len(filters.principals))}))")
-            params += filters.principals
+        wide = [r[0] for r in self._query(
+            "SELECT c.chunk_id FROM (SELECT rowid, bm25(chunks_fts, 2.0, 1.0) AS score FROM chunks_fts "
+            "WHERE chunks_fts MATCH ? ORDER BY score LIMIT ?) f JOIN chunks c ON c.rowid = f.rowid "
+            "ORDER BY f.score", [match, limit * LEXICAL_OVERFETCH])]
+        if filters == Filters():
+            return wide[:limit]
+        keep = self.passing(wide, filters)
+        hits = [cid for cid in wide if cid in keep][:limit]
+        if len(hits) == limit or len(wide) < limit * LEXICAL_OVERFETCH:   # enough, or every match was seen
+            return hits
+        where, params = _filter_sql(filters)
         sql = (f"SELECT c.chunk_id FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
-               f"JOIN documents d ON d.doc_id = c.doc_id WHERE {' AND '.join(where)} "
+               f"JOIN documents d ON d.doc_id = c.doc_id WHERE chunks_fts MATCH ? AND {' AND '.join(where)} "
                f"ORDER BY bm25(chunks_fts, 2.0, 1.0) LIMIT ?")
-        return [r[0] for r in self._query(sql, [*params, limit])]
+        return [r[0] for r in self._query(sql, [match, *params, limit])]
 
     # --- writes (inside `transaction()`) ------------------------------------------------------
     @staticmethod

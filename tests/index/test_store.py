@@ -120,3 +120,14 @@ def test_near_duplicates_collapse(index):
 def test_a_second_process_cannot_open_the_same_index(index):
     with pytest.raises(IndexLockedError, match="in use by pid"):
         Index(IndexConfig(path=index.path), embedder=index.embedder)
+
+
+def test_lexical_filter_falls_back_to_the_filtered_query_when_few_pass(index):
+    from inlet.index.catalog import Filters
+
+    index.apply([doc(100 + i, "falcon falcon falcon quarterly falcon report", source="pub") for i in range(12)])
+    index.apply([doc(200, "Someone saw a falcon near the office once.", source="exec",
+                     acl=ACL(users=["ceo@example.com"]))])
+    assert index.lexical("falcon", Filters(sources=("exec",)), 2) == ["exec:200#0"]
+    assert index.lexical("falcon", Filters(principals=("u:ceo@example.com",)), 1) == ["exec:200#0"]
+    assert len(index.lexical("falcon", Filters(), 5)) == 5

@@ -1,0 +1,169 @@
+"""Load test of POST /v1/search over HTTP, against a baseline of embedding + raw Chroma query.
+
+    .venv/bin/python benchmarks/bench_server.py [--chunks 100000] [--seconds 60] [--clients 16]
+
+1. Builds a synthetic index of `--chunks` one-chunk documents in a temporary folder. To save
+   embedding time (100k chunks would take ~20 min on 2 cores) the chunk vectors are random unit
+   vectors written straight into Chroma, and the texts (random words, so BM25 has work to do) straight
+   into the catalog; the queries use real embeddings. About 70% of documents are public, the rest
+   visible to 3 of 200 users, to another domain, or to admins only.
+2. Baseline, same process, same data: `--clients` threads each embedding a query and running a raw
+   Chroma query (depth 40, as search does), without and with the user's ACL `where`.
+3. Starts `inlet serve` in a subprocess and drives /v1/search with `--clients` concurrent clients for
+   `--seconds` each: as an admin (no ACL filter) and as a user key (ACL filter in both retrievers).
+Prints throughput, p50/p99 and error counts. Traffic goes to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from inlet.config import IndexConfig
+from inlet.connectors.model import principals_for
+from inlet.index import vectors
+from inlet.index.catalog import Filters
+from inlet.index.store import Index
+from synthetic import BENCH_USER, build, queries, vocabulary
+
+ADMIN_KEY, USER_KEY = "bench-admin-key", "bench-user-key"
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+def drive(clients: int, seconds: float, one: Callable[[str], bool], qs: list[str]) -> dict[str, float]:
+    """`clients` threads calling `one(query)` in a loop for `seconds`; latencies in ms."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    deadline = time.perf_counter() + seconds
+
+    def worker(k: int) -> None:
+        i = k
+        while time.perf_counter() < deadline:
+            q = qs[i % len(qs)]
+            i += clients
+            t0 = time.perf_counter()
+            ok = one(q)
+            ms = (time.perf_counter() - t0) * 1000
+            with lock:
+                latencies.append(ms)
+                errors[0] += 0 if ok else 1
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+    t_start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t_start
+    return {"requests": len(latencies), "errors": errors[0], "rps": len(latencies) / elapsed,
+            "p50": percentile(latencies, 50), "p99": percentile(latencies, 99),
+            "mean": statistics.fmean(latencies) if latencies else float("nan")}
+
+
+def baseline(path: Path, qs: list[str], clients: int, seconds: float) -> dict[str, dict[str, float]]:
+    index = Index(IndexConfig(path=path))
+    index.embedder.encode(["warm"])
+    user_filter = Filters(principals=tuple(principals_for(BENCH_USER) or ()))
+    out = {}
+    for label, filters in (("raw chroma, no ACL", Filters()), ("raw chroma, user ACL", user_filter)):
+        def one(q: str, f: Filters = filters) -> bool:
+            vector = index.embedder.encode([q])[0]
+            return bool(vectors.query(index.collection, vector, f, 40))
+        out[label] = drive(clients, seconds, one, qs)
+        print(f"  {label}: done", file=sys.stderr)
+    index.close()
+    return out
+
+
+def serve(path: Path, port: int) -> subprocess.Popen[bytes]:
+    config = path.parent / "bench.toml"
+    config.write_text(f'[index]\npath = "{path}"\n\n[server]\nport = {port}\nmax_body_bytes = 65536\n\n'
+                      '[[server.api_keys]]\nname = "bench-admin"\nkey_env = "BENCH_ADMIN_KEY"\nadmin = true\n\n'
+                      f'[[server.api_keys]]\nname = "bench-user"\nkey_env = "BENCH_USER_KEY"\nuser = "{BENCH_USER}"\n')
+    env = {**os.environ, "BENCH_ADMIN_KEY": ADMIN_KEY, "BENCH_USER_KEY": USER_KEY}
+    proc = subprocess.Popen([sys.executable, "-m", "inlet", "serve", "--config", str(config)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    while time.time() < deadline:            # a benchmark, not a test: polling for readiness is fine
+        try:
+            if httpx.get(f"{url}/readyz", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None:
+            raise SystemExit("inlet serve exited early")
+        time.sleep(0.5)
+    proc.terminate()
+    raise SystemExit("inlet serve did not become ready")
+
+
+def over_http(port: int, qs: list[str], clients: int, seconds: float) -> dict[str, dict[str, float]]:
+    out = {}
+    local = threading.local()
+    for label, key in (("/v1/search, admin (no ACL)", ADMIN_KEY), ("/v1/search, user key (ACL)", USER_KEY)):
+        def one(q: str, key: str = key) -> bool:
+            client = getattr(local, key, None)
+            if client is None:
+                client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60,
+                                      headers={"Authorization": f"Bearer {key}"})
+                setattr(local, key, client)
+            try:
+                return client.post("/v1/search", json={"query": q, "k": 10}).status_code == 200
+            except httpx.HTTPError:
+                return False
+        out[label] = drive(clients, seconds, one, qs)
+        print(f"  {label}: done", file=sys.stderr)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--port", type=int, default=18484)
+    parser.add_argument("--path", type=Path, help="reuse (or build into) this index folder")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.path or Path(tmp) / "index"
+        if not (path / "catalog.db").exists():
+            print(f"building {args.chunks} chunks in {path}", file=sys.stderr)
+            words = build(path, args.chunks)
+        else:
+            words = vocabulary(random.Random(7))
+        qs = queries(words)
+        results = baseline(path, qs, args.clients, args.seconds)
+        proc = serve(path, args.port)
+        try:
+            results.update(over_http(args.port, qs, args.clients, args.seconds))
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    base = results["raw chroma, no ACL"]["p50"]
+    print(f"\n{args.chunks} chunks, {args.clients} concurrent clients, {args.seconds:.0f} s per phase")
+    print(f"{'phase':32} {'req':>7} {'err':>4} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'p50/base':>8}")
+    for label, r in results.items():
+        print(f"{label:32} {r['requests']:7.0f} {r['errors']:4.0f} {r['rps']:7.1f} {r['p50']:8.1f} "
+              f"{r['p99']:8.1f} {r['p50'] / base:8.2f}")
+
+
+if __name__ == "__main__":
+    main()

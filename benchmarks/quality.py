@@ -1,0 +1,96 @@
+"""Retrieval quality on a labelled query set: recall@5 and nDCG@10 for dense, BM25 and hybrid.
+
+    .venv/bin/python benchmarks/quality.py [--data /work/shared/data/enron-mini] [--queries FILE]
+
+Indexes the enron-mini mails through the `mail_archive` connector (real chunking and embeddings,
+in a temporary folder), then runs each query of `quality_queries.json` in each mode with the
+recency preference off (the mails are 20 years old). Each query has one answer mail; exact copies
+of it (the same message filed in two folders) count as the same answer. So:
+  recall@5  = share of queries whose answer is among the first 5 documents;
+  nDCG@10   = mean of 1/log2(1 + rank of the answer) over queries (0 when not in the first 10);
+  MRR@10 is printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from inlet.config import IndexConfig
+from inlet.connectors.model import Document
+from inlet.connectors.registry import connector_class
+from inlet.index.search import SearchRequest, search
+from inlet.index.store import Index
+
+HERE = Path(__file__).parent
+MODES = ("dense", "lexical", "hybrid")
+
+
+def load_mails(data: Path) -> list[Document]:
+    cls = connector_class("mail_archive")
+    config = cls.Config.model_validate({"name": "enron", "type": "mail_archive", "path": str(data)})
+    return [item for item in cls(config, {}).load(None) if isinstance(item, Document)]
+
+
+def answer_groups(docs: list[Document]) -> dict[str, set[str]]:
+    """doc id -> ids of every exact copy (same title and text)."""
+    by_content: dict[tuple[str, str], set[str]] = {}
+    for doc in docs:
+        by_content.setdefault((doc.title, doc.text.strip()), set()).add(doc.id)
+    return {doc_id: group for group in by_content.values() for doc_id in group}
+
+
+def ranked_docs(index: Index, query: str, mode: str, k: int = 10) -> list[str]:
+    hits, _ = search(index, SearchRequest(query=query, k=k, mode=mode, per_document=1,
+                                          recency_half_life_days=0))
+    return list(dict.fromkeys(h.doc_id for h in hits))[:k]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=Path("/work/shared/data/enron-mini"))
+    parser.add_argument("--queries", type=Path, default=HERE / "quality_queries.json")
+    parser.add_argument("--show-misses", action="store_true", help="print the queries each mode misses")
+    args = parser.parse_args()
+    labelled = json.loads(args.queries.read_text())["queries"]
+    docs = load_mails(args.data)
+    groups = answer_groups(docs)
+    missing = [q["answer"] for q in labelled if q["answer"] not in groups]
+    if missing:
+        raise SystemExit(f"answers not in the data: {missing}")
+    with tempfile.TemporaryDirectory() as tmp, Index(IndexConfig(path=Path(tmp))) as index:
+        started = time.perf_counter()
+        stats = index.apply(docs)
+        print(f"indexed {len(docs)} mails, {stats.embedded_chunks} chunks in {time.perf_counter() - started:.0f}s",
+              file=sys.stderr)
+        print(f"\n{len(labelled)} queries over {len(docs)} enron-mini mails ({stats.embedded_chunks} chunks)")
+        print(f"{'mode':8} {'recall@5':>9} {'nDCG@10':>8} {'MRR@10':>7} {'ms/query':>9}")
+        for mode in MODES:
+            recall = ndcg = mrr = 0.0
+            misses = []
+            t0 = time.perf_counter()
+            for item in labelled:
+                ranking = ranked_docs(index, item["query"], mode)
+                group = groups[item["answer"]]
+                rank = next((n for n, doc_id in enumerate(ranking, 1) if doc_id in group), None)
+                if rank is not None and rank <= 5:
+                    recall += 1
+                if rank is not None:
+                    ndcg += 1 / math.log2(1 + rank)
+                    mrr += 1 / rank
+                else:
+                    misses.append(item["query"])
+            n = len(labelled)
+            per_query = (time.perf_counter() - t0) * 1000 / n
+            print(f"{mode:8} {recall / n:9.3f} {ndcg / n:8.3f} {mrr / n:7.3f} {per_query:9.1f}")
+            if args.show_misses and misses:
+                print("   missed (not in top 10): " + "; ".join(misses))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""The retrieval API (contract section 5) as a FastAPI app, plus MCP over HTTP at /mcp.
+
+`create_app` builds it around one shared `Index` (passed in by the daemon, or opened here) and
+its one embedding model; searches run in worker threads, never on the event loop. Every route
+but /healthz needs `Authorization: Bearer KEY` (checked by `KeyGuard` before routing, so a bad
+key is a 401 whatever the body); what the key may do is decided per route (`caller_for`).
+
+On GET routes an on_behalf_of key names the user with the `X-Inlet-User` header or `?user=`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from inlet.config import Settings
+
+from . import mcp as mcp_http
+from .auth import USER_HEADER, Caller, KeyEntry, KeyRing, caller_for
+from .errors import STATUS_CODES, ApiError, ErrorBody, error_body
+from .metrics import CONTENT_TYPE, Metrics, last_success_reader
+from .middleware import ObserveMiddleware
+from .models import (ContextBody, ContextResponse, DocumentOut, Health, SearchBody, SearchResponse,
+                     SearchResult, SourcesResponse, document_out)
+from .service import Retrieval
+
+log = logging.getLogger(__name__)
+PUBLIC_PATHS = frozenset({"/healthz"})
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text} for code, text in (
+        (400, "malformed request"), (401, "missing or invalid API key"), (403, "beyond the key's rights"),
+        (413, "request body too large"), (422, "invalid request"), (503, "index or model not loaded yet"))}
+
+
+class KeyGuard:
+    """Rejects requests without a valid key (401) before routing; puts the key in the scope."""
+
+    def __init__(self, app: ASGIApp, keys: KeyRing) -> None:
+        self.app = app
+        self.keys = keys
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS or scope.get("method") == "OPTIONS":
+            await self.app(scope, receive, send)
+            return
+        header = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"authorization"),
+                      None)
+        try:
+            entry = self.keys.authenticate(header)
+        except ApiError as exc:
+            response = JSONResponse(error_body(exc.code, exc.message), exc.status, headers=exc.headers)
+            await response(scope, receive, send)
+            return
+        scope.setdefault("state", {})["key"] = entry
+        await self.app(scope, receive, send)
+
+
+def _caller(request: Request, user: str | None) -> Caller:
+    entry: KeyEntry = request.state.key
+    caller = caller_for(entry, user)
+    request.state.caller = caller
+    return caller
+
+
+def create_app(settings: Settings, index: Any = None, state: Any = None,
+               env: Mapping[str, str] | None = None) -> FastAPI:
+    """The API around `index` (opened here, in the background, when None) and `state` (StateDB)."""
+    keys = KeyRing.from_settings(settings, env if env is not None else os.environ)
+    retrieval = Retrieval(index)
+    owns_index = index is None
+    index_path = Path(settings.index.path)
+    metrics = Metrics(retrieval.counts, last_success_reader(state, index_path, [s.name for s in settings.sources]))
+    mcp_app, mcp_manager = mcp_http.http_app(retrieval, settings, keys)
+    half_life = settings.server.recency_half_life_days
+
+    def load() -> None:
+        try:
+            if retrieval.index is None:
+                from inlet.index.store import Index
+
+                retrieval.index = Index(settings.index)
+            retrieval.warm()
+            log.info("index and model loaded; ready")
+        except Exception as exc:   # reported by /readyz and as 503s; the process stays up
+            retrieval.error = f"index could not be loaded: {exc}"
+            log.error("%s", retrieval.error)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        threading.Thread(target=load, name="inlet-load", daemon=True).start()
+        async with mcp_manager.run():
+            yield
+        if owns_index and retrieval.index is not None:
+            retrieval.index.close()
+
+    app = FastAPI(title="inlet retrieval API", version="0.1.0", lifespan=lifespan, docs_url=None,
+                  redoc_url=None, description="Permission-aware retrieval over Slack, Google Drive and Outlook. "
+                  "Every route but /healthz needs `Authorization: Bearer KEY`. On GET routes an on_behalf_of "
+                  f"key names the user with the `{USER_HEADER}` header or the `user` query parameter.")
+    app.state.retrieval = retrieval
+    app.state.metrics = metrics
+    _handlers(app)
+
+    @app.post("/v1/search", response_model=SearchResponse, responses=ERRORS, tags=["retrieval"])
+    async def search(body: SearchBody, request: Request) -> SearchResponse:
+        """Passages the caller may see, best first."""
+        caller = _caller(request, body.user)
+        hits, took = await run_in_threadpool(retrieval.search, body.to_request(caller.user, half_life))
+        return SearchResponse(results=[SearchResult.of(h) for h in hits], took_ms=round(took, 1))
+
+    @app.post("/v1/context", response_model=ContextResponse, responses=ERRORS, tags=["retrieval"])
+    async def context(body: ContextBody, request: Request) -> ContextResponse:
+        """The best passages packed under `token_budget`, marked [n], fenced as quoted data."""
+        caller = _caller(request, body.user)
+        packed, took = await run_in_threadpool(retrieval.context, body.to_request(caller.user, half_life),
+                                               body.token_budget)
+        return ContextResponse(context=packed.context, citations=packed.citations,  # type: ignore[arg-type]
+                               results=[SearchResult.of(h) for h in packed.hits], tokens=packed.tokens,
+                               took_ms=round(took, 1))
+
+    @app.get("/v1/documents/{doc_id:path}", response_model=DocumentOut, response_model_exclude_unset=True,
+             responses={**ERRORS, 404: {"model": ErrorBody, "description": "absent or not visible"}},
+             tags=["retrieval"])
+    async def document(doc_id: str, request: Request, user: str | None = Query(None),
+                       x_inlet_user: str | None = Header(None)) -> Any:
+        """The whole document; 404 when absent or not visible to the caller (the same answer)."""
+        caller = _caller(request, x_inlet_user if x_inlet_user is not None else user)
+        doc = await run_in_threadpool(retrieval.document, doc_id, caller)
+        if doc is None:
+            raise ApiError(404, "not_found", f"no document {doc_id!r}")
+        return document_out(doc, with_acl=caller.admin)
+
+    @app.get("/v1/sources", response_model=SourcesResponse, responses=ERRORS, tags=["operations"])
+    async def sources(request: Request) -> Any:
+        """Each configured source, as `inlet status --json`."""
+        from inlet.status import sources_status
+
+        request.state.caller = Caller(request.state.key.name, request.state.key.user, request.state.key.admin)
+        return await run_in_threadpool(sources_status, settings, state)
+
+    @app.get("/healthz", response_model=Health, tags=["operations"])
+    async def healthz() -> Health:
+        """The process is up (no key needed)."""
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Health, responses=ERRORS, tags=["operations"])
+    async def readyz() -> Any:
+        """200 once the index is open and the model loaded."""
+        if not retrieval.ready.is_set():
+            raise ApiError(503, "not_ready", retrieval.error or "the index and model are still loading")
+        return Health(status="ready")
+
+    @app.get("/metrics", response_class=Response, tags=["operations"],
+             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
+    async def prometheus() -> Response:
+        return Response(await run_in_threadpool(metrics.render), media_type=CONTENT_TYPE)
+
+    app.add_route("/mcp", mcp_app, methods=["GET", "POST", "DELETE"], include_in_schema=False)
+    if settings.server.cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=settings.server.cors_origins, allow_credentials=False,
+                           allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type", USER_HEADER, "X-Request-ID",
+                                          "Mcp-Session-Id", "Mcp-Protocol-Version"],
+                           expose_headers=["X-Request-ID", "Mcp-Session-Id"])
+    app.add_middleware(KeyGuard, keys=keys)
+    app.add_middleware(ObserveMiddleware, metrics=metrics, max_body_bytes=settings.server.max_body_bytes)
+    return app
+
+
+def _handlers(app: FastAPI) -> None:
+    """Every error in the contract's shape; malformed input is a 4xx, never a 500."""
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return JSONResponse(error_body("invalid_json", "the request body is not valid JSON"), 400)
+        parts = []
+        for e in errors[:5]:
+            where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+            parts.append(f"{where}: {e.get('msg', 'invalid')}")
+        return JSONResponse(error_body("invalid_request", "; ".join(parts) or "invalid request"), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = STATUS_CODES.get(exc.status_code, "error")
+        message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        return JSONResponse(error_body(code, message), exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse(error_body("internal", "internal error"), 500)
+
+
+def make_server(settings: Settings, app: FastAPI) -> Any:
+    """A uvicorn server for `app` on [server].host/port, logging through inlet's own loggers.
+
+    For `inlet daemon --serve`: `server.run()` in a thread, `server.should_exit = True` to stop."""
+    import uvicorn
+
+    logging.getLogger("inlet.server.access").setLevel(logging.INFO)
+    logging.getLogger("inlet.server.app").setLevel(logging.INFO)
+    config = uvicorn.Config(app, host=settings.server.host, port=settings.server.port, log_config=None,
+                            access_log=False, timeout_graceful_shutdown=10)
+    return uvicorn.Server(config)
+
+
+def run_server(settings: Settings) -> None:
+    """`inlet serve`: open the index (failing fast if another process holds it), then uvicorn."""
+    from inlet.index.store import Index
+
+    host, port = settings.server.host, settings.server.port
+    with Index(settings.index, api_url=f"http://{host}:{port}") as index:
+        server = make_server(settings, create_app(settings, index=index))
+        log.info("serving the retrieval API on http://%s:%s (MCP at /mcp)", host, port)
+        server.run()

@@ -1,0 +1,104 @@
+"""API keys and who a request acts as (contract sections 2 and 5).
+
+Key values are read from the environment once, at startup, and never logged. A presented key is
+compared with every configured key in constant time (`hmac.compare_digest`), so neither the match
+nor its position leaks through timing. The result is a `Caller`: the user whose ACL filters the
+request, or an operator (`user` None) who sees everything.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from inlet.config import ApiKey, Settings
+
+from .errors import ApiError
+
+log = logging.getLogger(__name__)
+
+USER_HEADER = "X-Inlet-User"   # names the user on GET routes and MCP over HTTP (on_behalf_of keys)
+USER_PARAM = "user"            # ... or as a query parameter
+
+
+@dataclass(frozen=True)
+class KeyEntry:
+    name: str
+    secret: bytes
+    user: str | None
+    on_behalf_of: bool
+    admin: bool
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who a request acts as. `user` None means an operator (admin key): no ACL filter."""
+
+    key_name: str
+    user: str | None
+    admin: bool
+
+    @property
+    def label(self) -> str:
+        return self.user or "operator"
+
+
+class KeyRing:
+    """The configured keys with their secrets, resolved from `env` at construction."""
+
+    def __init__(self, keys: list[ApiKey], env: Mapping[str, str]) -> None:
+        self.entries: list[KeyEntry] = []
+        for key in keys:
+            value = env.get(key.key_env, "")
+            if not value:
+                log.warning("API key %r is disabled: environment variable %s is not set", key.name, key.key_env)
+                continue
+            self.entries.append(KeyEntry(key.name, value.encode(), key.user, key.on_behalf_of, key.admin))
+
+    @classmethod
+    def from_settings(cls, settings: Settings, env: Mapping[str, str]) -> "KeyRing":
+        return cls(settings.server.api_keys, env)
+
+    def match(self, presented: str) -> KeyEntry | None:
+        """The entry whose secret equals `presented`; every entry is compared (constant time)."""
+        given = presented.encode()
+        found: KeyEntry | None = None
+        for entry in self.entries:
+            if hmac.compare_digest(given, entry.secret) and found is None:
+                found = entry
+        return found
+
+    def authenticate(self, authorization: str | None) -> KeyEntry:
+        """The key of an `Authorization: Bearer KEY` header, else a 401."""
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(401, "unauthorized", "missing API key: send 'Authorization: Bearer KEY'")
+        entry = self.match(token.strip())
+        if entry is None:
+            raise ApiError(401, "unauthorized", "invalid API key")
+        return entry
+
+
+def caller_for(entry: KeyEntry, requested_user: str | None) -> Caller:
+    """Apply the key's rights to the user a request names (body `user`, header or query parameter).
+
+    - a user key acts as its user; naming a user is beyond its rights (403), even its own;
+    - an on_behalf_of key must name the user (400 when missing);
+    - an admin key sees everything, or acts as the named user when it names one.
+    """
+    requested = requested_user.strip() if requested_user is not None else None
+    if requested == "":
+        raise ApiError(400, "invalid_request", "'user' must not be empty")
+    if entry.user is not None:
+        if requested is not None:
+            raise ApiError(403, "forbidden", f"key {entry.name!r} acts as its own user and may not name another")
+        return Caller(entry.name, entry.user, admin=False)
+    if entry.on_behalf_of:
+        if requested is None:
+            raise ApiError(400, "user_required",
+                           f"key {entry.name!r} acts on behalf of users: name one with 'user' "
+                           f"(body field; on GET routes the {USER_HEADER} header or ?user=)")
+        return Caller(entry.name, requested, admin=False)
+    return Caller(entry.name, requested, admin=requested is None)

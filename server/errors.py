@@ -1,0 +1,37 @@
+"""The API's one error shape: `{"error": {"code", "message"}}` with a 4xx status for bad input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class ApiError(Exception):
+    """An error answered to the client as is; `code` is a stable machine-readable word."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or ({"WWW-Authenticate": "Bearer"} if status == 401 else {})
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+# Status -> code for errors raised by the framework itself (unknown route, wrong method, ...).
+STATUS_CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type",
+                422: "invalid_request", 429: "rate_limited", 503: "not_ready"}

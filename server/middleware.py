@@ -1,0 +1,125 @@
+"""Pure ASGI middleware: request id, access log, metrics, and the request body size limit.
+
+Pure ASGI (not BaseHTTPMiddleware) so streamed responses (MCP's server-sent events) pass through
+untouched. The access log is one JSON object per request on the `inlet.server.access` logger; it
+names the API key (its configured name, never its value) and the acting user.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .errors import error_body
+from .metrics import Metrics
+
+access_log = logging.getLogger("inlet.server.access")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _route(scope: Scope) -> str:
+    route = scope.get("route")
+    return getattr(route, "path", None) or "unmatched"
+
+
+class ObserveMiddleware:
+    """Assigns or echoes X-Request-ID, logs each request, records metrics, caps body size."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = _header(scope, b"x-request-id")
+        request_id = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = {"code": 500, "sent": False}
+
+        async def send_wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                status["sent"] = True
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            if self._declared_too_large(scope):
+                await self._reject_too_large(send_wrapped)
+                return
+            if scope.get("method") in ("POST", "PUT", "PATCH"):
+                replay = await self._read_body(receive)
+                if replay is None:
+                    await self._reject_too_large(send_wrapped)
+                    return
+                receive = replay
+            await self.app(scope, receive, send_wrapped)
+        finally:
+            self._record(scope, status["code"], time.perf_counter() - started, request_id)
+
+    def _declared_too_large(self, scope: Scope) -> bool:
+        length = _header(scope, b"content-length")
+        return bool(length and length.isdigit() and int(length) > self.max_body_bytes)
+
+    async def _read_body(self, receive: Receive) -> Receive | None:
+        """Read the whole body (chunked uploads have no Content-Length) up to the limit, and a
+        `receive` that replays it; None when it is over the limit."""
+        chunks: list[bytes] = []
+        total = 0
+        pending: list[Message] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                pending.append(message)      # the client went away: let the app see it
+                break
+            chunks.append(message.get("body", b""))
+            total += len(chunks[-1])
+            if total > self.max_body_bytes:
+                return None
+            if not message.get("more_body", False):
+                break
+        pending.insert(0, {"type": "http.request", "body": b"".join(chunks), "more_body": False})
+
+        async def replay() -> Message:
+            return pending.pop(0) if pending else await receive()
+        return replay
+
+    async def _reject_too_large(self, send: Send) -> None:
+        body = json.dumps(error_body("payload_too_large",
+                                     f"request body over {self.max_body_bytes} bytes")).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    def _record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
+        route = _route(scope)
+        method = scope.get("method", "")
+        self.metrics.observe(route, method, status, seconds)
+        state: dict[str, Any] = scope.get("state", {})
+        caller = state.get("caller")
+        access_log.info(json.dumps({
+            "request_id": request_id, "method": method, "path": scope.get("path"), "route": route,
+            "status": status, "ms": round(seconds * 1000, 1),
+            "key": getattr(caller, "key_name", None), "user": getattr(caller, "user", None),
+            "client": (scope.get("client") or [None])[0],
+        }))

@@ -1,0 +1,162 @@
+"""Request and response bodies of the retrieval API (contract section 5); they make /openapi.json."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from inlet.index.search import Hit, SearchRequest
+
+MetadataValue = Union[str, int, float, bool, list[str]]
+
+
+class SearchBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(..., min_length=1, max_length=4000, description="what to look for, in plain words")
+    k: int = Field(10, ge=1, le=100, description="number of passages to return")
+    sources: list[str] = Field(default_factory=list, description="only these sources (names)")
+    source_types: list[str] = Field(default_factory=list, description="only these types (slack, outlook, ...)")
+    after: datetime | None = Field(None, description="only documents updated at or after (RFC 3339)")
+    before: datetime | None = Field(None, description="only documents updated before (RFC 3339)")
+    user: str | None = Field(None, description="the user to search as: required with an on_behalf_of key, "
+                                                 "forbidden with a user key, optional for admin keys")
+    recency: bool = Field(True, description="prefer recent documents slightly (false: rank by relevance only)")
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("query must not be blank")
+        return value
+
+    @field_validator("after", "before")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
+
+    def to_request(self, user: str | None, half_life_days: float, k: int | None = None,
+                   per_document: int = 2) -> SearchRequest:
+        return SearchRequest(
+            query=self.query, k=k or self.k, sources=tuple(self.sources), source_types=tuple(self.source_types),
+            after=self.after, before=self.before, user=user,
+            recency_half_life_days=half_life_days if self.recency else 0.0, per_document=per_document)
+
+
+class ContextBody(SearchBody):
+    token_budget: int = Field(2000, ge=50, le=100_000,
+                              description="most tokens (embedding model's tokenizer) the context may take")
+
+
+class SearchResult(BaseModel):
+    chunk_id: str
+    doc_id: str
+    source: str
+    source_type: str
+    title: str
+    text: str = Field(description="the passage")
+    url: str
+    author: str
+    created_at: str | None
+    updated_at: str | None
+    score: float
+    metadata: dict[str, MetadataValue]
+
+    @classmethod
+    def of(cls, hit: Hit) -> "SearchResult":
+        return cls(**hit.as_dict())
+
+
+class SearchResponse(BaseModel):
+    results: list[SearchResult] = Field(description="best first")
+    took_ms: float
+
+
+class Citation(BaseModel):
+    n: int
+    doc_id: str
+    title: str
+    url: str
+    source: str
+
+
+class ContextResponse(BaseModel):
+    context: str = Field(description="passages marked [n], fenced as quoted data, ready to paste into a prompt")
+    citations: list[Citation]
+    results: list[SearchResult] = Field(description="the passages packed into the context, in order")
+    tokens: int = Field(description="tokens the context takes (embedding model's tokenizer)")
+    took_ms: float
+
+
+class AclOut(BaseModel):
+    public: bool
+    users: list[str]
+    domains: list[str]
+
+
+class DocumentOut(BaseModel):
+    """A whole document (contract section 4); `acl` only for admin keys."""
+
+    id: str
+    source: str
+    source_type: str
+    title: str
+    text: str
+    url: str
+    author: str
+    created_at: str | None
+    updated_at: str | None
+    metadata: dict[str, MetadataValue]
+    acl: AclOut | None = Field(None, description="who may see it; present only for admin keys")
+
+
+class LastRun(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    started_at: str | None
+    finished_at: str | None
+    outcome: str | None
+    upserted: int
+    deleted: int
+    skipped: int
+    errors: int
+    error: str | None
+
+
+class SourceStatus(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    type: str
+    documents: int
+    chunks: int
+    last_run: LastRun | None
+    next_run: str | None
+
+
+class SourcesResponse(BaseModel):
+    sources: list[SourceStatus]
+
+
+class Health(BaseModel):
+    status: str
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def document_out(doc: Any, with_acl: bool) -> dict[str, Any]:
+    """The JSON of a stored Document; `acl` left out unless `with_acl`."""
+    out: dict[str, Any] = {
+        "id": doc.id, "source": doc.source, "source_type": doc.source_type, "title": doc.title,
+        "text": doc.text, "url": doc.url, "author": doc.author, "created_at": iso(doc.created_at),
+        "updated_at": iso(doc.updated_at), "metadata": dict(doc.metadata),
+    }
+    if with_acl:
+        out["acl"] = doc.acl.model_dump()
+    return out

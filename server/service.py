@@ -1,0 +1,59 @@
+"""The retrieval operations behind both the HTTP routes and the MCP tools.
+
+Plain synchronous functions over one shared, already-open `Index`: callers on an event loop run
+them in a worker thread (embedding a query and scoring are CPU-bound). The ACL is applied inside
+the index queries (`SearchRequest.user`, `Index.document(principals)`), never after the fact.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from inlet.connectors.model import principals_for
+from inlet.index.search import Hit, SearchRequest, search
+from inlet.index.store import Index
+
+from .auth import Caller
+from .context import Packed, pack
+
+
+class Retrieval:
+    """Search, context packing and document lookup for a caller."""
+
+    def __init__(self, index: Index | None = None) -> None:
+        self.index = index
+        self.ready = threading.Event()
+        self.error: str | None = None
+
+    def warm(self) -> None:
+        """Load the model (one encode) so the first query does not pay for it; then ready."""
+        assert self.index is not None
+        self.index.embedder.encode(["warm up"])
+        self.ready.set()
+
+    def _index(self) -> Index:
+        if self.index is None or not self.ready.is_set():
+            from .errors import ApiError
+
+            raise ApiError(503, "not_ready", self.error or "the index and model are still loading")
+        return self.index
+
+    def search(self, request: SearchRequest) -> tuple[list[Hit], float]:
+        return search(self._index(), request)
+
+    def context(self, request: SearchRequest, budget: int) -> tuple[Packed, float]:
+        started = time.perf_counter()
+        index = self._index()
+        hits, _ = search(index, request)
+        packed = pack(hits, budget, index.embedder.count_tokens)
+        return packed, (time.perf_counter() - started) * 1000
+
+    def document(self, doc_id: str, caller: Caller) -> Any:
+        """The document, or None when absent or not visible to the caller (indistinguishable)."""
+        principals = principals_for(caller.user)
+        return self._index().document(doc_id, tuple(principals) if principals is not None else None)
+
+    def counts(self) -> dict[str, tuple[int, int]]:
+        return self.index.catalog.counts() if self.index is not None else {}

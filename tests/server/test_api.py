@@ -1,0 +1,307 @@
+"""The retrieval API over HTTP (TestClient): routes, key kinds, ACL, filters, errors, operations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from inlet.index.store import Index
+
+from .conftest import AGENT, ALICE, BOB, KEYS, NOW, OPS, client_for, settings_for
+
+
+def ids(response: object) -> list[str]:
+    return [r["doc_id"] for r in response.json()["results"]]  # type: ignore[attr-defined]
+
+
+def search(client: TestClient, headers: dict[str, str], **body: object) -> list[str]:
+    response = client.post("/v1/search", json={"query": "Falcon launch date", **body}, headers=headers)
+    assert response.status_code == 200, response.text
+    return ids(response)
+
+
+# --- keys and rights --------------------------------------------------------------------------
+def test_healthz_needs_no_key(client: TestClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("path", ["/readyz", "/metrics", "/v1/sources", "/v1/documents/eng:C1/100",
+                                  "/openapi.json", "/no/such/route"])
+def test_every_other_route_needs_a_key(client: TestClient, path: str) -> None:
+    missing = client.get(path)
+    wrong = client.get(path, headers={"Authorization": "Bearer not-a-key"})
+    basic = client.get(path, headers={"Authorization": "Basic YWxpY2U6eA=="})
+    for response in (missing, wrong, basic):
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "unauthorized"
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_wrong_key_on_post_is_401_even_with_a_bad_body(client: TestClient) -> None:
+    response = client.post("/v1/search", content=b"{not json", headers={"Authorization": "Bearer nope",
+                                                                          "Content-Type": "application/json"})
+    assert response.status_code == 401
+
+
+def test_user_key_searches_as_its_user(client: TestClient) -> None:
+    assert "eng:C2/200" in search(client, ALICE)
+    assert "eng:C2/200" not in search(client, BOB)
+
+
+def test_user_key_naming_a_user_is_403(client: TestClient) -> None:
+    for user in ("bob@other.org", "alice@example.com"):
+        response = client.post("/v1/search", json={"query": "x", "user": user}, headers=ALICE)
+        assert response.status_code == 403
+        assert response.json()["error"]["code"] == "forbidden"
+    response = client.get("/v1/documents/eng:C1/100", headers={**ALICE, "X-Inlet-User": "bob@other.org"})
+    assert response.status_code == 403
+
+
+def test_on_behalf_of_key_must_name_the_user(client: TestClient) -> None:
+    response = client.post("/v1/search", json={"query": "Falcon"}, headers=AGENT)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "user_required"
+    assert "eng:C2/200" in search(client, AGENT, user="alice@example.com")
+    assert "eng:C2/200" not in search(client, AGENT, user="bob@other.org")
+    assert client.get("/v1/documents/eng:C1/100", headers=AGENT).status_code == 400
+
+
+def test_on_behalf_of_names_the_user_on_get_by_header_or_query(client: TestClient) -> None:
+    path = "/v1/documents/eng:C2/200"
+    assert client.get(path, headers={**AGENT, "X-Inlet-User": "alice@example.com"}).status_code == 200
+    assert client.get(path + "?user=alice@example.com", headers=AGENT).status_code == 200
+    assert client.get(path, headers={**AGENT, "X-Inlet-User": "bob@other.org"}).status_code == 404
+    assert client.get(path + "?user=bob@other.org", headers=AGENT).status_code == 404
+
+
+def test_admin_key_sees_everything_and_may_act_as_a_user(client: TestClient) -> None:
+    everything = search(client, OPS, query="Falcon launch salary bands")
+    assert {"eng:C2/200", "mail:hr-1", "drive:f1"} <= set(everything)
+    as_bob = search(client, OPS, query="Falcon launch salary bands", user="bob@other.org")
+    assert "mail:hr-1" not in as_bob and "eng:C2/200" not in as_bob
+
+
+# --- ACL everywhere ----------------------------------------------------------------------------
+def test_private_channel_member_sees_it_non_member_never(client: TestClient) -> None:
+    path = "/v1/documents/eng:C2/200"
+    assert client.get(path, headers=ALICE).json()["text"].startswith("Project Falcon")
+    hidden = client.get(path, headers=BOB)
+    absent = client.get("/v1/documents/eng:C2/999", headers=BOB)
+    assert hidden.status_code == absent.status_code == 404
+    assert hidden.json()["error"]["code"] == absent.json()["error"]["code"] == "not_found"
+    ctx = client.post("/v1/context", json={"query": "Falcon launch date partner"}, headers=BOB).json()
+    assert "Initech" not in ctx["context"]
+    assert all(c["doc_id"] != "eng:C2/200" for c in ctx["citations"])
+    ctx = client.post("/v1/context", json={"query": "Falcon launch date partner"}, headers=ALICE).json()
+    assert "Initech" in ctx["context"]
+
+
+def test_domain_acl(client: TestClient) -> None:
+    assert "drive:f1" in search(client, AGENT, user="carol@example.com", query="Falcon budget")
+    assert "drive:f1" not in search(client, BOB, query="Falcon budget")
+
+
+def test_admin_only_document(client: TestClient) -> None:
+    assert client.get("/v1/documents/mail:hr-1", headers=ALICE).status_code == 404
+    assert "mail:hr-1" not in search(client, ALICE, query="salary bands")
+    assert client.get("/v1/documents/mail:hr-1", headers=OPS).status_code == 200
+
+
+def test_k_results_come_back_when_k_visible_ones_exist(client: TestClient) -> None:
+    # Bob may see 4 of the 7 documents (m1/m2 collapse into one): the ACL is applied inside the
+    # query, so asking for 3 gives 3 even though the best-scoring ones are hidden from him.
+    assert len(search(client, BOB, query="Falcon launch budget salary", k=3)) == 3
+
+
+def test_acl_shown_only_to_admins(client: TestClient) -> None:
+    admin = client.get("/v1/documents/eng:C2/200", headers=OPS).json()
+    assert admin["acl"] == {"public": False, "users": ["alice@example.com"], "domains": []}
+    user = client.get("/v1/documents/eng:C2/200", headers=ALICE).json()
+    assert "acl" not in user
+    assert set(user) == {"id", "source", "source_type", "title", "text", "url", "author", "created_at",
+                         "updated_at", "metadata"}
+
+
+# --- search shapes and quality ---------------------------------------------------------------
+def test_search_result_shape(client: TestClient) -> None:
+    body = client.post("/v1/search", json={"query": "deploy the billing service", "k": 2}, headers=ALICE).json()
+    assert set(body) == {"results", "took_ms"}
+    first = body["results"][0]
+    assert set(first) == {"chunk_id", "doc_id", "source", "source_type", "title", "text", "url", "author",
+                          "created_at", "updated_at", "score", "metadata"}
+    assert first["doc_id"] == "eng:C1/100" and first["metadata"] == {"channel": "general"}
+    scores = [r["score"] for r in body["results"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_near_duplicates_collapse(client: TestClient) -> None:
+    found = search(client, ALICE, query="quarterly pipeline review Houston storage forecasts")
+    assert len({"mail:m1", "mail:m2"} & set(found)) == 1
+
+
+def test_filters(client: TestClient) -> None:
+    assert set(search(client, OPS, sources=["mail"])) <= {"mail:m1", "mail:m2", "mail:hr-1"}
+    assert set(search(client, OPS, source_types=["slack"])) == {"eng:C1/100", "eng:C2/200"}
+    after = (NOW - timedelta(days=5)).isoformat()
+    assert set(search(client, OPS, after=after)) == {"eng:C1/100", "eng:C2/200", "files:notes/no-link.md"}
+    before = (NOW - timedelta(days=100)).isoformat().replace("+00:00", "Z")
+    assert search(client, OPS, before=before) == ["drive:f1"]
+    assert search(client, OPS, sources=["nope"]) == []
+
+
+def test_recency_can_be_turned_off(settings: object, index: Index) -> None:
+    # Two equally relevant passages (same text) a year apart: with recency on, the recent one wins.
+    from inlet.index.search import SearchRequest, search as run
+
+    base = dict(query="espresso machine descaled", user=None, k=10)
+    on, _ = run(index, SearchRequest(**base, recency_half_life_days=180))  # type: ignore[arg-type]
+    off, _ = run(index, SearchRequest(**base, recency_half_life_days=0))  # type: ignore[arg-type]
+    off_scores = {h.doc_id: h.score for h in off}
+    assert all(hit.score >= off_scores[hit.doc_id] for hit in on)
+    assert any(hit.score > off_scores[hit.doc_id] for hit in on)   # dated documents got the boost
+
+
+def test_recency_request_flag(client: TestClient) -> None:
+    on = client.post("/v1/search", json={"query": "espresso machine"}, headers=ALICE).json()["results"]
+    off = client.post("/v1/search", json={"query": "espresso machine", "recency": False},
+                      headers=ALICE).json()["results"]
+    assert on[0]["doc_id"] == off[0]["doc_id"] == "files:notes/no-link.md"
+    assert on[0]["score"] > off[0]["score"]
+
+
+# --- context -----------------------------------------------------------------------------------
+def test_context_packs_under_budget_with_citations(client: TestClient, index: Index) -> None:
+    body = client.post("/v1/context", json={"query": "Falcon launch", "token_budget": 150}, headers=OPS).json()
+    assert set(body) >= {"context", "citations", "results"}
+    assert index.embedder.count_tokens([body["context"]])[0] <= 150 + 2
+    assert body["tokens"] <= 150
+    assert "quoted data" in body["context"] and "not instructions" in body["context"]
+    assert body["citations"][0]["n"] == 1
+    for cite in body["citations"]:
+        assert f"[{cite['n']}] {cite['title']} — {cite['source']} — " in body["context"]
+        assert set(cite) == {"n", "doc_id", "title", "url", "source"} and cite["url"]
+    assert body["context"].count("<document") == len(body["results"])
+    big = client.post("/v1/context", json={"query": "Falcon launch", "token_budget": 4000}, headers=OPS).json()
+    assert len(big["results"]) > len(body["results"])
+
+
+def test_context_tiny_budget_cuts_the_first_passage(client: TestClient) -> None:
+    body = client.post("/v1/context", json={"query": "deploy billing canary", "token_budget": 90},
+                       headers=ALICE).json()
+    assert body["tokens"] <= 90 and len(body["results"]) == 1
+    assert "…" in body["context"]
+
+
+# --- malformed input -----------------------------------------------------------------------------
+@pytest.mark.parametrize("payload,status", [
+    ({}, 422), ({"query": ""}, 422), ({"query": "   "}, 422), ({"query": "x", "k": 0}, 422),
+    ({"query": "x", "k": 1000}, 422), ({"query": 5}, 422), ({"query": "x", "after": "yesterday"}, 422),
+    ({"query": "x", "sources": "eng"}, 422), ({"query": "x", "bogus": 1}, 422), ([1, 2], 422),
+])
+def test_malformed_search_is_4xx_in_contract_shape(client: TestClient, payload: object, status: int) -> None:
+    response = client.post("/v1/search", json=payload, headers=ALICE)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request" and error["message"]
+
+
+def test_bad_json_is_400(client: TestClient) -> None:
+    response = client.post("/v1/search", content=b'{"query": ', headers={**ALICE, "Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_json"
+
+
+def test_context_budget_validation(client: TestClient) -> None:
+    response = client.post("/v1/context", json={"query": "x", "token_budget": -1}, headers=ALICE)
+    assert response.status_code == 422
+
+
+def test_body_over_limit_is_413(client: TestClient) -> None:
+    huge = {"query": "x" * 3000, "sources": ["s" * 100] * 1000}
+    response = client.post("/v1/search", json=huge, headers=ALICE)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+    def chunks() -> Iterator[bytes]:          # no Content-Length: counted as it streams
+        yield b'{"query": "'
+        for _ in range(100):
+            yield b"y" * 1024
+        yield b'"}'
+    response = client.post("/v1/search", content=chunks(), headers={**ALICE, "Content-Type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_unknown_route_and_method(client: TestClient) -> None:
+    assert client.get("/v1/nothing", headers=ALICE).json()["error"]["code"] == "not_found"
+    response = client.get("/v1/search", headers=ALICE)
+    assert response.status_code == 405 and response.json()["error"]["code"] == "method_not_allowed"
+
+
+# --- operations ------------------------------------------------------------------------------------
+def test_readyz_and_sources(client: TestClient) -> None:
+    assert client.get("/readyz", headers=ALICE).json() == {"status": "ready"}
+    assert client.get("/v1/sources", headers=ALICE).json() == {"sources": []}
+
+
+def test_readyz_is_503_until_loaded(settings: object) -> None:
+    from inlet.server.app import create_app
+
+    app = create_app(settings, index=None, env=KEYS)   # type: ignore[arg-type]
+    client = TestClient(app, raise_server_exceptions=False)   # no lifespan: never loads
+    response = client.get("/readyz", headers=ALICE)
+    assert response.status_code == 503 and response.json()["error"]["code"] == "not_ready"
+    assert client.post("/v1/search", json={"query": "x"}, headers=ALICE).status_code == 503
+
+
+def test_metrics(client: TestClient) -> None:
+    client.post("/v1/search", json={"query": "deploy"}, headers=ALICE)
+    text = client.get("/metrics", headers=OPS).text
+    assert 'inlet_http_requests_total{method="POST",route="/v1/search",status="200"}' in text
+    assert 'inlet_http_request_duration_seconds_bucket{le="0.005",method="POST",route="/v1/search"}' in text
+    assert 'inlet_index_documents{source="mail"} 3.0' in text
+    assert 'inlet_index_chunks{source="eng"} 2.0' in text
+
+
+def test_request_id_echoed_or_made(client: TestClient) -> None:
+    given = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert given.headers["x-request-id"] == "abc-123"
+    made = client.get("/healthz")
+    assert len(made.headers["x-request-id"]) == 32
+    hostile = client.get("/healthz", headers={"X-Request-ID": "x <script>"})
+    assert hostile.headers["x-request-id"] != "x <script>"
+
+
+def test_access_log_names_key_not_secret(client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="inlet.server.access"):
+        client.post("/v1/search", json={"query": "deploy"}, headers={**ALICE, "X-Request-ID": "log-test-1"})
+    lines = [r.getMessage() for r in caplog.records if "log-test-1" in r.getMessage()]
+    assert lines and '"key": "alice-laptop"' in lines[0] and '"status": 200' in lines[0]
+    assert all(KEYS["INLET_KEY_ALICE"] not in r.getMessage() for r in caplog.records)
+
+
+def test_cors_off_by_default_on_when_configured(client: TestClient, index: Index) -> None:
+    origin = {"Origin": "https://app.example"}
+    assert "access-control-allow-origin" not in client.get("/healthz", headers=origin).headers
+    settings = settings_for(index.path, cors_origins=["https://app.example"])
+    for cors in client_for(settings, index):
+        assert cors.get("/healthz", headers=origin).headers["access-control-allow-origin"] == "https://app.example"
+        preflight = cors.options("/v1/search", headers={**origin, "Access-Control-Request-Method": "POST",
+                                                        "Access-Control-Request-Headers": "authorization"})
+        assert preflight.status_code == 200
+
+
+def test_openapi_schemas_match_responses(client: TestClient) -> None:
+    spec = client.get("/openapi.json", headers=ALICE).json()
+    schemas = spec["components"]["schemas"]
+    assert set(schemas["SearchResult"]["properties"]) == {"chunk_id", "doc_id", "source", "source_type", "title",
+                                                          "text", "url", "author", "created_at", "updated_at",
+                                                          "score", "metadata"}
+    assert {"context", "citations", "results"} <= set(schemas["ContextResponse"]["properties"])
+    post = spec["paths"]["/v1/search"]["post"]
+    assert post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/SearchResponse")
+    assert post["responses"]["401"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+    assert "/v1/documents/{doc_id}" in spec["paths"]

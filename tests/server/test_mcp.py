@@ -1,0 +1,177 @@
+"""The MCP tools, driven by the `mcp` SDK's own client: streamable HTTP against a real uvicorn
+server on a loopback port, and stdio against `python -m inlet mcp` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+import uvicorn
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+
+from inlet.config import IndexConfig, Settings
+from inlet.index.embedding import Embedder
+from inlet.index.store import Index
+from inlet.server.app import create_app
+
+from .conftest import KEYS, corpus
+
+
+@pytest.fixture(scope="module")
+def base_url(settings: Settings, index: Index) -> Iterator[str]:
+    app = create_app(settings, index=index, env=KEYS)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)          # connections queue in the backlog until uvicorn accepts: no wait needed
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    assert app.state.retrieval.ready.wait(60)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    thread.join(30)
+    sock.close()
+
+
+def http_client(url: str, **headers: str) -> Client:
+    return Client(streamable_http_client(f"{url}/mcp", http_client=create_mcp_http_client(headers=headers)))
+
+
+async def call(client: Client, name: str, arguments: dict[str, Any]) -> Any:
+    return await client.call_tool(name, arguments)
+
+
+def check_tool_result(result: Any) -> dict[str, Any]:
+    """structuredContent and exactly one JSON text item carrying the same object."""
+    assert not result.is_error, result.content
+    assert len(result.content) == 1 and result.content[0].type == "text"
+    assert json.loads(result.content[0].text) == result.structured_content
+    return result.structured_content
+
+
+async def tool_session(client: Client) -> dict[str, Any]:
+    """What a client sees: the tools and a few calls (run inside one session)."""
+    async with client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        search = check_tool_result(await call(client, "search", {"query": "Falcon launch date partner"}))
+        espresso = check_tool_result(await call(client, "search", {"query": "espresso machine descaled"}))
+        public = check_tool_result(await call(client, "fetch", {"id": "eng:C1/100"}))
+        nolink = check_tool_result(await call(client, "fetch", {"id": "files:notes/no-link.md"}))
+        private = await call(client, "fetch", {"id": "eng:C2/200"})
+        missing = await call(client, "fetch", {"id": "eng:nope"})
+        blank = await call(client, "search", {"query": "  "})
+    return {"tools": tools, "search": search, "espresso": espresso, "public": public, "nolink": nolink,
+            "private": private, "missing": missing, "blank": blank}
+
+
+def check_tools(tools: dict[str, Any]) -> None:
+    assert set(tools) == {"search", "fetch"}
+    for tool in tools.values():
+        assert tool.annotations.read_only_hint is True
+        assert tool.output_schema["type"] == "object"
+    assert tools["search"].input_schema["required"] == ["query"]
+    assert set(tools["search"].output_schema["properties"]) == {"results"}
+    assert tools["fetch"].input_schema["required"] == ["id"]
+    assert set(tools["fetch"].output_schema["properties"]) == {"id", "title", "text", "url", "metadata"}
+
+
+def check_as_member(seen: dict[str, Any]) -> None:
+    check_tools(seen["tools"])
+    results = seen["search"]["results"]
+    assert results[0]["id"] == "eng:C2/200" and "Initech" in results[0]["text"]
+    for item in results:
+        assert set(item) == {"id", "title", "url", "text"} and item["url"]
+    assert len({r["id"] for r in results}) == len(results)
+    assert seen["nolink"]["url"] == "inlet://doc/files:notes/no-link.md"
+    assert seen["public"]["text"].startswith("To deploy") and seen["public"]["metadata"]["channel"] == "general"
+    assert not seen["private"].is_error and "Initech" in seen["private"].structured_content["text"]
+    assert seen["missing"].is_error
+    assert seen["blank"].is_error
+
+
+def check_as_outsider(seen: dict[str, Any]) -> None:
+    assert all(r["id"] != "eng:C2/200" for r in seen["search"]["results"])
+    assert all("Initech" not in r["text"] for r in seen["search"]["results"])
+    assert seen["private"].is_error
+    # hidden and absent look the same
+    assert seen["private"].content[0].text.replace("eng:C2/200", "X") == \
+        seen["missing"].content[0].text.replace("eng:nope", "X")
+
+
+# --- streamable HTTP ----------------------------------------------------------------------------
+def test_http_user_key_member(base_url: str) -> None:
+    check_as_member(anyio.run(tool_session, http_client(base_url, Authorization="Bearer alice-secret-key")))
+
+
+def test_http_user_key_non_member(base_url: str) -> None:
+    check_as_outsider(anyio.run(tool_session, http_client(base_url, Authorization="Bearer bob-secret-key")))
+
+
+def test_http_on_behalf_of_names_user_by_header(base_url: str) -> None:
+    agent = "Bearer agent-secret-key"
+    check_as_member(anyio.run(tool_session, http_client(base_url, Authorization=agent,
+                                                        **{"X-Inlet-User": "alice@example.com"})))
+    check_as_outsider(anyio.run(tool_session, http_client(base_url, Authorization=agent,
+                                                          **{"X-Inlet-User": "bob@other.org"})))
+
+
+def test_http_admin_sees_admin_only_documents(base_url: str) -> None:
+    async def fetch_hr() -> Any:
+        async with http_client(base_url, Authorization="Bearer ops-secret-key") as client:
+            return await call(client, "fetch", {"id": "mail:hr-1"})
+    result = anyio.run(fetch_hr)
+    assert not result.is_error and result.structured_content["url"].startswith("inlet://doc/mail:hr-1")
+
+
+@pytest.mark.parametrize("headers,status", [
+    ({}, 401), ({"Authorization": "Bearer wrong"}, 401),
+    ({"Authorization": "Bearer alice-secret-key", "X-Inlet-User": "bob@other.org"}, 403),
+    ({"Authorization": "Bearer agent-secret-key"}, 400),
+])
+def test_http_refuses_bad_keys_before_mcp(base_url: str, headers: dict[str, str], status: int) -> None:
+    message = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    response = httpx.post(f"{base_url}/mcp", json=message, headers={
+        **headers, "Accept": "application/json, text/event-stream"})
+    assert response.status_code == status
+    assert "error" in response.json() and "code" in response.json()["error"]
+
+
+# --- stdio --------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def stdio_config(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
+    """An index of its own (the Index lock is per folder and per process), closed before spawning."""
+    root = tmp_path_factory.mktemp("stdio")
+    with Index(IndexConfig(path=root / "index"), embedder=embedder) as idx:
+        idx.apply(corpus())
+    config = root / "config.toml"
+    config.write_text(f'[index]\npath = "{root / "index"}"\n')
+    return config
+
+
+def stdio_client(config: Path, user: str) -> Client:
+    return Client(StdioServerParameters(command=sys.executable, args=["-m", "inlet", "mcp", "--config", str(config)],
+                                        env={"INLET_USER": user}))
+
+
+def test_stdio_as_member_and_as_outsider(stdio_config: Path) -> None:
+    check_as_member(anyio.run(tool_session, stdio_client(stdio_config, "alice@example.com")))
+    check_as_outsider(anyio.run(tool_session, stdio_client(stdio_config, "bob@other.org")))
+
+
+def test_stdio_needs_a_user(stdio_config: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "INLET_USER"}
+    done = subprocess.run([sys.executable, "-m", "inlet", "mcp", "--config", str(stdio_config)], env=env,
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and "--user" in done.stderr
