@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from inlet.errors import InletError
+from inlet.errors import IndexLockedError, InletError
 
 log = logging.getLogger("inlet")
 
@@ -149,8 +149,11 @@ def sync(sources: tuple[str, ...], config_path: str | None, as_json: bool, verbo
     try:
         settings = _settings(config_path)
         names = [settings.source(s).name for s in sources] or [s.name for s in settings.sources]
-        with _engine(settings, progress=not as_json) as engine:
-            results = [engine.run(name, "sync") for name in names]
+        try:
+            with _engine(settings, progress=not as_json) as engine:
+                results = [engine.run(name, "sync") for name in names]
+        except IndexLockedError:
+            results = _sync_through_daemon(settings, names)
     except InletError as exc:
         _fail(exc)
     _report_runs(results, as_json)
@@ -175,19 +178,56 @@ def search(query: str, k: int, sources: tuple[str, ...], user: str | None, confi
 
         request = SearchRequest(query=query, k=k, sources=sources, user=user,
                                 recency_half_life_days=settings.server.recency_half_life_days)
-        with Index(settings.index) as index:
-            hits, took = run_search(index, request)
+        try:
+            with Index(settings.index) as index:
+                hits, took = run_search(index, request)
+            payload = {"results": [h.as_dict() for h in hits], "took_ms": round(took, 1)}
+        except IndexLockedError:
+            payload = _search_through_daemon(settings, query, k, sources, user)
     except InletError as exc:
         _fail(exc)
-    payload = {"results": [h.as_dict() for h in hits], "took_ms": round(took, 1)}
 
     def prose() -> None:
-        if not hits:
+        if not payload["results"]:
             click.echo("no results")
-        for n, hit in enumerate(hits, 1):
-            click.echo(f"[{n}] {hit.title} — {hit.source} — {hit.updated_at or ''} — {hit.url}")
-            click.echo("    " + hit.text[:300].replace("\n", " ") + ("…" if len(hit.text) > 300 else ""))
+        for n, hit in enumerate(payload["results"], 1):
+            when = hit["updated_at"] or ""
+            click.echo(f"[{n}] {hit['title']} — {hit['source']} — {when} — {hit['url']}")
+            text = hit["text"]
+            click.echo("    " + text[:300].replace("\n", " ") + ("…" if len(text) > 300 else ""))
     _emit(as_json, payload, prose)
+
+
+def _search_through_daemon(settings: Any, query: str, k: int, sources: tuple[str, ...],
+                           user: str | None) -> dict[str, Any]:
+    """The index is held by another process: ask it, if it is a daemon serving the API."""
+    from inlet.sync.daemon_api import daemon_api
+
+    api = daemon_api(Path(settings.index.path))
+    if api is None:
+        raise   # the IndexLockedError being handled: it names the holder
+    body: dict[str, Any] = {"query": query, "k": k}
+    if sources:
+        body["sources"] = list(sources)
+    if user:
+        body["user"] = user
+    log.info("the daemon (pid %d) holds the index: searching through its API at %s", api.pid, api.url)
+    return api.search(body)
+
+
+def _sync_through_daemon(settings: Any, names: list[str]) -> list[Any]:
+    """The index is held by another process: a serving daemon runs the sources; else say who holds it."""
+    from inlet.sync.daemon_api import daemon_api, daemon_busy_error, daemon_holding
+
+    path = Path(settings.index.path)
+    api = daemon_api(path)
+    if api is None:
+        holder = daemon_holding(path)
+        if holder is None:
+            raise   # the IndexLockedError being handled: not a daemon, it names the holder
+        raise daemon_busy_error(path, holder)
+    log.info("the daemon (pid %d) holds the index: asking it to sync %s", api.pid, ", ".join(names))
+    return api.sync(names)
 
 
 @cli.command()
@@ -212,8 +252,20 @@ def status(config_path: str | None, as_json: bool, verbose: int) -> None:
                            f"{last['errors']} errors" + (f"\n  error: {last['error']}" if last["error"] else ""))
             else:
                 click.echo("  never run")
+            if s.get("failure_streak"):
+                click.echo(f"  failing: {s['failure_streak']} failed run(s) in a row")
+            lag = s.get("lag_seconds")
+            click.echo(f"  last success: {s.get('last_success') or 'never'}"
+                       + (f" (lag {_duration(lag)})" if lag is not None else ""))
             click.echo(f"  next run: {s['next_run'] or 'on demand'}")
     _emit(as_json, payload, prose)
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
 
 
 @cli.command()

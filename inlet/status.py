@@ -5,6 +5,7 @@ No Chroma, no lock: status works while a sync or the daemon holds the index.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,17 +36,40 @@ def _counts(path: Path) -> dict[str, tuple[int, int]]:
         db.close()
 
 
+def _daemon_next_runs(state: StateDB) -> dict[str, float | None]:
+    """The next runs a live `inlet daemon` scheduled (jitter and backoff included), by source."""
+    alive: dict[int, bool] = {}
+    out = {}
+    for name, (ts, pid) in state.daemon_next_runs().items():
+        if pid not in alive:
+            try:
+                os.kill(pid, 0)
+                alive[pid] = True
+            except ProcessLookupError:
+                alive[pid] = False
+            except PermissionError:
+                alive[pid] = True
+        if alive[pid]:
+            out[name] = ts
+    return out
+
+
 def sources_status(settings: Settings, state: StateDB | None = None) -> dict[str, Any]:
     path = Path(settings.index.path)
     own = state is None
     state = state or StateDB(path / "state.db")
     try:
         counts = _counts(path)
+        planned = _daemon_next_runs(state)
         out = []
         for source in settings.sources:
             last = state.last_run(source.name)
             ok = state.last_run(source.name, successful=True)
-            due = next_run(source, last.finished_at if last else None)
+            if source.name in planned:
+                ts = planned[source.name]
+                due = datetime.fromtimestamp(ts, timezone.utc) if ts is not None else None
+            else:
+                due = next_run(source, last.finished_at if last else None)
             docs, chunks = counts.get(source.name, (0, 0))
             out.append({
                 "name": source.name, "type": source.type, "documents": docs, "chunks": chunks,
@@ -58,8 +82,54 @@ def sources_status(settings: Settings, state: StateDB | None = None) -> dict[str
                 "last_success": iso(ok.finished_at) if ok else None,
                 "lag_seconds": round(datetime.now(timezone.utc).timestamp() - ok.finished_at, 1)
                 if ok and ok.finished_at else None,
+                "failure_streak": state.failure_streak(source.name),
             })
         return {"sources": out}
     finally:
         if own:
             state.close()
+
+
+class SourcesCollector:
+    """Prometheus gauges of the sync schedule, read from SQLite at scrape time, labelled by source:
+    inlet_source_lag_seconds (since the last successful sync), inlet_source_last_run_timestamp_seconds,
+    inlet_source_next_run_timestamp_seconds, inlet_source_failure_streak and inlet_source_last_run_ok
+    (1 when the last finished run was ok or partial). Documents, chunks and the last success are the
+    server's own `IndexCollector`; register both: `registry.register(SourcesCollector(settings))`.
+    """
+
+    def __init__(self, settings: Settings, state: StateDB | None = None) -> None:
+        self.settings = settings
+        self.state = state
+
+    def describe(self) -> list[Any]:
+        return []   # collected lazily: nothing touches SQLite at registration
+
+    def collect(self) -> Any:
+        from prometheus_client.core import GaugeMetricFamily
+
+        report = sources_status(self.settings, self.state)["sources"]
+        gauges = {name: GaugeMetricFamily(f"inlet_source_{name}", doc, labels=["source"]) for name, doc in (
+            ("lag_seconds", "Seconds since the last successful sync"),
+            ("last_run_timestamp_seconds", "End of the last finished run (unix seconds)"),
+            ("next_run_timestamp_seconds", "Next scheduled sync (unix seconds)"),
+            ("failure_streak", "Failed runs since the last successful one"),
+            ("last_run_ok", "1 if the last finished run was ok or partial, else 0"),
+        )}
+        for s in report:
+            last = s["last_run"]
+            values = {
+                "lag_seconds": s["lag_seconds"],
+                "last_run_timestamp_seconds": _epoch(last["finished_at"]) if last else None,
+                "next_run_timestamp_seconds": _epoch(s["next_run"]),
+                "failure_streak": s["failure_streak"],
+                "last_run_ok": (1 if last["outcome"] in ("ok", "partial") else 0) if last else None,
+            }
+            for name, value in values.items():
+                if value is not None:
+                    gauges[name].add_metric([s["name"]], float(value))
+        yield from gauges.values()
+
+
+def _epoch(stamp: str | None) -> float | None:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() if stamp else None

@@ -61,6 +61,17 @@ class _Batch:
         self.deletions: list[str] = []
         self.chars = 0
 
+    def add(self, doc: Document) -> None:
+        if doc.id in self.deletions:
+            self.deletions.remove(doc.id)
+        self.docs.append(doc)
+        self.chars += len(doc.text)
+
+    def delete(self, doc_id: str) -> None:
+        """A deletion after a document in the same batch wins, as it would across batches."""
+        self.docs = [d for d in self.docs if d.id != doc_id]
+        self.deletions.append(doc_id)
+
     def full(self) -> bool:
         return len(self.docs) + len(self.deletions) >= BATCH_DOCS or self.chars >= BATCH_CHARS
 
@@ -98,6 +109,7 @@ class Engine:
             source = SourceState(name, None, "backfill", source.generation + 1,
                                  since.isoformat() if since else None, source.last_prune)
             self.state.save_source(source)
+            kind = "backfill"   # a first sync of a new source is its backfill: record it as one
         elif source.phase == "backfill":
             kind = "backfill"   # an interrupted backfill resumes, whatever was asked
         run = self.state.start_run(name, kind)
@@ -105,6 +117,7 @@ class Engine:
         try:
             self._drive(self.connector(name), source, run)
         except CredentialsError as exc:
+            log.error("%s", exc)   # names the source; stderr is where an operator looks first
             return self._finish(run, started, "failed", str(exc), credentials=True)
         except InletError as exc:
             log.error("source %r failed: %s", name, exc)
@@ -124,10 +137,9 @@ class Engine:
         for item in connector.load(source.checkpoint, since=since):
             seen += 1
             if isinstance(item, Document):
-                batch.docs.append(item)
-                batch.chars += len(item.text)
+                batch.add(item)
             elif isinstance(item, Deletion):
-                batch.deletions.append(item.id)
+                batch.delete(item.id)
             elif isinstance(item, Skipped):
                 self._skip(run, item)
             elif isinstance(item, Checkpoint):

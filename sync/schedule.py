@@ -8,15 +8,22 @@ from typing import Any
 from inlet.connectors.base import SourceConfig, parse_duration
 
 
-def trigger(source: SourceConfig, jitter: float | None = None) -> Any | None:
-    """The APScheduler trigger for a source, or None when it has no schedule."""
+def trigger(source: SourceConfig, jitter: float | None = None,
+            start_date: datetime | None = None) -> Any | None:
+    """The APScheduler trigger for a source, or None when it has no schedule.
+
+    `start_date` (interval sources only) is the first fire time; the default is one interval from now.
+    """
     from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger
 
     if source.schedule:
-        return CronTrigger.from_crontab(source.schedule, timezone=timezone.utc, jitter=jitter)
+        cron = CronTrigger.from_crontab(source.schedule, timezone=timezone.utc)
+        cron.jitter = jitter   # from_crontab() takes no jitter argument
+        return cron
     if source.every:
-        return IntervalTrigger(seconds=parse_duration(source.every), timezone=timezone.utc, jitter=jitter)
+        return IntervalTrigger(seconds=parse_duration(source.every), timezone=timezone.utc, jitter=jitter,
+                               start_date=start_date)
     return None
 
 

@@ -37,6 +37,12 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_source ON runs (source, id);
+CREATE TABLE IF NOT EXISTS daemon_schedule (   -- written by a running `inlet daemon`, for `inlet status`
+    source TEXT PRIMARY KEY,
+    next_run REAL,               -- epoch seconds of the next sync the daemon has scheduled
+    pid INTEGER NOT NULL,        -- the daemon's pid (rows of a dead daemon are ignored)
+    updated REAL NOT NULL
+);
 """
 
 
@@ -120,11 +126,16 @@ class StateDB:
             (run.finished_at, run.outcome, run.upserted, run.deleted, run.skipped, run.errors, run.embedded,
              run.error, run.id))
 
-    def last_run(self, source: str, *, successful: bool = False) -> RunRecord | None:
+    def last_run(self, source: str, *, successful: bool = False,
+                 kinds: tuple[str, ...] | None = None) -> RunRecord | None:
         cond = "AND outcome IN ('ok', 'partial')" if successful else "AND finished_at IS NOT NULL"
+        params: tuple[Any, ...] = (source,)
+        if kinds:
+            cond += f" AND kind IN ({','.join('?' * len(kinds))})"
+            params += tuple(kinds)
         rows = self._exec(
             "SELECT id, source, kind, started_at, finished_at, outcome, upserted, deleted, skipped, errors, "
-            f"embedded, error FROM runs WHERE source = ? {cond} ORDER BY id DESC LIMIT 1", (source,))
+            f"embedded, error FROM runs WHERE source = ? {cond} ORDER BY id DESC LIMIT 1", params)
         if not rows:
             return None
         r = rows[0]
@@ -141,3 +152,29 @@ class StateDB:
                 break
             streak += 1
         return streak
+
+    # --- the daemon's schedule (what `inlet status` shows as next run while a daemon runs) ----------
+    def set_next_runs(self, pid: int, next_runs: dict[str, float | None]) -> None:
+        now = time.time()
+        with self._lock:
+            self._db.executemany(
+                "INSERT INTO daemon_schedule (source, next_run, pid, updated) VALUES (?,?,?,?) "
+                "ON CONFLICT (source) DO UPDATE SET next_run = excluded.next_run, pid = excluded.pid, "
+                "updated = excluded.updated", [(name, ts, pid, now) for name, ts in next_runs.items()])
+
+    def clear_next_runs(self, pid: int) -> None:
+        self._exec("DELETE FROM daemon_schedule WHERE pid = ?", (pid,))
+
+    def daemon_next_runs(self) -> dict[str, tuple[float | None, int]]:
+        """source -> (next run, daemon pid), as the last daemon to run wrote it."""
+        rows = self._exec("SELECT source, next_run, pid FROM daemon_schedule")
+        return {name: (ts, pid) for name, ts, pid in rows}
+
+    def close_orphan_runs(self, source: str, error: str) -> int:
+        """Mark runs left unfinished by a process that died as failed; call only while holding the
+        source's lock (so no live process is running them)."""
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE runs SET finished_at = ?, outcome = 'failed', error = ? "
+                "WHERE source = ? AND finished_at IS NULL", (time.time(), error, source))
+            return cur.rowcount

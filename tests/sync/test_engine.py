@@ -128,3 +128,12 @@ def test_stop_ends_the_run_at_the_next_checkpoint(engine):
     assert result.outcome == "partial" and "interrupted" in result.error
     assert engine.state.source("one").checkpoint == {"at": 2}
     assert indexed(engine) == ["one:1", "one:2"]
+
+
+def test_order_within_a_batch_is_kept(engine):
+    Script.plan = [[doc(1), doc(2), Checkpoint(state={})],
+                   [doc(3), Deletion(id="one:3"), Deletion(id="one:1"), doc(1, "back again"), Checkpoint(state={})]]
+    engine.run("one", "backfill")
+    engine.run("one", "sync")
+    assert indexed(engine) == ["one:1", "one:2"]
+    assert engine.index.document("one:1").text == "back again"

@@ -1,0 +1,365 @@
+"""`inlet daemon`: every source on its schedule, in parallel up to `[daemon].max_parallel`.
+
+All runs go through the process's one `Engine`, so the engine's per-source file lock keeps a source
+from running twice (in this process or another), and its `stop` event turns SIGINT/SIGTERM into
+"finish the batch in hand, save the checkpoint, return". APScheduler 3 fires the jobs with:
+- `coalesce=True`: several missed fire times of one job make one run;
+- `misfire_grace_time=None`: a late run (every worker busy, a suspended laptop) still runs, because
+  a late sync beats a dropped one (APScheduler's default drops a run that is more than 1 s late);
+- `max_instances=1`, plus a per-source guard shared by a source's sync, retry and prune jobs.
+A failed run is retried after a capped exponential backoff (30 s, 1 min, 2 min, ... up to
+`[daemon].retry_max`); the regular schedule waits out the backoff too, and the failure is logged
+once per streak, not once per attempt. At start-up a source whose run fell due while no daemon was
+running (judged from its last run in the state DB) runs at once, once; an interrupted backfill
+resumes from its checkpoint.
+
+`--serve` runs the API in this process (uvicorn in a thread) on the same open Index: searches read
+without the engine's write lock, and see a batch only once its catalog transaction commits. How
+`inlet search` and `inlet sync` reach a serving daemon is in `daemon_api.py`; against a daemon
+without `--serve`, `inlet sync` fails with a message naming its pid (`inlet status` reads SQLite
+only and always works).
+
+Shutdown is bounded: after SIGINT/SIGTERM the daemon waits up to `SHUTDOWN_GRACE` seconds for runs
+in flight to reach their next checkpoint, then exits 0 regardless (nothing is lost: a run resumes
+from its last saved checkpoint); a second signal exits at once with status 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from inlet.config import Settings
+from inlet.connectors.base import SourceConfig, parse_duration
+from inlet.errors import SourceBusyError
+from inlet.index.lock import FileLock
+
+from .engine import Engine, RunResult
+from .schedule import trigger
+from .state import RunRecord, SourceState
+
+log = logging.getLogger(__name__)
+
+RETRY_BASE = 30.0          # seconds before the first retry of a failed run
+BUSY_RETRY = 60.0          # a prune that found its source busy tries again this much later
+SHUTDOWN_GRACE = 60.0      # longest wait for runs in flight to reach their next checkpoint
+Clock = Callable[[], float]
+
+
+def backoff(streak: int, cap: float, base: float = RETRY_BASE) -> float:
+    """Seconds to wait after the `streak`-th failure in a row: base, 2x, 4x, ... never above `cap`."""
+    return min(cap, base * 2 ** max(0, min(streak, 32) - 1))
+
+
+def due_at_start(source: SourceConfig, state: SourceState, last: RunRecord | None, now: float) -> str | None:
+    """Why a source must run as soon as the daemon starts, or None to wait for its schedule."""
+    if not (source.schedule or source.every):
+        return None
+    if state.phase == "new" or last is None:
+        return "never synced"
+    if state.phase == "backfill":
+        return "its backfill was interrupted"
+    if source.schedule:
+        after = datetime.fromtimestamp(last.started_at + 1, timezone.utc)
+        due = trigger(source).get_next_fire_time(None, after)
+        return "a scheduled run was missed" if due and due.timestamp() <= now else None
+    finished = last.finished_at or last.started_at
+    return "a scheduled run was missed" if finished + parse_duration(source.every or "0s") <= now else None
+
+
+class Daemon:
+    """Schedules the sources of `settings` on `engine`; `clock` (epoch seconds) is replaceable in tests."""
+
+    def __init__(self, settings: Settings, engine: Engine, *, clock: Clock = time.time,
+                 scheduler: Any = None) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.state = engine.state
+        self.stop = engine.stop
+        self.clock = clock
+        self.jitter = parse_duration(settings.daemon.jitter) or None
+        self.retry_cap = parse_duration(settings.daemon.retry_max)
+        self.scheduler = scheduler or _scheduler(settings.daemon.max_parallel)
+        self.sources = [s for s in settings.sources if s.schedule or s.every]
+        self._guards = {s.name: threading.Lock() for s in settings.sources}
+        self._failing: dict[str, int] = {}           # source -> failure streak, while failing
+        self._backoff_until: dict[str, float] = {}
+        self._active = 0
+        self._idle = threading.Condition()
+
+    # --- scheduling ---------------------------------------------------------------------------
+    def schedule(self) -> None:
+        """Add every source's jobs: its sync, its prune, and a catch-up run if one was missed."""
+        now = self.clock()
+        for source in self.sources:
+            self._close_orphans(source.name)
+            state = self.state.source(source.name)
+            last = self.state.last_run(source.name, kinds=("sync", "backfill"))
+            why = due_at_start(source, state, last, now)
+            start = None
+            if why:
+                log.info("source %r runs now: %s", source.name, why)
+                self._once(f"catchup:{source.name}", self.sync_job, now, source.name, "catch-up")
+            elif source.every and last:
+                start = _utc((last.finished_at or last.started_at) + parse_duration(source.every))
+            self._add(f"sync:{source.name}", self.sync_job, trigger(source, self.jitter, start), source.name)
+            self._schedule_prune(source, state, now)
+
+    def _schedule_prune(self, source: SourceConfig, state: SourceState, now: float) -> None:
+        from apscheduler.triggers.interval import IntervalTrigger
+
+        every = parse_duration(source.prune_every)
+        first = now + every
+        if state.phase == "incremental":
+            if state.last_prune is None or state.last_prune + every <= now:
+                self._once(f"prune-now:{source.name}", self.prune_job, now, source.name)
+            else:
+                first = state.last_prune + every
+        self._add(f"prune:{source.name}", self.prune_job,
+                  IntervalTrigger(seconds=every, start_date=_utc(first), timezone=timezone.utc,
+                                  jitter=self.jitter), source.name)
+
+    def _add(self, job_id: str, func: Callable[..., Any], trig: Any, *args: Any) -> None:
+        self.scheduler.add_job(self._tracked, trig, args=(func, *args), id=job_id, name=job_id,
+                               replace_existing=True, coalesce=True, misfire_grace_time=None, max_instances=1)
+
+    def _once(self, job_id: str, func: Callable[..., Any], when: float, *args: Any) -> None:
+        from apscheduler.triggers.date import DateTrigger
+
+        self._add(job_id, func, DateTrigger(run_date=_utc(when), timezone=timezone.utc), *args)
+
+    def start(self) -> None:
+        self.schedule()
+        self.scheduler.start()
+        self.publish()
+
+    def shutdown(self, grace: float = SHUTDOWN_GRACE) -> bool:
+        """Stop firing, let runs in flight stop at their next checkpoint; False if they outlast `grace`."""
+        self.stop.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        deadline = time.monotonic() + grace
+        with self._idle:
+            while self._active and (left := deadline - time.monotonic()) > 0:
+                self._idle.wait(left)
+            finished = self._active == 0
+        self.state.clear_next_runs(os.getpid())
+        return finished
+
+    # --- jobs ---------------------------------------------------------------------------------
+    @contextmanager
+    def _counted(self) -> Iterator[None]:
+        """Count a run in flight, so shutdown can wait for it to reach its checkpoint."""
+        with self._idle:
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+
+    def _tracked(self, func: Callable[..., Any], *args: Any) -> Any:
+        if self.stop.is_set():
+            return None
+        try:
+            with self._counted():
+                return func(*args)
+        except Exception:   # a bug here must not kill the worker thread silently
+            log.exception("daemon job %s%r failed", func.__name__, args)
+            return None
+        finally:
+            self.publish()
+
+    def sync_job(self, name: str, why: str = "schedule") -> RunResult | None:
+        """One scheduled sync; skipped while the source runs elsewhere or backs off after a failure."""
+        until = self._backoff_until.get(name)
+        if why == "schedule" and until is not None and self.clock() < until:
+            log.debug("sync of %r skipped: backing off until %s", name, _utc(until).isoformat())
+            return None
+        guard = self._guards[name]
+        if not guard.acquire(blocking=False):
+            log.info("sync of %r skipped: a run of it is still in progress", name)
+            return None
+        try:
+            result = self.engine.run(name, "sync")
+        except SourceBusyError as exc:
+            log.info("sync of %r skipped: %s", name, exc)
+            return None
+        finally:
+            guard.release()
+        self._after(name, result)
+        return result
+
+    def prune_job(self, name: str) -> RunResult | None:
+        """Reconcile deletions, unless a full pass did it recently; retried soon if the source is busy."""
+        every = parse_duration(self.settings.source(name).prune_every)
+        last = self.state.source(name).last_prune
+        if last is not None and self.clock() - last < 0.9 * every:
+            return None
+        guard = self._guards[name]
+        if not guard.acquire(blocking=False):
+            self._once(f"prune-retry:{name}", self.prune_job, self.clock() + BUSY_RETRY, name)
+            return None
+        try:
+            result = self.engine.prune(name)
+        except SourceBusyError:
+            self._once(f"prune-retry:{name}", self.prune_job, self.clock() + BUSY_RETRY, name)
+            return None
+        finally:
+            guard.release()
+        if result.outcome == "failed":
+            log.warning("prune of %r failed: %s (next try in %s)", name, result.error,
+                        self.settings.source(name).prune_every)
+        return result
+
+    def run_now(self, names: list[str]) -> list[RunResult]:
+        """Sync `names` now (the admin route behind `inlet sync`), after any run of them in flight."""
+        results = []
+        for name in names:
+            if self.stop.is_set():
+                break
+            with self._guards[name], self._counted():
+                try:
+                    result = self.engine.run(name, "sync")
+                except SourceBusyError as exc:
+                    result = RunResult(name, "failed", 0, 0, 0, 0, 0.0, str(exc))
+            self._after(name, result)
+            results.append(result)
+        self.publish()
+        return results
+
+    def _after(self, name: str, result: RunResult) -> None:
+        """Track failure streaks: log once per streak, retry with backoff, note the recovery."""
+        if result.outcome != "failed":
+            streak = self._failing.pop(name, 0)
+            self._backoff_until.pop(name, None)
+            if streak and not self.stop.is_set():
+                log.warning("source %r recovered after %d failed run(s)", name, streak)
+            return
+        streak = self.state.failure_streak(name) or 1
+        delay = backoff(streak, self.retry_cap)
+        retry_at = self.clock() + delay
+        self._backoff_until[name] = retry_at
+        if name not in self._failing:
+            log.error("source %r is failing: %s; retrying with backoff, next try in %.0fs "
+                      "(logged once until it recovers; see `inlet status`)", name, result.error, delay)
+        else:
+            log.debug("source %r failed again (%d in a row): %s", name, streak, result.error)
+        self._failing[name] = streak
+        if not self.stop.is_set():
+            self._once(f"retry:{name}", self.sync_job, retry_at, name, "retry")
+
+    def _close_orphans(self, name: str) -> None:
+        """Runs left unfinished by a killed process are marked failed (only when nobody runs the source)."""
+        lock = FileLock(Path(self.engine.index.path) / "locks" / f"{name}.lock")
+        if lock.acquire(source=name):
+            try:
+                if self.state.close_orphan_runs(name, "interrupted: the process ended during the run; "
+                                                "the next run resumes from its last checkpoint"):
+                    log.info("source %r: a run interrupted by a crash resumes from its last checkpoint", name)
+            finally:
+                lock.release()
+
+    # --- visibility ---------------------------------------------------------------------------
+    def next_runs(self) -> dict[str, float | None]:
+        """The next sync each source will really make (catch-up, retry or schedule past any backoff)."""
+        times: dict[str, list[float]] = {s.name: [] for s in self.sources}
+        for job in self.scheduler.get_jobs():
+            kind, _, name = job.id.partition(":")
+            when = getattr(job, "next_run_time", None)
+            if name in times and kind in ("sync", "catchup", "retry") and when is not None:
+                until = self._backoff_until.get(name)
+                if kind == "sync" and until is not None and when.timestamp() < until:
+                    continue
+                times[name].append(when.timestamp())
+        return {name: min(ts) if ts else None for name, ts in times.items()}
+
+    def publish(self) -> None:
+        """Write the next runs where `inlet status` (SQLite only) reads them."""
+        if self.scheduler.running:
+            try:
+                self.state.set_next_runs(os.getpid(), self.next_runs())
+            except Exception:   # visibility must never stop syncing
+                log.debug("could not record next runs", exc_info=True)
+
+
+def _scheduler(max_parallel: int) -> Any:
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    return BackgroundScheduler(
+        executors={"default": ThreadPoolExecutor(max_parallel)},
+        job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
+        timezone=timezone.utc)
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, timezone.utc)
+
+
+# --- the daemon process ---------------------------------------------------------------------------
+def run_daemon(settings: Settings, serve: bool = False, *, grace: float = SHUTDOWN_GRACE) -> int:
+    """Run until SIGINT/SIGTERM; 0 once runs in flight saved their checkpoints (or `grace` ran out)."""
+    from inlet.index.store import Index
+
+    from .daemon_api import API_FILE, ApiPlan
+    from .state import StateDB
+
+    stop = threading.Event()
+    _handle_signals(stop)
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)   # its INFO is one line per job fire
+    path = Path(settings.index.path)
+    api = ApiPlan.bind(settings) if serve else None
+    lock_info: dict[str, Any] = {"role": "daemon"}
+    if api:
+        lock_info.update(api_url=api.url, api_file=str(path / API_FILE))
+    with Index(settings.index, **lock_info) as index:
+        state = StateDB(path / "state.db")
+        engine = Engine(settings, index, state, env=os.environ, stop=stop)
+        daemon = Daemon(settings, engine)
+        server = api.start(settings, index, state, daemon) if api else None
+        try:
+            daemon.start()
+            log.warning("inlet daemon (pid %d): %d source(s) scheduled%s", os.getpid(), len(daemon.sources),
+                        f"; API at {api.url}" if api else "")
+            if not daemon.sources:
+                log.warning("no source has a `schedule` or `every`: nothing will run until one does")
+            while not stop.wait(1.0):
+                pass
+            log.warning("stopping: finishing the batch in hand and saving checkpoints")
+            finished = daemon.shutdown(grace)
+        finally:
+            if server:
+                server.stop()
+            state.close()
+        if not finished:
+            log.warning("runs still in flight after %.0fs; exiting anyway (they resume from their last "
+                        "checkpoint)", grace)
+            index.close()
+            logging.shutdown()
+            os._exit(0)
+    log.warning("inlet daemon stopped")
+    return 0
+
+
+def _handle_signals(stop: threading.Event) -> None:
+    def handler(signum: int, _frame: Any) -> None:
+        if stop.is_set():
+            os._exit(1)   # a second Ctrl-C: the user does not want to wait (runs resume from checkpoints)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+__all__ = ["Daemon", "backoff", "due_at_start", "run_daemon", "RETRY_BASE"]
