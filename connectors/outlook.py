@@ -118,6 +118,15 @@ class OutlookConnector(Connector[OutlookConfig]):
             client.close()
         yield Checkpoint(state=_snapshot(state))
 
+    def live_ids(self) -> Iterator[str]:
+        """Every message id in the synced folders: one id-only delta round per folder, for prune."""
+        client = self.client()
+        try:
+            for mailbox in self.config.mailboxes:
+                yield from _MailboxSync(self, client, mailbox, _fresh_state(None)).live_ids()
+        finally:
+            client.close()
+
     def acl_for(self, mailbox: str) -> ACL:
         extra = self.config.acl_users
         users = extra.get(mailbox, []) if isinstance(extra, dict) else extra
@@ -171,6 +180,22 @@ class _MailboxSync:
         for folder in wanted:
             yield from self._sync_folder(folder)
 
+    def live_ids(self) -> Iterator[str]:
+        try:
+            folders = self._folders()
+            self._resolve_well_known()
+        except GraphError as exc:
+            if exc.status not in (403, 404):
+                raise
+            return   # an unavailable mailbox proves nothing gone: keep its documents
+        for folder in folders:
+            if self._included(folder):
+                url, params = self._first_request(folder)
+                params["$select"] = "id"
+                for item in self._pages(url, params, self.c.prefer_headers):
+                    if "@removed" not in item:
+                        yield self.c.doc_id(item["id"])
+
     # --- folders ------------------------------------------------------------------------------
     def _folders(self) -> list[_Folder]:
         found: list[_Folder] = []
@@ -187,10 +212,11 @@ class _MailboxSync:
         walk(f"{self.user}/mailFolders", None)
         return found
 
-    def _pages(self, url: str, params: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
+    def _pages(self, url: str, params: dict[str, Any] | None,
+               headers: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
         seen: set[str] = set()
         while True:
-            page = self.client.get(url, params)
+            page = self.client.get(url, params, headers)
             yield from page.get("value", [])
             url, params = page.get("@odata.nextLink"), None
             if not url:

@@ -285,3 +285,15 @@ def test_retry_transport_waits_then_gives_up() -> None:
     with httpx.Client(transport=capped) as client:
         assert client.get("https://graph.test/x").status_code == 429
     assert sleeps[-1] == 5
+
+
+def test_live_ids_list_synced_messages_for_prune(fresh: Sandbox) -> None:
+    conn = small(fresh)
+    items, _ = run(conn)
+    assert set(conn.live_ids()) == set(docs(items))
+    ws = fresh.ws
+    m_id = ws.user_by_email("robert.badeer@enron.com").id
+    gone, trashed = ws.mail.in_folder(ws.mail.folder(m_id, "inbox").id)[:2]
+    graph.delete_message(ws, gone.id)
+    graph.move_message(ws, trashed.id, "deleteditems")   # excluded folder: no longer live
+    assert set(conn.live_ids()) == set(docs(items)) - {f"sandbox-mail:{gone.id}", f"sandbox-mail:{trashed.id}"}
