@@ -380,6 +380,7 @@ def source(ctx: Any, workdir: Path) -> tuple[str, dict[str, str]]:
     block = ("[[sources]]\n"
              'name = "sandbox-drive"\n'
              'type = "google_drive"\n'
+             'every = "30m"\n'
              f"credentials_file = {json.dumps(creds.as_posix())}\n"
              f"api_endpoint = {json.dumps(ctx.http_url + API + '/')}\n")
     return block, {}

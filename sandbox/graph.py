@@ -113,6 +113,7 @@ def source(ctx: Any, workdir: Path) -> tuple[str, dict[str, str]]:
         "[[sources]]\n"
         'name = "sandbox-mail"\n'
         'type = "outlook"\n'
+        'every = "10m"\n'
         f'tenant_id = "{state.tenant_id}"\n'
         f'client_id = "{state.client_id}"\n'
         'client_secret_env = "INLET_SANDBOX_OUTLOOK_SECRET"\n'
