@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,6 +55,8 @@ _STOPWORDS = frozenset(
 )
 _WORD = re.compile(r"\w+", re.UNICODE)
 LEXICAL_OVERFETCH = 4   # BM25 matches ranked per wanted result before falling back to a filtered query
+COMMON_TERM = 0.25      # a query term in more chunks than this share adds little to BM25 but costs most
+DF_TTL = 300.0          # seconds a cached document frequency is trusted
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,7 @@ class Catalog:
         self._lock = threading.RLock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
+        self._df: dict[str, tuple[float, int]] = {}   # term -> (when counted, chunks containing it)
 
     def close(self) -> None:
         with self._lock:
@@ -224,7 +228,7 @@ class Catalog:
         terms = [t for t in _WORD.findall(query.lower()) if t not in _STOPWORDS] or _WORD.findall(query.lower())
         if not terms:
             return []
-        match = " OR ".join(f'"{t}"' for t in dict.fromkeys(terms))
+        match = " OR ".join(f'"{t}"' for t in self.selective_terms(list(dict.fromkeys(terms))))
         wide = [r[0] for r in self._query(
             "SELECT c.chunk_id FROM (SELECT rowid, bm25(chunks_fts, 2.0, 1.0) AS score FROM chunks_fts "
             "WHERE chunks_fts MATCH ? ORDER BY score LIMIT ?) f JOIN chunks c ON c.rowid = f.rowid "
@@ -240,6 +244,30 @@ class Catalog:
                f"JOIN documents d ON d.doc_id = c.doc_id WHERE chunks_fts MATCH ? AND {' AND '.join(where)} "
                f"ORDER BY bm25(chunks_fts, 2.0, 1.0) LIMIT ?")
         return [r[0] for r in self._query(sql, [match, *params, limit])]
+
+    def selective_terms(self, terms: list[str]) -> list[str]:
+        """The query terms worth ranking on: a term in over COMMON_TERM of all chunks (a corpus
+        stopword: "gas" in a gas trader's mail) costs most of the BM25 time and moves rankings
+        little, so it is dropped while rarer terms remain. Frequencies are cached for DF_TTL."""
+        if len(terms) < 2:
+            return terms
+        total = self._frequency("")
+        common = {t for t in terms if total and self._frequency(t) > COMMON_TERM * total}
+        return [t for t in terms if t not in common] or sorted(terms, key=self._frequency)[:2]
+
+    def _frequency(self, term: str) -> int:
+        """Chunks containing `term` ("" : all chunks), counted by FTS5 with the index's own tokenizer."""
+        cached = self._df.get(term)
+        if cached and time.monotonic() - cached[0] < DF_TTL:
+            return cached[1]
+        if term:
+            count = self._query("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH ?", [f'"{term}"'])[0][0]
+        else:
+            count = self._query("SELECT count(*) FROM chunks")[0][0]
+        if len(self._df) > 50_000:
+            self._df.clear()
+        self._df[term] = (time.monotonic(), count)
+        return count
 
     # --- writes (inside `transaction()`) ------------------------------------------------------
     @staticmethod

@@ -131,3 +131,14 @@ def test_lexical_filter_falls_back_to_the_filtered_query_when_few_pass(index):
     assert index.lexical("falcon", Filters(sources=("exec",)), 2) == ["exec:200#0"]
     assert index.lexical("falcon", Filters(principals=("u:ceo@example.com",)), 1) == ["exec:200#0"]
     assert len(index.lexical("falcon", Filters(), 5)) == 5
+
+
+def test_corpus_stopwords_are_dropped_while_rarer_terms_remain(index):
+    from inlet.index.catalog import Filters
+
+    index.apply([doc(300 + i, f"Quarterly report number {i} for the board.", source="rep") for i in range(20)])
+    index.apply([doc(400, "The Zanzibar memo.", source="rep")])
+    assert index.catalog.selective_terms(["report", "zanzibar"]) == ["zanzibar"]
+    assert index.catalog.selective_terms(["report", "quarterly", "board"]) != []
+    assert index.lexical("zanzibar report", Filters(), 1) == ["rep:400#0"]
+    assert len(index.lexical("quarterly report", Filters(), 5)) == 5
