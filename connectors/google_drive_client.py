@@ -186,7 +186,7 @@ class DriveClient:
         out: list[dict[str, Any]] = []
         token: str | None = None
         while True:
-            page = self.call(lambda s: s.permissions().list(
+            page = self.call(lambda s, token=token: s.permissions().list(
                 fileId=file_id, supportsAllDrives=True, pageToken=token,
                 fields="nextPageToken,permissions(type,role,emailAddress,domain)"))
             out += page.get("permissions", [])
@@ -198,7 +198,7 @@ class DriveClient:
         out: dict[str, str] = {}
         token: str | None = None
         while True:
-            page = self.call(lambda s: s.drives().list(pageSize=100, pageToken=token,
+            page = self.call(lambda s, token=token: s.drives().list(pageSize=100, pageToken=token,
                                                        fields="nextPageToken,drives(id,name)"))
             out.update({d["id"]: d["name"] for d in page.get("drives", [])})
             if not page.get("nextPageToken") or page["nextPageToken"] == token:

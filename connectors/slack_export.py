@@ -103,7 +103,7 @@ class _Export:
         kinds = [("channels.json", "public_channel"), ("groups.json", "private_channel")]
         if self.config.include_dms:
             kinds += [("mpims.json", "mpim"), ("dms.json", "im")]
-        for listing, kind in kinds:
+        for listing, _kind in kinds:
             for c in self._json(listing):
                 self.directory.channels[c["id"]] = c.get("name") or c["id"]
         for listing, kind in kinds:

@@ -182,6 +182,7 @@ def seed_generated(ws: Any, *, mailboxes: int = 5, mails: int = 1000, **_: Any) 
             state.add_message(Message(
                 id=graph_id("AAMkImm", "gen", n), rest_id=state.new_rest_id(), mailbox=user_id,
                 folder_id=folder_id, subject=subject, body_html=text_to_html(body),
-                sender=Address(other.real_name, other.email), to=[Address(state.mailboxes[user_id].email, state.mailboxes[user_id].email)],
+                sender=Address(other.real_name, other.email),
+                to=[Address(state.mailboxes[user_id].email, state.mailboxes[user_id].email)],
                 received=when, sent=when, conversation_id=conversation_id(user_id, subject), modified=when,
                 internet_message_id=f"<gen{n}@{ws.domain}>"))

@@ -133,7 +133,8 @@ def test_attachments_extracted_and_capped(tmp_path: Path) -> None:
     ("Done\n\nFrom: Bob Smith\nSent: Monday\nTo: Ann\nSubject: x\n\nold", "Done"),
     ("Thanks!\n-- \nAnn Example\nCEO", "Thanks!"),
     ("Top\n> quoted line\nBottom", "Top\nBottom"),
-    ("-----Original Message-----\nFrom: Bob\n\nonly the quote", "-----Original Message-----\nFrom: Bob\n\nonly the quote"),
+    ("-----Original Message-----\nFrom: Bob\n\nonly the quote",
+     "-----Original Message-----\nFrom: Bob\n\nonly the quote"),
 ])
 def test_new_content(body: str, expected: str) -> None:
     assert new_content(body) == expected

@@ -28,7 +28,8 @@ def connector(sb: Sandbox, sleeps: list[float] | None = None, **overrides: Any) 
     return OutlookConnector(OutlookConfig(**config), env, sleep=waits.append)
 
 
-def run(conn: OutlookConnector, checkpoint: dict[str, Any] | None = None, **kw: Any) -> tuple[list[Any], dict[str, Any]]:
+def run(conn: OutlookConnector, checkpoint: dict[str, Any] | None = None,
+        **kw: Any) -> tuple[list[Any], dict[str, Any]]:
     items = list(conn.load(checkpoint, **kw))
     assert isinstance(items[-1], Checkpoint)
     return items, items[-1].state

@@ -90,7 +90,8 @@ def test_since_limited_backfill_never_prunes(engine):
 def test_incremental_sync_applies_deletions_and_counts_skips(engine):
     Script.plan = [[doc(1), doc(2), Checkpoint(state={"v": 1})],
                    [Deletion(id="one:1"), Skipped(id="one:9", reason="corrupt"),
-                    Skipped(id="one:8", reason="image", failed=False), doc(2, "edited text"), Checkpoint(state={"v": 2})]]
+                    Skipped(id="one:8", reason="image", failed=False), doc(2, "edited text"),
+                    Checkpoint(state={"v": 2})]]
     engine.run("one", "backfill")
     result = engine.run("one", "sync")
     assert Script.calls[-1][0] == {"v": 1}
