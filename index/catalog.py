@@ -181,6 +181,14 @@ class Catalog:
                            ids)
         return {r[0]: Document.model_validate_json(r[1]) for r in rows}
 
+    def doc_times(self, doc_ids: Iterable[str]) -> dict[str, float]:
+        """doc_id -> its updated (else created) time as epoch seconds, 0 when unknown."""
+        ids = list(doc_ids)
+        if not ids:
+            return {}
+        rows = self._query(f"SELECT doc_id, ts FROM documents WHERE doc_id IN ({','.join('?' * len(ids))})", ids)
+        return {r[0]: r[1] for r in rows}
+
     def chunk_texts(self, chunk_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
         """chunk_id -> (doc_id, text)."""
         ids = list(dict.fromkeys(chunk_ids))

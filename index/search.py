@@ -83,54 +83,68 @@ def search(index: Index, request: SearchRequest) -> tuple[list[Hit], float]:
     if lexical is not None:
         for rank, cid in enumerate(lexical.result()):
             ranked[cid] = ranked.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
-    hits = _materialise(index, ranked)
-    if request.recency_half_life_days > 0:
-        _prefer_recent(hits, request.recency_half_life_days)
-    hits.sort(key=lambda h: h.score, reverse=True)
-    return _diversify(hits, request.k, request.per_document), (time.perf_counter() - started) * 1000
+    candidates = _candidates(index, ranked, request.recency_half_life_days)
+    chosen = _diversify(candidates, request.k, request.per_document)
+    return _materialise(index, chosen), (time.perf_counter() - started) * 1000
 
 
-def _materialise(index: Index, ranked: dict[str, float]) -> list[Hit]:
+@dataclass
+class _Candidate:
+    chunk_id: str
+    doc_id: str
+    text: str
+    score: float
+
+
+def _candidates(index: Index, ranked: dict[str, float], half_life_days: float) -> list[_Candidate]:
+    """Fused candidates, best first, from the cheap columns only (documents are parsed later,
+    for the few chosen)."""
     chunks = index.catalog.chunk_texts(ranked)
-    docs = index.catalog.documents(doc_id for doc_id, _ in chunks.values())
-    hits = []
+    times = index.catalog.doc_times({doc_id for doc_id, _ in chunks.values()})
+    now = time.time()
+    out = []
     for cid, (doc_id, text) in chunks.items():
-        doc = docs.get(doc_id)
-        if doc is None:
+        if doc_id not in times:
+            continue
+        score = ranked[cid]
+        if half_life_days > 0 and times[doc_id] > 0:
+            # At most +10% for a passage updated today, fading with the half-life: a tie-breaker.
+            age_days = max(0.0, (now - times[doc_id]) / 86400)
+            score *= 1.0 + 0.1 * math.pow(0.5, age_days / half_life_days)
+        out.append(_Candidate(cid, doc_id, text, score))
+    out.sort(key=lambda c: c.score, reverse=True)
+    return out
+
+
+def _materialise(index: Index, chosen: list[_Candidate]) -> list[Hit]:
+    docs = index.catalog.documents(c.doc_id for c in chosen)
+    hits = []
+    for c in chosen:
+        doc = docs.get(c.doc_id)
+        if doc is None:   # deleted between ranking and now
             continue
         hits.append(Hit(
-            chunk_id=cid, doc_id=doc_id, source=doc.source, source_type=doc.source_type, title=doc.title,
-            text=text, url=doc.url, author=doc.author,
+            chunk_id=c.chunk_id, doc_id=c.doc_id, source=doc.source, source_type=doc.source_type,
+            title=doc.title, text=c.text, url=doc.url, author=doc.author,
             created_at=doc.created_at.isoformat().replace("+00:00", "Z") if doc.created_at else None,
             updated_at=doc.updated_at.isoformat().replace("+00:00", "Z") if doc.updated_at else None,
-            score=ranked[cid], metadata=dict(doc.metadata)))
+            score=c.score, metadata=dict(doc.metadata)))
     return hits
 
 
-def _prefer_recent(hits: list[Hit], half_life_days: float) -> None:
-    """At most +10% for a passage updated today, fading with the half-life: a tie-breaker."""
-    now = time.time()
-    for hit in hits:
-        when = hit.updated_at or hit.created_at
-        if not when:
-            continue
-        age_days = max(0.0, (now - datetime.fromisoformat(when).timestamp()) / 86400)
-        hit.score *= 1.0 + 0.1 * math.pow(0.5, age_days / half_life_days)
-
-
-def _diversify(hits: list[Hit], k: int, per_document: int) -> list[Hit]:
-    chosen: list[Hit] = []
+def _diversify(candidates: list[_Candidate], k: int, per_document: int) -> list[_Candidate]:
+    chosen: list[_Candidate] = []
     shingles: list[set[str]] = []
     per_doc: dict[str, int] = {}
-    for hit in hits:
-        if per_doc.get(hit.doc_id, 0) >= per_document:
+    for candidate in candidates:
+        if per_doc.get(candidate.doc_id, 0) >= per_document:
             continue
-        marks = _shingles(hit.text)
+        marks = _shingles(candidate.text)
         if any(_similar(marks, other) for other in shingles):
             continue
-        chosen.append(hit)
+        chosen.append(candidate)
         shingles.append(marks)
-        per_doc[hit.doc_id] = per_doc.get(hit.doc_id, 0) + 1
+        per_doc[candidate.doc_id] = per_doc.get(candidate.doc_id, 0) + 1
         if len(chosen) == k:
             break
     return chosen
