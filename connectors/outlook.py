@@ -166,15 +166,13 @@ class _MailboxSync:
 
     def run(self) -> Iterator[Item]:
         try:
-            folders = self._folders()
-            self._resolve_well_known()
+            wanted = self._synced_folders()
         except GraphError as exc:
             if exc.status not in (403, 404):
                 raise
             log.warning("source %s: mailbox %s skipped: %s", self.c.name, self.mailbox, exc)
             yield Skipped(id=self.c.doc_id(f"mailbox:{self.mailbox}"), reason=f"mailbox unavailable: {exc}")
             return
-        wanted = [f for f in folders if self._included(f)]
         self.wanted = {f.id for f in wanted}
         yield from self._drop_folders()
         for folder in wanted:
@@ -182,21 +180,25 @@ class _MailboxSync:
 
     def live_ids(self) -> Iterator[str]:
         try:
-            folders = self._folders()
-            self._resolve_well_known()
+            wanted = self._synced_folders()
         except GraphError as exc:
             if exc.status not in (403, 404):
                 raise
             return   # an unavailable mailbox proves nothing gone: keep its documents
-        for folder in folders:
-            if self._included(folder):
-                url, params = self._first_request(folder)
-                params["$select"] = "id"
-                for item in self._pages(url, params, self.c.prefer_headers):
-                    if "@removed" not in item:
-                        yield self.c.doc_id(item["id"])
+        for folder in wanted:
+            url, params = self._first_request(folder)
+            params["$select"] = "id"
+            for item in self._pages(url, params, self.c.prefer_headers):
+                if "@removed" not in item:
+                    yield self.c.doc_id(item["id"])
 
     # --- folders ------------------------------------------------------------------------------
+    def _synced_folders(self) -> list[_Folder]:
+        """The mailbox's folders the config includes (GraphError 403/404: mailbox unavailable)."""
+        folders = self._folders()
+        self._resolve_well_known()
+        return [f for f in folders if self._included(f)]
+
     def _folders(self) -> list[_Folder]:
         found: list[_Folder] = []
 
