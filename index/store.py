@@ -145,9 +145,6 @@ class Index:
         unseen = self.catalog.unseen(source, keep_generation)
         return self.apply([], unseen).deleted if unseen else 0
 
-    def delete_source(self, source: str) -> int:
-        return self.apply([], self.catalog.source_doc_ids(source)).deleted
-
     # --- reading ------------------------------------------------------------------------------
     def document(self, doc_id: str, principals: tuple[str, ...] | None = None) -> Document | None:
         """The document if it exists and the principals may see it (None: operator)."""

@@ -38,9 +38,3 @@ def next_run(source: SourceConfig, last_finished: float | None, now: datetime | 
         return max(now, datetime.fromtimestamp(last_finished, timezone.utc) + timedelta(
             seconds=parse_duration(source.every)))
     return None
-
-
-def validate_schedule(source: SourceConfig) -> None:
-    """Raise ValueError for a cron expression APScheduler does not accept."""
-    if source.schedule:
-        trigger(source)

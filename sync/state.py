@@ -108,9 +108,6 @@ class StateDB:
             (state.name, json.dumps(state.checkpoint) if state.checkpoint is not None else None, state.phase,
              state.generation, state.since, state.last_prune))
 
-    def forget_source(self, name: str) -> None:
-        self._exec("DELETE FROM sources WHERE name = ?", (name,))
-
     def start_run(self, source: str, kind: str) -> RunRecord:
         run = RunRecord(source=source, kind=kind, started_at=time.time())
         with self._lock:
