@@ -110,7 +110,7 @@ def bench_query(embedder: Embedder, sizes: list[int], reuse: Path | None = None)
         with Index(IndexConfig(path=path), embedder=embedder) as index:
             for label, user in (("no ACL", None), ("ACL", synthetic.BENCH_USER)):
                 ours, raw = [], []
-                for rep, q in enumerate(qs[:120]):
+                for q in qs[:120]:
                     request = SearchRequest(query=q, k=10, user=user)
                     t0 = time.perf_counter()
                     vec = embedder.encode([q])[0]
