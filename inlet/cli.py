@@ -180,6 +180,9 @@ def search(query: str, k: int, sources: tuple[str, ...], user: str | None, confi
                                 recency_half_life_days=settings.server.recency_half_life_days)
         try:
             with Index(settings.index) as index:
+                from inlet.index.embedding import serve_queries
+
+                serve_queries()
                 hits, took = run_search(index, request)
             payload = {"results": [h.as_dict() for h in hits], "took_ms": round(took, 1)}
         except IndexLockedError:

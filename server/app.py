@@ -229,11 +229,9 @@ def run_server(settings: Settings) -> None:
     """`inlet serve`: open the index (failing fast if another process holds it), then uvicorn."""
     from inlet.index.store import Index
 
-    import torch
+    from inlet.index.embedding import serve_queries
 
-    # Requests are embedded in parallel worker threads: torch's intra-op threads on top of them
-    # only oversubscribe the cores (measured: benchmarks/bench_server.py).
-    torch.set_num_threads(1)
+    serve_queries()   # requests embed in parallel threads: intra-op threads would oversubscribe
     host, port = settings.server.host, settings.server.port
     with Index(settings.index, api_url=f"http://{host}:{port}") as index:
         server = make_server(settings, create_app(settings, index=index))
