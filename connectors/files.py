@@ -19,6 +19,8 @@ from typing import Any
 
 from pydantic import Field
 
+from inlet.errors import ConfigError, ItemError
+
 from .base import ConfigPath, Connector, StaticACLConfig
 from .extract import extract_text, kind_of
 from .model import Checkpoint, Deletion, Item, Skipped
@@ -42,8 +44,6 @@ class FilesConnector(Connector[FilesConfig]):
 
     def check(self) -> None:
         if not self.config.path.is_dir():
-            from inlet.errors import ConfigError
-
             raise ConfigError(f"source {self.name!r}: key 'path': {self.config.path} is not a folder")
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: datetime | None = None) -> Iterator[Item]:
@@ -78,8 +78,6 @@ class FilesConnector(Connector[FilesConfig]):
         return (self.doc_id(rel) for rel, _ in self._walk())
 
     def _document(self, rel: str, path: Path, data: bytes, stat: os.stat_result) -> Iterator[Item]:
-        from inlet.errors import ItemError
-
         try:
             text = extract_text(data, path.name if path.suffix else path.name + ".txt")
         except ItemError as exc:
