@@ -158,7 +158,7 @@ class Index:
         asks Chroma for DENSE_OVERFETCH x `limit` unfiltered neighbours and keeps those the catalog
         says pass; only when fewer than `limit` pass does it run the filtered Chroma query, so
         `limit` visible results still come back whenever they exist."""
-        vector = self.embedder.encode([query])[0]
+        vector = self.embedder.encode_query(query)
         if filters == Filters():
             return vectors.query(self.collection, vector, filters, limit)
         wide = vectors.query(self.collection, vector, Filters(), limit * DENSE_OVERFETCH)

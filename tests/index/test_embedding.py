@@ -1,0 +1,62 @@
+"""Query embeddings: the fast path gives the corpus path's vectors; concurrent queries share a batch."""
+
+import threading
+
+import numpy as np
+import pytest
+
+from inlet.index.embedding import QueryBatcher
+
+QUERIES = ["gas pipeline contract", "Who approved the west desk budget?", "é", "capacity " * 600]
+
+
+def test_query_vectors_equal_corpus_vectors(embedder):
+    corpus = embedder.encode(QUERIES)
+    queries = np.vstack([embedder.encode_query(q) for q in QUERIES])
+    assert queries.shape == corpus.shape == (len(QUERIES), embedder.dimension)
+    assert np.allclose(queries, corpus, atol=1e-5)          # long text truncated the same way
+    assert np.allclose(np.linalg.norm(queries, axis=1), 1.0, atol=1e-5)
+
+
+class RecordingEncoder:
+    """Stands in for the model: records batch sizes; the first batch waits until released."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, texts):
+        self.batches.append(list(texts))
+        if len(self.batches) == 1:
+            self.entered.set()
+            assert self.release.wait(30)
+        if "boom" in texts:
+            raise RuntimeError("model failed")
+        return np.array([[float(len(t)), 1.0] for t in texts])
+
+
+def test_queries_waiting_together_share_one_forward_pass():
+    encoder = RecordingEncoder()
+    batcher = QueryBatcher(encoder)
+    first = batcher.submit("a")
+    assert encoder.entered.wait(30)                          # the worker is busy with "a"
+    waiting = [batcher.submit("x" * n) for n in range(2, 7)]
+    encoder.release.set()
+    assert first.result(30)[0] == 1.0
+    assert [f.result(30)[0] for f in waiting] == [2.0, 3.0, 4.0, 5.0, 6.0]   # each caller its own vector
+    assert [len(b) for b in encoder.batches] == [1, 5]
+
+
+def test_a_failed_batch_fails_its_callers_and_later_queries_still_run():
+    encoder = RecordingEncoder()
+    batcher = QueryBatcher(encoder)
+    first = batcher.submit("a")
+    assert encoder.entered.wait(30)
+    failing = [batcher.submit("boom"), batcher.submit("bb")]
+    encoder.release.set()
+    first.result(30)
+    for future in failing:
+        with pytest.raises(RuntimeError, match="model failed"):
+            future.result(30)
+    assert batcher.encode("ccc")[0] == 3.0
