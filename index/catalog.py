@@ -57,6 +57,7 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 LEXICAL_OVERFETCH = 4   # BM25 matches ranked per wanted result before falling back to a filtered query
 COMMON_TERM = 0.25      # a query term in more chunks than this share adds little to BM25 but costs most
 DF_TTL = 300.0          # seconds a cached document frequency is trusted
+READ_MMAP_BYTES = 1 << 30   # readers map the file: pages shared by all threads, no read() copies (-10% BM25)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class Filters:
 
 
 def _filter_sql(filters: Filters) -> tuple[list[str], list[object]]:
-    """SQL conditions on `c` (chunks) and `d` (documents) for the filters, with their parameters."""
+    """SQL conditions on `d` (documents) for the filters, with their parameters."""
     where: list[str] = []
     params: list[object] = []
     if filters.sources:
@@ -95,7 +96,7 @@ def _filter_sql(filters: Filters) -> tuple[list[str], list[object]]:
         where.append("d.ts < ?")
         params.append(filters.before)
     if filters.principals is not None:
-        where.append(f"EXISTS (SELECT 1 FROM acl a WHERE a.doc_id = c.doc_id AND a.principal IN "
+        where.append(f"EXISTS (SELECT 1 FROM acl a WHERE a.doc_id = d.doc_id AND a.principal IN "
                      f"({','.join('?' * len(filters.principals))}))")
         params += filters.principals
     return where, params
@@ -108,6 +109,10 @@ def doc_ts(doc: Document) -> float:
 
 def chunk_id(doc_id: str, n: int) -> str:
     return f"{doc_id}#{n}"
+
+
+def chunk_doc_id(chunk: str) -> str:
+    return chunk.rpartition("#")[0]
 
 
 class Catalog:
@@ -139,6 +144,7 @@ class Catalog:
         if reader is None:
             reader = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
             reader.execute("PRAGMA busy_timeout = 10000")
+            reader.execute(f"PRAGMA mmap_size = {READ_MMAP_BYTES}")
             self._local.db = reader
             with self._lock:
                 self._readers.append(reader)
@@ -182,21 +188,20 @@ class Catalog:
         return {r[0]: Document.model_validate_json(r[1]) for r in rows}
 
     def doc_times(self, doc_ids: Iterable[str]) -> dict[str, float]:
-        """doc_id -> its updated (else created) time as epoch seconds, 0 when unknown."""
+        """doc_id -> its updated (else created) time as epoch seconds, 0 when unknown; absent
+        documents (deleted) are missing."""
         ids = list(doc_ids)
         if not ids:
             return {}
         rows = self._query(f"SELECT doc_id, ts FROM documents WHERE doc_id IN ({','.join('?' * len(ids))})", ids)
         return {r[0]: r[1] for r in rows}
 
-    def chunk_texts(self, chunk_ids: Iterable[str]) -> dict[str, tuple[str, str]]:
-        """chunk_id -> (doc_id, text)."""
+    def chunk_texts(self, chunk_ids: Iterable[str]) -> dict[str, str]:
         ids = list(dict.fromkeys(chunk_ids))
         if not ids:
             return {}
-        rows = self._query(
-            f"SELECT chunk_id, doc_id, text FROM chunks WHERE chunk_id IN ({','.join('?' * len(ids))})", ids)
-        return {r[0]: (r[1], r[2]) for r in rows}
+        rows = self._query(f"SELECT chunk_id, text FROM chunks WHERE chunk_id IN ({','.join('?' * len(ids))})", ids)
+        return {r[0]: r[1] for r in rows}
 
     def visible(self, doc_id: str, principals: tuple[str, ...] | None) -> bool:
         if principals is None:
@@ -218,14 +223,24 @@ class Catalog:
         return {r[0]: (r[1], r[2]) for r in rows}
 
     def passing(self, chunk_ids: list[str], filters: Filters) -> set[str]:
-        """The chunk ids among `chunk_ids` whose documents pass `filters` (ACL included)."""
-        if not chunk_ids:
+        """The chunk ids among `chunk_ids` whose documents pass `filters` (ACL included).
+
+        Works on the document ids inside chunk ids; an ACL-only filter (every user search) is
+        answered from the ACL table's primary key alone."""
+        docs = list({chunk_doc_id(c) for c in chunk_ids})
+        if not docs:
             return set()
-        where, params = _filter_sql(filters)
-        where.insert(0, f"c.chunk_id IN ({','.join('?' * len(chunk_ids))})")
-        sql = (f"SELECT c.chunk_id FROM chunks c JOIN documents d ON d.doc_id = c.doc_id "
-               f"WHERE {' AND '.join(where)}")
-        return {r[0] for r in self._query(sql, [*chunk_ids, *params])}
+        marks = ",".join("?" * len(docs))
+        if filters == Filters(principals=filters.principals) and filters.principals is not None:
+            sql = (f"SELECT DISTINCT doc_id FROM acl WHERE doc_id IN ({marks}) "
+                   f"AND principal IN ({','.join('?' * len(filters.principals))})")
+            params: list[object] = [*docs, *filters.principals]
+        else:
+            where, params = _filter_sql(filters)
+            sql = f"SELECT d.doc_id FROM documents d WHERE d.doc_id IN ({marks}) AND {' AND '.join(where or ['1'])}"
+            params = [*docs, *params]
+        keep = {r[0] for r in self._query(sql, params)}
+        return {c for c in chunk_ids if chunk_doc_id(c) in keep}
 
     def lexical(self, query: str, filters: Filters, limit: int) -> list[str]:
         """Chunk ids ranked by BM25 (title weighted double), filtered like the dense search.

@@ -18,7 +18,7 @@ from typing import Any
 
 from inlet.connectors.model import principals_for
 
-from .catalog import Filters
+from .catalog import Filters, chunk_doc_id
 from .store import Index
 
 RRF_K = 60
@@ -84,7 +84,7 @@ def search(index: Index, request: SearchRequest) -> tuple[list[Hit], float]:
         for rank, cid in enumerate(lexical.result()):
             ranked[cid] = ranked.get(cid, 0.0) + 1.0 / (RRF_K + rank + 1)
     candidates = _candidates(index, ranked, request.recency_half_life_days)
-    chosen = _diversify(candidates, request.k, request.per_document)
+    chosen = _diversify(index, candidates, request.k, request.per_document)
     return _materialise(index, chosen), (time.perf_counter() - started) * 1000
 
 
@@ -92,26 +92,26 @@ def search(index: Index, request: SearchRequest) -> tuple[list[Hit], float]:
 class _Candidate:
     chunk_id: str
     doc_id: str
-    text: str
     score: float
+    text: str = ""
 
 
 def _candidates(index: Index, ranked: dict[str, float], half_life_days: float) -> list[_Candidate]:
-    """Fused candidates, best first, from the cheap columns only (documents are parsed later,
-    for the few chosen)."""
-    chunks = index.catalog.chunk_texts(ranked)
-    times = index.catalog.doc_times({doc_id for doc_id, _ in chunks.values()})
+    """Fused candidates, best first, scored from document times alone: texts are read later, and
+    only for the few that `_diversify` looks at."""
+    doc_ids = {cid: chunk_doc_id(cid) for cid in ranked}
+    times = index.catalog.doc_times(set(doc_ids.values()))
     now = time.time()
     out = []
-    for cid, (doc_id, text) in chunks.items():
-        if doc_id not in times:
+    for cid, score in ranked.items():
+        ts = times.get(doc_ids[cid])
+        if ts is None:   # deleted since it was ranked
             continue
-        score = ranked[cid]
-        if half_life_days > 0 and times[doc_id] > 0:
+        if half_life_days > 0 and ts > 0:
             # At most +10% for a passage updated today, fading with the half-life: a tie-breaker.
-            age_days = max(0.0, (now - times[doc_id]) / 86400)
+            age_days = max(0.0, (now - ts) / 86400)
             score *= 1.0 + 0.1 * math.pow(0.5, age_days / half_life_days)
-        out.append(_Candidate(cid, doc_id, text, score))
+        out.append(_Candidate(cid, doc_ids[cid], score))
     out.sort(key=lambda c: c.score, reverse=True)
     return out
 
@@ -132,16 +132,27 @@ def _materialise(index: Index, chosen: list[_Candidate]) -> list[Hit]:
     return hits
 
 
-def _diversify(candidates: list[_Candidate], k: int, per_document: int) -> list[_Candidate]:
+def _diversify(index: Index, candidates: list[_Candidate], k: int, per_document: int) -> list[_Candidate]:
+    """The best `k`, at most `per_document` from one document, near-duplicates dropped. Texts are
+    read a page of 2 x `k` candidates at a time: usually one page is enough."""
     chosen: list[_Candidate] = []
     shingles: list[set[str]] = []
     per_doc: dict[str, int] = {}
-    for candidate in candidates:
+    texts: dict[str, str | None] = {}
+    for i, candidate in enumerate(candidates):
         if per_doc.get(candidate.doc_id, 0) >= per_document:
             continue
-        marks = _shingles(candidate.text)
+        if candidate.chunk_id not in texts:
+            page = [c.chunk_id for c in candidates[i:i + 2 * k]]
+            texts.update(dict.fromkeys(page))
+            texts.update(index.catalog.chunk_texts(page))
+        text = texts.get(candidate.chunk_id)
+        if text is None:   # re-chunked or deleted since it was ranked
+            continue
+        marks = _shingles(text)
         if any(_similar(marks, other) for other in shingles):
             continue
+        candidate.text = text
         chosen.append(candidate)
         shingles.append(marks)
         per_doc[candidate.doc_id] = per_doc.get(candidate.doc_id, 0) + 1

@@ -142,3 +142,23 @@ def test_corpus_stopwords_are_dropped_while_rarer_terms_remain(index):
     assert index.catalog.selective_terms(["report", "quarterly", "board"]) != []
     assert index.lexical("zanzibar report", Filters(), 1) == ["rep:400#0"]
     assert len(index.lexical("quarterly report", Filters(), 5)) == 5
+
+
+def test_acl_and_filters_hold_for_document_ids_containing_hashes(index):
+    """Filters read the document id out of chunk ids (`doc#n`), so ids with '#' must survive."""
+    from inlet.index.catalog import Filters
+
+    secret = Document(id="wiki:Runbook#Failover#2", source="wiki", source_type="files", title="Failover",
+                      text="The failover drill for the Oslo datacenter runs on the first Monday.",
+                      acl=ACL(users=["sre@example.com"]), updated_at=datetime(2024, 1, 1, tzinfo=timezone.utc))
+    index.apply([secret])
+    for mode in ("dense", "lexical", "hybrid"):
+        assert "wiki:Runbook#Failover#2" in ids(index, "Oslo failover drill", k=3, user="sre@example.com", mode=mode)
+        assert "wiki:Runbook#Failover#2" not in ids(index, "Oslo failover drill", k=10, user="dev@example.com",
+                                                     mode=mode)
+    chunk = "wiki:Runbook#Failover#2#0"
+    assert index.catalog.passing([chunk], Filters(principals=("u:sre@example.com",))) == {chunk}
+    assert index.catalog.passing([chunk], Filters(principals=("*",))) == set()
+    assert index.catalog.passing([chunk], Filters(sources=("wiki",), after=datetime(2023, 1, 1).timestamp(),
+                                                  principals=("u:sre@example.com",))) == {chunk}
+    assert index.catalog.passing([chunk], Filters(before=datetime(2023, 1, 1).timestamp())) == set()
