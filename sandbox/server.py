@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import shutil
 import socket
 import tempfile
 import threading
@@ -121,10 +122,13 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
+        """Stop serving and delete the working folder: its TLS key and service-account key are
+        throwaway, and a test session starts hundreds of sandboxes."""
         for server in self._servers:
             server.should_exit = True
         for thread in self._threads:
             thread.join(timeout=10)
+        shutil.rmtree(self.ctx.workdir, ignore_errors=True)
 
     def __enter__(self) -> "Sandbox":
         return self.start()

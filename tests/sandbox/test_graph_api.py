@@ -205,3 +205,10 @@ def test_source_block_and_generated_seed(sb: Sandbox) -> None:
         graph.seed_generated(ws, mailboxes=3, mails=300)
     assert len(one.mail.messages) == 300 and len(one.mail.mailboxes) == 3
     assert [m.subject for m in one.mail.messages.values()] == [m.subject for m in two.mail.messages.values()]
+
+
+def test_a_stopped_sandbox_leaves_no_keys_behind():
+    with Sandbox() as box:
+        workdir = box.ctx.workdir
+        assert (workdir / "server.key").exists() and box.ctx.ca_path.exists()
+    assert not workdir.exists()
