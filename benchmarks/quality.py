@@ -1,10 +1,12 @@
 """Retrieval quality on a labelled query set: recall@5 and nDCG@10 for dense, BM25 and hybrid.
 
-    .venv/bin/python benchmarks/quality.py [--data /work/shared/data/enron-mini] [--queries FILE]
+    .venv/bin/python benchmarks/quality.py [--data /work/shared/data/enron-mini] [--queries FILE ...]
 
 Indexes the enron-mini mails through the `mail_archive` connector (real chunking and embeddings,
-in a temporary folder), then runs each query of `quality_queries.json` in each mode with the
-recency preference off (the mails are 20 years old). Each query has one answer mail; exact copies
+in a temporary folder), then runs each query of each labelled set in each mode with the recency
+preference off (the mails are 20 years old). Two sets: `quality_queries.json`, and
+`quality_queries_holdout.json`, written separately so that a ranking change tuned on one can be
+checked on the other. Each query has one answer mail; exact copies
 of it (the same message filed in two folders) count as the same answer. So:
   recall@5  = share of queries whose answer is among the first 5 documents;
   nDCG@10   = mean of 1/log2(1 + rank of the answer) over queries (0 when not in the first 10);
@@ -29,6 +31,7 @@ from inlet.index.store import Index
 
 HERE = Path(__file__).parent
 MODES = ("dense", "lexical", "hybrid")
+DEFAULT_SETS = [HERE / "quality_queries.json", HERE / "quality_queries_holdout.json"]
 
 
 def load_mails(data: Path) -> list[Document]:
@@ -51,46 +54,63 @@ def ranked_docs(index: Index, query: str, mode: str, k: int = 10) -> list[str]:
     return list(dict.fromkeys(h.doc_id for h in hits))[:k]
 
 
+def evaluate(index: Index, labelled: list[dict[str, str]], groups: dict[str, set[str]], mode: str,
+             misses: list[str]) -> tuple[float, float, float, float]:
+    """Sums of recall@5, nDCG@10 and MRR@10 hits over the queries, and ms per query."""
+    recall = ndcg = mrr = 0.0
+    t0 = time.perf_counter()
+    for item in labelled:
+        ranking = ranked_docs(index, item["query"], mode)
+        group = groups[item["answer"]]
+        rank = next((n for n, doc_id in enumerate(ranking, 1) if doc_id in group), None)
+        if rank is not None and rank <= 5:
+            recall += 1
+        if rank is not None:
+            ndcg += 1 / math.log2(1 + rank)
+            mrr += 1 / rank
+        else:
+            misses.append(item["query"])
+    return recall, ndcg, mrr, (time.perf_counter() - t0) * 1000 / max(1, len(labelled))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data/enron-mini"))
-    parser.add_argument("--queries", type=Path, default=HERE / "quality_queries.json")
+    parser.add_argument("--queries", type=Path, action="append",
+                        help="a labelled set (repeatable); default: quality_queries.json and the held-out set")
     parser.add_argument("--show-misses", action="store_true", help="print the queries each mode misses")
     parser.add_argument("--keep", type=Path, help="build the index here (or reuse it) instead of a temp folder")
     args = parser.parse_args()
-    labelled = json.loads(args.queries.read_text())["queries"]
+    sets = {path.name: json.loads(path.read_text())["queries"] for path in args.queries or DEFAULT_SETS}
     docs = load_mails(args.data)
     groups = answer_groups(docs)
-    missing = [q["answer"] for q in labelled if q["answer"] not in groups]
+    missing = [q["answer"] for labelled in sets.values() for q in labelled if q["answer"] not in groups]
     if missing:
         raise SystemExit(f"answers not in the data: {missing}")
     with tempfile.TemporaryDirectory() as tmp, Index(IndexConfig(path=args.keep or Path(tmp))) as index:
         started = time.perf_counter()
         index.apply(docs)   # a no-op when --keep reuses a built index: unchanged texts are not re-embedded
         chunks = sum(c for _, c in index.catalog.counts().values())
+        index.embedder.encode_query("warm up")   # the first query loads the model: not a query's cost
         print(f"indexed {len(docs)} mails, {chunks} chunks in {time.perf_counter() - started:.0f}s", file=sys.stderr)
-        print(f"\n{len(labelled)} queries over {len(docs)} enron-mini mails ({chunks} chunks)")
-        print(f"{'mode':8} {'recall@5':>9} {'nDCG@10':>8} {'MRR@10':>7} {'ms/query':>9}")
-        for mode in MODES:
-            recall = ndcg = mrr = 0.0
-            misses = []
-            t0 = time.perf_counter()
-            for item in labelled:
-                ranking = ranked_docs(index, item["query"], mode)
-                group = groups[item["answer"]]
-                rank = next((n for n, doc_id in enumerate(ranking, 1) if doc_id in group), None)
-                if rank is not None and rank <= 5:
-                    recall += 1
-                if rank is not None:
-                    ndcg += 1 / math.log2(1 + rank)
-                    mrr += 1 / rank
-                else:
-                    misses.append(item["query"])
-            n = len(labelled)
-            per_query = (time.perf_counter() - t0) * 1000 / n
-            print(f"{mode:8} {recall / n:9.3f} {ndcg / n:8.3f} {mrr / n:7.3f} {per_query:9.1f}")
-            if args.show_misses and misses:
-                print("   missed (not in top 10): " + "; ".join(misses))
+        pooled = {mode: [0.0, 0.0, 0.0] for mode in MODES}
+        for name, labelled in sets.items():
+            print(f"\n{name}: {len(labelled)} queries over {len(docs)} enron-mini mails ({chunks} chunks)")
+            print(f"{'mode':8} {'recall@5':>9} {'nDCG@10':>8} {'MRR@10':>7} {'ms/query':>9}")
+            for mode in MODES:
+                misses: list[str] = []
+                recall, ndcg, mrr, per_query = evaluate(index, labelled, groups, mode, misses)
+                n = len(labelled)
+                pooled[mode] = [a + b for a, b in zip(pooled[mode], (recall, ndcg, mrr))]
+                print(f"{mode:8} {recall / n:9.3f} {ndcg / n:8.3f} {mrr / n:7.3f} {per_query:9.1f}")
+                if args.show_misses and misses:
+                    print("   missed (not in top 10): " + "; ".join(misses))
+        if len(sets) > 1:
+            total = sum(len(labelled) for labelled in sets.values())
+            print(f"\nall {total} queries")
+            print(f"{'mode':8} {'recall@5':>9} {'nDCG@10':>8} {'MRR@10':>7}")
+            for mode, (recall, ndcg, mrr) in pooled.items():
+                print(f"{mode:8} {recall / total:9.3f} {ndcg / total:8.3f} {mrr / total:7.3f}")
 
 
 if __name__ == "__main__":
