@@ -242,31 +242,32 @@ class Catalog:
         keep = {r[0] for r in self._query(sql, params)}
         return {c for c in chunk_ids if chunk_doc_id(c) in keep}
 
-    def lexical(self, query: str, filters: Filters, limit: int) -> list[str]:
-        """Chunk ids ranked by BM25 (title weighted double), filtered like the dense search.
+    def lexical(self, query: str, filters: Filters, limit: int) -> list[tuple[str, float]]:
+        """(chunk id, BM25 score), best first (title weighted double), filtered like the dense search.
 
         Ranking inside FTS5 alone is ~4x cheaper than ranking the join with the filter tables,
         so the best `LEXICAL_OVERFETCH` x `limit` matches are ranked first and filtered after;
-        only when too few pass is the filtered query run in full."""
+        only when too few pass is the filtered query run in full. FTS5's bm25() is negative
+        (lower is better); the scores returned are its negation."""
         terms = [t for t in _WORD.findall(query.lower()) if t not in _STOPWORDS] or _WORD.findall(query.lower())
         if not terms:
             return []
         match = " OR ".join(f'"{t}"' for t in self.selective_terms(list(dict.fromkeys(terms))))
-        wide = [r[0] for r in self._query(
-            "SELECT c.chunk_id FROM (SELECT rowid, bm25(chunks_fts, 2.0, 1.0) AS score FROM chunks_fts "
+        wide = [(r[0], -r[1]) for r in self._query(
+            "SELECT c.chunk_id, f.score FROM (SELECT rowid, bm25(chunks_fts, 2.0, 1.0) AS score FROM chunks_fts "
             "WHERE chunks_fts MATCH ? ORDER BY score LIMIT ?) f JOIN chunks c ON c.rowid = f.rowid "
             "ORDER BY f.score", [match, limit * LEXICAL_OVERFETCH])]
         if filters == Filters():
             return wide[:limit]
-        keep = self.passing(wide, filters)
-        hits = [cid for cid in wide if cid in keep][:limit]
+        keep = self.passing([cid for cid, _ in wide], filters)
+        hits = [hit for hit in wide if hit[0] in keep][:limit]
         if len(hits) == limit or len(wide) < limit * LEXICAL_OVERFETCH:   # enough, or every match was seen
             return hits
         where, params = _filter_sql(filters)
-        sql = (f"SELECT c.chunk_id FROM chunks_fts JOIN chunks c ON c.rowid = chunks_fts.rowid "
-               f"JOIN documents d ON d.doc_id = c.doc_id WHERE chunks_fts MATCH ? AND {' AND '.join(where)} "
-               f"ORDER BY bm25(chunks_fts, 2.0, 1.0) LIMIT ?")
-        return [r[0] for r in self._query(sql, [match, *params, limit])]
+        sql = (f"SELECT c.chunk_id, bm25(chunks_fts, 2.0, 1.0) AS score FROM chunks_fts "
+               f"JOIN chunks c ON c.rowid = chunks_fts.rowid JOIN documents d ON d.doc_id = c.doc_id "
+               f"WHERE chunks_fts MATCH ? AND {' AND '.join(where)} ORDER BY score LIMIT ?")
+        return [(r[0], -r[1]) for r in self._query(sql, [match, *params, limit])]
 
     def selective_terms(self, terms: list[str]) -> list[str]:
         """The query terms worth ranking on: a term in over COMMON_TERM of all chunks (a corpus

@@ -168,5 +168,5 @@ class Index:
             return hits
         return vectors.query(self.collection, vector, filters, limit)
 
-    def lexical(self, query: str, filters: Filters, limit: int) -> list[str]:
+    def lexical(self, query: str, filters: Filters, limit: int) -> list[tuple[str, float]]:
         return self.catalog.lexical(query, filters, limit)
