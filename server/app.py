@@ -231,7 +231,7 @@ def run_server(settings: Settings) -> None:
 
     from inlet.index.embedding import serve_queries
 
-    serve_queries()   # requests embed in parallel threads: intra-op threads would oversubscribe
+    serve_queries()   # one batching worker embeds queries; the other cores serve BM25, Chroma and HTTP
     host, port = settings.server.host, settings.server.port
     with Index(settings.index, api_url=f"http://{host}:{port}") as index:
         server = make_server(settings, create_app(settings, index=index))
