@@ -104,6 +104,7 @@ class QueryBatcher:
     """
 
     MAX_BATCH = 32
+    IDLE_EXIT = 60.0   # seconds without a query before the worker exits (the next query starts one)
 
     def __init__(self, encode: Callable[[Sequence[str]], "np.ndarray"]) -> None:
         self._encode = encode
@@ -116,18 +117,24 @@ class QueryBatcher:
 
     def submit(self, text: str) -> "Future[np.ndarray]":
         """Queue `text` for the next batch; the future holds its vector."""
-        if self._worker is None:
-            with self._lock:
-                if self._worker is None:
-                    self._worker = threading.Thread(target=self._run, name="inlet-query-embed", daemon=True)
-                    self._worker.start()
         done: Future[Any] = Future()
-        self._waiting.put((text, done))
+        with self._lock:   # queued and a worker ensured together: an exiting worker cannot strand it
+            self._waiting.put((text, done))
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._run, name="inlet-query-embed", daemon=True)
+                self._worker.start()
         return done
 
     def _run(self) -> None:
         while True:
-            batch = [self._waiting.get()]
+            try:
+                batch = [self._waiting.get(timeout=self.IDLE_EXIT)]
+            except queue.Empty:
+                with self._lock:   # idle: exit, so a closed index's model is not kept alive by this thread
+                    if self._waiting.empty():
+                        self._worker = None
+                        return
+                continue
             while len(batch) < self.MAX_BATCH:
                 try:
                     batch.append(self._waiting.get_nowait())

@@ -60,3 +60,16 @@ def test_a_failed_batch_fails_its_callers_and_later_queries_still_run():
         with pytest.raises(RuntimeError, match="model failed"):
             future.result(30)
     assert batcher.encode("ccc")[0] == 3.0
+
+
+def test_an_idle_worker_exits_and_the_next_query_starts_another():
+    encoder = RecordingEncoder()
+    encoder.release.set()
+    batcher = QueryBatcher(encoder)
+    batcher.IDLE_EXIT = 0.01
+    assert batcher.encode("aa")[0] == 2.0
+    worker = batcher._worker
+    assert worker is not None
+    worker.join(30)                                # exits once idle: it no longer pins the model
+    assert not worker.is_alive()
+    assert batcher.encode("bbb")[0] == 3.0         # a new worker serves the next query
