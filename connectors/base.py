@@ -8,6 +8,7 @@ Copy `connectors/files.py` to start a new one.
 
 from __future__ import annotations
 
+import builtins
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
@@ -96,7 +97,7 @@ class Connector(ABC, Generic[ConfigT]):
     """Reads one source. Subclasses set `type` and `Config` and implement `load`."""
 
     type: ClassVar[str]
-    Config: ClassVar[type[SourceConfig]]
+    Config: ClassVar[builtins.type[SourceConfig]]   # builtins: `type` is the attribute above
 
     def __init__(self, config: ConfigT, env: Mapping[str, str] | None = None) -> None:
         self.config = config

@@ -14,6 +14,7 @@ without listing folders on every sync), so a sync with nothing to do is one `cha
 
 from __future__ import annotations
 
+import builtins
 import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -87,7 +88,7 @@ class _State:
 
 class GoogleDriveConnector(Connector[GoogleDriveConfig]):
     type: ClassVar[str] = "google_drive"
-    Config: ClassVar[type[SourceConfig]] = GoogleDriveConfig
+    Config: ClassVar[builtins.type[SourceConfig]] = GoogleDriveConfig   # builtins: `type` is the attribute above
 
     _client: DriveClient | None = None
     _pool: ThreadPoolExecutor
@@ -193,21 +194,21 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         moved: list[str] = []
         for change in changes:
             native, f = change["fileId"], change.get("file")
-            gone = change.get("removed") or f is None or f.get("trashed")
+            live = None if change.get("removed") or f is None or f.get("trashed") else f   # None: gone
             if native in st.folders or (f and f.get("mimeType") == FOLDER):
-                if gone:
+                if live is None:
                     st.folders.pop(native, None)
                 else:
-                    entry = [f["name"], (f.get("parents") or [None])[0]]
+                    entry = [live["name"], (live.get("parents") or [None])[0]]
                     if st.folders.get(native, entry) != entry:
                         moved.append(native)
                     st.folders[native] = entry
-            elif gone:
+            elif live is None:
                 files.pop(native, None)
                 st.known.discard(native)
                 yield Deletion(id=self.doc_id(native))
             else:
-                files[native] = f
+                files[native] = live
         for folder in moved:        # a renamed or moved folder changes the path of everything below
             for f in self._children(folder, st):
                 files.setdefault(f["id"], f)
@@ -241,7 +242,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
                     yield Deletion(id=self.doc_id(f["id"]))
                 continue
             jobs.append((f, path))
-        for item in self._pool.map(lambda job: self._read(*job, st.drives), jobs):
+        for item in self._pool.map(lambda job: self._read(job[0], job[1], st.drives), jobs):
             native = item.id.split(":", 1)[1]
             if isinstance(item, Document):
                 st.known.add(native)
@@ -262,7 +263,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             st.folders[parent] = [f["name"], (f.get("parents") or [None])[0]]
             parent = st.folders[parent][1]
 
-    def _read(self, f: dict[str, Any], path: str, drives: dict[str, str]) -> Item:
+    def _read(self, f: dict[str, Any], path: str, drives: dict[str, str]) -> Document | Deletion | Skipped:
         native, doc_id = f["id"], self.doc_id(f["id"])
         reason = skip_reason(f, self.config.max_file_bytes)
         if reason:

@@ -186,24 +186,30 @@ class DriveClient:
         out: list[dict[str, Any]] = []
         token: str | None = None
         while True:
-            page = self.call(lambda s, token=token: s.permissions().list(
-                fileId=file_id, supportsAllDrives=True, pageToken=token,
-                fields="nextPageToken,permissions(type,role,emailAddress,domain)"))
+            page = self._permissions_page(file_id, token)
             out += page.get("permissions", [])
             if not page.get("nextPageToken") or page["nextPageToken"] == token:
                 return out
             token = page["nextPageToken"]
 
+    def _permissions_page(self, file_id: str, token: str | None) -> dict[str, Any]:
+        return dict(self.call(lambda s: s.permissions().list(
+            fileId=file_id, supportsAllDrives=True, pageToken=token,
+            fields="nextPageToken,permissions(type,role,emailAddress,domain)")))
+
     def drives(self) -> dict[str, str]:
         out: dict[str, str] = {}
         token: str | None = None
         while True:
-            page = self.call(lambda s, token=token: s.drives().list(pageSize=100, pageToken=token,
-                                                       fields="nextPageToken,drives(id,name)"))
+            page = self._drives_page(token)
             out.update({d["id"]: d["name"] for d in page.get("drives", [])})
             if not page.get("nextPageToken") or page["nextPageToken"] == token:
                 return out
             token = page["nextPageToken"]
+
+    def _drives_page(self, token: str | None) -> dict[str, Any]:
+        return dict(self.call(lambda s: s.drives().list(pageSize=100, pageToken=token,
+                                                        fields="nextPageToken,drives(id,name)")))
 
     def download(self, file_id: str) -> bytes:
         return bytes(self.call(lambda s: s.files().get_media(fileId=file_id, supportsAllDrives=True)))

@@ -220,12 +220,13 @@ class _MailboxSync:
         while True:
             page = self.client.get(url, params, headers)
             yield from page.get("value", [])
-            url, params = page.get("@odata.nextLink"), None
-            if not url:
+            next_link = page.get("@odata.nextLink")
+            if not next_link:
                 return
-            if url in seen:
+            if next_link in seen:
                 raise RetriableError(f"source {self.c.name!r}: Graph repeated a nextLink")
-            seen.add(url)
+            seen.add(next_link)
+            url, params = next_link, None
 
     def _resolve_well_known(self) -> None:
         """Ids of the well-known names the config uses (Graph v1.0 folders do not carry them)."""

@@ -368,6 +368,8 @@ class _Crawl:
             return f
         url = f.get("url_private_download") or f.get("url_private")
         try:
+            if not url:
+                raise ItemError(f"{name}: Slack gave no download URL")
             data = self.api.download(url, self.cfg.max_file_bytes, mime)
             texts[fid] = extract_text(data, name, mime).strip()
         except ItemError as exc:   # one unreadable file never costs its thread

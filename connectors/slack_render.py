@@ -8,7 +8,7 @@ embedding models, so everything is rendered as a person would read it in the Sla
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -179,7 +179,7 @@ def permalink(team_url: str, channel_id: str, ts: str, thread_ts: str | None = N
     return link
 
 
-def thread_doc(channel: ChannelInfo, messages: list[Mapping[str, Any]], directory: Directory,
+def thread_doc(channel: ChannelInfo, messages: Sequence[Mapping[str, Any]], directory: Directory,
                team_url: str, file_texts: Mapping[str, str] | None = None) -> ThreadDoc:
     """One document for a parent and its replies, in order: a line per message with author and time."""
     file_texts = file_texts or {}

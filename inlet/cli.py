@@ -184,7 +184,7 @@ def search(query: str, k: int, sources: tuple[str, ...], user: str | None, confi
 
                 serve_queries()
                 hits, took = run_search(index, request)
-            payload = {"results": [h.as_dict() for h in hits], "took_ms": round(took, 1)}
+            payload: dict[str, Any] = {"results": [h.as_dict() for h in hits], "took_ms": round(took, 1)}
         except IndexLockedError:
             payload = _search_through_daemon(settings, query, k, sources, user)
     except InletError as exc:
@@ -278,7 +278,7 @@ def connectors(config_path: str | None, as_json: bool, verbose: int) -> None:
     _setup_logging(verbose)
     from inlet.connectors.registry import available, connector_class
 
-    out = []
+    out: list[dict[str, Any]] = []
     for name, ep in sorted(available().items()):
         try:
             cls = connector_class(name)

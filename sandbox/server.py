@@ -109,11 +109,11 @@ class Sandbox:
         self.ctx.https_url = f"https://{self.host}:{tls.getsockname()[1]}"
         cert, key, self.ctx.ca_path = _make_tls(self.ctx.workdir, self.host)
         app = build_app(self.ctx)
-        for sock, extra in ((plain, {}), (tls, {"ssl_certfile": str(cert), "ssl_keyfile": str(key)})):
+        tls_files: dict[str, Any] = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+        for sock, extra in ((plain, {}), (tls, tls_files)):
             config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
                                     timeout_graceful_shutdown=1, **extra)   # clients may leave keep-alives open
             server = uvicorn.Server(config)
-            server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
             thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
                                       name="inlet-sandbox")
             thread.start()

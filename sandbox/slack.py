@@ -345,7 +345,8 @@ def _message_json(ctx_url: str, ws: Workspace, chan: Channel, m: Message, top: b
         out.update(reply_count=len(replies), reply_users_count=len(users), reply_users=users[:5],
                    latest_reply=replies[-1].ts, is_locked=False, subscribed=False)
     elif not top:
-        out["parent_user_id"] = chan.find(m.thread_ts or "").user if chan.find(m.thread_ts or "") else None
+        parent = chan.find(m.thread_ts or "")
+        out["parent_user_id"] = parent.user if parent else None
     return out
 
 

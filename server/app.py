@@ -168,7 +168,10 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
     async def prometheus() -> Response:
         return Response(await run_in_threadpool(metrics.render), media_type=CONTENT_TYPE)
 
-    app.add_route("/mcp", mcp_app, methods=["GET", "POST", "DELETE"], include_in_schema=False)
+    # Starlette's Route serves a non-function endpoint as an ASGI app, but add_route() is typed for
+    # request handlers only.
+    app.add_route("/mcp", mcp_app, methods=["GET", "POST", "DELETE"],  # type: ignore[arg-type]
+                  include_in_schema=False)
     if settings.server.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

@@ -69,7 +69,9 @@ def due_at_start(source: SourceConfig, state: SourceState, last: RunRecord | Non
         return "its backfill was interrupted"
     if source.schedule:
         after = datetime.fromtimestamp(last.started_at + 1, timezone.utc)
-        due = trigger(source).get_next_fire_time(None, after)
+        cron = trigger(source)
+        assert cron is not None   # source.schedule is set
+        due = cron.get_next_fire_time(None, after)
         return "a scheduled run was missed" if due and due.timestamp() <= now else None
     finished = last.finished_at or last.started_at
     return "a scheduled run was missed" if finished + parse_duration(source.every or "0s") <= now else None
