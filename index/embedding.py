@@ -77,7 +77,6 @@ class Embedder:
             show_progress_bar=False, convert_to_numpy=True,
         )
 
-
     def _encode_short(self, texts: Sequence[str]) -> "np.ndarray":
         """`encode` for a few short texts (queries): one forward pass, same vectors, without
         `encode`'s length sorting and batching, which cost ~1.5 ms a query and pay only for corpora."""

@@ -76,7 +76,7 @@ def search(index: Index, request: SearchRequest) -> tuple[list[Hit], float]:
     # BM25 runs beside the query embedding: both release the GIL (SQLite, torch).
     lexical = (_LEXICAL.submit(index.lexical, request.query, filters, depth)
                if request.mode in ("hybrid", "lexical") else None)
-    lists = []
+    lists: list[list[tuple[str, float]]] = []
     if request.mode in ("hybrid", "dense"):
         lists.append(index.dense(request.query, filters, depth))
     if lexical is not None:
