@@ -1,4 +1,4 @@
-"""Retrieval quality on a labelled query set: recall@5 and nDCG@10 for dense, BM25 and hybrid.
+"""Retrieval quality on labelled query sets: recall@5 and nDCG@10 for dense, BM25 and hybrid.
 
     .venv/bin/python benchmarks/quality.py [--data /work/shared/data/enron-mini] [--queries FILE ...]
 
