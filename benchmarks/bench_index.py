@@ -1,6 +1,6 @@
-"""Index benchmarks (issue 2): pipeline throughput, re-sync cost, query latency.
+"""Index benchmarks (issue 2): pipeline throughput, re-sync cost, query latency, query embedding cost.
 
-    python benchmarks/bench_index.py pipeline|resync|query|all [--docs N] [--sizes 10000,100000]
+    python benchmarks/bench_index.py pipeline|resync|query|embed|all [--docs N] [--sizes 10000,100000]
 
 Every figure is printed next to a raw baseline measured in the same process, as a ratio.
 """
@@ -144,9 +144,28 @@ def bench_query(embedder: Embedder, sizes: list[int], reuse: Path | None = None)
         shutil.rmtree(work)
 
 
+def bench_embed(embedder: Embedder, n: int = 64) -> None:
+    """Why queries are batched and run on one torch thread: ms per query, alone and in batches."""
+    import torch
+
+    default_threads = torch.get_num_threads()
+    qs = synthetic.queries(synthetic.vocabulary(random.Random(7)), n)
+    for threads in sorted({1, default_threads}):
+        torch.set_num_threads(threads)
+        for size in (1, 4, 16):
+            runs = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                for start in range(0, n, size):
+                    embedder.encode(qs[start:start + size])
+                runs.append((time.perf_counter() - t0) * 1000 / n)
+            print(f"embed: {threads} torch thread(s), batches of {size:2}: {statistics.median(runs):.2f} ms per query")
+    torch.set_num_threads(default_threads)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["pipeline", "resync", "query", "all"])
+    parser.add_argument("what", choices=["pipeline", "resync", "query", "embed", "all"])
     parser.add_argument("--docs", type=int, default=300)
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--reuse", type=Path, help="keep (or reuse) the largest synthetic index here")
@@ -158,6 +177,8 @@ def main() -> None:
         bench_pipeline(embedder, args.docs)
     if args.what in ("resync", "all"):
         bench_resync(embedder)
+    if args.what in ("embed", "all"):
+        bench_embed(embedder)
     if args.what in ("query", "all"):
         bench_query(embedder, [int(s) for s in args.sizes.split(",")], args.reuse)
 

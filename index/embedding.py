@@ -96,7 +96,8 @@ class QueryBatcher:
     """Coalesces queries that arrive together into one batched forward pass.
 
     A single short query is memory-bound: the forward pass reads all ~90 MB of weights for a
-    dozen tokens, so one query costs ~12 ms of a core while in a batch of 16 each costs ~4.6 ms.
+    dozen tokens, so one query costs ~12.5 ms of a core while in a batch of 16 each costs ~4.6 ms
+    (benchmarks/bench_index.py embed).
     One worker thread takes whatever is waiting when it becomes free: an idle server adds only a
     thread hand-off to a query, a busy one batches more. Nothing waits for a batch to fill.
     benchmarks/bench_server.py measures the effect under 16 concurrent clients.
@@ -152,9 +153,9 @@ class QueryBatcher:
 def serve_queries() -> None:
     """Set torch to one intra-op thread in processes that embed queries, not corpora.
 
-    A query is a few tokens: a second torch thread does not make it faster (11.5 ms on one thread,
-    12.4 ms on two, in the batcher's worker), and takes the core that the BM25 query run beside it
-    (+35% with two) and concurrent requests need. Bulk indexing keeps torch's default.
+    A query is a few tokens: a second torch thread saves only ~8% of a lone query's time
+    (benchmarks/bench_index.py embed), while it takes the core that the BM25 query running beside
+    it, and concurrent requests, need. Bulk indexing keeps torch's default.
     """
     import torch
 
