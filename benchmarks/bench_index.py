@@ -1,6 +1,6 @@
 """Index benchmarks (issue 2): pipeline throughput, re-sync cost, query latency, query embedding cost.
 
-    python benchmarks/bench_index.py pipeline|resync|query|embed|all [--docs N] [--sizes 10000,100000]
+    python benchmarks/bench_index.py pipeline|resync|query|embed|checkpoints|all [--docs N] [--sizes 10000,100000]
 
 Every figure is printed next to a raw baseline measured in the same process, as a ratio.
 """
@@ -15,12 +15,15 @@ import statistics
 import tarfile
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 import synthetic
 from inlet.config import IndexConfig, parse_config
+from inlet.connectors import Checkpoint, Connector, SourceConfig
 from inlet.connectors.model import ACL, Document
 from inlet.index.catalog import Filters
 from inlet.index.embedding import Embedder, serve_queries
@@ -144,6 +147,45 @@ def bench_query(embedder: Embedder, sizes: list[int], reuse: Path | None = None)
         shutil.rmtree(work)
 
 
+class _Crawl(Connector):
+    """A crawl of `pages` x 100 files that yields only checkpoints listing every id seen, as the Drive
+    connector's do: what writing checkpoints costs the engine, with nothing else to do."""
+
+    type = "bench_crawl"
+    Config = SourceConfig
+    pages = 1000
+
+    def load(self, checkpoint: dict[str, Any] | None, *, since: Any = None) -> Iterator[Checkpoint]:
+        known: list[str] = []
+        for page in range(self.pages):
+            known += [f"1{page:05d}{n:03d}" + "x" * 25 for n in range(100)]
+            yield Checkpoint(state={"page": page, "known": list(known)})
+
+
+def bench_checkpoints(pages: int = 1000) -> None:
+    """Checkpoint writes over a 100k-file crawl: every checkpoint written vs the engine's budget."""
+    from inlet.sync import engine as engine_module
+
+    class CrawlEngine(Engine):
+        def connector(self, name: str) -> Connector:
+            return _Crawl(self.settings.source(name))
+
+    work = Path(tempfile.mkdtemp())
+    settings = parse_config({"index": {"path": str(work / "ix")}, "sources": [{"name": "crawl", "type": "files",
+                                                                             "path": str(work)}]})
+    budget = engine_module.CHECKPOINT_SHARE
+    with Index(settings.index) as index:
+        for label, share in (("every checkpoint written", float("inf")), (f"share {budget:.0%}", budget)):
+            engine_module.CHECKPOINT_SHARE = share
+            state = StateDB(work / f"state-{share}.db")
+            t0 = time.perf_counter()
+            CrawlEngine(settings, index, state).run("crawl", "backfill")
+            print(f"checkpoints: {pages} pages of 100 ids, {label}: {time.perf_counter() - t0:.1f} s")
+            state.close()
+    engine_module.CHECKPOINT_SHARE = budget
+    shutil.rmtree(work)
+
+
 def bench_embed(embedder: Embedder, n: int = 64) -> None:
     """Why queries are batched and run on one torch thread: ms per query, alone and in batches."""
     import torch
@@ -165,7 +207,7 @@ def bench_embed(embedder: Embedder, n: int = 64) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("what", choices=["pipeline", "resync", "query", "embed", "all"])
+    parser.add_argument("what", choices=["pipeline", "resync", "query", "embed", "checkpoints", "all"])
     parser.add_argument("--docs", type=int, default=300)
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--reuse", type=Path, help="keep (or reuse) the largest synthetic index here")
@@ -177,6 +219,8 @@ def main() -> None:
         bench_pipeline(embedder, args.docs)
     if args.what in ("resync", "all"):
         bench_resync(embedder)
+    if args.what in ("checkpoints", "all"):
+        bench_checkpoints()
     if args.what in ("embed", "all"):
         bench_embed(embedder)
     if args.what in ("query", "all"):

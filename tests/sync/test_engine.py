@@ -138,3 +138,41 @@ def test_order_within_a_batch_is_kept(engine):
     engine.run("one", "sync")
     assert indexed(engine) == ["one:1", "one:2"]
     assert engine.index.document("one:1").text == "back again"
+
+
+class CountingState(StateDB):
+    writes = 0
+
+    def save_source(self, state) -> None:
+        CountingState.writes += 1
+        super().save_source(state)
+
+
+def test_checkpoint_writes_take_a_bounded_share_of_the_run(engine, tmp_path):
+    """A large checkpoint offered back to back is written once, then again only at the end."""
+    original, engine.state = engine.state, CountingState(tmp_path / "counting.db")
+    CountingState.writes = 0
+    big = {"known": [f"file-{n:06d}-" + "x" * 30 for n in range(100_000)]}
+    Script.plan = [[doc(1), Checkpoint(state={**big, "at": 1})]
+                   + [Checkpoint(state={**big, "at": n}) for n in range(2, 200)]
+                   + [doc(2), Checkpoint(state={**big, "at": 200})]]
+    try:
+        result = engine.run("one", "backfill")
+        assert result.outcome == "ok" and indexed(engine) == ["one:1", "one:2"]
+        assert engine.state.source("one").checkpoint["at"] == 200    # the last one always lands
+        assert CountingState.writes < 20                             # not 200 writes of ~4 MB
+    finally:
+        engine.state.close()
+        engine.state = original
+
+
+def test_a_failed_run_resumes_from_the_last_written_checkpoint(engine):
+    Script.plan = [[doc(1), Checkpoint(state={"at": 1}), doc(2), Checkpoint(state={"at": 2}), doc(3),
+                    RuntimeError("network down")],
+                   [doc(3), Checkpoint(state={"at": 3})]]
+    assert engine.run("one", "backfill").outcome == "failed"
+    written = engine.state.source("one").checkpoint
+    assert written in ({"at": 1}, {"at": 2})
+    engine.run("one", "sync")
+    assert Script.calls[-1][0] == written
+    assert indexed(engine) == ["one:1", "one:2", "one:3"]
