@@ -260,7 +260,8 @@ def status(config_path: str | None, as_json: bool, verbose: int) -> None:
             lag = s.get("lag_seconds")
             click.echo(f"  last success: {s.get('last_success') or 'never'}"
                        + (f" (lag {_duration(lag)})" if lag is not None else ""))
-            click.echo(f"  next run: {s['next_run'] or 'on demand'}")
+            click.echo(f"  next run: {s['next_run'] or 'on demand'}"
+                       + (" (schedule paused by an operator)" if s.get("paused") else ""))
     _emit(as_json, payload, prose)
 
 

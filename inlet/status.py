@@ -61,6 +61,7 @@ def sources_status(settings: Settings, state: StateDB | None = None) -> dict[str
     try:
         counts = _counts(path)
         planned = _daemon_next_runs(state)
+        paused = state.paused()
         out = []
         for source in settings.sources:
             last = state.last_run(source.name)
@@ -83,6 +84,7 @@ def sources_status(settings: Settings, state: StateDB | None = None) -> dict[str
                 "lag_seconds": round(datetime.now(timezone.utc).timestamp() - ok.finished_at, 1)
                 if ok and ok.finished_at else None,
                 "failure_streak": state.failure_streak(source.name),
+                "paused": source.name in paused,
             })
         return {"sources": out}
     finally:

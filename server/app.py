@@ -30,6 +30,7 @@ from inlet.config import Settings
 
 from . import mcp as mcp_http
 from .auth import USER_HEADER, Caller, KeyEntry, KeyRing, caller_for
+from .console import add_console, is_console_path
 from .errors import STATUS_CODES, ApiError, ErrorBody, error_body
 from .metrics import CONTENT_TYPE, Metrics, last_success_reader
 from .middleware import ObserveMiddleware
@@ -53,7 +54,8 @@ class KeyGuard:
         self.keys = keys
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS or scope.get("method") == "OPTIONS":
+        if (scope["type"] != "http" or scope["path"] in PUBLIC_PATHS or is_console_path(scope["path"])
+                or scope.get("method") == "OPTIONS"):
             await self.app(scope, receive, send)
             return
         header = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"authorization"),
@@ -167,6 +169,8 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
              responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
     async def prometheus() -> Response:
         return Response(await run_in_threadpool(metrics.render), media_type=CONTENT_TYPE)
+
+    add_console(app, settings, state)
 
     # Starlette's Route serves a non-function endpoint as an ASGI app, but add_route() is typed for
     # request handlers only.

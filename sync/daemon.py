@@ -182,7 +182,10 @@ class Daemon:
             self.publish()
 
     def sync_job(self, name: str, why: str = "schedule") -> RunResult | None:
-        """One scheduled sync; skipped while the source runs elsewhere or backs off after a failure."""
+        """One scheduled sync; skipped while the source is paused, runs elsewhere or backs off after a failure."""
+        if name in self.state.paused():
+            log.debug("sync of %r skipped: its schedule is paused", name)
+            return None
         until = self._backoff_until.get(name)
         if why == "schedule" and until is not None and self.clock() < until:
             log.debug("sync of %r skipped: backing off until %s", name, _utc(until).isoformat())
@@ -203,6 +206,8 @@ class Daemon:
 
     def prune_job(self, name: str) -> RunResult | None:
         """Reconcile deletions, unless a full pass did it recently; retried soon if the source is busy."""
+        if name in self.state.paused():
+            return None
         every = parse_duration(self.settings.source(name).prune_every)
         last = self.state.source(name).last_prune
         if last is not None and self.clock() - last < 0.9 * every:
@@ -238,6 +243,24 @@ class Daemon:
             results.append(result)
         self.publish()
         return results
+
+    def start_now(self, name: str, restart_backfill: bool = False) -> None:
+        """Queue a run of `name` at once, in the scheduler's pool (the console's "run now" and "restart
+        backfill"); a paused source runs too, since an operator asked for it."""
+        self._once(f"manual:{name}", self._manual_job, self.clock(), name, restart_backfill)
+
+    def _manual_job(self, name: str, restart_backfill: bool) -> RunResult | None:
+        with self._guards[name]:
+            try:
+                if restart_backfill:
+                    result = self.engine.run(name, "backfill", restart=True)
+                else:
+                    result = self.engine.run(name, "sync")
+            except SourceBusyError as exc:
+                log.info("run of %r requested by an operator skipped: %s", name, exc)
+                return None
+        self._after(name, result)
+        return result
 
     def _after(self, name: str, result: RunResult) -> None:
         """Track failure streaks: log once per streak, retry with backoff, note the recovery."""

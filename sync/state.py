@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS daemon_schedule (   -- written by a running `inlet da
     pid INTEGER NOT NULL,        -- the daemon's pid (rows of a dead daemon are ignored)
     updated REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS paused (            -- sources whose schedule an operator paused (console, API)
+    source TEXT PRIMARY KEY,
+    since REAL NOT NULL
+);
 """
 
 
@@ -73,6 +77,11 @@ class RunRecord:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _run_of(r: tuple) -> RunRecord:
+    return RunRecord(id=r[0], source=r[1], kind=r[2], started_at=r[3], finished_at=r[4], outcome=r[5],
+                     upserted=r[6], deleted=r[7], skipped=r[8], errors=r[9], embedded=r[10], error=r[11])
 
 
 class StateDB:
@@ -133,11 +142,14 @@ class StateDB:
         rows = self._exec(
             "SELECT id, source, kind, started_at, finished_at, outcome, upserted, deleted, skipped, errors, "
             f"embedded, error FROM runs WHERE source = ? {cond} ORDER BY id DESC LIMIT 1", params)
-        if not rows:
-            return None
-        r = rows[0]
-        return RunRecord(id=r[0], source=r[1], kind=r[2], started_at=r[3], finished_at=r[4], outcome=r[5],
-                         upserted=r[6], deleted=r[7], skipped=r[8], errors=r[9], embedded=r[10], error=r[11])
+        return _run_of(rows[0]) if rows else None
+
+    def recent_runs(self, source: str, limit: int = 20) -> list[RunRecord]:
+        """The last `limit` runs of `source`, newest first (a run in progress has no finished_at)."""
+        rows = self._exec(
+            "SELECT id, source, kind, started_at, finished_at, outcome, upserted, deleted, skipped, errors, "
+            "embedded, error FROM runs WHERE source = ? ORDER BY id DESC LIMIT ?", (source, limit))
+        return [_run_of(r) for r in rows]
 
     def failure_streak(self, source: str) -> int:
         """Failed runs since the last successful one."""
@@ -166,6 +178,18 @@ class StateDB:
         """source -> (next run, daemon pid), as the last daemon to run wrote it."""
         rows = self._exec("SELECT source, next_run, pid FROM daemon_schedule")
         return {name: (ts, pid) for name, ts, pid in rows}
+
+    # --- operator pauses: kept here so that they survive restarts and reach every process --------
+    def set_paused(self, source: str, paused: bool) -> None:
+        if paused:
+            self._exec("INSERT INTO paused (source, since) VALUES (?, ?) ON CONFLICT (source) DO NOTHING",
+                       (source, time.time()))
+        else:
+            self._exec("DELETE FROM paused WHERE source = ?", (source,))
+
+    def paused(self) -> dict[str, float]:
+        """source -> since when (epoch seconds) its schedule is paused."""
+        return {name: since for name, since in self._exec("SELECT source, since FROM paused")}
 
     def close_orphan_runs(self, source: str, error: str) -> int:
         """Mark runs left unfinished by a process that died as failed; call only while holding the

@@ -1,0 +1,124 @@
+"""The operator's console: `/console`, a page of three static files, and the admin routes it reads.
+
+The page itself holds no data, so it is served without a key; everything it shows comes from
+admin-only JSON routes called with the key the operator types in (kept in the tab's
+sessionStorage, sent as `Authorization: Bearer`). A non-admin key gets 403 and the page says so.
+No build step and no framework: the files work offline, and the page sets no inline script, so a
+strict Content-Security-Policy applies.
+
+- `GET /v1/admin/console`: every source as `inlet status --json` reports it, plus its run history
+  (newest first) and recent errors, and whether this process can run sources (a daemon with
+  `--serve`; a plain `inlet serve` can only pause and resume).
+- `POST /v1/admin/sources/{name}/{action}`: `run` (a sync now), `backfill` (restart the backfill),
+  `pause` / `resume` (the schedule; persisted in the state database, so it survives restarts and
+  every daemon on the index sees it). Runs are queued, not awaited: 202.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from inlet.config import Settings
+from inlet.status import iso, sources_status
+from inlet.sync.state import RunRecord, StateDB
+
+from .errors import ApiError
+
+STATIC = Path(__file__).with_name("console_static")
+FILES = {"console.js": "text/javascript", "console.css": "text/css"}
+HISTORY = 30            # runs per source in the history chart
+ACTIONS = ("run", "backfill", "pause", "resume")
+HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+           "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+
+
+def is_console_path(path: str) -> bool:
+    """The page and its files need no key (they hold no data)."""
+    return path == "/console" or path.startswith("/console/")
+
+
+def run_json(run: RunRecord) -> dict[str, Any]:
+    seconds = None if run.finished_at is None else round(run.finished_at - run.started_at, 1)
+    return {"kind": run.kind, "outcome": run.outcome or "running", "started_at": iso(run.started_at),
+            "finished_at": iso(run.finished_at), "seconds": seconds, "upserted": run.upserted,
+            "deleted": run.deleted, "skipped": run.skipped, "errors": run.errors, "error": run.error}
+
+
+def overview(settings: Settings, state: StateDB) -> dict[str, Any]:
+    report = sources_status(settings, state)
+    for source in report["sources"]:
+        runs = state.recent_runs(source["name"], HISTORY)
+        source["history"] = [run_json(r) for r in runs]
+        source["recent_errors"] = [{"at": iso(r.finished_at), "error": r.error} for r in runs if r.error][:5]
+    return report
+
+
+def _require_admin(request: Request) -> None:
+    if not getattr(request.state.key, "admin", False):
+        raise ApiError(403, "forbidden", "the console needs an admin key")
+
+
+def add_console(app: FastAPI, settings: Settings, state: StateDB | None) -> None:
+    """Mount the page and its admin routes. `app.state.daemon` (set by `inlet daemon --serve`) runs
+    sources; without it only pause and resume are possible."""
+    path = Path(settings.index.path)
+    app.state.daemon = None
+
+    @contextmanager
+    def state_db() -> Iterator[StateDB]:
+        if state is not None:
+            yield state
+            return
+        own = StateDB(path / "state.db")
+        try:
+            yield own
+        finally:
+            own.close()
+
+    def with_state(func: Callable[[StateDB], Any]) -> Callable[[], Any]:
+        def call() -> Any:
+            with state_db() as db:
+                return func(db)
+        return call
+
+    @app.get("/console", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html", headers=HEADERS)
+
+    @app.get("/console/{name}", include_in_schema=False)
+    async def static(name: str) -> FileResponse:
+        if name not in FILES:
+            raise ApiError(404, "not_found", f"no console file {name!r}")
+        return FileResponse(STATIC / name, media_type=FILES[name], headers=HEADERS)
+
+    @app.get("/v1/admin/console", tags=["operations"])
+    async def console_data(request: Request) -> Any:
+        """Sources, their run history and recent errors, for the console (admin keys only)."""
+        _require_admin(request)
+        data = await run_in_threadpool(with_state(lambda db: overview(settings, db)))
+        return {**data, "can_run": app.state.daemon is not None}
+
+    @app.post("/v1/admin/sources/{name}/{action}", status_code=202, tags=["operations"])
+    async def source_action(name: str, action: str, request: Request) -> Any:
+        """`run` a sync now, restart the `backfill`, `pause` or `resume` the schedule (admin keys only)."""
+        _require_admin(request)
+        if name not in {s.name for s in settings.sources}:
+            raise ApiError(404, "not_found", f"no source {name!r} is configured")
+        if action not in ACTIONS:
+            raise ApiError(404, "not_found", f"no action {action!r}; one of {', '.join(ACTIONS)}")
+        if action in ("pause", "resume"):
+            await run_in_threadpool(with_state(lambda db: db.set_paused(name, action == "pause")))
+            return JSONResponse({"source": name, "paused": action == "pause"}, 200)
+        daemon = app.state.daemon
+        if daemon is None:
+            raise ApiError(409, "no_daemon", "this process does not run sources: use `inlet daemon --serve`, "
+                           "or `inlet sync` / `inlet backfill --restart` from a shell")
+        daemon.start_now(name, restart_backfill=action == "backfill")
+        return {"source": name, "queued": action}

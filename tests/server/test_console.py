@@ -1,0 +1,143 @@
+"""The operator console's routes: the page needs no key, its data and actions need an admin key,
+pauses persist in the state database and hold back the daemon's schedule."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from inlet.config import Settings, parse_config
+from inlet.index.store import Index
+from inlet.server.app import create_app
+from inlet.status import sources_status
+from inlet.sync.daemon import Daemon
+from inlet.sync.engine import RunResult
+from inlet.sync.state import StateDB
+
+from .conftest import ALICE, KEYS, OPS, settings_for
+
+
+def with_sources(settings: Settings, folder: Path) -> Settings:
+    sources = parse_config({"sources": [{"name": name, "type": "files", "path": str(folder), "every": "1h"}
+                                        for name in ("handbook", "notes")]}, folder / "config.toml").sources
+    return settings.model_copy(update={"sources": sources})
+
+
+@pytest.fixture(scope="module")
+def console(index: Index, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Settings]]:
+    folder = tmp_path_factory.mktemp("handbook")
+    settings = with_sources(settings_for(index.path), folder)
+    state = StateDB(index.path / "state.db")
+    run = state.start_run("handbook", "backfill")
+    run.outcome, run.upserted, run.error = "failed", 3, "the folder vanished: /srv/handbook"
+    state.finish_run(run)
+    app = create_app(settings, index=index, state=state, env=KEYS)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert app.state.retrieval.ready.wait(30)
+        yield client, settings
+    state.close()
+
+
+def test_the_page_and_its_files_need_no_key_and_forbid_inline_scripts(console: Any) -> None:
+    client, _ = console
+    page = client.get("/console")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "/console/console.js" in page.text
+    assert "script-src" not in page.headers["content-security-policy"]   # default-src 'self' covers it
+    assert "'unsafe-inline'" not in page.headers["content-security-policy"]
+    assert client.get("/console/console.js").headers["content-type"].startswith("text/javascript")
+    assert client.get("/console/console.css").status_code == 200
+    assert client.get("/console/%2e%2e%2fapp.py").status_code == 404
+    assert client.get("/console/secrets.json").status_code == 404
+
+
+def test_console_data_needs_an_admin_key(console: Any) -> None:
+    client, _ = console
+    assert client.get("/v1/admin/console").status_code == 401
+    refused = client.get("/v1/admin/console", headers=ALICE)
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+    assert client.post("/v1/admin/sources/handbook/pause", headers=ALICE).status_code == 403
+
+
+def test_console_data_has_status_history_and_errors(console: Any) -> None:
+    client, _ = console
+    data = client.get("/v1/admin/console", headers=OPS).json()
+    handbook = next(s for s in data["sources"] if s["name"] == "handbook")
+    assert handbook["history"][0]["outcome"] == "failed" and handbook["history"][0]["upserted"] == 3
+    assert handbook["history"][0]["seconds"] is not None
+    assert handbook["recent_errors"][0]["error"] == "the folder vanished: /srv/handbook"
+    assert handbook["failure_streak"] == 1 and handbook["paused"] is False
+    assert data["can_run"] is False   # `inlet serve`: no daemon in this process
+
+
+def test_pause_persists_and_shows_in_status(console: Any, index: Index) -> None:
+    client, settings = console
+    paused = client.post("/v1/admin/sources/notes/pause", headers=OPS)
+    assert paused.status_code == 200 and paused.json() == {"source": "notes", "paused": True}
+    with _reader(index.path) as state:
+        report = {s["name"]: s for s in sources_status(settings, state)["sources"]}
+    assert report["notes"]["paused"] is True and report["handbook"]["paused"] is False
+    assert client.post("/v1/admin/sources/notes/resume", headers=OPS).json()["paused"] is False
+    with _reader(index.path) as state:
+        assert state.paused() == {}
+
+
+def test_actions_name_what_is_wrong(console: Any) -> None:
+    client, _ = console
+    assert client.post("/v1/admin/sources/nope/pause", headers=OPS).status_code == 404
+    assert client.post("/v1/admin/sources/notes/explode", headers=OPS).status_code == 404
+    no_daemon = client.post("/v1/admin/sources/notes/run", headers=OPS)
+    assert no_daemon.status_code == 409 and "inlet daemon --serve" in no_daemon.json()["error"]["message"]
+
+
+class _reader:
+    """A second StateDB on the same file, as another process would open it."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = StateDB(path / "state.db")
+
+    def __enter__(self) -> StateDB:
+        return self.db
+
+    def __exit__(self, *exc: object) -> None:
+        self.db.close()
+
+
+class CountingEngine:
+    """Records runs; enough of `Engine` for the daemon's scheduling decisions."""
+
+    def __init__(self, state: StateDB, path: Path) -> None:
+        self.state = state
+        self.stop = threading.Event()
+        self.index = type("FakeIndex", (), {"path": path})()
+        self.runs: list[tuple[str, str, bool]] = []
+        self.ran = threading.Event()
+
+    def run(self, name: str, kind: str = "sync", restart: bool = False, **_: Any) -> RunResult:
+        self.runs.append((name, kind, restart))
+        self.ran.set()
+        return RunResult(name, "ok", 0, 0, 0, 0, 0.0)
+
+
+def test_a_paused_source_skips_its_schedule_but_runs_when_asked(tmp_path: Path) -> None:
+    settings = with_sources(settings_for(tmp_path), tmp_path)
+    state = StateDB(tmp_path / "state.db")
+    engine = CountingEngine(state, tmp_path)
+    daemon = Daemon(settings, engine)  # type: ignore[arg-type]
+    state.set_paused("notes", True)
+    assert daemon.sync_job("notes") is None and engine.runs == []
+    assert daemon.sync_job("handbook") is not None and engine.runs == [("handbook", "sync", False)]
+    daemon.scheduler.start()
+    try:
+        engine.ran.clear()
+        daemon.start_now("notes", restart_backfill=True)   # an operator's request runs even when paused
+        assert engine.ran.wait(10)
+        assert engine.runs[-1] == ("notes", "backfill", True)
+    finally:
+        daemon.scheduler.shutdown(wait=True)
+        state.close()
