@@ -32,7 +32,7 @@ import httpx
 import jwt
 from mcp.server.auth.handlers.authorize import AuthorizationHandler
 from mcp.server.auth.provider import (AccessToken, AuthorizationCode, AuthorizationParams, AuthorizeError,
-                                      RefreshToken, construct_redirect_uri)
+                                      IdentityAssertionParams, RefreshToken, TokenError, construct_redirect_uri)
 from mcp.server.auth.routes import build_metadata, create_auth_routes, cors_middleware
 from mcp.server.auth.settings import ClientRegistrationOptions, RevocationOptions
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
@@ -232,6 +232,11 @@ class IdentityProvider:
     async def revoke_token(self, token: AccessToken | RefreshToken) -> None:
         with self.lock:
             self.refresh.pop(token.token, None)
+
+    async def exchange_identity_assertion(self, client: OAuthClientInformationFull,
+                                          params: IdentityAssertionParams) -> OAuthToken:
+        """Enterprise identity assertions (SEP-990) are beyond the sandbox (not advertised)."""
+        raise TokenError("invalid_grant", "identity assertion grants are not supported by the sandbox")
 
     # --- metadata -------------------------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:

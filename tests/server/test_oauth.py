@@ -301,3 +301,13 @@ def test_issuer_must_be_https_unless_loopback(issuer: str, ok: bool) -> None:
     else:
         with pytest.raises(ConfigError, match=r"\[server\].*issuer"):
             parse_config(raw)
+
+
+def test_sandbox_writes_a_valid_oauth_block(sandbox: Sandbox, idp: IdentityProvider) -> None:
+    import tomllib
+
+    from inlet.sandbox.idp import server_oauth_toml
+
+    oauth = parse_config(tomllib.loads(server_oauth_toml(sandbox.ctx, "http://127.0.0.1:8484"))).server.oauth
+    assert oauth is not None and oauth.issuer == idp.issuer and oauth.audience == "http://127.0.0.1:8484"
+    assert oauth.scopes == ["inlet.read"] and oauth.resource_url == "http://127.0.0.1:8484"
