@@ -4,11 +4,14 @@ A web page on another site can make a browser send requests to a server on the u
 (by rebinding its own host name to 127.0.0.1). Browsers always send `Origin` on such requests, and
 a legitimate MCP client either sends none (desktop and server-side clients) or the server's own
 origin, or one the operator listed in `[server] cors_origins`. Anything else is refused with 403
-before the request reaches the MCP SDK.
+before the request reaches the MCP SDK. The server's own origin is taken from the address the
+connection arrived on (and `resource_url`), never from the `Host` header: under DNS rebinding the
+attacker's name is in both `Host` and `Origin`, so comparing those two would let it through.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Iterable
 
@@ -21,6 +24,22 @@ def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
 
 
+def _local_origins(scope: Scope) -> set[str]:
+    """The origins naming the socket this request arrived on (plus `localhost` for loopback)."""
+    server = scope.get("server")
+    if not server or server[1] is None:
+        return set()
+    host, port = str(server[0]), server[1]
+    scheme = scope.get("scheme", "http")
+    names = {f"[{host}]" if ":" in host else host}
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            names |= {"localhost", "127.0.0.1", "[::1]"}
+    except ValueError:
+        pass
+    return {f"{scheme}://{name}:{port}".lower() for name in names}
+
+
 class OriginGuard:
     """Passes requests without `Origin`, from the server's own origin, or from `allowed`."""
 
@@ -29,13 +48,8 @@ class OriginGuard:
         self.allowed = {o.rstrip("/").lower() for o in (*allowed, *own)}
 
     def permits(self, scope: Scope) -> bool:
-        headers = _headers(scope)
-        origin = headers.get("origin")
-        if origin is None:
-            return True
-        origin = origin.rstrip("/").lower()
-        own = f"{scope.get('scheme', 'http')}://{headers.get('host', '')}".lower()
-        return origin == own or origin in self.allowed
+        origin = _headers(scope).get("origin")
+        return origin is None or origin.rstrip("/").lower() in self.allowed | _local_origins(scope)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self.permits(scope):

@@ -35,7 +35,7 @@ from inlet.sandbox.idp import IdentityProvider, new_key, provider
 from inlet.sandbox.server import Sandbox
 from inlet.sandbox.workspace import Workspace
 from inlet.server.app import create_app
-from inlet.server.oauth import JwtVerifier, TokenRejected
+from inlet.server.oauth import IdentityProviderUnavailable, JwtVerifier, TokenRejected
 
 from .conftest import ALICE, KEYS, settings_for
 from .test_mcp import check_as_member, check_as_outsider, tool_session
@@ -272,12 +272,25 @@ def test_rotated_key_is_fetched_once_and_unknown_kids_do_not_refetch(sandbox: Sa
         assert fetches["idp:jwks"] == 3
 
 
+def test_ca_bundle_trusts_a_private_ca(sandbox: Sandbox, idp: IdentityProvider) -> None:
+    jwks = f"{sandbox.ctx.https_url}/idp/jwks"      # the sandbox's TLS port, signed by its own CA
+    token = idp.sign(claims(idp, "urn:test"))
+    trusted = OAuthConfig(issuer=idp.issuer, audience="urn:test", jwks_url=jwks, ca_bundle=sandbox.ctx.ca_path)
+    assert (JwtVerifier(trusted).verify(token).claims or {})["email"] == ALICE_EMAIL
+    with pytest.raises(IdentityProviderUnavailable):
+        JwtVerifier(OAuthConfig(issuer=idp.issuer, audience="urn:test", jwks_url=jwks)).verify(token)
+
+
 # --- Origin, probes, metrics --------------------------------------------------------------------
-@pytest.mark.parametrize("origin,status", [("http://evil.example", 403), (None, 200), ("own", 200)])
+@pytest.mark.parametrize("origin,status", [("http://evil.example", 403), (None, 200), ("own", 200),
+                                           ("localhost", 200), ("rebound", 403)])
 def test_mcp_refuses_a_foreign_origin(base_url: str, origin: str | None, status: int) -> None:
     headers = {**ALICE, "Accept": "application/json, text/event-stream"}
-    if origin is not None:
-        headers["Origin"] = base_url if origin == "own" else origin
+    port = urlsplit(base_url).port
+    if origin == "rebound":       # DNS rebinding: the attacker's name is in Host and Origin alike
+        headers.update(Host=f"evil.example:{port}", Origin=f"http://evil.example:{port}")
+    elif origin is not None:
+        headers["Origin"] = {"own": base_url, "localhost": f"http://localhost:{port}"}.get(origin, origin)
     message = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
     response = httpx.post(f"{base_url}/mcp", json=message, headers=headers)
     assert response.status_code == status, response.text
