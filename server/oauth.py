@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -71,6 +72,25 @@ def _ssl_context(config: OAuthConfig) -> ssl.SSLContext:
     return context
 
 
+class _KeySetClient(jwt.PyJWKClient):
+    """PyJWT's client, except that after a failed fetch it does not try again for `retry_after`
+    seconds: during an identity-provider outage each request would otherwise fetch once more."""
+
+    def __init__(self, uri: str, retry_after: float, **options: Any) -> None:
+        super().__init__(uri, **options)
+        self.retry_after = retry_after
+        self._failed_at: float | None = None
+
+    def fetch_data(self) -> Any:
+        if self._failed_at is not None and time.monotonic() - self._failed_at < self.retry_after:
+            raise jwt.PyJWKClientConnectionError("the key set could not be fetched moments ago")
+        try:
+            return super().fetch_data()
+        except jwt.PyJWKClientConnectionError:
+            self._failed_at = time.monotonic()
+            raise
+
+
 def discovery_urls(issuer: str) -> list[str]:
     """Where the issuer's metadata may live: OpenID discovery, then RFC 8414 (path-inserted)."""
     parts = urlsplit(issuer.rstrip("/"))
@@ -87,6 +107,7 @@ class JwtVerifier:
         self.refresh_cooldown = refresh_cooldown
         self._ssl = _ssl_context(config)
         self._jwks: jwt.PyJWKClient | None = None
+        self._discovery_failed_at: float | None = None
         self._lock = threading.Lock()
 
     def jwks_url(self) -> str:
@@ -109,14 +130,26 @@ class JwtVerifier:
         raise IdentityProviderUnavailable(f"no discovery document with a jwks_uri for issuer {self.config.issuer} "
                                           "(set [server.oauth] jwks_url)")
 
+    def _discover(self) -> str:
+        """`jwks_url()`, not tried again within the cooldown after a failure (an outage is not a
+        reason to send the provider one request per incoming token)."""
+        if self._discovery_failed_at is not None and \
+                time.monotonic() - self._discovery_failed_at < max(self.refresh_cooldown, 1.0):
+            raise IdentityProviderUnavailable(f"the discovery of {self.config.issuer} failed moments ago")
+        try:
+            return self.jwks_url()
+        except IdentityProviderUnavailable:
+            self._discovery_failed_at = time.monotonic()
+            raise
+
     def _client(self) -> jwt.PyJWKClient:
         with self._lock:
             if self._jwks is None:
-                url = self.jwks_url()
+                url = self._discover()
                 log.info("OAuth: verifying tokens of %s with the keys at %s", self.config.issuer, url)
-                self._jwks = jwt.PyJWKClient(url, cache_jwk_set=True, lifespan=JWKS_LIFESPAN_SECONDS,
-                                             timeout=HTTP_TIMEOUT_SECONDS, ssl_context=self._ssl,
-                                             cooldown_duration=self.refresh_cooldown)
+                self._jwks = _KeySetClient(url, retry_after=max(self.refresh_cooldown, 1.0), cache_jwk_set=True,
+                                           lifespan=JWKS_LIFESPAN_SECONDS, timeout=HTTP_TIMEOUT_SECONDS,
+                                           ssl_context=self._ssl, cooldown_duration=self.refresh_cooldown)
             return self._jwks
 
     def verify(self, token: str) -> AccessToken:

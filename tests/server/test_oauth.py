@@ -281,6 +281,23 @@ def test_ca_bundle_trusts_a_private_ca(sandbox: Sandbox, idp: IdentityProvider) 
         JwtVerifier(OAuthConfig(issuer=idp.issuer, audience="urn:test", jwks_url=jwks)).verify(token)
 
 
+def test_an_unreachable_key_set_is_not_refetched_per_request(sandbox: Sandbox, idp: IdentityProvider) -> None:
+    config = OAuthConfig(issuer=idp.issuer, audience="urn:test", jwks_url=f"{sandbox.ctx.http_url}/idp/jwks")
+    verifier = JwtVerifier(config, refresh_cooldown=3600)
+    token = idp.sign(claims(idp, "urn:test"))
+    before = sandbox.ctx.faults.calls["idp:jwks"]
+    sandbox.ctx.faults.fail("idp", "jwks", 503, times=1)
+    for _ in range(5):
+        with pytest.raises(IdentityProviderUnavailable):
+            verifier.verify(token)
+    assert sandbox.ctx.faults.calls["idp:jwks"] == before + 1
+    dead = JwtVerifier(OAuthConfig(issuer="http://127.0.0.1:9/idp", audience="urn:test"), refresh_cooldown=3600)
+    with pytest.raises(IdentityProviderUnavailable, match="cannot reach"):
+        dead.verify(token)
+    with pytest.raises(IdentityProviderUnavailable, match="moments ago"):    # no second attempt yet
+        dead.verify(token)
+
+
 # --- Origin, probes, metrics --------------------------------------------------------------------
 @pytest.mark.parametrize("origin,status", [("http://evil.example", 403), (None, 200), ("own", 200),
                                            ("localhost", 200), ("rebound", 403)])
