@@ -2,7 +2,8 @@
 
 Built on the `mcp` SDK's low-level `Server`, because the tools need the caller of each request:
 on stdio that is the user the process was started for; over HTTP it is resolved from the API key
-(and, for on_behalf_of keys, the `X-Inlet-User` header or `?user=`) by `McpHttpAuth` before the
+or OAuth access token (and, for on_behalf_of keys, the `X-Inlet-User` header or `?user=`) by
+`McpHttpAuth`, behind the `Origin` check (DNS-rebinding protection), before the
 SDK sees the request, and read back from the request scope inside the tool. Tool results carry
 the object both as `structuredContent` and as one JSON text item; `url` is never empty.
 """
