@@ -313,7 +313,10 @@ def sandbox(port: int, write_config: str | None, verbose: int) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with Sandbox(port=port) as sb:
+        from inlet.sandbox.idp import server_oauth_toml
+
         text, env = sb.config(index_path=".inlet")
+        text += "\n" + server_oauth_toml(sb.ctx, "http://127.0.0.1:8484")   # `inlet serve`'s default address
         if write_config:
             Path(write_config).write_text(text)
             click.echo(f"# config written to {write_config}")
@@ -322,6 +325,8 @@ def sandbox(port: int, write_config: str | None, verbose: int) -> None:
         for name, value in env.items():
             click.echo(f"export {name}={value}")
         click.echo(f"# sandbox serving on {sb.ctx.http_url} and {sb.ctx.https_url}; Ctrl-C to stop", err=True)
+        click.echo("# OAuth: with `inlet serve` running, add http://127.0.0.1:8484/mcp to an MCP client; it signs "
+                   f"in at the sandbox provider {sb.ctx.http_url}/idp as a sandbox user you pick", err=True)
         try:
             stop.wait()
         except KeyboardInterrupt:

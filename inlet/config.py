@@ -46,6 +46,51 @@ class ApiKey(BaseModel):
         return self
 
 
+class OAuthConfig(BaseModel):
+    """`[server.oauth]`: accept JWT access tokens from one identity provider (contract section 7)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: str = Field(description="must equal the token's iss; HTTPS unless on a loopback address")
+    audience: str = Field(description="must appear in the token's aud (the resource, RFC 8707)")
+    user_claim: str = Field("email", description="the claim naming the user (Entra: preferred_username)")
+    scopes: list[str] = Field(default_factory=list, description="required scopes (scope or scp claim)")
+    jwks_url: str | None = Field(None, description="default: jwks_uri from the issuer's discovery document")
+    resource_url: str | None = Field(None, description="public base URL, for protected-resource metadata")
+    ca_bundle: Path | None = Field(None, description="extra trusted CA (PEM) for the issuer's HTTPS")
+
+    @model_validator(mode="after")
+    def _urls(self) -> "OAuthConfig":
+        _check_url("issuer", self.issuer, https_unless_loopback=True)
+        if self.jwks_url is not None:
+            _check_url("jwks_url", self.jwks_url, https_unless_loopback=True)
+        if self.resource_url is not None:
+            _check_url("resource_url", self.resource_url, https_unless_loopback=False)
+            self.resource_url = self.resource_url.rstrip("/")
+        if not self.user_claim.strip() or not self.audience.strip():
+            raise ValueError("'user_claim' and 'audience' must not be empty")
+        return self
+
+
+def _check_url(key: str, value: str, https_unless_loopback: bool) -> None:
+    """An absolute http(s) URL; with `https_unless_loopback`, plain http only for a loopback host."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"'{key}' must be an absolute http(s) URL, got {value!r}")
+    if parts.query or parts.fragment:
+        raise ValueError(f"'{key}' must not have a query or fragment")
+    if https_unless_loopback and parts.scheme == "http":
+        try:
+            loopback = ipaddress.ip_address(parts.hostname).is_loopback
+        except ValueError:
+            loopback = parts.hostname == "localhost"
+        if not loopback:
+            raise ValueError(f"'{key}' must be an https:// URL (plain http only on a loopback address)")
+
+
 class ServerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -55,6 +100,8 @@ class ServerConfig(BaseModel):
     cors_origins: list[str] = Field(default_factory=list, description="CORS is off unless listed")
     recency_half_life_days: float = Field(180, ge=0, description="0 turns the recency preference off")
     max_body_bytes: int = Field(64 * 1024, ge=1024)
+    metrics_public: bool = Field(False, description="serve /metrics without a key")
+    oauth: OAuthConfig | None = Field(None, description="accept OAuth access tokens beside API keys")
 
 
 class DaemonConfig(BaseModel):
@@ -120,6 +167,9 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Settings:
             raise ConfigError(f"{where}: [{section}] {_first_error(exc)}") from None
     if parts["index"].path and not parts["index"].path.is_absolute() and path is not None:
         parts["index"].path = (path.parent / parts["index"].path).resolve()
+    oauth = parts["server"].oauth
+    if oauth is not None and oauth.ca_bundle is not None and path is not None and not oauth.ca_bundle.is_absolute():
+        oauth.ca_bundle = (path.parent / oauth.ca_bundle).resolve()
     sources = raw.get("sources", [])
     if not isinstance(sources, list):
         raise ConfigError(f"{where}: 'sources' must be an array of tables ([[sources]])")

@@ -86,7 +86,8 @@ def run_demo(once: bool = False, as_json: bool = False, *, mailboxes: Sequence[s
                 answers = answer(index, SAMPLE_QUERIES)
                 _print_answers(out, as_json, results, answers)
                 return 1 if failed or not all(a["results"] for a in answers) else 0
-            return serve(settings, index, state, env, key, out, results if as_json else None)
+            return serve(settings, index, state, env, key, out, results if as_json else None,
+                         issuer=f"{sb.ctx.http_url}/idp")
 
 
 @contextmanager
@@ -167,13 +168,17 @@ def _print_answers(out: TextIO, as_json: bool, results: list[Any], answers: list
 
 
 def serve(settings: Any, index: Any, state: Any, env: Mapping[str, str], key: str, out: TextIO,
-          json_runs: list[Any] | None = None) -> int:
+          json_runs: list[Any] | None = None, issuer: str | None = None) -> int:
     """The API on the demo index until Ctrl-C, with the URL, the key and a `curl` to try (with
-    `--json`: one line `{"api_url", "key", "runs"}` for scripts)."""
+    `--json`: one line `{"api_url", "key", "runs"}` for scripts). With `issuer` (the sandbox's
+    identity provider) /mcp also takes OAuth tokens, so a person can add it to an MCP client."""
+    from inlet.config import OAuthConfig
     from inlet.server.app import create_app
     from inlet.sync.daemon_api import ApiThread
 
     sock, url = _listen(settings.server.host, settings.server.port)
+    if issuer is not None:    # the audience is this server's URL, known once the port is bound
+        settings.server.oauth = OAuthConfig(issuer=issuer, audience=url, scopes=["inlet.read"], resource_url=url)
     app = create_app(settings, index=index, state=state, env=env)
     served = ApiThread(app, sock)
     stop = threading.Event()
@@ -181,12 +186,16 @@ def serve(settings: Any, index: Any, state: Any, env: Mapping[str, str], key: st
         signal.signal(signum, lambda *_: stop.set())
     body = json.dumps({"query": SAMPLE_QUERIES[0], "k": 3})
     if json_runs is not None:
-        out.write(json.dumps({"api_url": url, "key": key, "runs": [r.as_json() for r in json_runs]}) + "\n")
+        out.write(json.dumps({"api_url": url, "key": key, "oauth_issuer": issuer,
+                              "runs": [r.as_json() for r in json_runs]}) + "\n")
     else:
         out.write(f"\nThe API is at {url} (MCP at {url}/mcp); an admin key for this demo:\n\n"
                   f"  export {DEMO_KEY_ENV}={key}\n\n"
                   f"  curl -s {url}/v1/search -H \"Authorization: Bearer ${DEMO_KEY_ENV}\" "
                   f"-H 'Content-Type: application/json' -d '{body}'\n\n"
+                  + (f"An MCP client can also sign in with OAuth: add {url}/mcp as a remote (streamable HTTP) "
+                     f"server; it opens the sandbox sign-in page ({issuer}) where you pick a sandbox user.\n\n"
+                     if issuer else "") +
                   "Ctrl-C stops the demo and deletes its temporary index.\n")
     out.flush()
     try:

@@ -3,6 +3,7 @@
 Both ports serve every route; the identity platform is used over HTTPS (msal refuses plain http)
 with a certificate authority generated per sandbox, written to `ca_path` for clients to trust.
 
+The identity provider (`idp`) serves OAuth sign-in for the sandbox users (MCP clients, `inlet demo`).
 Every service module (`slack`, `drive`, `graph`) provides:
 - `routes(ctx) -> list[starlette.routing.BaseRoute]`: its wire protocol (and `/_admin/<service>/...`);
 - `source(ctx, workdir) -> tuple[str, dict[str, str]]`: a `[[sources]]` TOML block pointing at the
@@ -73,10 +74,10 @@ def _admin_routes(ctx: Context) -> list[BaseRoute]:
 
 
 def build_app(ctx: Context) -> Starlette:
-    from . import drive, graph, slack
+    from . import drive, graph, idp, slack
 
     routes = _admin_routes(ctx)
-    for service in (slack, drive, graph):
+    for service in (slack, drive, graph, idp):
         routes += service.routes(ctx)
     return Starlette(routes=routes)
 

@@ -2,7 +2,8 @@
 
 `create_app` builds it around one shared `Index` (passed in by the daemon, or opened here) and
 its one embedding model; searches run in worker threads, never on the event loop. Every route
-but /healthz needs `Authorization: Bearer KEY` (checked by `KeyGuard` before routing, so a bad
+but /healthz, /readyz and the OAuth metadata needs `Authorization: Bearer KEY` (an API key, or an
+OAuth access token when `[server.oauth]` is set; checked by `KeyGuard` before routing, so a bad
 key is a 401 whatever the body); what the key may do is decided per route (`caller_for`).
 
 On GET routes an on_behalf_of key names the user with the `X-Inlet-User` header or `?user=`.
@@ -31,6 +32,7 @@ from inlet.config import Settings
 from . import mcp as mcp_http
 from .auth import USER_HEADER, Caller, KeyEntry, KeyRing, caller_for
 from .console import add_console, is_console_path
+from .oauth import PRM_PATHS, Authenticator, metadata_routes
 from .errors import STATUS_CODES, ApiError, ErrorBody, error_body
 from .metrics import CONTENT_TYPE, Metrics, last_success_reader
 from .middleware import ObserveMiddleware
@@ -39,7 +41,7 @@ from .models import (ContextBody, ContextResponse, DocumentOut, Health, SearchBo
 from .service import Retrieval
 
 log = logging.getLogger(__name__)
-PUBLIC_PATHS = frozenset({"/healthz"})
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", *PRM_PATHS})   # they reveal nothing
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text} for code, text in (
         (400, "malformed request"), (401, "missing or invalid API key"), (403, "beyond the key's rights"),
@@ -47,21 +49,22 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 class KeyGuard:
-    """Rejects requests without a valid key (401) before routing; puts the key in the scope."""
+    """Rejects requests without a valid key or token (401/403) before routing; puts it in the scope."""
 
-    def __init__(self, app: ASGIApp, keys: KeyRing) -> None:
+    def __init__(self, app: ASGIApp, auth: Authenticator, public: frozenset[str] = PUBLIC_PATHS) -> None:
         self.app = app
-        self.keys = keys
+        self.auth = auth
+        self.public = public
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or scope["path"] in PUBLIC_PATHS or is_console_path(scope["path"])
+        if (scope["type"] != "http" or scope["path"] in self.public or is_console_path(scope["path"])
                 or scope.get("method") == "OPTIONS"):
             await self.app(scope, receive, send)
             return
         header = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"authorization"),
                       None)
         try:
-            entry = self.keys.authenticate(header)
+            entry = await self.auth.authenticate(header, scope)
         except ApiError as exc:
             response = JSONResponse(error_body(exc.code, exc.message), exc.status, headers=exc.headers)
             await response(scope, receive, send)
@@ -81,11 +84,12 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
                env: Mapping[str, str] | None = None) -> FastAPI:
     """The API around `index` (opened here, in the background, when None) and `state` (StateDB)."""
     keys = KeyRing.from_settings(settings, env if env is not None else os.environ)
+    auth = Authenticator(keys, settings.server.oauth)
     retrieval = Retrieval(index)
     owns_index = index is None
     index_path = Path(settings.index.path)
     metrics = Metrics(retrieval.counts, last_success_reader(state, index_path, [s.name for s in settings.sources]))
-    mcp_app, mcp_manager = mcp_http.http_app(retrieval, settings, keys)
+    mcp_app, mcp_manager = mcp_http.http_app(retrieval, settings, auth)
     half_life = settings.server.recency_half_life_days
 
     def load() -> None:
@@ -110,7 +114,8 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
 
     app = FastAPI(title="inlet retrieval API", version="0.1.0", lifespan=lifespan, docs_url=None,
                   redoc_url=None, description="Permission-aware retrieval over Slack, Google Drive and Outlook. "
-                  "Every route but /healthz needs `Authorization: Bearer KEY`. On GET routes an on_behalf_of "
+                  "Every route but /healthz and /readyz needs `Authorization: Bearer KEY` (an API key or an "
+                  "OAuth access token). On GET routes an on_behalf_of "
                   f"key names the user with the `{USER_HEADER}` header or the `user` query parameter.")
     app.state.retrieval = retrieval
     app.state.metrics = metrics
@@ -184,7 +189,10 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
                            allow_headers=["Authorization", "Content-Type", USER_HEADER, "X-Request-ID",
                                           "Mcp-Session-Id", "Mcp-Protocol-Version"],
                            expose_headers=["X-Request-ID", "Mcp-Session-Id"])
-    app.add_middleware(KeyGuard, keys=keys)
+    for route in metadata_routes(settings.server.oauth) if settings.server.oauth is not None else []:
+        app.router.routes.append(route)
+    public = PUBLIC_PATHS | ({"/metrics"} if settings.server.metrics_public else set())
+    app.add_middleware(KeyGuard, auth=auth, public=public)
     app.add_middleware(ObserveMiddleware, metrics=metrics, max_body_bytes=settings.server.max_body_bytes)
     return app
 

@@ -2,7 +2,8 @@
 
 Built on the `mcp` SDK's low-level `Server`, because the tools need the caller of each request:
 on stdio that is the user the process was started for; over HTTP it is resolved from the API key
-(and, for on_behalf_of keys, the `X-Inlet-User` header or `?user=`) by `McpHttpAuth` before the
+or OAuth access token (and, for on_behalf_of keys, the `X-Inlet-User` header or `?user=`) by
+`McpHttpAuth`, behind the `Origin` check (DNS-rebinding protection), before the
 SDK sees the request, and read back from the request scope inside the tool. Tool results carry
 the object both as `structuredContent` and as one JSON text item; `url` is never empty.
 """
@@ -24,9 +25,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from inlet.config import Settings
 from inlet.errors import ConfigError
 
-from .auth import USER_HEADER, USER_PARAM, Caller, KeyRing, caller_for
+from .auth import USER_HEADER, USER_PARAM, Caller, caller_for
 from .errors import ApiError, error_body
 from .context import fallback_url
+from .oauth import Authenticator
+from .origin import OriginGuard
 from .service import Retrieval
 
 log = logging.getLogger(__name__)
@@ -164,19 +167,22 @@ def http_caller(ctx: Any) -> Caller:
 
 
 class McpHttpAuth:
-    """ASGI guard in front of the SDK's streamable HTTP app: the same keys and rights as the REST
-    routes; the resolved `Caller` travels in `scope['state']`."""
+    """ASGI guard in front of the SDK's streamable HTTP app: the same keys, tokens and rights as the
+    REST routes; the resolved `Caller` travels in `scope['state']`. A key or token the API's guard
+    already checked (`scope['state']['key']`) is not verified twice."""
 
-    def __init__(self, app: ASGIApp, keys: KeyRing) -> None:
+    def __init__(self, app: ASGIApp, auth: Authenticator) -> None:
         self.app = app
-        self.keys = keys
+        self.auth = auth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         requested = headers.get(USER_HEADER.lower()) or (query.get(USER_PARAM) or [None])[0]
         try:
-            caller = caller_for(self.keys.authenticate(headers.get("authorization")), requested)
+            entry = scope.get("state", {}).get("key") or await self.auth.authenticate(headers.get("authorization"),
+                                                                                       scope)
+            caller = caller_for(entry, requested)
         except ApiError as exc:
             body = json.dumps(error_body(exc.code, exc.message)).encode()
             extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
@@ -188,20 +194,22 @@ class McpHttpAuth:
         await self.app(scope, receive, send)
 
 
-def http_app(retrieval: Retrieval, settings: Settings, keys: KeyRing) -> tuple[ASGIApp, Any]:
+def http_app(retrieval: Retrieval, settings: Settings, auth: Authenticator) -> tuple[ASGIApp, Any]:
     """The /mcp ASGI app and its session manager (whose `run()` the API's lifespan enters)."""
     from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
     from mcp.server.transport_security import TransportSecuritySettings
 
     server = InletTools(retrieval, settings.server.recency_half_life_days, http_caller).server()
     # Stateless + JSON answers: every POST is authenticated on its own; no session outlives a key.
-    # DNS-rebinding protection is left to the bearer key (browsers cannot send it cross-site
-    # without CORS, which is off unless configured).
+    # DNS-rebinding protection is inlet's `OriginGuard` (the server's own origin and cors_origins),
+    # not the SDK's, which also pins the Host header and so breaks behind a proxy.
     manager = StreamableHTTPSessionManager(
         app=server, stateless=True, json_response=True,
         security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         max_request_body_size=settings.server.max_body_bytes)
-    return McpHttpAuth(manager.asgi_app, keys), manager
+    oauth = settings.server.oauth
+    own = [oauth.resource_url] if oauth is not None and oauth.resource_url else []
+    return OriginGuard(McpHttpAuth(manager.asgi_app, auth), settings.server.cors_origins, own), manager
 
 
 # --- stdio --------------------------------------------------------------------------------------

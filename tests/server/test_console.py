@@ -139,5 +139,5 @@ def test_a_paused_source_skips_its_schedule_but_runs_when_asked(tmp_path: Path) 
         assert engine.ran.wait(10)
         assert engine.runs[-1] == ("notes", "backfill", True)
     finally:
-        daemon.scheduler.shutdown(wait=True)
+        assert daemon.shutdown(grace=30)
         state.close()

@@ -1,0 +1,292 @@
+"""OAuth 2.1 access tokens beside API keys (contract section 7): inlet as a resource server.
+
+A Bearer value that is not a configured API key is taken for a JWT from `[server.oauth].issuer`.
+Verification is PyJWT's (signature, `iss`, `aud`, `exp`/`nbf`) with the signing key picked by
+`kid` from the issuer's JWKS through `PyJWKClient`, which caches the set and refetches it for an
+unknown `kid` at most once per cooldown: a stream of forged tokens with random `kid`s cannot turn
+inlet into a load generator against the identity provider. Only asymmetric algorithms are
+accepted, so `alg: none` and an HMAC token keyed with the (public) verification key fail before
+any signature check. The verifier is the `mcp` SDK's `TokenVerifier`, producing its `AccessToken`.
+
+A verified token becomes a `KeyEntry` acting as its user (the `user_claim`), so the rest of the
+server treats it exactly like a `user` API key: ACL filtering, and no naming of another user.
+The 401/403 answers carry the `WWW-Authenticate` challenge that points MCP clients at the
+RFC 9728 protected-resource metadata, from which they discover the authorization server.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import httpx
+import jwt
+from mcp.server.auth.handlers.metadata import ProtectedResourceMetadataHandler
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.routes import cors_middleware
+from mcp.shared.auth import ProtectedResourceMetadata
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Scope
+
+from inlet.config import OAuthConfig
+
+from .auth import KeyEntry, KeyRing
+from .errors import ApiError
+
+log = logging.getLogger(__name__)
+
+# Asymmetric JWS algorithms only: `none` and HS* are never in the allow-list.
+ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+LEEWAY_SECONDS = 60            # clock skew tolerated on exp/nbf/iat (the contract's maximum)
+JWKS_LIFESPAN_SECONDS = 300    # a cached key set is refetched after this
+JWKS_COOLDOWN_SECONDS = 30.0   # at most one refetch per this for an unknown kid
+HTTP_TIMEOUT_SECONDS = 10.0
+PRM_PATH = "/.well-known/oauth-protected-resource"
+PRM_PATHS = frozenset({PRM_PATH, PRM_PATH + "/mcp"})
+
+
+class TokenRejected(Exception):
+    """The token is not valid here (bad signature, issuer, audience, time, claims); says why."""
+
+
+class ScopeMissing(Exception):
+    """The token is valid but lacks a required scope."""
+
+
+class IdentityProviderUnavailable(Exception):
+    """The issuer's discovery document or key set could not be fetched."""
+
+
+def _ssl_context(config: OAuthConfig) -> ssl.SSLContext:
+    """The system's trusted CAs, plus `ca_bundle` when set (a private CA in front of the issuer)."""
+    context = ssl.create_default_context()
+    if config.ca_bundle is not None:
+        context.load_verify_locations(cafile=str(config.ca_bundle))
+    return context
+
+
+class _KeySetClient(jwt.PyJWKClient):
+    """PyJWT's client, except that after a failed fetch it does not try again for `retry_after`
+    seconds: during an identity-provider outage each request would otherwise fetch once more."""
+
+    def __init__(self, uri: str, retry_after: float, **options: Any) -> None:
+        super().__init__(uri, **options)
+        self.retry_after = retry_after
+        self._failed_at: float | None = None
+
+    def fetch_data(self) -> Any:
+        if self._failed_at is not None and time.monotonic() - self._failed_at < self.retry_after:
+            raise jwt.PyJWKClientConnectionError("the key set could not be fetched moments ago")
+        try:
+            return super().fetch_data()
+        except jwt.PyJWKClientConnectionError:
+            self._failed_at = time.monotonic()
+            raise
+
+
+def discovery_urls(issuer: str) -> list[str]:
+    """Where the issuer's metadata may live: OpenID discovery, then RFC 8414 (path-inserted)."""
+    parts = urlsplit(issuer.rstrip("/"))
+    origin = f"{parts.scheme}://{parts.netloc}"
+    return [f"{issuer.rstrip('/')}/.well-known/openid-configuration",
+            f"{origin}/.well-known/oauth-authorization-server{parts.path}"]
+
+
+class JwtVerifier:
+    """Verifies access tokens of one issuer (the `mcp` SDK's `TokenVerifier` protocol)."""
+
+    def __init__(self, config: OAuthConfig, refresh_cooldown: float = JWKS_COOLDOWN_SECONDS) -> None:
+        self.config = config
+        self.refresh_cooldown = refresh_cooldown
+        self._ssl = _ssl_context(config)
+        self._jwks: jwt.PyJWKClient | None = None
+        self._discovery_failed_at: float | None = None
+        self._lock = threading.Lock()
+
+    def jwks_url(self) -> str:
+        """`jwks_url` when configured, else the `jwks_uri` of the issuer's discovery document."""
+        if self.config.jwks_url:
+            return self.config.jwks_url
+        for url in discovery_urls(self.config.issuer):
+            try:
+                response = httpx.get(url, verify=self._ssl, timeout=HTTP_TIMEOUT_SECONDS)
+            except httpx.HTTPError as exc:
+                raise IdentityProviderUnavailable(f"cannot reach the OAuth issuer at {url}: {exc}") from exc
+            if response.status_code != 200:
+                continue
+            document = response.json()
+            if document.get("issuer") != self.config.issuer:
+                raise IdentityProviderUnavailable(
+                    f"{url} names issuer {document.get('issuer')!r}, not the configured {self.config.issuer!r}")
+            if isinstance(document.get("jwks_uri"), str):
+                return str(document["jwks_uri"])
+        raise IdentityProviderUnavailable(f"no discovery document with a jwks_uri for issuer {self.config.issuer} "
+                                          "(set [server.oauth] jwks_url)")
+
+    def _discover(self) -> str:
+        """`jwks_url()`, not tried again within the cooldown after a failure (an outage is not a
+        reason to send the provider one request per incoming token)."""
+        if self._discovery_failed_at is not None and \
+                time.monotonic() - self._discovery_failed_at < max(self.refresh_cooldown, 1.0):
+            raise IdentityProviderUnavailable(f"the discovery of {self.config.issuer} failed moments ago")
+        try:
+            return self.jwks_url()
+        except IdentityProviderUnavailable:
+            self._discovery_failed_at = time.monotonic()
+            raise
+
+    def _client(self) -> jwt.PyJWKClient:
+        with self._lock:
+            if self._jwks is None:
+                url = self._discover()
+                log.info("OAuth: verifying tokens of %s with the keys at %s", self.config.issuer, url)
+                self._jwks = _KeySetClient(url, retry_after=max(self.refresh_cooldown, 1.0), cache_jwk_set=True,
+                                           lifespan=JWKS_LIFESPAN_SECONDS, timeout=HTTP_TIMEOUT_SECONDS,
+                                           ssl_context=self._ssl, cooldown_duration=self.refresh_cooldown)
+            return self._jwks
+
+    def verify(self, token: str) -> AccessToken:
+        """The token's `AccessToken`, or `TokenRejected` / `ScopeMissing` / `IdentityProviderUnavailable`."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise TokenRejected(f"not a JWT ({exc})") from None
+        if header.get("alg") not in ALGORITHMS:
+            raise TokenRejected(f"algorithm {header.get('alg')!r} is not accepted")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise TokenRejected("the token names no signing key ('kid')")
+        try:
+            key = self._client().get_signing_key(kid)
+        except jwt.PyJWKClientConnectionError as exc:
+            raise IdentityProviderUnavailable(f"cannot fetch the issuer's keys: {exc}") from exc
+        except jwt.PyJWKClientError as exc:
+            raise TokenRejected(f"unknown signing key {kid!r}") from exc
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token, key, algorithms=ALGORITHMS, audience=self.config.audience, issuer=self.config.issuer,
+                leeway=LEEWAY_SECONDS, options={"require": ["exp", "iss", "aud"]})
+        except jwt.PyJWTError as exc:
+            raise TokenRejected(str(exc)) from None
+        return self._access_token(token, claims)
+
+    def _access_token(self, token: str, claims: dict[str, Any]) -> AccessToken:
+        user = claims.get(self.config.user_claim)
+        if not isinstance(user, str) or not user.strip():
+            raise TokenRejected(f"the token has no {self.config.user_claim!r} claim naming the user")
+        scopes = token_scopes(claims)
+        missing = [s for s in self.config.scopes if s not in scopes]
+        if missing:
+            raise ScopeMissing(" ".join(missing))
+        client = claims.get("azp") or claims.get("client_id") or claims.get("appid") or ""
+        return AccessToken(token=token, client_id=str(client), scopes=scopes, expires_at=int(claims["exp"]),
+                           resource=self.config.audience, subject=claims.get("sub"),
+                           claims={**claims, "user": user.strip()})
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        """The SDK's protocol: None for any token that does not verify."""
+        try:
+            return await anyio.to_thread.run_sync(self.verify, token)
+        except (TokenRejected, ScopeMissing, IdentityProviderUnavailable):
+            return None
+
+
+def token_scopes(claims: dict[str, Any]) -> list[str]:
+    """Scopes from `scope` (space-separated, RFC 9068) or `scp` (a string or a list: Entra, Okta)."""
+    value = claims.get("scope", claims.get("scp", ""))
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    return str(value).split()
+
+
+# --- who the request acts as --------------------------------------------------------------------
+def resource_base(config: OAuthConfig | None, scope: Scope) -> str:
+    """The public base URL: `resource_url`, else the scheme and Host the request came with."""
+    if config is not None and config.resource_url:
+        return config.resource_url
+    host = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"host"), None)
+    if not host:
+        server = scope.get("server") or ("127.0.0.1", 80)
+        host = f"{server[0]}:{server[1]}"
+    return f"{scope.get('scheme', 'http')}://{host}"
+
+
+class Authenticator:
+    """API keys first (constant time), then, when `[server.oauth]` is set, the JWT verifier."""
+
+    def __init__(self, keys: KeyRing, config: OAuthConfig | None,
+                 verifier: JwtVerifier | None = None) -> None:
+        self.keys = keys
+        self.config = config
+        self.verifier = verifier or (JwtVerifier(config) if config is not None else None)
+
+    def challenge(self, scope: Scope, error: str | None = None) -> dict[str, str]:
+        """The WWW-Authenticate header of a 401/403 (RFC 6750 + RFC 9728 `resource_metadata`)."""
+        if self.config is None:
+            return {"WWW-Authenticate": "Bearer"}
+        parts = [f'resource_metadata="{resource_base(self.config, scope)}{PRM_PATH}"']
+        if error:
+            parts.insert(0, f'error="{error}"')
+        if error == "insufficient_scope":
+            parts.append(f'scope="{" ".join(self.config.scopes)}"')
+        return {"WWW-Authenticate": "Bearer " + ", ".join(parts)}
+
+    async def authenticate(self, authorization: str | None, scope: Scope) -> KeyEntry:
+        """The key or token of `Authorization: Bearer ...`, else an `ApiError` (401/403/503)."""
+        kind = "API key or access token" if self.verifier is not None else "API key"
+        scheme, _, value = (authorization or "").partition(" ")
+        value = value.strip()
+        if scheme.lower() != "bearer" or not value:
+            raise ApiError(401, "unauthorized", f"missing {kind}: send 'Authorization: Bearer ...'",
+                           headers=self.challenge(scope))
+        entry = self.keys.match(value)
+        if entry is not None:
+            return entry
+        if self.verifier is None:
+            raise ApiError(401, "unauthorized", "invalid API key", headers=self.challenge(scope))
+        return await self._token_entry(value, scope)
+
+    async def _token_entry(self, token: str, scope: Scope) -> KeyEntry:
+        assert self.verifier is not None
+        try:
+            access = await anyio.to_thread.run_sync(self.verifier.verify, token)
+        except TokenRejected as exc:
+            log.info("access token refused: %s", exc)
+            raise ApiError(401, "invalid_token", f"invalid API key or access token: {exc}",
+                           headers=self.challenge(scope, "invalid_token")) from None
+        except ScopeMissing as exc:
+            raise ApiError(403, "insufficient_scope", f"the access token lacks the scope {exc}",
+                           headers=self.challenge(scope, "insufficient_scope")) from None
+        except IdentityProviderUnavailable as exc:
+            log.warning("%s", exc)
+            raise ApiError(503, "idp_unavailable", "the identity provider's keys cannot be fetched; "
+                           "try again later") from None
+        user = str((access.claims or {})["user"])
+        return KeyEntry(name=f"oauth:{access.client_id or 'token'}", secret=b"", user=user,
+                        on_behalf_of=False, admin=False)
+
+
+# --- RFC 9728 metadata --------------------------------------------------------------------------
+def metadata_routes(config: OAuthConfig) -> list[Route]:
+    """`/.well-known/oauth-protected-resource` (the API) and `.../mcp` (the MCP endpoint), served
+    with the SDK's handler and CORS wrapper (browser-based MCP clients read them cross-origin)."""
+
+    def handler(suffix: str) -> Any:
+        async def handle(request: Request) -> Response:
+            base = resource_base(config, request.scope)
+            metadata = ProtectedResourceMetadata.model_validate({   # strings: no trailing "/" added
+                "resource": base + suffix, "authorization_servers": [config.issuer],
+                "scopes_supported": config.scopes or None, "bearer_methods_supported": ["header"],
+                "resource_name": "inlet"})
+            return await ProtectedResourceMetadataHandler(metadata).handle(request)
+        return handle
+
+    return [Route(PRM_PATH + suffix, cors_middleware(handler(suffix), ["GET", "OPTIONS"]), methods=["GET", "OPTIONS"])
+            for suffix in ("", "/mcp")]

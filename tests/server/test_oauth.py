@@ -1,0 +1,343 @@
+"""OAuth access tokens (contract section 7), end to end: the `mcp` SDK's own OAuth client signs two
+sandbox users in at the sandbox identity provider (discovery, registration, PKCE, browserless) and
+calls the tools on a real uvicorn server over streamable HTTP; forged tokens of every kind are
+refused with the right challenge; the JWKS is refetched for a rotated key, at a bounded rate."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import anyio
+import httpx
+import jwt
+import pytest
+import uvicorn
+from cryptography.hazmat.primitives import serialization
+from fastapi.testclient import TestClient
+from mcp import Client
+from mcp.client.auth import OAuthClientProvider
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+
+from inlet.config import OAuthConfig, parse_config
+from inlet.errors import ConfigError
+from inlet.index.store import Index
+from inlet.sandbox.idp import IdentityProvider, new_key, provider
+from inlet.sandbox.server import Sandbox
+from inlet.sandbox.workspace import Workspace
+from inlet.server.app import create_app
+from inlet.server.oauth import IdentityProviderUnavailable, JwtVerifier, TokenRejected
+
+from .conftest import ALICE, KEYS, settings_for
+from .test_mcp import check_as_member, check_as_outsider, tool_session
+
+ALICE_EMAIL, BOB_EMAIL = "alice@example.com", "bob@other.org"
+REDIRECT = "http://127.0.0.1:1/callback"   # never contacted: the callback handler reads the redirect
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    ws = Workspace()
+    ws.add_user(ALICE_EMAIL, "alice", "Alice")
+    ws.add_user(BOB_EMAIL, "bob", "Bob")
+    with Sandbox(ws=ws) as sb:
+        yield sb
+
+
+@pytest.fixture(scope="module")
+def idp(sandbox: Sandbox) -> IdentityProvider:
+    return provider(sandbox.ctx)
+
+
+@pytest.fixture(scope="module")
+def base_url(sandbox: Sandbox, idp: IdentityProvider, index: Index) -> Iterator[str]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    oauth = OAuthConfig(issuer=idp.issuer, audience=url, scopes=["inlet.read"], resource_url=url)
+    app = create_app(settings_for(index.path, oauth=oauth), index=index, env=KEYS)
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    assert app.state.retrieval.ready.wait(60)
+    yield url
+    server.should_exit = True
+    thread.join(30)
+    sock.close()
+
+
+class Memory:
+    """The SDK's TokenStorage, in memory."""
+
+    def __init__(self) -> None:
+        self.tokens: OAuthToken | None = None
+        self.client: OAuthClientInformationFull | None = None
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return self.tokens
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return self.client
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        self.client = client_info
+
+
+def oauth_client(base_url: str, email: str, storage: Memory, metadata_url: str | None = None) -> Client:
+    """An MCP client whose 'browser' follows the authorize URL with login_hint=email (no person)."""
+    redirected: dict[str, str] = {}
+
+    async def redirect_handler(authorize_url: str) -> None:
+        async with httpx.AsyncClient() as http:
+            response = await http.get(f"{authorize_url}&{urlencode({'login_hint': email})}")
+        assert response.status_code == 302, response.text
+        redirected["location"] = response.headers["location"]
+
+    async def callback_handler() -> AuthorizationCodeResult:
+        query = {k: v[0] for k, v in parse_qs(urlsplit(redirected["location"]).query).items()}
+        assert "code" in query, redirected["location"]
+        return AuthorizationCodeResult(code=query["code"], state=query.get("state"), iss=query.get("iss"))
+
+    auth = OAuthClientProvider(
+        f"{base_url}/mcp", OAuthClientMetadata(client_name="inlet tests", redirect_uris=[REDIRECT],  # type: ignore[list-item]
+                                               token_endpoint_auth_method="none"),
+        storage, redirect_handler, callback_handler, client_metadata_url=metadata_url)
+    return Client(streamable_http_client(f"{base_url}/mcp", http_client=create_mcp_http_client(auth=auth)))
+
+
+# --- the whole flow with the SDK's client --------------------------------------------------------
+def test_sdk_client_signs_in_two_users_who_see_different_things(base_url: str, idp: IdentityProvider) -> None:
+    alice, bob = Memory(), Memory()
+    check_as_member(anyio.run(tool_session, oauth_client(base_url, ALICE_EMAIL, alice)))
+    check_as_outsider(anyio.run(tool_session, oauth_client(base_url, BOB_EMAIL, bob)))
+    assert alice.client is not None and alice.client.client_id in idp.clients    # registered (RFC 7591)
+    claims = jwt.decode(alice.tokens.access_token if alice.tokens else "", options={"verify_signature": False})
+    assert claims["aud"] == base_url and claims["email"] == ALICE_EMAIL and claims["iss"] == idp.issuer
+    # the same token on the REST API acts as alice, like her user key
+    token = {"Authorization": f"Bearer {alice.tokens.access_token if alice.tokens else ''}"}
+    found = httpx.post(f"{base_url}/v1/search", json={"query": "Falcon launch date"}, headers=token)
+    assert found.status_code == 200 and "eng:C2/200" in [r["doc_id"] for r in found.json()["results"]]
+    other = httpx.post(f"{base_url}/v1/search", json={"query": "x", "user": BOB_EMAIL}, headers=token)
+    assert other.status_code == 403
+
+
+def test_client_id_metadata_document_instead_of_registration(base_url: str, sandbox: Sandbox,
+                                                               idp: IdentityProvider) -> None:
+    url = idp.publish_client_document("desktop-agent", [REDIRECT], sandbox.ctx.https_url)
+    storage = Memory()
+    check_as_outsider(anyio.run(tool_session, oauth_client(base_url, BOB_EMAIL, storage, metadata_url=url)))
+    assert storage.client is not None and storage.client.client_id == url
+
+
+def test_refresh_tokens_rotate(base_url: str, idp: IdentityProvider) -> None:
+    storage = Memory()
+    anyio.run(tool_session, oauth_client(base_url, ALICE_EMAIL, storage))
+    assert storage.tokens is not None and storage.client is not None
+    form = {"grant_type": "refresh_token", "refresh_token": storage.tokens.refresh_token,
+            "client_id": storage.client.client_id}
+    fresh = httpx.post(f"{idp.issuer}/token", data=form)
+    assert fresh.status_code == 200, fresh.text
+    assert fresh.json()["refresh_token"] != storage.tokens.refresh_token
+    reused = httpx.post(f"{idp.issuer}/token", data=form)
+    assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
+    found = httpx.post(f"{base_url}/v1/search", json={"query": "Falcon launch date"},
+                       headers={"Authorization": f"Bearer {fresh.json()['access_token']}"})
+    assert found.status_code == 200
+
+
+def test_authorize_requires_pkce(idp: IdentityProvider) -> None:
+    client = OAuthClientInformationFull(client_id="no-pkce", redirect_uris=[REDIRECT],  # type: ignore[list-item]
+                                        token_endpoint_auth_method="none")
+    anyio.run(idp.register_client, client)
+    response = httpx.get(f"{idp.issuer}/authorize", params={
+        "response_type": "code", "client_id": "no-pkce", "redirect_uri": REDIRECT, "login_hint": ALICE_EMAIL})
+    assert response.status_code == 302 and "error=invalid_request" in response.headers["location"]
+    assert "code=" not in response.headers["location"]
+
+
+# --- forged and wrong tokens --------------------------------------------------------------------
+def claims(idp: IdentityProvider, audience: str, **changes: Any) -> dict[str, Any]:
+    base = idp.access_claims(ALICE_EMAIL, "tests", ["inlet.read"], audience)
+    return {k: v for k, v in {**base, **changes}.items() if v is not None}
+
+
+def hs256_with_public_key(idp: IdentityProvider, payload: dict[str, Any]) -> str:
+    """The classic key-confusion forgery: HMAC keyed with the verifier's public key (PEM)."""
+    secret = idp.signing_key().private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    head = {"alg": "HS256", "typ": "JWT", "kid": idp.signing_key().kid}
+    signing_input = b".".join(jwt.utils.base64url_encode(json.dumps(p).encode()) for p in (head, payload))
+    signature = hmac.new(secret, signing_input, hashlib.sha256).digest()
+    return (signing_input + b"." + jwt.utils.base64url_encode(signature)).decode()
+
+
+def forged(idp: IdentityProvider, audience: str) -> dict[str, str]:
+    now = int(time.time())
+    good = claims(idp, audience)
+    return {
+        "expired": idp.sign(claims(idp, audience, iat=now - 7200, nbf=now - 7200, exp=now - 120)),
+        "not yet valid": idp.sign(claims(idp, audience, nbf=now + 600)),
+        "wrong audience": idp.sign(claims(idp, "https://other.example")),
+        "wrong issuer": idp.sign(claims(idp, audience, iss="https://evil.example/idp")),
+        "unknown kid": idp.sign(good, key=new_key()),
+        "alg none": jwt.encode(good, None, algorithm="none", headers={"kid": idp.signing_key().kid}),
+        "hmac with public key": hs256_with_public_key(idp, good),
+        "no user claim": idp.sign(claims(idp, audience, email=None)),
+        "malformed": "eyJhbGciOi.not-a-jwt",
+        "tampered": idp.sign(good)[:-6] + "AAAAAA",
+    }
+
+
+@pytest.mark.parametrize("case", ["expired", "not yet valid", "wrong audience", "wrong issuer", "unknown kid",
+                                  "alg none", "hmac with public key", "no user claim", "malformed", "tampered"])
+def test_bad_tokens_are_401_with_the_challenge(base_url: str, idp: IdentityProvider, case: str) -> None:
+    token = forged(idp, base_url)[case]
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"}
+    api = httpx.post(f"{base_url}/v1/search", json={"query": "Falcon"}, headers=headers)
+    mcp = httpx.post(f"{base_url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, headers=headers)
+    for response in (api, mcp):
+        assert response.status_code == 401, (case, response.text)
+        assert response.json()["error"]["code"] == "invalid_token"
+        assert response.headers["www-authenticate"] == (
+            f'Bearer error="invalid_token", resource_metadata="{base_url}/.well-known/oauth-protected-resource"')
+
+
+def test_no_token_is_401_pointing_at_the_metadata(base_url: str) -> None:
+    response = httpx.post(f"{base_url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == (
+        f'Bearer resource_metadata="{base_url}/.well-known/oauth-protected-resource"')
+
+
+def test_token_without_the_scope_is_403(base_url: str, idp: IdentityProvider) -> None:
+    token = idp.sign(claims(idp, base_url, scope="openid email"))
+    response = httpx.post(f"{base_url}/v1/search", json={"query": "Falcon"},
+                          headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 403 and response.json()["error"]["code"] == "insufficient_scope"
+    assert response.headers["www-authenticate"].startswith('Bearer error="insufficient_scope"')
+    scp = idp.sign(claims(idp, base_url, scope=None, scp=["inlet.read"]))     # Entra/Okta spelling
+    assert httpx.post(f"{base_url}/v1/search", json={"query": "Falcon"},
+                      headers={"Authorization": f"Bearer {scp}"}).status_code == 200
+
+
+def test_api_keys_keep_working_beside_tokens(base_url: str) -> None:
+    response = httpx.post(f"{base_url}/v1/search", json={"query": "Falcon launch date"}, headers=ALICE)
+    assert response.status_code == 200 and "eng:C2/200" in [r["doc_id"] for r in response.json()["results"]]
+
+
+@pytest.mark.parametrize("suffix", ["", "/mcp"])
+def test_protected_resource_metadata_needs_no_key(base_url: str, idp: IdentityProvider, suffix: str) -> None:
+    response = httpx.get(f"{base_url}/.well-known/oauth-protected-resource{suffix}")
+    assert response.status_code == 200
+    assert response.json() == {"resource": base_url + suffix, "authorization_servers": [idp.issuer],
+                               "scopes_supported": ["inlet.read"], "bearer_methods_supported": ["header"],
+                               "resource_name": "inlet"}
+
+
+# --- the key set: rotation and a bounded refetch rate ---------------------------------------------
+def test_rotated_key_is_fetched_once_and_unknown_kids_do_not_refetch(sandbox: Sandbox) -> None:
+    with Sandbox(ws=sandbox.ws) as own:          # a provider of its own: rotating it disturbs no other test
+        idp = provider(own.ctx)
+        config = OAuthConfig(issuer=idp.issuer, audience="urn:test")
+        eager, bounded = JwtVerifier(config, refresh_cooldown=0), JwtVerifier(config, refresh_cooldown=3600)
+        fetches = own.ctx.faults.calls
+        first = idp.sign(claims(idp, "urn:test"))
+        assert eager.verify(first).claims and bounded.verify(first).claims
+        assert fetches["idp:jwks"] == 2                              # one fetch each, then cached
+        for _ in range(5):
+            eager.verify(first)
+        assert fetches["idp:jwks"] == 2
+        idp.rotate_key()
+        second = idp.sign(claims(idp, "urn:test"))
+        assert (eager.verify(second).claims or {})["email"] == ALICE_EMAIL   # refetched for the new kid
+        assert fetches["idp:jwks"] == 3
+        with pytest.raises(TokenRejected):                           # within the cooldown: no refetch
+            bounded.verify(second)
+        for _ in range(20):
+            with pytest.raises(TokenRejected):
+                bounded.verify(idp.sign(claims(idp, "urn:test"), key=new_key()))
+        assert fetches["idp:jwks"] == 3
+
+
+def test_ca_bundle_trusts_a_private_ca(sandbox: Sandbox, idp: IdentityProvider) -> None:
+    jwks = f"{sandbox.ctx.https_url}/idp/jwks"      # the sandbox's TLS port, signed by its own CA
+    token = idp.sign(claims(idp, "urn:test"))
+    trusted = OAuthConfig(issuer=idp.issuer, audience="urn:test", jwks_url=jwks, ca_bundle=sandbox.ctx.ca_path)
+    assert (JwtVerifier(trusted).verify(token).claims or {})["email"] == ALICE_EMAIL
+    with pytest.raises(IdentityProviderUnavailable):
+        JwtVerifier(OAuthConfig(issuer=idp.issuer, audience="urn:test", jwks_url=jwks)).verify(token)
+
+
+def test_an_unreachable_key_set_is_not_refetched_per_request(sandbox: Sandbox, idp: IdentityProvider) -> None:
+    config = OAuthConfig(issuer=idp.issuer, audience="urn:test", jwks_url=f"{sandbox.ctx.http_url}/idp/jwks")
+    verifier = JwtVerifier(config, refresh_cooldown=3600)
+    token = idp.sign(claims(idp, "urn:test"))
+    before = sandbox.ctx.faults.calls["idp:jwks"]
+    sandbox.ctx.faults.fail("idp", "jwks", 503, times=1)
+    for _ in range(5):
+        with pytest.raises(IdentityProviderUnavailable):
+            verifier.verify(token)
+    assert sandbox.ctx.faults.calls["idp:jwks"] == before + 1
+    dead = JwtVerifier(OAuthConfig(issuer="http://127.0.0.1:9/idp", audience="urn:test"), refresh_cooldown=3600)
+    with pytest.raises(IdentityProviderUnavailable, match="cannot reach"):
+        dead.verify(token)
+    with pytest.raises(IdentityProviderUnavailable, match="moments ago"):    # no second attempt yet
+        dead.verify(token)
+
+
+# --- Origin, probes, metrics --------------------------------------------------------------------
+@pytest.mark.parametrize("origin,status", [("http://evil.example", 403), (None, 200), ("own", 200),
+                                           ("localhost", 200), ("rebound", 403)])
+def test_mcp_refuses_a_foreign_origin(base_url: str, origin: str | None, status: int) -> None:
+    headers = {**ALICE, "Accept": "application/json, text/event-stream"}
+    port = urlsplit(base_url).port
+    if origin == "rebound":       # DNS rebinding: the attacker's name is in Host and Origin alike
+        headers.update(Host=f"evil.example:{port}", Origin=f"http://evil.example:{port}")
+    elif origin is not None:
+        headers["Origin"] = {"own": base_url, "localhost": f"http://localhost:{port}"}.get(origin, origin)
+    message = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    response = httpx.post(f"{base_url}/mcp", json=message, headers=headers)
+    assert response.status_code == status, response.text
+
+
+def test_metrics_public(index: Index) -> None:
+    for public, status in ((True, 200), (False, 401)):
+        app = create_app(settings_for(index.path, metrics_public=public), index=index, env=KEYS)
+        with TestClient(app) as client:
+            assert client.get("/metrics").status_code == status
+            assert client.get("/readyz").status_code in (200, 503)
+
+
+@pytest.mark.parametrize("issuer,ok", [("https://login.example.com/t/v2.0", True), ("http://127.0.0.1:9/idp", True),
+                                       ("http://localhost:9", True), ("http://idp.example.com", False),
+                                       ("ftp://idp.example.com", False)])
+def test_issuer_must_be_https_unless_loopback(issuer: str, ok: bool) -> None:
+    raw = {"server": {"oauth": {"issuer": issuer, "audience": "api://inlet"}}}
+    if ok:
+        assert parse_config(raw).server.oauth.issuer == issuer   # type: ignore[union-attr]
+    else:
+        with pytest.raises(ConfigError, match=r"\[server\].*issuer"):
+            parse_config(raw)
+
+
+def test_sandbox_writes_a_valid_oauth_block(sandbox: Sandbox, idp: IdentityProvider) -> None:
+    import tomllib
+
+    from inlet.sandbox.idp import server_oauth_toml
+
+    oauth = parse_config(tomllib.loads(server_oauth_toml(sandbox.ctx, "http://127.0.0.1:8484"))).server.oauth
+    assert oauth is not None and oauth.issuer == idp.issuer and oauth.audience == "http://127.0.0.1:8484"
+    assert oauth.scopes == ["inlet.read"] and oauth.resource_url == "http://127.0.0.1:8484"
