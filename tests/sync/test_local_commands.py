@@ -73,24 +73,23 @@ def test_commands_are_answered_by_a_running_daemon(tmp_path: Path, serve: bool) 
         runs = ok_json(tmp_path, "sync", "notes", tag="sync")["runs"]
         assert len(runs) == 1 and RUN_KEYS <= set(runs[0])
         assert (runs[0]["source"], runs[0]["outcome"], runs[0]["deleted"]) == ("notes", "ok", 1)
-        if serve:
-            return     # the rest does not depend on the API running beside: checked once, below
-        code, out, err = inlet(tmp_path, "search", "lantern", "--source", "nope", tag="bad-source")
-        assert code == 2 and "no source named 'nope'" in err
-        code, out, err = inlet(tmp_path, "backfill", "notes", tag="backfill")
-        assert code == 0 and out.startswith("notes: ok — "), err
-        code, out, err = inlet(tmp_path, "sync", "nope", tag="sync-unknown")
-        assert code == 2 and "no source named 'nope'" in err
+        if not serve:  # the rest does not depend on the API running beside: checked once
+            code, out, err = inlet(tmp_path, "search", "lantern", "--source", "nope", tag="bad-source")
+            assert code == 2 and "no source named 'nope'" in err
+            code, out, err = inlet(tmp_path, "backfill", "notes", tag="backfill")
+            assert code == 0 and out.startswith("notes: ok — "), err
+            code, out, err = inlet(tmp_path, "sync", "nope", tag="sync-unknown")
+            assert code == 2 and "no source named 'nope'" in err
 
-        busy = FileLock(index / "locks" / "notes.lock")   # as a run of the source elsewhere holds it
-        assert busy.acquire(source="notes")
-        try:
-            code, out, err = inlet(tmp_path, "sync", "notes", "--json", tag="sync-busy")
-        finally:
-            busy.release()
-        assert code == 1 and "source 'notes' is already being synced" in err and out == ""
-        assert "Traceback" not in err
-        last = ok_json(tmp_path, "search", "lantern", "--user", "alice@example.com", tag="last")
+            busy = FileLock(index / "locks" / "notes.lock")   # as a run of the source elsewhere holds it
+            assert busy.acquire(source="notes")
+            try:
+                code, out, err = inlet(tmp_path, "sync", "notes", "--json", tag="sync-busy")
+            finally:
+                busy.release()
+            assert code == 1 and "source 'notes' is already being synced" in err and out == ""
+            assert "Traceback" not in err
+            last = ok_json(tmp_path, "search", "lantern", "--user", "alice@example.com", tag="last")
     finally:
         daemon.signal(signal.SIGTERM)
         assert daemon.wait(120) == 0, daemon.stderr()[-3000:]
