@@ -161,6 +161,7 @@ class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         self.handlers = handlers
         self.owner_uid = owner_uid
         self.tracker = _Tracker()
+        self.path = path
         super().__init__(path, _Connection)
 
     def server_bind(self) -> None:
@@ -169,7 +170,7 @@ class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             super().server_bind()
         finally:
             os.umask(previous)
-        os.chmod(self.server_address, 0o600)
+        os.chmod(self.path, 0o600)
 
     def dispatch(self, line: bytes) -> dict[str, Any]:
         try:
