@@ -7,7 +7,6 @@ and the wire format are `inlet.sync.local_channel`; this module holds the operat
 
 | op | args | result |
 | --- | --- | --- |
-| `hello` | - | `{"pid", "role"}` |
 | `search` | `query`, `k`, `sources`, `user` | the body of `POST /v1/search` (`inlet search --json`) |
 | `status` | - | `inlet status --json` |
 | `run` | `sources`, `kind` (`sync`/`backfill`), `since` (ISO), `restart` | `{"runs": [...]}` (1) |
@@ -48,7 +47,7 @@ Runner = Callable[[str, str, "datetime | None", bool], RunResult]   # (source, k
 class LocalCommands:
     """The holder's handlers, over its open index and state DB; `run` syncs one source."""
 
-    def __init__(self, settings: Settings, index: Any, state: Any, run: Runner, role: str) -> None:
+    def __init__(self, settings: Settings, index: Any, state: Any, run: Runner) -> None:
         from .mcp import InletTools
         from .service import Retrieval
 
@@ -56,17 +55,13 @@ class LocalCommands:
         self.index = index
         self.state = state
         self.run_source = run
-        self.role = role
         retrieval = Retrieval(index)
         retrieval.ready.set()          # the index is open; the model loads on the first query
         self.tools = InletTools(retrieval, settings.server.recency_half_life_days, _no_session)
 
     def handlers(self) -> dict[str, Handler]:
-        return {"hello": self.hello, "search": self.search, "status": self.status, "run": self.run,
+        return {"search": self.search, "status": self.status, "run": self.run,
                 "mcp_search": self.mcp_search, "mcp_fetch": self.mcp_fetch}
-
-    def hello(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        return {"pid": os.getpid(), "role": self.role}
 
     def search(self, args: Mapping[str, Any]) -> dict[str, Any]:
         from inlet.index.search import SearchRequest, search
@@ -120,8 +115,7 @@ def _no_session(ctx: Any) -> Caller:
     raise InletError("local MCP calls name their user in the request")
 
 
-def start_local_commands(settings: Settings, index: Any, state: Any, run: Runner,
-                         role: str) -> LocalServer | None:
+def start_local_commands(settings: Settings, index: Any, state: Any, run: Runner) -> LocalServer | None:
     """Answer local commands on `<index>/inlet.sock`; None when not needed or not possible.
 
     Only for an embedded index (with `[index].chroma_url` every process opens the index itself).
@@ -129,7 +123,7 @@ def start_local_commands(settings: Settings, index: Any, state: Any, run: Runner
     """
     if settings.index.chroma_url:
         return None
-    commands = LocalCommands(settings, index, state, run, role)
+    commands = LocalCommands(settings, index, state, run)
     try:
         return LocalServer(Path(settings.index.path), commands.handlers())
     except (InletError, OSError) as exc:
@@ -146,7 +140,7 @@ def local_commands_of_server(settings: Settings, index: Any) -> Iterator[None]:
 
     stop = threading.Event()
     state = StateDB(Path(settings.index.path) / "state.db")
-    local = start_local_commands(settings, index, state, engine_runner(settings, index, state, stop), "serve")
+    local = start_local_commands(settings, index, state, engine_runner(settings, index, state, stop))
     try:
         yield
     finally:

@@ -349,7 +349,7 @@ def run_daemon(settings: Settings, serve: bool = False, *, grace: float = SHUTDO
         engine = Engine(settings, index, state, env=os.environ, stop=stop)
         daemon = Daemon(settings, engine)
         server = api.start(settings, index, state, daemon) if api else None
-        local = start_local_commands(settings, index, state, daemon.run_for_client, "daemon")
+        local = start_local_commands(settings, index, state, daemon.run_for_client)
         try:
             daemon.start()
             log.warning("inlet daemon (pid %d): %d source(s) scheduled%s", os.getpid(), len(daemon.sources),
