@@ -284,7 +284,10 @@ class LocalClient:
         request = json.dumps({"protocol": PROTOCOL, "op": op, "args": dict(args or {})}, default=str)
         try:
             with self._connect(self.path) as sock:
-                sock.sendall(request.encode() + b"\n")
+                try:
+                    sock.sendall(request.encode() + b"\n")
+                except BrokenPipeError:
+                    pass        # it answered (a refusal) and closed before reading: read why
                 with sock.makefile("rb") as reader:
                     line = reader.readline()
         except (ConnectionRefusedError, FileNotFoundError):

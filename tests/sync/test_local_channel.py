@@ -112,7 +112,10 @@ try:
     s.connect(sys.argv[1])
 except PermissionError:
     print("permission denied"); sys.exit(0)
-s.sendall(b'{"protocol": 1, "op": "echo", "args": {}}\\n')
+try:
+    s.sendall(b'{"protocol": 1, "op": "echo", "args": {}}\\n')
+except BrokenPipeError:
+    pass  # refused before the request was read: the answer says why
 print(s.makefile("rb").readline().decode().strip())
 """
 
