@@ -362,7 +362,7 @@ def run_daemon(settings: Settings, serve: bool = False, *, grace: float = SHUTDO
             finished = daemon.shutdown(grace)
         finally:
             if local:
-                local.close(grace)
+                local.close(grace=5.0)   # forwarded runs were waited for above, with the scheduled ones
             if server:
                 server.stop()
             state.close()

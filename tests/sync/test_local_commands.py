@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from inlet.errors import InletError, SourceBusyError
 from inlet.index.lock import FileLock
+from inlet.sync.state import StateDB
 from inlet.sync.local_channel import LocalClient, socket_path
 
-from .test_daemon import Proc, cli, source_row, wait_for
+from .test_daemon import Proc, cli, make_daemon, source_row, wait_for
 
 NOTES = {"note-1.md": "The harbour lantern is relit every dusk by the keeper. marker-harbour",
          "note-2.md": "Meadow survey: twelve hares counted near the old mill. marker-meadow",
@@ -121,3 +123,20 @@ def test_commands_are_answered_by_inlet_serve(tmp_path: Path) -> None:
         # behind is replaced by the next holder (test_local_channel.py).
         assert server.wait(120) in (0, -signal.SIGTERM), server.stderr()[-3000:]
     assert LocalClient.find(index) is None
+
+
+def test_a_forwarded_run_is_refused_while_its_source_runs_and_once_the_daemon_stops(tmp_path: Path) -> None:
+    state = StateDB(tmp_path / "index" / "state.db")
+    try:
+        daemon, engine = make_daemon(tmp_path, state, {"name": "docs", "every": "1h"})
+        assert daemon.run_for_client("docs", "backfill").outcome == "ok"
+        assert engine.calls == [("docs", "backfill")]
+        with daemon._guards["docs"]:                 # a scheduled run of it is in progress
+            with pytest.raises(SourceBusyError, match="'docs' is already being synced"):
+                daemon.run_for_client("docs", "sync")
+        daemon.stop.set()
+        with pytest.raises(InletError, match="is stopping"):
+            daemon.run_for_client("docs", "sync")
+        assert engine.calls == [("docs", "backfill")]
+    finally:
+        state.close()
