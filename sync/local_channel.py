@@ -49,6 +49,7 @@ PROTOCOL = 1
 SOCKET_NAME = "inlet.sock"
 MAX_REQUEST = 1 << 20      # bytes: a request is a query or a few names, never large
 REQUEST_TIMEOUT = 30.0     # seconds a connected client has to send its request line
+MAX_SOCKET_PATH = 100      # bytes; longer socket paths go through the folder's descriptor
 Handler = Callable[[Mapping[str, Any]], Any]
 
 
@@ -95,6 +96,20 @@ def verify_peer(sock: socket.socket, owner_uid: int | None = None) -> None:
     uid = peer_uid(sock)
     if uid != expected:
         raise PeerRefusedError(f"refused: the other end of the local channel is uid {uid}, not {expected}")
+
+
+@contextmanager
+def _address(path: Path) -> Iterator[str]:
+    """`path` as a socket address. A Unix socket's path holds at most ~107 bytes; a deeper index
+    folder is reached on Linux through an open descriptor of it (`/proc/self/fd/N/inlet.sock`)."""
+    if len(os.fsencode(str(path))) <= MAX_SOCKET_PATH or not Path("/proc/self/fd").is_dir():
+        yield str(path)             # too long elsewhere: bind/connect fail with the OS's message
+        return
+    folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{folder}/{path.name}"
+    finally:
+        os.close(folder)
 
 
 # --- the holder's side --------------------------------------------------------------------------
@@ -167,7 +182,8 @@ class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     def server_bind(self) -> None:
         previous = os.umask(0o177)      # the socket file is born 0600: no window with wider rights
         try:
-            super().server_bind()
+            with _address(Path(self.path)) as address:
+                self.socket.bind(address)
         finally:
             os.umask(previous)
         os.chmod(self.path, 0o600)
@@ -272,7 +288,8 @@ class LocalClient:
     def _connect(path: Path) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            sock.connect(str(path))
+            with _address(path) as address:
+                sock.connect(address)
             verify_peer(sock)
         except BaseException:
             sock.close()

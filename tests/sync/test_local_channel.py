@@ -211,3 +211,14 @@ def test_a_holder_that_dies_mid_request_is_a_clear_error(tmp_path: Path) -> None
     finally:
         proc.kill()
         proc.wait(30)
+
+
+def test_an_index_folder_too_deep_for_a_socket_path_still_works(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    assert len(str(socket_path(deep))) > 108          # beyond what sun_path holds
+    with LocalServer(deep, {"echo": echo}) as srv:
+        assert stat.S_IMODE(srv.path.stat().st_mode) == 0o600
+        client = LocalClient.find(deep)
+        assert client is not None and client.call("echo", {"n": 1}) == {"echo": {"n": 1}}
+    assert not socket_path(deep).exists()
