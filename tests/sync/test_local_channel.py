@@ -189,7 +189,7 @@ HOLDER = """
 import os, sys
 from pathlib import Path
 from inlet.sync.local_channel import LocalServer
-server = LocalServer(Path(sys.argv[1]), {"die": lambda args: os._exit(7)})
+server = LocalServer(Path(sys.argv[1]), {"die": lambda args: os._exit(7), "search": lambda args: os._exit(7)})
 print("ready", flush=True)
 sys.stdin.read()
 """
@@ -222,3 +222,21 @@ def test_an_index_folder_too_deep_for_a_socket_path_still_works(tmp_path: Path) 
         client = LocalClient.find(deep)
         assert client is not None and client.call("echo", {"n": 1}) == {"echo": {"n": 1}}
     assert not socket_path(deep).exists()
+
+
+def test_inlet_search_says_so_when_the_holder_dies_mid_request(tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    index.mkdir()
+    config = tmp_path / "config.toml"
+    config.write_text(f'[index]\npath = "{index}"\n')
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(index)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        done = subprocess.run([sys.executable, "-m", "inlet", "search", "anything", "--config", str(config)],
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        holder.kill()
+        holder.wait(30)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith("inlet: the process holding the index closed") and "Traceback" not in done.stderr
