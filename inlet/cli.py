@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from inlet.errors import IndexLockedError, InletError
+from inlet.errors import InletError
 
 log = logging.getLogger("inlet")
 
@@ -133,8 +133,12 @@ def backfill(source: str, since: str | None, restart: bool, config_path: str | N
     try:
         settings = _settings(config_path)
         settings.source(source)
-        with _engine(settings, progress=not as_json) as engine:
-            results = [engine.run(source, "backfill", since=_date(since), restart=restart)]
+        holder = _holder(settings)
+        if holder is not None:
+            results = _runs_in_holder(holder, [source], "backfill", since=_date(since), restart=restart)
+        else:
+            with _engine(settings, progress=not as_json) as engine:
+                results = [engine.run(source, "backfill", since=_date(since), restart=restart)]
     except InletError as exc:
         _fail(exc)
     _report_runs(results, as_json)
@@ -149,11 +153,12 @@ def sync(sources: tuple[str, ...], config_path: str | None, as_json: bool, verbo
     try:
         settings = _settings(config_path)
         names = [settings.source(s).name for s in sources] or [s.name for s in settings.sources]
-        try:
+        holder = _holder(settings)
+        if holder is not None:
+            results = _runs_in_holder(holder, names, "sync")
+        else:
             with _engine(settings, progress=not as_json) as engine:
                 results = [engine.run(name, "sync") for name in names]
-        except IndexLockedError:
-            results = _sync_through_daemon(settings, names)
     except InletError as exc:
         _fail(exc)
     _report_runs(results, as_json)
@@ -173,20 +178,11 @@ def search(query: str, k: int, sources: tuple[str, ...], user: str | None, confi
         settings = _settings(config_path)
         for name in sources:
             settings.source(name)
-        from inlet.index.search import SearchRequest, search as run_search
-        from inlet.index.store import Index
-
-        request = SearchRequest(query=query, k=k, sources=sources, user=user,
-                                recency_half_life_days=settings.server.recency_half_life_days)
-        try:
-            with Index(settings.index) as index:
-                from inlet.index.embedding import serve_queries
-
-                serve_queries()
-                hits, took = run_search(index, request)
-            payload: dict[str, Any] = {"results": [h.as_dict() for h in hits], "took_ms": round(took, 1)}
-        except IndexLockedError:
-            payload = _search_through_daemon(settings, query, k, sources, user)
+        holder = _holder(settings)
+        if holder is not None:
+            payload = holder.call("search", {"query": query, "k": k, "sources": list(sources), "user": user})
+        else:
+            payload = _search_here(settings, query, k, sources, user)
     except InletError as exc:
         _fail(exc)
 
@@ -201,36 +197,34 @@ def search(query: str, k: int, sources: tuple[str, ...], user: str | None, confi
     _emit(as_json, payload, prose)
 
 
-def _search_through_daemon(settings: Any, query: str, k: int, sources: tuple[str, ...],
-                           user: str | None) -> dict[str, Any]:
-    """The index is held by another process: ask it, if it is a daemon serving the API."""
-    from inlet.sync.daemon_api import daemon_api
+def _search_here(settings: Any, query: str, k: int, sources: tuple[str, ...], user: str | None) -> dict[str, Any]:
+    """The search run in this process, which opens the index (nobody else holds it)."""
+    from inlet.index.embedding import serve_queries
+    from inlet.index.search import SearchRequest, search as run_search
+    from inlet.index.store import Index
 
-    api = daemon_api(Path(settings.index.path))
-    if api is None:
-        raise   # the IndexLockedError being handled: it names the holder
-    body: dict[str, Any] = {"query": query, "k": k}
-    if sources:
-        body["sources"] = list(sources)
-    if user:
-        body["user"] = user
-    log.info("the daemon (pid %d) holds the index: searching through its API at %s", api.pid, api.url)
-    return api.search(body)
+    request = SearchRequest(query=query, k=k, sources=sources, user=user,
+                            recency_half_life_days=settings.server.recency_half_life_days)
+    with Index(settings.index) as index:
+        serve_queries()
+        hits, took = run_search(index, request)
+    return {"results": [h.as_dict() for h in hits], "took_ms": round(took, 1)}
 
 
-def _sync_through_daemon(settings: Any, names: list[str]) -> list[Any]:
-    """The index is held by another process: a serving daemon runs the sources; else say who holds it."""
-    from inlet.sync.daemon_api import daemon_api, daemon_busy_error, daemon_holding
+def _holder(settings: Any) -> Any:
+    """The process holding the index (a daemon or server), to forward the command to; else None."""
+    from inlet.server.local_commands import holder_for
 
-    path = Path(settings.index.path)
-    api = daemon_api(path)
-    if api is None:
-        holder = daemon_holding(path)
-        if holder is None:
-            raise   # the IndexLockedError being handled: not a daemon, it names the holder
-        raise daemon_busy_error(path, holder)
-    log.info("the daemon (pid %d) holds the index: asking it to sync %s", api.pid, ", ".join(names))
-    return api.sync(names)
+    return holder_for(settings)
+
+
+def _runs_in_holder(holder: Any, names: list[str], kind: str, since: datetime | None = None,
+                    restart: bool = False) -> list[Any]:
+    from inlet.server.local_commands import runs_from
+
+    log.info("asking the process holding the index to %s %s", kind, ", ".join(names))
+    return runs_from(holder.call("run", {"sources": names, "kind": kind, "restart": restart,
+                                         "since": since.isoformat() if since else None}))
 
 
 @cli.command()
@@ -241,7 +235,9 @@ def status(config_path: str | None, as_json: bool, verbose: int) -> None:
     try:
         from inlet.status import sources_status
 
-        payload = sources_status(_settings(config_path))
+        settings = _settings(config_path)
+        holder = _holder(settings)
+        payload = holder.call("status") if holder is not None else sources_status(settings)
     except InletError as exc:
         _fail(exc)
 

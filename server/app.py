@@ -246,9 +246,12 @@ def run_server(settings: Settings) -> None:
 
     from inlet.index.embedding import serve_queries
 
+    from .local_commands import local_commands_of_server
+
     serve_queries()   # one batching worker embeds queries; the other cores serve BM25, Chroma and HTTP
     host, port = settings.server.host, settings.server.port
-    with Index(settings.index, api_url=f"http://{host}:{port}") as index:
+    with Index(settings.index, api_url=f"http://{host}:{port}") as index, \
+            local_commands_of_server(settings, index):
         server = make_server(settings, create_app(settings, index=index))
         log.info("serving the retrieval API on http://%s:%s (MCP at /mcp)", host, port)
         server.run()

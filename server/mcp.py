@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import anyio
@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from inlet.config import Settings
-from inlet.errors import ConfigError
+from inlet.errors import ConfigError, InletError
 
 from .auth import USER_HEADER, USER_PARAM, Caller, caller_for
 from .errors import ApiError, error_body
@@ -31,6 +31,9 @@ from .context import fallback_url
 from .oauth import Authenticator
 from .origin import OriginGuard
 from .service import Retrieval
+
+if TYPE_CHECKING:
+    from inlet.sync.local_channel import LocalClient
 
 log = logging.getLogger(__name__)
 SEARCH_K = 10
@@ -212,24 +215,53 @@ def http_app(retrieval: Retrieval, settings: Settings, auth: Authenticator) -> t
     return OriginGuard(McpHttpAuth(manager.asgi_app, auth), settings.server.cors_origins, own), manager
 
 
-# --- stdio --------------------------------------------------------------------------------------
+# --- stdio ---------------------------------------------------------------------------------------
+class ForwardedTools(InletTools):
+    """The same tools, answered by the process holding the index over the local channel
+    (`local_commands.py`): `inlet mcp` beside a running daemon or server loads no model itself."""
+
+    def __init__(self, holder: LocalClient, half_life_days: float, caller_of: Callable[[Any], Caller]) -> None:
+        super().__init__(Retrieval(None), half_life_days, caller_of)
+        self.holder = holder
+
+    def search(self, query: str, caller: Caller) -> McpSearchOutput:
+        return McpSearchOutput.model_validate(self._ask("mcp_search", {"query": query, "user": caller.user}))
+
+    def fetch(self, doc_id: str, caller: Caller) -> McpFetchOutput:
+        return McpFetchOutput.model_validate(self._ask("mcp_fetch", {"id": doc_id, "user": caller.user}))
+
+    def _ask(self, op: str, args: dict[str, Any]) -> Any:
+        try:
+            return self.holder.call(op, args)
+        except InletError as exc:   # the holder's refusal, or the holder gone: the tool call fails, not the server
+            raise ToolError(str(exc)) from None
+
+
 def run_stdio(settings: Settings, user: str | None) -> None:
-    """`inlet mcp`: serve the tools on stdin/stdout, acting as `user` (--user or $INLET_USER)."""
+    """`inlet mcp`: serve the tools on stdin/stdout, acting as `user` (--user or $INLET_USER); the
+    index is opened here unless another inlet process holds it (then that process answers)."""
     if not user or not user.strip():
         raise ConfigError("inlet mcp acts as one user: pass --user EMAIL or set INLET_USER")
-    from mcp.server.stdio import stdio_server
-
     from inlet.index.store import Index
 
+    from .local_commands import holder_for
+
     caller = Caller(key_name="stdio", user=user.strip(), admin=False)
+    half_life = settings.server.recency_half_life_days
+    holder = holder_for(settings)
+    if holder is not None:
+        log.info("MCP on stdio as %s, answered by the process holding the index", caller.user)
+        anyio.run(_serve_stdio, ForwardedTools(holder, half_life, lambda ctx: caller).server())
+        return
     with Index(settings.index) as index:
         retrieval = Retrieval(index)
         retrieval.warm()
-        server = InletTools(retrieval, settings.server.recency_half_life_days, lambda ctx: caller).server()
-
-        async def main() -> None:
-            async with stdio_server() as (read_stream, write_stream):
-                await server.run(read_stream, write_stream, server.create_initialization_options())
-
         log.info("MCP on stdio as %s", caller.user)
-        anyio.run(main)
+        anyio.run(_serve_stdio, InletTools(retrieval, half_life, lambda ctx: caller).server())
+
+
+async def _serve_stdio(server: Server[Any]) -> None:
+    from mcp.server.stdio import stdio_server
+
+    async with stdio_server() as (read_stream, write_stream):
+        await server.run(read_stream, write_stream, server.create_initialization_options())

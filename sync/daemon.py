@@ -14,10 +14,10 @@ running (judged from its last run in the state DB) runs at once, once; an interr
 resumes from its checkpoint.
 
 `--serve` runs the API in this process (uvicorn in a thread) on the same open Index: searches read
-without the engine's write lock, and see a batch only once its catalog transaction commits. How
-`inlet search` and `inlet sync` reach a serving daemon is in `daemon_api.py`; against a daemon
-without `--serve`, `inlet sync` fails with a message naming its pid (`inlet status` reads SQLite
-only and always works).
+without the engine's write lock, and see a batch only once its catalog transaction commits.
+With or without `--serve`, `inlet search`, `sync`, `backfill`, `status` and `mcp` run by the same
+user are forwarded to the daemon over its local channel (`server/local_commands.py`); a forwarded
+run of a source that is already running is refused as a direct one would be (`run_for_client`).
 
 Shutdown is bounded: after SIGINT/SIGTERM the daemon waits up to `SHUTDOWN_GRACE` seconds for runs
 in flight to reach their next checkpoint, then exits 0 regardless (nothing is lost: a run resumes
@@ -39,7 +39,7 @@ from typing import Any
 
 from inlet.config import Settings
 from inlet.connectors.base import SourceConfig, parse_duration
-from inlet.errors import SourceBusyError
+from inlet.errors import InletError, SourceBusyError
 from inlet.index.lock import FileLock
 
 from .engine import Engine, RunResult
@@ -262,6 +262,24 @@ class Daemon:
         self._after(name, result)
         return result
 
+    def run_for_client(self, name: str, kind: str, since: datetime | None = None,
+                       restart: bool = False) -> RunResult:
+        """A sync or backfill a local command forwarded here (`local_commands.py`): refused with the
+        SourceBusyError a direct run gets while the source runs, instead of queueing behind it."""
+        if self.stop.is_set():
+            raise InletError(f"the daemon (pid {os.getpid()}) is stopping; run the command again once it has")
+        guard = self._guards[name]
+        if not guard.acquire(blocking=False):
+            raise SourceBusyError(f"source {name!r} is already being synced (pid {os.getpid()})")
+        try:
+            with self._counted():
+                result = self.engine.run(name, kind, since=since, restart=restart)
+        finally:
+            guard.release()
+        self._after(name, result)
+        self.publish()
+        return result
+
     def _after(self, name: str, result: RunResult) -> None:
         """Track failure streaks: log once per streak, retry with backoff, note the recovery."""
         if result.outcome != "failed":
@@ -335,6 +353,7 @@ def _utc(ts: float) -> datetime:
 def run_daemon(settings: Settings, serve: bool = False, *, grace: float = SHUTDOWN_GRACE) -> int:
     """Run until SIGINT/SIGTERM; 0 once runs in flight saved their checkpoints (or `grace` ran out)."""
     from inlet.index.store import Index
+    from inlet.server.local_commands import start_local_commands
 
     from .daemon_api import API_FILE, ApiPlan
     from .state import StateDB
@@ -353,6 +372,7 @@ def run_daemon(settings: Settings, serve: bool = False, *, grace: float = SHUTDO
         engine = Engine(settings, index, state, env=os.environ, stop=stop)
         daemon = Daemon(settings, engine)
         server = api.start(settings, index, state, daemon) if api else None
+        local = start_local_commands(settings, index, state, daemon.run_for_client)
         try:
             daemon.start()
             log.warning("inlet daemon (pid %d): %d source(s) scheduled%s", os.getpid(), len(daemon.sources),
@@ -364,6 +384,8 @@ def run_daemon(settings: Settings, serve: bool = False, *, grace: float = SHUTDO
             log.warning("stopping: finishing the batch in hand and saving checkpoints")
             finished = daemon.shutdown(grace)
         finally:
+            if local:
+                local.close(grace=5.0)   # forwarded runs were waited for above, with the scheduled ones
             if server:
                 server.stop()
             state.close()

@@ -1,13 +1,12 @@
-"""How a serving `inlet daemon` is reached: its API thread, its keys, and the client local commands use.
+"""How a serving `inlet daemon` is reached over HTTP: its API thread and its keys.
 
 The daemon binds its API socket before taking the index lock, so the lock records the API's URL;
 it then writes `daemon-api.json` in the index folder (created 0600: only the user who can read the
 index anyway can use it) with two keys generated for this run: an operator key (admin) and an agent
-key (`on_behalf_of`, for `inlet search --user`). `inlet search` and `inlet sync` find the daemon
-through the lock and that file when they cannot open the index themselves. Syncs are triggered
-through the admin-only `POST /v1/admin/sync`, added to the API app by the daemon.
+key (`on_behalf_of`), for local tools that prefer HTTP. Syncs can be triggered through the
+admin-only `POST /v1/admin/sync`, added to the API app by the daemon. The `inlet` commands
+themselves reach any holder of the index over the local channel (`local_channel.py`).
 """
-
 from __future__ import annotations
 
 import json
@@ -21,9 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from inlet.config import ApiKey, Settings
 from inlet.errors import InletError
-from inlet.index.lock import FileLock
 
-from .engine import RunResult
 
 if TYPE_CHECKING:
     from .daemon import Daemon
@@ -142,70 +139,3 @@ def add_admin_routes(app: Any, daemon: Daemon, settings: Settings, roles: dict[s
                                       for r in results]})
 
     app.add_route("/v1/admin/sync", sync_route, methods=["POST"], include_in_schema=False)
-
-
-# --- the client side: local commands while a serving daemon holds the index -----------------------
-@dataclass
-class DaemonApi:
-    pid: int
-    url: str
-    operator_key: str
-    agent_key: str
-
-    def post(self, route: str, body: dict[str, Any], key: str, timeout: float | None) -> dict[str, Any]:
-        import httpx
-
-        try:
-            response = httpx.post(self.url + route, json=body, timeout=timeout,
-                                  headers={"Authorization": f"Bearer {key}"})
-        except httpx.HTTPError as exc:
-            raise InletError(f"the daemon's API at {self.url} did not answer: {exc}") from None
-        if response.status_code >= 400:
-            try:
-                message = response.json()["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                message = response.text[:200]
-            raise InletError(f"the daemon's API at {self.url} refused: {message}")
-        return response.json()
-
-    def search(self, body: dict[str, Any]) -> dict[str, Any]:
-        key = self.agent_key if body.get("user") else self.operator_key
-        return self.post("/v1/search", body, key, timeout=120)
-
-    def sync(self, names: list[str]) -> list[RunResult]:
-        runs = self.post("/v1/admin/sync", {"sources": names}, self.operator_key, timeout=None)["runs"]
-        fields = RunResult.__dataclass_fields__
-        return [RunResult(**{k: v for k, v in run.items() if k in fields}) for run in runs]
-
-
-def daemon_holding(index_path: Path) -> dict[str, Any] | None:
-    """The lock info of a daemon holding the index at `index_path`, or None if no daemon holds it."""
-    lock = FileLock(Path(index_path) / "index.lock")
-    if not lock.path.exists():
-        return None
-    if lock.acquire():
-        lock.release()
-        return None
-    holder = lock.holder()
-    return holder if holder.get("role") == "daemon" else None
-
-
-def daemon_api(index_path: Path) -> DaemonApi | None:
-    """How to reach the serving daemon that holds the index, or None (no daemon, or not serving)."""
-    holder = daemon_holding(index_path)
-    if not holder or not holder.get("api_url"):
-        return None
-    try:
-        info = json.loads((Path(index_path) / API_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    if info.get("pid") != holder.get("pid"):
-        return None   # a file left by an earlier daemon
-    return DaemonApi(info["pid"], info["api_url"], info["operator_key"], info["agent_key"])
-
-
-def daemon_busy_error(index_path: Path, holder: dict[str, Any]) -> InletError:
-    return InletError(
-        f"`inlet daemon` (pid {holder.get('pid', '?')}) holds the index at {index_path} and syncs every "
-        "source on its schedule (`inlet status` shows its runs). To sync now, stop it, or run it with "
-        "--serve: `inlet sync` then asks it to run the sources.")

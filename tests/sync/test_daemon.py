@@ -479,7 +479,7 @@ def test_killed_daemon_restarts_without_losing_or_duplicating(tmp_path: Path) ->
 
 
 # --- local commands while a daemon holds the index ---------------------------------------------------
-def test_sync_while_a_non_serving_daemon_holds_the_index_names_its_pid(tmp_path: Path) -> None:
+def test_commands_beside_a_holder_without_a_local_channel_name_its_pid(tmp_path: Path) -> None:
     import os
 
     from click.testing import CliRunner
@@ -491,13 +491,12 @@ def test_sync_while_a_non_serving_daemon_holds_the_index_names_its_pid(tmp_path:
     config.write_text(f'[index]\npath = "index"\n[[sources]]\nname = "docs"\ntype = "files"\n'
                       f'path = "{(tmp_path / "docs").as_posix()}"\nevery = "1h"\n')
     held = FileLock(tmp_path / "index" / "index.lock")
-    assert held.acquire(role="daemon")          # as `inlet daemon` (without --serve) holds it
+    assert held.acquire(role="backfill")        # as a direct `inlet backfill` holds it: nothing to ask
     try:
         result = CliRunner().invoke(cli, ["sync", "--config", str(config)])
-        assert result.exit_code == 1
-        assert f"`inlet daemon` (pid {os.getpid()})" in result.output and "--serve" in result.output
+        assert result.exit_code == 1 and f"in use by pid {os.getpid()}" in result.output
         result = CliRunner().invoke(cli, ["search", "anything", "--config", str(config)])
-        assert result.exit_code == 1 and f"pid {os.getpid()}" in result.output   # no API to ask
+        assert result.exit_code == 1 and f"in use by pid {os.getpid()}" in result.output
     finally:
         held.release()
 

@@ -1,0 +1,187 @@
+"""The local commands a process holding the index answers (contract section 8), both ends.
+
+The holder (`inlet daemon`, with or without `--serve`, and `inlet serve`) calls
+`start_local_commands` once its index is open; the CLI calls `holder_for` first and, when a holder
+answers, sends it the command instead of opening the index. The transport, its owner-only access
+and the wire format are `inlet.sync.local_channel`; this module holds the operations:
+
+| op | args | result |
+| --- | --- | --- |
+| `search` | `query`, `k`, `sources`, `user` | the body of `POST /v1/search` (`inlet search --json`) |
+| `status` | - | `inlet status --json` |
+| `run` | `sources`, `kind` (`sync`/`backfill`), `since` (ISO), `restart` | `{"runs": [...]}` (1) |
+| `mcp_search` | `query`, `user` | the MCP `search` tool's object |
+| `mcp_fetch` | `id`, `user` | the MCP `fetch` tool's object |
+
+(1) as `inlet sync --json`, each run also with `credentials_refused` (the CLI exits 3 on it).
+
+A run asked for while the same source runs (on its schedule, or for another command) is refused
+with the `SourceBusyError` the command gets when run directly; runs happen in the holder, so the
+client waits for the answer (no progress display).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from inlet.config import Settings
+from inlet.errors import InletError
+from inlet.sync.engine import RunResult
+from inlet.sync.local_channel import Handler, LocalClient, LocalServer
+
+from .auth import Caller
+from .errors import ApiError
+
+log = logging.getLogger(__name__)
+
+Runner = Callable[[str, str, "datetime | None", bool], RunResult]   # (source, kind, since, restart)
+
+
+class LocalCommands:
+    """The holder's handlers, over its open index and state DB; `run` syncs one source."""
+
+    def __init__(self, settings: Settings, index: Any, state: Any, run: Runner) -> None:
+        from .mcp import InletTools
+        from .service import Retrieval
+
+        self.settings = settings
+        self.index = index
+        self.state = state
+        self.run_source = run
+        retrieval = Retrieval(index)
+        retrieval.ready.set()          # the index is open; the model loads on the first query
+        self.tools = InletTools(retrieval, settings.server.recency_half_life_days, _no_session)
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"search": self.search, "status": self.status, "run": self.run,
+                "mcp_search": self.mcp_search, "mcp_fetch": self.mcp_fetch}
+
+    def search(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        from inlet.index.search import SearchRequest, search
+
+        sources = tuple(str(s) for s in args.get("sources") or ())
+        for name in sources:
+            self.settings.source(name)
+        request = SearchRequest(query=str(args["query"]), k=int(args.get("k", 10)), sources=sources,
+                                user=args.get("user") or None,
+                                recency_half_life_days=self.settings.server.recency_half_life_days)
+        hits, took = search(self.index, request)
+        return {"results": [h.as_dict() for h in hits], "took_ms": round(took, 1)}
+
+    def status(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        from inlet.status import sources_status
+
+        return sources_status(self.settings, self.state)
+
+    def run(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        kind = args.get("kind", "sync")
+        if kind not in ("sync", "backfill"):
+            raise InletError(f"unknown run kind {kind!r}")
+        names = [self.settings.source(str(n)).name for n in args.get("sources") or ()] \
+            or [s.name for s in self.settings.sources]
+        since = datetime.fromisoformat(args["since"]) if args.get("since") else None
+        log.info("local command: %s of %s", kind, ", ".join(names))
+        results = [self.run_source(name, kind, since, bool(args.get("restart"))) for name in names]
+        return {"runs": [{**r.as_json(), "credentials_refused": r.credentials_refused} for r in results]}
+
+    def mcp_search(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        return self._tool(self.tools.search, str(args.get("query", "")), args)
+
+    def mcp_fetch(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        return self._tool(self.tools.fetch, str(args.get("id", "")), args)
+
+    @staticmethod
+    def _tool(tool: Callable[[str, Caller], Any], value: str, args: Mapping[str, Any]) -> dict[str, Any]:
+        from .mcp import ToolError
+
+        user = str(args.get("user") or "").strip()
+        if not user:
+            raise InletError("MCP tools act as one user: 'user' is required")
+        try:
+            return tool(value, Caller(key_name="local", user=user, admin=False)).model_dump()
+        except (ToolError, ApiError) as exc:
+            raise InletError(str(exc)) from None
+
+
+def _no_session(ctx: Any) -> Caller:
+    """The tools are called directly here, never through an MCP session (which would name a caller)."""
+    raise InletError("local MCP calls name their user in the request")
+
+
+def start_local_commands(settings: Settings, index: Any, state: Any, run: Runner) -> LocalServer | None:
+    """Answer local commands on `<index>/inlet.sock`; None when not needed or not possible.
+
+    Only for an embedded index (with `[index].chroma_url` every process opens the index itself).
+    A channel that cannot start is logged and skipped: the holder's own work goes on.
+    """
+    if settings.index.chroma_url:
+        return None
+    commands = LocalCommands(settings, index, state, run)
+    try:
+        return LocalServer(Path(settings.index.path), commands.handlers())
+    except (InletError, OSError) as exc:
+        log.warning("local commands (inlet search/sync/status/mcp beside this process) are unavailable: %s",
+                    exc)
+        return None
+
+
+@contextmanager
+def local_commands_of_server(settings: Settings, index: Any) -> Iterator[None]:
+    """`inlet serve` answers local commands while inside: its own state DB, and runs on an engine
+    made on first use (stopped at its next checkpoint when the server exits)."""
+    from inlet.sync.state import StateDB
+
+    stop = threading.Event()
+    state = StateDB(Path(settings.index.path) / "state.db")
+    local = start_local_commands(settings, index, state, engine_runner(settings, index, state, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        if local:
+            local.close()
+        state.close()
+
+
+def holder_for(settings: Settings) -> LocalClient | None:
+    """A client for the process holding this config's index, or None: run the command directly."""
+    if settings.index.chroma_url:
+        return None
+    client = LocalClient.find(Path(settings.index.path))
+    if client is not None:
+        log.info("the index is held by another inlet process: forwarding to it over %s", client.path)
+    return client
+
+
+def runs_from(payload: Mapping[str, Any]) -> list[RunResult]:
+    """The `RunResult`s of a forwarded `run`, for the CLI's usual report."""
+    fields = RunResult.__dataclass_fields__
+    return [RunResult(**{k: v for k, v in run.items() if k in fields}) for run in payload["runs"]]
+
+
+def engine_runner(settings: Settings, index: Any, state: Any, stop: threading.Event) -> Runner:
+    """Runs for a holder without a daemon (`inlet serve`): an engine made on first use; setting
+    `stop` ends its runs at their next checkpoint."""
+    from inlet.sync.engine import Engine
+
+    engines: list[Engine] = []
+    made = threading.Lock()
+
+    def run(name: str, kind: str, since: datetime | None, restart: bool) -> RunResult:
+        with made:
+            if not engines:
+                engines.append(Engine(settings, index, state, env=os.environ, stop=stop))
+        return engines[0].run(name, kind, since=since, restart=restart)
+
+    return run
+
+
+__all__ = ["LocalCommands", "engine_runner", "holder_for", "local_commands_of_server", "runs_from",
+           "start_local_commands"]

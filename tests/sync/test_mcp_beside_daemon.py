@@ -1,0 +1,68 @@
+"""`inlet mcp` (stdio) while `inlet daemon` holds the index: the `mcp` SDK's stdio client gets the
+same tools and the same answers, per user, as without a daemon (contract sections 6 and 8)."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import anyio
+import pytest
+
+from mcp import Client
+
+from inlet.config import IndexConfig
+from inlet.index.store import Index
+from inlet.server.auth import Caller
+from inlet.server.mcp import InletTools
+from inlet.server.service import Retrieval
+from inlet.sync.local_channel import LocalClient, socket_path
+
+from ..server.conftest import corpus
+from ..server.test_mcp import check_as_member, check_as_outsider, stdio_client, tool_session
+from .test_daemon import Proc, wait_for
+
+ANSWERS = ("search", "espresso", "public", "nolink")
+
+
+@pytest.fixture
+def indexed(tmp_path: Path) -> tuple[Path, dict]:
+    """A config over an index of the server tests' corpus, and what alice sees without any daemon:
+    the stdio server's tools (test_mcp.py runs them over real stdio) in this process."""
+    with Index(IndexConfig(path=tmp_path / "index")) as idx:
+        idx.apply(corpus())
+        retrieval = Retrieval(idx)
+        retrieval.warm()
+        alice = Caller(key_name="stdio", user="alice@example.com", admin=False)
+        direct = anyio.run(tool_session, Client(InletTools(retrieval, 180.0, lambda ctx: alice).server()))
+    path = tmp_path / "config.toml"
+    path.write_text(f'[index]\npath = "{tmp_path / "index"}"\n')
+    return path, direct
+
+
+def same_answers(direct: dict, forwarded: dict) -> None:
+    for name in ANSWERS:
+        assert forwarded[name] == direct[name], name
+    for name in ("private", "missing", "blank"):
+        assert forwarded[name].is_error == direct[name].is_error, name
+        assert forwarded[name].content == direct[name].content, name
+    assert {n: t.model_dump() for n, t in forwarded["tools"].items()} == \
+        {n: t.model_dump() for n, t in direct["tools"].items()}
+
+
+def test_stdio_mcp_beside_a_running_daemon_answers_as_without_it(tmp_path: Path, indexed: tuple[Path, dict]) -> None:
+    config, direct = indexed
+    daemon = Proc(tmp_path, "daemon", "--config", str(config), tag="daemon")
+    try:
+        # While the daemon holds the index, `inlet mcp` cannot open it: every answer below comes from
+        # the daemon over the local channel.
+        wait_for("the local channel", lambda: LocalClient.find(tmp_path / "index"), daemon, timeout=120)
+        member = anyio.run(tool_session, stdio_client(config, "alice@example.com"))
+        outsider = anyio.run(tool_session, stdio_client(config, "bob@other.org"))
+    finally:
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait(120) == 0, daemon.stderr()[-3000:]
+    assert not socket_path(tmp_path / "index").exists()
+    check_as_member(member)
+    check_as_outsider(outsider)
+    same_answers(direct, member)
