@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 
 from inlet.errors import ConfigError
 
+from .events import EventSource
 from .model import ACL, Document, Item
 
 _NAME = re.compile(r"^[a-z0-9-]+$")
@@ -139,3 +140,7 @@ class Connector(ABC, Generic[ConfigT]):
     def live_ids(self) -> Iterable[str]:
         """Every document id that still exists, for reconciliation (prune). Optional."""
         raise NotImplementedError
+
+    def events(self) -> EventSource | None:
+        """Where to hear about changes as they happen (see `events.py`), or None. Optional."""
+        return None
