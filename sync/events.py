@@ -73,8 +73,8 @@ class EventLoop:
 
     def receiver(self, type_: str, name: str) -> EventSource | None:
         """The event source behind `/hooks/{type}/{name}`, or None (the hook is then 404)."""
-        source = self.sources.get(name)
-        return source.events if source and source.type == type_ and source.started else None
+        source = self.sources.get(name)   # served from start() on: Graph validates while we subscribe
+        return source.events if source and source.type == type_ and not self._stop.is_set() else None
 
     # --- life cycle -------------------------------------------------------------------------------
     def start(self) -> None:

@@ -20,6 +20,7 @@ from inlet.index.search import SearchRequest, search
 from inlet.index.store import Index
 from inlet.sandbox.server import Sandbox
 from inlet.sync.daemon import Daemon
+from inlet.sync.daemon_api import ApiPlan
 from inlet.sync.engine import Engine, RunResult
 from inlet.sync.state import StateDB
 
@@ -73,24 +74,33 @@ class EventStack:
 
 
 @contextmanager
-def event_stack(sb: Sandbox, tmp: Path, embedder: Any, source: str,
-                extra: dict[str, Any], env: dict[str, str] | None = None) -> Iterator[EventStack]:
+def event_stack(sb: Sandbox, tmp: Path, embedder: Any, source: str, extra: dict[str, Any],
+                env: dict[str, str] | None = None, hook_key: str | None = None) -> Iterator[EventStack]:
     """The sandbox config narrowed to `source`, with `extra` keys and an hours-long schedule; backfilled,
-    then the daemon started with its change events."""
+    then the daemon started with its change events. With `hook_key`, the daemon serves its API (as
+    `inlet daemon --serve`) and that key of the source is its `/hooks/{type}/{source}` URL."""
     text, secrets = sb.config(tmp / "index")
     raw = tomllib.loads(text)
     raw["sources"] = [{**s, **extra, "every": "6h"} for s in raw["sources"] if s["name"] == source]
     raw.setdefault("daemon", {})["jitter"] = "0s"
+    raw["server"] = {"host": "127.0.0.1", "port": 0}
     settings = parse_config(raw, tmp / "config.toml")
+    plan = ApiPlan.bind(settings) if hook_key else None
+    if plan and hook_key:
+        raw["sources"][0][hook_key] = f"{plan.url}/hooks/{raw['sources'][0]['type']}/{source}"
+        settings = parse_config(raw, tmp / "config.toml")
     full_env = {**os.environ, **secrets, **(env or {})}
     with Index(settings.index, embedder) as index:
         state = StateDB(Path(settings.index.path) / "state.db")
         engine = Engine(settings, index, state, env=full_env)
         assert engine.run(source, "sync").outcome == "ok"
         daemon = Daemon(settings, engine)
+        api = plan.start(settings, index, state, daemon) if plan else None
         daemon.start()
         try:
             yield EventStack(sb, settings, index, state, engine, daemon, source)
         finally:
             daemon.shutdown(grace=10)
+            if api:
+                api.stop()
             state.close()
