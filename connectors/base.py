@@ -44,6 +44,15 @@ ConfigPath = Annotated[Path, AfterValidator(_relative_to_config)]
 """A path in the config file: relative paths are taken from the config file's folder."""
 
 
+def _valid_duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_valid_duration)]
+"""A duration key like '30s', '15m', '1h' or '2d' (checked when the config is read)."""
+
+
 class SourceConfig(BaseModel):
     """Keys every `[[sources]]` entry has; a connector's `Config` subclasses this."""
 

@@ -32,7 +32,7 @@ from pydantic import Field, field_validator
 
 from inlet.errors import RetriableError
 
-from .base import ConfigPath, Connector, SourceConfig, parse_duration
+from .base import ConfigPath, Connector, Duration, SourceConfig, parse_duration
 from .events import EventSource
 from .mail import DEFAULT_MAX_ATTACHMENT_BYTES, MailAttachment, MailMessage, message_document
 from .model import ACL, Checkpoint, Deletion, Item, Skipped
@@ -59,7 +59,7 @@ class OutlookConfig(SourceConfig):
     ca_bundle: ConfigPath | None = Field(None, description="extra trusted CA (PEM)")
     notifications_url: str | None = Field(None, description="public HTTPS URL of this source's hook "
                                           "(.../hooks/outlook/NAME): Graph change notifications (daemon)")
-    subscription_lifetime: str = Field("2d", description="how long each Graph subscription lasts before "
+    subscription_lifetime: Duration = Field("2d", description="how long each Graph subscription lasts before "
                                        "renewal (Graph allows up to 7 days for mail)")
     scope: str = Field(GRAPH_SCOPE, description="token scope (national clouds: their Graph host)")
     folders: list[str] = Field(["*"], description="folder paths (globs, e.g. 'Inbox/*') or well-known "
@@ -77,12 +77,6 @@ class OutlookConfig(SourceConfig):
     @classmethod
     def _lower(cls, values: list[str]) -> list[str]:
         return [v.strip().lower() for v in values]
-
-    @field_validator("subscription_lifetime")
-    @classmethod
-    def _lifetime(cls, value: str) -> str:
-        parse_duration(value)
-        return value
 
 
 @dataclass

@@ -15,7 +15,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import queue
 import re
 import threading
 import uuid
@@ -29,6 +28,7 @@ from starlette.routing import BaseRoute, Route
 
 from .graph_seed import mail_state
 from .graph_wire import graph_error
+from .notifier import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +75,8 @@ class Subscriptions:
         self.ctx = ctx
         self.max_lifetime = MAX_LIFETIME   # tests shorten it to exercise renewals
         self.subs: dict[str, Subscription] = {}
-        self.posted = 0                    # notifications delivered (2xx), for tests
-        self._outbox: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+        self.notifier = Notifier("graph-notify")
         self._lock = threading.Lock()
-        self._poster: threading.Thread | None = None
 
     # --- notifications out ----------------------------------------------------------------------
     def changed(self, mailbox: str, folder_id: str, message_id: str, change: str) -> None:
@@ -111,25 +109,12 @@ class Subscriptions:
         self._queue(sub.lifecycle_url or sub.notification_url, {"value": [note]}, 0.0)
 
     def _queue(self, url: str, body: dict[str, Any], delay: float) -> None:
-        if self._poster is None:   # started on first use: most sandboxes never notify
-            self._poster = threading.Thread(target=self._post_loop, daemon=True, name="sandbox-graph-notify")
-            self._poster.start()
-        if delay:
-            threading.Timer(delay, self._outbox.put, args=((url, body),)).start()
-        else:
-            self._outbox.put((url, body))
+        self.notifier.post(url, json.dumps(body).encode(), {"Content-Type": "application/json"}, delay)
 
-    def _post_loop(self) -> None:
-        with httpx.Client(timeout=10) as client:
-            while True:
-                url, body = self._outbox.get()
-                try:
-                    response = client.post(url, content=json.dumps(body),
-                                           headers={"Content-Type": "application/json"})
-                    if response.is_success:
-                        self.posted += 1
-                except httpx.HTTPError as exc:   # Graph drops what it cannot deliver (then lifecycle: missed)
-                    log.debug("notification to %s failed: %s", url, exc)
+    @property
+    def posted(self) -> int:
+        """Notifications delivered (2xx), for tests."""
+        return self.notifier.posted
 
     # --- the API --------------------------------------------------------------------------------
     async def create(self, request: Request) -> Response:

@@ -68,6 +68,13 @@ class EventStack:
         assert self.daemon.events is not None
         return self.daemon.events.quiet(self.source)
 
+    def settled(self, ready: Callable[[], Any], what: str) -> "EventStack":
+        """No fault armed, events live and `ready()`, no event sync pending: a clean start for a test."""
+        self.sb.faults.clear()
+        wait_for(lambda: self.report()["live"] and ready(), what=what)
+        wait_for(self.quiet, what="events settled")
+        return self
+
     def report(self) -> dict[str, Any]:
         assert self.daemon.events is not None
         return self.daemon.events.report(self.source)

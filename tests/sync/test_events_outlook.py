@@ -35,10 +35,7 @@ def _subs(stack: EventStack) -> Subscriptions:
 
 @pytest.fixture
 def stack(shared: EventStack) -> EventStack:
-    shared.sb.faults.clear()
-    wait_for(lambda: shared.report()["live"] and _subs(shared).subs, what="subscribed")
-    wait_for(shared.quiet, what="events settled")
-    return shared
+    return shared.settled(lambda: _subs(shared).subs, "subscribed")
 
 
 def _hook(stack: EventStack) -> str:

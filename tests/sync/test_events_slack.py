@@ -32,10 +32,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[
 @pytest.fixture
 def stack(shared: EventStack) -> EventStack:
     """The shared stack, connected, with no fault armed and no event sync pending."""
-    shared.sb.faults.clear()
-    wait_for(lambda: shared.report()["live"], what="Socket Mode connected")
-    wait_for(lambda: not hub(shared.sb.ws, shared.sb.faults).unacked and shared.quiet(), what="events settled")
-    return shared
+    return shared.settled(lambda: not hub(shared.sb.ws, shared.sb.faults).unacked, "Socket Mode connected")
 
 
 def _member(sb: Sandbox, email: str) -> str:
