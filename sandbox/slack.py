@@ -840,6 +840,7 @@ def source(ctx: Any, workdir: Path) -> tuple[str, dict[str, str]]:
         'type = "slack"\n'
         'every = "15m"\n'
         'token_env = "INLET_SANDBOX_SLACK_TOKEN"\n'
+        'app_token_env = "INLET_SANDBOX_SLACK_APP_TOKEN"   # set events = true for Socket Mode\n'
         f'base_url = "{ctx.http_url}/api/"\n'
     )
-    return block, {"INLET_SANDBOX_SLACK_TOKEN": TOKEN}
+    return block, {"INLET_SANDBOX_SLACK_TOKEN": TOKEN, "INLET_SANDBOX_SLACK_APP_TOKEN": APP_TOKEN}

@@ -11,7 +11,7 @@ import pytest
 from inlet.sandbox import slack as ss
 from inlet.sandbox.server import Sandbox
 from inlet.sandbox.slack_socket import APP_TOKEN, hub
-from inlet.status import sources_status
+from inlet.status import SourcesCollector, sources_status
 
 from .events_stack import EventStack, event_stack, wait_for
 
@@ -121,3 +121,6 @@ def test_reconnects_after_disconnect_and_reports_status(stack: EventStack) -> No
              what="status reporting latency")
     events = sources_status(stack.settings, stack.state)["sources"][0]["events"]
     assert events["live"] is True and events["last_event_at"].endswith("Z")
+    gauges = {m.name: m.samples[0].value for m in SourcesCollector(stack.settings, stack.state).collect()
+              if m.samples}
+    assert gauges["inlet_source_events_live"] == 1 and 0 < gauges["inlet_source_event_latency_seconds"] < 5
