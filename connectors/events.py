@@ -48,6 +48,28 @@ class WebhookResponse:
 
 
 NOT_FOUND = WebhookResponse(404, "not found")
+
+
+class Retry:
+    """When to try a failed subscription (or connection) again: 5 s, then doubling up to 5 min, so
+    an unreachable hook URL costs a request and a log line every few minutes, not every second."""
+
+    def __init__(self, first: float = 5.0, cap: float = 300.0) -> None:
+        self.first, self.cap = first, cap
+        self.wait = 0.0
+        self.at = 0.0
+
+    def due(self) -> bool:
+        return time.monotonic() >= self.at
+
+    def failed(self) -> float:
+        """Note a failure; returns the seconds until the next try."""
+        self.wait = min(self.cap, self.wait * 2 or self.first)
+        self.at = time.monotonic() + self.wait
+        return self.wait
+
+    def succeeded(self) -> None:
+        self.wait, self.at = 0.0, 0.0
 Emit = Callable[[Hint], None]
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from inlet.errors import InletError
 
-from .events import NOT_FOUND, Emit, EventSource, Hint, WebhookRequest, WebhookResponse
+from .events import NOT_FOUND, Emit, EventSource, Hint, Retry, WebhookRequest, WebhookResponse
 
 if TYPE_CHECKING:
     from .google_drive import GoogleDriveConnector
@@ -45,6 +45,7 @@ class DrivePushChannels(EventSource):
         self.token = secrets.token_urlsafe(24)
         self.channels: dict[str, _Channel] = {}
         self.current: _Channel | None = None
+        self.retry = Retry()
 
     def start(self, emit: Emit) -> None:
         self.emit = emit
@@ -64,12 +65,14 @@ class DrivePushChannels(EventSource):
     def maintain(self) -> None:
         current = self.current
         try:
-            if current is None or current.expires - time.time() < self.lifetime * RENEW_AT:
+            if self.retry.due() and (current is None or current.expires - time.time() < self.lifetime * RENEW_AT):
                 self._open()
+                self.retry.succeeded()
                 if current is not None:
                     self._stop(current)
-        except InletError as exc:   # retried at the next tick; the schedule covers the gap
-            log.warning("source %r: push channel: %s", self.connector.name, exc)
+        except InletError as exc:   # tried again later; the schedule covers the gap
+            log.warning("source %r: push channel: %s; next try in %.0fs", self.connector.name, exc,
+                        self.retry.failed())
         self.live = self.current is not None and self.current.expires > time.time()
 
     def _stop(self, channel: _Channel) -> None:

@@ -17,12 +17,12 @@ import json
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from inlet.errors import InletError
 
-from .events import Emit, EventSource, Hint, WebhookRequest, WebhookResponse
+from .events import Emit, EventSource, Hint, Retry, WebhookRequest, WebhookResponse
 from .outlook_client import GraphClient, GraphError
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ class _Sub:
     id: str | None = None
     expires: float = 0.0
     renew_now: bool = False
+    retry: Retry = field(default_factory=Retry)
 
 
 class GraphSubscriptions(EventSource):
@@ -66,14 +67,18 @@ class GraphSubscriptions(EventSource):
     def maintain(self) -> None:
         now = time.time()
         for sub in list(self.subs.values()):
+            if not sub.retry.due():
+                continue
             try:
                 if sub.id is None:
                     self._create(sub)
                 elif sub.renew_now or sub.expires - now < self.lifetime * RENEW_AT:
                     self._renew(sub)
-            except (GraphError, InletError) as exc:   # retried at the next tick; the schedule covers the gap
-                log.warning("source %r: subscription for folder %s of %s: %s", self.connector.name,
-                            sub.folder_id[-12:], sub.mailbox, exc)
+                sub.retry.succeeded()
+            except (GraphError, InletError) as exc:   # tried again later; the schedule covers the gap
+                log.warning("source %r: subscription for folder %s of %s: %s (is %s served by `inlet daemon "
+                            "--serve`?); next try in %.0fs", self.connector.name, sub.folder_id[-12:], sub.mailbox,
+                            exc, self.url, sub.retry.failed())
         self.live = bool(self.subs) and all(s.id for s in self.subs.values())
 
     def _expiry(self) -> str:

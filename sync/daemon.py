@@ -13,6 +13,10 @@ once per streak, not once per attempt. At start-up a source whose run fell due w
 running (judged from its last run in the state DB) runs at once, once; an interrupted backfill
 resumes from its checkpoint.
 
+Change events (`events.py`: Slack Socket Mode, Graph subscriptions, Drive push channels) add
+debounced incremental syncs between scheduled ones, through the same per-source guard; the
+schedule stays the reconciling pass.
+
 `--serve` runs the API in this process (uvicorn in a thread) on the same open Index: searches read
 without the engine's write lock, and see a batch only once its catalog transaction commits. How
 `inlet search` and `inlet sync` reach a serving daemon is in `daemon_api.py`; against a daemon

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inlet.connectors.events import EventSource, Hint
+from inlet.connectors.events import EventSource, Hint, Retry
 
 from .event_status import EventStatusDB
 
@@ -54,6 +54,7 @@ class _Source:
     shown_live: bool | None = None   # `live` as last published
     syncing: bool = False            # an event sync of it is in flight
     hints: int = 0                   # hints received, for tests and benchmarks
+    retry: Retry = field(default_factory=lambda: Retry(first=1.0))   # starting again after a refusal
 
 
 class EventLoop:
@@ -93,10 +94,11 @@ class EventLoop:
         try:
             source.events.start(functools.partial(self.hint, source.name))
             source.started = True
+            source.retry.succeeded()
             log.info("source %r: change events on", source.name)
         except Exception as exc:   # the schedule still syncs it; maintain() tries again
-            log.warning("source %r: change events could not start (%s); the schedule still syncs it, "
-                        "and events are retried", source.name, exc)
+            log.warning("source %r: change events could not start (%s); the schedule still syncs it; "
+                        "next try in %.0fs", source.name, exc, source.retry.failed())
         self._publish(source)
 
     def stop(self) -> None:
@@ -176,7 +178,8 @@ class EventLoop:
                 if self._stop.is_set():
                     return
                 if not source.started:
-                    self._start_source(source)
+                    if source.retry.due():
+                        self._start_source(source)
                     continue
                 try:
                     source.events.maintain()
