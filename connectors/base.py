@@ -20,6 +20,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 
 from inlet.errors import ConfigError
 
+from .events import EventSource
 from .model import ACL, Document, Item
 
 _NAME = re.compile(r"^[a-z0-9-]+$")
@@ -41,6 +42,15 @@ def _relative_to_config(value: Path, info: ValidationInfo) -> Path:
 
 ConfigPath = Annotated[Path, AfterValidator(_relative_to_config)]
 """A path in the config file: relative paths are taken from the config file's folder."""
+
+
+def _valid_duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+Duration = Annotated[str, AfterValidator(_valid_duration)]
+"""A duration key like '30s', '15m', '1h' or '2d' (checked when the config is read)."""
 
 
 class SourceConfig(BaseModel):
@@ -139,3 +149,7 @@ class Connector(ABC, Generic[ConfigT]):
     def live_ids(self) -> Iterable[str]:
         """Every document id that still exists, for reconciliation (prune). Optional."""
         raise NotImplementedError
+
+    def events(self) -> EventSource | None:
+        """Where to hear about changes as they happen (see `events.py`), or None. Optional."""
+        return None

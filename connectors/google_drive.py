@@ -26,7 +26,8 @@ from pydantic import Field
 
 from inlet.errors import ItemError
 
-from .base import ConfigPath, Connector, SourceConfig
+from .base import ConfigPath, Connector, Duration, SourceConfig, parse_duration
+from .events import EventSource
 from .google_drive_client import DriveApiError, DriveClient, load_credentials
 from .google_drive_content import FILE_FIELDS, FOLDER, TooLarge, acl_of, fetch_text, folder_path, \
     in_scope, owner_of, skip_reason
@@ -56,6 +57,10 @@ class GoogleDriveConfig(SourceConfig):
     max_requests_per_second: float = Field(50.0, ge=0, description="client-side quota (0: unlimited)")
     retries: int = Field(5, ge=0, le=20, description="retries of 429 / 5xx / rate-limit 403")
     backoff_seconds: float = Field(1.0, ge=0, description="first retry delay (doubles each time)")
+    push_url: str | None = Field(None, description="public HTTPS URL of this source's hook "
+                                 "(.../hooks/google_drive/NAME): changes.watch push channels (daemon)")
+    channel_lifetime: Duration = Field("1d", description="how long each push channel lasts before it is replaced "
+                                  "(Drive allows up to 7 days)")
 
 
 @dataclass
@@ -104,6 +109,13 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
 
     def check(self) -> None:
         self.client.start_page_token()
+
+    def events(self) -> EventSource | None:
+        if not self.config.push_url:
+            return None
+        from .google_drive_events import DrivePushChannels
+
+        return DrivePushChannels(self, self.config.push_url, parse_duration(self.config.channel_lifetime))
 
     # --- load --------------------------------------------------------------------------------
     def load(self, checkpoint: dict[str, Any] | None, *, since: datetime | None = None) -> Iterator[Item]:

@@ -179,6 +179,14 @@ class DriveClient:
             includeItemsFromAllDrives=all_drives,
             fields=f"nextPageToken,newStartPageToken,changes(fileId,removed,time,file({fields}))")))
 
+    def watch_changes(self, page_token: str, channel: dict[str, Any], all_drives: bool) -> dict[str, Any]:
+        """Open a push channel (`changes.watch`): `channel` has id, type, address, token, expiration."""
+        return dict(self.call(lambda s: s.changes().watch(
+            pageToken=page_token, body=channel, supportsAllDrives=True, includeItemsFromAllDrives=all_drives)))
+
+    def stop_channel(self, channel_id: str, resource_id: str) -> None:
+        self.call(lambda s: s.channels().stop(body={"id": channel_id, "resourceId": resource_id}))
+
     def get_file(self, file_id: str, fields: str) -> dict[str, Any]:
         return dict(self.call(lambda s: s.files().get(fileId=file_id, fields=fields, supportsAllDrives=True)))
 

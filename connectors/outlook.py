@@ -32,7 +32,8 @@ from pydantic import Field, field_validator
 
 from inlet.errors import RetriableError
 
-from .base import ConfigPath, Connector, SourceConfig
+from .base import ConfigPath, Connector, Duration, SourceConfig, parse_duration
+from .events import EventSource
 from .mail import DEFAULT_MAX_ATTACHMENT_BYTES, MailAttachment, MailMessage, message_document
 from .model import ACL, Checkpoint, Deletion, Item, Skipped
 from .outlook_client import GraphClient, GraphError
@@ -56,6 +57,10 @@ class OutlookConfig(SourceConfig):
     graph_url: str = Field("https://graph.microsoft.com/v1.0", description="Graph endpoint incl. version")
     authority_url: str = Field("https://login.microsoftonline.com", description="identity platform host")
     ca_bundle: ConfigPath | None = Field(None, description="extra trusted CA (PEM)")
+    notifications_url: str | None = Field(None, description="public HTTPS URL of this source's hook "
+                                          "(.../hooks/outlook/NAME): Graph change notifications (daemon)")
+    subscription_lifetime: Duration = Field("2d", description="how long each Graph subscription lasts before "
+                                       "renewal (Graph allows up to 7 days for mail)")
     scope: str = Field(GRAPH_SCOPE, description="token scope (national clouds: their Graph host)")
     folders: list[str] = Field(["*"], description="folder paths (globs, e.g. 'Inbox/*') or well-known "
                                "names to sync; a folder brings its child folders")
@@ -126,6 +131,27 @@ class OutlookConnector(Connector[OutlookConfig]):
                 yield from _MailboxSync(self, client, mailbox, _fresh_state(None)).live_ids()
         finally:
             client.close()
+
+    def synced_folders(self, client: GraphClient) -> list[tuple[str, str]]:
+        """(mailbox, folder id) of every folder a sync reads (unavailable mailboxes left out)."""
+        found = []
+        for mailbox in self.config.mailboxes:
+            try:
+                folders = _MailboxSync(self, client, mailbox, _fresh_state(None))._synced_folders()
+            except GraphError as exc:
+                if exc.status not in (403, 404):
+                    raise
+                continue
+            found += [(mailbox, f.id) for f in folders]
+        return found
+
+    def events(self) -> EventSource | None:
+        if not self.config.notifications_url:
+            return None
+        from .outlook_events import GraphSubscriptions
+
+        return GraphSubscriptions(self, self.config.notifications_url,
+                                  parse_duration(self.config.subscription_lifetime))
 
     def acl_for(self, mailbox: str) -> ACL:
         extra = self.config.acl_users

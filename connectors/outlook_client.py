@@ -158,11 +158,16 @@ class GraphClient:
     # --- Graph --------------------------------------------------------------------------------
     def get(self, path_or_url: str, params: Mapping[str, Any] | None = None,
             headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        return self.request("GET", path_or_url, params=params, headers=headers)
+
+    def request(self, method: str, path_or_url: str, *, params: Mapping[str, Any] | None = None,
+                headers: Mapping[str, str] | None = None, body: Any = None) -> dict[str, Any]:
+        """One Graph call (`body` sent as JSON); {} for an empty answer (204)."""
         url = path_or_url if path_or_url.startswith(("http://", "https://")) else self.graph_url + path_or_url
-        response = self._send(url, params, headers, self.token())
+        response = self._send(method, url, params, headers, self.token(), body)
         if response.status_code == 401:
             log.info("source %s: access token refused by Graph, acquiring a new one", self.source)
-            response = self._send(url, params, headers, self.token(fresh=True))
+            response = self._send(method, url, params, headers, self.token(fresh=True), body)
             if response.status_code == 401:
                 raise CredentialsError(self.source, f"Graph refused a fresh token: {_error(response)[1]}")
         if response.status_code in RETRY_STATUSES or response.status_code >= 500:
@@ -171,13 +176,14 @@ class GraphClient:
         if response.status_code >= 400:
             code, message = _error(response)
             raise GraphError(response.status_code, code, message)
-        return response.json()  # type: ignore[no-any-return]
+        return response.json() if response.content else {}  # type: ignore[no-any-return]
 
-    def _send(self, url: str, params: Mapping[str, Any] | None, headers: Mapping[str, str] | None,
-              token: str) -> httpx.Response:
+    def _send(self, method: str, url: str, params: Mapping[str, Any] | None, headers: Mapping[str, str] | None,
+              token: str, body: Any = None) -> httpx.Response:
         self.calls += 1
         try:
-            return self.http.get(url, params=params, headers={**(headers or {}), "Authorization": f"Bearer {token}"})
+            return self.http.request(method, url, params=params, json=body,
+                                     headers={**(headers or {}), "Authorization": f"Bearer {token}"})
         except httpx.TransportError as exc:
             raise RetriableError(f"source {self.source!r}: Graph unreachable: {exc}") from exc
 

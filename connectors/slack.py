@@ -29,12 +29,14 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from inlet.errors import ItemError
+from inlet.errors import ConfigError, ItemError
 
 from .base import Connector, SourceConfig, parse_duration
+from .events import EventSource
 from .extract import extract_text, kind_of
 from .model import ACL, Checkpoint, Deletion, Item, Skipped
 from .slack_client import TIERS, SlackAPI, SlackError
+from .slack_events import SlackSocketEvents
 from .slack_export import SlackExportConnector
 from .slack_render import ChannelInfo, Directory, Person, files_of, is_parent, thread_doc
 
@@ -65,6 +67,9 @@ class SlackConfig(SourceConfig):
     max_retries: int = Field(6, ge=0, description="retries of a rate-limited or failing call")
     retry_backoff: float = Field(0.5, ge=0, description="first backoff in seconds for 5xx (doubles)")
     timeout: float = Field(30.0, gt=0, description="HTTP timeout in seconds")
+    events: bool = Field(False, description="hear changes over Socket Mode: syncs within seconds (daemon)")
+    app_token_env: str | None = Field(None, description="environment variable holding the app-level token "
+                                                        "(xapp-..., connections:write); needed with events")
 
     @field_validator("reconcile_every")
     @classmethod
@@ -106,6 +111,13 @@ class SlackConnector(Connector[SlackConfig]):
     def load(self, checkpoint: dict[str, Any] | None, *, since: datetime | None = None) -> Iterator[Item]:
         crawl = _Crawl(self, checkpoint, since)
         yield from crawl.run()
+
+    def events(self) -> EventSource | None:
+        if not self.config.events:
+            return None
+        if not self.config.app_token_env:
+            raise ConfigError(f"source {self.name!r}: events = true needs app_token_env (an xapp- token)")
+        return SlackSocketEvents(self.name, self.secret("app_token_env"), self.config.base_url, self.config.timeout)
 
     def live_ids(self) -> Iterable[str]:
         crawl = _Crawl(self, None, None)

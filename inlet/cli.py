@@ -258,6 +258,12 @@ def status(config_path: str | None, as_json: bool, verbose: int) -> None:
                        + (f" (lag {_duration(lag)})" if lag is not None else ""))
             click.echo(f"  next run: {s['next_run'] or 'on demand'}"
                        + (" (schedule paused by an operator)" if s.get("paused") else ""))
+            if s.get("events"):
+                ev = s["events"]
+                click.echo(f"  change events: {'live' if ev['live'] else 'down'}; last event "
+                           f"{ev['last_event_at'] or 'none yet'}" + (
+                               f"; event to searchable {ev['latency_seconds']:.1f}s" if ev.get("latency_seconds")
+                               is not None else ""))
     _emit(as_json, payload, prose)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from inlet.config import Settings
+from inlet.sync.event_status import read_event_status
 from inlet.sync.schedule import next_run
 from inlet.sync.state import StateDB
 
@@ -62,6 +63,7 @@ def sources_status(settings: Settings, state: StateDB | None = None) -> dict[str
         counts = _counts(path)
         planned = _daemon_next_runs(state)
         paused = state.paused()
+        events = read_event_status(path / "state.db")
         out = []
         for source in settings.sources:
             last = state.last_run(source.name)
@@ -85,11 +87,19 @@ def sources_status(settings: Settings, state: StateDB | None = None) -> dict[str
                 if ok and ok.finished_at else None,
                 "failure_streak": state.failure_streak(source.name),
                 "paused": source.name in paused,
+                "events": _events(events.get(source.name)),
             })
         return {"sources": out}
     finally:
         if own:
             state.close()
+
+
+def _events(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A running daemon's change-event state of a source (None: no daemon hears its events)."""
+    if report is None:
+        return None
+    return {**report, "last_event_at": iso(report.get("last_event_at"))}
 
 
 class SourcesCollector:
@@ -117,6 +127,10 @@ class SourcesCollector:
             ("next_run_timestamp_seconds", "Next scheduled sync (unix seconds)"),
             ("failure_streak", "Failed runs since the last successful one"),
             ("last_run_ok", "1 if the last finished run was ok or partial, else 0"),
+            ("events_live", "1 if the daemon hears the source's change events now, else 0"),
+            ("last_event_timestamp_seconds", "Time of the last change event (unix seconds)"),
+            ("event_latency_seconds", "From the last change event to its sync's end (searchable)"),
+            ("event_latency_p50_seconds", "Median event-to-searchable latency of recent events"),
         )}
         for s in report:
             last = s["last_run"]
@@ -126,11 +140,21 @@ class SourcesCollector:
                 "next_run_timestamp_seconds": _epoch(s["next_run"]),
                 "failure_streak": s["failure_streak"],
                 "last_run_ok": (1 if last["outcome"] in ("ok", "partial") else 0) if last else None,
+                **_event_values(s["events"]),
             }
             for name, value in values.items():
                 if value is not None:
                     gauges[name].add_metric([s["name"]], float(value))
         yield from gauges.values()
+
+
+def _event_values(events: dict[str, Any] | None) -> dict[str, Any]:
+    if events is None:
+        return {}
+    return {"events_live": 1 if events["live"] else 0,
+            "last_event_timestamp_seconds": _epoch(events["last_event_at"]),
+            "event_latency_seconds": events.get("latency_seconds"),
+            "event_latency_p50_seconds": events.get("latency_p50_seconds")}
 
 
 def _epoch(stamp: str | None) -> float | None:

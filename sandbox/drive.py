@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from . import drive_channels
 from . import drive_state as ds
 from .drive_auth import TOKEN_PATH, authorized_user_info, expire_tokens, revoke, service_account_info, \
     token_route, token_valid
@@ -362,7 +363,7 @@ def routes(ctx: Any) -> list[BaseRoute]:
     out: list[BaseRoute] = [Route(API + path, _guarded(ctx, name, handler), methods=["GET"])
                             for name, path, handler in api]
     out.append(Route(TOKEN_PATH, token_route(ctx), methods=["POST"]))
-    return out + _admin_routes(ctx)
+    return out + drive_channels.routes(ctx, _guarded, API) + _admin_routes(ctx)
 
 
 def write_credentials(ctx: Any, path: Path, kind: str = "service_account") -> Path:

@@ -8,6 +8,7 @@ change log that `changes.list` serves. All access happens under `ws.lock`.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -95,6 +96,7 @@ class DriveState:
     export_limit: int = EXPORT_LIMIT
     id_counter: int = 0
     auth: Any = None               # sandbox.drive_auth.AuthState
+    listeners: list[Callable[[Change], None]] = field(default_factory=list)   # push channels (drive_channels.py)
 
 
 def state(ws: Any) -> DriveState:
@@ -124,8 +126,11 @@ def new_id(ws: Any, prefix: str = "1") -> str:
 
 def _log(ws: Any, f: DriveFile, removed: bool = False) -> None:
     st = state(ws)
-    st.changes.append(Change(st.next_seq, f.id, ws.clock(), removed, f.drive_id))
+    change = Change(st.next_seq, f.id, ws.clock(), removed, f.drive_id)
+    st.changes.append(change)
     st.next_seq += 1
+    for listener in list(st.listeners):
+        listener(change)
 
 
 def user_permission(ws: Any, email: str, role: str = "reader", kind: str = "user") -> Permission:

@@ -31,6 +31,14 @@ class _RateLimit:
 
 
 @dataclass
+class _EventFault:
+    drop: int
+    duplicate: int
+    delayed: int
+    delay: float
+
+
+@dataclass
 class _Burst:
     status: int
     remaining: int
@@ -50,6 +58,7 @@ class Faults:
         self._limits: dict[str, _RateLimit] = {}
         self._bursts: dict[str, _Burst] = {}
         self.expired_tokens: set[str] = set()
+        self._event_faults: dict[str, _EventFault] = {}
 
     # --- arming -------------------------------------------------------------------------------
     def rate_limit(self, service: str, route: str, per_minute: float) -> None:
@@ -63,11 +72,37 @@ class Faults:
         with self._lock:
             self._bursts[f"{service}:{route}"] = _Burst(status, times, reason, retry_after)
 
+    def events(self, service: str, *, drop: int = 0, duplicate: int = 0, delay: float = 0.0,
+               delayed: int = 0) -> None:
+        """The service's next `drop` change events are lost, the next `duplicate` ones sent twice,
+        and the next `delayed` ones sent `delay` seconds late (so later ones overtake them)."""
+        with self._lock:
+            self._event_faults[service] = _EventFault(drop, duplicate, delayed, delay)
+
+    def event_fate(self, service: str) -> tuple[int, float]:
+        """How many copies of the service's next change event to send (0: dropped), and how late."""
+        with self._lock:
+            fault = self._event_faults.get(service)
+            if fault is None:
+                return 1, 0.0
+            if fault.drop:
+                fault.drop -= 1
+                return 0, 0.0
+            copies, delay = 1, 0.0
+            if fault.duplicate:
+                fault.duplicate -= 1
+                copies = 2
+            if fault.delayed:
+                fault.delayed -= 1
+                delay = fault.delay
+            return copies, delay
+
     def clear(self) -> None:
         with self._lock:
             self._limits.clear()
             self._bursts.clear()
             self.expired_tokens.clear()
+            self._event_faults.clear()
 
     def reset_counts(self) -> None:
         with self._lock:

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from . import graph_subscriptions
 from .graph_seed import mail_state, seed_generated, seed_sample, text_to_html
 from .graph_state import Address, MailState, Message, graph_id
 from .graph_wire import folder_json, graph_error, message_json, attachment_json, parse_prefer
@@ -139,7 +140,7 @@ def routes(ctx: Any) -> list[BaseRoute]:
         Route(f"{user}/messages/{{message}}", api.message),
         Route(f"{user}/messages/{{message}}/attachments", api.attachments),
         Route("/owa/", api.owa),
-    ] + _admin_routes(ctx)
+    ] + graph_subscriptions.routes(ctx, api._guard) + _admin_routes(ctx)
 
 
 class _GraphApi:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,6 +117,8 @@ class MailState:
         self.seq = 0
         self.sync_states: dict[str, SyncState] = {}
         self.tokens: dict[str, float] = {}          # access token -> expiry (epoch seconds)
+        # change listeners (graph_subscriptions.py): (mailbox user id, folder id, message id, change type)
+        self.listeners: list[Callable[[str, str, str, str], None]] = []
         self._counter = 0
 
     # --- mailboxes and folders ----------------------------------------------------------------
@@ -161,9 +164,12 @@ class MailState:
         del box.folders[folder_id]
 
     # --- messages -----------------------------------------------------------------------------
-    def _touch(self, folder_id: str, msg_id: str) -> None:
+    def _touch(self, folder_id: str, msg_id: str, change: str = "updated") -> None:
         self.seq += 1
         self.log[folder_id].append((self.seq, msg_id))
+        mailbox = next((b.user_id for b in self.mailboxes.values() if folder_id in b.folders), None)
+        for listener in list(self.listeners) if mailbox else []:
+            listener(mailbox, folder_id, msg_id, change)   # type: ignore[arg-type]
 
     def new_rest_id(self) -> str:
         self._counter += 1
@@ -172,7 +178,7 @@ class MailState:
     def add_message(self, msg: Message) -> Message:
         self.messages[msg.id] = msg
         self.rest_ids[msg.rest_id] = msg.id
-        self._touch(msg.folder_id, msg.id)
+        self._touch(msg.folder_id, msg.id, "created")
         return msg
 
     def resolve(self, ref: str) -> Message | None:
@@ -205,8 +211,8 @@ class MailState:
         msg.rest_id = self.new_rest_id()
         self.rest_ids[msg.rest_id] = msg.id
         msg.modified = dt.datetime.now(dt.timezone.utc)
-        self._touch(old, msg.id)
-        self._touch(target.id, msg.id)
+        self._touch(old, msg.id, "deleted")
+        self._touch(target.id, msg.id, "created")
         return msg
 
     def delete_message(self, ref: str) -> None:
@@ -214,7 +220,7 @@ class MailState:
         del self.messages[msg.id]
         self.left[(msg.folder_id, msg.id)] = msg.rest_id
         self.rest_ids.pop(msg.rest_id, None)
-        self._touch(msg.folder_id, msg.id)
+        self._touch(msg.folder_id, msg.id, "deleted")
 
     def _get(self, ref: str) -> Message:
         msg = self.resolve(ref)

@@ -113,6 +113,7 @@ class Sandbox:
         tls_files: dict[str, Any] = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
         for sock, extra in ((plain, {}), (tls, tls_files)):
             config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
+                                    ws="websockets-sansio",   # Slack Socket Mode (slack_socket.py)
                                     timeout_graceful_shutdown=1, **extra)   # clients may leave keep-alives open
             server = uvicorn.Server(config)
             thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,

@@ -14,16 +14,18 @@ import json
 import math
 import re
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from .documents import make_docx
 from .faults import Faults
+from .slack_socket import APP_TOKEN, hub
 from .workspace import Workspace
 
 TOKEN = "xoxb-sandbox-0000000001-inlet"
@@ -110,6 +112,8 @@ class SlackState:
     last_ts: float = 0.0
     bots: dict[str, str] = field(default_factory=dict)   # bot id -> app name (bot_profile.name)
     team_url: str = "https://sandbox.slack.com/"
+    listeners: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)   # Events API
+    socket: Any = None   # slack_socket.SocketHub, once Socket Mode is served
 
 
 def state(ws: Workspace) -> SlackState:
@@ -128,6 +132,19 @@ def _next_ts(ws: Workspace, st: SlackState, ts: str | None) -> str:
     now = max(ws.clock(), st.last_ts + 0.000001)
     st.last_ts = now
     return f"{now:.6f}"
+
+
+def _emit(ws: Workspace, chan: Channel, event: dict[str, Any]) -> None:
+    """Fire an Events API event, as Slack does for channels the app's bot is a member of."""
+    st = state(ws)
+    if BOT_USER in chan.members or chan.is_im:
+        event = {**event, "event_ts": event.get("event_ts") or _next_ts(ws, st, None)}
+        for listener in list(st.listeners):
+            listener(event)
+
+
+def _channel_type(chan: Channel) -> str:
+    return "im" if chan.is_im else "mpim" if chan.is_mpim else "group" if chan.is_private else "channel"
 
 
 def add_channel(ws: Workspace, name: str, members: list[str], *, private: bool = False, im: bool = False,
@@ -176,18 +193,35 @@ def post_message(ws: Workspace, channel: str, text: str, user: str | None = None
             i = bisect.bisect_left(chan.keys, _key(msg.ts))
             chan.keys.insert(i, _key(msg.ts))
             chan.messages.insert(i, msg)
+        _emit(ws, chan, {"type": "message", "channel": channel, "channel_type": _channel_type(chan),
+                         "user": msg.user, "text": text, "ts": msg.ts, "event_ts": msg.ts,
+                         **({"thread_ts": thread_ts} if thread_ts else {})})
         return msg.ts
 
 
 def edit_message(ws: Workspace, channel: str, ts: str, text: str) -> None:
     with ws.lock:
-        msg = _locate(state(ws).channels[channel], ts)
+        chan = state(ws).channels[channel]
+        msg = _locate(chan, ts)
         msg.text = text
         msg.edited = {"user": msg.user or BOT_USER, "ts": _next_ts(ws, state(ws), None)}
+        _emit(ws, chan, {"type": "message", "subtype": "message_changed", "channel": channel,
+                         "channel_type": _channel_type(chan), "hidden": True, "ts": msg.edited["ts"],
+                         "event_ts": msg.edited["ts"],
+                         "message": {"type": "message", "user": msg.user, "text": text, "ts": ts,
+                                     "edited": msg.edited}})
 
 
 def delete_message(ws: Workspace, channel: str, ts: str) -> None:
     """Delete like Slack: a parent with replies leaves a tombstone; the tombstone goes with its last reply."""
+    with ws.lock:
+        _delete(ws, channel, ts)
+        chan = state(ws).channels[channel]
+        _emit(ws, chan, {"type": "message", "subtype": "message_deleted", "channel": channel,
+                         "channel_type": _channel_type(chan), "hidden": True, "deleted_ts": ts})
+
+
+def _delete(ws: Workspace, channel: str, ts: str) -> None:
     with ws.lock:
         chan = state(ws).channels[channel]
         parent = chan.find(ts)
@@ -232,13 +266,33 @@ def join_channel(ws: Workspace, channel: str, user: str) -> None:
         chan = state(ws).channels[channel]
         if user not in chan.members:
             chan.members.append(user)
+            _emit(ws, chan, {"type": "member_joined_channel", "user": user, "channel": channel,
+                             "channel_type": "G" if chan.is_private else "C", "team": ws.team_id})
 
 
 def leave_channel(ws: Workspace, channel: str, user: str) -> None:
     with ws.lock:
         chan = state(ws).channels[channel]
         if user in chan.members:
+            _emit(ws, chan, {"type": "member_left_channel", "user": user, "channel": channel,
+                             "channel_type": "G" if chan.is_private else "C", "team": ws.team_id})
             chan.members.remove(user)
+
+
+def rename_channel(ws: Workspace, channel: str, name: str) -> None:
+    with ws.lock:
+        chan = state(ws).channels[channel]
+        chan.name = name
+        _emit(ws, chan, {"type": "channel_rename" if not chan.is_private else "group_rename",
+                         "channel": {"id": channel, "name": name, "created": chan.created}})
+
+
+def archive_channel(ws: Workspace, channel: str) -> None:
+    with ws.lock:
+        chan = state(ws).channels[channel]
+        chan.is_archived = True
+        _emit(ws, chan, {"type": "channel_archive" if not chan.is_private else "group_archive",
+                         "channel": channel, "user": chan.creator})
 
 
 def delete_channel(ws: Workspace, channel: str) -> None:
@@ -499,10 +553,14 @@ def _fault_response(faults: Faults, route: str) -> Response | None:
     return _err(fault.reason or "fatal_error")
 
 
+def _given_token(request: Request, args: dict[str, str]) -> str:
+    header = request.headers.get("authorization", "")
+    return header[7:].strip() if header.lower().startswith("bearer ") else args.get("token", "")
+
+
 def _token(ws: Workspace, request: Request, args: dict[str, str]) -> str | None:
     """The user id the request's token acts as; raises _Fail for a missing, unknown or revoked token."""
-    header = request.headers.get("authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else args.get("token", "")
+    token = _given_token(request, args)
     st = state(ws)
     if not token:
         raise _Fail("not_authed")
@@ -511,6 +569,18 @@ def _token(ws: Workspace, request: Request, args: dict[str, str]) -> str | None:
     if token not in st.tokens:
         raise _Fail("invalid_auth")
     return st.tokens[token]
+
+
+def _connections_open(ctx: Any, request: Request, args: dict[str, str]) -> Response:
+    """`apps.connections.open`: only an app-level token may open a Socket Mode connection."""
+    token = _given_token(request, args)
+    if not token:
+        return _err("not_authed")
+    if not token.startswith("xapp-"):
+        return _err("not_allowed_token_type")
+    if token != APP_TOKEN or token in state(ctx.ws).revoked:
+        return _err("invalid_auth")
+    return _ok(url=hub(ctx.ws, ctx.faults).open_url(ctx.http_url))
 
 
 async def _args(request: Request) -> dict[str, str]:
@@ -535,6 +605,8 @@ def routes(ctx: Any) -> list[BaseRoute]:
         failed = _fault_response(ctx.faults, method)
         if failed is not None:
             return failed
+        if method == "apps.connections.open":
+            return _connections_open(ctx, request, args)
         handler = methods.get(method)
         if handler is None:
             return _err("unknown_method", 404)
@@ -563,6 +635,7 @@ def routes(ctx: Any) -> list[BaseRoute]:
         Route("/files-pri/{ref}/download/{name}", download),
         Route("/files-pri/{ref}/{name}", download),
         Route("/_admin/slack/{action}", _admin(ctx), methods=["POST"]),
+        WebSocketRoute("/_socket/slack/link", hub(ws, ctx.faults).serve),
     ]
 
 
@@ -584,6 +657,12 @@ def _admin(ctx: Any) -> Any:
                 join_channel(ws, body["channel"], body["user"])
             elif action == "leave":
                 leave_channel(ws, body["channel"], body["user"])
+            elif action == "rename":
+                rename_channel(ws, body["channel"], body["name"])
+            elif action == "archive":
+                archive_channel(ws, body["channel"])
+            elif action == "socket_disconnect":
+                return _ok(asked=hub(ws, ctx.faults).disconnect())
             elif action == "revoke":
                 revoke_token(ws, body.get("token", TOKEN))
             elif action == "expire_cursors":
@@ -761,6 +840,7 @@ def source(ctx: Any, workdir: Path) -> tuple[str, dict[str, str]]:
         'type = "slack"\n'
         'every = "15m"\n'
         'token_env = "INLET_SANDBOX_SLACK_TOKEN"\n'
+        'app_token_env = "INLET_SANDBOX_SLACK_APP_TOKEN"   # set events = true for Socket Mode\n'
         f'base_url = "{ctx.http_url}/api/"\n'
     )
-    return block, {"INLET_SANDBOX_SLACK_TOKEN": TOKEN}
+    return block, {"INLET_SANDBOX_SLACK_TOKEN": TOKEN, "INLET_SANDBOX_SLACK_APP_TOKEN": APP_TOKEN}

@@ -34,6 +34,8 @@ from .auth import USER_HEADER, Caller, KeyEntry, KeyRing, caller_for
 from .console import add_console, is_console_path
 from .oauth import PRM_PATHS, Authenticator, metadata_routes
 from .errors import STATUS_CODES, ApiError, ErrorBody, error_body
+from .hooks import PREFIX as HOOKS_PREFIX
+from .hooks import add_hook_routes
 from .metrics import CONTENT_TYPE, Metrics, last_success_reader
 from .middleware import ObserveMiddleware
 from .models import (ContextBody, ContextResponse, DocumentOut, Health, SearchBody, SearchResponse,
@@ -58,7 +60,8 @@ class KeyGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (scope["type"] != "http" or scope["path"] in self.public or is_console_path(scope["path"])
-                or scope.get("method") == "OPTIONS"):
+                or scope.get("method") == "OPTIONS"
+                or scope["path"].startswith(HOOKS_PREFIX)):   # webhooks check their own secret (hooks.py)
             await self.app(scope, receive, send)
             return
         header = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"authorization"),
@@ -181,6 +184,7 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
     # request handlers only.
     app.add_route("/mcp", mcp_app, methods=["GET", "POST", "DELETE"],  # type: ignore[arg-type]
                   include_in_schema=False)
+    add_hook_routes(app)
     if settings.server.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

@@ -13,6 +13,10 @@ once per streak, not once per attempt. At start-up a source whose run fell due w
 running (judged from its last run in the state DB) runs at once, once; an interrupted backfill
 resumes from its checkpoint.
 
+Change events (`events.py`: Slack Socket Mode, Graph subscriptions, Drive push channels) add
+debounced incremental syncs between scheduled ones, through the same per-source guard; the
+schedule stays the reconciling pass.
+
 `--serve` runs the API in this process (uvicorn in a thread) on the same open Index: searches read
 without the engine's write lock, and see a batch only once its catalog transaction commits.
 With or without `--serve`, `inlet search`, `sync`, `backfill`, `status` and `mcp` run by the same
@@ -43,6 +47,7 @@ from inlet.errors import InletError, SourceBusyError
 from inlet.index.lock import FileLock
 
 from .engine import Engine, RunResult
+from .events import EventLoop, event_loop_for
 from .schedule import trigger
 from .state import RunRecord, SourceState
 
@@ -96,6 +101,7 @@ class Daemon:
         self._backoff_until: dict[str, float] = {}
         self._active = 0
         self._idle = threading.Condition()
+        self.events: EventLoop | None = None   # change events (sync/events.py), from start()
 
     # --- scheduling ---------------------------------------------------------------------------
     def schedule(self) -> None:
@@ -138,16 +144,27 @@ class Daemon:
 
         self._add(job_id, func, DateTrigger(run_date=_utc(when), timezone=timezone.utc), *args)
 
-    def start(self) -> None:
+    def start(self, events: bool = True) -> None:
         self.schedule()
         self.scheduler.start()
         self.publish()
+        if events:
+            env = getattr(self.engine, "env", None)
+            self.events = event_loop_for(self.settings, lambda name: self.settings.connector(name, env),
+                                         self.event_sync, Path(self.engine.index.path) / "state.db")
+            self.events.start()
+
+    def event_sync(self, name: str) -> RunResult | None:
+        """A sync asked for by a change event: after any run of the source in flight, never beside it."""
+        return next(iter(self.run_now([name])), None)
 
     def shutdown(self, grace: float = SHUTDOWN_GRACE) -> bool:
         """Stop firing, let runs in flight stop at their next checkpoint; False if they outlast `grace`."""
         self.stop.set()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        if self.events:
+            self.events.stop()
         deadline = time.monotonic() + grace
         with self._idle:
             while self._active and (left := deadline - time.monotonic()) > 0:

@@ -71,6 +71,7 @@ class ApiPlan:
         admin = {env[k.key_env]: k.admin for k in served.server.api_keys if env.get(k.key_env)}
         add_admin_routes(app, daemon, served, admin)
         app.state.daemon = daemon   # the console's run-now and restart-backfill actions
+        app.state.hooks = lambda type_, name: daemon.events.receiver(type_, name) if daemon.events else None
         path = Path(settings.index.path) / API_FILE
         write_api_file(path, {"pid": os.getpid(), "api_url": self.url, "operator_key": self.operator_key,
                               "agent_key": self.agent_key})

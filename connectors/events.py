@@ -1,0 +1,114 @@
+"""Change events: the optional second half of the connector contract.
+
+Events are hints, never the record. A connector that can hear about changes as they happen
+returns an `EventSource` from `Connector.events()`; the daemon starts it and, for every `Hint` it
+emits, runs an incremental sync of the source soon (debounced), while the schedule keeps
+reconciling whatever an event missed. So an event source may drop, repeat or reorder hints at no
+cost but freshness, and nothing it does touches the index.
+
+An event source that listens by webhook (Graph change notifications, Drive push channels) is also
+handed the HTTP requests the API receives at `/hooks/{type}/{source}` (`webhook`), as plain values,
+so it needs no web framework; one that opens its own connection (Slack Socket Mode) never gets any.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Hint:
+    """Something changed in `container` (a channel, folder or drive id; None: anywhere in the source)."""
+
+    container: str | None
+    at: float = field(default_factory=time.time)   # when the change happened (epoch s), for latency
+    acl: bool = False                               # a membership change: permissions, not content
+    key: str = ""                                   # the service's event id, for deduplication
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """One HTTP request to `/hooks/{type}/{source}`, as plain values."""
+
+    method: str
+    query: Mapping[str, str]
+    headers: Mapping[str, str]   # lower-case names
+    body: bytes
+
+
+@dataclass(frozen=True)
+class WebhookResponse:
+    status: int
+    body: str = ""
+    media_type: str = "text/plain"
+
+
+NOT_FOUND = WebhookResponse(404, "not found")
+
+
+class Retry:
+    """When to try a failed subscription (or connection) again: 5 s, then doubling up to 5 min, so
+    an unreachable hook URL costs a request and a log line every few minutes, not every second."""
+
+    def __init__(self, first: float = 5.0, cap: float = 300.0) -> None:
+        self.first, self.cap = first, cap
+        self.wait = 0.0
+        self.at = 0.0
+
+    def due(self) -> bool:
+        return time.monotonic() >= self.at
+
+    def failed(self) -> float:
+        """Note a failure; returns the seconds until the next try."""
+        self.wait = min(self.cap, self.wait * 2 or self.first)
+        self.at = time.monotonic() + self.wait
+        return self.wait
+
+    def succeeded(self) -> None:
+        self.wait, self.at = 0.0, 0.0
+Emit = Callable[[Hint], None]
+
+
+class EventSource(ABC):
+    """Pushes `Hint`s to `emit` between `start` and `stop`; `live` says whether it hears changes now.
+
+    `maintain` is called every few seconds by the daemon, from its own thread: renew what expires,
+    reconnect what dropped. It must not block for long.
+    """
+
+    def __init__(self) -> None:
+        self.live = False
+        self.emit: Emit = lambda hint: None
+        self._seen: dict[str, float] = {}
+        self._seen_lock = threading.Lock()
+
+    @abstractmethod
+    def start(self, emit: Emit) -> None:
+        """Connect or subscribe; hints go to `emit` (any thread). Raise an `InletError` if refused."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Disconnect or unsubscribe; called once on shutdown."""
+
+    def maintain(self) -> None:
+        """Renew subscriptions before they expire; reconnect after a loss."""
+        return None
+
+    def webhook(self, request: WebhookRequest) -> WebhookResponse:
+        """Answer a request to this source's hook URL (validation handshakes, notifications)."""
+        return NOT_FOUND
+
+    def first_time(self, key: str, keep: float = 600.0) -> bool:
+        """True the first time `key` (an event id) is seen within `keep` seconds: services redeliver."""
+        now = time.monotonic()
+        with self._seen_lock:
+            if len(self._seen) > 10_000:
+                self._seen = {k: t for k, t in self._seen.items() if now - t < keep}
+            if key in self._seen and now - self._seen[key] < keep:
+                return False
+            self._seen[key] = now
+            return True

@@ -1,0 +1,109 @@
+"""Slack change events over Socket Mode (slack_sdk's own client: no public endpoint, no extra package).
+
+Every `events_api` envelope is acknowledged at once (Slack redelivers what is not acknowledged
+within seconds), deduplicated by `event_id` (redeliveries and duplicates carry the same one), and
+turned into a `Hint` naming the channel: messages, edits, deletions and thread replies
+(`message` and its subtypes), renames and archivals (a changed name or visibility re-yields the
+channel's documents), and membership changes (an ACL change). On `disconnect` the client opens
+a new connection by itself; `maintain()` reports whether one is up.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_sdk.errors import SlackApiError
+from slack_sdk.socket_mode import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+from slack_sdk.socket_mode.response import SocketModeResponse
+from slack_sdk.web import WebClient
+
+from inlet.errors import CredentialsError, RetriableError
+
+from .events import Emit, EventSource, Hint
+
+log = logging.getLogger(__name__)
+
+CHANNEL_EVENTS = frozenset({"channel_rename", "group_rename", "channel_archive", "group_archive",
+                            "channel_unarchive", "group_unarchive", "channel_deleted", "group_deleted"})
+MEMBER_EVENTS = frozenset({"member_joined_channel", "member_left_channel"})
+REFUSED = frozenset({"invalid_auth", "not_authed", "not_allowed_token_type", "token_revoked", "account_inactive"})
+
+
+def hint_for(event: dict[str, Any]) -> Hint | None:
+    """The hint an Events API event gives, or None for events that change no indexed document."""
+    kind = event.get("type")
+    at = _stamp(event.get("event_ts") or event.get("ts"))
+    if kind == "message":
+        return Hint(str(event.get("channel") or ""), at) if event.get("channel") else None
+    if kind in CHANNEL_EVENTS:
+        channel = event.get("channel")
+        cid = channel.get("id") if isinstance(channel, dict) else channel
+        return Hint(str(cid), at) if cid else None
+    if kind in MEMBER_EVENTS and event.get("channel"):
+        return Hint(str(event["channel"]), at, acl=True)
+    return None
+
+
+def _stamp(value: Any) -> float:
+    import time
+
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return time.time()
+
+
+class SlackSocketEvents(EventSource):
+    """One Socket Mode connection (reopened on `disconnect` and on loss) for one source."""
+
+    def __init__(self, source: str, app_token: str, base_url: str, timeout: float = 30.0) -> None:
+        super().__init__()
+        self.source = source
+        self.app_token = app_token
+        self.base_url = base_url
+        self.timeout = timeout
+        self.client: SocketModeClient | None = None
+
+    def start(self, emit: Emit) -> None:
+        self.emit = emit
+        web = WebClient(base_url=self.base_url, timeout=int(max(self.timeout, 1)))
+        client = SocketModeClient(self.app_token, web_client=web)
+        client.socket_mode_request_listeners.append(self._on_request)   # type: ignore[arg-type]
+        try:
+            client.connect()
+        except SlackApiError as exc:
+            client.close()
+            error = str(exc.response.get("error", ""))
+            if error in REFUSED:
+                raise CredentialsError(self.source, f"Socket Mode refused the app token ({error}); "
+                                       "check app_token_env (an xapp- token with connections:write)") from None
+            raise RetriableError(f"source {self.source!r}: apps.connections.open failed: {error}") from None
+        except OSError as exc:
+            client.close()
+            raise RetriableError(f"source {self.source!r}: cannot open the Socket Mode connection: {exc}") from None
+        self.client = client
+        self.live = client.is_connected()
+
+    def _on_request(self, client: SocketModeClient, request: SocketModeRequest) -> None:
+        client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
+        if request.type != "events_api":
+            return
+        payload = request.payload or {}
+        event_id = str(payload.get("event_id") or request.envelope_id)
+        if not self.first_time(event_id):
+            log.debug("source %r: event %s again (redelivered): ignored", self.source, event_id)
+            return
+        hint = hint_for(payload.get("event") or {})
+        if hint is not None:
+            self.emit(Hint(hint.container, hint.at, hint.acl, event_id))
+
+    def maintain(self) -> None:
+        self.live = self.client is not None and self.client.is_connected()
+
+    def stop(self) -> None:
+        self.live = False
+        if self.client is not None:
+            self.client.close()
+            self.client = None

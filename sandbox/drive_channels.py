@@ -1,0 +1,112 @@
+"""Emulated Drive push notifications: `changes.watch` channels and `channels.stop`.
+
+`POST /drive/v3/changes/watch` opens a `web_hook` channel (id, token, address and expiration chosen
+by the client; an expiration beyond `max_lifetime` is cut to it, as Drive does) and posts its `sync`
+message; every change logged afterwards (`DriveState.listeners`) posts a `change` message to each
+open channel, with Google's `X-Goog-*` headers and no body. `POST /drive/v3/channels/stop` closes a
+channel (404 for one it does not know). Expired channels post nothing. `Faults.events("drive")` may
+drop, delay or duplicate change messages.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from . import drive_state as ds
+from .drive_wire import DriveError
+from .notifier import Notifier
+
+MAX_LIFETIME = 7 * 86400.0   # seconds: Drive's longest changes channel
+
+
+@dataclass
+class Channel:
+    id: str
+    resource_id: str
+    address: str
+    token: str | None
+    expires: float     # epoch seconds
+    number: int = 0    # X-Goog-Message-Number of the last message
+
+    def json(self, resource_uri: str) -> dict[str, Any]:
+        return {"kind": "api#channel", "id": self.id, "resourceId": self.resource_id, "resourceUri": resource_uri,
+                "token": self.token, "expiration": str(int(self.expires * 1000))}
+
+
+class Channels:
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self.max_lifetime = MAX_LIFETIME
+        self.open: dict[str, Channel] = {}
+        self.stopped: list[str] = []
+        self.notifier = Notifier("drive-push")
+
+    def changed(self, change: ds.Change) -> None:
+        """DriveState listener (under the workspace lock)."""
+        now = self.ctx.ws.clock()
+        for channel in list(self.open.values()):
+            if channel.expires <= now:
+                del self.open[channel.id]
+                continue
+            copies, delay = self.ctx.faults.event_fate("drive")
+            for _ in range(copies):
+                self._message(channel, "change", delay)
+
+    def _message(self, channel: Channel, state: str, delay: float = 0.0) -> None:
+        channel.number += 1
+        headers = {"X-Goog-Channel-ID": channel.id, "X-Goog-Resource-ID": channel.resource_id,
+                   "X-Goog-Resource-State": state, "X-Goog-Message-Number": str(channel.number),
+                   "X-Goog-Resource-URI": f"{self.ctx.http_url}/drive/v3/changes",
+                   "X-Goog-Channel-Expiration": ds.rfc3339(channel.expires)}
+        if channel.token is not None:
+            headers["X-Goog-Channel-Token"] = channel.token
+        self.notifier.post(channel.address, b"", headers, delay)
+
+    async def watch(self, ctx: Any, request: Request) -> Response:
+        body = await request.json()
+        if body.get("type") not in ("web_hook", "webhook") or not str(body.get("address", "")).startswith("http"):
+            raise DriveError(400, "Invalid Value", "invalid", "type")
+        if not body.get("id") or body["id"] in self.open:
+            raise DriveError(400, "Channel id not unique", "channelIdNotUnique", "id")
+        now = ctx.ws.clock()
+        wanted = float(body["expiration"]) / 1000 if body.get("expiration") else now + 3600
+        with ctx.ws.lock:
+            channel = Channel(str(body["id"]), uuid.uuid4().hex[:27], str(body["address"]), body.get("token"),
+                              min(wanted, now + self.max_lifetime))
+            self.open[channel.id] = channel
+        self._message(channel, "sync")
+        return JSONResponse(channel.json(f"{ctx.http_url}/drive/v3/changes?pageToken="
+                                         f"{request.query_params.get('pageToken', '')}"))
+
+    async def stop(self, ctx: Any, request: Request) -> Response:
+        body = await request.json()
+        with ctx.ws.lock:
+            channel = self.open.get(str(body.get("id")))
+            if channel is None or channel.resource_id != body.get("resourceId"):
+                raise DriveError(404, f"Channel '{body.get('id')}' not found for project", "notFound")
+            del self.open[channel.id]
+            self.stopped.append(channel.id)
+        return Response(status_code=204)
+
+
+def channels(ctx: Any) -> Channels:
+    """The sandbox's push channels, created and wired to the drive state on first use."""
+    with ctx.ws.lock:
+        if ctx.state.get("drive_channels") is None:
+            chans = Channels(ctx)
+            ctx.state["drive_channels"] = chans
+            ds.state(ctx.ws).listeners.append(chans.changed)
+        return ctx.state["drive_channels"]  # type: ignore[no-any-return]
+
+
+def routes(ctx: Any, guarded: Any, api: str) -> list[BaseRoute]:
+    """`guarded(ctx, name, handler)` applies the Drive API's faults and token check."""
+    chans = channels(ctx)
+    return [Route(api + "/changes/watch", guarded(ctx, "changes.watch", chans.watch), methods=["POST"]),
+            Route(api + "/channels/stop", guarded(ctx, "channels.stop", chans.stop), methods=["POST"])]

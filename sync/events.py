@@ -1,0 +1,232 @@
+"""The daemon's event loop: change events from connectors turned into debounced syncs.
+
+Invariant: a hint is cleared only when a sync that *started after it arrived* has finished, so a
+change announced while a run of its source is in flight (which may already have passed that
+channel or folder) always gets a run of its own. Hints of one source arriving within `debounce`
+seconds of each other make one run (never delayed more than `DEBOUNCE_CAP` times that); runs go
+through the daemon's per-source guard, so an event never runs a source twice at once, and a
+scheduled run and an event run of one source queue behind each other.
+
+This module knows no service: a connector's `events()` (see `connectors/events.py`) says whether
+and how it hears changes. Syncs triggered here are incremental syncs of the whole source (the
+connectors' incremental syncs are cheap); a hint's container is logged and kept for a later
+targeted sync. Each source's state (live or not, the last event, event-to-searchable latency) is
+written to the state database for `inlet status` and `/metrics`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import statistics
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inlet.connectors.events import EventSource, Hint, Retry
+
+from .event_status import EventStatusDB
+
+log = logging.getLogger(__name__)
+
+DEBOUNCE = 0.3          # seconds of quiet after a hint before its source syncs
+DEBOUNCE_CAP = 4        # ... but never more than this many DEBOUNCEs after the first hint
+MAINTAIN_EVERY = 1.0    # seconds between maintain() calls (renewals, reconnects)
+RunSync = Callable[[str], Any]   # the daemon's guarded sync of one source; None when it did not run
+
+
+@dataclass
+class _Source:
+    """One event-enabled source: its event source, its pending hints, its worker."""
+
+    name: str
+    type: str
+    events: EventSource
+    pending: list[Hint] = field(default_factory=list)
+    last_hint: float = 0.0       # monotonic time of the newest pending hint
+    last_event_at: float | None = None
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=200))
+    started: bool = False
+    shown_live: bool | None = None   # `live` as last published
+    syncing: bool = False            # an event sync of it is in flight
+    hints: int = 0                   # hints received, for tests and benchmarks
+    retry: Retry = field(default_factory=lambda: Retry(first=1.0))   # starting again after a refusal
+
+
+class EventLoop:
+    """Starts every connector's event source and syncs the sources their hints name."""
+
+    def __init__(self, sources: Iterable[tuple[str, str, EventSource]], run_sync: RunSync, *,
+                 status: EventStatusDB | None = None, debounce: float = DEBOUNCE,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.sources = {name: _Source(name, type_, ev) for name, type_, ev in sources}
+        self.run_sync = run_sync
+        self.status = status
+        self.debounce = debounce
+        self.clock = clock
+        self._stop = threading.Event()
+        self._cond = threading.Condition()
+        self._threads: list[threading.Thread] = []
+
+    def receiver(self, type_: str, name: str) -> EventSource | None:
+        """The event source behind `/hooks/{type}/{name}`, or None (the hook is then 404)."""
+        source = self.sources.get(name)   # served from start() on: Graph validates while we subscribe
+        return source.events if source and source.type == type_ and not self._stop.is_set() else None
+
+    # --- life cycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        for source in self.sources.values():
+            self._start_source(source)
+            thread = threading.Thread(target=self._work, args=(source,), daemon=True,
+                                      name=f"inlet-events-{source.name}")
+            thread.start()
+            self._threads.append(thread)
+        if self.sources:
+            maintainer = threading.Thread(target=self._maintain, daemon=True, name="inlet-events-maintain")
+            maintainer.start()
+            self._threads.append(maintainer)
+
+    def _start_source(self, source: _Source) -> None:
+        try:
+            source.events.start(functools.partial(self.hint, source.name))
+            source.started = True
+            source.retry.succeeded()
+            log.info("source %r: change events on", source.name)
+        except Exception as exc:   # the schedule still syncs it; maintain() tries again
+            log.warning("source %r: change events could not start (%s); the schedule still syncs it; "
+                        "next try in %.0fs", source.name, exc, source.retry.failed())
+        self._publish(source)
+
+    def stop(self) -> None:
+        """Stop the workers and every event source (removing subscriptions and channels)."""
+        self._stop.set()
+        with self._cond:
+            self._cond.notify_all()
+        for source in self.sources.values():
+            if source.started:
+                try:
+                    source.events.stop()
+                except Exception as exc:   # shutting down: note it, go on with the others
+                    log.warning("source %r: stopping change events failed: %s", source.name, exc)
+            source.started = False
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if self.status:
+            self.status.clear()
+            self.status.close()
+
+    # --- hints ------------------------------------------------------------------------------------
+    def hint(self, name: str, hint: Hint) -> None:
+        """Called by event sources (any thread): `name` should sync soon."""
+        source = self.sources.get(name)
+        if source is None or self._stop.is_set():
+            return
+        log.debug("source %r: change in %s", name, hint.container or "(anywhere)")
+        with self._cond:
+            source.pending.append(hint)
+            source.hints += 1
+            source.last_hint = time.monotonic()
+            source.last_event_at = self.clock()
+            self._cond.notify_all()
+        self._publish(source)
+
+    def _work(self, source: _Source) -> None:
+        while not self._stop.is_set():
+            batch = self._next_batch(source)
+            if not batch:
+                continue
+            oldest = min(h.at for h in batch)
+            containers = sorted({h.container or "*" for h in batch})
+            log.info("source %r: syncing after %d change event(s) in %s", source.name, len(batch),
+                     ", ".join(containers[:5]) + (" ..." if len(containers) > 5 else ""))
+            try:
+                result = self.run_sync(source.name)
+            except Exception:   # a bug must not end the worker: the schedule would be all that is left
+                log.exception("source %r: event sync failed", source.name)
+                continue
+            finally:
+                source.syncing = False
+            if result is not None and getattr(result, "outcome", "failed") != "failed":
+                source.latencies.append(max(0.0, self.clock() - oldest))
+                self._publish(source)
+
+    def _next_batch(self, source: _Source) -> list[Hint]:
+        """Wait for hints, then for `debounce` s of quiet (capped); take them all."""
+        with self._cond:
+            while not source.pending and not self._stop.is_set():
+                self._cond.wait(1.0)
+            if self._stop.is_set():
+                return []
+            first = time.monotonic()
+            while not self._stop.is_set():
+                quiet = source.last_hint + self.debounce - time.monotonic()
+                cap = first + self.debounce * DEBOUNCE_CAP - time.monotonic()
+                if quiet <= 0 or cap <= 0:
+                    break
+                self._cond.wait(min(quiet, cap))
+            batch, source.pending = source.pending, []
+            source.syncing = True
+            return batch
+
+    def _maintain(self) -> None:
+        while not self._stop.wait(MAINTAIN_EVERY):
+            for source in self.sources.values():
+                if self._stop.is_set():
+                    return
+                if not source.started:
+                    if source.retry.due():
+                        self._start_source(source)
+                    continue
+                try:
+                    source.events.maintain()
+                except Exception as exc:   # retried at the next tick; the schedule covers the gap
+                    log.warning("source %r: keeping change events alive failed: %s", source.name, exc)
+                if source.events.live != source.shown_live:
+                    log.info("source %r: change events %s", source.name, "live" if source.events.live else "down")
+                    self._publish(source)
+
+    def quiet(self, name: str) -> bool:
+        """No hint of `name` waits and no event sync of it runs."""
+        source = self.sources[name]
+        with self._cond:
+            return not source.pending and not source.syncing
+
+    # --- visibility -------------------------------------------------------------------------------
+    def report(self, name: str) -> dict[str, Any]:
+        """live, last event time, and event-to-searchable latency (last, p50, p99) of one source."""
+        source = self.sources[name]
+        lat = sorted(source.latencies)
+        return {"live": bool(source.started and source.events.live), "last_event_at": source.last_event_at,
+                "latency_seconds": source.latencies[-1] if lat else None,
+                "latency_p50_seconds": statistics.median(lat) if lat else None,
+                "latency_p99_seconds": lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else None}
+
+    def _publish(self, source: _Source) -> None:
+        report = self.report(source.name)
+        source.shown_live = report["live"]
+        if self.status is None:
+            return
+        try:
+            self.status.save(source.name, report)
+        except Exception:   # visibility must never stop syncing
+            log.debug("could not record event status of %r", source.name, exc_info=True)
+
+
+def event_loop_for(settings: Any, connector_for: Callable[[str], Any], run_sync: RunSync,
+                   status_path: Path | None = None) -> EventLoop:
+    """An `EventLoop` over every configured source whose connector offers change events."""
+    found = []
+    for source in settings.sources:
+        try:
+            events = connector_for(source.name).events()
+        except Exception as exc:   # e.g. a missing app token: named once; the schedule still runs
+            log.error("source %r: change events are off: %s", source.name, exc)
+            continue
+        if events is not None:
+            found.append((source.name, source.type, events))
+    status = EventStatusDB(status_path) if found and status_path else None
+    return EventLoop(found, run_sync, status=status)

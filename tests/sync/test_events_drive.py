@@ -1,0 +1,100 @@
+"""Google Drive change events end to end: the sandbox's `changes.watch` channel posts to the daemon's
+`/hooks/google_drive/{source}`, each message runs `changes.list` from the saved page token; the
+schedule is six hours away."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from inlet.sandbox import drive_state as ds
+from inlet.sandbox.drive_channels import Channels, channels
+from inlet.sandbox.server import Sandbox
+
+from .events_stack import EventStack, event_stack, wait_for
+
+SOURCE = "sandbox-drive"
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[EventStack]:
+    extra = {"channel_lifetime": "6s", "backoff_seconds": 0.01, "max_requests_per_second": 0, "retries": 1}
+    with Sandbox() as sb, event_stack(sb, tmp_path_factory.mktemp("drive-events"), embedder, SOURCE, extra,
+                                      hook_key="push_url") as st:
+        yield st
+
+
+def _chans(stack: EventStack) -> Channels:
+    return channels(stack.sb.ctx)
+
+
+@pytest.fixture
+def stack(shared: EventStack) -> EventStack:
+    return shared.settled(lambda: _chans(shared).open, "a push channel open")
+
+
+def _folder(stack: EventStack) -> str:
+    return next(f.id for f in stack.sb.ws.drive.files.values() if f.name == "Operations")
+
+
+def _add(stack: EventStack, name: str, text: str) -> ds.DriveFile:
+    return ds.add_file(stack.sb.ws, name, "text/plain", text, parent=_folder(stack), owner="a@example.com",
+                       permissions=[ds.anyone_permission()])
+
+
+def test_new_edited_and_trashed_files_are_searchable_within_seconds(stack: EventStack) -> None:
+    f = _add(stack, "kingfisher.txt", "Kingfisher failover drill on Thursday")
+    wait_for(lambda: stack.searchable("Kingfisher"), what="a new file searchable")
+    ds.edit(stack.sb.ws, f.id, content="Cormorant failover drill on Thursday")
+    wait_for(lambda: stack.searchable("Cormorant") and not stack.searchable("Kingfisher"), what="an edit searchable")
+    ds.trash(stack.sb.ws, f.id)
+    wait_for(lambda: not stack.searchable("Cormorant"), what="a trashed file gone")
+    assert 0 < stack.report()["latency_seconds"] < 5
+
+
+def test_hook_checks_the_channel_token(stack: EventStack) -> None:
+    hook = str(stack.settings.source(SOURCE).push_url)   # type: ignore[attr-defined]
+    channel = next(iter(_chans(stack).open.values()))
+    before = stack.daemon.events.sources[SOURCE].hints   # type: ignore[union-attr]
+    forged = {"X-Goog-Channel-ID": channel.id, "X-Goog-Channel-Token": "guessed", "X-Goog-Resource-State": "change"}
+    assert httpx.post(hook, headers=forged).status_code == 403
+    assert httpx.post(hook, headers={**forged, "X-Goog-Channel-ID": "other"}).status_code == 404
+    assert httpx.post(hook.replace(SOURCE, "nope"), headers=forged).status_code == 404
+    assert stack.daemon.events.sources[SOURCE].hints == before   # type: ignore[union-attr]
+
+
+def test_dropped_message_is_caught_by_the_scheduled_pass(stack: EventStack) -> None:
+    stack.sb.faults.events("drive", drop=1)
+    runs, posted = stack.runs(), _chans(stack).notifier.posted
+    _add(stack, "grebe.txt", "Grebe vendor contract renewal")
+    assert _chans(stack).notifier.posted == posted and stack.runs() == runs
+    assert not stack.searchable("Grebe")
+    result = stack.scheduled_pass()
+    assert result is not None and result.outcome == "ok" and stack.searchable("Grebe")
+
+
+def test_duplicated_and_out_of_order_messages_index_once(stack: EventStack) -> None:
+    chans, posted = _chans(stack), _chans(stack).notifier.posted
+    stack.sb.faults.events("drive", duplicate=2, delayed=1, delay=0.4)
+    f = _add(stack, "avocet.txt", "Avocet budget draft")
+    ds.edit(stack.sb.ws, f.id, content="Avocet budget final")
+    wait_for(lambda: chans.notifier.posted >= posted + 4, what="every message posted")
+    wait_for(lambda: stack.quiet() and stack.searchable("final"), what="the final state searchable")
+    hits = [t for t in stack.texts("Avocet budget") if "Avocet" in t]
+    assert len(hits) == 1 and "final" in hits[0]
+
+
+def test_channels_are_replaced_before_they_expire_and_stopped_on_shutdown(stack: EventStack) -> None:
+    chans = _chans(stack)
+    first = next(iter(chans.open.values()))
+    wait_for(lambda: first.id in chans.stopped and chans.open, timeout=10, what="a new channel, the old stopped")
+    _add(stack, "dunlin.txt", "Dunlin retention policy")
+    wait_for(lambda: stack.searchable("Dunlin"), what="events flowing on the new channel")
+    open_ids = set(chans.open)
+    assert stack.daemon.events is not None
+    stack.daemon.events.sources[SOURCE].events.stop()
+    assert open_ids <= set(chans.stopped) and not chans.open
+    stack.daemon.events.sources[SOURCE].events.maintain()   # reopen for the module's other tests

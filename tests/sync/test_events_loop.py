@@ -1,0 +1,107 @@
+"""The daemon's event loop alone: debouncing, a hint during a run, one run at a time, retried starts.
+
+The event source is a minimal in-test implementation of the contract (no service); runs are a
+callable that records them, as the daemon's guarded sync is one."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from inlet.connectors.events import Emit, EventSource, Hint
+from inlet.sync.events import EventLoop
+
+from .events_stack import wait_for
+
+
+class Manual(EventSource):
+    """Emits what the test tells it to; refuses to start `refusals` times."""
+
+    def __init__(self, refusals: int = 0) -> None:
+        super().__init__()
+        self.refusals = refusals
+        self.stopped = False
+
+    def start(self, emit: Emit) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise ConnectionError("service unreachable")
+        self.emit = emit
+        self.live = True
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+class Runs:
+    """A stand-in for the daemon's sync: counts runs, tracks overlap, can be held mid-run."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.active = 0
+        self.overlap = 0
+        self.hold = threading.Event()
+        self.hold.set()
+        self.entered = threading.Event()
+        self._lock = threading.Lock()
+
+    def __call__(self, name: str) -> object:
+        with self._lock:
+            self.count += 1
+            self.active += 1
+            self.overlap = max(self.overlap, self.active)
+        self.entered.set()
+        assert self.hold.wait(10)
+        with self._lock:
+            self.active -= 1
+        return type("Result", (), {"outcome": "ok"})()
+
+
+@pytest.fixture
+def loop() -> Iterator[tuple[EventLoop, Manual, Runs]]:
+    source, runs = Manual(), Runs()
+    event_loop = EventLoop([("s", "test", source)], runs, debounce=0.2)
+    event_loop.start()
+    yield event_loop, source, runs
+    event_loop.stop()
+
+
+def test_a_burst_of_hints_makes_one_run(loop: tuple[EventLoop, Manual, Runs]) -> None:
+    event_loop, source, runs = loop
+    for n in range(10):
+        source.emit(Hint(f"c{n}"))
+    wait_for(lambda: runs.count == 1 and event_loop.quiet("s"), what="one run")
+    assert event_loop.sources["s"].hints == 10 and event_loop.report("s")["latency_seconds"] is not None
+
+
+def test_a_hint_during_a_run_gets_a_run_of_its_own(loop: tuple[EventLoop, Manual, Runs]) -> None:
+    event_loop, source, runs = loop
+    runs.hold.clear()
+    source.emit(Hint("a"))
+    assert runs.entered.wait(5)
+    source.emit(Hint("b"))   # the run in flight may have read "b" already: it must run again
+    source.emit(Hint("c"))
+    runs.hold.set()
+    wait_for(lambda: runs.count == 2 and event_loop.quiet("s"), what="a second run")
+    assert runs.overlap == 1
+
+
+def test_a_refused_start_is_retried_and_stop_reaches_the_source() -> None:
+    source, runs = Manual(refusals=1), Runs()
+    event_loop = EventLoop([("s", "test", source)], runs, debounce=0.05)
+    event_loop.start()
+    try:
+        assert event_loop.report("s")["live"] is False
+        wait_for(lambda: event_loop.report("s")["live"], what="started on a later try")
+        source.emit(Hint(None))
+        wait_for(lambda: runs.count == 1, what="a run after the late start")
+    finally:
+        event_loop.stop()
+    assert source.stopped and event_loop.receiver("test", "s") is None
+
+
+def test_first_time_deduplicates_event_ids() -> None:
+    source = Manual()
+    assert source.first_time("Ev1") and not source.first_time("Ev1") and source.first_time("Ev2")

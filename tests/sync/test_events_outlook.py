@@ -1,0 +1,111 @@
+"""Outlook change events end to end: the sandbox's Graph subscriptions post to the daemon's
+`/hooks/outlook/{source}`, each notification runs a delta round; the schedule is six hours away."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from inlet.sandbox import graph
+from inlet.sandbox.graph_seed import text_to_html
+from inlet.sandbox.graph_subscriptions import Subscriptions, subscriptions
+from inlet.sandbox.server import Sandbox
+
+from .events_stack import EventStack, event_stack, wait_for
+
+SOURCE = "sandbox-mail"
+BADEER = "robert.badeer@enron.com"
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[EventStack]:
+    extra = {"mailboxes": [BADEER], "folders": ["inbox"], "subscription_lifetime": "6s"}
+    with Sandbox() as sb, event_stack(sb, tmp_path_factory.mktemp("graph-events"), embedder, SOURCE, extra,
+                                      hook_key="notifications_url") as st:
+        yield st
+
+
+def _subs(stack: EventStack) -> Subscriptions:
+    return subscriptions(stack.sb.ctx)
+
+
+@pytest.fixture
+def stack(shared: EventStack) -> EventStack:
+    return shared.settled(lambda: _subs(shared).subs, "subscribed")
+
+
+def _hook(stack: EventStack) -> str:
+    url = stack.settings.source(SOURCE).notifications_url   # type: ignore[attr-defined]
+    return str(url)
+
+
+def test_new_edited_and_deleted_mail_is_searchable_within_seconds(stack: EventStack) -> None:
+    msg = graph.add_message(stack.sb.ws, BADEER, "inbox", "Heron gas nomination", "Heron volumes for Tuesday")
+    wait_for(lambda: stack.searchable("Heron"), what="a new message searchable")
+    graph.edit_message(stack.sb.ws, msg.id, body_html=text_to_html("Egret volumes for Tuesday"))
+    wait_for(lambda: stack.searchable("Egret"), what="an edit searchable")
+    graph.delete_message(stack.sb.ws, msg.id)
+    wait_for(lambda: not stack.searchable("Egret") and not stack.searchable("Heron"), what="a deletion applied")
+    assert 0 < stack.report()["latency_seconds"] < 5
+
+
+def test_hook_validates_checks_client_state_and_hides_other_sources(stack: EventStack) -> None:
+    hook = _hook(stack)
+    assert httpx.post(hook, params={"validationToken": "abc 123"}).text == "abc 123"
+    assert httpx.post(hook.replace(SOURCE, "nope"), params={"validationToken": "x"}).status_code == 404
+    assert httpx.post(hook.replace("/outlook/", "/google_drive/"), content=b"{}").status_code == 404
+    before = stack.daemon.events.sources[SOURCE].hints   # type: ignore[union-attr]
+    sub_id = next(iter(_subs(stack).subs))
+    forged = {"value": [{"subscriptionId": sub_id, "clientState": "guessed", "changeType": "created"}]}
+    assert httpx.post(hook, content=json.dumps(forged)).status_code == 202
+    assert stack.daemon.events.sources[SOURCE].hints == before   # type: ignore[union-attr]
+
+
+def test_dropped_notification_is_caught_by_the_scheduled_pass(stack: EventStack) -> None:
+    stack.sb.faults.events("graph", drop=1)
+    runs, posted = stack.runs(), _subs(stack).posted
+    graph.add_message(stack.sb.ws, BADEER, "inbox", "Ibis curtailment notice", "Ibis plant is offline")
+    assert _subs(stack).posted == posted and stack.runs() == runs
+    assert not stack.searchable("Ibis")
+    result = stack.scheduled_pass()
+    assert result is not None and result.outcome == "ok" and stack.searchable("Ibis")
+
+
+def test_duplicated_and_out_of_order_notifications_index_once(stack: EventStack) -> None:
+    subs, posted = _subs(stack), _subs(stack).posted
+    stack.sb.faults.events("graph", duplicate=2, delayed=1, delay=0.4)
+    msg = graph.add_message(stack.sb.ws, BADEER, "inbox", "Plover pipeline outage", "Plover is down")
+    graph.edit_message(stack.sb.ws, msg.id, body_html=text_to_html("Plover outage resolved"))
+    wait_for(lambda: subs.posted >= posted + 4, what="every notification posted")
+    wait_for(lambda: stack.quiet() and stack.searchable("resolved"), what="the final state searchable")
+    hits = [t for t in stack.texts("Plover pipeline outage") if "Plover" in t]
+    assert len(hits) == 1 and "resolved" in hits[0]
+
+
+def test_lifecycle_notifications(stack: EventStack) -> None:
+    subs = _subs(stack)
+    sub_id = next(iter(subs.subs))
+    renewals = subs.subs[sub_id].renewals
+    subs.lifecycle(sub_id, "reauthorizationRequired")
+    wait_for(lambda: subs.subs[sub_id].renewals > renewals, what="a renewal after reauthorizationRequired")
+    runs = stack.runs()
+    subs.lifecycle(sub_id, "missed")
+    wait_for(lambda: stack.runs() > runs and stack.quiet(), what="a delta round after missed")
+    subs.lifecycle(sub_id, "subscriptionRemoved")
+    wait_for(lambda: subs.subs and sub_id not in subs.subs, what="a new subscription after subscriptionRemoved")
+    msg = graph.add_message(stack.sb.ws, BADEER, "inbox", "Sandpiper meter reading", "Sandpiper numbers")
+    wait_for(lambda: stack.searchable("Sandpiper"), what="events flowing on the new subscription")
+    assert msg.id
+
+
+def test_subscriptions_are_renewed_before_they_expire(stack: EventStack) -> None:
+    subs = _subs(stack)
+    sub = next(iter(subs.subs.values()))
+    first_expiry, renewals = sub.expires, sub.renewals
+    wait_for(lambda: sub.renewals >= renewals + 2 and sub.expires > first_expiry, timeout=12,
+             what="two renewals of a six-second subscription")
+    assert sub.id in subs.subs   # never lapsed

@@ -1,0 +1,126 @@
+"""Slack change events over Socket Mode, end to end: sandbox -> slack_sdk's Socket Mode client ->
+the daemon's event loop -> the real engine and index, with the schedule six hours away."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from inlet.sandbox import slack as ss
+from inlet.sandbox.server import Sandbox
+from inlet.sandbox.slack_socket import APP_TOKEN, hub
+from inlet.status import SourcesCollector, sources_status
+
+from .events_stack import EventStack, event_stack, wait_for
+
+SOURCE = "sandbox-slack"
+OPS = "G0PRIVOPS1"   # the sample's private channel (the bot is a member)
+APP_ENV = "INLET_TEST_SLACK_APP_TOKEN"
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[EventStack]:
+    """One sandbox and daemon for the module (setting one up takes seconds); tests use distinct words."""
+    extra = {"channels": ["private-ops*"], "events": True, "app_token_env": APP_ENV, "pace_scale": 1e6}
+    with Sandbox() as sb, event_stack(sb, tmp_path_factory.mktemp("slack-events"), embedder, SOURCE, extra,
+                                      {APP_ENV: APP_TOKEN}) as st:
+        yield st
+
+
+@pytest.fixture
+def stack(shared: EventStack) -> EventStack:
+    """The shared stack, connected, with no fault armed and no event sync pending."""
+    return shared.settled(lambda: not hub(shared.sb.ws, shared.sb.faults).unacked, "Socket Mode connected")
+
+
+def _member(sb: Sandbox, email: str) -> str:
+    user = sb.ws.user_by_email(email)
+    assert user is not None
+    return user.id
+
+
+def test_message_edit_reply_delete_are_searchable_within_seconds(stack: EventStack) -> None:
+    ws, hamza = stack.sb.ws, _member(stack.sb, "hamza@example.com")
+    ts = ss.post_message(ws, OPS, "Quokka rollback plan for the payments cluster", hamza)
+    wait_for(lambda: stack.searchable("Quokka"), what="a new message searchable")
+    ss.edit_message(ws, OPS, ts, "Wombat rollback plan for the payments cluster")
+    wait_for(lambda: stack.searchable("Wombat") and not stack.searchable("Quokka"), what="an edit searchable")
+    ss.post_message(ws, OPS, "Numbat canary looks healthy", _member(stack.sb, "hamza@example.com"), thread_ts=ts)
+    wait_for(lambda: stack.searchable("Numbat"), what="a thread reply searchable")
+    loose = ss.post_message(ws, OPS, "Axolotl dashboard is stale", _member(stack.sb, "hamza@example.com"))
+    wait_for(lambda: stack.searchable("Axolotl"), what="a second message searchable")
+    ss.delete_message(ws, OPS, loose)
+    wait_for(lambda: not stack.searchable("Axolotl"), what="a deletion applied")
+    report = stack.report()
+    assert report["live"] and report["last_event_at"] is not None
+    assert 0 < report["latency_seconds"] < 5
+
+
+def test_membership_change_updates_the_acl(stack: EventStack) -> None:
+    ws = stack.sb.ws
+    ss.post_message(ws, OPS, "Capybara incident timeline", _member(stack.sb, "hamza@example.com"))
+    wait_for(lambda: stack.searchable("Capybara"), what="the message searchable")
+    outsider = "abilinski@example.com"
+    assert _member(stack.sb, outsider) not in ss.state(ws).channels[OPS].members
+    assert not stack.searchable("Capybara", user=outsider)
+    ss.join_channel(ws, OPS, _member(stack.sb, outsider))
+    wait_for(lambda: stack.searchable("Capybara", user=outsider), what="the new member sees the channel")
+    ss.leave_channel(ws, OPS, _member(stack.sb, outsider))
+    wait_for(lambda: not stack.searchable("Capybara", user=outsider), what="the leaver no longer sees it")
+
+
+def test_rename_reaches_the_index(stack: EventStack) -> None:
+    def channels() -> set[str]:
+        docs = stack.index.catalog.documents(stack.index.catalog.source_doc_ids(SOURCE)).values()
+        return {d.metadata["channel"] for d in docs}
+
+    assert channels() == {"private-ops"}
+    ss.rename_channel(stack.sb.ws, OPS, "private-ops-east")
+    wait_for(lambda: channels() == {"private-ops-east"}, what="the new channel name on every document")
+    ss.rename_channel(stack.sb.ws, OPS, "private-ops")
+    wait_for(lambda: channels() == {"private-ops"}, what="the old name back")
+
+
+def test_dropped_event_is_caught_by_the_scheduled_pass(stack: EventStack) -> None:
+    socket = hub(stack.sb.ws, stack.sb.faults)
+    stack.sb.faults.events("slack", drop=1)
+    runs, sent = stack.runs(), socket.delivered
+    ss.post_message(stack.sb.ws, OPS, "Pangolin capacity review", _member(stack.sb, "hamza@example.com"))
+    assert socket.delivered == sent and stack.runs() == runs   # no event went out, no run was made
+    assert not stack.searchable("Pangolin")
+    result = stack.scheduled_pass()
+    assert result is not None and result.outcome == "ok"
+    assert stack.searchable("Pangolin")
+
+
+def test_duplicated_and_out_of_order_events_index_once(stack: EventStack) -> None:
+    ws, socket = stack.sb.ws, hub(stack.sb.ws, stack.sb.faults)
+    sent = socket.delivered
+    stack.sb.faults.events("slack", duplicate=3, delayed=1, delay=0.4)
+    ts = ss.post_message(ws, OPS, "Okapi migration starts", _member(stack.sb, "hamza@example.com"))
+    ss.edit_message(ws, OPS, ts, "Okapi migration starts at noon")
+    ss.post_message(ws, OPS, "Okapi migration done", _member(stack.sb, "hamza@example.com"), thread_ts=ts)
+    wait_for(lambda: not socket.unacked and socket.delivered >= sent + 6, what="every envelope delivered, acknowledged")
+    wait_for(lambda: stack.searchable("noon") and stack.searchable("done"), what="the final state searchable")
+    ids = [i for i in stack.index.catalog.source_doc_ids(SOURCE) if i.endswith(ts)]
+    assert len(ids) == 1
+    hits = [t for t in stack.texts("Okapi migration") if "Okapi" in t]
+    assert len(hits) == 1 and "noon" in hits[0] and "done" in hits[0]
+
+
+def test_reconnects_after_disconnect_and_reports_status(stack: EventStack) -> None:
+    socket = hub(stack.sb.ws, stack.sb.faults)
+    opened = socket.opened
+    assert socket.disconnect() == 1
+    wait_for(lambda: socket.opened > opened and len(socket.connections) == 1, what="a new connection")
+    ss.post_message(stack.sb.ws, OPS, "Tapir postmortem drafted", _member(stack.sb, "hamza@example.com"))
+    wait_for(lambda: stack.searchable("Tapir"), what="an event after the reconnect")
+    wait_for(lambda: (sources_status(stack.settings, stack.state)["sources"][0]["events"] or {}).get("latency_seconds"),
+             what="status reporting latency")
+    events = sources_status(stack.settings, stack.state)["sources"][0]["events"]
+    assert events["live"] is True and events["last_event_at"].endswith("Z")
+    gauges = {m.name: m.samples[0].value for m in SourcesCollector(stack.settings, stack.state).collect()
+              if m.samples}
+    assert gauges["inlet_source_events_live"] == 1 and 0 < gauges["inlet_source_event_latency_seconds"] < 5
