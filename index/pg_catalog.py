@@ -258,8 +258,8 @@ class PgCatalog:
             return []
         with self.pool.connection() as db:
             total, length = db.execute("SELECT chunks, length FROM corpus").fetchone() or (0, 0)
-            df: dict[str, int] = dict(db.execute("SELECT term, count(*) FROM postings WHERE term = ANY(%s) GROUP BY term",
-                                 (terms,)).fetchall())
+            df: dict[str, int] = dict(db.execute(
+                "SELECT term, count(*) FROM postings WHERE term = ANY(%s) GROUP BY term", (terms,)).fetchall())
             if not total or not df:
                 return []
             chosen = _selective(terms, df, total)

@@ -72,17 +72,18 @@ def cli() -> None:
 
 @contextmanager
 def _engine(settings: Any, progress: bool) -> Iterator[Any]:
+    from inlet.index.storage import open_leases, open_state
     from inlet.index.store import Index
     from inlet.sync.engine import Engine
-    from inlet.sync.state import StateDB
 
-    path = Path(settings.index.path)
     with Index(settings.index) as index:
-        state = StateDB(path / "state.db")
+        state = open_state(settings.index)
+        leases = open_leases(settings)
         try:
             with _progress(progress) as on_progress:
-                yield Engine(settings, index, state, env=os.environ, on_progress=on_progress)
+                yield Engine(settings, index, state, env=os.environ, on_progress=on_progress, leases=leases)
         finally:
+            leases.close()
             state.close()
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from inlet.config import Settings
 from inlet.sync.schedule import next_run
-from inlet.sync.state import StateDB
+from inlet.index.storage import StateStore, open_state
 
 
 def iso(ts: float | None) -> str | None:
@@ -36,7 +36,7 @@ def _counts(path: Path) -> dict[str, tuple[int, int]]:
         db.close()
 
 
-def _daemon_next_runs(state: StateDB) -> dict[str, float | None]:
+def _daemon_next_runs(state: StateStore) -> dict[str, float | None]:
     """The next runs a live `inlet daemon` scheduled (jitter and backoff included), by source."""
     alive: dict[int, bool] = {}
     out = {}
@@ -54,13 +54,17 @@ def _daemon_next_runs(state: StateDB) -> dict[str, float | None]:
     return out
 
 
-def sources_status(settings: Settings, state: StateDB | None = None) -> dict[str, Any]:
+def sources_status(settings: Settings, state: StateStore | None = None) -> dict[str, Any]:
     path = Path(settings.index.path)
     own = state is None
-    state = state or StateDB(path / "state.db")
+    state = state or open_state(settings.index)
     try:
-        counts = _counts(path)
-        planned = _daemon_next_runs(state)
+        if settings.index.database_url:
+            from inlet.sync.pg_state import database_status
+
+            counts, planned, holders = database_status(settings)
+        else:
+            counts, planned, holders = _counts(path), _daemon_next_runs(state), {}
         out = []
         for source in settings.sources:
             last = state.last_run(source.name)
@@ -83,6 +87,7 @@ def sources_status(settings: Settings, state: StateDB | None = None) -> dict[str
                 "lag_seconds": round(datetime.now(timezone.utc).timestamp() - ok.finished_at, 1)
                 if ok and ok.finished_at else None,
                 "failure_streak": state.failure_streak(source.name),
+                **({"holder": holders.get(source.name)} if settings.index.database_url else {}),
             })
         return {"sources": out}
     finally:
@@ -98,7 +103,7 @@ class SourcesCollector:
     server's own `IndexCollector`; register both: `registry.register(SourcesCollector(settings))`.
     """
 
-    def __init__(self, settings: Settings, state: StateDB | None = None) -> None:
+    def __init__(self, settings: Settings, state: StateStore | None = None) -> None:
         self.settings = settings
         self.state = state
 

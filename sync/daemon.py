@@ -201,11 +201,21 @@ class Daemon:
                 result = self.engine.run(name, "sync")
         except SourceBusyError as exc:
             log.info("sync of %r skipped: %s", name, exc)
+            self._watch_lease(name)
             return None
         finally:
             guard.release()
         self._after(name, result)
         return result
+
+    def _watch_lease(self, name: str) -> None:
+        """With shared leases, ask again when the holder's lease would expire: if the holder died,
+        this daemon takes the source over then (and resumes its checkpoint); if it lives, it renewed."""
+        if not self.engine.leases.shared or self.stop.is_set():
+            return
+        expires = self.engine.leases.holders().get(name, {}).get("expires")
+        when = max(self.clock(), float(expires) + 0.05) if expires is not None else self.clock() + BUSY_RETRY
+        self._once(f"takeover:{name}", self.sync_job, when, name, "takeover")
 
     def _still_due(self, name: str, why: str) -> bool:
         """With leases shared by several daemons, whether a sync is still wanted once this one holds

@@ -17,7 +17,7 @@ from .leases import check_fence, holder_name
 from .state import RUN_COLUMNS, RunRecord, SourceState
 
 if TYPE_CHECKING:
-    from inlet.config import IndexConfig
+    from inlet.config import IndexConfig, Settings
 
 
 class PgState:
@@ -117,3 +117,24 @@ class PgState:
         with self.pool.connection() as db:
             return db.execute("UPDATE runs SET finished_at = %s, outcome = 'failed', error = %s "
                               "WHERE source = %s AND finished_at IS NULL", (time.time(), error, source)).rowcount
+
+
+def database_status(settings: Settings) -> tuple[dict[str, tuple[int, int]], dict[str, float | None],
+                                                 dict[str, dict[str, Any] | None]]:
+    """For `inlet status` on a database: (documents, chunks) per source, the daemons' next runs, and
+    who holds each source's lease ({holder: host:pid, lease_expires}), read in one connection."""
+    from datetime import datetime, timezone
+
+    pool = connect(settings.index)
+    try:
+        with pool.connection() as db:
+            counts = {r[0]: (int(r[1]), int(r[2])) for r in db.execute(
+                "SELECT source, count(*), COALESCE(sum(chunks), 0) FROM documents GROUP BY source")}
+            planned = dict(db.execute("SELECT source, next_run FROM daemon_schedule").fetchall())
+            holders: dict[str, dict[str, Any] | None] = {r[0]: {
+                "holder": r[1], "lease_expires": datetime.fromtimestamp(float(r[2]), timezone.utc).isoformat()}
+                for r in db.execute("SELECT source, holder, extract(epoch FROM expires) FROM leases "
+                                    "WHERE expires > now()")}
+    finally:
+        disconnect(pool)
+    return counts, planned, holders

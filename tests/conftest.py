@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -28,9 +29,12 @@ def embedder():
 @pytest.fixture(scope="session")
 def postgres_url(tmp_path_factory) -> Iterator[str]:
     """One real PostgreSQL server per test session (see tests/servers.py)."""
+    import tempfile
+
     from tests.servers import postgres_server
 
-    with postgres_server(tmp_path_factory.mktemp("postgres")) as url:
+    # Not under pytest's private (0700) temp root: the server may run as an unprivileged user.
+    with tempfile.TemporaryDirectory(prefix="inlet-pg-") as folder, postgres_server(Path(folder)) as url:
         yield url
 
 

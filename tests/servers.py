@@ -8,6 +8,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -35,10 +36,10 @@ def wait_until(what: str, check, proc: subprocess.Popen, timeout: float = 60) ->
 
 @contextmanager
 def chroma_server(folder: Path) -> Iterator[str]:
-    binary = Path(sys.executable).parent / "chroma"
-    port = free_port()
-    proc = subprocess.Popen([str(binary), "run", "--path", str(folder), "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port = free_port()   # the `chroma` console script, run by this interpreter (venvs may lack the script)
+    proc = subprocess.Popen([sys.executable, "-c", "from chromadb.cli.cli import app; app()", "run",
+                             "--path", str(folder), "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
 
     def answers() -> bool:
@@ -110,7 +111,7 @@ def postgres_server(folder: Path) -> Iterator[str]:
         wait_until("postgres", answers, proc)
         yield url
     finally:
-        proc.terminate()
+        proc.send_signal(signal.SIGINT)   # "fast" shutdown: does not wait for clients to leave
         proc.wait(timeout=30)
 
 
