@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 K1 = 1.2
 B = 0.75
 TITLE_WEIGHT = 2
+IDLE_IN_TRANSACTION_MS = 5000
 MIGRATION_LOCK = 7_150_015   # pg_advisory_xact_lock key: one migrator at a time
 
 MIGRATIONS: list[str] = [
@@ -133,7 +134,10 @@ def _open_pool(url: str, password_env: str | None) -> ConnectionPool:
     import psycopg
     from psycopg_pool import ConnectionPool
 
-    kwargs: dict[str, Any] = {"autocommit": True}
+    # A process frozen (SIGSTOP) inside a commit holds its lease row's lock: the server ends such a
+    # session after IDLE_IN_TRANSACTION, so a successor's takeover waits at most that long.
+    kwargs: dict[str, Any] = {"autocommit": True,
+                              "options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}"}
     if password_env:
         if password_env not in os.environ:
             raise DatabaseError(f"[index].database_password_env names {password_env}, which is not set")
