@@ -329,6 +329,47 @@ def sandbox(port: int, write_config: str | None, verbose: int) -> None:
 
 
 @cli.command()
+@click.option("--to", "to_config", required=True, type=click.Path(dir_okay=False, exists=True),
+              help="the configuration naming the storage to copy the index into")
+@_common
+def migrate(to_config: str, config_path: str | None, as_json: bool, verbose: int) -> None:
+    """Copy the index (documents, vectors, ACLs, checkpoints, runs) into another storage, without
+    re-embedding; run it again to resume an interrupted copy."""
+    _setup_logging(verbose)
+    try:
+        from inlet.config import load_config
+        from inlet.migrate import migrate as copy_index
+
+        settings, target = _settings(config_path), load_config(to_config)
+        with _bar(not as_json) as progress:
+            report = copy_index(settings, target, progress)
+    except InletError as exc:
+        _fail(exc)
+    _emit(as_json, report.as_json(), lambda: click.echo(
+        f"copied {report.copied} documents ({report.chunks} chunks, no re-embedding), {report.skipped} "
+        f"already there; counts match in {len(report.counts)} source(s)"))
+
+
+@contextmanager
+def _bar(enabled: bool) -> Iterator[Any]:
+    """A progress bar per source on a terminal; nothing otherwise."""
+    if not (enabled and sys.stderr.isatty()):
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    tasks: dict[str, Any] = {}
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True)) as bar:
+        def update(source: str, done: int, total: int) -> None:
+            if source not in tasks:
+                tasks[source] = bar.add_task(source, total=total)
+            bar.update(tasks[source], completed=done)
+        yield update
+
+
+@cli.command()
 @_common
 def serve(config_path: str | None, as_json: bool, verbose: int) -> None:
     """The retrieval API (and MCP over HTTP at /mcp)."""

@@ -3,6 +3,7 @@ index, ACL filters, fencing of a replaced lease holder, and two replicas answeri
 
 from __future__ import annotations
 
+import random
 import time
 from pathlib import Path
 
@@ -23,13 +24,17 @@ TOPICS = ["certificate rotation for the TLS gateway", "quarterly revenue forecas
           "incident postmortem database failover", "lunch menu tacos and salad", "onboarding laptop setup guide",
           "kubernetes cluster upgrade runbook", "customer churn analysis by region", "holiday schedule and rota"]
 
+VOCABULARY = ("harbour lantern meadow orchard quarry river summit tundra valley willow anchor beacon canyon "
+              "delta ember fjord glacier hollow island jetty kestrel lagoon marsh nebula oasis prairie").split()
+
 
 def corpus() -> list[Document]:
     docs = []
     for n in range(40):
         topic = TOPICS[n % len(TOPICS)]
         extra = TOPICS[(n * 3 + 1) % len(TOPICS)]
-        text = f"{topic}. " * (1 + n % 3) + f"See also {extra}. Note number {n} of the archive."
+        filler = " ".join(random.Random(n).sample(VOCABULARY, 12))   # distinct texts: no near-duplicates
+        text = f"{topic}. " * (1 + n % 3) + f"See also {extra}. {filler}. Note number {n} of the archive."
         acl = ACL(public=True) if n % 2 else ACL(users=[f"user{n % 4}@example.com"])
         docs.append(Document(id=f"s:{n}", source="s" if n < 30 else "t", source_type="files",
                              title=topic.split()[0].title(), text=text, acl=acl))
