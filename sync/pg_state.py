@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from inlet.index.pg_catalog import connect, disconnect
 
 from .leases import check_fence, holder_name
-from .state import RUN_COLUMNS, RunRecord, SourceState
+from .state import RUN_COLUMNS, RunRecord, SourceState, streak_of
 
 if TYPE_CHECKING:
     from inlet.config import IndexConfig, Settings
@@ -87,14 +87,8 @@ class PgState:
         self._exec(f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({','.join(['%s'] * len(values))})", values)
 
     def failure_streak(self, source: str) -> int:
-        rows = self._exec("SELECT outcome FROM runs WHERE source = %s AND finished_at IS NOT NULL "
-                          "ORDER BY id DESC LIMIT 100", (source,))
-        streak = 0
-        for (outcome,) in rows:
-            if outcome != "failed":
-                break
-            streak += 1
-        return streak
+        return streak_of(self._exec("SELECT outcome FROM runs WHERE source = %s AND finished_at IS NOT NULL "
+                                    "ORDER BY id DESC LIMIT 100", (source,)))
 
     def set_next_runs(self, pid: int, next_runs: dict[str, float | None]) -> None:
         """Every daemon plans every source; the row shows the earliest plan of a live daemon."""

@@ -78,6 +78,16 @@ class RunRecord:
         return asdict(self)
 
 
+def streak_of(outcomes: list[tuple[Any, ...]]) -> int:
+    """Failed runs at the head of `outcomes` (rows of one outcome, newest first)."""
+    streak = 0
+    for (outcome,) in outcomes:
+        if outcome != "failed":
+            break
+        streak += 1
+    return streak
+
+
 RUN_COLUMNS = ", ".join(f.name for f in fields(RunRecord) if f.name != "id")
 
 
@@ -157,14 +167,8 @@ class StateDB:
 
     def failure_streak(self, source: str) -> int:
         """Failed runs since the last successful one."""
-        rows = self._exec("SELECT outcome FROM runs WHERE source = ? AND finished_at IS NOT NULL "
-                          "ORDER BY id DESC LIMIT 100", (source,))
-        streak = 0
-        for (outcome,) in rows:
-            if outcome != "failed":
-                break
-            streak += 1
-        return streak
+        return streak_of(self._exec("SELECT outcome FROM runs WHERE source = ? AND finished_at IS NOT NULL "
+                                    "ORDER BY id DESC LIMIT 100", (source,)))
 
     # --- the daemon's schedule (what `inlet status` shows as next run while a daemon runs) ----------
     def set_next_runs(self, pid: int, next_runs: dict[str, float | None]) -> None:

@@ -160,3 +160,21 @@ def test_database_url_needs_a_chroma_server() -> None:
 
     with pytest.raises(ConfigError, match="chroma_url"):
         parse_config({"index": {"database_url": "postgresql://inlet@localhost/inlet"}})
+
+
+def test_status_names_the_holder_of_each_source(database_url: str, tmp_path: Path) -> None:
+    from inlet.status import sources_status
+
+    (tmp_path / "docs").mkdir()
+    settings = parse_config({"index": {"database_url": database_url, "chroma_url": "http://unused"},
+                             "sources": [{"name": "notes", "type": "files", "path": str(tmp_path / "docs")},
+                                         {"name": "idle", "type": "files", "path": str(tmp_path / "docs")}]})
+    leases = PgLeases(settings.index, 30.0)
+    try:
+        with leases.hold("notes"):
+            rows = {r["name"]: r for r in sources_status(settings)["sources"]}
+            assert rows["notes"]["holder"]["holder"] == leases.holder and rows["notes"]["holder"]["lease_expires"]
+            assert rows["idle"]["holder"] is None
+        assert sources_status(settings)["sources"][0]["holder"] is None   # released
+    finally:
+        leases.close()
