@@ -89,6 +89,8 @@ class Index:
             else:
                 same.append(doc.id)
         texts = {d.id: self.chunk(d) for d in embed}
+        if fence is not None and (embed or meta or deleted):
+            self.catalog.commit(Commit(fence=fence))   # an empty commit: a lost lease writes no vectors either
         self._write_vectors(embed, texts, stored)
         self._write_metadata(meta, stored)
         gone = [d for d in deleted if d in stored]

@@ -12,6 +12,11 @@ The invariant, before any code: at any moment at most one run's commits for a so
   resumes from its last fenced checkpoint. A refused commit raises LeaseLostError: the run ends as
   failed and writes nothing more; what it committed before is valid, because it held the lease then.
 
+Vectors go to Chroma, which has no transactions, before the catalog commit: `Index.apply` checks
+the fence just before writing them too, so a replaced holder writes no vectors unless it froze in
+the moment between that check and the write (chunk ids are deterministic, so what it could write
+is a vector of an older text under the same id; the next change of that document rewrites it).
+
 The folder's leases are `flock` files (index/lock.py): the kernel drops them when the process dies
 and never while it lives, so they need no fence.
 """
