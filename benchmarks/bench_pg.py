@@ -42,6 +42,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--lexical-only", action="store_true", help="skip hybrid (query embedding dominates it)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="inlet-bench-pg-") as tmp:
         work = Path(tmp)
@@ -55,15 +56,19 @@ def main() -> None:
             started = time.perf_counter()
             migrate(Settings(index=folder), Settings(index=pg))
             print(f"migrated to PostgreSQL + Chroma server in {time.perf_counter() - started:.0f}s", file=sys.stderr)
-            measure(folder, pg, queries(words, args.queries))
+            measure(folder, pg, queries(words, args.queries), ("lexical",) if args.lexical_only else MODES)
 
 
-def measure(folder: IndexConfig, pg: IndexConfig, qs: list[str]) -> None:
+MODES = ("lexical", "hybrid")
+
+
+def measure(folder: IndexConfig, pg: IndexConfig, qs: list[str], modes: tuple[str, ...] = MODES) -> None:
     principals = tuple(principals_for(BENCH_USER) or ())
     filters = Filters(principals=principals)
     with Index(folder) as a, Index(pg, embedder=None) as b:
         b.embedder = a.embedder   # one model in memory: both pay the same query embedding
-        a.embedder.encode_query("warm up")
+        if "hybrid" in modes:
+            a.embedder.encode_query("warm up")
         times: dict[tuple[str, str], list[float]] = {}
         for q in qs[:20]:   # warm caches of both
             a.lexical(q, filters, 40)
@@ -73,12 +78,14 @@ def measure(folder: IndexConfig, pg: IndexConfig, qs: list[str]) -> None:
                 started = time.perf_counter()
                 index.lexical(q, filters, 40)
                 times.setdefault((name, "lexical"), []).append((time.perf_counter() - started) * 1000)
+                if "hybrid" not in modes:
+                    continue
                 started = time.perf_counter()
                 search(index, SearchRequest(q, k=10, user=BENCH_USER))
                 times.setdefault((name, "hybrid"), []).append((time.perf_counter() - started) * 1000)
     print(f"{len(qs)} queries as {BENCH_USER} (ACL filter), ms")
     print(f"{'mode':8} {'backend':9} {'p50':>7} {'p99':>7}")
-    for mode in ("lexical", "hybrid"):
+    for mode in modes:
         for name in ("folder", "postgres"):
             t = times[(name, mode)]
             print(f"{mode:8} {name:9} {statistics.median(t):7.1f} {percentile(t, 99):7.1f}")

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from inlet.connectors.model import Document
 from inlet.errors import DatabaseError
 
-from .catalog import _STOPWORDS, COMMON_TERM, Filters, StoredDoc, chunk_doc_id, chunk_id, doc_ts
+from .catalog import _STOPWORDS, COMMON_TERM, LEXICAL_OVERFETCH, Filters, StoredDoc, chunk_doc_id, chunk_id, doc_ts
 
 if TYPE_CHECKING:
     import psycopg
@@ -255,7 +255,9 @@ class PgCatalog:
 
     def lexical(self, query: str, filters: Filters, limit: int) -> list[tuple[str, float]]:
         """(chunk id, BM25 score), best first, filtered like the dense search; the same query
-        terms as the SQLite catalog (stopwords out, corpus-common terms dropped)."""
+        terms as the SQLite catalog (stopwords out, corpus-common terms dropped). As there, the
+        best LEXICAL_OVERFETCH x `limit` are ranked unfiltered and filtered after; only when too
+        few pass is the ranking joined with the filters."""
         every = lexical_terms(query)
         terms = list(dict.fromkeys([t for t in every if t not in _stop_stems()] or every))
         if not terms:
@@ -266,20 +268,16 @@ class PgCatalog:
                 "SELECT term, count(*) FROM postings WHERE term = ANY(%s) GROUP BY term", (terms,)).fetchall())
             if not total or not df:
                 return []
-            chosen = _selective(terms, df, total)
-            idf = [max(_idf(total, df[t]), 1e-6) for t in chosen if t in df]
-            where, params = _filter_sql(filters)
-            join = "JOIN chunks c ON c.id = p.chunk JOIN documents d ON d.doc_id = c.doc_id" if where else ""
-            sql = (
-                "WITH q(term, idf) AS (SELECT * FROM unnest(%s::text[], %s::float8[])) "
-                "SELECT c.chunk_id, s.score FROM (SELECT p.chunk, sum(q.idf * p.tf * %s / "
-                "(p.tf + %s * (1 - %s + %s * p.length / %s))) AS score FROM postings p "
-                f"JOIN q ON q.term = p.term {join} WHERE {' AND '.join(where or ['TRUE'])} "
-                "GROUP BY p.chunk ORDER BY score DESC, p.chunk LIMIT %s) s "
-                "JOIN chunks c ON c.id = s.chunk ORDER BY s.score DESC, s.chunk")
-            rows = db.execute(sql, ([t for t in chosen if t in df], idf, K1 + 1, K1, B, B, length / total,   # type: ignore[arg-type]
-                                    *params, limit)).fetchall()
-        return [(r[0], float(r[1])) for r in rows]
+            chosen = [t for t in _selective(terms, df, total) if t in df]
+            weights = ([float(max(_idf(total, df[t]), 1e-6)) for t in chosen], length / total)
+            wide = _rank(db, chosen, weights, Filters(), limit * LEXICAL_OVERFETCH)
+            if filters == Filters():
+                return wide[:limit]
+            keep = self.passing([cid for cid, _ in wide], filters)
+            hits = [hit for hit in wide if hit[0] in keep][:limit]
+            if len(hits) == limit or len(wide) < limit * LEXICAL_OVERFETCH:   # enough, or every match was seen
+                return hits
+            return _rank(db, chosen, weights, filters, limit)
 
     # --- writes -------------------------------------------------------------------------------
     def commit(self, batch: Commit) -> None:
@@ -356,6 +354,22 @@ class PgCatalog:
                 for term, tf in weights.items():
                     copy.write_row((term, by_chunk[cid], tf, length))
         return len(rows), sum(lengths)
+
+
+def _rank(db: psycopg.Connection[Any], terms: list[str], weights: tuple[list[float], float], filters: Filters,
+          limit: int) -> list[tuple[str, float]]:
+    """BM25 of the chunks matching `terms` (with their IDFs and the average length in `weights`)."""
+    where, params = _filter_sql(filters)
+    join = "JOIN chunks c ON c.id = p.chunk JOIN documents d ON d.doc_id = c.doc_id" if where else ""
+    sql = ("WITH q(term, idf) AS (SELECT * FROM unnest(%s::text[], %s::float8[])) "
+           "SELECT c.chunk_id, s.score FROM (SELECT p.chunk, sum(q.idf * p.tf * %s / "
+           "(p.tf + %s * (1 - %s + %s * p.length / %s))) AS score FROM postings p "
+           f"JOIN q ON q.term = p.term {join} WHERE {' AND '.join(where or ['TRUE'])} "
+           "GROUP BY p.chunk ORDER BY score DESC, p.chunk LIMIT %s) s "
+           "JOIN chunks c ON c.id = s.chunk ORDER BY s.score DESC, s.chunk")
+    idf, average = weights
+    rows = db.execute(sql, (terms, idf, K1 + 1, K1, B, B, average, *params, limit)).fetchall()   # type: ignore[arg-type]
+    return [(r[0], float(r[1])) for r in rows]
 
 
 def _weighted(title: list[str], body: list[str]) -> Counter[str]:
