@@ -263,9 +263,10 @@ class PgCatalog:
         if not terms:
             return []
         with self.pool.connection() as db:
-            total, length = db.execute("SELECT chunks, length FROM corpus").fetchone() or (0, 0)
-            df: dict[str, int] = dict(db.execute(
-                "SELECT term, count(*) FROM postings WHERE term = ANY(%s) GROUP BY term", (terms,)).fetchall())
+            stats = db.execute("SELECT NULL, chunks, length FROM corpus UNION ALL SELECT term, count(*), 0 "
+                               "FROM postings WHERE term = ANY(%s) GROUP BY term", (terms,)).fetchall()
+            total, length = next(((int(r[1]), int(r[2])) for r in stats if r[0] is None), (0, 0))
+            df: dict[str, int] = {r[0]: int(r[1]) for r in stats if r[0] is not None}
             if not total or not df:
                 return []
             chosen = [t for t in _selective(terms, df, total) if t in df]

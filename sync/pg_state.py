@@ -124,7 +124,8 @@ def database_status(settings: Settings) -> tuple[dict[str, tuple[int, int]], dic
         with pool.connection() as db:
             counts = {r[0]: (int(r[1]), int(r[2])) for r in db.execute(
                 "SELECT source, count(*), COALESCE(sum(chunks), 0) FROM documents GROUP BY source")}
-            planned = dict(db.execute("SELECT source, next_run FROM daemon_schedule").fetchall())
+            planned: dict[str, float | None] = dict(
+                db.execute("SELECT source, next_run FROM daemon_schedule").fetchall())
             holders: dict[str, dict[str, Any] | None] = {r[0]: {
                 "holder": r[1], "lease_expires": datetime.fromtimestamp(float(r[2]), timezone.utc).isoformat()}
                 for r in db.execute("SELECT source, holder, extract(epoch FROM expires) FROM leases "
