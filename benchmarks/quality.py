@@ -80,6 +80,8 @@ def main() -> None:
                         help="a labelled set (repeatable); default: quality_queries.json and the held-out set")
     parser.add_argument("--show-misses", action="store_true", help="print the queries each mode misses")
     parser.add_argument("--keep", type=Path, help="build the index here (or reuse it) instead of a temp folder")
+    parser.add_argument("--database-url", help="evaluate on PostgreSQL (with --chroma-url) instead of the folder")
+    parser.add_argument("--chroma-url", help="the Chroma server beside --database-url")
     args = parser.parse_args()
     sets = {path.name: json.loads(path.read_text())["queries"] for path in args.queries or DEFAULT_SETS}
     docs = load_mails(args.data)
@@ -87,7 +89,8 @@ def main() -> None:
     missing = [q["answer"] for labelled in sets.values() for q in labelled if q["answer"] not in groups]
     if missing:
         raise SystemExit(f"answers not in the data: {missing}")
-    with tempfile.TemporaryDirectory() as tmp, Index(IndexConfig(path=args.keep or Path(tmp))) as index:
+    with tempfile.TemporaryDirectory() as tmp, Index(IndexConfig(
+            path=args.keep or Path(tmp), database_url=args.database_url, chroma_url=args.chroma_url)) as index:
         started = time.perf_counter()
         index.apply(docs)   # a no-op when --keep reuses a built index: unchanged texts are not re-embedded
         chunks = sum(c for _, c in index.catalog.counts().values())

@@ -16,8 +16,12 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from inlet.connectors.model import Document
+
+if TYPE_CHECKING:
+    from .storage import Commit
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -294,6 +298,18 @@ class Catalog:
         return count
 
     # --- writes (inside `transaction()`) ------------------------------------------------------
+    def commit(self, batch: Commit) -> None:
+        """Write one batch in one transaction (the fence is not checked: a folder's leases are
+        `flock`s, which no other process can take over while their holder lives)."""
+        with self.transaction() as db:
+            for doc, texts in batch.embedded:
+                Catalog.put(db, doc, texts, batch.generation)
+            for doc in batch.relabelled:
+                Catalog.put(db, doc, None, batch.generation)
+            Catalog.touch(db, batch.seen, batch.generation)
+            for doc_id in batch.gone:
+                Catalog.delete(db, doc_id)
+
     @staticmethod
     def put(db: sqlite3.Connection, doc: Document, texts: list[str] | None, generation: int) -> None:
         """Write a document; `texts` None keeps its chunks (metadata-only change)."""

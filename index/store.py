@@ -16,10 +16,11 @@ from inlet.config import IndexConfig
 from inlet.connectors.model import Document
 
 from . import vectors
-from .catalog import Catalog, Filters, StoredDoc, chunk_id, doc_ts
+from .catalog import Filters, StoredDoc, chunk_id, doc_ts
 from .chunking import chunk_text
 from .embedding import Embedder
 from .lock import FileLock, lock_index
+from .storage import CatalogStore, Commit, Fence, open_catalog
 
 log = logging.getLogger(__name__)
 DENSE_OVERFETCH = 4   # unfiltered neighbours fetched per wanted result before falling back to a filtered query
@@ -46,10 +47,11 @@ class Index:
                  **lock_info: object) -> None:
         self.config = config
         self.path = Path(config.path)
-        self.path.mkdir(parents=True, exist_ok=True)
+        if not config.database_url:   # with a database nothing is kept on local disk
+            self.path.mkdir(parents=True, exist_ok=True)
         self._lock: FileLock | None = lock_index(self.path, **lock_info) if lock and not config.chroma_url else None
         self.embedder = embedder or Embedder(config.model, config.batch_size)
-        self.catalog = Catalog(self.path / "catalog.db")
+        self.catalog: CatalogStore = open_catalog(config)
         self.collection = vectors.open_collection(self.path, config.chroma_url)
 
     def close(self) -> None:
@@ -69,7 +71,8 @@ class Index:
                             self.config.chunk_overlap)
         return [c.text for c in chunks] or ([doc.title] if doc.title else [])
 
-    def apply(self, docs: Sequence[Document], deletions: Sequence[str] = (), generation: int = 0) -> ApplyStats:
+    def apply(self, docs: Sequence[Document], deletions: Sequence[str] = (), generation: int = 0,
+              fence: Fence | None = None) -> ApplyStats:
         stats = ApplyStats()
         latest = {d.id: d for d in docs}                     # last version wins within a batch
         deleted = [d for d in dict.fromkeys(deletions) if d not in latest]
@@ -86,18 +89,13 @@ class Index:
             else:
                 same.append(doc.id)
         texts = {d.id: self.chunk(d) for d in embed}
+        if fence is not None and (embed or meta or deleted):
+            self.catalog.commit(Commit(fence=fence))   # an empty commit: a lost lease writes no vectors either
         self._write_vectors(embed, texts, stored)
         self._write_metadata(meta, stored)
         gone = [d for d in deleted if d in stored]
         self._delete_vectors([stored[d] for d in gone])
-        with self.catalog.transaction() as db:
-            for doc in embed:
-                Catalog.put(db, doc, texts[doc.id], generation)
-            for doc in meta:
-                Catalog.put(db, doc, None, generation)
-            Catalog.touch(db, same, generation)
-            for doc_id in gone:
-                Catalog.delete(db, doc_id)
+        self.catalog.commit(Commit(generation, [(d, texts[d.id]) for d in embed], meta, same, gone, fence))
         stats.upserted = len(embed) + len(meta)
         stats.unchanged = len(same)
         stats.deleted = len(gone)
@@ -140,10 +138,10 @@ class Index:
         if ids:
             self.collection.delete(ids=ids)
 
-    def prune(self, source: str, keep_generation: int) -> int:
+    def prune(self, source: str, keep_generation: int, fence: Fence | None = None) -> int:
         """Delete documents of `source` not seen since `keep_generation` began (a full pass)."""
         unseen = self.catalog.unseen(source, keep_generation)
-        return self.apply([], unseen).deleted if unseen else 0
+        return self.apply([], unseen, fence=fence).deleted if unseen else 0
 
     # --- reading ------------------------------------------------------------------------------
     def document(self, doc_id: str, principals: tuple[str, ...] | None = None) -> Document | None:

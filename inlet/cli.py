@@ -72,17 +72,18 @@ def cli() -> None:
 
 @contextmanager
 def _engine(settings: Any, progress: bool) -> Iterator[Any]:
+    from inlet.index.storage import open_leases, open_state
     from inlet.index.store import Index
     from inlet.sync.engine import Engine
-    from inlet.sync.state import StateDB
 
-    path = Path(settings.index.path)
     with Index(settings.index) as index:
-        state = StateDB(path / "state.db")
+        state = open_state(settings.index)
+        leases = open_leases(settings)
         try:
             with _progress(progress) as on_progress:
-                yield Engine(settings, index, state, env=os.environ, on_progress=on_progress)
+                yield Engine(settings, index, state, env=os.environ, on_progress=on_progress, leases=leases)
         finally:
+            leases.close()
             state.close()
 
 
@@ -333,6 +334,47 @@ def sandbox(port: int, write_config: str | None, verbose: int) -> None:
             stop.wait()
         except KeyboardInterrupt:
             pass
+
+
+@cli.command()
+@click.option("--to", "to_config", required=True, type=click.Path(dir_okay=False, exists=True),
+              help="the configuration naming the storage to copy the index into")
+@_common
+def migrate(to_config: str, config_path: str | None, as_json: bool, verbose: int) -> None:
+    """Copy the index (documents, vectors, ACLs, checkpoints, runs) into another storage, without
+    re-embedding; run it again to resume an interrupted copy."""
+    _setup_logging(verbose)
+    try:
+        from inlet.config import load_config
+        from inlet.migrate import migrate as copy_index
+
+        settings, target = _settings(config_path), load_config(to_config)
+        with _bar(not as_json) as progress:
+            report = copy_index(settings, target, progress)
+    except InletError as exc:
+        _fail(exc)
+    _emit(as_json, report.as_json(), lambda: click.echo(
+        f"copied {report.copied} documents ({report.chunks} chunks, no re-embedding), {report.skipped} "
+        f"already there; counts match in {len(report.counts)} source(s)"))
+
+
+@contextmanager
+def _bar(enabled: bool) -> Iterator[Any]:
+    """A progress bar per source on a terminal; nothing otherwise."""
+    if not (enabled and sys.stderr.isatty()):
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    tasks: dict[str, Any] = {}
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True)) as bar:
+        def update(source: str, done: int, total: int) -> None:
+            if source not in tasks:
+                tasks[source] = bar.add_task(source, total=total)
+            bar.update(tasks[source], completed=done)
+        yield update
 
 
 @cli.command()

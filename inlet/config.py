@@ -23,10 +23,18 @@ class IndexConfig(BaseModel):
 
     path: Path = Field(Path(".inlet"), description="embedded store: Chroma files + state database")
     chroma_url: str | None = Field(None, description="use a Chroma server instead of the embedded store")
+    database_url: str | None = Field(None, description="PostgreSQL for catalog, state and leases (needs chroma_url)")
+    database_password_env: str | None = Field(None, description="environment variable holding its password")
     model: str = Field("all-MiniLM-L6-v2", description="model name or local path")
     chunk_tokens: int = Field(200, ge=32, le=512, description="target chunk size in model tokens")
     chunk_overlap: int = Field(32, ge=0, le=128, description="tokens repeated between chunks")
     batch_size: int = Field(64, ge=1, le=4096, description="chunks embedded per batch")
+
+    @model_validator(mode="after")
+    def _database_needs_chroma(self) -> "IndexConfig":
+        if self.database_url and not self.chroma_url:
+            raise ValueError("database_url needs chroma_url: with a database, vectors live in a Chroma server")
+        return self
 
 
 class ApiKey(BaseModel):
@@ -110,6 +118,7 @@ class DaemonConfig(BaseModel):
     max_parallel: int = Field(2, ge=1, le=64, description="sources syncing at the same time")
     jitter: str = Field("30s", description="random delay added to each scheduled run")
     retry_max: str = Field("30m", description="cap of the backoff after failed runs")
+    lease: str = Field("60s", description="a source whose daemon stopped renewing is taken over after this")
 
 
 class Settings(BaseModel):

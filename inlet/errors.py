@@ -50,3 +50,11 @@ class IndexLockedError(InletError):
 
 class SourceBusyError(InletError):
     """The source is already being synced (by this or another process)."""
+
+
+class LeaseLostError(InletError):
+    """A daemon's lease on a source expired or was taken over: its commit was refused (fencing)."""
+
+
+class DatabaseError(InletError):
+    """The index database (PostgreSQL) cannot be reached or refused a statement: names the server."""

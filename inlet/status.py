@@ -14,7 +14,7 @@ from typing import Any
 from inlet.config import Settings
 from inlet.sync.event_status import read_event_status
 from inlet.sync.schedule import next_run
-from inlet.sync.state import StateDB
+from inlet.index.storage import StateStore, open_state
 
 
 def iso(ts: float | None) -> str | None:
@@ -37,7 +37,7 @@ def _counts(path: Path) -> dict[str, tuple[int, int]]:
         db.close()
 
 
-def _daemon_next_runs(state: StateDB) -> dict[str, float | None]:
+def _daemon_next_runs(state: StateStore) -> dict[str, float | None]:
     """The next runs a live `inlet daemon` scheduled (jitter and backoff included), by source."""
     alive: dict[int, bool] = {}
     out = {}
@@ -55,13 +55,17 @@ def _daemon_next_runs(state: StateDB) -> dict[str, float | None]:
     return out
 
 
-def sources_status(settings: Settings, state: StateDB | None = None) -> dict[str, Any]:
+def sources_status(settings: Settings, state: StateStore | None = None) -> dict[str, Any]:
     path = Path(settings.index.path)
     own = state is None
-    state = state or StateDB(path / "state.db")
+    state = state or open_state(settings.index)
     try:
-        counts = _counts(path)
-        planned = _daemon_next_runs(state)
+        if settings.index.database_url:
+            from inlet.sync.pg_state import database_status
+
+            counts, planned, holders = database_status(settings)
+        else:
+            counts, planned, holders = _counts(path), _daemon_next_runs(state), {}
         paused = state.paused()
         events = read_event_status(path / "state.db")
         out = []
@@ -88,6 +92,7 @@ def sources_status(settings: Settings, state: StateDB | None = None) -> dict[str
                 "failure_streak": state.failure_streak(source.name),
                 "paused": source.name in paused,
                 "events": _events(events.get(source.name)),
+                **({"holder": holders.get(source.name)} if settings.index.database_url else {}),
             })
         return {"sources": out}
     finally:
@@ -110,7 +115,7 @@ class SourcesCollector:
     server's own `IndexCollector`; register both: `registry.register(SourcesCollector(settings))`.
     """
 
-    def __init__(self, settings: Settings, state: StateDB | None = None) -> None:
+    def __init__(self, settings: Settings, state: StateStore | None = None) -> None:
         self.settings = settings
         self.state = state
 

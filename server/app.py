@@ -89,6 +89,10 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
     keys = KeyRing.from_settings(settings, env if env is not None else os.environ)
     auth = Authenticator(keys, settings.server.oauth)
     retrieval = Retrieval(index)
+    if state is None and settings.index.database_url:   # a stateless replica reads runs from the database
+        from inlet.index.storage import open_state
+
+        state = open_state(settings.index)
     owns_index = index is None
     index_path = Path(settings.index.path)
     metrics = Metrics(retrieval.counts, last_success_reader(state, index_path, [s.name for s in settings.sources]))

@@ -27,7 +27,8 @@ from starlette.concurrency import run_in_threadpool
 
 from inlet.config import Settings
 from inlet.status import iso, sources_status
-from inlet.sync.state import RunRecord, StateDB
+from inlet.index.storage import StateStore, open_state
+from inlet.sync.state import RunRecord
 
 from .errors import ApiError
 
@@ -51,7 +52,7 @@ def run_json(run: RunRecord) -> dict[str, Any]:
             "deleted": run.deleted, "skipped": run.skipped, "errors": run.errors, "error": run.error}
 
 
-def overview(settings: Settings, state: StateDB) -> dict[str, Any]:
+def overview(settings: Settings, state: StateStore) -> dict[str, Any]:
     report = sources_status(settings, state)
     for source in report["sources"]:
         runs = state.recent_runs(source["name"], HISTORY)
@@ -65,24 +66,23 @@ def _require_admin(request: Request) -> None:
         raise ApiError(403, "forbidden", "the console needs an admin key")
 
 
-def add_console(app: FastAPI, settings: Settings, state: StateDB | None) -> None:
+def add_console(app: FastAPI, settings: Settings, state: StateStore | None) -> None:
     """Mount the page and its admin routes. `app.state.daemon` (set by `inlet daemon --serve`) runs
     sources; without it only pause and resume are possible."""
-    path = Path(settings.index.path)
     app.state.daemon = None
 
     @contextmanager
-    def state_db() -> Iterator[StateDB]:
+    def state_db() -> Iterator[StateStore]:
         if state is not None:
             yield state
             return
-        own = StateDB(path / "state.db")
+        own = open_state(settings.index)
         try:
             yield own
         finally:
             own.close()
 
-    def with_state(func: Callable[[StateDB], Any]) -> Callable[[], Any]:
+    def with_state(func: Callable[[StateStore], Any]) -> Callable[[], Any]:
         def call() -> Any:
             with state_db() as db:
                 return func(db)

@@ -44,7 +44,6 @@ from typing import Any
 from inlet.config import Settings
 from inlet.connectors.base import SourceConfig, parse_duration
 from inlet.errors import InletError, SourceBusyError
-from inlet.index.lock import FileLock
 
 from .engine import Engine, RunResult
 from .events import EventLoop, event_loop_for
@@ -212,14 +211,44 @@ class Daemon:
             log.info("sync of %r skipped: a run of it is still in progress", name)
             return None
         try:
-            result = self.engine.run(name, "sync")
+            if self.engine.leases.shared:
+                shared = self.engine.run_if(name, lambda: self._still_due(name, why))
+                if shared is None:
+                    log.info("sync of %r skipped: another daemon ran it a moment ago", name)
+                    return None
+                result = shared
+            else:
+                result = self.engine.run(name, "sync")
         except SourceBusyError as exc:
             log.info("sync of %r skipped: %s", name, exc)
+            self._watch_lease(name)
             return None
         finally:
             guard.release()
         self._after(name, result)
         return result
+
+    def _watch_lease(self, name: str) -> None:
+        """With shared leases, ask again when the holder's lease would expire: if the holder died,
+        this daemon takes the source over then (and resumes its checkpoint); if it lives, it renewed."""
+        if not self.engine.leases.shared or self.stop.is_set():
+            return
+        expires = self.engine.leases.holders().get(name, {}).get("expires")
+        when = max(self.clock(), float(expires) + 0.05) if expires is not None else self.clock() + BUSY_RETRY
+        self._once(f"takeover:{name}", self.sync_job, when, name, "takeover")
+
+    def _still_due(self, name: str, why: str) -> bool:
+        """With leases shared by several daemons, whether a sync is still wanted once this one holds
+        the lease: not when another daemon finished one since this run was planned (read from the
+        shared state, so every daemon agrees)."""
+        state = self.state.source(name)
+        last = self.state.last_run(name, kinds=("sync", "backfill"))
+        if why == "retry" or state.phase != "incremental" or last is None or last.finished_at is None:
+            return True
+        source = self.settings.source(name)
+        if source.every:
+            return self.clock() - last.finished_at >= parse_duration(source.every) / 2
+        return due_at_start(source, state, last, self.clock()) is not None
 
     def prune_job(self, name: str) -> RunResult | None:
         """Reconcile deletions, unless a full pass did it recently; retried soon if the source is busy."""
@@ -320,14 +349,13 @@ class Daemon:
 
     def _close_orphans(self, name: str) -> None:
         """Runs left unfinished by a killed process are marked failed (only when nobody runs the source)."""
-        lock = FileLock(Path(self.engine.index.path) / "locks" / f"{name}.lock")
-        if lock.acquire(source=name):
-            try:
+        try:
+            with self.engine.leases.hold(name):
                 if self.state.close_orphan_runs(name, "interrupted: the process ended during the run; "
                                                 "the next run resumes from its last checkpoint"):
                     log.info("source %r: a run interrupted by a crash resumes from its last checkpoint", name)
-            finally:
-                lock.release()
+        except SourceBusyError:
+            pass
 
     # --- visibility ---------------------------------------------------------------------------
     def next_runs(self) -> dict[str, float | None]:
@@ -369,11 +397,11 @@ def _utc(ts: float) -> datetime:
 # --- the daemon process ---------------------------------------------------------------------------
 def run_daemon(settings: Settings, serve: bool = False, *, grace: float = SHUTDOWN_GRACE) -> int:
     """Run until SIGINT/SIGTERM; 0 once runs in flight saved their checkpoints (or `grace` ran out)."""
+    from inlet.index.storage import open_leases, open_state
     from inlet.index.store import Index
     from inlet.server.local_commands import start_local_commands
 
     from .daemon_api import API_FILE, ApiPlan
-    from .state import StateDB
 
     stop = threading.Event()
     _handle_signals(stop)
@@ -385,8 +413,9 @@ def run_daemon(settings: Settings, serve: bool = False, *, grace: float = SHUTDO
     if api:
         lock_info.update(api_url=api.url, api_file=str(path / API_FILE))
     with Index(settings.index, **lock_info) as index:
-        state = StateDB(path / "state.db")
-        engine = Engine(settings, index, state, env=os.environ, stop=stop)
+        state = open_state(settings.index)
+        leases = open_leases(settings)
+        engine = Engine(settings, index, state, env=os.environ, stop=stop, leases=leases)
         daemon = Daemon(settings, engine)
         server = api.start(settings, index, state, daemon) if api else None
         local = start_local_commands(settings, index, state, daemon.run_for_client)
@@ -405,6 +434,7 @@ def run_daemon(settings: Settings, serve: bool = False, *, grace: float = SHUTDO
                 local.close(grace=5.0)   # forwarded runs were waited for above, with the scheduled ones
             if server:
                 server.stop()
+            leases.close()
             state.close()
         if not finished:
             log.warning("runs still in flight after %.0fs; exiting anyway (they resume from their last "

@@ -4,7 +4,9 @@ The engine knows no service. It batches what a connector yields, applies each ba
 and saves a checkpoint only once everything yielded before it is committed, so a crash anywhere
 resumes from the last checkpoint and re-applies, idempotently, what came after it. A full pass
 (a backfill with no `--since`) stamps every document it sees with a generation number; when the
-pass completes, documents of the source it did not see are deleted.
+pass completes, documents of the source it did not see are deleted. A run holds its source's lease
+(`leases.py`) throughout, and every commit it makes (documents, checkpoint) carries the lease's
+fence: a run whose lease was taken over can commit nothing more.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from typing import Any
 from inlet.config import Settings
 from inlet.connectors.base import Connector
 from inlet.connectors.model import Checkpoint, Deletion, Document, Skipped
-from inlet.errors import CredentialsError, InletError, SourceBusyError
-from inlet.index.lock import FileLock
+from inlet.errors import CredentialsError, InletError, LeaseLostError
+from inlet.index.storage import Fence, Leases, StateStore
 from inlet.index.store import ApplyStats, Index
 
-from .state import RunRecord, SourceState, StateDB
+from .leases import FolderLeases
+from .state import RunRecord, SourceState
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +67,7 @@ class _CheckpointWriter:
     written while the connector is paused at them, never later: their state may share objects the
     connector goes on changing."""
 
-    def __init__(self, state: StateDB, source: SourceState) -> None:
+    def __init__(self, state: StateStore, source: SourceState) -> None:
         self.state = state
         self.source = source
         self.cost = 0.0
@@ -104,12 +107,13 @@ class _Batch:
 
 
 class Engine:
-    def __init__(self, settings: Settings, index: Index, state: StateDB, *,
+    def __init__(self, settings: Settings, index: Index, state: StateStore, *,
                  env: Mapping[str, str] | None = None, stop: threading.Event | None = None,
-                 on_progress: ProgressCallback | None = None) -> None:
+                 on_progress: ProgressCallback | None = None, leases: Leases | None = None) -> None:
         self.settings = settings
         self.index = index
         self.state = state
+        self.leases: Leases = leases or FolderLeases(Path(index.path) / "locks")
         self.env = env
         self.stop = stop or threading.Event()
         self.on_progress = on_progress
@@ -121,20 +125,28 @@ class Engine:
     def run(self, name: str, kind: str = "sync", since: datetime | None = None,
             restart: bool = False) -> RunResult:
         """One backfill or incremental sync of a source; never raises for the source's own failures."""
-        lock = FileLock(Path(self.index.path) / "locks" / f"{name}.lock")
-        if not lock.acquire(source=name):
-            raise SourceBusyError(f"source {name!r} is already being synced (pid {lock.holder().get('pid', '?')})")
-        try:
-            return self._run_locked(name, kind, since, restart)
-        finally:
-            lock.release()
+        with self.leases.hold(name) as fence:
+            return self._run_locked(name, kind, since, restart, fence)
 
-    def _run_locked(self, name: str, kind: str, since: datetime | None, restart: bool) -> RunResult:
+    def run_if(self, name: str, due: Callable[[], bool]) -> RunResult | None:
+        """A sync that `due`, asked once the source's lease is held, may decline (None): with
+        shared leases, another daemon may have run the source a moment ago."""
+        with self.leases.hold(name) as fence:
+            if not due():
+                return None
+            if self.state.close_orphan_runs(name, "interrupted: the daemon running it stopped renewing its "
+                                            "lease; this run resumes from its last checkpoint"):
+                log.warning("source %r: taking over a run another daemon left unfinished", name)
+            return self._run_locked(name, "sync", None, False, fence)
+
+    def _run_locked(self, name: str, kind: str, since: datetime | None, restart: bool,
+                    fence: Fence | None = None) -> RunResult:
         source = self.state.source(name)
+        source.fence = fence
         fresh = kind == "backfill" and (restart or source.phase != "backfill") or source.phase == "new"
         if fresh:
             source = SourceState(name, None, "backfill", source.generation + 1,
-                                 since.isoformat() if since else None, source.last_prune)
+                                 since.isoformat() if since else None, source.last_prune, fence)
             self.state.save_source(source)
             kind = "backfill"   # a first sync of a new source is its backfill: record it as one
         elif source.phase == "backfill":
@@ -187,7 +199,7 @@ class Engine:
         if source.phase == "backfill":
             if source.since is None:
                 with self._write_lock:
-                    run.deleted += self.index.prune(source.name, source.generation)
+                    run.deleted += self.index.prune(source.name, source.generation, source.fence)
             source.phase = "incremental"
             source.last_prune = time.time() if source.since is None else source.last_prune
         self.state.save_source(source)
@@ -198,7 +210,7 @@ class Engine:
         if not batch.docs and not batch.deletions:
             return
         with self._write_lock:
-            stats: ApplyStats = self.index.apply(batch.docs, batch.deletions, source.generation)
+            stats: ApplyStats = self.index.apply(batch.docs, batch.deletions, source.generation, source.fence)
         run.upserted += stats.upserted
         run.deleted += stats.deleted
         run.embedded += stats.embedded_chunks
@@ -226,18 +238,17 @@ class Engine:
             live = set(connector.live_ids())
         except NotImplementedError:
             return self.run(name, "backfill", restart=True)   # a full pass reconciles too
-        lock = FileLock(Path(self.index.path) / "locks" / f"{name}.lock")
-        if not lock.acquire(source=name):
-            raise SourceBusyError(f"source {name!r} is already being synced")
-        try:
+        with self.leases.hold(name) as fence:
             run = self.state.start_run(name, "prune")
             started = time.monotonic()
             gone = [d for d in self.index.catalog.source_doc_ids(name) if d not in live]
-            with self._write_lock:
-                run.deleted = self.index.apply([], gone).deleted
-            source = self.state.source(name)
-            source.last_prune = time.time()
-            self.state.save_source(source)
+            try:
+                with self._write_lock:
+                    run.deleted = self.index.apply([], gone, fence=fence).deleted
+                source = self.state.source(name)
+                source.last_prune = time.time()
+                source.fence = fence
+                self.state.save_source(source)
+            except LeaseLostError as exc:
+                return self._finish(run, started, "failed", str(exc))
             return self._finish(run, started, "ok", None)
-        finally:
-            lock.release()

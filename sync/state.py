@@ -9,9 +9,11 @@ import json
 import sqlite3
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, astuple, dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from inlet.index.storage import Fence
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sources (
@@ -58,6 +60,7 @@ class SourceState:
     generation: int = 0
     since: str | None = None
     last_prune: float | None = None
+    fence: Fence | None = field(default=None, compare=False)   # the lease a run holds; not stored
 
 
 @dataclass
@@ -82,6 +85,17 @@ class RunRecord:
 def _run_of(r: tuple) -> RunRecord:
     return RunRecord(id=r[0], source=r[1], kind=r[2], started_at=r[3], finished_at=r[4], outcome=r[5],
                      upserted=r[6], deleted=r[7], skipped=r[8], errors=r[9], embedded=r[10], error=r[11])
+def streak_of(outcomes: list[tuple[Any, ...]]) -> int:
+    """Failed runs at the head of `outcomes` (rows of one outcome, newest first)."""
+    streak = 0
+    for (outcome,) in outcomes:
+        if outcome != "failed":
+            break
+        streak += 1
+    return streak
+
+
+RUN_COLUMNS = ", ".join(f.name for f in fields(RunRecord) if f.name != "id")
 
 
 class StateDB:
@@ -151,16 +165,20 @@ class StateDB:
             "embedded, error FROM runs WHERE source = ? ORDER BY id DESC LIMIT ?", (source, limit))
         return [_run_of(r) for r in rows]
 
+    def runs(self, source: str) -> list[RunRecord]:
+        """Every run of `source`, oldest first (what `inlet migrate` copies)."""
+        rows = self._exec(f"SELECT {RUN_COLUMNS} FROM runs WHERE source = ? ORDER BY id", (source,))
+        return [RunRecord(*r) for r in rows]
+
+    def add_run(self, run: RunRecord) -> None:
+        """Record a finished run as it is (copied from another index)."""
+        values = astuple(run)[:-1]
+        self._exec(f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({','.join('?' * len(values))})", values)
+
     def failure_streak(self, source: str) -> int:
         """Failed runs since the last successful one."""
-        rows = self._exec("SELECT outcome FROM runs WHERE source = ? AND finished_at IS NOT NULL "
-                          "ORDER BY id DESC LIMIT 100", (source,))
-        streak = 0
-        for (outcome,) in rows:
-            if outcome != "failed":
-                break
-            streak += 1
-        return streak
+        return streak_of(self._exec("SELECT outcome FROM runs WHERE source = ? AND finished_at IS NOT NULL "
+                                    "ORDER BY id DESC LIMIT 100", (source,)))
 
     # --- the daemon's schedule (what `inlet status` shows as next run while a daemon runs) ----------
     def set_next_runs(self, pid: int, next_runs: dict[str, float | None]) -> None:

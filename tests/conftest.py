@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -23,3 +24,34 @@ def embedder():
     model = Embedder()
     model.encode(["warm up"])
     return model
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory) -> Iterator[str]:
+    """One real PostgreSQL server per test session (see tests/servers.py)."""
+    import tempfile
+
+    from tests.servers import postgres_server
+
+    # Not under pytest's private (0700) temp root: the server may run as an unprivileged user.
+    with tempfile.TemporaryDirectory(prefix="inlet-pg-") as folder, postgres_server(Path(folder)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def chroma_server_url(tmp_path_factory) -> Iterator[str]:
+    """One real `chroma run` server per test session; tests keep apart by database or collection."""
+    from tests.servers import chroma_server
+
+    with chroma_server(tmp_path_factory.mktemp("chroma")) as url:
+        yield url
+
+
+@pytest.fixture
+def database_url(postgres_url, request) -> str:
+    """A fresh database on the session's server, for one test."""
+    import re
+
+    from tests.servers import new_database
+
+    return new_database(postgres_url, "t_" + re.sub(r"\W", "_", request.node.name.lower())[:50])

@@ -1,45 +1,18 @@
 """Scale-out: the same index code against a real `chroma run` server on loopback."""
 
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
-import httpx
 import pytest
 
 from inlet.config import IndexConfig
 from inlet.connectors.model import ACL, Document
 from inlet.index.search import SearchRequest, search
 from inlet.index.store import Index
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.servers import chroma_server
 
 
 @pytest.fixture
 def chroma_url(tmp_path):
-    binary = Path(sys.executable).parent / "chroma"
-    port = free_port()
-    proc = subprocess.Popen([str(binary), "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:   # wait for the server to answer its heartbeat
-        try:
-            if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "chroma run did not start"
-        time.sleep(0.1)
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    with chroma_server(tmp_path / "server") as url:
+        yield url
 
 
 def test_index_against_a_chroma_server(tmp_path, chroma_url, embedder):

@@ -23,6 +23,7 @@ from inlet.index.lock import FileLock
 from inlet.status import SourcesCollector, sources_status
 from inlet.sync.daemon import RETRY_BASE, Daemon, backoff, due_at_start
 from inlet.sync.engine import Engine, RunResult
+from inlet.sync.leases import FolderLeases
 from inlet.sync.state import RunRecord, SourceState, StateDB
 
 NOON = datetime(2024, 3, 1, 12, 5, tzinfo=timezone.utc).timestamp()   # a Friday, 12:05 UTC
@@ -43,6 +44,7 @@ class FakeEngine:
         self.state = state
         self.stop = threading.Event()
         self.index = SimpleNamespace(path=path)
+        self.leases = FolderLeases(path / "locks")
         self.outcomes: dict[str, list[str]] = {}
         self.calls: list[tuple[str, str]] = []
         self.hold: threading.Event | None = None      # runs wait on it when set

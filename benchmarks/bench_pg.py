@@ -1,0 +1,97 @@
+"""Search latency on PostgreSQL + a Chroma server against the folder (SQLite + embedded Chroma).
+
+    .venv/bin/python benchmarks/bench_pg.py --chunks 100000
+
+1. Builds the synthetic index of `--chunks` one-chunk documents (synthetic.py) in a folder.
+2. Starts a PostgreSQL server (initdb in a temporary folder, as the tests do) and `chroma run`,
+   and copies the folder into them with `inlet migrate` (vectors copied, not re-embedded),
+   printing how long the copy took.
+3. Runs the same queries, as a user (ACL filter), through both, interleaved query by query so the
+   machine's noise hits both alike: lexical (BM25 alone) and hybrid (`search()`, query embedding
+   included), and prints p50/p99 per backend and the PostgreSQL/folder ratio of the medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # tests.servers: the real servers
+
+from synthetic import BENCH_USER, build, queries  # noqa: E402
+
+from inlet.config import IndexConfig, Settings  # noqa: E402
+from inlet.connectors.model import principals_for  # noqa: E402
+from inlet.index.catalog import Filters  # noqa: E402
+from inlet.index.search import SearchRequest, search  # noqa: E402
+from inlet.index.store import Index  # noqa: E402
+from inlet.migrate import migrate  # noqa: E402
+from tests.servers import chroma_server, new_database, postgres_server  # noqa: E402
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--lexical-only", action="store_true", help="skip hybrid (query embedding dominates it)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="inlet-bench-pg-") as tmp:
+        work = Path(tmp)
+        folder = IndexConfig(path=work / "folder")
+        started = time.perf_counter()
+        words = build(folder.path, args.chunks)
+        print(f"folder built: {args.chunks} chunks in {time.perf_counter() - started:.0f}s", file=sys.stderr)
+        with tempfile.TemporaryDirectory(prefix="inlet-bench-pg-") as pg_folder, \
+                postgres_server(Path(pg_folder)) as server, chroma_server(work / "chroma") as chroma:
+            pg = IndexConfig(database_url=new_database(server, "bench"), chroma_url=chroma)
+            started = time.perf_counter()
+            migrate(Settings(index=folder), Settings(index=pg))
+            print(f"migrated to PostgreSQL + Chroma server in {time.perf_counter() - started:.0f}s", file=sys.stderr)
+            measure(folder, pg, queries(words, args.queries), ("lexical",) if args.lexical_only else MODES)
+
+
+MODES = ("lexical", "hybrid")
+
+
+def measure(folder: IndexConfig, pg: IndexConfig, qs: list[str], modes: tuple[str, ...] = MODES) -> None:
+    principals = tuple(principals_for(BENCH_USER) or ())
+    filters = Filters(principals=principals)
+    with Index(folder) as a, Index(pg, embedder=None) as b:
+        b.embedder = a.embedder   # one model in memory: both pay the same query embedding
+        if "hybrid" in modes:
+            a.embedder.encode_query("warm up")
+        times: dict[tuple[str, str], list[float]] = {}
+        for q in qs[:20]:   # warm caches of both
+            a.lexical(q, filters, 40)
+            b.lexical(q, filters, 40)
+        for q in qs:
+            for name, index in (("folder", a), ("postgres", b)):
+                started = time.perf_counter()
+                index.lexical(q, filters, 40)
+                times.setdefault((name, "lexical"), []).append((time.perf_counter() - started) * 1000)
+                if "hybrid" not in modes:
+                    continue
+                started = time.perf_counter()
+                search(index, SearchRequest(q, k=10, user=BENCH_USER))
+                times.setdefault((name, "hybrid"), []).append((time.perf_counter() - started) * 1000)
+    print(f"{len(qs)} queries as {BENCH_USER} (ACL filter), ms")
+    print(f"{'mode':8} {'backend':9} {'p50':>7} {'p99':>7}")
+    for mode in modes:
+        for name in ("folder", "postgres"):
+            t = times[(name, mode)]
+            print(f"{mode:8} {name:9} {statistics.median(t):7.1f} {percentile(t, 99):7.1f}")
+        ratio = statistics.median(times[("postgres", mode)]) / statistics.median(times[("folder", mode)])
+        print(f"{mode:8} postgres/folder p50 ratio {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,169 @@
+"""Leases: which process syncs which source, and the fence that keeps a replaced one from writing.
+
+The invariant, before any code: at any moment at most one run's commits for a source can succeed.
+- A run syncs a source only while holding its lease. `hold()` grants it with a fencing number one
+  higher than any granted before, or refuses (SourceBusyError) while another holder's lease is live.
+- Every commit of the run (a batch of documents, a checkpoint) names that fence and is refused
+  unless it is still the current, unexpired one: the check happens in the commit's own transaction
+  (`SELECT ... FOR SHARE` on the lease row), so a takeover waits for a commit in flight and a
+  commit after a takeover fails. Time is the database's clock, never the daemon's.
+- A live holder renews its leases every `lease / 3`; a holder that stops renewing (killed, frozen,
+  cut off) loses them after `lease`, and the next daemon that asks takes the source over and
+  resumes from its last fenced checkpoint. A refused commit raises LeaseLostError: the run ends as
+  failed and writes nothing more; what it committed before is valid, because it held the lease then.
+
+Vectors go to Chroma, which has no transactions, before the catalog commit: `Index.apply` checks
+the fence just before writing them too, so a replaced holder writes no vectors unless it froze in
+the moment between that check and the write (chunk ids are deterministic, so what it could write
+is a vector of an older text under the same id; the next change of that document rewrites it).
+
+The folder's leases are `flock` files (index/lock.py): the kernel drops them when the process dies
+and never while it lives, so they need no fence.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from inlet.errors import LeaseLostError, SourceBusyError
+from inlet.index.lock import FileLock
+from inlet.index.storage import Fence
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from inlet.config import IndexConfig
+
+log = logging.getLogger(__name__)
+
+
+class FolderLeases:
+    """One `flock` file per source under the index folder, as the engine always used."""
+
+    shared = False
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    @contextmanager
+    def hold(self, source: str) -> Iterator[Fence | None]:
+        lock = FileLock(self.folder / f"{source}.lock")
+        if not lock.acquire(source=source):
+            raise SourceBusyError(f"source {source!r} is already being synced (pid {lock.holder().get('pid', '?')})")
+        try:
+            yield None
+        finally:
+            lock.release()
+
+    def holders(self) -> dict[str, dict[str, Any]]:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
+def holder_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class PgLeases:
+    """Leases in the `leases` table of the index database; a background thread renews held ones."""
+
+    shared = True
+
+    def __init__(self, config: IndexConfig, lease_seconds: float) -> None:
+        from inlet.index.pg_catalog import connect
+
+        self.pool = connect(config)
+        self.seconds = lease_seconds
+        self.holder = holder_name()
+        self._held: dict[str, Fence] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._renewer = threading.Thread(target=self._renew_loop, name="inlet-leases", daemon=True)
+        self._renewer.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._renewer.join(timeout=5)
+
+    @contextmanager
+    def hold(self, source: str) -> Iterator[Fence | None]:
+        fence = self.acquire(source)
+        try:
+            yield fence
+        finally:
+            self.release(fence)
+
+    def acquire(self, source: str) -> Fence:
+        with self.pool.connection() as db:
+            row = db.execute(
+                "INSERT INTO leases (source, holder, fence, expires) "
+                "VALUES (%s, %s, 1, now() + make_interval(secs => %s)) "
+                "ON CONFLICT (source) DO UPDATE SET holder = excluded.holder, fence = leases.fence + 1, "
+                "expires = excluded.expires WHERE leases.expires <= now() RETURNING fence",
+                (source, self.holder, self.seconds)).fetchone()
+            if row is None:
+                holder = db.execute("SELECT holder FROM leases WHERE source = %s", (source,)).fetchone()
+                raise SourceBusyError(f"source {source!r} is already being synced (by {holder[0] if holder else '?'})")
+        fence = Fence(source, int(row[0]))
+        with self._lock:
+            self._held[source] = fence
+        return fence
+
+    def release(self, fence: Fence) -> None:
+        with self._lock:
+            if self._held.get(fence.source) == fence:
+                del self._held[fence.source]
+        with self.pool.connection() as db:
+            db.execute("UPDATE leases SET expires = now() WHERE source = %s AND fence = %s",
+                       (fence.source, fence.number))
+
+    def renew(self) -> None:
+        """Extend every lease still ours; forget those taken over (their commits will be refused)."""
+        with self._lock:
+            held = list(self._held.values())
+        if not held:
+            return
+        with self.pool.connection() as db:
+            for fence in held:
+                ok = db.execute("UPDATE leases SET expires = now() + make_interval(secs => %s) "
+                                "WHERE source = %s AND fence = %s RETURNING 1",
+                                (self.seconds, fence.source, fence.number)).fetchone()
+                if ok is None:
+                    log.warning("lost the lease of source %r to another daemon", fence.source)
+                    with self._lock:
+                        self._held.pop(fence.source, None)
+
+    def _renew_loop(self) -> None:
+        while not self._stop.wait(self.seconds / 3):
+            try:
+                self.renew()
+            except Exception:   # the database is away: commits will say so; keep trying
+                log.warning("could not renew leases", exc_info=True)
+
+    def holders(self) -> dict[str, dict[str, Any]]:
+        """source -> {holder, expires (epoch seconds)} for live leases."""
+        with self.pool.connection() as db:
+            rows = db.execute("SELECT source, holder, extract(epoch FROM expires) FROM leases "
+                              "WHERE expires > now()").fetchall()
+        return {r[0]: {"holder": r[1], "expires": float(r[2])} for r in rows}
+
+
+def check_fence(db: psycopg.Connection[Any], fence: Fence | None) -> None:
+    """Inside a commit's transaction: refuse unless `fence` is the source's current live lease.
+    The row is share-locked until the commit ends, so no takeover can slip in between."""
+    if fence is None:
+        return
+    row = db.execute("SELECT 1 FROM leases WHERE source = %s AND fence = %s AND expires > now() FOR SHARE",
+                     (fence.source, fence.number)).fetchone()
+    if row is None:
+        raise LeaseLostError(f"source {fence.source!r}: this daemon's lease (fence {fence.number}) expired or "
+                             "was taken over by another daemon; its commit was refused and the run stops")

@@ -1,0 +1,180 @@
+"""The PostgreSQL storage against a real server (tests/servers.py): BM25 that ranks like the SQLite
+index, ACL filters, fencing of a replaced lease holder, and two replicas answering alike."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import pytest
+
+from inlet.config import IndexConfig, parse_config
+from inlet.connectors.model import ACL, Document, principals_for
+from inlet.errors import LeaseLostError, SourceBusyError
+from inlet.index.catalog import Catalog, Filters
+from inlet.index.pg_catalog import PgCatalog
+from inlet.index.search import SearchRequest, search
+from inlet.index.storage import Commit
+from inlet.index.store import Index
+from inlet.sync.leases import PgLeases
+from inlet.sync.pg_state import PgState
+
+TOPICS = ["certificate rotation for the TLS gateway", "quarterly revenue forecast and budget",
+          "incident postmortem database failover", "lunch menu tacos and salad", "onboarding laptop setup guide",
+          "kubernetes cluster upgrade runbook", "customer churn analysis by region", "holiday schedule and rota"]
+
+VOCABULARY = ("harbour lantern meadow orchard quarry river summit tundra valley willow anchor beacon canyon "
+              "delta ember fjord glacier hollow island jetty kestrel lagoon marsh nebula oasis prairie").split()
+
+
+def corpus() -> list[Document]:
+    docs = []
+    for n in range(40):
+        topic = TOPICS[n % len(TOPICS)]
+        extra = TOPICS[(n * 3 + 1) % len(TOPICS)]
+        filler = " ".join(random.Random(n).sample(VOCABULARY, 12))   # distinct texts: no near-duplicates
+        text = f"{topic}. " * (1 + n % 3) + f"See also {extra}. {filler}. Note number {n} of the archive."
+        acl = ACL(public=True) if n % 2 else ACL(users=[f"user{n % 4}@example.com"])
+        docs.append(Document(id=f"s:{n}", source="s" if n < 30 else "t", source_type="files",
+                             title=topic.split()[0].title(), text=text, acl=acl))
+    return docs
+
+
+def commit(catalog: Catalog | PgCatalog, docs: list[Document]) -> None:
+    catalog.commit(Commit(1, [(d, [d.text]) for d in docs]))
+
+
+@pytest.fixture
+def pg_config(database_url: str, chroma_server_url: str) -> IndexConfig:
+    import chromadb
+
+    from inlet.index.vectors import COLLECTION
+
+    client = chromadb.HttpClient(host="127.0.0.1", port=int(chroma_server_url.rsplit(":", 1)[1]))
+    if COLLECTION in [c.name for c in client.list_collections()]:
+        client.delete_collection(COLLECTION)   # one Chroma server per session: start each test empty
+    return IndexConfig(database_url=database_url, chroma_url=chroma_server_url)
+
+
+QUERIES = ["certificate rotation", "budget forecast", "database failover incident", "tacos",
+           "kubernetes upgrade", "churn region", "archive note", "laptop"]
+
+
+def test_bm25_ranks_like_the_sqlite_index(tmp_path: Path, database_url: str) -> None:
+    docs = corpus()
+    sqlite = Catalog(tmp_path / "catalog.db")
+    pg = PgCatalog(IndexConfig(database_url=database_url, chroma_url="http://unused"))
+    try:
+        commit(sqlite, docs)
+        commit(pg, docs)
+        for query in QUERIES:
+            for filters in (Filters(), Filters(principals=("user1@example.com",)), Filters(sources=("t",))):
+                want = sqlite.lexical(query, filters, 10)
+                got = pg.lexical(query, filters, 10)
+                assert [c for c, _ in got] == [c for c, _ in want], (query, filters)
+                assert [round(s, 4) for _, s in got] == pytest.approx([round(s, 4) for _, s in want], rel=1e-3)
+        assert pg.counts() == sqlite.counts()
+    finally:
+        sqlite.close()
+        pg.close()
+
+
+def test_rewrites_and_deletions_keep_the_statistics_exact(database_url: str, tmp_path: Path) -> None:
+    docs = corpus()
+    sqlite = Catalog(tmp_path / "catalog.db")
+    pg = PgCatalog(IndexConfig(database_url=database_url, chroma_url="http://unused"))
+    try:
+        for catalog in (sqlite, pg):
+            commit(catalog, docs)
+            changed = docs[3].model_copy(update={"text": "tacos tacos tacos and a certificate"})
+            catalog.commit(Commit(2, [(changed, [changed.text, "second chunk about budget"])],
+                                  gone=["s:5", "s:6"], seen=["s:7"]))
+        for query in QUERIES:
+            want = sqlite.lexical(query, Filters(), 10)
+            assert [c for c, _ in pg.lexical(query, Filters(), 10)] == [c for c, _ in want]
+        assert pg.stored(["s:5", "s:3"]) == sqlite.stored(["s:5", "s:3"])
+        assert sorted(pg.unseen("s", 2)) == sorted(sqlite.unseen("s", 2))
+        with pg.pool.connection() as db:
+            stats = db.execute("SELECT chunks, length FROM corpus").fetchone()
+            actual = db.execute("SELECT count(*), sum(length) FROM chunks").fetchone()
+        assert stats == actual
+    finally:
+        sqlite.close()
+        pg.close()
+
+
+def test_a_replaced_lease_holder_cannot_commit(database_url: str) -> None:
+    config = IndexConfig(database_url=database_url, chroma_url="http://unused")
+    paused, successor = PgLeases(config, 1.0), PgLeases(config, 30.0)
+    catalog, state = PgCatalog(config), PgState(config)
+    try:
+        old = paused.acquire("s")
+        paused.close()            # stops renewing, as a SIGSTOPped daemon would
+        with pytest.raises(SourceBusyError):
+            successor.acquire("s")
+        deadline = time.monotonic() + 20
+        while True:               # the lease runs out on the database's clock
+            try:
+                new = successor.acquire("s")
+                break
+            except SourceBusyError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert new.number > old.number
+        doc = corpus()[0]
+        with pytest.raises(LeaseLostError):
+            catalog.commit(Commit(1, [(doc, [doc.text])], fence=old))
+        source = state.source("s")
+        source.checkpoint, source.fence = {"cursor": "stale"}, old
+        with pytest.raises(LeaseLostError):
+            state.save_source(source)
+        catalog.commit(Commit(1, [(doc, [doc.text])], fence=new))     # the successor's commits go through
+        source.checkpoint, source.fence = {"cursor": "new"}, new
+        state.save_source(source)
+        assert state.source("s").checkpoint == {"cursor": "new"} and catalog.counts() == {"s": (1, 1)}
+        assert successor.holders()["s"]["holder"] == successor.holder
+    finally:
+        successor.close()
+        catalog.close()
+        state.close()
+
+
+def test_two_replicas_on_one_database_answer_alike(pg_config: IndexConfig, embedder) -> None:
+    docs = corpus()
+    with Index(pg_config, embedder=embedder) as writer:
+        writer.apply(docs, generation=1)
+    with Index(pg_config, embedder=embedder) as one, Index(pg_config, embedder=embedder) as two:
+        for query in QUERIES[:4]:
+            for user in (None, "user1@example.com"):
+                request = SearchRequest(query, k=5, user=user, recency_half_life_days=0)
+                a = [(h.chunk_id, round(h.score, 6)) for h in search(one, request)[0]]
+                b = [(h.chunk_id, round(h.score, 6)) for h in search(two, request)[0]]
+                assert a == b and a, query
+        assert one.document("s:0", tuple(principals_for("user2@example.com") or ())) is None
+        assert one.document("s:0", tuple(principals_for("user0@example.com") or ())) is not None
+
+
+def test_database_url_needs_a_chroma_server() -> None:
+    from inlet.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="chroma_url"):
+        parse_config({"index": {"database_url": "postgresql://inlet@localhost/inlet"}})
+
+
+def test_status_names_the_holder_of_each_source(database_url: str, tmp_path: Path) -> None:
+    from inlet.status import sources_status
+
+    (tmp_path / "docs").mkdir()
+    settings = parse_config({"index": {"database_url": database_url, "chroma_url": "http://unused"},
+                             "sources": [{"name": "notes", "type": "files", "path": str(tmp_path / "docs")},
+                                         {"name": "idle", "type": "files", "path": str(tmp_path / "docs")}]})
+    leases = PgLeases(settings.index, 30.0)
+    try:
+        with leases.hold("notes"):
+            rows = {r["name"]: r for r in sources_status(settings)["sources"]}
+            assert rows["notes"]["holder"]["holder"] == leases.holder and rows["notes"]["holder"]["lease_expires"]
+            assert rows["idle"]["holder"] is None
+        assert sources_status(settings)["sources"][0]["holder"] is None   # released
+    finally:
+        leases.close()

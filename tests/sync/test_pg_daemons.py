@@ -1,0 +1,134 @@
+"""Several `inlet daemon` processes on one PostgreSQL and one Chroma server (real servers, real
+processes): each source is synced by one of them, a killed one's source is taken over and finished
+with every document exactly once, and a frozen one that wakes after its lease was taken is fenced
+out (its commit refused)."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.sync.test_daemon import Proc, wait_for, write_notes
+
+LEASE = 3   # seconds: short, so a takeover happens within the test
+
+
+def pg_config(tmp_path: Path, database_url: str, chroma_url: str, sources: dict[str, str]) -> str:
+    config = tmp_path / "config.toml"
+    text = (f'[index]\npath = "index"\ndatabase_url = "{database_url}"\nchroma_url = "{chroma_url}"\n'
+            f'[daemon]\njitter = "0s"\nlease = "{LEASE}s"\n[server]\nport = 0\n')
+    for name, folder in sources.items():
+        text += (f'[[sources]]\nname = "{name}"\ntype = "files"\npath = "{folder}"\nevery = "1h"\n'
+                 'checkpoint_every = 10\n')
+    config.write_text(text)
+    return str(config)
+
+
+def query(url: str, sql: str, *params: Any) -> list[tuple]:
+    with psycopg.connect(url, autocommit=True) as db:
+        try:
+            return db.execute(sql, params).fetchall()   # type: ignore[arg-type]
+        except psycopg.errors.UndefinedTable:
+            return []   # before the first daemon migrated the schema
+
+
+def checkpointed(url: str, source: str) -> tuple[str, int]:
+    rows = query(url, "SELECT phase, checkpoint FROM sources WHERE name = %s", source)
+    if not rows or rows[0][1] is None:
+        return ("", 0)
+    return rows[0][0], len(json.loads(rows[0][1]).get("files", []))
+
+
+def holder_pid(url: str, source: str) -> int | None:
+    rows = query(url, "SELECT holder FROM leases WHERE source = %s AND expires > now()", source)
+    return int(rows[0][0].rsplit(":", 1)[1]) if rows else None
+
+
+def assert_exactly_once(url: str, chroma_url: str, expected: set[str]) -> None:
+    """Every expected document once in the catalog, its chunks once in the catalog and in Chroma."""
+    import chromadb
+
+    from inlet.index.vectors import COLLECTION
+
+    docs = dict(query(url, "SELECT doc_id, chunks FROM documents"))
+    assert set(docs) == expected
+    chunks = [r[0] for r in query(url, "SELECT chunk_id FROM chunks")]
+    assert len(chunks) == len(set(chunks)) == sum(docs.values())
+    client = chromadb.HttpClient(host="127.0.0.1", port=int(chroma_url.rsplit(":", 1)[1]))
+    assert client.get_collection(COLLECTION).count() == len(chunks)
+
+
+@pytest.fixture
+def chroma_url(chroma_server_url: str) -> str:
+    import chromadb
+
+    from inlet.index.vectors import COLLECTION
+
+    client = chromadb.HttpClient(host="127.0.0.1", port=int(chroma_server_url.rsplit(":", 1)[1]))
+    if COLLECTION in [c.name for c in client.list_collections()]:
+        client.delete_collection(COLLECTION)
+    return chroma_server_url
+
+
+def stop(*procs: Proc) -> None:
+    for proc in procs:
+        if proc.popen.poll() is None:
+            proc.signal(signal.SIGCONT)
+            proc.signal(signal.SIGTERM)
+    for proc in procs:
+        proc.wait(90)
+
+
+def test_two_daemons_share_the_sources_and_take_over_from_a_killed_one(tmp_path: Path, database_url: str,
+                                                                        chroma_url: str) -> None:
+    expected = write_notes(tmp_path / "docs", 400) | {
+        i.replace("notes:", "more:") for i in write_notes(tmp_path / "more", 40)}
+    config = pg_config(tmp_path, database_url, chroma_url, {"notes": "docs", "more": "more"})
+    one = Proc(tmp_path, "daemon", "--config", config, tag="one")
+    two = Proc(tmp_path, "daemon", "--config", config, tag="two")
+    try:
+        wait_for("a checkpoint of notes", lambda: checkpointed(database_url, "notes")[1] >= 20, one)
+        victim_pid = holder_pid(database_url, "notes")
+        victim, survivor = (one, two) if victim_pid == one.popen.pid else (two, one)
+        assert victim_pid == victim.popen.pid and checkpointed(database_url, "notes")[0] == "backfill"
+        victim.signal(signal.SIGKILL)
+        victim.wait(30)
+        wait_for("the survivor to finish notes", lambda: checkpointed(database_url, "notes")[0] == "incremental"
+                 and checkpointed(database_url, "more")[0] == "incremental", survivor, timeout=240)
+        assert_exactly_once(database_url, chroma_url, expected)
+        for source in ("notes", "more"):   # one complete backfill each; only the killed one's run failed
+            ok = query(database_url, "SELECT count(*) FROM runs WHERE source = %s AND outcome = 'ok'", source)
+            assert ok == [(1,)], source
+        assert "taking over a run another daemon left unfinished" in survivor.stderr()
+    finally:
+        stop(one, two)
+
+
+def test_a_frozen_daemon_is_fenced_out_when_it_wakes(tmp_path: Path, database_url: str, chroma_url: str) -> None:
+    expected = write_notes(tmp_path / "docs", 400)
+    config = pg_config(tmp_path, database_url, chroma_url, {"notes": "docs"})
+    frozen = Proc(tmp_path, "daemon", "--config", config, tag="frozen")
+    successor: Proc | None = None
+    try:
+        wait_for("a checkpoint", lambda: checkpointed(database_url, "notes")[1] >= 20, frozen)
+        frozen.signal(signal.SIGSTOP)
+        assert checkpointed(database_url, "notes")[0] == "backfill"
+        successor = Proc(tmp_path, "daemon", "--config", config, tag="successor")
+        wait_for("the takeover to finish", lambda: checkpointed(database_url, "notes")[0] == "incremental",
+                 successor, timeout=240)
+        final = query(database_url, "SELECT checkpoint FROM sources WHERE name = 'notes'")
+        frozen.signal(signal.SIGCONT)
+        wait_for("the woken daemon's run to end", lambda: query(
+            database_url, "SELECT error FROM runs WHERE source = 'notes' AND error LIKE %s", "%lease%"), frozen)
+        assert query(database_url, "SELECT checkpoint FROM sources WHERE name = 'notes'") == final
+        assert checkpointed(database_url, "notes")[0] == "incremental"   # not moved back to its backfill
+        assert_exactly_once(database_url, chroma_url, expected)
+        assert "commit was refused" in frozen.stderr()
+        assert holder_pid(database_url, "notes") in (None, successor.popen.pid)
+    finally:
+        stop(frozen, *([successor] if successor else []))

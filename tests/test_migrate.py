@@ -1,0 +1,73 @@
+"""`inlet migrate`: a folder index copied into PostgreSQL + a Chroma server and back, with its
+vectors (not re-embedded), ACLs, checkpoints and runs; resumable; the source left as it was."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from inlet.config import IndexConfig, Settings
+from inlet.index.search import SearchRequest, search
+from inlet.index.storage import open_state
+from inlet.index.store import Index
+from inlet.migrate import migrate
+from tests.index.test_pg_storage import QUERIES, corpus, pg_config  # noqa: F401  (pg_config: a fixture)
+
+
+def settings(index: IndexConfig) -> Settings:
+    return Settings(index=index)
+
+
+def answers(config: IndexConfig, embedder) -> list[tuple[list[float], list[str]]]:
+    """Per query: the result scores, and the results scoring above the last (the synthetic corpus
+    has exact ties, which either index may break its own way at the cut)."""
+    with Index(config, embedder=embedder) as index:
+        out = []
+        for q in QUERIES:
+            for user in (None, "user1@example.com"):
+                for mode in ("hybrid", "lexical"):
+                    request = SearchRequest(q, k=5, user=user, recency_half_life_days=0, mode=mode)
+                    hits = [(h.chunk_id, round(h.score, 3)) for h in search(index, request)[0]]
+                    cut = hits[-1][1] if hits else 0.0
+                    out.append(([s for _, s in hits], sorted(c for c, s in hits if s > cut)))
+        return out
+
+
+def vectors(config: IndexConfig, embedder, ids: list[str]) -> np.ndarray:
+    with Index(config, embedder=embedder) as index:
+        got = index.collection.get(ids=ids, include=["embeddings"])
+        order = {cid: n for n, cid in enumerate(got["ids"])}
+        return np.array([got["embeddings"][order[cid]] for cid in ids])
+
+
+def test_folder_to_postgres_and_back(tmp_path: Path, pg_config: IndexConfig, embedder) -> None:  # noqa: F811
+    folder, back = IndexConfig(path=tmp_path / "folder"), IndexConfig(path=tmp_path / "back")
+    with Index(folder, embedder=embedder) as index:
+        index.apply(corpus(), generation=1)
+    state = open_state(folder)
+    source = state.source("s")
+    source.checkpoint, source.phase, source.generation = {"files": ["a"]}, "incremental", 1
+    state.save_source(source)
+    run = state.start_run("s", "backfill")
+    run.outcome = "ok"
+    state.finish_run(run)
+    state.close()
+    before = answers(folder, embedder)
+
+    first = migrate(settings(folder), settings(pg_config))
+    assert first.copied == 40 and first.skipped == 0 and first.counts == {"s": (30, 30), "t": (10, 10)}
+    again = migrate(settings(folder), settings(pg_config))            # resumable: nothing left to copy
+    assert again.copied == 0 and again.skipped == 40
+    assert answers(pg_config, embedder) == before
+
+    migrate(settings(pg_config), settings(back))
+    assert answers(back, embedder) == before == answers(folder, embedder)   # the source is untouched
+    ids = [f"s:{n}#0" for n in range(30)]
+    assert np.allclose(vectors(back, embedder, ids), vectors(folder, embedder, ids), atol=1e-6)   # copied
+    copied = open_state(back)
+    try:
+        assert copied.source("s").checkpoint == {"files": ["a"]} and copied.source("s").phase == "incremental"
+        assert [(r.kind, r.outcome) for r in copied.runs("s")] == [("backfill", "ok")]
+    finally:
+        copied.close()
