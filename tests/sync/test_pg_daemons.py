@@ -86,7 +86,7 @@ def stop(*procs: Proc) -> None:
 
 def test_two_daemons_share_the_sources_and_take_over_from_a_killed_one(tmp_path: Path, database_url: str,
                                                                         chroma_url: str) -> None:
-    expected = write_notes(tmp_path / "docs", 400) | {
+    expected = write_notes(tmp_path / "docs", 150) | {
         i.replace("notes:", "more:") for i in write_notes(tmp_path / "more", 40)}
     config = pg_config(tmp_path, database_url, chroma_url, {"notes": "docs", "more": "more"})
     one = Proc(tmp_path, "daemon", "--config", config, tag="one")
@@ -110,7 +110,7 @@ def test_two_daemons_share_the_sources_and_take_over_from_a_killed_one(tmp_path:
 
 
 def test_a_frozen_daemon_is_fenced_out_when_it_wakes(tmp_path: Path, database_url: str, chroma_url: str) -> None:
-    expected = write_notes(tmp_path / "docs", 400)
+    expected = write_notes(tmp_path / "docs", 150)
     config = pg_config(tmp_path, database_url, chroma_url, {"notes": "docs"})
     frozen = Proc(tmp_path, "daemon", "--config", config, tag="frozen")
     successor: Proc | None = None
