@@ -50,3 +50,7 @@ class IndexLockedError(InletError):
 
 class SourceBusyError(InletError):
     """The source is already being synced (by this or another process)."""
+
+
+class EmbeddingMismatchError(ConfigError):
+    """The index's vectors came from another model or backend than the configured one."""
