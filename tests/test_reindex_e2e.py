@@ -25,7 +25,7 @@ def write_config(workdir: Path, backend: str) -> None:
 def test_backend_change_is_refused_then_a_killed_reindex_resumes(tmp_path):
     notes = tmp_path / "notes"
     notes.mkdir()
-    for n in range(200):
+    for n in range(120):
         (notes / f"note{n:03}.txt").write_text(f"Note {n} on the {TOPICS[n % 5]}, item {n}: "
                                                f"see the attached figures for week {n}.\n")
     write_config(tmp_path, "torch")
@@ -52,7 +52,7 @@ def test_backend_change_is_refused_then_a_killed_reindex_resumes(tmp_path):
     assert json.loads(record.read_text())["backend"] == "torch"   # the old vectors still serve
 
     resumed = json.loads(inlet(tmp_path, "reindex", "--json").stdout)
-    assert resumed["switched"] and 0 < resumed["embedded"]["notes"] < 200   # only what was left
+    assert resumed["switched"] and 0 < resumed["embedded"]["notes"] < 120   # only what was left
     assert json.loads(record.read_text())["backend"] == "onnx-int8"
 
     found = json.loads(inlet(tmp_path, "search", "kayak offsite item 3", "--json", "--k", "5").stdout)
@@ -62,4 +62,4 @@ def test_backend_change_is_refused_then_a_killed_reindex_resumes(tmp_path):
     client = chromadb.PersistentClient(path=str(tmp_path / "store" / "chroma"))
     names = sorted(c if isinstance(c, str) else c.name for c in client.list_collections())
     assert names == [json.loads(record.read_text())["collection"]]          # the old vectors are gone
-    assert client.get_collection(names[0]).count() == 200
+    assert client.get_collection(names[0]).count() == 120
