@@ -1,6 +1,7 @@
 """Index benchmarks (issue 2): pipeline throughput, re-sync cost, query latency, query embedding cost.
 
     python benchmarks/bench_index.py pipeline|resync|query|embed|checkpoints|all [--docs N] [--sizes 10000,100000]
+        [--backends torch,onnx,onnx-int8] [--backend onnx-int8]
 
 Every figure is printed next to a raw baseline measured in the same process, as a ratio.
 """
@@ -25,6 +26,7 @@ import synthetic
 from inlet.config import IndexConfig, parse_config
 from inlet.connectors import Checkpoint, Connector, SourceConfig
 from inlet.connectors.model import ACL, Document
+from inlet.index.backends import BACKENDS, DEFAULT_BACKEND
 from inlet.index.catalog import Filters
 from inlet.index.embedding import Embedder, serve_queries
 from inlet.index.search import SearchRequest, search
@@ -45,27 +47,36 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def bench_pipeline(embedder: Embedder, docs: int) -> None:
+def bench_pipeline(embedder: Embedder, docs: int, backends: list[str] | None = None) -> None:
+    """Pipeline vs raw encode for each backend, interleaved in one run (the machine is shared and
+    noisy: each round measures every backend back to back), with each backend's ratio to torch."""
     work = Path(tempfile.mkdtemp())
     root = enron(work)
     files = sorted(p for p in root.rglob("*") if p.is_file())[:docs]
     corpus = [Document(id=f"b:{i}", source="b", source_type="files", title=p.name,
                        text=p.read_text(errors="replace"), acl=ACL(public=True)) for i, p in enumerate(files)]
-    pipeline, raw = [], []
+    embedders = {b: (embedder if b == embedder.backend else Embedder(backend=b))
+                 for b in backends or [embedder.backend]}
+    pipeline: dict[str, list[float]] = {b: [] for b in embedders}
+    raw: dict[str, list[float]] = {b: [] for b in embedders}
     for rep in range(3):
-        path = work / f"ix{rep}"
-        with Index(IndexConfig(path=path), embedder=embedder) as index:
-            inputs = [f"{d.title}\n{t}" for d in corpus for t in index.chunk(d)]
-            t0 = time.perf_counter()
-            embedder.encode(inputs)
-            raw.append(len(inputs) / (time.perf_counter() - t0))
-            t0 = time.perf_counter()
-            for start in range(0, len(corpus), 64):
-                index.apply(corpus[start:start + 64], generation=1)
-            pipeline.append(len(inputs) / (time.perf_counter() - t0))
-    p, r = statistics.median(pipeline), statistics.median(raw)
-    print(f"pipeline: {len(corpus)} docs, {len(inputs)} chunks; median of 3: pipeline {p:.1f} chunks/s, "
-          f"raw encode {r:.1f} chunks/s -> {p / r:.2f}x (target >= 0.85x)")
+        for backend, model in embedders.items():
+            path = work / f"ix-{backend}-{rep}"
+            with Index(IndexConfig(path=path, backend=backend), embedder=model) as index:
+                inputs = [f"{d.title}\n{t}" for d in corpus for t in index.chunk(d)]
+                t0 = time.perf_counter()
+                model.encode(inputs)
+                raw[backend].append(len(inputs) / (time.perf_counter() - t0))
+                t0 = time.perf_counter()
+                for start in range(0, len(corpus), 64):
+                    index.apply(corpus[start:start + 64], generation=1)
+                pipeline[backend].append(len(inputs) / (time.perf_counter() - t0))
+    base = statistics.median(pipeline["torch"]) if "torch" in pipeline else None
+    for backend in embedders:
+        p, r = statistics.median(pipeline[backend]), statistics.median(raw[backend])
+        vs_torch = f"; pipeline {p / base:.2f}x torch's (target >= 2x)" if base else ""
+        print(f"pipeline [{backend}]: {len(corpus)} docs, {len(inputs)} chunks; median of 3: pipeline {p:.1f} "
+              f"chunks/s, raw encode {r:.1f} chunks/s -> {p / r:.2f}x (target >= 0.9x){vs_torch}")
     shutil.rmtree(work)
 
 
@@ -205,24 +216,50 @@ def bench_embed(embedder: Embedder, n: int = 64) -> None:
     torch.set_num_threads(default_threads)
 
 
+def bench_query_embedding(backends: list[str], n: int = 200) -> None:
+    """One query's embedding through inlet's query path (`encode_query`, one thread as `serve`
+    sets), per backend, interleaved round by round."""
+    serve_queries()
+    qs = synthetic.queries(synthetic.vocabulary(random.Random(7)), n)
+    models = {b: Embedder(backend=b) for b in backends}
+    times: dict[str, list[float]] = {b: [] for b in backends}
+    for model in models.values():
+        model.encode_query("warm up")
+    for start in range(0, n, 20):
+        for backend, model in models.items():
+            for q in qs[start:start + 20]:
+                t0 = time.perf_counter()
+                model.encode_query(q)
+                times[backend].append((time.perf_counter() - t0) * 1000)
+    base = statistics.median(times["torch"]) if "torch" in times else None
+    for backend, ms in times.items():
+        ratio = f" = {statistics.median(ms) / base:.2f}x torch's" if base else ""
+        print(f"query embedding [{backend}], one thread: p50 {pct(ms, 50):.2f} ms, p99 {pct(ms, 99):.2f} ms{ratio}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("what", choices=["pipeline", "resync", "query", "embed", "checkpoints", "all"])
     parser.add_argument("--docs", type=int, default=300)
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--reuse", type=Path, help="keep (or reuse) the largest synthetic index here")
+    parser.add_argument("--backends", default=",".join(BACKENDS),
+                        help="pipeline: backends measured side by side (default: all)")
+    parser.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS,
+                        help="the backend of the other benchmarks")
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    embedder = Embedder()
+    embedder = Embedder(backend=args.backend)
     embedder.encode(["warm up"])
     if args.what in ("pipeline", "all"):
-        bench_pipeline(embedder, args.docs)
+        bench_pipeline(embedder, args.docs, args.backends.split(","))
     if args.what in ("resync", "all"):
         bench_resync(embedder)
     if args.what in ("checkpoints", "all"):
         bench_checkpoints()
     if args.what in ("embed", "all"):
-        bench_embed(embedder)
+        bench_embed(embedder if embedder.backend == "torch" else Embedder(backend="torch"))
+        bench_query_embedding(args.backends.split(","))
     if args.what in ("query", "all"):
         bench_query(embedder, [int(s) for s in args.sizes.split(",")], args.reuse)
 

@@ -1,6 +1,6 @@
 """Retrieval quality on labelled query sets: recall@5 and nDCG@10 for dense, BM25 and hybrid.
 
-    .venv/bin/python benchmarks/quality.py [--data /work/shared/data/enron-mini] [--queries FILE ...]
+    .venv/bin/python benchmarks/quality.py [--data /work/shared/data/enron-mini] [--queries FILE ...] [--backend B]
 
 Indexes the enron-mini mails through the `mail_archive` connector (real chunking and embeddings,
 in a temporary folder), then runs each query of each labelled set in each mode with the recency
@@ -26,6 +26,7 @@ from pathlib import Path
 from inlet.config import IndexConfig
 from inlet.connectors.model import Document
 from inlet.connectors.registry import connector_class
+from inlet.index.backends import BACKENDS, DEFAULT_BACKEND
 from inlet.index.search import SearchRequest, search
 from inlet.index.store import Index
 
@@ -82,6 +83,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="build the index here (or reuse it) instead of a temp folder")
     parser.add_argument("--database-url", help="evaluate on PostgreSQL (with --chroma-url) instead of the folder")
     parser.add_argument("--chroma-url", help="the Chroma server beside --database-url")
+    parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND, help="embedding backend")
     args = parser.parse_args()
     sets = {path.name: json.loads(path.read_text())["queries"] for path in args.queries or DEFAULT_SETS}
     docs = load_mails(args.data)
@@ -90,12 +92,14 @@ def main() -> None:
     if missing:
         raise SystemExit(f"answers not in the data: {missing}")
     with tempfile.TemporaryDirectory() as tmp, Index(IndexConfig(
-            path=args.keep or Path(tmp), database_url=args.database_url, chroma_url=args.chroma_url)) as index:
+            path=args.keep or Path(tmp), database_url=args.database_url, chroma_url=args.chroma_url,
+            backend=args.backend)) as index:
         started = time.perf_counter()
         index.apply(docs)   # a no-op when --keep reuses a built index: unchanged texts are not re-embedded
         chunks = sum(c for _, c in index.catalog.counts().values())
         index.embedder.encode_query("warm up")   # the first query loads the model: not a query's cost
-        print(f"indexed {len(docs)} mails, {chunks} chunks in {time.perf_counter() - started:.0f}s", file=sys.stderr)
+        print(f"backend {args.backend}: indexed {len(docs)} mails, {chunks} chunks in "
+              f"{time.perf_counter() - started:.0f}s", file=sys.stderr)
         pooled = {mode: [0.0, 0.0, 0.0] for mode in MODES}
         for name, labelled in sets.items():
             print(f"\n{name}: {len(labelled)} queries over {len(docs)} enron-mini mails ({chunks} chunks)")

@@ -51,6 +51,11 @@ CREATE TABLE IF NOT EXISTS acl (
     PRIMARY KEY (principal, doc_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS acl_doc ON acl (doc_id);
+CREATE TABLE IF NOT EXISTS chunk_keys (
+    chunk_id TEXT PRIMARY KEY,
+    key TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS chunk_keys_key ON chunk_keys (key);
 """
 
 _STOPWORDS = frozenset(
@@ -207,6 +212,15 @@ class Catalog:
         rows = self._query(f"SELECT chunk_id, text FROM chunks WHERE chunk_id IN ({','.join('?' * len(ids))})", ids)
         return {r[0]: r[1] for r in rows}
 
+    def keyed_chunks(self, keys: list[str]) -> dict[str, str]:
+        """key -> one chunk id whose vector has that key (see `dedup`), for the keys that have one."""
+        out: dict[str, str] = {}
+        for start in range(0, len(keys), 500):
+            part = keys[start:start + 500]
+            out.update(self._query(f"SELECT key, MIN(chunk_id) FROM chunk_keys WHERE key IN "
+                                   f"({','.join('?' * len(part))}) GROUP BY key", part))
+        return out
+
     def visible(self, doc_id: str, principals: tuple[str, ...] | None) -> bool:
         if principals is None:
             return bool(self._query("SELECT 1 FROM documents WHERE doc_id = ?", [doc_id]))
@@ -306,6 +320,7 @@ class Catalog:
                 Catalog.put(db, doc, texts, batch.generation)
             for doc in batch.relabelled:
                 Catalog.put(db, doc, None, batch.generation)
+            Catalog.put_keys(db, batch.keys)
             Catalog.touch(db, batch.seen, batch.generation)
             for doc_id in batch.gone:
                 Catalog.delete(db, doc_id)
@@ -335,6 +350,11 @@ class Catalog:
                            [cur.lastrowid, doc.title, text])
 
     @staticmethod
+    def put_keys(db: sqlite3.Connection, rows: list[tuple[str, str]]) -> None:
+        """(chunk id, vector key) rows of chunks just written (after `put`, which dropped the old ones)."""
+        db.executemany("INSERT OR REPLACE INTO chunk_keys (chunk_id, key) VALUES (?, ?)", rows)
+
+    @staticmethod
     def touch(db: sqlite3.Connection, doc_ids: list[str], generation: int) -> None:
         db.executemany("UPDATE documents SET seen_gen = ? WHERE doc_id = ?", [(generation, d) for d in doc_ids])
 
@@ -348,4 +368,5 @@ class Catalog:
     def _drop_chunks(db: sqlite3.Connection, doc_id: str) -> None:
         rowids = [r[0] for r in db.execute("SELECT rowid FROM chunks WHERE doc_id = ?", [doc_id])]
         db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(r,) for r in rowids])
+        db.execute("DELETE FROM chunk_keys WHERE chunk_id IN (SELECT chunk_id FROM chunks WHERE doc_id = ?)", [doc_id])
         db.execute("DELETE FROM chunks WHERE doc_id = ?", [doc_id])

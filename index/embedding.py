@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from inlet.errors import ConfigError
 
+from .backends import BACKENDS, DEFAULT_BACKEND, OnnxEncoder, onnx_file, resolve_device
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -39,21 +41,41 @@ def resolve_model(name: str) -> str:
 
 
 class Embedder:
-    """Thread-safe, lazily loaded embedding model with its tokenizer (used for chunk budgets)."""
+    """Thread-safe, lazily loaded embedding model with its tokenizer (used for chunk budgets).
 
-    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 64) -> None:
+    `backend` is how vectors are computed (see `backends`): the sentence-transformers model is
+    loaded in every case, for its tokenizer and, for ONNX, as the source of the export."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 64, backend: str = DEFAULT_BACKEND,
+                 device: str = "auto") -> None:
+        if backend not in BACKENDS:
+            raise ConfigError(f"[index] key 'backend': {backend!r} is not one of {', '.join(BACKENDS)}")
+        self.model_name = model
         self.model_path = resolve_model(model)
         self.batch_size = batch_size
+        self.backend = backend
+        self.device = device
         self._model: Any = None
+        self._onnx: OnnxEncoder | None = None
         self._lock = threading.Lock()
         self._queries = QueryBatcher(self._encode_short)
+
+    @property
+    def fingerprint(self) -> dict[str, str]:
+        """What the vectors depend on; recorded by the index (see `index.fingerprint`)."""
+        return {"model": self.model_name, "backend": self.backend}
 
     @property
     def model(self) -> Any:
         if self._model is None:
             with self._lock:
                 if self._model is None:
-                    self._model = _load(self.model_path)
+                    device = resolve_device(self.device)
+                    model = _load(self.model_path, device if self.backend == "torch" else "cpu")
+                    if self.backend != "torch":
+                        path = onnx_file(model, self.model_path, quantized=self.backend == "onnx-int8")
+                        self._onnx = OnnxEncoder(model, path, device, threads=_session_threads)
+                    self._model = model
         return self._model
 
     @property
@@ -72,7 +94,10 @@ class Embedder:
 
     def encode(self, texts: Sequence[str]) -> "np.ndarray":
         """Unit-length vectors (cosine similarity is then a dot product)."""
-        return self.model.encode(
+        model = self.model
+        if self._onnx is not None:
+            return self._onnx.encode(list(texts), self.batch_size)
+        return model.encode(
             list(texts), batch_size=self.batch_size, normalize_embeddings=True,
             show_progress_bar=False, convert_to_numpy=True,
         )
@@ -82,10 +107,14 @@ class Embedder:
         `encode`'s length sorting and batching, which cost ~1.5 ms a query and pay only for corpora."""
         import torch
 
-        features = self.model.preprocess(list(texts))
+        model = self.model
+        if self._onnx is not None:
+            return self._onnx.encode_short(texts)
+        features = model.preprocess(list(texts))
+        features = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in features.items()}
         with torch.inference_mode():
-            vectors = self.model.forward(features)["sentence_embedding"]
-            return torch.nn.functional.normalize(vectors, dim=1).numpy()
+            vectors = model.forward(features)["sentence_embedding"]
+            return torch.nn.functional.normalize(vectors, dim=1).cpu().numpy()
 
     def encode_query(self, text: str) -> "np.ndarray":
         """One query's vector; concurrent callers share a forward pass (see `QueryBatcher`)."""
@@ -155,14 +184,20 @@ def serve_queries() -> None:
 
     A query is a few tokens: a second torch thread saves only ~8% of a lone query's time
     (benchmarks/bench_index.py embed), while it takes the core that the BM25 query running beside
-    it, and concurrent requests, need. Bulk indexing keeps torch's default.
+    it, and concurrent requests, need. Bulk indexing keeps torch's default. ONNX Runtime sessions
+    made after this call get one intra-op thread for the same reason.
     """
     import torch
 
+    global _session_threads
     torch.set_num_threads(1)
+    _session_threads = 1
 
 
-def _load(path: str) -> Any:
+_session_threads = 0   # ONNX Runtime intra-op threads for sessions made from now on (0: one per core)
+
+
+def _load(path: str, device: str) -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -172,4 +207,4 @@ def _load(path: str) -> Any:
     hf_logging.set_verbosity_error()
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(path, device="cpu", local_files_only=True)
+    return SentenceTransformer(path, device=device, local_files_only=True)

@@ -82,6 +82,8 @@ MIGRATIONS: list[str] = [
     """,
     # 2: operators' pauses of a source's schedule (the console)
     "CREATE TABLE paused (source TEXT PRIMARY KEY, since DOUBLE PRECISION NOT NULL);",
+    # 3: each chunk's vector key (dedup.py): identical texts reuse a stored vector
+    "ALTER TABLE chunks ADD COLUMN key TEXT; CREATE INDEX chunks_key ON chunks (key);",
 ]
 
 _TOKEN = re.compile(r"[^\W_]+")
@@ -255,6 +257,15 @@ class PgCatalog:
         keep = {r[0] for r in rows}
         return {c for c in chunk_ids if chunk_doc_id(c) in keep}
 
+    def keyed_chunks(self, keys: list[str]) -> dict[str, str]:
+        """key -> one chunk id whose vector has that key (see `dedup`), for the keys that have one."""
+        if not keys:
+            return {}
+        with self.pool.connection() as db:
+            rows = db.execute("SELECT key, MIN(chunk_id) FROM chunks WHERE key = ANY(%s) GROUP BY key",
+                              (keys,)).fetchall()
+        return {key: chunk for key, chunk in rows}
+
     def lexical(self, query: str, filters: Filters, limit: int) -> list[tuple[str, float]]:
         """(chunk id, BM25 score), best first, filtered like the dense search; the same query
         terms as the SQLite catalog (stopwords out, corpus-common terms dropped). As there, the
@@ -294,6 +305,10 @@ class PgCatalog:
             dropped, dropped_length = self._drop_chunks(db, rechunked)
             self._put_documents(db, docs, {d.id: len(t) for d, t in batch.embedded}, batch.generation)
             added, added_length = self._put_chunks(db, batch.embedded)
+            if batch.keys:
+                with db.cursor() as cur:
+                    cur.executemany("UPDATE chunks SET key = %s WHERE chunk_id = %s",
+                                    [(key, chunk) for chunk, key in batch.keys])
             if batch.seen:
                 db.execute("UPDATE documents SET seen_gen = %s WHERE doc_id = ANY(%s)", (batch.generation, batch.seen))
             if batch.gone:

@@ -15,7 +15,7 @@ from pathlib import Path
 from inlet.config import IndexConfig
 from inlet.connectors.model import Document
 
-from . import vectors
+from . import dedup, fingerprint, reindex, vectors
 from .catalog import Filters, StoredDoc, chunk_id, doc_ts
 from .chunking import chunk_text
 from .embedding import Embedder
@@ -31,28 +31,57 @@ class ApplyStats:
     upserted: int = 0        # documents written (new, changed text, or changed metadata/ACL)
     deleted: int = 0
     unchanged: int = 0
-    embedded_chunks: int = 0
+    embedded_chunks: int = 0   # chunks run through the model
+    reused_chunks: int = 0     # chunks whose text had a stored vector (see `dedup`)
 
     def add(self, other: "ApplyStats") -> None:
         self.upserted += other.upserted
         self.deleted += other.deleted
         self.unchanged += other.unchanged
         self.embedded_chunks += other.embedded_chunks
+        self.reused_chunks += other.reused_chunks
+
+
+def chunk_rows(docs: Sequence[Document], texts: dict[str, list[str]]) -> tuple[list[str], list[str], list[dict]]:
+    """Chunk ids, the texts the model embeds (title first) and the Chroma metadata of `docs`."""
+    ids: list[str] = []
+    inputs: list[str] = []
+    metas: list[dict] = []
+    for doc in docs:
+        principals = doc.acl.principals()
+        for n, text in enumerate(texts[doc.id]):
+            ids.append(chunk_id(doc.id, n))
+            inputs.append(f"{doc.title}\n{text}" if doc.title else text)
+            metas.append(vectors.chunk_metadata(doc.id, doc.source, doc.source_type, doc_ts(doc), principals, n))
+    return ids, inputs, metas
 
 
 class Index:
     """Open one per process (`Index.open`); thread-safe for concurrent searches and one writer."""
 
     def __init__(self, config: IndexConfig, embedder: Embedder | None = None, *, lock: bool = True,
-                 **lock_info: object) -> None:
+                 reindexing: bool = False, **lock_info: object) -> None:
         self.config = config
         self.path = Path(config.path)
         if not config.database_url:   # with a database nothing is kept on local disk
             self.path.mkdir(parents=True, exist_ok=True)
         self._lock: FileLock | None = lock_index(self.path, **lock_info) if lock and not config.chroma_url else None
-        self.embedder = embedder or Embedder(config.model, config.batch_size)
+        self.embedder = embedder or Embedder(config.model, config.batch_size, config.backend, config.device)
         self.catalog: CatalogStore = open_catalog(config)
-        self.collection = vectors.open_collection(self.path, config.chroma_url)
+        try:   # the vectors must come from the configured model and backend (`reindexing` re-makes them)
+            self.record = self._embedding_record(reindexing)
+        except BaseException:
+            self.close()
+            raise
+        self.collection = vectors.open_collection(self.path, config.chroma_url, self.record.collection)
+
+    def _embedding_record(self, reindexing: bool) -> fingerprint.Record:
+        if self.config.database_url:   # the record lives in the index folder; a database index has none yet
+            return fingerprint.Record(**self.embedder.fingerprint)
+        record = fingerprint.establish(self.path, self.embedder.fingerprint, bool(self.catalog.counts()))
+        if not reindexing:
+            fingerprint.check(self.path, record, self.embedder.fingerprint)
+        return record
 
     def close(self) -> None:
         self.catalog.close()
@@ -88,40 +117,39 @@ class Index:
                 meta.append(doc)
             else:
                 same.append(doc.id)
+        if self.record.pending:   # a reindex under way must redo what this batch changes
+            reindex.invalidate(self, {d.source for d in latest.values()} if not deleted else None)
         texts = {d.id: self.chunk(d) for d in embed}
         if fence is not None and (embed or meta or deleted):
             self.catalog.commit(Commit(fence=fence))   # an empty commit: a lost lease writes no vectors either
-        self._write_vectors(embed, texts, stored)
+        keys, stats.embedded_chunks = self._write_vectors(embed, texts, stored)
         self._write_metadata(meta, stored)
         gone = [d for d in deleted if d in stored]
         self._delete_vectors([stored[d] for d in gone])
-        self.catalog.commit(Commit(generation, [(d, texts[d.id]) for d in embed], meta, same, gone, fence))
+        self.catalog.commit(Commit(generation, [(d, texts[d.id]) for d in embed], meta, same, gone, fence, keys))
         stats.upserted = len(embed) + len(meta)
         stats.unchanged = len(same)
         stats.deleted = len(gone)
-        stats.embedded_chunks = sum(len(t) for t in texts.values())
+        stats.reused_chunks = len(keys) - stats.embedded_chunks
         return stats
 
     def _write_vectors(self, docs: list[Document], texts: dict[str, list[str]],
-                       stored: dict[str, StoredDoc]) -> None:
-        ids, inputs, metas = [], [], []
-        for doc in docs:
-            principals = doc.acl.principals()
-            for n, text in enumerate(texts[doc.id]):
-                ids.append(chunk_id(doc.id, n))
-                inputs.append(f"{doc.title}\n{text}" if doc.title else text)
-                metas.append(vectors.chunk_metadata(doc.id, doc.source, doc.source_type, doc_ts(doc),
-                                                    principals, n))
+                       stored: dict[str, StoredDoc]) -> tuple[list[tuple[str, str]], int]:
+        """Writes the chunks' vectors; returns their (chunk id, vector key) rows and how many were embedded."""
+        ids, inputs, metas = chunk_rows(docs, texts)
         stale = [chunk_id(d.id, n) for d in docs if d.id in stored
                  for n in range(len(texts[d.id]), stored[d.id].chunks)]
+        keys: list[str] = []
+        embedded = 0
         if ids:
-            embeddings = self.embedder.encode(inputs)
+            embeddings, keys, embedded = dedup.embed_distinct(self, inputs)
             for start in range(0, len(ids), 4096):
                 end = start + 4096
                 self.collection.upsert(ids=ids[start:end], embeddings=embeddings[start:end],
                                        metadatas=metas[start:end])
         if stale:
             self.collection.delete(ids=stale)
+        return list(zip(ids, keys)), embedded
 
     def _write_metadata(self, docs: list[Document], stored: dict[str, StoredDoc]) -> None:
         ids, metas = [], []

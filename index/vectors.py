@@ -17,7 +17,19 @@ COLLECTION = "inlet_chunks"
 NOBODY = "-"   # Chroma refuses empty lists: the ACL token of a document only admins may see
 
 
-def open_collection(path: Path, url: str | None = None) -> Any:
+def open_collection(path: Path, url: str | None = None, name: str = COLLECTION) -> Any:
+    return _client(path, url).get_or_create_collection(name, embedding_function=None,
+                                                       metadata={"hnsw:space": "cosine"})
+
+
+def drop_collection(path: Path, url: str | None, name: str) -> None:
+    """Delete a collection (the vectors a reindex replaced); absent is fine."""
+    client = _client(path, url)
+    if name in [c if isinstance(c, str) else c.name for c in client.list_collections()]:
+        client.delete_collection(name)
+
+
+def _client(path: Path, url: str | None) -> Any:
     import chromadb
     from chromadb.config import Settings
 
@@ -30,8 +42,7 @@ def open_collection(path: Path, url: str | None = None) -> Any:
                                      ssl=parsed.scheme == "https", settings=settings)
     else:
         client = chromadb.PersistentClient(path=str(path / "chroma"), settings=settings)
-    return client.get_or_create_collection(COLLECTION, embedding_function=None,
-                                           metadata={"hnsw:space": "cosine"})
+    return client
 
 
 def chunk_metadata(doc_id: str, source: str, source_type: str, ts: float, principals: list[str],

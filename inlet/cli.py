@@ -166,6 +166,49 @@ def sync(sources: tuple[str, ...], config_path: str | None, as_json: bool, verbo
 
 
 @cli.command()
+@click.argument("sources", nargs=-1)
+@_common
+def reindex(sources: tuple[str, ...], config_path: str | None, as_json: bool, verbose: int) -> None:
+    """Re-embed the stored texts of SOURCES (default: all) with the configured model and backend.
+
+    No source is read again. Resumable; the index serves its old vectors until every source is done."""
+    _setup_logging(verbose)
+    try:
+        settings = _settings(config_path)
+        names = [settings.source(s).name for s in sources]
+        from inlet.index.reindex import run_reindex
+        from inlet.index.store import Index
+
+        with Index(settings.index, reindexing=True) as index, _count_progress(not as_json, "re-embedding") as bar:
+            result = run_reindex(index, names, bar)
+    except InletError as exc:
+        _fail(exc)
+
+    def prose() -> None:
+        if result.up_to_date:
+            click.echo("the index already holds vectors of the configured model and backend")
+        for name, chunks in result.embedded.items():
+            click.echo(f"{name}: {chunks} chunks re-embedded")
+        click.echo("switched to the configured model and backend" if result.switched else
+                   f"still to reindex: {', '.join(result.remaining)} (searches use the old vectors until then)")
+    _emit(as_json, result.as_json(), prose)
+
+
+@contextmanager
+def _count_progress(enabled: bool, label: str) -> Iterator[Any]:
+    """A rich progress bar (done of total) on a terminal; None otherwise."""
+    if not (enabled and sys.stderr.isatty()):
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True)) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+@cli.command()
 @click.argument("query")
 @click.option("--k", default=10, show_default=True, type=click.IntRange(1, 100), help="number of results")
 @click.option("--source", "sources", multiple=True, help="only these sources (repeatable)")

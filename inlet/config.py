@@ -9,7 +9,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -29,6 +29,9 @@ class IndexConfig(BaseModel):
     chunk_tokens: int = Field(200, ge=32, le=512, description="target chunk size in model tokens")
     chunk_overlap: int = Field(32, ge=0, le=128, description="tokens repeated between chunks")
     batch_size: int = Field(64, ge=1, le=4096, description="chunks embedded per batch")
+    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "onnx-int8", description="how vectors are computed (benchmarks/README.md: fastest that keeps quality)")
+    device: Literal["cpu", "cuda", "auto"] = Field("auto", description="auto: CUDA when torch sees one")
 
     @model_validator(mode="after")
     def _database_needs_chroma(self) -> "IndexConfig":

@@ -58,3 +58,5 @@ class LeaseLostError(InletError):
 
 class DatabaseError(InletError):
     """The index database (PostgreSQL) cannot be reached or refused a statement: names the server."""
+class EmbeddingMismatchError(ConfigError):
+    """The index's vectors came from another model or backend than the configured one."""

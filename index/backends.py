@@ -1,0 +1,203 @@
+"""Embedding backends: the sentence-transformers model in torch, or exported to ONNX Runtime.
+
+sentence-transformers' own ONNX backend (`backend="onnx"`) needs optimum-onnx, whose releases
+require transformers < 4.58 while sentence-transformers 6 requires transformers >= 5: the two
+cannot be installed together. So inlet exports the loaded sentence-transformers model itself
+(`torch.onnx.export` of the whole module chain: transformer, pooling, normalisation) and, for
+`onnx-int8`, quantises the weights with ONNX Runtime's dynamic int8 quantisation (per channel).
+
+The export is made once per model, offline, from the local model folder, into a user cache dir
+(`$INLET_CACHE_DIR`, else `$XDG_CACHE_HOME/inlet`, else `~/.cache/inlet`) keyed by the model files and
+the exporter's versions, and reused by every process. Each file is written under a temporary name
+and renamed into place, so processes exporting at the same time never read a partial file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import uuid
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from inlet.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("torch", "onnx", "onnx-int8")
+DEVICES = ("cpu", "cuda", "auto")
+DEFAULT_BACKEND = "onnx-int8"   # benchmarks/README.md: the fastest backend that keeps retrieval quality
+EXPORT_VERSION = 1              # bump when the exported graph changes: old cache entries are then ignored
+ONNX_OPSET = 17
+# Largest cosine distance to torch's vector of the same text (tests/index/test_backends.py): ONNX fp32
+# runs the same arithmetic; int8 rounds weights per channel and activations per batch (so a text's
+# vector also moves slightly with its batch-mates), measured >= 0.98 similarity on Enron mail.
+MAX_COSINE_DISTANCE = {"torch": 0.0, "onnx": 1e-4, "onnx-int8": 0.03}
+_export_lock = threading.Lock()
+
+
+def resolve_device(device: str) -> str:
+    """`auto` is CUDA when torch sees one, else the CPU; `cuda` without one is a configuration error."""
+    import torch
+
+    if device not in DEVICES:
+        raise ConfigError(f"[index] key 'device': {device!r} is not one of {', '.join(DEVICES)}")
+    has_cuda = bool(torch.cuda.is_available())
+    if device == "cuda" and not has_cuda:
+        raise ConfigError("[index] key 'device': 'cuda' was asked for but torch sees no CUDA device "
+                          "(set device = \"auto\" or \"cpu\")")
+    return "cuda" if device == "cuda" or (device == "auto" and has_cuda) else "cpu"
+
+
+def cache_dir() -> Path:
+    """Where exported models are kept (shared by every index and process of this user)."""
+    explicit = os.environ.get("INLET_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "inlet"
+
+
+def model_key(model_path: str) -> str:
+    """A short hash naming one model folder's files and the exporter: a changed model or a new
+    torch/ONNX Runtime gets a fresh export instead of a stale one."""
+    import onnxruntime
+    import torch
+
+    digest = hashlib.sha256(f"{EXPORT_VERSION}|{torch.__version__}|{onnxruntime.__version__}".encode())
+    root = Path(model_path)
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "onnx" not in p.relative_to(root).parts):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root)}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+def onnx_file(st_model: Any, model_path: str, quantized: bool) -> Path:
+    """The exported (and, if asked, int8-quantised) model file, made now if the cache lacks it."""
+    folder = cache_dir() / "onnx" / f"{Path(model_path).name}-{model_key(model_path)}"
+    fp32 = folder / "model.onnx"
+    target = folder / "model-int8.onnx" if quantized else fp32
+    if target.exists():
+        return target
+    with _export_lock:   # threads of one process export once; other processes are safe by rename
+        if not fp32.exists():
+            _atomic(fp32, lambda tmp: _export(st_model, tmp))
+        if quantized and not target.exists():
+            _atomic(target, lambda tmp: _quantize(fp32, tmp))
+    return target
+
+
+def _atomic(target: Path, write: Any) -> None:
+    import time
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    started = time.perf_counter()
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    log.info("exported %s in %.1f s", target, time.perf_counter() - started)
+
+
+def _traceable(st_model: Any, names: list[str]) -> Any:
+    """The sentence-transformers module chain as a function of positional tensors (what the
+    tracer needs), returning the sentence embedding."""
+    import torch
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = st_model
+
+        def forward(self, *tensors: Any) -> Any:
+            return self.inner(dict(zip(names, tensors)))["sentence_embedding"]
+
+    return Wrapper().eval()
+
+
+def _export(st_model: Any, dest: Path) -> None:
+    import torch
+
+    sample = st_model.tokenizer(["an example sentence", "a second, longer example sentence for shapes"],
+                                padding=True, return_tensors="pt")
+    names = list(sample.keys())
+    axes = {name: {0: "batch", 1: "tokens"} for name in names}
+    axes["sentence_embedding"] = {0: "batch"}
+    cpu_model = st_model.to("cpu")
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")   # the tracer's notes on a graph it exports correctly (tested)
+        torch.onnx.export(_traceable(cpu_model, names), tuple(sample[n] for n in names), str(dest),
+                          input_names=names, output_names=["sentence_embedding"], dynamic_axes=axes,
+                          opset_version=ONNX_OPSET, dynamo=False)
+
+
+class _QuietRoot(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+def _quantize(source: Path, dest: Path) -> None:
+    """Dynamic int8 weights, one scale per output channel: per-tensor scales lose too much of
+    MiniLM (cosine to torch as low as 0.44 in a trial; per channel >= 0.98)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quiet = _QuietRoot()
+    logging.getLogger().addFilter(quiet)   # ONNX Runtime logs an advisory on the root logger
+    try:
+        quantize_dynamic(str(source), str(dest), weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        logging.getLogger().removeFilter(quiet)
+
+
+class OnnxEncoder:
+    """Runs an exported model with ONNX Runtime; tokenisation is the sentence-transformers
+    model's own, so the inputs (truncation included) are exactly what torch would see."""
+
+    def __init__(self, st_model: Any, path: Path, device: str, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        self.tokenizer = st_model.tokenizer
+        self.max_length = int(st_model.max_seq_length)
+        self.dimension = int(st_model.get_embedding_dimension())
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        providers = ["CPUExecutionProvider"]
+        if device == "cuda":
+            if "CUDAExecutionProvider" not in ort.get_available_providers():
+                raise ConfigError("[index] device is CUDA but this onnxruntime has no CUDA provider "
+                                  "(install onnxruntime-gpu, or use backend = \"torch\")")
+            providers.insert(0, "CUDAExecutionProvider")
+        self.session = ort.InferenceSession(str(path), options, providers=providers)
+        self.inputs = [i.name for i in self.session.get_inputs()]
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> "np.ndarray":
+        """Unit vectors; texts are batched by length (as sentence-transformers does) so padding is small."""
+        import numpy as np
+
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            part = order[start:start + batch_size]
+            out[part] = self.encode_short([texts[i] for i in part])
+        return out
+
+    def encode_short(self, texts: Sequence[str]) -> "np.ndarray":
+        """One forward pass over `texts` as given."""
+        import numpy as np
+
+        features = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+                                  return_tensors="np")
+        feed = {name: features[name].astype(np.int64) for name in self.inputs}
+        vectors = self.session.run(None, feed)[0]
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)

@@ -1,0 +1,102 @@
+"""Which model and backend the index's vectors came from, and a reindex in progress.
+
+Vectors of different models (or of one model through backends that round differently) do not
+mix: a query embedded one way finds the wrong neighbours among vectors made another way. So the
+index folder records, in `embedding.json`, the fingerprint of its vectors and the Chroma collection
+that holds them; opening it with another model or backend is refused (exit 2) until
+`inlet reindex` has re-embedded the stored chunk texts into a new collection.
+
+A reindex writes the new collection beside the live one, source by source, saving a cursor
+after every batch (the record is replaced by rename, so a crash leaves the old or the new record,
+never half of one). The live record, and so every search, keeps the old collection until every
+source is complete; then one rename switches the index over and the old collection is dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inlet.errors import EmbeddingMismatchError
+
+from .vectors import COLLECTION
+
+RECORD = "embedding.json"
+LEGACY_BACKEND = "torch"   # indexes made before the record existed were all embedded by torch
+
+
+@dataclass
+class Pending:
+    """A reindex under way: its target fingerprint and collection, the sources finished, and
+    how far into the current source it got (documents are taken in doc_id order)."""
+
+    model: str
+    backend: str
+    collection: str
+    done: list[str] = field(default_factory=list)
+    source: str | None = None
+    cursor: str | None = None
+
+
+@dataclass
+class Record:
+    model: str
+    backend: str
+    collection: str = COLLECTION
+    pending: Pending | None = None
+
+    @property
+    def fingerprint(self) -> dict[str, str]:
+        return {"model": self.model, "backend": self.backend}
+
+
+def collection_for(fingerprint: dict[str, str]) -> str:
+    """The collection a reindex to `fingerprint` writes (distinct per fingerprint)."""
+    digest = hashlib.sha256(f"{fingerprint['model']}|{fingerprint['backend']}".encode()).hexdigest()[:12]
+    return f"{COLLECTION}_{digest}"
+
+
+def read(index_path: Path) -> Record | None:
+    path = index_path / RECORD
+    if not path.exists():
+        return None
+    raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    pending = raw.pop("pending", None)
+    return Record(**raw, pending=Pending(**pending) if pending else None)
+
+
+def write(index_path: Path, record: Record) -> None:
+    """Replace the record atomically (write a temporary file, fsync, rename)."""
+    path = index_path / RECORD
+    tmp = path.with_name(f".{RECORD}.{os.getpid()}.tmp")
+    with tmp.open("w", encoding="utf-8") as out:
+        json.dump(asdict(record), out, indent=2)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+
+
+def establish(index_path: Path, fingerprint: dict[str, str], has_documents: bool) -> Record:
+    """The index's record, written now if it has none: an empty index takes `fingerprint`; one
+    made before records existed holds torch vectors of the configured model."""
+    record = read(index_path)
+    if record is None:
+        backend = LEGACY_BACKEND if has_documents else fingerprint["backend"]
+        record = Record(model=fingerprint["model"], backend=backend)
+        write(index_path, record)
+    return record
+
+
+def check(index_path: Path, record: Record, fingerprint: dict[str, str]) -> None:
+    """Refuse vectors made another way, naming both and the command that fixes it."""
+    if record.fingerprint == fingerprint:
+        return
+    raise EmbeddingMismatchError(
+        f"the index at {index_path} holds vectors of model {record.model!r} with backend {record.backend!r}, "
+        f"but [index] asks for model {fingerprint['model']!r} with backend {fingerprint['backend']!r}: run "
+        f"`inlet reindex [SOURCE ...]` to re-embed the stored texts with the new setting (no source is read "
+        f"again), or set [index] model/backend back to {record.model!r}/{record.backend!r}")

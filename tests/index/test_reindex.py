@@ -1,0 +1,82 @@
+"""The index records its vectors' model and backend, refuses another, and `run_reindex` moves it over."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from inlet.config import IndexConfig
+from inlet.errors import EmbeddingMismatchError
+from inlet.index import fingerprint
+from inlet.index.embedding import Embedder
+from inlet.index.reindex import run_reindex
+from inlet.index.search import SearchRequest, search
+from inlet.index.store import Index
+from tests.index.test_store import CORPUS, doc
+
+
+@pytest.fixture(scope="module")
+def torch_embedder(embedder: Embedder) -> Embedder:
+    return embedder if embedder.backend == "torch" else Embedder(backend="torch")
+
+
+@pytest.fixture(scope="module")
+def onnx_embedder(embedder: Embedder) -> Embedder:
+    return embedder if embedder.backend == "onnx-int8" else Embedder(backend="onnx-int8")
+
+
+@pytest.fixture
+def torch_index(tmp_path, torch_embedder):
+    path = tmp_path / "ix"
+    with Index(IndexConfig(path=path), embedder=torch_embedder) as ix:
+        ix.apply(CORPUS, generation=1)
+    return path
+
+
+def top(index: Index, query: str) -> str:
+    hits, _ = search(index, SearchRequest(query=query, k=1, mode="dense", recency_half_life_days=0))
+    return hits[0].doc_id
+
+
+def test_another_backend_is_refused_naming_both_and_the_fix(torch_index, onnx_embedder):
+    assert fingerprint.read(torch_index).fingerprint == {"model": "all-MiniLM-L6-v2", "backend": "torch"}
+    with pytest.raises(EmbeddingMismatchError) as refused:
+        Index(IndexConfig(path=torch_index), embedder=onnx_embedder)
+    assert refused.value.exit_code == 2
+    message = str(refused.value)
+    assert "'torch'" in message and "'onnx-int8'" in message and "inlet reindex [SOURCE ...]" in message
+    Index(IndexConfig(path=torch_index), embedder=onnx_embedder, reindexing=True).close()   # lock released
+
+
+def test_an_index_from_before_records_is_taken_as_torch(torch_index, onnx_embedder):
+    (torch_index / fingerprint.RECORD).unlink()
+    with pytest.raises(EmbeddingMismatchError, match="backend 'torch'"):
+        Index(IndexConfig(path=torch_index), embedder=onnx_embedder)
+
+
+def test_reindex_source_by_source_keeps_old_vectors_until_all_are_done(torch_index, torch_embedder, onnx_embedder):
+    with Index(IndexConfig(path=torch_index), embedder=onnx_embedder, reindexing=True) as ix:
+        first = run_reindex(ix, ["wiki"])
+        assert first.embedded == {"wiki": 3} and first.remaining == ["exec"] and not first.switched
+    record = fingerprint.read(torch_index)
+    assert record.backend == "torch" and record.pending.done == ["wiki"]
+    with Index(IndexConfig(path=torch_index), embedder=torch_embedder) as ix:   # still served the old way
+        assert top(ix, "how do I change my vpn credentials") == "wiki:2"
+        ix.apply([doc(6, "Lunch moves to the atrium.")], generation=2)       # a wiki change meanwhile...
+    assert fingerprint.read(torch_index).pending.done == []                  # ...sends wiki back to the queue
+    with Index(IndexConfig(path=torch_index), embedder=onnx_embedder, reindexing=True) as ix:
+        rest = run_reindex(ix)
+        assert rest.embedded == {"exec": 2, "wiki": 4} and rest.switched
+    record = fingerprint.read(torch_index)
+    assert record.backend == "onnx-int8" and record.pending is None and record.collection != "inlet_chunks"
+    with Index(IndexConfig(path=torch_index), embedder=onnx_embedder) as ix:
+        assert top(ix, "how do I change my vpn credentials") == "wiki:2"
+        assert top(ix, "lunch moved to the atrium") == "wiki:6"
+        assert ix.collection.count() == 6
+        assert run_reindex(ix).up_to_date
+
+
+def test_the_record_is_plain_json(torch_index):
+    raw = json.loads((torch_index / fingerprint.RECORD).read_text())
+    assert raw == {"model": "all-MiniLM-L6-v2", "backend": "torch", "collection": "inlet_chunks", "pending": None}
