@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from inlet.config import Settings
 
 from . import mcp as mcp_http
+from .content_type import JsonBody, unsupported_media_type
 from .auth import USER_HEADER, Caller, KeyEntry, KeyRing, caller_for
 from .errors import STATUS_CODES, ApiError, ErrorBody, error_body
 from .metrics import CONTENT_TYPE, Metrics, last_success_reader
@@ -42,7 +43,8 @@ PUBLIC_PATHS = frozenset({"/healthz"})
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text} for code, text in (
         (400, "malformed request"), (401, "missing or invalid API key"), (403, "beyond the key's rights"),
-        (413, "request body too large"), (422, "invalid request"), (503, "index or model not loaded yet"))}
+        (413, "request body too large"), (415, "body not JSON"), (422, "invalid request"),
+        (503, "index or model not loaded yet"))}
 
 
 class KeyGuard:
@@ -180,6 +182,7 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
                            allow_headers=["Authorization", "Content-Type", USER_HEADER, "X-Request-ID",
                                           "Mcp-Session-Id", "Mcp-Protocol-Version"],
                            expose_headers=["X-Request-ID", "Mcp-Session-Id"])
+    app.add_middleware(JsonBody)
     app.add_middleware(KeyGuard, keys=keys)
     app.add_middleware(ObserveMiddleware, metrics=metrics, max_body_bytes=settings.server.max_body_bytes)
     return app
@@ -196,6 +199,8 @@ def _handlers(app: FastAPI) -> None:
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
+            if (declared := unsupported_media_type(request.scope)) is not None:
+                return JSONResponse(error_body("unsupported_media_type", declared), 415)
             return JSONResponse(error_body("invalid_json", "the request body is not valid JSON"), 400)
         parts = []
         for e in errors[:5]:
