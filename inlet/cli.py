@@ -313,6 +313,7 @@ def sandbox(port: int, write_config: str | None, verbose: int) -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with Sandbox(port=port) as sb:
         text, env = sb.config(index_path=".inlet")
+        text, env = _with_admin_key(text, env)
         if write_config:
             Path(write_config).write_text(text)
             click.echo(f"# config written to {write_config}")
@@ -325,6 +326,18 @@ def sandbox(port: int, write_config: str | None, verbose: int) -> None:
             stop.wait()
         except KeyboardInterrupt:
             pass
+
+
+SANDBOX_KEY_ENV = "INLET_SANDBOX_KEY"
+
+
+def _with_admin_key(toml: str, env: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The sandbox config plus an admin API key (and its generated value), so `inlet serve` on it
+    answers the README's examples instead of 401 to everything."""
+    import secrets
+
+    block = f'\n[[server.api_keys]]\nname = "sandbox-admin"\nkey_env = "{SANDBOX_KEY_ENV}"\nadmin = true\n'
+    return toml.rstrip() + "\n" + block, {**env, SANDBOX_KEY_ENV: secrets.token_urlsafe(24)}
 
 
 @cli.command()

@@ -30,7 +30,7 @@ from inlet.config import Settings
 
 from . import mcp as mcp_http
 from .content_type import JsonBody, unsupported_media_type
-from .auth import USER_HEADER, Caller, KeyEntry, KeyRing, caller_for
+from .auth import USER_HEADER, Caller, KeyEntry, KeyRing, caller_for, warn_without_keys
 from .errors import STATUS_CODES, ApiError, ErrorBody, error_body
 from .metrics import CONTENT_TYPE, Metrics, last_success_reader
 from .middleware import ObserveMiddleware
@@ -80,7 +80,9 @@ def _caller(request: Request, user: str | None) -> Caller:
 def create_app(settings: Settings, index: Any = None, state: Any = None,
                env: Mapping[str, str] | None = None) -> FastAPI:
     """The API around `index` (opened here, in the background, when None) and `state` (StateDB)."""
-    keys = KeyRing.from_settings(settings, env if env is not None else os.environ)
+    env = env if env is not None else os.environ
+    warn_without_keys(settings, env)
+    keys = KeyRing.from_settings(settings, env)
     retrieval = Retrieval(index)
     owns_index = index is None
     index_path = Path(settings.index.path)

@@ -66,6 +66,9 @@ class ApiPlan:
         from inlet.server.app import create_app
         from inlet.status import SourcesCollector
 
+        from inlet.server.auth import warn_without_keys
+
+        warn_without_keys(settings, os.environ)   # this run's own keys serve local commands only
         served, env = self.with_keys(settings)
         app = create_app(served, index=index, state=state, env=env)
         metrics = getattr(getattr(app.state, "metrics", None), "registry", None)

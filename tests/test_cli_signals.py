@@ -1,0 +1,69 @@
+"""The long-running commands as an operator meets them: real processes, real signals, real ports.
+
+`inlet sandbox`, `inlet serve`, `inlet daemon --serve`: what they write, how they stop (exit 0 on
+SIGINT/SIGTERM), what a busy port does (one line, exit 4), and that nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from inlet.config import load_config
+from inlet.server.auth import warn_without_keys
+
+
+def start(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "inlet", *args], cwd=cwd, env={**os.environ, **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(condition: Callable[[], bool], proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Poll an observable condition (a file, a port) while the process is alive."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            raise AssertionError(f"exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("timed out")
+        time.sleep(0.05)   # polling for an observable event, not sleeping in place of one
+
+
+def test_sandbox_write_config_has_a_working_key_and_sigterm_exits_0(tmp_path: Path) -> None:
+    config = tmp_path / "sandbox.toml"
+    proc = start(tmp_path, "sandbox", "--write-config", str(config))
+    wait_for(lambda: config.exists() and config.stat().st_size > 0, proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    exports = dict(re.findall(r"^export (\w+)=(\S+)$", out, flags=re.MULTILINE))
+    settings = load_config(config)
+    admin = [k for k in settings.server.api_keys if k.admin]
+    assert admin and admin[0].key_env in exports and len(exports[admin[0].key_env]) >= 24
+    assert not warn_without_keys(settings, exports)
+
+
+def test_a_server_without_a_usable_key_says_so_loudly(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[[server.api_keys]]\nname = "ops"\nkey_env = "INLET_TEST_UNSET_KEY"\nadmin = true\n')
+    settings = load_config(config)
+    with caplog.at_level("ERROR"):
+        assert warn_without_keys(settings, {})
+    assert "NO USABLE API KEY" in caplog.text and "INLET_TEST_UNSET_KEY" in caplog.text
+    assert warn_without_keys(load_config(_empty(tmp_path)), {})
+    assert not warn_without_keys(settings, {"INLET_TEST_UNSET_KEY": "x" * 24})
+
+
+def _empty(tmp_path: Path) -> Path:
+    path = tmp_path / "empty.toml"
+    path.write_text("")
+    return path
