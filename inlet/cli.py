@@ -1,8 +1,8 @@
 """The `inlet` command (contract section 3).
 
 Exit codes: 0 success, 1 the work failed, 2 bad usage or configuration, 3 a source refused its
-credentials. Heavy modules (torch, chromadb, the SDKs) are imported inside the commands that use
-them, so `inlet --help` stays instant.
+credentials, 4 a server's port is in use. Heavy modules (torch, chromadb, the SDKs) are imported
+inside the commands that use them, so `inlet --help` stays instant.
 """
 
 from __future__ import annotations
@@ -304,14 +304,15 @@ def connectors(config_path: str | None, as_json: bool, verbose: int) -> None:
 def sandbox(port: int, write_config: str | None, verbose: int) -> None:
     """Serve the emulated Slack, Google Drive and Microsoft Graph services until Ctrl-C."""
     _setup_logging(verbose)
-    import signal
-    import threading
-
+    from inlet.process import stop_on_signals, wait
     from inlet.sandbox.server import Sandbox
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with Sandbox(port=port) as sb:
+    stop = stop_on_signals()
+    try:
+        sb = Sandbox(port=port).start()
+    except InletError as exc:
+        _fail(exc)
+    try:
         text, env = sb.config(index_path=".inlet")
         text, env = _with_admin_key(text, env)
         if write_config:
@@ -322,10 +323,9 @@ def sandbox(port: int, write_config: str | None, verbose: int) -> None:
         for name, value in env.items():
             click.echo(f"export {name}={value}")
         click.echo(f"# sandbox serving on {sb.ctx.http_url} and {sb.ctx.https_url}; Ctrl-C to stop", err=True)
-        try:
-            stop.wait()
-        except KeyboardInterrupt:
-            pass
+        wait(stop)
+    finally:
+        sb.stop()
 
 
 SANDBOX_KEY_ENV = "INLET_SANDBOX_KEY"

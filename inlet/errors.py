@@ -50,3 +50,9 @@ class IndexLockedError(InletError):
 
 class SourceBusyError(InletError):
     """The source is already being synced (by this or another process)."""
+
+
+class PortInUseError(InletError):
+    """A server cannot listen on its configured address (another process has the port)."""
+
+    exit_code = 4

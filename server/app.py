@@ -225,7 +225,7 @@ def _handlers(app: FastAPI) -> None:
 def make_server(settings: Settings, app: FastAPI) -> Any:
     """A uvicorn server for `app` on [server].host/port, logging through inlet's own loggers.
 
-    For `inlet daemon --serve`: `server.run()` in a thread, `server.should_exit = True` to stop."""
+    `server.run(sockets=[...])` in a thread, `server.should_exit = True` to stop."""
     import uvicorn
 
     logging.getLogger("inlet.server.access").setLevel(logging.INFO)
@@ -236,14 +236,27 @@ def make_server(settings: Settings, app: FastAPI) -> Any:
 
 
 def run_server(settings: Settings) -> None:
-    """`inlet serve`: open the index (failing fast if another process holds it), then uvicorn."""
+    """`inlet serve`: listen (a busy port is `PortInUseError`), open the index (failing fast if
+    another process holds it), serve until SIGINT/SIGTERM, then stop cleanly."""
     from inlet.index.store import Index
+    from inlet.process import listen, stop_on_signals, wait
 
     from inlet.index.embedding import serve_queries
 
     serve_queries()   # one batching worker embeds queries; the other cores serve BM25, Chroma and HTTP
     host, port = settings.server.host, settings.server.port
-    with Index(settings.index, api_url=f"http://{host}:{port}") as index:
+    sock = listen(host, port, "[server]")
+    stop = stop_on_signals()
+    url = f"http://{host}:{sock.getsockname()[1]}"
+    with Index(settings.index, api_url=url) as index:
         server = make_server(settings, create_app(settings, index=index))
-        log.info("serving the retrieval API on http://%s:%s (MCP at /mcp)", host, port)
-        server.run()
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="inlet-api")
+        thread.start()   # not the main thread: uvicorn leaves the signals to us
+        log.info("serving the retrieval API on %s (MCP at /mcp); Ctrl-C to stop", url)
+        try:
+            wait(stop)
+        finally:
+            server.should_exit = True
+            thread.join()
+            sock.close()
+    log.info("stopped")

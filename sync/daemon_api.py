@@ -45,10 +45,9 @@ class ApiPlan:
     @classmethod
     def bind(cls, settings: Settings) -> "ApiPlan":
         host, port = settings.server.host, settings.server.port
-        try:
-            sock = socket.create_server((host, port), reuse_port=False)
-        except OSError as exc:
-            raise InletError(f"[server] cannot listen on {host}:{port}: {exc.strerror}") from None
+        from inlet.process import listen
+
+        sock = listen(host, port, "[server]")
         local = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else host
         return cls(sock, f"http://{local}:{sock.getsockname()[1]}", secrets.token_urlsafe(32),
                    secrets.token_urlsafe(32))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -67,3 +68,60 @@ def _empty(tmp_path: Path) -> Path:
     path = tmp_path / "empty.toml"
     path.write_text("")
     return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def serve_config(tmp_path: Path, port: int) -> Path:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[index]\npath = "store"\n\n[server]\nport = {port}\n\n[[server.api_keys]]\n'
+                      'name = "ops"\nkey_env = "INLET_TEST_KEY"\nadmin = true\n')
+    return config
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_serve_stops_cleanly_with_exit_0(tmp_path: Path, signum: int) -> None:
+    port = free_port()
+    proc = start(tmp_path, "serve", "--config", str(serve_config(tmp_path, port)), env={"INLET_TEST_KEY": "k" * 24})
+    wait_for(lambda: accepts(port), proc)
+    proc.send_signal(signum)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Aborted" not in err and "Traceback" not in err
+    assert "stopped" in err
+
+
+@pytest.mark.parametrize("command", [["serve"], ["daemon", "--serve"]])
+def test_a_busy_port_is_one_line_and_exit_4(tmp_path: Path, command: list[str]) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "inlet", *command, "--config", str(serve_config(tmp_path, port))],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "INLET_TEST_KEY": "k" * 24})
+    assert proc.returncode == 4, proc.stderr
+    assert f"127.0.0.1:{port}" in proc.stderr and "Traceback" not in proc.stderr
+    assert "serving" not in proc.stderr
+
+
+def test_sandbox_on_a_busy_port_is_one_line_exit_4_and_leaves_nothing(tmp_path: Path) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "inlet", "sandbox", "--port", str(port)], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120, env={**os.environ, "TMPDIR": str(scratch)})
+    assert proc.returncode == 4, proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and f"127.0.0.1:{port}" in proc.stderr, proc.stderr
+    assert list(scratch.iterdir()) == []
