@@ -39,6 +39,12 @@ def _relative_to_config(value: Path, info: ValidationInfo) -> Path:
     return value if value.is_absolute() or base is None else Path(base) / value
 
 
+def folder_problem(source: str, path: Path) -> str:
+    """The message for a source whose `path` key does not name a folder (missing, or a file)."""
+    what = "is a file, not a folder" if path.exists() else "does not exist (or cannot be read)"
+    return f"source {source!r}: key 'path': {path} {what}"
+
+
 ConfigPath = Annotated[Path, AfterValidator(_relative_to_config)]
 """A path in the config file: relative paths are taken from the config file's folder."""
 

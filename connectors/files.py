@@ -21,7 +21,7 @@ from pydantic import Field
 
 from inlet.errors import ConfigError, ItemError
 
-from .base import ConfigPath, Connector, StaticACLConfig
+from .base import ConfigPath, Connector, StaticACLConfig, folder_problem
 from .extract import extract_text, kind_of
 from .model import Checkpoint, Deletion, Item, Skipped
 
@@ -35,7 +35,7 @@ class FilesConfig(StaticACLConfig):
     include: list[str] = Field(default_factory=lambda: ["**/*"], description="globs of files to index")
     exclude: list[str] = Field(default_factory=list, description="globs of files to leave out")
     max_file_bytes: int = Field(20_000_000, ge=1, description="larger files are skipped")
-    checkpoint_every: int = Field(200, ge=1, description="files read between checkpoints")
+    checkpoint_every: int = Field(20, ge=1, description="files read between checkpoints")
 
 
 class FilesConnector(Connector[FilesConfig]):
@@ -44,7 +44,7 @@ class FilesConnector(Connector[FilesConfig]):
 
     def check(self) -> None:
         if not self.config.path.is_dir():
-            raise ConfigError(f"source {self.name!r}: key 'path': {self.config.path} is not a folder")
+            raise ConfigError(folder_problem(self.name, self.config.path))
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: datetime | None = None) -> Iterator[Item]:
         self.check()
@@ -75,6 +75,7 @@ class FilesConnector(Connector[FilesConfig]):
         yield Checkpoint(state={"files": dict(known)})
 
     def live_ids(self) -> Iterator[str]:
+        self.check()   # a vanished folder is an error, not "every file was deleted"
         return (self.doc_id(rel) for rel, _ in self._walk())
 
     def _document(self, rel: str, path: Path, data: bytes, stat: os.stat_result) -> Iterator[Item]:

@@ -70,10 +70,16 @@ def cli() -> None:
     """inlet: workplace data (Slack, Google Drive, Outlook, folders) as permission-aware context for agents."""
 
 
+STOPPING = ("inlet: stopping at the next checkpoint (at most {grace:.0f}s; Ctrl-C again quits at once); "
+            "what is indexed is kept")
+
+
 @contextmanager
 def _engine(settings: Any, progress: bool) -> Iterator[Any]:
+    """An engine whose runs SIGINT/SIGTERM end at their next checkpoint (recorded `interrupted`)."""
     from inlet.index.store import Index
-    from inlet.sync.engine import Engine
+    from inlet.process import stop_on_signals
+    from inlet.sync.engine import STOP_GRACE, Engine
     from inlet.sync.state import StateDB
 
     path = Path(settings.index.path)
@@ -81,7 +87,8 @@ def _engine(settings: Any, progress: bool) -> Iterator[Any]:
         state = StateDB(path / "state.db")
         try:
             with _progress(progress) as on_progress:
-                yield Engine(settings, index, state, env=os.environ, on_progress=on_progress)
+                stop = stop_on_signals(STOPPING.format(grace=STOP_GRACE))
+                yield Engine(settings, index, state, env=os.environ, on_progress=on_progress, stop=stop)
         finally:
             state.close()
 
@@ -107,17 +114,21 @@ def _progress(enabled: bool) -> Iterator[Any]:
         yield update
 
 
-def _report_runs(results: list[Any], as_json: bool) -> None:
+def _report_runs(results: list[Any], as_json: bool, resume: str = "sync") -> None:
     def prose() -> None:
         for r in results:
             line = (f"{r.source}: {r.outcome} — {r.upserted} upserted, {r.deleted} deleted, "
                     f"{r.skipped} skipped, {r.errors} errors in {r.seconds:.1f}s")
-            click.echo(line + (f"\n  error: {r.error}" if r.error else ""))
+            if r.outcome == "interrupted":
+                line += (f"\n  progress is kept: `inlet {resume} {r.source}` resumes from the last checkpoint")
+            elif r.error:
+                line += f"\n  error: {r.error}"
+            click.echo(line)
 
     _emit(as_json, {"runs": [r.as_json() for r in results]}, prose)
     if any(r.credentials_refused for r in results):
         sys.exit(3)
-    if any(r.outcome == "failed" for r in results):
+    if any(r.outcome in ("failed", "interrupted") for r in results):
         sys.exit(1)
 
 
@@ -137,7 +148,7 @@ def backfill(source: str, since: str | None, restart: bool, config_path: str | N
             results = [engine.run(source, "backfill", since=_date(since), restart=restart)]
     except InletError as exc:
         _fail(exc)
-    _report_runs(results, as_json)
+    _report_runs(results, as_json, resume="backfill")
 
 
 @cli.command()
@@ -151,7 +162,7 @@ def sync(sources: tuple[str, ...], config_path: str | None, as_json: bool, verbo
         names = [settings.source(s).name for s in sources] or [s.name for s in settings.sources]
         try:
             with _engine(settings, progress=not as_json) as engine:
-                results = [engine.run(name, "sync") for name in names]
+                results = [engine.run(name, "sync") for name in names if not engine.stop.is_set()]
         except IndexLockedError:
             results = _sync_through_daemon(settings, names)
     except InletError as exc:

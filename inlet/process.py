@@ -12,6 +12,7 @@ import errno
 import os
 import signal
 import socket
+import sys
 import threading
 from typing import Any
 
@@ -28,14 +29,17 @@ def listen(host: str, port: int, what: str) -> socket.socket:
         raise PortInUseError(f"{what} cannot listen on {host}:{port}: {reason}") from None
 
 
-def stop_on_signals() -> threading.Event:
-    """An event set by the first SIGINT/SIGTERM; a second one exits at once with status 1."""
+def stop_on_signals(message: str | None = None) -> threading.Event:
+    """An event set by the first SIGINT/SIGTERM (printing `message` on stderr); a second one exits
+    at once with status 1."""
     stop = threading.Event()
 
     def handler(signum: int, _frame: Any) -> None:
         if stop.is_set():
             os._exit(1)   # the user does not want to wait
         stop.set()
+        if message:
+            print(message, file=sys.stderr, flush=True)
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, handler)

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 BATCH_DOCS = 64
 BATCH_CHARS = 400_000
 CHECKPOINT_SHARE = 0.05   # at most this share of a run's time goes to writing checkpoints
+STOP_GRACE = 15.0         # after `stop`, seconds a run goes on towards its next checkpoint before it ends
+INTERRUPTED = "interrupted: progress up to the last checkpoint is kept; the next run resumes from it"
 ProgressCallback = Callable[[RunRecord, int], None]   # (run so far, items seen)
 
 
@@ -106,8 +108,9 @@ class _Batch:
 class Engine:
     def __init__(self, settings: Settings, index: Index, state: StateDB, *,
                  env: Mapping[str, str] | None = None, stop: threading.Event | None = None,
-                 on_progress: ProgressCallback | None = None) -> None:
+                 on_progress: ProgressCallback | None = None, stop_grace: float = STOP_GRACE) -> None:
         self.settings = settings
+        self.stop_grace = stop_grace
         self.index = index
         self.state = state
         self.env = env
@@ -153,7 +156,7 @@ class Engine:
             log.exception("source %r failed", name)
             return self._finish(run, started, "failed", f"{type(exc).__name__}: {exc}")
         if self.stop.is_set():
-            return self._finish(run, started, "partial", "interrupted; resumes from the last checkpoint")
+            return self._finish(run, started, "interrupted", INTERRUPTED)
         return self._finish(run, started, "partial" if run.errors else "ok", None)
 
     def _drive(self, connector: Connector, source: SourceState, run: RunRecord) -> None:
@@ -162,8 +165,14 @@ class Engine:
         seen = 0
         checkpoints = _CheckpointWriter(self.state, source)
         last_checkpoint: dict[str, Any] | None = source.checkpoint
+        stop_by: float | None = None
         for item in connector.load(source.checkpoint, since=since):
             seen += 1
+            if self.stop.is_set():   # go on to the next checkpoint, but not for longer than stop_grace
+                stop_by = stop_by if stop_by is not None else time.monotonic() + self.stop_grace
+                if time.monotonic() >= stop_by and not isinstance(item, Checkpoint):
+                    self._flush(batch, source, run)   # committed; re-read idempotently on resume
+                    return
             if isinstance(item, Document):
                 batch.add(item)
             elif isinstance(item, Deletion):
@@ -226,6 +235,8 @@ class Engine:
             live = set(connector.live_ids())
         except NotImplementedError:
             return self.run(name, "backfill", restart=True)   # a full pass reconciles too
+        except InletError as exc:   # e.g. the folder vanished: nothing is deleted (the caller logs it)
+            return RunResult(name, "failed", 0, 0, 0, 0, 0.0, str(exc))
         lock = FileLock(Path(self.index.path) / "locks" / f"{name}.lock")
         if not lock.acquire(source=name):
             raise SourceBusyError(f"source {name!r} is already being synced")

@@ -124,4 +124,29 @@ def test_sandbox_on_a_busy_port_is_one_line_exit_4_and_leaves_nothing(tmp_path: 
                               capture_output=True, text=True, timeout=120, env={**os.environ, "TMPDIR": str(scratch)})
     assert proc.returncode == 4, proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and f"127.0.0.1:{port}" in proc.stderr, proc.stderr
-    assert list(scratch.iterdir()) == []
+    assert list(scratch.glob("inlet-*")) == []   # torch may leave its own cache there
+
+
+def _backfill_started(scratch: Path) -> bool:
+    import sqlite3
+
+    for state in scratch.glob("inlet-demo-*/index/state.db"):
+        try:
+            with sqlite3.connect(state) as db:
+                if db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]:
+                    return True
+        except sqlite3.OperationalError:
+            pass
+    return False
+
+
+def test_sigterm_during_the_demo_backfill_exits_0_and_leaves_nothing(tmp_path: Path) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = start(tmp_path, "demo", env={"TMPDIR": str(scratch)})
+    wait_for(lambda: _backfill_started(scratch), proc, timeout=300)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "stopped" in err
+    assert list(scratch.glob("inlet-*")) == []   # torch may leave its own cache there

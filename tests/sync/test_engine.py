@@ -126,7 +126,7 @@ def test_stop_ends_the_run_at_the_next_checkpoint(engine):
 
     Script.plan = [[doc(1), stop_now, Checkpoint(state={"at": 2}), doc(3), Checkpoint(state={"at": 3})]]
     result = engine.run("one", "backfill")
-    assert result.outcome == "partial" and "interrupted" in result.error
+    assert result.outcome == "interrupted" and "resumes" in result.error
     assert engine.state.source("one").checkpoint == {"at": 2}
     assert indexed(engine) == ["one:1", "one:2"]
 
