@@ -133,6 +133,10 @@ class Connector(ABC, Generic[ConfigT]):
     def check(self) -> None:
         """Validate credentials cheaply; raise `CredentialsError` naming the source if refused."""
 
+    def check_local(self) -> None:
+        """Optional: what can be checked without the network (a folder exists), before any run
+        starts (`inlet backfill`, `sync`, `daemon`); raise `ConfigError` naming the key."""
+
     @abstractmethod
     def load(self, checkpoint: dict[str, Any] | None, *, since: datetime | None = None) -> Iterator[Item]:
         """Yield documents, deletions, skips and checkpoints.

@@ -43,6 +43,9 @@ class FilesConnector(Connector[FilesConfig]):
     Config = FilesConfig
 
     def check(self) -> None:
+        self.check_local()
+
+    def check_local(self) -> None:
         if not self.config.path.is_dir():
             raise ConfigError(folder_problem(self.name, self.config.path))
 

@@ -170,6 +170,9 @@ class MailArchiveConnector(Connector[MailArchiveConfig]):
     Config = MailArchiveConfig
 
     def check(self) -> None:
+        self.check_local()
+
+    def check_local(self) -> None:
         if not self.config.path.is_dir():
             raise ConfigError(folder_problem(self.name, self.config.path))
 

@@ -42,6 +42,13 @@ def _settings(config_path: str | None) -> Any:
     return load_config(find_config(config_path))
 
 
+def _preflight(settings: Any, names: list[str]) -> None:
+    """Configuration problems that need no network (unset secrets, missing folders), before any run."""
+    from inlet.config import preflight
+
+    preflight(settings, names, os.environ)
+
+
 def _emit(as_json: bool, payload: Any, prose: Callable[[], None]) -> None:
     if as_json:
         click.echo(json.dumps(payload, indent=2, default=str))
@@ -145,6 +152,7 @@ def backfill(source: str, since: str | None, restart: bool, config_path: str | N
         settings = _settings(config_path)
         settings.source(source)
         with _engine(settings, progress=not as_json) as engine:
+            _preflight(settings, [source])   # here: a daemon holding the index has its own environment
             results = [engine.run(source, "backfill", since=_date(since), restart=restart)]
     except InletError as exc:
         _fail(exc)
@@ -162,6 +170,7 @@ def sync(sources: tuple[str, ...], config_path: str | None, as_json: bool, verbo
         names = [settings.source(s).name for s in sources] or [s.name for s in settings.sources]
         try:
             with _engine(settings, progress=not as_json) as engine:
+                _preflight(settings, names)
                 results = [engine.run(name, "sync") for name in names if not engine.stop.is_set()]
         except IndexLockedError:
             results = _sync_through_daemon(settings, names)
@@ -257,6 +266,8 @@ def status(config_path: str | None, as_json: bool, verbose: int) -> None:
         _fail(exc)
 
     def prose() -> None:
+        if not payload["sources"]:
+            click.echo("no sources configured: add [[sources]] to the config (config.example.toml documents each type)")
         for s in payload["sources"]:
             last = s["last_run"]
             click.echo(f"{s['name']} ({s['type']}): {s['documents']} documents, {s['chunks']} chunks")
@@ -387,7 +398,9 @@ def daemon(with_api: bool, config_path: str | None, as_json: bool, verbose: int)
     try:
         from inlet.sync.daemon import run_daemon
 
-        sys.exit(run_daemon(_settings(config_path), serve=with_api))
+        settings = _settings(config_path)
+        _preflight(settings, [s.name for s in settings.sources])
+        sys.exit(run_daemon(settings, serve=with_api))
     except InletError as exc:
         _fail(exc)
 
