@@ -189,6 +189,8 @@ def search(query: str, k: int, sources: tuple[str, ...], user: str | None, confi
            as_json: bool, verbose: int) -> None:
     """Search the index as the API does."""
     _setup_logging(verbose)
+    if not query.strip():
+        raise click.BadParameter("the query is empty: say what to look for", param_hint="QUERY")
     try:
         settings = _settings(config_path)
         for name in sources:
@@ -202,8 +204,14 @@ def search(query: str, k: int, sources: tuple[str, ...], user: str | None, confi
             with Index(settings.index) as index:
                 from inlet.index.embedding import serve_queries
 
-                serve_queries()
-                hits, took = run_search(index, request)
+                hits, took = [], 0.0
+                if _indexed(index, sources):
+                    serve_queries()
+                    index.embedder.encode_query("warm up")   # the model loads here: took_ms is the search alone
+                    hits, took = run_search(index, request)
+                else:
+                    click.echo(f"inlet: nothing is indexed{' in ' + ', '.join(sources) if sources else ''} "
+                               f"yet (index {settings.index.path}): run `inlet backfill SOURCE` first", err=True)
             payload: dict[str, Any] = {"results": [h.as_dict() for h in hits], "took_ms": round(took, 1)}
         except IndexLockedError:
             payload = _search_through_daemon(settings, query, k, sources, user)
@@ -219,6 +227,12 @@ def search(query: str, k: int, sources: tuple[str, ...], user: str | None, confi
             text = hit["text"]
             click.echo("    " + text[:300].replace("\n", " ") + ("…" if len(text) > 300 else ""))
     _emit(as_json, payload, prose)
+
+
+def _indexed(index: Any, sources: tuple[str, ...]) -> int:
+    """Documents in the index (of `sources` when given)."""
+    counts = index.catalog.counts()
+    return sum(docs for name, (docs, _chunks) in counts.items() if not sources or name in sources)
 
 
 def _search_through_daemon(settings: Any, query: str, k: int, sources: tuple[str, ...],

@@ -164,3 +164,11 @@ def test_ctrl_c_in_a_backfill_keeps_progress_and_says_how_to_resume(workdir):
 
     last = json.loads(inlet(workdir, "status", "--json").stdout)["sources"][0]["last_run"]
     assert last["outcome"] == "interrupted" and last["upserted"] > 0   # resuming: the killed-backfill test
+
+
+def test_search_on_an_empty_index_says_so_and_an_empty_query_is_exit_2(workdir):
+    proc = inlet(workdir, "search", "curve shift", "--json")
+    assert json.loads(proc.stdout)["results"] == [] and "nothing is indexed" in proc.stderr
+    assert "inlet backfill" in proc.stderr
+    blank = inlet(workdir, "search", "  ", check=False)
+    assert blank.returncode == 2 and "query is empty" in blank.stderr
