@@ -22,7 +22,7 @@ from pydantic import Field
 from inlet.errors import ConfigError, ItemError
 
 from .base import ConfigPath, Connector, StaticACLConfig, folder_problem
-from .extract import extract_text, kind_of
+from .extract import document_title, extract_text, kind_of
 from .model import Checkpoint, Deletion, Item, Skipped
 
 log = logging.getLogger(__name__)
@@ -82,8 +82,9 @@ class FilesConnector(Connector[FilesConfig]):
         return (self.doc_id(rel) for rel, _ in self._walk())
 
     def _document(self, rel: str, path: Path, data: bytes, stat: os.stat_result) -> Iterator[Item]:
+        extract_name = path.name if path.suffix else path.name + ".txt"
         try:
-            text = extract_text(data, path.name if path.suffix else path.name + ".txt")
+            text = extract_text(data, extract_name)
         except ItemError as exc:
             yield Skipped(id=self.doc_id(rel), reason=str(exc))
             return
@@ -92,8 +93,8 @@ class FilesConnector(Connector[FilesConfig]):
             return
         modified = datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc)
         yield self.document(
-            rel, title=_title(text, path), text=text, url=path.as_uri(), updated_at=modified,
-            created_at=modified, acl=self.config.acl(),
+            rel, title=document_title(data, extract_name, text) or rel, text=text, url=path.as_uri(),
+            updated_at=modified, created_at=modified, acl=self.config.acl(),
             metadata={"path": rel, "folder": str(Path(rel).parent), "kind": kind_of(path.name) or ""},
         )
 
@@ -120,11 +121,3 @@ class FilesConnector(Connector[FilesConfig]):
                        for p in patterns)
 
         return matches(self.config.include) and not matches(self.config.exclude)
-
-
-def _title(text: str, path: Path) -> str:
-    for line in text.splitlines()[:20]:
-        stripped = line.strip()
-        if stripped.startswith("#"):
-            return stripped.lstrip("#").strip()
-    return path.stem.replace("_", " ").replace("-", " ")
