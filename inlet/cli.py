@@ -32,8 +32,9 @@ def _common(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _setup_logging(verbose: int) -> None:
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from inlet.logs import configure
+
+    configure(verbose)
 
 
 def _settings(config_path: str | None) -> Any:

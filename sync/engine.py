@@ -225,6 +225,10 @@ class Engine:
         run.outcome = outcome
         run.error = error
         self.state.finish_run(run)
+        if outcome != "failed":   # a failure was logged where it was caught
+            log.info("%s of %r %s: %d upserted, %d deleted, %d skipped, %d errors, %d chunks embedded in %.1fs",
+                     run.kind, run.source, outcome, run.upserted, run.deleted, run.skipped, run.errors,
+                     run.embedded, time.monotonic() - started)
         return RunResult(run.source, outcome, run.upserted, run.deleted, run.skipped, run.errors,
                          time.monotonic() - started, error, run.embedded, credentials)
 

@@ -176,3 +176,12 @@ def test_a_failed_run_resumes_from_the_last_written_checkpoint(engine):
     engine.run("one", "sync")
     assert Script.calls[-1][0] == written
     assert indexed(engine) == ["one:1", "one:2", "one:3"]
+
+
+def test_each_finished_run_logs_one_info_line_with_its_counts(engine, caplog):
+    Script.plan = [[doc(1), doc(2), Checkpoint(state={})]]
+    with caplog.at_level("INFO", logger="inlet.sync.engine"):
+        engine.run("one", "backfill")
+    lines = [r for r in caplog.records if r.name == "inlet.sync.engine"]
+    assert len(lines) == 1 and lines[0].levelname == "INFO"
+    assert "backfill of 'one' ok: 2 upserted, 0 deleted" in lines[0].getMessage()
