@@ -1,8 +1,10 @@
 """The connector contract: a pydantic config model and one generator.
 
 A connector reads one service and yields `Document`s, `Deletion`s, `Skipped` items and
-`Checkpoint`s. It never touches the index, the state database or global configuration: the engine
-passes its config and the environment in, and decides what to do with what it yields.
+`Checkpoint`s, and optionally `Progress` (a total in its own unit once known, and how many are
+done) so the engine can show a total and a time left; a connector that yields none still works.
+It never touches the index, the state database or global configuration: the engine passes its
+config and the environment in, and decides what to do with what it yields.
 Copy `connectors/files.py` to start a new one.
 """
 

@@ -23,7 +23,7 @@ from inlet.errors import ConfigError, ItemError
 
 from .base import ConfigPath, Connector, StaticACLConfig, folder_problem
 from .extract import document_title, extract_text, kind_of
-from .model import Checkpoint, Deletion, Item, Skipped
+from .model import Checkpoint, Deletion, Item, Progress, Skipped
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,10 @@ class FilesConnector(Connector[FilesConfig]):
         self.check()
         known: dict[str, list[Any]] = dict((checkpoint or {}).get("files", {}))
         present: set[str] = set()
-        for n, (rel, path) in enumerate(self._walk(), 1):
+        entries = list(self._walk())   # counted first: the bar gets a total and a time left
+        yield Progress(total=len(entries), unit="files")
+        for n, (rel, path) in enumerate(entries, 1):
+            yield Progress(done=n - 1)
             present.add(rel)
             stat = path.stat()
             if since and stat.st_mtime < since.timestamp():
@@ -72,6 +75,7 @@ class FilesConnector(Connector[FilesConfig]):
             known[rel] = [stat.st_mtime_ns, stat.st_size, digest]
             if n % self.config.checkpoint_every == 0:
                 yield Checkpoint(state={"files": dict(known)})
+        yield Progress(done=len(entries))
         for rel in sorted(set(known) - present):
             del known[rel]
             yield Deletion(id=self.doc_id(rel))

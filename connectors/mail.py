@@ -24,7 +24,7 @@ from inlet.errors import ConfigError, ItemError
 from .base import ConfigPath, Connector, StaticACLConfig, folder_problem
 from .extract import extract_text, kind_of
 from .mail_text import addresses, body_text, header_date, looks_like_mail, parse_rfc822, part_text
-from .model import ACL, Checkpoint, Deletion, Document, Item, Skipped
+from .model import ACL, Checkpoint, Deletion, Document, Item, Progress, Skipped
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,9 @@ class MailArchiveConnector(Connector[MailArchiveConfig]):
             for native in _natives(rel, seen.pop(rel)):  # comes back under the same id below
                 yield Deletion(id=self.doc_id(native))
         done = 0
-        for rel, stamp in sorted(current.items()):
+        yield Progress(total=len(current), unit="files")
+        for number, (rel, stamp) in enumerate(sorted(current.items())):
+            yield Progress(done=number)
             old = seen.get(rel)
             if old is not None and old[:2] == stamp:
                 continue

@@ -8,9 +8,10 @@ with no embedding; an unchanged document is only marked as seen.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from inlet.config import IndexConfig
 from inlet.connectors.model import Document
@@ -22,6 +23,7 @@ from .embedding import Embedder
 from .lock import FileLock, lock_index
 
 log = logging.getLogger(__name__)
+EMBED_SLICE = 256      # chunks embedded per call when progress is followed (one big file moves the bar)
 DENSE_OVERFETCH = 4   # unfiltered neighbours fetched per wanted result before falling back to a filtered query
 
 
@@ -69,7 +71,9 @@ class Index:
                             self.config.chunk_overlap)
         return [c.text for c in chunks] or ([doc.title] if doc.title else [])
 
-    def apply(self, docs: Sequence[Document], deletions: Sequence[str] = (), generation: int = 0) -> ApplyStats:
+    def apply(self, docs: Sequence[Document], deletions: Sequence[str] = (), generation: int = 0,
+              on_embedded: Callable[[int], None] | None = None) -> ApplyStats:
+        """Write a batch; `on_embedded(n)` is told of chunks as they are embedded (progress)."""
         stats = ApplyStats()
         latest = {d.id: d for d in docs}                     # last version wins within a batch
         deleted = [d for d in dict.fromkeys(deletions) if d not in latest]
@@ -86,7 +90,7 @@ class Index:
             else:
                 same.append(doc.id)
         texts = {d.id: self.chunk(d) for d in embed}
-        self._write_vectors(embed, texts, stored)
+        self._write_vectors(embed, texts, stored, on_embedded)
         self._write_metadata(meta, stored)
         gone = [d for d in deleted if d in stored]
         self._delete_vectors([stored[d] for d in gone])
@@ -105,7 +109,7 @@ class Index:
         return stats
 
     def _write_vectors(self, docs: list[Document], texts: dict[str, list[str]],
-                       stored: dict[str, StoredDoc]) -> None:
+                       stored: dict[str, StoredDoc], on_embedded: Callable[[int], None] | None = None) -> None:
         ids, inputs, metas = [], [], []
         for doc in docs:
             principals = doc.acl.principals()
@@ -117,13 +121,28 @@ class Index:
         stale = [chunk_id(d.id, n) for d in docs if d.id in stored
                  for n in range(len(texts[d.id]), stored[d.id].chunks)]
         if ids:
-            embeddings = self.embedder.encode(inputs)
+            embeddings = self._encode(inputs, on_embedded)
             for start in range(0, len(ids), 4096):
                 end = start + 4096
                 self.collection.upsert(ids=ids[start:end], embeddings=embeddings[start:end],
                                        metadatas=metas[start:end])
         if stale:
             self.collection.delete(ids=stale)
+
+    def _encode(self, inputs: list[str], on_embedded: Callable[[int], None] | None) -> Any:
+        """All vectors at once, or EMBED_SLICE at a time when someone follows the progress."""
+        if on_embedded is None or len(inputs) <= EMBED_SLICE:
+            vectors_ = self.embedder.encode(inputs)
+            if on_embedded:
+                on_embedded(len(inputs))
+            return vectors_
+        parts = []
+        for start in range(0, len(inputs), EMBED_SLICE):
+            parts.append(self.embedder.encode(inputs[start:start + EMBED_SLICE]))
+            on_embedded(len(parts[-1]))
+        import numpy as np
+
+        return np.concatenate(parts)
 
     def _write_metadata(self, docs: list[Document], stored: dict[str, StoredDoc]) -> None:
         ids, metas = [], []

@@ -87,6 +87,7 @@ def _engine(settings: Any, progress: bool) -> Iterator[Any]:
     """An engine whose runs SIGINT/SIGTERM end at their next checkpoint (recorded `interrupted`)."""
     from inlet.index.store import Index
     from inlet.process import stop_on_signals
+    from inlet.progress import progress_display
     from inlet.sync.engine import STOP_GRACE, Engine
     from inlet.sync.state import StateDB
 
@@ -94,32 +95,11 @@ def _engine(settings: Any, progress: bool) -> Iterator[Any]:
     with Index(settings.index) as index:
         state = StateDB(path / "state.db")
         try:
-            with _progress(progress) as on_progress:
+            with progress_display(progress) as on_progress:
                 stop = stop_on_signals(STOPPING.format(grace=STOP_GRACE))
                 yield Engine(settings, index, state, env=os.environ, on_progress=on_progress, stop=stop)
         finally:
             state.close()
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Any]:
-    """A rich progress display on a terminal; nothing otherwise."""
-    if not (enabled and sys.stderr.isatty()):
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    tasks: dict[str, Any] = {}
-    with Progress(SpinnerColumn(), TextColumn("[bold]{task.fields[source]}"), TextColumn("{task.description}"),
-                  TimeElapsedColumn(), console=Console(stderr=True), transient=False) as bar:
-        def update(run: Any, seen: int) -> None:
-            if run.source not in tasks:
-                tasks[run.source] = bar.add_task("", total=None, source=run.source)
-            bar.update(tasks[run.source], description=(
-                f"{seen} items · {run.upserted} indexed · {run.deleted} deleted · "
-                f"{run.skipped + run.errors} skipped · {run.embedded} chunks embedded"))
-        yield update
 
 
 def _report_runs(results: list[Any], as_json: bool, resume: str = "sync") -> None:
@@ -292,6 +272,8 @@ def status(config_path: str | None, as_json: bool, verbose: int) -> None:
                            f"{last['errors']} errors" + (f"\n  error: {last['error']}" if last["error"] else ""))
             else:
                 click.echo("  never run")
+            if s.get("running"):
+                click.echo("  " + _running_line(s["running"]))
             if s.get("failure_streak"):
                 click.echo(f"  failing: {s['failure_streak']} failed run(s) in a row")
             lag = s.get("lag_seconds")
@@ -299,6 +281,14 @@ def status(config_path: str | None, as_json: bool, verbose: int) -> None:
                        + (f" (lag {_duration(lag)})" if lag is not None else ""))
             click.echo(f"  next run: {s['next_run'] or 'on demand'}")
     _emit(as_json, payload, prose)
+
+
+def _running_line(run: dict[str, Any]) -> str:
+    """'running: backfill since ... — 120 of 600 files, 118 indexed, 1204 chunks embedded, about 4.0m left'."""
+    parts = [f"{run['done'] or 0} of {run['total']} {run['unit'] or 'items'}"] if run["total"] is not None else []
+    parts += [f"{run['items']} items", f"{run['upserted']} indexed", f"{run['embedded']} chunks embedded"]
+    left = f", about {_duration(run['eta_seconds'])} left" if run["eta_seconds"] is not None else ""
+    return f"running: {run['kind']} since {run['started_at']} — {', '.join(parts)}{left}"
 
 
 def _duration(seconds: float) -> str:

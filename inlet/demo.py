@@ -20,7 +20,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -124,7 +124,9 @@ def backfill_all(settings: Any, index: Any, state: Any, env: Mapping[str, str], 
     from inlet.sync.engine import Engine
 
     stop = threading.Event()
-    with _progress(progress) as on_progress:
+    from inlet.progress import progress_display
+
+    with progress_display(progress) as on_progress:
         engine = Engine(settings, index, state, env=env, stop=stop, on_progress=on_progress,
                         stop_grace=0.0)   # the temporary index is thrown away: stop at once
         with ThreadPoolExecutor(max_workers=3, thread_name_prefix="inlet-demo") as pool:
@@ -133,29 +135,6 @@ def backfill_all(settings: Any, index: Any, state: Any, env: Mapping[str, str], 
             except KeyboardInterrupt:
                 stop.set()   # Ctrl-C: the runs stop at their next checkpoint instead of finishing
                 raise
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[Any, int], None] | None]:
-    """One progress line per source on a terminal (stderr); nothing when not a terminal."""
-    if not (enabled and sys.stderr.isatty()):
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    tasks: dict[str, Any] = {}
-    lock = threading.Lock()
-    columns = (SpinnerColumn(), TextColumn("[bold]{task.fields[source]}"), TextColumn("{task.description}"),
-               TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True)) as bar:
-        def update(run: Any, seen: int) -> None:
-            with lock:
-                if run.source not in tasks:
-                    tasks[run.source] = bar.add_task("", total=None, source=run.source)
-            bar.update(tasks[run.source], description=f"{seen} items · {run.upserted} indexed · "
-                                                      f"{run.embedded} chunks embedded")
-        yield update
 
 
 def answer(index: Any, queries: tuple[str, ...], k: int = 3) -> list[dict[str, Any]]:

@@ -146,3 +146,12 @@ def test_titles_are_the_documents_own_else_the_relative_path(tmp_path):
                       "titled.html": "Travel & expenses", "headed.html": "On-call rota",
                       "report.pdf": "Pelican revenue report", "plan.docx": "Zanzibar plan 2025",
                       "notes.md": "Meeting notes"}
+
+
+def test_files_are_counted_first_for_a_total(root):
+    from inlet.connectors.model import Progress
+
+    items, _ = run(connector(root))
+    assert items[0] == Progress(total=5, unit="files")
+    done = [i.done for i in items if isinstance(i, Progress) and i.done is not None]
+    assert done == sorted(done) and done[-1] == 5
