@@ -86,8 +86,10 @@ def accepts(port: int) -> bool:
 
 def serve_config(tmp_path: Path, port: int) -> Path:
     config = tmp_path / "config.toml"
+    (tmp_path / "docs").mkdir(exist_ok=True)
     config.write_text(f'[index]\npath = "store"\n\n[server]\nport = {port}\n\n[[server.api_keys]]\n'
-                      'name = "ops"\nkey_env = "INLET_TEST_KEY"\nadmin = true\n')
+                      'name = "ops"\nkey_env = "INLET_TEST_KEY"\nadmin = true\n\n'
+                      '[[sources]]\nname = "docs"\ntype = "files"\npath = "docs"\nevery = "1h"\n')
     return config
 
 
