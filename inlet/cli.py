@@ -185,7 +185,8 @@ def search(query: str, k: int, sources: tuple[str, ...], user: str | None, confi
             with Index(settings.index) as index:
                 from inlet.index.embedding import serve_queries
 
-                hits, took = [], 0.0
+                hits: list[Any] = []
+                took = 0.0
                 if _indexed(index, sources):
                     serve_queries()
                     index.embedder.encode_query("warm up")   # the model loads here: took_ms is the search alone
