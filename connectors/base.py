@@ -1,8 +1,10 @@
 """The connector contract: a pydantic config model and one generator.
 
 A connector reads one service and yields `Document`s, `Deletion`s, `Skipped` items and
-`Checkpoint`s. It never touches the index, the state database or global configuration: the engine
-passes its config and the environment in, and decides what to do with what it yields.
+`Checkpoint`s, and optionally `Progress` (a total in its own unit once known, and how many are
+done) so the engine can show a total and a time left; a connector that yields none still works.
+It never touches the index, the state database or global configuration: the engine passes its
+config and the environment in, and decides what to do with what it yields.
 Copy `connectors/files.py` to start a new one.
 """
 
@@ -38,6 +40,12 @@ def parse_duration(value: str) -> float:
 def _relative_to_config(value: Path, info: ValidationInfo) -> Path:
     base = (info.context or {}).get("base_dir")
     return value if value.is_absolute() or base is None else Path(base) / value
+
+
+def folder_problem(source: str, path: Path) -> str:
+    """The message for a source whose `path` key does not name a folder (missing, or a file)."""
+    what = "is a file, not a folder" if path.exists() else "does not exist (or cannot be read)"
+    return f"source {source!r}: key 'path': {path} {what}"
 
 
 ConfigPath = Annotated[Path, AfterValidator(_relative_to_config)]
@@ -136,6 +144,10 @@ class Connector(ABC, Generic[ConfigT]):
 
     def check(self) -> None:
         """Validate credentials cheaply; raise `CredentialsError` naming the source if refused."""
+
+    def check_local(self) -> None:
+        """Optional: what can be checked without the network (a folder exists), before any run
+        starts (`inlet backfill`, `sync`, `daemon`); raise `ConfigError` naming the key."""
 
     @abstractmethod
     def load(self, checkpoint: dict[str, Any] | None, *, since: datetime | None = None) -> Iterator[Item]:

@@ -5,9 +5,11 @@ Shared by the files, Slack, Drive and mail connectors so a PDF reads the same wh
 
 from __future__ import annotations
 
+import html as html_lib
 import io
 import logging
 import mimetypes
+import re
 from pathlib import PurePath
 
 from inlet.errors import ItemError
@@ -64,6 +66,40 @@ def extract_text(data: bytes, name: str, mime: str | None = None) -> str:
     except Exception as exc:  # the parsers raise a zoo of types on corrupt input
         raise ItemError(f"{name}: cannot read {kind or 'file'} ({type(exc).__name__}: {exc})") from exc
     raise ItemError(f"{name}: unsupported file type {mime or PurePath(name).suffix or '?'}")
+
+
+_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>|<h1[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
+_MARKDOWN_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(\S.*)$")
+
+
+def document_title(data: bytes, name: str, text: str, mime: str | None = None) -> str | None:
+    """The document's own title: HTML <title> (else <h1>), PDF or DOCX metadata title, else its
+    first Markdown heading near the top; None when it has none (callers fall back to the path)."""
+    kind = kind_of(name, mime)
+    found: str | None = None
+    try:
+        if kind == "html":
+            match = _HTML_TITLE.search(decode(data[:200_000]))
+            found = html_lib.unescape(re.sub(r"<[^>]+>", "", match[1] or match[2] or "")) if match else None
+        elif kind == "pdf":
+            from pypdf import PdfReader
+
+            metadata = PdfReader(io.BytesIO(data)).metadata
+            found = metadata.title if metadata else None
+        elif kind == "docx":
+            import docx
+
+            found = docx.Document(io.BytesIO(data)).core_properties.title
+    except Exception:   # a title is a nicety: a file whose text was read keeps it without one
+        log.debug("no metadata title in %s", name, exc_info=True)
+    found = " ".join((found or "").split())
+    if found:
+        return found
+    for line in text.splitlines()[:20]:
+        heading = _MARKDOWN_HEADING.match(line)
+        if heading:
+            return heading[1].strip().rstrip("#").strip()
+    return None
 
 
 def decode(data: bytes) -> str:

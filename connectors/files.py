@@ -21,9 +21,9 @@ from pydantic import Field
 
 from inlet.errors import ConfigError, ItemError
 
-from .base import ConfigPath, Connector, StaticACLConfig
-from .extract import extract_text, kind_of
-from .model import Checkpoint, Deletion, Item, Skipped
+from .base import ConfigPath, Connector, StaticACLConfig, folder_problem
+from .extract import document_title, extract_text, kind_of
+from .model import Checkpoint, Deletion, Item, Progress, Skipped
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class FilesConfig(StaticACLConfig):
     include: list[str] = Field(default_factory=lambda: ["**/*"], description="globs of files to index")
     exclude: list[str] = Field(default_factory=list, description="globs of files to leave out")
     max_file_bytes: int = Field(20_000_000, ge=1, description="larger files are skipped")
-    checkpoint_every: int = Field(200, ge=1, description="files read between checkpoints")
+    checkpoint_every: int = Field(20, ge=1, description="files read between checkpoints")
 
 
 class FilesConnector(Connector[FilesConfig]):
@@ -43,14 +43,20 @@ class FilesConnector(Connector[FilesConfig]):
     Config = FilesConfig
 
     def check(self) -> None:
+        self.check_local()
+
+    def check_local(self) -> None:
         if not self.config.path.is_dir():
-            raise ConfigError(f"source {self.name!r}: key 'path': {self.config.path} is not a folder")
+            raise ConfigError(folder_problem(self.name, self.config.path))
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: datetime | None = None) -> Iterator[Item]:
         self.check()
         known: dict[str, list[Any]] = dict((checkpoint or {}).get("files", {}))
         present: set[str] = set()
-        for n, (rel, path) in enumerate(self._walk(), 1):
+        entries = list(self._walk())   # counted first: the bar gets a total and a time left
+        yield Progress(total=len(entries), unit="files")
+        for n, (rel, path) in enumerate(entries, 1):
+            yield Progress(done=n - 1)
             present.add(rel)
             stat = path.stat()
             if since and stat.st_mtime < since.timestamp():
@@ -69,17 +75,20 @@ class FilesConnector(Connector[FilesConfig]):
             known[rel] = [stat.st_mtime_ns, stat.st_size, digest]
             if n % self.config.checkpoint_every == 0:
                 yield Checkpoint(state={"files": dict(known)})
+        yield Progress(done=len(entries))
         for rel in sorted(set(known) - present):
             del known[rel]
             yield Deletion(id=self.doc_id(rel))
         yield Checkpoint(state={"files": dict(known)})
 
     def live_ids(self) -> Iterator[str]:
+        self.check()   # a vanished folder is an error, not "every file was deleted"
         return (self.doc_id(rel) for rel, _ in self._walk())
 
     def _document(self, rel: str, path: Path, data: bytes, stat: os.stat_result) -> Iterator[Item]:
+        extract_name = path.name if path.suffix else path.name + ".txt"
         try:
-            text = extract_text(data, path.name if path.suffix else path.name + ".txt")
+            text = extract_text(data, extract_name)
         except ItemError as exc:
             yield Skipped(id=self.doc_id(rel), reason=str(exc))
             return
@@ -88,8 +97,8 @@ class FilesConnector(Connector[FilesConfig]):
             return
         modified = datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc)
         yield self.document(
-            rel, title=_title(text, path), text=text, url=path.as_uri(), updated_at=modified,
-            created_at=modified, acl=self.config.acl(),
+            rel, title=document_title(data, extract_name, text) or rel, text=text, url=path.as_uri(),
+            updated_at=modified, created_at=modified, acl=self.config.acl(),
             metadata={"path": rel, "folder": str(Path(rel).parent), "kind": kind_of(path.name) or ""},
         )
 
@@ -116,11 +125,3 @@ class FilesConnector(Connector[FilesConfig]):
                        for p in patterns)
 
         return matches(self.config.include) and not matches(self.config.exclude)
-
-
-def _title(text: str, path: Path) -> str:
-    for line in text.splitlines()[:20]:
-        stripped = line.strip()
-        if stripped.startswith("#"):
-            return stripped.lstrip("#").strip()
-    return path.stem.replace("_", " ").replace("-", " ")

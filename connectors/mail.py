@@ -21,10 +21,10 @@ from pydantic import Field
 
 from inlet.errors import ConfigError, ItemError
 
-from .base import ConfigPath, Connector, StaticACLConfig
+from .base import ConfigPath, Connector, StaticACLConfig, folder_problem
 from .extract import extract_text, kind_of
 from .mail_text import addresses, body_text, header_date, looks_like_mail, parse_rfc822, part_text
-from .model import ACL, Checkpoint, Deletion, Document, Item, Skipped
+from .model import ACL, Checkpoint, Deletion, Document, Item, Progress, Skipped
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def rfc822_message(native_id: str, raw: bytes, url: str = "", folder: str = "") 
 class MailArchiveConfig(StaticACLConfig):
     path: ConfigPath = Field(description="folder of .eml / RFC 822 files, mbox files or Maildirs")
     max_attachment_bytes: int = Field(DEFAULT_MAX_ATTACHMENT_BYTES, description="larger attachments are skipped")
-    checkpoint_every: int = Field(200, description="files between checkpoints")
+    checkpoint_every: int = Field(20, ge=1, description="files between checkpoints")
 
 
 class MailArchiveConnector(Connector[MailArchiveConfig]):
@@ -170,8 +170,11 @@ class MailArchiveConnector(Connector[MailArchiveConfig]):
     Config = MailArchiveConfig
 
     def check(self) -> None:
+        self.check_local()
+
+    def check_local(self) -> None:
         if not self.config.path.is_dir():
-            raise ConfigError(f"source {self.name!r}: path {str(self.config.path)!r} is not a folder")
+            raise ConfigError(folder_problem(self.name, self.config.path))
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: dt.datetime | None = None) -> Iterator[Item]:
         self.check()
@@ -181,15 +184,21 @@ class MailArchiveConnector(Connector[MailArchiveConfig]):
             for native in _natives(rel, seen.pop(rel)):  # comes back under the same id below
                 yield Deletion(id=self.doc_id(native))
         done = 0
-        for rel, stamp in sorted(current.items()):
+        yield Progress(total=len(current), unit="files")
+        for number, (rel, stamp) in enumerate(sorted(current.items())):
+            yield Progress(done=number)
             old = seen.get(rel)
             if old is not None and old[:2] == stamp:
                 continue
-            kind = self._kind(rel)
             count = 0
-            for native, raw, url in self._messages(rel, kind):
-                count += 1
-                yield from self._emit(native, raw, url, rel, since)
+            try:
+                kind = self._kind(rel)
+                for native, raw, url in self._messages(rel, kind):
+                    count += 1
+                    yield from self._emit(native, raw, url, rel, since)
+            except OSError as exc:   # vanished or unreadable since the scan: named, retried next run
+                yield Skipped(id=self.doc_id(rel), reason=f"cannot read {self.config.path / rel}: {exc.strerror}")
+                continue
             seen[rel] = [*stamp, count, int(kind == "mbox")]
             for native in sorted(set(_natives(rel, old)) - set(_natives(rel, seen[rel]))):
                 yield Deletion(id=self.doc_id(native))
@@ -199,6 +208,7 @@ class MailArchiveConnector(Connector[MailArchiveConfig]):
         yield Checkpoint(state={"files": seen})
 
     def live_ids(self) -> Iterator[str]:
+        self.check()   # a vanished folder is an error, not "every message was deleted"
         for rel, _ in self._scan():
             kind = self._kind(rel)
             for native, _raw, _url in self._messages(rel, kind):

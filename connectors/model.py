@@ -119,7 +119,19 @@ class Skipped(BaseModel):
     failed: bool = True  # False: skipped by policy (an image, over the size cap), not an error
 
 
-Item = Union[Document, Deletion, Checkpoint, Skipped]
+class Progress(BaseModel):
+    """Optional: how far the pass is, in the connector's own unit (files, channels, messages).
+
+    Yield `Progress(total=N, unit="files")` once N is known (a folder's file count, a listing) and
+    `Progress(done=n)` as items are gone through; the engine shows a total and a time left from
+    them (`inlet backfill`'s bar, `inlet status`). Connectors that yield none keep working."""
+
+    done: int | None = None
+    total: int | None = None
+    unit: str | None = None
+
+
+Item = Union[Document, Deletion, Checkpoint, Skipped, Progress]
 
 
 def _digest(payload: Any) -> str:

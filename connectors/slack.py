@@ -34,7 +34,7 @@ from inlet.errors import ConfigError, ItemError
 from .base import Connector, SourceConfig, parse_duration
 from .events import EventSource
 from .extract import extract_text, kind_of
-from .model import ACL, Checkpoint, Deletion, Item, Skipped
+from .model import ACL, Checkpoint, Deletion, Item, Progress, Skipped
 from .slack_client import TIERS, SlackAPI, SlackError
 from .slack_events import SlackSocketEvents
 from .slack_export import SlackExportConnector
@@ -223,12 +223,16 @@ class _Crawl:
             if state["run"] is None:
                 yield from self._begin()
             run = state["run"]
-            for cid in list(run["todo"]):
+            todo = list(run["todo"])
+            yield Progress(total=len(todo), unit="channels")   # left in this run (all of them unless resumed)
+            for done, cid in enumerate(todo):
+                yield Progress(done=done)
                 if cid in self.channels:
                     yield from self._channel(self.channels[cid])
                 run["todo"].remove(cid)
                 run["scan"] = None
                 yield self._checkpoint()
+            yield Progress(done=len(todo))
             if run["reconcile"] or self.fresh:
                 state["reconciled_at"] = self.conn.clock()
             state["run"] = None

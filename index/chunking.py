@@ -29,40 +29,50 @@ def approx_tokens(texts: Sequence[str]) -> list[int]:
     return [int(len(t.split()) * 1.3) + 1 for t in texts]
 
 
+PARAGRAPH, LINE, SPACE = "\n\n", "\n", " "   # what joins a piece to the one before it
+
+
 def split_blocks(text: str) -> list[str]:
     """Paragraphs (blank-line separated); a paragraph of several message lines stays one block
     unless it is long, in which case each line (a chat message, a list item) becomes a block."""
-    blocks: list[str] = []
+    return [block for block, _sep in _blocks(text)]
+
+
+def _blocks(text: str) -> list[tuple[str, str]]:
+    """`split_blocks` with, for each block, the separator that preceded it in the text: a line of a
+    split paragraph is rejoined with one newline, not two (hard-wrapped mail, chat threads)."""
+    blocks: list[tuple[str, str]] = []
     for para in re.split(r"\n\s*\n", text.strip()):
         para = para.strip("\n")
         if not para.strip():
             continue
         lines = para.split("\n")
         if len(lines) > 1 and (len(para) > 600 or any(_HEADING.match(line) for line in lines)):
-            blocks.extend(line for line in lines if line.strip())
+            kept = [line for line in lines if line.strip()]
+            blocks.extend((line, PARAGRAPH if i == 0 else LINE) for i, line in enumerate(kept))
         else:
-            blocks.append(para)
+            blocks.append((para, PARAGRAPH))
     return blocks
 
 
 def chunk_text(text: str, count: TokenCounter, max_tokens: int = 200, overlap: int = 32) -> list[Chunk]:
     """Structure-respecting chunks of at most about `max_tokens` tokens each."""
-    pieces = _fit(split_blocks(text), count, max_tokens)
+    pieces = _fit(_blocks(text), count, max_tokens)
     if not pieces:
         return []
-    sizes = count([p for p, _ in pieces])
+    sizes = count([p for p, _, _ in pieces])
     chunks: list[str] = []
-    current: list[tuple[str, int]] = []
+    current: list[tuple[str, int, str]] = []
     used = 0
     fresh = False  # does `current` hold anything not already emitted?
-    for (piece, heading), size in zip(pieces, sizes):
+    for (piece, heading, sep), size in zip(pieces, sizes):
         if current and fresh and (used + size > max_tokens or heading):
             chunks.append(_join(current))
             current, used = _tail(current, overlap) if not heading else ([], 0)
             fresh = False
         if not fresh and used + size > max_tokens:
             current, used = [], 0       # the overlap would push this chunk over budget: drop it
-        current.append((piece, size))
+        current.append((piece, size, sep))
         used += size
         fresh = True
     if fresh:
@@ -70,16 +80,17 @@ def chunk_text(text: str, count: TokenCounter, max_tokens: int = 200, overlap: i
     return [Chunk(i, c) for i, c in enumerate(chunks)]
 
 
-def _fit(blocks: list[str], count: TokenCounter, max_tokens: int) -> list[tuple[str, bool]]:
-    """Blocks no longer than `max_tokens`, each flagged when it opens a heading section."""
-    out: list[tuple[str, bool]] = []
-    for block, size in zip(blocks, count(blocks)):
+def _fit(blocks: list[tuple[str, str]], count: TokenCounter, max_tokens: int) -> list[tuple[str, bool, str]]:
+    """Blocks no longer than `max_tokens`, each flagged when it opens a heading section, with the
+    separator that joins it to the piece before."""
+    out: list[tuple[str, bool, str]] = []
+    for (block, sep), size in zip(blocks, count([b for b, _ in blocks])):
         heading = bool(_HEADING.match(block))
         if size <= max_tokens:
-            out.append((block, heading))
+            out.append((block, heading, sep))
             continue
         parts = _split_long(block, count, max_tokens)
-        out.extend((part, heading and i == 0) for i, part in enumerate(parts))
+        out.extend((part, heading and i == 0, sep if i == 0 else SPACE) for i, part in enumerate(parts))
     return out
 
 
@@ -96,23 +107,24 @@ def _split_long(block: str, count: TokenCounter, max_tokens: int) -> list[str]:
     return out
 
 
-def _tail(pieces: list[tuple[str, int]], overlap: int) -> tuple[list[tuple[str, int]], int]:
+def _tail(pieces: list[tuple[str, int, str]], overlap: int) -> tuple[list[tuple[str, int, str]], int]:
     """About `overlap` tokens from the end: whole pieces while they fit, else the last words of one."""
-    kept: list[tuple[str, int]] = []
+    kept: list[tuple[str, int, str]] = []
     used = 0
-    for piece, size in reversed(pieces):
+    for piece, size, sep in reversed(pieces):
         if used + size > overlap:
             if not kept and overlap > 0:
                 words = piece.split()
                 take = int(len(words) * overlap / max(size, 1))
                 if take:
-                    kept.append((" ".join(words[-take:]), overlap))
+                    kept.append((" ".join(words[-take:]), overlap, sep))
                     used = overlap
             break
-        kept.insert(0, (piece, size))
+        kept.insert(0, (piece, size, sep))
         used += size
     return kept, used
 
 
-def _join(pieces: list[tuple[str, int]]) -> str:
-    return "\n\n".join(p for p, _ in pieces)
+def _join(pieces: list[tuple[str, int, str]]) -> str:
+    """The pieces with the separators they had in the text (the first one's is dropped)."""
+    return "".join(sep + piece if i else piece for i, (piece, _size, sep) in enumerate(pieces))

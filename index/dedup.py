@@ -12,8 +12,8 @@ exists (the catalog is written after Chroma, and a vector that cannot be read ba
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
@@ -25,8 +25,9 @@ def text_key(fingerprint: dict[str, str], text: str) -> str:
     return hashlib.sha256(f"{fingerprint['model']}\x00{fingerprint['backend']}\x00{text}".encode()).hexdigest()
 
 
-def embed_distinct(index: "Index", inputs: Sequence[str]) -> tuple["np.ndarray", list[str], int]:
-    """Vectors for `inputs`, their keys, and how many texts went through the model."""
+def embed_distinct(index: "Index", inputs: Sequence[str], encode: Callable[[list[str]], Any] | None = None
+                   ) -> tuple["np.ndarray", list[str], int]:
+    """Vectors for `inputs`, their keys, and how many texts went through `encode` (default: the model)."""
     import numpy as np
 
     keys = [text_key(index.embedder.fingerprint, text) for text in inputs]
@@ -39,6 +40,6 @@ def embed_distinct(index: "Index", inputs: Sequence[str]) -> tuple["np.ndarray",
         found = {key: np.asarray(by_chunk[cid]) for key, cid in known.items() if cid in by_chunk}
     missing = [key for key in first if key not in found]
     if missing:
-        fresh = index.embedder.encode([inputs[first[key]] for key in missing])
+        fresh = (encode or index.embedder.encode)([inputs[first[key]] for key in missing])
         found.update(zip(missing, fresh))
     return np.vstack([found[key] for key in keys]).astype(np.float32), keys, len(missing)

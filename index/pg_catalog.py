@@ -84,6 +84,9 @@ MIGRATIONS: list[str] = [
     "CREATE TABLE paused (source TEXT PRIMARY KEY, since DOUBLE PRECISION NOT NULL);",
     # 3: each chunk's vector key (dedup.py): identical texts reuse a stored vector
     "ALTER TABLE chunks ADD COLUMN key TEXT; CREATE INDEX chunks_key ON chunks (key);",
+    # 4: a run in flight's progress, for `inlet status` on any host
+    """CREATE TABLE run_progress (run_id BIGINT PRIMARY KEY, holder TEXT NOT NULL, seen INTEGER NOT NULL,
+                                  done INTEGER, total INTEGER, unit TEXT, updated DOUBLE PRECISION NOT NULL);""",
 ]
 
 _TOKEN = re.compile(r"[^\W_]+")

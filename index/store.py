@@ -8,9 +8,10 @@ with no embedding; an unchanged document is only marked as seen.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from inlet.config import IndexConfig
 from inlet.connectors.model import Document
@@ -23,6 +24,7 @@ from .lock import FileLock, lock_index
 from .storage import CatalogStore, Commit, Fence, open_catalog
 
 log = logging.getLogger(__name__)
+EMBED_SLICE = 256      # chunks embedded per call when progress is followed (one big file moves the bar)
 DENSE_OVERFETCH = 4   # unfiltered neighbours fetched per wanted result before falling back to a filtered query
 
 
@@ -101,7 +103,8 @@ class Index:
         return [c.text for c in chunks] or ([doc.title] if doc.title else [])
 
     def apply(self, docs: Sequence[Document], deletions: Sequence[str] = (), generation: int = 0,
-              fence: Fence | None = None) -> ApplyStats:
+              fence: Fence | None = None, on_embedded: Callable[[int], None] | None = None) -> ApplyStats:
+        """Write a batch; `on_embedded(n)` is told of chunks as they are embedded (progress)."""
         stats = ApplyStats()
         latest = {d.id: d for d in docs}                     # last version wins within a batch
         deleted = [d for d in dict.fromkeys(deletions) if d not in latest]
@@ -122,7 +125,7 @@ class Index:
         texts = {d.id: self.chunk(d) for d in embed}
         if fence is not None and (embed or meta or deleted):
             self.catalog.commit(Commit(fence=fence))   # an empty commit: a lost lease writes no vectors either
-        keys, stats.embedded_chunks = self._write_vectors(embed, texts, stored)
+        keys, stats.embedded_chunks = self._write_vectors(embed, texts, stored, on_embedded)
         self._write_metadata(meta, stored)
         gone = [d for d in deleted if d in stored]
         self._delete_vectors([stored[d] for d in gone])
@@ -134,7 +137,8 @@ class Index:
         return stats
 
     def _write_vectors(self, docs: list[Document], texts: dict[str, list[str]],
-                       stored: dict[str, StoredDoc]) -> tuple[list[tuple[str, str]], int]:
+                       stored: dict[str, StoredDoc], on_embedded: Callable[[int], None] | None = None
+                       ) -> tuple[list[tuple[str, str]], int]:
         """Writes the chunks' vectors; returns their (chunk id, vector key) rows and how many were embedded."""
         ids, inputs, metas = chunk_rows(docs, texts)
         stale = [chunk_id(d.id, n) for d in docs if d.id in stored
@@ -142,7 +146,9 @@ class Index:
         keys: list[str] = []
         embedded = 0
         if ids:
-            embeddings, keys, embedded = dedup.embed_distinct(self, inputs)
+            embeddings, keys, embedded = dedup.embed_distinct(self, inputs, lambda t: self._encode(t, on_embedded))
+            if on_embedded and len(inputs) > embedded:
+                on_embedded(len(inputs) - embedded)   # reused vectors move the progress too
             for start in range(0, len(ids), 4096):
                 end = start + 4096
                 self.collection.upsert(ids=ids[start:end], embeddings=embeddings[start:end],
@@ -150,6 +156,21 @@ class Index:
         if stale:
             self.collection.delete(ids=stale)
         return list(zip(ids, keys)), embedded
+
+    def _encode(self, inputs: list[str], on_embedded: Callable[[int], None] | None) -> Any:
+        """All vectors at once, or EMBED_SLICE at a time when someone follows the progress."""
+        if on_embedded is None or len(inputs) <= EMBED_SLICE:
+            vectors_ = self.embedder.encode(inputs)
+            if on_embedded:
+                on_embedded(len(inputs))
+            return vectors_
+        parts = []
+        for start in range(0, len(inputs), EMBED_SLICE):
+            parts.append(self.embedder.encode(inputs[start:start + EMBED_SLICE]))
+            on_embedded(len(parts[-1]))
+        import numpy as np
+
+        return np.concatenate(parts)
 
     def _write_metadata(self, docs: list[Document], stored: dict[str, StoredDoc]) -> None:
         ids, metas = [], []

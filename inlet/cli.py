@@ -1,8 +1,8 @@
 """The `inlet` command (contract section 3).
 
 Exit codes: 0 success, 1 the work failed, 2 bad usage or configuration, 3 a source refused its
-credentials. Heavy modules (torch, chromadb, the SDKs) are imported inside the commands that use
-them, so `inlet --help` stays instant.
+credentials, 4 a server's port is in use. Heavy modules (torch, chromadb, the SDKs) are imported
+inside the commands that use them, so `inlet --help` stays instant.
 """
 
 from __future__ import annotations
@@ -32,14 +32,22 @@ def _common(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _setup_logging(verbose: int) -> None:
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from inlet.logs import configure
+
+    configure(verbose)
 
 
 def _settings(config_path: str | None) -> Any:
     from inlet.config import find_config, load_config
 
     return load_config(find_config(config_path))
+
+
+def _preflight(settings: Any, names: list[str]) -> None:
+    """Configuration problems that need no network (unset secrets, missing folders), before any run."""
+    from inlet.config import preflight
+
+    preflight(settings, names, os.environ)
 
 
 def _emit(as_json: bool, payload: Any, prose: Callable[[], None]) -> None:
@@ -70,55 +78,47 @@ def cli() -> None:
     """inlet: workplace data (Slack, Google Drive, Outlook, folders) as permission-aware context for agents."""
 
 
+STOPPING = ("inlet: stopping at the next checkpoint (at most {grace:.0f}s; Ctrl-C again quits at once); "
+            "what is indexed is kept")
+
+
 @contextmanager
 def _engine(settings: Any, progress: bool) -> Iterator[Any]:
+    """An engine whose runs SIGINT/SIGTERM end at their next checkpoint (recorded `interrupted`)."""
     from inlet.index.storage import open_leases, open_state
     from inlet.index.store import Index
-    from inlet.sync.engine import Engine
+    from inlet.process import stop_on_signals
+    from inlet.progress import progress_display
+    from inlet.sync.engine import STOP_GRACE, Engine
 
     with Index(settings.index) as index:
         state = open_state(settings.index)
         leases = open_leases(settings)
         try:
-            with _progress(progress) as on_progress:
-                yield Engine(settings, index, state, env=os.environ, on_progress=on_progress, leases=leases)
+            with progress_display(progress) as on_progress:
+                stop = stop_on_signals(STOPPING.format(grace=STOP_GRACE))
+                yield Engine(settings, index, state, env=os.environ, on_progress=on_progress, stop=stop,
+                             leases=leases)
         finally:
             leases.close()
             state.close()
 
 
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Any]:
-    """A rich progress display on a terminal; nothing otherwise."""
-    if not (enabled and sys.stderr.isatty()):
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    tasks: dict[str, Any] = {}
-    with Progress(SpinnerColumn(), TextColumn("[bold]{task.fields[source]}"), TextColumn("{task.description}"),
-                  TimeElapsedColumn(), console=Console(stderr=True), transient=False) as bar:
-        def update(run: Any, seen: int) -> None:
-            if run.source not in tasks:
-                tasks[run.source] = bar.add_task("", total=None, source=run.source)
-            bar.update(tasks[run.source], description=(
-                f"{seen} items · {run.upserted} indexed · {run.deleted} deleted · "
-                f"{run.skipped + run.errors} skipped · {run.embedded} chunks embedded"))
-        yield update
-
-
-def _report_runs(results: list[Any], as_json: bool) -> None:
+def _report_runs(results: list[Any], as_json: bool, resume: str = "sync") -> None:
     def prose() -> None:
         for r in results:
             line = (f"{r.source}: {r.outcome} — {r.upserted} upserted, {r.deleted} deleted, "
                     f"{r.skipped} skipped, {r.errors} errors in {r.seconds:.1f}s")
-            click.echo(line + (f"\n  error: {r.error}" if r.error else ""))
+            if r.outcome == "interrupted":
+                line += (f"\n  progress is kept: `inlet {resume} {r.source}` resumes from the last checkpoint")
+            elif r.error:
+                line += f"\n  error: {r.error}"
+            click.echo(line)
 
     _emit(as_json, {"runs": [r.as_json() for r in results]}, prose)
     if any(r.credentials_refused for r in results):
         sys.exit(3)
-    if any(r.outcome == "failed" for r in results):
+    if any(r.outcome in ("failed", "interrupted") for r in results):
         sys.exit(1)
 
 
@@ -139,10 +139,11 @@ def backfill(source: str, since: str | None, restart: bool, config_path: str | N
             results = _runs_in_holder(holder, [source], "backfill", since=_date(since), restart=restart)
         else:
             with _engine(settings, progress=not as_json) as engine:
+                _preflight(settings, [source])   # here: a daemon holding the index has its own environment
                 results = [engine.run(source, "backfill", since=_date(since), restart=restart)]
     except InletError as exc:
         _fail(exc)
-    _report_runs(results, as_json)
+    _report_runs(results, as_json, resume="backfill")
 
 
 @cli.command()
@@ -159,7 +160,8 @@ def sync(sources: tuple[str, ...], config_path: str | None, as_json: bool, verbo
             results = _runs_in_holder(holder, names, "sync")
         else:
             with _engine(settings, progress=not as_json) as engine:
-                results = [engine.run(name, "sync") for name in names]
+                _preflight(settings, names)
+                results = [engine.run(name, "sync") for name in names if not engine.stop.is_set()]
     except InletError as exc:
         _fail(exc)
     _report_runs(results, as_json)
@@ -218,6 +220,8 @@ def search(query: str, k: int, sources: tuple[str, ...], user: str | None, confi
            as_json: bool, verbose: int) -> None:
     """Search the index as the API does."""
     _setup_logging(verbose)
+    if not query.strip():
+        raise click.BadParameter("the query is empty: say what to look for", param_hint="QUERY")
     try:
         settings = _settings(config_path)
         for name in sources:
@@ -249,10 +253,23 @@ def _search_here(settings: Any, query: str, k: int, sources: tuple[str, ...], us
 
     request = SearchRequest(query=query, k=k, sources=sources, user=user,
                             recency_half_life_days=settings.server.recency_half_life_days)
+    hits: list[Any] = []
+    took = 0.0
     with Index(settings.index) as index:
-        serve_queries()
-        hits, took = run_search(index, request)
+        if _indexed(index, sources):
+            serve_queries()
+            index.embedder.encode_query("warm up")   # the model loads here: took_ms is the search alone
+            hits, took = run_search(index, request)
+        else:
+            click.echo(f"inlet: nothing is indexed{' in ' + ', '.join(sources) if sources else ''} "
+                       f"yet (index {settings.index.path}): run `inlet backfill SOURCE` first", err=True)
     return {"results": [h.as_dict() for h in hits], "took_ms": round(took, 1)}
+
+
+def _indexed(index: Any, sources: tuple[str, ...]) -> int:
+    """Documents in the index (of `sources` when given)."""
+    counts = index.catalog.counts()
+    return sum(docs for name, (docs, _chunks) in counts.items() if not sources or name in sources)
 
 
 def _holder(settings: Any) -> Any:
@@ -286,6 +303,8 @@ def status(config_path: str | None, as_json: bool, verbose: int) -> None:
         _fail(exc)
 
     def prose() -> None:
+        if not payload["sources"]:
+            click.echo("no sources configured: add [[sources]] to the config (config.example.toml documents each type)")
         for s in payload["sources"]:
             last = s["last_run"]
             click.echo(f"{s['name']} ({s['type']}): {s['documents']} documents, {s['chunks']} chunks")
@@ -295,6 +314,8 @@ def status(config_path: str | None, as_json: bool, verbose: int) -> None:
                            f"{last['errors']} errors" + (f"\n  error: {last['error']}" if last["error"] else ""))
             else:
                 click.echo("  never run")
+            if s.get("running"):
+                click.echo("  " + _running_line(s["running"]))
             if s.get("failure_streak"):
                 click.echo(f"  failing: {s['failure_streak']} failed run(s) in a row")
             lag = s.get("lag_seconds")
@@ -309,6 +330,14 @@ def status(config_path: str | None, as_json: bool, verbose: int) -> None:
                                f"; event to searchable {ev['latency_seconds']:.1f}s" if ev.get("latency_seconds")
                                is not None else ""))
     _emit(as_json, payload, prose)
+
+
+def _running_line(run: dict[str, Any]) -> str:
+    """'running: backfill since ... — 120 of 600 files, 118 indexed, 1204 chunks embedded, about 4.0m left'."""
+    parts = [f"{run['done'] or 0} of {run['total']} {run['unit'] or 'items'}"] if run["total"] is not None else []
+    parts += [f"{run['items']} items", f"{run['upserted']} indexed", f"{run['embedded']} chunks embedded"]
+    left = f", about {_duration(run['eta_seconds'])} left" if run["eta_seconds"] is not None else ""
+    return f"running: {run['kind']} since {run['started_at']} — {', '.join(parts)}{left}"
 
 
 def _duration(seconds: float) -> str:
@@ -351,17 +380,19 @@ def connectors(config_path: str | None, as_json: bool, verbose: int) -> None:
 def sandbox(port: int, write_config: str | None, verbose: int) -> None:
     """Serve the emulated Slack, Google Drive and Microsoft Graph services until Ctrl-C."""
     _setup_logging(verbose)
-    import signal
-    import threading
-
+    from inlet.process import stop_on_signals, wait
     from inlet.sandbox.server import Sandbox
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with Sandbox(port=port) as sb:
+    stop = stop_on_signals()
+    try:
+        sb = Sandbox(port=port).start()
+    except InletError as exc:
+        _fail(exc)
+    try:
         from inlet.sandbox.idp import server_oauth_toml
 
         text, env = sb.config(index_path=".inlet")
+        text, env = _with_admin_key(text, env)
         text += "\n" + server_oauth_toml(sb.ctx, "http://127.0.0.1:8484")   # `inlet serve`'s default address
         if write_config:
             Path(write_config).write_text(text)
@@ -373,10 +404,21 @@ def sandbox(port: int, write_config: str | None, verbose: int) -> None:
         click.echo(f"# sandbox serving on {sb.ctx.http_url} and {sb.ctx.https_url}; Ctrl-C to stop", err=True)
         click.echo("# OAuth: with `inlet serve` running, add http://127.0.0.1:8484/mcp to an MCP client; it signs "
                    f"in at the sandbox provider {sb.ctx.http_url}/idp as a sandbox user you pick", err=True)
-        try:
-            stop.wait()
-        except KeyboardInterrupt:
-            pass
+        wait(stop)
+    finally:
+        sb.stop()
+
+
+SANDBOX_KEY_ENV = "INLET_SANDBOX_KEY"
+
+
+def _with_admin_key(toml: str, env: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The sandbox config plus an admin API key (and its generated value), so `inlet serve` on it
+    answers the README's examples instead of 401 to everything."""
+    import secrets
+
+    block = f'\n[[server.api_keys]]\nname = "sandbox-admin"\nkey_env = "{SANDBOX_KEY_ENV}"\nadmin = true\n'
+    return toml.rstrip() + "\n" + block, {**env, SANDBOX_KEY_ENV: secrets.token_urlsafe(24)}
 
 
 @cli.command()
@@ -456,7 +498,9 @@ def daemon(with_api: bool, config_path: str | None, as_json: bool, verbose: int)
     try:
         from inlet.sync.daemon import run_daemon
 
-        sys.exit(run_daemon(_settings(config_path), serve=with_api))
+        settings = _settings(config_path)
+        _preflight(settings, [s.name for s in settings.sources])
+        sys.exit(run_daemon(settings, serve=with_api))
     except InletError as exc:
         _fail(exc)
 

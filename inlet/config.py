@@ -5,6 +5,7 @@ Every problem is reported before anything runs, naming the file, the source and 
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -156,7 +157,7 @@ def find_config(explicit: str | Path | None) -> Path:
 
 
 def load_config(path: str | Path) -> Settings:
-    path = Path(path)
+    path = Path(path).absolute()   # relative paths in it are taken from its folder: make that absolute
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -167,56 +168,125 @@ def load_config(path: str | Path) -> Settings:
 
 
 def parse_config(raw: dict[str, Any], path: Path | None = None) -> Settings:
+    """Every problem of the file at once (one `ConfigError`, one line each), before anything runs."""
     where = str(path or "config")
-    unknown = set(raw) - {"index", "server", "daemon", "sources"}
-    if unknown:
-        raise ConfigError(f"{where}: unknown section or key {sorted(unknown)[0]!r}")
+    problems: list[str] = []
+    for key in sorted(set(raw) - set(SECTIONS)):
+        problems.append(f"unknown section or key {key!r}{_did_you_mean(key, SECTIONS)}")
     parts: dict[str, Any] = {"file": path}
-    for section, model in (("index", IndexConfig), ("server", ServerConfig), ("daemon", DaemonConfig)):
+    for section, model in SECTIONS.items():
+        if model is None:
+            continue
         try:
             parts[section] = model.model_validate(raw.get(section, {}))
         except ValidationError as exc:
-            raise ConfigError(f"{where}: [{section}] {_first_error(exc)}") from None
-    if parts["index"].path and not parts["index"].path.is_absolute() and path is not None:
-        parts["index"].path = (path.parent / parts["index"].path).resolve()
-    oauth = parts["server"].oauth
+            problems += [f"[{section}] {line}" for line in _errors(exc, model)]
+    index = parts.get("index")
+    if index is not None and index.path and not index.path.is_absolute() and path is not None:
+        index.path = (path.parent / index.path).resolve()
+    server = parts.get("server")
+    oauth = server.oauth if server is not None else None
     if oauth is not None and oauth.ca_bundle is not None and path is not None and not oauth.ca_bundle.is_absolute():
         oauth.ca_bundle = (path.parent / oauth.ca_bundle).resolve()
     sources = raw.get("sources", [])
     if not isinstance(sources, list):
-        raise ConfigError(f"{where}: 'sources' must be an array of tables ([[sources]])")
-    parts["sources"] = [_source(entry, n, where, path) for n, entry in enumerate(sources, 1)]
+        problems.append("'sources' must be an array of tables ([[sources]])")
+        sources = []
+    parts["sources"] = []
+    for n, entry in enumerate(sources, 1):
+        source, errors = _source(entry, n, path)
+        problems += errors
+        if source is not None:
+            parts["sources"].append(source)
     names = [s.name for s in parts["sources"]]
-    for name in names:
-        if names.count(name) > 1:
-            raise ConfigError(f"{where}: source name {name!r} is used twice; names must be unique")
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"source name {name!r} is used twice; names must be unique")
+    if problems:
+        raise ConfigError(_report(where, problems))
     return Settings(**parts)
 
 
-def _source(entry: Any, number: int, where: str, path: Path | None) -> SourceConfig:
+SECTIONS: dict[str, type[BaseModel] | None] = {
+    "index": IndexConfig, "server": ServerConfig, "daemon": DaemonConfig, "sources": None}
+
+
+def _report(where: str, problems: list[str]) -> str:
+    if len(problems) == 1:
+        return f"{where}: {problems[0]}"
+    return f"{where}: {len(problems)} problems:\n" + "\n".join(f"  {p}" for p in problems)
+
+
+def _source(entry: Any, number: int, path: Path | None) -> tuple[SourceConfig | None, list[str]]:
     if not isinstance(entry, dict):
-        raise ConfigError(f"{where}: [[sources]] #{number} must be a table")
+        return None, [f"[[sources]] #{number} must be a table"]
     label = f"[[sources]] #{number}" + (f" ({entry['name']!r})" if "name" in entry else "")
     if "type" not in entry:
-        raise ConfigError(f"{where}: {label}: key 'type' is required")
+        return None, [f"{label}: key 'type' is required"]
     try:
         cls = connector_class(str(entry["type"]))
     except ConfigError as exc:
-        raise ConfigError(f"{where}: {label}: key 'type': {exc}") from None
+        return None, [f"{label}: key 'type': {exc}"]
     try:
         config = cls.Config.model_validate(entry, context={"base_dir": path.parent if path else Path.cwd()})
     except ValidationError as exc:
-        raise ConfigError(f"{where}: {label}: {_first_error(exc)}") from None
-    return config
+        return None, [f"{label}: {line}" for line in _errors(exc, cls.Config)]
+    return config, []
 
 
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    key = ".".join(str(p) for p in error["loc"]) or "?"
-    message = error["msg"]
-    if error["type"] == "extra_forbidden":
-        message = "unknown key"
-    elif error["type"] == "missing":
-        message = "required key is missing"
-    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"key {key!r}: {message}{more}"
+def _errors(exc: ValidationError, model: type[BaseModel]) -> list[str]:
+    """One line per error: the key, what is wrong (without pydantic's "Value error, "), and for an
+    unknown key the nearest valid one."""
+    lines = []
+    for error in exc.errors():
+        loc = [str(p) for p in error["loc"]]
+        key = ".".join(loc) or "?"
+        message = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown key" + _did_you_mean(loc[-1], _keys(model, loc[:-1]))
+        elif error["type"] == "missing":
+            message = "required key is missing"
+        lines.append(f"key {key!r}: {message}")
+    return lines
+
+
+def _keys(model: type[BaseModel], path: list[str]) -> list[str]:
+    """The valid keys at `path` inside `model` (nested models, lists of models)."""
+    for part in path:
+        if part.isdigit():   # an index into a list of tables
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            return []
+        inner = field.annotation
+        for arg in getattr(inner, "__args__", ()):   # list[ApiKey], Optional[...]
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                inner = arg
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return []
+        model = inner
+    return list(model.model_fields)
+
+
+def _did_you_mean(key: str, valid: Any) -> str:
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def preflight(settings: Settings, names: list[str], env: Mapping[str, str]) -> None:
+    """What can be known wrong before a run starts, for the sources `names`, all at once: an
+    environment variable named by a `*_env` key is unset, or a local check of the connector fails
+    (a `path` that is not a folder). `ConfigError` (exit 2)."""
+    problems: list[str] = []
+    if not settings.sources:
+        problems.append("no [[sources]] configured: nothing to sync (config.example.toml documents each type)")
+    for name in names:
+        source = settings.source(name)
+        for key, value in source.model_dump().items():
+            if key.endswith("_env") and isinstance(value, str) and not env.get(value):
+                problems.append(f"source {name!r}: environment variable {value!r} (named by key {key!r}) is not set")
+        try:
+            settings.connector(name, env).check_local()
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError(_report(str(settings.file or "config"), problems))

@@ -20,7 +20,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,12 +62,29 @@ def _keep_boxes(listed: str, keep: Sequence[str]) -> str:
 
 def run_demo(once: bool = False, as_json: bool = False, *, mailboxes: Sequence[str] | None = DEMO_MAILBOXES,
              port: int = 8484, out: TextIO | None = None) -> int:
-    """0 when every source backfilled (with --once: and every query answered), 1 otherwise."""
+    """0 when every source backfilled (with --once: and every query answered) or the demo was
+    stopped by SIGINT/SIGTERM, 1 otherwise."""
+    out = out or sys.stdout
+    key = secrets.token_urlsafe(24)
+    _interrupt_on_sigterm()
+    try:
+        return _run(once, as_json, mailboxes, port, out, key)
+    except KeyboardInterrupt:   # SIGINT or SIGTERM before serving: the temporary folder is gone by now
+        _say("inlet demo: stopped; its temporary folder is removed")
+        return 0
+
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C (the `with` blocks remove the temporary folder) instead of
+    killing the process where it stands."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+
+def _run(once: bool, as_json: bool, mailboxes: Sequence[str] | None, port: int, out: TextIO, key: str) -> int:
     from inlet.config import load_config
     from inlet.sandbox.server import Sandbox
 
-    out = out or sys.stdout
-    key = secrets.token_urlsafe(24)
     with tempfile.TemporaryDirectory(prefix="inlet-demo-") as tmp, Sandbox() as sb:
         sandbox_toml, secrets_env = sb.config(index_path=Path(tmp) / "index")
         path = Path(tmp) / "config.toml"
@@ -108,37 +125,17 @@ def backfill_all(settings: Any, index: Any, state: Any, env: Mapping[str, str], 
     from inlet.sync.engine import Engine
 
     stop = threading.Event()
-    with _progress(progress) as on_progress:
-        engine = Engine(settings, index, state, env=env, stop=stop, on_progress=on_progress)
+    from inlet.progress import progress_display
+
+    with progress_display(progress) as on_progress:
+        engine = Engine(settings, index, state, env=env, stop=stop, on_progress=on_progress,
+                        stop_grace=0.0)   # the temporary index is thrown away: stop at once
         with ThreadPoolExecutor(max_workers=3, thread_name_prefix="inlet-demo") as pool:
             try:
                 return list(pool.map(lambda s: engine.run(s.name, "backfill"), settings.sources))
             except KeyboardInterrupt:
                 stop.set()   # Ctrl-C: the runs stop at their next checkpoint instead of finishing
                 raise
-
-
-@contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[Any, int], None] | None]:
-    """One progress line per source on a terminal (stderr); nothing when not a terminal."""
-    if not (enabled and sys.stderr.isatty()):
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    tasks: dict[str, Any] = {}
-    lock = threading.Lock()
-    columns = (SpinnerColumn(), TextColumn("[bold]{task.fields[source]}"), TextColumn("{task.description}"),
-               TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True)) as bar:
-        def update(run: Any, seen: int) -> None:
-            with lock:
-                if run.source not in tasks:
-                    tasks[run.source] = bar.add_task("", total=None, source=run.source)
-            bar.update(tasks[run.source], description=f"{seen} items · {run.upserted} indexed · "
-                                                      f"{run.embedded} chunks embedded")
-        yield update
 
 
 def answer(index: Any, queries: tuple[str, ...], k: int = 3) -> list[dict[str, Any]]:

@@ -43,16 +43,36 @@ def _daemon_next_runs(state: StateStore) -> dict[str, float | None]:
     out = {}
     for name, (ts, pid) in state.daemon_next_runs().items():
         if pid not in alive:
-            try:
-                os.kill(pid, 0)
-                alive[pid] = True
-            except ProcessLookupError:
-                alive[pid] = False
-            except PermissionError:
-                alive[pid] = True
+            alive[pid] = _alive(pid)
         if alive[pid]:
             out[name] = ts
     return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _running(state: StateStore, name: str) -> dict[str, Any] | None:
+    """The run in flight (its process alive), with its counts, its total and time left when known."""
+    run = state.running(name)
+    if run is None or (run["pid"] is not None and not _alive(run["pid"])):
+        return None
+    now = datetime.now(timezone.utc).timestamp()
+    done, total = run["done"], run["total"]
+    eta = None
+    if total is not None and done:
+        eta = round((now - run["started_at"]) * (total - done) / done, 1)
+    return {"kind": run["kind"], "started_at": iso(run["started_at"]), "items": run["seen"], "done": done,
+            "total": total, "unit": run["unit"], "upserted": run["upserted"], "deleted": run["deleted"],
+            "skipped": run["skipped"], "errors": run["errors"], "embedded": run["embedded"],
+            "eta_seconds": eta, "updated_at": iso(run["updated"])}
 
 
 def sources_status(settings: Settings, state: StateStore | None = None) -> dict[str, Any]:
@@ -93,6 +113,7 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
                 "paused": source.name in paused,
                 "events": _events(events.get(source.name)),
                 **({"holder": holders.get(source.name)} if settings.index.database_url else {}),
+                "running": _running(state, source.name),
             })
         return {"sources": out}
     finally:

@@ -104,8 +104,16 @@ class Sandbox:
     def start(self) -> "Sandbox":
         import uvicorn
 
-        plain = _bind(self.host, self.port)
-        tls = _bind(self.host, self.port + 1 if self.port else 0)
+        try:
+            plain = _bind(self.host, self.port)
+            try:
+                tls = _bind(self.host, self.port + 1 if self.port else 0)
+            except BaseException:
+                plain.close()
+                raise
+        except BaseException:
+            self.stop()   # nothing serves yet: this removes the working folder
+            raise
         self.ctx.http_url = f"http://{self.host}:{plain.getsockname()[1]}"
         self.ctx.https_url = f"https://{self.host}:{tls.getsockname()[1]}"
         cert, key, self.ctx.ca_path = _make_tls(self.ctx.workdir, self.host)
@@ -152,12 +160,11 @@ class Sandbox:
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    """Bind before serving, so the port is known and early connections queue instead of failing."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
-    return sock
+    """Bind before serving, so the port is known and early connections queue instead of failing;
+    a port in use is `PortInUseError` (one line, exit 4 from the CLI)."""
+    from inlet.process import listen
+
+    return listen(host, port, "the sandbox")
 
 
 def _make_tls(workdir: Path, host: str) -> tuple[Path, Path, Path]:

@@ -30,8 +30,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from inlet.config import Settings
 
 from . import mcp as mcp_http
-from .auth import USER_HEADER, Caller, KeyEntry, KeyRing, caller_for
+from .auth import USER_HEADER, Caller, KeyEntry, KeyRing, caller_for, warn_without_keys
 from .console import add_console, is_console_path
+from .content_type import JsonBody, unsupported_media_type
 from .oauth import PRM_PATHS, Authenticator, metadata_routes
 from .errors import STATUS_CODES, ApiError, ErrorBody, error_body
 from .hooks import PREFIX as HOOKS_PREFIX
@@ -47,7 +48,8 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", *PRM_PATHS})   # they reveal no
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text} for code, text in (
         (400, "malformed request"), (401, "missing or invalid API key"), (403, "beyond the key's rights"),
-        (413, "request body too large"), (422, "invalid request"), (503, "index or model not loaded yet"))}
+        (413, "request body too large"), (415, "body not JSON"), (422, "invalid request"),
+        (503, "index or model not loaded yet"))}
 
 
 class KeyGuard:
@@ -86,7 +88,9 @@ def _caller(request: Request, user: str | None) -> Caller:
 def create_app(settings: Settings, index: Any = None, state: Any = None,
                env: Mapping[str, str] | None = None) -> FastAPI:
     """The API around `index` (opened here, in the background, when None) and `state` (StateDB)."""
-    keys = KeyRing.from_settings(settings, env if env is not None else os.environ)
+    env = env if env is not None else os.environ
+    warn_without_keys(settings, env)
+    keys = KeyRing.from_settings(settings, env)
     auth = Authenticator(keys, settings.server.oauth)
     retrieval = Retrieval(index)
     if state is None and settings.index.database_url:   # a stateless replica reads runs from the database
@@ -200,6 +204,7 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
     for route in metadata_routes(settings.server.oauth) if settings.server.oauth is not None else []:
         app.router.routes.append(route)
     public = PUBLIC_PATHS | ({"/metrics"} if settings.server.metrics_public else set())
+    app.add_middleware(JsonBody)
     app.add_middleware(KeyGuard, auth=auth, public=public)
     app.add_middleware(ObserveMiddleware, metrics=metrics, max_body_bytes=settings.server.max_body_bytes)
     return app
@@ -216,6 +221,8 @@ def _handlers(app: FastAPI) -> None:
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
+            if (declared := unsupported_media_type(request.scope)) is not None:
+                return JSONResponse(error_body("unsupported_media_type", declared), 415)
             return JSONResponse(error_body("invalid_json", "the request body is not valid JSON"), 400)
         parts = []
         for e in errors[:5]:
@@ -238,7 +245,7 @@ def _handlers(app: FastAPI) -> None:
 def make_server(settings: Settings, app: FastAPI) -> Any:
     """A uvicorn server for `app` on [server].host/port, logging through inlet's own loggers.
 
-    For `inlet daemon --serve`: `server.run()` in a thread, `server.should_exit = True` to stop."""
+    `server.run(sockets=[...])` in a thread, `server.should_exit = True` to stop."""
     import uvicorn
 
     logging.getLogger("inlet.server.access").setLevel(logging.INFO)
@@ -249,8 +256,10 @@ def make_server(settings: Settings, app: FastAPI) -> Any:
 
 
 def run_server(settings: Settings) -> None:
-    """`inlet serve`: open the index (failing fast if another process holds it), then uvicorn."""
+    """`inlet serve`: listen (a busy port is `PortInUseError`), open the index (failing fast if
+    another process holds it), serve until SIGINT/SIGTERM, then stop cleanly."""
     from inlet.index.store import Index
+    from inlet.process import listen, stop_on_signals, wait
 
     from inlet.index.embedding import serve_queries
 
@@ -258,8 +267,18 @@ def run_server(settings: Settings) -> None:
 
     serve_queries()   # one batching worker embeds queries; the other cores serve BM25, Chroma and HTTP
     host, port = settings.server.host, settings.server.port
-    with Index(settings.index, api_url=f"http://{host}:{port}") as index, \
-            local_commands_of_server(settings, index):
+    sock = listen(host, port, "[server]")
+    stop = stop_on_signals()
+    url = f"http://{host}:{sock.getsockname()[1]}"
+    with Index(settings.index, api_url=url) as index, local_commands_of_server(settings, index):
         server = make_server(settings, create_app(settings, index=index))
-        log.info("serving the retrieval API on http://%s:%s (MCP at /mcp)", host, port)
-        server.run()
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="inlet-api")
+        thread.start()   # not the main thread: uvicorn leaves the signals to us
+        log.info("serving the retrieval API on %s (MCP at /mcp); Ctrl-C to stop", url)
+        try:
+            wait(stop)
+        finally:
+            server.should_exit = True
+            thread.join()
+            sock.close()
+    log.info("stopped")

@@ -81,6 +81,18 @@ class KeyRing:
         return entry
 
 
+def warn_without_keys(settings: Settings, env: Mapping[str, str]) -> bool:
+    """Log an error when no configured key has its environment variable set: the server would
+    answer 401 to every request. True when it warned."""
+    if any(env.get(key.key_env) for key in settings.server.api_keys) or settings.server.oauth is not None:
+        return False   # a key, or OAuth access tokens ([server.oauth])
+    names = ", ".join(key.key_env for key in settings.server.api_keys)
+    log.error("NO USABLE API KEY: every request but /healthz will be answered 401. %s",
+              f"Set {names} in the environment." if names else
+              "Add a [[server.api_keys]] entry (see config.example.toml) and set its key_env variable.")
+    return True
+
+
 def caller_for(entry: KeyEntry, requested_user: str | None) -> Caller:
     """Apply the key's rights to the user a request names (body `user`, header or query parameter).
 

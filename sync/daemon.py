@@ -332,7 +332,7 @@ class Daemon:
             streak = self._failing.pop(name, 0)
             self._backoff_until.pop(name, None)
             if streak and not self.stop.is_set():
-                log.warning("source %r recovered after %d failed run(s)", name, streak)
+                log.info("source %r recovered after %d failed run(s)", name, streak)
             return
         streak = self.state.failure_streak(name) or 1
         delay = backoff(streak, self.retry_cap)
@@ -421,13 +421,13 @@ def run_daemon(settings: Settings, serve: bool = False, *, grace: float = SHUTDO
         local = start_local_commands(settings, index, state, daemon.run_for_client)
         try:
             daemon.start()
-            log.warning("inlet daemon (pid %d): %d source(s) scheduled%s", os.getpid(), len(daemon.sources),
+            log.info("inlet daemon (pid %d): %d source(s) scheduled%s", os.getpid(), len(daemon.sources),
                         f"; API at {api.url}" if api else "")
             if not daemon.sources:
                 log.warning("no source has a `schedule` or `every`: nothing will run until one does")
             while not stop.wait(1.0):
                 pass
-            log.warning("stopping: finishing the batch in hand and saving checkpoints")
+            log.info("stopping: finishing the batch in hand and saving checkpoints")
             finished = daemon.shutdown(grace)
         finally:
             if local:
@@ -442,7 +442,7 @@ def run_daemon(settings: Settings, serve: bool = False, *, grace: float = SHUTDO
             index.close()
             logging.shutdown()
             os._exit(0)
-    log.warning("inlet daemon stopped")
+    log.info("inlet daemon stopped")
     return 0
 
 

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inlet.config import ApiKey, Settings
-from inlet.errors import InletError
 
 
 if TYPE_CHECKING:
@@ -42,10 +41,9 @@ class ApiPlan:
     @classmethod
     def bind(cls, settings: Settings) -> "ApiPlan":
         host, port = settings.server.host, settings.server.port
-        try:
-            sock = socket.create_server((host, port), reuse_port=False)
-        except OSError as exc:
-            raise InletError(f"[server] cannot listen on {host}:{port}: {exc.strerror}") from None
+        from inlet.process import listen
+
+        sock = listen(host, port, "[server]")
         local = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else host
         return cls(sock, f"http://{local}:{sock.getsockname()[1]}", secrets.token_urlsafe(32),
                    secrets.token_urlsafe(32))
@@ -63,6 +61,9 @@ class ApiPlan:
         from inlet.server.app import create_app
         from inlet.status import SourcesCollector
 
+        from inlet.server.auth import warn_without_keys
+
+        warn_without_keys(settings, os.environ)   # this run's own keys serve local commands only
         served, env = self.with_keys(settings)
         app = create_app(served, index=index, state=state, env=env)
         metrics = getattr(getattr(app.state, "metrics", None), "registry", None)

@@ -22,7 +22,7 @@ from typing import Any
 
 from inlet.config import Settings
 from inlet.connectors.base import Connector
-from inlet.connectors.model import Checkpoint, Deletion, Document, Skipped
+from inlet.connectors.model import Checkpoint, Deletion, Document, Progress, Skipped
 from inlet.errors import CredentialsError, InletError, LeaseLostError
 from inlet.index.storage import Fence, Leases, StateStore
 from inlet.index.store import ApplyStats, Index
@@ -35,7 +35,30 @@ log = logging.getLogger(__name__)
 BATCH_DOCS = 64
 BATCH_CHARS = 400_000
 CHECKPOINT_SHARE = 0.05   # at most this share of a run's time goes to writing checkpoints
-ProgressCallback = Callable[[RunRecord, int], None]   # (run so far, items seen)
+STOP_GRACE = 15.0         # after `stop`, seconds a run goes on towards its next checkpoint before it ends
+INTERRUPTED = "interrupted: progress up to the last checkpoint is kept; the next run resumes from it"
+PROGRESS_EVERY = 0.5      # seconds between progress callbacks (the bar moves while one big file embeds)
+PROGRESS_SAVE_EVERY = 2.0  # seconds between progress rows written for `inlet status`
+
+
+@dataclass
+class RunProgress:
+    """How far a run is: items yielded, the connector's own count and total when it reports them
+    (`Progress`), and chunks of the batch being embedded right now."""
+
+    seen: int = 0
+    done: int | None = None
+    total: int | None = None
+    unit: str | None = None
+    embedding: int = 0
+
+    def update(self, item: Progress) -> None:
+        self.done = item.done if item.done is not None else self.done
+        self.total = item.total if item.total is not None else self.total
+        self.unit = item.unit or self.unit
+
+
+ProgressCallback = Callable[[RunRecord, RunProgress], None]
 
 
 @dataclass
@@ -83,6 +106,38 @@ class _CheckpointWriter:
         self.cost = self.written_at - started
 
 
+class _Reporter(RunProgress):
+    """A run's progress, passed to `on_progress` at most every PROGRESS_EVERY seconds (also while a
+    batch embeds) and saved for `inlet status` every PROGRESS_SAVE_EVERY seconds."""
+
+    def __init__(self, engine: "Engine", run: RunRecord) -> None:
+        super().__init__()
+        self.engine = engine
+        self.run = run
+        self.shown = self.saved = 0.0
+
+    def embedded(self, chunks: int) -> None:
+        self.embedding += chunks
+        self.tick()
+
+    def tick(self, force: bool = False) -> None:
+        now = time.monotonic()
+        show = self.engine.on_progress is not None and (force or now - self.shown >= PROGRESS_EVERY)
+        save = force or now - self.saved >= PROGRESS_SAVE_EVERY
+        if not (show or save):
+            return
+        live = RunRecord(**{**self.run.as_dict(), "embedded": self.run.embedded + self.embedding})
+        if show and self.engine.on_progress is not None:
+            self.shown = now
+            self.engine.on_progress(live, RunProgress(self.seen, self.done, self.total, self.unit, self.embedding))
+        if save:
+            self.saved = now
+            try:
+                self.engine.state.save_progress(live, self.seen, self.done, self.total, self.unit)
+            except Exception:   # visibility must never stop a run
+                log.debug("could not save progress", exc_info=True)
+
+
 class _Batch:
     """Items yielded since the last flush."""
 
@@ -109,8 +164,10 @@ class _Batch:
 class Engine:
     def __init__(self, settings: Settings, index: Index, state: StateStore, *,
                  env: Mapping[str, str] | None = None, stop: threading.Event | None = None,
-                 on_progress: ProgressCallback | None = None, leases: Leases | None = None) -> None:
+                 on_progress: ProgressCallback | None = None, leases: Leases | None = None,
+                 stop_grace: float = STOP_GRACE) -> None:
         self.settings = settings
+        self.stop_grace = stop_grace
         self.index = index
         self.state = state
         self.leases: Leases = leases or FolderLeases(Path(index.path) / "locks")
@@ -165,36 +222,43 @@ class Engine:
             log.exception("source %r failed", name)
             return self._finish(run, started, "failed", f"{type(exc).__name__}: {exc}")
         if self.stop.is_set():
-            return self._finish(run, started, "partial", "interrupted; resumes from the last checkpoint")
+            return self._finish(run, started, "interrupted", INTERRUPTED)
         return self._finish(run, started, "partial" if run.errors else "ok", None)
 
     def _drive(self, connector: Connector, source: SourceState, run: RunRecord) -> None:
         since = datetime.fromisoformat(source.since) if source.since and source.phase == "backfill" else None
         batch = _Batch()
-        seen = 0
+        progress = _Reporter(self, run)
         checkpoints = _CheckpointWriter(self.state, source)
         last_checkpoint: dict[str, Any] | None = source.checkpoint
+        stop_by: float | None = None
         for item in connector.load(source.checkpoint, since=since):
-            seen += 1
+            progress.seen += 1
+            if self.stop.is_set():   # go on to the next checkpoint, but not for longer than stop_grace
+                stop_by = stop_by if stop_by is not None else time.monotonic() + self.stop_grace
+                if time.monotonic() >= stop_by and not isinstance(item, Checkpoint):
+                    self._flush(batch, source, run, progress)   # committed; re-read idempotently on resume
+                    return
             if isinstance(item, Document):
                 batch.add(item)
             elif isinstance(item, Deletion):
                 batch.delete(item.id)
             elif isinstance(item, Skipped):
                 self._skip(run, item)
+            elif isinstance(item, Progress):
+                progress.update(item)
             elif isinstance(item, Checkpoint):
-                self._flush(batch, source, run)
+                self._flush(batch, source, run, progress)
                 batch = _Batch()
                 last_checkpoint = item.state
                 checkpoints.offer(item.state, now=self.stop.is_set())
                 if self.stop.is_set():
                     return
             if batch.full():
-                self._flush(batch, source, run)
+                self._flush(batch, source, run, progress)
                 batch = _Batch()
-            if self.on_progress and seen % 25 == 0:
-                self.on_progress(run, seen)
-        self._flush(batch, source, run)
+            progress.tick()
+        self._flush(batch, source, run, progress)
         source.checkpoint = last_checkpoint
         if source.phase == "backfill":
             if source.since is None:
@@ -203,17 +267,19 @@ class Engine:
             source.phase = "incremental"
             source.last_prune = time.time() if source.since is None else source.last_prune
         self.state.save_source(source)
-        if self.on_progress:
-            self.on_progress(run, seen)
+        progress.tick(force=True)
 
-    def _flush(self, batch: _Batch, source: SourceState, run: RunRecord) -> None:
+    def _flush(self, batch: _Batch, source: SourceState, run: RunRecord, progress: "_Reporter") -> None:
         if not batch.docs and not batch.deletions:
             return
         with self._write_lock:
-            stats: ApplyStats = self.index.apply(batch.docs, batch.deletions, source.generation, source.fence)
+            stats: ApplyStats = self.index.apply(batch.docs, batch.deletions, source.generation, source.fence,
+                                                 on_embedded=progress.embedded)
+        progress.embedding = 0
         run.upserted += stats.upserted
         run.deleted += stats.deleted
         run.embedded += stats.embedded_chunks
+        progress.tick()
 
     def _skip(self, run: RunRecord, item: Skipped) -> None:
         if item.failed:
@@ -228,6 +294,10 @@ class Engine:
         run.outcome = outcome
         run.error = error
         self.state.finish_run(run)
+        if outcome != "failed":   # a failure was logged where it was caught
+            log.info("%s of %r %s: %d upserted, %d deleted, %d skipped, %d errors, %d chunks embedded in %.1fs",
+                     run.kind, run.source, outcome, run.upserted, run.deleted, run.skipped, run.errors,
+                     run.embedded, time.monotonic() - started)
         return RunResult(run.source, outcome, run.upserted, run.deleted, run.skipped, run.errors,
                          time.monotonic() - started, error, run.embedded, credentials)
 
@@ -238,6 +308,8 @@ class Engine:
             live = set(connector.live_ids())
         except NotImplementedError:
             return self.run(name, "backfill", restart=True)   # a full pass reconciles too
+        except InletError as exc:   # e.g. the folder vanished: nothing is deleted (the caller logs it)
+            return RunResult(name, "failed", 0, 0, 0, 0, 0.0, str(exc))
         with self.leases.hold(name) as fence:
             run = self.state.start_run(name, "prune")
             started = time.monotonic()

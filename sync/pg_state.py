@@ -81,6 +81,29 @@ class PgState:
         return [RunRecord(*r) for r in self._exec(f"SELECT {RUN_COLUMNS}, id FROM runs WHERE source = %s "
                                                   "ORDER BY id", (source,))]
 
+    def save_progress(self, run: RunRecord, seen: int, done: int | None, total: int | None,
+                      unit: str | None) -> None:
+        with self.pool.connection() as db, db.transaction():
+            db.execute("UPDATE runs SET upserted = %s, deleted = %s, skipped = %s, errors = %s, embedded = %s "
+                       "WHERE id = %s", (run.upserted, run.deleted, run.skipped, run.errors, run.embedded, run.id))
+            db.execute("INSERT INTO run_progress (run_id, holder, seen, done, total, unit, updated) "
+                       "VALUES (%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (run_id) DO UPDATE SET holder = excluded.holder, "
+                       "seen = excluded.seen, done = excluded.done, total = excluded.total, unit = excluded.unit, "
+                       "updated = excluded.updated", (run.id, holder_name(), seen, done, total, unit, time.time()))
+
+    def running(self, source: str) -> dict[str, Any] | None:
+        """The source's unfinished run and its last saved progress; `pid` is None (the holder may be on
+        another host: whether it lives is the lease's business, shown as `holder`)."""
+        rows = self._exec(
+            "SELECT r.kind, r.started_at, r.upserted, r.deleted, r.skipped, r.errors, r.embedded, p.seen, "
+            "p.done, p.total, p.unit, p.updated FROM runs r JOIN run_progress p ON p.run_id = r.id "
+            "WHERE r.source = %s AND r.finished_at IS NULL ORDER BY r.id DESC LIMIT 1", (source,))
+        if not rows:
+            return None
+        keys = ("kind", "started_at", "upserted", "deleted", "skipped", "errors", "embedded", "seen", "done",
+                "total", "unit", "updated")
+        return {**dict(zip(keys, rows[0])), "pid": None}
+
     def recent_runs(self, source: str, limit: int = 20) -> list[RunRecord]:
         return [RunRecord(*r) for r in self._exec(f"SELECT {RUN_COLUMNS}, id FROM runs WHERE source = %s "
                                                   "ORDER BY id DESC LIMIT %s", (source, limit))]

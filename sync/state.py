@@ -6,6 +6,7 @@ SQLite in `[index].path/state.db`, WAL mode, so `inlet status` can read while a 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -39,6 +40,15 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_source ON runs (source, id);
+CREATE TABLE IF NOT EXISTS run_progress (     -- a run in flight, for `inlet status` (kept after it ends)
+    run_id INTEGER PRIMARY KEY,
+    pid INTEGER NOT NULL,        -- the process running it (a dead pid: the run is not running)
+    seen INTEGER NOT NULL,       -- items the connector yielded so far
+    done INTEGER,                -- the connector's own count (Progress), when it reports one
+    total INTEGER,
+    unit TEXT,
+    updated REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS daemon_schedule (   -- written by a running `inlet daemon`, for `inlet status`
     source TEXT PRIMARY KEY,
     next_run REAL,               -- epoch seconds of the next sync the daemon has scheduled
@@ -145,6 +155,28 @@ class StateDB:
             "embedded = ?, error = ? WHERE id = ?",
             (run.finished_at, run.outcome, run.upserted, run.deleted, run.skipped, run.errors, run.embedded,
              run.error, run.id))
+
+    def save_progress(self, run: RunRecord, seen: int, done: int | None, total: int | None,
+                      unit: str | None) -> None:
+        """The counts of a run in flight, where `inlet status` reads them."""
+        with self._lock:
+            self._db.execute("UPDATE runs SET upserted = ?, deleted = ?, skipped = ?, errors = ?, embedded = ? "
+                             "WHERE id = ?", (run.upserted, run.deleted, run.skipped, run.errors, run.embedded,
+                                              run.id))
+            self._db.execute("INSERT OR REPLACE INTO run_progress (run_id, pid, seen, done, total, unit, updated) "
+                             "VALUES (?,?,?,?,?,?,?)", (run.id, os.getpid(), seen, done, total, unit, time.time()))
+
+    def running(self, source: str) -> dict[str, Any] | None:
+        """The source's unfinished run and its last saved progress, if it has any."""
+        rows = self._exec(
+            "SELECT r.kind, r.started_at, r.upserted, r.deleted, r.skipped, r.errors, r.embedded, p.pid, p.seen, "
+            "p.done, p.total, p.unit, p.updated FROM runs r JOIN run_progress p ON p.run_id = r.id "
+            "WHERE r.source = ? AND r.finished_at IS NULL ORDER BY r.id DESC LIMIT 1", (source,))
+        if not rows:
+            return None
+        keys = ("kind", "started_at", "upserted", "deleted", "skipped", "errors", "embedded", "pid", "seen", "done",
+                "total", "unit", "updated")
+        return dict(zip(keys, rows[0]))
 
     def last_run(self, source: str, *, successful: bool = False,
                  kinds: tuple[str, ...] | None = None) -> RunRecord | None:

@@ -132,3 +132,43 @@ def test_exit_codes_and_messages(workdir):
     listing = json.loads(inlet(workdir, "connectors", "--json").stdout)["connectors"]
     files = next(c for c in listing if c["type"] == "files")
     assert {"path", "include", "users"} <= {k["key"] for k in files["keys"]}
+
+
+def test_ctrl_c_in_a_backfill_keeps_progress_and_says_how_to_resume(workdir):
+    """SIGINT: the run ends at its next checkpoint (saved), is recorded `interrupted` with its
+    counts, and the message says how to resume; the default checkpoint rhythm is used."""
+    for extra in sorted((workdir / "corpus").iterdir())[60:]:
+        extra.unlink()
+    config = workdir / "config.toml"
+    config.write_text(config.read_text().replace("checkpoint_every = 5\n", ""))
+    env = {**os.environ, "INLET_CONFIG": str(config)}
+    proc = subprocess.Popen([sys.executable, "-m", "inlet", "backfill", "mail"], cwd=workdir, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    catalog = workdir / "store" / "catalog.db"
+    deadline = time.monotonic() + 300
+    indexed = 0
+    while not indexed and proc.poll() is None and time.monotonic() < deadline:
+        try:
+            indexed = sqlite3.connect(catalog).execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+        except sqlite3.OperationalError:
+            pass
+        time.sleep(0.05)   # polling for an observable event, not sleeping in place of one
+    assert indexed, proc.stderr.read() if proc.poll() is not None else "nothing indexed"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert "Aborted" not in err and "Traceback" not in err and "stopping at the next checkpoint" in err
+    assert "mail: interrupted" in out and "`inlet backfill mail` resumes" in out
+    checkpoint = sqlite3.connect(workdir / "store" / "state.db").execute("SELECT checkpoint FROM sources").fetchone()
+    assert checkpoint[0] is not None and json.loads(checkpoint[0])["files"]
+
+    last = json.loads(inlet(workdir, "status", "--json").stdout)["sources"][0]["last_run"]
+    assert last["outcome"] == "interrupted" and last["upserted"] > 0   # resuming: the killed-backfill test
+
+
+def test_search_on_an_empty_index_says_so_and_an_empty_query_is_exit_2(workdir):
+    proc = inlet(workdir, "search", "curve shift", "--json")
+    assert json.loads(proc.stdout)["results"] == [] and "nothing is indexed" in proc.stderr
+    assert "inlet backfill" in proc.stderr
+    blank = inlet(workdir, "search", "  ", check=False)
+    assert blank.returncode == 2 and "query is empty" in blank.stderr

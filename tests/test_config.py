@@ -62,3 +62,61 @@ def test_example_config_is_valid():
     example = Path(__file__).parent.parent / "config.example.toml"
     settings = load_config(example)
     assert {s.type for s in settings.sources} >= {"files", "slack", "google_drive", "outlook"}
+
+
+# --- issue 14: every problem at once, a suggestion, no library prefixes, checks before any run ------
+def test_every_problem_is_reported_at_once_with_the_nearest_key(tmp_path):
+    text = (GOOD.replace("[index]", "[index]\nchunk_token = 100").replace('path = "docs"\n', "")
+            .replace('every = "1h"', 'every = "soon"\ncolor = "blue"') + "\n[servr]\nport = 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    message = str(info.value)
+    assert "more)" not in message and "Value error" not in message
+    assert "5 problems" in message, message
+    assert "'chunk_token': unknown key (did you mean 'chunk_tokens'?)" in message
+    assert "'servr' (did you mean 'server'?)" in message
+    assert "'path': required key is missing" in message and "'every'" in message
+    assert len(message.splitlines()) >= 5
+
+
+def test_nested_unknown_key_suggests_too(tmp_path):
+    text = '[[server.api_keys]]\nname = "k"\nkey_env = "K"\nadmin = true\nadmn = true\n'
+    with pytest.raises(ConfigError, match=r"did you mean 'admin'\?"):
+        load_config(write(tmp_path, text))
+
+
+def test_unset_secret_and_missing_folder_are_configuration_errors_before_any_run(tmp_path):
+    from inlet.config import preflight
+
+    text = GOOD + ('\n[[sources]]\nname = "chat"\ntype = "slack"\ntoken_env = "INLET_TEST_NO_SUCH_TOKEN"\n')
+    settings = load_config(write(tmp_path, text))
+    with pytest.raises(ConfigError) as info:
+        preflight(settings, ["handbook", "chat"], {})
+    message = str(info.value)
+    assert "'INLET_TEST_NO_SUCH_TOKEN' (named by key 'token_env') is not set" in message
+    assert f"{tmp_path / 'docs'} does not exist" in message
+    (tmp_path / "docs").mkdir()
+    preflight(settings, ["handbook"], {})
+
+
+def test_the_cli_exits_2_on_them_and_on_a_config_without_sources(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from inlet.cli import cli
+
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["sync", "--config", str(write(tmp_path, GOOD))])
+    assert result.exit_code == 2 and "does not exist" in result.output, result.output
+    empty = tmp_path / "empty.toml"
+    empty.write_text('[index]\npath = "store"\n')
+    result = runner.invoke(cli, ["sync", "--config", str(empty)])
+    assert result.exit_code == 2 and "no [[sources]] configured" in result.output
+    result = runner.invoke(cli, ["status", "--config", str(empty)])
+    assert result.exit_code == 0 and "no sources configured" in result.output
+
+
+def test_relative_config_path_gives_absolute_source_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, GOOD)
+    assert load_config("config.toml").source("handbook").path == tmp_path / "docs"

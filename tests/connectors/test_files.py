@@ -113,3 +113,45 @@ def test_missing_folder_is_a_config_error(tmp_path):
 
 def test_live_ids_lists_current_files(root):
     assert "docs:report.pdf" in set(connector(root).live_ids())
+
+
+def test_titles_are_the_documents_own_else_the_relative_path(tmp_path):
+    import io
+
+    import docx
+    from pypdf import PdfReader, PdfWriter
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "copyright").write_text("Copyright 2001 the A authors.")
+    (tmp_path / "b" / "copyright").write_text("Copyright 2002 the B authors.")
+    (tmp_path / "titled.html").write_text("<html><head><title>Travel &amp; expenses</title></head>"
+                                          "<body><h1>Other</h1><p>Claim within 30 days.</p></body></html>")
+    (tmp_path / "headed.html").write_text("<html><body><h1>On-call rota</h1><p>Weekly.</p></body></html>")
+    pdf = PdfWriter(clone_from=PdfReader(io.BytesIO(make_pdf("Revenue grew in the Pelican region", []))))
+    pdf.add_metadata({"/Title": "Pelican revenue report"})
+    buffer = io.BytesIO()
+    pdf.write(buffer)
+    (tmp_path / "report.pdf").write_bytes(buffer.getvalue())
+    document = docx.Document(io.BytesIO(make_docx("Quarterly plan", ["The Zanzibar initiative ships."])))
+    document.core_properties.title = "Zanzibar plan 2025"
+    buffer = io.BytesIO()
+    document.save(buffer)
+    (tmp_path / "plan.docx").write_bytes(buffer.getvalue())
+    (tmp_path / "notes.md").write_text("Intro line\n\n## Meeting notes\n\nDecisions.")
+
+    items, _ = run(connector(tmp_path))
+    titles = {d.id.removeprefix("docs:"): d.title for d in by_type(items, Document)}
+    assert titles == {"a/copyright": "a/copyright", "b/copyright": "b/copyright",
+                      "titled.html": "Travel & expenses", "headed.html": "On-call rota",
+                      "report.pdf": "Pelican revenue report", "plan.docx": "Zanzibar plan 2025",
+                      "notes.md": "Meeting notes"}
+
+
+def test_files_are_counted_first_for_a_total(root):
+    from inlet.connectors.model import Progress
+
+    items, _ = run(connector(root))
+    assert items[0] == Progress(total=5, unit="files")
+    done = [i.done for i in items if isinstance(i, Progress) and i.done is not None]
+    assert done == sorted(done) and done[-1] == 5

@@ -12,7 +12,7 @@ import pytest
 
 from inlet.connectors.mail import MailArchiveConfig, MailArchiveConnector
 from inlet.connectors.mail_text import new_content
-from inlet.connectors.model import Checkpoint, Deletion, Document, Skipped
+from inlet.connectors.model import Checkpoint, Deletion, Document, Progress, Skipped
 from inlet.sandbox.documents import make_pdf
 from inlet.sandbox.workspace import DATA_DIR
 
@@ -110,7 +110,7 @@ def test_maildir_flag_rename_keeps_the_id(tmp_path: Path) -> None:
     assert set(docs(items)) == {"arch:box/1717.M1.host"}
     (tmp_path / "box/new/1717.M1.host").rename(tmp_path / "box/cur/1717.M1.host:2,S")
     items, _ = run(conn, state)
-    kinds = [(type(i).__name__, i.id) for i in items if not isinstance(i, Checkpoint)]
+    kinds = [(type(i).__name__, i.id) for i in items if not isinstance(i, (Checkpoint, Progress))]
     assert kinds == [("Deletion", "arch:box/1717.M1.host"), ("Document", "arch:box/1717.M1.host")]
 
 

@@ -357,3 +357,14 @@ def test_export_and_api_documents_share_ids_and_text(sb: Sandbox) -> None:
             and "[file" not in api_docs[i].text]
     assert len(same) > 80
     assert all(export_docs[i].text == api_docs[i].text for i in same)
+
+
+def test_a_pass_reports_its_channels_as_a_total(sb: Sandbox) -> None:
+    from inlet.connectors.model import Progress
+
+    r = run(make(sb))
+    progress = [i for i in r.items if isinstance(i, Progress)]
+    member = [c for c in sb.ctx.ws.slack.channels.values() if slack.BOT_USER in c.members]
+    assert progress[0] == Progress(total=len(member), unit="channels") and len(member) > 1
+    done = [p.done for p in progress if p.done is not None]
+    assert done == list(range(len(member) + 1))

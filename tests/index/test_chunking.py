@@ -57,3 +57,16 @@ def test_overlap_takes_the_last_words_of_a_paragraph_too_long_to_repeat():
     for before, after in zip(chunks, chunks[1:]):
         tail = after.text.split("\n\n")[0].split()
         assert 0 < len(tail) <= 10 and before.text.split()[-len(tail):] == tail
+
+
+def test_hard_wrapped_lines_keep_single_newlines():
+    """A long paragraph of hard-wrapped lines (mail) is split by line but rejoined as it was."""
+    lines = [f"line {n} of a hard wrapped mail paragraph about the gas curve shift" for n in range(40)]
+    text = "Subject: curve\n\n" + "\n".join(lines)
+    chunks = chunk_text(text, approx_tokens, max_tokens=120, overlap=0)
+    joined = "\n".join(c.text for c in chunks)
+    assert "\n\n" not in joined.split("Subject: curve", 1)[1].lstrip("\n")
+    for chunk in chunks:
+        assert "\n\n" not in chunk.text or chunk.text.startswith("Subject: curve\n\n")
+    assert sum(c.text.count("line ") for c in chunks) == 40 + 0   # nothing lost, nothing doubled
+    assert chunks[0].text.startswith("Subject: curve\n\nline 0 of")

@@ -306,3 +306,23 @@ def test_openapi_schemas_match_responses(client: TestClient) -> None:
     assert post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/SearchResponse")
     assert post["responses"]["401"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
     assert "/v1/documents/{doc_id}" in spec["paths"]
+
+
+# --- content types (issue 14: `curl -d` declares a form) -------------------------------------------
+@pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain", None])
+def test_json_body_is_read_whatever_the_declared_content_type(client: TestClient, content_type: str | None) -> None:
+    headers = {**ALICE, **({"Content-Type": content_type} if content_type else {})}
+    response = client.post("/v1/search", content=b'{"query": "deploy the billing service", "k": 2}',
+                           headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["results"][0]["doc_id"] == "eng:C1/100"
+
+
+def test_a_body_that_is_not_json_is_415_naming_the_header(client: TestClient) -> None:
+    response = client.post("/v1/search", content=b"query=deploy", headers={
+        **ALICE, "Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 415, response.text
+    error = response.json()["error"]
+    assert error["code"] == "unsupported_media_type"
+    assert "Content-Type: application/x-www-form-urlencoded" in error["message"]
+    assert "application/json" in error["message"]

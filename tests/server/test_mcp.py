@@ -72,8 +72,10 @@ async def tool_session(client: Client) -> dict[str, Any]:
         private = await call(client, "fetch", {"id": "eng:C2/200"})
         missing = await call(client, "fetch", {"id": "eng:nope"})
         blank = await call(client, "search", {"query": "  "})
+        two = check_tool_result(await call(client, "search", {"query": "launch", "k": 2}))
+        bad_k = await call(client, "search", {"query": "launch", "k": 0})
     return {"tools": tools, "search": search, "espresso": espresso, "public": public, "nolink": nolink,
-            "private": private, "missing": missing, "blank": blank}
+            "private": private, "missing": missing, "blank": blank, "two": two, "bad_k": bad_k}
 
 
 def check_tools(tools: dict[str, Any]) -> None:
@@ -81,7 +83,8 @@ def check_tools(tools: dict[str, Any]) -> None:
     for tool in tools.values():
         assert tool.annotations.read_only_hint is True
         assert tool.output_schema["type"] == "object"
-    assert tools["search"].input_schema["required"] == ["query"]
+    assert tools["search"].input_schema["required"] == ["query"]     # ChatGPT's `query`-only shape stays valid
+    assert tools["search"].input_schema["properties"]["k"]["type"] == "integer"
     assert set(tools["search"].output_schema["properties"]) == {"results"}
     assert tools["fetch"].input_schema["required"] == ["id"]
     assert set(tools["fetch"].output_schema["properties"]) == {"id", "title", "text", "url", "metadata"}
@@ -99,6 +102,8 @@ def check_as_member(seen: dict[str, Any]) -> None:
     assert not seen["private"].is_error and "Initech" in seen["private"].structured_content["text"]
     assert seen["missing"].is_error
     assert seen["blank"].is_error
+    assert len(seen["two"]["results"]) == 2 and len(seen["search"]["results"]) > 2
+    assert seen["bad_k"].is_error and "'k'" in seen["bad_k"].content[0].text
 
 
 def check_as_outsider(seen: dict[str, Any]) -> None:

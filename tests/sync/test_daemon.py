@@ -418,7 +418,7 @@ def test_sigterm_mid_sync_saves_the_checkpoint_and_exits_0(tmp_path: Path) -> No
     phase, checkpointed = source_row(index)  # type: ignore[misc]
     assert phase == "backfill" and 10 <= checkpointed < N_FILES    # stopped mid-backfill ...
     assert len(catalog(index)) == checkpointed                     # ... after committing the batch in hand
-    assert runs(index)[-1][:2] == ("backfill", "partial") and "interrupted" in runs(index)[-1][2]
+    assert runs(index)[-1][:2] == ("backfill", "interrupted") and "resumes" in runs(index)[-1][2]
 
 
 def test_killed_daemon_restarts_without_losing_or_duplicating(tmp_path: Path) -> None:

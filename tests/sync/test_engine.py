@@ -126,7 +126,7 @@ def test_stop_ends_the_run_at_the_next_checkpoint(engine):
 
     Script.plan = [[doc(1), stop_now, Checkpoint(state={"at": 2}), doc(3), Checkpoint(state={"at": 3})]]
     result = engine.run("one", "backfill")
-    assert result.outcome == "partial" and "interrupted" in result.error
+    assert result.outcome == "interrupted" and "resumes" in result.error
     assert engine.state.source("one").checkpoint == {"at": 2}
     assert indexed(engine) == ["one:1", "one:2"]
 
@@ -176,3 +176,44 @@ def test_a_failed_run_resumes_from_the_last_written_checkpoint(engine):
     engine.run("one", "sync")
     assert Script.calls[-1][0] == written
     assert indexed(engine) == ["one:1", "one:2", "one:3"]
+
+
+def test_each_finished_run_logs_one_info_line_with_its_counts(engine, caplog):
+    Script.plan = [[doc(1), doc(2), Checkpoint(state={})]]
+    with caplog.at_level("INFO", logger="inlet.sync.engine"):
+        engine.run("one", "backfill")
+    lines = [r for r in caplog.records if r.name == "inlet.sync.engine"]
+    assert len(lines) == 1 and lines[0].levelname == "INFO"
+    assert "backfill of 'one' ok: 2 upserted, 0 deleted" in lines[0].getMessage()
+
+
+def test_progress_has_totals_moves_while_one_document_embeds_and_shows_in_status(engine, monkeypatch):
+    """Issue 14: one large file must not freeze the bar; a total and time left where the source knows it."""
+    import inlet.index.store as store
+    import inlet.sync.engine as engine_module
+    from inlet.connectors import Progress
+    from inlet.status import sources_status
+
+    monkeypatch.setattr(store, "EMBED_SLICE", 4)
+    monkeypatch.setattr(engine_module, "PROGRESS_EVERY", 0.0)
+    monkeypatch.setattr(engine_module, "PROGRESS_SAVE_EVERY", 0.0)
+    seen: list[tuple[int, int | None, int | None]] = []
+    engine.on_progress = lambda run, progress: seen.append((run.embedded, progress.done, progress.total))
+    statuses = []
+
+    def look(c):
+        statuses.append(sources_status(engine.settings, engine.state)["sources"][0]["running"])
+        return c.document("2", title="Doc 2", text="small")
+
+    big = " ".join(f"Sentence {n} about the harbour lantern and meadow." for n in range(300))
+    Script.plan = [[Progress(total=2, unit="files"), Progress(done=0), doc(1, big), Checkpoint(state={}),
+                    Progress(done=1), look, Progress(done=2), Checkpoint(state={})]]
+    result = engine.run("one", "backfill")
+    assert result.outcome == "ok" and result.embedded > 8
+    during = [e for e, _done, _total in seen if 0 < e < result.embedded]
+    assert len(set(during)) >= 2, seen          # chunks counted as they were embedded, not at the end
+    assert seen[-1] == (result.embedded, 2, 2)
+    running = statuses[0]
+    assert running is not None and running["total"] == 2 and running["done"] == 1 and running["unit"] == "files"
+    assert running["embedded"] > 0 and running["eta_seconds"] is not None
+    assert sources_status(engine.settings, engine.state)["sources"][0]["running"] is None   # finished

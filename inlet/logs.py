@@ -1,0 +1,48 @@
+"""Log configuration of the `inlet` command (library code only ever calls `getLogger(__name__)`).
+
+What an operator reads at the default level is inlet's own: the client libraries (httpx, urllib3,
+googleapiclient, msal, chromadb, ...) log every request at INFO, with page tokens, delta links and
+cursors in the URLs, so they are kept at WARNING unless `-vv`. Whatever is logged, a URL's query
+string and anything shaped like a Slack token are redacted on the way out, tracebacks included.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+QUIET = ("httpx", "httpcore", "urllib3", "googleapiclient", "google_auth_httplib2", "google.auth", "msal",
+         "chromadb", "sentence_transformers", "apscheduler", "mcp", "uvicorn.access")
+_URL_QUERY = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s?#'\"<>]+)\?[^\s'\"<>]*", re.IGNORECASE)
+_SLACK_TOKEN = re.compile(r"\bxox[a-z]-[A-Za-z0-9-]+")
+
+
+def redact(text: str) -> str:
+    """`text` without URL query strings (tokens, cursors, delta links) or Slack tokens."""
+    return _SLACK_TOKEN.sub("xox?-[redacted]", _URL_QUERY.sub(r"\1?[redacted]", text))
+
+
+class RedactingFormatter(logging.Formatter):
+    """Formats as usual, then redacts the whole line (message, arguments and traceback)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+_handler: logging.Handler | None = None
+
+
+def configure(verbose: int) -> logging.Handler:
+    """stderr logging at WARNING (`-v` INFO, `-vv` DEBUG, client libraries included); idempotent."""
+    global _handler
+    root = logging.getLogger()
+    if _handler is None:
+        _handler = logging.StreamHandler(sys.stderr)
+        _handler.setFormatter(RedactingFormatter(FORMAT))
+        root.addHandler(_handler)
+    root.setLevel(logging.WARNING - 10 * min(verbose, 2))
+    for name in QUIET:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose >= 2 else logging.WARNING)
+    return _handler

@@ -1,0 +1,154 @@
+"""The long-running commands as an operator meets them: real processes, real signals, real ports.
+
+`inlet sandbox`, `inlet serve`, `inlet daemon --serve`: what they write, how they stop (exit 0 on
+SIGINT/SIGTERM), what a busy port does (one line, exit 4), and that nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from inlet.config import load_config
+from inlet.server.auth import warn_without_keys
+
+
+def start(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "inlet", *args], cwd=cwd, env={**os.environ, **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(condition: Callable[[], bool], proc: subprocess.Popen, timeout: float = 120) -> None:
+    """Poll an observable condition (a file, a port) while the process is alive."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            raise AssertionError(f"exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("timed out")
+        time.sleep(0.05)   # polling for an observable event, not sleeping in place of one
+
+
+def test_sandbox_write_config_has_a_working_key_and_sigterm_exits_0(tmp_path: Path) -> None:
+    config = tmp_path / "sandbox.toml"
+    proc = start(tmp_path, "sandbox", "--write-config", str(config))
+    wait_for(lambda: config.exists() and config.stat().st_size > 0, proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    exports = dict(re.findall(r"^export (\w+)=(\S+)$", out, flags=re.MULTILINE))
+    settings = load_config(config)
+    admin = [k for k in settings.server.api_keys if k.admin]
+    assert admin and admin[0].key_env in exports and len(exports[admin[0].key_env]) >= 24
+    assert not warn_without_keys(settings, exports)
+
+
+def test_a_server_without_a_usable_key_says_so_loudly(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[[server.api_keys]]\nname = "ops"\nkey_env = "INLET_TEST_UNSET_KEY"\nadmin = true\n')
+    settings = load_config(config)
+    with caplog.at_level("ERROR"):
+        assert warn_without_keys(settings, {})
+    assert "NO USABLE API KEY" in caplog.text and "INLET_TEST_UNSET_KEY" in caplog.text
+    assert warn_without_keys(load_config(_empty(tmp_path)), {})
+    assert not warn_without_keys(settings, {"INLET_TEST_UNSET_KEY": "x" * 24})
+
+
+def _empty(tmp_path: Path) -> Path:
+    path = tmp_path / "empty.toml"
+    path.write_text("")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def serve_config(tmp_path: Path, port: int) -> Path:
+    config = tmp_path / "config.toml"
+    (tmp_path / "docs").mkdir(exist_ok=True)
+    config.write_text(f'[index]\npath = "store"\n\n[server]\nport = {port}\n\n[[server.api_keys]]\n'
+                      'name = "ops"\nkey_env = "INLET_TEST_KEY"\nadmin = true\n\n'
+                      '[[sources]]\nname = "docs"\ntype = "files"\npath = "docs"\nevery = "1h"\n')
+    return config
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_serve_stops_cleanly_with_exit_0(tmp_path: Path, signum: int) -> None:
+    port = free_port()
+    proc = start(tmp_path, "serve", "--config", str(serve_config(tmp_path, port)), env={"INLET_TEST_KEY": "k" * 24})
+    wait_for(lambda: accepts(port), proc)
+    proc.send_signal(signum)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Aborted" not in err and "Traceback" not in err
+    assert "stopped" in err
+
+
+@pytest.mark.parametrize("command", [["serve"], ["daemon", "--serve"]])
+def test_a_busy_port_is_one_line_and_exit_4(tmp_path: Path, command: list[str]) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "inlet", *command, "--config", str(serve_config(tmp_path, port))],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "INLET_TEST_KEY": "k" * 24})
+    assert proc.returncode == 4, proc.stderr
+    assert f"127.0.0.1:{port}" in proc.stderr and "Traceback" not in proc.stderr
+    assert "serving" not in proc.stderr
+
+
+def test_sandbox_on_a_busy_port_is_one_line_exit_4_and_leaves_nothing(tmp_path: Path) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "inlet", "sandbox", "--port", str(port)], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120, env={**os.environ, "TMPDIR": str(scratch)})
+    assert proc.returncode == 4, proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and f"127.0.0.1:{port}" in proc.stderr, proc.stderr
+    assert list(scratch.glob("inlet-*")) == []   # torch may leave its own cache there
+
+
+def _backfill_started(scratch: Path) -> bool:
+    import sqlite3
+
+    for state in scratch.glob("inlet-demo-*/index/state.db"):
+        try:
+            with sqlite3.connect(state) as db:
+                if db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]:
+                    return True
+        except sqlite3.OperationalError:
+            pass
+    return False
+
+
+def test_sigterm_during_the_demo_backfill_exits_0_and_leaves_nothing(tmp_path: Path) -> None:
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = start(tmp_path, "demo", env={"TMPDIR": str(scratch)})
+    wait_for(lambda: _backfill_started(scratch), proc, timeout=300)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "stopped" in err
+    assert list(scratch.glob("inlet-*")) == []   # torch may leave its own cache there

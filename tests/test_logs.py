@@ -1,0 +1,56 @@
+"""The command's log: client libraries quiet by default, no tokens or cursors, `-v` for more."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from inlet import logs
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    level = root.level
+    levels = {name: logging.getLogger(name).level for name in logs.QUIET}
+    yield
+    if logs._handler is not None:
+        root.removeHandler(logs._handler)
+        logs._handler = None
+    root.setLevel(level)
+    for name, value in levels.items():
+        logging.getLogger(name).setLevel(value)
+
+
+def test_client_libraries_are_quiet_unless_vv(restore_logging: None) -> None:
+    logs.configure(0)
+    assert logging.getLogger("httpx").getEffectiveLevel() == logging.WARNING
+    assert logging.getLogger("googleapiclient.discovery").getEffectiveLevel() == logging.WARNING
+    assert logging.getLogger("chromadb.telemetry").getEffectiveLevel() == logging.WARNING
+    assert logging.getLogger().level == logging.WARNING
+    logs.configure(1)
+    assert logging.getLogger().level == logging.INFO
+    assert logging.getLogger("msal").getEffectiveLevel() == logging.WARNING
+    logs.configure(2)
+    assert logging.getLogger("httpx").getEffectiveLevel() == logging.DEBUG
+
+
+def test_tokens_and_cursors_never_reach_the_log(restore_logging: None) -> None:
+    handler = logs.configure(2)
+    url = ("https://graph.microsoft.com/v1.0/users/a/mailFolders/inbox/messages/delta"
+           "?$deltatoken=SECRETDELTA&$select=subject")
+    record = logging.LogRecord("httpx", logging.INFO, __file__, 1, 'HTTP Request: GET %s "HTTP/1.1 200 OK"',
+                               (url,), None)
+    line = handler.format(record)
+    assert "SECRETDELTA" not in line and "/messages/delta?[redacted]" in line
+    try:
+        raise RuntimeError("failed at http://127.0.0.1:9/api/conversations.history?cursor=SECRETCURSOR "
+                           "with xoxb-1234-5678-abcdef")
+    except RuntimeError:
+        import sys
+
+        failed = logging.LogRecord("inlet", logging.ERROR, __file__, 1, "boom", None, sys.exc_info())
+    text = handler.format(failed)
+    assert "SECRETCURSOR" not in text and "abcdef" not in text and "conversations.history?[redacted]" in text
