@@ -60,6 +60,8 @@ class DatabaseError(InletError):
     """The index database (PostgreSQL) cannot be reached or refused a statement: names the server."""
 class EmbeddingMismatchError(ConfigError):
     """The index's vectors came from another model or backend than the configured one."""
+
+
 class PortInUseError(InletError):
     """A server cannot listen on its configured address (another process has the port)."""
 
