@@ -20,6 +20,7 @@ from .catalog import Catalog, Filters, StoredDoc, chunk_id, doc_ts
 from .chunking import chunk_text
 from .embedding import Embedder
 from .lock import FileLock, lock_index
+from .private import private_files, private_folder
 
 log = logging.getLogger(__name__)
 DENSE_OVERFETCH = 4   # unfiltered neighbours fetched per wanted result before falling back to a filtered query
@@ -46,11 +47,14 @@ class Index:
                  **lock_info: object) -> None:
         self.config = config
         self.path = Path(config.path)
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._lock: FileLock | None = lock_index(self.path, **lock_info) if lock and not config.chroma_url else None
+        private_folder(self.path)
+        with private_files():
+            self._lock: FileLock | None = (lock_index(self.path, **lock_info) if lock and not config.chroma_url
+                                           else None)
         self.embedder = embedder or Embedder(config.model, config.batch_size)
-        self.catalog = Catalog(self.path / "catalog.db")
-        self.collection = vectors.open_collection(self.path, config.chroma_url)
+        with private_files():
+            self.catalog = Catalog(self.path / "catalog.db")
+            self.collection = vectors.open_collection(self.path, config.chroma_url)
 
     def close(self) -> None:
         self.catalog.close()
@@ -118,10 +122,11 @@ class Index:
                  for n in range(len(texts[d.id]), stored[d.id].chunks)]
         if ids:
             embeddings = self.embedder.encode(inputs)
-            for start in range(0, len(ids), 4096):
-                end = start + 4096
-                self.collection.upsert(ids=ids[start:end], embeddings=embeddings[start:end],
-                                       metadatas=metas[start:end])
+            with private_files():   # Chroma creates its segment files on the first write
+                for start in range(0, len(ids), 4096):
+                    end = start + 4096
+                    self.collection.upsert(ids=ids[start:end], embeddings=embeddings[start:end],
+                                           metadatas=metas[start:end])
         if stale:
             self.collection.delete(ids=stale)
 
