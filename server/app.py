@@ -29,10 +29,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from inlet.config import Settings
 
 from . import mcp as mcp_http
-from .auth import USER_HEADER, Caller, KeyEntry, KeyRing, caller_for
+from .auth import USER_HEADER, Caller, KeyEntry, KeyRing, caller_for, require_admin
 from .errors import STATUS_CODES, ApiError, ErrorBody, error_body
 from .metrics import CONTENT_TYPE, Metrics, last_success_reader
-from .middleware import ObserveMiddleware
+from .middleware import BodyLimit, ObserveMiddleware
 from .models import (ContextBody, ContextResponse, DocumentOut, Health, SearchBody, SearchResponse,
                      SearchResult, SourcesResponse, document_out)
 from .service import Retrieval
@@ -42,6 +42,7 @@ PUBLIC_PATHS = frozenset({"/healthz"})
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text} for code, text in (
         (400, "malformed request"), (401, "missing or invalid API key"), (403, "beyond the key's rights"),
+        (408, "request body stalled"),
         (413, "request body too large"), (422, "invalid request"), (503, "index or model not loaded yet"))}
 
 
@@ -145,10 +146,10 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
 
     @app.get("/v1/sources", response_model=SourcesResponse, responses=ERRORS, tags=["operations"])
     async def sources(request: Request) -> Any:
-        """Each configured source, as `inlet status --json`."""
+        """Each configured source, as `inlet status --json` (admin keys only)."""
         from inlet.status import sources_status
 
-        request.state.caller = Caller(request.state.key.name, request.state.key.user, request.state.key.admin)
+        request.state.caller = require_admin(request.state.key, "GET /v1/sources")
         return await run_in_threadpool(sources_status, settings, state)
 
     @app.get("/healthz", response_model=Health, tags=["operations"])
@@ -164,8 +165,11 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
         return Health(status="ready")
 
     @app.get("/metrics", response_class=Response, tags=["operations"],
-             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
-    async def prometheus() -> Response:
+             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+                        **ERRORS})
+    async def prometheus(request: Request) -> Response:
+        """Prometheus metrics (admin keys only: they name every source and its counts)."""
+        request.state.caller = require_admin(request.state.key, "GET /metrics")
         return Response(await run_in_threadpool(metrics.render), media_type=CONTENT_TYPE)
 
     # Starlette's Route serves a non-function endpoint as an ASGI app, but add_route() is typed for
@@ -180,6 +184,7 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
                            allow_headers=["Authorization", "Content-Type", USER_HEADER, "X-Request-ID",
                                           "Mcp-Session-Id", "Mcp-Protocol-Version"],
                            expose_headers=["X-Request-ID", "Mcp-Session-Id"])
+    app.add_middleware(BodyLimit, max_body_bytes=settings.server.max_body_bytes)   # inside the key check
     app.add_middleware(KeyGuard, keys=keys)
     app.add_middleware(ObserveMiddleware, metrics=metrics, max_body_bytes=settings.server.max_body_bytes)
     return app
@@ -223,8 +228,10 @@ def make_server(settings: Settings, app: FastAPI) -> Any:
 
     logging.getLogger("inlet.server.access").setLevel(logging.INFO)
     logging.getLogger("inlet.server.app").setLevel(logging.INFO)
+    from .timeouts import uvicorn_protocol
+
     config = uvicorn.Config(app, host=settings.server.host, port=settings.server.port, log_config=None,
-                            access_log=False, timeout_graceful_shutdown=10)
+                            access_log=False, timeout_graceful_shutdown=10, http=uvicorn_protocol())
     return uvicorn.Server(config)
 
 

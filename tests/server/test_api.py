@@ -244,7 +244,16 @@ def test_unknown_route_and_method(client: TestClient) -> None:
 # --- operations ------------------------------------------------------------------------------------
 def test_readyz_and_sources(client: TestClient) -> None:
     assert client.get("/readyz", headers=ALICE).json() == {"status": "ready"}
-    assert client.get("/v1/sources", headers=ALICE).json() == {"sources": []}
+    assert client.get("/v1/sources", headers=OPS).json() == {"sources": []}
+
+
+@pytest.mark.parametrize("path", ["/v1/sources", "/metrics"])
+@pytest.mark.parametrize("headers", [ALICE, AGENT], ids=["user-key", "on-behalf-key"])
+def test_operations_data_is_for_admin_keys_only(client: TestClient, path: str, headers: dict[str, str]) -> None:
+    response = client.get(path, headers=headers, params={"user": "alice@example.com"})
+    assert response.status_code == 403 and response.json()["error"]["code"] == "forbidden"
+    assert "admin key" in response.json()["error"]["message"]
+    assert client.get(path, headers=OPS).status_code == 200
 
 
 def test_readyz_is_503_until_loaded(settings: object) -> None:
