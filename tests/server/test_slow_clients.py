@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from inlet.config import Settings
 from inlet.index.store import Index
@@ -20,7 +18,7 @@ from inlet.server.app import create_app
 from inlet.server.middleware import BodyLimit
 from inlet.server.timeouts import uvicorn_protocol
 
-from .conftest import ALICE, KEYS
+from .conftest import ALICE, KEYS, serve
 
 DEADLINE = 0.5
 
@@ -28,18 +26,7 @@ DEADLINE = 0.5
 @pytest.fixture(scope="module")
 def served(settings: Settings, index: Index) -> Iterator[str]:
     """The API on a real uvicorn with the bounded protocol and a short header deadline."""
-    app = create_app(settings, index=index, env=KEYS)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, http=uvicorn_protocol(DEADLINE)))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    assert app.state.retrieval.ready.wait(60)
-    yield f"127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(30)
-    sock.close()
+    yield from serve(create_app(settings, index=index, env=KEYS), http=uvicorn_protocol(DEADLINE))
 
 
 def closed_after(address: str, payload: bytes) -> tuple[bytes, float]:
