@@ -135,8 +135,8 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
     @app.get("/v1/documents/{doc_id:path}", response_model=DocumentOut, response_model_exclude_unset=True,
              responses={**ERRORS, 404: {"model": ErrorBody, "description": "absent or not visible"}},
              tags=["retrieval"])
-    async def document(doc_id: str, request: Request, user: str | None = Query(None),
-                       x_inlet_user: str | None = Header(None)) -> Any:
+    async def document(doc_id: str, request: Request, user: str | None = Query(None, pattern=r"\S", max_length=320),
+                       x_inlet_user: str | None = Header(None, pattern=r"\S", max_length=320)) -> Any:
         """The whole document; 404 when absent or not visible to the caller (the same answer)."""
         caller = _caller(request, x_inlet_user if x_inlet_user is not None else user)
         doc = await run_in_threadpool(retrieval.document, doc_id, caller)
