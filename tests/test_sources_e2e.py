@@ -312,3 +312,43 @@ def test_revoked_slack_token_exits_3_and_the_other_sources_still_sync(sb: Sandbo
     assert SLACK in proc.stderr, "the operator reading stderr learns which source refused"
     assert runs[DRIVE]["outcome"] in ("ok", "partial") and runs[DRIVE]["upserted"] > 10
     assert runs[MAIL]["outcome"] == "ok" and runs[MAIL]["upserted"] >= 3
+
+
+# --- secrets never reach logs, errors or --json --------------------------------------------------
+def sandbox_secrets(sb: Sandbox, env: dict[str, str]) -> set[str]:
+    """Every secret of a sandbox run: the configured ones, the Drive key and grants, and every
+    access token the emulated identity services issued during the run."""
+    from inlet.sandbox import drive_auth
+
+    drive = drive_auth.auth(sb.ws)
+    key_lines = {line for line in drive.private_pem.splitlines() if len(line) > 40}
+    found = {*env.values(), drive.client_secret, drive.refresh_token, *drive.tokens, *key_lines,
+             *graph.mail_state(sb.ws).tokens, sandbox_slack.TOKEN}
+    return {s for s in found if len(s) >= 8}
+
+
+def test_no_secret_in_logs_errors_or_json_at_debug_even_when_runs_fail(sb: Sandbox, tmp_path: Path) -> None:
+    raw, env = narrowed_config(sb, tmp_path / "index")
+    config = tmp_path / "config.toml"
+    config.write_text(to_toml(raw))
+
+    def sync(extra_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "inlet", "sync", "--json", "-vv"], cwd=tmp_path, check=False,
+                              capture_output=True, text=True, timeout=600,
+                              env={**os.environ, **env, **extra_env, "INLET_CONFIG": str(config)})
+
+    ok = sync({})
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    assert " DEBUG " in ok.stderr   # debug logging was on
+    sb.faults.fail("graph", "*", 500, times=50)            # a source fails mid-run ...
+    admin(sb, "slack/revoke", {})                          # ... and one refuses its credentials
+    wrong = "xoxb-wrong-" + "9" * 24
+    failed = sync({"INLET_SANDBOX_SLACK_TOKEN": wrong})
+    assert failed.returncode in (1, 3), failed.stderr[-3000:]
+    outcomes = {r["source"]: r["outcome"] for r in json.loads(failed.stdout)["runs"]}
+    assert outcomes[SLACK] == "failed" and outcomes[MAIL] in ("failed", "partial")
+    secrets = sandbox_secrets(sb, {**env, "wrong": wrong})
+    assert len(secrets) >= 6
+    for name, output in (("stdout", ok.stdout + failed.stdout), ("stderr", ok.stderr + failed.stderr)):
+        leaked = sorted(s[:6] + "..." for s in secrets if s in output)
+        assert not leaked, f"secrets in {name}: {leaked}"
