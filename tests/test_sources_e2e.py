@@ -352,3 +352,54 @@ def test_no_secret_in_logs_errors_or_json_at_debug_even_when_runs_fail(sb: Sandb
     for name, output in (("stdout", ok.stdout + failed.stdout), ("stderr", ok.stderr + failed.stderr)):
         leaked = sorted(s[:6] + "..." for s in secrets if s in output)
         assert not leaked, f"secrets in {name}: {leaked}"
+
+
+# --- faults: 10% noise on every service ends in the same index as a quiet run --------------------
+def index_state(stack: Stack) -> list[tuple[Any, ...]]:
+    stack.chroma_agrees_with_catalog()
+    db = stack.index.catalog._reader()
+    docs = db.execute("SELECT doc_id, content_hash, meta_hash, chunks FROM documents ORDER BY doc_id").fetchall()
+    acl = db.execute("SELECT doc_id, principal FROM acl ORDER BY doc_id, principal").fetchall()
+    return [*docs, *acl]
+
+
+def run_all(stack: Stack) -> dict[str, str]:
+    return {name: stack.engine.run(name, "backfill").outcome for name in (SLACK, DRIVE, MAIL)}
+
+
+def test_every_connector_under_10pct_faults_ends_like_a_fault_free_run(sb: Sandbox, tmp_path: Path,
+                                                                       embedder: Any) -> None:
+    from inlet.sandbox import drive_auth
+    from inlet.sandbox.faults import Fault
+
+    patient = {"slack": {"max_retries": 8, "retry_backoff": 0.01}, "drive": {"retries": 8}}
+    quiet = make_stack(sb, tmp_path / "quiet", embedder, **patient)
+    stack = next(quiet)
+    try:
+        assert set(run_all(stack).values()) == {"ok"}
+        expected = index_state(stack)
+    finally:
+        quiet.close()
+    throttled = [Fault(429, "ratelimited", retry_after=0.01), Fault(429, "ratelimited")]
+    sb.faults.flaky("slack", "*", 0.1, [*throttled, Fault(500, "internal_error"), Fault(503, "service_unavailable")],
+                    seed=1)
+    sb.faults.flaky("drive", "*", 0.1, [*throttled, Fault(500, "backendError"), Fault(503, "backendError")], seed=2)
+    sb.faults.flaky("graph", "*", 0.1, [*throttled, Fault(503, "ServiceUnavailable")], seed=3)
+    sb.faults.reset_counts()
+    noisy = make_stack(sb, tmp_path / "noisy", embedder, **patient)
+    stack = next(noisy)
+    try:
+        def expire(checkpoints: int) -> None:   # access tokens expire mid-run: the clients must refresh
+            if checkpoints == 1:
+                drive_auth.expire_tokens(sb.ws)
+                graph.expire_tokens(sb.ws)
+
+        stack.engine.after_checkpoints = expire
+        assert set(run_all(stack).values()) == {"ok"}
+        assert index_state(stack) == expected
+        hit = {key.partition(":")[0] for key in sb.faults.rejected}
+        assert hit == {"slack", "drive", "graph"}, sb.faults.rejected   # every service was disturbed
+        print(f"faults injected: {sum(sb.faults.rejected.values())} of {sb.faults.count()} calls")
+    finally:
+        noisy.close()
+        sb.faults.clear()
