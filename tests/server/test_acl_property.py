@@ -116,7 +116,8 @@ def world(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Itera
 
 def load(world: World, corpus: list[Spec]) -> dict[str, ACL]:
     docs = [Document(id=f"p:{i}", source="p", source_type="files", title=f"Note {i}",
-                     text=f"{QUERY} {i}x{i} " + " ".join(spec.words), acl=spec.acl) for i, spec in enumerate(corpus)]
+                     text=f"{QUERY} " + " ".join(f"{w}{i}" for w in spec.words), acl=spec.acl)
+            for i, spec in enumerate(corpus)]   # words suffixed per document: no two are near-duplicates
     world.index.apply(docs, deletions=world.ids)
     world.ids = [d.id for d in docs]
     return {d.id: d.acl for d in docs}
