@@ -67,10 +67,13 @@ def bounded_protocol(base: type[asyncio.Protocol], timeout: float = HEADER_TIMEO
 
 def uvicorn_protocol(timeout: float = HEADER_TIMEOUT) -> type[asyncio.Protocol]:
     """The protocol uvicorn would pick by itself ("auto": httptools when installed), bounded."""
+    base: type[asyncio.Protocol]
     try:
         import httptools  # noqa: F401
 
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as base
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+        base = HttpToolsProtocol
     except ImportError:
-        from uvicorn.protocols.http.h11_impl import H11Protocol as base
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+        base = H11Protocol
     return bounded_protocol(base, timeout)
