@@ -21,6 +21,7 @@ from .catalog import Filters, StoredDoc, chunk_id, doc_ts
 from .chunking import chunk_text
 from .embedding import Embedder
 from .lock import FileLock, lock_index
+from .private import private_files, private_folder
 from .storage import CatalogStore, Commit, Fence, open_catalog
 
 log = logging.getLogger(__name__)
@@ -66,16 +67,21 @@ class Index:
         self.config = config
         self.path = Path(config.path)
         if not config.database_url:   # with a database nothing is kept on local disk
-            self.path.mkdir(parents=True, exist_ok=True)
-        self._lock: FileLock | None = lock_index(self.path, **lock_info) if lock and not config.chroma_url else None
+            private_folder(self.path)
+        with private_files():
+            self._lock: FileLock | None = (lock_index(self.path, **lock_info) if lock and not config.chroma_url
+                                           else None)
         self.embedder = embedder or Embedder(config.model, config.batch_size, config.backend, config.device)
-        self.catalog: CatalogStore = open_catalog(config)
+        with private_files():
+            self.catalog: CatalogStore = open_catalog(config)
         try:   # the vectors must come from the configured model and backend (`reindexing` re-makes them)
-            self.record = self._embedding_record(reindexing)
+            with private_files():
+                self.record = self._embedding_record(reindexing)
         except BaseException:
             self.close()
             raise
-        self.collection = vectors.open_collection(self.path, config.chroma_url, self.record.collection)
+        with private_files():
+            self.collection = vectors.open_collection(self.path, config.chroma_url, self.record.collection)
 
     def _embedding_record(self, reindexing: bool) -> fingerprint.Record:
         if self.config.database_url:   # the record lives in the index folder; a database index has none yet
@@ -149,10 +155,11 @@ class Index:
             embeddings, keys, embedded = dedup.embed_distinct(self, inputs, lambda t: self._encode(t, on_embedded))
             if on_embedded and len(inputs) > embedded:
                 on_embedded(len(inputs) - embedded)   # reused vectors move the progress too
-            for start in range(0, len(ids), 4096):
-                end = start + 4096
-                self.collection.upsert(ids=ids[start:end], embeddings=embeddings[start:end],
-                                       metadatas=metas[start:end])
+            with private_files():   # Chroma creates its segment files on the first write
+                for start in range(0, len(ids), 4096):
+                    end = start + 4096
+                    self.collection.upsert(ids=ids[start:end], embeddings=embeddings[start:end],
+                                           metadatas=metas[start:end])
         if stale:
             self.collection.delete(ids=stale)
         return list(zip(ids, keys)), embedded

@@ -8,6 +8,7 @@ decision in its own wire format (Slack's `{"ok": false}`, Google's error envelop
 from __future__ import annotations
 
 import fnmatch
+import random
 import threading
 import time
 from collections import Counter, deque
@@ -39,6 +40,13 @@ class _EventFault:
 
 
 @dataclass
+class _Flaky:
+    rate: float
+    faults: list[Fault]
+    rng: random.Random
+
+
+@dataclass
 class _Burst:
     status: int
     remaining: int
@@ -57,6 +65,7 @@ class Faults:
         self.rejected: Counter[str] = Counter()
         self._limits: dict[str, _RateLimit] = {}
         self._bursts: dict[str, _Burst] = {}
+        self._flaky: dict[str, _Flaky] = {}
         self.expired_tokens: set[str] = set()
         self._event_faults: dict[str, _EventFault] = {}
 
@@ -97,10 +106,17 @@ class Faults:
                 delay = fault.delay
             return copies, delay
 
+    def flaky(self, service: str, route: str, rate: float, faults: list[Fault], seed: int = 0) -> None:
+        """A seeded share `rate` of the calls on routes matching the glob answer one of `faults`
+        (picked at random): repeatable noise, for runs that must end as a fault-free one does."""
+        with self._lock:
+            self._flaky[f"{service}:{route}"] = _Flaky(rate, faults, random.Random(seed))
+
     def clear(self) -> None:
         with self._lock:
             self._limits.clear()
             self._bursts.clear()
+            self._flaky.clear()
             self.expired_tokens.clear()
             self._event_faults.clear()
 
@@ -128,6 +144,10 @@ class Faults:
                     if fault:
                         self.rejected[key] += 1
                         return fault
+            for pattern, flaky in self._flaky.items():
+                if fnmatch.fnmatchcase(key, pattern) and flaky.rng.random() < flaky.rate:
+                    self.rejected[key] += 1
+                    return flaky.rng.choice(flaky.faults)
         return None
 
     def _take(self, limit: _RateLimit) -> Fault | None:

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from inlet.config import Settings
 
 from . import mcp as mcp_http
-from .auth import USER_HEADER, Caller, KeyEntry, KeyRing, caller_for, warn_without_keys
+from .auth import USER_HEADER, Caller, KeyEntry, KeyRing, caller_for, require_admin, warn_without_keys
 from .console import add_console, is_console_path
 from .content_type import JsonBody, unsupported_media_type
 from .oauth import PRM_PATHS, Authenticator, metadata_routes
@@ -38,7 +38,7 @@ from .errors import STATUS_CODES, ApiError, ErrorBody, error_body
 from .hooks import PREFIX as HOOKS_PREFIX
 from .hooks import add_hook_routes
 from .metrics import CONTENT_TYPE, Metrics, last_success_reader
-from .middleware import ObserveMiddleware
+from .middleware import BodyLimit, ObserveMiddleware
 from .models import (ContextBody, ContextResponse, DocumentOut, Health, SearchBody, SearchResponse,
                      SearchResult, SourcesResponse, document_out)
 from .service import Retrieval
@@ -48,8 +48,8 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", *PRM_PATHS})   # they reveal no
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text} for code, text in (
         (400, "malformed request"), (401, "missing or invalid API key"), (403, "beyond the key's rights"),
-        (413, "request body too large"), (415, "body not JSON"), (422, "invalid request"),
-        (503, "index or model not loaded yet"))}
+        (408, "request body stalled"), (413, "request body too large"), (415, "body not JSON"),
+        (422, "invalid request"), (503, "index or model not loaded yet"))}
 
 
 class KeyGuard:
@@ -152,8 +152,8 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
     @app.get("/v1/documents/{doc_id:path}", response_model=DocumentOut, response_model_exclude_unset=True,
              responses={**ERRORS, 404: {"model": ErrorBody, "description": "absent or not visible"}},
              tags=["retrieval"])
-    async def document(doc_id: str, request: Request, user: str | None = Query(None),
-                       x_inlet_user: str | None = Header(None)) -> Any:
+    async def document(doc_id: str, request: Request, user: str | None = Query(None, pattern=r"\S", max_length=320),
+                       x_inlet_user: str | None = Header(None, pattern=r"\S", max_length=320)) -> Any:
         """The whole document; 404 when absent or not visible to the caller (the same answer)."""
         caller = _caller(request, x_inlet_user if x_inlet_user is not None else user)
         doc = await run_in_threadpool(retrieval.document, doc_id, caller)
@@ -163,10 +163,10 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
 
     @app.get("/v1/sources", response_model=SourcesResponse, responses=ERRORS, tags=["operations"])
     async def sources(request: Request) -> Any:
-        """Each configured source, as `inlet status --json`."""
+        """Each configured source, as `inlet status --json` (admin keys only)."""
         from inlet.status import sources_status
 
-        request.state.caller = Caller(request.state.key.name, request.state.key.user, request.state.key.admin)
+        request.state.caller = require_admin(request.state.key, "GET /v1/sources")
         return await run_in_threadpool(sources_status, settings, state)
 
     @app.get("/healthz", response_model=Health, tags=["operations"])
@@ -182,8 +182,13 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
         return Health(status="ready")
 
     @app.get("/metrics", response_class=Response, tags=["operations"],
-             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
-    async def prometheus() -> Response:
+             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+                        **ERRORS})
+    async def prometheus(request: Request) -> Response:
+        """Prometheus metrics (admin keys only, they name every source and its counts, unless
+        `[server] metrics_public`)."""
+        if not settings.server.metrics_public:
+            request.state.caller = require_admin(request.state.key, "GET /metrics")
         return Response(await run_in_threadpool(metrics.render), media_type=CONTENT_TYPE)
 
     add_console(app, settings, state)
@@ -205,6 +210,7 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
         app.router.routes.append(route)
     public = PUBLIC_PATHS | ({"/metrics"} if settings.server.metrics_public else set())
     app.add_middleware(JsonBody)
+    app.add_middleware(BodyLimit, max_body_bytes=settings.server.max_body_bytes)   # inside the key check
     app.add_middleware(KeyGuard, auth=auth, public=public)
     app.add_middleware(ObserveMiddleware, metrics=metrics, max_body_bytes=settings.server.max_body_bytes)
     return app
@@ -250,8 +256,10 @@ def make_server(settings: Settings, app: FastAPI) -> Any:
 
     logging.getLogger("inlet.server.access").setLevel(logging.INFO)
     logging.getLogger("inlet.server.app").setLevel(logging.INFO)
+    from .timeouts import uvicorn_protocol
+
     config = uvicorn.Config(app, host=settings.server.host, port=settings.server.port, log_config=None,
-                            access_log=False, timeout_graceful_shutdown=10)
+                            access_log=False, timeout_graceful_shutdown=10, http=uvicorn_protocol())
     return uvicorn.Server(config)
 
 

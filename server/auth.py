@@ -114,3 +114,11 @@ def caller_for(entry: KeyEntry, requested_user: str | None) -> Caller:
                            f"(body field; on GET routes the {USER_HEADER} header or ?user=)")
         return Caller(entry.name, requested, admin=False)
     return Caller(entry.name, requested, admin=requested is None)
+
+
+def require_admin(entry: KeyEntry, what: str) -> Caller:
+    """Operations data (every source's names, counts, errors and run times) is for operators only:
+    a user key would learn about sources whose documents it cannot see (403)."""
+    if not entry.admin:
+        raise ApiError(403, "forbidden", f"{what} needs an admin key; key {entry.name!r} is not one")
+    return Caller(entry.name, None, admin=True)

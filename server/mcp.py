@@ -26,7 +26,8 @@ from inlet.config import Settings
 from inlet.errors import ConfigError, InletError
 
 from .auth import USER_HEADER, USER_PARAM, Caller, caller_for
-from .errors import ApiError, error_body
+from .errors import ApiError
+from .middleware import send_error
 from .context import fallback_url
 from .oauth import Authenticator
 from .origin import OriginGuard
@@ -199,13 +200,15 @@ class McpHttpAuth:
                                                                                        scope)
             caller = caller_for(entry, requested)
         except ApiError as exc:
-            body = json.dumps(error_body(exc.code, exc.message)).encode()
-            extra = [(k.lower().encode(), v.encode()) for k, v in exc.headers.items()]
-            await send({"type": "http.response.start", "status": exc.status,
-                        "headers": [(b"content-type", b"application/json"), *extra]})
-            await send({"type": "http.response.body", "body": body})
+            await send_error(send, exc.status, exc.code, exc.message, exc.headers)
             return
         scope.setdefault("state", {})["caller"] = caller
+        if scope.get("method") == "GET":
+            # Stateless: the server never sends unprompted messages, so it offers no event stream
+            # (the MCP transport's 405 answer) rather than one that stays open forever.
+            await send_error(send, 405, "method_not_allowed", "this server offers no event stream: POST "
+                             "JSON-RPC messages to /mcp", {"Allow": "POST, DELETE"})
+            return
         await self.app(scope, receive, send)
 
 

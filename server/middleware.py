@@ -1,12 +1,16 @@
-"""Pure ASGI middleware: request id, access log, metrics, and the request body size limit.
+"""Pure ASGI middleware: request id, access log, metrics, and the request body's size and pace.
 
 Pure ASGI (not BaseHTTPMiddleware) so streamed responses (MCP's server-sent events) pass through
 untouched. The access log is one JSON object per request on the `inlet.server.access` logger; it
 names the API key (its configured name, never its value) and the acting user.
+
+The body is read by `BodyLimit`, which sits inside the key check: a request without a valid key
+is answered 401 before a byte of its body is read, and a body that stalls is answered 408.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -20,6 +24,7 @@ from .errors import error_body
 from .metrics import Metrics
 
 access_log = logging.getLogger("inlet.server.access")
+BODY_IDLE_TIMEOUT = 30.0   # seconds a request body may stall between two of its chunks
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -35,8 +40,20 @@ def _route(scope: Scope) -> str:
     return getattr(route, "path", None) or "unmatched"
 
 
+async def send_error(send: Send, status: int, code: str, message: str,
+                     headers: dict[str, str] | None = None) -> None:
+    """Answer with the API's error shape straight from ASGI middleware (before any routing)."""
+    body = json.dumps(error_body(code, message)).encode()
+    extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *extra]})
+    await send({"type": "http.response.body", "body": body})
+
+
 class ObserveMiddleware:
-    """Assigns or echoes X-Request-ID, logs each request, records metrics, caps body size."""
+    """Assigns or echoes X-Request-ID, logs each request, records metrics, refuses a declared
+    Content-Length over the limit (without reading the body)."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int) -> None:
         self.app = app
@@ -64,14 +81,9 @@ class ObserveMiddleware:
 
         try:
             if self._declared_too_large(scope):
-                await self._reject_too_large(send_wrapped)
+                await send_error(send_wrapped, 413, "payload_too_large",
+                                 f"request body over {self.max_body_bytes} bytes")
                 return
-            if scope.get("method") in ("POST", "PUT", "PATCH"):
-                replay = await self._read_body(receive)
-                if replay is None:
-                    await self._reject_too_large(send_wrapped)
-                    return
-                receive = replay
             await self.app(scope, receive, send_wrapped)
         finally:
             self._record(scope, status["code"], time.perf_counter() - started, request_id)
@@ -80,14 +92,52 @@ class ObserveMiddleware:
         length = _header(scope, b"content-length")
         return bool(length and length.isdigit() and int(length) > self.max_body_bytes)
 
+    def _record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
+        route = _route(scope)
+        method = scope.get("method", "")
+        self.metrics.observe(route, method, status, seconds)
+        state: dict[str, Any] = scope.get("state", {})
+        caller = state.get("caller")
+        access_log.info(json.dumps({
+            "request_id": request_id, "method": method, "path": scope.get("path"), "route": route,
+            "status": status, "ms": round(seconds * 1000, 1),
+            "key": getattr(caller, "key_name", None), "user": getattr(caller, "user", None),
+            "client": (scope.get("client") or [None])[0],
+        }))
+
+
+class BodyLimit:
+    """Reads a POST/PUT/PATCH body (chunked uploads have no Content-Length) up to the size limit,
+    each chunk within `idle_timeout` seconds, and replays it to the app. Placed inside the key
+    check, so nothing is read for a request that will be refused."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, idle_timeout: float = BODY_IDLE_TIMEOUT) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.idle_timeout = idle_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        try:
+            replay = await self._read_body(receive)
+        except TimeoutError:
+            await send_error(send, 408, "request_timeout",
+                          f"the request body stalled for over {self.idle_timeout:.0f} s")
+            return
+        if replay is None:
+            await send_error(send, 413, "payload_too_large", f"request body over {self.max_body_bytes} bytes")
+            return
+        await self.app(scope, replay, send)
+
     async def _read_body(self, receive: Receive) -> Receive | None:
-        """Read the whole body (chunked uploads have no Content-Length) up to the limit, and a
-        `receive` that replays it; None when it is over the limit."""
+        """The whole body and a `receive` that replays it; None when it is over the limit."""
         chunks: list[bytes] = []
         total = 0
         pending: list[Message] = []
         while True:
-            message = await receive()
+            message = await asyncio.wait_for(receive(), self.idle_timeout)
             if message["type"] != "http.request":
                 pending.append(message)      # the client went away: let the app see it
                 break
@@ -102,24 +152,3 @@ class ObserveMiddleware:
         async def replay() -> Message:
             return pending.pop(0) if pending else await receive()
         return replay
-
-    async def _reject_too_large(self, send: Send) -> None:
-        body = json.dumps(error_body("payload_too_large",
-                                     f"request body over {self.max_body_bytes} bytes")).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
-
-    def _record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
-        route = _route(scope)
-        method = scope.get("method", "")
-        self.metrics.observe(route, method, status, seconds)
-        state: dict[str, Any] = scope.get("state", {})
-        caller = state.get("caller")
-        access_log.info(json.dumps({
-            "request_id": request_id, "method": method, "path": scope.get("path"), "route": route,
-            "status": status, "ms": round(seconds * 1000, 1),
-            "key": getattr(caller, "key_name", None), "user": getattr(caller, "user", None),
-            "client": (scope.get("client") or [None])[0],
-        }))

@@ -15,21 +15,24 @@ MetadataValue = Union[str, int, float, bool, list[str]]
 class SearchBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(..., min_length=1, max_length=4000, description="what to look for, in plain words")
+    query: str = Field(..., min_length=1, max_length=4000, pattern=r"\S",
+                       description="what to look for, in plain words (not blank)")
     k: int = Field(10, ge=1, le=100, description="number of passages to return")
     sources: list[str] = Field(default_factory=list, description="only these sources (names)")
     source_types: list[str] = Field(default_factory=list, description="only these types (slack, outlook, ...)")
     after: datetime | None = Field(None, description="only documents updated at or after (RFC 3339)")
     before: datetime | None = Field(None, description="only documents updated before (RFC 3339)")
-    user: str | None = Field(None, description="the user to search as: required with an on_behalf_of key, "
+    user: str | None = Field(None, pattern=r"\S", max_length=320,
+                             description="the user to search as: required with an on_behalf_of key, "
                                                  "forbidden with a user key, optional for admin keys")
     recency: bool = Field(True, description="prefer recent documents slightly (false: rank by relevance only)")
 
-    @field_validator("query")
+    @field_validator("after", "before", mode="before")
     @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("query must not be blank")
+    def _a_string(cls, value: object) -> object:
+        # As the schema says: pydantic alone would also take a number, as epoch seconds.
+        if value is not None and not isinstance(value, (str, datetime)):
+            raise ValueError("must be an RFC 3339 date-time string")
         return value
 
     @field_validator("after", "before")

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from inlet.index.storage import Fence
+from inlet.index.private import private_files, private_folder
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sources (
@@ -110,9 +111,10 @@ RUN_COLUMNS = ", ".join(f.name for f in fields(RunRecord) if f.name != "id")
 
 class StateDB:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode = WAL")
+        private_folder(path.parent)
+        with private_files():   # the -wal and -shm files inherit the database's mode
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA busy_timeout = 10000")
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()

@@ -312,3 +312,94 @@ def test_revoked_slack_token_exits_3_and_the_other_sources_still_sync(sb: Sandbo
     assert SLACK in proc.stderr, "the operator reading stderr learns which source refused"
     assert runs[DRIVE]["outcome"] in ("ok", "partial") and runs[DRIVE]["upserted"] > 10
     assert runs[MAIL]["outcome"] == "ok" and runs[MAIL]["upserted"] >= 3
+
+
+# --- secrets never reach logs, errors or --json --------------------------------------------------
+def sandbox_secrets(sb: Sandbox, env: dict[str, str]) -> set[str]:
+    """Every secret of a sandbox run: the configured ones, the Drive key and grants, and every
+    access token the emulated identity services issued during the run."""
+    from inlet.sandbox import drive_auth
+
+    drive = drive_auth.auth(sb.ws)
+    key_lines = {line for line in drive.private_pem.splitlines() if len(line) > 40}
+    found = {*env.values(), drive.client_secret, drive.refresh_token, *drive.tokens, *key_lines,
+             *graph.mail_state(sb.ws).tokens, sandbox_slack.TOKEN}
+    return {s for s in found if len(s) >= 8}
+
+
+def test_no_secret_in_logs_errors_or_json_at_debug_even_when_runs_fail(sb: Sandbox, tmp_path: Path) -> None:
+    raw, env = narrowed_config(sb, tmp_path / "index")
+    config = tmp_path / "config.toml"
+    config.write_text(to_toml(raw))
+
+    def sync(extra_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "inlet", "sync", "--json", "-vv"], cwd=tmp_path, check=False,
+                              capture_output=True, text=True, timeout=600,
+                              env={**os.environ, **env, **extra_env, "INLET_CONFIG": str(config)})
+
+    ok = sync({})
+    assert ok.returncode == 0, ok.stderr[-3000:]
+    assert " DEBUG " in ok.stderr   # debug logging was on
+    sb.faults.fail("graph", "*", 500, times=50)            # a source fails mid-run ...
+    admin(sb, "slack/revoke", {})                          # ... and one refuses its credentials
+    wrong = "xoxb-wrong-" + "9" * 24
+    failed = sync({"INLET_SANDBOX_SLACK_TOKEN": wrong})
+    assert failed.returncode in (1, 3), failed.stderr[-3000:]
+    outcomes = {r["source"]: r["outcome"] for r in json.loads(failed.stdout)["runs"]}
+    assert outcomes[SLACK] == "failed" and outcomes[MAIL] in ("failed", "partial")
+    secrets = sandbox_secrets(sb, {**env, "wrong": wrong})
+    assert len(secrets) >= 6
+    for name, output in (("stdout", ok.stdout + failed.stdout), ("stderr", ok.stderr + failed.stderr)):
+        leaked = sorted(s[:6] + "..." for s in secrets if s in output)
+        assert not leaked, f"secrets in {name}: {leaked}"
+
+
+# --- faults: 10% noise on every service ends in the same index as a quiet run --------------------
+def index_state(stack: Stack) -> list[tuple[Any, ...]]:
+    stack.chroma_agrees_with_catalog()
+    db = stack.index.catalog._reader()
+    docs = db.execute("SELECT doc_id, content_hash, meta_hash, chunks FROM documents ORDER BY doc_id").fetchall()
+    acl = db.execute("SELECT doc_id, principal FROM acl ORDER BY doc_id, principal").fetchall()
+    return [*docs, *acl]
+
+
+def run_all(stack: Stack) -> dict[str, str]:
+    return {name: stack.engine.run(name, "backfill").outcome for name in (SLACK, DRIVE, MAIL)}
+
+
+def test_every_connector_under_10pct_faults_ends_like_a_fault_free_run(sb: Sandbox, tmp_path: Path,
+                                                                       embedder: Any) -> None:
+    from inlet.sandbox import drive_auth
+    from inlet.sandbox.faults import Fault
+
+    patient = {"slack": {"max_retries": 8, "retry_backoff": 0.01}, "drive": {"retries": 8}}
+    quiet = make_stack(sb, tmp_path / "quiet", embedder, **patient)
+    stack = next(quiet)
+    try:
+        assert set(run_all(stack).values()) == {"ok"}
+        expected = index_state(stack)
+    finally:
+        quiet.close()
+    throttled = [Fault(429, "ratelimited", retry_after=0.01), Fault(429, "ratelimited")]
+    sb.faults.flaky("slack", "*", 0.1, [*throttled, Fault(500, "internal_error"), Fault(503, "service_unavailable")],
+                    seed=1)
+    sb.faults.flaky("drive", "*", 0.1, [*throttled, Fault(500, "backendError"), Fault(503, "backendError")], seed=2)
+    sb.faults.flaky("graph", "*", 0.1, [*throttled, Fault(503, "ServiceUnavailable")], seed=3)
+    sb.faults.reset_counts()
+    noisy = make_stack(sb, tmp_path / "noisy", embedder, **patient)
+    stack = next(noisy)
+    try:
+        def expire(checkpoints: int) -> None:   # access tokens expire mid-run: the clients must refresh
+            if checkpoints == 1:
+                drive_auth.expire_tokens(sb.ws)
+                graph.expire_tokens(sb.ws)
+
+        stack.engine.after_checkpoints = expire
+        assert set(run_all(stack).values()) == {"ok"}
+        assert index_state(stack) == expected
+        hit = {key.partition(":")[0] for key in sb.faults.rejected}
+        assert hit == {"slack", "drive", "graph"}, sb.faults.rejected   # every service was disturbed
+        print(f"faults injected: {sum(sb.faults.rejected.values())} of {sb.faults.count()} calls")
+    finally:
+        noisy.close()
+        sb.faults.clear()

@@ -3,11 +3,15 @@ session) holding documents with every kind of ACL, and the API built around it."
 
 from __future__ import annotations
 
+import socket
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import uvicorn
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from inlet.config import ApiKey, IndexConfig, ServerConfig, Settings
@@ -100,3 +104,18 @@ def client_for(settings: Settings, index: Index) -> Iterator[TestClient]:
 @pytest.fixture(scope="module")
 def client(settings: Settings, index: Index) -> Iterator[TestClient]:
     yield from client_for(settings, index)
+
+
+def serve(app: FastAPI, **config: object) -> Iterator[str]:
+    """`app` on a real uvicorn on a free loopback port ("host:port"), stopped afterwards."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)          # connections queue in the backlog until uvicorn accepts: no wait needed
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, **config))  # type: ignore[arg-type]
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    assert app.state.retrieval.ready.wait(60)
+    yield f"127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    thread.join(30)
+    sock.close()

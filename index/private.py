@@ -1,0 +1,46 @@
+"""The index folder is private to its owner: created 0700, its files 0600.
+
+The catalog holds the text of every restricted document and the state database the sources'
+checkpoints, so any other local account that can read the folder reads everything the ACLs
+protect. Folders and files are created under a 0o077 umask (the process umask is restored right
+after, so nothing else the process writes changes); SQLite gives its -wal and -shm files the mode
+of their database. A folder that already exists with group or other access is left as the
+owner set it, with a warning at start-up that says how to close it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+PRIVATE_UMASK = 0o077
+_UMASK_LOCK = threading.Lock()   # os.umask is process-wide: one change at a time
+
+
+@contextmanager
+def private_files() -> Iterator[None]:
+    """Files and folders created inside are readable by their owner only."""
+    with _UMASK_LOCK:
+        old = os.umask(PRIVATE_UMASK)
+        try:
+            yield
+        finally:
+            os.umask(old)
+
+
+def private_folder(path: Path) -> None:
+    """Create `path` (and missing parents) 0700, or warn when an existing one is open to others."""
+    if not path.exists():
+        with private_files():
+            path.mkdir(parents=True, exist_ok=True)
+        return
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        log.warning("the index folder %s is readable by other accounts (mode %s): it holds the text of "
+                    "restricted documents; run 'chmod -R go-rwx %s'", path, oct(mode), path)

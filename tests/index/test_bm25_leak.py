@@ -1,0 +1,49 @@
+"""What BM25 statistics reveal across ACLs, measured (README "Reliability and security").
+
+SQLite FTS5's bm25() weighs a term by how many chunks of the *whole* index contain it and
+normalises by the whole index's average chunk length, so hidden chunks move the lexical scores of
+a caller's own results. This test pins down exactly what crosses the ACL that way, and what does
+not: a restricted document's id, title and text never come back, the set of results is the same,
+but the lexical scores (and so the order of two of the caller's own results under a two-word
+query) shift when restricted chunks containing a query word are added.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from inlet.config import IndexConfig
+from inlet.connectors.model import ACL, Document
+from inlet.index.search import SearchRequest, search
+from inlet.index.store import Index
+
+ALICE = "alice@example.com"
+
+
+def doc(n: str, text: str, acl: ACL) -> Document:
+    return Document(id=f"wiki:{n}", source="wiki", source_type="files", title=f"Note {n}", text=text, acl=acl)
+
+
+def lexical(index: Index) -> dict[str, float]:
+    hits, _ = search(index, SearchRequest(query="merger zeppelin", k=10, user=ALICE, mode="lexical",
+                                          recency_half_life_days=0))
+    return {h.doc_id: h.score for h in hits}
+
+
+def test_hidden_chunks_move_lexical_scores_but_reveal_no_document(tmp_path: Path, embedder: object) -> None:
+    own = [doc("a", "The merger review is on Monday with the board.", ACL(users=[ALICE])),
+           doc("b", "The zeppelin hangar tour is on Monday with the board.", ACL(users=[ALICE])),
+           doc("c", "Lunch menu: soup, bread and salad for the whole floor.", ACL(public=True))]
+    with Index(IndexConfig(path=tmp_path / "ix"), embedder=embedder) as index:  # type: ignore[arg-type]
+        index.apply(own)
+        before = lexical(index)
+        hidden = [doc(f"h{i}", f"Confidential: the merger with Globex, part {i}.", ACL(users=["ceo@example.com"]))
+                  for i in range(20)]
+        index.apply(hidden)
+        after = lexical(index)
+    assert set(before) == set(after) == {"wiki:a", "wiki:b"}        # no hidden document comes back
+    assert before["wiki:a"] == before["wiki:b"] or before["wiki:a"] > before["wiki:b"]
+    # The leak, measured: 20 hidden chunks with "merger" make alice's own "merger" note score
+    # lower than her "zeppelin" note: the order of her own results reveals that hidden documents
+    # contain the word.
+    assert after["wiki:a"] < before["wiki:a"] and after["wiki:a"] < after["wiki:b"]

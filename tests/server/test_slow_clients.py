@@ -1,0 +1,103 @@
+"""Slow or hostile clients are bounded: headers have a deadline, a stalled body is a 408, a body
+is never read before the key is checked, and GET /mcp opens no never-ending event stream."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from inlet.config import Settings
+from inlet.index.store import Index
+from inlet.server.app import create_app
+from inlet.server.middleware import BodyLimit
+from inlet.server.timeouts import uvicorn_protocol
+
+from .conftest import ALICE, KEYS, serve
+
+DEADLINE = 0.5
+
+
+@pytest.fixture(scope="module")
+def served(settings: Settings, index: Index) -> Iterator[str]:
+    """The API on a real uvicorn with the bounded protocol and a short header deadline."""
+    yield from serve(create_app(settings, index=index, env=KEYS), http=uvicorn_protocol(DEADLINE))
+
+
+def closed_after(address: str, payload: bytes) -> tuple[bytes, float]:
+    """Send `payload`, then nothing; what the server sent and when it closed the connection."""
+    host, port = address.split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        started = time.monotonic()
+        conn.sendall(payload)
+        received = b""
+        while chunk := conn.recv(4096):
+            received += chunk
+        return received, time.monotonic() - started
+
+
+def test_headers_that_never_finish_are_cut_off(served: str) -> None:
+    received, seconds = closed_after(served, b"POST /v1/search HTTP/1.1\r\nHost: x\r\nAuthorization: Bea")
+    assert received == b"" and seconds < 15
+
+
+def test_an_idle_connection_is_cut_off_and_a_normal_request_still_works(served: str) -> None:
+    received, seconds = closed_after(served, b"")
+    assert received == b"" and seconds < 15
+    response = httpx.post(f"http://{served}/v1/search", json={"query": "deploy"}, headers=ALICE, timeout=30)
+    assert response.status_code == 200 and response.json()["results"]
+
+
+def test_get_mcp_offers_no_event_stream(served: str) -> None:
+    stream = httpx.get(f"http://{served}/mcp", headers={**ALICE, "Accept": "text/event-stream"}, timeout=30)
+    assert stream.status_code == 405 and stream.headers["allow"] == "POST, DELETE"
+    assert stream.json()["error"]["code"] == "method_not_allowed"
+    assert httpx.get(f"http://{served}/mcp", headers={"Accept": "text/event-stream"}, timeout=30).status_code == 401
+
+
+# --- bodies, at the ASGI boundary ------------------------------------------------------------------
+def run_asgi(app: Any, headers: list[tuple[bytes, bytes]], receive: Any) -> list[dict[str, Any]]:
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/search", "raw_path": b"/v1/search",
+             "query_string": b"", "headers": headers, "http_version": "1.1", "scheme": "http",
+             "server": ("test", 80), "client": ("127.0.0.1", 1), "root_path": ""}
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+def test_a_stalled_body_is_a_408() -> None:
+    async def endpoint(scope: Any, receive: Any, send: Any) -> None:   # never reached
+        raise AssertionError("the app ran with a stalled body")
+
+    async def stall() -> dict[str, Any]:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    sent = run_asgi(BodyLimit(endpoint, max_body_bytes=1000, idle_timeout=0.2), [], stall)
+    assert sent[0]["status"] == 408 and b"request_timeout" in sent[1]["body"]
+
+
+@pytest.mark.parametrize("authorization", [None, b"Bearer not-a-key"])
+def test_no_body_is_read_before_the_key_is_checked(settings: Settings, index: Index,
+                                                   authorization: bytes | None) -> None:
+    app = create_app(settings, index=index, env=KEYS)
+    reads: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        reads.append(1)
+        return {"type": "http.request", "body": b'{"query": "x"}', "more_body": False}
+
+    headers = [(b"content-type", b"application/json")] + ([(b"authorization", authorization)] if authorization else [])
+    sent = run_asgi(app, headers, receive)
+    assert sent[0]["status"] == 401 and reads == []
+    ok = run_asgi(app, [*headers[:1], (b"authorization", ALICE["Authorization"].encode())], receive)
+    assert ok[0]["status"] in (200, 503) and reads   # a valid key: the body is read
