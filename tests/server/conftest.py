@@ -3,11 +3,16 @@ session) holding documents with every kind of ACL, and the API built around it."
 
 from __future__ import annotations
 
+import socket
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
+import uvicorn
 from fastapi.testclient import TestClient
 
 from inlet.config import ApiKey, IndexConfig, ServerConfig, Settings
@@ -100,3 +105,21 @@ def client_for(settings: Settings, index: Index) -> Iterator[TestClient]:
 @pytest.fixture(scope="module")
 def client(settings: Settings, index: Index) -> Iterator[TestClient]:
     yield from client_for(settings, index)
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """`app` served by uvicorn on a free loopback port, for clients that need a real socket (MCP)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)          # connections queue in the backlog until uvicorn accepts: no wait needed
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    assert app.state.retrieval.ready.wait(60)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,6 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-import uvicorn
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -26,23 +23,13 @@ from inlet.index.embedding import Embedder
 from inlet.index.store import Index
 from inlet.server.app import create_app
 
-from .conftest import KEYS, corpus
+from .conftest import KEYS, corpus, serving
 
 
 @pytest.fixture(scope="module")
 def base_url(settings: Settings, index: Index) -> Iterator[str]:
-    app = create_app(settings, index=index, env=KEYS)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)          # connections queue in the backlog until uvicorn accepts: no wait needed
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    assert app.state.retrieval.ready.wait(60)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(30)
-    sock.close()
+    with serving(create_app(settings, index=index, env=KEYS)) as url:
+        yield url
 
 
 def http_client(url: str, **headers: str) -> Client:
