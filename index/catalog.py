@@ -18,7 +18,7 @@ from pathlib import Path
 
 from inlet.connectors.model import Document
 
-from .lexical import fts5_match, parse_query
+from .lexical import RARE_EXACT, fts5_match, parse_query
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS documents (
@@ -52,7 +52,6 @@ CREATE INDEX IF NOT EXISTS acl_doc ON acl (doc_id);
 
 LEXICAL_OVERFETCH = 4   # BM25 matches ranked per wanted result before falling back to a filtered query
 COMMON_TERM = 0.25      # a query term in more chunks than this share adds little to BM25 but costs most
-RARE_EXACT = 10         # an identifier or quoted phrase in at most this many chunks decides a ranking
 DF_TTL = 300.0          # seconds a cached document frequency is trusted
 READ_MMAP_BYTES = 1 << 30   # readers map the file: pages shared by all threads, no read() copies (-10% BM25)
 

@@ -8,9 +8,16 @@ for the parts alone ranks every ticket holding `20931` or `inc` alike. So an ide
 *phrase* of its parts (they must appear next to each other, in order: the whole token) and each
 part is also a term of its own (a partial name still matches). A quoted phrase is a phrase too.
 
-A backend must index text split the way `words` splits it (letters and digits runs, lowercase,
-accents folded; FTS5's `unicode61` tokenizer does exactly this) and match a `Term` with several
-parts as a phrase: FTS5 `"part1 part2"`, PostgreSQL `part1 <-> part2` in a tsquery.
+What a storage backend must do (SQLite: index/catalog.py):
+- index text split the way `words` splits it (runs of letters and digits, lowercase, accents
+  folded; FTS5's `unicode61` tokenizer does exactly this; PostgreSQL: `to_tsvector` over
+  `" ".join(words(text))`, not the default parser, which keeps hosts and addresses whole);
+- `lexical(query, ...)`: rank on every term of `parse_query(query)` OR-ed, a `Term` with several
+  parts matched as a phrase (FTS5 `"part1 part2"`, a tsquery `part1 <-> part2`); word terms
+  found in most passages may be dropped, `exact` ones never;
+- `exact_matches(query, filters)`: chunk id -> how many `exact` terms of the query it holds,
+  counting only terms held by at most `RARE_EXACT` chunks. Fusion (index/search.py) puts those
+  passages first.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+RARE_EXACT = 10   # an identifier or quoted phrase in at most this many chunks decides a ranking
 STOPWORDS = frozenset(
     "a an and are as at be but by for from has have how i in is it its of on or that the this to "
     "was were what when where which who why will with you your do does did can could should would".split()

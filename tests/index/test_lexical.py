@@ -44,3 +44,26 @@ def test_words_split_like_fts5_unicode61() -> None:
 
 def test_fts5_match_quotes_each_term() -> None:
     assert fts5_match([Term(("inc", "20931"), "identifier"), Term(("inc",), "word")]) == '"inc 20931" OR "inc"'
+
+
+def test_the_catalog_matches_identifiers_whole_and_counts_rare_ones(tmp_path) -> None:
+    from inlet.connectors.model import ACL, Document
+    from inlet.index.catalog import Catalog, Filters
+    from inlet.index.lexical import RARE_EXACT
+
+    def doc(n: int, text: str, **acl: object) -> Document:
+        return Document(id=f"t:{n}", source="t", source_type="files", title=f"ticket {n}", text=text,
+                        acl=ACL(**acl) if acl else ACL(public=True))
+
+    docs = [doc(n, f"INC-{20900 + n} on db-fra-{100 + n}.prod.example.com, see #ops-general") for n in range(30)]
+    docs.append(doc(99, "INC 20931 was mentioned apart, and so was db fra 131", users=["ann@example.com"]))
+    catalog = Catalog(tmp_path / "catalog.db")
+    with catalog.transaction() as db:
+        for d in docs:
+            Catalog.put(db, d, [d.text], 0)
+    assert catalog.lexical("who owns db-fra-117.prod.example.com", Filters(), 5)[0][0] == "t:17#0"
+    assert catalog.exact_matches("what about INC-20917 and db-fra-117?", Filters()) == {"t:17#0": 2}
+    assert catalog.exact_matches("INC-20931", Filters()) == {"t:99#0": 1}    # the parts, adjacent, count
+    assert catalog.exact_matches("INC-20931", Filters(principals=("bob@example.com",))) == {}
+    assert len(docs) - 1 > RARE_EXACT and catalog.exact_matches("#ops-general", Filters()) == {}   # busy: no say
+    catalog.close()
