@@ -89,14 +89,15 @@ def report(index: Index, labelled: list[dict[str, str]], show_misses: bool) -> N
     print(f"{'kind':12} {'n':>3} " + " ".join(f"{mode:>15}" for mode in MODES))
     for kind in [*kinds, "all"]:
         subset = [q for q in labelled if kind in ("all", q["kind"])]
-        cells = []
+        cells, missed = [], []
         for mode in MODES:
             misses: list[str] = []
             recall, ndcg, _, _ = evaluate(index, subset, {q["answer"]: {q["answer"]} for q in subset}, mode, misses)
             cells.append(f"{recall / len(subset):.3f} / {ndcg / len(subset):.3f}")
-            if show_misses and misses and kind != "all":
-                print(f"   {mode} missed: " + "; ".join(misses))
+            missed.append(f"   {mode} missed (not in top 10): " + "; ".join(misses))
         print(f"{kind:12} {len(subset):3} " + " ".join(f"{c:>15}" for c in cells))
+        if show_misses and kind != "all":
+            print("\n".join(line for line in missed if not line.endswith(": ")))
 
 
 if __name__ == "__main__":
