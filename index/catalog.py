@@ -8,7 +8,6 @@ next sync re-applies the document (chunk ids are deterministic, so nothing is du
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import threading
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from inlet.connectors.model import Document
+
+from .lexical import RARE_EXACT, fts5_match, parse_query
 
 if TYPE_CHECKING:
     from .storage import Commit
@@ -58,11 +59,6 @@ CREATE TABLE IF NOT EXISTS chunk_keys (
 CREATE INDEX IF NOT EXISTS chunk_keys_key ON chunk_keys (key);
 """
 
-_STOPWORDS = frozenset(
-    "a an and are as at be but by for from has have how i in is it its of on or that the this to "
-    "was were what when where which who why will with you your do does did can could should would".split()
-)
-_WORD = re.compile(r"\w+", re.UNICODE)
 LEXICAL_OVERFETCH = 4   # BM25 matches ranked per wanted result before falling back to a filtered query
 COMMON_TERM = 0.25      # a query term in more chunks than this share adds little to BM25 but costs most
 DF_TTL = 300.0          # seconds a cached document frequency is trusted
@@ -267,10 +263,11 @@ class Catalog:
         so the best `LEXICAL_OVERFETCH` x `limit` matches are ranked first and filtered after;
         only when too few pass is the filtered query run in full. FTS5's bm25() is negative
         (lower is better); the scores returned are its negation."""
-        terms = [t for t in _WORD.findall(query.lower()) if t not in _STOPWORDS] or _WORD.findall(query.lower())
+        terms = parse_query(query)   # identifiers and quoted phrases match as phrases (index/lexical.py)
         if not terms:
             return []
-        match = " OR ".join(f'"{t}"' for t in self.selective_terms(list(dict.fromkeys(terms))))
+        selective = set(self.selective_terms([t.text for t in terms if not t.exact]))
+        match = fts5_match([t for t in terms if t.exact or t.text in selective])
         wide = [(r[0], -r[1]) for r in self._query(
             "SELECT c.chunk_id, f.score FROM (SELECT rowid, bm25(chunks_fts, 2.0, 1.0) AS score FROM chunks_fts "
             "WHERE chunks_fts MATCH ? ORDER BY score LIMIT ?) f JOIN chunks c ON c.rowid = f.rowid "
@@ -286,6 +283,27 @@ class Catalog:
                f"JOIN chunks c ON c.rowid = chunks_fts.rowid JOIN documents d ON d.doc_id = c.doc_id "
                f"WHERE chunks_fts MATCH ? AND {' AND '.join(where)} ORDER BY score LIMIT ?")
         return [(r[0], -r[1]) for r in self._query(sql, [match, *params, limit])]
+
+    def exact_matches(self, query: str, filters: Filters) -> dict[str, int]:
+        """chunk id -> how many of the query's rare identifiers and quoted phrases it holds.
+
+        Someone who names INC-20931 or "blocked by legal review" means the passages holding it,
+        however alike their neighbours look to a dense model; a name in more than RARE_EXACT
+        chunks (a busy #channel) narrows nothing and is left to BM25. Each check is a phrase MATCH
+        stopped after RARE_EXACT + 1 rows: cheap, and never stale."""
+        found: dict[str, int] = {}
+        for term in parse_query(query):
+            if not term.exact:
+                continue
+            rows = self._query("SELECT c.chunk_id FROM (SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? "
+                               "LIMIT ?) f JOIN chunks c ON c.rowid = f.rowid", [f'"{term.text}"', RARE_EXACT + 1])
+            if len(rows) <= RARE_EXACT:
+                for (cid,) in rows:
+                    found[cid] = found.get(cid, 0) + 1
+        if found and filters != Filters():
+            keep = self.passing(list(found), filters)
+            found = {cid: n for cid, n in found.items() if cid in keep}
+        return found
 
     def selective_terms(self, terms: list[str]) -> list[str]:
         """The query terms worth ranking on: a term in over COMMON_TERM of all chunks (a corpus

@@ -269,6 +269,32 @@ class PgCatalog:
                               (keys,)).fetchall()
         return {key: chunk for key, chunk in rows}
 
+    def exact_matches(self, query: str, filters: Filters) -> dict[str, int]:
+        """chunk id -> how many of the query's rare identifiers and quoted phrases it holds (as the
+        SQLite catalog, `lexical.py`): candidates hold every part's stem (postings), then the parts
+        must stand in order, separated only by non-word characters, in the chunk's own text."""
+        from .lexical import RARE_EXACT, parse_query
+
+        found: dict[str, int] = {}
+        with self.pool.connection() as db:
+            for term in parse_query(query):
+                if not term.exact:
+                    continue
+                stems = list(dict.fromkeys(_stem(p) for p in term.parts))
+                stems = [s for s in stems if s not in _stop_stems()] or stems   # stopwords have no postings
+                pattern = "[^[:alnum:]]+".join(rf"\m{re.escape(p)}\M" for p in term.parts)
+                rows = db.execute(
+                    "SELECT c.chunk_id FROM chunks c JOIN (SELECT chunk FROM postings WHERE term = ANY(%s) "
+                    "GROUP BY chunk HAVING count(*) = %s) p ON p.chunk = c.id WHERE lower(c.text) ~ %s LIMIT %s",
+                    (stems, len(stems), pattern, RARE_EXACT + 1)).fetchall()
+                if len(rows) <= RARE_EXACT:
+                    for (cid,) in rows:
+                        found[cid] = found.get(cid, 0) + 1
+        if found and filters != Filters():
+            keep = self.passing(list(found), filters)
+            found = {cid: n for cid, n in found.items() if cid in keep}
+        return found
+
     def lexical(self, query: str, filters: Filters, limit: int) -> list[tuple[str, float]]:
         """(chunk id, BM25 score), best first, filtered like the dense search; the same query
         terms as the SQLite catalog (stopwords out, corpus-common terms dropped). As there, the

@@ -224,3 +224,6 @@ class Index:
 
     def lexical(self, query: str, filters: Filters, limit: int) -> list[tuple[str, float]]:
         return self.catalog.lexical(query, filters, limit)
+
+    def exact_matches(self, query: str, filters: Filters) -> dict[str, int]:
+        return self.catalog.exact_matches(query, filters)

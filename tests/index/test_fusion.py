@@ -1,4 +1,5 @@
-"""Score fusion: margins survive, scales do not matter, absent passages score nothing."""
+"""Score fusion: margins survive, scales do not matter, absent passages score nothing, and a lone
+BM25 match or a passage holding a named identifier stays on top."""
 
 import pytest
 
@@ -33,3 +34,24 @@ def test_a_lone_or_flat_list_counts_as_one_spread():
     assert fuse([[("only", 4.2)]]) == {"only": 1.0}
     assert fuse([[("a", 2.0), ("b", 2.0)]]) == {"a": 1.0, "b": 1.0}
     assert fuse([]) == {} and fuse([[], []]) == {}
+
+
+LOOKALIKES = [(f"ticket-{n}", 0.60 - n * 0.002) for n in range(40)]   # dense: one a little ahead
+
+
+def test_a_lone_bm25_match_beats_the_leader_of_a_dense_list_of_look_alikes():
+    lone = [("ticket-31", 16.8)]                    # the one passage holding INC-20931
+    assert ordered(fuse([LOOKALIKES, lone], [0, 40]))[0] == "ticket-31"
+    assert ordered(fuse([LOOKALIKES, lone]))[0] == "ticket-0"      # as a flat list it would lose
+
+
+def test_padding_leaves_a_full_list_alone():
+    assert fuse([DENSE, LEXICAL], [0, 4]) == fuse([DENSE, LEXICAL])
+
+
+def test_passages_holding_more_named_identifiers_come_first_in_fused_order():
+    lexical = [(f"ticket-{n}", 5.0 - n * 0.1) for n in range(40)]  # BM25 on the parts: not decisive
+    scores = fuse([LOOKALIKES, lexical], [0, 40], {"ticket-37": 1, "ticket-38": 1, "ticket-39": 2})
+    assert ordered(scores)[:4] == ["ticket-39", "ticket-37", "ticket-38", "ticket-0"]
+    assert scores["ticket-38"] > 1.1 * scores["ticket-0"]          # more than recency can add
+    assert ordered(fuse([LOOKALIKES], [0], {"elsewhere": 1}))[0] == "elsewhere"

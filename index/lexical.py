@@ -1,0 +1,86 @@
+"""What a query asks the lexical (BM25) index for: words, identifiers and quoted phrases.
+
+Pure functions, no storage: every backend builds its BM25 query from `parse_query`, so SQLite
+(FTS5, `fts5_match`) and PostgreSQL rank the same terms. Workplace questions name things an
+embedding model cannot tell apart (INC-20931 from INC-20932, db-fra-117 from db-fra-118): those
+names must match exactly. A word tokenizer splits `INC-20931` into `inc` and `20931`; searching
+for the parts alone ranks every ticket holding `20931` or `inc` alike. So an identifier becomes a
+*phrase* of its parts (they must appear next to each other, in order: the whole token) and each
+part is also a term of its own (a partial name still matches). A quoted phrase is a phrase too.
+
+What a storage backend must do (SQLite: index/catalog.py):
+- index text split the way `words` splits it (runs of letters and digits, lowercase, accents
+  folded; FTS5's `unicode61` tokenizer does exactly this; PostgreSQL: `to_tsvector` over
+  `" ".join(words(text))`, not the default parser, which keeps hosts and addresses whole);
+- `lexical(query, ...)`: rank on every term of `parse_query(query)` OR-ed, a `Term` with several
+  parts matched as a phrase (FTS5 `"part1 part2"`, a tsquery `part1 <-> part2`); word terms
+  found in most passages may be dropped, `exact` ones never;
+- `exact_matches(query, filters)`: chunk id -> how many `exact` terms of the query it holds,
+  counting only terms held by at most `RARE_EXACT` chunks. Fusion (index/search.py) puts those
+  passages first.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+RARE_EXACT = 10   # an identifier or quoted phrase in at most this many chunks decides a ranking
+STOPWORDS = frozenset(
+    "a an and are as at be but by for from has have how i in is it its of on or that the this to "
+    "was were what when where which who why will with you your do does did can could should would".split()
+)
+_WORD = re.compile(r"[^\W_]+")                               # unicode61's token characters
+_QUOTED = re.compile(r'["\u201c\u201d]([^"\u201c\u201d]+)["\u201c\u201d]')
+# An e-mail address, a #channel, or word characters joined by - . / : @ _ (INC-20931,
+# PO-2026-04192, db-fra-117.prod.example.com); a single word mixing letters and digits (0x8007A2B6)
+# is an identifier too, so it is never dropped as a stopword or a common term.
+_IDENTIFIER = re.compile(r"#[\w-]+|\w+(?:[-./:@]\w+)+|\b(?=[a-z]*\d)(?=\d*[a-z])\w{3,}\b", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Term:
+    """One thing to match: a word, or the parts of an identifier or quoted phrase in order."""
+
+    parts: tuple[str, ...]
+    kind: str   # "word", "identifier" or "phrase"
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.parts)
+
+    @property
+    def exact(self) -> bool:
+        """An identifier or quoted phrase: the user named it, so it is kept whatever its frequency."""
+        return self.kind != "word"
+
+
+def words(text: str) -> list[str]:
+    """The index's words of `text`: runs of letters and digits, lowercase, accents folded."""
+    folded = unicodedata.normalize("NFKD", text.lower())
+    return _WORD.findall("".join(c for c in folded if not unicodedata.combining(c)))
+
+
+def parse_query(query: str) -> list[Term]:
+    """The terms of a query, phrases and identifiers first, without repeats.
+
+    Quoted phrases and identifiers keep their parts together as one exact term; their parts and
+    the remaining words become word terms, stopwords left out unless nothing else is left."""
+    exact: list[Term] = []
+    for quoted in _QUOTED.findall(query):
+        if parts := tuple(words(quoted)):
+            exact.append(Term(parts, "phrase"))
+    rest = _QUOTED.sub(" ", query)
+    for match in _IDENTIFIER.finditer(rest):
+        if parts := tuple(words(match.group())):
+            exact.append(Term(parts, "identifier"))
+    plain = words(rest) + [p for t in exact if t.kind == "phrase" for p in t.parts]
+    kept = [w for w in plain if w not in STOPWORDS] or ([] if exact else plain)
+    terms = exact + [Term((w,), "word") for w in kept]
+    return list(dict.fromkeys(t for t in terms if t.exact or not any(t.parts == e.parts for e in exact)))
+
+
+def fts5_match(terms: list[Term]) -> str:
+    """An FTS5 MATCH expression ranking passages on any of `terms` (phrases quoted as phrases)."""
+    return " OR ".join(f'"{term.text}"' for term in terms)
