@@ -50,3 +50,14 @@ def wait(stop: threading.Event) -> None:
     """Block the main thread until `stop` is set (a signal handler runs between the waits)."""
     while not stop.wait(1.0):
         pass
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` exists (on this host): for rows left by a process that may have died."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

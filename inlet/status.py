@@ -5,13 +5,13 @@ No Chroma, no lock: status works while a sync or the daemon holds the index.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from inlet.config import Settings
+from inlet.process import alive
 from inlet.sync.event_status import read_event_status
 from inlet.sync.schedule import next_run
 from inlet.index.storage import StateStore, open_state
@@ -43,26 +43,17 @@ def _daemon_next_runs(state: StateStore) -> dict[str, float | None]:
     out = {}
     for name, (ts, pid) in state.daemon_next_runs().items():
         if pid not in alive:
-            alive[pid] = _alive(pid)
+            alive[pid] = alive(pid)
         if alive[pid]:
             out[name] = ts
     return out
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
 
 def _running(state: StateStore, name: str) -> dict[str, Any] | None:
     """The run in flight (its process alive), with its counts, its total and time left when known."""
     run = state.running(name)
-    if run is None or (run["pid"] is not None and not _alive(run["pid"])):
+    if run is None or (run["pid"] is not None and not alive(run["pid"])):
         return None
     now = datetime.now(timezone.utc).timestamp()
     done, total = run["done"], run["total"]

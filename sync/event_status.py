@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from inlet.process import alive
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS daemon_events (   -- written by a running `inlet daemon` with change events
     source TEXT PRIMARY KEY,
@@ -60,14 +62,5 @@ def read_event_status(path: Path) -> dict[str, dict[str, Any]]:
         return {}
     finally:
         db.close()
-    return {name: json.loads(report) for name, report, pid in rows if _alive(pid)}
+    return {name: json.loads(report) for name, report, pid in rows if alive(pid)}
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
