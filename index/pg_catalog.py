@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 from inlet.connectors.model import Document
 from inlet.errors import DatabaseError
 
-from .catalog import _STOPWORDS, COMMON_TERM, LEXICAL_OVERFETCH, Filters, StoredDoc, chunk_doc_id, chunk_id, doc_ts
+from .lexical import STOPWORDS
+from .catalog import COMMON_TERM, LEXICAL_OVERFETCH, Filters, StoredDoc, chunk_doc_id, chunk_id, doc_ts
 
 if TYPE_CHECKING:
     import psycopg
@@ -434,7 +435,7 @@ def _weighted(title: list[str], body: list[str]) -> Counter[str]:
 
 @lru_cache(maxsize=1)
 def _stop_stems() -> frozenset[str]:
-    return frozenset(_stem(w) for w in _STOPWORDS)
+    return frozenset(_stem(w) for w in STOPWORDS)
 
 
 def _idf(total: int, df: int) -> float:

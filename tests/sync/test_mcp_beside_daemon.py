@@ -18,8 +18,8 @@ from inlet.server.mcp import InletTools
 from inlet.server.service import Retrieval
 from inlet.sync.local_channel import LocalClient, socket_path
 
-from ..server.conftest import corpus
-from ..server.test_mcp import check_as_member, check_as_outsider, stdio_client, tool_session
+from tests.server.conftest import corpus
+from tests.server.test_mcp import check_as_member, check_as_outsider, stdio_client, tool_session
 from .test_daemon import Proc, wait_for
 
 ANSWERS = ("search", "espresso", "public", "nolink")
