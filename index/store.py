@@ -85,7 +85,8 @@ class Index:
 
     def _embedding_record(self, reindexing: bool) -> fingerprint.Record:
         if self.config.database_url:   # the record lives in the index folder; a database index has none yet
-            return fingerprint.Record(**self.embedder.fingerprint)
+            print_ = self.embedder.fingerprint
+            return fingerprint.Record(model=print_["model"], backend=print_["backend"])
         record = fingerprint.establish(self.path, self.embedder.fingerprint, bool(self.catalog.counts()))
         if not reindexing:
             fingerprint.check(self.path, record, self.embedder.fingerprint)

@@ -39,12 +39,12 @@ def _counts(path: Path) -> dict[str, tuple[int, int]]:
 
 def _daemon_next_runs(state: StateStore) -> dict[str, float | None]:
     """The next runs a live `inlet daemon` scheduled (jitter and backoff included), by source."""
-    alive: dict[int, bool] = {}
+    living: dict[int, bool] = {}
     out = {}
     for name, (ts, pid) in state.daemon_next_runs().items():
-        if pid not in alive:
-            alive[pid] = alive(pid)
-        if alive[pid]:
+        if pid not in living:
+            living[pid] = alive(pid)
+        if living[pid]:
             out[name] = ts
     return out
 

@@ -30,12 +30,16 @@ from inlet.status import iso, sources_status
 from inlet.index.storage import StateStore, open_state
 from inlet.sync.state import RunRecord
 
-from .errors import ApiError
+from .errors import ApiError, ErrorBody
 
 STATIC = Path(__file__).with_name("console_static")
 FILES = {"console.js": "text/javascript", "console.css": "text/css"}
 HISTORY = 30            # runs per source in the history chart
 ACTIONS = ("run", "backfill", "pause", "resume")
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text} for code, text in (
+        (401, "missing or invalid key"), (403, "not an admin key"), (404, "no such source or action"),
+        (409, "this process runs no sources (run and backfill need `inlet daemon --serve`)"))}
 HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
            "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 
@@ -98,14 +102,15 @@ def add_console(app: FastAPI, settings: Settings, state: StateStore | None) -> N
             raise ApiError(404, "not_found", f"no console file {name!r}")
         return FileResponse(STATIC / name, media_type=FILES[name], headers=HEADERS)
 
-    @app.get("/v1/admin/console", tags=["operations"])
+    @app.get("/v1/admin/console", tags=["operations"], responses=ERRORS)
     async def console_data(request: Request) -> Any:
         """Sources, their run history and recent errors, for the console (admin keys only)."""
         _require_admin(request)
         data = await run_in_threadpool(with_state(lambda db: overview(settings, db)))
         return {**data, "can_run": app.state.daemon is not None}
 
-    @app.post("/v1/admin/sources/{name}/{action}", status_code=202, tags=["operations"])
+    @app.post("/v1/admin/sources/{name}/{action}", status_code=202, tags=["operations"],
+              responses={**ERRORS, 200: {"description": "the source's schedule was paused or resumed"}})
     async def source_action(name: str, action: str, request: Request) -> Any:
         """`run` a sync now, restart the `backfill`, `pause` or `resume` the schedule (admin keys only)."""
         _require_admin(request)

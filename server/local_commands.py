@@ -37,6 +37,7 @@ from inlet.sync.engine import RunResult
 from inlet.sync.local_channel import Handler, LocalClient, LocalServer
 
 from .auth import Caller
+from .mcp import SEARCH_K
 from .errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,8 @@ class LocalCommands:
         return {"runs": [{**r.as_json(), "credentials_refused": r.credentials_refused} for r in results]}
 
     def mcp_search(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        return self._tool(self.tools.search, str(args.get("query", "")), args)
+        k = int(args.get("k") or SEARCH_K)
+        return self._tool(lambda query, caller: self.tools.search(query, caller, k), str(args.get("query", "")), args)
 
     def mcp_fetch(self, args: Mapping[str, Any]) -> dict[str, Any]:
         return self._tool(self.tools.fetch, str(args.get("id", "")), args)

@@ -239,8 +239,8 @@ class ForwardedTools(InletTools):
         super().__init__(Retrieval(None), half_life_days, caller_of)
         self.holder = holder
 
-    def search(self, query: str, caller: Caller) -> McpSearchOutput:
-        return McpSearchOutput.model_validate(self._ask("mcp_search", {"query": query, "user": caller.user}))
+    def search(self, query: str, caller: Caller, k: int = SEARCH_K) -> McpSearchOutput:
+        return McpSearchOutput.model_validate(self._ask("mcp_search", {"query": query, "user": caller.user, "k": k}))
 
     def fetch(self, doc_id: str, caller: Caller) -> McpFetchOutput:
         return McpFetchOutput.model_validate(self._ask("mcp_fetch", {"id": doc_id, "user": caller.user}))

@@ -17,6 +17,7 @@ from inlet.server.app import create_app
 from inlet.status import sources_status
 from inlet.sync.daemon import Daemon
 from inlet.sync.engine import RunResult
+from inlet.sync.leases import FolderLeases
 from inlet.sync.state import StateDB
 
 from .conftest import ALICE, KEYS, OPS, settings_for
@@ -115,6 +116,7 @@ class CountingEngine:
         self.state = state
         self.stop = threading.Event()
         self.index = type("FakeIndex", (), {"path": path})()
+        self.leases = FolderLeases(path / "locks")
         self.runs: list[tuple[str, str, bool]] = []
         self.ran = threading.Event()
 

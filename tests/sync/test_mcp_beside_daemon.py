@@ -36,7 +36,9 @@ def indexed(tmp_path: Path) -> tuple[Path, dict]:
         alice = Caller(key_name="stdio", user="alice@example.com", admin=False)
         direct = anyio.run(tool_session, Client(InletTools(retrieval, 180.0, lambda ctx: alice).server()))
     path = tmp_path / "config.toml"
-    path.write_text(f'[index]\npath = "{tmp_path / "index"}"\n')
+    (tmp_path / "notes").mkdir()   # a source with no schedule: the daemon holds the index, runs nothing
+    path.write_text(f'[index]\npath = "{tmp_path / "index"}"\n'
+                    f'[[sources]]\nname = "notes"\ntype = "files"\npath = "{tmp_path / "notes"}"\n')
     return path, direct
 
 
