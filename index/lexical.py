@@ -36,7 +36,8 @@ _QUOTED = re.compile(r'["\u201c\u201d]([^"\u201c\u201d]+)["\u201c\u201d]')
 # An e-mail address, a #channel, or word characters joined by - . / : @ _ (INC-20931,
 # PO-2026-04192, db-fra-117.prod.example.com); a single word mixing letters and digits (0x8007A2B6)
 # is an identifier too, so it is never dropped as a stopword or a common term.
-_IDENTIFIER = re.compile(r"#[\w-]+|\w+(?:[-./:@]\w+)+|\b(?=[a-z]*\d)(?=\d*[a-z])\w{3,}\b", re.IGNORECASE)
+# `\b` first: a match is only tried where a word starts, which keeps a long word linear to scan.
+_IDENTIFIER = re.compile(r"#[\w-]+|\b\w+(?:[-./:@]\w+)+|\b(?=[a-z]*\d)(?=\d*[a-z])\w{3,}\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
