@@ -11,7 +11,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +105,15 @@ def _filter_sql(filters: Filters) -> tuple[list[str], list[object]]:
                      f"({','.join('?' * len(filters.principals))}))")
         params += filters.principals
     return where, params
+
+
+def visible_only(found: dict[str, int], filters: Filters,
+                 passing: Callable[[list[str], Filters], set[str]]) -> dict[str, int]:
+    """`found` (chunk id -> count) without the chunks `filters` exclude (ACL, source, time)."""
+    if not found or filters == Filters():
+        return found
+    keep = passing(list(found), filters)
+    return {cid: n for cid, n in found.items() if cid in keep}
 
 
 def doc_ts(doc: Document) -> float:
@@ -300,10 +309,7 @@ class Catalog:
             if len(rows) <= RARE_EXACT:
                 for (cid,) in rows:
                     found[cid] = found.get(cid, 0) + 1
-        if found and filters != Filters():
-            keep = self.passing(list(found), filters)
-            found = {cid: n for cid, n in found.items() if cid in keep}
-        return found
+        return visible_only(found, filters, self.passing)
 
     def selective_terms(self, terms: list[str]) -> list[str]:
         """The query terms worth ranking on: a term in over COMMON_TERM of all chunks (a corpus

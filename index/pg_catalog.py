@@ -31,7 +31,7 @@ from inlet.connectors.model import Document
 from inlet.errors import DatabaseError
 
 from .lexical import STOPWORDS
-from .catalog import COMMON_TERM, LEXICAL_OVERFETCH, Filters, StoredDoc, chunk_doc_id, chunk_id, doc_ts
+from .catalog import COMMON_TERM, LEXICAL_OVERFETCH, Filters, visible_only, StoredDoc, chunk_doc_id, chunk_id, doc_ts
 
 if TYPE_CHECKING:
     import psycopg
@@ -291,10 +291,7 @@ class PgCatalog:
                 if len(rows) <= RARE_EXACT:
                     for (cid,) in rows:
                         found[cid] = found.get(cid, 0) + 1
-        if found and filters != Filters():
-            keep = self.passing(list(found), filters)
-            found = {cid: n for cid, n in found.items() if cid in keep}
-        return found
+        return visible_only(found, filters, self.passing)
 
     def lexical(self, query: str, filters: Filters, limit: int) -> list[tuple[str, float]]:
         """(chunk id, BM25 score), best first, filtered like the dense search; the same query
