@@ -10,6 +10,13 @@ and the engine skips re-embedding when title and text are unchanged, so the cost
 (chosen over caching every file's text in the checkpoint). The checkpoint holds the live document
 ids (to reconcile after a fallback) and the folder tree (to compute paths and the folder filter
 without listing folders on every sync), so a sync with nothing to do is one `changes.list` call.
+
+Progress: Drive's listing carries no count, so a crawl first counts the files it will go through
+(ids only, 1000 a page: about one request per thousand files, against at least one per file for the
+crawl itself) and reports that total, in files, left in this run (a resumed crawl subtracts the
+files its earlier pages went through, kept as checkpoint key `listed`). If the listing changes while
+the crawl runs, the total is corrected to what was gone through when it ends. The changes feed has
+no count at all, so an incremental sync reports no total rather than a guessed one.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from .events import EventSource
 from .google_drive_client import DriveApiError, DriveClient, load_credentials
 from .google_drive_content import FILE_FIELDS, FOLDER, TooLarge, acl_of, fetch_text, folder_path, \
     in_scope, owner_of, skip_reason
-from .model import Checkpoint, Deletion, Document, Item, Skipped
+from .model import Checkpoint, Deletion, Document, Item, Progress, Skipped
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +81,14 @@ class _State:
     drives: dict[str, str] = field(default_factory=dict)
     known: set[str] = field(default_factory=set)    # native ids of indexed documents
     prev: set[str] | None = None               # during a fallback re-crawl: ids known before it
+    listed: int = 0                            # files the crawl's pages before `page_token` held
 
     def dump(self) -> Checkpoint:
         return Checkpoint(state={
             "v": CHECKPOINT_VERSION, "start_token": self.start_token, "phase": self.phase,
             "page_token": self.page_token, "folders": self.folders, "drives": self.drives,
-            "known": sorted(self.known), "prev": sorted(self.prev) if self.prev is not None else None})
+            "known": sorted(self.known), "prev": sorted(self.prev) if self.prev is not None else None,
+            "listed": self.listed})
 
     @classmethod
     def load(cls, raw: dict[str, Any] | None) -> _State | None:
@@ -88,7 +97,7 @@ class _State:
         prev = raw.get("prev")
         return cls(raw["start_token"], raw["phase"], raw.get("page_token"), raw.get("folders"),
                    dict(raw.get("drives") or {}), set(raw.get("known") or []),
-                   set(prev) if prev is not None else None)
+                   set(prev) if prev is not None else None, int(raw.get("listed") or 0))
 
 
 class GoogleDriveConnector(Connector[GoogleDriveConfig]):
@@ -137,6 +146,10 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         if since is not None:
             q += f" and modifiedTime > '{since.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%S')}'"
         token = st.page_token
+        st.listed = st.listed if token else 0
+        count = self._count(q)
+        done, total = 0, max(count - st.listed, 0) if token else count
+        yield Progress(total=total, done=0, unit="files")
         while True:
             try:
                 page = self.client.list_files(q, token, self.config.page_size, FILE_FIELDS,
@@ -145,19 +158,38 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
                 if token is None or err.status != 400:
                     raise
                 log.warning("source %r: files.list page token refused; restarting the listing", self.name)
-                token = None
+                token, st.listed, total = None, 0, done + count
+                yield Progress(total=total)
                 continue
-            yield from self._process(page.get("files", []), st)
+            files = page.get("files", [])
+            yield from self._process(files, st, done)
+            done += len(files)
+            st.listed += len(files)
+            yield Progress(done=done)     # also when the page held only files out of scope
             next_token = page.get("nextPageToken")
             if not next_token or next_token == token:
                 break
             token = st.page_token = next_token
             yield st.dump()
+        if done != total:
+            log.info("source %r: the listing held %d files, not the %d counted first", self.name, done, total)
+            yield Progress(total=done, done=done)
+        st.listed = 0
         if st.prev is not None:
             for native in sorted(st.prev - st.known):
                 yield Deletion(id=self.doc_id(native))
         st.prev, st.phase, st.page_token = None, "changes", st.start_token
         yield st.dump()
+
+    def _count(self, q: str) -> int:
+        """How many files the listing `q` holds (ids only: the total of a crawl's progress)."""
+        count, token = 0, None
+        while True:
+            page = self.client.list_files(q, token, 1000, "id", self.config.shared_drives)
+            count += len(page.get("files", []))
+            if not page.get("nextPageToken") or page["nextPageToken"] == token:
+                return count
+            token = page["nextPageToken"]
 
     def _load_tree(self, st: _State) -> None:
         """Shared drive names and every folder: paths and the folder filter come from them."""
@@ -241,8 +273,9 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         return out
 
     # --- files -------------------------------------------------------------------------------
-    def _process(self, files: list[dict[str, Any]], st: _State) -> Iterator[Item]:
-        """Documents (read concurrently, yielded in listing order) for in-scope files."""
+    def _process(self, files: list[dict[str, Any]], st: _State, counted: int | None = None) -> Iterator[Item]:
+        """Documents (read concurrently, yielded in listing order) for in-scope files; with `counted`
+        (files of the crawl gone through before these), `Progress` after each file."""
         jobs = []
         for f in files:
             parent = (f.get("parents") or [None])[0]
@@ -254,6 +287,8 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
                     yield Deletion(id=self.doc_id(f["id"]))
                 continue
             jobs.append((f, path))
+        if counted is not None:
+            counted += len(files) - len(jobs)    # out of scope: gone through already
         for item in self._pool.map(lambda job: self._read(job[0], job[1], st.drives), jobs):
             native = item.id.split(":", 1)[1]
             if isinstance(item, Document):
@@ -263,6 +298,9 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
                 if isinstance(item, Skipped):
                     yield Deletion(id=item.id)
             yield item
+            if counted is not None:
+                counted += 1
+                yield Progress(done=counted)
 
     def _ensure_folders(self, parent: str | None, st: _State) -> None:
         """Fetch ancestors missing from the folder map (created after the map was built)."""

@@ -12,6 +12,13 @@ rounds) and the ids of the messages the folder holds, so that:
 Ids are immutable ids (`Prefer: IdType="ImmutableId"`), so a message moved between folders keeps
 its document id; an `@removed` entry is checked with one GET before it becomes a `Deletion`, so a
 message moved to another synced folder is never deleted, whichever folder is read first.
+
+Progress: every mailbox's folders are listed before any message is read, and the folders' own
+`totalItemCount` gives the total, in messages, of the rounds that read a folder whole (a first sync,
+a backfill, a folder new to the sync; a resumed round counts what its saved ids do not hold yet). A
+delta round of changes has no count, so an incremental sync reports no total; nor does a backfill
+with `--since`, whose filter the folders' counts ignore. The total is corrected to what was read
+when the last whole round ends.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from inlet.errors import RetriableError
 from .base import ConfigPath, Connector, Duration, SourceConfig, parse_duration
 from .events import EventSource
 from .mail import DEFAULT_MAX_ATTACHMENT_BYTES, MailAttachment, MailMessage, message_document
-from .model import ACL, Checkpoint, Deletion, Item, Skipped
+from .model import ACL, Checkpoint, Deletion, Item, Progress, Skipped
 from .outlook_client import GraphClient, GraphError
 
 log = logging.getLogger(__name__)
@@ -84,6 +91,15 @@ class _Folder:
     id: str
     path: str
     ancestors: list[tuple[str, str]] = field(default_factory=list)   # (id, path) from the root
+    items: int = 0                                                   # its totalItemCount
+
+
+@dataclass
+class _Tally:
+    """Messages the whole-folder rounds of a run will read (None: no total is known) and have read."""
+
+    total: int | None = 0
+    done: int = 0
 
 
 class OutlookConnector(Connector[OutlookConfig]):
@@ -117,8 +133,18 @@ class OutlookConnector(Connector[OutlookConfig]):
         state = _fresh_state(since) if not checkpoint or checkpoint.get("v") != STATE_VERSION else checkpoint
         client = self.client()
         try:
-            for mailbox in self.config.mailboxes:
-                yield from _MailboxSync(self, client, mailbox, state).run()
+            tally = _Tally()
+            syncs = [_MailboxSync(self, client, mailbox, state, tally) for mailbox in self.config.mailboxes]
+            for sync in syncs:
+                sync.list_folders()
+            if tally.total and not state.get("since"):
+                yield Progress(total=tally.total, done=0, unit="messages")
+            else:
+                tally.total = None
+            for sync in syncs:
+                yield from sync.run()
+            if tally.total is not None and tally.done != tally.total:
+                yield Progress(total=tally.done, done=tally.done)
         finally:
             client.close()
         yield Checkpoint(state=_snapshot(state))
@@ -181,24 +207,38 @@ class _MailboxSync:
     """One pass over one mailbox: folders, then each folder's delta round."""
 
     def __init__(self, connector: OutlookConnector, client: GraphClient, mailbox: str,
-                 state: dict[str, Any]) -> None:
+                 state: dict[str, Any], tally: _Tally | None = None) -> None:
         self.c = connector
+        self.tally = tally or _Tally(total=None)
         self.client = client
         self.mailbox = mailbox
         self.state = state
         self.box = state["mailboxes"].setdefault(mailbox, {"wellknown": {}, "folders": {}})
         self.user = f"/users/{quote(mailbox, safe='@')}"
         self.wanted: set[str] = set()
+        self.folders: list[_Folder] | GraphError = []
 
-    def run(self) -> Iterator[Item]:
+    def list_folders(self) -> None:
+        """The folders to sync, and the messages their whole rounds will read added to the tally."""
         try:
-            wanted = self._synced_folders()
+            self.folders = self._synced_folders()
         except GraphError as exc:
             if exc.status not in (403, 404):
                 raise
+            self.folders = exc
+            return
+        for folder in self.folders:
+            entry = self.box["folders"].get(folder.id, {})
+            if self.tally.total is not None and (not entry.get("link") or entry.get("whole")):
+                self.tally.total += max(folder.items - len(entry.get("ids", [])), 0)
+
+    def run(self) -> Iterator[Item]:
+        if isinstance(self.folders, GraphError):
+            exc = self.folders
             log.warning("source %s: mailbox %s skipped: %s", self.c.name, self.mailbox, exc)
             yield Skipped(id=self.c.doc_id(f"mailbox:{self.mailbox}"), reason=f"mailbox unavailable: {exc}")
             return
+        wanted = self.folders
         self.wanted = {f.id for f in wanted}
         yield from self._drop_folders()
         for folder in wanted:
@@ -232,7 +272,7 @@ class _MailboxSync:
             for item in self._pages(url, {"$top": 100}):
                 path = f"{parent.path}/{item['displayName']}" if parent else item["displayName"]
                 ancestors = [*parent.ancestors, (parent.id, parent.path)] if parent else []
-                folder = _Folder(item["id"], path, ancestors)
+                folder = _Folder(item["id"], path, ancestors, int(item.get("totalItemCount") or 0))
                 found.append(folder)
                 if item.get("childFolderCount"):
                     walk(f"{self.user}/mailFolders/{quote(folder.id, safe='')}/childFolders", folder)
@@ -305,6 +345,7 @@ class _MailboxSync:
         entry["path"] = folder.path
         ids = set(entry.get("ids", []))
         url, params = (entry["link"], None) if entry.get("link") else self._first_request(folder)
+        whole = not entry.get("link") or bool(entry.get("whole"))   # counted in the tally's total
         seen: set[str] = set()
         while True:
             try:
@@ -330,16 +371,20 @@ class _MailboxSync:
                 else:
                     ids.add(item["id"])
                     yield from self._message(item, folder)
+                    if whole and self.tally.total is not None:
+                        self.tally.done += 1
+                        yield Progress(done=self.tally.done)
             url, params = page.get("@odata.nextLink"), None
             if url:
                 if url in seen:
                     raise RetriableError(f"source {self.c.name!r}: Graph repeated a nextLink")
                 seen.add(url)
-                entry.update(link=url, ids=sorted(ids))
+                entry.update(link=url, ids=sorted(ids), whole=whole)
                 yield Checkpoint(state=_snapshot(self.state))
                 continue
             for mid in sorted(set(entry.pop("resync", [])) - ids):
                 yield from self._removed(mid)
+            entry.pop("whole", None)
             entry.update(link=page["@odata.deltaLink"], ids=sorted(ids))
             yield Checkpoint(state=_snapshot(self.state))
             return

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from inlet.connectors.google_drive import GoogleDriveConfig, GoogleDriveConnector
-from inlet.connectors.model import ACL, Checkpoint, Deletion, Document, Item, Skipped
+from inlet.connectors.model import ACL, Checkpoint, Deletion, Document, Item, Progress, Skipped
 from inlet.errors import ConfigError, CredentialsError, RetriableError
 from inlet.sandbox import drive
 from inlet.sandbox import drive_auth
@@ -183,6 +183,45 @@ def test_interrupted_crawl_resumes_from_the_last_checkpoint(sb: Sandbox) -> None
         rest, _ = run(connector(sb, page_size=3).load(last))
         seen.update({d.id: d for d in rest if isinstance(d, Document)})
         assert seen == expected, stop_after
+
+
+def listed_files(sb: Sandbox) -> int:
+    """What a crawl goes through, from the sandbox's own state: every file not a folder, not trashed."""
+    return sum(1 for f in sb.ws.drive.files.values() if f.mime_type != ds.FOLDER and not f.trashed)
+
+
+def progress_of(items: Iterable[Item]) -> tuple[list[int], list[int]]:
+    """The totals and the done counts a load reported, in order."""
+    progress = [i for i in items if isinstance(i, Progress)]
+    return [p.total for p in progress if p.total is not None], [p.done for p in progress if p.done is not None]
+
+
+def test_a_crawl_reports_its_listing_as_total_and_ends_with_done_equal_to_it(sb: Sandbox) -> None:
+    """Issue 14: Drive's listing gives the bar its total; the changes feed has none, so none is shown."""
+    ws, c = sb.ws, connector(sb, page_size=4)
+    ops = file_named(sb, "Operations").id
+    for n in range(6):
+        ds.add_file(ws, f"note {n}.txt", "text/plain", f"note number {n}", parent=ops, owner="a@example.com")
+    items = list(c.load(None))
+    totals, done = progress_of(items)
+    assert totals == [listed_files(sb)]
+    assert done == sorted(done) and done[-1] == totals[0] and len(set(done)) > 5   # moves file by file
+    first_doc = next(n for n, i in enumerate(items) if isinstance(i, Document))
+    assert any(isinstance(i, Progress) and i.total for i in items[:first_doc])      # known before any file
+    state = [i for i in items if isinstance(i, Checkpoint)][-1].state
+    ds.add_file(ws, "later.txt", "text/plain", "added later", parent=ops, owner="a@example.com")
+    changed = list(c.load(state))
+    assert [d.title for d in changed if isinstance(d, Document)] == ["later.txt"]
+    assert progress_of(changed) == ([], [])
+
+
+def test_a_resumed_crawl_counts_only_the_files_left(sb: Sandbox) -> None:
+    c = connector(sb, page_size=3)
+    checkpoints = [i.state for i in c.load(None) if isinstance(i, Checkpoint)]
+    mid = next(s for s in checkpoints if s["phase"] == "crawl" and s["listed"] == 6)   # after two pages
+    rest = list(connector(sb, page_size=3).load(mid))
+    totals, done = progress_of(rest)
+    assert totals == [listed_files(sb) - 6] and done[-1] == totals[0]
 
 
 def test_refused_change_token_falls_back_to_a_reconciling_recrawl(sb: Sandbox) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from inlet.connectors.model import Checkpoint, Deletion, Document, Skipped
+from inlet.connectors.model import Checkpoint, Deletion, Document, Progress, Skipped
 from inlet.connectors.outlook import OutlookConfig, OutlookConnector
 from inlet.connectors.outlook_client import RetryTransport
 from inlet.errors import CredentialsError, RetriableError
@@ -41,6 +41,12 @@ def docs(items: list[Any]) -> dict[str, Document]:
 
 def deletions(items: list[Any]) -> set[str]:
     return {i.id for i in items if isinstance(i, Deletion)}
+
+
+def progress_of(items: list[Any]) -> tuple[list[int], list[int]]:
+    """The totals and the done counts a load reported, in order."""
+    progress = [i for i in items if isinstance(i, Progress)]
+    return [p.total for p in progress if p.total is not None], [p.done for p in progress if p.done is not None]
 
 
 def synced_ids(sb: Sandbox, mailboxes: set[str] | None = None) -> set[str]:
@@ -87,6 +93,16 @@ def test_backfill_yields_every_synced_message_once_with_content(sb: Sandbox, bac
     assert doc.metadata["conversation_id"].startswith("AAQkConv")
     assert doc.author == "heather.dunton@enron.com"
     assert doc.created_at == dt.datetime(2001, 12, 7, 18, 6, 42, tzinfo=dt.timezone.utc)
+
+
+def test_backfill_total_is_the_folders_item_count_and_done_ends_equal_to_it(sb: Sandbox, backfill: Any) -> None:
+    """Issue 14: the synced folders' totalItemCount, summed over the mailboxes, is the bar's total."""
+    items, _ = backfill
+    totals, done = progress_of(items)
+    assert totals == [len(synced_ids(sb))]
+    assert done == [0, *range(1, totals[0] + 1)]          # message by message, up to the total
+    first_doc = next(n for n, i in enumerate(items) if isinstance(i, Document))
+    assert any(isinstance(i, Progress) and i.total for i in items[:first_doc])   # known before any message
 
 
 def test_attachments_are_extracted_into_the_message(backfill: Any) -> None:
@@ -144,6 +160,7 @@ def test_changes_moves_and_deletions(fresh: Sandbox) -> None:
     assert got[f"sandbox-mail:{edited.id}"].title == "Edited subject"
     assert "Bids close Friday." in got[f"sandbox-mail:{new.id}"].text
     assert deletions(items) == {f"sandbox-mail:{deleted.id}", f"sandbox-mail:{trashed.id}"}
+    assert progress_of(items) == ([], [])        # delta rounds have no count: no total rather than a guess
     # and the moved message is in exactly one folder's id set
     held = [fid for fid, e in state["mailboxes"]["robert.badeer@enron.com"]["folders"].items() if moved.id in e["ids"]]
     assert held == [capx.id]
@@ -193,6 +210,8 @@ def test_interrupted_backfill_resumes_without_loss_or_duplicates(fresh: Sandbox)
     committed = [i for i in before if i not in since_checkpoint]
     items, _ = run(conn, last.state)
     after = [i.id for i in items if isinstance(i, Document)]
+    totals, done = progress_of(items)
+    assert totals == [len(after)] and done[-1] == len(after)   # what is left, not the whole mailbox
     assert len(after) == len(set(after))
     assert not set(committed) & set(after)
     assert set(committed) | set(after) == synced_ids(fresh, {"robert.badeer@enron.com"})
@@ -252,6 +271,7 @@ def test_since_filters_received_date_on_the_first_round(fresh: Sandbox) -> None:
     got = docs(items)
     assert got and all(d.created_at >= cut for d in got.values())
     assert len(got) < len(synced_ids(fresh, {"robert.badeer@enron.com"}))
+    assert progress_of(items) == ([], [])        # the folders' counts ignore the filter: no total
     assert state["since"] == "2001-11-01T00:00:00Z"
 
 
