@@ -7,9 +7,11 @@ fast and only commands that embed pay for torch.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
@@ -21,6 +23,8 @@ from .backends import BACKENDS, DEFAULT_BACKEND, OnnxEncoder, onnx_file, resolve
 
 if TYPE_CHECKING:
     import numpy as np
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
@@ -70,12 +74,16 @@ class Embedder:
         if self._model is None:
             with self._lock:
                 if self._model is None:
+                    started = time.perf_counter()
                     device = resolve_device(self.device)
                     model = _load(self.model_path, device if self.backend == "torch" else "cpu")
                     if self.backend != "torch":
                         path = onnx_file(model, self.model_path, quantized=self.backend == "onnx-int8")
                         self._onnx = OnnxEncoder(model, path, device, threads=_session_threads)
                     self._model = model
+                    # `inlet search -v` shows it; took_ms leaves it out (tests/test_cli_e2e.py compares them)
+                    log.info("embedding model loaded in %.0f ms (%s, %s backend)",
+                             (time.perf_counter() - started) * 1000, self.model_name, self.backend)
         return self._model
 
     @property

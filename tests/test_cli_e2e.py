@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -69,8 +70,12 @@ def test_backfill_search_change_sync(workdir):
     first = runs(inlet(workdir, "backfill", "mail", "--json"))
     assert first["outcome"] == "ok" and first["upserted"] == len(files)
 
-    found = json.loads(inlet(workdir, "search", "did you attach the curve shift file", "--json", "--k", "3").stdout)
+    searched = inlet(workdir, "search", "did you attach the curve shift file", "--json", "--k", "3", "-v")
+    found = json.loads(searched.stdout)
     assert found["results"][0]["doc_id"] == "mail:1."
+    loads = re.findall(r"embedding model loaded in (\d+) ms", searched.stderr)
+    assert len(loads) == 1, searched.stderr     # a fresh process: the model loaded once, in this search
+    assert found["took_ms"] < int(loads[0]), (found["took_ms"], loads)   # issue 14: took_ms is the search alone
     assert "Curve Shift" in " ".join(r["text"] for r in found["results"] if r["doc_id"] == "mail:1.")
     hidden = json.loads(inlet(workdir, "search", "curve shift", "--user", "intruder@example.com", "--json").stdout)
     assert hidden["results"] == []
