@@ -507,14 +507,18 @@ def daemon(with_api: bool, config_path: str | None, as_json: bool, verbose: int)
 
 @cli.command()
 @click.option("--once", is_flag=True, help="print answers to sample queries and exit instead of serving")
+@click.option("--port", type=click.IntRange(1, 65535), help="the API's port (exit 4 when taken; default: 8484, "
+              "or a free port when 8484 is taken)")
 @_common
-def demo(once: bool, config_path: str | None, as_json: bool, verbose: int) -> None:
+def demo(once: bool, port: int | None, config_path: str | None, as_json: bool, verbose: int) -> None:
     """Sandbox + temporary config + backfill of all sources + the API, offline."""
     _setup_logging(verbose)
+    if once and port is not None:
+        raise click.BadParameter("--once serves nothing: leave --port out", param_hint="--port")
     try:
         from inlet.demo import run_demo
 
-        sys.exit(run_demo(once=once, as_json=as_json))
+        sys.exit(run_demo(once=once, as_json=as_json, port=port))
     except InletError as exc:
         _fail(exc)
 

@@ -6,6 +6,11 @@ then serves the API with a generated admin key (or, with `--once`, prints answer
 queries with their citations and exits). Nothing is left behind: the index, the config and the
 sandbox live in a temporary folder removed on exit.
 
+The API listens on 8484, or on any free port when 8484 is taken (a second demo, a running
+`inlet serve`): the first command of the README must start whatever else runs. A port the user
+asks for with `--port` is taken at its word: busy, it is one line and exit 4, as for `serve`. The
+port is bound before the sandbox starts, so that error comes at once, not after the backfill.
+
 To keep the first run quick, the demo indexes `DEMO_MAILBOXES` of the sample's mailboxes (all of
 Slack and Drive); `inlet sandbox --write-config` gives the full workspace.
 """
@@ -17,6 +22,7 @@ import os
 import re
 import secrets
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -30,6 +36,7 @@ from typing import Any, TextIO
 # then takes about a minute on a 2-core laptop instead of three or more.
 DEMO_MAILBOXES = ("phillip.allen@enron.com", "robert.badeer@enron.com")
 DEMO_KEY_ENV = "INLET_DEMO_KEY"
+DEMO_HOST, DEMO_PORT = "127.0.0.1", 8484
 SAMPLE_QUERIES = (            # one per service of the sample workspace
     "What caused the March outage?",                   # a PDF postmortem on Drive
     "Did the enrique deploy finish?",                  # a deploy bot in a private Slack channel
@@ -61,17 +68,36 @@ def _keep_boxes(listed: str, keep: Sequence[str]) -> str:
 
 
 def run_demo(once: bool = False, as_json: bool = False, *, mailboxes: Sequence[str] | None = DEMO_MAILBOXES,
-             port: int = 8484, out: TextIO | None = None) -> int:
+             port: int | None = None, out: TextIO | None = None) -> int:
     """0 when every source backfilled (with --once: and every query answered) or the demo was
-    stopped by SIGINT/SIGTERM, 1 otherwise."""
+    stopped by SIGINT/SIGTERM, 1 otherwise; `PortInUseError` when `port` is taken."""
     out = out or sys.stdout
     key = secrets.token_urlsafe(24)
+    sock = None if once else demo_socket(port)
     _interrupt_on_sigterm()
     try:
-        return _run(once, as_json, mailboxes, port, out, key)
+        return _run(once, as_json, mailboxes, sock, out, key)
     except KeyboardInterrupt:   # SIGINT or SIGTERM before serving: the temporary folder is gone by now
         _say("inlet demo: stopped; its temporary folder is removed")
         return 0
+    finally:
+        if sock is not None:
+            sock.close()
+
+
+def demo_socket(port: int | None) -> socket.socket:
+    """The API's listening socket: on `port` (`PortInUseError` when taken), else on DEMO_PORT, else
+    on any free port."""
+    from inlet.errors import PortInUseError
+    from inlet.process import listen
+
+    if port is not None:
+        return listen(DEMO_HOST, port, "the demo's API (--port)")
+    try:
+        return listen(DEMO_HOST, DEMO_PORT, "the demo's API")
+    except PortInUseError:
+        _say(f"inlet demo: port {DEMO_PORT} is taken; the API will listen on a free port (--port N chooses)")
+        return listen(DEMO_HOST, 0, "the demo's API")
 
 
 def _interrupt_on_sigterm() -> None:
@@ -81,14 +107,16 @@ def _interrupt_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
-def _run(once: bool, as_json: bool, mailboxes: Sequence[str] | None, port: int, out: TextIO, key: str) -> int:
+def _run(once: bool, as_json: bool, mailboxes: Sequence[str] | None, sock: socket.socket | None, out: TextIO,
+         key: str) -> int:
     from inlet.config import load_config
     from inlet.sandbox.server import Sandbox
 
     with tempfile.TemporaryDirectory(prefix="inlet-demo-") as tmp, Sandbox() as sb:
         sandbox_toml, secrets_env = sb.config(index_path=Path(tmp) / "index")
         path = Path(tmp) / "config.toml"
-        path.write_text(demo_config(sandbox_toml, Path(tmp) / "index", port if not once else 0, mailboxes))
+        port = sock.getsockname()[1] if sock is not None else 0
+        path.write_text(demo_config(sandbox_toml, Path(tmp) / "index", port, mailboxes))
         settings = load_config(path)
         env = {**os.environ, **secrets_env, DEMO_KEY_ENV: key}
         _say(f"inlet demo: sandbox on {sb.ctx.http_url}; backfilling "
@@ -99,12 +127,12 @@ def _run(once: bool, as_json: bool, mailboxes: Sequence[str] | None, port: int, 
             for r in results:
                 _say(f"  {r.source}: {r.outcome}, {r.upserted} documents, {r.embedded} chunks in "
                               f"{r.seconds:.0f}s" + (f" — {r.error}" if r.error else ""))
-            if once:
+            if sock is None:
                 answers = answer(index, SAMPLE_QUERIES)
                 _print_answers(out, as_json, results, answers)
                 return 1 if failed or not all(a["results"] for a in answers) else 0
             return serve(settings, index, state, env, key, out, results if as_json else None,
-                         issuer=f"{sb.ctx.http_url}/idp")
+                         issuer=f"{sb.ctx.http_url}/idp", sock=sock)
 
 
 @contextmanager
@@ -165,7 +193,7 @@ def _print_answers(out: TextIO, as_json: bool, results: list[Any], answers: list
 
 
 def serve(settings: Any, index: Any, state: Any, env: Mapping[str, str], key: str, out: TextIO,
-          json_runs: list[Any] | None = None, issuer: str | None = None) -> int:
+          json_runs: list[Any] | None = None, issuer: str | None = None, sock: socket.socket | None = None) -> int:
     """The API on the demo index until Ctrl-C, with the URL, the key and a `curl` to try (with
     `--json`: one line `{"api_url", "key", "runs"}` for scripts). With `issuer` (the sandbox's
     identity provider) /mcp also takes OAuth tokens, so a person can add it to an MCP client."""
@@ -173,7 +201,8 @@ def serve(settings: Any, index: Any, state: Any, env: Mapping[str, str], key: st
     from inlet.server.app import create_app
     from inlet.sync.daemon_api import ApiThread
 
-    sock, url = _listen(settings.server.host, settings.server.port)
+    sock = sock or demo_socket(settings.server.port)
+    url = f"http://{DEMO_HOST}:{sock.getsockname()[1]}"
     if issuer is not None:    # the audience is this server's URL, known once the port is bound
         settings.server.oauth = OAuthConfig(issuer=issuer, audience=url, scopes=["inlet.read"], resource_url=url)
     app = create_app(settings, index=index, state=state, env=env)
@@ -201,17 +230,6 @@ def serve(settings: Any, index: Any, state: Any, env: Mapping[str, str], key: st
     finally:
         served.stop()
     return 0
-
-
-def _listen(host: str, port: int) -> tuple[Any, str]:
-    """The configured port, or any free one when it is taken (a second demo, a running server)."""
-    import socket
-
-    try:
-        sock = socket.create_server((host, port))
-    except OSError:
-        sock = socket.create_server((host, 0))
-    return sock, f"http://{host}:{sock.getsockname()[1]}"
 
 
 def _say(line: str) -> None:

@@ -117,12 +117,14 @@ def test_a_busy_port_is_one_line_and_exit_4(tmp_path: Path, command: list[str]) 
     assert "serving" not in proc.stderr
 
 
-def test_sandbox_on_a_busy_port_is_one_line_exit_4_and_leaves_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["sandbox", "demo"])
+def test_sandbox_or_demo_on_a_busy_port_is_one_line_exit_4_and_leaves_nothing(tmp_path: Path, command: str) -> None:
+    """The demo binds its --port before the sandbox and the backfill: the error comes at once."""
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
-        proc = subprocess.run([sys.executable, "-m", "inlet", "sandbox", "--port", str(port)], cwd=tmp_path,
+        proc = subprocess.run([sys.executable, "-m", "inlet", command, "--port", str(port)], cwd=tmp_path,
                               capture_output=True, text=True, timeout=120, env={**os.environ, "TMPDIR": str(scratch)})
     assert proc.returncode == 4, proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and f"127.0.0.1:{port}" in proc.stderr, proc.stderr

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 
-from inlet.demo import DEMO_KEY_ENV, SAMPLE_QUERIES, demo_config, run_demo
+import pytest
+
+from inlet.demo import DEMO_HOST, DEMO_KEY_ENV, DEMO_PORT, SAMPLE_QUERIES, demo_config, demo_socket, run_demo
+from inlet.errors import PortInUseError
 
 SANDBOX_TOML = '''[index]
 path = "/tmp/somewhere"
@@ -31,6 +35,31 @@ def test_demo_config_limits_mailboxes_and_adds_a_key(tmp_path) -> None:
     raw = tomllib.loads(text)
     assert raw["server"]["api_keys"] == [{"name": "demo", "key_env": DEMO_KEY_ENV, "admin": True}]
     assert demo_config(SANDBOX_TOML, tmp_path, 0, mailboxes=None).count("@enron.com") == 3
+
+
+def test_without_port_the_demo_serves_beside_whatever_holds_8484() -> None:
+    """8484 taken (here, or by another process already) is no error for a demo nobody gave a port."""
+    try:
+        held: socket.socket | None = socket.create_server((DEMO_HOST, DEMO_PORT))
+    except OSError:
+        held = None        # another process holds it: busy all the same
+    try:
+        with demo_socket(None) as sock:
+            assert sock.getsockname()[1] not in (DEMO_PORT, 0)
+        with pytest.raises(PortInUseError, match=f"{DEMO_HOST}:{DEMO_PORT}"):
+            demo_socket(DEMO_PORT)     # asked for by name: taken at its word
+    finally:
+        if held is not None:
+            held.close()
+
+
+def test_demo_once_with_a_port_is_a_usage_error() -> None:
+    from click.testing import CliRunner
+
+    from inlet.cli import cli
+
+    result = CliRunner().invoke(cli, ["demo", "--once", "--port", "8080"])
+    assert result.exit_code == 2 and "--once serves nothing" in result.output
 
 
 def test_demo_once_backfills_the_sandbox_and_answers_with_citations() -> None:
