@@ -180,9 +180,11 @@ def reindex(sources: tuple[str, ...], config_path: str | None, as_json: bool, ve
         names = [settings.source(s).name for s in sources]
         from inlet.index.reindex import run_reindex
         from inlet.index.store import Index
+        from inlet.progress import count_display
 
-        with Index(settings.index, reindexing=True) as index, _count_progress(not as_json, "re-embedding") as bar:
-            result = run_reindex(index, names, bar)
+        with Index(settings.index, reindexing=True) as index, count_display(not as_json, "chunks") as bar:
+            result = run_reindex(index, names, None if bar is None else
+                                 lambda done, total: bar("re-embedding", done, total))
     except InletError as exc:
         _fail(exc)
 
@@ -194,20 +196,6 @@ def reindex(sources: tuple[str, ...], config_path: str | None, as_json: bool, ve
         click.echo("switched to the configured model and backend" if result.switched else
                    f"still to reindex: {', '.join(result.remaining)} (searches use the old vectors until then)")
     _emit(as_json, result.as_json(), prose)
-
-
-@contextmanager
-def _count_progress(enabled: bool, label: str) -> Iterator[Any]:
-    """A rich progress bar (done of total) on a terminal; None otherwise."""
-    if not (enabled and sys.stderr.isatty()):
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import Progress
-
-    with Progress(console=Console(stderr=True)) as bar:
-        task = bar.add_task(label, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 @cli.command()
@@ -432,34 +420,16 @@ def migrate(to_config: str, config_path: str | None, as_json: bool, verbose: int
     try:
         from inlet.config import load_config
         from inlet.migrate import migrate as copy_index
+        from inlet.progress import count_display
 
         settings, target = _settings(config_path), load_config(to_config)
-        with _bar(not as_json) as progress:
+        with count_display(not as_json, "documents") as progress:
             report = copy_index(settings, target, progress)
     except InletError as exc:
         _fail(exc)
     _emit(as_json, report.as_json(), lambda: click.echo(
         f"copied {report.copied} documents ({report.chunks} chunks, no re-embedding), {report.skipped} "
         f"already there; counts match in {len(report.counts)} source(s)"))
-
-
-@contextmanager
-def _bar(enabled: bool) -> Iterator[Any]:
-    """A progress bar per source on a terminal; nothing otherwise."""
-    if not (enabled and sys.stderr.isatty()):
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    tasks: dict[str, Any] = {}
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True)) as bar:
-        def update(source: str, done: int, total: int) -> None:
-            if source not in tasks:
-                tasks[source] = bar.add_task(source, total=total)
-            bar.update(tasks[source], completed=done)
-        yield update
 
 
 @cli.command()

@@ -1,8 +1,13 @@
-"""The progress display of `inlet backfill`, `inlet sync` and `inlet demo` (a terminal only).
+"""The progress bars of `inlet backfill`, `sync`, `demo`, `migrate` and `reindex` (a terminal only).
 
-One line per source: a bar with the connector's own count and total when it reports them (files
-counted first, ...) and the time left, plus items, documents indexed and chunks embedded, which move
-while a large file is being embedded (the engine reports at most every half second).
+One drawing, `bars`: a row per source (or per task) with a bar of done out of total (a spinner
+while the total is unknown), a line saying what moves, the time spent and the time left. The
+commands adapt their own callbacks to it:
+
+- runs (`progress_display`): the connector's own count and total when it reports them (files
+  counted first, ...), plus items, documents indexed and chunks embedded, which move while a large
+  file is being embedded (the engine reports at most every half second);
+- copies and re-embeddings (`count_display`): documents or chunks done out of the total.
 """
 
 from __future__ import annotations
@@ -11,16 +16,23 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TextIO
 
-Update = Callable[[Any, Any], None]   # (RunRecord so far, RunProgress)
+Update = Callable[[Any, Any], None]                  # (RunRecord so far, RunProgress)
+Bar = Callable[[str, int | None, int | None, str], None]   # (row, done, total, what the row says)
+Count = Callable[[str, int, int], None]              # (row, done, total)
+
+
+def fraction(done: int | None, total: int, unit: str) -> str:
+    """'120/600 files'."""
+    return f"{done or 0:,}/{total:,} {unit}"
 
 
 def describe(run: Any, progress: Any) -> str:
     """'120/600 files · 340 items · 118 indexed · 2 skipped · 1,204 chunks embedded'."""
     parts = []
     if progress.total is not None:
-        parts.append(f"{progress.done or 0:,}/{progress.total:,} {progress.unit or 'items'}")
+        parts.append(fraction(progress.done, progress.total, progress.unit or "items"))
     parts.append(f"{progress.seen:,} items · {run.upserted:,} indexed")
     if run.deleted:
         parts.append(f"{run.deleted:,} deleted")
@@ -31,24 +43,48 @@ def describe(run: Any, progress: Any) -> str:
 
 
 @contextmanager
-def progress_display(enabled: bool) -> Iterator[Update | None]:
-    """An `on_progress` callback drawing on stderr when it is a terminal; None otherwise."""
-    if not (enabled and sys.stderr.isatty()):
+def bars(enabled: bool, stream: TextIO | None = None) -> Iterator[Bar | None]:
+    """A `Bar` drawing on `stream` (stderr) when it is a terminal; None otherwise. Thread-safe:
+    the demo's sources report from three threads."""
+    stream = stream or sys.stderr
+    if not (enabled and stream.isatty()):
         yield None
         return
     from rich.console import Console
     from rich.progress import (BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
                                TimeRemainingColumn)
 
-    tasks: dict[str, Any] = {}
+    rows: dict[str, Any] = {}
     lock = threading.Lock()
-    columns = (SpinnerColumn(), TextColumn("[bold]{task.fields[source]}"), BarColumn(bar_width=20),
+    columns = (SpinnerColumn(), TextColumn("[bold]{task.fields[row]}"), BarColumn(bar_width=20),
                TextColumn("{task.description}"), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-        def update(run: Any, progress: Any) -> None:
+    with Progress(*columns, console=Console(file=stream, force_terminal=True), transient=False) as shown:
+        def update(row: str, done: int | None, total: int | None, says: str) -> None:
             with lock:
-                if run.source not in tasks:
-                    tasks[run.source] = bar.add_task("", total=None, source=run.source)
-                bar.update(tasks[run.source], description=describe(run, progress), total=progress.total,
-                           completed=progress.done or 0)
+                if row not in rows:
+                    rows[row] = shown.add_task("", total=None, row=row)
+                shown.update(rows[row], description=says, total=total, completed=done or 0)
         yield update
+
+
+@contextmanager
+def progress_display(enabled: bool, stream: TextIO | None = None) -> Iterator[Update | None]:
+    """An engine's `on_progress` callback drawn by `bars`, a row per source; None off a terminal."""
+    with bars(enabled, stream) as bar:
+        if bar is None:
+            yield None
+            return
+        shown = bar
+        yield lambda run, progress: shown(run.source, progress.done, progress.total, describe(run, progress))
+
+
+@contextmanager
+def count_display(enabled: bool, unit: str, stream: TextIO | None = None) -> Iterator[Count | None]:
+    """A `(row, done, total)` callback drawn by `bars` (`inlet migrate`: documents per source;
+    `inlet reindex`: chunks); None off a terminal."""
+    with bars(enabled, stream) as bar:
+        if bar is None:
+            yield None
+            return
+        shown = bar
+        yield lambda row, done, total: shown(row, done, total, fraction(done, total, unit))
