@@ -181,29 +181,25 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         st.prev, st.phase, st.page_token = None, "changes", st.start_token
         yield st.dump()
 
+    def _listing(self, q: str, fields: str) -> Iterator[dict[str, Any]]:
+        """Every file `q` matches, 1000 a page (for listings not checkpointed page by page)."""
+        token: str | None = None
+        while True:
+            page = self.client.list_files(q, token, 1000, fields, self.config.shared_drives)
+            yield from page.get("files", [])
+            if not page.get("nextPageToken") or page["nextPageToken"] == token:
+                return
+            token = page["nextPageToken"]
+
     def _count(self, q: str) -> int:
         """How many files the listing `q` holds (ids only: the total of a crawl's progress)."""
-        count, token = 0, None
-        while True:
-            page = self.client.list_files(q, token, 1000, "id", self.config.shared_drives)
-            count += len(page.get("files", []))
-            if not page.get("nextPageToken") or page["nextPageToken"] == token:
-                return count
-            token = page["nextPageToken"]
+        return sum(1 for _ in self._listing(q, "id"))
 
     def _load_tree(self, st: _State) -> None:
         """Shared drive names and every folder: paths and the folder filter come from them."""
         st.drives = self.client.drives() if self.config.shared_drives else {}
-        st.folders = {}
-        token: str | None = None
-        while True:
-            page = self.client.list_files(f"mimeType = '{FOLDER}' and trashed = false", token, 1000,
-                                          _FOLDER_FIELDS, self.config.shared_drives)
-            for f in page.get("files", []):
-                st.folders[f["id"]] = [f["name"], (f.get("parents") or [None])[0]]
-            if not page.get("nextPageToken") or page["nextPageToken"] == token:
-                return
-            token = page["nextPageToken"]
+        st.folders = {f["id"]: [f["name"], (f.get("parents") or [None])[0]]
+                      for f in self._listing(f"mimeType = '{FOLDER}' and trashed = false", _FOLDER_FIELDS)}
 
     def _follow_changes(self, st: _State) -> Iterator[Item]:
         while True:
@@ -261,15 +257,8 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
     def _children(self, folder: str, st: _State) -> list[dict[str, Any]]:
         out, frontier = [], [folder]
         while frontier:
-            parent, token = frontier.pop(), None
-            while True:
-                page = self.client.list_files(f"'{parent}' in parents and trashed = false", token, 1000,
-                                              FILE_FIELDS, self.config.shared_drives)
-                for f in page.get("files", []):
-                    (frontier.append(f["id"]) if f["mimeType"] == FOLDER else out.append(f))
-                if not page.get("nextPageToken") or page["nextPageToken"] == token:
-                    break
-                token = page["nextPageToken"]
+            for f in self._listing(f"'{frontier.pop()}' in parents and trashed = false", FILE_FIELDS):
+                (frontier.append(f["id"]) if f["mimeType"] == FOLDER else out.append(f))
         return out
 
     # --- files -------------------------------------------------------------------------------
@@ -348,16 +337,10 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         """Ids of every in-scope file the policy would index (a listing, no downloads)."""
         st = _State(start_token="")
         self._load_tree(st)
-        out, token = [], None
-        while True:
-            page = self.client.list_files(f"mimeType != '{FOLDER}' and trashed = false", token, 1000,
-                                          "id,name,mimeType,parents,size", self.config.shared_drives)
-            for f in page.get("files", []):
-                parent = (f.get("parents") or [None])[0]
-                path, ancestors = folder_path(parent, st.folders or {}, st.drives)
-                if in_scope(path, ancestors, self.config.folders) and \
-                        not skip_reason(f, self.config.max_file_bytes):
-                    out.append(self.doc_id(f["id"]))
-            if not page.get("nextPageToken") or page["nextPageToken"] == token:
-                return out
-            token = page["nextPageToken"]
+        out = []
+        for f in self._listing(f"mimeType != '{FOLDER}' and trashed = false", "id,name,mimeType,parents,size"):
+            parent = (f.get("parents") or [None])[0]
+            path, ancestors = folder_path(parent, st.folders or {}, st.drives)
+            if in_scope(path, ancestors, self.config.folders) and not skip_reason(f, self.config.max_file_bytes):
+                out.append(self.doc_id(f["id"]))
+        return out

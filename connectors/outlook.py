@@ -216,7 +216,7 @@ class _MailboxSync:
         self.box = state["mailboxes"].setdefault(mailbox, {"wellknown": {}, "folders": {}})
         self.user = f"/users/{quote(mailbox, safe='@')}"
         self.wanted: set[str] = set()
-        self.folders: list[_Folder] | GraphError = []
+        self.folders: list[_Folder] | GraphError | None = None   # None: not listed yet
 
     def list_folders(self) -> None:
         """The folders to sync, and the messages their whole rounds will read added to the tally."""
@@ -233,12 +233,14 @@ class _MailboxSync:
                 self.tally.total += max(folder.items - len(entry.get("ids", [])), 0)
 
     def run(self) -> Iterator[Item]:
+        if self.folders is None:
+            self.list_folders()
         if isinstance(self.folders, GraphError):
             exc = self.folders
             log.warning("source %s: mailbox %s skipped: %s", self.c.name, self.mailbox, exc)
             yield Skipped(id=self.c.doc_id(f"mailbox:{self.mailbox}"), reason=f"mailbox unavailable: {exc}")
             return
-        wanted = self.folders
+        wanted = self.folders or []
         self.wanted = {f.id for f in wanted}
         yield from self._drop_folders()
         for folder in wanted:
