@@ -47,7 +47,7 @@ class Runs:
         self.entered = threading.Event()
         self._lock = threading.Lock()
 
-    def __call__(self, name: str) -> object:
+    def __call__(self, name: str, scope: frozenset[str] | None = None) -> object:
         with self._lock:
             self.count += 1
             self.active += 1
