@@ -34,7 +34,7 @@ from .event_status import EventStatusDB
 
 log = logging.getLogger(__name__)
 
-DEBOUNCE = 0.3          # seconds of quiet after a hint before its source syncs
+DEBOUNCE = 0.15         # seconds of quiet after a hint before its source syncs (a burst: one run)
 DEBOUNCE_CAP = 4        # ... but never more than this many DEBOUNCEs after the first hint
 MAINTAIN_EVERY = 1.0    # seconds between maintain() calls (renewals, reconnects)
 RunSync = Callable[[str, "frozenset[str] | None"], Any]
