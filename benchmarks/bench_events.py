@@ -14,6 +14,9 @@ For each service, one real daemon (real engine, index and model) over the sandbo
   (a uniform wait first), so the figure is what a schedule of that length gives. Latency under
   polling grows with the interval (about half of it at p50, all of it at p99): a 15-minute schedule
   gives ~450 s at p50 and ~900 s at p99.
+Beside each row: the p50/p99 of the runs' own durations (from the state database), so a tail can
+be told apart (a slow run, or time before the run: delivery, debounce, a run in flight), and the
+service API calls per run (the sandbox's count), where a scoped run and a whole-source one differ.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from inlet.sync.state import StateDB
 
 OPS, BADEER = "G0PRIVOPS1", "robert.badeer@enron.com"
 SOURCES = {"slack": "sandbox-slack", "outlook": "sandbox-mail", "google_drive": "sandbox-drive"}
+API = {"slack": "slack:*", "outlook": "graph:*", "google_drive": "drive:*"}   # the sandbox's call counters
 NARROW: dict[str, dict[str, Any]] = {
     "slack": {"pace_scale": 1e6},                           # every channel the bot is in (6)
     "outlook": {"mailboxes": [BADEER], "folders": ["*"]},   # 6 folders (Junk, Deleted, Drafts left out)
@@ -84,7 +88,7 @@ class WholeSourceDaemon(Daemon):
 
 @contextmanager
 def daemon_for(service: str, events: bool, every: str, embedder: Embedder,
-               tmp: Path, whole: bool = False) -> Iterator[tuple[Sandbox, Index]]:
+               tmp: Path, whole: bool = False) -> Iterator[tuple[Sandbox, Index, StateDB]]:
     """A backfilled source and its running daemon (serving its API when the service needs webhooks)."""
     with Sandbox() as sb:
         text, env = sb.config(tmp / "index")
@@ -110,7 +114,7 @@ def daemon_for(service: str, events: bool, every: str, embedder: Embedder,
                     deadline = time.monotonic() + 30
                     while not daemon.events.report(SOURCES[service])["live"] and time.monotonic() < deadline:
                         time.sleep(0.05)
-                yield sb, index
+                yield sb, index, state
             finally:
                 daemon.shutdown(grace=10)
                 if api:
@@ -138,6 +142,13 @@ def latencies(service: str, sb: Sandbox, index: Index, n: int, phase: float, tim
     return out
 
 
+def run_seconds(state: StateDB, source: str) -> list[float]:
+    """How long each run after the first (the backfill) took."""
+    rows = state._exec("SELECT finished_at - started_at FROM runs WHERE source = ? AND finished_at IS NOT NULL "
+                       "ORDER BY id", (source,))
+    return [float(r[0]) for r in rows[1:]] or [float("nan")]
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -155,7 +166,8 @@ def main() -> None:
     embedder = Embedder()
     embedder.encode(["warm up"])
     poll_seconds = float(args.poll_every.rstrip("s"))
-    print(f"{'service':<13} {'mode':<16} {'n':>4} {'p50 s':>7} {'p99 s':>7} {'max s':>7}")
+    print(f"{'service':<13} {'mode':<16} {'n':>4} {'p50 s':>7} {'p99 s':>7} {'max s':>7} {'run p50':>8} "
+          f"{'run p99':>8} {'calls/run':>9}")
     for service in args.services.split(","):
         for mode, events, every, n, phase in (
                 ("events", True, "6h", args.changes, 0.0),
@@ -163,11 +175,15 @@ def main() -> None:
                 (f"poll {args.poll_every}", False, args.poll_every, args.poll_changes, poll_seconds)):
             if not n:
                 continue
+            whole = mode == "events, whole"
             with tempfile.TemporaryDirectory() as tmp, \
-                    daemon_for(service, events, every, embedder, Path(tmp), mode == "events, whole") as (sb, index):
+                    daemon_for(service, events, every, embedder, Path(tmp), whole) as (sb, index, state):
+                sb.faults.reset_counts()
                 lat = latencies(service, sb, index, n, phase, timeout=max(30.0, 4 * poll_seconds))
+                runs = run_seconds(state, SOURCES[service])
+                calls = sb.faults.count(API[service]) / max(1, len(runs))
             print(f"{service:<13} {mode:<16} {n:>4} {statistics.median(lat):>7.2f} {pct(lat, 0.99):>7.2f} "
-                  f"{max(lat):>7.2f}", flush=True)
+                  f"{max(lat):>7.2f} {pct(runs, 0.5):>8.2f} {pct(runs, 0.99):>8.2f} {calls:>9.1f}", flush=True)
 
 
 if __name__ == "__main__":
