@@ -1,16 +1,22 @@
 """Event-to-searchable latency per service, change events vs polling, against the sandbox.
 
-Run by hand: `python benchmarks/bench_events.py [--changes 200] [--poll-changes 20] [--poll-every 5s]
-[--services slack,outlook,google_drive]`.
+Run by hand: `python benchmarks/bench_events.py [--changes 200] [--whole-changes 50] [--poll-changes 20]
+[--poll-every 5s] [--services slack,outlook,google_drive]`.
 
 For each service, one real daemon (real engine, index and model) over the sandbox source:
 - events: schedule six hours away, change events on (Socket Mode; Graph subscriptions and Drive
   push channels to the daemon's own API); N changes made one after another, each timed from the
-  mutation in the sandbox to the moment its document is in the index with its new text;
+  mutation in the sandbox to the moment its document is in the index with its new text; each
+  event runs a sync of the channel or folder it names (Drive: the changes feed);
+- events, whole source (the baseline before scoped runs): the same, but every event syncs the
+  whole source, as the schedule does (`WholeSourceDaemon` drops the scope);
 - polling: events off, `every = --poll-every`; each change is made at a random phase of the interval
   (a uniform wait first), so the figure is what a schedule of that length gives. Latency under
   polling grows with the interval (about half of it at p50, all of it at p99): a 15-minute schedule
   gives ~450 s at p50 and ~900 s at p99.
+Beside each row: the p50/p99 of the runs' own durations (from the state database), so a tail can
+be told apart (a slow run, or time before the run: delivery, debounce, a run in flight), and the
+service API calls per run (the sandbox's count), where a scoped run and a whole-source one differ.
 """
 
 from __future__ import annotations
@@ -36,14 +42,15 @@ from inlet.sandbox import slack as ss
 from inlet.sandbox.server import Sandbox
 from inlet.sync.daemon import Daemon
 from inlet.sync.daemon_api import ApiPlan
-from inlet.sync.engine import Engine
+from inlet.sync.engine import Engine, RunResult
 from inlet.sync.state import StateDB
 
 OPS, BADEER = "G0PRIVOPS1", "robert.badeer@enron.com"
 SOURCES = {"slack": "sandbox-slack", "outlook": "sandbox-mail", "google_drive": "sandbox-drive"}
+API = {"slack": "slack:*", "outlook": "graph:*", "google_drive": "drive:*"}   # the sandbox's call counters
 NARROW: dict[str, dict[str, Any]] = {
-    "slack": {"channels": ["private-ops"], "pace_scale": 1e6},
-    "outlook": {"mailboxes": [BADEER], "folders": ["inbox"]},
+    "slack": {"pace_scale": 1e6},                           # every channel the bot is in (6)
+    "outlook": {"mailboxes": [BADEER], "folders": ["*"]},   # 6 folders (Junk, Deleted, Drafts left out)
     "google_drive": {"max_requests_per_second": 0},
 }
 EVENTS: dict[str, tuple[dict[str, Any], str | None]] = {   # keys that turn events on; the hook URL key
@@ -72,9 +79,16 @@ def change_drive(sb: Sandbox, token: str) -> str:
 CHANGES: dict[str, Change] = {"slack": change_slack, "outlook": change_outlook, "google_drive": change_drive}
 
 
+class WholeSourceDaemon(Daemon):
+    """The baseline: every event syncs its whole source, as before scoped runs."""
+
+    def event_sync(self, name: str, scope: frozenset[str] | None = None) -> RunResult | None:
+        return super().event_sync(name, None)
+
+
 @contextmanager
 def daemon_for(service: str, events: bool, every: str, embedder: Embedder,
-               tmp: Path) -> Iterator[tuple[Sandbox, Index]]:
+               tmp: Path, whole: bool = False) -> Iterator[tuple[Sandbox, Index, StateDB]]:
     """A backfilled source and its running daemon (serving its API when the service needs webhooks)."""
     with Sandbox() as sb:
         text, env = sb.config(tmp / "index")
@@ -91,7 +105,7 @@ def daemon_for(service: str, events: bool, every: str, embedder: Embedder,
             state = StateDB(Path(settings.index.path) / "state.db")
             engine = Engine(settings, index, state, env={**os.environ, **env})   # env: the sandbox's tokens
             engine.run(SOURCES[service], "sync")
-            daemon = Daemon(settings, engine)
+            daemon = (WholeSourceDaemon if whole else Daemon)(settings, engine)
             api = plan.start(settings, index, state, daemon) if plan else None
             daemon.start(events=events)
             try:
@@ -100,7 +114,7 @@ def daemon_for(service: str, events: bool, every: str, embedder: Embedder,
                     deadline = time.monotonic() + 30
                     while not daemon.events.report(SOURCES[service])["live"] and time.monotonic() < deadline:
                         time.sleep(0.05)
-                yield sb, index
+                yield sb, index, state
             finally:
                 daemon.shutdown(grace=10)
                 if api:
@@ -128,6 +142,13 @@ def latencies(service: str, sb: Sandbox, index: Index, n: int, phase: float, tim
     return out
 
 
+def run_seconds(state: StateDB, source: str) -> list[float]:
+    """How long each run after the first (the backfill) took."""
+    rows = state._exec("SELECT finished_at - started_at FROM runs WHERE source = ? AND finished_at IS NOT NULL "
+                       "ORDER BY id", (source,))
+    return [float(r[0]) for r in rows[1:]] or [float("nan")]
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -136,6 +157,7 @@ def pct(values: list[float], q: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--changes", type=int, default=200)
+    parser.add_argument("--whole-changes", type=int, default=50, help="changes for the whole-source row (0: none)")
     parser.add_argument("--poll-changes", type=int, default=20)
     parser.add_argument("--poll-every", default="5s")
     parser.add_argument("--services", default="slack,outlook,google_drive")
@@ -144,16 +166,24 @@ def main() -> None:
     embedder = Embedder()
     embedder.encode(["warm up"])
     poll_seconds = float(args.poll_every.rstrip("s"))
-    print(f"{'service':<13} {'mode':<16} {'n':>4} {'p50 s':>7} {'p99 s':>7} {'max s':>7}")
+    print(f"{'service':<13} {'mode':<16} {'n':>4} {'p50 s':>7} {'p99 s':>7} {'max s':>7} {'run p50':>8} "
+          f"{'run p99':>8} {'calls/run':>9}")
     for service in args.services.split(","):
         for mode, events, every, n, phase in (
                 ("events", True, "6h", args.changes, 0.0),
+                ("events, whole", True, "6h", args.whole_changes, 0.0),
                 (f"poll {args.poll_every}", False, args.poll_every, args.poll_changes, poll_seconds)):
+            if not n:
+                continue
+            whole = mode == "events, whole"
             with tempfile.TemporaryDirectory() as tmp, \
-                    daemon_for(service, events, every, embedder, Path(tmp)) as (sb, index):
+                    daemon_for(service, events, every, embedder, Path(tmp), whole) as (sb, index, state):
+                sb.faults.reset_counts()
                 lat = latencies(service, sb, index, n, phase, timeout=max(30.0, 4 * poll_seconds))
+                runs = run_seconds(state, SOURCES[service])
+                calls = sb.faults.count(API[service]) / max(1, len(runs))
             print(f"{service:<13} {mode:<16} {n:>4} {statistics.median(lat):>7.2f} {pct(lat, 0.99):>7.2f} "
-                  f"{max(lat):>7.2f}", flush=True)
+                  f"{max(lat):>7.2f} {pct(runs, 0.5):>8.2f} {pct(runs, 0.99):>8.2f} {calls:>9.1f}", flush=True)
 
 
 if __name__ == "__main__":

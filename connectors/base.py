@@ -158,6 +158,21 @@ class Connector(ABC, Generic[ConfigT]):
         what changed since. Yield a `Checkpoint` whenever resuming from it would lose nothing.
         """
 
+    def load_scope(self, checkpoint: dict[str, Any], scope: frozenset[str]) -> Iterator[Item]:
+        """An event-driven sync of only the containers in `scope` (channel, folder or drive ids, as
+        this connector's event hints name them), from a checkpoint of a finished backfill.
+
+        Optional: by default it is the whole incremental sync, which is always correct, only not
+        cheaper. A connector that overrides it must (1) read only those containers, resuming each
+        from its own part of `checkpoint`; (2) yield checkpoints that leave every other container's
+        state exactly as it was (an interrupted scoped run must not make the next run skip or redo
+        anything elsewhere); (3) yield deletions only of documents in those containers: a scoped
+        run lists nothing else, so it can prove nothing else gone. The scheduled sync stays the
+        reconciling pass. A container it does not know (new since the last full sync) is reason
+        enough to fall back to `load`.
+        """
+        return self.load(checkpoint)
+
     def live_ids(self) -> Iterable[str]:
         """Every document id that still exists, for reconciliation (prune). Optional."""
         raise NotImplementedError

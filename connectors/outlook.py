@@ -19,6 +19,10 @@ a backfill, a folder new to the sync; a resumed round counts what its saved ids 
 delta round of changes has no count, so an incremental sync reports no total; nor does a backfill
 with `--since`, whose filter the folders' counts ignore. The total is corrected to what was read
 when the last whole round ends.
+
+A change notification asks for a scoped run (`load_scope`): only the notified folders' delta
+rounds, from their own links in the checkpoint, with the folder list the last full run saved (no
+folder listing); other folders' entries are left as they were.
 """
 
 from __future__ import annotations
@@ -149,6 +153,24 @@ class OutlookConnector(Connector[OutlookConfig]):
             client.close()
         yield Checkpoint(state=_snapshot(state))
 
+    def load_scope(self, checkpoint: dict[str, Any], scope: frozenset[str]) -> Iterator[Item]:
+        """Only the delta rounds of the folders (ids) in `scope`; all of them when one is unknown."""
+        state = checkpoint if checkpoint.get("v") == STATE_VERSION else None
+        boxes = (state or {}).get("mailboxes", {})
+        targets = {mailbox: [fid for fid in sorted(scope) if fid in boxes.get(mailbox, {}).get("folders", {})]
+                   for mailbox in self.config.mailboxes}
+        if state is None or sum(map(len, targets.values())) < len(scope):
+            yield from self.load(checkpoint)   # a folder the last full run did not sync: list them all
+            return
+        client = self.client()
+        try:
+            for mailbox, folder_ids in targets.items():
+                if folder_ids:
+                    yield from _MailboxSync(self, client, mailbox, state).run_folders(folder_ids)
+        finally:
+            client.close()
+        yield Checkpoint(state=_snapshot(state))
+
     def live_ids(self) -> Iterator[str]:
         """Every message id in the synced folders: one id-only delta round per folder, for prune."""
         client = self.client()
@@ -245,6 +267,12 @@ class _MailboxSync:
         yield from self._drop_folders()
         for folder in wanted:
             yield from self._sync_folder(folder)
+
+    def run_folders(self, folder_ids: list[str]) -> Iterator[Item]:
+        """Only these folders' delta rounds (a scoped run), against the folders the last full run saved."""
+        self.wanted = set(self.box["folders"])
+        for fid in folder_ids:
+            yield from self._sync_folder(_Folder(fid, self.box["folders"][fid].get("path", "")))
 
     def live_ids(self) -> Iterator[str]:
         try:

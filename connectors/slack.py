@@ -14,6 +14,13 @@ A scan goes newest to oldest and checkpoints after every page with the `latest` 
 so an interrupted backfill resumes mid-channel. Private channels' members are read every run: a
 changed membership (or name, or visibility) re-yields the channel's documents with the new ACL,
 which the engine applies without re-embedding.
+
+A change event asks for a scoped run (`load_scope`): only the channels it names are read, each
+with `conversations.info` (and its members when private) instead of listing the workspace, from
+its own entry in the checkpoint; people are looked up one by one (`users.info`) and channel names
+in mentions come from the names the last full run saved. A scoped run never yields a checkpoint
+with a run in progress, so an interrupted one leaves the scheduled pass exactly as it was; it
+deletes only threads of the channels it read (or all of a channel it finds deleted or left).
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ __all__ = ["SlackConfig", "SlackConnector", "SlackExportConnector"]
 
 STATE_VERSION = 1
 SKIP_CHANNEL = frozenset({"not_in_channel", "channel_not_found", "is_archived", "access_denied"})
+LIST_USERS_AFTER = 50   # a scoped run looks people up one by one (users.info), then lists them all
 
 
 class SlackConfig(SourceConfig):
@@ -112,6 +120,14 @@ class SlackConnector(Connector[SlackConfig]):
         crawl = _Crawl(self, checkpoint, since)
         yield from crawl.run()
 
+    def load_scope(self, checkpoint: dict[str, Any], scope: frozenset[str]) -> Iterator[Item]:
+        """Sync only the channels in `scope` (see the module docstring)."""
+        crawl = _Crawl(self, checkpoint, None)
+        if crawl.fresh or crawl.state["run"] is not None:   # a full run to finish first: it covers these too
+            yield from crawl.run()
+        else:
+            yield from crawl.run_scope(scope)
+
     def events(self) -> EventSource | None:
         if not self.config.events:
             return None
@@ -164,17 +180,31 @@ class _Crawl:
         self.directory = Directory(lookup=self._lookup_user)
         self.channels: dict[str, ChannelInfo] = {}
         self.team_url = ""
+        self.scoped = False   # a scoped run: its checkpoints never carry a run in progress
+        self.lookups = 0      # users.info calls made (a scoped run lists users after LIST_USERS_AFTER)
+        self.users_listed = False
 
     # --- setup ------------------------------------------------------------------------------------
     def start(self) -> None:
         auth = self.api.call("auth.test")
         self.team_url = auth.get("url") or "https://slack.com/"
+        self._list_users()
+        self.channels = self._list_channels()
+        self.state["names"] = dict(sorted(self.directory.channels.items()))   # for scoped runs' mentions
+        self.state["team_url"] = self.team_url
+
+    def _list_users(self) -> None:
         for page in self.api.pages("users.list", limit=200):
             for user in page.get("members", []):
                 self.directory.add_user(user)
-        self.channels = self._list_channels()
+        self.users_listed = True
 
     def _lookup_user(self, uid: str) -> Person | None:
+        if not self.users_listed and self.lookups >= LIST_USERS_AFTER:   # a big private channel
+            self._list_users()
+            if uid in self.directory.people:
+                return self.directory.people[uid]
+        self.lookups += 1
         try:
             return self.directory.add_user(self.api.call("users.info", user=uid)["user"])
         except SlackError:
@@ -240,19 +270,62 @@ class _Crawl:
         finally:
             log.info("source %r: API calls %s", self.conn.name, self.api.calls)
 
+    def run_scope(self, scope: frozenset[str]) -> Iterator[Item]:
+        """Only the channels in `scope`, each from its own checkpoint entry; nothing else is read."""
+        self.scoped = True
+        try:
+            self.team_url = self.state.get("team_url") or self.api.call("auth.test").get("url") or "https://slack.com/"
+            self.directory.channels.update(self.state.get("names") or {})
+            self.state["run"] = {"todo": [], "reconcile": False, "scan": None}
+            for cid in sorted(scope):
+                chan = self._one_channel(cid)
+                if chan is not None:
+                    yield from self._channel(chan)
+                elif cid in self.state["channels"]:
+                    yield from self._drop_channel(cid)
+                self.state["run"]["scan"] = None
+                yield self._checkpoint()
+            self.state["run"] = None
+        finally:
+            log.info("source %r: API calls %s (channels %s)", self.conn.name, self.api.calls, ", ".join(sorted(scope)))
+
+    def _one_channel(self, cid: str) -> ChannelInfo | None:
+        """The channel as a full run would list it, or None when a full run would not index it."""
+        try:
+            c = self.api.call("conversations.info", channel=cid)["channel"]
+        except SlackError as exc:
+            if exc.error in SKIP_CHANNEL:
+                return None
+            raise
+        if c.get("name"):
+            self.directory.channels[cid] = c["name"]
+        if (c.get("is_im") or c.get("is_mpim")) and not self.cfg.include_dms:
+            return None
+        if c.get("is_archived") and not self.cfg.include_archived:
+            return None
+        info = self._channel_info(c)
+        return info if info is not None and self._wanted(info) else None
+
+    def _drop_channel(self, cid: str) -> Iterator[Item]:
+        """Every document of a channel no longer indexed (gone, left, excluded)."""
+        gone = self.state["channels"].pop(cid)
+        log.info("source %r: channel %s is gone or no longer indexed", self.conn.name, gone.get("name"))
+        for ts in sorted(set(gone["threads"]) | set(gone["recent"])):
+            yield Deletion(id=self.conn.doc_id(f"{cid}:{ts}"))
+
     def _begin(self) -> Iterator[Item]:
         state = self.state
         due = self.conn.clock() - state["reconciled_at"] >= parse_duration(self.cfg.reconcile_every)
         state["run"] = {"todo": list(self.channels), "reconcile": bool(due and not self.fresh), "scan": None}
         for cid in [c for c in state["channels"] if c not in self.channels]:
-            gone = state["channels"].pop(cid)
-            log.info("source %r: channel %s is gone or no longer indexed", self.conn.name, gone.get("name"))
-            for ts in sorted(set(gone["threads"]) | set(gone["recent"])):
-                yield Deletion(id=self.conn.doc_id(f"{cid}:{ts}"))
+            yield from self._drop_channel(cid)
         yield self._checkpoint()
 
     def _checkpoint(self) -> Checkpoint:
-        return Checkpoint(state=copy.deepcopy(self.state))
+        state = copy.deepcopy(self.state)
+        if self.scoped:
+            state["run"] = None   # resuming never continues a scoped run: the next run plans afresh
+        return Checkpoint(state=state)
 
     def _plan(self, chan: ChannelInfo, cs: dict[str, Any] | None) -> dict[str, Any]:
         now = self.conn.clock()

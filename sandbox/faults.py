@@ -1,8 +1,10 @@
 """Fault injection and call accounting shared by the emulated services.
 
-Each service asks `faults.check(service, route)` before serving a request and renders the
+Each service asks `faults.check(service, route, target)` before serving a request and renders the
 decision in its own wire format (Slack's `{"ok": false}`, Google's error envelope, Graph's
 `{"error": {...}}`). Tests and benchmarks arm faults through the Python API or the admin routes.
+The last `LOG_SIZE` calls are kept with their target (a Slack call's channel, a Graph call's path),
+so a test can see what a sync read (`targets`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+
+LOG_SIZE = 10_000
 
 
 @dataclass
@@ -62,6 +67,7 @@ class Faults:
         self._clock = clock
         self.time_scale = time_scale      # 60.0 makes "per minute" limits "per second"
         self.calls: Counter[str] = Counter()
+        self.log: deque[tuple[str, str]] = deque(maxlen=LOG_SIZE)   # (service:route, target)
         self.rejected: Counter[str] = Counter()
         self._limits: dict[str, _RateLimit] = {}
         self._bursts: dict[str, _Burst] = {}
@@ -123,14 +129,16 @@ class Faults:
     def reset_counts(self) -> None:
         with self._lock:
             self.calls.clear()
+            self.log.clear()
             self.rejected.clear()
 
     # --- checking -----------------------------------------------------------------------------
-    def check(self, service: str, route: str) -> Fault | None:
-        """Count the call; return the fault to answer with, or None to serve normally."""
+    def check(self, service: str, route: str, target: str = "") -> Fault | None:
+        """Count and log the call; return the fault to answer with, or None to serve normally."""
         key = f"{service}:{route}"
         with self._lock:
             self.calls[key] += 1
+            self.log.append((key, target))
             for pattern, burst in list(self._bursts.items()):
                 if burst.remaining > 0 and fnmatch.fnmatchcase(key, pattern):
                     burst.remaining -= 1
@@ -160,6 +168,11 @@ class Faults:
             return None
         wait = limit.window[0] + span - now
         return Fault(429, "ratelimited", retry_after=max(wait, 0.001))
+
+    def targets(self, pattern: str = "*") -> list[str]:
+        """The targets of the logged calls on routes matching the glob, oldest first."""
+        with self._lock:
+            return [target for key, target in self.log if fnmatch.fnmatchcase(key, pattern)]
 
     def count(self, pattern: str = "*") -> int:
         """Calls made on routes matching the glob (`slack:conversations.history`, `drive:*`)."""

@@ -154,7 +154,7 @@ class _GraphApi:
         return mail_state(self.ctx.ws)
 
     def _guard(self, request: Request, route: str) -> Response | None:
-        fault = self.ctx.faults.check("graph", route)
+        fault = self.ctx.faults.check("graph", route, request.url.path)
         if fault is not None:
             return graph_error(fault.status, fault.reason or _FAULT_CODES.get(fault.status, "ServiceError"),
                                f"Injected fault on {route}", retry_after=fault.retry_after)

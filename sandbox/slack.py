@@ -541,8 +541,8 @@ def _page(st: SlackState, kind: str, items: list[Any], args: dict[str, str], def
     return items[start:start + limit], _cursor(st, kind, str(start + limit)) if more else ""
 
 
-def _fault_response(faults: Faults, route: str) -> Response | None:
-    fault = faults.check("slack", route)
+def _fault_response(faults: Faults, route: str, channel: str = "") -> Response | None:
+    fault = faults.check("slack", route, channel)
     if fault is None:
         return None
     if fault.status == 429:
@@ -602,7 +602,7 @@ def routes(ctx: Any) -> list[BaseRoute]:
     async def api(request: Request) -> Response:
         method = request.path_params["method"]
         args = await _args(request)
-        failed = _fault_response(ctx.faults, method)
+        failed = _fault_response(ctx.faults, method, args.get("channel", ""))
         if failed is not None:
             return failed
         if method == "apps.connections.open":

@@ -153,9 +153,10 @@ class Daemon:
                                          self.event_sync, Path(self.engine.index.path) / "state.db")
             self.events.start()
 
-    def event_sync(self, name: str) -> RunResult | None:
-        """A sync asked for by a change event: after any run of the source in flight, never beside it."""
-        return next(iter(self.run_now([name])), None)
+    def event_sync(self, name: str, scope: frozenset[str] | None = None) -> RunResult | None:
+        """A sync asked for by change events (of the containers in `scope` only, unless None): after
+        any run of the source in flight, never beside it."""
+        return next(iter(self.run_now([name], scope)), None)
 
     def shutdown(self, grace: float = SHUTDOWN_GRACE) -> bool:
         """Stop firing, let runs in flight stop at their next checkpoint; False if they outlast `grace`."""
@@ -274,15 +275,16 @@ class Daemon:
                         self.settings.source(name).prune_every)
         return result
 
-    def run_now(self, names: list[str]) -> list[RunResult]:
-        """Sync `names` now (the admin route behind `inlet sync`), after any run of them in flight."""
+    def run_now(self, names: list[str], scope: frozenset[str] | None = None) -> list[RunResult]:
+        """Sync `names` now (the admin route behind `inlet sync`), after any run of them in flight;
+        `scope` limits the sync to those containers (change events)."""
         results = []
         for name in names:
             if self.stop.is_set():
                 break
             with self._guards[name], self._counted():
                 try:
-                    result = self.engine.run(name, "sync")
+                    result = self.engine.run(name, "sync", scope=scope)
                 except SourceBusyError as exc:
                     result = RunResult(name, "failed", 0, 0, 0, 0, 0.0, str(exc))
             self._after(name, result)

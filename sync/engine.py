@@ -7,6 +7,12 @@ resumes from the last checkpoint and re-applies, idempotently, what came after i
 pass completes, documents of the source it did not see are deleted. A run holds its source's lease
 (`leases.py`) throughout, and every commit it makes (documents, checkpoint) carries the lease's
 fence: a run whose lease was taken over can commit nothing more.
+
+A change event can ask for a scoped run (`scope`: the containers its hints name): the connector's
+`load_scope` reads just those, from the same checkpoint, and the run is recorded as kind "event",
+so it never stands in for the scheduled sync that reconciles the whole source. A scoped run never
+prunes by generation (it saw only part of the source); a source not yet past its backfill ignores
+the scope and runs as asked.
 """
 
 from __future__ import annotations
@@ -180,10 +186,11 @@ class Engine:
         return self.settings.connector(name, self.env)
 
     def run(self, name: str, kind: str = "sync", since: datetime | None = None,
-            restart: bool = False) -> RunResult:
-        """One backfill or incremental sync of a source; never raises for the source's own failures."""
+            restart: bool = False, scope: frozenset[str] | None = None) -> RunResult:
+        """One backfill or incremental sync of a source (of the containers in `scope` only, when
+        given); never raises for the source's own failures."""
         with self.leases.hold(name) as fence:
-            return self._run_locked(name, kind, since, restart, fence)
+            return self._run_locked(name, kind, since, restart, fence, scope)
 
     def run_if(self, name: str, due: Callable[[], bool]) -> RunResult | None:
         """A sync that `due`, asked once the source's lease is held, may decline (None): with
@@ -197,7 +204,7 @@ class Engine:
             return self._run_locked(name, "sync", None, False, fence)
 
     def _run_locked(self, name: str, kind: str, since: datetime | None, restart: bool,
-                    fence: Fence | None = None) -> RunResult:
+                    fence: Fence | None = None, scope: frozenset[str] | None = None) -> RunResult:
         source = self.state.source(name)
         source.fence = fence
         fresh = kind == "backfill" and (restart or source.phase != "backfill") or source.phase == "new"
@@ -208,10 +215,14 @@ class Engine:
             kind = "backfill"   # a first sync of a new source is its backfill: record it as one
         elif source.phase == "backfill":
             kind = "backfill"   # an interrupted backfill resumes, whatever was asked
+        if kind != "sync" or source.checkpoint is None:
+            scope = None
+        elif scope is not None:
+            kind = "event"
         run = self.state.start_run(name, kind)
         started = time.monotonic()
         try:
-            self._drive(self.connector(name), source, run)
+            self._drive(self.connector(name), source, run, scope)
         except CredentialsError as exc:
             log.error("%s", exc)   # names the source; stderr is where an operator looks first
             return self._finish(run, started, "failed", str(exc), credentials=True)
@@ -225,14 +236,17 @@ class Engine:
             return self._finish(run, started, "interrupted", INTERRUPTED)
         return self._finish(run, started, "partial" if run.errors else "ok", None)
 
-    def _drive(self, connector: Connector, source: SourceState, run: RunRecord) -> None:
+    def _drive(self, connector: Connector, source: SourceState, run: RunRecord,
+               scope: frozenset[str] | None = None) -> None:
         since = datetime.fromisoformat(source.since) if source.since and source.phase == "backfill" else None
         batch = _Batch()
         progress = _Reporter(self, run)
         checkpoints = _CheckpointWriter(self.state, source)
         last_checkpoint: dict[str, Any] | None = source.checkpoint
         stop_by: float | None = None
-        for item in connector.load(source.checkpoint, since=since):
+        items = connector.load(source.checkpoint, since=since) if scope is None or source.checkpoint is None \
+            else connector.load_scope(source.checkpoint, scope)
+        for item in items:
             progress.seen += 1
             if self.stop.is_set():   # go on to the next checkpoint, but not for longer than stop_grace
                 stop_by = stop_by if stop_by is not None else time.monotonic() + self.stop_grace

@@ -8,10 +8,11 @@ through the daemon's per-source guard, so an event never runs a source twice at 
 scheduled run and an event run of one source queue behind each other.
 
 This module knows no service: a connector's `events()` (see `connectors/events.py`) says whether
-and how it hears changes. Syncs triggered here are incremental syncs of the whole source (the
-connectors' incremental syncs are cheap); a hint's container is logged and kept for a later
-targeted sync. Each source's state (live or not, the last event, event-to-searchable latency) is
-written to the state database for `inlet status` and `/metrics`.
+and how it hears changes. A batch of hints that all name a container makes a scoped sync of just
+those containers (`Connector.load_scope`: one Slack channel, one mail folder); a hint naming none
+(a Drive change) makes an incremental sync of the whole source. Each source's state (live or not,
+the last event, event-to-searchable latency) is written to the state database for `inlet status`
+and `/metrics`.
 """
 
 from __future__ import annotations
@@ -33,10 +34,12 @@ from .event_status import EventStatusDB
 
 log = logging.getLogger(__name__)
 
-DEBOUNCE = 0.3          # seconds of quiet after a hint before its source syncs
+DEBOUNCE = 0.15         # seconds of quiet after a hint before its source syncs (a burst: one run)
 DEBOUNCE_CAP = 4        # ... but never more than this many DEBOUNCEs after the first hint
 MAINTAIN_EVERY = 1.0    # seconds between maintain() calls (renewals, reconnects)
-RunSync = Callable[[str], Any]   # the daemon's guarded sync of one source; None when it did not run
+RunSync = Callable[[str, "frozenset[str] | None"], Any]
+"""The daemon's guarded sync of one source (of the given containers only, unless None); returns
+None when it did not run."""
 
 
 @dataclass
@@ -140,11 +143,12 @@ class EventLoop:
             if not batch:
                 continue
             oldest = min(h.at for h in batch)
-            containers = sorted({h.container or "*" for h in batch})
+            scope = scope_of(batch)
+            containers = sorted(scope) if scope is not None else ["(whole source)"]
             log.info("source %r: syncing after %d change event(s) in %s", source.name, len(batch),
                      ", ".join(containers[:5]) + (" ..." if len(containers) > 5 else ""))
             try:
-                result = self.run_sync(source.name)
+                result = self.run_sync(source.name, scope)
             except Exception:   # a bug must not end the worker: the schedule would be all that is left
                 log.exception("source %r: event sync failed", source.name)
                 continue
@@ -214,6 +218,12 @@ class EventLoop:
             self.status.save(source.name, report)
         except Exception:   # visibility must never stop syncing
             log.debug("could not record event status of %r", source.name, exc_info=True)
+
+
+def scope_of(hints: Iterable[Hint]) -> frozenset[str] | None:
+    """The containers a batch of hints names, or None when one of them names none (sync it all)."""
+    containers = [h.container for h in hints]
+    return None if any(c is None for c in containers) else frozenset(c for c in containers if c is not None)
 
 
 def event_loop_for(settings: Any, connector_for: Callable[[str], Any], run_sync: RunSync,

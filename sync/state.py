@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS sources (
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     source TEXT NOT NULL,
-    kind TEXT NOT NULL,          -- backfill | sync | prune
+    kind TEXT NOT NULL,          -- backfill | sync | event (a scoped sync) | prune
     started_at REAL NOT NULL,
     finished_at REAL,
     outcome TEXT,                -- ok | partial | failed (NULL while running)

@@ -217,3 +217,39 @@ def test_progress_has_totals_moves_while_one_document_embeds_and_shows_in_status
     assert running is not None and running["total"] == 2 and running["done"] == 1 and running["unit"] == "files"
     assert running["embedded"] > 0 and running["eta_seconds"] is not None
     assert sources_status(engine.settings, engine.state)["sources"][0]["running"] is None   # finished
+
+
+class ScopedScript(Script):
+    """A Script whose scoped runs are recorded too."""
+
+    def load_scope(self, checkpoint, scope) -> Iterator:
+        Script.calls.append((checkpoint, scope))
+        for step in Script.plan.pop(0):
+            yield step(self) if callable(step) else step
+
+
+class ScopedEngine(Engine):
+    def connector(self, name: str) -> Connector:
+        return ScopedScript(self.settings.source(name))
+
+
+def test_a_scoped_run_reads_its_scope_prunes_nothing_and_is_no_scheduled_sync(engine):
+    scoped = ScopedEngine(engine.settings, engine.index, engine.state)
+    Script.plan = [[doc(1), Checkpoint(state={"a": 0, "b": 0})]]
+    assert scoped.run("one", "sync", scope=frozenset({"a"})).outcome == "ok"   # new source: its backfill
+    assert Script.calls[-1] == (None, None)
+    Script.plan = [[doc(2), Checkpoint(state={"a": 1, "b": 0})]]
+    result = scoped.run("one", "sync", scope=frozenset({"a"}))
+    assert result.outcome == "ok" and Script.calls[-1] == ({"a": 0, "b": 0}, frozenset({"a"}))
+    assert indexed(engine) == ["one:1", "one:2"]        # doc 1 was not seen again, and is kept
+    assert engine.state.source("one").checkpoint == {"a": 1, "b": 0}
+    assert engine.state.last_run("one").kind == "event"
+    assert engine.state.last_run("one", kinds=("sync", "backfill")).kind == "backfill"
+
+
+def test_without_load_scope_a_scoped_run_is_the_whole_incremental_sync(engine):
+    Script.plan = [[doc(1), Checkpoint(state={"at": 1})], [doc(2), Checkpoint(state={"at": 2})]]
+    engine.run("one", "backfill")
+    assert engine.run("one", "sync", scope=frozenset({"x"})).outcome == "ok"
+    assert Script.calls[-1] == ({"at": 1}, None)          # Connector.load_scope's default: load()
+    assert indexed(engine) == ["one:1", "one:2"]

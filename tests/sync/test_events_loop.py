@@ -40,6 +40,7 @@ class Runs:
 
     def __init__(self) -> None:
         self.count = 0
+        self.scopes: list[frozenset[str] | None] = []
         self.active = 0
         self.overlap = 0
         self.hold = threading.Event()
@@ -47,9 +48,10 @@ class Runs:
         self.entered = threading.Event()
         self._lock = threading.Lock()
 
-    def __call__(self, name: str) -> object:
+    def __call__(self, name: str, scope: frozenset[str] | None = None) -> object:
         with self._lock:
             self.count += 1
+            self.scopes.append(scope)
             self.active += 1
             self.overlap = max(self.overlap, self.active)
         self.entered.set()
@@ -73,6 +75,7 @@ def test_a_burst_of_hints_makes_one_run(loop: tuple[EventLoop, Manual, Runs]) ->
     for n in range(10):
         source.emit(Hint(f"c{n}"))
     wait_for(lambda: runs.count == 1 and event_loop.quiet("s"), what="one run")
+    assert runs.scopes == [frozenset(f"c{n}" for n in range(10))]
     assert event_loop.sources["s"].hints == 10 and event_loop.report("s")["latency_seconds"] is not None
 
 
@@ -86,6 +89,15 @@ def test_a_hint_during_a_run_gets_a_run_of_its_own(loop: tuple[EventLoop, Manual
     runs.hold.set()
     wait_for(lambda: runs.count == 2 and event_loop.quiet("s"), what="a second run")
     assert runs.overlap == 1
+    assert runs.scopes == [frozenset({"a"}), frozenset({"b", "c"})]   # exactly one follow-up, for what came
+
+
+def test_a_hint_naming_no_container_syncs_the_whole_source(loop: tuple[EventLoop, Manual, Runs]) -> None:
+    event_loop, source, runs = loop
+    source.emit(Hint("a"))
+    source.emit(Hint(None))
+    wait_for(lambda: runs.count == 1 and event_loop.quiet("s"), what="one run")
+    assert runs.scopes == [None]
 
 
 def test_a_refused_start_is_retried_and_stop_reaches_the_source() -> None:
