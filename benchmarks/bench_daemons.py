@@ -202,6 +202,33 @@ def takeover(work: Path, server: str, chroma: str, lease: float) -> tuple[float,
     return granted, committed
 
 
+def rate_limited(work: Path, server: str, chroma: str, args: argparse.Namespace) -> None:
+    with slack_workspaces(4, args.messages, args.time_scale) as urls:
+        compare(work, server, chroma, slack_sources(urls, args.time_scale, args.page_size), 4,
+                "rate-limited Slack", args.repeats)
+
+
+def embedding_bound(work: Path, server: str, chroma: str, args: argparse.Namespace) -> None:
+    for s in range(4):
+        write_notes(work / f"docs{s}", args.files, s)
+    compare(work, server, chroma, folder_sources(4), 4, "embedding-bound folders", args.repeats)
+
+
+def takeovers(work: Path, server: str, chroma: str, args: argparse.Namespace) -> None:
+    write_notes(work / "docs0", 1500, 99)
+    times = []
+    for _ in range(args.repeats):
+        times.append(takeover(work, server, chroma, args.lease))
+        print(f"  takeover after kill -9, lease {args.lease:g}s: lease granted {times[-1][0]:.1f}s and "
+              f"first commit {times[-1][1]:.1f}s after the kill; load {load()}", flush=True)
+    print(f"takeover: median of {args.repeats}: lease granted {statistics.median(t[0] for t in times):.1f}s, "
+          f"first commit {statistics.median(t[1] for t in times):.1f}s after the kill (lease "
+          f"{args.lease:g}s)", flush=True)
+
+
+PARTS = {"slack": rate_limited, "folders": embedding_bound, "takeover": takeovers}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
@@ -218,24 +245,12 @@ def main() -> None:
             tempfile.TemporaryDirectory(prefix="inlet-bench-dpg-") as pg_folder, \
             postgres_server(Path(pg_folder)) as server, chroma_server(Path(tmp) / "chroma") as chroma:
         work = Path(tmp)
-        if "slack" in only:
-            with slack_workspaces(4, args.messages, args.time_scale) as urls:
-                compare(work, server, chroma, slack_sources(urls, args.time_scale, args.page_size), 4,
-                        "rate-limited Slack", args.repeats)
-        if "folders" in only:
-            for s in range(4):
-                write_notes(work / f"docs{s}", args.files, s)
-            compare(work, server, chroma, folder_sources(4), 4, "embedding-bound folders", args.repeats)
-        if "takeover" in only:
-            write_notes(work / "docs0", 1500, 99)
-            times = []
-            for _ in range(args.repeats):
-                times.append(takeover(work, server, chroma, args.lease))
-                print(f"  takeover after kill -9, lease {args.lease:g}s: lease granted {times[-1][0]:.1f}s and "
-                      f"first commit {times[-1][1]:.1f}s after the kill; load {load()}", flush=True)
-            print(f"takeover: median of {args.repeats}: lease granted {statistics.median(t[0] for t in times):.1f}s, "
-                  f"first commit {statistics.median(t[1] for t in times):.1f}s after the kill (lease "
-                  f"{args.lease:g}s)", flush=True)
+        for part in ("slack", "folders", "takeover"):
+            if part in only:
+                try:
+                    PARTS[part](work, server, chroma, args)
+                except (Exception, SystemExit) as exc:   # one part failing leaves the others' figures
+                    print(f"{part}: failed: {exc!r}", flush=True)
     print(f"load average at end: {load()}")
 
 
