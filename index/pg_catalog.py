@@ -91,6 +91,9 @@ MIGRATIONS: list[str] = [
     # 5: the vectors' model fingerprint and a reindex under way (fingerprint.py), one row, versioned
     """CREATE TABLE embedding_record (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL,
                                       version BIGINT NOT NULL);""",
+    # 6: each daemon's change-event status per source (sync/pg_event_status.py), for status on any host
+    """CREATE TABLE daemon_events (source TEXT NOT NULL, holder TEXT NOT NULL, report TEXT NOT NULL,
+                                   updated TIMESTAMPTZ NOT NULL, PRIMARY KEY (source, holder));""",
 ]
 
 _TOKEN = re.compile(r"[^\W_]+")
