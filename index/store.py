@@ -234,7 +234,16 @@ class Index:
         asks Chroma for DENSE_OVERFETCH x `limit` unfiltered neighbours and keeps those the catalog
         says pass; only when fewer than `limit` pass does it run the filtered Chroma query, so
         `limit` visible results still come back whenever they exist."""
+        from chromadb.errors import NotFoundError   # chromadb is loaded by now: the collection is open
+
         vector = self.embedder.encode_query(query)
+        try:
+            return self._dense(vector, filters, limit)
+        except NotFoundError:   # a reindex on another host switched the collection: follow, or refuse
+            self._follow_record()
+            return self._dense(vector, filters, limit)
+
+    def _dense(self, vector: Any, filters: Filters, limit: int) -> list[tuple[str, float]]:
         if filters == Filters():
             return vectors.query(self.collection, vector, filters, limit)
         wide = vectors.query(self.collection, vector, Filters(), limit * DENSE_OVERFETCH)

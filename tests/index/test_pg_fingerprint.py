@@ -42,7 +42,9 @@ def test_reindex_switches_the_database_record_and_fences_an_old_writer(  # noqa:
     with Index(pg_config, embedder=torch_embedder) as ix:
         ix.apply(CORPUS, generation=1)
     old_writer = Index(pg_config, embedder=torch_embedder)   # a daemon on another host, still on torch
+    old_replica = Index(pg_config, embedder=torch_embedder)  # an API replica, still on torch
     try:
+        assert top(old_replica, "lunch at the cafeteria") == "wiki:1"
         with Index(pg_config, embedder=onnx_embedder, reindexing=True) as ix:
             first = run_reindex(ix, ["wiki"])
             assert first.remaining == ["exec"] and not first.switched
@@ -54,8 +56,11 @@ def test_reindex_switches_the_database_record_and_fences_an_old_writer(  # noqa:
         with pytest.raises(EmbeddingMismatchError, match="backend 'onnx-int8'"):   # no torch vectors now
             old_writer.apply([doc(7, "The badge office moved upstairs.")], generation=3)
         assert old_writer.catalog.document("wiki:7") is None
+        with pytest.raises(EmbeddingMismatchError):   # its torch collection is gone: told why, not a 404
+            top(old_replica, "lunch at the cafeteria")
     finally:
         old_writer.close()
+        old_replica.close()
     with pytest.raises(EmbeddingMismatchError):
         Index(pg_config, embedder=torch_embedder)
     with Index(pg_config, embedder=onnx_embedder) as ix:
