@@ -10,6 +10,11 @@ A reindex writes the new collection beside the live one, source by source, savin
 after every batch (the record is replaced by rename, so a crash leaves the old or the new record,
 never half of one). The live record, and so every search, keeps the old collection until every
 source is complete; then one rename switches the index over and the old collection is dropped.
+
+With `[index].database_url` the same record is one row of the index database (`pg_fingerprint.py`),
+so every daemon and replica on any host is held to it. There several processes may write it (a
+reindex, and daemons whose syncs send sources back to its queue), so each write names the version
+it read and is refused (`RecordChanged`) if another landed first: the writer reads again and redoes.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from inlet.errors import EmbeddingMismatchError
 
@@ -80,23 +85,58 @@ def write(index_path: Path, record: Record) -> None:
     os.replace(tmp, path)
 
 
-def establish(index_path: Path, fingerprint: dict[str, str], has_documents: bool) -> Record:
+class RecordChanged(Exception):
+    """Another process wrote the record since this one read it (database indexes only): read it again."""
+
+
+class Records(Protocol):
+    """Where an index keeps its record: `where` names it in messages."""
+
+    where: str
+
+    def read(self) -> Record | None: ...
+    def write(self, record: Record) -> None: ...
+    def changed(self) -> Record | None: ...
+
+
+class FolderRecords:
+    """`embedding.json` in the index folder: one process per folder, so no write is ever refused
+    and nothing changes the record behind this process's back."""
+
+    def __init__(self, index_path: Path) -> None:
+        self.path = index_path
+        self.where = f"the index at {index_path}"
+
+    def read(self) -> Record | None:
+        return read(self.path)
+
+    def write(self, record: Record) -> None:
+        write(self.path, record)
+
+    def changed(self) -> Record | None:
+        return None
+
+
+def establish(records: Records, fingerprint: dict[str, str], has_documents: bool) -> Record:
     """The index's record, written now if it has none: an empty index takes `fingerprint`; one
     made before records existed holds torch vectors of the configured model."""
-    record = read(index_path)
+    record = records.read()
     if record is None:
         backend = LEGACY_BACKEND if has_documents else fingerprint["backend"]
         record = Record(model=fingerprint["model"], backend=backend)
-        write(index_path, record)
+        try:
+            records.write(record)
+        except RecordChanged:   # another process established it first: theirs holds
+            return establish(records, fingerprint, has_documents)
     return record
 
 
-def check(index_path: Path, record: Record, fingerprint: dict[str, str]) -> None:
+def check(where: str, record: Record, fingerprint: dict[str, str]) -> None:
     """Refuse vectors made another way, naming both and the command that fixes it."""
     if record.fingerprint == fingerprint:
         return
     raise EmbeddingMismatchError(
-        f"the index at {index_path} holds vectors of model {record.model!r} with backend {record.backend!r}, "
+        f"{where} holds vectors of model {record.model!r} with backend {record.backend!r}, "
         f"but [index] asks for model {fingerprint['model']!r} with backend {fingerprint['backend']!r}: run "
         f"`inlet reindex [SOURCE ...]` to re-embed the stored texts with the new setting (no source is read "
         f"again), or set [index] model/backend back to {record.model!r}/{record.backend!r}")

@@ -88,6 +88,12 @@ MIGRATIONS: list[str] = [
     # 4: a run in flight's progress, for `inlet status` on any host
     """CREATE TABLE run_progress (run_id BIGINT PRIMARY KEY, holder TEXT NOT NULL, seen INTEGER NOT NULL,
                                   done INTEGER, total INTEGER, unit TEXT, updated DOUBLE PRECISION NOT NULL);""",
+    # 5: the vectors' model fingerprint and a reindex under way (fingerprint.py), one row, versioned
+    """CREATE TABLE embedding_record (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL,
+                                      version BIGINT NOT NULL);""",
+    # 6: each daemon's change-event status per source (sync/pg_event_status.py), for status on any host
+    """CREATE TABLE daemon_events (source TEXT NOT NULL, holder TEXT NOT NULL, report TEXT NOT NULL,
+                                   updated TIMESTAMPTZ NOT NULL, PRIMARY KEY (source, holder));""",
 ]
 
 _TOKEN = re.compile(r"[^\W_]+")

@@ -6,14 +6,21 @@ source by source in doc_id order, the cursor saved after each batch, so a reinde
 point resumes where it stopped. The index keeps serving the old vectors until every source is
 complete; a sync of a source made meanwhile (with the old setting) sends that source back to the
 queue, so the switch never exposes stale vectors.
+
+With the record in the index database, daemons on other hosts may write it meanwhile (sending a
+source back to the queue): every write here is refused if the record changed since it was read,
+and the step is then redone from the record as it now stands (`fingerprint.RecordChanged`).
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from inlet.errors import InletError
 
 from . import fingerprint, vectors
 from .catalog import chunk_id
@@ -23,6 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 BATCH_DOCS = 32   # documents embedded between two saves of the cursor
+PASSES = 3        # rounds over the sources left, when syncs on other hosts keep sending some back
 
 Progress = Callable[[int, int], None]   # (chunks done, chunks to do)
 
@@ -46,56 +54,92 @@ def run_reindex(index: "Index", sources: Sequence[str] = (), on_progress: Progre
     if record.fingerprint == target and record.pending is None:
         return ReindexResult(up_to_date=True)
     pending = _pending(index, target)
-    counts = index.catalog.counts()
-    todo = [s for s in (sources or sorted(counts)) if s in counts and s not in pending.done]
-    total = sum(counts[s][1] for s in todo)
     collection = vectors.open_collection(index.path, index.config.chroma_url, pending.collection)
     result = ReindexResult()
-    done = 0
-    for source in todo:
-        def progress(n: int, before: int = done) -> None:
-            if on_progress:
-                on_progress(before + n, total)
+    for _ in range(PASSES):   # another pass for sources a sync elsewhere sent back meanwhile
+        counts = index.catalog.counts()
+        todo = [s for s in (sources or sorted(counts)) if s in counts and s not in _ours(index, target).done]
+        if not todo:
+            break
+        total = sum(counts[s][1] for s in todo)
+        done = 0
+        for source in todo:
+            def progress(n: int, before: int = done, total: int = total) -> None:
+                if on_progress:
+                    on_progress(before + n, total)
 
-        result.embedded[source] = _source(index, collection, source, progress)
-        done += counts[source][1]
-    result.remaining = [s for s in sorted(index.catalog.counts()) if s not in pending.done]
+            embedded = _source(index, collection, source, target, progress)
+            result.embedded[source] = result.embedded.get(source, 0) + embedded
+            done += counts[source][1]
+    result.remaining = [s for s in sorted(index.catalog.counts()) if s not in _ours(index, target).done]
     if not result.remaining:
-        _switch(index, collection)
-        result.switched = True
+        result.switched = _switch(index, collection, target)
+        if not result.switched:   # a sync sent a source back at the last moment
+            result.remaining = [s for s in sorted(index.catalog.counts()) if s not in _ours(index, target).done]
     return result
+
+
+def _save(index: "Index") -> bool:
+    """Write the record; False if another process wrote it first (`index.record` is then re-read)."""
+    try:
+        index.records.write(index.record)
+        return True
+    except fingerprint.RecordChanged:
+        record = index.records.read()
+        assert record is not None   # established when the index opened; never deleted
+        index.record = record
+        return False
+
+
+def _ours(index: "Index", target: dict[str, str]) -> fingerprint.Pending:
+    """The reindex to `target` as the record now stands; another process may have replaced it."""
+    pending = index.record.pending
+    if pending is None or {"model": pending.model, "backend": pending.backend} != target:
+        raise InletError(f"{index.records.where}: another `inlet reindex` changed the embedding record while this "
+                         "one ran; run `inlet reindex` again")
+    return pending
 
 
 def _pending(index: "Index", target: dict[str, str]) -> fingerprint.Pending:
     """The reindex to `target` under way, or a new one (dropping one aimed elsewhere)."""
-    record = index.record
-    pending = record.pending
-    if pending and {"model": pending.model, "backend": pending.backend} == target:
-        return pending
-    if pending:
-        vectors.drop_collection(index.path, index.config.chroma_url, pending.collection)
-    name = fingerprint.collection_for(target)
-    if name != record.collection:   # a leftover of an abandoned reindex to the same target: start clean
-        vectors.drop_collection(index.path, index.config.chroma_url, name)
-    record.pending = fingerprint.Pending(model=target["model"], backend=target["backend"], collection=name)
-    fingerprint.write(index.path, record)
-    return record.pending
+    while True:
+        record = index.record
+        pending = record.pending
+        if pending and {"model": pending.model, "backend": pending.backend} == target:
+            return pending
+        if pending:
+            vectors.drop_collection(index.path, index.config.chroma_url, pending.collection)
+        name = fingerprint.collection_for(target)
+        if name != record.collection:   # a leftover of an abandoned reindex to the same target: start clean
+            vectors.drop_collection(index.path, index.config.chroma_url, name)
+        record.pending = fingerprint.Pending(model=target["model"], backend=target["backend"], collection=name)
+        if _save(index):
+            return record.pending
 
 
-def _source(index: "Index", collection: Any, source: str, progress: Callable[[int], None]) -> int:
+def _source(index: "Index", collection: Any, source: str, target: dict[str, str],
+            progress: Callable[[int], None]) -> int:
     """Embed one source's chunks from its cursor on; returns the chunks embedded."""
     from .store import chunk_rows
 
-    pending = index.record.pending
-    assert pending is not None
-    if pending.source != source:
-        pending.source, pending.cursor = source, None
     doc_ids = sorted(index.catalog.source_doc_ids(source))
-    if pending.cursor is not None:
-        doc_ids = [d for d in doc_ids if d > pending.cursor]
     embedded = 0
-    for start in range(0, len(doc_ids), BATCH_DOCS):
+    while True:
+        pending = _ours(index, target)
+        if source in pending.done:
+            return embedded
+        if pending.source != source:
+            pending.source, pending.cursor = source, None
+        start = 0 if pending.cursor is None else bisect.bisect_right(doc_ids, pending.cursor)
         batch = doc_ids[start:start + BATCH_DOCS]
+        if not batch:
+            pending.done.append(source)
+            pending.source = pending.cursor = None
+            if _save(index):
+                log.info("reindex: %s done (%d chunks)", source, embedded)
+                return embedded
+            doc_ids = sorted(index.catalog.source_doc_ids(source))   # a sync may have sent it back
+            continue
         stored = index.catalog.stored(batch)
         docs = list(index.catalog.documents(batch).values())
         texts_by_id = index.catalog.chunk_texts(chunk_id(d, n) for d in batch for n in range(stored[d].chunks))
@@ -103,43 +147,43 @@ def _source(index: "Index", collection: Any, source: str, progress: Callable[[in
         ids, inputs, metas = chunk_rows(docs, texts)
         if ids:
             collection.upsert(ids=ids, embeddings=index.embedder.encode(inputs), metadatas=metas)
-        embedded += len(ids)
         pending.cursor = batch[-1]
-        fingerprint.write(index.path, index.record)
+        if not _save(index):   # redo from the record as it stands (a sync may have changed this source)
+            doc_ids = sorted(index.catalog.source_doc_ids(source))
+            continue
+        embedded += len(ids)
         progress(embedded)
-    pending.done.append(source)
-    pending.source = pending.cursor = None
-    fingerprint.write(index.path, index.record)
-    log.info("reindex: %s done (%d chunks)", source, embedded)
-    return embedded
 
 
-def _switch(index: "Index", collection: Any) -> None:
-    """Make the new vectors the index's (one atomic record write), then drop the old ones."""
-    record = index.record
-    pending = record.pending
-    assert pending is not None
-    old = record.collection
+def _switch(index: "Index", collection: Any, target: dict[str, str]) -> bool:
+    """Make the new vectors the index's (one atomic record write), then drop the old ones; False
+    if another process changed the record first (nothing switched)."""
+    pending = _ours(index, target)
+    old = index.record.collection
     index.record = fingerprint.Record(model=pending.model, backend=pending.backend, collection=pending.collection)
-    fingerprint.write(index.path, index.record)
+    if not _save(index):
+        return False
     index.collection = collection
     if old != pending.collection:
         vectors.drop_collection(index.path, index.config.chroma_url, old)
     log.info("reindex complete: the index now holds %s vectors", pending.backend)
+    return True
 
 
 def invalidate(index: "Index", sources: set[str] | None) -> None:
     """A write with the old setting during a reindex: the touched sources (None: all) are redone."""
-    pending = index.record.pending
-    if pending is None:
-        return
-    hit = [s for s in [*pending.done, pending.source] if s and (sources is None or s in sources)]
-    if not hit:
-        return
-    collection = vectors.open_collection(index.path, index.config.chroma_url, pending.collection)
-    for source in hit:
-        collection.delete(where={"source": source})
-    pending.done = [s for s in pending.done if s not in hit]
-    if pending.source in hit:
-        pending.source = pending.cursor = None
-    fingerprint.write(index.path, index.record)
+    while True:
+        pending = index.record.pending
+        if pending is None:
+            return
+        hit = [s for s in [*pending.done, pending.source] if s and (sources is None or s in sources)]
+        if not hit:
+            return
+        collection = vectors.open_collection(index.path, index.config.chroma_url, pending.collection)
+        for source in hit:
+            collection.delete(where={"source": source})
+        pending.done = [s for s in pending.done if s not in hit]
+        if pending.source in hit:
+            pending.source = pending.cursor = None
+        if _save(index):
+            return

@@ -84,13 +84,33 @@ class Index:
             self.collection = vectors.open_collection(self.path, config.chroma_url, self.record.collection)
 
     def _embedding_record(self, reindexing: bool) -> fingerprint.Record:
-        if self.config.database_url:   # the record lives in the index folder; a database index has none yet
-            print_ = self.embedder.fingerprint
-            return fingerprint.Record(model=print_["model"], backend=print_["backend"])
-        record = fingerprint.establish(self.path, self.embedder.fingerprint, bool(self.catalog.counts()))
+        self.reindexing = reindexing
+        self.records = self._records()
+        record = fingerprint.establish(self.records, self.embedder.fingerprint, bool(self.catalog.counts()))
         if not reindexing:
-            fingerprint.check(self.path, record, self.embedder.fingerprint)
+            fingerprint.check(self.records.where, record, self.embedder.fingerprint)
         return record
+
+    def _records(self) -> fingerprint.Records:
+        """The folder's `embedding.json`, or the index database's row of the same record."""
+        from .pg_catalog import PgCatalog
+
+        if isinstance(self.catalog, PgCatalog):
+            from .pg_fingerprint import database_records
+
+            return database_records(self.catalog.pool, self.config.database_url or "")
+        return fingerprint.FolderRecords(self.path)
+
+    def _follow_record(self) -> None:
+        """Before a write to a shared database: take up a record another process changed (a
+        reindex started, advanced or switched), and refuse to write vectors of another model."""
+        record = self.records.changed()
+        if record is not None:
+            if record.collection != self.record.collection:
+                self.collection = vectors.open_collection(self.path, self.config.chroma_url, record.collection)
+            self.record = record
+        if not self.reindexing:
+            fingerprint.check(self.records.where, self.record, self.embedder.fingerprint)
 
     def close(self) -> None:
         self.catalog.close()
@@ -127,6 +147,7 @@ class Index:
                 meta.append(doc)
             else:
                 same.append(doc.id)
+        self._follow_record()
         if self.record.pending:   # a reindex under way must redo what this batch changes
             reindex.invalidate(self, {d.source for d in latest.values()} if not deleted else None)
         texts = {d.id: self.chunk(d) for d in embed}
@@ -213,7 +234,16 @@ class Index:
         asks Chroma for DENSE_OVERFETCH x `limit` unfiltered neighbours and keeps those the catalog
         says pass; only when fewer than `limit` pass does it run the filtered Chroma query, so
         `limit` visible results still come back whenever they exist."""
+        from chromadb.errors import NotFoundError   # chromadb is loaded by now: the collection is open
+
         vector = self.embedder.encode_query(query)
+        try:
+            return self._dense(vector, filters, limit)
+        except NotFoundError:   # a reindex on another host switched the collection: follow, or refuse
+            self._follow_record()
+            return self._dense(vector, filters, limit)
+
+    def _dense(self, vector: Any, filters: Filters, limit: int) -> list[tuple[str, float]]:
         if filters == Filters():
             return vectors.query(self.collection, vector, filters, limit)
         wide = vectors.query(self.collection, vector, Filters(), limit * DENSE_OVERFETCH)

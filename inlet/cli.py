@@ -311,6 +311,8 @@ def status(config_path: str | None, as_json: bool, verbose: int) -> None:
                        + (f" (lag {_duration(lag)})" if lag is not None else ""))
             click.echo(f"  next run: {s['next_run'] or 'on demand'}"
                        + (" (schedule paused by an operator)" if s.get("paused") else ""))
+            if s.get("holder"):   # PostgreSQL: the daemon syncing it now, on any host
+                click.echo(f"  held by {s['holder']['holder']} (lease until {s['holder']['lease_expires']})")
             if s.get("events"):
                 ev = s["events"]
                 click.echo(f"  change events: {'live' if ev['live'] else 'down'}; last event "

@@ -18,6 +18,7 @@ from typing import Any
 
 from inlet.config import Settings
 from inlet.errors import InletError
+from inlet.index import fingerprint
 from inlet.index.catalog import chunk_id
 from inlet.index.storage import Commit, StateStore, open_state
 from inlet.index.store import Index
@@ -48,9 +49,11 @@ def migrate(source: Settings, target: Settings, progress: Progress | None = None
     if _same_storage(source, target):
         raise InletError("the target configuration names the same index as the source: nothing to migrate")
     report = MigrationReport()
-    with Index(source.index, role="migrate") as src, Index(target.index, role="migrate") as dst:
+    with Index(source.index, role="migrate") as src, \
+            Index(target.index, role="migrate", reindexing=True) as dst:   # its record is the source's
         src_state, dst_state = open_state(source.index), open_state(target.index)
         try:
+            _copy_record(src, dst)
             names = sorted(set(src.catalog.counts()) | {s.name for s in source.sources})
             for name in names:
                 _copy_documents(src, dst, name, src_state.source(name).generation, report, progress)
@@ -61,6 +64,20 @@ def migrate(source: Settings, target: Settings, progress: Progress | None = None
             src_state.close()
             dst_state.close()
     return report
+
+
+def _copy_record(src: Index, dst: Index) -> None:
+    """The target holds the source's vectors, so it takes the source's embedding record (model and
+    backend); an index that already holds vectors of another model is not mixed into."""
+    if dst.record.fingerprint == src.record.fingerprint:
+        return
+    if dst.catalog.counts():
+        raise InletError(f"{dst.records.where} holds vectors of model {dst.record.model!r} with backend "
+                         f"{dst.record.backend!r}, the source's are {src.record.model!r} with "
+                         f"{src.record.backend!r}: migrate into an empty index")
+    dst.record = fingerprint.Record(model=src.record.model, backend=src.record.backend,
+                                    collection=dst.record.collection)
+    dst.records.write(dst.record)
 
 
 def _same_storage(a: Settings, b: Settings) -> bool:

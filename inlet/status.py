@@ -12,7 +12,7 @@ from typing import Any
 
 from inlet.config import Settings
 from inlet.process import alive
-from inlet.sync.event_status import read_event_status
+from inlet.sync.event_status import event_status
 from inlet.sync.schedule import next_run
 from inlet.index.storage import StateStore, open_state
 
@@ -78,7 +78,7 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
         else:
             counts, planned, holders = _counts(path), _daemon_next_runs(state), {}
         paused = state.paused()
-        events = read_event_status(path / "state.db")
+        events = event_status(settings.index)
         out = []
         for source in settings.sources:
             last = state.last_run(source.name)

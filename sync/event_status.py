@@ -2,7 +2,8 @@
 
 A table of its own in the state database (`daemon_events`), written through its own connection so
 the event threads never contend with the runs' writes; rows carry the daemon's pid, and a reader
-treats the rows of a dead daemon as "events off".
+treats the rows of a dead daemon as "events off". With `[index].database_url` the same reports go
+to the index database instead (`pg_event_status.py`): `open_event_status` and `event_status` pick.
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from inlet.process import alive
+
+if TYPE_CHECKING:
+    from inlet.config import IndexConfig
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS daemon_events (   -- written by a running `inlet daemon` with change events
@@ -25,6 +29,32 @@ CREATE TABLE IF NOT EXISTS daemon_events (   -- written by a running `inlet daem
     updated REAL NOT NULL
 )
 """
+
+
+class EventStatusWriter(Protocol):
+    """A daemon's record of its sources' change-event state."""
+
+    def save(self, source: str, report: dict[str, Any]) -> None: ...
+    def clear(self) -> None: ...
+    def close(self) -> None: ...
+
+
+def open_event_status(config: IndexConfig, path: Path) -> EventStatusWriter:
+    """The daemon's writer: the index database's table, else `path` (the folder's state.db)."""
+    if config.database_url:
+        from .pg_event_status import PgEventStatus
+
+        return PgEventStatus(config)
+    return EventStatusDB(path)
+
+
+def event_status(config: IndexConfig) -> dict[str, dict[str, Any]]:
+    """source -> the change-event report of a live daemon, wherever the index keeps them."""
+    if config.database_url:
+        from .pg_event_status import read_database_event_status
+
+        return read_database_event_status(config)
+    return read_event_status(Path(config.path) / "state.db")
 
 
 class EventStatusDB:

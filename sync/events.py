@@ -30,7 +30,7 @@ from typing import Any
 
 from inlet.connectors.events import EventSource, Hint, Retry
 
-from .event_status import EventStatusDB
+from .event_status import EventStatusWriter, open_event_status
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class EventLoop:
     """Starts every connector's event source and syncs the sources their hints name."""
 
     def __init__(self, sources: Iterable[tuple[str, str, EventSource]], run_sync: RunSync, *,
-                 status: EventStatusDB | None = None, debounce: float = DEBOUNCE,
+                 status: EventStatusWriter | None = None, debounce: float = DEBOUNCE,
                  clock: Callable[[], float] = time.time) -> None:
         self.sources = {name: _Source(name, type_, ev) for name, type_, ev in sources}
         self.run_sync = run_sync
@@ -238,5 +238,5 @@ def event_loop_for(settings: Any, connector_for: Callable[[str], Any], run_sync:
             continue
         if events is not None:
             found.append((source.name, source.type, events))
-    status = EventStatusDB(status_path) if found and status_path else None
+    status = open_event_status(settings.index, status_path) if found and status_path else None
     return EventLoop(found, run_sync, status=status)

@@ -56,16 +56,37 @@ def chroma_server(folder: Path) -> Iterator[str]:
         proc.wait(timeout=30)
 
 
+PG_BINARIES_ENV = "INLET_TEST_PG_BINARIES"   # "pgserver": the wheel's binaries; a folder: those; unset: found
+
+
 def postgres_bin() -> Path:
-    """The folder holding initdb and postgres: on PATH, the distribution's, else pgserver's wheel."""
+    """The folder holding initdb and postgres: on PATH, the distribution's, else pgserver's wheel.
+    INLET_TEST_PG_BINARIES=pgserver takes the wheel's even where PostgreSQL is installed, so the
+    path a machine with only Python and pip takes can be exercised anywhere."""
+    chosen = os.environ.get(PG_BINARIES_ENV, "")
+    if chosen == "pgserver":
+        return pgserver_bin()
+    if chosen:
+        return Path(chosen)
     found = shutil.which("initdb")
     if found:
         return Path(os.path.realpath(found)).parent
     for folder in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
         return Path(folder)
-    import pgserver   # the test extra's fallback: PostgreSQL binaries in a wheel
+    return pgserver_bin()
 
-    return Path(pgserver.__file__).parent / "pginstall" / "bin"
+
+def pgserver_bin() -> Path:
+    """The test extra's fallback: PostgreSQL binaries shipped in the `pgserver` wheel. Found, not
+    imported: importing pgserver reads platformdirs' runtime folder, which warns (an error under
+    pytest) where XDG_RUNTIME_DIR is unset, as under root or in CI."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("no PostgreSQL binaries found (initdb not on PATH, none in /usr/lib/postgresql) and "
+                           "the `pgserver` wheel is not installed: pip install -e '.[test]'")
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
 def _as_user(folder: Path) -> tuple[list[str], dict]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from inlet.config import IndexConfig, Settings
 from inlet.index.search import SearchRequest, search
@@ -71,3 +72,21 @@ def test_folder_to_postgres_and_back(tmp_path: Path, pg_config: IndexConfig, emb
         assert [(r.kind, r.outcome) for r in copied.runs("s")] == [("backfill", "ok")]
     finally:
         copied.close()
+
+
+def test_the_target_takes_the_source_models_record(tmp_path: Path, pg_config: IndexConfig, embedder) -> None:  # noqa: F811
+    """Torch vectors copied into a database whose configuration names another backend: the
+    database's record says torch (so its replicas are told to reindex, not served mixed vectors)."""
+    from inlet.errors import EmbeddingMismatchError
+    from inlet.index.embedding import Embedder
+
+    torch = embedder if embedder.backend == "torch" else Embedder(backend="torch")
+    folder = IndexConfig(path=tmp_path / "folder", backend="torch")
+    with Index(folder, embedder=torch) as index:
+        index.apply(corpus()[:5], generation=1)
+    target = pg_config.model_copy(update={"backend": "onnx-int8"})
+    assert migrate(settings(folder), settings(target)).copied == 5
+    with Index(target.model_copy(update={"backend": "torch"}), embedder=torch) as index:
+        assert index.record.backend == "torch" and index.collection.count() == 5
+    with pytest.raises(EmbeddingMismatchError, match="backend 'torch'"):
+        Index(target, embedder=Embedder(backend="onnx-int8") if embedder.backend != "onnx-int8" else embedder)

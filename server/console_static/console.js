@@ -113,7 +113,11 @@ function renderSources() {
     row.append(el("td", source.name), el("td", source.type), el("td", source.documents), el("td", source.chunks));
     row.append(lastRunCell(source));
     row.append(el("td", ago(source.lag_seconds)));
-    row.append(el("td", source.paused ? "paused" : when(source.next_run)));
+    const next = el("td", source.paused ? "paused" : when(source.next_run));
+    if (source.holder) {   // PostgreSQL: the daemon syncing it now, on any host, and its lease
+      next.append(el("div", "held by " + source.holder.holder + " until " + when(source.holder.lease_expires), "muted"));
+    }
+    row.append(next);
     const failures = el("td", source.failure_streak || 0, source.failure_streak ? "bad" : "");
     row.append(failures, eventsCell(source));
     const errors = source.recent_errors || [];
