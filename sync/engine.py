@@ -211,7 +211,7 @@ class Engine:
         run = self.state.start_run(name, kind)
         started = time.monotonic()
         try:
-            self._drive(self.connector(name), source, run)
+            self._drive(self.connector(name), source, run, resumed=not fresh and kind == "backfill")
         except CredentialsError as exc:
             log.error("%s", exc)   # names the source; stderr is where an operator looks first
             return self._finish(run, started, "failed", str(exc), credentials=True)
@@ -225,7 +225,7 @@ class Engine:
             return self._finish(run, started, "interrupted", INTERRUPTED)
         return self._finish(run, started, "partial" if run.errors else "ok", None)
 
-    def _drive(self, connector: Connector, source: SourceState, run: RunRecord) -> None:
+    def _drive(self, connector: Connector, source: SourceState, run: RunRecord, resumed: bool = False) -> None:
         since = datetime.fromisoformat(source.since) if source.since and source.phase == "backfill" else None
         batch = _Batch()
         progress = _Reporter(self, run)
@@ -264,10 +264,28 @@ class Engine:
             if source.since is None:
                 with self._write_lock:
                     run.deleted += self.index.prune(source.name, source.generation, source.fence)
+                if resumed:
+                    self._reconcile(connector, source, run)
             source.phase = "incremental"
             source.last_prune = time.time() if source.since is None else source.last_prune
         self.state.save_source(source)
         progress.tick(force=True)
+
+    def _reconcile(self, connector: Connector, source: SourceState, run: RunRecord) -> None:
+        """After a full pass that resumed an interrupted one, delete what the source no longer has.
+
+        The interrupted run may have committed documents after its last saved checkpoint. They carry
+        this pass's generation, so if they vanished before the pass resumed, the prune keeps them,
+        and a connector that finds deletions by its checkpoint's memory (files, mail archives)
+        never learns of them. Asking the source what exists settles it, once per crash."""
+        try:
+            live = set(connector.live_ids())
+        except NotImplementedError:
+            return
+        gone = [d for d in self.index.catalog.source_doc_ids(source.name) if d not in live]
+        if gone:
+            with self._write_lock:
+                run.deleted += self.index.apply([], gone, fence=source.fence).deleted
 
     def _flush(self, batch: _Batch, source: SourceState, run: RunRecord, progress: "_Reporter") -> None:
         if not batch.docs and not batch.deletions:
