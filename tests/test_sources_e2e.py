@@ -384,8 +384,8 @@ def test_every_connector_under_10pct_faults_ends_like_a_fault_free_run(sb: Sandb
     sb.faults.flaky("slack", "*", 0.1, [*throttled, Fault(500, "internal_error"), Fault(503, "service_unavailable")],
                     seed=1)
     sb.faults.flaky("drive", "*", 0.1, [*throttled, Fault(500, "backendError"), Fault(503, "backendError")], seed=2)
-    sb.faults.flaky("graph", "*", 0.1, [*throttled, Fault(500, "InternalServerError"), Fault(503, "ServiceUnavailable")],
-                    seed=3)
+    sb.faults.flaky("graph", "*", 0.1, [*throttled, Fault(500, "InternalServerError"),
+                                        Fault(503, "ServiceUnavailable")], seed=3)
     sb.faults.reset_counts()
     noisy = make_stack(sb, tmp_path / "noisy", embedder, **patient)
     stack = next(noisy)
