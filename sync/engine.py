@@ -24,6 +24,7 @@ from inlet.config import Settings
 from inlet.connectors.base import Connector
 from inlet.connectors.model import Checkpoint, Deletion, Document, Progress, Skipped
 from inlet.errors import CredentialsError, InletError, LeaseLostError
+from inlet.index.disk import storage_error
 from inlet.index.storage import Fence, Leases, StateStore
 from inlet.index.store import ApplyStats, Index
 
@@ -219,6 +220,10 @@ class Engine:
             log.error("source %r failed: %s", name, exc)
             return self._finish(run, started, "failed", str(exc))
         except Exception as exc:  # a connector bug must not take the daemon down
+            full = storage_error(exc, self.index.path)
+            if full is not None:   # a full or read-only index folder: its name and cause, no traceback
+                log.error("source %r failed: %s", name, full)
+                return self._finish(run, started, "failed", str(full))
             log.exception("source %r failed", name)
             return self._finish(run, started, "failed", f"{type(exc).__name__}: {exc}")
         if self.stop.is_set():

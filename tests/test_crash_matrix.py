@@ -317,8 +317,11 @@ def tally() -> Iterator[Tally]:
           f"{total.finished} runs finished before their kill point")
 
 
+@pytest.mark.timeout(300 + 300 * KILLS)   # each kill starts a process that loads the model
 @pytest.mark.parametrize("seed", range(SEEDS))
 @pytest.mark.parametrize("kind", CONNECTORS)
 def test_sigkill_at_seeded_points_ends_like_a_clean_backfill(kind: str, seed: int, tmp_path: Path,
                                                               embedder: Any, tally: Tally) -> None:
+    kills = tally.kills
     crash_and_compare(kind, seed, tmp_path, embedder, tally)
+    print(f" {kind} seed {seed}: {tally.kills - kills} kills survived (so far {tally.kills}: {tally.points})")
