@@ -269,7 +269,7 @@ class Engine:
             if source.since is None:
                 with self._write_lock:
                     run.deleted += self.index.prune(source.name, source.generation, source.fence)
-                if resumed:
+                if resumed and connector.deletions_from_checkpoint:
                     self._reconcile(connector, source, run)
             source.phase = "incremental"
             source.last_prune = time.time() if source.since is None else source.last_prune
@@ -282,7 +282,8 @@ class Engine:
         The interrupted run may have committed documents after its last saved checkpoint. They carry
         this pass's generation, so if they vanished before the pass resumed, the prune keeps them,
         and a connector that finds deletions by its checkpoint's memory (files, mail archives)
-        never learns of them. Asking the source what exists settles it, once per crash."""
+        never learns of them. Asking the source what exists settles it, once per crash. (Slack,
+        Drive and Outlook hear of such deletions from their change feeds on the next sync.)"""
         try:
             live = set(connector.live_ids())
         except NotImplementedError:
