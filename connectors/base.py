@@ -116,6 +116,10 @@ class Connector(ABC, Generic[ConfigT]):
 
     type: ClassVar[str]
     Config: ClassVar[builtins.type[SourceConfig]]   # builtins: `type` is the attribute above
+    # True when `load` finds deletions by comparing the source with what its checkpoint remembers
+    # (a folder, a mail archive): what an interrupted run indexed after its last checkpoint is then
+    # forgotten, and the engine settles it with `live_ids` once the resumed full pass ends.
+    deletions_from_checkpoint: ClassVar[bool] = False
 
     def __init__(self, config: ConfigT, env: Mapping[str, str] | None = None) -> None:
         self.config = config

@@ -41,6 +41,7 @@ class FilesConfig(StaticACLConfig):
 class FilesConnector(Connector[FilesConfig]):
     type = "files"
     Config = FilesConfig
+    deletions_from_checkpoint = True
 
     def check(self) -> None:
         self.check_local()

@@ -64,6 +64,7 @@ class GoogleDriveConfig(SourceConfig):
     max_requests_per_second: float = Field(50.0, ge=0, description="client-side quota (0: unlimited)")
     retries: int = Field(5, ge=0, le=20, description="retries of 429 / 5xx / rate-limit 403")
     backoff_seconds: float = Field(1.0, ge=0, description="first retry delay (doubles each time)")
+    timeout: float = Field(60.0, gt=0, description="seconds per HTTP request (a stalled answer is retried)")
     push_url: str | None = Field(None, description="public HTTPS URL of this source's hook "
                                  "(.../hooks/google_drive/NAME): changes.watch push channels (daemon)")
     channel_lifetime: Duration = Field("1d", description="how long each push channel lasts before it is replaced "
@@ -113,7 +114,8 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             c = self.config
             creds = load_credentials(c.credentials_file, c.subject, self.name)
             self._client = DriveClient(self.name, creds, c.api_endpoint, retries=c.retries,
-                                       backoff=c.backoff_seconds, per_second=c.max_requests_per_second)
+                                       backoff=c.backoff_seconds, per_second=c.max_requests_per_second,
+                                       timeout=c.timeout)
         return self._client
 
     def check(self) -> None:

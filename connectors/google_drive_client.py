@@ -10,6 +10,7 @@ so `Retry-After` is honoured and the backoff is configurable; a 401 refreshes th
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import random
@@ -131,7 +132,7 @@ class DriveClient:
                     self._sleep(attempt, None, "token refresh")
                     continue
                 raise CredentialsError(self.source, f"token refresh refused: {exc}") from exc
-            except (TransportError, OSError) as exc:
+            except (TransportError, OSError, http.client.HTTPException) as exc:   # reset, cut or stalled
                 if attempt < self.retries:
                     self._sleep(attempt, None, type(exc).__name__)
                     continue

@@ -168,6 +168,7 @@ class MailArchiveConnector(Connector[MailArchiveConfig]):
 
     type = "mail_archive"
     Config = MailArchiveConfig
+    deletions_from_checkpoint = True
 
     def check(self) -> None:
         self.check_local()

@@ -1,6 +1,7 @@
 """The Microsoft Graph client of the Outlook connector: msal for tokens, one pooled httpx client.
 
-- `RetryTransport` retries 429/503/504 at the transport level, honouring `Retry-After`.
+- `RetryTransport` retries 429 and 5xx answers at the transport level, honouring `Retry-After`,
+  and idempotent requests whose connection was reset or whose answer stalled past the timeout.
 - msal runs over the same httpx client (through its documented `http_client` hook), so the
   extra CA of `ca_bundle` is trusted by identity and Graph calls alike, added to the system ones.
 - A 401 from Graph drops msal's cached app token and retries once with a fresh one; a token the
@@ -23,11 +24,21 @@ from inlet.errors import CredentialsError, RetriableError
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = frozenset({429, 503, 504})
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# A reset connection or a stalled body: the request may or may not have been served, so only an
+# idempotent one is sent again.
+NETWORK_ERRORS = (httpx.ReadError, httpx.ReadTimeout, httpx.RemoteProtocolError, httpx.WriteError,
+                  httpx.ConnectError, httpx.ConnectTimeout)
 
 
 class RetryTransport(httpx.BaseTransport):
-    """Retries throttled and unavailable answers: waits `Retry-After` (capped) or backs off."""
+    """Retries throttled, failing and unavailable answers (429, 500, 502, 503, 504) and, for
+    idempotent requests, reset or stalled connections: waits `Retry-After` (capped) or backs off
+    exponentially, `attempts` times in all. Graph's transient 500s are documented as retriable.
+
+    The body is read here, inside the retry loop, so a connection reset halfway through an answer
+    is retried too (httpx would otherwise read it after the transport has returned)."""
 
     def __init__(self, inner: httpx.BaseTransport, attempts: int = 5, max_wait: float = 60.0,
                  backoff: float = 0.5, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -39,13 +50,21 @@ class RetryTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         for attempt in range(1, self.attempts + 1):
-            response = self.inner.handle_request(request)
-            if response.status_code not in RETRY_STATUSES or attempt == self.attempts:
+            last = attempt == self.attempts
+            try:
+                response = _read(self.inner.handle_request(request))
+            except NETWORK_ERRORS as exc:
+                if last or request.method not in IDEMPOTENT:
+                    raise
+                wait = min(self.backoff * 2 ** (attempt - 1), self.max_wait)
+                log.info("graph %s %s: %s, retrying in %.2fs", request.method, request.url.path,
+                         type(exc).__name__, wait)
+                self.sleep(wait)
+                continue
+            if response.status_code not in RETRY_STATUSES or last:
                 return response
             wait = retry_after(response.headers)
             wait = min(wait if wait is not None else self.backoff * 2 ** (attempt - 1), self.max_wait)
-            response.read()
-            response.close()
             log.info("graph %s %s: %d, retrying in %.2fs", request.method, request.url.path,
                      response.status_code, wait)
             self.sleep(wait)
@@ -53,6 +72,19 @@ class RetryTransport(httpx.BaseTransport):
 
     def close(self) -> None:
         self.inner.close()
+
+
+def _read(response: httpx.Response) -> httpx.Response:
+    """The same answer with its raw (still encoded) body read into memory: a reset or a stall
+    while reading raises here, where it can be retried."""
+    try:
+        raw = b"".join(response.iter_raw())
+    except httpx.StreamConsumed:   # already in memory (a mock transport's answer)
+        return response
+    finally:
+        response.close()
+    return httpx.Response(response.status_code, headers=response.headers, stream=httpx.ByteStream(raw),
+                          extensions=response.extensions)
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:

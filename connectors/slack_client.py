@@ -2,16 +2,19 @@
 
 Slack limits each Web API method separately ("tiers"). Pacing every method to its tier keeps a
 large backfill from turning into a storm of 429s; the 429s that still happen are retried by
-slack_sdk's retry handlers after `Retry-After`, and 5xx with exponential backoff.
+slack_sdk's retry handlers after `Retry-After`, and 5xx, reset connections and answers that stall
+past the timeout with exponential backoff (every Web API method the connector calls only reads).
 """
 
 from __future__ import annotations
 
+import http.client
 import logging
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+from urllib.error import URLError
 
 import httpx
 from slack_sdk import WebClient
@@ -37,6 +40,8 @@ TIERS: dict[str, float] = {
     "conversations.list": 20, "conversations.members": 100, "conversations.info": 50,
     "users.list": 20, "users.info": 100, "files.info": 100,
 }
+# Cut or stalled connections slack_sdk's urllib client may raise, before or halfway through an answer.
+CONNECTION_ERRORS: list[type[Exception]] = [URLError, ConnectionError, TimeoutError, http.client.HTTPException]
 HEADROOM = 1.03   # pace 3% under the limit: arrival jitter must not push a call over the window
 
 CREDENTIAL_ERRORS = frozenset({"invalid_auth", "not_authed", "token_revoked", "token_expired",
@@ -123,13 +128,14 @@ class SlackAPI:
         self.calls: dict[str, int] = {}
         self.retries = retries
         self.backoff = backoff
+        backoff_calculator = BackoffRetryIntervalCalculator(backoff_factor=backoff, jitter=_SmallJitter())
         self.client = WebClient(token=token, base_url=base_url, timeout=int(max(timeout, 1)),
                                 retry_handlers=[
-                                    ConnectionErrorRetryHandler(max_retry_count=retries),
+                                    ConnectionErrorRetryHandler(max_retry_count=retries,
+                                                                interval_calculator=backoff_calculator,
+                                                                error_types=CONNECTION_ERRORS),
                                     _RetryAfter(max_retry_count=retries),
-                                    _ServerErrors(max_retry_count=retries,
-                                                  interval_calculator=BackoffRetryIntervalCalculator(
-                                                      backoff_factor=backoff, jitter=_SmallJitter())),
+                                    _ServerErrors(max_retry_count=retries, interval_calculator=backoff_calculator),
                                 ])
         self._http = httpx.Client(timeout=timeout, follow_redirects=False)
 
@@ -144,7 +150,7 @@ class SlackAPI:
             response = self.client.api_call(method, params=clean)
         except SlackApiError as exc:
             raise self._translate(method, exc) from exc
-        except OSError as exc:   # connection refused / reset after the retries
+        except (OSError, http.client.HTTPException) as exc:   # refused, reset or cut after the retries
             raise RetriableError(f"source {self.source!r}: {method}: {exc}") from exc
         return dict(response.data) if isinstance(response.data, dict) else {}
 
@@ -186,6 +192,11 @@ class SlackAPI:
         for attempt in range(self.retries + 1):
             try:
                 response = self._http.get(url, headers={"Authorization": f"Bearer {self.token}"})
+            except httpx.TransportError as exc:   # reset, cut or stalled: a GET is safe to repeat
+                if attempt == self.retries:
+                    raise ItemError(f"{url}: {type(exc).__name__}: {exc}") from exc
+                time.sleep(self.backoff * 2 ** attempt)
+                continue
             except httpx.HTTPError as exc:
                 raise ItemError(f"{url}: {type(exc).__name__}: {exc}") from exc
             if response.status_code == 429 or response.status_code >= 500:

@@ -24,6 +24,7 @@ from . import drive_state as ds
 from .drive_auth import TOKEN_PATH, authorized_user_info, expire_tokens, revoke, service_account_info, \
     token_route, token_valid
 from .drive_seed import seed_generated, seed_sample
+from .faults import BrokenAnswer
 from .drive_wire import DriveError, error_response, file_resource, matches, parse_fields, parse_q, project
 
 __all__ = ["routes", "source", "seed_sample", "seed_generated", "write_credentials"]
@@ -58,6 +59,8 @@ def _guarded(ctx: Any, name: str, handler: Handler) -> Callable[[Request], Await
     async def endpoint(request: Request) -> Response:
         try:
             fault = ctx.faults.check("drive", name)
+            if fault and fault.network:
+                return BrokenAnswer(fault)
             if fault:
                 reason = "rateLimitExceeded" if fault.reason == "ratelimited" else fault.reason
                 raise DriveError(fault.status, _fault_message(fault.status, reason), reason,

@@ -16,9 +16,10 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from .drive_state import state
+from .faults import BrokenAnswer
 
 TOKEN_PATH = "/google/oauth2/token"
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"  # the audience google-auth always signs for
@@ -146,8 +147,10 @@ def _issue(ws: Any, principal: str) -> JSONResponse:
 
 
 def token_route(ctx: Any) -> Any:
-    async def token(request: Request) -> JSONResponse:
+    async def token(request: Request) -> Response:
         fault = ctx.faults.check("drive", "token")
+        if fault and fault.network:
+            return BrokenAnswer(fault)
         if fault:
             return _oauth_error(fault.status, "temporarily_unavailable" if fault.status >= 500
                                 else "invalid_request", fault.reason or "injected fault")

@@ -5,29 +5,54 @@ decision in its own wire format (Slack's `{"ok": false}`, Google's error envelop
 `{"error": {...}}`). Tests and benchmarks arm faults through the Python API or the admin routes.
 The last `LOG_SIZE` calls are kept with their target (a Slack call's channel, a Graph call's path),
 so a test can see what a sync read (`targets`).
+
+Network faults are the same for every service (`BrokenAnswer`): a 200 answer whose connection is
+reset (TCP RST) halfway through its body, or whose body stops halfway for longer than a client
+waits. `with_transports` puts the connection's transport into each request's scope for the reset.
 """
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import random
+import socket
+import struct
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+TRANSPORT = "inlet.sandbox.transport"   # scope key: the asyncio transport of the request's connection
 
 
 LOG_SIZE = 10_000
 
 
-@dataclass
+@dataclass(frozen=True)
 class Fault:
     """What a service must answer instead of the real response."""
 
     status: int                  # 429, 500, 503, 401 ...
     reason: str = ""             # service-specific: "ratelimited", "userRateLimitExceeded", ...
     retry_after: float | None = None
+    network: Literal["reset", "stall"] | None = None   # not an error answer: a broken connection
+    stall: float = 0.0           # "stall": seconds the body stops for (longer than the client's timeout)
+
+    @classmethod
+    def reset(cls) -> "Fault":
+        """The connection is reset (RST) halfway through a 200 answer's body."""
+        return cls(200, "connection reset", network="reset")
+
+    @classmethod
+    def stalled(cls, seconds: float) -> "Fault":
+        """A 200 answer's body stops halfway for `seconds`: a client's read timeout fires first."""
+        return cls(200, "read timeout", network="stall", stall=seconds)
 
 
 @dataclass
@@ -53,10 +78,8 @@ class _Flaky:
 
 @dataclass
 class _Burst:
-    status: int
+    fault: Fault
     remaining: int
-    reason: str
-    retry_after: float | None
 
 
 class Faults:
@@ -69,6 +92,7 @@ class Faults:
         self.calls: Counter[str] = Counter()
         self.log: deque[tuple[str, str]] = deque(maxlen=LOG_SIZE)   # (service:route, target)
         self.rejected: Counter[str] = Counter()
+        self.injected: Counter[Fault] = Counter()   # each fault answered, by kind
         self._limits: dict[str, _RateLimit] = {}
         self._bursts: dict[str, _Burst] = {}
         self._flaky: dict[str, _Flaky] = {}
@@ -84,8 +108,12 @@ class Faults:
     def fail(self, service: str, route: str, status: int, times: int = 1, reason: str = "",
              retry_after: float | None = None) -> None:
         """The next `times` calls on routes matching the glob answer `status`."""
+        self.break_next(service, route, Fault(status, reason, retry_after), times)
+
+    def break_next(self, service: str, route: str, fault: Fault, times: int = 1) -> None:
+        """The next `times` calls on routes matching the glob get `fault` (e.g. `Fault.reset()`)."""
         with self._lock:
-            self._bursts[f"{service}:{route}"] = _Burst(status, times, reason, retry_after)
+            self._bursts[f"{service}:{route}"] = _Burst(fault, times)
 
     def events(self, service: str, *, drop: int = 0, duplicate: int = 0, delay: float = 0.0,
                delayed: int = 0) -> None:
@@ -131,6 +159,7 @@ class Faults:
             self.calls.clear()
             self.log.clear()
             self.rejected.clear()
+            self.injected.clear()
 
     # --- checking -----------------------------------------------------------------------------
     def check(self, service: str, route: str, target: str = "") -> Fault | None:
@@ -145,7 +174,8 @@ class Faults:
                     if burst.remaining == 0:
                         del self._bursts[pattern]
                     self.rejected[key] += 1
-                    return Fault(burst.status, burst.reason, burst.retry_after)
+                    self.injected[burst.fault] += 1
+                    return burst.fault
             for pattern, limit in self._limits.items():
                 if fnmatch.fnmatchcase(key, pattern):
                     fault = self._take(limit)
@@ -155,7 +185,9 @@ class Faults:
             for pattern, flaky in self._flaky.items():
                 if fnmatch.fnmatchcase(key, pattern) and flaky.rng.random() < flaky.rate:
                     self.rejected[key] += 1
-                    return flaky.rng.choice(flaky.faults)
+                    fault = flaky.rng.choice(flaky.faults)
+                    self.injected[fault] += 1
+                    return fault
         return None
 
     def _take(self, limit: _RateLimit) -> Fault | None:
@@ -178,3 +210,52 @@ class Faults:
         """Calls made on routes matching the glob (`slack:conversations.history`, `drive:*`)."""
         with self._lock:
             return sum(n for key, n in self.calls.items() if fnmatch.fnmatchcase(key, pattern))
+
+
+# --- network faults ------------------------------------------------------------------------------
+def with_transports(app: ASGIApp) -> ASGIApp:
+    """The app, with each HTTP request's connection transport in `scope[TRANSPORT]`: uvicorn's
+    `send` is a method of its request cycle, which holds the transport."""
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[TRANSPORT] = getattr(getattr(send, "__self__", None), "transport", None)
+        await app(scope, receive, send)
+    return wrapped
+
+
+class BrokenAnswer(Response):
+    """A 200 JSON answer that breaks halfway through its body, as `fault.network` says."""
+
+    def __init__(self, fault: Fault) -> None:
+        super().__init__()
+        self.fault = fault
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = b'{"ok": true, "padding": "' + b"x" * 4096 + b'"}'
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body[:len(body) // 2], "more_body": True})
+        if self.fault.network == "reset":
+            reset(scope.get(TRANSPORT))
+            await _disconnect(receive)   # the server has seen it go: the answer is over
+            return
+        try:   # the stall ends when the client gives up (its timeout), or after `stall` seconds
+            await asyncio.wait_for(_disconnect(receive), self.fault.stall)
+        except TimeoutError:
+            await send({"type": "http.response.body", "body": body[len(body) // 2:]})
+
+
+async def _disconnect(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def reset(transport: Any) -> None:
+    """Close the connection with a TCP RST (SO_LINGER 0), not an orderly FIN."""
+    if transport is None:
+        raise RuntimeError("no transport in scope: serve the app through with_transports()")
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()

@@ -20,6 +20,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from . import graph_subscriptions
+from .faults import BrokenAnswer
 from .graph_seed import mail_state, seed_generated, seed_sample, text_to_html
 from .graph_state import Address, MailState, Message, graph_id
 from .graph_wire import folder_json, graph_error, message_json, attachment_json, parse_prefer
@@ -155,6 +156,8 @@ class _GraphApi:
 
     def _guard(self, request: Request, route: str) -> Response | None:
         fault = self.ctx.faults.check("graph", route, request.url.path)
+        if fault is not None and fault.network:
+            return BrokenAnswer(fault)
         if fault is not None:
             return graph_error(fault.status, fault.reason or _FAULT_CODES.get(fault.status, "ServiceError"),
                                f"Injected fault on {route}", retry_after=fault.retry_after)

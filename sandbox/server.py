@@ -27,8 +27,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp
 
-from .faults import Faults
+from .faults import Faults, with_transports
 from .workspace import Workspace, sample_workspace
 
 
@@ -73,13 +74,13 @@ def _admin_routes(ctx: Context) -> list[BaseRoute]:
     ]
 
 
-def build_app(ctx: Context) -> Starlette:
+def build_app(ctx: Context) -> ASGIApp:
     from . import drive, graph, idp, slack
 
     routes = _admin_routes(ctx)
     for service in (slack, drive, graph, idp):
         routes += service.routes(ctx)
-    return Starlette(routes=routes)
+    return with_transports(Starlette(routes=routes))
 
 
 class Sandbox:

@@ -24,7 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from .documents import make_docx
-from .faults import Faults
+from .faults import BrokenAnswer, Faults
 from .slack_socket import APP_TOKEN, hub
 from .workspace import Workspace
 
@@ -545,6 +545,8 @@ def _fault_response(faults: Faults, route: str, channel: str = "") -> Response |
     fault = faults.check("slack", route, channel)
     if fault is None:
         return None
+    if fault.network:
+        return BrokenAnswer(fault)
     if fault.status == 429:
         wait = fault.retry_after if fault.retry_after is not None else 1
         return _err("ratelimited", 429, {"Retry-After": str(math.ceil(wait))})

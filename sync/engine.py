@@ -30,6 +30,7 @@ from inlet.config import Settings
 from inlet.connectors.base import Connector
 from inlet.connectors.model import Checkpoint, Deletion, Document, Progress, Skipped
 from inlet.errors import CredentialsError, InletError, LeaseLostError
+from inlet.index.disk import storage_error
 from inlet.index.storage import Fence, Leases, StateStore
 from inlet.index.store import ApplyStats, Index
 
@@ -222,7 +223,8 @@ class Engine:
         run = self.state.start_run(name, kind)
         started = time.monotonic()
         try:
-            self._drive(self.connector(name), source, run, scope)
+            self._drive(self.connector(name), source, run, scope,
+                        resumed=not fresh and kind == "backfill")
         except CredentialsError as exc:
             log.error("%s", exc)   # names the source; stderr is where an operator looks first
             return self._finish(run, started, "failed", str(exc), credentials=True)
@@ -230,6 +232,10 @@ class Engine:
             log.error("source %r failed: %s", name, exc)
             return self._finish(run, started, "failed", str(exc))
         except Exception as exc:  # a connector bug must not take the daemon down
+            full = storage_error(exc, self.index.path)
+            if full is not None:   # a full or read-only index folder: its name and cause, no traceback
+                log.error("source %r failed: %s", name, full)
+                return self._finish(run, started, "failed", str(full))
             log.exception("source %r failed", name)
             return self._finish(run, started, "failed", f"{type(exc).__name__}: {exc}")
         if self.stop.is_set():
@@ -237,7 +243,7 @@ class Engine:
         return self._finish(run, started, "partial" if run.errors else "ok", None)
 
     def _drive(self, connector: Connector, source: SourceState, run: RunRecord,
-               scope: frozenset[str] | None = None) -> None:
+               scope: frozenset[str] | None = None, resumed: bool = False) -> None:
         since = datetime.fromisoformat(source.since) if source.since and source.phase == "backfill" else None
         batch = _Batch()
         progress = _Reporter(self, run)
@@ -278,10 +284,29 @@ class Engine:
             if source.since is None:
                 with self._write_lock:
                     run.deleted += self.index.prune(source.name, source.generation, source.fence)
+                if resumed and connector.deletions_from_checkpoint:
+                    self._reconcile(connector, source, run)
             source.phase = "incremental"
             source.last_prune = time.time() if source.since is None else source.last_prune
         self.state.save_source(source)
         progress.tick(force=True)
+
+    def _reconcile(self, connector: Connector, source: SourceState, run: RunRecord) -> None:
+        """After a full pass that resumed an interrupted one, delete what the source no longer has.
+
+        The interrupted run may have committed documents after its last saved checkpoint. They carry
+        this pass's generation, so if they vanished before the pass resumed, the prune keeps them,
+        and a connector that finds deletions by its checkpoint's memory (files, mail archives)
+        never learns of them. Asking the source what exists settles it, once per crash. (Slack,
+        Drive and Outlook hear of such deletions from their change feeds on the next sync.)"""
+        try:
+            live = set(connector.live_ids())
+        except NotImplementedError:
+            return
+        gone = [d for d in self.index.catalog.source_doc_ids(source.name) if d not in live]
+        if gone:
+            with self._write_lock:
+                run.deleted += self.index.apply([], gone, fence=source.fence).deleted
 
     def _flush(self, batch: _Batch, source: SourceState, run: RunRecord, progress: "_Reporter") -> None:
         if not batch.docs and not batch.deletions:

@@ -369,10 +369,14 @@ def run_all(stack: Stack) -> dict[str, str]:
 
 def test_every_connector_under_10pct_faults_ends_like_a_fault_free_run(sb: Sandbox, tmp_path: Path,
                                                                        embedder: Any) -> None:
+    """429s with and without Retry-After, 5xx, connections reset (RST) halfway through an answer,
+    answers that stall past the client's timeout, and access tokens expired mid-run."""
     from inlet.sandbox import drive_auth
     from inlet.sandbox.faults import Fault
 
-    patient = {"slack": {"max_retries": 8, "retry_backoff": 0.01}, "drive": {"retries": 8}}
+    timeout = 2.0   # the clients' read timeout; a stalled answer stalls three times as long
+    patient = {"slack": {"max_retries": 8, "retry_backoff": 0.01, "timeout": timeout},
+               "drive": {"retries": 8, "timeout": timeout}, "mail": {"timeout": timeout}}
     quiet = make_stack(sb, tmp_path / "quiet", embedder, **patient)
     stack = next(quiet)
     try:
@@ -380,11 +384,19 @@ def test_every_connector_under_10pct_faults_ends_like_a_fault_free_run(sb: Sandb
         expected = index_state(stack)
     finally:
         quiet.close()
-    throttled = [Fault(429, "ratelimited", retry_after=0.01), Fault(429, "ratelimited")]
+    network = [Fault.reset(), Fault.stalled(3 * timeout)]
+    throttled = [Fault(429, "ratelimited", retry_after=0.01), Fault(429, "ratelimited"), *network]
     sb.faults.flaky("slack", "*", 0.1, [*throttled, Fault(500, "internal_error"), Fault(503, "service_unavailable")],
                     seed=1)
     sb.faults.flaky("drive", "*", 0.1, [*throttled, Fault(500, "backendError"), Fault(503, "backendError")], seed=2)
-    sb.faults.flaky("graph", "*", 0.1, [*throttled, Fault(503, "ServiceUnavailable")], seed=3)
+    sb.faults.flaky("graph", "*", 0.1, [*throttled, Fault(500, "InternalServerError"),
+                                        Fault(503, "ServiceUnavailable")], seed=3)
+    for service, reset_route, stall_route in (("slack", "conversations.*", "users.*"),
+                                              ("drive", "files.list", "changes.*"),
+                                              ("graph", "mailFolders", "messages.delta")):
+        sb.faults.break_next(service, reset_route, Fault.reset())   # and each service surely meets both
+        sb.faults.break_next(service, stall_route, Fault.stalled(3 * timeout))
+    sb.faults.break_next("drive", "token", Fault.reset())
     sb.faults.reset_counts()
     noisy = make_stack(sb, tmp_path / "noisy", embedder, **patient)
     stack = next(noisy)
@@ -399,7 +411,10 @@ def test_every_connector_under_10pct_faults_ends_like_a_fault_free_run(sb: Sandb
         assert index_state(stack) == expected
         hit = {key.partition(":")[0] for key in sb.faults.rejected}
         assert hit == {"slack", "drive", "graph"}, sb.faults.rejected   # every service was disturbed
-        print(f"faults injected: {sum(sb.faults.rejected.values())} of {sb.faults.count()} calls")
+        broken = {f.network: n for f, n in sb.faults.injected.items() if f.network}
+        assert set(broken) == {"reset", "stall"}, sb.faults.injected   # both network faults were met
+        print(f"faults injected: {sum(sb.faults.rejected.values())} of {sb.faults.count()} calls "
+              f"({broken['reset']} resets, {broken['stall']} stalls)")
     finally:
         noisy.close()
         sb.faults.clear()

@@ -308,6 +308,36 @@ def test_retry_transport_waits_then_gives_up() -> None:
     assert sleeps[-1] == 5
 
 
+def test_retry_transport_retries_5xx_and_resets_of_idempotent_requests() -> None:
+    def reset(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError("connection reset by peer", request=request)
+
+    answers = iter([httpx.Response(500), httpx.Response(502, headers={"Retry-After": "0.25"}), reset,
+                    httpx.Response(200, json={"ok": True})])
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        answer = next(answers)
+        return answer(request) if callable(answer) else answer
+
+    sleeps: list[float] = []
+    with httpx.Client(transport=RetryTransport(httpx.MockTransport(serve), sleep=sleeps.append)) as client:
+        assert client.get("https://graph.test/x").json() == {"ok": True}
+    assert sleeps == [0.5, 0.25, 2.0]   # backoff, Retry-After, backoff (0.5 * 2 ** 2)
+    posted: list[str] = []
+
+    def reset_post(request: httpx.Request) -> httpx.Response:
+        posted.append(request.method)
+        raise httpx.ReadError("connection reset by peer", request=request)
+
+    with httpx.Client(transport=RetryTransport(httpx.MockTransport(reset_post), sleep=sleeps.append)) as client:
+        with pytest.raises(httpx.ReadError):   # a POST may have been served: it is not sent twice
+            client.post("https://graph.test/subscriptions", json={})
+    assert posted == ["POST"]
+    bounded = RetryTransport(httpx.MockTransport(lambda r: httpx.Response(500)), attempts=3, sleep=sleeps.append)
+    with httpx.Client(transport=bounded) as client:
+        assert client.get("https://graph.test/x").status_code == 500   # given up after 3 attempts
+
+
 def test_live_ids_list_synced_messages_for_prune(fresh: Sandbox) -> None:
     conn = small(fresh)
     items, _ = run(conn)
