@@ -55,17 +55,17 @@ def test_no_query_pending_means_no_wait():
 def test_tokens_counted_and_queries_embedded_beside_a_bulk_encode(embedder):
     """The Hugging Face tokenizer is not thread-safe: a padded query batch beside token counting
     used to come back ragged (ValueError, a 500 under load). Every call must succeed and give
-    what it gives alone."""
-    texts = ["word " * n for n in range(5, 150, 9)]
+    what it gives alone, while a bulk encode runs a few rounds."""
+    texts = ["word " * n for n in range(5, 400, 7)]
     counts = embedder.count_tokens(texts)
-    queries = [f"query {n} " * (n + 1) for n in range(6)]
+    queries = [f"query {n} " * (n + 1) for n in range(4)]
     alone = {q: embedder.encode_query(q) for q in queries}
     errors: list[BaseException] = []
-    rounds = 6
+    bulk_done = threading.Event()
 
-    def run(work) -> None:
+    def loop(work) -> None:
         try:
-            for _ in range(rounds):
+            while not bulk_done.is_set():
                 work()
         except BaseException as exc:   # reported by the assertion below
             errors.append(exc)
@@ -76,9 +76,15 @@ def test_tokens_counted_and_queries_embedded_beside_a_bulk_encode(embedder):
     def query(q: str) -> None:
         assert float(np.dot(embedder.encode_query(q), alone[q])) > 0.97
 
-    threads = [threading.Thread(target=run, args=(count,)),
-               threading.Thread(target=run, args=(lambda: embedder.encode(texts),))]
-    threads += [threading.Thread(target=run, args=(lambda q=q: query(q),)) for q in queries]
+    def bulk() -> None:
+        try:
+            for _ in range(3):
+                embedder.encode(texts)
+        finally:
+            bulk_done.set()
+
+    threads = [threading.Thread(target=bulk), threading.Thread(target=loop, args=(count,))]
+    threads += [threading.Thread(target=loop, args=(lambda q=q: query(q),)) for q in queries]
     for thread in threads:
         thread.start()
     for thread in threads:
