@@ -7,6 +7,7 @@ fast and only commands that embed pay for torch.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import queue
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from inlet.errors import ConfigError
 
 from .backends import BACKENDS, DEFAULT_BACKEND, OnnxEncoder, onnx_file, resolve_device
+from .priority import QueryFirst, in_turns
 
 if TYPE_CHECKING:
     import numpy as np
@@ -61,8 +63,14 @@ class Embedder:
         self.device = device
         self._model: Any = None
         self._onnx: OnnxEncoder | None = None
+        self._query_onnx: OnnxEncoder | None = None   # the same session, with a tokenizer of its own
         self._lock = threading.Lock()
-        self._queries = QueryBatcher(self._encode_short)
+        # A Hugging Face tokenizer is not thread-safe: each call re-sets its padding and truncation,
+        # so a backfill counting tokens beside a padded query batch made ragged arrays (500s under
+        # load). Bulk work shares the model's tokenizer under this lock; queries have their own.
+        self._tokenizing = threading.Lock()
+        self.gate = QueryFirst()   # bulk embedding yields to queries (see `priority`)
+        self._queries = QueryBatcher(self._encode_short, self.gate)
 
     @property
     def fingerprint(self) -> dict[str, str]:
@@ -80,6 +88,8 @@ class Embedder:
                     if self.backend != "torch":
                         path = onnx_file(model, self.model_path, quantized=self.backend == "onnx-int8")
                         self._onnx = OnnxEncoder(model, path, device, threads=_session_threads)
+                        self._query_onnx = copy.copy(self._onnx)
+                        self._query_onnx.tokenizer = copy.deepcopy(model.tokenizer)
                     self._model = model
                     # `inlet search -v` shows it; took_ms leaves it out (tests/test_cli_e2e.py compares them)
                     log.info("embedding model loaded in %.0f ms (%s, %s backend)",
@@ -97,18 +107,23 @@ class Embedder:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        ids = self.model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        model = self.model
+        with self._tokenizing:
+            ids = model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
         return [len(i) for i in ids]
 
     def encode(self, texts: Sequence[str]) -> "np.ndarray":
-        """Unit-length vectors (cosine similarity is then a dot product)."""
+        """Unit-length vectors (cosine similarity is then a dot product), in turns that let queries
+        of this process go first (`priority`)."""
+        return in_turns(list(texts), self._encode_bulk, self.gate)
+
+    def _encode_bulk(self, texts: list[str]) -> "np.ndarray":
         model = self.model
-        if self._onnx is not None:
-            return self._onnx.encode(list(texts), self.batch_size)
-        return model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-            show_progress_bar=False, convert_to_numpy=True,
-        )
+        with self._tokenizing:
+            if self._onnx is not None:
+                return self._onnx.encode(texts, self.batch_size)
+            return model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                show_progress_bar=False, convert_to_numpy=True)
 
     def _encode_short(self, texts: Sequence[str]) -> "np.ndarray":
         """`encode` for a few short texts (queries): one forward pass, same vectors, without
@@ -116,9 +131,10 @@ class Embedder:
         import torch
 
         model = self.model
-        if self._onnx is not None:
-            return self._onnx.encode_short(texts)
-        features = model.preprocess(list(texts))
+        if self._query_onnx is not None:
+            return self._query_onnx.encode_short(texts)
+        with self._tokenizing:   # torch: one sub-batch of bulk work at most goes before
+            features = model.preprocess(list(texts))
         features = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in features.items()}
         with torch.inference_mode():
             vectors = model.forward(features)["sentence_embedding"]
@@ -143,8 +159,9 @@ class QueryBatcher:
     MAX_BATCH = 32
     IDLE_EXIT = 60.0   # seconds without a query before the worker exits (the next query starts one)
 
-    def __init__(self, encode: Callable[[Sequence[str]], "np.ndarray"]) -> None:
+    def __init__(self, encode: Callable[[Sequence[str]], "np.ndarray"], gate: QueryFirst | None = None) -> None:
         self._encode = encode
+        self.gate = gate or QueryFirst()
         self._waiting: queue.SimpleQueue[tuple[str, Future[Any]]] = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -155,6 +172,7 @@ class QueryBatcher:
     def submit(self, text: str) -> "Future[np.ndarray]":
         """Queue `text` for the next batch; the future holds its vector."""
         done: Future[Any] = Future()
+        self.gate.arrive()
         with self._lock:   # queued and a worker ensured together: an exiting worker cannot strand it
             self._waiting.put((text, done))
             if self._worker is None:
@@ -183,6 +201,8 @@ class QueryBatcher:
                 for _, done in batch:
                     done.set_exception(exc)
                 continue
+            finally:
+                self.gate.leave(len(batch))
             for (_, done), vector in zip(batch, vectors):
                 done.set_result(vector)
 

@@ -1,0 +1,92 @@
+"""Queries first (index/priority.py) and embedding from several threads at once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from inlet.index.priority import QueryFirst, in_turns
+
+
+def fake_encode(calls: list[list[str]]):
+    def encode(texts: list[str]) -> np.ndarray:
+        calls.append(list(texts))
+        return np.array([[float(len(t)), 1.0] for t in texts], dtype=np.float32)
+    return encode
+
+
+def test_turns_keep_the_order_of_the_texts_and_are_bounded():
+    texts = [f"text {'x' * (n * 7 % 23)} {n}" for n in range(70)]
+    calls: list[list[str]] = []
+    vectors = in_turns(texts, fake_encode(calls), QueryFirst(), turn=32)
+    assert [len(c) for c in calls] == [32, 32, 6]
+    assert vectors[:, 0].tolist() == [float(len(t)) for t in texts]
+    assert in_turns([], fake_encode([]), QueryFirst()).shape[0] == 0
+
+
+def test_a_turn_waits_for_pending_queries_until_they_leave():
+    gate = QueryFirst()
+    gate.arrive(2)
+    waited = ThreadPoolExecutor(1).submit(gate.wait_turn, 30.0)
+    gate.leave(1)
+    assert not waited.done()            # one query still pending: still waiting
+    gate.leave(1)
+    assert waited.result(timeout=10) < 30.0
+
+
+def test_a_turn_waits_at_most_its_limit_so_queries_cannot_starve_a_backfill():
+    gate = QueryFirst()
+    gate.arrive()                       # a query that never leaves
+    started = time.monotonic()
+    calls: list[list[str]] = []
+    in_turns([f"t{n}" for n in range(96)], fake_encode(calls), gate, turn=32)
+    assert len(calls) == 3
+    assert gate.waited > 0 and time.monotonic() - started < 5.0
+
+
+def test_no_query_pending_means_no_wait():
+    gate = QueryFirst()
+    assert gate.wait_turn(30.0) < 1.0
+
+
+def test_tokens_counted_and_queries_embedded_beside_a_bulk_encode(embedder):
+    """The Hugging Face tokenizer is not thread-safe: a padded query batch beside token counting
+    used to come back ragged (ValueError, a 500 under load). Every call must succeed and give
+    what it gives alone, while a bulk encode runs a few rounds."""
+    texts = ["word " * n for n in range(5, 400, 7)]
+    counts = embedder.count_tokens(texts)
+    queries = [f"query {n} " * (n + 1) for n in range(4)]
+    alone = {q: embedder.encode_query(q) for q in queries}
+    errors: list[BaseException] = []
+    bulk_done = threading.Event()
+
+    def loop(work) -> None:
+        try:
+            while not bulk_done.is_set():
+                work()
+        except BaseException as exc:   # reported by the assertion below
+            errors.append(exc)
+
+    def count() -> None:
+        assert embedder.count_tokens(texts) == counts
+
+    def query(q: str) -> None:
+        assert float(np.dot(embedder.encode_query(q), alone[q])) > 0.97
+
+    def bulk() -> None:
+        try:
+            for _ in range(3):
+                embedder.encode(texts)
+        finally:
+            bulk_done.set()
+
+    threads = [threading.Thread(target=bulk), threading.Thread(target=loop, args=(count,))]
+    threads += [threading.Thread(target=loop, args=(lambda q=q: query(q),)) for q in queries]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors[:3]
