@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Union
 
@@ -62,6 +63,8 @@ def _repost(db: psycopg.Connection[Any]) -> None:
             done += len(rows)
     db.execute("UPDATE corpus SET chunks = (SELECT count(*) FROM chunks), "
                "length = (SELECT COALESCE(sum(length), 0) FROM chunks) WHERE id = 1")
+    db.execute("TRUNCATE terms")
+    db.execute("INSERT INTO terms SELECT term, count(*) FROM postings GROUP BY term")
     log.info("index database: rewrote the postings of %d chunks with positions", done)
 
 
@@ -106,8 +109,11 @@ MIGRATIONS: list[Migration] = [
     """CREATE TABLE run_progress (run_id BIGINT PRIMARY KEY, holder TEXT NOT NULL, seen INTEGER NOT NULL,
                                   done INTEGER, total INTEGER, unit TEXT, updated DOUBLE PRECISION NOT NULL);""",
     # 5: postings keep positions (phrases, identifiers); the key covers what ranking reads (index-only scans)
+    # and each term's chunk count is kept (IDF without counting postings); the ACL check reads its key alone
     """ALTER TABLE postings ADD COLUMN pos INTEGER[];
-       ALTER TABLE postings DROP CONSTRAINT postings_pkey, ADD PRIMARY KEY (term, chunk) INCLUDE (tf, length);""",
+       ALTER TABLE postings DROP CONSTRAINT postings_pkey, ADD PRIMARY KEY (term, chunk) INCLUDE (tf, length);
+       CREATE TABLE terms (term TEXT PRIMARY KEY, df BIGINT NOT NULL);
+       DROP INDEX acl_doc; CREATE INDEX acl_doc ON acl (doc_id, principal);""",
     # 6: the postings written before 5, with positions and stopwords
     _repost,
 ]
@@ -330,9 +336,9 @@ class PgCatalog:
             check_fence(db, batch.fence)
             docs = [d for d, _ in batch.embedded] + batch.relabelled
             rechunked = [d.id for d, _ in batch.embedded] + batch.gone
-            dropped, dropped_length = self._drop_chunks(db, rechunked)
+            dropped, dropped_length, gone_terms = self._drop_chunks(db, rechunked)
             self._put_documents(db, docs, {d.id: len(t) for d, t in batch.embedded}, batch.generation)
-            added, added_length = self._put_chunks(db, batch.embedded)
+            added, added_length, new_terms = self._put_chunks(db, batch.embedded)
             if batch.keys:
                 with db.cursor() as cur:
                     cur.executemany("UPDATE chunks SET key = %s WHERE chunk_id = %s",
@@ -342,18 +348,24 @@ class PgCatalog:
             if batch.gone:
                 db.execute("DELETE FROM acl WHERE doc_id = ANY(%s)", (batch.gone,))
                 db.execute("DELETE FROM documents WHERE doc_id = ANY(%s)", (batch.gone,))
+            new_terms.subtract(gone_terms)
+            _count_terms(db, new_terms)
             if added or dropped:
                 db.execute("UPDATE corpus SET chunks = chunks + %s, length = length + %s WHERE id = 1",
                            (added - dropped, added_length - dropped_length))
 
     @staticmethod
-    def _drop_chunks(db: psycopg.Connection[Any], doc_ids: list[str]) -> tuple[int, int]:
+    def _drop_chunks(db: psycopg.Connection[Any], doc_ids: list[str]) -> tuple[int, int, Counter[str]]:
+        """Delete the documents' chunks: how many, their length, and the chunks each term lost."""
         if not doc_ids:
-            return 0, 0
+            return 0, 0, Counter()
         rows = db.execute("DELETE FROM chunks WHERE doc_id = ANY(%s) RETURNING id, length", (doc_ids,)).fetchall()
+        terms: Counter[str] = Counter()
         if rows:
-            db.execute("DELETE FROM postings WHERE chunk = ANY(%s)", ([r[0] for r in rows],))
-        return len(rows), sum(r[1] for r in rows)
+            terms.update(dict(db.execute("WITH gone AS (DELETE FROM postings WHERE chunk = ANY(%s) RETURNING term) "
+                                         "SELECT term, count(*) FROM gone GROUP BY term",
+                                         ([r[0] for r in rows],)).fetchall()))
+        return len(rows), sum(r[1] for r in rows), terms
 
     @staticmethod
     def _put_documents(db: psycopg.Connection[Any], docs: list[Document], chunks: dict[str, int],
@@ -378,13 +390,15 @@ class PgCatalog:
                     copy.write_row(row)
 
     @staticmethod
-    def _put_chunks(db: psycopg.Connection[Any], embedded: list[tuple[Document, list[str]]]) -> tuple[int, int]:
+    def _put_chunks(db: psycopg.Connection[Any],
+                    embedded: list[tuple[Document, list[str]]]) -> tuple[int, int, Counter[str]]:
+        """Insert chunks and their postings: how many, their length, and the chunks each term gained."""
         rows = []
         for doc, texts in embedded:
             for n, text in enumerate(texts):
                 rows.append((chunk_id(doc.id, n), doc.id, n, text, *pg_lexical.postings(doc.title or "", text)))
         if not rows:
-            return 0, 0
+            return 0, 0, Counter()
         ids = db.execute(
             "INSERT INTO chunks (chunk_id, doc_id, n, text, length) SELECT * FROM unnest("
             "%s::text[], %s::text[], %s::int[], %s::text[], %s::int[]) RETURNING id, chunk_id",
@@ -395,4 +409,14 @@ class PgCatalog:
             for cid, *_, found, length in rows:
                 for term, posting in found.items():
                     copy.write_row((term, by_chunk[cid], posting.tf, length, posting.positions))
-        return len(rows), sum(r[5] for r in rows)
+        return len(rows), sum(r[5] for r in rows), Counter(term for row in rows for term in row[4])
+
+
+def _count_terms(db: psycopg.Connection[Any], change: Counter[str]) -> None:
+    """Add `change` to the terms' chunk counts, locking their rows in term order: two commits
+    touching the same terms wait for each other instead of deadlocking."""
+    moved = sorted((term, n) for term, n in change.items() if n)
+    if moved:
+        db.execute("INSERT INTO terms (term, df) SELECT * FROM unnest(%s::text[], %s::bigint[]) ORDER BY 1 "
+                   "ON CONFLICT (term) DO UPDATE SET df = terms.df + excluded.df",
+                   ([t for t, _ in moved], [n for _, n in moved]))

@@ -142,7 +142,10 @@ def test_rewrites_and_deletions_keep_the_statistics_exact(database_url: str, tmp
         with pg.pool.connection() as db:
             stats = db.execute("SELECT chunks, length FROM corpus").fetchone()
             actual = db.execute("SELECT count(*), sum(length) FROM chunks").fetchone()
+            kept = db.execute("SELECT term, df FROM terms WHERE df > 0 ORDER BY term").fetchall()
+            counted = db.execute("SELECT term, count(*) FROM postings GROUP BY term ORDER BY term").fetchall()
         assert stats == actual
+        assert kept == counted and kept   # each term's chunk count (IDF) follows rewrites and deletions
     finally:
         sqlite.close()
         pg.close()
