@@ -336,13 +336,16 @@ class PgCatalog:
         """Write one batch in one transaction, refused unless the batch's fence is still current."""
         from inlet.sync.leases import check_fence
 
+        # Tokenised before the transaction: a slow or starved process must not sit idle inside it
+        # (the server ends a session idle in a transaction for IDLE_IN_TRANSACTION).
+        chunks = _chunk_rows(batch.embedded)
         with self.pool.connection() as db, db.transaction():
             check_fence(db, batch.fence)
             docs = [d for d, _ in batch.embedded] + batch.relabelled
             rechunked = [d.id for d, _ in batch.embedded] + batch.gone
             dropped, dropped_length, gone_terms = self._drop_chunks(db, rechunked)
             self._put_documents(db, docs, {d.id: len(t) for d, t in batch.embedded}, batch.generation)
-            added, added_length, new_terms = self._put_chunks(db, batch.embedded)
+            added, added_length, new_terms = self._put_chunks(db, chunks)
             if batch.keys:
                 with db.cursor() as cur:
                     cur.executemany("UPDATE chunks SET key = %s WHERE chunk_id = %s",
@@ -394,13 +397,8 @@ class PgCatalog:
                     copy.write_row(row)
 
     @staticmethod
-    def _put_chunks(db: psycopg.Connection[Any],
-                    embedded: list[tuple[Document, list[str]]]) -> tuple[int, int, Counter[str]]:
+    def _put_chunks(db: psycopg.Connection[Any], rows: list[ChunkRow]) -> tuple[int, int, Counter[str]]:
         """Insert chunks and their postings: how many, their length, and the chunks each term gained."""
-        rows = []
-        for doc, texts in embedded:
-            for n, text in enumerate(texts):
-                rows.append((chunk_id(doc.id, n), doc.id, n, text, *pg_lexical.postings(doc.title or "", text)))
         if not rows:
             return 0, 0, Counter()
         ids = db.execute(
@@ -414,6 +412,14 @@ class PgCatalog:
                 for term, posting in found.items():
                     copy.write_row((term, by_chunk[cid], posting.tf, length, posting.positions))
         return len(rows), sum(r[5] for r in rows), Counter(term for row in rows for term in row[4])
+
+
+ChunkRow = tuple[str, str, int, str, dict[str, pg_lexical.Posting], int]   # id, doc, n, text, postings, length
+
+
+def _chunk_rows(embedded: list[tuple[Document, list[str]]]) -> list[ChunkRow]:
+    return [(chunk_id(doc.id, n), doc.id, n, text, *pg_lexical.postings(doc.title or "", text))
+            for doc, texts in embedded for n, text in enumerate(texts)]
 
 
 def _count_terms(db: psycopg.Connection[Any], change: Counter[str]) -> None:
