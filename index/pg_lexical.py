@@ -47,9 +47,14 @@ TITLE_BASE = 1 << 30      # title token i is at position TITLE_BASE + i; text to
 MAX_PHRASE_PARTS = 32     # a longer quoted phrase is matched on its first parts (one join per part)
 
 
+PORTER_MIN, PORTER_MAX = 3, 64   # FTS5's porter stems only tokens of this many characters
+
+
 @lru_cache(maxsize=200_000)
 def stem(word: str) -> str:
-    return _stemmer().stemWord(word)
+    """The word's Porter stem, as FTS5's `porter` tokenizer gives it: shorter or longer tokens pass
+    through unchanged ("us" stays "us"; Porter alone would make it "u", and "us" a stem of "use")."""
+    return _stemmer().stemWord(word) if PORTER_MIN <= len(word) <= PORTER_MAX else word
 
 
 @lru_cache(maxsize=1)

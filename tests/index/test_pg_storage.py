@@ -97,7 +97,8 @@ def tickets() -> list[Document]:
     texts = {"p:1": ("Legal", "The launch was blocked by the legal review until May."),
              "p:2": ("Launch", "Legal review of the launch: nobody blocked it, and the review is done."),
              "p:3": ("Blocked by the legal review", "Status of the vendor contract, error 0x8007A2B6 twice."),
-             "p:4": ("Apart", "INC 20931 was mentioned apart, and so was db fra 131; what is it, and who has it?")}
+             "p:4": ("Apart", "INC 20931 was mentioned apart, and so was db fra 131; what is it, and who has it?"),
+             "p:5": ("Usage", "Let us use the spare laptop: users used it before us, as it was meant to be used.")}
     docs += [Document(id=key, source="p", source_type="files", title=title, text=text, acl=ACL(public=True))
              for key, (title, text) in texts.items()]
     return docs
@@ -105,7 +106,7 @@ def tickets() -> list[Document]:
 
 PHRASE_QUERIES = ["who owns db-fra-117.prod.example.com", "INC-20917", "INC-20931 status",
                   '"blocked by the legal review"', '"legal review" launch', "what is it", "#ops-general",
-                  "error 0x8007A2B6", "db fra 131", '"review the legal"']
+                  "error 0x8007A2B6", "db fra 131", '"review the legal"', "use the laptop", "us"]
 
 
 def test_identifiers_and_phrases_rank_like_the_sqlite_index(tmp_path: Path, database_url: str) -> None:
