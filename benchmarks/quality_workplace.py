@@ -1,6 +1,7 @@
 """Retrieval quality on workplace questions that name things: recall@5 and nDCG@10 per query kind.
 
     .venv/bin/python benchmarks/quality_workplace.py [--keep DIR] [--show-misses]
+    .venv/bin/python benchmarks/quality_workplace.py --keep DIR --database-url URL --chroma-url URL
 
 The corpus is what a team would index: the sandbox's sample Slack workspace, Drive and one
 Outlook mailbox (Robert Badeer's 122 Enron mails), backfilled through the real connectors and
@@ -66,6 +67,9 @@ def main() -> None:
     parser.add_argument("--queries", type=Path, default=HERE / "quality_queries_workplace.json")
     parser.add_argument("--keep", type=Path, help="build the corpus here (or reuse it) instead of a temp folder")
     parser.add_argument("--show-misses", action="store_true", help="print the queries each mode misses")
+    parser.add_argument("--database-url", help="evaluate the corpus migrated into PostgreSQL (with --chroma-url; "
+                        "`inlet migrate --to` from the --keep folder) instead of the folder")
+    parser.add_argument("--chroma-url", help="the Chroma server beside --database-url")
     args = parser.parse_args()
     labelled = json.loads(args.queries.read_text())["queries"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -73,7 +77,10 @@ def main() -> None:
         started = time.perf_counter()
         if not (root / "folders").is_dir():
             build(root)
-        with Index(load_config(root / "config.toml").index) as index:
+        config = load_config(root / "config.toml").index
+        if args.database_url:
+            config = config.model_copy(update={"database_url": args.database_url, "chroma_url": args.chroma_url})
+        with Index(config) as index:
             counts = index.catalog.counts()
             print(f"corpus: {counts} (built in {time.perf_counter() - started:.0f}s)", file=sys.stderr)
             missing = [q["answer"] for q in labelled if not index.catalog.stored([q["answer"]])]

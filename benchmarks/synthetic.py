@@ -11,7 +11,9 @@ from __future__ import annotations
 import random
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,35 +46,46 @@ def acl_for(rng: random.Random) -> ACL:
     return ACL()
 
 
-def build(path: Path, n_chunks: int, seed: int = 7) -> list[str]:
-    """Synthetic documents straight into the catalog and Chroma; returns the vocabulary."""
+def batches(n_chunks: int, seed: int = 7, size: int = 4000) -> Iterator[tuple[list[Document], np.ndarray]]:
+    """The synthetic one-chunk documents with their random unit vectors, `size` at a time
+    (the same for a seed, so two backends can be filled alike)."""
     rng = random.Random(seed)
     words = vocabulary(rng)
     weights = [1.0 / (i + 1) for i in range(len(words))]          # Zipf-like word frequencies
-    index = Index(IndexConfig(path=path))
     np_rng = np.random.default_rng(seed)
-    started = time.perf_counter()
-    batch = 4000
-    for start in range(0, n_chunks, batch):
+    for start in range(0, n_chunks, size):
         docs = []
-        for n in range(start, min(start + batch, n_chunks)):
+        for n in range(start, min(start + size, n_chunks)):
             text = " ".join(rng.choices(words, weights, k=rng.randint(60, 140)))
             docs.append(Document(id=f"synth:{n}", source=f"src{n % 4}", source_type="files", title=f"doc {n}",
                                  text=text, url=f"https://example.invalid/{n}", acl=acl_for(rng),
                                  updated_at=time.time() - rng.random() * 3 * 365 * 86400))
         vecs = np_rng.standard_normal((len(docs), 384)).astype(np.float32)
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-        index.collection.upsert(
-            ids=[chunk_id(d.id, 0) for d in docs], embeddings=vecs,
-            metadatas=[vectors.chunk_metadata(d.id, d.source, d.source_type, doc_ts(d), d.acl.principals(), 0)
-                       for d in docs])
+        yield docs, vecs
+
+
+def upsert_vectors(collection: Any, docs: list[Document], vecs: np.ndarray) -> None:
+    collection.upsert(
+        ids=[chunk_id(d.id, 0) for d in docs], embeddings=vecs,
+        metadatas=[vectors.chunk_metadata(d.id, d.source, d.source_type, doc_ts(d), d.acl.principals(), 0)
+                   for d in docs])
+
+
+def build(path: Path, n_chunks: int, seed: int = 7) -> list[str]:
+    """Synthetic documents straight into the catalog and Chroma; returns the vocabulary."""
+    index = Index(IndexConfig(path=path))
+    started = time.perf_counter()
+    done = 0
+    for docs, vecs in batches(n_chunks, seed):
+        upsert_vectors(index.collection, docs, vecs)
         with index.catalog.transaction() as db:
             for d in docs:
                 Catalog.put(db, d, [d.text], 0)
-        print(f"  built {min(start + batch, n_chunks)}/{n_chunks} chunks ({time.perf_counter() - started:.0f}s)",
-              file=sys.stderr)
+        done += len(docs)
+        print(f"  built {done}/{n_chunks} chunks ({time.perf_counter() - started:.0f}s)", file=sys.stderr)
     index.close()
-    return words
+    return vocabulary(random.Random(seed))
 
 
 def queries(words: list[str], n: int = 500, seed: int = 11) -> list[str]:

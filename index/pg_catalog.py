@@ -1,16 +1,8 @@
 """The PostgreSQL catalog: documents, chunks, ACL principals and a BM25 index, shared by every host.
 
 Same contract as the SQLite catalog (`catalog.py`), so the engine and the server cannot tell them
-apart. PostgreSQL has no BM25 (`ts_rank` ignores corpus-wide term rarity and length), so the
-ranking is computed here from maintained statistics: a `postings` row per (term, chunk) holding the
-term's weighted frequency (title counts double, as in the SQLite index) and the chunk's length,
-and one `corpus` row holding the number of chunks and their total length, all written in the
-commit's transaction. A query reads each term's document frequency and scores
-
-    sum over terms  idf(t) * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / avg_length))
-
-in one SQL statement, with FTS5's constants and IDF (log((N - df + 0.5) / (df + 0.5)), floored),
-so both backends rank alike. Terms come from `lexical_terms()`: the one tokeniser of this module.
+apart. BM25 (FTS5's, phrases included) is computed from postings and corpus statistics written in
+each commit's transaction: see `pg_lexical.py`.
 
 Every commit checks the committing run's lease fence in its own transaction (`sync/leases.py`).
 Schema migrations are applied on start, under an advisory lock so several starters do not race.
@@ -20,18 +12,17 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 from collections import Counter
-from collections.abc import Iterable
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Union
 
 from inlet.connectors.model import Document
 from inlet.errors import DatabaseError
 
-from .lexical import STOPWORDS
-from .catalog import COMMON_TERM, LEXICAL_OVERFETCH, Filters, visible_only, StoredDoc, chunk_doc_id, chunk_id, doc_ts
+from . import pg_lexical
+from .catalog import LEXICAL_OVERFETCH, Filters, visible_only, StoredDoc, chunk_doc_id, chunk_id, doc_ts
+from .lexical import RARE_EXACT, parse_query
 
 if TYPE_CHECKING:
     import psycopg
@@ -42,13 +33,42 @@ if TYPE_CHECKING:
     from .storage import Commit
 
 log = logging.getLogger(__name__)
-K1 = 1.2
-B = 0.75
-TITLE_WEIGHT = 2
 IDLE_IN_TRANSACTION_MS = 5000
 MIGRATION_LOCK = 7_150_015   # pg_advisory_xact_lock key: one migrator at a time
 
-MIGRATIONS: list[str] = [
+Migration = Union[str, Callable[["psycopg.Connection[Any]"], None]]   # DDL, or a step that needs Python
+
+
+def _repost(db: psycopg.Connection[Any]) -> None:
+    """Rewrite every chunk's postings with positions and stopwords (phrases on PostgreSQL, migration 6)."""
+    from inlet.connectors.model import Document
+
+    db.execute("TRUNCATE postings")
+    titles: dict[str, str] = {}
+    done = 0
+    with db.cursor(name="repost") as chunks:
+        chunks.execute("SELECT c.id, c.text, c.doc_id, d.body FROM chunks c JOIN documents d ON d.doc_id = c.doc_id")
+        while rows := chunks.fetchmany(2000):
+            lengths = []
+            with db.cursor().copy("COPY postings (term, chunk, tf, length, pos) FROM STDIN") as copy:
+                for rid, text, doc_id, body in rows:
+                    if doc_id not in titles:
+                        titles[doc_id] = Document.model_validate_json(body).title or ""
+                    found, length = pg_lexical.postings(titles[doc_id], text)
+                    lengths.append((length, rid))
+                    for term, posting in found.items():
+                        copy.write_row((term, rid, posting.tf, length, posting.positions))
+            with db.cursor() as cur:
+                cur.executemany("UPDATE chunks SET length = %s WHERE id = %s", lengths)
+            done += len(rows)
+    db.execute("UPDATE corpus SET chunks = (SELECT count(*) FROM chunks), "
+               "length = (SELECT COALESCE(sum(length), 0) FROM chunks) WHERE id = 1")
+    db.execute("TRUNCATE terms")
+    db.execute("INSERT INTO terms SELECT term, count(*) FROM postings GROUP BY term")
+    log.info("index database: rewrote the postings of %d chunks with positions", done)
+
+
+MIGRATIONS: list[Migration] = [
     """
     CREATE TABLE documents (
         doc_id TEXT PRIMARY KEY, source TEXT NOT NULL, source_type TEXT NOT NULL,
@@ -88,35 +108,24 @@ MIGRATIONS: list[str] = [
     # 4: a run in flight's progress, for `inlet status` on any host
     """CREATE TABLE run_progress (run_id BIGINT PRIMARY KEY, holder TEXT NOT NULL, seen INTEGER NOT NULL,
                                   done INTEGER, total INTEGER, unit TEXT, updated DOUBLE PRECISION NOT NULL);""",
-    # 5: the vectors' model fingerprint and a reindex under way (fingerprint.py), one row, versioned
+    # 5: postings keep positions (phrases, identifiers); the key covers what ranking reads (index-only scans)
+    # and each term's chunk count is kept (IDF without counting postings); the ACL check reads its key alone
+    """ALTER TABLE postings ADD COLUMN pos INTEGER[];
+       ALTER TABLE postings DROP CONSTRAINT postings_pkey, ADD PRIMARY KEY (term, chunk) INCLUDE (tf, length);
+       CREATE TABLE terms (term TEXT PRIMARY KEY, df BIGINT NOT NULL);
+       DROP INDEX acl_doc; CREATE INDEX acl_doc ON acl (doc_id, principal);""",
+    # 6: the postings written before 5, with positions and stopwords
+    _repost,
+    # 7: the vectors' model fingerprint and a reindex under way (fingerprint.py), one row, versioned
     """CREATE TABLE embedding_record (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL,
                                       version BIGINT NOT NULL);""",
-    # 6: each daemon's change-event status per source (sync/pg_event_status.py), for status on any host
+    # 8: each daemon's change-event status per source (sync/pg_event_status.py), for status on any host
     """CREATE TABLE daemon_events (source TEXT NOT NULL, holder TEXT NOT NULL, report TEXT NOT NULL,
                                    updated TIMESTAMPTZ NOT NULL, PRIMARY KEY (source, holder));""",
 ]
 
-_TOKEN = re.compile(r"[^\W_]+")
 _pools: dict[str, tuple[ConnectionPool, int]] = {}
 _pools_lock = threading.Lock()
-
-
-@lru_cache(maxsize=200_000)
-def _stem(word: str) -> str:
-    return _stemmer().stemWord(word)
-
-
-@lru_cache(maxsize=1)
-def _stemmer() -> Any:
-    import snowballstemmer   # type: ignore[import-untyped]
-
-    return snowballstemmer.stemmer("porter")
-
-
-def lexical_terms(text: str) -> list[str]:
-    """The index terms of `text`, in order: lower-cased letter/digit runs, Porter-stemmed (what the
-    SQLite index's `porter unicode61` tokeniser yields). The one tokeniser of this module."""
-    return [_stem(w) for w in _TOKEN.findall(text.lower())]
 
 
 def connect(config: IndexConfig) -> ConnectionPool:
@@ -178,7 +187,10 @@ def migrate(db: psycopg.Connection[Any]) -> int:
         version = row[0] if row and row[0] is not None else 0
         for number, sql in enumerate(MIGRATIONS[version:], version + 1):
             log.info("index database: applying schema migration %d", number)
-            db.execute(sql)   # type: ignore[arg-type]   # our own constant DDL
+            if callable(sql):
+                sql(db)
+            else:
+                db.execute(sql)   # type: ignore[arg-type]   # our own constant DDL
             db.execute("INSERT INTO schema_version VALUES (%s)", (number,))
     return len(MIGRATIONS)
 
@@ -209,6 +221,7 @@ class PgCatalog:
 
     def __init__(self, config: IndexConfig) -> None:
         self.pool = connect(config)
+        self._frequencies = pg_lexical.Frequencies()
 
     def close(self) -> None:
         disconnect(self.pool)
@@ -261,9 +274,13 @@ class PgCatalog:
         docs = list({chunk_doc_id(c) for c in chunk_ids})
         if not docs:
             return set()
-        where, params = _filter_sql(filters)
-        rows = self._query(f"SELECT d.doc_id FROM documents d WHERE d.doc_id = ANY(%s) AND "
-                           f"{' AND '.join(where or ['TRUE'])}", [docs, *params])
+        if filters == Filters(principals=filters.principals) and filters.principals is not None:
+            rows = self._query("SELECT DISTINCT doc_id FROM acl WHERE doc_id = ANY(%s) AND principal = ANY(%s)",
+                               [docs, list(filters.principals)])   # an ACL alone: its key answers
+        else:
+            where, params = _filter_sql(filters)
+            rows = self._query(f"SELECT d.doc_id FROM documents d WHERE d.doc_id = ANY(%s) AND "
+                               f"{' AND '.join(where or ['TRUE'])}", [docs, *params])
         keep = {r[0] for r in rows}
         return {c for c in chunk_ids if chunk_doc_id(c) in keep}
 
@@ -278,66 +295,63 @@ class PgCatalog:
 
     def exact_matches(self, query: str, filters: Filters) -> dict[str, int]:
         """chunk id -> how many of the query's rare identifiers and quoted phrases it holds (as the
-        SQLite catalog, `lexical.py`): candidates hold every part's stem (postings), then the parts
-        must stand in order, separated only by non-word characters, in the chunk's own text."""
-        from .lexical import RARE_EXACT, parse_query
-
-        found: dict[str, int] = {}
+        SQLite catalog): each term's parts at consecutive positions, in title or text, counted only
+        when at most RARE_EXACT chunks hold it; one statement for all of them."""
+        exact = [t for t in parse_query(query) if t.exact]
+        if not exact:
+            return {}
         with self.pool.connection() as db:
-            for term in parse_query(query):
-                if not term.exact:
-                    continue
-                stems = list(dict.fromkeys(_stem(p) for p in term.parts))
-                stems = [s for s in stems if s not in _stop_stems()] or stems   # stopwords have no postings
-                pattern = "[^[:alnum:]]+".join(rf"\m{re.escape(p)}\M" for p in term.parts)
-                rows = db.execute(
-                    "SELECT c.chunk_id FROM chunks c JOIN (SELECT chunk FROM postings WHERE term = ANY(%s) "
-                    "GROUP BY chunk HAVING count(*) = %s) p ON p.chunk = c.id WHERE lower(c.text) ~ %s LIMIT %s",
-                    (stems, len(stems), pattern, RARE_EXACT + 1)).fetchall()
-                if len(rows) <= RARE_EXACT:
-                    for (cid,) in rows:
-                        found[cid] = found.get(cid, 0) + 1
+            _, df = self._frequencies.get(db, {s for t in exact for s in pg_lexical.stems_of(t)})
+            sql, params = pg_lexical.exact_sql(exact, df, RARE_EXACT)
+            rows = db.execute(sql, params).fetchall()   # type: ignore[arg-type]   # built from constants
+        per_term: dict[int, list[str]] = {}
+        for k, cid in rows:
+            per_term.setdefault(k, []).append(cid)
+        found: dict[str, int] = {}
+        for chunks in per_term.values():
+            if len(chunks) <= RARE_EXACT:
+                for cid in chunks:
+                    found[cid] = found.get(cid, 0) + 1
         return visible_only(found, filters, self.passing)
 
     def lexical(self, query: str, filters: Filters, limit: int) -> list[tuple[str, float]]:
-        """(chunk id, BM25 score), best first, filtered like the dense search; the same query
-        terms as the SQLite catalog (stopwords out, corpus-common terms dropped). As there, the
-        best LEXICAL_OVERFETCH x `limit` are ranked unfiltered and filtered after; only when too
-        few pass is the ranking joined with the filters."""
-        every = lexical_terms(query)
-        terms = list(dict.fromkeys([t for t in every if t not in _stop_stems()] or every))
+        """(chunk id, BM25 score), best first, filtered like the dense search, on the same terms as
+        the SQLite catalog (`parse_query`: identifiers and quoted phrases as phrases, corpus-common
+        words dropped). As there, the best LEXICAL_OVERFETCH x `limit` are ranked unfiltered, and
+        the filters checked on those in the same statement; only when too few pass is the ranking
+        run again over the chunks that pass."""
+        terms = parse_query(query)
         if not terms:
             return []
         with self.pool.connection() as db:
-            stats = db.execute("SELECT NULL, chunks, length FROM corpus UNION ALL SELECT term, count(*), 0 "
-                               "FROM postings WHERE term = ANY(%s) GROUP BY term", (terms,)).fetchall()
-            total, length = next(((int(r[1]), int(r[2])) for r in stats if r[0] is None), (0, 0))
-            df: dict[str, int] = {r[0]: int(r[1]) for r in stats if r[0] is not None}
-            if not total or not df:
+            total, df = self._frequencies.get(db, {s for t in terms for s in pg_lexical.stems_of(t)})
+            if not total:
                 return []
-            chosen = [t for t in _selective(terms, df, total) if t in df]
-            weights = ([float(max(_idf(total, df[t]), 1e-6)) for t in chosen], length / total)
-            wide = _rank(db, chosen, weights, Filters(), limit * LEXICAL_OVERFETCH)
-            if filters == Filters():
-                return wide[:limit]
-            keep = self.passing([cid for cid, _ in wide], filters)
-            hits = [hit for hit in wide if hit[0] in keep][:limit]
-            if len(hits) == limit or len(wide) < limit * LEXICAL_OVERFETCH:   # enough, or every match was seen
+            chosen = pg_lexical.selective(terms, df, total)
+            wide_limit = limit * LEXICAL_OVERFETCH
+            sql, params = pg_lexical.ranking_sql(chosen, df, wide_limit, filters, False, _filter_sql)
+            wide = db.execute(sql, params).fetchall()   # type: ignore[arg-type]   # built from constants
+            hits = [(r[0], float(r[1])) for r in wide if r[2]][:limit]
+            if len(hits) == limit or len(wide) < wide_limit:   # enough, or every match was seen
                 return hits
-            return _rank(db, chosen, weights, filters, limit)
+            sql, params = pg_lexical.ranking_sql(chosen, df, limit, filters, True, _filter_sql)
+            return [(r[0], float(r[1])) for r in db.execute(sql, params).fetchall()]   # type: ignore[arg-type]
 
     # --- writes -------------------------------------------------------------------------------
     def commit(self, batch: Commit) -> None:
         """Write one batch in one transaction, refused unless the batch's fence is still current."""
         from inlet.sync.leases import check_fence
 
+        # Tokenised before the transaction: a slow or starved process must not sit idle inside it
+        # (the server ends a session idle in a transaction for IDLE_IN_TRANSACTION).
+        chunks = _chunk_rows(batch.embedded)
         with self.pool.connection() as db, db.transaction():
             check_fence(db, batch.fence)
             docs = [d for d, _ in batch.embedded] + batch.relabelled
             rechunked = [d.id for d, _ in batch.embedded] + batch.gone
-            dropped, dropped_length = self._drop_chunks(db, rechunked)
+            dropped, dropped_length, gone_terms = self._drop_chunks(db, rechunked)
             self._put_documents(db, docs, {d.id: len(t) for d, t in batch.embedded}, batch.generation)
-            added, added_length = self._put_chunks(db, batch.embedded)
+            added, added_length, new_terms = self._put_chunks(db, chunks)
             if batch.keys:
                 with db.cursor() as cur:
                     cur.executemany("UPDATE chunks SET key = %s WHERE chunk_id = %s",
@@ -347,18 +361,24 @@ class PgCatalog:
             if batch.gone:
                 db.execute("DELETE FROM acl WHERE doc_id = ANY(%s)", (batch.gone,))
                 db.execute("DELETE FROM documents WHERE doc_id = ANY(%s)", (batch.gone,))
+            new_terms.subtract(gone_terms)
+            _count_terms(db, new_terms)
             if added or dropped:
                 db.execute("UPDATE corpus SET chunks = chunks + %s, length = length + %s WHERE id = 1",
                            (added - dropped, added_length - dropped_length))
 
     @staticmethod
-    def _drop_chunks(db: psycopg.Connection[Any], doc_ids: list[str]) -> tuple[int, int]:
+    def _drop_chunks(db: psycopg.Connection[Any], doc_ids: list[str]) -> tuple[int, int, Counter[str]]:
+        """Delete the documents' chunks: how many, their length, and the chunks each term lost."""
         if not doc_ids:
-            return 0, 0
+            return 0, 0, Counter()
         rows = db.execute("DELETE FROM chunks WHERE doc_id = ANY(%s) RETURNING id, length", (doc_ids,)).fetchall()
+        terms: Counter[str] = Counter()
         if rows:
-            db.execute("DELETE FROM postings WHERE chunk = ANY(%s)", ([r[0] for r in rows],))
-        return len(rows), sum(r[1] for r in rows)
+            terms.update(dict(db.execute("WITH gone AS (DELETE FROM postings WHERE chunk = ANY(%s) RETURNING term) "
+                                         "SELECT term, count(*) FROM gone GROUP BY term",
+                                         ([r[0] for r in rows],)).fetchall()))
+        return len(rows), sum(r[1] for r in rows), terms
 
     @staticmethod
     def _put_documents(db: psycopg.Connection[Any], docs: list[Document], chunks: dict[str, int],
@@ -383,73 +403,36 @@ class PgCatalog:
                     copy.write_row(row)
 
     @staticmethod
-    def _put_chunks(db: psycopg.Connection[Any], embedded: list[tuple[Document, list[str]]]) -> tuple[int, int]:
-        lengths: list[int] = []   # every token of title and text, as FTS5 counts a row's length
-        rows = []
-        for doc, texts in embedded:
-            title = lexical_terms(doc.title or "")
-            for n, text in enumerate(texts):
-                body = lexical_terms(text)
-                rows.append((chunk_id(doc.id, n), doc.id, n, text, _weighted(title, body)))
-                lengths.append(len(title) + len(body))
+    def _put_chunks(db: psycopg.Connection[Any], rows: list[ChunkRow]) -> tuple[int, int, Counter[str]]:
+        """Insert chunks and their postings: how many, their length, and the chunks each term gained."""
         if not rows:
-            return 0, 0
+            return 0, 0, Counter()
         ids = db.execute(
             "INSERT INTO chunks (chunk_id, doc_id, n, text, length) SELECT * FROM unnest("
             "%s::text[], %s::text[], %s::int[], %s::text[], %s::int[]) RETURNING id, chunk_id",
             ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
-             lengths)).fetchall()
+             [r[5] for r in rows])).fetchall()
         by_chunk = dict((cid, rid) for rid, cid in ids)
-        with db.cursor().copy("COPY postings (term, chunk, tf, length) FROM STDIN") as copy:
-            for (cid, *_, weights), length in zip(rows, lengths):
-                for term, tf in weights.items():
-                    copy.write_row((term, by_chunk[cid], tf, length))
-        return len(rows), sum(lengths)
+        with db.cursor().copy("COPY postings (term, chunk, tf, length, pos) FROM STDIN") as copy:
+            for cid, *_, found, length in rows:
+                for term, posting in found.items():
+                    copy.write_row((term, by_chunk[cid], posting.tf, length, posting.positions))
+        return len(rows), sum(r[5] for r in rows), Counter(term for row in rows for term in row[4])
 
 
-def _rank(db: psycopg.Connection[Any], terms: list[str], weights: tuple[list[float], float], filters: Filters,
-          limit: int) -> list[tuple[str, float]]:
-    """BM25 of the chunks matching `terms` (with their IDFs and the average length in `weights`).
-    The `term = ANY` condition lets the planner read only those terms' postings through the primary
-    key; joined with the unnest() alone, it estimated badly and scanned every posting."""
-    where, params = _filter_sql(filters)
-    join = "JOIN chunks c ON c.id = p.chunk JOIN documents d ON d.doc_id = c.doc_id" if where else ""
-    sql = ("WITH q(term, idf) AS (SELECT * FROM unnest(%s::text[], %s::float8[])) "
-           "SELECT c.chunk_id, s.score FROM (SELECT p.chunk, sum(q.idf * p.tf * %s / "
-           "(p.tf + %s * (1 - %s + %s * p.length / %s))) AS score FROM postings p "
-           f"JOIN q ON q.term = p.term {join} WHERE p.term = ANY(%s) AND {' AND '.join(where or ['TRUE'])} "
-           "GROUP BY p.chunk ORDER BY score DESC, p.chunk LIMIT %s) s "
-           "JOIN chunks c ON c.id = s.chunk ORDER BY s.score DESC, s.chunk")
-    idf, average = weights
-    rows = db.execute(sql, (terms, idf, K1 + 1, K1, B, B, average, terms, *params, limit)).fetchall()   # type: ignore[arg-type]
-    return [(r[0], float(r[1])) for r in rows]
+ChunkRow = tuple[str, str, int, str, dict[str, pg_lexical.Posting], int]   # id, doc, n, text, postings, length
 
 
-def _weighted(title: list[str], body: list[str]) -> Counter[str]:
-    """Term -> frequency in a chunk, a title occurrence counting TITLE_WEIGHT times (stopwords are
-    dropped from queries with other words, so they get no postings; they still count in the length)."""
-    stop = _stop_stems()
-    weights: Counter[str] = Counter(t for t in body if t not in stop)
-    for term in title:
-        if term not in stop:
-            weights[term] += TITLE_WEIGHT
-    return weights
+def _chunk_rows(embedded: list[tuple[Document, list[str]]]) -> list[ChunkRow]:
+    return [(chunk_id(doc.id, n), doc.id, n, text, *pg_lexical.postings(doc.title or "", text))
+            for doc, texts in embedded for n, text in enumerate(texts)]
 
 
-@lru_cache(maxsize=1)
-def _stop_stems() -> frozenset[str]:
-    return frozenset(_stem(w) for w in STOPWORDS)
-
-
-def _idf(total: int, df: int) -> float:
-    import math
-
-    return math.log((total - df + 0.5) / (df + 0.5))
-
-
-def _selective(terms: list[str], df: dict[str, int], total: int) -> list[str]:
-    """As the SQLite catalog: a term in over COMMON_TERM of all chunks is dropped while rarer ones remain."""
-    if len(terms) < 2:
-        return terms
-    common = {t for t in terms if df.get(t, 0) > COMMON_TERM * total}
-    return [t for t in terms if t not in common] or sorted(terms, key=lambda t: df.get(t, 0))[:2]
+def _count_terms(db: psycopg.Connection[Any], change: Counter[str]) -> None:
+    """Add `change` to the terms' chunk counts, locking their rows in term order: two commits
+    touching the same terms wait for each other instead of deadlocking."""
+    moved = sorted((term, n) for term, n in change.items() if n)
+    if moved:
+        db.execute("INSERT INTO terms (term, df) SELECT * FROM unnest(%s::text[], %s::bigint[]) ORDER BY 1 "
+                   "ON CONFLICT (term) DO UPDATE SET df = terms.df + excluded.df",
+                   ([t for t, _ in moved], [n for _, n in moved]))

@@ -104,8 +104,9 @@ def _as_user(folder: Path) -> tuple[list[str], dict]:
 
 
 @contextmanager
-def postgres_server(folder: Path) -> Iterator[str]:
-    """A PostgreSQL server in `folder` on a free loopback port; yields a URL (trust auth, user inlet)."""
+def postgres_server(folder: Path, settings: tuple[str, ...] = ()) -> Iterator[str]:
+    """A PostgreSQL server in `folder` on a free loopback port; yields a URL (trust auth, user inlet).
+    `settings` are more `name=value` server settings (benchmarks size the buffers)."""
     binaries = postgres_bin()
     folder.mkdir(parents=True, exist_ok=True)
     prefix, who = _as_user(folder)
@@ -115,7 +116,7 @@ def postgres_server(folder: Path) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen([*prefix, str(binaries / "postgres"), "-D", str(data), "-p", str(port), "-k", str(folder),
                              "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200",
-                             "-c", "synchronous_commit=off"],
+                             "-c", "synchronous_commit=off", *[arg for kv in settings for arg in ("-c", kv)]],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **who)
     url = f"postgresql://inlet@127.0.0.1:{port}/postgres"
 

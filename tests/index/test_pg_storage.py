@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -61,13 +63,22 @@ QUERIES = ["certificate rotation", "budget forecast", "database failover inciden
            "kubernetes upgrade", "churn region", "archive note", "laptop"]
 
 
-def test_bm25_ranks_like_the_sqlite_index(tmp_path: Path, database_url: str) -> None:
-    docs = corpus()
+@contextmanager
+def both_catalogs(docs: list[Document], tmp_path: Path, database_url: str) -> Iterator[tuple[Catalog, PgCatalog]]:
+    """A SQLite and a PostgreSQL catalog holding `docs`."""
     sqlite = Catalog(tmp_path / "catalog.db")
     pg = PgCatalog(IndexConfig(database_url=database_url, chroma_url="http://unused"))
     try:
         commit(sqlite, docs)
         commit(pg, docs)
+        yield sqlite, pg
+    finally:
+        sqlite.close()
+        pg.close()
+
+
+def test_bm25_ranks_like_the_sqlite_index(tmp_path: Path, database_url: str) -> None:
+    with both_catalogs(corpus(), tmp_path, database_url) as (sqlite, pg):
         for query in QUERIES:
             for filters in (Filters(), Filters(principals=("user1@example.com",)), Filters(sources=("t",))):
                 want = sqlite.lexical(query, filters, 10)
@@ -75,9 +86,43 @@ def test_bm25_ranks_like_the_sqlite_index(tmp_path: Path, database_url: str) -> 
                 assert [c for c, _ in got] == [c for c, _ in want], (query, filters)
                 assert [round(s, 4) for _, s in got] == pytest.approx([round(s, 4) for _, s in want], rel=1e-3)
         assert pg.counts() == sqlite.counts()
-    finally:
-        sqlite.close()
-        pg.close()
+
+
+def tickets() -> list[Document]:
+    """Look-alike tickets naming hosts and channels, a few phrases (one in a title), stopwords."""
+    docs = [Document(id=f"t:{n}", source="t", source_type="files", title=f"ticket {n}",
+                     text=f"INC-{20900 + n} on db-fra-{100 + n}.prod.example.com, see #ops-general. "
+                     + "note " * (n % 5),
+                     acl=ACL(public=True) if n % 3 else ACL(users=["ann@example.com"])) for n in range(30)]
+    texts = {"p:1": ("Legal", "The launch was blocked by the legal review until May."),
+             "p:2": ("Launch", "Legal review of the launch: nobody blocked it, and the review is done."),
+             "p:3": ("Blocked by the legal review", "Status of the vendor contract, error 0x8007A2B6 twice."),
+             "p:4": ("Apart", "INC 20931 was mentioned apart, and so was db fra 131; what is it, and who has it?"),
+             "p:5": ("Usage", "Let us use the spare laptop: users used it before us, as it was meant to be used.")}
+    docs += [Document(id=key, source="p", source_type="files", title=title, text=text, acl=ACL(public=True))
+             for key, (title, text) in texts.items()]
+    return docs
+
+
+PHRASE_QUERIES = ["who owns db-fra-117.prod.example.com", "INC-20917", "INC-20931 status",
+                  '"blocked by the legal review"', '"legal review" launch', "what is it", "#ops-general",
+                  "error 0x8007A2B6", "db fra 131", '"review the legal"', "use the laptop", "us"]
+
+
+def test_identifiers_and_phrases_rank_like_the_sqlite_index(tmp_path: Path, database_url: str) -> None:
+    """parse_query's phrases (identifiers, quoted phrases) score on PostgreSQL as FTS5 scores them:
+    parts adjacent and in order, in the title counting double, stopwords inside a phrase matched."""
+    with both_catalogs(tickets(), tmp_path, database_url) as (sqlite, pg):
+        for query in PHRASE_QUERIES:
+            for filters in (Filters(), Filters(principals=("ann@example.com",)), Filters(principals=("bob@x.org",))):
+                want = sorted((round(-s, 4), c) for c, s in sqlite.lexical(query, filters, 50))
+                got = sorted((round(-s, 4), c) for c, s in pg.lexical(query, filters, 50))
+                assert [c for _, c in got] == [c for _, c in want], (query, filters)
+                assert [s for s, _ in got] == pytest.approx([s for s, _ in want], rel=1e-3), (query, filters)
+                assert pg.exact_matches(query, filters) == sqlite.exact_matches(query, filters), (query, filters)
+        assert pg.lexical("who owns db-fra-117.prod.example.com", Filters(), 5)[0][0] == "t:17#0"
+        assert pg.exact_matches('"blocked by the legal review"', Filters()) == {"p:1#0": 1, "p:3#0": 1}
+        assert pg.exact_matches("INC-20931", Filters()) == {"p:4#0": 1}
 
 
 def test_rewrites_and_deletions_keep_the_statistics_exact(database_url: str, tmp_path: Path) -> None:
@@ -98,7 +143,10 @@ def test_rewrites_and_deletions_keep_the_statistics_exact(database_url: str, tmp
         with pg.pool.connection() as db:
             stats = db.execute("SELECT chunks, length FROM corpus").fetchone()
             actual = db.execute("SELECT count(*), sum(length) FROM chunks").fetchone()
+            kept = db.execute("SELECT term, df FROM terms WHERE df > 0 ORDER BY term").fetchall()
+            counted = db.execute("SELECT term, count(*) FROM postings GROUP BY term ORDER BY term").fetchall()
         assert stats == actual
+        assert kept == counted and kept   # each term's chunk count (IDF) follows rewrites and deletions
     finally:
         sqlite.close()
         pg.close()

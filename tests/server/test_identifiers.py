@@ -63,6 +63,25 @@ def ticket_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -
 
 
 @pytest.fixture(scope="module")
+def pg_ticket_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder, postgres_url: str,
+                    chroma_server_url: str) -> Iterator[Index]:
+    """The same tickets in PostgreSQL + a Chroma server (one collection per session's server: emptied first)."""
+    import chromadb
+
+    from inlet.index.vectors import COLLECTION
+    from tests.servers import new_database
+
+    client = chromadb.HttpClient(host="127.0.0.1", port=int(chroma_server_url.rsplit(":", 1)[1]))
+    if COLLECTION in [c.name for c in client.list_collections()]:
+        client.delete_collection(COLLECTION)
+    ticket_folder, runbook_folder = write_folders(tmp_path_factory.mktemp("pg-tickets"))
+    config = IndexConfig(database_url=new_database(postgres_url, "tickets"), chroma_url=chroma_server_url)
+    with Index(config, embedder=embedder) as index:
+        index.apply(load_folder("tickets", ticket_folder) + load_folder("runbooks", runbook_folder) + PHRASE_DOCS)
+        yield index
+
+
+@pytest.fixture(scope="module")
 def app(ticket_index: Index) -> Any:
     return create_app(settings_for(ticket_index.path), index=ticket_index, env=KEYS)
 
@@ -110,3 +129,19 @@ def test_a_quoted_phrase_matches_as_a_phrase(client: TestClient) -> None:
                          ('"blocked by the failing tests" release notes', "notes:release-b")):
         response = client.post("/v1/search", json={"query": query, "k": 3}, headers=OPS)
         assert response.json()["results"][0]["doc_id"] == first, query
+
+
+def test_postgresql_puts_the_holder_first_as_the_folder_does(pg_ticket_index: Index, ticket_index: Index) -> None:
+    """The same identifier and phrase queries on PostgreSQL, whose BM25 matches phrases by
+    position (index/pg_lexical.py): the holder is first there too, with the same exact matches."""
+    from inlet.index.search import SearchRequest, search
+
+    for shape, ticket in CASES:
+        query = SHAPES[shape](ticket)
+        hits, _ = search(pg_ticket_index, SearchRequest(query, k=5))
+        assert hits[0].doc_id == holder(ticket), query
+        assert pg_ticket_index.exact_matches(query, SearchRequest(query).filters()) == \
+            ticket_index.exact_matches(query, SearchRequest(query).filters()), query
+    for query, first in (('"blocked by legal review"', "notes:release-a"),
+                         ('"blocked by the failing tests" release notes', "notes:release-b")):
+        assert search(pg_ticket_index, SearchRequest(query, k=3))[0][0].doc_id == first, query
