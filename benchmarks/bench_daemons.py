@@ -239,13 +239,14 @@ def main() -> None:
     parser.add_argument("--lease", type=float, default=10.0)
     parser.add_argument("--only", choices=["slack", "folders", "takeover"], action="append")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # a stopped run still stops its daemons and servers
     only = set(args.only or ["slack", "folders", "takeover"])
     print(f"load average at start: {load()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="inlet-bench-d-") as tmp, \
             tempfile.TemporaryDirectory(prefix="inlet-bench-dpg-") as pg_folder, \
             postgres_server(Path(pg_folder)) as server, chroma_server(Path(tmp) / "chroma") as chroma:
         work = Path(tmp)
-        for part in ("slack", "folders", "takeover"):
+        for part in ("takeover", "slack", "folders"):
             if part in only:
                 try:
                     PARTS[part](work, server, chroma, args)
