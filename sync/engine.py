@@ -11,6 +11,7 @@ fence: a run whose lease was taken over can commit nothing more.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -25,9 +26,10 @@ from inlet.connectors.base import Connector
 from inlet.connectors.model import Checkpoint, Deletion, Document, Progress, Skipped
 from inlet.errors import CredentialsError, InletError, LeaseLostError
 from inlet.index.storage import Fence, Leases, StateStore
-from inlet.index.store import ApplyStats, Index
+from inlet.index.store import ApplyStats, Index, Prepared
 
 from .leases import FolderLeases
+from .pipeline import Pipeline
 from .state import RunRecord, SourceState
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ STOP_GRACE = 15.0         # after `stop`, seconds a run goes on towards its next
 INTERRUPTED = "interrupted: progress up to the last checkpoint is kept; the next run resumes from it"
 PROGRESS_EVERY = 0.5      # seconds between progress callbacks (the bar moves while one big file embeds)
 PROGRESS_SAVE_EVERY = 2.0  # seconds between progress rows written for `inlet status`
+_STOPPED = object()       # `_feed`: the run was stopped before its end
 
 
 @dataclass
@@ -87,8 +90,8 @@ class _CheckpointWriter:
     A Drive checkpoint listing 100k file ids takes ~45 ms to write, and one comes with every page of
     100 files. A skipped write only lengthens the re-read after a crash: the resumed run starts from
     an older checkpoint, and documents it sees again unchanged are not re-embedded. Checkpoints are
-    written while the connector is paused at them, never later: their state may share objects the
-    connector goes on changing."""
+    copied while the connector is paused at them (their state may share objects the connector goes on
+    changing) and written once every batch before them is (`Pipeline.after`)."""
 
     def __init__(self, state: StateStore, source: SourceState) -> None:
         self.state = state
@@ -96,14 +99,23 @@ class _CheckpointWriter:
         self.cost = 0.0
         self.written_at = time.monotonic()
 
-    def offer(self, checkpoint: dict[str, Any], *, now: bool = False) -> None:
+    def offer(self, checkpoint: dict[str, Any], pipeline: Pipeline, *, now: bool = False) -> None:
+        """Queue `checkpoint` behind the batches before it, unless the budget says skip it."""
         if not now and time.monotonic() - self.written_at < self.cost / CHECKPOINT_SHARE:
             return
+        started = time.monotonic()
+        snapshot = copy.deepcopy(checkpoint)   # the connector goes on while the batches before it are written
+        copied = time.monotonic() - started
+        self.written_at = time.monotonic()     # no second snapshot before this one is written and timed
+        self.cost = max(self.cost, copied)
+        pipeline.after(lambda: self._write(snapshot, copied))
+
+    def _write(self, checkpoint: dict[str, Any], copied: float) -> None:
         self.source.checkpoint = checkpoint
         started = time.monotonic()
         self.state.save_source(self.source)
         self.written_at = time.monotonic()
-        self.cost = self.written_at - started
+        self.cost = copied + self.written_at - started
 
 
 class _Reporter(RunProgress):
@@ -115,27 +127,30 @@ class _Reporter(RunProgress):
         self.engine = engine
         self.run = run
         self.shown = self.saved = 0.0
+        self.lock = threading.Lock()   # counts change in the embedding and writing threads too
 
     def embedded(self, chunks: int) -> None:
-        self.embedding += chunks
+        with self.lock:
+            self.embedding += chunks
         self.tick()
 
     def tick(self, force: bool = False) -> None:
         now = time.monotonic()
-        show = self.engine.on_progress is not None and (force or now - self.shown >= PROGRESS_EVERY)
-        save = force or now - self.saved >= PROGRESS_SAVE_EVERY
-        if not (show or save):
-            return
-        live = RunRecord(**{**self.run.as_dict(), "embedded": self.run.embedded + self.embedding})
-        if show and self.engine.on_progress is not None:
-            self.shown = now
-            self.engine.on_progress(live, RunProgress(self.seen, self.done, self.total, self.unit, self.embedding))
-        if save:
-            self.saved = now
+        with self.lock:
+            show = self.engine.on_progress is not None and (force or now - self.shown >= PROGRESS_EVERY)
+            save = force or now - self.saved >= PROGRESS_SAVE_EVERY
+            if not (show or save):
+                return
+            self.shown = now if show else self.shown
+            self.saved = now if save else self.saved
+            live = RunRecord(**{**self.run.as_dict(), "embedded": self.run.embedded + self.embedding})
+        if save:   # saved first: what the display shows, `inlet status` can already read
             try:
                 self.engine.state.save_progress(live, self.seen, self.done, self.total, self.unit)
             except Exception:   # visibility must never stop a run
                 log.debug("could not save progress", exc_info=True)
+        if show and self.engine.on_progress is not None:
+            self.engine.on_progress(live, RunProgress(self.seen, self.done, self.total, self.unit, self.embedding))
 
 
 class _Batch:
@@ -227,38 +242,13 @@ class Engine:
 
     def _drive(self, connector: Connector, source: SourceState, run: RunRecord) -> None:
         since = datetime.fromisoformat(source.since) if source.since and source.phase == "backfill" else None
-        batch = _Batch()
         progress = _Reporter(self, run)
-        checkpoints = _CheckpointWriter(self.state, source)
-        last_checkpoint: dict[str, Any] | None = source.checkpoint
-        stop_by: float | None = None
-        for item in connector.load(source.checkpoint, since=since):
-            progress.seen += 1
-            if self.stop.is_set():   # go on to the next checkpoint, but not for longer than stop_grace
-                stop_by = stop_by if stop_by is not None else time.monotonic() + self.stop_grace
-                if time.monotonic() >= stop_by and not isinstance(item, Checkpoint):
-                    self._flush(batch, source, run, progress)   # committed; re-read idempotently on resume
-                    return
-            if isinstance(item, Document):
-                batch.add(item)
-            elif isinstance(item, Deletion):
-                batch.delete(item.id)
-            elif isinstance(item, Skipped):
-                self._skip(run, item)
-            elif isinstance(item, Progress):
-                progress.update(item)
-            elif isinstance(item, Checkpoint):
-                self._flush(batch, source, run, progress)
-                batch = _Batch()
-                last_checkpoint = item.state
-                checkpoints.offer(item.state, now=self.stop.is_set())
-                if self.stop.is_set():
-                    return
-            if batch.full():
-                self._flush(batch, source, run, progress)
-                batch = _Batch()
-            progress.tick()
-        self._flush(batch, source, run, progress)
+        with Pipeline(self.index, self._write_lock, on_embedded=progress.embedded,
+                      on_written=lambda batch, stats: self._written(batch, stats, run, progress)) as pipeline:
+            last_checkpoint = self._feed(connector, since, source, run, progress, pipeline)
+            pipeline.drain()
+        if last_checkpoint is _STOPPED:
+            return
         source.checkpoint = last_checkpoint
         if source.phase == "backfill":
             if source.since is None:
@@ -269,16 +259,54 @@ class Engine:
         self.state.save_source(source)
         progress.tick(force=True)
 
-    def _flush(self, batch: _Batch, source: SourceState, run: RunRecord, progress: "_Reporter") -> None:
-        if not batch.docs and not batch.deletions:
-            return
-        with self._write_lock:
-            stats: ApplyStats = self.index.apply(batch.docs, batch.deletions, source.generation, source.fence,
-                                                 on_embedded=progress.embedded)
-        progress.embedding = 0
-        run.upserted += stats.upserted
-        run.deleted += stats.deleted
-        run.embedded += stats.embedded_chunks
+    def _feed(self, connector: Connector, since: datetime | None, source: SourceState, run: RunRecord,
+              progress: "_Reporter", pipeline: Pipeline) -> Any:
+        """Hands the connector's items to `pipeline` in batches, each checkpoint behind the batch it
+        follows; returns the last checkpoint's state, or _STOPPED when `stop` ended the run early."""
+        batch = _Batch()
+        checkpoints = _CheckpointWriter(self.state, source)
+        last_checkpoint: dict[str, Any] | None = source.checkpoint
+        stop_by: float | None = None
+        for item in connector.load(source.checkpoint, since=since):
+            progress.seen += 1
+            if self.stop.is_set():   # go on to the next checkpoint, but not for longer than stop_grace
+                stop_by = stop_by if stop_by is not None else time.monotonic() + self.stop_grace
+                if time.monotonic() >= stop_by and not isinstance(item, Checkpoint):
+                    self._flush(batch, source, pipeline)   # committed; re-read idempotently on resume
+                    return _STOPPED
+            if isinstance(item, Document):
+                batch.add(item)
+            elif isinstance(item, Deletion):
+                batch.delete(item.id)
+            elif isinstance(item, Skipped):
+                self._skip(run, item)
+            elif isinstance(item, Progress):
+                progress.update(item)
+            elif isinstance(item, Checkpoint):
+                self._flush(batch, source, pipeline)
+                batch = _Batch()
+                last_checkpoint = item.state
+                checkpoints.offer(item.state, pipeline, now=self.stop.is_set())
+                if self.stop.is_set():
+                    return _STOPPED
+            if batch.full():
+                self._flush(batch, source, pipeline)
+                batch = _Batch()
+            progress.tick()
+        self._flush(batch, source, pipeline)
+        return last_checkpoint
+
+    def _flush(self, batch: _Batch, source: SourceState, pipeline: Pipeline) -> None:
+        if batch.docs or batch.deletions:
+            pipeline.submit(batch.docs, batch.deletions, source.generation, source.fence)
+
+    def _written(self, batch: Prepared, stats: ApplyStats, run: RunRecord, progress: "_Reporter") -> None:
+        """A batch is in the index: count it (in the writing thread)."""
+        with progress.lock:
+            progress.embedding -= len(batch.inputs)   # now counted in run.embedded (reused ones are not)
+            run.upserted += stats.upserted
+            run.deleted += stats.deleted
+            run.embedded += stats.embedded_chunks
         progress.tick()
 
     def _skip(self, run: RunRecord, item: Skipped) -> None:
