@@ -246,7 +246,7 @@ class Engine:
         with Pipeline(self.index, self._write_lock, on_embedded=progress.embedded,
                       on_written=lambda batch, stats: self._written(batch, stats, run, progress)) as pipeline:
             last_checkpoint = self._feed(connector, since, source, run, progress, pipeline)
-            pipeline.drain()
+            pipeline.drain(within=self.stop_grace if self.stop.is_set() else None)
         if last_checkpoint is _STOPPED:
             return
         source.checkpoint = last_checkpoint

@@ -51,6 +51,7 @@ class Pipeline:
         self._submitted = 0
         self._finished = 0
         self._error: BaseException | None = None
+        self._abandoned = False
         self._threads = [threading.Thread(target=self._embed_stage, name="inlet-embed", daemon=True),
                          threading.Thread(target=self._write_stage, name="inlet-write", daemon=True)]
         for thread in self._threads:
@@ -59,7 +60,9 @@ class Pipeline:
     def __enter__(self) -> "Pipeline":
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        if kind is not None and not issubclass(kind, Exception):   # Ctrl-C, exit: no more embedding
+            self.abandon()
         self.close()
 
     def submit(self, docs: Sequence[Document], deletions: Sequence[str], generation: int,
@@ -83,11 +86,20 @@ class Pipeline:
         """Run `action` in the writing thread once every batch submitted so far is written."""
         self._put(action)
 
-    def drain(self) -> None:
-        """Wait until everything submitted is written; raise a stage's failure."""
+    def drain(self, within: float | None = None) -> None:
+        """Wait until everything submitted is written; raise a stage's failure. After `within`
+        seconds, batches not yet being embedded are dropped with every checkpoint behind them
+        (`abandon`): a stopping run ends within one batch, and resumes from its last saved checkpoint."""
         with self._cond:
-            self._cond.wait_for(lambda: self._finished == self._submitted)
+            if not self._cond.wait_for(lambda: self._finished == self._submitted, timeout=within):
+                self._abandoned = True
+                self._cond.wait_for(lambda: self._finished == self._submitted)
             self._raise()
+
+    def abandon(self) -> None:
+        """Drop what is not yet being embedded (see `drain`)."""
+        with self._cond:
+            self._abandoned = True
 
     def close(self) -> None:
         """End the stage threads once what was submitted is done (or dropped after a failure)."""
@@ -113,6 +125,9 @@ class Pipeline:
 
     def _embed_stage(self) -> None:
         while (item := self._to_embed.get()) is not _STOP:
+            if self._abandoned:   # dropped in order: whatever follows a dropped batch is dropped too
+                self._done(item)
+                continue
             if isinstance(item, Prepared) and self._error is None:
                 try:
                     self.index.embed(item, self.on_embedded)
@@ -129,11 +144,14 @@ class Pipeline:
             except BaseException as exc:
                 self._fail(exc)
             finally:
-                with self._cond:
-                    if isinstance(item, Prepared):
-                        self._in_flight.subtract(item.doc_ids)
-                    self._finished += 1
-                    self._cond.notify_all()
+                self._done(item)
+
+    def _done(self, item: Any) -> None:
+        with self._cond:
+            if isinstance(item, Prepared):
+                self._in_flight.subtract(item.doc_ids)
+            self._finished += 1
+            self._cond.notify_all()
 
     def _write(self, item: Any) -> None:
         if not isinstance(item, Prepared):
