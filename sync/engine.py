@@ -1,9 +1,10 @@
 """Runs a connector into the index: the only place documents, checkpoints and runs meet.
 
-The engine knows no service. It batches what a connector yields, applies each batch to the index,
-and saves a checkpoint only once everything yielded before it is committed, so a crash anywhere
-resumes from the last checkpoint and re-applies, idempotently, what came after it. A full pass
-(a backfill with no `--since`) stamps every document it sees with a generation number; when the
+The engine knows no service. It batches what a connector yields, applies each batch to the index
+(`pipeline.Pipeline`: chunking, embedding and writing of successive batches overlap), and saves a
+checkpoint only once everything yielded before it is committed, so a crash anywhere resumes from
+the last checkpoint and re-applies, idempotently, what came after it. A full pass (a backfill with
+no `--since`) stamps every document it sees with a generation number; when the
 pass completes, documents of the source it did not see are deleted. A run holds its source's lease
 (`leases.py`) throughout, and every commit it makes (documents, checkpoint) carries the lease's
 fence: a run whose lease was taken over can commit nothing more.
