@@ -7,6 +7,7 @@ fast and only commands that embed pay for torch.
 
 from __future__ import annotations
 
+import copy
 import os
 import queue
 import threading
@@ -57,6 +58,7 @@ class Embedder:
         self.device = device
         self._model: Any = None
         self._onnx: OnnxEncoder | None = None
+        self._counter: Any = None
         self._lock = threading.Lock()
         self._queries = QueryBatcher(self._encode_short)
 
@@ -89,8 +91,20 @@ class Embedder:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        ids = self.model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        ids = self._counting_tokenizer()(list(texts), add_special_tokens=False)["input_ids"]
         return [len(i) for i in ids]
+
+    def _counting_tokenizer(self) -> Any:
+        """A copy of the model's tokenizer for chunk budgets. A fast tokenizer keeps its truncation
+        and padding settings between calls, and in a backfill the chunker counts (untruncated, in
+        one thread) while the model encodes (truncated, padded, in another: `inlet.sync.pipeline`):
+        sharing one tokenizer, each would run with the other's settings."""
+        if self._counter is None:
+            model = self.model
+            with self._lock:
+                if self._counter is None:
+                    self._counter = copy.deepcopy(model.tokenizer)
+        return self._counter
 
     def encode(self, texts: Sequence[str]) -> "np.ndarray":
         """Unit-length vectors (cosine similarity is then a dot product)."""
