@@ -100,16 +100,17 @@ class _CheckpointWriter:
         self.cost = 0.0
         self.written_at = time.monotonic()
 
-    def offer(self, checkpoint: dict[str, Any], pipeline: Pipeline, *, now: bool = False) -> None:
-        """Queue `checkpoint` behind the batches before it, unless the budget says skip it."""
+    def offer(self, checkpoint: dict[str, Any], pipeline: Pipeline, *, now: bool = False) -> bool:
+        """Queue `checkpoint` behind the batches before it, unless the budget says skip it (False)."""
         if not now and time.monotonic() - self.written_at < self.cost / CHECKPOINT_SHARE:
-            return
+            return False
         started = time.monotonic()
         snapshot = copy.deepcopy(checkpoint)   # the connector goes on while the batches before it are written
         copied = time.monotonic() - started
         self.written_at = time.monotonic()     # no second snapshot before this one is written and timed
         self.cost = max(self.cost, copied)
         pipeline.after(lambda: self._write(snapshot, copied))
+        return True
 
     def _write(self, checkpoint: dict[str, Any], copied: float) -> None:
         self.source.checkpoint = checkpoint
@@ -268,32 +269,40 @@ class Engine:
         checkpoints = _CheckpointWriter(self.state, source)
         last_checkpoint: dict[str, Any] | None = source.checkpoint
         stop_by: float | None = None
-        for item in connector.load(source.checkpoint, since=since):
-            progress.seen += 1
-            if self.stop.is_set():   # go on to the next checkpoint, but not for longer than stop_grace
-                stop_by = stop_by if stop_by is not None else time.monotonic() + self.stop_grace
-                if time.monotonic() >= stop_by and not isinstance(item, Checkpoint):
-                    self._flush(batch, source, pipeline)   # committed; re-read idempotently on resume
-                    return _STOPPED
-            if isinstance(item, Document):
-                batch.add(item)
-            elif isinstance(item, Deletion):
-                batch.delete(item.id)
-            elif isinstance(item, Skipped):
-                self._skip(run, item)
-            elif isinstance(item, Progress):
-                progress.update(item)
-            elif isinstance(item, Checkpoint):
-                self._flush(batch, source, pipeline)
-                batch = _Batch()
-                last_checkpoint = item.state
-                checkpoints.offer(item.state, pipeline, now=self.stop.is_set())
-                if self.stop.is_set():
-                    return _STOPPED
-            if batch.full():
-                self._flush(batch, source, pipeline)
-                batch = _Batch()
-            progress.tick()
+        saved: dict[str, Any] | None = None   # the last checkpoint queued (the budget may skip one)
+        try:
+            for item in connector.load(source.checkpoint, since=since):
+                progress.seen += 1
+                if self.stop.is_set():   # go on to the next checkpoint, but not for longer than stop_grace
+                    stop_by = stop_by if stop_by is not None else time.monotonic() + self.stop_grace
+                    if time.monotonic() >= stop_by and not isinstance(item, Checkpoint):
+                        self._flush(batch, source, pipeline)   # committed; re-read idempotently on resume
+                        return _STOPPED
+                if isinstance(item, Document):
+                    batch.add(item)
+                elif isinstance(item, Deletion):
+                    batch.delete(item.id)
+                elif isinstance(item, Skipped):
+                    self._skip(run, item)
+                elif isinstance(item, Progress):
+                    progress.update(item)
+                elif isinstance(item, Checkpoint):
+                    self._flush(batch, source, pipeline)
+                    batch = _Batch()
+                    last_checkpoint = item.state
+                    if checkpoints.offer(item.state, pipeline, now=self.stop.is_set()):
+                        saved = item.state
+                    if self.stop.is_set():
+                        return _STOPPED
+                if batch.full():
+                    self._flush(batch, source, pipeline)
+                    batch = _Batch()
+                progress.tick()
+        except Exception:   # the source failed: save its last checkpoint, after what came before it
+            if last_checkpoint is not None and last_checkpoint is not saved \
+                    and pipeline.failure is None:
+                checkpoints.offer(last_checkpoint, pipeline, now=True)
+            raise
         self._flush(batch, source, pipeline)
         return last_checkpoint
 

@@ -107,6 +107,11 @@ class Pipeline:
         for thread in self._threads:
             thread.join()
 
+    @property
+    def failure(self) -> BaseException | None:
+        """A stage's failure, once one failed."""
+        return self._error
+
     def _raise(self) -> None:
         if self._error is not None:
             raise self._error
