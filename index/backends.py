@@ -6,6 +6,11 @@ cannot be installed together. So inlet exports the loaded sentence-transformers 
 (`torch.onnx.export` of the whole module chain: transformer, pooling, normalisation) and, for
 `onnx-int8`, quantises the weights with ONNX Runtime's dynamic int8 quantisation (per channel).
 
+Before quantisation the graph goes through ONNX Runtime's transformer optimizer, which fuses each
+layer's attention, LayerNorm+residual and GELU into single kernels (int8: `QAttention`); it
+recognises the eager attention pattern only, so the export runs the model with eager attention (the
+same arithmetic as the SDPA kernel torch uses by default).
+
 The export is made once per model, offline, from the local model folder, into a user cache dir
 (`$INLET_CACHE_DIR`, else `$XDG_CACHE_HOME/inlet`, else `~/.cache/inlet`) keyed by the model files and
 the exporter's versions, and reused by every process. Each file is written under a temporary name
@@ -34,7 +39,8 @@ log = logging.getLogger(__name__)
 BACKENDS = ("torch", "onnx", "onnx-int8")
 DEVICES = ("cpu", "cuda", "auto")
 DEFAULT_BACKEND = "onnx-int8"   # benchmarks/README.md: the fastest backend that keeps retrieval quality
-EXPORT_VERSION = 1              # bump when the exported graph changes: old cache entries are then ignored
+EXPORT_VERSION = 2              # bump when the exported graph changes: old cache entries are then ignored
+                                # (2: eager attention, fused by ONNX Runtime's BERT optimizer before int8)
 ONNX_OPSET = 17
 # Largest cosine distance to torch's vector of the same text (tests/index/test_backends.py): ONNX fp32
 # runs the same arithmetic; int8 rounds weights per channel and activations per batch (so a text's
@@ -125,6 +131,17 @@ def _traceable(st_model: Any, names: list[str]) -> Any:
 
 
 def _export(st_model: Any, dest: Path) -> None:
+    """The traced model, then fused by ONNX Runtime's BERT optimizer (models it does not know as
+    BERT-like keep the plain graph: fusion is a speed-up, never needed for the vectors)."""
+    raw = dest.with_name(dest.name + ".raw")
+    try:
+        _trace(st_model, raw)
+        _fuse(st_model, raw, dest)
+    finally:
+        raw.unlink(missing_ok=True)
+
+
+def _trace(st_model: Any, dest: Path) -> None:
     import torch
 
     sample = st_model.tokenizer(["an example sentence", "a second, longer example sentence for shapes"],
@@ -133,11 +150,34 @@ def _export(st_model: Any, dest: Path) -> None:
     axes = {name: {0: "batch", 1: "tokens"} for name in names}
     axes["sentence_embedding"] = {0: "batch"}
     cpu_model = st_model.to("cpu")
-    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-        warnings.simplefilter("ignore")   # the tracer's notes on a graph it exports correctly (tested)
-        torch.onnx.export(_traceable(cpu_model, names), tuple(sample[n] for n in names), str(dest),
-                          input_names=names, output_names=["sentence_embedding"], dynamic_axes=axes,
-                          opset_version=ONNX_OPSET, dynamo=False)
+    transformer: Any = getattr(cpu_model[0], "auto_model", None)
+    attention = getattr(getattr(transformer, "config", None), "_attn_implementation", None)
+    if attention is not None:
+        transformer.set_attn_implementation("eager")   # the pattern the fusion below recognises
+    try:
+        with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+            warnings.simplefilter("ignore")   # the tracer's notes on a graph it exports correctly (tested)
+            torch.onnx.export(_traceable(cpu_model, names), tuple(sample[n] for n in names), str(dest),
+                              input_names=names, output_names=["sentence_embedding"], dynamic_axes=axes,
+                              opset_version=ONNX_OPSET, dynamo=False)
+    finally:
+        if attention is not None:
+            transformer.set_attn_implementation(attention)
+
+
+def _fuse(st_model: Any, source: Path, dest: Path) -> None:
+    import shutil
+
+    config: Any = getattr(getattr(st_model[0], "auto_model", None), "config", None)
+    if getattr(config, "model_type", None) not in ("bert", "roberta", "xlm-roberta", "mpnet", "distilbert"):
+        shutil.copyfile(source, dest)
+        return
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    fused = optimize_model(str(source), model_type="bert", num_heads=int(config.num_attention_heads),
+                           hidden_size=int(config.hidden_size), opt_level=1)
+    log.info("ONNX fusion: %s", {k: v for k, v in fused.get_fused_operator_statistics().items() if v})
+    fused.save_model_to_file(str(dest))
 
 
 class _QuietRoot(logging.Filter):
@@ -148,12 +188,16 @@ class _QuietRoot(logging.Filter):
 def _quantize(source: Path, dest: Path) -> None:
     """Dynamic int8 weights, one scale per output channel: per-tensor scales lose too much of
     MiniLM (cosine to torch as low as 0.44 in a trial; per channel >= 0.98)."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quiet = _QuietRoot()
     logging.getLogger().addFilter(quiet)   # ONNX Runtime logs an advisory on the root logger
     try:
-        quantize_dynamic(str(source), str(dest), weight_type=QuantType.QInt8, per_channel=True)
+        # the fused operators are ONNX Runtime's own, which shape inference does not type: their
+        # outputs are float32, as `DefaultTensorType` says
+        quantize_dynamic(str(source), str(dest), weight_type=QuantType.QInt8, per_channel=True,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     finally:
         logging.getLogger().removeFilter(quiet)
 
@@ -169,7 +213,9 @@ class OnnxEncoder:
         self.max_length = int(st_model.max_seq_length)
         self.dimension = int(st_model.get_embedding_dimension())
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = threads   # 0: one per physical core
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL   # a chain of layers: nothing to run beside
         options.log_severity_level = 3
         providers = ["CPUExecutionProvider"]
         if device == "cuda":
@@ -181,23 +227,32 @@ class OnnxEncoder:
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     def encode(self, texts: Sequence[str], batch_size: int) -> "np.ndarray":
-        """Unit vectors; texts are batched by length (as sentence-transformers does) so padding is small."""
+        """Unit vectors. The texts are tokenised once, all together, and batched by token count, so
+        each batch pads only to its own longest text."""
         import numpy as np
 
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        out = np.empty((len(ids), self.dimension), dtype=np.float32)
         for start in range(0, len(order), batch_size):
             part = order[start:start + batch_size]
-            out[part] = self.encode_short([texts[i] for i in part])
+            out[part] = self._run([ids[i] for i in part])
         return out
 
     def encode_short(self, texts: Sequence[str]) -> "np.ndarray":
         """One forward pass over `texts` as given."""
+        return self._run(self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"])
+
+    def _run(self, ids: list[list[int]]) -> "np.ndarray":
         import numpy as np
 
-        features = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
-                                  return_tensors="np")
-        feed = {name: features[name].astype(np.int64) for name in self.inputs}
-        vectors = self.session.run(None, feed)[0]
+        width = max(len(i) for i in ids)
+        input_ids = np.full((len(ids), width), self.tokenizer.pad_token_id or 0, dtype=np.int64)
+        mask = np.zeros((len(ids), width), dtype=np.int64)
+        for row, seq in enumerate(ids):
+            input_ids[row, :len(seq)] = seq
+            mask[row, :len(seq)] = 1
+        given = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(mask)}
+        vectors = self.session.run(None, {name: given[name] for name in self.inputs})[0]
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)

@@ -57,10 +57,12 @@ def _blocks(text: str) -> list[tuple[str, str]]:
 
 def chunk_text(text: str, count: TokenCounter, max_tokens: int = 200, overlap: int = 32) -> list[Chunk]:
     """Structure-respecting chunks of at most about `max_tokens` tokens each."""
-    pieces = _fit(_blocks(text), count, max_tokens)
-    if not pieces:
+    fitted = _fit(_blocks(text), count, max_tokens)
+    if not fitted:
         return []
-    sizes = count([p for p, _, _ in pieces])
+    pieces = [(piece, heading, sep) for piece, heading, sep, _ in fitted]
+    unknown = iter(count([piece for piece, _, _, size in fitted if size is None]))
+    sizes = [size if size is not None else next(unknown) for *_, size in fitted]   # each text counted once
     chunks: list[str] = []
     current: list[tuple[str, int, str]] = []
     used = 0
@@ -80,30 +82,32 @@ def chunk_text(text: str, count: TokenCounter, max_tokens: int = 200, overlap: i
     return [Chunk(i, c) for i, c in enumerate(chunks)]
 
 
-def _fit(blocks: list[tuple[str, str]], count: TokenCounter, max_tokens: int) -> list[tuple[str, bool, str]]:
+def _fit(blocks: list[tuple[str, str]], count: TokenCounter, max_tokens: int
+         ) -> list[tuple[str, bool, str, int | None]]:
     """Blocks no longer than `max_tokens`, each flagged when it opens a heading section, with the
-    separator that joins it to the piece before."""
-    out: list[tuple[str, bool, str]] = []
+    separator that joins it to the piece before and its token count where it is already known."""
+    out: list[tuple[str, bool, str, int | None]] = []
     for (block, sep), size in zip(blocks, count([b for b, _ in blocks])):
         heading = bool(_HEADING.match(block))
         if size <= max_tokens:
-            out.append((block, heading, sep))
+            out.append((block, heading, sep, size))
             continue
         parts = _split_long(block, count, max_tokens)
-        out.extend((part, heading and i == 0, sep if i == 0 else SPACE) for i, part in enumerate(parts))
+        out.extend((part, heading and i == 0, sep if i == 0 else SPACE, part_size)
+                   for i, (part, part_size) in enumerate(parts))
     return out
 
 
-def _split_long(block: str, count: TokenCounter, max_tokens: int) -> list[str]:
+def _split_long(block: str, count: TokenCounter, max_tokens: int) -> list[tuple[str, int | None]]:
     sentences = [s for s in _SENTENCE.split(block) if s.strip()]
-    out: list[str] = []
+    out: list[tuple[str, int | None]] = []
     for sentence, size in zip(sentences, count(sentences)):
         if size <= max_tokens:
-            out.append(sentence)
+            out.append((sentence, size))
             continue
         words = sentence.split()
         step = max(1, int(len(words) * max_tokens / max(size, 1)))
-        out.extend(" ".join(words[i:i + step]) for i in range(0, len(words), step))
+        out.extend((" ".join(words[i:i + step]), None) for i in range(0, len(words), step))
     return out
 
 

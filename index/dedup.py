@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -25,19 +26,24 @@ def text_key(fingerprint: dict[str, str], text: str) -> str:
     return hashlib.sha256(f"{fingerprint['model']}\x00{fingerprint['backend']}\x00{text}".encode()).hexdigest()
 
 
-def embed_distinct(index: "Index", inputs: Sequence[str], encode: Callable[[list[str]], Any] | None = None
-                   ) -> tuple["np.ndarray", list[str], int]:
-    """Vectors for `inputs`, their keys, and how many texts went through `encode` (default: the model)."""
+def embed_distinct(index: "Index", inputs: Sequence[str], encode: Callable[[list[str]], Any] | None = None,
+                   guard: AbstractContextManager[Any] | None = None) -> tuple["np.ndarray", list[str], int]:
+    """Vectors for `inputs`, their keys, and how many texts went through `encode` (default: the model).
+
+    The stored vectors are looked up inside `guard`, which a concurrent write holds (see
+    `inlet.sync.pipeline`): a chunk's new vector is in Chroma a moment before the catalog names its
+    new key, and a lookup in between would take that vector for the old text."""
     import numpy as np
 
     keys = [text_key(index.embedder.fingerprint, text) for text in inputs]
     first = {key: pos for pos, key in reversed(list(enumerate(keys)))}   # each distinct text's first place
-    known = index.catalog.keyed_chunks(list(first))
     found: dict[str, np.ndarray] = {}
-    if known:
-        got = index.collection.get(ids=list(known.values()), include=["embeddings"])
-        by_chunk = dict(zip(got["ids"], got["embeddings"]))
-        found = {key: np.asarray(by_chunk[cid]) for key, cid in known.items() if cid in by_chunk}
+    with guard or nullcontext():
+        known = index.catalog.keyed_chunks(list(first))
+        if known:
+            got = index.collection.get(ids=list(known.values()), include=["embeddings"])
+            by_chunk = dict(zip(got["ids"], got["embeddings"]))
+            found = {key: np.asarray(by_chunk[cid]) for key, cid in known.items() if cid in by_chunk}
     missing = [key for key in first if key not in found]
     if missing:
         fresh = (encode or index.embedder.encode)([inputs[first[key]] for key in missing])

@@ -64,10 +64,12 @@ class Embedder:
         self._model: Any = None
         self._onnx: OnnxEncoder | None = None
         self._query_onnx: OnnxEncoder | None = None   # the same session, with a tokenizer of its own
+        self._counter: Any = None
         self._lock = threading.Lock()
         # A Hugging Face tokenizer is not thread-safe: each call re-sets its padding and truncation,
         # so a backfill counting tokens beside a padded query batch made ragged arrays (500s under
-        # load). Bulk work shares the model's tokenizer under this lock; queries have their own.
+        # load). Bulk encoding uses the model's tokenizer under this lock; token counts and queries
+        # have their own copies.
         self._tokenizing = threading.Lock()
         self.gate = QueryFirst()   # bulk embedding yields to queries (see `priority`)
         self._queries = QueryBatcher(self._encode_short, self.gate)
@@ -107,10 +109,20 @@ class Embedder:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        model = self.model
-        with self._tokenizing:
-            ids = model.tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+        ids = self._counting_tokenizer()(list(texts), add_special_tokens=False)["input_ids"]
         return [len(i) for i in ids]
+
+    def _counting_tokenizer(self) -> Any:
+        """A copy of the model's tokenizer for chunk budgets. A fast tokenizer keeps its truncation
+        and padding settings between calls, and in a backfill the chunker counts (untruncated, in
+        one thread) while the model encodes (truncated, padded, in another: `inlet.sync.pipeline`):
+        sharing one tokenizer, each would run with the other's settings."""
+        if self._counter is None:
+            model = self.model
+            with self._lock:
+                if self._counter is None:
+                    self._counter = copy.deepcopy(model.tokenizer)
+        return self._counter
 
     def encode(self, texts: Sequence[str]) -> "np.ndarray":
         """Unit-length vectors (cosine similarity is then a dot product), in turns that let queries

@@ -8,8 +8,9 @@ with no embedding; an unchanged document is only marked as seen.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,32 @@ class ApplyStats:
         self.reused_chunks += other.reused_chunks
 
 
+@dataclass
+class Prepared:
+    """One batch between `Index.prepare` and `Index.write`: what to do per document, the chunks
+    to embed and, once `Index.embed` ran, their vectors."""
+
+    generation: int
+    fence: Fence | None
+    stored: dict[str, StoredDoc]
+    latest: dict[str, Document]
+    deleted: list[str]
+    embed: list[Document] = field(default_factory=list)
+    meta: list[Document] = field(default_factory=list)
+    same: list[str] = field(default_factory=list)
+    texts: dict[str, list[str]] = field(default_factory=dict)
+    ids: list[str] = field(default_factory=list)
+    inputs: list[str] = field(default_factory=list)
+    metas: list[dict] = field(default_factory=list)
+    embeddings: Any = None
+    keys: list[str] = field(default_factory=list)
+    embedded: int = 0   # chunks run through the model (the rest reused a stored vector)
+
+    @property
+    def doc_ids(self) -> set[str]:
+        return set(self.latest) | set(self.deleted)
+
+
 def chunk_rows(docs: Sequence[Document], texts: dict[str, list[str]]) -> tuple[list[str], list[str], list[dict]]:
     """Chunk ids, the texts the model embeds (title first) and the Chroma metadata of `docs`."""
     ids: list[str] = []
@@ -71,6 +98,7 @@ class Index:
         with private_files():
             self._lock: FileLock | None = (lock_index(self.path, **lock_info) if lock and not config.chroma_url
                                            else None)
+        self._writing = threading.RLock()   # a write, and the reads that must not see half of one
         self.embedder = embedder or Embedder(config.model, config.batch_size, config.backend, config.device)
         with private_files():
             self.catalog: CatalogStore = open_catalog(config)
@@ -131,52 +159,77 @@ class Index:
 
     def apply(self, docs: Sequence[Document], deletions: Sequence[str] = (), generation: int = 0,
               fence: Fence | None = None, on_embedded: Callable[[int], None] | None = None) -> ApplyStats:
-        """Write a batch; `on_embedded(n)` is told of chunks as they are embedded (progress)."""
-        stats = ApplyStats()
+        """Write a batch; `on_embedded(n)` is told of chunks as they are embedded (progress).
+
+        The three stages (`prepare`, `embed`, `write`) may also run in different threads, one batch
+        in each (`inlet.sync.pipeline`), as long as a batch is prepared only after every earlier
+        batch touching the same documents is written."""
+        batch = self.prepare(docs, deletions, generation, fence)
+        self.embed(batch, on_embedded)
+        return self.write(batch)
+
+    def prepare(self, docs: Sequence[Document], deletions: Sequence[str] = (), generation: int = 0,
+                fence: Fence | None = None) -> "Prepared":
+        """Decide per document what the batch needs (embed, rewrite metadata, mark seen, delete)
+        and chunk the texts to embed."""
         latest = {d.id: d for d in docs}                     # last version wins within a batch
         deleted = [d for d in dict.fromkeys(deletions) if d not in latest]
         stored = self.catalog.stored(list(latest) + deleted)
-        embed: list[Document] = []
-        meta: list[Document] = []
-        same: list[str] = []
+        batch = Prepared(generation, fence, stored, latest, deleted)
         for doc in latest.values():
             old = stored.get(doc.id)
             if old is None or old.content_hash != doc.content_hash():
-                embed.append(doc)
+                batch.embed.append(doc)
             elif old.meta_hash != doc.meta_hash():
-                meta.append(doc)
+                batch.meta.append(doc)
             else:
-                same.append(doc.id)
+                batch.same.append(doc.id)
+        batch.texts = {d.id: self.chunk(d) for d in batch.embed}
+        batch.ids, batch.inputs, batch.metas = chunk_rows(batch.embed, batch.texts)
+        return batch
+
+    def embed(self, batch: "Prepared", on_embedded: Callable[[int], None] | None = None) -> None:
+        """The vectors of the batch's chunks (reused where the same text was embedded before)."""
+        if not batch.ids:
+            return
+        batch.embeddings, batch.keys, batch.embedded = dedup.embed_distinct(
+            self, batch.inputs, lambda t: self._encode(t, on_embedded), guard=self._writing)
+        if on_embedded and len(batch.inputs) > batch.embedded:
+            on_embedded(len(batch.inputs) - batch.embedded)   # reused vectors move the progress too
+
+    def write(self, batch: "Prepared") -> ApplyStats:
+        """Chroma first, then the catalog (a crash between the two re-embeds on resume)."""
+        with self._writing:
+            return self._write(batch)
+
+    def _write(self, batch: "Prepared") -> ApplyStats:
+        stats = ApplyStats()
+        embed, meta, stored = batch.embed, batch.meta, batch.stored
         self._follow_record()
         if self.record.pending:   # a reindex under way must redo what this batch changes
-            reindex.invalidate(self, {d.source for d in latest.values()} if not deleted else None)
-        texts = {d.id: self.chunk(d) for d in embed}
-        if fence is not None and (embed or meta or deleted):
-            self.catalog.commit(Commit(fence=fence))   # an empty commit: a lost lease writes no vectors either
-        keys, stats.embedded_chunks = self._write_vectors(embed, texts, stored, on_embedded)
+            reindex.invalidate(self, {d.source for d in batch.latest.values()} if not batch.deleted else None)
+        if batch.fence is not None and (embed or meta or batch.deleted):
+            self.catalog.commit(Commit(fence=batch.fence))   # an empty commit: a lost lease writes no vectors either
+        keys = self._write_vectors(batch)
         self._write_metadata(meta, stored)
-        gone = [d for d in deleted if d in stored]
+        gone = [d for d in batch.deleted if d in stored]
         self._delete_vectors([stored[d] for d in gone])
-        self.catalog.commit(Commit(generation, [(d, texts[d.id]) for d in embed], meta, same, gone, fence, keys))
+        self.catalog.commit(Commit(batch.generation, [(d, batch.texts[d.id]) for d in embed], meta, batch.same,
+                                   gone, batch.fence, keys))
         stats.upserted = len(embed) + len(meta)
-        stats.unchanged = len(same)
+        stats.unchanged = len(batch.same)
         stats.deleted = len(gone)
-        stats.reused_chunks = len(keys) - stats.embedded_chunks
+        stats.embedded_chunks = batch.embedded
+        stats.reused_chunks = len(keys) - batch.embedded
         return stats
 
-    def _write_vectors(self, docs: list[Document], texts: dict[str, list[str]],
-                       stored: dict[str, StoredDoc], on_embedded: Callable[[int], None] | None = None
-                       ) -> tuple[list[tuple[str, str]], int]:
-        """Writes the chunks' vectors; returns their (chunk id, vector key) rows and how many were embedded."""
-        ids, inputs, metas = chunk_rows(docs, texts)
+    def _write_vectors(self, batch: "Prepared") -> list[tuple[str, str]]:
+        """Writes the chunks' vectors; returns their (chunk id, vector key) rows."""
+        docs, texts, stored = batch.embed, batch.texts, batch.stored
         stale = [chunk_id(d.id, n) for d in docs if d.id in stored
                  for n in range(len(texts[d.id]), stored[d.id].chunks)]
-        keys: list[str] = []
-        embedded = 0
+        ids, embeddings, metas = batch.ids, batch.embeddings, batch.metas
         if ids:
-            embeddings, keys, embedded = dedup.embed_distinct(self, inputs, lambda t: self._encode(t, on_embedded))
-            if on_embedded and len(inputs) > embedded:
-                on_embedded(len(inputs) - embedded)   # reused vectors move the progress too
             with private_files():   # Chroma creates its segment files on the first write
                 for start in range(0, len(ids), 4096):
                     end = start + 4096
@@ -184,7 +237,7 @@ class Index:
                                            metadatas=metas[start:end])
         if stale:
             self.collection.delete(ids=stale)
-        return list(zip(ids, keys)), embedded
+        return list(zip(ids, batch.keys))
 
     def _encode(self, inputs: list[str], on_embedded: Callable[[int], None] | None) -> Any:
         """All vectors at once, or EMBED_SLICE at a time when someone follows the progress."""

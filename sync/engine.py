@@ -1,9 +1,10 @@
 """Runs a connector into the index: the only place documents, checkpoints and runs meet.
 
-The engine knows no service. It batches what a connector yields, applies each batch to the index,
-and saves a checkpoint only once everything yielded before it is committed, so a crash anywhere
-resumes from the last checkpoint and re-applies, idempotently, what came after it. A full pass
-(a backfill with no `--since`) stamps every document it sees with a generation number; when the
+The engine knows no service. It batches what a connector yields, applies each batch to the index
+(`pipeline.Pipeline`: chunking, embedding and writing of successive batches overlap), and saves a
+checkpoint only once everything yielded before it is committed, so a crash anywhere resumes from
+the last checkpoint and re-applies, idempotently, what came after it. A full pass (a backfill with
+no `--since`) stamps every document it sees with a generation number; when the
 pass completes, documents of the source it did not see are deleted. A run holds its source's lease
 (`leases.py`) throughout, and every commit it makes (documents, checkpoint) carries the lease's
 fence: a run whose lease was taken over can commit nothing more.
@@ -17,6 +18,7 @@ the scope and runs as asked.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -32,9 +34,10 @@ from inlet.connectors.model import Checkpoint, Deletion, Document, Progress, Ski
 from inlet.errors import CredentialsError, InletError, LeaseLostError
 from inlet.index.disk import storage_error
 from inlet.index.storage import Fence, Leases, StateStore
-from inlet.index.store import ApplyStats, Index
+from inlet.index.store import ApplyStats, Index, Prepared
 
 from .leases import FolderLeases
+from .pipeline import Pipeline
 from .state import RunRecord, SourceState
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,7 @@ STOP_GRACE = 15.0         # after `stop`, seconds a run goes on towards its next
 INTERRUPTED = "interrupted: progress up to the last checkpoint is kept; the next run resumes from it"
 PROGRESS_EVERY = 0.5      # seconds between progress callbacks (the bar moves while one big file embeds)
 PROGRESS_SAVE_EVERY = 2.0  # seconds between progress rows written for `inlet status`
+_STOPPED = object()       # `_feed`: the run was stopped before its end
 
 
 @dataclass
@@ -94,8 +98,8 @@ class _CheckpointWriter:
     A Drive checkpoint listing 100k file ids takes ~45 ms to write, and one comes with every page of
     100 files. A skipped write only lengthens the re-read after a crash: the resumed run starts from
     an older checkpoint, and documents it sees again unchanged are not re-embedded. Checkpoints are
-    written while the connector is paused at them, never later: their state may share objects the
-    connector goes on changing."""
+    copied while the connector is paused at them (their state may share objects the connector goes on
+    changing) and written once every batch before them is (`Pipeline.after`)."""
 
     def __init__(self, state: StateStore, source: SourceState) -> None:
         self.state = state
@@ -103,14 +107,24 @@ class _CheckpointWriter:
         self.cost = 0.0
         self.written_at = time.monotonic()
 
-    def offer(self, checkpoint: dict[str, Any], *, now: bool = False) -> None:
+    def offer(self, checkpoint: dict[str, Any], pipeline: Pipeline, *, now: bool = False) -> bool:
+        """Queue `checkpoint` behind the batches before it, unless the budget says skip it (False)."""
         if not now and time.monotonic() - self.written_at < self.cost / CHECKPOINT_SHARE:
-            return
+            return False
+        started = time.monotonic()
+        snapshot = copy.deepcopy(checkpoint)   # the connector goes on while the batches before it are written
+        copied = time.monotonic() - started
+        self.written_at = time.monotonic()     # no second snapshot before this one is written and timed
+        self.cost = max(self.cost, copied)
+        pipeline.after(lambda: self._write(snapshot, copied))
+        return True
+
+    def _write(self, checkpoint: dict[str, Any], copied: float) -> None:
         self.source.checkpoint = checkpoint
         started = time.monotonic()
         self.state.save_source(self.source)
         self.written_at = time.monotonic()
-        self.cost = self.written_at - started
+        self.cost = copied + self.written_at - started
 
 
 class _Reporter(RunProgress):
@@ -122,27 +136,30 @@ class _Reporter(RunProgress):
         self.engine = engine
         self.run = run
         self.shown = self.saved = 0.0
+        self.lock = threading.Lock()   # counts change in the embedding and writing threads too
 
     def embedded(self, chunks: int) -> None:
-        self.embedding += chunks
+        with self.lock:
+            self.embedding += chunks
         self.tick()
 
     def tick(self, force: bool = False) -> None:
         now = time.monotonic()
-        show = self.engine.on_progress is not None and (force or now - self.shown >= PROGRESS_EVERY)
-        save = force or now - self.saved >= PROGRESS_SAVE_EVERY
-        if not (show or save):
-            return
-        live = RunRecord(**{**self.run.as_dict(), "embedded": self.run.embedded + self.embedding})
-        if show and self.engine.on_progress is not None:
-            self.shown = now
-            self.engine.on_progress(live, RunProgress(self.seen, self.done, self.total, self.unit, self.embedding))
-        if save:
-            self.saved = now
+        with self.lock:
+            show = self.engine.on_progress is not None and (force or now - self.shown >= PROGRESS_EVERY)
+            save = force or now - self.saved >= PROGRESS_SAVE_EVERY
+            if not (show or save):
+                return
+            self.shown = now if show else self.shown
+            self.saved = now if save else self.saved
+            live = RunRecord(**{**self.run.as_dict(), "embedded": self.run.embedded + self.embedding})
+        if save:   # saved first: what the display shows, `inlet status` can already read
             try:
                 self.engine.state.save_progress(live, self.seen, self.done, self.total, self.unit)
             except Exception:   # visibility must never stop a run
                 log.debug("could not save progress", exc_info=True)
+        if show and self.engine.on_progress is not None:
+            self.engine.on_progress(live, RunProgress(self.seen, self.done, self.total, self.unit, self.embedding))
 
 
 class _Batch:
@@ -245,40 +262,13 @@ class Engine:
     def _drive(self, connector: Connector, source: SourceState, run: RunRecord,
                scope: frozenset[str] | None = None, resumed: bool = False) -> None:
         since = datetime.fromisoformat(source.since) if source.since and source.phase == "backfill" else None
-        batch = _Batch()
         progress = _Reporter(self, run)
-        checkpoints = _CheckpointWriter(self.state, source)
-        last_checkpoint: dict[str, Any] | None = source.checkpoint
-        stop_by: float | None = None
-        items = connector.load(source.checkpoint, since=since) if scope is None or source.checkpoint is None \
-            else connector.load_scope(source.checkpoint, scope)
-        for item in items:
-            progress.seen += 1
-            if self.stop.is_set():   # go on to the next checkpoint, but not for longer than stop_grace
-                stop_by = stop_by if stop_by is not None else time.monotonic() + self.stop_grace
-                if time.monotonic() >= stop_by and not isinstance(item, Checkpoint):
-                    self._flush(batch, source, run, progress)   # committed; re-read idempotently on resume
-                    return
-            if isinstance(item, Document):
-                batch.add(item)
-            elif isinstance(item, Deletion):
-                batch.delete(item.id)
-            elif isinstance(item, Skipped):
-                self._skip(run, item)
-            elif isinstance(item, Progress):
-                progress.update(item)
-            elif isinstance(item, Checkpoint):
-                self._flush(batch, source, run, progress)
-                batch = _Batch()
-                last_checkpoint = item.state
-                checkpoints.offer(item.state, now=self.stop.is_set())
-                if self.stop.is_set():
-                    return
-            if batch.full():
-                self._flush(batch, source, run, progress)
-                batch = _Batch()
-            progress.tick()
-        self._flush(batch, source, run, progress)
+        with Pipeline(self.index, self._write_lock, on_embedded=progress.embedded,
+                      on_written=lambda batch, stats: self._written(batch, stats, run, progress)) as pipeline:
+            last_checkpoint = self._feed(connector, since, scope, source, run, progress, pipeline)
+            pipeline.drain(within=self.stop_grace if self.stop.is_set() else None)
+        if last_checkpoint is _STOPPED:
+            return
         source.checkpoint = last_checkpoint
         if source.phase == "backfill":
             if source.since is None:
@@ -308,16 +298,64 @@ class Engine:
             with self._write_lock:
                 run.deleted += self.index.apply([], gone, fence=source.fence).deleted
 
-    def _flush(self, batch: _Batch, source: SourceState, run: RunRecord, progress: "_Reporter") -> None:
-        if not batch.docs and not batch.deletions:
-            return
-        with self._write_lock:
-            stats: ApplyStats = self.index.apply(batch.docs, batch.deletions, source.generation, source.fence,
-                                                 on_embedded=progress.embedded)
-        progress.embedding = 0
-        run.upserted += stats.upserted
-        run.deleted += stats.deleted
-        run.embedded += stats.embedded_chunks
+    def _feed(self, connector: Connector, since: datetime | None, scope: frozenset[str] | None,
+              source: SourceState, run: RunRecord, progress: "_Reporter", pipeline: Pipeline) -> Any:
+        """Hands the connector's items to `pipeline` in batches, each checkpoint behind the batch it
+        follows; returns the last checkpoint's state, or _STOPPED when `stop` ended the run early."""
+        batch = _Batch()
+        checkpoints = _CheckpointWriter(self.state, source)
+        last_checkpoint: dict[str, Any] | None = source.checkpoint
+        stop_by: float | None = None
+        saved: dict[str, Any] | None = None   # the last checkpoint queued (the budget may skip one)
+        try:
+            items = connector.load(source.checkpoint, since=since) if scope is None or source.checkpoint is None \
+                else connector.load_scope(source.checkpoint, scope)
+            for item in items:
+                progress.seen += 1
+                if self.stop.is_set():   # go on to the next checkpoint, but not for longer than stop_grace
+                    stop_by = stop_by if stop_by is not None else time.monotonic() + self.stop_grace
+                    if time.monotonic() >= stop_by and not isinstance(item, Checkpoint):
+                        self._flush(batch, source, pipeline)   # committed; re-read idempotently on resume
+                        return _STOPPED
+                if isinstance(item, Document):
+                    batch.add(item)
+                elif isinstance(item, Deletion):
+                    batch.delete(item.id)
+                elif isinstance(item, Skipped):
+                    self._skip(run, item)
+                elif isinstance(item, Progress):
+                    progress.update(item)
+                elif isinstance(item, Checkpoint):
+                    self._flush(batch, source, pipeline)
+                    batch = _Batch()
+                    last_checkpoint = item.state
+                    if checkpoints.offer(item.state, pipeline, now=self.stop.is_set()):
+                        saved = item.state
+                    if self.stop.is_set():
+                        return _STOPPED
+                if batch.full():
+                    self._flush(batch, source, pipeline)
+                    batch = _Batch()
+                progress.tick()
+        except Exception:   # the source failed: save its last checkpoint, after what came before it
+            if last_checkpoint is not None and last_checkpoint is not saved \
+                    and pipeline.failure is None:
+                checkpoints.offer(last_checkpoint, pipeline, now=True)
+            raise
+        self._flush(batch, source, pipeline)
+        return last_checkpoint
+
+    def _flush(self, batch: _Batch, source: SourceState, pipeline: Pipeline) -> None:
+        if batch.docs or batch.deletions:
+            pipeline.submit(batch.docs, batch.deletions, source.generation, source.fence)
+
+    def _written(self, batch: Prepared, stats: ApplyStats, run: RunRecord, progress: "_Reporter") -> None:
+        """A batch is in the index: count it (in the writing thread)."""
+        with progress.lock:
+            progress.embedding -= len(batch.inputs)   # now counted in run.embedded (reused ones are not)
+            run.upserted += stats.upserted
+            run.deleted += stats.deleted
+            run.embedded += stats.embedded_chunks
         progress.tick()
 
     def _skip(self, run: RunRecord, item: Skipped) -> None:

@@ -63,3 +63,16 @@ def test_device_auto_follows_torch_and_cuda_without_one_is_a_config_error():
 def test_an_unknown_backend_is_a_config_error():
     with pytest.raises(ConfigError, match="'backend'"):
         Embedder(backend="tensorrt")
+
+
+def test_the_export_is_fused_before_int8(models):
+    """Attention, LayerNorm+residual and GELU run as ONNX Runtime's fused kernels (the speed-up of
+    EXPORT_VERSION 2), and int8 quantises the fused attention itself."""
+    import onnx
+
+    models["onnx-int8"].encode(["load"])
+    folder = next(cache_dir().rglob("model-int8.onnx")).parent
+    ops = {n: {node.op_type for node in onnx.load(str(folder / n), load_external_data=False).graph.node}
+           for n in ("model.onnx", "model-int8.onnx")}
+    assert {"Attention", "SkipLayerNormalization", "BiasGelu"} <= ops["model.onnx"]
+    assert "QAttention" in ops["model-int8.onnx"] and "MatMulInteger" in ops["model-int8.onnx"]

@@ -70,3 +70,18 @@ def test_hard_wrapped_lines_keep_single_newlines():
         assert "\n\n" not in chunk.text or chunk.text.startswith("Subject: curve\n\n")
     assert sum(c.text.count("line ") for c in chunks) == 40 + 0   # nothing lost, nothing doubled
     assert chunks[0].text.startswith("Subject: curve\n\nline 0 of")
+
+
+def test_each_piece_is_tokenised_once():
+    """Counting is the chunker's own cost beside the model's: a paragraph counted as a block is not
+    counted again as a piece (issue 17)."""
+    counted: list[str] = []
+
+    def count(texts):
+        counted.extend(texts)
+        return approx_tokens(texts)
+
+    text = "\n\n".join(f"Paragraph {i} about the harbour lantern and the meadow." for i in range(40))
+    chunks = chunk_text(text, count, max_tokens=60, overlap=8)
+    assert len(chunks) > 3 and chunks == chunk_text(text, approx_tokens, max_tokens=60, overlap=8)
+    assert len(counted) == len(set(counted)) == 40

@@ -3,6 +3,8 @@
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
+import threading
+
 import pytest
 
 from inlet.config import IndexConfig, Settings
@@ -198,10 +200,18 @@ def test_progress_has_totals_moves_while_one_document_embeds_and_shows_in_status
     monkeypatch.setattr(engine_module, "PROGRESS_EVERY", 0.0)
     monkeypatch.setattr(engine_module, "PROGRESS_SAVE_EVERY", 0.0)
     seen: list[tuple[int, int | None, int | None]] = []
-    engine.on_progress = lambda run, progress: seen.append((run.embedded, progress.done, progress.total))
+    moved = threading.Event()
+
+    def on_progress(run, progress):
+        seen.append((run.embedded, progress.done, progress.total))
+        if run.embedded:
+            moved.set()
+
+    engine.on_progress = on_progress
     statuses = []
 
-    def look(c):
+    def look(c):   # the connector runs ahead of the embedding thread: wait until doc 1's chunks move
+        assert moved.wait(60)
         statuses.append(sources_status(engine.settings, engine.state)["sources"][0]["running"])
         return c.document("2", title="Doc 2", text="small")
 

@@ -1,0 +1,168 @@
+"""Overlapped indexing: one batch is chunked, the one before it embedded and the one before that written, at once.
+
+Run one after another, the stages of a backfill leave the model idle while the connector fetches
+and parses, while texts are chunked and while Chroma and the catalog are written. `Pipeline` runs
+them side by side: the caller's thread runs the connector and `Index.prepare` (which chunks), one
+thread embeds (`Index.embed`), one thread writes (`Index.write`). At most `DEPTH` batches wait
+between two stages, so a fast connector cannot run ahead of the model and hold a source in memory.
+
+Order and crash safety are those of a serial run: batches are written in the order they were
+submitted, and an action queued with `after` (a checkpoint) runs in the writing thread behind every
+batch submitted before it, so a checkpoint is saved only once everything yielded before it is
+written. A batch is prepared (its stored state read) only after every earlier batch naming one of
+its documents is written, so two versions of a document in one run are applied as they would be
+serially. A failure in any stage stops the pipeline; the caller's next `submit`, `after` or `drain`
+raises it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from inlet.connectors.model import Document
+from inlet.index.storage import Fence
+from inlet.index.store import ApplyStats, Index, Prepared
+
+log = logging.getLogger(__name__)
+
+DEPTH = 2          # batches waiting between two stages (memory bound; two keep the model busy)
+_STOP = object()   # tells a stage thread to end
+
+
+class Pipeline:
+    """Three stages over bounded queues; use as a context manager so its threads always end."""
+
+    def __init__(self, index: Index, write_lock: threading.Lock, *,
+                 on_embedded: Callable[[int], None] | None = None,
+                 on_written: Callable[[Prepared, ApplyStats], None] | None = None, depth: int = DEPTH) -> None:
+        self.index = index
+        self.write_lock = write_lock   # the engine's: one batch at a time into the index, across runs
+        self.on_embedded = on_embedded
+        self.on_written = on_written
+        self._to_embed: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._to_write: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._cond = threading.Condition()
+        self._in_flight: Counter[str] = Counter()   # document ids of batches submitted, not yet written
+        self._submitted = 0
+        self._finished = 0
+        self._error: BaseException | None = None
+        self._abandoned = False
+        self._threads = [threading.Thread(target=self._embed_stage, name="inlet-embed", daemon=True),
+                         threading.Thread(target=self._write_stage, name="inlet-write", daemon=True)]
+        for thread in self._threads:
+            thread.start()
+
+    def __enter__(self) -> "Pipeline":
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        if kind is not None and not issubclass(kind, Exception):   # Ctrl-C, exit: no more embedding
+            self.abandon()
+        self.close()
+
+    def submit(self, docs: Sequence[Document], deletions: Sequence[str], generation: int,
+               fence: Fence | None) -> None:
+        """Prepare a batch here (chunking it) and hand it on to be embedded and written."""
+        ids = {d.id for d in docs} | set(deletions)
+        with self._cond:   # an earlier version of one of these documents must be written first
+            self._cond.wait_for(lambda: self._error is not None or not any(self._in_flight[i] for i in ids))
+            self._raise()
+            self._in_flight.update(ids)
+        try:
+            batch = self.index.prepare(docs, deletions, generation, fence)
+        except BaseException:
+            with self._cond:
+                self._in_flight.subtract(ids)
+                self._cond.notify_all()
+            raise
+        self._put(batch)
+
+    def after(self, action: Callable[[], None]) -> None:
+        """Run `action` in the writing thread once every batch submitted so far is written."""
+        self._put(action)
+
+    def drain(self, within: float | None = None) -> None:
+        """Wait until everything submitted is written; raise a stage's failure. After `within`
+        seconds, batches not yet being embedded are dropped with every checkpoint behind them
+        (`abandon`): a stopping run ends within one batch, and resumes from its last saved checkpoint."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._finished == self._submitted, timeout=within):
+                self._abandoned = True
+                self._cond.wait_for(lambda: self._finished == self._submitted)
+            self._raise()
+
+    def abandon(self) -> None:
+        """Drop what is not yet being embedded (see `drain`)."""
+        with self._cond:
+            self._abandoned = True
+
+    def close(self) -> None:
+        """End the stage threads once what was submitted is done (or dropped after a failure)."""
+        self._to_embed.put(_STOP)
+        for thread in self._threads:
+            thread.join()
+
+    @property
+    def failure(self) -> BaseException | None:
+        """A stage's failure, once one failed."""
+        return self._error
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _put(self, item: Any) -> None:
+        with self._cond:
+            self._raise()
+            self._submitted += 1
+        self._to_embed.put(item)   # blocks while DEPTH items wait: back-pressure on the connector
+
+    def _fail(self, exc: BaseException) -> None:
+        with self._cond:
+            if self._error is None:
+                self._error = exc
+            self._cond.notify_all()
+
+    def _embed_stage(self) -> None:
+        while (item := self._to_embed.get()) is not _STOP:
+            if self._abandoned:   # dropped in order: whatever follows a dropped batch is dropped too
+                self._done(item)
+                continue
+            if isinstance(item, Prepared) and self._error is None:
+                try:
+                    self.index.embed(item, self.on_embedded)
+                except BaseException as exc:   # handed to the caller, who raises it
+                    self._fail(exc)
+            self._to_write.put(item)
+        self._to_write.put(_STOP)
+
+    def _write_stage(self) -> None:
+        while (item := self._to_write.get()) is not _STOP:
+            try:
+                if self._error is None:   # after a failure, later batches and checkpoints are dropped
+                    self._write(item)
+            except BaseException as exc:
+                self._fail(exc)
+            finally:
+                self._done(item)
+
+    def _done(self, item: Any) -> None:
+        with self._cond:
+            if isinstance(item, Prepared):
+                self._in_flight.subtract(item.doc_ids)
+            self._finished += 1
+            self._cond.notify_all()
+
+    def _write(self, item: Any) -> None:
+        if not isinstance(item, Prepared):
+            item()
+            return
+        with self.write_lock:
+            stats = self.index.write(item)
+        if self.on_written is not None:
+            self.on_written(item, stats)
