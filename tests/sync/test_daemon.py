@@ -429,9 +429,11 @@ def test_killed_daemon_restarts_without_losing_or_duplicating(tmp_path: Path) ->
     config = str(process_config(tmp_path))
     index = tmp_path / "index"
     first = Proc(tmp_path, "daemon", "--config", config, tag="first")
-    wait_for("two checkpoints", lambda: (source_row(index) or ("", 0))[1] >= 20, first)
-    first.signal(signal.SIGKILL)                                   # no chance to flush or clean up
-    first.wait(30)
+    try:
+        wait_for("two checkpoints", lambda: (source_row(index) or ("", 0))[1] >= 20, first)
+    finally:   # killed either way: a timed-out wait must not leave the daemon running
+        first.signal(signal.SIGKILL)                               # no chance to flush or clean up
+        first.wait(30)
     assert source_row(index)[0] == "backfill"  # type: ignore[index]
 
     second = Proc(tmp_path, "daemon", "--serve", "--config", config, tag="second")
