@@ -37,7 +37,9 @@ def app(sb: Sandbox, secret: str | None = None, tenant: str | None = None) -> ms
 @pytest.fixture(scope="module")
 def api(sb: Sandbox) -> Iterator[httpx.Client]:
     token = app(sb).acquire_token_for_client(SCOPE)["access_token"]
-    with httpx.Client(base_url=f"{sb.ctx.https_url}/v1.0", verify=str(sb.ctx.ca_path),
+    # a generous read timeout: once in a full CI run (652 tests) this client waited over httpx's
+    # default 5 s for one answer; these tests check the wire format, not the latency
+    with httpx.Client(base_url=f"{sb.ctx.https_url}/v1.0", verify=str(sb.ctx.ca_path), timeout=30,
                       headers={"Authorization": f"Bearer {token}"}) as client:
         yield client
 
