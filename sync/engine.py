@@ -237,11 +237,13 @@ class Engine:
             scope = None
         elif scope is not None:
             kind = "event"
+        previous = self.state.recent_runs(name, 1)
+        unclean = bool(previous) and previous[0].outcome not in ("ok", "partial")   # killed, stopped or failed
         run = self.state.start_run(name, kind)
         started = time.monotonic()
         try:
             self._drive(self.connector(name), source, run, scope,
-                        resumed=not fresh and kind == "backfill")
+                        resumed=not fresh and (kind == "backfill" or unclean and kind == "sync"))
         except CredentialsError as exc:
             log.error("%s", exc)   # names the source; stderr is where an operator looks first
             return self._finish(run, started, "failed", str(exc), credentials=True)
@@ -262,6 +264,8 @@ class Engine:
     def _drive(self, connector: Connector, source: SourceState, run: RunRecord,
                scope: frozenset[str] | None = None, resumed: bool = False) -> None:
         since = datetime.fromisoformat(source.since) if source.since and source.phase == "backfill" else None
+        with self._write_lock:   # what a killed run of this source left half-written, before any new write
+            self.index.repair(source.name, source.fence)
         progress = _Reporter(self, run)
         with Pipeline(self.index, self._write_lock, on_embedded=progress.embedded,
                       on_written=lambda batch, stats: self._written(batch, stats, run, progress)) as pipeline:
@@ -274,21 +278,22 @@ class Engine:
             if source.since is None:
                 with self._write_lock:
                     run.deleted += self.index.prune(source.name, source.generation, source.fence)
-                if resumed and connector.deletions_from_checkpoint:
-                    self._reconcile(connector, source, run)
             source.phase = "incremental"
             source.last_prune = time.time() if source.since is None else source.last_prune
+        if resumed and connector.deletions_from_checkpoint:
+            self._reconcile(connector, source, run)
         self.state.save_source(source)
         progress.tick(force=True)
 
     def _reconcile(self, connector: Connector, source: SourceState, run: RunRecord) -> None:
-        """After a full pass that resumed an interrupted one, delete what the source no longer has.
+        """After a run that followed an unfinished one (killed, stopped or failed), delete what the
+        source no longer has.
 
-        The interrupted run may have committed documents after its last saved checkpoint. They carry
-        this pass's generation, so if they vanished before the pass resumed, the prune keeps them,
-        and a connector that finds deletions by its checkpoint's memory (files, mail archives)
-        never learns of them. Asking the source what exists settles it, once per crash. (Slack,
-        Drive and Outlook hear of such deletions from their change feeds on the next sync.)"""
+        The unfinished run may have committed documents after its last saved checkpoint. In a full
+        pass they carry its generation, so if they vanished before the resume, the prune keeps
+        them; and a connector that finds deletions by its checkpoint's memory (files, mail
+        archives, Slack) never learns of them. Asking the source what exists settles it, once per
+        crash. (Drive and Outlook hear of such deletions from their change feeds.)"""
         try:
             live = set(connector.live_ids())
         except NotImplementedError:
@@ -393,6 +398,7 @@ class Engine:
             gone = [d for d in self.index.catalog.source_doc_ids(name) if d not in live]
             try:
                 with self._write_lock:
+                    self.index.repair(name, fence)
                     run.deleted = self.index.apply([], gone, fence=fence).deleted
                 source = self.state.source(name)
                 source.last_prune = time.time()

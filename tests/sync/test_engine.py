@@ -12,7 +12,7 @@ from inlet.connectors import Checkpoint, Connector, Deletion, Skipped, SourceCon
 from inlet.errors import CredentialsError, SourceBusyError
 from inlet.index.lock import FileLock
 from inlet.index.store import Index
-from inlet.sync.engine import Engine
+from inlet.sync.engine import BATCH_DOCS, Engine
 from inlet.sync.state import StateDB
 
 
@@ -131,6 +131,39 @@ def test_stop_ends_the_run_at_the_next_checkpoint(engine):
     assert result.outcome == "interrupted" and "resumes" in result.error
     assert engine.state.source("one").checkpoint == {"at": 2}
     assert indexed(engine) == ["one:1", "one:2"]
+
+
+class Remembering(Script):
+    """Finds deletions by what its checkpoint remembers (as files, mail archives and Slack do)."""
+
+    deletions_from_checkpoint = True
+    live: list[str] = []
+
+    def live_ids(self):
+        return Remembering.live
+
+
+class RememberingEngine(Engine):
+    def connector(self, name: str) -> Connector:
+        return Remembering(self.settings.source(name))
+
+
+def test_a_sync_after_an_unfinished_one_deletes_what_it_committed_past_its_checkpoint(engine):
+    """A failing sync commits a full batch after its last checkpoint; the source deletes those
+    documents before the next sync, whose checkpoint never knew them: only asking the source
+    (`live_ids`) settles it."""
+    engine = RememberingEngine(engine.settings, engine.index, engine.state)
+    past = [doc(n) for n in range(2, 2 + BATCH_DOCS)]   # one full batch: written before any checkpoint
+    Script.plan = [[doc(1), Checkpoint(state={"at": 1})], [*past, RuntimeError("network down")],
+                   [Checkpoint(state={"at": 1})], [Checkpoint(state={"at": 1})]]
+    Remembering.live = ["one:1"]
+    engine.run("one", "backfill")
+    assert engine.run("one", "sync").outcome == "failed"
+    assert len(indexed(engine)) == 1 + BATCH_DOCS and engine.state.source("one").checkpoint == {"at": 1}
+    assert engine.run("one", "sync").deleted == BATCH_DOCS
+    assert indexed(engine) == ["one:1"]
+    Remembering.live = []   # after a clean run the source is not asked again
+    assert engine.run("one", "sync").deleted == 0 and indexed(engine) == ["one:1"]
 
 
 def test_order_within_a_batch_is_kept(engine):
