@@ -40,7 +40,8 @@ BACKENDS = ("torch", "onnx", "onnx-int8")
 DEVICES = ("cpu", "cuda", "auto")
 DEFAULT_BACKEND = "onnx-int8"   # benchmarks/README.md: the fastest backend that keeps retrieval quality
 EXPORT_VERSION = 2              # bump when the exported graph changes: old cache entries are then ignored
-                                # (2: eager attention, fused by ONNX Runtime's BERT optimizer before int8)
+                                # (2: eager attention, fused by ONNX Runtime's BERT optimizer before int8);
+                                # not in the index fingerprint: see `fingerprint` for why
 ONNX_OPSET = 17
 # Largest cosine distance to torch's vector of the same text (tests/index/test_backends.py): ONNX fp32
 # runs the same arithmetic; int8 rounds weights per channel and activations per batch (so a text's
