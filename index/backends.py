@@ -40,12 +40,19 @@ BACKENDS = ("torch", "onnx", "onnx-int8")
 DEVICES = ("cpu", "cuda", "auto")
 DEFAULT_BACKEND = "onnx-int8"   # benchmarks/README.md: the fastest backend that keeps retrieval quality
 EXPORT_VERSION = 2              # bump when the exported graph changes: old cache entries are then ignored
-                                # (2: eager attention, fused by ONNX Runtime's BERT optimizer before int8)
+                                # (2: eager attention, fused by ONNX Runtime's BERT optimizer before int8);
+                                # not in the index fingerprint: see `fingerprint` for why
 ONNX_OPSET = 17
 # Largest cosine distance to torch's vector of the same text (tests/index/test_backends.py): ONNX fp32
 # runs the same arithmetic; int8 rounds weights per channel and activations per batch (so a text's
 # vector also moves slightly with its batch-mates), measured >= 0.98 similarity on Enron mail.
 MAX_COSINE_DISTANCE = {"torch": 0.0, "onnx": 1e-4, "onnx-int8": 0.03}
+# Tokens (padded) per ONNX Runtime forward pass. Its CPU attention kernel writes every score of a
+# batch (batch x heads x tokens², 45 MB for 32 chunks of ~170 tokens) before the softmax reads them
+# back, and the feed-forward layer's activations grow with the batch too: past a few hundred tokens
+# they spill out of a core's L2 cache and the run is memory-bound. One or two ~170-token chunks per
+# run embed 1.9x the chunks per CPU second of batches of 32 (int8; benchmarks/README.md, issue 17).
+TOKENS_PER_RUN = 384
 _export_lock = threading.Lock()
 
 
@@ -227,16 +234,20 @@ class OnnxEncoder:
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     def encode(self, texts: Sequence[str], batch_size: int) -> "np.ndarray":
-        """Unit vectors. The texts are tokenised once, all together, and batched by token count, so
-        each batch pads only to its own longest text."""
+        """Unit vectors. The texts are tokenised once, all together, longest first, and run in
+        batches of at most `TOKENS_PER_RUN` padded tokens (at least one text, at most `batch_size`),
+        so each batch pads only to its own longest text and stays in cache."""
         import numpy as np
 
         ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         out = np.empty((len(ids), self.dimension), dtype=np.float32)
-        for start in range(0, len(order), batch_size):
-            part = order[start:start + batch_size]
+        start = 0
+        while start < len(order):
+            size = max(1, min(batch_size, TOKENS_PER_RUN // len(ids[order[start]])))
+            part = order[start:start + size]
             out[part] = self._run([ids[i] for i in part])
+            start += size
         return out
 
     def encode_short(self, texts: Sequence[str]) -> "np.ndarray":

@@ -11,6 +11,14 @@ after every batch (the record is replaced by rename, so a crash leaves the old o
 never half of one). The live record, and so every search, keeps the old collection until every
 source is complete; then one rename switches the index over and the old collection is dropped.
 
+The record leaves out the ONNX export's version (`backends.EXPORT_VERSION`), on purpose. Every
+export of a backend is held by tests/index/test_backends.py to the backend's documented cosine
+distance from torch (`MAX_COSINE_DISTANCE`), and int8 vectors already move within that distance
+with their batch-mates; an export change is made for speed, and one that moved vectors further
+fails that test instead of shipping. Refusing the index would force `inlet reindex` (hours for a
+million chunks) for vectors that are interchangeable within the tolerance searches already live
+with. A change of model or backend is refused, as above.
+
 With `[index].database_url` the same record is one row of the index database (`pg_fingerprint.py`),
 so every daemon and replica on any host is held to it. There several processes may write it (a
 reindex, and daemons whose syncs send sources back to its queue), so each write names the version
