@@ -35,7 +35,7 @@ def wait_until(what: str, check, proc: subprocess.Popen, timeout: float = 60) ->
 
 
 @contextmanager
-def chroma_server(folder: Path) -> Iterator[str]:
+def chroma_server(folder: Path, timeout: float = 60) -> Iterator[str]:
     port = free_port()   # the `chroma` console script, run by this interpreter (venvs may lack the script)
     proc = subprocess.Popen([sys.executable, "-c", "from chromadb.cli.cli import app; app()", "run",
                              "--path", str(folder), "--host", "127.0.0.1", "--port", str(port)],
@@ -49,7 +49,7 @@ def chroma_server(folder: Path) -> Iterator[str]:
             return False
 
     try:
-        wait_until("chroma run", answers, proc)
+        wait_until("chroma run", answers, proc, timeout)
         yield url
     finally:
         proc.terminate()
