@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import signal
 import statistics
 import subprocess
@@ -30,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +75,7 @@ def daemon(work: Path, cfg: Path, tag: str) -> subprocess.Popen[bytes]:
     from inlet.sandbox import slack
 
     with open(work / f"{tag}.err", "w") as err:
-        return subprocess.Popen([sys.executable, "-m", "inlet", "daemon", "--config", str(cfg)], cwd=work,
+        return subprocess.Popen([sys.executable, "-m", "inlet", "daemon", "--config", str(cfg), "-v"], cwd=work,
                                 stdout=subprocess.DEVNULL, stderr=err,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1", SLACK_TOKEN_ENV: slack.TOKEN})
 
@@ -123,18 +125,48 @@ def throughput(work: Path, server: str, chroma: str, sources: str, count: int, d
     url = new_database(server, f"bench_{tag.split()[-1]}_{daemons}")
     reset_chroma(chroma)
     cfg = write_config(work, url, chroma, sources, 30)
+    launched = time.time()
     procs = [daemon(work, cfg, f"{tag}-{daemons}-{n}") for n in range(daemons)]
     try:
         wait("every backfill", lambda: rows(url, "SELECT count(*) FROM sources WHERE phase = 'incremental'")
              == [(count,)], procs)
         (first, last), = rows(url, "SELECT min(started_at), max(finished_at) FROM runs WHERE outcome = 'ok'")
         (docs,), = rows(url, "SELECT count(*) FROM documents")
-        holders = rows(url, "SELECT count(DISTINCT holder) FROM leases")
+        timeline = rows(url, "SELECT source, started_at, finished_at, upserted, embedded FROM runs "
+                             "WHERE outcome = 'ok' ORDER BY started_at")
     finally:
         stop(procs)
     print(f"  {tag}, {daemons} daemon(s): {docs} documents in {last - first:.1f}s = {docs / (last - first):.1f} "
-          f"docs/s; sources held by {holders[0][0] if holders else '?'} daemon(s); load {load()}", flush=True)
+          f"docs/s; load {load()}", flush=True)
+    for n in range(daemons):
+        print(f"    daemon {n}: {milestones(work / f'{tag}-{daemons}-{n}.err', launched)}", flush=True)
+    print("    runs (s from the daemons' launch): " + "; ".join(
+        f"{source} {start - launched:.1f}-{end - launched:.1f} ({upserted} docs, {embedded} embedded)"
+        for source, start, end, upserted, embedded in timeline), flush=True)
     return docs / (last - first), docs, last - first
+
+
+MILESTONES = {"scheduled": re.compile(r"inlet daemon \(pid \d+\): \d+ source\(s\) scheduled"),
+              "model loaded": re.compile(r"embedding model loaded in (\d+) ms"),
+              "busy (held elsewhere)": re.compile(r"sync of '\w+' skipped: source")}
+RAN = re.compile(r"\w+ of '(\w+)' ok: [1-9]\d* upserted")   # a run that wrote (not a no-op re-check)
+
+
+def milestones(err: Path, launched: float) -> str:
+    """When a daemon (its -v log) was up, loaded its model (and how long that took), first found a
+    source held by the other, and which sources it backfilled: where the second daemon's time goes.
+    (The `leases` table's last holder says nothing here: a daemon checking a queued source after
+    the other finished it takes the lease for a moment and then skips the run.)"""
+    seen: dict[str, str] = {}
+    for line in err.read_text().splitlines():
+        for what, pattern in MILESTONES.items():
+            found = pattern.search(line)
+            if found and what not in seen:
+                at = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp() - launched
+                took = f" in {int(found.group(1)) / 1000:.1f}s" if found.groups() else ""
+                seen[what] = f"{what}{took} at +{at:.1f}s"
+    ran = RAN.findall(err.read_text())
+    return ", ".join([*seen.values(), f"ran {', '.join(ran) or 'nothing'}"])
 
 
 def load() -> str:

@@ -25,6 +25,7 @@ from inlet.index.store import Index
 
 USERS = [f"u{n}@corp.example" for n in range(200)]
 BENCH_USER = USERS[7]
+SEED = 7   # batches' and build's default: the vocabulary of a kept index is vocabulary(Random(SEED))
 
 
 def vocabulary(rng: random.Random, size: int = 6000) -> list[str]:
@@ -46,7 +47,7 @@ def acl_for(rng: random.Random) -> ACL:
     return ACL()
 
 
-def batches(n_chunks: int, seed: int = 7, size: int = 4000) -> Iterator[tuple[list[Document], np.ndarray]]:
+def batches(n_chunks: int, seed: int = SEED, size: int = 4000) -> Iterator[tuple[list[Document], np.ndarray]]:
     """The synthetic one-chunk documents with their random unit vectors, `size` at a time
     (the same for a seed, so two backends can be filled alike)."""
     rng = random.Random(seed)
@@ -72,7 +73,7 @@ def upsert_vectors(collection: Any, docs: list[Document], vecs: np.ndarray) -> N
                    for d in docs])
 
 
-def build(path: Path, n_chunks: int, seed: int = 7) -> list[str]:
+def build(path: Path, n_chunks: int, seed: int = SEED) -> list[str]:
     """Synthetic documents straight into the catalog and Chroma; returns the vocabulary."""
     index = Index(IndexConfig(path=path))
     started = time.perf_counter()

@@ -35,7 +35,7 @@ def wait_until(what: str, check, proc: subprocess.Popen, timeout: float = 60) ->
 
 
 @contextmanager
-def chroma_server(folder: Path) -> Iterator[str]:
+def chroma_server(folder: Path, timeout: float = 60) -> Iterator[str]:
     port = free_port()   # the `chroma` console script, run by this interpreter (venvs may lack the script)
     proc = subprocess.Popen([sys.executable, "-c", "from chromadb.cli.cli import app; app()", "run",
                              "--path", str(folder), "--host", "127.0.0.1", "--port", str(port)],
@@ -49,7 +49,7 @@ def chroma_server(folder: Path) -> Iterator[str]:
             return False
 
     try:
-        wait_until("chroma run", answers, proc)
+        wait_until("chroma run", answers, proc, timeout)
         yield url
     finally:
         proc.terminate()
@@ -106,13 +106,15 @@ def _as_user(folder: Path) -> tuple[list[str], dict]:
 @contextmanager
 def postgres_server(folder: Path, settings: tuple[str, ...] = ()) -> Iterator[str]:
     """A PostgreSQL server in `folder` on a free loopback port; yields a URL (trust auth, user inlet).
-    `settings` are more `name=value` server settings (benchmarks size the buffers)."""
+    A folder that already holds a server's data is started, not initialised again. `settings` are
+    more `name=value` server settings (benchmarks size the buffers)."""
     binaries = postgres_bin()
     folder.mkdir(parents=True, exist_ok=True)
     prefix, who = _as_user(folder)
     data = folder / "data"
-    subprocess.run([*prefix, str(binaries / "initdb"), "-D", str(data), "-U", "inlet", "--auth=trust",
-                    "-E", "UTF8", "--no-sync"], check=True, stdout=subprocess.DEVNULL, **who)
+    if not (data / "PG_VERSION").exists():   # a kept folder (a benchmark's --reuse) starts as it was left
+        subprocess.run([*prefix, str(binaries / "initdb"), "-D", str(data), "-U", "inlet", "--auth=trust",
+                        "-E", "UTF8", "--no-sync"], check=True, stdout=subprocess.DEVNULL, **who)
     port = free_port()
     proc = subprocess.Popen([*prefix, str(binaries / "postgres"), "-D", str(data), "-p", str(port), "-k", str(folder),
                              "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200",
