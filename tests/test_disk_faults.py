@@ -27,6 +27,10 @@ from tests.test_crash_matrix import snapshot
 
 WORDS = ["budget", "hiring", "launch", "outage", "billing", "roadmap", "pricing", "backup", "audit",
          "migration", "latency", "quota", "vendor", "contract", "security", "training"]
+# Long words the model's tokenizer keeps whole: many bytes on disk for few chunks to embed.
+LONG_WORDS = ["international", "configuration", "responsibility", "environmental", "administration",
+              "communication", "transportation", "understanding", "representative", "infrastructure",
+              "organization", "management", "development", "performance", "significant", "relationship"]
 
 
 @pytest.fixture
@@ -43,11 +47,12 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def write_notes(folder: Path, first: int, count: int, words: int) -> None:
+def write_notes(folder: Path, first: int, count: int, words: int, long: bool = False) -> None:
+    """`long`: words the tokenizer keeps whole, about 14 bytes a token (numbered words are about 3)."""
     rng = random.Random(first)
     for n in range(first, first + count):
-        text = " ".join(f"{rng.choice(WORDS)}{rng.randrange(1000)}" for _ in range(words))
-        (folder / f"note{n:03d}.md").write_text(f"# Note {n}\n\n{text}\n")
+        picks = (rng.choice(LONG_WORDS) if long else f"{rng.choice(WORDS)}{rng.randrange(1000)}" for _ in range(words))
+        (folder / f"note{n:03d}.md").write_text(f"# Note {n}\n\n{' '.join(picks)}\n")
 
 
 def fill(mount: Path, leave: int) -> Path:
@@ -105,7 +110,7 @@ def test_a_full_then_read_only_index_folder_fails_clearly_and_loses_nothing(smal
     assert run_here(settings, embedder) == "ok"
     before = intact(settings, embedder)
 
-    write_notes(docs, 100, 12, 1000)        # far more than the space left
+    write_notes(docs, 100, 8, 1000, long=True)   # 110 KB of text (stored thrice and more): far more than the 32 KB left
     filler = fill(small_disk, leave=32 * 1024)
     full = cli_sync(config, tmp_path)
     assert full.returncode == 1, full.stderr[-3000:]
@@ -134,4 +139,4 @@ def test_a_full_then_read_only_index_folder_fails_clearly_and_loses_nothing(smal
     clean = parse_config({**raw, "index": {"path": str(tmp_path / "clean")}})
     assert run_here(clean, embedder) == "ok"
     assert got == intact(clean, embedder)
-    assert len(got["documents"]) == 20
+    assert len(got["documents"]) == 16
