@@ -96,12 +96,21 @@ def test_beside_bulk_embedding_searches_take_turns_within_their_share():
 def test_a_search_waits_for_its_turn_at_most_max_wait():
     gate = QueryFirst()
     gate.bulk_started()
-    budget = SearchBudget(gate, share=0.01, max_wait=0.3)   # 20 ms of search: ~2 s without one
+    budget = SearchBudget(gate, share=0.01, max_wait=0.3, max_pause=30.0)   # 20 ms of search: ~2 s pause
     run_searches(budget, clients=1, each=1, work=0.02)
     started = time.monotonic()
     run_searches(budget, clients=1, each=1, work=0.0)
     waited = time.monotonic() - started
     assert 0.25 <= waited < 1.9
+
+
+def test_with_many_waiting_the_pauses_shrink_to_keep_latency_bounded():
+    gate = QueryFirst()
+    gate.bulk_started()
+    budget = SearchBudget(gate, share=0.01, max_wait=30.0, max_pause=0.1)   # 2 s pauses unless many wait
+    wall, most = run_searches(budget, clients=8, each=2, work=0.01)
+    assert most == 1
+    assert wall < 8.0   # 16 pauses of 2 s would take 32 s; with 7 waiting, each is ~0.1 / 7 s
 
 
 def test_no_query_pending_means_no_wait():
