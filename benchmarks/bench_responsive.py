@@ -128,6 +128,11 @@ class Daemon:
         finally:
             conn.close()
 
+    def cpu(self) -> float:
+        """CPU seconds (user + system) the daemon has used so far (Linux /proc)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(120)
@@ -230,12 +235,14 @@ def main() -> None:
         write_corpus(root, opts.files)
         write_config(root, free_port())
         unloaded = None
+        unloaded_cpu = 0.0
         if not opts.skip_unloaded:
             daemon = Daemon(root)
             try:
                 daemon.api()
                 start, end, docs = daemon.finished("the unloaded backfill")
                 unloaded = docs / (end - start)
+                unloaded_cpu = daemon.cpu()
             finally:
                 daemon.stop()
             print(f"unloaded backfill: {docs} docs in {end - start:.1f} s = {unloaded:.2f} docs/s", flush=True)
@@ -243,6 +250,7 @@ def main() -> None:
         try:
             load = run_loaded(daemon, opts.clients, opts.seconds, opts.max_seconds, opts.timeout)
             start, end, docs = daemon.finished("the loaded backfill")
+            loaded_cpu = daemon.cpu()
         finally:
             daemon.stop()
     loaded = docs / (end - start)
@@ -259,6 +267,11 @@ def main() -> None:
         print(f"  failures (first 5): {load.failures[:5]}")
     print(f"  loaded backfill: {docs} docs in {end - start:.1f} s = {loaded:.2f} docs/s"
           + (f"; {loaded / unloaded:.2f}x unloaded" if unloaded else ""))
+    if unloaded:   # both daemons loaded the model and backfilled the same files: the rest is searching
+        per_request = (loaded_cpu - unloaded_cpu) / max(1, total) * 1000
+        print(f"  daemon CPU: {unloaded_cpu:.0f} s unloaded, {loaded_cpu:.0f} s loaded; searching "
+              + (f"~{per_request:.1f} ms a request" if per_request > 0 else "not measurable (a busy machine: "
+                 "the unloaded run's spinning threads took more)"))
     if load.latencies:
         print(f"  mean {statistics.mean(load.latencies) * 1000:.0f} ms")
 

@@ -213,7 +213,7 @@ class OnnxEncoder:
     """Runs an exported model with ONNX Runtime; tokenisation is the sentence-transformers
     model's own, so the inputs (truncation included) are exactly what torch would see."""
 
-    def __init__(self, st_model: Any, path: Path, device: str, threads: int = 0) -> None:
+    def __init__(self, st_model: Any, path: Path, device: str, threads: int = 0, spinning: bool = True) -> None:
         import onnxruntime as ort
 
         self.tokenizer = st_model.tokenizer
@@ -224,6 +224,8 @@ class OnnxEncoder:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL   # a chain of layers: nothing to run beside
         options.log_severity_level = 3
+        if not spinning:   # idle intra-op threads sleep instead of spinning (they burn a core others need)
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         if device == "cuda":
             if "CUDAExecutionProvider" not in ort.get_available_providers():

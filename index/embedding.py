@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from inlet.errors import ConfigError
 
 from .backends import BACKENDS, DEFAULT_BACKEND, OnnxEncoder, onnx_file, resolve_device
-from .priority import QueryFirst, in_turns
+from .priority import QueryFirst, SearchBudget, in_turns
 
 if TYPE_CHECKING:
     import numpy as np
@@ -63,7 +63,8 @@ class Embedder:
         self.device = device
         self._model: Any = None
         self._onnx: OnnxEncoder | None = None
-        self._query_onnx: OnnxEncoder | None = None   # the same session, with a tokenizer of its own
+        self._onnx_path: Path | None = None
+        self._query_onnx: OnnxEncoder | None = None   # a session of its own (`_query_session`)
         self._counter: Any = None
         self._lock = threading.Lock()
         # A Hugging Face tokenizer is not thread-safe: each call re-sets its padding and truncation,
@@ -72,6 +73,7 @@ class Embedder:
         # have their own copies.
         self._tokenizing = threading.Lock()
         self.gate = QueryFirst()   # bulk embedding yields to queries (see `priority`)
+        self.budget = SearchBudget(self.gate)   # and searches beside it get a share of the time
         self._queries = QueryBatcher(self._encode_short, self.gate)
 
     @property
@@ -90,8 +92,7 @@ class Embedder:
                     if self.backend != "torch":
                         path = onnx_file(model, self.model_path, quantized=self.backend == "onnx-int8")
                         self._onnx = OnnxEncoder(model, path, device, threads=_session_threads)
-                        self._query_onnx = copy.copy(self._onnx)
-                        self._query_onnx.tokenizer = copy.deepcopy(model.tokenizer)
+                        self._onnx_path = path
                     self._model = model
                     # `inlet search -v` shows it; took_ms leaves it out (tests/test_cli_e2e.py compares them)
                     log.info("embedding model loaded in %.0f ms (%s, %s backend)",
@@ -143,14 +144,31 @@ class Embedder:
         import torch
 
         model = self.model
-        if self._query_onnx is not None:
-            return self._query_onnx.encode_short(texts)
+        if self._onnx is not None:
+            return self._query_session().encode_short(texts)
         with self._tokenizing:   # torch: one sub-batch of bulk work at most goes before
             features = model.preprocess(list(texts))
         features = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in features.items()}
         with torch.inference_mode():
             vectors = model.forward(features)["sentence_embedding"]
             return torch.nn.functional.normalize(vectors, dim=1).cpu().numpy()
+
+    def _query_session(self) -> OnnxEncoder:
+        """The ONNX session queries run on, made at the first query, with its own tokenizer (not
+        thread-safe: see `_tokenizing`), one intra-op thread and no spinning. Sharing the bulk
+        session, a query's forward pass woke that session's threads, which spin between kernels:
+        beside a backfill, three spinning threads on two cores took CPU from both (issue #16).
+        One thread runs a query of a few tokens nearly as fast, and it sleeps when idle."""
+        if self._query_onnx is None:
+            model = self.model
+            with self._lock:
+                if self._query_onnx is None:
+                    assert self._onnx_path is not None
+                    session = OnnxEncoder(model, self._onnx_path, resolve_device(self.device), threads=1,
+                                          spinning=False)
+                    session.tokenizer = copy.deepcopy(model.tokenizer)
+                    self._query_onnx = session
+        return self._query_onnx
 
     def encode_query(self, text: str) -> "np.ndarray":
         """One query's vector; concurrent callers share a forward pass (see `QueryBatcher`)."""

@@ -31,6 +31,7 @@ class Retrieval:
         """Load the model (one encode) so the first query does not pay for it; then ready."""
         assert self.index is not None
         self.index.embedder.encode(["warm up"])
+        self.index.embedder.encode_query("warm up")   # queries have a session of their own
         self.ready.set()
 
     def _index(self) -> Index:
@@ -41,12 +42,15 @@ class Retrieval:
         return self.index
 
     def search(self, request: SearchRequest) -> tuple[list[Hit], float]:
-        return search(self._index(), request)
+        index = self._index()
+        with index.embedder.budget.admit():   # a backfill in this process keeps its share of the cores
+            return search(index, request)
 
     def context(self, request: SearchRequest, budget: int) -> tuple[Packed, float]:
         started = time.perf_counter()
         index = self._index()
-        hits, _ = search(index, request)
+        with index.embedder.budget.admit():
+            hits, _ = search(index, request)
         packed = pack(hits, budget, index.embedder.count_tokens)
         return packed, (time.perf_counter() - started) * 1000
 
