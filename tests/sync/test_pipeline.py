@@ -79,4 +79,7 @@ def test_abandon_drops_what_is_not_yet_embedded_with_the_checkpoints_behind_it(i
         release.set()
         pipeline.drain()
     written = bool(index.catalog.stored(["d:1"]))
-    assert ran == (["checkpoint"] if written else [])   # never a checkpoint without the batch before it
+    # The batch may have been embedding when abandon() came (then it is written, and the checkpoint
+    # behind it may or may not have reached the embedding stage first): a batch written without its
+    # checkpoint is re-read on resume; a checkpoint without the batch before it would lose it.
+    assert written or ran == []
