@@ -25,7 +25,8 @@ import os
 import threading
 import uuid
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -211,16 +212,26 @@ def _quantize(source: Path, dest: Path) -> None:
 
 class OnnxEncoder:
     """Runs an exported model with ONNX Runtime; tokenisation is the sentence-transformers
-    model's own, so the inputs (truncation included) are exactly what torch would see."""
+    model's own, so the inputs (truncation included) are exactly what torch would see.
 
-    def __init__(self, st_model: Any, path: Path, device: str, threads: int = 0, spinning: bool = True) -> None:
+    `workers` > 1 runs that many forward passes at once, each on one thread (the session is
+    made with one intra-op thread; ONNX Runtime's `run` may be called from several threads).
+    The runs are small (`TOKENS_PER_RUN`), and splitting one small run over two threads joins
+    them after every operator: one run per core does not wait, and a core that another process
+    takes slows one run instead of stalling both (benchmarks/README.md, embedding).
+    """
+
+    def __init__(self, st_model: Any, path: Path, device: str, threads: int = 0, spinning: bool = True,
+                 workers: int = 1) -> None:
         import onnxruntime as ort
 
         self.tokenizer = st_model.tokenizer
         self.max_length = int(st_model.max_seq_length)
         self.dimension = int(st_model.get_embedding_dimension())
+        self.workers = workers if device == "cpu" else 1
+        self._pool: ThreadPoolExecutor | None = None
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads   # 0: one per physical core
+        options.intra_op_num_threads = 1 if self.workers > 1 else threads   # 0: one per physical core
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL   # a chain of layers: nothing to run beside
         options.log_severity_level = 3
@@ -243,14 +254,23 @@ class OnnxEncoder:
 
         ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
-        out = np.empty((len(ids), self.dimension), dtype=np.float32)
+        parts = []
         start = 0
         while start < len(order):
             size = max(1, min(batch_size, TOKENS_PER_RUN // len(ids[order[start]])))
-            part = order[start:start + size]
-            out[part] = self._run([ids[i] for i in part])
+            parts.append(order[start:start + size])
             start += size
+        out = np.empty((len(ids), self.dimension), dtype=np.float32)
+        for part, vectors in zip(parts, self._map(lambda part: self._run([ids[i] for i in part]), parts)):
+            out[part] = vectors
         return out
+
+    def _map(self, run: Callable[[list[int]], "np.ndarray"], parts: list[list[int]]) -> Iterable["np.ndarray"]:
+        if self.workers <= 1 or len(parts) <= 1:
+            return map(run, parts)
+        if self._pool is None:   # made by the first bulk call; its threads end with the process
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="inlet-onnx")
+        return self._pool.map(run, parts)
 
     def encode_short(self, texts: Sequence[str]) -> "np.ndarray":
         """One forward pass over `texts` as given."""

@@ -91,7 +91,8 @@ class Embedder:
                     model = _load(self.model_path, device if self.backend == "torch" else "cpu")
                     if self.backend != "torch":
                         path = onnx_file(model, self.model_path, quantized=self.backend == "onnx-int8")
-                        self._onnx = OnnxEncoder(model, path, device, threads=_session_threads)
+                        self._onnx = OnnxEncoder(model, path, device, threads=_session_threads,
+                                                 workers=_session_threads or _cores())
                         self._onnx_path = path
                     self._model = model
                     # `inlet search -v` shows it; took_ms leaves it out (tests/test_cli_e2e.py compares them)
@@ -253,6 +254,11 @@ def serve_queries() -> None:
 
 
 _session_threads = 0   # ONNX Runtime intra-op threads for sessions made from now on (0: one per core)
+
+
+def _cores() -> int:
+    """The cores this process may run on (bulk ONNX runs one forward pass on each)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _load(path: str, device: str) -> Any:
