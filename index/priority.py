@@ -110,7 +110,7 @@ def in_turns(texts: Sequence[str], encode: Callable[[list[str]], "np.ndarray"], 
     return out
 
 
-SEARCH_SHARE = 0.5    # while bulk embedding runs, searches are in progress at most this share of the time
+SEARCH_SHARE = 0.7    # while bulk embedding runs, searches are in progress at most this share of the time
 SEARCH_MAX_WAIT = 1.0  # seconds a search waits for its turn at most: past that it runs anyway
 SEARCH_MAX_PAUSE = 0.25  # seconds the pauses ahead of the last waiting search add up to at most
 
