@@ -122,8 +122,6 @@ MIGRATIONS: list[Migration] = [
     # 8: each daemon's change-event status per source (sync/pg_event_status.py), for status on any host
     """CREATE TABLE daemon_events (source TEXT NOT NULL, holder TEXT NOT NULL, report TEXT NOT NULL,
                                    updated TIMESTAMPTZ NOT NULL, PRIMARY KEY (source, holder));""",
-    # 9: documents whose vectors a write was touching (Index.repair settles what a crash left)
-    "CREATE TABLE vector_writes (doc_id TEXT PRIMARY KEY, source TEXT NOT NULL, chunks INTEGER NOT NULL);",
 ]
 
 _pools: dict[str, tuple[ConnectionPool, int]] = {}
@@ -234,8 +232,8 @@ class PgCatalog:
 
     # --- reads --------------------------------------------------------------------------------
     def stored(self, doc_ids: list[str]) -> dict[str, StoredDoc]:
-        rows = self._query("SELECT doc_id, content_hash, meta_hash, chunks, source FROM documents "
-                           "WHERE doc_id = ANY(%s)", [doc_ids])
+        rows = self._query("SELECT doc_id, content_hash, meta_hash, chunks FROM documents WHERE doc_id = ANY(%s)",
+                           [doc_ids])
         return {r[0]: StoredDoc(*r) for r in rows}
 
     def document(self, doc_id: str) -> Document | None:
@@ -291,13 +289,9 @@ class PgCatalog:
         if not keys:
             return {}
         with self.pool.connection() as db:
-            rows = db.execute("SELECT key, MIN(chunk_id) FROM chunks WHERE key = ANY(%s) "
-                              "AND doc_id NOT IN (SELECT doc_id FROM vector_writes) GROUP BY key", (keys,)).fetchall()
+            rows = db.execute("SELECT key, MIN(chunk_id) FROM chunks WHERE key = ANY(%s) GROUP BY key",
+                              (keys,)).fetchall()
         return {key: chunk for key, chunk in rows}
-
-    def unsettled(self, source: str) -> list[tuple[str, int]]:
-        return [(r[0], r[1]) for r in self._query("SELECT doc_id, chunks FROM vector_writes WHERE source = %s",
-                                                  [source])]
 
     def exact_matches(self, query: str, filters: Filters) -> dict[str, int]:
         """chunk id -> how many of the query's rare identifiers and quoted phrases it holds (as the
@@ -372,13 +366,6 @@ class PgCatalog:
             if added or dropped:
                 db.execute("UPDATE corpus SET chunks = chunks + %s, length = length + %s WHERE id = 1",
                            (added - dropped, added_length - dropped_length))
-            if batch.marked:
-                with db.cursor() as cur:
-                    cur.executemany("INSERT INTO vector_writes (doc_id, source, chunks) VALUES (%s, %s, %s) "
-                                    "ON CONFLICT (doc_id) DO UPDATE SET "
-                                    "chunks = GREATEST(vector_writes.chunks, EXCLUDED.chunks)", batch.marked)
-            if batch.settled:
-                db.execute("DELETE FROM vector_writes WHERE doc_id = ANY(%s)", (batch.settled,))
 
     @staticmethod
     def _drop_chunks(db: psycopg.Connection[Any], doc_ids: list[str]) -> tuple[int, int, Counter[str]]:
