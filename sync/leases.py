@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from inlet.config import IndexConfig
 
 log = logging.getLogger(__name__)
+TAKEOVER_WAIT_MS = 2000   # a lease row locked longer than this by a holder whose lease is over: cut it off
 
 
 class FolderLeases:
@@ -104,12 +105,7 @@ class PgLeases:
 
     def acquire(self, source: str) -> Fence:
         with self.pool.connection() as db:
-            row = db.execute(
-                "INSERT INTO leases (source, holder, fence, expires) "
-                "VALUES (%s, %s, 1, now() + make_interval(secs => %s)) "
-                "ON CONFLICT (source) DO UPDATE SET holder = excluded.holder, fence = leases.fence + 1, "
-                "expires = excluded.expires WHERE leases.expires <= now() RETURNING fence",
-                (source, self.holder, self.seconds)).fetchone()
+            row = self._take(db, source)
             if row is None:
                 holder = db.execute("SELECT holder FROM leases WHERE source = %s", (source,)).fetchone()
                 raise SourceBusyError(f"source {source!r} is already being synced (by {holder[0] if holder else '?'})")
@@ -117,6 +113,31 @@ class PgLeases:
         with self._lock:
             self._held[source] = fence
         return fence
+
+    def _take(self, db: psycopg.Connection[Any], source: str) -> tuple[Any, ...] | None:
+        """The new fence, or None while another holder's lease is live.
+
+        A holder frozen in the middle of a commit's statement (a COPY, say: the server is waiting
+        for its data, not idle, so `idle_in_transaction_session_timeout` never fires) keeps the
+        lease row share-locked (`check_fence`) however long its lease has been over. Waiting on it
+        could last forever, so the wait is short, and a holder whose lease is over is then cut off:
+        its sessions inside a transaction are ended (their work rolls back), and the row is free."""
+        import psycopg
+
+        for attempt in range(2):
+            try:
+                with db.transaction():
+                    db.execute(f"SET LOCAL lock_timeout = {TAKEOVER_WAIT_MS}")
+                    return db.execute(
+                        "INSERT INTO leases (source, holder, fence, expires) "
+                        "VALUES (%s, %s, 1, now() + make_interval(secs => %s)) "
+                        "ON CONFLICT (source) DO UPDATE SET holder = excluded.holder, fence = leases.fence + 1, "
+                        "expires = excluded.expires WHERE leases.expires <= now() RETURNING fence",
+                        (source, self.holder, self.seconds)).fetchone()
+            except psycopg.errors.LockNotAvailable:
+                if attempt or not _end_stuck_holder(db, source):
+                    return None   # a live holder's commit in flight
+        return None
 
     def release(self, fence: Fence) -> None:
         with self._lock:
@@ -155,6 +176,29 @@ class PgLeases:
             rows = db.execute("SELECT source, holder, extract(epoch FROM expires) FROM leases "
                               "WHERE expires > now()").fetchall()
         return {r[0]: {"holder": r[1], "expires": float(r[2])} for r in rows}
+
+
+def _end_stuck_holder(db: psycopg.Connection[Any], source: str) -> bool:
+    """End the in-transaction sessions of `source`'s holder if its lease is over; False if it is not."""
+    from inlet.index.pg_catalog import session_name
+
+    row = db.execute("SELECT holder FROM leases WHERE source = %s AND expires <= now()", (source,)).fetchone()
+    if row is None:
+        return False
+    import psycopg
+
+    try:
+        ended = db.execute("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                           "WHERE application_name = %s AND xact_start IS NOT NULL AND pid <> pg_backend_pid()",
+                           (session_name(row[0]),)).fetchone()
+    except psycopg.errors.InsufficientPrivilege as exc:
+        log.error("source %r: its holder %s let its lease run out in the middle of a commit, and this daemon "
+                  "may not end its sessions (%s): connect every daemon as one role, or grant this one "
+                  "pg_signal_backend", source, row[0], str(exc).strip())
+        return False
+    log.warning("source %r: its holder %s let its lease run out in the middle of a commit; ended %d of its "
+                "database sessions to take the source over", source, row[0], ended[0] if ended else 0)
+    return True
 
 
 def check_fence(db: psycopg.Connection[Any], fence: Fence | None) -> None:

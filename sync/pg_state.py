@@ -129,13 +129,14 @@ class PgState:
 
     def set_next_runs(self, pid: int, next_runs: dict[str, float | None]) -> None:
         """Every daemon plans every source; the row shows the earliest plan of a live daemon."""
-        now = time.time()
-        with self.pool.connection() as db, db.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO daemon_schedule (source, next_run, pid, holder, updated) VALUES (%s,%s,%s,%s,%s) "
-                "ON CONFLICT (source) DO UPDATE SET next_run = excluded.next_run, pid = excluded.pid, "
-                "holder = excluded.holder, updated = excluded.updated",
-                [(name, ts, pid, holder_name(), now) for name, ts in next_runs.items()])
+        # One statement, not `executemany`: a pipeline's rows stay locked until its end, and a process
+        # frozen in the middle of one would hold them past any timeout of the server's.
+        self._exec(
+            "INSERT INTO daemon_schedule (source, next_run, pid, holder, updated) "
+            "SELECT s, n, %s, %s, %s FROM unnest(%s::text[], %s::float8[]) AS u(s, n) "
+            "ON CONFLICT (source) DO UPDATE SET next_run = excluded.next_run, pid = excluded.pid, "
+            "holder = excluded.holder, updated = excluded.updated",
+            (pid, holder_name(), time.time(), list(next_runs), list(next_runs.values())))
 
     def clear_next_runs(self, pid: int) -> None:
         self._exec("DELETE FROM daemon_schedule WHERE holder = %s", (holder_name(),))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -186,6 +187,47 @@ def test_a_replaced_lease_holder_cannot_commit(database_url: str) -> None:
         successor.close()
         catalog.close()
         state.close()
+
+
+def test_a_holder_frozen_inside_a_commit_is_cut_off_when_its_lease_runs_out(database_url: str) -> None:
+    import psycopg
+
+    from inlet.index.pg_catalog import session_name
+    from inlet.sync.leases import check_fence
+
+    config = IndexConfig(database_url=database_url, chroma_url="http://unused")
+    frozen, successor = PgLeases(config, 1.0), PgLeases(config, 30.0)
+    frozen.holder = "elsewhere:4242"   # another daemon's, whose sessions carry its name
+    old = frozen.acquire("s")
+    frozen.close()                     # stops renewing, as a SIGSTOPped daemon would
+    # Its commit, frozen mid-COPY: the lease row share-locked, the server waiting for data (not idle,
+    # so idle_in_transaction_session_timeout never ends it).
+    stuck = psycopg.connect(database_url, application_name=session_name(frozen.holder))
+    waiter = ThreadPoolExecutor(1)   # a successor that would wait forever fails the test, not hangs it
+    try:
+        stuck.execute("BEGIN")
+        check_fence(stuck, old)
+        cursor = stuck.cursor()
+        copying = cursor.copy("COPY acl (principal, doc_id) FROM STDIN")
+        copying.__enter__()   # and never left: the server waits for the rows
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                new = waiter.submit(successor.acquire, "s").result(timeout=30)
+                break
+            except SourceBusyError:   # until the lease runs out on the database's clock
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert new.number == old.number + 1
+        with psycopg.connect(database_url, autocommit=True) as db:   # its session ended, its work rolled back
+            while db.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s",
+                             (session_name(frozen.holder),)).fetchall():
+                assert time.monotonic() < deadline + 10
+                time.sleep(0.1)
+    finally:
+        stuck.close()
+        waiter.shutdown()
+        successor.close()
 
 
 def test_two_replicas_on_one_database_answer_alike(pg_config: IndexConfig, embedder) -> None:
