@@ -57,7 +57,15 @@ CREATE TABLE IF NOT EXISTS chunk_keys (
     key TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS chunk_keys_key ON chunk_keys (key);
+CREATE TABLE IF NOT EXISTS vector_writes (
+    doc_id TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    chunks INTEGER NOT NULL
+);
 """
+
+# chunks of documents whose vectors a write may have left half-done: never a source of reused vectors
+UNSETTLED_CHUNKS = "SELECT c.chunk_id FROM chunks c JOIN vector_writes w ON w.doc_id = c.doc_id"
 
 LEXICAL_OVERFETCH = 4   # BM25 matches ranked per wanted result before falling back to a filtered query
 COMMON_TERM = 0.25      # a query term in more chunks than this share adds little to BM25 but costs most
@@ -71,6 +79,7 @@ class StoredDoc:
     content_hash: str
     meta_hash: str
     chunks: int
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -184,7 +193,7 @@ class Catalog:
         for start in range(0, len(doc_ids), 500):
             part = doc_ids[start:start + 500]
             rows = self._query(
-                f"SELECT doc_id, content_hash, meta_hash, chunks FROM documents "
+                f"SELECT doc_id, content_hash, meta_hash, chunks, source FROM documents "
                 f"WHERE doc_id IN ({','.join('?' * len(part))})", part)
             out.update({r[0]: StoredDoc(*r) for r in rows})
         return out
@@ -223,8 +232,13 @@ class Catalog:
         for start in range(0, len(keys), 500):
             part = keys[start:start + 500]
             out.update(self._query(f"SELECT key, MIN(chunk_id) FROM chunk_keys WHERE key IN "
-                                   f"({','.join('?' * len(part))}) GROUP BY key", part))
+                                   f"({','.join('?' * len(part))}) AND chunk_id NOT IN ({UNSETTLED_CHUNKS}) "
+                                   "GROUP BY key", part))
         return out
+
+    def unsettled(self, source: str) -> list[tuple[str, int]]:
+        return [(r[0], r[1]) for r in self._query("SELECT doc_id, chunks FROM vector_writes WHERE source = ?",
+                                                  [source])]
 
     def visible(self, doc_id: str, principals: tuple[str, ...] | None) -> bool:
         if principals is None:
@@ -348,6 +362,9 @@ class Catalog:
             Catalog.touch(db, batch.seen, batch.generation)
             for doc_id in batch.gone:
                 Catalog.delete(db, doc_id)
+            db.executemany("INSERT INTO vector_writes (doc_id, source, chunks) VALUES (?, ?, ?) ON CONFLICT "
+                           "(doc_id) DO UPDATE SET chunks = max(chunks, excluded.chunks)", batch.marked)
+            db.executemany("DELETE FROM vector_writes WHERE doc_id = ?", [(d,) for d in batch.settled])
 
     @staticmethod
     def put(db: sqlite3.Connection, doc: Document, texts: list[str] | None, generation: int) -> None:

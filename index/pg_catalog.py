@@ -122,6 +122,8 @@ MIGRATIONS: list[Migration] = [
     # 8: each daemon's change-event status per source (sync/pg_event_status.py), for status on any host
     """CREATE TABLE daemon_events (source TEXT NOT NULL, holder TEXT NOT NULL, report TEXT NOT NULL,
                                    updated TIMESTAMPTZ NOT NULL, PRIMARY KEY (source, holder));""",
+    # 9: documents whose vectors a write was touching (Index.repair settles what a crash left)
+    "CREATE TABLE vector_writes (doc_id TEXT PRIMARY KEY, source TEXT NOT NULL, chunks INTEGER NOT NULL);",
 ]
 
 _pools: dict[str, tuple[ConnectionPool, int]] = {}
@@ -246,8 +248,8 @@ class PgCatalog:
 
     # --- reads --------------------------------------------------------------------------------
     def stored(self, doc_ids: list[str]) -> dict[str, StoredDoc]:
-        rows = self._query("SELECT doc_id, content_hash, meta_hash, chunks FROM documents WHERE doc_id = ANY(%s)",
-                           [doc_ids])
+        rows = self._query("SELECT doc_id, content_hash, meta_hash, chunks, source FROM documents "
+                           "WHERE doc_id = ANY(%s)", [doc_ids])
         return {r[0]: StoredDoc(*r) for r in rows}
 
     def document(self, doc_id: str) -> Document | None:
@@ -303,9 +305,13 @@ class PgCatalog:
         if not keys:
             return {}
         with self.pool.connection() as db:
-            rows = db.execute("SELECT key, MIN(chunk_id) FROM chunks WHERE key = ANY(%s) GROUP BY key",
-                              (keys,)).fetchall()
+            rows = db.execute("SELECT key, MIN(chunk_id) FROM chunks WHERE key = ANY(%s) "
+                              "AND doc_id NOT IN (SELECT doc_id FROM vector_writes) GROUP BY key", (keys,)).fetchall()
         return {key: chunk for key, chunk in rows}
+
+    def unsettled(self, source: str) -> list[tuple[str, int]]:
+        return [(r[0], r[1]) for r in self._query("SELECT doc_id, chunks FROM vector_writes WHERE source = %s",
+                                                  [source])]
 
     def exact_matches(self, query: str, filters: Filters) -> dict[str, int]:
         """chunk id -> how many of the query's rare identifiers and quoted phrases it holds (as the
@@ -380,6 +386,14 @@ class PgCatalog:
             if added or dropped:
                 db.execute("UPDATE corpus SET chunks = chunks + %s, length = length + %s WHERE id = 1",
                            (added - dropped, added_length - dropped_length))
+            if batch.marked:
+                marked = {d: (s, n) for d, s, n in sorted(batch.marked, key=lambda m: m[2])}   # one row a document
+                db.execute("INSERT INTO vector_writes (doc_id, source, chunks) SELECT * FROM unnest(%s::text[], "
+                           "%s::text[], %s::int[]) ON CONFLICT (doc_id) DO UPDATE SET "
+                           "chunks = GREATEST(vector_writes.chunks, EXCLUDED.chunks)",
+                           (list(marked), [m[0] for m in marked.values()], [m[1] for m in marked.values()]))
+            if batch.settled:
+                db.execute("DELETE FROM vector_writes WHERE doc_id = ANY(%s)", (batch.settled,))
 
     @staticmethod
     def _drop_chunks(db: psycopg.Connection[Any], doc_ids: list[str]) -> tuple[int, int, Counter[str]]:

@@ -86,6 +86,17 @@ def chunk_rows(docs: Sequence[Document], texts: dict[str, list[str]]) -> tuple[l
     return ids, inputs, metas
 
 
+def _marks(batch: Prepared, gone: list[str]) -> list[tuple[str, str, int]]:
+    """(doc id, source, chunk ids that may be in Chroma) of each document whose vectors the write
+    touches: new texts (as many chunks as the longer of old and new), new metadata, deletions."""
+    stored = batch.stored
+    old = {d: s.chunks for d, s in stored.items()}
+    rows = [(d.id, d.source, max(len(batch.texts[d.id]), old.get(d.id, 0))) for d in batch.embed]
+    rows += [(d.id, d.source, old[d.id]) for d in batch.meta]
+    rows += [(d, stored[d].source, old[d]) for d in gone]
+    return rows
+
+
 class Index:
     """Open one per process (`Index.open`); thread-safe for concurrent searches and one writer."""
 
@@ -208,14 +219,15 @@ class Index:
         self._follow_record()
         if self.record.pending:   # a reindex under way must redo what this batch changes
             reindex.invalidate(self, {d.source for d in batch.latest.values()} if not batch.deleted else None)
-        if batch.fence is not None and (embed or meta or batch.deleted):
-            self.catalog.commit(Commit(fence=batch.fence))   # an empty commit: a lost lease writes no vectors either
+        gone = [d for d in batch.deleted if d in stored]
+        marked = _marks(batch, gone)
+        if marked:   # before Chroma is touched; the commit checks the fence: a lost lease writes no vectors
+            self.catalog.commit(Commit(fence=batch.fence, marked=marked))
         keys = self._write_vectors(batch)
         self._write_metadata(meta, stored)
-        gone = [d for d in batch.deleted if d in stored]
         self._delete_vectors([stored[d] for d in gone])
         self.catalog.commit(Commit(batch.generation, [(d, batch.texts[d.id]) for d in embed], meta, batch.same,
-                                   gone, batch.fence, keys))
+                                   gone, batch.fence, keys, settled=[m[0] for m in marked]))
         stats.upserted = len(embed) + len(meta)
         stats.unchanged = len(batch.same)
         stats.deleted = len(gone)
@@ -223,21 +235,51 @@ class Index:
         stats.reused_chunks = len(keys) - batch.embedded
         return stats
 
+    def repair(self, source: str, fence: Fence | None = None) -> int:
+        """Settle the writes of `source` that stopped between Chroma and the catalog (a killed
+        process); returns how many documents needed it.
+
+        Vectors go to Chroma before the catalog commits, so a crash in between leaves vectors the
+        catalog does not name (the document's next version usually overwrites them, but not when it
+        was deleted or changed back before the resume) or vectors of a text the catalog does not
+        hold. Each write marks its documents first (`vector_writes`); here their vectors are
+        deleted and, for documents the catalog has, embedded again from the stored chunk texts.
+        Run by the source's lease holder before it writes: no other write of the source is under way."""
+        unsettled = self.catalog.unsettled(source)
+        if not unsettled:
+            return 0
+        with self._writing:
+            self._follow_record()
+            if self.record.pending:
+                reindex.invalidate(self, {source})
+            self._delete_ids([chunk_id(d, n) for d, chunks in unsettled for n in range(chunks)])
+            stored = self.catalog.stored([d for d, _ in unsettled])
+            docs = list(self.catalog.documents(stored).values())
+            texts = self.catalog.chunk_texts(chunk_id(d.id, n) for d in docs for n in range(stored[d.id].chunks))
+            ids, inputs, metas = chunk_rows(docs, {d.id: [texts[chunk_id(d.id, n)] for n in range(stored[d.id].chunks)]
+                                                   for d in docs})
+            if ids:   # the model, not `dedup`: these chunks' keys may name the interrupted write's vectors
+                self._upsert(ids, self.embedder.encode(inputs), metas)
+            self.catalog.commit(Commit(fence=fence, settled=[d for d, _ in unsettled]))
+        log.warning("source %r: an interrupted run left the vectors of %d documents half-written; "
+                    "they were rewritten from the catalog", source, len(unsettled))
+        return len(unsettled)
+
+    def _upsert(self, ids: list[str], embeddings: Any, metas: list[dict]) -> None:
+        with private_files():   # Chroma creates its segment files on the first write
+            for start in range(0, len(ids), 4096):
+                end = start + 4096
+                self.collection.upsert(ids=ids[start:end], embeddings=embeddings[start:end], metadatas=metas[start:end])
+
     def _write_vectors(self, batch: "Prepared") -> list[tuple[str, str]]:
         """Writes the chunks' vectors; returns their (chunk id, vector key) rows."""
         docs, texts, stored = batch.embed, batch.texts, batch.stored
         stale = [chunk_id(d.id, n) for d in docs if d.id in stored
                  for n in range(len(texts[d.id]), stored[d.id].chunks)]
-        ids, embeddings, metas = batch.ids, batch.embeddings, batch.metas
-        if ids:
-            with private_files():   # Chroma creates its segment files on the first write
-                for start in range(0, len(ids), 4096):
-                    end = start + 4096
-                    self.collection.upsert(ids=ids[start:end], embeddings=embeddings[start:end],
-                                           metadatas=metas[start:end])
-        if stale:
-            self.collection.delete(ids=stale)
-        return list(zip(ids, batch.keys))
+        if batch.ids:
+            self._upsert(batch.ids, batch.embeddings, batch.metas)
+        self._delete_ids(stale)
+        return list(zip(batch.ids, batch.keys))
 
     def _encode(self, inputs: list[str], on_embedded: Callable[[int], None] | None) -> Any:
         """All vectors at once, or EMBED_SLICE at a time when someone follows the progress."""
@@ -265,9 +307,11 @@ class Index:
             self.collection.update(ids=ids, metadatas=metas)
 
     def _delete_vectors(self, docs: list[StoredDoc]) -> None:
-        ids = [chunk_id(d.doc_id, n) for d in docs for n in range(d.chunks)]
-        if ids:
-            self.collection.delete(ids=ids)
+        self._delete_ids([chunk_id(d.doc_id, n) for d in docs for n in range(d.chunks)])
+
+    def _delete_ids(self, ids: list[str]) -> None:
+        for start in range(0, len(ids), 4096):
+            self.collection.delete(ids=ids[start:start + 4096])
 
     def prune(self, source: str, keep_generation: int, fence: Fence | None = None) -> int:
         """Delete documents of `source` not seen since `keep_generation` began (a full pass)."""

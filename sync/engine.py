@@ -264,6 +264,8 @@ class Engine:
     def _drive(self, connector: Connector, source: SourceState, run: RunRecord,
                scope: frozenset[str] | None = None, resumed: bool = False) -> None:
         since = datetime.fromisoformat(source.since) if source.since and source.phase == "backfill" else None
+        with self._write_lock:   # what a killed run of this source left half-written, before any new write
+            self.index.repair(source.name, source.fence)
         progress = _Reporter(self, run)
         with Pipeline(self.index, self._write_lock, on_embedded=progress.embedded,
                       on_written=lambda batch, stats: self._written(batch, stats, run, progress)) as pipeline:
@@ -396,6 +398,7 @@ class Engine:
             gone = [d for d in self.index.catalog.source_doc_ids(name) if d not in live]
             try:
                 with self._write_lock:
+                    self.index.repair(name, fence)
                     run.deleted = self.index.apply([], gone, fence=fence).deleted
                 source = self.state.source(name)
                 source.last_prune = time.time()

@@ -55,13 +55,19 @@ def snapshot(index: Index) -> dict[str, Any]:
 
 @contextmanager
 def crash_before_catalog_commit(index: Index) -> Iterator[None]:
+    """The write's first transaction (its marks, `Index.repair`) commits; the second, the catalog's
+    commit record, dies after its statements."""
     real = index.catalog.transaction
+    calls = 0
 
     @contextmanager
     def dying() -> Iterator[Any]:
+        nonlocal calls
+        calls += 1
         with real() as db:
             yield db
-            raise Crash("killed between the vector write and the catalog commit")
+            if calls == 2:
+                raise Crash("killed between the vector write and the catalog commit")
 
     index.catalog.transaction = dying  # type: ignore[method-assign]
     try:
@@ -92,3 +98,23 @@ def test_the_next_apply_repairs_a_crash_between_vectors_and_catalog(tmp_path: Pa
 def snapshot_docs_of(index: Index, docs: list[Document]) -> list[tuple[Any, ...]]:
     stored = index.catalog.stored([d.id for d in docs])
     return sorted((s.doc_id, s.content_hash, s.meta_hash, s.chunks) for s in stored.values())
+
+
+@pytest.mark.parametrize("change", ["new documents", "text shrinks", "acl only", "deletion"])
+def test_repair_settles_a_crashed_write_the_source_never_repeats(tmp_path: Path, embedder: Any,
+                                                                  change: str) -> None:
+    """The killed batch is never applied again (its documents were deleted, or changed back, before
+    the resume): `repair` alone must bring Chroma back to what the catalog holds."""
+    docs, deletions = CHANGES[change]
+    with Index(IndexConfig(path=tmp_path / "clean"), embedder=embedder) as clean:
+        clean.apply(BEFORE)
+        expected = snapshot(clean)
+    with Index(IndexConfig(path=tmp_path / "crashed"), embedder=embedder) as index:
+        index.apply(BEFORE)
+        with crash_before_catalog_commit(index), pytest.raises(Crash):
+            index.apply(docs, deletions)
+        assert snapshot(index) != expected   # Chroma moved, the catalog did not
+    with Index(IndexConfig(path=tmp_path / "crashed"), embedder=embedder) as index:   # the next run
+        assert index.repair("w") == len(docs) + len(deletions)
+        assert snapshot(index) == expected
+        assert index.repair("w") == 0

@@ -230,6 +230,33 @@ def test_a_holder_frozen_inside_a_commit_is_cut_off_when_its_lease_runs_out(data
         successor.close()
 
 
+@pytest.mark.parametrize("change", ["text shrinks", "deletion"])
+def test_repair_on_postgresql_settles_a_write_killed_before_its_commit(pg_config: IndexConfig, embedder,
+                                                                     change: str) -> None:
+    """As tests/index/test_apply_crash.py on the folder: the write's marks commit, its vectors go to
+    Chroma, its catalog commit never happens, and the batch is never applied again."""
+    from inlet.index.catalog import chunk_id
+    from tests.index.test_apply_crash import BEFORE, CHANGES, Crash
+
+    docs, deletions = CHANGES[change]
+    with Index(pg_config, embedder=embedder) as index:
+        index.apply(BEFORE)
+        real = index.catalog.commit
+        index.catalog.commit = lambda batch: real(batch) if batch.marked else _raise(Crash())  # type: ignore[method-assign]
+        with pytest.raises(Crash):
+            index.apply(docs, deletions)
+    with Index(pg_config, embedder=embedder) as index:
+        assert index.repair("w") == len(docs) + len(deletions)
+        stored = index.catalog.stored([d.id for d in BEFORE])
+        catalog_chunks = {chunk_id(d, n) for d, s in stored.items() for n in range(s.chunks)}
+        assert set(index.collection.get()["ids"]) == catalog_chunks
+        assert index.repair("w") == 0
+
+
+def _raise(exc: Exception) -> None:
+    raise exc
+
+
 def test_two_replicas_on_one_database_answer_alike(pg_config: IndexConfig, embedder) -> None:
     docs = corpus()
     with Index(pg_config, embedder=embedder) as writer:
