@@ -343,18 +343,24 @@ class PgCatalog:
         terms = parse_query(query)
         if not terms:
             return []
+        # Words alone (no phrase, whose rarest part leads its match): the statement itself drops the
+        # common ones, saving the round trip that reads their frequencies (most queries).
+        choose = all(len(t.parts) == 1 for t in terms)
         with self.pool.connection() as db:
-            total, df = self._frequencies.get(db, {s for t in terms for s in pg_lexical.stems_of(t)})
-            if not total:
-                return []
-            chosen = pg_lexical.selective(terms, df, total)
+            if choose:
+                chosen, df = terms, {}
+            else:
+                total, df = self._frequencies.get(db, {s for t in terms for s in pg_lexical.stems_of(t)})
+                if not total:
+                    return []
+                chosen = pg_lexical.selective(terms, df, total)
             wide_limit = limit * LEXICAL_OVERFETCH
-            sql, params = pg_lexical.ranking_sql(chosen, df, wide_limit, filters, False, _filter_sql)
+            sql, params = pg_lexical.ranking_sql(chosen, df, wide_limit, filters, False, _filter_sql, choose)
             wide = db.execute(sql, params).fetchall()   # type: ignore[arg-type]   # built from constants
             hits = [(r[0], float(r[1])) for r in wide if r[2]][:limit]
             if len(hits) == limit or len(wide) < wide_limit:   # enough, or every match was seen
                 return hits
-            sql, params = pg_lexical.ranking_sql(chosen, df, limit, filters, True, _filter_sql)
+            sql, params = pg_lexical.ranking_sql(chosen, df, limit, filters, True, _filter_sql, choose)
             return [(r[0], float(r[1])) for r in db.execute(sql, params).fetchall()]   # type: ignore[arg-type]
 
     # --- writes -------------------------------------------------------------------------------

@@ -151,9 +151,22 @@ def _phrase_hits(k: int, stems: list[str], df: dict[str, int]) -> tuple[str, lis
     return sql, [*params, stems[anchor]]
 
 
-def _scored_sql(terms: list[Term], df: dict[str, int]) -> tuple[str, list[Any]]:
+# The words worth ranking on, chosen in the statement as `selective` chooses them (its rows are
+# each query word with whether it is exact, its chunk count n and the corpus's): no round trip first.
+_SELECTIVE_WORDS = f"""SELECT term, idf, average FROM (
+    SELECT u.term, u.exact, f.n, c.chunks, {{idf}} AS idf, {{average}} AS average,
+           count(*) FILTER (WHERE NOT u.exact) OVER () AS plain,
+           count(*) FILTER (WHERE NOT u.exact AND f.n <= {COMMON_TERM} * c.chunks) OVER () AS rare,
+           row_number() OVER (PARTITION BY u.exact ORDER BY f.n, u.k) AS rank
+    FROM unnest(%s::text[], %s::bool[]) WITH ORDINALITY AS u(term, exact, k) CROSS JOIN corpus c
+    CROSS JOIN LATERAL (SELECT COALESCE(max(df), 0) AS n FROM terms t WHERE t.term = u.term) AS f) AS s
+  WHERE exact OR plain < 2 OR CASE WHEN rare > 0 THEN n <= {COMMON_TERM} * chunks ELSE rank <= 2 END"""
+
+
+def _scored_sql(terms: list[Term], df: dict[str, int], choose: bool = False) -> tuple[str, list[Any]]:
     """SQL rows (chunk, BM25 part): each term's contribution to each chunk holding it. A word's
-    IDF comes from its maintained chunk count (`terms`); a phrase's counts its hits."""
+    IDF comes from its maintained chunk count (`terms`); a phrase's counts its hits. `choose`:
+    the one-part terms are all of them, and the statement drops the common words itself."""
     singles = [(k, stems_of(t)[0]) for k, t in enumerate(terms) if len(t.parts) == 1]
     phrases = [(k, stems_of(t)) for k, t in enumerate(terms) if len(t.parts) > 1]
     idf = "greatest(ln((c.chunks - n + 0.5)::float8 / (n + 0.5)), 1e-6)"
@@ -161,12 +174,17 @@ def _scored_sql(terms: list[Term], df: dict[str, int]) -> tuple[str, list[Any]]:
     bm25 = f"{{idf}} * {{tf}} * {K1 + 1} / ({{tf}} + {K1} * (1 - {B} + {B} * {{length}} / {{average}}))"
     ctes, parts, params = [], [], []
     if singles:
-        ctes.append(f"w AS MATERIALIZED (SELECT u.term, {idf} AS idf, {average} AS average "
-                    "FROM unnest(%s::text[]) AS u(term) CROSS JOIN corpus c CROSS JOIN LATERAL "
-                    "(SELECT COALESCE(max(df), 0) AS n FROM terms t WHERE t.term = u.term) AS f)")
+        if choose:
+            ctes.append(f"w AS MATERIALIZED ({_SELECTIVE_WORDS.format(idf=idf, average=average)})")
+            params += [[s for _, s in singles], [terms[k].exact for k, _ in singles]]
+        else:
+            ctes.append(f"w AS MATERIALIZED (SELECT u.term, {idf} AS idf, {average} AS average "
+                        "FROM unnest(%s::text[]) AS u(term) CROSS JOIN corpus c CROSS JOIN LATERAL "
+                        "(SELECT COALESCE(max(df), 0) AS n FROM terms t WHERE t.term = u.term) AS f)")
+            params.append([s for _, s in singles])
         parts.append(f"SELECT p.chunk, {bm25.format(idf='w.idf', tf='p.tf', length='p.length', average='w.average')} "
                      "AS part FROM postings p JOIN w ON w.term = p.term WHERE p.term = ANY(%s)")
-        params += [[s for _, s in singles], [s for _, s in singles]]
+        params.append([s for _, s in singles])
     if phrases:
         hits = []
         for k, stems in phrases:
@@ -180,17 +198,20 @@ def _scored_sql(terms: list[Term], df: dict[str, int]) -> tuple[str, list[Any]]:
         parts.append(f"SELECT ph.chunk, {score} AS part FROM ph JOIN pw ON pw.k = ph.k")
     # the CTEs' parameters come first in the statement: reorder (words' CTE, phrases' CTE, words' scan)
     if singles and phrases:
-        params = [params[0], *params[2:], params[1]]
+        cte = 2 if choose else 1
+        params = [*params[:cte], *params[cte + 1:], params[cte]]
     return f"WITH {', '.join(ctes)}, scored AS ({' UNION ALL '.join(parts)})", params
 
 
 def ranking_sql(terms: list[Term], df: dict[str, int], limit: int, filters: Filters, filter_first: bool,
-                filter_sql: Callable[[Filters], tuple[list[str], list[Any]]]) -> tuple[str, list[Any]]:
+                filter_sql: Callable[[Filters], tuple[list[str], list[Any]]],
+                choose: bool = False) -> tuple[str, list[Any]]:
     """One statement: (chunk id, BM25 score, passes the filters), best first, `limit` rows.
 
     `filter_first` False ranks every matching chunk and checks the filters on the `limit` best
-    only (cheap; the caller keeps those that pass); True ranks only the chunks that pass."""
-    sql, params = _scored_sql(terms, df)
+    only (cheap; the caller keeps those that pass); True ranks only the chunks that pass.
+    `choose`: `terms` are not yet `selective`'s; the statement chooses (one-part terms only)."""
+    sql, params = _scored_sql(terms, df, choose)
     if filters == Filters(principals=filters.principals) and filters.principals is not None:
         condition, filter_params = "EXISTS (SELECT 1 FROM acl a WHERE a.doc_id = c.doc_id AND a.principal = ANY(%s))", [
             list(filters.principals)]   # an ACL alone (every user's search): no need for the document row
