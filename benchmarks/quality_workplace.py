@@ -1,6 +1,6 @@
 """Retrieval quality on workplace questions that name things: recall@5 and nDCG@10 per query kind.
 
-    .venv/bin/python benchmarks/quality_workplace.py [--keep DIR] [--show-misses]
+    .venv/bin/python benchmarks/quality_workplace.py [--keep DIR] [--show-misses] [--backend B] [--exact-dense]
     .venv/bin/python benchmarks/quality_workplace.py --keep DIR --database-url URL --chroma-url URL
 
 The corpus is what a team would index: the sandbox's sample Slack workspace, Drive and one
@@ -22,12 +22,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from quality import MODES, evaluate
+from quality import MODES, evaluate, use_exact_dense
 
 from inlet.config import load_config
 from inlet.connectors.model import Document
 from inlet.connectors.registry import connector_class
 from inlet.demo import backfill_all, demo_config
+from inlet.index.backends import BACKENDS, DEFAULT_BACKEND
 from inlet.index.store import Index
 from inlet.sandbox.server import Sandbox
 from inlet.sandbox.tickets import write_folders
@@ -37,7 +38,7 @@ HERE = Path(__file__).parent
 MAILBOX = "robert.badeer@enron.com"
 
 
-def build(root: Path) -> None:
+def build(root: Path, backend: str) -> None:
     """Backfill the sandbox's three sources and index the generated folders under `root`."""
     with Sandbox() as sb:
         toml, secrets = sb.config(index_path=root / "index")
@@ -45,7 +46,7 @@ def build(root: Path) -> None:
         config = root / "config.toml"
         config.write_text(demo_config(toml, root / "index", 0, mailboxes=(MAILBOX,)))
         settings = load_config(config)
-        with Index(settings.index, role="benchmark") as index:
+        with Index(settings.index.model_copy(update={"backend": backend}), role="benchmark") as index:
             state = StateDB(root / "index" / "state.db")
             try:
                 for run in backfill_all(settings, index, state, {**os.environ, **secrets}, progress=False):
@@ -70,23 +71,30 @@ def main() -> None:
     parser.add_argument("--database-url", help="evaluate the corpus migrated into PostgreSQL (with --chroma-url; "
                         "`inlet migrate --to` from the --keep folder) instead of the folder")
     parser.add_argument("--chroma-url", help="the Chroma server beside --database-url")
+    parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+                        help="embedding backend (a --keep folder must have been built with it)")
+    parser.add_argument("--exact-dense", action="store_true", help="brute-force dense ranking instead of "
+                        "HNSW (quality.py)")
     args = parser.parse_args()
     labelled = json.loads(args.queries.read_text())["queries"]
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)
         started = time.perf_counter()
         if not (root / "folders").is_dir():
-            build(root)
-        config = load_config(root / "config.toml").index
+            build(root, args.backend)
+        config = load_config(root / "config.toml").index.model_copy(update={"backend": args.backend})
         if args.database_url:
             config = config.model_copy(update={"database_url": args.database_url, "chroma_url": args.chroma_url})
         with Index(config) as index:
             counts = index.catalog.counts()
-            print(f"corpus: {counts} (built in {time.perf_counter() - started:.0f}s)", file=sys.stderr)
+            print(f"backend {args.backend}: corpus: {counts} (built in {time.perf_counter() - started:.0f}s)",
+                  file=sys.stderr)
             missing = [q["answer"] for q in labelled if not index.catalog.stored([q["answer"]])]
             if missing:
                 raise SystemExit(f"answers not in the corpus: {missing}")
             index.embedder.encode_query("warm up")
+            if args.exact_dense:
+                use_exact_dense(index)
             report(index, labelled, args.show_misses)
 
 
