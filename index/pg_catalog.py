@@ -347,8 +347,9 @@ class PgCatalog:
         # common ones, saving the round trip that reads their frequencies (most queries).
         choose = all(len(t.parts) == 1 for t in terms)
         with self.pool.connection() as db:
+            df: dict[str, int] = {}
             if choose:
-                chosen, df = terms, {}
+                chosen = terms
             else:
                 total, df = self._frequencies.get(db, {s for t in terms for s in pg_lexical.stems_of(t)})
                 if not total:

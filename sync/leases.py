@@ -92,8 +92,11 @@ class PgLeases:
         self._renewer.start()
 
     def close(self) -> None:
+        from inlet.index.pg_catalog import disconnect
+
         self._stop.set()
         self._renewer.join(timeout=5)
+        disconnect(self.pool)
 
     @contextmanager
     def hold(self, source: str) -> Iterator[Fence | None]:

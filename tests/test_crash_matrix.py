@@ -212,7 +212,9 @@ def killed_at(point: str, k: int, argv: list[str], env: dict[str, str], cwd: Pat
                             stderr=subprocess.PIPE, text=True)
     os.close(write_end)
     try:
-        ready, _, _ = select.select([read_end], [], [], 600)
+        waiting = select.poll()   # not select(): the test process may hold more than 1024 descriptors
+        waiting.register(read_end, select.POLLIN)
+        ready = waiting.poll(600_000)
         announced = os.read(read_end, 100).decode() if ready else ""
     finally:
         os.close(read_end)
