@@ -356,10 +356,10 @@ class PgCatalog:
                     return []
                 chosen = pg_lexical.selective(terms, df, total)
             wide_limit = limit * LEXICAL_OVERFETCH
-            sql, params = pg_lexical.ranking_sql(chosen, df, wide_limit, filters, False, _filter_sql, choose)
-            wide = db.execute(sql, params).fetchall()   # type: ignore[arg-type]   # built from constants
-            hits = [(r[0], float(r[1])) for r in wide if r[2]][:limit]
-            if len(hits) == limit or len(wide) < wide_limit:   # enough, or every match was seen
+            sql, params = pg_lexical.ranking_sql(chosen, df, wide_limit, filters, False, _filter_sql, choose, limit)
+            rows = db.execute(sql, params).fetchall()   # type: ignore[arg-type]   # built from constants
+            hits = [(r[0], float(r[1])) for r in rows]
+            if len(hits) == limit or rows and rows[0][2] <= wide_limit:   # enough, or every match was seen
                 return hits
             sql, params = pg_lexical.ranking_sql(chosen, df, limit, filters, True, _filter_sql, choose)
             return [(r[0], float(r[1])) for r in db.execute(sql, params).fetchall()]   # type: ignore[arg-type]
