@@ -216,6 +216,7 @@ def ranking_sql(terms: list[Term], df: dict[str, int], limit: int, filters: Filt
     pass, `limit` rows. `choose`: `terms` are not yet `selective`'s; the statement chooses (one-part
     terms only)."""
     sql, params = _scored_sql(terms, df, choose)
+    filter_params: list[Any]
     if filters == Filters(principals=filters.principals) and filters.principals is not None:
         condition, filter_params = "EXISTS (SELECT 1 FROM acl a WHERE a.doc_id = c.doc_id AND a.principal = ANY(%s))", [
             list(filters.principals)]   # an ACL alone (every user's search): no need for the document row

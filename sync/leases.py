@@ -183,13 +183,13 @@ class PgLeases:
 
 def _end_stuck_holder(db: psycopg.Connection[Any], source: str) -> bool:
     """End the in-transaction sessions of `source`'s holder if its lease is over; False if it is not."""
+    import psycopg
+
     from inlet.index.pg_catalog import session_name
 
     row = db.execute("SELECT holder FROM leases WHERE source = %s AND expires <= now()", (source,)).fetchone()
     if row is None:
         return False
-    import psycopg
-
     try:
         ended = db.execute("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
                            "WHERE application_name = %s AND xact_start IS NOT NULL AND pid <> pg_backend_pid()",
