@@ -147,16 +147,17 @@ class EventLoop:
             containers = sorted(scope) if scope is not None else ["(whole source)"]
             log.info("source %r: syncing after %d change event(s) in %s", source.name, len(batch),
                      ", ".join(containers[:5]) + (" ..." if len(containers) > 5 else ""))
-            try:
-                result = self.run_sync(source.name, scope)
-            except Exception:   # a bug must not end the worker: the schedule would be all that is left
-                log.exception("source %r: event sync failed", source.name)
-                continue
+            try:   # quiet (`quiet`) only once the run's latency is recorded too
+                try:
+                    result = self.run_sync(source.name, scope)
+                except Exception:   # a bug must not end the worker: the schedule would be all that is left
+                    log.exception("source %r: event sync failed", source.name)
+                    continue
+                if result is not None and getattr(result, "outcome", "failed") != "failed":
+                    source.latencies.append(max(0.0, self.clock() - oldest))
+                    self._publish(source)
             finally:
                 source.syncing = False
-            if result is not None and getattr(result, "outcome", "failed") != "failed":
-                source.latencies.append(max(0.0, self.clock() - oldest))
-                self._publish(source)
 
     def _next_batch(self, source: _Source) -> list[Hint]:
         """Wait for hints, then for `debounce` s of quiet (capped); take them all."""
