@@ -41,6 +41,7 @@ from inlet.errors import ConfigError, ItemError
 from .base import Connector, SourceConfig, parse_duration
 from .events import EventSource
 from .extract import extract_text, kind_of
+from .kit import Pager, RetryPolicy, cursor
 from .model import ACL, Checkpoint, Deletion, Item, Progress, Skipped
 from .slack_client import TIERS, SlackAPI, SlackError
 from .slack_events import SlackSocketEvents
@@ -93,6 +94,10 @@ class SlackConfig(SourceConfig):
     def paces(self) -> dict[str, float]:
         return {m: r * self.pace_scale for m, r in {**TIERS, **self.pace}.items()}
 
+    def retry_policy(self) -> RetryPolicy:
+        # Slack's Retry-After for a tier's window is up to a minute: honoured in full.
+        return RetryPolicy(attempts=self.max_retries + 1, backoff=self.retry_backoff, cap=60.0, deadline=120.0)
+
 
 class SlackConnector(Connector[SlackConfig]):
     """Slack Web API via slack_sdk; see the module docstring for the sync model."""
@@ -111,7 +116,7 @@ class SlackConnector(Connector[SlackConfig]):
         if self.api is None:
             cfg = self.config
             self.api = SlackAPI(self.name, self.secret("token_env"), cfg.base_url, pace=cfg.paces(),
-                                retries=cfg.max_retries, backoff=cfg.retry_backoff, timeout=cfg.timeout)
+                                policy=cfg.retry_policy(), timeout=cfg.timeout)
         return self.api
 
     def check(self) -> None:
@@ -350,16 +355,16 @@ class _Crawl:
             cs = {"acl": "", "newest": None, "threads": {}, "recent": {}}
         seen = set(scan["seen"])
         bound = scan["latest"]
-        cursor: str | None = None
+        pager = Pager(source=self.conn.name, what="conversations.history")
         while True:
             try:
                 page = self.api.call("conversations.history", channel=chan.id, limit=self.cfg.page_size,
                                      oldest=f"{scan['oldest']:.6f}" if scan["oldest"] else None,
-                                     latest=bound, inclusive=False, cursor=cursor)
+                                     latest=bound, inclusive=False, cursor=pager.token)
             except SlackError as exc:
-                if exc.error == "invalid_cursor" and cursor:
+                if exc.error == "invalid_cursor" and pager.token:
                     log.info("source %r: cursor expired in %s; resuming from %s", self.conn.name, chan.name, bound)
-                    bound, cursor = scan["latest"], None
+                    bound, pager = scan["latest"], Pager(source=self.conn.name, what="conversations.history")
                     continue
                 yield self._skip_channel(chan, exc)
                 return
@@ -372,8 +377,7 @@ class _Crawl:
             if messages:
                 scan["latest"] = messages[-1]["ts"]
             scan["seen"] = sorted(seen)
-            cursor = (page.get("response_metadata") or {}).get("next_cursor") if page.get("has_more") else None
-            if not cursor:
+            if not pager.advance(cursor(page) if page.get("has_more") else None):
                 break
             self.state["channels"][chan.id] = cs
             yield self._checkpoint()

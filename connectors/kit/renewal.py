@@ -109,7 +109,7 @@ class Renewals:
         elif sub.id is None:
             self._create(sub)
         else:   # not extendable: a new one first, so no change falls between the two
-            old = replace(sub)
+            old = replace(sub, data=dict(sub.data))
             self._create(sub)
             self._remove_quietly(old)
         sub.renew_now = False
