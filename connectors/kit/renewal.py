@@ -55,8 +55,9 @@ class Renewals:
 
     def __init__(self, *, source: str, what: str, lifetime: float, create: Call, remove: Call,
                  renew: Call | None = None, clock: Callable[[], float] = time.time,
-                 remove_timeout: float = 5.0) -> None:
+                 remove_timeout: float = 5.0, advice: str = "") -> None:
         self.source, self.what, self.lifetime = source, what, lifetime
+        self.advice = f" ({advice})" if advice else ""   # said with every failure, e.g. what to check
         self._create, self._renew, self._remove = create, renew, remove
         self.clock = clock
         self.remove_timeout = remove_timeout
@@ -78,8 +79,8 @@ class Renewals:
                 self._refresh(sub)
                 sub.backoff.succeeded()
             except InletError as exc:   # tried again later; the schedule covers the gap
-                log.warning("source %r: %s %s: %s; next try in %.0fs", self.source, self.what, sub.key[-12:],
-                            exc, sub.backoff.failed())
+                log.warning("source %r: %s %s: %s%s; next try in %.0fs", self.source, self.what, sub.key[-12:],
+                            exc, self.advice, sub.backoff.failed())
         now = self.clock()
         self.live = bool(self.subs) and all(s.id and s.expires > now for s in self.subs.values())
 
