@@ -27,14 +27,14 @@ from inlet.config import IndexConfig, parse_config
 from inlet.connectors import Checkpoint, Connector, SourceConfig
 from inlet.connectors.model import ACL, Document
 from inlet.index.backends import BACKENDS, DEFAULT_BACKEND
-from inlet.index.catalog import Filters
+from inlet.storage import Filters
 from inlet.index.embedding import Embedder, serve_queries
 from inlet.index.search import SearchRequest, search
 from inlet.index.store import Index
 from inlet.index import vectors
 from inlet.sandbox.workspace import DATA_DIR
 from inlet.sync.engine import Engine
-from inlet.sync.state import StateDB
+from inlet.storage.sqlite.state import SqliteState as StateDB
 
 
 def enron(dest: Path) -> Path:

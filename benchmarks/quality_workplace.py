@@ -32,7 +32,7 @@ from inlet.index.backends import BACKENDS, DEFAULT_BACKEND
 from inlet.index.store import Index
 from inlet.sandbox.server import Sandbox
 from inlet.sandbox.tickets import write_folders
-from inlet.sync.state import StateDB
+from inlet.storage.sqlite.state import SqliteState as StateDB
 
 HERE = Path(__file__).parent
 MAILBOX = "robert.badeer@enron.com"

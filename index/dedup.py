@@ -3,7 +3,7 @@
 Quoted mail history, boilerplate footers and copies of one file repeat the same chunk texts
 across documents and sources (four copies of a 2 MB licence file cost ~19k chunks in one trial).
 Each chunk's key is a hash of the model fingerprint and the text the model sees; the catalog maps
-chunk ids to keys (`chunk_keys`, rows written and dropped with the chunks themselves), so a key's
+chunk ids to keys (the `key` of each chunk row, written and dropped with the chunk itself), so a key's
 reference count is simply its number of rows, and a delete can never strand another chunk: every
 chunk keeps its own copy of the vector in Chroma, and a lookup only ever names a chunk that
 exists (the catalog is written after Chroma, and a vector that cannot be read back is embedded).

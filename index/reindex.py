@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from inlet.errors import InletError
+from inlet.storage.types import chunk_id
 
 from . import fingerprint, vectors
-from .catalog import chunk_id
 
 if TYPE_CHECKING:
     from .store import Index

@@ -1,4 +1,4 @@
-"""The index: Chroma vectors + the SQLite catalog (documents, BM25, ACL), kept in step.
+"""The index: Chroma vectors + the catalog (documents, BM25, ACL; `inlet.storage`), kept in step.
 
 `apply()` is the only write path. Per document it decides the cheapest correct action: a new or
 changed text is chunked and embedded; a change of ACL or metadata alone rewrites chunk metadata
@@ -16,14 +16,14 @@ from typing import Any
 
 from inlet.config import IndexConfig
 from inlet.connectors.model import Document
+from inlet.storage import CatalogStore, Commit, Fence, Filters, StoredDoc, chunk_id, open_backend
+from inlet.storage.lock import FileLock, lock_index
+from inlet.storage.private import private_files, private_folder
+from inlet.storage.types import doc_ts
 
 from . import dedup, fingerprint, reindex, vectors
-from .catalog import Filters, StoredDoc, chunk_id, doc_ts
 from .chunking import chunk_text
 from .embedding import Embedder
-from .lock import FileLock, lock_index
-from .private import private_files, private_folder
-from .storage import CatalogStore, Commit, Fence, open_catalog
 
 log = logging.getLogger(__name__)
 EMBED_SLICE = 256      # chunks embedded per call when progress is followed (one big file moves the bar)
@@ -112,7 +112,7 @@ class Index:
         self._writing = threading.RLock()   # a write, and the reads that must not see half of one
         self.embedder = embedder or Embedder(config.model, config.batch_size, config.backend, config.device)
         with private_files():
-            self.catalog: CatalogStore = open_catalog(config)
+            self.catalog: CatalogStore = open_backend(config).catalog()
         try:   # the vectors must come from the configured model and backend (`reindexing` re-makes them)
             with private_files():
                 self.record = self._embedding_record(reindexing)
@@ -124,21 +124,11 @@ class Index:
 
     def _embedding_record(self, reindexing: bool) -> fingerprint.Record:
         self.reindexing = reindexing
-        self.records = self._records()
+        self.records = self.catalog.records()
         record = fingerprint.establish(self.records, self.embedder.fingerprint, bool(self.catalog.counts()))
         if not reindexing:
             fingerprint.check(self.records.where, record, self.embedder.fingerprint)
         return record
-
-    def _records(self) -> fingerprint.Records:
-        """The folder's `embedding.json`, or the index database's row of the same record."""
-        from .pg_catalog import PgCatalog
-
-        if isinstance(self.catalog, PgCatalog):
-            from .pg_fingerprint import database_records
-
-            return database_records(self.catalog.pool, self.config.database_url or "")
-        return fingerprint.FolderRecords(self.path)
 
     def _follow_record(self) -> None:
         """Before a write to a shared database: take up a record another process changed (a

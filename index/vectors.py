@@ -10,10 +10,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .catalog import Filters
+from inlet.storage.records import COLLECTION
+from inlet.storage.types import Filters
 
 log = logging.getLogger(__name__)
-COLLECTION = "inlet_chunks"
 NOBODY = "-"   # Chroma refuses empty lists: the ACL token of a document only admins may see
 
 

@@ -78,9 +78,9 @@ def last_success_reader(state: Any, index_path: Path, sources: list[str]) -> Cal
             path = index_path / "state.db"
             if not path.exists():
                 return {}
-            from inlet.sync.state import StateDB
+            from inlet.storage.sqlite.state import SqliteState
 
-            db, own = StateDB(path), True
+            db, own = SqliteState(path), True
         try:
             out = {}
             for name in sources:

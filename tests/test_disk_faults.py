@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from inlet.index.store import Index
 from inlet.sync.engine import Engine
-from inlet.sync.state import StateDB
+from inlet.storage.sqlite.state import SqliteState as StateDB
 
 from inlet.config import Settings, parse_config
 from tests.test_crash_matrix import snapshot

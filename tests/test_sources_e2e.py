@@ -30,7 +30,7 @@ from inlet.sandbox import graph
 from inlet.sandbox import slack as sandbox_slack
 from inlet.sandbox.server import Sandbox
 from inlet.sync.engine import Engine
-from inlet.sync.state import StateDB
+from inlet.storage.sqlite.state import SqliteState as StateDB
 
 from inlet.config import Settings, parse_config
 

@@ -17,8 +17,8 @@ from inlet.server.app import create_app
 from inlet.status import sources_status
 from inlet.sync.daemon import Daemon
 from inlet.sync.engine import RunResult
-from inlet.sync.leases import FolderLeases
-from inlet.sync.state import StateDB
+from inlet.storage.sqlite.leases import FolderLeases
+from inlet.storage.sqlite.state import SqliteState as StateDB
 
 from .conftest import ALICE, KEYS, OPS, settings_for
 

@@ -22,7 +22,7 @@ from inlet.sandbox.server import Sandbox
 from inlet.sync.daemon import Daemon
 from inlet.sync.daemon_api import ApiPlan
 from inlet.sync.engine import Engine, RunResult
-from inlet.sync.state import StateDB
+from inlet.storage.sqlite.state import SqliteState as StateDB
 
 WITHIN = 5.0   # seconds: the promise, event to searchable
 

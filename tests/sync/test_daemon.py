@@ -19,12 +19,13 @@ import pytest
 
 from inlet.config import parse_config
 from inlet.errors import SourceBusyError
-from inlet.index.lock import FileLock
+from inlet.storage.lock import FileLock
 from inlet.status import SourcesCollector, sources_status
 from inlet.sync.daemon import RETRY_BASE, Daemon, backoff, due_at_start
 from inlet.sync.engine import Engine, RunResult
-from inlet.sync.leases import FolderLeases
-from inlet.sync.state import RunRecord, SourceState, StateDB
+from inlet.storage.sqlite.leases import FolderLeases
+from inlet.storage import RunRecord, SourceState
+from inlet.storage.sqlite.state import SqliteState as StateDB
 
 NOON = datetime(2024, 3, 1, 12, 5, tzinfo=timezone.utc).timestamp()   # a Friday, 12:05 UTC
 
@@ -473,7 +474,7 @@ def test_killed_daemon_restarts_without_losing_or_duplicating(tmp_path: Path) ->
         assert second.wait(60) == 0, second.stderr()[-3000:]
     assert not (index / "daemon-api.json").exists()
 
-    from inlet.index.catalog import chunk_id
+    from inlet.storage import chunk_id
     from inlet.index.vectors import open_collection
 
     docs = catalog(index)

@@ -10,10 +10,10 @@ import pytest
 from inlet.config import IndexConfig, Settings
 from inlet.connectors import Checkpoint, Connector, Deletion, Skipped, SourceConfig
 from inlet.errors import CredentialsError, SourceBusyError
-from inlet.index.lock import FileLock
+from inlet.storage.lock import FileLock
 from inlet.index.store import Index
 from inlet.sync.engine import BATCH_DOCS, Engine
-from inlet.sync.state import StateDB
+from inlet.storage.sqlite.state import SqliteState as StateDB
 
 
 class Script(Connector):

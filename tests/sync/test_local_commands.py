@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from inlet.errors import InletError, SourceBusyError
-from inlet.index.lock import FileLock
-from inlet.sync.state import StateDB
+from inlet.storage.lock import FileLock
+from inlet.storage.sqlite.state import SqliteState as StateDB
 from inlet.sync.local_channel import LocalClient, socket_path
 
 from .test_daemon import Proc, cli, make_daemon, source_row, wait_for

@@ -22,7 +22,8 @@ from inlet.sandbox import drive_state as ds
 from inlet.sandbox.server import Sandbox
 from inlet.status import sources_status
 from inlet.sync.engine import Engine, RunProgress
-from inlet.sync.state import RunRecord, StateDB
+from inlet.storage import RunRecord
+from inlet.storage.sqlite.state import SqliteState as StateDB
 
 DRIVE, MAIL = "sandbox-drive", "sandbox-mail"
 MAILBOX = "robert.badeer@enron.com"

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from inlet.sync.state import SourceState, StateDB
+from inlet.storage import SourceState
+from inlet.storage.sqlite.state import SqliteState as StateDB
 
 SAVES = 40
 SEED = 16

@@ -9,7 +9,7 @@ from inlet.connectors.files import FilesConfig
 from inlet.connectors.mail import MailArchiveConfig
 from inlet.index.store import Index
 from inlet.sync.engine import Engine
-from inlet.sync.state import StateDB
+from inlet.storage.sqlite.state import SqliteState as StateDB
 
 
 @pytest.mark.parametrize("config", [FilesConfig, MailArchiveConfig])

@@ -1,4 +1,4 @@
-"""Change-event status in the index database: what `sync/event_status.py` keeps in SQLite, shared
+"""Change-event status in the index database: what `sqlite/event_status.py` keeps in SQLite, shared
 by every host, so `inlet status` anywhere and `/metrics` of any API replica show it.
 
 Each daemon writes its own rows (source, holder = host:pid). A reader on another host cannot ask
@@ -15,7 +15,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
-from .leases import holder_name
+from .pool import connect, disconnect, holder_name
 
 if TYPE_CHECKING:
     from inlet.config import IndexConfig
@@ -29,8 +29,6 @@ class PgEventStatus:
     """One daemon's writer; same methods as `EventStatusDB`."""
 
     def __init__(self, config: IndexConfig, heartbeat: float = HEARTBEAT, holder: str | None = None) -> None:
-        from inlet.index.pg_catalog import connect
-
         self.pool = connect(config)
         self.holder = holder or holder_name()
         self.heartbeat = heartbeat
@@ -49,8 +47,6 @@ class PgEventStatus:
             db.execute("DELETE FROM daemon_events WHERE holder = %s", (self.holder,))
 
     def close(self) -> None:
-        from inlet.index.pg_catalog import disconnect
-
         self._stop.set()
         self._beat.join(timeout=5)
         disconnect(self.pool)
@@ -66,8 +62,6 @@ class PgEventStatus:
 
 def read_database_event_status(config: IndexConfig, heartbeat: float = HEARTBEAT) -> dict[str, dict[str, Any]]:
     """source -> the report of the live daemon that heard its latest event; absent when none is live."""
-    from inlet.index.pg_catalog import connect, disconnect
-
     pool = connect(config)
     try:
         with pool.connection() as db:

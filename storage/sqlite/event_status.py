@@ -1,0 +1,60 @@
+"""The folder's change-event status: what a running daemon hears per source, for `inlet status` and `/metrics`.
+
+A table of its own in the state database (`daemon_events`), written through its own connection so
+the event threads never contend with the runs' writes; rows carry the daemon's pid, and a reader
+treats the rows of a dead daemon as "events off". The database's is `postgres/event_status.py`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from inlet.process import alive
+
+from ..dialect import SQLITE
+from ..private import private_files
+from .schema import STATE, connect
+
+UPSERT = SQLITE.upsert("daemon_events", ["source", "report", "pid", "updated"], ["source"])
+
+
+class EventStatusDB:
+    """The daemon's writer (one per daemon)."""
+
+    def __init__(self, path: Path, pid: int | None = None) -> None:
+        self.pid = pid if pid is not None else os.getpid()
+        self._lock = threading.Lock()
+        with private_files():
+            self._db = connect(path, STATE, timeout=30)
+
+    def save(self, source: str, report: dict[str, Any]) -> None:
+        with self._lock:
+            self._db.execute(UPSERT, (source, json.dumps(report), self.pid, time.time()))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM daemon_events WHERE pid = ?", (self.pid,))
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def read_event_status(path: Path) -> dict[str, dict[str, Any]]:
+    """source -> the report a live daemon wrote; sources of no live daemon are absent."""
+    if not path.exists():
+        return {}
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT source, report, pid FROM daemon_events").fetchall()
+    except sqlite3.OperationalError:
+        return {}
+    finally:
+        db.close()
+    return {name: json.loads(report) for name, report, pid in rows if alive(pid)}
+
