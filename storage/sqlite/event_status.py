@@ -7,25 +7,29 @@ treats the rows of a dead daemon as "events off". The database's is `postgres/ev
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from inlet.process import alive
 
 from ..dialect import SQLITE
+from ..event_status import SqlEventStatus, merge_reports
 from ..private import private_files
 from .schema import STATE, connect
 
-UPSERT = SQLITE.upsert("daemon_events", ["source", "report", "pid", "updated"], ["source"])
 
+class EventStatusDB(SqlEventStatus):
+    """The daemon's writer (one per daemon), through its own connection to `state.db`."""
 
-class EventStatusDB:
-    """The daemon's writer (one per daemon)."""
+    dialect = SQLITE
+    owner_column = "pid"
+    key = "source"
 
     def __init__(self, path: Path, pid: int | None = None) -> None:
         self.pid = pid if pid is not None else os.getpid()
@@ -33,13 +37,16 @@ class EventStatusDB:
         with private_files():
             self._db = connect(path, STATE, timeout=30)
 
-    def save(self, source: str, report: dict[str, Any]) -> None:
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._db.execute(UPSERT, (source, json.dumps(report), self.pid, time.time()))
+            yield self._db
 
-    def clear(self) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM daemon_events WHERE pid = ?", (self.pid,))
+    def _owner(self) -> int:
+        return self.pid
+
+    def _clock(self) -> tuple[Any, ...]:
+        return (time.time(),)
 
     def close(self) -> None:
         self._db.close()
@@ -56,5 +63,4 @@ def read_event_status(path: Path) -> dict[str, dict[str, Any]]:
         return {}
     finally:
         db.close()
-    return {name: json.loads(report) for name, report, pid in rows if alive(pid)}
-
+    return merge_reports((name, report) for name, report, pid in rows if alive(pid))
