@@ -19,10 +19,11 @@ fails that test instead of shipping. Refusing the index would force `inlet reind
 million chunks) for vectors that are interchangeable within the tolerance searches already live
 with. A change of model or backend is refused, as above.
 
-With `[index].database_url` the same record is one row of the index database (`inlet.storage.postgres.records`),
-so every daemon and replica on any host is held to it. There several processes may write it (a
-reindex, and daemons whose syncs send sources back to its queue), so each write names the version
-it read and is refused (`RecordChanged`) if another landed first: the writer reads again and redoes.
+With `[index].database_url` the same record is one row of the index database
+(`inlet.storage.postgres.records`), so every daemon and replica on any host is held to it. There
+several processes may write it (a reindex, and daemons whose syncs send sources back to its
+queue), so each write names the version it read and is refused (`RecordChanged`) if another
+landed first: the writer reads again and redoes. `index/record.py` owns the record of an open index.
 """
 
 from __future__ import annotations

@@ -71,18 +71,15 @@ def _copy_record(src: Index, dst: Index) -> None:
     if dst.record.fingerprint == src.record.fingerprint:
         return
     if dst.catalog.counts():
-        raise InletError(f"{dst.records.where} holds vectors of model {dst.record.model!r} with backend "
+        raise InletError(f"{dst.keeper.where} holds vectors of model {dst.record.model!r} with backend "
                          f"{dst.record.backend!r}, the source's are {src.record.model!r} with "
                          f"{src.record.backend!r}: migrate into an empty index")
-    dst.record = fingerprint.Record(model=src.record.model, backend=src.record.backend,
-                                    collection=dst.record.collection)
-    dst.records.write(dst.record)
+    dst.keeper.save(fingerprint.Record(model=src.record.model, backend=src.record.backend,
+                                       collection=dst.record.collection))
 
 
 def _same_storage(a: Settings, b: Settings) -> bool:
-    if a.index.database_url or b.index.database_url:
-        return a.index.database_url == b.index.database_url
-    return a.index.path.resolve() == b.index.path.resolve()
+    return open_backend(a).location == open_backend(b).location
 
 
 def _pages(items: list[str]) -> Iterator[list[str]]:

@@ -88,7 +88,7 @@ def _caller(request: Request, user: str | None) -> Caller:
 
 def create_app(settings: Settings, index: Any = None, state: Any = None,
                env: Mapping[str, str] | None = None) -> FastAPI:
-    """The API around `index` (opened here, in the background, when None) and `state` (StateDB)."""
+    """The API around `index` (opened here, in the background, when None) and `state` (a StateStore)."""
     env = env if env is not None else os.environ
     warn_without_keys(settings, env)
     keys = KeyRing.from_settings(settings, env)

@@ -69,7 +69,7 @@ class Metrics:
 
 
 def last_success_reader(state: Any, index_path: Path, sources: list[str]) -> Callable[[], dict[str, float]]:
-    """Reads each source's last successful run from `state` (a StateDB), or from the state
+    """Reads each source's last successful run from `state` (a StateStore), or from the state
     database beside the index, opened on demand (absent until the first sync)."""
     def read() -> dict[str, float]:
         db = state

@@ -37,6 +37,9 @@ class Backend(Protocol):
     config: IndexConfig
     shared: bool   # several processes on several hosts share the index (leases with fences, holders)
 
+    @property
+    def location(self) -> str: ...   # two backends with one location are the same index
+
     def catalog(self) -> CatalogStore: ...
     def state(self) -> StateStore: ...
     def leases(self) -> Leases: ...
@@ -66,6 +69,10 @@ class FolderBackend:
     @property
     def path(self) -> Path:
         return Path(self.config.path)
+
+    @property
+    def location(self) -> str:
+        return f"folder {self.path.resolve()}"
 
     def catalog(self) -> CatalogStore:
         from .sqlite.catalog import SqliteCatalog
@@ -121,6 +128,10 @@ class DatabaseBackend:
     config: IndexConfig
     lease: float = DEFAULT_LEASE
     shared = True
+
+    @property
+    def location(self) -> str:
+        return f"database {self.config.database_url}"
 
     def catalog(self) -> CatalogStore:
         from .postgres.catalog import PgCatalog

@@ -35,8 +35,9 @@ class SqliteState(SqlState):
 
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
+        """A deferred transaction: reads take no write lock, and no statement here reads before it writes."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("BEGIN")
             try:
                 yield self._db
             except BaseException:

@@ -12,7 +12,7 @@ import pytest
 from inlet.config import IndexConfig
 from inlet.connectors.model import ACL, Document
 from inlet.index.store import Index
-from inlet.storage.sqlite.state import SqliteState as StateDB
+from inlet.storage.sqlite.state import SqliteState
 
 
 def modes(root: Path) -> dict[str, int]:
@@ -27,7 +27,7 @@ def test_a_new_index_folder_is_0700_and_its_files_0600(tmp_path: Path, embedder:
         with Index(IndexConfig(path=path), embedder=embedder) as index:  # type: ignore[arg-type]
             index.apply([Document(id="s:1", source="s", source_type="files", title="Secret", text="salary bands",
                                   acl=ACL(users=["hr@example.com"]))])
-            state = StateDB(path / "state.db")
+            state = SqliteState(path / "state.db")
             state.close()
         found = modes(path)
     finally:
