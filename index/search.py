@@ -19,8 +19,8 @@ from datetime import datetime
 from typing import Any
 
 from inlet.connectors.model import principals_for
+from inlet.storage.types import Filters, chunk_doc_id
 
-from .catalog import Filters, chunk_doc_id
 from .store import Index
 
 _LEXICAL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="inlet-bm25")
