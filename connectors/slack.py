@@ -15,12 +15,21 @@ so an interrupted backfill resumes mid-channel. Private channels' members are re
 changed membership (or name, or visibility) re-yields the channel's documents with the new ACL,
 which the engine applies without re-embedding.
 
-A change event asks for a scoped run (`load_scope`): only the channels it names are read, each
-with `conversations.info` (and its members when private) instead of listing the workspace, from
-its own entry in the checkpoint; people are looked up one by one (`users.info`) and channel names
-in mentions come from the names the last full run saved. A scoped run never yields a checkpoint
-with a run in progress, so an interrupted one leaves the scheduled pass exactly as it was; it
-deletes only threads of the channels it read (or all of a channel it finds deleted or left).
+A change event asks for a scoped run (`load_scope`). A message, edit, deletion or reply event
+(scope entry `channel/event_id`, its payload in the events inbox) updates just its thread: a new
+or edited single message from the payload itself, a deleted one as a deletion, anything inside a
+thread (a reply, its edit or deletion, a parent with replies, a shared file) with one
+`conversations.replies`; the channel's name and ACL come from its checkpoint entry, so neither
+`conversations.info` nor `conversations.members` is called. Such a run only adds to the
+checkpoint: each thread it wrote is marked so the next scheduled run re-reads it, the channel's
+`newest` is left alone (so that run skips nothing), and a thread it deleted is forgotten. A bare
+channel (membership, rename, archival events; or a payload the run cannot find) is read as the
+schedule would read it: `conversations.info` (and its members when private) instead of listing
+the workspace, then its recent history from its own checkpoint entry. People are looked up one by
+one (`users.info`) unless a run of this process has met them; channel names in mentions come from
+the names the last full run saved. A scoped run never yields a checkpoint with a run in progress,
+so an interrupted one leaves the scheduled pass exactly as it was; it deletes only threads of the
+channels it read (or all of a channel it finds deleted or left).
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from datetime import datetime
@@ -43,7 +53,7 @@ from .extract import extract_text, kind_of
 from .kit import CheckpointModel, Pager, RetryPolicy, cursor
 from .model import ACL, Checkpoint, Deletion, Item, Progress, Skipped
 from .slack_client import TIERS, SlackAPI, SlackError
-from .slack_events import SlackSocketEvents
+from .slack_events import INBOX, SlackSocketEvents, split_container
 from .slack_export import SlackExportConnector
 from .slack_render import ChannelInfo, Directory, Person, files_of, is_parent, thread_doc
 
@@ -53,6 +63,7 @@ __all__ = ["SlackConfig", "SlackConnector", "SlackExportConnector"]
 
 SKIP_CHANNEL = frozenset({"not_in_channel", "channel_not_found", "is_archived", "access_denied"})
 LIST_USERS_AFTER = 50   # a scoped run looks people up one by one (users.info), then lists them all
+EVENT_MARK = "event"    # a thread fingerprint no message has: the next scheduled run re-reads the thread
 
 
 class SlackConfig(SourceConfig):
@@ -90,7 +101,8 @@ class SlackConfig(SourceConfig):
         return value if value.endswith("/") else value + "/"
 
     def paces(self) -> dict[str, float]:
-        return {m: r * self.pace_scale for m, r in {**TIERS, **self.pace}.items()}
+        """Calls per minute by method (`pace_scale` is applied by the pacer: it shortens the minute)."""
+        return {**TIERS, **self.pace}
 
     def retry_policy(self) -> RetryPolicy:
         # Slack's Retry-After for a tier's window is up to a minute: honoured in full.
@@ -114,7 +126,7 @@ class SlackConnector(Connector[SlackConfig]):
         if self.api is None:
             cfg = self.config
             self.api = SlackAPI(self.name, self.secret("token_env"), cfg.base_url, pace=cfg.paces(),
-                                policy=cfg.retry_policy(), timeout=cfg.timeout)
+                                policy=cfg.retry_policy(), timeout=cfg.timeout, pace_scale=cfg.pace_scale)
         return self.api
 
     def check(self) -> None:
@@ -175,6 +187,81 @@ def _fingerprint(msg: Mapping[str, Any]) -> str:
 def _acl_key(chan: ChannelInfo) -> str:
     raw = f"{chan.name}|{chan.kind}|{chan.acl.public}|{','.join(chan.acl.users)}"
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+_people: dict[tuple[str, str], dict[str, Person]] = {}   # (source, base URL) -> people runs have met
+_people_lock = threading.Lock()
+
+
+def _met(conn: SlackConnector) -> dict[str, Person]:
+    with _people_lock:
+        return dict(_people.get((conn.name, conn.config.base_url), {}))
+
+
+def _remember(conn: SlackConnector, people: Mapping[str, Person]) -> None:
+    known = {uid: p for uid, p in people.items() if p.email or p.name != uid}   # not the failed lookups
+    with _people_lock:
+        _people.setdefault((conn.name, conn.config.base_url), {}).update(known)
+
+
+def _known_channel(cid: str, cs: Mapping[str, Any] | None) -> ChannelInfo | None:
+    """The channel as its checkpoint entry describes it (None: an entry from before events knew it)."""
+    if not cs or "kind" not in cs:
+        return None
+    chan = ChannelInfo(cid, cs["name"], cs["kind"], ACL(public=cs["public"], users=cs["users"]))
+    return chan if _acl_key(chan) == cs["acl"] else None
+
+
+class _EventPlan:
+    """What a channel's message events change: single messages to write from their payload,
+    threads to re-read (one `conversations.replies` each), top-level messages deleted."""
+
+    def __init__(self) -> None:
+        self.messages: dict[str, dict[str, Any]] = {}
+        self.threads: dict[str, None] = {}   # ordered set of parent ts
+        self.deleted: dict[str, None] = {}
+
+    @classmethod
+    def of(cls, events: Iterable[Mapping[str, Any]]) -> _EventPlan | None:
+        """The plan, or None when an event does not say enough (the channel is read instead)."""
+        plan = cls()
+        for event in sorted(events, key=lambda e: float(e.get("event_ts") or e.get("ts") or 0)):
+            if not plan._add(event):
+                return None
+        for ts in plan.threads:
+            plan.messages.pop(ts, None)
+            plan.deleted.pop(ts, None)
+        return plan
+
+    def _add(self, event: Mapping[str, Any]) -> bool:
+        subtype = event.get("subtype")
+        if subtype == "message_deleted":
+            ts, before = event.get("deleted_ts"), event.get("previous_message")
+            if not ts or not isinstance(before, Mapping):
+                return False
+            if not self._in_thread({**before, "ts": ts}):
+                self.messages.pop(ts, None)
+                self.deleted[ts] = None
+            return True
+        msg = event.get("message") if subtype in ("message_changed", "message_replied") else event
+        if not isinstance(msg, Mapping) or not msg.get("ts"):
+            return False
+        if not self._in_thread(msg) and is_parent(msg):
+            self.messages[msg["ts"]] = {k: v for k, v in msg.items() if k not in ("channel", "channel_type",
+                                                                                     "event_ts", "hidden")}
+            self.deleted.pop(msg["ts"], None)
+        return True
+
+    def _in_thread(self, msg: Mapping[str, Any]) -> bool:
+        """Note the thread `msg` belongs to (a reply, a parent with replies, a shared file: read whole)."""
+        ts, parent = msg["ts"], msg.get("thread_ts")
+        if parent and parent != ts:
+            self.threads[parent] = None
+        elif parent or msg.get("reply_count") or files_of(msg) or msg.get("subtype") == "file_share":
+            self.threads[ts] = None
+        else:
+            return False
+        return True
 
 
 class _Crawl:
@@ -278,6 +365,7 @@ class _Crawl:
             state.run = None
             yield self._checkpoint()
         finally:
+            _remember(self.conn, self.directory.people)
             log.info("source %r: API calls %s", self.conn.name, self.api.calls)
 
     def run_scope(self, scope: frozenset[str]) -> Iterator[Item]:
@@ -286,18 +374,58 @@ class _Crawl:
         try:
             self.team_url = self.state.team_url or self.api.call("auth.test").get("url") or "https://slack.com/"
             self.directory.channels.update(self.state.names)
+            self.directory.people.update(_met(self.conn))
             run = self.state.run = {"todo": [], "reconcile": False, "scan": None}
-            for cid in sorted(scope):
-                chan = self._one_channel(cid)
-                if chan is not None:
-                    yield from self._channel(chan)
-                elif cid in self.state.channels:
-                    yield from self._drop_channel(cid)
+            for cid, events in sorted(self._events_by_channel(scope).items()):
+                plan = _EventPlan.of(events) if events is not None else None
+                chan = _known_channel(cid, self.state.channels.get(cid)) if plan is not None else None
+                if plan is not None and chan is not None:
+                    yield from self._apply(chan, plan)
+                else:
+                    yield from self._scan_channel(cid)
                 run["scan"] = None
                 yield self._checkpoint()
             self.state.run = None
         finally:
-            log.info("source %r: API calls %s (channels %s)", self.conn.name, self.api.calls, ", ".join(sorted(scope)))
+            _remember(self.conn, self.directory.people)
+            log.info("source %r: API calls %s (channels %s)", self.conn.name, self.api.calls,
+                     ", ".join(sorted({split_container(c)[0] for c in scope})))
+
+    def _events_by_channel(self, scope: frozenset[str]) -> dict[str, list[dict[str, Any]] | None]:
+        """Each channel's event payloads from the inbox; None: read the channel (a bare channel in
+        the scope, or a payload not found)."""
+        found: dict[str, list[dict[str, Any]] | None] = {}
+        for container in sorted(scope):
+            cid, event_id = split_container(container)
+            event = INBOX.take(self.conn.name, event_id) if event_id else None
+            events = found.setdefault(cid, [])
+            if event is None:
+                found[cid] = None
+            elif events is not None:
+                events.append(event)
+        return found
+
+    def _scan_channel(self, cid: str) -> Iterator[Item]:
+        chan = self._one_channel(cid)
+        if chan is not None:
+            yield from self._channel(chan)
+        elif cid in self.state.channels:
+            yield from self._drop_channel(cid)
+
+    def _apply(self, chan: ChannelInfo, plan: _EventPlan) -> Iterator[Item]:
+        """A channel's message events: written from their payloads and one `conversations.replies` per
+        thread; the checkpoint only learns of them (see the module docstring)."""
+        cs = self.state.channels[chan.id]
+        for ts, msg in plan.messages.items():
+            cs["recent"][ts] = EVENT_MARK
+            yield from self._document(chan, [msg])
+        for ts in plan.threads:
+            cs["threads"][ts] = EVENT_MARK
+            yield from self._thread(chan, {"ts": ts}, known=False)
+        for ts in plan.deleted:
+            cs["threads"].pop(ts, None)
+            cs["recent"].pop(ts, None)
+            yield Deletion(id=self.conn.doc_id(f"{chan.id}:{ts}"))
 
     def _one_channel(self, cid: str) -> ChannelInfo | None:
         """The channel as a full run would list it, or None when a full run would not index it."""
@@ -413,7 +541,9 @@ class _Crawl:
         if msg.get("subtype") != "tombstone" and (scan["force"] or cs["recent"].get(ts) != fp):
             yield from self._document(chan, [msg])
 
-    def _thread(self, chan: ChannelInfo, parent: dict[str, Any]) -> Iterator[Item]:
+    def _thread(self, chan: ChannelInfo, parent: dict[str, Any], known: bool = True) -> Iterator[Item]:
+        """The thread's document from `conversations.replies`; `known`: `parent` is the message itself
+        (from history), else only its ts (an event), and a thread without its parent is gone."""
         found: dict[str, dict[str, Any]] = {}
         try:
             for page in self.api.pages("conversations.replies", channel=chan.id, ts=parent["ts"],
@@ -428,6 +558,9 @@ class _Crawl:
                 yield Skipped(id=self.conn.doc_id(f"{chan.id}:{parent['ts']}"), reason=str(exc))
                 return
             raise
+        if not known and parent["ts"] not in found:
+            yield Deletion(id=self.conn.doc_id(f"{chan.id}:{parent['ts']}"))
+            return
         found.setdefault(parent["ts"], parent)
         messages = sorted(found.values(), key=lambda m: float(m["ts"]))
         messages.remove(found[parent["ts"]])
@@ -493,7 +626,7 @@ class _Crawl:
         tops = [t for t in (cs["newest"], scan["top"]) if t]
         cs["newest"] = max(tops, key=float) if tops else None
         cs["acl"] = _acl_key(chan)
-        cs["name"] = chan.name
+        cs.update(name=chan.name, kind=chan.kind, public=chan.acl.public, users=list(chan.acl.users))
         self.state.channels[chan.id] = cs
 
     def _skip_channel(self, chan: ChannelInfo, exc: SlackError) -> Skipped:

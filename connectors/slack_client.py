@@ -1,7 +1,11 @@
 """The one place the `slack` connector talks to Slack: slack_sdk's WebClient, paced and retried by the kit.
 
-Slack limits each Web API method separately ("tiers"). Pacing every method to its tier (one kit
-token bucket per method) keeps a large backfill from turning into a storm of 429s; the 429s that
+Slack limits each Web API method separately ("tiers") per minute, and lets short bursts above the
+rate through. Pacing every method to its tier (one kit token bucket per method: a burst of
+ten seconds' worth of calls at once, never more than the tier's calls in any minute) keeps a
+large backfill from turning into a storm of 429s while a change event's one or two calls go out at
+once. The buckets of a source are shared by all its runs in the process (`shared_pacing`), so event
+runs one after another stay within the same per-minute budget as one long run; the 429s that
 still happen, 5xx, and reset or stalled connections are retried by the kit's `RetryPolicy` through
 its slack-sdk adapter (every Web API method the connector calls only reads), one log line per wait
 naming the source, within the policy's attempts and deadline. File downloads go through the kit's
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -34,6 +39,7 @@ TIERS: dict[str, float] = {
     "users.list": 20, "users.info": 100, "files.info": 100,
 }
 HEADROOM = 1.03   # pace 3% under the limit: arrival jitter must not push a call over the window
+BURST = 1 / 6   # of a method's per-minute calls, this share may go out at once (ten seconds' worth)
 
 CREDENTIAL_ERRORS = frozenset({"invalid_auth", "not_authed", "token_revoked", "token_expired",
                                "account_inactive", "missing_scope", "no_permission",
@@ -49,21 +55,39 @@ class SlackError(Exception):
         self.error = error
 
 
-def pacing(per_minute: Mapping[str, float], **clock: Any) -> Buckets:
-    """One bucket per method, `per_minute[method]` calls a minute less the headroom (0: unpaced);
-    `clock`: the buckets' `clock` and `sleep` (tests)."""
-    return Buckets({method: rate / 60.0 / HEADROOM for method, rate in per_minute.items()}, **clock)
+def pacing(per_minute: Mapping[str, float], scale: float = 1.0, **clock: Any) -> Buckets:
+    """One bucket per method: `per_minute[method]` calls a minute less the headroom on average (0:
+    unpaced), a sixth of them (`BURST`) at once, and never more than `per_minute[method]` in any
+    minute (stretched by the headroom). `scale` speeds the clock up (a minute lasts 60/scale s:
+    time-scaled benchmarks, custom limits); `clock`: the buckets' `clock` and `sleep` (tests)."""
+    rates = {method: rate * scale / 60.0 / HEADROOM for method, rate in per_minute.items()}
+    return Buckets(rates, bursts={m: rate * BURST for m, rate in per_minute.items()},
+                   budgets={m: max(1, int(rate)) for m, rate in per_minute.items() if rate > 0},
+                   window=60.0 * HEADROOM / scale, **clock)
+
+
+_shared: dict[tuple[str, str, float, tuple[tuple[str, float], ...]], Buckets] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_pacing(source: str, base_url: str, per_minute: Mapping[str, float], scale: float = 1.0) -> Buckets:
+    """The process's one `pacing` of a source (its workspace and tiers): every run of it draws on it."""
+    key = (source, base_url, scale, tuple(sorted(per_minute.items())))
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = pacing(per_minute, scale)
+        return _shared[key]
 
 
 class SlackAPI:
     """Paced, retried Web API calls that raise inlet's errors; `calls` counts calls per method."""
 
     def __init__(self, source: str, token: str, base_url: str, *, pace: Mapping[str, float],
-                 policy: RetryPolicy, timeout: float = 30.0) -> None:
+                 policy: RetryPolicy, timeout: float = 30.0, pace_scale: float = 1.0) -> None:
         self.source = source
         self.token = token
         self.policy = policy
-        self.pacer = pacing(pace)
+        self.pacer = shared_pacing(source, base_url, pace, pace_scale)
         self.calls: dict[str, int] = {}
         self.client = WebClient(token=token, base_url=base_url, timeout=int(max(timeout, 1)), logger=sdk_logger(),
                                 retry_handlers=[SlackRetryHandler(policy, source)])

@@ -2,15 +2,22 @@
 
 Every `events_api` envelope is acknowledged at once (Slack redelivers what is not acknowledged
 within seconds), deduplicated by `event_id` (redeliveries and duplicates carry the same one), and
-turned into a `Hint` naming the channel: messages, edits, deletions and thread replies
-(`message` and its subtypes), renames and archivals (a changed name or visibility re-yields the
-channel's documents), and membership changes (an ACL change). On `disconnect` the client opens
-a new connection by itself; `maintain()` reports whether one is up.
+turned into a `Hint`. A message, edit, deletion or thread reply (`message` and its subtypes) names
+`channel/event_id` and leaves its payload in `INBOX`, so the scoped run it asks for updates the one
+thread from the payload (plus at most one `conversations.replies`) instead of re-reading the
+channel; renames and archivals (a changed name or visibility re-yields the channel's documents) and
+membership changes (an ACL change) name the bare channel: its info, members and recent history are
+read again. A payload the run cannot find (another process, a full inbox) makes it read the channel
+as for a bare name, so the inbox is an optimisation, never the record. On `disconnect` the client
+opens a new connection by itself; `maintain()` reports whether one is up.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections import OrderedDict
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -29,6 +36,36 @@ CHANNEL_EVENTS = frozenset({"channel_rename", "group_rename", "channel_archive",
                             "channel_unarchive", "group_unarchive", "channel_deleted", "group_deleted"})
 MEMBER_EVENTS = frozenset({"member_joined_channel", "member_left_channel"})
 REFUSED = frozenset({"invalid_auth", "not_authed", "not_allowed_token_type", "token_revoked", "account_inactive"})
+EVENT_SEP = "/"   # a message hint's container: channel id, EVENT_SEP, event id
+
+
+class Inbox:
+    """Message event payloads by (source, event id), from the Socket Mode thread to the scoped run
+    their hint asks for, in one process; bounded: the oldest go first (their run reads the channel)."""
+
+    def __init__(self, most: int = 10_000) -> None:
+        self.most = most
+        self._events: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, source: str, event_id: str, event: dict[str, Any]) -> None:
+        with self._lock:
+            self._events[(source, event_id)] = event
+            while len(self._events) > self.most:
+                self._events.popitem(last=False)
+
+    def take(self, source: str, event_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            return self._events.pop((source, event_id), None)
+
+
+INBOX = Inbox()
+
+
+def split_container(container: str) -> tuple[str, str | None]:
+    """(channel id, event id or None) of a hint's container."""
+    channel, _, event_id = container.partition(EVENT_SEP)
+    return channel, event_id or None
 
 
 def hint_for(event: dict[str, Any]) -> Hint | None:
@@ -47,8 +84,6 @@ def hint_for(event: dict[str, Any]) -> Hint | None:
 
 
 def _stamp(value: Any) -> float:
-    import time
-
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -95,9 +130,15 @@ class SlackSocketEvents(EventSource):
         if not self.first_time(event_id):
             log.debug("source %r: event %s again (redelivered): ignored", self.source, event_id)
             return
-        hint = hint_for(payload.get("event") or {})
-        if hint is not None:
-            self.emit(Hint(hint.container, hint.at, hint.acl, event_id))
+        event = payload.get("event") or {}
+        hint = hint_for(event)
+        if hint is None:
+            return
+        container = hint.container
+        if event.get("type") == "message" and container:   # the run takes the payload from the inbox
+            INBOX.put(self.source, event_id, event)
+            container = f"{container}{EVENT_SEP}{event_id}"
+        self.emit(Hint(container, hint.at, hint.acl, event_id))
 
     def maintain(self) -> None:
         self.live = self.client is not None and self.client.is_connected()

@@ -13,6 +13,7 @@ import bisect
 import json
 import math
 import re
+import uuid
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -193,9 +194,10 @@ def post_message(ws: Workspace, channel: str, text: str, user: str | None = None
             i = bisect.bisect_left(chan.keys, _key(msg.ts))
             chan.keys.insert(i, _key(msg.ts))
             chan.messages.insert(i, msg)
-        _emit(ws, chan, {"type": "message", "channel": channel, "channel_type": _channel_type(chan),
-                         "user": msg.user, "text": text, "ts": msg.ts, "event_ts": msg.ts,
-                         **({"thread_ts": thread_ts} if thread_ts else {})})
+        event = _event_message(ws, chan, msg)
+        if msg.files and not msg.subtype:
+            event["subtype"] = "file_share"
+        _emit(ws, chan, {**event, "channel": channel, "channel_type": _channel_type(chan), "event_ts": msg.ts})
         return msg.ts
 
 
@@ -203,22 +205,25 @@ def edit_message(ws: Workspace, channel: str, ts: str, text: str) -> None:
     with ws.lock:
         chan = state(ws).channels[channel]
         msg = _locate(chan, ts)
+        before = _event_message(ws, chan, msg)
         msg.text = text
         msg.edited = {"user": msg.user or BOT_USER, "ts": _next_ts(ws, state(ws), None)}
         _emit(ws, chan, {"type": "message", "subtype": "message_changed", "channel": channel,
                          "channel_type": _channel_type(chan), "hidden": True, "ts": msg.edited["ts"],
-                         "event_ts": msg.edited["ts"],
-                         "message": {"type": "message", "user": msg.user, "text": text, "ts": ts,
-                                     "edited": msg.edited}})
+                         "event_ts": msg.edited["ts"], "message": _event_message(ws, chan, msg),
+                         "previous_message": before})
 
 
 def delete_message(ws: Workspace, channel: str, ts: str) -> None:
     """Delete like Slack: a parent with replies leaves a tombstone; the tombstone goes with its last reply."""
     with ws.lock:
-        _delete(ws, channel, ts)
         chan = state(ws).channels[channel]
+        before = _event_message(ws, chan, _locate(chan, ts))
+        _delete(ws, channel, ts)
+        at = _next_ts(ws, state(ws), None)
         _emit(ws, chan, {"type": "message", "subtype": "message_deleted", "channel": channel,
-                         "channel_type": _channel_type(chan), "hidden": True, "deleted_ts": ts})
+                         "channel_type": _channel_type(chan), "hidden": True, "deleted_ts": ts, "ts": at,
+                         "event_ts": at, "previous_message": before})
 
 
 def _delete(ws: Workspace, channel: str, ts: str) -> None:
@@ -245,6 +250,19 @@ def _delete(ws: Workspace, channel: str, ts: str) -> None:
                             top.thread_ts = None
                     return
         raise KeyError(f"no message {ts} in {channel}")
+
+
+def _event_message(ws: Workspace, chan: Channel, m: Message) -> dict[str, Any]:
+    """A message as the Events API carries it (`message`, `message_changed.message`,
+    `message_deleted.previous_message`): as history shows it, files described in place."""
+    out = _message_json("", ws, chan, m, chan.find(m.ts) is m)
+    st = state(ws)
+    if m.files:
+        out["files"] = [{"id": fid, "name": st.files[fid].name, "mimetype": st.files[fid].mimetype,
+                         "mode": "hosted"} for fid in m.files if fid in st.files]
+    if m.user and not m.subtype:
+        out["client_msg_id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{chan.id}/{m.ts}"))
+    return out
 
 
 def _remove_top(chan: Channel, ts: str) -> None:

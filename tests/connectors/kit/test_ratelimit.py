@@ -68,3 +68,13 @@ def test_buckets_are_per_key() -> None:
     assert [buckets.take("history"), buckets.take("users"), buckets.take("history"), buckets.take("users"),
             buckets.take("unpaced")] == [0.0, 0.0, 1.0, 0.5, 0.0]
     assert buckets.waited == 1.5
+
+
+def test_a_budget_caps_every_window_however_bursty() -> None:
+    clock = Clock()
+    bucket = TokenBucket(1.0, burst=5, budget=6, window=10.0, clock=clock, sleep=clock.sleep)
+    at = [clock.now + bucket.reserve() for _ in range(14)]
+    assert at[:5] == [100.0] * 5 and at[5] == 101.0        # the burst, then the rate
+    assert at[6] == 110.0                                   # six in ten seconds: the seventh waits for the first
+    assert all(at[i + 6] - at[i] >= 10.0 for i in range(len(at) - 6))
+    assert at == sorted(at)                                 # still granted in asking order
