@@ -1,7 +1,7 @@
 """Event-to-searchable latency per service, change events vs polling, against the sandbox.
 
 Run by hand: `python benchmarks/bench_events.py [--changes 200] [--whole-changes 50] [--poll-changes 20]
-[--poll-every 5s] [--services slack,outlook,google_drive]`.
+[--poll-every 5s] [--services slack,outlook,google_drive] [--bursts 3 --burst 12 --burst-rate 4]`.
 
 For each service, one real daemon (real engine, index and model) over the sandbox source:
 - events: schedule six hours away, change events on (Socket Mode; Graph subscriptions and Drive
@@ -14,6 +14,14 @@ For each service, one real daemon (real engine, index and model) over the sandbo
   (a uniform wait first), so the figure is what a schedule of that length gives. Latency under
   polling grows with the interval (about half of it at p50, all of it at p99): a 15-minute schedule
   gives ~450 s at p50 and ~900 s at p99.
+- Slack bursts (`--bursts`, 0: none): Slack's real tiers (`pace_scale` 1, the sandbox enforcing
+  them too), bursts of `--burst` changes at `--burst-rate` a second (new messages, thread replies,
+  edits, deletions of the previous burst's messages), each timed from the mutation until its thread
+  document has (or, deleted, no longer has) it; twice in one run: "before" rebuilds the old path
+  (every message event re-reads the channel's info, members and recent history; one-call bucket
+  per method, new for every run; people looked up again by every run), "after" is this code
+  (the thread from the event payload plus at most one `conversations.replies`; the burst-tolerant
+  pacer shared by the source's runs). 429s from the sandbox are counted.
 Beside each row: the p50/p99 of the runs' own durations (from the state database), so a tail can
 be told apart (a slow run, or time before the run: delivery, debounce, a run in flight), and the
 service API calls per run (the sandbox's count), where a scoped run and a whole-source one differ.
@@ -29,11 +37,15 @@ import tempfile
 import time
 import tomllib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from inlet.config import parse_config
+from inlet.connectors import slack as slack_connector
+from inlet.connectors import slack_client
+from inlet.connectors.kit import Buckets
+from inlet.connectors.slack_events import split_container
 from inlet.index.embedding import Embedder
 from inlet.index.store import Index
 from inlet.sandbox import drive_state as ds
@@ -86,15 +98,40 @@ class WholeSourceDaemon(Daemon):
         return super().event_sync(name, None)
 
 
+class BeforeDaemon(Daemon):
+    """The old Slack event path: a message event reads its whole channel (the payload is ignored)."""
+
+    def event_sync(self, name: str, scope: frozenset[str] | None = None) -> RunResult | None:
+        bare = frozenset(split_container(c)[0] for c in scope) if scope is not None else None
+        return super().event_sync(name, bare)
+
+
 @contextmanager
-def daemon_for(service: str, events: bool, every: str, embedder: Embedder,
-               tmp: Path, whole: bool = False) -> Iterator[tuple[Sandbox, Index, SqliteState]]:
+def old_pacing() -> Iterator[None]:
+    """The old pacer and people lookups: a one-call bucket per method, new for every run (so no
+    burst, and no budget shared by runs), and no people remembered from earlier runs."""
+    def fresh(source: str, base_url: str, per_minute: Any, scale: float = 1.0) -> Buckets:
+        return Buckets({m: r * scale / 60.0 / slack_client.HEADROOM for m, r in per_minute.items()})
+
+    saved = slack_client.shared_pacing, slack_connector._met
+    slack_client.shared_pacing = fresh
+    slack_connector._met = lambda conn: {}
+    try:
+        yield
+    finally:
+        slack_client.shared_pacing, slack_connector._met = saved
+
+
+@contextmanager
+def daemon_for(service: str, events: bool, every: str, embedder: Embedder, tmp: Path, whole: bool = False,
+               extra: dict[str, Any] | None = None,
+               daemon_class: type[Daemon] | None = None) -> Iterator[tuple[Sandbox, Index, SqliteState]]:
     """A backfilled source and its running daemon (serving its API when the service needs webhooks)."""
     with Sandbox() as sb:
         text, env = sb.config(tmp / "index")
         raw = tomllib.loads(text)
         keys, hook = EVENTS[service] if events else ({}, None)
-        raw["sources"] = [{**s, **NARROW[service], **keys, "every": every}
+        raw["sources"] = [{**s, **NARROW[service], **keys, **(extra or {}), "every": every}
                           for s in raw["sources"] if s["name"] == SOURCES[service]]
         raw["daemon"], raw["server"] = {"jitter": "0s"}, {"host": "127.0.0.1", "port": 0}
         plan = ApiPlan.bind(parse_config(raw)) if hook else None
@@ -105,7 +142,7 @@ def daemon_for(service: str, events: bool, every: str, embedder: Embedder,
             state = SqliteState(Path(settings.index.path) / "state.db")
             engine = Engine(settings, index, state, env={**os.environ, **env})   # env: the sandbox's tokens
             engine.run(SOURCES[service], "sync")
-            daemon = (WholeSourceDaemon if whole else Daemon)(settings, engine)
+            daemon = (daemon_class or (WholeSourceDaemon if whole else Daemon))(settings, engine)
             api = plan.start(settings, index, state, daemon) if plan else None
             daemon.start(events=events)
             try:
@@ -142,6 +179,52 @@ def latencies(service: str, sb: Sandbox, index: Index, n: int, phase: float, tim
     return out
 
 
+def burst_latencies(sb: Sandbox, index: Index, bursts: int, size: int, rate: float,
+                    timeout: float = 60.0) -> list[float]:
+    """Bursts of Slack changes at `rate` a second; each timed until its document shows it."""
+    person = sb.ws.user_by_email("hamza@example.com")   # a member of the channel
+    user = person.id if person else None
+    out: list[float] = []
+    spares: list[str] = []   # single messages of earlier bursts, for the deletions
+    for b in range(bursts):
+        pending: dict[int, tuple[float, str, str, bool]] = {}   # i -> (started, doc id, token, present)
+        top = ""
+        for i in range(size):
+            token = f"zqburst{b:02d}x{i:03d}x{random.randrange(10**6):06d}"
+            kind = i % 5   # new message, reply to it, edit of it, a single message, deletion of an older one
+            started = time.monotonic()
+            if kind == 1 and top:
+                ss.post_message(sb.ws, OPS, f"{token} reply with details", user, thread_ts=top)
+                pending[i] = (started, f"sandbox-slack:{OPS}:{top}", token, True)
+            elif kind == 2 and top:
+                ss.edit_message(sb.ws, OPS, top, f"{token} status from the on-call, edited")
+                pending[i] = (started, f"sandbox-slack:{OPS}:{top}", token, True)
+            elif kind == 4 and len(spares) > 2:
+                gone = spares.pop(0)
+                ss.delete_message(sb.ws, OPS, gone)
+                pending[i] = (started, f"sandbox-slack:{OPS}:{gone}", "", False)
+            else:
+                ts = ss.post_message(sb.ws, OPS, f"{token} status from the on-call", user)
+                if kind == 0:
+                    top = ts
+                else:
+                    spares.append(ts)
+                pending[i] = (started, f"sandbox-slack:{OPS}:{ts}", token, True)
+            next_at = started + 1.0 / rate
+            while time.monotonic() < next_at or (i == size - 1 and pending):
+                for j, (t0, doc_id, tok, present) in list(pending.items()):
+                    doc = index.catalog.document(doc_id)
+                    if (doc is not None and tok in doc.text) if present else doc is None:
+                        out.append(time.monotonic() - t0)
+                        del pending[j]
+                    elif time.monotonic() - t0 > timeout:
+                        out.append(float("inf"))
+                        del pending[j]
+                time.sleep(0.01)
+        time.sleep(2.0)   # a pause between bursts
+    return out
+
+
 def run_seconds(state: SqliteState, source: str) -> list[float]:
     """How long each run after the first (the backfill) took."""
     rows = state._exec("SELECT finished_at - started_at FROM runs WHERE source = ? AND finished_at IS NOT NULL "
@@ -161,6 +244,9 @@ def main() -> None:
     parser.add_argument("--poll-changes", type=int, default=20)
     parser.add_argument("--poll-every", default="5s")
     parser.add_argument("--services", default="slack,outlook,google_drive")
+    parser.add_argument("--bursts", type=int, default=3, help="Slack bursts at the real tiers (0: none)")
+    parser.add_argument("--burst", type=int, default=12, help="changes per burst")
+    parser.add_argument("--burst-rate", type=float, default=4.0, help="changes a second within a burst")
     args = parser.parse_args()
     random.seed(7)
     embedder = Embedder()
@@ -168,6 +254,8 @@ def main() -> None:
     poll_seconds = float(args.poll_every.rstrip("s"))
     print(f"{'service':<13} {'mode':<16} {'n':>4} {'p50 s':>7} {'p99 s':>7} {'max s':>7} {'run p50':>8} "
           f"{'run p99':>8} {'calls/run':>9}")
+    if args.bursts and "slack" in args.services.split(","):
+        bursts(args, embedder)
     for service in args.services.split(","):
         for mode, events, every, n, phase in (
                 ("events", True, "6h", args.changes, 0.0),
@@ -184,6 +272,24 @@ def main() -> None:
                 calls = sb.faults.count(API[service]) / max(1, len(runs))
             print(f"{service:<13} {mode:<16} {n:>4} {statistics.median(lat):>7.2f} {pct(lat, 0.99):>7.2f} "
                   f"{max(lat):>7.2f} {pct(runs, 0.5):>8.2f} {pct(runs, 0.99):>8.2f} {calls:>9.1f}", flush=True)
+
+
+def bursts(args: argparse.Namespace, embedder: Embedder) -> None:
+    """The Slack burst rows, before and after, at the real tiers."""
+    for mode in ("before", "after"):
+        label = f"burst {args.burst}@{args.burst_rate:g}/s, {mode}"
+        with tempfile.TemporaryDirectory() as tmp, (old_pacing() if mode == "before" else nullcontext()), \
+                daemon_for("slack", True, "6h", embedder, Path(tmp), extra={"pace_scale": 1.0},
+                           daemon_class=BeforeDaemon if mode == "before" else Daemon) as (sb, index, state):
+            ss.tier_limits(sb.faults)
+            sb.faults.reset_counts()
+            lat = burst_latencies(sb, index, args.bursts, args.burst, args.burst_rate)
+            runs = run_seconds(state, SOURCES["slack"])
+            calls = sb.faults.count("slack:*") / max(1, len(runs))
+            throttled = sum(sb.faults.rejected.values())
+        print(f"{'slack':<13} {label:<16} {len(lat):>4} {statistics.median(lat):>7.2f} {pct(lat, 0.99):>7.2f} "
+              f"{max(lat):>7.2f} {pct(runs, 0.5):>8.2f} {pct(runs, 0.99):>8.2f} {calls:>9.1f}  "
+              f"runs {len(runs)}, 429s {throttled}", flush=True)
 
 
 if __name__ == "__main__":

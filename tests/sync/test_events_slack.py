@@ -124,3 +124,116 @@ def test_reconnects_after_disconnect_and_reports_status(stack: EventStack) -> No
     gauges = {m.name: m.samples[0].value for m in SourcesCollector(stack.settings, stack.state).collect()
               if m.samples}
     assert gauges["inlet_source_events_live"] == 1 and 0 < gauges["inlet_source_event_latency_seconds"] < 5
+
+
+# --- what an event run calls --------------------------------------------------------------------
+
+def _calls(stack: EventStack) -> dict[str, int]:
+    faults = stack.sb.faults
+    return {m: faults.count(f"slack:{m}") for m in ("conversations.replies", "conversations.members",
+                                                     "conversations.info", "conversations.history",
+                                                     "conversations.list", "users.list")}
+
+
+def _settle(stack: EventStack) -> None:
+    wait_for(stack.quiet, what="events settled")
+    stack.sb.faults.reset_counts()
+
+
+def _checkpoint_channel(stack: EventStack) -> dict[str, Any]:
+    checkpoint = stack.state.source(SOURCE).checkpoint
+    assert checkpoint is not None
+    return dict(checkpoint["channels"][OPS])
+
+
+def test_each_message_event_costs_at_most_one_replies_call_and_no_members(stack: EventStack) -> None:
+    ws, hamza = stack.sb.ws, _member(stack.sb, "hamza@example.com")
+    steps: list[tuple[str, Any, Any]] = []   # (what, change, searchable when done)
+    ts: dict[str, str] = {}
+    steps.append(("message", lambda: ts.setdefault("top", ss.post_message(ws, OPS, "Gerenuk rota posted", hamza)),
+                  lambda: stack.searchable("Gerenuk")))
+    steps.append(("edit", lambda: ss.edit_message(ws, OPS, ts["top"], "Gerenuk rota posted and agreed"),
+                  lambda: stack.searchable("agreed")))
+    steps.append(("reply", lambda: ts.setdefault("reply", ss.post_message(ws, OPS, "Dikdik swaps Tuesday", hamza,
+                                                                          thread_ts=ts["top"])),
+                  lambda: stack.searchable("Dikdik")))
+    steps.append(("reply edit", lambda: ss.edit_message(ws, OPS, ts["reply"], "Dikdik swaps Wednesday"),
+                  lambda: stack.searchable("Wednesday")))
+    steps.append(("reply deletion", lambda: ss.delete_message(ws, OPS, ts["reply"]),
+                  lambda: not stack.searchable("Dikdik")))
+    steps.append(("deletion", lambda: ss.delete_message(ws, OPS, ts["top"]),
+                  lambda: not stack.searchable("Gerenuk")))
+    for what, change, done in steps:
+        _settle(stack)
+        runs = stack.runs()
+        change()
+        wait_for(done, what=f"the {what} searchable")
+        wait_for(stack.quiet, what=f"the {what}'s run finished")
+        calls = _calls(stack)
+        assert stack.runs() == runs + 1, what
+        assert calls["conversations.replies"] <= 1, (what, calls)
+        assert calls["conversations.members"] == calls["conversations.info"] == 0, (what, calls)
+        assert calls["conversations.history"] == calls["conversations.list"] == calls["users.list"] == 0, \
+            (what, calls)
+    assert _calls(stack)["conversations.replies"] == 0   # the last step: a message without replies, gone
+
+
+def test_a_single_message_needs_no_call_at_all(stack: EventStack) -> None:
+    _settle(stack)
+    ss.post_message(stack.sb.ws, OPS, "Serval outage is over", _member(stack.sb, "hamza@example.com"))
+    wait_for(lambda: stack.searchable("Serval"), what="the message searchable")
+    wait_for(stack.quiet, what="the run finished")
+    assert sum(_calls(stack).values()) == 0
+
+
+def test_a_burst_of_messages_is_searchable_within_seconds(stack: EventStack) -> None:
+    _settle(stack)
+    hamza = _member(stack.sb, "hamza@example.com")
+    words = [f"Burstword{i:02d}" for i in range(12)]
+    for word in words:   # as fast as they can be posted: several a second
+        ss.post_message(stack.sb.ws, OPS, f"{word} deploy step done", hamza)
+    wait_for(lambda: all(stack.searchable(w) for w in words), what="every message of the burst searchable")
+    wait_for(stack.quiet, what="the runs finished")
+    calls = _calls(stack)
+    assert calls["conversations.members"] == calls["conversations.history"] == 0, calls
+
+
+def test_membership_event_rereads_the_members(stack: EventStack) -> None:
+    _settle(stack)
+    ws, outsider = stack.sb.ws, _member(stack.sb, "abilinski@example.com")
+    ss.join_channel(ws, OPS, outsider)
+    wait_for(lambda: _calls(stack)["conversations.members"] >= 1, what="the members re-read")
+    ss.leave_channel(ws, OPS, outsider)
+    wait_for(stack.quiet, what="the runs finished")
+
+
+def test_an_event_run_leaves_the_scheduled_run_everything_to_check(stack: EventStack) -> None:
+    """The event run only adds marks: `newest` stays, so a message whose event was lost (older than
+    the one heard) is still found by the schedule, and the heard one is re-read there."""
+    ws, hamza = stack.sb.ws, _member(stack.sb, "hamza@example.com")
+    _settle(stack)
+    before = _checkpoint_channel(stack)
+    stack.sb.faults.events("slack", drop=1)
+    ss.post_message(ws, OPS, "Bongo event was lost", hamza)
+    heard = ss.post_message(ws, OPS, "Kudu event was heard", hamza)
+    wait_for(lambda: stack.searchable("Kudu"), what="the heard message searchable")
+    wait_for(stack.quiet, what="the run finished")
+    after = _checkpoint_channel(stack)
+    assert after["newest"] == before["newest"]
+    assert after["recent"][heard] == "event"
+    assert not stack.searchable("Bongo")
+    stack.sb.faults.reset_counts()
+    result = stack.scheduled_pass()
+    assert result is not None and result.outcome == "ok"
+    assert stack.searchable("Bongo") and stack.searchable("Kudu")
+    assert _checkpoint_channel(stack)["recent"][heard] != "event"   # re-read and fingerprinted
+
+
+def test_a_payload_not_found_reads_the_channel(stack: EventStack) -> None:
+    """The inbox is an optimisation: a hint whose payload is gone (another process) reads the channel."""
+    _settle(stack)
+    stack.sb.faults.events("slack", drop=1)
+    ss.post_message(stack.sb.ws, OPS, "Sitatunga notes", _member(stack.sb, "hamza@example.com"))
+    result = stack.engine.run(SOURCE, "sync", scope=frozenset({f"{OPS}/EvNOTINTHEINBOX"}))
+    assert result.outcome == "ok" and stack.searchable("Sitatunga")
+    assert _calls(stack)["conversations.history"] >= 1
