@@ -138,10 +138,12 @@ def daemon_for(service: str, events: bool, every: str, embedder: Embedder, tmp: 
         if plan and hook:
             raw["sources"][0][hook] = f"{plan.url}/hooks/{service}/{SOURCES[service]}"
         settings = parse_config(raw)
+        unpaced = raw | {"sources": [{**raw["sources"][0], **NARROW[service]}]}   # the backfill: not what is timed
         with Index(settings.index, embedder) as index:
             state = SqliteState(Path(settings.index.path) / "state.db")
-            engine = Engine(settings, index, state, env={**os.environ, **env})   # env: the sandbox's tokens
-            engine.run(SOURCES[service], "sync")
+            env = {**os.environ, **env}   # the sandbox's tokens
+            Engine(parse_config(unpaced), index, state, env=env).run(SOURCES[service], "sync")
+            engine = Engine(settings, index, state, env=env)
             daemon = (daemon_class or (WholeSourceDaemon if whole else Daemon))(settings, engine)
             api = plan.start(settings, index, state, daemon) if plan else None
             daemon.start(events=events)
@@ -188,7 +190,7 @@ def burst_latencies(sb: Sandbox, index: Index, bursts: int, size: int, rate: flo
     spares: list[str] = []   # single messages of earlier bursts, for the deletions
     for b in range(bursts):
         pending: dict[int, tuple[float, str, str, bool]] = {}   # i -> (started, doc id, token, present)
-        top = ""
+        top = top_text = ""
         for i in range(size):
             token = f"zqburst{b:02d}x{i:03d}x{random.randrange(10**6):06d}"
             kind = i % 5   # new message, reply to it, edit of it, a single message, deletion of an older one
@@ -196,8 +198,9 @@ def burst_latencies(sb: Sandbox, index: Index, bursts: int, size: int, rate: flo
             if kind == 1 and top:
                 ss.post_message(sb.ws, OPS, f"{token} reply with details", user, thread_ts=top)
                 pending[i] = (started, f"sandbox-slack:{OPS}:{top}", token, True)
-            elif kind == 2 and top:
-                ss.edit_message(sb.ws, OPS, top, f"{token} status from the on-call, edited")
+            elif kind == 2 and top:   # the edit keeps the words before it: each change stays findable
+                top_text = f"{top_text} {token} edited"
+                ss.edit_message(sb.ws, OPS, top, top_text)
                 pending[i] = (started, f"sandbox-slack:{OPS}:{top}", token, True)
             elif kind == 4 and len(spares) > 2:
                 gone = spares.pop(0)
@@ -206,7 +209,7 @@ def burst_latencies(sb: Sandbox, index: Index, bursts: int, size: int, rate: flo
             else:
                 ts = ss.post_message(sb.ws, OPS, f"{token} status from the on-call", user)
                 if kind == 0:
-                    top = ts
+                    top, top_text = ts, f"{token} status from the on-call"
                 else:
                     spares.append(ts)
                 pending[i] = (started, f"sandbox-slack:{OPS}:{ts}", token, True)
