@@ -77,7 +77,8 @@ class SlackConfig(SourceConfig):
     pace: dict[str, float] = Field(default_factory=dict,
                                    description="calls per minute by API method, over the published tiers "
                                                "(0: unpaced), e.g. {'conversations.history' = 1}")
-    pace_scale: float = Field(1.0, gt=0, description="multiplies every pace (custom limits, time-scaled tests)")
+    pace_scale: float = Field(1.0, gt=0, description="multiplies every pace: the pacer's minute lasts 60/pace_scale s "
+                                                      "(custom limits, time-scaled tests)")
     include_files: bool = Field(True, description="fold text of files shared in threads into the document")
     max_file_bytes: int = Field(10_000_000, ge=0, description="files larger than this are not downloaded")
     include_dms: bool = Field(True, description="index DMs and group DMs the bot is part of")
@@ -169,8 +170,10 @@ class SlackConnector(Connector[SlackConfig]):
 
 
 class _State(CheckpointModel):
-    """The checkpoint. `channels`: per channel id {acl, newest, threads, recent, name}; `run`: the run
-    in progress ({todo, reconcile, scan}), None between runs; `names`: channel names for mentions."""
+    """The checkpoint. `channels`: per channel id {acl, newest, threads, recent, name, kind, public,
+    users} (the last three: the ACL, for event runs; entries without them are read as before);
+    `run`: the run in progress ({todo, reconcile, scan}), None between runs; `names`: channel names
+    for mentions."""
 
     channels: dict[str, dict[str, Any]] = {}
     run: dict[str, Any] | None = None
