@@ -1,9 +1,9 @@
 """Event-driven runs read only the container an event names, seen from the sandbox's request log.
 
-A Slack message updates its thread from the event's payload and reads nothing else; a membership change re-reads that channel's
-members and updates its ACL; a Graph notification runs that folder's delta round only. Other
-containers keep their checkpoint entries and their documents (even ones gone at the source: only
-the scheduled pass, which lists everything, may prune them)."""
+A Slack message updates its thread from the event's payload and reads nothing else; a membership
+change re-reads that channel's members and updates its ACL; a Graph notification runs that
+folder's delta round only. Other containers keep their checkpoint entries and their documents
+(even ones gone at the source: only the scheduled pass, which lists everything, may prune them)."""
 
 from __future__ import annotations
 
