@@ -387,3 +387,26 @@ def test_a_pass_reports_its_channels_as_a_total(sb: Sandbox) -> None:
     assert progress[0] == Progress(total=len(member), unit="channels") and len(member) > 1
     done = [p.done for p in progress if p.done is not None]
     assert done == list(range(len(member) + 1))
+
+
+# --- change events: what a batch of message events asks for --------------------------------------------
+
+def test_event_plan_writes_single_messages_rereads_threads_and_deletes_from_payloads() -> None:
+    from inlet.connectors.slack import _EventPlan
+
+    top = {"type": "message", "ts": "10.0", "text": "single", "user": "U1", "event_ts": "10.0", "channel": "C1"}
+    reply = {"type": "message", "ts": "12.0", "thread_ts": "11.0", "text": "r", "event_ts": "12.0"}
+    reply_edit = {"type": "message", "subtype": "message_changed", "event_ts": "13.0",
+                  "message": {"ts": "12.0", "thread_ts": "11.0", "text": "r2"}}
+    gone = {"type": "message", "subtype": "message_deleted", "deleted_ts": "9.0", "event_ts": "14.0",
+            "previous_message": {"ts": "9.0", "text": "old"}}
+    parent_gone = {"type": "message", "subtype": "message_deleted", "deleted_ts": "8.0", "event_ts": "15.0",
+                   "previous_message": {"ts": "8.0", "thread_ts": "8.0", "reply_count": 2}}
+    plan = _EventPlan.of([reply_edit, gone, top, reply, parent_gone])
+    assert plan is not None
+    assert list(plan.messages) == ["10.0"] and "channel" not in plan.messages["10.0"]
+    assert list(plan.threads) == ["11.0", "8.0"] and list(plan.deleted) == ["9.0"]
+    posted_then_deleted = _EventPlan.of([top, {**gone, "deleted_ts": "10.0", "previous_message": top}])
+    assert posted_then_deleted is not None
+    assert not posted_then_deleted.messages and list(posted_then_deleted.deleted) == ["10.0"]
+    assert _EventPlan.of([{"type": "message", "subtype": "message_deleted", "deleted_ts": "9.0"}]) is None
