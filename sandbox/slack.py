@@ -3,7 +3,11 @@
 Speaks the wire format slack_sdk's `WebClient` expects (form-encoded POSTs to `/api/<method>`, a
 Bearer token, HTTP 200 with `{"ok": false, "error": ...}` for API errors, HTTP 429 with an integer
 `Retry-After`), so the connector is tested with the real SDK. State lives in `SlackState` on
-`ws.slack`; tests and the admin routes change it through the mutation functions below.
+`ws.slack`; tests and the admin routes change it through the mutation functions below, each
+firing the Events API event Slack sends for it, in Slack's shape: `message` (a reply with
+`thread_ts` and `parent_user_id`, a shared file as `file_share` with its `files`),
+`message_changed` with the new `message` and the `previous_message`, `message_deleted` with
+`deleted_ts` and the `previous_message` (a thread's parent with its `reply_count`).
 """
 
 from __future__ import annotations
