@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Hint:
-    """Something changed in `container` (a channel, folder or drive id; None: anywhere in the source)."""
+    """Something changed in `container` (a channel, folder or drive id, or finer, in the terms the
+    connector's `load_scope` reads, e.g. Slack's `channel/event_id`; None: anywhere in the source)."""
 
     container: str | None
     at: float = field(default_factory=time.time)   # when the change happened (epoch s), for latency
