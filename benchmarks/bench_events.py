@@ -30,6 +30,7 @@ service API calls per run (the sandbox's count), where a scoped run and a whole-
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 import os
 import random
 import statistics
@@ -181,6 +182,9 @@ def latencies(service: str, sb: Sandbox, index: Index, n: int, phase: float, tim
     return out
 
 
+MISSED: Counter[str] = Counter()   # changes of a burst not seen within the timeout, by kind
+
+
 def burst_latencies(sb: Sandbox, index: Index, bursts: int, size: int, rate: float,
                     timeout: float = 60.0) -> list[float]:
     """Bursts of Slack changes at `rate` a second; each timed until its document shows it."""
@@ -222,6 +226,7 @@ def burst_latencies(sb: Sandbox, index: Index, bursts: int, size: int, rate: flo
                         del pending[j]
                     elif time.monotonic() - t0 > timeout:
                         out.append(float("inf"))
+                        MISSED[("new", "reply", "edit", "single", "deletion")[j % 5]] += 1
                         del pending[j]
                 time.sleep(0.01)
         time.sleep(2.0)   # a pause between bursts
@@ -290,9 +295,11 @@ def bursts(args: argparse.Namespace, embedder: Embedder) -> None:
             runs = run_seconds(state, SOURCES["slack"])
             calls = sb.faults.count("slack:*") / max(1, len(runs))
             throttled = sum(sb.faults.rejected.values())
+            missed = ", ".join(f"{k} {n}" for k, n in sorted(MISSED.items())) or "none"
+            MISSED.clear()
         print(f"{'slack':<13} {label:<16} {len(lat):>4} {statistics.median(lat):>7.2f} {pct(lat, 0.99):>7.2f} "
               f"{max(lat):>7.2f} {pct(runs, 0.5):>8.2f} {pct(runs, 0.99):>8.2f} {calls:>9.1f}  "
-              f"runs {len(runs)}, 429s {throttled}", flush=True)
+              f"runs {len(runs)}, 429s {throttled}, missed (60 s): {missed}", flush=True)
 
 
 if __name__ == "__main__":
