@@ -75,10 +75,10 @@ def _admin_routes(ctx: Context) -> list[BaseRoute]:
 
 
 def build_app(ctx: Context) -> ASGIApp:
-    from . import drive, graph, idp, slack
+    from . import drive, graph, graph_files, idp, slack
 
     routes = _admin_routes(ctx)
-    for service in (slack, drive, graph, idp):
+    for service in (slack, drive, graph, graph_files, idp):
         routes += service.routes(ctx)
     return with_transports(Starlette(routes=routes))
 
