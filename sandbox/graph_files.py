@@ -225,11 +225,12 @@ class FilesApi:
             return denied
         with self.ctx.ws.lock:
             state = self.state
-            head, _, tail = ref.partition("/") if ":" not in ref else (ref, "", "")
-            if ":" in head:
-                host, _, path = head.partition(":")
-                site = state.site_by_path(host, path.rstrip(":"))
+            if ":" in ref:   # hostname:/server-relative/path[:/segment]
+                host, _, rest = ref.partition(":")
+                path, _, tail = rest.partition(":")
+                site, tail = state.site_by_path(host, path), tail.strip("/")
             else:
+                head, _, tail = ref.partition("/")
                 site = state.sites.get(head)
             if site is None:
                 return graph_error(404, "itemNotFound", f"Requested site could not be found: {ref}")
