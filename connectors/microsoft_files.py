@@ -165,12 +165,19 @@ class MicrosoftFilesConnector(Connector[MicrosoftFilesConfig]):
             client.close()
 
     def events(self) -> EventSource | None:
+        """A Graph subscription on each drive's root (Graph posts `updated` for any change below it)."""
         if not self.config.notifications_url:
             return None
-        from .microsoft_files_events import DriveSubscriptions
+        from .graph_webhooks import GraphWebhooks
 
-        lifetime = parse_duration(self.config.subscription_lifetime)
-        return DriveSubscriptions(self, self.config.notifications_url, lifetime)
+        return GraphWebhooks(source=self.name, url=self.config.notifications_url,
+                             lifetime=parse_duration(self.config.subscription_lifetime), client=self.client,
+                             resources=self.drive_roots, change_type="updated")
+
+    def drive_roots(self, client: GraphClient) -> dict[str, str]:
+        """{drive id: its root's resource path} of every drive a sync reads."""
+        targets, _ = _Run(self, client, FilesCheckpoint()).discover()
+        return {d["id"]: f"/drives/{d['id']}/root" for d in targets}
 
     def in_scope(self, path: str) -> bool:
         return any(fnmatch.fnmatchcase(path, p) or (p.startswith("**/") and fnmatch.fnmatchcase(path, p[3:]))

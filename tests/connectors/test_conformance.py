@@ -23,7 +23,7 @@ import pytest
 from inlet.connectors import registry
 from inlet.connectors.base import Connector
 from inlet.connectors.model import Checkpoint, Deletion, Document, Item, Skipped
-from inlet.sandbox import drive, graph
+from inlet.sandbox import drive, graph, graph_files
 from inlet.sandbox import slack as sandbox_slack
 from inlet.sandbox.documents import make_docx, make_pdf
 from inlet.sandbox.server import Sandbox
@@ -33,7 +33,7 @@ from inlet.config import parse_config
 from inlet.errors import ConfigError, CredentialsError
 
 TYPES = sorted(registry.available())
-API_TYPES = {"slack", "google_drive", "outlook"}
+API_TYPES = {"slack", "google_drive", "outlook", "microsoft_files"}
 
 
 @dataclass
@@ -101,9 +101,15 @@ def _outlook(root: Path, sb: Sandbox) -> Case:
     return Case(raw, env, bad_env={k: "wrong-secret" for k in env})
 
 
+def _microsoft_files(root: Path, sb: Sandbox) -> Case:
+    block, env = graph_files.source(sb.ctx, sb.ctx.workdir)
+    raw = _table(block) | {"name": "conf-m365-files", "page_size": 3}
+    return Case(raw, env, bad_env={k: "wrong-secret" for k in env})
+
+
 CASES: dict[str, Callable[[Path, Sandbox], Case]] = {
     "files": _files, "slack_export": _slack_export, "mail_archive": _mail_archive,
-    "slack": _slack, "google_drive": _google_drive, "outlook": _outlook,
+    "slack": _slack, "google_drive": _google_drive, "outlook": _outlook, "microsoft_files": _microsoft_files,
 }
 
 
