@@ -32,7 +32,7 @@ import pytest
 from inlet.connectors.model import Document
 from inlet.index.store import Index
 from inlet.sandbox import drive_state as ds
-from inlet.sandbox import graph
+from inlet.sandbox import graph, graph_files
 from inlet.sandbox import slack as sandbox_slack
 from inlet.sandbox.server import Sandbox
 from inlet.sync.engine import Engine
@@ -170,7 +170,31 @@ def outlook_subject(sb: Sandbox, rng: random.Random) -> Subject:
     return Subject("sandbox-mail", {"page_size": 2}, change)
 
 
-CONNECTORS = ["files", "mail_archive", "slack", "google_drive", "outlook"]
+def microsoft_files_subject(sb: Sandbox, rng: random.Random) -> Subject:
+    ws = sb.ws
+    state = graph_files.files_state(ws)
+    with ws.lock:
+        drive = next(d for d in state.drives.values() if d.kind == "business")
+        for n in range(6):
+            state.add_item(drive.id, None, f"crash seed {n}.txt", sentence(rng, n).encode(), "text/plain")
+
+    def texts() -> list[str]:
+        return sorted(i.id for i in state.items.values()
+                      if i.drive_id == drive.id and i.mime == "text/plain" and not i.deleted)
+
+    def change(rng: random.Random) -> None:
+        with ws.lock:
+            ids = texts()
+            state.delete_item(ids[rng.randrange(len(ids))])
+            ids = texts()
+            state.edit_item(ids[rng.randrange(len(ids))], data=sentence(rng, 93).encode())
+            state.add_item(drive.id, None, f"crash note {rng.randrange(10**6)}.txt", sentence(rng, 92).encode(),
+                           "text/plain")
+
+    return Subject("sandbox-files", {"page_size": 3, "sites": []}, change)   # the OneDrive only
+
+
+CONNECTORS = ["files", "mail_archive", "slack", "google_drive", "outlook", "microsoft_files"]
 
 
 def make_subject(kind: str, sb: Sandbox, root: Path, rng: random.Random) -> Subject:
@@ -178,7 +202,8 @@ def make_subject(kind: str, sb: Sandbox, root: Path, rng: random.Random) -> Subj
         return files_subject(root, rng)
     if kind == "mail_archive":
         return mail_archive_subject(root, rng)
-    return {"slack": slack_subject, "google_drive": drive_subject, "outlook": outlook_subject}[kind](sb, rng)
+    return {"slack": slack_subject, "google_drive": drive_subject, "outlook": outlook_subject,
+            "microsoft_files": microsoft_files_subject}[kind](sb, rng)
 
 
 # --- running, killing, comparing ---------------------------------------------------------------------

@@ -123,7 +123,8 @@ def test_edits_deletions_and_moves_out_of_scope(sb: Sandbox) -> None:
         gone = doc_id(sb, "Expense FAQ.md")
         st.delete_item(item(sb, "Expense FAQ.md").id)
         pdf = doc_id(sb, "Architecture.pdf")
-        st.edit_item(item(sb, "Architecture.pdf").id, parent_id=st.drives[item(sb, "Architecture.pdf").drive_id].root_id)
+        moved = item(sb, "Architecture.pdf")
+        st.edit_item(moved.id, parent_id=st.drives[moved.drive_id].root_id)
         st.add_item(item(sb, "oncall.md").drive_id, item(sb, "Runbooks").id, "backup.md", b"# Backups\n\nNightly.",
                     "text/markdown")
     items, cp = run(conn, cp)
