@@ -231,3 +231,38 @@ def test_config_needs_users_sites_or_drives() -> None:
 
     with pytest.raises(ValidationError, match="at least one of"):
         MicrosoftFilesConfig(name="x", type="microsoft_files", tenant_id="t", client_id="c", client_secret_env="E")
+
+
+def test_the_index_rewrites_a_permission_change_without_embedding(sb: Sandbox, tmp_path: Any, embedder: Any) -> None:
+    from pathlib import Path
+
+    from inlet.config import parse_config
+    from inlet.index.search import SearchRequest, search
+    from inlet.index.store import Index
+    from inlet.sync.engine import Engine
+    from inlet.sync.state import StateDB
+
+    text, env = sb.config(tmp_path / "index")
+    raw = tomllib.loads(text)
+    raw["sources"] = [s | {"sites": []} for s in raw["sources"] if s["name"] == "sandbox-files"]   # the OneDrive
+    settings = parse_config(raw)
+    with Index(settings.index, embedder=embedder) as index:
+        state_db = StateDB(Path(settings.index.path) / "state.db")
+        try:
+            engine = Engine(settings, index, state_db, env=env)
+            assert engine.run("sandbox-files", "backfill").outcome == "ok"
+
+            def visible(user: str) -> list[str]:
+                hits, _ = search(index, SearchRequest(query="quarterly search quality review", k=3, user=user,
+                                                      recency_half_life_days=0))
+                return [h.doc_id for h in hits]
+
+            notes = doc_id(sb, "Notes.txt")
+            assert notes not in visible("bob@example.com")
+            with sb.ws.lock:
+                state(sb).share(item(sb, "Notes.txt").id, perm(user="bob@example.com"))
+            result = engine.run("sandbox-files", "sync")
+            assert (result.outcome, result.upserted, result.embedded) == ("ok", 1, 0)
+            assert notes in visible("bob@example.com")
+        finally:
+            state_db.close()
