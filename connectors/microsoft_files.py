@@ -220,12 +220,12 @@ class _Run:
             if error is not None:
                 problems.append(self._refused(target, error))
                 continue
+            bodies = [a for a in got if not isinstance(a, GraphError)]
             if target.startswith("site:"):
-                site = got[0]
-                drives = [d for d in got[1].get("value", []) if isinstance(d, dict)]   # type: ignore[union-attr]
-                name = str(site.get("displayName") or site.get("name") or "")   # type: ignore[union-attr]
+                drives = [d for d in bodies[1].get("value", []) if isinstance(d, dict)]
+                name = str(bodies[0].get("displayName") or bodies[0].get("name") or "")
             else:
-                drives, name = [got[0]], ""   # type: ignore[list-item]
+                drives, name = [bodies[0]], ""
             targets += [{**d, "target": target, "site": name} for d in drives]
         return targets, problems
 
