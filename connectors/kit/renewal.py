@@ -109,7 +109,7 @@ class Renewals:
         elif sub.id is None:
             self._create(sub)
         else:   # not extendable: a new one first, so no change falls between the two
-            old = replace(sub)
+            old = replace(sub, data=dict(sub.data))
             self._create(sub)
             self._remove_quietly(old)
         sub.renew_now = False
@@ -117,7 +117,7 @@ class Renewals:
     def _remove_quietly(self, sub: Subscription) -> None:
         try:
             self._remove(sub)
-        except InletError as exc:   # it expires by itself
+        except Exception as exc:   # noqa: BLE001 - whatever went wrong, it expires by itself
             log.info("source %r: could not remove %s %s: %s", self.source, self.what, sub.id, exc)
 
     def stop(self) -> None:
