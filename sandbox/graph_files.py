@@ -13,8 +13,8 @@ Served beside the mail API with the same app registration and tokens (`graph.py`
   pre-authenticated download URL that needs no token), `.../permissions` (inherited ones with
   `inheritedFrom`);
 - `GET /v1.0/groups/{id}/transitiveMembers`, `GET /v1.0/organization` (verified domains);
-- `POST /v1.0/$batch`: up to 20 GETs of the routes above, each answered on its own (a throttled one
-  is a 429 inside a 200 batch).
+- `POST /v1.0/$batch`: up to 20 GETs of the routes above and of the Teams routes (`graph_teams.py`,
+  mounted here), each answered on its own (a throttled one is a 429 inside a 200 batch).
 With `FilesState.selected` set (a `Sites.Selected` app), a drive of a site not granted, and every
 OneDrive, is 403 `accessDenied`.
 """
@@ -99,9 +99,10 @@ def seed_generated(ws: Any, *, files: int = 200, **_: Any) -> None:
 
 def routes(ctx: Any) -> list[BaseRoute]:
     from .graph import api_guard
+    from .graph_teams import TeamsApi
 
     api = FilesApi(ctx, api_guard(ctx))
-    batchable = api.routes()
+    batchable = api.routes() + TeamsApi(ctx, api.guard).routes()
     return batchable + [
         Route("/v1.0/$batch", Batch(ctx, api.guard, Starlette(routes=batchable)).handle, methods=["POST"]),
         Route("/_graph_download/{token}", api.download),

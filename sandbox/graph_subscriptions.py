@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 _RESOURCE = re.compile(r"^/?users/([^/]+)/mailFolders\('([^']+)'\)/messages$", re.IGNORECASE)
 _DRIVE = re.compile(r"^/?drives/([^/]+)/root$", re.IGNORECASE)
+_CHANNEL = re.compile(r"^/?teams/([^/]+)/channels/([^/]+)/messages$", re.IGNORECASE)
 MAX_LIFETIME = 10070 * 60.0   # Graph's limit for mail, in seconds
 
 
@@ -101,7 +102,8 @@ class Subscriptions:
                     self._queue(sub.notification_url, {"value": [note]}, delay)
 
     def drive_changed(self, drive_id: str, item_id: str) -> None:
-        """FilesState listener: Graph posts `updated` on the drive root for any change below it."""
+        """FilesState and TeamsState listener: a notification on the drive root (channel messages) watched
+        as `drive_id` (a channel id) for any change below it."""
         now = self.ctx.ws.clock()
         with self._lock:
             for sub in list(self.subs.values()):
@@ -139,14 +141,19 @@ class Subscriptions:
         body = await request.json()
         match = _RESOURCE.match(str(body.get("resource", "")))
         drive = _DRIVE.match(str(body.get("resource", "")))
+        channel = _CHANNEL.match(str(body.get("resource", "")))
         state = mail_state(self.ctx.ws)
-        if not match and not drive:
+        if not match and not drive and not channel:
             return graph_error(400, "InvalidRequest", "Only mail folder messages and drive roots can be "
                                "subscribed to here.")
         if drive:
             from .graph_files import files_state
 
             mailbox, container = "", drive[1] if drive[1] in files_state(self.ctx.ws).drives else None
+        elif channel:
+            from .graph_teams import teams_state
+
+            mailbox, container = "", channel[2] if channel[2] in teams_state(self.ctx.ws).channels else None
         else:
             user = self.ctx.ws.users.get(match[1]) or self.ctx.ws.user_by_email(match[1])  # type: ignore[index]
             folder = state.folder(user.id, match[2]) if user and user.id in state.mailboxes else None  # type: ignore[index]
@@ -213,6 +220,9 @@ def subscriptions(ctx: Any) -> Subscriptions:
             from .graph_files import files_state
 
             files_state(ctx.ws).listeners.append(subs.drive_changed)
+            from .graph_teams import teams_state
+
+            teams_state(ctx.ws).listeners.append(lambda team, channel, root: subs.drive_changed(channel, root))
         return ctx.state["graph_subscriptions"]  # type: ignore[no-any-return]
 
 

@@ -68,13 +68,14 @@ class Workspace:
 
 def sample_workspace(data_dir: Path = DATA_DIR) -> Workspace:
     """The workspace seeded from the shipped sample data (Slack export, Enron mailboxes)."""
-    from . import drive, graph, graph_files, slack
+    from . import drive, graph, graph_files, graph_teams, slack
 
     ws = Workspace()
     slack.seed_sample(ws, data_dir / "slack-export-sample.zip")
     graph.seed_sample(ws, data_dir / "enron-mini.tar.gz")
     drive.seed_sample(ws)
     graph_files.seed_sample(ws)
+    graph_teams.seed_sample(ws)
     return ws
 
 
