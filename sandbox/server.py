@@ -149,11 +149,11 @@ class Sandbox:
 
     def config(self, index_path: str | Path = ".inlet") -> tuple[str, dict[str, str]]:
         """A config TOML whose sources point at this sandbox, and the secrets it needs."""
-        from . import drive, graph, graph_files, slack
+        from . import drive, graph, graph_files, graph_teams, slack
 
         parts = [f'[index]\npath = "{Path(index_path).as_posix()}"\n']
         env: dict[str, str] = {}
-        for service in (slack, drive, graph, graph_files):
+        for service in (slack, drive, graph, graph_files, graph_teams):
             block, secrets = service.source(self.ctx, self.ctx.workdir)
             parts.append(block)
             env.update(secrets)
