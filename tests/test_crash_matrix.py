@@ -32,7 +32,7 @@ import pytest
 from inlet.connectors.model import Document
 from inlet.index.store import Index
 from inlet.sandbox import drive_state as ds
-from inlet.sandbox import graph, graph_files
+from inlet.sandbox import graph, graph_files, graph_teams
 from inlet.sandbox import slack as sandbox_slack
 from inlet.sandbox.server import Sandbox
 from inlet.sync.engine import Engine
@@ -194,7 +194,27 @@ def microsoft_files_subject(sb: Sandbox, rng: random.Random) -> Subject:
     return Subject("sandbox-files", {"page_size": 3, "sites": []}, change)   # the OneDrive only
 
 
-CONNECTORS = ["files", "mail_archive", "slack", "google_drive", "outlook", "microsoft_files"]
+def teams_subject(sb: Sandbox, rng: random.Random) -> Subject:
+    ws = sb.ws
+    state = graph_teams.teams_state(ws)
+    with ws.lock:
+        team = next(t for t in state.teams.values() if t.name == "Support")
+        crash = state.add_channel(team.id, "crash")
+        for n in range(8):
+            state.post(crash.id, team.members[n % len(team.members)], f"<p>{sentence(rng, n)}</p>")
+
+    def change(rng: random.Random) -> None:
+        with ws.lock:
+            roots = [m.id for m in state.roots(crash.id) if not m.deleted]
+            state.delete(roots[rng.randrange(len(roots))])
+            roots = [m.id for m in state.roots(crash.id) if not m.deleted]
+            state.post(crash.id, team.members[0], f"<p>{sentence(rng, 91)}</p>", roots[rng.randrange(len(roots))])
+            state.post(crash.id, team.members[-1], f"<p>{sentence(rng, rng.randrange(100, 999))}</p>")
+
+    return Subject("sandbox-teams", {"page_size": 2, "teams": ["Support"], "channels": ["crash"]}, change)
+
+
+CONNECTORS = ["files", "mail_archive", "slack", "google_drive", "outlook", "microsoft_files", "teams"]
 
 
 def make_subject(kind: str, sb: Sandbox, root: Path, rng: random.Random) -> Subject:
@@ -203,7 +223,7 @@ def make_subject(kind: str, sb: Sandbox, root: Path, rng: random.Random) -> Subj
     if kind == "mail_archive":
         return mail_archive_subject(root, rng)
     return {"slack": slack_subject, "google_drive": drive_subject, "outlook": outlook_subject,
-            "microsoft_files": microsoft_files_subject}[kind](sb, rng)
+            "microsoft_files": microsoft_files_subject, "teams": teams_subject}[kind](sb, rng)
 
 
 # --- running, killing, comparing ---------------------------------------------------------------------
