@@ -230,7 +230,7 @@ def make_subject(kind: str, sb: Sandbox, root: Path, rng: random.Random) -> Subj
 
 def write_config(sb: Sandbox, subject: Subject, index: Path, config: Path) -> tuple[Settings, dict[str, str]]:
     """A config holding only `subject`'s source (sandbox sources narrowed as in the e2e tests)."""
-    raw, env = narrowed_config(sb, index)
+    raw, env = narrowed_config(sb, index, m365=True)
     sandbox_blocks = {s["name"]: s for s in raw["sources"]}
     if subject.name in sandbox_blocks:
         source = {**sandbox_blocks[subject.name], **subject.block}
