@@ -38,7 +38,8 @@ class GraphWebhooks(EventSource):
         self.client_state = secrets.token_urlsafe(24)
         self.client: GraphClient | None = None
         self.renewals = Renewals(source=source, what="Graph subscription", lifetime=lifetime,
-                                 create=self._create, renew=self._renew, remove=self._remove)
+                                 create=self._create, renew=self._renew, remove=self._remove,
+                                 advice=f"is {url} served by `inlet daemon --serve`?")
 
     def start(self, emit: Emit) -> None:
         self.emit = emit
