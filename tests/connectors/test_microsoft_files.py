@@ -195,6 +195,27 @@ def test_throttling_waits_retry_after_on_calls_and_inside_batches(sb: Sandbox) -
     assert sleeps.count(7) == 2 and 3 in sleeps and 2 in sleeps
 
 
+def test_a_tenant_wide_rate_limit_is_waited_out() -> None:
+    """Graph's per-app/per-tenant limits: past 15 calls a (scaled) minute every call is a 429 whose
+    Retry-After says when the window frees up; the kit waits it out and the backfill completes."""
+    import time
+
+    with Sandbox(time_scale=60) as sandbox:
+        sandbox.faults.rate_limit("graph", "*", 15)
+        block, env = graph_files.source(sandbox.ctx, sandbox.ctx.workdir)
+        waits: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            waits.append(seconds)
+            time.sleep(seconds)
+
+        conn = MicrosoftFilesConnector(MicrosoftFilesConfig(**tomllib.loads(block)["sources"][0]), env,
+                                       policy=RetryPolicy(sleep=sleep, jitter=0, attempts=20, deadline=120))
+        items, _ = run(conn)
+        assert len(docs(items)) == 11 and not [i for i in items if isinstance(i, Skipped) and i.failed]
+        assert sum(sandbox.faults.rejected.values()) > 0 and waits and max(waits) <= 1.0
+
+
 def test_a_site_the_app_may_not_read_is_a_named_error_and_the_others_go_on(sb: Sandbox) -> None:
     conn = connector(sb)
     items, cp = run(conn)
