@@ -306,8 +306,14 @@ class _Run:
 
     def _acl_drift(self, drive_id: str, ds: DriveState) -> Iterator[Item]:
         """Indexed files whose ACL a membership or domain change moved (their grants unchanged)."""
-        stale = [fid for fid, e in ds.files.items()
-                 if e["s"] == DOC and acl_key(self.principals.acl(e["g"])) != e["a"]]
+        keys: dict[tuple[str, ...], str] = {}   # files share few distinct grant lists
+
+        def key(grants: list[str]) -> str:
+            if tuple(grants) not in keys:
+                keys[tuple(grants)] = acl_key(self.principals.acl(grants))
+            return keys[tuple(grants)]
+
+        stale = [fid for fid, e in ds.files.items() if e["s"] == DOC and key(e["g"]) != e["a"]]
         if stale:
             log.info("source %r: %d files of drive %s have a new ACL (group membership)", self.c.name, len(stale),
                      ds.name)
@@ -415,9 +421,10 @@ class _Page:
     def apply(self, values: list[dict[str, Any]]) -> Iterator[Item]:
         files: list[dict[str, Any]] = []
         moved: list[str] = []
+        if self.ds.resync is not None:   # listed again: not gone
+            listed = {item["id"] for item in values}
+            self.ds.resync = [i for i in self.ds.resync if i not in listed]
         for item in values:
-            if self.ds.resync is not None and item["id"] in self.ds.files:
-                self.ds.resync = [i for i in self.ds.resync if i != item["id"]]
             if "deleted" in item:
                 yield from self._deleted(item["id"])
             elif self.note_folder(item):
