@@ -79,7 +79,8 @@ def seed_files(ws: Any) -> None:
             b"<h1>Search API</h1><p>POST /v1/search takes a query and returns ranked passages.</p></body></html>",
             "text/html")
         add(specs.id, None, "Roadmap.pptx", make_pptx("Roadmap 2024", [
-            ("Q1", "Hybrid ranking with BM25 and vectors"), ("Q2", "Microsoft 365 connectors")]), PPTX)
+            ("Q1", "Hybrid ranking with BM25 and vectors"), ("Q2", "Microsoft 365 connectors")]), PPTX,
+            perms=[perm(group=platform.id)])   # an Entra group granted directly
 
         fin = state.add_site("/sites/Finance", "Finance")
         books = state.add_drive("Documents", fin)
