@@ -1,7 +1,8 @@
 """`inlet demo`: the whole product on a laptop, offline, in a few minutes.
 
 Starts the sandbox (emulated Slack, Google Drive and Microsoft Graph with the sample workspace),
-writes a temporary config whose three sources point at it, backfills them into a temporary index,
+writes a temporary config whose sources (Slack, Drive, Outlook, SharePoint/OneDrive files, Teams)
+point at it, backfills them into a temporary index,
 then serves the API with a generated admin key (or, with `--once`, prints answers to a few sample
 queries with their citations and exits). Nothing is left behind: the index, the config and the
 sandbox live in a temporary folder removed on exit.
@@ -41,6 +42,8 @@ SAMPLE_QUERIES = (            # one per service of the sample workspace
     "What caused the March outage?",                   # a PDF postmortem on Drive
     "Did the enrique deploy finish?",                  # a deploy bot in a private Slack channel
     "California electricity prices",                   # Enron traders' mail
+    "indexer lag on-call runbook",                     # a Markdown runbook in a SharePoint library
+    "database failover replicas catching up",          # a Teams channel thread
 )
 
 

@@ -75,10 +75,10 @@ def _admin_routes(ctx: Context) -> list[BaseRoute]:
 
 
 def build_app(ctx: Context) -> ASGIApp:
-    from . import drive, graph, idp, slack
+    from . import drive, graph, graph_files, idp, slack
 
     routes = _admin_routes(ctx)
-    for service in (slack, drive, graph, idp):
+    for service in (slack, drive, graph, graph_files, idp):
         routes += service.routes(ctx)
     return with_transports(Starlette(routes=routes))
 
@@ -148,12 +148,12 @@ class Sandbox:
         self.stop()
 
     def config(self, index_path: str | Path = ".inlet") -> tuple[str, dict[str, str]]:
-        """A config TOML whose three sources point at this sandbox, and the secrets it needs."""
-        from . import drive, graph, slack
+        """A config TOML whose sources point at this sandbox, and the secrets it needs."""
+        from . import drive, graph, graph_files, graph_teams, slack
 
         parts = [f'[index]\npath = "{Path(index_path).as_posix()}"\n']
         env: dict[str, str] = {}
-        for service in (slack, drive, graph):
+        for service in (slack, drive, graph, graph_files, graph_teams):
             block, secrets = service.source(self.ctx, self.ctx.workdir)
             parts.append(block)
             env.update(secrets)

@@ -67,12 +67,12 @@ def test_demo_once_backfills_the_sandbox_and_answers_with_citations() -> None:
     assert run_demo(once=True, as_json=True, mailboxes=("robert.badeer@enron.com",), out=out) == 0
     report = json.loads(out.getvalue())
     runs = {r["source"]: r for r in report["runs"]}
-    assert set(runs) == {"sandbox-slack", "sandbox-drive", "sandbox-mail"}
+    assert set(runs) == {"sandbox-slack", "sandbox-drive", "sandbox-mail", "sandbox-files", "sandbox-teams"}
     for run in runs.values():
         assert run["outcome"] in ("ok", "partial") and run["upserted"] > 0, run
     answers = {a["query"]: a["results"] for a in report["answers"]}
     assert list(answers) == list(SAMPLE_QUERIES)
-    expected_type = dict(zip(SAMPLE_QUERIES, ("google_drive", "slack", "outlook")))
+    expected_type = dict(zip(SAMPLE_QUERIES, ("google_drive", "slack", "outlook", "microsoft_files", "teams")))
     for query, results in answers.items():
         assert results, query
         assert results[0]["source_type"] == expected_type[query], (query, results[0])

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from inlet.connectors import registry
 from inlet.connectors.testing import Case, ConformanceSuite
-from inlet.sandbox import drive, graph
+from inlet.sandbox import drive, graph, graph_files, graph_teams
 from inlet.sandbox import slack as sandbox_slack
 from inlet.sandbox.documents import make_docx, make_pdf
 from inlet.sandbox.server import Sandbox
@@ -71,9 +71,22 @@ def _outlook(root: Path, sb: Sandbox) -> Case:
     return Case(raw, env, bad_env={k: "wrong-secret" for k in env}, api=True)
 
 
+def _microsoft_files(root: Path, sb: Sandbox) -> Case:
+    block, env = graph_files.source(sb.ctx, sb.ctx.workdir)
+    raw = _table(block) | {"name": "conf-m365-files", "page_size": 3}
+    return Case(raw, env, bad_env={k: "wrong-secret" for k in env}, api=True)
+
+
+def _teams(root: Path, sb: Sandbox) -> Case:
+    block, env = graph_teams.source(sb.ctx, sb.ctx.workdir)
+    raw = _table(block) | {"name": "conf-teams", "page_size": 2}
+    return Case(raw, env, bad_env={k: "wrong-secret" for k in env}, api=True)
+
+
 CASES: dict[str, Callable[[Path, Sandbox], Case]] = {
     "files": _files, "slack_export": _slack_export, "mail_archive": _mail_archive,
-    "slack": _slack, "google_drive": _google_drive, "outlook": _outlook,
+    "slack": _slack, "google_drive": _google_drive, "outlook": _outlook, "microsoft_files": _microsoft_files,
+    "teams": _teams,
 }
 
 
