@@ -261,14 +261,14 @@ def test_the_index_rewrites_a_permission_change_without_embedding(sb: Sandbox, t
     from inlet.index.search import SearchRequest, search
     from inlet.index.store import Index
     from inlet.sync.engine import Engine
-    from inlet.sync.state import StateDB
+    from inlet.storage.sqlite.state import SqliteState
 
     text, env = sb.config(tmp_path / "index")
     raw = tomllib.loads(text)
     raw["sources"] = [s | {"sites": []} for s in raw["sources"] if s["name"] == "sandbox-files"]   # the OneDrive
     settings = parse_config(raw)
     with Index(settings.index, embedder=embedder) as index:
-        state_db = StateDB(Path(settings.index.path) / "state.db")
+        state_db = SqliteState(Path(settings.index.path) / "state.db")
         try:
             engine = Engine(settings, index, state_db, env=env)
             assert engine.run("sandbox-files", "backfill").outcome == "ok"
