@@ -23,7 +23,7 @@ import pytest
 from inlet.connectors import registry
 from inlet.connectors.base import Connector
 from inlet.connectors.model import Checkpoint, Deletion, Document, Item, Skipped
-from inlet.sandbox import drive, graph
+from inlet.sandbox import drive, gmail, graph
 from inlet.sandbox import slack as sandbox_slack
 from inlet.sandbox.documents import make_docx, make_pdf
 from inlet.sandbox.server import Sandbox
@@ -33,7 +33,7 @@ from inlet.config import parse_config
 from inlet.errors import ConfigError, CredentialsError
 
 TYPES = sorted(registry.available())
-API_TYPES = {"slack", "google_drive", "outlook"}
+API_TYPES = {"slack", "google_drive", "outlook", "gmail"}
 
 
 @dataclass
@@ -101,9 +101,29 @@ def _outlook(root: Path, sb: Sandbox) -> Case:
     return Case(raw, env, bad_env={k: "wrong-secret" for k in env})
 
 
+def _gmail(root: Path, sb: Sandbox) -> Case:
+    block, env = gmail.source(sb.ctx, sb.ctx.workdir)
+    raw = _table(block) | {"name": "conf-gmail", "mailboxes": ["robert.badeer@enron.com"], "batch_size": 20,
+                           "page_size": 40, "backoff_seconds": 0.01}
+    return Case(raw, env, bad_raw={"credentials_file": str(foreign_key(root / "foreign-key.json", raw))})
+
+
+def foreign_key(path: Path, raw: dict[str, Any]) -> Path:
+    """The source's service-account file with a private key the token endpoint never issued."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    info = json.loads(Path(raw["credentials_file"]).read_text())
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    info["private_key"] = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()).decode()
+    path.write_text(json.dumps(info))
+    return path
+
+
 CASES: dict[str, Callable[[Path, Sandbox], Case]] = {
     "files": _files, "slack_export": _slack_export, "mail_archive": _mail_archive,
-    "slack": _slack, "google_drive": _google_drive, "outlook": _outlook,
+    "slack": _slack, "google_drive": _google_drive, "outlook": _outlook, "gmail": _gmail,
 }
 
 
@@ -174,7 +194,7 @@ def runs(request: pytest.FixtureRequest, sandbox_module: Sandbox,
 # --- the checks ---------------------------------------------------------------------------------
 
 def test_every_registered_type_has_a_case() -> None:
-    assert {"files", "slack", "slack_export", "google_drive", "outlook", "mail_archive"} <= set(TYPES)
+    assert {"files", "slack", "slack_export", "google_drive", "outlook", "mail_archive", "gmail"} <= set(TYPES)
     missing = sorted(set(TYPES) - set(CASES))
     assert not missing, f"registered connector types without a conformance case: {missing}"
 
