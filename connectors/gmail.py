@@ -292,7 +292,7 @@ class _MailboxSync:
                 fate[entry["message"]["id"]] = "deleted"
             for entry in record.get("messagesAdded", []):
                 message = entry["message"]
-                fate[message["id"]] = "read" if self.in_scope(message.get("labelIds", [])) else "gone"
+                fate[message["id"]] = "read" if self.in_scope(message.get("labelIds", [])) else "never"
             for kind in ("labelsAdded", "labelsRemoved"):
                 for entry in record.get(kind, []):
                     message = entry["message"]

@@ -34,8 +34,8 @@ from .gmail_seed import compose, seed_generated, seed_sample, thread_key
 from .gmail_wire import GmailError, batch_body, error_body, error_response, find_attachment, message_resource, \
     parse_batch, parse_q
 
-__all__ = ["routes", "source", "seed_sample", "seed_generated", "compose", "add_message", "delete_message",
-           "trash", "relabel", "expire_history", "refuse_delegation", "API", "BATCH_PATH", "UNITS"]
+__all__ = ["routes", "source", "seed_sample", "seed_generated", "compose", "add_mailbox", "add_message",
+           "delete_message", "trash", "relabel", "expire_history", "refuse_delegation", "API", "BATCH_PATH", "UNITS"]
 
 API = "/gmail/v1/users"
 BATCH_PATH = "/batch/gmail/v1"
@@ -49,6 +49,13 @@ Params = list[tuple[str, str]]
 
 
 # --- control (tests, benchmarks, admin routes) -------------------------------------------------
+def add_mailbox(ws: Any, email: str, real_name: str = "") -> gs.Mailbox:
+    """A workspace user with an (empty) Gmail mailbox."""
+    with ws.lock:
+        ws.add_user(email, email.split("@")[0], real_name)
+        return gs.mailbox(ws, email, create=True)
+
+
 def add_message(ws: Any, mailbox: str, subject: str, body: str = "", *, sender: str = "someone@example.com",
                 labels: list[str] | None = None, html: str | None = None,
                 attachments: list[tuple[str, str, bytes]] | None = None) -> gs.GmailMessage:
@@ -123,6 +130,7 @@ class _Api:
         window = [(t, u) for t, u in st.usage.get(email, []) if t > now - 1.0]
         if st.units_per_second and sum(u for _, u in window) + units > st.units_per_second:
             st.usage[email] = window
+            st.throttled += 1
             wait = window[0][0] + 1.0 - now if window else 1.0
             raise GmailError(429, "User-rate limit exceeded.  Retry after a second.", "rateLimitExceeded",
                              retry_after=max(wait, 0.001))

@@ -63,6 +63,7 @@ class GmailState:
     units_per_second: float = 250.0                                # per-user quota (0: unlimited)
     usage: dict[str, list[tuple[float, int]]] = field(default_factory=dict)   # email -> [(time, units)]
     units: dict[str, int] = field(default_factory=dict)            # email -> units spent, all time
+    throttled: int = 0                                             # calls answered 429 for the quota
     counter: int = 0
 
 
@@ -170,5 +171,5 @@ def expire_history(ws: Any, email: str | None = None) -> None:
     with ws.lock:
         for box in state(ws).mailboxes.values():
             if email is None or box.email == email.lower():
-                box.history_floor = box.history_id + 1
+                box.history_floor = box.history_id   # the current id stays valid, as getProfile gives it
                 box.history.clear()
