@@ -13,7 +13,8 @@ import pytest
 from inlet.sandbox.faults import Fault
 from inlet.sandbox.server import Sandbox
 
-ROUTES = [("slack", "/api/auth.test"), ("drive", "/drive/v3/files"), ("graph", "/v1.0/users/x/mailFolders")]
+ROUTES = [("slack", "/api/auth.test"), ("drive", "/drive/v3/files"), ("graph", "/v1.0/users/x/mailFolders"),
+          ("gmail", "/gmail/v1/users/me/profile")]
 
 
 @pytest.fixture(scope="module")
