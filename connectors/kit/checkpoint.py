@@ -4,6 +4,8 @@ Invariants:
 - What the engine stores is unchanged: `Checkpoint(state=model.dump())`, a JSON-able dict carrying
   the model's fields and a `version` key. A stored dict without `version` is version 1 (the shape
   every connector saved before checkpoints were typed), so existing checkpoints keep loading.
+- The model shares nothing with the dict it was loaded from, nor `dump()` with the model: a
+  connector mutates its state freely.
 - `load()` never returns a checkpoint it cannot vouch for: an older version is migrated step by
   step (`MIGRATIONS[n]` turns version n into n+1); a missing step, a step that returns None, a
   version newer than the code or a dict that does not validate means "start from scratch" (None),
@@ -12,6 +14,7 @@ Invariants:
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Self
@@ -39,7 +42,7 @@ class CheckpointModel(BaseModel):
         """The typed checkpoint of a stored dict, migrated to `VERSION`; None: start from scratch."""
         if state is None:
             return None
-        data: dict[str, Any] | None = dict(state)
+        data: dict[str, Any] | None = copy.deepcopy(dict(state))   # shares nothing with the caller's dict
         version = data.pop("version", 1) if data is not None else 1
         if not isinstance(version, int) or version > cls.VERSION:
             log.warning("source %r: checkpoint version %r is newer than this inlet knows (%d); starting over",

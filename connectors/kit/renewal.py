@@ -117,7 +117,7 @@ class Renewals:
     def _remove_quietly(self, sub: Subscription) -> None:
         try:
             self._remove(sub)
-        except InletError as exc:   # it expires by itself
+        except Exception as exc:   # noqa: BLE001 - whatever went wrong, it expires by itself
             log.info("source %r: could not remove %s %s: %s", self.source, self.what, sub.id, exc)
 
     def stop(self) -> None:

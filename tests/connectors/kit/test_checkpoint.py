@@ -58,3 +58,16 @@ def test_what_cannot_be_vouched_for_restarts(caplog: pytest.LogCaptureFixture) -
         assert V1.load({"seen": "not a dict"}, source="mail") is None   # does not validate
     assert len(caplog.records) == 3 and all("source 'mail'" in r.getMessage() for r in caplog.records)
     assert "starting over" in caplog.records[0].getMessage()
+
+
+def test_the_model_shares_nothing_with_the_stored_dict() -> None:
+    class Nested(CheckpointModel):
+        channels: dict[str, dict[str, Any]] = {}
+
+    stored = {"channels": {"C1": {"threads": ["1.0"]}}}
+    state = Nested.load(stored, source="s")
+    assert state is not None
+    state.channels["C1"]["threads"].append("2.0")
+    dumped = state.dump()
+    dumped["channels"]["C1"]["threads"].clear()
+    assert stored == {"channels": {"C1": {"threads": ["1.0"]}}} and state.channels["C1"]["threads"] == ["1.0", "2.0"]
