@@ -16,6 +16,7 @@ Each configured mailbox is read as its owner (the delegation's `subject`) and ke
   nothing. A sync with no change is one `history.list` call per mailbox.
 - A history id Gmail no longer knows (404) means one full listing that also deletes what the mailbox
   held before and no longer lists (checkpoint key `known`, the ids indexed per mailbox).
+- A mailbox taken out of the config has its documents deleted (its `known` ids).
 - A mailbox the delegation does not cover is skipped with a named error (the run is partial) while
   the others go on; when it covers none of them, or the key itself is refused, the source refused its
   credentials (exit 3).
@@ -141,6 +142,12 @@ class GmailConnector(Connector[GmailConfig]):
         state = GmailCheckpoint.load(checkpoint, source=self.name) or GmailCheckpoint(
             since=since.astimezone(dt.timezone.utc).isoformat() if since else None)
         refused: list[MailboxRefused] = []
+        for dropped in [m for m in state.mailboxes if m not in self.config.mailboxes]:
+            box = state.mailboxes.pop(dropped)     # no longer configured: its documents go
+            log.info("source %s: mailbox %s is no longer synced; deleting its documents", self.name, dropped)
+            for mid in sorted({*box.known, *(box.listing.seen if box.listing else [])}):
+                yield Deletion(id=self.doc_id(native_id(dropped, mid)))
+            yield state.checkpoint()
         for mailbox in self.config.mailboxes:
             box = state.mailboxes.setdefault(mailbox, _Box())
             try:

@@ -186,6 +186,14 @@ def test_a_mailbox_outside_the_delegation_is_named_and_the_others_sync(sb: Sandb
         run(conn.load(None))
 
 
+def test_a_mailbox_taken_out_of_the_config_has_its_documents_deleted(sb: Sandbox) -> None:
+    items, state = run(connector(sb, mailboxes=[BADEER, CAROL]).load(None))
+    assert set(docs(items)) == in_scope(sb, BADEER) | in_scope(sb, CAROL)
+    items, state = run(connector(sb).load(state))
+    assert deletions(items) == in_scope(sb, CAROL) and not docs(items)
+    assert state is not None and list(state["mailboxes"]) == [BADEER]
+
+
 def test_labels_and_query_limit_the_backfill(sb: Sandbox) -> None:
     items, _ = run(connector(sb, labels=["sent"]).load(None))   # names match case-insensitively
     assert set(docs(items)) == in_scope(sb, BADEER, "SENT")
