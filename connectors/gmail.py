@@ -21,6 +21,10 @@ Each configured mailbox is read as its owner (the delegation's `subject`) and ke
   the others go on; when it covers none of them, or the key itself is refused, the source refused its
   credentials (exit 3).
 
+Mailboxes are read side by side (`concurrency` worker threads, `fan_in.merged`): each has its own
+quota. A checkpoint carries, for each mailbox, the state its worker had reached when the items
+before it were yielded, never further.
+
 Documents are rendered by the shared mail rendering (`mail.message_document`), like Outlook's.
 """
 
@@ -31,6 +35,8 @@ import builtins
 import datetime as dt
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field, field_validator
@@ -38,6 +44,7 @@ from pydantic import BaseModel, Field, field_validator
 from inlet.errors import ConfigError, CredentialsError
 
 from .base import ConfigPath, Connector, SourceConfig
+from .fan_in import merged
 from .gmail_client import SCOPES, MailboxClient, MailboxRefused, delegation_refused
 from .kit.checkpoint import CheckpointModel
 from .kit.google import GoogleApiError, load_credentials
@@ -70,6 +77,7 @@ class GmailConfig(SourceConfig):
     retries: int = Field(5, ge=0, le=20, description="retries of 429 / 5xx / network failures per call")
     backoff_seconds: float = Field(1.0, ge=0, description="first retry delay without Retry-After (doubles)")
     timeout: float = Field(60.0, gt=0, description="seconds per HTTP request (a stalled answer is retried)")
+    concurrency: int = Field(4, ge=1, le=32, description="mailboxes read at once (each has its own quota)")
 
     @field_validator("mailboxes")
     @classmethod
@@ -141,30 +149,45 @@ class GmailConnector(Connector[GmailConfig]):
     def load(self, checkpoint: dict[str, Any] | None, *, since: dt.datetime | None = None) -> Iterator[Item]:
         state = GmailCheckpoint.load(checkpoint, source=self.name) or GmailCheckpoint(
             since=since.astimezone(dt.timezone.utc).isoformat() if since else None)
-        refused: list[MailboxRefused] = []
         for dropped in [m for m in state.mailboxes if m not in self.config.mailboxes]:
             box = state.mailboxes.pop(dropped)     # no longer configured: its documents go
             log.info("source %s: mailbox %s is no longer synced; deleting its documents", self.name, dropped)
             for mid in sorted({*box.known, *(box.listing.seen if box.listing else [])}):
                 yield Deletion(id=self.doc_id(native_id(dropped, mid)))
             yield state.checkpoint()
-        for mailbox in self.config.mailboxes:
-            box = state.mailboxes.setdefault(mailbox, _Box())
-            try:
-                yield from _MailboxSync(self, mailbox, box, state).run()
-            except MailboxRefused as exc:
-                log.warning("source %s: %s", self.name, exc)
-                refused.append(exc)
-                yield Skipped(id=self.doc_id(f"mailbox:{mailbox}"), reason=str(exc))
+        # what the checkpoints say of each mailbox: only what its worker had yielded items up to
+        saved = {m: state.mailboxes.setdefault(m, _Box()).model_copy(deep=True) for m in self.config.mailboxes}
+        refused: list[MailboxRefused] = []
+        producers = [partial(self._mailbox, m, state.mailboxes[m], state.since) for m in self.config.mailboxes]
+        for item in merged(producers, self.config.concurrency, name=f"gmail-{self.name}"):
+            if isinstance(item, _Saved):
+                saved[item.mailbox] = item.box
+                yield GmailCheckpoint(since=state.since, mailboxes=dict(saved)).checkpoint()
+            elif isinstance(item, MailboxRefused):
+                refused.append(item)
+            else:
+                yield item
         if refused and len(refused) == len(self.config.mailboxes):
             raise CredentialsError(self.name, "the domain-wide delegation covers none of the mailboxes: "
                                    + "; ".join(str(e) for e in refused)) from refused[0]
-        yield state.checkpoint()
+        yield GmailCheckpoint(since=state.since, mailboxes=saved).checkpoint()
+
+    def _mailbox(self, mailbox: str, box: _Box, since: str | None) -> Iterator[Item | _Saved | MailboxRefused]:
+        """One mailbox's pass (in a worker thread): its items, and a copy of its state at each save."""
+        try:
+            for item in _MailboxSync(self, mailbox, box, since).run():
+                yield _Saved(mailbox, box.model_copy(deep=True)) if isinstance(item, _Save) else item
+        except MailboxRefused as exc:
+            log.warning("source %s: %s", self.name, exc)
+            yield Skipped(id=self.doc_id(f"mailbox:{mailbox}"), reason=str(exc))
+            yield exc
+            return
+        yield _Saved(mailbox, box.model_copy(deep=True))
 
     def live_ids(self) -> Iterator[str]:
         """Every message id the sync would index now (ids only: messages.list)."""
         for mailbox in self.config.mailboxes:
-            sync = _MailboxSync(self, mailbox, _Box(), GmailCheckpoint())
+            sync = _MailboxSync(self, mailbox, _Box(), None)
             for label in sync.label_ids():
                 pager = Pager(source=self.name, what=f"Gmail messages.list of {mailbox}")
                 while True:
@@ -187,11 +210,26 @@ def gmail_url(mailbox: str, message_id: str) -> str:
     return f"https://mail.google.com/mail/u/{mailbox}/#all/{message_id}"
 
 
-class _MailboxSync:
-    """One pass over one mailbox: a listing or history pages, then the checkpoint."""
+@dataclass
+class _Saved:
+    """A mailbox's state as of the items its worker has yielded so far."""
 
-    def __init__(self, connector: GmailConnector, mailbox: str, box: _Box, state: GmailCheckpoint) -> None:
-        self.c, self.mailbox, self.box, self.state = connector, mailbox, box, state
+    mailbox: str
+    box: _Box
+
+
+class _Save:
+    """What a mailbox pass yields where resuming from its state would lose nothing."""
+
+
+_SAVE = _Save()
+
+
+class _MailboxSync:
+    """One pass over one mailbox: a listing or history pages; `_SAVE` where its state may be saved."""
+
+    def __init__(self, connector: GmailConnector, mailbox: str, box: _Box, since: str | None) -> None:
+        self.c, self.mailbox, self.box, self.since = connector, mailbox, box, since
         self.config = connector.config
         self.client = connector.client(mailbox)
         self._labels: dict[str, str] | None = None          # id -> name
@@ -225,7 +263,7 @@ class _MailboxSync:
         return not self.config.labels or bool(set(labels) & {x for x in self.label_ids() if x})
 
     # --- the pass -------------------------------------------------------------------------------
-    def run(self) -> Iterator[Item]:
+    def run(self) -> Iterator[Item | _Save]:
         if self.box.history is not None and self.box.listing is None:
             try:
                 yield from self._history()
@@ -242,11 +280,11 @@ class _MailboxSync:
 
     def _query(self) -> str | None:
         parts = [self.config.query or ""]
-        if self.state.since:
-            parts.append(f"after:{int(dt.datetime.fromisoformat(self.state.since).timestamp())}")
+        if self.since:
+            parts.append(f"after:{int(dt.datetime.fromisoformat(self.since).timestamp())}")
         return " ".join(p for p in parts if p) or None
 
-    def _list(self) -> Iterator[Item]:
+    def _list(self) -> Iterator[Item | _Save]:
         listing = self.box.listing
         assert listing is not None
         labels = self.label_ids()
@@ -263,7 +301,7 @@ class _MailboxSync:
                     seen.update(chunk)
                     listing.offset += len(chunk)
                     listing.seen = sorted(seen - self.dropped)
-                    yield self.state.checkpoint()
+                    yield _SAVE
                 if not pager.advance(page.get("nextPageToken")):
                     break
                 listing.token, listing.offset = pager.token, 0
@@ -274,7 +312,7 @@ class _MailboxSync:
         self.known = kept
         self.box.history, self.box.listing, self.box.known = listing.start, None, sorted(kept)
 
-    def _history(self) -> Iterator[Item]:
+    def _history(self) -> Iterator[Item | _Save]:
         start = self.box.history
         assert start is not None
         pager = Pager(source=self.c.name, what=f"Gmail history.list of {self.mailbox}")
@@ -286,7 +324,7 @@ class _MailboxSync:
             if records:
                 self.box.history = str(records[-1]["id"]) if more else str(page["historyId"])
                 self.box.known = sorted(self.known)
-                yield self.state.checkpoint()
+                yield _SAVE
             if not more:
                 self.box.history = str(page.get("historyId") or self.box.history)
                 return
@@ -346,7 +384,7 @@ class _MailboxSync:
             return
         if found.get("internalDate"):
             msg.received = dt.datetime.fromtimestamp(int(found["internalDate"]) / 1000, dt.timezone.utc)
-        since = self.state.since
+        since = self.since
         if since and msg.received and msg.received < dt.datetime.fromisoformat(since):
             return   # `after:` is in whole seconds
         msg.mailbox = self.mailbox
