@@ -8,8 +8,8 @@ Each configured mailbox is read as its owner (the delegation's `subject`) and ke
   optional `query`) is read page by page and the messages fetched as `format=raw` through the batch
   endpoint: one request per `batch_size` messages, 5 quota units a message with its attachments
   inside (`format=full` would cost 5 more units per attachment through `attachments.get`). A
-  checkpoint follows every batch (list token, offset in the page, ids seen), so a resumed listing
-  repeats at most one batch.
+  checkpoint follows every 100 messages and each page's end (list token, offset in the page, ids
+  seen), so a resumed listing repeats at most 100 messages.
 - Then: history pages from the saved id. A message added, or whose labels changed, is fetched again
   and indexed if it is still in scope; one deleted, or moved to SPAM/TRASH or out of the configured
   labels, is deleted. Label flips that only touch UNREAD, STARRED, IMPORTANT or categories cost
@@ -56,6 +56,7 @@ from .model import ACL, Deletion, Item, Skipped
 log = logging.getLogger(__name__)
 
 HIDDEN = frozenset({"SPAM", "TRASH"})
+SAVE_EVERY = 100   # messages between a listing's save points (each saves every id seen so far)
 # labels whose flips do not change what is indexed (read state, stars, importance, tabs)
 VOLATILE = frozenset({"UNREAD", "STARRED", "IMPORTANT", "CATEGORY_PERSONAL", "CATEGORY_SOCIAL",
                       "CATEGORY_PROMOTIONS", "CATEGORY_UPDATES", "CATEGORY_FORUMS"})
@@ -70,7 +71,8 @@ class GmailConfig(SourceConfig):
     query: str | None = Field(None, description="Gmail search limiting the backfill, e.g. 'newer_than:2y'")
     api_endpoint: str | None = Field(None, description="Gmail API root, e.g. https://gmail.googleapis.com/ (tests)")
     max_attachment_bytes: int = Field(DEFAULT_MAX_ATTACHMENT_BYTES, description="larger attachments are skipped")
-    batch_size: int = Field(50, ge=1, le=100, description="messages fetched per batch request")
+    batch_size: int = Field(10, ge=1, le=100, description="messages fetched per batch request (small batches "
+                            "come back sooner, so the quota window frees sooner: benchmarks/bench_gmail.py)")
     page_size: int = Field(500, ge=1, le=500, description="ids per messages.list / history.list page")
     quota_units_per_second: float = Field(250.0, ge=0, description="per-mailbox Gmail quota to stay within "
                                           "(Gmail's per-user limit is 250 units/s; 0: no pacing)")
@@ -289,6 +291,7 @@ class _MailboxSync:
         assert listing is not None
         labels = self.label_ids()
         seen = set(listing.seen)
+        unsaved = 0
         while listing.label < len(labels):
             pager = Pager(source=self.c.name, what=f"Gmail messages.list of {self.mailbox}", token=listing.token)
             while True:
@@ -300,8 +303,10 @@ class _MailboxSync:
                     yield from self._fetch([m for m in chunk if m not in seen])
                     seen.update(chunk)
                     listing.offset += len(chunk)
-                    listing.seen = sorted(seen - self.dropped)
-                    yield _SAVE
+                    unsaved += len(chunk)
+                    if unsaved >= SAVE_EVERY or listing.offset >= len(ids):
+                        listing.seen, unsaved = sorted(seen - self.dropped), 0
+                        yield _SAVE
                 if not pager.advance(page.get("nextPageToken")):
                     break
                 listing.token, listing.offset = pager.token, 0

@@ -7,7 +7,7 @@ Invariants:
   retriable error (429 `rateLimitExceeded`, 5xx) are sent again in a smaller batch under the same
   retry policy.
 - Quota: Gmail allows a user 250 units in any second, each method costing its documented units, and
-  a batch of 50 reads is 250 units at once. `UnitWindow` keeps the units of the last second, each
+  a batch of 50 reads would be 250 units at once. `UnitWindow` keeps the units of the last second, each
   stamped when its answer came back (never earlier than Gmail counted it), and waits before a call
   until the call fits: a token bucket cannot pace lumps as large as the limit itself without halving
   the throughput. `units` and `calls` count what was spent, for benchmarks.
