@@ -161,3 +161,24 @@ def test_delegation_covers_one_user_per_token(sb: Sandbox) -> None:
     finally:
         gmail.refuse_delegation(sb.ws, BEN, refused=False)
     assert service(sb, BEN).users().getProfile(userId="me").execute()["emailAddress"] == BEN
+
+
+def test_admin_routes_change_a_mailbox_as_its_owner_would(sb: Sandbox) -> None:
+    import httpx
+
+    users = service(sb, BEN).users()
+    start = users.getProfile(userId="me").execute()["historyId"]
+    with httpx.Client(base_url=sb.ctx.http_url) as admin:
+        added = admin.post("/_admin/gmail/messages", json={"mailbox": BEN, "subject": "Via admin", "body": "Hi.",
+                                                           "labels": ["INBOX", "Admin"]}).json()
+        assert admin.patch(f"/_admin/gmail/{BEN}/messages/{added['id']}",
+                           json={"add": ["Later"], "remove": ["INBOX"]}).json() == {"ok": True}
+        assert admin.post(f"/_admin/gmail/{BEN}/messages/{added['id']}/trash").json() == {"ok": True}
+        assert admin.delete(f"/_admin/gmail/{BEN}/messages/{added['id']}").json() == {"ok": True}
+        assert admin.delete(f"/_admin/gmail/{BEN}/messages/{added['id']}").status_code == 404
+        kinds = [next(k for k in r if k not in ("id", "messages"))
+                 for r in users.history().list(userId="me", startHistoryId=start).execute()["history"]]
+        assert kinds == ["messagesAdded", "labelsRemoved", "labelsAdded", "labelsAdded", "messagesDeleted"]
+        assert admin.post("/_admin/gmail/expire_history", json={"mailbox": BEN}).json() == {"ok": True}
+    with pytest.raises(HttpError):
+        users.history().list(userId="me", startHistoryId=start).execute()
