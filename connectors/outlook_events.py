@@ -39,9 +39,9 @@ class GraphSubscriptions(EventSource):
         self.url = url
         self.client_state = secrets.token_urlsafe(24)
         self.client: GraphClient | None = None
-        self.renewals = Renewals(source=connector.name, what=f"subscription (is {url} served by `inlet daemon "
-                                 "--serve`?) for folder", lifetime=lifetime, create=self._create,
-                                 renew=self._renew, remove=self._delete)
+        self.renewals = Renewals(source=connector.name, what="subscription for folder", lifetime=lifetime,
+                                 create=self._create, renew=self._renew, remove=self._delete,
+                                 advice=f"is {url} served by `inlet daemon --serve`?")
 
     # --- life cycle -----------------------------------------------------------------------------
     def start(self, emit: Emit) -> None:

@@ -112,7 +112,7 @@ class GoogleService:
 
         unreachable: tuple[type[BaseException], ...] = (TransportError, *NETWORK_ERRORS)
         request = make(self.service)
-        attempts = self.policy.start(self.source, what or f"{self.label} {getattr(request, 'methodId', '')}".strip())
+        attempts = self.policy.start(self.source, what or getattr(request, "methodId", "") or self.label)
         while True:
             self.limiter.take()
             try:

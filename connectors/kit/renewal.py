@@ -27,31 +27,11 @@ from typing import Any
 
 from inlet.errors import InletError
 
+from ..events import Retry as Backoff
+
 log = logging.getLogger(__name__)
 
 RENEW_AT = 1 / 3   # renew when less than this share of the lifetime is left
-
-
-class Backoff:
-    """When to try a failed subscription (or connection) again: 5 s, then doubling up to 5 min, so
-    an unreachable hook URL costs a request and a log line every few minutes, not every second."""
-
-    def __init__(self, first: float = 5.0, cap: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.first, self.cap, self._clock = first, cap, clock
-        self.wait = 0.0
-        self.at = 0.0
-
-    def due(self) -> bool:
-        return self._clock() >= self.at
-
-    def failed(self) -> float:
-        """Note a failure; returns the seconds until the next try."""
-        self.wait = min(self.cap, self.wait * 2 or self.first)
-        self.at = self._clock() + self.wait
-        return self.wait
-
-    def succeeded(self) -> None:
-        self.wait, self.at = 0.0, 0.0
 
 
 @dataclass
@@ -64,7 +44,7 @@ class Subscription:
     id: str | None = None
     expires: float = 0.0      # epoch seconds
     renew_now: bool = False
-    backoff: Backoff = field(default_factory=Backoff)
+    backoff: Backoff = field(default_factory=Backoff)   # failures: 5 s, doubling up to 5 min
 
 
 Call = Callable[[Subscription], None]
@@ -75,8 +55,9 @@ class Renewals:
 
     def __init__(self, *, source: str, what: str, lifetime: float, create: Call, remove: Call,
                  renew: Call | None = None, clock: Callable[[], float] = time.time,
-                 remove_timeout: float = 5.0) -> None:
+                 remove_timeout: float = 5.0, advice: str = "") -> None:
         self.source, self.what, self.lifetime = source, what, lifetime
+        self.advice = f" ({advice})" if advice else ""   # said with every failure, e.g. what to check
         self._create, self._renew, self._remove = create, renew, remove
         self.clock = clock
         self.remove_timeout = remove_timeout
@@ -98,8 +79,8 @@ class Renewals:
                 self._refresh(sub)
                 sub.backoff.succeeded()
             except InletError as exc:   # tried again later; the schedule covers the gap
-                log.warning("source %r: %s %s: %s; next try in %.0fs", self.source, self.what, sub.key[-12:],
-                            exc, sub.backoff.failed())
+                log.warning("source %r: %s %s: %s%s; next try in %.0fs", self.source, self.what, sub.key[-12:],
+                            exc, self.advice, sub.backoff.failed())
         now = self.clock()
         self.live = bool(self.subs) and all(s.id and s.expires > now for s in self.subs.values())
 

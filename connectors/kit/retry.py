@@ -106,7 +106,7 @@ class Attempts:
         if self.waited + wait > self.policy.deadline:
             return None
         log.log(logging.INFO if throttled else logging.WARNING,
-                "source %r: %s: %s; retry %d of %d in %.1fs", self.source, self.what, why,
+                "source %r: %s: %s; retry %d of %d in %.2fs", self.source, self.what, why,
                 self.failures, self.policy.attempts - 1, wait)
         self.waited += wait
         return wait

@@ -4,7 +4,10 @@ off, replacements for what cannot be extended, and removal bounded on shutdown."
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
+
+import pytest
 
 from inlet.connectors.kit import Renewals, Subscription
 from inlet.errors import InletError, RetriableError
@@ -27,6 +30,7 @@ class Service:
     def create(self, sub: Subscription) -> None:
         self._maybe_fail()
         sub.id, sub.expires = f"s{next(self._ids)}", self.clock[0] + self.lifetime
+        sub.data["resource"] = f"r-{sub.id}"   # what the service needs to remove it later
         self.calls.append(("create", sub.id))
 
     def renew(self, sub: Subscription) -> None:
@@ -35,6 +39,7 @@ class Service:
         self.calls.append(("renew", sub.id))
 
     def remove(self, sub: Subscription) -> None:
+        assert sub.data["resource"] == f"r-{sub.id}", "a removal gets the data of the subscription it removes"
         self.calls.append(("remove", sub.id))
 
 
@@ -62,14 +67,18 @@ def test_created_then_renewed_once_a_third_of_the_lifetime_is_left() -> None:
     assert service.calls[-1] == ("renew", "s1") and len(service.calls) == 3 and not subs.subs["inbox"].renew_now
 
 
-def test_a_failure_is_backed_off_and_not_live_until_it_succeeds() -> None:
+def test_a_failure_is_backed_off_and_not_live_until_it_succeeds(caplog: pytest.LogCaptureFixture) -> None:
     clock = [0.0]
     service = Service(clock, lifetime=600.0)
     subs = renewals(service, clock)
+    subs.advice = " (is the hook served?)"
     subs.add("inbox")
     service.fail = 2
-    subs.maintain()
+    with caplog.at_level(logging.WARNING, logger="inlet.connectors.kit.renewal"):
+        subs.maintain()
     assert not subs.live and service.calls == []
+    assert [r.getMessage() for r in caplog.records] == [
+        "source 'mail': subscription inbox: service unavailable (is the hook served?); next try in 5s"]
     clock[0] += 4.9     # first back-off: 5 s
     subs.maintain()
     assert service.fail == 1   # not tried yet

@@ -50,7 +50,7 @@ def test_attempts_are_bounded_by_count_and_by_total_wait(caplog: pytest.LogCaptu
         assert [attempts.retry("HTTP 503") for _ in range(4)] == [True, True, True, False]
     assert sleeps == [1.0, 2.0, 4.0]
     lines = [r.getMessage() for r in caplog.records]
-    assert lines == [f"source 'crm': contacts.list: HTTP 503; retry {n} of 3 in {w:.1f}s"
+    assert lines == [f"source 'crm': contacts.list: HTTP 503; retry {n} of 3 in {w:.2f}s"
                      for n, w in ((1, 1.0), (2, 2.0), (3, 4.0))]
     assert all(r.levelno == logging.WARNING for r in caplog.records)
 
