@@ -26,6 +26,7 @@ from inlet.connectors.model import Checkpoint, Document
 from inlet.index.search import SearchRequest, search
 from inlet.index.store import Index
 from inlet.sandbox import drive_state as ds
+from inlet.sandbox.documents import make_pdf
 from inlet.sandbox import graph
 from inlet.sandbox import slack as sandbox_slack
 from inlet.sandbox.server import Sandbox
@@ -251,6 +252,29 @@ def test_outlook_deleted_mail_goes_and_moved_mail_stays_once(stack: Stack) -> No
     assert "Follow-up" in str(stack.index.catalog.document(f"{MAIL}:{moved.id}").metadata.get("folder"))
     hits = stack.found(ask_moved, BADEER, MAIL)
     assert f"{MAIL}:{moved.id}" in hits
+    stack.chroma_agrees_with_catalog()
+
+
+def test_gmail_mail_is_found_by_its_owner_only_and_goes_when_trashed(stack: Stack) -> None:
+    from inlet.sandbox import gmail
+
+    ws = stack.sb.ws
+    memo = gmail.add_message(ws, BADEER, "Kestrel pipeline tariff", "The Kestrel tariff filing is due on the 14th.",
+                             attachments=[("tariff.pdf", "application/pdf",
+                                           make_pdf("Kestrel tariff", ["Firm transport at 31 cents."]))])
+    first = stack.engine.run(GMAIL, "backfill")
+    assert first.outcome == "ok" and stack.stored(GMAIL) == sorted(stack.expected(GMAIL))
+    doc_id = f"{GMAIL}:{BADEER}/{memo.id}"
+    assert doc_id in stack.found("Kestrel tariff filing", BADEER, GMAIL)
+    assert doc_id in stack.found("firm transport 31 cents", BADEER, GMAIL)      # the PDF's text
+    assert doc_id not in stack.found("Kestrel tariff filing", "phillip.allen@enron.com", GMAIL)
+    gmail.relabel(ws, BADEER, memo.id, add=["STARRED"])                        # nothing indexed changes
+    quiet = stack.engine.run(GMAIL, "sync")
+    assert quiet.outcome == "ok" and quiet.upserted == quiet.deleted == 0
+    gmail.trash(ws, BADEER, memo.id)
+    after = stack.engine.run(GMAIL, "sync")
+    assert after.outcome == "ok" and after.deleted == 1 and doc_id not in stack.stored(GMAIL)
+    assert doc_id not in stack.found("Kestrel tariff filing", BADEER, GMAIL)
     stack.chroma_agrees_with_catalog()
 
 
