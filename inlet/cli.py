@@ -370,7 +370,7 @@ def connectors(config_path: str | None, as_json: bool, verbose: int) -> None:
 @click.option("--write-config", type=click.Path(dir_okay=False), help="write the config here instead of printing")
 @click.option("-v", "--verbose", count=True)
 def sandbox(port: int, write_config: str | None, verbose: int) -> None:
-    """Serve the emulated Slack, Google Drive and Microsoft Graph services until Ctrl-C."""
+    """Serve the emulated Slack, Google Drive, Microsoft Graph and Gmail services until Ctrl-C."""
     _setup_logging(verbose)
     from inlet.process import stop_on_signals, wait
     from inlet.sandbox.server import Sandbox

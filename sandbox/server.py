@@ -4,7 +4,7 @@ Both ports serve every route; the identity platform is used over HTTPS (msal ref
 with a certificate authority generated per sandbox, written to `ca_path` for clients to trust.
 
 The identity provider (`idp`) serves OAuth sign-in for the sandbox users (MCP clients, `inlet demo`).
-Every service module (`slack`, `drive`, `graph`) provides:
+Every service module (`slack`, `drive`, `graph`, `gmail`) provides:
 - `routes(ctx) -> list[starlette.routing.BaseRoute]`: its wire protocol (and `/_admin/<service>/...`);
 - `source(ctx, workdir) -> tuple[str, dict[str, str]]`: a `[[sources]]` TOML block pointing at the
   sandbox, and the environment variables (secrets) it needs;
@@ -75,10 +75,10 @@ def _admin_routes(ctx: Context) -> list[BaseRoute]:
 
 
 def build_app(ctx: Context) -> ASGIApp:
-    from . import drive, graph, graph_files, idp, slack
+    from . import drive, gmail, graph, graph_files, idp, slack
 
     routes = _admin_routes(ctx)
-    for service in (slack, drive, graph, graph_files, idp):
+    for service in (slack, drive, graph, graph_files, gmail, idp):
         routes += service.routes(ctx)
     return with_transports(Starlette(routes=routes))
 
@@ -148,12 +148,12 @@ class Sandbox:
         self.stop()
 
     def config(self, index_path: str | Path = ".inlet") -> tuple[str, dict[str, str]]:
-        """A config TOML whose sources point at this sandbox, and the secrets it needs."""
-        from . import drive, graph, graph_files, graph_teams, slack
+        """A config TOML whose sources (one per service) point at this sandbox, and the secrets it needs."""
+        from . import drive, gmail, graph, graph_files, graph_teams, slack
 
         parts = [f'[index]\npath = "{Path(index_path).as_posix()}"\n']
         env: dict[str, str] = {}
-        for service in (slack, drive, graph, graph_files, graph_teams):
+        for service in (slack, drive, graph, graph_files, graph_teams, gmail):
             block, secrets = service.source(self.ctx, self.ctx.workdir)
             parts.append(block)
             env.update(secrets)

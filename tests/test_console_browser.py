@@ -38,6 +38,7 @@ NARROW: dict[str, dict[str, Any]] = {
     "sandbox-slack": {"channels": ["random", "private-ops"], "pace_scale": 1e6, "retry_backoff": 0.01},
     "sandbox-drive": {"backoff_seconds": 0.01, "max_requests_per_second": 0, "shared_drives": False},
     "sandbox-mail": {"mailboxes": [BADEER], "folders": ["inbox"]},
+    "sandbox-gmail": {"mailboxes": [BADEER], "labels": ["INBOX"]},
 }
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]

@@ -32,7 +32,8 @@ import pytest
 from inlet.connectors.model import Document
 from inlet.index.store import Index
 from inlet.sandbox import drive_state as ds
-from inlet.sandbox import graph, graph_files, graph_teams
+from inlet.sandbox import gmail, graph, graph_files, graph_teams
+from inlet.sandbox import gmail_state as gs
 from inlet.sandbox import slack as sandbox_slack
 from inlet.sandbox.server import Sandbox
 from inlet.sync.engine import Engine
@@ -66,7 +67,7 @@ class Subject:
     env: dict[str, str] = field(default_factory=dict)
 
 
-# --- the five sources ------------------------------------------------------------------------------
+# --- the six sources -------------------------------------------------------------------------------
 
 def files_subject(root: Path, rng: random.Random) -> Subject:
     folder = root / "notes"
@@ -214,7 +215,30 @@ def teams_subject(sb: Sandbox, rng: random.Random) -> Subject:
     return Subject("sandbox-teams", {"page_size": 2, "teams": ["Support"], "channels": ["crash"]}, change)
 
 
-CONNECTORS = ["files", "mail_archive", "slack", "google_drive", "outlook", "microsoft_files", "teams"]
+def gmail_subject(sb: Sandbox, rng: random.Random) -> Subject:
+    ws = sb.ws
+    for n in range(6):
+        gmail.add_message(ws, BADEER, f"Crash report {n}", sentence(rng, n), labels=["Crash"])
+
+    def crash_label() -> list[str]:
+        box = gs.mailbox(ws, BADEER)
+        label = gs.label_id(ws, BADEER, "Crash")
+        return sorted(m.id for m in box.messages.values() if label in m.labels and "TRASH" not in m.labels)
+
+    def change(rng: random.Random) -> None:
+        ids = crash_label()
+        gmail.delete_message(ws, BADEER, ids[rng.randrange(len(ids))])
+        ids = crash_label()
+        gmail.trash(ws, BADEER, ids[rng.randrange(len(ids))])
+        ids = crash_label()
+        gmail.relabel(ws, BADEER, ids[rng.randrange(len(ids))], add=[f"Corrected {rng.randrange(10**6)}"])
+        gmail.add_message(ws, BADEER, f"Late report {rng.randrange(10**6)}", sentence(rng, 94), labels=["Crash"])
+        gmail.add_message(ws, BADEER, f"Late report {rng.randrange(10**6)}", sentence(rng, 93), labels=["Crash"])
+
+    return Subject("sandbox-gmail", {"labels": ["Crash"], "batch_size": 2, "page_size": 4}, change)
+
+
+CONNECTORS = ["files", "mail_archive", "slack", "google_drive", "outlook", "microsoft_files", "teams", "gmail"]
 
 
 def make_subject(kind: str, sb: Sandbox, root: Path, rng: random.Random) -> Subject:
@@ -223,7 +247,7 @@ def make_subject(kind: str, sb: Sandbox, root: Path, rng: random.Random) -> Subj
     if kind == "mail_archive":
         return mail_archive_subject(root, rng)
     return {"slack": slack_subject, "google_drive": drive_subject, "outlook": outlook_subject,
-            "microsoft_files": microsoft_files_subject, "teams": teams_subject}[kind](sb, rng)
+            "microsoft_files": microsoft_files_subject, "teams": teams_subject, "gmail": gmail_subject}[kind](sb, rng)
 
 
 # --- running, killing, comparing ---------------------------------------------------------------------
@@ -321,7 +345,7 @@ def clean_backfill(sb: Sandbox, subject: Subject, root: Path, embedder: Any) -> 
 
 def plan(kind: str, seed: int, rng: random.Random) -> list[tuple[str, int, str]]:
     """(point, occurrence, command) of each kill. The first kill's point turns with the connector
-    and the seed, so one seed over the five connectors visits every point."""
+    and the seed, so one seed over the connectors visits every point."""
     names = list(POINTS)
     kills = []
     for round_ in range(KILLS):
