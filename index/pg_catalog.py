@@ -124,6 +124,9 @@ MIGRATIONS: list[Migration] = [
                                    updated TIMESTAMPTZ NOT NULL, PRIMARY KEY (source, holder));""",
     # 9: documents whose vectors a write was touching (Index.repair settles what a crash left)
     "CREATE TABLE vector_writes (doc_id TEXT PRIMARY KEY, source TEXT NOT NULL, chunks INTEGER NOT NULL);",
+    # 10: the first items each run skipped, with reasons (sync/state.py SKIPS_KEPT), for `inlet status`
+    """CREATE TABLE run_skips (run_id BIGINT NOT NULL, n INTEGER NOT NULL, item_id TEXT NOT NULL, title TEXT,
+                               reason TEXT NOT NULL, failed BOOLEAN NOT NULL, PRIMARY KEY (run_id, n));""",
 ]
 
 _pools: dict[str, tuple[ConnectionPool, int]] = {}

@@ -278,49 +278,69 @@ def _runs_in_holder(holder: Any, names: list[str], kind: str, since: datetime | 
 
 
 @cli.command()
+@click.argument("source", required=False)
 @_common
-def status(config_path: str | None, as_json: bool, verbose: int) -> None:
-    """Each source: documents, chunks, last run, next run."""
+def status(source: str | None, config_path: str | None, as_json: bool, verbose: int) -> None:
+    """Each source (or SOURCE alone, with the items its last run skipped): documents, chunks, last
+    run, next run."""
     _setup_logging(verbose)
     try:
         from inlet.status import sources_status
 
         settings = _settings(config_path)
+        if source is not None:
+            settings.source(source)   # an unknown name is exit 2, naming the configured ones
         holder = _holder(settings)
         payload = holder.call("status") if holder is not None else sources_status(settings)
     except InletError as exc:
         _fail(exc)
+    if source is not None:
+        payload = {**payload, "sources": [s for s in payload["sources"] if s["name"] == source]}
 
     def prose() -> None:
         if not payload["sources"]:
             click.echo("no sources configured: add [[sources]] to the config (config.example.toml documents each type)")
         for s in payload["sources"]:
-            last = s["last_run"]
-            click.echo(f"{s['name']} ({s['type']}): {s['documents']} documents, {s['chunks']} chunks")
-            if last:
-                click.echo(f"  last run: {last['kind']} {last['outcome']} at {last['finished_at']} — "
-                           f"{last['upserted']} upserted, {last['deleted']} deleted, {last['skipped']} skipped, "
-                           f"{last['errors']} errors" + (f"\n  error: {last['error']}" if last["error"] else ""))
-            else:
-                click.echo("  never run")
-            if s.get("running"):
-                click.echo("  " + _running_line(s["running"]))
-            if s.get("failure_streak"):
-                click.echo(f"  failing: {s['failure_streak']} failed run(s) in a row")
-            lag = s.get("lag_seconds")
-            click.echo(f"  last success: {s.get('last_success') or 'never'}"
-                       + (f" (lag {_duration(lag)})" if lag is not None else ""))
-            click.echo(f"  next run: {s['next_run'] or 'on demand'}"
-                       + (" (schedule paused by an operator)" if s.get("paused") else ""))
-            if s.get("holder"):   # PostgreSQL: the daemon syncing it now, on any host
-                click.echo(f"  held by {s['holder']['holder']} (lease until {s['holder']['lease_expires']})")
-            if s.get("events"):
-                ev = s["events"]
-                click.echo(f"  change events: {'live' if ev['live'] else 'down'}; last event "
-                           f"{ev['last_event_at'] or 'none yet'}" + (
-                               f"; event to searchable {ev['latency_seconds']:.1f}s" if ev.get("latency_seconds")
-                               is not None else ""))
+            _print_source(s, detail=source is not None)
     _emit(as_json, payload, prose)
+
+
+def _print_source(s: dict[str, Any], detail: bool) -> None:
+    """One source's status in prose; `detail` adds the items its last run skipped, with reasons."""
+    last = s["last_run"]
+    click.echo(f"{s['name']} ({s['type']}): {s['documents']} documents, {s['chunks']} chunks")
+    if last:
+        click.echo(f"  last run: {last['kind']} {last['outcome']} at {last['finished_at']} — "
+                   f"{last['upserted']} upserted, {last['deleted']} deleted, {last['skipped']} skipped, "
+                   f"{last['errors']} errors" + (f"\n  error: {last['error']}" if last["error"] else ""))
+        items = last.get("skipped_items") or []
+        if items and detail:
+            click.echo(f"  skipped items{' (the first 50)' if len(items) >= 50 else ''}:")
+            for item in items:
+                mark = "unreadable" if item.get("failed") else "skipped"
+                click.echo(f"    {item['title']} [{item['id']}] — {mark}: {item['reason']}")
+        elif items:
+            click.echo(f"  {len(items)}{'+' if len(items) >= 50 else ''} item(s) not indexed: "
+                       f"`inlet status {s['name']}` lists them with reasons")
+    else:
+        click.echo("  never run")
+    if s.get("running"):
+        click.echo("  " + _running_line(s["running"]))
+    if s.get("failure_streak"):
+        click.echo(f"  failing: {s['failure_streak']} failed run(s) in a row")
+    lag = s.get("lag_seconds")
+    click.echo(f"  last success: {s.get('last_success') or 'never'}"
+               + (f" (lag {_duration(lag)})" if lag is not None else ""))
+    click.echo(f"  next run: {s['next_run'] or 'on demand'}"
+               + (" (schedule paused by an operator)" if s.get("paused") else ""))
+    if s.get("holder"):   # PostgreSQL: the daemon syncing it now, on any host
+        click.echo(f"  held by {s['holder']['holder']} (lease until {s['holder']['lease_expires']})")
+    if s.get("events"):
+        ev = s["events"]
+        click.echo(f"  change events: {'live' if ev['live'] else 'down'}; last event "
+                   f"{ev['last_event_at'] or 'none yet'}" + (
+                       f"; event to searchable {ev['latency_seconds']:.1f}s" if ev.get("latency_seconds")
+                       is not None else ""))
 
 
 def _running_line(run: dict[str, Any]) -> str:

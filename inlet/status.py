@@ -1,6 +1,7 @@
-"""What `inlet status` and `GET /v1/sources` report, read from the SQLite files only.
+"""What `inlet status` and `GET /v1/sources` report, read from the state and catalog stores only.
 
-No Chroma, no lock: status works while a sync or the daemon holds the index.
+No vector store and no index lock: status works while a sync or the daemon holds the index. With
+`[index] database_url` it reads PostgreSQL (every host's daemons), otherwise the SQLite files.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
                     "started_at": iso(last.started_at), "finished_at": iso(last.finished_at),
                     "outcome": last.outcome, "upserted": last.upserted, "deleted": last.deleted,
                     "skipped": last.skipped, "errors": last.errors, "error": last.error, "kind": last.kind,
+                    "skipped_items": state.skipped_items(last.id) if last.id is not None else [],
                 },
                 "next_run": due.isoformat().replace("+00:00", "Z") if due else None,
                 "last_success": iso(ok.finished_at) if ok else None,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from inlet.index.pg_catalog import connect, disconnect
 
 from .leases import check_fence, holder_name
-from .state import RUN_COLUMNS, RunRecord, SourceState, streak_of
+from .state import RUN_COLUMNS, RunRecord, SourceState, skip_row, streak_of
 
 if TYPE_CHECKING:
     from inlet.config import IndexConfig, Settings
@@ -147,8 +147,16 @@ class PgState:
     def close_orphan_runs(self, source: str, error: str) -> int:
         """Mark unfinished runs of `source` failed; call only while holding its lease."""
         with self.pool.connection() as db:
-            return db.execute("UPDATE runs SET finished_at = %s, outcome = 'failed', error = %s "
+            return db.execute("UPDATE runs SET finished_at = %s, outcome = 'failed', errors = errors + 1, error = %s "
                               "WHERE source = %s AND finished_at IS NULL", (time.time(), error, source)).rowcount
+
+    def add_skip(self, run_id: int, n: int, item_id: str, title: str | None, reason: str, failed: bool) -> None:
+        self._exec("INSERT INTO run_skips (run_id, n, item_id, title, reason, failed) VALUES (%s,%s,%s,%s,%s,%s) "
+                   "ON CONFLICT (run_id, n) DO NOTHING", (run_id, n, item_id, title, reason, failed))
+
+    def skipped_items(self, run_id: int) -> list[dict[str, Any]]:
+        return [skip_row(r) for r in self._exec(
+            "SELECT item_id, title, reason, failed FROM run_skips WHERE run_id = %s ORDER BY n", (run_id,))]
 
 
 def database_status(settings: Settings) -> tuple[dict[str, tuple[int, int]], dict[str, float | None],

@@ -60,7 +60,26 @@ CREATE TABLE IF NOT EXISTS paused (            -- sources whose schedule an oper
     source TEXT PRIMARY KEY,
     since REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS run_skips (         -- the first SKIPS_KEPT items a run skipped, with reasons
+    run_id INTEGER NOT NULL,
+    n INTEGER NOT NULL,          -- 1, 2, ... in the order the run met them
+    item_id TEXT NOT NULL,
+    title TEXT,
+    reason TEXT NOT NULL,
+    failed INTEGER NOT NULL,     -- 1: could not be read (the run is partial); 0: skipped by policy
+    PRIMARY KEY (run_id, n)
+);
 """
+
+SKIPS_KEPT = 50
+"""Skipped items recorded per run (the counts cover them all)."""
+
+
+def skip_row(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A `run_skips` row (item_id, title, reason, failed) as `inlet status` shows it."""
+    item_id, title, reason, failed = row
+    return {"id": item_id, "title": title or item_id, "reason": reason, "failed": bool(failed)}
+
 
 
 @dataclass
@@ -214,6 +233,16 @@ class StateDB:
         return streak_of(self._exec("SELECT outcome FROM runs WHERE source = ? AND finished_at IS NOT NULL "
                                     "ORDER BY id DESC LIMIT 100", (source,)))
 
+    def add_skip(self, run_id: int, n: int, item_id: str, title: str | None, reason: str, failed: bool) -> None:
+        """The `n`th item run `run_id` skipped (call for n <= SKIPS_KEPT only)."""
+        self._exec("INSERT OR REPLACE INTO run_skips (run_id, n, item_id, title, reason, failed) VALUES (?,?,?,?,?,?)",
+                   (run_id, n, item_id, title, reason, int(failed)))
+
+    def skipped_items(self, run_id: int) -> list[dict[str, Any]]:
+        """What run `run_id` skipped (the first SKIPS_KEPT), in order."""
+        return [skip_row(r) for r in self._exec(
+            "SELECT item_id, title, reason, failed FROM run_skips WHERE run_id = ? ORDER BY n", (run_id,))]
+
     # --- the daemon's schedule (what `inlet status` shows as next run while a daemon runs) ----------
     def set_next_runs(self, pid: int, next_runs: dict[str, float | None]) -> None:
         now = time.time()
@@ -248,6 +277,6 @@ class StateDB:
         source's lock (so no live process is running them)."""
         with self._lock:
             cur = self._db.execute(
-                "UPDATE runs SET finished_at = ?, outcome = 'failed', error = ? "
+                "UPDATE runs SET finished_at = ?, outcome = 'failed', errors = errors + 1, error = ? "
                 "WHERE source = ? AND finished_at IS NULL", (time.time(), error, source))
             return cur.rowcount
