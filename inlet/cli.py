@@ -38,9 +38,12 @@ def _setup_logging(verbose: int) -> None:
 
 
 def _settings(config_path: str | None) -> Any:
-    from inlet.config import find_config, load_config
+    """The configuration, with every configured path checked (exit 2 naming key, source and path)."""
+    from inlet.config import check_paths, find_config, load_config
 
-    return load_config(find_config(config_path))
+    settings = load_config(find_config(config_path))
+    check_paths(settings)
+    return settings
 
 
 def _preflight(settings: Any, names: list[str]) -> None:
