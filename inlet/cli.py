@@ -389,14 +389,24 @@ def connectors(config_path: str | None, as_json: bool, verbose: int) -> None:
 
 @cli.command()
 @click.option("--port", default=0, type=int, help="HTTP port (HTTPS uses the next one); default: any free")
-@click.option("--write-config", type=click.Path(dir_okay=False), help="write the config here instead of printing")
+@click.option("--write-config", type=click.Path(dir_okay=False), help="write the config here instead of printing "
+              "(an existing file only if the sandbox wrote it and it is unchanged, unless --force)")
+@click.option("--force", is_flag=True, help="with --write-config: overwrite the file even if it was edited")
 @click.option("-v", "--verbose", count=True)
-def sandbox(port: int, write_config: str | None, verbose: int) -> None:
+def sandbox(port: int, write_config: str | None, force: bool, verbose: int) -> None:
     """Serve the emulated Slack, Google Drive and Microsoft Graph services until Ctrl-C."""
     _setup_logging(verbose)
     from inlet.process import stop_on_signals, wait
     from inlet.sandbox.server import Sandbox
 
+    from inlet.sandbox.config_file import check_overwrite, stamped
+
+    target = Path(write_config) if write_config else None
+    try:
+        if target is not None and not force:
+            check_overwrite(target)   # before the sandbox starts: exit 2, nothing served
+    except InletError as exc:
+        _fail(exc)
     stop = stop_on_signals()
     try:
         sb = Sandbox(port=port).start()
@@ -406,10 +416,10 @@ def sandbox(port: int, write_config: str | None, verbose: int) -> None:
         from inlet.sandbox.idp import server_oauth_toml
 
         text, env = sb.config(index_path=".inlet")
-        text, env = _with_admin_key(text, env)
+        text, env = _with_admin_key(text, env, (target.absolute().parent if target else Path.cwd()) / ".inlet")
         text += "\n" + server_oauth_toml(sb.ctx, "http://127.0.0.1:8484")   # `inlet serve`'s default address
-        if write_config:
-            Path(write_config).write_text(text)
+        if target is not None:
+            target.write_text(stamped(text))
             click.echo(f"# config written to {write_config}")
         else:
             click.echo(text)
@@ -426,13 +436,17 @@ def sandbox(port: int, write_config: str | None, verbose: int) -> None:
 SANDBOX_KEY_ENV = "INLET_SANDBOX_KEY"
 
 
-def _with_admin_key(toml: str, env: dict[str, str]) -> tuple[str, dict[str, str]]:
-    """The sandbox config plus an admin API key (and its generated value), so `inlet serve` on it
-    answers the README's examples instead of 401 to everything."""
+def _with_admin_key(toml: str, env: dict[str, str], keep_in: Path | None = None) -> tuple[str, dict[str, str]]:
+    """The sandbox config plus an admin API key (and its value), so `inlet serve` on it answers the
+    README's examples instead of 401 to everything. With `keep_in` (the config's index folder) the
+    key is kept there and reused, so an exported key keeps working when the sandbox restarts."""
     import secrets
 
+    from inlet.sandbox.config_file import kept_key
+
     block = f'\n[[server.api_keys]]\nname = "sandbox-admin"\nkey_env = "{SANDBOX_KEY_ENV}"\nadmin = true\n'
-    return toml.rstrip() + "\n" + block, {**env, SANDBOX_KEY_ENV: secrets.token_urlsafe(24)}
+    key = kept_key(keep_in) if keep_in is not None else secrets.token_urlsafe(24)
+    return toml.rstrip() + "\n" + block, {**env, SANDBOX_KEY_ENV: key}
 
 
 @cli.command()
