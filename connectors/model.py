@@ -1,4 +1,4 @@
-"""The document model every service meets at (contract section 4).
+"""The document model every service meets at (docs/reference/api.md shows it as the API returns it).
 
 Connectors build these, the sync engine indexes them, the server returns them. Nothing here knows
 about any service.

@@ -1,4 +1,4 @@
-"""The `inlet` command (contract section 3).
+"""The `inlet` command (docs/reference/cli.md).
 
 Exit codes: 0 success, 1 the work failed, 2 bad usage or configuration, 3 a source refused its
 credentials, 4 a server's port is in use. Heavy modules (torch, chromadb, the SDKs) are imported
@@ -438,7 +438,7 @@ SANDBOX_KEY_ENV = "INLET_SANDBOX_KEY"
 
 def _with_admin_key(toml: str, env: dict[str, str], keep_in: Path | None = None) -> tuple[str, dict[str, str]]:
     """The sandbox config plus an admin API key (and its value), so `inlet serve` on it answers the
-    README's examples instead of 401 to everything. With `keep_in` (the config's index folder) the
+    documentation's examples instead of 401 to everything. With `keep_in` (the config's index folder) the
     key is kept there and reused, so an exported key keeps working when the sandbox restarts."""
     import secrets
 

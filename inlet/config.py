@@ -1,4 +1,4 @@
-"""Loading and validating the TOML configuration (contract section 2).
+"""Loading and validating the TOML configuration (docs/reference/configuration.md, generated from these models).
 
 Every problem is reported before anything runs, naming the file, the source and the key.
 """
@@ -59,7 +59,7 @@ class ApiKey(BaseModel):
 
 
 class OAuthConfig(BaseModel):
-    """`[server.oauth]`: accept JWT access tokens from one identity provider (contract section 7)."""
+    """`[server.oauth]`: accept JWT access tokens from one identity provider (docs/agents.md: remote agents)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,4 +1,4 @@
-"""MCP (contract section 6): `search` and `fetch` tools, on stdio and as streamable HTTP at /mcp.
+"""MCP (docs/reference/mcp.md): `search` and `fetch` tools, on stdio and as streamable HTTP at /mcp.
 
 Built on the `mcp` SDK's low-level `Server`, because the tools need the caller of each request:
 on stdio that is the user the process was started for; over HTTP it is resolved from the API key
