@@ -334,8 +334,10 @@ def _print_source(s: dict[str, Any], detail: bool) -> None:
     lag = s.get("lag_seconds")
     click.echo(f"  last success: {s.get('last_success') or 'never'}"
                + (f" (lag {_duration(lag)})" if lag is not None else ""))
+    unscheduled = s["next_run"] and s.get("scheduled") is False and not s.get("paused")
     click.echo(f"  next run: {s['next_run'] or 'on demand'}"
-               + (" (schedule paused by an operator)" if s.get("paused") else ""))
+               + (" (schedule paused by an operator)" if s.get("paused") else "")
+               + (" (when a daemon runs: none runs this source now)" if unscheduled else ""))
     if s.get("holder"):   # PostgreSQL: the daemon syncing it now, on any host
         click.echo(f"  held by {s['holder']['holder']} (lease until {s['holder']['lease_expires']})")
     if s.get("events"):

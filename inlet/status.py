@@ -99,6 +99,9 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
                     "skipped_items": state.skipped_items(last.id) if last.id is not None else [],
                 },
                 "next_run": due.isoformat().replace("+00:00", "Z") if due else None,
+                # True: a running daemon has the source on its schedule; False: next_run is only when
+                # the schedule would run it, as no daemon runs it now (`inlet serve` alone runs nothing)
+                "scheduled": source.name in planned,
                 "last_success": iso(ok.finished_at) if ok else None,
                 "lag_seconds": round(datetime.now(timezone.utc).timestamp() - ok.finished_at, 1)
                 if ok and ok.finished_at else None,
