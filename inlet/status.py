@@ -19,9 +19,10 @@ from inlet.index.storage import StateStore, open_state
 
 
 def iso(ts: float | None) -> str | None:
+    """'2026-12-05T19:59:48.326Z': UTC, at most millisecond precision."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _counts(path: Path) -> dict[str, tuple[int, int]]:
@@ -98,7 +99,7 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
                     "skipped": last.skipped, "errors": last.errors, "error": last.error, "kind": last.kind,
                     "skipped_items": state.skipped_items(last.id) if last.id is not None else [],
                 },
-                "next_run": due.isoformat().replace("+00:00", "Z") if due else None,
+                "next_run": iso(due.timestamp()) if due else None,
                 # True: a running daemon has the source on its schedule; False: next_run is only when
                 # the schedule would run it, as no daemon runs it now (`inlet serve` alone runs nothing)
                 "scheduled": source.name in planned,

@@ -2,6 +2,7 @@
 leaves a run `ok`, an unreadable item makes it `partial`; a failed run counts its error."""
 
 import json
+import re
 import shutil
 
 from click.testing import CliRunner
@@ -65,6 +66,7 @@ def test_status_source_prints_the_skipped_items_and_json_carries_them(tmp_path, 
         assert Engine(settings, index, state, env={}).run("handbook", "backfill").skipped == SKIPS_KEPT + 6
         state.close()
     last = _status(config)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", last["finished_at"])   # milliseconds at most
     assert last["skipped"] == SKIPS_KEPT + 6 and len(last["skipped_items"]) == SKIPS_KEPT
     prose = CliRunner().invoke(cli, ["status", "handbook", "--config", str(config)]).output
     assert "big-00.txt [handbook:big-00.txt] — skipped: larger than 1000 bytes" in prose, prose
