@@ -195,6 +195,7 @@ def reindex(sources: tuple[str, ...], config_path: str | None, as_json: bool, ve
     def prose() -> None:
         if result.up_to_date:
             click.echo("the index already holds vectors of the configured model and backend")
+            return
         for name, chunks in result.embedded.items():
             click.echo(f"{name}: {chunks} chunks re-embedded")
         click.echo("switched to the configured model and backend" if result.switched else
