@@ -231,7 +231,10 @@ function renderDetail(name) {
   if (!(source.recent_errors || []).length) errorRows.append(emptyRow(3, "no errors in the recent runs"));
   const skipRows = $("skipped").querySelector("tbody");
   skipRows.replaceChildren();
-  const items = (source.last_run && source.last_run.skipped_items) || [];
+  const skips = source.recent_skips;   // the newest run that skipped anything (maybe not the last run)
+  const items = skips ? skips.items : [];
+  $("skipped-title").textContent = skips ? `Skipped by the ${skips.kind} that ended ${when(skips.finished_at)}` :
+    "Skipped items";
   for (const item of items) {
     const row = el("tr");
     row.dataset.itemId = item.id;
@@ -240,10 +243,8 @@ function renderDetail(name) {
       cell("Kind", item.failed ? "could not be read" : "skipped by policy", item.failed ? "bad" : "muted"));
     skipRows.append(row);
   }
-  if (!items.length) skipRows.append(emptyRow(3, "nothing skipped"));
-  else if (source.last_run.skipped + source.last_run.errors > items.length) {
-    skipRows.append(emptyRow(3, `the first ${items.length} of ${source.last_run.skipped + source.last_run.errors} are shown`));
-  }
+  if (!items.length) skipRows.append(emptyRow(3, "nothing skipped in the recent runs"));
+  else if (skips.total > items.length) skipRows.append(emptyRow(3, `the first ${items.length} of ${skips.total} are shown`));
   const events = source.events;
   $("events").textContent = !events ? "no change events: the source syncs on its schedule" :
     `${events.live ? "live" : "down"}; last event ${events.last_event_at ? when(events.last_event_at) : "none yet"}` +

@@ -152,7 +152,8 @@ def test_the_current_error_has_its_time_and_goes_once_a_run_succeeds(tmp_path: P
     settings = with_sources(settings_for(tmp_path / "index"), tmp_path)
     state = StateDB(tmp_path / "state.db")
     failed = state.start_run("handbook", "sync")
-    failed.outcome, failed.error = "failed", "the folder vanished: /srv/handbook"
+    failed.outcome, failed.error, failed.skipped = "failed", "the folder vanished: /srv/handbook", 1
+    state.add_skip(failed.id, 1, "handbook:big.pdf", "big.pdf", "larger than 1000 bytes", False)
     state.finish_run(failed)
     state.set_paused("notes", True)
     report = {s["name"]: s for s in overview(settings, state)["sources"]}
@@ -166,4 +167,8 @@ def test_the_current_error_has_its_time_and_goes_once_a_run_succeeds(tmp_path: P
     handbook = next(s for s in overview(settings, state)["sources"] if s["name"] == "handbook")
     assert handbook["current_error"] is None
     assert handbook["recent_errors"][0]["error"] == failed.error and handbook["recent_errors"][0]["at"]
+    skips = handbook["recent_skips"]   # the last run skipped nothing: the run before it is what shows
+    assert handbook["last_run"]["skipped_items"] == [] and skips["kind"] == "sync" and skips["total"] == 1
+    assert skips["items"] == [{"id": "handbook:big.pdf", "title": "big.pdf", "reason": "larger than 1000 bytes",
+                               "failed": False}]
     state.close()
