@@ -317,15 +317,18 @@ def _print_source(s: dict[str, Any], detail: bool) -> None:
         click.echo(f"  last run: {last['kind']} {last['outcome']} at {last['finished_at']} — "
                    f"{last['upserted']} upserted, {last['deleted']} deleted, {last['skipped']} skipped, "
                    f"{last['errors']} errors" + (f"\n  error: {last['error']}" if last["error"] else ""))
-        items = last.get("skipped_items") or []
+        skips = s.get("recent_skips")
+        items = skips["items"] if skips else []
         if items and detail:
-            click.echo(f"  skipped items{' (the first 50)' if len(items) >= 50 else ''}:")
+            when = "the last run" if skips["finished_at"] == last["finished_at"] else \
+                f"the last run skipped nothing; the {skips['kind']} that ended {skips['finished_at']}"
+            click.echo(f"  skipped items ({when}; {len(items)} of {skips['total']} listed):")
             for item in items:
                 mark = "unreadable" if item.get("failed") else "skipped"
                 click.echo(f"    {item['title']} [{item['id']}] — {mark}: {item['reason']}")
         elif items:
-            click.echo(f"  {len(items)}{'+' if len(items) >= 50 else ''} item(s) not indexed: "
-                       f"`inlet status {s['name']}` lists them with reasons")
+            click.echo(f"  {skips['total']} item(s) not indexed by the {skips['kind']} that ended "
+                       f"{skips['finished_at']}: `inlet status {s['name']}` lists them with reasons")
     else:
         click.echo("  never run")
     if s.get("running"):

@@ -111,11 +111,28 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
                 "events": _events(events.get(source.name)),
                 **({"holder": holders.get(source.name)} if settings.index.database_url else {}),
                 "running": _running(state, source.name),
+                "recent_skips": recent_skips(state, source.name),
             })
         return {"sources": out}
     finally:
         if own:
             state.close()
+
+
+SKIPS_LOOKBACK = 20   # runs searched back for the newest one that skipped items
+
+
+def recent_skips(state: StateStore, name: str) -> dict[str, Any] | None:
+    """The items skipped by the newest finished run of `name` that skipped any, with its kind, end
+    and how many it skipped in all: a backfill's skips stay in view after incremental syncs that
+    skipped nothing (`last_run.skipped_items` is the last run's alone)."""
+    for run in state.recent_runs(name, SKIPS_LOOKBACK):
+        if run.id is not None and run.finished_at is not None and run.skipped + run.errors:
+            items = state.skipped_items(run.id)
+            if items:
+                return {"kind": run.kind, "finished_at": iso(run.finished_at), "items": items,
+                        "total": run.skipped + run.errors}
+    return None
 
 
 def _events(report: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -58,9 +58,9 @@ def run_json(run: RunRecord) -> dict[str, Any]:
 
 
 def overview(settings: Settings, state: StateStore) -> dict[str, Any]:
-    """`sources_status` plus, per source: its run history (newest first), its recent errors with
-    their times, `current_error` (the last run's, only while that run failed: a recovered source
-    has none) and `paused_since`."""
+    """`sources_status` (with `recent_skips`) plus, per source: its run history (newest first), its
+    recent errors with their times, `current_error` (the last run's, only while that run failed: a
+    recovered source has none) and `paused_since`."""
     report = sources_status(settings, state)
     paused = state.paused()
     for source in report["sources"]:
@@ -72,20 +72,7 @@ def overview(settings: Settings, state: StateStore) -> dict[str, Any]:
         failed = last is not None and last["outcome"] == "failed" and last["error"]
         source["current_error"] = {"at": last["finished_at"], "error": last["error"]} if failed else None
         source["paused_since"] = iso(paused.get(source["name"]))
-        source["recent_skips"] = recent_skips(state, runs)
     return report
-
-
-def recent_skips(state: StateStore, runs: list[RunRecord]) -> dict[str, Any] | None:
-    """The items skipped by the newest of `runs` that skipped any (a backfill's skips stay visible
-    after incremental syncs that skipped nothing), with that run's kind and time."""
-    for run in runs:
-        if run.id is not None and run.finished_at is not None and run.skipped + run.errors:
-            items = state.skipped_items(run.id)
-            if items:
-                return {"kind": run.kind, "finished_at": iso(run.finished_at), "items": items,
-                        "total": run.skipped + run.errors}
-    return None
 
 
 def _require_admin(request: Request) -> None:

@@ -49,6 +49,14 @@ def test_a_skip_by_policy_is_ok_and_listed_an_unreadable_item_is_partial(tmp_pat
         items = {i["id"]: i for i in sources_status(settings, state)["sources"][0]["last_run"]["skipped_items"]}
         assert items["handbook:broken.pdf"]["failed"] and "cannot read pdf" in items["handbook:broken.pdf"]["reason"]
         assert not items["handbook:huge.txt"]["failed"]
+        (folder / "huge.txt").unlink()
+        (folder / "broken.pdf").unlink()
+        assert engine.run("handbook", "sync").skipped == 0
+        report = sources_status(settings, state)["sources"][0]
+        assert report["last_run"]["skipped_items"] == []   # the last run's own list: empty ...
+        assert {i["id"] for i in report["recent_skips"]["items"]} == set(items)   # ... the skips stay in view
+        prose = CliRunner().invoke(cli, ["status", "handbook", "--config", str(config)]).output
+        assert "the last run skipped nothing; the sync that ended" in prose and "broken.pdf" in prose, prose
         shutil.rmtree(folder)
         failed = engine.run("handbook", "sync")
         assert failed.outcome == "failed" and failed.errors >= 1    # issue 28.4: not "0 errors"
