@@ -413,16 +413,17 @@ def sandbox(port: int, write_config: str | None, force: bool, verbose: int) -> N
             check_overwrite(target)   # before the sandbox starts: exit 2, nothing served
     except InletError as exc:
         _fail(exc)
+    keep = (target.absolute().parent if target else Path.cwd()) / ".inlet"   # the config's index folder
     stop = stop_on_signals()
-    try:
-        sb = Sandbox(port=port).start()
+    try:   # its credentials and CA files stay there, so the config stays valid when the sandbox stops
+        sb = Sandbox(port=port, workdir=keep / "sandbox").start()
     except InletError as exc:
         _fail(exc)
     try:
         from inlet.sandbox.idp import server_oauth_toml
 
         text, env = sb.config(index_path=".inlet")
-        text, env = _with_admin_key(text, env, (target.absolute().parent if target else Path.cwd()) / ".inlet")
+        text, env = _with_admin_key(text, env, keep)
         text += "\n" + server_oauth_toml(sb.ctx, "http://127.0.0.1:8484")   # `inlet serve`'s default address
         if target is not None:
             target.write_text(stamped(text))

@@ -172,6 +172,9 @@ def test_sandbox_keeps_its_key_and_overwrites_only_its_own_unchanged_config(tmp_
     """Issue 28.7: a rerun overwrote an edited config, and every start made a new API key."""
     config = tmp_path / "sandbox.toml"
     first_key, first = _sandbox_once(tmp_path, config)
+    status = subprocess.run([sys.executable, "-m", "inlet", "status", "--config", str(config)], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0, status.stderr   # its credentials and CA outlive the sandbox: the config is valid
     second_key, second = _sandbox_once(tmp_path, config)
     assert second_key == first_key and second != first   # new ports, same key
     assert not (tmp_path / ".inlet" / "sandbox-admin-key").stat().st_mode & 0o077
