@@ -317,8 +317,8 @@ def _print_source(s: dict[str, Any], detail: bool) -> None:
         click.echo(f"  last run: {last['kind']} {last['outcome']} at {last['finished_at']} — "
                    f"{last['upserted']} upserted, {last['deleted']} deleted, {last['skipped']} skipped, "
                    f"{last['errors']} errors" + (f"\n  error: {last['error']}" if last["error"] else ""))
-        skips = s.get("recent_skips")
-        items = skips["items"] if skips else []
+        skips: dict[str, Any] = s.get("recent_skips") or {"items": []}
+        items = skips["items"]
         if items and detail:
             when = "the last run" if skips["finished_at"] == last["finished_at"] else \
                 f"the last run skipped nothing; the {skips['kind']} that ended {skips['finished_at']}"
