@@ -80,5 +80,6 @@ def test_status_source_prints_the_skipped_items_and_json_carries_them(tmp_path, 
     assert "big-00.txt [handbook:big-00.txt] — skipped: larger than 1000 bytes" in prose, prose
     overview = CliRunner().invoke(cli, ["status", "--config", str(config)]).output
     assert "`inlet status handbook` lists them" in overview and "big-00.txt" not in overview
+    assert "(when a daemon runs: none runs this source now)" in overview   # no daemon: nothing will run it
     unknown = CliRunner().invoke(cli, ["status", "nope", "--config", str(config)])
     assert unknown.exit_code == 2 and "handbook" in unknown.output
