@@ -22,7 +22,7 @@ def _setup(tmp_path):
     (folder / "huge.txt").write_text("budget " * 400)          # over max_file_bytes: skipped by policy
     config = tmp_path / "config.toml"
     config.write_text('[index]\npath = "store"\n\n[[sources]]\nname = "handbook"\ntype = "files"\n'
-                      'path = "docs"\nmax_file_bytes = 1000\n')
+                      'path = "docs"\nmax_file_bytes = 1000\nevery = "1h"\n')
     return folder, config
 
 
