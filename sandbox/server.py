@@ -87,8 +87,18 @@ class Sandbox:
     """Start with `with Sandbox() as sb:`; `sb.ctx.ws` is the live workspace, `sb.faults` the knobs."""
 
     def __init__(self, ws: Workspace | None = None, host: str = "127.0.0.1", port: int = 0,
-                 time_scale: float = 1.0) -> None:
+                 time_scale: float = 1.0, workdir: Path | None = None) -> None:
+        """`workdir`: where its TLS files and Drive credentials go, kept when it stops (`inlet
+        sandbox --write-config`: a config naming them stays valid); default: a temporary folder,
+        deleted when it stops."""
         self.ctx = Context(ws=ws or sample_workspace(), faults=Faults(time_scale=time_scale))
+        self._keep_workdir = workdir is not None
+        if workdir is not None:
+            from inlet.index.private import private_folder
+
+            private_folder(workdir)
+            shutil.rmtree(self.ctx.workdir, ignore_errors=True)   # the default one, unused
+            self.ctx.workdir = workdir
         self.host = host
         self.port = port
         self._servers: list[Any] = []
@@ -133,13 +143,14 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
-        """Stop serving and delete the working folder: its TLS key and service-account key are
-        throwaway, and a test session starts hundreds of sandboxes."""
+        """Stop serving and delete the working folder unless it was given: its TLS key and
+        service-account key are throwaway, and a test session starts hundreds of sandboxes."""
         for server in self._servers:
             server.should_exit = True
         for thread in self._threads:
             thread.join(timeout=10)
-        shutil.rmtree(self.ctx.workdir, ignore_errors=True)
+        if not self._keep_workdir:
+            shutil.rmtree(self.ctx.workdir, ignore_errors=True)
 
     def __enter__(self) -> "Sandbox":
         return self.start()
