@@ -5,7 +5,8 @@ The floor is a bare Python process that imports onnxruntime, tokenizers and chro
 cached int8 export, embeds the query, queries Chroma and reads the hits' texts from SQLite: what
 any search process must do, without inlet. Each round runs every command once, one after the
 other (the machine is shared: alternating spreads its noise over all of them); the figures are
-medians of the rounds' wall times of whole processes.
+medians of the rounds' wall times of whole processes, and of their CPU time (user + system, all
+threads: less sensitive to other processes on the machine than wall time).
 
     python benchmarks/bench_cold.py [--runs 7] [--docs 50]
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -55,10 +57,14 @@ assert len(rows.fetchall()) == len(hits) > 0
 """
 
 
-def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
+def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU seconds of one whole process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(cmd, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def main() -> None:
@@ -94,15 +100,20 @@ def main() -> None:
             "python -c pass": [sys.executable, "-c", "pass"],
         }
         times: dict[str, list[float]] = {name: [] for name in commands}
+        cpu: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(opts.runs):
             for name, cmd in commands.items():
-                times[name].append(timed(cmd, root, env))
+                wall, used = timed(cmd, root, env)
+                times[name].append(wall)
+                cpu[name].append(used)
     medians = {name: statistics.median(t) for name, t in times.items()}
-    floor = medians[next(iter(commands))]
-    print(f"cold processes, {opts.docs} docs, median of {opts.runs} alternating rounds (wall, whole process):")
+    cpus = {name: statistics.median(t) for name, t in cpu.items()}
+    first = next(iter(commands))
+    print(f"cold processes, {opts.docs} docs, median of {opts.runs} alternating rounds (whole processes):")
+    print(f"  {'':<55} {'wall':>7} {'vs floor':>8}  {'CPU':>7} {'vs floor':>8}  wall of each round")
     for name, t in times.items():
-        print(f"  {name:<55} {medians[name]:5.2f} s  {medians[name] / floor:4.2f}x floor  "
-              f"{[round(x, 2) for x in t]}")
+        print(f"  {name:<55} {medians[name]:5.2f} s {medians[name] / medians[first]:7.2f}x  {cpus[name]:5.2f} s "
+              f"{cpus[name] / cpus[first]:7.2f}x  {[round(x, 2) for x in t]}")
 
 
 if __name__ == "__main__":

@@ -54,7 +54,8 @@ def run_reindex(index: "Index", sources: Sequence[str] = (), on_progress: Progre
     if record.fingerprint == target and record.pending is None:
         return ReindexResult(up_to_date=True)
     pending = _pending(index, target)
-    collection = vectors.open_collection(index.path, index.config.chroma_url, pending.collection)
+    collection = vectors.open_collection(index.path, index.config.chroma_url, pending.collection,
+                                         ef_search=index.config.ef_search)
     result = ReindexResult()
     for _ in range(PASSES):   # another pass for sources a sync elsewhere sent back meanwhile
         counts = index.catalog.counts()
@@ -179,7 +180,8 @@ def invalidate(index: "Index", sources: set[str] | None) -> None:
         hit = [s for s in [*pending.done, pending.source] if s and (sources is None or s in sources)]
         if not hit:
             return
-        collection = vectors.open_collection(index.path, index.config.chroma_url, pending.collection)
+        collection = vectors.open_collection(index.path, index.config.chroma_url, pending.collection,
+                                             ef_search=index.config.ef_search)
         for source in hit:
             collection.delete(where={"source": source})
         pending.done = [s for s in pending.done if s not in hit]

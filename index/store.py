@@ -120,7 +120,8 @@ class Index:
             self.close()
             raise
         with private_files():
-            self.collection = vectors.open_collection(self.path, config.chroma_url, self.record.collection)
+            self.collection = vectors.open_collection(self.path, config.chroma_url, self.record.collection,
+                                                      ef_search=config.ef_search)
 
     def _embedding_record(self, reindexing: bool) -> fingerprint.Record:
         self.reindexing = reindexing
@@ -146,7 +147,8 @@ class Index:
         record = self.records.changed()
         if record is not None:
             if record.collection != self.record.collection:
-                self.collection = vectors.open_collection(self.path, self.config.chroma_url, record.collection)
+                self.collection = vectors.open_collection(self.path, self.config.chroma_url, record.collection,
+                                                          ef_search=self.config.ef_search)
             self.record = record
         if not self.reindexing:
             fingerprint.check(self.records.where, self.record, self.embedder.fingerprint)

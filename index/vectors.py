@@ -2,6 +2,11 @@
 
 Embeddings are always computed by inlet and passed in; the collection is created with no
 embedding function, because Chroma's default one downloads a model.
+
+The HNSW search breadth (`[index] ef_search`) is written into the collection's configuration each
+time it is opened, new or existing, before this process queries it: Chroma reads it when it loads
+the collection's HNSW index, so a process (or Chroma server) that has already queried the
+collection keeps the breadth it loaded until it restarts.
 """
 
 from __future__ import annotations
@@ -17,9 +22,24 @@ COLLECTION = "inlet_chunks"
 NOBODY = "-"   # Chroma refuses empty lists: the ACL token of a document only admins may see
 
 
-def open_collection(path: Path, url: str | None = None, name: str = COLLECTION) -> Any:
-    return _client(path, url).get_or_create_collection(name, embedding_function=None,
-                                                       metadata={"hnsw:space": "cosine"})
+DEFAULT_EF_SEARCH = 100   # Chroma's own default
+
+
+def open_collection(path: Path, url: str | None = None, name: str = COLLECTION,
+                    ef_search: int = DEFAULT_EF_SEARCH) -> Any:
+    collection = _client(path, url).get_or_create_collection(name, embedding_function=None,
+                                                             metadata={"hnsw:space": "cosine"})
+    set_ef_search(collection, ef_search)
+    return collection
+
+
+def set_ef_search(collection: Any, ef_search: int) -> None:
+    """How many candidates an HNSW query keeps while it walks the graph (at least the results
+    asked for): more finds more of the true nearest neighbours, and costs more per query."""
+    hnsw = (collection.configuration_json or {}).get("hnsw") or {}
+    if hnsw.get("ef_search") != ef_search:
+        collection.modify(configuration={"hnsw": {"ef_search": ef_search}})
+        log.info("collection %s: HNSW ef_search %s -> %d", collection.name, hnsw.get("ef_search"), ef_search)
 
 
 def drop_collection(path: Path, url: str | None, name: str) -> None:
