@@ -8,7 +8,10 @@ other (the machine is shared: alternating spreads its noise over all of them); t
 medians of the rounds' wall times of whole processes, and of their CPU time (user + system, all
 threads: less sensitive to other processes on the machine than wall time).
 
-    python benchmarks/bench_cold.py [--runs 7] [--docs 50]
+    python benchmarks/bench_cold.py [--runs 7] [--docs 50] [--before PYTHON]
+
+`--before` adds, in the same rounds, `inlet search` run by another interpreter (an install of an
+older commit, say) on the same index and export cache: a before/after figure from one run.
 
 Target: cold `inlet search` at most 1.5x the floor.
 """
@@ -71,6 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--docs", type=int, default=50)
+    parser.add_argument("--before", help="a Python with another inlet installed: its `inlet search` too")
     opts = parser.parse_args()
     from inlet.index.backends import onnx_export
     from inlet.index.embedding import resolve_model
@@ -94,6 +98,8 @@ def main() -> None:
                 [sys.executable, "-c", FLOOR, str(root / "index"), str(export.model), str(export.tokenizer),
                  str(export.max_length), QUERY],
             f"inlet search (cold, {backend})": [*inlet, "search", QUERY],
+            **({f"inlet search (cold, {opts.before})": [opts.before, "-m", "inlet", "search", QUERY]}
+               if opts.before else {}),
             "inlet --help": [*inlet, "--help"],
             "inlet status": [*inlet, "status"],
             "inlet connectors": [*inlet, "connectors"],
