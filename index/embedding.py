@@ -86,7 +86,7 @@ class Embedder:
         """What the vectors depend on; recorded by the index (see `index.fingerprint`)."""
         return {"model": self.model_name, "backend": self.backend}
 
-    def _load(self) -> None:
+    def _ensure_loaded(self) -> None:
         if self._loaded:
             return
         with self._lock:
@@ -108,12 +108,12 @@ class Embedder:
 
     @property
     def max_tokens(self) -> int:
-        self._load()
+        self._ensure_loaded()
         return self._export.max_length if self._export is not None else int(self._model.max_seq_length)
 
     @property
     def dimension(self) -> int:
-        self._load()
+        self._ensure_loaded()
         return self._export.dimension if self._export is not None else int(self._model.get_embedding_dimension())
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -131,7 +131,7 @@ class Embedder:
         sharing one tokenizer, each would run with the other's settings. ONNX: a `tokenizers`
         tokenizer from the export; torch: a copy of the model's."""
         if self._counter is None:
-            self._load()
+            self._ensure_loaded()
             with self._lock:
                 if self._counter is None:
                     self._counter = (self._export.load_tokenizer(truncate=False) if self._export is not None
@@ -144,7 +144,7 @@ class Embedder:
         return in_turns(list(texts), self._encode_bulk, self.gate)
 
     def _encode_bulk(self, texts: list[str]) -> "np.ndarray":
-        self._load()
+        self._ensure_loaded()
         with self._tokenizing:
             if self._onnx is not None:
                 return self._onnx.encode(texts, self.batch_size)
@@ -154,7 +154,7 @@ class Embedder:
     def _encode_short(self, texts: Sequence[str]) -> "np.ndarray":
         """`encode` for a few short texts (queries): one forward pass, same vectors, without
         `encode`'s length sorting and batching, which cost ~1.5 ms a query and pay only for corpora."""
-        self._load()
+        self._ensure_loaded()
         if self._onnx is not None:
             return self._query_session().encode_short(texts)
         import torch
@@ -174,7 +174,7 @@ class Embedder:
         beside a backfill, three spinning threads on two cores took CPU from both (issue #16).
         One thread runs a query of a few tokens nearly as fast, and it sleeps when idle."""
         if self._query_onnx is None:
-            self._load()
+            self._ensure_loaded()
             with self._lock:
                 if self._query_onnx is None:
                     assert self._export is not None
