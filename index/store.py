@@ -105,7 +105,8 @@ class Index:
         try:   # the vectors must come from the configured model and backend (`reindexing` re-makes them)
             with private_files():
                 self.keeper = RecordKeeper(self.catalog.records(), self.path, config.chroma_url,
-                                            self.embedder.fingerprint, bool(self.catalog.counts()), reindexing)
+                                            self.embedder.fingerprint, bool(self.catalog.counts()), reindexing,
+                                            ef_search=config.ef_search)
         except BaseException:
             self.close()
             raise

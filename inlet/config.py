@@ -32,7 +32,9 @@ class IndexConfig(BaseModel):
     batch_size: int = Field(64, ge=1, le=4096, description="chunks embedded per batch")
     backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         "onnx-int8", description="how vectors are computed (benchmarks/README.md: fastest that keeps quality)")
-    device: Literal["cpu", "cuda", "auto"] = Field("auto", description="auto: CUDA when torch sees one")
+    device: Literal["cpu", "cuda", "auto"] = Field("auto", description="auto: CUDA when the backend has it")
+    ef_search: int = Field(100, ge=1, le=10000,
+                           description="HNSW candidates kept per dense query: higher finds more true neighbours")
 
     @model_validator(mode="after")
     def _database_needs_chroma(self) -> "IndexConfig":

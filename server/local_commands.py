@@ -37,7 +37,6 @@ from inlet.sync.engine import RunResult
 from inlet.sync.local_channel import Handler, LocalClient, LocalServer
 
 from .auth import Caller
-from .mcp import SEARCH_K
 from .errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -93,6 +92,8 @@ class LocalCommands:
         return {"runs": [{**r.as_json(), "credentials_refused": r.credentials_refused} for r in results]}
 
     def mcp_search(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        from .mcp import SEARCH_K   # here: the MCP SDK costs every CLI command that looks for a holder ~1 s
+
         k = int(args.get("k") or SEARCH_K)
         return self._tool(lambda query, caller: self.tools.search(query, caller, k), str(args.get("query", "")), args)
 
