@@ -33,7 +33,9 @@ from . import mcp as mcp_http
 from .auth import USER_HEADER, Caller, KeyEntry, KeyRing, caller_for, require_admin, warn_without_keys
 from .console import add_console, is_console_path
 from .content_type import JsonBody, unsupported_media_type
-from .oauth import PRM_PATHS, Authenticator, metadata_routes
+from .admin import add_admin_sync
+from .oauth import (PRM_PATHS, Authenticator, listening_base, metadata_routes, warn_on_port_mismatch,
+                    with_audience)
 from .errors import STATUS_CODES, ApiError, ErrorBody, error_body
 from .hooks import PREFIX as HOOKS_PREFIX
 from .hooks import add_hook_routes
@@ -86,12 +88,19 @@ def _caller(request: Request, user: str | None) -> Caller:
 
 
 def create_app(settings: Settings, index: Any = None, state: Any = None,
-               env: Mapping[str, str] | None = None) -> FastAPI:
-    """The API around `index` (opened here, in the background, when None) and `state` (StateDB)."""
+               env: Mapping[str, str] | None = None, listening: tuple[Any, ...] | None = None) -> FastAPI:
+    """The API around `index` (opened here, in the background, when None) and `state` (StateDB).
+
+    `listening` is the address of the socket it is served on (`sock.getsockname()`): without
+    `[server.oauth] resource_url`, the OAuth metadata and challenges name it."""
     env = env if env is not None else os.environ
     warn_without_keys(settings, env)
     keys = KeyRing.from_settings(settings, env)
-    auth = Authenticator(keys, settings.server.oauth)
+    listening_url = listening_base(settings.server.host, listening)
+    if settings.server.oauth is not None:
+        warn_on_port_mismatch(settings.server.oauth, listening)
+        settings = with_audience(settings, listening_url)
+    auth = Authenticator(keys, settings.server.oauth, listening=listening_url)
     retrieval = Retrieval(index)
     if state is None and settings.index.database_url:   # a stateless replica reads runs from the database
         from inlet.index.storage import open_state
@@ -206,7 +215,8 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
                            allow_headers=["Authorization", "Content-Type", USER_HEADER, "X-Request-ID",
                                           "Mcp-Session-Id", "Mcp-Protocol-Version"],
                            expose_headers=["X-Request-ID", "Mcp-Session-Id"])
-    for route in metadata_routes(settings.server.oauth) if settings.server.oauth is not None else []:
+    add_admin_sync(app, settings)
+    for route in metadata_routes(settings.server.oauth, listening_url) if settings.server.oauth is not None else []:
         app.router.routes.append(route)
     public = PUBLIC_PATHS | ({"/metrics"} if settings.server.metrics_public else set())
     app.add_middleware(JsonBody)
@@ -248,21 +258,6 @@ def _handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("internal", "internal error"), 500)
 
 
-def make_server(settings: Settings, app: FastAPI) -> Any:
-    """A uvicorn server for `app` on [server].host/port, logging through inlet's own loggers.
-
-    `server.run(sockets=[...])` in a thread, `server.should_exit = True` to stop."""
-    import uvicorn
-
-    logging.getLogger("inlet.server.access").setLevel(logging.INFO)
-    logging.getLogger("inlet.server.app").setLevel(logging.INFO)
-    from .timeouts import uvicorn_protocol
-
-    config = uvicorn.Config(app, host=settings.server.host, port=settings.server.port, log_config=None,
-                            access_log=False, timeout_graceful_shutdown=10, http=uvicorn_protocol())
-    return uvicorn.Server(config)
-
-
 def run_server(settings: Settings) -> None:
     """`inlet serve`: listen (a busy port is `PortInUseError`), open the index (failing fast if
     another process holds it), serve until SIGINT/SIGTERM, then stop cleanly."""
@@ -271,22 +266,21 @@ def run_server(settings: Settings) -> None:
 
     from inlet.index.embedding import serve_queries
 
+    from .daemon_api import local_url
+    from .listener import ServerThread
     from .local_commands import local_commands_of_server
 
     serve_queries()   # one batching worker embeds queries; the other cores serve BM25, Chroma and HTTP
     host, port = settings.server.host, settings.server.port
     sock = listen(host, port, "[server]")
     stop = stop_on_signals()
-    url = f"http://{host}:{sock.getsockname()[1]}"
+    url = local_url(host, sock.getsockname()[1])
     with Index(settings.index, api_url=url) as index, local_commands_of_server(settings, index):
-        server = make_server(settings, create_app(settings, index=index))
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="inlet-api")
-        thread.start()   # not the main thread: uvicorn leaves the signals to us
+        app = create_app(settings, index=index, listening=sock.getsockname())
+        server = ServerThread(app, sock, settings.server)   # not the main thread: the signals stay here
         log.info("serving the retrieval API on %s (MCP at /mcp); Ctrl-C to stop", url)
         try:
             wait(stop)
         finally:
-            server.should_exit = True
-            thread.join()
-            sock.close()
+            server.stop(timeout=60)
     log.info("stopped")

@@ -35,7 +35,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Scope
 
-from inlet.config import OAuthConfig
+from inlet.config import OAuthConfig, Settings
+from inlet.errors import ConfigError
 
 from .auth import KeyEntry, KeyRing
 from .errors import ApiError
@@ -187,7 +188,7 @@ class JwtVerifier:
             raise ScopeMissing(" ".join(missing))
         client = claims.get("azp") or claims.get("client_id") or claims.get("appid") or ""
         return AccessToken(token=token, client_id=str(client), scopes=scopes, expires_at=int(claims["exp"]),
-                           resource=self.config.audience, subject=claims.get("sub"),
+                           resource=self.config.audience or "", subject=claims.get("sub"),
                            claims={**claims, "user": user.strip()})
 
     async def verify_token(self, token: str) -> AccessToken | None:
@@ -207,10 +208,60 @@ def token_scopes(claims: dict[str, Any]) -> list[str]:
 
 
 # --- who the request acts as --------------------------------------------------------------------
-def resource_base(config: OAuthConfig | None, scope: Scope) -> str:
-    """The public base URL: `resource_url`, else the scheme and Host the request came with."""
+WILDCARDS = ("", "0.0.0.0", "::")
+
+
+def listening_base(host: str, listening: tuple[Any, ...] | None) -> str | None:
+    """`http://HOST:PORT` of the socket the API listens on; None when unknown or on every address
+    (then the request's own Host is the best name there is)."""
+    if listening is None or host in WILDCARDS:
+        return None
+    address, port = str(listening[0]), int(listening[1])
+    return f"http://[{address}]:{port}" if ":" in address else f"http://{address}:{port}"
+
+
+def warn_on_port_mismatch(config: OAuthConfig, listening: tuple[Any, ...] | None) -> bool:
+    """A loopback `resource_url` whose port is not the listening one sends OAuth clients to a
+    server that is not there: warn at start-up. True when it warned."""
+    if not config.resource_url or listening is None:
+        return False
+    import ipaddress
+
+    parts = urlsplit(config.resource_url)
+    try:
+        loopback = parts.hostname == "localhost" or ipaddress.ip_address(parts.hostname or "").is_loopback
+    except ValueError:
+        return False
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if loopback and port != int(listening[1]):
+        log.warning("[server.oauth] resource_url %s names port %d but the server listens on port %d: OAuth "
+                    "clients will look for it there (remove resource_url to use the listening address)",
+                    config.resource_url, port, int(listening[1]))
+        return True
+    return False
+
+
+def with_audience(settings: Settings, listening: str | None) -> Settings:
+    """`settings` whose `[server.oauth] audience` is set: when left out, the resource's own URL
+    (`resource_url`, else the listening address), as an MCP client asks for it (RFC 8707)."""
+    config = settings.server.oauth
+    if config is None or config.audience is not None:
+        return settings
+    audience = config.resource_url or listening
+    if audience is None:
+        raise ConfigError("[server.oauth] audience: set audience (or resource_url) when the server listens on "
+                          f"every address ({settings.server.host!r}): the token's aud cannot be guessed")
+    oauth = config.model_copy(update={"audience": audience})
+    return settings.model_copy(update={"server": settings.server.model_copy(update={"oauth": oauth})})
+
+
+def resource_base(config: OAuthConfig | None, scope: Scope, listening: str | None = None) -> str:
+    """The public base URL: `resource_url`, else the address the server listens on, else (listening
+    on every address) the scheme and Host the request came with."""
     if config is not None and config.resource_url:
         return config.resource_url
+    if listening:
+        return listening
     host = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"host"), None)
     if not host:
         server = scope.get("server") or ("127.0.0.1", 80)
@@ -222,16 +273,17 @@ class Authenticator:
     """API keys first (constant time), then, when `[server.oauth]` is set, the JWT verifier."""
 
     def __init__(self, keys: KeyRing, config: OAuthConfig | None,
-                 verifier: JwtVerifier | None = None) -> None:
+                 verifier: JwtVerifier | None = None, listening: str | None = None) -> None:
         self.keys = keys
         self.config = config
+        self.listening = listening
         self.verifier = verifier or (JwtVerifier(config) if config is not None else None)
 
     def challenge(self, scope: Scope, error: str | None = None) -> dict[str, str]:
         """The WWW-Authenticate header of a 401/403 (RFC 6750 + RFC 9728 `resource_metadata`)."""
         if self.config is None:
             return {"WWW-Authenticate": "Bearer"}
-        parts = [f'resource_metadata="{resource_base(self.config, scope)}{PRM_PATH}"']
+        parts = [f'resource_metadata="{resource_base(self.config, scope, self.listening)}{PRM_PATH}"']
         if error:
             parts.insert(0, f'error="{error}"')
         if error == "insufficient_scope":
@@ -274,13 +326,13 @@ class Authenticator:
 
 
 # --- RFC 9728 metadata --------------------------------------------------------------------------
-def metadata_routes(config: OAuthConfig) -> list[Route]:
+def metadata_routes(config: OAuthConfig, listening: str | None = None) -> list[Route]:
     """`/.well-known/oauth-protected-resource` (the API) and `.../mcp` (the MCP endpoint), served
     with the SDK's handler and CORS wrapper (browser-based MCP clients read them cross-origin)."""
 
     def handler(suffix: str) -> Any:
         async def handle(request: Request) -> Response:
-            base = resource_base(config, request.scope)
+            base = resource_base(config, request.scope, listening)
             metadata = ProtectedResourceMetadata.model_validate({   # strings: no trailing "/" added
                 "resource": base + suffix, "authorization_servers": [config.issuer],
                 "scopes_supported": config.scopes or None, "bearer_methods_supported": ["header"],

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from inlet.config import Settings
 from inlet.connectors.base import SourceConfig, parse_duration
@@ -397,23 +397,31 @@ def _utc(ts: float) -> datetime:
 
 
 # --- the daemon process ---------------------------------------------------------------------------
-def run_daemon(settings: Settings, serve: bool = False, *, grace: float = SHUTDOWN_GRACE) -> int:
-    """Run until SIGINT/SIGTERM; 0 once runs in flight saved their checkpoints (or `grace` ran out)."""
+class ApiListener(Protocol):
+    """The HTTP API a serving daemon runs (the server package's `ApiPlan`, handed in by the CLI):
+    bound before the index lock, which records its URL, and started once the daemon exists."""
+
+    url: str
+    api_file_name: str
+
+    def start(self, settings: Settings, index: Any, state: Any, daemon: "Daemon") -> Any: ...
+
+
+def run_daemon(settings: Settings, api: ApiListener | None = None, *, grace: float = SHUTDOWN_GRACE) -> int:
+    """Run until SIGINT/SIGTERM; 0 once runs in flight saved their checkpoints (or `grace` ran out).
+    With `api`, the API is served too (its `start(...)` returns something with a `stop()`)."""
     from inlet.index.storage import open_leases, open_state
     from inlet.index.store import Index
     from inlet.server.local_commands import start_local_commands
-
-    from .daemon_api import API_FILE, ApiPlan
 
     stop = threading.Event()
     _handle_signals(stop)
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)   # its INFO is one line per job fire
     path = Path(settings.index.path)
-    api = ApiPlan.bind(settings) if serve else None
     lock_info: dict[str, Any] = {"role": "daemon"}
     if api:
-        lock_info.update(api_url=api.url, api_file=str(path / API_FILE))
+        lock_info.update(api_url=api.url, api_file=str(path / api.api_file_name))
     with Index(settings.index, **lock_info) as index:
         state = open_state(settings.index)
         leases = open_leases(settings)
