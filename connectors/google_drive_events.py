@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from inlet.errors import InletError
 
-from .events import NOT_FOUND, Emit, EventSource, Hint, Retry, WebhookRequest, WebhookResponse
+from .events import Emit, EventSource, Hint, Retry, WebhookRequest, WebhookResponse, refused
 
 if TYPE_CHECKING:
     from .google_drive import GoogleDriveConnector
@@ -90,12 +90,12 @@ class DrivePushChannels(EventSource):
 
     def webhook(self, request: WebhookRequest) -> WebhookResponse:
         if request.method != "POST":
-            return WebhookResponse(405, "POST only")
+            return refused(f"method {request.method}")
         if request.headers.get("x-goog-channel-id") not in self.channels:
-            return NOT_FOUND
-        if not secrets.compare_digest(request.headers.get("x-goog-channel-token", ""), self.token):
-            log.warning("source %r: a push message with a wrong channel token was refused", self.connector.name)
-            return WebhookResponse(403, "wrong channel token")
+            return refused("not one of our channels")
+        given = request.headers.get("x-goog-channel-token", "").encode("utf-8", "replace")
+        if not secrets.compare_digest(given, self.token.encode()):
+            return refused("wrong channel token")
         if request.headers.get("x-goog-resource-state") != "sync":
             number = request.headers.get("x-goog-message-number", "")
             self.emit(Hint(None, key=f"{request.headers.get('x-goog-channel-id')}:{number}"))

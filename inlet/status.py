@@ -20,7 +20,7 @@ from inlet.index.storage import StateStore, open_state
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(round(ts, 3), timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _counts(path: Path) -> dict[str, tuple[int, int]]:

@@ -46,12 +46,26 @@ from .models import (ContextBody, ContextResponse, DocumentOut, Health, SearchBo
 from .service import Retrieval
 
 log = logging.getLogger(__name__)
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", *PRM_PATHS})   # they reveal nothing
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", *PRM_PATHS})   # they reveal nothing
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text} for code, text in (
         (400, "malformed request"), (401, "missing or invalid API key"), (403, "beyond the key's rights"),
         (408, "request body stalled"), (413, "request body too large"), (415, "body not JSON"),
         (422, "invalid request"), (503, "index or model not loaded yet"))}
+
+DOCS_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'none'; "
+                                           "base-uri 'none'; frame-ancestors 'none'", "Cache-Control": "no-store"}
+DOCS_PAGE = """<!doctype html><meta charset="utf-8"><title>inlet retrieval API</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:46em;margin:2em auto;padding:0 1em}code,pre{background:#eee}
+</style><h1>inlet retrieval API</h1>
+<p>Every route but <code>/healthz</code>, <code>/readyz</code> and this page needs
+<code>Authorization: Bearer KEY</code> (an API key from <code>[[server.api_keys]]</code>, or an OAuth access
+token), so a browser that opens an API route directly is answered 401.</p>
+<p>The OpenAPI description of every route is at <code>/openapi.json</code>; fetch it with a key:</p>
+<pre>curl -H "Authorization: Bearer $INLET_KEY" http://HOST:PORT/openapi.json</pre>
+<p>Operators: the console at <a href="/console">/console</a> asks for an admin key.
+The documentation site's <em>API and MCP reference</em> describes each route.</p>
+"""
 
 
 class KeyGuard:
@@ -67,6 +81,10 @@ class KeyGuard:
                 or scope.get("method") == "OPTIONS"
                 or scope["path"].startswith(HOOKS_PREFIX)):   # webhooks check their own secret (hooks.py)
             await self.app(scope, receive, send)
+            return
+        if scope["path"].startswith("/.well-known/"):   # metadata a client probes for: absent, not secret
+            response = JSONResponse(error_body("not_found", f"no {scope['path']} here"), 404)
+            await response(scope, receive, send)
             return
         header = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"authorization"),
                       None)
@@ -178,6 +196,11 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
         request.state.caller = require_admin(request.state.key, "GET /v1/sources")
         return await run_in_threadpool(sources_status, settings, state)
 
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        """Where the API is described (no key needed: the page holds no data)."""
+        return Response(DOCS_PAGE, media_type="text/html", headers=DOCS_HEADERS)
+
     @app.get("/healthz", response_model=Health, tags=["operations"])
     async def healthz() -> Health:
         """The process is up (no key needed)."""
@@ -220,9 +243,11 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
         app.router.routes.append(route)
     public = PUBLIC_PATHS | ({"/metrics"} if settings.server.metrics_public else set())
     app.add_middleware(JsonBody)
-    app.add_middleware(BodyLimit, max_body_bytes=settings.server.max_body_bytes)   # inside the key check
+    app.add_middleware(BodyLimit, max_body_bytes=settings.server.max_body_bytes,   # inside the key check
+                       idle_timeout=settings.server.body_timeout)
     app.add_middleware(KeyGuard, auth=auth, public=public)
-    app.add_middleware(ObserveMiddleware, metrics=metrics, max_body_bytes=settings.server.max_body_bytes)
+    app.add_middleware(ObserveMiddleware, metrics=metrics, max_body_bytes=settings.server.max_body_bytes,
+                       routes=app.router.routes)
     return app
 
 

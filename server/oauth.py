@@ -17,6 +17,7 @@ RFC 9728 protected-resource metadata, from which they discover the authorization
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 import threading
 import time
@@ -50,6 +51,10 @@ JWKS_LIFESPAN_SECONDS = 300    # a cached key set is refetched after this
 JWKS_COOLDOWN_SECONDS = 30.0   # at most one refetch per this for an unknown kid
 HTTP_TIMEOUT_SECONDS = 10.0
 PRM_PATH = "/.well-known/oauth-protected-resource"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# One address: a dot-atom local part (RFC 5322, no quoting), one "@", a dotted host name.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+EMAIL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+")
 PRM_PATHS = frozenset({PRM_PATH, PRM_PATH + "/mcp"})
 
 
@@ -182,6 +187,7 @@ class JwtVerifier:
         user = claims.get(self.config.user_claim)
         if not isinstance(user, str) or not user.strip():
             raise TokenRejected(f"the token has no {self.config.user_claim!r} claim naming the user")
+        self._check_email(user.strip(), claims)
         scopes = token_scopes(claims)
         missing = [s for s in self.config.scopes if s not in scopes]
         if missing:
@@ -191,12 +197,32 @@ class JwtVerifier:
                            resource=self.config.audience or "", subject=claims.get("sub"),
                            claims={**claims, "user": user.strip()})
 
+    def _check_email(self, user: str, claims: dict[str, Any]) -> None:
+        """A user named by an email address (the `email` claim, or any value with an `@`) must be one
+        well-formed address, since ACL domains are matched on what follows its `@`; and a provider
+        that says the address is unverified is believed (unless `require_email_verified = false`)."""
+        if self.config.user_claim != "email" and "@" not in user:
+            return
+        if not EMAIL.fullmatch(user):
+            raise TokenRejected(f"the {self.config.user_claim!r} claim is not one well-formed email address")
+        verified = claims.get("email_verified")
+        if self.config.require_email_verified and (verified is False or verified == "false"):
+            raise TokenRejected("the token's email_verified claim is false")
+
     async def verify_token(self, token: str) -> AccessToken | None:
         """The SDK's protocol: None for any token that does not verify."""
         try:
             return await anyio.to_thread.run_sync(self.verify, token)
         except (TokenRejected, ScopeMissing, IdentityProviderUnavailable):
             return None
+
+
+_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+
+
+def looks_like_jwt(value: str) -> bool:
+    """Three base64url parts joined by dots (a JWS compact serialisation), whatever they hold."""
+    return bool(_JWS.fullmatch(value))
 
 
 def token_scopes(claims: dict[str, Any]) -> list[str]:
@@ -303,6 +329,10 @@ class Authenticator:
             return entry
         if self.verifier is None:
             raise ApiError(401, "unauthorized", "invalid API key", headers=self.challenge(scope))
+        if not looks_like_jwt(value):   # neither a configured key nor a token: say so, not "not a JWT"
+            log.info("a request with an unknown API key was refused")
+            raise ApiError(401, "invalid_token", "invalid API key (not a configured key, nor an access token)",
+                           headers=self.challenge(scope, "invalid_token"))
         return await self._token_entry(value, scope)
 
     async def _token_entry(self, token: str, scope: Scope) -> KeyEntry:
