@@ -76,6 +76,9 @@ def _date(value: str | None) -> datetime | None:
 @click.version_option(package_name="inlet")
 def cli() -> None:
     """inlet: workplace data (Slack, Google Drive, Outlook, folders) as permission-aware context for agents."""
+    from inlet.terminal import make_visible
+
+    make_visible()   # synced text never reaches the terminal as control sequences (inlet/terminal.py)
 
 
 STOPPING = ("inlet: stopping at the next checkpoint (at most {grace:.0f}s; Ctrl-C again quits at once); "
