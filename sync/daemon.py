@@ -46,7 +46,7 @@ from inlet.connectors.base import SourceConfig, parse_duration
 from inlet.errors import InletError, SourceBusyError
 
 from .engine import Engine, RunResult
-from .events import EventLoop, event_loop_for
+from .events import STOP_DEADLINE, EventLoop, event_loop_for
 from .schedule import trigger
 from .state import RunRecord, SourceState
 
@@ -54,7 +54,9 @@ log = logging.getLogger(__name__)
 
 RETRY_BASE = 30.0          # seconds before the first retry of a failed run
 BUSY_RETRY = 60.0          # a prune that found its source busy tries again this much later
-SHUTDOWN_GRACE = 60.0      # longest wait for runs in flight to reach their next checkpoint
+SHUTDOWN_GRACE = 15.0      # longest wait for runs in flight to reach their next checkpoint (and for
+#                            event sources to remove their subscriptions, at the same time)
+SHUTDOWN_DEADLINE = 20.0   # from SIGTERM to exit, whatever the services and connectors do
 Clock = Callable[[], float]
 
 
@@ -159,17 +161,24 @@ class Daemon:
         return next(iter(self.run_now([name], scope)), None)
 
     def shutdown(self, grace: float = SHUTDOWN_GRACE) -> bool:
-        """Stop firing, let runs in flight stop at their next checkpoint; False if they outlast `grace`."""
+        """Stop firing, let runs in flight stop at their next checkpoint while event sources remove
+        their subscriptions (both bounded by `grace`); False if runs outlast it."""
         self.stop.set()
+        deadline = time.monotonic() + grace
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        if self.events:
-            self.events.stop()
-        deadline = time.monotonic() + grace
+        events = self.events
+        stopping = None
+        if events:
+            stopping = threading.Thread(target=events.stop, args=(min(grace, STOP_DEADLINE),), daemon=True,
+                                        name="inlet-events-stop")
+            stopping.start()
         with self._idle:
             while self._active and (left := deadline - time.monotonic()) > 0:
                 self._idle.wait(left)
             finished = self._active == 0
+        if stopping:
+            stopping.join(max(0.0, deadline - time.monotonic()))
         self.state.clear_next_runs(os.getpid())
         return finished
 
@@ -438,12 +447,13 @@ def run_daemon(settings: Settings, api: ApiListener | None = None, *, grace: flo
             while not stop.wait(1.0):
                 pass
             log.info("stopping: finishing the batch in hand and saving checkpoints")
+            overdue(SHUTDOWN_DEADLINE)
             finished = daemon.shutdown(grace)
         finally:
             if local:
-                local.close(grace=5.0)   # forwarded runs were waited for above, with the scheduled ones
+                local.close(grace=2.0)   # forwarded runs were waited for above, with the scheduled ones
             if server:
-                server.stop()
+                server.stop(timeout=2.0)
             leases.close()
             state.close()
         if not finished:
@@ -454,6 +464,21 @@ def run_daemon(settings: Settings, api: ApiListener | None = None, *, grace: flo
             os._exit(0)
     log.info("inlet daemon stopped")
     return 0
+
+
+def overdue(seconds: float) -> threading.Timer:
+    """Exit the process `seconds` from now if it has not exited by then: the bound on stopping
+    holds whatever a connector's cleanup or a stalled service does (runs resume from checkpoints,
+    subscriptions left behind expire by themselves)."""
+    def expire() -> None:
+        log.warning("still stopping after %.0f s: exiting now (runs resume from their last checkpoint)", seconds)
+        logging.shutdown()
+        os._exit(0)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def _handle_signals(stop: threading.Event) -> None:
