@@ -43,9 +43,9 @@ def _header(scope: Scope, name: bytes) -> str | None:
 def _route(scope: Scope, routes: list[Any]) -> str:
     """The path template of the route that served the request: FastAPI's routes put themselves in
     the scope; plain Starlette routes (/mcp, the OAuth metadata, the hooks) are matched here."""
-    route = scope.get("route")
-    if getattr(route, "path", None):
-        return str(route.path)
+    path = getattr(scope.get("route"), "path", None)
+    if path:
+        return str(path)
     for candidate in routes:
         try:
             match, _ = candidate.matches(scope)

@@ -156,12 +156,14 @@ def iso(value: datetime | str | None) -> str | None:
     like Slack's `...40.000100Z`, are noise to a client). A string that is not a time is kept."""
     if value is None or value == "":
         return None
+    when = value
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return value
-    value = (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    assert isinstance(when, datetime)
+    value = (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
     return value.isoformat(timespec="milliseconds" if value.microsecond else "seconds").replace("+00:00", "Z")
 
 

@@ -54,9 +54,10 @@ log = logging.getLogger(__name__)
 
 RETRY_BASE = 30.0          # seconds before the first retry of a failed run
 BUSY_RETRY = 60.0          # a prune that found its source busy tries again this much later
-SHUTDOWN_GRACE = 15.0      # longest wait for runs in flight to reach their next checkpoint (and for
+SHUTDOWN_GRACE = 12.0      # longest wait for runs in flight to reach their next checkpoint (and for
 #                            event sources to remove their subscriptions, at the same time)
 SHUTDOWN_DEADLINE = 20.0   # from SIGTERM to exit, whatever the services and connectors do
+WATCHDOG_MARGIN = 2.0      # the watchdog exits this much before the deadline (logging, interpreter exit)
 Clock = Callable[[], float]
 
 
@@ -447,7 +448,7 @@ def run_daemon(settings: Settings, api: ApiListener | None = None, *, grace: flo
             while not stop.wait(1.0):
                 pass
             log.info("stopping: finishing the batch in hand and saving checkpoints")
-            overdue(SHUTDOWN_DEADLINE)
+            overdue(SHUTDOWN_DEADLINE - WATCHDOG_MARGIN)
             finished = daemon.shutdown(grace)
         finally:
             if local:

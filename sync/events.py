@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 DEBOUNCE = 0.15         # seconds of quiet after a hint before its source syncs (a burst: one run)
 DEBOUNCE_CAP = 4        # ... but never more than this many DEBOUNCEs after the first hint
 MAINTAIN_EVERY = 1.0    # seconds between maintain() calls (renewals, reconnects)
-STOP_DEADLINE = 10.0    # seconds every event source together gets to remove its subscriptions
+STOP_DEADLINE = 8.0     # seconds every event source together gets to remove its subscriptions
 RunSync = Callable[[str, "frozenset[str] | None"], Any]
 """The daemon's guarded sync of one source (of the given containers only, unless None); returns
 None when it did not run."""
