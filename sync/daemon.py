@@ -464,6 +464,9 @@ def run_daemon(settings: Settings, api: ApiListener | None = None, *, grace: flo
             logging.shutdown()
             os._exit(0)
     log.info("inlet daemon stopped")
+    if daemon.events is not None and daemon.events.abandoned:   # their threads hang on a stalled service:
+        logging.shutdown()                                       # nothing is left to save, so do not wait
+        os._exit(0)
     return 0
 
 

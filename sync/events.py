@@ -75,6 +75,7 @@ class EventLoop:
         self._stop = threading.Event()
         self._cond = threading.Condition()
         self._threads: list[threading.Thread] = []
+        self.abandoned: list[str] = []   # sources still removing their subscriptions when stop() gave up
 
     def receiver(self, type_: str, name: str) -> EventSource | None:
         """The event source behind `/hooks/{type}/{name}`, or None (the hook is then 404)."""
@@ -125,6 +126,7 @@ class EventLoop:
         for source, thread in stopping:
             thread.join(max(0.0, ends - time.monotonic()))
             if thread.is_alive():
+                self.abandoned.append(source.name)
                 log.warning("source %r: removing its subscriptions took over %.0f s; left to expire by themselves",
                             source.name, deadline)
         for thread in self._threads:
