@@ -46,3 +46,17 @@ def test_shutdown_is_bounded_while_the_service_stalls(tmp_path: Any, embedder: A
         sb.faults.clear()
         assert seconds <= SHUTDOWN_DEADLINE, f"shutdown took {seconds:.1f} s"
         assert live(sb), "the stalled removal cannot have removed it: it is left to expire"
+
+
+def test_the_watchdog_ends_a_process_whatever_holds_it() -> None:
+    """What `inlet daemon` starts at SIGTERM: past its bound the process exits 0, even with a
+    non-daemon thread stuck (as in a service call that never answers)."""
+    import subprocess
+    import sys
+
+    program = ("import threading, time\nfrom inlet.sync.daemon import overdue\n"
+               "threading.Thread(target=time.sleep, args=(600,)).start()\noverdue(0.5)\n")
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and time.monotonic() - started < 30
+    assert "still stopping after" in proc.stderr
