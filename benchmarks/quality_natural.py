@@ -73,6 +73,7 @@ def baseline_module(ref: str) -> ModuleType:
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
     module.__package__ = "inlet.index"
+    sys.modules[spec.name] = module   # dataclasses look their module up there
     exec(compile(source, f"{ref}:index/search.py", "exec"), module.__dict__)
     return module
 
