@@ -38,9 +38,12 @@ SOURCE_WORDS: dict[str, tuple[str, ...]] = {
 _SOURCE_PATTERNS = [
     (re.compile(r"\b(?:in|on|from|via)\s+slack\b|\bslack\s+(?:message|thread|channel|post)s?\b", re.I), "slack"),
     (re.compile(r"\b(?:in|on|from|via)\s+(?:ms\s+|microsoft\s+)?teams\b", re.I), "teams"),
-    (re.compile(r"\b(?:e-?mails?|inbox|outlook|gmail|mailbox)\b|\b(?:the|a|an|by|in)\s+mails?\b", re.I), "mail"),
-    (re.compile(r"\b(?:google\s+)?(?:docs?|drive|spreadsheets?|slides|slide\s+deck|sharepoint|onedrive)\b", re.I),
-     "drive"),
+    # "the email about X", "in my inbox", "by mail" name the source; "a phishing email" is a topic.
+    (re.compile(r"\b(?:in|from|via|by|on)\s+(?:the\s+|an?\s+|my\s+|his\s+|her\s+|their\s+)?(?:e-?mails?|mails?|"
+                r"inbox|outlook|gmail|mailbox)\b|\bthe\s+e-?mails?\s+(?:about|from|to|where|that|with|on|in)\b|"
+                r"\b(?:outlook|gmail)\b", re.I), "mail"),
+    (re.compile(r"\b(?:the|a|this|that|google)\s+docs?\b|\b(?:in|on|from)\s+(?:the\s+|google\s+)?(?:drive|docs)\b"
+                r"|\bdrive\s+(?:file|folder|doc)s?\b|\b(?:sharepoint|onedrive)\b", re.I), "drive"),
 ]
 _NICKNAMES = {"bob": "robert", "rob": "robert", "bill": "william", "will": "william", "mike": "michael",
               "jim": "james", "jeff": "jeffrey", "tom": "thomas", "dave": "david", "steve": "steven",

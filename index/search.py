@@ -33,7 +33,7 @@ from .store import Index
 _LEXICAL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="inlet-bm25")
 _WORDS = re.compile(r"\w+")
 MORE_PASSAGES = 3          # matching passages of a document besides its best, in `passages`
-PERSON_BOOST = 0.1        # a document by or with a person the query names: +25% fused score
+PERSON_BOOST = 0.1        # a document by or with a person the query names: +10% of the best score
 SECOND_PASSAGE = 0.0       # a document's other matching passages add this share of their scores
 
 
@@ -148,8 +148,9 @@ def _narrowed(request: SearchRequest, understood: Interpretation) -> SearchReque
 def _ranked(index: Index, request: SearchRequest, query: str, people: Sequence[str]) -> list[Hit]:
     filters = request.filters()
     depth = max(request.k * 4, 40)
+    frequency = rel.frequency_of(index)
     # BM25 runs beside the query embedding: both release the GIL (SQLite, torch).
-    lexical = (_LEXICAL.submit(index.lexical, query, filters, depth)
+    lexical = (_LEXICAL.submit(index.lexical, expanded(query, frequency), filters, depth)
                if request.mode in ("hybrid", "lexical") else None)
     exact = (_LEXICAL.submit(index.exact_matches, query, filters)
              if request.mode == "hybrid" else None)
@@ -174,6 +175,18 @@ def _ranked(index: Index, request: SearchRequest, query: str, people: Sequence[s
     hits = _materialise(index, chosen)
     _score(index, hits, chosen, evidence, query)
     return hits
+
+
+def expanded(query: str, frequency: rel.Frequency | None) -> str:
+    """The query for BM25, with words from the index's own vocabulary it implies: two adjacent
+    words written as one where the index holds that compound ("gzip archive" -> GzipArchive,
+    "data base" -> database). Dense retrieval keeps the question as asked."""
+    if frequency is None:
+        return query
+    words = rel.content_terms(query)
+    joined = [a + b for a, b in zip(words, words[1:]) if len(a + b) >= 6]
+    extra = [w for w in joined if frequency(w) > 0]
+    return f"{query} {' '.join(extra)}" if extra else query
 
 
 def fuse(lists: list[list[tuple[str, float]]], zero_below: Sequence[int] = (),
@@ -325,8 +338,11 @@ def _diversify(index: Index, groups: list[_Group], k: int, more: int) -> list[_G
             page = [c.chunk_id for g in groups[i:i + 2 * k] for c in g.passages[:1 + more]]
             texts.update(dict.fromkeys(page))
             texts.update(index.catalog.chunk_texts(page))
-        passages = [(c, texts.get(c.chunk_id)) for c in group.passages[:1 + more]]
-        passages = [(c, t) for c, t in passages if t is not None]   # re-chunked or deleted since it was ranked
+        passages: list[tuple[_Candidate, str]] = []
+        for c in group.passages[:1 + more]:
+            found = texts.get(c.chunk_id)
+            if found is not None:   # else re-chunked or deleted since it was ranked
+                passages.append((c, found))
         if not passages:
             continue
         best, text = passages[0]
