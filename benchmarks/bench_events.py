@@ -43,7 +43,7 @@ from inlet.sandbox.server import Sandbox
 from inlet.sync.daemon import Daemon
 from inlet.sync.daemon_api import ApiPlan
 from inlet.sync.engine import Engine, RunResult
-from inlet.sync.state import StateDB
+from inlet.storage.sqlite.state import SqliteState
 
 OPS, BADEER = "G0PRIVOPS1", "robert.badeer@enron.com"
 SOURCES = {"slack": "sandbox-slack", "outlook": "sandbox-mail", "google_drive": "sandbox-drive"}
@@ -88,7 +88,7 @@ class WholeSourceDaemon(Daemon):
 
 @contextmanager
 def daemon_for(service: str, events: bool, every: str, embedder: Embedder,
-               tmp: Path, whole: bool = False) -> Iterator[tuple[Sandbox, Index, StateDB]]:
+               tmp: Path, whole: bool = False) -> Iterator[tuple[Sandbox, Index, SqliteState]]:
     """A backfilled source and its running daemon (serving its API when the service needs webhooks)."""
     with Sandbox() as sb:
         text, env = sb.config(tmp / "index")
@@ -102,7 +102,7 @@ def daemon_for(service: str, events: bool, every: str, embedder: Embedder,
             raw["sources"][0][hook] = f"{plan.url}/hooks/{service}/{SOURCES[service]}"
         settings = parse_config(raw)
         with Index(settings.index, embedder) as index:
-            state = StateDB(Path(settings.index.path) / "state.db")
+            state = SqliteState(Path(settings.index.path) / "state.db")
             engine = Engine(settings, index, state, env={**os.environ, **env})   # env: the sandbox's tokens
             engine.run(SOURCES[service], "sync")
             daemon = (WholeSourceDaemon if whole else Daemon)(settings, engine)
@@ -142,7 +142,7 @@ def latencies(service: str, sb: Sandbox, index: Index, n: int, phase: float, tim
     return out
 
 
-def run_seconds(state: StateDB, source: str) -> list[float]:
+def run_seconds(state: SqliteState, source: str) -> list[float]:
     """How long each run after the first (the backfill) took."""
     rows = state._exec("SELECT finished_at - started_at FROM runs WHERE source = ? AND finished_at IS NOT NULL "
                        "ORDER BY id", (source,))

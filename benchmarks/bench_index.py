@@ -27,14 +27,14 @@ from inlet.config import IndexConfig, parse_config
 from inlet.connectors import Checkpoint, Connector, SourceConfig
 from inlet.connectors.model import ACL, Document
 from inlet.index.backends import BACKENDS, DEFAULT_BACKEND
-from inlet.index.catalog import Filters
+from inlet.storage import Filters
 from inlet.index.embedding import Embedder, serve_queries
 from inlet.index.search import SearchRequest, search
 from inlet.index.store import Index
 from inlet.index import vectors
 from inlet.sandbox.workspace import DATA_DIR
 from inlet.sync.engine import Engine
-from inlet.sync.state import StateDB
+from inlet.storage.sqlite.state import SqliteState
 
 
 def enron(dest: Path) -> Path:
@@ -94,7 +94,7 @@ def bench_pipeline(embedder: Embedder, docs: int, backends: list[str] | None = N
                 t0 = time.perf_counter()
                 model.encode(inputs)
                 raw[backend].append(len(inputs) / (time.perf_counter() - t0))
-                state = StateDB(path / "state.db")
+                state = SqliteState(path / "state.db")
                 t0 = time.perf_counter()
                 result = MailEngine(settings, index, state).run("b", "backfill")
                 pipeline[backend].append(len(inputs) / (time.perf_counter() - t0))
@@ -123,7 +123,7 @@ def bench_resync(embedder: Embedder) -> None:
     settings = parse_config({"index": {"path": str(work / "ix")},
                              "sources": [{"name": "mail", "type": "files", "path": str(root)}]})
     with Index(settings.index, embedder=embedder) as index:
-        state = StateDB(work / "ix" / "state.db")
+        state = SqliteState(work / "ix" / "state.db")
         engine = Engine(settings, index, state)
         t0 = time.perf_counter()
         full = engine.run("mail", "backfill")
@@ -225,7 +225,7 @@ def bench_checkpoints(pages: int = 1000) -> None:
     with Index(settings.index) as index:
         for label, share in (("every checkpoint written", float("inf")), (f"share {budget:.0%}", budget)):
             engine_module.CHECKPOINT_SHARE = share
-            state = StateDB(work / f"state-{share}.db")
+            state = SqliteState(work / f"state-{share}.db")
             t0 = time.perf_counter()
             CrawlEngine(settings, index, state).run("crawl", "backfill")
             print(f"checkpoints: {pages} pages of 100 ids, {label}: {time.perf_counter() - t0:.1f} s")

@@ -34,9 +34,9 @@ from synthetic import BENCH_USER, SEED, batches, build, queries, upsert_vectors,
 from inlet.config import IndexConfig  # noqa: E402
 from inlet.connectors.model import principals_for  # noqa: E402
 from inlet.index import vectors  # noqa: E402
-from inlet.index.catalog import Filters  # noqa: E402
+from inlet.storage import Filters  # noqa: E402
 from inlet.index.search import SearchRequest, search  # noqa: E402
-from inlet.index.storage import Commit  # noqa: E402
+from inlet.storage import Commit  # noqa: E402
 from inlet.index.store import Index  # noqa: E402
 from tests.servers import chroma_server, new_database, postgres_server  # noqa: E402
 

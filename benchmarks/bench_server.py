@@ -34,7 +34,7 @@ import httpx
 from inlet.config import IndexConfig
 from inlet.connectors.model import principals_for
 from inlet.index import vectors
-from inlet.index.catalog import Filters
+from inlet.storage import Filters
 from inlet.index.embedding import serve_queries
 from inlet.index.store import Index
 from synthetic import BENCH_USER, build, queries, vocabulary

@@ -31,7 +31,7 @@ from inlet.config import IndexConfig
 from inlet.connectors.model import Document
 from inlet.connectors.registry import connector_class
 from inlet.index.backends import BACKENDS, DEFAULT_BACKEND
-from inlet.index.catalog import Filters
+from inlet.storage import Filters
 from inlet.index.search import SearchRequest, search
 from inlet.index.store import Index
 

@@ -20,7 +20,8 @@ import numpy as np
 from inlet.config import IndexConfig
 from inlet.connectors.model import ACL, Document
 from inlet.index import vectors
-from inlet.index.catalog import Catalog, chunk_id, doc_ts
+from inlet.storage.sqlite.catalog import SqliteCatalog as Catalog
+from inlet.storage.types import chunk_id, doc_ts
 from inlet.index.store import Index
 
 USERS = [f"u{n}@corp.example" for n in range(200)]

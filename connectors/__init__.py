@@ -1,9 +1,15 @@
-"""Connectors: the document model, the connector contract, and the built-in connectors."""
+"""Connectors: the document model, the connector contract, and the built-in connectors.
 
-from .base import ConfigPath, Connector, SourceConfig, StaticACLConfig, parse_duration
+The plumbing every SaaS connector shares (retry, rate limits, paging, checkpoints, renewal, the
+Graph and Google clients) is the kit, `inlet.connectors.kit`; the conformance suite every connector
+passes, built-in or plug-in, is `inlet.connectors.testing`.
+"""
+
+from .base import ConfigPath, Connector, FolderConfig, FolderConnector, SourceConfig, StaticACLConfig, parse_duration
 from .model import ACL, Checkpoint, Deletion, Document, Item, Progress, Skipped, principals_for
 
 __all__ = [
-    "ACL", "Checkpoint", "ConfigPath", "Connector", "Deletion", "Document", "Item", "Progress", "Skipped",
+    "ACL", "Checkpoint", "ConfigPath", "Connector", "Deletion", "Document", "FolderConfig", "FolderConnector", "Item",
+    "Progress", "Skipped",
     "SourceConfig", "StaticACLConfig", "parse_duration", "principals_for",
 ]

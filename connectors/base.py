@@ -108,7 +108,14 @@ class StaticACLConfig(SourceConfig):
         return ACL(public=public, users=self.users, domains=self.domains)
 
 
+class FolderConfig(StaticACLConfig):
+    """For sources that read one local folder (`path`)."""
+
+    path: ConfigPath = Field(description="the folder to read")
+
+
 ConfigT = TypeVar("ConfigT", bound=SourceConfig)
+FolderConfigT = TypeVar("FolderConfigT", bound=FolderConfig)
 
 
 class Connector(ABC, Generic[ConfigT]):
@@ -184,3 +191,15 @@ class Connector(ABC, Generic[ConfigT]):
     def events(self) -> EventSource | None:
         """Where to hear about changes as they happen (see `events.py`), or None. Optional."""
         return None
+
+
+class FolderConnector(Connector[FolderConfigT]):
+    """A connector over a local folder: checking it, with or without the network, is seeing that
+    `path` names a readable folder (a `ConfigError` naming the source and the key otherwise)."""
+
+    def check(self) -> None:
+        self.check_local()
+
+    def check_local(self) -> None:
+        if not self.config.path.is_dir():
+            raise ConfigError(folder_problem(self.name, self.config.path))

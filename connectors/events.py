@@ -52,24 +52,27 @@ NOT_FOUND = WebhookResponse(404, "not found")
 
 class Retry:
     """When to try a failed subscription (or connection) again: 5 s, then doubling up to 5 min, so
-    an unreachable hook URL costs a request and a log line every few minutes, not every second."""
+    an unreachable hook URL costs a request and a log line every few minutes, not every second.
+    `clock`: monotonic seconds by default (the kit's renewal loop passes its own)."""
 
-    def __init__(self, first: float = 5.0, cap: float = 300.0) -> None:
-        self.first, self.cap = first, cap
+    def __init__(self, first: float = 5.0, cap: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.first, self.cap, self._clock = first, cap, clock
         self.wait = 0.0
         self.at = 0.0
 
     def due(self) -> bool:
-        return time.monotonic() >= self.at
+        return self._clock() >= self.at
 
     def failed(self) -> float:
         """Note a failure; returns the seconds until the next try."""
         self.wait = min(self.cap, self.wait * 2 or self.first)
-        self.at = time.monotonic() + self.wait
+        self.at = self._clock() + self.wait
         return self.wait
 
     def succeeded(self) -> None:
         self.wait, self.at = 0.0, 0.0
+
+
 Emit = Callable[[Hint], None]
 
 

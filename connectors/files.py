@@ -19,9 +19,9 @@ from typing import Any
 
 from pydantic import Field
 
-from inlet.errors import ConfigError, ItemError
+from inlet.errors import ItemError
 
-from .base import ConfigPath, Connector, StaticACLConfig, folder_problem
+from .base import ConfigPath, FolderConfig, FolderConnector
 from .extract import document_title, extract_text, kind_of
 from .model import Checkpoint, Deletion, Item, Progress, Skipped
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx", ""}   # "": plain text (e.g. mail dumps)
 
 
-class FilesConfig(StaticACLConfig):
+class FilesConfig(FolderConfig):
     path: ConfigPath = Field(description="the folder to index")
     include: list[str] = Field(default_factory=lambda: ["**/*"], description="globs of files to index")
     exclude: list[str] = Field(default_factory=list, description="globs of files to leave out")
@@ -38,17 +38,10 @@ class FilesConfig(StaticACLConfig):
     checkpoint_every: int = Field(20, ge=1, description="files read between checkpoints")
 
 
-class FilesConnector(Connector[FilesConfig]):
+class FilesConnector(FolderConnector[FilesConfig]):
     type = "files"
     Config = FilesConfig
     deletions_from_checkpoint = True
-
-    def check(self) -> None:
-        self.check_local()
-
-    def check_local(self) -> None:
-        if not self.config.path.is_dir():
-            raise ConfigError(folder_problem(self.name, self.config.path))
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: datetime | None = None) -> Iterator[Item]:
         self.check()

@@ -25,24 +25,24 @@ import builtins
 import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_serializer
 
 from inlet.errors import ItemError
 
 from .base import ConfigPath, Connector, Duration, SourceConfig, parse_duration
 from .events import EventSource
-from .google_drive_client import DriveApiError, DriveClient, load_credentials
+from .google_drive_client import SCOPES, DriveApiError, DriveClient
 from .google_drive_content import FILE_FIELDS, FOLDER, TooLarge, acl_of, fetch_text, folder_path, \
     in_scope, owner_of, skip_reason
-from .model import Checkpoint, Deletion, Document, Item, Progress, Skipped
+from .kit import CheckpointModel, Pager, RetryPolicy, page_token
+from .kit.google import load_credentials
+from .model import Deletion, Document, Item, Progress, Skipped
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_VERSION = 1
 _SKIP_REASONS = {"fileNotDownloadable", "cannotDownloadFile", "exportSizeLimitExceeded", "fileNotExportable"}
 _FOLDER_FIELDS = "id,name,mimeType,parents,driveId,trashed"
 
@@ -71,34 +71,21 @@ class GoogleDriveConfig(SourceConfig):
                                   "(Drive allows up to 7 days)")
 
 
-@dataclass
-class _State:
-    """The typed checkpoint."""
+class _State(CheckpointModel):
+    """The typed checkpoint (stored sets are sorted lists)."""
 
     start_token: str
-    phase: str = "crawl"                       # crawl | changes
+    phase: Literal["crawl", "changes"] = "crawl"
     page_token: str | None = None              # files.list token (crawl) or changes token (changes)
     folders: dict[str, list[Any]] | None = None  # {id: [name, parent]}; None until listed
-    drives: dict[str, str] = field(default_factory=dict)
-    known: set[str] = field(default_factory=set)    # native ids of indexed documents
+    drives: dict[str, str] = {}
+    known: set[str] = set()                    # native ids of indexed documents
     prev: set[str] | None = None               # during a fallback re-crawl: ids known before it
     listed: int = 0                            # files the crawl's pages before `page_token` held
 
-    def dump(self) -> Checkpoint:
-        return Checkpoint(state={
-            "v": CHECKPOINT_VERSION, "start_token": self.start_token, "phase": self.phase,
-            "page_token": self.page_token, "folders": self.folders, "drives": self.drives,
-            "known": sorted(self.known), "prev": sorted(self.prev) if self.prev is not None else None,
-            "listed": self.listed})
-
-    @classmethod
-    def load(cls, raw: dict[str, Any] | None) -> _State | None:
-        if not raw or raw.get("v") != CHECKPOINT_VERSION:
-            return None
-        prev = raw.get("prev")
-        return cls(raw["start_token"], raw["phase"], raw.get("page_token"), raw.get("folders"),
-                   dict(raw.get("drives") or {}), set(raw.get("known") or []),
-                   set(prev) if prev is not None else None, int(raw.get("listed") or 0))
+    @field_serializer("known", "prev")
+    def _sorted(self, ids: set[str] | None) -> list[str] | None:
+        return sorted(ids) if ids is not None else None
 
 
 class GoogleDriveConnector(Connector[GoogleDriveConfig]):
@@ -112,10 +99,10 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
     def client(self) -> DriveClient:
         if self._client is None:
             c = self.config
-            creds = load_credentials(c.credentials_file, c.subject, self.name)
-            self._client = DriveClient(self.name, creds, c.api_endpoint, retries=c.retries,
-                                       backoff=c.backoff_seconds, per_second=c.max_requests_per_second,
-                                       timeout=c.timeout)
+            creds = load_credentials(c.credentials_file, c.subject, self.name, SCOPES)
+            policy = RetryPolicy(attempts=c.retries + 1, backoff=c.backoff_seconds, cap=60.0, deadline=180.0)
+            self._client = DriveClient(self.name, creds, c.api_endpoint, policy=policy,
+                                       per_second=c.max_requests_per_second, timeout=c.timeout)
         return self._client
 
     def check(self) -> None:
@@ -130,10 +117,10 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
 
     # --- load --------------------------------------------------------------------------------
     def load(self, checkpoint: dict[str, Any] | None, *, since: datetime | None = None) -> Iterator[Item]:
-        st = _State.load(checkpoint)
+        st = _State.load(checkpoint, source=self.name)
         if st is None:
             st = _State(start_token=self.client.start_page_token())
-            yield st.dump()
+            yield st.checkpoint()
         with ThreadPoolExecutor(self.config.concurrency, thread_name_prefix=f"drive-{self.name}") as pool:
             self._pool = pool
             if st.phase == "crawl":
@@ -143,24 +130,24 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
     def _crawl(self, st: _State, since: datetime | None = None) -> Iterator[Item]:
         if st.folders is None:
             self._load_tree(st)
-            yield st.dump()
+            yield st.checkpoint()
         q = f"mimeType != '{FOLDER}' and trashed = false"
         if since is not None:
             q += f" and modifiedTime > '{since.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%S')}'"
-        token = st.page_token
-        st.listed = st.listed if token else 0
+        pager = Pager(source=self.name, what="files.list", token=st.page_token)
+        st.listed = st.listed if pager.token else 0
         count = self._count(q)
-        done, total = 0, max(count - st.listed, 0) if token else count
+        done, total = 0, max(count - st.listed, 0) if pager.token else count
         yield Progress(total=total, done=0, unit="files")
         while True:
             try:
-                page = self.client.list_files(q, token, self.config.page_size, FILE_FIELDS,
+                page = self.client.list_files(q, pager.token, self.config.page_size, FILE_FIELDS,
                                               self.config.shared_drives)
             except DriveApiError as err:
-                if token is None or err.status != 400:
+                if pager.token is None or err.status != 400:
                     raise
                 log.warning("source %r: files.list page token refused; restarting the listing", self.name)
-                token, st.listed, total = None, 0, done + count
+                pager, st.listed, total = Pager(source=self.name, what="files.list"), 0, done + count
                 yield Progress(total=total)
                 continue
             files = page.get("files", [])
@@ -168,11 +155,10 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             done += len(files)
             st.listed += len(files)
             yield Progress(done=done)     # also when the page held only files out of scope
-            next_token = page.get("nextPageToken")
-            if not next_token or next_token == token:
+            if not pager.advance(page_token(page)):
                 break
-            token = st.page_token = next_token
-            yield st.dump()
+            st.page_token = pager.token
+            yield st.checkpoint()
         if done != total:
             log.info("source %r: the listing held %d files, not the %d counted first", self.name, done, total)
             yield Progress(total=done, done=done)
@@ -181,17 +167,10 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             for native in sorted(st.prev - st.known):
                 yield Deletion(id=self.doc_id(native))
         st.prev, st.phase, st.page_token = None, "changes", st.start_token
-        yield st.dump()
+        yield st.checkpoint()
 
     def _listing(self, q: str, fields: str) -> Iterator[dict[str, Any]]:
-        """Every file `q` matches, 1000 a page (for listings not checkpointed page by page)."""
-        token: str | None = None
-        while True:
-            page = self.client.list_files(q, token, 1000, fields, self.config.shared_drives)
-            yield from page.get("files", [])
-            if not page.get("nextPageToken") or page["nextPageToken"] == token:
-                return
-            token = page["nextPageToken"]
+        return self.client.files(q, fields, self.config.shared_drives)
 
     def _count(self, q: str) -> int:
         """How many files the listing `q` holds (ids only: the total of a crawl's progress)."""
@@ -204,8 +183,9 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
                       for f in self._listing(f"mimeType = '{FOLDER}' and trashed = false", _FOLDER_FIELDS)}
 
     def _follow_changes(self, st: _State) -> Iterator[Item]:
+        pager = Pager(source=self.name, what="changes.list", token=st.page_token or st.start_token)
         while True:
-            token = st.page_token or st.start_token
+            token = pager.token or st.start_token
             try:
                 page = self.client.list_changes(token, self.config.page_size, FILE_FIELDS,
                                                 self.config.shared_drives)
@@ -214,11 +194,12 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
                     raise
                 log.warning("source %r: change token %s refused (%s); full re-crawl", self.name, token, err)
                 yield from self._recrawl(st)
+                pager = Pager(source=self.name, what="changes.list", token=st.page_token or st.start_token)
                 continue
             yield from self._apply(page.get("changes", []), st)
             st.page_token = page.get("nextPageToken") or page.get("newStartPageToken") or token
-            yield st.dump()
-            if not page.get("nextPageToken") or page["nextPageToken"] == token:
+            yield st.checkpoint()
+            if not pager.advance(page_token(page)):
                 return
 
     def _recrawl(self, st: _State) -> Iterator[Item]:
@@ -226,7 +207,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         st.known = set()
         st.start_token = self.client.start_page_token()
         st.phase, st.page_token, st.folders = "crawl", None, None
-        yield st.dump()
+        yield st.checkpoint()
         yield from self._crawl(st)
 
     # --- changes -----------------------------------------------------------------------------

@@ -3,9 +3,9 @@
 Drive posts a `sync` message when the channel opens, then a `change` message (headers only) after
 changes; each `change` is a hint, and the sync it triggers reads `changes.list` from the page token
 saved in the checkpoint, so a message carries nothing that must be trusted. A message must carry
-the channel token this process chose (else 403) and name one of its channels (else 404). Channels
-cannot be extended: `maintain()` opens a new one in the last third of the current one's lifetime,
-then stops the old; `stop()` stops them all (`channels.stop`).
+the channel token this process chose (else 403) and name its current channel (else 404). Channels
+cannot be extended: the kit's `Renewals` opens a new one in the last third of the current one's
+lifetime, then stops the old; `stop()` stops it (`channels.stop`) in bounded time.
 """
 
 from __future__ import annotations
@@ -14,26 +14,15 @@ import logging
 import secrets
 import time
 import uuid
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from inlet.errors import InletError
-
-from .events import NOT_FOUND, Emit, EventSource, Hint, Retry, WebhookRequest, WebhookResponse
+from .events import NOT_FOUND, Emit, EventSource, Hint, WebhookRequest, WebhookResponse
+from .kit import Renewals, Subscription
 
 if TYPE_CHECKING:
     from .google_drive import GoogleDriveConnector
 
 log = logging.getLogger(__name__)
-
-RENEW_AT = 1 / 3     # replace the channel when less than this share of its lifetime is left
-
-
-@dataclass
-class _Channel:
-    id: str
-    resource_id: str
-    expires: float   # epoch seconds
 
 
 class DrivePushChannels(EventSource):
@@ -41,62 +30,47 @@ class DrivePushChannels(EventSource):
         super().__init__()
         self.connector = connector
         self.url = url
-        self.lifetime = lifetime
         self.token = secrets.token_urlsafe(24)
-        self.channels: dict[str, _Channel] = {}
-        self.current: _Channel | None = None
-        self.retry = Retry()
+        self.renewals = Renewals(source=connector.name, what="push channel", lifetime=lifetime,
+                                 create=self._open, remove=self._stop)
+        self.channel = self.renewals.add("changes")
 
     def start(self, emit: Emit) -> None:
         self.emit = emit
-        self._open()
+        self._open(self.channel)
+        self.live = True
 
-    def _open(self) -> None:
+    def _open(self, sub: Subscription) -> None:
         client = self.connector.client
-        expires = time.time() + self.lifetime
+        expires = time.time() + self.renewals.lifetime
         answer = client.watch_changes(client.start_page_token(), {
             "id": str(uuid.uuid4()), "type": "web_hook", "address": self.url, "token": self.token,
             "expiration": int(expires * 1000)}, self.connector.config.shared_drives)
-        channel = _Channel(answer["id"], answer["resourceId"], int(answer.get("expiration") or 0) / 1000 or expires)
-        self.channels[channel.id] = channel
-        self.current = channel
-        self.live = True
+        sub.id, sub.data["resource_id"] = answer["id"], answer["resourceId"]
+        sub.expires = int(answer.get("expiration") or 0) / 1000 or expires
+
+    def _stop(self, sub: Subscription) -> None:
+        assert sub.id is not None
+        self.connector.client.stop_channel(sub.id, sub.data["resource_id"])
 
     def maintain(self) -> None:
-        current = self.current
-        try:
-            if self.retry.due() and (current is None or current.expires - time.time() < self.lifetime * RENEW_AT):
-                self._open()
-                self.retry.succeeded()
-                if current is not None:
-                    self._stop(current)
-        except InletError as exc:   # tried again later; the schedule covers the gap
-            log.warning("source %r: push channel: %s; next try in %.0fs", self.connector.name, exc,
-                        self.retry.failed())
-        self.live = self.current is not None and self.current.expires > time.time()
-
-    def _stop(self, channel: _Channel) -> None:
-        self.channels.pop(channel.id, None)
-        try:
-            self.connector.client.stop_channel(channel.id, channel.resource_id)
-        except InletError as exc:   # it expires by itself
-            log.info("source %r: could not stop push channel %s: %s", self.connector.name, channel.id, exc)
+        self.renewals.maintain()
+        self.live = self.renewals.live
 
     def stop(self) -> None:
         self.live = False
-        for channel in list(self.channels.values()):
-            self._stop(channel)
-        self.current = None
+        self.renewals.stop()
 
     def webhook(self, request: WebhookRequest) -> WebhookResponse:
         if request.method != "POST":
             return WebhookResponse(405, "POST only")
-        if request.headers.get("x-goog-channel-id") not in self.channels:
+        channel = request.headers.get("x-goog-channel-id")
+        if not channel or channel != self.channel.id:
             return NOT_FOUND
         if not secrets.compare_digest(request.headers.get("x-goog-channel-token", ""), self.token):
             log.warning("source %r: a push message with a wrong channel token was refused", self.connector.name)
             return WebhookResponse(403, "wrong channel token")
         if request.headers.get("x-goog-resource-state") != "sync":
             number = request.headers.get("x-goog-message-number", "")
-            self.emit(Hint(None, key=f"{request.headers.get('x-goog-channel-id')}:{number}"))
+            self.emit(Hint(None, key=f"{channel}:{number}"))
         return WebhookResponse(200)

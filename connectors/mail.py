@@ -19,9 +19,9 @@ from typing import Any
 
 from pydantic import Field
 
-from inlet.errors import ConfigError, ItemError
+from inlet.errors import ItemError
 
-from .base import ConfigPath, Connector, StaticACLConfig, folder_problem
+from .base import ConfigPath, Connector, FolderConfig, FolderConnector
 from .extract import extract_text, kind_of
 from .mail_text import addresses, body_text, header_date, looks_like_mail, parse_rfc822, part_text
 from .model import ACL, Checkpoint, Deletion, Document, Item, Progress, Skipped
@@ -157,25 +157,18 @@ def rfc822_message(native_id: str, raw: bytes, url: str = "", folder: str = "") 
 
 
 # --- the archive connector ------------------------------------------------------------------------
-class MailArchiveConfig(StaticACLConfig):
+class MailArchiveConfig(FolderConfig):
     path: ConfigPath = Field(description="folder of .eml / RFC 822 files, mbox files or Maildirs")
     max_attachment_bytes: int = Field(DEFAULT_MAX_ATTACHMENT_BYTES, description="larger attachments are skipped")
     checkpoint_every: int = Field(20, ge=1, description="files between checkpoints")
 
 
-class MailArchiveConnector(Connector[MailArchiveConfig]):
+class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
     """A mail archive on disk; a file's mtime and size tell whether to read it again."""
 
     type = "mail_archive"
     Config = MailArchiveConfig
     deletions_from_checkpoint = True
-
-    def check(self) -> None:
-        self.check_local()
-
-    def check_local(self) -> None:
-        if not self.config.path.is_dir():
-            raise ConfigError(folder_problem(self.name, self.config.path))
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: dt.datetime | None = None) -> Iterator[Item]:
         self.check()

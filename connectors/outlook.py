@@ -41,23 +41,20 @@ from urllib.parse import quote
 import httpx
 from pydantic import Field, field_validator
 
-from inlet.errors import RetriableError
-
 from .base import ConfigPath, Connector, Duration, SourceConfig, parse_duration
 from .events import EventSource
 from .mail import DEFAULT_MAX_ATTACHMENT_BYTES, MailAttachment, MailMessage, message_document
-from .model import ACL, Checkpoint, Deletion, Item, Progress, Skipped
-from .outlook_client import GraphClient, GraphError
+from .kit import CheckpointModel, Pager, RetryPolicy, next_link
+from .kit.graph import SCOPE, GraphClient, GraphError
+from .model import ACL, Deletion, Item, Progress, Skipped
 
 log = logging.getLogger(__name__)
 
-GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 SELECT = ("subject,body,from,sender,toRecipients,ccRecipients,receivedDateTime,sentDateTime,"
           "lastModifiedDateTime,webLink,conversationId,hasAttachments,parentFolderId,internetMessageId")
 WELL_KNOWN = frozenset({"inbox", "sentitems", "deleteditems", "junkemail", "drafts", "archive", "outbox",
                         "conversationhistory", "clutter", "scheduled", "syncissues", "conflicts",
                         "localfailures", "serverfailures"})
-STATE_VERSION = 1
 
 
 class OutlookConfig(SourceConfig):
@@ -72,7 +69,7 @@ class OutlookConfig(SourceConfig):
                                           "(.../hooks/outlook/NAME): Graph change notifications (daemon)")
     subscription_lifetime: Duration = Field("2d", description="how long each Graph subscription lasts before "
                                        "renewal (Graph allows up to 7 days for mail)")
-    scope: str = Field(GRAPH_SCOPE, description="token scope (national clouds: their Graph host)")
+    scope: str = Field(SCOPE, description="token scope (national clouds: their Graph host)")
     folders: list[str] = Field(["*"], description="folder paths (globs, e.g. 'Inbox/*') or well-known "
                                "names to sync; a folder brings its child folders")
     exclude_folders: list[str] = Field(["junkemail", "deleteditems", "drafts"],
@@ -88,6 +85,20 @@ class OutlookConfig(SourceConfig):
     @classmethod
     def _lower(cls, values: list[str]) -> list[str]:
         return [v.strip().lower() for v in values]
+
+
+class _State(CheckpointModel):
+    """The checkpoint: per mailbox, the well-known folder ids and per folder {path, ids, link, whole,
+    resync}. Folder entries are replaced, their lists never mutated, so `dump` copies them shallowly."""
+
+    since: str | None = None
+    mailboxes: dict[str, dict[str, Any]] = {}
+
+    def dump(self) -> dict[str, Any]:
+        return {"version": self.VERSION, "since": self.since, "mailboxes": {
+            name: {"wellknown": dict(box.get("wellknown", {})),
+                   "folders": {fid: dict(entry) for fid, entry in box.get("folders", {}).items()}}
+            for name, box in self.mailboxes.items()}}
 
 
 @dataclass
@@ -124,7 +135,8 @@ class OutlookConnector(Connector[OutlookConfig]):
         return GraphClient(source=self.name, tenant_id=c.tenant_id, client_id=c.client_id,
                            client_secret=self.secret("client_secret_env"), graph_url=c.graph_url,
                            authority_url=c.authority_url, ca_bundle=c.ca_bundle, scope=c.scope,
-                           timeout=c.timeout, transport=self._transport, sleep=self._sleep)
+                           timeout=c.timeout, transport=self._transport, user_agent="inlet-outlook/0.1",
+                           policy=RetryPolicy(cap=60.0, jitter=0.0, deadline=120.0, sleep=self._sleep))
 
     def check(self) -> None:
         client = self.client()
@@ -134,14 +146,14 @@ class OutlookConnector(Connector[OutlookConfig]):
             client.close()
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: dt.datetime | None = None) -> Iterator[Item]:
-        state = _fresh_state(since) if not checkpoint or checkpoint.get("v") != STATE_VERSION else checkpoint
+        state = _State.load(checkpoint, source=self.name) or _fresh_state(since)
         client = self.client()
         try:
             tally = _Tally()
             syncs = [_MailboxSync(self, client, mailbox, state, tally) for mailbox in self.config.mailboxes]
             for sync in syncs:
                 sync.list_folders()
-            if tally.total and not state.get("since"):
+            if tally.total and not state.since:
                 yield Progress(total=tally.total, done=0, unit="messages")
             else:
                 tally.total = None
@@ -151,12 +163,12 @@ class OutlookConnector(Connector[OutlookConfig]):
                 yield Progress(total=tally.done, done=tally.done)
         finally:
             client.close()
-        yield Checkpoint(state=_snapshot(state))
+        yield state.checkpoint()
 
     def load_scope(self, checkpoint: dict[str, Any], scope: frozenset[str]) -> Iterator[Item]:
         """Only the delta rounds of the folders (ids) in `scope`; all of them when one is unknown."""
-        state = checkpoint if checkpoint.get("v") == STATE_VERSION else None
-        boxes = (state or {}).get("mailboxes", {})
+        state = _State.load(checkpoint, source=self.name)
+        boxes = state.mailboxes if state is not None else {}
         targets = {mailbox: [fid for fid in sorted(scope) if fid in boxes.get(mailbox, {}).get("folders", {})]
                    for mailbox in self.config.mailboxes}
         if state is None or sum(map(len, targets.values())) < len(scope):
@@ -169,7 +181,7 @@ class OutlookConnector(Connector[OutlookConfig]):
                     yield from _MailboxSync(self, client, mailbox, state).run_folders(folder_ids)
         finally:
             client.close()
-        yield Checkpoint(state=_snapshot(state))
+        yield state.checkpoint()
 
     def live_ids(self) -> Iterator[str]:
         """Every message id in the synced folders: one id-only delta round per folder, for prune."""
@@ -207,16 +219,8 @@ class OutlookConnector(Connector[OutlookConfig]):
         return ACL(users=[mailbox, *users])
 
 
-def _fresh_state(since: dt.datetime | None) -> dict[str, Any]:
-    return {"v": STATE_VERSION, "since": _iso(since) if since else None, "mailboxes": {}}
-
-
-def _snapshot(state: dict[str, Any]) -> dict[str, Any]:
-    """A copy safe to hand out: folder entries are copied, their lists are replaced, never mutated."""
-    return {"v": state["v"], "since": state.get("since"), "mailboxes": {
-        name: {"wellknown": dict(box.get("wellknown", {})),
-               "folders": {fid: dict(entry) for fid, entry in box.get("folders", {}).items()}}
-        for name, box in state["mailboxes"].items()}}
+def _fresh_state(since: dt.datetime | None) -> _State:
+    return _State(since=_iso(since) if since else None)
 
 
 def _iso(value: dt.datetime) -> str:
@@ -229,13 +233,13 @@ class _MailboxSync:
     """One pass over one mailbox: folders, then each folder's delta round."""
 
     def __init__(self, connector: OutlookConnector, client: GraphClient, mailbox: str,
-                 state: dict[str, Any], tally: _Tally | None = None) -> None:
+                 state: _State, tally: _Tally | None = None) -> None:
         self.c = connector
         self.tally = tally or _Tally(total=None)
         self.client = client
         self.mailbox = mailbox
         self.state = state
-        self.box = state["mailboxes"].setdefault(mailbox, {"wellknown": {}, "folders": {}})
+        self.box = state.mailboxes.setdefault(mailbox, {"wellknown": {}, "folders": {}})
         self.user = f"/users/{quote(mailbox, safe='@')}"
         self.wanted: set[str] = set()
         self.folders: list[_Folder] | GraphError | None = None   # None: not listed yet
@@ -312,17 +316,8 @@ class _MailboxSync:
 
     def _pages(self, url: str, params: dict[str, Any] | None,
                headers: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
-        seen: set[str] = set()
-        while True:
-            page = self.client.get(url, params, headers)
+        for page in self.client.pages(url, params, headers):
             yield from page.get("value", [])
-            next_link = page.get("@odata.nextLink")
-            if not next_link:
-                return
-            if next_link in seen:
-                raise RetriableError(f"source {self.c.name!r}: Graph repeated a nextLink")
-            seen.add(next_link)
-            url, params = next_link, None
 
     def _resolve_well_known(self) -> None:
         """Ids of the well-known names the config uses (Graph v1.0 folders do not carry them)."""
@@ -361,13 +356,13 @@ class _MailboxSync:
             log.info("source %s: folder %s of %s no longer synced", self.c.name, entry.get("path"), self.mailbox)
             for mid in sorted((set(entry.get("ids", [])) | set(entry.get("resync", []))) - held):
                 yield Deletion(id=self.c.doc_id(mid))
-            yield Checkpoint(state=_snapshot(self.state))
+            yield self.state.checkpoint()
 
     # --- one folder ---------------------------------------------------------------------------
     def _first_request(self, folder: _Folder) -> tuple[str, dict[str, Any]]:
         params = {"$select": SELECT}
-        if self.state.get("since"):
-            params["$filter"] = f"receivedDateTime ge {self.state['since']}"
+        if self.state.since:
+            params["$filter"] = f"receivedDateTime ge {self.state.since}"
         return f"{self.user}/mailFolders/{quote(folder.id, safe='')}/messages/delta", params
 
     def _sync_folder(self, folder: _Folder) -> Iterator[Item]:
@@ -376,7 +371,7 @@ class _MailboxSync:
         ids = set(entry.get("ids", []))
         url, params = (entry["link"], None) if entry.get("link") else self._first_request(folder)
         whole = not entry.get("link") or bool(entry.get("whole"))   # counted in the tally's total
-        seen: set[str] = set()
+        pager = Pager(source=self.c.name, what="messages/delta")
         while True:
             try:
                 page = self.client.get(url, params, self.c.prefer_headers)
@@ -388,6 +383,7 @@ class _MailboxSync:
                     ids = set()
                     entry.pop("link", None)
                     url, params = self._first_request(folder)
+                    pager = Pager(source=self.c.name, what="messages/delta")
                     continue
                 if exc.status == 404:
                     log.warning("source %s: folder %s/%s vanished during the sync", self.c.name,
@@ -404,19 +400,16 @@ class _MailboxSync:
                     if whole and self.tally.total is not None:
                         self.tally.done += 1
                         yield Progress(done=self.tally.done)
-            url, params = page.get("@odata.nextLink"), None
-            if url:
-                if url in seen:
-                    raise RetriableError(f"source {self.c.name!r}: Graph repeated a nextLink")
-                seen.add(url)
+            if pager.advance(next_link(page)):
+                url, params = str(pager.token), None
                 entry.update(link=url, ids=sorted(ids), whole=whole)
-                yield Checkpoint(state=_snapshot(self.state))
+                yield self.state.checkpoint()
                 continue
             for mid in sorted(set(entry.pop("resync", [])) - ids):
                 yield from self._removed(mid)
             entry.pop("whole", None)
             entry.update(link=page["@odata.deltaLink"], ids=sorted(ids))
-            yield Checkpoint(state=_snapshot(self.state))
+            yield self.state.checkpoint()
             return
 
     def _removed(self, message_id: str) -> Iterator[Item]:

@@ -6,8 +6,8 @@ request (`?validationToken=...`, answered by echoing the token), then notificati
 for us). Each notification is a hint for its folder, whose next delta round reads the change.
 Lifecycle notifications: `reauthorizationRequired` renews the subscription now, `missed` is a
 hint (a delta round catches up), `subscriptionRemoved` re-creates the subscription and is a hint.
-`maintain()` renews subscriptions in the last third of their lifetime and re-creates lost ones;
-`stop()` deletes them.
+The kit's `Renewals` renews subscriptions in the last third of their lifetime and re-creates lost
+ones (`maintain()`); `stop()` deletes them in bounded time.
 """
 
 from __future__ import annotations
@@ -16,32 +16,18 @@ import datetime as dt
 import json
 import logging
 import secrets
-import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from inlet.errors import InletError
-
-from .events import Emit, EventSource, Hint, Retry, WebhookRequest, WebhookResponse
-from .outlook_client import GraphClient, GraphError
+from .events import Emit, EventSource, Hint, WebhookRequest, WebhookResponse
+from .kit import Renewals, Subscription
+from .kit.graph import GraphClient, GraphError
 
 if TYPE_CHECKING:
     from .outlook import OutlookConnector
 
 log = logging.getLogger(__name__)
 
-RENEW_AT = 1 / 3     # renew when less than this share of the lifetime is left
 ACCEPTED = WebhookResponse(202)
-
-
-@dataclass
-class _Sub:
-    mailbox: str
-    folder_id: str
-    id: str | None = None
-    expires: float = 0.0
-    renew_now: bool = False
-    retry: Retry = field(default_factory=Retry)
 
 
 class GraphSubscriptions(EventSource):
@@ -51,51 +37,40 @@ class GraphSubscriptions(EventSource):
         super().__init__()
         self.connector = connector
         self.url = url
-        self.lifetime = lifetime
         self.client_state = secrets.token_urlsafe(24)
         self.client: GraphClient | None = None
-        self.subs: dict[tuple[str, str], _Sub] = {}
+        self.renewals = Renewals(source=connector.name, what="subscription for folder", lifetime=lifetime,
+                                 create=self._create, renew=self._renew, remove=self._delete,
+                                 advice=f"is {url} served by `inlet daemon --serve`?")
 
     # --- life cycle -----------------------------------------------------------------------------
     def start(self, emit: Emit) -> None:
         self.emit = emit
         self.client = self.connector.client()
         for mailbox, folder_id in self.connector.synced_folders(self.client):
-            self.subs[(mailbox, folder_id)] = _Sub(mailbox, folder_id)
+            self.renewals.add(folder_id, mailbox=mailbox)
         self.maintain()
 
     def maintain(self) -> None:
-        now = time.time()
-        for sub in list(self.subs.values()):
-            if not sub.retry.due():
-                continue
-            try:
-                if sub.id is None:
-                    self._create(sub)
-                elif sub.renew_now or sub.expires - now < self.lifetime * RENEW_AT:
-                    self._renew(sub)
-                sub.retry.succeeded()
-            except (GraphError, InletError) as exc:   # tried again later; the schedule covers the gap
-                log.warning("source %r: subscription for folder %s of %s: %s (is %s served by `inlet daemon "
-                            "--serve`?); next try in %.0fs", self.connector.name, sub.folder_id[-12:], sub.mailbox,
-                            exc, self.url, sub.retry.failed())
-        self.live = bool(self.subs) and all(s.id for s in self.subs.values())
+        self.renewals.maintain()
+        self.live = self.renewals.live
 
     def _expiry(self) -> str:
-        when = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=self.lifetime)
+        when = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=self.renewals.lifetime)
         return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
-    def _create(self, sub: _Sub) -> None:
+    def _create(self, sub: Subscription) -> None:
         assert self.client is not None
+        mailbox = sub.data["mailbox"]
         answer = self.client.request("POST", "/subscriptions", body={
             "changeType": "created,updated,deleted", "notificationUrl": self.url,
             "lifecycleNotificationUrl": self.url, "clientState": self.client_state,
-            "resource": f"/users/{sub.mailbox}/mailFolders('{sub.folder_id}')/messages",
+            "resource": f"/users/{mailbox}/mailFolders('{sub.key}')/messages",
             "expirationDateTime": self._expiry()})
-        sub.id, sub.expires, sub.renew_now = answer["id"], _epoch(answer["expirationDateTime"]), False
-        log.debug("source %r: subscribed to folder %s of %s", self.connector.name, sub.folder_id[-12:], sub.mailbox)
+        sub.id, sub.expires = answer["id"], _epoch(answer["expirationDateTime"])
+        log.debug("source %r: subscribed to folder %s of %s", self.connector.name, sub.key[-12:], mailbox)
 
-    def _renew(self, sub: _Sub) -> None:
+    def _renew(self, sub: Subscription) -> None:
         assert self.client is not None
         try:
             answer = self.client.request("PATCH", f"/subscriptions/{sub.id}",
@@ -105,20 +80,19 @@ class GraphSubscriptions(EventSource):
                 raise
             sub.id = None   # expired or removed: subscribe again (and sync: changes may have been missed)
             self._create(sub)
-            self.emit(Hint(sub.folder_id))
+            self.emit(Hint(sub.key))
             return
-        sub.expires, sub.renew_now = _epoch(answer["expirationDateTime"]), False
+        sub.expires = _epoch(answer["expirationDateTime"])
+
+    def _delete(self, sub: Subscription) -> None:
+        if self.client is not None:
+            self.client.request("DELETE", f"/subscriptions/{sub.id}")
 
     def stop(self) -> None:
         self.live = False
         if self.client is None:
             return
-        for sub in self.subs.values():
-            if sub.id:
-                try:
-                    self.client.request("DELETE", f"/subscriptions/{sub.id}")
-                except (GraphError, InletError) as exc:   # it expires by itself
-                    log.info("source %r: could not delete subscription %s: %s", self.connector.name, sub.id, exc)
+        self.renewals.stop()
         self.client.close()
         self.client = None
 
@@ -141,7 +115,7 @@ class GraphSubscriptions(EventSource):
         return ACCEPTED
 
     def _note(self, note: dict[str, Any]) -> None:
-        sub = next((s for s in self.subs.values() if s.id and s.id == note.get("subscriptionId")), None)
+        sub = next((s for s in self.renewals.subs.values() if s.id and s.id == note.get("subscriptionId")), None)
         if sub is None:
             return   # a subscription we no longer hold
         event = note.get("lifecycleEvent")
@@ -150,7 +124,8 @@ class GraphSubscriptions(EventSource):
             return
         if event == "subscriptionRemoved":
             sub.id = None   # maintain() subscribes again
-        self.emit(Hint(sub.folder_id))
+        self.emit(Hint(sub.key))
+
 
 
 def _epoch(value: str) -> float:

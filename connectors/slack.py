@@ -25,7 +25,6 @@ deletes only threads of the channels it read (or all of a channel it finds delet
 
 from __future__ import annotations
 
-import copy
 import fnmatch
 import hashlib
 import logging
@@ -41,6 +40,7 @@ from inlet.errors import ConfigError, ItemError
 from .base import Connector, SourceConfig, parse_duration
 from .events import EventSource
 from .extract import extract_text, kind_of
+from .kit import CheckpointModel, Pager, RetryPolicy, cursor
 from .model import ACL, Checkpoint, Deletion, Item, Progress, Skipped
 from .slack_client import TIERS, SlackAPI, SlackError
 from .slack_events import SlackSocketEvents
@@ -51,7 +51,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["SlackConfig", "SlackConnector", "SlackExportConnector"]
 
-STATE_VERSION = 1
 SKIP_CHANNEL = frozenset({"not_in_channel", "channel_not_found", "is_archived", "access_denied"})
 LIST_USERS_AFTER = 50   # a scoped run looks people up one by one (users.info), then lists them all
 
@@ -93,6 +92,10 @@ class SlackConfig(SourceConfig):
     def paces(self) -> dict[str, float]:
         return {m: r * self.pace_scale for m, r in {**TIERS, **self.pace}.items()}
 
+    def retry_policy(self) -> RetryPolicy:
+        # Slack's Retry-After for a tier's window is up to a minute: honoured in full.
+        return RetryPolicy(attempts=self.max_retries + 1, backoff=self.retry_backoff, cap=60.0, deadline=120.0)
+
 
 class SlackConnector(Connector[SlackConfig]):
     """Slack Web API via slack_sdk; see the module docstring for the sync model."""
@@ -111,7 +114,7 @@ class SlackConnector(Connector[SlackConfig]):
         if self.api is None:
             cfg = self.config
             self.api = SlackAPI(self.name, self.secret("token_env"), cfg.base_url, pace=cfg.paces(),
-                                retries=cfg.max_retries, backoff=cfg.retry_backoff, timeout=cfg.timeout)
+                                policy=cfg.retry_policy(), timeout=cfg.timeout)
         return self.api
 
     def check(self) -> None:
@@ -124,7 +127,7 @@ class SlackConnector(Connector[SlackConfig]):
     def load_scope(self, checkpoint: dict[str, Any], scope: frozenset[str]) -> Iterator[Item]:
         """Sync only the channels in `scope` (see the module docstring)."""
         crawl = _Crawl(self, checkpoint, None)
-        if crawl.fresh or crawl.state["run"] is not None:   # a full run to finish first: it covers these too
+        if crawl.fresh or crawl.state.run is not None:   # a full run to finish first: it covers these too
             yield from crawl.run()
         else:
             yield from crawl.run_scope(scope)
@@ -153,8 +156,15 @@ class SlackConnector(Connector[SlackConfig]):
                             self.name, chan.name, exc.error)
 
 
-def _new_state() -> dict[str, Any]:
-    return {"v": STATE_VERSION, "channels": {}, "run": None, "reconciled_at": 0.0}
+class _State(CheckpointModel):
+    """The checkpoint. `channels`: per channel id {acl, newest, threads, recent, name}; `run`: the run
+    in progress ({todo, reconcile, scan}), None between runs; `names`: channel names for mentions."""
+
+    channels: dict[str, dict[str, Any]] = {}
+    run: dict[str, Any] | None = None
+    reconciled_at: float = 0.0
+    names: dict[str, str] = {}
+    team_url: str = ""
 
 
 def _fingerprint(msg: Mapping[str, Any]) -> str:
@@ -175,8 +185,7 @@ class _Crawl:
         self.cfg = conn.config
         self.api = conn.client()
         self.fresh = checkpoint is None
-        state = copy.deepcopy(checkpoint) if checkpoint else None
-        self.state: dict[str, Any] = state if state and state.get("v") == STATE_VERSION else _new_state()
+        self.state = _State.load(checkpoint, source=conn.name) or _State()
         self.floor = since.timestamp() if since else 0.0
         self.directory = Directory(lookup=self._lookup_user)
         self.channels: dict[str, ChannelInfo] = {}
@@ -191,8 +200,8 @@ class _Crawl:
         self.team_url = auth.get("url") or "https://slack.com/"
         self._list_users()
         self.channels = self._list_channels()
-        self.state["names"] = dict(sorted(self.directory.channels.items()))   # for scoped runs' mentions
-        self.state["team_url"] = self.team_url
+        self.state.names = dict(sorted(self.directory.channels.items()))   # for scoped runs' mentions
+        self.state.team_url = self.team_url
 
     def _list_users(self) -> None:
         for page in self.api.pages("users.list", limit=200):
@@ -251,9 +260,9 @@ class _Crawl:
         try:
             self.start()
             state = self.state
-            if state["run"] is None:
+            if state.run is None:
                 yield from self._begin()
-            run = state["run"]
+            run = self._run
             todo = list(run["todo"])
             yield Progress(total=len(todo), unit="channels")   # left in this run (all of them unless resumed)
             for done, cid in enumerate(todo):
@@ -265,8 +274,8 @@ class _Crawl:
                 yield self._checkpoint()
             yield Progress(done=len(todo))
             if run["reconcile"] or self.fresh:
-                state["reconciled_at"] = self.conn.clock()
-            state["run"] = None
+                state.reconciled_at = self.conn.clock()
+            state.run = None
             yield self._checkpoint()
         finally:
             log.info("source %r: API calls %s", self.conn.name, self.api.calls)
@@ -275,18 +284,18 @@ class _Crawl:
         """Only the channels in `scope`, each from its own checkpoint entry; nothing else is read."""
         self.scoped = True
         try:
-            self.team_url = self.state.get("team_url") or self.api.call("auth.test").get("url") or "https://slack.com/"
-            self.directory.channels.update(self.state.get("names") or {})
-            self.state["run"] = {"todo": [], "reconcile": False, "scan": None}
+            self.team_url = self.state.team_url or self.api.call("auth.test").get("url") or "https://slack.com/"
+            self.directory.channels.update(self.state.names)
+            run = self.state.run = {"todo": [], "reconcile": False, "scan": None}
             for cid in sorted(scope):
                 chan = self._one_channel(cid)
                 if chan is not None:
                     yield from self._channel(chan)
-                elif cid in self.state["channels"]:
+                elif cid in self.state.channels:
                     yield from self._drop_channel(cid)
-                self.state["run"]["scan"] = None
+                run["scan"] = None
                 yield self._checkpoint()
-            self.state["run"] = None
+            self.state.run = None
         finally:
             log.info("source %r: API calls %s (channels %s)", self.conn.name, self.api.calls, ", ".join(sorted(scope)))
 
@@ -309,21 +318,21 @@ class _Crawl:
 
     def _drop_channel(self, cid: str) -> Iterator[Item]:
         """Every document of a channel no longer indexed (gone, left, excluded)."""
-        gone = self.state["channels"].pop(cid)
+        gone = self.state.channels.pop(cid)
         log.info("source %r: channel %s is gone or no longer indexed", self.conn.name, gone.get("name"))
         for ts in sorted(set(gone["threads"]) | set(gone["recent"])):
             yield Deletion(id=self.conn.doc_id(f"{cid}:{ts}"))
 
     def _begin(self) -> Iterator[Item]:
         state = self.state
-        due = self.conn.clock() - state["reconciled_at"] >= parse_duration(self.cfg.reconcile_every)
-        state["run"] = {"todo": list(self.channels), "reconcile": bool(due and not self.fresh), "scan": None}
-        for cid in [c for c in state["channels"] if c not in self.channels]:
+        due = self.conn.clock() - state.reconciled_at >= parse_duration(self.cfg.reconcile_every)
+        state.run = {"todo": list(self.channels), "reconcile": bool(due and not self.fresh), "scan": None}
+        for cid in [c for c in state.channels if c not in self.channels]:
             yield from self._drop_channel(cid)
         yield self._checkpoint()
 
     def _checkpoint(self) -> Checkpoint:
-        state = copy.deepcopy(self.state)
+        state = self.state.dump()   # a deep copy: the crawl goes on mutating its own
         if self.scoped:
             state["run"] = None   # resuming never continues a scoped run: the next run plans afresh
         return Checkpoint(state=state)
@@ -333,16 +342,22 @@ class _Crawl:
         window = now - self.cfg.lookback_days * 86400
         if cs is None or cs["acl"] != _acl_key(chan):
             oldest, force = self.floor, True
-        elif self.state["run"]["reconcile"]:
+        elif self._run["reconcile"]:
             oldest, force = self.floor, False
         else:
             oldest, force = max(self.floor, min(float(cs["newest"] or 0), window)), False
         return {"channel": chan.id, "oldest": oldest, "window": window, "force": force, "latest": None,
                 "top": None, "seen": [], "recent": {}}
 
+    @property
+    def _run(self) -> dict[str, Any]:
+        """The run in progress ({todo, reconcile, scan})."""
+        assert self.state.run is not None, "no run in progress"
+        return self.state.run
+
     def _channel(self, chan: ChannelInfo) -> Iterator[Item]:
-        run = self.state["run"]
-        cs = self.state["channels"].get(chan.id)
+        run = self._run
+        cs = self.state.channels.get(chan.id)
         scan = run["scan"] if run["scan"] and run["scan"]["channel"] == chan.id else None
         if scan is None:
             scan = run["scan"] = self._plan(chan, cs)
@@ -350,16 +365,16 @@ class _Crawl:
             cs = {"acl": "", "newest": None, "threads": {}, "recent": {}}
         seen = set(scan["seen"])
         bound = scan["latest"]
-        cursor: str | None = None
+        pager = Pager(source=self.conn.name, what="conversations.history")
         while True:
             try:
                 page = self.api.call("conversations.history", channel=chan.id, limit=self.cfg.page_size,
                                      oldest=f"{scan['oldest']:.6f}" if scan["oldest"] else None,
-                                     latest=bound, inclusive=False, cursor=cursor)
+                                     latest=bound, inclusive=False, cursor=pager.token)
             except SlackError as exc:
-                if exc.error == "invalid_cursor" and cursor:
+                if exc.error == "invalid_cursor" and pager.token:
                     log.info("source %r: cursor expired in %s; resuming from %s", self.conn.name, chan.name, bound)
-                    bound, cursor = scan["latest"], None
+                    bound, pager = scan["latest"], Pager(source=self.conn.name, what="conversations.history")
                     continue
                 yield self._skip_channel(chan, exc)
                 return
@@ -372,10 +387,9 @@ class _Crawl:
             if messages:
                 scan["latest"] = messages[-1]["ts"]
             scan["seen"] = sorted(seen)
-            cursor = (page.get("response_metadata") or {}).get("next_cursor") if page.get("has_more") else None
-            if not cursor:
+            if not pager.advance(cursor(page) if page.get("has_more") else None):
                 break
-            self.state["channels"][chan.id] = cs
+            self.state.channels[chan.id] = cs
             yield self._checkpoint()
         yield from self._finish(chan, cs, scan, seen)
 
@@ -480,7 +494,7 @@ class _Crawl:
         cs["newest"] = max(tops, key=float) if tops else None
         cs["acl"] = _acl_key(chan)
         cs["name"] = chan.name
-        self.state["channels"][chan.id] = cs
+        self.state.channels[chan.id] = cs
 
     def _skip_channel(self, chan: ChannelInfo, exc: SlackError) -> Skipped:
         if exc.error in SKIP_CHANNEL:

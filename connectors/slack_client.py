@@ -1,36 +1,29 @@
-"""The one place the `slack` connector talks to Slack: slack_sdk's WebClient, paced and retried.
+"""The one place the `slack` connector talks to Slack: slack_sdk's WebClient, paced and retried by the kit.
 
-Slack limits each Web API method separately ("tiers"). Pacing every method to its tier keeps a
-large backfill from turning into a storm of 429s; the 429s that still happen are retried by
-slack_sdk's retry handlers after `Retry-After`, and 5xx, reset connections and answers that stall
-past the timeout with exponential backoff (every Web API method the connector calls only reads).
+Slack limits each Web API method separately ("tiers"). Pacing every method to its tier (one kit
+token bucket per method) keeps a large backfill from turning into a storm of 429s; the 429s that
+still happen, 5xx, and reset or stalled connections are retried by the kit's `RetryPolicy` through
+its slack-sdk adapter (every Web API method the connector calls only reads), one log line per wait
+naming the source, within the policy's attempts and deadline. File downloads go through the kit's
+retrying httpx client under the same policy.
 """
 
 from __future__ import annotations
 
 import http.client
 import logging
-import random
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.error import URLError
 
 import httpx
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry import (
-    BackoffRetryIntervalCalculator,
-    ConnectionErrorRetryHandler,
-    HttpRequest,
-    HttpResponse,
-    Jitter,
-    RateLimitErrorRetryHandler,
-    RetryState,
-)
-from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 
 from inlet.errors import CredentialsError, ItemError, RetriableError
+
+from .kit import Buckets, RetryPolicy, cursor, pages, retry_after
+from .kit.slack import SlackRetryHandler, sdk_logger
+from .kit.transport import client as http_client
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +33,6 @@ TIERS: dict[str, float] = {
     "conversations.list": 20, "conversations.members": 100, "conversations.info": 50,
     "users.list": 20, "users.info": 100, "files.info": 100,
 }
-# Cut or stalled connections slack_sdk's urllib client may raise, before or halfway through an answer.
-CONNECTION_ERRORS: list[type[Exception]] = [URLError, ConnectionError, TimeoutError, http.client.HTTPException]
 HEADROOM = 1.03   # pace 3% under the limit: arrival jitter must not push a call over the window
 
 CREDENTIAL_ERRORS = frozenset({"invalid_auth", "not_authed", "token_revoked", "token_expired",
@@ -58,92 +49,31 @@ class SlackError(Exception):
         self.error = error
 
 
-class Pacer:
-    """Spaces calls of each method at least 60/per_minute seconds apart (0 or absent: unpaced)."""
-
-    def __init__(self, per_minute: Mapping[str, float], sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_minute = dict(per_minute)
-        self._sleep = sleep
-        self._clock = clock
-        self._next: dict[str, float] = {}
-        self.waited = 0.0
-
-    def wait(self, method: str) -> None:
-        rate = self.per_minute.get(method, 0)
-        if rate <= 0:
-            return
-        now = self._clock()
-        at = self._next.get(method, now)
-        if at > now:
-            self._sleep(at - now)
-            self.waited += at - now
-            now = at
-        self._next[method] = now + 60.0 / rate * HEADROOM
-
-
-class _SmallJitter(Jitter):
-    """Up to 10% on top of the backoff (the stock jitter adds up to a whole second)."""
-
-    def recalculate(self, duration: float) -> float:
-        return duration * (1 + random.random() * 0.1)
-
-
-class _RetryAfter(RateLimitErrorRetryHandler):
-    """Sleep exactly `Retry-After` (+ up to 10%, at least 10 ms); the stock handler adds up to 1 s."""
-
-    def prepare_for_next_attempt(self, *, state: RetryState, request: HttpRequest,
-                                 response: HttpResponse | None = None,
-                                 error: Exception | None = None) -> None:
-        if response is None:
-            raise error  # type: ignore[misc]
-        header = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), None)
-        raw = header[0] if isinstance(header, list) else header
-        try:
-            wait = float(raw) if raw is not None else 1.0
-        except ValueError:
-            wait = 1.0
-        state.next_attempt_requested = True
-        log.info("slack rate limited on %s: retrying after %.1fs", request.url, wait)
-        time.sleep(max(wait, 0.01) * (1 + random.random() * 0.1))
-        state.increment_current_attempt()
-
-
-class _ServerErrors(ServerErrorRetryHandler):
-    """Every 5xx is worth a retry (the stock handler retries only 500 and 503)."""
-
-    def _can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
-                   error: Exception | None = None) -> bool:
-        return response is not None and response.status_code >= 500
+def pacing(per_minute: Mapping[str, float], **clock: Any) -> Buckets:
+    """One bucket per method, `per_minute[method]` calls a minute less the headroom (0: unpaced);
+    `clock`: the buckets' `clock` and `sleep` (tests)."""
+    return Buckets({method: rate / 60.0 / HEADROOM for method, rate in per_minute.items()}, **clock)
 
 
 class SlackAPI:
     """Paced, retried Web API calls that raise inlet's errors; `calls` counts calls per method."""
 
     def __init__(self, source: str, token: str, base_url: str, *, pace: Mapping[str, float],
-                 retries: int = 6, backoff: float = 0.5, timeout: float = 30.0) -> None:
+                 policy: RetryPolicy, timeout: float = 30.0) -> None:
         self.source = source
         self.token = token
-        self.pacer = Pacer(pace)
+        self.policy = policy
+        self.pacer = pacing(pace)
         self.calls: dict[str, int] = {}
-        self.retries = retries
-        self.backoff = backoff
-        backoff_calculator = BackoffRetryIntervalCalculator(backoff_factor=backoff, jitter=_SmallJitter())
-        self.client = WebClient(token=token, base_url=base_url, timeout=int(max(timeout, 1)),
-                                retry_handlers=[
-                                    ConnectionErrorRetryHandler(max_retry_count=retries,
-                                                                interval_calculator=backoff_calculator,
-                                                                error_types=CONNECTION_ERRORS),
-                                    _RetryAfter(max_retry_count=retries),
-                                    _ServerErrors(max_retry_count=retries, interval_calculator=backoff_calculator),
-                                ])
-        self._http = httpx.Client(timeout=timeout, follow_redirects=False)
+        self.client = WebClient(token=token, base_url=base_url, timeout=int(max(timeout, 1)), logger=sdk_logger(),
+                                retry_handlers=[SlackRetryHandler(policy, source)])
+        self._http = http_client(source=source, policy=policy, timeout=timeout, user_agent="inlet-slack/0.1")
 
     def close(self) -> None:
         self._http.close()
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
-        self.pacer.wait(method)
+        self.pacer.take(method)
         self.calls[method] = self.calls.get(method, 0) + 1
         clean = {k: v for k, v in params.items() if v is not None}
         try:
@@ -155,18 +85,9 @@ class SlackAPI:
         return dict(response.data) if isinstance(response.data, dict) else {}
 
     def pages(self, method: str, **params: Any) -> Iterator[dict[str, Any]]:
-        """Every page of a cursor-paginated method; refuses a repeated cursor (no endless loops)."""
-        seen: set[str] = set()
-        cursor: str | None = None
-        while True:
-            page = self.call(method, cursor=cursor, **params)
-            yield page
-            cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
-            if not cursor:
-                return
-            if cursor in seen:
-                raise RetriableError(f"source {self.source!r}: {method} repeated cursor {cursor!r}")
-            seen.add(cursor)
+        """Every page of a cursor-paginated method; a repeated cursor is refused (kit pager)."""
+        return pages(lambda token: self.call(method, cursor=token, **params), cursor,
+                     source=self.source, what=method)
 
     def _translate(self, method: str, exc: SlackApiError) -> Exception:
         response = exc.response
@@ -174,9 +95,8 @@ class SlackAPI:
         data = response.data if isinstance(getattr(response, "data", None), dict) else {}
         error = str(data.get("error") or f"http_{status}")
         if status == 429:
-            after = (response.headers or {}).get("Retry-After") or (response.headers or {}).get("retry-after")
             return RetriableError(f"source {self.source!r}: {method} still rate limited after "
-                                  f"{self.retries} retries", retry_after=float(after) if after else None)
+                                  f"{self.policy.attempts} attempts", retry_after=retry_after(response.headers or {}))
         if status >= 500:
             return RetriableError(f"source {self.source!r}: {method} failed with HTTP {status} ({error})")
         if error in CREDENTIAL_ERRORS:
@@ -189,29 +109,19 @@ class SlackAPI:
 
     def download(self, url: str, limit: int, mimetype: str = "") -> bytes:
         """A private file's bytes (Bearer token), at most `limit`; `ItemError` when unreadable."""
-        for attempt in range(self.retries + 1):
-            try:
-                response = self._http.get(url, headers={"Authorization": f"Bearer {self.token}"})
-            except httpx.TransportError as exc:   # reset, cut or stalled: a GET is safe to repeat
-                if attempt == self.retries:
-                    raise ItemError(f"{url}: {type(exc).__name__}: {exc}") from exc
-                time.sleep(self.backoff * 2 ** attempt)
-                continue
-            except httpx.HTTPError as exc:
-                raise ItemError(f"{url}: {type(exc).__name__}: {exc}") from exc
-            if response.status_code == 429 or response.status_code >= 500:
-                if attempt == self.retries:
-                    break
-                after = response.headers.get("retry-after")
-                time.sleep(float(after) if after else self.backoff * 2 ** attempt)
-                continue
-            if response.status_code != 200:
-                raise ItemError(f"{url}: HTTP {response.status_code}")
-            kind = response.headers.get("content-type", "")
-            if kind.startswith("text/html") and "html" not in mimetype:
-                # Slack answers a refused token with its sign-in page, status 200.
-                raise ItemError(f"{url}: got a sign-in page instead of the file (token lacks files:read?)")
-            if len(response.content) > limit:
-                raise ItemError(f"{url}: larger than {limit} bytes")
-            return response.content
-        raise ItemError(f"{url}: still failing after {self.retries} retries (HTTP {response.status_code})")
+        try:
+            response = self._http.get(url, headers={"Authorization": f"Bearer {self.token}"})
+        except httpx.HTTPError as exc:   # reset, cut or stalled after the retries
+            raise ItemError(f"{url}: {type(exc).__name__}: {exc}") from exc
+        if response.status_code == 429 or response.status_code >= 500:
+            raise ItemError(f"{url}: still failing after {self.policy.attempts} attempts "
+                            f"(HTTP {response.status_code})")
+        if response.status_code != 200:
+            raise ItemError(f"{url}: HTTP {response.status_code}")
+        kind = response.headers.get("content-type", "")
+        if kind.startswith("text/html") and "html" not in mimetype:
+            # Slack answers a refused token with its sign-in page, status 200.
+            raise ItemError(f"{url}: got a sign-in page instead of the file (token lacks files:read?)")
+        if len(response.content) > limit:
+            raise ItemError(f"{url}: larger than {limit} bytes")
+        return response.content

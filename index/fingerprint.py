@@ -19,110 +19,30 @@ fails that test instead of shipping. Refusing the index would force `inlet reind
 million chunks) for vectors that are interchangeable within the tolerance searches already live
 with. A change of model or backend is refused, as above.
 
-With `[index].database_url` the same record is one row of the index database (`pg_fingerprint.py`),
-so every daemon and replica on any host is held to it. There several processes may write it (a
-reindex, and daemons whose syncs send sources back to its queue), so each write names the version
-it read and is refused (`RecordChanged`) if another landed first: the writer reads again and redoes.
+With `[index].database_url` the same record is one row of the index database
+(`inlet.storage.postgres.records`), so every daemon and replica on any host is held to it. There
+several processes may write it (a reindex, and daemons whose syncs send sources back to its
+queue), so each write names the version it read and is refused (`RecordChanged`) if another
+landed first: the writer reads again and redoes. `index/record.py` owns the record of an open index.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
 
 from inlet.errors import EmbeddingMismatchError
+from inlet.storage.records import (COLLECTION, RECORD, FolderRecords, Pending, Record, RecordChanged, Records, read,
+                                   write)
 
-from .vectors import COLLECTION
-
-RECORD = "embedding.json"
+__all__ = ["RECORD", "FolderRecords", "Pending", "Record", "RecordChanged", "Records", "check", "collection_for",
+           "establish", "read", "write"]
 LEGACY_BACKEND = "torch"   # indexes made before the record existed were all embedded by torch
-
-
-@dataclass
-class Pending:
-    """A reindex under way: its target fingerprint and collection, the sources finished, and
-    how far into the current source it got (documents are taken in doc_id order)."""
-
-    model: str
-    backend: str
-    collection: str
-    done: list[str] = field(default_factory=list)
-    source: str | None = None
-    cursor: str | None = None
-
-
-@dataclass
-class Record:
-    model: str
-    backend: str
-    collection: str = COLLECTION
-    pending: Pending | None = None
-
-    @property
-    def fingerprint(self) -> dict[str, str]:
-        return {"model": self.model, "backend": self.backend}
 
 
 def collection_for(fingerprint: dict[str, str]) -> str:
     """The collection a reindex to `fingerprint` writes (distinct per fingerprint)."""
     digest = hashlib.sha256(f"{fingerprint['model']}|{fingerprint['backend']}".encode()).hexdigest()[:12]
     return f"{COLLECTION}_{digest}"
-
-
-def read(index_path: Path) -> Record | None:
-    path = index_path / RECORD
-    if not path.exists():
-        return None
-    raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    pending = raw.pop("pending", None)
-    return Record(**raw, pending=Pending(**pending) if pending else None)
-
-
-def write(index_path: Path, record: Record) -> None:
-    """Replace the record atomically (write a temporary file, fsync, rename)."""
-    path = index_path / RECORD
-    tmp = path.with_name(f".{RECORD}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as out:
-        json.dump(asdict(record), out, indent=2)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
-
-
-class RecordChanged(Exception):
-    """Another process wrote the record since this one read it (database indexes only): read it again."""
-
-
-class Records(Protocol):
-    """Where an index keeps its record: `where` names it in messages."""
-
-    where: str
-
-    def read(self) -> Record | None: ...
-    def write(self, record: Record) -> None: ...
-    def changed(self) -> Record | None: ...
-
-
-class FolderRecords:
-    """`embedding.json` in the index folder: one process per folder, so no write is ever refused
-    and nothing changes the record behind this process's back."""
-
-    def __init__(self, index_path: Path) -> None:
-        self.path = index_path
-        self.where = f"the index at {index_path}"
-
-    def read(self) -> Record | None:
-        return read(self.path)
-
-    def write(self, record: Record) -> None:
-        write(self.path, record)
-
-    def changed(self) -> Record | None:
-        return None
 
 
 def establish(records: Records, fingerprint: dict[str, str], has_documents: bool) -> Record:

@@ -9,7 +9,8 @@ queue, so the switch never exposes stale vectors.
 
 With the record in the index database, daemons on other hosts may write it meanwhile (sending a
 source back to the queue): every write here is refused if the record changed since it was read,
-and the step is then redone from the record as it now stands (`fingerprint.RecordChanged`).
+and the step is then redone from the record as it now stands (`fingerprint.RecordChanged`). Every
+change of the record goes through its owner, the index's `RecordKeeper` (index/record.py).
 """
 
 from __future__ import annotations
@@ -21,11 +22,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from inlet.errors import InletError
+from inlet.storage import CatalogStore
+from inlet.storage.types import chunk_id
 
-from . import fingerprint, vectors
-from .catalog import chunk_id
+from . import fingerprint
+from .record import RecordKeeper
+from .vectors import chunk_rows
 
 if TYPE_CHECKING:
+    from .embedding import Embedder
     from .store import Index
 
 log = logging.getLogger(__name__)
@@ -49,16 +54,16 @@ class ReindexResult:
 
 def run_reindex(index: "Index", sources: Sequence[str] = (), on_progress: Progress | None = None) -> ReindexResult:
     """Re-embed `sources` (default: all) and switch the index over once every source is done."""
+    keeper, catalog = index.keeper, index.catalog
     target = index.embedder.fingerprint
-    record = index.record
-    if record.fingerprint == target and record.pending is None:
+    if keeper.record.fingerprint == target and keeper.record.pending is None:
         return ReindexResult(up_to_date=True)
-    pending = _pending(index, target)
-    collection = vectors.open_collection(index.path, index.config.chroma_url, pending.collection)
+    pending = _pending(keeper, target)
+    collection = keeper.open_collection(pending.collection)
     result = ReindexResult()
     for _ in range(PASSES):   # another pass for sources a sync elsewhere sent back meanwhile
-        counts = index.catalog.counts()
-        todo = [s for s in (sources or sorted(counts)) if s in counts and s not in _ours(index, target).done]
+        counts = catalog.counts()
+        todo = [s for s in (sources or sorted(counts)) if s in counts and s not in _ours(keeper, target).done]
         if not todo:
             break
         total = sum(counts[s][1] for s in todo)
@@ -68,64 +73,54 @@ def run_reindex(index: "Index", sources: Sequence[str] = (), on_progress: Progre
                 if on_progress:
                     on_progress(before + n, total)
 
-            embedded = _source(index, collection, source, target, progress)
+            embedded = _source(keeper, catalog, index.embedder, collection, source, target, progress)
             result.embedded[source] = result.embedded.get(source, 0) + embedded
             done += counts[source][1]
-    result.remaining = [s for s in sorted(index.catalog.counts()) if s not in _ours(index, target).done]
+    result.remaining = _remaining(keeper, catalog, target)
     if not result.remaining:
-        result.switched = _switch(index, collection, target)
+        result.switched = _switch(keeper, collection, target)
         if not result.switched:   # a sync sent a source back at the last moment
-            result.remaining = [s for s in sorted(index.catalog.counts()) if s not in _ours(index, target).done]
+            result.remaining = _remaining(keeper, catalog, target)
     return result
 
 
-def _save(index: "Index") -> bool:
-    """Write the record; False if another process wrote it first (`index.record` is then re-read)."""
-    try:
-        index.records.write(index.record)
-        return True
-    except fingerprint.RecordChanged:
-        record = index.records.read()
-        assert record is not None   # established when the index opened; never deleted
-        index.record = record
-        return False
+def _remaining(keeper: RecordKeeper, catalog: CatalogStore, target: dict[str, str]) -> list[str]:
+    return [s for s in sorted(catalog.counts()) if s not in _ours(keeper, target).done]
 
 
-def _ours(index: "Index", target: dict[str, str]) -> fingerprint.Pending:
+def _ours(keeper: RecordKeeper, target: dict[str, str]) -> fingerprint.Pending:
     """The reindex to `target` as the record now stands; another process may have replaced it."""
-    pending = index.record.pending
+    pending = keeper.record.pending
     if pending is None or {"model": pending.model, "backend": pending.backend} != target:
-        raise InletError(f"{index.records.where}: another `inlet reindex` changed the embedding record while this "
+        raise InletError(f"{keeper.where}: another `inlet reindex` changed the embedding record while this "
                          "one ran; run `inlet reindex` again")
     return pending
 
 
-def _pending(index: "Index", target: dict[str, str]) -> fingerprint.Pending:
+def _pending(keeper: RecordKeeper, target: dict[str, str]) -> fingerprint.Pending:
     """The reindex to `target` under way, or a new one (dropping one aimed elsewhere)."""
     while True:
-        record = index.record
+        record = keeper.record
         pending = record.pending
         if pending and {"model": pending.model, "backend": pending.backend} == target:
             return pending
         if pending:
-            vectors.drop_collection(index.path, index.config.chroma_url, pending.collection)
+            keeper.drop_collection(pending.collection)
         name = fingerprint.collection_for(target)
         if name != record.collection:   # a leftover of an abandoned reindex to the same target: start clean
-            vectors.drop_collection(index.path, index.config.chroma_url, name)
-        record.pending = fingerprint.Pending(model=target["model"], backend=target["backend"], collection=name)
-        if _save(index):
-            return record.pending
+            keeper.drop_collection(name)
+        new = fingerprint.Pending(model=target["model"], backend=target["backend"], collection=name)
+        if keeper.save(fingerprint.Record(record.model, record.backend, record.collection, new)):
+            return new
 
 
-def _source(index: "Index", collection: Any, source: str, target: dict[str, str],
-            progress: Callable[[int], None]) -> int:
+def _source(keeper: RecordKeeper, catalog: CatalogStore, embedder: "Embedder", collection: Any, source: str,
+            target: dict[str, str], progress: Callable[[int], None]) -> int:
     """Embed one source's chunks from its cursor on; returns the chunks embedded."""
-    from .store import chunk_rows
-
-    doc_ids = sorted(index.catalog.source_doc_ids(source))
+    doc_ids = sorted(catalog.source_doc_ids(source))
     embedded = 0
     while True:
-        pending = _ours(index, target)
+        pending = _ours(keeper, target)
         if source in pending.done:
             return embedded
         if pending.source != source:
@@ -135,55 +130,36 @@ def _source(index: "Index", collection: Any, source: str, target: dict[str, str]
         if not batch:
             pending.done.append(source)
             pending.source = pending.cursor = None
-            if _save(index):
+            if keeper.save(keeper.record):
                 log.info("reindex: %s done (%d chunks)", source, embedded)
                 return embedded
-            doc_ids = sorted(index.catalog.source_doc_ids(source))   # a sync may have sent it back
+            doc_ids = sorted(catalog.source_doc_ids(source))   # a sync may have sent it back
             continue
-        stored = index.catalog.stored(batch)
-        docs = list(index.catalog.documents(batch).values())
-        texts_by_id = index.catalog.chunk_texts(chunk_id(d, n) for d in batch for n in range(stored[d].chunks))
+        stored = catalog.stored(batch)
+        docs = list(catalog.documents(batch).values())
+        texts_by_id = catalog.chunk_texts(chunk_id(d, n) for d in batch for n in range(stored[d].chunks))
         texts = {d.id: [texts_by_id[chunk_id(d.id, n)] for n in range(stored[d.id].chunks)] for d in docs}
         ids, inputs, metas = chunk_rows(docs, texts)
         if ids:
-            collection.upsert(ids=ids, embeddings=index.embedder.encode(inputs), metadatas=metas)
+            collection.upsert(ids=ids, embeddings=embedder.encode(inputs), metadatas=metas)
         pending.cursor = batch[-1]
-        if not _save(index):   # redo from the record as it stands (a sync may have changed this source)
-            doc_ids = sorted(index.catalog.source_doc_ids(source))
+        if not keeper.save(keeper.record):   # redo from the record as it stands (a sync may have changed this source)
+            doc_ids = sorted(catalog.source_doc_ids(source))
             continue
         embedded += len(ids)
         progress(embedded)
 
 
-def _switch(index: "Index", collection: Any, target: dict[str, str]) -> bool:
+def _switch(keeper: RecordKeeper, collection: Any, target: dict[str, str]) -> bool:
     """Make the new vectors the index's (one atomic record write), then drop the old ones; False
     if another process changed the record first (nothing switched)."""
-    pending = _ours(index, target)
-    old = index.record.collection
-    index.record = fingerprint.Record(model=pending.model, backend=pending.backend, collection=pending.collection)
-    if not _save(index):
+    pending = _ours(keeper, target)
+    old = keeper.record.collection
+    if not keeper.save(fingerprint.Record(model=pending.model, backend=pending.backend,
+                                          collection=pending.collection)):
         return False
-    index.collection = collection
+    keeper.use(collection)
     if old != pending.collection:
-        vectors.drop_collection(index.path, index.config.chroma_url, old)
+        keeper.drop_collection(old)
     log.info("reindex complete: the index now holds %s vectors", pending.backend)
     return True
-
-
-def invalidate(index: "Index", sources: set[str] | None) -> None:
-    """A write with the old setting during a reindex: the touched sources (None: all) are redone."""
-    while True:
-        pending = index.record.pending
-        if pending is None:
-            return
-        hit = [s for s in [*pending.done, pending.source] if s and (sources is None or s in sources)]
-        if not hit:
-            return
-        collection = vectors.open_collection(index.path, index.config.chroma_url, pending.collection)
-        for source in hit:
-            collection.delete(where={"source": source})
-        pending.done = [s for s in pending.done if s not in hit]
-        if pending.source in hit:
-            pending.source = pending.cursor = None
-        if _save(index):
-            return

@@ -24,9 +24,9 @@ from datetime import datetime
 from typing import Any
 
 from inlet.connectors.model import principals_for
+from inlet.storage.types import Filters, chunk_doc_id
 
 from . import relevance as rel
-from .catalog import Filters, chunk_doc_id
 from .interpret import Interpretation, People, interpret
 from .store import Index
 

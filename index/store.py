@@ -1,4 +1,4 @@
-"""The index: Chroma vectors + the SQLite catalog (documents, BM25, ACL), kept in step.
+"""The index: Chroma vectors + the catalog (documents, BM25, ACL; `inlet.storage`), kept in step.
 
 `apply()` is the only write path. Per document it decides the cheapest correct action: a new or
 changed text is chunked and embedded; a change of ACL or metadata alone rewrites chunk metadata
@@ -16,15 +16,17 @@ from typing import Any
 
 from inlet.config import IndexConfig
 from inlet.connectors.model import Document
+from inlet.storage import CatalogStore, Commit, Fence, Filters, StoredDoc, chunk_id, open_backend
+from inlet.storage.lock import FileLock, lock_index
+from inlet.storage.private import private_files, private_folder
+from inlet.storage.types import doc_ts
 
-from . import dedup, fingerprint, reindex, vectors
-from .catalog import Filters, StoredDoc, chunk_id, doc_ts
+from . import dedup, fingerprint, vectors
 from .chunking import chunk_text
 from .clean import clean_text, plain
 from .embedding import Embedder
-from .lock import FileLock, lock_index
-from .private import private_files, private_folder
-from .storage import CatalogStore, Commit, Fence, open_catalog
+from .record import RecordKeeper
+from .vectors import chunk_rows
 
 log = logging.getLogger(__name__)
 EMBED_SLICE = 256      # chunks embedded per call when progress is followed (one big file moves the bar)
@@ -73,20 +75,6 @@ class Prepared:
         return set(self.latest) | set(self.deleted)
 
 
-def chunk_rows(docs: Sequence[Document], texts: dict[str, list[str]]) -> tuple[list[str], list[str], list[dict]]:
-    """Chunk ids, the texts the model embeds (title first) and the Chroma metadata of `docs`."""
-    ids: list[str] = []
-    inputs: list[str] = []
-    metas: list[dict] = []
-    for doc in docs:
-        principals = doc.acl.principals()
-        for n, text in enumerate(texts[doc.id]):
-            ids.append(chunk_id(doc.id, n))
-            inputs.append(f"{doc.title}\n{text}" if doc.title else text)
-            metas.append(vectors.chunk_metadata(doc.id, doc.source, doc.source_type, doc_ts(doc), principals, n))
-    return ids, inputs, metas
-
-
 def _marks(batch: Prepared, gone: list[str]) -> list[tuple[str, str, int]]:
     """(doc id, source, chunk ids that may be in Chroma) of each document whose vectors the write
     touches: new texts (as many chunks as the longer of old and new), new metadata, deletions."""
@@ -105,7 +93,8 @@ class Index:
                  reindexing: bool = False, **lock_info: object) -> None:
         self.config = config
         self.path = Path(config.path)
-        if not config.database_url:   # with a database nothing is kept on local disk
+        backend = open_backend(config)
+        if not backend.shared:   # with a database nothing is kept on local disk
             private_folder(self.path)
         with private_files():
             self._lock: FileLock | None = (lock_index(self.path, **lock_info) if lock and not config.chroma_url
@@ -113,44 +102,26 @@ class Index:
         self._writing = threading.RLock()   # a write, and the reads that must not see half of one
         self.embedder = embedder or Embedder(config.model, config.batch_size, config.backend, config.device)
         with private_files():
-            self.catalog: CatalogStore = open_catalog(config)
+            self.catalog: CatalogStore = backend.catalog()
         try:   # the vectors must come from the configured model and backend (`reindexing` re-makes them)
             with private_files():
-                self.record = self._embedding_record(reindexing)
+                self.keeper = RecordKeeper(self.catalog.records(), self.path, config.chroma_url,
+                                            self.embedder.fingerprint, bool(self.catalog.counts()), reindexing)
         except BaseException:
             self.close()
             raise
         with private_files():
-            self.collection = vectors.open_collection(self.path, config.chroma_url, self.record.collection)
+            self.keeper.open()
 
-    def _embedding_record(self, reindexing: bool) -> fingerprint.Record:
-        self.reindexing = reindexing
-        self.records = self._records()
-        record = fingerprint.establish(self.records, self.embedder.fingerprint, bool(self.catalog.counts()))
-        if not reindexing:
-            fingerprint.check(self.records.where, record, self.embedder.fingerprint)
-        return record
+    @property
+    def record(self) -> fingerprint.Record:
+        """The embedding record this index follows (owned by `keeper`)."""
+        return self.keeper.record
 
-    def _records(self) -> fingerprint.Records:
-        """The folder's `embedding.json`, or the index database's row of the same record."""
-        from .pg_catalog import PgCatalog
-
-        if isinstance(self.catalog, PgCatalog):
-            from .pg_fingerprint import database_records
-
-            return database_records(self.catalog.pool, self.config.database_url or "")
-        return fingerprint.FolderRecords(self.path)
-
-    def _follow_record(self) -> None:
-        """Before a write to a shared database: take up a record another process changed (a
-        reindex started, advanced or switched), and refuse to write vectors of another model."""
-        record = self.records.changed()
-        if record is not None:
-            if record.collection != self.record.collection:
-                self.collection = vectors.open_collection(self.path, self.config.chroma_url, record.collection)
-            self.record = record
-        if not self.reindexing:
-            fingerprint.check(self.records.where, self.record, self.embedder.fingerprint)
+    @property
+    def collection(self) -> Any:
+        """The Chroma collection of the live vectors (owned by `keeper`)."""
+        return self.keeper.collection
 
     def close(self) -> None:
         self.catalog.close()
@@ -205,7 +176,8 @@ class Index:
         if not batch.ids:
             return
         batch.embeddings, batch.keys, batch.embedded = dedup.embed_distinct(
-            self, batch.inputs, lambda t: self._encode(t, on_embedded), guard=self._writing)
+            batch.inputs, self.embedder.fingerprint, self.catalog.keyed_chunks, lambda ids: self.collection.get(
+                ids=ids, include=["embeddings"]), lambda t: self._encode(t, on_embedded), guard=self._writing)
         if on_embedded and len(batch.inputs) > batch.embedded:
             on_embedded(len(batch.inputs) - batch.embedded)   # reused vectors move the progress too
 
@@ -217,9 +189,9 @@ class Index:
     def _write(self, batch: "Prepared") -> ApplyStats:
         stats = ApplyStats()
         embed, meta, stored = batch.embed, batch.meta, batch.stored
-        self._follow_record()
+        self.keeper.follow()
         if self.record.pending:   # a reindex under way must redo what this batch changes
-            reindex.invalidate(self, {d.source for d in batch.latest.values()} if not batch.deleted else None)
+            self.keeper.invalidate({d.source for d in batch.latest.values()} if not batch.deleted else None)
         gone = [d for d in batch.deleted if d in stored]
         marked = _marks(batch, gone)
         if marked:   # before Chroma is touched; the commit checks the fence: a lost lease writes no vectors
@@ -250,9 +222,9 @@ class Index:
         if not unsettled:
             return 0
         with self._writing:
-            self._follow_record()
+            self.keeper.follow()
             if self.record.pending:
-                reindex.invalidate(self, {source})
+                self.keeper.invalidate({source})
             self._delete_ids([chunk_id(d, n) for d, chunks in unsettled for n in range(chunks)])
             stored = self.catalog.stored([d for d, _ in unsettled])
             docs = list(self.catalog.documents(stored).values())
@@ -338,7 +310,7 @@ class Index:
         try:
             return self._dense(vector, filters, limit)
         except NotFoundError:   # a reindex on another host switched the collection: follow, or refuse
-            self._follow_record()
+            self.keeper.follow()
             return self._dense(vector, filters, limit)
 
     def _dense(self, vector: Any, filters: Filters, limit: int) -> list[tuple[str, float]]:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-from .catalog import Filters
+from inlet.storage.records import COLLECTION
+from inlet.connectors.model import Document
+from inlet.storage.types import Filters, chunk_id, doc_ts
 
 log = logging.getLogger(__name__)
-COLLECTION = "inlet_chunks"
 NOBODY = "-"   # Chroma refuses empty lists: the ACL token of a document only admins may see
 
 
@@ -77,3 +79,17 @@ def query(collection: Any, vector: Any, filters: Filters, limit: int) -> list[tu
     ids = result["ids"][0] if result["ids"] else []
     distances = result["distances"][0] if result.get("distances") else []
     return [(i, 1.0 - float(d)) for i, d in zip(ids, distances)]
+
+
+def chunk_rows(docs: Sequence[Document], texts: dict[str, list[str]]) -> tuple[list[str], list[str], list[dict]]:
+    """Chunk ids, the texts the model embeds (title first) and the Chroma metadata of `docs`."""
+    ids: list[str] = []
+    inputs: list[str] = []
+    metas: list[dict] = []
+    for doc in docs:
+        principals = doc.acl.principals()
+        for n, text in enumerate(texts[doc.id]):
+            ids.append(chunk_id(doc.id, n))
+            inputs.append(f"{doc.title}\n{text}" if doc.title else text)
+            metas.append(chunk_metadata(doc.id, doc.source, doc.source_type, doc_ts(doc), principals, n))
+    return ids, inputs, metas

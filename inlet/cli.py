@@ -86,15 +86,16 @@ STOPPING = ("inlet: stopping at the next checkpoint (at most {grace:.0f}s; Ctrl-
 def _engine(settings: Any, progress: bool) -> Iterator[Any]:
     """An engine whose runs SIGINT/SIGTERM end at their next checkpoint (recorded `interrupted`)."""
     from inlet.index.disk import writes_to
-    from inlet.index.storage import open_leases, open_state
     from inlet.index.store import Index
     from inlet.process import stop_on_signals
     from inlet.progress import progress_display
+    from inlet.storage import open_backend
     from inlet.sync.engine import STOP_GRACE, Engine
 
     with writes_to(settings.index.path), Index(settings.index) as index:
-        state = open_state(settings.index)
-        leases = open_leases(settings)
+        backend = open_backend(settings)
+        state = backend.state()
+        leases = backend.leases()
         try:
             with progress_display(progress) as on_progress:
                 stop = stop_on_signals(STOPPING.format(grace=STOP_GRACE))

@@ -142,10 +142,10 @@ def _run(once: bool, as_json: bool, mailboxes: Sequence[str] | None, sock: socke
 @contextmanager
 def _opened(settings: Any) -> Iterator[tuple[Any, Any]]:
     from inlet.index.store import Index
-    from inlet.sync.state import StateDB
+    from inlet.storage.sqlite.state import SqliteState
 
     with Index(settings.index, role="demo") as index:
-        state = StateDB(Path(settings.index.path) / "state.db")
+        state = SqliteState(Path(settings.index.path) / "state.db")
         try:
             yield index, state
         finally:

@@ -19,9 +19,8 @@ from typing import Any
 from inlet.config import Settings
 from inlet.errors import InletError
 from inlet.index import fingerprint
-from inlet.index.catalog import chunk_id
-from inlet.index.storage import Commit, StateStore, open_state
 from inlet.index.store import Index
+from inlet.storage import Commit, StateStore, chunk_id, open_backend
 
 log = logging.getLogger(__name__)
 PAGE = 200   # documents copied per commit
@@ -51,7 +50,7 @@ def migrate(source: Settings, target: Settings, progress: Progress | None = None
     report = MigrationReport()
     with Index(source.index, role="migrate") as src, \
             Index(target.index, role="migrate", reindexing=True) as dst:   # its record is the source's
-        src_state, dst_state = open_state(source.index), open_state(target.index)
+        src_state, dst_state = open_backend(source).state(), open_backend(target).state()
         try:
             _copy_record(src, dst)
             names = sorted(set(src.catalog.counts()) | {s.name for s in source.sources})
@@ -72,18 +71,15 @@ def _copy_record(src: Index, dst: Index) -> None:
     if dst.record.fingerprint == src.record.fingerprint:
         return
     if dst.catalog.counts():
-        raise InletError(f"{dst.records.where} holds vectors of model {dst.record.model!r} with backend "
+        raise InletError(f"{dst.keeper.where} holds vectors of model {dst.record.model!r} with backend "
                          f"{dst.record.backend!r}, the source's are {src.record.model!r} with "
                          f"{src.record.backend!r}: migrate into an empty index")
-    dst.record = fingerprint.Record(model=src.record.model, backend=src.record.backend,
-                                    collection=dst.record.collection)
-    dst.records.write(dst.record)
+    dst.keeper.save(fingerprint.Record(model=src.record.model, backend=src.record.backend,
+                                       collection=dst.record.collection))
 
 
 def _same_storage(a: Settings, b: Settings) -> bool:
-    if a.index.database_url or b.index.database_url:
-        return a.index.database_url == b.index.database_url
-    return a.index.path.resolve() == b.index.path.resolve()
+    return open_backend(a).location == open_backend(b).location
 
 
 def _pages(items: list[str]) -> Iterator[list[str]]:

@@ -1,53 +1,23 @@
-"""What `inlet status` and `GET /v1/sources` report, read from the SQLite files only.
+"""What `inlet status` and `GET /v1/sources` report, read from the state and the catalog's counts.
 
 No Chroma, no lock: status works while a sync or the daemon holds the index.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 from inlet.config import Settings
 from inlet.process import alive
-from inlet.sync.event_status import event_status
 from inlet.sync.schedule import next_run
-from inlet.index.storage import StateStore, open_state
+from inlet.storage import StateStore, open_backend
 
 
 def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
     return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def _counts(path: Path) -> dict[str, tuple[int, int]]:
-    catalog = path / "catalog.db"
-    if not catalog.exists():
-        return {}
-    db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)
-    try:
-        rows = db.execute("SELECT source, COUNT(*), COALESCE(SUM(chunks), 0) FROM documents GROUP BY source")
-        return {r[0]: (r[1], r[2]) for r in rows}
-    except sqlite3.OperationalError:
-        return {}
-    finally:
-        db.close()
-
-
-def _daemon_next_runs(state: StateStore) -> dict[str, float | None]:
-    """The next runs a live `inlet daemon` scheduled (jitter and backoff included), by source."""
-    living: dict[int, bool] = {}
-    out = {}
-    for name, (ts, pid) in state.daemon_next_runs().items():
-        if pid not in living:
-            living[pid] = alive(pid)
-        if living[pid]:
-            out[name] = ts
-    return out
-
 
 
 def _running(state: StateStore, name: str) -> dict[str, Any] | None:
@@ -67,18 +37,14 @@ def _running(state: StateStore, name: str) -> dict[str, Any] | None:
 
 
 def sources_status(settings: Settings, state: StateStore | None = None) -> dict[str, Any]:
-    path = Path(settings.index.path)
+    backend = open_backend(settings)
     own = state is None
-    state = state or open_state(settings.index)
+    state = state or backend.state()
     try:
-        if settings.index.database_url:
-            from inlet.sync.pg_state import database_status
-
-            counts, planned, holders = database_status(settings)
-        else:
-            counts, planned, holders = _counts(path), _daemon_next_runs(state), {}
+        overview = backend.overview(state)
+        counts, planned, holders = overview.counts, overview.planned, overview.holders
         paused = state.paused()
-        events = event_status(settings.index)
+        events = backend.event_status()
         out = []
         for source in settings.sources:
             last = state.last_run(source.name)
@@ -103,7 +69,7 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
                 "failure_streak": state.failure_streak(source.name),
                 "paused": source.name in paused,
                 "events": _events(events.get(source.name)),
-                **({"holder": holders.get(source.name)} if settings.index.database_url else {}),
+                **({"holder": holders.get(source.name)} if backend.shared else {}),
                 "running": _running(state, source.name),
             })
         return {"sources": out}

@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from inlet.config import Settings
+from inlet.storage import open_backend
 
 from . import mcp as mcp_http
 from .auth import USER_HEADER, Caller, KeyEntry, KeyRing, caller_for, require_admin, warn_without_keys
@@ -87,16 +88,15 @@ def _caller(request: Request, user: str | None) -> Caller:
 
 def create_app(settings: Settings, index: Any = None, state: Any = None,
                env: Mapping[str, str] | None = None) -> FastAPI:
-    """The API around `index` (opened here, in the background, when None) and `state` (StateDB)."""
+    """The API around `index` (opened here, in the background, when None) and `state` (a StateStore)."""
     env = env if env is not None else os.environ
     warn_without_keys(settings, env)
     keys = KeyRing.from_settings(settings, env)
     auth = Authenticator(keys, settings.server.oauth)
     retrieval = Retrieval(index)
-    if state is None and settings.index.database_url:   # a stateless replica reads runs from the database
-        from inlet.index.storage import open_state
-
-        state = open_state(settings.index)
+    backend = open_backend(settings)
+    if state is None and backend.shared:   # a stateless replica reads runs from the database
+        state = backend.state()
     owns_index = index is None
     index_path = Path(settings.index.path)
     metrics = Metrics(retrieval.counts, last_success_reader(state, index_path, [s.name for s in settings.sources]))

@@ -27,8 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from inlet.config import Settings
 from inlet.status import iso, sources_status
-from inlet.index.storage import StateStore, open_state
-from inlet.sync.state import RunRecord
+from inlet.storage import RunRecord, StateStore, open_backend
 
 from .errors import ApiError, ErrorBody
 
@@ -80,7 +79,7 @@ def add_console(app: FastAPI, settings: Settings, state: StateStore | None) -> N
         if state is not None:
             yield state
             return
-        own = open_state(settings.index)
+        own = open_backend(settings).state()
         try:
             yield own
         finally:

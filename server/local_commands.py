@@ -139,10 +139,10 @@ def start_local_commands(settings: Settings, index: Any, state: Any, run: Runner
 def local_commands_of_server(settings: Settings, index: Any) -> Iterator[None]:
     """`inlet serve` answers local commands while inside: its own state DB, and runs on an engine
     made on first use (stopped at its next checkpoint when the server exits)."""
-    from inlet.sync.state import StateDB
+    from inlet.storage.sqlite.state import SqliteState
 
     stop = threading.Event()
-    state = StateDB(Path(settings.index.path) / "state.db")
+    state = SqliteState(Path(settings.index.path) / "state.db")
     local = start_local_commands(settings, index, state, engine_runner(settings, index, state, stop))
     try:
         yield

@@ -69,7 +69,7 @@ class Metrics:
 
 
 def last_success_reader(state: Any, index_path: Path, sources: list[str]) -> Callable[[], dict[str, float]]:
-    """Reads each source's last successful run from `state` (a StateDB), or from the state
+    """Reads each source's last successful run from `state` (a StateStore), or from the state
     database beside the index, opened on demand (absent until the first sync)."""
     def read() -> dict[str, float]:
         db = state
@@ -78,9 +78,9 @@ def last_success_reader(state: Any, index_path: Path, sources: list[str]) -> Cal
             path = index_path / "state.db"
             if not path.exists():
                 return {}
-            from inlet.sync.state import StateDB
+            from inlet.storage.sqlite.state import SqliteState
 
-            db, own = StateDB(path), True
+            db, own = SqliteState(path), True
         try:
             out = {}
             for name in sources:

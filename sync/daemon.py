@@ -48,7 +48,7 @@ from inlet.errors import InletError, SourceBusyError
 from .engine import Engine, RunResult
 from .events import EventLoop, event_loop_for
 from .schedule import trigger
-from .state import RunRecord, SourceState
+from inlet.storage import RunRecord, SourceState, open_backend
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class Daemon:
         if events:
             env = getattr(self.engine, "env", None)
             self.events = event_loop_for(self.settings, lambda name: self.settings.connector(name, env),
-                                         self.event_sync, Path(self.engine.index.path) / "state.db")
+                                         self.event_sync, open_backend(self.settings).event_writer)
             self.events.start()
 
     def event_sync(self, name: str, scope: frozenset[str] | None = None) -> RunResult | None:
@@ -399,7 +399,6 @@ def _utc(ts: float) -> datetime:
 # --- the daemon process ---------------------------------------------------------------------------
 def run_daemon(settings: Settings, serve: bool = False, *, grace: float = SHUTDOWN_GRACE) -> int:
     """Run until SIGINT/SIGTERM; 0 once runs in flight saved their checkpoints (or `grace` ran out)."""
-    from inlet.index.storage import open_leases, open_state
     from inlet.index.store import Index
     from inlet.server.local_commands import start_local_commands
 
@@ -415,8 +414,9 @@ def run_daemon(settings: Settings, serve: bool = False, *, grace: float = SHUTDO
     if api:
         lock_info.update(api_url=api.url, api_file=str(path / API_FILE))
     with Index(settings.index, **lock_info) as index:
-        state = open_state(settings.index)
-        leases = open_leases(settings)
+        backend = open_backend(settings)
+        state = backend.state()
+        leases = backend.leases()
         engine = Engine(settings, index, state, env=os.environ, stop=stop, leases=leases)
         daemon = Daemon(settings, engine)
         server = api.start(settings, index, state, daemon) if api else None

@@ -33,12 +33,11 @@ from inlet.connectors.base import Connector
 from inlet.connectors.model import Checkpoint, Deletion, Document, Progress, Skipped
 from inlet.errors import CredentialsError, InletError, LeaseLostError
 from inlet.index.disk import storage_error
-from inlet.index.storage import Fence, Leases, StateStore
+from inlet.storage import Fence, Leases, RunRecord, SourceState, StateStore
+from inlet.storage.sqlite.leases import FolderLeases
 from inlet.index.store import ApplyStats, Index, Prepared
 
-from .leases import FolderLeases
 from .pipeline import Pipeline
-from .state import RunRecord, SourceState
 
 log = logging.getLogger(__name__)
 

@@ -25,12 +25,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from inlet.connectors.events import EventSource, Hint, Retry
+from inlet.storage import EventStatusWriter
 
-from .event_status import EventStatusWriter, open_event_status
 
 log = logging.getLogger(__name__)
 
@@ -228,8 +227,9 @@ def scope_of(hints: Iterable[Hint]) -> frozenset[str] | None:
 
 
 def event_loop_for(settings: Any, connector_for: Callable[[str], Any], run_sync: RunSync,
-                   status_path: Path | None = None) -> EventLoop:
-    """An `EventLoop` over every configured source whose connector offers change events."""
+                   status: Callable[[], EventStatusWriter] | None = None) -> EventLoop:
+    """An `EventLoop` over every configured source whose connector offers change events; `status`
+    opens where it records their state (`Backend.event_writer`), when there are any."""
     found = []
     for source in settings.sources:
         try:
@@ -239,5 +239,4 @@ def event_loop_for(settings: Any, connector_for: Callable[[str], Any], run_sync:
             continue
         if events is not None:
             found.append((source.name, source.type, events))
-    status = open_event_status(settings.index, status_path) if found and status_path else None
-    return EventLoop(found, run_sync, status=status)
+    return EventLoop(found, run_sync, status=status() if found and status else None)

@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from inlet.connectors.model import Document
-from inlet.index.storage import Fence
+from inlet.storage import Fence
 from inlet.index.store import ApplyStats, Index, Prepared
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ from inlet.sandbox import graph
 from inlet.sandbox import slack as sandbox_slack
 from inlet.sandbox.server import Sandbox
 from inlet.sync.engine import Engine
-from inlet.sync.state import StateDB
+from inlet.storage.sqlite.state import SqliteState
 
 from inlet.config import Settings, parse_config
 from tests.test_sources_e2e import BADEER, narrowed_config, to_toml
@@ -236,7 +236,7 @@ def run_here(settings: Settings, env: dict[str, str], embedder: Any, name: str, 
     nothing more to do, for `kind` "finish"; one backfill for "backfill". Returns the outcomes."""
     outcomes: list[str] = []
     with Index(settings.index, embedder=embedder) as index:
-        state = StateDB(Path(settings.index.path) / "state.db")
+        state = SqliteState(Path(settings.index.path) / "state.db")
         try:
             engine = Engine(settings, index, state, env=env)
             for _ in range(1 if kind == "backfill" else 4):

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from inlet.index.store import Index
 from inlet.sync.engine import Engine
-from inlet.sync.state import StateDB
+from inlet.storage.sqlite.state import SqliteState
 
 from inlet.config import Settings, parse_config
 from tests.test_crash_matrix import snapshot
@@ -77,7 +77,7 @@ def cli_sync(config: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def run_here(settings: Settings, embedder: Any) -> str:
     with Index(settings.index, embedder=embedder) as index:
-        state = StateDB(Path(settings.index.path) / "state.db")
+        state = SqliteState(Path(settings.index.path) / "state.db")
         try:
             return Engine(settings, index, state).run("notes", "sync").outcome
         finally:

@@ -10,7 +10,7 @@ import pytest
 
 from inlet.config import IndexConfig, Settings
 from inlet.index.search import SearchRequest, search
-from inlet.index.storage import open_state
+from inlet.storage import open_backend
 from inlet.index.store import Index
 from inlet.migrate import migrate
 from tests.index.test_pg_storage import QUERIES, corpus, pg_config  # noqa: F401  (pg_config: a fixture)
@@ -46,7 +46,7 @@ def test_folder_to_postgres_and_back(tmp_path: Path, pg_config: IndexConfig, emb
     folder, back = IndexConfig(path=tmp_path / "folder"), IndexConfig(path=tmp_path / "back")
     with Index(folder, embedder=embedder) as index:
         index.apply(corpus(), generation=1)
-    state = open_state(folder)
+    state = open_backend(folder).state()
     source = state.source("s")
     source.checkpoint, source.phase, source.generation = {"files": ["a"]}, "incremental", 1
     state.save_source(source)
@@ -66,7 +66,7 @@ def test_folder_to_postgres_and_back(tmp_path: Path, pg_config: IndexConfig, emb
     assert answers(back, embedder) == before == answers(folder, embedder)   # the source is untouched
     ids = [f"s:{n}#0" for n in range(30)]
     assert np.allclose(vectors(back, embedder, ids), vectors(folder, embedder, ids), atol=1e-6)   # copied
-    copied = open_state(back)
+    copied = open_backend(back).state()
     try:
         assert copied.source("s").checkpoint == {"files": ["a"]} and copied.source("s").phase == "incremental"
         assert [(r.kind, r.outcome) for r in copied.runs("s")] == [("backfill", "ok")]

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 from inlet.cli import cli
 from inlet.config import load_config
-from inlet.index.storage import open_state
-from inlet.sync.leases import PgLeases
+from inlet.storage import open_backend
+from inlet.storage.postgres.leases import PgLeases
 from inlet.server.console import overview
 
 
@@ -22,7 +22,7 @@ def test_status_and_console_show_the_lease_holder(database_url: str, tmp_path: P
                       f'[[sources]]\nname = "idle"\ntype = "files"\npath = "{tmp_path / "docs"}"\n')
     settings = load_config(config)
     leases = PgLeases(settings.index, 30.0)
-    state = open_state(settings.index)
+    state = open_backend(settings.index).state()
     try:
         with leases.hold("notes"):
             result = CliRunner().invoke(cli, ["status", "--config", str(config)])

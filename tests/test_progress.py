@@ -6,7 +6,7 @@ import io
 
 from inlet.progress import count_display, progress_display
 from inlet.sync.engine import RunProgress
-from inlet.sync.state import RunRecord
+from inlet.storage import RunRecord
 
 
 class Terminal(io.StringIO):

@@ -13,9 +13,9 @@ import pytest
 
 from inlet.config import IndexConfig
 from inlet.connectors.model import ACL, Document
-from inlet.index.catalog import Filters
-from inlet.index.pg_catalog import PgCatalog
-from inlet.index.storage import Commit
+from inlet.storage import Filters
+from inlet.storage.postgres.catalog import PgCatalog
+from inlet.storage import Commit
 from tests.servers import PG_BINARIES_ENV, postgres_bin, postgres_server
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("pgserver") is None,

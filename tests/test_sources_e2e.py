@@ -30,7 +30,7 @@ from inlet.sandbox import graph
 from inlet.sandbox import slack as sandbox_slack
 from inlet.sandbox.server import Sandbox
 from inlet.sync.engine import Engine
-from inlet.sync.state import StateDB
+from inlet.storage.sqlite.state import SqliteState
 
 from inlet.config import Settings, parse_config
 
@@ -154,7 +154,7 @@ def make_stack(sb: Sandbox, tmp_path: Path, embedder: Any, **extra: dict[str, An
     raw, env = narrowed_config(sb, tmp_path / "index", **extra)
     settings = parse_config(raw)
     with Index(settings.index, embedder=embedder) as index:
-        state = StateDB(tmp_path / "index" / "state.db")
+        state = SqliteState(tmp_path / "index" / "state.db")
         try:
             yield Stack(sb, settings, env, index, WatchedEngine(settings, index, state, env=env))
         finally:

@@ -7,12 +7,10 @@ import tomllib
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
 
 from inlet.connectors.model import Checkpoint, Deletion, Document, Progress, Skipped
 from inlet.connectors.outlook import OutlookConfig, OutlookConnector
-from inlet.connectors.outlook_client import RetryTransport
 from inlet.errors import CredentialsError, RetriableError
 from inlet.sandbox import graph
 from inlet.sandbox.server import Sandbox
@@ -291,51 +289,6 @@ def test_shared_mailbox_acl_users(fresh: Sandbox) -> None:
     conn = small(fresh, acl_users={"robert.badeer@enron.com": ["assistant@enron.com"]})
     items, _ = run(conn)
     assert all(d.acl.users == ["assistant@enron.com", "robert.badeer@enron.com"] for d in docs(items).values())
-
-
-def test_retry_transport_waits_then_gives_up() -> None:
-    answers = iter([httpx.Response(429, headers={"Retry-After": "3"}), httpx.Response(503),
-                    httpx.Response(200, json={"ok": True})])
-    sleeps: list[float] = []
-    transport = RetryTransport(httpx.MockTransport(lambda request: next(answers)), sleep=sleeps.append)
-    with httpx.Client(transport=transport) as client:
-        assert client.get("https://graph.test/x").json() == {"ok": True}
-    assert sleeps == [3.0, 1.0]   # Retry-After, then exponential backoff (0.5 * 2)
-    capped = RetryTransport(httpx.MockTransport(lambda r: httpx.Response(429, headers={"Retry-After": "999"})),
-                            attempts=2, max_wait=5, sleep=sleeps.append)
-    with httpx.Client(transport=capped) as client:
-        assert client.get("https://graph.test/x").status_code == 429
-    assert sleeps[-1] == 5
-
-
-def test_retry_transport_retries_5xx_and_resets_of_idempotent_requests() -> None:
-    def reset(request: httpx.Request) -> httpx.Response:
-        raise httpx.ReadError("connection reset by peer", request=request)
-
-    answers = iter([httpx.Response(500), httpx.Response(502, headers={"Retry-After": "0.25"}), reset,
-                    httpx.Response(200, json={"ok": True})])
-
-    def serve(request: httpx.Request) -> httpx.Response:
-        answer = next(answers)
-        return answer(request) if callable(answer) else answer
-
-    sleeps: list[float] = []
-    with httpx.Client(transport=RetryTransport(httpx.MockTransport(serve), sleep=sleeps.append)) as client:
-        assert client.get("https://graph.test/x").json() == {"ok": True}
-    assert sleeps == [0.5, 0.25, 2.0]   # backoff, Retry-After, backoff (0.5 * 2 ** 2)
-    posted: list[str] = []
-
-    def reset_post(request: httpx.Request) -> httpx.Response:
-        posted.append(request.method)
-        raise httpx.ReadError("connection reset by peer", request=request)
-
-    with httpx.Client(transport=RetryTransport(httpx.MockTransport(reset_post), sleep=sleeps.append)) as client:
-        with pytest.raises(httpx.ReadError):   # a POST may have been served: it is not sent twice
-            client.post("https://graph.test/subscriptions", json={})
-    assert posted == ["POST"]
-    bounded = RetryTransport(httpx.MockTransport(lambda r: httpx.Response(500)), attempts=3, sleep=sleeps.append)
-    with httpx.Client(transport=bounded) as client:
-        assert client.get("https://graph.test/x").status_code == 500   # given up after 3 attempts
 
 
 def test_live_ids_list_synced_messages_for_prune(fresh: Sandbox) -> None:

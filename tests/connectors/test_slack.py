@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,7 +14,7 @@ import pytest
 
 from inlet.connectors.model import Checkpoint, Deletion, Document, Item, Skipped
 from inlet.connectors.slack import SlackConfig, SlackConnector, SlackExportConnector
-from inlet.connectors.slack_client import Pacer
+from inlet.connectors.slack_client import pacing
 from inlet.connectors.slack_render import NOISE, Directory, Person, permalink, render
 from inlet.errors import CredentialsError, RetriableError
 from inlet.sandbox import slack
@@ -251,6 +253,20 @@ def test_persistent_server_errors_are_retriable(sb: Sandbox) -> None:
         run(make(sb, max_retries=2))
 
 
+def test_an_outage_is_one_line_per_wait_naming_the_source_and_bounded(
+        sb: Sandbox, caplog: pytest.LogCaptureFixture) -> None:
+    with socket.socket() as probe:   # a port nothing listens on: every connection is refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    conn = make(sb, base_url=f"http://127.0.0.1:{port}/api/", max_retries=3)
+    with caplog.at_level(logging.INFO), pytest.raises(RetriableError, match="auth.test"):
+        conn.check()
+    waits = [r.getMessage() for r in caplog.records if r.name == "inlet.connectors.kit.retry"]
+    assert len(waits) == 3 and all(r.startswith("source 'team-slack': auth.test: URLError; retry ") for r in waits)
+    assert all(r.levelno == logging.WARNING for r in caplog.records if r.name == "inlet.connectors.kit.retry")
+    assert not [r for r in caplog.records if r.name.startswith("slack_sdk")]   # the SDK's own lines are dropped
+
+
 def test_revoked_token_stops_the_source(sb: Sandbox) -> None:
     slack.revoke_token(sb.ws)
     with pytest.raises(CredentialsError) as info:
@@ -299,10 +315,10 @@ def test_pacer_spaces_calls_per_method() -> None:
     def sleep(s: float) -> None:
         slept.append(s)
         now[0] += s
-    pacer = Pacer({"conversations.history": 60, "users.list": 0}, sleep=sleep, clock=lambda: now[0])
+    pacer = pacing({"conversations.history": 60, "users.list": 0}, sleep=sleep, clock=lambda: now[0])
     for _ in range(3):
-        pacer.wait("conversations.history")
-        pacer.wait("users.list")
+        pacer.take("conversations.history")
+        pacer.take("users.list")
     assert len(slept) == 2 and all(s == pytest.approx(1.03) for s in slept)
 
 

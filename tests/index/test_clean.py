@@ -10,7 +10,7 @@ import pytest
 from inlet.config import IndexConfig, load_config
 from inlet.connectors.model import ACL, Document
 from inlet.index import store
-from inlet.index.catalog import chunk_id
+from inlet.storage.types import chunk_id
 from inlet.index.clean import clean_text, looks_like_html, markup_tags, plain
 from inlet.index.store import Index
 

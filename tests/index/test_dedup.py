@@ -38,4 +38,4 @@ def test_copies_reuse_one_vector_and_survive_the_original_s_delete(tmp_path, emb
         assert changed.embedded_chunks == 1
         last = index.apply([doc(6, LICENCE, title="LICENSE")])                 # no copy left: embedded anew
         assert (last.embedded_chunks, last.reused_chunks) == (1, 0)
-        assert index.catalog._query("SELECT COUNT(*) FROM chunk_keys")[0][0] == 3   # docs 4, 5, 6
+        assert index.catalog._query("SELECT COUNT(key) FROM chunks")[0][0] == 3   # docs 4, 5, 6

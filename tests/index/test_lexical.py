@@ -2,7 +2,7 @@
 
 import pytest
 
-from inlet.index.lexical import Term, fts5_match, parse_query, words
+from inlet.storage.lexical import Term, fts5_match, parse_query, words
 
 
 def texts(query: str) -> list[tuple[str, str]]:
@@ -48,8 +48,9 @@ def test_fts5_match_quotes_each_term() -> None:
 
 def test_the_catalog_matches_identifiers_whole_and_counts_rare_ones(tmp_path) -> None:
     from inlet.connectors.model import ACL, Document
-    from inlet.index.catalog import Catalog, Filters
-    from inlet.index.lexical import RARE_EXACT
+    from inlet.storage import Filters
+    from inlet.storage.sqlite.catalog import SqliteCatalog as Catalog
+    from inlet.storage.lexical import RARE_EXACT
 
     def doc(n: int, text: str, **acl: object) -> Document:
         return Document(id=f"t:{n}", source="t", source_type="files", title=f"ticket {n}", text=text,

@@ -15,13 +15,14 @@ import pytest
 from inlet.config import IndexConfig, parse_config
 from inlet.connectors.model import ACL, Document, principals_for
 from inlet.errors import LeaseLostError, SourceBusyError
-from inlet.index.catalog import Catalog, Filters
-from inlet.index.pg_catalog import PgCatalog
+from inlet.storage import Filters
+from inlet.storage.sqlite.catalog import SqliteCatalog as Catalog
+from inlet.storage.postgres.catalog import PgCatalog
 from inlet.index.search import SearchRequest, search
-from inlet.index.storage import Commit
+from inlet.storage import Commit
 from inlet.index.store import Index
-from inlet.sync.leases import PgLeases
-from inlet.sync.pg_state import PgState
+from inlet.storage.postgres.leases import PgLeases
+from inlet.storage.postgres.state import PgState
 
 TOPICS = ["certificate rotation for the TLS gateway", "quarterly revenue forecast and budget",
           "incident postmortem database failover", "lunch menu tacos and salad", "onboarding laptop setup guide",
@@ -193,8 +194,8 @@ def test_a_replaced_lease_holder_cannot_commit(database_url: str) -> None:
 def test_a_holder_frozen_inside_a_commit_is_cut_off_when_its_lease_runs_out(database_url: str) -> None:
     import psycopg
 
-    from inlet.index.pg_catalog import session_name
-    from inlet.sync.leases import check_fence
+    from inlet.storage.postgres.pool import session_name
+    from inlet.storage.postgres.leases import check_fence
 
     config = IndexConfig(database_url=database_url, chroma_url="http://unused")
     frozen, successor = PgLeases(config, 1.0), PgLeases(config, 30.0)
@@ -236,7 +237,7 @@ def test_repair_on_postgresql_settles_a_write_killed_before_its_commit(pg_config
                                                                      change: str) -> None:
     """As tests/index/test_apply_crash.py on the folder: the write's marks commit, its vectors go to
     Chroma, its catalog commit never happens, and the batch is never applied again."""
-    from inlet.index.catalog import chunk_id
+    from inlet.storage import chunk_id
     from tests.index.test_apply_crash import BEFORE, CHANGES, Crash
 
     docs, deletions = CHANGES[change]

@@ -12,7 +12,7 @@ import pytest
 from inlet.config import IndexConfig
 from inlet.connectors.model import ACL, Document
 from inlet.index.store import Index
-from inlet.sync.state import StateDB
+from inlet.storage.sqlite.state import SqliteState
 
 
 def modes(root: Path) -> dict[str, int]:
@@ -27,7 +27,7 @@ def test_a_new_index_folder_is_0700_and_its_files_0600(tmp_path: Path, embedder:
         with Index(IndexConfig(path=path), embedder=embedder) as index:  # type: ignore[arg-type]
             index.apply([Document(id="s:1", source="s", source_type="files", title="Secret", text="salary bands",
                                   acl=ACL(users=["hr@example.com"]))])
-            state = StateDB(path / "state.db")
+            state = SqliteState(path / "state.db")
             state.close()
         found = modes(path)
     finally:
@@ -44,9 +44,9 @@ def test_a_folder_open_to_others_is_reported_at_start(tmp_path: Path, embedder: 
     path = tmp_path / "ix"
     path.mkdir(mode=0o755)
     path.chmod(0o755)
-    with caplog.at_level(logging.WARNING, logger="inlet.index.private"):
+    with caplog.at_level(logging.WARNING, logger="inlet.storage.private"):
         with Index(IndexConfig(path=path), embedder=embedder):  # type: ignore[arg-type]
             pass
-    warnings = [r.getMessage() for r in caplog.records if r.name == "inlet.index.private"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "inlet.storage.private"]
     assert len(warnings) == 1 and "chmod -R go-rwx" in warnings[0] and str(path) in warnings[0]
     assert stat.S_IMODE(path.stat().st_mode) == 0o755   # reported, not changed behind the owner's back

@@ -127,7 +127,7 @@ def test_a_second_process_cannot_open_the_same_index(index):
 
 
 def test_lexical_filter_falls_back_to_the_filtered_query_when_few_pass(index):
-    from inlet.index.catalog import Filters
+    from inlet.storage import Filters
 
     index.apply([doc(100 + i, "falcon falcon falcon quarterly falcon report", source="pub") for i in range(12)])
     index.apply([doc(200, "Someone saw a falcon near the office once.", source="exec",
@@ -138,7 +138,7 @@ def test_lexical_filter_falls_back_to_the_filtered_query_when_few_pass(index):
 
 
 def test_corpus_stopwords_are_dropped_while_rarer_terms_remain(index):
-    from inlet.index.catalog import Filters
+    from inlet.storage import Filters
 
     index.apply([doc(300 + i, f"Quarterly report number {i} for the board.", source="rep") for i in range(20)])
     index.apply([doc(400, "The Zanzibar memo.", source="rep")])
@@ -150,7 +150,7 @@ def test_corpus_stopwords_are_dropped_while_rarer_terms_remain(index):
 
 def test_acl_and_filters_hold_for_document_ids_containing_hashes(index):
     """Filters read the document id out of chunk ids (`doc#n`), so ids with '#' must survive."""
-    from inlet.index.catalog import Filters
+    from inlet.storage import Filters
 
     secret = Document(id="wiki:Runbook#Failover#2", source="wiki", source_type="files", title="Failover",
                       text="The failover drill for the Oslo datacenter runs on the first Monday.",

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from inlet.config import IndexConfig
 from inlet.connectors.model import ACL, Document, principals_for
-from inlet.index.catalog import Filters, chunk_doc_id
+from inlet.storage import Filters, chunk_doc_id
 from inlet.index.embedding import Embedder
 from inlet.index.search import SearchRequest, search
 from inlet.index.store import Index

@@ -17,8 +17,8 @@ from inlet.server.app import create_app
 from inlet.status import sources_status
 from inlet.sync.daemon import Daemon
 from inlet.sync.engine import RunResult
-from inlet.sync.leases import FolderLeases
-from inlet.sync.state import StateDB
+from inlet.storage.sqlite.leases import FolderLeases
+from inlet.storage.sqlite.state import SqliteState
 
 from .conftest import ALICE, KEYS, OPS, settings_for
 
@@ -33,7 +33,7 @@ def with_sources(settings: Settings, folder: Path) -> Settings:
 def console(index: Index, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Settings]]:
     folder = tmp_path_factory.mktemp("handbook")
     settings = with_sources(settings_for(index.path), folder)
-    state = StateDB(index.path / "state.db")
+    state = SqliteState(index.path / "state.db")
     run = state.start_run("handbook", "backfill")
     run.outcome, run.upserted, run.error = "failed", 3, "the folder vanished: /srv/handbook"
     state.finish_run(run)
@@ -97,12 +97,12 @@ def test_actions_name_what_is_wrong(console: Any) -> None:
 
 
 class _reader:
-    """A second StateDB on the same file, as another process would open it."""
+    """A second SqliteState on the same file, as another process would open it."""
 
     def __init__(self, path: Path) -> None:
-        self.db = StateDB(path / "state.db")
+        self.db = SqliteState(path / "state.db")
 
-    def __enter__(self) -> StateDB:
+    def __enter__(self) -> SqliteState:
         return self.db
 
     def __exit__(self, *exc: object) -> None:
@@ -112,7 +112,7 @@ class _reader:
 class CountingEngine:
     """Records runs; enough of `Engine` for the daemon's scheduling decisions."""
 
-    def __init__(self, state: StateDB, path: Path) -> None:
+    def __init__(self, state: SqliteState, path: Path) -> None:
         self.state = state
         self.stop = threading.Event()
         self.index = type("FakeIndex", (), {"path": path})()
@@ -128,7 +128,7 @@ class CountingEngine:
 
 def test_a_paused_source_skips_its_schedule_but_runs_when_asked(tmp_path: Path) -> None:
     settings = with_sources(settings_for(tmp_path), tmp_path)
-    state = StateDB(tmp_path / "state.db")
+    state = SqliteState(tmp_path / "state.db")
     engine = CountingEngine(state, tmp_path)
     daemon = Daemon(settings, engine)  # type: ignore[arg-type]
     state.set_paused("notes", True)

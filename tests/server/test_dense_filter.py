@@ -4,7 +4,7 @@ those the catalog passes, fall back to Chroma's filtered query when too few pass
 from __future__ import annotations
 
 from inlet.connectors.model import principals_for
-from inlet.index.catalog import Filters
+from inlet.storage import Filters
 from inlet.index.store import Index
 
 

@@ -133,7 +133,7 @@ def test_a_quoted_phrase_matches_as_a_phrase(client: TestClient) -> None:
 
 def test_postgresql_puts_the_holder_first_as_the_folder_does(pg_ticket_index: Index, ticket_index: Index) -> None:
     """The same identifier and phrase queries on PostgreSQL, whose BM25 matches phrases by
-    position (index/pg_lexical.py): the holder is first there too, with the same exact matches."""
+    position (storage/postgres/lexical.py): the holder is first there too, with the same exact matches."""
     from inlet.index.search import SearchRequest, search
 
     for shape, ticket in CASES:

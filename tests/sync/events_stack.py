@@ -22,7 +22,7 @@ from inlet.sandbox.server import Sandbox
 from inlet.sync.daemon import Daemon
 from inlet.sync.daemon_api import ApiPlan
 from inlet.sync.engine import Engine, RunResult
-from inlet.sync.state import StateDB
+from inlet.storage.sqlite.state import SqliteState
 
 WITHIN = 5.0   # seconds: the promise, event to searchable
 
@@ -44,7 +44,7 @@ class EventStack:
     sb: Sandbox
     settings: Settings
     index: Index
-    state: StateDB
+    state: SqliteState
     engine: Engine
     daemon: Daemon
     source: str
@@ -98,7 +98,7 @@ def event_stack(sb: Sandbox, tmp: Path, embedder: Any, source: str, extra: dict[
         settings = parse_config(raw, tmp / "config.toml")
     full_env = {**os.environ, **secrets, **(env or {})}
     with Index(settings.index, embedder) as index:
-        state = StateDB(Path(settings.index.path) / "state.db")
+        state = SqliteState(Path(settings.index.path) / "state.db")
         engine = Engine(settings, index, state, env=full_env)
         assert engine.run(source, "sync").outcome == "ok"
         daemon = Daemon(settings, engine)

@@ -19,12 +19,13 @@ import pytest
 
 from inlet.config import parse_config
 from inlet.errors import SourceBusyError
-from inlet.index.lock import FileLock
+from inlet.storage.lock import FileLock
 from inlet.status import SourcesCollector, sources_status
 from inlet.sync.daemon import RETRY_BASE, Daemon, backoff, due_at_start
 from inlet.sync.engine import Engine, RunResult
-from inlet.sync.leases import FolderLeases
-from inlet.sync.state import RunRecord, SourceState, StateDB
+from inlet.storage.sqlite.leases import FolderLeases
+from inlet.storage import RunRecord, SourceState
+from inlet.storage.sqlite.state import SqliteState
 
 NOON = datetime(2024, 3, 1, 12, 5, tzinfo=timezone.utc).timestamp()   # a Friday, 12:05 UTC
 
@@ -38,9 +39,9 @@ class Clock:
 
 
 class FakeEngine:
-    """Records runs in a real StateDB like the engine does; outcomes are scripted per source."""
+    """Records runs in a real SqliteState like the engine does; outcomes are scripted per source."""
 
-    def __init__(self, state: StateDB, path: Path) -> None:
+    def __init__(self, state: SqliteState, path: Path) -> None:
         self.state = state
         self.stop = threading.Event()
         self.index = SimpleNamespace(path=path)
@@ -91,19 +92,19 @@ def settings_for(tmp_path: Path, *sources: dict[str, Any], **daemon: Any) -> Any
 
 @pytest.fixture
 def state(tmp_path: Path) -> Any:
-    db = StateDB(tmp_path / "index" / "state.db")
+    db = SqliteState(tmp_path / "index" / "state.db")
     yield db
     db.close()
 
 
-def make_daemon(tmp_path: Path, state: StateDB, *sources: dict[str, Any], clock: Clock | None = None,
+def make_daemon(tmp_path: Path, state: SqliteState, *sources: dict[str, Any], clock: Clock | None = None,
                 **daemon: Any) -> tuple[Daemon, FakeEngine]:
     engine = FakeEngine(state, tmp_path / "index")
     settings = settings_for(tmp_path, *sources, **daemon)
     return Daemon(settings, engine, clock=clock or Clock()), engine  # type: ignore[arg-type]
 
 
-def past_run(state: StateDB, name: str, started: float, finished: float, outcome: str = "ok") -> None:
+def past_run(state: SqliteState, name: str, started: float, finished: float, outcome: str = "ok") -> None:
     state.save_source(SourceState(name, {"n": 1}, "incremental", 1, None, finished))
     run = state.start_run(name, "sync")
     state._exec("UPDATE runs SET started_at = ?, finished_at = ?, outcome = ? WHERE id = ?",
@@ -127,7 +128,7 @@ def fire_times(job: Any, start: float, count: int) -> list[float]:
 
 
 # --- schedules --------------------------------------------------------------------------------------
-def test_cron_and_interval_schedules_fire_on_time(tmp_path: Path, state: StateDB) -> None:
+def test_cron_and_interval_schedules_fire_on_time(tmp_path: Path, state: SqliteState) -> None:
     past_run(state, "cron", NOON - 60, NOON - 30)          # ran at 12:04: no catch-up
     past_run(state, "tick", NOON - 600, NOON - 300)        # finished 12:00, every 20m: next at 12:20
     daemon, _ = make_daemon(tmp_path, state, {"name": "cron", "schedule": "*/15 * * * *"},
@@ -141,7 +142,7 @@ def test_cron_and_interval_schedules_fire_on_time(tmp_path: Path, state: StateDB
         assert job.coalesce is True and job.misfire_grace_time is None and job.max_instances == 1
 
 
-def test_a_run_missed_while_down_runs_once_at_start(tmp_path: Path, state: StateDB) -> None:
+def test_a_run_missed_while_down_runs_once_at_start(tmp_path: Path, state: SqliteState) -> None:
     past_run(state, "late-cron", NOON - 1800, NOON - 1700)    # 11:35; the 11:45 and 12:00 runs were missed
     past_run(state, "late-tick", NOON - 7300, NOON - 7200)    # every 1h, last finished 2 h ago
     past_run(state, "fresh", NOON - 120, NOON - 60)
@@ -173,7 +174,7 @@ def test_backoff_doubles_and_is_capped() -> None:
 
 
 def test_failed_run_is_retried_with_backoff_and_logged_once_per_streak(
-        tmp_path: Path, state: StateDB, caplog: pytest.LogCaptureFixture) -> None:
+        tmp_path: Path, state: SqliteState, caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
     daemon, engine = make_daemon(tmp_path, state, {"name": "flaky", "every": "1m"}, clock=clock)
     engine.outcomes["flaky"] = ["failed", "failed", "failed", "ok", "failed"]
@@ -197,7 +198,7 @@ def test_failed_run_is_retried_with_backoff_and_logged_once_per_streak(
     assert jobs(daemon)["retry:flaky"].trigger.run_date.timestamp() == clock.now + RETRY_BASE
 
 
-def test_backoff_is_capped_by_retry_max(tmp_path: Path, state: StateDB) -> None:
+def test_backoff_is_capped_by_retry_max(tmp_path: Path, state: SqliteState) -> None:
     clock = Clock()
     daemon, engine = make_daemon(tmp_path, state, {"name": "down", "every": "1m"}, clock=clock,
                                  retry_max="2m")
@@ -208,7 +209,7 @@ def test_backoff_is_capped_by_retry_max(tmp_path: Path, state: StateDB) -> None:
 
 
 # --- overlap and parallelism -------------------------------------------------------------------------
-def test_overlapping_runs_of_a_source_are_refused(tmp_path: Path, state: StateDB) -> None:
+def test_overlapping_runs_of_a_source_are_refused(tmp_path: Path, state: SqliteState) -> None:
     daemon, engine = make_daemon(tmp_path, state, {"name": "slow", "every": "1m"})
     engine.hold = threading.Event()
     first = threading.Thread(target=daemon.sync_job, args=("slow",))
@@ -224,7 +225,7 @@ def test_overlapping_runs_of_a_source_are_refused(tmp_path: Path, state: StateDB
     assert engine.calls == [("slow", "sync")]
 
 
-def test_a_run_held_by_another_process_is_skipped(tmp_path: Path, state: StateDB) -> None:
+def test_a_run_held_by_another_process_is_skipped(tmp_path: Path, state: SqliteState) -> None:
     """The real engine's per-source file lock (flock: per open file, so also across processes)."""
     settings = settings_for(tmp_path, {"name": "docs", "every": "1h"})
     engine = Engine(settings, SimpleNamespace(path=tmp_path / "index"), state)  # type: ignore[arg-type]
@@ -240,7 +241,7 @@ def test_a_run_held_by_another_process_is_skipped(tmp_path: Path, state: StateDB
         other.release()
 
 
-def test_sources_run_in_parallel_up_to_max_parallel(tmp_path: Path, state: StateDB) -> None:
+def test_sources_run_in_parallel_up_to_max_parallel(tmp_path: Path, state: SqliteState) -> None:
     sources = [{"name": f"s{n}", "every": "1h"} for n in range(3)]
     daemon, engine = make_daemon(tmp_path, state, *sources, max_parallel=2)
     engine.hold = threading.Event()
@@ -258,7 +259,7 @@ def test_sources_run_in_parallel_up_to_max_parallel(tmp_path: Path, state: State
 
 
 # --- reconciliation and visibility -------------------------------------------------------------------
-def test_prune_runs_on_its_own_schedule(tmp_path: Path, state: StateDB) -> None:
+def test_prune_runs_on_its_own_schedule(tmp_path: Path, state: SqliteState) -> None:
     clock = Clock()
     past_run(state, "old", NOON - 60, NOON - 30)
     state.save_source(SourceState("old", {"n": 1}, "incremental", 1, None, NOON - 2 * 86400))
@@ -275,7 +276,7 @@ def test_prune_runs_on_its_own_schedule(tmp_path: Path, state: StateDB) -> None:
     assert engine.calls == [("old", "prune")]
 
 
-def test_status_and_metrics_show_the_daemons_next_run_lag_and_streak(tmp_path: Path, state: StateDB) -> None:
+def test_status_and_metrics_show_the_daemons_next_run_lag_and_streak(tmp_path: Path, state: SqliteState) -> None:
     now = time.time()
     past_run(state, "docs", now - 100, now - 90)
     past_run(state, "docs", now - 50, now - 40, outcome="failed")
@@ -473,7 +474,7 @@ def test_killed_daemon_restarts_without_losing_or_duplicating(tmp_path: Path) ->
         assert second.wait(60) == 0, second.stderr()[-3000:]
     assert not (index / "daemon-api.json").exists()
 
-    from inlet.index.catalog import chunk_id
+    from inlet.storage import chunk_id
     from inlet.index.vectors import open_collection
 
     docs = catalog(index)
@@ -505,7 +506,7 @@ def test_commands_beside_a_holder_without_a_local_channel_name_its_pid(tmp_path:
         held.release()
 
 
-def test_admin_sync_route_needs_an_admin_key(tmp_path: Path, state: StateDB) -> None:
+def test_admin_sync_route_needs_an_admin_key(tmp_path: Path, state: SqliteState) -> None:
     from starlette.applications import Starlette
     from starlette.testclient import TestClient
 
@@ -528,7 +529,7 @@ def test_admin_sync_route_needs_an_admin_key(tmp_path: Path, state: StateDB) -> 
     assert engine.calls == [("wiki", "sync")]
 
 
-def test_shutdown_waits_for_runs_in_flight_but_not_forever(tmp_path: Path, state: StateDB) -> None:
+def test_shutdown_waits_for_runs_in_flight_but_not_forever(tmp_path: Path, state: SqliteState) -> None:
     daemon, engine = make_daemon(tmp_path, state, {"name": "slow", "every": "1h"})
     engine.hold = threading.Event()
     worker = threading.Thread(target=daemon._tracked, args=(daemon.sync_job, "slow"))

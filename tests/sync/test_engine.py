@@ -10,10 +10,10 @@ import pytest
 from inlet.config import IndexConfig, Settings
 from inlet.connectors import Checkpoint, Connector, Deletion, Skipped, SourceConfig
 from inlet.errors import CredentialsError, SourceBusyError
-from inlet.index.lock import FileLock
+from inlet.storage.lock import FileLock
 from inlet.index.store import Index
 from inlet.sync.engine import BATCH_DOCS, Engine
-from inlet.sync.state import StateDB
+from inlet.storage.sqlite.state import SqliteState
 
 
 class Script(Connector):
@@ -47,7 +47,7 @@ def engine(tmp_path, embedder):
     settings = Settings(index=IndexConfig(path=tmp_path), sources=[
         SourceConfig(name="one", type="script"), SourceConfig(name="two", type="script")])
     with Index(settings.index, embedder=embedder) as index:
-        state = StateDB(tmp_path / "state.db")
+        state = SqliteState(tmp_path / "state.db")
         yield ScriptEngine(settings, index, state)
         state.close()
 
@@ -175,7 +175,7 @@ def test_order_within_a_batch_is_kept(engine):
     assert engine.index.document("one:1").text == "back again"
 
 
-class CountingState(StateDB):
+class CountingState(SqliteState):
     writes = 0
 
     def save_source(self, state) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from inlet.errors import InletError, SourceBusyError
-from inlet.index.lock import FileLock
-from inlet.sync.state import StateDB
+from inlet.storage.lock import FileLock
+from inlet.storage.sqlite.state import SqliteState
 from inlet.sync.local_channel import LocalClient, socket_path
 
 from .test_daemon import Proc, cli, make_daemon, source_row, wait_for
@@ -126,7 +126,7 @@ def test_commands_are_answered_by_inlet_serve(tmp_path: Path) -> None:
 
 
 def test_a_forwarded_run_is_refused_while_its_source_runs_and_once_the_daemon_stops(tmp_path: Path) -> None:
-    state = StateDB(tmp_path / "index" / "state.db")
+    state = SqliteState(tmp_path / "index" / "state.db")
     try:
         daemon, engine = make_daemon(tmp_path, state, {"name": "docs", "every": "1h"})
         assert daemon.run_for_client("docs", "backfill").outcome == "ok"

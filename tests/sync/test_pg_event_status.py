@@ -12,8 +12,8 @@ import psycopg
 
 from inlet.config import Settings, parse_config
 from inlet.status import SourcesCollector, sources_status
-from inlet.sync.event_status import event_status, open_event_status
-from inlet.sync.pg_event_status import STALE_AFTER, PgEventStatus, read_database_event_status
+from inlet.storage import open_backend
+from inlet.storage.postgres.event_status import STALE_AFTER, PgEventStatus, read_database_event_status
 
 
 def settings_for(database_url: str, tmp_path: Path) -> Settings:
@@ -37,7 +37,7 @@ def wait_until(check: Any, timeout: float = 20) -> None:
 
 def test_status_and_metrics_on_any_host_read_the_daemons_event_status(database_url: str, tmp_path: Path) -> None:
     settings = settings_for(database_url, tmp_path)
-    writer = open_event_status(settings.index, tmp_path / "unused-state.db")
+    writer = open_backend(settings.index).event_writer()
     assert isinstance(writer, PgEventStatus) and not (tmp_path / "unused-state.db").exists()
     try:
         writer.save("chat", report(True, 1_700_000_000.0, 1.25))
@@ -49,7 +49,7 @@ def test_status_and_metrics_on_any_host_read_the_daemons_event_status(database_u
         assert metrics["inlet_source_events_live"] == {"chat": 1.0}
         assert metrics["inlet_source_event_latency_seconds"] == {"chat": 1.25}
         writer.clear()   # a daemon stopping cleanly
-        assert event_status(settings.index) == {}
+        assert open_backend(settings.index).event_status() == {}
     finally:
         writer.close()
 

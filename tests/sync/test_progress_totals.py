@@ -22,7 +22,8 @@ from inlet.sandbox import drive_state as ds
 from inlet.sandbox.server import Sandbox
 from inlet.status import sources_status
 from inlet.sync.engine import Engine, RunProgress
-from inlet.sync.state import RunRecord, StateDB
+from inlet.storage import RunRecord
+from inlet.storage.sqlite.state import SqliteState
 
 DRIVE, MAIL = "sandbox-drive", "sandbox-mail"
 MAILBOX = "robert.badeer@enron.com"
@@ -59,7 +60,7 @@ def stack(tmp_path: Path, embedder: Any, monkeypatch: pytest.MonkeyPatch) -> Ite
                 seen.running.append(running)
 
         with Index(settings.index, embedder=embedder) as index:
-            state = StateDB(tmp_path / "index" / "state.db")
+            state = SqliteState(tmp_path / "index" / "state.db")
             try:
                 yield sb, Engine(settings, index, state, env=env, on_progress=on_progress), seen
             finally:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from inlet.sync.state import SourceState, StateDB
+from inlet.storage import SourceState
+from inlet.storage.sqlite.state import SqliteState
 
 SAVES = 40
 SEED = 16
@@ -24,7 +25,7 @@ SEED = 16
 def captured(tmp_path: Path) -> Path:
     """state.db and its WAL as a killed process leaves them, after SAVES checkpoint commits."""
     live = tmp_path / "live"
-    state = StateDB(live / "state.db")
+    state = SqliteState(live / "state.db")
     for n in range(1, SAVES + 1):
         state.save_source(SourceState("mail", {"cursor": n, "pad": "x" * 300}, "backfill", 1))
     frozen = tmp_path / "frozen"
@@ -38,7 +39,7 @@ def captured(tmp_path: Path) -> Path:
 
 def reopen(files: Path, into: Path) -> int:
     shutil.copytree(files, into)
-    state = StateDB(into / "state.db")
+    state = SqliteState(into / "state.db")
     try:
         checkpoint = state.source("mail").checkpoint
     finally:

@@ -9,7 +9,7 @@ from inlet.connectors.files import FilesConfig
 from inlet.connectors.mail import MailArchiveConfig
 from inlet.index.store import Index
 from inlet.sync.engine import Engine
-from inlet.sync.state import StateDB
+from inlet.storage.sqlite.state import SqliteState
 
 
 @pytest.mark.parametrize("config", [FilesConfig, MailArchiveConfig])
@@ -20,7 +20,7 @@ def test_prune_of_a_vanished_folder_deletes_nothing_and_names_it(tmp_path, embed
     source = config(name="box", type="files" if config is FilesConfig else "mail_archive", path=folder)
     settings = Settings(index=IndexConfig(path=tmp_path / "store"), sources=[source])
     with Index(settings.index, embedder=embedder) as index:
-        state = StateDB(tmp_path / "store" / "state.db")
+        state = SqliteState(tmp_path / "store" / "state.db")
         engine = Engine(settings, index, state, env={})
         assert engine.run("box", "backfill").upserted == 1
         shutil.rmtree(folder)

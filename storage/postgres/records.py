@@ -1,4 +1,4 @@
-"""The embedding record (`fingerprint.py`) of an index kept in PostgreSQL: one versioned row.
+"""The embedding record (`storage/records.py`) of an index kept in PostgreSQL: one versioned row.
 
 Several processes write it: `inlet reindex` after every batch, and daemons on any host whose syncs
 send sources back to the reindex's queue. Each write names the version its writer last read and
@@ -10,18 +10,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .fingerprint import Pending, Record, RecordChanged
+from ..records import Record, RecordChanged, parse
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
-
-
-def _parse(text: str) -> Record:
-    raw: dict[str, Any] = json.loads(text)
-    pending = raw.pop("pending", None)
-    return Record(**raw, pending=Pending(**pending) if pending else None)
 
 
 class PgRecords:
@@ -39,7 +33,7 @@ class PgRecords:
             self.version = None
             return None
         self.version = int(row[1])
-        return _parse(row[0])
+        return parse(row[0])
 
     def write(self, record: Record) -> None:
         text = json.dumps(asdict(record))
@@ -61,12 +55,3 @@ class PgRecords:
         if row is None or int(row[0]) == self.version:
             return None
         return self.read()
-
-
-def database_records(pool: ConnectionPool, url: str) -> PgRecords:
-    """The record of the index in the database at `url` (named by server and database, no user)."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    where = conninfo_to_dict(url)
-    name = f"{where.get('host', 'localhost')}:{where.get('port', 5432)}/{where.get('dbname', '')}"
-    return PgRecords(pool, f"the index database at {name}")

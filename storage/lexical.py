@@ -8,7 +8,7 @@ for the parts alone ranks every ticket holding `20931` or `inc` alike. So an ide
 *phrase* of its parts (they must appear next to each other, in order: the whole token) and each
 part is also a term of its own (a partial name still matches). A quoted phrase is a phrase too.
 
-What a storage backend must do (SQLite: index/catalog.py):
+What a storage backend must do (SQLite: storage/sqlite/catalog.py):
 - index text split the way `words` splits it (runs of letters and digits, lowercase, accents
   folded; FTS5's `unicode61` tokenizer does exactly this; PostgreSQL: `to_tsvector` over
   `" ".join(words(text))`, not the default parser, which keeps hosts and addresses whole);
@@ -27,6 +27,9 @@ import unicodedata
 from dataclasses import dataclass
 
 RARE_EXACT = 10   # an identifier or quoted phrase in at most this many chunks decides a ranking
+LEXICAL_OVERFETCH = 4   # BM25 matches ranked per wanted result before falling back to a filtered query
+COMMON_TERM = 0.25      # a query term in more chunks than this share adds little to BM25 but costs most
+DF_TTL = 300.0          # seconds a cached document frequency is trusted
 STOPWORDS = frozenset(
     "a an and are as at be but by for from has have how i in is it its of on or that the this to "
     "was were what when where which who why will with you your do does did can could should would".split()

@@ -17,24 +17,22 @@ the fence just before writing them too, so a replaced holder writes no vectors u
 the moment between that check and the write (chunk ids are deterministic, so what it could write
 is a vector of an older text under the same id; the next change of that document rewrites it).
 
-The folder's leases are `flock` files (index/lock.py): the kernel drops them when the process dies
-and never while it lives, so they need no fence.
+The folder's leases are `flock` files (`storage/sqlite/leases.py`): the kernel drops them when the
+process dies and never while it lives, so they need no fence.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inlet.errors import LeaseLostError, SourceBusyError
-from inlet.index.lock import FileLock
-from inlet.index.storage import Fence
+
+from ..types import Fence
+from .pool import connect, disconnect, holder_name, session_name
 
 if TYPE_CHECKING:
     import psycopg
@@ -45,43 +43,12 @@ log = logging.getLogger(__name__)
 TAKEOVER_WAIT_MS = 2000   # a lease row locked longer than this by a holder whose lease is over: cut it off
 
 
-class FolderLeases:
-    """One `flock` file per source under the index folder, as the engine always used."""
-
-    shared = False
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    @contextmanager
-    def hold(self, source: str) -> Iterator[Fence | None]:
-        lock = FileLock(self.folder / f"{source}.lock")
-        if not lock.acquire(source=source):
-            raise SourceBusyError(f"source {source!r} is already being synced (pid {lock.holder().get('pid', '?')})")
-        try:
-            yield None
-        finally:
-            lock.release()
-
-    def holders(self) -> dict[str, dict[str, Any]]:
-        return {}
-
-    def close(self) -> None:
-        pass
-
-
-def holder_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 class PgLeases:
     """Leases in the `leases` table of the index database; a background thread renews held ones."""
 
     shared = True
 
     def __init__(self, config: IndexConfig, lease_seconds: float) -> None:
-        from inlet.index.pg_catalog import connect
-
         self.pool = connect(config)
         self.seconds = lease_seconds
         self.holder = holder_name()
@@ -92,8 +59,6 @@ class PgLeases:
         self._renewer.start()
 
     def close(self) -> None:
-        from inlet.index.pg_catalog import disconnect
-
         self._stop.set()
         self._renewer.join(timeout=5)
         disconnect(self.pool)
@@ -184,8 +149,6 @@ class PgLeases:
 def _end_stuck_holder(db: psycopg.Connection[Any], source: str) -> bool:
     """End the in-transaction sessions of `source`'s holder if its lease is over; False if it is not."""
     import psycopg
-
-    from inlet.index.pg_catalog import session_name
 
     row = db.execute("SELECT holder FROM leases WHERE source = %s AND expires <= now()", (source,)).fetchone()
     if row is None:

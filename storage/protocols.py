@@ -1,13 +1,13 @@
-"""Where an index lives: the small protocol the engine, daemon and server use, and its two homes.
+"""What the index, the engine, the daemon and the server may ask of storage: one protocol per store.
 
-An index is three stores: the catalog (documents, chunks, ACL principals, the lexical index), the
-state (checkpoints, runs, the daemon's schedule) and the leases (which process syncs which source).
-Each has two implementations that behave the same to their callers:
-- the folder (default): `catalog.db` and `state.db` (SQLite) beside embedded Chroma, and `flock`
-  files for leases, exactly as inlet has always stored it;
-- PostgreSQL (`[index].database_url`, with a Chroma server at `chroma_url`): catalog, state and
-  leases in one database, shared by any number of daemons and API replicas (`pg_catalog.py`,
-  `inlet/sync/pg_state.py`, `inlet/sync/leases.py`).
+An index is kept in five stores, each with a folder implementation (SQLite files, `flock` files,
+`embedding.json`) and a PostgreSQL one, which behave the same to their callers:
+- the catalog: documents, chunks, ACL principals and the lexical index (the commit record);
+- the state: checkpoints, runs, the daemon's schedule, operators' pauses;
+- the leases: which process syncs which source;
+- the event status: each daemon's change-event state per source;
+- the embedding record (`records.Records`): which model made the vectors.
+`backend.open_backend` is the one place that picks an implementation.
 
 The invariant a lease adds to the engine's ("a checkpoint is saved only once everything before it
 is committed") is: a commit (a batch of documents, a checkpoint) carries the `Fence` of the lease
@@ -18,46 +18,14 @@ successor's work, whatever it believes about time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from inlet.connectors.model import Document
 
-if TYPE_CHECKING:
-    from inlet.config import IndexConfig, Settings
-    from inlet.sync.state import RunRecord, SourceState
-
-    from .catalog import Filters, StoredDoc
-
-
-@dataclass(frozen=True)
-class Fence:
-    """A lease on `source` as granted: `number` grows by one at every grant, so a stale holder's
-    number is always smaller than the current one."""
-
-    source: str
-    number: int
-
-
-@dataclass
-class Commit:
-    """One batch for the catalog, written in one transaction: `embedded` documents with their new
-    chunk texts, `relabelled` ones (metadata or ACL changed, chunks kept), `seen` ones (unchanged)
-    and `gone` ones (deleted)."""
-
-    generation: int = 0
-    embedded: list[tuple[Document, list[str]]] = field(default_factory=list)
-    relabelled: list[Document] = field(default_factory=list)
-    seen: list[str] = field(default_factory=list)
-    gone: list[str] = field(default_factory=list)
-    fence: Fence | None = None
-    keys: list[tuple[str, str]] = field(default_factory=list)   # (chunk id, vector key): see dedup.py
-    # Documents whose vectors a write is about to touch, as (doc id, source, chunk ids it may leave),
-    # and the documents a commit settles: see `Index.repair`.
-    marked: list[tuple[str, str, int]] = field(default_factory=list)
-    settled: list[str] = field(default_factory=list)
+from .records import Records
+from .types import Commit, Fence, Filters, RunRecord, SourceState, StoredDoc
 
 
 class CatalogStore(Protocol):
@@ -78,6 +46,7 @@ class CatalogStore(Protocol):
     def keyed_chunks(self, keys: list[str]) -> dict[str, str]: ...
     def unsettled(self, source: str) -> list[tuple[str, int]]: ...
     def exact_matches(self, query: str, filters: Filters) -> dict[str, int]: ...
+    def records(self) -> Records: ...
     def close(self) -> None: ...
 
 
@@ -116,40 +85,9 @@ class Leases(Protocol):
     def close(self) -> None: ...
 
 
-def uses_database(config: IndexConfig) -> bool:
-    return bool(config.database_url)
+class EventStatusWriter(Protocol):
+    """A daemon's record of its sources' change-event state."""
 
-
-def open_catalog(config: IndexConfig) -> CatalogStore:
-    if config.database_url:
-        from .pg_catalog import PgCatalog
-
-        return PgCatalog(config)
-    from .catalog import Catalog
-
-    return Catalog(config.path / "catalog.db")
-
-
-def open_state(config: IndexConfig) -> StateStore:
-    if config.database_url:
-        from inlet.sync.pg_state import PgState
-
-        return PgState(config)
-    from inlet.sync.state import StateDB
-
-    return StateDB(config.path / "state.db")
-
-
-def open_leases(settings: Settings) -> Leases:
-    from inlet.connectors.base import parse_duration
-    from inlet.sync.leases import FolderLeases, PgLeases
-
-    if settings.index.database_url:
-        return PgLeases(settings.index, parse_duration(settings.daemon.lease))
-    return FolderLeases(settings.index.path / "locks")
-
-
-def chunk_ids(doc_id: str, chunks: int) -> Iterator[str]:
-    from .catalog import chunk_id
-
-    return (chunk_id(doc_id, n) for n in range(chunks))
+    def save(self, source: str, report: dict[str, Any]) -> None: ...
+    def clear(self) -> None: ...
+    def close(self) -> None: ...

@@ -1,4 +1,4 @@
-"""Change-event status in the index database: what `sync/event_status.py` keeps in SQLite, shared
+"""Change-event status in the index database: what `sqlite/event_status.py` keeps in SQLite, shared
 by every host, so `inlet status` anywhere and `/metrics` of any API replica show it.
 
 Each daemon writes its own rows (source, holder = host:pid). A reader on another host cannot ask
@@ -10,14 +10,19 @@ the reader shows the one that heard the latest event, and `live` if any of them 
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from .leases import holder_name
+from ..dialect import POSTGRES
+from ..event_status import SqlEventStatus, merge_reports
+from .pool import connect, disconnect, holder_name
 
 if TYPE_CHECKING:
+    import psycopg
+
     from inlet.config import IndexConfig
 
 log = logging.getLogger(__name__)
@@ -25,12 +30,15 @@ HEARTBEAT = 15.0     # seconds between refreshes of a daemon's rows
 STALE_AFTER = 3      # heartbeats missed before a daemon's rows read as "events off"
 
 
-class PgEventStatus:
-    """One daemon's writer; same methods as `EventStatusDB`."""
+class PgEventStatus(SqlEventStatus):
+    """One daemon's writer: its rows carry the database's clock, refreshed every `heartbeat`."""
+
+    dialect = POSTGRES
+    owner_column = "holder"
+    key = "source, holder"
+    now = "now()"
 
     def __init__(self, config: IndexConfig, heartbeat: float = HEARTBEAT, holder: str | None = None) -> None:
-        from inlet.index.pg_catalog import connect
-
         self.pool = connect(config)
         self.holder = holder or holder_name()
         self.heartbeat = heartbeat
@@ -38,19 +46,15 @@ class PgEventStatus:
         self._beat = threading.Thread(target=self._beat_loop, name="inlet-event-status", daemon=True)
         self._beat.start()
 
-    def save(self, source: str, report: dict[str, Any]) -> None:
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
         with self.pool.connection() as db:
-            db.execute("INSERT INTO daemon_events (source, holder, report, updated) VALUES (%s, %s, %s, now()) "
-                       "ON CONFLICT (source, holder) DO UPDATE SET report = excluded.report, updated = now()",
-                       (source, self.holder, json.dumps(report)))
+            yield db
 
-    def clear(self) -> None:
-        with self.pool.connection() as db:
-            db.execute("DELETE FROM daemon_events WHERE holder = %s", (self.holder,))
+    def _owner(self) -> str:
+        return self.holder
 
     def close(self) -> None:
-        from inlet.index.pg_catalog import disconnect
-
         self._stop.set()
         self._beat.join(timeout=5)
         disconnect(self.pool)
@@ -66,8 +70,6 @@ class PgEventStatus:
 
 def read_database_event_status(config: IndexConfig, heartbeat: float = HEARTBEAT) -> dict[str, dict[str, Any]]:
     """source -> the report of the live daemon that heard its latest event; absent when none is live."""
-    from inlet.index.pg_catalog import connect, disconnect
-
     pool = connect(config)
     try:
         with pool.connection() as db:
@@ -76,15 +78,4 @@ def read_database_event_status(config: IndexConfig, heartbeat: float = HEARTBEAT
                               (heartbeat * STALE_AFTER,)).fetchall()
     finally:
         disconnect(pool)
-    out: dict[str, dict[str, Any]] = {}
-    for source, text in rows:
-        report = json.loads(text)
-        seen = out.get(source)
-        if seen is None:
-            out[source] = report
-            continue
-        live = bool(seen["live"] or report["live"])
-        if (report.get("last_event_at") or 0) > (seen.get("last_event_at") or 0):
-            seen = report
-        out[source] = {**seen, "live": live}
-    return out
+    return merge_reports(rows)

@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from .catalog import COMMON_TERM, DF_TTL, Filters
-from .lexical import Term, words
+from ..lexical import COMMON_TERM, DF_TTL, Term, words
+from ..types import Filters
 
 K1 = 1.2
 B = 0.75

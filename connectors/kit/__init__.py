@@ -1,0 +1,30 @@
+"""The connector kit: the plumbing every SaaS connector shares, written once.
+
+- `retry`: one `RetryPolicy` (attempts, backoff, cap, jitter, deadline; `Retry-After` honoured and
+  capped; 429/5xx/network retriable) and the per-call `Attempts` that logs one line per wait.
+  Adapters: `transport.RetryTransport` (httpx), `slack.SlackRetryHandler` (slack-sdk),
+  `google.GoogleService.call` (googleapiclient).
+- `ratelimit`: a thread-safe `TokenBucket` with a burst; `Buckets`, one per key.
+- `paging`: `Pager` / `pages()` for cursors, page tokens and next links; a repeated token is refused.
+- `checkpoint`: `CheckpointModel`, a typed, versioned checkpoint stored as a plain dict.
+- `renewal`: `Renewals`, subscriptions renewed at a third of their lifetime and removed in bounded time.
+- `graph`: `GraphClient` (msal over httpx, token refresh on 401, `GraphError`).
+- `google`: `load_credentials` and `GoogleService` (request execution, `GoogleApiError`).
+
+The service modules (`graph`, `google`, `slack`) import their SDKs; import them by module
+(`from inlet.connectors.kit.graph import GraphClient`), so a connector loads only its own SDK.
+Everything else is re-exported here.
+"""
+
+from .checkpoint import CheckpointModel
+from .paging import Pager, StuckTokenError, cursor, next_link, page_token, pages
+from .ratelimit import Buckets, TokenBucket
+from .renewal import RENEW_AT, Backoff, Renewals, Subscription
+from .retry import Attempts, RetryPolicy, retriable_status, retry_after
+from .transport import RetryTransport, ssl_context
+
+__all__ = [
+    "RENEW_AT", "Attempts", "Backoff", "Buckets", "CheckpointModel", "Pager", "Renewals", "RetryPolicy",
+    "RetryTransport", "StuckTokenError", "Subscription", "TokenBucket", "cursor", "next_link", "page_token",
+    "pages", "retriable_status", "retry_after", "ssl_context",
+]

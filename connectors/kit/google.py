@@ -1,0 +1,140 @@
+"""Google API plumbing shared by the Drive and Gmail connectors: credentials and request execution.
+
+Invariants:
+- Credentials come from one JSON file: a service account (optionally delegated to `subject`, the
+  user it acts as) or an authorized user; `scopes` are the connector's. A file that cannot be read
+  or is neither kind is a `ConfigError` naming the source and the key.
+- Every request runs through `GoogleService.call`: one token bucket shared by all threads keeps
+  them within quota, and retries follow the kit's `RetryPolicy` (429, 5xx, 403 with a rate-limit
+  reason, reset or stalled connections) honouring `Retry-After`. A 401 refreshes the token once
+  (inside `AuthorizedHttp`), after which it is a `CredentialsError`; any other error answer is a
+  `GoogleApiError` carrying status and reason, for the caller to decide (404, 403 fileNotDownloadable).
+- httplib2 objects are not thread-safe, so every thread executes requests on its own
+  `AuthorizedHttp` (sharing one credentials object).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from inlet.errors import ConfigError, CredentialsError, InletError, RetriableError
+
+from .ratelimit import TokenBucket
+from .retry import NETWORK_ERRORS, RetryPolicy, retriable_status, retry_after
+
+log = logging.getLogger(__name__)
+
+
+class GoogleApiError(InletError):
+    """A non-retriable answer from a Google API (404, 403 fileNotDownloadable, 400 ...): the caller
+    decides; one that escapes the connector fails the run with this message."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status, self.reason, self.message = status, reason, message
+
+
+def load_credentials(path: Path, subject: str | None, source: str, scopes: Sequence[str]) -> Any:
+    """Service-account (optionally delegated to `subject`) or authorized-user credentials."""
+    from google.oauth2 import credentials as user_credentials
+    from google.oauth2 import service_account
+
+    try:
+        info = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"source {source!r}: key 'credentials_file': cannot read {path}: {exc}") from exc
+    kind = info.get("type") if isinstance(info, dict) else None
+    try:
+        if kind == "service_account":
+            creds = service_account.Credentials.from_service_account_info(info, scopes=list(scopes))
+            return creds.with_subject(subject) if subject else creds
+        if kind == "authorized_user":
+            if subject:
+                raise ConfigError(f"source {source!r}: key 'subject' needs service-account credentials")
+            creds = user_credentials.Credentials.from_authorized_user_info(info)   # scopes: those granted
+            # google-auth always sets Google's token endpoint here; the file's token_uri wins
+            return creds.with_token_uri(info["token_uri"]) if info.get("token_uri") else creds
+    except ValueError as exc:
+        raise ConfigError(f"source {source!r}: key 'credentials_file': {path}: {exc}") from exc
+    raise ConfigError(f"source {source!r}: key 'credentials_file': {path} is neither a service_account "
+                      f"nor an authorized_user credentials file (type {kind!r})")
+
+
+def error_of(err: Any) -> tuple[str, str]:
+    """(reason, message) out of Google's error envelope."""
+    try:
+        error = json.loads(err.content.decode("utf-8"))["error"]
+        details = error.get("errors") or [{}]
+        return details[0].get("reason", "") or error.get("status", ""), error.get("message", "")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return "", str(err)
+
+
+class GoogleService:
+    """One discovery-built API (`api`, `version`: 'drive', 'v3') for one source, its calls executed
+    by `call` under the kit's retry policy and rate limit (`per_second`, 0: unlimited)."""
+
+    def __init__(self, api: str, version: str, *, source: str, credentials: Any, api_endpoint: str | None,
+                 policy: RetryPolicy | None = None, per_second: float = 0.0, burst: float = 1.0,
+                 timeout: float = 60.0, label: str | None = None) -> None:
+        from google.api_core.client_options import ClientOptions
+        from googleapiclient.discovery import build
+
+        self.source, self.timeout = source, timeout
+        self.label = label or api.capitalize()
+        self.policy = policy or RetryPolicy()
+        self._credentials = credentials
+        options = ClientOptions(api_endpoint=api_endpoint) if api_endpoint else None
+        self.service = build(api, version, credentials=credentials, static_discovery=True, client_options=options)
+        self._local = threading.local()
+        self.limiter = TokenBucket(per_second, burst)
+
+    def _http(self) -> Any:
+        http = getattr(self._local, "http", None)
+        if http is None:
+            import google_auth_httplib2
+            import httplib2
+
+            http = google_auth_httplib2.AuthorizedHttp(self._credentials, http=httplib2.Http(
+                timeout=self.timeout), max_refresh_attempts=1)
+            self._local.http = http
+        return http
+
+    def call(self, make: Callable[[Any], Any], what: str = "") -> Any:
+        """Execute the request `make(service)` builds, retried; failures mapped onto inlet's errors."""
+        from google.auth.exceptions import RefreshError, TransportError
+        from googleapiclient.errors import HttpError
+
+        unreachable: tuple[type[BaseException], ...] = (TransportError, *NETWORK_ERRORS)
+        request = make(self.service)
+        attempts = self.policy.start(self.source, what or getattr(request, "methodId", "") or self.label)
+        while True:
+            self.limiter.take()
+            try:
+                return request.execute(http=self._http())
+            except RefreshError as exc:
+                if getattr(exc, "retryable", False) and attempts.retry("token refresh failed"):
+                    continue
+                raise CredentialsError(self.source, f"token refresh refused: {exc}") from exc
+            except unreachable as exc:   # reset, cut or stalled
+                if attempts.retry(type(exc).__name__):
+                    continue
+                raise RetriableError(f"source {self.source!r}: {self.label} unreachable: {exc}") from exc
+            except HttpError as exc:
+                status = exc.resp.status
+                reason, message = error_of(exc)
+                if status == 401:
+                    raise CredentialsError(self.source, f"{self.label} refused the access token after a "
+                                           f"refresh: {message}") from exc
+                if not retriable_status(status, reason):
+                    raise GoogleApiError(status, reason, message) from exc
+                after = retry_after(exc.resp.get("retry-after"))
+                if attempts.retry(f"HTTP {status} {reason}".strip(), after, throttled=status in (403, 429)):
+                    continue
+                raise RetriableError(f"source {self.source!r}: {self.label} kept answering {status} {reason}",
+                                     retry_after=after or self.policy.cap) from exc

@@ -1,0 +1,158 @@
+"""Microsoft Graph plumbing shared by the Outlook, OneDrive/SharePoint and Teams connectors.
+
+Invariants:
+- Every request goes through one pooled httpx client whose transport retries under the kit's
+  `RetryPolicy` (429 and 5xx honouring `Retry-After`, reset idempotent requests).
+- msal runs over that same client (through its documented `http_client` hook), so the extra CA of
+  `ca_bundle` is trusted by identity and Graph calls alike, added to the system ones.
+- A 401 from Graph drops msal's cached app token and retries once with a fresh one; a token the
+  identity platform refuses is a `CredentialsError` naming the source and carrying msal's text.
+- An answer still retriable after the retries is a `RetriableError` (with its Retry-After); any
+  other 4xx is a `GraphError` carrying status and code, for the caller to decide (404, 410 ...).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from inlet.errors import CredentialsError, InletError, RetriableError
+
+from .transport import client as http_client
+from .paging import next_link, pages
+from .retry import RetryPolicy, retriable_status, retry_after
+
+log = logging.getLogger(__name__)
+
+SCOPE = "https://graph.microsoft.com/.default"
+
+
+class GraphError(InletError):
+    """A Graph answer the caller decides about (404 mailbox/folder, 410 sync state, ...); one that
+    escapes the connector fails the run with this message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+
+
+class _MsalHttp:
+    """msal's `http_client` contract (get/post returning status_code/text/headers) over httpx."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self._client = client
+
+    def post(self, url: str, params: Any = None, data: Any = None, headers: Any = None, **_: Any) -> httpx.Response:
+        return self._client.post(url, params=params, data=data, headers=headers)
+
+    def get(self, url: str, params: Any = None, headers: Any = None, **_: Any) -> httpx.Response:
+        return self._client.get(url, params=params, headers=headers)
+
+    def close(self) -> None:  # the GraphClient owns the client
+        pass
+
+
+class GraphClient:
+    """Graph calls with an app token (client credentials); `calls` counts the requests sent."""
+
+    def __init__(self, *, source: str, tenant_id: str, client_id: str, client_secret: str,
+                 graph_url: str, authority_url: str, ca_bundle: Path | None, scope: str = SCOPE,
+                 timeout: float = 60.0, policy: RetryPolicy | None = None,
+                 transport: httpx.BaseTransport | None = None, user_agent: str = "inlet/0.1") -> None:
+        self.source = source
+        self.graph_url = graph_url.rstrip("/")
+        self.scope = scope
+        self.http = http_client(source=source, policy=policy, ca_bundle=ca_bundle, timeout=timeout,
+                               user_agent=user_agent, transport=transport)
+        self._authority = f"{authority_url.rstrip('/')}/{tenant_id}"
+        self._client_id = client_id
+        self._secret = client_secret
+        self._app: Any = None
+        self.calls = 0
+
+    def close(self) -> None:
+        self.http.close()
+
+    # --- tokens -------------------------------------------------------------------------------
+    def _msal(self) -> Any:
+        if self._app is None:
+            import msal
+
+            try:
+                self._app = msal.ConfidentialClientApplication(
+                    self._client_id, client_credential=self._secret, authority=self._authority,
+                    http_client=_MsalHttp(self.http),
+                    instance_discovery=False)  # the authority is the operator's config, not a guess
+            except ValueError as exc:  # OIDC discovery refused: unknown tenant
+                raise CredentialsError(self.source, str(exc)) from exc
+            except httpx.TransportError as exc:
+                raise RetriableError(f"source {self.source!r}: identity platform unreachable: {exc}") from exc
+        return self._app
+
+    def token(self, fresh: bool = False) -> str:
+        app = self._msal()
+        if fresh:
+            app.remove_tokens_for_client()
+        try:
+            result = app.acquire_token_for_client(scopes=[self.scope])
+        except httpx.TransportError as exc:
+            raise RetriableError(f"source {self.source!r}: identity platform unreachable: {exc}") from exc
+        if "access_token" not in result:
+            detail = f"{result.get('error', 'error')}: {result.get('error_description', '')}".strip()
+            if result.get("error") in {"temporarily_unavailable", "server_error"}:
+                raise RetriableError(f"source {self.source!r}: {detail}")
+            raise CredentialsError(self.source, detail)
+        return str(result["access_token"])
+
+    # --- Graph --------------------------------------------------------------------------------
+    def get(self, path_or_url: str, params: Mapping[str, Any] | None = None,
+            headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        return self.request("GET", path_or_url, params=params, headers=headers)
+
+    def pages(self, path: str, params: Mapping[str, Any] | None = None,
+              headers: Mapping[str, str] | None = None) -> Iterator[dict[str, Any]]:
+        """Every page of a collection, following `@odata.nextLink` (which carries the query itself);
+        a repeated link is refused. The last page may carry an `@odata.deltaLink`."""
+        return pages(lambda link: self.get(link or path, None if link else params, headers), next_link,
+                     source=self.source, what=f"GET {path.split('?')[0]}")
+
+    def request(self, method: str, path_or_url: str, *, params: Mapping[str, Any] | None = None,
+                headers: Mapping[str, str] | None = None, body: Any = None) -> dict[str, Any]:
+        """One Graph call (`body` sent as JSON); {} for an empty answer (204)."""
+        url = path_or_url if path_or_url.startswith(("http://", "https://")) else self.graph_url + path_or_url
+        response = self._send(method, url, params, headers, self.token(), body)
+        if response.status_code == 401:
+            log.info("source %s: access token refused by Graph, acquiring a new one", self.source)
+            response = self._send(method, url, params, headers, self.token(fresh=True), body)
+            if response.status_code == 401:
+                raise CredentialsError(self.source, f"Graph refused a fresh token: {error_of(response)[1]}")
+        if retriable_status(response.status_code) or response.status_code >= 500:
+            raise RetriableError(f"source {self.source!r}: Graph answered {response.status_code} "
+                                 f"{error_of(response)[0]}", retry_after(response.headers))
+        if response.status_code >= 400:
+            code, message = error_of(response)
+            raise GraphError(response.status_code, code, message)
+        return response.json() if response.content else {}  # type: ignore[no-any-return]
+
+    def _send(self, method: str, url: str, params: Mapping[str, Any] | None, headers: Mapping[str, str] | None,
+              token: str, body: Any = None) -> httpx.Response:
+        self.calls += 1
+        try:
+            return self.http.request(method, url, params=params, json=body,
+                                     headers={**(headers or {}), "Authorization": f"Bearer {token}"})
+        except httpx.TransportError as exc:
+            raise RetriableError(f"source {self.source!r}: Graph unreachable: {exc}") from exc
+
+
+def error_of(response: httpx.Response) -> tuple[str, str]:
+    """(code, message) out of Graph's error envelope (or the start of the body)."""
+    try:
+        error = response.json().get("error", {})
+        return str(error.get("code", "")), str(error.get("message", ""))
+    except ValueError:
+        return "", response.text[:200]

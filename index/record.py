@@ -1,0 +1,92 @@
+"""The owner of an open index's embedding record and of the Chroma collection it names.
+
+Only this object changes either: a write follows a record another process changed (`follow`), a
+write during a reindex sends the sources it touches back to the reindex's queue (`invalidate`), and
+`inlet reindex` saves its progress and switches collections through `save` and `use`. Every change
+of the record is written before it is believed: a write refused because another process wrote
+first (`RecordChanged`) leaves this object holding the record as it now stands.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from inlet.storage.records import Record, RecordChanged, Records
+
+from . import fingerprint, vectors
+
+
+class RecordKeeper:
+    """`record` and `collection` of one open index; `reindexing` allows a record of another model."""
+
+    def __init__(self, records: Records, path: Path, chroma_url: str | None, model: dict[str, str],
+                 has_documents: bool, reindexing: bool = False) -> None:
+        self.records = records
+        self.path = path
+        self.chroma_url = chroma_url
+        self.model = model
+        self.reindexing = reindexing
+        self.record = fingerprint.establish(records, model, has_documents)
+        if not reindexing:
+            fingerprint.check(records.where, self.record, model)
+        self.collection: Any = None
+
+    @property
+    def where(self) -> str:
+        return self.records.where
+
+    def open(self) -> None:
+        """Open the collection the record names (Chroma is imported here, not at construction)."""
+        self.collection = self.open_collection(self.record.collection)
+
+    def open_collection(self, name: str) -> Any:
+        return vectors.open_collection(self.path, self.chroma_url, name)
+
+    def drop_collection(self, name: str) -> None:
+        vectors.drop_collection(self.path, self.chroma_url, name)
+
+    def follow(self) -> None:
+        """Before a write to a shared database: take up a record another process changed (a
+        reindex started, advanced or switched), and refuse to write vectors of another model."""
+        record = self.records.changed()
+        if record is not None:
+            if record.collection != self.record.collection:
+                self.collection = self.open_collection(record.collection)
+            self.record = record
+        if not self.reindexing:
+            fingerprint.check(self.records.where, self.record, self.model)
+
+    def save(self, record: Record) -> bool:
+        """Write `record` and hold it; False if another process wrote first (the record is then re-read)."""
+        try:
+            self.records.write(record)
+            self.record = record
+            return True
+        except RecordChanged:
+            current = self.records.read()
+            assert current is not None   # established when the index opened; never deleted
+            self.record = current
+            return False
+
+    def use(self, collection: Any) -> None:
+        """Serve from `collection` (the one a completed reindex switched the record to)."""
+        self.collection = collection
+
+    def invalidate(self, sources: set[str] | None) -> None:
+        """A write with the old setting during a reindex: the touched sources (None: all) are redone."""
+        while True:
+            pending = self.record.pending
+            if pending is None:
+                return
+            hit = [s for s in [*pending.done, pending.source] if s and (sources is None or s in sources)]
+            if not hit:
+                return
+            collection = self.open_collection(pending.collection)
+            for source in hit:
+                collection.delete(where={"source": source})
+            pending.done = [s for s in pending.done if s not in hit]
+            if pending.source in hit:
+                pending.source = pending.cursor = None
+            if self.save(self.record):
+                return

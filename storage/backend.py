@@ -1,0 +1,179 @@
+"""`open_backend`: the one place that chooses where an index lives, the folder or PostgreSQL.
+
+Without `[index].database_url` everything stays in the index folder: `catalog.db` and `state.db`
+(SQLite) beside embedded Chroma (or a Chroma server), `flock` files for leases and
+`embedding.json` for the embedding record. With it, catalog, state, leases, event status and the
+record are tables of one database that any number of daemons and API replicas share. Callers get
+a `Backend` and open the stores they need from it; none of them asks which one it is.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from inlet.config import IndexConfig, Settings
+from inlet.process import alive
+
+from .protocols import CatalogStore, EventStatusWriter, Leases, StateStore
+from .reads import COUNTS
+
+DEFAULT_LEASE = 60.0   # seconds, when only the [index] table is known (`[daemon] lease` otherwise)
+
+
+@dataclass
+class Overview:
+    """What `inlet status` shows beside each source's runs: (documents, chunks), the next run a
+    live daemon planned, and who holds its lease (the database only)."""
+
+    counts: dict[str, tuple[int, int]]
+    planned: dict[str, float | None]
+    holders: dict[str, dict[str, Any] | None]
+
+
+class Backend(Protocol):
+    config: IndexConfig
+    shared: bool   # several processes on several hosts share the index (leases with fences, holders)
+
+    @property
+    def location(self) -> str: ...   # two backends with one location are the same index
+
+    def catalog(self) -> CatalogStore: ...
+    def state(self) -> StateStore: ...
+    def leases(self) -> Leases: ...
+    def event_writer(self) -> EventStatusWriter: ...
+    def event_status(self) -> dict[str, dict[str, Any]]: ...
+    def overview(self, state: StateStore) -> Overview: ...
+
+
+def open_backend(settings: Settings | IndexConfig) -> Backend:
+    """The backend `settings` name (the whole configuration, or its `[index]` table alone)."""
+    if isinstance(settings, Settings):
+        from inlet.connectors.base import parse_duration
+
+        index, lease = settings.index, parse_duration(settings.daemon.lease)
+    else:
+        index, lease = settings, DEFAULT_LEASE
+    if index.database_url:
+        return DatabaseBackend(index, lease)
+    return FolderBackend(index)
+
+
+@dataclass
+class FolderBackend:
+    config: IndexConfig
+    shared = False
+
+    @property
+    def path(self) -> Path:
+        return Path(self.config.path)
+
+    @property
+    def location(self) -> str:
+        return f"folder {self.path.resolve()}"
+
+    def catalog(self) -> CatalogStore:
+        from .sqlite.catalog import SqliteCatalog
+
+        return SqliteCatalog(self.path / "catalog.db")
+
+    def state(self) -> StateStore:
+        from .sqlite.state import SqliteState
+
+        return SqliteState(self.path / "state.db")
+
+    def leases(self) -> Leases:
+        from .sqlite.leases import FolderLeases
+
+        return FolderLeases(self.path / "locks")
+
+    def event_writer(self) -> EventStatusWriter:
+        from .sqlite.event_status import EventStatusDB
+
+        return EventStatusDB(self.path / "state.db")
+
+    def event_status(self) -> dict[str, dict[str, Any]]:
+        from .sqlite.event_status import read_event_status
+
+        return read_event_status(self.path / "state.db")
+
+    def overview(self, state: StateStore) -> Overview:
+        """Read from the files alone, no lock: works while a sync or the daemon holds the index."""
+        living: dict[int, bool] = {}
+        planned = {}
+        for name, (ts, pid) in state.daemon_next_runs().items():
+            if pid not in living:
+                living[pid] = alive(pid)
+            if living[pid]:
+                planned[name] = ts
+        return Overview(self._counts(), planned, {})
+
+    def _counts(self) -> dict[str, tuple[int, int]]:
+        catalog = self.path / "catalog.db"
+        if not catalog.exists():
+            return {}
+        db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)
+        try:
+            return {r[0]: (r[1], r[2]) for r in db.execute(COUNTS)}
+        except sqlite3.OperationalError:
+            return {}
+        finally:
+            db.close()
+
+
+@dataclass
+class DatabaseBackend:
+    config: IndexConfig
+    lease: float = DEFAULT_LEASE
+    shared = True
+
+    @property
+    def location(self) -> str:
+        return f"database {self.config.database_url}"
+
+    def catalog(self) -> CatalogStore:
+        from .postgres.catalog import PgCatalog
+
+        return PgCatalog(self.config)
+
+    def state(self) -> StateStore:
+        from .postgres.state import PgState
+
+        return PgState(self.config)
+
+    def leases(self) -> Leases:
+        from .postgres.leases import PgLeases
+
+        return PgLeases(self.config, self.lease)
+
+    def event_writer(self) -> EventStatusWriter:
+        from .postgres.event_status import PgEventStatus
+
+        return PgEventStatus(self.config)
+
+    def event_status(self) -> dict[str, dict[str, Any]]:
+        from .postgres.event_status import read_database_event_status
+
+        return read_database_event_status(self.config)
+
+    def overview(self, state: StateStore) -> Overview:
+        """Counts, every daemon's plans and the live leases, read in one connection."""
+        from datetime import datetime, timezone
+
+        from .postgres.pool import connect, disconnect
+
+        pool = connect(self.config)
+        try:
+            with pool.connection() as db:
+                counts = {r[0]: (int(r[1]), int(r[2])) for r in db.execute(COUNTS)}
+                planned: dict[str, float | None] = dict(
+                    db.execute("SELECT source, next_run FROM daemon_schedule").fetchall())
+                holders: dict[str, dict[str, Any] | None] = {r[0]: {
+                    "holder": r[1], "lease_expires": datetime.fromtimestamp(float(r[2]), timezone.utc).isoformat()}
+                    for r in db.execute("SELECT source, holder, extract(epoch FROM expires) FROM leases "
+                                        "WHERE expires > now()")}
+        finally:
+            disconnect(pool)
+        return Overview(counts, planned, holders)

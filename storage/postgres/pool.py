@@ -1,0 +1,101 @@
+"""One connection pool per database URL and process, shared by catalog, state, leases and event
+status, opened with the schema migrated (`schema.migrate`).
+
+A process frozen (SIGSTOP) inside a commit holds its lease row's lock: the server ends such a
+session after IDLE_IN_TRANSACTION_MS, so a successor's takeover waits at most that long; frozen in
+the middle of a statement, it is the successor that ends it, finding it by `session_name`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from typing import TYPE_CHECKING, Any
+
+from inlet.errors import DatabaseError
+
+from ..migrations import SchemaTooNewError
+from .schema import migrate
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
+
+    from inlet.config import IndexConfig
+
+IDLE_IN_TRANSACTION_MS = 5000
+
+_pools: dict[str, tuple[ConnectionPool, int]] = {}
+_pools_lock = threading.Lock()
+
+
+def holder_name() -> str:
+    """This process, as leases, run progress and event status name it: host and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def session_name(holder: str) -> str:
+    """The `application_name` of a lease holder's database sessions: a successor finds them by it
+    (`leases.PgLeases.acquire`). The server keeps 63 bytes of it."""
+    return f"inlet {holder}".encode()[:63].decode(errors="ignore")
+
+
+def server_name(url: str) -> str:
+    """The database at `url` named by server and database (no user, no password)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    where = conninfo_to_dict(url)
+    return f"{where.get('host', 'localhost')}:{where.get('port', 5432)}/{where.get('dbname', '')}"
+
+
+def connect(config: IndexConfig) -> ConnectionPool:
+    """The process's pool for `database_url`, the schema migrated. Release it with `disconnect`."""
+    url = config.database_url or ""
+    with _pools_lock:
+        if url in _pools:
+            pool, users = _pools[url]
+            _pools[url] = (pool, users + 1)
+            return pool
+        pool = _open_pool(url, config.database_password_env)
+        _pools[url] = (pool, 1)
+        return pool
+
+
+def disconnect(pool: ConnectionPool) -> None:
+    with _pools_lock:
+        for url, (known, users) in list(_pools.items()):
+            if known is pool:
+                if users > 1:
+                    _pools[url] = (known, users - 1)
+                else:
+                    del _pools[url]
+                    pool.close()
+
+
+def _open_pool(url: str, password_env: str | None) -> ConnectionPool:
+    from psycopg_pool import ConnectionPool
+
+    # Statements psycopg has prepared (run 5 times on a connection) keep one generic plan: the BM25
+    # statement's custom plans, which the server otherwise keeps choosing for its array parameters,
+    # were the same plan re-made each time (0.4 ms, about 5% of a search's p50 at 100k chunks).
+    kwargs: dict[str, Any] = {"autocommit": True,
+                              "options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS} "
+                                         "-c plan_cache_mode=force_generic_plan",
+                              "application_name": session_name(holder_name())}
+    if password_env:
+        if password_env not in os.environ:
+            raise DatabaseError(f"[index].database_password_env names {password_env}, which is not set")
+        kwargs["password"] = os.environ[password_env]
+    server = server_name(url)
+    pool = ConnectionPool(url, kwargs=kwargs, min_size=1, max_size=8, open=False, name="inlet")
+    try:
+        pool.open(wait=True, timeout=15)
+        with pool.connection() as db:
+            migrate(db, f"the index database at {server}")
+    except SchemaTooNewError:
+        pool.close()
+        raise
+    except Exception as exc:
+        pool.close()
+        raise DatabaseError(f"cannot use the index database at {server}: {exc}") from exc
+    return pool

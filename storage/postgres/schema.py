@@ -1,0 +1,153 @@
+"""The index database's schema as named steps (`storage/migrations.py`), applied on start under an
+advisory lock so several starters do not race.
+
+Databases made before named steps recorded numbered versions in `schema_version` (1 to 9): such a
+database is adopted, its first N steps recorded as applied, and migrated on from there. The steps
+keep the numbered migrations' DDL as it was, so an adopted database and a new one are the same.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..migrations import Migrations
+from . import lexical
+
+if TYPE_CHECKING:
+    import psycopg
+
+log = logging.getLogger(__name__)
+MIGRATION_LOCK = 7_150_015   # pg_advisory_xact_lock key: one migrator at a time
+DATABASE = Migrations("index database")
+
+
+@DATABASE.step
+def m001_initial(db: psycopg.Connection[Any]) -> None:
+    db.execute("""
+    CREATE TABLE documents (
+        doc_id TEXT PRIMARY KEY, source TEXT NOT NULL, source_type TEXT NOT NULL,
+        content_hash TEXT NOT NULL, meta_hash TEXT NOT NULL, chunks INTEGER NOT NULL,
+        seen_gen INTEGER NOT NULL DEFAULT 0, ts DOUBLE PRECISION NOT NULL DEFAULT 0, body TEXT NOT NULL);
+    CREATE INDEX documents_source ON documents (source, seen_gen);
+    CREATE TABLE chunks (
+        id BIGSERIAL PRIMARY KEY, chunk_id TEXT NOT NULL UNIQUE, doc_id TEXT NOT NULL,
+        n INTEGER NOT NULL, text TEXT NOT NULL, length INTEGER NOT NULL);
+    CREATE INDEX chunks_doc ON chunks (doc_id);
+    CREATE TABLE postings (term TEXT NOT NULL, chunk BIGINT NOT NULL, tf REAL NOT NULL,
+                           length INTEGER NOT NULL, PRIMARY KEY (term, chunk));
+    CREATE INDEX postings_chunk ON postings (chunk);
+    CREATE TABLE corpus (id INTEGER PRIMARY KEY CHECK (id = 1), chunks BIGINT NOT NULL, length BIGINT NOT NULL);
+    INSERT INTO corpus VALUES (1, 0, 0);
+    CREATE TABLE acl (principal TEXT NOT NULL, doc_id TEXT NOT NULL, PRIMARY KEY (principal, doc_id));
+    CREATE INDEX acl_doc ON acl (doc_id);
+    CREATE TABLE sources (
+        name TEXT PRIMARY KEY, checkpoint TEXT, phase TEXT NOT NULL DEFAULT 'new',
+        generation INTEGER NOT NULL DEFAULT 0, since TEXT, last_prune DOUBLE PRECISION);
+    CREATE TABLE runs (
+        id BIGSERIAL PRIMARY KEY, source TEXT NOT NULL, kind TEXT NOT NULL,
+        started_at DOUBLE PRECISION NOT NULL, finished_at DOUBLE PRECISION, outcome TEXT,
+        upserted INTEGER NOT NULL DEFAULT 0, deleted INTEGER NOT NULL DEFAULT 0,
+        skipped INTEGER NOT NULL DEFAULT 0, errors INTEGER NOT NULL DEFAULT 0,
+        embedded INTEGER NOT NULL DEFAULT 0, error TEXT);
+    CREATE INDEX runs_source ON runs (source, id);
+    CREATE TABLE daemon_schedule (source TEXT PRIMARY KEY, next_run DOUBLE PRECISION,
+                                  pid INTEGER NOT NULL, holder TEXT, updated DOUBLE PRECISION NOT NULL);
+    CREATE TABLE leases (source TEXT PRIMARY KEY, holder TEXT NOT NULL, fence BIGINT NOT NULL,
+                         expires TIMESTAMPTZ NOT NULL);
+    """)
+
+
+@DATABASE.step
+def m002_paused(db: psycopg.Connection[Any]) -> None:
+    """Operators' pauses of a source's schedule (the console)."""
+    db.execute("CREATE TABLE paused (source TEXT PRIMARY KEY, since DOUBLE PRECISION NOT NULL)")
+
+
+@DATABASE.step
+def m003_chunk_key(db: psycopg.Connection[Any]) -> None:
+    """Each chunk's vector key (index/dedup.py): identical texts reuse a stored vector."""
+    db.execute("ALTER TABLE chunks ADD COLUMN key TEXT; CREATE INDEX chunks_key ON chunks (key)")
+
+
+@DATABASE.step
+def m004_run_progress(db: psycopg.Connection[Any]) -> None:
+    """A run in flight's progress, for `inlet status` on any host."""
+    db.execute("CREATE TABLE run_progress (run_id BIGINT PRIMARY KEY, holder TEXT NOT NULL, seen INTEGER NOT NULL, "
+               "done INTEGER, total INTEGER, unit TEXT, updated DOUBLE PRECISION NOT NULL)")
+
+
+@DATABASE.step
+def m005_postings_positions(db: psycopg.Connection[Any]) -> None:
+    """Postings keep positions (phrases, identifiers); the key covers what ranking reads (index-only
+    scans) and each term's chunk count is kept (IDF without counting postings); the ACL check reads
+    its key alone."""
+    db.execute("""ALTER TABLE postings ADD COLUMN pos INTEGER[];
+       ALTER TABLE postings DROP CONSTRAINT postings_pkey, ADD PRIMARY KEY (term, chunk) INCLUDE (tf, length);
+       CREATE TABLE terms (term TEXT PRIMARY KEY, df BIGINT NOT NULL);
+       DROP INDEX acl_doc; CREATE INDEX acl_doc ON acl (doc_id, principal);""")
+
+
+@DATABASE.step
+def m006_repost(db: psycopg.Connection[Any]) -> None:
+    """Rewrite every chunk's postings with positions and stopwords (phrases on PostgreSQL)."""
+    from inlet.connectors.model import Document
+
+    db.execute("TRUNCATE postings")
+    titles: dict[str, str] = {}
+    done = 0
+    with db.cursor(name="repost") as chunks:
+        chunks.execute("SELECT c.id, c.text, c.doc_id, d.body FROM chunks c JOIN documents d ON d.doc_id = c.doc_id")
+        while rows := chunks.fetchmany(2000):
+            lengths = []
+            with db.cursor().copy("COPY postings (term, chunk, tf, length, pos) FROM STDIN") as copy:
+                for rid, text, doc_id, body in rows:
+                    if doc_id not in titles:
+                        titles[doc_id] = Document.model_validate_json(body).title or ""
+                    found, length = lexical.postings(titles[doc_id], text)
+                    lengths.append((length, rid))
+                    for term, posting in found.items():
+                        copy.write_row((term, rid, posting.tf, length, posting.positions))
+            with db.cursor() as cur:
+                cur.executemany("UPDATE chunks SET length = %s WHERE id = %s", lengths)
+            done += len(rows)
+    db.execute("UPDATE corpus SET chunks = (SELECT count(*) FROM chunks), "
+               "length = (SELECT COALESCE(sum(length), 0) FROM chunks) WHERE id = 1")
+    db.execute("TRUNCATE terms")
+    db.execute("INSERT INTO terms SELECT term, count(*) FROM postings GROUP BY term")
+    log.info("index database: rewrote the postings of %d chunks with positions", done)
+
+
+@DATABASE.step
+def m007_embedding_record(db: psycopg.Connection[Any]) -> None:
+    """The vectors' model fingerprint and a reindex under way (index/fingerprint.py), one row, versioned."""
+    db.execute("CREATE TABLE embedding_record (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL, "
+               "version BIGINT NOT NULL)")
+
+
+@DATABASE.step
+def m008_daemon_events(db: psycopg.Connection[Any]) -> None:
+    """Each daemon's change-event status per source (postgres/event_status.py), for status on any host."""
+    db.execute("CREATE TABLE daemon_events (source TEXT NOT NULL, holder TEXT NOT NULL, report TEXT NOT NULL, "
+               "updated TIMESTAMPTZ NOT NULL, PRIMARY KEY (source, holder))")
+
+
+@DATABASE.step
+def m009_vector_writes(db: psycopg.Connection[Any]) -> None:
+    """Documents whose vectors a write was touching (Index.repair settles what a crash left)."""
+    db.execute("CREATE TABLE vector_writes (doc_id TEXT PRIMARY KEY, source TEXT NOT NULL, chunks INTEGER NOT NULL)")
+
+
+def _numbered(db: psycopg.Connection[Any]) -> int:
+    """How many numbered migrations a database made before named steps has (0: none, or a new one)."""
+    if db.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:   # type: ignore[index]
+        return 0
+    row = db.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def migrate(db: psycopg.Connection[Any], where: str) -> list[str]:
+    """Apply the steps this database lacks, in one transaction; returns their names."""
+    with db.transaction():
+        db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        return DATABASE.apply(db, "%s", where, adopted=_numbered)

@@ -1,0 +1,93 @@
+"""The folder's SQLite schemas as named steps (`storage/migrations.py`): `catalog.db` and `state.db`.
+
+The first step of each is the schema of the releases before named steps, all `IF NOT EXISTS`: on
+such a folder it creates only what that release had not yet made, and the later steps then alter
+it like any other. `connect` opens a file: WAL, busy timeout, migrated.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from ..migrations import Migrations, run_script
+
+CATALOG = Migrations("catalog")
+STATE = Migrations("state")
+
+
+@CATALOG.step
+def m001_catalog_tables(db: sqlite3.Connection) -> None:
+    run_script(db, """
+    CREATE TABLE IF NOT EXISTS documents (
+        doc_id TEXT PRIMARY KEY, source TEXT NOT NULL, source_type TEXT NOT NULL, content_hash TEXT NOT NULL,
+        meta_hash TEXT NOT NULL, chunks INTEGER NOT NULL, seen_gen INTEGER NOT NULL DEFAULT 0,
+        ts REAL NOT NULL DEFAULT 0, body TEXT NOT NULL);
+    CREATE INDEX IF NOT EXISTS documents_source ON documents (source, seen_gen);
+    CREATE TABLE IF NOT EXISTS chunks (
+        rowid INTEGER PRIMARY KEY, chunk_id TEXT NOT NULL UNIQUE, doc_id TEXT NOT NULL, n INTEGER NOT NULL,
+        text TEXT NOT NULL);
+    CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
+    CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5 (title, text, tokenize = 'porter unicode61');
+    CREATE TABLE IF NOT EXISTS acl (
+        principal TEXT NOT NULL, doc_id TEXT NOT NULL, PRIMARY KEY (principal, doc_id)) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS acl_doc ON acl (doc_id);
+    CREATE TABLE IF NOT EXISTS chunk_keys (chunk_id TEXT PRIMARY KEY, key TEXT NOT NULL) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS chunk_keys_key ON chunk_keys (key);
+    CREATE TABLE IF NOT EXISTS vector_writes (doc_id TEXT PRIMARY KEY, source TEXT NOT NULL, chunks INTEGER NOT NULL)
+    """)
+
+
+@CATALOG.step
+def m002_chunk_key_column(db: sqlite3.Connection) -> None:
+    """Each chunk's vector key (index/dedup.py) in a column of its row, as the database keeps it,
+    instead of a table of its own: written and dropped with the chunk itself."""
+    run_script(db, """
+    ALTER TABLE chunks ADD COLUMN key TEXT;
+    UPDATE chunks SET key = (SELECT k.key FROM chunk_keys k WHERE k.chunk_id = chunks.chunk_id);
+    DROP TABLE chunk_keys;
+    CREATE INDEX chunks_key ON chunks (key)
+    """)
+
+
+@STATE.step
+def m001_state_tables(db: sqlite3.Connection) -> None:
+    run_script(db, """
+    CREATE TABLE IF NOT EXISTS sources (
+        name TEXT PRIMARY KEY, checkpoint TEXT, phase TEXT NOT NULL DEFAULT 'new',
+        generation INTEGER NOT NULL DEFAULT 0, since TEXT, last_prune REAL);
+    CREATE TABLE IF NOT EXISTS runs (
+        id INTEGER PRIMARY KEY, source TEXT NOT NULL, kind TEXT NOT NULL, started_at REAL NOT NULL,
+        finished_at REAL, outcome TEXT, upserted INTEGER NOT NULL DEFAULT 0, deleted INTEGER NOT NULL DEFAULT 0,
+        skipped INTEGER NOT NULL DEFAULT 0, errors INTEGER NOT NULL DEFAULT 0, embedded INTEGER NOT NULL DEFAULT 0,
+        error TEXT);
+    CREATE INDEX IF NOT EXISTS runs_source ON runs (source, id);
+    CREATE TABLE IF NOT EXISTS run_progress (
+        run_id INTEGER PRIMARY KEY, pid INTEGER NOT NULL, seen INTEGER NOT NULL, done INTEGER, total INTEGER,
+        unit TEXT, updated REAL NOT NULL);
+    CREATE TABLE IF NOT EXISTS daemon_schedule (
+        source TEXT PRIMARY KEY, next_run REAL, pid INTEGER NOT NULL, updated REAL NOT NULL);
+    CREATE TABLE IF NOT EXISTS paused (source TEXT PRIMARY KEY, since REAL NOT NULL);
+    CREATE TABLE IF NOT EXISTS daemon_events (
+        source TEXT PRIMARY KEY, report TEXT NOT NULL, pid INTEGER NOT NULL, updated REAL NOT NULL)
+    """)
+
+
+def connect(path: Path, migrations: Migrations, timeout: float = 10.0, synchronous: str = "FULL") -> sqlite3.Connection:
+    """A writer connection to `path` (WAL, autocommit), its schema migrated in one transaction."""
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=timeout)
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute(f"PRAGMA synchronous = {synchronous}")
+    db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            migrations.apply(db, "?", f"the index file {path}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+    except BaseException:
+        db.close()
+        raise
+    return db

@@ -1,0 +1,58 @@
+"""The folder's state database: `state.db` (SQLite, WAL), the shared statements of `storage/state.py`.
+
+One process syncs a source at a time (its `flock` lease dies with it), so nothing is fenced; the
+process running a run or a daemon's schedule is named by its pid, which `inlet status` checks.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ..dialect import SQLITE
+from ..private import private_files, private_folder
+from ..state import SqlState
+from .schema import STATE, connect
+
+
+class SqliteState(SqlState):
+    dialect = SQLITE
+
+    def __init__(self, path: Path) -> None:
+        private_folder(path.parent)
+        with private_files():   # the -wal and -shm files inherit the database's mode
+            self._db = connect(path, STATE)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """A deferred transaction: reads take no write lock, and no statement here reads before it writes."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _progress_owner(self) -> tuple[str, Any]:
+        return "pid", os.getpid()
+
+    def set_next_runs(self, pid: int, next_runs: dict[str, float | None]) -> None:
+        now = time.time()
+        with self._connection() as db:
+            db.executemany(SQLITE.upsert("daemon_schedule", ["source", "next_run", "pid", "updated"], ["source"]),
+                           [(name, ts, pid, now) for name, ts in next_runs.items()])
+
+    def clear_next_runs(self, pid: int) -> None:
+        self._exec("DELETE FROM daemon_schedule WHERE pid = ?", (pid,))

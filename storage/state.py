@@ -1,0 +1,172 @@
+"""The state: per-source checkpoints, the record of every run, the daemon's schedule, operators' pauses.
+
+Written once over a `Dialect` (`SqlState`); each backend gives it a connection and overrides only
+what really differs: the folder (`sqlite/state.py`, SQLite `state.db`, WAL, so `inlet status`
+reads while a sync writes) names a run's process by pid and needs no fence (its leases are
+`flock`s); the database (`postgres/state.py`) saves a checkpoint only while the saving run's lease
+fence is current, checked in the save's own transaction, and names processes by host and pid.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import Any
+
+from .dialect import Dialect
+from .types import RUN_COLUMNS, Fence, RunRecord, SourceState, streak_of
+
+RUN_FIELDS = f"{RUN_COLUMNS}, id"
+SOURCE_COLUMNS = ("name", "checkpoint", "phase", "generation", "since", "last_prune")
+
+
+class SqlState:
+    """The shared statements; subclasses give `_connection` (a connection inside a transaction)."""
+
+    dialect: Dialect
+
+    def _connection(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def _check_fence(self, db: Any, fence: Fence | None) -> None:
+        """Refuse a commit whose lease was taken over (nothing to check where leases are `flock`s)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _exec(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._connection() as db:
+            cur = db.execute(self.dialect.sql(sql), params)
+            return cur.fetchall() if cur.description else []
+
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> Iterator[RunRecord]:
+        return (RunRecord(*r) for r in self._exec(sql, params))
+
+    # --- checkpoints --------------------------------------------------------------------------
+    def source(self, name: str) -> SourceState:
+        rows = self._exec("SELECT checkpoint, phase, generation, since, last_prune FROM sources WHERE name = ?",
+                          (name,))
+        if not rows:
+            return SourceState(name)
+        checkpoint, phase, generation, since, last_prune = rows[0]
+        return SourceState(name, json.loads(checkpoint) if checkpoint else None, phase, generation, since,
+                           last_prune)
+
+    def save_source(self, state: SourceState) -> None:
+        with self._connection() as db:
+            self._check_fence(db, state.fence)
+            db.execute(self.dialect.sql(self.dialect.upsert("sources", SOURCE_COLUMNS, ["name"])),
+                       (state.name, json.dumps(state.checkpoint) if state.checkpoint is not None else None,
+                        state.phase, state.generation, state.since, state.last_prune))
+
+    # --- runs ---------------------------------------------------------------------------------
+    def start_run(self, source: str, kind: str) -> RunRecord:
+        run = RunRecord(source=source, kind=kind, started_at=time.time())
+        run.id = self._exec("INSERT INTO runs (source, kind, started_at) VALUES (?,?,?) RETURNING id",
+                            (source, kind, run.started_at))[0][0]
+        return run
+
+    def finish_run(self, run: RunRecord) -> None:
+        run.finished_at = time.time()
+        self._exec(
+            "UPDATE runs SET finished_at = ?, outcome = ?, upserted = ?, deleted = ?, skipped = ?, errors = ?, "
+            "embedded = ?, error = ? WHERE id = ?",
+            (run.finished_at, run.outcome, run.upserted, run.deleted, run.skipped, run.errors, run.embedded,
+             run.error, run.id))
+
+    def save_progress(self, run: RunRecord, seen: int, done: int | None, total: int | None,
+                      unit: str | None) -> None:
+        """The counts of a run in flight, where `inlet status` reads them."""
+        owner, who = self._progress_owner()
+        with self._connection() as db:
+            db.execute(self.dialect.sql("UPDATE runs SET upserted = ?, deleted = ?, skipped = ?, errors = ?, "
+                                        "embedded = ? WHERE id = ?"),
+                       (run.upserted, run.deleted, run.skipped, run.errors, run.embedded, run.id))
+            db.execute(self.dialect.sql(self.dialect.upsert(
+                "run_progress", ["run_id", owner, "seen", "done", "total", "unit", "updated"], ["run_id"])),
+                (run.id, who, seen, done, total, unit, time.time()))
+
+    def _progress_owner(self) -> tuple[str, Any]:
+        """The run_progress column naming the process running a run, and this process's value."""
+        raise NotImplementedError
+
+    def running(self, source: str) -> dict[str, Any] | None:
+        """The source's unfinished run and its last saved progress; `pid` is None when the process
+        may be on another host (whether it lives is then its lease's business)."""
+        owner, _ = self._progress_owner()
+        rows = self._exec(
+            "SELECT r.kind, r.started_at, r.upserted, r.deleted, r.skipped, r.errors, r.embedded, "
+            f"p.{owner}, p.seen, p.done, p.total, p.unit, p.updated FROM runs r JOIN run_progress p "
+            "ON p.run_id = r.id WHERE r.source = ? AND r.finished_at IS NULL ORDER BY r.id DESC LIMIT 1", (source,))
+        if not rows:
+            return None
+        keys = ("kind", "started_at", "upserted", "deleted", "skipped", "errors", "embedded", "pid", "seen", "done",
+                "total", "unit", "updated")
+        out = dict(zip(keys, rows[0]))
+        if owner != "pid":
+            out["pid"] = None
+        return out
+
+    def last_run(self, source: str, *, successful: bool = False,
+                 kinds: tuple[str, ...] | None = None) -> RunRecord | None:
+        cond = "AND outcome IN ('ok', 'partial')" if successful else "AND finished_at IS NOT NULL"
+        params: tuple[Any, ...] = (source,)
+        if kinds:
+            where, values = self.dialect.in_list("kind", kinds)
+            cond += f" AND {where}"
+            params += tuple(values)
+        return next(self._rows(f"SELECT {RUN_FIELDS} FROM runs WHERE source = ? {cond} ORDER BY id DESC LIMIT 1",
+                               params), None)
+
+    def recent_runs(self, source: str, limit: int = 20) -> list[RunRecord]:
+        """The last `limit` runs of `source`, newest first (a run in progress has no finished_at)."""
+        return list(self._rows(f"SELECT {RUN_FIELDS} FROM runs WHERE source = ? ORDER BY id DESC LIMIT ?",
+                               (source, limit)))
+
+    def runs(self, source: str) -> list[RunRecord]:
+        """Every run of `source`, oldest first (what `inlet migrate` copies)."""
+        return list(self._rows(f"SELECT {RUN_FIELDS} FROM runs WHERE source = ? ORDER BY id", (source,)))
+
+    def add_run(self, run: RunRecord) -> None:
+        """Record a finished run as it is (copied from another index)."""
+        values = (run.source, run.kind, run.started_at, run.finished_at, run.outcome, run.upserted, run.deleted,
+                  run.skipped, run.errors, run.embedded, run.error)
+        self._exec(f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({','.join('?' * len(values))})", values)
+
+    def failure_streak(self, source: str) -> int:
+        """Failed runs since the last successful one."""
+        return streak_of(self._exec("SELECT outcome FROM runs WHERE source = ? AND finished_at IS NOT NULL "
+                                    "ORDER BY id DESC LIMIT 100", (source,)))
+
+    def close_orphan_runs(self, source: str, error: str) -> int:
+        """Mark runs left unfinished by a process that died as failed; call only while holding the
+        source's lease (so no live process is running them)."""
+        with self._connection() as db:
+            return db.execute(self.dialect.sql("UPDATE runs SET finished_at = ?, outcome = 'failed', error = ? "
+                                               "WHERE source = ? AND finished_at IS NULL"),
+                              (time.time(), error, source)).rowcount
+
+    # --- the daemon's schedule (what `inlet status` shows as next run while a daemon runs) ----------
+    def set_next_runs(self, pid: int, next_runs: dict[str, float | None]) -> None:
+        raise NotImplementedError
+
+    def clear_next_runs(self, pid: int) -> None:
+        raise NotImplementedError
+
+    def daemon_next_runs(self) -> dict[str, tuple[float | None, int]]:
+        """source -> (next run, daemon pid), as the last daemon to run wrote it."""
+        return {name: (ts, pid) for name, ts, pid in self._exec("SELECT source, next_run, pid FROM daemon_schedule")}
+
+    # --- operator pauses: kept here so that they survive restarts and reach every process --------
+    def set_paused(self, source: str, paused: bool) -> None:
+        if paused:
+            self._exec(self.dialect.upsert("paused", ["source", "since"], ["source"], keep=True),
+                       (source, time.time()))
+        else:
+            self._exec("DELETE FROM paused WHERE source = ?", (source,))
+
+    def paused(self) -> dict[str, float]:
+        """source -> since when (epoch seconds) its schedule is paused."""
+        return {name: since for name, since in self._exec("SELECT source, since FROM paused")}

@@ -1,0 +1,127 @@
+"""The values every storage backend and every caller share: no SQL, no I/O.
+
+A chunk's id is its document's id, `#`, and its position (`chunk_id`), on every backend: vectors
+in Chroma and rows in the catalog name each other by it. A `Commit` is one transaction of the
+catalog; its `Fence` is the lease the committing run holds (None: no lease to check).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from inlet.connectors.model import Document
+
+
+@dataclass(frozen=True)
+class StoredDoc:
+    doc_id: str
+    content_hash: str
+    meta_hash: str
+    chunks: int
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Search filters; `principals` None means an operator (no ACL filter)."""
+
+    sources: tuple[str, ...] = ()
+    source_types: tuple[str, ...] = ()
+    after: float | None = None
+    before: float | None = None
+    principals: tuple[str, ...] | None = None
+
+
+def visible_only(found: dict[str, int], filters: Filters,
+                 passing: Callable[[list[str], Filters], set[str]]) -> dict[str, int]:
+    """`found` (chunk id -> count) without the chunks `filters` exclude (ACL, source, time)."""
+    if not found or filters == Filters():
+        return found
+    keep = passing(list(found), filters)
+    return {cid: n for cid, n in found.items() if cid in keep}
+
+
+def doc_ts(doc: Document) -> float:
+    when = doc.updated_at or doc.created_at
+    return when.timestamp() if when else 0.0
+
+
+def chunk_id(doc_id: str, n: int) -> str:
+    return f"{doc_id}#{n}"
+
+
+def chunk_doc_id(chunk: str) -> str:
+    return chunk.rpartition("#")[0]
+
+
+@dataclass(frozen=True)
+class Fence:
+    """A lease on `source` as granted: `number` grows by one at every grant, so a stale holder's
+    number is always smaller than the current one."""
+
+    source: str
+    number: int
+
+
+@dataclass
+class Commit:
+    """One batch for the catalog, written in one transaction: `embedded` documents with their new
+    chunk texts, `relabelled` ones (metadata or ACL changed, chunks kept), `seen` ones (unchanged)
+    and `gone` ones (deleted)."""
+
+    generation: int = 0
+    embedded: list[tuple[Document, list[str]]] = field(default_factory=list)
+    relabelled: list[Document] = field(default_factory=list)
+    seen: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    fence: Fence | None = None
+    keys: list[tuple[str, str]] = field(default_factory=list)   # (chunk id, vector key): see index/dedup.py
+    # Documents whose vectors a write is about to touch, as (doc id, source, chunk ids it may leave),
+    # and the documents a commit settles: see `Index.repair`.
+    marked: list[tuple[str, str, int]] = field(default_factory=list)
+    settled: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SourceState:
+    name: str
+    checkpoint: dict[str, Any] | None = None
+    phase: str = "new"
+    generation: int = 0
+    since: str | None = None
+    last_prune: float | None = None
+    fence: Fence | None = field(default=None, compare=False)   # the lease a run holds; not stored
+
+
+@dataclass
+class RunRecord:
+    source: str
+    kind: str
+    started_at: float
+    finished_at: float | None = None
+    outcome: str | None = None
+    upserted: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    errors: int = 0
+    embedded: int = 0
+    error: str | None = None
+    id: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+RUN_COLUMNS = ", ".join(f.name for f in fields(RunRecord) if f.name != "id")
+
+
+def streak_of(outcomes: list[tuple[Any, ...]]) -> int:
+    """Failed runs at the head of `outcomes` (rows of one outcome, newest first)."""
+    streak = 0
+    for (outcome,) in outcomes:
+        if outcome != "failed":
+            break
+        streak += 1
+    return streak

@@ -1,0 +1,70 @@
+"""The kit's token bucket: a burst at once, then the rate; shared fairly by threads."""
+
+from __future__ import annotations
+
+import threading
+
+from inlet.connectors.kit import Buckets, TokenBucket
+
+
+class Clock:
+    """A clock that moves only when the bucket sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.sleeps.append(seconds)
+
+
+def test_burst_then_rate() -> None:
+    clock = Clock()
+    bucket = TokenBucket(2.0, burst=3, clock=clock, sleep=clock.sleep)
+    waits = [bucket.reserve() for _ in range(6)]
+    assert waits == [0.0, 0.0, 0.0, 0.5, 1.0, 1.5]   # 3 at once, then one every 1/2 s, queued in order
+    clock.now += 10   # a long idle time refills at most `burst` tokens
+    assert [bucket.reserve() for _ in range(5)] == [0.0, 0.0, 0.0, 0.5, 1.0]
+
+
+def test_take_sleeps_what_it_reserved_and_zero_rate_is_unlimited() -> None:
+    clock = Clock()
+    bucket = TokenBucket(4.0, clock=clock, sleep=clock.sleep)
+    for _ in range(3):
+        bucket.take()
+    assert clock.sleeps == [0.25, 0.5] and bucket.waited == 0.75
+    free = TokenBucket(0.0, clock=clock, sleep=clock.sleep)
+    assert [free.take() for _ in range(100)] == [0.0] * 100
+
+
+def test_threads_never_share_a_slot() -> None:
+    clock = Clock()
+    bucket = TokenBucket(10.0, burst=1, clock=clock, sleep=clock.sleep)
+    waits: list[float] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(25):
+            wait = bucket.reserve()
+            with lock:
+                waits.append(wait)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(round(w, 6) for w in waits) == [round(n / 10, 6) for n in range(100)]   # 100 distinct slots
+
+
+def test_buckets_are_per_key() -> None:
+    clock = Clock()
+    buckets = Buckets({"history": 1.0, "users": 2.0}, clock=clock, sleep=clock.sleep)
+    assert [buckets.take("history"), buckets.take("users"), buckets.take("history"), buckets.take("users"),
+            buckets.take("unpaced")] == [0.0, 0.0, 1.0, 0.5, 0.0]
+    assert buckets.waited == 1.5

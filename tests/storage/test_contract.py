@@ -1,0 +1,172 @@
+"""The store contract: the same assertions on both backends (the index folder and a real PostgreSQL),
+for the catalog, the state, the leases and the event status, each opened through `open_backend`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from inlet.config import IndexConfig, parse_config
+from inlet.connectors.model import ACL, Document, principals_for
+from inlet.errors import SourceBusyError
+from inlet.storage import Backend, Commit, Filters, StateStore, chunk_id, open_backend
+
+ANN = tuple(principals_for("ann@example.com") or ())
+BOB = tuple(principals_for("bob@other.org") or ())
+
+
+@pytest.fixture(params=["folder", "postgresql"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    index: dict[str, object] = {"path": str(tmp_path / "ix")}
+    if request.param == "postgresql":
+        index.update(database_url=request.getfixturevalue("database_url"), chroma_url="http://127.0.0.1:1")
+    settings = parse_config({"index": index, "daemon": {"lease": "30s"},
+                             "sources": [{"name": "s", "type": "files", "path": str(tmp_path)}]})
+    return open_backend(settings)
+
+
+@pytest.fixture
+def state(backend: Backend) -> Iterator[StateStore]:
+    store = backend.state()
+    yield store
+    store.close()
+
+
+def doc(n: int, source: str = "s", text: str = "", **acl: object) -> Document:
+    return Document(id=f"{source}:{n}", source=source, source_type="files", title=f"Note {n}",
+                    text=text or f"note {n} about the harbour lantern", acl=ACL(**acl) if acl else ACL(public=True))
+
+
+def test_catalog_commits_and_reads_alike(backend: Backend) -> None:
+    catalog = backend.catalog()
+    try:
+        private = doc(2, text="the kestrel migration budget", users=["ann@example.com"])
+        catalog.commit(Commit(1, [(doc(1), ["first part", "second part"]), (private, [private.text]),
+                                  (doc(3, "t"), ["other source"])], keys=[(chunk_id("s:1", 0), "k1")]))
+        assert catalog.counts() == {"s": (2, 3), "t": (1, 1)}
+        stored = catalog.stored(["s:1", "s:2", "nope"])
+        assert set(stored) == {"s:1", "s:2"} and stored["s:1"].chunks == 2 and stored["s:1"].source == "s"
+        assert catalog.document("s:1") == doc(1) and catalog.document("nope") is None
+        assert set(catalog.documents(["s:1", "t:3"])) == {"s:1", "t:3"}
+        assert catalog.chunk_texts([chunk_id("s:1", 1)]) == {"s:1#1": "second part"}
+        assert catalog.source_doc_ids("s") == ["s:1", "s:2"]
+        assert catalog.keyed_chunks(["k1", "k2"]) == {"k1": "s:1#0"}
+        # the ACL, on its own and with other filters
+        assert catalog.visible("s:2", ANN) and not catalog.visible("s:2", BOB)
+        assert catalog.visible("s:2", None)
+        ids = ["s:1#0", "s:2#0", "t:3#0"]
+        assert catalog.passing(ids, Filters(principals=BOB)) == {"s:1#0", "t:3#0"}
+        assert catalog.passing(ids, Filters(sources=("s",), principals=ANN)) == {"s:1#0", "s:2#0"}
+        assert catalog.passing(ids, Filters(source_types=("mail",))) == set()
+        # BM25 and exact matches, filtered like the dense search
+        assert catalog.lexical("kestrel budget", Filters(), 5)[0][0] == "s:2#0"
+        assert catalog.lexical("kestrel budget", Filters(principals=BOB), 5) == []
+        assert catalog.exact_matches('"kestrel migration"', Filters()) == {"s:2#0": 1}
+        # a mark before the vectors are written, settled by the commit after them
+        catalog.commit(Commit(marked=[("s:1", "s", 2)]))
+        assert catalog.unsettled("s") == [("s:1", 2)] and catalog.keyed_chunks(["k1"]) == {}
+        catalog.commit(Commit(2, seen=["s:1"], gone=["s:2"], settled=["s:1"]))
+        assert catalog.unsettled("s") == [] and catalog.unseen("s", 2) == [] and catalog.counts()["s"] == (1, 2)
+        assert catalog.lexical("kestrel", Filters(), 5) == []
+    finally:
+        catalog.close()
+
+
+def test_the_embedding_record_is_kept_where_the_catalog_is(backend: Backend) -> None:
+    from inlet.storage.records import Record
+
+    catalog = backend.catalog()
+    try:
+        records = catalog.records()
+        assert records.read() is None
+        records.write(Record(model="m", backend="torch"))
+        assert records.read() == Record(model="m", backend="torch") and records.changed() is None
+    finally:
+        catalog.close()
+
+
+def test_state_keeps_checkpoints_runs_schedule_and_pauses(state: StateStore) -> None:
+    source = state.source("s")
+    assert source.phase == "new" and source.checkpoint is None
+    source.checkpoint, source.phase, source.generation = {"cursor": "abc"}, "incremental", 3
+    state.save_source(source)
+    assert state.source("s") == source
+    failed = state.start_run("s", "sync")
+    failed.outcome, failed.error = "failed", "boom"
+    state.finish_run(failed)
+    run = state.start_run("s", "backfill")
+    run.upserted = 4
+    state.save_progress(run, seen=5, done=2, total=10, unit="files")
+    running = state.running("s")
+    assert running is not None and (running["kind"], running["seen"], running["total"], running["upserted"]) == \
+        ("backfill", 5, 10, 4)
+    assert state.failure_streak("s") == 1 and state.last_run("s").error == "boom"   # type: ignore[union-attr]
+    assert state.last_run("s", successful=True) is None
+    assert state.close_orphan_runs("s", "the process died") == 1
+    assert state.failure_streak("s") == 2 and state.running("s") is None
+    assert [r.kind for r in state.recent_runs("s")] == ["backfill", "sync"]
+    assert [r.kind for r in state.runs("s")] == ["sync", "backfill"]
+    copied = state.runs("s")[0]
+    copied.source = "t"
+    state.add_run(copied)
+    assert state.last_run("t", kinds=("sync",)).error == "boom"   # type: ignore[union-attr]
+    assert state.last_run("t", kinds=("backfill",)) is None
+    state.set_next_runs(4242, {"s": 100.0, "t": None})
+    assert state.daemon_next_runs() == {"s": (100.0, 4242), "t": (None, 4242)}
+    state.clear_next_runs(4242)
+    assert state.daemon_next_runs() == {}
+    state.set_paused("s", True)
+    state.set_paused("s", True)   # pausing again keeps the first time
+    assert set(state.paused()) == {"s"}
+    state.set_paused("s", False)
+    assert state.paused() == {}
+
+
+def test_a_source_is_held_by_one_run_at_a_time(backend: Backend) -> None:
+    leases, other = backend.leases(), backend.leases()
+    try:
+        with leases.hold("s") as fence:
+            with pytest.raises(SourceBusyError, match="'s'"):
+                with other.hold("s"):
+                    pass
+            with other.hold("t"):   # another source is free
+                pass
+            if backend.shared:
+                assert fence is not None and fence.source == "s" and "s" in leases.holders()
+        with other.hold("s") as second:   # released: free again, with a newer fence where fences exist
+            assert (second is None) == (fence is None) and (fence is None or second.number > fence.number)
+    finally:
+        leases.close()
+        other.close()
+
+
+def test_event_status_shows_a_live_daemon_s_report_until_it_clears(backend: Backend, state: StateStore) -> None:
+    writer = backend.event_writer()
+    try:
+        writer.save("s", {"live": True, "last_event_at": time.time(), "latency_seconds": 0.5})
+        assert backend.event_status()["s"]["live"] is True
+        writer.clear()
+        assert backend.event_status() == {}
+    finally:
+        writer.close()
+
+
+def test_overview_counts_documents_and_chunks_per_source(backend: Backend, state: StateStore) -> None:
+    catalog = backend.catalog()
+    try:
+        catalog.commit(Commit(1, [(doc(1), ["a", "b"]), (doc(2, "t"), ["c"])]))
+    finally:
+        catalog.close()
+    state.set_next_runs(4242, {"s": 100.0})
+    overview = backend.overview(state)
+    assert overview.counts == {"s": (1, 2), "t": (1, 1)}
+    assert overview.planned == ({"s": 100.0} if backend.shared else {})   # the folder's: live pids only
+
+
+def test_the_config_picks_the_backend() -> None:
+    assert open_backend(IndexConfig(path=Path("x"))).shared is False
+    assert open_backend(IndexConfig(path=Path("x"), database_url="postgresql://h/db",
+                                    chroma_url="http://h:8000")).shared is True
