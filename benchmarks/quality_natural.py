@@ -42,7 +42,7 @@ from inlet.demo import DEMO_MAILBOXES, backfill_all, demo_config
 from inlet.index import search as current
 from inlet.index.store import Index
 from inlet.sandbox.server import Sandbox
-from inlet.sync.state import StateDB
+from inlet.storage.sqlite.state import SqliteState
 
 HERE = Path(__file__).parent
 Run = Callable[[Index, dict[str, Any], int], tuple[list[str], str | None]]
@@ -57,7 +57,7 @@ def build(root: Path) -> None:
         config.write_text(demo_config(toml, root / "index", 0, mailboxes=DEMO_MAILBOXES))
         settings = load_config(config)
         with Index(settings.index, role="benchmark") as index:
-            state = StateDB(root / "index" / "state.db")
+            state = SqliteState(root / "index" / "state.db")
             try:
                 for run in backfill_all(settings, index, state, {**os.environ, **secrets}, progress=False):
                     print(f"  {run.source}: {run.outcome}, {run.upserted} documents", file=sys.stderr)

@@ -82,14 +82,14 @@ def test_no_passage_of_the_whole_sandbox_holds_markup(tmp_path, sandbox, embedde
     """Every sandbox document (Slack, Drive, all four mailboxes), backfilled through the real
     connectors and engine: no stored passage and no stored body holds an HTML tag."""
     from inlet.demo import backfill_all
-    from inlet.sync.state import StateDB
+    from inlet.storage.sqlite.state import SqliteState
 
     toml, secrets = sandbox.config(index_path=tmp_path / "index")
     config = tmp_path / "config.toml"
     config.write_text(toml)
     settings = load_config(config)
     with Index(settings.index, embedder=embedder) as index:
-        state = StateDB(tmp_path / "index" / "state.db")
+        state = SqliteState(tmp_path / "index" / "state.db")
         try:
             runs = backfill_all(settings, index, state, {**os.environ, **secrets}, progress=False)
         finally:
