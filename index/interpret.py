@@ -162,26 +162,37 @@ def source_types(query: str, known: Iterable[str]) -> tuple[tuple[str, ...], lis
 class People:
     """The index's vocabulary of people: name tokens (from e-mail local parts and handles) of
     document authors, senders and participants, with the addresses they stand for. Rebuilt when
-    the index's document counts change, at most once a minute."""
+    the index's document counts change, at most every `REFRESH_S`; a large index is read in a
+    background thread while queries go on with the vocabulary they have."""
 
-    REFRESH_S = 60.0
+    REFRESH_S = 300.0
+    INLINE_DOCS = 5000     # an index this small is read on the query's thread
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._stamp: tuple[Any, float] | None = None
+        self._building = False
         self.names: dict[str, set[str]] = {}
         self.types: set[str] = set()
 
     def refresh(self, index: "Index") -> None:
         with self._lock:
-            if self._stamp and time.monotonic() - self._stamp[1] < self.REFRESH_S:
+            if self._building or (self._stamp and time.monotonic() - self._stamp[1] < self.REFRESH_S):
                 return
             counts = index.catalog.counts()
             if self._stamp and self._stamp[0] == counts:
                 self._stamp = (counts, time.monotonic())
                 return
-            names: dict[str, set[str]] = {}
-            types: set[str] = set()
+            self._building = True
+        if sum(docs for docs, _ in counts.values()) <= self.INLINE_DOCS:
+            self._build(index, counts)
+        else:
+            threading.Thread(target=self._build, args=(index, counts), name="inlet-people", daemon=True).start()
+
+    def _build(self, index: "Index", counts: dict[str, Any]) -> None:
+        names: dict[str, set[str]] = {}
+        types: set[str] = set()
+        try:
             for source in counts:
                 ids = index.catalog.source_doc_ids(source)
                 for start in range(0, len(ids), 500):
@@ -190,7 +201,10 @@ class People:
                         for person in _people_of(doc.author, doc.metadata):
                             for token in _tokens(person):
                                 names.setdefault(token, set()).add(person)
-            self.names, self.types, self._stamp = names, types, (counts, time.monotonic())
+        finally:
+            with self._lock:
+                self._building = False
+                self.names, self.types, self._stamp = names, types, (counts, time.monotonic())
 
     def find(self, query: str) -> tuple[str, ...]:
         """Addresses of the people the query names: a known name token that is capitalised

@@ -411,13 +411,14 @@ def features_of(hits: list[Hit], chosen: list[_Group], evidence: _Evidence, quer
             "dense_gap": dense - evidence.dense_median,
             "lexical": min(6.0, max((evidence.bm25.get(c, 0.0) for c in ids), default=0.0)),
             "exact": 1.0 if any(c in evidence.exact for c in ids) else 0.0,
-            "coverage": rel.coverage(terms, " ".join([hit.title, *group.texts])),
+            "coverage": (covered := rel.coverage(terms, " ".join([hit.title, *group.texts]))),
             "title": rel.coverage(terms, hit.title),
             "margin": max(0.0, (hit.score - following) / top),
             "relative": max(0.0, hit.score / top),
             "weighted": rel.weighted_coverage(weights, " ".join([hit.title, *group.texts])),
             "absent": absent,
-            "missing": rel.missing_rarest(weights, " ".join([hit.title, *group.texts])),
+            # Without term counts (a catalog that keeps none) the share of words lacking stands in.
+            "missing": rel.missing_rarest(weights, " ".join([hit.title, *group.texts])) if frequency else 1 - covered,
         })
     return out
 
