@@ -69,6 +69,9 @@ def baseline_module(ref: str) -> ModuleType:
     """index/search.py as of git `ref`, loaded as a module of `inlet.index` (same index, old ranking)."""
     source = subprocess.run(["git", "show", f"{ref}:index/search.py"], cwd=HERE.parent, check=True,
                             capture_output=True, text=True).stdout
+    # Older trees kept Filters in index/catalog.py; it lives in the storage package now.
+    source = source.replace("from .catalog import Filters, chunk_doc_id", "from inlet.storage.types import Filters, "
+                            "chunk_doc_id")
     spec = importlib.util.spec_from_loader("inlet.index._search_before", loader=None)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
