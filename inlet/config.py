@@ -1,4 +1,4 @@
-"""Loading and validating the TOML configuration (contract section 2).
+"""Loading and validating the TOML configuration (docs/reference/configuration.md, generated from these models).
 
 Every problem is reported before anything runs, naming the file, the source and the key.
 """
@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from inlet.connectors.base import Connector, SourceConfig
+from inlet.connectors.base import Connector, SourceConfig, missing_paths
 from inlet.connectors.registry import connector_class
 from inlet.errors import ConfigError
 
@@ -59,7 +59,7 @@ class ApiKey(BaseModel):
 
 
 class OAuthConfig(BaseModel):
-    """`[server.oauth]`: accept JWT access tokens from one identity provider (contract section 7)."""
+    """`[server.oauth]`: accept JWT access tokens from one identity provider (docs/agents.md: remote agents)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -270,6 +270,19 @@ def _keys(model: type[BaseModel], path: list[str]) -> list[str]:
 def _did_you_mean(key: str, valid: Any) -> str:
     close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_paths(settings: Settings) -> None:
+    """Every configured path that must exist (a source's `ConfigPath` keys: `path`, `ca_bundle`,
+    `credentials_file`, ...; `[server.oauth] ca_bundle`) does, or one `ConfigError` (exit 2) naming
+    each key, source and path. Every command checks this before it does anything."""
+    problems = [f"source {source.name!r}: key {key!r}: {path} does not exist"
+                for source in settings.sources for key, path in missing_paths(source)]
+    oauth = settings.server.oauth
+    if oauth is not None and oauth.ca_bundle is not None and not oauth.ca_bundle.exists():
+        problems.append(f"[server.oauth] key 'ca_bundle': {oauth.ca_bundle} does not exist")
+    if problems:
+        raise ConfigError(_report(str(settings.file or "config"), problems))
 
 
 def preflight(settings: Settings, names: list[str], env: Mapping[str, str]) -> None:

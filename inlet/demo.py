@@ -1,9 +1,10 @@
 """`inlet demo`: the whole product on a laptop, offline, in a few minutes.
 
-Starts the sandbox (emulated Slack, Google Drive and Microsoft Graph with the sample workspace),
-writes a temporary config whose three sources point at it, backfills them into a temporary index,
-then serves the API with a generated admin key (or, with `--once`, prints answers to a few sample
-queries with their citations and exits). Nothing is left behind: the index, the config and the
+Starts the sandbox (emulated Slack, Google Drive, Microsoft Graph and Gmail with the sample
+workspace), writes a temporary config whose sources (Slack, Drive, Outlook, SharePoint/OneDrive
+files, Teams, Gmail) point at it, backfills them into a temporary index, then serves the API with a
+generated admin key (or, with `--once`, prints answers to a few sample queries with their citations
+and exits). Nothing is left behind: the index, the config and the
 sandbox live in a temporary folder removed on exit.
 
 The API listens on 8484, or on any free port when 8484 is taken (a second demo, a running
@@ -41,16 +42,18 @@ SAMPLE_QUERIES = (            # one per service of the sample workspace
     "What caused the March outage?",                   # a PDF postmortem on Drive
     "Did the enrique deploy finish?",                  # a deploy bot in a private Slack channel
     "California electricity prices",                   # Enron traders' mail
+    "indexer lag on-call runbook",                     # a Markdown runbook in a SharePoint library
+    "database failover replicas catching up",          # a Teams channel thread
 )
 # Permission filtering: the first question as a person the postmortem is shared with, and as one it is not.
 AS_PEOPLE = ("abilinski@example.com", "heroeshannibal@example.com")
 
 
 def demo_config(sandbox_toml: str, index_path: Path, port: int, mailboxes: Sequence[str] | None) -> str:
-    """The sandbox's config with the demo's API key, and the Outlook source cut to `mailboxes`."""
+    """The sandbox's config with the demo's API key, and the mail sources (Outlook, Gmail) cut to `mailboxes`."""
     text = sandbox_toml.replace(_index_line(sandbox_toml), f"path = {json.dumps(index_path.as_posix())}", 1)
     if mailboxes is not None:
-        text = re.sub(r"^mailboxes = \[(.*)\]$", lambda m: _keep_boxes(m[1], mailboxes), text, count=1,
+        text = re.sub(r"^mailboxes = \[(.*)\]$", lambda m: _keep_boxes(m[1], mailboxes), text,
                       flags=re.MULTILINE)
     return (text.rstrip() + "\n\n[server]\nhost = \"127.0.0.1\"\n"
             f"port = {port}\n\n[[server.api_keys]]\nname = \"demo\"\nkey_env = \"{DEMO_KEY_ENV}\"\n"

@@ -1,4 +1,4 @@
-"""The retrieval API (contract section 5) as a FastAPI app, plus MCP over HTTP at /mcp.
+"""The retrieval API (docs/reference/api.md) as a FastAPI app, plus MCP over HTTP at /mcp.
 
 `create_app` builds it around one shared `Index` (passed in by the daemon, or opened here) and
 its one embedding model; searches run in worker threads, never on the event loop. Every route

@@ -1,4 +1,4 @@
-"""The local commands a process holding the index answers (contract section 8), both ends.
+"""The local commands a process holding the index answers (docs/daemon.md), both ends.
 
 The holder (`inlet daemon`, with or without `--serve`, and `inlet serve`) calls
 `start_local_commands` once its index is open; the CLI calls `holder_for` first and, when a holder

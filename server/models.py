@@ -1,4 +1,4 @@
-"""Request and response bodies of the retrieval API (contract section 5); they make /openapi.json."""
+"""Request and response bodies of the retrieval API (docs/reference/api.md); they make /openapi.json."""
 
 from __future__ import annotations
 
@@ -136,7 +136,7 @@ class AclOut(BaseModel):
 
 
 class DocumentOut(BaseModel):
-    """A whole document (contract section 4); `acl` only for admin keys."""
+    """A whole document (the model of connectors/model.py); `acl` only for admin keys."""
 
     id: str
     source: str

@@ -1,4 +1,4 @@
-"""OAuth 2.1 access tokens beside API keys (contract section 7): inlet as a resource server.
+"""OAuth 2.1 access tokens beside API keys (docs/agents.md: remote agents): inlet as a resource server.
 
 A Bearer value that is not a configured API key is taken for a JWT from `[server.oauth].issuer`.
 Verification is PyJWT's (signature, `iss`, `aud`, `exp`/`nbf`) with the signing key picked by

@@ -286,7 +286,7 @@ class Daemon:
                 try:
                     result = self.engine.run(name, "sync", scope=scope)
                 except SourceBusyError as exc:
-                    result = RunResult(name, "failed", 0, 0, 0, 0, 0.0, str(exc))
+                    result = RunResult(name, "failed", 0, 0, 0, 1, 0.0, str(exc))
             self._after(name, result)
             results.append(result)
         self.publish()

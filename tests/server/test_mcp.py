@@ -175,3 +175,23 @@ def test_stdio_needs_a_user(stdio_config: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "inlet", "mcp", "--config", str(stdio_config)], env=env,
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert done.returncode == 2 and "--user" in done.stderr
+
+
+def test_stdio_answers_every_request_it_read_before_its_input_ended(stdio_config: Path) -> None:
+    """Issue 28.6: `printf '<initialize>\\n<tools/list>\\n<tools/call>\\n' | inlet mcp` printed no
+    tools/call answer: the input's end cancelled the request still running."""
+    lines = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "printf", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+         "params": {"name": "search", "arguments": {"query": "launch plan"}}},
+    ]
+    done = subprocess.run([sys.executable, "-m", "inlet", "mcp", "--config", str(stdio_config),
+                           "--user", "alice@example.com"], input="".join(json.dumps(m) + "\n" for m in lines),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    answers = {m["id"]: m for m in map(json.loads, done.stdout.splitlines())}
+    assert sorted(answers) == [1, 2, 3], done.stdout
+    assert "result" in answers[3] and not answers[3]["result"].get("isError"), answers[3]

@@ -1,4 +1,4 @@
-"""OAuth access tokens (contract section 7), end to end: the `mcp` SDK's own OAuth client signs two
+"""OAuth access tokens (docs/agents.md: remote agents), end to end: the `mcp` SDK's own OAuth client signs two
 sandbox users in at the sandbox identity provider (discovery, registration, PKCE, browserless) and
 calls the tools on a real uvicorn server over streamable HTTP; forged tokens of every kind are
 refused with the right challenge; the JWKS is refetched for a rotated key, at a bounded rate."""
