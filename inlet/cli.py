@@ -245,22 +245,24 @@ def search(query: str, k: int, sources: tuple[str, ...], user: str | None, confi
 def _search_here(settings: Any, query: str, k: int, sources: tuple[str, ...], user: str | None) -> dict[str, Any]:
     """The search run in this process, which opens the index (nobody else holds it)."""
     from inlet.index.embedding import serve_queries
-    from inlet.index.search import SearchRequest, search as run_search
+    from inlet.index.search import SearchRequest, answer
     from inlet.index.store import Index
 
     request = SearchRequest(query=query, k=k, sources=sources, user=user,
                             recency_half_life_days=settings.server.recency_half_life_days)
     hits: list[Any] = []
     took = 0.0
+    extra: dict[str, Any] = {"match": "none", "interpreted": {}}
     with Index(settings.index) as index:
         if _indexed(index, sources):
             serve_queries()
             index.embedder.encode_query("warm up")   # the model loads here: took_ms is the search alone
-            hits, took = run_search(index, request)
+            got = answer(index, request)
+            hits, took, extra = got.hits, got.took_ms, {"match": got.match, "interpreted": got.interpreted}
         else:
             click.echo(f"inlet: nothing is indexed{' in ' + ', '.join(sources) if sources else ''} "
                        f"yet (index {settings.index.path}): run `inlet backfill SOURCE` first", err=True)
-    return {"results": [h.as_dict() for h in hits], "took_ms": round(took, 1)}
+    return {"results": [h.as_dict() for h in hits], **extra, "took_ms": round(took, 1)}
 
 
 def _indexed(index: Any, sources: tuple[str, ...]) -> int:

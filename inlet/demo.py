@@ -45,6 +45,8 @@ SAMPLE_QUERIES = (            # one per service of the sample workspace
     "indexer lag on-call runbook",                     # a Markdown runbook in a SharePoint library
     "database failover replicas catching up",          # a Teams channel thread
 )
+# Permission filtering: the first question as a person the postmortem is shared with, and as one it is not.
+AS_PEOPLE = ("abilinski@example.com", "heroeshannibal@example.com")
 
 
 def demo_config(sandbox_toml: str, index_path: Path, port: int, mailboxes: Sequence[str] | None) -> str:
@@ -132,6 +134,8 @@ def _run(once: bool, as_json: bool, mailboxes: Sequence[str] | None, sock: socke
                               f"{r.seconds:.0f}s" + (f" — {r.error}" if r.error else ""))
             if sock is None:
                 answers = answer(index, SAMPLE_QUERIES)
+                answers += [{**a, "user": user} for user in AS_PEOPLE
+                            for a in answer(index, SAMPLE_QUERIES[:1], user=user)]
                 _print_answers(out, as_json, results, answers)
                 return 1 if failed or not all(a["results"] for a in answers) else 0
             return serve(settings, index, state, env, key, out, results if as_json else None,
@@ -169,13 +173,15 @@ def backfill_all(settings: Any, index: Any, state: Any, env: Mapping[str, str], 
                 raise
 
 
-def answer(index: Any, queries: tuple[str, ...], k: int = 3) -> list[dict[str, Any]]:
-    from inlet.index.search import SearchRequest, search
+def answer(index: Any, queries: tuple[str, ...], k: int = 3, user: str | None = None) -> list[dict[str, Any]]:
+    """Each query's results (as `user` when given: only what that person may see) and its match."""
+    from inlet.index.search import SearchRequest
+    from inlet.index.search import answer as run
 
     answers = []
     for query in queries:
-        hits, _took = search(index, SearchRequest(query=query, k=k))
-        answers.append({"query": query, "results": [h.as_dict() for h in hits]})
+        got = run(index, SearchRequest(query=query, k=k, user=user))
+        answers.append({"query": query, "match": got.match, "results": [h.as_dict() for h in got.hits]})
     return answers
 
 
@@ -185,7 +191,8 @@ def _print_answers(out: TextIO, as_json: bool, results: list[Any], answers: list
         out.write("\n")
         return
     for item in answers:
-        out.write(f"\n? {item['query']}\n")
+        asker = f" (asked as {item['user']})" if item.get("user") else ""
+        out.write(f"\n? {item['query']}{asker} — match: {item['match']}\n")
         if not item["results"]:
             out.write("  (no results)\n")
         for n, hit in enumerate(item["results"], 1):

@@ -161,20 +161,23 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
 
     @app.post("/v1/search", response_model=SearchResponse, responses=ERRORS, tags=["retrieval"])
     async def search(body: SearchBody, request: Request) -> SearchResponse:
-        """Passages the caller may see, best first."""
+        """Documents the caller may see, best first, each with its best passages and relevance."""
         caller = _caller(request, body.user)
-        hits, took = await run_in_threadpool(retrieval.search, body.to_request(caller.user, half_life))
-        return SearchResponse(results=[SearchResult.of(h) for h in hits], took_ms=round(took, 1))
+        got = await run_in_threadpool(retrieval.answer, body.to_request(caller.user, half_life))
+        return SearchResponse(results=[SearchResult.of(h) for h in got.hits], match=got.match,  # type: ignore[arg-type]
+                              interpreted=got.interpreted, took_ms=round(got.took_ms, 1))  # type: ignore[arg-type]
 
     @app.post("/v1/context", response_model=ContextResponse, responses=ERRORS, tags=["retrieval"])
     async def context(body: ContextBody, request: Request) -> ContextResponse:
-        """The best passages packed under `token_budget`, marked [n], fenced as quoted data."""
+        """The best passages at or above `min_relevance` packed under `token_budget`, marked [n], fenced
+        as quoted data; one line saying so when none qualifies."""
         caller = _caller(request, body.user)
-        packed, took = await run_in_threadpool(retrieval.context, body.to_request(caller.user, half_life),
-                                               body.token_budget)
+        packed, got = await run_in_threadpool(retrieval.context, body.to_request(caller.user, half_life),
+                                              body.token_budget, body.min_relevance)
         return ContextResponse(context=packed.context, citations=packed.citations,  # type: ignore[arg-type]
                                results=[SearchResult.of(h) for h in packed.hits], tokens=packed.tokens,
-                               took_ms=round(took, 1))
+                               match=got.match, interpreted=got.interpreted,  # type: ignore[arg-type]
+                               took_ms=round(got.took_ms, 1))
 
     @app.get("/v1/documents/{doc_id:path}", response_model=DocumentOut, response_model_exclude_unset=True,
              responses={**ERRORS, 404: {"model": ErrorBody, "description": "absent or not visible"}},

@@ -64,7 +64,7 @@ class LocalCommands:
                 "mcp_search": self.mcp_search, "mcp_fetch": self.mcp_fetch}
 
     def search(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        from inlet.index.search import SearchRequest, search
+        from inlet.index.search import SearchRequest, answer
 
         sources = tuple(str(s) for s in args.get("sources") or ())
         for name in sources:
@@ -72,8 +72,9 @@ class LocalCommands:
         request = SearchRequest(query=str(args["query"]), k=int(args.get("k", 10)), sources=sources,
                                 user=args.get("user") or None,
                                 recency_half_life_days=self.settings.server.recency_half_life_days)
-        hits, took = search(self.index, request)
-        return {"results": [h.as_dict() for h in hits], "took_ms": round(took, 1)}
+        got = answer(self.index, request)
+        return {"results": [h.as_dict() for h in got.hits], "match": got.match, "interpreted": got.interpreted,
+                "took_ms": round(got.took_ms, 1)}
 
     def status(self, args: Mapping[str, Any]) -> dict[str, Any]:
         from inlet.status import sources_status

@@ -51,7 +51,11 @@ class McpSearchItem(BaseModel):
 
 
 class McpSearchOutput(BaseModel):
-    results: list[McpSearchItem]
+    results: list[McpSearchItem] = Field(description="documents likely to answer, best first; results below "
+                                                     "the default min_relevance are left out")
+
+
+NOTHING_MATCHED = "Nothing visible to you matched this query."
 
 
 class McpFetchOutput(BaseModel):
@@ -130,15 +134,17 @@ class InletTools:
         except (ToolError, ApiError) as exc:
             return types.CallToolResult(content=[types.TextContent(type="text", text=str(exc))], is_error=True)
         data = result.model_dump()
-        return types.CallToolResult(content=[types.TextContent(type="text", text=json.dumps(data))],
-                                    structured_content=data)
+        # An empty search says so in words: an agent reading the text must not take silence for an answer.
+        text = NOTHING_MATCHED if isinstance(result, McpSearchOutput) and not result.results else json.dumps(data)
+        return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=data)
 
     def search(self, query: str, caller: Caller, k: int = SEARCH_K) -> McpSearchOutput:
+        from inlet.index.relevance import default_min_relevance
         from inlet.index.search import SearchRequest
 
-        request = SearchRequest(query=query, k=k, user=caller.user, per_document=1,
-                                recency_half_life_days=self.half_life_days)
-        hits, _ = self.retrieval.search(request)
+        request = SearchRequest(query=query, k=k, user=caller.user, recency_half_life_days=self.half_life_days)
+        floor = default_min_relevance()
+        hits = [h for h in self.retrieval.answer(request).hits if h.relevance >= floor]
         return McpSearchOutput(results=[
             McpSearchItem(id=h.doc_id, title=h.title or h.doc_id, url=h.url or fallback_url(h.doc_id),
                           text=h.text[:SNIPPET_CHARS]) for h in hits])

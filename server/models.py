@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from inlet.index.relevance import default_min_relevance
 from inlet.index.search import Hit, SearchRequest
 
 MetadataValue = Union[str, int, float, bool, list[str]]
@@ -42,17 +43,22 @@ class SearchBody(BaseModel):
             return value.replace(tzinfo=timezone.utc)
         return value
 
-    def to_request(self, user: str | None, half_life_days: float, k: int | None = None,
-                   per_document: int = 2) -> SearchRequest:
+    def to_request(self, user: str | None, half_life_days: float, k: int | None = None) -> SearchRequest:
         return SearchRequest(
             query=self.query, k=k or self.k, sources=tuple(self.sources), source_types=tuple(self.source_types),
             after=self.after, before=self.before, user=user,
-            recency_half_life_days=half_life_days if self.recency else 0.0, per_document=per_document)
+            recency_half_life_days=half_life_days if self.recency else 0.0)
+
+
+MIN_RELEVANCE = default_min_relevance()
 
 
 class ContextBody(SearchBody):
     token_budget: int = Field(2000, ge=50, le=100_000,
                               description="most tokens (embedding model's tokenizer) the context may take")
+    min_relevance: float = Field(MIN_RELEVANCE, ge=0.0, le=1.0,
+                                 description="pack only results whose relevance is at least this; the default "
+                                             "was chosen on labelled questions (docs/relevance.md)")
 
 
 class SearchResult(BaseModel):
@@ -61,12 +67,15 @@ class SearchResult(BaseModel):
     source: str
     source_type: str
     title: str
-    text: str = Field(description="the passage")
+    text: str = Field(description="the document's best matching passage")
+    passages: list[str] = Field(default_factory=list, description="up to three more matching passages of the "
+                                                                  "same document, best first")
     url: str
     author: str
     created_at: str | None
     updated_at: str | None
-    score: float
+    score: float = Field(description="the ranking score (comparable within one response only)")
+    relevance: float = Field(ge=0.0, le=1.0, description="calibrated chance that this result answers the query")
     metadata: dict[str, MetadataValue]
 
     @classmethod
@@ -76,8 +85,31 @@ class SearchResult(BaseModel):
         return cls(**{**fields, **times})
 
 
+Match = Literal["strong", "weak", "none"]
+MATCH_DESCRIPTION = ("strong: a result is very likely an answer; weak: one may be; none: nothing here answers "
+                     "(the results, if any, are near misses)")
+
+
+def _absent(value: object) -> bool:
+    return value is None
+
+
+class Interpreted(BaseModel):
+    """What the query was understood to ask beyond its words (absent keys: nothing understood)."""
+
+    after: str | None = Field(None, exclude_if=_absent, description="a time phrase's start (RFC 3339)")
+    before: str | None = Field(None, exclude_if=_absent, description="a time phrase's end (RFC 3339), exclusive")
+    source_types: list[str] | None = Field(None, exclude_if=_absent,
+                                           description="source words (\"in Slack\", \"the email\")")
+    people: list[str] | None = Field(None, exclude_if=_absent,
+                                     description="people the index knows whose documents are preferred")
+
+
 class SearchResponse(BaseModel):
-    results: list[SearchResult] = Field(description="best first")
+    results: list[SearchResult] = Field(description="best first, one per document")
+    match: Match = Field(description=MATCH_DESCRIPTION)
+    interpreted: Interpreted = Field(description="filters and boosts read from the query; when its filters "
+                                                 "would leave nothing the plain query runs and they are left out")
     took_ms: float
 
 
@@ -92,8 +124,10 @@ class Citation(BaseModel):
 class ContextResponse(BaseModel):
     context: str = Field(description="passages marked [n], fenced as quoted data, ready to paste into a prompt")
     citations: list[Citation]
-    results: list[SearchResult] = Field(description="the passages packed into the context, in order")
+    results: list[SearchResult] = Field(description="the results packed into the context, in order")
     tokens: int = Field(description="tokens the context takes (embedding model's tokenizer)")
+    match: Match = Field(description=MATCH_DESCRIPTION + "; none also when no result reached min_relevance")
+    interpreted: Interpreted
     took_ms: float
 
 

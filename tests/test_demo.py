@@ -12,7 +12,7 @@ import socket
 
 import pytest
 
-from inlet.demo import DEMO_HOST, DEMO_KEY_ENV, DEMO_PORT, SAMPLE_QUERIES, demo_config, demo_socket, run_demo
+from inlet.demo import AS_PEOPLE, DEMO_HOST, DEMO_KEY_ENV, DEMO_PORT, SAMPLE_QUERIES, demo_config, demo_socket, run_demo
 from inlet.errors import PortInUseError
 
 SANDBOX_TOML = '''[index]
@@ -76,7 +76,7 @@ def test_demo_once_backfills_the_sandbox_and_answers_with_citations() -> None:
                          "sandbox-gmail"}
     for run in runs.values():
         assert run["outcome"] in ("ok", "partial") and run["upserted"] > 0, run
-    answers = {a["query"]: a["results"] for a in report["answers"]}
+    answers = {a["query"]: a["results"] for a in report["answers"] if "user" not in a}
     assert list(answers) == list(SAMPLE_QUERIES)
     expected_type = dict(zip(SAMPLE_QUERIES, (("google_drive",), ("slack",), ("outlook", "gmail"), ("microsoft_files",),
                                               ("teams",))))
@@ -86,3 +86,11 @@ def test_demo_once_backfills_the_sandbox_and_answers_with_citations() -> None:
         assert all(r["url"] and r["title"] and r["text"] for r in results)   # citable
     assert "outage" in answers[SAMPLE_QUERIES[0]][0]["text"].lower()
     assert "deploy" in answers[SAMPLE_QUERIES[1]][0]["text"].lower()
+    # The same question as two people: the postmortem is shared with the first, not the second.
+    as_people = {a["user"]: a["results"] for a in report["answers"] if "user" in a}
+    assert list(as_people) == list(AS_PEOPLE)
+    postmortem = answers[SAMPLE_QUERIES[0]][0]["doc_id"]
+    assert as_people[AS_PEOPLE[0]][0]["doc_id"] == postmortem
+    assert postmortem not in {r["doc_id"] for r in as_people[AS_PEOPLE[1]]}
+    for results in answers.values():   # one result per document
+        assert len({r["doc_id"] for r in results}) == len(results)
