@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -78,8 +78,7 @@ def trash(ws: Any, mailbox: str, message_id: str) -> None:
     gs.trash(ws, mailbox, message_id)
 
 
-def relabel(ws: Any, mailbox: str, message_id: str, add: list[str] = (),   # type: ignore[assignment]
-            remove: list[str] = ()) -> None:   # type: ignore[assignment]
+def relabel(ws: Any, mailbox: str, message_id: str, add: Sequence[str] = (), remove: Sequence[str] = ()) -> None:
     """Add / remove labels by id or name (a new name becomes a user label)."""
     with ws.lock:
         gs.modify_labels(ws, mailbox, message_id, [gs.label_id(ws, mailbox, x) for x in add],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 SYSTEM_LABELS = ("INBOX", "SENT", "DRAFT", "SPAM", "TRASH", "UNREAD", "STARRED", "IMPORTANT",
@@ -144,8 +145,8 @@ def delete_message(ws: Any, email: str, message_id: str) -> None:
         _record(box, "messagesDeleted", msg)
 
 
-def modify_labels(ws: Any, email: str, message_id: str, add: list[str] = (),   # type: ignore[assignment]
-                  remove: list[str] = ()) -> GmailMessage:   # type: ignore[assignment]
+def modify_labels(ws: Any, email: str, message_id: str, add: Sequence[str] = (),
+                  remove: Sequence[str] = ()) -> GmailMessage:
     """Add and remove label ids: one history record per direction that changed something."""
     with ws.lock:
         box = mailbox(ws, email)

@@ -164,6 +164,7 @@ class Subscriptions:
         refused = self._bad_expiry(expires)
         if refused:
             return refused
+        assert expires is not None   # _bad_expiry refuses a missing one
         url = str(body.get("notificationUrl", ""))
         token = uuid.uuid4().hex
         try:
@@ -177,7 +178,7 @@ class Subscriptions:
                                "exactly match validationToken query parameter.")
         sub = Subscription(str(uuid.uuid4()), str(body["resource"]), mailbox, container,
                            str(body.get("changeType", "created,updated,deleted")), url,
-                           body.get("lifecycleNotificationUrl"), body.get("clientState"), expires)  # type: ignore[arg-type]
+                           body.get("lifecycleNotificationUrl"), body.get("clientState"), expires)
         with self._lock:
             self.subs[sub.id] = sub
         return JSONResponse(sub.json(), status_code=201)

@@ -230,8 +230,8 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
 
     # Starlette's Route serves a non-function endpoint as an ASGI app, but add_route() is typed for
     # request handlers only.
-    app.add_route("/mcp", mcp_app, methods=["GET", "POST", "DELETE"],  # type: ignore[arg-type]
-                  include_in_schema=False)
+    mcp_endpoint: Any = mcp_app
+    app.add_route("/mcp", mcp_endpoint, methods=["GET", "POST", "DELETE"], include_in_schema=False)
     add_hook_routes(app)
     if settings.server.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
