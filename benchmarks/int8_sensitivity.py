@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from quality import load_mails
 
-from inlet.index.backends import onnx_file
+from inlet.index.backends import onnx_export
 from inlet.index.chunking import chunk_text
 from inlet.index.embedding import DEFAULT_MODEL, resolve_model
 
@@ -71,7 +71,7 @@ def main() -> None:
 
     path = resolve_model(DEFAULT_MODEL)
     model = SentenceTransformer(path, device="cpu")
-    fp32 = onnx_file(model, path, quantized=False)
+    fp32 = onnx_export(path, quantized=False, load_model=lambda: model).model
     chunks, short = sample(args.data, model.tokenizer)
     inputs = [model.tokenizer([t], truncation=True, max_length=model.max_seq_length) for t in chunks + short]
     reference = embed(fp32, inputs)

@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Generic, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -48,8 +48,34 @@ def folder_problem(source: str, path: Path) -> str:
     return f"source {source!r}: key 'path': {path} {what}"
 
 
-ConfigPath = Annotated[Path, AfterValidator(_relative_to_config)]
-"""A path in the config file: relative paths are taken from the config file's folder."""
+class _MustExist:
+    """Marks a `ConfigPath`: `missing_paths` reports it when nothing is there."""
+
+
+ConfigPath = Annotated[Path, AfterValidator(_relative_to_config), _MustExist()]
+"""A path in the config file that must exist (a folder, a CA bundle, a credentials file):
+relative paths are taken from the config file's folder, and a missing one is a configuration
+error naming the key, the source and the path, reported before any command runs."""
+
+
+def _must_exist(annotation: Any) -> bool:
+    """True when `annotation` is, or holds (Optional, list), a `ConfigPath`."""
+    if get_origin(annotation) is Annotated and any(isinstance(m, _MustExist) for m in annotation.__metadata__):
+        return True
+    return any(_must_exist(arg) for arg in get_args(annotation))
+
+
+def missing_paths(config: BaseModel) -> list[tuple[str, Path]]:
+    """(key, path) of every `ConfigPath` field of `config` whose path does not exist."""
+    out = []
+    for key, info in type(config).model_fields.items():
+        if not _must_exist(info.annotation) and not any(isinstance(m, _MustExist) for m in info.metadata):
+            continue
+        value = getattr(config, key)
+        for path in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(path, Path) and not path.exists():
+                out.append((key, path))
+    return out
 
 
 def _valid_duration(value: str) -> str:

@@ -20,6 +20,7 @@ _BY_MIME = {
     "application/pdf": "pdf",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
     "application/vnd.openxmlformats-officedocument.presentationml.presentation": "pptx",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
     "text/html": "html",
     "application/xhtml+xml": "html",
     "text/markdown": "text",
@@ -33,14 +34,14 @@ _TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".csv", ".log", ".json", "
 
 
 def kind_of(name: str, mime: str | None = None) -> str | None:
-    """'pdf', 'docx', 'pptx', 'html', 'text', or None when inlet cannot read it."""
+    """'pdf', 'docx', 'pptx', 'xlsx', 'html', 'text', or None when inlet cannot read it."""
     mime = (mime or mimetypes.guess_type(name)[0] or "").split(";")[0].strip().lower()
     if mime in _BY_MIME:
         return _BY_MIME[mime]
     suffix = PurePath(name).suffix.lower()
     if suffix in {".htm", ".html"}:
         return "html"
-    if suffix in {".pdf", ".docx", ".pptx"}:
+    if suffix in {".pdf", ".docx", ".pptx", ".xlsx"}:
         return suffix[1:]
     if mime.startswith("text/") or suffix in _TEXT_SUFFIXES:
         return "text"
@@ -61,6 +62,8 @@ def extract_text(data: bytes, name: str, mime: str | None = None) -> str:
             return _docx(data)
         if kind == "pptx":
             return _pptx(data)
+        if kind == "xlsx":
+            return _xlsx(data)
     except ItemError:
         raise
     except Exception as exc:  # the parsers raise a zoo of types on corrupt input
@@ -90,6 +93,10 @@ def document_title(data: bytes, name: str, text: str, mime: str | None = None) -
             import docx
 
             found = docx.Document(io.BytesIO(data)).core_properties.title
+        elif kind == "xlsx":
+            from openpyxl import load_workbook
+
+            found = load_workbook(io.BytesIO(data), read_only=True).properties.title
     except Exception:   # a title is a nicety: a file whose text was read keeps it without one
         log.debug("no metadata title in %s", name, exc_info=True)
     found = " ".join((found or "").split())
@@ -158,3 +165,21 @@ def _pptx(data: bytes) -> str:
         texts = [shape.text_frame.text.strip() for shape in slide.shapes if shape.has_text_frame]
         slides.append(f"## Slide {number}\n\n" + "\n".join(t for t in texts if t))
     return "\n\n".join(slides)
+
+
+def _xlsx(data: bytes) -> str:
+    """Each sheet as a heading and its rows as ` | `-joined cell values (computed values, not formulas)."""
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    sheets = []
+    try:
+        for sheet in book.worksheets:
+            rows = [" | ".join("" if v is None else str(v) for v in row)
+                    for row in sheet.iter_rows(values_only=True)]
+            rows = [r for r in rows if r.strip(" |")]
+            if rows:
+                sheets.append(f"## {sheet.title}\n\n" + "\n".join(rows))
+    finally:
+        book.close()
+    return "\n\n".join(sheets)

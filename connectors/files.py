@@ -60,7 +60,7 @@ class FilesConnector(FolderConnector[FilesConfig]):
                 continue
             if stat.st_size > self.config.max_file_bytes:
                 yield Skipped(id=self.doc_id(rel), reason=f"larger than {self.config.max_file_bytes} bytes",
-                              failed=False)
+                              failed=False, title=rel)
                 continue
             data = path.read_bytes()
             digest = hashlib.sha256(data).hexdigest()
@@ -84,10 +84,10 @@ class FilesConnector(FolderConnector[FilesConfig]):
         try:
             text = extract_text(data, extract_name)
         except ItemError as exc:
-            yield Skipped(id=self.doc_id(rel), reason=str(exc))
+            yield Skipped(id=self.doc_id(rel), reason=str(exc), title=rel)
             return
         if not text.strip():
-            yield Skipped(id=self.doc_id(rel), reason="no text", failed=False)
+            yield Skipped(id=self.doc_id(rel), reason="no text", failed=False, title=rel)
             return
         modified = datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc)
         yield self.document(

@@ -289,7 +289,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         native, doc_id = f["id"], self.doc_id(f["id"])
         reason = skip_reason(f, self.config.max_file_bytes)
         if reason:
-            return Skipped(id=doc_id, reason=f"{f.get('name')}: {reason}", failed=False)
+            return Skipped(id=doc_id, reason=f"{f.get('name')}: {reason}", failed=False, title=f.get("name"))
         try:
             text = fetch_text(self.client, f, self.config.doc_format, self.config.max_file_bytes)
             perms = f["permissions"] if "permissions" in f else self.client.permissions(native)
@@ -298,11 +298,11 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
                 return Deletion(id=doc_id)        # deleted while we were syncing
             policy = err.reason in _SKIP_REASONS
             return Skipped(id=doc_id, reason=f"{f.get('name')}: {err.reason or err.status}: {err.message}",
-                           failed=not policy)
+                           failed=not policy, title=f.get("name"))
         except TooLarge as exc:
-            return Skipped(id=doc_id, reason=f"{f.get('name')}: {exc}", failed=False)
+            return Skipped(id=doc_id, reason=f"{f.get('name')}: {exc}", failed=False, title=f.get("name"))
         except ItemError as exc:
-            return Skipped(id=doc_id, reason=str(exc), failed=True)
+            return Skipped(id=doc_id, reason=str(exc), failed=True, title=f.get("name"))
         return self._document(f, text, path, perms, drives)
 
     def _document(self, f: dict[str, Any], text: str, path: str, perms: list[dict[str, Any]],

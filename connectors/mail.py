@@ -1,4 +1,4 @@
-"""E-mail as documents: one document per message, shared by the Outlook and mail-archive connectors.
+"""E-mail as documents: one document per message, shared by the Outlook, Gmail and mail-archive connectors.
 
 `MailMessage` is the service-neutral message (Graph JSON and RFC 822 files both map onto it);
 `message_document` turns it into a `Document` whose text is the message's new content plus its
@@ -60,6 +60,7 @@ class MailMessage:
     folder: str = ""
     mailbox: str = ""
     attachments: list[MailAttachment] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)   # service-specific metadata (Gmail's thread_id, labels)
 
 
 def message_document(connector: Connector[Any], msg: MailMessage, acl: ACL,
@@ -85,6 +86,7 @@ def message_document(connector: Connector[Any], msg: MailMessage, acl: ACL,
         "cc": [e for _, e in msg.cc], "participants": _participants(msg),
         "message_id": msg.message_id, "attachments": names,
         "received_at": msg.received.astimezone(dt.timezone.utc).isoformat() if msg.received else "",
+        **msg.extra,
     }
     document = connector.document(
         msg.native_id, title=msg.subject.strip() or "(no subject)", text="\n\n".join(p for p in parts if p),

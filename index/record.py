@@ -21,10 +21,11 @@ class RecordKeeper:
     """`record` and `collection` of one open index; `reindexing` allows a record of another model."""
 
     def __init__(self, records: Records, path: Path, chroma_url: str | None, model: dict[str, str],
-                 has_documents: bool, reindexing: bool = False) -> None:
+                 has_documents: bool, reindexing: bool = False, ef_search: int = vectors.DEFAULT_EF_SEARCH) -> None:
         self.records = records
         self.path = path
         self.chroma_url = chroma_url
+        self.ef_search = ef_search
         self.model = model
         self.reindexing = reindexing
         self.record = fingerprint.establish(records, model, has_documents)
@@ -41,7 +42,7 @@ class RecordKeeper:
         self.collection = self.open_collection(self.record.collection)
 
     def open_collection(self, name: str) -> Any:
-        return vectors.open_collection(self.path, self.chroma_url, name)
+        return vectors.open_collection(self.path, self.chroma_url, name, ef_search=self.ef_search)
 
     def drop_collection(self, name: str) -> None:
         vectors.drop_collection(self.path, self.chroma_url, name)

@@ -1,9 +1,14 @@
 """Hybrid retrieval: dense (Chroma) and BM25 (SQLite FTS5), fused on their score distributions.
 
-Both retrievers apply the same filters, ACL included, inside their queries, so `k` results come
-back whenever `k` visible passages exist. After fusion: a mild recency preference, near-duplicate
-passages collapsed (a thread quoted in three mails is one result), at most a few passages per
-document.
+Invariant: a result list holds each document at most once. Both retrievers apply the same filters,
+ACL included, inside their queries, so `k` results come back whenever `k` visible documents
+exist. After fusion: a mild recency preference, passages grouped by document (the best passage is
+the result's `text`, up to three more of its matching passages ride along in `passages`, and a
+document is scored by all of them), near-duplicate documents collapsed (a thread quoted in three
+mails is one result), and each result's calibrated `relevance` with the answer's `match`
+(`relevance.py`). What the question asks beyond its words (a time, a source, a person:
+`interpret.py`) filters or boosts the search; when the filters would leave nothing, the plain
+query runs.
 """
 
 from __future__ import annotations
@@ -14,17 +19,22 @@ import statistics
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from inlet.connectors.model import principals_for
 from inlet.storage.types import Filters, chunk_doc_id
 
+from . import relevance as rel
+from .interpret import Interpretation, People, interpret
 from .store import Index
 
 _LEXICAL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="inlet-bm25")
 _WORDS = re.compile(r"\w+")
+MORE_PASSAGES = 3          # matching passages of a document besides its best, in `passages`
+PERSON_BOOST = 0.1        # a document by or with a person the query names: +10% of the best score
+SECOND_PASSAGE = 0.0       # a document's other matching passages add this share of their scores
 
 
 @dataclass
@@ -37,8 +47,10 @@ class SearchRequest:
     before: datetime | None = None
     user: str | None = None                  # None: operator, sees everything
     recency_half_life_days: float = 180.0    # 0: no recency preference
-    per_document: int = 2
+    per_document: int = 1 + MORE_PASSAGES    # passages a result carries: its best as text, the rest in passages
     mode: str = "hybrid"                     # "hybrid", "dense" or "lexical" (for evaluation)
+    now: datetime | None = None              # the question's time, for "yesterday" (default: now)
+    interpret: bool = True                   # apply what the query asks beyond its words
 
     def filters(self) -> Filters:
         principals = principals_for(self.user)
@@ -64,33 +76,117 @@ class Hit:
     updated_at: str | None
     score: float
     metadata: dict[str, Any] = field(default_factory=dict)
+    passages: list[str] = field(default_factory=list)
+    relevance: float = 0.0
+    features: dict[str, float] = field(default_factory=dict, repr=False)   # what relevance was computed from
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        out = dict(self.__dict__)
+        out.pop("features")
+        return out
+
+
+@dataclass
+class Answer:
+    """One search: results best first (one per document), how likely any answers, what the query
+    was understood to ask beyond its words, and the time taken."""
+
+    hits: list[Hit]
+    match: str
+    interpreted: dict[str, Any]
+    took_ms: float
+
+
+_PEOPLE: dict[int, People] = {}
+
+
+def people_of(index: Index) -> People:
+    """The index's vocabulary of people (built lazily, refreshed as the index changes)."""
+    vocabulary = _PEOPLE.setdefault(id(index), People())
+    vocabulary.refresh(index)
+    return vocabulary
 
 
 def search(index: Index, request: SearchRequest) -> tuple[list[Hit], float]:
-    """Best passages first, and the time taken in milliseconds."""
+    """Best results first, and the time taken in milliseconds."""
+    got = answer(index, request)
+    return got.hits, got.took_ms
+
+
+def answer(index: Index, request: SearchRequest) -> Answer:
+    """The results with their relevance, the match and the interpretation (see module docstring)."""
     started = time.perf_counter()
+    understood = Interpretation(query=request.query)
+    if request.interpret and request.mode == "hybrid":
+        vocabulary = people_of(index)
+        understood = interpret(request.query, request.now, vocabulary, vocabulary.types)
+    narrowed = _narrowed(request, understood)
+    hits: list[Hit] = []
+    if narrowed is not None:
+        hits = _ranked(index, narrowed, understood.query, understood.people)
+    if not hits:   # nothing, or nothing within what the query was understood to ask: the plain query
+        understood = Interpretation(query=request.query, people=understood.people)
+        hits = _ranked(index, request, request.query, understood.people)
+    relevances = [h.relevance for h in hits]
+    return Answer(hits=hits, match=rel.model().match(relevances), interpreted=understood.as_dict(),
+                  took_ms=(time.perf_counter() - started) * 1000)
+
+
+def _narrowed(request: SearchRequest, understood: Interpretation) -> SearchRequest | None:
+    """The request with the interpretation's filters (those the caller did not set), or None when
+    the interpretation adds no filter."""
+    if not understood.filters:
+        return None
+    changes: dict[str, Any] = {}
+    if (understood.after or understood.before) and not (request.after or request.before):
+        changes.update(after=understood.after, before=understood.before)
+    if understood.source_types and not (request.source_types or request.sources):
+        changes["source_types"] = understood.source_types
+    return replace(request, **changes) if changes else None
+
+
+def _ranked(index: Index, request: SearchRequest, query: str, people: Sequence[str]) -> list[Hit]:
     filters = request.filters()
     depth = max(request.k * 4, 40)
+    frequency = rel.frequency_of(index)
     # BM25 runs beside the query embedding: both release the GIL (SQLite, torch).
-    lexical = (_LEXICAL.submit(index.lexical, request.query, filters, depth)
+    lexical = (_LEXICAL.submit(index.lexical, expanded(query, frequency), filters, depth)
                if request.mode in ("hybrid", "lexical") else None)
-    exact = (_LEXICAL.submit(index.exact_matches, request.query, filters)
+    exact = (_LEXICAL.submit(index.exact_matches, query, filters)
              if request.mode == "hybrid" else None)
     lists: list[list[tuple[str, float]]] = []
     zero_below: list[int] = []
+    dense: list[tuple[str, float]] = []
     if request.mode in ("hybrid", "dense"):
-        lists.append(index.dense(request.query, filters, depth))
+        dense = index.dense(query, filters, depth)
+        lists.append(dense)
         zero_below.append(0)
+    bm25: list[tuple[str, float]] = []
     if lexical is not None:
-        lists.append(lexical.result())
+        bm25 = lexical.result()
+        lists.append(bm25)
         zero_below.append(depth)   # a passage BM25 did not return matched no term: its score is 0
-    ranked = fuse(lists, zero_below, exact.result() if exact is not None else None)
+    exact_hits = exact.result() if exact is not None else {}
+    ranked = fuse(lists, zero_below, exact_hits)
     candidates = _candidates(index, ranked, request.recency_half_life_days)
-    chosen = _diversify(index, candidates, request.k, request.per_document)
-    return _materialise(index, chosen), (time.perf_counter() - started) * 1000
+    evidence = _Evidence.of(dense, bm25, depth, exact_hits)
+    groups = _by_document(candidates, index, people)
+    chosen = _diversify(index, groups, request.k, max(0, request.per_document - 1))
+    hits = _materialise(index, chosen)
+    _score(index, hits, chosen, evidence, query)
+    return hits
+
+
+def expanded(query: str, frequency: rel.Frequency | None) -> str:
+    """The query for BM25, with words from the index's own vocabulary it implies: two adjacent
+    words written as one where the index holds that compound ("gzip archive" -> GzipArchive,
+    "data base" -> database). Dense retrieval keeps the question as asked."""
+    if frequency is None:
+        return query
+    words = rel.content_terms(query)
+    joined = [a + b for a, b in zip(words, words[1:]) if len(a + b) >= 6]
+    extra = [w for w in joined if frequency(w) > 0]
+    return f"{query} {' '.join(extra)}" if extra else query
 
 
 def fuse(lists: list[list[tuple[str, float]]], zero_below: Sequence[int] = (),
@@ -142,6 +238,37 @@ class _Candidate:
     text: str = ""
 
 
+@dataclass
+class _Group:
+    """A document's matching passages, best first, and its score from all of them."""
+
+    doc_id: str
+    passages: list[_Candidate]
+    score: float = 0.0
+    texts: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Evidence:
+    """Per-passage retriever scores, kept for the relevance features."""
+
+    dense: dict[str, float]
+    dense_floor: float
+    dense_median: float
+    bm25: dict[str, float]
+    exact: Mapping[str, int]
+
+    @classmethod
+    def of(cls, dense: list[tuple[str, float]], bm25: list[tuple[str, float]], depth: int,
+           exact: Mapping[str, int]) -> "_Evidence":
+        scores = [s for _, s in dense]
+        lexical = [s for _, s in bm25] + [0.0] * max(0, depth - len(bm25))
+        spread = statistics.pstdev(lexical) if len(lexical) > 1 else 0.0
+        return cls(dense=dict(dense), dense_floor=min(scores, default=0.0),
+                   dense_median=statistics.median(scores) if scores else 0.0,
+                   bm25={cid: (s / spread if spread > 0 else 1.0) for cid, s in bm25}, exact=exact)
+
+
 def _candidates(index: Index, ranked: dict[str, float], half_life_days: float) -> list[_Candidate]:
     """Fused candidates, best first, scored from document times alone: texts are read later, and
     only for the few that `_diversify` looks at."""
@@ -162,49 +289,138 @@ def _candidates(index: Index, ranked: dict[str, float], half_life_days: float) -
     return out
 
 
-def _materialise(index: Index, chosen: list[_Candidate]) -> list[Hit]:
-    docs = index.catalog.documents(c.doc_id for c in chosen)
-    hits = []
-    for c in chosen:
-        doc = docs.get(c.doc_id)
-        if doc is None:   # deleted between ranking and now
-            continue
-        hits.append(Hit(
-            chunk_id=c.chunk_id, doc_id=c.doc_id, source=doc.source, source_type=doc.source_type,
-            title=doc.title, text=c.text, url=doc.url, author=doc.author,
-            created_at=doc.created_at.isoformat().replace("+00:00", "Z") if doc.created_at else None,
-            updated_at=doc.updated_at.isoformat().replace("+00:00", "Z") if doc.updated_at else None,
-            score=c.score, metadata=dict(doc.metadata)))
-    return hits
+def _by_document(candidates: list[_Candidate], index: Index, people: Sequence[str]) -> list[_Group]:
+    """Candidates grouped by document, best document first. A document scores its best passage
+    plus `SECOND_PASSAGE` of each other matching one (an answer spread over a thread's messages
+    beats a lone look-alike line), and `PERSON_BOOST` more when a person the query names wrote it
+    or took part."""
+    groups: dict[str, _Group] = {}
+    for c in candidates:
+        group = groups.setdefault(c.doc_id, _Group(c.doc_id, []))
+        group.passages.append(c)
+    best = candidates[0].score if candidates else 0.0
+    for group in groups.values():
+        first, *rest = group.passages
+        group.score = first.score + SECOND_PASSAGE * sum(max(0.0, c.score) for c in rest[:MORE_PASSAGES])
+    ordered = sorted(groups.values(), key=lambda g: g.score, reverse=True)
+    if people and ordered:
+        wanted = set(people)
+        top = ordered[:60]
+        docs = index.catalog.documents(g.doc_id for g in top)
+        for group in top:
+            doc = docs.get(group.doc_id)
+            if doc is not None and _involves(doc, wanted):
+                group.score += PERSON_BOOST * max(best, group.score)
+        ordered.sort(key=lambda g: g.score, reverse=True)
+    return ordered
 
 
-def _diversify(index: Index, candidates: list[_Candidate], k: int, per_document: int) -> list[_Candidate]:
-    """The best `k`, at most `per_document` from one document, near-duplicates dropped. Texts are
-    read a page of 2 x `k` candidates at a time: usually one page is enough."""
-    chosen: list[_Candidate] = []
+def _involves(doc: Any, people: set[str]) -> bool:
+    named = {str(doc.author).lower()}
+    for key in ("participants", "sender", "owner", "recipients"):
+        value = doc.metadata.get(key)
+        if isinstance(value, str):
+            named.add(value.lower())
+        elif isinstance(value, list):
+            named.update(str(v).lower() for v in value)
+    return bool(named & people)
+
+
+def _diversify(index: Index, groups: list[_Group], k: int, more: int) -> list[_Group]:
+    """The best `k` documents, each with its best passage and up to `more` other matching
+    passages; a document whose best passage nearly repeats a chosen one's (a forward, a copy) is
+    dropped. Texts are read a page of 2 x `k` documents at a time: usually one page is enough."""
+    chosen: list[_Group] = []
     shingles: list[set[str]] = []
-    per_doc: dict[str, int] = {}
     texts: dict[str, str | None] = {}
-    for i, candidate in enumerate(candidates):
-        if per_doc.get(candidate.doc_id, 0) >= per_document:
-            continue
-        if candidate.chunk_id not in texts:
-            page = [c.chunk_id for c in candidates[i:i + 2 * k]]
+    for i, group in enumerate(groups):
+        if group.passages[0].chunk_id not in texts:
+            page = [c.chunk_id for g in groups[i:i + 2 * k] for c in g.passages[:1 + more]]
             texts.update(dict.fromkeys(page))
             texts.update(index.catalog.chunk_texts(page))
-        text = texts.get(candidate.chunk_id)
-        if text is None:   # re-chunked or deleted since it was ranked
+        passages: list[tuple[_Candidate, str]] = []
+        for c in group.passages[:1 + more]:
+            found = texts.get(c.chunk_id)
+            if found is not None:   # else re-chunked or deleted since it was ranked
+                passages.append((c, found))
+        if not passages:
             continue
+        best, text = passages[0]
         marks = _shingles(text)
         if any(_similar(marks, other) for other in shingles):
             continue
-        candidate.text = text
-        chosen.append(candidate)
+        best.text = text
+        group.passages = [best]
+        group.texts = [text]
+        kept = [marks]
+        for c, other in passages[1:]:
+            other_marks = _shingles(other)
+            if not any(_similar(other_marks, m) for m in kept):
+                c.text = other
+                group.passages.append(c)
+                group.texts.append(other)
+                kept.append(other_marks)
+        chosen.append(group)
         shingles.append(marks)
-        per_doc[candidate.doc_id] = per_doc.get(candidate.doc_id, 0) + 1
         if len(chosen) == k:
             break
     return chosen
+
+
+def _materialise(index: Index, chosen: list[_Group]) -> list[Hit]:
+    docs = index.catalog.documents(g.doc_id for g in chosen)
+    hits = []
+    for g in chosen:
+        doc = docs.get(g.doc_id)
+        if doc is None:   # deleted between ranking and now
+            continue
+        best = g.passages[0]
+        hits.append(Hit(
+            chunk_id=best.chunk_id, doc_id=g.doc_id, source=doc.source, source_type=doc.source_type,
+            title=doc.title, text=best.text, url=doc.url, author=doc.author,
+            created_at=doc.created_at.isoformat().replace("+00:00", "Z") if doc.created_at else None,
+            updated_at=doc.updated_at.isoformat().replace("+00:00", "Z") if doc.updated_at else None,
+            score=g.score, metadata=dict(doc.metadata), passages=[c.text for c in g.passages[1:]]))
+    return hits
+
+
+def _score(index: Index, hits: list[Hit], chosen: list[_Group], evidence: _Evidence, query: str) -> None:
+    """Each hit's `relevance` from its features (`relevance.py`)."""
+    model = rel.model()
+    for hit, features in zip(hits, features_of(hits, chosen, evidence, query, rel.frequency_of(index))):
+        hit.features = features
+        hit.relevance = round(model.relevance(features), 4)
+
+
+def features_of(hits: list[Hit], chosen: list[_Group], evidence: _Evidence, query: str,
+                frequency: rel.Frequency | None) -> list[dict[str, float]]:
+    """The relevance features of each hit (also what `benchmarks/fit_relevance.py` fits on)."""
+    terms = rel.content_terms(query)
+    groups = {g.doc_id: g for g in chosen}
+    top = hits[0].score if hits and hits[0].score > 0 else 1.0
+    weights = rel.term_weights(terms, frequency)
+    absent = sum(1 for t in terms if weights.get(t) == rel.ABSENT) / len(terms) if terms else 0.0
+    out = []
+    for i, hit in enumerate(hits):
+        group = groups[hit.doc_id]
+        ids = [c.chunk_id for c in group.passages]
+        dense = max((evidence.dense[c] for c in ids if c in evidence.dense), default=evidence.dense_floor)
+        following = hits[i + 1].score if i + 1 < len(hits) else 0.0
+        out.append({
+            "dense": dense,
+            "dense_gap": dense - evidence.dense_median,
+            "lexical": min(6.0, max((evidence.bm25.get(c, 0.0) for c in ids), default=0.0)),
+            "exact": 1.0 if any(c in evidence.exact for c in ids) else 0.0,
+            "coverage": (covered := rel.coverage(terms, " ".join([hit.title, *group.texts]))),
+            "title": rel.coverage(terms, hit.title),
+            "margin": max(0.0, (hit.score - following) / top),
+            "relative": max(0.0, hit.score / top),
+            "weighted": rel.weighted_coverage(weights, " ".join([hit.title, *group.texts])),
+            "absent": absent,
+            # Without term counts (a catalog that keeps none) the share of words lacking stands in.
+            "missing": rel.missing_rarest(weights, " ".join([hit.title, *group.texts])) if frequency else 1 - covered,
+        })
+    return out
 
 
 def _shingles(text: str, size: int = 5) -> set[str]:

@@ -23,6 +23,7 @@ from inlet.storage.types import doc_ts
 
 from . import dedup, fingerprint, vectors
 from .chunking import chunk_text
+from .clean import clean_text, plain
 from .embedding import Embedder
 from .record import RecordKeeper
 from .vectors import chunk_rows
@@ -105,7 +106,8 @@ class Index:
         try:   # the vectors must come from the configured model and backend (`reindexing` re-makes them)
             with private_files():
                 self.keeper = RecordKeeper(self.catalog.records(), self.path, config.chroma_url,
-                                            self.embedder.fingerprint, bool(self.catalog.counts()), reindexing)
+                                            self.embedder.fingerprint, bool(self.catalog.counts()), reindexing,
+                                            ef_search=config.ef_search)
         except BaseException:
             self.close()
             raise
@@ -135,7 +137,7 @@ class Index:
 
     # --- writing ------------------------------------------------------------------------------
     def chunk(self, doc: Document) -> list[str]:
-        chunks = chunk_text(doc.text, self.embedder.count_tokens, self.config.chunk_tokens,
+        chunks = chunk_text(clean_text(doc.text), self.embedder.count_tokens, self.config.chunk_tokens,
                             self.config.chunk_overlap)
         return [c.text for c in chunks] or ([doc.title] if doc.title else [])
 
@@ -154,7 +156,7 @@ class Index:
                 fence: Fence | None = None) -> "Prepared":
         """Decide per document what the batch needs (embed, rewrite metadata, mark seen, delete)
         and chunk the texts to embed."""
-        latest = {d.id: d for d in docs}                     # last version wins within a batch
+        latest = {d.id: plain(d) for d in docs}              # last version wins within a batch
         deleted = [d for d in dict.fromkeys(deletions) if d not in latest]
         stored = self.catalog.stored(list(latest) + deleted)
         batch = Prepared(generation, fence, stored, latest, deleted)

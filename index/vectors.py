@@ -2,11 +2,17 @@
 
 Embeddings are always computed by inlet and passed in; the collection is created with no
 embedding function, because Chroma's default one downloads a model.
+
+The HNSW search breadth (`[index] ef_search`) is written into the collection's configuration each
+time it is opened, new or existing, before this process queries it: Chroma reads it when it loads
+the collection's HNSW index, so a process (or Chroma server) that has already queried the
+collection keeps the breadth it loaded until it restarts.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from collections.abc import Sequence
 from typing import Any
@@ -19,9 +25,41 @@ log = logging.getLogger(__name__)
 NOBODY = "-"   # Chroma refuses empty lists: the ACL token of a document only admins may see
 
 
-def open_collection(path: Path, url: str | None = None, name: str = COLLECTION) -> Any:
-    return _client(path, url).get_or_create_collection(name, embedding_function=None,
-                                                       metadata={"hnsw:space": "cosine"})
+DEFAULT_EF_SEARCH = 100   # Chroma's own default
+
+
+def open_collection(path: Path, url: str | None = None, name: str = COLLECTION,
+                    ef_search: int = DEFAULT_EF_SEARCH) -> Any:
+    collection = _client(path, url).get_or_create_collection(name, embedding_function=None,
+                                                             metadata={"hnsw:space": "cosine"})
+    set_ef_search(collection, ef_search)
+    return collection
+
+
+def set_ef_search(collection: Any, ef_search: int, attempts: int = 4) -> None:
+    """How many candidates an HNSW query keeps while it walks the graph (at least the results
+    asked for): more finds more of the true nearest neighbours, and costs more per query.
+
+    Chroma's SQLite may be busy for a moment (its own background writes, or another process
+    writing): the change is tried again a few times, then left for the next open with a warning;
+    searches keep working with the breadth stored before."""
+    from chromadb.errors import ChromaError
+
+    hnsw = (collection.configuration_json or {}).get("hnsw") or {}
+    if hnsw.get("ef_search") == ef_search:
+        return
+    for attempt in range(attempts):
+        try:
+            collection.modify(configuration={"hnsw": {"ef_search": ef_search}})
+            log.info("collection %s: HNSW ef_search %s -> %d", collection.name, hnsw.get("ef_search"), ef_search)
+            return
+        except ChromaError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                log.warning("[index] key 'ef_search': could not set %d on collection %s (%s); it keeps %s "
+                            "until the index is opened again", ef_search, collection.name, exc,
+                            hnsw.get("ef_search"))
+                return
+            time.sleep(0.1 * 2 ** attempt)   # backing off from a busy database, not waiting for an event
 
 
 def drop_collection(path: Path, url: str | None, name: str) -> None:

@@ -1,4 +1,4 @@
-"""The `inlet` command (contract section 3).
+"""The `inlet` command (docs/reference/cli.md).
 
 Exit codes: 0 success, 1 the work failed, 2 bad usage or configuration, 3 a source refused its
 credentials, 4 a server's port is in use. Heavy modules (torch, chromadb, the SDKs) are imported
@@ -38,9 +38,12 @@ def _setup_logging(verbose: int) -> None:
 
 
 def _settings(config_path: str | None) -> Any:
-    from inlet.config import find_config, load_config
+    """The configuration, with every configured path checked (exit 2 naming key, source and path)."""
+    from inlet.config import check_paths, find_config, load_config
 
-    return load_config(find_config(config_path))
+    settings = load_config(find_config(config_path))
+    check_paths(settings)
+    return settings
 
 
 def _preflight(settings: Any, names: list[str]) -> None:
@@ -76,6 +79,9 @@ def _date(value: str | None) -> datetime | None:
 @click.version_option(package_name="inlet")
 def cli() -> None:
     """inlet: workplace data (Slack, Google Drive, Outlook, folders) as permission-aware context for agents."""
+    from inlet.terminal import make_visible
+
+    make_visible()   # synced text never reaches the terminal as control sequences (inlet/terminal.py)
 
 
 STOPPING = ("inlet: stopping at the next checkpoint (at most {grace:.0f}s; Ctrl-C again quits at once); "
@@ -193,6 +199,7 @@ def reindex(sources: tuple[str, ...], config_path: str | None, as_json: bool, ve
     def prose() -> None:
         if result.up_to_date:
             click.echo("the index already holds vectors of the configured model and backend")
+            return
         for name, chunks in result.embedded.items():
             click.echo(f"{name}: {chunks} chunks re-embedded")
         click.echo("switched to the configured model and backend" if result.switched else
@@ -238,22 +245,24 @@ def search(query: str, k: int, sources: tuple[str, ...], user: str | None, confi
 def _search_here(settings: Any, query: str, k: int, sources: tuple[str, ...], user: str | None) -> dict[str, Any]:
     """The search run in this process, which opens the index (nobody else holds it)."""
     from inlet.index.embedding import serve_queries
-    from inlet.index.search import SearchRequest, search as run_search
+    from inlet.index.search import SearchRequest, answer
     from inlet.index.store import Index
 
     request = SearchRequest(query=query, k=k, sources=sources, user=user,
                             recency_half_life_days=settings.server.recency_half_life_days)
     hits: list[Any] = []
     took = 0.0
+    extra: dict[str, Any] = {"match": "none", "interpreted": {}}
     with Index(settings.index) as index:
         if _indexed(index, sources):
             serve_queries()
             index.embedder.encode_query("warm up")   # the model loads here: took_ms is the search alone
-            hits, took = run_search(index, request)
+            got = answer(index, request)
+            hits, took, extra = got.hits, got.took_ms, {"match": got.match, "interpreted": got.interpreted}
         else:
             click.echo(f"inlet: nothing is indexed{' in ' + ', '.join(sources) if sources else ''} "
                        f"yet (index {settings.index.path}): run `inlet backfill SOURCE` first", err=True)
-    return {"results": [h.as_dict() for h in hits], "took_ms": round(took, 1)}
+    return {"results": [h.as_dict() for h in hits], **extra, "took_ms": round(took, 1)}
 
 
 def _indexed(index: Any, sources: tuple[str, ...]) -> int:
@@ -279,49 +288,74 @@ def _runs_in_holder(holder: Any, names: list[str], kind: str, since: datetime | 
 
 
 @cli.command()
+@click.argument("source", required=False)
 @_common
-def status(config_path: str | None, as_json: bool, verbose: int) -> None:
-    """Each source: documents, chunks, last run, next run."""
+def status(source: str | None, config_path: str | None, as_json: bool, verbose: int) -> None:
+    """Each source (or SOURCE alone, with the items its last run skipped): documents, chunks, last
+    run, next run."""
     _setup_logging(verbose)
     try:
         from inlet.status import sources_status
 
         settings = _settings(config_path)
+        if source is not None:
+            settings.source(source)   # an unknown name is exit 2, naming the configured ones
         holder = _holder(settings)
         payload = holder.call("status") if holder is not None else sources_status(settings)
     except InletError as exc:
         _fail(exc)
+    if source is not None:
+        payload = {**payload, "sources": [s for s in payload["sources"] if s["name"] == source]}
 
     def prose() -> None:
         if not payload["sources"]:
             click.echo("no sources configured: add [[sources]] to the config (config.example.toml documents each type)")
         for s in payload["sources"]:
-            last = s["last_run"]
-            click.echo(f"{s['name']} ({s['type']}): {s['documents']} documents, {s['chunks']} chunks")
-            if last:
-                click.echo(f"  last run: {last['kind']} {last['outcome']} at {last['finished_at']} — "
-                           f"{last['upserted']} upserted, {last['deleted']} deleted, {last['skipped']} skipped, "
-                           f"{last['errors']} errors" + (f"\n  error: {last['error']}" if last["error"] else ""))
-            else:
-                click.echo("  never run")
-            if s.get("running"):
-                click.echo("  " + _running_line(s["running"]))
-            if s.get("failure_streak"):
-                click.echo(f"  failing: {s['failure_streak']} failed run(s) in a row")
-            lag = s.get("lag_seconds")
-            click.echo(f"  last success: {s.get('last_success') or 'never'}"
-                       + (f" (lag {_duration(lag)})" if lag is not None else ""))
-            click.echo(f"  next run: {s['next_run'] or 'on demand'}"
-                       + (" (schedule paused by an operator)" if s.get("paused") else ""))
-            if s.get("holder"):   # PostgreSQL: the daemon syncing it now, on any host
-                click.echo(f"  held by {s['holder']['holder']} (lease until {s['holder']['lease_expires']})")
-            if s.get("events"):
-                ev = s["events"]
-                click.echo(f"  change events: {'live' if ev['live'] else 'down'}; last event "
-                           f"{ev['last_event_at'] or 'none yet'}" + (
-                               f"; event to searchable {ev['latency_seconds']:.1f}s" if ev.get("latency_seconds")
-                               is not None else ""))
+            _print_source(s, detail=source is not None)
     _emit(as_json, payload, prose)
+
+
+def _print_source(s: dict[str, Any], detail: bool) -> None:
+    """One source's status in prose; `detail` adds the items its last run skipped, with reasons."""
+    last = s["last_run"]
+    click.echo(f"{s['name']} ({s['type']}): {s['documents']} documents, {s['chunks']} chunks")
+    if last:
+        click.echo(f"  last run: {last['kind']} {last['outcome']} at {last['finished_at']} — "
+                   f"{last['upserted']} upserted, {last['deleted']} deleted, {last['skipped']} skipped, "
+                   f"{last['errors']} errors" + (f"\n  error: {last['error']}" if last["error"] else ""))
+        skips: dict[str, Any] = s.get("recent_skips") or {"items": []}
+        items = skips["items"]
+        if items and detail:
+            when = "the last run" if skips["finished_at"] == last["finished_at"] else \
+                f"the last run skipped nothing; the {skips['kind']} that ended {skips['finished_at']}"
+            click.echo(f"  skipped items ({when}; {len(items)} of {skips['total']} listed):")
+            for item in items:
+                mark = "unreadable" if item.get("failed") else "skipped"
+                click.echo(f"    {item['title']} [{item['id']}] — {mark}: {item['reason']}")
+        elif items:
+            click.echo(f"  {skips['total']} item(s) not indexed by the {skips['kind']} that ended "
+                       f"{skips['finished_at']}: `inlet status {s['name']}` lists them with reasons")
+    else:
+        click.echo("  never run")
+    if s.get("running"):
+        click.echo("  " + _running_line(s["running"]))
+    if s.get("failure_streak"):
+        click.echo(f"  failing: {s['failure_streak']} failed run(s) in a row")
+    lag = s.get("lag_seconds")
+    click.echo(f"  last success: {s.get('last_success') or 'never'}"
+               + (f" (lag {_duration(lag)})" if lag is not None else ""))
+    unscheduled = s["next_run"] and s.get("scheduled") is False and not s.get("paused")
+    click.echo(f"  next run: {s['next_run'] or 'on demand'}"
+               + (" (schedule paused by an operator)" if s.get("paused") else "")
+               + (" (when a daemon runs: none runs this source now)" if unscheduled else ""))
+    if s.get("holder"):   # PostgreSQL: the daemon syncing it now, on any host
+        click.echo(f"  held by {s['holder']['holder']} (lease until {s['holder']['lease_expires']})")
+    if s.get("events"):
+        ev = s["events"]
+        click.echo(f"  change events: {'live' if ev['live'] else 'down'}; last event "
+                   f"{ev['last_event_at'] or 'none yet'}" + (
+                       f"; event to searchable {ev['latency_seconds']:.1f}s" if ev.get("latency_seconds")
+                       is not None else ""))
 
 
 def _running_line(run: dict[str, Any]) -> str:
@@ -367,27 +401,38 @@ def connectors(config_path: str | None, as_json: bool, verbose: int) -> None:
 
 @cli.command()
 @click.option("--port", default=0, type=int, help="HTTP port (HTTPS uses the next one); default: any free")
-@click.option("--write-config", type=click.Path(dir_okay=False), help="write the config here instead of printing")
+@click.option("--write-config", type=click.Path(dir_okay=False), help="write the config here instead of printing "
+              "(an existing file only if the sandbox wrote it and it is unchanged, unless --force)")
+@click.option("--force", is_flag=True, help="with --write-config: overwrite the file even if it was edited")
 @click.option("-v", "--verbose", count=True)
-def sandbox(port: int, write_config: str | None, verbose: int) -> None:
-    """Serve the emulated Slack, Google Drive and Microsoft Graph services until Ctrl-C."""
+def sandbox(port: int, write_config: str | None, force: bool, verbose: int) -> None:
+    """Serve the emulated Slack, Google Drive, Microsoft Graph and Gmail services until Ctrl-C."""
     _setup_logging(verbose)
     from inlet.process import stop_on_signals, wait
     from inlet.sandbox.server import Sandbox
 
-    stop = stop_on_signals()
+    from inlet.sandbox.config_file import check_overwrite, stamped
+
+    target = Path(write_config) if write_config else None
     try:
-        sb = Sandbox(port=port).start()
+        if target is not None and not force:
+            check_overwrite(target)   # before the sandbox starts: exit 2, nothing served
+    except InletError as exc:
+        _fail(exc)
+    keep = (target.absolute().parent if target else Path.cwd()) / ".inlet"   # the config's index folder
+    stop = stop_on_signals()
+    try:   # its credentials and CA files stay there, so the config stays valid when the sandbox stops
+        sb = Sandbox(port=port, workdir=keep / "sandbox").start()
     except InletError as exc:
         _fail(exc)
     try:
         from inlet.sandbox.idp import server_oauth_toml
 
         text, env = sb.config(index_path=".inlet")
-        text, env = _with_admin_key(text, env)
-        text += "\n" + server_oauth_toml(sb.ctx, "http://127.0.0.1:8484")   # `inlet serve`'s default address
-        if write_config:
-            Path(write_config).write_text(text)
+        text, env = _with_admin_key(text, env, keep)
+        text += "\n" + server_oauth_toml(sb.ctx)   # no resource_url: the address inlet listens on
+        if target is not None:
+            target.write_text(stamped(text))
             click.echo(f"# config written to {write_config}")
         else:
             click.echo(text)
@@ -404,13 +449,17 @@ def sandbox(port: int, write_config: str | None, verbose: int) -> None:
 SANDBOX_KEY_ENV = "INLET_SANDBOX_KEY"
 
 
-def _with_admin_key(toml: str, env: dict[str, str]) -> tuple[str, dict[str, str]]:
-    """The sandbox config plus an admin API key (and its generated value), so `inlet serve` on it
-    answers the README's examples instead of 401 to everything."""
+def _with_admin_key(toml: str, env: dict[str, str], keep_in: Path | None = None) -> tuple[str, dict[str, str]]:
+    """The sandbox config plus an admin API key (and its value), so `inlet serve` on it answers the
+    documentation's examples instead of 401 to everything. With `keep_in` (the config's index folder) the
+    key is kept there and reused, so an exported key keeps working when the sandbox restarts."""
     import secrets
 
+    from inlet.sandbox.config_file import kept_key
+
     block = f'\n[[server.api_keys]]\nname = "sandbox-admin"\nkey_env = "{SANDBOX_KEY_ENV}"\nadmin = true\n'
-    return toml.rstrip() + "\n" + block, {**env, SANDBOX_KEY_ENV: secrets.token_urlsafe(24)}
+    key = kept_key(keep_in) if keep_in is not None else secrets.token_urlsafe(24)
+    return toml.rstrip() + "\n" + block, {**env, SANDBOX_KEY_ENV: key}
 
 
 @cli.command()
@@ -436,15 +485,28 @@ def migrate(to_config: str, config_path: str | None, as_json: bool, verbose: int
         f"already there; counts match in {len(report.counts)} source(s)"))
 
 
+def _listen_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--port", type=click.IntRange(0, 65535),
+                        help="listen on this port (overrides [server] port)")(func)
+    return click.option("--host", help="listen on this address (overrides [server] host)")(func)
+
+
+def _listening(settings: Any, host: str | None, port: int | None) -> Any:
+    """`settings` with `--host` / `--port` in place of [server] host / port."""
+    update = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    return settings.model_copy(update={"server": settings.server.model_copy(update=update)}) if update else settings
+
+
 @cli.command()
+@_listen_options
 @_common
-def serve(config_path: str | None, as_json: bool, verbose: int) -> None:
+def serve(host: str | None, port: int | None, config_path: str | None, as_json: bool, verbose: int) -> None:
     """The retrieval API (and MCP over HTTP at /mcp)."""
     _setup_logging(verbose)
     try:
         from inlet.server.app import run_server
 
-        run_server(_settings(config_path))
+        run_server(_listening(_settings(config_path), host, port))
     except InletError as exc:
         _fail(exc)
 
@@ -465,16 +527,25 @@ def mcp(user: str | None, config_path: str | None, as_json: bool, verbose: int) 
 
 @cli.command()
 @click.option("--serve", "with_api", is_flag=True, help="also run the retrieval API in this process")
+@_listen_options
 @_common
-def daemon(with_api: bool, config_path: str | None, as_json: bool, verbose: int) -> None:
+def daemon(with_api: bool, host: str | None, port: int | None, config_path: str | None, as_json: bool,
+           verbose: int) -> None:
     """Run every source on its schedule until SIGINT/SIGTERM."""
     _setup_logging(max(verbose, 1))
     try:
         from inlet.sync.daemon import run_daemon
 
-        settings = _settings(config_path)
+        if not with_api and (host is not None or port is not None):
+            raise click.BadParameter("--host and --port need --serve", param_hint="--host/--port")
+        settings = _listening(_settings(config_path), host, port)
         _preflight(settings, [s.name for s in settings.sources])
-        sys.exit(run_daemon(settings, serve=with_api))
+        api = None
+        if with_api:
+            from inlet.server.daemon_api import ApiPlan
+
+            api = ApiPlan.bind(settings)   # before the index lock, which records the API's URL
+        sys.exit(run_daemon(settings, api))
     except InletError as exc:
         _fail(exc)
 

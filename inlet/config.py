@@ -1,4 +1,4 @@
-"""Loading and validating the TOML configuration (contract section 2).
+"""Loading and validating the TOML configuration (docs/reference/configuration.md, generated from these models).
 
 Every problem is reported before anything runs, naming the file, the source and the key.
 """
@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from inlet.connectors.base import Connector, SourceConfig
+from inlet.connectors.base import Connector, SourceConfig, missing_paths
 from inlet.connectors.registry import connector_class
 from inlet.errors import ConfigError
 
@@ -32,7 +32,9 @@ class IndexConfig(BaseModel):
     batch_size: int = Field(64, ge=1, le=4096, description="chunks embedded per batch")
     backend: Literal["torch", "onnx", "onnx-int8"] = Field(
         "onnx-int8", description="how vectors are computed (benchmarks/README.md: fastest that keeps quality)")
-    device: Literal["cpu", "cuda", "auto"] = Field("auto", description="auto: CUDA when torch sees one")
+    device: Literal["cpu", "cuda", "auto"] = Field("auto", description="auto: CUDA when the backend has it")
+    ef_search: int = Field(100, ge=1, le=10000,
+                           description="HNSW candidates kept per dense query: higher finds more true neighbours")
 
     @model_validator(mode="after")
     def _database_needs_chroma(self) -> "IndexConfig":
@@ -59,17 +61,20 @@ class ApiKey(BaseModel):
 
 
 class OAuthConfig(BaseModel):
-    """`[server.oauth]`: accept JWT access tokens from one identity provider (contract section 7)."""
+    """`[server.oauth]`: accept JWT access tokens from one identity provider (docs/agents.md: remote agents)."""
 
     model_config = ConfigDict(extra="forbid")
 
     issuer: str = Field(description="must equal the token's iss; HTTPS unless on a loopback address")
-    audience: str = Field(description="must appear in the token's aud (the resource, RFC 8707)")
+    audience: str | None = Field(None, description="must appear in the token's aud (the resource, RFC 8707); "
+                                 "default: the resource's own URL (resource_url, else the listening address)")
     user_claim: str = Field("email", description="the claim naming the user (Entra: preferred_username)")
     scopes: list[str] = Field(default_factory=list, description="required scopes (scope or scp claim)")
     jwks_url: str | None = Field(None, description="default: jwks_uri from the issuer's discovery document")
     resource_url: str | None = Field(None, description="public base URL, for protected-resource metadata")
     ca_bundle: Path | None = Field(None, description="extra trusted CA (PEM) for the issuer's HTTPS")
+    require_email_verified: bool = Field(
+        True, description="with an email user_claim: refuse tokens whose email_verified claim is false")
 
     @model_validator(mode="after")
     def _urls(self) -> "OAuthConfig":
@@ -79,7 +84,7 @@ class OAuthConfig(BaseModel):
         if self.resource_url is not None:
             _check_url("resource_url", self.resource_url, https_unless_loopback=False)
             self.resource_url = self.resource_url.rstrip("/")
-        if not self.user_claim.strip() or not self.audience.strip():
+        if not self.user_claim.strip() or (self.audience is not None and not self.audience.strip()):
             raise ValueError("'user_claim' and 'audience' must not be empty")
         return self
 
@@ -112,6 +117,11 @@ class ServerConfig(BaseModel):
     cors_origins: list[str] = Field(default_factory=list, description="CORS is off unless listed")
     recency_half_life_days: float = Field(180, ge=0, description="0 turns the recency preference off")
     max_body_bytes: int = Field(64 * 1024, ge=1024)
+    header_timeout: float = Field(10.0, gt=0, le=300,
+                                  description="seconds a client has to send a request's headers")
+    idle_timeout: float = Field(5.0, gt=0, le=300, description="seconds an idle keep-alive connection stays open")
+    body_timeout: float = Field(30.0, gt=0, le=300,
+                                description="seconds a request body may stall; the whole body within twice this")
     metrics_public: bool = Field(False, description="serve /metrics without a key")
     oauth: OAuthConfig | None = Field(None, description="accept OAuth access tokens beside API keys")
 
@@ -270,6 +280,19 @@ def _keys(model: type[BaseModel], path: list[str]) -> list[str]:
 def _did_you_mean(key: str, valid: Any) -> str:
     close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def check_paths(settings: Settings) -> None:
+    """Every configured path that must exist (a source's `ConfigPath` keys: `path`, `ca_bundle`,
+    `credentials_file`, ...; `[server.oauth] ca_bundle`) does, or one `ConfigError` (exit 2) naming
+    each key, source and path. Every command checks this before it does anything."""
+    problems = [f"source {source.name!r}: key {key!r}: {path} does not exist"
+                for source in settings.sources for key, path in missing_paths(source)]
+    oauth = settings.server.oauth
+    if oauth is not None and oauth.ca_bundle is not None and not oauth.ca_bundle.exists():
+        problems.append(f"[server.oauth] key 'ca_bundle': {oauth.ca_bundle} does not exist")
+    if problems:
+        raise ConfigError(_report(str(settings.file or "config"), problems))
 
 
 def preflight(settings: Settings, names: list[str], env: Mapping[str, str]) -> None:

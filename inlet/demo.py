@@ -1,9 +1,10 @@
 """`inlet demo`: the whole product on a laptop, offline, in a few minutes.
 
-Starts the sandbox (emulated Slack, Google Drive and Microsoft Graph with the sample workspace),
-writes a temporary config whose three sources point at it, backfills them into a temporary index,
-then serves the API with a generated admin key (or, with `--once`, prints answers to a few sample
-queries with their citations and exits). Nothing is left behind: the index, the config and the
+Starts the sandbox (emulated Slack, Google Drive, Microsoft Graph and Gmail with the sample
+workspace), writes a temporary config whose sources (Slack, Drive, Outlook, SharePoint/OneDrive
+files, Teams, Gmail) point at it, backfills them into a temporary index, then serves the API with a
+generated admin key (or, with `--once`, prints answers to a few sample queries with their citations
+and exits). Nothing is left behind: the index, the config and the
 sandbox live in a temporary folder removed on exit.
 
 The API listens on 8484, or on any free port when 8484 is taken (a second demo, a running
@@ -41,14 +42,18 @@ SAMPLE_QUERIES = (            # one per service of the sample workspace
     "What caused the March outage?",                   # a PDF postmortem on Drive
     "Did the enrique deploy finish?",                  # a deploy bot in a private Slack channel
     "California electricity prices",                   # Enron traders' mail
+    "indexer lag on-call runbook",                     # a Markdown runbook in a SharePoint library
+    "database failover replicas catching up",          # a Teams channel thread
 )
+# Permission filtering: the first question as a person the postmortem is shared with, and as one it is not.
+AS_PEOPLE = ("abilinski@example.com", "heroeshannibal@example.com")
 
 
 def demo_config(sandbox_toml: str, index_path: Path, port: int, mailboxes: Sequence[str] | None) -> str:
-    """The sandbox's config with the demo's API key, and the Outlook source cut to `mailboxes`."""
+    """The sandbox's config with the demo's API key, and the mail sources (Outlook, Gmail) cut to `mailboxes`."""
     text = sandbox_toml.replace(_index_line(sandbox_toml), f"path = {json.dumps(index_path.as_posix())}", 1)
     if mailboxes is not None:
-        text = re.sub(r"^mailboxes = \[(.*)\]$", lambda m: _keep_boxes(m[1], mailboxes), text, count=1,
+        text = re.sub(r"^mailboxes = \[(.*)\]$", lambda m: _keep_boxes(m[1], mailboxes), text,
                       flags=re.MULTILINE)
     return (text.rstrip() + "\n\n[server]\nhost = \"127.0.0.1\"\n"
             f"port = {port}\n\n[[server.api_keys]]\nname = \"demo\"\nkey_env = \"{DEMO_KEY_ENV}\"\n"
@@ -129,6 +134,8 @@ def _run(once: bool, as_json: bool, mailboxes: Sequence[str] | None, sock: socke
                               f"{r.seconds:.0f}s" + (f" — {r.error}" if r.error else ""))
             if sock is None:
                 answers = answer(index, SAMPLE_QUERIES)
+                answers += [{**a, "user": user} for user in AS_PEOPLE
+                            for a in answer(index, SAMPLE_QUERIES[:1], user=user)]
                 _print_answers(out, as_json, results, answers)
                 return 1 if failed or not all(a["results"] for a in answers) else 0
             return serve(settings, index, state, env, key, out, results if as_json else None,
@@ -166,13 +173,15 @@ def backfill_all(settings: Any, index: Any, state: Any, env: Mapping[str, str], 
                 raise
 
 
-def answer(index: Any, queries: tuple[str, ...], k: int = 3) -> list[dict[str, Any]]:
-    from inlet.index.search import SearchRequest, search
+def answer(index: Any, queries: tuple[str, ...], k: int = 3, user: str | None = None) -> list[dict[str, Any]]:
+    """Each query's results (as `user` when given: only what that person may see) and its match."""
+    from inlet.index.search import SearchRequest
+    from inlet.index.search import answer as run
 
     answers = []
     for query in queries:
-        hits, _took = search(index, SearchRequest(query=query, k=k))
-        answers.append({"query": query, "results": [h.as_dict() for h in hits]})
+        got = run(index, SearchRequest(query=query, k=k, user=user))
+        answers.append({"query": query, "match": got.match, "results": [h.as_dict() for h in got.hits]})
     return answers
 
 
@@ -182,7 +191,8 @@ def _print_answers(out: TextIO, as_json: bool, results: list[Any], answers: list
         out.write("\n")
         return
     for item in answers:
-        out.write(f"\n? {item['query']}\n")
+        asker = f" (asked as {item['user']})" if item.get("user") else ""
+        out.write(f"\n? {item['query']}{asker} — match: {item['match']}\n")
         if not item["results"]:
             out.write("  (no results)\n")
         for n, hit in enumerate(item["results"], 1):
@@ -199,14 +209,14 @@ def serve(settings: Any, index: Any, state: Any, env: Mapping[str, str], key: st
     identity provider) /mcp also takes OAuth tokens, so a person can add it to an MCP client."""
     from inlet.config import OAuthConfig
     from inlet.server.app import create_app
-    from inlet.sync.daemon_api import ApiThread
+    from inlet.server.listener import ServerThread
 
     sock = sock or demo_socket(settings.server.port)
     url = f"http://{DEMO_HOST}:{sock.getsockname()[1]}"
     if issuer is not None:    # the audience is this server's URL, known once the port is bound
         settings.server.oauth = OAuthConfig(issuer=issuer, audience=url, scopes=["inlet.read"], resource_url=url)
-    app = create_app(settings, index=index, state=state, env=env)
-    served = ApiThread(app, sock)
+    app = create_app(settings, index=index, state=state, env=env, listening=sock.getsockname())
+    served = ServerThread(app, sock, settings.server)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

@@ -46,18 +46,19 @@ def describe(run: Any, progress: Any) -> str:
 def bars(enabled: bool, stream: TextIO | None = None) -> Iterator[Bar | None]:
     """A `Bar` drawing on `stream` (stderr) when it is a terminal; None otherwise. Thread-safe:
     the demo's sources report from three threads."""
-    stream = stream or sys.stderr
+    from inlet.terminal import raw
+
+    stream = raw(stream or sys.stderr)   # rich draws its own escape sequences (counts and source names only)
     if not (enabled and stream.isatty()):
         yield None
         return
     from rich.console import Console
-    from rich.progress import (BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
     rows: dict[str, Any] = {}
     lock = threading.Lock()
     columns = (SpinnerColumn(), TextColumn("[bold]{task.fields[row]}"), BarColumn(bar_width=20),
-               TextColumn("{task.description}"), TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
+               TextColumn("{task.description}"), _times_column())
     with Progress(*columns, console=Console(file=stream, force_terminal=True), transient=False) as shown:
         def update(row: str, done: int | None, total: int | None, says: str) -> None:
             with lock:
@@ -65,6 +66,38 @@ def bars(enabled: bool, stream: TextIO | None = None) -> Iterator[Bar | None]:
                     rows[row] = shown.add_task("", total=None, row=row)
                 shown.update(rows[row], description=says, total=total, completed=done or 0)
         yield update
+
+
+def clock(seconds: float) -> str:
+    """'0:07', '12:30', '1:02:03'."""
+    whole = int(max(seconds, 0))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02}:{secs:02}" if hours else f"{minutes}:{secs:02}"
+
+
+def times(elapsed: float | None, remaining: float | None, finished: bool) -> str:
+    """'0:13 elapsed, about 0:42 left'; no time left while it cannot be known, 'done' at the end."""
+    said = f"{clock(elapsed or 0)} elapsed"
+    if finished:
+        return said + ", done"
+    if remaining is not None:
+        return said + f", about {clock(remaining)} left"
+    return said
+
+
+def _times_column() -> Any:
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class Times(ProgressColumn):
+        """The time spent, and the time left once the total is known and a rate measured."""
+
+        def render(self, task: Any) -> Text:
+            remaining = task.time_remaining if task.total is not None and task.completed else None
+            return Text(times(task.elapsed, remaining, task.total is not None and task.finished), style="cyan")
+
+    return Times()
 
 
 @contextmanager

@@ -1,6 +1,8 @@
 """What `inlet status` and `GET /v1/sources` report, read from the state and the catalog's counts.
 
-No Chroma, no lock: status works while a sync or the daemon holds the index.
+No vector store and no index lock: status works while a sync or the daemon holds the index. It
+reads whichever backend `open_backend` opens (the folder's SQLite files, or PostgreSQL with every
+host's daemons).
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from inlet.storage import StateStore, open_backend
 
 
 def iso(ts: float | None) -> str | None:
+    """'2026-12-05T19:59:48.326Z': UTC, at most millisecond precision."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(round(ts, 3), timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _running(state: StateStore, name: str) -> dict[str, Any] | None:
@@ -61,8 +64,12 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
                     "started_at": iso(last.started_at), "finished_at": iso(last.finished_at),
                     "outcome": last.outcome, "upserted": last.upserted, "deleted": last.deleted,
                     "skipped": last.skipped, "errors": last.errors, "error": last.error, "kind": last.kind,
+                    "skipped_items": state.skipped_items(last.id) if last.id is not None else [],
                 },
-                "next_run": due.isoformat().replace("+00:00", "Z") if due else None,
+                "next_run": iso(due.timestamp()) if due else None,
+                # True: a running daemon has the source on its schedule; False: next_run is only when
+                # the schedule would run it, as no daemon runs it now (`inlet serve` alone runs nothing)
+                "scheduled": source.name in planned,
                 "last_success": iso(ok.finished_at) if ok else None,
                 "lag_seconds": round(datetime.now(timezone.utc).timestamp() - ok.finished_at, 1)
                 if ok and ok.finished_at else None,
@@ -71,11 +78,28 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
                 "events": _events(events.get(source.name)),
                 **({"holder": holders.get(source.name)} if backend.shared else {}),
                 "running": _running(state, source.name),
+                "recent_skips": recent_skips(state, source.name),
             })
         return {"sources": out}
     finally:
         if own:
             state.close()
+
+
+SKIPS_LOOKBACK = 20   # runs searched back for the newest one that skipped items
+
+
+def recent_skips(state: StateStore, name: str) -> dict[str, Any] | None:
+    """The items skipped by the newest finished run of `name` that skipped any, with its kind, end
+    and how many it skipped in all: a backfill's skips stay in view after incremental syncs that
+    skipped nothing (`last_run.skipped_items` is the last run's alone)."""
+    for run in state.recent_runs(name, SKIPS_LOOKBACK):
+        if run.id is not None and run.finished_at is not None and run.skipped + run.errors:
+            items = state.skipped_items(run.id)
+            if items:
+                return {"kind": run.kind, "finished_at": iso(run.finished_at), "items": items,
+                        "total": run.skipped + run.errors}
+    return None
 
 
 def _events(report: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -72,3 +72,19 @@ def make_zip(files: dict[str, str]) -> bytes:
         for name, text in files.items():
             archive.writestr(name, text)
     return buf.getvalue()
+
+
+def make_xlsx(title: str, sheets: dict[str, list[list[object]]]) -> bytes:
+    """A workbook with one sheet per entry (rows of cells) and `title` in its properties."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.remove(book.active)   # type: ignore[arg-type]
+    book.properties.title = title
+    for name, rows in sheets.items():
+        sheet = book.create_sheet(name)
+        for row in rows:
+            sheet.append(row)
+    buf = io.BytesIO()
+    book.save(buf)
+    return buf.getvalue()

@@ -3,7 +3,9 @@
 The sandbox generates one RSA key pair per workspace; `service_account_info` hands the private key
 to clients, and the token endpoint checks RS256 assertions with the public key, as Google does.
 Access tokens live in `AuthState.tokens`; tests expire them (`expire_tokens`) or revoke the
-credentials (`revoke`) to drive the client's 401 -> refresh -> error paths.
+credentials (`revoke`) to drive the client's 401 -> refresh -> error paths. A subject listed in
+`AuthState.undelegated` is one the domain-wide delegation does not cover: Google's
+`unauthorized_client` refusal.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class AuthState:
     tokens: dict[str, Issued] = field(default_factory=dict)
     revoked: bool = False
     grants: int = 0
+    undelegated: set[str] = field(default_factory=set)   # subjects the domain-wide delegation does not cover
 
 
 def auth(ws: Any) -> AuthState:
@@ -165,6 +168,10 @@ def token_route(ctx: Any) -> Any:
             subject = claims.get("sub")
             if subject and ws.user_by_email(subject) is None:
                 return _oauth_error(400, "invalid_grant", "Invalid email or User ID")
+            if subject and subject.lower() in a.undelegated:
+                return _oauth_error(401, "unauthorized_client", "Client is unauthorized to retrieve access "
+                                    "tokens using this method, or client not authorized for any of the scopes "
+                                    "requested.")
             return _issue(ws, subject or claims["iss"])
         if grant == "refresh_token":
             if form.get("client_id") != a.client_id or form.get("client_secret") != a.client_secret:

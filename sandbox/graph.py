@@ -144,6 +144,11 @@ def routes(ctx: Any) -> list[BaseRoute]:
     ] + graph_subscriptions.routes(ctx, api._guard) + _admin_routes(ctx)
 
 
+def api_guard(ctx: Any) -> Any:
+    """The fault and token check every Graph route runs first: `guard(request, route) -> Response | None`."""
+    return _GraphApi(ctx)._guard
+
+
 class _GraphApi:
     """Handlers of the Graph routes; each checks faults, then the bearer token, then serves."""
 

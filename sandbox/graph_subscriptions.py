@@ -33,6 +33,8 @@ from .notifier import Notifier
 log = logging.getLogger(__name__)
 
 _RESOURCE = re.compile(r"^/?users/([^/]+)/mailFolders\('([^']+)'\)/messages$", re.IGNORECASE)
+_DRIVE = re.compile(r"^/?drives/([^/]+)/root$", re.IGNORECASE)
+_CHANNEL = re.compile(r"^/?teams/([^/]+)/channels/([^/]+)/messages$", re.IGNORECASE)
 MAX_LIFETIME = 10070 * 60.0   # Graph's limit for mail, in seconds
 
 
@@ -99,6 +101,24 @@ class Subscriptions:
                 for _ in range(copies):
                     self._queue(sub.notification_url, {"value": [note]}, delay)
 
+    def drive_changed(self, drive_id: str, item_id: str) -> None:
+        """FilesState and TeamsState listener: a notification on the drive root (channel messages) watched
+        as `drive_id` (a channel id) for any change below it."""
+        now = self.ctx.ws.clock()
+        with self._lock:
+            for sub in list(self.subs.values()):
+                if sub.expires <= now:
+                    del self.subs[sub.id]
+                    continue
+                if sub.mailbox or sub.folder_id != drive_id:
+                    continue
+                copies, delay = self.ctx.faults.event_fate("graph")
+                note = {"subscriptionId": sub.id, "subscriptionExpirationDateTime": _iso(sub.expires),
+                        "changeType": "updated", "clientState": sub.client_state, "resource": sub.resource,
+                        "resourceData": None, "tenantId": mail_state(self.ctx.ws).tenant_guid}
+                for _ in range(copies):
+                    self._queue(sub.notification_url, {"value": [note]}, delay)
+
     def lifecycle(self, sub_id: str, event: str) -> None:
         """Post a lifecycle notification; `subscriptionRemoved` also removes the subscription."""
         with self._lock:
@@ -120,17 +140,31 @@ class Subscriptions:
     async def create(self, request: Request) -> Response:
         body = await request.json()
         match = _RESOURCE.match(str(body.get("resource", "")))
+        drive = _DRIVE.match(str(body.get("resource", "")))
+        channel = _CHANNEL.match(str(body.get("resource", "")))
         state = mail_state(self.ctx.ws)
-        if not match:
-            return graph_error(400, "InvalidRequest", "Only mail folder messages can be subscribed to here.")
-        user = self.ctx.ws.users.get(match[1]) or self.ctx.ws.user_by_email(match[1])
-        folder = state.folder(user.id, match[2]) if user and user.id in state.mailboxes else None
-        if folder is None:
+        if not match and not drive and not channel:
+            return graph_error(400, "InvalidRequest", "Only mail folder messages and drive roots can be "
+                               "subscribed to here.")
+        if drive:
+            from .graph_files import files_state
+
+            mailbox, container = "", drive[1] if drive[1] in files_state(self.ctx.ws).drives else None
+        elif channel:
+            from .graph_teams import teams_state
+
+            mailbox, container = "", channel[2] if channel[2] in teams_state(self.ctx.ws).channels else None
+        else:
+            user = self.ctx.ws.users.get(match[1]) or self.ctx.ws.user_by_email(match[1])  # type: ignore[index]
+            folder = state.folder(user.id, match[2]) if user and user.id in state.mailboxes else None  # type: ignore[index]
+            mailbox, container = (user.id if user else ""), (folder.id if folder else None)
+        if container is None:
             return graph_error(404, "ResourceNotFound", f"Resource not found: {body.get('resource')}")
         expires = _epoch(body.get("expirationDateTime"))
         refused = self._bad_expiry(expires)
         if refused:
             return refused
+        assert expires is not None   # _bad_expiry refuses a missing one
         url = str(body.get("notificationUrl", ""))
         token = uuid.uuid4().hex
         try:
@@ -142,9 +176,9 @@ class Subscriptions:
         if answer.status_code != 200 or answer.text != token:
             return graph_error(400, "ValidationError", "Subscription validation request failed. Response must "
                                "exactly match validationToken query parameter.")
-        sub = Subscription(str(uuid.uuid4()), str(body["resource"]), user.id, folder.id,  # type: ignore[union-attr]
+        sub = Subscription(str(uuid.uuid4()), str(body["resource"]), mailbox, container,
                            str(body.get("changeType", "created,updated,deleted")), url,
-                           body.get("lifecycleNotificationUrl"), body.get("clientState"), expires)  # type: ignore[arg-type]
+                           body.get("lifecycleNotificationUrl"), body.get("clientState"), expires)
         with self._lock:
             self.subs[sub.id] = sub
         return JSONResponse(sub.json(), status_code=201)
@@ -184,6 +218,12 @@ def subscriptions(ctx: Any) -> Subscriptions:
             subs = Subscriptions(ctx)
             ctx.state["graph_subscriptions"] = subs
             state.listeners.append(subs.changed)
+            from .graph_files import files_state
+
+            files_state(ctx.ws).listeners.append(subs.drive_changed)
+            from .graph_teams import teams_state
+
+            teams_state(ctx.ws).listeners.append(lambda team, channel, root: subs.drive_changed(channel, root))
         return ctx.state["graph_subscriptions"]  # type: ignore[no-any-return]
 
 

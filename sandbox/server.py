@@ -4,7 +4,7 @@ Both ports serve every route; the identity platform is used over HTTPS (msal ref
 with a certificate authority generated per sandbox, written to `ca_path` for clients to trust.
 
 The identity provider (`idp`) serves OAuth sign-in for the sandbox users (MCP clients, `inlet demo`).
-Every service module (`slack`, `drive`, `graph`) provides:
+Every service module (`slack`, `drive`, `graph`, `gmail`) provides:
 - `routes(ctx) -> list[starlette.routing.BaseRoute]`: its wire protocol (and `/_admin/<service>/...`);
 - `source(ctx, workdir) -> tuple[str, dict[str, str]]`: a `[[sources]]` TOML block pointing at the
   sandbox, and the environment variables (secrets) it needs;
@@ -75,10 +75,10 @@ def _admin_routes(ctx: Context) -> list[BaseRoute]:
 
 
 def build_app(ctx: Context) -> ASGIApp:
-    from . import drive, graph, idp, slack
+    from . import drive, gmail, graph, graph_files, idp, slack
 
     routes = _admin_routes(ctx)
-    for service in (slack, drive, graph, idp):
+    for service in (slack, drive, graph, graph_files, gmail, idp):
         routes += service.routes(ctx)
     return with_transports(Starlette(routes=routes))
 
@@ -87,8 +87,18 @@ class Sandbox:
     """Start with `with Sandbox() as sb:`; `sb.ctx.ws` is the live workspace, `sb.faults` the knobs."""
 
     def __init__(self, ws: Workspace | None = None, host: str = "127.0.0.1", port: int = 0,
-                 time_scale: float = 1.0) -> None:
+                 time_scale: float = 1.0, workdir: Path | None = None) -> None:
+        """`workdir`: where its TLS files and Drive credentials go, kept when it stops (`inlet
+        sandbox --write-config`: a config naming them stays valid); default: a temporary folder,
+        deleted when it stops."""
         self.ctx = Context(ws=ws or sample_workspace(), faults=Faults(time_scale=time_scale))
+        self._keep_workdir = workdir is not None
+        if workdir is not None:
+            from inlet.storage.private import private_folder
+
+            private_folder(workdir)
+            shutil.rmtree(self.ctx.workdir, ignore_errors=True)   # the default one, unused
+            self.ctx.workdir = workdir
         self.host = host
         self.port = port
         self._servers: list[Any] = []
@@ -133,13 +143,14 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
-        """Stop serving and delete the working folder: its TLS key and service-account key are
-        throwaway, and a test session starts hundreds of sandboxes."""
+        """Stop serving and delete the working folder unless it was given: its TLS key and
+        service-account key are throwaway, and a test session starts hundreds of sandboxes."""
         for server in self._servers:
             server.should_exit = True
         for thread in self._threads:
             thread.join(timeout=10)
-        shutil.rmtree(self.ctx.workdir, ignore_errors=True)
+        if not self._keep_workdir:
+            shutil.rmtree(self.ctx.workdir, ignore_errors=True)
 
     def __enter__(self) -> "Sandbox":
         return self.start()
@@ -148,12 +159,12 @@ class Sandbox:
         self.stop()
 
     def config(self, index_path: str | Path = ".inlet") -> tuple[str, dict[str, str]]:
-        """A config TOML whose three sources point at this sandbox, and the secrets it needs."""
-        from . import drive, graph, slack
+        """A config TOML whose sources (one per service) point at this sandbox, and the secrets it needs."""
+        from . import drive, gmail, graph, graph_files, graph_teams, slack
 
         parts = [f'[index]\npath = "{Path(index_path).as_posix()}"\n']
         env: dict[str, str] = {}
-        for service in (slack, drive, graph):
+        for service in (slack, drive, graph, graph_files, graph_teams, gmail):
             block, secrets = service.source(self.ctx, self.ctx.workdir)
             parts.append(block)
             env.update(secrets)

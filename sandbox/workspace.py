@@ -1,6 +1,6 @@
 """The one in-memory workspace the emulated services share.
 
-Users are common to all three services (a Slack member, a Drive permission and a mailbox owner are
+Users are common to all the services (a Slack member, a Drive permission and a mailbox owner are
 the same person, matched by email). Each service keeps its own state in its module
 (`slack.py`, `drive.py`, `graph.py`) and hangs it on the workspace; every mutation happens under
 `ws.lock`, because the HTTP servers, the admin routes and test code touch it from several threads.
@@ -44,6 +44,9 @@ class Workspace:
     slack: Any = None     # sandbox.slack.SlackState
     drive: Any = None     # sandbox.drive.DriveState
     mail: Any = None      # sandbox.graph.MailState
+    m365_files: Any = None   # sandbox.graph_files_state.FilesState
+    teams: Any = None     # sandbox.graph_teams_state.TeamsState
+    gmail: Any = None     # sandbox.gmail_state.GmailState
     rng: random.Random = field(default_factory=lambda: random.Random(0))
 
     def add_user(self, email: str, name: str, real_name: str = "", user_id: str | None = None,
@@ -66,19 +69,22 @@ class Workspace:
 
 def sample_workspace(data_dir: Path = DATA_DIR) -> Workspace:
     """The workspace seeded from the shipped sample data (Slack export, Enron mailboxes)."""
-    from . import drive, graph, slack
+    from . import drive, gmail, graph, graph_files, graph_teams, slack
 
     ws = Workspace()
     slack.seed_sample(ws, data_dir / "slack-export-sample.zip")
     graph.seed_sample(ws, data_dir / "enron-mini.tar.gz")
+    gmail.seed_sample(ws, data_dir / "enron-mini.tar.gz")
     drive.seed_sample(ws)
+    graph_files.seed_sample(ws)
+    graph_teams.seed_sample(ws)
     return ws
 
 
 def generated_workspace(seed: int = 0, *, users: int = 50, channels: int = 20, messages: int = 2000,
-                        files: int = 200, mailboxes: int = 5, mails: int = 1000) -> Workspace:
+                        files: int = 200, mailboxes: int = 5, mails: int = 1000, m365_files: int = 0) -> Workspace:
     """A larger synthetic workspace for benchmarks; the same seed gives the same workspace."""
-    from . import drive, graph, slack
+    from . import drive, gmail, graph, graph_files, slack
 
     ws = Workspace(rng=random.Random(seed))
     for n in range(users):
@@ -86,4 +92,7 @@ def generated_workspace(seed: int = 0, *, users: int = 50, channels: int = 20, m
     slack.seed_generated(ws, channels=channels, messages=messages)
     drive.seed_generated(ws, files=files)
     graph.seed_generated(ws, mailboxes=mailboxes, mails=mails)
+    if m365_files:
+        graph_files.seed_generated(ws, files=m365_files)
+    gmail.seed_generated(ws, mailboxes=mailboxes, mails=mails)
     return ws

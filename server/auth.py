@@ -1,4 +1,4 @@
-"""API keys and who a request acts as (contract sections 2 and 5).
+"""API keys and who a request acts as (docs/reference/api.md: keys and users).
 
 Key values are read from the environment once, at startup, and never logged. A presented key is
 compared with every configured key in constant time (`hmac.compare_digest`), so neither the match

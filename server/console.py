@@ -6,9 +6,10 @@ sessionStorage, sent as `Authorization: Bearer`). A non-admin key gets 403 and t
 No build step and no framework: the files work offline, and the page sets no inline script, so a
 strict Content-Security-Policy applies.
 
-- `GET /v1/admin/console`: every source as `inlet status --json` reports it, plus its run history
-  (newest first) and recent errors, and whether this process can run sources (a daemon with
-  `--serve`; a plain `inlet serve` can only pause and resume).
+- `GET /v1/admin/console`: every source as `inlet status --json` reports it (skipped items with
+  reasons included), plus its run history (newest first), recent errors with their times, the
+  current error (none once a later run succeeded), since when it is paused, and whether this
+  process can run sources (a daemon with `--serve`; a plain `inlet serve` can only pause and resume).
 - `POST /v1/admin/sources/{name}/{action}`: `run` (a sync now), `backfill` (restart the backfill),
   `pause` / `resume` (the schedule; persisted in the state database, so it survives restarts and
   every daemon on the index sees it). Runs are queued, not awaited: 202.
@@ -39,8 +40,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text} for code, text in (
         (401, "missing or invalid key"), (403, "not an admin key"), (404, "no such source or action"),
         (409, "this process runs no sources (run and backfill need `inlet daemon --serve`)"))}
-HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
-           "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+                                      "form-action 'none'; base-uri 'none'",
+           "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
 
 
 def is_console_path(path: str) -> bool:
@@ -56,11 +58,20 @@ def run_json(run: RunRecord) -> dict[str, Any]:
 
 
 def overview(settings: Settings, state: StateStore) -> dict[str, Any]:
+    """`sources_status` (with `recent_skips`) plus, per source: its run history (newest first), its
+    recent errors with their times, `current_error` (the last run's, only while that run failed: a
+    recovered source has none) and `paused_since`."""
     report = sources_status(settings, state)
+    paused = state.paused()
     for source in report["sources"]:
         runs = state.recent_runs(source["name"], HISTORY)
         source["history"] = [run_json(r) for r in runs]
-        source["recent_errors"] = [{"at": iso(r.finished_at), "error": r.error} for r in runs if r.error][:5]
+        source["recent_errors"] = [{"at": iso(r.finished_at or r.started_at), "kind": r.kind, "error": r.error}
+                                   for r in runs if r.error][:10]
+        last = source["last_run"]
+        failed = last is not None and last["outcome"] == "failed" and last["error"]
+        source["current_error"] = {"at": last["finished_at"], "error": last["error"]} if failed else None
+        source["paused_since"] = iso(paused.get(source["name"]))
     return report
 
 

@@ -83,17 +83,26 @@ def block(n: int, hit: Hit, text: str) -> str:
     return f'<document n="{n}">\n{header(n, hit)}\n{neutral_text(text.strip())}\n</document>\n'
 
 
+NOTHING = "Nothing visible to you matched this query well enough to answer it."
+
+
 def pack(hits: Sequence[Hit], budget: int, count: TokenCounter) -> Packed:
-    """Greedily add passages, best first, while they fit; a passage too long for what is left is
-    skipped (a shorter one after it may still fit), except that the first is cut to fit rather
-    than returning an empty context."""
+    """Greedily add results, best first, while they fit: a document's best passage with its other
+    matching passages, or the best passage alone when they do not all fit; a result too long for
+    what is left is skipped (a shorter one after it may still fit), except that the first is cut
+    to fit rather than returning an empty context. No results: the one line `NOTHING`."""
+    if not hits:
+        return Packed(context=NOTHING, tokens=count([NOTHING])[0])
     packed = Packed(context=PREAMBLE)
     used = count([PREAMBLE])[0]
     numbers: dict[str, int] = {}
     for hit in hits:
         n = numbers.get(hit.doc_id, len(numbers) + 1)
-        text = hit.text
+        text = "\n…\n".join([hit.text, *hit.passages])
         size = count([block(n, hit, text)])[0]
+        if used + size > budget and hit.passages:
+            text = hit.text
+            size = count([block(n, hit, text)])[0]
         if used + size > budget:
             if packed.hits:
                 continue

@@ -1,4 +1,4 @@
-"""The local commands a process holding the index answers (contract section 8), both ends.
+"""The local commands a process holding the index answers (docs/daemon.md), both ends.
 
 The holder (`inlet daemon`, with or without `--serve`, and `inlet serve`) calls
 `start_local_commands` once its index is open; the CLI calls `holder_for` first and, when a holder
@@ -37,7 +37,6 @@ from inlet.sync.engine import RunResult
 from inlet.sync.local_channel import Handler, LocalClient, LocalServer
 
 from .auth import Caller
-from .mcp import SEARCH_K
 from .errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -65,7 +64,7 @@ class LocalCommands:
                 "mcp_search": self.mcp_search, "mcp_fetch": self.mcp_fetch}
 
     def search(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        from inlet.index.search import SearchRequest, search
+        from inlet.index.search import SearchRequest, answer
 
         sources = tuple(str(s) for s in args.get("sources") or ())
         for name in sources:
@@ -73,8 +72,9 @@ class LocalCommands:
         request = SearchRequest(query=str(args["query"]), k=int(args.get("k", 10)), sources=sources,
                                 user=args.get("user") or None,
                                 recency_half_life_days=self.settings.server.recency_half_life_days)
-        hits, took = search(self.index, request)
-        return {"results": [h.as_dict() for h in hits], "took_ms": round(took, 1)}
+        got = answer(self.index, request)
+        return {"results": [h.as_dict() for h in got.hits], "match": got.match, "interpreted": got.interpreted,
+                "took_ms": round(got.took_ms, 1)}
 
     def status(self, args: Mapping[str, Any]) -> dict[str, Any]:
         from inlet.status import sources_status
@@ -93,6 +93,8 @@ class LocalCommands:
         return {"runs": [{**r.as_json(), "credentials_refused": r.credentials_refused} for r in results]}
 
     def mcp_search(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        from .mcp import SEARCH_K   # here: the MCP SDK costs every CLI command that looks for a holder ~1 s
+
         k = int(args.get("k") or SEARCH_K)
         return self._tool(lambda query, caller: self.tools.search(query, caller, k), str(args.get("query", "")), args)
 

@@ -1,4 +1,4 @@
-"""MCP (contract section 6): `search` and `fetch` tools, on stdio and as streamable HTTP at /mcp.
+"""MCP (docs/reference/mcp.md): `search` and `fetch` tools, on stdio and as streamable HTTP at /mcp.
 
 Built on the `mcp` SDK's low-level `Server`, because the tools need the caller of each request:
 on stdio that is the user the process was started for; over HTTP it is resolved from the API key
@@ -28,6 +28,7 @@ from inlet.errors import ConfigError, InletError
 from .auth import USER_HEADER, USER_PARAM, Caller, caller_for
 from .errors import ApiError
 from .middleware import send_error
+from .models import iso
 from .context import fallback_url
 from .oauth import Authenticator
 from .origin import OriginGuard
@@ -50,7 +51,11 @@ class McpSearchItem(BaseModel):
 
 
 class McpSearchOutput(BaseModel):
-    results: list[McpSearchItem]
+    results: list[McpSearchItem] = Field(description="documents likely to answer, best first; results below "
+                                                     "the default min_relevance are left out")
+
+
+NOTHING_MATCHED = "Nothing visible to you matched this query."
 
 
 class McpFetchOutput(BaseModel):
@@ -129,15 +134,17 @@ class InletTools:
         except (ToolError, ApiError) as exc:
             return types.CallToolResult(content=[types.TextContent(type="text", text=str(exc))], is_error=True)
         data = result.model_dump()
-        return types.CallToolResult(content=[types.TextContent(type="text", text=json.dumps(data))],
-                                    structured_content=data)
+        # An empty search says so in words: an agent reading the text must not take silence for an answer.
+        text = NOTHING_MATCHED if isinstance(result, McpSearchOutput) and not result.results else json.dumps(data)
+        return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=data)
 
     def search(self, query: str, caller: Caller, k: int = SEARCH_K) -> McpSearchOutput:
+        from inlet.index.relevance import default_min_relevance
         from inlet.index.search import SearchRequest
 
-        request = SearchRequest(query=query, k=k, user=caller.user, per_document=1,
-                                recency_half_life_days=self.half_life_days)
-        hits, _ = self.retrieval.search(request)
+        request = SearchRequest(query=query, k=k, user=caller.user, recency_half_life_days=self.half_life_days)
+        floor = default_min_relevance()
+        hits = [h for h in self.retrieval.answer(request).hits if h.relevance >= floor]
         return McpSearchOutput(results=[
             McpSearchItem(id=h.doc_id, title=h.title or h.doc_id, url=h.url or fallback_url(h.doc_id),
                           text=h.text[:SNIPPET_CHARS]) for h in hits])
@@ -169,7 +176,7 @@ def _k(arguments: Mapping[str, Any]) -> int:
 
 
 def _iso(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+    return iso(value)
 
 
 # --- streamable HTTP ----------------------------------------------------------------------------
@@ -275,8 +282,109 @@ def run_stdio(settings: Settings, user: str | None) -> None:
         anyio.run(_serve_stdio, InletTools(retrieval, half_life, lambda ctx: caller).server())
 
 
+STDIO_DRAIN_SECONDS = 300.0
+"""At the end of stdin, how long `inlet mcp` waits for the answers still owed before it exits."""
+
+
 async def _serve_stdio(server: Server[Any]) -> None:
     from mcp.server.stdio import stdio_server
 
     async with stdio_server() as (read_stream, write_stream):
-        await server.run(read_stream, write_stream, server.create_initialization_options())
+        owed = _Owed()
+        await server.run(_DrainingReader(read_stream, owed), _AnsweringWriter(write_stream, owed),
+                         server.create_initialization_options())
+
+
+class _Owed:
+    """The ids of requests read and not yet answered on one stdio connection."""
+
+    def __init__(self) -> None:
+        self.ids: set[Any] = set()
+        self.changed = anyio.Event()
+
+    def settle(self, request_id: Any) -> None:
+        self.ids.discard(request_id)
+        self.changed.set()
+        self.changed = anyio.Event()
+
+    async def drained(self) -> None:
+        with anyio.move_on_after(STDIO_DRAIN_SECONDS):
+            while self.ids:
+                await self.changed.wait()
+        if self.ids:
+            log.warning("MCP on stdio: input ended; %d request(s) still unanswered after %.0fs",
+                        len(self.ids), STDIO_DRAIN_SECONDS)
+
+
+class _DrainingReader:
+    """stdin's message stream, whose end is reported only once every request read from it has
+    been answered: the SDK cancels requests still running when its input ends, so `printf
+    '<initialize>\\n<tools/call>\\n' | inlet mcp` would otherwise never print the last answer."""
+
+    def __init__(self, inner: Any, owed: _Owed) -> None:
+        self._inner, self._owed = inner, owed
+
+    @property
+    def last_context(self) -> Any:
+        return getattr(self._inner, "last_context", None)
+
+    async def receive(self) -> Any:
+        from mcp.types import JSONRPCRequest
+
+        try:
+            item = await self._inner.receive()
+        except anyio.EndOfStream:
+            await self._owed.drained()
+            raise
+        message = getattr(item, "message", None)
+        if isinstance(message, JSONRPCRequest):
+            self._owed.ids.add(message.id)
+        return item
+
+    def __aiter__(self) -> "_DrainingReader":
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return await self.receive()
+        except anyio.EndOfStream:
+            raise StopAsyncIteration from None
+
+    async def __aenter__(self) -> "_DrainingReader":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class _AnsweringWriter:
+    """stdout's message stream, settling each request `_DrainingReader` saw as its answer goes out."""
+
+    def __init__(self, inner: Any, owed: _Owed) -> None:
+        self._inner, self._owed = inner, owed
+
+    async def send(self, item: Any) -> None:
+        from mcp.types import JSONRPCError, JSONRPCResponse
+
+        await self._inner.send(item)
+        message = getattr(item, "message", None)
+        if isinstance(message, (JSONRPCResponse, JSONRPCError)):
+            self._owed.settle(message.id)
+
+    async def __aenter__(self) -> "_AnsweringWriter":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def close(self) -> None:
+        self._inner.close()

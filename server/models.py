@@ -1,12 +1,13 @@
-"""Request and response bodies of the retrieval API (contract section 5); they make /openapi.json."""
+"""Request and response bodies of the retrieval API (docs/reference/api.md); they make /openapi.json."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Union
+from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from inlet.index.relevance import default_min_relevance
 from inlet.index.search import Hit, SearchRequest
 
 MetadataValue = Union[str, int, float, bool, list[str]]
@@ -42,17 +43,22 @@ class SearchBody(BaseModel):
             return value.replace(tzinfo=timezone.utc)
         return value
 
-    def to_request(self, user: str | None, half_life_days: float, k: int | None = None,
-                   per_document: int = 2) -> SearchRequest:
+    def to_request(self, user: str | None, half_life_days: float, k: int | None = None) -> SearchRequest:
         return SearchRequest(
             query=self.query, k=k or self.k, sources=tuple(self.sources), source_types=tuple(self.source_types),
             after=self.after, before=self.before, user=user,
-            recency_half_life_days=half_life_days if self.recency else 0.0, per_document=per_document)
+            recency_half_life_days=half_life_days if self.recency else 0.0)
+
+
+MIN_RELEVANCE = default_min_relevance()
 
 
 class ContextBody(SearchBody):
     token_budget: int = Field(2000, ge=50, le=100_000,
                               description="most tokens (embedding model's tokenizer) the context may take")
+    min_relevance: float = Field(MIN_RELEVANCE, ge=0.0, le=1.0,
+                                 description="pack only results whose relevance is at least this; the default "
+                                             "was chosen on labelled questions (docs/relevance.md)")
 
 
 class SearchResult(BaseModel):
@@ -61,21 +67,49 @@ class SearchResult(BaseModel):
     source: str
     source_type: str
     title: str
-    text: str = Field(description="the passage")
+    text: str = Field(description="the document's best matching passage")
+    passages: list[str] = Field(default_factory=list, description="up to three more matching passages of the "
+                                                                  "same document, best first")
     url: str
     author: str
     created_at: str | None
     updated_at: str | None
-    score: float
+    score: float = Field(description="the ranking score (comparable within one response only)")
+    relevance: float = Field(ge=0.0, le=1.0, description="calibrated chance that this result answers the query")
     metadata: dict[str, MetadataValue]
 
     @classmethod
     def of(cls, hit: Hit) -> "SearchResult":
-        return cls(**hit.as_dict())
+        fields = hit.as_dict()
+        times = {k: iso(fields.get(k)) for k in ("created_at", "updated_at")}
+        return cls(**{**fields, **times})
+
+
+Match = Literal["strong", "weak", "none"]
+MATCH_DESCRIPTION = ("strong: a result is very likely an answer; weak: one may be; none: nothing here answers "
+                     "(the results, if any, are near misses)")
+
+
+def _absent(value: object) -> bool:
+    return value is None
+
+
+class Interpreted(BaseModel):
+    """What the query was understood to ask beyond its words (absent keys: nothing understood)."""
+
+    after: str | None = Field(None, exclude_if=_absent, description="a time phrase's start (RFC 3339)")
+    before: str | None = Field(None, exclude_if=_absent, description="a time phrase's end (RFC 3339), exclusive")
+    source_types: list[str] | None = Field(None, exclude_if=_absent,
+                                           description="source words (\"in Slack\", \"the email\")")
+    people: list[str] | None = Field(None, exclude_if=_absent,
+                                     description="people the index knows whose documents are preferred")
 
 
 class SearchResponse(BaseModel):
-    results: list[SearchResult] = Field(description="best first")
+    results: list[SearchResult] = Field(description="best first, one per document")
+    match: Match = Field(description=MATCH_DESCRIPTION)
+    interpreted: Interpreted = Field(description="filters and boosts read from the query; when its filters "
+                                                 "would leave nothing the plain query runs and they are left out")
     took_ms: float
 
 
@@ -90,8 +124,10 @@ class Citation(BaseModel):
 class ContextResponse(BaseModel):
     context: str = Field(description="passages marked [n], fenced as quoted data, ready to paste into a prompt")
     citations: list[Citation]
-    results: list[SearchResult] = Field(description="the passages packed into the context, in order")
+    results: list[SearchResult] = Field(description="the results packed into the context, in order")
     tokens: int = Field(description="tokens the context takes (embedding model's tokenizer)")
+    match: Match = Field(description=MATCH_DESCRIPTION + "; none also when no result reached min_relevance")
+    interpreted: Interpreted
     took_ms: float
 
 
@@ -102,7 +138,7 @@ class AclOut(BaseModel):
 
 
 class DocumentOut(BaseModel):
-    """A whole document (contract section 4); `acl` only for admin keys."""
+    """A whole document (the model of connectors/model.py); `acl` only for admin keys."""
 
     id: str
     source: str
@@ -149,8 +185,20 @@ class Health(BaseModel):
     status: str
 
 
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+def iso(value: datetime | str | None) -> str | None:
+    """A time as the API shows it: UTC, `Z`, at most millisecond precision (a service's microseconds,
+    like Slack's `...40.000100Z`, are noise to a client). A string that is not a time is kept."""
+    if value is None or value == "":
+        return None
+    when = value
+    if isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    assert isinstance(when, datetime)
+    value = (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    return value.isoformat(timespec="milliseconds" if value.microsecond else "seconds").replace("+00:00", "Z")
 
 
 def document_out(doc: Any, with_acl: bool) -> dict[str, Any]:

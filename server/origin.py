@@ -1,4 +1,4 @@
-"""DNS-rebinding protection for /mcp (contract section 7; the MCP specification requires it).
+"""DNS-rebinding protection for /mcp (docs/reference/mcp.md; the MCP specification requires it).
 
 A web page on another site can make a browser send requests to a server on the user's machine
 (by rebinding its own host name to 127.0.0.1). Browsers always send `Origin` on such requests, and

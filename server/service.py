@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from inlet.connectors.model import principals_for
-from inlet.index.search import Hit, SearchRequest, search
+from inlet.index.search import Answer, Hit, SearchRequest, answer, search
 from inlet.index.store import Index
 
 from .auth import Caller
@@ -46,13 +46,22 @@ class Retrieval:
         with index.embedder.budget.admit():   # a backfill in this process keeps its share of the cores
             return search(index, request)
 
-    def context(self, request: SearchRequest, budget: int) -> tuple[Packed, float]:
+    def answer(self, request: SearchRequest) -> Answer:
+        """The results with their relevance, the match and what the query was understood to ask."""
+        index = self._index()
+        with index.embedder.budget.admit():
+            return answer(index, request)
+
+    def context(self, request: SearchRequest, budget: int, min_relevance: float = 0.0) -> tuple[Packed, Answer]:
+        """The results at or above `min_relevance` packed under `budget`, and the search's answer
+        (its match is "none" when no result qualified)."""
         started = time.perf_counter()
         index = self._index()
         with index.embedder.budget.admit():
-            hits, _ = search(index, request)
-        packed = pack(hits, budget, index.embedder.count_tokens)
-        return packed, (time.perf_counter() - started) * 1000
+            got = answer(index, request)
+        packed = pack([h for h in got.hits if h.relevance >= min_relevance], budget, index.embedder.count_tokens)
+        match = got.match if packed.hits else "none"
+        return packed, Answer(got.hits, match, got.interpreted, (time.perf_counter() - started) * 1000)
 
     def document(self, doc_id: str, caller: Caller) -> Any:
         """The document, or None when absent or not visible to the caller (indistinguishable)."""

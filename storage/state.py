@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from .dialect import Dialect
-from .types import RUN_COLUMNS, Fence, RunRecord, SourceState, streak_of
+from .types import RUN_COLUMNS, Fence, RunRecord, SourceState, skip_row, streak_of
 
 RUN_FIELDS = f"{RUN_COLUMNS}, id"
 SOURCE_COLUMNS = ("name", "checkpoint", "phase", "generation", "since", "last_prune")
@@ -144,9 +144,21 @@ class SqlState:
         """Mark runs left unfinished by a process that died as failed; call only while holding the
         source's lease (so no live process is running them)."""
         with self._connection() as db:
-            return db.execute(self.dialect.sql("UPDATE runs SET finished_at = ?, outcome = 'failed', error = ? "
+            return db.execute(self.dialect.sql("UPDATE runs SET finished_at = ?, outcome = 'failed', "
+                                               "errors = errors + 1, error = ? "
                                                "WHERE source = ? AND finished_at IS NULL"),
                               (time.time(), error, source)).rowcount
+
+    # --- what each run skipped -------------------------------------------------------------------
+    def add_skip(self, run_id: int, n: int, item_id: str, title: str | None, reason: str, failed: bool) -> None:
+        """The `n`th item run `run_id` skipped (call for n <= SKIPS_KEPT only)."""
+        self._exec(self.dialect.upsert("run_skips", ["run_id", "n", "item_id", "title", "reason", "failed"],
+                                       ["run_id", "n"]), (run_id, n, item_id, title, reason, failed))
+
+    def skipped_items(self, run_id: int) -> list[dict[str, Any]]:
+        """What run `run_id` skipped (the first SKIPS_KEPT), in order."""
+        return [skip_row(r) for r in self._exec(
+            "SELECT item_id, title, reason, failed FROM run_skips WHERE run_id = ? ORDER BY n", (run_id,))]
 
     # --- the daemon's schedule (what `inlet status` shows as next run while a daemon runs) ----------
     def set_next_runs(self, pid: int, next_runs: dict[str, float | None]) -> None:

@@ -125,3 +125,13 @@ def streak_of(outcomes: list[tuple[Any, ...]]) -> int:
             break
         streak += 1
     return streak
+
+
+SKIPS_KEPT = 50
+"""Skipped items recorded per run (the counts cover them all)."""
+
+
+def skip_row(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A `run_skips` row (item_id, title, reason, failed) as `inlet status` shows it."""
+    item_id, title, reason, failed = row
+    return {"id": item_id, "title": title or item_id, "reason": reason, "failed": bool(failed)}

@@ -33,7 +33,7 @@ from inlet.connectors.base import Connector
 from inlet.connectors.model import Checkpoint, Deletion, Document, Progress, Skipped
 from inlet.errors import CredentialsError, InletError, LeaseLostError
 from inlet.index.disk import storage_error
-from inlet.storage import Fence, Leases, RunRecord, SourceState, StateStore
+from inlet.storage import SKIPS_KEPT, Fence, Leases, RunRecord, SourceState, StateStore
 from inlet.storage.sqlite.leases import FolderLeases
 from inlet.index.store import ApplyStats, Index, Prepared
 
@@ -363,17 +363,23 @@ class Engine:
         progress.tick()
 
     def _skip(self, run: RunRecord, item: Skipped) -> None:
+        """Count a skipped item (an unreadable one as an error) and record the first SKIPS_KEPT."""
         if item.failed:
             run.errors += 1
             log.warning("skipped %s: %s", item.id, item.reason)
         else:
             run.skipped += 1
             log.info("skipped %s: %s", item.id, item.reason)
+        n = run.skipped + run.errors   # errors are only skips until the run ends
+        if run.id is not None and n <= SKIPS_KEPT:
+            self.state.add_skip(run.id, n, item.id, item.title, item.reason, item.failed)
 
     def _finish(self, run: RunRecord, started: float, outcome: str, error: str | None,
                 credentials: bool = False) -> RunResult:
         run.outcome = outcome
         run.error = error
+        if outcome == "failed":
+            run.errors += 1   # the error that ended it
         self.state.finish_run(run)
         if outcome != "failed":   # a failure was logged where it was caught
             log.info("%s of %r %s: %d upserted, %d deleted, %d skipped, %d errors, %d chunks embedded in %.1fs",
@@ -390,7 +396,7 @@ class Engine:
         except NotImplementedError:
             return self.run(name, "backfill", restart=True)   # a full pass reconciles too
         except InletError as exc:   # e.g. the folder vanished: nothing is deleted (the caller logs it)
-            return RunResult(name, "failed", 0, 0, 0, 0, 0.0, str(exc))
+            return RunResult(name, "failed", 0, 0, 0, 1, 0.0, str(exc))
         with self.leases.hold(name) as fence:
             run = self.state.start_run(name, "prune")
             started = time.monotonic()

@@ -154,3 +154,40 @@ def test_sigterm_during_the_demo_backfill_exits_0_and_leaves_nothing(tmp_path: P
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "stopped" in err
     assert list(scratch.glob("inlet-*")) == []   # torch may leave its own cache there
+
+
+def _sandbox_once(tmp_path: Path, config: Path, *extra: str) -> tuple[str, str]:
+    """Run `inlet sandbox --write-config CONFIG` until it has written a new config; its admin key."""
+    before = config.read_text() if config.exists() else None
+    proc = start(tmp_path, "sandbox", "--write-config", str(config), *extra)
+    wait_for(lambda: config.exists() and config.read_text() not in ("", before)
+             and config.read_text().endswith("\n"), proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    return dict(re.findall(r"^export (\w+)=(\S+)$", out, flags=re.MULTILINE))["INLET_SANDBOX_KEY"], config.read_text()
+
+
+def test_sandbox_keeps_its_key_and_overwrites_only_its_own_unchanged_config(tmp_path: Path) -> None:
+    """Issue 28.7: a rerun overwrote an edited config, and every start made a new API key."""
+    config = tmp_path / "sandbox.toml"
+    first_key, first = _sandbox_once(tmp_path, config)
+    status = subprocess.run([sys.executable, "-m", "inlet", "status", "--config", str(config)], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert status.returncode == 0, status.stderr   # its credentials and CA outlive the sandbox: the config is valid
+    second_key, second = _sandbox_once(tmp_path, config)
+    assert second_key == first_key and second != first   # new ports, same key
+    assert not (tmp_path / ".inlet" / "sandbox-admin-key").stat().st_mode & 0o077
+    edited = second.replace('name = "sandbox-admin"', 'name = "my-admin"')
+    config.write_text(edited)
+    refused = subprocess.run([sys.executable, "-m", "inlet", "sandbox", "--write-config", str(config)],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "--force" in refused.stderr and str(config) in refused.stderr
+    assert config.read_text() == edited
+    mine = tmp_path / "mine.toml"
+    mine.write_text("[index]\n")
+    refused = subprocess.run([sys.executable, "-m", "inlet", "sandbox", "--write-config", str(mine)],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and mine.read_text() == "[index]\n"
+    forced_key, forced = _sandbox_once(tmp_path, config, "--force")
+    assert forced_key == first_key and 'name = "sandbox-admin"' in forced

@@ -120,3 +120,66 @@ def test_relative_config_path_gives_absolute_source_paths(tmp_path, monkeypatch)
     monkeypatch.chdir(tmp_path)
     write(tmp_path, GOOD)
     assert load_config("config.toml").source("handbook").path == tmp_path / "docs"
+
+
+# --- issue 28.2: every configured path that does not exist, named with key, source and path -----
+MISSING_PATHS = """
+[index]
+path = "store"
+
+[server.oauth]
+issuer = "https://idp.example.com"
+audience = "https://inlet.example.com"
+ca_bundle = "no-such-idp-ca.pem"
+
+[[sources]]
+name = "handbook"
+type = "files"
+path = "no-such-folder"
+
+[[sources]]
+name = "drive"
+type = "google_drive"
+credentials_file = "no-such-service-account.json"
+
+[[sources]]
+name = "mail"
+type = "outlook"
+tenant_id = "contoso.onmicrosoft.com"
+client_id = "00000000-0000-0000-0000-000000000000"
+client_secret_env = "OUTLOOK_CLIENT_SECRET"
+mailboxes = ["support@example.com"]
+ca_bundle = "no-such-ca.pem"
+"""
+
+
+@pytest.mark.parametrize("command", [["status"], ["status", "--json"], ["sync"], ["serve"], ["daemon"],
+                                     ["backfill", "drive"], ["search", "budget"], ["mcp"]])
+def test_every_missing_configured_path_is_exit_2_before_anything_runs(tmp_path, command):
+    from click.testing import CliRunner
+
+    from inlet.cli import cli
+
+    config = write(tmp_path, MISSING_PATHS)
+    result = CliRunner().invoke(cli, [*command, "--config", str(config)])
+    assert result.exit_code == 2, result.output
+    for source, key, name in [("handbook", "path", "no-such-folder"),
+                              ("drive", "credentials_file", "no-such-service-account.json"),
+                              ("mail", "ca_bundle", "no-such-ca.pem")]:
+        assert f"source {source!r}: key {key!r}: {tmp_path / name} does not exist" in result.output, result.output
+    assert f"[server.oauth] key 'ca_bundle': {tmp_path / 'no-such-idp-ca.pem'} does not exist" in result.output
+    assert str(config) in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "store").exists()   # nothing ran
+
+
+def test_a_new_connector_gets_the_path_check_from_its_config_path_type(tmp_path):
+    from inlet.connectors.base import ConfigPath, SourceConfig, missing_paths
+
+    class Config(SourceConfig):
+        key_file: ConfigPath | None = None
+        extra_cas: list[ConfigPath] = []
+
+    (tmp_path / "there.pem").write_text("x")
+    config = Config(name="x", type="x", key_file=tmp_path / "gone.pem",
+                    extra_cas=[tmp_path / "there.pem", tmp_path / "gone2.pem"])
+    assert missing_paths(config) == [("key_file", tmp_path / "gone.pem"), ("extra_cas", tmp_path / "gone2.pem")]

@@ -1,10 +1,13 @@
 """The operator console in a real browser: headless Debian Chromium, driven by Playwright, against
 `inlet daemon --serve` syncing the service sandbox.
 
-It checks what an operator relies on: a non-admin key is refused; the sources table lists the three
-sandbox sources with their documents; a search as two users shows different passages (mail only to
-its mailbox owner); "Run now" makes a new run appear; "Pause" shows the source paused. The screenshot
-is kept in `$INLET_TEST_ARTIFACTS` (default `.artifacts/` in the checkout).
+It checks what an operator relies on: a wrong key and a non-admin key are refused, and the message
+goes once a valid key is in; the sources table lists the three sandbox sources with their
+documents; a search as two users shows different passages (mail only to its mailbox owner); "Run
+now" makes a new run appear; "Restart backfill" asks first; "Pause" shows the source paused, with
+its time; each source has a page of its own (runs, a labelled chart, errors, skipped items with
+reasons); at 390 px wide nothing scrolls sideways. The screenshots are kept in
+`$INLET_TEST_ARTIFACTS` (default `.artifacts/` in the checkout).
 
 Needs Debian's `chromium` package (`apt-get install chromium`); without it the test is skipped.
 """
@@ -38,6 +41,7 @@ NARROW: dict[str, dict[str, Any]] = {
     "sandbox-slack": {"channels": ["random", "private-ops"], "pace_scale": 1e6, "retry_backoff": 0.01},
     "sandbox-drive": {"backoff_seconds": 0.01, "max_requests_per_second": 0, "shared_drives": False},
     "sandbox-mail": {"mailboxes": [BADEER], "folders": ["inbox"]},
+    "sandbox-gmail": {"mailboxes": [BADEER], "labels": ["INBOX"]},
 }
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -136,6 +140,9 @@ def test_the_console_in_a_browser(serving: tuple[str, subprocess.Popen, Path]) -
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(url + "/console")
 
+        page.fill("#key", "not-a-key-of-this-server")
+        page.click("#login button[type=submit]")
+        expect(page.locator("#message")).to_contain_text("That key is not valid.")
         page.fill("#key", ALICE_KEY)
         page.click("#login button[type=submit]")
         expect(page.locator("#message")).to_contain_text("admin key")
@@ -144,6 +151,7 @@ def test_the_console_in_a_browser(serving: tuple[str, subprocess.Popen, Path]) -
         page.fill("#key", OPS_KEY)
         page.click("#login button[type=submit]")
         page.wait_for_selector("#sources tbody tr[data-source='sandbox-mail']")
+        expect(page.locator("#message")).to_have_text("")   # issue 28.10: the refusal does not linger
         rows = page.eval_on_selector_all(
             "#sources tbody tr", "rows => rows.map(r => [r.dataset.source, Number(r.children[2].textContent)])")
         assert sorted(name for name, _ in rows) == names
@@ -160,12 +168,45 @@ def test_the_console_in_a_browser(serving: tuple[str, subprocess.Popen, Path]) -
         wait_for("the requested run", lambda: (d := console_data(url)) and len(
             next(s for s in d["sources"] if s["name"] == "sandbox-slack")["history"]) > slack_runs, daemon, log)
 
+        asked: list[str] = []
+        page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+        page.click("button[data-action='backfill'][data-source='sandbox-mail']")
+        expect(page.locator("#message")).to_contain_text("backfill of sandbox-mail: cancelled")
+        assert asked and "sandbox-mail" in asked[0] and "again" in asked[0]
+
         page.click("button[data-action='pause'][data-source='sandbox-drive']")
         page.wait_for_selector("#sources tbody tr.paused[data-source='sandbox-drive']")
         assert next(s for s in console_data(url)["sources"] if s["name"] == "sandbox-drive")["paused"]  # type: ignore[index]
+        expect(page.locator("tr[data-source='sandbox-drive'] .badge.paused").first).to_contain_text("Paused since")
+        assert not page.eval_on_selector_all("#sources tbody tr.healthy td[data-label='Last error']",
+                                             "cells => cells.map(c => c.textContent).join('')")
 
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        shot = ARTIFACTS / "console.png"
-        page.screenshot(path=str(shot), full_page=True)
+        shots = [ARTIFACTS / "console.png", ARTIFACTS / "console-390.png", ARTIFACTS / "console-source-390.png"]
+        page.screenshot(path=str(shots[0]), full_page=True)
+
+        page.set_viewport_size({"width": 390, "height": 844})   # a phone: no sideways scrolling
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.screenshot(path=str(shots[1]), full_page=True)
+
+        page.click("#sources a[href='#source=sandbox-drive']")   # the source's own page
+        page.wait_for_selector("#detail:not([hidden]) #runs tbody tr")
+        expect(page.locator("#detail-title")).to_contain_text("sandbox-drive")
+        expect(page.locator("#detail-paused")).to_contain_text("Paused since")
+        chart = page.locator("#chart svg")
+        for label in ("duration", "run start"):
+            expect(chart).to_contain_text(label)
+        expect(page.locator("#legend")).to_contain_text("failed")
+        drive = next(s for s in console_data(url)["sources"] if s["name"] == "sandbox-drive")  # type: ignore[index]
+        skipped = (drive["recent_skips"] or {"items": []})["items"]
+        assert skipped == drive["last_run"]["skipped_items"]   # its backfill is its last run here
+        shown = page.eval_on_selector_all("#skipped tbody tr[data-item-id]", "rows => rows.map(r => r.dataset.itemId)")
+        assert shown == [item["id"] for item in skipped]
+        for item in skipped:
+            expect(page.locator("#skipped")).to_contain_text(item["reason"])
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.screenshot(path=str(shots[2]), full_page=True)
+        page.click("#back")
+        page.wait_for_selector("#overview:not([hidden])")
         browser.close()
-    assert shot.stat().st_size > 10_000
+    assert all(shot.stat().st_size > 10_000 for shot in shots)

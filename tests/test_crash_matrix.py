@@ -32,7 +32,8 @@ import pytest
 from inlet.connectors.model import Document
 from inlet.index.store import Index
 from inlet.sandbox import drive_state as ds
-from inlet.sandbox import graph
+from inlet.sandbox import gmail, graph, graph_files, graph_teams
+from inlet.sandbox import gmail_state as gs
 from inlet.sandbox import slack as sandbox_slack
 from inlet.sandbox.server import Sandbox
 from inlet.sync.engine import Engine
@@ -66,7 +67,7 @@ class Subject:
     env: dict[str, str] = field(default_factory=dict)
 
 
-# --- the five sources ------------------------------------------------------------------------------
+# --- the six sources -------------------------------------------------------------------------------
 
 def files_subject(root: Path, rng: random.Random) -> Subject:
     folder = root / "notes"
@@ -170,7 +171,74 @@ def outlook_subject(sb: Sandbox, rng: random.Random) -> Subject:
     return Subject("sandbox-mail", {"page_size": 2}, change)
 
 
-CONNECTORS = ["files", "mail_archive", "slack", "google_drive", "outlook"]
+def microsoft_files_subject(sb: Sandbox, rng: random.Random) -> Subject:
+    ws = sb.ws
+    state = graph_files.files_state(ws)
+    with ws.lock:
+        drive = next(d for d in state.drives.values() if d.kind == "business")
+        for n in range(6):
+            state.add_item(drive.id, None, f"crash seed {n}.txt", sentence(rng, n).encode(), "text/plain")
+
+    def texts() -> list[str]:
+        return sorted(i.id for i in state.items.values()
+                      if i.drive_id == drive.id and i.mime == "text/plain" and not i.deleted)
+
+    def change(rng: random.Random) -> None:
+        with ws.lock:
+            ids = texts()
+            state.delete_item(ids[rng.randrange(len(ids))])
+            ids = texts()
+            state.edit_item(ids[rng.randrange(len(ids))], data=sentence(rng, 93).encode())
+            state.add_item(drive.id, None, f"crash note {rng.randrange(10**6)}.txt", sentence(rng, 92).encode(),
+                           "text/plain")
+
+    return Subject("sandbox-files", {"page_size": 3, "sites": []}, change)   # the OneDrive only
+
+
+def teams_subject(sb: Sandbox, rng: random.Random) -> Subject:
+    ws = sb.ws
+    state = graph_teams.teams_state(ws)
+    with ws.lock:
+        team = next(t for t in state.teams.values() if t.name == "Support")
+        crash = state.add_channel(team.id, "crash")
+        for n in range(8):
+            state.post(crash.id, team.members[n % len(team.members)], f"<p>{sentence(rng, n)}</p>")
+
+    def change(rng: random.Random) -> None:
+        with ws.lock:
+            roots = [m.id for m in state.roots(crash.id) if not m.deleted]
+            state.delete(roots[rng.randrange(len(roots))])
+            roots = [m.id for m in state.roots(crash.id) if not m.deleted]
+            state.post(crash.id, team.members[0], f"<p>{sentence(rng, 91)}</p>", roots[rng.randrange(len(roots))])
+            state.post(crash.id, team.members[-1], f"<p>{sentence(rng, rng.randrange(100, 999))}</p>")
+
+    return Subject("sandbox-teams", {"page_size": 2, "teams": ["Support"], "channels": ["crash"]}, change)
+
+
+def gmail_subject(sb: Sandbox, rng: random.Random) -> Subject:
+    ws = sb.ws
+    for n in range(6):
+        gmail.add_message(ws, BADEER, f"Crash report {n}", sentence(rng, n), labels=["Crash"])
+
+    def crash_label() -> list[str]:
+        box = gs.mailbox(ws, BADEER)
+        label = gs.label_id(ws, BADEER, "Crash")
+        return sorted(m.id for m in box.messages.values() if label in m.labels and "TRASH" not in m.labels)
+
+    def change(rng: random.Random) -> None:
+        ids = crash_label()
+        gmail.delete_message(ws, BADEER, ids[rng.randrange(len(ids))])
+        ids = crash_label()
+        gmail.trash(ws, BADEER, ids[rng.randrange(len(ids))])
+        ids = crash_label()
+        gmail.relabel(ws, BADEER, ids[rng.randrange(len(ids))], add=[f"Corrected {rng.randrange(10**6)}"])
+        gmail.add_message(ws, BADEER, f"Late report {rng.randrange(10**6)}", sentence(rng, 94), labels=["Crash"])
+        gmail.add_message(ws, BADEER, f"Late report {rng.randrange(10**6)}", sentence(rng, 93), labels=["Crash"])
+
+    return Subject("sandbox-gmail", {"labels": ["Crash"], "batch_size": 2, "page_size": 4}, change)
+
+
+CONNECTORS = ["files", "mail_archive", "slack", "google_drive", "outlook", "microsoft_files", "teams", "gmail"]
 
 
 def make_subject(kind: str, sb: Sandbox, root: Path, rng: random.Random) -> Subject:
@@ -178,14 +246,15 @@ def make_subject(kind: str, sb: Sandbox, root: Path, rng: random.Random) -> Subj
         return files_subject(root, rng)
     if kind == "mail_archive":
         return mail_archive_subject(root, rng)
-    return {"slack": slack_subject, "google_drive": drive_subject, "outlook": outlook_subject}[kind](sb, rng)
+    return {"slack": slack_subject, "google_drive": drive_subject, "outlook": outlook_subject,
+            "microsoft_files": microsoft_files_subject, "teams": teams_subject, "gmail": gmail_subject}[kind](sb, rng)
 
 
 # --- running, killing, comparing ---------------------------------------------------------------------
 
 def write_config(sb: Sandbox, subject: Subject, index: Path, config: Path) -> tuple[Settings, dict[str, str]]:
     """A config holding only `subject`'s source (sandbox sources narrowed as in the e2e tests)."""
-    raw, env = narrowed_config(sb, index)
+    raw, env = narrowed_config(sb, index, m365=True)
     sandbox_blocks = {s["name"]: s for s in raw["sources"]}
     if subject.name in sandbox_blocks:
         source = {**sandbox_blocks[subject.name], **subject.block}
@@ -276,7 +345,7 @@ def clean_backfill(sb: Sandbox, subject: Subject, root: Path, embedder: Any) -> 
 
 def plan(kind: str, seed: int, rng: random.Random) -> list[tuple[str, int, str]]:
     """(point, occurrence, command) of each kill. The first kill's point turns with the connector
-    and the seed, so one seed over the five connectors visits every point."""
+    and the seed, so one seed over the connectors visits every point."""
     names = list(POINTS)
     kills = []
     for round_ in range(KILLS):

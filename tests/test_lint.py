@@ -1,4 +1,4 @@
-"""Lint is part of the test run (STYLE.md: linting in CI), with the rules in pyproject.toml."""
+"""Lint is part of the test run (linting runs in CI with the tests), with the rules in pyproject.toml."""
 
 import shutil
 import subprocess

@@ -39,3 +39,19 @@ def test_copies_and_reembeddings_draw_done_of_total_in_their_unit() -> None:
 def test_nothing_is_drawn_off_a_terminal_or_with_json() -> None:
     with progress_display(True, io.StringIO()) as runs, count_display(False, "documents", Terminal()) as copies:
         assert runs is None and copies is None
+
+
+def test_the_time_columns_read_as_a_sentence() -> None:
+    """Issue 28.9: the columns read `0:00:13 left 0:00:00`."""
+    from inlet.progress import clock, times
+
+    assert times(13.4, None, False) == "0:13 elapsed"
+    assert times(13.4, 42.0, False) == "0:13 elapsed, about 0:42 left"
+    assert times(3725, 0, True) == "1:02:05 elapsed, done"
+    assert clock(59.9) == "0:59" and clock(3600) == "1:00:00"
+    screen = Terminal()
+    with count_display(True, "documents", screen) as update:
+        assert update is not None
+        update("copy", 10, 10)
+    drawn = screen.getvalue()
+    assert "elapsed, done" in drawn and " left 0:" not in drawn and "left" not in drawn.split("done")[-1]

@@ -63,3 +63,6 @@ def test_backend_change_is_refused_then_a_killed_reindex_resumes(tmp_path):
     names = sorted(c if isinstance(c, str) else c.name for c in client.list_collections())
     assert names == [json.loads(record.read_text())["collection"]]          # the old vectors are gone
     assert client.get_collection(names[0]).count() == 120
+
+    again = inlet(tmp_path, "reindex").stdout   # nothing to do: says so, and only so
+    assert again.strip() == "the index already holds vectors of the configured model and backend", again

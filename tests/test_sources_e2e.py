@@ -1,8 +1,8 @@
 """The three sandbox sources end to end: connector -> Engine -> real index (real model) -> search.
 
 The sandbox workspace is the shipped sample; the sources are narrowed to keep embedding quick
-(Slack: the private channel plus a small public channel each test adds, Outlook: one mailbox's
-Inbox, Drive: all of it). Changes are made the way a user's colleagues make them: through the
+(Slack: the private channel plus a small public channel each test adds, Outlook and Gmail: one
+mailbox's Inbox, Drive: all of it). Changes are made the way a user's colleagues make them: through the
 sandbox's control API or its Python state API.
 """
 
@@ -26,6 +26,7 @@ from inlet.connectors.model import Checkpoint, Document
 from inlet.index.search import SearchRequest, search
 from inlet.index.store import Index
 from inlet.sandbox import drive_state as ds
+from inlet.sandbox.documents import make_pdf
 from inlet.sandbox import graph
 from inlet.sandbox import slack as sandbox_slack
 from inlet.sandbox.server import Sandbox
@@ -34,20 +35,24 @@ from inlet.storage.sqlite.state import SqliteState
 
 from inlet.config import Settings, parse_config
 
-SLACK, DRIVE, MAIL = "sandbox-slack", "sandbox-drive", "sandbox-mail"
+SLACK, DRIVE, MAIL, GMAIL = "sandbox-slack", "sandbox-drive", "sandbox-mail", "sandbox-gmail"
 OPS, LAUNCH = "G0PRIVOPS1", "C0LAUNCH01"
 BADEER = "robert.badeer@enron.com"
 NARROW: dict[str, dict[str, Any]] = {
     SLACK: {"channels": ["launch", "private-ops"], "pace_scale": 1e6, "retry_backoff": 0.01, "max_retries": 1},
     DRIVE: {"backoff_seconds": 0.01, "max_requests_per_second": 0, "retries": 1},
     MAIL: {"mailboxes": [BADEER], "folders": ["inbox"]},
+    GMAIL: {"mailboxes": [BADEER], "labels": ["INBOX"], "backoff_seconds": 0.01},
 }
 
 
-def narrowed_config(sb: Sandbox, index_path: Path, **extra: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    """`Sandbox.config` as a dict, each source narrowed (NARROW, then `extra` by source name)."""
+def narrowed_config(sb: Sandbox, index_path: Path, m365: bool = False,
+                    **extra: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """`Sandbox.config` as a dict, each source narrowed (NARROW, then `extra` by source name); the
+    Microsoft 365 files and Teams sources only with `m365` (they have end-to-end tests of their own)."""
     text, env = sb.config(index_path)
     raw = tomllib.loads(text)
+    raw["sources"] = [s for s in raw["sources"] if m365 or s["name"] in NARROW]
     for source in raw["sources"]:
         source.update(NARROW.get(source["name"], {}))
         source.update(extra.get(source["name"].replace("sandbox-", ""), {}))
@@ -253,6 +258,29 @@ def test_outlook_deleted_mail_goes_and_moved_mail_stays_once(stack: Stack) -> No
     stack.chroma_agrees_with_catalog()
 
 
+def test_gmail_mail_is_found_by_its_owner_only_and_goes_when_trashed(stack: Stack) -> None:
+    from inlet.sandbox import gmail
+
+    ws = stack.sb.ws
+    memo = gmail.add_message(ws, BADEER, "Kestrel pipeline tariff", "The Kestrel tariff filing is due on the 14th.",
+                             attachments=[("tariff.pdf", "application/pdf",
+                                           make_pdf("Kestrel tariff", ["Firm transport at 31 cents."]))])
+    first = stack.engine.run(GMAIL, "backfill")
+    assert first.outcome == "ok" and stack.stored(GMAIL) == sorted(stack.expected(GMAIL))
+    doc_id = f"{GMAIL}:{BADEER}/{memo.id}"
+    assert doc_id in stack.found("Kestrel tariff filing", BADEER, GMAIL)
+    assert doc_id in stack.found("firm transport 31 cents", BADEER, GMAIL)      # the PDF's text
+    assert doc_id not in stack.found("Kestrel tariff filing", "phillip.allen@enron.com", GMAIL)
+    gmail.relabel(ws, BADEER, memo.id, add=["STARRED"])                        # nothing indexed changes
+    quiet = stack.engine.run(GMAIL, "sync")
+    assert quiet.outcome == "ok" and quiet.upserted == quiet.deleted == 0
+    gmail.trash(ws, BADEER, memo.id)
+    after = stack.engine.run(GMAIL, "sync")
+    assert after.outcome == "ok" and after.deleted == 1 and doc_id not in stack.stored(GMAIL)
+    assert doc_id not in stack.found("Kestrel tariff filing", BADEER, GMAIL)
+    stack.chroma_agrees_with_catalog()
+
+
 # --- crash and resume ----------------------------------------------------------------------------
 
 def test_a_failed_backfill_resumes_with_every_document_exactly_once(sb: Sandbox, tmp_path: Path,
@@ -308,12 +336,13 @@ def test_revoked_slack_token_exits_3_and_the_other_sources_still_sync(sb: Sandbo
                           env={**os.environ, **env, "INLET_CONFIG": str(config)})
     assert proc.returncode == 3, proc.stderr
     runs = {r["source"]: r for r in json.loads(proc.stdout)["runs"]}
-    assert set(runs) == {SLACK, DRIVE, MAIL}
+    assert set(runs) == {SLACK, DRIVE, MAIL, GMAIL}
     assert runs[SLACK]["outcome"] == "failed" and SLACK in runs[SLACK]["error"]
     assert "credentials" in runs[SLACK]["error"]
     assert SLACK in proc.stderr, "the operator reading stderr learns which source refused"
     assert runs[DRIVE]["outcome"] in ("ok", "partial") and runs[DRIVE]["upserted"] > 10
     assert runs[MAIL]["outcome"] == "ok" and runs[MAIL]["upserted"] >= 3
+    assert runs[GMAIL]["outcome"] == "ok" and runs[GMAIL]["upserted"] >= 3
 
 
 # --- secrets never reach logs, errors or --json --------------------------------------------------
@@ -366,7 +395,7 @@ def index_state(stack: Stack) -> list[tuple[Any, ...]]:
 
 
 def run_all(stack: Stack) -> dict[str, str]:
-    return {name: stack.engine.run(name, "backfill").outcome for name in (SLACK, DRIVE, MAIL)}
+    return {name: stack.engine.run(name, "backfill").outcome for name in (SLACK, DRIVE, MAIL, GMAIL)}
 
 
 def test_every_connector_under_10pct_faults_ends_like_a_fault_free_run(sb: Sandbox, tmp_path: Path,
@@ -378,7 +407,8 @@ def test_every_connector_under_10pct_faults_ends_like_a_fault_free_run(sb: Sandb
 
     timeout = 2.0   # the clients' read timeout; a stalled answer stalls three times as long
     patient = {"slack": {"max_retries": 8, "retry_backoff": 0.01, "timeout": timeout},
-               "drive": {"retries": 8, "timeout": timeout}, "mail": {"timeout": timeout}}
+               "drive": {"retries": 8, "timeout": timeout}, "mail": {"timeout": timeout},
+               "gmail": {"retries": 8, "timeout": timeout}}
     quiet = make_stack(sb, tmp_path / "quiet", embedder, **patient)
     stack = next(quiet)
     try:
@@ -393,9 +423,12 @@ def test_every_connector_under_10pct_faults_ends_like_a_fault_free_run(sb: Sandb
     sb.faults.flaky("drive", "*", 0.1, [*throttled, Fault(500, "backendError"), Fault(503, "backendError")], seed=2)
     sb.faults.flaky("graph", "*", 0.1, [*throttled, Fault(500, "InternalServerError"),
                                         Fault(503, "ServiceUnavailable")], seed=3)
+    sb.faults.flaky("gmail", "*", 0.1, [*throttled, Fault(429, "userRateLimitExceeded", retry_after=0.01),
+                                        Fault(500, "backendError"), Fault(503, "backendError")], seed=4)
     for service, reset_route, stall_route in (("slack", "conversations.*", "users.*"),
                                               ("drive", "files.list", "changes.*"),
-                                              ("graph", "mailFolders", "messages.delta")):
+                                              ("graph", "mailFolders", "messages.delta"),
+                                              ("gmail", "messages.list", "batch")):
         sb.faults.break_next(service, reset_route, Fault.reset())   # and each service surely meets both
         sb.faults.break_next(service, stall_route, Fault.stalled(3 * timeout))
     sb.faults.break_next("drive", "token", Fault.reset())
@@ -412,7 +445,7 @@ def test_every_connector_under_10pct_faults_ends_like_a_fault_free_run(sb: Sandb
         assert set(run_all(stack).values()) == {"ok"}
         assert index_state(stack) == expected
         hit = {key.partition(":")[0] for key in sb.faults.rejected}
-        assert hit == {"slack", "drive", "graph"}, sb.faults.rejected   # every service was disturbed
+        assert hit == {"slack", "drive", "graph", "gmail"}, sb.faults.rejected   # every service was disturbed
         broken = {f.network: n for f, n in sb.faults.injected.items() if f.network}
         assert set(broken) == {"reset", "stall"}, sb.faults.injected   # both network faults were met
         print(f"faults injected: {sum(sb.faults.rejected.values())} of {sb.faults.count()} calls "

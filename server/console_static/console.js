@@ -1,9 +1,12 @@
 // inlet's operator console: reads /v1/admin/console every few seconds with the admin key the
 // operator typed, runs /v1/context as a chosen user, and posts source actions. Every value from
-// the server is written with textContent, never parsed as HTML.
+// the server is written with textContent, never parsed as HTML. Two views: the overview (every
+// source, search as a user) and a page per source (`#source=NAME`: runs, errors with their times,
+// skipped items with reasons, change events).
 "use strict";
 
 const REFRESH_MS = 5000;
+const OUTCOMES = { ok: "#2e7d32", partial: "#f9a825", failed: "#c62828", interrupted: "#9e9e9e", running: "#1565c0" };
 const state = { key: sessionStorage.getItem("inlet-key") || "", data: null, timer: null };
 const $ = (id) => document.getElementById(id);
 
@@ -14,9 +17,37 @@ function el(tag, text, cls) {
   return node;
 }
 
-function say(text, bad) {
+// A link only for http, https and mailto URLs: a `javascript:` or `data:` URL in a synced
+// document must not become something the operator can click.
+const LINK_SCHEMES = ["http:", "https:", "mailto:"];
+function safeHref(url) {
+  try {
+    const parsed = new URL(String(url));
+    return LINK_SCHEMES.includes(parsed.protocol) ? parsed.href : null;
+  } catch (e) {
+    return null;
+  }
+}
+
+
+// A table cell whose label shows on narrow screens (each row is then a card of label: value lines).
+function cell(label, content, cls) {
+  const td = el("td");
+  td.dataset.label = label;
+  const value = el("div", undefined, cls);
+  for (const part of Array.isArray(content) ? content : [content]) {
+    if (part === undefined || part === null) continue;
+    value.append(part instanceof Node ? part : document.createTextNode(String(part)));
+  }
+  td.append(value);
+  return td;
+}
+
+// `kind` "load" marks a message about loading the data: the next successful load clears it.
+function say(text, bad, kind) {
   $("message").textContent = text || "";
   $("message").className = bad ? "bad" : "";
+  $("message").dataset.kind = kind || "";
 }
 
 async function api(method, path, body) {
@@ -54,39 +85,69 @@ function health(source) {
   return "healthy";
 }
 
-function progressText(source) {
-  const p = source.progress;
-  if (!p) return "";
+function detailHref(name) {
+  return "#source=" + encodeURIComponent(name);
+}
+
+function chosenSource() {
+  const match = /^#source=(.+)$/.exec(location.hash);
+  return match ? decodeURIComponent(match[1]) : null;
+}
+
+function runningText(run) {
   const parts = [];
-  if (p.items !== undefined) parts.push(p.items + (p.total ? " / " + p.total : "") + " items");
-  if (p.chunks !== undefined) parts.push(p.chunks + " chunks");
-  if (p.eta_seconds !== undefined && p.eta_seconds !== null) parts.push("ETA " + ago(p.eta_seconds));
+  if (run.total !== null && run.total !== undefined) parts.push(`${run.done || 0} of ${run.total} ${run.unit || "items"}`);
+  parts.push(`${run.items} items, ${run.upserted} indexed`);
+  if (run.eta_seconds !== null && run.eta_seconds !== undefined) parts.push("about " + ago(run.eta_seconds) + " left");
   return parts.join(", ");
 }
 
-function lastRunCell(source) {
-  const td = el("td");
-  const running = (source.history || []).find((r) => r.outcome === "running");
-  if (running) {
-    td.append(el("span", "running since " + when(running.started_at), "ok"));
-    const progress = progressText(source);
-    if (progress) td.append(el("div", progress, "muted"));
-    return td;
+function lastRunContent(source) {
+  if (source.running) {
+    return [el("span", source.running.kind + " running since " + when(source.running.started_at), "ok"),
+      el("div", runningText(source.running), "muted")];
   }
   const last = source.last_run;
-  if (!last) { td.textContent = "never run"; return td; }
-  td.append(el("span", last.outcome, last.outcome === "failed" ? "bad" : "ok"));
-  td.append(el("div", last.kind + " · " + when(last.finished_at), "muted"));
-  td.append(el("div", `${last.upserted} upserted, ${last.deleted} deleted, ${last.errors} errors`, "muted"));
-  return td;
+  if (!last) return ["never run"];
+  const parts = [el("span", last.outcome, last.outcome === "failed" ? "bad" : last.outcome === "partial" ? "warn" : "ok"),
+    el("div", last.kind + " · " + when(last.finished_at), "muted"),
+    el("div", `${last.upserted} upserted, ${last.deleted} deleted, ${last.skipped} skipped, ${last.errors} errors`, "muted")];
+  const skipped = (last.skipped_items || []).length;
+  if (skipped) {
+    const link = el("a", `${skipped} not indexed: see why`);
+    link.href = detailHref(source.name);
+    parts.push(el("div", undefined, "muted"));
+    parts[parts.length - 1].append(link);
+  }
+  return parts;
 }
 
-function eventsCell(source) {
+function nextRunContent(source) {
+  if (source.paused) return [el("span", "paused", "badge paused")];
+  const parts = [];
+  if (source.scheduled === false) {
+    parts.push(el("span", "not scheduled: no daemon runs this source", "muted"));
+  } else {
+    parts.push(source.next_run ? when(source.next_run) : "on demand");
+  }
+  if (source.holder) {   // PostgreSQL: the daemon syncing it now, on any host, and its lease
+    parts.push(el("div", "held by " + source.holder.holder + " until " + when(source.holder.lease_expires), "muted"));
+  }
+  return parts;
+}
+
+function eventsContent(source) {
   const events = source.events;
-  if (!events) return el("td", "—", "muted");
-  const td = el("td", events.live ? "live" : "off", events.live ? "ok" : "muted");
-  if (events.last_event_at) td.append(el("div", "last " + when(events.last_event_at), "muted"));
-  return td;
+  if (!events) return [el("span", "—", "muted")];
+  const parts = [el("span", events.live ? "live" : "down", events.live ? "ok" : "bad")];
+  if (events.last_event_at) parts.push(el("div", "last " + when(events.last_event_at), "muted"));
+  return parts;
+}
+
+function errorContent(source) {
+  const current = source.current_error;
+  if (!current) return [];
+  return [el("div", current.error, "bad"), el("div", "at " + when(current.at), "muted")];
 }
 
 function actionButton(source, action, label) {
@@ -103,81 +164,187 @@ function actionButton(source, action, label) {
   return button;
 }
 
+function actions(source) {
+  return [actionButton(source, "run", "Run now"), actionButton(source, "backfill", "Restart backfill"),
+    source.paused ? actionButton(source, "resume", "Resume") : actionButton(source, "pause", "Pause")];
+}
+
+function nameContent(source) {
+  const link = el("a", source.name);
+  link.href = detailHref(source.name);
+  link.title = "runs, errors and skipped items of " + source.name;
+  const parts = [link];
+  if (source.paused) parts.push(el("div", "Paused" + (source.paused_since ? " since " + when(source.paused_since) : ""), "badge paused"));
+  else if (source.failure_streak > 0) parts.push(el("div", "Failing", "badge failing"));
+  return parts;
+}
+
 function renderSources() {
   const body = $("sources").querySelector("tbody");
   body.replaceChildren();
+  $("no-daemon").hidden = state.data.can_run || state.data.sources.some((s) => s.scheduled);
   for (const source of state.data.sources) {
     const row = el("tr");
     row.className = health(source);
     row.dataset.source = source.name;
-    row.append(el("td", source.name), el("td", source.type), el("td", source.documents), el("td", source.chunks));
-    row.append(lastRunCell(source));
-    row.append(el("td", ago(source.lag_seconds)));
-    const next = el("td", source.paused ? "paused" : when(source.next_run));
-    if (source.holder) {   // PostgreSQL: the daemon syncing it now, on any host, and its lease
-      next.append(el("div", "held by " + source.holder.holder + " until " + when(source.holder.lease_expires), "muted"));
-    }
-    row.append(next);
-    const failures = el("td", source.failure_streak || 0, source.failure_streak ? "bad" : "");
-    row.append(failures, eventsCell(source));
-    const errors = source.recent_errors || [];
-    row.append(el("td", errors.length ? errors[0].error : "", "error"));
-    const actions = el("td");
-    actions.append(actionButton(source, "run", "Run now"), actionButton(source, "backfill", "Restart backfill"));
-    actions.append(source.paused ? actionButton(source, "resume", "Resume") : actionButton(source, "pause", "Pause"));
-    row.append(actions);
+    row.append(cell("Source", nameContent(source)), cell("Type", source.type), cell("Documents", source.documents),
+      cell("Chunks", source.chunks), cell("Last run", lastRunContent(source)), cell("Lag", ago(source.lag_seconds)),
+      cell("Next run", nextRunContent(source)),
+      cell("Failures", source.failure_streak || 0, source.failure_streak ? "bad" : ""),
+      cell("Events", eventsContent(source)), cell("Last error", errorContent(source), "error"),
+      cell("Actions", actions(source)));
     body.append(row);
   }
 }
 
-function renderHistory() {
-  const select = $("history-source");
-  const names = state.data.sources.map((s) => s.name);
-  if (select.options.length !== names.length) {
-    const chosen = select.value;
-    select.replaceChildren(...names.map((n) => el("option", n)));
-    if (names.includes(chosen)) select.value = chosen;
-  }
-  const source = state.data.sources.find((s) => s.name === select.value) || state.data.sources[0];
-  const runs = source ? [...source.history].reverse() : [];
-  drawChart(runs);
-  const body = $("runs").querySelector("tbody");
-  body.replaceChildren();
-  for (const run of [...runs].reverse()) {
+function fact(list, term, value) {
+  list.append(el("dt", term));
+  const dd = el("dd");
+  for (const part of Array.isArray(value) ? value : [value]) dd.append(part instanceof Node ? part : String(part));
+  list.append(dd);
+}
+
+function renderDetail(name) {
+  const source = state.data.sources.find((s) => s.name === name);
+  if (!source) { say(`No source named ${name}.`, true); location.hash = ""; return; }
+  $("detail-title").textContent = `${source.name} (${source.type})`;
+  const banner = $("detail-paused");
+  banner.hidden = !source.paused;
+  banner.textContent = source.paused ? "Paused" + (source.paused_since ? " since " + when(source.paused_since) : "")
+    + ": its schedule runs nothing until resumed." : "";
+  const facts = $("detail-facts");
+  facts.replaceChildren();
+  fact(facts, "Documents", `${source.documents} documents, ${source.chunks} chunks`);
+  fact(facts, "Last run", lastRunContent(source));
+  fact(facts, "Last success", source.last_success ? when(source.last_success) + " (lag " + ago(source.lag_seconds) + ")" : "never");
+  fact(facts, "Next run", nextRunContent(source));
+  if (source.failure_streak) fact(facts, "Failing", el("span", `${source.failure_streak} failed run(s) in a row`, "bad"));
+  if (source.current_error) fact(facts, "Current error", errorContent(source));
+  $("detail-actions").replaceChildren(...actions(source));
+
+  const runs = source.history || [];
+  drawChart([...runs].reverse());
+  const runRows = $("runs").querySelector("tbody");
+  runRows.replaceChildren();
+  for (const run of runs) {
     const row = el("tr");
-    row.append(el("td", when(run.started_at)), el("td", run.kind),
-      el("td", run.outcome, run.outcome === "failed" ? "bad" : "ok"), el("td", run.seconds ?? "…"),
-      el("td", run.upserted), el("td", run.deleted), el("td", run.skipped), el("td", run.errors),
-      el("td", run.error || "", "error"));
-    body.append(row);
+    row.append(cell("Started", when(run.started_at)), cell("Finished", when(run.finished_at)), cell("Kind", run.kind),
+      cell("Outcome", run.outcome, run.outcome === "failed" ? "bad" : run.outcome === "partial" ? "warn" : "ok"),
+      cell("Seconds", run.seconds ?? "…"), cell("Upserted", run.upserted), cell("Deleted", run.deleted),
+      cell("Skipped", run.skipped), cell("Errors", run.errors), cell("Error", run.error || "", "error"));
+    runRows.append(row);
   }
+  const errorRows = $("errors").querySelector("tbody");
+  errorRows.replaceChildren();
+  for (const error of source.recent_errors || []) {
+    const row = el("tr");
+    row.append(cell("When", when(error.at)), cell("Run", error.kind || ""), cell("Error", error.error, "error"));
+    errorRows.append(row);
+  }
+  if (!(source.recent_errors || []).length) errorRows.append(emptyRow(3, "no errors in the recent runs"));
+  const skipRows = $("skipped").querySelector("tbody");
+  skipRows.replaceChildren();
+  const skips = source.recent_skips;   // the newest run that skipped anything (maybe not the last run)
+  const items = skips ? skips.items : [];
+  $("skipped-title").textContent = skips ? `Skipped by the ${skips.kind} that ended ${when(skips.finished_at)}` :
+    "Skipped items";
+  for (const item of items) {
+    const row = el("tr");
+    row.dataset.itemId = item.id;
+    const title = el("div", item.title);
+    row.append(cell("Item", [title, el("div", item.id, "muted")]), cell("Why", item.reason, "error"),
+      cell("Kind", item.failed ? "could not be read" : "skipped by policy", item.failed ? "bad" : "muted"));
+    skipRows.append(row);
+  }
+  if (!items.length) skipRows.append(emptyRow(3, "nothing skipped in the recent runs"));
+  else if (skips.total > items.length) skipRows.append(emptyRow(3, `the first ${items.length} of ${skips.total} are shown`));
+  const events = source.events;
+  $("events").textContent = !events ? "no change events: the source syncs on its schedule" :
+    `${events.live ? "live" : "down"}; last event ${events.last_event_at ? when(events.last_event_at) : "none yet"}` +
+    (events.latency_seconds !== undefined && events.latency_seconds !== null ? `; event to searchable ${events.latency_seconds.toFixed(1)} s` : "");
+}
+
+function emptyRow(columns, text) {
+  const row = el("tr");
+  const td = el("td", text, "muted");
+  td.colSpan = columns;
+  row.append(td);
+  return row;
+}
+
+function niceMax(value) {
+  const steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 43200, 86400];
+  return steps.find((s) => s >= value) || Math.ceil(value / 86400) * 86400;
+}
+
+function seconds(value) {
+  if (value >= 3600) return (value / 3600).toFixed(value % 3600 ? 1 : 0) + " h";
+  if (value >= 60) return (value / 60).toFixed(value % 60 ? 1 : 0) + " min";
+  return value + " s";
+}
+
+function shortTime(stamp) {
+  return stamp ? new Date(stamp).toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" }) : "";
+}
+
+function svg(tag, attrs, text) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
+  if (text !== undefined) node.textContent = text;
+  return node;
 }
 
 function drawChart(runs) {
-  // Bars: height = duration (log scale), colour = outcome; newest on the right.
-  const ns = "http://www.w3.org/2000/svg";
-  const width = 640, height = 90, gap = 3;
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("width", width);
-  svg.setAttribute("height", height);
-  const longest = Math.max(1, ...runs.map((r) => r.seconds || 0));
-  const bar = runs.length ? Math.min(30, (width - gap * runs.length) / runs.length) : 0;
+  // Bars, oldest on the left: height = the run's duration (y axis in seconds), colour = its outcome.
+  // Drawn at the width it is shown at, so its labels stay legible on a phone.
+  const width = Math.max(300, Math.min(720, $("chart").clientWidth || 640)), height = 200;
+  const left = 56, right = 10, top = 10, bottom = 42;
+  const plotW = width - left - right, plotH = height - top - bottom;
+  const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img",
+    "aria-label": "Run durations in seconds, oldest run on the left, coloured by outcome" });
+  const max = niceMax(Math.max(1, ...runs.map((r) => r.seconds || 0)));
+  for (const fraction of [0, 0.5, 1]) {
+    const y = top + plotH - fraction * plotH;
+    chart.append(svg("line", { x1: left, x2: width - right, y1: y, y2: y, class: fraction ? "grid" : "axis" }));
+    chart.append(svg("text", { x: left - 6, y: y + 4, "text-anchor": "end" }, seconds(Math.round(max * fraction * 10) / 10)));
+  }
+  chart.append(svg("line", { x1: left, x2: left, y1: top, y2: top + plotH, class: "axis" }));
+  chart.append(svg("text", { x: 12, y: top + plotH / 2, transform: `rotate(-90 12 ${top + plotH / 2})`,
+    "text-anchor": "middle" }, "duration"));
+  const gap = 3;
+  const bar = runs.length ? Math.min(30, (plotW - gap * runs.length) / runs.length) : 0;
   runs.forEach((run, i) => {
-    const seconds = run.seconds || 0;
-    const h = Math.max(3, (height - 4) * Math.log1p(seconds) / Math.log1p(longest));
-    const rect = document.createElementNS(ns, "rect");
-    rect.setAttribute("x", i * (bar + gap));
-    rect.setAttribute("y", height - h);
-    rect.setAttribute("width", bar);
-    rect.setAttribute("height", h);
-    const colour = { ok: "#2e7d32", partial: "#f9a825", failed: "#c62828", interrupted: "#9e9e9e" };
-    rect.setAttribute("fill", colour[run.outcome] || "#1565c0");
-    const title = document.createElementNS(ns, "title");
-    title.textContent = `${run.kind} ${run.outcome}: ${seconds} s, ${run.upserted} upserted, ${run.errors} errors`;
-    rect.append(title);
-    svg.append(rect);
+    const h = Math.max(2, plotH * (run.seconds || 0) / max);
+    const rect = svg("rect", { x: left + gap + i * (bar + gap), y: top + plotH - h, width: bar, height: h,
+      fill: OUTCOMES[run.outcome] || OUTCOMES.running, "data-outcome": run.outcome });
+    rect.append(svg("title", {}, `${run.kind} ${run.outcome} at ${when(run.started_at)}: ${run.seconds ?? "…"} s, ` +
+      `${run.upserted} upserted, ${run.skipped} skipped, ${run.errors} errors`));
+    chart.append(rect);
   });
-  $("chart").replaceChildren(svg);
+  if (runs.length) {
+    chart.append(svg("text", { x: left, y: height - 24, "text-anchor": "start" }, shortTime(runs[0].started_at)));
+    chart.append(svg("text", { x: width - right, y: height - 24, "text-anchor": "end" }, shortTime(runs[runs.length - 1].started_at)));
+  }
+  chart.append(svg("text", { x: left + plotW / 2, y: height - 6, "text-anchor": "middle" },
+    runs.length ? `run start (the last ${runs.length} run${runs.length === 1 ? "" : "s"})` : "no runs yet"));
+  $("chart").replaceChildren(chart);
+  const legend = $("legend");
+  legend.replaceChildren();
+  for (const [outcome, colour] of Object.entries(OUTCOMES)) {
+    const item = el("span");
+    const swatch = el("i");
+    swatch.style.background = colour;
+    item.append(swatch, outcome);
+    legend.append(item);
+  }
+}
+
+function render() {
+  const name = chosenSource();
+  $("overview").hidden = Boolean(name);
+  $("detail").hidden = !name;
+  if (name) renderDetail(name);
+  else renderSources();
 }
 
 async function refresh() {
@@ -185,20 +352,29 @@ async function refresh() {
     state.data = await api("GET", "/v1/admin/console");
   } catch (error) {
     stop();
-    if (error.status === 401) say("That key is not valid.", true);
-    else if (error.status === 403) say("Refused: the console needs an admin key.", true);
-    else say("Could not load the console: " + error.message, true);
+    if (error.status === 401) say("That key is not valid.", true, "load");
+    else if (error.status === 403) say("Refused: the console needs an admin key.", true, "load");
+    else say("Could not load the console: " + error.message, true, "load");
     $("app").hidden = true;
     return;
   }
+  if ($("message").dataset.kind === "load") say("");
   $("app").hidden = false;
   $("logout").hidden = false;
   $("updated").textContent = "updated " + new Date().toLocaleTimeString();
-  renderSources();
-  renderHistory();
+  render();
 }
 
+const CONFIRM = {
+  backfill: (name) => `Restart the backfill of ${name}? It reads the whole source again from the start ` +
+    "(the documents already indexed stay searchable meanwhile).",
+};
+
 async function act(name, action) {
+  if (CONFIRM[action] && !window.confirm(CONFIRM[action](name))) {
+    say(`${action} of ${name}: cancelled.`);
+    return;
+  }
   try {
     await api("POST", `/v1/admin/sources/${encodeURIComponent(name)}/${action}`);
     say(`${action} of ${name}: requested.`);
@@ -222,7 +398,11 @@ async function search(event) {
       const item = el("li");
       item.dataset.docId = hit.doc_id;
       const title = el("a", hit.title || hit.doc_id);
-      if (hit.url) title.href = hit.url;
+      const href = safeHref(hit.url);
+      if (href) {
+        title.href = href;
+        title.rel = "noopener noreferrer";
+      }
       item.append(title);
       item.append(el("div", `${hit.source} · ${hit.source_type} · score ${hit.score.toFixed(3)} · ${hit.doc_id}`, "meta"));
       item.append(el("div", hit.text, "text"));
@@ -263,7 +443,7 @@ document.addEventListener("DOMContentLoaded", () => {
     $("logout").hidden = true;
     say("Key forgotten.");
   });
-  $("history-source").addEventListener("change", renderHistory);
+  window.addEventListener("hashchange", () => { if (state.data) render(); window.scrollTo(0, 0); });
   $("search").addEventListener("submit", search);
   if (state.key) start();
 });

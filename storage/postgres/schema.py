@@ -138,6 +138,13 @@ def m009_vector_writes(db: psycopg.Connection[Any]) -> None:
     db.execute("CREATE TABLE vector_writes (doc_id TEXT PRIMARY KEY, source TEXT NOT NULL, chunks INTEGER NOT NULL)")
 
 
+@DATABASE.step
+def m010_run_skips(db: psycopg.Connection[Any]) -> None:
+    """The first items each run skipped, with reasons (`SKIPS_KEPT` of them), for `inlet status`."""
+    db.execute("CREATE TABLE run_skips (run_id BIGINT NOT NULL, n INTEGER NOT NULL, item_id TEXT NOT NULL, "
+               "title TEXT, reason TEXT NOT NULL, failed BOOLEAN NOT NULL, PRIMARY KEY (run_id, n))")
+
+
 def _numbered(db: psycopg.Connection[Any]) -> int:
     """How many numbered migrations a database made before named steps has (0: none, or a new one)."""
     if db.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:   # type: ignore[index]

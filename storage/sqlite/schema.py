@@ -73,6 +73,16 @@ def m001_state_tables(db: sqlite3.Connection) -> None:
     """)
 
 
+@STATE.step
+def m002_run_skips(db: sqlite3.Connection) -> None:
+    """The first items each run skipped, with reasons (`SKIPS_KEPT` of them), for `inlet status`."""
+    run_script(db, """
+    CREATE TABLE IF NOT EXISTS run_skips (
+        run_id INTEGER NOT NULL, n INTEGER NOT NULL, item_id TEXT NOT NULL, title TEXT, reason TEXT NOT NULL,
+        failed INTEGER NOT NULL, PRIMARY KEY (run_id, n))
+    """)
+
+
 def connect(path: Path, migrations: Migrations, timeout: float = 10.0, synchronous: str = "FULL") -> sqlite3.Connection:
     """A writer connection to `path` (WAL, autocommit), its schema migrated in one transaction."""
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=timeout)

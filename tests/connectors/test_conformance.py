@@ -8,6 +8,7 @@ data. A registered type without a case fails loudly, so a new connector cannot s
 
 from __future__ import annotations
 
+import json
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 from inlet.connectors import registry
 from inlet.connectors.testing import Case, ConformanceSuite
-from inlet.sandbox import drive, graph
+from inlet.sandbox import drive, gmail, graph, graph_files, graph_teams
 from inlet.sandbox import slack as sandbox_slack
 from inlet.sandbox.documents import make_docx, make_pdf
 from inlet.sandbox.server import Sandbox
@@ -71,9 +72,40 @@ def _outlook(root: Path, sb: Sandbox) -> Case:
     return Case(raw, env, bad_env={k: "wrong-secret" for k in env}, api=True)
 
 
+def _microsoft_files(root: Path, sb: Sandbox) -> Case:
+    block, env = graph_files.source(sb.ctx, sb.ctx.workdir)
+    raw = _table(block) | {"name": "conf-m365-files", "page_size": 3}
+    return Case(raw, env, bad_env={k: "wrong-secret" for k in env}, api=True)
+
+
+def _teams(root: Path, sb: Sandbox) -> Case:
+    block, env = graph_teams.source(sb.ctx, sb.ctx.workdir)
+    raw = _table(block) | {"name": "conf-teams", "page_size": 2}
+    return Case(raw, env, bad_env={k: "wrong-secret" for k in env}, api=True)
+def _gmail(root: Path, sb: Sandbox) -> Case:
+    block, env = gmail.source(sb.ctx, sb.ctx.workdir)
+    raw = _table(block) | {"name": "conf-gmail", "mailboxes": ["robert.badeer@enron.com"], "batch_size": 20,
+                           "page_size": 40, "backoff_seconds": 0.01}
+    return Case(raw, env, bad_raw={"credentials_file": str(foreign_key(root / "foreign-key.json", raw))}, api=True)
+
+
+def foreign_key(path: Path, raw: dict[str, Any]) -> Path:
+    """The source's service-account file with a private key the token endpoint never issued."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    info = json.loads(Path(raw["credentials_file"]).read_text())
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    info["private_key"] = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                            serialization.NoEncryption()).decode()
+    path.write_text(json.dumps(info))
+    return path
+
+
 CASES: dict[str, Callable[[Path, Sandbox], Case]] = {
     "files": _files, "slack_export": _slack_export, "mail_archive": _mail_archive,
-    "slack": _slack, "google_drive": _google_drive, "outlook": _outlook,
+    "slack": _slack, "google_drive": _google_drive, "outlook": _outlook, "microsoft_files": _microsoft_files,
+    "teams": _teams, "gmail": _gmail,
 }
 
 
@@ -106,6 +138,6 @@ class TestBuiltinConnectors(ConformanceSuite):
 
 
 def test_every_registered_type_has_a_case() -> None:
-    assert {"files", "slack", "slack_export", "google_drive", "outlook", "mail_archive"} <= set(TYPES)
+    assert {"files", "slack", "slack_export", "google_drive", "outlook", "mail_archive", "gmail"} <= set(TYPES)
     missing = sorted(set(TYPES) - set(CASES))
     assert not missing, f"registered connector types without a conformance case: {missing}"

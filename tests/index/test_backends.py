@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from inlet.errors import ConfigError
-from inlet.index.backends import BACKENDS, MAX_COSINE_DISTANCE, cache_dir, resolve_device
-from inlet.index.embedding import Embedder
+from inlet.index.backends import BACKENDS, MAX_COSINE_DISTANCE, cache_dir, onnx_export, resolve_device
+from inlet.index.embedding import Embedder, resolve_model
 
 TEXTS = ["gas pipeline contract", "Who approved the west desk budget?", "é",
          "capacity " * 600,                       # longer than the model's window: truncated alike
@@ -25,6 +29,8 @@ def models(embedder: Embedder) -> dict[str, Embedder]:
 
 @pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "torch"])
 def test_backend_vectors_are_within_the_documented_distance_of_torch(models, backend):
+    """The ONNX path (ONNX Runtime + `tokenizers`, no torch) against sentence-transformers in torch:
+    fp32 within cosine 1e-4 (similarity >= 0.9999), int8 within its documented rounding."""
     reference = models["torch"].encode(TEXTS)
     vectors = models[backend].encode(TEXTS)
     assert vectors.shape == reference.shape
@@ -78,3 +84,62 @@ def test_the_export_is_fused_before_int8_with_attention_left_as_matmuls(models):
     assert {"SkipLayerNormalization", "BiasGelu"} <= ops["model.onnx"] and "Attention" not in ops["model.onnx"]
     assert "QAttention" not in ops["model-int8.onnx"]
     assert ops["model-int8.onnx"] & {"MatMulInteger", "DynamicQuantizeMatMul"}
+
+
+HEAVY = ("torch", "sentence_transformers", "transformers")
+
+PROBE = """
+import json, sys
+from inlet.index.embedding import Embedder
+for backend in ("onnx", "onnx-int8"):
+    e = Embedder(backend=backend)
+    e.encode(["a corpus text", "another"]); e.encode_query("a query"); e.count_tokens(["count me"])
+    e.max_tokens, e.dimension
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in %r)))
+"""
+
+
+def test_onnx_backends_run_without_torch_once_exported(models):
+    """With the export cached, a process embeds corpora and queries and counts tokens with ONNX
+    Runtime and `tokenizers` alone: torch and sentence-transformers cost a CLI seconds to import."""
+    for backend in ("onnx", "onnx-int8"):
+        models[backend].encode(["export"])   # both exports in the cache
+    out = subprocess.run([sys.executable, "-c", PROBE % (HEAVY,)], capture_output=True, text=True, check=True,
+                         env=os.environ.copy(), timeout=300).stdout
+    assert json.loads(out.splitlines()[-1]) == []
+
+
+def test_onnx_token_counts_are_the_models_own(models):
+    """Chunk budgets count with the export's tokenizer exactly as with the model's (chunk
+    boundaries do not depend on the backend)."""
+    texts = [t for t in TEXTS] + ["  spaced\ttext\n", "naïve café — 東京", ""]
+    assert models["onnx-int8"].count_tokens(texts) == models["torch"].count_tokens(texts)
+    assert models["onnx-int8"].max_tokens == models["torch"].max_tokens
+    assert models["onnx-int8"].dimension == models["torch"].dimension
+
+
+def test_an_older_cache_with_graphs_only_is_completed_without_a_new_export(models, tmp_path, monkeypatch):
+    """A cache made before the tokenizer and the model's facts were kept beside the graphs: the
+    model is loaded once to add them; the graphs are kept, not exported again."""
+    from inlet.index.embedding import _load
+
+    models["onnx-int8"].encode(["export"])
+    shutil.copytree(cache_dir(), tmp_path / "cache")
+    monkeypatch.setenv("INLET_CACHE_DIR", str(tmp_path / "cache"))
+    folder = next(cache_dir().rglob("model-int8.onnx")).parent
+    (folder / "tokenizer.json").unlink()
+    (folder / "model.json").unlink()
+    graphs = {p.name: p.stat().st_mtime_ns for p in folder.glob("*.onnx")}
+    loads: list[str] = []
+
+    def load() -> object:
+        loads.append("loaded")
+        return _load(resolve_model("all-MiniLM-L6-v2"), "cpu")
+
+    export = onnx_export(resolve_model("all-MiniLM-L6-v2"), quantized=True, load_model=load)
+    again = onnx_export(resolve_model("all-MiniLM-L6-v2"), quantized=True, load_model=load)
+    assert loads == ["loaded"] and export == again
+    assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.onnx")} == graphs
+    assert (export.max_length, export.dimension) == (models["torch"].max_tokens, models["torch"].dimension)
+    assert export.load_tokenizer().encode("gas pipeline").ids == \
+        models["torch"]._counting_tokenizer()("gas pipeline", truncation=True)["input_ids"]

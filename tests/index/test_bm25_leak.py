@@ -1,4 +1,4 @@
-"""What BM25 statistics reveal across ACLs, measured (README "Reliability and security").
+"""What BM25 statistics reveal across ACLs, measured (docs/operations/reliability.md).
 
 SQLite FTS5's bm25() weighs a term by how many chunks of the *whole* index contain it and
 normalises by the whole index's average chunk length, so hidden chunks move the lexical scores of

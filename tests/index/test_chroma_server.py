@@ -30,3 +30,18 @@ def test_index_against_a_chroma_server(tmp_path, chroma_url, embedder):
     # A second process-like opener of the same server sees the vectors (no local lock with a server).
     with Index(config, embedder=embedder) as again:
         assert again.collection.count() == 2
+
+
+def test_ef_search_is_stored_on_a_chroma_server(tmp_path, chroma_url, embedder):
+    """`[index] ef_search` reaches a server's collection too (read back by a separate client)."""
+    from urllib.parse import urlparse
+
+    import chromadb
+
+    config = IndexConfig(path=tmp_path / "catalog", chroma_url=chroma_url, ef_search=64)
+    with Index(config, embedder=embedder) as index:
+        name = index.record.collection
+    parsed = urlparse(chroma_url)
+    client = chromadb.HttpClient(host=parsed.hostname, port=parsed.port,
+                                 settings=chromadb.config.Settings(anonymized_telemetry=False))
+    assert client.get_collection(name).configuration_json["hnsw"]["ef_search"] == 64

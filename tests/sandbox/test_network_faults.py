@@ -13,7 +13,9 @@ import pytest
 from inlet.sandbox.faults import Fault
 from inlet.sandbox.server import Sandbox
 
-ROUTES = [("slack", "/api/auth.test"), ("drive", "/drive/v3/files"), ("graph", "/v1.0/users/x/mailFolders")]
+ROUTES = [("slack", "/api/auth.test"), ("drive", "/drive/v3/files"), ("graph", "/v1.0/users/x/mailFolders"),
+          ("graph", "/v1.0/drives/x/root/delta"), ("graph", "/v1.0/teams/x/channels/y/messages/delta"),
+          ("gmail", "/gmail/v1/users/me/profile")]
 
 
 @pytest.fixture(scope="module")

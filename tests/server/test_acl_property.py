@@ -1,4 +1,4 @@
-"""Permissions at random: every read path against a reference model of contract section 4.
+"""Permissions at random: every read path against a reference model of the document ACL (connectors/model.py).
 
 Hypothesis builds random documents with random ACLs (users with and without a domain, mixed-case
 emails, domains, sub-domains and look-alike domains, public) and random callers, indexes them for

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from inlet.index.store import Index
+from inlet.server.models import MIN_RELEVANCE
 
 from .conftest import AGENT, ALICE, BOB, KEYS, NOW, OPS, client_for, settings_for
 
@@ -130,10 +131,12 @@ def test_acl_shown_only_to_admins(client: TestClient) -> None:
 # --- search shapes and quality ---------------------------------------------------------------
 def test_search_result_shape(client: TestClient) -> None:
     body = client.post("/v1/search", json={"query": "deploy the billing service", "k": 2}, headers=ALICE).json()
-    assert set(body) == {"results", "took_ms"}
+    assert set(body) == {"results", "match", "interpreted", "took_ms"}
+    assert body["match"] in ("strong", "weak", "none") and body["interpreted"] == {}
     first = body["results"][0]
-    assert set(first) == {"chunk_id", "doc_id", "source", "source_type", "title", "text", "url", "author",
-                          "created_at", "updated_at", "score", "metadata"}
+    assert set(first) == {"chunk_id", "doc_id", "source", "source_type", "title", "text", "passages", "url",
+                          "author", "created_at", "updated_at", "score", "relevance", "metadata"}
+    assert 0.0 <= first["relevance"] <= 1.0 and isinstance(first["passages"], list)
     assert first["doc_id"] == "eng:C1/100" and first["metadata"] == {"channel": "general"}
     scores = [r["score"] for r in body["results"]]
     assert scores == sorted(scores, reverse=True)
@@ -304,13 +307,30 @@ def test_cors_off_by_default_on_when_configured(client: TestClient, index: Index
         assert preflight.status_code == 200
 
 
+def test_context_packs_only_results_at_or_above_min_relevance(client: TestClient) -> None:
+    query = {"query": "deploy the billing service"}
+    some = client.post("/v1/context", json={**query, "min_relevance": 0.0}, headers=ALICE).json()
+    assert some["results"] and some["citations"] and some["match"] in ("strong", "weak", "none")
+    assert all(r["relevance"] >= 0.0 for r in some["results"])
+    floor = max(r["relevance"] for r in some["results"])   # only the most relevant qualify
+    best = client.post("/v1/context", json={**query, "min_relevance": floor}, headers=ALICE).json()
+    assert [r["doc_id"] for r in best["results"]] == [r["doc_id"] for r in some["results"] if r["relevance"] >= floor]
+    none = client.post("/v1/context", json={**query, "min_relevance": 1.0}, headers=ALICE).json()
+    assert none["results"] == [] and none["citations"] == [] and none["match"] == "none"
+    assert "\n" not in none["context"] and none["context"].startswith("Nothing visible to you matched")
+    assert client.post("/v1/context", json={**query, "min_relevance": 1.5}, headers=ALICE).status_code == 422
+
+
 def test_openapi_schemas_match_responses(client: TestClient) -> None:
     spec = client.get("/openapi.json", headers=ALICE).json()
     schemas = spec["components"]["schemas"]
     assert set(schemas["SearchResult"]["properties"]) == {"chunk_id", "doc_id", "source", "source_type", "title",
-                                                          "text", "url", "author", "created_at", "updated_at",
-                                                          "score", "metadata"}
-    assert {"context", "citations", "results"} <= set(schemas["ContextResponse"]["properties"])
+                                                          "text", "passages", "url", "author", "created_at",
+                                                          "updated_at", "score", "relevance", "metadata"}
+    assert {"results", "match", "interpreted"} <= set(schemas["SearchResponse"]["properties"])
+    assert {"context", "citations", "results", "match", "interpreted"} <= set(schemas["ContextResponse"]["properties"])
+    assert schemas["ContextBody"]["properties"]["min_relevance"]["default"] == MIN_RELEVANCE
+    assert set(schemas["Interpreted"]["properties"]) == {"after", "before", "source_types", "people"}
     post = spec["paths"]["/v1/search"]["post"]
     assert post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/SearchResponse")
     assert post["responses"]["401"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")

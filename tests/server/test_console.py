@@ -143,3 +143,32 @@ def test_a_paused_source_skips_its_schedule_but_runs_when_asked(tmp_path: Path) 
     finally:
         assert daemon.shutdown(grace=30)
         state.close()
+
+
+def test_the_current_error_has_its_time_and_goes_once_a_run_succeeds(tmp_path: Path) -> None:
+    """Issue 28.10: "Last error" stayed after the source recovered, with no time."""
+    from inlet.server.console import overview
+
+    settings = with_sources(settings_for(tmp_path / "index"), tmp_path)
+    state = SqliteState(tmp_path / "state.db")
+    failed = state.start_run("handbook", "sync")
+    failed.outcome, failed.error, failed.skipped = "failed", "the folder vanished: /srv/handbook", 1
+    state.add_skip(failed.id, 1, "handbook:big.pdf", "big.pdf", "larger than 1000 bytes", False)
+    state.finish_run(failed)
+    state.set_paused("notes", True)
+    report = {s["name"]: s for s in overview(settings, state)["sources"]}
+    current = report["handbook"]["current_error"]
+    assert current["error"] == failed.error and current["at"] is not None and current["at"].endswith("Z")
+    assert report["notes"]["paused_since"] is not None and report["handbook"]["paused_since"] is None
+    assert report["handbook"]["scheduled"] is False   # no daemon: the next run is not one anything will run
+    recovered = state.start_run("handbook", "sync")
+    recovered.outcome = "ok"
+    state.finish_run(recovered)
+    handbook = next(s for s in overview(settings, state)["sources"] if s["name"] == "handbook")
+    assert handbook["current_error"] is None
+    assert handbook["recent_errors"][0]["error"] == failed.error and handbook["recent_errors"][0]["at"]
+    skips = handbook["recent_skips"]   # the last run skipped nothing: the run before it is what shows
+    assert handbook["last_run"]["skipped_items"] == [] and skips["kind"] == "sync" and skips["total"] == 1
+    assert skips["items"] == [{"id": "handbook:big.pdf", "title": "big.pdf", "reason": "larger than 1000 bytes",
+                               "failed": False}]
+    state.close()

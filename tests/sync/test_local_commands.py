@@ -1,6 +1,6 @@
 """`inlet search|status|sync|backfill` beside a running `inlet daemon` (with and without `--serve`):
 real processes, the real socket and model, a `files` source in a temp dir. Forwarded commands give
-the shapes and exit codes of direct ones (contract sections 3 and 8)."""
+the shapes and exit codes of direct ones (docs/reference/cli.md, docs/daemon.md)."""
 
 from __future__ import annotations
 

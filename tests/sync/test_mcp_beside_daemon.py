@@ -1,5 +1,5 @@
 """`inlet mcp` (stdio) while `inlet daemon` holds the index: the `mcp` SDK's stdio client gets the
-same tools and the same answers, per user, as without a daemon (contract sections 6 and 8)."""
+same tools and the same answers, per user, as without a daemon (docs/reference/mcp.md, docs/daemon.md)."""
 
 from __future__ import annotations
 

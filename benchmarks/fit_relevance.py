@@ -1,0 +1,108 @@
+"""Fit `relevance` (inlet/index/relevance_model.json) on the train part of the natural questions.
+
+    .venv/bin/python benchmarks/fit_relevance.py --keep DIR [--write]
+
+Runs every train question of `quality_natural.json` on the corpus quality_natural.py builds (k = 10,
+as an admin, recency off), labels each result 1 when its document answers the question (copies
+included) and 0 otherwise (every result of a question without an answer is 0), and fits a logistic
+model on the features search computes (`inlet.index.search.features_of`) by Newton's method with a
+small L2 penalty: no new dependency. Then it picks the thresholds on the same questions:
+`min_relevance`, the highest value under which at most `--allow` of answerable questions' best result
+falls (they would get match "none"; `--allow`), and `strong`, the lowest value above which the best result
+answers at least 90% of the time. Held-out questions are never read. `--write` saves the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+from quality_natural import build, copies
+
+from inlet.config import load_config
+from inlet.index import relevance, search
+from inlet.index.store import Index
+
+HERE = Path(__file__).parent
+
+
+def collect(index: Index, labelled: list[dict], groups: dict[str, set[str]], top: int) -> tuple[list, list, list]:
+    rows, labels, best = [], [], []
+    for item in labelled:
+        asked = datetime.fromisoformat(item["asked_at"].replace("Z", "+00:00")) if item.get("asked_at") else None
+        got = search.answer(index, search.SearchRequest(query=item["query"], k=10, recency_half_life_days=0,
+                                                        now=asked))
+        wanted = set().union(*(groups[a] for a in item["answers"])) if item["answers"] else set()
+        first = len(rows)
+        for hit in got.hits[:top]:
+            rows.append([hit.features[name] for name in relevance.FEATURES])
+            labels.append(1.0 if hit.doc_id in wanted else 0.0)
+        best.append((bool(item["answers"]), list(range(first, len(rows))),
+                     got.hits[0].doc_id in wanted if got.hits else False))
+    return rows, labels, best
+
+
+def fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 50) -> np.ndarray:
+    """Logistic regression weights (bias last) by Newton's method; `l2` spares the bias."""
+    design = np.hstack([x, np.ones((len(x), 1))])
+    w = np.zeros(design.shape[1])
+    penalty = np.eye(design.shape[1]) * l2
+    penalty[-1, -1] = 0.0
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-design @ w))
+        gradient = design.T @ (p - y) + penalty @ w
+        hessian = design.T @ (design * (p * (1 - p))[:, None]) + penalty
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--keep", type=Path, required=True, help="the corpus folder of quality_natural.py")
+    parser.add_argument("--top", type=int, default=10, help="fit on the first N results of each question")
+    parser.add_argument("--l2", type=float, default=1.0, help="L2 penalty of the fit")
+    parser.add_argument("--allow", type=float, default=0.05, help="share of answerable train questions that "
+                        "min_relevance may call none")
+    parser.add_argument("--write", action="store_true", help="save the fitted model")
+    args = parser.parse_args()
+    labelled = [q for q in json.loads((HERE / "quality_natural.json").read_text())["queries"] if q["split"] == "train"]
+    if not (args.keep / "config.toml").is_file():
+        build(args.keep)
+    with Index(load_config(args.keep / "config.toml").index) as index:
+        groups = copies(index, labelled)
+        rows, labels, best = collect(index, labelled, groups, args.top)
+    x, y = np.asarray(rows, dtype=float), np.asarray(labels)
+    w = fit(x, y, args.l2)
+    model = relevance.Model(weights=dict(zip(relevance.FEATURES, map(float, w[:-1]))), bias=float(w[-1]),
+                            min_relevance=0.0, strong=1.0)
+    probs = np.array([model.relevance(dict(zip(relevance.FEATURES, r))) for r in rows])
+    tops = [(answerable, max((probs[i] for i in idx), default=0.0), right) for answerable, idx, right in best]
+    answerable = sorted(p for a, p, _ in tops if a)
+    floor = answerable[int(args.allow * len(answerable))]   # at most this share of answerable questions below
+    min_relevance = round(float(floor) - 0.005, 3)
+    strong = 1.0
+    for t in sorted({round(float(p), 2) for _, p, _ in tops}):
+        above = [right for _, p, right in tops if p >= t]
+        if above and sum(above) / len(above) >= 0.9:
+            strong = t
+            break
+    unanswerable = [p for a, p, _ in tops if not a]
+    print(f"{len(labelled)} train questions, {len(rows)} results, {int(y.sum())} answering")
+    print("weights:", {k: round(v, 3) for k, v in model.weights.items()}, "bias", round(model.bias, 3))
+    print(f"min_relevance {min_relevance}: none on {sum(p < min_relevance for p in unanswerable)}/{len(unanswerable)} "
+          f"unanswerable, {sum(p < min_relevance for p in answerable)}/{len(answerable)} answerable; strong {strong}")
+    if args.write:
+        relevance.MODEL_PATH.write_text(json.dumps({
+            "comment": "fitted by benchmarks/fit_relevance.py on the train questions of quality_natural.json",
+            "weights": {k: round(v, 4) for k, v in model.weights.items()}, "bias": round(model.bias, 4),
+            "min_relevance": min_relevance, "strong": strong}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

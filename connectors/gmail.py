@@ -1,0 +1,405 @@
+"""Gmail through a service account with domain-wide delegation: one document per e-mail.
+
+Each configured mailbox is read as its owner (the delegation's `subject`) and kept current by
+`users.history.list`:
+
+- First (or after an expired history id): `users.getProfile` gives the history id to follow later,
+  then `messages.list` (every label but SPAM and TRASH, or each configured label in turn, with the
+  optional `query`) is read page by page and the messages fetched as `format=raw` through the batch
+  endpoint: one request per `batch_size` messages, 5 quota units a message with its attachments
+  inside (`format=full` would cost 5 more units per attachment through `attachments.get`). A
+  checkpoint follows every 100 messages and each page's end (list token, offset in the page, ids
+  seen), so a resumed listing repeats at most 100 messages.
+- Then: history pages from the saved id. A message added, or whose labels changed, is fetched again
+  and indexed if it is still in scope; one deleted, or moved to SPAM/TRASH or out of the configured
+  labels, is deleted. Label flips that only touch UNREAD, STARRED, IMPORTANT or categories cost
+  nothing. A sync with no change is one `history.list` call per mailbox.
+- A history id Gmail no longer knows (404) means one full listing that also deletes what the mailbox
+  held before and no longer lists (checkpoint key `known`, the ids indexed per mailbox).
+- A mailbox taken out of the config has its documents deleted (its `known` ids).
+- A mailbox the delegation does not cover is skipped with a named error (the run is partial) while
+  the others go on; when it covers none of them, or the key itself is refused, the source refused its
+  credentials (exit 3).
+
+Mailboxes are read side by side (`concurrency` worker threads, `fan_in.merged`): each has its own
+quota. A checkpoint carries, for each mailbox, the state its worker had reached when the items
+before it were yielded, never further.
+
+Documents are rendered by the shared mail rendering (`mail.message_document`), like Outlook's.
+"""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, Field, field_validator
+
+from inlet.errors import ConfigError, CredentialsError
+
+from .base import ConfigPath, Connector, SourceConfig
+from .fan_in import merged
+from .gmail_client import SCOPES, MailboxClient, MailboxRefused, delegation_refused
+from .kit.checkpoint import CheckpointModel
+from .kit.google import GoogleApiError, load_credentials
+from .kit.paging import Pager
+from .kit.retry import RetryPolicy
+from .mail import DEFAULT_MAX_ATTACHMENT_BYTES, message_document, rfc822_message
+from .model import ACL, Deletion, Item, Skipped
+
+log = logging.getLogger(__name__)
+
+HIDDEN = frozenset({"SPAM", "TRASH"})
+SAVE_EVERY = 100   # messages between a listing's save points (each saves every id seen so far)
+# labels whose flips do not change what is indexed (read state, stars, importance, tabs)
+VOLATILE = frozenset({"UNREAD", "STARRED", "IMPORTANT", "CATEGORY_PERSONAL", "CATEGORY_SOCIAL",
+                      "CATEGORY_PROMOTIONS", "CATEGORY_UPDATES", "CATEGORY_FORUMS"})
+
+
+class GmailConfig(SourceConfig):
+    credentials_file: ConfigPath = Field(description="service-account key JSON with domain-wide delegation "
+                                         "(scope https://www.googleapis.com/auth/gmail.readonly)")
+    mailboxes: list[str] = Field(min_length=1, description="mailbox addresses to read (each one impersonated)")
+    labels: list[str] = Field(default_factory=list, description="label names or ids to sync; default: every "
+                              "label but SPAM and TRASH")
+    query: str | None = Field(None, description="Gmail search limiting the backfill, e.g. 'newer_than:2y'")
+    api_endpoint: str | None = Field(None, description="Gmail API root, e.g. https://gmail.googleapis.com/ (tests)")
+    max_attachment_bytes: int = Field(DEFAULT_MAX_ATTACHMENT_BYTES, description="larger attachments are skipped")
+    batch_size: int = Field(10, ge=1, le=100, description="messages fetched per batch request (small batches "
+                            "come back sooner, so the quota window frees sooner: benchmarks/bench_gmail.py)")
+    page_size: int = Field(500, ge=1, le=500, description="ids per messages.list / history.list page")
+    quota_units_per_second: float = Field(250.0, ge=0, description="per-mailbox Gmail quota to stay within "
+                                          "(Gmail's per-user limit is 250 units/s; 0: no pacing)")
+    retries: int = Field(5, ge=0, le=20, description="retries of 429 / 5xx / network failures per call")
+    backoff_seconds: float = Field(1.0, ge=0, description="first retry delay without Retry-After (doubles)")
+    timeout: float = Field(60.0, gt=0, description="seconds per HTTP request (a stalled answer is retried)")
+    concurrency: int = Field(4, ge=1, le=32, description="mailboxes read at once (each has its own quota)")
+
+    @field_validator("mailboxes")
+    @classmethod
+    def _lower(cls, values: list[str]) -> list[str]:
+        return [v.strip().lower() for v in values]
+
+
+class _Listing(BaseModel):
+    start: str                          # the history id taken before the listing began
+    label: int = 0                      # which entry of the label list is being listed
+    token: str | None = None            # the messages.list page token of the current page
+    offset: int = 0                     # ids of the current page already read
+    seen: list[str] = Field(default_factory=list)
+    prev: list[str] | None = None       # ids known before a re-listing: those not seen are deleted
+
+
+class _Box(BaseModel):
+    history: str | None = None          # follow history from here (None: list first)
+    listing: _Listing | None = None
+    known: list[str] = Field(default_factory=list)   # message ids indexed
+
+
+class GmailCheckpoint(CheckpointModel):
+    VERSION: ClassVar[int] = 1
+    since: str | None = None
+    mailboxes: dict[str, _Box] = Field(default_factory=dict)
+
+
+class GmailConnector(Connector[GmailConfig]):
+    """The mail of the configured Google Workspace mailboxes (read-only delegation)."""
+
+    type: ClassVar[str] = "gmail"
+    Config: ClassVar[builtins.type[SourceConfig]] = GmailConfig
+    # No reconciling listing after a crash: every listing starts from a history id taken before it,
+    # so whatever an interrupted run indexed and was deleted since reaches the history it resumes from.
+    deletions_from_checkpoint = False
+
+    def client(self, mailbox: str) -> MailboxClient:
+        c = self.config
+        creds = load_credentials(c.credentials_file, mailbox, self.name, SCOPES)
+        policy = RetryPolicy(attempts=c.retries + 1, backoff=c.backoff_seconds)
+        return MailboxClient(self.name, mailbox, creds, c.api_endpoint, policy=policy,
+                             units_per_second=c.quota_units_per_second, timeout=c.timeout)
+
+    def check_local(self) -> None:
+        path = self.config.credentials_file
+        if not path.is_file():
+            raise ConfigError(f"source {self.name!r}: key 'credentials_file': {path} does not exist (or is not a file)")
+
+    def check(self) -> None:
+        """Each mailbox's token: refused outright, or for every mailbox, is `CredentialsError`."""
+        import google_auth_httplib2
+        import httplib2
+        from google.auth.exceptions import RefreshError
+
+        refused = []
+        for mailbox in self.config.mailboxes:
+            creds = load_credentials(self.config.credentials_file, mailbox, self.name, SCOPES)
+            try:
+                creds.refresh(google_auth_httplib2.Request(httplib2.Http(timeout=self.config.timeout)))
+            except RefreshError as exc:
+                error = CredentialsError(self.name, f"token refused for {mailbox}: {exc}")
+                error.__cause__ = exc
+                if not delegation_refused(error):
+                    raise error from exc
+                refused.append(mailbox)
+        if len(refused) == len(self.config.mailboxes):
+            raise CredentialsError(self.name, f"the domain-wide delegation covers none of the mailboxes "
+                                   f"({', '.join(refused)}) for scope {SCOPES[0]}")
+
+    def load(self, checkpoint: dict[str, Any] | None, *, since: dt.datetime | None = None) -> Iterator[Item]:
+        state = GmailCheckpoint.load(checkpoint, source=self.name) or GmailCheckpoint(
+            since=since.astimezone(dt.timezone.utc).isoformat() if since else None)
+        for dropped in [m for m in state.mailboxes if m not in self.config.mailboxes]:
+            box = state.mailboxes.pop(dropped)     # no longer configured: its documents go
+            log.info("source %s: mailbox %s is no longer synced; deleting its documents", self.name, dropped)
+            for mid in sorted({*box.known, *(box.listing.seen if box.listing else [])}):
+                yield Deletion(id=self.doc_id(native_id(dropped, mid)))
+            yield state.checkpoint()
+        # what the checkpoints say of each mailbox: only what its worker had yielded items up to
+        saved = {m: state.mailboxes.setdefault(m, _Box()).model_copy(deep=True) for m in self.config.mailboxes}
+        refused: list[MailboxRefused] = []
+        producers = [partial(self._mailbox, m, state.mailboxes[m], state.since) for m in self.config.mailboxes]
+        for item in merged(producers, self.config.concurrency, name=f"gmail-{self.name}"):
+            if isinstance(item, _Saved):
+                saved[item.mailbox] = item.box
+                yield GmailCheckpoint(since=state.since, mailboxes=dict(saved)).checkpoint()
+            elif isinstance(item, MailboxRefused):
+                refused.append(item)
+            else:
+                yield item
+        if refused and len(refused) == len(self.config.mailboxes):
+            raise CredentialsError(self.name, "the domain-wide delegation covers none of the mailboxes: "
+                                   + "; ".join(str(e) for e in refused)) from refused[0]
+        yield GmailCheckpoint(since=state.since, mailboxes=saved).checkpoint()
+
+    def _mailbox(self, mailbox: str, box: _Box, since: str | None) -> Iterator[Item | _Saved | MailboxRefused]:
+        """One mailbox's pass (in a worker thread): its items, and a copy of its state at each save."""
+        try:
+            for item in _MailboxSync(self, mailbox, box, since).run():
+                yield _Saved(mailbox, box.model_copy(deep=True)) if isinstance(item, _Save) else item
+        except MailboxRefused as exc:
+            log.warning("source %s: %s", self.name, exc)
+            yield Skipped(id=self.doc_id(f"mailbox:{mailbox}"), reason=str(exc))
+            yield exc
+            return
+        yield _Saved(mailbox, box.model_copy(deep=True))
+
+    def live_ids(self) -> Iterator[str]:
+        """Every message id the sync would index now (ids only: messages.list)."""
+        for mailbox in self.config.mailboxes:
+            sync = _MailboxSync(self, mailbox, _Box(), None)
+            for label in sync.label_ids():
+                pager = Pager(source=self.name, what=f"Gmail messages.list of {mailbox}")
+                while True:
+                    page = sync.client.list_messages(label, self.config.query, pager.token, self.config.page_size)
+                    for ref in page.get("messages", []):
+                        yield self.doc_id(native_id(mailbox, ref["id"]))
+                    if not pager.advance(page.get("nextPageToken")):
+                        break
+
+    def acl_for(self, mailbox: str) -> ACL:
+        return ACL(users=[mailbox])
+
+
+def native_id(mailbox: str, message_id: str) -> str:
+    """Gmail ids are unique within a mailbox: the document's native id carries both."""
+    return f"{mailbox}/{message_id}"
+
+
+def gmail_url(mailbox: str, message_id: str) -> str:
+    return f"https://mail.google.com/mail/u/{mailbox}/#all/{message_id}"
+
+
+@dataclass
+class _Saved:
+    """A mailbox's state as of the items its worker has yielded so far."""
+
+    mailbox: str
+    box: _Box
+
+
+class _Save:
+    """What a mailbox pass yields where resuming from its state would lose nothing."""
+
+
+_SAVE = _Save()
+
+
+class _MailboxSync:
+    """One pass over one mailbox: a listing or history pages; `_SAVE` where its state may be saved."""
+
+    def __init__(self, connector: GmailConnector, mailbox: str, box: _Box, since: str | None) -> None:
+        self.c, self.mailbox, self.box, self.since = connector, mailbox, box, since
+        self.config = connector.config
+        self.client = connector.client(mailbox)
+        self._labels: dict[str, str] | None = None          # id -> name
+        self.known = set(box.known)
+        self.dropped: set[str] = set()   # fetched ids that turned out gone or out of scope
+
+    # --- labels and scope -----------------------------------------------------------------------
+    def label_names(self) -> dict[str, str]:
+        if self._labels is None:
+            self._labels = {label["id"]: label.get("name", label["id"]) for label in self.client.labels()}
+        return self._labels
+
+    def label_ids(self) -> list[str | None]:
+        """The labels to list (None: all mail but SPAM/TRASH); unknown configured labels are logged."""
+        if not self.config.labels:
+            return [None]
+        names = self.label_names()
+        by_name = {name.lower(): lid for lid, name in names.items()}
+        out: list[str | None] = []
+        for wanted in self.config.labels:
+            lid = wanted if wanted in names else by_name.get(wanted.lower())
+            if lid is None:
+                log.warning("source %s: mailbox %s has no label %r", self.c.name, self.mailbox, wanted)
+            elif lid not in out:
+                out.append(lid)
+        return out
+
+    def in_scope(self, labels: list[str]) -> bool:
+        if HIDDEN & set(labels):
+            return False
+        return not self.config.labels or bool(set(labels) & {x for x in self.label_ids() if x})
+
+    # --- the pass -------------------------------------------------------------------------------
+    def run(self) -> Iterator[Item | _Save]:
+        if self.box.history is not None and self.box.listing is None:
+            try:
+                yield from self._history()
+                return
+            except GoogleApiError as exc:
+                if exc.status != 404:
+                    raise
+                log.warning("source %s: the history id of %s has expired; listing the mailbox again",
+                            self.c.name, self.mailbox)
+                self.box.listing = _Listing(start=str(self.client.profile()["historyId"]), prev=sorted(self.known))
+        if self.box.listing is None:
+            self.box.listing = _Listing(start=str(self.client.profile()["historyId"]))
+        yield from self._list()
+
+    def _query(self) -> str | None:
+        parts = [self.config.query or ""]
+        if self.since:
+            parts.append(f"after:{int(dt.datetime.fromisoformat(self.since).timestamp())}")
+        return " ".join(p for p in parts if p) or None
+
+    def _list(self) -> Iterator[Item | _Save]:
+        listing = self.box.listing
+        assert listing is not None
+        labels = self.label_ids()
+        seen = set(listing.seen)
+        unsaved = 0
+        while listing.label < len(labels):
+            pager = Pager(source=self.c.name, what=f"Gmail messages.list of {self.mailbox}", token=listing.token)
+            while True:
+                page = self.client.list_messages(labels[listing.label], self._query(), pager.token,
+                                                 self.config.page_size)
+                ids = [ref["id"] for ref in page.get("messages", [])]
+                while listing.offset < len(ids):
+                    chunk = ids[listing.offset:listing.offset + self.config.batch_size]
+                    yield from self._fetch([m for m in chunk if m not in seen])
+                    seen.update(chunk)
+                    listing.offset += len(chunk)
+                    unsaved += len(chunk)
+                    if unsaved >= SAVE_EVERY or listing.offset >= len(ids):
+                        listing.seen, unsaved = sorted(seen - self.dropped), 0
+                        yield _SAVE
+                if not pager.advance(page.get("nextPageToken")):
+                    break
+                listing.token, listing.offset = pager.token, 0
+            listing.label, listing.token, listing.offset = listing.label + 1, None, 0
+        kept = seen - self.dropped
+        for gone in sorted(set(listing.prev or []) - kept):
+            yield Deletion(id=self.c.doc_id(native_id(self.mailbox, gone)))
+        self.known = kept
+        self.box.history, self.box.listing, self.box.known = listing.start, None, sorted(kept)
+
+    def _history(self) -> Iterator[Item | _Save]:
+        start = self.box.history
+        assert start is not None
+        pager = Pager(source=self.c.name, what=f"Gmail history.list of {self.mailbox}")
+        while True:
+            page = self.client.history(start, pager.token, self.config.page_size)
+            records = page.get("history", [])
+            yield from self._apply(records)
+            more = pager.advance(page.get("nextPageToken"))
+            if records:
+                self.box.history = str(records[-1]["id"]) if more else str(page["historyId"])
+                self.box.known = sorted(self.known)
+                yield _SAVE
+            if not more:
+                self.box.history = str(page.get("historyId") or self.box.history)
+                return
+
+    def _apply(self, records: list[dict[str, Any]]) -> Iterator[Item]:
+        """The page's changes: per message its last state (deleted, out of scope, or to read again)."""
+        fate: dict[str, str] = {}
+        for record in records:
+            for entry in record.get("messagesDeleted", []):
+                fate[entry["message"]["id"]] = "deleted"
+            for entry in record.get("messagesAdded", []):
+                message = entry["message"]
+                fate[message["id"]] = "read" if self.in_scope(message.get("labelIds", [])) else "never"
+            for kind in ("labelsAdded", "labelsRemoved"):
+                for entry in record.get(kind, []):
+                    message = entry["message"]
+                    if fate.get(message["id"]) == "deleted":
+                        continue
+                    if not self.in_scope(message.get("labelIds", [])):
+                        fate[message["id"]] = "gone"
+                    elif not set(entry.get("labelIds", [])) <= VOLATILE or message["id"] not in self.known:
+                        fate[message["id"]] = "read"
+                    else:
+                        fate.setdefault(message["id"], "same")
+        for mid in [m for m, f in fate.items() if f in ("deleted", "gone")]:
+            self.known.discard(mid)
+            yield Deletion(id=self.c.doc_id(native_id(self.mailbox, mid)))
+        yield from self._fetch([m for m, f in fate.items() if f == "read"])
+
+    # --- reading messages -----------------------------------------------------------------------
+    def _fetch(self, ids: list[str]) -> Iterator[Item]:
+        for start in range(0, len(ids), self.config.batch_size):
+            got = self.client.get_many(ids[start:start + self.config.batch_size])
+            for mid, found in got.items():
+                if isinstance(found, GoogleApiError):
+                    if found.status == 404:     # deleted since it was listed
+                        self.known.discard(mid)
+                        self.dropped.add(mid)
+                        yield Deletion(id=self.c.doc_id(native_id(self.mailbox, mid)))
+                    else:
+                        yield Skipped(id=self.c.doc_id(native_id(self.mailbox, mid)), reason=str(found))
+                elif not self.in_scope(found.get("labelIds", [])):
+                    self.known.discard(mid)
+                    self.dropped.add(mid)
+                    yield Deletion(id=self.c.doc_id(native_id(self.mailbox, mid)))
+                else:
+                    yield from self._render(found)
+
+    def _render(self, found: dict[str, Any]) -> Iterator[Item]:
+        mid = found["id"]
+        native = native_id(self.mailbox, mid)
+        try:
+            raw = base64.urlsafe_b64decode(found["raw"] + "=" * (-len(found["raw"]) % 4))
+            msg = rfc822_message(native, raw, url=gmail_url(self.mailbox, mid))
+        except Exception as exc:  # noqa: BLE001 - one malformed message must not stop the mailbox
+            yield Skipped(id=self.c.doc_id(native), reason=f"cannot parse message: {exc}")
+            return
+        if found.get("internalDate"):
+            msg.received = dt.datetime.fromtimestamp(int(found["internalDate"]) / 1000, dt.timezone.utc)
+        since = self.since
+        if since and msg.received and msg.received < dt.datetime.fromisoformat(since):
+            return   # `after:` is in whole seconds
+        msg.mailbox = self.mailbox
+        names = self.label_names()
+        msg.extra = {"thread_id": found.get("threadId", ""),
+                     "labels": sorted(names.get(x, x) for x in found.get("labelIds", []) if x not in VOLATILE)}
+        document, skipped = message_document(self.c, msg, self.c.acl_for(self.mailbox),
+                                             self.config.max_attachment_bytes)
+        self.known.add(mid)
+        yield from skipped
+        yield document

@@ -1,0 +1,132 @@
+"""Graph change notifications for any set of resources: subscriptions kept by the kit's `Renewals`,
+notifications received at the source's hook URL.
+
+Invariants: a notification counts only when it carries the `clientState` this process chose at
+start (anything else did not come from Graph for us) and names a subscription we hold; it becomes a
+`Hint` for the container (drive or channel id) its subscription watches. Lifecycle notifications:
+`reauthorizationRequired` renews now, `subscriptionRemoved` subscribes again and is a hint,
+`missed` is a hint. A renewal Graph answers 404 (expired, removed) subscribes again and is a hint:
+changes may have been missed. Validation requests (`?validationToken=`) are echoed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from .events import Emit, EventSource, Hint, WebhookRequest, WebhookResponse, refused
+from .kit.graph import GraphClient, GraphError
+from .kit.renewal import Renewals, Subscription
+
+log = logging.getLogger(__name__)
+
+ACCEPTED = WebhookResponse(202)
+
+
+class GraphWebhooks(EventSource):
+    """`resources()` -> {container id: Graph resource path}, read when the daemon starts it."""
+
+    def __init__(self, *, source: str, url: str, lifetime: float, client: Callable[[], GraphClient],
+                 resources: Callable[[GraphClient], dict[str, str]], change_type: str) -> None:
+        super().__init__()
+        self.source, self.url, self.lifetime = source, url, lifetime
+        self._new_client, self._resources, self.change_type = client, resources, change_type
+        self.client_state = secrets.token_urlsafe(24)
+        self.client: GraphClient | None = None
+        self.renewals = Renewals(source=source, what="Graph subscription", lifetime=lifetime,
+                                 create=self._create, renew=self._renew, remove=self._remove,
+                                 advice=f"is {url} served by `inlet daemon --serve`?")
+
+    def start(self, emit: Emit) -> None:
+        self.emit = emit
+        self.client = self._new_client()
+        for container, resource in self._resources(self.client).items():
+            self.renewals.add(container, resource=resource)
+        self.maintain()
+
+    def maintain(self) -> None:
+        self.renewals.maintain()
+        self.live = self.renewals.live
+
+    def stop(self) -> None:
+        self.live = False
+        self.renewals.stop()
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+    def _expiry(self) -> str:
+        when = dt.datetime.fromtimestamp(self.renewals.clock() + self.lifetime, dt.timezone.utc)
+        return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+    def _create(self, sub: Subscription) -> None:
+        assert self.client is not None
+        answer = self.client.request("POST", "/subscriptions", body={
+            "changeType": self.change_type, "notificationUrl": self.url, "lifecycleNotificationUrl": self.url,
+            "clientState": self.client_state, "resource": sub.data["resource"], "expirationDateTime": self._expiry()})
+        sub.id, sub.expires = str(answer["id"]), _epoch(answer["expirationDateTime"])
+
+    def _renew(self, sub: Subscription) -> None:
+        assert self.client is not None
+        try:
+            answer = self.client.request("PATCH", f"/subscriptions/{sub.id}",
+                                         body={"expirationDateTime": self._expiry()})
+        except GraphError as exc:
+            if exc.status != 404:
+                raise
+            self._create(sub)   # expired or removed: subscribe again, and sync what may have been missed
+            self.emit(Hint(sub.key))
+            return
+        sub.expires = _epoch(answer["expirationDateTime"])
+
+    def _remove(self, sub: Subscription) -> None:
+        assert self.client is not None
+        self.client.request("DELETE", f"/subscriptions/{sub.id}")
+
+    # --- the webhook ----------------------------------------------------------------------------
+    def webhook(self, request: WebhookRequest) -> WebhookResponse:
+        token = request.query.get("validationToken")
+        if token is not None and request.method == "POST":   # Graph checks we own the URL before subscribing
+            return WebhookResponse(200, token, "text/plain")
+        if request.method != "POST":
+            return refused(f"method {request.method}")
+        try:
+            notes = json.loads(request.body or b"{}").get("value", [])
+        except (ValueError, AttributeError):
+            return refused("not a notification")
+        notes = notes if isinstance(notes, list) else []
+        ours = [n for n in notes if isinstance(n, dict) and self._ours(n.get("clientState"))]
+        for note in ours:
+            self._note(note)
+        if not ours:
+            return refused(f"{len(notes)} notification(s), none with our clientState")
+        if len(ours) < len(notes):   # one line for the request, not one per notification
+            return WebhookResponse(ACCEPTED.status, refused=f"{len(notes) - len(ours)} of {len(notes)} "
+                                   "notification(s) without our clientState ignored")
+        return ACCEPTED
+
+    def _ours(self, client_state: object) -> bool:
+        given = client_state.encode("utf-8", "replace") if isinstance(client_state, str) else b""
+        return secrets.compare_digest(given, self.client_state.encode())
+
+    def _note(self, note: dict[str, Any]) -> None:
+        sub = next((s for s in self.renewals.subs.values() if s.id and s.id == note.get("subscriptionId")), None)
+        if sub is None:
+            return
+        event = note.get("lifecycleEvent")
+        if event == "reauthorizationRequired":
+            sub.renew_now = True
+            return
+        if event == "subscriptionRemoved":
+            sub.id = None   # maintain() subscribes again
+        self.emit(Hint(sub.key))
+
+
+def _epoch(value: str) -> float:
+    """Graph's UTC times carry seven fractional digits, one more than `fromisoformat` takes."""
+    head, _, frac = value.rstrip("Z").partition(".")
+    return dt.datetime.fromisoformat(head).replace(tzinfo=dt.timezone.utc).timestamp() + float("0." + (frac or "0"))

@@ -1,0 +1,147 @@
+"""OneDrive and SharePoint document libraries through Microsoft Graph: one document per file.
+
+The config, the connector and its entry points (`load`, `load_scope`, `live_ids`, `events`); a
+sync itself (drives, delta rounds, the checkpoint, permissions) is `microsoft_files_sync.py`,
+whose docstring states what the checkpoint guarantees. Application permissions: Files.Read.All
+(or Sites.Read.All / Sites.Selected with the sites granted), GroupMember.Read.All,
+Organization.Read.All; see docs/connectors/microsoft-files.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+from pydantic import Field, model_validator
+
+from inlet.errors import RetriableError
+
+from .base import ConfigPath, Connector, Duration, SourceConfig, parse_duration
+from .events import EventSource
+from .kit.graph import SCOPE, GraphClient
+from .kit.retry import RetryPolicy
+from .microsoft_files_sync import FilesCheckpoint, FilesRun
+from .model import Item
+
+log = logging.getLogger(__name__)
+
+
+class MicrosoftFilesConfig(SourceConfig):
+    tenant_id: str = Field(description="directory (tenant) id or domain, e.g. contoso.onmicrosoft.com")
+    client_id: str = Field(description="application (client) id of the app registration")
+    client_secret_env: str = Field(description="environment variable holding the client secret")
+    users: list[str] = Field(default_factory=list, description="users whose OneDrive is read")
+    sites: list[str] = Field(default_factory=list, description="sites ('contoso.sharepoint.com:/sites/Eng' or a "
+                             "site id) whose every document library is read")
+    drives: list[str] = Field(default_factory=list, description="drive ids read as they are")
+    include: list[str] = Field(["**/*"], description="path globs inside each drive, e.g. 'Specs/**'")
+    max_file_mb: float = Field(50.0, gt=0, description="larger files are skipped, with the reason recorded")
+    graph_url: str = Field("https://graph.microsoft.com/v1.0", description="Graph endpoint incl. version")
+    authority_url: str = Field("https://login.microsoftonline.com", description="identity platform host")
+    ca_bundle: ConfigPath | None = Field(None, description="extra trusted CA (PEM)")
+    scope: str = Field(SCOPE, description="token scope (national clouds: their Graph host)")
+    notifications_url: str | None = Field(None, description="public HTTPS URL of this source's hook "
+                                          "(.../hooks/microsoft_files/NAME): Graph change notifications (daemon)")
+    subscription_lifetime: Duration = Field("2d", description="how long each drive subscription lasts before "
+                                            "renewal (Graph allows up to about 29 days for drives)")
+    page_size: int = Field(200, ge=1, le=1000, description="items per delta page")
+    timeout: float = Field(60.0, gt=0, description="seconds per HTTP request")
+
+    @model_validator(mode="after")
+    def _something(self) -> "MicrosoftFilesConfig":
+        if not (self.users or self.sites or self.drives):
+            raise ValueError("at least one of 'users', 'sites' or 'drives' is required")
+        return self
+
+
+class MicrosoftFilesConnector(Connector[MicrosoftFilesConfig]):
+    """Files of OneDrives and SharePoint libraries (application permission Files.Read.All, or
+    Sites.Selected with the sites granted, plus GroupMember.Read.All)."""
+
+    type = "microsoft_files"
+    Config = MicrosoftFilesConfig
+
+    def __init__(self, config: MicrosoftFilesConfig, env: Any = None, *,
+                 transport: httpx.BaseTransport | None = None, policy: RetryPolicy | None = None) -> None:
+        super().__init__(config, env)
+        self._transport = transport
+        self.policy = policy or RetryPolicy()
+
+    def client(self) -> GraphClient:
+        c = self.config
+        return GraphClient(source=self.name, tenant_id=c.tenant_id, client_id=c.client_id,
+                           client_secret=self.secret("client_secret_env"), graph_url=c.graph_url,
+                           authority_url=c.authority_url, ca_bundle=c.ca_bundle, scope=c.scope, timeout=c.timeout,
+                           policy=self.policy, transport=self._transport, user_agent="inlet-microsoft-files/0.1")
+
+    def check(self) -> None:
+        client = self.client()
+        try:
+            client.token()
+        finally:
+            client.close()
+
+    def load(self, checkpoint: dict[str, Any] | None, *, since: dt.datetime | None = None) -> Iterator[Item]:
+        st = FilesCheckpoint.load(checkpoint, source=self.name) or FilesCheckpoint(since=_iso(since))
+        client = self.client()
+        try:
+            yield from FilesRun(self, client, st).run()
+        finally:
+            client.close()
+        yield st.checkpoint()
+
+    def load_scope(self, checkpoint: dict[str, Any], scope: frozenset[str]) -> Iterator[Item]:
+        """Only the delta rounds of the drives in `scope`; a full run when one is unknown."""
+        st = FilesCheckpoint.load(checkpoint, source=self.name)
+        if st is None or not scope <= set(st.drives):
+            yield from self.load(checkpoint)
+            return
+        client = self.client()
+        try:
+            yield from FilesRun(self, client, st).run_drives(sorted(scope))
+        finally:
+            client.close()
+        yield st.checkpoint()
+
+    def live_ids(self) -> Iterator[str]:
+        """Ids of every in-scope file the policy would index: one fresh delta listing per drive."""
+        client = self.client()
+        try:
+            run = FilesRun(self, client, FilesCheckpoint())
+            targets, problems = run.discover()
+            if problems:   # an unreadable drive proves nothing gone
+                raise RetriableError(f"source {self.name!r}: {problems[0].reason}")
+            for drive in targets:
+                yield from run.listed_ids(drive["id"])
+        finally:
+            client.close()
+
+    def events(self) -> EventSource | None:
+        """A Graph subscription on each drive's root (Graph posts `updated` for any change below it)."""
+        if not self.config.notifications_url:
+            return None
+        from .graph_webhooks import GraphWebhooks
+
+        return GraphWebhooks(source=self.name, url=self.config.notifications_url,
+                             lifetime=parse_duration(self.config.subscription_lifetime), client=self.client,
+                             resources=self.drive_roots, change_type="updated")
+
+    def drive_roots(self, client: GraphClient) -> dict[str, str]:
+        """{drive id: its root's resource path} of every drive a sync reads."""
+        targets, _ = FilesRun(self, client, FilesCheckpoint()).discover()
+        return {d["id"]: f"/drives/{d['id']}/root" for d in targets}
+
+    def in_scope(self, path: str) -> bool:
+        return any(fnmatch.fnmatchcase(path, p) or (p.startswith("**/") and fnmatch.fnmatchcase(path, p[3:]))
+                   for p in self.config.include)
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    value = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

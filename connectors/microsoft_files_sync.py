@@ -1,0 +1,401 @@
+"""One sync of the microsoft_files connector: the drives, their delta rounds, files and ACLs.
+
+The drives to read come from the config on every run (one `$batch` call): each listed user's
+OneDrive, every document library of each listed site, each listed drive id. A site or user the app
+may not read (403, e.g. a `Sites.Selected` app the site was not granted to) is a `Skipped` that
+names it, and the other drives go on; its documents are kept. A drive no longer configured has its
+documents deleted.
+
+Each drive is followed with its own `root/delta` round, checkpointed after every page (the link to
+resume from: `@odata.nextLink` mid-round, `@odata.deltaLink` between rounds). The checkpoint keeps,
+per drive, the folder tree (id -> name, parent: delta does not carry paths, and a moved folder is
+reported alone) and every file seen (name, parent, cTag, grant tokens, ACL fingerprint, and whether
+it is indexed), so that:
+
+- a file is downloaded only when its content, name or place changed, or when its ACL changed (a
+  permission-only change yields the same text with a new ACL: the index re-writes the ACL and
+  re-embeds nothing);
+- a moved or renamed folder re-checks the files below it: out of the `include` globs -> deleted,
+  still in -> re-yielded with the new path;
+- a 410 `resyncRequired` starts one full listing; the files it does not list again are deleted
+  (`resync` holds the ids still unseen, so an interrupted re-listing resumes correctly);
+- group memberships and the tenant's domains are read once per sync (`Principals`), and files
+  whose ACL they change are re-yielded (a membership change re-writes ACLs, never re-embeds).
+
+Permissions are read with `$batch` (20 items per call) for the files of a page that need them;
+sharing-only changes arrive in delta through `Prefer: deltashowsharingchanges`. A change
+notification on a drive asks for a scoped run (`load_scope`) of that drive only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, Field
+
+from inlet.errors import CredentialsError, ItemError, RetriableError
+
+from .extract import document_title, extract_text, kind_of
+from .graph_batch import batch_get
+from .kit.checkpoint import CheckpointModel
+from .kit.graph import GraphClient, GraphError
+from .kit.paging import Pager
+from .microsoft_files_acl import Principals, acl_key, grants_of
+from .model import Deletion, Document, Item, Skipped
+
+if TYPE_CHECKING:
+    from .microsoft_files import MicrosoftFilesConnector
+
+log = logging.getLogger(__name__)
+
+PREFER = {"Prefer": "deltashowsharingchanges, deltaExcludeParent"}
+DOC, SKIP, OUT, OLD = "doc", "skip", "out", "old"   # a file's state: indexed, skipped, out of scope, before since
+
+
+class DriveState(BaseModel):
+    target: str = ""                 # the config entry that brought the drive ("site:...", "user:...", "drive:...")
+    name: str = ""
+    site: str = ""
+    link: str | None = None          # nextLink (mid-round) or deltaLink
+    resync: list[str] | None = None  # during a re-listing after a 410: files not listed again yet
+    folders: dict[str, list[str | None]] = Field(default_factory=dict)   # id -> [name, parent]; root: ["", None]
+    files: dict[str, dict[str, Any]] = Field(default_factory=dict)       # id -> {n, p, c, g, a, s}
+
+
+class FilesCheckpoint(CheckpointModel):
+    VERSION: ClassVar[int] = 1
+    since: str | None = None
+    drives: dict[str, DriveState] = Field(default_factory=dict)
+
+
+class FilesRun:
+    """One sync: discover the drives, refresh the principals, follow each drive's delta."""
+
+    def __init__(self, conn: MicrosoftFilesConnector, client: GraphClient, st: FilesCheckpoint) -> None:
+        self.c, self.client, self.st = conn, client, st
+        self.principals = Principals(client, conn.policy)
+        self.max_bytes = int(conn.config.max_file_mb * 1024 * 1024)
+
+    # --- drives --------------------------------------------------------------------------------
+    def discover(self) -> tuple[list[dict[str, Any]], list[Skipped]]:
+        """The configured drives (each with `target`, `site`), and a Skipped per target refused."""
+        cfg = self.c.config
+        asks: dict[str, list[str]] = {}
+        for user in cfg.users:
+            asks[f"user:{user}"] = [f"/users/{quote(user, safe='@')}/drive"]
+        for site in cfg.sites:
+            asks[f"site:{site}"] = [f"/sites/{site}", f"/sites/{site}/drives" if ":" not in site
+                                    else f"/sites/{site}:/drives"]
+        for drive in cfg.drives:
+            asks[f"drive:{drive}"] = [f"/drives/{drive}"]
+        answers = batch_get(self.client, self.c.policy, [p for paths in asks.values() for p in paths])
+        targets: list[dict[str, Any]] = []
+        problems: list[Skipped] = []
+        for target, paths in asks.items():
+            got = [answers[p] for p in paths]
+            error = next((a for a in got if isinstance(a, GraphError)), None)
+            if error is not None:
+                problems.append(self._refused(target, error))
+                continue
+            bodies = [a for a in got if not isinstance(a, GraphError)]
+            if target.startswith("site:"):
+                drives = [d for d in bodies[1].get("value", []) if isinstance(d, dict)]
+                name = str(bodies[0].get("displayName") or bodies[0].get("name") or "")
+            else:
+                drives, name = [bodies[0]], ""
+            targets += [{**d, "target": target, "site": name} for d in drives]
+        return targets, problems
+
+    def _refused(self, target: str, error: GraphError) -> Skipped:
+        kind, _, ref = target.partition(":")
+        if error.status in (401, 403):
+            hint = (" (a Sites.Selected app reads only the sites granted to it: POST /sites/{site-id}/permissions)"
+                    if kind == "site" else "")
+            reason = f"{kind} {ref!r}: the app may not read it ({error}){hint}"
+        else:
+            reason = f"{kind} {ref!r}: not found ({error})"
+        log.error("source %r: %s", self.c.name, reason)
+        return Skipped(id=self.c.doc_id(target), reason=reason)
+
+    def run(self) -> Iterator[Item]:
+        targets, problems = self.discover()
+        yield from problems
+        refused = {p.id.split(":", 1)[1] for p in problems}
+        wanted = {d["id"] for d in targets}
+        for drive_id in [d for d, ds in self.st.drives.items() if d not in wanted and ds.target not in refused]:
+            ds = self.st.drives.pop(drive_id)
+            log.info("source %r: drive %s (%s) is no longer read", self.c.name, ds.name, drive_id)
+            for fid, entry in sorted(ds.files.items()):
+                if entry["s"] == DOC:
+                    yield Deletion(id=self.c.doc_id(fid))
+            yield self.st.checkpoint()
+        for drive in targets:
+            ds = self.st.drives.setdefault(drive["id"], DriveState())
+            ds.target, ds.name, ds.site = drive["target"], str(drive.get("name") or ""), drive["site"]
+        self.principals.load(g for ds in self.st.drives.values() for e in ds.files.values() for g in e["g"])
+        for drive in targets:
+            yield from self._drive(drive["id"])
+
+    def run_drives(self, drive_ids: list[str]) -> Iterator[Item]:
+        self.principals.load(g for d in drive_ids for e in self.st.drives[d].files.values() for g in e["g"])
+        for drive_id in drive_ids:
+            yield from self._drive(drive_id)
+
+    def _first(self, drive_id: str) -> tuple[str, dict[str, Any]]:
+        return f"/drives/{drive_id}/root/delta", {"$top": self.c.config.page_size}
+
+    def _drive(self, drive_id: str) -> Iterator[Item]:
+        ds = self.st.drives[drive_id]
+        url, params = (ds.link, None) if ds.link else self._first(drive_id)
+        pager = Pager(source=self.c.name, what=f"delta of drive {ds.name!r}", token=ds.link)
+        while True:
+            try:
+                page = self.client.get(url, params, PREFER)
+            except GraphError as exc:
+                if exc.status == 410 or exc.code == "resyncRequired":
+                    log.warning("source %r: delta link of drive %s expired (%s); listing it again", self.c.name,
+                                ds.name, exc.code)
+                    ds.resync = sorted(set(ds.resync or []) | set(ds.files))
+                    ds.link = None
+                    url, params = self._first(drive_id)
+                    pager = Pager(source=self.c.name, what=f"delta of drive {ds.name!r}")
+                    yield self.st.checkpoint()
+                    continue
+                if exc.status in (403, 404):
+                    yield self._refused(f"drive:{drive_id}", exc)
+                    return
+                raise
+            yield from _Page(self, drive_id, ds).apply(page.get("value", []))
+            next_link = page.get("@odata.nextLink")
+            if pager.advance(next_link):
+                ds.link, url, params = next_link, str(next_link), None
+                yield self.st.checkpoint()
+                continue
+            for fid in ds.resync or []:
+                entry = ds.files.pop(fid, None)
+                if entry is not None and entry["s"] == DOC:
+                    yield Deletion(id=self.c.doc_id(fid))
+            ds.resync = None
+            ds.link = page.get("@odata.deltaLink")
+            yield from self._acl_drift(drive_id, ds)
+            yield self.st.checkpoint()
+            return
+
+    def _acl_drift(self, drive_id: str, ds: DriveState) -> Iterator[Item]:
+        """Indexed files whose ACL a membership or domain change moved (their grants unchanged)."""
+        keys: dict[tuple[str, ...], str] = {}   # files share few distinct grant lists
+
+        def key(grants: list[str]) -> str:
+            if tuple(grants) not in keys:
+                keys[tuple(grants)] = acl_key(self.principals.acl(grants))
+            return keys[tuple(grants)]
+
+        stale = [fid for fid, e in ds.files.items() if e["s"] == DOC and key(e["g"]) != e["a"]]
+        if stale:
+            log.info("source %r: %d files of drive %s have a new ACL (group membership)", self.c.name, len(stale),
+                     ds.name)
+            yield from _Page(self, drive_id, ds).recheck(stale)
+
+    def listed_ids(self, drive_id: str) -> Iterator[str]:
+        ds = DriveState()
+        for page in self.client.pages(*self._first(drive_id), PREFER):
+            for item in page.get("value", []):
+                _Page(self, drive_id, ds).note_folder(item)
+                if "file" in item and "deleted" not in item:
+                    path = _path(ds, item["parentReference"].get("id"), item["name"])
+                    if self.c.in_scope(path) and self._policy_skip(item, path) is None:
+                        yield self.c.doc_id(item["id"])
+
+    # --- one file --------------------------------------------------------------------------------
+    def _policy_skip(self, item: dict[str, Any], path: str) -> str | None:
+        size = int(item.get("size") or 0)
+        if size > self.max_bytes:
+            return f"{path}: {size} bytes, over max_file_mb ({self.c.config.max_file_mb:g} MB)"
+        mime = (item.get("file") or {}).get("mimeType")
+        if kind_of(item["name"], mime) is None:
+            return f"{path}: unsupported type {mime or '?'}"
+        return None
+
+    def content(self, drive_id: str, item_id: str) -> bytes:
+        """The file's bytes, through the `/content` redirect to its download URL."""
+        url = f"{self.client.graph_url}/drives/{drive_id}/items/{item_id}/content"
+        for fresh in (False, True):
+            self.client.calls += 1
+            try:
+                answer = self.client.http.get(url, headers={"Authorization": f"Bearer {self.client.token(fresh)}"},
+                                              follow_redirects=True)
+            except httpx.TransportError as exc:
+                raise RetriableError(f"source {self.c.name!r}: download failed: {exc}") from exc
+            if answer.status_code != 401:
+                break
+        else:
+            raise CredentialsError(self.c.name, "Graph refused a fresh token for a download")
+        if answer.status_code >= 500 or answer.status_code == 429:
+            raise RetriableError(f"source {self.c.name!r}: download answered {answer.status_code}")
+        if answer.status_code >= 400:
+            raise GraphError(answer.status_code, "download", answer.text[:200])
+        return answer.content
+
+    def document(self, ds: DriveState, drive_id: str, item: dict[str, Any], path: str,
+                 grants: list[str]) -> Document | Skipped | None:
+        """The file as a document; a Skipped (by policy or unreadable); None: gone meanwhile."""
+        doc_id = self.c.doc_id(item["id"])
+        reason = self._policy_skip(item, path)
+        if reason:
+            return Skipped(id=doc_id, reason=reason, failed=False)
+        mime = (item.get("file") or {}).get("mimeType") or ""
+        try:
+            data = self.content(drive_id, item["id"])
+            text = extract_text(data, item["name"], mime).strip()
+        except GraphError as exc:
+            if exc.status == 404:
+                return None
+            return Skipped(id=doc_id, reason=f"{path}: {exc}")
+        except ItemError as exc:
+            return Skipped(id=doc_id, reason=f"{path}: {exc}")
+        if not text:
+            return Skipped(id=doc_id, reason=f"{path}: no text", failed=False)
+        who = ((item.get("createdBy") or {}).get("user") or {})
+        return self.c.document(
+            item["id"], title=document_title(data, item["name"], text, mime) or item["name"], text=text,
+            url=item.get("webUrl") or "", author=str(who.get("email") or ""),
+            created_at=item.get("createdDateTime"), updated_at=item.get("lastModifiedDateTime"),
+            metadata={"drive": ds.name, "site": ds.site, "path": path, "mime_type": mime},
+            acl=self.principals.acl(grants))
+
+
+def _path(ds: DriveState, parent: str | None, name: str) -> str:
+    names = [name]
+    seen: set[str] = set()
+    while parent and parent in ds.folders and parent not in seen:
+        seen.add(parent)
+        folder_name, parent = ds.folders[parent]
+        if parent is None:   # the root
+            break
+        names.append(folder_name or "")
+    return "/".join(reversed(names))
+
+
+class _Page:
+    """What one delta page (or a re-check of some files) changes in one drive."""
+
+    def __init__(self, run: FilesRun, drive_id: str, ds: DriveState) -> None:
+        self.run, self.drive_id, self.ds = run, drive_id, ds
+        self.c = run.c
+
+    def note_folder(self, item: dict[str, Any]) -> bool:
+        """Record a folder (or the root); True when an existing folder moved or was renamed."""
+        if "root" in item:
+            self.ds.folders[item["id"]] = ["", None]
+            return False
+        if "folder" not in item or "deleted" in item:
+            return False
+        entry = [item["name"], (item.get("parentReference") or {}).get("id")]
+        moved = item["id"] in self.ds.folders and self.ds.folders[item["id"]] != entry
+        self.ds.folders[item["id"]] = entry
+        return moved
+
+    def apply(self, values: list[dict[str, Any]]) -> Iterator[Item]:
+        files: list[dict[str, Any]] = []
+        moved: list[str] = []
+        if self.ds.resync is not None:   # listed again: not gone
+            listed = {item["id"] for item in values}
+            self.ds.resync = [i for i in self.ds.resync if i not in listed]
+        for item in values:
+            if "deleted" in item:
+                yield from self._deleted(item["id"])
+            elif self.note_folder(item):
+                moved.append(item["id"])
+            elif "file" in item:
+                files.append(item)
+        below = [fid for fid, e in self.ds.files.items() if any(self._under(e["p"], m) for m in moved)]
+        listed = {f["id"] for f in files}
+        yield from self._files(files)
+        yield from self.recheck([fid for fid in below if fid not in listed])
+
+    def _under(self, parent: str | None, folder: str) -> bool:
+        seen: set[str] = set()
+        while parent and parent not in seen:
+            if parent == folder:
+                return True
+            seen.add(parent)
+            parent = (self.ds.folders.get(parent) or [None, None])[1]
+        return False
+
+    def _deleted(self, item_id: str) -> Iterator[Item]:
+        if item_id in self.ds.folders:
+            gone = [fid for fid, e in self.ds.files.items() if self._under(e["p"], item_id)]
+            del self.ds.folders[item_id]
+            for fid in gone:
+                yield from self._deleted(fid)
+        entry = self.ds.files.pop(item_id, None)
+        if entry is not None and entry["s"] == DOC:
+            yield Deletion(id=self.c.doc_id(item_id))
+
+    def recheck(self, file_ids: list[str]) -> Iterator[Item]:
+        """Files whose path or ACL changed without a change of their own: read them again."""
+        if not file_ids:
+            return
+        paths = {fid: f"/drives/{self.drive_id}/items/{fid}" for fid in file_ids}
+        answers = batch_get(self.run.client, self.c.policy, paths.values())
+        items = []
+        for fid, path in paths.items():
+            answer = answers[path]
+            if isinstance(answer, GraphError):
+                if answer.status != 404:
+                    raise answer
+                yield from self._deleted(fid)
+            else:
+                items.append(answer)
+        yield from self._files(items, force=True)
+
+    def _files(self, items: list[dict[str, Any]], force: bool = False) -> Iterator[Item]:
+        since = self.run.st.since
+        todo = []
+        for item in items:
+            path = _path(self.ds, (item.get("parentReference") or {}).get("id"), item["name"])
+            entry = self.ds.files.get(item["id"])
+            if not self.c.in_scope(path):
+                if entry is not None and entry["s"] == DOC:
+                    yield Deletion(id=self.c.doc_id(item["id"]))
+                self.ds.files[item["id"]] = _entry(item, [], "", OUT)
+                continue
+            if since and str(item.get("lastModifiedDateTime") or "") < since and (entry is None or entry["s"] == OLD):
+                self.ds.files[item["id"]] = _entry(item, [], "", OLD)
+                continue
+            todo.append((item, path, entry))
+        perms = batch_get(self.run.client, self.c.policy,
+                          [f"/drives/{self.drive_id}/items/{item['id']}/permissions" for item, _, _ in todo])
+        for item, path, entry in todo:
+            answer = perms[f"/drives/{self.drive_id}/items/{item['id']}/permissions"]
+            if isinstance(answer, GraphError):
+                if answer.status == 404:
+                    yield from self._deleted(item["id"])
+                    continue
+                yield Skipped(id=self.c.doc_id(item["id"]), reason=f"{path}: permissions unreadable: {answer}")
+                continue
+            grants = grants_of(answer.get("value", []))
+            key = acl_key(self.run.principals.acl(grants))
+            same = entry is not None and entry["s"] in (DOC, SKIP) and entry["c"] == item.get("cTag") \
+                and entry["n"] == item["name"] and entry["p"] == (item.get("parentReference") or {}).get("id")
+            if same and not force and entry["a"] == key:   # type: ignore[index]
+                entry["g"] = grants   # type: ignore[index]
+                continue
+            result = self.run.document(self.ds, self.drive_id, item, path, grants)
+            if result is None:
+                yield from self._deleted(item["id"])
+                continue
+            state = DOC if isinstance(result, Document) else SKIP if not result.failed else "err"   # err: retried
+            if state == SKIP and entry is not None and entry["s"] == DOC:
+                yield Deletion(id=self.c.doc_id(item["id"]))
+            self.ds.files[item["id"]] = _entry(item, grants, key, state)
+            yield result
+
+
+def _entry(item: dict[str, Any], grants: list[str], key: str, state: str) -> dict[str, Any]:
+    return {"n": item["name"], "p": (item.get("parentReference") or {}).get("id"), "c": item.get("cTag"),
+            "g": grants, "a": key, "s": state}

@@ -1,0 +1,329 @@
+"""Microsoft Teams channel conversations through Microsoft Graph: one document per thread.
+
+Each run lists the teams (display-name globs), their channels (channel-name globs; standard,
+private and shared) and the members that make each channel's ACL: the team's members for a
+standard channel, the channel's own for a private or shared one (one `$batch` per 20 lists). A
+channel no longer listed has its threads deleted.
+
+Each channel is followed with its own `messages/delta` round, checkpointed after every page. A
+round lists the root messages whose thread changed (Graph moves a root's `lastModifiedDateTime`
+when a reply is added, edited or deleted); their replies are read again (`$batch`, 20 threads a
+call) and the whole thread re-rendered: root and replies as "author (time): text", HTML turned into
+plain text, mentions as the names they show, files and links kept as names and URLs. A deleted root
+deletes the thread; a deleted reply leaves the thread without it. A membership change (the ACL's
+fingerprint differs from the checkpoint's) re-reads the whole channel, so every thread is yielded
+with the new ACL and the same text: the index re-writes ACLs and re-embeds nothing. An expired delta
+link (410) re-reads the channel and deletes the threads it does not list again. A change
+notification on a channel asks for a scoped run (`load_scope`) of that channel only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import logging
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import BaseModel, Field
+
+from .base import ConfigPath, Connector, Duration, SourceConfig, parse_duration
+from .events import EventSource
+from .extract import html_to_text
+from .graph_batch import batch_get
+from .kit.checkpoint import CheckpointModel
+from .kit.graph import SCOPE, GraphClient, GraphError
+from .kit.paging import Pager
+from .kit.retry import RetryPolicy
+from .microsoft_files_acl import acl_key
+from .model import ACL, Deletion, Document, Item, Skipped
+
+log = logging.getLogger(__name__)
+
+
+class TeamsConfig(SourceConfig):
+    tenant_id: str = Field(description="directory (tenant) id or domain, e.g. contoso.onmicrosoft.com")
+    client_id: str = Field(description="application (client) id of the app registration")
+    client_secret_env: str = Field(description="environment variable holding the client secret")
+    teams: list[str] = Field(["*"], description="team display-name globs (default: every team)")
+    channels: list[str] = Field(["*"], description="channel-name globs (default: every channel)")
+    graph_url: str = Field("https://graph.microsoft.com/v1.0", description="Graph endpoint incl. version")
+    authority_url: str = Field("https://login.microsoftonline.com", description="identity platform host")
+    ca_bundle: ConfigPath | None = Field(None, description="extra trusted CA (PEM)")
+    scope: str = Field(SCOPE, description="token scope (national clouds: their Graph host)")
+    notifications_url: str | None = Field(None, description="public HTTPS URL of this source's hook "
+                                          "(.../hooks/teams/NAME): Graph change notifications (daemon)")
+    subscription_lifetime: Duration = Field("50m", description="how long each channel subscription lasts before "
+                                            "renewal (Graph allows up to one hour for channel messages)")
+    page_size: int = Field(50, ge=1, le=50, description="root messages per delta page")
+    timeout: float = Field(60.0, gt=0, description="seconds per HTTP request")
+
+
+class ChannelState(BaseModel):
+    team_id: str = ""
+    team: str = ""
+    name: str = ""
+    kind: str = "standard"
+    link: str | None = None          # nextLink (mid-round) or deltaLink
+    acl: str = ""                    # fingerprint of the ACL the channel's documents carry
+    threads: list[str] = Field(default_factory=list)   # root ids of the indexed threads
+    resync: list[str] | None = None  # during a re-read: threads not listed again yet
+
+
+class TeamsCheckpoint(CheckpointModel):
+    VERSION: ClassVar[int] = 1
+    since: str | None = None
+    channels: dict[str, ChannelState] = Field(default_factory=dict)
+
+
+class TeamsConnector(Connector[TeamsConfig]):
+    """Channel threads of Microsoft Teams (application permissions ChannelMessage.Read.All,
+    Team.ReadBasic.All, Channel.ReadBasic.All, TeamMember.Read.All, ChannelMember.Read.All)."""
+
+    type = "teams"
+    Config = TeamsConfig
+
+    def __init__(self, config: TeamsConfig, env: Any = None, *, transport: httpx.BaseTransport | None = None,
+                 policy: RetryPolicy | None = None) -> None:
+        super().__init__(config, env)
+        self._transport = transport
+        self.policy = policy or RetryPolicy()
+
+    def client(self) -> GraphClient:
+        c = self.config
+        return GraphClient(source=self.name, tenant_id=c.tenant_id, client_id=c.client_id,
+                           client_secret=self.secret("client_secret_env"), graph_url=c.graph_url,
+                           authority_url=c.authority_url, ca_bundle=c.ca_bundle, scope=c.scope, timeout=c.timeout,
+                           policy=self.policy, transport=self._transport, user_agent="inlet-teams/0.1")
+
+    def check(self) -> None:
+        client = self.client()
+        try:
+            client.token()
+        finally:
+            client.close()
+
+    def load(self, checkpoint: dict[str, Any] | None, *, since: dt.datetime | None = None) -> Iterator[Item]:
+        st = TeamsCheckpoint.load(checkpoint, source=self.name) or TeamsCheckpoint(since=_iso(since))
+        client = self.client()
+        try:
+            yield from _Run(self, client, st).run()
+        finally:
+            client.close()
+        yield st.checkpoint()
+
+    def load_scope(self, checkpoint: dict[str, Any], scope: frozenset[str]) -> Iterator[Item]:
+        """Only the delta rounds of the channels in `scope` (their ACLs as last read)."""
+        st = TeamsCheckpoint.load(checkpoint, source=self.name)
+        if st is None or not scope <= set(st.channels):
+            yield from self.load(checkpoint)
+            return
+        client = self.client()
+        try:
+            run = _Run(self, client, st)
+            for cid in sorted(scope):
+                yield from run.channel(cid, None)
+        finally:
+            client.close()
+        yield st.checkpoint()
+
+    def live_ids(self) -> Iterator[str]:
+        client = self.client()
+        try:
+            run = _Run(self, client, TeamsCheckpoint())
+            for cid, ch, _ in run.discover():
+                for page in client.pages(f"/teams/{ch.team_id}/channels/{cid}/messages/delta",
+                                         {"$top": self.config.page_size}):
+                    for msg in page.get("value", []):
+                        if not msg.get("deletedDateTime") and not msg.get("replyToId"):
+                            yield self.doc_id(f"{cid}:{msg['id']}")
+        finally:
+            client.close()
+
+    def events(self) -> EventSource | None:
+        """A Graph subscription on each synced channel's messages."""
+        if not self.config.notifications_url:
+            return None
+        from .graph_webhooks import GraphWebhooks
+
+        return GraphWebhooks(source=self.name, url=self.config.notifications_url,
+                             lifetime=parse_duration(self.config.subscription_lifetime), client=self.client,
+                             resources=self.channel_resources, change_type="created,updated,deleted")
+
+    def channel_resources(self, client: GraphClient) -> dict[str, str]:
+        return {cid: f"/teams/{ch.team_id}/channels/{cid}/messages"
+                for cid, ch, _ in _Run(self, client, TeamsCheckpoint()).discover()}
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    value = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _matches(name: str, globs: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name.lower(), g.lower()) for g in globs)
+
+
+def _emails(answer: dict[str, Any] | GraphError) -> list[str]:
+    if isinstance(answer, GraphError):
+        raise answer
+    return sorted({str(m.get("email") or "").lower() for m in answer.get("value", []) if m.get("email")})
+
+
+class _Run:
+    def __init__(self, conn: TeamsConnector, client: GraphClient, st: TeamsCheckpoint) -> None:
+        self.c, self.client, self.st = conn, client, st
+
+    def discover(self) -> list[tuple[str, ChannelState, ACL]]:
+        """(channel id, its state, its ACL) of every channel the config selects."""
+        cfg = self.c.config
+        teams = [t for page in self.client.pages("/teams", {"$select": "id,displayName"})
+                 for t in page.get("value", []) if _matches(str(t.get("displayName", "")), cfg.teams)]
+        answers = batch_get(self.client, self.c.policy, [p for t in teams for p in (
+            f"/teams/{t['id']}/channels", f"/teams/{t['id']}/members?$top=999")])
+        found: list[tuple[str, ChannelState, str]] = []
+        for team in teams:
+            listing = answers[f"/teams/{team['id']}/channels"]
+            if isinstance(listing, GraphError):
+                raise listing
+            for ch in listing.get("value", []):
+                if _matches(str(ch.get("displayName", "")), cfg.channels):
+                    found.append((ch["id"], ChannelState(team_id=team["id"], team=team["displayName"],
+                                                         name=ch["displayName"],
+                                                         kind=ch.get("membershipType") or "standard"),
+                                  f"/teams/{team['id']}/members?$top=999"))
+        own = [f"/teams/{st.team_id}/channels/{cid}/members?$top=999" for cid, st, _ in found if st.kind != "standard"]
+        answers.update(batch_get(self.client, self.c.policy, own))
+        out = []
+        for cid, st, team_members in found:
+            path = team_members if st.kind == "standard" else f"/teams/{st.team_id}/channels/{cid}/members?$top=999"
+            out.append((cid, st, ACL(users=_emails(answers[path]))))
+        return out
+
+    def run(self) -> Iterator[Item]:
+        found = self.discover()
+        wanted = {cid for cid, _, _ in found}
+        for cid in [c for c in self.st.channels if c not in wanted]:
+            gone = self.st.channels.pop(cid)
+            log.info("source %r: channel %s/%s is no longer read", self.c.name, gone.team, gone.name)
+            for root in gone.threads:
+                yield Deletion(id=self.c.doc_id(f"{cid}:{root}"))
+            yield self.st.checkpoint()
+        for cid, fresh, acl in found:
+            ch = self.st.channels.setdefault(cid, fresh)
+            ch.team, ch.name, ch.kind = fresh.team, fresh.name, fresh.kind
+            yield from self.channel(cid, acl)
+
+    def _first(self, cid: str, ch: ChannelState) -> tuple[str, dict[str, Any]]:
+        return f"/teams/{ch.team_id}/channels/{cid}/messages/delta", {"$top": self.c.config.page_size}
+
+    def channel(self, cid: str, acl: ACL | None) -> Iterator[Item]:
+        """One delta round of a channel; `acl` None: as the checkpoint last had it (a scoped run)."""
+        ch = self.st.channels[cid]
+        if acl is None:
+            acl = self._acl(cid, ch)
+        key = acl_key(acl)
+        if ch.acl and ch.acl != key:
+            log.info("source %r: members of %s/%s changed; re-reading its threads", self.c.name, ch.team, ch.name)
+            ch.resync, ch.link = sorted(set(ch.resync or []) | set(ch.threads)), None
+        ch.acl = key
+        url, params = (ch.link, None) if ch.link else self._first(cid, ch)
+        pager = Pager(source=self.c.name, what=f"delta of channel {ch.name!r}", token=ch.link)
+        while True:
+            try:
+                page = self.client.get(url, params)
+            except GraphError as exc:
+                if exc.status == 410 or exc.code == "SyncStateNotFound":
+                    log.warning("source %r: delta link of %s/%s expired; re-reading it", self.c.name, ch.team, ch.name)
+                    ch.resync, ch.link = sorted(set(ch.resync or []) | set(ch.threads)), None
+                    url, params = self._first(cid, ch)
+                    pager = Pager(source=self.c.name, what=f"delta of channel {ch.name!r}")
+                    continue
+                if exc.status in (403, 404):
+                    yield Skipped(id=self.c.doc_id(f"channel:{cid}"),
+                                  reason=f"channel {ch.team}/{ch.name}: the app may not read it ({exc})")
+                    return
+                raise
+            yield from self._roots(cid, ch, acl, page.get("value", []))
+            next_link = page.get("@odata.nextLink")
+            if pager.advance(next_link):
+                ch.link, url, params = next_link, str(next_link), None
+                yield self.st.checkpoint()
+                continue
+            for root in ch.resync or []:
+                ch.threads.remove(root)
+                yield Deletion(id=self.c.doc_id(f"{cid}:{root}"))
+            ch.resync, ch.link = None, page.get("@odata.deltaLink")
+            yield self.st.checkpoint()
+            return
+
+    def _acl(self, cid: str, ch: ChannelState) -> ACL:
+        own = f"/teams/{ch.team_id}/channels/{cid}/members"
+        path = f"/teams/{ch.team_id}/members" if ch.kind == "standard" else own
+        return ACL(users=sorted({str(m.get("email") or "").lower() for page in self.client.pages(path, {"$top": 999})
+                                 for m in page.get("value", []) if m.get("email")}))
+
+    def _roots(self, cid: str, ch: ChannelState, acl: ACL, roots: list[dict[str, Any]]) -> Iterator[Item]:
+        live = []
+        for root in roots:
+            if root.get("replyToId"):
+                continue
+            if ch.resync is not None and root["id"] in ch.resync:
+                ch.resync.remove(root["id"])
+            if root.get("deletedDateTime"):
+                if root["id"] in ch.threads:
+                    ch.threads.remove(root["id"])
+                    yield Deletion(id=self.c.doc_id(f"{cid}:{root['id']}"))
+            elif self.st.since and str(root.get("lastModifiedDateTime") or "") < self.st.since:
+                continue
+            else:
+                live.append(root)
+        paths = {r["id"]: f"/teams/{ch.team_id}/channels/{cid}/messages/{r['id']}/replies?$top=50" for r in live}
+        replies = batch_get(self.client, self.c.policy, paths.values())
+        for root in live:
+            answer = replies[paths[root["id"]]]
+            if isinstance(answer, GraphError):
+                if answer.status == 404:
+                    continue
+                yield Skipped(id=self.c.doc_id(f"{cid}:{root['id']}"), reason=f"replies unreadable: {answer}")
+                continue
+            if root["id"] not in ch.threads:
+                ch.threads.append(root["id"])
+            yield self._document(cid, ch, acl, root, answer.get("value", []))
+
+    def _document(self, cid: str, ch: ChannelState, acl: ACL, root: dict[str, Any],
+                  replies: list[dict[str, Any]]) -> Document:
+        messages = [root] + sorted((r for r in replies if not r.get("deletedDateTime")),
+                                   key=lambda r: str(r.get("createdDateTime")))
+        lines, people = [], []
+        for msg in messages:
+            name = _author(msg)
+            if name and name not in people:
+                people.append(name)
+            lines.append(f"{name} ({str(msg.get('createdDateTime') or '')[:16].replace('T', ' ')}): {_text(msg)}")
+        first = _text(root).splitlines()[0] if _text(root) else ""
+        title = root.get("subject") or f"{ch.name}: {first[:80]}"
+        updated = max(str(m.get("lastModifiedDateTime") or m.get("createdDateTime") or "") for m in messages)
+        return self.c.document(f"{cid}:{root['id']}", title=title, text="\n\n".join(lines),
+                               url=root.get("webUrl") or "", author=_author(root),
+                               created_at=root.get("createdDateTime"), updated_at=updated or None,
+                               metadata={"team": ch.team, "channel": ch.name, "participants": people}, acl=acl)
+
+
+def _author(msg: dict[str, Any]) -> str:
+    sender = msg.get("from") or {}
+    who = sender.get("user") or sender.get("application") or {}
+    return str(who.get("displayName") or "")
+
+
+def _text(msg: dict[str, Any]) -> str:
+    """The body as plain text (mentions read as the names they show) and its files as name and URL."""
+    body = msg.get("body") or {}
+    content = str(body.get("content") or "")
+    text = html_to_text(content) if body.get("contentType") == "html" else content
+    files = [f"[{a.get('name') or 'file'}]({a['contentUrl']})" for a in msg.get("attachments") or []
+             if a.get("contentUrl")]
+    return "\n".join(p for p in [text.strip(), *files] if p)

@@ -1,0 +1,259 @@
+"""What a question asks beyond its words: time phrases, source words and people the index knows.
+
+Invariant: an interpretation only narrows or reorders what the plain query would find. Rules, no
+model: time phrases ("yesterday", "last week", "in March 2001", "since 2000") become an `after` /
+`before` window measured from the question's time; source words ("in Slack", "the email", "the
+doc") become a `source_types` filter limited to the types the index holds; names the index knows as
+an author, sender or participant ("what did Phillip say") become people whose documents are
+preferred. The caller runs the plain query when the filters would leave nothing.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .store import Index
+
+_MONTHS = {name.lower(): n for n, name in enumerate(calendar.month_name) if name}
+_MONTHS.update({name.lower(): n for n, name in enumerate(calendar.month_abbr) if name})
+_MONTHS.pop("may", None)          # "may" is a verb far more often than a month: only "in May" / "May 2001"
+_MONTH_RE = "|".join(sorted((*_MONTHS, "may"), key=len, reverse=True))
+_YEAR = r"(19[89]\d|20\d\d)"
+
+# Source words -> the source types they name (only those the index holds are used).
+SOURCE_WORDS: dict[str, tuple[str, ...]] = {
+    "slack": ("slack", "slack_export"),
+    "teams": ("teams",),
+    "mail": ("outlook", "gmail", "mail_archive"),
+    "drive": ("google_drive", "microsoft_files", "files"),
+}
+_SOURCE_PATTERNS = [
+    (re.compile(r"\b(?:in|on|from|via)\s+slack\b|\bslack\s+(?:message|thread|channel|post)s?\b", re.I), "slack"),
+    (re.compile(r"\b(?:in|on|from|via)\s+(?:ms\s+|microsoft\s+)?teams\b", re.I), "teams"),
+    # "the email about X", "in my inbox", "by mail" name the source; "a phishing email" is a topic.
+    (re.compile(r"\b(?:in|from|via|by|on)\s+(?:the\s+|an?\s+|my\s+|his\s+|her\s+|their\s+)?(?:e-?mails?|mails?|"
+                r"inbox|outlook|gmail|mailbox)\b|\bthe\s+e-?mails?\s+(?:about|from|to|where|that|with|on|in)\b|"
+                r"\b(?:outlook|gmail)\b", re.I), "mail"),
+    (re.compile(r"\b(?:the|a|this|that|google)\s+docs?\b|\b(?:in|on|from)\s+(?:the\s+|google\s+)?(?:drive|docs)\b"
+                r"|\bdrive\s+(?:file|folder|doc)s?\b|\b(?:sharepoint|onedrive)\b", re.I), "drive"),
+]
+_NICKNAMES = {"bob": "robert", "rob": "robert", "bill": "william", "will": "william", "mike": "michael",
+              "jim": "james", "jeff": "jeffrey", "tom": "thomas", "dave": "david", "steve": "steven",
+              "chris": "christopher", "matt": "matthew", "greg": "gregory", "sue": "susan", "liz": "elizabeth"}
+_PERSON_CUES = re.compile(r"\b(?:did|does|has|had|from|by|to|with|ask(?:ed)?|tell|told|email(?:ed)?|"
+                          r"wrote|say|said|think|thought|post(?:ed)?|send|sent)\s+$", re.I)
+_PERSON_AFTER = re.compile(r"^(?:'s|\s+(?:say|said|says|write|wrote|writes|post|posted|think|thought|send|sent|"
+                           r"ask|asked|want|wanted|decide|decided|mention|mentioned|propose|proposed))\b", re.I)
+_NAME_TOKEN = re.compile(r"[a-z]{3,}")
+
+
+@dataclass
+class Interpretation:
+    after: datetime | None = None
+    before: datetime | None = None
+    source_types: tuple[str, ...] = ()
+    people: tuple[str, ...] = ()
+    query: str = ""                     # the query without the phrases that became filters
+    spans: list[tuple[int, int]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.after:
+            out["after"] = _iso(self.after)
+        if self.before:
+            out["before"] = _iso(self.before)
+        if self.source_types:
+            out["source_types"] = list(self.source_types)
+        if self.people:
+            out["people"] = list(self.people)
+        return out
+
+    @property
+    def filters(self) -> bool:
+        return bool(self.after or self.before or self.source_types)
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _day(value: datetime) -> datetime:
+    return value.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _month(year: int, month: int) -> tuple[datetime, datetime]:
+    start = datetime(year, month, 1, tzinfo=timezone.utc)
+    end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=timezone.utc)
+    return start, end
+
+
+def time_window(query: str, now: datetime) -> tuple[datetime | None, datetime | None, list[tuple[int, int]]]:
+    """The [after, before) window a time phrase of `query` names, relative to `now`, and its spans."""
+    now = now.astimezone(timezone.utc)
+    today = _day(now)
+    rules: list[tuple[str, Any]] = [
+        (r"\byesterday\b", lambda m: (today - timedelta(days=1), today)),
+        (r"\btoday\b|\bthis morning\b", lambda m: (today, None)),
+        (r"\b(?:in the\s+)?(?:last|past)\s+(\d{1,3})\s+(day|week|month|year)s?\b",
+         lambda m: (now - _span(int(m[1]), m[2]), None)),
+        (r"\blast\s+week\b|\bpast\s+week\b", lambda m: (today - timedelta(days=7), None)),
+        (r"\bthis\s+week\b", lambda m: (today - timedelta(days=today.weekday()), None)),
+        (r"\blast\s+month\b", lambda m: _month(*_previous_month(now))),
+        (r"\bthis\s+month\b", lambda m: (_month(now.year, now.month)[0], None)),
+        (r"\blast\s+year\b", lambda m: (datetime(now.year - 1, 1, 1, tzinfo=timezone.utc),
+                                        datetime(now.year, 1, 1, tzinfo=timezone.utc))),
+        (r"\bthis\s+year\b", lambda m: (datetime(now.year, 1, 1, tzinfo=timezone.utc), None)),
+        (rf"\b(?:in|during|from|of)?\s*({_MONTH_RE})\.?,?\s+(?:of\s+)?{_YEAR}\b",
+         lambda m: _month(int(m[2]), _month_no(m[1]))),
+        (rf"\b(?:in|during)\s+({_MONTH_RE})\b", lambda m: _month(*_latest(now, _month_no(m[1])))),
+        (rf"\bsince\s+{_YEAR}\b", lambda m: (datetime(int(m[1]), 1, 1, tzinfo=timezone.utc), None)),
+        (rf"\bbefore\s+{_YEAR}\b", lambda m: (None, datetime(int(m[1]), 1, 1, tzinfo=timezone.utc))),
+        (rf"\b(?:in|during)\s+{_YEAR}\b", lambda m: (datetime(int(m[1]), 1, 1, tzinfo=timezone.utc),
+                                                     datetime(int(m[1]) + 1, 1, 1, tzinfo=timezone.utc))),
+    ]
+    for pattern, window in rules:
+        match = re.search(pattern, query, re.I)
+        if match:
+            after, before = window(match)
+            return after, before, [match.span()]
+    return None, None, []
+
+
+def _span(n: int, unit: str) -> timedelta:
+    return timedelta(days=n * {"day": 1, "week": 7, "month": 30, "year": 365}[unit.lower()])
+
+
+def _month_no(name: str) -> int:
+    return _MONTHS.get(name.lower().rstrip("."), 5)   # "may" is the only month missing from the table
+
+
+def _previous_month(now: datetime) -> tuple[int, int]:
+    return (now.year, now.month - 1) if now.month > 1 else (now.year - 1, 12)
+
+
+def _latest(now: datetime, month: int) -> tuple[int, int]:
+    """The most recent `month` that has begun by `now`."""
+    return (now.year, month) if month <= now.month else (now.year - 1, month)
+
+
+def source_types(query: str, known: Iterable[str]) -> tuple[tuple[str, ...], list[tuple[int, int]]]:
+    """The source types the query's source words name, among `known`, and the words' spans."""
+    known = set(known)
+    found: list[str] = []
+    spans: list[tuple[int, int]] = []
+    for pattern, word in _SOURCE_PATTERNS:
+        match = pattern.search(query)
+        if match:
+            types = [t for t in SOURCE_WORDS[word] if t in known]
+            if types:
+                found += [t for t in types if t not in found]
+                spans.append(match.span())
+    return tuple(found), spans
+
+
+class People:
+    """The index's vocabulary of people: name tokens (from e-mail local parts and handles) of
+    document authors, senders and participants, with the addresses they stand for. Rebuilt when
+    the index's document counts change, at most every `REFRESH_S`; a large index is read in a
+    background thread while queries go on with the vocabulary they have."""
+
+    REFRESH_S = 300.0
+    INLINE_DOCS = 5000     # an index this small is read on the query's thread
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stamp: tuple[Any, float] | None = None
+        self._building = False
+        self.names: dict[str, set[str]] = {}
+        self.types: set[str] = set()
+
+    def refresh(self, index: "Index") -> None:
+        with self._lock:
+            if self._building or (self._stamp and time.monotonic() - self._stamp[1] < self.REFRESH_S):
+                return
+            counts = index.catalog.counts()
+            if self._stamp and self._stamp[0] == counts:
+                self._stamp = (counts, time.monotonic())
+                return
+            self._building = True
+        if sum(docs for docs, _ in counts.values()) <= self.INLINE_DOCS:
+            self._build(index, counts)
+        else:
+            threading.Thread(target=self._build, args=(index, counts), name="inlet-people", daemon=True).start()
+
+    def _build(self, index: "Index", counts: dict[str, Any]) -> None:
+        names: dict[str, set[str]] = {}
+        types: set[str] = set()
+        try:
+            for source in counts:
+                ids = index.catalog.source_doc_ids(source)
+                for start in range(0, len(ids), 500):
+                    for doc in index.catalog.documents(ids[start:start + 500]).values():
+                        types.add(doc.source_type)
+                        for person in _people_of(doc.author, doc.metadata):
+                            for token in _tokens(person):
+                                names.setdefault(token, set()).add(person)
+        finally:
+            with self._lock:
+                self._building = False
+                self.names, self.types, self._stamp = names, types, (counts, time.monotonic())
+
+    def find(self, query: str) -> tuple[str, ...]:
+        """Addresses of the people the query names: a known name token that is capitalised
+        mid-sentence or sits where a person does ("did X say", "from X", "X's")."""
+        found: list[str] = []
+        for match in re.finditer(r"[A-Za-z][A-Za-z'.-]+", query):
+            word = match[0].split("'")[0].lower()
+            cued = (match[0][0].isupper() and match.start() > 0) or bool(
+                _PERSON_CUES.search(query[:match.start()]) or _PERSON_AFTER.match(query[match.end():]))
+            if not cued:
+                continue
+            candidates = self.names.get(word) or self.names.get(_NICKNAMES.get(word, ""), set())
+            if 0 < len(candidates) <= 3:
+                found += [p for p in sorted(candidates) if p not in found]
+        return tuple(found)
+
+
+def _people_of(author: str, metadata: dict[str, Any]) -> set[str]:
+    people = {author} if author else set()
+    for key in ("participants", "sender", "owner"):
+        value = metadata.get(key)
+        if isinstance(value, str):
+            people.add(value)
+        elif isinstance(value, list):
+            people.update(v for v in value if isinstance(v, str))
+    return {p.lower() for p in people if p}
+
+
+def _tokens(person: str) -> set[str]:
+    local = person.split("@", 1)[0]
+    return {t for t in _NAME_TOKEN.findall(local.lower()) if t not in _NOT_NAMES}
+
+
+_NOT_NAMES = {"the", "and", "info", "news", "mail", "team", "admin", "office", "noreply", "reply", "enron", "com",
+              "owner", "support", "sales", "service", "update", "updates", "announce", "subscriptions", "editor",
+              "webmaster", "messenger", "notice", "critical", "public", "relations", "management", "chairman",
+              "communications", "exclusive", "offers", "software", "unsubscribe", "bounce", "system", "bot"}
+
+
+def interpret(query: str, now: datetime | None, people: People, types_known: Iterable[str]) -> Interpretation:
+    """Time window, source types and people of `query`, and the query without the filter phrases."""
+    moment = now or datetime.now(timezone.utc)
+    after, before, spans = time_window(query, moment)
+    types, source_spans = source_types(query, types_known)
+    found = people.find(query)
+    spans = spans + source_spans
+    stripped = query
+    for start, end in sorted(spans, reverse=True):
+        stripped = stripped[:start] + " " + stripped[end:]
+    stripped = " ".join(stripped.split())
+    return Interpretation(after=after, before=before, source_types=types, people=found,
+                          query=stripped if len(stripped) >= 3 else query, spans=spans)

@@ -1,0 +1,136 @@
+"""`relevance`: the calibrated chance that a result answers the query, and the answer's `match`.
+
+Invariant: relevance is a pure function of features search already has (no model call, no
+network): the dense similarity of the best passage and how far it stands above the other
+candidates, its BM25 standing, exact identifier or phrase hits, the share of the query's words the
+document holds (in its passages and in its title), the same share weighted by each word's rarity
+in the index (inverse document frequency), the share of the query's words the index holds
+nowhere at all (a question about "parental leave" over a corpus that never says "parental"), how
+distinctive the rarest query word the document lacks is, and the fused score's margin over the
+next result. A logistic model maps them to 0-1; its coefficients are data
+(`relevance_model.json`), fitted by `benchmarks/fit_relevance.py` on the train part of the
+labelled natural questions, and the thresholds that turn the best relevance into `match` were
+chosen on the same part: `strong` when a result is very likely an answer, `weak` when one may be,
+`none` when nothing is.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+MODEL_PATH = Path(__file__).with_name("relevance_model.json")
+_WORD = re.compile(r"[a-z0-9]+")
+STOPWORDS = frozenset("""a about above after again all am an and any are as at be been before being below between both
+but by can could did do does doing done down during each few for from further had has have having he her here hers
+him his how i if in into is it its itself just me more most my no nor not now of off on once only or other our out
+over own same she should so some such than that the their them then there these they this those through to too
+under until up very was we were what when where which while who whom why will with would you your yours get got
+go going let lets make made say said tell know want please any anyone anything thing things there's what's it's
+i'm we're they're""".split())
+
+
+def content_terms(text: str) -> list[str]:
+    """The query words that carry meaning: lower-cased, no stopwords, no one-letter words."""
+    return [w for w in dict.fromkeys(_WORD.findall(text.lower())) if w not in STOPWORDS and len(w) > 1]
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ing", "ed", "es", "s"):
+        if len(word) > len(suffix) + 3 and word.endswith(suffix):
+            return word[: -len(suffix)]
+    return word
+
+
+def coverage(terms: list[str], text: str) -> float:
+    """Share of `terms` that occur in `text` (prefix match on a crude stem: "deploys" ~ "deploy")."""
+    if not terms:
+        return 0.0
+    words = {_stem(w) for w in _WORD.findall(text.lower())}
+    return sum(1 for t in terms if _stem(t) in words) / len(terms)
+
+
+FEATURES = ("dense", "dense_gap", "lexical", "exact", "coverage", "title", "margin", "relative", "weighted", "absent",
+            "missing")
+
+
+Frequency = Callable[[str], int]   # chunks holding a term ("": all chunks)
+ABSENT = -1.0                      # the weight of a term no chunk holds
+
+
+def frequency_of(index: Any) -> Frequency | None:
+    """The index's document-frequency count, where its catalog keeps one (SQLite FTS5; cached)."""
+    count = getattr(index.catalog, "_frequency", None)
+    return count if callable(count) else None
+
+
+def term_weights(terms: list[str], frequency: Frequency | None) -> dict[str, float]:
+    """Each term's inverse document frequency (ABSENT when no chunk holds it; 1 each without counts)."""
+    if frequency is None or not terms:
+        return dict.fromkeys(terms, 1.0)
+    total = max(1, frequency(""))
+    weights = {}
+    for term in terms:
+        df = frequency(term)
+        weights[term] = ABSENT if df == 0 else math.log(1 + total / df)
+    return weights
+
+
+def weighted_coverage(weights: dict[str, float], text: str) -> float:
+    """Share of the query's rarity-weighted terms the text holds (an absent term weighs most)."""
+    if not weights:
+        return 0.0
+    ceiling = max((w for w in weights.values() if w != ABSENT), default=1.0) * 1.5
+    words = {_stem(w) for w in _WORD.findall(text.lower())}
+    total = sum(ceiling if w == ABSENT else w for w in weights.values())
+    held = sum(w for t, w in weights.items() if w != ABSENT and _stem(t) in words)
+    return held / total if total else 0.0
+
+
+def missing_rarest(weights: dict[str, float], text: str) -> float:
+    """How rare the rarest query term the text lacks is, against the rarest term of the query (0:
+    it lacks none; 1: it lacks the most distinctive one). An answer may miss the common words of a
+    paraphrase; a near miss lacks the word that mattered ("Q4" of "the Q4 roadmap")."""
+    if not weights:
+        return 0.0
+    ceiling = max((w for w in weights.values() if w != ABSENT), default=1.0) * 1.5
+    values = {t: ceiling if w == ABSENT else w for t, w in weights.items()}
+    words = {_stem(w) for w in _WORD.findall(text.lower())}
+    lacking = [v for t, v in values.items() if _stem(t) not in words]
+    return max(lacking, default=0.0) / max(values.values())
+
+
+@dataclass
+class Model:
+    weights: dict[str, float]
+    bias: float
+    min_relevance: float
+    strong: float
+
+    def relevance(self, features: dict[str, float]) -> float:
+        z = self.bias + sum(self.weights.get(name, 0.0) * features.get(name, 0.0) for name in FEATURES)
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+    def match(self, relevances: list[float]) -> str:
+        best = max(relevances, default=0.0)
+        if best >= self.strong:
+            return "strong"
+        return "weak" if best >= self.min_relevance else "none"
+
+
+@lru_cache(maxsize=1)
+def model() -> Model:
+    data: dict[str, Any] = json.loads(MODEL_PATH.read_text())
+    return Model(weights={k: float(v) for k, v in data["weights"].items()}, bias=float(data["bias"]),
+                 min_relevance=float(data["min_relevance"]), strong=float(data["strong"]))
+
+
+def default_min_relevance() -> float:
+    """The documented default of `min_relevance` (chosen on the labelled sets)."""
+    return model().min_relevance

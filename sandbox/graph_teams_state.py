@@ -1,0 +1,145 @@
+"""State of the emulated Microsoft Teams: teams, channels, members, messages and replies.
+
+Every mutation goes through a method here so each channel's change log (what `messages/delta`
+reads) stays consistent: any change inside a thread (its root or a reply created, edited or deleted)
+logs the thread's root and moves its `lastModifiedDateTime`, which is how a client learns that
+a thread's replies changed. Deleting a message is a soft delete, as in Teams: it keeps its id and
+gets a `deletedDateTime` and an empty body.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .graph_state import graph_id
+
+
+@dataclass
+class Message:
+    id: str
+    channel_id: str
+    author: str                      # email
+    html: str
+    reply_to: str | None = None      # the root's id for a reply
+    subject: str | None = None
+    created: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    modified: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    deleted: dt.datetime | None = None
+    mentions: list[str] = field(default_factory=list)                 # emails, in <at id="n"> order
+    files: list[tuple[str, str]] = field(default_factory=list)        # (name, url) reference attachments
+
+
+@dataclass
+class Channel:
+    id: str
+    team_id: str
+    name: str
+    kind: str = "standard"          # standard | private | shared
+    members: list[str] = field(default_factory=list)    # private and shared channels: their own members
+    log: list[tuple[int, str]] = field(default_factory=list)   # (seq, root id)
+
+
+@dataclass
+class Team:
+    id: str
+    name: str
+    members: list[str] = field(default_factory=list)   # emails
+    channels: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DeltaState:
+    channel_id: str
+    watermark: int
+    pending: list[str]
+    initial: bool
+    top: int
+
+
+class TeamsState:
+    def __init__(self) -> None:
+        self.teams: dict[str, Team] = {}
+        self.channels: dict[str, Channel] = {}
+        self.messages: dict[str, Message] = {}
+        self.seq = 0
+        self.deltas: dict[str, DeltaState] = {}
+        self.listeners: list[Callable[[str, str, str], None]] = []   # (team id, channel id, root id)
+        self._clock = 0
+
+    def add_team(self, name: str, members: list[str]) -> Team:
+        raw = graph_id("", "team", name)
+        team = Team(f"{raw[:8]}-{raw[8:12]}-4{raw[13:16]}-8{raw[17:20]}-{raw[20:32]}", name, list(members))
+        self.teams[team.id] = team
+        return team
+
+    def add_channel(self, team_id: str, name: str, kind: str = "standard", members: list[str] | None = None) -> Channel:
+        channel_id = f"19:{graph_id('', team_id, name)[:32]}@thread.tacv2"
+        channel = Channel(channel_id, team_id, name, kind, list(members or []))
+        self.channels[channel.id] = channel
+        self.teams[team_id].channels.append(channel.id)
+        return channel
+
+    def _now(self, when: dt.datetime | None) -> dt.datetime:
+        self._clock += 1
+        return when or dt.datetime.now(dt.timezone.utc) + dt.timedelta(microseconds=self._clock)
+
+    def post(self, channel_id: str, author: str, html: str, reply_to: str | None = None, subject: str | None = None,
+             when: dt.datetime | None = None, mentions: list[str] | None = None,
+             files: list[tuple[str, str]] | None = None) -> Message:
+        now = self._now(when)
+        msg = Message(str(int(now.timestamp() * 1000) * 100 + self._clock % 100), channel_id, author, html,
+                      reply_to, subject, now, now, mentions=list(mentions or []), files=list(files or []))
+        self.messages[msg.id] = msg
+        self._touch(msg, now)
+        return msg
+
+    def edit(self, message_id: str, html: str) -> Message:
+        msg = self.messages[message_id]
+        msg.html = html
+        msg.modified = self._now(None)
+        self._touch(msg, msg.modified)
+        return msg
+
+    def delete(self, message_id: str) -> None:
+        msg = self.messages[message_id]
+        msg.deleted = msg.modified = self._now(None)
+        msg.html = ""
+        self._touch(msg, msg.modified)
+
+    def _touch(self, msg: Message, when: dt.datetime) -> None:
+        root = self.messages[msg.reply_to] if msg.reply_to else msg
+        root.modified = max(root.modified, when)
+        self.seq += 1
+        channel = self.channels[msg.channel_id]
+        channel.log.append((self.seq, root.id))
+        for listener in list(self.listeners):
+            listener(channel.team_id, channel.id, root.id)
+
+    def roots(self, channel_id: str) -> list[Message]:
+        return sorted((m for m in self.messages.values() if m.channel_id == channel_id and m.reply_to is None),
+                      key=lambda m: m.created)
+
+    def replies(self, root_id: str) -> list[Message]:
+        return sorted((m for m in self.messages.values() if m.reply_to == root_id), key=lambda m: m.created)
+
+    def members_of(self, channel: Channel) -> list[str]:
+        return channel.members if channel.kind != "standard" else self.teams[channel.team_id].members
+
+    def changed_since(self, channel_id: str, seq: int) -> list[str]:
+        order: dict[str, int] = {}
+        for n, root in reversed(self.channels[channel_id].log):
+            if n <= seq:
+                break
+            order.setdefault(root, n)
+        return sorted(order, key=order.__getitem__)
+
+    def store_delta(self, state: DeltaState) -> str:
+        token = secrets.token_urlsafe(18)
+        self.deltas[token] = state
+        return token
+
+    def expire_delta_tokens(self) -> None:
+        self.deltas.clear()

@@ -1,0 +1,289 @@
+"""The microsoft_files connector against the sandbox's Graph files API (real msal + httpx over HTTPS)."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from inlet.connectors.kit.retry import RetryPolicy
+from inlet.connectors.microsoft_files import MicrosoftFilesConfig, MicrosoftFilesConnector
+from inlet.connectors.model import Checkpoint, Deletion, Document, Skipped
+from inlet.errors import CredentialsError
+from inlet.sandbox import graph_files
+from inlet.sandbox.graph_files_seed import perm
+from inlet.sandbox.graph_files_state import FilesState, Item
+from inlet.sandbox.server import Sandbox
+
+ENGINEERING = ["abilinski@example.com", "doubledeez@example.com", "hamza@example.com"]   # hamza: nested group
+
+
+def connector(sb: Sandbox, sleeps: list[float] | None = None, **overrides: Any) -> MicrosoftFilesConnector:
+    block, env = graph_files.source(sb.ctx, sb.ctx.workdir)
+    config = tomllib.loads(block)["sources"][0] | overrides
+    waits = sleeps if sleeps is not None else []
+    return MicrosoftFilesConnector(MicrosoftFilesConfig(**config), env,
+                                   policy=RetryPolicy(sleep=waits.append, jitter=0))
+
+
+def run(conn: MicrosoftFilesConnector, checkpoint: dict[str, Any] | None = None) -> tuple[list[Any], dict[str, Any]]:
+    items = list(conn.load(checkpoint))
+    assert isinstance(items[-1], Checkpoint)
+    return items, items[-1].state
+
+
+def docs(items: list[Any]) -> dict[str, Document]:
+    return {i.metadata["path"]: i for i in items if isinstance(i, Document)}
+
+
+def deleted(items: list[Any]) -> set[str]:
+    return {i.id for i in items if isinstance(i, Deletion)}
+
+
+def state(sb: Sandbox) -> FilesState:
+    return graph_files.files_state(sb.ws)
+
+
+def item(sb: Sandbox, name: str) -> Item:
+    return next(i for i in state(sb).items.values() if i.name == name and not i.deleted)
+
+
+def doc_id(sb: Sandbox, name: str) -> str:
+    return f"sandbox-files:{item(sb, name).id}"
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[Sandbox]:
+    with Sandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture()
+def sb() -> Iterator[Sandbox]:
+    with Sandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture(scope="module")
+def backfill(shared: Sandbox) -> tuple[list[Any], dict[str, Any]]:
+    return run(connector(shared))
+
+
+def test_backfill_reads_every_library_and_onedrive_with_text(backfill: Any) -> None:
+    got = docs(backfill[0])
+    assert set(got) == {"Design/Search design.docx", "Design/Architecture.pdf", "Runbooks/oncall.md",
+                        "Budget 2024.xlsx", "Leadership/Reorg plan.txt", "API spec.html", "Roadmap.pptx",
+                        "Forecast.xlsx", "Expense FAQ.md", "Notes.txt", "Offsite plan.docx"}
+    ids = [i.id for i in backfill[0] if isinstance(i, Document)]
+    assert len(ids) == len(set(ids))
+    budget = got["Budget 2024.xlsx"]
+    assert budget.title == "Engineering budget 2024"
+    assert "Search | 6 | 1200000" in budget.text and "## Notes" in budget.text
+    assert got["API spec.html"].title == "Search API specification"
+    assert got["Design/Search design.docx"].metadata == {
+        "drive": "Documents", "site": "Engineering", "path": "Design/Search design.docx",
+        "mime_type": "application/vnd.openxmlformats-officedocument.wordprocessingml.document"}
+    assert got["Notes.txt"].metadata["drive"] == "OneDrive" and got["Notes.txt"].url.startswith("https://")
+    skipped = [i for i in backfill[0] if isinstance(i, Skipped)]
+    assert [(s.failed, "logo.png: unsupported type" in s.reason) for s in skipped] == [(False, True)]
+
+
+def test_acl_follows_inherited_group_link_and_user_permissions(backfill: Any) -> None:
+    got = docs(backfill[0])
+    design = got["Design/Search design.docx"].acl       # inherited site group -> Entra group, nested group
+    assert design.users == ENGINEERING and not design.public and not design.domains
+    runbook = got["Runbooks/oncall.md"].acl             # + an organization link
+    assert runbook.users == ENGINEERING and runbook.domains == ["example.com", "sandbox.onmicrosoft.com"]
+    assert got["Leadership/Reorg plan.txt"].acl.users == ["abilinski@example.com"]   # inheritance broken
+    assert got["Expense FAQ.md"].acl.public                                       # anonymous link
+    assert got["Forecast.xlsx"].acl.users == ["john.arnold@enron.com", "phillip.allen@enron.com"]
+    assert got["Offsite plan.docx"].acl.users == ["abilinski@example.com", "doubledeez@example.com"]
+
+
+def test_an_unchanged_tenant_costs_one_delta_call_per_drive_and_no_downloads(shared: Sandbox, backfill: Any) -> None:
+    shared.faults.reset_counts()
+    items, _ = run(connector(shared), backfill[1])
+    assert [i for i in items if not isinstance(i, Checkpoint)] == []
+    calls = shared.faults.calls
+    assert calls["graph:delta"] == 4                 # Documents, Specs, Finance Documents, a OneDrive
+    assert calls["graph:content"] == calls["graph:download"] == calls["graph:permissions"] == 0
+    assert calls["graph:batch"] == 2                 # the drives, then group members and domains
+
+
+def test_edits_deletions_and_moves_out_of_scope(sb: Sandbox) -> None:
+    conn = connector(sb, include=["Design/**", "Runbooks/**", "Expense FAQ.md"])
+    items, cp = run(conn)
+    assert set(docs(items)) == {"Design/Search design.docx", "Design/Architecture.pdf", "Runbooks/oncall.md",
+                                "Expense FAQ.md"}
+    st = state(sb)
+    with sb.ws.lock:
+        st.edit_item(item(sb, "oncall.md").id, data=b"# On-call runbook\n\nEscalate to the duty manager.\n")
+        gone = doc_id(sb, "Expense FAQ.md")
+        st.delete_item(item(sb, "Expense FAQ.md").id)
+        pdf = doc_id(sb, "Architecture.pdf")
+        moved = item(sb, "Architecture.pdf")
+        st.edit_item(moved.id, parent_id=st.drives[moved.drive_id].root_id)
+        st.add_item(item(sb, "oncall.md").drive_id, item(sb, "Runbooks").id, "backup.md", b"# Backups\n\nNightly.",
+                    "text/markdown")
+    items, cp = run(conn, cp)
+    assert set(docs(items)) == {"Runbooks/oncall.md", "Runbooks/backup.md"}
+    assert "Escalate to the duty manager." in docs(items)["Runbooks/oncall.md"].text
+    assert deleted(items) == {gone, pdf}
+    with sb.ws.lock:   # a renamed folder: its files leave the globs without appearing in delta themselves
+        st.edit_item(item(sb, "Runbooks").id, name="Old runbooks")
+    items, cp = run(conn, cp)
+    assert deleted(items) == {doc_id(sb, "oncall.md"), doc_id(sb, "backup.md")} and not docs(items)
+    with sb.ws.lock:
+        st.edit_item(item(sb, "Old runbooks").id, name="Runbooks")
+    items, _ = run(conn, cp)
+    assert set(docs(items)) == {"Runbooks/oncall.md", "Runbooks/backup.md"} and not deleted(items)
+
+
+def test_permission_and_membership_changes_rewrite_the_acl_not_the_text(sb: Sandbox) -> None:
+    conn = connector(sb)
+    items, cp = run(conn)
+    before = docs(items)
+    st = state(sb)
+    with sb.ws.lock:
+        st.share(item(sb, "Notes.txt").id, perm(user="bob@example.com"))
+    items, cp = run(conn, cp)
+    assert set(docs(items)) == {"Notes.txt"} and not deleted(items)
+    notes = docs(items)["Notes.txt"]
+    assert notes.acl.users == ["abilinski@example.com", "bob@example.com"]
+    assert notes.content_hash() == before["Notes.txt"].content_hash()   # the index re-writes only the ACL
+    with sb.ws.lock:   # a new member of the nested group reaches every Engineering file
+        platform = next(g for g in st.groups.values() if g.name == "Platform Team")
+        platform.members.append("carol@example.com")
+    items, cp = run(conn, cp)
+    changed = docs(items)
+    assert set(changed) == {p for p, d in before.items() if "hamza@example.com" in d.acl.users}
+    for path, doc in changed.items():
+        assert "carol@example.com" in doc.acl.users and doc.content_hash() == before[path].content_hash()
+    with sb.ws.lock:   # breaking inheritance on a folder re-shares everything below it
+        st.share(item(sb, "Design").id, perm(user="hamza@example.com"), unique=True)
+    items, _ = run(conn, cp)
+    assert {p: d.acl.users for p, d in docs(items).items()} == {
+        "Design/Search design.docx": ["hamza@example.com"], "Design/Architecture.pdf": ["hamza@example.com"]}
+
+
+def test_an_expired_delta_link_relists_once_and_finds_deletions(sb: Sandbox) -> None:
+    conn = connector(sb)
+    items, cp = run(conn)
+    st = state(sb)
+    with sb.ws.lock:
+        gone = doc_id(sb, "Roadmap.pptx")
+        st.delete_item(item(sb, "Roadmap.pptx").id)
+        st.expire_delta_tokens()
+    sb.faults.reset_counts()
+    items, cp = run(conn, cp)
+    assert deleted(items) == {gone}
+    assert not docs(items), "unchanged files are not yielded again after a re-listing"
+    assert sb.faults.calls["graph:content"] == 0
+    items, _ = run(conn, cp)
+    assert [i for i in items if not isinstance(i, Checkpoint)] == []
+
+
+def test_throttling_waits_retry_after_on_calls_and_inside_batches(sb: Sandbox) -> None:
+    sleeps: list[float] = []
+    sb.faults.fail("graph", "delta", 429, times=2, retry_after=7)
+    sb.faults.fail("graph", "permissions", 429, times=1, retry_after=3)
+    sb.faults.fail("graph", "download", 503, times=1, retry_after=2)
+    items, _ = run(connector(sb, sleeps))
+    assert len(docs(items)) == 11
+    assert sleeps.count(7) == 2 and 3 in sleeps and 2 in sleeps
+
+
+def test_a_tenant_wide_rate_limit_is_waited_out() -> None:
+    """Graph's per-app/per-tenant limits: past 15 calls a (scaled) minute every call is a 429 whose
+    Retry-After says when the window frees up; the kit waits it out and the backfill completes."""
+    import time
+
+    with Sandbox(time_scale=60) as sandbox:
+        sandbox.faults.rate_limit("graph", "*", 15)
+        block, env = graph_files.source(sandbox.ctx, sandbox.ctx.workdir)
+        waits: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            waits.append(seconds)
+            time.sleep(seconds)
+
+        conn = MicrosoftFilesConnector(MicrosoftFilesConfig(**tomllib.loads(block)["sources"][0]), env,
+                                       policy=RetryPolicy(sleep=sleep, jitter=0, attempts=20, deadline=120))
+        items, _ = run(conn)
+        assert len(docs(items)) == 11 and not [i for i in items if isinstance(i, Skipped) and i.failed]
+        assert sum(sandbox.faults.rejected.values()) > 0 and waits and max(waits) <= 1.0
+
+
+def test_a_site_the_app_may_not_read_is_a_named_error_and_the_others_go_on(sb: Sandbox) -> None:
+    conn = connector(sb)
+    items, cp = run(conn)
+    engineering = next(s.id for s in state(sb).sites.values() if s.name == "Engineering")
+    graph_files.select_sites(sb.ws, [engineering])   # Sites.Selected, granted Engineering only
+    items, _ = run(conn, cp)
+    refused = {s.id: s for s in items if isinstance(s, Skipped)}
+    finance = refused["sandbox-files:site:sandbox.sharepoint.com:/sites/Finance"]
+    assert finance.failed and "Finance" in finance.reason and "/permissions" in finance.reason
+    assert "sandbox-files:user:abilinski@example.com" in refused   # OneDrives are not granted either
+    assert not deleted(items), "documents of a refused site are kept"
+    fresh, _ = run(conn)
+    assert {d.metadata["site"] for d in docs(fresh).values()} == {"Engineering"}
+
+
+def test_files_over_max_file_mb_are_skipped_by_policy(sb: Sandbox) -> None:
+    items, _ = run(connector(sb, max_file_mb=0.002))
+    big = [s for s in items if isinstance(s, Skipped) and "max_file_mb" in s.reason]
+    assert big and all(not s.failed for s in big)
+    assert "Notes.txt" in docs(items) and "Search design.docx" not in {p.rsplit("/")[-1] for p in docs(items)}
+
+
+def test_a_refused_secret_names_the_source(sb: Sandbox) -> None:
+    block, env = graph_files.source(sb.ctx, sb.ctx.workdir)
+    config = MicrosoftFilesConfig(**tomllib.loads(block)["sources"][0])
+    conn = MicrosoftFilesConnector(config, {k: "wrong" for k in env})
+    with pytest.raises(CredentialsError) as caught:
+        conn.check()
+    assert caught.value.source == "sandbox-files" and "7000215" in str(caught.value)
+
+
+def test_config_needs_users_sites_or_drives() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="at least one of"):
+        MicrosoftFilesConfig(name="x", type="microsoft_files", tenant_id="t", client_id="c", client_secret_env="E")
+
+
+def test_the_index_rewrites_a_permission_change_without_embedding(sb: Sandbox, tmp_path: Any, embedder: Any) -> None:
+    from pathlib import Path
+
+    from inlet.config import parse_config
+    from inlet.index.search import SearchRequest, search
+    from inlet.index.store import Index
+    from inlet.sync.engine import Engine
+    from inlet.storage.sqlite.state import SqliteState
+
+    text, env = sb.config(tmp_path / "index")
+    raw = tomllib.loads(text)
+    raw["sources"] = [s | {"sites": []} for s in raw["sources"] if s["name"] == "sandbox-files"]   # the OneDrive
+    settings = parse_config(raw)
+    with Index(settings.index, embedder=embedder) as index:
+        state_db = SqliteState(Path(settings.index.path) / "state.db")
+        try:
+            engine = Engine(settings, index, state_db, env=env)
+            assert engine.run("sandbox-files", "backfill").outcome == "ok"
+
+            def visible(user: str) -> list[str]:
+                hits, _ = search(index, SearchRequest(query="quarterly search quality review", k=3, user=user,
+                                                      recency_half_life_days=0))
+                return [h.doc_id for h in hits]
+
+            notes = doc_id(sb, "Notes.txt")
+            assert notes not in visible("bob@example.com")
+            with sb.ws.lock:
+                state(sb).share(item(sb, "Notes.txt").id, perm(user="bob@example.com"))
+            result = engine.run("sandbox-files", "sync")
+            assert (result.outcome, result.upserted, result.embedded) == ("ok", 1, 0)
+            assert notes in visible("bob@example.com")
+        finally:
+            state_db.close()

@@ -1,0 +1,170 @@
+"""The teams connector against the sandbox's Graph Teams API (real msal + httpx over HTTPS)."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from inlet.connectors.kit.retry import RetryPolicy
+from inlet.connectors.model import Checkpoint, Deletion, Document, Skipped
+from inlet.connectors.teams import TeamsConfig, TeamsConnector
+from inlet.sandbox import graph_teams
+from inlet.sandbox.graph_teams_state import Channel, Message, TeamsState
+from inlet.sandbox.server import Sandbox
+
+ENGINEERING = ["abilinski@example.com", "doubledeez@example.com", "hamza@example.com"]
+
+
+def connector(sb: Sandbox, sleeps: list[float] | None = None, **overrides: Any) -> TeamsConnector:
+    block, env = graph_teams.source(sb.ctx, sb.ctx.workdir)
+    config = tomllib.loads(block)["sources"][0] | overrides
+    return TeamsConnector(TeamsConfig(**config), env,
+                          policy=RetryPolicy(sleep=(sleeps if sleeps is not None else []).append, jitter=0))
+
+
+def run(conn: TeamsConnector, checkpoint: dict[str, Any] | None = None) -> tuple[list[Any], dict[str, Any]]:
+    items = list(conn.load(checkpoint))
+    assert isinstance(items[-1], Checkpoint)
+    return items, items[-1].state
+
+
+def docs(items: list[Any]) -> dict[str, Document]:
+    return {i.title: i for i in items if isinstance(i, Document)}
+
+
+def state(sb: Sandbox) -> TeamsState:
+    return graph_teams.teams_state(sb.ws)
+
+
+def channel(sb: Sandbox, name: str, team: str = "Engineering") -> Channel:
+    return next(c for c in state(sb).channels.values() if c.name == name and state(sb).teams[c.team_id].name == team)
+
+
+def root(sb: Sandbox, text: str) -> Message:
+    return next(m for m in state(sb).messages.values() if text in m.html and m.reply_to is None)
+
+
+def thread_id(sb: Sandbox, msg: Message) -> str:
+    return f"sandbox-teams:{msg.channel_id}:{msg.id}"
+
+
+@pytest.fixture(scope="module")
+def shared() -> Iterator[Sandbox]:
+    with Sandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture()
+def sb() -> Iterator[Sandbox]:
+    with Sandbox() as sandbox:
+        yield sandbox
+
+
+@pytest.fixture(scope="module")
+def backfill(shared: Sandbox) -> tuple[list[Any], dict[str, Any]]:
+    return run(connector(shared))
+
+
+def test_one_document_per_thread_rendered_as_plain_text(backfill: Any) -> None:
+    got = docs(backfill[0])
+    assert len(got) == 6 and len({d.id for d in got.values()}) == 6
+    latency = got["Search latency"]
+    assert latency.text.splitlines()[0] == "Harry Potter (2024-03-04 09:00): The **search latency** regression " \
+                                            "is fixed in release 4.2."
+    assert "Thanks Harry Potter! Was it the vector cache?" in latency.text   # a mention reads as the name
+    assert "https://wiki.example.com/cache" in latency.text                  # a link keeps its URL
+    assert "[Latency report.docx](https://sandbox.sharepoint.com/" in latency.text   # a file: name and URL
+    assert "<" not in latency.text.replace("<https://", "")
+    assert latency.metadata == {"team": "Engineering", "channel": "General",
+                                "participants": ["Harry Potter", "Hermione Granger"]}
+    assert latency.url.startswith("https://") and "/l/message/" in latency.url
+    assert "General: Reminder: the design review moves to Thursday at 10:00." in got   # no subject
+
+
+def test_acl_is_the_team_for_standard_channels_and_the_channel_for_private_and_shared(backfill: Any) -> None:
+    by_channel = {(d.metadata["team"], d.metadata["channel"]): d.acl.users for d in docs(backfill[0]).values()}
+    assert by_channel[("Engineering", "General")] == ENGINEERING
+    assert by_channel[("Engineering", "leadership")] == ["abilinski@example.com"]
+    assert by_channel[("Engineering", "partners")] == ["abilinski@example.com", "heroeshannibal@example.com"]
+    assert by_channel[("Support", "General")] == ["doubledeez@example.com", "heroeshannibal@example.com"]
+
+
+def test_an_unchanged_tenant_costs_one_call_per_channel(shared: Sandbox, backfill: Any) -> None:
+    shared.faults.reset_counts()
+    items, _ = run(connector(shared), backfill[1])
+    assert [i for i in items if not isinstance(i, Checkpoint)] == []
+    calls = shared.faults.calls
+    assert calls["graph:messages.delta"] == 5 and calls["graph:replies"] == 0
+    assert calls["graph:teams"] == 1 and calls["graph:batch"] == 2   # channels and members, then own members
+
+
+def test_globs_select_teams_and_channels(shared: Sandbox) -> None:
+    items, _ = run(connector(shared, teams=["eng*"], channels=["incident-*", "general"]))
+    assert {(d.metadata["team"], d.metadata["channel"]) for d in docs(items).values()} == {
+        ("Engineering", "General"), ("Engineering", "incident-db")}
+
+
+def test_edited_and_deleted_replies_rerender_and_a_deleted_root_deletes(sb: Sandbox) -> None:
+    conn = connector(sb)
+    items, cp = run(conn)
+    st = state(sb)
+    latency = root(sb, "search latency")
+    thanks, answer = st.replies(latency.id)
+    with sb.ws.lock:
+        st.edit(thanks.id, "<p>Thanks! Which cache was it?</p>")
+        st.delete(answer.id)
+        review = root(sb, "design review")
+        st.delete(review.id)
+        st.post(channel(sb, "incident-db").id, "hamza@example.com", "<p>Postmortem on Friday.</p>",
+                root(sb, "Database failover").id)
+    items, cp = run(conn, cp)
+    got = docs(items)
+    failover = "incident-db: Database failover started at 02:10; replicas are catching up."
+    assert set(got) == {"Search latency", failover}
+    assert "Which cache was it?" in got["Search latency"].text and "cache notes" not in got["Search latency"].text
+    assert "Postmortem on Friday." in got[failover].text
+    assert {i.id for i in items if isinstance(i, Deletion)} == {thread_id(sb, review)}
+    items, _ = run(conn, cp)
+    assert [i for i in items if not isinstance(i, Checkpoint)] == []
+
+
+def test_a_membership_change_rewrites_acls_with_the_same_text(sb: Sandbox) -> None:
+    conn = connector(sb)
+    items, cp = run(conn)
+    before = docs(items)
+    with sb.ws.lock:
+        channel(sb, "leadership").members.append("doubledeez@example.com")
+    items, cp = run(conn, cp)
+    after = docs(items)
+    assert list(after) == ["leadership: Headcount plan: two more search engineers next quarter."]
+    for title, doc in after.items():
+        assert doc.acl.users == ["abilinski@example.com", "doubledeez@example.com"]
+        assert doc.content_hash() == before[title].content_hash()
+    assert not [i for i in items if isinstance(i, Deletion)]
+
+
+def test_an_expired_delta_link_rereads_and_finds_deleted_threads(sb: Sandbox) -> None:
+    conn = connector(sb)
+    items, cp = run(conn)
+    st = state(sb)
+    with sb.ws.lock:
+        gone = root(sb, "slow exports")
+        st.delete(gone.id)
+        st.expire_delta_tokens()
+    items, cp = run(conn, cp)
+    assert {i.id for i in items if isinstance(i, Deletion)} == {thread_id(sb, gone)}
+    items, _ = run(conn, cp)
+    assert [i for i in items if not isinstance(i, Checkpoint)] == []
+
+
+def test_throttling_waits_retry_after_on_calls_and_inside_batches(sb: Sandbox) -> None:
+    sleeps: list[float] = []
+    sb.faults.fail("graph", "messages.delta", 429, times=1, retry_after=6)
+    sb.faults.fail("graph", "replies", 429, times=1, retry_after=4)
+    sb.faults.fail("graph", "channels", 503, times=1, retry_after=2)
+    items, _ = run(connector(sb, sleeps))
+    assert len(docs(items)) == 6 and not [i for i in items if isinstance(i, Skipped)]
+    assert {6, 4, 2} <= set(sleeps)

@@ -1,0 +1,105 @@
+"""HTML bodies become plain text once, in the index's write path, for every connector."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timezone
+
+import pytest
+
+from inlet.config import IndexConfig, load_config
+from inlet.connectors.model import ACL, Document
+from inlet.index import store
+from inlet.storage.types import chunk_id
+from inlet.index.clean import clean_text, looks_like_html, markup_tags, plain
+from inlet.index.store import Index
+
+NEWSLETTER = ('Hi all,\nthe December issue is below.\n<table width="600"><tr><td><b>Deals</b> of the '
+              'month</td></tr><tr><td><a href="http://x.example/d">Read more</a></td></tr></table>\n'
+              '<BODY BGCOLOR="#FFFFFF"><p>Unsubscribe at any time.</p></BODY>')
+
+
+def mail(text: str, n: int = 1) -> Document:
+    return Document(id=f"mail:{n}", source="mail", source_type="outlook", title="December newsletter", text=text,
+                    acl=ACL(public=True), updated_at=datetime(2001, 1, 1, tzinfo=timezone.utc))
+
+
+def test_html_inside_plain_text_becomes_text_and_keeps_its_lines() -> None:
+    out = clean_text(NEWSLETTER)
+    assert markup_tags(out) == []
+    assert out.startswith("Hi all,\nthe December issue is below.")
+    assert "Deals of the month" in out and "Unsubscribe at any time." in out
+    assert "http://x.example/d" in out   # links survive as text
+
+
+def test_a_whole_html_page_becomes_text() -> None:
+    page = ("<html><head><title>t</title><style>p {color: red}</style></head><body><h1>FAQ</h1>"
+            "<p>Expense reports are due by the 5th.</p><script>alert(1)</script></body></html>")
+    out = clean_text(page)
+    assert markup_tags(out) == [] and "color" not in out and "alert" not in out
+    assert "FAQ" in out and "Expense reports are due by the 5th." in out
+
+
+@pytest.mark.parametrize("text", [
+    "Plain mail, nothing to do.\n\nSecond paragraph.",
+    "See <http://example.com/a> and <mailto:bob@example.com>",
+    "<< File: positions.xls >> attached; a < b and c > d",
+    "Use List<String> in Java",
+])
+def test_text_without_html_is_left_alone(text: str) -> None:
+    assert not looks_like_html(text)
+    assert clean_text(text) == text
+    document = mail(text)
+    assert plain(document) is document   # same object: same content hash, nothing re-embedded
+
+
+def test_stored_markup_is_rechunked_once_then_left_alone(tmp_path, embedder, monkeypatch) -> None:
+    with Index(IndexConfig(path=tmp_path / "ix"), embedder=embedder) as index:
+        # An index written before cleaning existed stored the markup as it came.
+        monkeypatch.setattr(store, "plain", lambda d: d)
+        monkeypatch.setattr(store, "clean_text", lambda t: t)
+        index.apply([mail(NEWSLETTER)], generation=1)
+        assert any(markup_tags(t) for t in _chunks(index))
+        monkeypatch.undo()
+        first = index.apply([mail(NEWSLETTER)], generation=2)   # the same text from the connector
+        assert first.upserted == 1 and first.unchanged == 0
+        assert _chunks(index) and not any(markup_tags(t) for t in _chunks(index))
+        assert markup_tags(index.catalog.document("mail:1").text) == []   # the stored body too
+        again = index.apply([mail(NEWSLETTER)], generation=3)
+        assert again.unchanged == 1 and again.embedded_chunks == 0
+
+
+def _chunks(index: Index) -> list[str]:
+    texts = []
+    for source in index.catalog.counts():
+        ids = index.catalog.source_doc_ids(source)
+        stored = index.catalog.stored(ids)
+        texts += index.catalog.chunk_texts(chunk_id(d, n) for d in ids for n in range(stored[d].chunks)).values()
+    return texts
+
+
+def test_no_passage_of_the_whole_sandbox_holds_markup(tmp_path, sandbox, embedder) -> None:
+    """Every sandbox document (Slack, Drive, all four mailboxes), backfilled through the real
+    connectors and engine: no stored passage and no stored body holds an HTML tag."""
+    from inlet.demo import backfill_all
+    from inlet.storage.sqlite.state import SqliteState
+
+    toml, secrets = sandbox.config(index_path=tmp_path / "index")
+    config = tmp_path / "config.toml"
+    config.write_text(toml)
+    settings = load_config(config)
+    with Index(settings.index, embedder=embedder) as index:
+        state = SqliteState(tmp_path / "index" / "state.db")
+        try:
+            runs = backfill_all(settings, index, state, {**os.environ, **secrets}, progress=False)
+        finally:
+            state.close()
+        assert {r.source for r in runs} == {s.name for s in settings.sources}
+        assert all(r.outcome == "ok" and r.upserted > 0 for r in runs), [r.as_json() for r in runs]
+        texts = _chunks(index)
+        assert len(texts) > 1000
+        tagged = [t[:200] for t in texts if markup_tags(t)]
+        assert tagged == []
+        for source in index.catalog.counts():
+            for doc in index.catalog.documents(index.catalog.source_doc_ids(source)).values():
+                assert markup_tags(doc.text) == [], doc.id
