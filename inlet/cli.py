@@ -313,6 +313,37 @@ def status(source: str | None, config_path: str | None, as_json: bool, verbose: 
     _emit(as_json, payload, prose)
 
 
+@cli.command()
+@click.option("--user", help="only the lines acting for this user (email)")
+@click.option("--since", help="only the lines from this date or time on (2024-01-31, 2024-01-31T12:00:00Z)")
+@_common
+def audit(user: str | None, since: str | None, config_path: str | None, as_json: bool, verbose: int) -> None:
+    """Who asked what: the lines of [server] audit_log (rotated files too), oldest first."""
+    _setup_logging(verbose)
+    from inlet.errors import ConfigError
+
+    try:
+        settings = _settings(config_path)
+        target = settings.server.audit_log
+        if not target or target == "-":
+            raise ConfigError("[server] audit_log names no file: set it to a path (\"-\" writes to the log "
+                              "stream, which inlet cannot read back)")
+    except InletError as exc:
+        _fail(exc)
+    from inlet.server.audit import read_audit
+
+    lines = list(read_audit(Path(target).expanduser(), user, _date(since)))
+
+    def prose() -> None:
+        for line in lines:
+            who = line.get("subject") or line.get("key")
+            what = line.get("route") or line.get("tool")
+            asked = line.get("query") or (f"sha256:{line['query_sha256'][:12]}" if "query_sha256" in line else "")
+            click.echo(f"{line.get('time')}  {who}  for {line.get('user') or 'operator'}  {what}  "
+                       f"{line.get('status')}  {line.get('ms')} ms  {asked!r}  {len(line.get('doc_ids') or [])} doc(s)")
+    _emit(as_json, {"lines": lines}, prose)
+
+
 def _print_source(s: dict[str, Any], detail: bool) -> None:
     """One source's status in prose; `detail` adds the items its last run skipped, with reasons."""
     last = s["last_run"]
