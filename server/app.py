@@ -155,6 +155,7 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
         if owns_index and retrieval.index is not None:
             retrieval.index.close()
         audit.close()
+        limiter.close()
 
     app = FastAPI(title="inlet retrieval API", version="0.1.0", lifespan=lifespan, docs_url=None,
                   redoc_url=None, description="Permission-aware retrieval over Slack, Google Drive and Outlook. "

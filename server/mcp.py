@@ -139,7 +139,7 @@ class InletTools:
 
     async def _call(self, name: str, arguments: Mapping[str, Any],
                     caller: Caller) -> tuple[types.CallToolResult, int]:
-        if self.limiter is not None and (wait := self.limiter.check_caller(caller)) > 0:
+        if self.limiter is not None and (wait := await self.limiter.check_caller(caller)) > 0:
             if self.metrics is not None:
                 self.metrics.rate_limited.labels(caller.key_name).inc()
             return _tool_error(limited_message(caller.key_name, wait)), 429

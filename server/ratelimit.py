@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import anyio
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -29,6 +30,7 @@ class Buckets(Protocol):
     """Token buckets by name: `take` spends one token and answers 0, or the seconds until one is there."""
 
     def take(self, name: str, rate: float, burst: float) -> float: ...
+    def close(self) -> None: ...
 
 
 class LocalBuckets:
@@ -48,6 +50,9 @@ class LocalBuckets:
                 return 0.0
             self._buckets[name] = (tokens, now)
             return (1.0 - tokens) / rate
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -70,8 +75,8 @@ class RateLimiter:
         default = _limit(server.rate_limit, server.rate_burst, "[server] rate_limit")
         per_key = {k.name: lim for k in server.api_keys
                    if (lim := _limit(k.rate_limit, server.rate_burst, k.name)) is not None}
-        shared = getattr(backend, "rate_buckets", None) if (default or per_key) else None
-        return cls(default, per_key, shared() if shared is not None else None)
+        shared = backend.rate_buckets() if backend is not None and (default or per_key) else None
+        return cls(default, per_key, shared)
 
     @property
     def enabled(self) -> bool:
@@ -85,11 +90,20 @@ class RateLimiter:
         bucket = f"user:{user}" if oauth and user else f"key:{key_name}"
         return self.buckets.take(bucket, limit.rate, limit.burst)
 
-    def check_caller(self, caller: Caller) -> float:
-        return self.check(caller.key_name, caller.user, caller.subject is not None)
+    async def check_caller(self, caller: Caller) -> float:
+        return await self._check(caller.key_name, caller.user, caller.subject is not None)
 
-    def check_entry(self, entry: KeyEntry) -> float:
-        return self.check(entry.name, entry.user, entry.subject is not None)
+    async def check_entry(self, entry: KeyEntry) -> float:
+        return await self._check(entry.name, entry.user, entry.subject is not None)
+
+    async def _check(self, key_name: str, user: str | None, oauth: bool) -> float:
+        if isinstance(self.buckets, LocalBuckets):   # memory only: no reason to leave the event loop
+            return self.check(key_name, user, oauth)
+        return await anyio.to_thread.run_sync(self.check, key_name, user, oauth)
+
+    def close(self) -> None:
+        if not isinstance(self.buckets, LocalBuckets):
+            self.buckets.close()
 
 
 def _limit(rate_text: str | None, burst: int | None, key: str) -> Limit | None:
@@ -121,7 +135,7 @@ class RateLimit:
         if entry is None or not self.limiter.enabled or scope.get("path") == "/mcp":
             await self.app(scope, receive, send)
             return
-        wait = self.limiter.check_entry(entry)
+        wait = await self.limiter.check_entry(entry)
         if wait <= 0:
             await self.app(scope, receive, send)
             return
