@@ -24,8 +24,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from inlet.connectors.google_drive_events import DrivePushChannels, _Channel
-from inlet.connectors.outlook_events import GraphSubscriptions, _Sub
+from inlet.connectors.google_drive_events import DrivePushChannels
+from inlet.connectors.outlook_events import GraphSubscriptions
 from inlet.index.store import Index
 from inlet.server.app import create_app
 
@@ -39,10 +39,12 @@ HINTS: list[Any] = []
 def event_sources() -> dict[tuple[str, str], Any]:
     """The real Graph and Drive event sources of two sources, each with one live subscription/channel."""
     graph = GraphSubscriptions(SimpleNamespace(name="mail"), "http://x/hooks/outlook/mail", 3600)  # type: ignore[arg-type]
-    graph.subs[("box", "inbox")] = _Sub("box", "inbox", id="sub-1", expires=time.time() + 3600)
+    sub = graph.renewals.add("inbox", mailbox="box")
+    sub.id, sub.expires = "sub-1", time.time() + 3600
     graph.emit = HINTS.append
     drive = DrivePushChannels(SimpleNamespace(name="drive"), "http://x/hooks/google_drive/drive", 3600)  # type: ignore[arg-type]
-    drive.channels["chan-1"] = drive.current = _Channel("chan-1", "res-1", time.time() + 3600)
+    drive.channel.id, drive.channel.data["resource_id"] = "chan-1", "res-1"
+    drive.channel.expires = time.time() + 3600
     drive.emit = HINTS.append
     return {("outlook", "mail"): graph, ("google_drive", "drive"): drive}
 
