@@ -3,7 +3,7 @@
 Drive posts a `sync` message when the channel opens, then a `change` message (headers only) after
 changes; each `change` is a hint, and the sync it triggers reads `changes.list` from the page token
 saved in the checkpoint, so a message carries nothing that must be trusted. A message must carry
-the channel token this process chose (else 403) and name its current channel (else 404). Channels
+the channel token this process chose and name its current channel (else 404, the reason logged). Channels
 cannot be extended: the kit's `Renewals` opens a new one in the last third of the current one's
 lifetime, then stops the old; `stop()` stops it (`channels.stop`) in bounded time.
 """

@@ -315,6 +315,84 @@ def status(source: str | None, config_path: str | None, as_json: bool, verbose: 
     _emit(as_json, payload, prose)
 
 
+@cli.command()
+@click.option("--user", help="only the lines acting for this user (email)")
+@click.option("--since", help="only the lines from this date or time on (2024-01-31, 2024-01-31T12:00:00Z)")
+@_common
+def audit(user: str | None, since: str | None, config_path: str | None, as_json: bool, verbose: int) -> None:
+    """Who asked what: the lines of [server] audit_log (rotated files too), oldest first."""
+    _setup_logging(verbose)
+    from inlet.errors import ConfigError
+
+    try:
+        settings = _settings(config_path)
+        target = settings.server.audit_log
+        if not target or target == "-":
+            raise ConfigError("[server] audit_log names no file: set it to a path (\"-\" writes to the log "
+                              "stream, which inlet cannot read back)")
+    except InletError as exc:
+        _fail(exc)
+    from inlet.server.audit import read_audit
+
+    lines = list(read_audit(Path(target).expanduser(), user, _date(since)))
+
+    def prose() -> None:
+        for line in lines:
+            who = line.get("subject") or line.get("key")
+            what = line.get("route") or line.get("tool")
+            asked = line.get("query") or (f"sha256:{line['query_sha256'][:12]}" if "query_sha256" in line else "")
+            click.echo(f"{line.get('time')}  {who}  for {line.get('user') or 'operator'}  {what}  "
+                       f"{line.get('status')}  {line.get('ms')} ms  {asked!r}  {len(line.get('doc_ids') or [])} doc(s)")
+    _emit(as_json, {"lines": lines}, prose)
+
+
+@cli.command()
+@click.argument("dest", type=click.Path(file_okay=False))
+@_common
+def backup(dest: str, config_path: str | None, as_json: bool, verbose: int) -> None:
+    """Copy the folder index to DEST (new or empty), consistent even while a daemon writes (it
+    pauses its writes between two batches for the copy)."""
+    _setup_logging(verbose)
+    try:
+        from inlet.index.backup import backup_index
+
+        settings = _settings(config_path)
+        target = Path(dest).absolute()
+        holder = _holder(settings)
+        if holder is not None:
+            report = holder.call("backup", {"dest": str(target)})
+        else:
+            from inlet.index.store import Index
+
+            with Index(settings.index) as index:
+                report = backup_index(index, target).as_json()
+    except InletError as exc:
+        _fail(exc)
+    _emit(as_json, report, lambda: click.echo(
+        f"backup written to {report['dest']}: {report['files']} files, {report['bytes'] / 1e6:.1f} MB in "
+        f"{report['seconds']:.1f} s (writes paused {report['paused_seconds']:.1f} s)"))
+
+
+@cli.command()
+@click.argument("src", type=click.Path(exists=True, file_okay=False))
+@click.option("--to", "to", type=click.Path(file_okay=False), help="restore here (default: [index] path)")
+@click.option("--replace", is_flag=True, help="move an index already there aside (PATH.replaced-TIME)")
+@_common
+def restore(src: str, to: str | None, replace: bool, config_path: str | None, as_json: bool, verbose: int) -> None:
+    """Put the backup SRC back as the folder index; the next sync continues from its checkpoints."""
+    _setup_logging(verbose)
+    try:
+        from inlet.index.backup import restore_index
+
+        target = Path(to) if to else Path(_settings(config_path).index.path)
+        aside = restore_index(Path(src), target, replace)
+    except InletError as exc:
+        _fail(exc)
+    payload = {"restored": str(target), "replaced": str(aside) if aside else None}
+    _emit(as_json, payload, lambda: click.echo(
+        f"restored {src} to {target}" + (f"; the index that was there is now {aside}" if aside else "")))
+
+
 def _print_source(s: dict[str, Any], detail: bool) -> None:
     """One source's status in prose; `detail` adds the items its last run skipped, with reasons."""
     last = s["last_run"]

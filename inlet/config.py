@@ -51,9 +51,12 @@ class ApiKey(BaseModel):
     user: str | None = None
     on_behalf_of: bool = False
     admin: bool = False
+    rate_limit: str | None = Field(None, description="this key's own rate limit ('100/s'); default [server] rate_limit")
 
     @model_validator(mode="after")
     def _one_role(self) -> "ApiKey":
+        if self.rate_limit is not None:
+            parse_rate(self.rate_limit, f"[[server.api_keys]] {self.name!r} rate_limit")
         roles = sum([self.user is not None, self.on_behalf_of, self.admin])
         if roles != 1:
             raise ValueError("set exactly one of 'user', 'on_behalf_of = true' or 'admin = true'")
@@ -124,6 +127,36 @@ class ServerConfig(BaseModel):
                                 description="seconds a request body may stall; the whole body within twice this")
     metrics_public: bool = Field(False, description="serve /metrics without a key")
     oauth: OAuthConfig | None = Field(None, description="accept OAuth access tokens beside API keys")
+    audit_log: str | None = Field(None, description="a JSON-lines file of who asked what, or '-' for the log "
+                                  "stream; default off")
+    audit_queries: Literal["text", "hash"] = Field("text", description="'hash': the query's SHA-256, not its text")
+    audit_max_bytes: int = Field(100 * 1024 * 1024, ge=1024, description="the audit file is rotated at this size")
+    audit_backups: int = Field(10, ge=1, le=1000, description="rotated audit files kept")
+    rate_limit: str | None = Field(None, description="requests per key name or OAuth user, as 'N/s', 'N/m' "
+                                   "or 'N/h'; default off")
+    rate_burst: int | None = Field(None, ge=1, description="requests allowed at once (default: twice the "
+                                   "per-second rate, at least 1)")
+
+    @model_validator(mode="after")
+    def _rates(self) -> "ServerConfig":
+        if self.rate_limit is not None:
+            parse_rate(self.rate_limit, "[server] rate_limit")
+        return self
+
+
+RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_rate(text: str, key: str) -> float:
+    """'20/s' -> 20.0 requests per second ('N/s', 'N/m' or 'N/h'); a ValueError naming `key`."""
+    count, _, unit = text.strip().partition("/")
+    try:
+        rate = float(count) / RATE_UNITS[unit.strip()]
+    except (ValueError, KeyError):
+        raise ValueError(f"{key} must look like '20/s', '300/m' or '1000/h', got {text!r}") from None
+    if rate <= 0:
+        raise ValueError(f"{key} must be above zero, got {text!r}")
+    return rate
 
 
 class DaemonConfig(BaseModel):

@@ -35,6 +35,8 @@ from .auth import USER_HEADER, Caller, KeyEntry, KeyRing, caller_for, require_ad
 from .console import add_console, is_console_path
 from .content_type import JsonBody, unsupported_media_type
 from .admin import add_admin_sync
+from .audit import AuditLog, AuditMiddleware
+from .ratelimit import RateLimit, RateLimiter
 from .oauth import (PRM_PATHS, Authenticator, listening_base, metadata_routes, warn_on_port_mismatch,
                     with_audience)
 from .errors import STATUS_CODES, ApiError, ErrorBody, error_body
@@ -52,7 +54,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text} for code, text in (
         (400, "malformed request"), (401, "missing or invalid API key"), (403, "beyond the key's rights"),
         (408, "request body stalled"), (413, "request body too large"), (415, "body not JSON"),
-        (422, "invalid request"), (503, "index or model not loaded yet"))}
+        (422, "invalid request"), (429, "over the rate limit of the key or user (Retry-After says when)"),
+        (503, "index or model not loaded yet"))}
 
 DOCS_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'none'; "
                                            "base-uri 'none'; frame-ancestors 'none'", "Cache-Control": "no-store"}
@@ -106,6 +109,11 @@ def _caller(request: Request, user: str | None) -> Caller:
     return caller
 
 
+def _judged(got: Any) -> dict[str, Any]:
+    """An answer's `match` and `interpreted`, validated into the response models by pydantic."""
+    return {"match": got.match, "interpreted": got.interpreted}
+
+
 def create_app(settings: Settings, index: Any = None, state: Any = None,
                env: Mapping[str, str] | None = None, listening: tuple[Any, ...] | None = None) -> FastAPI:
     """The API around `index` (opened here, in the background, when None) and `state` (a StateStore).
@@ -126,8 +134,10 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
         state = backend.state()
     owns_index = index is None
     index_path = Path(settings.index.path)
+    audit = AuditLog.from_settings(settings)
+    limiter = RateLimiter.from_settings(settings, backend)
     metrics = Metrics(retrieval.counts, last_success_reader(state, index_path, [s.name for s in settings.sources]))
-    mcp_app, mcp_manager = mcp_http.http_app(retrieval, settings, auth)
+    mcp_app, mcp_manager = mcp_http.http_app(retrieval, settings, auth, audit, limiter, metrics)
     half_life = settings.server.recency_half_life_days
 
     def load() -> None:
@@ -149,35 +159,42 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
             yield
         if owns_index and retrieval.index is not None:
             retrieval.index.close()
+        audit.close()
+        limiter.close()
 
     app = FastAPI(title="inlet retrieval API", version="0.1.0", lifespan=lifespan, docs_url=None,
-                  redoc_url=None, description="Permission-aware retrieval over Slack, Google Drive and Outlook. "
+                  redoc_url=None, description="Permission-aware retrieval over Slack, Google Drive, Gmail and Microsoft 365. "
                   "Every route but /healthz and /readyz needs `Authorization: Bearer KEY` (an API key or an "
                   "OAuth access token). On GET routes an on_behalf_of "
                   f"key names the user with the `{USER_HEADER}` header or the `user` query parameter.")
     app.state.retrieval = retrieval
     app.state.metrics = metrics
+    app.state.audit = audit
     _handlers(app)
 
     @app.post("/v1/search", response_model=SearchResponse, responses=ERRORS, tags=["retrieval"])
     async def search(body: SearchBody, request: Request) -> SearchResponse:
         """Documents the caller may see, best first, each with its best passages and relevance."""
         caller = _caller(request, body.user)
+        request.state.audit = {"query": body.query, "doc_ids": []}
         got = await run_in_threadpool(retrieval.answer, body.to_request(caller.user, half_life))
-        return SearchResponse(results=[SearchResult.of(h) for h in got.hits], match=got.match,  # type: ignore[arg-type]
-                              interpreted=got.interpreted, took_ms=round(got.took_ms, 1))  # type: ignore[arg-type]
+        request.state.audit["doc_ids"] = [h.doc_id for h in got.hits]
+        return SearchResponse(results=[SearchResult.of(h) for h in got.hits], took_ms=round(got.took_ms, 1),
+                              **_judged(got))
 
     @app.post("/v1/context", response_model=ContextResponse, responses=ERRORS, tags=["retrieval"])
     async def context(body: ContextBody, request: Request) -> ContextResponse:
         """The best passages at or above `min_relevance` packed under `token_budget`, marked [n], fenced
         as quoted data; one line saying so when none qualifies."""
         caller = _caller(request, body.user)
+        request.state.audit = {"query": body.query, "doc_ids": []}
         packed, got = await run_in_threadpool(retrieval.context, body.to_request(caller.user, half_life),
                                               body.token_budget, body.min_relevance)
-        return ContextResponse(context=packed.context, citations=packed.citations,  # type: ignore[arg-type]
+        request.state.audit["doc_ids"] = [h.doc_id for h in packed.hits]
+        citations: list[Any] = packed.citations   # plain dicts, validated into the response model
+        return ContextResponse(context=packed.context, citations=citations,
                                results=[SearchResult.of(h) for h in packed.hits], tokens=packed.tokens,
-                               match=got.match, interpreted=got.interpreted,  # type: ignore[arg-type]
-                               took_ms=round(got.took_ms, 1))
+                               took_ms=round(got.took_ms, 1), **_judged(got))
 
     @app.get("/v1/documents/{doc_id:path}", response_model=DocumentOut, response_model_exclude_unset=True,
              responses={**ERRORS, 404: {"model": ErrorBody, "description": "absent or not visible"}},
@@ -189,6 +206,7 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
         doc = await run_in_threadpool(retrieval.document, doc_id, caller)
         if doc is None:
             raise ApiError(404, "not_found", f"no document {doc_id!r}")
+        request.state.audit = {"doc_ids": [doc.id]}
         return document_out(doc, with_acl=caller.admin)
 
     @app.get("/v1/sources", response_model=SourcesResponse, responses=ERRORS, tags=["operations"])
@@ -248,6 +266,8 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
     app.add_middleware(JsonBody)
     app.add_middleware(BodyLimit, max_body_bytes=settings.server.max_body_bytes,   # inside the key check
                        idle_timeout=settings.server.body_timeout)
+    app.add_middleware(RateLimit, limiter=limiter, metrics=metrics)   # inside the audit: a 429 is audited
+    app.add_middleware(AuditMiddleware, audit=audit)                  # inside the key check: names the key
     app.add_middleware(KeyGuard, auth=auth, public=public)
     app.add_middleware(ObserveMiddleware, metrics=metrics, max_body_bytes=settings.server.max_body_bytes,
                        routes=app.router.routes)

@@ -30,6 +30,9 @@ class KeyEntry:
     user: str | None
     on_behalf_of: bool
     admin: bool
+    subject: str | None = None   # an OAuth access token's `sub` and `iss` (the audit log names them)
+    issuer: str | None = None
+    rate_limit: str | None = None   # the key's own [[server.api_keys]] rate_limit
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,8 @@ class Caller:
     key_name: str
     user: str | None
     admin: bool
+    subject: str | None = None
+    issuer: str | None = None
 
     @property
     def label(self) -> str:
@@ -55,7 +60,8 @@ class KeyRing:
             if not value:
                 log.warning("API key %r is disabled: environment variable %s is not set", key.name, key.key_env)
                 continue
-            self.entries.append(KeyEntry(key.name, value.encode(), key.user, key.on_behalf_of, key.admin))
+            self.entries.append(KeyEntry(key.name, value.encode(), key.user, key.on_behalf_of, key.admin,
+                                         rate_limit=key.rate_limit))
 
     @classmethod
     def from_settings(cls, settings: Settings, env: Mapping[str, str]) -> "KeyRing":
@@ -106,7 +112,7 @@ def caller_for(entry: KeyEntry, requested_user: str | None) -> Caller:
     if entry.user is not None:
         if requested is not None:
             raise ApiError(403, "forbidden", f"key {entry.name!r} acts as its own user and may not name another")
-        return Caller(entry.name, entry.user, admin=False)
+        return Caller(entry.name, entry.user, admin=False, subject=entry.subject, issuer=entry.issuer)
     if entry.on_behalf_of:
         if requested is None:
             raise ApiError(400, "user_required",

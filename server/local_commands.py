@@ -61,7 +61,13 @@ class LocalCommands:
 
     def handlers(self) -> dict[str, Handler]:
         return {"search": self.search, "status": self.status, "run": self.run,
-                "mcp_search": self.mcp_search, "mcp_fetch": self.mcp_fetch}
+                "mcp_search": self.mcp_search, "mcp_fetch": self.mcp_fetch, "backup": self.backup}
+
+    def backup(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """`inlet backup DEST` beside this process: the copy is taken here, between two batches."""
+        from inlet.index.backup import backup_index
+
+        return backup_index(self.index, Path(str(args["dest"]))).as_json()
 
     def search(self, args: Mapping[str, Any]) -> dict[str, Any]:
         from inlet.index.search import SearchRequest, answer

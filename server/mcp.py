@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -25,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from inlet.config import Settings
 from inlet.errors import ConfigError, InletError
 
+from .audit import AuditLog
 from .auth import USER_HEADER, USER_PARAM, Caller, caller_for
 from .errors import ApiError
 from .middleware import send_error
@@ -32,6 +34,7 @@ from .models import iso
 from .context import fallback_url
 from .oauth import Authenticator
 from .origin import OriginGuard
+from .ratelimit import RateLimiter, limited_message
 from .service import Retrieval
 
 if TYPE_CHECKING:
@@ -106,10 +109,14 @@ class InletTools:
     """The two tools over a `Retrieval`, for the caller `caller_of(ctx)` names."""
 
     def __init__(self, retrieval: Retrieval, half_life_days: float,
-                 caller_of: Callable[[Any], Caller]) -> None:
+                 caller_of: Callable[[Any], Caller], audit: AuditLog | None = None,
+                 limiter: RateLimiter | None = None, metrics: Any = None) -> None:
         self.retrieval = retrieval
         self.half_life_days = half_life_days
         self.caller_of = caller_of
+        self.audit = audit or AuditLog(None)
+        self.limiter = limiter
+        self.metrics = metrics
 
     def server(self) -> Server[Any]:
         async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
@@ -123,6 +130,23 @@ class InletTools:
                       on_list_tools=list_tools, on_call_tool=call_tool)
 
     async def call(self, name: str, arguments: Mapping[str, Any], caller: Caller) -> types.CallToolResult:
+        """The tool's answer, or a tool error; one audit line either way."""
+        started = time.perf_counter()
+        result, status = await self._call(name, arguments, caller)
+        data = result.structured_content or {}
+        doc_ids = [r["id"] for r in data.get("results", [])] if name == "search" else (
+            [str(data["id"])] if "id" in data else [])
+        query = arguments.get("query") if name == "search" else None
+        self.audit.record(key=None, caller=caller, status=status, ms=(time.perf_counter() - started) * 1000,
+                          tool=name, query=query if isinstance(query, str) else None, doc_ids=doc_ids)
+        return result
+
+    async def _call(self, name: str, arguments: Mapping[str, Any],
+                    caller: Caller) -> tuple[types.CallToolResult, int]:
+        if self.limiter is not None and (wait := await self.limiter.check_caller(caller)) > 0:
+            if self.metrics is not None:
+                self.metrics.rate_limited.labels(caller.key_name).inc()
+            return _tool_error(limited_message(caller.key_name, wait)), 429
         try:
             if name == "search":
                 result: BaseModel = await anyio.to_thread.run_sync(self.search, _string(arguments, "query"), caller,
@@ -131,12 +155,14 @@ class InletTools:
                 result = await anyio.to_thread.run_sync(self.fetch, _string(arguments, "id"), caller)
             else:
                 raise ToolError(f"unknown tool {name!r}")
-        except (ToolError, ApiError) as exc:
-            return types.CallToolResult(content=[types.TextContent(type="text", text=str(exc))], is_error=True)
+        except ToolError as exc:
+            return _tool_error(str(exc)), 400
+        except ApiError as exc:
+            return _tool_error(str(exc)), exc.status
         data = result.model_dump()
         # An empty search says so in words: an agent reading the text must not take silence for an answer.
         text = NOTHING_MATCHED if isinstance(result, McpSearchOutput) and not result.results else json.dumps(data)
-        return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=data)
+        return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=data), 200
 
     def search(self, query: str, caller: Caller, k: int = SEARCH_K) -> McpSearchOutput:
         from inlet.index.relevance import default_min_relevance
@@ -158,6 +184,10 @@ class InletTools:
                                     **doc.metadata}
         return McpFetchOutput(id=doc.id, title=doc.title or doc.id, text=doc.text,
                               url=doc.url or fallback_url(doc.id), metadata=metadata)
+
+
+def _tool_error(message: str) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
 
 
 def _string(arguments: Mapping[str, Any], key: str) -> str:
@@ -219,12 +249,14 @@ class McpHttpAuth:
         await self.app(scope, receive, send)
 
 
-def http_app(retrieval: Retrieval, settings: Settings, auth: Authenticator) -> tuple[ASGIApp, Any]:
+def http_app(retrieval: Retrieval, settings: Settings, auth: Authenticator, audit: AuditLog | None = None,
+             limiter: RateLimiter | None = None, metrics: Any = None) -> tuple[ASGIApp, Any]:
     """The /mcp ASGI app and its session manager (whose `run()` the API's lifespan enters)."""
     from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
     from mcp.server.transport_security import TransportSecuritySettings
 
-    server = InletTools(retrieval, settings.server.recency_half_life_days, http_caller).server()
+    server = InletTools(retrieval, settings.server.recency_half_life_days, http_caller, audit, limiter,
+                        metrics).server()
     # Stateless + JSON answers: every POST is authenticated on its own; no session outlives a key.
     # DNS-rebinding protection is inlet's `OriginGuard` (the server's own origin and cors_origins),
     # not the SDK's, which also pins the Host header and so breaks behind a proxy.
@@ -242,8 +274,9 @@ class ForwardedTools(InletTools):
     """The same tools, answered by the process holding the index over the local channel
     (`local_commands.py`): `inlet mcp` beside a running daemon or server loads no model itself."""
 
-    def __init__(self, holder: LocalClient, half_life_days: float, caller_of: Callable[[Any], Caller]) -> None:
-        super().__init__(Retrieval(None), half_life_days, caller_of)
+    def __init__(self, holder: LocalClient, half_life_days: float, caller_of: Callable[[Any], Caller],
+                 audit: AuditLog | None = None) -> None:
+        super().__init__(Retrieval(None), half_life_days, caller_of, audit)
         self.holder = holder
 
     def search(self, query: str, caller: Caller, k: int = SEARCH_K) -> McpSearchOutput:
@@ -270,16 +303,21 @@ def run_stdio(settings: Settings, user: str | None) -> None:
 
     caller = Caller(key_name="stdio", user=user.strip(), admin=False)
     half_life = settings.server.recency_half_life_days
-    holder = holder_for(settings)
-    if holder is not None:
-        log.info("MCP on stdio as %s, answered by the process holding the index", caller.user)
-        anyio.run(_serve_stdio, ForwardedTools(holder, half_life, lambda ctx: caller).server())
-        return
-    with Index(settings.index) as index:
-        retrieval = Retrieval(index)
-        retrieval.warm()
-        log.info("MCP on stdio as %s", caller.user)
-        anyio.run(_serve_stdio, InletTools(retrieval, half_life, lambda ctx: caller).server())
+    audit = AuditLog.from_settings(settings)   # one line per tool call, as over HTTP
+    try:
+        holder = holder_for(settings)
+        if holder is not None:
+            log.info("MCP on stdio as %s, answered by the process holding the index", caller.user)
+            tools: InletTools = ForwardedTools(holder, half_life, lambda ctx: caller, audit)
+            anyio.run(_serve_stdio, tools.server())
+            return
+        with Index(settings.index) as index:
+            retrieval = Retrieval(index)
+            retrieval.warm()
+            log.info("MCP on stdio as %s", caller.user)
+            anyio.run(_serve_stdio, InletTools(retrieval, half_life, lambda ctx: caller, audit).server())
+    finally:
+        audit.close()
 
 
 STDIO_DRAIN_SECONDS = 300.0

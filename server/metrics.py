@@ -61,6 +61,8 @@ class Metrics:
         self.webhook_refused = Counter("inlet_webhook_refused", "Webhook requests (or notifications in them) "
                                        "refused for failing the source's secret, by source", ["source"],
                                        registry=self.registry)
+        self.rate_limited = Counter("inlet_rate_limited", "Requests and MCP tool calls refused for their rate "
+                                    "limit, by key name", ["key"], registry=self.registry)
         self.registry.register(IndexCollector(counts, last_success))
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:

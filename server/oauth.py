@@ -352,7 +352,8 @@ class Authenticator:
                            "try again later") from None
         user = str((access.claims or {})["user"])
         return KeyEntry(name=f"oauth:{access.client_id or 'token'}", secret=b"", user=user,
-                        on_behalf_of=False, admin=False)
+                        on_behalf_of=False, admin=False, subject=access.subject or user,
+                        issuer=self.config.issuer if self.config is not None else None)
 
 
 # --- RFC 9728 metadata --------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from inlet.config import IndexConfig, Settings
 from inlet.process import alive
 
-from .protocols import CatalogStore, EventStatusWriter, Leases, StateStore
+from .protocols import CatalogStore, EventStatusWriter, Leases, RateBuckets, StateStore
 from .reads import COUNTS
 
 DEFAULT_LEASE = 60.0   # seconds, when only the [index] table is known (`[daemon] lease` otherwise)
@@ -43,6 +43,7 @@ class Backend(Protocol):
     def catalog(self) -> CatalogStore: ...
     def state(self) -> StateStore: ...
     def leases(self) -> Leases: ...
+    def rate_buckets(self) -> RateBuckets | None: ...   # None: each process keeps its own
     def event_writer(self) -> EventStatusWriter: ...
     def event_status(self) -> dict[str, dict[str, Any]]: ...
     def overview(self, state: StateStore) -> Overview: ...
@@ -88,6 +89,9 @@ class FolderBackend:
         from .sqlite.leases import FolderLeases
 
         return FolderLeases(self.path / "locks")
+
+    def rate_buckets(self) -> RateBuckets | None:
+        return None
 
     def event_writer(self) -> EventStatusWriter:
         from .sqlite.event_status import EventStatusDB
@@ -147,6 +151,11 @@ class DatabaseBackend:
         from .postgres.leases import PgLeases
 
         return PgLeases(self.config, self.lease)
+
+    def rate_buckets(self) -> RateBuckets | None:
+        from .postgres.rate_buckets import PgRateBuckets
+
+        return PgRateBuckets(self.config)
 
     def event_writer(self) -> EventStatusWriter:
         from .postgres.event_status import PgEventStatus

@@ -87,6 +87,13 @@ class Leases(Protocol):
     def close(self) -> None: ...
 
 
+class RateBuckets(Protocol):
+    """Token buckets by name, shared by the processes using one database (the API's rate limits)."""
+
+    def take(self, name: str, rate: float, burst: float) -> float: ...   # 0 (spent one), or seconds to wait
+    def close(self) -> None: ...
+
+
 class EventStatusWriter(Protocol):
     """A daemon's record of its sources' change-event state."""
 

@@ -17,19 +17,6 @@ function el(tag, text, cls) {
   return node;
 }
 
-// A link only for http, https and mailto URLs: a `javascript:` or `data:` URL in a synced
-// document must not become something the operator can click.
-const LINK_SCHEMES = ["http:", "https:", "mailto:"];
-function safeHref(url) {
-  try {
-    const parsed = new URL(String(url));
-    return LINK_SCHEMES.includes(parsed.protocol) ? parsed.href : null;
-  } catch (e) {
-    return null;
-  }
-}
-
-
 // A table cell whose label shows on narrow screens (each row is then a card of label: value lines).
 function cell(label, content, cls) {
   const td = el("td");
@@ -41,6 +28,18 @@ function cell(label, content, cls) {
   }
   td.append(value);
   return td;
+}
+
+// A link only for http, https and mailto URLs: a `javascript:` or `data:` URL in a synced
+// document must not become something the operator can click.
+const LINK_SCHEMES = ["http:", "https:", "mailto:"];
+function safeHref(url) {
+  try {
+    const parsed = new URL(String(url));
+    return LINK_SCHEMES.includes(parsed.protocol) ? parsed.href : null;
+  } catch (e) {
+    return null;
+  }
 }
 
 // `kind` "load" marks a message about loading the data: the next successful load clears it.

@@ -145,6 +145,12 @@ def m010_run_skips(db: psycopg.Connection[Any]) -> None:
                "title TEXT, reason TEXT NOT NULL, failed BOOLEAN NOT NULL, PRIMARY KEY (run_id, n))")
 
 
+@DATABASE.step
+def m011_rate_buckets(db: psycopg.Connection[Any]) -> None:
+    """Rate limits shared by every API replica: one token bucket per key name or OAuth user."""
+    db.execute("CREATE TABLE rate_buckets (name TEXT PRIMARY KEY, tat DOUBLE PRECISION NOT NULL)")
+
+
 def _numbered(db: psycopg.Connection[Any]) -> int:
     """How many numbered migrations a database made before named steps has (0: none, or a new one)."""
     if db.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:   # type: ignore[index]
@@ -158,3 +164,4 @@ def migrate(db: psycopg.Connection[Any], where: str) -> list[str]:
     with db.transaction():
         db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         return DATABASE.apply(db, "%s", where, adopted=_numbered)
+

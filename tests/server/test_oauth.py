@@ -412,3 +412,22 @@ def test_a_wrong_api_key_is_not_called_a_bad_jwt(base_url: str, caplog: pytest.L
     assert "JWT" not in response.json()["error"]["message"]
     said = " ".join(r.getMessage() for r in caplog.records)
     assert "unknown API key" in said and "not a JWT" not in said
+
+
+def test_the_audit_log_names_the_tokens_subject_and_issuer_never_the_token(
+        sandbox: Sandbox, idp: IdentityProvider, index: Index, tmp_path: Any) -> None:
+    log = tmp_path / "audit.jsonl"
+    url = "http://127.0.0.1:8484"
+    oauth = OAuthConfig(issuer=idp.issuer, audience=url, scopes=["inlet.read"], resource_url=url)
+    app = create_app(settings_for(index.path, oauth=oauth, audit_log=str(log)), index=index, env=KEYS)
+    token = idp.sign(idp.access_claims(ALICE_EMAIL, "tests", ["inlet.read"], url))
+    with TestClient(app) as client:
+        assert app.state.retrieval.ready.wait(30)
+        answer = client.post("/v1/search", json={"query": "Falcon launch"},
+                             headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 200
+    (line,) = [json.loads(text) for text in log.read_text().splitlines()]
+    subject = jwt.decode(token, options={"verify_signature": False})["sub"]
+    assert line["subject"] == subject and line["issuer"] == idp.issuer and "key" not in line
+    assert line["user"] == ALICE_EMAIL and line["route"] == "POST /v1/search"
+    assert token not in log.read_text() and token.split(".")[2] not in log.read_text()

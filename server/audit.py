@@ -1,0 +1,172 @@
+"""The audit log: one JSON line per retrieval request, MCP tool call and admin action.
+
+Invariant: a line names who asked (key name, or OAuth subject and issuer), the user acted for, the
+route or tool, the query (or its SHA-256), the returned document ids, the status and the latency;
+never a key, a token or a passage text. Lines are queued and written by one writer thread
+(`logging.handlers.QueueListener` over a size-rotated file), so a request never waits on the disk;
+`"-"` sends them to the log stream (logger `inlet.audit`) instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import logging.handlers
+import queue
+import time
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from inlet.config import Settings
+
+from .auth import Caller, KeyEntry
+
+log = logging.getLogger(__name__)
+STREAM_LOGGER = "inlet.audit"
+AUDITED_PREFIXES = ("/v1/search", "/v1/context", "/v1/documents/", "/v1/admin/")
+
+
+class AuditLog:
+    """Where audit lines go; `record` only formats and enqueues (never blocks on I/O)."""
+
+    def __init__(self, target: str | None, queries: str = "text", max_bytes: int = 100 * 1024 * 1024,
+                 backups: int = 10) -> None:
+        self.target = target
+        self.hash_queries = queries == "hash"
+        self._listener: logging.handlers.QueueListener | None = None
+        self._queue: queue.SimpleQueue[logging.LogRecord] | None = None
+        if target and target != "-":
+            path = Path(target).expanduser()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups,
+                                                           encoding="utf-8")
+            handler.setFormatter(logging.Formatter("%(message)s"))
+            self._queue = queue.SimpleQueue()
+            self._listener = logging.handlers.QueueListener(self._queue, handler)
+            self._listener.start()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "AuditLog":
+        s = settings.server
+        return cls(s.audit_log, s.audit_queries, s.audit_max_bytes, s.audit_backups)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.target)
+
+    def record(self, *, key: KeyEntry | None, caller: Caller | None, status: int, ms: float,
+               route: str | None = None, tool: str | None = None, query: str | None = None,
+               doc_ids: Iterable[str] = (), user: str | None = None) -> None:
+        if not self.enabled:
+            return
+        line: dict[str, Any] = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+                                .replace("+00:00", "Z")}
+        name = caller.key_name if caller is not None else key.name if key is not None else None
+        subject = (caller.subject if caller is not None else None) or (key.subject if key is not None else None)
+        issuer = (caller.issuer if caller is not None else None) or (key.issuer if key is not None else None)
+        if subject is not None:
+            line["subject"] = subject
+        else:
+            line["key"] = name
+        if issuer is not None:
+            line["issuer"] = issuer
+        line["user"] = caller.user if caller is not None else user if user is not None else (
+            key.user if key is not None else None)
+        line["route" if route is not None else "tool"] = route if route is not None else tool
+        if query is not None:
+            if self.hash_queries:
+                line["query_sha256"] = hashlib.sha256(query.encode("utf-8", "replace")).hexdigest()
+            else:
+                line["query"] = query
+        line["doc_ids"] = list(dict.fromkeys(doc_ids))
+        line["status"] = status
+        line["ms"] = round(ms, 1)
+        text = json.dumps(line, ensure_ascii=False)
+        if self._queue is not None:
+            self._queue.put_nowait(logging.makeLogRecord({"name": STREAM_LOGGER, "levelno": logging.INFO,
+                                                          "levelname": "INFO", "msg": text}))
+        else:
+            logging.getLogger(STREAM_LOGGER).info("%s", text)
+
+    def close(self) -> None:
+        """Write what is queued and stop the writer thread."""
+        if self._listener is not None:
+            self._listener.stop()
+            for handler in self._listener.handlers:
+                handler.close()
+            self._listener = None
+            self._queue = None
+
+
+class AuditMiddleware:
+    """Records one line per retrieval route and admin action once it is answered. The route puts
+    what it asked and returned in `request.state.audit` (`{"query", "doc_ids"}`); the key and the
+    caller come from the key check (`KeyGuard`) and the route."""
+
+    def __init__(self, app: ASGIApp, audit: AuditLog) -> None:
+        self.app = app
+        self.audit = audit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if (scope["type"] != "http" or not self.audit.enabled or not path.startswith(AUDITED_PREFIXES)
+                or (path.startswith("/v1/admin/") and scope.get("method") == "GET")):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapped(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapped)
+        finally:
+            state = scope.get("state", {})
+            facts = state.get("audit") or {}
+            route = "/v1/documents/{id}" if path.startswith("/v1/documents/") else path
+            self.audit.record(key=state.get("key"), caller=state.get("caller"), status=status,
+                              ms=(time.perf_counter() - started) * 1000, route=f"{scope.get('method')} {route}",
+                              query=facts.get("query"), doc_ids=facts.get("doc_ids", ()))
+
+
+# --- reading it back (`inlet audit`) ---------------------------------------------------------------
+def audit_files(path: Path) -> list[Path]:
+    """The audit file and its rotated predecessors, oldest first (`audit.jsonl.3`, ... `.1`, itself)."""
+    rotated = sorted((p for p in path.parent.glob(path.name + ".*") if p.suffix[1:].isdigit()),
+                     key=lambda p: int(p.suffix[1:]), reverse=True)
+    return rotated + ([path] if path.exists() else [])
+
+
+def read_audit(path: Path, user: str | None = None, since: datetime | None = None) -> Iterator[dict[str, Any]]:
+    """Each line of the audit files, oldest first, for `user` (case-insensitive) from `since` on;
+    a line that is not JSON (a torn write) is skipped with a warning."""
+    wanted = user.strip().lower() if user else None
+    for file in audit_files(path):
+        with file.open(encoding="utf-8", errors="replace") as lines:
+            for number, text in enumerate(lines, 1):
+                try:
+                    line = json.loads(text)
+                except ValueError:
+                    log.warning("%s:%d is not an audit line; skipped", file, number)
+                    continue
+                if wanted is not None and str(line.get("user") or "").lower() != wanted:
+                    continue
+                if since is not None and _time(line.get("time")) < since:
+                    continue
+                yield line
+
+
+def _time(value: Any) -> datetime:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.min.replace(tzinfo=timezone.utc)

@@ -1,0 +1,145 @@
+"""Rate limits per key name and per OAuth user: a token bucket each, `[server] rate_limit` and
+`rate_burst`, with a per-key `rate_limit` override in `[[server.api_keys]]`.
+
+Invariant: a request over its bucket is answered 429 with `Retry-After` (an MCP tool call gets a
+tool error saying so) and never reaches the index; a bucket is one key name or one OAuth user, so
+one runaway client never spends another's. The buckets live in this process (`LocalBuckets`) unless
+the storage backend offers shared ones (PostgreSQL: `Buckets` of the storage package), which hold
+across `inlet serve` replicas.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import anyio
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from inlet.config import Settings, parse_rate
+
+from .auth import Caller, KeyEntry
+from .errors import error_body
+
+
+class Buckets(Protocol):
+    """Token buckets by name: `take` spends one token and answers 0, or the seconds until one is there."""
+
+    def take(self, name: str, rate: float, burst: float) -> float: ...
+    def close(self) -> None: ...
+
+
+class LocalBuckets:
+    """Buckets in this process's memory (the default: each replica limits on its own)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._buckets: dict[str, tuple[float, float]] = {}   # name -> (tokens, monotonic time)
+
+    def take(self, name: str, rate: float, burst: float) -> float:
+        now = time.monotonic()
+        with self._lock:
+            tokens, then = self._buckets.get(name, (burst, now))
+            tokens = min(burst, tokens + (now - then) * rate)
+            if tokens >= 1.0:
+                self._buckets[name] = (tokens - 1.0, now)
+                return 0.0
+            self._buckets[name] = (tokens, now)
+            return (1.0 - tokens) / rate
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Limit:
+    rate: float    # tokens per second
+    burst: float
+
+
+class RateLimiter:
+    """Which bucket a caller spends and how fast it refills."""
+
+    def __init__(self, default: Limit | None, per_key: dict[str, Limit], buckets: Buckets | None = None) -> None:
+        self.default = default
+        self.per_key = per_key
+        self.buckets: Buckets = buckets or LocalBuckets()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, backend: Any = None) -> "RateLimiter":
+        server = settings.server
+        default = _limit(server.rate_limit, server.rate_burst, "[server] rate_limit")
+        per_key = {k.name: lim for k in server.api_keys
+                   if (lim := _limit(k.rate_limit, server.rate_burst, k.name)) is not None}
+        shared = backend.rate_buckets() if backend is not None and (default or per_key) else None
+        return cls(default, per_key, shared)
+
+    @property
+    def enabled(self) -> bool:
+        return self.default is not None or bool(self.per_key)
+
+    def check(self, key_name: str, user: str | None = None, oauth: bool = False) -> float:
+        """0 when the request may go on, else the seconds to wait."""
+        limit = self.per_key.get(key_name, self.default)
+        if limit is None:
+            return 0.0
+        bucket = f"user:{user}" if oauth and user else f"key:{key_name}"
+        return self.buckets.take(bucket, limit.rate, limit.burst)
+
+    async def check_caller(self, caller: Caller) -> float:
+        return await self._check(caller.key_name, caller.user, caller.subject is not None)
+
+    async def check_entry(self, entry: KeyEntry) -> float:
+        return await self._check(entry.name, entry.user, entry.subject is not None)
+
+    async def _check(self, key_name: str, user: str | None, oauth: bool) -> float:
+        if isinstance(self.buckets, LocalBuckets):   # memory only: no reason to leave the event loop
+            return self.check(key_name, user, oauth)
+        return await anyio.to_thread.run_sync(self.check, key_name, user, oauth)
+
+    def close(self) -> None:
+        if not isinstance(self.buckets, LocalBuckets):
+            self.buckets.close()
+
+
+def _limit(rate_text: str | None, burst: int | None, key: str) -> Limit | None:
+    if rate_text is None:
+        return None
+    rate = parse_rate(rate_text, key)
+    return Limit(rate, float(burst) if burst is not None else max(1.0, 2 * rate))
+
+
+def retry_after(seconds: float) -> str:
+    return str(max(1, math.ceil(seconds)))
+
+
+def limited_message(name: str, seconds: float) -> str:
+    return f"rate limit of {name!r} exceeded: try again in {retry_after(seconds)} s"
+
+
+class RateLimit:
+    """ASGI: spends the token of the key (or OAuth user) the key check put in the scope. /mcp is
+    limited per tool call instead (mcp.py), so MCP clients get a tool error, not a transport one."""
+
+    def __init__(self, app: ASGIApp, limiter: RateLimiter, metrics: Any) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        entry = scope.get("state", {}).get("key") if scope["type"] == "http" else None
+        if entry is None or not self.limiter.enabled or scope.get("path") == "/mcp":
+            await self.app(scope, receive, send)
+            return
+        wait = await self.limiter.check_entry(entry)
+        if wait <= 0:
+            await self.app(scope, receive, send)
+            return
+        self.metrics.rate_limited.labels(entry.name).inc()
+        response = JSONResponse(error_body("rate_limited", limited_message(entry.name, wait)), 429,
+                                headers={"Retry-After": retry_after(wait)})
+        await response(scope, receive, send)

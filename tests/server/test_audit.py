@@ -1,0 +1,164 @@
+"""The audit log: every retrieval route, admin action and MCP tool call (over HTTP and on stdio)
+writes one JSON line naming who asked what and which documents came back; no key, token or
+passage text ever appears in it; `inlet audit` reads it back, rotated files too."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+from mcp import Client, StdioServerParameters
+
+from inlet.cli import cli
+from inlet.config import IndexConfig, ServerConfig
+from inlet.index.embedding import Embedder
+from inlet.index.store import Index
+from inlet.server.app import create_app
+from inlet.server.audit import AuditLog, read_audit
+
+from .conftest import AGENT, ALICE, BOB, KEYS, OPS, corpus, serve, settings_for
+from .test_mcp import http_client
+
+PASSAGES = [d.text for d in corpus()]
+
+
+def requests(client: TestClient) -> list[Any]:
+    search = client.post("/v1/search", json={"query": "Falcon launch date partner"}, headers=ALICE)
+    context = client.post("/v1/context", json={"query": "pipeline review", "user": "kim@example.com"},
+                          headers=AGENT)
+    document = client.get("/v1/documents/eng:C1/100", headers=BOB)
+    hidden = client.get("/v1/documents/eng:C2/200", headers=BOB)
+    forbidden = client.post("/v1/search", json={"query": "salary", "user": "alice@example.com"}, headers=BOB)
+    admin = client.post("/v1/admin/sync", json={}, headers=OPS)
+    client.get("/v1/sources", headers=OPS)   # a read, not an action: no line
+    return [search, context, document, hidden, forbidden, admin]
+
+
+def lines_of(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def assert_clean(text: str) -> None:
+    """No secret and no passage text anywhere in the audit file."""
+    for secret in KEYS.values():
+        assert secret not in text
+    for passage in PASSAGES:
+        assert passage not in text and passage[:40] not in text
+
+
+def test_every_route_writes_one_line_without_secrets_or_passages(tmp_path: Path, index: Index) -> None:
+    log = tmp_path / "audit" / "audit.jsonl"
+    app = create_app(settings_for(index.path, audit_log=str(log)), index=index, env=KEYS)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert app.state.retrieval.ready.wait(30)
+        responses = requests(client)
+    search, context, document, hidden, forbidden, admin = responses
+    assert [r.status_code for r in responses] == [200, 200, 200, 404, 403, 409]
+    lines = lines_of(log)   # the lifespan's end wrote what was queued
+    assert [(line["route"], line["status"]) for line in lines] == [
+        ("POST /v1/search", 200), ("POST /v1/context", 200), ("GET /v1/documents/{id}", 200),
+        ("GET /v1/documents/{id}", 404), ("POST /v1/search", 403), ("POST /v1/admin/sync", 409)]
+    first, second, third = lines[0], lines[1], lines[2]
+    assert first["key"] == "alice-laptop" and first["user"] == "alice@example.com"
+    assert first["query"] == "Falcon launch date partner"
+    assert first["doc_ids"] == list(dict.fromkeys(h["doc_id"] for h in search.json()["results"])) != []
+    assert second["key"] == "support-agent" and second["user"] == "kim@example.com"
+    assert second["doc_ids"] == list(dict.fromkeys(h["doc_id"] for h in context.json()["results"]))
+    assert third["doc_ids"] == ["eng:C1/100"] and third["user"] == "bob@other.org"
+    assert lines[3]["doc_ids"] == []   # not visible: nothing returned
+    assert lines[5]["key"] == "ops" and lines[5]["user"] is None
+    assert all(isinstance(line["ms"], float) and line["time"].endswith("Z") for line in lines)
+    assert_clean(log.read_text())
+
+
+def test_hashed_queries_keep_only_the_digest(tmp_path: Path, index: Index) -> None:
+    log = tmp_path / "audit.jsonl"
+    app = create_app(settings_for(index.path, audit_log=str(log), audit_queries="hash"), index=index, env=KEYS)
+    with TestClient(app) as client:
+        assert app.state.retrieval.ready.wait(30)
+        assert client.post("/v1/search", json={"query": "espresso machine"}, headers=ALICE).status_code == 200
+    (line,) = lines_of(log)
+    assert "query" not in line and line["query_sha256"] == hashlib.sha256(b"espresso machine").hexdigest()
+    assert "espresso" not in log.read_text()
+
+
+def test_mcp_over_http_writes_a_line_per_tool_call(tmp_path: Path, index: Index) -> None:
+    log = tmp_path / "audit.jsonl"
+    app = create_app(settings_for(index.path, audit_log=str(log)), index=index, env=KEYS)
+
+    async def session(url: str) -> None:
+        async with http_client(url, Authorization=ALICE["Authorization"]) as client:
+            await client.call_tool("search", {"query": "Falcon budget"})
+            await client.call_tool("fetch", {"id": "drive:f1"})
+            await client.call_tool("fetch", {"id": "eng:nope"})
+
+    for address in serve(app, lifespan="on"):
+        anyio.run(session, f"http://{address}")
+    lines = lines_of(log)   # the server stopped: its lifespan closed the log
+    assert [(line["tool"], line["status"]) for line in lines] == [("search", 200), ("fetch", 200), ("fetch", 400)]
+    assert all(line["key"] == "alice-laptop" and line["user"] == "alice@example.com" for line in lines)
+    assert lines[0]["query"] == "Falcon budget" and "drive:f1" in lines[0]["doc_ids"]
+    assert lines[1]["doc_ids"] == ["drive:f1"]
+    assert_clean(log.read_text())
+
+
+def test_mcp_on_stdio_writes_a_line_per_tool_call(tmp_path: Path, embedder: Embedder) -> None:
+    with Index(IndexConfig(path=tmp_path / "index"), embedder=embedder) as idx:
+        idx.apply(corpus())
+    log = tmp_path / "audit.jsonl"
+    config = tmp_path / "config.toml"
+    config.write_text(f'[index]\npath = "{tmp_path / "index"}"\n[server]\naudit_log = "{log}"\n')
+
+    async def session() -> None:
+        params = StdioServerParameters(command=sys.executable, args=["-m", "inlet", "mcp", "--config", str(config)],
+                                       env={**os.environ, "INLET_USER": "alice@example.com"})
+        async with Client(params) as client:
+            await client.call_tool("search", {"query": "Falcon launch"})
+
+    anyio.run(session)
+    (line,) = lines_of(log)
+    assert line["tool"] == "search" and line["key"] == "stdio" and line["user"] == "alice@example.com"
+    assert line["status"] == 200 and line["doc_ids"]
+    assert_clean(log.read_text())
+
+
+def test_inlet_audit_reads_rotated_files_by_user_and_date(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    audit = AuditLog(str(path), max_bytes=1024, backups=50)   # small: several rotations
+    for n in range(40):
+        user = "alice@example.com" if n % 2 else "bob@example.com"
+        audit.record(key=None, caller=None, user=user, status=200, ms=1.0, route="POST /v1/search",
+                     query=f"question {n}", doc_ids=[f"d{n}"])
+    audit.close()
+    assert len(list(tmp_path.glob("audit.jsonl.*"))) >= 2
+    everything = list(read_audit(path))
+    assert [line["query"] for line in everything] == [f"question {n}" for n in range(40)]   # oldest first
+    config = tmp_path / "config.toml"
+    config.write_text(f'[index]\npath = "{tmp_path / "index"}"\n[server]\naudit_log = "{path}"\n')
+    done = CliRunner().invoke(cli, ["audit", "--user", "ALICE@example.com", "--since", "2000-01-01", "--json",
+                                    "--config", str(config)])
+    assert done.exit_code == 0, done.output
+    lines = json.loads(done.output)["lines"]
+    assert [line["doc_ids"] for line in lines] == [[f"d{n}"] for n in range(1, 40, 2)]
+    later = CliRunner().invoke(cli, ["audit", "--since", "2999-01-01", "--json", "--config", str(config)])
+    assert json.loads(later.output)["lines"] == []
+    prose = CliRunner().invoke(cli, ["audit", "--user", "bob@example.com", "--config", str(config)])
+    assert prose.exit_code == 0 and prose.output.count("\n") == 20 and "question 38" in prose.output
+
+
+def test_audit_off_by_default_and_dash_goes_to_the_log_stream(index: Index, caplog: pytest.LogCaptureFixture) -> None:
+    assert ServerConfig().audit_log is None
+    app = create_app(settings_for(index.path, audit_log="-"), index=index, env=KEYS)
+    with caplog.at_level("INFO", logger="inlet.audit"), TestClient(app) as client:
+        assert app.state.retrieval.ready.wait(30)
+        client.post("/v1/search", json={"query": "deploy runbook"}, headers=ALICE)
+    (record,) = [r for r in caplog.records if r.name == "inlet.audit"]
+    assert json.loads(record.getMessage())["route"] == "POST /v1/search"

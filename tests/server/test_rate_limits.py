@@ -1,0 +1,148 @@
+"""Rate limits per key name and per OAuth user: 429 with Retry-After in the API's error shape, an
+MCP tool error, /metrics counting refusals by key; one runaway key does not slow another; the
+buckets in PostgreSQL hold across replicas."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from inlet.config import ApiKey, IndexConfig, ServerConfig, Settings
+from inlet.index.store import Index
+from inlet.server.app import create_app
+from inlet.server.auth import Caller
+from inlet.server.mcp import InletTools
+from inlet.server.ratelimit import LocalBuckets, RateLimiter
+from inlet.server.service import Retrieval
+from inlet.storage import open_backend
+
+from .conftest import ALICE, BOB, KEYS, OPS, serve
+
+SEARCH = {"query": "deploy runbook"}
+
+
+def limited_settings(path: Path, alice: str, bob: str, burst: int | None = None) -> Settings:
+    keys = [ApiKey(name="alice-laptop", key_env="INLET_KEY_ALICE", user="alice@example.com", rate_limit=alice),
+            ApiKey(name="bob-laptop", key_env="INLET_KEY_BOB", user="bob@other.org", rate_limit=bob),
+            ApiKey(name="ops", key_env="INLET_KEY_OPS", admin=True)]
+    return Settings(index=IndexConfig(path=path), server=ServerConfig(api_keys=keys, rate_burst=burst))
+
+
+def test_over_the_limit_is_429_with_retry_after_and_counted(index: Index) -> None:
+    app = create_app(limited_settings(index.path, "1/h", "1000/s", burst=3), index=index, env=KEYS)
+    with TestClient(app) as client:
+        assert app.state.retrieval.ready.wait(30)
+        answers = [client.post("/v1/search", json=SEARCH, headers=ALICE) for _ in range(5)]
+        assert [a.status_code for a in answers] == [200, 200, 200, 429, 429]
+        refused = answers[-1]
+        error = refused.json()["error"]
+        assert error["code"] == "rate_limited" and "alice-laptop" in error["message"]
+        assert 3000 <= int(refused.headers["Retry-After"]) <= 3600   # one token an hour
+        assert client.get("/v1/documents/eng:C1/100", headers=ALICE).status_code == 429   # every route
+        assert client.post("/v1/search", json=SEARCH, headers=BOB).status_code == 200     # a bucket per key
+        metrics = client.get("/metrics", headers=OPS).text
+    assert 'inlet_rate_limited_total{key="alice-laptop"} 3.0' in metrics
+
+
+def test_mcp_tool_calls_over_the_limit_are_tool_errors(index: Index) -> None:
+    settings = Settings(index=IndexConfig(path=index.path), server=ServerConfig(rate_limit="1/h", rate_burst=2))
+    limiter = RateLimiter.from_settings(settings)
+    retrieval = Retrieval(index)
+    retrieval.warm()
+    tools = InletTools(retrieval, 0, lambda ctx: None, limiter=limiter)
+    alice = Caller("alice-laptop", "alice@example.com", admin=False)
+    oauth_bob = Caller("oauth:client", "bob@other.org", admin=False, subject="bob-sub", issuer="https://idp")
+    oauth_carol = Caller("oauth:client", "carol@example.com", admin=False, subject="carol-sub", issuer="https://idp")
+
+    async def calls() -> list[bool]:
+        out = [(await tools.call("search", {"query": "deploy"}, alice)).is_error for _ in range(3)]
+        out += [(await tools.call("fetch", {"id": "eng:C1/100"}, oauth_bob)).is_error for _ in range(3)]
+        out.append((await tools.call("fetch", {"id": "eng:C1/100"}, oauth_carol)).is_error)   # per OAuth user
+        last = await tools.call("search", {"query": "deploy"}, alice)
+        assert "rate limit" in last.content[0].text and "try again in" in last.content[0].text
+        return out
+
+    assert anyio.run(calls) == [False, False, True, False, False, True, False]
+
+
+def p50(client: httpx.Client, url: str, n: int) -> float:
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        assert client.post(url, json=SEARCH).status_code == 200
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def runaway(url: str, per_second: float, stop: threading.Event, statuses: list[int]) -> None:
+    """Searches as Alice, paced at `per_second`, until `stop` (at most 4000 requests)."""
+    with httpx.Client(headers=ALICE, timeout=30) as alice:
+        start = time.perf_counter()
+        for n in range(4000):
+            if stop.is_set():
+                return
+            statuses.append(alice.post(url, json=SEARCH).status_code)
+            ahead = start + (n + 1) / per_second - time.perf_counter()
+            if ahead > 0:
+                stop.wait(ahead)   # pacing the load, not waiting for an event
+
+
+def test_a_runaway_key_does_not_slow_another(index: Index) -> None:
+    """Alice sends 10x her limit; Bob's p50 stays within 1.5x of his p50 without her."""
+    app = create_app(limited_settings(index.path, "5/s", "10000/s", burst=5), index=index, env=KEYS)
+    stop = threading.Event()
+    statuses: list[int] = []
+    for address in serve(app, lifespan="on"):
+        url = f"http://{address}/v1/search"
+        with httpx.Client(headers=BOB, timeout=30) as bob:
+            p50(bob, url, 5)   # warm
+            before = p50(bob, url, 40)
+            loader = threading.Thread(target=runaway, args=(url, 50.0, stop, statuses))   # 10x her 5/s
+            loader.start()
+            try:
+                loaded = p50(bob, url, 40)
+            finally:
+                stop.set()
+                loader.join(60)
+            after = p50(bob, url, 40)
+    unloaded = statistics.median([before, after])   # the machine's own drift, on both sides
+    assert statuses.count(429) > statuses.count(200) > 0, (statuses.count(429), statuses.count(200))
+    assert loaded <= 1.5 * unloaded, f"Bob's p50 {loaded * 1000:.1f} ms loaded vs {unloaded * 1000:.1f} ms unloaded"
+
+
+def test_local_buckets_refill_at_their_rate() -> None:
+    buckets = LocalBuckets()
+    assert [buckets.take("k", rate=1000.0, burst=2) for _ in range(2)] == [0.0, 0.0]
+    wait = buckets.take("k", rate=1000.0, burst=2)
+    assert 0 < wait <= 0.001
+    deadline = time.monotonic() + 5
+    while buckets.take("k", rate=1000.0, burst=2) > 0:   # refills within a millisecond or so
+        assert time.monotonic() < deadline
+
+
+def test_buckets_in_postgres_are_shared_by_replicas(database_url: str, tmp_path: Path) -> None:
+    config = IndexConfig(path=tmp_path, database_url=database_url, chroma_url="http://127.0.0.1:1")
+    settings = Settings(index=config, server=ServerConfig(rate_limit="1/h", rate_burst=3))
+    one = RateLimiter.from_settings(settings, open_backend(settings))
+    two = RateLimiter.from_settings(settings, open_backend(settings))
+    try:
+        assert not isinstance(one.buckets, LocalBuckets)
+        waits = [limiter.check("agent") for limiter in (one, two, one, two)]
+        assert waits[:3] == [0.0, 0.0, 0.0] and 3000 < waits[3] <= 3600   # three tokens between both
+        assert two.check("other-agent") == 0.0
+    finally:
+        one.close()
+        two.close()
+
+
+@pytest.mark.parametrize("text", ["20", "20/d", "-1/s", "x/s"])
+def test_a_bad_rate_names_the_key(text: str) -> None:
+    with pytest.raises(ValueError, match="rate_limit"):
+        ServerConfig(rate_limit=text)
