@@ -164,8 +164,8 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
 
     app = FastAPI(title="inlet retrieval API", version="0.1.0", lifespan=lifespan, docs_url=None,
                   redoc_url=None, description="Permission-aware retrieval over Slack, Google Drive, Gmail and "
-                  "Microsoft 365. Every route but /healthz and /readyz needs `Authorization: Bearer KEY` (an API key or an "
-                  "OAuth access token). On GET routes an on_behalf_of "
+                  "Microsoft 365. Every route but /healthz and /readyz needs `Authorization: Bearer KEY` "
+                  "(an API key or an OAuth access token). On GET routes an on_behalf_of "
                   f"key names the user with the `{USER_HEADER}` header or the `user` query parameter.")
     app.state.retrieval = retrieval
     app.state.metrics = metrics
