@@ -41,7 +41,7 @@ from inlet.sandbox import graph
 from inlet.sandbox import slack as ss
 from inlet.sandbox.server import Sandbox
 from inlet.sync.daemon import Daemon
-from inlet.sync.daemon_api import ApiPlan
+from inlet.server.daemon_api import ApiPlan
 from inlet.sync.engine import Engine, RunResult
 from inlet.storage.sqlite.state import SqliteState
 

@@ -42,12 +42,22 @@ class WebhookRequest:
 
 @dataclass(frozen=True)
 class WebhookResponse:
+    """The answer to a webhook request. `refused` says why the request, or some of the
+    notifications it held, failed the source's secret: the server logs it once per request. Any
+    4xx is answered exactly as a hook nobody registered (404), so a refusal reveals nothing."""
+
     status: int
     body: str = ""
     media_type: str = "text/plain"
+    refused: str = ""
 
 
 NOT_FOUND = WebhookResponse(404, "not found")
+
+
+def refused(why: str) -> WebhookResponse:
+    """A request that failed the source's secret (answered like an unknown hook; `why` is logged)."""
+    return WebhookResponse(404, NOT_FOUND.body, refused=why)
 
 
 class Retry:

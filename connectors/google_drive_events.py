@@ -3,9 +3,10 @@
 Drive posts a `sync` message when the channel opens, then a `change` message (headers only) after
 changes; each `change` is a hint, and the sync it triggers reads `changes.list` from the page token
 saved in the checkpoint, so a message carries nothing that must be trusted. A message must carry
-the channel token this process chose (else 403) and name its current channel (else 404). Channels
-cannot be extended: the kit's `Renewals` opens a new one in the last third of the current one's
-lifetime, then stops the old; `stop()` stops it (`channels.stop`) in bounded time.
+the channel token this process chose and name its current channel, else it is refused (answered
+as a hook nobody registered). Channels cannot be extended: the kit's `Renewals` opens a new one
+in the last third of the current one's lifetime, then stops the old; `stop()` stops it
+(`channels.stop`) in bounded time.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
-from .events import NOT_FOUND, Emit, EventSource, Hint, WebhookRequest, WebhookResponse
+from .events import Emit, EventSource, Hint, WebhookRequest, WebhookResponse, refused
 from .kit import Renewals, Subscription
 
 if TYPE_CHECKING:
@@ -63,13 +64,13 @@ class DrivePushChannels(EventSource):
 
     def webhook(self, request: WebhookRequest) -> WebhookResponse:
         if request.method != "POST":
-            return WebhookResponse(405, "POST only")
+            return refused(f"method {request.method}")
         channel = request.headers.get("x-goog-channel-id")
         if not channel or channel != self.channel.id:
-            return NOT_FOUND
-        if not secrets.compare_digest(request.headers.get("x-goog-channel-token", ""), self.token):
-            log.warning("source %r: a push message with a wrong channel token was refused", self.connector.name)
-            return WebhookResponse(403, "wrong channel token")
+            return refused("not our current channel")
+        given = request.headers.get("x-goog-channel-token", "").encode("utf-8", "replace")
+        if not secrets.compare_digest(given, self.token.encode()):
+            return refused("wrong channel token")
         if request.headers.get("x-goog-resource-state") != "sync":
             number = request.headers.get("x-goog-message-number", "")
             self.emit(Hint(None, key=f"{channel}:{number}"))

@@ -18,7 +18,7 @@ import logging
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from .events import Emit, EventSource, Hint, WebhookRequest, WebhookResponse
+from .events import Emit, EventSource, Hint, WebhookRequest, WebhookResponse, refused
 from .kit import Renewals, Subscription
 from .kit.graph import GraphClient, GraphError
 
@@ -99,20 +99,28 @@ class GraphSubscriptions(EventSource):
     # --- the webhook ----------------------------------------------------------------------------
     def webhook(self, request: WebhookRequest) -> WebhookResponse:
         token = request.query.get("validationToken")
-        if token is not None:   # Graph checks we own the URL before creating a subscription
+        if token is not None and request.method == "POST":   # Graph checks we own the URL before subscribing
             return WebhookResponse(200, token, "text/plain")
         if request.method != "POST":
-            return WebhookResponse(405, "POST only")
+            return refused(f"method {request.method}")
         try:
             notes = json.loads(request.body or b"{}").get("value", [])
         except (ValueError, AttributeError):
-            return WebhookResponse(400, "not a notification")
-        for note in notes if isinstance(notes, list) else []:
-            if isinstance(note, dict) and secrets.compare_digest(str(note.get("clientState")), self.client_state):
-                self._note(note)
-            else:
-                log.warning("source %r: a notification without our clientState was ignored", self.connector.name)
+            return refused("not a notification")
+        notes = notes if isinstance(notes, list) else []
+        ours = [n for n in notes if isinstance(n, dict) and self._ours(n.get("clientState"))]
+        for note in ours:
+            self._note(note)
+        if not ours:
+            return refused(f"{len(notes)} notification(s), none with our clientState")
+        if len(ours) < len(notes):   # one line for the request, not one per notification
+            return WebhookResponse(ACCEPTED.status, refused=f"{len(notes) - len(ours)} of {len(notes)} "
+                                   "notification(s) without our clientState ignored")
         return ACCEPTED
+
+    def _ours(self, client_state: object) -> bool:
+        given = client_state.encode("utf-8", "replace") if isinstance(client_state, str) else b""
+        return secrets.compare_digest(given, self.client_state.encode())
 
     def _note(self, note: dict[str, Any]) -> None:
         sub = next((s for s in self.renewals.subs.values() if s.id and s.id == note.get("subscriptionId")), None)

@@ -79,6 +79,9 @@ def _date(value: str | None) -> datetime | None:
 @click.version_option(package_name="inlet")
 def cli() -> None:
     """inlet: workplace data (Slack, Google Drive, Outlook, folders) as permission-aware context for agents."""
+    from inlet.terminal import make_visible
+
+    make_visible()   # synced text never reaches the terminal as control sequences (inlet/terminal.py)
 
 
 STOPPING = ("inlet: stopping at the next checkpoint (at most {grace:.0f}s; Ctrl-C again quits at once); "
@@ -425,7 +428,7 @@ def sandbox(port: int, write_config: str | None, force: bool, verbose: int) -> N
 
         text, env = sb.config(index_path=".inlet")
         text, env = _with_admin_key(text, env, keep)
-        text += "\n" + server_oauth_toml(sb.ctx, "http://127.0.0.1:8484")   # `inlet serve`'s default address
+        text += "\n" + server_oauth_toml(sb.ctx)   # no resource_url: the address inlet listens on
         if target is not None:
             target.write_text(stamped(text))
             click.echo(f"# config written to {write_config}")
@@ -480,15 +483,28 @@ def migrate(to_config: str, config_path: str | None, as_json: bool, verbose: int
         f"already there; counts match in {len(report.counts)} source(s)"))
 
 
+def _listen_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--port", type=click.IntRange(0, 65535),
+                        help="listen on this port (overrides [server] port)")(func)
+    return click.option("--host", help="listen on this address (overrides [server] host)")(func)
+
+
+def _listening(settings: Any, host: str | None, port: int | None) -> Any:
+    """`settings` with `--host` / `--port` in place of [server] host / port."""
+    update = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    return settings.model_copy(update={"server": settings.server.model_copy(update=update)}) if update else settings
+
+
 @cli.command()
+@_listen_options
 @_common
-def serve(config_path: str | None, as_json: bool, verbose: int) -> None:
+def serve(host: str | None, port: int | None, config_path: str | None, as_json: bool, verbose: int) -> None:
     """The retrieval API (and MCP over HTTP at /mcp)."""
     _setup_logging(verbose)
     try:
         from inlet.server.app import run_server
 
-        run_server(_settings(config_path))
+        run_server(_listening(_settings(config_path), host, port))
     except InletError as exc:
         _fail(exc)
 
@@ -509,16 +525,25 @@ def mcp(user: str | None, config_path: str | None, as_json: bool, verbose: int) 
 
 @cli.command()
 @click.option("--serve", "with_api", is_flag=True, help="also run the retrieval API in this process")
+@_listen_options
 @_common
-def daemon(with_api: bool, config_path: str | None, as_json: bool, verbose: int) -> None:
+def daemon(with_api: bool, host: str | None, port: int | None, config_path: str | None, as_json: bool,
+           verbose: int) -> None:
     """Run every source on its schedule until SIGINT/SIGTERM."""
     _setup_logging(max(verbose, 1))
     try:
         from inlet.sync.daemon import run_daemon
 
-        settings = _settings(config_path)
+        if not with_api and (host is not None or port is not None):
+            raise click.BadParameter("--host and --port need --serve", param_hint="--host/--port")
+        settings = _listening(_settings(config_path), host, port)
         _preflight(settings, [s.name for s in settings.sources])
-        sys.exit(run_daemon(settings, serve=with_api))
+        api = None
+        if with_api:
+            from inlet.server.daemon_api import ApiPlan
+
+            api = ApiPlan.bind(settings)   # before the index lock, which records the API's URL
+        sys.exit(run_daemon(settings, api))
     except InletError as exc:
         _fail(exc)
 

@@ -66,12 +66,15 @@ class OAuthConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     issuer: str = Field(description="must equal the token's iss; HTTPS unless on a loopback address")
-    audience: str = Field(description="must appear in the token's aud (the resource, RFC 8707)")
+    audience: str | None = Field(None, description="must appear in the token's aud (the resource, RFC 8707); "
+                                 "default: the resource's own URL (resource_url, else the listening address)")
     user_claim: str = Field("email", description="the claim naming the user (Entra: preferred_username)")
     scopes: list[str] = Field(default_factory=list, description="required scopes (scope or scp claim)")
     jwks_url: str | None = Field(None, description="default: jwks_uri from the issuer's discovery document")
     resource_url: str | None = Field(None, description="public base URL, for protected-resource metadata")
     ca_bundle: Path | None = Field(None, description="extra trusted CA (PEM) for the issuer's HTTPS")
+    require_email_verified: bool = Field(
+        True, description="with an email user_claim: refuse tokens whose email_verified claim is false")
 
     @model_validator(mode="after")
     def _urls(self) -> "OAuthConfig":
@@ -81,7 +84,7 @@ class OAuthConfig(BaseModel):
         if self.resource_url is not None:
             _check_url("resource_url", self.resource_url, https_unless_loopback=False)
             self.resource_url = self.resource_url.rstrip("/")
-        if not self.user_claim.strip() or not self.audience.strip():
+        if not self.user_claim.strip() or (self.audience is not None and not self.audience.strip()):
             raise ValueError("'user_claim' and 'audience' must not be empty")
         return self
 
@@ -114,6 +117,11 @@ class ServerConfig(BaseModel):
     cors_origins: list[str] = Field(default_factory=list, description="CORS is off unless listed")
     recency_half_life_days: float = Field(180, ge=0, description="0 turns the recency preference off")
     max_body_bytes: int = Field(64 * 1024, ge=1024)
+    header_timeout: float = Field(10.0, gt=0, le=300,
+                                  description="seconds a client has to send a request's headers")
+    idle_timeout: float = Field(5.0, gt=0, le=300, description="seconds an idle keep-alive connection stays open")
+    body_timeout: float = Field(30.0, gt=0, le=300,
+                                description="seconds a request body may stall; the whole body within twice this")
     metrics_public: bool = Field(False, description="serve /metrics without a key")
     oauth: OAuthConfig | None = Field(None, description="accept OAuth access tokens beside API keys")
 

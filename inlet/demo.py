@@ -202,14 +202,14 @@ def serve(settings: Any, index: Any, state: Any, env: Mapping[str, str], key: st
     identity provider) /mcp also takes OAuth tokens, so a person can add it to an MCP client."""
     from inlet.config import OAuthConfig
     from inlet.server.app import create_app
-    from inlet.sync.daemon_api import ApiThread
+    from inlet.server.listener import ServerThread
 
     sock = sock or demo_socket(settings.server.port)
     url = f"http://{DEMO_HOST}:{sock.getsockname()[1]}"
     if issuer is not None:    # the audience is this server's URL, known once the port is bound
         settings.server.oauth = OAuthConfig(issuer=issuer, audience=url, scopes=["inlet.read"], resource_url=url)
-    app = create_app(settings, index=index, state=state, env=env)
-    served = ApiThread(app, sock)
+    app = create_app(settings, index=index, state=state, env=env, listening=sock.getsockname())
+    served = ServerThread(app, sock, settings.server)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

@@ -46,7 +46,9 @@ def describe(run: Any, progress: Any) -> str:
 def bars(enabled: bool, stream: TextIO | None = None) -> Iterator[Bar | None]:
     """A `Bar` drawing on `stream` (stderr) when it is a terminal; None otherwise. Thread-safe:
     the demo's sources report from three threads."""
-    stream = stream or sys.stderr
+    from inlet.terminal import raw
+
+    stream = raw(stream or sys.stderr)   # rich draws its own escape sequences (counts and source names only)
     if not (enabled and stream.isatty()):
         yield None
         return

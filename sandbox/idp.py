@@ -330,8 +330,10 @@ def _login_page(ctx: Any, request_id: str) -> str:
             f"{buttons}</form>")
 
 
-def server_oauth_toml(ctx: Any, resource_url: str) -> str:
-    """A `[server.oauth]` block trusting this sandbox's provider, for an inlet served at `resource_url`."""
+def server_oauth_toml(ctx: Any, resource_url: str | None = None) -> str:
+    """A `[server.oauth]` block trusting this sandbox's provider, for an inlet served at `resource_url`
+    (left out: the audience and metadata name whatever address inlet listens on)."""
     idp = provider(ctx)
-    return (f'[server.oauth]\nissuer = "{idp.issuer}"\naudience = "{resource_url}"\nuser_claim = "email"\n'
-            f'scopes = {DEFAULT_SCOPES!r}\nresource_url = "{resource_url}"\n'.replace("'", '"'))
+    fixed = f'audience = "{resource_url}"\nresource_url = "{resource_url}"\n' if resource_url else ""
+    return (f'[server.oauth]\nissuer = "{idp.issuer}"\nuser_claim = "email"\n'
+            f'scopes = {DEFAULT_SCOPES!r}\n'.replace("'", '"') + fixed)

@@ -34,7 +34,9 @@ from . import mcp as mcp_http
 from .auth import USER_HEADER, Caller, KeyEntry, KeyRing, caller_for, require_admin, warn_without_keys
 from .console import add_console, is_console_path
 from .content_type import JsonBody, unsupported_media_type
-from .oauth import PRM_PATHS, Authenticator, metadata_routes
+from .admin import add_admin_sync
+from .oauth import (PRM_PATHS, Authenticator, listening_base, metadata_routes, warn_on_port_mismatch,
+                    with_audience)
 from .errors import STATUS_CODES, ApiError, ErrorBody, error_body
 from .hooks import PREFIX as HOOKS_PREFIX
 from .hooks import add_hook_routes
@@ -45,12 +47,26 @@ from .models import (ContextBody, ContextResponse, DocumentOut, Health, SearchBo
 from .service import Retrieval
 
 log = logging.getLogger(__name__)
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", *PRM_PATHS})   # they reveal nothing
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", *PRM_PATHS})   # they reveal nothing
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text} for code, text in (
         (400, "malformed request"), (401, "missing or invalid API key"), (403, "beyond the key's rights"),
         (408, "request body stalled"), (413, "request body too large"), (415, "body not JSON"),
         (422, "invalid request"), (503, "index or model not loaded yet"))}
+
+DOCS_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'none'; "
+                                           "base-uri 'none'; frame-ancestors 'none'", "Cache-Control": "no-store"}
+DOCS_PAGE = """<!doctype html><meta charset="utf-8"><title>inlet retrieval API</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:46em;margin:2em auto;padding:0 1em}code,pre{background:#eee}
+</style><h1>inlet retrieval API</h1>
+<p>Every route but <code>/healthz</code>, <code>/readyz</code> and this page needs
+<code>Authorization: Bearer KEY</code> (an API key from <code>[[server.api_keys]]</code>, or an OAuth access
+token), so a browser that opens an API route directly is answered 401.</p>
+<p>The OpenAPI description of every route is at <code>/openapi.json</code>; fetch it with a key:</p>
+<pre>curl -H "Authorization: Bearer $INLET_KEY" http://HOST:PORT/openapi.json</pre>
+<p>Operators: the console at <a href="/console">/console</a> asks for an admin key.
+The documentation site's <em>API and MCP reference</em> describes each route.</p>
+"""
 
 
 class KeyGuard:
@@ -66,6 +82,10 @@ class KeyGuard:
                 or scope.get("method") == "OPTIONS"
                 or scope["path"].startswith(HOOKS_PREFIX)):   # webhooks check their own secret (hooks.py)
             await self.app(scope, receive, send)
+            return
+        if scope["path"].startswith("/.well-known/"):   # metadata a client probes for: absent, not secret
+            response = JSONResponse(error_body("not_found", f"no {scope['path']} here"), 404)
+            await response(scope, receive, send)
             return
         header = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"authorization"),
                       None)
@@ -87,12 +107,19 @@ def _caller(request: Request, user: str | None) -> Caller:
 
 
 def create_app(settings: Settings, index: Any = None, state: Any = None,
-               env: Mapping[str, str] | None = None) -> FastAPI:
-    """The API around `index` (opened here, in the background, when None) and `state` (a StateStore)."""
+               env: Mapping[str, str] | None = None, listening: tuple[Any, ...] | None = None) -> FastAPI:
+    """The API around `index` (opened here, in the background, when None) and `state` (a StateStore).
+
+    `listening` is the address of the socket it is served on (`sock.getsockname()`): without
+    `[server.oauth] resource_url`, the OAuth metadata and challenges name it."""
     env = env if env is not None else os.environ
     warn_without_keys(settings, env)
     keys = KeyRing.from_settings(settings, env)
-    auth = Authenticator(keys, settings.server.oauth)
+    listening_url = listening_base(settings.server.host, listening)
+    if settings.server.oauth is not None:
+        warn_on_port_mismatch(settings.server.oauth, listening)
+        settings = with_audience(settings, listening_url)
+    auth = Authenticator(keys, settings.server.oauth, listening=listening_url)
     retrieval = Retrieval(index)
     backend = open_backend(settings)
     if state is None and backend.shared:   # a stateless replica reads runs from the database
@@ -169,6 +196,11 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
         request.state.caller = require_admin(request.state.key, "GET /v1/sources")
         return await run_in_threadpool(sources_status, settings, state)
 
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        """Where the API is described (no key needed: the page holds no data)."""
+        return Response(DOCS_PAGE, media_type="text/html", headers=DOCS_HEADERS)
+
     @app.get("/healthz", response_model=Health, tags=["operations"])
     async def healthz() -> Health:
         """The process is up (no key needed)."""
@@ -206,13 +238,16 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
                            allow_headers=["Authorization", "Content-Type", USER_HEADER, "X-Request-ID",
                                           "Mcp-Session-Id", "Mcp-Protocol-Version"],
                            expose_headers=["X-Request-ID", "Mcp-Session-Id"])
-    for route in metadata_routes(settings.server.oauth) if settings.server.oauth is not None else []:
+    add_admin_sync(app, settings)
+    for route in metadata_routes(settings.server.oauth, listening_url) if settings.server.oauth is not None else []:
         app.router.routes.append(route)
     public = PUBLIC_PATHS | ({"/metrics"} if settings.server.metrics_public else set())
     app.add_middleware(JsonBody)
-    app.add_middleware(BodyLimit, max_body_bytes=settings.server.max_body_bytes)   # inside the key check
+    app.add_middleware(BodyLimit, max_body_bytes=settings.server.max_body_bytes,   # inside the key check
+                       idle_timeout=settings.server.body_timeout)
     app.add_middleware(KeyGuard, auth=auth, public=public)
-    app.add_middleware(ObserveMiddleware, metrics=metrics, max_body_bytes=settings.server.max_body_bytes)
+    app.add_middleware(ObserveMiddleware, metrics=metrics, max_body_bytes=settings.server.max_body_bytes,
+                       routes=app.router.routes)
     return app
 
 
@@ -248,21 +283,6 @@ def _handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("internal", "internal error"), 500)
 
 
-def make_server(settings: Settings, app: FastAPI) -> Any:
-    """A uvicorn server for `app` on [server].host/port, logging through inlet's own loggers.
-
-    `server.run(sockets=[...])` in a thread, `server.should_exit = True` to stop."""
-    import uvicorn
-
-    logging.getLogger("inlet.server.access").setLevel(logging.INFO)
-    logging.getLogger("inlet.server.app").setLevel(logging.INFO)
-    from .timeouts import uvicorn_protocol
-
-    config = uvicorn.Config(app, host=settings.server.host, port=settings.server.port, log_config=None,
-                            access_log=False, timeout_graceful_shutdown=10, http=uvicorn_protocol())
-    return uvicorn.Server(config)
-
-
 def run_server(settings: Settings) -> None:
     """`inlet serve`: listen (a busy port is `PortInUseError`), open the index (failing fast if
     another process holds it), serve until SIGINT/SIGTERM, then stop cleanly."""
@@ -271,22 +291,21 @@ def run_server(settings: Settings) -> None:
 
     from inlet.index.embedding import serve_queries
 
+    from .daemon_api import local_url
+    from .listener import ServerThread
     from .local_commands import local_commands_of_server
 
     serve_queries()   # one batching worker embeds queries; the other cores serve BM25, Chroma and HTTP
     host, port = settings.server.host, settings.server.port
     sock = listen(host, port, "[server]")
     stop = stop_on_signals()
-    url = f"http://{host}:{sock.getsockname()[1]}"
+    url = local_url(host, sock.getsockname()[1])
     with Index(settings.index, api_url=url) as index, local_commands_of_server(settings, index):
-        server = make_server(settings, create_app(settings, index=index))
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="inlet-api")
-        thread.start()   # not the main thread: uvicorn leaves the signals to us
+        app = create_app(settings, index=index, listening=sock.getsockname())
+        server = ServerThread(app, sock, settings.server)   # not the main thread: the signals stay here
         log.info("serving the retrieval API on %s (MCP at /mcp); Ctrl-C to stop", url)
         try:
             wait(stop)
         finally:
-            server.should_exit = True
-            thread.join()
-            sock.close()
+            server.stop(timeout=60)
     log.info("stopped")

@@ -3,12 +3,19 @@
 These routes take no API key (the services cannot send one): each request is handed, as plain
 values, to the event source a running daemon registered for that source, which answers the
 validation handshake and checks its own shared secret (Graph `clientState`, Drive channel token).
-Without a registered event source (no daemon in this process, events off, or a wrong type) the
-answer is 404, so the route reveals nothing. The body is capped: notifications are small.
+
+Invariant: a request that fails its source's secret gets exactly the answer of a hook nobody
+registered (no daemon here, events off, a wrong type or name): `404 not found`, so the hooks do
+not reveal which sources listen for events. The one exception is the documented validation
+handshake (Graph echoes a `validationToken` to the URL it subscribes). Every hook answer is
+`text/plain` with `nosniff`; a body that makes an event source fail is a 404 too, never a 500.
+The body was bounded before routing (`middleware.BodyLimit`). A refused request is one log
+line, however many notifications it held, and one count in `inlet_webhook_refused_total`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -16,15 +23,30 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from inlet.connectors.events import EventSource, WebhookRequest
+from inlet.connectors.events import NOT_FOUND, EventSource, WebhookRequest, WebhookResponse
 
+log = logging.getLogger(__name__)
 PREFIX = "/hooks/"
-MAX_BODY = 1_000_000
+HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
 Lookup = Callable[[str, str], EventSource | None]
 
 
 def _none(_type: str, _source: str) -> EventSource | None:
     return None
+
+
+def _answer(answer: WebhookResponse) -> Response:
+    return Response(answer.body, status_code=answer.status, media_type="text/plain", headers=HEADERS)
+
+
+async def _receive(receiver: EventSource, request: Request, name: str) -> WebhookResponse:
+    """The event source's answer; whatever went wrong inside it is a refusal, not a 500."""
+    incoming = WebhookRequest(request.method, dict(request.query_params),
+                              {k.lower(): v for k, v in request.headers.items()}, await request.body())
+    try:
+        return await run_in_threadpool(receiver.webhook, incoming)
+    except Exception as exc:   # noqa: BLE001 - a hostile body must not make a 500 (or an 8 KB traceback)
+        return WebhookResponse(404, NOT_FOUND.body, refused=f"the event source failed on it ({type(exc).__name__})")
 
 
 def add_hook_routes(app: Any) -> None:
@@ -33,15 +55,18 @@ def add_hook_routes(app: Any) -> None:
 
     async def hook(request: Request) -> Response:
         lookup: Lookup = request.app.state.hooks
-        receiver = lookup(request.path_params["type"], request.path_params["source"])
+        name = request.path_params["source"]
+        receiver = lookup(request.path_params["type"], name)
         if receiver is None:
-            return Response("not found", status_code=404, media_type="text/plain")
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return Response("too large", status_code=413, media_type="text/plain")
-        incoming = WebhookRequest(request.method, dict(request.query_params),
-                                  {k.lower(): v for k, v in request.headers.items()}, body)
-        answer = await run_in_threadpool(receiver.webhook, incoming)
-        return Response(answer.body, status_code=answer.status, media_type=answer.media_type)
+            return _answer(NOT_FOUND)
+        answer = await _receive(receiver, request, name)
+        if answer.refused:
+            log.warning("source %r: webhook %s refused: %s", name, request.method, answer.refused[:200])
+            metrics = getattr(request.app.state, "metrics", None)
+            if metrics is not None:
+                metrics.webhook_refused.labels(name).inc()
+        if 400 <= answer.status < 500:
+            return _answer(NOT_FOUND)   # the same as a hook nobody registered
+        return _answer(answer)
 
     app.add_route(PREFIX + "{type}/{source}", hook, methods=["GET", "POST"], include_in_schema=False)

@@ -28,6 +28,7 @@ from inlet.errors import ConfigError, InletError
 from .auth import USER_HEADER, USER_PARAM, Caller, caller_for
 from .errors import ApiError
 from .middleware import send_error
+from .models import iso
 from .context import fallback_url
 from .oauth import Authenticator
 from .origin import OriginGuard
@@ -169,7 +170,7 @@ def _k(arguments: Mapping[str, Any]) -> int:
 
 
 def _iso(value: Any) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+    return iso(value)
 
 
 # --- streamable HTTP ----------------------------------------------------------------------------

@@ -58,6 +58,9 @@ class Metrics:
         self.latency = Histogram("inlet_http_request_duration_seconds", "HTTP request latency by route",
                                  ["route", "method"], registry=self.registry,
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.webhook_refused = Counter("inlet_webhook_refused", "Webhook requests (or notifications in them) "
+                                       "refused for failing the source's secret, by source", ["source"],
+                                       registry=self.registry)
         self.registry.register(IndexCollector(counts, last_success))
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:

@@ -5,7 +5,10 @@ untouched. The access log is one JSON object per request on the `inlet.server.ac
 names the API key (its configured name, never its value) and the acting user.
 
 The body is read by `BodyLimit`, which sits inside the key check: a request without a valid key
-is answered 401 before a byte of its body is read, and a body that stalls is answered 408.
+is answered 401 before a byte of its body is read. It bounds the body of every request, whatever
+its method (a GET may carry a body too) and framing (chunked bodies declare no length), in size and
+in time: a body that stalls between two chunks, or takes over twice that in all, is answered 408.
+Every response carries `SECURITY_HEADERS` (no content sniffing, no referrer).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import time
 import uuid
 from typing import Any
 
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import error_body
@@ -25,6 +29,7 @@ from .metrics import Metrics
 
 access_log = logging.getLogger("inlet.server.access")
 BODY_IDLE_TIMEOUT = 30.0   # seconds a request body may stall between two of its chunks
+SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -35,9 +40,20 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _route(scope: Scope) -> str:
-    route = scope.get("route")
-    return getattr(route, "path", None) or "unmatched"
+def _route(scope: Scope, routes: list[Any]) -> str:
+    """The path template of the route that served the request: FastAPI's routes put themselves in
+    the scope; plain Starlette routes (/mcp, the OAuth metadata, the hooks) are matched here."""
+    path = getattr(scope.get("route"), "path", None)
+    if path:
+        return str(path)
+    for candidate in routes:
+        try:
+            match, _ = candidate.matches(scope)
+        except Exception:   # noqa: BLE001 - a label is not worth failing a request for
+            continue
+        if match == Match.FULL and getattr(candidate, "path", None):
+            return str(candidate.path)
+    return "unmatched"
 
 
 async def send_error(send: Send, status: int, code: str, message: str,
@@ -55,10 +71,11 @@ class ObserveMiddleware:
     """Assigns or echoes X-Request-ID, logs each request, records metrics, refuses a declared
     Content-Length over the limit (without reading the body)."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int, routes: list[Any] | None = None) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.routes = routes if routes is not None else []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,6 +93,8 @@ class ObserveMiddleware:
                 status["sent"] = True
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
+                present = {k.lower() for k, _ in headers}
+                headers.extend((k, v) for k, v in SECURITY_HEADERS if k not in present)
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -93,7 +112,7 @@ class ObserveMiddleware:
         return bool(length and length.isdigit() and int(length) > self.max_body_bytes)
 
     def _record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
-        route = _route(scope)
+        route = _route(scope, self.routes)
         method = scope.get("method", "")
         self.metrics.observe(route, method, status, seconds)
         state: dict[str, Any] = scope.get("state", {})
@@ -107,9 +126,9 @@ class ObserveMiddleware:
 
 
 class BodyLimit:
-    """Reads a POST/PUT/PATCH body (chunked uploads have no Content-Length) up to the size limit,
-    each chunk within `idle_timeout` seconds, and replays it to the app. Placed inside the key
-    check, so nothing is read for a request that will be refused."""
+    """Reads the body of every request (chunked uploads have no Content-Length) up to the size
+    limit, each chunk within `idle_timeout` seconds and the whole within twice that, and replays it
+    to the app. Placed inside the key check, so nothing is read for a request that will be refused."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int, idle_timeout: float = BODY_IDLE_TIMEOUT) -> None:
         self.app = app
@@ -117,17 +136,19 @@ class BodyLimit:
         self.idle_timeout = idle_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         try:
             replay = await self._read_body(receive)
         except TimeoutError:
             await send_error(send, 408, "request_timeout",
-                          f"the request body stalled for over {self.idle_timeout:.0f} s")
+                             f"the request body stalled (over {self.idle_timeout:.0f} s between two parts, "
+                             f"or over {2 * self.idle_timeout:.0f} s in all)", {"connection": "close"})
             return
         if replay is None:
-            await send_error(send, 413, "payload_too_large", f"request body over {self.max_body_bytes} bytes")
+            await send_error(send, 413, "payload_too_large", f"request body over {self.max_body_bytes} bytes",
+                             {"connection": "close"})
             return
         await self.app(scope, replay, send)
 
@@ -136,8 +157,12 @@ class BodyLimit:
         chunks: list[bytes] = []
         total = 0
         pending: list[Message] = []
+        deadline = time.monotonic() + 2 * self.idle_timeout
         while True:
-            message = await asyncio.wait_for(receive(), self.idle_timeout)
+            wait = min(self.idle_timeout, deadline - time.monotonic())
+            if wait <= 0:
+                raise TimeoutError
+            message = await asyncio.wait_for(receive(), wait)
             if message["type"] != "http.request":
                 pending.append(message)      # the client went away: let the app see it
                 break

@@ -71,7 +71,9 @@ class SearchResult(BaseModel):
 
     @classmethod
     def of(cls, hit: Hit) -> "SearchResult":
-        return cls(**hit.as_dict())
+        fields = hit.as_dict()
+        times = {k: iso(fields.get(k)) for k in ("created_at", "updated_at")}
+        return cls(**{**fields, **times})
 
 
 class SearchResponse(BaseModel):
@@ -149,8 +151,20 @@ class Health(BaseModel):
     status: str
 
 
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+def iso(value: datetime | str | None) -> str | None:
+    """A time as the API shows it: UTC, `Z`, at most millisecond precision (a service's microseconds,
+    like Slack's `...40.000100Z`, are noise to a client). A string that is not a time is kept."""
+    if value is None or value == "":
+        return None
+    when = value
+    if isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    assert isinstance(when, datetime)
+    value = (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    return value.isoformat(timespec="milliseconds" if value.microsecond else "seconds").replace("+00:00", "Z")
 
 
 def document_out(doc: Any, with_acl: bool) -> dict[str, Any]:

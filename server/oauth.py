@@ -17,6 +17,7 @@ RFC 9728 protected-resource metadata, from which they discover the authorization
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 import threading
 import time
@@ -35,7 +36,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Scope
 
-from inlet.config import OAuthConfig
+from inlet.config import OAuthConfig, Settings
+from inlet.errors import ConfigError
 
 from .auth import KeyEntry, KeyRing
 from .errors import ApiError
@@ -49,6 +51,10 @@ JWKS_LIFESPAN_SECONDS = 300    # a cached key set is refetched after this
 JWKS_COOLDOWN_SECONDS = 30.0   # at most one refetch per this for an unknown kid
 HTTP_TIMEOUT_SECONDS = 10.0
 PRM_PATH = "/.well-known/oauth-protected-resource"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# One address: a dot-atom local part (RFC 5322, no quoting), one "@", a dotted host name.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+EMAIL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+")
 PRM_PATHS = frozenset({PRM_PATH, PRM_PATH + "/mcp"})
 
 
@@ -181,14 +187,27 @@ class JwtVerifier:
         user = claims.get(self.config.user_claim)
         if not isinstance(user, str) or not user.strip():
             raise TokenRejected(f"the token has no {self.config.user_claim!r} claim naming the user")
+        self._check_email(user.strip(), claims)
         scopes = token_scopes(claims)
         missing = [s for s in self.config.scopes if s not in scopes]
         if missing:
             raise ScopeMissing(" ".join(missing))
         client = claims.get("azp") or claims.get("client_id") or claims.get("appid") or ""
         return AccessToken(token=token, client_id=str(client), scopes=scopes, expires_at=int(claims["exp"]),
-                           resource=self.config.audience, subject=claims.get("sub"),
+                           resource=self.config.audience or "", subject=claims.get("sub"),
                            claims={**claims, "user": user.strip()})
+
+    def _check_email(self, user: str, claims: dict[str, Any]) -> None:
+        """A user named by an email address (the `email` claim, or any value with an `@`) must be one
+        well-formed address, since ACL domains are matched on what follows its `@`; and a provider
+        that says the address is unverified is believed (unless `require_email_verified = false`)."""
+        if self.config.user_claim != "email" and "@" not in user:
+            return
+        if not EMAIL.fullmatch(user):
+            raise TokenRejected(f"the {self.config.user_claim!r} claim is not one well-formed email address")
+        verified = claims.get("email_verified")
+        if self.config.require_email_verified and (verified is False or verified == "false"):
+            raise TokenRejected("the token's email_verified claim is false")
 
     async def verify_token(self, token: str) -> AccessToken | None:
         """The SDK's protocol: None for any token that does not verify."""
@@ -196,6 +215,14 @@ class JwtVerifier:
             return await anyio.to_thread.run_sync(self.verify, token)
         except (TokenRejected, ScopeMissing, IdentityProviderUnavailable):
             return None
+
+
+_JWS = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+
+
+def looks_like_jwt(value: str) -> bool:
+    """Three base64url parts joined by dots (a JWS compact serialisation), whatever they hold."""
+    return bool(_JWS.fullmatch(value))
 
 
 def token_scopes(claims: dict[str, Any]) -> list[str]:
@@ -207,10 +234,60 @@ def token_scopes(claims: dict[str, Any]) -> list[str]:
 
 
 # --- who the request acts as --------------------------------------------------------------------
-def resource_base(config: OAuthConfig | None, scope: Scope) -> str:
-    """The public base URL: `resource_url`, else the scheme and Host the request came with."""
+WILDCARDS = ("", "0.0.0.0", "::")
+
+
+def listening_base(host: str, listening: tuple[Any, ...] | None) -> str | None:
+    """`http://HOST:PORT` of the socket the API listens on; None when unknown or on every address
+    (then the request's own Host is the best name there is)."""
+    if listening is None or host in WILDCARDS:
+        return None
+    address, port = str(listening[0]), int(listening[1])
+    return f"http://[{address}]:{port}" if ":" in address else f"http://{address}:{port}"
+
+
+def warn_on_port_mismatch(config: OAuthConfig, listening: tuple[Any, ...] | None) -> bool:
+    """A loopback `resource_url` whose port is not the listening one sends OAuth clients to a
+    server that is not there: warn at start-up. True when it warned."""
+    if not config.resource_url or listening is None:
+        return False
+    import ipaddress
+
+    parts = urlsplit(config.resource_url)
+    try:
+        loopback = parts.hostname == "localhost" or ipaddress.ip_address(parts.hostname or "").is_loopback
+    except ValueError:
+        return False
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if loopback and port != int(listening[1]):
+        log.warning("[server.oauth] resource_url %s names port %d but the server listens on port %d: OAuth "
+                    "clients will look for it there (remove resource_url to use the listening address)",
+                    config.resource_url, port, int(listening[1]))
+        return True
+    return False
+
+
+def with_audience(settings: Settings, listening: str | None) -> Settings:
+    """`settings` whose `[server.oauth] audience` is set: when left out, the resource's own URL
+    (`resource_url`, else the listening address), as an MCP client asks for it (RFC 8707)."""
+    config = settings.server.oauth
+    if config is None or config.audience is not None:
+        return settings
+    audience = config.resource_url or listening
+    if audience is None:
+        raise ConfigError("[server.oauth] audience: set audience (or resource_url) when the server listens on "
+                          f"every address ({settings.server.host!r}): the token's aud cannot be guessed")
+    oauth = config.model_copy(update={"audience": audience})
+    return settings.model_copy(update={"server": settings.server.model_copy(update={"oauth": oauth})})
+
+
+def resource_base(config: OAuthConfig | None, scope: Scope, listening: str | None = None) -> str:
+    """The public base URL: `resource_url`, else the address the server listens on, else (listening
+    on every address) the scheme and Host the request came with."""
     if config is not None and config.resource_url:
         return config.resource_url
+    if listening:
+        return listening
     host = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"host"), None)
     if not host:
         server = scope.get("server") or ("127.0.0.1", 80)
@@ -222,16 +299,17 @@ class Authenticator:
     """API keys first (constant time), then, when `[server.oauth]` is set, the JWT verifier."""
 
     def __init__(self, keys: KeyRing, config: OAuthConfig | None,
-                 verifier: JwtVerifier | None = None) -> None:
+                 verifier: JwtVerifier | None = None, listening: str | None = None) -> None:
         self.keys = keys
         self.config = config
+        self.listening = listening
         self.verifier = verifier or (JwtVerifier(config) if config is not None else None)
 
     def challenge(self, scope: Scope, error: str | None = None) -> dict[str, str]:
         """The WWW-Authenticate header of a 401/403 (RFC 6750 + RFC 9728 `resource_metadata`)."""
         if self.config is None:
             return {"WWW-Authenticate": "Bearer"}
-        parts = [f'resource_metadata="{resource_base(self.config, scope)}{PRM_PATH}"']
+        parts = [f'resource_metadata="{resource_base(self.config, scope, self.listening)}{PRM_PATH}"']
         if error:
             parts.insert(0, f'error="{error}"')
         if error == "insufficient_scope":
@@ -251,6 +329,10 @@ class Authenticator:
             return entry
         if self.verifier is None:
             raise ApiError(401, "unauthorized", "invalid API key", headers=self.challenge(scope))
+        if not looks_like_jwt(value):   # neither a configured key nor a token: say so, not "not a JWT"
+            log.info("a request with an unknown API key was refused")
+            raise ApiError(401, "invalid_token", "invalid API key (not a configured key, nor an access token)",
+                           headers=self.challenge(scope, "invalid_token"))
         return await self._token_entry(value, scope)
 
     async def _token_entry(self, token: str, scope: Scope) -> KeyEntry:
@@ -274,13 +356,13 @@ class Authenticator:
 
 
 # --- RFC 9728 metadata --------------------------------------------------------------------------
-def metadata_routes(config: OAuthConfig) -> list[Route]:
+def metadata_routes(config: OAuthConfig, listening: str | None = None) -> list[Route]:
     """`/.well-known/oauth-protected-resource` (the API) and `.../mcp` (the MCP endpoint), served
     with the SDK's handler and CORS wrapper (browser-based MCP clients read them cross-origin)."""
 
     def handler(suffix: str) -> Any:
         async def handle(request: Request) -> Response:
-            base = resource_base(config, request.scope)
+            base = resource_base(config, request.scope, listening)
             metadata = ProtectedResourceMetadata.model_validate({   # strings: no trailing "/" added
                 "resource": base + suffix, "authorization_servers": [config.issuer],
                 "scopes_supported": config.scopes or None, "bearer_methods_supported": ["header"],

@@ -1,25 +1,31 @@
-"""Bounds on slow clients: a request's headers must arrive within HEADER_TIMEOUT seconds.
+"""Bounds on slow clients: a request's headers must arrive within HEADER_TIMEOUT seconds, and
+no more than a fixed number of client connections are open at once.
 
 uvicorn times out an idle keep-alive connection but not one that trickles its request line and
 headers a byte at a time, so a handful of slow clients can hold every connection open forever.
 `bounded_protocol` wraps uvicorn's HTTP protocol class (httptools or h11, whichever uvicorn
 picked) with a deadline armed when a connection opens and again after each response; it is met
 when a new request/response cycle begins (the headers are complete). A missed deadline closes the
-connection. Slow bodies are bounded by `middleware.BodyLimit`, after the key is checked.
+connection. A connection that arrives while `max_connections` are open is closed at once, so a
+flood of idle connections cannot take every file descriptor of the process. Slow bodies are
+bounded by `middleware.BodyLimit`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 log = logging.getLogger(__name__)
 HEADER_TIMEOUT = 10.0    # seconds from connection (or the previous response) to complete headers
 
 
-def bounded_protocol(base: type[asyncio.Protocol], timeout: float = HEADER_TIMEOUT) -> type[asyncio.Protocol]:
-    """`base` (a uvicorn HTTP protocol) with a deadline on the arrival of each request's headers."""
+def bounded_protocol(base: type[asyncio.Protocol], timeout: float = HEADER_TIMEOUT,
+                     max_connections: int | None = None) -> type[asyncio.Protocol]:
+    """`base` (a uvicorn HTTP protocol) with a deadline on the arrival of each request's headers
+    and, when `max_connections` is set, a cap on the open connections."""
 
     class HeaderDeadline(base):  # type: ignore[valid-type, misc]
         _deadline: asyncio.TimerHandle | None = None
@@ -27,6 +33,10 @@ def bounded_protocol(base: type[asyncio.Protocol], timeout: float = HEADER_TIMEO
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
+            if max_connections is not None and len(self.connections) > max_connections:
+                _refused()
+                transport.abort()
+                return
             self._arm()
 
         def data_received(self, data: bytes) -> None:
@@ -61,11 +71,19 @@ def bounded_protocol(base: type[asyncio.Protocol], timeout: float = HEADER_TIMEO
                          (self.client or ("?",))[0], timeout)
                 self.transport.close()
 
+    refused = {"at": 0.0}
+
+    def _refused() -> None:   # one log line a minute, not one per connection
+        now = time.monotonic()
+        if now - refused["at"] > 60:
+            refused["at"] = now
+            log.warning("over %d open connections: closing new ones as they arrive", max_connections)
+
     HeaderDeadline.__name__ = f"HeaderDeadline{base.__name__}"
     return HeaderDeadline
 
 
-def uvicorn_protocol(timeout: float = HEADER_TIMEOUT) -> type[asyncio.Protocol]:
+def uvicorn_protocol(timeout: float = HEADER_TIMEOUT, max_connections: int | None = None) -> type[asyncio.Protocol]:
     """The protocol uvicorn would pick by itself ("auto": httptools when installed), bounded."""
     base: type[asyncio.Protocol]
     try:
@@ -76,4 +94,4 @@ def uvicorn_protocol(timeout: float = HEADER_TIMEOUT) -> type[asyncio.Protocol]:
     except ImportError:
         from uvicorn.protocols.http.h11_impl import H11Protocol
         base = H11Protocol
-    return bounded_protocol(base, timeout)
+    return bounded_protocol(base, timeout, max_connections)

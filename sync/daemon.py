@@ -39,14 +39,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from inlet.config import Settings
 from inlet.connectors.base import SourceConfig, parse_duration
 from inlet.errors import InletError, SourceBusyError
 
 from .engine import Engine, RunResult
-from .events import EventLoop, event_loop_for
+from .events import STOP_DEADLINE, EventLoop, event_loop_for
 from .schedule import trigger
 from inlet.storage import RunRecord, SourceState, open_backend
 
@@ -54,7 +54,10 @@ log = logging.getLogger(__name__)
 
 RETRY_BASE = 30.0          # seconds before the first retry of a failed run
 BUSY_RETRY = 60.0          # a prune that found its source busy tries again this much later
-SHUTDOWN_GRACE = 60.0      # longest wait for runs in flight to reach their next checkpoint
+SHUTDOWN_GRACE = 12.0      # longest wait for runs in flight to reach their next checkpoint (and for
+#                            event sources to remove their subscriptions, at the same time)
+SHUTDOWN_DEADLINE = 20.0   # from SIGTERM to exit, whatever the services and connectors do
+WATCHDOG_MARGIN = 2.0      # the watchdog exits this much before the deadline (logging, interpreter exit)
 Clock = Callable[[], float]
 
 
@@ -159,17 +162,24 @@ class Daemon:
         return next(iter(self.run_now([name], scope)), None)
 
     def shutdown(self, grace: float = SHUTDOWN_GRACE) -> bool:
-        """Stop firing, let runs in flight stop at their next checkpoint; False if they outlast `grace`."""
+        """Stop firing, let runs in flight stop at their next checkpoint while event sources remove
+        their subscriptions (both bounded by `grace`); False if runs outlast it."""
         self.stop.set()
+        deadline = time.monotonic() + grace
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        if self.events:
-            self.events.stop()
-        deadline = time.monotonic() + grace
+        events = self.events
+        stopping = None
+        if events:
+            stopping = threading.Thread(target=events.stop, args=(min(grace, STOP_DEADLINE),), daemon=True,
+                                        name="inlet-events-stop")
+            stopping.start()
         with self._idle:
             while self._active and (left := deadline - time.monotonic()) > 0:
                 self._idle.wait(left)
             finished = self._active == 0
+        if stopping:
+            stopping.join(max(0.0, deadline - time.monotonic()))
         self.state.clear_next_runs(os.getpid())
         return finished
 
@@ -397,22 +407,30 @@ def _utc(ts: float) -> datetime:
 
 
 # --- the daemon process ---------------------------------------------------------------------------
-def run_daemon(settings: Settings, serve: bool = False, *, grace: float = SHUTDOWN_GRACE) -> int:
-    """Run until SIGINT/SIGTERM; 0 once runs in flight saved their checkpoints (or `grace` ran out)."""
+class ApiListener(Protocol):
+    """The HTTP API a serving daemon runs (the server package's `ApiPlan`, handed in by the CLI):
+    bound before the index lock, which records its URL, and started once the daemon exists."""
+
+    url: str
+    api_file_name: str
+
+    def start(self, settings: Settings, index: Any, state: Any, daemon: "Daemon") -> Any: ...
+
+
+def run_daemon(settings: Settings, api: ApiListener | None = None, *, grace: float = SHUTDOWN_GRACE) -> int:
+    """Run until SIGINT/SIGTERM; 0 once runs in flight saved their checkpoints (or `grace` ran out).
+    With `api`, the API is served too (its `start(...)` returns something with a `stop()`)."""
     from inlet.index.store import Index
     from inlet.server.local_commands import start_local_commands
-
-    from .daemon_api import API_FILE, ApiPlan
 
     stop = threading.Event()
     _handle_signals(stop)
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)   # its INFO is one line per job fire
     path = Path(settings.index.path)
-    api = ApiPlan.bind(settings) if serve else None
     lock_info: dict[str, Any] = {"role": "daemon"}
     if api:
-        lock_info.update(api_url=api.url, api_file=str(path / API_FILE))
+        lock_info.update(api_url=api.url, api_file=str(path / api.api_file_name))
     with Index(settings.index, **lock_info) as index:
         backend = open_backend(settings)
         state = backend.state()
@@ -430,12 +448,13 @@ def run_daemon(settings: Settings, serve: bool = False, *, grace: float = SHUTDO
             while not stop.wait(1.0):
                 pass
             log.info("stopping: finishing the batch in hand and saving checkpoints")
+            overdue(SHUTDOWN_DEADLINE - WATCHDOG_MARGIN)
             finished = daemon.shutdown(grace)
         finally:
             if local:
-                local.close(grace=5.0)   # forwarded runs were waited for above, with the scheduled ones
+                local.close(grace=2.0)   # forwarded runs were waited for above, with the scheduled ones
             if server:
-                server.stop()
+                server.stop(timeout=2.0)
             leases.close()
             state.close()
         if not finished:
@@ -445,7 +464,25 @@ def run_daemon(settings: Settings, serve: bool = False, *, grace: float = SHUTDO
             logging.shutdown()
             os._exit(0)
     log.info("inlet daemon stopped")
+    if daemon.events is not None and daemon.events.abandoned:   # their threads hang on a stalled service:
+        logging.shutdown()                                       # nothing is left to save, so do not wait
+        os._exit(0)
     return 0
+
+
+def overdue(seconds: float) -> threading.Timer:
+    """Exit the process `seconds` from now if it has not exited by then: the bound on stopping
+    holds whatever a connector's cleanup or a stalled service does (runs resume from checkpoints,
+    subscriptions left behind expire by themselves)."""
+    def expire() -> None:
+        log.warning("still stopping after %.0f s: exiting now (runs resume from their last checkpoint)", seconds)
+        logging.shutdown()
+        os._exit(0)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def _handle_signals(stop: threading.Event) -> None:

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 DEBOUNCE = 0.15         # seconds of quiet after a hint before its source syncs (a burst: one run)
 DEBOUNCE_CAP = 4        # ... but never more than this many DEBOUNCEs after the first hint
 MAINTAIN_EVERY = 1.0    # seconds between maintain() calls (renewals, reconnects)
+STOP_DEADLINE = 8.0     # seconds every event source together gets to remove its subscriptions
 RunSync = Callable[[str, "frozenset[str] | None"], Any]
 """The daemon's guarded sync of one source (of the given containers only, unless None); returns
 None when it did not run."""
@@ -73,6 +74,7 @@ class EventLoop:
         self._stop = threading.Event()
         self._cond = threading.Condition()
         self._threads: list[threading.Thread] = []
+        self.abandoned: list[str] = []   # sources still removing their subscriptions when stop() gave up
 
     def receiver(self, type_: str, name: str) -> EventSource | None:
         """The event source behind `/hooks/{type}/{name}`, or None (the hook is then 404)."""
@@ -103,23 +105,41 @@ class EventLoop:
                         "next try in %.0fs", source.name, exc, source.retry.failed())
         self._publish(source)
 
-    def stop(self) -> None:
-        """Stop the workers and every event source (removing subscriptions and channels)."""
-        self._stop.set()
+    def stop(self, deadline: float = STOP_DEADLINE) -> None:
+        """Stop the workers and every event source (removing subscriptions and channels), all at
+        once and within `deadline` seconds whatever the services do: a source still removing its
+        subscriptions then is left to it, on a daemon thread; what it leaves behind expires by itself.
+        Only the first call does anything."""
         with self._cond:
+            if self._stop.is_set():
+                return
+            self._stop.set()
             self._cond.notify_all()
-        for source in self.sources.values():
-            if source.started:
-                try:
-                    source.events.stop()
-                except Exception as exc:   # shutting down: note it, go on with the others
-                    log.warning("source %r: stopping change events failed: %s", source.name, exc)
+        ends = time.monotonic() + deadline
+        stopping = [(source, threading.Thread(target=self._stop_source, args=(source,), daemon=True,
+                                              name=f"inlet-events-stop-{source.name}"))
+                    for source in self.sources.values() if source.started]
+        for source, thread in stopping:
             source.started = False
+            thread.start()
+        for source, thread in stopping:
+            thread.join(max(0.0, ends - time.monotonic()))
+            if thread.is_alive():
+                self.abandoned.append(source.name)
+                log.warning("source %r: removing its subscriptions took over %.0f s; left to expire by themselves",
+                            source.name, deadline)
         for thread in self._threads:
-            thread.join(timeout=5)
+            thread.join(timeout=max(0.0, min(5.0, ends - time.monotonic())))
         if self.status:
             self.status.clear()
             self.status.close()
+
+    @staticmethod
+    def _stop_source(source: _Source) -> None:
+        try:
+            source.events.stop()
+        except Exception as exc:   # shutting down: note it, go on with the others
+            log.warning("source %r: stopping change events failed: %s", source.name, exc)
 
     # --- hints ------------------------------------------------------------------------------------
     def hint(self, name: str, hint: Hint) -> None:

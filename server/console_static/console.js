@@ -17,6 +17,18 @@ function el(tag, text, cls) {
   return node;
 }
 
+// A link only for http, https and mailto URLs: a `javascript:` or `data:` URL in a synced
+// document must not become something the operator can click.
+const LINK_SCHEMES = ["http:", "https:", "mailto:"];
+function safeHref(url) {
+  try {
+    const parsed = new URL(String(url));
+    return LINK_SCHEMES.includes(parsed.protocol) ? parsed.href : null;
+  } catch (e) {
+    return null;
+  }
+}
+
 // A table cell whose label shows on narrow screens (each row is then a card of label: value lines).
 function cell(label, content, cls) {
   const td = el("td");
@@ -385,7 +397,11 @@ async function search(event) {
       const item = el("li");
       item.dataset.docId = hit.doc_id;
       const title = el("a", hit.title || hit.doc_id);
-      if (hit.url) title.href = hit.url;
+      const href = safeHref(hit.url);
+      if (href) {
+        title.href = href;
+        title.rel = "noopener noreferrer";
+      }
       item.append(title);
       item.append(el("div", `${hit.source} · ${hit.source_type} · score ${hit.score.toFixed(3)} · ${hit.doc_id}`, "meta"));
       item.append(el("div", hit.text, "text"));

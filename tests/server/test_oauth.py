@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import socket
 import threading
 import time
@@ -333,11 +334,81 @@ def test_issuer_must_be_https_unless_loopback(issuer: str, ok: bool) -> None:
             parse_config(raw)
 
 
-def test_sandbox_writes_a_valid_oauth_block(sandbox: Sandbox, idp: IdentityProvider) -> None:
+def test_sandbox_writes_a_valid_oauth_block_without_a_fixed_port(sandbox: Sandbox, idp: IdentityProvider) -> None:
     import tomllib
 
     from inlet.sandbox.idp import server_oauth_toml
 
-    oauth = parse_config(tomllib.loads(server_oauth_toml(sandbox.ctx, "http://127.0.0.1:8484"))).server.oauth
-    assert oauth is not None and oauth.issuer == idp.issuer and oauth.audience == "http://127.0.0.1:8484"
-    assert oauth.scopes == ["inlet.read"] and oauth.resource_url == "http://127.0.0.1:8484"
+    text = server_oauth_toml(sandbox.ctx)
+    oauth = parse_config(tomllib.loads(text)).server.oauth
+    assert oauth is not None and oauth.issuer == idp.issuer and oauth.scopes == ["inlet.read"]
+    assert oauth.resource_url is None and oauth.audience is None and "8484" not in text
+
+
+# --- the address the server listens on names the resource (issue 28 item 1) -------------------------
+def test_without_resource_url_the_listening_address_is_the_resource(idp: IdentityProvider, index: Index) -> None:
+    from .conftest import serve
+
+    oauth = OAuthConfig(issuer=idp.issuer, scopes=["inlet.read"])   # no resource_url, no audience
+    sock = socket.create_server(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    app = create_app(settings_for(index.path, oauth=oauth), index=index, env=KEYS, listening=sock.getsockname())
+    sock.close()   # serve() binds its own: only the address create_app was told matters here
+    served = serve(app)
+    address = next(served)
+    try:
+        metadata = httpx.get(f"http://{address}/.well-known/oauth-protected-resource", headers={"Host": "evil.example"})
+        assert metadata.json()["resource"] == url
+        challenge = httpx.post(f"http://{address}/v1/search", json={"query": "x"}).headers["www-authenticate"]
+        assert challenge == f'Bearer resource_metadata="{url}/.well-known/oauth-protected-resource"'
+        token = idp.sign(claims(idp, url))   # an MCP client asks for the resource it was shown (RFC 8707)
+        assert httpx.post(f"http://{address}/v1/search", json={"query": "Falcon"},
+                          headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    finally:
+        next(served, None)
+
+
+def test_a_loopback_resource_url_on_another_port_warns(idp: IdentityProvider, index: Index,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    oauth = OAuthConfig(issuer=idp.issuer, audience="api://inlet", resource_url="http://127.0.0.1:8484")
+    with caplog.at_level(logging.WARNING, logger="inlet.server.oauth"):
+        create_app(settings_for(index.path, oauth=oauth), index=index, env=KEYS, listening=("127.0.0.1", 18502))
+    assert any("8484" in r.getMessage() and "18502" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="inlet.server.oauth"):
+        create_app(settings_for(index.path, oauth=oauth), index=index, env=KEYS, listening=("127.0.0.1", 8484))
+    assert not caplog.records
+
+
+# --- who the token names (issue 31 item 5) ----------------------------------------------------------
+@pytest.mark.parametrize("changes", [{"email": "eve@evil.com@corp.example"},
+                                     {"email": "Alice <alice@example.com>"}, {"email": "alice"},
+                                     {"email": "alice@example.com,eve@evil.com"},
+                                     {"email_verified": False}, {"email_verified": "false"}],
+                         ids=["two-ats", "display-name", "no-at", "two-addresses",
+                              "unverified", "unverified-string"])
+def test_the_user_must_be_one_verified_address(base_url: str, idp: IdentityProvider, changes: dict[str, Any]) -> None:
+    token = idp.sign(claims(idp, base_url, **changes))
+    response = httpx.post(f"{base_url}/v1/search", json={"query": "Falcon"},
+                          headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_token"
+
+
+def test_email_verified_can_be_waived_for_providers_that_never_send_it(idp: IdentityProvider) -> None:
+    token = idp.sign(claims(idp, "urn:test", email_verified=False))
+    strict = OAuthConfig(issuer=idp.issuer, audience="urn:test", jwks_url=f"{idp.issuer}/jwks")
+    with pytest.raises(TokenRejected, match="email_verified"):
+        JwtVerifier(strict).verify(token)
+    lenient = strict.model_copy(update={"require_email_verified": False})
+    assert JwtVerifier(lenient).verify(token).claims["user"] == ALICE_EMAIL  # type: ignore[index]
+    assert JwtVerifier(strict).verify(idp.sign(claims(idp, "urn:test", email_verified=True))) is not None
+
+
+def test_a_wrong_api_key_is_not_called_a_bad_jwt(base_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="inlet.server.oauth"):
+        response = httpx.post(f"{base_url}/v1/search", json={"query": "x"},
+                              headers={"Authorization": "Bearer alice-secret-kez"})
+    assert response.status_code == 401 and "API key" in response.json()["error"]["message"]
+    assert "JWT" not in response.json()["error"]["message"]
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "unknown API key" in said and "not a JWT" not in said

@@ -20,7 +20,7 @@ from inlet.index.search import SearchRequest, search
 from inlet.index.store import Index
 from inlet.sandbox.server import Sandbox
 from inlet.sync.daemon import Daemon
-from inlet.sync.daemon_api import ApiPlan
+from inlet.server.daemon_api import ApiPlan
 from inlet.sync.engine import Engine, RunResult
 from inlet.storage.sqlite.state import SqliteState
 

@@ -507,21 +507,26 @@ def test_commands_beside_a_holder_without_a_local_channel_name_its_pid(tmp_path:
 
 
 def test_admin_sync_route_needs_an_admin_key(tmp_path: Path, state: SqliteState) -> None:
-    from starlette.applications import Starlette
     from starlette.testclient import TestClient
 
-    from inlet.sync.daemon_api import add_admin_routes
+    from inlet.config import ApiKey
+    from inlet.server.app import create_app
 
     daemon, engine = make_daemon(tmp_path, state, {"name": "docs", "every": "1h"},
                                  {"name": "wiki", "every": "1h"})
-    app = Starlette()
-    add_admin_routes(app, daemon, daemon.settings, {"op-key": True, "alice-key": False})
+    keys = [ApiKey(name="op", key_env="OP_KEY", admin=True), ApiKey(name="alice", key_env="ALICE_KEY", user="a@x")]
+    server = daemon.settings.server.model_copy(update={"api_keys": keys})
+    settings = daemon.settings.model_copy(update={"server": server})
+    app = create_app(settings, index=object(), state=state, env={"OP_KEY": "op-key", "ALICE_KEY": "alice-key"})
     client = TestClient(app)
+    admin = {"Authorization": "Bearer op-key"}
+    idle = client.post("/v1/admin/sync", json={}, headers=admin)   # `inlet serve`: no daemon, nothing to run
+    assert idle.status_code == 409 and idle.json()["error"]["code"] == "no_daemon"
+    app.state.daemon = daemon
     assert client.post("/v1/admin/sync", json={}).status_code == 401
     assert client.post("/v1/admin/sync", json={}, headers={"Authorization": "Bearer nope"}).status_code == 401
     denied = client.post("/v1/admin/sync", json={}, headers={"Authorization": "Bearer alice-key"})
     assert denied.status_code == 403 and denied.json()["error"]["code"] == "forbidden"
-    admin = {"Authorization": "Bearer op-key"}
     bad = client.post("/v1/admin/sync", json={"sources": ["nope"]}, headers=admin)
     assert bad.status_code == 400 and engine.calls == []
     ok = client.post("/v1/admin/sync", json={"sources": ["wiki"]}, headers=admin)

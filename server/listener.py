@@ -1,0 +1,67 @@
+"""Every HTTP listener inlet runs is built here, with one configuration.
+
+`inlet serve`, `inlet daemon --serve` and `inlet demo` all serve through `ServerThread`, so the
+same bounds hold on each: a request's headers must arrive within `[server] header_timeout`
+seconds of the connection (or of the previous response), an idle keep-alive connection is closed
+after `[server] idle_timeout`, connections past `max_connections()` are closed as they arrive (the
+process keeps descriptors for its index, its local channel and its outgoing calls), and the app
+itself carries the same middleware (key check, body limits, security headers; `app.create_app`).
+"""
+
+from __future__ import annotations
+
+import logging
+import resource
+import socket
+import threading
+from typing import Any
+
+from inlet.config import ServerConfig
+
+from .timeouts import uvicorn_protocol
+
+log = logging.getLogger(__name__)
+GRACEFUL_SHUTDOWN = 10.0     # seconds requests in flight get once the server is told to stop
+RESERVED_DESCRIPTORS = 128   # kept for the index, state database, local channel and connectors
+MAX_CONNECTIONS = 1000
+
+
+def max_connections(limit: int | None = None) -> int:
+    """How many client connections may be open at once: half the descriptors this process may
+    open beyond a reserve (at least 16, at most MAX_CONNECTIONS)."""
+    soft = limit if limit is not None else resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return MAX_CONNECTIONS
+    return max(16, min(MAX_CONNECTIONS, (soft - RESERVED_DESCRIPTORS) // 2 if soft > 2 * RESERVED_DESCRIPTORS
+                       else soft // 2))
+
+
+def uvicorn_config(app: Any, server: ServerConfig) -> Any:
+    """The uvicorn configuration of every listener (logging goes through inlet's own loggers)."""
+    import uvicorn
+
+    logging.getLogger("inlet.server.access").setLevel(logging.INFO)
+    logging.getLogger("inlet.server.app").setLevel(logging.INFO)
+    protocol = uvicorn_protocol(server.header_timeout, max_connections())
+    return uvicorn.Config(app, log_config=None, access_log=False, http=protocol,
+                          timeout_keep_alive=max(1, round(server.idle_timeout)),
+                          timeout_graceful_shutdown=round(GRACEFUL_SHUTDOWN), h11_max_incomplete_event_size=64 * 1024,
+                          server_header=False)
+
+
+class ServerThread:
+    """uvicorn serving `app` on an already listening `sock`, in a thread (signals stay with the
+    main thread, which calls `stop`)."""
+
+    def __init__(self, app: Any, sock: socket.socket, server: ServerConfig, name: str = "inlet-api") -> None:
+        import uvicorn
+
+        self.sock = sock
+        self.server = uvicorn.Server(uvicorn_config(app, server))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True, name=name)
+        self.thread.start()
+
+    def stop(self, timeout: float = GRACEFUL_SHUTDOWN + 2) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=timeout)
+        self.sock.close()
