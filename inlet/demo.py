@@ -141,10 +141,10 @@ def _run(once: bool, as_json: bool, mailboxes: Sequence[str] | None, sock: socke
 @contextmanager
 def _opened(settings: Any) -> Iterator[tuple[Any, Any]]:
     from inlet.index.store import Index
-    from inlet.storage.sqlite.state import SqliteState
+    from inlet.storage import open_backend
 
     with Index(settings.index, role="demo") as index:
-        state = SqliteState(Path(settings.index.path) / "state.db")
+        state = open_backend(settings).state()
         try:
             yield index, state
         finally:
@@ -202,6 +202,7 @@ def serve(settings: Any, index: Any, state: Any, env: Mapping[str, str], key: st
     identity provider) /mcp also takes OAuth tokens, so a person can add it to an MCP client."""
     from inlet.config import OAuthConfig
     from inlet.server.app import create_app
+    from inlet.process import stop_on_signals, wait
     from inlet.server.listener import ServerThread
 
     sock = sock or demo_socket(settings.server.port)
@@ -210,9 +211,7 @@ def serve(settings: Any, index: Any, state: Any, env: Mapping[str, str], key: st
         settings.server.oauth = OAuthConfig(issuer=issuer, audience=url, scopes=["inlet.read"], resource_url=url)
     app = create_app(settings, index=index, state=state, env=env, listening=sock.getsockname())
     served = ServerThread(app, sock, settings.server)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = stop_on_signals()
     body = json.dumps({"query": SAMPLE_QUERIES[0], "k": 3})
     if json_runs is not None:
         out.write(json.dumps({"api_url": url, "key": key, "oauth_issuer": issuer,
@@ -228,8 +227,7 @@ def serve(settings: Any, index: Any, state: Any, env: Mapping[str, str], key: st
                   "Ctrl-C stops the demo and deletes its temporary index.\n")
     out.flush()
     try:
-        while not stop.wait(1.0):
-            pass
+        wait(stop)
     finally:
         served.stop()
     return 0

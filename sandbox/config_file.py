@@ -44,7 +44,7 @@ def check_overwrite(path: Path) -> None:
 
 def kept_key(folder: Path) -> str:
     """The sandbox's admin API key kept in `folder` (created 0700 with the key 0600 on first use)."""
-    from inlet.index.private import private_files, private_folder
+    from inlet.storage.private import private_files, private_folder
 
     path = folder / KEY_FILE
     try:

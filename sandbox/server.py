@@ -94,7 +94,7 @@ class Sandbox:
         self.ctx = Context(ws=ws or sample_workspace(), faults=Faults(time_scale=time_scale))
         self._keep_workdir = workdir is not None
         if workdir is not None:
-            from inlet.index.private import private_folder
+            from inlet.storage.private import private_folder
 
             private_folder(workdir)
             shutil.rmtree(self.ctx.workdir, ignore_errors=True)   # the default one, unused

@@ -39,9 +39,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inlet.errors import InletError
+
+if TYPE_CHECKING:
+    from inlet.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -326,5 +329,16 @@ class LocalClient:
                              int(error.get("exit_code", 1)))
 
 
+def holder_for(settings: Settings) -> LocalClient | None:
+    """A client for the process holding this config's index, or None: run the command directly."""
+    if settings.index.chroma_url:
+        return None
+    client = LocalClient.find(Path(settings.index.path))
+    if client is not None:
+        log.info("the index is held by another inlet process: forwarding to it over %s", client.path)
+    return client
+
+
+
 __all__ = ["ChannelError", "ForwardedError", "HolderGoneError", "LocalClient", "LocalServer",
-           "PeerRefusedError", "peer_uid", "socket_path", "verify_peer"]
+           "PeerRefusedError", "holder_for", "peer_uid", "socket_path", "verify_peer"]
