@@ -35,7 +35,7 @@ def _people(ws: Any) -> list[str]:
 
 
 def seed_files(ws: Any) -> None:
-    from .graph_files import files_state
+    from .graph_files_state import files_state
 
     state: FilesState = files_state(ws)
     with ws.lock:
@@ -106,7 +106,7 @@ _WORDS = ("search index vector permission drive library site folder budget roadm
 
 def seed_files_generated(ws: Any, files: int) -> None:
     """`files` Markdown files in folders of one site library, for benchmarks."""
-    from .graph_files import files_state
+    from .graph_files_state import files_state
 
     state = files_state(ws)
     rng = ws.rng

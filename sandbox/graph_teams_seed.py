@@ -22,7 +22,7 @@ def _at(ws: Any, n: int, email: str) -> str:
 
 
 def seed_teams(ws: Any) -> None:
-    from .graph_teams import teams_state
+    from .graph_teams_state import teams_state
 
     state: TeamsState = teams_state(ws)
     with ws.lock:
@@ -62,7 +62,7 @@ _WORDS = ("deploy release incident latency review search index customer ticket e
 
 def seed_teams_generated(ws: Any, threads: int) -> None:
     """`threads` threads of one to four messages over four channels of one team, for benchmarks."""
-    from .graph_teams import teams_state
+    from .graph_teams_state import teams_state
 
     state = teams_state(ws)
     rng = ws.rng
