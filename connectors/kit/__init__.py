@@ -13,8 +13,9 @@
 - `graph_webhooks`: `GraphWebhooks`, Graph subscriptions and their notifications (Outlook, files, Teams).
 - `google`: `load_credentials` and `GoogleService` (request execution, `GoogleApiError`).
 
-The service modules (`graph`, `graph_batch`, `graph_webhooks`, `google`, `slack`) import their SDKs; import them by module
-(`from inlet.connectors.kit.graph import GraphClient`), so a connector loads only its own SDK.
+The service modules (`graph`, `graph_batch`, `graph_webhooks`, `google`, `slack`) import their
+SDKs; import them by module (`from inlet.connectors.kit.graph import GraphClient`), so a connector
+loads only its own SDK.
 Everything else is re-exported here.
 """
 
