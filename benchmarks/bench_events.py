@@ -43,7 +43,7 @@ from inlet.sandbox.server import Sandbox
 from inlet.sync.daemon import Daemon
 from inlet.server.daemon_api import ApiPlan
 from inlet.sync.engine import Engine, RunResult
-from inlet.storage.sqlite.state import SqliteState
+from inlet.storage import StateStore, open_backend
 
 OPS, BADEER = "G0PRIVOPS1", "robert.badeer@enron.com"
 SOURCES = {"slack": "sandbox-slack", "outlook": "sandbox-mail", "google_drive": "sandbox-drive"}
@@ -88,7 +88,7 @@ class WholeSourceDaemon(Daemon):
 
 @contextmanager
 def daemon_for(service: str, events: bool, every: str, embedder: Embedder,
-               tmp: Path, whole: bool = False) -> Iterator[tuple[Sandbox, Index, SqliteState]]:
+               tmp: Path, whole: bool = False) -> Iterator[tuple[Sandbox, Index, StateStore]]:
     """A backfilled source and its running daemon (serving its API when the service needs webhooks)."""
     with Sandbox() as sb:
         text, env = sb.config(tmp / "index")
@@ -102,7 +102,7 @@ def daemon_for(service: str, events: bool, every: str, embedder: Embedder,
             raw["sources"][0][hook] = f"{plan.url}/hooks/{service}/{SOURCES[service]}"
         settings = parse_config(raw)
         with Index(settings.index, embedder) as index:
-            state = SqliteState(Path(settings.index.path) / "state.db")
+            state = open_backend(settings).state()
             engine = Engine(settings, index, state, env={**os.environ, **env})   # env: the sandbox's tokens
             engine.run(SOURCES[service], "sync")
             daemon = (WholeSourceDaemon if whole else Daemon)(settings, engine)
@@ -142,7 +142,7 @@ def latencies(service: str, sb: Sandbox, index: Index, n: int, phase: float, tim
     return out
 
 
-def run_seconds(state: SqliteState, source: str) -> list[float]:
+def run_seconds(state: StateStore, source: str) -> list[float]:
     """How long each run after the first (the backfill) took."""
     rows = state._exec("SELECT finished_at - started_at FROM runs WHERE source = ? AND finished_at IS NOT NULL "
                        "ORDER BY id", (source,))
