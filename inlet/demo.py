@@ -33,6 +33,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+from inlet.config import OAuthConfig, load_config
+from inlet.errors import PortInUseError
+from inlet.index.search import SearchRequest, search
+from inlet.index.store import Index
+from inlet.process import listen, stop_on_signals, wait
+from inlet.progress import progress_display
+from inlet.sandbox.server import Sandbox
+from inlet.server.app import create_app
+from inlet.server.listener import ServerThread
+from inlet.storage import open_backend
+from inlet.sync.engine import Engine
+
 # Two of the sample's four Enron mailboxes (379 of its 931 mails, ~36% of the text): the backfill
 # then takes about a minute on a 2-core laptop instead of three or more.
 DEMO_MAILBOXES = ("phillip.allen@enron.com", "robert.badeer@enron.com")
@@ -91,8 +103,6 @@ def run_demo(once: bool = False, as_json: bool = False, *, mailboxes: Sequence[s
 def demo_socket(port: int | None) -> socket.socket:
     """The API's listening socket: on `port` (`PortInUseError` when taken), else on DEMO_PORT, else
     on any free port."""
-    from inlet.errors import PortInUseError
-    from inlet.process import listen
 
     if port is not None:
         return listen(DEMO_HOST, port, "the demo's API (--port)")
@@ -112,8 +122,6 @@ def _interrupt_on_sigterm() -> None:
 
 def _run(once: bool, as_json: bool, mailboxes: Sequence[str] | None, sock: socket.socket | None, out: TextIO,
          key: str) -> int:
-    from inlet.config import load_config
-    from inlet.sandbox.server import Sandbox
 
     with tempfile.TemporaryDirectory(prefix="inlet-demo-") as tmp, Sandbox() as sb:
         sandbox_toml, secrets_env = sb.config(index_path=Path(tmp) / "index")
@@ -140,8 +148,6 @@ def _run(once: bool, as_json: bool, mailboxes: Sequence[str] | None, sock: socke
 
 @contextmanager
 def _opened(settings: Any) -> Iterator[tuple[Any, Any]]:
-    from inlet.index.store import Index
-    from inlet.storage import open_backend
 
     with Index(settings.index, role="demo") as index:
         state = open_backend(settings).state()
@@ -153,10 +159,7 @@ def _opened(settings: Any) -> Iterator[tuple[Any, Any]]:
 
 def backfill_all(settings: Any, index: Any, state: Any, env: Mapping[str, str], progress: bool) -> list[Any]:
     """Backfill every source, three at a time (fetching overlaps; embedding takes turns)."""
-    from inlet.sync.engine import Engine
-
     stop = threading.Event()
-    from inlet.progress import progress_display
 
     with progress_display(progress) as on_progress:
         engine = Engine(settings, index, state, env=env, stop=stop, on_progress=on_progress,
@@ -170,7 +173,6 @@ def backfill_all(settings: Any, index: Any, state: Any, env: Mapping[str, str], 
 
 
 def answer(index: Any, queries: tuple[str, ...], k: int = 3) -> list[dict[str, Any]]:
-    from inlet.index.search import SearchRequest, search
 
     answers = []
     for query in queries:
@@ -200,10 +202,6 @@ def serve(settings: Any, index: Any, state: Any, env: Mapping[str, str], key: st
     """The API on the demo index until Ctrl-C, with the URL, the key and a `curl` to try (with
     `--json`: one line `{"api_url", "key", "runs"}` for scripts). With `issuer` (the sandbox's
     identity provider) /mcp also takes OAuth tokens, so a person can add it to an MCP client."""
-    from inlet.config import OAuthConfig
-    from inlet.server.app import create_app
-    from inlet.process import stop_on_signals, wait
-    from inlet.server.listener import ServerThread
 
     sock = sock or demo_socket(settings.server.port)
     url = f"http://{DEMO_HOST}:{sock.getsockname()[1]}"
