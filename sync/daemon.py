@@ -17,10 +17,12 @@ Change events (`events.py`: Slack Socket Mode, Graph subscriptions, Drive push c
 debounced incremental syncs between scheduled ones, through the same per-source guard; the
 schedule stays the reconciling pass.
 
-`--serve` runs the API in this process (uvicorn in a thread) on the same open Index: searches read
-without the engine's write lock, and see a batch only once its catalog transaction commits.
+The process around it (index, state, API, local channel, signals) is assembled by
+`inlet.compose.run_daemon`; this module knows no server. `--serve` runs the API in that process
+(uvicorn in a thread) on the same open Index: searches read without the engine's write lock, and
+see a batch only once its catalog transaction commits.
 With or without `--serve`, `inlet search`, `sync`, `backfill`, `status` and `mcp` run by the same
-user are forwarded to the daemon over its local channel (`server/local_commands.py`); a forwarded
+user are forwarded to the daemon over its local channel (`inlet.server.local_commands`); a forwarded
 run of a source that is already running is refused as a direct one would be (`run_for_client`).
 
 Shutdown is bounded: after SIGINT/SIGTERM the daemon waits up to `SHUTDOWN_GRACE` seconds for runs
