@@ -33,16 +33,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+from inlet.compose import assembled
 from inlet.config import OAuthConfig, load_config
 from inlet.errors import PortInUseError
 from inlet.index.search import SearchRequest, search
-from inlet.index.store import Index
 from inlet.process import listen, stop_on_signals, wait
 from inlet.progress import progress_display
 from inlet.sandbox.server import Sandbox
 from inlet.server.app import create_app
 from inlet.server.listener import ServerThread
-from inlet.storage import open_backend
 from inlet.sync.engine import Engine
 
 # Two of the sample's four Enron mailboxes (379 of its 931 mails, ~36% of the text): the backfill
@@ -148,13 +147,10 @@ def _run(once: bool, as_json: bool, mailboxes: Sequence[str] | None, sock: socke
 
 @contextmanager
 def _opened(settings: Any) -> Iterator[tuple[Any, Any]]:
-
-    with Index(settings.index, role="demo") as index:
-        state = open_backend(settings).state()
-        try:
-            yield index, state
-        finally:
-            state.close()
+    """The demo's index and state, opened by the composition root (the runs get their own engine:
+    the sandbox's secrets, and no grace at stop)."""
+    with assembled(settings, threading.Event(), role="demo") as parts:
+        yield parts.index, parts.state
 
 
 def backfill_all(settings: Any, index: Any, state: Any, env: Mapping[str, str], progress: bool) -> list[Any]:
