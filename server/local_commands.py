@@ -45,7 +45,7 @@ class LocalCommands:
     """The holder's handlers, over its open index and state DB; `run` syncs one source."""
 
     def __init__(self, settings: Settings, index: Any, state: Any, run: Runner) -> None:
-        from .mcp import InletTools
+        from .mcp import InletTools   # here: the MCP SDK costs every CLI command that reads `runs_from` ~1 s
         from .service import Retrieval
 
         self.settings = settings
@@ -99,7 +99,7 @@ class LocalCommands:
 
     @staticmethod
     def _tool(tool: Callable[[str, Caller], Any], value: str, args: Mapping[str, Any]) -> dict[str, Any]:
-        from .mcp import ToolError
+        from .mcp import ToolError   # here: as above, the MCP SDK only in a holder
 
         user = str(args.get("user") or "").strip()
         if not user:
