@@ -56,7 +56,7 @@ from inlet.sandbox.server import Sandbox
 from inlet.sync.daemon import Daemon
 from inlet.server.daemon_api import ApiPlan
 from inlet.sync.engine import Engine, RunResult
-from inlet.storage.sqlite.state import SqliteState
+from inlet.storage import StateStore, open_backend
 
 OPS, BADEER = "G0PRIVOPS1", "robert.badeer@enron.com"
 SOURCES = {"slack": "sandbox-slack", "outlook": "sandbox-mail", "google_drive": "sandbox-drive"}
@@ -126,7 +126,7 @@ def old_pacing() -> Iterator[None]:
 @contextmanager
 def daemon_for(service: str, events: bool, every: str, embedder: Embedder, tmp: Path, whole: bool = False,
                extra: dict[str, Any] | None = None,
-               daemon_class: type[Daemon] | None = None) -> Iterator[tuple[Sandbox, Index, SqliteState]]:
+               daemon_class: type[Daemon] | None = None) -> Iterator[tuple[Sandbox, Index, StateStore]]:
     """A backfilled source and its running daemon (serving its API when the service needs webhooks)."""
     with Sandbox() as sb:
         text, env = sb.config(tmp / "index")
@@ -141,7 +141,7 @@ def daemon_for(service: str, events: bool, every: str, embedder: Embedder, tmp: 
         settings = parse_config(raw)
         unpaced = raw | {"sources": [{**raw["sources"][0], **NARROW[service]}]}   # the backfill: not what is timed
         with Index(settings.index, embedder) as index:
-            state = SqliteState(Path(settings.index.path) / "state.db")
+            state = open_backend(settings).state()
             env = {**os.environ, **env}   # the sandbox's tokens
             Engine(parse_config(unpaced), index, state, env=env).run(SOURCES[service], "sync")
             engine = Engine(settings, index, state, env=env)
@@ -233,7 +233,7 @@ def burst_latencies(sb: Sandbox, index: Index, bursts: int, size: int, rate: flo
     return out
 
 
-def run_seconds(state: SqliteState, source: str) -> list[float]:
+def run_seconds(state: StateStore, source: str) -> list[float]:
     """How long each run after the first (the backfill) took."""
     rows = state._exec("SELECT finished_at - started_at FROM runs WHERE source = ? AND finished_at IS NOT NULL "
                        "ORDER BY id", (source,))

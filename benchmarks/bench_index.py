@@ -27,7 +27,7 @@ from inlet.config import IndexConfig, parse_config
 from inlet.connectors import Checkpoint, Connector, SourceConfig
 from inlet.connectors.model import ACL, Document
 from inlet.index.backends import BACKENDS, DEFAULT_BACKEND
-from inlet.storage import Filters
+from inlet.storage import Filters, open_backend
 from inlet.index.embedding import Embedder, serve_queries
 from inlet.index.search import SearchRequest, search
 from inlet.index.store import Index
@@ -97,7 +97,7 @@ def bench_pipeline(embedder: Embedder, docs: int, backends: list[str] | None = N
                 t0 = time.perf_counter()
                 model.encode(distinct)
                 raw[backend].append(len(distinct) / (time.perf_counter() - t0))
-                state = SqliteState(path / "state.db")
+                state = open_backend(settings).state()
                 t0 = time.perf_counter()
                 result = MailEngine(settings, index, state).run("b", "backfill")
                 pipeline[backend].append(len(distinct) / (time.perf_counter() - t0))
@@ -129,7 +129,7 @@ def bench_resync(embedder: Embedder) -> None:
     settings = parse_config({"index": {"path": str(work / "ix")},
                              "sources": [{"name": "mail", "type": "files", "path": str(root)}]})
     with Index(settings.index, embedder=embedder) as index:
-        state = SqliteState(work / "ix" / "state.db")
+        state = open_backend(settings).state()
         engine = Engine(settings, index, state)
         t0 = time.perf_counter()
         full = engine.run("mail", "backfill")

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from inlet.sync.local_channel import LocalClient
+from inlet.server.local_channel import LocalClient
 
 QUERY = "who relights the harbour lantern"
 

@@ -32,7 +32,7 @@ from inlet.index.backends import BACKENDS, DEFAULT_BACKEND
 from inlet.index.store import Index
 from inlet.sandbox.server import Sandbox
 from inlet.sandbox.tickets import write_folders
-from inlet.storage.sqlite.state import SqliteState
+from inlet.storage import open_backend
 
 HERE = Path(__file__).parent
 MAILBOX = "robert.badeer@enron.com"
@@ -47,7 +47,7 @@ def build(root: Path, backend: str) -> None:
         config.write_text(demo_config(toml, root / "index", 0, mailboxes=(MAILBOX,)))
         settings = load_config(config)
         with Index(settings.index.model_copy(update={"backend": backend}), role="benchmark") as index:
-            state = SqliteState(root / "index" / "state.db")
+            state = open_backend(settings).state()
             try:
                 for run in backfill_all(settings, index, state, {**os.environ, **secrets}, progress=False):
                     print(f"  {run.source}: {run.outcome}, {run.upserted} documents", file=sys.stderr)

@@ -3,9 +3,10 @@
 Drive posts a `sync` message when the channel opens, then a `change` message (headers only) after
 changes; each `change` is a hint, and the sync it triggers reads `changes.list` from the page token
 saved in the checkpoint, so a message carries nothing that must be trusted. A message must carry
-the channel token this process chose and name its current channel (else 404, the reason logged). Channels
-cannot be extended: the kit's `Renewals` opens a new one in the last third of the current one's
-lifetime, then stops the old; `stop()` stops it (`channels.stop`) in bounded time.
+the channel token this process chose and name its current channel, else it is refused (answered
+as a hook nobody registered). Channels cannot be extended: the kit's `Renewals` opens a new one
+in the last third of the current one's lifetime, then stops the old; `stop()` stops it
+(`channels.stop`) in bounded time.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class DrivePushChannels(EventSource):
             return refused(f"method {request.method}")
         channel = request.headers.get("x-goog-channel-id")
         if not channel or channel != self.channel.id:
-            return refused("not one of our channels")
+            return refused("not our current channel")
         given = request.headers.get("x-goog-channel-token", "").encode("utf-8", "replace")
         if not secrets.compare_digest(given, self.token.encode()):
             return refused("wrong channel token")

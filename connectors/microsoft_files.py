@@ -24,6 +24,7 @@ from .base import ConfigPath, Connector, Duration, SourceConfig, parse_duration
 from .events import EventSource
 from .kit.graph import SCOPE, GraphClient
 from .kit.retry import RetryPolicy
+from .kit.graph_webhooks import GraphWebhooks
 from .microsoft_files_sync import FilesCheckpoint, FilesRun
 from .model import Item
 
@@ -124,8 +125,6 @@ class MicrosoftFilesConnector(Connector[MicrosoftFilesConfig]):
         """A Graph subscription on each drive's root (Graph posts `updated` for any change below it)."""
         if not self.config.notifications_url:
             return None
-        from .graph_webhooks import GraphWebhooks
-
         return GraphWebhooks(source=self.name, url=self.config.notifications_url,
                              lifetime=parse_duration(self.config.subscription_lifetime), client=self.client,
                              resources=self.drive_roots, change_type="updated")

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from .graph_batch import batch_get
+from .kit.graph_batch import batch_get
 from .kit.graph import GraphClient, GraphError
 from .kit.retry import RetryPolicy
 from .model import ACL

@@ -40,7 +40,7 @@ from pydantic import BaseModel, Field
 from inlet.errors import CredentialsError, ItemError, RetriableError
 
 from .extract import document_title, extract_text, kind_of
-from .graph_batch import batch_get
+from .kit.graph_batch import batch_get
 from .kit.checkpoint import CheckpointModel
 from .kit.graph import GraphClient, GraphError
 from .kit.paging import Pager

@@ -46,6 +46,7 @@ from .events import EventSource
 from .mail import DEFAULT_MAX_ATTACHMENT_BYTES, MailAttachment, MailMessage, message_document
 from .kit import CheckpointModel, Pager, RetryPolicy, next_link
 from .kit.graph import SCOPE, GraphClient, GraphError
+from .kit.graph_webhooks import GraphWebhooks
 from .model import ACL, Deletion, Item, Progress, Skipped
 
 log = logging.getLogger(__name__)
@@ -208,10 +209,15 @@ class OutlookConnector(Connector[OutlookConfig]):
     def events(self) -> EventSource | None:
         if not self.config.notifications_url:
             return None
-        from .outlook_events import GraphSubscriptions
+        return GraphWebhooks(source=self.name, url=self.config.notifications_url,
+                             lifetime=parse_duration(self.config.subscription_lifetime), client=self.client,
+                             resources=self.folder_resources, change_type="created,updated,deleted",
+                             what="subscription for folder")
 
-        return GraphSubscriptions(self, self.config.notifications_url,
-                                  parse_duration(self.config.subscription_lifetime))
+    def folder_resources(self, client: GraphClient) -> dict[str, str]:
+        """{folder id: its messages' resource path} of every folder a sync reads (a subscription each)."""
+        return {folder: f"/users/{mailbox}/mailFolders('{folder}')/messages"
+                for mailbox, folder in self.synced_folders(client)}
 
     def acl_for(self, mailbox: str) -> ACL:
         extra = self.config.acl_users

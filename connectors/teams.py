@@ -31,11 +31,12 @@ from pydantic import BaseModel, Field
 from .base import ConfigPath, Connector, Duration, SourceConfig, parse_duration
 from .events import EventSource
 from .extract import html_to_text
-from .graph_batch import batch_get
+from .kit.graph_batch import batch_get
 from .kit.checkpoint import CheckpointModel
 from .kit.graph import SCOPE, GraphClient, GraphError
 from .kit.paging import Pager
 from .kit.retry import RetryPolicy
+from .kit.graph_webhooks import GraphWebhooks
 from .microsoft_files_acl import acl_key
 from .model import ACL, Deletion, Document, Item, Skipped
 
@@ -145,8 +146,6 @@ class TeamsConnector(Connector[TeamsConfig]):
         """A Graph subscription on each synced channel's messages."""
         if not self.config.notifications_url:
             return None
-        from .graph_webhooks import GraphWebhooks
-
         return GraphWebhooks(source=self.name, url=self.config.notifications_url,
                              lifetime=parse_duration(self.config.subscription_lifetime), client=self.client,
                              resources=self.channel_resources, change_type="created,updated,deleted")

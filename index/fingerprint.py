@@ -31,11 +31,9 @@ from __future__ import annotations
 import hashlib
 
 from inlet.errors import EmbeddingMismatchError
-from inlet.storage.records import (COLLECTION, RECORD, FolderRecords, Pending, Record, RecordChanged, Records, read,
-                                   write)
+from inlet.storage.records import COLLECTION, Record, RecordChanged, Records
 
-__all__ = ["RECORD", "FolderRecords", "Pending", "Record", "RecordChanged", "Records", "check", "collection_for",
-           "establish", "read", "write"]
+__all__ = ["check", "collection_for", "establish"]
 LEGACY_BACKEND = "torch"   # indexes made before the record existed were all embedded by torch
 
 

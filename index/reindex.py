@@ -9,7 +9,7 @@ queue, so the switch never exposes stale vectors.
 
 With the record in the index database, daemons on other hosts may write it meanwhile (sending a
 source back to the queue): every write here is refused if the record changed since it was read,
-and the step is then redone from the record as it now stands (`fingerprint.RecordChanged`). Every
+and the step is then redone from the record as it now stands (`RecordChanged`). Every
 change of the record goes through its owner, the index's `RecordKeeper` (index/record.py).
 """
 
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from inlet.errors import InletError
 from inlet.storage import CatalogStore
+from inlet.storage.records import Pending, Record
 from inlet.storage.types import chunk_id
 
 from . import fingerprint
@@ -88,7 +89,7 @@ def _remaining(keeper: RecordKeeper, catalog: CatalogStore, target: dict[str, st
     return [s for s in sorted(catalog.counts()) if s not in _ours(keeper, target).done]
 
 
-def _ours(keeper: RecordKeeper, target: dict[str, str]) -> fingerprint.Pending:
+def _ours(keeper: RecordKeeper, target: dict[str, str]) -> Pending:
     """The reindex to `target` as the record now stands; another process may have replaced it."""
     pending = keeper.record.pending
     if pending is None or {"model": pending.model, "backend": pending.backend} != target:
@@ -97,7 +98,7 @@ def _ours(keeper: RecordKeeper, target: dict[str, str]) -> fingerprint.Pending:
     return pending
 
 
-def _pending(keeper: RecordKeeper, target: dict[str, str]) -> fingerprint.Pending:
+def _pending(keeper: RecordKeeper, target: dict[str, str]) -> Pending:
     """The reindex to `target` under way, or a new one (dropping one aimed elsewhere)."""
     while True:
         record = keeper.record
@@ -109,8 +110,8 @@ def _pending(keeper: RecordKeeper, target: dict[str, str]) -> fingerprint.Pendin
         name = fingerprint.collection_for(target)
         if name != record.collection:   # a leftover of an abandoned reindex to the same target: start clean
             keeper.drop_collection(name)
-        new = fingerprint.Pending(model=target["model"], backend=target["backend"], collection=name)
-        if keeper.save(fingerprint.Record(record.model, record.backend, record.collection, new)):
+        new = Pending(model=target["model"], backend=target["backend"], collection=name)
+        if keeper.save(Record(record.model, record.backend, record.collection, new)):
             return new
 
 
@@ -155,7 +156,7 @@ def _switch(keeper: RecordKeeper, collection: Any, target: dict[str, str]) -> bo
     if another process changed the record first (nothing switched)."""
     pending = _ours(keeper, target)
     old = keeper.record.collection
-    if not keeper.save(fingerprint.Record(model=pending.model, backend=pending.backend,
+    if not keeper.save(Record(model=pending.model, backend=pending.backend,
                                           collection=pending.collection)):
         return False
     keeper.use(collection)

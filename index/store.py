@@ -19,9 +19,10 @@ from inlet.connectors.model import Document
 from inlet.storage import CatalogStore, Commit, Fence, Filters, StoredDoc, chunk_id, open_backend
 from inlet.storage.lock import FileLock, lock_index
 from inlet.storage.private import private_files, private_folder
+from inlet.storage.records import Record
 from inlet.storage.types import doc_ts
 
-from . import dedup, fingerprint, vectors
+from . import dedup, vectors
 from .chunking import chunk_text
 from .clean import clean_text, plain
 from .embedding import Embedder
@@ -115,7 +116,7 @@ class Index:
             self.keeper.open()
 
     @property
-    def record(self) -> fingerprint.Record:
+    def record(self) -> Record:
         """The embedding record this index follows (owned by `keeper`)."""
         return self.keeper.record
 

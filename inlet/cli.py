@@ -2,7 +2,9 @@
 
 Exit codes: 0 success, 1 the work failed, 2 bad usage or configuration, 3 a source refused its
 credentials, 4 a server's port is in use. Heavy modules (torch, chromadb, the SDKs) are imported
-inside the commands that use them, so `inlet --help` stays instant.
+inside the commands that use them, so `inlet --help` stays instant; inlet's own modules too, since
+each pulls in some of them (tests/test_cli_imports.py holds the light commands to it). What a
+command runs is assembled by `inlet.compose`.
 """
 
 from __future__ import annotations
@@ -91,25 +93,16 @@ STOPPING = ("inlet: stopping at the next checkpoint (at most {grace:.0f}s; Ctrl-
 @contextmanager
 def _engine(settings: Any, progress: bool) -> Iterator[Any]:
     """An engine whose runs SIGINT/SIGTERM end at their next checkpoint (recorded `interrupted`)."""
+    from inlet.compose import assembled
     from inlet.index.disk import writes_to
-    from inlet.index.store import Index
     from inlet.process import stop_on_signals
     from inlet.progress import progress_display
-    from inlet.storage import open_backend
-    from inlet.sync.engine import STOP_GRACE, Engine
+    from inlet.sync.engine import STOP_GRACE
 
-    with writes_to(settings.index.path), Index(settings.index) as index:
-        backend = open_backend(settings)
-        state = backend.state()
-        leases = backend.leases()
-        try:
-            with progress_display(progress) as on_progress:
-                stop = stop_on_signals(STOPPING.format(grace=STOP_GRACE))
-                yield Engine(settings, index, state, env=os.environ, on_progress=on_progress, stop=stop,
-                             leases=leases)
-        finally:
-            leases.close()
-            state.close()
+    with writes_to(settings.index.path), progress_display(progress) as on_progress:
+        stop = stop_on_signals(STOPPING.format(grace=STOP_GRACE))
+        with assembled(settings, stop, on_progress=on_progress) as parts:
+            yield parts.engine
 
 
 def _report_runs(results: list[Any], as_json: bool, resume: str = "sync") -> None:
@@ -273,7 +266,7 @@ def _indexed(index: Any, sources: tuple[str, ...]) -> int:
 
 def _holder(settings: Any) -> Any:
     """The process holding the index (a daemon or server), to forward the command to; else None."""
-    from inlet.server.local_commands import holder_for
+    from inlet.server.local_channel import holder_for
 
     return holder_for(settings)
 
@@ -582,7 +575,7 @@ def serve(host: str | None, port: int | None, config_path: str | None, as_json: 
     """The retrieval API (and MCP over HTTP at /mcp)."""
     _setup_logging(verbose)
     try:
-        from inlet.server.app import run_server
+        from inlet.compose import run_server
 
         run_server(_listening(_settings(config_path), host, port))
     except InletError as exc:
@@ -612,7 +605,7 @@ def daemon(with_api: bool, host: str | None, port: int | None, config_path: str 
     """Run every source on its schedule until SIGINT/SIGTERM."""
     _setup_logging(max(verbose, 1))
     try:
-        from inlet.sync.daemon import run_daemon
+        from inlet.compose import run_daemon
 
         if not with_api and (host is not None or port is not None):
             raise click.BadParameter("--host and --port need --serve", param_hint="--host/--port")

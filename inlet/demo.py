@@ -33,6 +33,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+from inlet.compose import assembled
+from inlet.config import OAuthConfig, load_config
+from inlet.errors import PortInUseError
+from inlet.index.search import SearchRequest
+from inlet.index.search import answer as run_answer
+from inlet.process import listen, stop_on_signals, wait
+from inlet.progress import progress_display
+from inlet.sandbox.server import Sandbox
+from inlet.server.app import create_app
+from inlet.server.listener import ServerThread
+from inlet.sync.engine import Engine
+
 # Two of the sample's four Enron mailboxes (379 of its 931 mails, ~36% of the text): the backfill
 # then takes about a minute on a 2-core laptop instead of three or more.
 DEMO_MAILBOXES = ("phillip.allen@enron.com", "robert.badeer@enron.com")
@@ -93,8 +105,6 @@ def run_demo(once: bool = False, as_json: bool = False, *, mailboxes: Sequence[s
 def demo_socket(port: int | None) -> socket.socket:
     """The API's listening socket: on `port` (`PortInUseError` when taken), else on DEMO_PORT, else
     on any free port."""
-    from inlet.errors import PortInUseError
-    from inlet.process import listen
 
     if port is not None:
         return listen(DEMO_HOST, port, "the demo's API (--port)")
@@ -114,8 +124,6 @@ def _interrupt_on_sigterm() -> None:
 
 def _run(once: bool, as_json: bool, mailboxes: Sequence[str] | None, sock: socket.socket | None, out: TextIO,
          key: str) -> int:
-    from inlet.config import load_config
-    from inlet.sandbox.server import Sandbox
 
     with tempfile.TemporaryDirectory(prefix="inlet-demo-") as tmp, Sandbox() as sb:
         sandbox_toml, secrets_env = sb.config(index_path=Path(tmp) / "index")
@@ -144,23 +152,15 @@ def _run(once: bool, as_json: bool, mailboxes: Sequence[str] | None, sock: socke
 
 @contextmanager
 def _opened(settings: Any) -> Iterator[tuple[Any, Any]]:
-    from inlet.index.store import Index
-    from inlet.storage.sqlite.state import SqliteState
-
-    with Index(settings.index, role="demo") as index:
-        state = SqliteState(Path(settings.index.path) / "state.db")
-        try:
-            yield index, state
-        finally:
-            state.close()
+    """The demo's index and state, opened by the composition root (the runs get their own engine:
+    the sandbox's secrets, and no grace at stop)."""
+    with assembled(settings, threading.Event(), role="demo") as parts:
+        yield parts.index, parts.state
 
 
 def backfill_all(settings: Any, index: Any, state: Any, env: Mapping[str, str], progress: bool) -> list[Any]:
     """Backfill every source, three at a time (fetching overlaps; embedding takes turns)."""
-    from inlet.sync.engine import Engine
-
     stop = threading.Event()
-    from inlet.progress import progress_display
 
     with progress_display(progress) as on_progress:
         engine = Engine(settings, index, state, env=env, stop=stop, on_progress=on_progress,
@@ -175,12 +175,9 @@ def backfill_all(settings: Any, index: Any, state: Any, env: Mapping[str, str], 
 
 def answer(index: Any, queries: tuple[str, ...], k: int = 3, user: str | None = None) -> list[dict[str, Any]]:
     """Each query's results (as `user` when given: only what that person may see) and its match."""
-    from inlet.index.search import SearchRequest
-    from inlet.index.search import answer as run
-
     answers = []
     for query in queries:
-        got = run(index, SearchRequest(query=query, k=k, user=user))
+        got = run_answer(index, SearchRequest(query=query, k=k, user=user))
         answers.append({"query": query, "match": got.match, "results": [h.as_dict() for h in got.hits]})
     return answers
 
@@ -207,9 +204,6 @@ def serve(settings: Any, index: Any, state: Any, env: Mapping[str, str], key: st
     """The API on the demo index until Ctrl-C, with the URL, the key and a `curl` to try (with
     `--json`: one line `{"api_url", "key", "runs"}` for scripts). With `issuer` (the sandbox's
     identity provider) /mcp also takes OAuth tokens, so a person can add it to an MCP client."""
-    from inlet.config import OAuthConfig
-    from inlet.server.app import create_app
-    from inlet.server.listener import ServerThread
 
     sock = sock or demo_socket(settings.server.port)
     url = f"http://{DEMO_HOST}:{sock.getsockname()[1]}"
@@ -217,9 +211,7 @@ def serve(settings: Any, index: Any, state: Any, env: Mapping[str, str], key: st
         settings.server.oauth = OAuthConfig(issuer=issuer, audience=url, scopes=["inlet.read"], resource_url=url)
     app = create_app(settings, index=index, state=state, env=env, listening=sock.getsockname())
     served = ServerThread(app, sock, settings.server)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = stop_on_signals()
     body = json.dumps({"query": SAMPLE_QUERIES[0], "k": 3})
     if json_runs is not None:
         out.write(json.dumps({"api_url": url, "key": key, "oauth_issuer": issuer,
@@ -235,8 +227,7 @@ def serve(settings: Any, index: Any, state: Any, env: Mapping[str, str], key: st
                   "Ctrl-C stops the demo and deletes its temporary index.\n")
     out.flush()
     try:
-        while not stop.wait(1.0):
-            pass
+        wait(stop)
     finally:
         served.stop()
     return 0

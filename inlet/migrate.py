@@ -18,9 +18,9 @@ from typing import Any
 
 from inlet.config import Settings
 from inlet.errors import InletError
-from inlet.index import fingerprint
 from inlet.index.store import Index
 from inlet.storage import Commit, StateStore, chunk_id, open_backend
+from inlet.storage.records import Record
 
 log = logging.getLogger(__name__)
 PAGE = 200   # documents copied per commit
@@ -74,7 +74,7 @@ def _copy_record(src: Index, dst: Index) -> None:
         raise InletError(f"{dst.keeper.where} holds vectors of model {dst.record.model!r} with backend "
                          f"{dst.record.backend!r}, the source's are {src.record.model!r} with "
                          f"{src.record.backend!r}: migrate into an empty index")
-    dst.keeper.save(fingerprint.Record(model=src.record.model, backend=src.record.backend,
+    dst.keeper.save(Record(model=src.record.model, backend=src.record.backend,
                                        collection=dst.record.collection))
 
 

@@ -20,7 +20,7 @@ def iso(ts: float | None) -> str | None:
     """'2026-12-05T19:59:48.326Z': UTC, at most millisecond precision."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(round(ts, 3), timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _running(state: StateStore, name: str) -> dict[str, Any] | None:

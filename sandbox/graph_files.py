@@ -31,22 +31,19 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from .graph_files_state import DeltaState, Drive, FilesState, Item, Perm
+from .graph_files_state import DeltaState, Drive, FilesState, Item, Perm, files_state
 from .graph_seed import mail_state
 from .graph_state import graph_id
 from .graph_wire import graph_error, iso, parse_prefer
+from .graph_files_seed import seed_files
+from .graph_files_seed import seed_files_generated
+from .graph import api_guard
+from .graph_teams import TeamsApi
 
 __all__ = ["routes", "source", "files_state", "seed_sample", "seed_generated", "grant_site", "select_sites"]
 
 _DEFAULT_PAGE = 200
 _MAX_BATCH = 20
-
-
-def files_state(ws: Any) -> FilesState:
-    with ws.lock:
-        if ws.m365_files is None:
-            ws.m365_files = FilesState()
-        return ws.m365_files  # type: ignore[no-any-return]
 
 
 def select_sites(ws: Any, site_ids: list[str] | None) -> None:
@@ -86,21 +83,14 @@ def source(ctx: Any, workdir: Path) -> tuple[str, dict[str, str]]:
 
 
 def seed_sample(ws: Any, path: Path | None = None) -> None:
-    from .graph_files_seed import seed_files
-
     seed_files(ws)
 
 
 def seed_generated(ws: Any, *, files: int = 200, **_: Any) -> None:
-    from .graph_files_seed import seed_files_generated
-
     seed_files_generated(ws, files)
 
 
 def routes(ctx: Any) -> list[BaseRoute]:
-    from .graph import api_guard
-    from .graph_teams import TeamsApi
-
     api = FilesApi(ctx, api_guard(ctx))
     batchable = api.routes() + TeamsApi(ctx, api.guard).routes()
     return batchable + [

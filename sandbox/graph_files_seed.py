@@ -13,7 +13,7 @@ import itertools
 from typing import Any
 
 from .documents import make_docx, make_pdf, make_png, make_pptx, make_xlsx
-from .graph_files_state import FilesState, Perm
+from .graph_files_state import FilesState, Perm, files_state
 
 PDF = "application/pdf"
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -35,8 +35,6 @@ def _people(ws: Any) -> list[str]:
 
 
 def seed_files(ws: Any) -> None:
-    from .graph_files import files_state
-
     state: FilesState = files_state(ws)
     with ws.lock:
         a, b, c, d = _people(ws)[:4]
@@ -106,8 +104,6 @@ _WORDS = ("search index vector permission drive library site folder budget roadm
 
 def seed_files_generated(ws: Any, files: int) -> None:
     """`files` Markdown files in folders of one site library, for benchmarks."""
-    from .graph_files import files_state
-
     state = files_state(ws)
     rng = ws.rng
     with ws.lock:

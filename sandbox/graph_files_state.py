@@ -17,6 +17,7 @@ import datetime as dt
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .graph_state import graph_id
 
@@ -281,3 +282,10 @@ class FilesState:
 def _guid(*parts: object) -> str:
     raw = graph_id("", *parts)
     return f"{raw[:8]}-{raw[8:12]}-4{raw[13:16]}-8{raw[17:20]}-{raw[20:32]}"
+
+
+def files_state(ws: Any) -> FilesState:
+    with ws.lock:
+        if ws.m365_files is None:
+            ws.m365_files = FilesState()
+        return ws.m365_files  # type: ignore[no-any-return]

@@ -26,7 +26,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from .graph_files_state import files_state
 from .graph_seed import mail_state
+from .graph_teams_state import teams_state
 from .graph_wire import graph_error
 from .notifier import Notifier
 
@@ -147,12 +149,8 @@ class Subscriptions:
             return graph_error(400, "InvalidRequest", "Only mail folder messages and drive roots can be "
                                "subscribed to here.")
         if drive:
-            from .graph_files import files_state
-
             mailbox, container = "", drive[1] if drive[1] in files_state(self.ctx.ws).drives else None
         elif channel:
-            from .graph_teams import teams_state
-
             mailbox, container = "", channel[2] if channel[2] in teams_state(self.ctx.ws).channels else None
         else:
             user = self.ctx.ws.users.get(match[1]) or self.ctx.ws.user_by_email(match[1])  # type: ignore[index]
@@ -218,11 +216,7 @@ def subscriptions(ctx: Any) -> Subscriptions:
             subs = Subscriptions(ctx)
             ctx.state["graph_subscriptions"] = subs
             state.listeners.append(subs.changed)
-            from .graph_files import files_state
-
             files_state(ctx.ws).listeners.append(subs.drive_changed)
-            from .graph_teams import teams_state
-
             teams_state(ctx.ws).listeners.append(lambda team, channel, root: subs.drive_changed(channel, root))
         return ctx.state["graph_subscriptions"]  # type: ignore[no-any-return]
 

@@ -24,19 +24,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from .graph_seed import mail_state
-from .graph_teams_state import Channel, DeltaState, Message, TeamsState
+from .graph_teams_state import Channel, DeltaState, Message, TeamsState, teams_state
 from .graph_wire import graph_error, iso
+from .graph_teams_seed import seed_teams
+from .graph_teams_seed import seed_teams_generated
 
 __all__ = ["TeamsApi", "routes", "source", "teams_state", "seed_sample", "seed_generated"]
 
 _DEFAULT_PAGE = 20
-
-
-def teams_state(ws: Any) -> TeamsState:
-    with ws.lock:
-        if ws.teams is None:
-            ws.teams = TeamsState()
-        return ws.teams  # type: ignore[no-any-return]
 
 
 def routes(ctx: Any) -> list[BaseRoute]:
@@ -62,14 +57,10 @@ def source(ctx: Any, workdir: Path) -> tuple[str, dict[str, str]]:
 
 
 def seed_sample(ws: Any, path: Path | None = None) -> None:
-    from .graph_teams_seed import seed_teams
-
     seed_teams(ws)
 
 
 def seed_generated(ws: Any, *, threads: int = 200, **_: Any) -> None:
-    from .graph_teams_seed import seed_teams_generated
-
     seed_teams_generated(ws, threads)
 
 

@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Any
 
 from .graph_files_seed import _people
-from .graph_teams_state import TeamsState
+from .graph_teams_state import TeamsState, teams_state
 
 _BASE = dt.datetime(2024, 3, 4, 9, 0, tzinfo=dt.timezone.utc)
 
@@ -22,8 +22,6 @@ def _at(ws: Any, n: int, email: str) -> str:
 
 
 def seed_teams(ws: Any) -> None:
-    from .graph_teams import teams_state
-
     state: TeamsState = teams_state(ws)
     with ws.lock:
         a, b, c, d = _people(ws)[:4]
@@ -62,8 +60,6 @@ _WORDS = ("deploy release incident latency review search index customer ticket e
 
 def seed_teams_generated(ws: Any, threads: int) -> None:
     """`threads` threads of one to four messages over four channels of one team, for benchmarks."""
-    from .graph_teams import teams_state
-
     state = teams_state(ws)
     rng = ws.rng
     with ws.lock:

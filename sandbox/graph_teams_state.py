@@ -13,6 +13,7 @@ import datetime as dt
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .graph_state import graph_id
 
@@ -143,3 +144,10 @@ class TeamsState:
 
     def expire_delta_tokens(self) -> None:
         self.deltas.clear()
+
+
+def teams_state(ws: Any) -> TeamsState:
+    with ws.lock:
+        if ws.teams is None:
+            ws.teams = TeamsState()
+        return ws.teams  # type: ignore[no-any-return]

@@ -30,7 +30,8 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from .faults import Faults, with_transports
-from .workspace import Workspace, sample_workspace
+from .sample import sample_workspace
+from .workspace import Workspace
 
 
 @dataclass

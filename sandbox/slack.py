@@ -30,7 +30,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from .documents import make_docx
 from .faults import BrokenAnswer, Faults
-from .slack_socket import APP_TOKEN, hub
+from .slack_socket import APP_TOKEN, SocketHub
 from .workspace import Workspace
 
 TOKEN = "xoxb-sandbox-0000000001-inlet"
@@ -127,6 +127,17 @@ def state(ws: Workspace) -> SlackState:
             ws.slack = SlackState()
             ws.add_user(f"inlet-bot@{ws.domain}", "inlet", "inlet bot", user_id=BOT_USER, is_bot=True)
         return ws.slack
+
+
+def hub(ws: Workspace, faults: Faults) -> SocketHub:
+    """The workspace's Socket Mode hub, created and wired to the Slack state on first use."""
+    st = state(ws)
+    with ws.lock:
+        if st.socket is None:
+            st.socket = SocketHub(ws, faults)
+            st.listeners.append(st.socket.publish)
+        hub_: SocketHub = st.socket
+        return hub_
 
 
 # --- mutations (Python API; the admin routes call these) --------------------------------------------

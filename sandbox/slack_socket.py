@@ -173,16 +173,3 @@ class SocketHub:
             for envelope in late:
                 self._resend(envelope)
 
-
-def hub(ws: Workspace, faults: Faults) -> SocketHub:
-    """The workspace's Socket Mode hub, created and wired to the Slack state on first use."""
-    from .slack import state
-
-    st = state(ws)
-    with ws.lock:
-        if st.socket is None:
-            st.socket = SocketHub(ws, faults)
-            st.listeners.append(st.socket.publish)
-        hub_: SocketHub = st.socket
-        return hub_
-

@@ -65,34 +65,3 @@ class Workspace:
     def user_by_email(self, email: str) -> User | None:
         email = email.lower()
         return next((u for u in self.users.values() if u.email == email), None)
-
-
-def sample_workspace(data_dir: Path = DATA_DIR) -> Workspace:
-    """The workspace seeded from the shipped sample data (Slack export, Enron mailboxes)."""
-    from . import drive, gmail, graph, graph_files, graph_teams, slack
-
-    ws = Workspace()
-    slack.seed_sample(ws, data_dir / "slack-export-sample.zip")
-    graph.seed_sample(ws, data_dir / "enron-mini.tar.gz")
-    gmail.seed_sample(ws, data_dir / "enron-mini.tar.gz")
-    drive.seed_sample(ws)
-    graph_files.seed_sample(ws)
-    graph_teams.seed_sample(ws)
-    return ws
-
-
-def generated_workspace(seed: int = 0, *, users: int = 50, channels: int = 20, messages: int = 2000,
-                        files: int = 200, mailboxes: int = 5, mails: int = 1000, m365_files: int = 0) -> Workspace:
-    """A larger synthetic workspace for benchmarks; the same seed gives the same workspace."""
-    from . import drive, gmail, graph, graph_files, slack
-
-    ws = Workspace(rng=random.Random(seed))
-    for n in range(users):
-        ws.add_user(f"user{n:04d}@{ws.domain}", f"user{n:04d}", f"User {n:04d}")
-    slack.seed_generated(ws, channels=channels, messages=messages)
-    drive.seed_generated(ws, files=files)
-    graph.seed_generated(ws, mailboxes=mailboxes, mails=mails)
-    if m365_files:
-        graph_files.seed_generated(ws, files=m365_files)
-    gmail.seed_generated(ws, mailboxes=mailboxes, mails=mails)
-    return ws

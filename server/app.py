@@ -136,7 +136,8 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
     index_path = Path(settings.index.path)
     audit = AuditLog.from_settings(settings)
     limiter = RateLimiter.from_settings(settings, backend)
-    metrics = Metrics(retrieval.counts, last_success_reader(state, index_path, [s.name for s in settings.sources]))
+    names = [s.name for s in settings.sources]
+    metrics = Metrics(retrieval.counts, last_success_reader(state, backend, index_path, names))
     mcp_app, mcp_manager = mcp_http.http_app(retrieval, settings, auth, audit, limiter, metrics)
     half_life = settings.server.recency_half_life_days
 
@@ -304,31 +305,3 @@ def _handlers(app: FastAPI) -> None:
     async def crash(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse(error_body("internal", "internal error"), 500)
-
-
-def run_server(settings: Settings) -> None:
-    """`inlet serve`: listen (a busy port is `PortInUseError`), open the index (failing fast if
-    another process holds it), serve until SIGINT/SIGTERM, then stop cleanly."""
-    from inlet.index.store import Index
-    from inlet.process import listen, stop_on_signals, wait
-
-    from inlet.index.embedding import serve_queries
-
-    from .daemon_api import local_url
-    from .listener import ServerThread
-    from .local_commands import local_commands_of_server
-
-    serve_queries()   # one batching worker embeds queries; the other cores serve BM25, Chroma and HTTP
-    host, port = settings.server.host, settings.server.port
-    sock = listen(host, port, "[server]")
-    stop = stop_on_signals()
-    url = local_url(host, sock.getsockname()[1])
-    with Index(settings.index, api_url=url) as index, local_commands_of_server(settings, index):
-        app = create_app(settings, index=index, listening=sock.getsockname())
-        server = ServerThread(app, sock, settings.server)   # not the main thread: the signals stay here
-        log.info("serving the retrieval API on %s (MCP at /mcp); Ctrl-C to stop", url)
-        try:
-            wait(stop)
-        finally:
-            server.stop(timeout=60)
-    log.info("stopped")

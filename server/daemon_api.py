@@ -20,18 +20,11 @@ from typing import Any
 
 from inlet.config import ApiKey, Settings
 
-from .listener import ServerThread
+from .listener import ServerThread, local_url
 
 API_FILE = "daemon-api.json"
 OPERATOR_KEY_ENV = "INLET_DAEMON_OPERATOR_KEY"
 AGENT_KEY_ENV = "INLET_DAEMON_AGENT_KEY"
-
-
-def local_url(host: str, port: int) -> str:
-    """The URL a local client uses for a server listening on host:port (a wildcard is loopback)."""
-    local = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else \
-        f"[{host}]" if ":" in host else host
-    return f"http://{local}:{port}"
 
 
 @dataclass

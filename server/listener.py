@@ -26,6 +26,13 @@ RESERVED_DESCRIPTORS = 128   # kept for the index, state database, local channel
 MAX_CONNECTIONS = 1000
 
 
+def local_url(host: str, port: int) -> str:
+    """The URL a local client uses for a server listening on host:port (a wildcard is loopback)."""
+    local = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else \
+        f"[{host}]" if ":" in host else host
+    return f"http://{local}:{port}"
+
+
 def max_connections(limit: int | None = None) -> int:
     """How many client connections may be open at once: half the descriptors this process may
     open beyond a reserve (at least 16, at most MAX_CONNECTIONS)."""

@@ -1,9 +1,9 @@
 """The local commands a process holding the index answers (docs/daemon.md), both ends.
 
 The holder (`inlet daemon`, with or without `--serve`, and `inlet serve`) calls
-`start_local_commands` once its index is open; the CLI calls `holder_for` first and, when a holder
+`start_local_commands` once its index is open; the CLI calls `local_channel.holder_for` first and, when a holder
 answers, sends it the command instead of opening the index. The transport, its owner-only access
-and the wire format are `inlet.sync.local_channel`; this module holds the operations:
+and the wire format are `inlet.server.local_channel`; this module holds the operations:
 
 | op | args | result |
 | --- | --- | --- |
@@ -23,10 +23,7 @@ client waits for the answer (no progress display).
 from __future__ import annotations
 
 import logging
-import os
-import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +31,7 @@ from typing import Any
 from inlet.config import Settings
 from inlet.errors import InletError
 from inlet.sync.engine import RunResult
-from inlet.sync.local_channel import Handler, LocalClient, LocalServer
+from inlet.server.local_channel import Handler, LocalServer
 
 from .auth import Caller
 from .errors import ApiError
@@ -48,7 +45,7 @@ class LocalCommands:
     """The holder's handlers, over its open index and state DB; `run` syncs one source."""
 
     def __init__(self, settings: Settings, index: Any, state: Any, run: Runner) -> None:
-        from .mcp import InletTools
+        from .mcp import InletTools   # here: the MCP SDK costs every CLI command that reads `runs_from` ~1 s
         from .service import Retrieval
 
         self.settings = settings
@@ -109,7 +106,7 @@ class LocalCommands:
 
     @staticmethod
     def _tool(tool: Callable[[str, Caller], Any], value: str, args: Mapping[str, Any]) -> dict[str, Any]:
-        from .mcp import ToolError
+        from .mcp import ToolError   # here: as above, the MCP SDK only in a holder
 
         user = str(args.get("user") or "").strip()
         if not user:
@@ -142,56 +139,10 @@ def start_local_commands(settings: Settings, index: Any, state: Any, run: Runner
         return None
 
 
-@contextmanager
-def local_commands_of_server(settings: Settings, index: Any) -> Iterator[None]:
-    """`inlet serve` answers local commands while inside: its own state DB, and runs on an engine
-    made on first use (stopped at its next checkpoint when the server exits)."""
-    from inlet.storage.sqlite.state import SqliteState
-
-    stop = threading.Event()
-    state = SqliteState(Path(settings.index.path) / "state.db")
-    local = start_local_commands(settings, index, state, engine_runner(settings, index, state, stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        if local:
-            local.close()
-        state.close()
-
-
-def holder_for(settings: Settings) -> LocalClient | None:
-    """A client for the process holding this config's index, or None: run the command directly."""
-    if settings.index.chroma_url:
-        return None
-    client = LocalClient.find(Path(settings.index.path))
-    if client is not None:
-        log.info("the index is held by another inlet process: forwarding to it over %s", client.path)
-    return client
-
-
 def runs_from(payload: Mapping[str, Any]) -> list[RunResult]:
     """The `RunResult`s of a forwarded `run`, for the CLI's usual report."""
     fields = RunResult.__dataclass_fields__
     return [RunResult(**{k: v for k, v in run.items() if k in fields}) for run in payload["runs"]]
 
 
-def engine_runner(settings: Settings, index: Any, state: Any, stop: threading.Event) -> Runner:
-    """Runs for a holder without a daemon (`inlet serve`): an engine made on first use; setting
-    `stop` ends its runs at their next checkpoint."""
-    from inlet.sync.engine import Engine
-
-    engines: list[Engine] = []
-    made = threading.Lock()
-
-    def run(name: str, kind: str, since: datetime | None, restart: bool) -> RunResult:
-        with made:
-            if not engines:
-                engines.append(Engine(settings, index, state, env=os.environ, stop=stop))
-        return engines[0].run(name, kind, since=since, restart=restart)
-
-    return run
-
-
-__all__ = ["LocalCommands", "engine_runner", "holder_for", "local_commands_of_server", "runs_from",
-           "start_local_commands"]
+__all__ = ["LocalCommands", "Runner", "runs_from", "start_local_commands"]

@@ -38,7 +38,7 @@ from .ratelimit import RateLimiter, limited_message
 from .service import Retrieval
 
 if TYPE_CHECKING:
-    from inlet.sync.local_channel import LocalClient
+    from inlet.server.local_channel import LocalClient
 
 log = logging.getLogger(__name__)
 SEARCH_K = 10
@@ -299,7 +299,7 @@ def run_stdio(settings: Settings, user: str | None) -> None:
         raise ConfigError("inlet mcp acts as one user: pass --user EMAIL or set INLET_USER")
     from inlet.index.store import Index
 
-    from .local_commands import holder_for
+    from .local_channel import holder_for
 
     caller = Caller(key_name="stdio", user=user.strip(), admin=False)
     half_life = settings.server.recency_half_life_days

@@ -16,6 +16,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from inlet.storage import Backend
+
 log = logging.getLogger(__name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -73,9 +75,10 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def last_success_reader(state: Any, index_path: Path, sources: list[str]) -> Callable[[], dict[str, float]]:
-    """Reads each source's last successful run from `state` (a StateStore), or from the state
-    database beside the index, opened on demand (absent until the first sync)."""
+def last_success_reader(state: Any, backend: Backend, index_path: Path,
+                        sources: list[str]) -> Callable[[], dict[str, float]]:
+    """Reads each source's last successful run from `state` (a StateStore), or from the backend's
+    state beside the index, opened on demand (absent until the first sync)."""
     def read() -> dict[str, float]:
         db = state
         own = False
@@ -83,9 +86,7 @@ def last_success_reader(state: Any, index_path: Path, sources: list[str]) -> Cal
             path = index_path / "state.db"
             if not path.exists():
                 return {}
-            from inlet.storage.sqlite.state import SqliteState
-
-            db, own = SqliteState(path), True
+            db, own = backend.state(), True
         try:
             out = {}
             for name in sources:

@@ -4,7 +4,9 @@ Without `[index].database_url` everything stays in the index folder: `catalog.db
 (SQLite) beside embedded Chroma (or a Chroma server), `flock` files for leases and
 `embedding.json` for the embedding record. With it, catalog, state, leases, event status and the
 record are tables of one database that any number of daemons and API replicas share. Callers get
-a `Backend` and open the stores they need from it; none of them asks which one it is.
+a `Backend` and open the stores they need from it; none of them asks which one it is. Each store's
+module is imported when it is opened, inside the method: a folder index never loads psycopg, and a
+database one never the SQLite stores.
 """
 
 from __future__ import annotations

@@ -17,10 +17,12 @@ Change events (`events.py`: Slack Socket Mode, Graph subscriptions, Drive push c
 debounced incremental syncs between scheduled ones, through the same per-source guard; the
 schedule stays the reconciling pass.
 
-`--serve` runs the API in this process (uvicorn in a thread) on the same open Index: searches read
-without the engine's write lock, and see a batch only once its catalog transaction commits.
+The process around it (index, state, API, local channel, signals) is assembled by
+`inlet.compose.run_daemon`; this module knows no server. `--serve` runs the API in that process
+(uvicorn in a thread) on the same open Index: searches read without the engine's write lock, and
+see a batch only once its catalog transaction commits.
 With or without `--serve`, `inlet search`, `sync`, `backfill`, `status` and `mcp` run by the same
-user are forwarded to the daemon over its local channel (`server/local_commands.py`); a forwarded
+user are forwarded to the daemon over its local channel (`inlet.server.local_commands`); a forwarded
 run of a source that is already running is refused as a direct one would be (`run_for_client`).
 
 Shutdown is bounded: after SIGINT/SIGTERM the daemon waits up to `SHUTDOWN_GRACE` seconds for runs
@@ -32,14 +34,12 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from inlet.config import Settings
 from inlet.connectors.base import SourceConfig, parse_duration
@@ -407,69 +407,6 @@ def _utc(ts: float) -> datetime:
 
 
 # --- the daemon process ---------------------------------------------------------------------------
-class ApiListener(Protocol):
-    """The HTTP API a serving daemon runs (the server package's `ApiPlan`, handed in by the CLI):
-    bound before the index lock, which records its URL, and started once the daemon exists."""
-
-    url: str
-    api_file_name: str
-
-    def start(self, settings: Settings, index: Any, state: Any, daemon: "Daemon") -> Any: ...
-
-
-def run_daemon(settings: Settings, api: ApiListener | None = None, *, grace: float = SHUTDOWN_GRACE) -> int:
-    """Run until SIGINT/SIGTERM; 0 once runs in flight saved their checkpoints (or `grace` ran out).
-    With `api`, the API is served too (its `start(...)` returns something with a `stop()`)."""
-    from inlet.index.store import Index
-    from inlet.server.local_commands import start_local_commands
-
-    stop = threading.Event()
-    _handle_signals(stop)
-    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)   # its INFO is one line per job fire
-    path = Path(settings.index.path)
-    lock_info: dict[str, Any] = {"role": "daemon"}
-    if api:
-        lock_info.update(api_url=api.url, api_file=str(path / api.api_file_name))
-    with Index(settings.index, **lock_info) as index:
-        backend = open_backend(settings)
-        state = backend.state()
-        leases = backend.leases()
-        engine = Engine(settings, index, state, env=os.environ, stop=stop, leases=leases)
-        daemon = Daemon(settings, engine)
-        server = api.start(settings, index, state, daemon) if api else None
-        local = start_local_commands(settings, index, state, daemon.run_for_client)
-        try:
-            daemon.start()
-            log.info("inlet daemon (pid %d): %d source(s) scheduled%s", os.getpid(), len(daemon.sources),
-                        f"; API at {api.url}" if api else "")
-            if not daemon.sources:
-                log.warning("no source has a `schedule` or `every`: nothing will run until one does")
-            while not stop.wait(1.0):
-                pass
-            log.info("stopping: finishing the batch in hand and saving checkpoints")
-            overdue(SHUTDOWN_DEADLINE - WATCHDOG_MARGIN)
-            finished = daemon.shutdown(grace)
-        finally:
-            if local:
-                local.close(grace=2.0)   # forwarded runs were waited for above, with the scheduled ones
-            if server:
-                server.stop(timeout=2.0)
-            leases.close()
-            state.close()
-        if not finished:
-            log.warning("runs still in flight after %.0fs; exiting anyway (they resume from their last "
-                        "checkpoint)", grace)
-            index.close()
-            logging.shutdown()
-            os._exit(0)
-    log.info("inlet daemon stopped")
-    if daemon.events is not None and daemon.events.abandoned:   # their threads hang on a stalled service:
-        logging.shutdown()                                       # nothing is left to save, so do not wait
-        os._exit(0)
-    return 0
-
-
 def overdue(seconds: float) -> threading.Timer:
     """Exit the process `seconds` from now if it has not exited by then: the bound on stopping
     holds whatever a connector's cleanup or a stalled service does (runs resume from checkpoints,
@@ -485,14 +422,4 @@ def overdue(seconds: float) -> threading.Timer:
     return timer
 
 
-def _handle_signals(stop: threading.Event) -> None:
-    def handler(signum: int, _frame: Any) -> None:
-        if stop.is_set():
-            os._exit(1)   # a second Ctrl-C: the user does not want to wait (runs resume from checkpoints)
-        stop.set()
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-
-
-__all__ = ["Daemon", "backoff", "due_at_start", "run_daemon", "RETRY_BASE"]
+__all__ = ["Daemon", "backoff", "due_at_start", "overdue", "RETRY_BASE", "SHUTDOWN_DEADLINE", "WATCHDOG_MARGIN"]

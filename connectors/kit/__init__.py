@@ -9,10 +9,13 @@
 - `checkpoint`: `CheckpointModel`, a typed, versioned checkpoint stored as a plain dict.
 - `renewal`: `Renewals`, subscriptions renewed at a third of their lifetime and removed in bounded time.
 - `graph`: `GraphClient` (msal over httpx, token refresh on 401, `GraphError`).
+- `graph_batch`: `batch_get`, GETs in `$batch` requests of 20, each answer retried by the policy.
+- `graph_webhooks`: `GraphWebhooks`, Graph subscriptions and their notifications (Outlook, files, Teams).
 - `google`: `load_credentials` and `GoogleService` (request execution, `GoogleApiError`).
 
-The service modules (`graph`, `google`, `slack`) import their SDKs; import them by module
-(`from inlet.connectors.kit.graph import GraphClient`), so a connector loads only its own SDK.
+The service modules (`graph`, `graph_batch`, `graph_webhooks`, `google`, `slack`) import their
+SDKs; import them by module (`from inlet.connectors.kit.graph import GraphClient`), so a connector
+loads only its own SDK.
 Everything else is re-exported here.
 """
 

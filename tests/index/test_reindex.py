@@ -8,7 +8,7 @@ import pytest
 
 from inlet.config import IndexConfig
 from inlet.errors import EmbeddingMismatchError
-from inlet.index import fingerprint
+from inlet.storage import records
 from inlet.index.embedding import Embedder
 from inlet.index.reindex import run_reindex
 from inlet.index.search import SearchRequest, search
@@ -40,7 +40,7 @@ def top(index: Index, query: str) -> str:
 
 
 def test_another_backend_is_refused_naming_both_and_the_fix(torch_index, onnx_embedder):
-    assert fingerprint.read(torch_index).fingerprint == {"model": "all-MiniLM-L6-v2", "backend": "torch"}
+    assert records.read(torch_index).fingerprint == {"model": "all-MiniLM-L6-v2", "backend": "torch"}
     with pytest.raises(EmbeddingMismatchError) as refused:
         Index(IndexConfig(path=torch_index), embedder=onnx_embedder)
     assert refused.value.exit_code == 2
@@ -50,7 +50,7 @@ def test_another_backend_is_refused_naming_both_and_the_fix(torch_index, onnx_em
 
 
 def test_an_index_from_before_records_is_taken_as_torch(torch_index, onnx_embedder):
-    (torch_index / fingerprint.RECORD).unlink()
+    (torch_index / records.RECORD).unlink()
     with pytest.raises(EmbeddingMismatchError, match="backend 'torch'"):
         Index(IndexConfig(path=torch_index), embedder=onnx_embedder)
 
@@ -59,16 +59,16 @@ def test_reindex_source_by_source_keeps_old_vectors_until_all_are_done(torch_ind
     with Index(IndexConfig(path=torch_index), embedder=onnx_embedder, reindexing=True) as ix:
         first = run_reindex(ix, ["wiki"])
         assert first.embedded == {"wiki": 3} and first.remaining == ["exec"] and not first.switched
-    record = fingerprint.read(torch_index)
+    record = records.read(torch_index)
     assert record.backend == "torch" and record.pending.done == ["wiki"]
     with Index(IndexConfig(path=torch_index), embedder=torch_embedder) as ix:   # still served the old way
         assert top(ix, "how do I change my vpn credentials") == "wiki:2"
         ix.apply([doc(6, "Lunch moves to the atrium.")], generation=2)       # a wiki change meanwhile...
-    assert fingerprint.read(torch_index).pending.done == []                  # ...sends wiki back to the queue
+    assert records.read(torch_index).pending.done == []                  # ...sends wiki back to the queue
     with Index(IndexConfig(path=torch_index), embedder=onnx_embedder, reindexing=True) as ix:
         rest = run_reindex(ix)
         assert rest.embedded == {"exec": 2, "wiki": 4} and rest.switched
-    record = fingerprint.read(torch_index)
+    record = records.read(torch_index)
     assert record.backend == "onnx-int8" and record.pending is None and record.collection != "inlet_chunks"
     with Index(IndexConfig(path=torch_index), embedder=onnx_embedder) as ix:
         assert top(ix, "how do I change my vpn credentials") == "wiki:2"
@@ -78,5 +78,5 @@ def test_reindex_source_by_source_keeps_old_vectors_until_all_are_done(torch_ind
 
 
 def test_the_record_is_plain_json(torch_index):
-    raw = json.loads((torch_index / fingerprint.RECORD).read_text())
+    raw = json.loads((torch_index / records.RECORD).read_text())
     assert raw == {"model": "all-MiniLM-L6-v2", "backend": "torch", "collection": "inlet_chunks", "pending": None}

@@ -10,7 +10,8 @@ from websockets.sync.client import connect
 
 from inlet.sandbox import slack as ss
 from inlet.sandbox.server import Sandbox
-from inlet.sandbox.slack_socket import APP_TOKEN, hub
+from inlet.sandbox.slack import hub
+from inlet.sandbox.slack_socket import APP_TOKEN
 
 OPS = "G0PRIVOPS1"
 

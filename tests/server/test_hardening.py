@@ -25,7 +25,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from inlet.connectors.google_drive_events import DrivePushChannels
-from inlet.connectors.outlook_events import GraphSubscriptions
+from inlet.connectors.kit.graph_webhooks import GraphWebhooks
 from inlet.index.store import Index
 from inlet.server.app import create_app
 
@@ -38,13 +38,14 @@ HINTS: list[Any] = []
 
 def event_sources() -> dict[tuple[str, str], Any]:
     """The real Graph and Drive event sources of two sources, each with one live subscription/channel."""
-    graph = GraphSubscriptions(SimpleNamespace(name="mail"), "http://x/hooks/outlook/mail", 3600)  # type: ignore[arg-type]
-    sub = graph.renewals.add("inbox", mailbox="box")
+    graph = GraphWebhooks(source="mail", url="http://x/hooks/outlook/mail", lifetime=3600, client=lambda: None,  # type: ignore[arg-type,return-value]
+                          resources=lambda client: {}, change_type="created")
+    sub = graph.renewals.add("inbox", resource="/users/box/mailFolders('inbox')/messages")
     sub.id, sub.expires = "sub-1", time.time() + 3600
     graph.emit = HINTS.append
     drive = DrivePushChannels(SimpleNamespace(name="drive"), "http://x/hooks/google_drive/drive", 3600)  # type: ignore[arg-type]
-    drive.channel.id, drive.channel.data["resource_id"] = "chan-1", "res-1"
-    drive.channel.expires = time.time() + 3600
+    drive.channel.id, drive.channel.expires = "chan-1", time.time() + 3600
+    drive.channel.data["resource_id"] = "res-1"
     drive.emit = HINTS.append
     return {("outlook", "mail"): graph, ("google_drive", "drive"): drive}
 

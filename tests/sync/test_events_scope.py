@@ -16,7 +16,8 @@ from inlet.sandbox import graph
 from inlet.sandbox import slack as ss
 from inlet.sandbox.graph_subscriptions import subscriptions
 from inlet.sandbox.server import Sandbox
-from inlet.sandbox.slack_socket import APP_TOKEN, hub
+from inlet.sandbox.slack import hub
+from inlet.sandbox.slack_socket import APP_TOKEN
 
 from .events_stack import EventStack, event_stack, wait_for
 

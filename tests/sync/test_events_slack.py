@@ -10,7 +10,8 @@ import pytest
 
 from inlet.sandbox import slack as ss
 from inlet.sandbox.server import Sandbox
-from inlet.sandbox.slack_socket import APP_TOKEN, hub
+from inlet.sandbox.slack import hub
+from inlet.sandbox.slack_socket import APP_TOKEN
 from inlet.status import SourcesCollector, sources_status
 
 from .events_stack import EventStack, event_stack, wait_for

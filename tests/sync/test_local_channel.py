@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from inlet.errors import ConfigError, InletError
-from inlet.sync.local_channel import (
+from inlet.server.local_channel import (
     ChannelError,
     ForwardedError,
     HolderGoneError,
@@ -188,7 +188,7 @@ def test_anything_but_a_socket_at_the_name_is_left_alone(tmp_path: Path) -> None
 HOLDER = """
 import os, sys
 from pathlib import Path
-from inlet.sync.local_channel import LocalServer
+from inlet.server.local_channel import LocalServer
 server = LocalServer(Path(sys.argv[1]), {"die": lambda args: os._exit(7), "search": lambda args: os._exit(7)})
 print("ready", flush=True)
 sys.stdin.read()

@@ -13,7 +13,7 @@ import pytest
 from inlet.errors import InletError, SourceBusyError
 from inlet.storage.lock import FileLock
 from inlet.storage.sqlite.state import SqliteState
-from inlet.sync.local_channel import LocalClient, socket_path
+from inlet.server.local_channel import LocalClient, socket_path
 
 from .test_daemon import Proc, cli, make_daemon, source_row, wait_for
 

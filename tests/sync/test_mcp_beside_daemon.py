@@ -16,7 +16,7 @@ from inlet.index.store import Index
 from inlet.server.auth import Caller
 from inlet.server.mcp import InletTools
 from inlet.server.service import Retrieval
-from inlet.sync.local_channel import LocalClient, socket_path
+from inlet.server.local_channel import LocalClient, socket_path
 
 from tests.server.conftest import corpus
 from tests.server.test_mcp import check_as_member, check_as_outsider, stdio_client, tool_session

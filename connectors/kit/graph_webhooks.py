@@ -1,13 +1,15 @@
-"""Outlook change events: one Graph subscription per synced mail folder, notifications by webhook.
+"""Graph change notifications for any set of resources (Outlook mail folders, OneDrive/SharePoint
+drives, Teams channels): subscriptions kept by the kit's `Renewals`, notifications received at the
+source's hook URL.
 
-Graph posts to `notifications_url` (the API's `/hooks/outlook/{source}`): first a validation
-request (`?validationToken=...`, answered by echoing the token), then notifications carrying the
-`clientState` this process chose at start (anything else is ignored: it did not come from Graph
-for us). Each notification is a hint for its folder, whose next delta round reads the change.
-Lifecycle notifications: `reauthorizationRequired` renews the subscription now, `missed` is a
-hint (a delta round catches up), `subscriptionRemoved` re-creates the subscription and is a hint.
-The kit's `Renewals` renews subscriptions in the last third of their lifetime and re-creates lost
-ones (`maintain()`); `stop()` deletes them in bounded time.
+Invariants: a notification counts only when it carries the `clientState` this process chose at
+start (anything else did not come from Graph for us) and names a subscription we hold; it becomes a
+`Hint` for the container (drive or channel id) its subscription watches. Lifecycle notifications:
+`reauthorizationRequired` renews now, `subscriptionRemoved` subscribes again and is a hint,
+`missed` is a hint. A renewal Graph answers 404 (expired, removed) subscribes again and is a hint:
+changes may have been missed. Validation requests (`POST ?validationToken=`) are echoed. A request
+without one notification of ours is refused (answered as a hook nobody registered; the reason is
+logged once by the server); notifications of others beside ours are ignored, counted in one line.
 """
 
 from __future__ import annotations
@@ -16,59 +18,62 @@ import datetime as dt
 import json
 import logging
 import secrets
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
-from .events import Emit, EventSource, Hint, WebhookRequest, WebhookResponse, refused
-from .kit import Renewals, Subscription
-from .kit.graph import GraphClient, GraphError
-
-if TYPE_CHECKING:
-    from .outlook import OutlookConnector
+from ..events import Emit, EventSource, Hint, WebhookRequest, WebhookResponse, refused
+from .graph import GraphClient, GraphError
+from .renewal import Renewals, Subscription
 
 log = logging.getLogger(__name__)
 
 ACCEPTED = WebhookResponse(202)
 
 
-class GraphSubscriptions(EventSource):
-    """The subscriptions of one outlook source and the webhook that receives their notifications."""
+class GraphWebhooks(EventSource):
+    """`resources()` -> {container id: Graph resource path}, read when the daemon starts it."""
 
-    def __init__(self, connector: OutlookConnector, url: str, lifetime: float) -> None:
+    def __init__(self, *, source: str, url: str, lifetime: float, client: Callable[[], GraphClient],
+                 resources: Callable[[GraphClient], dict[str, str]], change_type: str,
+                 what: str = "Graph subscription") -> None:
         super().__init__()
-        self.connector = connector
-        self.url = url
+        self.source, self.url, self.lifetime = source, url, lifetime
+        self._new_client, self._resources, self.change_type = client, resources, change_type
         self.client_state = secrets.token_urlsafe(24)
         self.client: GraphClient | None = None
-        self.renewals = Renewals(source=connector.name, what="subscription for folder", lifetime=lifetime,
-                                 create=self._create, renew=self._renew, remove=self._delete,
+        self.renewals = Renewals(source=source, what=what, lifetime=lifetime,
+                                 create=self._create, renew=self._renew, remove=self._remove,
                                  advice=f"is {url} served by `inlet daemon --serve`?")
 
-    # --- life cycle -----------------------------------------------------------------------------
     def start(self, emit: Emit) -> None:
         self.emit = emit
-        self.client = self.connector.client()
-        for mailbox, folder_id in self.connector.synced_folders(self.client):
-            self.renewals.add(folder_id, mailbox=mailbox)
+        self.client = self._new_client()
+        for container, resource in self._resources(self.client).items():
+            self.renewals.add(container, resource=resource)
         self.maintain()
 
     def maintain(self) -> None:
         self.renewals.maintain()
         self.live = self.renewals.live
 
+    def stop(self) -> None:
+        self.live = False
+        self.renewals.stop()
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
     def _expiry(self) -> str:
-        when = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=self.renewals.lifetime)
+        when = dt.datetime.fromtimestamp(self.renewals.clock() + self.lifetime, dt.timezone.utc)
         return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
     def _create(self, sub: Subscription) -> None:
         assert self.client is not None
-        mailbox = sub.data["mailbox"]
         answer = self.client.request("POST", "/subscriptions", body={
-            "changeType": "created,updated,deleted", "notificationUrl": self.url,
-            "lifecycleNotificationUrl": self.url, "clientState": self.client_state,
-            "resource": f"/users/{mailbox}/mailFolders('{sub.key}')/messages",
-            "expirationDateTime": self._expiry()})
-        sub.id, sub.expires = answer["id"], _epoch(answer["expirationDateTime"])
-        log.debug("source %r: subscribed to folder %s of %s", self.connector.name, sub.key[-12:], mailbox)
+            "changeType": self.change_type, "notificationUrl": self.url, "lifecycleNotificationUrl": self.url,
+            "clientState": self.client_state, "resource": sub.data["resource"], "expirationDateTime": self._expiry()})
+        sub.id, sub.expires = str(answer["id"]), _epoch(answer["expirationDateTime"])
+        log.debug("source %r: subscribed to %s", self.source, sub.data["resource"])
 
     def _renew(self, sub: Subscription) -> None:
         assert self.client is not None
@@ -78,23 +83,14 @@ class GraphSubscriptions(EventSource):
         except GraphError as exc:
             if exc.status != 404:
                 raise
-            sub.id = None   # expired or removed: subscribe again (and sync: changes may have been missed)
-            self._create(sub)
+            self._create(sub)   # expired or removed: subscribe again, and sync what may have been missed
             self.emit(Hint(sub.key))
             return
         sub.expires = _epoch(answer["expirationDateTime"])
 
-    def _delete(self, sub: Subscription) -> None:
-        if self.client is not None:
-            self.client.request("DELETE", f"/subscriptions/{sub.id}")
-
-    def stop(self) -> None:
-        self.live = False
-        if self.client is None:
-            return
-        self.renewals.stop()
-        self.client.close()
-        self.client = None
+    def _remove(self, sub: Subscription) -> None:
+        assert self.client is not None
+        self.client.request("DELETE", f"/subscriptions/{sub.id}")
 
     # --- the webhook ----------------------------------------------------------------------------
     def webhook(self, request: WebhookRequest) -> WebhookResponse:
@@ -125,7 +121,7 @@ class GraphSubscriptions(EventSource):
     def _note(self, note: dict[str, Any]) -> None:
         sub = next((s for s in self.renewals.subs.values() if s.id and s.id == note.get("subscriptionId")), None)
         if sub is None:
-            return   # a subscription we no longer hold
+            return
         event = note.get("lifecycleEvent")
         if event == "reauthorizationRequired":
             sub.renew_now = True
@@ -133,7 +129,6 @@ class GraphSubscriptions(EventSource):
         if event == "subscriptionRemoved":
             sub.id = None   # maintain() subscribes again
         self.emit(Hint(sub.key))
-
 
 
 def _epoch(value: str) -> float:

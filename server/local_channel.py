@@ -18,9 +18,10 @@ Protocol (version 1), one request per connection, UTF-8 JSON, one object per lin
 `type` names the `InletError` class the holder raised (`ConfigError`, `SourceBusyError`, ...); the
 client re-raises it as a `ForwardedError` carrying the same message and exit code, so a forwarded
 command fails exactly as it would have run directly. The ops and their arguments are defined by
-the holder's handler table (`server/local_commands.py`). A holder that closes the connection
+the holder's handler table (`local_commands.py`, beside this module). A holder that closes the connection
 without an answer (it died, or was stopped) gives `HolderGoneError` (exit 1).
 
+`holder_for(settings)` is the client side's start: the holder of a config's index, if any.
 The socket is removed by the holder on shutdown, and a leftover one (a killed holder) is replaced
 on start, only once the index lock is the starter's: only the lock holder owns the name.
 """
@@ -39,9 +40,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inlet.errors import InletError
+
+if TYPE_CHECKING:
+    from inlet.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -326,5 +330,16 @@ class LocalClient:
                              int(error.get("exit_code", 1)))
 
 
+def holder_for(settings: Settings) -> LocalClient | None:
+    """A client for the process holding this config's index, or None: run the command directly."""
+    if settings.index.chroma_url:
+        return None
+    client = LocalClient.find(Path(settings.index.path))
+    if client is not None:
+        log.info("the index is held by another inlet process: forwarding to it over %s", client.path)
+    return client
+
+
+
 __all__ = ["ChannelError", "ForwardedError", "HolderGoneError", "LocalClient", "LocalServer",
-           "PeerRefusedError", "peer_uid", "socket_path", "verify_peer"]
+           "PeerRefusedError", "holder_for", "peer_uid", "socket_path", "verify_peer"]

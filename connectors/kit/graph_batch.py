@@ -14,8 +14,8 @@ from typing import Any
 
 from inlet.errors import RetriableError
 
-from .kit.graph import GraphClient, GraphError
-from .kit.retry import RetryPolicy, retriable_status, retry_after
+from .graph import GraphClient, GraphError
+from .retry import RetryPolicy, retriable_status, retry_after
 
 MAX_BATCH = 20
 

@@ -1,0 +1,171 @@
+"""The composition root: the one place that builds a running inlet from its settings.
+
+settings -> storage backend (`open_backend`) -> index -> engine -> daemon / HTTP server / local
+commands. Every command that runs syncs or serves (`sync`, `backfill`, `daemon`, `serve`, `demo`,
+the local channel of `inlet serve`) is assembled here, so the layers below never assemble one
+another: sync knows no server, the server no daemon's wiring. SIGINT/SIGTERM are handled by one
+handler (`inlet.process.stop_on_signals`): the first sets the stop event, a second exits at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from inlet.config import Settings
+from inlet.index.store import Index
+from inlet.process import listen, stop_on_signals, wait
+from inlet.server.listener import ServerThread, local_url
+from inlet.server.local_commands import Runner, start_local_commands
+from inlet.storage import Leases, StateStore, open_backend
+from inlet.sync.daemon import SHUTDOWN_DEADLINE, SHUTDOWN_GRACE, WATCHDOG_MARGIN, Daemon, overdue
+from inlet.sync.engine import Engine, RunResult
+
+if TYPE_CHECKING:
+    from inlet.sync.engine import ProgressCallback
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Assembly:
+    """An open index, its sync state and leases, and an engine over them."""
+
+    index: Index
+    state: StateStore
+    leases: Leases
+    engine: Engine
+
+
+@contextmanager
+def assembled(settings: Settings, stop: threading.Event, *, on_progress: ProgressCallback | None = None,
+              **lock_info: Any) -> Iterator[Assembly]:
+    """The index (locked, `lock_info` recorded in the lock), the backend's state and leases, and an
+    engine whose runs end at their next checkpoint once `stop` is set; all closed on exit."""
+    with Index(settings.index, **lock_info) as index:
+        backend = open_backend(settings)
+        state = backend.state()
+        leases = backend.leases()
+        try:
+            yield Assembly(index, state, leases, Engine(settings, index, state, env=os.environ,
+                                                        on_progress=on_progress, stop=stop, leases=leases))
+        finally:
+            leases.close()
+            state.close()
+
+
+class ApiListener(Protocol):
+    """The HTTP API a serving daemon runs (the server package's `ApiPlan`): bound before the index
+    lock, which records its URL, and started once the daemon exists."""
+
+    url: str
+    api_file_name: str
+
+    def start(self, settings: Settings, index: Any, state: Any, daemon: Daemon) -> Any: ...
+
+
+def run_daemon(settings: Settings, api: ApiListener | None = None, *, grace: float = SHUTDOWN_GRACE) -> int:
+    """`inlet daemon`: run until SIGINT/SIGTERM; 0 once runs in flight saved their checkpoints (or
+    `grace` ran out). With `api`, the API is served too (its `start(...)` returns something with a
+    `stop()`)."""
+    stop = stop_on_signals()
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)   # its INFO is one line per job fire
+    lock_info: dict[str, Any] = {"role": "daemon"}
+    if api:
+        lock_info.update(api_url=api.url, api_file=str(Path(settings.index.path) / api.api_file_name))
+    with assembled(settings, stop, **lock_info) as parts:
+        daemon = Daemon(settings, parts.engine)
+        server = api.start(settings, parts.index, parts.state, daemon) if api else None
+        local = start_local_commands(settings, parts.index, parts.state, daemon.run_for_client)
+        try:
+            daemon.start()
+            log.info("inlet daemon (pid %d): %d source(s) scheduled%s", os.getpid(), len(daemon.sources),
+                     f"; API at {api.url}" if api else "")
+            if not daemon.sources:
+                log.warning("no source has a `schedule` or `every`: nothing will run until one does")
+            wait(stop)
+            log.info("stopping: finishing the batch in hand and saving checkpoints")
+            overdue(SHUTDOWN_DEADLINE - WATCHDOG_MARGIN)
+            finished = daemon.shutdown(grace)
+        finally:
+            if local:
+                local.close(grace=2.0)   # forwarded runs were waited for above, with the scheduled ones
+            if server:
+                server.stop(timeout=2.0)
+    if not finished:
+        log.warning("runs still in flight after %.0fs; exiting anyway (they resume from their last "
+                    "checkpoint)", grace)
+        logging.shutdown()
+        os._exit(0)
+    log.info("inlet daemon stopped")
+    if daemon.events is not None and daemon.events.abandoned:   # their threads hang on a stalled service:
+        logging.shutdown()                                       # nothing is left to save, so do not wait
+        os._exit(0)
+    return 0
+
+
+def run_server(settings: Settings) -> None:
+    """`inlet serve`: listen (a busy port is `PortInUseError`), open the index (failing fast if
+    another process holds it), serve until SIGINT/SIGTERM, then stop cleanly."""
+    from inlet.index.embedding import serve_queries   # here: it loads the embedding runtime
+    from inlet.server.app import create_app   # here: FastAPI and the MCP SDK cost every other command ~1 s
+
+    log.setLevel(logging.INFO)   # "serving on ..." and "stopped" show at the default level, as the server's lines
+    serve_queries()   # one batching worker embeds queries; the other cores serve BM25, Chroma and HTTP
+    host, port = settings.server.host, settings.server.port
+    sock = listen(host, port, "[server]")
+    stop = stop_on_signals()
+    url = local_url(host, sock.getsockname()[1])
+    with Index(settings.index, api_url=url) as index, local_commands_of_server(settings, index):
+        app = create_app(settings, index=index, listening=sock.getsockname())
+        server = ServerThread(app, sock, settings.server)   # not the main thread: the signals stay here
+        log.info("serving the retrieval API on %s (MCP at /mcp); Ctrl-C to stop", url)
+        try:
+            wait(stop)
+        finally:
+            server.stop(timeout=60)
+    log.info("stopped")
+
+
+@contextmanager
+def local_commands_of_server(settings: Settings, index: Index) -> Iterator[None]:
+    """`inlet serve` answers local commands while inside: the backend's state, and runs on an
+    engine made on first use (stopped at its next checkpoint when the server exits)."""
+    stop = threading.Event()
+    state = open_backend(settings).state()
+    local = start_local_commands(settings, index, state, engine_runner(settings, index, state, stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        if local:
+            local.close()
+        state.close()
+
+
+def engine_runner(settings: Settings, index: Index, state: StateStore, stop: threading.Event) -> Runner:
+    """Runs for a holder without a daemon (`inlet serve`): an engine made on first use; setting
+    `stop` ends its runs at their next checkpoint."""
+    engines: list[Engine] = []
+    made = threading.Lock()
+
+    def run(name: str, kind: str, since: datetime | None, restart: bool) -> RunResult:
+        with made:
+            if not engines:
+                engines.append(Engine(settings, index, state, env=os.environ, stop=stop))
+        return engines[0].run(name, kind, since=since, restart=restart)
+
+    return run
+
+
+
+__all__ = ["ApiListener", "Assembly", "assembled", "engine_runner", "local_commands_of_server", "run_daemon",
+           "run_server"]
