@@ -145,6 +145,12 @@ def m010_run_skips(db: psycopg.Connection[Any]) -> None:
                "title TEXT, reason TEXT NOT NULL, failed BOOLEAN NOT NULL, PRIMARY KEY (run_id, n))")
 
 
+@DATABASE.step
+def m011_recent_window(db: psycopg.Connection[Any]) -> None:
+    """A backfill's completed recent window (sync/recent.py): how far back a source is searchable."""
+    db.execute("ALTER TABLE sources ADD COLUMN recent TEXT")
+
+
 def _numbered(db: psycopg.Connection[Any]) -> int:
     """How many numbered migrations a database made before named steps has (0: none, or a new one)."""
     if db.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:   # type: ignore[index]
