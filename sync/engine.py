@@ -204,7 +204,8 @@ class Engine:
     def __init__(self, settings: Settings, index: Index, state: StateStore, *,
                  env: Mapping[str, str] | None = None, stop: threading.Event | None = None,
                  on_progress: ProgressCallback | None = None, leases: Leases | None = None,
-                 stop_grace: float = STOP_GRACE) -> None:
+                 stop_grace: float = STOP_GRACE,
+                 on_recent: Callable[[str, datetime], None] | None = None) -> None:
         self.settings = settings
         self.stop_grace = stop_grace
         self.index = index
@@ -213,6 +214,7 @@ class Engine:
         self.env = env
         self.stop = stop or threading.Event()
         self.on_progress = on_progress
+        self.on_recent = on_recent   # (source, window start) once a recent pass is committed
         self._write_lock = threading.Lock()   # one batch at a time into the index (daemon threads)
 
     def connector(self, name: str) -> Connector:
@@ -335,6 +337,8 @@ class Engine:
         progress.tick(force=True)
         log.info("source %r: searchable back to %s; the backfill goes further back", source.name,
                  start.isoformat(timespec="seconds"))
+        if self.on_recent is not None:
+            self.on_recent(source.name, start)
         return True
 
     def _reconcile(self, connector: Connector, source: SourceState, run: RunRecord) -> None:

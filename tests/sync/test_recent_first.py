@@ -200,3 +200,43 @@ def test_a_bad_recent_first_names_the_key_and_the_source(tmp_path):
         parse_config({"sources": [{"name": "notes", "type": "files", "path": str(tmp_path),
                                    "recent_first": "soon"}]}, tmp_path / "config.toml")
     assert "recent_first" in str(caught.value) and "notes" in str(caught.value)
+
+
+def test_slack_backfill_makes_the_last_week_of_threads_searchable_first(tmp_path, embedder):
+    """The real Slack connector against the sandbox (a generated workspace whose history ends at a
+    fixed date: the window is the one from now that covers that history's last 30 days)."""
+    import random
+
+    from inlet.connectors.slack import SlackConfig
+    from inlet.sandbox import slack
+    from inlet.sandbox.server import Sandbox
+    from inlet.sandbox.workspace import Workspace
+
+    ws = Workspace(rng=random.Random(7))
+    slack.seed_generated(ws, channels=4, messages=300)
+    start = 1_700_000_000 - 30 * DAY
+    mine = [c for c in ws.slack.channels.values() if slack.BOT_USER in c.members]
+    threads = {f"chat:{c.id}:{m.ts}" for c in mine for m in c.messages}
+    recent = {t for t in threads if float(t.rsplit(":", 1)[1]) >= start}
+    assert 0 < len(recent) < len(threads)
+    at_recent: dict[str, Any] = {}
+    with Sandbox(ws) as sb:
+        source = SlackConfig(name="chat", type="slack", token_env="T", base_url=sb.ctx.http_url + "/api/",
+                             pace_scale=1e6, recent_first=f"{(time.time() - start) / DAY:.6f}d")
+        settings = Settings(index=IndexConfig(path=tmp_path), sources=[source])
+        with Index(settings.index, embedder=embedder) as index:
+            state = SqliteState(tmp_path / "state.db")
+
+            def committed(name: str, since: datetime) -> None:   # the engine's event: recent pass in
+                at_recent["ids"] = set(index.catalog.source_doc_ids(name))
+                at_recent["status"] = sources_status(settings, state)["sources"][0]["indexed_since"]
+
+            engine = Engine(settings, index, state, env={"T": slack.TOKEN}, on_recent=committed)
+            result = engine.run("chat", "backfill")
+            assert result.outcome == "ok"
+            assert at_recent["ids"] == recent                 # the window's threads, and only them
+            assert at_recent["status"] not in (None, "all")
+            assert abs(datetime.fromisoformat(at_recent["status"]).timestamp() - start) < 60
+            assert {d for d in index.catalog.source_doc_ids("chat") if d.count(":") == 2} >= threads
+            assert sources_status(settings, state)["sources"][0]["indexed_since"] == "all"
+            state.close()
