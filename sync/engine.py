@@ -363,8 +363,9 @@ class Engine:
               source: SourceState, run: RunRecord, progress: "_Reporter", pipeline: Pipeline,
               keep_checkpoints: bool = True) -> Any:
         """Hands the connector's items to `pipeline` in batches, each checkpoint behind the batch it
-        follows (saved unless not `keep_checkpoints`); returns the last checkpoint's state, or
-        _STOPPED when `stop` ended the run early."""
+        follows (saved unless not `keep_checkpoints`: a recent pass, whose skips the full pass meets
+        and counts again); returns the last checkpoint's state, or _STOPPED when `stop` ended the
+        run early."""
         batch = _Batch()
         checkpoints: _CheckpointWriter | _NoCheckpoints = \
             _CheckpointWriter(self.state, source) if keep_checkpoints else _NoCheckpoints()
@@ -385,7 +386,7 @@ class Engine:
                     batch.add(item)
                 elif isinstance(item, Deletion):
                     batch.delete(item.id)
-                elif isinstance(item, Skipped):
+                elif isinstance(item, Skipped) and keep_checkpoints:   # a recent pass's skips come again
                     self._skip(run, item)
                 elif isinstance(item, Progress):
                     progress.update(item)

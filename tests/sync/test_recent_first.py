@@ -184,6 +184,16 @@ def test_recent_first_0_turns_the_recent_pass_off_per_source(world):
     assert Hooked.calls == [None]
 
 
+def test_an_item_skipped_in_the_window_is_counted_once(world):
+    engine, folder = world
+    (folder / "huge.md").write_text("x" * 5000)   # modified now: inside the window
+    engine.settings.sources[0] = FilesConfig(name="notes", type="files", path=folder, max_file_bytes=4000)
+    result = engine.run("notes", "backfill")
+    assert len(Hooked.calls) == 2 and result.outcome == "ok"
+    assert result.skipped == 1
+    assert [item["id"] for item in status_of(engine)["last_run"]["skipped_items"]] == ["notes:huge.md"]
+
+
 def test_a_since_inside_the_window_needs_no_recent_pass(world):
     engine, _ = world
     assert engine.run("notes", "backfill", since=datetime.now(timezone.utc) - timedelta(days=3)).outcome == "ok"
