@@ -146,7 +146,7 @@ def m010_run_skips(db: psycopg.Connection[Any]) -> None:
 
 
 @DATABASE.step
-def m011_recent_window(db: psycopg.Connection[Any]) -> None:
+def m012_recent_window(db: psycopg.Connection[Any]) -> None:
     """A backfill's completed recent window (sync/recent.py): how far back a source is searchable."""
     db.execute("ALTER TABLE sources ADD COLUMN recent TEXT")
 
