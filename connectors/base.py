@@ -37,6 +37,13 @@ def parse_duration(value: str) -> float:
     return float(match[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
 
 
+def recent_window(value: str) -> float:
+    """A `recent_first` value -> seconds: a duration like '7d', or '0' (also '0d', 'off') to turn it off."""
+    if value.strip().lower() in ("0", "off"):
+        return 0.0
+    return parse_duration(value)
+
+
 def _relative_to_config(value: Path, info: ValidationInfo) -> Path:
     base = (info.context or {}).get("base_dir")
     return value if value.is_absolute() or base is None else Path(base) / value
@@ -87,6 +94,15 @@ Duration = Annotated[str, AfterValidator(_valid_duration)]
 """A duration key like '30s', '15m', '1h' or '2d' (checked when the config is read)."""
 
 
+def _valid_window(value: str) -> str:
+    recent_window(value)
+    return value
+
+
+RecentWindow = Annotated[str, AfterValidator(_valid_window)]
+"""A `recent_first` key: a duration like '7d', or '0' to turn the recent pass off."""
+
+
 class SourceConfig(BaseModel):
     """Keys every `[[sources]]` entry has; a connector's `Config` subclasses this."""
 
@@ -97,6 +113,9 @@ class SourceConfig(BaseModel):
     schedule: str | None = Field(None, description="cron expression, e.g. '*/15 * * * *'")
     every: str | None = Field(None, description="interval, e.g. '15m' (used when no schedule)")
     prune_every: str = Field("24h", description="how often to look for deleted items")
+    recent_first: RecentWindow | None = Field(
+        None, description="a backfill indexes this recent window first, e.g. '7d'; '0' turns it off "
+                          "(default: [index] recent_first)")
 
     @field_validator("name")
     @classmethod
@@ -153,6 +172,11 @@ class Connector(ABC, Generic[ConfigT]):
     # (a folder, a mail archive): what an interrupted run indexed after its last checkpoint is then
     # forgotten, and the engine settles it with `live_ids` once the resumed full pass ends.
     deletions_from_checkpoint: ClassVar[bool] = False
+    # True when `load(None, since=...)` lists only what changed since then, at a cost that shrinks
+    # with the window (the service filters by time: Slack `oldest`, a Drive `modifiedTime` query,
+    # a mail `after:` search, a file's mtime): a fresh backfill then first indexes the recent
+    # window (`[index] recent_first`), so it is searchable before the full pass goes further back.
+    recent_first: ClassVar[bool] = False
 
     def __init__(self, config: ConfigT, env: Mapping[str, str] | None = None) -> None:
         self.config = config

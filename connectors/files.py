@@ -42,6 +42,7 @@ class FilesConnector(FolderConnector[FilesConfig]):
     type = "files"
     Config = FilesConfig
     deletions_from_checkpoint = True
+    recent_first = True   # `since` filters by time at the service (base.Connector.recent_first)
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: datetime | None = None) -> Iterator[Item]:
         self.check()

@@ -116,6 +116,7 @@ class GmailConnector(Connector[GmailConfig]):
     # No reconciling listing after a crash: every listing starts from a history id taken before it,
     # so whatever an interrupted run indexed and was deleted since reaches the history it resumes from.
     deletions_from_checkpoint = False
+    recent_first = True   # `since` filters by time at the service (base.Connector.recent_first)
 
     def client(self, mailbox: str) -> MailboxClient:
         c = self.config

@@ -91,6 +91,7 @@ class _State(CheckpointModel):
 class GoogleDriveConnector(Connector[GoogleDriveConfig]):
     type: ClassVar[str] = "google_drive"
     Config: ClassVar[builtins.type[SourceConfig]] = GoogleDriveConfig   # builtins: `type` is the attribute above
+    recent_first = True   # `since` filters by time at the service (base.Connector.recent_first)
 
     _client: DriveClient | None = None
     _pool: ThreadPoolExecutor

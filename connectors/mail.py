@@ -171,6 +171,7 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
     type = "mail_archive"
     Config = MailArchiveConfig
     deletions_from_checkpoint = True
+    recent_first = True   # `since` filters by time at the service (base.Connector.recent_first)
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: dt.datetime | None = None) -> Iterator[Item]:
         self.check()

@@ -65,6 +65,7 @@ class MicrosoftFilesConnector(Connector[MicrosoftFilesConfig]):
 
     type = "microsoft_files"
     Config = MicrosoftFilesConfig
+    recent_first = True   # `since` skips reading older items (the listing covers all): Connector.recent_first
 
     def __init__(self, config: MicrosoftFilesConfig, env: Any = None, *,
                  transport: httpx.BaseTransport | None = None, policy: RetryPolicy | None = None) -> None:

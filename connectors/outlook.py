@@ -123,6 +123,7 @@ class OutlookConnector(Connector[OutlookConfig]):
 
     type = "outlook"
     Config = OutlookConfig
+    recent_first = True   # `since` filters by time at the service (base.Connector.recent_first)
 
     def __init__(self, config: OutlookConfig, env: Any = None, *, transport: httpx.BaseTransport | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:

@@ -116,6 +116,7 @@ class SlackConnector(Connector[SlackConfig]):
     type = "slack"
     Config = SlackConfig
     deletions_from_checkpoint = True   # a thread is deleted when the checkpoint knew it and history no longer has it
+    recent_first = True   # `since` filters by time at the service (base.Connector.recent_first)
 
     def __init__(self, config: SlackConfig, env: Mapping[str, str] | None = None, *,
                  clock: Callable[[], float] = time.time) -> None:

@@ -84,6 +84,7 @@ class TeamsConnector(Connector[TeamsConfig]):
 
     type = "teams"
     Config = TeamsConfig
+    recent_first = True   # `since` skips reading older items (the listing covers all): Connector.recent_first
 
     def __init__(self, config: TeamsConfig, env: Any = None, *, transport: httpx.BaseTransport | None = None,
                  policy: RetryPolicy | None = None) -> None:

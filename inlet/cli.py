@@ -390,6 +390,10 @@ def _print_source(s: dict[str, Any], detail: bool) -> None:
     """One source's status in prose; `detail` adds the items its last run skipped, with reasons."""
     last = s["last_run"]
     click.echo(f"{s['name']} ({s['type']}): {s['documents']} documents, {s['chunks']} chunks")
+    back = s.get("indexed_since")
+    if back is not None:
+        click.echo("  indexed: " + ("everything" if back == "all" else f"back to {back}"
+                                    + (" (the backfill goes further back)" if s.get("running") else "")))
     if last:
         click.echo(f"  last run: {last['kind']} {last['outcome']} at {last['finished_at']} — "
                    f"{last['upserted']} upserted, {last['deleted']} deleted, {last['skipped']} skipped, "

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from inlet.connectors.base import Connector, SourceConfig, missing_paths
+from inlet.connectors.base import Connector, RecentWindow, SourceConfig, missing_paths, recent_window
 from inlet.connectors.registry import connector_class
 from inlet.errors import ConfigError
 
@@ -35,6 +35,9 @@ class IndexConfig(BaseModel):
     device: Literal["cpu", "cuda", "auto"] = Field("auto", description="auto: CUDA when the backend has it")
     ef_search: int = Field(100, ge=1, le=10000,
                            description="HNSW candidates kept per dense query: higher finds more true neighbours")
+    recent_first: RecentWindow = Field(
+        "7d", description="a fresh backfill first indexes what changed in this recent window, then goes "
+                          "further back; '0' turns it off (a source's own recent_first overrides it)")
 
     @model_validator(mode="after")
     def _database_needs_chroma(self) -> "IndexConfig":
@@ -185,6 +188,11 @@ class Settings(BaseModel):
                 return source
         known = ", ".join(s.name for s in self.sources) or "none"
         raise ConfigError(f"{self.file or 'config'}: no source named {name!r} (configured: {known})")
+
+    def recent_window(self, name: str) -> float:
+        """Seconds of the window a fresh backfill of source `name` indexes first (0: none)."""
+        own = self.source(name).recent_first
+        return recent_window(own if own is not None else self.index.recent_first)
 
     def connector(self, name: str, env: Mapping[str, str] | None = None) -> Connector:
         source = self.source(name)

@@ -60,6 +60,9 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
             docs, chunks = counts.get(source.name, (0, 0))
             out.append({
                 "name": source.name, "type": source.type, "documents": docs, "chunks": chunks,
+                # how far back it is searchable: "all", an RFC 3339 time (a backfill's recent window
+                # while it goes further back, or its --since), or None (nothing complete yet)
+                "indexed_since": _indexed_since(state, source.name),
                 "last_run": None if last is None else {
                     "started_at": iso(last.started_at), "finished_at": iso(last.finished_at),
                     "outcome": last.outcome, "upserted": last.upserted, "deleted": last.deleted,
@@ -84,6 +87,13 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
     finally:
         if own:
             state.close()
+
+
+def _indexed_since(state: StateStore, name: str) -> str | None:
+    since = state.source(name).indexed_since()
+    if since is None or since == "all":
+        return since
+    return iso(datetime.fromisoformat(since).timestamp())
 
 
 SKIPS_LOOKBACK = 20   # runs searched back for the newest one that skipped items

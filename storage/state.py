@@ -19,7 +19,7 @@ from .dialect import Dialect
 from .types import RUN_COLUMNS, Fence, RunRecord, SourceState, skip_row, streak_of
 
 RUN_FIELDS = f"{RUN_COLUMNS}, id"
-SOURCE_COLUMNS = ("name", "checkpoint", "phase", "generation", "since", "last_prune")
+SOURCE_COLUMNS = ("name", "checkpoint", "phase", "generation", "since", "last_prune", "recent")
 
 
 class SqlState:
@@ -46,20 +46,20 @@ class SqlState:
 
     # --- checkpoints --------------------------------------------------------------------------
     def source(self, name: str) -> SourceState:
-        rows = self._exec("SELECT checkpoint, phase, generation, since, last_prune FROM sources WHERE name = ?",
-                          (name,))
+        rows = self._exec("SELECT checkpoint, phase, generation, since, last_prune, recent FROM sources "
+                          "WHERE name = ?", (name,))
         if not rows:
             return SourceState(name)
-        checkpoint, phase, generation, since, last_prune = rows[0]
+        checkpoint, phase, generation, since, last_prune, recent = rows[0]
         return SourceState(name, json.loads(checkpoint) if checkpoint else None, phase, generation, since,
-                           last_prune)
+                           last_prune, recent=recent)
 
     def save_source(self, state: SourceState) -> None:
         with self._connection() as db:
             self._check_fence(db, state.fence)
             db.execute(self.dialect.sql(self.dialect.upsert("sources", SOURCE_COLUMNS, ["name"])),
                        (state.name, json.dumps(state.checkpoint) if state.checkpoint is not None else None,
-                        state.phase, state.generation, state.since, state.last_prune))
+                        state.phase, state.generation, state.since, state.last_prune, state.recent))
 
     # --- runs ---------------------------------------------------------------------------------
     def start_run(self, source: str, kind: str) -> RunRecord:

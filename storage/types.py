@@ -93,6 +93,18 @@ class SourceState:
     since: str | None = None
     last_prune: float | None = None
     fence: Fence | None = field(default=None, compare=False)   # the lease a run holds; not stored
+    # During a backfill: the start (RFC 3339) of the recent window whose pass has completed, so
+    # everything modified since then is searchable (sync/recent.py); None before that pass.
+    recent: str | None = None
+
+    def indexed_since(self) -> str | None:
+        """How far back the source is indexed: "all" after a full backfill, the `--since` date after
+        a limited one, the recent window's start while a backfill goes further back, else None."""
+        if self.phase == "incremental":
+            return self.since or "all"
+        if self.phase == "backfill":
+            return self.recent
+        return None
 
 
 @dataclass

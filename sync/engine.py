@@ -9,6 +9,15 @@ pass completes, documents of the source it did not see are deleted. A run holds 
 (`leases.py`) throughout, and every commit it makes (documents, checkpoint) carries the lease's
 fence: a run whose lease was taken over can commit nothing more.
 
+Recent first: a fresh backfill of a connector that declares `recent_first` starts with a recent
+pass, `load(None, since=now - window)` (`[index] recent_first`, per source too), whose documents are
+committed as usual but whose checkpoints are never saved: the full pass that follows starts from
+scratch as it always did, and finds the recent documents unchanged (not re-embedded). Only once the
+recent pass is committed does the source record its window's start (`SourceState.recent`, how far
+back it is searchable) and move to the next generation, so the full pass's prune also drops what
+the recent pass indexed and the full pass no longer saw. A run that ends inside the recent pass
+redoes it; one that ends inside the full pass resumes that pass from its checkpoint.
+
 A change event can ask for a scoped run (`scope`: the containers its hints name): the connector's
 `load_scope` reads just those, from the same checkpoint, and the run is recorded as kind "event",
 so it never stands in for the scheduled sync that reconciles the whole source. A scoped run never
@@ -24,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +135,13 @@ class _CheckpointWriter:
         self.cost = copied + self.written_at - started
 
 
+class _NoCheckpoints:
+    """A recent pass's checkpoints: never saved (they would make the full pass skip what is older)."""
+
+    def offer(self, checkpoint: dict[str, Any], pipeline: Pipeline, *, now: bool = False) -> bool:
+        return False
+
+
 class _Reporter(RunProgress):
     """A run's progress, passed to `on_progress` at most every PROGRESS_EVERY seconds (also while a
     batch embeds) and saved for `inlet status` every PROGRESS_SAVE_EVERY seconds."""
@@ -188,7 +204,8 @@ class Engine:
     def __init__(self, settings: Settings, index: Index, state: StateStore, *,
                  env: Mapping[str, str] | None = None, stop: threading.Event | None = None,
                  on_progress: ProgressCallback | None = None, leases: Leases | None = None,
-                 stop_grace: float = STOP_GRACE) -> None:
+                 stop_grace: float = STOP_GRACE,
+                 on_recent: Callable[[str, datetime], None] | None = None) -> None:
         self.settings = settings
         self.stop_grace = stop_grace
         self.index = index
@@ -197,6 +214,7 @@ class Engine:
         self.env = env
         self.stop = stop or threading.Event()
         self.on_progress = on_progress
+        self.on_recent = on_recent   # (source, window start) once a recent pass is committed
         self._write_lock = threading.Lock()   # one batch at a time into the index (daemon threads)
 
     def connector(self, name: str) -> Connector:
@@ -266,6 +284,9 @@ class Engine:
         with self._write_lock:   # what a killed run of this source left half-written, before any new write
             self.index.repair(source.name, source.fence)
         progress = _Reporter(self, run)
+        window = self._recent_window(connector, source, since, scope)
+        if window is not None and not self._recent_pass(connector, source, run, progress, window):
+            return
         with Pipeline(self.index, self._write_lock, on_embedded=progress.embedded,
                       on_written=lambda batch, stats: self._written(batch, stats, run, progress)) as pipeline:
             last_checkpoint = self._feed(connector, since, scope, source, run, progress, pipeline)
@@ -274,6 +295,7 @@ class Engine:
             return
         source.checkpoint = last_checkpoint
         if source.phase == "backfill":
+            source.recent = None   # everything (or all since `--since`) is in now
             if source.since is None:
                 with self._write_lock:
                     run.deleted += self.index.prune(source.name, source.generation, source.fence)
@@ -283,6 +305,41 @@ class Engine:
             self._reconcile(connector, source, run)
         self.state.save_source(source)
         progress.tick(force=True)
+
+    def _recent_window(self, connector: Connector, source: SourceState, since: datetime | None,
+                       scope: frozenset[str] | None) -> datetime | None:
+        """The start of the recent window to index first, or None: not a backfill at its start,
+        a connector that cannot list by time, the pass turned off, or `--since` inside the window."""
+        if source.phase != "backfill" or source.checkpoint is not None or source.recent is not None \
+                or scope is not None or not connector.recent_first:
+            return None
+        seconds = self.settings.recent_window(source.name)
+        start = datetime.now(timezone.utc) - timedelta(seconds=seconds)
+        if seconds <= 0 or since is not None and since.astimezone(timezone.utc) >= start:
+            return None
+        return start
+
+    def _recent_pass(self, connector: Connector, source: SourceState, run: RunRecord,
+                     progress: "_Reporter", start: datetime) -> bool:
+        """Index what changed since `start`, checkpoints unsaved; record the window once it is
+        committed. False when `stop` ended it (the next run redoes it)."""
+        log.info("source %r: indexing what changed since %s first", source.name, start.isoformat(timespec="seconds"))
+        with Pipeline(self.index, self._write_lock, on_embedded=progress.embedded,
+                      on_written=lambda batch, stats: self._written(batch, stats, run, progress)) as pipeline:
+            ended = self._feed(connector, start, None, source, run, progress, pipeline, keep_checkpoints=False)
+            pipeline.drain(within=self.stop_grace if self.stop.is_set() else None)
+        if ended is _STOPPED:
+            return False
+        source.recent = start.isoformat()
+        source.generation += 1   # the full pass's prune drops recent documents it no longer sees
+        self.state.save_source(source)
+        progress.done = progress.total = None   # the full pass counts afresh
+        progress.tick(force=True)
+        log.info("source %r: searchable back to %s; the backfill goes further back", source.name,
+                 start.isoformat(timespec="seconds"))
+        if self.on_recent is not None:
+            self.on_recent(source.name, start)
+        return True
 
     def _reconcile(self, connector: Connector, source: SourceState, run: RunRecord) -> None:
         """After a run that followed an unfinished one (killed, stopped or failed), delete what the
@@ -303,11 +360,15 @@ class Engine:
                 run.deleted += self.index.apply([], gone, fence=source.fence).deleted
 
     def _feed(self, connector: Connector, since: datetime | None, scope: frozenset[str] | None,
-              source: SourceState, run: RunRecord, progress: "_Reporter", pipeline: Pipeline) -> Any:
+              source: SourceState, run: RunRecord, progress: "_Reporter", pipeline: Pipeline,
+              keep_checkpoints: bool = True) -> Any:
         """Hands the connector's items to `pipeline` in batches, each checkpoint behind the batch it
-        follows; returns the last checkpoint's state, or _STOPPED when `stop` ended the run early."""
+        follows (saved unless not `keep_checkpoints`: a recent pass, whose skips the full pass meets
+        and counts again); returns the last checkpoint's state, or _STOPPED when `stop` ended the
+        run early."""
         batch = _Batch()
-        checkpoints = _CheckpointWriter(self.state, source)
+        checkpoints: _CheckpointWriter | _NoCheckpoints = \
+            _CheckpointWriter(self.state, source) if keep_checkpoints else _NoCheckpoints()
         last_checkpoint: dict[str, Any] | None = source.checkpoint
         stop_by: float | None = None
         saved: dict[str, Any] | None = None   # the last checkpoint queued (the budget may skip one)
@@ -325,7 +386,7 @@ class Engine:
                     batch.add(item)
                 elif isinstance(item, Deletion):
                     batch.delete(item.id)
-                elif isinstance(item, Skipped):
+                elif isinstance(item, Skipped) and keep_checkpoints:   # a recent pass's skips come again
                     self._skip(run, item)
                 elif isinstance(item, Progress):
                     progress.update(item)

@@ -101,6 +101,13 @@ function runningText(run) {
   return parts.join(", ");
 }
 
+function indexedText(source) {   // how far back the source is searchable
+  const since = source.indexed_since;
+  if (since === "all") return "all history";
+  if (!since) return "nothing complete yet";
+  return "back to " + when(since);
+}
+
 function lastRunContent(source) {
   if (source.running) {
     return [el("span", source.running.kind + " running since " + when(source.running.started_at), "ok"),
@@ -186,7 +193,7 @@ function renderSources() {
     const row = el("tr");
     row.className = health(source);
     row.dataset.source = source.name;
-    row.append(cell("Source", nameContent(source)), cell("Type", source.type), cell("Documents", source.documents),
+    row.append(cell("Source", nameContent(source)), cell("Type", source.type), cell("Documents", [String(source.documents), el("div", indexedText(source), "muted")]),
       cell("Chunks", source.chunks), cell("Last run", lastRunContent(source)), cell("Lag", ago(source.lag_seconds)),
       cell("Next run", nextRunContent(source)),
       cell("Failures", source.failure_streak || 0, source.failure_streak ? "bad" : ""),
@@ -214,6 +221,7 @@ function renderDetail(name) {
   const facts = $("detail-facts");
   facts.replaceChildren();
   fact(facts, "Documents", `${source.documents} documents, ${source.chunks} chunks`);
+  fact(facts, "Indexed", indexedText(source));
   fact(facts, "Last run", lastRunContent(source));
   fact(facts, "Last success", source.last_success ? when(source.last_success) + " (lag " + ago(source.lag_seconds) + ")" : "never");
   fact(facts, "Next run", nextRunContent(source));

@@ -151,6 +151,12 @@ def m011_rate_buckets(db: psycopg.Connection[Any]) -> None:
     db.execute("CREATE TABLE rate_buckets (name TEXT PRIMARY KEY, tat DOUBLE PRECISION NOT NULL)")
 
 
+@DATABASE.step
+def m012_recent_window(db: psycopg.Connection[Any]) -> None:
+    """A backfill's completed recent window (sync/recent.py): how far back a source is searchable."""
+    db.execute("ALTER TABLE sources ADD COLUMN recent TEXT")
+
+
 def _numbered(db: psycopg.Connection[Any]) -> int:
     """How many numbered migrations a database made before named steps has (0: none, or a new one)."""
     if db.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:   # type: ignore[index]

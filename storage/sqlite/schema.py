@@ -83,6 +83,12 @@ def m002_run_skips(db: sqlite3.Connection) -> None:
     """)
 
 
+@STATE.step
+def m003_recent_window(db: sqlite3.Connection) -> None:
+    """A backfill's completed recent window (sync/recent.py): how far back a source is searchable."""
+    run_script(db, "ALTER TABLE sources ADD COLUMN recent TEXT")
+
+
 def connect(path: Path, migrations: Migrations, timeout: float = 10.0, synchronous: str = "FULL") -> sqlite3.Connection:
     """A writer connection to `path` (WAL, autocommit), its schema migrated in one transaction."""
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=timeout)

@@ -91,9 +91,13 @@ def test_the_embedding_record_is_kept_where_the_catalog_is(backend: Backend) -> 
 def test_state_keeps_checkpoints_runs_schedule_and_pauses(state: StateStore) -> None:
     source = state.source("s")
     assert source.phase == "new" and source.checkpoint is None
-    source.checkpoint, source.phase, source.generation = {"cursor": "abc"}, "incremental", 3
+    source.checkpoint, source.phase, source.generation = None, "backfill", 3
+    source.recent = "2026-11-28T09:00:00+00:00"   # a backfill's committed recent window
     state.save_source(source)
-    assert state.source("s") == source
+    assert state.source("s") == source and state.source("s").indexed_since() == source.recent
+    source.checkpoint, source.phase, source.recent = {"cursor": "abc"}, "incremental", None
+    state.save_source(source)
+    assert state.source("s") == source and state.source("s").indexed_since() == "all"
     failed = state.start_run("s", "sync")
     failed.outcome, failed.error = "failed", "boom"
     state.finish_run(failed)

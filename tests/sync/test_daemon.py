@@ -313,11 +313,11 @@ def write_notes(folder: Path, count: int = N_FILES) -> set[str]:
     return {f"notes:note-{n:04d}.md" for n in range(count)}
 
 
-def process_config(tmp_path: Path) -> Path:
+def process_config(tmp_path: Path, extra: str = "") -> Path:
     config = tmp_path / "config.toml"
     config.write_text('[index]\npath = "index"\n[daemon]\njitter = "0s"\n[server]\nport = 0\n'
                       '[[sources]]\nname = "notes"\ntype = "files"\npath = "docs"\nevery = "1h"\n'
-                      'checkpoint_every = 10\n')
+                      'checkpoint_every = 10\n' + extra)
     return config
 
 
@@ -411,7 +411,9 @@ def test_sigterm_mid_sync_saves_the_checkpoint_and_exits_0(tmp_path: Path) -> No
     import signal
 
     write_notes(tmp_path / "docs")
-    daemon = Proc(tmp_path, "daemon", "--config", str(process_config(tmp_path)), tag="daemon")
+    # one pass (no recent pass first: every note is new), so what is committed is what the checkpoint covers
+    config = process_config(tmp_path, 'recent_first = "0"\n')
+    daemon = Proc(tmp_path, "daemon", "--config", str(config), tag="daemon")
     index = tmp_path / "index"
     wait_for("the first checkpoint", lambda: (source_row(index) or ("", 0))[1] >= 10, daemon)
     daemon.signal(signal.SIGTERM)
@@ -427,7 +429,8 @@ def test_killed_daemon_restarts_without_losing_or_duplicating(tmp_path: Path) ->
     import signal
 
     expected = write_notes(tmp_path / "docs")
-    config = str(process_config(tmp_path))
+    # one pass, killed mid-way (a kill inside a recent pass: tests/sync/test_recent_first.py)
+    config = str(process_config(tmp_path, 'recent_first = "0"\n'))
     index = tmp_path / "index"
     first = Proc(tmp_path, "daemon", "--config", config, tag="first")
     try:
