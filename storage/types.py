@@ -94,7 +94,7 @@ class SourceState:
     last_prune: float | None = None
     fence: Fence | None = field(default=None, compare=False)   # the lease a run holds; not stored
     # During a backfill: the start (RFC 3339) of the recent window whose pass has completed, so
-    # everything modified since then is searchable (sync/recent.py); None before that pass.
+    # everything modified since then is searchable (the engine's recent pass); None before that pass.
     recent: str | None = None
 
     def indexed_since(self) -> str | None:

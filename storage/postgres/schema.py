@@ -153,7 +153,7 @@ def m011_rate_buckets(db: psycopg.Connection[Any]) -> None:
 
 @DATABASE.step
 def m012_recent_window(db: psycopg.Connection[Any]) -> None:
-    """A backfill's completed recent window (sync/recent.py): how far back a source is searchable."""
+    """A backfill's completed recent window (the engine's recent pass): how far back a source is searchable."""
     db.execute("ALTER TABLE sources ADD COLUMN recent TEXT")
 
 

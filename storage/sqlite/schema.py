@@ -85,7 +85,7 @@ def m002_run_skips(db: sqlite3.Connection) -> None:
 
 @STATE.step
 def m003_recent_window(db: sqlite3.Connection) -> None:
-    """A backfill's completed recent window (sync/recent.py): how far back a source is searchable."""
+    """A backfill's completed recent window (the engine's recent pass): how far back a source is searchable."""
     run_script(db, "ALTER TABLE sources ADD COLUMN recent TEXT")
 
 
