@@ -109,6 +109,9 @@ def _caller(request: Request, user: str | None) -> Caller:
     return caller
 
 
+LOAD_WAIT_ON_STOP = 15.0   # seconds a stop waits for the index and model to finish loading
+
+
 def _judged(got: Any) -> dict[str, Any]:
     """An answer's `match` and `interpreted`, validated into the response models by pydantic."""
     return {"match": got.match, "interpreted": got.interpreted}
@@ -155,9 +158,15 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        threading.Thread(target=load, name="inlet-load", daemon=True).start()
+        loader = threading.Thread(target=load, name="inlet-load", daemon=True)
+        loader.start()
         async with mcp_manager.run():
             yield
+        # A stop right after the start finds the model still loading: exiting while onnxruntime builds
+        # its session in that thread aborts the process ("terminate called without an active
+        # exception"), so the load is let finish first (bounded: a stalled Chroma server must not
+        # hold the stop).
+        await run_in_threadpool(loader.join, LOAD_WAIT_ON_STOP)
         if owns_index and retrieval.index is not None:
             retrieval.index.close()
         audit.close()
