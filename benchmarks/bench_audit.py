@@ -49,7 +49,7 @@ def p50(index: Index, audit: str | None, queries: list[str], n: int) -> float:
     with httpx.Client(headers={"Authorization": "Bearer bench-secret"}, timeout=60) as client:
         for q in queries[:10]:
             client.post(url, json={"query": q})
-        for q in queries[10:10 + n]:
+        for q in queries[10 : 10 + n]:
             started = time.perf_counter()
             assert client.post(url, json={"query": q}).status_code == 200
             times.append(time.perf_counter() - started)
@@ -78,10 +78,14 @@ def main() -> None:
                 on.append(p50(index, str(root / f"audit-{n}.jsonl"), queries, args.requests))
                 off.append(p50(index, None, queries, args.requests))
             lines = sum(len((root / f"audit-{n}.jsonl").read_text().splitlines()) for n in range(args.rounds))
-            print(f"search p50, audit off: {statistics.median(off) * 1000:.1f} ms  (rounds: "
-                  f"{', '.join(f'{t * 1000:.1f}' for t in off)})")
-            print(f"search p50, audit on:  {statistics.median(on) * 1000:.1f} ms  (rounds: "
-                  f"{', '.join(f'{t * 1000:.1f}' for t in on)}); {lines} lines written")
+            print(
+                f"search p50, audit off: {statistics.median(off) * 1000:.1f} ms  (rounds: "
+                f"{', '.join(f'{t * 1000:.1f}' for t in off)})"
+            )
+            print(
+                f"search p50, audit on:  {statistics.median(on) * 1000:.1f} ms  (rounds: "
+                f"{', '.join(f'{t * 1000:.1f}' for t in on)}); {lines} lines written"
+            )
             print(f"audit on / off: {statistics.median(on) / statistics.median(off):.3f}x (target <= 1.05x)")
 
             size = folder_size(index.path)
@@ -93,8 +97,10 @@ def main() -> None:
                 report = backup_index(index, root / f"backup-{n}")
                 backups.append(report.seconds)
             mb, backup, copy = size / 1e6, statistics.median(backups), statistics.median(copies)
-            print(f"index folder {mb:.1f} MB; backup {mb / backup:.0f} MB/s (median of 3, writes paused "
-                  f"{report.paused_seconds:.2f} s) vs plain copy {mb / copy:.0f} MB/s: {copy / backup:.2f}x")
+            print(
+                f"index folder {mb:.1f} MB; backup {mb / backup:.0f} MB/s (median of 3, writes paused "
+                f"{report.paused_seconds:.2f} s) vs plain copy {mb / copy:.0f} MB/s: {copy / backup:.2f}x"
+            )
 
 
 if __name__ == "__main__":

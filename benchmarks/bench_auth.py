@@ -65,16 +65,21 @@ def timed(n: int, fn: Callable[[], Any]) -> list[float]:
 
 def verification(token: str, config: OAuthConfig, public_key: Any, n: int) -> None:
     verifier = JwtVerifier(config)
-    keys = KeyRing([ApiKey(name=f"k{i}", key_env=f"K{i}", user=f"u{i}@example.com") for i in range(4)],
-                   {f"K{i}": f"secret-key-{i}-0123456789" for i in range(4)})
-    raw = timed(n, lambda: jwt.decode(token, public_key, algorithms=ALGORITHMS, audience=config.audience,
-                                      issuer=config.issuer))
+    keys = KeyRing(
+        [ApiKey(name=f"k{i}", key_env=f"K{i}", user=f"u{i}@example.com") for i in range(4)],
+        {f"K{i}": f"secret-key-{i}-0123456789" for i in range(4)},
+    )
+    raw = timed(
+        n, lambda: jwt.decode(token, public_key, algorithms=ALGORITHMS, audience=config.audience, issuer=config.issuer)
+    )
     ours = timed(n, lambda: verifier.verify(token))
     key = timed(n, lambda: keys.match("secret-key-3-0123456789"))
-    print(f"JWT verification, cached JWKS ({n} calls): p50 {statistics.median(ours):.0f} us "
-          f"(p99 {percentile(ours, 99):.0f}) vs raw jwt.decode {statistics.median(raw):.0f} us: "
-          f"{statistics.median(ours) / statistics.median(raw):.2f}x; API key lookup p50 "
-          f"{statistics.median(key):.1f} us")
+    print(
+        f"JWT verification, cached JWKS ({n} calls): p50 {statistics.median(ours):.0f} us "
+        f"(p99 {percentile(ours, 99):.0f}) vs raw jwt.decode {statistics.median(raw):.0f} us: "
+        f"{statistics.median(ours) / statistics.median(raw):.2f}x; API key lookup p50 "
+        f"{statistics.median(key):.1f} us"
+    )
 
 
 def corpus() -> list[Document]:
@@ -83,10 +88,20 @@ def corpus() -> list[Document]:
     for i in range(120):
         topic = TOPICS[i % len(TOPICS)]
         acl = ACL(public=True) if i % 3 else ACL(users=[USER])
-        docs.append(Document(id=f"bench:{i}", source="bench", source_type="files", title=f"{topic} {i}",
-                             text=f"Notes on the {topic} number {i}: owners, dates, open questions and the "
-                                  f"decision taken at meeting {i % 17}.", url=f"https://example.com/{i}",
-                             created_at=now, updated_at=now, acl=acl))
+        docs.append(
+            Document(
+                id=f"bench:{i}",
+                source="bench",
+                source_type="files",
+                title=f"{topic} {i}",
+                text=f"Notes on the {topic} number {i}: owners, dates, open questions and the "
+                f"decision taken at meeting {i % 17}.",
+                url=f"https://example.com/{i}",
+                created_at=now,
+                updated_at=now,
+                acl=acl,
+            )
+        )
     return docs
 
 
@@ -101,14 +116,20 @@ def serve(app: Any) -> tuple[str, Callable[[], None]]:
     def stop() -> None:
         server.should_exit = True
         thread.join(30)
+
     return f"http://127.0.0.1:{sock.getsockname()[1]}", stop
 
 
 async def mcp_searches(url: str, token: str, n: int) -> tuple[list[float], list[float]]:
     """Interleaved `search` calls with the token and with the key; ms each."""
+
     def client(bearer: str) -> Client:
-        return Client(streamable_http_client(f"{url}/mcp", http_client=create_mcp_http_client(
-            headers={"Authorization": f"Bearer {bearer}"})))
+        return Client(
+            streamable_http_client(
+                f"{url}/mcp", http_client=create_mcp_http_client(headers={"Authorization": f"Bearer {bearer}"})
+            )
+        )
+
     times: dict[str, list[float]] = {"token": [], "key": []}
     async with client(token) as with_token, client(KEY) as with_key:
         for i in range(n + 10):
@@ -135,8 +156,10 @@ def main() -> None:
         token = idp.sign(idp.access_claims(USER, "bench", ["inlet.read"], audience))
         verification(token, config, idp.signing_key().private.public_key(), args.verifications)
 
-        settings = Settings(index=IndexConfig(path=Path(tmp) / "index"), server=ServerConfig(
-            api_keys=[ApiKey(name="bench", key_env=KEY_ENV, user=USER)], oauth=config))
+        settings = Settings(
+            index=IndexConfig(path=Path(tmp) / "index"),
+            server=ServerConfig(api_keys=[ApiKey(name="bench", key_env=KEY_ENV, user=USER)], oauth=config),
+        )
         with Index(settings.index) as index:
             index.apply(corpus())
             app = create_app(settings, index=index, env={KEY_ENV: KEY})
@@ -147,9 +170,11 @@ def main() -> None:
             finally:
                 stop()
         t50, k50 = statistics.median(with_token), statistics.median(with_key)
-        print(f"MCP search over HTTP ({args.searches} each, interleaved): token p50 {t50:.1f} ms "
-              f"(p99 {percentile(with_token, 99):.1f}), API key p50 {k50:.1f} ms (p99 {percentile(with_key, 99):.1f}): "
-              f"{t50 / k50:.2f}x")
+        print(
+            f"MCP search over HTTP ({args.searches} each, interleaved): token p50 {t50:.1f} ms "
+            f"(p99 {percentile(with_token, 99):.1f}), API key p50 {k50:.1f} ms (p99 {percentile(with_key, 99):.1f}): "
+            f"{t50 / k50:.2f}x"
+        )
 
 
 if __name__ == "__main__":

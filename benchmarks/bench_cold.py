@@ -84,22 +84,36 @@ def main() -> None:
         (root / "docs").mkdir()
         for n in range(opts.docs):
             (root / "docs" / f"note-{n}.md").write_text(f"Note {n}: the harbour lantern, entry {n}.")
-        (root / "config.toml").write_text('[index]\npath = "index"\n[[sources]]\nname = "notes"\n'
-                                          'type = "files"\npath = "docs"\nevery = "1h"\n')
+        (root / "config.toml").write_text(
+            '[index]\npath = "index"\n[[sources]]\nname = "notes"\ntype = "files"\npath = "docs"\nevery = "1h"\n'
+        )
         env = {**os.environ, "INLET_CONFIG": str(root / "config.toml")}
         inlet = [sys.executable, "-m", "inlet"]
         subprocess.run([*inlet, "backfill", "notes"], cwd=root, env=env, check=True, stdout=subprocess.DEVNULL)
         backend = json.loads((root / "index" / "embedding.json").read_text())["backend"]
         # the export the backfill made (or found): the floor loads the int8 graph the default backend runs
-        export = onnx_export(resolve_model("all-MiniLM-L6-v2"), quantized=True,
-                             load_model=lambda: sys.exit("no cached export: run `inlet backfill` first"))
+        export = onnx_export(
+            resolve_model("all-MiniLM-L6-v2"),
+            quantized=True,
+            load_model=lambda: sys.exit("no cached export: run `inlet backfill` first"),
+        )
         commands = {
-            "floor (onnxruntime + tokenizers + chromadb + sqlite)":
-                [sys.executable, "-c", FLOOR, str(root / "index"), str(export.model), str(export.tokenizer),
-                 str(export.max_length), QUERY],
+            "floor (onnxruntime + tokenizers + chromadb + sqlite)": [
+                sys.executable,
+                "-c",
+                FLOOR,
+                str(root / "index"),
+                str(export.model),
+                str(export.tokenizer),
+                str(export.max_length),
+                QUERY,
+            ],
             f"inlet search (cold, {backend})": [*inlet, "search", QUERY],
-            **({f"inlet search (cold, {opts.before})": [opts.before, "-m", "inlet", "search", QUERY]}
-               if opts.before else {}),
+            **(
+                {f"inlet search (cold, {opts.before})": [opts.before, "-m", "inlet", "search", QUERY]}
+                if opts.before
+                else {}
+            ),
             "inlet --help": [*inlet, "--help"],
             "inlet status": [*inlet, "status"],
             "inlet connectors": [*inlet, "connectors"],
@@ -118,8 +132,10 @@ def main() -> None:
     print(f"cold processes, {opts.docs} docs, median of {opts.runs} alternating rounds (whole processes):")
     print(f"  {'':<55} {'wall':>7} {'vs floor':>8}  {'CPU':>7} {'vs floor':>8}  wall of each round")
     for name, t in times.items():
-        print(f"  {name:<55} {medians[name]:5.2f} s {medians[name] / medians[first]:7.2f}x  {cpus[name]:5.2f} s "
-              f"{cpus[name] / cpus[first]:7.2f}x  {[round(x, 2) for x in t]}")
+        print(
+            f"  {name:<55} {medians[name]:5.2f} s {medians[name] / medians[first]:7.2f}x  {cpus[name]:5.2f} s "
+            f"{cpus[name] / cpus[first]:7.2f}x  {[round(x, 2) for x in t]}"
+        )
 
 
 if __name__ == "__main__":

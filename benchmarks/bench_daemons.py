@@ -37,7 +37,7 @@ from typing import Any
 
 import psycopg
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # tests.servers: the real servers
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.servers: the real servers
 
 from tests.servers import chroma_server, new_database, postgres_server  # noqa: E402
 
@@ -53,19 +53,26 @@ def write_notes(folder: Path, count: int, salt: int) -> None:
 
 
 def folder_sources(count: int) -> str:
-    return "".join(f'[[sources]]\nname = "s{s}"\ntype = "files"\npath = "docs{s}"\nevery = "1h"\n'
-                   'checkpoint_every = 10\n' for s in range(count))
+    return "".join(
+        f'[[sources]]\nname = "s{s}"\ntype = "files"\npath = "docs{s}"\nevery = "1h"\ncheckpoint_every = 10\n'
+        for s in range(count)
+    )
 
 
 def slack_sources(urls: list[str], time_scale: float, page_size: int) -> str:
-    return "".join(f'[[sources]]\nname = "s{s}"\ntype = "slack"\ntoken_env = "{SLACK_TOKEN_ENV}"\n'
-                   f'base_url = "{url}/api/"\nevery = "1h"\npace_scale = {time_scale:g}\n'
-                   f'page_size = {page_size}\n' for s, url in enumerate(urls))
+    return "".join(
+        f'[[sources]]\nname = "s{s}"\ntype = "slack"\ntoken_env = "{SLACK_TOKEN_ENV}"\n'
+        f'base_url = "{url}/api/"\nevery = "1h"\npace_scale = {time_scale:g}\n'
+        f"page_size = {page_size}\n"
+        for s, url in enumerate(urls)
+    )
 
 
 def write_config(work: Path, url: str, chroma: str, sources: str, lease: float) -> Path:
-    text = (f'[index]\npath = "index"\ndatabase_url = "{url}"\nchroma_url = "{chroma}"\n'
-            f'[daemon]\njitter = "0s"\nmax_parallel = 2\nlease = "{lease:g}s"\n{sources}')
+    text = (
+        f'[index]\npath = "index"\ndatabase_url = "{url}"\nchroma_url = "{chroma}"\n'
+        f'[daemon]\njitter = "0s"\nmax_parallel = 2\nlease = "{lease:g}s"\n{sources}'
+    )
     path = work / "config.toml"
     path.write_text(text)
     return path
@@ -75,17 +82,21 @@ def daemon(work: Path, cfg: Path, tag: str) -> subprocess.Popen[bytes]:
     from inlet.sandbox import slack
 
     with open(work / f"{tag}.err", "w") as err:
-        return subprocess.Popen([sys.executable, "-m", "inlet", "daemon", "--config", str(cfg), "-v"], cwd=work,
-                                stdout=subprocess.DEVNULL, stderr=err,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1", SLACK_TOKEN_ENV: slack.TOKEN})
+        return subprocess.Popen(
+            [sys.executable, "-m", "inlet", "daemon", "--config", str(cfg), "-v"],
+            cwd=work,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", SLACK_TOKEN_ENV: slack.TOKEN},
+        )
 
 
 def rows(url: str, sql: str, *params: Any) -> list[tuple]:
     with psycopg.connect(url, autocommit=True) as db:
         try:
-            return db.execute(sql, params).fetchall()   # type: ignore[arg-type]
+            return db.execute(sql, params).fetchall()  # type: ignore[arg-type]
         except psycopg.errors.UndefinedTable:
-            return []   # before the first daemon migrated the schema
+            return []  # before the first daemon migrated the schema
 
 
 def wait(what: str, check: Callable[[], Any], procs: list[subprocess.Popen[bytes]], timeout: float = 900) -> Any:
@@ -119,8 +130,9 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
         p.wait(120)
 
 
-def throughput(work: Path, server: str, chroma: str, sources: str, count: int, daemons: int,
-               tag: str) -> tuple[float, int, float]:
+def throughput(
+    work: Path, server: str, chroma: str, sources: str, count: int, daemons: int, tag: str
+) -> tuple[float, int, float]:
     """(docs/s, documents, seconds) of `daemons` daemons backfilling `count` sources."""
     url = new_database(server, f"bench_{tag.split()[-1]}_{daemons}")
     reset_chroma(chroma)
@@ -128,28 +140,44 @@ def throughput(work: Path, server: str, chroma: str, sources: str, count: int, d
     launched = time.time()
     procs = [daemon(work, cfg, f"{tag}-{daemons}-{n}") for n in range(daemons)]
     try:
-        wait("every backfill", lambda: rows(url, "SELECT count(*) FROM sources WHERE phase = 'incremental'")
-             == [(count,)], procs)
-        (first, last), = rows(url, "SELECT min(started_at), max(finished_at) FROM runs WHERE outcome = 'ok'")
-        (docs,), = rows(url, "SELECT count(*) FROM documents")
-        timeline = rows(url, "SELECT source, started_at, finished_at, upserted, embedded FROM runs "
-                             "WHERE outcome = 'ok' ORDER BY started_at")
+        wait(
+            "every backfill",
+            lambda: rows(url, "SELECT count(*) FROM sources WHERE phase = 'incremental'") == [(count,)],
+            procs,
+        )
+        ((first, last),) = rows(url, "SELECT min(started_at), max(finished_at) FROM runs WHERE outcome = 'ok'")
+        ((docs,),) = rows(url, "SELECT count(*) FROM documents")
+        timeline = rows(
+            url,
+            "SELECT source, started_at, finished_at, upserted, embedded FROM runs "
+            "WHERE outcome = 'ok' ORDER BY started_at",
+        )
     finally:
         stop(procs)
-    print(f"  {tag}, {daemons} daemon(s): {docs} documents in {last - first:.1f}s = {docs / (last - first):.1f} "
-          f"docs/s; load {load()}", flush=True)
+    print(
+        f"  {tag}, {daemons} daemon(s): {docs} documents in {last - first:.1f}s = {docs / (last - first):.1f} "
+        f"docs/s; load {load()}",
+        flush=True,
+    )
     for n in range(daemons):
         print(f"    daemon {n}: {milestones(work / f'{tag}-{daemons}-{n}.err', launched)}", flush=True)
-    print("    runs (s from the daemons' launch): " + "; ".join(
-        f"{source} {start - launched:.1f}-{end - launched:.1f} ({upserted} docs, {embedded} embedded)"
-        for source, start, end, upserted, embedded in timeline), flush=True)
+    print(
+        "    runs (s from the daemons' launch): "
+        + "; ".join(
+            f"{source} {start - launched:.1f}-{end - launched:.1f} ({upserted} docs, {embedded} embedded)"
+            for source, start, end, upserted, embedded in timeline
+        ),
+        flush=True,
+    )
     return docs / (last - first), docs, last - first
 
 
-MILESTONES = {"scheduled": re.compile(r"inlet daemon \(pid \d+\): \d+ source\(s\) scheduled"),
-              "model loaded": re.compile(r"embedding model loaded in (\d+) ms"),
-              "busy (held elsewhere)": re.compile(r"sync of '\w+' skipped: source")}
-RAN = re.compile(r"\w+ of '(\w+)' ok: [1-9]\d* upserted")   # a run that wrote (not a no-op re-check)
+MILESTONES = {
+    "scheduled": re.compile(r"inlet daemon \(pid \d+\): \d+ source\(s\) scheduled"),
+    "model loaded": re.compile(r"embedding model loaded in (\d+) ms"),
+    "busy (held elsewhere)": re.compile(r"sync of '\w+' skipped: source"),
+}
+RAN = re.compile(r"\w+ of '(\w+)' ok: [1-9]\d* upserted")  # a run that wrote (not a no-op re-check)
 
 
 def milestones(err: Path, launched: float) -> str:
@@ -176,12 +204,15 @@ def load() -> str:
 def compare(work: Path, server: str, chroma: str, sources: str, count: int, tag: str, repeats: int) -> None:
     runs: dict[int, list[float]] = {1: [], 2: []}
     for _ in range(repeats):
-        for daemons in (1, 2):   # interleaved, so a change of load hits both alike
+        for daemons in (1, 2):  # interleaved, so a change of load hits both alike
             runs[daemons].append(throughput(work, server, chroma, sources, count, daemons, tag)[0])
     one, two = statistics.median(runs[1]), statistics.median(runs[2])
-    print(f"{tag}: median of {repeats}: 1 daemon {one:.1f} docs/s, 2 daemons {two:.1f} docs/s: "
-          f"**{two / one:.2f}x** (runs: {[round(r, 1) for r in runs[1]]} vs {[round(r, 1) for r in runs[2]]}; "
-          f"{os.cpu_count()} cores)", flush=True)
+    print(
+        f"{tag}: median of {repeats}: 1 daemon {one:.1f} docs/s, 2 daemons {two:.1f} docs/s: "
+        f"**{two / one:.2f}x** (runs: {[round(r, 1) for r in runs[1]]} vs {[round(r, 1) for r in runs[2]]}; "
+        f"{os.cpu_count()} cores)",
+        flush=True,
+    )
 
 
 @contextmanager
@@ -212,22 +243,36 @@ def takeover(work: Path, server: str, chroma: str, lease: float) -> tuple[float,
     first = daemon(work, cfg, "t-first")
     second: subprocess.Popen[bytes] | None = None
     try:
-        wait("a checkpoint", lambda: rows(url, "SELECT 1 FROM sources WHERE checkpoint IS NOT NULL "
-                                                "AND phase = 'backfill'"), [first])
+        wait(
+            "a checkpoint",
+            lambda: rows(url, "SELECT 1 FROM sources WHERE checkpoint IS NOT NULL AND phase = 'backfill'"),
+            [first],
+        )
         second = daemon(work, cfg, "t-second")
-        wait("the second daemon's schedule", lambda: rows(url, "SELECT 1 FROM daemon_schedule WHERE pid = %s",
-                                                           second.pid), [first, second])
+        wait(
+            "the second daemon's schedule",
+            lambda: rows(url, "SELECT 1 FROM daemon_schedule WHERE pid = %s", second.pid),
+            [first, second],
+        )
         first.send_signal(signal.SIGKILL)
         killed = time.monotonic()
         first.wait(30)
         progress = "SELECT (SELECT count(*) FROM documents), (SELECT checkpoint FROM sources WHERE name = 's0')"
         at_kill = rows(url, progress)
         mine = f":{second.pid}"
-        wait("the survivor's lease", lambda: rows(url, "SELECT 1 FROM leases WHERE holder LIKE %s",
-                                                  f"%{mine}"), [second], timeout=lease * 4 + 120)
+        wait(
+            "the survivor's lease",
+            lambda: rows(url, "SELECT 1 FROM leases WHERE holder LIKE %s", f"%{mine}"),
+            [second],
+            timeout=lease * 4 + 120,
+        )
         granted = time.monotonic() - killed
-        wait("the survivor's first commit (documents or a checkpoint)", lambda: rows(url, progress) != at_kill,
-             [second], timeout=300)
+        wait(
+            "the survivor's first commit (documents or a checkpoint)",
+            lambda: rows(url, progress) != at_kill,
+            [second],
+            timeout=300,
+        )
         committed = time.monotonic() - killed
     finally:
         stop([p for p in (first, second) if p is not None])
@@ -236,8 +281,15 @@ def takeover(work: Path, server: str, chroma: str, lease: float) -> tuple[float,
 
 def rate_limited(work: Path, server: str, chroma: str, args: argparse.Namespace) -> None:
     with slack_workspaces(4, args.messages, args.time_scale) as urls:
-        compare(work, server, chroma, slack_sources(urls, args.time_scale, args.page_size), 4,
-                "rate-limited Slack", args.repeats)
+        compare(
+            work,
+            server,
+            chroma,
+            slack_sources(urls, args.time_scale, args.page_size),
+            4,
+            "rate-limited Slack",
+            args.repeats,
+        )
 
 
 def embedding_bound(work: Path, server: str, chroma: str, args: argparse.Namespace) -> None:
@@ -251,11 +303,17 @@ def takeovers(work: Path, server: str, chroma: str, args: argparse.Namespace) ->
     times = []
     for _ in range(args.repeats):
         times.append(takeover(work, server, chroma, args.lease))
-        print(f"  takeover after kill -9, lease {args.lease:g}s: lease granted {times[-1][0]:.1f}s and "
-              f"first commit {times[-1][1]:.1f}s after the kill; load {load()}", flush=True)
-    print(f"takeover: median of {args.repeats}: lease granted {statistics.median(t[0] for t in times):.1f}s, "
-          f"first commit {statistics.median(t[1] for t in times):.1f}s after the kill (lease "
-          f"{args.lease:g}s)", flush=True)
+        print(
+            f"  takeover after kill -9, lease {args.lease:g}s: lease granted {times[-1][0]:.1f}s and "
+            f"first commit {times[-1][1]:.1f}s after the kill; load {load()}",
+            flush=True,
+        )
+    print(
+        f"takeover: median of {args.repeats}: lease granted {statistics.median(t[0] for t in times):.1f}s, "
+        f"first commit {statistics.median(t[1] for t in times):.1f}s after the kill (lease "
+        f"{args.lease:g}s)",
+        flush=True,
+    )
 
 
 PARTS = {"slack": rate_limited, "folders": embedding_bound, "takeover": takeovers}
@@ -271,18 +329,21 @@ def main() -> None:
     parser.add_argument("--lease", type=float, default=10.0)
     parser.add_argument("--only", choices=["slack", "folders", "takeover"], action="append")
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # a stopped run still stops its daemons and servers
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a stopped run still stops its daemons and servers
     only = set(args.only or ["slack", "folders", "takeover"])
     print(f"load average at start: {load()}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="inlet-bench-d-") as tmp, \
-            tempfile.TemporaryDirectory(prefix="inlet-bench-dpg-") as pg_folder, \
-            postgres_server(Path(pg_folder)) as server, chroma_server(Path(tmp) / "chroma") as chroma:
+    with (
+        tempfile.TemporaryDirectory(prefix="inlet-bench-d-") as tmp,
+        tempfile.TemporaryDirectory(prefix="inlet-bench-dpg-") as pg_folder,
+        postgres_server(Path(pg_folder)) as server,
+        chroma_server(Path(tmp) / "chroma") as chroma,
+    ):
         work = Path(tmp)
         for part in ("takeover", "slack", "folders"):
             if part in only:
                 try:
                     PARTS[part](work, server, chroma, args)
-                except (Exception, SystemExit) as exc:   # one part failing leaves the others' figures
+                except (Exception, SystemExit) as exc:  # one part failing leaves the others' figures
                     print(f"{part}: failed: {exc!r}", flush=True)
     print(f"load average at end: {load()}")
 

@@ -34,9 +34,15 @@ def main() -> None:
 
     with Sandbox(ws=ws) as sb:
         creds = drive.write_credentials(sb.ctx, Path(sb.ctx.workdir) / "sa.json")
-        config = GoogleDriveConfig(name="bench", type="google_drive", credentials_file=creds,
-                                   api_endpoint=sb.ctx.http_url + "/drive/v3/", concurrency=args.concurrency,
-                                   page_size=args.page_size, max_requests_per_second=0)
+        config = GoogleDriveConfig(
+            name="bench",
+            type="google_drive",
+            credentials_file=creds,
+            api_endpoint=sb.ctx.http_url + "/drive/v3/",
+            concurrency=args.concurrency,
+            page_size=args.page_size,
+            max_requests_per_second=0,
+        )
         connector = GoogleDriveConnector(config)
         counts = {"documents": 0, "skipped": 0, "failed": 0, "deletions": 0, "checkpoints": 0}
         state = None
@@ -55,17 +61,23 @@ def main() -> None:
         elapsed = time.perf_counter() - t0
         calls = sb.faults.count("drive:*")
         files = counts["documents"] + counts["skipped"] + counts["failed"]
-        print(f"full crawl: {files} files in {elapsed:.1f}s = {files / elapsed:.0f} files/s "
-              f"(concurrency {args.concurrency}, page size {args.page_size})")
+        print(
+            f"full crawl: {files} files in {elapsed:.1f}s = {files / elapsed:.0f} files/s "
+            f"(concurrency {args.concurrency}, page size {args.page_size})"
+        )
         print(f"  {counts}")
-        print(f"  API calls: {calls} = {calls / files:.2f} per file; by route: "
-              f"{ {k: v for k, v in sorted(sb.faults.calls.items())} }")
+        print(
+            f"  API calls: {calls} = {calls / files:.2f} per file; by route: "
+            f"{ {k: v for k, v in sorted(sb.faults.calls.items())} }"
+        )
 
         sb.faults.reset_counts()
         t0 = time.perf_counter()
         resync = [i for i in connector.load(state) if not isinstance(i, Checkpoint)]
-        print(f"no-change re-sync: {len(resync)} items, {sb.faults.count('drive:*')} API call(s) "
-              f"({sb.faults.count('drive:changes.list')} changes.list), {time.perf_counter() - t0:.3f}s")
+        print(
+            f"no-change re-sync: {len(resync)} items, {sb.faults.count('drive:*')} API call(s) "
+            f"({sb.faults.count('drive:changes.list')} changes.list), {time.perf_counter() - t0:.3f}s"
+        )
 
 
 if __name__ == "__main__":

@@ -60,18 +60,18 @@ from inlet.storage import StateStore, open_backend
 
 OPS, BADEER = "G0PRIVOPS1", "robert.badeer@enron.com"
 SOURCES = {"slack": "sandbox-slack", "outlook": "sandbox-mail", "google_drive": "sandbox-drive"}
-API = {"slack": "slack:*", "outlook": "graph:*", "google_drive": "drive:*"}   # the sandbox's call counters
+API = {"slack": "slack:*", "outlook": "graph:*", "google_drive": "drive:*"}  # the sandbox's call counters
 NARROW: dict[str, dict[str, Any]] = {
-    "slack": {"pace_scale": 1e6},                           # every channel the bot is in (6)
-    "outlook": {"mailboxes": [BADEER], "folders": ["*"]},   # 6 folders (Junk, Deleted, Drafts left out)
+    "slack": {"pace_scale": 1e6},  # every channel the bot is in (6)
+    "outlook": {"mailboxes": [BADEER], "folders": ["*"]},  # 6 folders (Junk, Deleted, Drafts left out)
     "google_drive": {"max_requests_per_second": 0},
 }
-EVENTS: dict[str, tuple[dict[str, Any], str | None]] = {   # keys that turn events on; the hook URL key
+EVENTS: dict[str, tuple[dict[str, Any], str | None]] = {  # keys that turn events on; the hook URL key
     "slack": ({"events": True, "app_token_env": "INLET_SANDBOX_SLACK_APP_TOKEN"}, None),
     "outlook": ({}, "notifications_url"),
     "google_drive": ({}, "push_url"),
 }
-Change = Callable[[Sandbox, str], str]   # makes a change holding `token`; returns the document id
+Change = Callable[[Sandbox, str], str]  # makes a change holding `token`; returns the document id
 
 
 def change_slack(sb: Sandbox, token: str) -> str:
@@ -84,8 +84,15 @@ def change_outlook(sb: Sandbox, token: str) -> str:
 
 def change_drive(sb: Sandbox, token: str) -> str:
     folder = next(f.id for f in sb.ws.drive.files.values() if f.name == "Operations")
-    f = ds.add_file(sb.ws, f"{token}.txt", "text/plain", f"{token} runbook", parent=folder, owner="a@example.com",
-                    permissions=[ds.anyone_permission()])
+    f = ds.add_file(
+        sb.ws,
+        f"{token}.txt",
+        "text/plain",
+        f"{token} runbook",
+        parent=folder,
+        owner="a@example.com",
+        permissions=[ds.anyone_permission()],
+    )
     return f"sandbox-drive:{f.id}"
 
 
@@ -111,6 +118,7 @@ class BeforeDaemon(Daemon):
 def old_pacing() -> Iterator[None]:
     """The old pacer and people lookups: a one-call bucket per method, new for every run (so no
     burst, and no budget shared by runs), and no people remembered from earlier runs."""
+
     def fresh(source: str, base_url: str, per_minute: Any, scale: float = 1.0) -> Buckets:
         return Buckets({m: r * scale / 60.0 / slack_client.HEADROOM for m, r in per_minute.items()})
 
@@ -124,25 +132,35 @@ def old_pacing() -> Iterator[None]:
 
 
 @contextmanager
-def daemon_for(service: str, events: bool, every: str, embedder: Embedder, tmp: Path, whole: bool = False,
-               extra: dict[str, Any] | None = None,
-               daemon_class: type[Daemon] | None = None) -> Iterator[tuple[Sandbox, Index, StateStore]]:
+def daemon_for(
+    service: str,
+    events: bool,
+    every: str,
+    embedder: Embedder,
+    tmp: Path,
+    whole: bool = False,
+    extra: dict[str, Any] | None = None,
+    daemon_class: type[Daemon] | None = None,
+) -> Iterator[tuple[Sandbox, Index, StateStore]]:
     """A backfilled source and its running daemon (serving its API when the service needs webhooks)."""
     with Sandbox() as sb:
         text, env = sb.config(tmp / "index")
         raw = tomllib.loads(text)
         keys, hook = EVENTS[service] if events else ({}, None)
-        raw["sources"] = [{**s, **NARROW[service], **keys, **(extra or {}), "every": every}
-                          for s in raw["sources"] if s["name"] == SOURCES[service]]
+        raw["sources"] = [
+            {**s, **NARROW[service], **keys, **(extra or {}), "every": every}
+            for s in raw["sources"]
+            if s["name"] == SOURCES[service]
+        ]
         raw["daemon"], raw["server"] = {"jitter": "0s"}, {"host": "127.0.0.1", "port": 0}
         plan = ApiPlan.bind(parse_config(raw)) if hook else None
         if plan and hook:
             raw["sources"][0][hook] = f"{plan.url}/hooks/{service}/{SOURCES[service]}"
         settings = parse_config(raw)
-        unpaced = raw | {"sources": [{**raw["sources"][0], **NARROW[service]}]}   # the backfill: not what is timed
+        unpaced = raw | {"sources": [{**raw["sources"][0], **NARROW[service]}]}  # the backfill: not what is timed
         with Index(settings.index, embedder) as index:
             state = open_backend(settings).state()
-            env = {**os.environ, **env}   # the sandbox's tokens
+            env = {**os.environ, **env}  # the sandbox's tokens
             Engine(parse_config(unpaced), index, state, env=env).run(SOURCES[service], "sync")
             engine = Engine(settings, index, state, env=env)
             daemon = (daemon_class or (WholeSourceDaemon if whole else Daemon))(settings, engine)
@@ -166,7 +184,7 @@ def latencies(service: str, sb: Sandbox, index: Index, n: int, phase: float, tim
     out = []
     for i in range(n):
         if phase:
-            time.sleep(random.uniform(0, phase))   # a uniform phase against the polling interval
+            time.sleep(random.uniform(0, phase))  # a uniform phase against the polling interval
         token = f"zq{service[:2]}{i:04d}x{random.randrange(10**6):06d}"
         started = time.monotonic()
         doc_id = CHANGES[service](sb, token)
@@ -182,27 +200,28 @@ def latencies(service: str, sb: Sandbox, index: Index, n: int, phase: float, tim
     return out
 
 
-MISSED: Counter[str] = Counter()   # changes of a burst not seen within the timeout, by kind
+MISSED: Counter[str] = Counter()  # changes of a burst not seen within the timeout, by kind
 
 
-def burst_latencies(sb: Sandbox, index: Index, bursts: int, size: int, rate: float,
-                    timeout: float = 60.0) -> list[float]:
+def burst_latencies(
+    sb: Sandbox, index: Index, bursts: int, size: int, rate: float, timeout: float = 60.0
+) -> list[float]:
     """Bursts of Slack changes at `rate` a second; each timed until its document shows it."""
-    person = sb.ws.user_by_email("hamza@example.com")   # a member of the channel
+    person = sb.ws.user_by_email("hamza@example.com")  # a member of the channel
     user = person.id if person else None
     out: list[float] = []
-    spares: list[str] = []   # single messages of earlier bursts, for the deletions
+    spares: list[str] = []  # single messages of earlier bursts, for the deletions
     for b in range(bursts):
-        pending: dict[int, tuple[float, str, str, bool]] = {}   # i -> (started, doc id, token, present)
+        pending: dict[int, tuple[float, str, str, bool]] = {}  # i -> (started, doc id, token, present)
         top = top_text = ""
         for i in range(size):
             token = f"zqburst{b:02d}x{i:03d}x{random.randrange(10**6):06d}"
-            kind = i % 5   # new message, reply to it, edit of it, a single message, deletion of an older one
+            kind = i % 5  # new message, reply to it, edit of it, a single message, deletion of an older one
             started = time.monotonic()
             if kind == 1 and top:
                 ss.post_message(sb.ws, OPS, f"{token} reply with details", user, thread_ts=top)
                 pending[i] = (started, f"sandbox-slack:{OPS}:{top}", token, True)
-            elif kind == 2 and top:   # the edit keeps the words before it: each change stays findable
+            elif kind == 2 and top:  # the edit keeps the words before it: each change stays findable
                 top_text = f"{top_text} {token} edited"
                 ss.edit_message(sb.ws, OPS, top, top_text)
                 pending[i] = (started, f"sandbox-slack:{OPS}:{top}", token, True)
@@ -229,14 +248,15 @@ def burst_latencies(sb: Sandbox, index: Index, bursts: int, size: int, rate: flo
                         MISSED[("new", "reply", "edit", "single", "deletion")[j % 5]] += 1
                         del pending[j]
                 time.sleep(0.01)
-        time.sleep(2.0)   # a pause between bursts
+        time.sleep(2.0)  # a pause between bursts
     return out
 
 
 def run_seconds(state: StateStore, source: str) -> list[float]:
     """How long each run after the first (the backfill) took."""
-    rows = state._exec("SELECT finished_at - started_at FROM runs WHERE source = ? AND finished_at IS NOT NULL "
-                       "ORDER BY id", (source,))
+    rows = state._exec(
+        "SELECT finished_at - started_at FROM runs WHERE source = ? AND finished_at IS NOT NULL ORDER BY id", (source,)
+    )
     return [float(r[0]) for r in rows[1:]] or [float("nan")]
 
 
@@ -260,35 +280,53 @@ def main() -> None:
     embedder = Embedder()
     embedder.encode(["warm up"])
     poll_seconds = float(args.poll_every.rstrip("s"))
-    print(f"{'service':<13} {'mode':<16} {'n':>4} {'p50 s':>7} {'p99 s':>7} {'max s':>7} {'run p50':>8} "
-          f"{'run p99':>8} {'calls/run':>9}")
+    print(
+        f"{'service':<13} {'mode':<16} {'n':>4} {'p50 s':>7} {'p99 s':>7} {'max s':>7} {'run p50':>8} "
+        f"{'run p99':>8} {'calls/run':>9}"
+    )
     if args.bursts and "slack" in args.services.split(","):
         bursts(args, embedder)
     for service in args.services.split(","):
         for mode, events, every, n, phase in (
-                ("events", True, "6h", args.changes, 0.0),
-                ("events, whole", True, "6h", args.whole_changes, 0.0),
-                (f"poll {args.poll_every}", False, args.poll_every, args.poll_changes, poll_seconds)):
+            ("events", True, "6h", args.changes, 0.0),
+            ("events, whole", True, "6h", args.whole_changes, 0.0),
+            (f"poll {args.poll_every}", False, args.poll_every, args.poll_changes, poll_seconds),
+        ):
             if not n:
                 continue
             whole = mode == "events, whole"
-            with tempfile.TemporaryDirectory() as tmp, \
-                    daemon_for(service, events, every, embedder, Path(tmp), whole) as (sb, index, state):
+            with (
+                tempfile.TemporaryDirectory() as tmp,
+                daemon_for(service, events, every, embedder, Path(tmp), whole) as (sb, index, state),
+            ):
                 sb.faults.reset_counts()
                 lat = latencies(service, sb, index, n, phase, timeout=max(30.0, 4 * poll_seconds))
                 runs = run_seconds(state, SOURCES[service])
                 calls = sb.faults.count(API[service]) / max(1, len(runs))
-            print(f"{service:<13} {mode:<16} {n:>4} {statistics.median(lat):>7.2f} {pct(lat, 0.99):>7.2f} "
-                  f"{max(lat):>7.2f} {pct(runs, 0.5):>8.2f} {pct(runs, 0.99):>8.2f} {calls:>9.1f}", flush=True)
+            print(
+                f"{service:<13} {mode:<16} {n:>4} {statistics.median(lat):>7.2f} {pct(lat, 0.99):>7.2f} "
+                f"{max(lat):>7.2f} {pct(runs, 0.5):>8.2f} {pct(runs, 0.99):>8.2f} {calls:>9.1f}",
+                flush=True,
+            )
 
 
 def bursts(args: argparse.Namespace, embedder: Embedder) -> None:
     """The Slack burst rows, before and after, at the real tiers."""
     for mode in ("before", "after"):
         label = f"burst {args.burst}@{args.burst_rate:g}/s, {mode}"
-        with tempfile.TemporaryDirectory() as tmp, (old_pacing() if mode == "before" else nullcontext()), \
-                daemon_for("slack", True, "6h", embedder, Path(tmp), extra={"pace_scale": 1.0},
-                           daemon_class=BeforeDaemon if mode == "before" else Daemon) as (sb, index, state):
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            old_pacing() if mode == "before" else nullcontext(),
+            daemon_for(
+                "slack",
+                True,
+                "6h",
+                embedder,
+                Path(tmp),
+                extra={"pace_scale": 1.0},
+                daemon_class=BeforeDaemon if mode == "before" else Daemon,
+            ) as (sb, index, state),
+        ):
             ss.tier_limits(sb.faults)
             sb.faults.reset_counts()
             lat = burst_latencies(sb, index, args.bursts, args.burst, args.burst_rate)
@@ -297,9 +335,12 @@ def bursts(args: argparse.Namespace, embedder: Embedder) -> None:
             throttled = sum(sb.faults.rejected.values())
             missed = ", ".join(f"{k} {n}" for k, n in sorted(MISSED.items())) or "none"
             MISSED.clear()
-        print(f"{'slack':<13} {label:<16} {len(lat):>4} {statistics.median(lat):>7.2f} {pct(lat, 0.99):>7.2f} "
-              f"{max(lat):>7.2f} {pct(runs, 0.5):>8.2f} {pct(runs, 0.99):>8.2f} {calls:>9.1f}  "
-              f"runs {len(runs)}, 429s {throttled}, missed (60 s): {missed}", flush=True)
+        print(
+            f"{'slack':<13} {label:<16} {len(lat):>4} {statistics.median(lat):>7.2f} {pct(lat, 0.99):>7.2f} "
+            f"{max(lat):>7.2f} {pct(runs, 0.5):>8.2f} {pct(runs, 0.99):>8.2f} {calls:>9.1f}  "
+            f"runs {len(runs)}, 429s {throttled}, missed (60 s): {missed}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

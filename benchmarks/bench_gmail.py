@@ -30,8 +30,12 @@ from inlet.sandbox import gmail_state as gs
 from inlet.sandbox.server import Sandbox
 from inlet.sandbox.workspace import Workspace
 
-READABLE = ("application/pdf", "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-            "text/plain", "text/csv")
+READABLE = (
+    "application/pdf",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "text/plain",
+    "text/csv",
+)
 
 
 def units_spent(sb: Sandbox) -> int:
@@ -95,8 +99,10 @@ def resync(sb: Sandbox, connector: GmailConnector, state: dict[str, Any], boxes:
     reset(sb)
     items = [i for i in connector.load(state) if not isinstance(i, Checkpoint)]
     gmail_calls = {k: v for k, v in sb.faults.calls.items() if k.startswith("gmail:")}
-    print(f"no-change re-sync of {boxes} mailboxes: {len(items)} items, Gmail calls {gmail_calls} "
-          f"({sum(gmail_calls.values()) / boxes:.1f} per mailbox), {units_spent(sb)} units")
+    print(
+        f"no-change re-sync of {boxes} mailboxes: {len(items)} items, Gmail calls {gmail_calls} "
+        f"({sum(gmail_calls.values()) / boxes:.1f} per mailbox), {units_spent(sb)} units"
+    )
 
 
 def walk(part: dict[str, Any]) -> list[dict[str, Any]]:
@@ -121,8 +127,7 @@ def main() -> None:
 
     with Sandbox(ws) as sb:
         block, env = gmail.source(sb.ctx, sb.ctx.workdir)
-        config = tomllib.loads(block)["sources"][0] | {"batch_size": args.batch_size,
-                                                       "concurrency": args.concurrency}
+        config = tomllib.loads(block)["sources"][0] | {"batch_size": args.batch_size, "concurrency": args.concurrency}
         connector = GmailConnector(GmailConfig(**config), env)
         boxes = len(connector.config.mailboxes)
 
@@ -131,22 +136,30 @@ def main() -> None:
         pages = sb.faults.count("gmail:messages.list")
         minimum = 5 * documents + 5 * pages + 2 * boxes
         side_by_side = min(args.concurrency, boxes)
-        print(f"backfill (batch of {args.batch_size}, format=raw, {side_by_side} mailboxes at once): {documents:,} "
-              f"messages in {elapsed:.1f}s = {documents / elapsed:,.0f} messages/s (the quota's bound: "
-              f"{250 / 5 * side_by_side:,.0f}/s)")
-        print(f"  quota units: {units:,} = {units / documents:.3f} per message (minimum {minimum / documents:.3f}: "
-              f"{units / minimum:.3f}x); HTTP requests: {requests:,} = {requests / documents:.3f} per message; "
-              f"429s: {gs.state(sb.ws).throttled}")
+        print(
+            f"backfill (batch of {args.batch_size}, format=raw, {side_by_side} mailboxes at once): {documents:,} "
+            f"messages in {elapsed:.1f}s = {documents / elapsed:,.0f} messages/s (the quota's bound: "
+            f"{250 / 5 * side_by_side:,.0f}/s)"
+        )
+        print(
+            f"  quota units: {units:,} = {units / documents:.3f} per message (minimum {minimum / documents:.3f}: "
+            f"{units / minimum:.3f}x); HTTP requests: {requests:,} = {requests / documents:.3f} per message; "
+            f"429s: {gs.state(sb.ws).throttled}"
+        )
 
         resync(sb, connector, state, boxes)
         if args.backfill_only:
             return
         messages, _ = one_by_one(sb, connector, "raw")
-        print(f"one GET per message, format=raw: {units_spent(sb) / messages:.3f} units and "
-              f"{http_requests(sb) / messages:.3f} HTTP requests per message")
+        print(
+            f"one GET per message, format=raw: {units_spent(sb) / messages:.3f} units and "
+            f"{http_requests(sb) / messages:.3f} HTTP requests per message"
+        )
         messages, attachments = one_by_one(sb, connector, "full")
-        print(f"format=full + attachments.get: {units_spent(sb) / messages:.3f} units and "
-              f"{http_requests(sb) / messages:.3f} HTTP requests per message ({attachments} attachments read)")
+        print(
+            f"format=full + attachments.get: {units_spent(sb) / messages:.3f} units and "
+            f"{http_requests(sb) / messages:.3f} HTTP requests per message ({attachments} attachments read)"
+        )
 
 
 if __name__ == "__main__":

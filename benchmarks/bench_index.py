@@ -57,8 +57,14 @@ class _Mails(Connector):
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: Any = None) -> Iterator[Any]:
         for i, p in enumerate(self.files):
-            yield Document(id=f"b:{i}", source="b", source_type="files", title=p.name,
-                           text=p.read_text(errors="replace"), acl=ACL(public=True))
+            yield Document(
+                id=f"b:{i}",
+                source="b",
+                source_type="files",
+                title=p.name,
+                text=p.read_text(errors="replace"),
+                acl=ACL(public=True),
+            )
             if i % 20 == 19:
                 yield Checkpoint(state={"done": i + 1})
         yield Checkpoint(state={"done": len(self.files)})
@@ -79,16 +85,21 @@ def bench_pipeline(embedder: Embedder, docs: int, backends: list[str] | None = N
     _Mails.files = sorted(p for p in root.rglob("*") if p.is_file())[:docs]
     corpus = list(_Mails(SourceConfig(name="b", type="bench_mails")).load(None))
     corpus_docs = [d for d in corpus if isinstance(d, Document)]
-    embedders = {b: (embedder if b == embedder.backend else Embedder(backend=b))
-                 for b in backends or [embedder.backend]}
+    embedders = {
+        b: (embedder if b == embedder.backend else Embedder(backend=b)) for b in backends or [embedder.backend]
+    }
     pipeline: dict[str, list[float]] = {b: [] for b in embedders}
     raw: dict[str, list[float]] = {b: [] for b in embedders}
     applied: dict[str, list[float]] = {b: [] for b in embedders}
     for rep in range(3):
         for backend, model in embedders.items():
             path = work / f"ix-{backend}-{rep}"
-            settings = parse_config({"index": {"path": str(path), "backend": backend},
-                                     "sources": [{"name": "b", "type": "files", "path": str(root)}]})
+            settings = parse_config(
+                {
+                    "index": {"path": str(path), "backend": backend},
+                    "sources": [{"name": "b", "type": "files", "path": str(root)}],
+                }
+            )
             with Index(settings.index, embedder=model) as index:
                 inputs = [f"{d.title}\n{t}" for d in corpus_docs for t in index.chunk(d)]
                 # the index embeds each distinct text once (quoted mail repeats chunks): both sides
@@ -110,24 +121,27 @@ def bench_pipeline(embedder: Embedder, docs: int, backends: list[str] | None = N
                 with Index(config, embedder=model) as index:
                     t0 = time.perf_counter()
                     for start in range(0, len(corpus_docs), 20):
-                        index.apply(corpus_docs[start:start + 20], generation=1)
+                        index.apply(corpus_docs[start : start + 20], generation=1)
                     applied[backend].append(len(distinct) / (time.perf_counter() - t0))
     base = statistics.median(pipeline["torch"]) if "torch" in pipeline else None
     for backend in embedders:
         p, r = statistics.median(pipeline[backend]), statistics.median(raw[backend])
         vs_torch = f"; pipeline {p / base:.2f}x torch's (target >= 2x)" if base else ""
         before = f"; serial apply {statistics.median(applied[backend]):.1f}" if serial else ""
-        print(f"pipeline [{backend}]: {len(corpus_docs)} docs, {len(inputs)} chunks ({len(distinct)} distinct texts); "
-              f"median of 3: pipeline {p:.1f} "
-              f"chunks/s, raw encode {r:.1f} chunks/s -> {p / r:.2f}x (target >= 0.9x){vs_torch}{before}")
+        print(
+            f"pipeline [{backend}]: {len(corpus_docs)} docs, {len(inputs)} chunks ({len(distinct)} distinct texts); "
+            f"median of 3: pipeline {p:.1f} "
+            f"chunks/s, raw encode {r:.1f} chunks/s -> {p / r:.2f}x (target >= 0.9x){vs_torch}{before}"
+        )
     shutil.rmtree(work)
 
 
 def bench_resync(embedder: Embedder) -> None:
     work = Path(tempfile.mkdtemp())
     root = enron(work)
-    settings = parse_config({"index": {"path": str(work / "ix")},
-                             "sources": [{"name": "mail", "type": "files", "path": str(root)}]})
+    settings = parse_config(
+        {"index": {"path": str(work / "ix")}, "sources": [{"name": "mail", "type": "files", "path": str(root)}]}
+    )
     with Index(settings.index, embedder=embedder) as index:
         state = open_backend(settings).state()
         engine = Engine(settings, index, state)
@@ -150,9 +164,11 @@ def bench_resync(embedder: Embedder) -> None:
             changed.append(time.perf_counter() - t0)
         state.close()
     nc, ch = statistics.median(nochange), statistics.median(changed)
-    print(f"resync: backfill {full.upserted} docs in {backfill:.1f}s; no-change sync median {nc * 1000:.0f} ms "
-          f"= {nc / backfill:.2%} of backfill (target <= 2%); 1% changed ({result.upserted} docs) median "
-          f"{ch:.2f}s = {ch / backfill:.2%} (target <= 5%)")
+    print(
+        f"resync: backfill {full.upserted} docs in {backfill:.1f}s; no-change sync median {nc * 1000:.0f} ms "
+        f"= {nc / backfill:.2%} of backfill (target <= 2%); 1% changed ({result.upserted} docs) median "
+        f"{ch:.2f}s = {ch / backfill:.2%} (target <= 5%)"
+    )
     shutil.rmtree(work)
 
 
@@ -163,8 +179,11 @@ def bench_query(embedder: Embedder, sizes: list[int], reuse: Path | None = None)
     for size in sizes:
         work = Path(tempfile.mkdtemp())
         path = reuse if reuse and size == sizes[-1] else work / "ix"
-        words = synthetic.build(path, size) if not (path / "catalog.db").exists() else \
-            synthetic.vocabulary(random.Random(7))
+        words = (
+            synthetic.build(path, size)
+            if not (path / "catalog.db").exists()
+            else synthetic.vocabulary(random.Random(7))
+        )
         qs = synthetic.queries(words, 200)
         with Index(IndexConfig(path=path), embedder=embedder) as index:
             for label, user in (("no ACL", None), ("ACL", synthetic.BENCH_USER)):
@@ -176,9 +195,9 @@ def bench_query(embedder: Embedder, sizes: list[int], reuse: Path | None = None)
                 # Beside wall time, each path's CPU time (all threads of this process): on a shared
                 # machine a wake-up waits for a core, which wall time counts and CPU time does not.
                 for start in range(0, 120, 20):
-                    block = qs[start:start + 20]
+                    block = qs[start : start + 20]
                     if torch:
-                        torch.set_num_threads(default_threads)   # the raw baseline: torch as installed
+                        torch.set_num_threads(default_threads)  # the raw baseline: torch as installed
                     for n, q in enumerate(block):
                         t0, c0 = time.perf_counter(), time.process_time()
                         vec = embedder.encode([q])[0]
@@ -186,7 +205,7 @@ def bench_query(embedder: Embedder, sizes: list[int], reuse: Path | None = None)
                         if n:
                             raw.append((time.perf_counter() - t0) * 1000)
                             cpu["raw"].append((time.process_time() - c0) * 1000)
-                    serve_queries()                          # what `inlet search` / `serve` set
+                    serve_queries()  # what `inlet search` / `serve` set
                     for n, q in enumerate(block):
                         t0, c0 = time.perf_counter(), time.process_time()
                         search(index, SearchRequest(query=q, k=10, user=user))
@@ -199,18 +218,22 @@ def bench_query(embedder: Embedder, sizes: list[int], reuse: Path | None = None)
                         if n:
                             strict.append((time.perf_counter() - t0) * 1000)
                             cpu["strict"].append((time.process_time() - c0) * 1000)
-                ours, raw, strict = ours[19:], raw[19:], strict[19:]   # the first block warms up
+                ours, raw, strict = ours[19:], raw[19:], strict[19:]  # the first block warms up
                 cpu = {k: v[19:] for k, v in cpu.items()}
                 if torch:
                     torch.set_num_threads(default_threads)
-                print(f"query @ {size} chunks, {label}: inlet search p50 {pct(ours, 50):.1f} ms p99 "
-                      f"{pct(ours, 99):.1f} ms; raw embed+Chroma (no filter) p50 {pct(raw, 50):.1f} ms p99 "
-                      f"{pct(raw, 99):.1f} ms -> p50 ratio {pct(ours, 50) / pct(raw, 50):.2f}x (target <= 1.5x); "
-                      f"vs raw Chroma after inlet's own query embedding (p50 {pct(strict, 50):.1f} ms): "
-                      f"{pct(ours, 50) / pct(strict, 50):.2f}x")
+                print(
+                    f"query @ {size} chunks, {label}: inlet search p50 {pct(ours, 50):.1f} ms p99 "
+                    f"{pct(ours, 99):.1f} ms; raw embed+Chroma (no filter) p50 {pct(raw, 50):.1f} ms p99 "
+                    f"{pct(raw, 99):.1f} ms -> p50 ratio {pct(ours, 50) / pct(raw, 50):.2f}x (target <= 1.5x); "
+                    f"vs raw Chroma after inlet's own query embedding (p50 {pct(strict, 50):.1f} ms): "
+                    f"{pct(ours, 50) / pct(strict, 50):.2f}x"
+                )
                 c = {k: pct(v, 50) for k, v in cpu.items()}
-                print(f"  CPU per query, p50: inlet search {c['ours']:.1f} ms, raw {c['raw']:.1f} ms, strict "
-                      f"{c['strict']:.1f} ms -> {c['ours'] / c['raw']:.2f}x raw, {c['ours'] / c['strict']:.2f}x strict")
+                print(
+                    f"  CPU per query, p50: inlet search {c['ours']:.1f} ms, raw {c['raw']:.1f} ms, strict "
+                    f"{c['strict']:.1f} ms -> {c['ours'] / c['raw']:.2f}x raw, {c['ours'] / c['strict']:.2f}x strict"
+                )
         shutil.rmtree(work)
 
 
@@ -247,8 +270,9 @@ def bench_checkpoints(pages: int = 1000) -> None:
             return _Crawl(self.settings.source(name))
 
     work = Path(tempfile.mkdtemp())
-    settings = parse_config({"index": {"path": str(work / "ix")}, "sources": [{"name": "crawl", "type": "files",
-                                                                             "path": str(work)}]})
+    settings = parse_config(
+        {"index": {"path": str(work / "ix")}, "sources": [{"name": "crawl", "type": "files", "path": str(work)}]}
+    )
     budget = engine_module.CHECKPOINT_SHARE
     with Index(settings.index) as index:
         for label, share in (("every checkpoint written", float("inf")), (f"share {budget:.0%}", budget)):
@@ -275,7 +299,7 @@ def bench_embed(embedder: Embedder, n: int = 64) -> None:
             for _ in range(3):
                 t0 = time.perf_counter()
                 for start in range(0, n, size):
-                    embedder.encode(qs[start:start + size])
+                    embedder.encode(qs[start : start + size])
                 runs.append((time.perf_counter() - t0) * 1000 / n)
             print(f"embed: {threads} torch thread(s), batches of {size:2}: {statistics.median(runs):.2f} ms per query")
     torch.set_num_threads(default_threads)
@@ -292,7 +316,7 @@ def bench_query_embedding(backends: list[str], n: int = 200) -> None:
         model.encode_query("warm up")
     for start in range(0, n, 20):
         for backend, model in models.items():
-            for q in qs[start:start + 20]:
+            for q in qs[start : start + 20]:
                 t0 = time.perf_counter()
                 model.encode_query(q)
                 times[backend].append((time.perf_counter() - t0) * 1000)
@@ -308,12 +332,15 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=300)
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--reuse", type=Path, help="keep (or reuse) the largest synthetic index here")
-    parser.add_argument("--backends", default=",".join(BACKENDS),
-                        help="pipeline: backends measured side by side (default: all)")
-    parser.add_argument("--serial", action="store_true",
-                        help="pipeline: also time Index.apply batch after batch (no overlap)")
-    parser.add_argument("--backend", default=DEFAULT_BACKEND, choices=BACKENDS,
-                        help="the backend of the other benchmarks")
+    parser.add_argument(
+        "--backends", default=",".join(BACKENDS), help="pipeline: backends measured side by side (default: all)"
+    )
+    parser.add_argument(
+        "--serial", action="store_true", help="pipeline: also time Index.apply batch after batch (no overlap)"
+    )
+    parser.add_argument(
+        "--backend", default=DEFAULT_BACKEND, choices=BACKENDS, help="the backend of the other benchmarks"
+    )
     args = parser.parse_args()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     embedder = Embedder(backend=args.backend)

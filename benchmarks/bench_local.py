@@ -26,8 +26,13 @@ QUERY = "who relights the harbour lantern"
 
 def inlet(cwd: Path, *args: str) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "inlet", *args], cwd=cwd, check=True, stdout=subprocess.DEVNULL,
-                   env={**os.environ, "INLET_CONFIG": str(cwd / "config.toml")})
+    subprocess.run(
+        [sys.executable, "-m", "inlet", *args],
+        cwd=cwd,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        env={**os.environ, "INLET_CONFIG": str(cwd / "config.toml")},
+    )
     return time.perf_counter() - started
 
 
@@ -41,7 +46,7 @@ def wait_for_channel(index: Path, daemon: subprocess.Popen[bytes], timeout: floa
     while LocalClient.find(index) is None:
         if daemon.poll() is not None or time.monotonic() > deadline:
             raise SystemExit("the daemon did not open its local channel")
-        time.sleep(0.1)   # polling for an observable event
+        time.sleep(0.1)  # polling for an observable event
 
 
 def main() -> None:
@@ -54,28 +59,34 @@ def main() -> None:
         (root / "docs").mkdir()
         for n in range(opts.docs):
             (root / "docs" / f"note-{n}.md").write_text(f"Note {n}: the harbour lantern, entry {n}.")
-        (root / "config.toml").write_text('[index]\npath = "index"\n[[sources]]\nname = "notes"\n'
-                                          'type = "files"\npath = "docs"\nevery = "1h"\n')
+        (root / "config.toml").write_text(
+            '[index]\npath = "index"\n[[sources]]\nname = "notes"\ntype = "files"\npath = "docs"\nevery = "1h"\n'
+        )
         inlet(root, "backfill", "notes")
         floor, _ = median_of(opts.runs, root, "--version")
         direct, direct_all = median_of(opts.runs, root, "search", QUERY)
         env = {**os.environ, "INLET_CONFIG": str(root / "config.toml")}
-        daemon = subprocess.Popen([sys.executable, "-m", "inlet", "daemon"], cwd=root, stderr=subprocess.DEVNULL,
-                                  env=env)
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "inlet", "daemon"], cwd=root, stderr=subprocess.DEVNULL, env=env
+        )
         try:
             wait_for_channel(root / "index", daemon)
-            first = inlet(root, "search", QUERY)       # the daemon loads its model on its first query
+            first = inlet(root, "search", QUERY)  # the daemon loads its model on its first query
             forwarded, forwarded_all = median_of(opts.runs, root, "search", QUERY)
         finally:
             daemon.send_signal(signal.SIGTERM)
             daemon.wait(120)
     print(f"inlet search, {opts.docs} docs, median of {opts.runs} (wall, whole process):")
     print(f"  direct (opens the index, loads the model): {direct:.2f} s  {[round(t, 2) for t in direct_all]}")
-    print(f"  forwarded to a running daemon:             {forwarded:.2f} s  {[round(t, 2) for t in forwarded_all]}"
-          f"  (first one, daemon loading its model: {first:.2f} s)")
+    print(
+        f"  forwarded to a running daemon:             {forwarded:.2f} s  {[round(t, 2) for t in forwarded_all]}"
+        f"  (first one, daemon loading its model: {first:.2f} s)"
+    )
     print(f"  floor, `inlet --version`:                  {floor:.2f} s")
-    print(f"  forwarded / direct: {forwarded / direct:.2f}x; above the floor: "
-          f"{(forwarded - floor) / max(direct - floor, 1e-9):.2f}x")
+    print(
+        f"  forwarded / direct: {forwarded / direct:.2f}x; above the floor: "
+        f"{(forwarded - floor) / max(direct - floor, 1e-9):.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -37,9 +37,10 @@ class Counting(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
-        kind = next((k for k in ("token", "delta", "content", "$batch", "_graph_download", "openid", "teams")
-                     if k in path),
-                    "other")
+        kind = next(
+            (k for k in ("token", "delta", "content", "$batch", "_graph_download", "openid", "teams") if k in path),
+            "other",
+        )
         self.calls[kind] += 1
         return self.inner.handle_request(request)
 
@@ -74,17 +75,20 @@ def files(args: argparse.Namespace) -> None:
         minimum = documents * 2 + documents / 20 + documents / args.page_size
         print(f"backfill: {documents:,} files in {seconds:.1f}s ({documents / seconds:.0f} files/s)")
         print(f"  calls: {dict(counting.calls)}")
-        print(f"  Graph calls per file: {graph_calls / documents:.3f} (minimum {minimum / documents:.3f}: "
-              f"content + download, 1/20 permissions batch, 1/{args.page_size} delta page)")
+        print(
+            f"  Graph calls per file: {graph_calls / documents:.3f} (minimum {minimum / documents:.3f}: "
+            f"content + download, 1/20 permissions batch, 1/{args.page_size} delta page)"
+        )
 
         counting.calls.clear()
         started = time.perf_counter()
         again = list(connector.load(state))
         drives = len(state["drives"])
-        print(f"no-change re-sync: {sum(not isinstance(i, Checkpoint) for i in again)} items in "
-              f"{time.perf_counter() - started:.2f}s; calls {dict(counting.calls)} for {drives} drive(s) "
-              f"(target: {drives} delta call(s))")
-
+        print(
+            f"no-change re-sync: {sum(not isinstance(i, Checkpoint) for i in again)} items in "
+            f"{time.perf_counter() - started:.2f}s; calls {dict(counting.calls)} for {drives} drive(s) "
+            f"(target: {drives} delta call(s))"
+        )
 
 
 def teams(args: argparse.Namespace) -> None:
@@ -105,14 +109,20 @@ def teams(args: argparse.Namespace) -> None:
         graph_calls = sum(v for k, v in counting.calls.items() if k not in ("token", "openid"))
         channels = len(state["channels"])
         minimum = threads / 50 + threads / 20 + 1 + 2
-        print(f"teams backfill: {threads:,} threads ({messages:,} messages) in {seconds:.1f}s; calls "
-              f"{dict(counting.calls)}")
-        print(f"  Graph calls per message: {graph_calls / messages:.4f}, per thread {graph_calls / threads:.4f} "
-              f"(minimum per thread {minimum / threads:.4f}: 1/50 delta page, 1/20 replies batch, listings)")
+        print(
+            f"teams backfill: {threads:,} threads ({messages:,} messages) in {seconds:.1f}s; calls "
+            f"{dict(counting.calls)}"
+        )
+        print(
+            f"  Graph calls per message: {graph_calls / messages:.4f}, per thread {graph_calls / threads:.4f} "
+            f"(minimum per thread {minimum / threads:.4f}: 1/50 delta page, 1/20 replies batch, listings)"
+        )
         counting.calls.clear()
         again = list(connector.load(state))
-        print(f"teams no-change re-sync: {sum(not isinstance(i, Checkpoint) for i in again)} items; calls "
-              f"{dict(counting.calls)} for {channels} channel(s) (target: at most {channels} delta call(s) + listings)")
+        print(
+            f"teams no-change re-sync: {sum(not isinstance(i, Checkpoint) for i in again)} items; calls "
+            f"{dict(counting.calls)} for {channels} channel(s) (target: at most {channels} delta call(s) + listings)"
+        )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,10 @@ def main() -> None:
     for n in range(20):
         ws.add_user(f"user{n:04d}@{ws.domain}", f"user{n:04d}", f"User {n:04d}")
     graph.seed_generated(ws, mailboxes=args.mailboxes, mails=args.mails)
-    print(f"seeded {len(ws.mail.messages):,} messages in {args.mailboxes} mailboxes "
-          f"in {time.perf_counter() - started:.1f}s")
+    print(
+        f"seeded {len(ws.mail.messages):,} messages in {args.mailboxes} mailboxes "
+        f"in {time.perf_counter() - started:.1f}s"
+    )
 
     with Sandbox(ws) as sb:
         block, env = graph.source(sb.ctx, sb.ctx.workdir)
@@ -54,17 +56,21 @@ def main() -> None:
         assert state is not None
         folders = sum(len(box["folders"]) for box in state["mailboxes"].values())
         print(f"backfill: {documents:,} documents in {elapsed:.1f}s = {documents / elapsed:,.0f} messages/s")
-        print(f"  graph calls: {calls:,} ({calls / documents:.3f} per message; "
-              f"{sb.faults.count('graph:messages.delta'):,} delta pages), "
-              f"token requests: {sb.faults.count('identity:token')}")
+        print(
+            f"  graph calls: {calls:,} ({calls / documents:.3f} per message; "
+            f"{sb.faults.count('graph:messages.delta'):,} delta pages), "
+            f"token requests: {sb.faults.count('identity:token')}"
+        )
         print(f"  {checkpoints} checkpoints, last one {len(json.dumps(state)) / 1024:,.0f} KiB, {folders} folders")
 
         sb.faults.reset_counts()
         started = time.perf_counter()
         changed = sum(isinstance(i, Document) for i in connector.load(state))
-        print(f"no-change re-sync: {time.perf_counter() - started:.2f}s, {changed} documents, "
-              f"{sb.faults.count('graph:messages.delta')} delta calls for {folders} folders, "
-              f"{sb.faults.count('graph:*')} graph calls in all (folder listings included)")
+        print(
+            f"no-change re-sync: {time.perf_counter() - started:.2f}s, {changed} documents, "
+            f"{sb.faults.count('graph:messages.delta')} delta calls for {folders} folders, "
+            f"{sb.faults.count('graph:*')} graph calls in all (folder listings included)"
+        )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # tests.servers: the real servers
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.servers: the real servers
 
 from synthetic import BENCH_USER, SEED, batches, build, queries, upsert_vectors, vocabulary  # noqa: E402
 
@@ -46,7 +46,7 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
-COMMIT_DOCS = 500   # per catalog commit: a 4,000-document one spent over the server's 5 s idle-in-transaction
+COMMIT_DOCS = 500  # per catalog commit: a 4,000-document one spent over the server's 5 s idle-in-transaction
 #                     limit between its statements (a niced build on a busy machine) and was cut off
 
 
@@ -58,10 +58,10 @@ def build_pg(config: IndexConfig, n_chunks: int) -> None:
         for docs, vecs in batches(n_chunks):
             upsert_vectors(index.collection, docs, vecs)
             for start in range(0, len(docs), COMMIT_DOCS):
-                index.catalog.commit(Commit(0, [(d, [d.text]) for d in docs[start:start + COMMIT_DOCS]]))
+                index.catalog.commit(Commit(0, [(d, [d.text]) for d in docs[start : start + COMMIT_DOCS]]))
             done += len(docs)
             print(f"  PostgreSQL: {done}/{n_chunks} chunks ({time.perf_counter() - started:.0f}s)", file=sys.stderr)
-        with index.catalog.pool.connection() as db:   # type: ignore[attr-defined]
+        with index.catalog.pool.connection() as db:  # type: ignore[attr-defined]
             db.execute("VACUUM ANALYZE")
 
 
@@ -71,18 +71,25 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--shared-buffers", help="PostgreSQL's shared_buffers (default: the server's, 128MB)")
     parser.add_argument("--lexical-only", action="store_true", help="skip hybrid (query embedding dominates it)")
-    parser.add_argument("--reuse", type=Path, metavar="DIR",
-                        help="keep both indexes in DIR: built there once, measured from there on later runs")
-    parser.add_argument("--build-only", action="store_true",
-                        help="build (into --reuse DIR) and stop: the preparation, run apart from the measurement")
+    parser.add_argument(
+        "--reuse",
+        type=Path,
+        metavar="DIR",
+        help="keep both indexes in DIR: built there once, measured from there on later runs",
+    )
+    parser.add_argument(
+        "--build-only",
+        action="store_true",
+        help="build (into --reuse DIR) and stop: the preparation, run apart from the measurement",
+    )
     args = parser.parse_args()
     if args.build_only and not args.reuse:
         parser.error("--build-only needs --reuse DIR (to keep what it builds)")
     with tempfile.TemporaryDirectory(prefix="inlet-bench-pg-") as tmp:
         work = args.reuse or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        built = work / f"built-{args.chunks}"   # written once both indexes are complete
-        folder_built = work / f"built-folder-{args.chunks}"   # the folder alone (a build cut off after it)
+        built = work / f"built-{args.chunks}"  # written once both indexes are complete
+        folder_built = work / f"built-folder-{args.chunks}"  # the folder alone (a build cut off after it)
         reused = built.exists()
         folder = IndexConfig(path=work / "folder")
         if not reused and not folder_built.exists():
@@ -96,7 +103,7 @@ def main() -> None:
             database = server.rsplit("/", 1)[0] + "/bench" if reused else new_database(server, "bench")
             pg = IndexConfig(database_url=database, chroma_url=chroma)
             if not reused:
-                vectors.drop_collection(work, chroma, vectors.COLLECTION)   # a cut-off build's, as new_database
+                vectors.drop_collection(work, chroma, vectors.COLLECTION)  # a cut-off build's, as new_database
                 started = time.perf_counter()
                 build_pg(pg, args.chunks)
                 print(f"PostgreSQL + Chroma server built in {time.perf_counter() - started:.0f}s", file=sys.stderr)
@@ -113,11 +120,11 @@ def measure(folder: IndexConfig, pg: IndexConfig, qs: list[str], modes: tuple[st
     principals = tuple(principals_for(BENCH_USER) or ())
     filters = Filters(principals=principals)
     with Index(folder) as a, Index(pg, embedder=None) as b:
-        b.embedder = a.embedder   # one model in memory: both pay the same query embedding
+        b.embedder = a.embedder  # one model in memory: both pay the same query embedding
         if "hybrid" in modes:
             a.embedder.encode_query("warm up")
         times: dict[tuple[str, str], list[float]] = {}
-        for q in qs[:20]:   # warm caches of both
+        for q in qs[:20]:  # warm caches of both
             a.lexical(q, filters, 40)
             b.lexical(q, filters, 40)
         for q in qs:

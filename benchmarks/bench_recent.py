@@ -42,18 +42,26 @@ from inlet.sandbox.workspace import Workspace  # noqa: E402
 from inlet.storage.sqlite.state import SqliteState  # noqa: E402
 from inlet.sync.engine import Engine  # noqa: E402
 
-HISTORY_END = 1_700_000_000   # where `slack.seed_generated` ends its history
+HISTORY_END = 1_700_000_000  # where `slack.seed_generated` ends its history
 
 
 def in_window(ws: Workspace, since: float) -> int:
     """Threads (top-level messages) of the bot's channels posted at or after `since`."""
-    return sum(1 for c in ws.slack.channels.values() if slack.BOT_USER in c.members
-               for m in c.messages if float(m.ts) >= since)
+    return sum(
+        1 for c in ws.slack.channels.values() if slack.BOT_USER in c.members for m in c.messages if float(m.ts) >= since
+    )
 
 
 def config(sb: Sandbox, scale: float, args: argparse.Namespace, window: str) -> SlackConfig:
-    return SlackConfig(name="bench", type="slack", token_env="T", base_url=sb.ctx.http_url + "/api/",
-                       pace_scale=scale, page_size=args.page_size, recent_first=window)
+    return SlackConfig(
+        name="bench",
+        type="slack",
+        token_env="T",
+        base_url=sb.ctx.http_url + "/api/",
+        pace_scale=scale,
+        page_size=args.page_size,
+        recent_first=window,
+    )
 
 
 def time_to_searchable(ws: Workspace, args: argparse.Namespace, window: str) -> tuple[float | None, int, int]:
@@ -67,10 +75,10 @@ def time_to_searchable(ws: Workspace, args: argparse.Namespace, window: str) -> 
             state = SqliteState(Path(folder) / "state.db")
             seen: dict[str, float] = {}
 
-            def searchable(name: str, since: datetime) -> None:   # the recent pass is committed
+            def searchable(name: str, since: datetime) -> None:  # the recent pass is committed
                 seen["at"] = time.perf_counter()
                 seen["docs"] = len(index.catalog.source_doc_ids(name))
-                engine.stop.set()   # the full pass is measured on a scaled clock (part 2)
+                engine.stop.set()  # the full pass is measured on a scaled clock (part 2)
 
             engine = Engine(settings, index, state, env={"T": slack.TOKEN}, stop_grace=0.0, on_recent=searchable)
             start = time.perf_counter()
@@ -109,19 +117,23 @@ def main() -> None:
 
     ws = build(args.messages, args.channels, args.users, args.seed)
     since = HISTORY_END - args.window_days * 86400
-    window = f"{(time.time() - since) / 86400:.6f}d"   # from now back to the history's last week
+    window = f"{(time.time() - since) / 86400:.6f}d"  # from now back to the history's last week
     wanted = in_window(ws, since)
     need = minimum_calls(ws, args.page_size)
     rate = {m: slack.TIERS[m] * args.time_scale / 60.0 for m in need}
     floor = max(need[m] / rate[m] for m in need)
     total = sum(len(c.messages) + sum(map(len, c.replies.values())) for c in ws.slack.channels.values())
-    print(f"workspace: {total} messages, {len(ws.slack.channels)} channels; {wanted} threads in the last "
-          f"{args.window_days:g} days; time scale {args.time_scale:g}; floor {floor:.1f}s "
-          f"({floor * args.time_scale / 60:.1f} min real time)")
+    print(
+        f"workspace: {total} messages, {len(ws.slack.channels)} channels; {wanted} threads in the last "
+        f"{args.window_days:g} days; time scale {args.time_scale:g}; floor {floor:.1f}s "
+        f"({floor * args.time_scale / 60:.1f} min real time)"
+    )
     searchable, docs, calls = time_to_searchable(ws, args, window)
-    print(f"\n1. at the real tier limits: the last {args.window_days:g} days searchable after "
-          + (f"{searchable:.1f}s" if searchable is not None else "never (the recent pass did not finish)")
-          + f" ({docs} documents indexed, {wanted} threads in the window, {calls} calls; target <= 120s)")
+    print(
+        f"\n1. at the real tier limits: the last {args.window_days:g} days searchable after "
+        + (f"{searchable:.1f}s" if searchable is not None else "never (the recent pass did not finish)")
+        + f" ({docs} documents indexed, {wanted} threads in the window, {calls} calls; target <= 120s)"
+    )
 
     start_of_window = datetime.fromtimestamp(since, timezone.utc)
     on, on_made, on_429 = passes(ws, args, start_of_window)
@@ -131,10 +143,12 @@ def main() -> None:
     print(f"{'method':<24}{'needed':>8}{'one pass':>10}{'recent+full':>13}")
     for m in need:
         print(f"{m:<24}{need[m]:>8}{off_made.get(m, 0):>10}{on_made.get(m, 0):>13}")
-    print(f"recent first: wall {on:.1f}s = {on / floor:.2f}x the floor (target <= 1.1x), {on / off:.2f}x one "
-          f"full pass ({off:.1f}s = {off / floor:.2f}x the floor); calls {sum(on_made.values())} vs "
-          f"{sum(off_made.values())}; busiest method's floor with the extra calls "
-          f"{max(busiest.values()) / floor:.2f}x; 429 answers {on_429} and {off_429}")
+    print(
+        f"recent first: wall {on:.1f}s = {on / floor:.2f}x the floor (target <= 1.1x), {on / off:.2f}x one "
+        f"full pass ({off:.1f}s = {off / floor:.2f}x the floor); calls {sum(on_made.values())} vs "
+        f"{sum(off_made.values())}; busiest method's floor with the extra calls "
+        f"{max(busiest.values()) / floor:.2f}x; 429 answers {on_429} and {off_429}"
+    )
 
 
 if __name__ == "__main__":

@@ -35,11 +35,13 @@ from pathlib import Path
 import httpx
 
 USERS = {"alice": "alice@example.com", "bob": "bob@example.com"}
-WORDS = ("harbour lantern ledger invoice pipeline contract meeting budget forecast storage capacity review "
-         "approval customer outage rollback deploy schedule vendor freight warehouse audit payroll "
-         "migration backup firewall incident runbook escalation quarterly renewal licence shipment "
-         "tariff clearance pallet inventory replenishment supplier onboarding offboarding laptop "
-         "badge access request policy exception retention archive mailbox calendar travel expense").split()
+WORDS = (
+    "harbour lantern ledger invoice pipeline contract meeting budget forecast storage capacity review "
+    "approval customer outage rollback deploy schedule vendor freight warehouse audit payroll "
+    "migration backup firewall incident runbook escalation quarterly renewal licence shipment "
+    "tariff clearance pallet inventory replenishment supplier onboarding offboarding laptop "
+    "badge access request policy exception retention archive mailbox calendar travel expense"
+).split()
 
 
 def write_corpus(root: Path, files: int, seed: int = 16) -> None:
@@ -54,11 +56,15 @@ def write_corpus(root: Path, files: int, seed: int = 16) -> None:
 
 
 def write_config(root: Path, port: int) -> Path:
-    sources = "".join(f'[[sources]]\nname = "{owner}"\ntype = "files"\npath = "{owner}"\nevery = "1h"\n'
-                      f'users = ["{email}"]\n\n' for owner, email in USERS.items())
+    sources = "".join(
+        f'[[sources]]\nname = "{owner}"\ntype = "files"\npath = "{owner}"\nevery = "1h"\nusers = ["{email}"]\n\n'
+        for owner, email in USERS.items()
+    )
     config = root / "config.toml"
-    config.write_text(f'[index]\npath = "index"\n\n[server]\nhost = "127.0.0.1"\nport = {port}\n\n'
-                      f'[daemon]\njitter = "0s"\n\n{sources}')
+    config.write_text(
+        f'[index]\npath = "index"\n\n[server]\nhost = "127.0.0.1"\nport = {port}\n\n'
+        f'[daemon]\njitter = "0s"\n\n{sources}'
+    )
     return config
 
 
@@ -82,9 +88,13 @@ class Daemon:
         self.log = open(root / "daemon.err", "a")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("INLET_CONFIG", None)
-        self.proc = subprocess.Popen([sys.executable, "-m", "inlet", "daemon", "--serve", "--config",
-                                      str(root / "config.toml")], cwd=root, env=env,
-                                     stdout=subprocess.DEVNULL, stderr=self.log)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "inlet", "daemon", "--serve", "--config", str(root / "config.toml")],
+            cwd=root,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self.log,
+        )
 
     def wait_for(self, what: str, check: Callable[[], object], timeout: float = 600) -> object:
         deadline = time.monotonic() + timeout
@@ -94,7 +104,7 @@ class Daemon:
                 return value
             if self.proc.poll() is not None:
                 raise SystemExit(f"the daemon exited before {what}:\n{(self.root / 'daemon.err').read_text()[-3000:]}")
-            time.sleep(0.1)   # polling an observable state
+            time.sleep(0.1)  # polling an observable state
         raise SystemExit(f"timed out waiting for {what}")
 
     def api(self) -> dict[str, str]:
@@ -123,7 +133,7 @@ class Daemon:
         conn = sqlite3.connect(f"file:{self.index / db}?mode=ro", uri=True, timeout=10)
         try:
             return conn.execute(sql).fetchall()
-        except sqlite3.OperationalError:   # not created yet
+        except sqlite3.OperationalError:  # not created yet
             return []
         finally:
             conn.close()
@@ -141,20 +151,20 @@ class Daemon:
 
 @dataclass
 class Load:
-    latencies: list[float] = field(default_factory=list)          # seconds, answered requests
-    during: list[float] = field(default_factory=list)             # of those, answered mid-backfill
+    latencies: list[float] = field(default_factory=list)  # seconds, answered requests
+    during: list[float] = field(default_factory=list)  # of those, answered mid-backfill
     failures: list[str] = field(default_factory=list)
     leaks: int = 0
     with_results: int = 0
     window: float = 0.0
 
 
-async def client(n: int, url: str, key: str, until: Callable[[], bool], done_at: Callable[[], bool],
-                 load: Load, timeout: float) -> None:
+async def client(
+    n: int, url: str, key: str, until: Callable[[], bool], done_at: Callable[[], bool], load: Load, timeout: float
+) -> None:
     owner = list(USERS)[n % len(USERS)]
     rng = random.Random(n)
-    async with httpx.AsyncClient(base_url=url, timeout=timeout,
-                                 headers={"Authorization": f"Bearer {key}"}) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=timeout, headers={"Authorization": f"Bearer {key}"}) as http:
         while not until():
             query = " ".join(rng.sample(WORDS, 3))
             started = time.perf_counter()
@@ -197,8 +207,13 @@ def run_loaded(daemon: Daemon, clients: int, seconds: float, max_seconds: float,
             await asyncio.sleep(0.25)
 
     async def main() -> None:
-        await asyncio.gather(watch(), *(client(n, api["api_url"], api["agent_key"], until,
-                                               lambda: state["finished"], load, timeout) for n in range(clients)))
+        await asyncio.gather(
+            watch(),
+            *(
+                client(n, api["api_url"], api["agent_key"], until, lambda: state["finished"], load, timeout)
+                for n in range(clients)
+            ),
+        )
 
     asyncio.run(main())
     load.window = time.monotonic() - started
@@ -255,23 +270,37 @@ def main() -> None:
             daemon.stop()
     loaded = docs / (end - start)
     total = len(load.latencies) + len(load.failures)
-    print(f"{opts.clients} clients for {load.window:.0f} s ({opts.files} files, load average "
-          f"{os.getloadavg()[0]:.2f}):")
-    print(f"  requests {total}, failed {len(load.failures)}, ACL leaks {load.leaks}, "
-          f"answers with results {load.with_results}")
-    print(f"  latency p50 {pct(load.latencies, 0.5):.0f} ms, p99 {pct(load.latencies, 0.99):.0f} ms, "
-          f"max {max(load.latencies, default=0) * 1000:.0f} ms")
-    print(f"  answered during the backfill: {len(load.during)}, p50 {pct(load.during, 0.5):.0f} ms, "
-          f"p99 {pct(load.during, 0.99):.0f} ms")
+    print(
+        f"{opts.clients} clients for {load.window:.0f} s ({opts.files} files, load average {os.getloadavg()[0]:.2f}):"
+    )
+    print(
+        f"  requests {total}, failed {len(load.failures)}, ACL leaks {load.leaks}, "
+        f"answers with results {load.with_results}"
+    )
+    print(
+        f"  latency p50 {pct(load.latencies, 0.5):.0f} ms, p99 {pct(load.latencies, 0.99):.0f} ms, "
+        f"max {max(load.latencies, default=0) * 1000:.0f} ms"
+    )
+    print(
+        f"  answered during the backfill: {len(load.during)}, p50 {pct(load.during, 0.5):.0f} ms, "
+        f"p99 {pct(load.during, 0.99):.0f} ms"
+    )
     if load.failures:
         print(f"  failures (first 5): {load.failures[:5]}")
-    print(f"  loaded backfill: {docs} docs in {end - start:.1f} s = {loaded:.2f} docs/s"
-          + (f"; {loaded / unloaded:.2f}x unloaded" if unloaded else ""))
-    if unloaded:   # both daemons loaded the model and backfilled the same files: the rest is searching
+    print(
+        f"  loaded backfill: {docs} docs in {end - start:.1f} s = {loaded:.2f} docs/s"
+        + (f"; {loaded / unloaded:.2f}x unloaded" if unloaded else "")
+    )
+    if unloaded:  # both daemons loaded the model and backfilled the same files: the rest is searching
         per_request = (loaded_cpu - unloaded_cpu) / max(1, total) * 1000
-        print(f"  daemon CPU: {unloaded_cpu:.0f} s unloaded, {loaded_cpu:.0f} s loaded; searching "
-              + (f"~{per_request:.1f} ms a request" if per_request > 0 else "not measurable (a busy machine: "
-                 "the unloaded run's spinning threads took more)"))
+        print(
+            f"  daemon CPU: {unloaded_cpu:.0f} s unloaded, {loaded_cpu:.0f} s loaded; searching "
+            + (
+                f"~{per_request:.1f} ms a request"
+                if per_request > 0
+                else "not measurable (a busy machine: the unloaded run's spinning threads took more)"
+            )
+        )
     if load.latencies:
         print(f"  mean {statistics.mean(load.latencies) * 1000:.0f} ms")
 

@@ -67,6 +67,7 @@ def drive(clients: int, seconds: float, one: Callable[[str], bool], qs: list[str
             with lock:
                 latencies.append(ms)
                 errors[0] += 0 if ok else 1
+
     threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
     t_start = time.perf_counter()
     for t in threads:
@@ -74,9 +75,14 @@ def drive(clients: int, seconds: float, one: Callable[[str], bool], qs: list[str
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - t_start
-    return {"requests": len(latencies), "errors": errors[0], "rps": len(latencies) / elapsed,
-            "p50": percentile(latencies, 50), "p99": percentile(latencies, 99),
-            "mean": statistics.fmean(latencies) if latencies else float("nan")}
+    return {
+        "requests": len(latencies),
+        "errors": errors[0],
+        "rps": len(latencies) / elapsed,
+        "p50": percentile(latencies, 50),
+        "p99": percentile(latencies, 99),
+        "mean": statistics.fmean(latencies) if latencies else float("nan"),
+    }
 
 
 def baseline(path: Path, qs: list[str], clients: int, seconds: float) -> dict[str, dict[str, float]]:
@@ -85,9 +91,11 @@ def baseline(path: Path, qs: list[str], clients: int, seconds: float) -> dict[st
     user_filter = Filters(principals=tuple(principals_for(BENCH_USER) or ()))
     out = {}
     for label, filters in (("raw chroma, no ACL", Filters()), ("raw chroma, user ACL", user_filter)):
+
         def one(q: str, f: Filters = filters) -> bool:
             vector = index.embedder.encode([q])[0]
             return bool(vectors.query(index.collection, vector, f, 40))
+
         out[label] = drive(clients, seconds, one, qs)
         print(f"  {label}: done", file=sys.stderr)
 
@@ -97,6 +105,7 @@ def baseline(path: Path, qs: list[str], clients: int, seconds: float) -> dict[st
 
     def batched(q: str) -> bool:
         return bool(vectors.query(index.collection, index.embedder.encode_query(q), Filters(), 40))
+
     out["raw chroma, batched embedding"] = drive(clients, seconds, batched, qs)
     print("  raw chroma, batched embedding: done", file=sys.stderr)
     index.close()
@@ -105,15 +114,21 @@ def baseline(path: Path, qs: list[str], clients: int, seconds: float) -> dict[st
 
 def serve(path: Path, port: int) -> subprocess.Popen[bytes]:
     config = path.parent / "bench.toml"
-    config.write_text(f'[index]\npath = "{path}"\n\n[server]\nport = {port}\nmax_body_bytes = 65536\n\n'
-                      '[[server.api_keys]]\nname = "bench-admin"\nkey_env = "BENCH_ADMIN_KEY"\nadmin = true\n\n'
-                      f'[[server.api_keys]]\nname = "bench-user"\nkey_env = "BENCH_USER_KEY"\nuser = "{BENCH_USER}"\n')
+    config.write_text(
+        f'[index]\npath = "{path}"\n\n[server]\nport = {port}\nmax_body_bytes = 65536\n\n'
+        '[[server.api_keys]]\nname = "bench-admin"\nkey_env = "BENCH_ADMIN_KEY"\nadmin = true\n\n'
+        f'[[server.api_keys]]\nname = "bench-user"\nkey_env = "BENCH_USER_KEY"\nuser = "{BENCH_USER}"\n'
+    )
     env = {**os.environ, "BENCH_ADMIN_KEY": ADMIN_KEY, "BENCH_USER_KEY": USER_KEY}
-    proc = subprocess.Popen([sys.executable, "-m", "inlet", "serve", "--config", str(config)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "inlet", "serve", "--config", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 180
-    while time.time() < deadline:            # a benchmark, not a test: polling for readiness is fine
+    while time.time() < deadline:  # a benchmark, not a test: polling for readiness is fine
         try:
             if httpx.get(f"{url}/readyz", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).status_code == 200:
                 return proc
@@ -130,16 +145,19 @@ def over_http(port: int, qs: list[str], clients: int, seconds: float) -> dict[st
     out = {}
     local = threading.local()
     for label, key in (("/v1/search, admin (no ACL)", ADMIN_KEY), ("/v1/search, user key (ACL)", USER_KEY)):
+
         def one(q: str, key: str = key) -> bool:
             client = getattr(local, key, None)
             if client is None:
-                client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60,
-                                      headers={"Authorization": f"Bearer {key}"})
+                client = httpx.Client(
+                    base_url=f"http://127.0.0.1:{port}", timeout=60, headers={"Authorization": f"Bearer {key}"}
+                )
                 setattr(local, key, client)
             try:
                 return client.post("/v1/search", json={"query": q, "k": 10}).status_code == 200
             except httpx.HTTPError:
                 return False
+
         out[label] = drive(clients, seconds, one, qs)
         print(f"  {label}: done", file=sys.stderr)
     return out
@@ -171,11 +189,14 @@ def main() -> None:
     base = results["raw chroma, no ACL"]["p50"]
     strict = results["raw chroma, batched embedding"]["p50"]
     print(f"\n{args.chunks} chunks, {args.clients} concurrent clients, {args.seconds:.0f} s per phase")
-    print(f"{'phase':32} {'req':>7} {'err':>4} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'p50/base':>8} "
-          f"{'/batched':>8}")
+    print(
+        f"{'phase':32} {'req':>7} {'err':>4} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'p50/base':>8} {'/batched':>8}"
+    )
     for label, r in results.items():
-        print(f"{label:32} {r['requests']:7.0f} {r['errors']:4.0f} {r['rps']:7.1f} {r['p50']:8.1f} "
-              f"{r['p99']:8.1f} {r['p50'] / base:8.2f} {r['p50'] / strict:8.2f}")
+        print(
+            f"{label:32} {r['requests']:7.0f} {r['errors']:4.0f} {r['rps']:7.1f} {r['p50']:8.1f} "
+            f"{r['p99']:8.1f} {r['p50'] / base:8.2f} {r['p50'] / strict:8.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -57,13 +57,21 @@ def main() -> None:
     ws = build(args.messages, args.channels, args.users, args.seed)
     total = sum(len(c.messages) + sum(map(len, c.replies.values())) for c in ws.slack.channels.values())
     threads = sum(len(c.replies) for c in ws.slack.channels.values())
-    print(f"workspace: {total} messages, {threads} threads with replies, {len(ws.slack.channels)} channels, "
-          f"{len(ws.users)} users (built in {time.perf_counter() - t0:.1f}s)")
+    print(
+        f"workspace: {total} messages, {threads} threads with replies, {len(ws.slack.channels)} channels, "
+        f"{len(ws.users)} users (built in {time.perf_counter() - t0:.1f}s)"
+    )
 
     with Sandbox(ws, time_scale=args.time_scale) as sb:
         slack.tier_limits(sb.faults)
-        cfg = SlackConfig(name="bench", type="slack", token_env="T", base_url=sb.ctx.http_url + "/api/",
-                          pace_scale=args.time_scale, page_size=args.page_size)
+        cfg = SlackConfig(
+            name="bench",
+            type="slack",
+            token_env="T",
+            base_url=sb.ctx.http_url + "/api/",
+            pace_scale=args.time_scale,
+            page_size=args.page_size,
+        )
         conn = SlackConnector(cfg, {"T": slack.TOKEN})
         docs, checkpoint = 0, None
         start = time.perf_counter()
@@ -76,7 +84,7 @@ def main() -> None:
         made = {k.split(":", 1)[1]: n for k, n in sb.faults.calls.items() if k.startswith("slack:")}
         rejected = sum(sb.faults.rejected.values())
         need = minimum_calls(ws, args.page_size)
-        rate = {m: slack.TIERS[m] * args.time_scale / 60.0 for m in need}    # calls per second
+        rate = {m: slack.TIERS[m] * args.time_scale / 60.0 for m in need}  # calls per second
         floor_by_method = {m: need[m] / rate[m] for m in need}
         floor = max(floor_by_method.values())
         print(f"\nbackfill: {docs} documents in {wall:.1f}s")
@@ -87,8 +95,10 @@ def main() -> None:
             print(f"{m:<24}{made[m]:>8}{0:>8}")
         print(f"{'total':<24}{sum(made.values()):>8}{sum(need.values()):>8}")
         print(f"429 answers: {rejected}")
-        print(f"wall {wall:.1f}s vs rate-limit floor {floor:.1f}s (busiest method): {wall / floor:.2f}x "
-              f"(target <= 1.2x); real-time equivalent {wall * args.time_scale / 60:.0f} min")
+        print(
+            f"wall {wall:.1f}s vs rate-limit floor {floor:.1f}s (busiest method): {wall / floor:.2f}x "
+            f"(target <= 1.2x); real-time equivalent {wall * args.time_scale / 60:.0f} min"
+        )
 
         sb.faults.reset_counts()
         start = time.perf_counter()
@@ -96,9 +106,11 @@ def main() -> None:
         resync = time.perf_counter() - start
         history = sb.faults.count("slack:conversations.history")
         member_channels = sum(1 for c in ws.slack.channels.values() if slack.BOT_USER in c.members)
-        print(f"\nno-change re-sync: {len(again)} documents, {history} history calls for {member_channels} "
-              f"channels ({history / member_channels:.2f} per channel), "
-              f"{sb.faults.count('slack:conversations.replies')} replies calls, {resync:.1f}s")
+        print(
+            f"\nno-change re-sync: {len(again)} documents, {history} history calls for {member_channels} "
+            f"channels ({history / member_channels:.2f} per channel), "
+            f"{sb.faults.count('slack:conversations.replies')} replies calls, {resync:.1f}s"
+        )
 
 
 if __name__ == "__main__":

@@ -33,15 +33,15 @@ def collect(index: Index, labelled: list[dict], groups: dict[str, set[str]], top
     rows, labels, best = [], [], []
     for item in labelled:
         asked = datetime.fromisoformat(item["asked_at"].replace("Z", "+00:00")) if item.get("asked_at") else None
-        got = search.answer(index, search.SearchRequest(query=item["query"], k=10, recency_half_life_days=0,
-                                                        now=asked))
+        got = search.answer(index, search.SearchRequest(query=item["query"], k=10, recency_half_life_days=0, now=asked))
         wanted = set().union(*(groups[a] for a in item["answers"])) if item["answers"] else set()
         first = len(rows)
         for hit in got.hits[:top]:
             rows.append([hit.features[name] for name in relevance.FEATURES])
             labels.append(1.0 if hit.doc_id in wanted else 0.0)
-        best.append((bool(item["answers"]), list(range(first, len(rows))),
-                     got.hits[0].doc_id in wanted if got.hits else False))
+        best.append(
+            (bool(item["answers"]), list(range(first, len(rows))), got.hits[0].doc_id in wanted if got.hits else False)
+        )
     return rows, labels, best
 
 
@@ -67,8 +67,9 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, required=True, help="the corpus folder of quality_natural.py")
     parser.add_argument("--top", type=int, default=10, help="fit on the first N results of each question")
     parser.add_argument("--l2", type=float, default=1.0, help="L2 penalty of the fit")
-    parser.add_argument("--allow", type=float, default=0.05, help="share of answerable train questions that "
-                        "min_relevance may call none")
+    parser.add_argument(
+        "--allow", type=float, default=0.05, help="share of answerable train questions that min_relevance may call none"
+    )
     parser.add_argument("--write", action="store_true", help="save the fitted model")
     args = parser.parse_args()
     labelled = [q for q in json.loads((HERE / "quality_natural.json").read_text())["queries"] if q["split"] == "train"]
@@ -79,12 +80,13 @@ def main() -> None:
         rows, labels, best = collect(index, labelled, groups, args.top)
     x, y = np.asarray(rows, dtype=float), np.asarray(labels)
     w = fit(x, y, args.l2)
-    model = relevance.Model(weights=dict(zip(relevance.FEATURES, map(float, w[:-1]))), bias=float(w[-1]),
-                            min_relevance=0.0, strong=1.0)
+    model = relevance.Model(
+        weights=dict(zip(relevance.FEATURES, map(float, w[:-1]))), bias=float(w[-1]), min_relevance=0.0, strong=1.0
+    )
     probs = np.array([model.relevance(dict(zip(relevance.FEATURES, r))) for r in rows])
     tops = [(answerable, max((probs[i] for i in idx), default=0.0), right) for answerable, idx, right in best]
     answerable = sorted(p for a, p, _ in tops if a)
-    floor = answerable[int(args.allow * len(answerable))]   # at most this share of answerable questions below
+    floor = answerable[int(args.allow * len(answerable))]  # at most this share of answerable questions below
     min_relevance = round(float(floor) - 0.005, 3)
     strong = 1.0
     for t in sorted({round(float(p), 2) for _, p, _ in tops}):
@@ -95,13 +97,24 @@ def main() -> None:
     unanswerable = [p for a, p, _ in tops if not a]
     print(f"{len(labelled)} train questions, {len(rows)} results, {int(y.sum())} answering")
     print("weights:", {k: round(v, 3) for k, v in model.weights.items()}, "bias", round(model.bias, 3))
-    print(f"min_relevance {min_relevance}: none on {sum(p < min_relevance for p in unanswerable)}/{len(unanswerable)} "
-          f"unanswerable, {sum(p < min_relevance for p in answerable)}/{len(answerable)} answerable; strong {strong}")
+    print(
+        f"min_relevance {min_relevance}: none on {sum(p < min_relevance for p in unanswerable)}/{len(unanswerable)} "
+        f"unanswerable, {sum(p < min_relevance for p in answerable)}/{len(answerable)} answerable; strong {strong}"
+    )
     if args.write:
-        relevance.MODEL_PATH.write_text(json.dumps({
-            "comment": "fitted by benchmarks/fit_relevance.py on the train questions of quality_natural.json",
-            "weights": {k: round(v, 4) for k, v in model.weights.items()}, "bias": round(model.bias, 4),
-            "min_relevance": min_relevance, "strong": strong}, indent=1) + "\n")
+        relevance.MODEL_PATH.write_text(
+            json.dumps(
+                {
+                    "comment": "fitted by benchmarks/fit_relevance.py on the train questions of quality_natural.json",
+                    "weights": {k: round(v, 4) for k, v in model.weights.items()},
+                    "bias": round(model.bias, 4),
+                    "min_relevance": min_relevance,
+                    "strong": strong,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
 
 
 if __name__ == "__main__":

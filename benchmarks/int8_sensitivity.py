@@ -56,8 +56,14 @@ def quantised(fp32: Path, inputs: list[dict[str, Any]], **options: Any) -> np.nd
 
     with tempfile.TemporaryDirectory() as tmp:
         dest = Path(tmp) / "int8.onnx"
-        quantize_dynamic(str(fp32), str(dest), weight_type=QuantType.QInt8, per_channel=True,
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT}, **options)
+        quantize_dynamic(
+            str(fp32),
+            str(dest),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            **options,
+        )
         return embed(dest, inputs)
 
 
@@ -80,15 +86,16 @@ def main() -> None:
     linear = [n for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
     produced_by = {out: n.op_type for n in graph.node for out in n.output}
     consumed_by = {name: n.op_type for n in graph.node for name in n.input}
-    ffn_out = [n.name for n in linear if "Gelu" in produced_by.get(n.input[0], "")]   # fed by the GELU
-    ffn_in = [n.name for n in linear if "Gelu" in consumed_by.get(n.output[0], "")]   # feeding it
+    ffn_out = [n.name for n in linear if "Gelu" in produced_by.get(n.input[0], "")]  # fed by the GELU
+    ffn_in = [n.name for n in linear if "Gelu" in consumed_by.get(n.output[0], "")]  # feeding it
     half = len(ffn_out) // 2
     variants: dict[str, dict[str, Any]] = {
-        "all int8 (export 3)": {}, "reduce_range": {"reduce_range": True},
+        "all int8 (export 3)": {},
+        "reduce_range": {"reduce_range": True},
         "FFN output projections of the first half of layers fp32": {"nodes_to_exclude": ffn_out[:half]},
         "every FFN output projection fp32": {"nodes_to_exclude": ffn_out},
         "FFN input and output projections of the first half fp32": {"nodes_to_exclude": ffn_out[:half] + ffn_in[:half]},
-        "last layer fp32": {"nodes_to_exclude": [n.name for n in linear[-len(linear) // len(ffn_out):]]},
+        "last layer fp32": {"nodes_to_exclude": [n.name for n in linear[-len(linear) // len(ffn_out) :]]},
     }
     if args.per_layer:
         variants.update({f"{n.name} fp32": {"nodes_to_exclude": [n.name]} for n in linear})
@@ -96,8 +103,11 @@ def main() -> None:
     print(f"{'variant':66} {'dist chunks':>11} {'dist short':>10} {'p5':>6} {'min':>6}")
     for name, options in variants.items():
         cos = (quantised(fp32, inputs, **options) * reference).sum(axis=1)
-        print(f"{name:66} {1 - cos[:len(chunks)].mean():11.4f} {1 - cos[len(chunks):].mean():10.4f} "
-              f"{np.percentile(cos, 5):6.4f} {cos.min():6.4f}", flush=True)
+        print(
+            f"{name:66} {1 - cos[: len(chunks)].mean():11.4f} {1 - cos[len(chunks) :].mean():10.4f} "
+            f"{np.percentile(cos, 5):6.4f} {cos.min():6.4f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -69,17 +69,17 @@ def use_exact_dense(index: Index) -> None:
         sims = matrix @ np.asarray(index.embedder.encode_query(query), dtype=np.float32)
         return [(ids[i], float(sims[i])) for i in np.argsort(-sims)[:limit]]
 
-    index.dense = dense   # type: ignore[method-assign]
+    index.dense = dense  # type: ignore[method-assign]
 
 
 def ranked_docs(index: Index, query: str, mode: str, k: int = 10) -> list[str]:
-    hits, _ = search(index, SearchRequest(query=query, k=k, mode=mode, per_document=1,
-                                          recency_half_life_days=0))
+    hits, _ = search(index, SearchRequest(query=query, k=k, mode=mode, per_document=1, recency_half_life_days=0))
     return list(dict.fromkeys(h.doc_id for h in hits))[:k]
 
 
-def evaluate(index: Index, labelled: list[dict[str, str]], groups: dict[str, set[str]], mode: str,
-             misses: list[str]) -> tuple[float, float, float, float]:
+def evaluate(
+    index: Index, labelled: list[dict[str, str]], groups: dict[str, set[str]], mode: str, misses: list[str]
+) -> tuple[float, float, float, float]:
     """Sums of recall@5, nDCG@10 and MRR@10 hits over the queries, and ms per query."""
     recall = ndcg = mrr = 0.0
     t0 = time.perf_counter()
@@ -100,8 +100,12 @@ def evaluate(index: Index, labelled: list[dict[str, str]], groups: dict[str, set
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data/enron-mini"))
-    parser.add_argument("--queries", type=Path, action="append",
-                        help="a labelled set (repeatable); default: quality_queries.json and the held-out set")
+    parser.add_argument(
+        "--queries",
+        type=Path,
+        action="append",
+        help="a labelled set (repeatable); default: quality_queries.json and the held-out set",
+    )
     parser.add_argument("--show-misses", action="store_true", help="print the queries each mode misses")
     parser.add_argument("--keep", type=Path, help="build the index here (or reuse it) instead of a temp folder")
     parser.add_argument("--database-url", help="evaluate on PostgreSQL (with --chroma-url) instead of the folder")
@@ -115,17 +119,28 @@ def main() -> None:
     missing = [q["answer"] for labelled in sets.values() for q in labelled if q["answer"] not in groups]
     if missing:
         raise SystemExit(f"answers not in the data: {missing}")
-    with tempfile.TemporaryDirectory() as tmp, Index(IndexConfig(
-            path=args.keep or Path(tmp), database_url=args.database_url, chroma_url=args.chroma_url,
-            backend=args.backend)) as index:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        Index(
+            IndexConfig(
+                path=args.keep or Path(tmp),
+                database_url=args.database_url,
+                chroma_url=args.chroma_url,
+                backend=args.backend,
+            )
+        ) as index,
+    ):
         started = time.perf_counter()
-        index.apply(docs)   # a no-op when --keep reuses a built index: unchanged texts are not re-embedded
+        index.apply(docs)  # a no-op when --keep reuses a built index: unchanged texts are not re-embedded
         chunks = sum(c for _, c in index.catalog.counts().values())
-        index.embedder.encode_query("warm up")   # the first query loads the model: not a query's cost
+        index.embedder.encode_query("warm up")  # the first query loads the model: not a query's cost
         if args.exact_dense:
             use_exact_dense(index)
-        print(f"backend {args.backend}{' (exact dense)' if args.exact_dense else ''}: indexed {len(docs)} mails, "
-              f"{chunks} chunks in {time.perf_counter() - started:.0f}s", file=sys.stderr)
+        print(
+            f"backend {args.backend}{' (exact dense)' if args.exact_dense else ''}: indexed {len(docs)} mails, "
+            f"{chunks} chunks in {time.perf_counter() - started:.0f}s",
+            file=sys.stderr,
+        )
         pooled = {mode: [0.0, 0.0, 0.0] for mode in MODES}
         for name, labelled in sets.items():
             print(f"\n{name}: {len(labelled)} queries over {len(docs)} enron-mini mails ({chunks} chunks)")

@@ -67,22 +67,25 @@ def build(root: Path) -> None:
 
 def baseline_module(ref: str) -> ModuleType:
     """index/search.py as of git `ref`, loaded as a module of `inlet.index` (same index, old ranking)."""
-    source = subprocess.run(["git", "show", f"{ref}:index/search.py"], cwd=HERE.parent, check=True,
-                            capture_output=True, text=True).stdout
+    source = subprocess.run(
+        ["git", "show", f"{ref}:index/search.py"], cwd=HERE.parent, check=True, capture_output=True, text=True
+    ).stdout
     # Older trees kept Filters in index/catalog.py; it lives in the storage package now.
-    source = source.replace("from .catalog import Filters, chunk_doc_id", "from inlet.storage.types import Filters, "
-                            "chunk_doc_id")
+    source = source.replace(
+        "from .catalog import Filters, chunk_doc_id", "from inlet.storage.types import Filters, chunk_doc_id"
+    )
     spec = importlib.util.spec_from_loader("inlet.index._search_before", loader=None)
     assert spec is not None
     module = importlib.util.module_from_spec(spec)
     module.__package__ = "inlet.index"
-    sys.modules[spec.name] = module   # dataclasses look their module up there
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     exec(compile(source, f"{ref}:index/search.py", "exec"), module.__dict__)
     return module
 
 
 def runner(module: ModuleType) -> Run:
     """(document ids best first, match or None) for a labelled question, with `module`'s search."""
+
     def run(index: Index, item: dict[str, Any], k: int) -> tuple[list[str], str | None]:
         asked = datetime.fromisoformat(item["asked_at"].replace("Z", "+00:00")) if item.get("asked_at") else None
         fields = dict(query=item["query"], k=k, recency_half_life_days=0)
@@ -91,6 +94,7 @@ def runner(module: ModuleType) -> Run:
             return [h.doc_id for h in got.hits], got.match
         hits, _ = module.search(index, module.SearchRequest(**fields, per_document=1))
         return list(dict.fromkeys(h.doc_id for h in hits)), None
+
     return run
 
 
@@ -117,8 +121,9 @@ def copies(index: Index, labelled: list[dict[str, Any]]) -> dict[str, set[str]]:
     return out
 
 
-def evaluate(index: Index, module: ModuleType, labelled: list[dict[str, Any]],
-             groups: dict[str, set[str]]) -> list[dict[str, Any]]:
+def evaluate(
+    index: Index, module: ModuleType, labelled: list[dict[str, Any]], groups: dict[str, set[str]]
+) -> list[dict[str, Any]]:
     """One row per question: rank of the first answer (None: not in the first 10), match, dup."""
     run = runner(module)
     rows = []
@@ -126,8 +131,7 @@ def evaluate(index: Index, module: ModuleType, labelled: list[dict[str, Any]],
         ranking, match = run(index, item, 10)
         wanted = set().union(*(groups[a] for a in item["answers"])) if item["answers"] else set()
         rank = next((n for n, doc_id in enumerate(ranking, 1) if doc_id in wanted), None)
-        rows.append({"item": item, "rank": rank, "match": match,
-                     "dup": duplicates(module, index, item["query"])})
+        rows.append({"item": item, "rank": rank, "match": match, "dup": duplicates(module, index, item["query"])})
     return rows
 
 
@@ -135,10 +139,14 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, float]:
     answerable = [r for r in rows if r["item"]["answers"]]
     n = max(1, len(answerable))
     ranks = [r["rank"] for r in answerable]
-    out = {"n": len(rows), "top1": sum(1 for x in ranks if x == 1) / n,
-           "top3": sum(1 for x in ranks if x and x <= 3) / n, "recall5": sum(1 for x in ranks if x and x <= 5) / n,
-           "ndcg10": sum(1 / math.log2(1 + x) for x in ranks if x) / n,
-           "dup": sum(r["dup"] for r in rows) / max(1, len(rows))}
+    out = {
+        "n": len(rows),
+        "top1": sum(1 for x in ranks if x == 1) / n,
+        "top3": sum(1 for x in ranks if x and x <= 3) / n,
+        "recall5": sum(1 for x in ranks if x and x <= 5) / n,
+        "ndcg10": sum(1 / math.log2(1 + x) for x in ranks if x) / n,
+        "dup": sum(r["dup"] for r in rows) / max(1, len(rows)),
+    }
     if rows and rows[0]["match"] is not None:
         out["none%"] = sum(r["match"] == "none" for r in rows) / max(1, len(rows))
     return out
@@ -151,18 +159,23 @@ def report(name: str, rows: list[dict[str, Any]]) -> None:
     for kind in [*kinds, "all"]:
         subset = [r for r in rows if kind in ("all", r["item"]["kind"])]
         s = summary(subset)
-        cells = ("   -  " * 4 if kind == "none" else
-                 f"{s['top1']:6.3f} {s['top3']:6.3f} {s['recall5']:6.3f} {s['ndcg10']:7.3f}")
+        cells = (
+            "   -  " * 4
+            if kind == "none"
+            else f"{s['top1']:6.3f} {s['top3']:6.3f} {s['recall5']:6.3f} {s['ndcg10']:7.3f}"
+        )
         print(f"{kind:8} {len(subset):4} {cells} {s['dup']:6.3f} {s.get('none%', float('nan')):6.3f}")
     if rows and rows[0]["match"] is not None:
         answerable = [r for r in rows if r["item"]["answers"]]
         unanswerable = [r for r in rows if not r["item"]["answers"]]
         said = [r for r in rows if r["match"] != "none"]
         right = [r for r in said if r["item"]["answers"]]
-        print(f"match != none: precision {len(right) / max(1, len(said)):.3f} (answerable among those flagged), "
-              f"recall {len(right) / max(1, len(answerable)):.3f} (answerable flagged); "
-              f"none on {sum(r['match'] == 'none' for r in unanswerable)}/{len(unanswerable)} unanswerable, "
-              f"{sum(r['match'] == 'none' for r in answerable)}/{len(answerable)} answerable")
+        print(
+            f"match != none: precision {len(right) / max(1, len(said)):.3f} (answerable among those flagged), "
+            f"recall {len(right) / max(1, len(answerable)):.3f} (answerable flagged); "
+            f"none on {sum(r['match'] == 'none' for r in unanswerable)}/{len(unanswerable)} unanswerable, "
+            f"{sum(r['match'] == 'none' for r in answerable)}/{len(answerable)} answerable"
+        )
 
 
 def reliability(index: Index, labelled: list[dict[str, Any]], groups: dict[str, set[str]]) -> None:
@@ -172,8 +185,9 @@ def reliability(index: Index, labelled: list[dict[str, Any]], groups: dict[str, 
     pairs: list[tuple[float, bool]] = []
     for item in labelled:
         asked = datetime.fromisoformat(item["asked_at"].replace("Z", "+00:00")) if item.get("asked_at") else None
-        got = current.answer(index, current.SearchRequest(query=item["query"], k=10, recency_half_life_days=0,
-                                                          now=asked))
+        got = current.answer(
+            index, current.SearchRequest(query=item["query"], k=10, recency_half_life_days=0, now=asked)
+        )
         wanted = set().union(*(groups[a] for a in item["answers"])) if item["answers"] else set()
         pairs += [(h.relevance, h.doc_id in wanted) for h in got.hits]
     print(f"\nreliability of relevance over {len(pairs)} results")
@@ -181,8 +195,10 @@ def reliability(index: Index, labelled: list[dict[str, Any]], groups: dict[str, 
     for low, high in bins:
         inside = [(p, y) for p, y in pairs if low <= p < high]
         if inside:
-            print(f"{low:4.2f}-{min(high, 1.0):4.2f} {len(inside):5} {sum(p for p, _ in inside) / len(inside):10.3f} "
-                  f"{sum(y for _, y in inside) / len(inside):9.3f}")
+            print(
+                f"{low:4.2f}-{min(high, 1.0):4.2f} {len(inside):5} {sum(p for p, _ in inside) / len(inside):10.3f} "
+                f"{sum(y for _, y in inside) / len(inside):9.3f}"
+            )
     brier = sum((p - y) ** 2 for p, y in pairs) / max(1, len(pairs))
     print(f"Brier score {brier:.4f}")
 
@@ -196,8 +212,9 @@ def main() -> None:
     parser.add_argument("--show-misses", action="store_true", help="print questions whose answer is not in the top 3")
     parser.add_argument("--reliability", action="store_true", help="print the reliability table of `relevance`")
     args = parser.parse_args()
-    labelled = [q for q in json.loads(args.queries.read_text())["queries"]
-                if args.split == "all" or q["split"] == args.split]
+    labelled = [
+        q for q in json.loads(args.queries.read_text())["queries"] if args.split == "all" or q["split"] == args.split
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)
         started = time.perf_counter()
@@ -210,8 +227,10 @@ def main() -> None:
                 raise SystemExit(f"answers not in the corpus: {missing}")
             index.embedder.encode_query("warm up")
             groups = copies(index, labelled)
-            print(f"{args.queries.name}, split {args.split}: {len(labelled)} questions "
-                  f"({sum(1 for q in labelled if not q['answers'])} without an answer in the corpus)")
+            print(
+                f"{args.queries.name}, split {args.split}: {len(labelled)} questions "
+                f"({sum(1 for q in labelled if not q['answers'])} without an answer in the corpus)"
+            )
             if args.compare:
                 report(f"before ({args.compare})", evaluate(index, baseline_module(args.compare), labelled, groups))
             rows = evaluate(index, current, labelled, groups)

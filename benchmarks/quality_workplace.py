@@ -68,13 +68,21 @@ def main() -> None:
     parser.add_argument("--queries", type=Path, default=HERE / "quality_queries_workplace.json")
     parser.add_argument("--keep", type=Path, help="build the corpus here (or reuse it) instead of a temp folder")
     parser.add_argument("--show-misses", action="store_true", help="print the queries each mode misses")
-    parser.add_argument("--database-url", help="evaluate the corpus migrated into PostgreSQL (with --chroma-url; "
-                        "`inlet migrate --to` from the --keep folder) instead of the folder")
+    parser.add_argument(
+        "--database-url",
+        help="evaluate the corpus migrated into PostgreSQL (with --chroma-url; "
+        "`inlet migrate --to` from the --keep folder) instead of the folder",
+    )
     parser.add_argument("--chroma-url", help="the Chroma server beside --database-url")
-    parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
-                        help="embedding backend (a --keep folder must have been built with it)")
-    parser.add_argument("--exact-dense", action="store_true", help="brute-force dense ranking instead of "
-                        "HNSW (quality.py)")
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=DEFAULT_BACKEND,
+        help="embedding backend (a --keep folder must have been built with it)",
+    )
+    parser.add_argument(
+        "--exact-dense", action="store_true", help="brute-force dense ranking instead of HNSW (quality.py)"
+    )
     args = parser.parse_args()
     labelled = json.loads(args.queries.read_text())["queries"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,8 +95,10 @@ def main() -> None:
             config = config.model_copy(update={"database_url": args.database_url, "chroma_url": args.chroma_url})
         with Index(config) as index:
             counts = index.catalog.counts()
-            print(f"backend {args.backend}: corpus: {counts} (built in {time.perf_counter() - started:.0f}s)",
-                  file=sys.stderr)
+            print(
+                f"backend {args.backend}: corpus: {counts} (built in {time.perf_counter() - started:.0f}s)",
+                file=sys.stderr,
+            )
             missing = [q["answer"] for q in labelled if not index.catalog.stored([q["answer"]])]
             if missing:
                 raise SystemExit(f"answers not in the corpus: {missing}")

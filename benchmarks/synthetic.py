@@ -26,13 +26,15 @@ from inlet.index.store import Index
 
 USERS = [f"u{n}@corp.example" for n in range(200)]
 BENCH_USER = USERS[7]
-SEED = 7   # batches' and build's default: the vocabulary of a kept index is vocabulary(Random(SEED))
+SEED = 7  # batches' and build's default: the vocabulary of a kept index is vocabulary(Random(SEED))
 
 
 def vocabulary(rng: random.Random, size: int = 6000) -> list[str]:
     syllables = ["ka", "lo", "mi", "ne", "ru", "ta", "sha", "po", "vi", "de", "gan", "tor", "bel", "quin", "mar"]
-    common = ("pipeline gas contract deal trading price meeting schedule report budget risk power market "
-              "invoice forecast storage capacity west east desk legal review approval customer").split()
+    common = (
+        "pipeline gas contract deal trading price meeting schedule report budget risk power market "
+        "invoice forecast storage capacity west east desk legal review approval customer"
+    ).split()
     words = {"".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))) for _ in range(size)}
     return common + sorted(words)
 
@@ -53,15 +55,24 @@ def batches(n_chunks: int, seed: int = SEED, size: int = 4000) -> Iterator[tuple
     (the same for a seed, so two backends can be filled alike)."""
     rng = random.Random(seed)
     words = vocabulary(rng)
-    weights = [1.0 / (i + 1) for i in range(len(words))]          # Zipf-like word frequencies
+    weights = [1.0 / (i + 1) for i in range(len(words))]  # Zipf-like word frequencies
     np_rng = np.random.default_rng(seed)
     for start in range(0, n_chunks, size):
         docs = []
         for n in range(start, min(start + size, n_chunks)):
             text = " ".join(rng.choices(words, weights, k=rng.randint(60, 140)))
-            docs.append(Document(id=f"synth:{n}", source=f"src{n % 4}", source_type="files", title=f"doc {n}",
-                                 text=text, url=f"https://example.invalid/{n}", acl=acl_for(rng),
-                                 updated_at=time.time() - rng.random() * 3 * 365 * 86400))
+            docs.append(
+                Document(
+                    id=f"synth:{n}",
+                    source=f"src{n % 4}",
+                    source_type="files",
+                    title=f"doc {n}",
+                    text=text,
+                    url=f"https://example.invalid/{n}",
+                    acl=acl_for(rng),
+                    updated_at=time.time() - rng.random() * 3 * 365 * 86400,
+                )
+            )
         vecs = np_rng.standard_normal((len(docs), 384)).astype(np.float32)
         vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
         yield docs, vecs
@@ -69,9 +80,12 @@ def batches(n_chunks: int, seed: int = SEED, size: int = 4000) -> Iterator[tuple
 
 def upsert_vectors(collection: Any, docs: list[Document], vecs: np.ndarray) -> None:
     collection.upsert(
-        ids=[chunk_id(d.id, 0) for d in docs], embeddings=vecs,
-        metadatas=[vectors.chunk_metadata(d.id, d.source, d.source_type, doc_ts(d), d.acl.principals(), 0)
-                   for d in docs])
+        ids=[chunk_id(d.id, 0) for d in docs],
+        embeddings=vecs,
+        metadatas=[
+            vectors.chunk_metadata(d.id, d.source, d.source_type, doc_ts(d), d.acl.principals(), 0) for d in docs
+        ],
+    )
 
 
 def build(path: Path, n_chunks: int, seed: int = SEED) -> list[str]:

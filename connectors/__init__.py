@@ -9,7 +9,19 @@ from .base import ConfigPath, Connector, FolderConfig, FolderConnector, SourceCo
 from .model import ACL, Checkpoint, Deletion, Document, Item, Progress, Skipped, principals_for
 
 __all__ = [
-    "ACL", "Checkpoint", "ConfigPath", "Connector", "Deletion", "Document", "FolderConfig", "FolderConnector", "Item",
-    "Progress", "Skipped",
-    "SourceConfig", "StaticACLConfig", "parse_duration", "principals_for",
+    "ACL",
+    "Checkpoint",
+    "ConfigPath",
+    "Connector",
+    "Deletion",
+    "Document",
+    "FolderConfig",
+    "FolderConnector",
+    "Item",
+    "Progress",
+    "Skipped",
+    "SourceConfig",
+    "StaticACLConfig",
+    "parse_duration",
+    "principals_for",
 ]

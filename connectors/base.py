@@ -114,8 +114,10 @@ class SourceConfig(BaseModel):
     every: str | None = Field(None, description="interval, e.g. '15m' (used when no schedule)")
     prune_every: str = Field("24h", description="how often to look for deleted items")
     recent_first: RecentWindow | None = Field(
-        None, description="a backfill indexes this recent window first, e.g. '7d'; '0' turns it off "
-                          "(default: [index] recent_first)")
+        None,
+        description="a backfill indexes this recent window first, e.g. '7d'; '0' turns it off "
+        "(default: [index] recent_first)",
+    )
 
     @field_validator("name")
     @classmethod
@@ -130,7 +132,7 @@ class SourceConfig(BaseModel):
         if value is not None:
             from apscheduler.triggers.cron import CronTrigger
 
-            CronTrigger.from_crontab(value)   # ValueError names the bad field
+            CronTrigger.from_crontab(value)  # ValueError names the bad field
         return value
 
     @field_validator("every", "prune_every")
@@ -167,7 +169,7 @@ class Connector(ABC, Generic[ConfigT]):
     """Reads one source. Subclasses set `type` and `Config` and implement `load`."""
 
     type: ClassVar[str]
-    Config: ClassVar[builtins.type[SourceConfig]]   # builtins: `type` is the attribute above
+    Config: ClassVar[builtins.type[SourceConfig]]  # builtins: `type` is the attribute above
     # True when `load` finds deletions by comparing the source with what its checkpoint remembers
     # (a folder, a mail archive): what an interrupted run indexed after its last checkpoint is then
     # forgotten, and the engine settles it with `live_ids` once the resumed full pass ends.
@@ -198,9 +200,7 @@ class Connector(ABC, Generic[ConfigT]):
         var = getattr(self.config, key)
         value = self.env.get(var) if var else None
         if not value:
-            raise ConfigError(
-                f"source {self.name!r}: environment variable {var!r} (named by key {key!r}) is not set"
-            )
+            raise ConfigError(f"source {self.name!r}: environment variable {var!r} (named by key {key!r}) is not set")
         return value
 
     def check(self) -> None:

@@ -26,9 +26,9 @@ class Hint:
     connector's `load_scope` reads, e.g. Slack's `channel/event_id`; None: anywhere in the source)."""
 
     container: str | None
-    at: float = field(default_factory=time.time)   # when the change happened (epoch s), for latency
-    acl: bool = False                               # a membership change: permissions, not content
-    key: str = ""                                   # the service's event id, for deduplication
+    at: float = field(default_factory=time.time)  # when the change happened (epoch s), for latency
+    acl: bool = False  # a membership change: permissions, not content
+    key: str = ""  # the service's event id, for deduplication
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class WebhookRequest:
 
     method: str
     query: Mapping[str, str]
-    headers: Mapping[str, str]   # lower-case names
+    headers: Mapping[str, str]  # lower-case names
     body: bytes
 
 

@@ -29,8 +29,24 @@ _BY_MIME = {
     "application/json": "text",
     "application/xml": "text",
 }
-_TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".rst", ".csv", ".log", ".json", ".yaml", ".yml", ".toml",
-                  ".py", ".js", ".ts", ".sql", ".sh", ".eml"}
+_TEXT_SUFFIXES = {
+    ".txt",
+    ".md",
+    ".markdown",
+    ".rst",
+    ".csv",
+    ".log",
+    ".json",
+    ".yaml",
+    ".yml",
+    ".toml",
+    ".py",
+    ".js",
+    ".ts",
+    ".sql",
+    ".sh",
+    ".eml",
+}
 
 
 def kind_of(name: str, mime: str | None = None) -> str | None:
@@ -97,7 +113,7 @@ def document_title(data: bytes, name: str, text: str, mime: str | None = None) -
             from openpyxl import load_workbook
 
             found = load_workbook(io.BytesIO(data), read_only=True).properties.title
-    except Exception:   # a title is a nicety: a file whose text was read keeps it without one
+    except Exception:  # a title is a nicety: a file whose text was read keeps it without one
         log.debug("no metadata title in %s", name, exc_info=True)
     found = " ".join((found or "").split())
     if found:
@@ -175,8 +191,7 @@ def _xlsx(data: bytes) -> str:
     sheets = []
     try:
         for sheet in book.worksheets:
-            rows = [" | ".join("" if v is None else str(v) for v in row)
-                    for row in sheet.iter_rows(values_only=True)]
+            rows = [" | ".join("" if v is None else str(v) for v in row) for row in sheet.iter_rows(values_only=True)]
             rows = [r for r in rows if r.strip(" |")]
             if rows:
                 sheets.append(f"## {sheet.title}\n\n" + "\n".join(rows))

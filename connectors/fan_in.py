@@ -34,8 +34,9 @@ class _Raised:
 _END = _End()
 
 
-def merged(producers: Sequence[Callable[[], Iterator[T]]], workers: int, *, name: str = "fan-in",
-           depth: int = 64) -> Iterator[T]:
+def merged(
+    producers: Sequence[Callable[[], Iterator[T]]], workers: int, *, name: str = "fan-in", depth: int = 64
+) -> Iterator[T]:
     """Run up to `workers` producers at once; yield their items as they come."""
     out: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()

@@ -27,7 +27,7 @@ from .model import Checkpoint, Deletion, Item, Progress, Skipped
 
 log = logging.getLogger(__name__)
 
-SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx", ""}   # "": plain text (e.g. mail dumps)
+SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx", ""}  # "": plain text (e.g. mail dumps)
 
 
 class FilesConfig(FolderConfig):
@@ -42,13 +42,13 @@ class FilesConnector(FolderConnector[FilesConfig]):
     type = "files"
     Config = FilesConfig
     deletions_from_checkpoint = True
-    recent_first = True   # `since` filters by time at the service (base.Connector.recent_first)
+    recent_first = True  # `since` filters by time at the service (base.Connector.recent_first)
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: datetime | None = None) -> Iterator[Item]:
         self.check()
         known: dict[str, list[Any]] = dict((checkpoint or {}).get("files", {}))
         present: set[str] = set()
-        entries = list(self._walk())   # counted first: the bar gets a total and a time left
+        entries = list(self._walk())  # counted first: the bar gets a total and a time left
         yield Progress(total=len(entries), unit="files")
         for n, (rel, path) in enumerate(entries, 1):
             yield Progress(done=n - 1)
@@ -60,8 +60,12 @@ class FilesConnector(FolderConnector[FilesConfig]):
             if entry and entry[0] == stat.st_mtime_ns and entry[1] == stat.st_size:
                 continue
             if stat.st_size > self.config.max_file_bytes:
-                yield Skipped(id=self.doc_id(rel), reason=f"larger than {self.config.max_file_bytes} bytes",
-                              failed=False, title=rel)
+                yield Skipped(
+                    id=self.doc_id(rel),
+                    reason=f"larger than {self.config.max_file_bytes} bytes",
+                    failed=False,
+                    title=rel,
+                )
                 continue
             data = path.read_bytes()
             digest = hashlib.sha256(data).hexdigest()
@@ -77,7 +81,7 @@ class FilesConnector(FolderConnector[FilesConfig]):
         yield Checkpoint(state={"files": dict(known)})
 
     def live_ids(self) -> Iterator[str]:
-        self.check()   # a vanished folder is an error, not "every file was deleted"
+        self.check()  # a vanished folder is an error, not "every file was deleted"
         return (self.doc_id(rel) for rel, _ in self._walk())
 
     def _document(self, rel: str, path: Path, data: bytes, stat: os.stat_result) -> Iterator[Item]:
@@ -92,8 +96,13 @@ class FilesConnector(FolderConnector[FilesConfig]):
             return
         modified = datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc)
         yield self.document(
-            rel, title=document_title(data, extract_name, text) or rel, text=text, url=path.as_uri(),
-            updated_at=modified, created_at=modified, acl=self.config.acl(),
+            rel,
+            title=document_title(data, extract_name, text) or rel,
+            text=text,
+            url=path.as_uri(),
+            updated_at=modified,
+            created_at=modified,
+            acl=self.config.acl(),
             metadata={"path": rel, "folder": str(Path(rel).parent), "kind": kind_of(path.name) or ""},
         )
 
@@ -116,7 +125,9 @@ class FilesConnector(FolderConnector[FilesConfig]):
 
     def _wanted(self, rel: str) -> bool:
         def matches(patterns: list[str]) -> bool:
-            return any(fnmatch.fnmatchcase(rel, p) or (p.startswith("**/") and fnmatch.fnmatchcase(rel, p[3:]))
-                       for p in patterns)
+            return any(
+                fnmatch.fnmatchcase(rel, p) or (p.startswith("**/") and fnmatch.fnmatchcase(rel, p[3:]))
+                for p in patterns
+            )
 
         return matches(self.config.include) and not matches(self.config.exclude)

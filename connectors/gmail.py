@@ -56,26 +56,47 @@ from .model import ACL, Deletion, Item, Skipped
 log = logging.getLogger(__name__)
 
 HIDDEN = frozenset({"SPAM", "TRASH"})
-SAVE_EVERY = 100   # messages between a listing's save points (each saves every id seen so far)
+SAVE_EVERY = 100  # messages between a listing's save points (each saves every id seen so far)
 # labels whose flips do not change what is indexed (read state, stars, importance, tabs)
-VOLATILE = frozenset({"UNREAD", "STARRED", "IMPORTANT", "CATEGORY_PERSONAL", "CATEGORY_SOCIAL",
-                      "CATEGORY_PROMOTIONS", "CATEGORY_UPDATES", "CATEGORY_FORUMS"})
+VOLATILE = frozenset(
+    {
+        "UNREAD",
+        "STARRED",
+        "IMPORTANT",
+        "CATEGORY_PERSONAL",
+        "CATEGORY_SOCIAL",
+        "CATEGORY_PROMOTIONS",
+        "CATEGORY_UPDATES",
+        "CATEGORY_FORUMS",
+    }
+)
 
 
 class GmailConfig(SourceConfig):
-    credentials_file: ConfigPath = Field(description="service-account key JSON with domain-wide delegation "
-                                         "(scope https://www.googleapis.com/auth/gmail.readonly)")
+    credentials_file: ConfigPath = Field(
+        description="service-account key JSON with domain-wide delegation "
+        "(scope https://www.googleapis.com/auth/gmail.readonly)"
+    )
     mailboxes: list[str] = Field(min_length=1, description="mailbox addresses to read (each one impersonated)")
-    labels: list[str] = Field(default_factory=list, description="label names or ids to sync; default: every "
-                              "label but SPAM and TRASH")
+    labels: list[str] = Field(
+        default_factory=list, description="label names or ids to sync; default: every label but SPAM and TRASH"
+    )
     query: str | None = Field(None, description="Gmail search limiting the backfill, e.g. 'newer_than:2y'")
     api_endpoint: str | None = Field(None, description="Gmail API root, e.g. https://gmail.googleapis.com/ (tests)")
     max_attachment_bytes: int = Field(DEFAULT_MAX_ATTACHMENT_BYTES, description="larger attachments are skipped")
-    batch_size: int = Field(10, ge=1, le=100, description="messages fetched per batch request (small batches "
-                            "come back sooner, so the quota window frees sooner: benchmarks/bench_gmail.py)")
+    batch_size: int = Field(
+        10,
+        ge=1,
+        le=100,
+        description="messages fetched per batch request (small batches "
+        "come back sooner, so the quota window frees sooner: benchmarks/bench_gmail.py)",
+    )
     page_size: int = Field(500, ge=1, le=500, description="ids per messages.list / history.list page")
-    quota_units_per_second: float = Field(250.0, ge=0, description="per-mailbox Gmail quota to stay within "
-                                          "(Gmail's per-user limit is 250 units/s; 0: no pacing)")
+    quota_units_per_second: float = Field(
+        250.0,
+        ge=0,
+        description="per-mailbox Gmail quota to stay within (Gmail's per-user limit is 250 units/s; 0: no pacing)",
+    )
     retries: int = Field(5, ge=0, le=20, description="retries of 429 / 5xx / network failures per call")
     backoff_seconds: float = Field(1.0, ge=0, description="first retry delay without Retry-After (doubles)")
     timeout: float = Field(60.0, gt=0, description="seconds per HTTP request (a stalled answer is retried)")
@@ -88,18 +109,18 @@ class GmailConfig(SourceConfig):
 
 
 class _Listing(BaseModel):
-    start: str                          # the history id taken before the listing began
-    label: int = 0                      # which entry of the label list is being listed
-    token: str | None = None            # the messages.list page token of the current page
-    offset: int = 0                     # ids of the current page already read
+    start: str  # the history id taken before the listing began
+    label: int = 0  # which entry of the label list is being listed
+    token: str | None = None  # the messages.list page token of the current page
+    offset: int = 0  # ids of the current page already read
     seen: list[str] = Field(default_factory=list)
-    prev: list[str] | None = None       # ids known before a re-listing: those not seen are deleted
+    prev: list[str] | None = None  # ids known before a re-listing: those not seen are deleted
 
 
 class _Box(BaseModel):
-    history: str | None = None          # follow history from here (None: list first)
+    history: str | None = None  # follow history from here (None: list first)
     listing: _Listing | None = None
-    known: list[str] = Field(default_factory=list)   # message ids indexed
+    known: list[str] = Field(default_factory=list)  # message ids indexed
 
 
 class GmailCheckpoint(CheckpointModel):
@@ -116,14 +137,21 @@ class GmailConnector(Connector[GmailConfig]):
     # No reconciling listing after a crash: every listing starts from a history id taken before it,
     # so whatever an interrupted run indexed and was deleted since reaches the history it resumes from.
     deletions_from_checkpoint = False
-    recent_first = True   # `since` filters by time at the service (base.Connector.recent_first)
+    recent_first = True  # `since` filters by time at the service (base.Connector.recent_first)
 
     def client(self, mailbox: str) -> MailboxClient:
         c = self.config
         creds = load_credentials(c.credentials_file, mailbox, self.name, SCOPES)
         policy = RetryPolicy(attempts=c.retries + 1, backoff=c.backoff_seconds)
-        return MailboxClient(self.name, mailbox, creds, c.api_endpoint, policy=policy,
-                             units_per_second=c.quota_units_per_second, timeout=c.timeout)
+        return MailboxClient(
+            self.name,
+            mailbox,
+            creds,
+            c.api_endpoint,
+            policy=policy,
+            units_per_second=c.quota_units_per_second,
+            timeout=c.timeout,
+        )
 
     def check_local(self) -> None:
         path = self.config.credentials_file
@@ -148,14 +176,17 @@ class GmailConnector(Connector[GmailConfig]):
                     raise error from exc
                 refused.append(mailbox)
         if len(refused) == len(self.config.mailboxes):
-            raise CredentialsError(self.name, f"the domain-wide delegation covers none of the mailboxes "
-                                   f"({', '.join(refused)}) for scope {SCOPES[0]}")
+            raise CredentialsError(
+                self.name,
+                f"the domain-wide delegation covers none of the mailboxes ({', '.join(refused)}) for scope {SCOPES[0]}",
+            )
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: dt.datetime | None = None) -> Iterator[Item]:
         state = GmailCheckpoint.load(checkpoint, source=self.name) or GmailCheckpoint(
-            since=since.astimezone(dt.timezone.utc).isoformat() if since else None)
+            since=since.astimezone(dt.timezone.utc).isoformat() if since else None
+        )
         for dropped in [m for m in state.mailboxes if m not in self.config.mailboxes]:
-            box = state.mailboxes.pop(dropped)     # no longer configured: its documents go
+            box = state.mailboxes.pop(dropped)  # no longer configured: its documents go
             log.info("source %s: mailbox %s is no longer synced; deleting its documents", self.name, dropped)
             for mid in sorted({*box.known, *(box.listing.seen if box.listing else [])}):
                 yield Deletion(id=self.doc_id(native_id(dropped, mid)))
@@ -173,8 +204,10 @@ class GmailConnector(Connector[GmailConfig]):
             else:
                 yield item
         if refused and len(refused) == len(self.config.mailboxes):
-            raise CredentialsError(self.name, "the domain-wide delegation covers none of the mailboxes: "
-                                   + "; ".join(str(e) for e in refused)) from refused[0]
+            raise CredentialsError(
+                self.name,
+                "the domain-wide delegation covers none of the mailboxes: " + "; ".join(str(e) for e in refused),
+            ) from refused[0]
         yield GmailCheckpoint(since=state.since, mailboxes=saved).checkpoint()
 
     def _mailbox(self, mailbox: str, box: _Box, since: str | None) -> Iterator[Item | _Saved | MailboxRefused]:
@@ -237,9 +270,9 @@ class _MailboxSync:
         self.c, self.mailbox, self.box, self.since = connector, mailbox, box, since
         self.config = connector.config
         self.client = connector.client(mailbox)
-        self._labels: dict[str, str] | None = None          # id -> name
+        self._labels: dict[str, str] | None = None  # id -> name
         self.known = set(box.known)
-        self.dropped: set[str] = set()   # fetched ids that turned out gone or out of scope
+        self.dropped: set[str] = set()  # fetched ids that turned out gone or out of scope
 
     # --- labels and scope -----------------------------------------------------------------------
     def label_names(self) -> dict[str, str]:
@@ -276,8 +309,9 @@ class _MailboxSync:
             except GoogleApiError as exc:
                 if exc.status != 404:
                     raise
-                log.warning("source %s: the history id of %s has expired; listing the mailbox again",
-                            self.c.name, self.mailbox)
+                log.warning(
+                    "source %s: the history id of %s has expired; listing the mailbox again", self.c.name, self.mailbox
+                )
                 self.box.listing = _Listing(start=str(self.client.profile()["historyId"]), prev=sorted(self.known))
         if self.box.listing is None:
             self.box.listing = _Listing(start=str(self.client.profile()["historyId"]))
@@ -298,11 +332,12 @@ class _MailboxSync:
         while listing.label < len(labels):
             pager = Pager(source=self.c.name, what=f"Gmail messages.list of {self.mailbox}", token=listing.token)
             while True:
-                page = self.client.list_messages(labels[listing.label], self._query(), pager.token,
-                                                 self.config.page_size)
+                page = self.client.list_messages(
+                    labels[listing.label], self._query(), pager.token, self.config.page_size
+                )
                 ids = [ref["id"] for ref in page.get("messages", [])]
                 while listing.offset < len(ids):
-                    chunk = ids[listing.offset:listing.offset + self.config.batch_size]
+                    chunk = ids[listing.offset : listing.offset + self.config.batch_size]
                     yield from self._fetch([m for m in chunk if m not in seen])
                     seen.update(chunk)
                     listing.offset += len(chunk)
@@ -365,10 +400,10 @@ class _MailboxSync:
     # --- reading messages -----------------------------------------------------------------------
     def _fetch(self, ids: list[str]) -> Iterator[Item]:
         for start in range(0, len(ids), self.config.batch_size):
-            got = self.client.get_many(ids[start:start + self.config.batch_size])
+            got = self.client.get_many(ids[start : start + self.config.batch_size])
             for mid, found in got.items():
                 if isinstance(found, GoogleApiError):
-                    if found.status == 404:     # deleted since it was listed
+                    if found.status == 404:  # deleted since it was listed
                         self.known.discard(mid)
                         self.dropped.add(mid)
                         yield Deletion(id=self.c.doc_id(native_id(self.mailbox, mid)))
@@ -394,13 +429,16 @@ class _MailboxSync:
             msg.received = dt.datetime.fromtimestamp(int(found["internalDate"]) / 1000, dt.timezone.utc)
         since = self.since
         if since and msg.received and msg.received < dt.datetime.fromisoformat(since):
-            return   # `after:` is in whole seconds
+            return  # `after:` is in whole seconds
         msg.mailbox = self.mailbox
         names = self.label_names()
-        msg.extra = {"thread_id": found.get("threadId", ""),
-                     "labels": sorted(names.get(x, x) for x in found.get("labelIds", []) if x not in VOLATILE)}
-        document, skipped = message_document(self.c, msg, self.c.acl_for(self.mailbox),
-                                             self.config.max_attachment_bytes)
+        msg.extra = {
+            "thread_id": found.get("threadId", ""),
+            "labels": sorted(names.get(x, x) for x in found.get("labelIds", []) if x not in VOLATILE),
+        }
+        document, skipped = message_document(
+            self.c, msg, self.c.acl_for(self.mailbox), self.config.max_attachment_bytes
+        )
         self.known.add(mid)
         yield from skipped
         yield document

@@ -34,8 +34,14 @@ log = logging.getLogger(__name__)
 
 SCOPES = ["https://www.googleapis.com/auth/gmail.readonly"]
 DEFAULT_ENDPOINT = "https://gmail.googleapis.com/"
-UNITS = {"users.getProfile": 1, "labels.list": 1, "messages.list": 5, "messages.get": 5,
-         "messages.attachments.get": 5, "history.list": 2}
+UNITS = {
+    "users.getProfile": 1,
+    "labels.list": 1,
+    "messages.list": 5,
+    "messages.get": 5,
+    "messages.attachments.get": 5,
+    "history.list": 2,
+}
 # What Google's token endpoint answers for a subject the delegation does not cover (or that is no user)
 _DELEGATION_REFUSALS = ("unauthorized_client", "Invalid email or User ID")
 
@@ -44,9 +50,11 @@ class MailboxRefused(InletError):
     """The domain-wide delegation does not cover this mailbox (or it is no user of the domain)."""
 
     def __init__(self, mailbox: str, detail: str) -> None:
-        super().__init__(f"mailbox {mailbox}: the domain-wide delegation does not cover it ({detail}); add the "
-                         f"service account's client ID with scope {SCOPES[0]} in the Admin console, or remove "
-                         f"the mailbox from the source")
+        super().__init__(
+            f"mailbox {mailbox}: the domain-wide delegation does not cover it ({detail}); add the "
+            f"service account's client ID with scope {SCOPES[0]} in the Admin console, or remove "
+            f"the mailbox from the source"
+        )
         self.mailbox = mailbox
 
 
@@ -61,8 +69,9 @@ class UnitWindow:
     """At most `limit` units in any second (0: unlimited): `wait_for(units)` before a call, `spent(units)`
     once its answer is in."""
 
-    def __init__(self, limit: float, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self, limit: float, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self.limit, self._clock, self._sleep = limit, clock, sleep
         self._spent: deque[tuple[float, int]] = deque()
         self._lock = threading.Lock()
@@ -80,7 +89,7 @@ class UnitWindow:
                 if used + units <= self.limit or not self._spent:
                     return
                 wait, freed = 0.0, used
-                for stamp, amount in self._spent:   # the oldest entries leave first
+                for stamp, amount in self._spent:  # the oldest entries leave first
                     freed -= amount
                     wait = stamp + 1.0 - now
                     if freed + units <= self.limit:
@@ -109,11 +118,28 @@ def _window(key: tuple[str, str], limit: float, sleep: Callable[[float], None]) 
 class MailboxClient:
     """The Gmail API acting as one mailbox (`userId="me"`)."""
 
-    def __init__(self, source: str, mailbox: str, credentials: Any, api_endpoint: str | None, *,
-                 policy: RetryPolicy, units_per_second: float, timeout: float) -> None:
+    def __init__(
+        self,
+        source: str,
+        mailbox: str,
+        credentials: Any,
+        api_endpoint: str | None,
+        *,
+        policy: RetryPolicy,
+        units_per_second: float,
+        timeout: float,
+    ) -> None:
         self.source, self.mailbox = source, mailbox
-        self.google = GoogleService("gmail", "v1", source=source, credentials=credentials,
-                                    api_endpoint=api_endpoint, policy=policy, timeout=timeout, label="Gmail")
+        self.google = GoogleService(
+            "gmail",
+            "v1",
+            source=source,
+            credentials=credentials,
+            api_endpoint=api_endpoint,
+            policy=policy,
+            timeout=timeout,
+            label="Gmail",
+        )
         self.batch_uri = urljoin(api_endpoint or DEFAULT_ENDPOINT, "batch/gmail/v1")
         self.quota = _window((api_endpoint or DEFAULT_ENDPOINT, mailbox), units_per_second, policy.sleep)
         self.units = 0
@@ -145,20 +171,28 @@ class MailboxClient:
         return list(self._call("labels.list", lambda u: u.labels().list(userId="me")).get("labels", []))
 
     def list_messages(self, label_id: str | None, q: str | None, token: str | None, size: int) -> dict[str, Any]:
-        return self._call("messages.list", lambda u: u.messages().list(
-            userId="me", labelIds=[label_id] if label_id else None, q=q or None, pageToken=token, maxResults=size))
+        return self._call(
+            "messages.list",
+            lambda u: u.messages().list(
+                userId="me", labelIds=[label_id] if label_id else None, q=q or None, pageToken=token, maxResults=size
+            ),
+        )
 
     def history(self, start: str, token: str | None, size: int) -> dict[str, Any]:
         """One page of history after `start`; `GoogleApiError` 404 when `start` is too old."""
-        return self._call("history.list", lambda u: u.history().list(
-            userId="me", startHistoryId=start, pageToken=token, maxResults=size))
+        return self._call(
+            "history.list",
+            lambda u: u.history().list(userId="me", startHistoryId=start, pageToken=token, maxResults=size),
+        )
 
     def get(self, message_id: str, fmt: str = "raw") -> dict[str, Any]:
         return self._call("messages.get", lambda u: u.messages().get(userId="me", id=message_id, format=fmt))
 
     def attachment(self, message_id: str, attachment_id: str) -> dict[str, Any]:
-        return self._call("messages.attachments.get", lambda u: u.messages().attachments().get(
-            userId="me", messageId=message_id, id=attachment_id))
+        return self._call(
+            "messages.attachments.get",
+            lambda u: u.messages().attachments().get(userId="me", messageId=message_id, id=attachment_id),
+        )
 
     def get_many(self, ids: list[str], fmt: str = "raw") -> dict[str, dict[str, Any] | GoogleApiError]:
         """The messages (batch requests); a message gone since it was listed maps to a 404 error."""
@@ -167,15 +201,21 @@ class MailboxClient:
         attempts = self.google.policy.start(self.source, f"Gmail batch of {self.mailbox}")
         while pending:
             throttled = self._batch_round(pending, fmt, out)
-            if throttled and not attempts.retry(f"{len(throttled)} of {len(pending)} messages throttled",
-                                                max(throttled.values()) or None, throttled=True):
-                raise RetriableError(f"source {self.source!r}: Gmail kept refusing {len(throttled)} messages of "
-                                     f"{self.mailbox}", retry_after=max(throttled.values()) or self.google.policy.cap)
+            if throttled and not attempts.retry(
+                f"{len(throttled)} of {len(pending)} messages throttled",
+                max(throttled.values()) or None,
+                throttled=True,
+            ):
+                raise RetriableError(
+                    f"source {self.source!r}: Gmail kept refusing {len(throttled)} messages of {self.mailbox}",
+                    retry_after=max(throttled.values()) or self.google.policy.cap,
+                )
             pending = list(throttled)
         return out
 
-    def _batch_round(self, ids: list[str], fmt: str, out: dict[str, dict[str, Any] | GoogleApiError]
-                     ) -> dict[str, float]:
+    def _batch_round(
+        self, ids: list[str], fmt: str, out: dict[str, dict[str, Any] | GoogleApiError]
+    ) -> dict[str, float]:
         """One batch request: answers into `out`; returns the ids to send again, with their Retry-After."""
         from googleapiclient.http import BatchHttpRequest
 

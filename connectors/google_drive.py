@@ -35,8 +35,17 @@ from inlet.errors import ItemError
 from .base import ConfigPath, Connector, Duration, SourceConfig, parse_duration
 from .events import EventSource
 from .google_drive_client import SCOPES, DriveApiError, DriveClient
-from .google_drive_content import FILE_FIELDS, FOLDER, TooLarge, acl_of, fetch_text, folder_path, \
-    in_scope, owner_of, skip_reason
+from .google_drive_content import (
+    FILE_FIELDS,
+    FOLDER,
+    TooLarge,
+    acl_of,
+    fetch_text,
+    folder_path,
+    in_scope,
+    owner_of,
+    skip_reason,
+)
 from .kit import CheckpointModel, Pager, RetryPolicy, page_token
 from .kit.google import load_credentials
 from .model import Deletion, Document, Item, Progress, Skipped
@@ -48,27 +57,35 @@ _FOLDER_FIELDS = "id,name,mimeType,parents,driveId,trashed"
 
 
 class GoogleDriveConfig(SourceConfig):
-    credentials_file: ConfigPath = Field(description="service-account or authorized-user JSON (its "
-                                         "token_uri is used to refresh)")
+    credentials_file: ConfigPath = Field(
+        description="service-account or authorized-user JSON (its token_uri is used to refresh)"
+    )
     subject: str | None = Field(None, description="user to impersonate (domain-wide delegation)")
-    api_endpoint: str | None = Field(None, description="Drive API base, e.g. "
-                                     "https://www.googleapis.com/drive/v3/ (tests, proxies)")
-    folders: list[str] = Field(default_factory=list, description="only files under these folder ids or "
-                               "paths ('Engineering/Design Docs', a shared drive's name); default: all")
+    api_endpoint: str | None = Field(
+        None, description="Drive API base, e.g. https://www.googleapis.com/drive/v3/ (tests, proxies)"
+    )
+    folders: list[str] = Field(
+        default_factory=list,
+        description="only files under these folder ids or "
+        "paths ('Engineering/Design Docs', a shared drive's name); default: all",
+    )
     shared_drives: bool = Field(True, description="include files of shared drives")
     max_file_bytes: int = Field(20 * 1024 * 1024, ge=1, description="skip larger files (and exports)")
-    doc_format: Literal["text/markdown", "text/plain"] = Field("text/markdown",
-                                                               description="export format of Docs")
+    doc_format: Literal["text/markdown", "text/plain"] = Field("text/markdown", description="export format of Docs")
     concurrency: int = Field(4, ge=1, le=32, description="parallel downloads")
     page_size: int = Field(100, ge=1, le=1000, description="files.list / changes.list page size")
     max_requests_per_second: float = Field(50.0, ge=0, description="client-side quota (0: unlimited)")
     retries: int = Field(5, ge=0, le=20, description="retries of 429 / 5xx / rate-limit 403")
     backoff_seconds: float = Field(1.0, ge=0, description="first retry delay (doubles each time)")
     timeout: float = Field(60.0, gt=0, description="seconds per HTTP request (a stalled answer is retried)")
-    push_url: str | None = Field(None, description="public HTTPS URL of this source's hook "
-                                 "(.../hooks/google_drive/NAME): changes.watch push channels (daemon)")
-    channel_lifetime: Duration = Field("1d", description="how long each push channel lasts before it is replaced "
-                                  "(Drive allows up to 7 days)")
+    push_url: str | None = Field(
+        None,
+        description="public HTTPS URL of this source's hook "
+        "(.../hooks/google_drive/NAME): changes.watch push channels (daemon)",
+    )
+    channel_lifetime: Duration = Field(
+        "1d", description="how long each push channel lasts before it is replaced (Drive allows up to 7 days)"
+    )
 
 
 class _State(CheckpointModel):
@@ -76,12 +93,12 @@ class _State(CheckpointModel):
 
     start_token: str
     phase: Literal["crawl", "changes"] = "crawl"
-    page_token: str | None = None              # files.list token (crawl) or changes token (changes)
+    page_token: str | None = None  # files.list token (crawl) or changes token (changes)
     folders: dict[str, list[Any]] | None = None  # {id: [name, parent]}; None until listed
     drives: dict[str, str] = {}
-    known: set[str] = set()                    # native ids of indexed documents
-    prev: set[str] | None = None               # during a fallback re-crawl: ids known before it
-    listed: int = 0                            # files the crawl's pages before `page_token` held
+    known: set[str] = set()  # native ids of indexed documents
+    prev: set[str] | None = None  # during a fallback re-crawl: ids known before it
+    listed: int = 0  # files the crawl's pages before `page_token` held
 
     @field_serializer("known", "prev")
     def _sorted(self, ids: set[str] | None) -> list[str] | None:
@@ -90,8 +107,8 @@ class _State(CheckpointModel):
 
 class GoogleDriveConnector(Connector[GoogleDriveConfig]):
     type: ClassVar[str] = "google_drive"
-    Config: ClassVar[builtins.type[SourceConfig]] = GoogleDriveConfig   # builtins: `type` is the attribute above
-    recent_first = True   # `since` filters by time at the service (base.Connector.recent_first)
+    Config: ClassVar[builtins.type[SourceConfig]] = GoogleDriveConfig  # builtins: `type` is the attribute above
+    recent_first = True  # `since` filters by time at the service (base.Connector.recent_first)
 
     _client: DriveClient | None = None
     _pool: ThreadPoolExecutor
@@ -102,8 +119,9 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             c = self.config
             creds = load_credentials(c.credentials_file, c.subject, self.name, SCOPES)
             policy = RetryPolicy(attempts=c.retries + 1, backoff=c.backoff_seconds, cap=60.0, deadline=180.0)
-            self._client = DriveClient(self.name, creds, c.api_endpoint, policy=policy,
-                                       per_second=c.max_requests_per_second, timeout=c.timeout)
+            self._client = DriveClient(
+                self.name, creds, c.api_endpoint, policy=policy, per_second=c.max_requests_per_second, timeout=c.timeout
+            )
         return self._client
 
     def check(self) -> None:
@@ -142,8 +160,9 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         yield Progress(total=total, done=0, unit="files")
         while True:
             try:
-                page = self.client.list_files(q, pager.token, self.config.page_size, FILE_FIELDS,
-                                              self.config.shared_drives)
+                page = self.client.list_files(
+                    q, pager.token, self.config.page_size, FILE_FIELDS, self.config.shared_drives
+                )
             except DriveApiError as err:
                 if pager.token is None or err.status != 400:
                     raise
@@ -155,7 +174,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             yield from self._process(files, st, done)
             done += len(files)
             st.listed += len(files)
-            yield Progress(done=done)     # also when the page held only files out of scope
+            yield Progress(done=done)  # also when the page held only files out of scope
             if not pager.advance(page_token(page)):
                 break
             st.page_token = pager.token
@@ -180,16 +199,17 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
     def _load_tree(self, st: _State) -> None:
         """Shared drive names and every folder: paths and the folder filter come from them."""
         st.drives = self.client.drives() if self.config.shared_drives else {}
-        st.folders = {f["id"]: [f["name"], (f.get("parents") or [None])[0]]
-                      for f in self._listing(f"mimeType = '{FOLDER}' and trashed = false", _FOLDER_FIELDS)}
+        st.folders = {
+            f["id"]: [f["name"], (f.get("parents") or [None])[0]]
+            for f in self._listing(f"mimeType = '{FOLDER}' and trashed = false", _FOLDER_FIELDS)
+        }
 
     def _follow_changes(self, st: _State) -> Iterator[Item]:
         pager = Pager(source=self.name, what="changes.list", token=st.page_token or st.start_token)
         while True:
             token = pager.token or st.start_token
             try:
-                page = self.client.list_changes(token, self.config.page_size, FILE_FIELDS,
-                                                self.config.shared_drives)
+                page = self.client.list_changes(token, self.config.page_size, FILE_FIELDS, self.config.shared_drives)
             except DriveApiError as err:
                 if err.status not in (400, 404, 410):
                     raise
@@ -218,7 +238,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         moved: list[str] = []
         for change in changes:
             native, f = change["fileId"], change.get("file")
-            live = None if change.get("removed") or f is None or f.get("trashed") else f   # None: gone
+            live = None if change.get("removed") or f is None or f.get("trashed") else f  # None: gone
             if native in st.folders or (f and f.get("mimeType") == FOLDER):
                 if live is None:
                     st.folders.pop(native, None)
@@ -233,7 +253,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
                 yield Deletion(id=self.doc_id(native))
             else:
                 files[native] = live
-        for folder in moved:        # a renamed or moved folder changes the path of everything below
+        for folder in moved:  # a renamed or moved folder changes the path of everything below
             for f in self._children(folder, st):
                 files.setdefault(f["id"], f)
         yield from self._process(list(files.values()), st)
@@ -261,7 +281,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
                 continue
             jobs.append((f, path))
         if counted is not None:
-            counted += len(files) - len(jobs)    # out of scope: gone through already
+            counted += len(files) - len(jobs)  # out of scope: gone through already
         for item in self._pool.map(lambda job: self._read(job[0], job[1], st.drives), jobs):
             native = item.id.split(":", 1)[1]
             if isinstance(item, Document):
@@ -296,25 +316,38 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             perms = f["permissions"] if "permissions" in f else self.client.permissions(native)
         except DriveApiError as err:
             if err.status == 404:
-                return Deletion(id=doc_id)        # deleted while we were syncing
+                return Deletion(id=doc_id)  # deleted while we were syncing
             policy = err.reason in _SKIP_REASONS
-            return Skipped(id=doc_id, reason=f"{f.get('name')}: {err.reason or err.status}: {err.message}",
-                           failed=not policy, title=f.get("name"))
+            return Skipped(
+                id=doc_id,
+                reason=f"{f.get('name')}: {err.reason or err.status}: {err.message}",
+                failed=not policy,
+                title=f.get("name"),
+            )
         except TooLarge as exc:
             return Skipped(id=doc_id, reason=f"{f.get('name')}: {exc}", failed=False, title=f.get("name"))
         except ItemError as exc:
             return Skipped(id=doc_id, reason=str(exc), failed=True, title=f.get("name"))
         return self._document(f, text, path, perms, drives)
 
-    def _document(self, f: dict[str, Any], text: str, path: str, perms: list[dict[str, Any]],
-                  drives: dict[str, str]) -> Document:
+    def _document(
+        self, f: dict[str, Any], text: str, path: str, perms: list[dict[str, Any]], drives: dict[str, str]
+    ) -> Document:
         owner = owner_of(f)
         metadata: dict[str, Any] = {"mime_type": f["mimeType"], "folder": path, "owner": owner}
         if f.get("driveId"):
             metadata["shared_drive"] = drives.get(f["driveId"], f["driveId"])
-        return self.document(f["id"], title=f.get("name", ""), text=text, url=f.get("webViewLink", ""),
-                             author=owner, created_at=f.get("createdTime"), updated_at=f.get("modifiedTime"),
-                             metadata=metadata, acl=acl_of(perms))
+        return self.document(
+            f["id"],
+            title=f.get("name", ""),
+            text=text,
+            url=f.get("webViewLink", ""),
+            author=owner,
+            created_at=f.get("createdTime"),
+            updated_at=f.get("modifiedTime"),
+            metadata=metadata,
+            acl=acl_of(perms),
+        )
 
     # --- reconciliation ----------------------------------------------------------------------
     def live_ids(self) -> list[str]:

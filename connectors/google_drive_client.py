@@ -15,42 +15,88 @@ from .kit import RetryPolicy, page_token, pages
 from .kit.google import GoogleApiError, GoogleService
 
 SCOPES = ["https://www.googleapis.com/auth/drive.readonly"]
-DriveApiError = GoogleApiError   # a non-retriable answer: 404, 403 fileNotDownloadable, 400 ...
+DriveApiError = GoogleApiError  # a non-retriable answer: 404, 403 fileNotDownloadable, 400 ...
 
 
 class DriveClient(GoogleService):
-    def __init__(self, source: str, credentials: Any, api_endpoint: str | None, *, policy: RetryPolicy,
-                 per_second: float = 0.0, timeout: float = 60.0) -> None:
-        super().__init__("drive", "v3", source=source, credentials=credentials, api_endpoint=api_endpoint,
-                         policy=policy, per_second=per_second, timeout=timeout)
+    def __init__(
+        self,
+        source: str,
+        credentials: Any,
+        api_endpoint: str | None,
+        *,
+        policy: RetryPolicy,
+        per_second: float = 0.0,
+        timeout: float = 60.0,
+    ) -> None:
+        super().__init__(
+            "drive",
+            "v3",
+            source=source,
+            credentials=credentials,
+            api_endpoint=api_endpoint,
+            policy=policy,
+            per_second=per_second,
+            timeout=timeout,
+        )
 
     def start_page_token(self) -> str:
-        return str(self.call(lambda s: s.changes().getStartPageToken(
-            supportsAllDrives=True, fields="startPageToken"))["startPageToken"])
+        return str(
+            self.call(lambda s: s.changes().getStartPageToken(supportsAllDrives=True, fields="startPageToken"))[
+                "startPageToken"
+            ]
+        )
 
-    def list_files(self, q: str, page_token: str | None, page_size: int, fields: str,
-                   all_drives: bool) -> dict[str, Any]:
-        return dict(self.call(lambda s: s.files().list(
-            q=q, pageToken=page_token, pageSize=page_size, fields=f"nextPageToken,files({fields})",
-            corpora="allDrives" if all_drives else "user", supportsAllDrives=True,
-            includeItemsFromAllDrives=all_drives)))
+    def list_files(
+        self, q: str, page_token: str | None, page_size: int, fields: str, all_drives: bool
+    ) -> dict[str, Any]:
+        return dict(
+            self.call(
+                lambda s: s.files().list(
+                    q=q,
+                    pageToken=page_token,
+                    pageSize=page_size,
+                    fields=f"nextPageToken,files({fields})",
+                    corpora="allDrives" if all_drives else "user",
+                    supportsAllDrives=True,
+                    includeItemsFromAllDrives=all_drives,
+                )
+            )
+        )
 
     def files(self, q: str, fields: str, all_drives: bool) -> Iterator[dict[str, Any]]:
         """Every file `q` matches, 1000 a page (for listings not checkpointed page by page)."""
-        for page in pages(lambda token: self.list_files(q, token, 1000, fields, all_drives), page_token,
-                          source=self.source, what="files.list"):
+        for page in pages(
+            lambda token: self.list_files(q, token, 1000, fields, all_drives),
+            page_token,
+            source=self.source,
+            what="files.list",
+        ):
             yield from page.get("files", [])
 
     def list_changes(self, page_token: str, page_size: int, fields: str, all_drives: bool) -> dict[str, Any]:
-        return dict(self.call(lambda s: s.changes().list(
-            pageToken=page_token, pageSize=page_size, includeRemoved=True, supportsAllDrives=True,
-            includeItemsFromAllDrives=all_drives,
-            fields=f"nextPageToken,newStartPageToken,changes(fileId,removed,time,file({fields}))")))
+        return dict(
+            self.call(
+                lambda s: s.changes().list(
+                    pageToken=page_token,
+                    pageSize=page_size,
+                    includeRemoved=True,
+                    supportsAllDrives=True,
+                    includeItemsFromAllDrives=all_drives,
+                    fields=f"nextPageToken,newStartPageToken,changes(fileId,removed,time,file({fields}))",
+                )
+            )
+        )
 
     def watch_changes(self, page_token: str, channel: dict[str, Any], all_drives: bool) -> dict[str, Any]:
         """Open a push channel (`changes.watch`): `channel` has id, type, address, token, expiration."""
-        return dict(self.call(lambda s: s.changes().watch(
-            pageToken=page_token, body=channel, supportsAllDrives=True, includeItemsFromAllDrives=all_drives)))
+        return dict(
+            self.call(
+                lambda s: s.changes().watch(
+                    pageToken=page_token, body=channel, supportsAllDrives=True, includeItemsFromAllDrives=all_drives
+                )
+            )
+        )
 
     def stop_channel(self, channel_id: str, resource_id: str) -> None:
         self.call(lambda s: s.channels().stop(body={"id": channel_id, "resourceId": resource_id}))
@@ -59,15 +105,41 @@ class DriveClient(GoogleService):
         return dict(self.call(lambda s: s.files().get(fileId=file_id, fields=fields, supportsAllDrives=True)))
 
     def permissions(self, file_id: str) -> list[dict[str, Any]]:
-        return [perm for page in pages(lambda token: dict(self.call(lambda s: s.permissions().list(
-            fileId=file_id, supportsAllDrives=True, pageToken=token,
-            fields="nextPageToken,permissions(type,role,emailAddress,domain)"))), page_token,
-            source=self.source, what="permissions.list") for perm in page.get("permissions", [])]
+        return [
+            perm
+            for page in pages(
+                lambda token: dict(
+                    self.call(
+                        lambda s: s.permissions().list(
+                            fileId=file_id,
+                            supportsAllDrives=True,
+                            pageToken=token,
+                            fields="nextPageToken,permissions(type,role,emailAddress,domain)",
+                        )
+                    )
+                ),
+                page_token,
+                source=self.source,
+                what="permissions.list",
+            )
+            for perm in page.get("permissions", [])
+        ]
 
     def drives(self) -> dict[str, str]:
-        return {d["id"]: d["name"] for page in pages(lambda token: dict(self.call(lambda s: s.drives().list(
-            pageSize=100, pageToken=token, fields="nextPageToken,drives(id,name)"))), page_token,
-            source=self.source, what="drives.list") for d in page.get("drives", [])}
+        return {
+            d["id"]: d["name"]
+            for page in pages(
+                lambda token: dict(
+                    self.call(
+                        lambda s: s.drives().list(pageSize=100, pageToken=token, fields="nextPageToken,drives(id,name)")
+                    )
+                ),
+                page_token,
+                source=self.source,
+                what="drives.list",
+            )
+            for d in page.get("drives", [])
+        }
 
     def download(self, file_id: str) -> bytes:
         return bytes(self.call(lambda s: s.files().get_media(fileId=file_id, supportsAllDrives=True)))

@@ -18,13 +18,23 @@ EXPORTS = {
     "application/vnd.google-apps.spreadsheet": "text/csv",
     "application/vnd.google-apps.presentation": "text/plain",
 }
-_ARCHIVES = {"application/zip", "application/x-zip-compressed", "application/x-tar", "application/gzip",
-             "application/x-gzip", "application/x-7z-compressed", "application/vnd.rar",
-             "application/x-rar-compressed", "application/x-bzip2"}
+_ARCHIVES = {
+    "application/zip",
+    "application/x-zip-compressed",
+    "application/x-tar",
+    "application/gzip",
+    "application/x-gzip",
+    "application/x-7z-compressed",
+    "application/vnd.rar",
+    "application/x-rar-compressed",
+    "application/x-bzip2",
+}
 
-FILE_FIELDS = ("id,name,mimeType,parents,driveId,trashed,createdTime,modifiedTime,webViewLink,size,"
-               "owners(emailAddress),lastModifyingUser(emailAddress),"
-               "permissions(type,role,emailAddress,domain)")
+FILE_FIELDS = (
+    "id,name,mimeType,parents,driveId,trashed,createdTime,modifiedTime,webViewLink,size,"
+    "owners(emailAddress),lastModifyingUser(emailAddress),"
+    "permissions(type,role,emailAddress,domain)"
+)
 
 
 def skip_reason(f: dict[str, Any], max_bytes: int) -> str | None:
@@ -58,7 +68,7 @@ def fetch_text(client: DriveClient, f: dict[str, Any], doc_format: str, max_byte
         except DriveApiError as err:
             if err.status != 400 or target == "text/plain":
                 raise
-            data = client.export(f["id"], "text/plain")    # Markdown export unavailable: plain text
+            data = client.export(f["id"], "text/plain")  # Markdown export unavailable: plain text
         if len(data) > max_bytes:
             raise TooLarge(f"export over the size cap ({len(data)} > {max_bytes} bytes)")
         return data.decode("utf-8", "replace").strip()
@@ -80,8 +90,7 @@ def owner_of(f: dict[str, Any]) -> str:
     return str((f.get("lastModifyingUser") or {}).get("emailAddress", ""))
 
 
-def folder_path(parent: str | None, folders: dict[str, list[Any]],
-                drives: dict[str, str]) -> tuple[str, list[str]]:
+def folder_path(parent: str | None, folders: dict[str, list[Any]], drives: dict[str, str]) -> tuple[str, list[str]]:
     """('Company Wiki/Policies', [ancestor ids]) from the folder map {id: [name, parent]}."""
     names: list[str] = []
     ids: list[str] = []

@@ -32,8 +32,9 @@ class DrivePushChannels(EventSource):
         self.connector = connector
         self.url = url
         self.token = secrets.token_urlsafe(24)
-        self.renewals = Renewals(source=connector.name, what="push channel", lifetime=lifetime,
-                                 create=self._open, remove=self._stop)
+        self.renewals = Renewals(
+            source=connector.name, what="push channel", lifetime=lifetime, create=self._open, remove=self._stop
+        )
         self.channel = self.renewals.add("changes")
 
     def start(self, emit: Emit) -> None:
@@ -44,9 +45,17 @@ class DrivePushChannels(EventSource):
     def _open(self, sub: Subscription) -> None:
         client = self.connector.client
         expires = time.time() + self.renewals.lifetime
-        answer = client.watch_changes(client.start_page_token(), {
-            "id": str(uuid.uuid4()), "type": "web_hook", "address": self.url, "token": self.token,
-            "expiration": int(expires * 1000)}, self.connector.config.shared_drives)
+        answer = client.watch_changes(
+            client.start_page_token(),
+            {
+                "id": str(uuid.uuid4()),
+                "type": "web_hook",
+                "address": self.url,
+                "token": self.token,
+                "expiration": int(expires * 1000),
+            },
+            self.connector.config.shared_drives,
+        )
         sub.id, sub.data["resource_id"] = answer["id"], answer["resourceId"]
         sub.expires = int(answer.get("expiration") or 0) / 1000 or expires
 

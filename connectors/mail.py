@@ -35,7 +35,7 @@ DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 class MailAttachment:
     name: str
     content_type: str
-    data: bytes | None          # None when not downloaded (over the size cap)
+    data: bytes | None  # None when not downloaded (over the size cap)
     size: int = 0
     inline: bool = False
 
@@ -48,7 +48,7 @@ class MailMessage:
     subject: str = ""
     html: str | None = None
     text: str | None = None
-    sender: tuple[str, str] | None = None          # (name, email)
+    sender: tuple[str, str] | None = None  # (name, email)
     to: list[tuple[str, str]] = field(default_factory=list)
     cc: list[tuple[str, str]] = field(default_factory=list)
     received: dt.datetime | None = None
@@ -56,16 +56,16 @@ class MailMessage:
     modified: dt.datetime | None = None
     url: str = ""
     conversation_id: str = ""
-    message_id: str = ""                           # RFC 822 Message-ID
+    message_id: str = ""  # RFC 822 Message-ID
     folder: str = ""
     mailbox: str = ""
     attachments: list[MailAttachment] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)   # service-specific metadata (Gmail's thread_id, labels)
+    extra: dict[str, Any] = field(default_factory=dict)  # service-specific metadata (Gmail's thread_id, labels)
 
 
-def message_document(connector: Connector[Any], msg: MailMessage, acl: ACL,
-                     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
-                     ) -> tuple[Document, list[Skipped]]:
+def message_document(
+    connector: Connector[Any], msg: MailMessage, acl: ACL, max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
+) -> tuple[Document, list[Skipped]]:
     """The message's document, and the attachments that could not be read (as `Skipped`)."""
     doc_id = connector.doc_id(msg.native_id)
     parts = [_header_block(msg), body_text(msg.html, msg.text)]
@@ -81,18 +81,29 @@ def message_document(connector: Connector[Any], msg: MailMessage, acl: ACL,
         if skip:
             skipped.append(skip)
     metadata: dict[str, Any] = {
-        "mailbox": msg.mailbox, "folder": msg.folder, "conversation_id": msg.conversation_id,
-        "sender": msg.sender[1] if msg.sender else "", "recipients": [e for _, e in msg.to],
-        "cc": [e for _, e in msg.cc], "participants": _participants(msg),
-        "message_id": msg.message_id, "attachments": names,
+        "mailbox": msg.mailbox,
+        "folder": msg.folder,
+        "conversation_id": msg.conversation_id,
+        "sender": msg.sender[1] if msg.sender else "",
+        "recipients": [e for _, e in msg.to],
+        "cc": [e for _, e in msg.cc],
+        "participants": _participants(msg),
+        "message_id": msg.message_id,
+        "attachments": names,
         "received_at": msg.received.astimezone(dt.timezone.utc).isoformat() if msg.received else "",
         **msg.extra,
     }
     document = connector.document(
-        msg.native_id, title=msg.subject.strip() or "(no subject)", text="\n\n".join(p for p in parts if p),
-        url=msg.url, author=msg.sender[1] if msg.sender else "", created_at=msg.sent or msg.received,
-        updated_at=msg.modified or msg.received, acl=acl,
-        metadata={k: v for k, v in metadata.items() if v not in ("", [], None)})
+        msg.native_id,
+        title=msg.subject.strip() or "(no subject)",
+        text="\n\n".join(p for p in parts if p),
+        url=msg.url,
+        author=msg.sender[1] if msg.sender else "",
+        created_at=msg.sent or msg.received,
+        updated_at=msg.modified or msg.received,
+        acl=acl,
+        metadata={k: v for k, v in metadata.items() if v not in ("", [], None)},
+    )
     return document, skipped
 
 
@@ -151,11 +162,20 @@ def rfc822_message(native_id: str, raw: bytes, url: str = "", folder: str = "") 
     senders = addresses(email.get("From"))
     when = header_date(email.get("Date"))
     return MailMessage(
-        native_id=native_id, subject=" ".join(str(email.get("Subject", "")).split()),
-        html=html if plain is None else None, text=plain, sender=senders[0] if senders else None,
-        to=addresses(email.get("To")), cc=addresses(email.get("Cc")), received=when, sent=when,
-        url=url, message_id=str(email.get("Message-ID", "")).strip(), folder=folder,
-        attachments=attachments)
+        native_id=native_id,
+        subject=" ".join(str(email.get("Subject", "")).split()),
+        html=html if plain is None else None,
+        text=plain,
+        sender=senders[0] if senders else None,
+        to=addresses(email.get("To")),
+        cc=addresses(email.get("Cc")),
+        received=when,
+        sent=when,
+        url=url,
+        message_id=str(email.get("Message-ID", "")).strip(),
+        folder=folder,
+        attachments=attachments,
+    )
 
 
 # --- the archive connector ------------------------------------------------------------------------
@@ -171,13 +191,13 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
     type = "mail_archive"
     Config = MailArchiveConfig
     deletions_from_checkpoint = True
-    recent_first = True   # `since` filters by time at the service (base.Connector.recent_first)
+    recent_first = True  # `since` filters by time at the service (base.Connector.recent_first)
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: dt.datetime | None = None) -> Iterator[Item]:
         self.check()
         seen: dict[str, list[int]] = dict((checkpoint or {}).get("files", {}))
         current = dict(self._scan())
-        for rel in sorted(set(seen) - set(current)):   # deletions first: a renamed Maildir file
+        for rel in sorted(set(seen) - set(current)):  # deletions first: a renamed Maildir file
             for native in _natives(rel, seen.pop(rel)):  # comes back under the same id below
                 yield Deletion(id=self.doc_id(native))
         done = 0
@@ -193,7 +213,7 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
                 for native, raw, url in self._messages(rel, kind):
                     count += 1
                     yield from self._emit(native, raw, url, rel, since)
-            except OSError as exc:   # vanished or unreadable since the scan: named, retried next run
+            except OSError as exc:  # vanished or unreadable since the scan: named, retried next run
                 yield Skipped(id=self.doc_id(rel), reason=f"cannot read {self.config.path / rel}: {exc.strerror}")
                 continue
             seen[rel] = [*stamp, count, int(kind == "mbox")]
@@ -205,7 +225,7 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
         yield Checkpoint(state={"files": seen})
 
     def live_ids(self) -> Iterator[str]:
-        self.check()   # a vanished folder is an error, not "every message was deleted"
+        self.check()  # a vanished folder is an error, not "every message was deleted"
         for rel, _ in self._scan():
             kind = self._kind(rel)
             for native, _raw, _url in self._messages(rel, kind):

@@ -21,7 +21,7 @@ _SEPARATORS = [
     re.compile(r"^-{2,}\s*original message\s*-{2,}", re.I),
     re.compile(r"^-{2,}\s*forwarded (by|message)\b", re.I),
     re.compile(r"^-{3,}\s*begin forwarded message", re.I),
-    re.compile(r"^.{0,200}\bwrote:\s*$", re.I),          # "On Mon, Bob <b@x> wrote:", "b@x wrote:"
+    re.compile(r"^.{0,200}\bwrote:\s*$", re.I),  # "On Mon, Bob <b@x> wrote:", "b@x wrote:"
     re.compile(r"^_{10,}\s*$"),
 ]
 _HEADER_START = re.compile(r"^\*{0,2}from:\*{0,2}\s", re.I)
@@ -60,7 +60,7 @@ def _first_cut(lines: list[str]) -> int:
             return n
         if any(p.match(line) for p in _SEPARATORS):
             return n
-        if _HEADER_START.match(line) and any(_HEADER_NEXT.match(x.strip()) for x in lines[n + 1:n + 4]):
+        if _HEADER_START.match(line) and any(_HEADER_NEXT.match(x.strip()) for x in lines[n + 1 : n + 4]):
             return n
     return len(lines)
 

@@ -36,8 +36,10 @@ class MicrosoftFilesConfig(SourceConfig):
     client_id: str = Field(description="application (client) id of the app registration")
     client_secret_env: str = Field(description="environment variable holding the client secret")
     users: list[str] = Field(default_factory=list, description="users whose OneDrive is read")
-    sites: list[str] = Field(default_factory=list, description="sites ('contoso.sharepoint.com:/sites/Eng' or a "
-                             "site id) whose every document library is read")
+    sites: list[str] = Field(
+        default_factory=list,
+        description="sites ('contoso.sharepoint.com:/sites/Eng' or a site id) whose every document library is read",
+    )
     drives: list[str] = Field(default_factory=list, description="drive ids read as they are")
     include: list[str] = Field(["**/*"], description="path globs inside each drive, e.g. 'Specs/**'")
     max_file_mb: float = Field(50.0, gt=0, description="larger files are skipped, with the reason recorded")
@@ -45,10 +47,16 @@ class MicrosoftFilesConfig(SourceConfig):
     authority_url: str = Field("https://login.microsoftonline.com", description="identity platform host")
     ca_bundle: ConfigPath | None = Field(None, description="extra trusted CA (PEM)")
     scope: str = Field(SCOPE, description="token scope (national clouds: their Graph host)")
-    notifications_url: str | None = Field(None, description="public HTTPS URL of this source's hook "
-                                          "(.../hooks/microsoft_files/NAME): Graph change notifications (daemon)")
-    subscription_lifetime: Duration = Field("2d", description="how long each drive subscription lasts before "
-                                            "renewal (Graph allows up to about 29 days for drives)")
+    notifications_url: str | None = Field(
+        None,
+        description="public HTTPS URL of this source's hook "
+        "(.../hooks/microsoft_files/NAME): Graph change notifications (daemon)",
+    )
+    subscription_lifetime: Duration = Field(
+        "2d",
+        description="how long each drive subscription lasts before "
+        "renewal (Graph allows up to about 29 days for drives)",
+    )
     page_size: int = Field(200, ge=1, le=1000, description="items per delta page")
     timeout: float = Field(60.0, gt=0, description="seconds per HTTP request")
 
@@ -65,20 +73,36 @@ class MicrosoftFilesConnector(Connector[MicrosoftFilesConfig]):
 
     type = "microsoft_files"
     Config = MicrosoftFilesConfig
-    recent_first = True   # `since` skips reading older items (the listing covers all): Connector.recent_first
+    recent_first = True  # `since` skips reading older items (the listing covers all): Connector.recent_first
 
-    def __init__(self, config: MicrosoftFilesConfig, env: Any = None, *,
-                 transport: httpx.BaseTransport | None = None, policy: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        config: MicrosoftFilesConfig,
+        env: Any = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> None:
         super().__init__(config, env)
         self._transport = transport
         self.policy = policy or RetryPolicy()
 
     def client(self) -> GraphClient:
         c = self.config
-        return GraphClient(source=self.name, tenant_id=c.tenant_id, client_id=c.client_id,
-                           client_secret=self.secret("client_secret_env"), graph_url=c.graph_url,
-                           authority_url=c.authority_url, ca_bundle=c.ca_bundle, scope=c.scope, timeout=c.timeout,
-                           policy=self.policy, transport=self._transport, user_agent="inlet-microsoft-files/0.1")
+        return GraphClient(
+            source=self.name,
+            tenant_id=c.tenant_id,
+            client_id=c.client_id,
+            client_secret=self.secret("client_secret_env"),
+            graph_url=c.graph_url,
+            authority_url=c.authority_url,
+            ca_bundle=c.ca_bundle,
+            scope=c.scope,
+            timeout=c.timeout,
+            policy=self.policy,
+            transport=self._transport,
+            user_agent="inlet-microsoft-files/0.1",
+        )
 
     def check(self) -> None:
         client = self.client()
@@ -115,7 +139,7 @@ class MicrosoftFilesConnector(Connector[MicrosoftFilesConfig]):
         try:
             run = FilesRun(self, client, FilesCheckpoint())
             targets, problems = run.discover()
-            if problems:   # an unreadable drive proves nothing gone
+            if problems:  # an unreadable drive proves nothing gone
                 raise RetriableError(f"source {self.name!r}: {problems[0].reason}")
             for drive in targets:
                 yield from run.listed_ids(drive["id"])
@@ -126,9 +150,14 @@ class MicrosoftFilesConnector(Connector[MicrosoftFilesConfig]):
         """A Graph subscription on each drive's root (Graph posts `updated` for any change below it)."""
         if not self.config.notifications_url:
             return None
-        return GraphWebhooks(source=self.name, url=self.config.notifications_url,
-                             lifetime=parse_duration(self.config.subscription_lifetime), client=self.client,
-                             resources=self.drive_roots, change_type="updated")
+        return GraphWebhooks(
+            source=self.name,
+            url=self.config.notifications_url,
+            lifetime=parse_duration(self.config.subscription_lifetime),
+            client=self.client,
+            resources=self.drive_roots,
+            change_type="updated",
+        )
 
     def drive_roots(self, client: GraphClient) -> dict[str, str]:
         """{drive id: its root's resource path} of every drive a sync reads."""
@@ -136,8 +165,10 @@ class MicrosoftFilesConnector(Connector[MicrosoftFilesConfig]):
         return {d["id"]: f"/drives/{d['id']}/root" for d in targets}
 
     def in_scope(self, path: str) -> bool:
-        return any(fnmatch.fnmatchcase(path, p) or (p.startswith("**/") and fnmatch.fnmatchcase(path, p[3:]))
-                   for p in self.config.include)
+        return any(
+            fnmatch.fnmatchcase(path, p) or (p.startswith("**/") and fnmatch.fnmatchcase(path, p[3:]))
+            for p in self.config.include
+        )
 
 
 def _iso(value: dt.datetime | None) -> str | None:

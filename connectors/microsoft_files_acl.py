@@ -38,8 +38,12 @@ def grants_of(permissions: list[dict[str, Any]]) -> list[str]:
             out.add(ANON)
         elif scope == "organization":
             out.add(ORG)
-        for identity in [perm.get("grantedToV2"), perm.get("grantedTo"), *(perm.get("grantedToIdentitiesV2") or []),
-                         *(perm.get("grantedToIdentities") or [])]:
+        for identity in [
+            perm.get("grantedToV2"),
+            perm.get("grantedTo"),
+            *(perm.get("grantedToIdentitiesV2") or []),
+            *(perm.get("grantedToIdentities") or []),
+        ]:
             out.update(_identity(identity or {}))
     return sorted(out)
 
@@ -52,8 +56,10 @@ def _identity(identity: dict[str, Any]) -> set[str]:
     if group.get("id"):
         found.add(f"g:{group['id']}")
     elif identity.get("siteGroup"):
-        log.warning("SharePoint site group %r is not backed by an Entra group Graph names; it grants nobody "
-                    "in inlet", (identity["siteGroup"] or {}).get("displayName"))
+        log.warning(
+            "SharePoint site group %r is not backed by an Entra group Graph names; it grants nobody in inlet",
+            (identity["siteGroup"] or {}).get("displayName"),
+        )
     return found
 
 
@@ -81,8 +87,14 @@ class Principals:
             org = answers["/organization?$select=verifiedDomains"]
             if isinstance(org, GraphError):
                 raise org
-            self.domains = sorted({str(d["name"]).lower() for o in org.get("value", [])
-                                   for d in o.get("verifiedDomains", []) if d.get("name")})
+            self.domains = sorted(
+                {
+                    str(d["name"]).lower()
+                    for o in org.get("value", [])
+                    for d in o.get("verifiedDomains", [])
+                    if d.get("name")
+                }
+            )
 
     def acl(self, grants: Iterable[str]) -> ACL:
         grants = list(grants)
@@ -102,14 +114,14 @@ def acl_key(acl: ACL) -> str:
 
 def _emails(answer: dict[str, Any] | GraphError, group_id: str) -> list[str]:
     if isinstance(answer, GraphError):
-        if answer.status == 404:   # the group is gone: it grants nobody
+        if answer.status == 404:  # the group is gone: it grants nobody
             log.info("group %s no longer exists: it grants nobody", group_id)
             return []
         raise answer
     out = []
     for member in answer.get("value", []):
         if "group" in str(member.get("@odata.type", "")):
-            continue   # transitiveMembers lists nested groups' users too
+            continue  # transitiveMembers lists nested groups' users too
         email = str(member.get("mail") or member.get("userPrincipalName") or "").lower()
         if "@" in email:
             out.append(email)

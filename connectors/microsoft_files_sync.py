@@ -53,17 +53,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PREFER = {"Prefer": "deltashowsharingchanges, deltaExcludeParent"}
-DOC, SKIP, OUT, OLD = "doc", "skip", "out", "old"   # a file's state: indexed, skipped, out of scope, before since
+DOC, SKIP, OUT, OLD = "doc", "skip", "out", "old"  # a file's state: indexed, skipped, out of scope, before since
 
 
 class DriveState(BaseModel):
-    target: str = ""                 # the config entry that brought the drive ("site:...", "user:...", "drive:...")
+    target: str = ""  # the config entry that brought the drive ("site:...", "user:...", "drive:...")
     name: str = ""
     site: str = ""
-    link: str | None = None          # nextLink (mid-round) or deltaLink
+    link: str | None = None  # nextLink (mid-round) or deltaLink
     resync: list[str] | None = None  # during a re-listing after a 410: files not listed again yet
-    folders: dict[str, list[str | None]] = Field(default_factory=dict)   # id -> [name, parent]; root: ["", None]
-    files: dict[str, dict[str, Any]] = Field(default_factory=dict)       # id -> {n, p, c, g, a, s}
+    folders: dict[str, list[str | None]] = Field(default_factory=dict)  # id -> [name, parent]; root: ["", None]
+    files: dict[str, dict[str, Any]] = Field(default_factory=dict)  # id -> {n, p, c, g, a, s}
 
 
 class FilesCheckpoint(CheckpointModel):
@@ -88,8 +88,10 @@ class FilesRun:
         for user in cfg.users:
             asks[f"user:{user}"] = [f"/users/{quote(user, safe='@')}/drive"]
         for site in cfg.sites:
-            asks[f"site:{site}"] = [f"/sites/{site}", f"/sites/{site}/drives" if ":" not in site
-                                    else f"/sites/{site}:/drives"]
+            asks[f"site:{site}"] = [
+                f"/sites/{site}",
+                f"/sites/{site}/drives" if ":" not in site else f"/sites/{site}:/drives",
+            ]
         for drive in cfg.drives:
             asks[f"drive:{drive}"] = [f"/drives/{drive}"]
         answers = batch_get(self.client, self.c.policy, [p for paths in asks.values() for p in paths])
@@ -113,8 +115,11 @@ class FilesRun:
     def _refused(self, target: str, error: GraphError) -> Skipped:
         kind, _, ref = target.partition(":")
         if error.status in (401, 403):
-            hint = (" (a Sites.Selected app reads only the sites granted to it: POST /sites/{site-id}/permissions)"
-                    if kind == "site" else "")
+            hint = (
+                " (a Sites.Selected app reads only the sites granted to it: POST /sites/{site-id}/permissions)"
+                if kind == "site"
+                else ""
+            )
             reason = f"{kind} {ref!r}: the app may not read it ({error}){hint}"
         else:
             reason = f"{kind} {ref!r}: not found ({error})"
@@ -157,8 +162,12 @@ class FilesRun:
                 page = self.client.get(url, params, PREFER)
             except GraphError as exc:
                 if exc.status == 410 or exc.code == "resyncRequired":
-                    log.warning("source %r: delta link of drive %s expired (%s); listing it again", self.c.name,
-                                ds.name, exc.code)
+                    log.warning(
+                        "source %r: delta link of drive %s expired (%s); listing it again",
+                        self.c.name,
+                        ds.name,
+                        exc.code,
+                    )
                     ds.resync = sorted(set(ds.resync or []) | set(ds.files))
                     ds.link = None
                     url, params = self._first(drive_id)
@@ -187,7 +196,7 @@ class FilesRun:
 
     def _acl_drift(self, drive_id: str, ds: DriveState) -> Iterator[Item]:
         """Indexed files whose ACL a membership or domain change moved (their grants unchanged)."""
-        keys: dict[tuple[str, ...], str] = {}   # files share few distinct grant lists
+        keys: dict[tuple[str, ...], str] = {}  # files share few distinct grant lists
 
         def key(grants: list[str]) -> str:
             if tuple(grants) not in keys:
@@ -196,8 +205,9 @@ class FilesRun:
 
         stale = [fid for fid, e in ds.files.items() if e["s"] == DOC and key(e["g"]) != e["a"]]
         if stale:
-            log.info("source %r: %d files of drive %s have a new ACL (group membership)", self.c.name, len(stale),
-                     ds.name)
+            log.info(
+                "source %r: %d files of drive %s have a new ACL (group membership)", self.c.name, len(stale), ds.name
+            )
             yield from _Page(self, drive_id, ds).recheck(stale)
 
     def listed_ids(self, drive_id: str) -> Iterator[str]:
@@ -226,8 +236,9 @@ class FilesRun:
         for fresh in (False, True):
             self.client.calls += 1
             try:
-                answer = self.client.http.get(url, headers={"Authorization": f"Bearer {self.client.token(fresh)}"},
-                                              follow_redirects=True)
+                answer = self.client.http.get(
+                    url, headers={"Authorization": f"Bearer {self.client.token(fresh)}"}, follow_redirects=True
+                )
             except httpx.TransportError as exc:
                 raise RetriableError(f"source {self.c.name!r}: download failed: {exc}") from exc
             if answer.status_code != 401:
@@ -240,8 +251,9 @@ class FilesRun:
             raise GraphError(answer.status_code, "download", answer.text[:200])
         return answer.content
 
-    def document(self, ds: DriveState, drive_id: str, item: dict[str, Any], path: str,
-                 grants: list[str]) -> Document | Skipped | None:
+    def document(
+        self, ds: DriveState, drive_id: str, item: dict[str, Any], path: str, grants: list[str]
+    ) -> Document | Skipped | None:
         """The file as a document; a Skipped (by policy or unreadable); None: gone meanwhile."""
         doc_id = self.c.doc_id(item["id"])
         reason = self._policy_skip(item, path)
@@ -259,13 +271,18 @@ class FilesRun:
             return Skipped(id=doc_id, reason=f"{path}: {exc}")
         if not text:
             return Skipped(id=doc_id, reason=f"{path}: no text", failed=False)
-        who = ((item.get("createdBy") or {}).get("user") or {})
+        who = (item.get("createdBy") or {}).get("user") or {}
         return self.c.document(
-            item["id"], title=document_title(data, item["name"], text, mime) or item["name"], text=text,
-            url=item.get("webUrl") or "", author=str(who.get("email") or ""),
-            created_at=item.get("createdDateTime"), updated_at=item.get("lastModifiedDateTime"),
+            item["id"],
+            title=document_title(data, item["name"], text, mime) or item["name"],
+            text=text,
+            url=item.get("webUrl") or "",
+            author=str(who.get("email") or ""),
+            created_at=item.get("createdDateTime"),
+            updated_at=item.get("lastModifiedDateTime"),
             metadata={"drive": ds.name, "site": ds.site, "path": path, "mime_type": mime},
-            acl=self.principals.acl(grants))
+            acl=self.principals.acl(grants),
+        )
 
 
 def _path(ds: DriveState, parent: str | None, name: str) -> str:
@@ -274,7 +291,7 @@ def _path(ds: DriveState, parent: str | None, name: str) -> str:
     while parent and parent in ds.folders and parent not in seen:
         seen.add(parent)
         folder_name, parent = ds.folders[parent]
-        if parent is None:   # the root
+        if parent is None:  # the root
             break
         names.append(folder_name or "")
     return "/".join(reversed(names))
@@ -302,7 +319,7 @@ class _Page:
     def apply(self, values: list[dict[str, Any]]) -> Iterator[Item]:
         files: list[dict[str, Any]] = []
         moved: list[str] = []
-        if self.ds.resync is not None:   # listed again: not gone
+        if self.ds.resync is not None:  # listed again: not gone
             listed = {item["id"] for item in values}
             self.ds.resync = [i for i in self.ds.resync if i not in listed]
         for item in values:
@@ -368,8 +385,11 @@ class _Page:
                 self.ds.files[item["id"]] = _entry(item, [], "", OLD)
                 continue
             todo.append((item, path, entry))
-        perms = batch_get(self.run.client, self.c.policy,
-                          [f"/drives/{self.drive_id}/items/{item['id']}/permissions" for item, _, _ in todo])
+        perms = batch_get(
+            self.run.client,
+            self.c.policy,
+            [f"/drives/{self.drive_id}/items/{item['id']}/permissions" for item, _, _ in todo],
+        )
         for item, path, entry in todo:
             answer = perms[f"/drives/{self.drive_id}/items/{item['id']}/permissions"]
             if isinstance(answer, GraphError):
@@ -380,16 +400,21 @@ class _Page:
                 continue
             grants = grants_of(answer.get("value", []))
             key = acl_key(self.run.principals.acl(grants))
-            same = entry is not None and entry["s"] in (DOC, SKIP) and entry["c"] == item.get("cTag") \
-                and entry["n"] == item["name"] and entry["p"] == (item.get("parentReference") or {}).get("id")
-            if same and not force and entry["a"] == key:   # type: ignore[index]
-                entry["g"] = grants   # type: ignore[index]
+            same = (
+                entry is not None
+                and entry["s"] in (DOC, SKIP)
+                and entry["c"] == item.get("cTag")
+                and entry["n"] == item["name"]
+                and entry["p"] == (item.get("parentReference") or {}).get("id")
+            )
+            if same and not force and entry["a"] == key:  # type: ignore[index]
+                entry["g"] = grants  # type: ignore[index]
                 continue
             result = self.run.document(self.ds, self.drive_id, item, path, grants)
             if result is None:
                 yield from self._deleted(item["id"])
                 continue
-            state = DOC if isinstance(result, Document) else SKIP if not result.failed else "err"   # err: retried
+            state = DOC if isinstance(result, Document) else SKIP if not result.failed else "err"  # err: retried
             if state == SKIP and entry is not None and entry["s"] == DOC:
                 yield Deletion(id=self.c.doc_id(item["id"]))
             self.ds.files[item["id"]] = _entry(item, grants, key, state)
@@ -397,5 +422,11 @@ class _Page:
 
 
 def _entry(item: dict[str, Any], grants: list[str], key: str, state: str) -> dict[str, Any]:
-    return {"n": item["name"], "p": (item.get("parentReference") or {}).get("id"), "c": item.get("cTag"),
-            "g": grants, "a": key, "s": state}
+    return {
+        "n": item["name"],
+        "p": (item.get("parentReference") or {}).get("id"),
+        "c": item.get("cTag"),
+        "g": grants,
+        "a": key,
+        "s": state,
+    }

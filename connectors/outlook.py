@@ -51,11 +51,28 @@ from .model import ACL, Deletion, Item, Progress, Skipped
 
 log = logging.getLogger(__name__)
 
-SELECT = ("subject,body,from,sender,toRecipients,ccRecipients,receivedDateTime,sentDateTime,"
-          "lastModifiedDateTime,webLink,conversationId,hasAttachments,parentFolderId,internetMessageId")
-WELL_KNOWN = frozenset({"inbox", "sentitems", "deleteditems", "junkemail", "drafts", "archive", "outbox",
-                        "conversationhistory", "clutter", "scheduled", "syncissues", "conflicts",
-                        "localfailures", "serverfailures"})
+SELECT = (
+    "subject,body,from,sender,toRecipients,ccRecipients,receivedDateTime,sentDateTime,"
+    "lastModifiedDateTime,webLink,conversationId,hasAttachments,parentFolderId,internetMessageId"
+)
+WELL_KNOWN = frozenset(
+    {
+        "inbox",
+        "sentitems",
+        "deleteditems",
+        "junkemail",
+        "drafts",
+        "archive",
+        "outbox",
+        "conversationhistory",
+        "clutter",
+        "scheduled",
+        "syncissues",
+        "conflicts",
+        "localfailures",
+        "serverfailures",
+    }
+)
 
 
 class OutlookConfig(SourceConfig):
@@ -66,17 +83,26 @@ class OutlookConfig(SourceConfig):
     graph_url: str = Field("https://graph.microsoft.com/v1.0", description="Graph endpoint incl. version")
     authority_url: str = Field("https://login.microsoftonline.com", description="identity platform host")
     ca_bundle: ConfigPath | None = Field(None, description="extra trusted CA (PEM)")
-    notifications_url: str | None = Field(None, description="public HTTPS URL of this source's hook "
-                                          "(.../hooks/outlook/NAME): Graph change notifications (daemon)")
-    subscription_lifetime: Duration = Field("2d", description="how long each Graph subscription lasts before "
-                                       "renewal (Graph allows up to 7 days for mail)")
+    notifications_url: str | None = Field(
+        None,
+        description="public HTTPS URL of this source's hook "
+        "(.../hooks/outlook/NAME): Graph change notifications (daemon)",
+    )
+    subscription_lifetime: Duration = Field(
+        "2d", description="how long each Graph subscription lasts before renewal (Graph allows up to 7 days for mail)"
+    )
     scope: str = Field(SCOPE, description="token scope (national clouds: their Graph host)")
-    folders: list[str] = Field(["*"], description="folder paths (globs, e.g. 'Inbox/*') or well-known "
-                               "names to sync; a folder brings its child folders")
-    exclude_folders: list[str] = Field(["junkemail", "deleteditems", "drafts"],
-                                       description="folder paths or well-known names never synced")
+    folders: list[str] = Field(
+        ["*"],
+        description="folder paths (globs, e.g. 'Inbox/*') or well-known "
+        "names to sync; a folder brings its child folders",
+    )
+    exclude_folders: list[str] = Field(
+        ["junkemail", "deleteditems", "drafts"], description="folder paths or well-known names never synced"
+    )
     acl_users: list[str] | dict[str, list[str]] = Field(
-        default_factory=list, description="extra readers: a list for every mailbox, or {mailbox: [users]}")
+        default_factory=list, description="extra readers: a list for every mailbox, or {mailbox: [users]}"
+    )
     max_attachment_bytes: int = Field(DEFAULT_MAX_ATTACHMENT_BYTES, description="larger attachments are skipped")
     attachments: bool = Field(True, description="read attachments (one extra call per message with any)")
     page_size: int = Field(100, ge=1, le=1000, description="messages per delta page")
@@ -96,18 +122,25 @@ class _State(CheckpointModel):
     mailboxes: dict[str, dict[str, Any]] = {}
 
     def dump(self) -> dict[str, Any]:
-        return {"version": self.VERSION, "since": self.since, "mailboxes": {
-            name: {"wellknown": dict(box.get("wellknown", {})),
-                   "folders": {fid: dict(entry) for fid, entry in box.get("folders", {}).items()}}
-            for name, box in self.mailboxes.items()}}
+        return {
+            "version": self.VERSION,
+            "since": self.since,
+            "mailboxes": {
+                name: {
+                    "wellknown": dict(box.get("wellknown", {})),
+                    "folders": {fid: dict(entry) for fid, entry in box.get("folders", {}).items()},
+                }
+                for name, box in self.mailboxes.items()
+            },
+        }
 
 
 @dataclass
 class _Folder:
     id: str
     path: str
-    ancestors: list[tuple[str, str]] = field(default_factory=list)   # (id, path) from the root
-    items: int = 0                                                   # its totalItemCount
+    ancestors: list[tuple[str, str]] = field(default_factory=list)  # (id, path) from the root
+    items: int = 0  # its totalItemCount
 
 
 @dataclass
@@ -123,10 +156,16 @@ class OutlookConnector(Connector[OutlookConfig]):
 
     type = "outlook"
     Config = OutlookConfig
-    recent_first = True   # `since` filters by time at the service (base.Connector.recent_first)
+    recent_first = True  # `since` filters by time at the service (base.Connector.recent_first)
 
-    def __init__(self, config: OutlookConfig, env: Any = None, *, transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        config: OutlookConfig,
+        env: Any = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         super().__init__(config, env)
         self._transport = transport
         self._sleep = sleep
@@ -134,11 +173,20 @@ class OutlookConnector(Connector[OutlookConfig]):
 
     def client(self) -> GraphClient:
         c = self.config
-        return GraphClient(source=self.name, tenant_id=c.tenant_id, client_id=c.client_id,
-                           client_secret=self.secret("client_secret_env"), graph_url=c.graph_url,
-                           authority_url=c.authority_url, ca_bundle=c.ca_bundle, scope=c.scope,
-                           timeout=c.timeout, transport=self._transport, user_agent="inlet-outlook/0.1",
-                           policy=RetryPolicy(cap=60.0, jitter=0.0, deadline=120.0, sleep=self._sleep))
+        return GraphClient(
+            source=self.name,
+            tenant_id=c.tenant_id,
+            client_id=c.client_id,
+            client_secret=self.secret("client_secret_env"),
+            graph_url=c.graph_url,
+            authority_url=c.authority_url,
+            ca_bundle=c.ca_bundle,
+            scope=c.scope,
+            timeout=c.timeout,
+            transport=self._transport,
+            user_agent="inlet-outlook/0.1",
+            policy=RetryPolicy(cap=60.0, jitter=0.0, deadline=120.0, sleep=self._sleep),
+        )
 
     def check(self) -> None:
         client = self.client()
@@ -171,10 +219,12 @@ class OutlookConnector(Connector[OutlookConfig]):
         """Only the delta rounds of the folders (ids) in `scope`; all of them when one is unknown."""
         state = _State.load(checkpoint, source=self.name)
         boxes = state.mailboxes if state is not None else {}
-        targets = {mailbox: [fid for fid in sorted(scope) if fid in boxes.get(mailbox, {}).get("folders", {})]
-                   for mailbox in self.config.mailboxes}
+        targets = {
+            mailbox: [fid for fid in sorted(scope) if fid in boxes.get(mailbox, {}).get("folders", {})]
+            for mailbox in self.config.mailboxes
+        }
         if state is None or sum(map(len, targets.values())) < len(scope):
-            yield from self.load(checkpoint)   # a folder the last full run did not sync: list them all
+            yield from self.load(checkpoint)  # a folder the last full run did not sync: list them all
             return
         client = self.client()
         try:
@@ -210,15 +260,22 @@ class OutlookConnector(Connector[OutlookConfig]):
     def events(self) -> EventSource | None:
         if not self.config.notifications_url:
             return None
-        return GraphWebhooks(source=self.name, url=self.config.notifications_url,
-                             lifetime=parse_duration(self.config.subscription_lifetime), client=self.client,
-                             resources=self.folder_resources, change_type="created,updated,deleted",
-                             what="subscription for folder")
+        return GraphWebhooks(
+            source=self.name,
+            url=self.config.notifications_url,
+            lifetime=parse_duration(self.config.subscription_lifetime),
+            client=self.client,
+            resources=self.folder_resources,
+            change_type="created,updated,deleted",
+            what="subscription for folder",
+        )
 
     def folder_resources(self, client: GraphClient) -> dict[str, str]:
         """{folder id: its messages' resource path} of every folder a sync reads (a subscription each)."""
-        return {folder: f"/users/{mailbox}/mailFolders('{folder}')/messages"
-                for mailbox, folder in self.synced_folders(client)}
+        return {
+            folder: f"/users/{mailbox}/mailFolders('{folder}')/messages"
+            for mailbox, folder in self.synced_folders(client)
+        }
 
     def acl_for(self, mailbox: str) -> ACL:
         extra = self.config.acl_users
@@ -239,8 +296,9 @@ def _iso(value: dt.datetime) -> str:
 class _MailboxSync:
     """One pass over one mailbox: folders, then each folder's delta round."""
 
-    def __init__(self, connector: OutlookConnector, client: GraphClient, mailbox: str,
-                 state: _State, tally: _Tally | None = None) -> None:
+    def __init__(
+        self, connector: OutlookConnector, client: GraphClient, mailbox: str, state: _State, tally: _Tally | None = None
+    ) -> None:
         self.c = connector
         self.tally = tally or _Tally(total=None)
         self.client = client
@@ -249,7 +307,7 @@ class _MailboxSync:
         self.box = state.mailboxes.setdefault(mailbox, {"wellknown": {}, "folders": {}})
         self.user = f"/users/{quote(mailbox, safe='@')}"
         self.wanted: set[str] = set()
-        self.folders: list[_Folder] | GraphError | None = None   # None: not listed yet
+        self.folders: list[_Folder] | GraphError | None = None  # None: not listed yet
 
     def list_folders(self) -> None:
         """The folders to sync, and the messages their whole rounds will read added to the tally."""
@@ -291,7 +349,7 @@ class _MailboxSync:
         except GraphError as exc:
             if exc.status not in (403, 404):
                 raise
-            return   # an unavailable mailbox proves nothing gone: keep its documents
+            return  # an unavailable mailbox proves nothing gone: keep its documents
         for folder in wanted:
             url, params = self._first_request(folder)
             params["$select"] = "id"
@@ -321,8 +379,9 @@ class _MailboxSync:
         walk(f"{self.user}/mailFolders", None)
         return found
 
-    def _pages(self, url: str, params: dict[str, Any] | None,
-               headers: dict[str, str] | None = None) -> Iterator[dict[str, Any]]:
+    def _pages(
+        self, url: str, params: dict[str, Any] | None, headers: dict[str, str] | None = None
+    ) -> Iterator[dict[str, Any]]:
         for page in self.client.pages(url, params, headers):
             yield from page.get("value", [])
 
@@ -377,15 +436,19 @@ class _MailboxSync:
         entry["path"] = folder.path
         ids = set(entry.get("ids", []))
         url, params = (entry["link"], None) if entry.get("link") else self._first_request(folder)
-        whole = not entry.get("link") or bool(entry.get("whole"))   # counted in the tally's total
+        whole = not entry.get("link") or bool(entry.get("whole"))  # counted in the tally's total
         pager = Pager(source=self.c.name, what="messages/delta")
         while True:
             try:
                 page = self.client.get(url, params, self.c.prefer_headers)
             except GraphError as exc:
                 if exc.status == 410 or exc.code == "SyncStateNotFound":
-                    log.warning("source %s: sync state of %s/%s expired, re-syncing the folder",
-                                self.c.name, self.mailbox, folder.path)
+                    log.warning(
+                        "source %s: sync state of %s/%s expired, re-syncing the folder",
+                        self.c.name,
+                        self.mailbox,
+                        folder.path,
+                    )
                     entry["resync"] = sorted(set(entry.get("resync", [])) | ids)
                     ids = set()
                     entry.pop("link", None)
@@ -393,8 +456,9 @@ class _MailboxSync:
                     pager = Pager(source=self.c.name, what="messages/delta")
                     continue
                 if exc.status == 404:
-                    log.warning("source %s: folder %s/%s vanished during the sync", self.c.name,
-                                self.mailbox, folder.path)
+                    log.warning(
+                        "source %s: folder %s/%s vanished during the sync", self.c.name, self.mailbox, folder.path
+                    )
                     return
                 raise
             for item in page.get("value", []):
@@ -422,8 +486,11 @@ class _MailboxSync:
     def _removed(self, message_id: str) -> Iterator[Item]:
         """Delete unless the message now lives in another synced folder (a move)."""
         try:
-            found = self.client.get(f"{self.user}/messages/{quote(message_id, safe='')}",
-                                    {"$select": "parentFolderId"}, self.c.prefer_headers)
+            found = self.client.get(
+                f"{self.user}/messages/{quote(message_id, safe='')}",
+                {"$select": "parentFolderId"},
+                self.c.prefer_headers,
+            )
         except GraphError as exc:
             if exc.status != 404:
                 raise
@@ -436,8 +503,9 @@ class _MailboxSync:
         cap = self.c.config.max_attachment_bytes
         if item.get("hasAttachments") and self.c.config.attachments:
             try:
-                listing = self.client.get(f"{self.user}/messages/{quote(msg.native_id, safe='')}/attachments",
-                                          None, self.c.prefer_headers)
+                listing = self.client.get(
+                    f"{self.user}/messages/{quote(msg.native_id, safe='')}/attachments", None, self.c.prefer_headers
+                )
                 msg.attachments = graph_attachments(listing.get("value", []), cap)
             except GraphError as exc:
                 yield Skipped(id=self.c.doc_id(msg.native_id) + "#attachments", reason=str(exc))
@@ -461,15 +529,22 @@ def graph_message(item: dict[str, Any], mailbox: str, folder: str) -> MailMessag
     body = item.get("body") or {}
     html = body.get("content") if body.get("contentType") == "html" else None
     return MailMessage(
-        native_id=item["id"], subject=item.get("subject") or "", html=html,
+        native_id=item["id"],
+        subject=item.get("subject") or "",
+        html=html,
         text=None if html is not None else body.get("content"),
         sender=_address(item.get("from") or item.get("sender")),
         to=[a for a in map(_address, item.get("toRecipients") or []) if a],
         cc=[a for a in map(_address, item.get("ccRecipients") or []) if a],
-        received=_when(item.get("receivedDateTime")), sent=_when(item.get("sentDateTime")),
-        modified=_when(item.get("lastModifiedDateTime")), url=item.get("webLink") or "",
-        conversation_id=item.get("conversationId") or "", message_id=item.get("internetMessageId") or "",
-        folder=folder, mailbox=mailbox)
+        received=_when(item.get("receivedDateTime")),
+        sent=_when(item.get("sentDateTime")),
+        modified=_when(item.get("lastModifiedDateTime")),
+        url=item.get("webLink") or "",
+        conversation_id=item.get("conversationId") or "",
+        message_id=item.get("internetMessageId") or "",
+        folder=folder,
+        mailbox=mailbox,
+    )
 
 
 def graph_attachments(values: list[dict[str, Any]], cap: int) -> list[MailAttachment]:
@@ -485,6 +560,13 @@ def graph_attachments(values: list[dict[str, Any]], cap: int) -> list[MailAttach
                 data = base64.b64decode(value["contentBytes"])
             except (binascii.Error, ValueError):
                 data = b""
-        out.append(MailAttachment(value.get("name") or "attachment", value.get("contentType") or "", data,
-                                  size, bool(value.get("isInline"))))
+        out.append(
+            MailAttachment(
+                value.get("name") or "attachment",
+                value.get("contentType") or "",
+                data,
+                size,
+                bool(value.get("isInline")),
+            )
+        )
     return out

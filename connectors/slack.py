@@ -62,23 +62,30 @@ log = logging.getLogger(__name__)
 __all__ = ["SlackConfig", "SlackConnector", "SlackExportConnector"]
 
 SKIP_CHANNEL = frozenset({"not_in_channel", "channel_not_found", "is_archived", "access_denied"})
-LIST_USERS_AFTER = 50   # a scoped run looks people up one by one (users.info), then lists them all
-EVENT_MARK = "event"    # a thread fingerprint no message has: the next scheduled run re-reads the thread
+LIST_USERS_AFTER = 50  # a scoped run looks people up one by one (users.info), then lists them all
+EVENT_MARK = "event"  # a thread fingerprint no message has: the next scheduled run re-reads the thread
 
 
 class SlackConfig(SourceConfig):
     token_env: str = Field(description="environment variable holding the bot token (xoxb-...)")
-    channels: list[str] = Field(default_factory=list,
-                                description="channel name (or id) globs; default: every channel the bot is in")
+    channels: list[str] = Field(
+        default_factory=list, description="channel name (or id) globs; default: every channel the bot is in"
+    )
     base_url: str = Field("https://slack.com/api/", description="Web API base URL (GovSlack, tests)")
     lookback_days: float = Field(7, ge=0, description="days of history re-read each sync for edits/deletions")
     reconcile_every: str = Field("24h", description="how often to re-read all history for late replies")
     page_size: int = Field(200, ge=1, le=999, description="messages per history/replies call")
-    pace: dict[str, float] = Field(default_factory=dict,
-                                   description="calls per minute by API method, over the published tiers "
-                                               "(0: unpaced), e.g. {'conversations.history' = 1}")
-    pace_scale: float = Field(1.0, gt=0, description="multiplies every pace: the pacer's minute lasts 60/pace_scale s "
-                                                      "(custom limits, time-scaled tests)")
+    pace: dict[str, float] = Field(
+        default_factory=dict,
+        description="calls per minute by API method, over the published tiers "
+        "(0: unpaced), e.g. {'conversations.history' = 1}",
+    )
+    pace_scale: float = Field(
+        1.0,
+        gt=0,
+        description="multiplies every pace: the pacer's minute lasts 60/pace_scale s "
+        "(custom limits, time-scaled tests)",
+    )
     include_files: bool = Field(True, description="fold text of files shared in threads into the document")
     max_file_bytes: int = Field(10_000_000, ge=0, description="files larger than this are not downloaded")
     include_dms: bool = Field(True, description="index DMs and group DMs the bot is part of")
@@ -87,8 +94,11 @@ class SlackConfig(SourceConfig):
     retry_backoff: float = Field(0.5, ge=0, description="first backoff in seconds for 5xx (doubles)")
     timeout: float = Field(30.0, gt=0, description="HTTP timeout in seconds")
     events: bool = Field(False, description="hear changes over Socket Mode: syncs within seconds (daemon)")
-    app_token_env: str | None = Field(None, description="environment variable holding the app-level token "
-                                                        "(xapp-..., connections:write); needed with events")
+    app_token_env: str | None = Field(
+        None,
+        description="environment variable holding the app-level token "
+        "(xapp-..., connections:write); needed with events",
+    )
 
     @field_validator("reconcile_every")
     @classmethod
@@ -115,11 +125,12 @@ class SlackConnector(Connector[SlackConfig]):
 
     type = "slack"
     Config = SlackConfig
-    deletions_from_checkpoint = True   # a thread is deleted when the checkpoint knew it and history no longer has it
-    recent_first = True   # `since` filters by time at the service (base.Connector.recent_first)
+    deletions_from_checkpoint = True  # a thread is deleted when the checkpoint knew it and history no longer has it
+    recent_first = True  # `since` filters by time at the service (base.Connector.recent_first)
 
-    def __init__(self, config: SlackConfig, env: Mapping[str, str] | None = None, *,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, config: SlackConfig, env: Mapping[str, str] | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
         super().__init__(config, env)
         self.clock = clock
         self.api: SlackAPI | None = None
@@ -127,8 +138,15 @@ class SlackConnector(Connector[SlackConfig]):
     def client(self) -> SlackAPI:
         if self.api is None:
             cfg = self.config
-            self.api = SlackAPI(self.name, self.secret("token_env"), cfg.base_url, pace=cfg.paces(),
-                                policy=cfg.retry_policy(), timeout=cfg.timeout, pace_scale=cfg.pace_scale)
+            self.api = SlackAPI(
+                self.name,
+                self.secret("token_env"),
+                cfg.base_url,
+                pace=cfg.paces(),
+                policy=cfg.retry_policy(),
+                timeout=cfg.timeout,
+                pace_scale=cfg.pace_scale,
+            )
         return self.api
 
     def check(self) -> None:
@@ -141,7 +159,7 @@ class SlackConnector(Connector[SlackConfig]):
     def load_scope(self, checkpoint: dict[str, Any], scope: frozenset[str]) -> Iterator[Item]:
         """Sync only the channels in `scope` (see the module docstring)."""
         crawl = _Crawl(self, checkpoint, None)
-        if crawl.fresh or crawl.state.run is not None:   # a full run to finish first: it covers these too
+        if crawl.fresh or crawl.state.run is not None:  # a full run to finish first: it covers these too
             yield from crawl.run()
         else:
             yield from crawl.run_scope(scope)
@@ -158,16 +176,16 @@ class SlackConnector(Connector[SlackConfig]):
         crawl.start()
         for chan in crawl.channels.values():
             try:
-                for page in crawl.api.pages("conversations.history", channel=chan.id,
-                                            limit=self.config.page_size):
+                for page in crawl.api.pages("conversations.history", channel=chan.id, limit=self.config.page_size):
                     for msg in page.get("messages", []):
                         if is_parent(msg):
                             yield self.doc_id(f"{chan.id}:{msg['ts']}")
             except SlackError as exc:
                 if exc.error not in SKIP_CHANNEL:
                     raise
-                log.warning("source %r: channel %s unreadable (%s): its documents are gone",
-                            self.name, chan.name, exc.error)
+                log.warning(
+                    "source %r: channel %s unreadable (%s): its documents are gone", self.name, chan.name, exc.error
+                )
 
 
 class _State(CheckpointModel):
@@ -193,7 +211,7 @@ def _acl_key(chan: ChannelInfo) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-_people: dict[tuple[str, str], dict[str, Person]] = {}   # (source, base URL) -> people runs have met
+_people: dict[tuple[str, str], dict[str, Person]] = {}  # (source, base URL) -> people runs have met
 _people_lock = threading.Lock()
 
 
@@ -203,7 +221,7 @@ def _met(conn: SlackConnector) -> dict[str, Person]:
 
 
 def _remember(conn: SlackConnector, people: Mapping[str, Person]) -> None:
-    known = {uid: p for uid, p in people.items() if p.email or p.name != uid}   # not the failed lookups
+    known = {uid: p for uid, p in people.items() if p.email or p.name != uid}  # not the failed lookups
     with _people_lock:
         _people.setdefault((conn.name, conn.config.base_url), {}).update(known)
 
@@ -222,7 +240,7 @@ class _EventPlan:
 
     def __init__(self) -> None:
         self.messages: dict[str, dict[str, Any]] = {}
-        self.threads: dict[str, None] = {}   # ordered set of parent ts
+        self.threads: dict[str, None] = {}  # ordered set of parent ts
         self.deleted: dict[str, None] = {}
 
     @classmethod
@@ -251,8 +269,9 @@ class _EventPlan:
         if not isinstance(msg, Mapping) or not msg.get("ts"):
             return False
         if not self._in_thread(msg) and is_parent(msg):
-            self.messages[msg["ts"]] = {k: v for k, v in msg.items() if k not in ("channel", "channel_type",
-                                                                                     "event_ts", "hidden")}
+            self.messages[msg["ts"]] = {
+                k: v for k, v in msg.items() if k not in ("channel", "channel_type", "event_ts", "hidden")
+            }
             self.deleted.pop(msg["ts"], None)
         return True
 
@@ -281,8 +300,8 @@ class _Crawl:
         self.directory = Directory(lookup=self._lookup_user)
         self.channels: dict[str, ChannelInfo] = {}
         self.team_url = ""
-        self.scoped = False   # a scoped run: its checkpoints never carry a run in progress
-        self.lookups = 0      # users.info calls made (a scoped run lists users after LIST_USERS_AFTER)
+        self.scoped = False  # a scoped run: its checkpoints never carry a run in progress
+        self.lookups = 0  # users.info calls made (a scoped run lists users after LIST_USERS_AFTER)
         self.users_listed = False
 
     # --- setup ------------------------------------------------------------------------------------
@@ -291,7 +310,7 @@ class _Crawl:
         self.team_url = auth.get("url") or "https://slack.com/"
         self._list_users()
         self.channels = self._list_channels()
-        self.state.names = dict(sorted(self.directory.channels.items()))   # for scoped runs' mentions
+        self.state.names = dict(sorted(self.directory.channels.items()))  # for scoped runs' mentions
         self.state.team_url = self.team_url
 
     def _list_users(self) -> None:
@@ -301,7 +320,7 @@ class _Crawl:
         self.users_listed = True
 
     def _lookup_user(self, uid: str) -> Person | None:
-        if not self.users_listed and self.lookups >= LIST_USERS_AFTER:   # a big private channel
+        if not self.users_listed and self.lookups >= LIST_USERS_AFTER:  # a big private channel
             self._list_users()
             if uid in self.directory.people:
                 return self.directory.people[uid]
@@ -314,8 +333,9 @@ class _Crawl:
     def _list_channels(self) -> dict[str, ChannelInfo]:
         types = "public_channel,private_channel" + (",mpim,im" if self.cfg.include_dms else "")
         found: dict[str, ChannelInfo] = {}
-        for page in self.api.pages("conversations.list", types=types, limit=200,
-                                   exclude_archived=not self.cfg.include_archived):
+        for page in self.api.pages(
+            "conversations.list", types=types, limit=200, exclude_archived=not self.cfg.include_archived
+        ):
             for c in page.get("channels", []):
                 if c.get("name"):
                     self.directory.channels[c["id"]] = c["name"]
@@ -343,8 +363,9 @@ class _Crawl:
 
     def _wanted(self, chan: ChannelInfo) -> bool:
         globs = [g.lstrip("#").lower() for g in self.cfg.channels]
-        return not globs or any(fnmatch.fnmatchcase(chan.name.lower(), g) or fnmatch.fnmatchcase(chan.id.lower(), g)
-                                for g in globs)
+        return not globs or any(
+            fnmatch.fnmatchcase(chan.name.lower(), g) or fnmatch.fnmatchcase(chan.id.lower(), g) for g in globs
+        )
 
     # --- the run ------------------------------------------------------------------------------------
     def run(self) -> Iterator[Item]:
@@ -355,7 +376,7 @@ class _Crawl:
                 yield from self._begin()
             run = self._run
             todo = list(run["todo"])
-            yield Progress(total=len(todo), unit="channels")   # left in this run (all of them unless resumed)
+            yield Progress(total=len(todo), unit="channels")  # left in this run (all of them unless resumed)
             for done, cid in enumerate(todo):
                 yield Progress(done=done)
                 if cid in self.channels:
@@ -392,8 +413,12 @@ class _Crawl:
             self.state.run = None
         finally:
             _remember(self.conn, self.directory.people)
-            log.info("source %r: API calls %s (channels %s)", self.conn.name, self.api.calls,
-                     ", ".join(sorted({split_container(c)[0] for c in scope})))
+            log.info(
+                "source %r: API calls %s (channels %s)",
+                self.conn.name,
+                self.api.calls,
+                ", ".join(sorted({split_container(c)[0] for c in scope})),
+            )
 
     def _events_by_channel(self, scope: frozenset[str]) -> dict[str, list[dict[str, Any]] | None]:
         """Each channel's event payloads from the inbox; None: read the channel (a bare channel in
@@ -464,9 +489,9 @@ class _Crawl:
         yield self._checkpoint()
 
     def _checkpoint(self) -> Checkpoint:
-        state = self.state.dump()   # a deep copy: the crawl goes on mutating its own
+        state = self.state.dump()  # a deep copy: the crawl goes on mutating its own
         if self.scoped:
-            state["run"] = None   # resuming never continues a scoped run: the next run plans afresh
+            state["run"] = None  # resuming never continues a scoped run: the next run plans afresh
         return Checkpoint(state=state)
 
     def _plan(self, chan: ChannelInfo, cs: dict[str, Any] | None) -> dict[str, Any]:
@@ -478,8 +503,16 @@ class _Crawl:
             oldest, force = self.floor, False
         else:
             oldest, force = max(self.floor, min(float(cs["newest"] or 0), window)), False
-        return {"channel": chan.id, "oldest": oldest, "window": window, "force": force, "latest": None,
-                "top": None, "seen": [], "recent": {}}
+        return {
+            "channel": chan.id,
+            "oldest": oldest,
+            "window": window,
+            "force": force,
+            "latest": None,
+            "top": None,
+            "seen": [],
+            "recent": {},
+        }
 
     @property
     def _run(self) -> dict[str, Any]:
@@ -500,9 +533,15 @@ class _Crawl:
         pager = Pager(source=self.conn.name, what="conversations.history")
         while True:
             try:
-                page = self.api.call("conversations.history", channel=chan.id, limit=self.cfg.page_size,
-                                     oldest=f"{scan['oldest']:.6f}" if scan["oldest"] else None,
-                                     latest=bound, inclusive=False, cursor=pager.token)
+                page = self.api.call(
+                    "conversations.history",
+                    channel=chan.id,
+                    limit=self.cfg.page_size,
+                    oldest=f"{scan['oldest']:.6f}" if scan["oldest"] else None,
+                    latest=bound,
+                    inclusive=False,
+                    cursor=pager.token,
+                )
             except SlackError as exc:
                 if exc.error == "invalid_cursor" and pager.token:
                     log.info("source %r: cursor expired in %s; resuming from %s", self.conn.name, chan.name, bound)
@@ -525,8 +564,9 @@ class _Crawl:
             yield self._checkpoint()
         yield from self._finish(chan, cs, scan, seen)
 
-    def _parent(self, chan: ChannelInfo, msg: dict[str, Any], cs: dict[str, Any],
-                scan: dict[str, Any], seen: set[str]) -> Iterator[Item]:
+    def _parent(
+        self, chan: ChannelInfo, msg: dict[str, Any], cs: dict[str, Any], scan: dict[str, Any], seen: set[str]
+    ) -> Iterator[Item]:
         ts = msg["ts"]
         threads: dict[str, str] = cs["threads"]
         fp = _fingerprint(msg)
@@ -550,15 +590,16 @@ class _Crawl:
         (from history), else only its ts (an event), and a thread without its parent is gone."""
         found: dict[str, dict[str, Any]] = {}
         try:
-            for page in self.api.pages("conversations.replies", channel=chan.id, ts=parent["ts"],
-                                       limit=self.cfg.page_size):
+            for page in self.api.pages(
+                "conversations.replies", channel=chan.id, ts=parent["ts"], limit=self.cfg.page_size
+            ):
                 for msg in page.get("messages", []):
                     found[msg["ts"]] = msg
         except SlackError as exc:
             if exc.error == "thread_not_found":
                 yield Deletion(id=self.conn.doc_id(f"{chan.id}:{parent['ts']}"))
                 return
-            if exc.error == "invalid_cursor":   # expired mid-thread: the next run re-reads it
+            if exc.error == "invalid_cursor":  # expired mid-thread: the next run re-reads it
                 yield Skipped(id=self.conn.doc_id(f"{chan.id}:{parent['ts']}"), reason=str(exc))
                 return
             raise
@@ -585,9 +626,17 @@ class _Crawl:
                 resolved.append(msg)
             messages = resolved
         t = thread_doc(chan, messages, self.directory, self.team_url, texts)
-        yield self.conn.document(t.native_id, title=t.title, text=t.text, url=t.url, author=t.author,
-                                 created_at=t.created_at, updated_at=t.updated_at, metadata=t.metadata,
-                                 acl=chan.acl)
+        yield self.conn.document(
+            t.native_id,
+            title=t.title,
+            text=t.text,
+            url=t.url,
+            author=t.author,
+            created_at=t.created_at,
+            updated_at=t.updated_at,
+            metadata=t.metadata,
+            acl=chan.acl,
+        )
 
     def _file(self, doc_id: str, f: dict[str, Any], texts: dict[str, str]) -> Generator[Skipped, None, dict[str, Any]]:
         """Reads one shared file into `texts`; returns its full description (files.info when needed)."""
@@ -603,7 +652,7 @@ class _Crawl:
             return f
         name, mime = f["name"], f.get("mimetype") or ""
         if kind_of(name, mime) is None:
-            return f   # images, archives...: named in the thread, not read
+            return f  # images, archives...: named in the thread, not read
         if f.get("size", 0) > self.cfg.max_file_bytes:
             yield Skipped(id=skip_id, reason=f"{name}: {f.get('size')} bytes is over max_file_bytes", failed=False)
             return f
@@ -613,7 +662,7 @@ class _Crawl:
                 raise ItemError(f"{name}: Slack gave no download URL")
             data = self.api.download(url, self.cfg.max_file_bytes, mime)
             texts[fid] = extract_text(data, name, mime).strip()
-        except ItemError as exc:   # one unreadable file never costs its thread
+        except ItemError as exc:  # one unreadable file never costs its thread
             yield Skipped(id=skip_id, reason=str(exc))
         return f
 
@@ -625,8 +674,11 @@ class _Crawl:
             cs["threads"].pop(ts, None)
             yield Deletion(id=self.conn.doc_id(f"{chan.id}:{ts}"))
         window = scan["window"]
-        cs["recent"] = {ts: fp for ts, fp in sorted({**cs["recent"], **scan["recent"]}.items())
-                        if float(ts) >= window and ts not in gone}
+        cs["recent"] = {
+            ts: fp
+            for ts, fp in sorted({**cs["recent"], **scan["recent"]}.items())
+            if float(ts) >= window and ts not in gone
+        }
         tops = [t for t in (cs["newest"], scan["top"]) if t]
         cs["newest"] = max(tops, key=float) if tops else None
         cs["acl"] = _acl_key(chan)
@@ -639,4 +691,3 @@ class _Crawl:
             return Skipped(id=self.conn.doc_id(chan.id), reason=f"channel {chan.name}: {exc.error}", failed=False)
         log.error("source %r: channel %s failed: %s", self.conn.name, chan.name, exc)
         return Skipped(id=self.conn.doc_id(chan.id), reason=f"channel {chan.name}: {exc.error}")
-

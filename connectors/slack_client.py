@@ -34,16 +34,33 @@ log = logging.getLogger(__name__)
 
 # Published tiers, calls per minute (https://api.slack.com/apis/rate-limits).
 TIERS: dict[str, float] = {
-    "auth.test": 100, "conversations.history": 50, "conversations.replies": 50,
-    "conversations.list": 20, "conversations.members": 100, "conversations.info": 50,
-    "users.list": 20, "users.info": 100, "files.info": 100,
+    "auth.test": 100,
+    "conversations.history": 50,
+    "conversations.replies": 50,
+    "conversations.list": 20,
+    "conversations.members": 100,
+    "conversations.info": 50,
+    "users.list": 20,
+    "users.info": 100,
+    "files.info": 100,
 }
-HEADROOM = 1.03   # pace 3% under the limit: arrival jitter must not push a call over the window
-BURST = 1 / 6   # of a method's per-minute calls, this share may go out at once (ten seconds' worth)
+HEADROOM = 1.03  # pace 3% under the limit: arrival jitter must not push a call over the window
+BURST = 1 / 6  # of a method's per-minute calls, this share may go out at once (ten seconds' worth)
 
-CREDENTIAL_ERRORS = frozenset({"invalid_auth", "not_authed", "token_revoked", "token_expired",
-                               "account_inactive", "missing_scope", "no_permission",
-                               "team_access_not_granted", "ekm_access_denied", "org_login_required"})
+CREDENTIAL_ERRORS = frozenset(
+    {
+        "invalid_auth",
+        "not_authed",
+        "token_revoked",
+        "token_expired",
+        "account_inactive",
+        "missing_scope",
+        "no_permission",
+        "team_access_not_granted",
+        "ekm_access_denied",
+        "org_login_required",
+    }
+)
 
 
 class SlackError(Exception):
@@ -61,9 +78,13 @@ def pacing(per_minute: Mapping[str, float], scale: float = 1.0, **clock: Any) ->
     minute (stretched by the headroom). `scale` speeds the clock up (a minute lasts 60/scale s:
     time-scaled benchmarks, custom limits); `clock`: the buckets' `clock` and `sleep` (tests)."""
     rates = {method: rate * scale / 60.0 / HEADROOM for method, rate in per_minute.items()}
-    return Buckets(rates, bursts={m: rate * BURST for m, rate in per_minute.items()},
-                   budgets={m: max(1, int(rate)) for m, rate in per_minute.items() if rate > 0},
-                   window=60.0 * HEADROOM / scale, **clock)
+    return Buckets(
+        rates,
+        bursts={m: rate * BURST for m, rate in per_minute.items()},
+        budgets={m: max(1, int(rate)) for m, rate in per_minute.items() if rate > 0},
+        window=60.0 * HEADROOM / scale,
+        **clock,
+    )
 
 
 _shared: dict[tuple[str, str, float, tuple[tuple[str, float], ...]], Buckets] = {}
@@ -82,15 +103,29 @@ def shared_pacing(source: str, base_url: str, per_minute: Mapping[str, float], s
 class SlackAPI:
     """Paced, retried Web API calls that raise inlet's errors; `calls` counts calls per method."""
 
-    def __init__(self, source: str, token: str, base_url: str, *, pace: Mapping[str, float],
-                 policy: RetryPolicy, timeout: float = 30.0, pace_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        source: str,
+        token: str,
+        base_url: str,
+        *,
+        pace: Mapping[str, float],
+        policy: RetryPolicy,
+        timeout: float = 30.0,
+        pace_scale: float = 1.0,
+    ) -> None:
         self.source = source
         self.token = token
         self.policy = policy
         self.pacer = shared_pacing(source, base_url, pace, pace_scale)
         self.calls: dict[str, int] = {}
-        self.client = WebClient(token=token, base_url=base_url, timeout=int(max(timeout, 1)), logger=sdk_logger(),
-                                retry_handlers=[SlackRetryHandler(policy, source)])
+        self.client = WebClient(
+            token=token,
+            base_url=base_url,
+            timeout=int(max(timeout, 1)),
+            logger=sdk_logger(),
+            retry_handlers=[SlackRetryHandler(policy, source)],
+        )
         self._http = http_client(source=source, policy=policy, timeout=timeout, user_agent="inlet-slack/0.1")
 
     def close(self) -> None:
@@ -104,14 +139,13 @@ class SlackAPI:
             response = self.client.api_call(method, params=clean)
         except SlackApiError as exc:
             raise self._translate(method, exc) from exc
-        except (OSError, http.client.HTTPException) as exc:   # refused, reset or cut after the retries
+        except (OSError, http.client.HTTPException) as exc:  # refused, reset or cut after the retries
             raise RetriableError(f"source {self.source!r}: {method}: {exc}") from exc
         return dict(response.data) if isinstance(response.data, dict) else {}
 
     def pages(self, method: str, **params: Any) -> Iterator[dict[str, Any]]:
         """Every page of a cursor-paginated method; a repeated cursor is refused (kit pager)."""
-        return pages(lambda token: self.call(method, cursor=token, **params), cursor,
-                     source=self.source, what=method)
+        return pages(lambda token: self.call(method, cursor=token, **params), cursor, source=self.source, what=method)
 
     def _translate(self, method: str, exc: SlackApiError) -> Exception:
         response = exc.response
@@ -119,14 +153,17 @@ class SlackAPI:
         data = response.data if isinstance(getattr(response, "data", None), dict) else {}
         error = str(data.get("error") or f"http_{status}")
         if status == 429:
-            return RetriableError(f"source {self.source!r}: {method} still rate limited after "
-                                  f"{self.policy.attempts} attempts", retry_after=retry_after(response.headers or {}))
+            return RetriableError(
+                f"source {self.source!r}: {method} still rate limited after {self.policy.attempts} attempts",
+                retry_after=retry_after(response.headers or {}),
+            )
         if status >= 500:
             return RetriableError(f"source {self.source!r}: {method} failed with HTTP {status} ({error})")
         if error in CREDENTIAL_ERRORS:
             needed = data.get("needed")
-            return CredentialsError(self.source, f"Slack answered {error!r} to {method}"
-                                    + (f" (scope needed: {needed})" if needed else ""))
+            return CredentialsError(
+                self.source, f"Slack answered {error!r} to {method}" + (f" (scope needed: {needed})" if needed else "")
+            )
         if error in ("ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"):
             return RetriableError(f"source {self.source!r}: {method}: {error}")
         return SlackError(method, error)
@@ -135,11 +172,10 @@ class SlackAPI:
         """A private file's bytes (Bearer token), at most `limit`; `ItemError` when unreadable."""
         try:
             response = self._http.get(url, headers={"Authorization": f"Bearer {self.token}"})
-        except httpx.HTTPError as exc:   # reset, cut or stalled after the retries
+        except httpx.HTTPError as exc:  # reset, cut or stalled after the retries
             raise ItemError(f"{url}: {type(exc).__name__}: {exc}") from exc
         if response.status_code == 429 or response.status_code >= 500:
-            raise ItemError(f"{url}: still failing after {self.policy.attempts} attempts "
-                            f"(HTTP {response.status_code})")
+            raise ItemError(f"{url}: still failing after {self.policy.attempts} attempts (HTTP {response.status_code})")
         if response.status_code != 200:
             raise ItemError(f"{url}: HTTP {response.status_code}")
         kind = response.headers.get("content-type", "")

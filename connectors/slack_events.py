@@ -32,11 +32,21 @@ from .events import Emit, EventSource, Hint
 
 log = logging.getLogger(__name__)
 
-CHANNEL_EVENTS = frozenset({"channel_rename", "group_rename", "channel_archive", "group_archive",
-                            "channel_unarchive", "group_unarchive", "channel_deleted", "group_deleted"})
+CHANNEL_EVENTS = frozenset(
+    {
+        "channel_rename",
+        "group_rename",
+        "channel_archive",
+        "group_archive",
+        "channel_unarchive",
+        "group_unarchive",
+        "channel_deleted",
+        "group_deleted",
+    }
+)
 MEMBER_EVENTS = frozenset({"member_joined_channel", "member_left_channel"})
 REFUSED = frozenset({"invalid_auth", "not_authed", "not_allowed_token_type", "token_revoked", "account_inactive"})
-EVENT_SEP = "/"   # a message hint's container: channel id, EVENT_SEP, event id
+EVENT_SEP = "/"  # a message hint's container: channel id, EVENT_SEP, event id
 
 
 class Inbox:
@@ -105,15 +115,18 @@ class SlackSocketEvents(EventSource):
         self.emit = emit
         web = WebClient(base_url=self.base_url, timeout=int(max(self.timeout, 1)))
         client = SocketModeClient(self.app_token, web_client=web)
-        client.socket_mode_request_listeners.append(self._on_request)   # type: ignore[arg-type]
+        client.socket_mode_request_listeners.append(self._on_request)  # type: ignore[arg-type]
         try:
             client.connect()
         except SlackApiError as exc:
             client.close()
             error = str(exc.response.get("error", ""))
             if error in REFUSED:
-                raise CredentialsError(self.source, f"Socket Mode refused the app token ({error}); "
-                                       "check app_token_env (an xapp- token with connections:write)") from None
+                raise CredentialsError(
+                    self.source,
+                    f"Socket Mode refused the app token ({error}); "
+                    "check app_token_env (an xapp- token with connections:write)",
+                ) from None
             raise RetriableError(f"source {self.source!r}: apps.connections.open failed: {error}") from None
         except OSError as exc:
             client.close()
@@ -135,7 +148,7 @@ class SlackSocketEvents(EventSource):
         if hint is None:
             return
         container = hint.container
-        if event.get("type") == "message" and container:   # the run takes the payload from the inbox
+        if event.get("type") == "message" and container:  # the run takes the payload from the inbox
             INBOX.put(self.source, event_id, event)
             container = f"{container}{EVENT_SEP}{event_id}"
         self.emit(Hint(container, hint.at, hint.acl, event_id))

@@ -47,7 +47,7 @@ class SlackExportConnector(Connector[SlackExportConfig]):
     def load(self, checkpoint: dict[str, Any] | None, *, since: datetime | None = None) -> Iterator[Item]:
         digest = self._digest()
         if checkpoint and checkpoint.get("digest") == digest and checkpoint.get("complete"):
-            return   # the export has not changed since the last complete pass
+            return  # the export has not changed since the last complete pass
         done = set(checkpoint.get("done", [])) if checkpoint and checkpoint.get("digest") == digest else set()
         with zipfile.ZipFile(self.config.path) as zf:
             export = _Export(zf, self.config)
@@ -56,9 +56,17 @@ class SlackExportConnector(Connector[SlackExportConfig]):
                     continue
                 for doc in export.threads(chan, folder):
                     if since is None or doc.updated_at >= since:
-                        yield self.document(doc.native_id, title=doc.title, text=doc.text, url=doc.url,
-                                            author=doc.author, created_at=doc.created_at,
-                                            updated_at=doc.updated_at, metadata=doc.metadata, acl=chan.acl)
+                        yield self.document(
+                            doc.native_id,
+                            title=doc.title,
+                            text=doc.text,
+                            url=doc.url,
+                            author=doc.author,
+                            created_at=doc.created_at,
+                            updated_at=doc.updated_at,
+                            metadata=doc.metadata,
+                            acl=chan.acl,
+                        )
                 done.add(chan.id)
                 yield Checkpoint(state={"digest": digest, "done": sorted(done), "complete": False})
         yield Checkpoint(state={"digest": digest, "done": [], "complete": True})
@@ -109,8 +117,9 @@ class _Export:
         for listing, kind in kinds:
             for c in sorted(self._json(listing), key=lambda c: c["id"]):
                 name = c.get("name") or self._dm_name(c)
-                if self.config.channels and not any(fnmatch.fnmatchcase(name.lower(), g.lstrip("#").lower())
-                                                    for g in self.config.channels):
+                if self.config.channels and not any(
+                    fnmatch.fnmatchcase(name.lower(), g.lstrip("#").lower()) for g in self.config.channels
+                ):
                     continue
                 yield ChannelInfo(c["id"], name, kind, self._acl(c, kind)), c.get("name") or c["id"]
 
@@ -128,7 +137,7 @@ class _Export:
         days = sorted(n for n in self.names if PurePosixPath(n).parent.as_posix() == folder and n.endswith(".json"))
         for day in days:
             for msg in json.loads(self.zf.read(day)):
-                if msg.get("subtype") == "bot_add" and msg.get("bot_id"):   # names the integration
+                if msg.get("subtype") == "bot_add" and msg.get("bot_id"):  # names the integration
                     label = _LABEL.search(msg.get("text", ""))
                     self.directory.bots.setdefault(msg["bot_id"], label[1] if label else msg["bot_id"])
                 if msg.get("subtype") in NOISE or "ts" not in msg:
@@ -136,6 +145,10 @@ class _Export:
                 by_thread[msg.get("thread_ts") or msg["ts"]].append(msg)
         for _, messages in sorted(by_thread.items(), key=lambda kv: float(kv[0])):
             messages.sort(key=lambda m: float(m["ts"]))
-            texts = {f["id"]: f["preview"] for m in messages for f in files_of(m)
-                     if f.get("preview") and f.get("id") and kind_of(f.get("name", ""), f.get("mimetype"))}
+            texts = {
+                f["id"]: f["preview"]
+                for m in messages
+                for f in files_of(m)
+                if f.get("preview") and f.get("id") and kind_of(f.get("name", ""), f.get("mimetype"))
+            }
             yield thread_doc(chan, messages, self.directory, self.team_url, texts)

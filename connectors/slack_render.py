@@ -16,29 +16,86 @@ from typing import Any
 from .model import ACL
 
 # Subtypes that carry no content worth a document (Slack renders them as grey system lines).
-NOISE = frozenset({"channel_join", "channel_leave", "group_join", "group_leave", "channel_topic",
-                   "channel_purpose", "channel_name", "group_topic", "group_purpose", "group_name",
-                   "bot_add", "bot_remove", "pinned_item", "unpinned_item", "reminder_add",
-                   "channel_archive", "channel_unarchive", "group_archive", "group_unarchive"})
+NOISE = frozenset(
+    {
+        "channel_join",
+        "channel_leave",
+        "group_join",
+        "group_leave",
+        "channel_topic",
+        "channel_purpose",
+        "channel_name",
+        "group_topic",
+        "group_purpose",
+        "group_name",
+        "bot_add",
+        "bot_remove",
+        "pinned_item",
+        "unpinned_item",
+        "reminder_add",
+        "channel_archive",
+        "channel_unarchive",
+        "group_archive",
+        "group_unarchive",
+    }
+)
 
 _ENTITY = re.compile(r"<([^<>]+)>")
 _EMOJI = re.compile(r":([a-z0-9_+\-']+):(?::skin-tone-\d:)?")
 _EMOJIS = {
-    "+1": "👍", "thumbsup": "👍", "-1": "👎", "thumbsdown": "👎", "smile": "😄", "slightly_smiling_face": "🙂",
-    "grinning": "😀", "joy": "😂", "laughing": "😆", "sweat_smile": "😅", "wink": "😉", "heart": "❤️",
-    "tada": "🎉", "eyes": "👀", "fire": "🔥", "rocket": "🚀", "white_check_mark": "✅",
-    "heavy_check_mark": "✔️", "x": "❌", "warning": "⚠️", "rotating_light": "🚨", "pray": "🙏",
-    "clap": "👏", "raised_hands": "🙌", "ok_hand": "👌", "wave": "👋", "thinking_face": "🤔", "sob": "😭",
-    "100": "💯", "bug": "🐛", "memo": "📝", "point_right": "👉", "construction": "🚧", "sparkles": "✨",
-    "star": "⭐", "zap": "⚡", "bulb": "💡", "muscle": "💪", "party_popper": "🎉", "calendar": "📅",
-    "lock": "🔒", "link": "🔗", "hourglass": "⌛", "coffee": "☕", "see_no_evil": "🙈", "facepalm": "🤦",
+    "+1": "👍",
+    "thumbsup": "👍",
+    "-1": "👎",
+    "thumbsdown": "👎",
+    "smile": "😄",
+    "slightly_smiling_face": "🙂",
+    "grinning": "😀",
+    "joy": "😂",
+    "laughing": "😆",
+    "sweat_smile": "😅",
+    "wink": "😉",
+    "heart": "❤️",
+    "tada": "🎉",
+    "eyes": "👀",
+    "fire": "🔥",
+    "rocket": "🚀",
+    "white_check_mark": "✅",
+    "heavy_check_mark": "✔️",
+    "x": "❌",
+    "warning": "⚠️",
+    "rotating_light": "🚨",
+    "pray": "🙏",
+    "clap": "👏",
+    "raised_hands": "🙌",
+    "ok_hand": "👌",
+    "wave": "👋",
+    "thinking_face": "🤔",
+    "sob": "😭",
+    "100": "💯",
+    "bug": "🐛",
+    "memo": "📝",
+    "point_right": "👉",
+    "construction": "🚧",
+    "sparkles": "✨",
+    "star": "⭐",
+    "zap": "⚡",
+    "bulb": "💡",
+    "muscle": "💪",
+    "party_popper": "🎉",
+    "calendar": "📅",
+    "lock": "🔒",
+    "link": "🔗",
+    "hourglass": "⌛",
+    "coffee": "☕",
+    "see_no_evil": "🙈",
+    "facepalm": "🤦",
 }
 
 
 @dataclass(frozen=True)
 class Person:
     id: str
-    name: str           # what the Slack client shows: display name, else real name, else handle
+    name: str  # what the Slack client shows: display name, else real name, else handle
     email: str = ""
     is_bot: bool = False
 
@@ -48,14 +105,19 @@ class Directory:
     """Who and what ids stand for; `lookup` fetches a user missing from the list (users.info)."""
 
     people: dict[str, Person] = field(default_factory=dict)
-    channels: dict[str, str] = field(default_factory=dict)       # id -> name
-    bots: dict[str, str] = field(default_factory=dict)           # bot id -> app name (exports)
+    channels: dict[str, str] = field(default_factory=dict)  # id -> name
+    bots: dict[str, str] = field(default_factory=dict)  # bot id -> app name (exports)
     lookup: Callable[[str], Person | None] | None = None
 
     def add_user(self, user: Mapping[str, Any]) -> Person:
         profile = user.get("profile") or {}
-        name = (profile.get("display_name") or profile.get("real_name") or user.get("real_name")
-                or user.get("name") or user["id"])
+        name = (
+            profile.get("display_name")
+            or profile.get("real_name")
+            or user.get("real_name")
+            or user.get("name")
+            or user["id"]
+        )
         person = Person(user["id"], name, (profile.get("email") or "").lower(), bool(user.get("is_bot")))
         self.people[person.id] = person
         return person
@@ -69,6 +131,7 @@ class Directory:
 
 def render(text: str, directory: Directory) -> str:
     """Slack mrkdwn as a person reads it: names for ids, labelled links, emoji characters."""
+
     def entity(match: re.Match[str]) -> str:
         inner = match[1]
         target, _, label = inner.partition("|")
@@ -90,7 +153,7 @@ def render(text: str, directory: Directory) -> str:
 
 
 def _special(command: str, label: str) -> str:
-    if label:                      # <!subteam^S123|@oncall>, <!date^1392734382^{date}|Feb 18, 2014>
+    if label:  # <!subteam^S123|@oncall>, <!date^1392734382^{date}|Feb 18, 2014>
         return label
     name = command.split("^", 1)[0]
     return "@" + name if name in ("here", "channel", "everyone") else name
@@ -131,8 +194,7 @@ def author(msg: Mapping[str, Any], directory: Directory) -> str:
         return directory.person(user).name
     profile = msg.get("bot_profile") or {}
     bot = msg.get("bot_id") or ""
-    return (msg.get("username") or profile.get("name") or directory.bots.get(bot) or bot or msg.get("user")
-            or "unknown")
+    return msg.get("username") or profile.get("name") or directory.bots.get(bot) or bot or msg.get("user") or "unknown"
 
 
 def ts_time(ts: str) -> datetime:
@@ -152,8 +214,8 @@ def files_of(msg: Mapping[str, Any]) -> list[dict[str, Any]]:
 @dataclass(frozen=True)
 class ChannelInfo:
     id: str
-    name: str           # "eng", or "@alice" for a DM
-    kind: str           # public_channel, private_channel, mpim, im
+    name: str  # "eng", or "@alice" for a DM
+    kind: str  # public_channel, private_channel, mpim, im
     acl: ACL
 
 
@@ -179,8 +241,13 @@ def permalink(team_url: str, channel_id: str, ts: str, thread_ts: str | None = N
     return link
 
 
-def thread_doc(channel: ChannelInfo, messages: Sequence[Mapping[str, Any]], directory: Directory,
-               team_url: str, file_texts: Mapping[str, str] | None = None) -> ThreadDoc:
+def thread_doc(
+    channel: ChannelInfo,
+    messages: Sequence[Mapping[str, Any]],
+    directory: Directory,
+    team_url: str,
+    file_texts: Mapping[str, str] | None = None,
+) -> ThreadDoc:
     """One document for a parent and its replies, in order: a line per message with author and time."""
     file_texts = file_texts or {}
     parent = messages[0]
@@ -210,8 +277,14 @@ def thread_doc(channel: ChannelInfo, messages: Sequence[Mapping[str, Any]], dire
         author=author(parent, directory),
         created_at=ts_time(parent["ts"]),
         updated_at=updated,
-        metadata={"channel": channel.name, "channel_id": channel.id, "channel_type": channel.kind,
-                  "thread_ts": parent["ts"], "participants": names, "reply_count": len(messages) - 1},
+        metadata={
+            "channel": channel.name,
+            "channel_id": channel.id,
+            "channel_type": channel.kind,
+            "thread_ts": parent["ts"],
+            "participants": names,
+            "reply_count": len(messages) - 1,
+        },
     )
 
 

@@ -98,7 +98,7 @@ class Runs:
     first: Pass
     second: Pass
     incremental: Pass
-    resumed_at: int            # index in `first` of the checkpoint the resume started from
+    resumed_at: int  # index in `first` of the checkpoint the resume started from
     resumed: Pass
 
     @classmethod
@@ -115,6 +115,7 @@ class Runs:
 
 
 # --- the checks ---------------------------------------------------------------------------------
+
 
 def check_config_forbids_unknown_keys_and_names_missing_ones(case: Case) -> None:
     raw = case.raw
@@ -167,7 +168,8 @@ def check_full_pass_is_well_formed(runs: Runs) -> None:
             assert stamp is None or stamp.utcoffset() == timedelta(0), f"{doc.id}: {stamp!r} is not UTC"
         for key, value in doc.metadata.items():
             flat = isinstance(value, (str, int, float, bool)) or (
-                isinstance(value, list) and all(isinstance(v, str) for v in value))
+                isinstance(value, list) and all(isinstance(v, str) for v in value)
+            )
             assert flat, f"{doc.id}: metadata {key!r} is not flat: {value!r}"
     assert sum(d.updated_at is not None for d in docs) == len(docs), "every document has updated_at"
 
@@ -193,7 +195,7 @@ def check_skipped_items_have_ids(runs: Runs) -> None:
 
 def check_unchanged_source_yields_no_changed_content(runs: Runs) -> None:
     first = runs.first.hashes
-    inc = runs.incremental          # may yield nothing at all (an unchanged export)
+    inc = runs.incremental  # may yield nothing at all (an unchanged export)
     assert [i for i in inc.items if isinstance(i, Deletion)] == []
     for doc in inc.docs:
         assert doc.id in first, f"{doc.id} appeared from nowhere"
@@ -205,7 +207,7 @@ def check_full_passes_are_deterministic(runs: Runs) -> None:
 
 
 def check_resume_loses_nothing(runs: Runs) -> None:
-    before = {i.id for i in runs.first.items[:runs.resumed_at] if isinstance(i, Document)}
+    before = {i.id for i in runs.first.items[: runs.resumed_at] if isinstance(i, Document)}
     after = {d.id for d in runs.resumed.docs}
     assert before | after == set(runs.first.hashes)
     assert [i for i in runs.resumed.items if isinstance(i, Deletion)] == []
@@ -240,9 +242,10 @@ def check_since_limits_a_backfill(runs: Runs) -> None:
 
 try:
     import pytest
-except ImportError:   # pragma: no cover - the checks above work without pytest
+except ImportError:  # pragma: no cover - the checks above work without pytest
     pass
 else:
+
     class ConformanceSuite:
         """The checks as pytest tests: subclass it as `Test...` and provide a `conformance_case` fixture."""
 
@@ -253,8 +256,7 @@ else:
         def test_config_forbids_unknown_keys_and_names_missing_ones(self, conformance_case: Case) -> None:
             check_config_forbids_unknown_keys_and_names_missing_ones(conformance_case)
 
-        def test_check_passes_with_good_credentials_and_names_the_source_with_bad(
-                self, conformance_case: Case) -> None:
+        def test_check_passes_with_good_credentials_and_names_the_source_with_bad(self, conformance_case: Case) -> None:
             check_credentials(conformance_case)
 
         def test_a_full_pass_yields_well_formed_documents(self, conformance_runs: Runs) -> None:

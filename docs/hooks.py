@@ -37,16 +37,18 @@ def mcp_tools() -> str:
 
     parts = []
     for tool in TOOLS:
-        parts.append(f"### `{tool.name}`: {tool.title}\n\n{tool.description}\n\n"
-                     f"Input:\n\n```json\n{json.dumps(tool.input_schema, indent=2)}\n```\n\n"
-                     f"Output (`structuredContent`; the same JSON is the text content):\n\n"
-                     f"```json\n{json.dumps(tool.output_schema, indent=2)}\n```")
+        parts.append(
+            f"### `{tool.name}`: {tool.title}\n\n{tool.description}\n\n"
+            f"Input:\n\n```json\n{json.dumps(tool.input_schema, indent=2)}\n```\n\n"
+            f"Output (`structuredContent`; the same JSON is the text content):\n\n"
+            f"```json\n{json.dumps(tool.output_schema, indent=2)}\n```"
+        )
     return "\n\n".join(parts)
 
 
 def _included(path: str) -> str:
     text = (ROOT / path).read_text(encoding="utf-8")
-    return re.sub(r"^#", "##", text, flags=re.MULTILINE)   # its headings under the page's own title
+    return re.sub(r"^#", "##", text, flags=re.MULTILINE)  # its headings under the page's own title
 
 
 def configuration_reference() -> str:
@@ -71,7 +73,7 @@ def _doc(obj: Any) -> str:
     return f"{first}\n\n" if first and not first.startswith(("Usage docs", "!!!")) else ""
 
 
-def _table(model: Any, skip: set[str] = frozenset()) -> str:   # type: ignore[assignment]
+def _table(model: Any, skip: set[str] = frozenset()) -> str:  # type: ignore[assignment]
     from pydantic_core import PydanticUndefined
 
     rows = ["| key | type | default | description |", "| --- | --- | --- | --- |"]

@@ -48,11 +48,11 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("torch", "onnx", "onnx-int8")
 DEVICES = ("cpu", "cuda", "auto")
-DEFAULT_BACKEND = "onnx-int8"   # benchmarks/README.md: the fastest backend that keeps retrieval quality
-EXPORT_VERSION = 3              # bump when the exported graph changes: old cache entries are then ignored
-                                # (2: eager attention, fused by ONNX Runtime's BERT optimizer before int8;
-                                # 3: the same without attention fusion);
-                                # not in the index fingerprint: see `fingerprint` for why
+DEFAULT_BACKEND = "onnx-int8"  # benchmarks/README.md: the fastest backend that keeps retrieval quality
+EXPORT_VERSION = 3  # bump when the exported graph changes: old cache entries are then ignored
+# (2: eager attention, fused by ONNX Runtime's BERT optimizer before int8;
+# 3: the same without attention fusion);
+# not in the index fingerprint: see `fingerprint` for why
 ONNX_OPSET = 17
 # Largest cosine distance to torch's vector of the same text (tests/index/test_backends.py): ONNX fp32
 # runs the same arithmetic; int8 rounds weights per channel and activations per batch (so a text's
@@ -74,8 +74,10 @@ def resolve_device(device: str) -> str:
 
     has_cuda = bool(torch.cuda.is_available())
     if device == "cuda" and not has_cuda:
-        raise ConfigError("[index] key 'device': 'cuda' was asked for but torch sees no CUDA device "
-                          "(set device = \"auto\" or \"cpu\")")
+        raise ConfigError(
+            "[index] key 'device': 'cuda' was asked for but torch sees no CUDA device "
+            '(set device = "auto" or "cpu")'
+        )
     return "cuda" if device == "cuda" or (device == "auto" and has_cuda) else "cpu"
 
 
@@ -87,8 +89,10 @@ def resolve_onnx_device(device: str) -> str:
 
     has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
     if device == "cuda" and not has_cuda:
-        raise ConfigError("[index] key 'device': 'cuda' was asked for but this onnxruntime has no CUDA "
-                          "provider (install onnxruntime-gpu, set device = \"cpu\", or use backend = \"torch\")")
+        raise ConfigError(
+            "[index] key 'device': 'cuda' was asked for but this onnxruntime has no CUDA "
+            'provider (install onnxruntime-gpu, set device = "cpu", or use backend = "torch")'
+        )
     return "cuda" if device == "cuda" or (device == "auto" and has_cuda) else "cpu"
 
 
@@ -121,7 +125,7 @@ def model_key(model_path: str) -> str:
 def _version(package: str) -> str:
     try:
         return metadata.version(package)
-    except metadata.PackageNotFoundError:   # no torch: only exports made elsewhere with none can match
+    except metadata.PackageNotFoundError:  # no torch: only exports made elsewhere with none can match
         return "-"
 
 
@@ -129,9 +133,9 @@ def _version(package: str) -> str:
 class OnnxExport:
     """One cached export: what the ONNX backends run, without the model's Python objects."""
 
-    model: Path        # the graph (fp32, or int8 when quantised)
-    tokenizer: Path    # the model's fast tokenizer, as sentence-transformers loaded it
-    max_length: int    # tokens per text, special tokens included (longer texts are truncated)
+    model: Path  # the graph (fp32, or int8 when quantised)
+    tokenizer: Path  # the model's fast tokenizer, as sentence-transformers loaded it
+    max_length: int  # tokens per text, special tokens included (longer texts are truncated)
     dimension: int
 
     def load_tokenizer(self, truncate: bool = True) -> Any:
@@ -157,11 +161,12 @@ def onnx_export(model_path: str, quantized: bool, load_model: Callable[[], Any])
     fp32, tokenizer, meta = folder / "model.onnx", folder / "tokenizer.json", folder / "model.json"
     target = folder / "model-int8.onnx" if quantized else fp32
     if not (target.exists() and tokenizer.exists() and meta.exists()):
-        with _export_lock:   # threads of one process export once; other processes are safe by rename
+        with _export_lock:  # threads of one process export once; other processes are safe by rename
             _make(load_model, fp32, target, tokenizer, meta)
     facts = json.loads(meta.read_text())
-    return OnnxExport(model=target, tokenizer=tokenizer, max_length=int(facts["max_length"]),
-                      dimension=int(facts["dimension"]))
+    return OnnxExport(
+        model=target, tokenizer=tokenizer, max_length=int(facts["max_length"]), dimension=int(facts["dimension"])
+    )
 
 
 def _make(load_model: Callable[[], Any], fp32: Path, target: Path, tokenizer: Path, meta: Path) -> None:
@@ -229,8 +234,9 @@ def _export(st_model: Any, dest: Path) -> None:
 def _trace(st_model: Any, dest: Path) -> None:
     import torch
 
-    sample = st_model.tokenizer(["an example sentence", "a second, longer example sentence for shapes"],
-                                padding=True, return_tensors="pt")
+    sample = st_model.tokenizer(
+        ["an example sentence", "a second, longer example sentence for shapes"], padding=True, return_tensors="pt"
+    )
     names = list(sample.keys())
     axes = {name: {0: "batch", 1: "tokens"} for name in names}
     axes["sentence_embedding"] = {0: "batch"}
@@ -238,13 +244,20 @@ def _trace(st_model: Any, dest: Path) -> None:
     transformer: Any = getattr(cpu_model[0], "auto_model", None)
     attention = getattr(getattr(transformer, "config", None), "_attn_implementation", None)
     if attention is not None:
-        transformer.set_attn_implementation("eager")   # the graph the optimizer below knows
+        transformer.set_attn_implementation("eager")  # the graph the optimizer below knows
     try:
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
-            warnings.simplefilter("ignore")   # the tracer's notes on a graph it exports correctly (tested)
-            torch.onnx.export(_traceable(cpu_model, names), tuple(sample[n] for n in names), str(dest),
-                              input_names=names, output_names=["sentence_embedding"], dynamic_axes=axes,
-                              opset_version=ONNX_OPSET, dynamo=False)
+            warnings.simplefilter("ignore")  # the tracer's notes on a graph it exports correctly (tested)
+            torch.onnx.export(
+                _traceable(cpu_model, names),
+                tuple(sample[n] for n in names),
+                str(dest),
+                input_names=names,
+                output_names=["sentence_embedding"],
+                dynamic_axes=axes,
+                opset_version=ONNX_OPSET,
+                dynamo=False,
+            )
     finally:
         if attention is not None:
             transformer.set_attn_implementation(attention)
@@ -261,9 +274,15 @@ def _fuse(st_model: Any, source: Path, dest: Path) -> None:
     from onnxruntime.transformers.optimizer import optimize_model
 
     options = FusionOptions("bert")
-    options.enable_attention = False   # int8 `QAttention` lost retrieval quality (benchmarks/README.md)
-    fused = optimize_model(str(source), model_type="bert", num_heads=int(config.num_attention_heads),
-                           hidden_size=int(config.hidden_size), opt_level=1, optimization_options=options)
+    options.enable_attention = False  # int8 `QAttention` lost retrieval quality (benchmarks/README.md)
+    fused = optimize_model(
+        str(source),
+        model_type="bert",
+        num_heads=int(config.num_attention_heads),
+        hidden_size=int(config.hidden_size),
+        opt_level=1,
+        optimization_options=options,
+    )
     log.info("ONNX fusion: %s", {k: v for k, v in fused.get_fused_operator_statistics().items() if v})
     fused.save_model_to_file(str(dest))
 
@@ -280,12 +299,17 @@ def _quantize(source: Path, dest: Path) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quiet = _QuietRoot()
-    logging.getLogger().addFilter(quiet)   # ONNX Runtime logs an advisory on the root logger
+    logging.getLogger().addFilter(quiet)  # ONNX Runtime logs an advisory on the root logger
     try:
         # the fused operators are ONNX Runtime's own, which shape inference does not type: their
         # outputs are float32, as `DefaultTensorType` says
-        quantize_dynamic(str(source), str(dest), weight_type=QuantType.QInt8, per_channel=True,
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        quantize_dynamic(
+            str(source),
+            str(dest),
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
     finally:
         logging.getLogger().removeFilter(quiet)
 
@@ -302,8 +326,9 @@ class OnnxEncoder:
     takes slows one run instead of stalling both (benchmarks/README.md, embedding).
     """
 
-    def __init__(self, export: OnnxExport, device: str, threads: int = 0, spinning: bool = True,
-                 workers: int = 1) -> None:
+    def __init__(
+        self, export: OnnxExport, device: str, threads: int = 0, spinning: bool = True, workers: int = 1
+    ) -> None:
         import onnxruntime as ort
 
         self.tokenizer = export.load_tokenizer()
@@ -311,17 +336,19 @@ class OnnxEncoder:
         self.workers = workers if device == "cpu" else 1
         self._pool: ThreadPoolExecutor | None = None
         options = ort.SessionOptions()
-        options.intra_op_num_threads = 1 if self.workers > 1 else threads   # 0: one per physical core
+        options.intra_op_num_threads = 1 if self.workers > 1 else threads  # 0: one per physical core
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL   # a chain of layers: nothing to run beside
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL  # a chain of layers: nothing to run beside
         options.log_severity_level = 3
-        if not spinning:   # idle intra-op threads sleep instead of spinning (they burn a core others need)
+        if not spinning:  # idle intra-op threads sleep instead of spinning (they burn a core others need)
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = ["CPUExecutionProvider"]
         if device == "cuda":
             if "CUDAExecutionProvider" not in ort.get_available_providers():
-                raise ConfigError("[index] device is CUDA but this onnxruntime has no CUDA provider "
-                                  "(install onnxruntime-gpu, or use backend = \"torch\")")
+                raise ConfigError(
+                    "[index] device is CUDA but this onnxruntime has no CUDA provider "
+                    '(install onnxruntime-gpu, or use backend = "torch")'
+                )
             providers.insert(0, "CUDAExecutionProvider")
         self.session = ort.InferenceSession(str(export.model), options, providers=providers)
         self.inputs = [i.name for i in self.session.get_inputs()]
@@ -338,7 +365,7 @@ class OnnxEncoder:
         start = 0
         while start < len(order):
             size = max(1, min(batch_size, TOKENS_PER_RUN // len(ids[order[start]])))
-            parts.append(order[start:start + size])
+            parts.append(order[start : start + size])
             start += size
         out = np.empty((len(ids), self.dimension), dtype=np.float32)
         for part, vectors in zip(parts, self._map(lambda part: self._run([ids[i] for i in part]), parts)):
@@ -348,7 +375,7 @@ class OnnxEncoder:
     def _map(self, run: Callable[[list[int]], "np.ndarray"], parts: list[list[int]]) -> Iterable["np.ndarray"]:
         if self.workers <= 1 or len(parts) <= 1:
             return map(run, parts)
-        if self._pool is None:   # made by the first bulk call; its threads end with the process
+        if self._pool is None:  # made by the first bulk call; its threads end with the process
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="inlet-onnx")
         return self._pool.map(run, parts)
 
@@ -363,11 +390,11 @@ class OnnxEncoder:
         import numpy as np
 
         width = max(len(i) for i in ids)
-        input_ids = np.zeros((len(ids), width), dtype=np.int64)   # padding: masked out, any id will do
+        input_ids = np.zeros((len(ids), width), dtype=np.int64)  # padding: masked out, any id will do
         mask = np.zeros((len(ids), width), dtype=np.int64)
         for row, seq in enumerate(ids):
-            input_ids[row, :len(seq)] = seq
-            mask[row, :len(seq)] = 1
+            input_ids[row, : len(seq)] = seq
+            mask[row, : len(seq)] = 1
         given = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(mask)}
         vectors = self.session.run(None, {name: given[name] for name in self.inputs})[0]
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)

@@ -46,27 +46,45 @@ class BackupReport:
     paused_seconds: float
 
     def as_json(self) -> dict[str, Any]:
-        return {"dest": self.dest, "files": self.files, "bytes": self.bytes, "seconds": round(self.seconds, 3),
-                "paused_seconds": round(self.paused_seconds, 3)}
+        return {
+            "dest": self.dest,
+            "files": self.files,
+            "bytes": self.bytes,
+            "seconds": round(self.seconds, 3),
+            "paused_seconds": round(self.paused_seconds, 3),
+        }
 
 
 def backup_index(index: Index, dest: Path) -> BackupReport:
     """Copy the folder of the open `index` to `dest` (new or empty) between two batches."""
     if index.config.chroma_url or index.config.database_url:
-        raise ConfigError("inlet backup copies a folder index; with [index] database_url or chroma_url, back up "
-                          "the database and the Chroma server instead (docs/operations/backups.md)")
+        raise ConfigError(
+            "inlet backup copies a folder index; with [index] database_url or chroma_url, back up "
+            "the database and the Chroma server instead (docs/operations/backups.md)"
+        )
     started = time.perf_counter()
     _empty_destination(dest)
-    with index._writing:   # no batch is half written; none starts until the copy is done
+    with index._writing:  # no batch is half written; none starts until the copy is done
         paused = time.perf_counter()
         files, size = copy_folder(index.path, dest)
         paused = time.perf_counter() - paused
-    manifest = {"format": 1, "taken_at": datetime.now(timezone.utc).isoformat(), "source": str(index.path),
-                "files": files, "bytes": size}
+    manifest = {
+        "format": 1,
+        "taken_at": datetime.now(timezone.utc).isoformat(),
+        "source": str(index.path),
+        "files": files,
+        "bytes": size,
+    }
     (dest / MANIFEST).write_text(json.dumps(manifest, indent=2))
     report = BackupReport(str(dest), files, size, time.perf_counter() - started, paused)
-    log.info("backup of %s written to %s: %d files, %.1f MB, writes paused %.2f s", index.path, dest, files,
-             size / 1e6, paused)
+    log.info(
+        "backup of %s written to %s: %d files, %.1f MB, writes paused %.2f s",
+        index.path,
+        dest,
+        files,
+        size / 1e6,
+        paused,
+    )
     return report
 
 
@@ -118,7 +136,7 @@ def restore_index(src: Path, to: Path, replace: bool = False) -> Path | None:
     if to.exists() and any(to.iterdir()):
         from inlet.storage.lock import lock_index
 
-        lock_index(to).release()   # a running daemon or server holds it: InletError naming the holder
+        lock_index(to).release()  # a running daemon or server holds it: InletError naming the holder
         if not replace:
             raise ConfigError(f"{to} already holds an index: pass --replace to move it aside and restore")
         aside = to.with_name(f"{to.name}.replaced-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}")

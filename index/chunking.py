@@ -29,7 +29,7 @@ def approx_tokens(texts: Sequence[str]) -> list[int]:
     return [int(len(t.split()) * 1.3) + 1 for t in texts]
 
 
-PARAGRAPH, LINE, SPACE = "\n\n", "\n", " "   # what joins a piece to the one before it
+PARAGRAPH, LINE, SPACE = "\n\n", "\n", " "  # what joins a piece to the one before it
 
 
 def split_blocks(text: str) -> list[str]:
@@ -62,7 +62,7 @@ def chunk_text(text: str, count: TokenCounter, max_tokens: int = 200, overlap: i
         return []
     pieces = [(piece, heading, sep) for piece, heading, sep, _ in fitted]
     unknown = iter(count([piece for piece, _, _, size in fitted if size is None]))
-    sizes = [size if size is not None else next(unknown) for *_, size in fitted]   # each text counted once
+    sizes = [size if size is not None else next(unknown) for *_, size in fitted]  # each text counted once
     chunks: list[str] = []
     current: list[tuple[str, int, str]] = []
     used = 0
@@ -73,7 +73,7 @@ def chunk_text(text: str, count: TokenCounter, max_tokens: int = 200, overlap: i
             current, used = _tail(current, overlap) if not heading else ([], 0)
             fresh = False
         if not fresh and used + size > max_tokens:
-            current, used = [], 0       # the overlap would push this chunk over budget: drop it
+            current, used = [], 0  # the overlap would push this chunk over budget: drop it
         current.append((piece, size, sep))
         used += size
         fresh = True
@@ -82,8 +82,9 @@ def chunk_text(text: str, count: TokenCounter, max_tokens: int = 200, overlap: i
     return [Chunk(i, c) for i, c in enumerate(chunks)]
 
 
-def _fit(blocks: list[tuple[str, str]], count: TokenCounter, max_tokens: int
-         ) -> list[tuple[str, bool, str, int | None]]:
+def _fit(
+    blocks: list[tuple[str, str]], count: TokenCounter, max_tokens: int
+) -> list[tuple[str, bool, str, int | None]]:
     """Blocks no longer than `max_tokens`, each flagged when it opens a heading section, with the
     separator that joins it to the piece before and its token count where it is already known."""
     out: list[tuple[str, bool, str, int | None]] = []
@@ -93,8 +94,9 @@ def _fit(blocks: list[tuple[str, str]], count: TokenCounter, max_tokens: int
             out.append((block, heading, sep, size))
             continue
         parts = _split_long(block, count, max_tokens)
-        out.extend((part, heading and i == 0, sep if i == 0 else SPACE, part_size)
-                   for i, (part, part_size) in enumerate(parts))
+        out.extend(
+            (part, heading and i == 0, sep if i == 0 else SPACE, part_size) for i, (part, part_size) in enumerate(parts)
+        )
     return out
 
 
@@ -107,7 +109,7 @@ def _split_long(block: str, count: TokenCounter, max_tokens: int) -> list[tuple[
             continue
         words = sentence.split()
         step = max(1, int(len(words) * max_tokens / max(size, 1)))
-        out.extend((" ".join(words[i:i + step]), None) for i in range(0, len(words), step))
+        out.extend((" ".join(words[i : i + step]), None) for i in range(0, len(words), step))
     return out
 
 

@@ -22,7 +22,8 @@ _HTML_ELEMENTS = frozenset(
     "colgroup dd del dfn dir div dl dt em font form frame frameset h1 h2 h3 h4 h5 h6 head header hr html i "
     "iframe img input ins kbd label li link map meta nav noscript o:p object ol option p pre q s samp "
     "script section select small span strike strong style sub sup table tbody td textarea tfoot th "
-    "thead title tr tt u ul var wbr".split())
+    "thead title tr tt u ul var wbr".split()
+)
 _COMMENT = re.compile(r"<!--.*?-->|<!DOCTYPE[^>]*>|<\?xml[^>]*\?>", re.S | re.I)
 _INVISIBLE_BLOCKS = re.compile(r"<(script|style|head)\b[^>]*>.*?</\1\s*>", re.S | re.I)
 
@@ -45,7 +46,7 @@ def clean_text(text: str) -> str:
     import html2text
 
     converter = html2text.HTML2Text()
-    converter.body_width = 0        # no hard wrapping: the chunker decides where lines break
+    converter.body_width = 0  # no hard wrapping: the chunker decides where lines break
     converter.ignore_images = True
     converter.ignore_emphasis = True
     converter.ignore_tables = True  # layout tables (newsletters) read as their cells' text
@@ -55,9 +56,9 @@ def clean_text(text: str) -> str:
     first = min(first, text.find("<!") if 0 <= text.find("<!") < first else first)
     lead, source = text[:first].rstrip(), _INVISIBLE_BLOCKS.sub(" ", _COMMENT.sub(" ", text[first:]))
     if not re.search(r"<(html|body|p|br|div|table|tr|li)\b", source, re.I):
-        source = source.replace("\n", "<br>\n")   # tags sprinkled in plain text: keep the text's lines
+        source = source.replace("\n", "<br>\n")  # tags sprinkled in plain text: keep the text's lines
     out = converter.handle(source)
-    out = _TAG.sub(lambda m: "" if m[1].lower() in _HTML_ELEMENTS else m[0], out)   # what the parser left
+    out = _TAG.sub(lambda m: "" if m[1].lower() in _HTML_ELEMENTS else m[0], out)  # what the parser left
     lines = [line.rstrip() for line in out.replace("\r\n", "\n").split("\n")]
     body = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
     return f"{lead}\n\n{body}".strip() if lead else body

@@ -19,17 +19,23 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
-Lookup = Callable[[list[str]], dict[str, str]]     # keys -> one chunk id holding each (the catalog's keyed_chunks)
-Fetch = Callable[[list[str]], dict[str, Any]]      # chunk ids -> Chroma's `get` answer with their embeddings
-Encode = Callable[[list[str]], Any]                # texts -> their vectors (the model)
+Lookup = Callable[[list[str]], dict[str, str]]  # keys -> one chunk id holding each (the catalog's keyed_chunks)
+Fetch = Callable[[list[str]], dict[str, Any]]  # chunk ids -> Chroma's `get` answer with their embeddings
+Encode = Callable[[list[str]], Any]  # texts -> their vectors (the model)
 
 
 def text_key(fingerprint: dict[str, str], text: str) -> str:
     return hashlib.sha256(f"{fingerprint['model']}\x00{fingerprint['backend']}\x00{text}".encode()).hexdigest()
 
 
-def embed_distinct(inputs: Sequence[str], fingerprint: dict[str, str], lookup: Lookup, fetch: Fetch, encode: Encode,
-                   guard: AbstractContextManager[Any] | None = None) -> tuple["np.ndarray", list[str], int]:
+def embed_distinct(
+    inputs: Sequence[str],
+    fingerprint: dict[str, str],
+    lookup: Lookup,
+    fetch: Fetch,
+    encode: Encode,
+    guard: AbstractContextManager[Any] | None = None,
+) -> tuple["np.ndarray", list[str], int]:
     """Vectors for `inputs`, their keys, and how many texts went through `encode`.
 
     `lookup` names a chunk already holding each known key, `fetch` reads those chunks' vectors.
@@ -39,7 +45,7 @@ def embed_distinct(inputs: Sequence[str], fingerprint: dict[str, str], lookup: L
     import numpy as np
 
     keys = [text_key(fingerprint, text) for text in inputs]
-    first = {key: pos for pos, key in reversed(list(enumerate(keys)))}   # each distinct text's first place
+    first = {key: pos for pos, key in reversed(list(enumerate(keys)))}  # each distinct text's first place
     found: dict[str, np.ndarray] = {}
     with guard or nullcontext():
         known = lookup(list(first))

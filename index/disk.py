@@ -16,14 +16,21 @@ from pathlib import Path
 
 from inlet.errors import StorageError
 
-CAUSES = {errno.ENOSPC: "is full (no space left on the device)",
-          errno.EDQUOT: "is over its disk quota",
-          errno.EROFS: "is on a read-only file system",
-          errno.EFBIG: "has a file at the file size limit"}
+CAUSES = {
+    errno.ENOSPC: "is full (no space left on the device)",
+    errno.EDQUOT: "is over its disk quota",
+    errno.EROFS: "is on a read-only file system",
+    errno.EFBIG: "has a file at the file size limit",
+}
 # How SQLite (directly or inside Chroma) words the same conditions.
-WORDING = (("disk is full", errno.ENOSPC), ("no space left", errno.ENOSPC), ("quota", errno.EDQUOT),
-           ("readonly database", errno.EROFS), ("read-only file system", errno.EROFS),
-           ("file too large", errno.EFBIG))
+WORDING = (
+    ("disk is full", errno.ENOSPC),
+    ("no space left", errno.ENOSPC),
+    ("quota", errno.EDQUOT),
+    ("readonly database", errno.EROFS),
+    ("read-only file system", errno.EROFS),
+    ("file too large", errno.EFBIG),
+)
 
 
 def cause(exc: BaseException) -> int | None:
@@ -49,8 +56,10 @@ def storage_error(exc: BaseException, folder: Path | str) -> StorageError | None
     code = cause(exc)
     if code is None:
         return None
-    return StorageError(f"the index folder {folder} {CAUSES[code]}: nothing already indexed was lost; "
-                        f"make room (or make it writable) and run again, it resumes from the last checkpoint")
+    return StorageError(
+        f"the index folder {folder} {CAUSES[code]}: nothing already indexed was lost; "
+        f"make room (or make it writable) and run again, it resumes from the last checkpoint"
+    )
 
 
 @contextmanager

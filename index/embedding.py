@@ -23,8 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 from inlet.errors import ConfigError
 
-from .backends import (BACKENDS, DEFAULT_BACKEND, OnnxEncoder, OnnxExport, onnx_export, resolve_device,
-                       resolve_onnx_device)
+from .backends import (
+    BACKENDS,
+    DEFAULT_BACKEND,
+    OnnxEncoder,
+    OnnxExport,
+    onnx_export,
+    resolve_device,
+    resolve_onnx_device,
+)
 from .priority import QueryFirst, SearchBudget, in_turns
 
 if TYPE_CHECKING:
@@ -56,8 +63,9 @@ class Embedder:
     `backend` is how vectors are computed (see `backends`): the sentence-transformers model in
     torch, or its cached ONNX export (the model is loaded only to make the export, once)."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 64, backend: str = DEFAULT_BACKEND,
-                 device: str = "auto") -> None:
+    def __init__(
+        self, model: str = DEFAULT_MODEL, batch_size: int = 64, backend: str = DEFAULT_BACKEND, device: str = "auto"
+    ) -> None:
         if backend not in BACKENDS:
             raise ConfigError(f"[index] key 'backend': {backend!r} is not one of {', '.join(BACKENDS)}")
         self.model_name = model
@@ -65,11 +73,11 @@ class Embedder:
         self.batch_size = batch_size
         self.backend = backend
         self.device = device
-        self._model: Any = None                  # torch: the sentence-transformers model
+        self._model: Any = None  # torch: the sentence-transformers model
         self._onnx: OnnxEncoder | None = None
         self._export: OnnxExport | None = None
         self._loaded = False
-        self._query_onnx: OnnxEncoder | None = None   # a session of its own (`_query_session`)
+        self._query_onnx: OnnxEncoder | None = None  # a session of its own (`_query_session`)
         self._counter: Any = None
         self._lock = threading.Lock()
         # A Hugging Face tokenizer is not thread-safe: each call re-sets its padding and truncation,
@@ -77,8 +85,8 @@ class Embedder:
         # load). Bulk encoding uses the model's tokenizer under this lock; token counts and queries
         # have their own copies.
         self._tokenizing = threading.Lock()
-        self.gate = QueryFirst()   # bulk embedding yields to queries (see `priority`)
-        self.budget = SearchBudget(self.gate)   # and searches beside it get a share of the time
+        self.gate = QueryFirst()  # bulk embedding yields to queries (see `priority`)
+        self.budget = SearchBudget(self.gate)  # and searches beside it get a share of the time
         self._queries = QueryBatcher(self._encode_short, self.gate)
 
     @property
@@ -96,15 +104,26 @@ class Embedder:
             if self.backend == "torch":
                 self._model = _load(self.model_path, resolve_device(self.device))
             else:
-                export = onnx_export(self.model_path, quantized=self.backend == "onnx-int8",
-                                     load_model=lambda: _load(self.model_path, "cpu"))
-                self._onnx = OnnxEncoder(export, resolve_onnx_device(self.device), threads=_session_threads,
-                                         workers=_session_threads or _cores())
+                export = onnx_export(
+                    self.model_path,
+                    quantized=self.backend == "onnx-int8",
+                    load_model=lambda: _load(self.model_path, "cpu"),
+                )
+                self._onnx = OnnxEncoder(
+                    export,
+                    resolve_onnx_device(self.device),
+                    threads=_session_threads,
+                    workers=_session_threads or _cores(),
+                )
                 self._export = export
             self._loaded = True
             # `inlet search -v` shows it; took_ms leaves it out (tests/test_cli_e2e.py compares them)
-            log.info("embedding model loaded in %.0f ms (%s, %s backend)",
-                     (time.perf_counter() - started) * 1000, self.model_name, self.backend)
+            log.info(
+                "embedding model loaded in %.0f ms (%s, %s backend)",
+                (time.perf_counter() - started) * 1000,
+                self.model_name,
+                self.backend,
+            )
 
     @property
     def max_tokens(self) -> int:
@@ -134,8 +153,11 @@ class Embedder:
             self._ensure_loaded()
             with self._lock:
                 if self._counter is None:
-                    self._counter = (self._export.load_tokenizer(truncate=False) if self._export is not None
-                                     else copy.deepcopy(self._model.tokenizer))
+                    self._counter = (
+                        self._export.load_tokenizer(truncate=False)
+                        if self._export is not None
+                        else copy.deepcopy(self._model.tokenizer)
+                    )
         return self._counter
 
     def encode(self, texts: Sequence[str]) -> "np.ndarray":
@@ -148,8 +170,13 @@ class Embedder:
         with self._tokenizing:
             if self._onnx is not None:
                 return self._onnx.encode(texts, self.batch_size)
-            return self._model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                show_progress_bar=False, convert_to_numpy=True)
+            return self._model.encode(
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+                convert_to_numpy=True,
+            )
 
     def _encode_short(self, texts: Sequence[str]) -> "np.ndarray":
         """`encode` for a few short texts (queries): one forward pass, same vectors, without
@@ -160,7 +187,7 @@ class Embedder:
         import torch
 
         model = self._model
-        with self._tokenizing:   # torch: one sub-batch of bulk work at most goes before
+        with self._tokenizing:  # torch: one sub-batch of bulk work at most goes before
             features = model.preprocess(list(texts))
         features = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in features.items()}
         with torch.inference_mode():
@@ -178,8 +205,9 @@ class Embedder:
             with self._lock:
                 if self._query_onnx is None:
                     assert self._export is not None
-                    self._query_onnx = OnnxEncoder(self._export, resolve_onnx_device(self.device), threads=1,
-                                                   spinning=False)
+                    self._query_onnx = OnnxEncoder(
+                        self._export, resolve_onnx_device(self.device), threads=1, spinning=False
+                    )
         return self._query_onnx
 
     def encode_query(self, text: str) -> "np.ndarray":
@@ -199,7 +227,7 @@ class QueryBatcher:
     """
 
     MAX_BATCH = 32
-    IDLE_EXIT = 60.0   # seconds without a query before the worker exits (the next query starts one)
+    IDLE_EXIT = 60.0  # seconds without a query before the worker exits (the next query starts one)
 
     def __init__(self, encode: Callable[[Sequence[str]], "np.ndarray"], gate: QueryFirst | None = None) -> None:
         self._encode = encode
@@ -215,7 +243,7 @@ class QueryBatcher:
         """Queue `text` for the next batch; the future holds its vector."""
         done: Future[Any] = Future()
         self.gate.arrive()
-        with self._lock:   # queued and a worker ensured together: an exiting worker cannot strand it
+        with self._lock:  # queued and a worker ensured together: an exiting worker cannot strand it
             self._waiting.put((text, done))
             if self._worker is None:
                 self._worker = threading.Thread(target=self._run, name="inlet-query-embed", daemon=True)
@@ -227,7 +255,7 @@ class QueryBatcher:
             try:
                 batch = [self._waiting.get(timeout=self.IDLE_EXIT)]
             except queue.Empty:
-                with self._lock:   # idle: exit, so a closed index's model is not kept alive by this thread
+                with self._lock:  # idle: exit, so a closed index's model is not kept alive by this thread
                     if self._waiting.empty():
                         self._worker = None
                         return
@@ -239,7 +267,7 @@ class QueryBatcher:
                     break
             try:
                 vectors = self._encode([text for text, _ in batch])
-            except BaseException as exc:   # handed to every waiting caller, who raises it
+            except BaseException as exc:  # handed to every waiting caller, who raises it
                 for _, done in batch:
                     done.set_exception(exc)
                 continue
@@ -264,7 +292,7 @@ def serve_queries() -> None:
         sys.modules["torch"].set_num_threads(1)
 
 
-_session_threads = 0   # ONNX Runtime intra-op threads for sessions made from now on (0: one per core)
+_session_threads = 0  # ONNX Runtime intra-op threads for sessions made from now on (0: one per core)
 
 
 def _cores() -> int:
@@ -282,7 +310,7 @@ def _load(path: str, device: str) -> Any:
     hf_logging.set_verbosity_error()
     from sentence_transformers import SentenceTransformer
 
-    if _session_threads == 1:   # `serve_queries` ran before torch was imported
+    if _session_threads == 1:  # `serve_queries` ran before torch was imported
         import torch
 
         torch.set_num_threads(1)

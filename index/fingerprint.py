@@ -34,7 +34,7 @@ from inlet.errors import EmbeddingMismatchError
 from inlet.storage.records import COLLECTION, Record, RecordChanged, Records
 
 __all__ = ["check", "collection_for", "establish"]
-LEGACY_BACKEND = "torch"   # indexes made before the record existed were all embedded by torch
+LEGACY_BACKEND = "torch"  # indexes made before the record existed were all embedded by torch
 
 
 def collection_for(fingerprint: dict[str, str]) -> str:
@@ -52,7 +52,7 @@ def establish(records: Records, fingerprint: dict[str, str], has_documents: bool
         record = Record(model=fingerprint["model"], backend=backend)
         try:
             records.write(record)
-        except RecordChanged:   # another process established it first: theirs holds
+        except RecordChanged:  # another process established it first: theirs holds
             return establish(records, fingerprint, has_documents)
     return record
 
@@ -65,4 +65,5 @@ def check(where: str, record: Record, fingerprint: dict[str, str]) -> None:
         f"{where} holds vectors of model {record.model!r} with backend {record.backend!r}, "
         f"but [index] asks for model {fingerprint['model']!r} with backend {fingerprint['backend']!r}: run "
         f"`inlet reindex [SOURCE ...]` to re-embed the stored texts with the new setting (no source is read "
-        f"again), or set [index] model/backend back to {record.model!r}/{record.backend!r}")
+        f"again), or set [index] model/backend back to {record.model!r}/{record.backend!r}"
+    )

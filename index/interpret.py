@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 _MONTHS = {name.lower(): n for n, name in enumerate(calendar.month_name) if name}
 _MONTHS.update({name.lower(): n for n, name in enumerate(calendar.month_abbr) if name})
-_MONTHS.pop("may", None)          # "may" is a verb far more often than a month: only "in May" / "May 2001"
+_MONTHS.pop("may", None)  # "may" is a verb far more often than a month: only "in May" / "May 2001"
 _MONTH_RE = "|".join(sorted((*_MONTHS, "may"), key=len, reverse=True))
 _YEAR = r"(19[89]\d|20\d\d)"
 
@@ -39,19 +39,51 @@ _SOURCE_PATTERNS = [
     (re.compile(r"\b(?:in|on|from|via)\s+slack\b|\bslack\s+(?:message|thread|channel|post)s?\b", re.I), "slack"),
     (re.compile(r"\b(?:in|on|from|via)\s+(?:ms\s+|microsoft\s+)?teams\b", re.I), "teams"),
     # "the email about X", "in my inbox", "by mail" name the source; "a phishing email" is a topic.
-    (re.compile(r"\b(?:in|from|via|by|on)\s+(?:the\s+|an?\s+|my\s+|his\s+|her\s+|their\s+)?(?:e-?mails?|mails?|"
-                r"inbox|outlook|gmail|mailbox)\b|\bthe\s+e-?mails?\s+(?:about|from|to|where|that|with|on|in)\b|"
-                r"\b(?:outlook|gmail)\b", re.I), "mail"),
-    (re.compile(r"\b(?:the|a|this|that|google)\s+docs?\b|\b(?:in|on|from)\s+(?:the\s+|google\s+)?(?:drive|docs)\b"
-                r"|\bdrive\s+(?:file|folder|doc)s?\b|\b(?:sharepoint|onedrive)\b", re.I), "drive"),
+    (
+        re.compile(
+            r"\b(?:in|from|via|by|on)\s+(?:the\s+|an?\s+|my\s+|his\s+|her\s+|their\s+)?(?:e-?mails?|mails?|"
+            r"inbox|outlook|gmail|mailbox)\b|\bthe\s+e-?mails?\s+(?:about|from|to|where|that|with|on|in)\b|"
+            r"\b(?:outlook|gmail)\b",
+            re.I,
+        ),
+        "mail",
+    ),
+    (
+        re.compile(
+            r"\b(?:the|a|this|that|google)\s+docs?\b|\b(?:in|on|from)\s+(?:the\s+|google\s+)?(?:drive|docs)\b"
+            r"|\bdrive\s+(?:file|folder|doc)s?\b|\b(?:sharepoint|onedrive)\b",
+            re.I,
+        ),
+        "drive",
+    ),
 ]
-_NICKNAMES = {"bob": "robert", "rob": "robert", "bill": "william", "will": "william", "mike": "michael",
-              "jim": "james", "jeff": "jeffrey", "tom": "thomas", "dave": "david", "steve": "steven",
-              "chris": "christopher", "matt": "matthew", "greg": "gregory", "sue": "susan", "liz": "elizabeth"}
-_PERSON_CUES = re.compile(r"\b(?:did|does|has|had|from|by|to|with|ask(?:ed)?|tell|told|email(?:ed)?|"
-                          r"wrote|say|said|think|thought|post(?:ed)?|send|sent)\s+$", re.I)
-_PERSON_AFTER = re.compile(r"^(?:'s|\s+(?:say|said|says|write|wrote|writes|post|posted|think|thought|send|sent|"
-                           r"ask|asked|want|wanted|decide|decided|mention|mentioned|propose|proposed))\b", re.I)
+_NICKNAMES = {
+    "bob": "robert",
+    "rob": "robert",
+    "bill": "william",
+    "will": "william",
+    "mike": "michael",
+    "jim": "james",
+    "jeff": "jeffrey",
+    "tom": "thomas",
+    "dave": "david",
+    "steve": "steven",
+    "chris": "christopher",
+    "matt": "matthew",
+    "greg": "gregory",
+    "sue": "susan",
+    "liz": "elizabeth",
+}
+_PERSON_CUES = re.compile(
+    r"\b(?:did|does|has|had|from|by|to|with|ask(?:ed)?|tell|told|email(?:ed)?|"
+    r"wrote|say|said|think|thought|post(?:ed)?|send|sent)\s+$",
+    re.I,
+)
+_PERSON_AFTER = re.compile(
+    r"^(?:'s|\s+(?:say|said|says|write|wrote|writes|post|posted|think|thought|send|sent|"
+    r"ask|asked|want|wanted|decide|decided|mention|mentioned|propose|proposed))\b",
+    re.I,
+)
 _NAME_TOKEN = re.compile(r"[a-z]{3,}")
 
 
@@ -61,7 +93,7 @@ class Interpretation:
     before: datetime | None = None
     source_types: tuple[str, ...] = ()
     people: tuple[str, ...] = ()
-    query: str = ""                     # the query without the phrases that became filters
+    query: str = ""  # the query without the phrases that became filters
     spans: list[tuple[int, int]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -102,22 +134,36 @@ def time_window(query: str, now: datetime) -> tuple[datetime | None, datetime | 
     rules: list[tuple[str, Any]] = [
         (r"\byesterday\b", lambda m: (today - timedelta(days=1), today)),
         (r"\btoday\b|\bthis morning\b", lambda m: (today, None)),
-        (r"\b(?:in the\s+)?(?:last|past)\s+(\d{1,3})\s+(day|week|month|year)s?\b",
-         lambda m: (now - _span(int(m[1]), m[2]), None)),
+        (
+            r"\b(?:in the\s+)?(?:last|past)\s+(\d{1,3})\s+(day|week|month|year)s?\b",
+            lambda m: (now - _span(int(m[1]), m[2]), None),
+        ),
         (r"\blast\s+week\b|\bpast\s+week\b", lambda m: (today - timedelta(days=7), None)),
         (r"\bthis\s+week\b", lambda m: (today - timedelta(days=today.weekday()), None)),
         (r"\blast\s+month\b", lambda m: _month(*_previous_month(now))),
         (r"\bthis\s+month\b", lambda m: (_month(now.year, now.month)[0], None)),
-        (r"\blast\s+year\b", lambda m: (datetime(now.year - 1, 1, 1, tzinfo=timezone.utc),
-                                        datetime(now.year, 1, 1, tzinfo=timezone.utc))),
+        (
+            r"\blast\s+year\b",
+            lambda m: (
+                datetime(now.year - 1, 1, 1, tzinfo=timezone.utc),
+                datetime(now.year, 1, 1, tzinfo=timezone.utc),
+            ),
+        ),
         (r"\bthis\s+year\b", lambda m: (datetime(now.year, 1, 1, tzinfo=timezone.utc), None)),
-        (rf"\b(?:in|during|from|of)?\s*({_MONTH_RE})\.?,?\s+(?:of\s+)?{_YEAR}\b",
-         lambda m: _month(int(m[2]), _month_no(m[1]))),
+        (
+            rf"\b(?:in|during|from|of)?\s*({_MONTH_RE})\.?,?\s+(?:of\s+)?{_YEAR}\b",
+            lambda m: _month(int(m[2]), _month_no(m[1])),
+        ),
         (rf"\b(?:in|during)\s+({_MONTH_RE})\b", lambda m: _month(*_latest(now, _month_no(m[1])))),
         (rf"\bsince\s+{_YEAR}\b", lambda m: (datetime(int(m[1]), 1, 1, tzinfo=timezone.utc), None)),
         (rf"\bbefore\s+{_YEAR}\b", lambda m: (None, datetime(int(m[1]), 1, 1, tzinfo=timezone.utc))),
-        (rf"\b(?:in|during)\s+{_YEAR}\b", lambda m: (datetime(int(m[1]), 1, 1, tzinfo=timezone.utc),
-                                                     datetime(int(m[1]) + 1, 1, 1, tzinfo=timezone.utc))),
+        (
+            rf"\b(?:in|during)\s+{_YEAR}\b",
+            lambda m: (
+                datetime(int(m[1]), 1, 1, tzinfo=timezone.utc),
+                datetime(int(m[1]) + 1, 1, 1, tzinfo=timezone.utc),
+            ),
+        ),
     ]
     for pattern, window in rules:
         match = re.search(pattern, query, re.I)
@@ -132,7 +178,7 @@ def _span(n: int, unit: str) -> timedelta:
 
 
 def _month_no(name: str) -> int:
-    return _MONTHS.get(name.lower().rstrip("."), 5)   # "may" is the only month missing from the table
+    return _MONTHS.get(name.lower().rstrip("."), 5)  # "may" is the only month missing from the table
 
 
 def _previous_month(now: datetime) -> tuple[int, int]:
@@ -166,7 +212,7 @@ class People:
     background thread while queries go on with the vocabulary they have."""
 
     REFRESH_S = 300.0
-    INLINE_DOCS = 5000     # an index this small is read on the query's thread
+    INLINE_DOCS = 5000  # an index this small is read on the query's thread
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -196,7 +242,7 @@ class People:
             for source in counts:
                 ids = index.catalog.source_doc_ids(source)
                 for start in range(0, len(ids), 500):
-                    for doc in index.catalog.documents(ids[start:start + 500]).values():
+                    for doc in index.catalog.documents(ids[start : start + 500]).values():
                         types.add(doc.source_type)
                         for person in _people_of(doc.author, doc.metadata):
                             for token in _tokens(person):
@@ -213,7 +259,8 @@ class People:
         for match in re.finditer(r"[A-Za-z][A-Za-z'.-]+", query):
             word = match[0].split("'")[0].lower()
             cued = (match[0][0].isupper() and match.start() > 0) or bool(
-                _PERSON_CUES.search(query[:match.start()]) or _PERSON_AFTER.match(query[match.end():]))
+                _PERSON_CUES.search(query[: match.start()]) or _PERSON_AFTER.match(query[match.end() :])
+            )
             if not cued:
                 continue
             candidates = self.names.get(word) or self.names.get(_NICKNAMES.get(word, ""), set())
@@ -238,10 +285,45 @@ def _tokens(person: str) -> set[str]:
     return {t for t in _NAME_TOKEN.findall(local.lower()) if t not in _NOT_NAMES}
 
 
-_NOT_NAMES = {"the", "and", "info", "news", "mail", "team", "admin", "office", "noreply", "reply", "enron", "com",
-              "owner", "support", "sales", "service", "update", "updates", "announce", "subscriptions", "editor",
-              "webmaster", "messenger", "notice", "critical", "public", "relations", "management", "chairman",
-              "communications", "exclusive", "offers", "software", "unsubscribe", "bounce", "system", "bot"}
+_NOT_NAMES = {
+    "the",
+    "and",
+    "info",
+    "news",
+    "mail",
+    "team",
+    "admin",
+    "office",
+    "noreply",
+    "reply",
+    "enron",
+    "com",
+    "owner",
+    "support",
+    "sales",
+    "service",
+    "update",
+    "updates",
+    "announce",
+    "subscriptions",
+    "editor",
+    "webmaster",
+    "messenger",
+    "notice",
+    "critical",
+    "public",
+    "relations",
+    "management",
+    "chairman",
+    "communications",
+    "exclusive",
+    "offers",
+    "software",
+    "unsubscribe",
+    "bounce",
+    "system",
+    "bot",
+}
 
 
 def interpret(query: str, now: datetime | None, people: People, types_known: Iterable[str]) -> Interpretation:
@@ -255,5 +337,11 @@ def interpret(query: str, now: datetime | None, people: People, types_known: Ite
     for start, end in sorted(spans, reverse=True):
         stripped = stripped[:start] + " " + stripped[end:]
     stripped = " ".join(stripped.split())
-    return Interpretation(after=after, before=before, source_types=types, people=found,
-                          query=stripped if len(stripped) >= 3 else query, spans=spans)
+    return Interpretation(
+        after=after,
+        before=before,
+        source_types=types,
+        people=found,
+        query=stripped if len(stripped) >= 3 else query,
+        spans=spans,
+    )

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
-BULK_TURN = 32        # chunks embedded between two looks at the query queue
-YIELD_SHARE = 0.25    # a turn waits for queries at most this share of the previous turn's time
-FIRST_WAIT = 0.1      # seconds the first turn may wait, before a turn's time is known
-BULK_LINGER = 2.0     # seconds after its last turn that bulk embedding still counts as running
-                      # (a backfill between two batches: fetching, chunking, writing)
+BULK_TURN = 32  # chunks embedded between two looks at the query queue
+YIELD_SHARE = 0.25  # a turn waits for queries at most this share of the previous turn's time
+FIRST_WAIT = 0.1  # seconds the first turn may wait, before a turn's time is known
+BULK_LINGER = 2.0  # seconds after its last turn that bulk embedding still counts as running
+# (a backfill between two batches: fetching, chunking, writing)
 
 
 class QueryFirst:
@@ -38,9 +38,9 @@ class QueryFirst:
         self.share = share
         self._pending = 0
         self._idle = threading.Condition()
-        self.waited = 0.0   # seconds bulk turns spent waiting for queries (tests, benchmarks)
-        self._bulk = 0                       # bulk encodes in progress
-        self._bulk_ended = -float("inf")     # when the last one ended (monotonic)
+        self.waited = 0.0  # seconds bulk turns spent waiting for queries (tests, benchmarks)
+        self._bulk = 0  # bulk encodes in progress
+        self._bulk_ended = -float("inf")  # when the last one ended (monotonic)
 
     def arrive(self, n: int = 1) -> None:
         """`n` queries were queued for embedding."""
@@ -83,8 +83,9 @@ class QueryFirst:
         return waited
 
 
-def in_turns(texts: Sequence[str], encode: Callable[[list[str]], "np.ndarray"], gate: QueryFirst,
-             turn: int = BULK_TURN) -> "np.ndarray":
+def in_turns(
+    texts: Sequence[str], encode: Callable[[list[str]], "np.ndarray"], gate: QueryFirst, turn: int = BULK_TURN
+) -> "np.ndarray":
     """`encode(texts)` in turns of `turn` texts, longest first (so each turn pads little), waiting
     for pending queries before each turn; the vectors come back in the order of `texts`."""
     import numpy as np
@@ -97,7 +98,7 @@ def in_turns(texts: Sequence[str], encode: Callable[[list[str]], "np.ndarray"], 
     gate.bulk_started()
     try:
         for start in range(0, len(order), turn):
-            part = order[start:start + turn]
+            part = order[start : start + turn]
             gate.wait_turn(limit)
             began = time.monotonic()
             vectors = encode([texts[i] for i in part])
@@ -110,7 +111,7 @@ def in_turns(texts: Sequence[str], encode: Callable[[list[str]], "np.ndarray"], 
     return out
 
 
-SEARCH_SHARE = 0.7    # while bulk embedding runs, searches are in progress at most this share of the time
+SEARCH_SHARE = 0.7  # while bulk embedding runs, searches are in progress at most this share of the time
 SEARCH_MAX_WAIT = 1.0  # seconds a search waits for its turn at most: past that it runs anyway
 SEARCH_MAX_PAUSE = 0.25  # seconds the pauses ahead of the last waiting search add up to at most
 
@@ -129,18 +130,23 @@ class SearchBudget:
     most: the share gives way before the latency target does (p50 <= 300 ms with eight clients).
     """
 
-    def __init__(self, gate: QueryFirst, share: float = SEARCH_SHARE, max_wait: float = SEARCH_MAX_WAIT,
-                 max_pause: float = SEARCH_MAX_PAUSE) -> None:
+    def __init__(
+        self,
+        gate: QueryFirst,
+        share: float = SEARCH_SHARE,
+        max_wait: float = SEARCH_MAX_WAIT,
+        max_pause: float = SEARCH_MAX_PAUSE,
+    ) -> None:
         self.gate = gate
         self.share = share
         self.max_wait = max_wait
         self.max_pause = max_pause
         self._cond = threading.Condition()
-        self._queue: deque[object] = deque()   # tickets of waiting searches, oldest first
+        self._queue: deque[object] = deque()  # tickets of waiting searches, oldest first
         self._running = 0
-        self._free_at = 0.0                    # monotonic time the next search may start
-        self.paced = 0                         # searches admitted through the budget (tests, metrics)
-        self.waited = 0.0                      # seconds they waited in all
+        self._free_at = 0.0  # monotonic time the next search may start
+        self.paced = 0  # searches admitted through the budget (tests, metrics)
+        self.waited = 0.0  # seconds they waited in all
 
     @contextmanager
     def admit(self) -> Iterator[None]:
@@ -156,8 +162,7 @@ class SearchBudget:
             with self._cond:
                 self._running -= 1
                 now = time.monotonic()
-                pause = min((now - started) * (1 - self.share) / self.share,
-                            self.max_pause / max(1, len(self._queue)))
+                pause = min((now - started) * (1 - self.share) / self.share, self.max_pause / max(1, len(self._queue)))
                 self._free_at = max(self._free_at, now) + pause
                 self._cond.notify_all()
 
@@ -170,10 +175,13 @@ class SearchBudget:
             while (now := time.monotonic()) < deadline:
                 if self._queue[0] is ticket and not self._running and now >= self._free_at:
                     break
-                self._cond.wait(min(deadline, max(self._free_at, now + 0.001)) - now
-                                if self._queue[0] is ticket and not self._running else deadline - now)
+                self._cond.wait(
+                    min(deadline, max(self._free_at, now + 0.001)) - now
+                    if self._queue[0] is ticket and not self._running
+                    else deadline - now
+                )
             self._queue.remove(ticket)
             self._running += 1
             self.paced += 1
             self.waited += time.monotonic() - arrived
-            self._cond.notify_all()   # the next in line may now watch the clock
+            self._cond.notify_all()  # the next in line may now watch the clock

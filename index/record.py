@@ -20,8 +20,16 @@ from . import fingerprint, vectors
 class RecordKeeper:
     """`record` and `collection` of one open index; `reindexing` allows a record of another model."""
 
-    def __init__(self, records: Records, path: Path, chroma_url: str | None, model: dict[str, str],
-                 has_documents: bool, reindexing: bool = False, ef_search: int = vectors.DEFAULT_EF_SEARCH) -> None:
+    def __init__(
+        self,
+        records: Records,
+        path: Path,
+        chroma_url: str | None,
+        model: dict[str, str],
+        has_documents: bool,
+        reindexing: bool = False,
+        ef_search: int = vectors.DEFAULT_EF_SEARCH,
+    ) -> None:
         self.records = records
         self.path = path
         self.chroma_url = chroma_url
@@ -66,7 +74,7 @@ class RecordKeeper:
             return True
         except RecordChanged:
             current = self.records.read()
-            assert current is not None   # established when the index opened; never deleted
+            assert current is not None  # established when the index opened; never deleted
             self.record = current
             return False
 

@@ -35,22 +35,26 @@ if TYPE_CHECKING:
     from .store import Index
 
 log = logging.getLogger(__name__)
-BATCH_DOCS = 32   # documents embedded between two saves of the cursor
-PASSES = 3        # rounds over the sources left, when syncs on other hosts keep sending some back
+BATCH_DOCS = 32  # documents embedded between two saves of the cursor
+PASSES = 3  # rounds over the sources left, when syncs on other hosts keep sending some back
 
-Progress = Callable[[int, int], None]   # (chunks done, chunks to do)
+Progress = Callable[[int, int], None]  # (chunks done, chunks to do)
 
 
 @dataclass
 class ReindexResult:
-    embedded: dict[str, int] = field(default_factory=dict)   # source -> chunks embedded by this run
-    remaining: list[str] = field(default_factory=list)       # sources still holding old vectors
+    embedded: dict[str, int] = field(default_factory=dict)  # source -> chunks embedded by this run
+    remaining: list[str] = field(default_factory=list)  # sources still holding old vectors
     switched: bool = False
     up_to_date: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        return {"embedded": self.embedded, "remaining": self.remaining, "switched": self.switched,
-                "up_to_date": self.up_to_date}
+        return {
+            "embedded": self.embedded,
+            "remaining": self.remaining,
+            "switched": self.switched,
+            "up_to_date": self.up_to_date,
+        }
 
 
 def run_reindex(index: "Index", sources: Sequence[str] = (), on_progress: Progress | None = None) -> ReindexResult:
@@ -62,7 +66,7 @@ def run_reindex(index: "Index", sources: Sequence[str] = (), on_progress: Progre
     pending = _pending(keeper, target)
     collection = keeper.open_collection(pending.collection)
     result = ReindexResult()
-    for _ in range(PASSES):   # another pass for sources a sync elsewhere sent back meanwhile
+    for _ in range(PASSES):  # another pass for sources a sync elsewhere sent back meanwhile
         counts = catalog.counts()
         todo = [s for s in (sources or sorted(counts)) if s in counts and s not in _ours(keeper, target).done]
         if not todo:
@@ -70,6 +74,7 @@ def run_reindex(index: "Index", sources: Sequence[str] = (), on_progress: Progre
         total = sum(counts[s][1] for s in todo)
         done = 0
         for source in todo:
+
             def progress(n: int, before: int = done, total: int = total) -> None:
                 if on_progress:
                     on_progress(before + n, total)
@@ -80,7 +85,7 @@ def run_reindex(index: "Index", sources: Sequence[str] = (), on_progress: Progre
     result.remaining = _remaining(keeper, catalog, target)
     if not result.remaining:
         result.switched = _switch(keeper, collection, target)
-        if not result.switched:   # a sync sent a source back at the last moment
+        if not result.switched:  # a sync sent a source back at the last moment
             result.remaining = _remaining(keeper, catalog, target)
     return result
 
@@ -93,8 +98,10 @@ def _ours(keeper: RecordKeeper, target: dict[str, str]) -> Pending:
     """The reindex to `target` as the record now stands; another process may have replaced it."""
     pending = keeper.record.pending
     if pending is None or {"model": pending.model, "backend": pending.backend} != target:
-        raise InletError(f"{keeper.where}: another `inlet reindex` changed the embedding record while this "
-                         "one ran; run `inlet reindex` again")
+        raise InletError(
+            f"{keeper.where}: another `inlet reindex` changed the embedding record while this "
+            "one ran; run `inlet reindex` again"
+        )
     return pending
 
 
@@ -108,15 +115,22 @@ def _pending(keeper: RecordKeeper, target: dict[str, str]) -> Pending:
         if pending:
             keeper.drop_collection(pending.collection)
         name = fingerprint.collection_for(target)
-        if name != record.collection:   # a leftover of an abandoned reindex to the same target: start clean
+        if name != record.collection:  # a leftover of an abandoned reindex to the same target: start clean
             keeper.drop_collection(name)
         new = Pending(model=target["model"], backend=target["backend"], collection=name)
         if keeper.save(Record(record.model, record.backend, record.collection, new)):
             return new
 
 
-def _source(keeper: RecordKeeper, catalog: CatalogStore, embedder: "Embedder", collection: Any, source: str,
-            target: dict[str, str], progress: Callable[[int], None]) -> int:
+def _source(
+    keeper: RecordKeeper,
+    catalog: CatalogStore,
+    embedder: "Embedder",
+    collection: Any,
+    source: str,
+    target: dict[str, str],
+    progress: Callable[[int], None],
+) -> int:
     """Embed one source's chunks from its cursor on; returns the chunks embedded."""
     doc_ids = sorted(catalog.source_doc_ids(source))
     embedded = 0
@@ -127,14 +141,14 @@ def _source(keeper: RecordKeeper, catalog: CatalogStore, embedder: "Embedder", c
         if pending.source != source:
             pending.source, pending.cursor = source, None
         start = 0 if pending.cursor is None else bisect.bisect_right(doc_ids, pending.cursor)
-        batch = doc_ids[start:start + BATCH_DOCS]
+        batch = doc_ids[start : start + BATCH_DOCS]
         if not batch:
             pending.done.append(source)
             pending.source = pending.cursor = None
             if keeper.save(keeper.record):
                 log.info("reindex: %s done (%d chunks)", source, embedded)
                 return embedded
-            doc_ids = sorted(catalog.source_doc_ids(source))   # a sync may have sent it back
+            doc_ids = sorted(catalog.source_doc_ids(source))  # a sync may have sent it back
             continue
         stored = catalog.stored(batch)
         docs = list(catalog.documents(batch).values())
@@ -144,7 +158,7 @@ def _source(keeper: RecordKeeper, catalog: CatalogStore, embedder: "Embedder", c
         if ids:
             collection.upsert(ids=ids, embeddings=embedder.encode(inputs), metadatas=metas)
         pending.cursor = batch[-1]
-        if not keeper.save(keeper.record):   # redo from the record as it stands (a sync may have changed this source)
+        if not keeper.save(keeper.record):  # redo from the record as it stands (a sync may have changed this source)
             doc_ids = sorted(catalog.source_doc_ids(source))
             continue
         embedded += len(ids)
@@ -156,8 +170,7 @@ def _switch(keeper: RecordKeeper, collection: Any, target: dict[str, str]) -> bo
     if another process changed the record first (nothing switched)."""
     pending = _ours(keeper, target)
     old = keeper.record.collection
-    if not keeper.save(Record(model=pending.model, backend=pending.backend,
-                                          collection=pending.collection)):
+    if not keeper.save(Record(model=pending.model, backend=pending.backend, collection=pending.collection)):
         return False
     keeper.use(collection)
     if old != pending.collection:

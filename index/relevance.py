@@ -27,13 +27,15 @@ from typing import Any
 
 MODEL_PATH = Path(__file__).with_name("relevance_model.json")
 _WORD = re.compile(r"[a-z0-9]+")
-STOPWORDS = frozenset("""a about above after again all am an and any are as at be been before being below between both
+STOPWORDS = frozenset(
+    """a about above after again all am an and any are as at be been before being below between both
 but by can could did do does doing done down during each few for from further had has have having he her here hers
 him his how i if in into is it its itself just me more most my no nor not now of off on once only or other our out
 over own same she should so some such than that the their them then there these they this those through to too
 under until up very was we were what when where which while who whom why will with would you your yours get got
 go going let lets make made say said tell know want please any anyone anything thing things there's what's it's
-i'm we're they're""".split())
+i'm we're they're""".split()
+)
 
 
 def content_terms(text: str) -> list[str]:
@@ -56,12 +58,23 @@ def coverage(terms: list[str], text: str) -> float:
     return sum(1 for t in terms if _stem(t) in words) / len(terms)
 
 
-FEATURES = ("dense", "dense_gap", "lexical", "exact", "coverage", "title", "margin", "relative", "weighted", "absent",
-            "missing")
+FEATURES = (
+    "dense",
+    "dense_gap",
+    "lexical",
+    "exact",
+    "coverage",
+    "title",
+    "margin",
+    "relative",
+    "weighted",
+    "absent",
+    "missing",
+)
 
 
-Frequency = Callable[[str], int]   # chunks holding a term ("": all chunks)
-ABSENT = -1.0                      # the weight of a term no chunk holds
+Frequency = Callable[[str], int]  # chunks holding a term ("": all chunks)
+ABSENT = -1.0  # the weight of a term no chunk holds
 
 
 def frequency_of(index: Any) -> Frequency | None:
@@ -127,8 +140,12 @@ class Model:
 @lru_cache(maxsize=1)
 def model() -> Model:
     data: dict[str, Any] = json.loads(MODEL_PATH.read_text())
-    return Model(weights={k: float(v) for k, v in data["weights"].items()}, bias=float(data["bias"]),
-                 min_relevance=float(data["min_relevance"]), strong=float(data["strong"]))
+    return Model(
+        weights={k: float(v) for k, v in data["weights"].items()},
+        bias=float(data["bias"]),
+        min_relevance=float(data["min_relevance"]),
+        strong=float(data["strong"]),
+    )
 
 
 def default_min_relevance() -> float:

@@ -32,9 +32,9 @@ from .store import Index
 
 _LEXICAL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="inlet-bm25")
 _WORDS = re.compile(r"\w+")
-MORE_PASSAGES = 3          # matching passages of a document besides its best, in `passages`
-PERSON_BOOST = 0.1        # a document by or with a person the query names: +10% of the best score
-SECOND_PASSAGE = 0.0       # a document's other matching passages add this share of their scores
+MORE_PASSAGES = 3  # matching passages of a document besides its best, in `passages`
+PERSON_BOOST = 0.1  # a document by or with a person the query names: +10% of the best score
+SECOND_PASSAGE = 0.0  # a document's other matching passages add this share of their scores
 
 
 @dataclass
@@ -45,17 +45,18 @@ class SearchRequest:
     source_types: tuple[str, ...] = ()
     after: datetime | None = None
     before: datetime | None = None
-    user: str | None = None                  # None: operator, sees everything
-    recency_half_life_days: float = 180.0    # 0: no recency preference
-    per_document: int = 1 + MORE_PASSAGES    # passages a result carries: its best as text, the rest in passages
-    mode: str = "hybrid"                     # "hybrid", "dense" or "lexical" (for evaluation)
-    now: datetime | None = None              # the question's time, for "yesterday" (default: now)
-    interpret: bool = True                   # apply what the query asks beyond its words
+    user: str | None = None  # None: operator, sees everything
+    recency_half_life_days: float = 180.0  # 0: no recency preference
+    per_document: int = 1 + MORE_PASSAGES  # passages a result carries: its best as text, the rest in passages
+    mode: str = "hybrid"  # "hybrid", "dense" or "lexical" (for evaluation)
+    now: datetime | None = None  # the question's time, for "yesterday" (default: now)
+    interpret: bool = True  # apply what the query asks beyond its words
 
     def filters(self) -> Filters:
         principals = principals_for(self.user)
         return Filters(
-            sources=tuple(self.sources), source_types=tuple(self.source_types),
+            sources=tuple(self.sources),
+            source_types=tuple(self.source_types),
             after=self.after.timestamp() if self.after else None,
             before=self.before.timestamp() if self.before else None,
             principals=tuple(principals) if principals is not None else None,
@@ -78,7 +79,7 @@ class Hit:
     metadata: dict[str, Any] = field(default_factory=dict)
     passages: list[str] = field(default_factory=list)
     relevance: float = 0.0
-    features: dict[str, float] = field(default_factory=dict, repr=False)   # what relevance was computed from
+    features: dict[str, float] = field(default_factory=dict, repr=False)  # what relevance was computed from
 
     def as_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -124,12 +125,16 @@ def answer(index: Index, request: SearchRequest) -> Answer:
     hits: list[Hit] = []
     if narrowed is not None:
         hits = _ranked(index, narrowed, understood.query, understood.people)
-    if not hits:   # nothing, or nothing within what the query was understood to ask: the plain query
+    if not hits:  # nothing, or nothing within what the query was understood to ask: the plain query
         understood = Interpretation(query=request.query, people=understood.people)
         hits = _ranked(index, request, request.query, understood.people)
     relevances = [h.relevance for h in hits]
-    return Answer(hits=hits, match=rel.model().match(relevances), interpreted=understood.as_dict(),
-                  took_ms=(time.perf_counter() - started) * 1000)
+    return Answer(
+        hits=hits,
+        match=rel.model().match(relevances),
+        interpreted=understood.as_dict(),
+        took_ms=(time.perf_counter() - started) * 1000,
+    )
 
 
 def _narrowed(request: SearchRequest, understood: Interpretation) -> SearchRequest | None:
@@ -150,10 +155,12 @@ def _ranked(index: Index, request: SearchRequest, query: str, people: Sequence[s
     depth = max(request.k * 4, 40)
     frequency = rel.frequency_of(index)
     # BM25 runs beside the query embedding: both release the GIL (SQLite, torch).
-    lexical = (_LEXICAL.submit(index.lexical, expanded(query, frequency), filters, depth)
-               if request.mode in ("hybrid", "lexical") else None)
-    exact = (_LEXICAL.submit(index.exact_matches, query, filters)
-             if request.mode == "hybrid" else None)
+    lexical = (
+        _LEXICAL.submit(index.lexical, expanded(query, frequency), filters, depth)
+        if request.mode in ("hybrid", "lexical")
+        else None
+    )
+    exact = _LEXICAL.submit(index.exact_matches, query, filters) if request.mode == "hybrid" else None
     lists: list[list[tuple[str, float]]] = []
     zero_below: list[int] = []
     dense: list[tuple[str, float]] = []
@@ -165,7 +172,7 @@ def _ranked(index: Index, request: SearchRequest, query: str, people: Sequence[s
     if lexical is not None:
         bm25 = lexical.result()
         lists.append(bm25)
-        zero_below.append(depth)   # a passage BM25 did not return matched no term: its score is 0
+        zero_below.append(depth)  # a passage BM25 did not return matched no term: its score is 0
     exact_hits = exact.result() if exact is not None else {}
     ranked = fuse(lists, zero_below, exact_hits)
     candidates = _candidates(index, ranked, request.recency_half_life_days)
@@ -189,8 +196,9 @@ def expanded(query: str, frequency: rel.Frequency | None) -> str:
     return f"{query} {' '.join(extra)}" if extra else query
 
 
-def fuse(lists: list[list[tuple[str, float]]], zero_below: Sequence[int] = (),
-         exact: Mapping[str, int] | None = None) -> dict[str, float]:
+def fuse(
+    lists: list[list[tuple[str, float]]], zero_below: Sequence[int] = (), exact: Mapping[str, int] | None = None
+) -> dict[str, float]:
     """Distribution-based score fusion of the retrievers' (chunk id, score) lists.
 
     Each list's scores are put on a common scale, (score - lowest in the list) / standard
@@ -259,14 +267,19 @@ class _Evidence:
     exact: Mapping[str, int]
 
     @classmethod
-    def of(cls, dense: list[tuple[str, float]], bm25: list[tuple[str, float]], depth: int,
-           exact: Mapping[str, int]) -> "_Evidence":
+    def of(
+        cls, dense: list[tuple[str, float]], bm25: list[tuple[str, float]], depth: int, exact: Mapping[str, int]
+    ) -> "_Evidence":
         scores = [s for _, s in dense]
         lexical = [s for _, s in bm25] + [0.0] * max(0, depth - len(bm25))
         spread = statistics.pstdev(lexical) if len(lexical) > 1 else 0.0
-        return cls(dense=dict(dense), dense_floor=min(scores, default=0.0),
-                   dense_median=statistics.median(scores) if scores else 0.0,
-                   bm25={cid: (s / spread if spread > 0 else 1.0) for cid, s in bm25}, exact=exact)
+        return cls(
+            dense=dict(dense),
+            dense_floor=min(scores, default=0.0),
+            dense_median=statistics.median(scores) if scores else 0.0,
+            bm25={cid: (s / spread if spread > 0 else 1.0) for cid, s in bm25},
+            exact=exact,
+        )
 
 
 def _candidates(index: Index, ranked: dict[str, float], half_life_days: float) -> list[_Candidate]:
@@ -278,7 +291,7 @@ def _candidates(index: Index, ranked: dict[str, float], half_life_days: float) -
     out = []
     for cid, score in ranked.items():
         ts = times.get(doc_ids[cid])
-        if ts is None:   # deleted since it was ranked
+        if ts is None:  # deleted since it was ranked
             continue
         if half_life_days > 0 and ts > 0:
             # At most +10% for a passage updated today, fading with the half-life: a tie-breaker.
@@ -335,13 +348,13 @@ def _diversify(index: Index, groups: list[_Group], k: int, more: int) -> list[_G
     texts: dict[str, str | None] = {}
     for i, group in enumerate(groups):
         if group.passages[0].chunk_id not in texts:
-            page = [c.chunk_id for g in groups[i:i + 2 * k] for c in g.passages[:1 + more]]
+            page = [c.chunk_id for g in groups[i : i + 2 * k] for c in g.passages[: 1 + more]]
             texts.update(dict.fromkeys(page))
             texts.update(index.catalog.chunk_texts(page))
         passages: list[tuple[_Candidate, str]] = []
-        for c in group.passages[:1 + more]:
+        for c in group.passages[: 1 + more]:
             found = texts.get(c.chunk_id)
-            if found is not None:   # else re-chunked or deleted since it was ranked
+            if found is not None:  # else re-chunked or deleted since it was ranked
                 passages.append((c, found))
         if not passages:
             continue
@@ -372,15 +385,26 @@ def _materialise(index: Index, chosen: list[_Group]) -> list[Hit]:
     hits = []
     for g in chosen:
         doc = docs.get(g.doc_id)
-        if doc is None:   # deleted between ranking and now
+        if doc is None:  # deleted between ranking and now
             continue
         best = g.passages[0]
-        hits.append(Hit(
-            chunk_id=best.chunk_id, doc_id=g.doc_id, source=doc.source, source_type=doc.source_type,
-            title=doc.title, text=best.text, url=doc.url, author=doc.author,
-            created_at=doc.created_at.isoformat().replace("+00:00", "Z") if doc.created_at else None,
-            updated_at=doc.updated_at.isoformat().replace("+00:00", "Z") if doc.updated_at else None,
-            score=g.score, metadata=dict(doc.metadata), passages=[c.text for c in g.passages[1:]]))
+        hits.append(
+            Hit(
+                chunk_id=best.chunk_id,
+                doc_id=g.doc_id,
+                source=doc.source,
+                source_type=doc.source_type,
+                title=doc.title,
+                text=best.text,
+                url=doc.url,
+                author=doc.author,
+                created_at=doc.created_at.isoformat().replace("+00:00", "Z") if doc.created_at else None,
+                updated_at=doc.updated_at.isoformat().replace("+00:00", "Z") if doc.updated_at else None,
+                score=g.score,
+                metadata=dict(doc.metadata),
+                passages=[c.text for c in g.passages[1:]],
+            )
+        )
     return hits
 
 
@@ -392,8 +416,9 @@ def _score(index: Index, hits: list[Hit], chosen: list[_Group], evidence: _Evide
         hit.relevance = round(model.relevance(features), 4)
 
 
-def features_of(hits: list[Hit], chosen: list[_Group], evidence: _Evidence, query: str,
-                frequency: rel.Frequency | None) -> list[dict[str, float]]:
+def features_of(
+    hits: list[Hit], chosen: list[_Group], evidence: _Evidence, query: str, frequency: rel.Frequency | None
+) -> list[dict[str, float]]:
     """The relevance features of each hit (also what `benchmarks/fit_relevance.py` fits on)."""
     terms = rel.content_terms(query)
     groups = {g.doc_id: g for g in chosen}
@@ -406,20 +431,24 @@ def features_of(hits: list[Hit], chosen: list[_Group], evidence: _Evidence, quer
         ids = [c.chunk_id for c in group.passages]
         dense = max((evidence.dense[c] for c in ids if c in evidence.dense), default=evidence.dense_floor)
         following = hits[i + 1].score if i + 1 < len(hits) else 0.0
-        out.append({
-            "dense": dense,
-            "dense_gap": dense - evidence.dense_median,
-            "lexical": min(6.0, max((evidence.bm25.get(c, 0.0) for c in ids), default=0.0)),
-            "exact": 1.0 if any(c in evidence.exact for c in ids) else 0.0,
-            "coverage": (covered := rel.coverage(terms, " ".join([hit.title, *group.texts]))),
-            "title": rel.coverage(terms, hit.title),
-            "margin": max(0.0, (hit.score - following) / top),
-            "relative": max(0.0, hit.score / top),
-            "weighted": rel.weighted_coverage(weights, " ".join([hit.title, *group.texts])),
-            "absent": absent,
-            # Without term counts (a catalog that keeps none) the share of words lacking stands in.
-            "missing": rel.missing_rarest(weights, " ".join([hit.title, *group.texts])) if frequency else 1 - covered,
-        })
+        out.append(
+            {
+                "dense": dense,
+                "dense_gap": dense - evidence.dense_median,
+                "lexical": min(6.0, max((evidence.bm25.get(c, 0.0) for c in ids), default=0.0)),
+                "exact": 1.0 if any(c in evidence.exact for c in ids) else 0.0,
+                "coverage": (covered := rel.coverage(terms, " ".join([hit.title, *group.texts]))),
+                "title": rel.coverage(terms, hit.title),
+                "margin": max(0.0, (hit.score - following) / top),
+                "relative": max(0.0, hit.score / top),
+                "weighted": rel.weighted_coverage(weights, " ".join([hit.title, *group.texts])),
+                "absent": absent,
+                # Without term counts (a catalog that keeps none) the share of words lacking stands in.
+                "missing": rel.missing_rarest(weights, " ".join([hit.title, *group.texts]))
+                if frequency
+                else 1 - covered,
+            }
+        )
     return out
 
 
@@ -427,7 +456,7 @@ def _shingles(text: str, size: int = 5) -> set[str]:
     words = _WORDS.findall(text.lower())
     if len(words) < size:
         return {" ".join(words)}
-    return {" ".join(words[i:i + size]) for i in range(len(words) - size + 1)}
+    return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
 
 
 def _similar(a: set[str], b: set[str], threshold: float = 0.7) -> bool:

@@ -30,17 +30,17 @@ from .record import RecordKeeper
 from .vectors import chunk_rows
 
 log = logging.getLogger(__name__)
-EMBED_SLICE = 256      # chunks embedded per call when progress is followed (one big file moves the bar)
-DENSE_OVERFETCH = 4   # unfiltered neighbours fetched per wanted result before falling back to a filtered query
+EMBED_SLICE = 256  # chunks embedded per call when progress is followed (one big file moves the bar)
+DENSE_OVERFETCH = 4  # unfiltered neighbours fetched per wanted result before falling back to a filtered query
 
 
 @dataclass
 class ApplyStats:
-    upserted: int = 0        # documents written (new, changed text, or changed metadata/ACL)
+    upserted: int = 0  # documents written (new, changed text, or changed metadata/ACL)
     deleted: int = 0
     unchanged: int = 0
-    embedded_chunks: int = 0   # chunks run through the model
-    reused_chunks: int = 0     # chunks whose text had a stored vector (see `dedup`)
+    embedded_chunks: int = 0  # chunks run through the model
+    reused_chunks: int = 0  # chunks whose text had a stored vector (see `dedup`)
 
     def add(self, other: "ApplyStats") -> None:
         self.upserted += other.upserted
@@ -69,7 +69,7 @@ class Prepared:
     metas: list[dict] = field(default_factory=list)
     embeddings: Any = None
     keys: list[str] = field(default_factory=list)
-    embedded: int = 0   # chunks run through the model (the rest reused a stored vector)
+    embedded: int = 0  # chunks run through the model (the rest reused a stored vector)
 
     @property
     def doc_ids(self) -> set[str]:
@@ -90,25 +90,37 @@ def _marks(batch: Prepared, gone: list[str]) -> list[tuple[str, str, int]]:
 class Index:
     """Open one per process (`Index.open`); thread-safe for concurrent searches and one writer."""
 
-    def __init__(self, config: IndexConfig, embedder: Embedder | None = None, *, lock: bool = True,
-                 reindexing: bool = False, **lock_info: object) -> None:
+    def __init__(
+        self,
+        config: IndexConfig,
+        embedder: Embedder | None = None,
+        *,
+        lock: bool = True,
+        reindexing: bool = False,
+        **lock_info: object,
+    ) -> None:
         self.config = config
         self.path = Path(config.path)
         backend = open_backend(config)
-        if not backend.shared:   # with a database nothing is kept on local disk
+        if not backend.shared:  # with a database nothing is kept on local disk
             private_folder(self.path)
         with private_files():
-            self._lock: FileLock | None = (lock_index(self.path, **lock_info) if lock and not config.chroma_url
-                                           else None)
-        self._writing = threading.RLock()   # a write, and the reads that must not see half of one
+            self._lock: FileLock | None = lock_index(self.path, **lock_info) if lock and not config.chroma_url else None
+        self._writing = threading.RLock()  # a write, and the reads that must not see half of one
         self.embedder = embedder or Embedder(config.model, config.batch_size, config.backend, config.device)
         with private_files():
             self.catalog: CatalogStore = backend.catalog()
-        try:   # the vectors must come from the configured model and backend (`reindexing` re-makes them)
+        try:  # the vectors must come from the configured model and backend (`reindexing` re-makes them)
             with private_files():
-                self.keeper = RecordKeeper(self.catalog.records(), self.path, config.chroma_url,
-                                            self.embedder.fingerprint, bool(self.catalog.counts()), reindexing,
-                                            ef_search=config.ef_search)
+                self.keeper = RecordKeeper(
+                    self.catalog.records(),
+                    self.path,
+                    config.chroma_url,
+                    self.embedder.fingerprint,
+                    bool(self.catalog.counts()),
+                    reindexing,
+                    ef_search=config.ef_search,
+                )
         except BaseException:
             self.close()
             raise
@@ -138,12 +150,19 @@ class Index:
 
     # --- writing ------------------------------------------------------------------------------
     def chunk(self, doc: Document) -> list[str]:
-        chunks = chunk_text(clean_text(doc.text), self.embedder.count_tokens, self.config.chunk_tokens,
-                            self.config.chunk_overlap)
+        chunks = chunk_text(
+            clean_text(doc.text), self.embedder.count_tokens, self.config.chunk_tokens, self.config.chunk_overlap
+        )
         return [c.text for c in chunks] or ([doc.title] if doc.title else [])
 
-    def apply(self, docs: Sequence[Document], deletions: Sequence[str] = (), generation: int = 0,
-              fence: Fence | None = None, on_embedded: Callable[[int], None] | None = None) -> ApplyStats:
+    def apply(
+        self,
+        docs: Sequence[Document],
+        deletions: Sequence[str] = (),
+        generation: int = 0,
+        fence: Fence | None = None,
+        on_embedded: Callable[[int], None] | None = None,
+    ) -> ApplyStats:
         """Write a batch; `on_embedded(n)` is told of chunks as they are embedded (progress).
 
         The three stages (`prepare`, `embed`, `write`) may also run in different threads, one batch
@@ -153,11 +172,12 @@ class Index:
         self.embed(batch, on_embedded)
         return self.write(batch)
 
-    def prepare(self, docs: Sequence[Document], deletions: Sequence[str] = (), generation: int = 0,
-                fence: Fence | None = None) -> "Prepared":
+    def prepare(
+        self, docs: Sequence[Document], deletions: Sequence[str] = (), generation: int = 0, fence: Fence | None = None
+    ) -> "Prepared":
         """Decide per document what the batch needs (embed, rewrite metadata, mark seen, delete)
         and chunk the texts to embed."""
-        latest = {d.id: plain(d) for d in docs}              # last version wins within a batch
+        latest = {d.id: plain(d) for d in docs}  # last version wins within a batch
         deleted = [d for d in dict.fromkeys(deletions) if d not in latest]
         stored = self.catalog.stored(list(latest) + deleted)
         batch = Prepared(generation, fence, stored, latest, deleted)
@@ -178,10 +198,15 @@ class Index:
         if not batch.ids:
             return
         batch.embeddings, batch.keys, batch.embedded = dedup.embed_distinct(
-            batch.inputs, self.embedder.fingerprint, self.catalog.keyed_chunks, lambda ids: self.collection.get(
-                ids=ids, include=["embeddings"]), lambda t: self._encode(t, on_embedded), guard=self._writing)
+            batch.inputs,
+            self.embedder.fingerprint,
+            self.catalog.keyed_chunks,
+            lambda ids: self.collection.get(ids=ids, include=["embeddings"]),
+            lambda t: self._encode(t, on_embedded),
+            guard=self._writing,
+        )
         if on_embedded and len(batch.inputs) > batch.embedded:
-            on_embedded(len(batch.inputs) - batch.embedded)   # reused vectors move the progress too
+            on_embedded(len(batch.inputs) - batch.embedded)  # reused vectors move the progress too
 
     def write(self, batch: "Prepared") -> ApplyStats:
         """Chroma first, then the catalog (a crash between the two re-embeds on resume)."""
@@ -192,17 +217,27 @@ class Index:
         stats = ApplyStats()
         embed, meta, stored = batch.embed, batch.meta, batch.stored
         self.keeper.follow()
-        if self.record.pending:   # a reindex under way must redo what this batch changes
+        if self.record.pending:  # a reindex under way must redo what this batch changes
             self.keeper.invalidate({d.source for d in batch.latest.values()} if not batch.deleted else None)
         gone = [d for d in batch.deleted if d in stored]
         marked = _marks(batch, gone)
-        if marked:   # before Chroma is touched; the commit checks the fence: a lost lease writes no vectors
+        if marked:  # before Chroma is touched; the commit checks the fence: a lost lease writes no vectors
             self.catalog.commit(Commit(fence=batch.fence, marked=marked))
         keys = self._write_vectors(batch)
         self._write_metadata(meta, stored)
         self._delete_vectors([stored[d] for d in gone])
-        self.catalog.commit(Commit(batch.generation, [(d, batch.texts[d.id]) for d in embed], meta, batch.same,
-                                   gone, batch.fence, keys, settled=[m[0] for m in marked]))
+        self.catalog.commit(
+            Commit(
+                batch.generation,
+                [(d, batch.texts[d.id]) for d in embed],
+                meta,
+                batch.same,
+                gone,
+                batch.fence,
+                keys,
+                settled=[m[0] for m in marked],
+            )
+        )
         stats.upserted = len(embed) + len(meta)
         stats.unchanged = len(batch.same)
         stats.deleted = len(gone)
@@ -231,17 +266,22 @@ class Index:
             stored = self.catalog.stored([d for d, _ in unsettled])
             docs = list(self.catalog.documents(stored).values())
             texts = self.catalog.chunk_texts(chunk_id(d.id, n) for d in docs for n in range(stored[d.id].chunks))
-            ids, inputs, metas = chunk_rows(docs, {d.id: [texts[chunk_id(d.id, n)] for n in range(stored[d.id].chunks)]
-                                                   for d in docs})
-            if ids:   # the model, not `dedup`: these chunks' keys may name the interrupted write's vectors
+            ids, inputs, metas = chunk_rows(
+                docs, {d.id: [texts[chunk_id(d.id, n)] for n in range(stored[d.id].chunks)] for d in docs}
+            )
+            if ids:  # the model, not `dedup`: these chunks' keys may name the interrupted write's vectors
                 self._upsert(ids, self.embedder.encode(inputs), metas)
             self.catalog.commit(Commit(fence=fence, settled=[d for d, _ in unsettled]))
-        log.warning("source %r: an interrupted run left the vectors of %d documents half-written; "
-                    "they were rewritten from the catalog", source, len(unsettled))
+        log.warning(
+            "source %r: an interrupted run left the vectors of %d documents half-written; "
+            "they were rewritten from the catalog",
+            source,
+            len(unsettled),
+        )
         return len(unsettled)
 
     def _upsert(self, ids: list[str], embeddings: Any, metas: list[dict]) -> None:
-        with private_files():   # Chroma creates its segment files on the first write
+        with private_files():  # Chroma creates its segment files on the first write
             for start in range(0, len(ids), 4096):
                 end = start + 4096
                 self.collection.upsert(ids=ids[start:end], embeddings=embeddings[start:end], metadatas=metas[start:end])
@@ -249,8 +289,9 @@ class Index:
     def _write_vectors(self, batch: "Prepared") -> list[tuple[str, str]]:
         """Writes the chunks' vectors; returns their (chunk id, vector key) rows."""
         docs, texts, stored = batch.embed, batch.texts, batch.stored
-        stale = [chunk_id(d.id, n) for d in docs if d.id in stored
-                 for n in range(len(texts[d.id]), stored[d.id].chunks)]
+        stale = [
+            chunk_id(d.id, n) for d in docs if d.id in stored for n in range(len(texts[d.id]), stored[d.id].chunks)
+        ]
         if batch.ids:
             self._upsert(batch.ids, batch.embeddings, batch.metas)
         self._delete_ids(stale)
@@ -265,7 +306,7 @@ class Index:
             return vectors_
         parts = []
         for start in range(0, len(inputs), EMBED_SLICE):
-            parts.append(self.embedder.encode(inputs[start:start + EMBED_SLICE]))
+            parts.append(self.embedder.encode(inputs[start : start + EMBED_SLICE]))
             on_embedded(len(parts[-1]))
         import numpy as np
 
@@ -276,8 +317,9 @@ class Index:
         for doc in docs:
             for n in range(stored[doc.id].chunks):
                 ids.append(chunk_id(doc.id, n))
-                metas.append(vectors.chunk_metadata(doc.id, doc.source, doc.source_type, doc_ts(doc),
-                                                    doc.acl.principals(), n))
+                metas.append(
+                    vectors.chunk_metadata(doc.id, doc.source, doc.source_type, doc_ts(doc), doc.acl.principals(), n)
+                )
         if ids:
             self.collection.update(ids=ids, metadatas=metas)
 
@@ -286,7 +328,7 @@ class Index:
 
     def _delete_ids(self, ids: list[str]) -> None:
         for start in range(0, len(ids), 4096):
-            self.collection.delete(ids=ids[start:start + 4096])
+            self.collection.delete(ids=ids[start : start + 4096])
 
     def prune(self, source: str, keep_generation: int, fence: Fence | None = None) -> int:
         """Delete documents of `source` not seen since `keep_generation` began (a full pass)."""
@@ -306,12 +348,12 @@ class Index:
         asks Chroma for DENSE_OVERFETCH x `limit` unfiltered neighbours and keeps those the catalog
         says pass; only when fewer than `limit` pass does it run the filtered Chroma query, so
         `limit` visible results still come back whenever they exist."""
-        from chromadb.errors import NotFoundError   # chromadb is loaded by now: the collection is open
+        from chromadb.errors import NotFoundError  # chromadb is loaded by now: the collection is open
 
         vector = self.embedder.encode_query(query)
         try:
             return self._dense(vector, filters, limit)
-        except NotFoundError:   # a reindex on another host switched the collection: follow, or refuse
+        except NotFoundError:  # a reindex on another host switched the collection: follow, or refuse
             self.keeper.follow()
             return self._dense(vector, filters, limit)
 
@@ -321,7 +363,7 @@ class Index:
         wide = vectors.query(self.collection, vector, Filters(), limit * DENSE_OVERFETCH)
         keep = self.catalog.passing([cid for cid, _ in wide], filters)
         hits = [hit for hit in wide if hit[0] in keep][:limit]
-        if len(hits) == limit or len(wide) < limit * DENSE_OVERFETCH:   # enough, or every chunk was seen
+        if len(hits) == limit or len(wide) < limit * DENSE_OVERFETCH:  # enough, or every chunk was seen
             return hits
         return vectors.query(self.collection, vector, filters, limit)
 

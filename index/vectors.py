@@ -22,16 +22,18 @@ from inlet.connectors.model import Document
 from inlet.storage.types import Filters, chunk_id, doc_ts
 
 log = logging.getLogger(__name__)
-NOBODY = "-"   # Chroma refuses empty lists: the ACL token of a document only admins may see
+NOBODY = "-"  # Chroma refuses empty lists: the ACL token of a document only admins may see
 
 
-DEFAULT_EF_SEARCH = 100   # Chroma's own default
+DEFAULT_EF_SEARCH = 100  # Chroma's own default
 
 
-def open_collection(path: Path, url: str | None = None, name: str = COLLECTION,
-                    ef_search: int = DEFAULT_EF_SEARCH) -> Any:
-    collection = _client(path, url).get_or_create_collection(name, embedding_function=None,
-                                                             metadata={"hnsw:space": "cosine"})
+def open_collection(
+    path: Path, url: str | None = None, name: str = COLLECTION, ef_search: int = DEFAULT_EF_SEARCH
+) -> Any:
+    collection = _client(path, url).get_or_create_collection(
+        name, embedding_function=None, metadata={"hnsw:space": "cosine"}
+    )
     set_ef_search(collection, ef_search)
     return collection
 
@@ -55,11 +57,16 @@ def set_ef_search(collection: Any, ef_search: int, attempts: int = 4) -> None:
             return
         except ChromaError as exc:
             if "locked" not in str(exc) or attempt == attempts - 1:
-                log.warning("[index] key 'ef_search': could not set %d on collection %s (%s); it keeps %s "
-                            "until the index is opened again", ef_search, collection.name, exc,
-                            hnsw.get("ef_search"))
+                log.warning(
+                    "[index] key 'ef_search': could not set %d on collection %s (%s); it keeps %s "
+                    "until the index is opened again",
+                    ef_search,
+                    collection.name,
+                    exc,
+                    hnsw.get("ef_search"),
+                )
                 return
-            time.sleep(0.1 * 2 ** attempt)   # backing off from a busy database, not waiting for an event
+            time.sleep(0.1 * 2**attempt)  # backing off from a busy database, not waiting for an event
 
 
 def drop_collection(path: Path, url: str | None, name: str) -> None:
@@ -78,17 +85,28 @@ def _client(path: Path, url: str | None) -> Any:
         from urllib.parse import urlparse
 
         parsed = urlparse(url)
-        client = chromadb.HttpClient(host=parsed.hostname or "localhost", port=parsed.port or 8000,
-                                     ssl=parsed.scheme == "https", settings=settings)
+        client = chromadb.HttpClient(
+            host=parsed.hostname or "localhost",
+            port=parsed.port or 8000,
+            ssl=parsed.scheme == "https",
+            settings=settings,
+        )
     else:
         client = chromadb.PersistentClient(path=str(path / "chroma"), settings=settings)
     return client
 
 
-def chunk_metadata(doc_id: str, source: str, source_type: str, ts: float, principals: list[str],
-                   n: int) -> dict[str, Any]:
-    return {"doc_id": doc_id, "source": source, "source_type": source_type, "ts": ts,
-            "acl": principals or [NOBODY], "n": n}
+def chunk_metadata(
+    doc_id: str, source: str, source_type: str, ts: float, principals: list[str], n: int
+) -> dict[str, Any]:
+    return {
+        "doc_id": doc_id,
+        "source": source,
+        "source_type": source_type,
+        "ts": ts,
+        "acl": principals or [NOBODY],
+        "n": n,
+    }
 
 
 def where_clause(filters: Filters) -> dict[str, Any] | None:
@@ -112,8 +130,9 @@ def where_clause(filters: Filters) -> dict[str, Any] | None:
 
 def query(collection: Any, vector: Any, filters: Filters, limit: int) -> list[tuple[str, float]]:
     """(chunk id, cosine similarity), best first."""
-    result = collection.query(query_embeddings=[vector], n_results=limit, where=where_clause(filters),
-                              include=["distances"])
+    result = collection.query(
+        query_embeddings=[vector], n_results=limit, where=where_clause(filters), include=["distances"]
+    )
     ids = result["ids"][0] if result["ids"] else []
     distances = result["distances"][0] if result.get("distances") else []
     return [(i, 1.0 - float(d)) for i, d in zip(ids, distances)]

@@ -28,8 +28,12 @@ log = logging.getLogger("inlet")
 
 def _common(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option("--json", "as_json", is_flag=True, help="print one JSON document on stdout")(func)
-    func = click.option("--config", "config_path", type=click.Path(dir_okay=False),
-                        help="config file (default: $INLET_CONFIG, else ./config.toml)")(func)
+    func = click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        help="config file (default: $INLET_CONFIG, else ./config.toml)",
+    )(func)
     return click.option("-v", "--verbose", count=True, help="more log output (-vv: debug)")(func)
 
 
@@ -83,11 +87,12 @@ def cli() -> None:
     """inlet: workplace data (Slack, Google Drive, Outlook, folders) as permission-aware context for agents."""
     from inlet.terminal import make_visible
 
-    make_visible()   # synced text never reaches the terminal as control sequences (inlet/terminal.py)
+    make_visible()  # synced text never reaches the terminal as control sequences (inlet/terminal.py)
 
 
-STOPPING = ("inlet: stopping at the next checkpoint (at most {grace:.0f}s; Ctrl-C again quits at once); "
-            "what is indexed is kept")
+STOPPING = (
+    "inlet: stopping at the next checkpoint (at most {grace:.0f}s; Ctrl-C again quits at once); what is indexed is kept"
+)
 
 
 @contextmanager
@@ -108,10 +113,12 @@ def _engine(settings: Any, progress: bool) -> Iterator[Any]:
 def _report_runs(results: list[Any], as_json: bool, resume: str = "sync") -> None:
     def prose() -> None:
         for r in results:
-            line = (f"{r.source}: {r.outcome} — {r.upserted} upserted, {r.deleted} deleted, "
-                    f"{r.skipped} skipped, {r.errors} errors in {r.seconds:.1f}s")
+            line = (
+                f"{r.source}: {r.outcome} — {r.upserted} upserted, {r.deleted} deleted, "
+                f"{r.skipped} skipped, {r.errors} errors in {r.seconds:.1f}s"
+            )
             if r.outcome == "interrupted":
-                line += (f"\n  progress is kept: `inlet {resume} {r.source}` resumes from the last checkpoint")
+                line += f"\n  progress is kept: `inlet {resume} {r.source}` resumes from the last checkpoint"
             elif r.error:
                 line += f"\n  error: {r.error}"
             click.echo(line)
@@ -128,8 +135,9 @@ def _report_runs(results: list[Any], as_json: bool, resume: str = "sync") -> Non
 @click.option("--since", help="only items modified on or after this date (YYYY-MM-DD)")
 @click.option("--restart", is_flag=True, help="start over instead of resuming an interrupted backfill")
 @_common
-def backfill(source: str, since: str | None, restart: bool, config_path: str | None, as_json: bool,
-             verbose: int) -> None:
+def backfill(
+    source: str, since: str | None, restart: bool, config_path: str | None, as_json: bool, verbose: int
+) -> None:
     """Full historical sync of SOURCE (resumes an interrupted one unless --restart)."""
     _setup_logging(verbose)
     try:
@@ -140,7 +148,7 @@ def backfill(source: str, since: str | None, restart: bool, config_path: str | N
             results = _runs_in_holder(holder, [source], "backfill", since=_date(since), restart=restart)
         else:
             with _engine(settings, progress=not as_json) as engine:
-                _preflight(settings, [source])   # here: a daemon holding the index has its own environment
+                _preflight(settings, [source])  # here: a daemon holding the index has its own environment
                 results = [engine.run(source, "backfill", since=_date(since), restart=restart)]
     except InletError as exc:
         _fail(exc)
@@ -184,8 +192,9 @@ def reindex(sources: tuple[str, ...], config_path: str | None, as_json: bool, ve
         from inlet.progress import count_display
 
         with Index(settings.index, reindexing=True) as index, count_display(not as_json, "chunks") as bar:
-            result = run_reindex(index, names, None if bar is None else
-                                 lambda done, total: bar("re-embedding", done, total))
+            result = run_reindex(
+                index, names, None if bar is None else lambda done, total: bar("re-embedding", done, total)
+            )
     except InletError as exc:
         _fail(exc)
 
@@ -195,8 +204,12 @@ def reindex(sources: tuple[str, ...], config_path: str | None, as_json: bool, ve
             return
         for name, chunks in result.embedded.items():
             click.echo(f"{name}: {chunks} chunks re-embedded")
-        click.echo("switched to the configured model and backend" if result.switched else
-                   f"still to reindex: {', '.join(result.remaining)} (searches use the old vectors until then)")
+        click.echo(
+            "switched to the configured model and backend"
+            if result.switched
+            else f"still to reindex: {', '.join(result.remaining)} (searches use the old vectors until then)"
+        )
+
     _emit(as_json, result.as_json(), prose)
 
 
@@ -206,8 +219,9 @@ def reindex(sources: tuple[str, ...], config_path: str | None, as_json: bool, ve
 @click.option("--source", "sources", multiple=True, help="only these sources (repeatable)")
 @click.option("--user", help="search as this user (default: operator, sees everything)")
 @_common
-def search(query: str, k: int, sources: tuple[str, ...], user: str | None, config_path: str | None,
-           as_json: bool, verbose: int) -> None:
+def search(
+    query: str, k: int, sources: tuple[str, ...], user: str | None, config_path: str | None, as_json: bool, verbose: int
+) -> None:
     """Search the index as the API does."""
     _setup_logging(verbose)
     if not query.strip():
@@ -232,6 +246,7 @@ def search(query: str, k: int, sources: tuple[str, ...], user: str | None, confi
             click.echo(f"[{n}] {hit['title']} — {hit['source']} — {when} — {hit['url']}")
             text = hit["text"]
             click.echo("    " + text[:300].replace("\n", " ") + ("…" if len(text) > 300 else ""))
+
     _emit(as_json, payload, prose)
 
 
@@ -241,20 +256,24 @@ def _search_here(settings: Any, query: str, k: int, sources: tuple[str, ...], us
     from inlet.index.search import SearchRequest, answer
     from inlet.index.store import Index
 
-    request = SearchRequest(query=query, k=k, sources=sources, user=user,
-                            recency_half_life_days=settings.server.recency_half_life_days)
+    request = SearchRequest(
+        query=query, k=k, sources=sources, user=user, recency_half_life_days=settings.server.recency_half_life_days
+    )
     hits: list[Any] = []
     took = 0.0
     extra: dict[str, Any] = {"match": "none", "interpreted": {}}
     with Index(settings.index) as index:
         if _indexed(index, sources):
             serve_queries()
-            index.embedder.encode_query("warm up")   # the model loads here: took_ms is the search alone
+            index.embedder.encode_query("warm up")  # the model loads here: took_ms is the search alone
             got = answer(index, request)
             hits, took, extra = got.hits, got.took_ms, {"match": got.match, "interpreted": got.interpreted}
         else:
-            click.echo(f"inlet: nothing is indexed{' in ' + ', '.join(sources) if sources else ''} "
-                       f"yet (index {settings.index.path}): run `inlet backfill SOURCE` first", err=True)
+            click.echo(
+                f"inlet: nothing is indexed{' in ' + ', '.join(sources) if sources else ''} "
+                f"yet (index {settings.index.path}): run `inlet backfill SOURCE` first",
+                err=True,
+            )
     return {"results": [h.as_dict() for h in hits], **extra, "took_ms": round(took, 1)}
 
 
@@ -271,13 +290,17 @@ def _holder(settings: Any) -> Any:
     return holder_for(settings)
 
 
-def _runs_in_holder(holder: Any, names: list[str], kind: str, since: datetime | None = None,
-                    restart: bool = False) -> list[Any]:
+def _runs_in_holder(
+    holder: Any, names: list[str], kind: str, since: datetime | None = None, restart: bool = False
+) -> list[Any]:
     from inlet.server.local_commands import runs_from
 
     log.info("asking the process holding the index to %s %s", kind, ", ".join(names))
-    return runs_from(holder.call("run", {"sources": names, "kind": kind, "restart": restart,
-                                         "since": since.isoformat() if since else None}))
+    return runs_from(
+        holder.call(
+            "run", {"sources": names, "kind": kind, "restart": restart, "since": since.isoformat() if since else None}
+        )
+    )
 
 
 @cli.command()
@@ -292,7 +315,7 @@ def status(source: str | None, config_path: str | None, as_json: bool, verbose: 
 
         settings = _settings(config_path)
         if source is not None:
-            settings.source(source)   # an unknown name is exit 2, naming the configured ones
+            settings.source(source)  # an unknown name is exit 2, naming the configured ones
         holder = _holder(settings)
         payload = holder.call("status") if holder is not None else sources_status(settings)
     except InletError as exc:
@@ -305,6 +328,7 @@ def status(source: str | None, config_path: str | None, as_json: bool, verbose: 
             click.echo("no sources configured: add [[sources]] to the config (config.example.toml documents each type)")
         for s in payload["sources"]:
             _print_source(s, detail=source is not None)
+
     _emit(as_json, payload, prose)
 
 
@@ -321,8 +345,10 @@ def audit(user: str | None, since: str | None, config_path: str | None, as_json:
         settings = _settings(config_path)
         target = settings.server.audit_log
         if not target or target == "-":
-            raise ConfigError("[server] audit_log names no file: set it to a path (\"-\" writes to the log "
-                              "stream, which inlet cannot read back)")
+            raise ConfigError(
+                '[server] audit_log names no file: set it to a path ("-" writes to the log '
+                "stream, which inlet cannot read back)"
+            )
     except InletError as exc:
         _fail(exc)
     from inlet.server.audit import read_audit
@@ -334,8 +360,11 @@ def audit(user: str | None, since: str | None, config_path: str | None, as_json:
             who = line.get("subject") or line.get("key")
             what = line.get("route") or line.get("tool")
             asked = line.get("query") or (f"sha256:{line['query_sha256'][:12]}" if "query_sha256" in line else "")
-            click.echo(f"{line.get('time')}  {who}  for {line.get('user') or 'operator'}  {what}  "
-                       f"{line.get('status')}  {line.get('ms')} ms  {asked!r}  {len(line.get('doc_ids') or [])} doc(s)")
+            click.echo(
+                f"{line.get('time')}  {who}  for {line.get('user') or 'operator'}  {what}  "
+                f"{line.get('status')}  {line.get('ms')} ms  {asked!r}  {len(line.get('doc_ids') or [])} doc(s)"
+            )
+
     _emit(as_json, {"lines": lines}, prose)
 
 
@@ -361,9 +390,14 @@ def backup(dest: str, config_path: str | None, as_json: bool, verbose: int) -> N
                 report = backup_index(index, target).as_json()
     except InletError as exc:
         _fail(exc)
-    _emit(as_json, report, lambda: click.echo(
-        f"backup written to {report['dest']}: {report['files']} files, {report['bytes'] / 1e6:.1f} MB in "
-        f"{report['seconds']:.1f} s (writes paused {report['paused_seconds']:.1f} s)"))
+    _emit(
+        as_json,
+        report,
+        lambda: click.echo(
+            f"backup written to {report['dest']}: {report['files']} files, {report['bytes'] / 1e6:.1f} MB in "
+            f"{report['seconds']:.1f} s (writes paused {report['paused_seconds']:.1f} s)"
+        ),
+    )
 
 
 @cli.command()
@@ -382,8 +416,13 @@ def restore(src: str, to: str | None, replace: bool, config_path: str | None, as
     except InletError as exc:
         _fail(exc)
     payload = {"restored": str(target), "replaced": str(aside) if aside else None}
-    _emit(as_json, payload, lambda: click.echo(
-        f"restored {src} to {target}" + (f"; the index that was there is now {aside}" if aside else "")))
+    _emit(
+        as_json,
+        payload,
+        lambda: click.echo(
+            f"restored {src} to {target}" + (f"; the index that was there is now {aside}" if aside else "")
+        ),
+    )
 
 
 def _print_source(s: dict[str, Any], detail: bool) -> None:
@@ -392,24 +431,37 @@ def _print_source(s: dict[str, Any], detail: bool) -> None:
     click.echo(f"{s['name']} ({s['type']}): {s['documents']} documents, {s['chunks']} chunks")
     back = s.get("indexed_since")
     if back is not None:
-        click.echo("  indexed: " + ("everything" if back == "all" else f"back to {back}"
-                                    + (" (the backfill goes further back)" if s.get("running") else "")))
+        click.echo(
+            "  indexed: "
+            + (
+                "everything"
+                if back == "all"
+                else f"back to {back}" + (" (the backfill goes further back)" if s.get("running") else "")
+            )
+        )
     if last:
-        click.echo(f"  last run: {last['kind']} {last['outcome']} at {last['finished_at']} — "
-                   f"{last['upserted']} upserted, {last['deleted']} deleted, {last['skipped']} skipped, "
-                   f"{last['errors']} errors" + (f"\n  error: {last['error']}" if last["error"] else ""))
+        click.echo(
+            f"  last run: {last['kind']} {last['outcome']} at {last['finished_at']} — "
+            f"{last['upserted']} upserted, {last['deleted']} deleted, {last['skipped']} skipped, "
+            f"{last['errors']} errors" + (f"\n  error: {last['error']}" if last["error"] else "")
+        )
         skips: dict[str, Any] = s.get("recent_skips") or {"items": []}
         items = skips["items"]
         if items and detail:
-            when = "the last run" if skips["finished_at"] == last["finished_at"] else \
-                f"the last run skipped nothing; the {skips['kind']} that ended {skips['finished_at']}"
+            when = (
+                "the last run"
+                if skips["finished_at"] == last["finished_at"]
+                else f"the last run skipped nothing; the {skips['kind']} that ended {skips['finished_at']}"
+            )
             click.echo(f"  skipped items ({when}; {len(items)} of {skips['total']} listed):")
             for item in items:
                 mark = "unreadable" if item.get("failed") else "skipped"
                 click.echo(f"    {item['title']} [{item['id']}] — {mark}: {item['reason']}")
         elif items:
-            click.echo(f"  {skips['total']} item(s) not indexed by the {skips['kind']} that ended "
-                       f"{skips['finished_at']}: `inlet status {s['name']}` lists them with reasons")
+            click.echo(
+                f"  {skips['total']} item(s) not indexed by the {skips['kind']} that ended "
+                f"{skips['finished_at']}: `inlet status {s['name']}` lists them with reasons"
+            )
     else:
         click.echo("  never run")
     if s.get("running"):
@@ -417,20 +469,24 @@ def _print_source(s: dict[str, Any], detail: bool) -> None:
     if s.get("failure_streak"):
         click.echo(f"  failing: {s['failure_streak']} failed run(s) in a row")
     lag = s.get("lag_seconds")
-    click.echo(f"  last success: {s.get('last_success') or 'never'}"
-               + (f" (lag {_duration(lag)})" if lag is not None else ""))
+    click.echo(
+        f"  last success: {s.get('last_success') or 'never'}" + (f" (lag {_duration(lag)})" if lag is not None else "")
+    )
     unscheduled = s["next_run"] and s.get("scheduled") is False and not s.get("paused")
-    click.echo(f"  next run: {s['next_run'] or 'on demand'}"
-               + (" (schedule paused by an operator)" if s.get("paused") else "")
-               + (" (when a daemon runs: none runs this source now)" if unscheduled else ""))
-    if s.get("holder"):   # PostgreSQL: the daemon syncing it now, on any host
+    click.echo(
+        f"  next run: {s['next_run'] or 'on demand'}"
+        + (" (schedule paused by an operator)" if s.get("paused") else "")
+        + (" (when a daemon runs: none runs this source now)" if unscheduled else "")
+    )
+    if s.get("holder"):  # PostgreSQL: the daemon syncing it now, on any host
         click.echo(f"  held by {s['holder']['holder']} (lease until {s['holder']['lease_expires']})")
     if s.get("events"):
         ev = s["events"]
-        click.echo(f"  change events: {'live' if ev['live'] else 'down'}; last event "
-                   f"{ev['last_event_at'] or 'none yet'}" + (
-                       f"; event to searchable {ev['latency_seconds']:.1f}s" if ev.get("latency_seconds")
-                       is not None else ""))
+        click.echo(
+            f"  change events: {'live' if ev['live'] else 'down'}; last event "
+            f"{ev['last_event_at'] or 'none yet'}"
+            + (f"; event to searchable {ev['latency_seconds']:.1f}s" if ev.get("latency_seconds") is not None else "")
+        )
 
 
 def _running_line(run: dict[str, Any]) -> str:
@@ -462,8 +518,11 @@ def connectors(config_path: str | None, as_json: bool, verbose: int) -> None:
         except Exception as exc:  # a broken plug-in must not hide the others
             out.append({"type": name, "module": ep.value, "error": str(exc), "keys": []})
             continue
-        keys = [{"key": key, "required": field.is_required(), "description": field.description or ""}
-                for key, field in cls.Config.model_fields.items() if key not in ("type",)]
+        keys = [
+            {"key": key, "required": field.is_required(), "description": field.description or ""}
+            for key, field in cls.Config.model_fields.items()
+            if key not in ("type",)
+        ]
         out.append({"type": name, "module": ep.value, "keys": keys})
 
     def prose() -> None:
@@ -471,13 +530,18 @@ def connectors(config_path: str | None, as_json: bool, verbose: int) -> None:
             click.echo(f"{c['type']}  ({c['module']})" + (f"  BROKEN: {c['error']}" if c.get("error") else ""))
             for key in c["keys"]:
                 click.echo(f"    {key['key']}{' (required)' if key['required'] else ''}  {key['description']}")
+
     _emit(as_json, {"connectors": out}, prose)
 
 
 @cli.command()
 @click.option("--port", default=0, type=int, help="HTTP port (HTTPS uses the next one); default: any free")
-@click.option("--write-config", type=click.Path(dir_okay=False), help="write the config here instead of printing "
-              "(an existing file only if the sandbox wrote it and it is unchanged, unless --force)")
+@click.option(
+    "--write-config",
+    type=click.Path(dir_okay=False),
+    help="write the config here instead of printing "
+    "(an existing file only if the sandbox wrote it and it is unchanged, unless --force)",
+)
 @click.option("--force", is_flag=True, help="with --write-config: overwrite the file even if it was edited")
 @click.option("-v", "--verbose", count=True)
 def sandbox(port: int, write_config: str | None, force: bool, verbose: int) -> None:
@@ -491,12 +555,12 @@ def sandbox(port: int, write_config: str | None, force: bool, verbose: int) -> N
     target = Path(write_config) if write_config else None
     try:
         if target is not None and not force:
-            check_overwrite(target)   # before the sandbox starts: exit 2, nothing served
+            check_overwrite(target)  # before the sandbox starts: exit 2, nothing served
     except InletError as exc:
         _fail(exc)
-    keep = (target.absolute().parent if target else Path.cwd()) / ".inlet"   # the config's index folder
+    keep = (target.absolute().parent if target else Path.cwd()) / ".inlet"  # the config's index folder
     stop = stop_on_signals()
-    try:   # its credentials and CA files stay there, so the config stays valid when the sandbox stops
+    try:  # its credentials and CA files stay there, so the config stays valid when the sandbox stops
         sb = Sandbox(port=port, workdir=keep / "sandbox").start()
     except InletError as exc:
         _fail(exc)
@@ -505,7 +569,7 @@ def sandbox(port: int, write_config: str | None, force: bool, verbose: int) -> N
 
         text, env = sb.config(index_path=".inlet")
         text, env = _with_admin_key(text, env, keep)
-        text += "\n" + server_oauth_toml(sb.ctx)   # no resource_url: the address inlet listens on
+        text += "\n" + server_oauth_toml(sb.ctx)  # no resource_url: the address inlet listens on
         if target is not None:
             target.write_text(stamped(text))
             click.echo(f"# config written to {write_config}")
@@ -514,8 +578,11 @@ def sandbox(port: int, write_config: str | None, force: bool, verbose: int) -> N
         for name, value in env.items():
             click.echo(f"export {name}={value}")
         click.echo(f"# sandbox serving on {sb.ctx.http_url} and {sb.ctx.https_url}; Ctrl-C to stop", err=True)
-        click.echo("# OAuth: with `inlet serve` running, add http://127.0.0.1:8484/mcp to an MCP client; it signs "
-                   f"in at the sandbox provider {sb.ctx.http_url}/idp as a sandbox user you pick", err=True)
+        click.echo(
+            "# OAuth: with `inlet serve` running, add http://127.0.0.1:8484/mcp to an MCP client; it signs "
+            f"in at the sandbox provider {sb.ctx.http_url}/idp as a sandbox user you pick",
+            err=True,
+        )
         wait(stop)
     finally:
         sb.stop()
@@ -538,8 +605,13 @@ def _with_admin_key(toml: str, env: dict[str, str], keep_in: Path | None = None)
 
 
 @cli.command()
-@click.option("--to", "to_config", required=True, type=click.Path(dir_okay=False, exists=True),
-              help="the configuration naming the storage to copy the index into")
+@click.option(
+    "--to",
+    "to_config",
+    required=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="the configuration naming the storage to copy the index into",
+)
 @_common
 def migrate(to_config: str, config_path: str | None, as_json: bool, verbose: int) -> None:
     """Copy the index (documents, vectors, ACLs, checkpoints, runs) into another storage, without
@@ -555,14 +627,20 @@ def migrate(to_config: str, config_path: str | None, as_json: bool, verbose: int
             report = copy_index(settings, target, progress)
     except InletError as exc:
         _fail(exc)
-    _emit(as_json, report.as_json(), lambda: click.echo(
-        f"copied {report.copied} documents ({report.chunks} chunks, no re-embedding), {report.skipped} "
-        f"already there; counts match in {len(report.counts)} source(s)"))
+    _emit(
+        as_json,
+        report.as_json(),
+        lambda: click.echo(
+            f"copied {report.copied} documents ({report.chunks} chunks, no re-embedding), {report.skipped} "
+            f"already there; counts match in {len(report.counts)} source(s)"
+        ),
+    )
 
 
 def _listen_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option("--port", type=click.IntRange(0, 65535),
-                        help="listen on this port (overrides [server] port)")(func)
+    func = click.option("--port", type=click.IntRange(0, 65535), help="listen on this port (overrides [server] port)")(
+        func
+    )
     return click.option("--host", help="listen on this address (overrides [server] host)")(func)
 
 
@@ -604,8 +682,9 @@ def mcp(user: str | None, config_path: str | None, as_json: bool, verbose: int) 
 @click.option("--serve", "with_api", is_flag=True, help="also run the retrieval API in this process")
 @_listen_options
 @_common
-def daemon(with_api: bool, host: str | None, port: int | None, config_path: str | None, as_json: bool,
-           verbose: int) -> None:
+def daemon(
+    with_api: bool, host: str | None, port: int | None, config_path: str | None, as_json: bool, verbose: int
+) -> None:
     """Run every source on its schedule until SIGINT/SIGTERM."""
     _setup_logging(max(verbose, 1))
     try:
@@ -619,7 +698,7 @@ def daemon(with_api: bool, host: str | None, port: int | None, config_path: str 
         if with_api:
             from inlet.server.daemon_api import ApiPlan
 
-            api = ApiPlan.bind(settings)   # before the index lock, which records the API's URL
+            api = ApiPlan.bind(settings)  # before the index lock, which records the API's URL
         sys.exit(run_daemon(settings, api))
     except InletError as exc:
         _fail(exc)
@@ -627,8 +706,11 @@ def daemon(with_api: bool, host: str | None, port: int | None, config_path: str 
 
 @cli.command()
 @click.option("--once", is_flag=True, help="print answers to sample queries and exit instead of serving")
-@click.option("--port", type=click.IntRange(1, 65535), help="the API's port (exit 4 when taken; default: 8484, "
-              "or a free port when 8484 is taken)")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    help="the API's port (exit 4 when taken; default: 8484, or a free port when 8484 is taken)",
+)
 @_common
 def demo(once: bool, port: int | None, config_path: str | None, as_json: bool, verbose: int) -> None:
     """Sandbox + temporary config + backfill of all sources + the API, offline."""

@@ -45,8 +45,9 @@ class Assembly:
 
 
 @contextmanager
-def assembled(settings: Settings, stop: threading.Event, *, on_progress: ProgressCallback | None = None,
-              **lock_info: Any) -> Iterator[Assembly]:
+def assembled(
+    settings: Settings, stop: threading.Event, *, on_progress: ProgressCallback | None = None, **lock_info: Any
+) -> Iterator[Assembly]:
     """The index (locked, `lock_info` recorded in the lock), the backend's state and leases, and an
     engine whose runs end at their next checkpoint once `stop` is set; all closed on exit."""
     with Index(settings.index, **lock_info) as index:
@@ -54,8 +55,12 @@ def assembled(settings: Settings, stop: threading.Event, *, on_progress: Progres
         state = backend.state()
         leases = backend.leases()
         try:
-            yield Assembly(index, state, leases, Engine(settings, index, state, env=os.environ,
-                                                        on_progress=on_progress, stop=stop, leases=leases))
+            yield Assembly(
+                index,
+                state,
+                leases,
+                Engine(settings, index, state, env=os.environ, on_progress=on_progress, stop=stop, leases=leases),
+            )
         finally:
             leases.close()
             state.close()
@@ -77,7 +82,7 @@ def run_daemon(settings: Settings, api: ApiListener | None = None, *, grace: flo
     `stop()`)."""
     stop = stop_on_signals()
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
-        logging.getLogger("apscheduler").setLevel(logging.WARNING)   # its INFO is one line per job fire
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # its INFO is one line per job fire
     lock_info: dict[str, Any] = {"role": "daemon"}
     if api:
         lock_info.update(api_url=api.url, api_file=str(Path(settings.index.path) / api.api_file_name))
@@ -87,8 +92,12 @@ def run_daemon(settings: Settings, api: ApiListener | None = None, *, grace: flo
         local = start_local_commands(settings, parts.index, parts.state, daemon.run_for_client)
         try:
             daemon.start()
-            log.info("inlet daemon (pid %d): %d source(s) scheduled%s", os.getpid(), len(daemon.sources),
-                     f"; API at {api.url}" if api else "")
+            log.info(
+                "inlet daemon (pid %d): %d source(s) scheduled%s",
+                os.getpid(),
+                len(daemon.sources),
+                f"; API at {api.url}" if api else "",
+            )
             if not daemon.sources:
                 log.warning("no source has a `schedule` or `every`: nothing will run until one does")
             wait(stop)
@@ -97,17 +106,16 @@ def run_daemon(settings: Settings, api: ApiListener | None = None, *, grace: flo
             finished = daemon.shutdown(grace)
         finally:
             if local:
-                local.close(grace=2.0)   # forwarded runs were waited for above, with the scheduled ones
+                local.close(grace=2.0)  # forwarded runs were waited for above, with the scheduled ones
             if server:
                 server.stop(timeout=2.0)
     if not finished:
-        log.warning("runs still in flight after %.0fs; exiting anyway (they resume from their last "
-                    "checkpoint)", grace)
+        log.warning("runs still in flight after %.0fs; exiting anyway (they resume from their last checkpoint)", grace)
         logging.shutdown()
         os._exit(0)
     log.info("inlet daemon stopped")
-    if daemon.events is not None and daemon.events.abandoned:   # their threads hang on a stalled service:
-        logging.shutdown()                                       # nothing is left to save, so do not wait
+    if daemon.events is not None and daemon.events.abandoned:  # their threads hang on a stalled service:
+        logging.shutdown()  # nothing is left to save, so do not wait
         os._exit(0)
     return 0
 
@@ -115,18 +123,18 @@ def run_daemon(settings: Settings, api: ApiListener | None = None, *, grace: flo
 def run_server(settings: Settings) -> None:
     """`inlet serve`: listen (a busy port is `PortInUseError`), open the index (failing fast if
     another process holds it), serve until SIGINT/SIGTERM, then stop cleanly."""
-    from inlet.index.embedding import serve_queries   # here: it loads the embedding runtime
-    from inlet.server.app import create_app   # here: FastAPI and the MCP SDK cost every other command ~1 s
+    from inlet.index.embedding import serve_queries  # here: it loads the embedding runtime
+    from inlet.server.app import create_app  # here: FastAPI and the MCP SDK cost every other command ~1 s
 
-    log.setLevel(logging.INFO)   # "serving on ..." and "stopped" show at the default level, as the server's lines
-    serve_queries()   # one batching worker embeds queries; the other cores serve BM25, Chroma and HTTP
+    log.setLevel(logging.INFO)  # "serving on ..." and "stopped" show at the default level, as the server's lines
+    serve_queries()  # one batching worker embeds queries; the other cores serve BM25, Chroma and HTTP
     host, port = settings.server.host, settings.server.port
     sock = listen(host, port, "[server]")
     stop = stop_on_signals()
     url = local_url(host, sock.getsockname()[1])
     with Index(settings.index, api_url=url) as index, local_commands_of_server(settings, index):
         app = create_app(settings, index=index, listening=sock.getsockname())
-        server = ServerThread(app, sock, settings.server)   # not the main thread: the signals stay here
+        server = ServerThread(app, sock, settings.server)  # not the main thread: the signals stay here
         log.info("serving the retrieval API on %s (MCP at /mcp); Ctrl-C to stop", url)
         try:
             wait(stop)
@@ -166,6 +174,12 @@ def engine_runner(settings: Settings, index: Index, state: StateStore, stop: thr
     return run
 
 
-
-__all__ = ["ApiListener", "Assembly", "assembled", "engine_runner", "local_commands_of_server", "run_daemon",
-           "run_server"]
+__all__ = [
+    "ApiListener",
+    "Assembly",
+    "assembled",
+    "engine_runner",
+    "local_commands_of_server",
+    "run_daemon",
+    "run_server",
+]

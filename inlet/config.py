@@ -31,13 +31,17 @@ class IndexConfig(BaseModel):
     chunk_overlap: int = Field(32, ge=0, le=128, description="tokens repeated between chunks")
     batch_size: int = Field(64, ge=1, le=4096, description="chunks embedded per batch")
     backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        "onnx-int8", description="how vectors are computed (benchmarks/README.md: fastest that keeps quality)")
+        "onnx-int8", description="how vectors are computed (benchmarks/README.md: fastest that keeps quality)"
+    )
     device: Literal["cpu", "cuda", "auto"] = Field("auto", description="auto: CUDA when the backend has it")
-    ef_search: int = Field(100, ge=1, le=10000,
-                           description="HNSW candidates kept per dense query: higher finds more true neighbours")
+    ef_search: int = Field(
+        100, ge=1, le=10000, description="HNSW candidates kept per dense query: higher finds more true neighbours"
+    )
     recent_first: RecentWindow = Field(
-        "7d", description="a fresh backfill first indexes what changed in this recent window, then goes "
-                          "further back; '0' turns it off (a source's own recent_first overrides it)")
+        "7d",
+        description="a fresh backfill first indexes what changed in this recent window, then goes "
+        "further back; '0' turns it off (a source's own recent_first overrides it)",
+    )
 
     @model_validator(mode="after")
     def _database_needs_chroma(self) -> "IndexConfig":
@@ -72,15 +76,19 @@ class OAuthConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     issuer: str = Field(description="must equal the token's iss; HTTPS unless on a loopback address")
-    audience: str | None = Field(None, description="must appear in the token's aud (the resource, RFC 8707); "
-                                 "default: the resource's own URL (resource_url, else the listening address)")
+    audience: str | None = Field(
+        None,
+        description="must appear in the token's aud (the resource, RFC 8707); "
+        "default: the resource's own URL (resource_url, else the listening address)",
+    )
     user_claim: str = Field("email", description="the claim naming the user (Entra: preferred_username)")
     scopes: list[str] = Field(default_factory=list, description="required scopes (scope or scp claim)")
     jwks_url: str | None = Field(None, description="default: jwks_uri from the issuer's discovery document")
     resource_url: str | None = Field(None, description="public base URL, for protected-resource metadata")
     ca_bundle: Path | None = Field(None, description="extra trusted CA (PEM) for the issuer's HTTPS")
     require_email_verified: bool = Field(
-        True, description="with an email user_claim: refuse tokens whose email_verified claim is false")
+        True, description="with an email user_claim: refuse tokens whose email_verified claim is false"
+    )
 
     @model_validator(mode="after")
     def _urls(self) -> "OAuthConfig":
@@ -123,22 +131,25 @@ class ServerConfig(BaseModel):
     cors_origins: list[str] = Field(default_factory=list, description="CORS is off unless listed")
     recency_half_life_days: float = Field(180, ge=0, description="0 turns the recency preference off")
     max_body_bytes: int = Field(64 * 1024, ge=1024)
-    header_timeout: float = Field(10.0, gt=0, le=300,
-                                  description="seconds a client has to send a request's headers")
+    header_timeout: float = Field(10.0, gt=0, le=300, description="seconds a client has to send a request's headers")
     idle_timeout: float = Field(5.0, gt=0, le=300, description="seconds an idle keep-alive connection stays open")
-    body_timeout: float = Field(30.0, gt=0, le=300,
-                                description="seconds a request body may stall; the whole body within twice this")
+    body_timeout: float = Field(
+        30.0, gt=0, le=300, description="seconds a request body may stall; the whole body within twice this"
+    )
     metrics_public: bool = Field(False, description="serve /metrics without a key")
     oauth: OAuthConfig | None = Field(None, description="accept OAuth access tokens beside API keys")
-    audit_log: str | None = Field(None, description="a JSON-lines file of who asked what, or '-' for the log "
-                                  "stream; default off")
+    audit_log: str | None = Field(
+        None, description="a JSON-lines file of who asked what, or '-' for the log stream; default off"
+    )
     audit_queries: Literal["text", "hash"] = Field("text", description="'hash': the query's SHA-256, not its text")
     audit_max_bytes: int = Field(100 * 1024 * 1024, ge=1024, description="the audit file is rotated at this size")
     audit_backups: int = Field(10, ge=1, le=1000, description="rotated audit files kept")
-    rate_limit: str | None = Field(None, description="requests per key name or OAuth user, as 'N/s', 'N/m' "
-                                   "or 'N/h'; default off")
-    rate_burst: int | None = Field(None, ge=1, description="requests allowed at once (default: twice the "
-                                   "per-second rate, at least 1)")
+    rate_limit: str | None = Field(
+        None, description="requests per key name or OAuth user, as 'N/s', 'N/m' or 'N/h'; default off"
+    )
+    rate_burst: int | None = Field(
+        None, ge=1, description="requests allowed at once (default: twice the per-second rate, at least 1)"
+    )
 
     @model_validator(mode="after")
     def _rates(self) -> "ServerConfig":
@@ -208,7 +219,7 @@ def find_config(explicit: str | Path | None) -> Path:
 
 
 def load_config(path: str | Path) -> Settings:
-    path = Path(path).absolute()   # relative paths in it are taken from its folder: make that absolute
+    path = Path(path).absolute()  # relative paths in it are taken from its folder: make that absolute
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -258,7 +269,11 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Settings:
 
 
 SECTIONS: dict[str, type[BaseModel] | None] = {
-    "index": IndexConfig, "server": ServerConfig, "daemon": DaemonConfig, "sources": None}
+    "index": IndexConfig,
+    "server": ServerConfig,
+    "daemon": DaemonConfig,
+    "sources": None,
+}
 
 
 def _report(where: str, problems: list[str]) -> str:
@@ -303,13 +318,13 @@ def _errors(exc: ValidationError, model: type[BaseModel]) -> list[str]:
 def _keys(model: type[BaseModel], path: list[str]) -> list[str]:
     """The valid keys at `path` inside `model` (nested models, lists of models)."""
     for part in path:
-        if part.isdigit():   # an index into a list of tables
+        if part.isdigit():  # an index into a list of tables
             continue
         field = model.model_fields.get(part)
         if field is None:
             return []
         inner = field.annotation
-        for arg in getattr(inner, "__args__", ()):   # list[ApiKey], Optional[...]
+        for arg in getattr(inner, "__args__", ()):  # list[ApiKey], Optional[...]
             if isinstance(arg, type) and issubclass(arg, BaseModel):
                 inner = arg
         if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
@@ -327,8 +342,11 @@ def check_paths(settings: Settings) -> None:
     """Every configured path that must exist (a source's `ConfigPath` keys: `path`, `ca_bundle`,
     `credentials_file`, ...; `[server.oauth] ca_bundle`) does, or one `ConfigError` (exit 2) naming
     each key, source and path. Every command checks this before it does anything."""
-    problems = [f"source {source.name!r}: key {key!r}: {path} does not exist"
-                for source in settings.sources for key, path in missing_paths(source)]
+    problems = [
+        f"source {source.name!r}: key {key!r}: {path} does not exist"
+        for source in settings.sources
+        for key, path in missing_paths(source)
+    ]
     oauth = settings.server.oauth
     if oauth is not None and oauth.ca_bundle is not None and not oauth.ca_bundle.exists():
         problems.append(f"[server.oauth] key 'ca_bundle': {oauth.ca_bundle} does not exist")

@@ -50,12 +50,12 @@ from inlet.sync.engine import Engine
 DEMO_MAILBOXES = ("phillip.allen@enron.com", "robert.badeer@enron.com")
 DEMO_KEY_ENV = "INLET_DEMO_KEY"
 DEMO_HOST, DEMO_PORT = "127.0.0.1", 8484
-SAMPLE_QUERIES = (            # one per service of the sample workspace
-    "What caused the March outage?",                   # a PDF postmortem on Drive
-    "Did the enrique deploy finish?",                  # a deploy bot in a private Slack channel
-    "California electricity prices",                   # Enron traders' mail
-    "indexer lag on-call runbook",                     # a Markdown runbook in a SharePoint library
-    "database failover replicas catching up",          # a Teams channel thread
+SAMPLE_QUERIES = (  # one per service of the sample workspace
+    "What caused the March outage?",  # a PDF postmortem on Drive
+    "Did the enrique deploy finish?",  # a deploy bot in a private Slack channel
+    "California electricity prices",  # Enron traders' mail
+    "indexer lag on-call runbook",  # a Markdown runbook in a SharePoint library
+    "database failover replicas catching up",  # a Teams channel thread
 )
 # Permission filtering: the first question as a person the postmortem is shared with, and as one it is not.
 AS_PEOPLE = ("abilinski@example.com", "heroeshannibal@example.com")
@@ -65,11 +65,12 @@ def demo_config(sandbox_toml: str, index_path: Path, port: int, mailboxes: Seque
     """The sandbox's config with the demo's API key, and the mail sources (Outlook, Gmail) cut to `mailboxes`."""
     text = sandbox_toml.replace(_index_line(sandbox_toml), f"path = {json.dumps(index_path.as_posix())}", 1)
     if mailboxes is not None:
-        text = re.sub(r"^mailboxes = \[(.*)\]$", lambda m: _keep_boxes(m[1], mailboxes), text,
-                      flags=re.MULTILINE)
-    return (text.rstrip() + "\n\n[server]\nhost = \"127.0.0.1\"\n"
-            f"port = {port}\n\n[[server.api_keys]]\nname = \"demo\"\nkey_env = \"{DEMO_KEY_ENV}\"\n"
-            "admin = true\n")
+        text = re.sub(r"^mailboxes = \[(.*)\]$", lambda m: _keep_boxes(m[1], mailboxes), text, flags=re.MULTILINE)
+    return (
+        text.rstrip() + '\n\n[server]\nhost = "127.0.0.1"\n'
+        f'port = {port}\n\n[[server.api_keys]]\nname = "demo"\nkey_env = "{DEMO_KEY_ENV}"\n'
+        "admin = true\n"
+    )
 
 
 def _index_line(toml: str) -> str:
@@ -80,12 +81,18 @@ def _index_line(toml: str) -> str:
 def _keep_boxes(listed: str, keep: Sequence[str]) -> str:
     """The listed mailboxes that are in `keep`; the first `len(keep)` when none is (another workspace)."""
     boxes = [b.strip() for b in listed.split(",") if b.strip()]
-    kept = [b for b in boxes if json.loads(b) in keep] or boxes[:len(keep)]
+    kept = [b for b in boxes if json.loads(b) in keep] or boxes[: len(keep)]
     return f"mailboxes = [{', '.join(kept)}]"
 
 
-def run_demo(once: bool = False, as_json: bool = False, *, mailboxes: Sequence[str] | None = DEMO_MAILBOXES,
-             port: int | None = None, out: TextIO | None = None) -> int:
+def run_demo(
+    once: bool = False,
+    as_json: bool = False,
+    *,
+    mailboxes: Sequence[str] | None = DEMO_MAILBOXES,
+    port: int | None = None,
+    out: TextIO | None = None,
+) -> int:
     """0 when every source backfilled (with --once: and every query answered) or the demo was
     stopped by SIGINT/SIGTERM, 1 otherwise; `PortInUseError` when `port` is taken."""
     out = out or sys.stdout
@@ -94,7 +101,7 @@ def run_demo(once: bool = False, as_json: bool = False, *, mailboxes: Sequence[s
     _interrupt_on_sigterm()
     try:
         return _run(once, as_json, mailboxes, sock, out, key)
-    except KeyboardInterrupt:   # SIGINT or SIGTERM before serving: the temporary folder is gone by now
+    except KeyboardInterrupt:  # SIGINT or SIGTERM before serving: the temporary folder is gone by now
         _say("inlet demo: stopped; its temporary folder is removed")
         return 0
     finally:
@@ -122,8 +129,9 @@ def _interrupt_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
-def _run(once: bool, as_json: bool, mailboxes: Sequence[str] | None, sock: socket.socket | None, out: TextIO,
-         key: str) -> int:
+def _run(
+    once: bool, as_json: bool, mailboxes: Sequence[str] | None, sock: socket.socket | None, out: TextIO, key: str
+) -> int:
 
     with tempfile.TemporaryDirectory(prefix="inlet-demo-") as tmp, Sandbox() as sb:
         sandbox_toml, secrets_env = sb.config(index_path=Path(tmp) / "index")
@@ -132,22 +140,36 @@ def _run(once: bool, as_json: bool, mailboxes: Sequence[str] | None, sock: socke
         path.write_text(demo_config(sandbox_toml, Path(tmp) / "index", port, mailboxes))
         settings = load_config(path)
         env = {**os.environ, **secrets_env, DEMO_KEY_ENV: key}
-        _say(f"inlet demo: sandbox on {sb.ctx.http_url}; backfilling "
-                      f"{', '.join(s.name for s in settings.sources)} into {tmp}")
+        _say(
+            f"inlet demo: sandbox on {sb.ctx.http_url}; backfilling "
+            f"{', '.join(s.name for s in settings.sources)} into {tmp}"
+        )
         with _opened(settings) as (index, state):
             results = backfill_all(settings, index, state, env, progress=not as_json)
             failed = [r for r in results if r.outcome == "failed"]
             for r in results:
-                _say(f"  {r.source}: {r.outcome}, {r.upserted} documents, {r.embedded} chunks in "
-                              f"{r.seconds:.0f}s" + (f" — {r.error}" if r.error else ""))
+                _say(
+                    f"  {r.source}: {r.outcome}, {r.upserted} documents, {r.embedded} chunks in "
+                    f"{r.seconds:.0f}s" + (f" — {r.error}" if r.error else "")
+                )
             if sock is None:
                 answers = answer(index, SAMPLE_QUERIES)
-                answers += [{**a, "user": user} for user in AS_PEOPLE
-                            for a in answer(index, SAMPLE_QUERIES[:1], user=user)]
+                answers += [
+                    {**a, "user": user} for user in AS_PEOPLE for a in answer(index, SAMPLE_QUERIES[:1], user=user)
+                ]
                 _print_answers(out, as_json, results, answers)
                 return 1 if failed or not all(a["results"] for a in answers) else 0
-            return serve(settings, index, state, env, key, out, results if as_json else None,
-                         issuer=f"{sb.ctx.http_url}/idp", sock=sock)
+            return serve(
+                settings,
+                index,
+                state,
+                env,
+                key,
+                out,
+                results if as_json else None,
+                issuer=f"{sb.ctx.http_url}/idp",
+                sock=sock,
+            )
 
 
 @contextmanager
@@ -163,13 +185,14 @@ def backfill_all(settings: Any, index: Any, state: Any, env: Mapping[str, str], 
     stop = threading.Event()
 
     with progress_display(progress) as on_progress:
-        engine = Engine(settings, index, state, env=env, stop=stop, on_progress=on_progress,
-                        stop_grace=0.0)   # the temporary index is thrown away: stop at once
+        engine = Engine(
+            settings, index, state, env=env, stop=stop, on_progress=on_progress, stop_grace=0.0
+        )  # the temporary index is thrown away: stop at once
         with ThreadPoolExecutor(max_workers=3, thread_name_prefix="inlet-demo") as pool:
             try:
                 return list(pool.map(lambda s: engine.run(s.name, "backfill"), settings.sources))
             except KeyboardInterrupt:
-                stop.set()   # Ctrl-C: the runs stop at their next checkpoint instead of finishing
+                stop.set()  # Ctrl-C: the runs stop at their next checkpoint instead of finishing
                 raise
 
 
@@ -195,36 +218,51 @@ def _print_answers(out: TextIO, as_json: bool, results: list[Any], answers: list
         for n, hit in enumerate(item["results"], 1):
             passage = " ".join(hit["text"].split())
             out.write(f"  [{n}] {passage[:160]}{'…' if len(passage) > 160 else ''}\n")
-            out.write(f"      — {hit['title'] or hit['doc_id']} ({hit['source_type']}, {hit['source']}) "
-                      f"{hit['url']}\n")
+            out.write(f"      — {hit['title'] or hit['doc_id']} ({hit['source_type']}, {hit['source']}) {hit['url']}\n")
 
 
-def serve(settings: Any, index: Any, state: Any, env: Mapping[str, str], key: str, out: TextIO,
-          json_runs: list[Any] | None = None, issuer: str | None = None, sock: socket.socket | None = None) -> int:
+def serve(
+    settings: Any,
+    index: Any,
+    state: Any,
+    env: Mapping[str, str],
+    key: str,
+    out: TextIO,
+    json_runs: list[Any] | None = None,
+    issuer: str | None = None,
+    sock: socket.socket | None = None,
+) -> int:
     """The API on the demo index until Ctrl-C, with the URL, the key and a `curl` to try (with
     `--json`: one line `{"api_url", "key", "runs"}` for scripts). With `issuer` (the sandbox's
     identity provider) /mcp also takes OAuth tokens, so a person can add it to an MCP client."""
 
     sock = sock or demo_socket(settings.server.port)
     url = f"http://{DEMO_HOST}:{sock.getsockname()[1]}"
-    if issuer is not None:    # the audience is this server's URL, known once the port is bound
+    if issuer is not None:  # the audience is this server's URL, known once the port is bound
         settings.server.oauth = OAuthConfig(issuer=issuer, audience=url, scopes=["inlet.read"], resource_url=url)
     app = create_app(settings, index=index, state=state, env=env, listening=sock.getsockname())
     served = ServerThread(app, sock, settings.server)
     stop = stop_on_signals()
     body = json.dumps({"query": SAMPLE_QUERIES[0], "k": 3})
     if json_runs is not None:
-        out.write(json.dumps({"api_url": url, "key": key, "oauth_issuer": issuer,
-                              "runs": [r.as_json() for r in json_runs]}) + "\n")
+        out.write(
+            json.dumps({"api_url": url, "key": key, "oauth_issuer": issuer, "runs": [r.as_json() for r in json_runs]})
+            + "\n"
+        )
     else:
-        out.write(f"\nThe API is at {url} (MCP at {url}/mcp); an admin key for this demo:\n\n"
-                  f"  export {DEMO_KEY_ENV}={key}\n\n"
-                  f"  curl -s {url}/v1/search -H \"Authorization: Bearer ${DEMO_KEY_ENV}\" "
-                  f"-H 'Content-Type: application/json' -d '{body}'\n\n"
-                  + (f"An MCP client can also sign in with OAuth: add {url}/mcp as a remote (streamable HTTP) "
-                     f"server; it opens the sandbox sign-in page ({issuer}) where you pick a sandbox user.\n\n"
-                     if issuer else "") +
-                  "Ctrl-C stops the demo and deletes its temporary index.\n")
+        out.write(
+            f"\nThe API is at {url} (MCP at {url}/mcp); an admin key for this demo:\n\n"
+            f"  export {DEMO_KEY_ENV}={key}\n\n"
+            f'  curl -s {url}/v1/search -H "Authorization: Bearer ${DEMO_KEY_ENV}" '
+            f"-H 'Content-Type: application/json' -d '{body}'\n\n"
+            + (
+                f"An MCP client can also sign in with OAuth: add {url}/mcp as a remote (streamable HTTP) "
+                f"server; it opens the sandbox sign-in page ({issuer}) where you pick a sandbox user.\n\n"
+                if issuer
+                else ""
+            )
+            + "Ctrl-C stops the demo and deletes its temporary index.\n"
+        )
     out.flush()
     try:
         wait(stop)

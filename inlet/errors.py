@@ -58,6 +58,8 @@ class LeaseLostError(InletError):
 
 class DatabaseError(InletError):
     """The index database (PostgreSQL) cannot be reached or refused a statement: names the server."""
+
+
 class StorageError(InletError):
     """The index folder cannot be written (full, read-only, over quota, past the file size limit):
     names the folder; what was committed before is intact and the next run resumes."""

@@ -13,8 +13,20 @@ import re
 import sys
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-QUIET = ("httpx", "httpcore", "urllib3", "googleapiclient", "google_auth_httplib2", "google.auth", "msal",
-         "chromadb", "sentence_transformers", "apscheduler", "mcp", "uvicorn.access")
+QUIET = (
+    "httpx",
+    "httpcore",
+    "urllib3",
+    "googleapiclient",
+    "google_auth_httplib2",
+    "google.auth",
+    "msal",
+    "chromadb",
+    "sentence_transformers",
+    "apscheduler",
+    "mcp",
+    "uvicorn.access",
+)
 _URL_QUERY = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s?#'\"<>]+)\?[^\s'\"<>]*", re.IGNORECASE)
 _SLACK_TOKEN = re.compile(r"\bxox[a-z]-[A-Za-z0-9-]+")
 

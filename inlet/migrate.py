@@ -23,8 +23,8 @@ from inlet.storage import Commit, StateStore, chunk_id, open_backend
 from inlet.storage.records import Record
 
 log = logging.getLogger(__name__)
-PAGE = 200   # documents copied per commit
-Progress = Callable[[str, int, int], None]   # (source, documents done, documents in the source)
+PAGE = 200  # documents copied per commit
+Progress = Callable[[str, int, int], None]  # (source, documents done, documents in the source)
 
 
 class MigrationError(InletError):
@@ -39,8 +39,12 @@ class MigrationReport:
     counts: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
-        return {"copied": self.copied, "skipped": self.skipped, "chunks": self.chunks,
-                "counts": {k: {"documents": d, "chunks": c} for k, (d, c) in self.counts.items()}}
+        return {
+            "copied": self.copied,
+            "skipped": self.skipped,
+            "chunks": self.chunks,
+            "counts": {k: {"documents": d, "chunks": c} for k, (d, c) in self.counts.items()},
+        }
 
 
 def migrate(source: Settings, target: Settings, progress: Progress | None = None) -> MigrationReport:
@@ -48,8 +52,10 @@ def migrate(source: Settings, target: Settings, progress: Progress | None = None
     if _same_storage(source, target):
         raise InletError("the target configuration names the same index as the source: nothing to migrate")
     report = MigrationReport()
-    with Index(source.index, role="migrate") as src, \
-            Index(target.index, role="migrate", reindexing=True) as dst:   # its record is the source's
+    with (
+        Index(source.index, role="migrate") as src,
+        Index(target.index, role="migrate", reindexing=True) as dst,
+    ):  # its record is the source's
         src_state, dst_state = open_backend(source).state(), open_backend(target).state()
         try:
             _copy_record(src, dst)
@@ -71,11 +77,12 @@ def _copy_record(src: Index, dst: Index) -> None:
     if dst.record.fingerprint == src.record.fingerprint:
         return
     if dst.catalog.counts():
-        raise InletError(f"{dst.keeper.where} holds vectors of model {dst.record.model!r} with backend "
-                         f"{dst.record.backend!r}, the source's are {src.record.model!r} with "
-                         f"{src.record.backend!r}: migrate into an empty index")
-    dst.keeper.save(Record(model=src.record.model, backend=src.record.backend,
-                                       collection=dst.record.collection))
+        raise InletError(
+            f"{dst.keeper.where} holds vectors of model {dst.record.model!r} with backend "
+            f"{dst.record.backend!r}, the source's are {src.record.model!r} with "
+            f"{src.record.backend!r}: migrate into an empty index"
+        )
+    dst.keeper.save(Record(model=src.record.model, backend=src.record.backend, collection=dst.record.collection))
 
 
 def _same_storage(a: Settings, b: Settings) -> bool:
@@ -84,11 +91,12 @@ def _same_storage(a: Settings, b: Settings) -> bool:
 
 def _pages(items: list[str]) -> Iterator[list[str]]:
     for start in range(0, len(items), PAGE):
-        yield items[start:start + PAGE]
+        yield items[start : start + PAGE]
 
 
-def _copy_documents(src: Index, dst: Index, name: str, generation: int, report: MigrationReport,
-                    progress: Progress | None) -> None:
+def _copy_documents(
+    src: Index, dst: Index, name: str, generation: int, report: MigrationReport, progress: Progress | None
+) -> None:
     ids = src.catalog.source_doc_ids(name)
     done = 0
     for page in _pages(ids):
@@ -112,12 +120,15 @@ def _copy_page(src: Index, dst: Index, doc_ids: list[str], chunks: dict[str, int
     vectors = src.collection.get(ids=ids, include=["embeddings", "metadatas"]) if ids else None
     if vectors is not None and len(vectors["ids"]) != len(ids):
         missing = sorted(set(ids) - set(vectors["ids"]))[:3]
-        raise MigrationError(f"the source index lacks vectors of {len(ids) - len(vectors['ids'])} chunk(s), "
-                             f"e.g. {missing}: run `inlet backfill --restart` on the source first")
+        raise MigrationError(
+            f"the source index lacks vectors of {len(ids) - len(vectors['ids'])} chunk(s), "
+            f"e.g. {missing}: run `inlet backfill --restart` on the source first"
+        )
     if vectors is not None:
         dst.collection.upsert(ids=vectors["ids"], embeddings=vectors["embeddings"], metadatas=vectors["metadatas"])
-    dst.catalog.commit(Commit(generation, [(docs[d], [texts[chunk_id(d, n)] for n in range(chunks[d])])
-                                           for d in doc_ids]))
+    dst.catalog.commit(
+        Commit(generation, [(docs[d], [texts[chunk_id(d, n)] for n in range(chunks[d])]) for d in doc_ids])
+    )
     return len(ids)
 
 
@@ -136,11 +147,12 @@ def _check(src: Index, dst: Index, report: MigrationReport) -> None:
     want, got = src.catalog.counts(), dst.catalog.counts()
     for name, counts in want.items():
         if got.get(name) != counts:
-            raise MigrationError(f"source {name!r}: the target holds {got.get(name, (0, 0))} (documents, chunks), "
-                                 f"the source {counts}: run the migration again to finish the copy")
+            raise MigrationError(
+                f"source {name!r}: the target holds {got.get(name, (0, 0))} (documents, chunks), "
+                f"the source {counts}: run the migration again to finish the copy"
+            )
     vectors = dst.collection.count()
     total = sum(c for _, c in want.values())
     if vectors < total:
-        raise MigrationError(f"the target's Chroma holds {vectors} vectors for {total} chunks: run the "
-                             "migration again")
+        raise MigrationError(f"the target's Chroma holds {vectors} vectors for {total} chunks: run the migration again")
     report.counts = got

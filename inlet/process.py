@@ -36,7 +36,7 @@ def stop_on_signals(message: str | None = None) -> threading.Event:
 
     def handler(signum: int, _frame: Any) -> None:
         if stop.is_set():
-            os._exit(1)   # the user does not want to wait
+            os._exit(1)  # the user does not want to wait
         stop.set()
         if message:
             print(message, file=sys.stderr, flush=True)

@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-Update = Callable[[Any, Any], None]                  # (RunRecord so far, RunProgress)
-Bar = Callable[[str, int | None, int | None, str], None]   # (row, done, total, what the row says)
-Count = Callable[[str, int, int], None]              # (row, done, total)
+Update = Callable[[Any, Any], None]  # (RunRecord so far, RunProgress)
+Bar = Callable[[str, int | None, int | None, str], None]  # (row, done, total, what the row says)
+Count = Callable[[str, int, int], None]  # (row, done, total)
 
 
 def fraction(done: int | None, total: int, unit: str) -> str:
@@ -48,7 +48,7 @@ def bars(enabled: bool, stream: TextIO | None = None) -> Iterator[Bar | None]:
     the demo's sources report from three threads."""
     from inlet.terminal import raw
 
-    stream = raw(stream or sys.stderr)   # rich draws its own escape sequences (counts and source names only)
+    stream = raw(stream or sys.stderr)  # rich draws its own escape sequences (counts and source names only)
     if not (enabled and stream.isatty()):
         yield None
         return
@@ -57,14 +57,21 @@ def bars(enabled: bool, stream: TextIO | None = None) -> Iterator[Bar | None]:
 
     rows: dict[str, Any] = {}
     lock = threading.Lock()
-    columns = (SpinnerColumn(), TextColumn("[bold]{task.fields[row]}"), BarColumn(bar_width=20),
-               TextColumn("{task.description}"), _times_column())
+    columns = (
+        SpinnerColumn(),
+        TextColumn("[bold]{task.fields[row]}"),
+        BarColumn(bar_width=20),
+        TextColumn("{task.description}"),
+        _times_column(),
+    )
     with Progress(*columns, console=Console(file=stream, force_terminal=True), transient=False) as shown:
+
         def update(row: str, done: int | None, total: int | None, says: str) -> None:
             with lock:
                 if row not in rows:
                     rows[row] = shown.add_task("", total=None, row=row)
                 shown.update(rows[row], description=says, total=total, completed=done or 0)
+
         yield update
 
 

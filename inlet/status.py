@@ -33,10 +33,21 @@ def _running(state: StateStore, name: str) -> dict[str, Any] | None:
     eta = None
     if total is not None and done:
         eta = round((now - run["started_at"]) * (total - done) / done, 1)
-    return {"kind": run["kind"], "started_at": iso(run["started_at"]), "items": run["seen"], "done": done,
-            "total": total, "unit": run["unit"], "upserted": run["upserted"], "deleted": run["deleted"],
-            "skipped": run["skipped"], "errors": run["errors"], "embedded": run["embedded"],
-            "eta_seconds": eta, "updated_at": iso(run["updated"])}
+    return {
+        "kind": run["kind"],
+        "started_at": iso(run["started_at"]),
+        "items": run["seen"],
+        "done": done,
+        "total": total,
+        "unit": run["unit"],
+        "upserted": run["upserted"],
+        "deleted": run["deleted"],
+        "skipped": run["skipped"],
+        "errors": run["errors"],
+        "embedded": run["embedded"],
+        "eta_seconds": eta,
+        "updated_at": iso(run["updated"]),
+    }
 
 
 def sources_status(settings: Settings, state: StateStore | None = None) -> dict[str, Any]:
@@ -58,31 +69,45 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
             else:
                 due = next_run(source, last.finished_at if last else None)
             docs, chunks = counts.get(source.name, (0, 0))
-            out.append({
-                "name": source.name, "type": source.type, "documents": docs, "chunks": chunks,
-                # how far back it is searchable: "all", an RFC 3339 time (a backfill's recent window
-                # while it goes further back, or its --since), or None (nothing complete yet)
-                "indexed_since": _indexed_since(state, source.name),
-                "last_run": None if last is None else {
-                    "started_at": iso(last.started_at), "finished_at": iso(last.finished_at),
-                    "outcome": last.outcome, "upserted": last.upserted, "deleted": last.deleted,
-                    "skipped": last.skipped, "errors": last.errors, "error": last.error, "kind": last.kind,
-                    "skipped_items": state.skipped_items(last.id) if last.id is not None else [],
-                },
-                "next_run": iso(due.timestamp()) if due else None,
-                # True: a running daemon has the source on its schedule; False: next_run is only when
-                # the schedule would run it, as no daemon runs it now (`inlet serve` alone runs nothing)
-                "scheduled": source.name in planned,
-                "last_success": iso(ok.finished_at) if ok else None,
-                "lag_seconds": round(datetime.now(timezone.utc).timestamp() - ok.finished_at, 1)
-                if ok and ok.finished_at else None,
-                "failure_streak": state.failure_streak(source.name),
-                "paused": source.name in paused,
-                "events": _events(events.get(source.name)),
-                **({"holder": holders.get(source.name)} if backend.shared else {}),
-                "running": _running(state, source.name),
-                "recent_skips": recent_skips(state, source.name),
-            })
+            out.append(
+                {
+                    "name": source.name,
+                    "type": source.type,
+                    "documents": docs,
+                    "chunks": chunks,
+                    # how far back it is searchable: "all", an RFC 3339 time (a backfill's recent window
+                    # while it goes further back, or its --since), or None (nothing complete yet)
+                    "indexed_since": _indexed_since(state, source.name),
+                    "last_run": None
+                    if last is None
+                    else {
+                        "started_at": iso(last.started_at),
+                        "finished_at": iso(last.finished_at),
+                        "outcome": last.outcome,
+                        "upserted": last.upserted,
+                        "deleted": last.deleted,
+                        "skipped": last.skipped,
+                        "errors": last.errors,
+                        "error": last.error,
+                        "kind": last.kind,
+                        "skipped_items": state.skipped_items(last.id) if last.id is not None else [],
+                    },
+                    "next_run": iso(due.timestamp()) if due else None,
+                    # True: a running daemon has the source on its schedule; False: next_run is only when
+                    # the schedule would run it, as no daemon runs it now (`inlet serve` alone runs nothing)
+                    "scheduled": source.name in planned,
+                    "last_success": iso(ok.finished_at) if ok else None,
+                    "lag_seconds": round(datetime.now(timezone.utc).timestamp() - ok.finished_at, 1)
+                    if ok and ok.finished_at
+                    else None,
+                    "failure_streak": state.failure_streak(source.name),
+                    "paused": source.name in paused,
+                    "events": _events(events.get(source.name)),
+                    **({"holder": holders.get(source.name)} if backend.shared else {}),
+                    "running": _running(state, source.name),
+                    "recent_skips": recent_skips(state, source.name),
+                }
+            )
         return {"sources": out}
     finally:
         if own:
@@ -96,7 +121,7 @@ def _indexed_since(state: StateStore, name: str) -> str | None:
     return iso(datetime.fromisoformat(since).timestamp())
 
 
-SKIPS_LOOKBACK = 20   # runs searched back for the newest one that skipped items
+SKIPS_LOOKBACK = 20  # runs searched back for the newest one that skipped items
 
 
 def recent_skips(state: StateStore, name: str) -> dict[str, Any] | None:
@@ -107,8 +132,12 @@ def recent_skips(state: StateStore, name: str) -> dict[str, Any] | None:
         if run.id is not None and run.finished_at is not None and run.skipped + run.errors:
             items = state.skipped_items(run.id)
             if items:
-                return {"kind": run.kind, "finished_at": iso(run.finished_at), "items": items,
-                        "total": run.skipped + run.errors}
+                return {
+                    "kind": run.kind,
+                    "finished_at": iso(run.finished_at),
+                    "items": items,
+                    "total": run.skipped + run.errors,
+                }
     return None
 
 
@@ -132,23 +161,26 @@ class SourcesCollector:
         self.state = state
 
     def describe(self) -> list[Any]:
-        return []   # collected lazily: nothing touches SQLite at registration
+        return []  # collected lazily: nothing touches SQLite at registration
 
     def collect(self) -> Any:
         from prometheus_client.core import GaugeMetricFamily
 
         report = sources_status(self.settings, self.state)["sources"]
-        gauges = {name: GaugeMetricFamily(f"inlet_source_{name}", doc, labels=["source"]) for name, doc in (
-            ("lag_seconds", "Seconds since the last successful sync"),
-            ("last_run_timestamp_seconds", "End of the last finished run (unix seconds)"),
-            ("next_run_timestamp_seconds", "Next scheduled sync (unix seconds)"),
-            ("failure_streak", "Failed runs since the last successful one"),
-            ("last_run_ok", "1 if the last finished run was ok or partial, else 0"),
-            ("events_live", "1 if the daemon hears the source's change events now, else 0"),
-            ("last_event_timestamp_seconds", "Time of the last change event (unix seconds)"),
-            ("event_latency_seconds", "From the last change event to its sync's end (searchable)"),
-            ("event_latency_p50_seconds", "Median event-to-searchable latency of recent events"),
-        )}
+        gauges = {
+            name: GaugeMetricFamily(f"inlet_source_{name}", doc, labels=["source"])
+            for name, doc in (
+                ("lag_seconds", "Seconds since the last successful sync"),
+                ("last_run_timestamp_seconds", "End of the last finished run (unix seconds)"),
+                ("next_run_timestamp_seconds", "Next scheduled sync (unix seconds)"),
+                ("failure_streak", "Failed runs since the last successful one"),
+                ("last_run_ok", "1 if the last finished run was ok or partial, else 0"),
+                ("events_live", "1 if the daemon hears the source's change events now, else 0"),
+                ("last_event_timestamp_seconds", "Time of the last change event (unix seconds)"),
+                ("event_latency_seconds", "From the last change event to its sync's end (searchable)"),
+                ("event_latency_p50_seconds", "Median event-to-searchable latency of recent events"),
+            )
+        }
         for s in report:
             last = s["last_run"]
             values = {
@@ -168,10 +200,12 @@ class SourcesCollector:
 def _event_values(events: dict[str, Any] | None) -> dict[str, Any]:
     if events is None:
         return {}
-    return {"events_live": 1 if events["live"] else 0,
-            "last_event_timestamp_seconds": _epoch(events["last_event_at"]),
-            "event_latency_seconds": events.get("latency_seconds"),
-            "event_latency_p50_seconds": events.get("latency_p50_seconds")}
+    return {
+        "events_live": 1 if events["live"] else 0,
+        "last_event_timestamp_seconds": _epoch(events["last_event_at"]),
+        "event_latency_seconds": events.get("latency_seconds"),
+        "event_latency_p50_seconds": events.get("latency_p50_seconds"),
+    }
 
 
 def _epoch(stamp: str | None) -> float | None:

@@ -62,7 +62,7 @@ class VisibleStream(io.TextIOBase):
     def errors(self) -> str | None:  # type: ignore[override]
         return getattr(self.wrapped, "errors", None)
 
-    def __getattr__(self, name: str) -> Any:   # buffer (binary protocols such as MCP on stdio), name, mode
+    def __getattr__(self, name: str) -> Any:  # buffer (binary protocols such as MCP on stdio), name, mode
         return getattr(self.wrapped, name)
 
 

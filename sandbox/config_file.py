@@ -26,7 +26,7 @@ def stamped(text: str) -> str:
 def written_unchanged(text: str) -> bool:
     """True when `text` is a stamped file whose content still matches its stamp."""
     first, _, rest = text.partition("\n")
-    return first.startswith(STAMP) and first[len(STAMP):] == hashlib.sha256(rest.encode()).hexdigest()
+    return first.startswith(STAMP) and first[len(STAMP) :] == hashlib.sha256(rest.encode()).hexdigest()
 
 
 def check_overwrite(path: Path) -> None:
@@ -38,8 +38,10 @@ def check_overwrite(path: Path) -> None:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: exists and cannot be read ({exc}); pass --force to overwrite it") from exc
     if not written_unchanged(text):
-        raise ConfigError(f"{path}: exists and was not written by `inlet sandbox` or was edited since; "
-                          "not overwriting it (pass --force to overwrite, or choose another path)")
+        raise ConfigError(
+            f"{path}: exists and was not written by `inlet sandbox` or was edited since; "
+            "not overwriting it (pass --force to overwrite, or choose another path)"
+        )
 
 
 def kept_key(folder: Path) -> str:

@@ -15,13 +15,17 @@ def make_pdf(title: str, paragraphs: list[str]) -> bytes:
     """A one-page PDF with Helvetica text: enough for any PDF reader to extract."""
     lines = [title, ""] + [w for p in paragraphs for w in (textwrap.wrap(p, 90) + [""])]
     esc = [line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)") for line in lines]
-    stream = ("BT\n/F1 11 Tf\n14 TL\n56 780 Td\n" + "".join(f"({s}) Tj T*\n" for s in esc) + "ET")\
-        .encode("latin-1", "replace")
-    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
-               b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
-               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-               b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream"]
+    stream = ("BT\n/F1 11 Tf\n14 TL\n56 780 Td\n" + "".join(f"({s}) Tj T*\n" for s in esc) + "ET").encode(
+        "latin-1", "replace"
+    )
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+    ]
     out, offsets = bytearray(b"%PDF-1.4\n"), []
     for number, body in enumerate(objects, 1):
         offsets.append(len(out))
@@ -61,9 +65,14 @@ def make_pptx(title: str, slides: list[tuple[str, str]]) -> bytes:
 def make_png() -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
     header = (1).to_bytes(4, "big") * 2 + bytes([8, 2, 0, 0, 0])
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0\xff\x80\0")) \
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0\xff\x80\0"))
         + chunk(b"IEND", b"")
+    )
 
 
 def make_zip(files: dict[str, str]) -> bytes:
@@ -79,7 +88,7 @@ def make_xlsx(title: str, sheets: dict[str, list[list[object]]]) -> bytes:
     from openpyxl import Workbook
 
     book = Workbook()
-    book.remove(book.active)   # type: ignore[arg-type]
+    book.remove(book.active)  # type: ignore[arg-type]
     book.properties.title = title
     for name, rows in sheets.items():
         sheet = book.create_sheet(name)

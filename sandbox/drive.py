@@ -21,8 +21,15 @@ from starlette.routing import BaseRoute, Route
 
 from . import drive_channels
 from . import drive_state as ds
-from .drive_auth import TOKEN_PATH, authorized_user_info, expire_tokens, revoke, service_account_info, \
-    token_route, token_valid
+from .drive_auth import (
+    TOKEN_PATH,
+    authorized_user_info,
+    expire_tokens,
+    revoke,
+    service_account_info,
+    token_route,
+    token_valid,
+)
 from .drive_seed import seed_generated, seed_sample
 from .faults import BrokenAnswer
 from .drive_wire import DriveError, error_response, file_resource, matches, parse_fields, parse_q, project
@@ -45,8 +52,9 @@ def _flag(request: Request, name: str) -> bool:
 def _page_size(request: Request, default: int, maximum: int) -> int:
     raw = request.query_params.get("pageSize", str(default))
     if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise DriveError(400, f"Invalid value '{raw}'. Values must be within the range: [1, {maximum}]",
-                         "invalid", "pageSize")
+        raise DriveError(
+            400, f"Invalid value '{raw}'. Values must be within the range: [1, {maximum}]", "invalid", "pageSize"
+        )
     return int(raw)
 
 
@@ -56,6 +64,7 @@ def _fields(request: Request, default: str) -> Any:
 
 def _guarded(ctx: Any, name: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     """Count the call, apply injected faults, check the bearer token, render DriveError."""
+
     async def endpoint(request: Request) -> Response:
         try:
             fault = ctx.faults.check("drive", name)
@@ -63,22 +72,26 @@ def _guarded(ctx: Any, name: str, handler: Handler) -> Callable[[Request], Await
                 return BrokenAnswer(fault)
             if fault:
                 reason = "rateLimitExceeded" if fault.reason == "ratelimited" else fault.reason
-                raise DriveError(fault.status, _fault_message(fault.status, reason), reason,
-                                 retry_after=fault.retry_after)
+                raise DriveError(
+                    fault.status, _fault_message(fault.status, reason), reason, retry_after=fault.retry_after
+                )
             if not token_valid(ctx.ws, ctx.faults, request.headers.get("authorization", "")):
-                raise DriveError(401, "Request had invalid authentication credentials. Expected OAuth 2 "
-                                 "access token, login cookie or other valid authentication credential.")
+                raise DriveError(
+                    401,
+                    "Request had invalid authentication credentials. Expected OAuth 2 "
+                    "access token, login cookie or other valid authentication credential.",
+                )
             return await handler(ctx, request)
         except DriveError as err:
             return error_response(err)
+
     return endpoint
 
 
 def _fault_message(status: int, reason: str) -> str:
     if "RateLimit" in reason or status == 429:
         return "Rate Limit Exceeded"
-    return {500: "Internal Error", 503: "Service Unavailable", 404: "File not found."}.get(status, reason
-                                                                                          or "Error")
+    return {500: "Internal Error", 503: "Service Unavailable", 404: "File not found."}.get(status, reason or "Error")
 
 
 def _file(ctx: Any, request: Request, all_drives_param: bool = True) -> ds.DriveFile:
@@ -95,14 +108,21 @@ def _file(ctx: Any, request: Request, all_drives_param: bool = True) -> ds.Drive
 def _visible(request: Request) -> Callable[[ds.DriveFile], bool]:
     all_drives = _flag(request, "includeItemsFromAllDrives")
     if all_drives and not _flag(request, "supportsAllDrives"):
-        raise DriveError(403, "The includeItemsFromAllDrives parameter can only be set to true when "
-                         "supportsAllDrives is also true.", "teamDrivesParameterNotSupported")
+        raise DriveError(
+            403,
+            "The includeItemsFromAllDrives parameter can only be set to true when supportsAllDrives is also true.",
+            "teamDrivesParameterNotSupported",
+        )
     corpora = request.query_params.get("corpora", "user")
     drive_id = request.query_params.get("driveId")
     if corpora == "drive" or drive_id:
         if corpora != "drive" or not drive_id or not all_drives:
-            raise DriveError(400, "The driveId parameter requires corpora=drive and "
-                             "includeItemsFromAllDrives=true.", "invalid", "driveId")
+            raise DriveError(
+                400,
+                "The driveId parameter requires corpora=drive and includeItemsFromAllDrives=true.",
+                "invalid",
+                "driveId",
+            )
         return lambda f: f.drive_id == drive_id
     if corpora not in ("user", "allDrives", "domain"):
         raise DriveError(400, f"Invalid value for corpora: {corpora}", "invalid", "corpora")
@@ -126,13 +146,12 @@ async def files_list(ctx: Any, request: Request) -> Response:
     size = _page_size(request, 100, 1000)
     visible, clauses = _visible(request), parse_q(request.query_params.get("q", ""))
     spec = _fields(request, "kind,incompleteSearch,nextPageToken,files(kind,id,name,mimeType)")
-    key = json.dumps([request.query_params.get(k) for k in ("q", "corpora", "driveId",
-                                                            "includeItemsFromAllDrives")])
+    key = json.dumps([request.query_params.get(k) for k in ("q", "corpora", "driveId", "includeItemsFromAllDrives")])
     with ctx.ws.lock:
         st = ds.state(ctx.ws)
         offset = _page_token(request, st, key)
         hits = [f for f in st.files.values() if visible(f) and matches(f, clauses)]
-        page = [file_resource(ctx.ws, f) for f in hits[offset:offset + size]]
+        page = [file_resource(ctx.ws, f) for f in hits[offset : offset + size]]
         body: dict[str, Any] = {"kind": "drive#fileList", "incompleteSearch": False, "files": page}
         if offset + size < len(hits):
             token = {"o": offset + size, "e": st.page_epoch, "k": key}
@@ -149,11 +168,16 @@ async def files_get(ctx: Any, request: Request) -> Response:
 
 def _download(f: ds.DriveFile, request: Request) -> Response:
     if f.mime_type == ds.FOLDER or f.is_google:
-        raise DriveError(403, "Only files with binary content can be downloaded. Use Export with Docs "
-                         "Editors files.", "fileNotDownloadable", "alt")
+        raise DriveError(
+            403,
+            "Only files with binary content can be downloaded. Use Export with Docs Editors files.",
+            "fileNotDownloadable",
+            "alt",
+        )
     if f.not_downloadable:
-        raise DriveError(403, "The user does not have sufficient permissions to download this file.",
-                         "cannotDownloadFile")
+        raise DriveError(
+            403, "The user does not have sufficient permissions to download this file.", "cannotDownloadFile"
+        )
     data, total = f.content, len(f.content)
     headers = {"Content-Type": f.mime_type, "Accept-Ranges": "bytes"}
     rng = request.headers.get("range", "")
@@ -168,7 +192,7 @@ def _download(f: ds.DriveFile, request: Request) -> Response:
     if start >= total or start > end:
         return Response(b"", status_code=416, headers={"Content-Range": f"bytes */{total}"})
     headers["Content-Range"] = f"bytes {start}-{end}/{total}"
-    return Response(data[start:end + 1], status_code=206, headers=headers)
+    return Response(data[start : end + 1], status_code=206, headers=headers)
 
 
 async def files_export(ctx: Any, request: Request) -> Response:
@@ -217,9 +241,13 @@ async def drives_list(ctx: Any, request: Request) -> Response:
     offset = int(raw)
     with ctx.ws.lock:
         drives = list(ds.state(ctx.ws).drives.values())
-    body: dict[str, Any] = {"kind": "drive#driveList", "drives": [
-        {"kind": "drive#drive", "id": d.id, "name": d.name, "createdTime": ds.rfc3339(d.created),
-         "hidden": False} for d in drives[offset:offset + size]]}
+    body: dict[str, Any] = {
+        "kind": "drive#driveList",
+        "drives": [
+            {"kind": "drive#drive", "id": d.id, "name": d.name, "createdTime": ds.rfc3339(d.created), "hidden": False}
+            for d in drives[offset : offset + size]
+        ],
+    }
     if offset + size < len(drives):
         body["nextPageToken"] = str(offset + size)
     return JSONResponse(project(body, _fields(request, "kind,nextPageToken,drives(kind,id,name)")))
@@ -229,8 +257,9 @@ async def drives_list(ctx: Any, request: Request) -> Response:
 async def start_page_token(ctx: Any, request: Request) -> Response:
     with ctx.ws.lock:
         token = str(ds.state(ctx.ws).next_seq)
-    return JSONResponse(project({"kind": "drive#startPageToken", "startPageToken": token},
-                                _fields(request, "kind,startPageToken")))
+    return JSONResponse(
+        project({"kind": "drive#startPageToken", "startPageToken": token}, _fields(request, "kind,startPageToken"))
+    )
 
 
 async def changes_list(ctx: Any, request: Request) -> Response:
@@ -238,8 +267,11 @@ async def changes_list(ctx: Any, request: Request) -> Response:
     if not raw:
         raise DriveError(400, "Required parameter: pageToken", "required", "pageToken")
     size = _page_size(request, 100, 1000)
-    spec = _fields(request, "kind,nextPageToken,newStartPageToken,changes(kind,type,changeType,time,"
-                   "removed,fileId,file(kind,id,name,mimeType))")
+    spec = _fields(
+        request,
+        "kind,nextPageToken,newStartPageToken,changes(kind,type,changeType,time,"
+        "removed,fileId,file(kind,id,name,mimeType))",
+    )
     all_drives = _flag(request, "includeItemsFromAllDrives") and _flag(request, "supportsAllDrives")
     drive_id = request.query_params.get("driveId")
     include_removed = request.query_params.get("includeRemoved", "true").lower() == "true"
@@ -248,7 +280,7 @@ async def changes_list(ctx: Any, request: Request) -> Response:
         if not raw.isdigit() or not st.change_floor <= int(raw) <= st.next_seq:
             raise DriveError(400, "Invalid Value", "invalid", "pageToken")
         latest: dict[str, ds.Change] = {}
-        for change in st.changes[int(raw) - 1:]:        # seq n sits at index n - 1
+        for change in st.changes[int(raw) - 1 :]:  # seq n sits at index n - 1
             if (drive_id and change.drive_id != drive_id) or (change.drive_id and not all_drives):
                 continue
             latest.pop(change.file_id, None)
@@ -267,9 +299,14 @@ async def changes_list(ctx: Any, request: Request) -> Response:
 
 def _change(ws: Any, st: ds.DriveState, change: ds.Change) -> dict[str, Any]:
     f = st.files.get(change.file_id)
-    out: dict[str, Any] = {"kind": "drive#change", "type": "file", "changeType": "file",
-                           "time": ds.rfc3339(change.time), "fileId": change.file_id,
-                           "removed": change.removed or f is None}
+    out: dict[str, Any] = {
+        "kind": "drive#change",
+        "type": "file",
+        "changeType": "file",
+        "time": ds.rfc3339(change.time),
+        "fileId": change.file_id,
+        "removed": change.removed or f is None,
+    }
     if change.drive_id:
         out["driveId"] = change.drive_id
     if f is not None and not out["removed"]:
@@ -302,9 +339,16 @@ def _admin_routes(ctx: Any) -> list[BaseRoute]:
 
     async def add(request: Request) -> Response:
         b = await request.json()
-        f = ds.add_file(ws, b["name"], b.get("mimeType", "text/plain"), _content(b) or b"",
-                        parent=b.get("parent"), owner=b.get("owner", ""), drive_id=b.get("driveId"),
-                        permissions=_permissions(ws, b.get("permissions", [])))
+        f = ds.add_file(
+            ws,
+            b["name"],
+            b.get("mimeType", "text/plain"),
+            _content(b) or b"",
+            parent=b.get("parent"),
+            owner=b.get("owner", ""),
+            drive_id=b.get("driveId"),
+            permissions=_permissions(ws, b.get("permissions", [])),
+        )
         return JSONResponse(file_resource(ws, f))
 
     async def change(request: Request) -> Response:
@@ -321,8 +365,14 @@ def _admin_routes(ctx: Any) -> list[BaseRoute]:
             elif action == "permissions":
                 ds.set_permissions(ws, file_id, _permissions(ws, b.get("permissions", [])))
             else:
-                ds.edit(ws, file_id, name=b.get("name"), content=_content(b), mime_type=b.get("mimeType"),
-                        not_downloadable=b.get("not_downloadable"))
+                ds.edit(
+                    ws,
+                    file_id,
+                    name=b.get("name"),
+                    content=_content(b),
+                    mime_type=b.get("mimeType"),
+                    not_downloadable=b.get("not_downloadable"),
+                )
         except KeyError as exc:
             return JSONResponse({"error": str(exc)}, status_code=404)
         return JSONResponse({"ok": True})
@@ -337,8 +387,12 @@ def _admin_routes(ctx: Any) -> list[BaseRoute]:
             ds.expire_page_tokens(ws)
         elif what == "credentials":
             token_uri = ctx.http_url + TOKEN_PATH
-            return JSONResponse({"service_account": service_account_info(ws, token_uri),
-                                 "authorized_user": authorized_user_info(ws, token_uri)})
+            return JSONResponse(
+                {
+                    "service_account": service_account_info(ws, token_uri),
+                    "authorized_user": authorized_user_info(ws, token_uri),
+                }
+            )
         else:
             return JSONResponse({"error": f"unknown control {what}"}, status_code=404)
         return JSONResponse({"ok": True})
@@ -363,8 +417,9 @@ def routes(ctx: Any) -> list[BaseRoute]:
         ("changes.getStartPageToken", "/changes/startPageToken", start_page_token),
         ("changes.list", "/changes", changes_list),
     ]
-    out: list[BaseRoute] = [Route(API + path, _guarded(ctx, name, handler), methods=["GET"])
-                            for name, path, handler in api]
+    out: list[BaseRoute] = [
+        Route(API + path, _guarded(ctx, name, handler), methods=["GET"]) for name, path, handler in api
+    ]
     out.append(Route(TOKEN_PATH, token_route(ctx), methods=["POST"]))
     return out + drive_channels.routes(ctx, _guarded, API) + _admin_routes(ctx)
 
@@ -372,8 +427,11 @@ def routes(ctx: Any) -> list[BaseRoute]:
 def write_credentials(ctx: Any, path: Path, kind: str = "service_account") -> Path:
     """A credentials JSON the sandbox trusts: `service_account` or `authorized_user`."""
     token_uri = ctx.http_url + TOKEN_PATH
-    info = service_account_info(ctx.ws, token_uri) if kind == "service_account" \
+    info = (
+        service_account_info(ctx.ws, token_uri)
+        if kind == "service_account"
         else authorized_user_info(ctx.ws, token_uri)
+    )
     path.write_text(json.dumps(info, indent=2))
     path.chmod(0o600)
     return path
@@ -381,10 +439,12 @@ def write_credentials(ctx: Any, path: Path, kind: str = "service_account") -> Pa
 
 def source(ctx: Any, workdir: Path) -> tuple[str, dict[str, str]]:
     creds = write_credentials(ctx, Path(workdir) / "drive-service-account.json")
-    block = ("[[sources]]\n"
-             'name = "sandbox-drive"\n'
-             'type = "google_drive"\n'
-             'every = "30m"\n'
-             f"credentials_file = {json.dumps(creds.as_posix())}\n"
-             f"api_endpoint = {json.dumps(ctx.http_url + API + '/')}\n")
+    block = (
+        "[[sources]]\n"
+        'name = "sandbox-drive"\n'
+        'type = "google_drive"\n'
+        'every = "30m"\n'
+        f"credentials_file = {json.dumps(creds.as_posix())}\n"
+        f"api_endpoint = {json.dumps(ctx.http_url + API + '/')}\n"
+    )
     return block, {}

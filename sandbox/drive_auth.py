@@ -32,7 +32,7 @@ CLIENT_EMAIL = "inlet-sync@sandbox-project.iam.gserviceaccount.com"
 
 @dataclass
 class Issued:
-    principal: str      # service account email, delegated subject, or the authorized user's client id
+    principal: str  # service account email, delegated subject, or the authorized user's client id
     expires: float
 
 
@@ -48,7 +48,7 @@ class AuthState:
     tokens: dict[str, Issued] = field(default_factory=dict)
     revoked: bool = False
     grants: int = 0
-    undelegated: set[str] = field(default_factory=set)   # subjects the domain-wide delegation does not cover
+    undelegated: set[str] = field(default_factory=set)  # subjects the domain-wide delegation does not cover
 
 
 def auth(ws: Any) -> AuthState:
@@ -60,23 +60,36 @@ def auth(ws: Any) -> AuthState:
             from cryptography.hazmat.primitives.asymmetric import rsa
 
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()).decode()
+            pem = key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ).decode()
             st.auth = AuthState(pem, key.public_key(), secrets.token_hex(20))
         return st.auth
 
 
 def service_account_info(ws: Any, token_uri: str) -> dict[str, str]:
     a = auth(ws)
-    return {"type": "service_account", "project_id": "sandbox-project", "private_key_id": a.key_id,
-            "private_key": a.private_pem, "client_email": a.client_email, "client_id": "1000000000001",
-            "token_uri": token_uri, "auth_uri": "https://accounts.google.com/o/oauth2/auth"}
+    return {
+        "type": "service_account",
+        "project_id": "sandbox-project",
+        "private_key_id": a.key_id,
+        "private_key": a.private_pem,
+        "client_email": a.client_email,
+        "client_id": "1000000000001",
+        "token_uri": token_uri,
+        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+    }
 
 
 def authorized_user_info(ws: Any, token_uri: str) -> dict[str, str]:
     a = auth(ws)
-    return {"type": "authorized_user", "client_id": a.client_id, "client_secret": a.client_secret,
-            "refresh_token": a.refresh_token, "token_uri": token_uri}
+    return {
+        "type": "authorized_user",
+        "client_id": a.client_id,
+        "client_secret": a.client_secret,
+        "refresh_token": a.refresh_token,
+        "token_uri": token_uri,
+    }
 
 
 def expire_tokens(ws: Any) -> int:
@@ -155,8 +168,11 @@ def token_route(ctx: Any) -> Any:
         if fault and fault.network:
             return BrokenAnswer(fault)
         if fault:
-            return _oauth_error(fault.status, "temporarily_unavailable" if fault.status >= 500
-                                else "invalid_request", fault.reason or "injected fault")
+            return _oauth_error(
+                fault.status,
+                "temporarily_unavailable" if fault.status >= 500 else "invalid_request",
+                fault.reason or "injected fault",
+            )
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode()).items()}
         ws, a = ctx.ws, auth(ctx.ws)
         grant = form.get("grant_type", "")
@@ -169,9 +185,13 @@ def token_route(ctx: Any) -> Any:
             if subject and ws.user_by_email(subject) is None:
                 return _oauth_error(400, "invalid_grant", "Invalid email or User ID")
             if subject and subject.lower() in a.undelegated:
-                return _oauth_error(401, "unauthorized_client", "Client is unauthorized to retrieve access "
-                                    "tokens using this method, or client not authorized for any of the scopes "
-                                    "requested.")
+                return _oauth_error(
+                    401,
+                    "unauthorized_client",
+                    "Client is unauthorized to retrieve access "
+                    "tokens using this method, or client not authorized for any of the scopes "
+                    "requested.",
+                )
             return _issue(ws, subject or claims["iss"])
         if grant == "refresh_token":
             if form.get("client_id") != a.client_id or form.get("client_secret") != a.client_secret:

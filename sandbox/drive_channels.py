@@ -22,7 +22,7 @@ from . import drive_state as ds
 from .drive_wire import DriveError
 from .notifier import Notifier
 
-MAX_LIFETIME = 7 * 86400.0   # seconds: Drive's longest changes channel
+MAX_LIFETIME = 7 * 86400.0  # seconds: Drive's longest changes channel
 
 
 @dataclass
@@ -31,12 +31,18 @@ class Channel:
     resource_id: str
     address: str
     token: str | None
-    expires: float     # epoch seconds
-    number: int = 0    # X-Goog-Message-Number of the last message
+    expires: float  # epoch seconds
+    number: int = 0  # X-Goog-Message-Number of the last message
 
     def json(self, resource_uri: str) -> dict[str, Any]:
-        return {"kind": "api#channel", "id": self.id, "resourceId": self.resource_id, "resourceUri": resource_uri,
-                "token": self.token, "expiration": str(int(self.expires * 1000))}
+        return {
+            "kind": "api#channel",
+            "id": self.id,
+            "resourceId": self.resource_id,
+            "resourceUri": resource_uri,
+            "token": self.token,
+            "expiration": str(int(self.expires * 1000)),
+        }
 
 
 class Channels:
@@ -60,10 +66,14 @@ class Channels:
 
     def _message(self, channel: Channel, state: str, delay: float = 0.0) -> None:
         channel.number += 1
-        headers = {"X-Goog-Channel-ID": channel.id, "X-Goog-Resource-ID": channel.resource_id,
-                   "X-Goog-Resource-State": state, "X-Goog-Message-Number": str(channel.number),
-                   "X-Goog-Resource-URI": f"{self.ctx.http_url}/drive/v3/changes",
-                   "X-Goog-Channel-Expiration": ds.rfc3339(channel.expires)}
+        headers = {
+            "X-Goog-Channel-ID": channel.id,
+            "X-Goog-Resource-ID": channel.resource_id,
+            "X-Goog-Resource-State": state,
+            "X-Goog-Message-Number": str(channel.number),
+            "X-Goog-Resource-URI": f"{self.ctx.http_url}/drive/v3/changes",
+            "X-Goog-Channel-Expiration": ds.rfc3339(channel.expires),
+        }
         if channel.token is not None:
             headers["X-Goog-Channel-Token"] = channel.token
         self.notifier.post(channel.address, b"", headers, delay)
@@ -77,12 +87,18 @@ class Channels:
         now = ctx.ws.clock()
         wanted = float(body["expiration"]) / 1000 if body.get("expiration") else now + 3600
         with ctx.ws.lock:
-            channel = Channel(str(body["id"]), uuid.uuid4().hex[:27], str(body["address"]), body.get("token"),
-                              min(wanted, now + self.max_lifetime))
+            channel = Channel(
+                str(body["id"]),
+                uuid.uuid4().hex[:27],
+                str(body["address"]),
+                body.get("token"),
+                min(wanted, now + self.max_lifetime),
+            )
             self.open[channel.id] = channel
         self._message(channel, "sync")
-        return JSONResponse(channel.json(f"{ctx.http_url}/drive/v3/changes?pageToken="
-                                         f"{request.query_params.get('pageToken', '')}"))
+        return JSONResponse(
+            channel.json(f"{ctx.http_url}/drive/v3/changes?pageToken={request.query_params.get('pageToken', '')}")
+        )
 
     async def stop(self, ctx: Any, request: Request) -> Response:
         body = await request.json()
@@ -108,5 +124,7 @@ def channels(ctx: Any) -> Channels:
 def routes(ctx: Any, guarded: Any, api: str) -> list[BaseRoute]:
     """`guarded(ctx, name, handler)` applies the Drive API's faults and token check."""
     chans = channels(ctx)
-    return [Route(api + "/changes/watch", guarded(ctx, "changes.watch", chans.watch), methods=["POST"]),
-            Route(api + "/channels/stop", guarded(ctx, "channels.stop", chans.stop), methods=["POST"])]
+    return [
+        Route(api + "/changes/watch", guarded(ctx, "changes.watch", chans.watch), methods=["POST"]),
+        Route(api + "/channels/stop", guarded(ctx, "channels.stop", chans.stop), methods=["POST"]),
+    ]

@@ -53,15 +53,18 @@ SAMPLE_DOCS = {
         "mail with p95 latency under **300 ms** for ten million chunks.\n\n## Architecture\n\n"
         "- An ingestion worker per source, checkpointed after every page.\n- Chroma as the vector "
         "store; one collection per tenant.\n- ACL tokens stored with every chunk and filtered at "
-        "query time.\n\n## Open questions\n\nShould we re-rank with a cross-encoder? Owner: search team."),
+        "query time.\n\n## Open questions\n\nShould we re-rank with a cross-encoder? Owner: search team."
+    ),
     "Onboarding guide": (
         "# Onboarding guide\n\nWelcome to Sandbox Inc! Your first week:\n\n- Get a laptop from IT on "
         "day one.\n- Join #general and #random in Slack.\n- Read the security policy and the expense "
         "policy.\n\n## Who to ask\n\nYour buddy is listed in the HR portal. The VPN setup is in the "
-        "IT runbook."),
+        "IT runbook."
+    ),
     "1:1 notes (private)": (
         "# 1:1 notes\n\nCareer goals: lead the migration to the new billing system by Q4. Feedback: "
-        "great incident handling during the March outage."),
+        "great incident handling during the March outage."
+    ),
 }
 
 
@@ -73,58 +76,139 @@ def seed_sample(ws: Any, path: Path | None = None) -> None:
         a, b, c = _people(ws)[:3]
         dom = ws.domain
         at = iter(_BASE + n * _DAY * 3.7 for n in range(100))
-        eng = ds.add_file(ws, "Engineering", ds.FOLDER, owner=a, modified=next(at),
-                          permissions=[ds.domain_permission(ws, dom)])
+        eng = ds.add_file(
+            ws, "Engineering", ds.FOLDER, owner=a, modified=next(at), permissions=[ds.domain_permission(ws, dom)]
+        )
         design = ds.add_file(ws, "Design Docs", ds.FOLDER, parent=eng.id, owner=a, modified=next(at))
         ops = ds.add_file(ws, "Operations", ds.FOLDER, owner=b, modified=next(at))
         private = ds.add_file(ws, "Personal", ds.FOLDER, owner=c, modified=next(at))
 
-        def add(name: str, mime: str, content: bytes | str, parent: str, owner: str,
-                perms: list[ds.Permission]) -> None:
-            ds.add_file(ws, name, mime, content, parent=parent, owner=owner, permissions=perms,
-                        modified=next(at))
+        def add(
+            name: str, mime: str, content: bytes | str, parent: str, owner: str, perms: list[ds.Permission]
+        ) -> None:
+            ds.add_file(ws, name, mime, content, parent=parent, owner=owner, permissions=perms, modified=next(at))
 
-        add("Search service design", ds.DOC, SAMPLE_DOCS["Search service design"], design.id, a,
-            [ds.domain_permission(ws, dom), ds.user_permission(ws, b, "writer")])
-        add("Onboarding guide", ds.DOC, SAMPLE_DOCS["Onboarding guide"], eng.id, b,
-            [ds.anyone_permission()])
-        add("Q3 roadmap", ds.SHEET, "Quarter,Project,Owner,Status\nQ3,Search v2,alice,on track\n"
-            "Q3,Billing migration,bob,at risk\nQ3,Drive connector,carol,done\n", eng.id, a,
-            [ds.user_permission(ws, f"eng@{dom}", "reader", "group")])
-        add("All-hands deck", ds.SLIDES, "Slide 1: All-hands March\nRevenue grew 12% quarter on "
-            "quarter.\n\nSlide 2: Hiring\nWe are hiring four engineers and a designer.", eng.id, b,
-            [ds.domain_permission(ws, dom)])
-        add("Incident postmortem 2024-03.pdf", PDF, make_pdf("Incident postmortem: March outage", [
-            "On March 12 the primary database ran out of disk space at 14:02 UTC and the API "
-            "returned errors for 47 minutes.", "Root cause: a runaway audit-log table. Action "
-            "items: alert at 80% disk, rotate audit logs daily, add a runbook entry."]),
-            ops.id, b, [ds.user_permission(ws, a), ds.user_permission(ws, c)])
-        add("Security policy.docx", DOCX, make_docx("Security policy", [
-            "All laptops use full-disk encryption and lock after five minutes.",
-            "Report phishing to security@" + dom + " within one hour."]), ops.id, b,
-            [ds.domain_permission(ws, dom)])
-        add("Roadmap review.pptx", PPTX, make_pptx("Roadmap review", [
-            ("Search v2", "Hybrid retrieval ships in September."),
-            ("Risks", "Billing migration depends on the vendor API freeze.")]), eng.id, a,
-            [ds.domain_permission(ws, dom)])
-        add("runbook.txt", "text/plain", "VPN runbook\n\n1. Install the client from the IT portal.\n"
-            "2. Sign in with your SSO account.\n3. If the tunnel drops, restart the client.\n", ops.id, b,
-            [ds.domain_permission(ws, dom)])
-        add("README.md", "text/markdown", "# Operations\n\nOn-call rotates weekly; the pager "
-            "schedule lives in the Operations calendar.\n", ops.id, b, [ds.domain_permission(ws, dom)])
-        add("faq.html", "text/html", "<html><body><h1>FAQ</h1><p>Expense reports are due by the "
-            "5th of each month.</p></body></html>", ops.id, b, [ds.anyone_permission()])
+        add(
+            "Search service design",
+            ds.DOC,
+            SAMPLE_DOCS["Search service design"],
+            design.id,
+            a,
+            [ds.domain_permission(ws, dom), ds.user_permission(ws, b, "writer")],
+        )
+        add("Onboarding guide", ds.DOC, SAMPLE_DOCS["Onboarding guide"], eng.id, b, [ds.anyone_permission()])
+        add(
+            "Q3 roadmap",
+            ds.SHEET,
+            "Quarter,Project,Owner,Status\nQ3,Search v2,alice,on track\n"
+            "Q3,Billing migration,bob,at risk\nQ3,Drive connector,carol,done\n",
+            eng.id,
+            a,
+            [ds.user_permission(ws, f"eng@{dom}", "reader", "group")],
+        )
+        add(
+            "All-hands deck",
+            ds.SLIDES,
+            "Slide 1: All-hands March\nRevenue grew 12% quarter on "
+            "quarter.\n\nSlide 2: Hiring\nWe are hiring four engineers and a designer.",
+            eng.id,
+            b,
+            [ds.domain_permission(ws, dom)],
+        )
+        add(
+            "Incident postmortem 2024-03.pdf",
+            PDF,
+            make_pdf(
+                "Incident postmortem: March outage",
+                [
+                    "On March 12 the primary database ran out of disk space at 14:02 UTC and the API "
+                    "returned errors for 47 minutes.",
+                    "Root cause: a runaway audit-log table. Action "
+                    "items: alert at 80% disk, rotate audit logs daily, add a runbook entry.",
+                ],
+            ),
+            ops.id,
+            b,
+            [ds.user_permission(ws, a), ds.user_permission(ws, c)],
+        )
+        add(
+            "Security policy.docx",
+            DOCX,
+            make_docx(
+                "Security policy",
+                [
+                    "All laptops use full-disk encryption and lock after five minutes.",
+                    "Report phishing to security@" + dom + " within one hour.",
+                ],
+            ),
+            ops.id,
+            b,
+            [ds.domain_permission(ws, dom)],
+        )
+        add(
+            "Roadmap review.pptx",
+            PPTX,
+            make_pptx(
+                "Roadmap review",
+                [
+                    ("Search v2", "Hybrid retrieval ships in September."),
+                    ("Risks", "Billing migration depends on the vendor API freeze."),
+                ],
+            ),
+            eng.id,
+            a,
+            [ds.domain_permission(ws, dom)],
+        )
+        add(
+            "runbook.txt",
+            "text/plain",
+            "VPN runbook\n\n1. Install the client from the IT portal.\n"
+            "2. Sign in with your SSO account.\n3. If the tunnel drops, restart the client.\n",
+            ops.id,
+            b,
+            [ds.domain_permission(ws, dom)],
+        )
+        add(
+            "README.md",
+            "text/markdown",
+            "# Operations\n\nOn-call rotates weekly; the pager schedule lives in the Operations calendar.\n",
+            ops.id,
+            b,
+            [ds.domain_permission(ws, dom)],
+        )
+        add(
+            "faq.html",
+            "text/html",
+            "<html><body><h1>FAQ</h1><p>Expense reports are due by the 5th of each month.</p></body></html>",
+            ops.id,
+            b,
+            [ds.anyone_permission()],
+        )
         add("architecture.png", "image/png", make_png(), design.id, a, [ds.domain_permission(ws, dom)])
         add("logs.zip", "application/zip", make_zip({"app.log": "ERROR disk full"}), ops.id, b, [])
         add("1:1 notes (private)", ds.DOC, SAMPLE_DOCS["1:1 notes (private)"], private.id, c, [])
         ds.trash(ws, _by_name(ws, "logs.zip").id)
-        wiki = ds.add_drive(ws, "Company Wiki", [ds.domain_permission(ws, dom, "reader"),
-                                                 ds.user_permission(ws, a, "organizer")])
-        ds.add_file(ws, "Holiday calendar", ds.DOC, "# Holiday calendar 2024\n\nThe office is closed "
-                    "on December 24-26 and January 1.", parent=wiki.id, owner=a, modified=next(at))
-        ds.add_file(ws, "Expense policy.pdf", PDF, make_pdf("Expense policy", [
-            "Meals while travelling are reimbursed up to 60 USD a day with receipts."]),
-                    parent=wiki.id, owner=b, modified=next(at))
+        wiki = ds.add_drive(
+            ws, "Company Wiki", [ds.domain_permission(ws, dom, "reader"), ds.user_permission(ws, a, "organizer")]
+        )
+        ds.add_file(
+            ws,
+            "Holiday calendar",
+            ds.DOC,
+            "# Holiday calendar 2024\n\nThe office is closed on December 24-26 and January 1.",
+            parent=wiki.id,
+            owner=a,
+            modified=next(at),
+        )
+        ds.add_file(
+            ws,
+            "Expense policy.pdf",
+            PDF,
+            make_pdf("Expense policy", ["Meals while travelling are reimbursed up to 60 USD a day with receipts."]),
+            parent=wiki.id,
+            owner=b,
+            modified=next(at),
+        )
 
 
 def _by_name(ws: Any, name: str) -> ds.DriveFile:
@@ -132,9 +216,11 @@ def _by_name(ws: Any, name: str) -> ds.DriveFile:
 
 
 # --- generated drives -------------------------------------------------------------------------
-_WORDS = ("search index vector permission drive folder budget roadmap incident customer release "
-          "latency migration security policy hiring design review quarterly revenue billing vendor "
-          "contract onboarding meeting notes analysis forecast pipeline launch feedback metrics").split()
+_WORDS = (
+    "search index vector permission drive folder budget roadmap incident customer release "
+    "latency migration security policy hiring design review quarterly revenue billing vendor "
+    "contract onboarding meeting notes analysis forecast pipeline launch feedback metrics"
+).split()
 
 
 def _sentence(rng: Any, words: int = 12) -> str:
@@ -176,8 +262,9 @@ def seed_generated(ws: Any, files: int = 200, **_: int) -> None:
         folders: list[str] = [shared.id]
         for n in range(max(3, files // 40)):
             parent = rng.choice(folders) if folders[1:] and rng.random() < 0.6 else None
-            folder = ds.add_file(ws, f"Folder {n:04d}", ds.FOLDER, parent=parent, owner=rng.choice(people),
-                                 modified=_BASE + n * 60)
+            folder = ds.add_file(
+                ws, f"Folder {n:04d}", ds.FOLDER, parent=parent, owner=rng.choice(people), modified=_BASE + n * 60
+            )
             folders.append(folder.id)
         for n in range(files):
             name, mime, content = _generated_content(rng, f"{rng.choice(_WORDS).title()} report {n:05d}")
@@ -187,5 +274,13 @@ def seed_generated(ws: Any, files: int = 200, **_: int) -> None:
                 perms.append(ds.domain_permission(ws, dom))
             if rng.random() < 0.05:
                 perms.append(ds.anyone_permission())
-            ds.add_file(ws, name, mime, content, parent=rng.choice(folders), owner=owner, permissions=perms,
-                        modified=_BASE + rng.random() * 300 * _DAY)
+            ds.add_file(
+                ws,
+                name,
+                mime,
+                content,
+                parent=rng.choice(folders),
+                owner=owner,
+                permissions=perms,
+                modified=_BASE + rng.random() * 300 * _DAY,
+            )

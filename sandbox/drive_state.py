@@ -26,15 +26,20 @@ _ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_
 @dataclass
 class Permission:
     id: str
-    type: str                  # user | group | domain | anyone
-    role: str = "reader"       # owner | organizer | fileOrganizer | writer | commenter | reader
+    type: str  # user | group | domain | anyone
+    role: str = "reader"  # owner | organizer | fileOrganizer | writer | commenter | reader
     email: str = ""
     domain: str = ""
     display_name: str = ""
 
     def resource(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": "drive#permission", "id": self.id, "type": self.type,
-                               "role": self.role, "deleted": False}
+        out: dict[str, Any] = {
+            "kind": "drive#permission",
+            "id": self.id,
+            "type": self.type,
+            "role": self.role,
+            "deleted": False,
+        }
         if self.email:
             out["emailAddress"] = self.email
         if self.domain:
@@ -52,15 +57,15 @@ class DriveFile:
     name: str
     mime_type: str
     parents: list[str]
-    owner: str                         # email; empty for shared-drive items (the drive owns them)
+    owner: str  # email; empty for shared-drive items (the drive owns them)
     created: float
     modified: float
-    content: bytes = b""               # Google types hold their exportable text (Markdown, CSV, text)
+    content: bytes = b""  # Google types hold their exportable text (Markdown, CSV, text)
     trashed: bool = False
     drive_id: str | None = None
     permissions: list[Permission] = field(default_factory=list)
     version: int = 1
-    not_downloadable: bool = False     # answers 403 fileNotDownloadable to alt=media
+    not_downloadable: bool = False  # answers 403 fileNotDownloadable to alt=media
     modified_by: str = ""
 
     @property
@@ -87,16 +92,16 @@ class Change:
 
 @dataclass
 class DriveState:
-    files: dict[str, DriveFile] = field(default_factory=dict)      # insertion order = listing order
+    files: dict[str, DriveFile] = field(default_factory=dict)  # insertion order = listing order
     drives: dict[str, SharedDrive] = field(default_factory=dict)
     changes: list[Change] = field(default_factory=list)
     next_seq: int = 1
-    change_floor: int = 1          # change tokens below this are refused (invalidated)
-    page_epoch: int = 0            # files.list page tokens of an older epoch are refused
+    change_floor: int = 1  # change tokens below this are refused (invalidated)
+    page_epoch: int = 0  # files.list page tokens of an older epoch are refused
     export_limit: int = EXPORT_LIMIT
     id_counter: int = 0
-    auth: Any = None               # sandbox.drive_auth.AuthState
-    listeners: list[Callable[[Change], None]] = field(default_factory=list)   # push channels (drive_channels.py)
+    auth: Any = None  # sandbox.drive_auth.AuthState
+    listeners: list[Callable[[Change], None]] = field(default_factory=list)  # push channels (drive_channels.py)
 
 
 def state(ws: Any) -> DriveState:
@@ -108,8 +113,7 @@ def state(ws: Any) -> DriveState:
 
 
 def rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + \
-        f"{int(ts * 1000) % 1000:03d}Z"
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ts * 1000) % 1000:03d}Z"
 
 
 def parse_rfc3339(value: str) -> float:
@@ -135,8 +139,7 @@ def _log(ws: Any, f: DriveFile, removed: bool = False) -> None:
 
 def user_permission(ws: Any, email: str, role: str = "reader", kind: str = "user") -> Permission:
     user = ws.user_by_email(email)
-    return Permission(new_id(ws, "0"), kind, role, email=email.lower(),
-                      display_name=user.real_name if user else email)
+    return Permission(new_id(ws, "0"), kind, role, email=email.lower(), display_name=user.real_name if user else email)
 
 
 def domain_permission(ws: Any, domain: str, role: str = "reader") -> Permission:
@@ -154,9 +157,19 @@ def add_drive(ws: Any, name: str, members: list[Permission] | None = None) -> Sh
         return drive
 
 
-def add_file(ws: Any, name: str, mime_type: str, content: bytes | str = b"", *, parent: str | None = None,
-             owner: str = "", drive_id: str | None = None, permissions: list[Permission] | None = None,
-             modified: float | None = None, created: float | None = None) -> DriveFile:
+def add_file(
+    ws: Any,
+    name: str,
+    mime_type: str,
+    content: bytes | str = b"",
+    *,
+    parent: str | None = None,
+    owner: str = "",
+    drive_id: str | None = None,
+    permissions: list[Permission] | None = None,
+    modified: float | None = None,
+    created: float | None = None,
+) -> DriveFile:
     """Create a file or folder. Its owner gets an `owner` permission (My Drive items only)."""
     with ws.lock:
         st = state(ws)
@@ -171,9 +184,19 @@ def add_file(ws: Any, name: str, mime_type: str, content: bytes | str = b"", *, 
         perms = list(permissions or [])
         if owner and not drive_id and not any(p.role == "owner" for p in perms):
             perms.insert(0, user_permission(ws, owner, "owner"))
-        f = DriveFile(new_id(ws), name, mime_type, [parent] if parent else [], "" if drive_id else owner,
-                      created if created is not None else (modified or now), modified or now, data,
-                      drive_id=drive_id, permissions=perms, modified_by=owner)
+        f = DriveFile(
+            new_id(ws),
+            name,
+            mime_type,
+            [parent] if parent else [],
+            "" if drive_id else owner,
+            created if created is not None else (modified or now),
+            modified or now,
+            data,
+            drive_id=drive_id,
+            permissions=perms,
+            modified_by=owner,
+        )
         st.files[f.id] = f
         _log(ws, f)
         return f
@@ -187,8 +210,15 @@ def get(ws: Any, file_id: str) -> DriveFile:
         return f
 
 
-def edit(ws: Any, file_id: str, *, name: str | None = None, content: bytes | str | None = None,
-         mime_type: str | None = None, not_downloadable: bool | None = None) -> DriveFile:
+def edit(
+    ws: Any,
+    file_id: str,
+    *,
+    name: str | None = None,
+    content: bytes | str | None = None,
+    mime_type: str | None = None,
+    not_downloadable: bool | None = None,
+) -> DriveFile:
     """Rename and/or replace content: bumps modifiedTime and version."""
     with ws.lock:
         f = get(ws, file_id)
@@ -274,4 +304,3 @@ def effective_permissions(ws: Any, f: DriveFile) -> list[Permission]:
     with ws.lock:
         drive = state(ws).drives.get(f.drive_id or "")
         return (list(drive.members) if drive else []) + list(f.permissions)
-

@@ -9,10 +9,26 @@ from starlette.responses import JSONResponse
 
 from .drive_state import FOLDER, DriveFile, parse_rfc3339, rfc3339
 
-_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-           429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 502: "UNAVAILABLE", 503: "UNAVAILABLE"}
-_DEFAULT_REASON = {400: "badRequest", 401: "authError", 403: "forbidden", 404: "notFound",
-                   429: "rateLimitExceeded", 500: "backendError", 502: "backendError", 503: "backendError"}
+_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+}
+_DEFAULT_REASON = {
+    400: "badRequest",
+    401: "authError",
+    403: "forbidden",
+    404: "notFound",
+    429: "rateLimitExceeded",
+    500: "backendError",
+    502: "backendError",
+    503: "backendError",
+}
 
 WEB_LINKS = {
     "application/vnd.google-apps.document": "https://docs.google.com/document/d/{}/edit?usp=drivesdk",
@@ -23,8 +39,9 @@ WEB_LINKS = {
 
 
 class DriveError(Exception):
-    def __init__(self, status: int, message: str, reason: str = "", location: str = "",
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, reason: str = "", location: str = "", retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.location, self.retry_after = status, message, location, retry_after
         self.reason = reason or _DEFAULT_REASON.get(status, "backendError")
@@ -32,14 +49,23 @@ class DriveError(Exception):
 
 def error_response(err: DriveError) -> JSONResponse:
     """Google's error envelope: `{"error": {"code", "message", "errors": [...], "status"}}`."""
-    detail: dict[str, Any] = {"message": err.message, "domain": "global" if err.status != 403
-                              or "RateLimit" not in err.reason else "usageLimits", "reason": err.reason}
+    detail: dict[str, Any] = {
+        "message": err.message,
+        "domain": "global" if err.status != 403 or "RateLimit" not in err.reason else "usageLimits",
+        "reason": err.reason,
+    }
     if err.location:
         detail.update(location=err.location, locationType="parameter")
     if err.status == 401:
         detail.update(location="Authorization", locationType="header")
-    body = {"error": {"code": err.status, "message": err.message, "errors": [detail],
-                      "status": _STATUS.get(err.status, "UNKNOWN")}}
+    body = {
+        "error": {
+            "code": err.status,
+            "message": err.message,
+            "errors": [detail],
+            "status": _STATUS.get(err.status, "UNKNOWN"),
+        }
+    }
     headers = {"Retry-After": str(max(1, round(err.retry_after)))} if err.retry_after else {}
     if err.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="https://accounts.google.com/", error="invalid_token"'
@@ -49,19 +75,33 @@ def error_response(err: DriveError) -> JSONResponse:
 # --- resources -------------------------------------------------------------------------------
 def user_resource(ws: Any, email: str) -> dict[str, Any]:
     user = ws.user_by_email(email)
-    return {"kind": "drive#user", "displayName": user.real_name if user else email, "emailAddress": email,
-            "me": False, "permissionId": f"{abs(hash(email)) % 10**20:020d}"}
+    return {
+        "kind": "drive#user",
+        "displayName": user.real_name if user else email,
+        "emailAddress": email,
+        "me": False,
+        "permissionId": f"{abs(hash(email)) % 10**20:020d}",
+    }
 
 
 def file_resource(ws: Any, f: DriveFile) -> dict[str, Any]:
     """The full File resource; the `fields` projection trims it."""
     out: dict[str, Any] = {
-        "kind": "drive#file", "id": f.id, "name": f.name, "mimeType": f.mime_type, "parents": list(f.parents),
-        "createdTime": rfc3339(f.created), "modifiedTime": rfc3339(f.modified), "trashed": f.trashed,
-        "explicitlyTrashed": f.trashed, "version": str(f.version), "spaces": ["drive"], "starred": False,
-        "webViewLink": WEB_LINKS.get(f.mime_type, "https://drive.google.com/file/d/{}/view?usp=drivesdk")
-        .format(f.id),
-        "shared": any(p.role != "owner" for p in f.permissions), "viewedByMe": False,
+        "kind": "drive#file",
+        "id": f.id,
+        "name": f.name,
+        "mimeType": f.mime_type,
+        "parents": list(f.parents),
+        "createdTime": rfc3339(f.created),
+        "modifiedTime": rfc3339(f.modified),
+        "trashed": f.trashed,
+        "explicitlyTrashed": f.trashed,
+        "version": str(f.version),
+        "spaces": ["drive"],
+        "starred": False,
+        "webViewLink": WEB_LINKS.get(f.mime_type, "https://drive.google.com/file/d/{}/view?usp=drivesdk").format(f.id),
+        "shared": any(p.role != "owner" for p in f.permissions),
+        "viewedByMe": False,
         "capabilities": {"canDownload": not f.not_downloadable, "canCopy": True, "canEdit": False},
     }
     if f.modified_by:
@@ -77,9 +117,13 @@ def file_resource(ws: Any, f: DriveFile) -> dict[str, Any]:
     if not f.is_google:
         import hashlib
 
-        out.update(size=str(len(f.content)), md5Checksum=hashlib.md5(f.content).hexdigest(),
-                   headRevisionId=f"0B{f.version:08d}", originalFilename=f.name,
-                   quotaBytesUsed=str(len(f.content)))
+        out.update(
+            size=str(len(f.content)),
+            md5Checksum=hashlib.md5(f.content).hexdigest(),
+            headRevisionId=f"0B{f.version:08d}",
+            originalFilename=f.name,
+            quotaBytesUsed=str(len(f.content)),
+        )
         if "." in f.name:
             out["fileExtension"] = f.name.rsplit(".", 1)[1]
             out["fullFileExtension"] = out["fileExtension"]
@@ -89,7 +133,7 @@ def file_resource(ws: Any, f: DriveFile) -> dict[str, Any]:
 
 
 # --- fields projection -----------------------------------------------------------------------
-Spec = dict[str, Any]   # name -> sub-spec, or None for "everything below"
+Spec = dict[str, Any]  # name -> sub-spec, or None for "everything below"
 
 
 def parse_fields(text: str) -> Spec | None:
@@ -127,7 +171,7 @@ def _parse_list(text: str, pos: int) -> tuple[Spec, int]:
 def _merge(spec: Spec, path: list[str], sub: Spec | None) -> None:
     head, rest = path[0], path[1:]
     if head in spec and spec[head] is None:
-        return                              # already selects everything below
+        return  # already selects everything below
     if rest:
         _merge(spec.setdefault(head, {}), rest, sub)
     elif sub is None:
@@ -151,7 +195,8 @@ _CLAUSE = re.compile(
     r"\s*(?:'(?P<in_id>(?:[^'\\]|\\.)*)'\s+in\s+parents"
     r"|(?P<field>mimeType|name|modifiedTime|createdTime|trashed|fullText)\s*"
     r"(?P<op>!=|>=|<=|=|<|>|contains)\s*(?P<value>'(?:[^'\\]|\\.)*'|true|false))\s*",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 
 
 def parse_q(q: str) -> list[Any]:
@@ -185,8 +230,14 @@ def _clause(f: DriveFile, field: str, op: str, value: Any) -> bool:
             bound = parse_rfc3339(value)
         except ValueError:
             raise DriveError(400, "Invalid Value", "invalid", "q") from None
-        return {">": actual > bound, ">=": actual >= bound, "<": actual < bound, "<=": actual <= bound,
-                "=": actual == bound, "!=": actual != bound}.get(op, False)
+        return {
+            ">": actual > bound,
+            ">=": actual >= bound,
+            "<": actual < bound,
+            "<=": actual <= bound,
+            "=": actual == bound,
+            "!=": actual != bound,
+        }.get(op, False)
     actual_text = f.mime_type if field == "mimeType" else f.name
     if field == "fullText":
         actual_text = f.name + " " + f.content.decode("utf-8", "ignore")

@@ -28,7 +28,7 @@ from typing import Any, Literal
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-TRANSPORT = "inlet.sandbox.transport"   # scope key: the asyncio transport of the request's connection
+TRANSPORT = "inlet.sandbox.transport"  # scope key: the asyncio transport of the request's connection
 
 
 LOG_SIZE = 10_000
@@ -38,11 +38,11 @@ LOG_SIZE = 10_000
 class Fault:
     """What a service must answer instead of the real response."""
 
-    status: int                  # 429, 500, 503, 401 ...
-    reason: str = ""             # service-specific: "ratelimited", "userRateLimitExceeded", ...
+    status: int  # 429, 500, 503, 401 ...
+    reason: str = ""  # service-specific: "ratelimited", "userRateLimitExceeded", ...
     retry_after: float | None = None
-    network: Literal["reset", "stall"] | None = None   # not an error answer: a broken connection
-    stall: float = 0.0           # "stall": seconds the body stops for (longer than the client's timeout)
+    network: Literal["reset", "stall"] | None = None  # not an error answer: a broken connection
+    stall: float = 0.0  # "stall": seconds the body stops for (longer than the client's timeout)
 
     @classmethod
     def reset(cls) -> "Fault":
@@ -88,11 +88,11 @@ class Faults:
     def __init__(self, clock: Callable[[], float] = time.monotonic, time_scale: float = 1.0) -> None:
         self._lock = threading.Lock()
         self._clock = clock
-        self.time_scale = time_scale      # 60.0 makes "per minute" limits "per second"
+        self.time_scale = time_scale  # 60.0 makes "per minute" limits "per second"
         self.calls: Counter[str] = Counter()
-        self.log: deque[tuple[str, str]] = deque(maxlen=LOG_SIZE)   # (service:route, target)
+        self.log: deque[tuple[str, str]] = deque(maxlen=LOG_SIZE)  # (service:route, target)
         self.rejected: Counter[str] = Counter()
-        self.injected: Counter[Fault] = Counter()   # each fault answered, by kind
+        self.injected: Counter[Fault] = Counter()  # each fault answered, by kind
         self._limits: dict[str, _RateLimit] = {}
         self._bursts: dict[str, _Burst] = {}
         self._flaky: dict[str, _Flaky] = {}
@@ -105,8 +105,9 @@ class Faults:
         with self._lock:
             self._limits[f"{service}:{route}"] = _RateLimit(per_minute)
 
-    def fail(self, service: str, route: str, status: int, times: int = 1, reason: str = "",
-             retry_after: float | None = None) -> None:
+    def fail(
+        self, service: str, route: str, status: int, times: int = 1, reason: str = "", retry_after: float | None = None
+    ) -> None:
         """The next `times` calls on routes matching the glob answer `status`."""
         self.break_next(service, route, Fault(status, reason, retry_after), times)
 
@@ -115,8 +116,7 @@ class Faults:
         with self._lock:
             self._bursts[f"{service}:{route}"] = _Burst(fault, times)
 
-    def events(self, service: str, *, drop: int = 0, duplicate: int = 0, delay: float = 0.0,
-               delayed: int = 0) -> None:
+    def events(self, service: str, *, drop: int = 0, duplicate: int = 0, delay: float = 0.0, delayed: int = 0) -> None:
         """The service's next `drop` change events are lost, the next `duplicate` ones sent twice,
         and the next `delayed` ones sent `delay` seconds late (so later ones overtake them)."""
         with self._lock:
@@ -216,10 +216,12 @@ class Faults:
 def with_transports(app: ASGIApp) -> ASGIApp:
     """The app, with each HTTP request's connection transport in `scope[TRANSPORT]`: uvicorn's
     `send` is a method of its request cycle, which holds the transport."""
+
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             scope[TRANSPORT] = getattr(getattr(send, "__self__", None), "transport", None)
         await app(scope, receive, send)
+
     return wrapped
 
 
@@ -232,18 +234,22 @@ class BrokenAnswer(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = b'{"ok": true, "padding": "' + b"x" * 4096 + b'"}'
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body[:len(body) // 2], "more_body": True})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
         if self.fault.network == "reset":
             reset(scope.get(TRANSPORT))
-            await _disconnect(receive)   # the server has seen it go: the answer is over
+            await _disconnect(receive)  # the server has seen it go: the answer is over
             return
-        try:   # the stall ends when the client gives up (its timeout), or after `stall` seconds
+        try:  # the stall ends when the client gives up (its timeout), or after `stall` seconds
             await asyncio.wait_for(_disconnect(receive), self.fault.stall)
         except TimeoutError:
-            await send({"type": "http.response.body", "body": body[len(body) // 2:]})
+            await send({"type": "http.response.body", "body": body[len(body) // 2 :]})
 
 
 async def _disconnect(receive: Receive) -> None:

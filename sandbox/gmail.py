@@ -31,20 +31,53 @@ from . import gmail_state as gs
 from .drive_auth import TOKEN_PATH, auth, service_account_info, token_valid
 from .faults import BrokenAnswer
 from .gmail_seed import compose, seed_generated, seed_sample, thread_key
-from .gmail_wire import GmailError, batch_body, error_body, error_response, find_attachment, message_resource, \
-    parse_batch, parse_q
+from .gmail_wire import (
+    GmailError,
+    batch_body,
+    error_body,
+    error_response,
+    find_attachment,
+    message_resource,
+    parse_batch,
+    parse_q,
+)
 
-__all__ = ["routes", "source", "seed_sample", "seed_generated", "compose", "add_mailbox", "add_message",
-           "delete_message", "trash", "relabel", "expire_history", "refuse_delegation", "API", "BATCH_PATH", "UNITS"]
+__all__ = [
+    "routes",
+    "source",
+    "seed_sample",
+    "seed_generated",
+    "compose",
+    "add_mailbox",
+    "add_message",
+    "delete_message",
+    "trash",
+    "relabel",
+    "expire_history",
+    "refuse_delegation",
+    "API",
+    "BATCH_PATH",
+    "UNITS",
+]
 
 API = "/gmail/v1/users"
 BATCH_PATH = "/batch/gmail/v1"
 SCOPE = "https://www.googleapis.com/auth/gmail.readonly"
-UNITS = {"users.getProfile": 1, "labels.list": 1, "messages.list": 5, "messages.get": 5,
-         "messages.attachments.get": 5, "history.list": 2}
+UNITS = {
+    "users.getProfile": 1,
+    "labels.list": 1,
+    "messages.list": 5,
+    "messages.get": 5,
+    "messages.attachments.get": 5,
+    "history.list": 2,
+}
 MAX_BATCH = 100
-HISTORY_TYPES = {"messageAdded": "messagesAdded", "messageDeleted": "messagesDeleted",
-                 "labelAdded": "labelsAdded", "labelRemoved": "labelsRemoved"}
+HISTORY_TYPES = {
+    "messageAdded": "messagesAdded",
+    "messageDeleted": "messagesDeleted",
+    "labelAdded": "labelsAdded",
+    "labelRemoved": "labelsRemoved",
+}
 Params = list[tuple[str, str]]
 
 
@@ -56,17 +89,32 @@ def add_mailbox(ws: Any, email: str, real_name: str = "") -> gs.Mailbox:
         return gs.mailbox(ws, email, create=True)
 
 
-def add_message(ws: Any, mailbox: str, subject: str, body: str = "", *, sender: str = "someone@example.com",
-                labels: list[str] | None = None, html: str | None = None,
-                attachments: list[tuple[str, str, bytes]] | None = None) -> gs.GmailMessage:
+def add_message(
+    ws: Any,
+    mailbox: str,
+    subject: str,
+    body: str = "",
+    *,
+    sender: str = "someone@example.com",
+    labels: list[str] | None = None,
+    html: str | None = None,
+    attachments: list[tuple[str, str, bytes]] | None = None,
+) -> gs.GmailMessage:
     """Deliver a new message (labels by id or name; default INBOX and UNREAD)."""
     with ws.lock:
         ids = [gs.label_id(ws, mailbox, name) for name in (labels or ["INBOX", "UNREAD"])]
         import datetime as dt
 
         when = dt.datetime.fromtimestamp(ws.clock(), dt.timezone.utc)
-        raw = compose(sender, [mailbox], subject, text=body if html is None else None, html_body=html,
-                      attachments=attachments or [], when=when)
+        raw = compose(
+            sender,
+            [mailbox],
+            subject,
+            text=body if html is None else None,
+            html_body=html,
+            attachments=attachments or [],
+            when=when,
+        )
         return gs.add_message(ws, mailbox, raw, ids, int(ws.clock() * 1000), thread_key(subject))
 
 
@@ -81,8 +129,13 @@ def trash(ws: Any, mailbox: str, message_id: str) -> None:
 def relabel(ws: Any, mailbox: str, message_id: str, add: Sequence[str] = (), remove: Sequence[str] = ()) -> None:
     """Add / remove labels by id or name (a new name becomes a user label)."""
     with ws.lock:
-        gs.modify_labels(ws, mailbox, message_id, [gs.label_id(ws, mailbox, x) for x in add],
-                         [gs.label_id(ws, mailbox, x) for x in remove])
+        gs.modify_labels(
+            ws,
+            mailbox,
+            message_id,
+            [gs.label_id(ws, mailbox, x) for x in add],
+            [gs.label_id(ws, mailbox, x) for x in remove],
+        )
 
 
 def expire_history(ws: Any, mailbox: str | None = None) -> None:
@@ -107,10 +160,14 @@ class _Api:
 
     def principal(self, authorization: str) -> str:
         if not token_valid(self.ws, self.ctx.faults, authorization):
-            raise GmailError(401, "Request had invalid authentication credentials. Expected OAuth 2 access "
-                             "token, login cookie or other valid authentication credential.", "authError")
+            raise GmailError(
+                401,
+                "Request had invalid authentication credentials. Expected OAuth 2 access "
+                "token, login cookie or other valid authentication credential.",
+                "authError",
+            )
         token = authorization[7:].strip()
-        return auth(self.ws).tokens[token].principal   # type: ignore[no-any-return]
+        return auth(self.ws).tokens[token].principal  # type: ignore[no-any-return]
 
     def mailbox(self, principal: str, user_id: str) -> gs.Mailbox:
         email = principal if user_id == "me" else unquote(user_id).lower()
@@ -131,8 +188,12 @@ class _Api:
             st.usage[email] = window
             st.throttled += 1
             wait = window[0][0] + 1.0 - now if window else 1.0
-            raise GmailError(429, "User-rate limit exceeded.  Retry after a second.", "rateLimitExceeded",
-                             retry_after=max(wait, 0.001))
+            raise GmailError(
+                429,
+                "User-rate limit exceeded.  Retry after a second.",
+                "rateLimitExceeded",
+                retry_after=max(wait, 0.001),
+            )
         st.usage[email] = [*window, (now, units)]
         st.units[email] = st.units.get(email, 0) + units
 
@@ -146,8 +207,12 @@ class _Api:
     # --- methods ---------------------------------------------------------------------------------
     def profile(self, box: gs.Mailbox, path: dict[str, str], params: Params) -> dict[str, Any]:
         threads = {m.thread_id for m in box.messages.values()}
-        return {"emailAddress": box.email, "messagesTotal": len(box.messages), "threadsTotal": len(threads),
-                "historyId": str(box.history_id)}
+        return {
+            "emailAddress": box.email,
+            "messagesTotal": len(box.messages),
+            "threadsTotal": len(threads),
+            "historyId": str(box.history_id),
+        }
 
     def labels(self, box: gs.Mailbox, path: dict[str, str], params: Params) -> dict[str, Any]:
         out = []
@@ -165,10 +230,13 @@ class _Api:
         query = parse_q(_one(params, "q", ""))
         names = {lid: label.name for lid, label in box.labels.items()}
         now = self.ws.clock()
-        hits = [m for m in box.messages.values()
-                if all(w in m.labels for w in wanted)
-                and (spam_trash or not ({"SPAM", "TRASH"} & set(m.labels)) or {"SPAM", "TRASH"} & set(wanted))
-                and query.matches(m, names, now)]
+        hits = [
+            m
+            for m in box.messages.values()
+            if all(w in m.labels for w in wanted)
+            and (spam_trash or not ({"SPAM", "TRASH"} & set(m.labels)) or {"SPAM", "TRASH"} & set(wanted))
+            and query.matches(m, names, now)
+        ]
         hits.sort(key=lambda m: (-m.internal_date, m.id))
         token = _one(params, "pageToken", "")
         if token:
@@ -216,8 +284,13 @@ class _Api:
         label = _one(params, "labelId", "")
         token = _one(params, "pageToken", "")
         after = int(token) if token.isdigit() else start
-        records = [r for r in box.history if r.id > after and (not types or r.kind in types)
-                   and (not label or label in r.labels or label in r.changed)]
+        records = [
+            r
+            for r in box.history
+            if r.id > after
+            and (not types or r.kind in types)
+            and (not label or label in r.labels or label in r.changed)
+        ]
         body: dict[str, Any] = {"historyId": str(box.history_id)}
         if records[:size]:
             body["history"] = [_history(r) for r in records[:size]]
@@ -240,11 +313,16 @@ class _Api:
             try:
                 if fault:
                     raise _fault_error(fault)
-                body = self.call(method, request.headers.get("authorization", ""), dict(request.path_params),
-                                 list(request.query_params.multi_items()))
+                body = self.call(
+                    method,
+                    request.headers.get("authorization", ""),
+                    dict(request.path_params),
+                    list(request.query_params.multi_items()),
+                )
             except GmailError as err:
                 return error_response(err)
             return JSONResponse(body)
+
         return serve
 
     async def batch(self, request: Request) -> Response:
@@ -276,8 +354,12 @@ class _Api:
             fault = self.ctx.faults.check("gmail", method, url.path)
             if fault:
                 raise _fault_error(fault) if not fault.network else GmailError(503, "Backend Error")
-            body = self.call(method, part.headers.get("authorization", outer_auth), path,
-                             parse_qsl(url.query, keep_blank_values=True))
+            body = self.call(
+                method,
+                part.headers.get("authorization", outer_auth),
+                path,
+                parse_qsl(url.query, keep_blank_values=True),
+            )
         except GmailError as err:
             error, headers = error_body(err)
             return err.status, error, headers
@@ -285,12 +367,21 @@ class _Api:
 
 
 _METHODS: dict[str, Callable[[_Api, gs.Mailbox, dict[str, str], Params], dict[str, Any]]] = {
-    "users.getProfile": _Api.profile, "labels.list": _Api.labels, "messages.list": _Api.list_messages,
-    "messages.get": _Api.get_message, "messages.attachments.get": _Api.attachment, "history.list": _Api.history,
+    "users.getProfile": _Api.profile,
+    "labels.list": _Api.labels,
+    "messages.list": _Api.list_messages,
+    "messages.get": _Api.get_message,
+    "messages.attachments.get": _Api.attachment,
+    "history.list": _Api.history,
 }
 _PATHS = [
-    ("messages.attachments.get", re.compile(r"/gmail/v1/users/(?P<user>[^/]+)/messages/(?P<message>[^/]+)"
-                                            r"/attachments/(?P<id>[^/]+)")),
+    (
+        "messages.attachments.get",
+        re.compile(
+            r"/gmail/v1/users/(?P<user>[^/]+)/messages/(?P<message>[^/]+)"
+            r"/attachments/(?P<id>[^/]+)"
+        ),
+    ),
     ("messages.get", re.compile(r"/gmail/v1/users/(?P<user>[^/]+)/messages/(?P<id>[^/]+)")),
     ("messages.list", re.compile(r"/gmail/v1/users/(?P<user>[^/]+)/messages")),
     ("labels.list", re.compile(r"/gmail/v1/users/(?P<user>[^/]+)/labels")),
@@ -313,8 +404,14 @@ def _fault_error(fault: Any) -> GmailError:
     if fault.status == 429 or "RateLimit" in fault.reason or fault.reason == "ratelimited":
         reason = fault.reason if "RateLimit" in fault.reason else "rateLimitExceeded"
         return GmailError(fault.status, "User-rate limit exceeded.", reason, retry_after=fault.retry_after)
-    return GmailError(fault.status, fault.reason or {500: "Internal error encountered.", 503: "The service "
-                      "is currently unavailable."}.get(fault.status, "Error"), retry_after=fault.retry_after)
+    return GmailError(
+        fault.status,
+        fault.reason
+        or {500: "Internal error encountered.", 503: "The service is currently unavailable."}.get(
+            fault.status, "Error"
+        ),
+        retry_after=fault.retry_after,
+    )
 
 
 def _one(params: Params, name: str, default: str) -> str:
@@ -357,9 +454,16 @@ def _admin_routes(ctx: Any) -> list[BaseRoute]:
     async def add(request: Request) -> Response:
         b = await request.json()
         attachments = [(a["name"], a["mimeType"], base64.b64decode(a["content_b64"])) for a in b.get("attachments", [])]
-        msg = add_message(ws, b["mailbox"], b.get("subject", ""), b.get("body", ""),
-                          sender=b.get("from", "someone@example.com"), labels=b.get("labels"), html=b.get("html"),
-                          attachments=attachments)
+        msg = add_message(
+            ws,
+            b["mailbox"],
+            b.get("subject", ""),
+            b.get("body", ""),
+            sender=b.get("from", "someone@example.com"),
+            labels=b.get("labels"),
+            html=b.get("html"),
+            attachments=attachments,
+        )
         return JSONResponse({"id": msg.id, "threadId": msg.thread_id})
 
     async def change(request: Request) -> Response:
@@ -429,11 +533,13 @@ def source(ctx: Any, workdir: Path) -> tuple[str, dict[str, str]]:
     creds = write_credentials(ctx, Path(workdir) / "gmail-service-account.json")
     with ctx.ws.lock:
         boxes = ", ".join(json.dumps(email) for email in gs.state(ctx.ws).mailboxes)
-    block = ("[[sources]]\n"
-             'name = "sandbox-gmail"\n'
-             'type = "gmail"\n'
-             'every = "5m"\n'
-             f"credentials_file = {json.dumps(creds.as_posix())}\n"
-             f"mailboxes = [{boxes}]\n"
-             f"api_endpoint = {json.dumps(ctx.http_url + '/')}\n")
+    block = (
+        "[[sources]]\n"
+        'name = "sandbox-gmail"\n'
+        'type = "gmail"\n'
+        'every = "5m"\n'
+        f"credentials_file = {json.dumps(creds.as_posix())}\n"
+        f"mailboxes = [{boxes}]\n"
+        f"api_endpoint = {json.dumps(ctx.http_url + '/')}\n"
+    )
     return block, {}

@@ -24,8 +24,14 @@ from . import gmail_state as gs
 from .documents import make_docx, make_pdf
 from .graph_seed import OWNERS
 
-FOLDER_LABELS = {"inbox": "INBOX", "sent_items": "SENT", "sent": "SENT", "_sent_mail": "SENT",
-                 "deleted_items": "TRASH", "drafts": "DRAFT"}
+FOLDER_LABELS = {
+    "inbox": "INBOX",
+    "sent_items": "SENT",
+    "sent": "SENT",
+    "_sent_mail": "SENT",
+    "deleted_items": "TRASH",
+    "drafts": "DRAFT",
+}
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 _PARSER = BytesParser(policy=compat32)
 
@@ -34,10 +40,18 @@ def thread_key(subject: str) -> str:
     return re.sub(r"^((re|fw|fwd)\s*:\s*)+", "", " ".join(subject.split()), flags=re.I).lower()
 
 
-def compose(sender: str, to: list[str], subject: str, *, text: str | None = None, html_body: str | None = None,
-            attachments: list[tuple[str, str, bytes]] = (),   # type: ignore[assignment]
-            when: dt.datetime | None = None, cc: list[str] = (),   # type: ignore[assignment]
-            message_id: str | None = None) -> bytes:
+def compose(
+    sender: str,
+    to: list[str],
+    subject: str,
+    *,
+    text: str | None = None,
+    html_body: str | None = None,
+    attachments: list[tuple[str, str, bytes]] = (),  # type: ignore[assignment]
+    when: dt.datetime | None = None,
+    cc: list[str] = (),  # type: ignore[assignment]
+    message_id: str | None = None,
+) -> bytes:
     """An RFC 822 message as a mail client sends it: text and/or HTML body, attachments."""
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = sender, ", ".join(to), subject
@@ -80,8 +94,15 @@ def seed_sample(ws: Any, path: Path) -> None:
             elif n % 9 == 4:
                 raw = _as_html(msg, body)
             subject = " ".join(str(msg.get("Subject", "")).split())
-            gs.add_message(ws, email, raw, labels, _millis(msg.get("Date", "")), thread_key(subject),
-                           message_id=gs.new_id(ws, "/".join(parts[1:])))
+            gs.add_message(
+                ws,
+                email,
+                raw,
+                labels,
+                _millis(msg.get("Date", "")),
+                thread_key(subject),
+                message_id=gs.new_id(ws, "/".join(parts[1:])),
+            )
 
 
 def _sort_key(name: str) -> tuple[str, int]:
@@ -119,36 +140,67 @@ def _headers(msg: Any) -> dict[str, Any]:
         when = parsedate_to_datetime(str(msg.get("Date", "")))
     except (TypeError, ValueError):
         when = None
-    return {"sender": str(msg.get("From", "unknown@enron.com")).strip(), "to": to or ["undisclosed@enron.com"],
-            "subject": " ".join(str(msg.get("Subject", "")).split()), "when": when, "cc": cc,
-            "message_id": str(msg.get("Message-ID", "")).strip() or None}
+    return {
+        "sender": str(msg.get("From", "unknown@enron.com")).strip(),
+        "to": to or ["undisclosed@enron.com"],
+        "subject": " ".join(str(msg.get("Subject", "")).split()),
+        "when": when,
+        "cc": cc,
+        "message_id": str(msg.get("Message-ID", "")).strip() or None,
+    }
 
 
 def _with_attachment(msg: Any, body: str, n: int) -> bytes:
     h = _headers(msg)
     topic = h["subject"] or "notes"
     if n % 2:
-        attachment = ("memo.pdf", "application/pdf", make_pdf(f"Trading memo about {topic}",
-                                                              ["Curves for the west desk are attached."]))
+        attachment = (
+            "memo.pdf",
+            "application/pdf",
+            make_pdf(f"Trading memo about {topic}", ["Curves for the west desk are attached."]),
+        )
     else:
-        attachment = ("report.docx", DOCX, make_docx(f"Quarterly report on {topic}",
-                                                     ["Volumes were up on the west desk; see the curves."]))
-    return compose(h["sender"], h["to"], h["subject"], text=body, attachments=[attachment], when=h["when"],
-                   cc=h["cc"], message_id=h["message_id"])
+        attachment = (
+            "report.docx",
+            DOCX,
+            make_docx(f"Quarterly report on {topic}", ["Volumes were up on the west desk; see the curves."]),
+        )
+    return compose(
+        h["sender"],
+        h["to"],
+        h["subject"],
+        text=body,
+        attachments=[attachment],
+        when=h["when"],
+        cc=h["cc"],
+        message_id=h["message_id"],
+    )
 
 
 def _as_html(msg: Any, body: str) -> bytes:
     """The body as a mail client's HTML (paragraphs, a signature), with a text alternative."""
     h = _headers(msg)
     paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in body.split("\n\n") if p.strip())
-    page = (f'<html><body><div dir="ltr">{paragraphs}<br><div>-- <br>'
-            f"<div>{html.escape(h['sender'])}</div></div></div></body></html>")
-    return compose(h["sender"], h["to"], h["subject"], text=body, html_body=page, when=h["when"], cc=h["cc"],
-                   message_id=h["message_id"])
+    page = (
+        f'<html><body><div dir="ltr">{paragraphs}<br><div>-- <br>'
+        f"<div>{html.escape(h['sender'])}</div></div></div></body></html>"
+    )
+    return compose(
+        h["sender"],
+        h["to"],
+        h["subject"],
+        text=body,
+        html_body=page,
+        when=h["when"],
+        cc=h["cc"],
+        message_id=h["message_id"],
+    )
 
 
-_WORDS = ("gas power curve position desk trade deal west east basis storage pipeline contract "
-          "volume price forecast meeting report budget hedge risk schedule transport capacity").split()
+_WORDS = (
+    "gas power curve position desk trade deal west east basis storage pipeline contract "
+    "volume price forecast meeting report budget hedge risk schedule transport capacity"
+).split()
 
 
 def seed_generated(ws: Any, *, mailboxes: int = 5, mails: int = 1000, **_: Any) -> None:
@@ -166,14 +218,29 @@ def seed_generated(ws: Any, *, mailboxes: int = 5, mails: int = 1000, **_: Any) 
         for n in range(mails):
             owner = users[n % len(users)]
             subject = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(3, 7))).capitalize()
-            body = "\n\n".join(" ".join(rng.choice(_WORDS) for _ in range(rng.randint(20, 60))) + "."
-                               for _ in range(rng.randint(1, 3)))
+            body = "\n\n".join(
+                " ".join(rng.choice(_WORDS) for _ in range(rng.randint(20, 60))) + "." for _ in range(rng.randint(1, 3))
+            )
             other = rng.choice(list(ws.users.values()))
             when = start + dt.timedelta(minutes=7 * n)
             attachments = [("notes.pdf", "application/pdf", make_pdf(subject, [body]))] if n % 20 == 0 else []
             page = f"<html><body><p>{html.escape(body)}</p></body></html>" if n % 10 == 5 else None
-            raw = compose(other.email, [owner.email], subject, text=None if page else body, html_body=page,
-                          attachments=attachments, when=when, message_id=f"<gen{n}@{ws.domain}>")
+            raw = compose(
+                other.email,
+                [owner.email],
+                subject,
+                text=None if page else body,
+                html_body=page,
+                attachments=attachments,
+                when=when,
+                message_id=f"<gen{n}@{ws.domain}>",
+            )
             label = rng.choices(["INBOX", "SENT", "Projects"], [60, 25, 15])[0]
-            gs.add_message(ws, owner.email, raw, [gs.label_id(ws, owner.email, label)],
-                           int(when.timestamp() * 1000), thread_key(subject))
+            gs.add_message(
+                ws,
+                owner.email,
+                raw,
+                [gs.label_id(ws, owner.email, label)],
+                int(when.timestamp() * 1000),
+                thread_key(subject),
+            )

@@ -14,37 +14,50 @@ from dataclasses import dataclass, field
 from collections.abc import Sequence
 from typing import Any
 
-SYSTEM_LABELS = ("INBOX", "SENT", "DRAFT", "SPAM", "TRASH", "UNREAD", "STARRED", "IMPORTANT",
-                 "CATEGORY_PERSONAL", "CATEGORY_SOCIAL", "CATEGORY_PROMOTIONS", "CATEGORY_UPDATES",
-                 "CATEGORY_FORUMS", "CHAT")
+SYSTEM_LABELS = (
+    "INBOX",
+    "SENT",
+    "DRAFT",
+    "SPAM",
+    "TRASH",
+    "UNREAD",
+    "STARRED",
+    "IMPORTANT",
+    "CATEGORY_PERSONAL",
+    "CATEGORY_SOCIAL",
+    "CATEGORY_PROMOTIONS",
+    "CATEGORY_UPDATES",
+    "CATEGORY_FORUMS",
+    "CHAT",
+)
 FIRST_HISTORY_ID = 1000
 
 
 @dataclass
 class GmailMessage:
-    id: str                      # 16 hex digits, as Gmail's
+    id: str  # 16 hex digits, as Gmail's
     thread_id: str
-    raw: bytes                   # the RFC 822 message
-    internal_date: int           # epoch milliseconds
+    raw: bytes  # the RFC 822 message
+    internal_date: int  # epoch milliseconds
     labels: list[str] = field(default_factory=list)
-    history_id: int = 0          # the last history record that touched it
+    history_id: int = 0  # the last history record that touched it
 
 
 @dataclass
 class Label:
     id: str
     name: str
-    type: str = "user"           # system | user
+    type: str = "user"  # system | user
 
 
 @dataclass
 class HistoryRecord:
     id: int
-    kind: str                    # messagesAdded | messagesDeleted | labelsAdded | labelsRemoved
+    kind: str  # messagesAdded | messagesDeleted | labelsAdded | labelsRemoved
     message_id: str
     thread_id: str
-    labels: list[str]            # the message's labels after the change
-    changed: list[str] = field(default_factory=list)   # labels added or removed
+    labels: list[str]  # the message's labels after the change
+    changed: list[str] = field(default_factory=list)  # labels added or removed
 
 
 @dataclass
@@ -54,17 +67,17 @@ class Mailbox:
     labels: dict[str, Label] = field(default_factory=dict)
     history: list[HistoryRecord] = field(default_factory=list)
     history_id: int = FIRST_HISTORY_ID
-    history_floor: int = 0       # history.list refuses start ids below this (404)
-    threads: dict[str, str] = field(default_factory=dict)   # thread key (topic) -> thread id
+    history_floor: int = 0  # history.list refuses start ids below this (404)
+    threads: dict[str, str] = field(default_factory=dict)  # thread key (topic) -> thread id
 
 
 @dataclass
 class GmailState:
-    mailboxes: dict[str, Mailbox] = field(default_factory=dict)   # by email
-    units_per_second: float = 250.0                                # per-user quota (0: unlimited)
-    usage: dict[str, list[tuple[float, int]]] = field(default_factory=dict)   # email -> [(time, units)]
-    units: dict[str, int] = field(default_factory=dict)            # email -> units spent, all time
-    throttled: int = 0                                             # calls answered 429 for the quota
+    mailboxes: dict[str, Mailbox] = field(default_factory=dict)  # by email
+    units_per_second: float = 250.0  # per-user quota (0: unlimited)
+    usage: dict[str, list[tuple[float, int]]] = field(default_factory=dict)  # email -> [(time, units)]
+    units: dict[str, int] = field(default_factory=dict)  # email -> units spent, all time
+    throttled: int = 0  # calls answered 429 for the quota
     counter: int = 0
 
 
@@ -111,12 +124,20 @@ def label_id(ws: Any, email: str, name: str) -> str:
 def _record(box: Mailbox, kind: str, msg: GmailMessage, changed: list[str] | None = None) -> None:
     box.history_id += 1
     msg.history_id = box.history_id
-    box.history.append(HistoryRecord(box.history_id, kind, msg.id, msg.thread_id, list(msg.labels),
-                                     list(changed or [])))
+    box.history.append(
+        HistoryRecord(box.history_id, kind, msg.id, msg.thread_id, list(msg.labels), list(changed or []))
+    )
 
 
-def add_message(ws: Any, email: str, raw: bytes, labels: list[str], internal_date: int,
-                thread_key: str = "", message_id: str | None = None) -> GmailMessage:
+def add_message(
+    ws: Any,
+    email: str,
+    raw: bytes,
+    labels: list[str],
+    internal_date: int,
+    thread_key: str = "",
+    message_id: str | None = None,
+) -> GmailMessage:
     """Deliver `raw` into the mailbox with these label ids; messages with the same `thread_key`
     (a normalised subject) share a thread."""
     with ws.lock:
@@ -145,8 +166,9 @@ def delete_message(ws: Any, email: str, message_id: str) -> None:
         _record(box, "messagesDeleted", msg)
 
 
-def modify_labels(ws: Any, email: str, message_id: str, add: Sequence[str] = (),
-                  remove: Sequence[str] = ()) -> GmailMessage:
+def modify_labels(
+    ws: Any, email: str, message_id: str, add: Sequence[str] = (), remove: Sequence[str] = ()
+) -> GmailMessage:
     """Add and remove label ids: one history record per direction that changed something."""
     with ws.lock:
         box = mailbox(ws, email)
@@ -172,5 +194,5 @@ def expire_history(ws: Any, email: str | None = None) -> None:
     with ws.lock:
         for box in state(ws).mailboxes.values():
             if email is None or box.email == email.lower():
-                box.history_floor = box.history_id   # the current id stays valid, as getProfile gives it
+                box.history_floor = box.history_id  # the current id stays valid, as getProfile gives it
                 box.history.clear()

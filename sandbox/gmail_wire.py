@@ -24,10 +24,24 @@ from starlette.responses import JSONResponse
 from .gmail_state import GmailMessage
 
 _PARSER = BytesParser(policy=email.policy.compat32)
-_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-           429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
-_REASON = {400: "badRequest", 401: "authError", 403: "forbidden", 404: "notFound", 429: "rateLimitExceeded",
-           500: "backendError", 503: "backendError"}
+_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+}
+_REASON = {
+    400: "badRequest",
+    401: "authError",
+    403: "forbidden",
+    404: "notFound",
+    429: "rateLimitExceeded",
+    500: "backendError",
+    503: "backendError",
+}
 
 
 class GmailError(Exception):
@@ -40,9 +54,14 @@ class GmailError(Exception):
 def error_body(err: GmailError) -> tuple[dict[str, Any], dict[str, str]]:
     """Google's error envelope and the headers that go with it."""
     domain = "usageLimits" if "RateLimit" in err.reason or err.status == 429 else "global"
-    body = {"error": {"code": err.status, "message": err.message,
-                      "errors": [{"message": err.message, "domain": domain, "reason": err.reason}],
-                      "status": _STATUS.get(err.status, "UNKNOWN")}}
+    body = {
+        "error": {
+            "code": err.status,
+            "message": err.message,
+            "errors": [{"message": err.message, "domain": domain, "reason": err.reason}],
+            "status": _STATUS.get(err.status, "UNKNOWN"),
+        }
+    }
     headers = {"Retry-After": str(max(1, round(err.retry_after + 0.499)))} if err.retry_after else {}
     if err.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="https://accounts.google.com/", error="invalid_token"'
@@ -63,20 +82,25 @@ def attachment_id(msg: GmailMessage, part_id: str) -> str:
     return "ANGjdJ" + hashlib.sha256(f"{msg.id}:{part_id}".encode()).hexdigest()
 
 
-def _part(msg: GmailMessage, part: Message, part_id: str, headers_only: bool,
-          wanted: set[str] | None) -> dict[str, Any]:
-    headers = [{"name": k, "value": " ".join(str(v).split())} for k, v in part.items()
-               if wanted is None or k.lower() in wanted]
-    out: dict[str, Any] = {"partId": part_id, "mimeType": part.get_content_type(),
-                           "filename": part.get_filename() or "", "headers": headers}
+def _part(
+    msg: GmailMessage, part: Message, part_id: str, headers_only: bool, wanted: set[str] | None
+) -> dict[str, Any]:
+    headers = [
+        {"name": k, "value": " ".join(str(v).split())} for k, v in part.items() if wanted is None or k.lower() in wanted
+    ]
+    out: dict[str, Any] = {
+        "partId": part_id,
+        "mimeType": part.get_content_type(),
+        "filename": part.get_filename() or "",
+        "headers": headers,
+    }
     if headers_only:
         del out["partId"], out["filename"]
         return out
     if part.is_multipart():
         out["body"] = {"size": 0}
         prefix = f"{part_id}." if part_id else ""
-        out["parts"] = [_part(msg, sub, f"{prefix}{n}", False, None)
-                        for n, sub in enumerate(part.get_payload())]   # type: ignore[union-attr]
+        out["parts"] = [_part(msg, sub, f"{prefix}{n}", False, None) for n, sub in enumerate(part.get_payload())]  # type: ignore[union-attr]
         return out
     data = part.get_payload(decode=True)
     data = data if isinstance(data, bytes) else b""
@@ -89,10 +113,11 @@ def _part(msg: GmailMessage, part: Message, part_id: str, headers_only: bool,
 
 def find_attachment(msg: GmailMessage, wanted_id: str) -> bytes | None:
     """The decoded bytes of the part whose attachmentId is `wanted_id`."""
+
     def walk(part: Message, part_id: str) -> bytes | None:
         if part.is_multipart():
             prefix = f"{part_id}." if part_id else ""
-            for n, sub in enumerate(part.get_payload()):   # type: ignore[arg-type]
+            for n, sub in enumerate(part.get_payload()):  # type: ignore[arg-type]
                 found = walk(sub, f"{prefix}{n}")
                 if found is not None:
                     return found
@@ -101,6 +126,7 @@ def find_attachment(msg: GmailMessage, wanted_id: str) -> bytes | None:
             data = part.get_payload(decode=True)
             return data if isinstance(data, bytes) else b""
         return None
+
     return walk(_PARSER.parsebytes(msg.raw), "")
 
 
@@ -115,9 +141,14 @@ def snippet(parsed: Message) -> str:
 
 
 def message_resource(msg: GmailMessage, fmt: str = "full", metadata_headers: list[str] | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": msg.id, "threadId": msg.thread_id, "labelIds": list(msg.labels),
-                           "historyId": str(msg.history_id), "internalDate": str(msg.internal_date),
-                           "sizeEstimate": len(msg.raw)}
+    out: dict[str, Any] = {
+        "id": msg.id,
+        "threadId": msg.thread_id,
+        "labelIds": list(msg.labels),
+        "historyId": str(msg.history_id),
+        "internalDate": str(msg.internal_date),
+        "sizeEstimate": len(msg.raw),
+    }
     if fmt == "minimal":
         return out
     if fmt == "raw":
@@ -141,7 +172,7 @@ _UNITS = {"d": 86400, "m": 30 * 86400, "y": 365 * 86400}
 
 @dataclass
 class Query:
-    terms: list[tuple[bool, str, str]]   # (negated, operator or "", value)
+    terms: list[tuple[bool, str, str]]  # (negated, operator or "", value)
 
     def matches(self, msg: GmailMessage, label_names: dict[str, str], now: float) -> bool:
         return all(self._one(op, value, msg, label_names, now) != neg for neg, op, value in self.terms)
@@ -163,8 +194,10 @@ class Query:
             return value.lower() in str(parsed.get(op, "")).lower()
         if op in ("label", "in"):
             wanted = value.lower().replace("-", " ")
-            return any(lid.lower() == value.lower() or label_names.get(lid, "").lower().replace("-", " ") == wanted
-                       for lid in msg.labels)
+            return any(
+                lid.lower() == value.lower() or label_names.get(lid, "").lower().replace("-", " ") == wanted
+                for lid in msg.labels
+            )
         if op == "has":
             return value == "attachment" and any(p.get_filename() for p in parsed.walk())
         if op:
@@ -197,7 +230,7 @@ def header_date(raw: bytes) -> float | None:
 class InnerRequest:
     content_id: str
     method: str
-    target: str                  # path and query
+    target: str  # path and query
     headers: dict[str, str]
 
 
@@ -207,7 +240,7 @@ def parse_batch(content_type: str, body: bytes) -> list[InnerRequest]:
     if not parsed.is_multipart():
         raise GmailError(400, "Batch request is not multipart/mixed", "badRequest")
     out = []
-    parts: list[Any] = parsed.get_payload()   # type: ignore[assignment]
+    parts: list[Any] = parsed.get_payload()  # type: ignore[assignment]
     for part in parts:
         text = part.get_payload(decode=False)
         head, _, _rest = str(text).replace("\r\n", "\n").partition("\n\n")
@@ -233,7 +266,9 @@ def batch_body(answers: list[tuple[str, int, dict[str, Any], dict[str, str]]]) -
         payload = json.dumps(body)
         extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         reason = {200: "OK", 404: "Not Found", 429: "Too Many Requests"}.get(status, "Error")
-        chunks.append(f"--{boundary}\r\nContent-Type: application/http\r\nContent-ID: {cid}\r\n\r\n"
-                      f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json; charset=UTF-8\r\n"
-                      f"{extra}Content-Length: {len(payload.encode())}\r\n\r\n{payload}\r\n")
+        chunks.append(
+            f"--{boundary}\r\nContent-Type: application/http\r\nContent-ID: {cid}\r\n\r\n"
+            f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json; charset=UTF-8\r\n"
+            f"{extra}Content-Length: {len(payload.encode())}\r\n\r\n{payload}\r\n"
+        )
     return ("".join(chunks) + f"--{boundary}--\r\n").encode(), f"multipart/mixed; boundary={boundary}"

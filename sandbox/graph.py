@@ -25,16 +25,35 @@ from .graph_seed import mail_state, seed_generated, seed_sample, text_to_html
 from .graph_state import Address, MailState, Message, graph_id
 from .graph_wire import folder_json, graph_error, message_json, attachment_json, parse_prefer
 
-__all__ = ["routes", "source", "seed_sample", "seed_generated", "add_message", "edit_message",
-           "delete_message", "move_message", "expire_delta_tokens", "expire_tokens", "rotate_secret"]
+__all__ = [
+    "routes",
+    "source",
+    "seed_sample",
+    "seed_generated",
+    "add_message",
+    "edit_message",
+    "delete_message",
+    "move_message",
+    "expire_delta_tokens",
+    "expire_tokens",
+    "rotate_secret",
+]
 
 _MAX_PAGE = 1000
 
 
 # --- control (tests, benchmarks, admin routes) ---------------------------------------------------
-def add_message(ws: Any, mailbox: str, folder: str = "inbox", subject: str = "", body: str = "",
-                sender: str = "someone@example.com", to: list[str] | None = None,
-                received: dt.datetime | None = None, html: str | None = None) -> Message:
+def add_message(
+    ws: Any,
+    mailbox: str,
+    folder: str = "inbox",
+    subject: str = "",
+    body: str = "",
+    sender: str = "someone@example.com",
+    to: list[str] | None = None,
+    received: dt.datetime | None = None,
+    html: str | None = None,
+) -> Message:
     """Deliver a new message into `mailbox` (email or user id), folder id or well-known name."""
     state = mail_state(ws)
     with ws.lock:
@@ -44,11 +63,22 @@ def add_message(ws: Any, mailbox: str, folder: str = "inbox", subject: str = "",
             raise KeyError(folder)
         when = received or dt.datetime.fromtimestamp(ws.clock(), dt.timezone.utc)
         n = len(state.messages) + state.seq
-        return state.add_message(Message(
-            id=graph_id("AAMkImm", "added", n, uuid.uuid4()), rest_id=state.new_rest_id(), mailbox=user_id,
-            folder_id=target.id, subject=subject, body_html=html or text_to_html(body),
-            sender=Address(sender, sender), to=[Address(a, a) for a in (to or [state.mailboxes[user_id].email])],
-            received=when, sent=when, modified=when, conversation_id=graph_id("AAQkConv", user_id, subject)))
+        return state.add_message(
+            Message(
+                id=graph_id("AAMkImm", "added", n, uuid.uuid4()),
+                rest_id=state.new_rest_id(),
+                mailbox=user_id,
+                folder_id=target.id,
+                subject=subject,
+                body_html=html or text_to_html(body),
+                sender=Address(sender, sender),
+                to=[Address(a, a) for a in (to or [state.mailboxes[user_id].email])],
+                received=when,
+                sent=when,
+                modified=when,
+                conversation_id=graph_id("AAQkConv", user_id, subject),
+            )
+        )
 
 
 def edit_message(ws: Any, message_id: str, **changes: Any) -> Message:
@@ -132,16 +162,21 @@ def routes(ctx: Any) -> list[BaseRoute]:
 
     api = _GraphApi(ctx)
     user = "/v1.0/users/{user}"
-    return identity_routes(ctx) + [
-        Route(f"{user}/mailFolders", api.folders),
-        Route(f"{user}/mailFolders/{{folder}}", api.folder),
-        Route(f"{user}/mailFolders/{{folder}}/childFolders", api.child_folders),
-        Route(f"{user}/mailFolders/{{folder}}/messages/delta", api.delta),
-        Route(f"{user}/messages/delta", api.root_delta),
-        Route(f"{user}/messages/{{message}}", api.message),
-        Route(f"{user}/messages/{{message}}/attachments", api.attachments),
-        Route("/owa/", api.owa),
-    ] + graph_subscriptions.routes(ctx, api._guard) + _admin_routes(ctx)
+    return (
+        identity_routes(ctx)
+        + [
+            Route(f"{user}/mailFolders", api.folders),
+            Route(f"{user}/mailFolders/{{folder}}", api.folder),
+            Route(f"{user}/mailFolders/{{folder}}/childFolders", api.child_folders),
+            Route(f"{user}/mailFolders/{{folder}}/messages/delta", api.delta),
+            Route(f"{user}/messages/delta", api.root_delta),
+            Route(f"{user}/messages/{{message}}", api.message),
+            Route(f"{user}/messages/{{message}}/attachments", api.attachments),
+            Route("/owa/", api.owa),
+        ]
+        + graph_subscriptions.routes(ctx, api._guard)
+        + _admin_routes(ctx)
+    )
 
 
 def api_guard(ctx: Any) -> Any:
@@ -164,8 +199,12 @@ class _GraphApi:
         if fault is not None and fault.network:
             return BrokenAnswer(fault)
         if fault is not None:
-            return graph_error(fault.status, fault.reason or _FAULT_CODES.get(fault.status, "ServiceError"),
-                               f"Injected fault on {route}", retry_after=fault.retry_after)
+            return graph_error(
+                fault.status,
+                fault.reason or _FAULT_CODES.get(fault.status, "ServiceError"),
+                f"Injected fault on {route}",
+                retry_after=fault.retry_after,
+            )
         auth = request.headers.get("authorization", "")
         token = auth[7:] if auth.lower().startswith("bearer ") else ""
         if not token:
@@ -182,8 +221,11 @@ class _GraphApi:
         if user is None:
             return graph_error(404, "ErrorInvalidUser", f"The requested user '{ref}' is invalid.")
         if user.id not in self.state.mailboxes:
-            return graph_error(404, "MailboxNotEnabledForRESTAPI", "The mailbox is either inactive, "
-                               "soft-deleted, or is hosted on-premise.")
+            return graph_error(
+                404,
+                "MailboxNotEnabledForRESTAPI",
+                "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
+            )
         return user.id  # type: ignore[no-any-return]
 
     def _folder_of(self, request: Request) -> tuple[str, Any] | Response:
@@ -218,9 +260,8 @@ class _GraphApi:
                 skip = int(request.query_params.get("$skip", "0"))
             except ValueError:
                 return graph_error(400, "ErrorInvalidUrlQuery", "Invalid $top or $skip.")
-            page = [folder_json(self.state, f) for f in folders[skip:skip + top]]
-        body: dict[str, Any] = {"@odata.context": f"{request.base_url}v1.0/$metadata#users/mailFolders",
-                                "value": page}
+            page = [folder_json(self.state, f) for f in folders[skip : skip + top]]
+        body: dict[str, Any] = {"@odata.context": f"{request.base_url}v1.0/$metadata#users/mailFolders", "value": page}
         if skip + top < len(folders):
             body["@odata.nextLink"] = str(request.url.include_query_params(**{"$top": top, "$skip": skip + top}))
         return JSONResponse(body)
@@ -237,8 +278,11 @@ class _GraphApi:
     async def root_delta(self, request: Request) -> Response:
         if (denied := self._guard(request, "messages.delta")) is not None:
             return denied
-        return graph_error(400, "ErrorInvalidRequest", "Change tracking is not supported on the mailbox "
-                           "root messages; use /mailFolders/{id}/messages/delta.")
+        return graph_error(
+            400,
+            "ErrorInvalidRequest",
+            "Change tracking is not supported on the mailbox root messages; use /mailFolders/{id}/messages/delta.",
+        )
 
     async def delta(self, request: Request) -> Response:
         if (denied := self._guard(request, "messages.delta")) is not None:
@@ -292,8 +336,13 @@ class _GraphApi:
             return HTMLResponse(msg.body_html)
 
 
-_FAULT_CODES = {429: "TooManyRequests", 503: "ServiceNotAvailable", 504: "GatewayTimeout",
-                500: "InternalServerError", 401: "InvalidAuthenticationToken"}
+_FAULT_CODES = {
+    429: "TooManyRequests",
+    503: "ServiceNotAvailable",
+    504: "GatewayTimeout",
+    500: "InternalServerError",
+    401: "InvalidAuthenticationToken",
+}
 
 
 def _admin_routes(ctx: Any) -> list[BaseRoute]:
@@ -302,9 +351,16 @@ def _admin_routes(ctx: Any) -> list[BaseRoute]:
     async def add(request: Request) -> Response:
         body = await request.json()
         received = dt.datetime.fromisoformat(body["received"]) if body.get("received") else None
-        msg = add_message(ws, body["mailbox"], body.get("folder", "inbox"), body.get("subject", ""),
-                          body.get("body", ""), body.get("sender", "someone@example.com"), body.get("to"),
-                          received)
+        msg = add_message(
+            ws,
+            body["mailbox"],
+            body.get("folder", "inbox"),
+            body.get("subject", ""),
+            body.get("body", ""),
+            body.get("sender", "someone@example.com"),
+            body.get("to"),
+            received,
+        )
         return JSONResponse({"id": msg.id})
 
     async def one(request: Request) -> Response:

@@ -31,8 +31,11 @@ def delta_page(state: MailState, request: Request, user_id: str, folder: Folder,
     if token is not None:
         sync = state.sync_states.get(token)
         if sync is None or sync.folder_id != folder.id:
-            return graph_error(410, "SyncStateNotFound", "The sync state generation is not found. "
-                               "Please restart the sync from scratch.")
+            return graph_error(
+                410,
+                "SyncStateNotFound",
+                "The sync state generation is not found. Please restart the sync from scratch.",
+            )
         if "$deltatoken" in params:
             sync = _incremental_round(state, sync)
     else:
@@ -41,13 +44,16 @@ def delta_page(state: MailState, request: Request, user_id: str, folder: Folder,
             return started
         sync = started
     size = min(prefer.max_page_size or _DEFAULT_PAGE, _MAX_PAGE)
-    page, rest = sync.pending[:size], sync.pending[size:]   # tokens are replayable: never mutate
+    page, rest = sync.pending[:size], sync.pending[size:]  # tokens are replayable: never mutate
     base = str(request.base_url).rstrip("/")
     items = [_entry(state, msg_id, folder, sync, base, prefer.immutable) for msg_id in page]
-    body: dict[str, Any] = {"@odata.context": f"{base}/v1.0/$metadata#Collection(message)",
-                            "value": [i for i in items if i is not None]}
-    link = f"{base}/v1.0/users/{request.path_params['user']}/mailFolders/{request.path_params['folder']}" \
-           "/messages/delta?"
+    body: dict[str, Any] = {
+        "@odata.context": f"{base}/v1.0/$metadata#Collection(message)",
+        "value": [i for i in items if i is not None],
+    }
+    link = (
+        f"{base}/v1.0/users/{request.path_params['user']}/mailFolders/{request.path_params['folder']}/messages/delta?"
+    )
     if rest:
         after = SyncState(user_id, folder.id, sync.watermark, rest, sync.initial, sync.select, sync.since)
         body["@odata.nextLink"] = link + "$skiptoken=" + _store(state, after)
@@ -58,14 +64,16 @@ def delta_page(state: MailState, request: Request, user_id: str, folder: Folder,
     return JSONResponse(body, headers=headers)
 
 
-def _initial_round(state: MailState, user_id: str, folder: Folder, select: str | None,
-                   filter_: str | None) -> SyncState | Response:
+def _initial_round(
+    state: MailState, user_id: str, folder: Folder, select: str | None, filter_: str | None
+) -> SyncState | Response:
     since = None
     if filter_:
         match = _FILTER.match(filter_)
         if not match:
-            return graph_error(400, "ErrorInvalidUrlQueryFilter", "The query filter contains one or more "
-                               "invalid nodes.")
+            return graph_error(
+                400, "ErrorInvalidUrlQueryFilter", "The query filter contains one or more invalid nodes."
+            )
         try:
             since = dt.datetime.fromisoformat(match[2].replace("Z", "+00:00"))
         except ValueError:
@@ -80,8 +88,9 @@ def _incremental_round(state: MailState, done: SyncState) -> SyncState:
     return SyncState(done.mailbox, done.folder_id, state.seq, pending, False, done.select, done.since)
 
 
-def _entry(state: MailState, msg_id: str, folder: Folder, sync: SyncState, base: str,
-           immutable: bool) -> dict[str, Any] | None:
+def _entry(
+    state: MailState, msg_id: str, folder: Folder, sync: SyncState, base: str, immutable: bool
+) -> dict[str, Any] | None:
     msg = state.messages.get(msg_id)
     if msg is not None and msg.folder_id == folder.id:
         if sync.since is not None and msg.received < sync.since:

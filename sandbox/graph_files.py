@@ -103,19 +103,34 @@ def routes(ctx: Any) -> list[BaseRoute]:
 # --- JSON shapes -----------------------------------------------------------------------------------
 def drive_json(state: FilesState, drive: Drive, base: str) -> dict[str, Any]:
     site = state.sites.get(drive.site_id or "")
-    owner: dict[str, Any] = {"user": {"email": drive.owner, "displayName": drive.owner}} if drive.owner else \
-        {"group": {"displayName": site.name if site else ""}}
-    return {"id": drive.id, "name": drive.name, "driveType": drive.kind, "owner": owner,
-            "webUrl": f"{base}/sp/drives/{drive.id}", "description": "",
-            "createdDateTime": "2024-01-02T09:00:00Z", "lastModifiedDateTime": "2024-01-02T09:00:00Z"}
+    owner: dict[str, Any] = (
+        {"user": {"email": drive.owner, "displayName": drive.owner}}
+        if drive.owner
+        else {"group": {"displayName": site.name if site else ""}}
+    )
+    return {
+        "id": drive.id,
+        "name": drive.name,
+        "driveType": drive.kind,
+        "owner": owner,
+        "webUrl": f"{base}/sp/drives/{drive.id}",
+        "description": "",
+        "createdDateTime": "2024-01-02T09:00:00Z",
+        "lastModifiedDateTime": "2024-01-02T09:00:00Z",
+    }
 
 
-def item_json(state: FilesState, item: Item, base: str, with_path: bool = True,
-              sharing: bool = False) -> dict[str, Any]:
+def item_json(
+    state: FilesState, item: Item, base: str, with_path: bool = True, sharing: bool = False
+) -> dict[str, Any]:
     drive = state.drives[item.drive_id]
     if item.deleted:
-        return {"id": item.id, "name": item.name, "deleted": {"state": "deleted"},
-                "parentReference": {"driveId": drive.id, "driveType": drive.kind, "id": item.parent_id}}
+        return {
+            "id": item.id,
+            "name": item.name,
+            "deleted": {"state": "deleted"},
+            "parentReference": {"driveId": drive.id, "driveType": drive.kind, "id": item.parent_id},
+        }
     ref: dict[str, Any] = {"driveId": drive.id, "driveType": drive.kind}
     if item.parent_id is not None:
         ref["id"] = item.parent_id
@@ -125,10 +140,17 @@ def item_json(state: FilesState, item: Item, base: str, with_path: bool = True,
         ref["siteId"] = drive.site_id
     who = {"user": {"email": item.author, "displayName": item.author}} if item.author else {}
     out: dict[str, Any] = {
-        "id": item.id, "name": item.name, "eTag": f'"{{{item.id}}},{item.etag}"',
-        "cTag": f'"c:{{{item.id}}},{item.ctag}"', "createdDateTime": iso(item.created),
-        "lastModifiedDateTime": iso(item.modified), "size": len(item.data), "parentReference": ref,
-        "webUrl": f"{base}/sp/items/{item.id}", "createdBy": who, "lastModifiedBy": who,
+        "id": item.id,
+        "name": item.name,
+        "eTag": f'"{{{item.id}}},{item.etag}"',
+        "cTag": f'"c:{{{item.id}}},{item.ctag}"',
+        "createdDateTime": iso(item.created),
+        "lastModifiedDateTime": iso(item.modified),
+        "size": len(item.data),
+        "parentReference": ref,
+        "webUrl": f"{base}/sp/items/{item.id}",
+        "createdBy": who,
+        "lastModifiedBy": who,
     }
     if item.parent_id is None:
         out["root"] = {}
@@ -145,15 +167,23 @@ def item_json(state: FilesState, item: Item, base: str, with_path: bool = True,
 def perm_json(state: FilesState, perm: Perm, source: Item | None, base: str) -> dict[str, Any]:
     out: dict[str, Any] = {"id": perm.id, "roles": list(perm.roles), "shareId": perm.id}
     if perm.link is not None:
-        out["link"] = {"scope": perm.link, "type": "view" if "read" in perm.roles else "edit",
-                       "webUrl": f"{base}/sp/share/{perm.id}", "preventsDownload": False}
+        out["link"] = {
+            "scope": perm.link,
+            "type": "view" if "read" in perm.roles else "edit",
+            "webUrl": f"{base}/sp/share/{perm.id}",
+            "preventsDownload": False,
+        }
         out["hasPassword"] = False
-        out["grantedToIdentitiesV2"] = [{"user": {"email": perm.user, "displayName": perm.user}}] \
-            if perm.user else []
+        out["grantedToIdentitiesV2"] = [{"user": {"email": perm.user, "displayName": perm.user}}] if perm.user else []
     elif perm.site_group is not None:
         group = state.groups.get(perm.group or "")
-        granted: dict[str, Any] = {"siteGroup": {"id": str(int(graph_id("", perm.site_group)[:4], 16) % 100),
-                                                 "displayName": perm.site_group, "loginName": perm.site_group}}
+        granted: dict[str, Any] = {
+            "siteGroup": {
+                "id": str(int(graph_id("", perm.site_group)[:4], 16) % 100),
+                "displayName": perm.site_group,
+                "loginName": perm.site_group,
+            }
+        }
         if group is not None:
             granted["group"] = {"id": group.id, "displayName": group.name, "email": group.mail}
         out["grantedToV2"] = granted
@@ -164,9 +194,11 @@ def perm_json(state: FilesState, perm: Perm, source: Item | None, base: str) -> 
         out["grantedToV2"] = {"user": {"id": perm.user, "displayName": perm.user, "email": perm.user}}
         out["grantedTo"] = {"user": {"id": perm.user, "displayName": perm.user, "email": perm.user}}
     if source is not None:
-        out["inheritedFrom"] = {"driveId": source.drive_id, "id": source.id,
-                                "path": state.path_of(source) if source.parent_id else
-                                f"/drives/{source.drive_id}/root:"}
+        out["inheritedFrom"] = {
+            "driveId": source.drive_id,
+            "id": source.id,
+            "path": state.path_of(source) if source.parent_id else f"/drives/{source.drive_id}/root:",
+        }
     return out
 
 
@@ -216,7 +248,7 @@ class FilesApi:
             return denied
         with self.ctx.ws.lock:
             state = self.state
-            if ":" in ref:   # hostname:/server-relative/path[:/segment]
+            if ":" in ref:  # hostname:/server-relative/path[:/segment]
                 host, _, rest = ref.partition(":")
                 path, _, tail = rest.partition(":")
                 site, tail = state.site_by_path(host, path), tail.strip("/")
@@ -229,9 +261,14 @@ class FilesApi:
                 if state.selected is not None:
                     state.selected.add(site.id)
                 body = await request.json()
-                return JSONResponse({"id": f"aTowaS50fG1zLnNwLmV4dHw{len(state.selected or ())}",
-                                     "roles": body.get("roles", ["read"]),
-                                     "grantedToIdentitiesV2": body.get("grantedToIdentities", [])}, status_code=201)
+                return JSONResponse(
+                    {
+                        "id": f"aTowaS50fG1zLnNwLmV4dHw{len(state.selected or ())}",
+                        "roles": body.get("roles", ["read"]),
+                        "grantedToIdentitiesV2": body.get("grantedToIdentities", []),
+                    },
+                    status_code=201,
+                )
             if state.selected is not None and site.id not in state.selected:
                 return graph_error(403, "accessDenied", "Access denied. The application is not granted this site.")
             base = self.base(request)
@@ -239,9 +276,15 @@ class FilesApi:
                 return JSONResponse({"value": [drive_json(state, state.drives[d], base) for d in site.drive_ids]})
             if tail:
                 return graph_error(400, "invalidRequest", f"Unsupported segment {tail!r}.")
-            return JSONResponse({"id": site.id, "name": site.path.rsplit("/", 1)[-1], "displayName": site.name,
-                                 "webUrl": f"{base}/sp{site.path}",
-                                 "siteCollection": {"hostname": site.hostname}})
+            return JSONResponse(
+                {
+                    "id": site.id,
+                    "name": site.path.rsplit("/", 1)[-1],
+                    "displayName": site.name,
+                    "webUrl": f"{base}/sp{site.path}",
+                    "siteCollection": {"hostname": site.hostname},
+                }
+            )
 
     async def user_drive(self, request: Request) -> Response:
         if (denied := self.guard(request, "drive")) is not None:
@@ -280,18 +323,23 @@ class FilesApi:
         if token is not None:
             sync = state.deltas.get(token)
             if sync is None or sync.drive_id != drive.id:
-                return graph_error(410, "resyncRequired", "Resync required. Replace any local items with the "
-                                   "server's version (including deletes) if you're sure that the service was up to "
-                                   "date with your local changes when you last sync'd.")
-            if "$skiptoken" not in params:    # a deltaLink: what changed since its round
+                return graph_error(
+                    410,
+                    "resyncRequired",
+                    "Resync required. Replace any local items with the "
+                    "server's version (including deletes) if you're sure that the service was up to "
+                    "date with your local changes when you last sync'd.",
+                )
+            if "$skiptoken" not in params:  # a deltaLink: what changed since its round
                 changed, shared = state.changed_since(drive.id, sync.watermark, sync.sharing)
                 sync = DeltaState(drive.id, state.seq, changed, False, sync.sharing, sync.top, shared)
         else:
             live = [i.id for i in state.items.values() if i.drive_id == drive.id and not i.deleted]
             top = parse_prefer(request).max_page_size or int(params.get("$top", _DEFAULT_PAGE))
-            sync = DeltaState(drive.id, state.seq, _parents_first(state, live), True,
-                              "deltashowsharingchanges" in prefer, top)
-        page, rest = sync.pending[:sync.top], sync.pending[sync.top:]
+            sync = DeltaState(
+                drive.id, state.seq, _parents_first(state, live), True, "deltashowsharingchanges" in prefer, top
+            )
+        page, rest = sync.pending[: sync.top], sync.pending[sync.top :]
         base = self.base(request)
         values = []
         for item_id in page:
@@ -303,11 +351,19 @@ class FilesApi:
         body: dict[str, Any] = {"@odata.context": f"{base}/v1.0/$metadata#Collection(driveItem)", "value": values}
         link = f"{base}/v1.0/drives/{drive.id}/root/delta?"
         if rest:
-            body["@odata.nextLink"] = link + "$skiptoken=" + state.store_delta(
-                DeltaState(drive.id, sync.watermark, rest, sync.initial, sync.sharing, sync.top, sync.shared))
+            body["@odata.nextLink"] = (
+                link
+                + "$skiptoken="
+                + state.store_delta(
+                    DeltaState(drive.id, sync.watermark, rest, sync.initial, sync.sharing, sync.top, sync.shared)
+                )
+            )
         else:
-            body["@odata.deltaLink"] = link + "token=" + state.store_delta(
-                DeltaState(drive.id, sync.watermark, [], False, sync.sharing, sync.top))
+            body["@odata.deltaLink"] = (
+                link
+                + "token="
+                + state.store_delta(DeltaState(drive.id, sync.watermark, [], False, sync.sharing, sync.top))
+            )
         return JSONResponse(body)
 
     async def item(self, request: Request) -> Response:
@@ -345,8 +401,12 @@ class FilesApi:
         """The pre-authenticated download URL: no token needed, as on SharePoint."""
         fault = self.ctx.faults.check("graph", "download", request.url.path)
         if fault is not None and not fault.network:
-            return graph_error(fault.status, fault.reason or "serviceNotAvailable", "Injected fault on download",
-                               retry_after=fault.retry_after)
+            return graph_error(
+                fault.status,
+                fault.reason or "serviceNotAvailable",
+                "Injected fault on download",
+                retry_after=fault.retry_after,
+            )
         if fault is not None:
             from .faults import BrokenAnswer
 
@@ -373,8 +433,9 @@ class FilesApi:
             if isinstance(found, Response):
                 return found
             base = self.base(request)
-            return JSONResponse({"value": [perm_json(self.state, p, src, base)
-                                           for p, src in self.state.effective(found)]})
+            return JSONResponse(
+                {"value": [perm_json(self.state, p, src, base) for p, src in self.state.effective(found)]}
+            )
 
     async def members(self, request: Request) -> Response:
         if (denied := self.guard(request, "transitiveMembers")) is not None:
@@ -383,17 +444,22 @@ class FilesApi:
             state = self.state
             group = state.groups.get(request.path_params["group"])
             if group is None:
-                return graph_error(404, "Request_ResourceNotFound", f"Resource '{request.path_params['group']}' "
-                                   "does not exist or one of its queried reference-property objects are not present.")
+                return graph_error(
+                    404,
+                    "Request_ResourceNotFound",
+                    f"Resource '{request.path_params['group']}' "
+                    "does not exist or one of its queried reference-property objects are not present.",
+                )
             values: list[dict[str, Any]] = []
             seen: set[str] = set()
             _walk(state, group.id, values, seen, self.ctx.ws)
             skip = int(request.query_params.get("$skiptoken", "0") or 0)
             top = int(request.query_params.get("$top", "100"))
-            body: dict[str, Any] = {"value": values[skip:skip + top]}
+            body: dict[str, Any] = {"value": values[skip : skip + top]}
             if skip + top < len(values):
-                body["@odata.nextLink"] = str(request.url.include_query_params(**{"$skiptoken": skip + top,
-                                                                                   "$top": top}))
+                body["@odata.nextLink"] = str(
+                    request.url.include_query_params(**{"$skiptoken": skip + top, "$top": top})
+                )
             return JSONResponse(body)
 
     async def organization(self, request: Request) -> Response:
@@ -402,11 +468,26 @@ class FilesApi:
         with self.ctx.ws.lock:
             mail = mail_state(self.ctx.ws)
             domains = self.state.domains or [self.ctx.ws.domain]
-            return JSONResponse({"value": [{
-                "id": mail.tenant_guid, "displayName": self.ctx.ws.team_name,
-                "verifiedDomains": [{"name": d, "isDefault": n == 0, "isInitial": d.endswith(".onmicrosoft.com"),
-                                     "type": "Managed", "capabilities": "Email, OfficeCommunicationsOnline"}
-                                    for n, d in enumerate(domains)]}]})
+            return JSONResponse(
+                {
+                    "value": [
+                        {
+                            "id": mail.tenant_guid,
+                            "displayName": self.ctx.ws.team_name,
+                            "verifiedDomains": [
+                                {
+                                    "name": d,
+                                    "isDefault": n == 0,
+                                    "isInitial": d.endswith(".onmicrosoft.com"),
+                                    "type": "Managed",
+                                    "capabilities": "Email, OfficeCommunicationsOnline",
+                                }
+                                for n, d in enumerate(domains)
+                            ],
+                        }
+                    ]
+                }
+            )
 
 
 def _walk(state: FilesState, group_id: str, out: list[dict[str, Any]], seen: set[str], ws: Any) -> None:
@@ -416,18 +497,31 @@ def _walk(state: FilesState, group_id: str, out: list[dict[str, Any]], seen: set
         seen.add(member)
         if member in state.groups:
             nested = state.groups[member]
-            out.append({"@odata.type": "#microsoft.graph.group", "id": nested.id, "displayName": nested.name,
-                        "mail": nested.mail})
+            out.append(
+                {
+                    "@odata.type": "#microsoft.graph.group",
+                    "id": nested.id,
+                    "displayName": nested.name,
+                    "mail": nested.mail,
+                }
+            )
             _walk(state, member, out, seen, ws)
         else:
             user = ws.user_by_email(member)
-            out.append({"@odata.type": "#microsoft.graph.user", "id": user.id if user else member,
-                        "displayName": user.real_name if user else member, "mail": member,
-                        "userPrincipalName": member})
+            out.append(
+                {
+                    "@odata.type": "#microsoft.graph.user",
+                    "id": user.id if user else member,
+                    "displayName": user.real_name if user else member,
+                    "mail": member,
+                    "userPrincipalName": member,
+                }
+            )
 
 
 def _parents_first(state: FilesState, ids: list[str]) -> list[str]:
     """A first round lists each folder before what it holds (Graph's order), the root first."""
+
     def depth(item_id: str) -> int:
         n, item = 0, state.items[item_id]
         while item.parent_id is not None:
@@ -458,13 +552,14 @@ class Batch:
         async with httpx.AsyncClient(transport=transport, base_url=str(request.base_url).rstrip("/")) as client:
             for sub in requests:
                 url = "/v1.0/" + str(sub.get("url", "")).lstrip("/")
-                answer = await client.request(str(sub.get("method", "GET")), url,
-                                              headers={**auth, **(sub.get("headers") or {})})
-                headers = {k: v for k, v in answer.headers.items() if k.lower() in ("retry-after", "location",
-                                                                                    "content-type")}
-                body = json.loads(answer.content) if answer.content and "json" in headers.get(
-                    "content-type", "") else None
-                out.append({"id": str(sub.get("id")), "status": answer.status_code, "headers": headers,
-                            "body": body})
+                answer = await client.request(
+                    str(sub.get("method", "GET")), url, headers={**auth, **(sub.get("headers") or {})}
+                )
+                headers = {
+                    k: v for k, v in answer.headers.items() if k.lower() in ("retry-after", "location", "content-type")
+                }
+                body = (
+                    json.loads(answer.content) if answer.content and "json" in headers.get("content-type", "") else None
+                )
+                out.append({"id": str(sub.get("id")), "status": answer.status_code, "headers": headers, "body": body})
         return JSONResponse({"responses": out})
-

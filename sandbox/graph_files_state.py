@@ -36,10 +36,10 @@ class Group:
 class Perm:
     id: str
     roles: list[str]
-    user: str | None = None          # email
-    group: str | None = None         # Entra group id
-    site_group: str | None = None    # SharePoint site group name (backed by `group`)
-    link: str | None = None          # sharing link scope: "organization", "anonymous" or "users"
+    user: str | None = None  # email
+    group: str | None = None  # Entra group id
+    site_group: str | None = None  # SharePoint site group name (backed by `group`)
+    link: str | None = None  # sharing link scope: "organization", "anonymous" or "users"
 
 
 @dataclass
@@ -47,17 +47,17 @@ class Item:
     id: str
     drive_id: str
     name: str
-    parent_id: str | None            # None: the drive's root
+    parent_id: str | None  # None: the drive's root
     folder: bool = False
     data: bytes = b""
     mime: str = ""
     author: str = ""
     created: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
     modified: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
-    ctag: int = 1                    # content version
-    etag: int = 1                    # any version (content, name, parent, sharing)
+    ctag: int = 1  # content version
+    etag: int = 1  # any version (content, name, parent, sharing)
     perms: list[Perm] = field(default_factory=list)
-    unique: bool = False             # breaks inheritance: only its own permissions apply
+    unique: bool = False  # breaks inheritance: only its own permissions apply
     deleted: bool = False
 
 
@@ -65,18 +65,18 @@ class Item:
 class Drive:
     id: str
     name: str
-    kind: str                        # "documentLibrary" (a site's library) or "business" (a OneDrive)
+    kind: str  # "documentLibrary" (a site's library) or "business" (a OneDrive)
     root_id: str
     site_id: str | None = None
-    owner: str | None = None         # OneDrive owner's email
-    log: list[tuple[int, str, bool]] = field(default_factory=list)   # (seq, item id, sharing-only)
+    owner: str | None = None  # OneDrive owner's email
+    log: list[tuple[int, str, bool]] = field(default_factory=list)  # (seq, item id, sharing-only)
 
 
 @dataclass
 class Site:
-    id: str                          # "{hostname},{collection guid},{web guid}"
+    id: str  # "{hostname},{collection guid},{web guid}"
     hostname: str
-    path: str                        # "/sites/Engineering"
+    path: str  # "/sites/Engineering"
     name: str
     drive_ids: list[str] = field(default_factory=list)
 
@@ -89,9 +89,9 @@ class DeltaState:
     watermark: int
     pending: list[str]
     initial: bool
-    sharing: bool                    # the client asked for sharing changes
+    sharing: bool  # the client asked for sharing changes
     top: int
-    shared: list[str] = field(default_factory=list)   # items whose only changes were sharing changes
+    shared: list[str] = field(default_factory=list)  # items whose only changes were sharing changes
 
 
 class FilesState:
@@ -104,17 +104,18 @@ class FilesState:
         self.items: dict[str, Item] = {}
         self.groups: dict[str, Group] = {}
         self.domains: list[str] = []
-        self.selected: set[str] | None = None   # Sites.Selected: the sites granted to the app; None: all
+        self.selected: set[str] | None = None  # Sites.Selected: the sites granted to the app; None: all
         self.seq = 0
         self.deltas: dict[str, DeltaState] = {}
-        self.downloads: dict[str, str] = {}     # download token -> item id
+        self.downloads: dict[str, str] = {}  # download token -> item id
         # change listeners (subscriptions): (drive id, item id)
         self.listeners: list[Callable[[str, str], None]] = []
 
     # --- structure ------------------------------------------------------------------------------
     def add_group(self, name: str, members: list[str], mail: str = "") -> Group:
-        group = Group(_guid("group", name), name,
-                      mail or f"{name.lower().replace(' ', '-')}@groups.invalid", list(members))
+        group = Group(
+            _guid("group", name), name, mail or f"{name.lower().replace(' ', '-')}@groups.invalid", list(members)
+        )
         self.groups[group.id] = group
         return group
 
@@ -127,8 +128,9 @@ class FilesState:
         key = site.id if site else owner
         drive_id = "b!" + graph_id("", "drive", key, name)[:40]
         root = Item(graph_id("01", "root", drive_id)[:34].upper(), drive_id, "root", None, folder=True)
-        drive = Drive(drive_id, name, "documentLibrary" if site else "business", root.id,
-                      site.id if site else None, owner)
+        drive = Drive(
+            drive_id, name, "documentLibrary" if site else "business", root.id, site.id if site else None, owner
+        )
         self.drives[drive_id] = drive
         self.items[root.id] = root
         if site:
@@ -136,8 +138,14 @@ class FilesState:
         return drive
 
     def site_by_path(self, hostname: str, path: str) -> Site | None:
-        return next((s for s in self.sites.values()
-                     if s.hostname.lower() == hostname.lower() and s.path.lower() == path.rstrip("/").lower()), None)
+        return next(
+            (
+                s
+                for s in self.sites.values()
+                if s.hostname.lower() == hostname.lower() and s.path.lower() == path.rstrip("/").lower()
+            ),
+            None,
+        )
 
     def onedrive(self, email: str) -> Drive | None:
         return next((d for d in self.drives.values() if d.owner == email.lower()), None)
@@ -153,20 +161,42 @@ class FilesState:
         for listener in list(self.listeners):
             listener(item.drive_id, item.id)
 
-    def add_item(self, drive_id: str, parent_id: str | None, name: str, data: bytes = b"", mime: str = "",
-                 folder: bool = False, author: str = "", when: dt.datetime | None = None,
-                 perms: list[Perm] | None = None, unique: bool = False) -> Item:
+    def add_item(
+        self,
+        drive_id: str,
+        parent_id: str | None,
+        name: str,
+        data: bytes = b"",
+        mime: str = "",
+        folder: bool = False,
+        author: str = "",
+        when: dt.datetime | None = None,
+        perms: list[Perm] | None = None,
+        unique: bool = False,
+    ) -> Item:
         drive = self.drives[drive_id]
         now = when or dt.datetime.now(dt.timezone.utc)
-        item = Item(graph_id("01", "item", drive_id, parent_id, name, self.seq)[:34].upper(), drive_id, name,
-                    parent_id or drive.root_id, folder, data, mime, author, now, now,
-                    perms=list(perms or []), unique=unique)
+        item = Item(
+            graph_id("01", "item", drive_id, parent_id, name, self.seq)[:34].upper(),
+            drive_id,
+            name,
+            parent_id or drive.root_id,
+            folder,
+            data,
+            mime,
+            author,
+            now,
+            now,
+            perms=list(perms or []),
+            unique=unique,
+        )
         self.items[item.id] = item
         self._log(item)
         return item
 
-    def edit_item(self, item_id: str, data: bytes | None = None, name: str | None = None,
-                  parent_id: str | None = None) -> Item:
+    def edit_item(
+        self, item_id: str, data: bytes | None = None, name: str | None = None, parent_id: str | None = None
+    ) -> Item:
         item = self._live(item_id)
         if data is not None:
             item.data, item.ctag = data, item.ctag + 1
@@ -186,8 +216,9 @@ class FilesState:
         item.deleted = True
         self._log(item)
 
-    def share(self, item_id: str, perm: Perm | None = None, remove: str | None = None,
-              unique: bool | None = None) -> None:
+    def share(
+        self, item_id: str, perm: Perm | None = None, remove: str | None = None, unique: bool | None = None
+    ) -> None:
         """Add a permission, remove one (by id), or break/restore inheritance; logs a sharing change
         on the item and on every descendant that inherits from it."""
         item = self._live(item_id)

@@ -26,8 +26,14 @@ OWNERS = {  # Enron mailbox folder -> owner
     "arora-h": ("harry.arora@enron.com", "Harry Arora"),
     "badeer-r": ("robert.badeer@enron.com", "Robert Badeer"),
 }
-FOLDER_MAP = {"inbox": "inbox", "sent_items": "sentitems", "sent": "sentitems", "_sent_mail": "sentitems",
-              "deleted_items": "deleteditems", "drafts": "drafts"}
+FOLDER_MAP = {
+    "inbox": "inbox",
+    "sent_items": "sentitems",
+    "sent": "sentitems",
+    "_sent_mail": "sentitems",
+    "deleted_items": "deleteditems",
+    "drafts": "drafts",
+}
 _PARSER = BytesParser(policy=compat32)
 
 
@@ -41,8 +47,10 @@ def mail_state(ws: Any) -> MailState:
 def text_to_html(text: str) -> str:
     """Outlook's wrapping of a plain-text body: escaped lines joined by <br>."""
     lines = "<br>\n".join(html.escape(line) for line in text.splitlines())
-    return ('<html><head><meta http-equiv="Content-Type" content="text/html; charset=utf-8"></head>'
-            f'<body><div style="font-family:Calibri">{lines}</div></body></html>')
+    return (
+        '<html><head><meta http-equiv="Content-Type" content="text/html; charset=utf-8"></head>'
+        f'<body><div style="font-family:Calibri">{lines}</div></body></html>'
+    )
 
 
 def conversation_id(mailbox: str, subject: str) -> str:
@@ -53,7 +61,7 @@ def conversation_id(mailbox: str, subject: str) -> str:
 def seed_sample(ws: Any, path: Path) -> None:
     """Seed the four Enron mailboxes from the shipped tarball."""
     state = mail_state(ws)
-    with tarfile.open(path, "r:gz") as tar:   # read in stream order: seeking a gzip is slow
+    with tarfile.open(path, "r:gz") as tar:  # read in stream order: seeking a gzip is slow
         files = {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}  # type: ignore[union-attr]
     with ws.lock:
         for name in sorted(files, key=_sort_key):
@@ -103,12 +111,24 @@ def _add_rfc822(state: MailState, user_id: str, folder_id: str, key: str, raw: b
     sender_email = next(iter(_EMAIL.findall(msg.get("From", ""))), "")
     sender_name = _x_name(msg.get("X-From", "")) or sender_email
     subject = " ".join(str(msg.get("Subject", "")).split())
-    state.add_message(Message(
-        id=graph_id("AAMkImm", key), rest_id=state.new_rest_id(), mailbox=user_id, folder_id=folder_id,
-        subject=subject, body_html=text_to_html(body), sender=Address(sender_name, sender_email),
-        to=_addresses(msg.get("To", "")), cc=_addresses(msg.get("Cc", "")), received=when, sent=when,
-        conversation_id=conversation_id(user_id, subject), modified=when,
-        internet_message_id=str(msg.get("Message-ID", "")).strip()))
+    state.add_message(
+        Message(
+            id=graph_id("AAMkImm", key),
+            rest_id=state.new_rest_id(),
+            mailbox=user_id,
+            folder_id=folder_id,
+            subject=subject,
+            body_html=text_to_html(body),
+            sender=Address(sender_name, sender_email),
+            to=_addresses(msg.get("To", "")),
+            cc=_addresses(msg.get("Cc", "")),
+            received=when,
+            sent=when,
+            conversation_id=conversation_id(user_id, subject),
+            modified=when,
+            internet_message_id=str(msg.get("Message-ID", "")).strip(),
+        )
+    )
 
 
 def _x_name(value: str) -> str:
@@ -145,12 +165,17 @@ def _pdf_attachment(topic: str) -> tuple[str, str, bytes]:
 
 
 def _docx_attachment(topic: str) -> tuple[str, str, bytes]:
-    return ("report.docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-            make_docx(f"Quarterly report on {topic}", ["Volumes were up on the west desk; see the attached curves."]))
+    return (
+        "report.docx",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        make_docx(f"Quarterly report on {topic}", ["Volumes were up on the west desk; see the attached curves."]),
+    )
 
 
-_WORDS = ("gas power curve position desk trade deal west east basis storage pipeline contract "
-          "volume price forecast meeting report budget hedge risk schedule transport capacity").split()
+_WORDS = (
+    "gas power curve position desk trade deal west east basis storage pipeline contract "
+    "volume price forecast meeting report budget hedge risk schedule transport capacity"
+).split()
 
 
 def seed_generated(ws: Any, *, mailboxes: int = 5, mails: int = 1000, **_: Any) -> None:
@@ -175,14 +200,25 @@ def seed_generated(ws: Any, *, mailboxes: int = 5, mails: int = 1000, **_: Any) 
             user_id, ids = folders[n % len(folders)]
             folder_id = rng.choices(ids, weights)[0]
             subject = " ".join(rng.choice(_WORDS) for _ in range(rng.randint(3, 7))).capitalize()
-            body = "\n\n".join(" ".join(rng.choice(_WORDS) for _ in range(rng.randint(20, 60))) + "."
-                               for _ in range(rng.randint(1, 3)))
+            body = "\n\n".join(
+                " ".join(rng.choice(_WORDS) for _ in range(rng.randint(20, 60))) + "." for _ in range(rng.randint(1, 3))
+            )
             other = rng.choice(list(ws.users.values()))
             when = start + dt.timedelta(minutes=7 * n)
-            state.add_message(Message(
-                id=graph_id("AAMkImm", "gen", n), rest_id=state.new_rest_id(), mailbox=user_id,
-                folder_id=folder_id, subject=subject, body_html=text_to_html(body),
-                sender=Address(other.real_name, other.email),
-                to=[Address(state.mailboxes[user_id].email, state.mailboxes[user_id].email)],
-                received=when, sent=when, conversation_id=conversation_id(user_id, subject), modified=when,
-                internet_message_id=f"<gen{n}@{ws.domain}>"))
+            state.add_message(
+                Message(
+                    id=graph_id("AAMkImm", "gen", n),
+                    rest_id=state.new_rest_id(),
+                    mailbox=user_id,
+                    folder_id=folder_id,
+                    subject=subject,
+                    body_html=text_to_html(body),
+                    sender=Address(other.real_name, other.email),
+                    to=[Address(state.mailboxes[user_id].email, state.mailboxes[user_id].email)],
+                    received=when,
+                    sent=when,
+                    conversation_id=conversation_id(user_id, subject),
+                    modified=when,
+                    internet_message_id=f"<gen{n}@{ws.domain}>",
+                )
+            )

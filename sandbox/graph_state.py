@@ -51,16 +51,16 @@ class Attachment:
 @dataclass
 class Folder:
     id: str
-    mailbox: str                 # owner user id
+    mailbox: str  # owner user id
     display_name: str
-    parent_id: str               # the mailbox's msgfolderroot for top-level folders
+    parent_id: str  # the mailbox's msgfolderroot for top-level folders
     well_known: str | None = None
 
 
 @dataclass
 class Message:
-    id: str                      # immutable id
-    rest_id: str                 # changes on move
+    id: str  # immutable id
+    rest_id: str  # changes on move
     mailbox: str
     folder_id: str
     subject: str
@@ -82,7 +82,7 @@ class Mailbox:
     user_id: str
     email: str
     root_id: str
-    folders: dict[str, Folder] = field(default_factory=dict)   # insertion order = display order
+    folders: dict[str, Folder] = field(default_factory=dict)  # insertion order = display order
 
 
 @dataclass
@@ -91,8 +91,8 @@ class SyncState:
 
     mailbox: str
     folder_id: str
-    watermark: int               # change-log sequence the round was computed at
-    pending: list[str]           # immutable ids still to serve in this round
+    watermark: int  # change-log sequence the round was computed at
+    pending: list[str]  # immutable ids still to serve in this round
     initial: bool
     select: list[str] | None
     since: dt.datetime | None
@@ -101,22 +101,25 @@ class SyncState:
 class MailState:
     """All mailboxes of the sandbox tenant plus its app registration and issued tokens."""
 
-    def __init__(self, tenant_id: str = "sandbox.onmicrosoft.com",
-                 tenant_guid: str = "8b1c2d3e-0000-4000-8000-5a4db0c5e001",
-                 client_id: str = "11111111-2222-4333-8444-555555555555",
-                 client_secret: str = "sandbox-outlook-secret") -> None:
+    def __init__(
+        self,
+        tenant_id: str = "sandbox.onmicrosoft.com",
+        tenant_guid: str = "8b1c2d3e-0000-4000-8000-5a4db0c5e001",
+        client_id: str = "11111111-2222-4333-8444-555555555555",
+        client_secret: str = "sandbox-outlook-secret",
+    ) -> None:
         self.tenant_id = tenant_id
         self.tenant_guid = tenant_guid
         self.client_id = client_id
         self.client_secret = client_secret
         self.mailboxes: dict[str, Mailbox] = {}
         self.messages: dict[str, Message] = {}
-        self.rest_ids: dict[str, str] = {}          # REST id -> immutable id
+        self.rest_ids: dict[str, str] = {}  # REST id -> immutable id
         self.left: dict[tuple[str, str], str] = {}  # (folder, immutable id) -> REST id it left with
         self.log: dict[str, list[tuple[int, str]]] = {}  # folder id -> [(seq, immutable id)]
         self.seq = 0
         self.sync_states: dict[str, SyncState] = {}
-        self.tokens: dict[str, float] = {}          # access token -> expiry (epoch seconds)
+        self.tokens: dict[str, float] = {}  # access token -> expiry (epoch seconds)
         # change listeners (graph_subscriptions.py): (mailbox user id, folder id, message id, change type)
         self.listeners: list[Callable[[str, str, str, str], None]] = []
         self._counter = 0
@@ -131,8 +134,9 @@ class MailState:
             self.add_folder(user_id, name, well_known=key)
         return box
 
-    def add_folder(self, user_id: str, name: str, parent_id: str | None = None,
-                   well_known: str | None = None) -> Folder:
+    def add_folder(
+        self, user_id: str, name: str, parent_id: str | None = None, well_known: str | None = None
+    ) -> Folder:
         box = self.mailboxes[user_id]
         parent = parent_id or box.root_id
         for folder in box.folders.values():
@@ -169,7 +173,7 @@ class MailState:
         self.log[folder_id].append((self.seq, msg_id))
         mailbox = next((b.user_id for b in self.mailboxes.values() if folder_id in b.folders), None)
         for listener in list(self.listeners) if mailbox else []:
-            listener(mailbox, folder_id, msg_id, change)   # type: ignore[arg-type]
+            listener(mailbox, folder_id, msg_id, change)  # type: ignore[arg-type]
 
     def new_rest_id(self) -> str:
         self._counter += 1

@@ -37,28 +37,35 @@ log = logging.getLogger(__name__)
 _RESOURCE = re.compile(r"^/?users/([^/]+)/mailFolders\('([^']+)'\)/messages$", re.IGNORECASE)
 _DRIVE = re.compile(r"^/?drives/([^/]+)/root$", re.IGNORECASE)
 _CHANNEL = re.compile(r"^/?teams/([^/]+)/channels/([^/]+)/messages$", re.IGNORECASE)
-MAX_LIFETIME = 10070 * 60.0   # Graph's limit for mail, in seconds
+MAX_LIFETIME = 10070 * 60.0  # Graph's limit for mail, in seconds
 
 
 @dataclass
 class Subscription:
     id: str
     resource: str
-    mailbox: str        # user id
+    mailbox: str  # user id
     folder_id: str
     change_type: str
     notification_url: str
     lifecycle_url: str | None
     client_state: str | None
-    expires: float      # epoch seconds
+    expires: float  # epoch seconds
     renewals: int = 0
 
     def json(self) -> dict[str, Any]:
-        return {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#subscriptions/$entity",
-                "id": self.id, "resource": self.resource, "changeType": self.change_type,
-                "notificationUrl": self.notification_url, "lifecycleNotificationUrl": self.lifecycle_url,
-                "clientState": self.client_state, "expirationDateTime": _iso(self.expires),
-                "applicationId": "11111111-2222-4333-8444-555555555555", "latestSupportedTlsVersion": "v1_2"}
+        return {
+            "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#subscriptions/$entity",
+            "id": self.id,
+            "resource": self.resource,
+            "changeType": self.change_type,
+            "notificationUrl": self.notification_url,
+            "lifecycleNotificationUrl": self.lifecycle_url,
+            "clientState": self.client_state,
+            "expirationDateTime": _iso(self.expires),
+            "applicationId": "11111111-2222-4333-8444-555555555555",
+            "latestSupportedTlsVersion": "v1_2",
+        }
 
 
 def _iso(ts: float) -> str:
@@ -77,7 +84,7 @@ class Subscriptions:
 
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
-        self.max_lifetime = MAX_LIFETIME   # tests shorten it to exercise renewals
+        self.max_lifetime = MAX_LIFETIME  # tests shorten it to exercise renewals
         self.subs: dict[str, Subscription] = {}
         self.notifier = Notifier("graph-notify")
         self._lock = threading.Lock()
@@ -94,12 +101,19 @@ class Subscriptions:
                 if sub.mailbox != mailbox or sub.folder_id != folder_id or change not in sub.change_type:
                     continue
                 copies, delay = self.ctx.faults.event_fate("graph")
-                note = {"subscriptionId": sub.id, "subscriptionExpirationDateTime": _iso(sub.expires),
-                        "changeType": change, "clientState": sub.client_state,
-                        "resource": f"Users/{mailbox}/Messages/{message_id}",
-                        "resourceData": {"@odata.type": "#Microsoft.Graph.Message", "@odata.id":
-                                         f"Users/{mailbox}/Messages/{message_id}", "id": message_id},
-                        "tenantId": mail_state(self.ctx.ws).tenant_guid}
+                note = {
+                    "subscriptionId": sub.id,
+                    "subscriptionExpirationDateTime": _iso(sub.expires),
+                    "changeType": change,
+                    "clientState": sub.client_state,
+                    "resource": f"Users/{mailbox}/Messages/{message_id}",
+                    "resourceData": {
+                        "@odata.type": "#Microsoft.Graph.Message",
+                        "@odata.id": f"Users/{mailbox}/Messages/{message_id}",
+                        "id": message_id,
+                    },
+                    "tenantId": mail_state(self.ctx.ws).tenant_guid,
+                }
                 for _ in range(copies):
                     self._queue(sub.notification_url, {"value": [note]}, delay)
 
@@ -115,9 +129,15 @@ class Subscriptions:
                 if sub.mailbox or sub.folder_id != drive_id:
                     continue
                 copies, delay = self.ctx.faults.event_fate("graph")
-                note = {"subscriptionId": sub.id, "subscriptionExpirationDateTime": _iso(sub.expires),
-                        "changeType": "updated", "clientState": sub.client_state, "resource": sub.resource,
-                        "resourceData": None, "tenantId": mail_state(self.ctx.ws).tenant_guid}
+                note = {
+                    "subscriptionId": sub.id,
+                    "subscriptionExpirationDateTime": _iso(sub.expires),
+                    "changeType": "updated",
+                    "clientState": sub.client_state,
+                    "resource": sub.resource,
+                    "resourceData": None,
+                    "tenantId": mail_state(self.ctx.ws).tenant_guid,
+                }
                 for _ in range(copies):
                     self._queue(sub.notification_url, {"value": [note]}, delay)
 
@@ -125,9 +145,13 @@ class Subscriptions:
         """Post a lifecycle notification; `subscriptionRemoved` also removes the subscription."""
         with self._lock:
             sub = self.subs[sub_id] if event != "subscriptionRemoved" else self.subs.pop(sub_id)
-        note = {"subscriptionId": sub.id, "subscriptionExpirationDateTime": _iso(sub.expires),
-                "lifecycleEvent": event, "clientState": sub.client_state,
-                "tenantId": mail_state(self.ctx.ws).tenant_guid}
+        note = {
+            "subscriptionId": sub.id,
+            "subscriptionExpirationDateTime": _iso(sub.expires),
+            "lifecycleEvent": event,
+            "clientState": sub.client_state,
+            "tenantId": mail_state(self.ctx.ws).tenant_guid,
+        }
         self._queue(sub.lifecycle_url or sub.notification_url, {"value": [note]}, 0.0)
 
     def _queue(self, url: str, body: dict[str, Any], delay: float) -> None:
@@ -146,8 +170,9 @@ class Subscriptions:
         channel = _CHANNEL.match(str(body.get("resource", "")))
         state = mail_state(self.ctx.ws)
         if not match and not drive and not channel:
-            return graph_error(400, "InvalidRequest", "Only mail folder messages and drive roots can be "
-                               "subscribed to here.")
+            return graph_error(
+                400, "InvalidRequest", "Only mail folder messages and drive roots can be subscribed to here."
+            )
         if drive:
             mailbox, container = "", drive[1] if drive[1] in files_state(self.ctx.ws).drives else None
         elif channel:
@@ -162,21 +187,33 @@ class Subscriptions:
         refused = self._bad_expiry(expires)
         if refused:
             return refused
-        assert expires is not None   # _bad_expiry refuses a missing one
+        assert expires is not None  # _bad_expiry refuses a missing one
         url = str(body.get("notificationUrl", ""))
         token = uuid.uuid4().hex
         try:
             async with httpx.AsyncClient(timeout=10) as client:
-                answer = await client.post(url, params={"validationToken": token},
-                                           headers={"Content-Type": "text/plain"})
+                answer = await client.post(
+                    url, params={"validationToken": token}, headers={"Content-Type": "text/plain"}
+                )
         except httpx.HTTPError as exc:
             return graph_error(400, "ValidationError", f"Subscription validation request failed: {exc}")
         if answer.status_code != 200 or answer.text != token:
-            return graph_error(400, "ValidationError", "Subscription validation request failed. Response must "
-                               "exactly match validationToken query parameter.")
-        sub = Subscription(str(uuid.uuid4()), str(body["resource"]), mailbox, container,
-                           str(body.get("changeType", "created,updated,deleted")), url,
-                           body.get("lifecycleNotificationUrl"), body.get("clientState"), expires)
+            return graph_error(
+                400,
+                "ValidationError",
+                "Subscription validation request failed. Response must exactly match validationToken query parameter.",
+            )
+        sub = Subscription(
+            str(uuid.uuid4()),
+            str(body["resource"]),
+            mailbox,
+            container,
+            str(body.get("changeType", "created,updated,deleted")),
+            url,
+            body.get("lifecycleNotificationUrl"),
+            body.get("clientState"),
+            expires,
+        )
         with self._lock:
             self.subs[sub.id] = sub
         return JSONResponse(sub.json(), status_code=201)
@@ -186,8 +223,11 @@ class Subscriptions:
         if expires is None or expires <= now:
             return graph_error(400, "InvalidRequest", "expirationDateTime must be a future date and time.")
         if expires - now > self.max_lifetime + 60:
-            return graph_error(400, "InvalidRequest", "Subscription expiration can only be "
-                               f"{self.max_lifetime / 60:.0f} minutes in the future.")
+            return graph_error(
+                400,
+                "InvalidRequest",
+                f"Subscription expiration can only be {self.max_lifetime / 60:.0f} minutes in the future.",
+            )
         return None
 
     async def one(self, request: Request) -> Response:
@@ -204,7 +244,7 @@ class Subscriptions:
             refused = self._bad_expiry(expires)
             if refused:
                 return refused
-            sub.expires, sub.renewals = expires, sub.renewals + 1   # type: ignore[assignment]
+            sub.expires, sub.renewals = expires, sub.renewals + 1  # type: ignore[assignment]
         return JSONResponse(sub.json())
 
 
@@ -231,5 +271,7 @@ def routes(ctx: Any, guard: Any) -> list[BaseRoute]:
     async def one(request: Request) -> Response:
         return guard(request, "subscriptions") or await subs.one(request)
 
-    return [Route("/v1.0/subscriptions", create, methods=["POST"]),
-            Route("/v1.0/subscriptions/{sub}", one, methods=["GET", "PATCH", "DELETE"])]
+    return [
+        Route("/v1.0/subscriptions", create, methods=["POST"]),
+        Route("/v1.0/subscriptions/{sub}", one, methods=["GET", "PATCH", "DELETE"]),
+    ]

@@ -35,7 +35,7 @@ _DEFAULT_PAGE = 20
 
 
 def routes(ctx: Any) -> list[BaseRoute]:
-    return []   # mounted by graph_files.routes, which also makes them batchable
+    return []  # mounted by graph_files.routes, which also makes them batchable
 
 
 def source(ctx: Any, workdir: Path) -> tuple[str, dict[str, str]]:
@@ -68,26 +68,54 @@ def message_json(state: TeamsState, msg: Message, base: str, ws: Any) -> dict[st
     channel = state.channels[msg.channel_id]
     user = ws.user_by_email(msg.author)
     out: dict[str, Any] = {
-        "id": msg.id, "replyToId": msg.reply_to, "etag": str(int(msg.modified.timestamp() * 1000)),
-        "messageType": "message", "createdDateTime": iso(msg.created),
+        "id": msg.id,
+        "replyToId": msg.reply_to,
+        "etag": str(int(msg.modified.timestamp() * 1000)),
+        "messageType": "message",
+        "createdDateTime": iso(msg.created),
         "lastModifiedDateTime": msg.modified.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-        "lastEditedDateTime": None, "deletedDateTime": iso(msg.deleted), "subject": msg.subject,
-        "summary": None, "importance": "normal", "locale": "en-us",
+        "lastEditedDateTime": None,
+        "deletedDateTime": iso(msg.deleted),
+        "subject": msg.subject,
+        "summary": None,
+        "importance": "normal",
+        "locale": "en-us",
         "webUrl": f"{base}/l/message/{channel.id}/{msg.id}?groupId={channel.team_id}&parentMessageId="
-                  f"{msg.reply_to or msg.id}",
-        "from": {"user": {"id": user.id if user else msg.author, "displayName": user.real_name if user else msg.author,
-                          "userIdentityType": "aadUser"}, "application": None, "device": None},
+        f"{msg.reply_to or msg.id}",
+        "from": {
+            "user": {
+                "id": user.id if user else msg.author,
+                "displayName": user.real_name if user else msg.author,
+                "userIdentityType": "aadUser",
+            },
+            "application": None,
+            "device": None,
+        },
         "body": {"contentType": "html", "content": msg.html},
         "channelIdentity": {"teamId": channel.team_id, "channelId": channel.id},
-        "attachments": [{"id": f"att{n}", "contentType": "reference", "contentUrl": url, "name": name,
-                         "content": None, "thumbnailUrl": None} for n, (name, url) in enumerate(msg.files)],
-        "mentions": [], "reactions": [],
+        "attachments": [
+            {
+                "id": f"att{n}",
+                "contentType": "reference",
+                "contentUrl": url,
+                "name": name,
+                "content": None,
+                "thumbnailUrl": None,
+            }
+            for n, (name, url) in enumerate(msg.files)
+        ],
+        "mentions": [],
+        "reactions": [],
     }
     for n, email in enumerate(msg.mentions):
         who = ws.user_by_email(email)
-        out["mentions"].append({"id": n, "mentionText": who.real_name if who else email,
-                                "mentioned": {"user": {"id": who.id if who else email,
-                                                       "displayName": who.real_name if who else email}}})
+        out["mentions"].append(
+            {
+                "id": n,
+                "mentionText": who.real_name if who else email,
+                "mentioned": {"user": {"id": who.id if who else email, "displayName": who.real_name if who else email}},
+            }
+        )
     if msg.deleted:
         out["body"]["content"], out["attachments"], out["mentions"] = "", [], []
     return out
@@ -95,8 +123,14 @@ def message_json(state: TeamsState, msg: Message, base: str, ws: Any) -> dict[st
 
 def member_json(email: str, ws: Any) -> dict[str, Any]:
     user = ws.user_by_email(email)
-    return {"@odata.type": "#microsoft.graph.aadUserConversationMember", "id": f"MCMj{email}", "roles": [],
-            "displayName": user.real_name if user else email, "userId": user.id if user else email, "email": email}
+    return {
+        "@odata.type": "#microsoft.graph.aadUserConversationMember",
+        "id": f"MCMj{email}",
+        "roles": [],
+        "displayName": user.real_name if user else email,
+        "userId": user.id if user else email,
+        "email": email,
+    }
 
 
 class TeamsApi:
@@ -110,10 +144,14 @@ class TeamsApi:
     def routes(self) -> list[BaseRoute]:
         t, c = "/v1.0/teams/{team}", "/v1.0/teams/{team}/channels/{channel}"
         return [
-            Route("/v1.0/teams", self.teams), Route("/v1.0/groups", self.teams),
-            Route(f"{t}/channels", self.channels), Route(f"{t}/members", self.team_members),
-            Route(f"{c}/members", self.channel_members), Route(f"{c}/messages", self.messages),
-            Route(f"{c}/messages/delta", self.delta), Route(f"{c}/messages/{{message}}", self.message),
+            Route("/v1.0/teams", self.teams),
+            Route("/v1.0/groups", self.teams),
+            Route(f"{t}/channels", self.channels),
+            Route(f"{t}/members", self.team_members),
+            Route(f"{c}/members", self.channel_members),
+            Route(f"{c}/messages", self.messages),
+            Route(f"{c}/messages/delta", self.delta),
+            Route(f"{c}/messages/{{message}}", self.message),
             Route(f"{c}/messages/{{message}}/replies", self.replies),
         ]
 
@@ -124,7 +162,7 @@ class TeamsApi:
     def _page(self, request: Request, values: list[dict[str, Any]], default: int = 100) -> Response:
         skip = int(request.query_params.get("$skiptoken", "0") or 0)
         top = int(request.query_params.get("$top", str(default)))
-        body: dict[str, Any] = {"value": values[skip:skip + top]}
+        body: dict[str, Any] = {"value": values[skip : skip + top]}
         if skip + top < len(values):
             body["@odata.nextLink"] = str(request.url.include_query_params(**{"$skiptoken": skip + top, "$top": top}))
         return JSONResponse(body)
@@ -139,12 +177,18 @@ class TeamsApi:
     async def teams(self, request: Request) -> Response:
         if (denied := self.guard(request, "teams")) is not None:
             return denied
-        if request.url.path.endswith("/groups") and "resourceProvisioningOptions" not in \
-                request.query_params.get("$filter", ""):
+        if request.url.path.endswith("/groups") and "resourceProvisioningOptions" not in request.query_params.get(
+            "$filter", ""
+        ):
             return graph_error(400, "Request_UnsupportedQuery", "Only the Team filter is served here.")
         with self.ctx.ws.lock:
-            return self._page(request, [{"id": t.id, "displayName": t.name, "description": "",
-                                         "resourceProvisioningOptions": ["Team"]} for t in self.state.teams.values()])
+            return self._page(
+                request,
+                [
+                    {"id": t.id, "displayName": t.name, "description": "", "resourceProvisioningOptions": ["Team"]}
+                    for t in self.state.teams.values()
+                ],
+            )
 
     async def channels(self, request: Request) -> Response:
         if (denied := self.guard(request, "channels")) is not None:
@@ -153,10 +197,20 @@ class TeamsApi:
             team = self.state.teams.get(request.path_params["team"])
             if team is None:
                 return graph_error(404, "NotFound", "No team found with Group Id " + request.path_params["team"])
-            return JSONResponse({"value": [{
-                "id": c.id, "displayName": c.name, "membershipType": c.kind, "description": None,
-                "webUrl": f"{self.base(request)}/l/channel/{c.id}/{c.name}?groupId={team.id}"}
-                for c in (self.state.channels[cid] for cid in team.channels)]})
+            return JSONResponse(
+                {
+                    "value": [
+                        {
+                            "id": c.id,
+                            "displayName": c.name,
+                            "membershipType": c.kind,
+                            "description": None,
+                            "webUrl": f"{self.base(request)}/l/channel/{c.id}/{c.name}?groupId={team.id}",
+                        }
+                        for c in (self.state.channels[cid] for cid in team.channels)
+                    ]
+                }
+            )
 
     async def team_members(self, request: Request) -> Response:
         if (denied := self.guard(request, "members")) is not None:
@@ -184,8 +238,9 @@ class TeamsApi:
             if isinstance(channel, Response):
                 return channel
             roots = list(reversed(self.state.roots(channel.id)))
-            return self._page(request, [message_json(self.state, m, self.base(request), self.ctx.ws) for m in roots],
-                              _DEFAULT_PAGE)
+            return self._page(
+                request, [message_json(self.state, m, self.base(request), self.ctx.ws) for m in roots], _DEFAULT_PAGE
+            )
 
     async def message(self, request: Request) -> Response:
         if (denied := self.guard(request, "message")) is not None:
@@ -210,8 +265,9 @@ class TeamsApi:
             if root is None or root.channel_id != channel.id:
                 return graph_error(404, "NotFound", "Resource not found.")
             replies = list(reversed(self.state.replies(root.id)))
-            return self._page(request, [message_json(self.state, m, self.base(request), self.ctx.ws)
-                                        for m in replies], 50)
+            return self._page(
+                request, [message_json(self.state, m, self.base(request), self.ctx.ws) for m in replies], 50
+            )
 
     async def delta(self, request: Request) -> Response:
         if (denied := self.guard(request, "messages.delta")) is not None:
@@ -225,22 +281,32 @@ class TeamsApi:
             if token is not None:
                 sync = state.deltas.get(token)
                 if sync is None or sync.channel_id != channel.id:
-                    return graph_error(410, "SyncStateNotFound", "The sync state generation is not found. "
-                                       "Please restart the sync from scratch.")
+                    return graph_error(
+                        410,
+                        "SyncStateNotFound",
+                        "The sync state generation is not found. Please restart the sync from scratch.",
+                    )
                 if "$deltatoken" in params:
-                    sync = DeltaState(channel.id, state.seq, state.changed_since(channel.id, sync.watermark),
-                                      False, sync.top)
+                    sync = DeltaState(
+                        channel.id, state.seq, state.changed_since(channel.id, sync.watermark), False, sync.top
+                    )
             else:
                 roots = [m.id for m in state.roots(channel.id) if not m.deleted]
                 sync = DeltaState(channel.id, state.seq, roots, True, int(params.get("$top", _DEFAULT_PAGE)))
-            page, rest = sync.pending[:sync.top], sync.pending[sync.top:]
+            page, rest = sync.pending[: sync.top], sync.pending[sync.top :]
             base = self.base(request)
             body: dict[str, Any] = {"value": [message_json(state, state.messages[m], base, self.ctx.ws) for m in page]}
             link = f"{base}/v1.0/teams/{channel.team_id}/channels/{channel.id}/messages/delta?"
             if rest:
-                body["@odata.nextLink"] = link + "$skiptoken=" + state.store_delta(
-                    DeltaState(channel.id, sync.watermark, rest, sync.initial, sync.top))
+                body["@odata.nextLink"] = (
+                    link
+                    + "$skiptoken="
+                    + state.store_delta(DeltaState(channel.id, sync.watermark, rest, sync.initial, sync.top))
+                )
             else:
-                body["@odata.deltaLink"] = link + "$deltatoken=" + state.store_delta(
-                    DeltaState(channel.id, sync.watermark, [], False, sync.top))
+                body["@odata.deltaLink"] = (
+                    link
+                    + "$deltatoken="
+                    + state.store_delta(DeltaState(channel.id, sync.watermark, [], False, sync.top))
+                )
             return JSONResponse(body)

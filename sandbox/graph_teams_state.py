@@ -22,15 +22,15 @@ from .graph_state import graph_id
 class Message:
     id: str
     channel_id: str
-    author: str                      # email
+    author: str  # email
     html: str
-    reply_to: str | None = None      # the root's id for a reply
+    reply_to: str | None = None  # the root's id for a reply
     subject: str | None = None
     created: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
     modified: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
     deleted: dt.datetime | None = None
-    mentions: list[str] = field(default_factory=list)                 # emails, in <at id="n"> order
-    files: list[tuple[str, str]] = field(default_factory=list)        # (name, url) reference attachments
+    mentions: list[str] = field(default_factory=list)  # emails, in <at id="n"> order
+    files: list[tuple[str, str]] = field(default_factory=list)  # (name, url) reference attachments
 
 
 @dataclass
@@ -38,16 +38,16 @@ class Channel:
     id: str
     team_id: str
     name: str
-    kind: str = "standard"          # standard | private | shared
-    members: list[str] = field(default_factory=list)    # private and shared channels: their own members
-    log: list[tuple[int, str]] = field(default_factory=list)   # (seq, root id)
+    kind: str = "standard"  # standard | private | shared
+    members: list[str] = field(default_factory=list)  # private and shared channels: their own members
+    log: list[tuple[int, str]] = field(default_factory=list)  # (seq, root id)
 
 
 @dataclass
 class Team:
     id: str
     name: str
-    members: list[str] = field(default_factory=list)   # emails
+    members: list[str] = field(default_factory=list)  # emails
     channels: list[str] = field(default_factory=list)
 
 
@@ -67,7 +67,7 @@ class TeamsState:
         self.messages: dict[str, Message] = {}
         self.seq = 0
         self.deltas: dict[str, DeltaState] = {}
-        self.listeners: list[Callable[[str, str, str], None]] = []   # (team id, channel id, root id)
+        self.listeners: list[Callable[[str, str, str], None]] = []  # (team id, channel id, root id)
         self._clock = 0
 
     def add_team(self, name: str, members: list[str]) -> Team:
@@ -87,12 +87,30 @@ class TeamsState:
         self._clock += 1
         return when or dt.datetime.now(dt.timezone.utc) + dt.timedelta(microseconds=self._clock)
 
-    def post(self, channel_id: str, author: str, html: str, reply_to: str | None = None, subject: str | None = None,
-             when: dt.datetime | None = None, mentions: list[str] | None = None,
-             files: list[tuple[str, str]] | None = None) -> Message:
+    def post(
+        self,
+        channel_id: str,
+        author: str,
+        html: str,
+        reply_to: str | None = None,
+        subject: str | None = None,
+        when: dt.datetime | None = None,
+        mentions: list[str] | None = None,
+        files: list[tuple[str, str]] | None = None,
+    ) -> Message:
         now = self._now(when)
-        msg = Message(str(int(now.timestamp() * 1000) * 100 + self._clock % 100), channel_id, author, html,
-                      reply_to, subject, now, now, mentions=list(mentions or []), files=list(files or []))
+        msg = Message(
+            str(int(now.timestamp() * 1000) * 100 + self._clock % 100),
+            channel_id,
+            author,
+            html,
+            reply_to,
+            subject,
+            now,
+            now,
+            mentions=list(mentions or []),
+            files=list(files or []),
+        )
         self.messages[msg.id] = msg
         self._touch(msg, now)
         return msg
@@ -120,8 +138,10 @@ class TeamsState:
             listener(channel.team_id, channel.id, root.id)
 
     def roots(self, channel_id: str) -> list[Message]:
-        return sorted((m for m in self.messages.values() if m.channel_id == channel_id and m.reply_to is None),
-                      key=lambda m: m.created)
+        return sorted(
+            (m for m in self.messages.values() if m.channel_id == channel_id and m.reply_to is None),
+            key=lambda m: m.created,
+        )
 
     def replies(self, root_id: str) -> list[Message]:
         return sorted((m for m in self.messages.values() if m.reply_to == root_id), key=lambda m: m.created)

@@ -38,9 +38,13 @@ def iso(value: dt.datetime | None) -> str | None:
 
 def graph_error(status: int, code: str, message: str, retry_after: float | None = None) -> JSONResponse:
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-    body = {"error": {"code": code, "message": message,
-                      "innerError": {"date": now, "request-id": str(uuid.uuid4()),
-                                     "client-request-id": str(uuid.uuid4())}}}
+    body = {
+        "error": {
+            "code": code,
+            "message": message,
+            "innerError": {"date": now, "request-id": str(uuid.uuid4()), "client-request-id": str(uuid.uuid4())},
+        }
+    }
     headers = {}
     if retry_after is not None:
         headers["Retry-After"] = f"{retry_after:g}"
@@ -61,8 +65,9 @@ def folder_json(state: MailState, folder: Folder) -> dict[str, Any]:
     }
 
 
-def message_json(state: MailState, msg: Message, base_url: str, select: list[str] | None,
-                 immutable: bool) -> dict[str, Any]:
+def message_json(
+    state: MailState, msg: Message, base_url: str, select: list[str] | None, immutable: bool
+) -> dict[str, Any]:
     """The message as Graph serves it; with `select`, only those fields (plus id and etag)."""
     msg_id = msg.id if immutable else msg.rest_id
     full: dict[str, Any] = {
@@ -82,8 +87,7 @@ def message_json(state: MailState, msg: Message, base_url: str, select: list[str
         "conversationId": msg.conversation_id,
         "isRead": True,
         "isDraft": False,
-        "webLink": f"{base_url.rstrip('/')}/owa/?ItemID={quote(msg_id, safe='')}&exvsurl=1"
-                   "&viewmodel=ReadMessageItem",
+        "webLink": f"{base_url.rstrip('/')}/owa/?ItemID={quote(msg_id, safe='')}&exvsurl=1&viewmodel=ReadMessageItem",
         "body": {"contentType": "html", "content": msg.body_html},
         "sender": msg.sender.json(),
         "from": msg.sender.json(),

@@ -31,8 +31,16 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 import jwt
 from mcp.server.auth.handlers.authorize import AuthorizationHandler
-from mcp.server.auth.provider import (AccessToken, AuthorizationCode, AuthorizationParams, AuthorizeError,
-                                      IdentityAssertionParams, RefreshToken, TokenError, construct_redirect_uri)
+from mcp.server.auth.provider import (
+    AccessToken,
+    AuthorizationCode,
+    AuthorizationParams,
+    AuthorizeError,
+    IdentityAssertionParams,
+    RefreshToken,
+    TokenError,
+    construct_redirect_uri,
+)
 from mcp.server.auth.routes import build_metadata, create_auth_routes, cors_middleware
 from mcp.server.auth.settings import ClientRegistrationOptions, RevocationOptions
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
@@ -51,7 +59,7 @@ _LOGIN_HINT: contextvars.ContextVar[str | None] = contextvars.ContextVar("login_
 @dataclass
 class SigningKey:
     kid: str
-    private: Any     # cryptography RSAPrivateKey
+    private: Any  # cryptography RSAPrivateKey
 
     def jwk(self) -> dict[str, Any]:
         data: dict[str, Any] = jwt.algorithms.RSAAlgorithm.to_jwk(self.private.public_key(), as_dict=True)
@@ -61,8 +69,7 @@ class SigningKey:
 def new_key() -> SigningKey:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    return SigningKey(kid=uuid.uuid4().hex[:16], private=rsa.generate_private_key(public_exponent=65537,
-                                                                                   key_size=2048))
+    return SigningKey(kid=uuid.uuid4().hex[:16], private=rsa.generate_private_key(public_exponent=65537, key_size=2048))
 
 
 def _loopback(host: str | None) -> bool:
@@ -89,7 +96,7 @@ class IdentityProvider:
     # --- keys and tokens ------------------------------------------------------------------------
     def signing_key(self) -> SigningKey:
         with self.lock:
-            if not self.keys:          # generated on first use: most sandboxes never sign anything
+            if not self.keys:  # generated on first use: most sandboxes never sign anything
                 self.keys.append(new_key())
             return self.keys[-1]
 
@@ -113,18 +120,33 @@ class IdentityProvider:
     def access_claims(self, email: str, client_id: str, scopes: list[str], resource: str | None) -> dict[str, Any]:
         now = int(self.ctx.ws.clock())
         user = self.ctx.ws.user_by_email(email)
-        return {"iss": self.issuer, "sub": user.id if user else email, "aud": resource or client_id,
-                "email": email, "client_id": client_id, "scope": " ".join(scopes), "iat": now, "nbf": now,
-                "exp": now + ACCESS_SECONDS, "jti": uuid.uuid4().hex}
+        return {
+            "iss": self.issuer,
+            "sub": user.id if user else email,
+            "aud": resource or client_id,
+            "email": email,
+            "client_id": client_id,
+            "scope": " ".join(scopes),
+            "iat": now,
+            "nbf": now,
+            "exp": now + ACCESS_SECONDS,
+            "jti": uuid.uuid4().hex,
+        }
 
     def _tokens(self, client_id: str, email: str, scopes: list[str], resource: str | None) -> OAuthToken:
         refresh = secrets.token_urlsafe(32)
         with self.lock:
-            self.refresh[refresh] = RefreshToken(token=refresh, client_id=client_id, scopes=scopes,
-                                                 resource=resource, subject=email)
+            self.refresh[refresh] = RefreshToken(
+                token=refresh, client_id=client_id, scopes=scopes, resource=resource, subject=email
+            )
         access = self.sign(self.access_claims(email, client_id, scopes, resource))
-        return OAuthToken(access_token=access, token_type="Bearer", expires_in=ACCESS_SECONDS,
-                          scope=" ".join(scopes), refresh_token=refresh)
+        return OAuthToken(
+            access_token=access,
+            token_type="Bearer",
+            expires_in=ACCESS_SECONDS,
+            scope=" ".join(scopes),
+            refresh_token=refresh,
+        )
 
     # --- clients --------------------------------------------------------------------------------
     async def get_client(self, client_id: str) -> OAuthClientInformationFull | None:
@@ -148,8 +170,9 @@ class IdentityProvider:
             document = response.json()
             if response.status_code != 200 or document.get("client_id") != url:
                 return None
-            metadata = OAuthClientMetadata.model_validate({"scope": " ".join(SCOPES), **document,
-                                                            "token_endpoint_auth_method": "none"})
+            metadata = OAuthClientMetadata.model_validate(
+                {"scope": " ".join(SCOPES), **document, "token_endpoint_auth_method": "none"}
+            )
         except (httpx.HTTPError, ValueError, ValidationError):
             return None
         info = OAuthClientInformationFull(client_id=url, **metadata.model_dump(exclude_none=True))
@@ -167,9 +190,14 @@ class IdentityProvider:
         """Host a client ID metadata document at `<base_url>/idp/client-documents/<name>`; its URL."""
         url = f"{base_url}/idp/client-documents/{name}"
         with self.lock:
-            self.client_documents[name] = {"client_id": url, "client_name": name, "redirect_uris": redirect_uris,
-                                           "grant_types": ["authorization_code", "refresh_token"],
-                                           "response_types": ["code"], "token_endpoint_auth_method": "none"}
+            self.client_documents[name] = {
+                "client_id": url,
+                "client_name": name,
+                "redirect_uris": redirect_uris,
+                "grant_types": ["authorization_code", "refresh_token"],
+                "response_types": ["code"],
+                "token_endpoint_auth_method": "none",
+            }
         return url
 
     # --- authorization --------------------------------------------------------------------------
@@ -190,67 +218,100 @@ class IdentityProvider:
         code = secrets.token_urlsafe(32)
         with self.lock:
             self.codes[code] = AuthorizationCode(
-                code=code, scopes=params.scopes or DEFAULT_SCOPES, expires_at=time.time() + CODE_SECONDS,
-                client_id=client_id, code_challenge=params.code_challenge, redirect_uri=params.redirect_uri,
+                code=code,
+                scopes=params.scopes or DEFAULT_SCOPES,
+                expires_at=time.time() + CODE_SECONDS,
+                client_id=client_id,
+                code_challenge=params.code_challenge,
+                redirect_uri=params.redirect_uri,
                 redirect_uri_provided_explicitly=params.redirect_uri_provided_explicitly,
-                resource=params.resource, subject=user.email)
+                resource=params.resource,
+                subject=user.email,
+            )
         return construct_redirect_uri(str(params.redirect_uri), code=code, state=params.state, iss=self.issuer)
 
-    async def load_authorization_code(self, client: OAuthClientInformationFull, authorization_code: str
-                                      ) -> AuthorizationCode | None:
+    async def load_authorization_code(
+        self, client: OAuthClientInformationFull, authorization_code: str
+    ) -> AuthorizationCode | None:
         with self.lock:
             code = self.codes.get(authorization_code)
         return code if code is not None and code.client_id == client.client_id else None
 
-    async def exchange_authorization_code(self, client: OAuthClientInformationFull,
-                                          authorization_code: AuthorizationCode) -> OAuthToken:
+    async def exchange_authorization_code(
+        self, client: OAuthClientInformationFull, authorization_code: AuthorizationCode
+    ) -> OAuthToken:
         with self.lock:
-            self.codes.pop(authorization_code.code, None)     # a code is good once
-        return self._tokens(authorization_code.client_id, str(authorization_code.subject),
-                            authorization_code.scopes, authorization_code.resource)
+            self.codes.pop(authorization_code.code, None)  # a code is good once
+        return self._tokens(
+            authorization_code.client_id,
+            str(authorization_code.subject),
+            authorization_code.scopes,
+            authorization_code.resource,
+        )
 
     async def load_refresh_token(self, client: OAuthClientInformationFull, refresh_token: str) -> RefreshToken | None:
         with self.lock:
             token = self.refresh.get(refresh_token)
         return token if token is not None and token.client_id == client.client_id else None
 
-    async def exchange_refresh_token(self, client: OAuthClientInformationFull, refresh_token: RefreshToken,
-                                     scopes: list[str]) -> OAuthToken:
+    async def exchange_refresh_token(
+        self, client: OAuthClientInformationFull, refresh_token: RefreshToken, scopes: list[str]
+    ) -> OAuthToken:
         with self.lock:
-            self.refresh.pop(refresh_token.token, None)       # rotation: the old one is spent
+            self.refresh.pop(refresh_token.token, None)  # rotation: the old one is spent
         return self._tokens(refresh_token.client_id, str(refresh_token.subject), scopes, refresh_token.resource)
 
     async def load_access_token(self, token: str) -> AccessToken | None:
         try:
-            claims = jwt.decode(token, self.signing_key().private.public_key(), algorithms=["RS256"],
-                                options={"verify_aud": False})
+            claims = jwt.decode(
+                token, self.signing_key().private.public_key(), algorithms=["RS256"], options={"verify_aud": False}
+            )
         except jwt.PyJWTError:
             return None
-        return AccessToken(token=token, client_id=claims["client_id"], scopes=claims["scope"].split(),
-                           expires_at=claims["exp"], resource=claims["aud"], subject=claims["email"])
+        return AccessToken(
+            token=token,
+            client_id=claims["client_id"],
+            scopes=claims["scope"].split(),
+            expires_at=claims["exp"],
+            resource=claims["aud"],
+            subject=claims["email"],
+        )
 
     async def revoke_token(self, token: AccessToken | RefreshToken) -> None:
         with self.lock:
             self.refresh.pop(token.token, None)
 
-    async def exchange_identity_assertion(self, client: OAuthClientInformationFull,
-                                          params: IdentityAssertionParams) -> OAuthToken:
+    async def exchange_identity_assertion(
+        self, client: OAuthClientInformationFull, params: IdentityAssertionParams
+    ) -> OAuthToken:
         """Enterprise identity assertions (SEP-990) are beyond the sandbox (not advertised)."""
         raise TokenError("invalid_grant", "identity assertion grants are not supported by the sandbox")
 
     # --- metadata -------------------------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:
         """RFC 8414 metadata, which also serves as the OpenID discovery document."""
-        base = build_metadata(AnyHttpUrl(self.issuer), None,
-                              ClientRegistrationOptions(enabled=True, valid_scopes=SCOPES), RevocationOptions())
-        data = base.model_copy(update={
-            "scopes_supported": SCOPES, "token_endpoint_auth_methods_supported": [
-                "none", "client_secret_post", "client_secret_basic"],
-            "client_id_metadata_document_supported": True,
-            "authorization_response_iss_parameter_supported": True,
-        }).model_dump(mode="json", exclude_none=True)
-        return {**data, "issuer": self.issuer, "jwks_uri": f"{self.issuer}/jwks", "subject_types_supported": ["public"],
-                "id_token_signing_alg_values_supported": ["RS256"], "claims_supported": ["sub", "email"]}
+        base = build_metadata(
+            AnyHttpUrl(self.issuer),
+            None,
+            ClientRegistrationOptions(enabled=True, valid_scopes=SCOPES),
+            RevocationOptions(),
+        )
+        data = base.model_copy(
+            update={
+                "scopes_supported": SCOPES,
+                "token_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
+                "client_id_metadata_document_supported": True,
+                "authorization_response_iss_parameter_supported": True,
+            }
+        ).model_dump(mode="json", exclude_none=True)
+        return {
+            **data,
+            "issuer": self.issuer,
+            "jwks_uri": f"{self.issuer}/jwks",
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "claims_supported": ["sub", "email"],
+        }
 
 
 def provider(ctx: Any) -> IdentityProvider:
@@ -258,14 +319,18 @@ def provider(ctx: Any) -> IdentityProvider:
     with ctx.ws.lock:
         if "idp" not in ctx.state:
             ctx.state["idp"] = IdentityProvider(ctx=ctx, issuer=f"{ctx.http_url}/idp")
-        return ctx.state["idp"]   # type: ignore[no-any-return]
+        return ctx.state["idp"]  # type: ignore[no-any-return]
 
 
 def routes(ctx: Any) -> list[BaseRoute]:
     idp = provider(ctx)
-    sdk = create_auth_routes(idp, AnyHttpUrl(idp.issuer),
-                             client_registration_options=ClientRegistrationOptions(enabled=True, valid_scopes=SCOPES,
-                                                                                   default_scopes=DEFAULT_SCOPES))
+    sdk = create_auth_routes(
+        idp,
+        AnyHttpUrl(idp.issuer),
+        client_registration_options=ClientRegistrationOptions(
+            enabled=True, valid_scopes=SCOPES, default_scopes=DEFAULT_SCOPES
+        ),
+    )
     exchange = [r for r in sdk if isinstance(r, Route) and r.path in ("/token", "/register")]
     authorization = AuthorizationHandler(idp)
 
@@ -323,11 +388,15 @@ def _login_page(ctx: Any, request_id: str) -> str:
     """One button per sandbox user: the sandbox's stand-in for a password prompt."""
     buttons = "".join(
         f'<button name="email" value="{html.escape(u.email)}">{html.escape(u.real_name)} '
-        f'&lt;{html.escape(u.email)}&gt;</button><br>'
-        for u in sorted(ctx.ws.users.values(), key=lambda u: u.email) if not u.is_bot and not u.deleted)
-    return (f"<!doctype html><title>inlet sandbox sign-in</title><h1>Sign in to the inlet sandbox as</h1>"
-            f'<form method="post"><input type="hidden" name="request" value="{html.escape(request_id)}">'
-            f"{buttons}</form>")
+        f"&lt;{html.escape(u.email)}&gt;</button><br>"
+        for u in sorted(ctx.ws.users.values(), key=lambda u: u.email)
+        if not u.is_bot and not u.deleted
+    )
+    return (
+        f"<!doctype html><title>inlet sandbox sign-in</title><h1>Sign in to the inlet sandbox as</h1>"
+        f'<form method="post"><input type="hidden" name="request" value="{html.escape(request_id)}">'
+        f"{buttons}</form>"
+    )
 
 
 def server_oauth_toml(ctx: Any, resource_url: str | None = None) -> str:
@@ -335,5 +404,9 @@ def server_oauth_toml(ctx: Any, resource_url: str | None = None) -> str:
     (left out: the audience and metadata name whatever address inlet listens on)."""
     idp = provider(ctx)
     fixed = f'audience = "{resource_url}"\nresource_url = "{resource_url}"\n' if resource_url else ""
-    return (f'[server.oauth]\nissuer = "{idp.issuer}"\nuser_claim = "email"\n'
-            f'scopes = {DEFAULT_SCOPES!r}\n'.replace("'", '"') + fixed)
+    return (
+        f'[server.oauth]\nissuer = "{idp.issuer}"\nuser_claim = "email"\nscopes = {DEFAULT_SCOPES!r}\n'.replace(
+            "'", '"'
+        )
+        + fixed
+    )

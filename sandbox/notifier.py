@@ -21,7 +21,7 @@ class Notifier:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.posted = 0      # posts answered 2xx, for tests
+        self.posted = 0  # posts answered 2xx, for tests
         self._outbox: queue.Queue[tuple[str, bytes, dict[str, str]]] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()

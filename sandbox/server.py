@@ -40,18 +40,24 @@ class Context:
 
     ws: Workspace
     faults: Faults
-    http_url: str = ""           # e.g. http://127.0.0.1:41234
-    https_url: str = ""          # e.g. https://127.0.0.1:41235 (same routes, TLS)
+    http_url: str = ""  # e.g. http://127.0.0.1:41234
+    https_url: str = ""  # e.g. https://127.0.0.1:41235 (same routes, TLS)
     ca_path: Path | None = None  # PEM of the CA that signed the HTTPS certificate
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="inlet-sandbox-")))
-    state: dict[str, Any] = field(default_factory=dict)   # per-service scratch (issued tokens, ...)
+    state: dict[str, Any] = field(default_factory=dict)  # per-service scratch (issued tokens, ...)
 
 
 def _admin_routes(ctx: Context) -> list[BaseRoute]:
     async def fault(request: Request) -> JSONResponse:
         body = await request.json()
-        ctx.faults.fail(body["service"], body.get("route", "*"), int(body["status"]),
-                        int(body.get("times", 1)), body.get("reason", ""), body.get("retry_after"))
+        ctx.faults.fail(
+            body["service"],
+            body.get("route", "*"),
+            int(body["status"]),
+            int(body.get("times", 1)),
+            body.get("reason", ""),
+            body.get("retry_after"),
+        )
         return JSONResponse({"ok": True})
 
     async def rate_limit(request: Request) -> JSONResponse:
@@ -87,8 +93,14 @@ def build_app(ctx: Context) -> ASGIApp:
 class Sandbox:
     """Start with `with Sandbox() as sb:`; `sb.ctx.ws` is the live workspace, `sb.faults` the knobs."""
 
-    def __init__(self, ws: Workspace | None = None, host: str = "127.0.0.1", port: int = 0,
-                 time_scale: float = 1.0, workdir: Path | None = None) -> None:
+    def __init__(
+        self,
+        ws: Workspace | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        time_scale: float = 1.0,
+        workdir: Path | None = None,
+    ) -> None:
         """`workdir`: where its TLS files and Drive credentials go, kept when it stops (`inlet
         sandbox --write-config`: a config naming them stays valid); default: a temporary folder,
         deleted when it stops."""
@@ -98,7 +110,7 @@ class Sandbox:
             from inlet.storage.private import private_folder
 
             private_folder(workdir)
-            shutil.rmtree(self.ctx.workdir, ignore_errors=True)   # the default one, unused
+            shutil.rmtree(self.ctx.workdir, ignore_errors=True)  # the default one, unused
             self.ctx.workdir = workdir
         self.host = host
         self.port = port
@@ -124,7 +136,7 @@ class Sandbox:
                 plain.close()
                 raise
         except BaseException:
-            self.stop()   # nothing serves yet: this removes the working folder
+            self.stop()  # nothing serves yet: this removes the working folder
             raise
         self.ctx.http_url = f"http://{self.host}:{plain.getsockname()[1]}"
         self.ctx.https_url = f"https://{self.host}:{tls.getsockname()[1]}"
@@ -132,12 +144,17 @@ class Sandbox:
         app = build_app(self.ctx)
         tls_files: dict[str, Any] = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
         for sock, extra in ((plain, {}), (tls, tls_files)):
-            config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False,
-                                    ws="websockets-sansio",   # Slack Socket Mode (slack_socket.py)
-                                    timeout_graceful_shutdown=1, **extra)   # clients may leave keep-alives open
+            config = uvicorn.Config(
+                app,
+                log_level="warning",
+                lifespan="off",
+                access_log=False,
+                ws="websockets-sansio",  # Slack Socket Mode (slack_socket.py)
+                timeout_graceful_shutdown=1,
+                **extra,
+            )  # clients may leave keep-alives open
             server = uvicorn.Server(config)
-            thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
-                                      name="inlet-sandbox")
+            thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="inlet-sandbox")
             thread.start()
             self._servers.append(server)
             self._threads.append(thread)
@@ -190,32 +207,52 @@ def _make_tls(workdir: Path, host: str) -> tuple[Path, Path, Path]:
     now = dt.datetime.now(dt.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "inlet sandbox CA")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                       content_commitment=False, key_encipherment=False,
-                                       data_encipherment=False, key_agreement=False,
-                                       encipher_only=False, decipher_only=False), critical=True)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
     key = ec.generate_private_key(ec.SECP256R1())
     names: list[x509.GeneralName] = [x509.DNSName("localhost")]
     try:
         names.append(x509.IPAddress(ipaddress.ip_address(host)))
     except ValueError:
         names.append(x509.DNSName(host))
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
-            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .sign(ca_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
     pem = serialization.Encoding.PEM
     paths = workdir / "server.pem", workdir / "server.key", workdir / "ca.pem"
     paths[0].write_bytes(cert.public_bytes(pem))
-    paths[1].write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    paths[1].write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     paths[2].write_bytes(ca.public_bytes(pem))
     return paths

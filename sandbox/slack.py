@@ -39,9 +39,15 @@ BOT_USER = "U0SANDBOT1"
 
 # Published rate-limit tiers (calls per minute) of the methods the sandbox serves.
 TIERS: dict[str, float] = {
-    "auth.test": 100, "conversations.history": 50, "conversations.replies": 50,
-    "conversations.list": 20, "conversations.members": 100, "conversations.info": 50,
-    "users.list": 20, "users.info": 100, "files.info": 100,
+    "auth.test": 100,
+    "conversations.history": 50,
+    "conversations.replies": 50,
+    "conversations.list": 20,
+    "conversations.members": 100,
+    "conversations.info": 50,
+    "users.list": 20,
+    "users.info": 100,
+    "files.info": 100,
 }
 
 
@@ -52,6 +58,7 @@ def tier_limits(faults: Faults, scale: float = 1.0) -> None:
 
 
 # --- state ----------------------------------------------------------------------------------------
+
 
 def _key(ts: str) -> tuple[int, int]:
     sec, _, frac = ts.partition(".")
@@ -67,7 +74,7 @@ class File:
     user: str
     created: int
     title: str = ""
-    check_file_info: bool = False   # message carries only a stub: call files.info (as Slack sometimes does)
+    check_file_info: bool = False  # message carries only a stub: call files.info (as Slack sometimes does)
 
 
 @dataclass
@@ -96,8 +103,8 @@ class Channel:
     is_archived: bool = False
     members: list[str] = field(default_factory=list)
     purpose: str = ""
-    messages: list[Message] = field(default_factory=list)       # top level, ascending ts
-    keys: list[tuple[int, int]] = field(default_factory=list)   # _key(ts) of `messages`
+    messages: list[Message] = field(default_factory=list)  # top level, ascending ts
+    keys: list[tuple[int, int]] = field(default_factory=list)  # _key(ts) of `messages`
     replies: dict[str, list[Message]] = field(default_factory=dict)  # by parent ts, ascending
 
     def find(self, ts: str) -> Message | None:
@@ -111,14 +118,14 @@ class Channel:
 class SlackState:
     channels: dict[str, Channel] = field(default_factory=dict)
     files: dict[str, File] = field(default_factory=dict)
-    tokens: dict[str, str] = field(default_factory=lambda: {TOKEN: BOT_USER})   # token -> user id
+    tokens: dict[str, str] = field(default_factory=lambda: {TOKEN: BOT_USER})  # token -> user id
     revoked: set[str] = field(default_factory=set)
-    cursor_epoch: int = 0           # bumped by expire_cursors(): older cursors become invalid
+    cursor_epoch: int = 0  # bumped by expire_cursors(): older cursors become invalid
     last_ts: float = 0.0
-    bots: dict[str, str] = field(default_factory=dict)   # bot id -> app name (bot_profile.name)
+    bots: dict[str, str] = field(default_factory=dict)  # bot id -> app name (bot_profile.name)
     team_url: str = "https://sandbox.slack.com/"
-    listeners: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)   # Events API
-    socket: Any = None   # slack_socket.SocketHub, once Socket Mode is served
+    listeners: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)  # Events API
+    socket: Any = None  # slack_socket.SocketHub, once Socket Mode is served
 
 
 def state(ws: Workspace) -> SlackState:
@@ -142,6 +149,7 @@ def hub(ws: Workspace, faults: Faults) -> SocketHub:
 
 # --- mutations (Python API; the admin routes call these) --------------------------------------------
 
+
 def _next_ts(ws: Workspace, st: SlackState, ts: str | None) -> str:
     if ts is not None:
         return ts
@@ -163,40 +171,80 @@ def _channel_type(chan: Channel) -> str:
     return "im" if chan.is_im else "mpim" if chan.is_mpim else "group" if chan.is_private else "channel"
 
 
-def add_channel(ws: Workspace, name: str, members: list[str], *, private: bool = False, im: bool = False,
-                mpim: bool = False, archived: bool = False, channel_id: str | None = None,
-                created: int | None = None) -> Channel:
+def add_channel(
+    ws: Workspace,
+    name: str,
+    members: list[str],
+    *,
+    private: bool = False,
+    im: bool = False,
+    mpim: bool = False,
+    archived: bool = False,
+    channel_id: str | None = None,
+    created: int | None = None,
+) -> Channel:
     st = state(ws)
     with ws.lock:
         prefix = "D" if im else "G" if (private or mpim) else "C"
         cid = channel_id or f"{prefix}{len(st.channels) + 1:08d}"
-        chan = Channel(cid, name, created or int(ws.clock()), members[0] if members else BOT_USER,
-                       is_private=private or im or mpim, is_im=im, is_mpim=mpim, is_archived=archived,
-                       members=list(dict.fromkeys(members)))
+        chan = Channel(
+            cid,
+            name,
+            created or int(ws.clock()),
+            members[0] if members else BOT_USER,
+            is_private=private or im or mpim,
+            is_im=im,
+            is_mpim=mpim,
+            is_archived=archived,
+            members=list(dict.fromkeys(members)),
+        )
         st.channels[cid] = chan
         return chan
 
 
-def add_file(ws: Workspace, name: str, content: bytes, mimetype: str, user: str, *,
-             title: str = "", check_file_info: bool = False) -> File:
+def add_file(
+    ws: Workspace,
+    name: str,
+    content: bytes,
+    mimetype: str,
+    user: str,
+    *,
+    title: str = "",
+    check_file_info: bool = False,
+) -> File:
     st = state(ws)
     with ws.lock:
         fid = f"F{len(st.files) + 1:08d}"
-        st.files[fid] = File(fid, name, mimetype, content, user, int(ws.clock()), title or name,
-                             check_file_info)
+        st.files[fid] = File(fid, name, mimetype, content, user, int(ws.clock()), title or name, check_file_info)
         return st.files[fid]
 
 
-def post_message(ws: Workspace, channel: str, text: str, user: str | None = None, *,
-                 thread_ts: str | None = None, ts: str | None = None, files: list[str] | None = None,
-                 bot: str | None = None, attachments: list[dict[str, Any]] | None = None,
-                 subtype: str | None = None) -> str:
+def post_message(
+    ws: Workspace,
+    channel: str,
+    text: str,
+    user: str | None = None,
+    *,
+    thread_ts: str | None = None,
+    ts: str | None = None,
+    files: list[str] | None = None,
+    bot: str | None = None,
+    attachments: list[dict[str, Any]] | None = None,
+    subtype: str | None = None,
+) -> str:
     """Post a message (a reply when `thread_ts` is given); returns its ts. `bot` names a bot sender."""
     st = state(ws)
     with ws.lock:
         chan = st.channels[channel]
-        msg = Message(_next_ts(ws, st, ts), text, user, thread_ts, subtype, files=list(files or []),
-                      attachments=list(attachments or []))
+        msg = Message(
+            _next_ts(ws, st, ts),
+            text,
+            user,
+            thread_ts,
+            subtype,
+            files=list(files or []),
+            attachments=list(attachments or []),
+        )
         if bot:
             msg.subtype, msg.bot_id, msg.username, msg.user = "bot_message", f"B0{bot.upper()[:8]}", bot, None
         if thread_ts:
@@ -223,10 +271,21 @@ def edit_message(ws: Workspace, channel: str, ts: str, text: str) -> None:
         before = _event_message(ws, chan, msg)
         msg.text = text
         msg.edited = {"user": msg.user or BOT_USER, "ts": _next_ts(ws, state(ws), None)}
-        _emit(ws, chan, {"type": "message", "subtype": "message_changed", "channel": channel,
-                         "channel_type": _channel_type(chan), "hidden": True, "ts": msg.edited["ts"],
-                         "event_ts": msg.edited["ts"], "message": _event_message(ws, chan, msg),
-                         "previous_message": before})
+        _emit(
+            ws,
+            chan,
+            {
+                "type": "message",
+                "subtype": "message_changed",
+                "channel": channel,
+                "channel_type": _channel_type(chan),
+                "hidden": True,
+                "ts": msg.edited["ts"],
+                "event_ts": msg.edited["ts"],
+                "message": _event_message(ws, chan, msg),
+                "previous_message": before,
+            },
+        )
 
 
 def delete_message(ws: Workspace, channel: str, ts: str) -> None:
@@ -236,9 +295,21 @@ def delete_message(ws: Workspace, channel: str, ts: str) -> None:
         before = _event_message(ws, chan, _locate(chan, ts))
         _delete(ws, channel, ts)
         at = _next_ts(ws, state(ws), None)
-        _emit(ws, chan, {"type": "message", "subtype": "message_deleted", "channel": channel,
-                         "channel_type": _channel_type(chan), "hidden": True, "deleted_ts": ts, "ts": at,
-                         "event_ts": at, "previous_message": before})
+        _emit(
+            ws,
+            chan,
+            {
+                "type": "message",
+                "subtype": "message_deleted",
+                "channel": channel,
+                "channel_type": _channel_type(chan),
+                "hidden": True,
+                "deleted_ts": ts,
+                "ts": at,
+                "event_ts": at,
+                "previous_message": before,
+            },
+        )
 
 
 def _delete(ws: Workspace, channel: str, ts: str) -> None:
@@ -247,8 +318,12 @@ def _delete(ws: Workspace, channel: str, ts: str) -> None:
         parent = chan.find(ts)
         if parent is not None:
             if chan.replies.get(ts):
-                parent.subtype, parent.text, parent.user, parent.files = "tombstone", "This message was deleted.", \
-                    "USLACKBOT", []
+                parent.subtype, parent.text, parent.user, parent.files = (
+                    "tombstone",
+                    "This message was deleted.",
+                    "USLACKBOT",
+                    [],
+                )
             else:
                 _remove_top(chan, ts)
             return
@@ -273,8 +348,11 @@ def _event_message(ws: Workspace, chan: Channel, m: Message) -> dict[str, Any]:
     out = _message_json("", ws, chan, m, chan.find(m.ts) is m)
     st = state(ws)
     if m.files:
-        out["files"] = [{"id": fid, "name": st.files[fid].name, "mimetype": st.files[fid].mimetype,
-                         "mode": "hosted"} for fid in m.files if fid in st.files]
+        out["files"] = [
+            {"id": fid, "name": st.files[fid].name, "mimetype": st.files[fid].mimetype, "mode": "hosted"}
+            for fid in m.files
+            if fid in st.files
+        ]
     if m.user and not m.subtype:
         out["client_msg_id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{chan.id}/{m.ts}"))
     return out
@@ -299,16 +377,34 @@ def join_channel(ws: Workspace, channel: str, user: str) -> None:
         chan = state(ws).channels[channel]
         if user not in chan.members:
             chan.members.append(user)
-            _emit(ws, chan, {"type": "member_joined_channel", "user": user, "channel": channel,
-                             "channel_type": "G" if chan.is_private else "C", "team": ws.team_id})
+            _emit(
+                ws,
+                chan,
+                {
+                    "type": "member_joined_channel",
+                    "user": user,
+                    "channel": channel,
+                    "channel_type": "G" if chan.is_private else "C",
+                    "team": ws.team_id,
+                },
+            )
 
 
 def leave_channel(ws: Workspace, channel: str, user: str) -> None:
     with ws.lock:
         chan = state(ws).channels[channel]
         if user in chan.members:
-            _emit(ws, chan, {"type": "member_left_channel", "user": user, "channel": channel,
-                             "channel_type": "G" if chan.is_private else "C", "team": ws.team_id})
+            _emit(
+                ws,
+                chan,
+                {
+                    "type": "member_left_channel",
+                    "user": user,
+                    "channel": channel,
+                    "channel_type": "G" if chan.is_private else "C",
+                    "team": ws.team_id,
+                },
+            )
             chan.members.remove(user)
 
 
@@ -316,16 +412,29 @@ def rename_channel(ws: Workspace, channel: str, name: str) -> None:
     with ws.lock:
         chan = state(ws).channels[channel]
         chan.name = name
-        _emit(ws, chan, {"type": "channel_rename" if not chan.is_private else "group_rename",
-                         "channel": {"id": channel, "name": name, "created": chan.created}})
+        _emit(
+            ws,
+            chan,
+            {
+                "type": "channel_rename" if not chan.is_private else "group_rename",
+                "channel": {"id": channel, "name": name, "created": chan.created},
+            },
+        )
 
 
 def archive_channel(ws: Workspace, channel: str) -> None:
     with ws.lock:
         chan = state(ws).channels[channel]
         chan.is_archived = True
-        _emit(ws, chan, {"type": "channel_archive" if not chan.is_private else "group_archive",
-                         "channel": channel, "user": chan.creator})
+        _emit(
+            ws,
+            chan,
+            {
+                "type": "channel_archive" if not chan.is_private else "group_archive",
+                "channel": channel,
+                "user": chan.creator,
+            },
+        )
 
 
 def delete_channel(ws: Workspace, channel: str) -> None:
@@ -344,6 +453,7 @@ def expire_cursors(ws: Workspace) -> None:
 
 
 # --- wire format ----------------------------------------------------------------------------------
+
 
 def _ok(**body: Any) -> JSONResponse:
     return JSONResponse({"ok": True, **body})
@@ -384,14 +494,28 @@ def _limit(args: dict[str, str], default: int, most: int) -> int:
 
 def _user_json(ws: Workspace, uid: str) -> dict[str, Any]:
     user = ws.users[uid]
-    profile = {"real_name": user.real_name, "display_name": user.name if not user.is_bot else "",
-               "real_name_normalized": user.real_name, "display_name_normalized": user.name,
-               "email": user.email, "team": ws.team_id}
+    profile = {
+        "real_name": user.real_name,
+        "display_name": user.name if not user.is_bot else "",
+        "real_name_normalized": user.real_name,
+        "display_name_normalized": user.name,
+        "email": user.email,
+        "team": ws.team_id,
+    }
     if user.is_bot:
         profile["bot_id"] = BOT_ID
-    return {"id": uid, "team_id": ws.team_id, "name": user.name, "deleted": user.deleted,
-            "real_name": user.real_name, "is_bot": user.is_bot, "is_app_user": False,
-            "tz": "Etc/UTC", "updated": 0, "profile": profile}
+    return {
+        "id": uid,
+        "team_id": ws.team_id,
+        "name": user.name,
+        "deleted": user.deleted,
+        "real_name": user.real_name,
+        "is_bot": user.is_bot,
+        "is_app_user": False,
+        "tz": "Etc/UTC",
+        "updated": 0,
+        "profile": profile,
+    }
 
 
 def _file_json(ctx_url: str, ws: Workspace, f: File, stub: bool = False) -> dict[str, Any]:
@@ -399,11 +523,23 @@ def _file_json(ctx_url: str, ws: Workspace, f: File, stub: bool = False) -> dict
         return {"id": f.id, "mode": "file_access", "file_access": "check_file_info"}
     base = f"{ctx_url}/files-pri/{ws.team_id}-{f.id}"
     team_url = state(ws).team_url
-    return {"id": f.id, "created": f.created, "timestamp": f.created, "name": f.name, "title": f.title,
-            "mimetype": f.mimetype, "filetype": f.name.rsplit(".", 1)[-1], "user": f.user,
-            "size": len(f.content), "mode": "hosted", "is_external": False, "is_public": True,
-            "url_private": f"{base}/{f.name}", "url_private_download": f"{base}/download/{f.name}",
-            "permalink": f"{team_url}files/{f.user}/{f.id}/{f.name}"}
+    return {
+        "id": f.id,
+        "created": f.created,
+        "timestamp": f.created,
+        "name": f.name,
+        "title": f.title,
+        "mimetype": f.mimetype,
+        "filetype": f.name.rsplit(".", 1)[-1],
+        "user": f.user,
+        "size": len(f.content),
+        "mode": "hosted",
+        "is_external": False,
+        "is_public": True,
+        "url_private": f"{base}/{f.name}",
+        "url_private_download": f"{base}/download/{f.name}",
+        "permalink": f"{team_url}files/{f.user}/{f.id}/{f.name}",
+    }
 
 
 def _message_json(ctx_url: str, ws: Workspace, chan: Channel, m: Message, top: bool) -> dict[str, Any]:
@@ -429,8 +565,14 @@ def _message_json(ctx_url: str, ws: Workspace, chan: Channel, m: Message, top: b
         out["thread_ts"] = m.thread_ts
     if replies:
         users = list(dict.fromkeys(r.user or r.bot_id or "" for r in replies))
-        out.update(reply_count=len(replies), reply_users_count=len(users), reply_users=users[:5],
-                   latest_reply=replies[-1].ts, is_locked=False, subscribed=False)
+        out.update(
+            reply_count=len(replies),
+            reply_users_count=len(users),
+            reply_users=users[:5],
+            latest_reply=replies[-1].ts,
+            is_locked=False,
+            subscribed=False,
+        )
     elif not top:
         parent = chan.find(m.thread_ts or "")
         out["parent_user_id"] = parent.user if parent else None
@@ -440,15 +582,36 @@ def _message_json(ctx_url: str, ws: Workspace, chan: Channel, m: Message, top: b
 def _channel_json(chan: Channel, uid: str) -> dict[str, Any]:
     if chan.is_im:
         other = next((u for u in chan.members if u != uid), uid)
-        return {"id": chan.id, "created": chan.created, "is_im": True, "is_org_shared": False,
-                "user": other, "is_user_deleted": False, "priority": 0}
-    return {"id": chan.id, "name": chan.name, "name_normalized": chan.name, "created": chan.created,
-            "creator": chan.creator, "is_channel": not chan.is_private, "is_group": chan.is_private
-            and not chan.is_mpim, "is_im": False, "is_mpim": chan.is_mpim, "is_private": chan.is_private,
-            "is_archived": chan.is_archived, "is_general": False, "is_shared": False,
-            "is_ext_shared": False, "is_org_shared": False, "is_member": uid in chan.members,
-            "num_members": len(chan.members), "topic": {"value": "", "creator": "", "last_set": 0},
-            "purpose": {"value": chan.purpose, "creator": "", "last_set": 0}}
+        return {
+            "id": chan.id,
+            "created": chan.created,
+            "is_im": True,
+            "is_org_shared": False,
+            "user": other,
+            "is_user_deleted": False,
+            "priority": 0,
+        }
+    return {
+        "id": chan.id,
+        "name": chan.name,
+        "name_normalized": chan.name,
+        "created": chan.created,
+        "creator": chan.creator,
+        "is_channel": not chan.is_private,
+        "is_group": chan.is_private and not chan.is_mpim,
+        "is_im": False,
+        "is_mpim": chan.is_mpim,
+        "is_private": chan.is_private,
+        "is_archived": chan.is_archived,
+        "is_general": False,
+        "is_shared": False,
+        "is_ext_shared": False,
+        "is_org_shared": False,
+        "is_member": uid in chan.members,
+        "num_members": len(chan.members),
+        "topic": {"value": "", "creator": "", "last_set": 0},
+        "purpose": {"value": chan.purpose, "creator": "", "last_set": 0},
+    }
 
 
 def _visible(chan: Channel, uid: str) -> bool:
@@ -476,14 +639,26 @@ def _api(ctx: Any) -> dict[str, Any]:
 
     def auth_test(args: dict[str, str], uid: str) -> JSONResponse:
         user = ws.users[uid]
-        return _ok(url=state(ws).team_url, team=ws.team_name, user=user.name, team_id=ws.team_id,
-                   user_id=uid, bot_id=BOT_ID if user.is_bot else None, is_enterprise_install=False)
+        return _ok(
+            url=state(ws).team_url,
+            team=ws.team_name,
+            user=user.name,
+            team_id=ws.team_id,
+            user_id=uid,
+            bot_id=BOT_ID if user.is_bot else None,
+            is_enterprise_install=False,
+        )
 
     def conversations_list(args: dict[str, str], uid: str) -> JSONResponse:
         st = state(ws)
         types = set((args.get("types") or "public_channel").split(","))
-        wanted = [c for c in st.channels.values() if _visible(c, uid) and _type(c) in types
-                  and not (c.is_archived and args.get("exclude_archived") in ("1", "true", "True"))]
+        wanted = [
+            c
+            for c in st.channels.values()
+            if _visible(c, uid)
+            and _type(c) in types
+            and not (c.is_archived and args.get("exclude_archived") in ("1", "true", "True"))
+        ]
         page, cursor = _page(st, "offset", wanted, args, 100, 1000)
         return _ok(channels=[_channel_json(c, uid) for c in page], response_metadata={"next_cursor": cursor})
 
@@ -509,8 +684,14 @@ def _api(ctx: Any) -> dict[str, Any]:
         page = [_message_json(ctx.http_url, ws, chan, m, True) for m in reversed(chan.messages[start:hi])]
         has_more = start > lo
         cursor = _cursor(st, "next_ts", chan.messages[start - 1].ts) if has_more else ""
-        return _ok(messages=page, has_more=has_more, pin_count=0, channel_actions_ts=None,
-                   channel_actions_count=0, response_metadata={"next_cursor": cursor})
+        return _ok(
+            messages=page,
+            has_more=has_more,
+            pin_count=0,
+            channel_actions_ts=None,
+            channel_actions_count=0,
+            response_metadata={"next_cursor": cursor},
+        )
 
     def conversations_replies(args: dict[str, str], uid: str) -> JSONResponse:
         st = state(ws)
@@ -524,22 +705,27 @@ def _api(ctx: Any) -> dict[str, Any]:
                 raise _Fail("thread_not_found")
         replies = chan.replies.get(parent.ts, [])
         oldest, latest, inclusive = _history_window(args)
-        keep = [r for r in replies if (oldest <= _key(r.ts) <= latest if inclusive
-                                       else oldest < _key(r.ts) < latest)]
+        keep = [r for r in replies if (oldest <= _key(r.ts) <= latest if inclusive else oldest < _key(r.ts) < latest)]
         start = int(_uncursor(st, "reply", args.get("cursor")) or 0)
         limit = _limit(args, 10, 1000)
-        page = keep[start:start + limit]
+        page = keep[start : start + limit]
         more = start + limit < len(keep)
         messages = [_message_json(ctx.http_url, ws, chan, parent, True)]
         messages += [_message_json(ctx.http_url, ws, chan, r, False) for r in page]
-        return _ok(messages=messages, has_more=more,
-                   response_metadata={"next_cursor": _cursor(st, "reply", str(start + limit)) if more else ""})
+        return _ok(
+            messages=messages,
+            has_more=more,
+            response_metadata={"next_cursor": _cursor(st, "reply", str(start + limit)) if more else ""},
+        )
 
     def users_list(args: dict[str, str], uid: str) -> JSONResponse:
         st = state(ws)
         page, cursor = _page(st, "user", sorted(ws.users), args, 100, 1000)
-        return _ok(members=[_user_json(ws, u) for u in page], cache_ts=int(ws.clock()),
-                   response_metadata={"next_cursor": cursor})
+        return _ok(
+            members=[_user_json(ws, u) for u in page],
+            cache_ts=int(ws.clock()),
+            response_metadata={"next_cursor": cursor},
+        )
 
     def users_info(args: dict[str, str], uid: str) -> JSONResponse:
         if args.get("user") not in ws.users:
@@ -552,10 +738,17 @@ def _api(ctx: Any) -> dict[str, Any]:
             raise _Fail("file_not_found")
         return _ok(file=_file_json(ctx.http_url, ws, f), comments=[], response_metadata={"next_cursor": ""})
 
-    return {"auth.test": auth_test, "conversations.list": conversations_list,
-            "conversations.members": conversations_members, "conversations.info": conversations_info,
-            "conversations.history": conversations_history, "conversations.replies": conversations_replies,
-            "users.list": users_list, "users.info": users_info, "files.info": files_info}
+    return {
+        "auth.test": auth_test,
+        "conversations.list": conversations_list,
+        "conversations.members": conversations_members,
+        "conversations.info": conversations_info,
+        "conversations.history": conversations_history,
+        "conversations.replies": conversations_replies,
+        "users.list": users_list,
+        "users.info": users_info,
+        "files.info": files_info,
+    }
 
 
 def _type(chan: Channel) -> str:
@@ -566,12 +759,13 @@ def _type(chan: Channel) -> str:
     return "private_channel" if chan.is_private else "public_channel"
 
 
-def _page(st: SlackState, kind: str, items: list[Any], args: dict[str, str], default: int,
-          most: int) -> tuple[list[Any], str]:
+def _page(
+    st: SlackState, kind: str, items: list[Any], args: dict[str, str], default: int, most: int
+) -> tuple[list[Any], str]:
     start = int(_uncursor(st, kind, args.get("cursor")) or 0)
     limit = _limit(args, default, most)
     more = start + limit < len(items)
-    return items[start:start + limit], _cursor(st, kind, str(start + limit)) if more else ""
+    return items[start : start + limit], _cursor(st, kind, str(start + limit)) if more else ""
 
 
 def _fault_response(faults: Faults, route: str, channel: str = "") -> Response | None:
@@ -657,7 +851,7 @@ def routes(ctx: Any) -> list[BaseRoute]:
             return failed
         try:
             _token(ws, request, {})
-        except _Fail:   # like Slack: no error status, the sign-in page instead of the file
+        except _Fail:  # like Slack: no error status, the sign-in page instead of the file
             return Response("<html><body>Sign in to Slack</body></html>", media_type="text/html")
         fid = request.path_params["ref"].rsplit("-", 1)[-1]
         f = state(ws).files.get(fid)
@@ -682,8 +876,11 @@ def _admin(ctx: Any) -> Any:
         body = await request.json() if await request.body() else {}
         try:
             if action == "post":
-                return _ok(ts=post_message(ws, body["channel"], body["text"], body.get("user"),
-                                           thread_ts=body.get("thread_ts")))
+                return _ok(
+                    ts=post_message(
+                        ws, body["channel"], body["text"], body.get("user"), thread_ts=body.get("thread_ts")
+                    )
+                )
             if action == "edit":
                 edit_message(ws, body["channel"], body["ts"], body["text"])
             elif action == "delete":
@@ -713,6 +910,7 @@ def _admin(ctx: Any) -> Any:
 
 # --- seeding --------------------------------------------------------------------------------------
 
+
 def seed_sample(ws: Workspace, path: Path | None = None) -> None:
     """The shipped export (two public channels, bot messages, file snippets) plus what it lacks:
     threads, a private channel, a DM, channels the bot is not in, readable files of several kinds."""
@@ -720,11 +918,15 @@ def seed_sample(ws: Workspace, path: Path | None = None) -> None:
     path = path or Path(__file__).parent / "data" / "slack-export-sample.zip"
     with zipfile.ZipFile(path) as zf:
         for u in json.loads(zf.read("users.json")):
-            ws.add_user(f"{u['name']}@{ws.domain}", u["name"], u.get("real_name") or u["name"],
-                        user_id=u["id"], is_bot=bool(u.get("is_bot")))
+            ws.add_user(
+                f"{u['name']}@{ws.domain}",
+                u["name"],
+                u.get("real_name") or u["name"],
+                user_id=u["id"],
+                is_bot=bool(u.get("is_bot")),
+            )
         for c in json.loads(zf.read("channels.json")):
-            chan = add_channel(ws, c["name"], c["members"] + [BOT_USER], channel_id=c["id"],
-                               created=int(c["created"]))
+            chan = add_channel(ws, c["name"], c["members"] + [BOT_USER], channel_id=c["id"], created=int(c["created"]))
             days = sorted(n for n in zf.namelist() if n.startswith(c["name"] + "/") and n.endswith(".json"))
             for day in days:
                 for m in json.loads(zf.read(day)):
@@ -737,17 +939,28 @@ def _seed_export_message(ws: Workspace, chan: Channel, m: dict[str, Any]) -> Non
     if m.get("file"):
         f = m["file"]
         body = (f.get("preview") or f.get("title") or f["name"]).encode()
-        files = [add_file(ws, f["name"], body, f.get("mimetype", "text/plain"), f.get("user", ""),
-                          title=f.get("title", "")).id]
+        files = [
+            add_file(
+                ws, f["name"], body, f.get("mimetype", "text/plain"), f.get("user", ""), title=f.get("title", "")
+            ).id
+        ]
     user = m.get("user") or (m.get("comment") or {}).get("user")
-    ts = post_message(ws, chan.id, m.get("text", ""), user, ts=m["ts"], files=files,
-                      attachments=m.get("attachments"), subtype=m.get("subtype"))
+    ts = post_message(
+        ws,
+        chan.id,
+        m.get("text", ""),
+        user,
+        ts=m["ts"],
+        files=files,
+        attachments=m.get("attachments"),
+        subtype=m.get("subtype"),
+    )
     msg = chan.find(ts)
     if m.get("bot_id") and msg is not None:
         msg.bot_id = m["bot_id"]
         if m.get("subtype") == "bot_message":
             msg.username, msg.user = m.get("username"), None
-    if m.get("subtype") == "bot_add" and m.get("bot_id"):   # "added an integration ...|github>"
+    if m.get("subtype") == "bot_add" and m.get("bot_id"):  # "added an integration ...|github>"
         label = re.search(r"\|([^>|]+)>", m.get("text", ""))
         state(ws).bots[m["bot_id"]] = label[1] if label else m["bot_id"]
 
@@ -758,42 +971,79 @@ def _seed_extras(ws: Workspace, st: SlackState) -> None:
     enrique = "C0JGLMMNX"
     # A thread on an existing message, and a new one with several replies and a snippet.
     parent = next(m.ts for m in st.channels[enrique].messages if m.subtype is None)
-    post_message(ws, enrique, "Which cooling schedule did you settle on for the annealer?", harry,
-                 thread_ts=parent, ts=_after(parent, 30))
-    post_message(ws, enrique, "Geometric, alpha 0.995; see the <#C0JL6CGQ2> numbers :tada:", hamza,
-                 thread_ts=parent, ts=_after(parent, 95))
+    post_message(
+        ws,
+        enrique,
+        "Which cooling schedule did you settle on for the annealer?",
+        harry,
+        thread_ts=parent,
+        ts=_after(parent, 30),
+    )
+    post_message(
+        ws,
+        enrique,
+        "Geometric, alpha 0.995; see the <#C0JL6CGQ2> numbers :tada:",
+        hamza,
+        thread_ts=parent,
+        ts=_after(parent, 95),
+    )
     base = "1459200000.000100"
     post_message(ws, enrique, "Release checklist for enrique 0.2 <!here>: please review :eyes:", hamza, ts=base)
-    notes = add_file(ws, "release-notes.md", b"# enrique 0.2\n\n- simulated annealing executor\n"
-                     b"- TSP benchmark with 1000 cities\n", "text/markdown", hamza)
-    for i, (who, text) in enumerate([(harry, "Tests pass on the mesos cluster :+1:"),
-                                     (hermione, "Added the <https://github.com/mesos-magellan/enrique|repo link>"),
-                                     (hamza, "Release notes attached")], 1):
-        post_message(ws, enrique, text, who, thread_ts=base, ts=_after(base, 60 * i),
-                     files=[notes.id] if i == 3 else None)
-    ops = add_channel(ws, "private-ops", [hamza, hermione, BOT_USER], private=True, channel_id="G0PRIVOPS1",
-                      created=1459000000)
-    runbook = add_file(ws, "runbook.txt", b"Rotate the cluster credentials every 90 days.\n"
-                       b"Page the on-call engineer for executor crashes.\n", "text/plain", hermione,
-                       check_file_info=True)
-    deck = add_file(ws, "budget.docx", make_docx("Budget 2016", ["Compute credits: 4000 dollars for the cluster."]),
-                    "application/vnd.openxmlformats-officedocument.wordprocessingml.document", hamza)
+    notes = add_file(
+        ws,
+        "release-notes.md",
+        b"# enrique 0.2\n\n- simulated annealing executor\n- TSP benchmark with 1000 cities\n",
+        "text/markdown",
+        hamza,
+    )
+    for i, (who, text) in enumerate(
+        [
+            (harry, "Tests pass on the mesos cluster :+1:"),
+            (hermione, "Added the <https://github.com/mesos-magellan/enrique|repo link>"),
+            (hamza, "Release notes attached"),
+        ],
+        1,
+    ):
+        post_message(
+            ws, enrique, text, who, thread_ts=base, ts=_after(base, 60 * i), files=[notes.id] if i == 3 else None
+        )
+    ops = add_channel(
+        ws, "private-ops", [hamza, hermione, BOT_USER], private=True, channel_id="G0PRIVOPS1", created=1459000000
+    )
+    runbook = add_file(
+        ws,
+        "runbook.txt",
+        b"Rotate the cluster credentials every 90 days.\nPage the on-call engineer for executor crashes.\n",
+        "text/plain",
+        hermione,
+        check_file_info=True,
+    )
+    deck = add_file(
+        ws,
+        "budget.docx",
+        make_docx("Budget 2016", ["Compute credits: 4000 dollars for the cluster."]),
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        hamza,
+    )
     logo = add_file(ws, "logo.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 64, "image/png", hamza)
-    t = post_message(ws, ops.id, "Credentials rotation plan for the mesos cluster", hermione,
-                     ts="1459300000.000100", files=[runbook.id])
+    t = post_message(
+        ws,
+        ops.id,
+        "Credentials rotation plan for the mesos cluster",
+        hermione,
+        ts="1459300000.000100",
+        files=[runbook.id],
+    )
     post_message(ws, ops.id, "Approved. <@%s> owns it." % hermione, hamza, thread_ts=t, ts=_after(t, 120))
-    post_message(ws, ops.id, "Budget for next term attached", hamza, ts="1459300500.000100",
-                 files=[deck.id, logo.id])
-    post_message(ws, ops.id, "Deploy finished: enrique 0.2 on 12 nodes", None, ts="1459300900.000100",
-                 bot="deploybot")
+    post_message(ws, ops.id, "Budget for next term attached", hamza, ts="1459300500.000100", files=[deck.id, logo.id])
+    post_message(ws, ops.id, "Deploy finished: enrique 0.2 on 12 nodes", None, ts="1459300900.000100", bot="deploybot")
     dm = add_channel(ws, "", [BOT_USER, harry], im=True, channel_id="D0DMHARRY1", created=1459000000)
     post_message(ws, dm.id, "Hi bot, can you index the enrique docs?", harry, ts="1459301000.000100")
     rnd = add_channel(ws, "random", [hamza, hero], channel_id="C0RANDOM01", created=1452837318)
     post_message(ws, rnd.id, "The bot is not in here: nothing here may be indexed", hero, ts="1459000100.000100")
     hr = add_channel(ws, "secret-hr", [hamza], private=True, channel_id="G0SECRETHR", created=1452837318)
     post_message(ws, hr.id, "Salary bands: confidential", hamza, ts="1459000200.000100")
-    old = add_channel(ws, "old-project", [hamza, BOT_USER], archived=True, channel_id="C0OLDPROJ1",
-                      created=1452000000)
+    old = add_channel(ws, "old-project", [hamza, BOT_USER], archived=True, channel_id="C0OLDPROJ1", created=1452000000)
     post_message(ws, old.id, "Archiving this channel, moved to #enrique", hamza, ts="1452000100.000100")
 
 
@@ -802,9 +1052,11 @@ def _after(ts: str, seconds: int) -> str:
     return f"{sec + seconds}.{frac:06d}"
 
 
-_WORDS = ("deploy build cluster latency incident review design schema migration cache queue index "
-          "budget roadmap customer release test flaky alert dashboard metric rollout canary backup "
-          "replica shard token permission search ranking embedding vector pipeline retry timeout").split()
+_WORDS = (
+    "deploy build cluster latency incident review design schema migration cache queue index "
+    "budget roadmap customer release test flaky alert dashboard metric rollout canary backup "
+    "replica shard token permission search ranking embedding vector pipeline retry timeout"
+).split()
 _EMOJI = (":tada:", ":+1:", ":eyes:", ":rocket:", ":fire:", ":white_check_mark:")
 
 
@@ -815,15 +1067,23 @@ def seed_generated(ws: Workspace, channels: int = 20, messages: int = 2000, **_:
     rng = ws.rng
     st = state(ws)
     people = [u.id for u in ws.users.values() if not u.is_bot] or [
-        ws.add_user(f"user{n:04d}@{ws.domain}", f"user{n:04d}", f"User {n:04d}").id for n in range(20)]
+        ws.add_user(f"user{n:04d}@{ws.domain}", f"user{n:04d}", f"User {n:04d}").id for n in range(20)
+    ]
     chans = []
     for n in range(channels):
         members = rng.sample(people, k=min(len(people), rng.randint(3, 15)))
         private = n % 4 == 3
         bot_in = n != channels - 1 or channels == 1
-        chans.append(add_channel(ws, f"gen-{n:03d}", members + ([BOT_USER] if bot_in else []),
-                                 private=private, channel_id=f"{'G' if private else 'C'}{n:08d}",
-                                 created=1_650_000_000))
+        chans.append(
+            add_channel(
+                ws,
+                f"gen-{n:03d}",
+                members + ([BOT_USER] if bot_in else []),
+                private=private,
+                channel_id=f"{'G' if private else 'C'}{n:08d}",
+                created=1_650_000_000,
+            )
+        )
     end, span = 1_700_000_000, 365 * 86400
     tops = int(messages * 0.8)
     stamps = sorted(rng.sample(range(span * 10), tops))
@@ -844,7 +1104,7 @@ def seed_generated(ws: Workspace, channels: int = 20, messages: int = 2000, **_:
         sizes[k] = rng.randint(150, 400)
     scale = left / max(sum(sizes), 1)
     counts = [max(1, round(size * scale)) for size in sizes]
-    if parents:   # make the total exact: the rounding remainder goes to the largest thread
+    if parents:  # make the total exact: the rounding remainder goes to the largest thread
         counts[max(range(len(counts)), key=counts.__getitem__)] += left - sum(counts)
     for (chan, pts), count in zip(parents, counts):
         for r in range(max(0, min(count, left))):

@@ -41,9 +41,16 @@ class _Envelope:
     sent_at: float = 0.0
 
     def wire(self) -> str:
-        return json.dumps({"envelope_id": self.envelope_id, "payload": self.payload, "type": "events_api",
-                           "accepts_response_payload": False, "retry_attempt": self.attempt,
-                           "retry_reason": "timeout" if self.attempt else ""})
+        return json.dumps(
+            {
+                "envelope_id": self.envelope_id,
+                "payload": self.payload,
+                "type": "events_api",
+                "accepts_response_payload": False,
+                "retry_attempt": self.attempt,
+                "retry_reason": "timeout" if self.attempt else "",
+            }
+        )
 
 
 @dataclass
@@ -63,17 +70,23 @@ class SocketHub:
         self.tickets: set[str] = set()
         self.connections: list[_Connection] = []
         self.unacked: dict[str, _Envelope] = {}
-        self.delivered = 0     # envelopes sent, redeliveries included
-        self.opened = 0        # connections accepted
+        self.delivered = 0  # envelopes sent, redeliveries included
+        self.opened = 0  # connections accepted
         self._lock = threading.Lock()
 
     # --- events in ------------------------------------------------------------------------------
     def publish(self, event: dict[str, Any]) -> None:
         """Queue one event (any thread); faults may drop, delay or duplicate it."""
         copies, delay = self.faults.event_fate("slack")
-        payload = {"token": "sandbox-verification", "team_id": self.ws.team_id, "api_app_id": APP_ID,
-                   "event": event, "type": "event_callback", "event_id": f"Ev{uuid.uuid4().hex[:12].upper()}",
-                   "event_time": int(self.ws.clock())}
+        payload = {
+            "token": "sandbox-verification",
+            "team_id": self.ws.team_id,
+            "api_app_id": APP_ID,
+            "event": event,
+            "type": "event_callback",
+            "event_id": f"Ev{uuid.uuid4().hex[:12].upper()}",
+            "event_time": int(self.ws.clock()),
+        }
         for _ in range(copies):
             envelope = _Envelope(str(uuid.uuid4()), payload)
             if delay:
@@ -94,8 +107,7 @@ class SocketHub:
         """Ask every client to reconnect (Slack does so every few hours); returns how many were asked."""
         with self._lock:
             conns = list(self.connections)
-        message = json.dumps({"type": "disconnect", "reason": reason,
-                              "debug_info": {"host": "sandbox-socket"}})
+        message = json.dumps({"type": "disconnect", "reason": reason, "debug_info": {"host": "sandbox-socket"}})
         for conn in conns:
             conn.loop.call_soon_threadsafe(conn.outbox.put_nowait, message)
         return len(conns)
@@ -121,14 +133,23 @@ class SocketHub:
             self.connections.append(conn)
             self.opened += 1
             pending = sorted(self.unacked.values(), key=lambda e: e.sent_at)
-        await socket.send_text(json.dumps({
-            "type": "hello", "num_connections": len(self.connections),
-            "debug_info": {"host": "sandbox-socket", "approximate_connection_time": 3600},
-            "connection_info": {"app_id": APP_ID}}))
-        for envelope in pending:   # what a lost connection left unacknowledged
+        await socket.send_text(
+            json.dumps(
+                {
+                    "type": "hello",
+                    "num_connections": len(self.connections),
+                    "debug_info": {"host": "sandbox-socket", "approximate_connection_time": 3600},
+                    "connection_info": {"app_id": APP_ID},
+                }
+            )
+        )
+        for envelope in pending:  # what a lost connection left unacknowledged
             self._resend(envelope)
-        tasks = [asyncio.create_task(self._pump(conn)), asyncio.create_task(self._receive(conn)),
-                 asyncio.create_task(self._redeliver(conn))]
+        tasks = [
+            asyncio.create_task(self._pump(conn)),
+            asyncio.create_task(self._receive(conn)),
+            asyncio.create_task(self._redeliver(conn)),
+        ]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -147,7 +168,7 @@ class SocketHub:
             message = await conn.outbox.get()
             await conn.socket.send_text(message)
             if message.startswith('{"type": "disconnect"'):
-                await asyncio.sleep(1.0)   # let the client open its next connection first
+                await asyncio.sleep(1.0)  # let the client open its next connection first
                 await conn.socket.close()
                 return
 
@@ -172,4 +193,3 @@ class SocketHub:
                 late = [e for e in self.unacked.values() if e.sent_at and now - e.sent_at >= self.redeliver_after]
             for envelope in late:
                 self._resend(envelope)
-

@@ -21,9 +21,9 @@ DATA_DIR = Path(__file__).parent / "data"
 
 @dataclass
 class User:
-    id: str              # Slack-style id, e.g. U0BMYT2FL; also the Graph user id
+    id: str  # Slack-style id, e.g. U0BMYT2FL; also the Graph user id
     email: str
-    name: str            # handle, e.g. "abilinski"
+    name: str  # handle, e.g. "abilinski"
     real_name: str
     is_bot: bool = False
     deleted: bool = False
@@ -38,19 +38,20 @@ class Workspace:
     domain: str = "example.com"
     team_id: str = "T0SANDBOX1"
     team_name: str = "Sandbox Inc"
-    users: dict[str, User] = field(default_factory=dict)      # by id
-    clock: Callable[[], float] = time.time                    # tests may substitute a fake clock
+    users: dict[str, User] = field(default_factory=dict)  # by id
+    clock: Callable[[], float] = time.time  # tests may substitute a fake clock
     lock: threading.RLock = field(default_factory=threading.RLock)
-    slack: Any = None     # sandbox.slack.SlackState
-    drive: Any = None     # sandbox.drive.DriveState
-    mail: Any = None      # sandbox.graph.MailState
-    m365_files: Any = None   # sandbox.graph_files_state.FilesState
-    teams: Any = None     # sandbox.graph_teams_state.TeamsState
-    gmail: Any = None     # sandbox.gmail_state.GmailState
+    slack: Any = None  # sandbox.slack.SlackState
+    drive: Any = None  # sandbox.drive.DriveState
+    mail: Any = None  # sandbox.graph.MailState
+    m365_files: Any = None  # sandbox.graph_files_state.FilesState
+    teams: Any = None  # sandbox.graph_teams_state.TeamsState
+    gmail: Any = None  # sandbox.gmail_state.GmailState
     rng: random.Random = field(default_factory=lambda: random.Random(0))
 
-    def add_user(self, email: str, name: str, real_name: str = "", user_id: str | None = None,
-                 is_bot: bool = False) -> User:
+    def add_user(
+        self, email: str, name: str, real_name: str = "", user_id: str | None = None, is_bot: bool = False
+    ) -> User:
         """Add (or return the existing) user with this email."""
         with self.lock:
             email = email.lower()

@@ -18,9 +18,14 @@ from .auth import require_admin
 from .errors import ApiError, ErrorBody
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text} for code, text in (
-        (400, "a name that is not a configured source"), (401, "missing or invalid key"),
-        (403, "not an admin key"), (409, "this process runs no sources (`inlet daemon --serve` does)"))}
+    code: {"model": ErrorBody, "description": text}
+    for code, text in (
+        (400, "a name that is not a configured source"),
+        (401, "missing or invalid key"),
+        (403, "not an admin key"),
+        (409, "this process runs no sources (`inlet daemon --serve` does)"),
+    )
+}
 
 
 def add_admin_sync(app: FastAPI, settings: Settings) -> None:

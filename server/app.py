@@ -37,28 +37,47 @@ from .content_type import JsonBody, unsupported_media_type
 from .admin import add_admin_sync
 from .audit import AuditLog, AuditMiddleware
 from .ratelimit import RateLimit, RateLimiter
-from .oauth import (PRM_PATHS, Authenticator, listening_base, metadata_routes, warn_on_port_mismatch,
-                    with_audience)
+from .oauth import PRM_PATHS, Authenticator, listening_base, metadata_routes, warn_on_port_mismatch, with_audience
 from .errors import STATUS_CODES, ApiError, ErrorBody, error_body
 from .hooks import PREFIX as HOOKS_PREFIX
 from .hooks import add_hook_routes
 from .metrics import CONTENT_TYPE, Metrics, last_success_reader
 from .middleware import BodyLimit, ObserveMiddleware
-from .models import (ContextBody, ContextResponse, DocumentOut, Health, SearchBody, SearchResponse,
-                     SearchResult, SourcesResponse, document_out)
+from .models import (
+    ContextBody,
+    ContextResponse,
+    DocumentOut,
+    Health,
+    SearchBody,
+    SearchResponse,
+    SearchResult,
+    SourcesResponse,
+    document_out,
+)
 from .service import Retrieval
 
 log = logging.getLogger(__name__)
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", *PRM_PATHS})   # they reveal nothing
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", *PRM_PATHS})  # they reveal nothing
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text} for code, text in (
-        (400, "malformed request"), (401, "missing or invalid API key"), (403, "beyond the key's rights"),
-        (408, "request body stalled"), (413, "request body too large"), (415, "body not JSON"),
-        (422, "invalid request"), (429, "over the rate limit of the key or user (Retry-After says when)"),
-        (503, "index or model not loaded yet"))}
+    code: {"model": ErrorBody, "description": text}
+    for code, text in (
+        (400, "malformed request"),
+        (401, "missing or invalid API key"),
+        (403, "beyond the key's rights"),
+        (408, "request body stalled"),
+        (413, "request body too large"),
+        (415, "body not JSON"),
+        (422, "invalid request"),
+        (429, "over the rate limit of the key or user (Retry-After says when)"),
+        (503, "index or model not loaded yet"),
+    )
+}
 
-DOCS_HEADERS = {"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'none'; "
-                                           "base-uri 'none'; frame-ancestors 'none'", "Cache-Control": "no-store"}
+DOCS_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'",
+    "Cache-Control": "no-store",
+}
 DOCS_PAGE = """<!doctype html><meta charset="utf-8"><title>inlet retrieval API</title>
 <style>body{font:16px/1.5 system-ui,sans-serif;max-width:46em;margin:2em auto;padding:0 1em}code,pre{background:#eee}
 </style><h1>inlet retrieval API</h1>
@@ -81,17 +100,20 @@ class KeyGuard:
         self.public = public
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or scope["path"] in self.public or is_console_path(scope["path"])
-                or scope.get("method") == "OPTIONS"
-                or scope["path"].startswith(HOOKS_PREFIX)):   # webhooks check their own secret (hooks.py)
+        if (
+            scope["type"] != "http"
+            or scope["path"] in self.public
+            or is_console_path(scope["path"])
+            or scope.get("method") == "OPTIONS"
+            or scope["path"].startswith(HOOKS_PREFIX)
+        ):  # webhooks check their own secret (hooks.py)
             await self.app(scope, receive, send)
             return
-        if scope["path"].startswith("/.well-known/"):   # metadata a client probes for: absent, not secret
+        if scope["path"].startswith("/.well-known/"):  # metadata a client probes for: absent, not secret
             response = JSONResponse(error_body("not_found", f"no {scope['path']} here"), 404)
             await response(scope, receive, send)
             return
-        header = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"authorization"),
-                      None)
+        header = next((v.decode("latin-1") for k, v in scope.get("headers", []) if k.lower() == b"authorization"), None)
         try:
             entry = await self.auth.authenticate(header, scope)
         except ApiError as exc:
@@ -109,7 +131,7 @@ def _caller(request: Request, user: str | None) -> Caller:
     return caller
 
 
-LOAD_WAIT_ON_STOP = 15.0   # seconds a stop waits for the index and model to finish loading
+LOAD_WAIT_ON_STOP = 15.0  # seconds a stop waits for the index and model to finish loading
 
 
 def _judged(got: Any) -> dict[str, Any]:
@@ -117,8 +139,13 @@ def _judged(got: Any) -> dict[str, Any]:
     return {"match": got.match, "interpreted": got.interpreted}
 
 
-def create_app(settings: Settings, index: Any = None, state: Any = None,
-               env: Mapping[str, str] | None = None, listening: tuple[Any, ...] | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    index: Any = None,
+    state: Any = None,
+    env: Mapping[str, str] | None = None,
+    listening: tuple[Any, ...] | None = None,
+) -> FastAPI:
     """The API around `index` (opened here, in the background, when None) and `state` (a StateStore).
 
     `listening` is the address of the socket it is served on (`sock.getsockname()`): without
@@ -133,7 +160,7 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
     auth = Authenticator(keys, settings.server.oauth, listening=listening_url)
     retrieval = Retrieval(index)
     backend = open_backend(settings)
-    if state is None and backend.shared:   # a stateless replica reads runs from the database
+    if state is None and backend.shared:  # a stateless replica reads runs from the database
         state = backend.state()
     owns_index = index is None
     index_path = Path(settings.index.path)
@@ -152,7 +179,7 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
                 retrieval.index = Index(settings.index)
             retrieval.warm()
             log.info("index and model loaded; ready")
-        except Exception as exc:   # reported by /readyz and as 503s; the process stays up
+        except Exception as exc:  # reported by /readyz and as 503s; the process stays up
             retrieval.error = f"index could not be loaded: {exc}"
             log.error("%s", retrieval.error)
 
@@ -172,11 +199,17 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
         audit.close()
         limiter.close()
 
-    app = FastAPI(title="inlet retrieval API", version="0.1.0", lifespan=lifespan, docs_url=None,
-                  redoc_url=None, description="Permission-aware retrieval over Slack, Google Drive, Gmail and "
-                  "Microsoft 365. Every route but /healthz and /readyz needs `Authorization: Bearer KEY` "
-                  "(an API key or an OAuth access token). On GET routes an on_behalf_of "
-                  f"key names the user with the `{USER_HEADER}` header or the `user` query parameter.")
+    app = FastAPI(
+        title="inlet retrieval API",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        description="Permission-aware retrieval over Slack, Google Drive, Gmail and "
+        "Microsoft 365. Every route but /healthz and /readyz needs `Authorization: Bearer KEY` "
+        "(an API key or an OAuth access token). On GET routes an on_behalf_of "
+        f"key names the user with the `{USER_HEADER}` header or the `user` query parameter.",
+    )
     app.state.retrieval = retrieval
     app.state.metrics = metrics
     app.state.audit = audit
@@ -189,8 +222,9 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
         request.state.audit = {"query": body.query, "doc_ids": []}
         got = await run_in_threadpool(retrieval.answer, body.to_request(caller.user, half_life))
         request.state.audit["doc_ids"] = [h.doc_id for h in got.hits]
-        return SearchResponse(results=[SearchResult.of(h) for h in got.hits], took_ms=round(got.took_ms, 1),
-                              **_judged(got))
+        return SearchResponse(
+            results=[SearchResult.of(h) for h in got.hits], took_ms=round(got.took_ms, 1), **_judged(got)
+        )
 
     @app.post("/v1/context", response_model=ContextResponse, responses=ERRORS, tags=["retrieval"])
     async def context(body: ContextBody, request: Request) -> ContextResponse:
@@ -198,19 +232,33 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
         as quoted data; one line saying so when none qualifies."""
         caller = _caller(request, body.user)
         request.state.audit = {"query": body.query, "doc_ids": []}
-        packed, got = await run_in_threadpool(retrieval.context, body.to_request(caller.user, half_life),
-                                              body.token_budget, body.min_relevance)
+        packed, got = await run_in_threadpool(
+            retrieval.context, body.to_request(caller.user, half_life), body.token_budget, body.min_relevance
+        )
         request.state.audit["doc_ids"] = [h.doc_id for h in packed.hits]
-        citations: list[Any] = packed.citations   # plain dicts, validated into the response model
-        return ContextResponse(context=packed.context, citations=citations,
-                               results=[SearchResult.of(h) for h in packed.hits], tokens=packed.tokens,
-                               took_ms=round(got.took_ms, 1), **_judged(got))
+        citations: list[Any] = packed.citations  # plain dicts, validated into the response model
+        return ContextResponse(
+            context=packed.context,
+            citations=citations,
+            results=[SearchResult.of(h) for h in packed.hits],
+            tokens=packed.tokens,
+            took_ms=round(got.took_ms, 1),
+            **_judged(got),
+        )
 
-    @app.get("/v1/documents/{doc_id:path}", response_model=DocumentOut, response_model_exclude_unset=True,
-             responses={**ERRORS, 404: {"model": ErrorBody, "description": "absent or not visible"}},
-             tags=["retrieval"])
-    async def document(doc_id: str, request: Request, user: str | None = Query(None, pattern=r"\S", max_length=320),
-                       x_inlet_user: str | None = Header(None, pattern=r"\S", max_length=320)) -> Any:
+    @app.get(
+        "/v1/documents/{doc_id:path}",
+        response_model=DocumentOut,
+        response_model_exclude_unset=True,
+        responses={**ERRORS, 404: {"model": ErrorBody, "description": "absent or not visible"}},
+        tags=["retrieval"],
+    )
+    async def document(
+        doc_id: str,
+        request: Request,
+        user: str | None = Query(None, pattern=r"\S", max_length=320),
+        x_inlet_user: str | None = Header(None, pattern=r"\S", max_length=320),
+    ) -> Any:
         """The whole document; 404 when absent or not visible to the caller (the same answer)."""
         caller = _caller(request, x_inlet_user if x_inlet_user is not None else user)
         doc = await run_in_threadpool(retrieval.document, doc_id, caller)
@@ -244,9 +292,12 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
             raise ApiError(503, "not_ready", retrieval.error or "the index and model are still loading")
         return Health(status="ready")
 
-    @app.get("/metrics", response_class=Response, tags=["operations"],
-             responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
-                        **ERRORS})
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        tags=["operations"],
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}, **ERRORS},
+    )
     async def prometheus(request: Request) -> Response:
         """Prometheus metrics (admin keys only, they name every source and its counts, unless
         `[server] metrics_public`)."""
@@ -264,23 +315,37 @@ def create_app(settings: Settings, index: Any = None, state: Any = None,
     if settings.server.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=settings.server.cors_origins, allow_credentials=False,
-                           allow_methods=["GET", "POST", "DELETE"],
-                           allow_headers=["Authorization", "Content-Type", USER_HEADER, "X-Request-ID",
-                                          "Mcp-Session-Id", "Mcp-Protocol-Version"],
-                           expose_headers=["X-Request-ID", "Mcp-Session-Id"])
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.server.cors_origins,
+            allow_credentials=False,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                USER_HEADER,
+                "X-Request-ID",
+                "Mcp-Session-Id",
+                "Mcp-Protocol-Version",
+            ],
+            expose_headers=["X-Request-ID", "Mcp-Session-Id"],
+        )
     add_admin_sync(app, settings)
     for route in metadata_routes(settings.server.oauth, listening_url) if settings.server.oauth is not None else []:
         app.router.routes.append(route)
     public = PUBLIC_PATHS | ({"/metrics"} if settings.server.metrics_public else set())
     app.add_middleware(JsonBody)
-    app.add_middleware(BodyLimit, max_body_bytes=settings.server.max_body_bytes,   # inside the key check
-                       idle_timeout=settings.server.body_timeout)
-    app.add_middleware(RateLimit, limiter=limiter, metrics=metrics)   # inside the audit: a 429 is audited
-    app.add_middleware(AuditMiddleware, audit=audit)                  # inside the key check: names the key
+    app.add_middleware(
+        BodyLimit,
+        max_body_bytes=settings.server.max_body_bytes,  # inside the key check
+        idle_timeout=settings.server.body_timeout,
+    )
+    app.add_middleware(RateLimit, limiter=limiter, metrics=metrics)  # inside the audit: a 429 is audited
+    app.add_middleware(AuditMiddleware, audit=audit)  # inside the key check: names the key
     app.add_middleware(KeyGuard, auth=auth, public=public)
-    app.add_middleware(ObserveMiddleware, metrics=metrics, max_body_bytes=settings.server.max_body_bytes,
-                       routes=app.router.routes)
+    app.add_middleware(
+        ObserveMiddleware, metrics=metrics, max_body_bytes=settings.server.max_body_bytes, routes=app.router.routes
+    )
     return app
 
 

@@ -34,8 +34,9 @@ AUDITED_PREFIXES = ("/v1/search", "/v1/context", "/v1/documents/", "/v1/admin/")
 class AuditLog:
     """Where audit lines go; `record` only formats and enqueues (never blocks on I/O)."""
 
-    def __init__(self, target: str | None, queries: str = "text", max_bytes: int = 100 * 1024 * 1024,
-                 backups: int = 10) -> None:
+    def __init__(
+        self, target: str | None, queries: str = "text", max_bytes: int = 100 * 1024 * 1024, backups: int = 10
+    ) -> None:
         self.target = target
         self.hash_queries = queries == "hash"
         self._listener: logging.handlers.QueueListener | None = None
@@ -43,8 +44,9 @@ class AuditLog:
         if target and target != "-":
             path = Path(target).expanduser()
             path.parent.mkdir(parents=True, exist_ok=True)
-            handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups,
-                                                           encoding="utf-8")
+            handler = logging.handlers.RotatingFileHandler(
+                path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+            )
             handler.setFormatter(logging.Formatter("%(message)s"))
             self._queue = queue.SimpleQueue()
             self._listener = logging.handlers.QueueListener(self._queue, handler)
@@ -59,13 +61,24 @@ class AuditLog:
     def enabled(self) -> bool:
         return bool(self.target)
 
-    def record(self, *, key: KeyEntry | None, caller: Caller | None, status: int, ms: float,
-               route: str | None = None, tool: str | None = None, query: str | None = None,
-               doc_ids: Iterable[str] = (), user: str | None = None) -> None:
+    def record(
+        self,
+        *,
+        key: KeyEntry | None,
+        caller: Caller | None,
+        status: int,
+        ms: float,
+        route: str | None = None,
+        tool: str | None = None,
+        query: str | None = None,
+        doc_ids: Iterable[str] = (),
+        user: str | None = None,
+    ) -> None:
         if not self.enabled:
             return
-        line: dict[str, Any] = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-                                .replace("+00:00", "Z")}
+        line: dict[str, Any] = {
+            "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        }
         name = caller.key_name if caller is not None else key.name if key is not None else None
         subject = (caller.subject if caller is not None else None) or (key.subject if key is not None else None)
         issuer = (caller.issuer if caller is not None else None) or (key.issuer if key is not None else None)
@@ -75,8 +88,9 @@ class AuditLog:
             line["key"] = name
         if issuer is not None:
             line["issuer"] = issuer
-        line["user"] = caller.user if caller is not None else user if user is not None else (
-            key.user if key is not None else None)
+        line["user"] = (
+            caller.user if caller is not None else user if user is not None else (key.user if key is not None else None)
+        )
         line["route" if route is not None else "tool"] = route if route is not None else tool
         if query is not None:
             if self.hash_queries:
@@ -88,8 +102,11 @@ class AuditLog:
         line["ms"] = round(ms, 1)
         text = json.dumps(line, ensure_ascii=False)
         if self._queue is not None:
-            self._queue.put_nowait(logging.makeLogRecord({"name": STREAM_LOGGER, "levelno": logging.INFO,
-                                                          "levelname": "INFO", "msg": text}))
+            self._queue.put_nowait(
+                logging.makeLogRecord(
+                    {"name": STREAM_LOGGER, "levelno": logging.INFO, "levelname": "INFO", "msg": text}
+                )
+            )
         else:
             logging.getLogger(STREAM_LOGGER).info("%s", text)
 
@@ -114,8 +131,12 @@ class AuditMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if (scope["type"] != "http" or not self.audit.enabled or not path.startswith(AUDITED_PREFIXES)
-                or (path.startswith("/v1/admin/") and scope.get("method") == "GET")):
+        if (
+            scope["type"] != "http"
+            or not self.audit.enabled
+            or not path.startswith(AUDITED_PREFIXES)
+            or (path.startswith("/v1/admin/") and scope.get("method") == "GET")
+        ):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -133,16 +154,25 @@ class AuditMiddleware:
             state = scope.get("state", {})
             facts = state.get("audit") or {}
             route = "/v1/documents/{id}" if path.startswith("/v1/documents/") else path
-            self.audit.record(key=state.get("key"), caller=state.get("caller"), status=status,
-                              ms=(time.perf_counter() - started) * 1000, route=f"{scope.get('method')} {route}",
-                              query=facts.get("query"), doc_ids=facts.get("doc_ids", ()))
+            self.audit.record(
+                key=state.get("key"),
+                caller=state.get("caller"),
+                status=status,
+                ms=(time.perf_counter() - started) * 1000,
+                route=f"{scope.get('method')} {route}",
+                query=facts.get("query"),
+                doc_ids=facts.get("doc_ids", ()),
+            )
 
 
 # --- reading it back (`inlet audit`) ---------------------------------------------------------------
 def audit_files(path: Path) -> list[Path]:
     """The audit file and its rotated predecessors, oldest first (`audit.jsonl.3`, ... `.1`, itself)."""
-    rotated = sorted((p for p in path.parent.glob(path.name + ".*") if p.suffix[1:].isdigit()),
-                     key=lambda p: int(p.suffix[1:]), reverse=True)
+    rotated = sorted(
+        (p for p in path.parent.glob(path.name + ".*") if p.suffix[1:].isdigit()),
+        key=lambda p: int(p.suffix[1:]),
+        reverse=True,
+    )
     return rotated + ([path] if path.exists() else [])
 
 

@@ -19,8 +19,8 @@ from .errors import ApiError
 
 log = logging.getLogger(__name__)
 
-USER_HEADER = "X-Inlet-User"   # names the user on GET routes and MCP over HTTP (on_behalf_of keys)
-USER_PARAM = "user"            # ... or as a query parameter
+USER_HEADER = "X-Inlet-User"  # names the user on GET routes and MCP over HTTP (on_behalf_of keys)
+USER_PARAM = "user"  # ... or as a query parameter
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,9 @@ class KeyEntry:
     user: str | None
     on_behalf_of: bool
     admin: bool
-    subject: str | None = None   # an OAuth access token's `sub` and `iss` (the audit log names them)
+    subject: str | None = None  # an OAuth access token's `sub` and `iss` (the audit log names them)
     issuer: str | None = None
-    rate_limit: str | None = None   # the key's own [[server.api_keys]] rate_limit
+    rate_limit: str | None = None  # the key's own [[server.api_keys]] rate_limit
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,9 @@ class KeyRing:
             if not value:
                 log.warning("API key %r is disabled: environment variable %s is not set", key.name, key.key_env)
                 continue
-            self.entries.append(KeyEntry(key.name, value.encode(), key.user, key.on_behalf_of, key.admin,
-                                         rate_limit=key.rate_limit))
+            self.entries.append(
+                KeyEntry(key.name, value.encode(), key.user, key.on_behalf_of, key.admin, rate_limit=key.rate_limit)
+            )
 
     @classmethod
     def from_settings(cls, settings: Settings, env: Mapping[str, str]) -> "KeyRing":
@@ -91,11 +92,14 @@ def warn_without_keys(settings: Settings, env: Mapping[str, str]) -> bool:
     """Log an error when no configured key has its environment variable set: the server would
     answer 401 to every request. True when it warned."""
     if any(env.get(key.key_env) for key in settings.server.api_keys) or settings.server.oauth is not None:
-        return False   # a key, or OAuth access tokens ([server.oauth])
+        return False  # a key, or OAuth access tokens ([server.oauth])
     names = ", ".join(key.key_env for key in settings.server.api_keys)
-    log.error("NO USABLE API KEY: every request but /healthz will be answered 401. %s",
-              f"Set {names} in the environment." if names else
-              "Add a [[server.api_keys]] entry (see config.example.toml) and set its key_env variable.")
+    log.error(
+        "NO USABLE API KEY: every request but /healthz will be answered 401. %s",
+        f"Set {names} in the environment."
+        if names
+        else "Add a [[server.api_keys]] entry (see config.example.toml) and set its key_env variable.",
+    )
     return True
 
 
@@ -115,9 +119,12 @@ def caller_for(entry: KeyEntry, requested_user: str | None) -> Caller:
         return Caller(entry.name, entry.user, admin=False, subject=entry.subject, issuer=entry.issuer)
     if entry.on_behalf_of:
         if requested is None:
-            raise ApiError(400, "user_required",
-                           f"key {entry.name!r} acts on behalf of users: name one with 'user' "
-                           f"(body field; on GET routes the {USER_HEADER} header or ?user=)")
+            raise ApiError(
+                400,
+                "user_required",
+                f"key {entry.name!r} acts on behalf of users: name one with 'user' "
+                f"(body field; on GET routes the {USER_HEADER} header or ?user=)",
+            )
         return Caller(entry.name, requested, admin=False)
     return Caller(entry.name, requested, admin=requested is None)
 

@@ -34,15 +34,24 @@ from .errors import ApiError, ErrorBody
 
 STATIC = Path(__file__).with_name("console_static")
 FILES = {"console.js": "text/javascript", "console.css": "text/css"}
-HISTORY = 30            # runs per source in the history chart
+HISTORY = 30  # runs per source in the history chart
 ACTIONS = ("run", "backfill", "pause", "resume")
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text} for code, text in (
-        (401, "missing or invalid key"), (403, "not an admin key"), (404, "no such source or action"),
-        (409, "this process runs no sources (run and backfill need `inlet daemon --serve`)"))}
-HEADERS = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
-                                      "form-action 'none'; base-uri 'none'",
-           "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "Cache-Control": "no-store"}
+    code: {"model": ErrorBody, "description": text}
+    for code, text in (
+        (401, "missing or invalid key"),
+        (403, "not an admin key"),
+        (404, "no such source or action"),
+        (409, "this process runs no sources (run and backfill need `inlet daemon --serve`)"),
+    )
+}
+HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+    "form-action 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
 
 
 def is_console_path(path: str) -> bool:
@@ -52,9 +61,18 @@ def is_console_path(path: str) -> bool:
 
 def run_json(run: RunRecord) -> dict[str, Any]:
     seconds = None if run.finished_at is None else round(run.finished_at - run.started_at, 1)
-    return {"kind": run.kind, "outcome": run.outcome or "running", "started_at": iso(run.started_at),
-            "finished_at": iso(run.finished_at), "seconds": seconds, "upserted": run.upserted,
-            "deleted": run.deleted, "skipped": run.skipped, "errors": run.errors, "error": run.error}
+    return {
+        "kind": run.kind,
+        "outcome": run.outcome or "running",
+        "started_at": iso(run.started_at),
+        "finished_at": iso(run.finished_at),
+        "seconds": seconds,
+        "upserted": run.upserted,
+        "deleted": run.deleted,
+        "skipped": run.skipped,
+        "errors": run.errors,
+        "error": run.error,
+    }
 
 
 def overview(settings: Settings, state: StateStore) -> dict[str, Any]:
@@ -66,8 +84,9 @@ def overview(settings: Settings, state: StateStore) -> dict[str, Any]:
     for source in report["sources"]:
         runs = state.recent_runs(source["name"], HISTORY)
         source["history"] = [run_json(r) for r in runs]
-        source["recent_errors"] = [{"at": iso(r.finished_at or r.started_at), "kind": r.kind, "error": r.error}
-                                   for r in runs if r.error][:10]
+        source["recent_errors"] = [
+            {"at": iso(r.finished_at or r.started_at), "kind": r.kind, "error": r.error} for r in runs if r.error
+        ][:10]
         last = source["last_run"]
         failed = last is not None and last["outcome"] == "failed" and last["error"]
         source["current_error"] = {"at": last["finished_at"], "error": last["error"]} if failed else None
@@ -100,6 +119,7 @@ def add_console(app: FastAPI, settings: Settings, state: StateStore | None) -> N
         def call() -> Any:
             with state_db() as db:
                 return func(db)
+
         return call
 
     @app.get("/console", include_in_schema=False)
@@ -119,8 +139,12 @@ def add_console(app: FastAPI, settings: Settings, state: StateStore | None) -> N
         data = await run_in_threadpool(with_state(lambda db: overview(settings, db)))
         return {**data, "can_run": app.state.daemon is not None}
 
-    @app.post("/v1/admin/sources/{name}/{action}", status_code=202, tags=["operations"],
-              responses={**ERRORS, 200: {"description": "the source's schedule was paused or resumed"}})
+    @app.post(
+        "/v1/admin/sources/{name}/{action}",
+        status_code=202,
+        tags=["operations"],
+        responses={**ERRORS, 200: {"description": "the source's schedule was paused or resumed"}},
+    )
     async def source_action(name: str, action: str, request: Request) -> Any:
         """`run` a sync now, restart the `backfill`, `pause` or `resume` the schedule (admin keys only)."""
         _require_admin(request)
@@ -133,7 +157,11 @@ def add_console(app: FastAPI, settings: Settings, state: StateStore | None) -> N
             return JSONResponse({"source": name, "paused": action == "pause"}, 200)
         daemon = app.state.daemon
         if daemon is None:
-            raise ApiError(409, "no_daemon", "this process does not run sources: use `inlet daemon --serve`, "
-                           "or `inlet sync` / `inlet backfill --restart` from a shell")
+            raise ApiError(
+                409,
+                "no_daemon",
+                "this process does not run sources: use `inlet daemon --serve`, "
+                "or `inlet sync` / `inlet backfill --restart` from a shell",
+            )
         daemon.start_now(name, restart_backfill=action == "backfill")
         return {"source": name, "queued": action}

@@ -35,7 +35,7 @@ class JsonBody:
             if declared is None or not _is_json(declared):
                 headers = [(k, v) for k, v in headers if k.lower() != b"content-type"]
                 headers.append((b"content-type", JSON))
-                scope["headers"] = headers   # in place: the route the router records stays visible to metrics
+                scope["headers"] = headers  # in place: the route the router records stays visible to metrics
                 scope.setdefault("state", {})[STATE_KEY] = (declared or b"").decode("latin-1")
         await self.app(scope, receive, send)
 

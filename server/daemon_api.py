@@ -8,6 +8,7 @@ one listener configuration (`listener.ServerThread`) that `inlet serve` uses too
 triggered through its admin-only `POST /v1/admin/sync` (`admin.py`). The `inlet` commands
 themselves reach any holder of the index over the local channel (`local_channel.py`).
 """
+
 from __future__ import annotations
 
 import json
@@ -48,9 +49,11 @@ class ApiPlan:
     def with_keys(self, settings: Settings) -> tuple[Settings, dict[str, str]]:
         """`settings` plus this run's operator and agent keys, and the environment that holds them."""
         env = {**os.environ, OPERATOR_KEY_ENV: self.operator_key, AGENT_KEY_ENV: self.agent_key}
-        keys = [*settings.server.api_keys,
-                ApiKey(name="inlet-daemon-operator", key_env=OPERATOR_KEY_ENV, admin=True),
-                ApiKey(name="inlet-daemon-agent", key_env=AGENT_KEY_ENV, on_behalf_of=True)]
+        keys = [
+            *settings.server.api_keys,
+            ApiKey(name="inlet-daemon-operator", key_env=OPERATOR_KEY_ENV, admin=True),
+            ApiKey(name="inlet-daemon-agent", key_env=AGENT_KEY_ENV, on_behalf_of=True),
+        ]
         server = settings.server.model_copy(update={"api_keys": keys})
         return settings.model_copy(update={"server": server}), env
 
@@ -60,18 +63,20 @@ class ApiPlan:
         from .app import create_app
         from .auth import warn_without_keys
 
-        warn_without_keys(settings, os.environ)   # this run's own keys serve local commands only
+        warn_without_keys(settings, os.environ)  # this run's own keys serve local commands only
         served, env = self.with_keys(settings)
         app = create_app(served, index=index, state=state, env=env, listening=self.sock.getsockname())
         metrics = getattr(getattr(app.state, "metrics", None), "registry", None)
         if metrics is not None:
-            metrics.register(SourcesCollector(settings, state))   # lag, next run, failure streak
-        app.state.daemon = daemon   # POST /v1/admin/sync, the console's run-now and restart-backfill
+            metrics.register(SourcesCollector(settings, state))  # lag, next run, failure streak
+        app.state.daemon = daemon  # POST /v1/admin/sync, the console's run-now and restart-backfill
         app.state.hooks = lambda type_, name: daemon.events.receiver(type_, name) if daemon.events else None
         path = Path(settings.index.path) / API_FILE
-        write_api_file(path, {"pid": os.getpid(), "api_url": self.url, "operator_key": self.operator_key,
-                              "agent_key": self.agent_key})
-        return ApiThread(app, self.sock, settings, path)   # the socket listens already: early callers queue
+        write_api_file(
+            path,
+            {"pid": os.getpid(), "api_url": self.url, "operator_key": self.operator_key, "agent_key": self.agent_key},
+        )
+        return ApiThread(app, self.sock, settings, path)  # the socket listens already: early callers queue
 
 
 class ApiThread(ServerThread):

@@ -32,6 +32,16 @@ def error_body(code: str, message: str) -> dict[str, Any]:
 
 
 # Status -> code for errors raised by the framework itself (unknown route, wrong method, ...).
-STATUS_CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                405: "method_not_allowed", 408: "request_timeout", 413: "payload_too_large",
-                415: "unsupported_media_type", 422: "invalid_request", 429: "rate_limited", 503: "not_ready"}
+STATUS_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "rate_limited",
+    503: "not_ready",
+}

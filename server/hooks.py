@@ -41,11 +41,15 @@ def _answer(answer: WebhookResponse) -> Response:
 
 async def _receive(receiver: EventSource, request: Request, name: str) -> WebhookResponse:
     """The event source's answer; whatever went wrong inside it is a refusal, not a 500."""
-    incoming = WebhookRequest(request.method, dict(request.query_params),
-                              {k.lower(): v for k, v in request.headers.items()}, await request.body())
+    incoming = WebhookRequest(
+        request.method,
+        dict(request.query_params),
+        {k.lower(): v for k, v in request.headers.items()},
+        await request.body(),
+    )
     try:
         return await run_in_threadpool(receiver.webhook, incoming)
-    except Exception as exc:   # noqa: BLE001 - a hostile body must not make a 500 (or an 8 KB traceback)
+    except Exception as exc:  # noqa: BLE001 - a hostile body must not make a 500 (or an 8 KB traceback)
         return WebhookResponse(404, NOT_FOUND.body, refused=f"the event source failed on it ({type(exc).__name__})")
 
 
@@ -66,7 +70,7 @@ def add_hook_routes(app: Any) -> None:
             if metrics is not None:
                 metrics.webhook_refused.labels(name).inc()
         if 400 <= answer.status < 500:
-            return _answer(NOT_FOUND)   # the same as a hook nobody registered
+            return _answer(NOT_FOUND)  # the same as a hook nobody registered
         return _answer(answer)
 
     app.add_route(PREFIX + "{type}/{source}", hook, methods=["GET", "POST"], include_in_schema=False)

@@ -21,15 +21,16 @@ from inlet.config import ServerConfig
 from .timeouts import uvicorn_protocol
 
 log = logging.getLogger(__name__)
-GRACEFUL_SHUTDOWN = 10.0     # seconds requests in flight get once the server is told to stop
-RESERVED_DESCRIPTORS = 128   # kept for the index, state database, local channel and connectors
+GRACEFUL_SHUTDOWN = 10.0  # seconds requests in flight get once the server is told to stop
+RESERVED_DESCRIPTORS = 128  # kept for the index, state database, local channel and connectors
 MAX_CONNECTIONS = 1000
 
 
 def local_url(host: str, port: int) -> str:
     """The URL a local client uses for a server listening on host:port (a wildcard is loopback)."""
-    local = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else \
-        f"[{host}]" if ":" in host else host
+    local = (
+        "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else f"[{host}]" if ":" in host else host
+    )
     return f"http://{local}:{port}"
 
 
@@ -39,8 +40,9 @@ def max_connections(limit: int | None = None) -> int:
     soft = limit if limit is not None else resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if soft == resource.RLIM_INFINITY:
         return MAX_CONNECTIONS
-    return max(16, min(MAX_CONNECTIONS, (soft - RESERVED_DESCRIPTORS) // 2 if soft > 2 * RESERVED_DESCRIPTORS
-                       else soft // 2))
+    return max(
+        16, min(MAX_CONNECTIONS, (soft - RESERVED_DESCRIPTORS) // 2 if soft > 2 * RESERVED_DESCRIPTORS else soft // 2)
+    )
 
 
 def uvicorn_config(app: Any, server: ServerConfig) -> Any:
@@ -50,10 +52,16 @@ def uvicorn_config(app: Any, server: ServerConfig) -> Any:
     logging.getLogger("inlet.server.access").setLevel(logging.INFO)
     logging.getLogger("inlet.server.app").setLevel(logging.INFO)
     protocol = uvicorn_protocol(server.header_timeout, max_connections())
-    return uvicorn.Config(app, log_config=None, access_log=False, http=protocol,
-                          timeout_keep_alive=max(1, round(server.idle_timeout)),
-                          timeout_graceful_shutdown=round(GRACEFUL_SHUTDOWN), h11_max_incomplete_event_size=64 * 1024,
-                          server_header=False)
+    return uvicorn.Config(
+        app,
+        log_config=None,
+        access_log=False,
+        http=protocol,
+        timeout_keep_alive=max(1, round(server.idle_timeout)),
+        timeout_graceful_shutdown=round(GRACEFUL_SHUTDOWN),
+        h11_max_incomplete_event_size=64 * 1024,
+        server_header=False,
+    )
 
 
 class ServerThread:

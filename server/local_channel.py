@@ -51,9 +51,9 @@ log = logging.getLogger(__name__)
 
 PROTOCOL = 1
 SOCKET_NAME = "inlet.sock"
-MAX_REQUEST = 1 << 20      # bytes: a request is a query or a few names, never large
-REQUEST_TIMEOUT = 30.0     # seconds a connected client has to send its request line
-MAX_SOCKET_PATH = 100      # bytes; longer socket paths go through the folder's descriptor
+MAX_REQUEST = 1 << 20  # bytes: a request is a query or a few names, never large
+REQUEST_TIMEOUT = 30.0  # seconds a connected client has to send its request line
+MAX_SOCKET_PATH = 100  # bytes; longer socket paths go through the folder's descriptor
 Handler = Callable[[Mapping[str, Any]], Any]
 
 
@@ -85,10 +85,10 @@ def socket_path(index_path: Path) -> Path:
 # --- peer credentials ---------------------------------------------------------------------------
 def peer_uid(sock: socket.socket) -> int:
     """The uid of the process at the other end of a connected Unix socket, from the kernel."""
-    if hasattr(socket, "SO_PEERCRED"):                       # Linux: struct ucred {pid, uid, gid}
+    if hasattr(socket, "SO_PEERCRED"):  # Linux: struct ucred {pid, uid, gid}
         raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         return int(struct.unpack("3i", raw)[1])
-    if hasattr(socket, "LOCAL_PEERCRED"):                    # macOS/BSD: struct xucred {version, uid, ...}
+    if hasattr(socket, "LOCAL_PEERCRED"):  # macOS/BSD: struct xucred {version, uid, ...}
         raw = sock.getsockopt(0, socket.LOCAL_PEERCRED, 76)
         return int(struct.unpack_from("=Ii", raw)[1])
     raise ChannelError("this platform cannot tell who is at the other end of a Unix socket")
@@ -107,7 +107,7 @@ def _address(path: Path) -> Iterator[str]:
     """`path` as a socket address. A Unix socket's path holds at most ~107 bytes; a deeper index
     folder is reached on Linux through an open descriptor of it (`/proc/self/fd/N/inlet.sock`)."""
     if len(os.fsencode(str(path))) <= MAX_SOCKET_PATH or not Path("/proc/self/fd").is_dir():
-        yield str(path)             # too long elsewhere: bind/connect fail with the OS's message
+        yield str(path)  # too long elsewhere: bind/connect fail with the OS's message
         return
     folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -133,7 +133,7 @@ class _Connection(socketserver.StreamRequestHandler):
         except OSError:
             return
         if not line.strip():
-            return      # a probe (`LocalClient.find`) or a client that gave up
+            return  # a probe (`LocalClient.find`) or a client that gave up
         self.request.settimeout(None)
         with self.server.tracker.active():
             self._answer(self.server.dispatch(line))
@@ -142,7 +142,7 @@ class _Connection(socketserver.StreamRequestHandler):
         try:
             self.wfile.write(json.dumps(message, default=str).encode() + b"\n")
             self.wfile.flush()
-        except OSError:   # the client went away; nothing to tell it
+        except OSError:  # the client went away; nothing to tell it
             log.debug("local channel: client left before the answer")
 
 
@@ -184,7 +184,7 @@ class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         super().__init__(path, _Connection)
 
     def server_bind(self) -> None:
-        previous = os.umask(0o177)      # the socket file is born 0600: no window with wider rights
+        previous = os.umask(0o177)  # the socket file is born 0600: no window with wider rights
         try:
             with _address(Path(self.path)) as address:
                 self.socket.bind(address)
@@ -196,8 +196,10 @@ class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         try:
             request = json.loads(line)
             if not isinstance(request, dict) or request.get("protocol") != PROTOCOL:
-                raise ChannelError(f"unsupported request (this holder speaks local protocol {PROTOCOL}; "
-                                   "is the client the same inlet version?)")
+                raise ChannelError(
+                    f"unsupported request (this holder speaks local protocol {PROTOCOL}; "
+                    "is the client the same inlet version?)"
+                )
             handler = self.handlers.get(str(request.get("op")))
             if handler is None:
                 raise ChannelError(f"unknown operation {request.get('op')!r}")
@@ -205,14 +207,16 @@ class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             if not isinstance(args, dict):
                 raise ChannelError("'args' must be an object")
             return {"ok": True, "result": handler(args)}
-        except ValueError as exc:       # not JSON (json.JSONDecodeError is a ValueError)
+        except ValueError as exc:  # not JSON (json.JSONDecodeError is a ValueError)
             return {"ok": False, "error": _error_body(ChannelError(f"malformed request: {exc}"))}
         except InletError as exc:
             return {"ok": False, "error": _error_body(exc)}
-        except Exception as exc:        # a bug must reach the client as an error, not a hang
+        except Exception as exc:  # a bug must reach the client as an error, not a hang
             log.exception("local channel: %s failed", line[:200])
-            return {"ok": False, "error": {"type": type(exc).__name__, "message": f"internal error: {exc}",
-                                           "exit_code": 1}}
+            return {
+                "ok": False,
+                "error": {"type": type(exc).__name__, "message": f"internal error: {exc}", "exit_code": 1},
+            }
 
 
 def _error_body(exc: InletError) -> dict[str, Any]:
@@ -230,8 +234,9 @@ class LocalServer:
         _remove_stale(self.path)
         self._server = _UnixServer(str(self.path), handlers, os.geteuid() if owner_uid is None else owner_uid)
         self._inode = self.path.stat().st_ino
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="inlet-local-channel", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name="inlet-local-channel", daemon=True
+        )
         self._thread.start()
         log.info("local commands answered on %s", self.path)
 
@@ -286,7 +291,7 @@ class LocalClient:
             with cls._connect(path):
                 return cls(path)
         except (ConnectionRefusedError, FileNotFoundError):
-            return None    # a socket left by a dead holder: nobody listens
+            return None  # a socket left by a dead holder: nobody listens
 
     @staticmethod
     def _connect(path: Path) -> socket.socket:
@@ -308,17 +313,20 @@ class LocalClient:
                 try:
                     sock.sendall(request.encode() + b"\n")
                 except BrokenPipeError:
-                    pass        # it answered (a refusal) and closed before reading: read why
+                    pass  # it answered (a refusal) and closed before reading: read why
                 with sock.makefile("rb") as reader:
                     line = reader.readline()
         except (ConnectionRefusedError, FileNotFoundError):
-            raise HolderGoneError(f"the process holding the index stopped listening on {self.path}; "
-                                  "run the command again") from None
+            raise HolderGoneError(
+                f"the process holding the index stopped listening on {self.path}; run the command again"
+            ) from None
         except OSError as exc:
             raise HolderGoneError(f"the local channel at {self.path} failed: {exc}") from None
         if not line:
-            raise HolderGoneError(f"the process holding the index closed {self.path} without answering "
-                                  f"{op!r} (did it stop or crash? see its log); run the command again")
+            raise HolderGoneError(
+                f"the process holding the index closed {self.path} without answering "
+                f"{op!r} (did it stop or crash? see its log); run the command again"
+            )
         try:
             answer = json.loads(line)
         except ValueError:
@@ -326,8 +334,9 @@ class LocalClient:
         if answer.get("ok"):
             return answer.get("result")
         error = answer.get("error") or {}
-        raise ForwardedError(str(error.get("type", "InletError")), str(error.get("message", "failed")),
-                             int(error.get("exit_code", 1)))
+        raise ForwardedError(
+            str(error.get("type", "InletError")), str(error.get("message", "failed")), int(error.get("exit_code", 1))
+        )
 
 
 def holder_for(settings: Settings) -> LocalClient | None:
@@ -340,6 +349,15 @@ def holder_for(settings: Settings) -> LocalClient | None:
     return client
 
 
-
-__all__ = ["ChannelError", "ForwardedError", "HolderGoneError", "LocalClient", "LocalServer",
-           "PeerRefusedError", "holder_for", "peer_uid", "socket_path", "verify_peer"]
+__all__ = [
+    "ChannelError",
+    "ForwardedError",
+    "HolderGoneError",
+    "LocalClient",
+    "LocalServer",
+    "PeerRefusedError",
+    "holder_for",
+    "peer_uid",
+    "socket_path",
+    "verify_peer",
+]

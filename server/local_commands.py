@@ -38,14 +38,14 @@ from .errors import ApiError
 
 log = logging.getLogger(__name__)
 
-Runner = Callable[[str, str, "datetime | None", bool], RunResult]   # (source, kind, since, restart)
+Runner = Callable[[str, str, "datetime | None", bool], RunResult]  # (source, kind, since, restart)
 
 
 class LocalCommands:
     """The holder's handlers, over its open index and state DB; `run` syncs one source."""
 
     def __init__(self, settings: Settings, index: Any, state: Any, run: Runner) -> None:
-        from .mcp import InletTools   # here: the MCP SDK costs every CLI command that reads `runs_from` ~1 s
+        from .mcp import InletTools  # here: the MCP SDK costs every CLI command that reads `runs_from` ~1 s
         from .service import Retrieval
 
         self.settings = settings
@@ -53,12 +53,18 @@ class LocalCommands:
         self.state = state
         self.run_source = run
         retrieval = Retrieval(index)
-        retrieval.ready.set()          # the index is open; the model loads on the first query
+        retrieval.ready.set()  # the index is open; the model loads on the first query
         self.tools = InletTools(retrieval, settings.server.recency_half_life_days, _no_session)
 
     def handlers(self) -> dict[str, Handler]:
-        return {"search": self.search, "status": self.status, "run": self.run,
-                "mcp_search": self.mcp_search, "mcp_fetch": self.mcp_fetch, "backup": self.backup}
+        return {
+            "search": self.search,
+            "status": self.status,
+            "run": self.run,
+            "mcp_search": self.mcp_search,
+            "mcp_fetch": self.mcp_fetch,
+            "backup": self.backup,
+        }
 
     def backup(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """`inlet backup DEST` beside this process: the copy is taken here, between two batches."""
@@ -72,12 +78,20 @@ class LocalCommands:
         sources = tuple(str(s) for s in args.get("sources") or ())
         for name in sources:
             self.settings.source(name)
-        request = SearchRequest(query=str(args["query"]), k=int(args.get("k", 10)), sources=sources,
-                                user=args.get("user") or None,
-                                recency_half_life_days=self.settings.server.recency_half_life_days)
+        request = SearchRequest(
+            query=str(args["query"]),
+            k=int(args.get("k", 10)),
+            sources=sources,
+            user=args.get("user") or None,
+            recency_half_life_days=self.settings.server.recency_half_life_days,
+        )
         got = answer(self.index, request)
-        return {"results": [h.as_dict() for h in got.hits], "match": got.match, "interpreted": got.interpreted,
-                "took_ms": round(got.took_ms, 1)}
+        return {
+            "results": [h.as_dict() for h in got.hits],
+            "match": got.match,
+            "interpreted": got.interpreted,
+            "took_ms": round(got.took_ms, 1),
+        }
 
     def status(self, args: Mapping[str, Any]) -> dict[str, Any]:
         from inlet.status import sources_status
@@ -88,15 +102,16 @@ class LocalCommands:
         kind = args.get("kind", "sync")
         if kind not in ("sync", "backfill"):
             raise InletError(f"unknown run kind {kind!r}")
-        names = [self.settings.source(str(n)).name for n in args.get("sources") or ()] \
-            or [s.name for s in self.settings.sources]
+        names = [self.settings.source(str(n)).name for n in args.get("sources") or ()] or [
+            s.name for s in self.settings.sources
+        ]
         since = datetime.fromisoformat(args["since"]) if args.get("since") else None
         log.info("local command: %s of %s", kind, ", ".join(names))
         results = [self.run_source(name, kind, since, bool(args.get("restart"))) for name in names]
         return {"runs": [{**r.as_json(), "credentials_refused": r.credentials_refused} for r in results]}
 
     def mcp_search(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        from .mcp import SEARCH_K   # here: the MCP SDK costs every CLI command that looks for a holder ~1 s
+        from .mcp import SEARCH_K  # here: the MCP SDK costs every CLI command that looks for a holder ~1 s
 
         k = int(args.get("k") or SEARCH_K)
         return self._tool(lambda query, caller: self.tools.search(query, caller, k), str(args.get("query", "")), args)
@@ -106,7 +121,7 @@ class LocalCommands:
 
     @staticmethod
     def _tool(tool: Callable[[str, Caller], Any], value: str, args: Mapping[str, Any]) -> dict[str, Any]:
-        from .mcp import ToolError   # here: as above, the MCP SDK only in a holder
+        from .mcp import ToolError  # here: as above, the MCP SDK only in a holder
 
         user = str(args.get("user") or "").strip()
         if not user:
@@ -134,8 +149,7 @@ def start_local_commands(settings: Settings, index: Any, state: Any, run: Runner
     try:
         return LocalServer(Path(settings.index.path), commands.handlers())
     except (InletError, OSError) as exc:
-        log.warning("local commands (inlet search/sync/status/mcp beside this process) are unavailable: %s",
-                    exc)
+        log.warning("local commands (inlet search/sync/status/mcp beside this process) are unavailable: %s", exc)
         return None
 
 

@@ -25,8 +25,9 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 class IndexCollector(Collector):
     """Documents and chunks by source, and each source's last successful sync (unix seconds)."""
 
-    def __init__(self, counts: Callable[[], dict[str, tuple[int, int]]],
-                 last_success: Callable[[], dict[str, float]]) -> None:
+    def __init__(
+        self, counts: Callable[[], dict[str, tuple[int, int]]], last_success: Callable[[], dict[str, float]]
+    ) -> None:
         self._counts = counts
         self._last_success = last_success
 
@@ -41,8 +42,11 @@ class IndexCollector(Collector):
             log.exception("could not read index counts for /metrics")
         yield docs
         yield chunks
-        synced = GaugeMetricFamily("inlet_source_last_success_timestamp_seconds",
-                                   "End of the last successful (ok or partial) sync run", labels=["source"])
+        synced = GaugeMetricFamily(
+            "inlet_source_last_success_timestamp_seconds",
+            "End of the last successful (ok or partial) sync run",
+            labels=["source"],
+        )
         try:
             for source, when in sorted(self._last_success().items()):
                 synced.add_metric([source], when)
@@ -52,19 +56,35 @@ class IndexCollector(Collector):
 
 
 class Metrics:
-    def __init__(self, counts: Callable[[], dict[str, tuple[int, int]]],
-                 last_success: Callable[[], dict[str, float]]) -> None:
+    def __init__(
+        self, counts: Callable[[], dict[str, tuple[int, int]]], last_success: Callable[[], dict[str, float]]
+    ) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("inlet_http_requests", "HTTP requests by route, method and status",
-                                ["route", "method", "status"], registry=self.registry)
-        self.latency = Histogram("inlet_http_request_duration_seconds", "HTTP request latency by route",
-                                 ["route", "method"], registry=self.registry,
-                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-        self.webhook_refused = Counter("inlet_webhook_refused", "Webhook requests (or notifications in them) "
-                                       "refused for failing the source's secret, by source", ["source"],
-                                       registry=self.registry)
-        self.rate_limited = Counter("inlet_rate_limited", "Requests and MCP tool calls refused for their rate "
-                                    "limit, by key name", ["key"], registry=self.registry)
+        self.requests = Counter(
+            "inlet_http_requests",
+            "HTTP requests by route, method and status",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "inlet_http_request_duration_seconds",
+            "HTTP request latency by route",
+            ["route", "method"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.webhook_refused = Counter(
+            "inlet_webhook_refused",
+            "Webhook requests (or notifications in them) refused for failing the source's secret, by source",
+            ["source"],
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "inlet_rate_limited",
+            "Requests and MCP tool calls refused for their rate limit, by key name",
+            ["key"],
+            registry=self.registry,
+        )
         self.registry.register(IndexCollector(counts, last_success))
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -75,10 +95,12 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def last_success_reader(state: Any, backend: Backend, index_path: Path,
-                        sources: list[str]) -> Callable[[], dict[str, float]]:
+def last_success_reader(
+    state: Any, backend: Backend, index_path: Path, sources: list[str]
+) -> Callable[[], dict[str, float]]:
     """Reads each source's last successful run from `state` (a StateStore), or from the backend's
     state beside the index, opened on demand (absent until the first sync)."""
+
     def read() -> dict[str, float]:
         db = state
         own = False
@@ -97,4 +119,5 @@ def last_success_reader(state: Any, backend: Backend, index_path: Path,
         finally:
             if own:
                 db.close()
+
     return read

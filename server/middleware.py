@@ -28,7 +28,7 @@ from .errors import error_body
 from .metrics import Metrics
 
 access_log = logging.getLogger("inlet.server.access")
-BODY_IDLE_TIMEOUT = 30.0   # seconds a request body may stall between two of its chunks
+BODY_IDLE_TIMEOUT = 30.0  # seconds a request body may stall between two of its chunks
 SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
@@ -49,21 +49,24 @@ def _route(scope: Scope, routes: list[Any]) -> str:
     for candidate in routes:
         try:
             match, _ = candidate.matches(scope)
-        except Exception:   # noqa: BLE001 - a label is not worth failing a request for
+        except Exception:  # noqa: BLE001 - a label is not worth failing a request for
             continue
         if match == Match.FULL and getattr(candidate, "path", None):
             return str(candidate.path)
     return "unmatched"
 
 
-async def send_error(send: Send, status: int, code: str, message: str,
-                     headers: dict[str, str] | None = None) -> None:
+async def send_error(send: Send, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
     """Answer with the API's error shape straight from ASGI middleware (before any routing)."""
     body = json.dumps(error_body(code, message)).encode()
     extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *extra]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -100,8 +103,9 @@ class ObserveMiddleware:
 
         try:
             if self._declared_too_large(scope):
-                await send_error(send_wrapped, 413, "payload_too_large",
-                                 f"request body over {self.max_body_bytes} bytes")
+                await send_error(
+                    send_wrapped, 413, "payload_too_large", f"request body over {self.max_body_bytes} bytes"
+                )
                 return
             await self.app(scope, receive, send_wrapped)
         finally:
@@ -117,12 +121,21 @@ class ObserveMiddleware:
         self.metrics.observe(route, method, status, seconds)
         state: dict[str, Any] = scope.get("state", {})
         caller = state.get("caller")
-        access_log.info(json.dumps({
-            "request_id": request_id, "method": method, "path": scope.get("path"), "route": route,
-            "status": status, "ms": round(seconds * 1000, 1),
-            "key": getattr(caller, "key_name", None), "user": getattr(caller, "user", None),
-            "client": (scope.get("client") or [None])[0],
-        }))
+        access_log.info(
+            json.dumps(
+                {
+                    "request_id": request_id,
+                    "method": method,
+                    "path": scope.get("path"),
+                    "route": route,
+                    "status": status,
+                    "ms": round(seconds * 1000, 1),
+                    "key": getattr(caller, "key_name", None),
+                    "user": getattr(caller, "user", None),
+                    "client": (scope.get("client") or [None])[0],
+                }
+            )
+        )
 
 
 class BodyLimit:
@@ -142,13 +155,23 @@ class BodyLimit:
         try:
             replay = await self._read_body(receive)
         except TimeoutError:
-            await send_error(send, 408, "request_timeout",
-                             f"the request body stalled (over {self.idle_timeout:.0f} s between two parts, "
-                             f"or over {2 * self.idle_timeout:.0f} s in all)", {"connection": "close"})
+            await send_error(
+                send,
+                408,
+                "request_timeout",
+                f"the request body stalled (over {self.idle_timeout:.0f} s between two parts, "
+                f"or over {2 * self.idle_timeout:.0f} s in all)",
+                {"connection": "close"},
+            )
             return
         if replay is None:
-            await send_error(send, 413, "payload_too_large", f"request body over {self.max_body_bytes} bytes",
-                             {"connection": "close"})
+            await send_error(
+                send,
+                413,
+                "payload_too_large",
+                f"request body over {self.max_body_bytes} bytes",
+                {"connection": "close"},
+            )
             return
         await self.app(scope, replay, send)
 
@@ -164,7 +187,7 @@ class BodyLimit:
                 raise TimeoutError
             message = await asyncio.wait_for(receive(), wait)
             if message["type"] != "http.request":
-                pending.append(message)      # the client went away: let the app see it
+                pending.append(message)  # the client went away: let the app see it
                 break
             chunks.append(message.get("body", b""))
             total += len(chunks[-1])
@@ -176,4 +199,5 @@ class BodyLimit:
 
         async def replay() -> Message:
             return pending.pop(0) if pending else await receive()
+
         return replay

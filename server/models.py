@@ -16,16 +16,21 @@ MetadataValue = Union[str, int, float, bool, list[str]]
 class SearchBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(..., min_length=1, max_length=4000, pattern=r"\S",
-                       description="what to look for, in plain words (not blank)")
+    query: str = Field(
+        ..., min_length=1, max_length=4000, pattern=r"\S", description="what to look for, in plain words (not blank)"
+    )
     k: int = Field(10, ge=1, le=100, description="number of passages to return")
     sources: list[str] = Field(default_factory=list, description="only these sources (names)")
     source_types: list[str] = Field(default_factory=list, description="only these types (slack, outlook, ...)")
     after: datetime | None = Field(None, description="only documents updated at or after (RFC 3339)")
     before: datetime | None = Field(None, description="only documents updated before (RFC 3339)")
-    user: str | None = Field(None, pattern=r"\S", max_length=320,
-                             description="the user to search as: required with an on_behalf_of key, "
-                                                 "forbidden with a user key, optional for admin keys")
+    user: str | None = Field(
+        None,
+        pattern=r"\S",
+        max_length=320,
+        description="the user to search as: required with an on_behalf_of key, "
+        "forbidden with a user key, optional for admin keys",
+    )
     recency: bool = Field(True, description="prefer recent documents slightly (false: rank by relevance only)")
 
     @field_validator("after", "before", mode="before")
@@ -45,20 +50,31 @@ class SearchBody(BaseModel):
 
     def to_request(self, user: str | None, half_life_days: float, k: int | None = None) -> SearchRequest:
         return SearchRequest(
-            query=self.query, k=k or self.k, sources=tuple(self.sources), source_types=tuple(self.source_types),
-            after=self.after, before=self.before, user=user,
-            recency_half_life_days=half_life_days if self.recency else 0.0)
+            query=self.query,
+            k=k or self.k,
+            sources=tuple(self.sources),
+            source_types=tuple(self.source_types),
+            after=self.after,
+            before=self.before,
+            user=user,
+            recency_half_life_days=half_life_days if self.recency else 0.0,
+        )
 
 
 MIN_RELEVANCE = default_min_relevance()
 
 
 class ContextBody(SearchBody):
-    token_budget: int = Field(2000, ge=50, le=100_000,
-                              description="most tokens (embedding model's tokenizer) the context may take")
-    min_relevance: float = Field(MIN_RELEVANCE, ge=0.0, le=1.0,
-                                 description="pack only results whose relevance is at least this; the default "
-                                             "was chosen on labelled questions (docs/relevance.md)")
+    token_budget: int = Field(
+        2000, ge=50, le=100_000, description="most tokens (embedding model's tokenizer) the context may take"
+    )
+    min_relevance: float = Field(
+        MIN_RELEVANCE,
+        ge=0.0,
+        le=1.0,
+        description="pack only results whose relevance is at least this; the default "
+        "was chosen on labelled questions (docs/relevance.md)",
+    )
 
 
 class SearchResult(BaseModel):
@@ -68,8 +84,9 @@ class SearchResult(BaseModel):
     source_type: str
     title: str
     text: str = Field(description="the document's best matching passage")
-    passages: list[str] = Field(default_factory=list, description="up to three more matching passages of the "
-                                                                  "same document, best first")
+    passages: list[str] = Field(
+        default_factory=list, description="up to three more matching passages of the same document, best first"
+    )
     url: str
     author: str
     created_at: str | None
@@ -86,8 +103,10 @@ class SearchResult(BaseModel):
 
 
 Match = Literal["strong", "weak", "none"]
-MATCH_DESCRIPTION = ("strong: a result is very likely an answer; weak: one may be; none: nothing here answers "
-                     "(the results, if any, are near misses)")
+MATCH_DESCRIPTION = (
+    "strong: a result is very likely an answer; weak: one may be; none: nothing here answers "
+    "(the results, if any, are near misses)"
+)
 
 
 def _absent(value: object) -> bool:
@@ -99,17 +118,21 @@ class Interpreted(BaseModel):
 
     after: str | None = Field(None, exclude_if=_absent, description="a time phrase's start (RFC 3339)")
     before: str | None = Field(None, exclude_if=_absent, description="a time phrase's end (RFC 3339), exclusive")
-    source_types: list[str] | None = Field(None, exclude_if=_absent,
-                                           description="source words (\"in Slack\", \"the email\")")
-    people: list[str] | None = Field(None, exclude_if=_absent,
-                                     description="people the index knows whose documents are preferred")
+    source_types: list[str] | None = Field(
+        None, exclude_if=_absent, description='source words ("in Slack", "the email")'
+    )
+    people: list[str] | None = Field(
+        None, exclude_if=_absent, description="people the index knows whose documents are preferred"
+    )
 
 
 class SearchResponse(BaseModel):
     results: list[SearchResult] = Field(description="best first, one per document")
     match: Match = Field(description=MATCH_DESCRIPTION)
-    interpreted: Interpreted = Field(description="filters and boosts read from the query; when its filters "
-                                                 "would leave nothing the plain query runs and they are left out")
+    interpreted: Interpreted = Field(
+        description="filters and boosts read from the query; when its filters "
+        "would leave nothing the plain query runs and they are left out"
+    )
     took_ms: float
 
 
@@ -204,9 +227,16 @@ def iso(value: datetime | str | None) -> str | None:
 def document_out(doc: Any, with_acl: bool) -> dict[str, Any]:
     """The JSON of a stored Document; `acl` left out unless `with_acl`."""
     out: dict[str, Any] = {
-        "id": doc.id, "source": doc.source, "source_type": doc.source_type, "title": doc.title,
-        "text": doc.text, "url": doc.url, "author": doc.author, "created_at": iso(doc.created_at),
-        "updated_at": iso(doc.updated_at), "metadata": dict(doc.metadata),
+        "id": doc.id,
+        "source": doc.source,
+        "source_type": doc.source_type,
+        "title": doc.title,
+        "text": doc.text,
+        "url": doc.url,
+        "author": doc.author,
+        "created_at": iso(doc.created_at),
+        "updated_at": iso(doc.updated_at),
+        "metadata": dict(doc.metadata),
     }
     if with_acl:
         out["acl"] = doc.acl.model_dump()

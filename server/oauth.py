@@ -46,9 +46,9 @@ log = logging.getLogger(__name__)
 
 # Asymmetric JWS algorithms only: `none` and HS* are never in the allow-list.
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
-LEEWAY_SECONDS = 60            # clock skew tolerated on exp/nbf/iat (the contract's maximum)
-JWKS_LIFESPAN_SECONDS = 300    # a cached key set is refetched after this
-JWKS_COOLDOWN_SECONDS = 30.0   # at most one refetch per this for an unknown kid
+LEEWAY_SECONDS = 60  # clock skew tolerated on exp/nbf/iat (the contract's maximum)
+JWKS_LIFESPAN_SECONDS = 300  # a cached key set is refetched after this
+JWKS_COOLDOWN_SECONDS = 30.0  # at most one refetch per this for an unknown kid
 HTTP_TIMEOUT_SECONDS = 10.0
 PRM_PATH = "/.well-known/oauth-protected-resource"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -101,8 +101,10 @@ def discovery_urls(issuer: str) -> list[str]:
     """Where the issuer's metadata may live: OpenID discovery, then RFC 8414 (path-inserted)."""
     parts = urlsplit(issuer.rstrip("/"))
     origin = f"{parts.scheme}://{parts.netloc}"
-    return [f"{issuer.rstrip('/')}/.well-known/openid-configuration",
-            f"{origin}/.well-known/oauth-authorization-server{parts.path}"]
+    return [
+        f"{issuer.rstrip('/')}/.well-known/openid-configuration",
+        f"{origin}/.well-known/oauth-authorization-server{parts.path}",
+    ]
 
 
 class JwtVerifier:
@@ -130,17 +132,20 @@ class JwtVerifier:
             document = response.json()
             if document.get("issuer") != self.config.issuer:
                 raise IdentityProviderUnavailable(
-                    f"{url} names issuer {document.get('issuer')!r}, not the configured {self.config.issuer!r}")
+                    f"{url} names issuer {document.get('issuer')!r}, not the configured {self.config.issuer!r}"
+                )
             if isinstance(document.get("jwks_uri"), str):
                 return str(document["jwks_uri"])
-        raise IdentityProviderUnavailable(f"no discovery document with a jwks_uri for issuer {self.config.issuer} "
-                                          "(set [server.oauth] jwks_url)")
+        raise IdentityProviderUnavailable(
+            f"no discovery document with a jwks_uri for issuer {self.config.issuer} (set [server.oauth] jwks_url)"
+        )
 
     def _discover(self) -> str:
         """`jwks_url()`, not tried again within the cooldown after a failure (an outage is not a
         reason to send the provider one request per incoming token)."""
-        if self._discovery_failed_at is not None and \
-                time.monotonic() - self._discovery_failed_at < max(self.refresh_cooldown, 1.0):
+        if self._discovery_failed_at is not None and time.monotonic() - self._discovery_failed_at < max(
+            self.refresh_cooldown, 1.0
+        ):
             raise IdentityProviderUnavailable(f"the discovery of {self.config.issuer} failed moments ago")
         try:
             return self.jwks_url()
@@ -153,9 +158,15 @@ class JwtVerifier:
             if self._jwks is None:
                 url = self._discover()
                 log.info("OAuth: verifying tokens of %s with the keys at %s", self.config.issuer, url)
-                self._jwks = _KeySetClient(url, retry_after=max(self.refresh_cooldown, 1.0), cache_jwk_set=True,
-                                           lifespan=JWKS_LIFESPAN_SECONDS, timeout=HTTP_TIMEOUT_SECONDS,
-                                           ssl_context=self._ssl, cooldown_duration=self.refresh_cooldown)
+                self._jwks = _KeySetClient(
+                    url,
+                    retry_after=max(self.refresh_cooldown, 1.0),
+                    cache_jwk_set=True,
+                    lifespan=JWKS_LIFESPAN_SECONDS,
+                    timeout=HTTP_TIMEOUT_SECONDS,
+                    ssl_context=self._ssl,
+                    cooldown_duration=self.refresh_cooldown,
+                )
             return self._jwks
 
     def verify(self, token: str) -> AccessToken:
@@ -177,8 +188,14 @@ class JwtVerifier:
             raise TokenRejected(f"unknown signing key {kid!r}") from exc
         try:
             claims: dict[str, Any] = jwt.decode(
-                token, key, algorithms=ALGORITHMS, audience=self.config.audience, issuer=self.config.issuer,
-                leeway=LEEWAY_SECONDS, options={"require": ["exp", "iss", "aud"]})
+                token,
+                key,
+                algorithms=ALGORITHMS,
+                audience=self.config.audience,
+                issuer=self.config.issuer,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "iss", "aud"]},
+            )
         except jwt.PyJWTError as exc:
             raise TokenRejected(str(exc)) from None
         return self._access_token(token, claims)
@@ -193,9 +210,15 @@ class JwtVerifier:
         if missing:
             raise ScopeMissing(" ".join(missing))
         client = claims.get("azp") or claims.get("client_id") or claims.get("appid") or ""
-        return AccessToken(token=token, client_id=str(client), scopes=scopes, expires_at=int(claims["exp"]),
-                           resource=self.config.audience or "", subject=claims.get("sub"),
-                           claims={**claims, "user": user.strip()})
+        return AccessToken(
+            token=token,
+            client_id=str(client),
+            scopes=scopes,
+            expires_at=int(claims["exp"]),
+            resource=self.config.audience or "",
+            subject=claims.get("sub"),
+            claims={**claims, "user": user.strip()},
+        )
 
     def _check_email(self, user: str, claims: dict[str, Any]) -> None:
         """A user named by an email address (the `email` claim, or any value with an `@`) must be one
@@ -260,9 +283,13 @@ def warn_on_port_mismatch(config: OAuthConfig, listening: tuple[Any, ...] | None
         return False
     port = parts.port or (443 if parts.scheme == "https" else 80)
     if loopback and port != int(listening[1]):
-        log.warning("[server.oauth] resource_url %s names port %d but the server listens on port %d: OAuth "
-                    "clients will look for it there (remove resource_url to use the listening address)",
-                    config.resource_url, port, int(listening[1]))
+        log.warning(
+            "[server.oauth] resource_url %s names port %d but the server listens on port %d: OAuth "
+            "clients will look for it there (remove resource_url to use the listening address)",
+            config.resource_url,
+            port,
+            int(listening[1]),
+        )
         return True
     return False
 
@@ -275,8 +302,10 @@ def with_audience(settings: Settings, listening: str | None) -> Settings:
         return settings
     audience = config.resource_url or listening
     if audience is None:
-        raise ConfigError("[server.oauth] audience: set audience (or resource_url) when the server listens on "
-                          f"every address ({settings.server.host!r}): the token's aud cannot be guessed")
+        raise ConfigError(
+            "[server.oauth] audience: set audience (or resource_url) when the server listens on "
+            f"every address ({settings.server.host!r}): the token's aud cannot be guessed"
+        )
     oauth = config.model_copy(update={"audience": audience})
     return settings.model_copy(update={"server": settings.server.model_copy(update={"oauth": oauth})})
 
@@ -298,8 +327,13 @@ def resource_base(config: OAuthConfig | None, scope: Scope, listening: str | Non
 class Authenticator:
     """API keys first (constant time), then, when `[server.oauth]` is set, the JWT verifier."""
 
-    def __init__(self, keys: KeyRing, config: OAuthConfig | None,
-                 verifier: JwtVerifier | None = None, listening: str | None = None) -> None:
+    def __init__(
+        self,
+        keys: KeyRing,
+        config: OAuthConfig | None,
+        verifier: JwtVerifier | None = None,
+        listening: str | None = None,
+    ) -> None:
         self.keys = keys
         self.config = config
         self.listening = listening
@@ -322,17 +356,22 @@ class Authenticator:
         scheme, _, value = (authorization or "").partition(" ")
         value = value.strip()
         if scheme.lower() != "bearer" or not value:
-            raise ApiError(401, "unauthorized", f"missing {kind}: send 'Authorization: Bearer ...'",
-                           headers=self.challenge(scope))
+            raise ApiError(
+                401, "unauthorized", f"missing {kind}: send 'Authorization: Bearer ...'", headers=self.challenge(scope)
+            )
         entry = self.keys.match(value)
         if entry is not None:
             return entry
         if self.verifier is None:
             raise ApiError(401, "unauthorized", "invalid API key", headers=self.challenge(scope))
-        if not looks_like_jwt(value):   # neither a configured key nor a token: say so, not "not a JWT"
+        if not looks_like_jwt(value):  # neither a configured key nor a token: say so, not "not a JWT"
             log.info("a request with an unknown API key was refused")
-            raise ApiError(401, "invalid_token", "invalid API key (not a configured key, nor an access token)",
-                           headers=self.challenge(scope, "invalid_token"))
+            raise ApiError(
+                401,
+                "invalid_token",
+                "invalid API key (not a configured key, nor an access token)",
+                headers=self.challenge(scope, "invalid_token"),
+            )
         return await self._token_entry(value, scope)
 
     async def _token_entry(self, token: str, scope: Scope) -> KeyEntry:
@@ -341,19 +380,34 @@ class Authenticator:
             access = await anyio.to_thread.run_sync(self.verifier.verify, token)
         except TokenRejected as exc:
             log.info("access token refused: %s", exc)
-            raise ApiError(401, "invalid_token", f"invalid API key or access token: {exc}",
-                           headers=self.challenge(scope, "invalid_token")) from None
+            raise ApiError(
+                401,
+                "invalid_token",
+                f"invalid API key or access token: {exc}",
+                headers=self.challenge(scope, "invalid_token"),
+            ) from None
         except ScopeMissing as exc:
-            raise ApiError(403, "insufficient_scope", f"the access token lacks the scope {exc}",
-                           headers=self.challenge(scope, "insufficient_scope")) from None
+            raise ApiError(
+                403,
+                "insufficient_scope",
+                f"the access token lacks the scope {exc}",
+                headers=self.challenge(scope, "insufficient_scope"),
+            ) from None
         except IdentityProviderUnavailable as exc:
             log.warning("%s", exc)
-            raise ApiError(503, "idp_unavailable", "the identity provider's keys cannot be fetched; "
-                           "try again later") from None
+            raise ApiError(
+                503, "idp_unavailable", "the identity provider's keys cannot be fetched; try again later"
+            ) from None
         user = str((access.claims or {})["user"])
-        return KeyEntry(name=f"oauth:{access.client_id or 'token'}", secret=b"", user=user,
-                        on_behalf_of=False, admin=False, subject=access.subject or user,
-                        issuer=self.config.issuer if self.config is not None else None)
+        return KeyEntry(
+            name=f"oauth:{access.client_id or 'token'}",
+            secret=b"",
+            user=user,
+            on_behalf_of=False,
+            admin=False,
+            subject=access.subject or user,
+            issuer=self.config.issuer if self.config is not None else None,
+        )
 
 
 # --- RFC 9728 metadata --------------------------------------------------------------------------
@@ -364,12 +418,20 @@ def metadata_routes(config: OAuthConfig, listening: str | None = None) -> list[R
     def handler(suffix: str) -> Any:
         async def handle(request: Request) -> Response:
             base = resource_base(config, request.scope, listening)
-            metadata = ProtectedResourceMetadata.model_validate({   # strings: no trailing "/" added
-                "resource": base + suffix, "authorization_servers": [config.issuer],
-                "scopes_supported": config.scopes or None, "bearer_methods_supported": ["header"],
-                "resource_name": "inlet"})
+            metadata = ProtectedResourceMetadata.model_validate(
+                {  # strings: no trailing "/" added
+                    "resource": base + suffix,
+                    "authorization_servers": [config.issuer],
+                    "scopes_supported": config.scopes or None,
+                    "bearer_methods_supported": ["header"],
+                    "resource_name": "inlet",
+                }
+            )
             return await ProtectedResourceMetadataHandler(metadata).handle(request)
+
         return handle
 
-    return [Route(PRM_PATH + suffix, cors_middleware(handler(suffix), ["GET", "OPTIONS"]), methods=["GET", "OPTIONS"])
-            for suffix in ("", "/mcp")]
+    return [
+        Route(PRM_PATH + suffix, cors_middleware(handler(suffix), ["GET", "OPTIONS"]), methods=["GET", "OPTIONS"])
+        for suffix in ("", "/mcp")
+    ]

@@ -55,9 +55,18 @@ class OriginGuard:
         if scope["type"] != "http" or self.permits(scope):
             await self.app(scope, receive, send)
             return
-        body = json.dumps(error_body("forbidden_origin", "requests from this Origin are refused; list it in "
-                                     "[server] cors_origins to allow a browser-based client")).encode()
-        await send({"type": "http.response.start", "status": 403,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+        body = json.dumps(
+            error_body(
+                "forbidden_origin",
+                "requests from this Origin are refused; list it in "
+                "[server] cors_origins to allow a browser-based client",
+            )
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 403,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

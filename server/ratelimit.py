@@ -38,7 +38,7 @@ class LocalBuckets:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._buckets: dict[str, tuple[float, float]] = {}   # name -> (tokens, monotonic time)
+        self._buckets: dict[str, tuple[float, float]] = {}  # name -> (tokens, monotonic time)
 
     def take(self, name: str, rate: float, burst: float) -> float:
         now = time.monotonic()
@@ -57,7 +57,7 @@ class LocalBuckets:
 
 @dataclass(frozen=True)
 class Limit:
-    rate: float    # tokens per second
+    rate: float  # tokens per second
     burst: float
 
 
@@ -73,8 +73,9 @@ class RateLimiter:
     def from_settings(cls, settings: Settings, backend: Any = None) -> "RateLimiter":
         server = settings.server
         default = _limit(server.rate_limit, server.rate_burst, "[server] rate_limit")
-        per_key = {k.name: lim for k in server.api_keys
-                   if (lim := _limit(k.rate_limit, server.rate_burst, k.name)) is not None}
+        per_key = {
+            k.name: lim for k in server.api_keys if (lim := _limit(k.rate_limit, server.rate_burst, k.name)) is not None
+        }
         shared = backend.rate_buckets() if backend is not None and (default or per_key) else None
         return cls(default, per_key, shared)
 
@@ -97,7 +98,7 @@ class RateLimiter:
         return await self._check(entry.name, entry.user, entry.subject is not None)
 
     async def _check(self, key_name: str, user: str | None, oauth: bool) -> float:
-        if isinstance(self.buckets, LocalBuckets):   # memory only: no reason to leave the event loop
+        if isinstance(self.buckets, LocalBuckets):  # memory only: no reason to leave the event loop
             return self.check(key_name, user, oauth)
         return await anyio.to_thread.run_sync(self.check, key_name, user, oauth)
 
@@ -140,6 +141,9 @@ class RateLimit:
             await self.app(scope, receive, send)
             return
         self.metrics.rate_limited.labels(entry.name).inc()
-        response = JSONResponse(error_body("rate_limited", limited_message(entry.name, wait)), 429,
-                                headers={"Retry-After": retry_after(wait)})
+        response = JSONResponse(
+            error_body("rate_limited", limited_message(entry.name, wait)),
+            429,
+            headers={"Retry-After": retry_after(wait)},
+        )
         await response(scope, receive, send)

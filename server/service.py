@@ -31,7 +31,7 @@ class Retrieval:
         """Load the model (one encode) so the first query does not pay for it; then ready."""
         assert self.index is not None
         self.index.embedder.encode(["warm up"])
-        self.index.embedder.encode_query("warm up")   # queries have a session of their own
+        self.index.embedder.encode_query("warm up")  # queries have a session of their own
         self.ready.set()
 
     def _index(self) -> Index:
@@ -43,7 +43,7 @@ class Retrieval:
 
     def search(self, request: SearchRequest) -> tuple[list[Hit], float]:
         index = self._index()
-        with index.embedder.budget.admit():   # a backfill in this process keeps its share of the cores
+        with index.embedder.budget.admit():  # a backfill in this process keeps its share of the cores
             return search(index, request)
 
     def answer(self, request: SearchRequest) -> Answer:

@@ -19,11 +19,12 @@ import time
 from typing import Any
 
 log = logging.getLogger(__name__)
-HEADER_TIMEOUT = 10.0    # seconds from connection (or the previous response) to complete headers
+HEADER_TIMEOUT = 10.0  # seconds from connection (or the previous response) to complete headers
 
 
-def bounded_protocol(base: type[asyncio.Protocol], timeout: float = HEADER_TIMEOUT,
-                     max_connections: int | None = None) -> type[asyncio.Protocol]:
+def bounded_protocol(
+    base: type[asyncio.Protocol], timeout: float = HEADER_TIMEOUT, max_connections: int | None = None
+) -> type[asyncio.Protocol]:
     """`base` (a uvicorn HTTP protocol) with a deadline on the arrival of each request's headers
     and, when `max_connections` is set, a cap on the open connections."""
 
@@ -42,7 +43,7 @@ def bounded_protocol(base: type[asyncio.Protocol], timeout: float = HEADER_TIMEO
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
             if self._deadline is not None and self.cycle is not self._waiting_cycle:
-                self._disarm()   # a new cycle: the headers are in
+                self._disarm()  # a new cycle: the headers are in
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
@@ -54,7 +55,7 @@ def bounded_protocol(base: type[asyncio.Protocol], timeout: float = HEADER_TIMEO
 
         def _arm(self) -> None:
             self._disarm()
-            in_flight = self.cycle is not None and not self.cycle.response_complete   # pipelined
+            in_flight = self.cycle is not None and not self.cycle.response_complete  # pipelined
             if not in_flight and not self.transport.is_closing():
                 self._waiting_cycle = self.cycle
                 self._deadline = self.loop.call_later(timeout, self._late)
@@ -67,13 +68,16 @@ def bounded_protocol(base: type[asyncio.Protocol], timeout: float = HEADER_TIMEO
         def _late(self) -> None:
             self._deadline = None
             if self.cycle is self._waiting_cycle and not self.transport.is_closing():
-                log.info("closing a connection from %s: no complete request headers within %.0f s",
-                         (self.client or ("?",))[0], timeout)
+                log.info(
+                    "closing a connection from %s: no complete request headers within %.0f s",
+                    (self.client or ("?",))[0],
+                    timeout,
+                )
                 self.transport.close()
 
     refused = {"at": 0.0}
 
-    def _refused() -> None:   # one log line a minute, not one per connection
+    def _refused() -> None:  # one log line a minute, not one per connection
         now = time.monotonic()
         if now - refused["at"] > 60:
             refused["at"] = now
@@ -90,8 +94,10 @@ def uvicorn_protocol(timeout: float = HEADER_TIMEOUT, max_connections: int | Non
         import httptools  # noqa: F401
 
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
         base = HttpToolsProtocol
     except ImportError:
         from uvicorn.protocols.http.h11_impl import H11Protocol
+
         base = H11Protocol
     return bounded_protocol(base, timeout, max_connections)

@@ -14,9 +14,35 @@ Storage knows no connector (only the document model), no sync and no server.
 from .backend import Backend, open_backend
 from .protocols import CatalogStore, EventStatusWriter, Leases, StateStore
 from .records import Records
-from .types import (SKIPS_KEPT, Commit, Fence, Filters, RunRecord, SourceState, StoredDoc, chunk_doc_id, chunk_id,
-                    visible_only)
+from .types import (
+    SKIPS_KEPT,
+    Commit,
+    Fence,
+    Filters,
+    RunRecord,
+    SourceState,
+    StoredDoc,
+    chunk_doc_id,
+    chunk_id,
+    visible_only,
+)
 
-__all__ = ["SKIPS_KEPT", "Backend", "CatalogStore", "Commit", "EventStatusWriter", "Fence", "Filters", "Leases",
-           "Records", "RunRecord", "SourceState", "StateStore", "StoredDoc", "chunk_doc_id", "chunk_id", "open_backend",
-           "visible_only"]
+__all__ = [
+    "SKIPS_KEPT",
+    "Backend",
+    "CatalogStore",
+    "Commit",
+    "EventStatusWriter",
+    "Fence",
+    "Filters",
+    "Leases",
+    "Records",
+    "RunRecord",
+    "SourceState",
+    "StateStore",
+    "StoredDoc",
+    "chunk_doc_id",
+    "chunk_id",
+    "open_backend",
+    "visible_only",
+]

@@ -22,7 +22,7 @@ from inlet.process import alive
 from .protocols import CatalogStore, EventStatusWriter, Leases, RateBuckets, StateStore
 from .reads import COUNTS
 
-DEFAULT_LEASE = 60.0   # seconds, when only the [index] table is known (`[daemon] lease` otherwise)
+DEFAULT_LEASE = 60.0  # seconds, when only the [index] table is known (`[daemon] lease` otherwise)
 
 
 @dataclass
@@ -37,15 +37,15 @@ class Overview:
 
 class Backend(Protocol):
     config: IndexConfig
-    shared: bool   # several processes on several hosts share the index (leases with fences, holders)
+    shared: bool  # several processes on several hosts share the index (leases with fences, holders)
 
     @property
-    def location(self) -> str: ...   # two backends with one location are the same index
+    def location(self) -> str: ...  # two backends with one location are the same index
 
     def catalog(self) -> CatalogStore: ...
     def state(self) -> StateStore: ...
     def leases(self) -> Leases: ...
-    def rate_buckets(self) -> RateBuckets | None: ...   # None: each process keeps its own
+    def rate_buckets(self) -> RateBuckets | None: ...  # None: each process keeps its own
     def event_writer(self) -> EventStatusWriter: ...
     def event_status(self) -> dict[str, dict[str, Any]]: ...
     def overview(self, state: StateStore) -> Overview: ...
@@ -180,11 +180,17 @@ class DatabaseBackend:
             with pool.connection() as db:
                 counts = {r[0]: (int(r[1]), int(r[2])) for r in db.execute(COUNTS)}
                 planned: dict[str, float | None] = dict(
-                    db.execute("SELECT source, next_run FROM daemon_schedule").fetchall())
-                holders: dict[str, dict[str, Any] | None] = {r[0]: {
-                    "holder": r[1], "lease_expires": datetime.fromtimestamp(float(r[2]), timezone.utc).isoformat()}
-                    for r in db.execute("SELECT source, holder, extract(epoch FROM expires) FROM leases "
-                                        "WHERE expires > now()")}
+                    db.execute("SELECT source, next_run FROM daemon_schedule").fetchall()
+                )
+                holders: dict[str, dict[str, Any] | None] = {
+                    r[0]: {
+                        "holder": r[1],
+                        "lease_expires": datetime.fromtimestamp(float(r[2]), timezone.utc).isoformat(),
+                    }
+                    for r in db.execute(
+                        "SELECT source, holder, extract(epoch FROM expires) FROM leases WHERE expires > now()"
+                    )
+                }
         finally:
             disconnect(pool)
         return Overview(counts, planned, holders)

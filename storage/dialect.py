@@ -16,7 +16,7 @@ from typing import Any
 @dataclass(frozen=True)
 class Dialect:
     name: str
-    mark: str        # the driver's placeholder
+    mark: str  # the driver's placeholder
     any_array: bool  # `col = ANY(%s)` with one array parameter, instead of `col IN (?, ?, ...)`
 
     def sql(self, text: str) -> str:
@@ -29,8 +29,14 @@ class Dialect:
             return f"{column} = ANY(?)", [list(values)]
         return f"{column} IN ({','.join('?' * len(values))})", list(values)
 
-    def upsert(self, table: str, columns: Sequence[str], key: Sequence[str], update: Sequence[str] | None = None,
-               keep: bool = False) -> str:
+    def upsert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        key: Sequence[str],
+        update: Sequence[str] | None = None,
+        keep: bool = False,
+    ) -> str:
         """INSERT of one row, updating `update` (default: every column not in `key`) on a key conflict;
         `keep` leaves an existing row as it is."""
         marks = ",".join("?" * len(columns))

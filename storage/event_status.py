@@ -22,9 +22,9 @@ class SqlEventStatus:
     """One daemon's writer; subclasses give the connection, the owner and the clock."""
 
     dialect: Dialect
-    owner_column: str   # the column naming the writing daemon
-    key: str            # the table's primary key
-    now = "?"           # the `updated` value: a parameter (this process's clock) or the server's clock
+    owner_column: str  # the column naming the writing daemon
+    key: str  # the table's primary key
+    now = "?"  # the `updated` value: a parameter (this process's clock) or the server's clock
 
     def _connection(self) -> AbstractContextManager[Any]:
         raise NotImplementedError
@@ -37,9 +37,11 @@ class SqlEventStatus:
         return ()
 
     def save(self, source: str, report: dict[str, Any]) -> None:
-        sql = (f"INSERT INTO daemon_events (source, {self.owner_column}, report, updated) VALUES (?, ?, ?, {self.now}) "
-               f"ON CONFLICT ({self.key}) DO UPDATE SET {self.owner_column} = excluded.{self.owner_column}, "
-               "report = excluded.report, updated = excluded.updated")
+        sql = (
+            f"INSERT INTO daemon_events (source, {self.owner_column}, report, updated) VALUES (?, ?, ?, {self.now}) "
+            f"ON CONFLICT ({self.key}) DO UPDATE SET {self.owner_column} = excluded.{self.owner_column}, "
+            "report = excluded.report, updated = excluded.updated"
+        )
         with self._connection() as db:
             db.execute(self.dialect.sql(sql), (source, self._owner(), json.dumps(report), *self._clock()))
 

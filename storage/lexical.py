@@ -26,15 +26,15 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-RARE_EXACT = 10   # an identifier or quoted phrase in at most this many chunks decides a ranking
-LEXICAL_OVERFETCH = 4   # BM25 matches ranked per wanted result before falling back to a filtered query
-COMMON_TERM = 0.25      # a query term in more chunks than this share adds little to BM25 but costs most
-DF_TTL = 300.0          # seconds a cached document frequency is trusted
+RARE_EXACT = 10  # an identifier or quoted phrase in at most this many chunks decides a ranking
+LEXICAL_OVERFETCH = 4  # BM25 matches ranked per wanted result before falling back to a filtered query
+COMMON_TERM = 0.25  # a query term in more chunks than this share adds little to BM25 but costs most
+DF_TTL = 300.0  # seconds a cached document frequency is trusted
 STOPWORDS = frozenset(
     "a an and are as at be but by for from has have how i in is it its of on or that the this to "
     "was were what when where which who why will with you your do does did can could should would".split()
 )
-_WORD = re.compile(r"[^\W_]+")                               # unicode61's token characters
+_WORD = re.compile(r"[^\W_]+")  # unicode61's token characters
 _QUOTED = re.compile(r'["\u201c\u201d]([^"\u201c\u201d]+)["\u201c\u201d]')
 # An e-mail address, a #channel, or word characters joined by - . / : @ _ (INC-20931,
 # PO-2026-04192, db-fra-117.prod.example.com); a single word mixing letters and digits (0x8007A2B6)
@@ -48,7 +48,7 @@ class Term:
     """One thing to match: a word, or the parts of an identifier or quoted phrase in order."""
 
     parts: tuple[str, ...]
-    kind: str   # "word", "identifier" or "phrase"
+    kind: str  # "word", "identifier" or "phrase"
 
     @property
     def text(self) -> str:

@@ -35,8 +35,7 @@ class FileLock:
             return False
         handle.seek(0)
         handle.truncate()
-        handle.write(json.dumps({"pid": os.getpid(), "since": time.time(),
-                                 "command": " ".join(sys.argv[:3]), **info}))
+        handle.write(json.dumps({"pid": os.getpid(), "since": time.time(), "command": " ".join(sys.argv[:3]), **info}))
         handle.flush()
         self._file = handle
         return True

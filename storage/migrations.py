@@ -19,7 +19,7 @@ from typing import Any
 from inlet.errors import ConfigError
 
 log = logging.getLogger(__name__)
-Step = Callable[[Any], None]   # receives a connection inside the migration's transaction
+Step = Callable[[Any], None]  # receives a connection inside the migration's transaction
 
 
 class SchemaTooNewError(ConfigError):
@@ -52,11 +52,13 @@ class Migrations:
         if unknown:
             raise SchemaTooNewError(
                 f"{where}: its {self.name} schema has step(s) {', '.join(unknown)}, which this inlet does not know: "
-                "a newer inlet wrote it. Run that version (or newer) of inlet against it; this one leaves it as it is")
+                "a newer inlet wrote it. Run that version (or newer) of inlet against it; this one leaves it as it is"
+            )
         if not applied and adopted is not None:
-            for name in self.names[:adopted(db)]:
-                db.execute(f"INSERT INTO schema_migrations (name, applied_at) VALUES ({mark}, {mark})",
-                           (name, time.time()))
+            for name in self.names[: adopted(db)]:
+                db.execute(
+                    f"INSERT INTO schema_migrations (name, applied_at) VALUES ({mark}, {mark})", (name, time.time())
+                )
                 applied.add(name)
         done = []
         for name, fn in self.steps:
@@ -64,8 +66,7 @@ class Migrations:
                 continue
             log.info("%s: applying %s schema step %s", where, self.name, name)
             fn(db)
-            db.execute(f"INSERT INTO schema_migrations (name, applied_at) VALUES ({mark}, {mark})",
-                       (name, time.time()))
+            db.execute(f"INSERT INTO schema_migrations (name, applied_at) VALUES ({mark}, {mark})", (name, time.time()))
             done.append(name)
         return done
 

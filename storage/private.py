@@ -20,7 +20,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 PRIVATE_UMASK = 0o077
-_UMASK_LOCK = threading.Lock()   # os.umask is process-wide: one change at a time
+_UMASK_LOCK = threading.Lock()  # os.umask is process-wide: one change at a time
 
 
 @contextmanager
@@ -42,5 +42,10 @@ def private_folder(path: Path) -> None:
         return
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
-        log.warning("the index folder %s is readable by other accounts (mode %s): it holds the text of "
-                    "restricted documents; run 'chmod -R go-rwx %s'", path, oct(mode), path)
+        log.warning(
+            "the index folder %s is readable by other accounts (mode %s): it holds the text of "
+            "restricted documents; run 'chmod -R go-rwx %s'",
+            path,
+            oct(mode),
+            path,
+        )

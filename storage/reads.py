@@ -17,7 +17,7 @@ from .dialect import Dialect
 from .types import Filters, StoredDoc, chunk_doc_id
 
 COUNTS = "SELECT source, COUNT(*), COALESCE(SUM(chunks), 0) FROM documents GROUP BY source"
-PART = 500   # values per `IN` list where the driver has no arrays (SQLite's parameter limit)
+PART = 500  # values per `IN` list where the driver has no arrays (SQLite's parameter limit)
 
 
 def filter_sql(dialect: Dialect, filters: Filters) -> tuple[list[str], list[Any]]:
@@ -48,61 +48,95 @@ class CatalogReads:
     def _query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
-    def _select(self, sql: str, column: str, values: list[Any],
-                params: Iterable[Any] = ()) -> Iterator[tuple[Any, ...]]:
+    def _select(
+        self, sql: str, column: str, values: list[Any], params: Iterable[Any] = ()
+    ) -> Iterator[tuple[Any, ...]]:
         """Rows of `sql` whose `{IN}` is `column` among `values` (in parts where the driver needs it)."""
         step = (len(values) or 1) if self.dialect.any_array else PART
         for start in range(0, len(values), step):
-            cond, more = self.dialect.in_list(column, values[start:start + step])
+            cond, more = self.dialect.in_list(column, values[start : start + step])
             yield from self._query(self.dialect.sql(sql.replace("{IN}", cond)), [*more, *params])
 
     def stored(self, doc_ids: list[str]) -> dict[str, StoredDoc]:
-        return {r[0]: StoredDoc(*r) for r in self._select(
-            "SELECT doc_id, content_hash, meta_hash, chunks, source FROM documents WHERE {IN}", "doc_id", doc_ids)}
+        return {
+            r[0]: StoredDoc(*r)
+            for r in self._select(
+                "SELECT doc_id, content_hash, meta_hash, chunks, source FROM documents WHERE {IN}", "doc_id", doc_ids
+            )
+        }
 
     def document(self, doc_id: str) -> Document | None:
         rows = self._query(self.dialect.sql("SELECT body FROM documents WHERE doc_id = ?"), [doc_id])
         return Document.model_validate_json(rows[0][0]) if rows else None
 
     def documents(self, doc_ids: Iterable[str]) -> dict[str, Document]:
-        return {r[0]: Document.model_validate_json(r[1]) for r in self._select(
-            "SELECT doc_id, body FROM documents WHERE {IN}", "doc_id", list(dict.fromkeys(doc_ids)))}
+        return {
+            r[0]: Document.model_validate_json(r[1])
+            for r in self._select(
+                "SELECT doc_id, body FROM documents WHERE {IN}", "doc_id", list(dict.fromkeys(doc_ids))
+            )
+        }
 
     def doc_times(self, doc_ids: Iterable[str]) -> dict[str, float]:
         """doc_id -> its updated (else created) time as epoch seconds, 0 when unknown; absent
         documents (deleted) are missing."""
-        return {r[0]: r[1] for r in self._select("SELECT doc_id, ts FROM documents WHERE {IN}", "doc_id",
-                                                 list(dict.fromkeys(doc_ids)))}
+        return {
+            r[0]: r[1]
+            for r in self._select("SELECT doc_id, ts FROM documents WHERE {IN}", "doc_id", list(dict.fromkeys(doc_ids)))
+        }
 
     def chunk_texts(self, chunk_ids: Iterable[str]) -> dict[str, str]:
-        return {r[0]: r[1] for r in self._select("SELECT chunk_id, text FROM chunks WHERE {IN}", "chunk_id",
-                                                 list(dict.fromkeys(chunk_ids)))}
+        return {
+            r[0]: r[1]
+            for r in self._select(
+                "SELECT chunk_id, text FROM chunks WHERE {IN}", "chunk_id", list(dict.fromkeys(chunk_ids))
+            )
+        }
 
     def keyed_chunks(self, keys: list[str]) -> dict[str, str]:
         """key -> one chunk id whose vector has that key (see index/dedup.py), for the keys that have
         one; chunks of documents whose vectors a write may have left half-done are never named."""
-        return {r[0]: r[1] for r in self._select(
-            "SELECT key, MIN(chunk_id) FROM chunks WHERE {IN} AND doc_id NOT IN (SELECT doc_id FROM vector_writes) "
-            "GROUP BY key", "key", keys)}
+        return {
+            r[0]: r[1]
+            for r in self._select(
+                "SELECT key, MIN(chunk_id) FROM chunks WHERE {IN} AND doc_id NOT IN (SELECT doc_id FROM vector_writes) "
+                "GROUP BY key",
+                "key",
+                keys,
+            )
+        }
 
     def unsettled(self, source: str) -> list[tuple[str, int]]:
-        return [(r[0], r[1]) for r in self._query(
-            self.dialect.sql("SELECT doc_id, chunks FROM vector_writes WHERE source = ?"), [source])]
+        return [
+            (r[0], r[1])
+            for r in self._query(
+                self.dialect.sql("SELECT doc_id, chunks FROM vector_writes WHERE source = ?"), [source]
+            )
+        ]
 
     def visible(self, doc_id: str, principals: tuple[str, ...] | None) -> bool:
         if principals is None:
             return bool(self._query(self.dialect.sql("SELECT 1 FROM documents WHERE doc_id = ?"), [doc_id]))
         cond, params = self.dialect.in_list("principal", principals)
-        return bool(self._query(self.dialect.sql(f"SELECT 1 FROM acl WHERE doc_id = ? AND {cond} LIMIT 1"),
-                                [doc_id, *params]))
+        return bool(
+            self._query(self.dialect.sql(f"SELECT 1 FROM acl WHERE doc_id = ? AND {cond} LIMIT 1"), [doc_id, *params])
+        )
 
     def source_doc_ids(self, source: str) -> list[str]:
-        return [r[0] for r in self._query(
-            self.dialect.sql("SELECT doc_id FROM documents WHERE source = ? ORDER BY doc_id"), [source])]
+        return [
+            r[0]
+            for r in self._query(
+                self.dialect.sql("SELECT doc_id FROM documents WHERE source = ? ORDER BY doc_id"), [source]
+            )
+        ]
 
     def unseen(self, source: str, generation: int) -> list[str]:
-        return [r[0] for r in self._query(
-            self.dialect.sql("SELECT doc_id FROM documents WHERE source = ? AND seen_gen < ?"), [source, generation])]
+        return [
+            r[0]
+            for r in self._query(
+                self.dialect.sql("SELECT doc_id FROM documents WHERE source = ? AND seen_gen < ?"), [source, generation]
+            )
+        ]
 
     def counts(self) -> dict[str, tuple[int, int]]:
         """source -> (documents, chunks)."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 RECORD = "embedding.json"
-COLLECTION = "inlet_chunks"   # the Chroma collection of an index that was never reindexed
+COLLECTION = "inlet_chunks"  # the Chroma collection of an index that was never reindexed
 
 
 @dataclass

@@ -46,26 +46,38 @@ class SqlState:
 
     # --- checkpoints --------------------------------------------------------------------------
     def source(self, name: str) -> SourceState:
-        rows = self._exec("SELECT checkpoint, phase, generation, since, last_prune, recent FROM sources "
-                          "WHERE name = ?", (name,))
+        rows = self._exec(
+            "SELECT checkpoint, phase, generation, since, last_prune, recent FROM sources WHERE name = ?", (name,)
+        )
         if not rows:
             return SourceState(name)
         checkpoint, phase, generation, since, last_prune, recent = rows[0]
-        return SourceState(name, json.loads(checkpoint) if checkpoint else None, phase, generation, since,
-                           last_prune, recent=recent)
+        return SourceState(
+            name, json.loads(checkpoint) if checkpoint else None, phase, generation, since, last_prune, recent=recent
+        )
 
     def save_source(self, state: SourceState) -> None:
         with self._connection() as db:
             self._check_fence(db, state.fence)
-            db.execute(self.dialect.sql(self.dialect.upsert("sources", SOURCE_COLUMNS, ["name"])),
-                       (state.name, json.dumps(state.checkpoint) if state.checkpoint is not None else None,
-                        state.phase, state.generation, state.since, state.last_prune, state.recent))
+            db.execute(
+                self.dialect.sql(self.dialect.upsert("sources", SOURCE_COLUMNS, ["name"])),
+                (
+                    state.name,
+                    json.dumps(state.checkpoint) if state.checkpoint is not None else None,
+                    state.phase,
+                    state.generation,
+                    state.since,
+                    state.last_prune,
+                    state.recent,
+                ),
+            )
 
     # --- runs ---------------------------------------------------------------------------------
     def start_run(self, source: str, kind: str) -> RunRecord:
         run = RunRecord(source=source, kind=kind, started_at=time.time())
-        run.id = self._exec("INSERT INTO runs (source, kind, started_at) VALUES (?,?,?) RETURNING id",
-                            (source, kind, run.started_at))[0][0]
+        run.id = self._exec(
+            "INSERT INTO runs (source, kind, started_at) VALUES (?,?,?) RETURNING id", (source, kind, run.started_at)
+        )[0][0]
         return run
 
     def finish_run(self, run: RunRecord) -> None:
@@ -73,20 +85,37 @@ class SqlState:
         self._exec(
             "UPDATE runs SET finished_at = ?, outcome = ?, upserted = ?, deleted = ?, skipped = ?, errors = ?, "
             "embedded = ?, error = ? WHERE id = ?",
-            (run.finished_at, run.outcome, run.upserted, run.deleted, run.skipped, run.errors, run.embedded,
-             run.error, run.id))
+            (
+                run.finished_at,
+                run.outcome,
+                run.upserted,
+                run.deleted,
+                run.skipped,
+                run.errors,
+                run.embedded,
+                run.error,
+                run.id,
+            ),
+        )
 
-    def save_progress(self, run: RunRecord, seen: int, done: int | None, total: int | None,
-                      unit: str | None) -> None:
+    def save_progress(self, run: RunRecord, seen: int, done: int | None, total: int | None, unit: str | None) -> None:
         """The counts of a run in flight, where `inlet status` reads them."""
         owner, who = self._progress_owner()
         with self._connection() as db:
-            db.execute(self.dialect.sql("UPDATE runs SET upserted = ?, deleted = ?, skipped = ?, errors = ?, "
-                                        "embedded = ? WHERE id = ?"),
-                       (run.upserted, run.deleted, run.skipped, run.errors, run.embedded, run.id))
-            db.execute(self.dialect.sql(self.dialect.upsert(
-                "run_progress", ["run_id", owner, "seen", "done", "total", "unit", "updated"], ["run_id"])),
-                (run.id, who, seen, done, total, unit, time.time()))
+            db.execute(
+                self.dialect.sql(
+                    "UPDATE runs SET upserted = ?, deleted = ?, skipped = ?, errors = ?, embedded = ? WHERE id = ?"
+                ),
+                (run.upserted, run.deleted, run.skipped, run.errors, run.embedded, run.id),
+            )
+            db.execute(
+                self.dialect.sql(
+                    self.dialect.upsert(
+                        "run_progress", ["run_id", owner, "seen", "done", "total", "unit", "updated"], ["run_id"]
+                    )
+                ),
+                (run.id, who, seen, done, total, unit, time.time()),
+            )
 
     def _progress_owner(self) -> tuple[str, Any]:
         """The run_progress column naming the process running a run, and this process's value."""
@@ -99,31 +128,49 @@ class SqlState:
         rows = self._exec(
             "SELECT r.kind, r.started_at, r.upserted, r.deleted, r.skipped, r.errors, r.embedded, "
             f"p.{owner}, p.seen, p.done, p.total, p.unit, p.updated FROM runs r JOIN run_progress p "
-            "ON p.run_id = r.id WHERE r.source = ? AND r.finished_at IS NULL ORDER BY r.id DESC LIMIT 1", (source,))
+            "ON p.run_id = r.id WHERE r.source = ? AND r.finished_at IS NULL ORDER BY r.id DESC LIMIT 1",
+            (source,),
+        )
         if not rows:
             return None
-        keys = ("kind", "started_at", "upserted", "deleted", "skipped", "errors", "embedded", "pid", "seen", "done",
-                "total", "unit", "updated")
+        keys = (
+            "kind",
+            "started_at",
+            "upserted",
+            "deleted",
+            "skipped",
+            "errors",
+            "embedded",
+            "pid",
+            "seen",
+            "done",
+            "total",
+            "unit",
+            "updated",
+        )
         out = dict(zip(keys, rows[0]))
         if owner != "pid":
             out["pid"] = None
         return out
 
-    def last_run(self, source: str, *, successful: bool = False,
-                 kinds: tuple[str, ...] | None = None) -> RunRecord | None:
+    def last_run(
+        self, source: str, *, successful: bool = False, kinds: tuple[str, ...] | None = None
+    ) -> RunRecord | None:
         cond = "AND outcome IN ('ok', 'partial')" if successful else "AND finished_at IS NOT NULL"
         params: tuple[Any, ...] = (source,)
         if kinds:
             where, values = self.dialect.in_list("kind", kinds)
             cond += f" AND {where}"
             params += tuple(values)
-        return next(self._rows(f"SELECT {RUN_FIELDS} FROM runs WHERE source = ? {cond} ORDER BY id DESC LIMIT 1",
-                               params), None)
+        return next(
+            self._rows(f"SELECT {RUN_FIELDS} FROM runs WHERE source = ? {cond} ORDER BY id DESC LIMIT 1", params), None
+        )
 
     def recent_runs(self, source: str, limit: int = 20) -> list[RunRecord]:
         """The last `limit` runs of `source`, newest first (a run in progress has no finished_at)."""
-        return list(self._rows(f"SELECT {RUN_FIELDS} FROM runs WHERE source = ? ORDER BY id DESC LIMIT ?",
-                               (source, limit)))
+        return list(
+            self._rows(f"SELECT {RUN_FIELDS} FROM runs WHERE source = ? ORDER BY id DESC LIMIT ?", (source, limit))
+        )
 
     def runs(self, source: str) -> list[RunRecord]:
         """Every run of `source`, oldest first (what `inlet migrate` copies)."""
@@ -131,34 +178,59 @@ class SqlState:
 
     def add_run(self, run: RunRecord) -> None:
         """Record a finished run as it is (copied from another index)."""
-        values = (run.source, run.kind, run.started_at, run.finished_at, run.outcome, run.upserted, run.deleted,
-                  run.skipped, run.errors, run.embedded, run.error)
+        values = (
+            run.source,
+            run.kind,
+            run.started_at,
+            run.finished_at,
+            run.outcome,
+            run.upserted,
+            run.deleted,
+            run.skipped,
+            run.errors,
+            run.embedded,
+            run.error,
+        )
         self._exec(f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({','.join('?' * len(values))})", values)
 
     def failure_streak(self, source: str) -> int:
         """Failed runs since the last successful one."""
-        return streak_of(self._exec("SELECT outcome FROM runs WHERE source = ? AND finished_at IS NOT NULL "
-                                    "ORDER BY id DESC LIMIT 100", (source,)))
+        return streak_of(
+            self._exec(
+                "SELECT outcome FROM runs WHERE source = ? AND finished_at IS NOT NULL ORDER BY id DESC LIMIT 100",
+                (source,),
+            )
+        )
 
     def close_orphan_runs(self, source: str, error: str) -> int:
         """Mark runs left unfinished by a process that died as failed; call only while holding the
         source's lease (so no live process is running them)."""
         with self._connection() as db:
-            return db.execute(self.dialect.sql("UPDATE runs SET finished_at = ?, outcome = 'failed', "
-                                               "errors = errors + 1, error = ? "
-                                               "WHERE source = ? AND finished_at IS NULL"),
-                              (time.time(), error, source)).rowcount
+            return db.execute(
+                self.dialect.sql(
+                    "UPDATE runs SET finished_at = ?, outcome = 'failed', "
+                    "errors = errors + 1, error = ? "
+                    "WHERE source = ? AND finished_at IS NULL"
+                ),
+                (time.time(), error, source),
+            ).rowcount
 
     # --- what each run skipped -------------------------------------------------------------------
     def add_skip(self, run_id: int, n: int, item_id: str, title: str | None, reason: str, failed: bool) -> None:
         """The `n`th item run `run_id` skipped (call for n <= SKIPS_KEPT only)."""
-        self._exec(self.dialect.upsert("run_skips", ["run_id", "n", "item_id", "title", "reason", "failed"],
-                                       ["run_id", "n"]), (run_id, n, item_id, title, reason, failed))
+        self._exec(
+            self.dialect.upsert("run_skips", ["run_id", "n", "item_id", "title", "reason", "failed"], ["run_id", "n"]),
+            (run_id, n, item_id, title, reason, failed),
+        )
 
     def skipped_items(self, run_id: int) -> list[dict[str, Any]]:
         """What run `run_id` skipped (the first SKIPS_KEPT), in order."""
-        return [skip_row(r) for r in self._exec(
-            "SELECT item_id, title, reason, failed FROM run_skips WHERE run_id = ? ORDER BY n", (run_id,))]
+        return [
+            skip_row(r)
+            for r in self._exec(
+                "SELECT item_id, title, reason, failed FROM run_skips WHERE run_id = ? ORDER BY n", (run_id,)
+            )
+        ]
 
     # --- the daemon's schedule (what `inlet status` shows as next run while a daemon runs) ----------
     def set_next_runs(self, pid: int, next_runs: dict[str, float | None]) -> None:
@@ -174,8 +246,7 @@ class SqlState:
     # --- operator pauses: kept here so that they survive restarts and reach every process --------
     def set_paused(self, source: str, paused: bool) -> None:
         if paused:
-            self._exec(self.dialect.upsert("paused", ["source", "since"], ["source"], keep=True),
-                       (source, time.time()))
+            self._exec(self.dialect.upsert("paused", ["source", "since"], ["source"], keep=True), (source, time.time()))
         else:
             self._exec("DELETE FROM paused WHERE source = ?", (source,))
 

@@ -34,8 +34,9 @@ class Filters:
     principals: tuple[str, ...] | None = None
 
 
-def visible_only(found: dict[str, int], filters: Filters,
-                 passing: Callable[[list[str], Filters], set[str]]) -> dict[str, int]:
+def visible_only(
+    found: dict[str, int], filters: Filters, passing: Callable[[list[str], Filters], set[str]]
+) -> dict[str, int]:
     """`found` (chunk id -> count) without the chunks `filters` exclude (ACL, source, time)."""
     if not found or filters == Filters():
         return found
@@ -77,7 +78,7 @@ class Commit:
     seen: list[str] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
     fence: Fence | None = None
-    keys: list[tuple[str, str]] = field(default_factory=list)   # (chunk id, vector key): see index/dedup.py
+    keys: list[tuple[str, str]] = field(default_factory=list)  # (chunk id, vector key): see index/dedup.py
     # Documents whose vectors a write is about to touch, as (doc id, source, chunk ids it may leave),
     # and the documents a commit settles: see `Index.repair`.
     marked: list[tuple[str, str, int]] = field(default_factory=list)
@@ -92,7 +93,7 @@ class SourceState:
     generation: int = 0
     since: str | None = None
     last_prune: float | None = None
-    fence: Fence | None = field(default=None, compare=False)   # the lease a run holds; not stored
+    fence: Fence | None = field(default=None, compare=False)  # the lease a run holds; not stored
     # During a backfill: the start (RFC 3339) of the recent window whose pass has completed, so
     # everything modified since then is searchable (the engine's recent pass); None before that pass.
     recent: str | None = None

@@ -52,12 +52,12 @@ from inlet.storage import RunRecord, SourceState, open_backend
 
 log = logging.getLogger(__name__)
 
-RETRY_BASE = 30.0          # seconds before the first retry of a failed run
-BUSY_RETRY = 60.0          # a prune that found its source busy tries again this much later
-SHUTDOWN_GRACE = 12.0      # longest wait for runs in flight to reach their next checkpoint (and for
+RETRY_BASE = 30.0  # seconds before the first retry of a failed run
+BUSY_RETRY = 60.0  # a prune that found its source busy tries again this much later
+SHUTDOWN_GRACE = 12.0  # longest wait for runs in flight to reach their next checkpoint (and for
 #                            event sources to remove their subscriptions, at the same time)
-SHUTDOWN_DEADLINE = 20.0   # from SIGTERM to exit, whatever the services and connectors do
-WATCHDOG_MARGIN = 2.0      # the watchdog exits this much before the deadline (logging, interpreter exit)
+SHUTDOWN_DEADLINE = 20.0  # from SIGTERM to exit, whatever the services and connectors do
+WATCHDOG_MARGIN = 2.0  # the watchdog exits this much before the deadline (logging, interpreter exit)
 Clock = Callable[[], float]
 
 
@@ -77,7 +77,7 @@ def due_at_start(source: SourceConfig, state: SourceState, last: RunRecord | Non
     if source.schedule:
         after = datetime.fromtimestamp(last.started_at + 1, timezone.utc)
         cron = trigger(source)
-        assert cron is not None   # source.schedule is set
+        assert cron is not None  # source.schedule is set
         due = cron.get_next_fire_time(None, after)
         return "a scheduled run was missed" if due and due.timestamp() <= now else None
     finished = last.finished_at or last.started_at
@@ -87,8 +87,7 @@ def due_at_start(source: SourceConfig, state: SourceState, last: RunRecord | Non
 class Daemon:
     """Schedules the sources of `settings` on `engine`; `clock` (epoch seconds) is replaceable in tests."""
 
-    def __init__(self, settings: Settings, engine: Engine, *, clock: Clock = time.time,
-                 scheduler: Any = None) -> None:
+    def __init__(self, settings: Settings, engine: Engine, *, clock: Clock = time.time, scheduler: Any = None) -> None:
         self.settings = settings
         self.engine = engine
         self.state = engine.state
@@ -99,11 +98,11 @@ class Daemon:
         self.scheduler = scheduler or _scheduler(settings.daemon.max_parallel)
         self.sources = [s for s in settings.sources if s.schedule or s.every]
         self._guards = {s.name: threading.Lock() for s in settings.sources}
-        self._failing: dict[str, int] = {}           # source -> failure streak, while failing
+        self._failing: dict[str, int] = {}  # source -> failure streak, while failing
         self._backoff_until: dict[str, float] = {}
         self._active = 0
         self._idle = threading.Condition()
-        self.events: EventLoop | None = None   # change events (sync/events.py), from start()
+        self.events: EventLoop | None = None  # change events (sync/events.py), from start()
 
     # --- scheduling ---------------------------------------------------------------------------
     def schedule(self) -> None:
@@ -133,13 +132,25 @@ class Daemon:
                 self._once(f"prune-now:{source.name}", self.prune_job, now, source.name)
             else:
                 first = state.last_prune + every
-        self._add(f"prune:{source.name}", self.prune_job,
-                  IntervalTrigger(seconds=every, start_date=_utc(first), timezone=timezone.utc,
-                                  jitter=self.jitter), source.name)
+        self._add(
+            f"prune:{source.name}",
+            self.prune_job,
+            IntervalTrigger(seconds=every, start_date=_utc(first), timezone=timezone.utc, jitter=self.jitter),
+            source.name,
+        )
 
     def _add(self, job_id: str, func: Callable[..., Any], trig: Any, *args: Any) -> None:
-        self.scheduler.add_job(self._tracked, trig, args=(func, *args), id=job_id, name=job_id,
-                               replace_existing=True, coalesce=True, misfire_grace_time=None, max_instances=1)
+        self.scheduler.add_job(
+            self._tracked,
+            trig,
+            args=(func, *args),
+            id=job_id,
+            name=job_id,
+            replace_existing=True,
+            coalesce=True,
+            misfire_grace_time=None,
+            max_instances=1,
+        )
 
     def _once(self, job_id: str, func: Callable[..., Any], when: float, *args: Any) -> None:
         from apscheduler.triggers.date import DateTrigger
@@ -152,8 +163,12 @@ class Daemon:
         self.publish()
         if events:
             env = getattr(self.engine, "env", None)
-            self.events = event_loop_for(self.settings, lambda name: self.settings.connector(name, env),
-                                         self.event_sync, open_backend(self.settings).event_writer)
+            self.events = event_loop_for(
+                self.settings,
+                lambda name: self.settings.connector(name, env),
+                self.event_sync,
+                open_backend(self.settings).event_writer,
+            )
             self.events.start()
 
     def event_sync(self, name: str, scope: frozenset[str] | None = None) -> RunResult | None:
@@ -171,8 +186,9 @@ class Daemon:
         events = self.events
         stopping = None
         if events:
-            stopping = threading.Thread(target=events.stop, args=(min(grace, STOP_DEADLINE),), daemon=True,
-                                        name="inlet-events-stop")
+            stopping = threading.Thread(
+                target=events.stop, args=(min(grace, STOP_DEADLINE),), daemon=True, name="inlet-events-stop"
+            )
             stopping.start()
         with self._idle:
             while self._active and (left := deadline - time.monotonic()) > 0:
@@ -202,7 +218,7 @@ class Daemon:
         try:
             with self._counted():
                 return func(*args)
-        except Exception:   # a bug here must not kill the worker thread silently
+        except Exception:  # a bug here must not kill the worker thread silently
             log.exception("daemon job %s%r failed", func.__name__, args)
             return None
         finally:
@@ -281,8 +297,9 @@ class Daemon:
         finally:
             guard.release()
         if result.outcome == "failed":
-            log.warning("prune of %r failed: %s (next try in %s)", name, result.error,
-                        self.settings.source(name).prune_every)
+            log.warning(
+                "prune of %r failed: %s (next try in %s)", name, result.error, self.settings.source(name).prune_every
+            )
         return result
 
     def run_now(self, names: list[str], scope: frozenset[str] | None = None) -> list[RunResult]:
@@ -320,8 +337,7 @@ class Daemon:
         self._after(name, result)
         return result
 
-    def run_for_client(self, name: str, kind: str, since: datetime | None = None,
-                       restart: bool = False) -> RunResult:
+    def run_for_client(self, name: str, kind: str, since: datetime | None = None, restart: bool = False) -> RunResult:
         """A sync or backfill a local command forwarded here (`local_commands.py`): refused with the
         SourceBusyError a direct run gets while the source runs, instead of queueing behind it."""
         if self.stop.is_set():
@@ -351,8 +367,13 @@ class Daemon:
         retry_at = self.clock() + delay
         self._backoff_until[name] = retry_at
         if name not in self._failing:
-            log.error("source %r is failing: %s; retrying with backoff, next try in %.0fs "
-                      "(logged once until it recovers; see `inlet status`)", name, result.error, delay)
+            log.error(
+                "source %r is failing: %s; retrying with backoff, next try in %.0fs "
+                "(logged once until it recovers; see `inlet status`)",
+                name,
+                result.error,
+                delay,
+            )
         else:
             log.debug("source %r failed again (%d in a row): %s", name, streak, result.error)
         self._failing[name] = streak
@@ -363,8 +384,9 @@ class Daemon:
         """Runs left unfinished by a killed process are marked failed (only when nobody runs the source)."""
         try:
             with self.engine.leases.hold(name):
-                if self.state.close_orphan_runs(name, "interrupted: the process ended during the run; "
-                                                "the next run resumes from its last checkpoint"):
+                if self.state.close_orphan_runs(
+                    name, "interrupted: the process ended during the run; the next run resumes from its last checkpoint"
+                ):
                     log.info("source %r: a run interrupted by a crash resumes from its last checkpoint", name)
         except SourceBusyError:
             pass
@@ -388,7 +410,7 @@ class Daemon:
         if self.scheduler.running:
             try:
                 self.state.set_next_runs(os.getpid(), self.next_runs())
-            except Exception:   # visibility must never stop syncing
+            except Exception:  # visibility must never stop syncing
                 log.debug("could not record next runs", exc_info=True)
 
 
@@ -399,7 +421,8 @@ def _scheduler(max_parallel: int) -> Any:
     return BackgroundScheduler(
         executors={"default": ThreadPoolExecutor(max_parallel)},
         job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
-        timezone=timezone.utc)
+        timezone=timezone.utc,
+    )
 
 
 def _utc(ts: float) -> datetime:
@@ -411,6 +434,7 @@ def overdue(seconds: float) -> threading.Timer:
     """Exit the process `seconds` from now if it has not exited by then: the bound on stopping
     holds whatever a connector's cleanup or a stalled service does (runs resume from checkpoints,
     subscriptions left behind expire by themselves)."""
+
     def expire() -> None:
         log.warning("still stopping after %.0f s: exiting now (runs resume from their last checkpoint)", seconds)
         logging.shutdown()

@@ -52,12 +52,12 @@ log = logging.getLogger(__name__)
 
 BATCH_DOCS = 64
 BATCH_CHARS = 400_000
-CHECKPOINT_SHARE = 0.05   # at most this share of a run's time goes to writing checkpoints
-STOP_GRACE = 15.0         # after `stop`, seconds a run goes on towards its next checkpoint before it ends
+CHECKPOINT_SHARE = 0.05  # at most this share of a run's time goes to writing checkpoints
+STOP_GRACE = 15.0  # after `stop`, seconds a run goes on towards its next checkpoint before it ends
 INTERRUPTED = "interrupted: progress up to the last checkpoint is kept; the next run resumes from it"
-PROGRESS_EVERY = 0.5      # seconds between progress callbacks (the bar moves while one big file embeds)
+PROGRESS_EVERY = 0.5  # seconds between progress callbacks (the bar moves while one big file embeds)
 PROGRESS_SAVE_EVERY = 2.0  # seconds between progress rows written for `inlet status`
-_STOPPED = object()       # `_feed`: the run was stopped before its end
+_STOPPED = object()  # `_feed`: the run was stopped before its end
 
 
 @dataclass
@@ -94,9 +94,17 @@ class RunResult:
     credentials_refused: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        return {"source": self.source, "outcome": self.outcome, "upserted": self.upserted,
-                "deleted": self.deleted, "skipped": self.skipped, "errors": self.errors,
-                "seconds": round(self.seconds, 3), "error": self.error, "embedded": self.embedded}
+        return {
+            "source": self.source,
+            "outcome": self.outcome,
+            "upserted": self.upserted,
+            "deleted": self.deleted,
+            "skipped": self.skipped,
+            "errors": self.errors,
+            "seconds": round(self.seconds, 3),
+            "error": self.error,
+            "embedded": self.embedded,
+        }
 
 
 class _CheckpointWriter:
@@ -120,9 +128,9 @@ class _CheckpointWriter:
         if not now and time.monotonic() - self.written_at < self.cost / CHECKPOINT_SHARE:
             return False
         started = time.monotonic()
-        snapshot = copy.deepcopy(checkpoint)   # the connector goes on while the batches before it are written
+        snapshot = copy.deepcopy(checkpoint)  # the connector goes on while the batches before it are written
         copied = time.monotonic() - started
-        self.written_at = time.monotonic()     # no second snapshot before this one is written and timed
+        self.written_at = time.monotonic()  # no second snapshot before this one is written and timed
         self.cost = max(self.cost, copied)
         pipeline.after(lambda: self._write(snapshot, copied))
         return True
@@ -151,7 +159,7 @@ class _Reporter(RunProgress):
         self.engine = engine
         self.run = run
         self.shown = self.saved = 0.0
-        self.lock = threading.Lock()   # counts change in the embedding and writing threads too
+        self.lock = threading.Lock()  # counts change in the embedding and writing threads too
 
     def embedded(self, chunks: int) -> None:
         with self.lock:
@@ -168,10 +176,10 @@ class _Reporter(RunProgress):
             self.shown = now if show else self.shown
             self.saved = now if save else self.saved
             live = RunRecord(**{**self.run.as_dict(), "embedded": self.run.embedded + self.embedding})
-        if save:   # saved first: what the display shows, `inlet status` can already read
+        if save:  # saved first: what the display shows, `inlet status` can already read
             try:
                 self.engine.state.save_progress(live, self.seen, self.done, self.total, self.unit)
-            except Exception:   # visibility must never stop a run
+            except Exception:  # visibility must never stop a run
                 log.debug("could not save progress", exc_info=True)
         if show and self.engine.on_progress is not None:
             self.engine.on_progress(live, RunProgress(self.seen, self.done, self.total, self.unit, self.embedding))
@@ -201,11 +209,19 @@ class _Batch:
 
 
 class Engine:
-    def __init__(self, settings: Settings, index: Index, state: StateStore, *,
-                 env: Mapping[str, str] | None = None, stop: threading.Event | None = None,
-                 on_progress: ProgressCallback | None = None, leases: Leases | None = None,
-                 stop_grace: float = STOP_GRACE,
-                 on_recent: Callable[[str, datetime], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        index: Index,
+        state: StateStore,
+        *,
+        env: Mapping[str, str] | None = None,
+        stop: threading.Event | None = None,
+        on_progress: ProgressCallback | None = None,
+        leases: Leases | None = None,
+        stop_grace: float = STOP_GRACE,
+        on_recent: Callable[[str, datetime], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.stop_grace = stop_grace
         self.index = index
@@ -214,14 +230,20 @@ class Engine:
         self.env = env
         self.stop = stop or threading.Event()
         self.on_progress = on_progress
-        self.on_recent = on_recent   # (source, window start) once a recent pass is committed
-        self._write_lock = threading.Lock()   # one batch at a time into the index (daemon threads)
+        self.on_recent = on_recent  # (source, window start) once a recent pass is committed
+        self._write_lock = threading.Lock()  # one batch at a time into the index (daemon threads)
 
     def connector(self, name: str) -> Connector:
         return self.settings.connector(name, self.env)
 
-    def run(self, name: str, kind: str = "sync", since: datetime | None = None,
-            restart: bool = False, scope: frozenset[str] | None = None) -> RunResult:
+    def run(
+        self,
+        name: str,
+        kind: str = "sync",
+        since: datetime | None = None,
+        restart: bool = False,
+        scope: frozenset[str] | None = None,
+    ) -> RunResult:
         """One backfill or incremental sync of a source (of the containers in `scope` only, when
         given); never raises for the source's own failures."""
         with self.leases.hold(name) as fence:
@@ -233,43 +255,65 @@ class Engine:
         with self.leases.hold(name) as fence:
             if not due():
                 return None
-            if self.state.close_orphan_runs(name, "interrupted: the daemon running it stopped renewing its "
-                                            "lease; this run resumes from its last checkpoint"):
+            if self.state.close_orphan_runs(
+                name,
+                "interrupted: the daemon running it stopped renewing its "
+                "lease; this run resumes from its last checkpoint",
+            ):
                 log.warning("source %r: taking over a run another daemon left unfinished", name)
             return self._run_locked(name, "sync", None, False, fence)
 
-    def _run_locked(self, name: str, kind: str, since: datetime | None, restart: bool,
-                    fence: Fence | None = None, scope: frozenset[str] | None = None) -> RunResult:
+    def _run_locked(
+        self,
+        name: str,
+        kind: str,
+        since: datetime | None,
+        restart: bool,
+        fence: Fence | None = None,
+        scope: frozenset[str] | None = None,
+    ) -> RunResult:
         source = self.state.source(name)
         source.fence = fence
         fresh = kind == "backfill" and (restart or source.phase != "backfill") or source.phase == "new"
         if fresh:
-            source = SourceState(name, None, "backfill", source.generation + 1,
-                                 since.isoformat() if since else None, source.last_prune, fence)
+            source = SourceState(
+                name,
+                None,
+                "backfill",
+                source.generation + 1,
+                since.isoformat() if since else None,
+                source.last_prune,
+                fence,
+            )
             self.state.save_source(source)
-            kind = "backfill"   # a first sync of a new source is its backfill: record it as one
+            kind = "backfill"  # a first sync of a new source is its backfill: record it as one
         elif source.phase == "backfill":
-            kind = "backfill"   # an interrupted backfill resumes, whatever was asked
+            kind = "backfill"  # an interrupted backfill resumes, whatever was asked
         if kind != "sync" or source.checkpoint is None:
             scope = None
         elif scope is not None:
             kind = "event"
         previous = self.state.recent_runs(name, 1)
-        unclean = bool(previous) and previous[0].outcome not in ("ok", "partial")   # killed, stopped or failed
+        unclean = bool(previous) and previous[0].outcome not in ("ok", "partial")  # killed, stopped or failed
         run = self.state.start_run(name, kind)
         started = time.monotonic()
         try:
-            self._drive(self.connector(name), source, run, scope,
-                        resumed=not fresh and (kind == "backfill" or unclean and kind == "sync"))
+            self._drive(
+                self.connector(name),
+                source,
+                run,
+                scope,
+                resumed=not fresh and (kind == "backfill" or unclean and kind == "sync"),
+            )
         except CredentialsError as exc:
-            log.error("%s", exc)   # names the source; stderr is where an operator looks first
+            log.error("%s", exc)  # names the source; stderr is where an operator looks first
             return self._finish(run, started, "failed", str(exc), credentials=True)
         except InletError as exc:
             log.error("source %r failed: %s", name, exc)
             return self._finish(run, started, "failed", str(exc))
         except Exception as exc:  # a connector bug must not take the daemon down
             full = storage_error(exc, self.index.path)
-            if full is not None:   # a full or read-only index folder: its name and cause, no traceback
+            if full is not None:  # a full or read-only index folder: its name and cause, no traceback
                 log.error("source %r failed: %s", name, full)
                 return self._finish(run, started, "failed", str(full))
             log.exception("source %r failed", name)
@@ -278,24 +322,34 @@ class Engine:
             return self._finish(run, started, "interrupted", INTERRUPTED)
         return self._finish(run, started, "partial" if run.errors else "ok", None)
 
-    def _drive(self, connector: Connector, source: SourceState, run: RunRecord,
-               scope: frozenset[str] | None = None, resumed: bool = False) -> None:
+    def _drive(
+        self,
+        connector: Connector,
+        source: SourceState,
+        run: RunRecord,
+        scope: frozenset[str] | None = None,
+        resumed: bool = False,
+    ) -> None:
         since = datetime.fromisoformat(source.since) if source.since and source.phase == "backfill" else None
-        with self._write_lock:   # what a killed run of this source left half-written, before any new write
+        with self._write_lock:  # what a killed run of this source left half-written, before any new write
             self.index.repair(source.name, source.fence)
         progress = _Reporter(self, run)
         window = self._recent_window(connector, source, since, scope)
         if window is not None and not self._recent_pass(connector, source, run, progress, window):
             return
-        with Pipeline(self.index, self._write_lock, on_embedded=progress.embedded,
-                      on_written=lambda batch, stats: self._written(batch, stats, run, progress)) as pipeline:
+        with Pipeline(
+            self.index,
+            self._write_lock,
+            on_embedded=progress.embedded,
+            on_written=lambda batch, stats: self._written(batch, stats, run, progress),
+        ) as pipeline:
             last_checkpoint = self._feed(connector, since, scope, source, run, progress, pipeline)
             pipeline.drain(within=self.stop_grace if self.stop.is_set() else None)
         if last_checkpoint is _STOPPED:
             return
         source.checkpoint = last_checkpoint
         if source.phase == "backfill":
-            source.recent = None   # everything (or all since `--since`) is in now
+            source.recent = None  # everything (or all since `--since`) is in now
             if source.since is None:
                 with self._write_lock:
                     run.deleted += self.index.prune(source.name, source.generation, source.fence)
@@ -306,12 +360,18 @@ class Engine:
         self.state.save_source(source)
         progress.tick(force=True)
 
-    def _recent_window(self, connector: Connector, source: SourceState, since: datetime | None,
-                       scope: frozenset[str] | None) -> datetime | None:
+    def _recent_window(
+        self, connector: Connector, source: SourceState, since: datetime | None, scope: frozenset[str] | None
+    ) -> datetime | None:
         """The start of the recent window to index first, or None: not a backfill at its start,
         a connector that cannot list by time, the pass turned off, or `--since` inside the window."""
-        if source.phase != "backfill" or source.checkpoint is not None or source.recent is not None \
-                or scope is not None or not connector.recent_first:
+        if (
+            source.phase != "backfill"
+            or source.checkpoint is not None
+            or source.recent is not None
+            or scope is not None
+            or not connector.recent_first
+        ):
             return None
         seconds = self.settings.recent_window(source.name)
         start = datetime.now(timezone.utc) - timedelta(seconds=seconds)
@@ -319,24 +379,32 @@ class Engine:
             return None
         return start
 
-    def _recent_pass(self, connector: Connector, source: SourceState, run: RunRecord,
-                     progress: "_Reporter", start: datetime) -> bool:
+    def _recent_pass(
+        self, connector: Connector, source: SourceState, run: RunRecord, progress: "_Reporter", start: datetime
+    ) -> bool:
         """Index what changed since `start`, checkpoints unsaved; record the window once it is
         committed. False when `stop` ended it (the next run redoes it)."""
         log.info("source %r: indexing what changed since %s first", source.name, start.isoformat(timespec="seconds"))
-        with Pipeline(self.index, self._write_lock, on_embedded=progress.embedded,
-                      on_written=lambda batch, stats: self._written(batch, stats, run, progress)) as pipeline:
+        with Pipeline(
+            self.index,
+            self._write_lock,
+            on_embedded=progress.embedded,
+            on_written=lambda batch, stats: self._written(batch, stats, run, progress),
+        ) as pipeline:
             ended = self._feed(connector, start, None, source, run, progress, pipeline, keep_checkpoints=False)
             pipeline.drain(within=self.stop_grace if self.stop.is_set() else None)
         if ended is _STOPPED:
             return False
         source.recent = start.isoformat()
-        source.generation += 1   # the full pass's prune drops recent documents it no longer sees
+        source.generation += 1  # the full pass's prune drops recent documents it no longer sees
         self.state.save_source(source)
-        progress.done = progress.total = None   # the full pass counts afresh
+        progress.done = progress.total = None  # the full pass counts afresh
         progress.tick(force=True)
-        log.info("source %r: searchable back to %s; the backfill goes further back", source.name,
-                 start.isoformat(timespec="seconds"))
+        log.info(
+            "source %r: searchable back to %s; the backfill goes further back",
+            source.name,
+            start.isoformat(timespec="seconds"),
+        )
         if self.on_recent is not None:
             self.on_recent(source.name, start)
         return True
@@ -359,34 +427,46 @@ class Engine:
             with self._write_lock:
                 run.deleted += self.index.apply([], gone, fence=source.fence).deleted
 
-    def _feed(self, connector: Connector, since: datetime | None, scope: frozenset[str] | None,
-              source: SourceState, run: RunRecord, progress: "_Reporter", pipeline: Pipeline,
-              keep_checkpoints: bool = True) -> Any:
+    def _feed(
+        self,
+        connector: Connector,
+        since: datetime | None,
+        scope: frozenset[str] | None,
+        source: SourceState,
+        run: RunRecord,
+        progress: "_Reporter",
+        pipeline: Pipeline,
+        keep_checkpoints: bool = True,
+    ) -> Any:
         """Hands the connector's items to `pipeline` in batches, each checkpoint behind the batch it
         follows (saved unless not `keep_checkpoints`: a recent pass, whose skips the full pass meets
         and counts again); returns the last checkpoint's state, or _STOPPED when `stop` ended the
         run early."""
         batch = _Batch()
-        checkpoints: _CheckpointWriter | _NoCheckpoints = \
+        checkpoints: _CheckpointWriter | _NoCheckpoints = (
             _CheckpointWriter(self.state, source) if keep_checkpoints else _NoCheckpoints()
+        )
         last_checkpoint: dict[str, Any] | None = source.checkpoint
         stop_by: float | None = None
-        saved: dict[str, Any] | None = None   # the last checkpoint queued (the budget may skip one)
+        saved: dict[str, Any] | None = None  # the last checkpoint queued (the budget may skip one)
         try:
-            items = connector.load(source.checkpoint, since=since) if scope is None or source.checkpoint is None \
+            items = (
+                connector.load(source.checkpoint, since=since)
+                if scope is None or source.checkpoint is None
                 else connector.load_scope(source.checkpoint, scope)
+            )
             for item in items:
                 progress.seen += 1
-                if self.stop.is_set():   # go on to the next checkpoint, but not for longer than stop_grace
+                if self.stop.is_set():  # go on to the next checkpoint, but not for longer than stop_grace
                     stop_by = stop_by if stop_by is not None else time.monotonic() + self.stop_grace
                     if time.monotonic() >= stop_by and not isinstance(item, Checkpoint):
-                        self._flush(batch, source, pipeline)   # committed; re-read idempotently on resume
+                        self._flush(batch, source, pipeline)  # committed; re-read idempotently on resume
                         return _STOPPED
                 if isinstance(item, Document):
                     batch.add(item)
                 elif isinstance(item, Deletion):
                     batch.delete(item.id)
-                elif isinstance(item, Skipped) and keep_checkpoints:   # a recent pass's skips come again
+                elif isinstance(item, Skipped) and keep_checkpoints:  # a recent pass's skips come again
                     self._skip(run, item)
                 elif isinstance(item, Progress):
                     progress.update(item)
@@ -402,9 +482,8 @@ class Engine:
                     self._flush(batch, source, pipeline)
                     batch = _Batch()
                 progress.tick()
-        except Exception:   # the source failed: save its last checkpoint, after what came before it
-            if last_checkpoint is not None and last_checkpoint is not saved \
-                    and pipeline.failure is None:
+        except Exception:  # the source failed: save its last checkpoint, after what came before it
+            if last_checkpoint is not None and last_checkpoint is not saved and pipeline.failure is None:
                 checkpoints.offer(last_checkpoint, pipeline, now=True)
             raise
         self._flush(batch, source, pipeline)
@@ -417,7 +496,7 @@ class Engine:
     def _written(self, batch: Prepared, stats: ApplyStats, run: RunRecord, progress: "_Reporter") -> None:
         """A batch is in the index: count it (in the writing thread)."""
         with progress.lock:
-            progress.embedding -= len(batch.inputs)   # now counted in run.embedded (reused ones are not)
+            progress.embedding -= len(batch.inputs)  # now counted in run.embedded (reused ones are not)
             run.upserted += stats.upserted
             run.deleted += stats.deleted
             run.embedded += stats.embedded_chunks
@@ -431,23 +510,43 @@ class Engine:
         else:
             run.skipped += 1
             log.info("skipped %s: %s", item.id, item.reason)
-        n = run.skipped + run.errors   # errors are only skips until the run ends
+        n = run.skipped + run.errors  # errors are only skips until the run ends
         if run.id is not None and n <= SKIPS_KEPT:
             self.state.add_skip(run.id, n, item.id, item.title, item.reason, item.failed)
 
-    def _finish(self, run: RunRecord, started: float, outcome: str, error: str | None,
-                credentials: bool = False) -> RunResult:
+    def _finish(
+        self, run: RunRecord, started: float, outcome: str, error: str | None, credentials: bool = False
+    ) -> RunResult:
         run.outcome = outcome
         run.error = error
         if outcome == "failed":
-            run.errors += 1   # the error that ended it
+            run.errors += 1  # the error that ended it
         self.state.finish_run(run)
-        if outcome != "failed":   # a failure was logged where it was caught
-            log.info("%s of %r %s: %d upserted, %d deleted, %d skipped, %d errors, %d chunks embedded in %.1fs",
-                     run.kind, run.source, outcome, run.upserted, run.deleted, run.skipped, run.errors,
-                     run.embedded, time.monotonic() - started)
-        return RunResult(run.source, outcome, run.upserted, run.deleted, run.skipped, run.errors,
-                         time.monotonic() - started, error, run.embedded, credentials)
+        if outcome != "failed":  # a failure was logged where it was caught
+            log.info(
+                "%s of %r %s: %d upserted, %d deleted, %d skipped, %d errors, %d chunks embedded in %.1fs",
+                run.kind,
+                run.source,
+                outcome,
+                run.upserted,
+                run.deleted,
+                run.skipped,
+                run.errors,
+                run.embedded,
+                time.monotonic() - started,
+            )
+        return RunResult(
+            run.source,
+            outcome,
+            run.upserted,
+            run.deleted,
+            run.skipped,
+            run.errors,
+            time.monotonic() - started,
+            error,
+            run.embedded,
+            credentials,
+        )
 
     def prune(self, name: str) -> RunResult:
         """Reconcile deletions: drop indexed documents the source no longer has."""
@@ -455,8 +554,8 @@ class Engine:
         try:
             live = set(connector.live_ids())
         except NotImplementedError:
-            return self.run(name, "backfill", restart=True)   # a full pass reconciles too
-        except InletError as exc:   # e.g. the folder vanished: nothing is deleted (the caller logs it)
+            return self.run(name, "backfill", restart=True)  # a full pass reconciles too
+        except InletError as exc:  # e.g. the folder vanished: nothing is deleted (the caller logs it)
             return RunResult(name, "failed", 0, 0, 0, 1, 0.0, str(exc))
         with self.leases.hold(name) as fence:
             run = self.state.start_run(name, "prune")

@@ -33,10 +33,10 @@ from inlet.storage import EventStatusWriter
 
 log = logging.getLogger(__name__)
 
-DEBOUNCE = 0.15         # seconds of quiet after a hint before its source syncs (a burst: one run)
-DEBOUNCE_CAP = 4        # ... but never more than this many DEBOUNCEs after the first hint
-MAINTAIN_EVERY = 1.0    # seconds between maintain() calls (renewals, reconnects)
-STOP_DEADLINE = 8.0     # seconds every event source together gets to remove its subscriptions
+DEBOUNCE = 0.15  # seconds of quiet after a hint before its source syncs (a burst: one run)
+DEBOUNCE_CAP = 4  # ... but never more than this many DEBOUNCEs after the first hint
+MAINTAIN_EVERY = 1.0  # seconds between maintain() calls (renewals, reconnects)
+STOP_DEADLINE = 8.0  # seconds every event source together gets to remove its subscriptions
 RunSync = Callable[[str, "frozenset[str] | None"], Any]
 """The daemon's guarded sync of one source (of the given containers only, unless None); returns
 None when it did not run."""
@@ -50,22 +50,28 @@ class _Source:
     type: str
     events: EventSource
     pending: list[Hint] = field(default_factory=list)
-    last_hint: float = 0.0       # monotonic time of the newest pending hint
+    last_hint: float = 0.0  # monotonic time of the newest pending hint
     last_event_at: float | None = None
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=200))
     started: bool = False
-    shown_live: bool | None = None   # `live` as last published
-    syncing: bool = False            # an event sync of it is in flight
-    hints: int = 0                   # hints received, for tests and benchmarks
-    retry: Retry = field(default_factory=lambda: Retry(first=1.0))   # starting again after a refusal
+    shown_live: bool | None = None  # `live` as last published
+    syncing: bool = False  # an event sync of it is in flight
+    hints: int = 0  # hints received, for tests and benchmarks
+    retry: Retry = field(default_factory=lambda: Retry(first=1.0))  # starting again after a refusal
 
 
 class EventLoop:
     """Starts every connector's event source and syncs the sources their hints name."""
 
-    def __init__(self, sources: Iterable[tuple[str, str, EventSource]], run_sync: RunSync, *,
-                 status: EventStatusWriter | None = None, debounce: float = DEBOUNCE,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        sources: Iterable[tuple[str, str, EventSource]],
+        run_sync: RunSync,
+        *,
+        status: EventStatusWriter | None = None,
+        debounce: float = DEBOUNCE,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.sources = {name: _Source(name, type_, ev) for name, type_, ev in sources}
         self.run_sync = run_sync
         self.status = status
@@ -74,19 +80,20 @@ class EventLoop:
         self._stop = threading.Event()
         self._cond = threading.Condition()
         self._threads: list[threading.Thread] = []
-        self.abandoned: list[str] = []   # sources still removing their subscriptions when stop() gave up
+        self.abandoned: list[str] = []  # sources still removing their subscriptions when stop() gave up
 
     def receiver(self, type_: str, name: str) -> EventSource | None:
         """The event source behind `/hooks/{type}/{name}`, or None (the hook is then 404)."""
-        source = self.sources.get(name)   # served from start() on: Graph validates while we subscribe
+        source = self.sources.get(name)  # served from start() on: Graph validates while we subscribe
         return source.events if source and source.type == type_ and not self._stop.is_set() else None
 
     # --- life cycle -------------------------------------------------------------------------------
     def start(self) -> None:
         for source in self.sources.values():
             self._start_source(source)
-            thread = threading.Thread(target=self._work, args=(source,), daemon=True,
-                                      name=f"inlet-events-{source.name}")
+            thread = threading.Thread(
+                target=self._work, args=(source,), daemon=True, name=f"inlet-events-{source.name}"
+            )
             thread.start()
             self._threads.append(thread)
         if self.sources:
@@ -100,9 +107,13 @@ class EventLoop:
             source.started = True
             source.retry.succeeded()
             log.info("source %r: change events on", source.name)
-        except Exception as exc:   # the schedule still syncs it; maintain() tries again
-            log.warning("source %r: change events could not start (%s); the schedule still syncs it; "
-                        "next try in %.0fs", source.name, exc, source.retry.failed())
+        except Exception as exc:  # the schedule still syncs it; maintain() tries again
+            log.warning(
+                "source %r: change events could not start (%s); the schedule still syncs it; next try in %.0fs",
+                source.name,
+                exc,
+                source.retry.failed(),
+            )
         self._publish(source)
 
     def stop(self, deadline: float = STOP_DEADLINE) -> None:
@@ -116,9 +127,16 @@ class EventLoop:
             self._stop.set()
             self._cond.notify_all()
         ends = time.monotonic() + deadline
-        stopping = [(source, threading.Thread(target=self._stop_source, args=(source,), daemon=True,
-                                              name=f"inlet-events-stop-{source.name}"))
-                    for source in self.sources.values() if source.started]
+        stopping = [
+            (
+                source,
+                threading.Thread(
+                    target=self._stop_source, args=(source,), daemon=True, name=f"inlet-events-stop-{source.name}"
+                ),
+            )
+            for source in self.sources.values()
+            if source.started
+        ]
         for source, thread in stopping:
             source.started = False
             thread.start()
@@ -126,8 +144,11 @@ class EventLoop:
             thread.join(max(0.0, ends - time.monotonic()))
             if thread.is_alive():
                 self.abandoned.append(source.name)
-                log.warning("source %r: removing its subscriptions took over %.0f s; left to expire by themselves",
-                            source.name, deadline)
+                log.warning(
+                    "source %r: removing its subscriptions took over %.0f s; left to expire by themselves",
+                    source.name,
+                    deadline,
+                )
         for thread in self._threads:
             thread.join(timeout=max(0.0, min(5.0, ends - time.monotonic())))
         if self.status:
@@ -138,7 +159,7 @@ class EventLoop:
     def _stop_source(source: _Source) -> None:
         try:
             source.events.stop()
-        except Exception as exc:   # shutting down: note it, go on with the others
+        except Exception as exc:  # shutting down: note it, go on with the others
             log.warning("source %r: stopping change events failed: %s", source.name, exc)
 
     # --- hints ------------------------------------------------------------------------------------
@@ -164,12 +185,16 @@ class EventLoop:
             oldest = min(h.at for h in batch)
             scope = scope_of(batch)
             containers = sorted(scope) if scope is not None else ["(whole source)"]
-            log.info("source %r: syncing after %d change event(s) in %s", source.name, len(batch),
-                     ", ".join(containers[:5]) + (" ..." if len(containers) > 5 else ""))
-            try:   # quiet (`quiet`) only once the run's latency is recorded too
+            log.info(
+                "source %r: syncing after %d change event(s) in %s",
+                source.name,
+                len(batch),
+                ", ".join(containers[:5]) + (" ..." if len(containers) > 5 else ""),
+            )
+            try:  # quiet (`quiet`) only once the run's latency is recorded too
                 try:
                     result = self.run_sync(source.name, scope)
-                except Exception:   # a bug must not end the worker: the schedule would be all that is left
+                except Exception:  # a bug must not end the worker: the schedule would be all that is left
                     log.exception("source %r: event sync failed", source.name)
                     continue
                 if result is not None and getattr(result, "outcome", "failed") != "failed":
@@ -207,7 +232,7 @@ class EventLoop:
                     continue
                 try:
                     source.events.maintain()
-                except Exception as exc:   # retried at the next tick; the schedule covers the gap
+                except Exception as exc:  # retried at the next tick; the schedule covers the gap
                     log.warning("source %r: keeping change events alive failed: %s", source.name, exc)
                 if source.events.live != source.shown_live:
                     log.info("source %r: change events %s", source.name, "live" if source.events.live else "down")
@@ -224,10 +249,13 @@ class EventLoop:
         """live, last event time, and event-to-searchable latency (last, p50, p99) of one source."""
         source = self.sources[name]
         lat = sorted(source.latencies)
-        return {"live": bool(source.started and source.events.live), "last_event_at": source.last_event_at,
-                "latency_seconds": source.latencies[-1] if lat else None,
-                "latency_p50_seconds": statistics.median(lat) if lat else None,
-                "latency_p99_seconds": lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else None}
+        return {
+            "live": bool(source.started and source.events.live),
+            "last_event_at": source.last_event_at,
+            "latency_seconds": source.latencies[-1] if lat else None,
+            "latency_p50_seconds": statistics.median(lat) if lat else None,
+            "latency_p99_seconds": lat[min(len(lat) - 1, int(len(lat) * 0.99))] if lat else None,
+        }
 
     def _publish(self, source: _Source) -> None:
         report = self.report(source.name)
@@ -236,7 +264,7 @@ class EventLoop:
             return
         try:
             self.status.save(source.name, report)
-        except Exception:   # visibility must never stop syncing
+        except Exception:  # visibility must never stop syncing
             log.debug("could not record event status of %r", source.name, exc_info=True)
 
 
@@ -246,15 +274,19 @@ def scope_of(hints: Iterable[Hint]) -> frozenset[str] | None:
     return None if any(c is None for c in containers) else frozenset(c for c in containers if c is not None)
 
 
-def event_loop_for(settings: Any, connector_for: Callable[[str], Any], run_sync: RunSync,
-                   status: Callable[[], EventStatusWriter] | None = None) -> EventLoop:
+def event_loop_for(
+    settings: Any,
+    connector_for: Callable[[str], Any],
+    run_sync: RunSync,
+    status: Callable[[], EventStatusWriter] | None = None,
+) -> EventLoop:
     """An `EventLoop` over every configured source whose connector offers change events; `status`
     opens where it records their state (`Backend.event_writer`), when there are any."""
     found = []
     for source in settings.sources:
         try:
             events = connector_for(source.name).events()
-        except Exception as exc:   # e.g. a missing app token: named once; the schedule still runs
+        except Exception as exc:  # e.g. a missing app token: named once; the schedule still runs
             log.error("source %r: change events are off: %s", source.name, exc)
             continue
         if events is not None:

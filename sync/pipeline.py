@@ -30,30 +30,38 @@ from inlet.index.store import ApplyStats, Index, Prepared
 
 log = logging.getLogger(__name__)
 
-DEPTH = 2          # batches waiting between two stages (memory bound; two keep the model busy)
-_STOP = object()   # tells a stage thread to end
+DEPTH = 2  # batches waiting between two stages (memory bound; two keep the model busy)
+_STOP = object()  # tells a stage thread to end
 
 
 class Pipeline:
     """Three stages over bounded queues; use as a context manager so its threads always end."""
 
-    def __init__(self, index: Index, write_lock: threading.Lock, *,
-                 on_embedded: Callable[[int], None] | None = None,
-                 on_written: Callable[[Prepared, ApplyStats], None] | None = None, depth: int = DEPTH) -> None:
+    def __init__(
+        self,
+        index: Index,
+        write_lock: threading.Lock,
+        *,
+        on_embedded: Callable[[int], None] | None = None,
+        on_written: Callable[[Prepared, ApplyStats], None] | None = None,
+        depth: int = DEPTH,
+    ) -> None:
         self.index = index
-        self.write_lock = write_lock   # the engine's: one batch at a time into the index, across runs
+        self.write_lock = write_lock  # the engine's: one batch at a time into the index, across runs
         self.on_embedded = on_embedded
         self.on_written = on_written
         self._to_embed: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._to_write: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._cond = threading.Condition()
-        self._in_flight: Counter[str] = Counter()   # document ids of batches submitted, not yet written
+        self._in_flight: Counter[str] = Counter()  # document ids of batches submitted, not yet written
         self._submitted = 0
         self._finished = 0
         self._error: BaseException | None = None
         self._abandoned = False
-        self._threads = [threading.Thread(target=self._embed_stage, name="inlet-embed", daemon=True),
-                         threading.Thread(target=self._write_stage, name="inlet-write", daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._embed_stage, name="inlet-embed", daemon=True),
+            threading.Thread(target=self._write_stage, name="inlet-write", daemon=True),
+        ]
         for thread in self._threads:
             thread.start()
 
@@ -61,15 +69,14 @@ class Pipeline:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
-        if kind is not None and not issubclass(kind, Exception):   # Ctrl-C, exit: no more embedding
+        if kind is not None and not issubclass(kind, Exception):  # Ctrl-C, exit: no more embedding
             self.abandon()
         self.close()
 
-    def submit(self, docs: Sequence[Document], deletions: Sequence[str], generation: int,
-               fence: Fence | None) -> None:
+    def submit(self, docs: Sequence[Document], deletions: Sequence[str], generation: int, fence: Fence | None) -> None:
         """Prepare a batch here (chunking it) and hand it on to be embedded and written."""
         ids = {d.id for d in docs} | set(deletions)
-        with self._cond:   # an earlier version of one of these documents must be written first
+        with self._cond:  # an earlier version of one of these documents must be written first
             self._cond.wait_for(lambda: self._error is not None or not any(self._in_flight[i] for i in ids))
             self._raise()
             self._in_flight.update(ids)
@@ -120,7 +127,7 @@ class Pipeline:
         with self._cond:
             self._raise()
             self._submitted += 1
-        self._to_embed.put(item)   # blocks while DEPTH items wait: back-pressure on the connector
+        self._to_embed.put(item)  # blocks while DEPTH items wait: back-pressure on the connector
 
     def _fail(self, exc: BaseException) -> None:
         with self._cond:
@@ -130,13 +137,13 @@ class Pipeline:
 
     def _embed_stage(self) -> None:
         while (item := self._to_embed.get()) is not _STOP:
-            if self._abandoned:   # dropped in order: whatever follows a dropped batch is dropped too
+            if self._abandoned:  # dropped in order: whatever follows a dropped batch is dropped too
                 self._done(item)
                 continue
             if isinstance(item, Prepared) and self._error is None:
                 try:
                     self.index.embed(item, self.on_embedded)
-                except BaseException as exc:   # handed to the caller, who raises it
+                except BaseException as exc:  # handed to the caller, who raises it
                     self._fail(exc)
             self._to_write.put(item)
         self._to_write.put(_STOP)
@@ -144,7 +151,7 @@ class Pipeline:
     def _write_stage(self) -> None:
         while (item := self._to_write.get()) is not _STOP:
             try:
-                if self._error is None:   # after a failure, later batches and checkpoints are dropped
+                if self._error is None:  # after a failure, later batches and checkpoints are dropped
                     self._write(item)
             except BaseException as exc:
                 self._fail(exc)

@@ -8,8 +8,7 @@ from typing import Any
 from inlet.connectors.base import SourceConfig, parse_duration
 
 
-def trigger(source: SourceConfig, jitter: float | None = None,
-            start_date: datetime | None = None) -> Any | None:
+def trigger(source: SourceConfig, jitter: float | None = None, start_date: datetime | None = None) -> Any | None:
     """The APScheduler trigger for a source, or None when it has no schedule.
 
     `start_date` (interval sources only) is the first fire time; the default is one interval from now.
@@ -19,11 +18,12 @@ def trigger(source: SourceConfig, jitter: float | None = None,
 
     if source.schedule:
         cron = CronTrigger.from_crontab(source.schedule, timezone=timezone.utc)
-        cron.jitter = jitter   # from_crontab() takes no jitter argument
+        cron.jitter = jitter  # from_crontab() takes no jitter argument
         return cron
     if source.every:
-        return IntervalTrigger(seconds=parse_duration(source.every), timezone=timezone.utc, jitter=jitter,
-                               start_date=start_date)
+        return IntervalTrigger(
+            seconds=parse_duration(source.every), timezone=timezone.utc, jitter=jitter, start_date=start_date
+        )
     return None
 
 
@@ -35,6 +35,7 @@ def next_run(source: SourceConfig, last_finished: float | None, now: datetime | 
     if source.every:
         if last_finished is None:
             return now
-        return max(now, datetime.fromtimestamp(last_finished, timezone.utc) + timedelta(
-            seconds=parse_duration(source.every)))
+        return max(
+            now, datetime.fromtimestamp(last_finished, timezone.utc) + timedelta(seconds=parse_duration(source.every))
+        )
     return None

@@ -63,7 +63,7 @@ def embedder():
 
     model = Embedder()
     model.encode(["warm up"])
-    freeze_survivors()   # the model's objects: long-lived
+    freeze_survivors()  # the model's objects: long-lived
     return model
 
 

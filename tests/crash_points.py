@@ -81,7 +81,7 @@ class Breakpoint:
             if self.hits != self.k:
                 return
         os.write(self.fd, f"{self.point} {self.k}\n".encode())
-        threading.Event().wait()   # the test's SIGKILL ends the process here
+        threading.Event().wait()  # the test's SIGKILL ends the process here
 
 
 def preload() -> None:

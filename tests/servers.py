@@ -36,10 +36,23 @@ def wait_until(what: str, check, proc: subprocess.Popen, timeout: float = 60) ->
 
 @contextmanager
 def chroma_server(folder: Path, timeout: float = 60) -> Iterator[str]:
-    port = free_port()   # the `chroma` console script, run by this interpreter (venvs may lack the script)
-    proc = subprocess.Popen([sys.executable, "-c", "from chromadb.cli.cli import app; app()", "run",
-                             "--path", str(folder), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port = free_port()  # the `chroma` console script, run by this interpreter (venvs may lack the script)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from chromadb.cli.cli import app; app()",
+            "run",
+            "--path",
+            str(folder),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
 
     def answers() -> bool:
@@ -56,7 +69,7 @@ def chroma_server(folder: Path, timeout: float = 60) -> Iterator[str]:
         proc.wait(timeout=30)
 
 
-PG_BINARIES_ENV = "INLET_TEST_PG_BINARIES"   # "pgserver": the wheel's binaries; a folder: those; unset: found
+PG_BINARIES_ENV = "INLET_TEST_PG_BINARIES"  # "pgserver": the wheel's binaries; a folder: those; unset: found
 
 
 def postgres_bin() -> Path:
@@ -84,8 +97,10 @@ def pgserver_bin() -> Path:
 
     spec = importlib.util.find_spec("pgserver")
     if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("no PostgreSQL binaries found (initdb not on PATH, none in /usr/lib/postgresql) and "
-                           "the `pgserver` wheel is not installed: pip install -e '.[test]'")
+        raise RuntimeError(
+            "no PostgreSQL binaries found (initdb not on PATH, none in /usr/lib/postgresql) and "
+            "the `pgserver` wheel is not installed: pip install -e '.[test]'"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
@@ -112,14 +127,49 @@ def postgres_server(folder: Path, settings: tuple[str, ...] = ()) -> Iterator[st
     folder.mkdir(parents=True, exist_ok=True)
     prefix, who = _as_user(folder)
     data = folder / "data"
-    if not (data / "PG_VERSION").exists():   # a kept folder (a benchmark's --reuse) starts as it was left
-        subprocess.run([*prefix, str(binaries / "initdb"), "-D", str(data), "-U", "inlet", "--auth=trust",
-                        "-E", "UTF8", "--no-sync"], check=True, stdout=subprocess.DEVNULL, **who)
+    if not (data / "PG_VERSION").exists():  # a kept folder (a benchmark's --reuse) starts as it was left
+        subprocess.run(
+            [
+                *prefix,
+                str(binaries / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "inlet",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            **who,
+        )
     port = free_port()
-    proc = subprocess.Popen([*prefix, str(binaries / "postgres"), "-D", str(data), "-p", str(port), "-k", str(folder),
-                             "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "max_connections=200",
-                             "-c", "synchronous_commit=off", *[arg for kv in settings for arg in ("-c", kv)]],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **who)
+    proc = subprocess.Popen(
+        [
+            *prefix,
+            str(binaries / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-k",
+            str(folder),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+            "-c",
+            "max_connections=200",
+            "-c",
+            "synchronous_commit=off",
+            *[arg for kv in settings for arg in ("-c", kv)],
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        **who,
+    )
     url = f"postgresql://inlet@127.0.0.1:{port}/postgres"
 
     def answers() -> bool:
@@ -135,7 +185,7 @@ def postgres_server(folder: Path, settings: tuple[str, ...] = ()) -> Iterator[st
         wait_until("postgres", answers, proc)
         yield url
     finally:
-        proc.send_signal(signal.SIGINT)   # "fast" shutdown: does not wait for clients to leave
+        proc.send_signal(signal.SIGINT)  # "fast" shutdown: does not wait for clients to leave
         proc.wait(timeout=30)
 
 

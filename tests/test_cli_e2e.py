@@ -14,14 +14,15 @@ from pathlib import Path
 import pytest
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "enron-mini" / "allen-p" / "inbox"
-if not DATA.is_dir():   # CI has ../shared beside the clone; fall back to the packaged copy
+if not DATA.is_dir():  # CI has ../shared beside the clone; fall back to the packaged copy
     DATA = None
 
 
 def inlet(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "INLET_CONFIG": str(cwd / "config.toml")}
-    proc = subprocess.run([sys.executable, "-m", "inlet", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "inlet", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"inlet {' '.join(args)} -> {proc.returncode}\n{proc.stderr}")
     return proc
@@ -42,7 +43,8 @@ def workdir(tmp_path: Path) -> Path:
         shutil.copytree(tmp_path / "x" / "enron-mini" / "allen-p" / "inbox", corpus)
     (tmp_path / "config.toml").write_text(
         '[index]\npath = "store"\n\n[[sources]]\nname = "mail"\ntype = "files"\npath = "corpus"\n'
-        'every = "1h"\ncheckpoint_every = 5\nusers = ["phillip.allen@enron.com"]\n')
+        'every = "1h"\ncheckpoint_every = 5\nusers = ["phillip.allen@enron.com"]\n'
+    )
     return tmp_path
 
 
@@ -74,8 +76,8 @@ def test_backfill_search_change_sync(workdir):
     found = json.loads(searched.stdout)
     assert found["results"][0]["doc_id"] == "mail:1."
     loads = re.findall(r"embedding model loaded in (\d+) ms", searched.stderr)
-    assert len(loads) == 1, searched.stderr     # a fresh process: the model loaded once, in this search
-    assert found["took_ms"] < int(loads[0]), (found["took_ms"], loads)   # issue 14: took_ms is the search alone
+    assert len(loads) == 1, searched.stderr  # a fresh process: the model loaded once, in this search
+    assert found["took_ms"] < int(loads[0]), (found["took_ms"], loads)  # issue 14: took_ms is the search alone
     assert "Curve Shift" in " ".join(r["text"] for r in found["results"] if r["doc_id"] == "mail:1.")
     hidden = json.loads(inlet(workdir, "search", "curve shift", "--user", "intruder@example.com", "--json").stdout)
     assert hidden["results"] == []
@@ -100,8 +102,13 @@ def test_backfill_search_change_sync(workdir):
 
 def test_killed_backfill_resumes_with_every_document_exactly_once(workdir):
     env = {**os.environ, "INLET_CONFIG": str(workdir / "config.toml")}
-    proc = subprocess.Popen([sys.executable, "-m", "inlet", "backfill", "mail"], cwd=workdir, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "inlet", "backfill", "mail"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     state = workdir / "store" / "state.db"
     deadline = time.monotonic() + 300
     checkpoint = None
@@ -112,7 +119,7 @@ def test_killed_backfill_resumes_with_every_document_exactly_once(workdir):
                 checkpoint = row[0] if row else None
             except sqlite3.OperationalError:
                 pass
-        time.sleep(0.05)   # polling for an observable event, not sleeping in place of one
+        time.sleep(0.05)  # polling for an observable event, not sleeping in place of one
     assert checkpoint is not None, proc.stderr.read().decode() if proc.poll() is not None else "no checkpoint"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -147,8 +154,14 @@ def test_ctrl_c_in_a_backfill_keeps_progress_and_says_how_to_resume(workdir):
     config = workdir / "config.toml"
     config.write_text(config.read_text().replace("checkpoint_every = 5\n", ""))
     env = {**os.environ, "INLET_CONFIG": str(config)}
-    proc = subprocess.Popen([sys.executable, "-m", "inlet", "backfill", "mail"], cwd=workdir, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "inlet", "backfill", "mail"],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     catalog = workdir / "store" / "catalog.db"
     deadline = time.monotonic() + 300
     indexed = 0
@@ -157,7 +170,7 @@ def test_ctrl_c_in_a_backfill_keeps_progress_and_says_how_to_resume(workdir):
             indexed = sqlite3.connect(catalog).execute("SELECT COUNT(*) FROM documents").fetchone()[0]
         except sqlite3.OperationalError:
             pass
-        time.sleep(0.05)   # polling for an observable event, not sleeping in place of one
+        time.sleep(0.05)  # polling for an observable event, not sleeping in place of one
     assert indexed, proc.stderr.read() if proc.poll() is not None else "nothing indexed"
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
@@ -168,7 +181,7 @@ def test_ctrl_c_in_a_backfill_keeps_progress_and_says_how_to_resume(workdir):
     assert checkpoint[0] is not None and json.loads(checkpoint[0])["files"]
 
     last = json.loads(inlet(workdir, "status", "--json").stdout)["sources"][0]["last_run"]
-    assert last["outcome"] == "interrupted" and last["upserted"] > 0   # resuming: the killed-backfill test
+    assert last["outcome"] == "interrupted" and last["upserted"] > 0  # resuming: the killed-backfill test
 
 
 def test_search_on_an_empty_index_says_so_and_an_empty_query_is_exit_2(workdir):

@@ -23,8 +23,14 @@ from inlet.server.auth import warn_without_keys
 
 
 def start(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "inlet", *args], cwd=cwd, env={**os.environ, **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "inlet", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(condition: Callable[[], bool], proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -36,7 +42,7 @@ def wait_for(condition: Callable[[], bool], proc: subprocess.Popen, timeout: flo
         if time.monotonic() > deadline:
             proc.kill()
             raise AssertionError("timed out")
-        time.sleep(0.05)   # polling for an observable event, not sleeping in place of one
+        time.sleep(0.05)  # polling for an observable event, not sleeping in place of one
 
 
 def test_sandbox_write_config_has_a_working_key_and_sigterm_exits_0(tmp_path: Path) -> None:
@@ -87,9 +93,11 @@ def accepts(port: int) -> bool:
 def serve_config(tmp_path: Path, port: int) -> Path:
     config = tmp_path / "config.toml"
     (tmp_path / "docs").mkdir(exist_ok=True)
-    config.write_text(f'[index]\npath = "store"\n\n[server]\nport = {port}\n\n[[server.api_keys]]\n'
-                      'name = "ops"\nkey_env = "INLET_TEST_KEY"\nadmin = true\n\n'
-                      '[[sources]]\nname = "docs"\ntype = "files"\npath = "docs"\nevery = "1h"\n')
+    config.write_text(
+        f'[index]\npath = "store"\n\n[server]\nport = {port}\n\n[[server.api_keys]]\n'
+        'name = "ops"\nkey_env = "INLET_TEST_KEY"\nadmin = true\n\n'
+        '[[sources]]\nname = "docs"\ntype = "files"\npath = "docs"\nevery = "1h"\n'
+    )
     return config
 
 
@@ -109,9 +117,14 @@ def test_serve_stops_cleanly_with_exit_0(tmp_path: Path, signum: int) -> None:
 def test_a_busy_port_is_one_line_and_exit_4(tmp_path: Path, command: list[str]) -> None:
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
-        proc = subprocess.run([sys.executable, "-m", "inlet", *command, "--config", str(serve_config(tmp_path, port))],
-                              cwd=tmp_path, capture_output=True, text=True, timeout=120,
-                              env={**os.environ, "INLET_TEST_KEY": "k" * 24})
+        proc = subprocess.run(
+            [sys.executable, "-m", "inlet", *command, "--config", str(serve_config(tmp_path, port))],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "INLET_TEST_KEY": "k" * 24},
+        )
     assert proc.returncode == 4, proc.stderr
     assert f"127.0.0.1:{port}" in proc.stderr and "Traceback" not in proc.stderr
     assert "serving" not in proc.stderr
@@ -124,11 +137,17 @@ def test_sandbox_or_demo_on_a_busy_port_is_one_line_exit_4_and_leaves_nothing(tm
     scratch.mkdir()
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
-        proc = subprocess.run([sys.executable, "-m", "inlet", command, "--port", str(port)], cwd=tmp_path,
-                              capture_output=True, text=True, timeout=120, env={**os.environ, "TMPDIR": str(scratch)})
+        proc = subprocess.run(
+            [sys.executable, "-m", "inlet", command, "--port", str(port)],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "TMPDIR": str(scratch)},
+        )
     assert proc.returncode == 4, proc.stderr
     assert proc.stderr.strip().count("\n") == 0 and f"127.0.0.1:{port}" in proc.stderr, proc.stderr
-    assert list(scratch.glob("inlet-*")) == []   # torch may leave its own cache there
+    assert list(scratch.glob("inlet-*")) == []  # torch may leave its own cache there
 
 
 def _backfill_started(scratch: Path) -> bool:
@@ -153,15 +172,16 @@ def test_sigterm_during_the_demo_backfill_exits_0_and_leaves_nothing(tmp_path: P
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "stopped" in err
-    assert list(scratch.glob("inlet-*")) == []   # torch may leave its own cache there
+    assert list(scratch.glob("inlet-*")) == []  # torch may leave its own cache there
 
 
 def _sandbox_once(tmp_path: Path, config: Path, *extra: str) -> tuple[str, str]:
     """Run `inlet sandbox --write-config CONFIG` until it has written a new config; its admin key."""
     before = config.read_text() if config.exists() else None
     proc = start(tmp_path, "sandbox", "--write-config", str(config), *extra)
-    wait_for(lambda: config.exists() and config.read_text() not in ("", before)
-             and config.read_text().endswith("\n"), proc)
+    wait_for(
+        lambda: config.exists() and config.read_text() not in ("", before) and config.read_text().endswith("\n"), proc
+    )
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
@@ -172,22 +192,37 @@ def test_sandbox_keeps_its_key_and_overwrites_only_its_own_unchanged_config(tmp_
     """Issue 28.7: a rerun overwrote an edited config, and every start made a new API key."""
     config = tmp_path / "sandbox.toml"
     first_key, first = _sandbox_once(tmp_path, config)
-    status = subprocess.run([sys.executable, "-m", "inlet", "status", "--config", str(config)], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
-    assert status.returncode == 0, status.stderr   # its credentials and CA outlive the sandbox: the config is valid
+    status = subprocess.run(
+        [sys.executable, "-m", "inlet", "status", "--config", str(config)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert status.returncode == 0, status.stderr  # its credentials and CA outlive the sandbox: the config is valid
     second_key, second = _sandbox_once(tmp_path, config)
-    assert second_key == first_key and second != first   # new ports, same key
+    assert second_key == first_key and second != first  # new ports, same key
     assert not (tmp_path / ".inlet" / "sandbox-admin-key").stat().st_mode & 0o077
     edited = second.replace('name = "sandbox-admin"', 'name = "my-admin"')
     config.write_text(edited)
-    refused = subprocess.run([sys.executable, "-m", "inlet", "sandbox", "--write-config", str(config)],
-                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    refused = subprocess.run(
+        [sys.executable, "-m", "inlet", "sandbox", "--write-config", str(config)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert refused.returncode == 2 and "--force" in refused.stderr and str(config) in refused.stderr
     assert config.read_text() == edited
     mine = tmp_path / "mine.toml"
     mine.write_text("[index]\n")
-    refused = subprocess.run([sys.executable, "-m", "inlet", "sandbox", "--write-config", str(mine)],
-                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    refused = subprocess.run(
+        [sys.executable, "-m", "inlet", "sandbox", "--write-config", str(mine)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert refused.returncode == 2 and mine.read_text() == "[index]\n"
     forced_key, forced = _sandbox_once(tmp_path, config, "--force")
     assert forced_key == first_key and 'name = "sandbox-admin"' in forced

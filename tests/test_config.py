@@ -33,18 +33,21 @@ def test_good_config_resolves_paths_relative_to_the_file(tmp_path):
     assert source.acl().users == ["alice@example.com"] and not source.acl().public
 
 
-@pytest.mark.parametrize("text, expected", [
-    (GOOD + "colour = 'blue'\n", ["config.toml", "'handbook'", "'colour'", "unknown key"]),
-    (GOOD.replace('path = "docs"\n', ""), ["config.toml", "'handbook'", "'path'", "required"]),
-    (GOOD.replace('every = "1h"', 'every = "soon"'), ["'handbook'", "'every'"]),
-    (GOOD.replace('every = "1h"', 'schedule = "61 * * * *"'), ["'handbook'", "'schedule'"]),
-    (GOOD.replace('type = "files"', 'type = "ftp"'), ["'handbook'", "'type'", "ftp", "files"]),
-    (GOOD.replace('name = "handbook"', 'name = "Hand Book"'), ["'name'", "[a-z0-9-]+"]),
-    (GOOD + GOOD.split("[index]")[1].replace('path = "store"', ""), ["'handbook'", "twice"]),
-    (GOOD.replace("[index]", "[index]\nbatch_size = 'big'"), ["[index]", "'batch_size'"]),
-    ("[serverr]\n", ["'serverr'"]),
-    ("[index\n", ["not valid TOML"]),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (GOOD + "colour = 'blue'\n", ["config.toml", "'handbook'", "'colour'", "unknown key"]),
+        (GOOD.replace('path = "docs"\n', ""), ["config.toml", "'handbook'", "'path'", "required"]),
+        (GOOD.replace('every = "1h"', 'every = "soon"'), ["'handbook'", "'every'"]),
+        (GOOD.replace('every = "1h"', 'schedule = "61 * * * *"'), ["'handbook'", "'schedule'"]),
+        (GOOD.replace('type = "files"', 'type = "ftp"'), ["'handbook'", "'type'", "ftp", "files"]),
+        (GOOD.replace('name = "handbook"', 'name = "Hand Book"'), ["'name'", "[a-z0-9-]+"]),
+        (GOOD + GOOD.split("[index]")[1].replace('path = "store"', ""), ["'handbook'", "twice"]),
+        (GOOD.replace("[index]", "[index]\nbatch_size = 'big'"), ["[index]", "'batch_size'"]),
+        ("[serverr]\n", ["'serverr'"]),
+        ("[index\n", ["not valid TOML"]),
+    ],
+)
 def test_bad_config_names_file_source_and_key(tmp_path, text, expected):
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, text))
@@ -66,8 +69,12 @@ def test_example_config_is_valid():
 
 # --- issue 14: every problem at once, a suggestion, no library prefixes, checks before any run ------
 def test_every_problem_is_reported_at_once_with_the_nearest_key(tmp_path):
-    text = (GOOD.replace("[index]", "[index]\nchunk_token = 100").replace('path = "docs"\n', "")
-            .replace('every = "1h"', 'every = "soon"\ncolor = "blue"') + "\n[servr]\nport = 1\n")
+    text = (
+        GOOD.replace("[index]", "[index]\nchunk_token = 100")
+        .replace('path = "docs"\n', "")
+        .replace('every = "1h"', 'every = "soon"\ncolor = "blue"')
+        + "\n[servr]\nport = 1\n"
+    )
     with pytest.raises(ConfigError) as info:
         load_config(write(tmp_path, text))
     message = str(info.value)
@@ -153,8 +160,19 @@ ca_bundle = "no-such-ca.pem"
 """
 
 
-@pytest.mark.parametrize("command", [["status"], ["status", "--json"], ["sync"], ["serve"], ["daemon"],
-                                     ["backfill", "drive"], ["search", "budget"], ["mcp"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["status"],
+        ["status", "--json"],
+        ["sync"],
+        ["serve"],
+        ["daemon"],
+        ["backfill", "drive"],
+        ["search", "budget"],
+        ["mcp"],
+    ],
+)
 def test_every_missing_configured_path_is_exit_2_before_anything_runs(tmp_path, command):
     from click.testing import CliRunner
 
@@ -163,13 +181,15 @@ def test_every_missing_configured_path_is_exit_2_before_anything_runs(tmp_path, 
     config = write(tmp_path, MISSING_PATHS)
     result = CliRunner().invoke(cli, [*command, "--config", str(config)])
     assert result.exit_code == 2, result.output
-    for source, key, name in [("handbook", "path", "no-such-folder"),
-                              ("drive", "credentials_file", "no-such-service-account.json"),
-                              ("mail", "ca_bundle", "no-such-ca.pem")]:
+    for source, key, name in [
+        ("handbook", "path", "no-such-folder"),
+        ("drive", "credentials_file", "no-such-service-account.json"),
+        ("mail", "ca_bundle", "no-such-ca.pem"),
+    ]:
         assert f"source {source!r}: key {key!r}: {tmp_path / name} does not exist" in result.output, result.output
     assert f"[server.oauth] key 'ca_bundle': {tmp_path / 'no-such-idp-ca.pem'} does not exist" in result.output
     assert str(config) in result.output and "Traceback" not in result.output
-    assert not (tmp_path / "store").exists()   # nothing ran
+    assert not (tmp_path / "store").exists()  # nothing ran
 
 
 def test_a_new_connector_gets_the_path_check_from_its_config_path_type(tmp_path):
@@ -180,6 +200,7 @@ def test_a_new_connector_gets_the_path_check_from_its_config_path_type(tmp_path)
         extra_cas: list[ConfigPath] = []
 
     (tmp_path / "there.pem").write_text("x")
-    config = Config(name="x", type="x", key_file=tmp_path / "gone.pem",
-                    extra_cas=[tmp_path / "there.pem", tmp_path / "gone2.pem"])
+    config = Config(
+        name="x", type="x", key_file=tmp_path / "gone.pem", extra_cas=[tmp_path / "there.pem", tmp_path / "gone2.pem"]
+    )
     assert missing_paths(config) == [("key_file", tmp_path / "gone.pem"), ("extra_cas", tmp_path / "gone2.pem")]

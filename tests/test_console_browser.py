@@ -43,11 +43,19 @@ NARROW: dict[str, dict[str, Any]] = {
     "sandbox-mail": {"mailboxes": [BADEER], "folders": ["inbox"]},
     "sandbox-gmail": {"mailboxes": [BADEER], "labels": ["INBOX"]},
 }
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
-                                reason="Debian's chromium is not installed (apt-get install chromium)")
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed (apt-get install chromium)"
+)
 
 
 def free_port() -> int:
@@ -59,10 +67,12 @@ def free_port() -> int:
 def write_config(sb: Sandbox, tmp_path: Path, port: int) -> tuple[Path, dict[str, str]]:
     text, env = sb.config(tmp_path / "index")
     raw = tomllib.loads(text)
-    lines = [f"[index]\npath = {json.dumps(str(tmp_path / 'index'))}\n",
-             f'[server]\nport = {port}\n\n[daemon]\njitter = "0s"\n',
-             '[[server.api_keys]]\nname = "ops"\nkey_env = "CONSOLE_OPS_KEY"\nadmin = true\n',
-             '[[server.api_keys]]\nname = "alice"\nkey_env = "CONSOLE_ALICE_KEY"\nuser = "alice@example.com"\n']
+    lines = [
+        f"[index]\npath = {json.dumps(str(tmp_path / 'index'))}\n",
+        f'[server]\nport = {port}\n\n[daemon]\njitter = "0s"\n',
+        '[[server.api_keys]]\nname = "ops"\nkey_env = "CONSOLE_OPS_KEY"\nadmin = true\n',
+        '[[server.api_keys]]\nname = "alice"\nkey_env = "CONSOLE_ALICE_KEY"\nuser = "alice@example.com"\n',
+    ]
     for source in raw["sources"]:
         source.update(NARROW.get(source["name"], {}), every="1h")
         source.pop("schedule", None)
@@ -93,8 +103,12 @@ def serving(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen, Path]]:
         config, env = write_config(sb, tmp_path, port)
         log = tmp_path / "daemon.log"
         with open(log, "w") as err:
-            daemon = subprocess.Popen([sys.executable, "-m", "inlet", "daemon", "--serve", "--config", str(config)],
-                                      env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, stdout=err, stderr=err)
+            daemon = subprocess.Popen(
+                [sys.executable, "-m", "inlet", "daemon", "--serve", "--config", str(config)],
+                env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+                stdout=err,
+                stderr=err,
+            )
         try:
             yield f"http://127.0.0.1:{port}", daemon, log
         finally:
@@ -151,23 +165,31 @@ def test_the_console_in_a_browser(serving: tuple[str, subprocess.Popen, Path]) -
         page.fill("#key", OPS_KEY)
         page.click("#login button[type=submit]")
         page.wait_for_selector("#sources tbody tr[data-source='sandbox-mail']")
-        expect(page.locator("#message")).to_have_text("")   # issue 28.10: the refusal does not linger
+        expect(page.locator("#message")).to_have_text("")  # issue 28.10: the refusal does not linger
         rows = page.eval_on_selector_all(
-            "#sources tbody tr", "rows => rows.map(r => [r.dataset.source, parseInt(r.children[2].textContent, 10)])")
+            "#sources tbody tr", "rows => rows.map(r => [r.dataset.source, parseInt(r.children[2].textContent, 10)])"
+        )
         assert sorted(name for name, _ in rows) == names
         assert all(documents > 0 for _, documents in rows)
 
         owner = passages_as(page, BADEER, "access to TAGG")
         outsider = passages_as(page, OUTSIDER, "access to TAGG")
-        mail = ("sandbox-mail:", "sandbox-gmail:")   # the same mailboxes in Outlook and Gmail: either copy
+        mail = ("sandbox-mail:", "sandbox-gmail:")  # the same mailboxes in Outlook and Gmail: either copy
         assert any(doc.startswith(mail) for doc in owner)
         assert not any(doc.startswith(mail) for doc in outsider)
         assert owner != outsider
 
         page.click("button[data-action='run'][data-source='sandbox-slack']")
         expect(page.locator("#message")).to_contain_text("run of sandbox-slack: requested")
-        wait_for("the requested run", lambda: (d := console_data(url)) and len(
-            next(s for s in d["sources"] if s["name"] == "sandbox-slack")["history"]) > slack_runs, daemon, log)
+        wait_for(
+            "the requested run",
+            lambda: (
+                (d := console_data(url))
+                and len(next(s for s in d["sources"] if s["name"] == "sandbox-slack")["history"]) > slack_runs
+            ),
+            daemon,
+            log,
+        )
 
         asked: list[str] = []
         page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
@@ -179,18 +201,19 @@ def test_the_console_in_a_browser(serving: tuple[str, subprocess.Popen, Path]) -
         page.wait_for_selector("#sources tbody tr.paused[data-source='sandbox-drive']")
         assert next(s for s in console_data(url)["sources"] if s["name"] == "sandbox-drive")["paused"]  # type: ignore[index]
         expect(page.locator("tr[data-source='sandbox-drive'] .badge.paused").first).to_contain_text("Paused since")
-        assert not page.eval_on_selector_all("#sources tbody tr.healthy td[data-label='Last error']",
-                                             "cells => cells.map(c => c.textContent).join('')")
+        assert not page.eval_on_selector_all(
+            "#sources tbody tr.healthy td[data-label='Last error']", "cells => cells.map(c => c.textContent).join('')"
+        )
 
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         shots = [ARTIFACTS / "console.png", ARTIFACTS / "console-390.png", ARTIFACTS / "console-source-390.png"]
         page.screenshot(path=str(shots[0]), full_page=True)
 
-        page.set_viewport_size({"width": 390, "height": 844})   # a phone: no sideways scrolling
+        page.set_viewport_size({"width": 390, "height": 844})  # a phone: no sideways scrolling
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         page.screenshot(path=str(shots[1]), full_page=True)
 
-        page.click("#sources a[href='#source=sandbox-drive']")   # the source's own page
+        page.click("#sources a[href='#source=sandbox-drive']")  # the source's own page
         page.wait_for_selector("#detail:not([hidden]) #runs tbody tr")
         expect(page.locator("#detail-title")).to_contain_text("sandbox-drive")
         expect(page.locator("#detail-paused")).to_contain_text("Paused since")
@@ -200,7 +223,7 @@ def test_the_console_in_a_browser(serving: tuple[str, subprocess.Popen, Path]) -
         expect(page.locator("#legend")).to_contain_text("failed")
         drive = next(s for s in console_data(url)["sources"] if s["name"] == "sandbox-drive")  # type: ignore[index]
         skipped = (drive["recent_skips"] or {"items": []})["items"]
-        assert skipped == drive["last_run"]["skipped_items"]   # its backfill is its last run here
+        assert skipped == drive["last_run"]["skipped_items"]  # its backfill is its last run here
         shown = page.eval_on_selector_all("#skipped tbody tr[data-item-id]", "rows => rows.map(r => r.dataset.itemId)")
         assert shown == [item["id"] for item in skipped]
         for item in skipped:

@@ -49,8 +49,24 @@ BREAKPOINTS = Path(__file__).with_name("crash_points.py")
 # there just finishes, which is counted, not hidden)
 POINTS = {"startup": 1, "embedding": 3, "batch": 3, "checkpoint": 5, "prune": 1}
 LAUNCH = "C0CRASH001"
-WORDS = ["budget", "hiring", "launch", "outage", "billing", "roadmap", "pricing", "backup", "audit",
-         "migration", "latency", "quota", "vendor", "contract", "security", "training"]
+WORDS = [
+    "budget",
+    "hiring",
+    "launch",
+    "outage",
+    "billing",
+    "roadmap",
+    "pricing",
+    "backup",
+    "audit",
+    "migration",
+    "latency",
+    "quota",
+    "vendor",
+    "contract",
+    "security",
+    "training",
+]
 
 
 def sentence(rng: random.Random, n: int) -> str:
@@ -69,6 +85,7 @@ class Subject:
 
 # --- the six sources -------------------------------------------------------------------------------
 
+
 def files_subject(root: Path, rng: random.Random) -> Subject:
     folder = root / "notes"
     folder.mkdir()
@@ -83,8 +100,11 @@ def files_subject(root: Path, rng: random.Random) -> Subject:
         added = rng.randrange(100, 10**6)
         (folder / f"added{added}.md").write_text(f"# Added {added}\n\n{sentence(rng, added)}\n")
 
-    return Subject("crash-files", {"type": "files", "path": str(folder), "checkpoint_every": 3,
-                                   "users": ["hamza@example.com"]}, change)
+    return Subject(
+        "crash-files",
+        {"type": "files", "path": str(folder), "checkpoint_every": 3, "users": ["hamza@example.com"]},
+        change,
+    )
 
 
 def eml(subject: str, body: str, n: int) -> bytes:
@@ -110,16 +130,22 @@ def mail_archive_subject(root: Path, rng: random.Random) -> Subject:
         added = rng.randrange(100, 10**6)
         (folder / f"a{added}.eml").write_bytes(eml(f"New report {added}", sentence(rng, added), added))
 
-    return Subject("crash-mail-archive", {"type": "mail_archive", "path": str(folder), "checkpoint_every": 3,
-                                          "domains": ["example.com"]}, change)
+    return Subject(
+        "crash-mail-archive",
+        {"type": "mail_archive", "path": str(folder), "checkpoint_every": 3, "domains": ["example.com"]},
+        change,
+    )
 
 
 def slack_subject(sb: Sandbox, rng: random.Random) -> Subject:
     ws = sb.ws
-    members = [u.id for u in (ws.user_by_email("hamza@example.com"), ws.user_by_email("abilinski@example.com"))
-               if u is not None]
+    members = [
+        u.id
+        for u in (ws.user_by_email("hamza@example.com"), ws.user_by_email("abilinski@example.com"))
+        if u is not None
+    ]
     sandbox_slack.add_channel(ws, "crash", [*members, sandbox_slack.BOT_USER], channel_id=LAUNCH)
-    for n in range(16):   # recent messages: within the lookback an incremental sync re-reads
+    for n in range(16):  # recent messages: within the lookback an incremental sync re-reads
         sandbox_slack.post_message(ws, LAUNCH, sentence(rng, n), members[n % len(members)])
 
     def change(rng: random.Random) -> None:
@@ -136,17 +162,20 @@ def drive_subject(sb: Sandbox, rng: random.Random) -> Subject:
     ws = sb.ws
 
     def change(rng: random.Random) -> None:
-        texts = sorted(f.id for f in ds.state(ws).files.values()
-                       if f.mime_type == "text/plain" and not f.trashed)
+        texts = sorted(f.id for f in ds.state(ws).files.values() if f.mime_type == "text/plain" and not f.trashed)
         ds.trash(ws, texts[rng.randrange(len(texts))])
-        texts = sorted(f.id for f in ds.state(ws).files.values()
-                       if f.mime_type == "text/plain" and not f.trashed)
+        texts = sorted(f.id for f in ds.state(ws).files.values() if f.mime_type == "text/plain" and not f.trashed)
         ds.edit(ws, texts[rng.randrange(len(texts))], content=sentence(rng, 96))
-        ds.add_file(ws, f"crash note {rng.randrange(10**6)}.txt", "text/plain", sentence(rng, 95),
-                    owner="doubledeez@example.com",
-                    permissions=[ds.user_permission(ws, rng.choice(["hamza@example.com", "abilinski@example.com"]))])
+        ds.add_file(
+            ws,
+            f"crash note {rng.randrange(10**6)}.txt",
+            "text/plain",
+            sentence(rng, 95),
+            owner="doubledeez@example.com",
+            permissions=[ds.user_permission(ws, rng.choice(["hamza@example.com", "abilinski@example.com"]))],
+        )
 
-    for n in range(6):   # plain-text files the changes pick from, beside the sample's documents
+    for n in range(6):  # plain-text files the changes pick from, beside the sample's documents
         ds.add_file(ws, f"crash seed {n}.txt", "text/plain", sentence(rng, n), owner="doubledeez@example.com")
     return Subject("sandbox-drive", {"page_size": 4}, change)
 
@@ -180,8 +209,9 @@ def microsoft_files_subject(sb: Sandbox, rng: random.Random) -> Subject:
             state.add_item(drive.id, None, f"crash seed {n}.txt", sentence(rng, n).encode(), "text/plain")
 
     def texts() -> list[str]:
-        return sorted(i.id for i in state.items.values()
-                      if i.drive_id == drive.id and i.mime == "text/plain" and not i.deleted)
+        return sorted(
+            i.id for i in state.items.values() if i.drive_id == drive.id and i.mime == "text/plain" and not i.deleted
+        )
 
     def change(rng: random.Random) -> None:
         with ws.lock:
@@ -189,10 +219,11 @@ def microsoft_files_subject(sb: Sandbox, rng: random.Random) -> Subject:
             state.delete_item(ids[rng.randrange(len(ids))])
             ids = texts()
             state.edit_item(ids[rng.randrange(len(ids))], data=sentence(rng, 93).encode())
-            state.add_item(drive.id, None, f"crash note {rng.randrange(10**6)}.txt", sentence(rng, 92).encode(),
-                           "text/plain")
+            state.add_item(
+                drive.id, None, f"crash note {rng.randrange(10**6)}.txt", sentence(rng, 92).encode(), "text/plain"
+            )
 
-    return Subject("sandbox-files", {"page_size": 3, "sites": []}, change)   # the OneDrive only
+    return Subject("sandbox-files", {"page_size": 3, "sites": []}, change)  # the OneDrive only
 
 
 def teams_subject(sb: Sandbox, rng: random.Random) -> Subject:
@@ -246,11 +277,18 @@ def make_subject(kind: str, sb: Sandbox, root: Path, rng: random.Random) -> Subj
         return files_subject(root, rng)
     if kind == "mail_archive":
         return mail_archive_subject(root, rng)
-    return {"slack": slack_subject, "google_drive": drive_subject, "outlook": outlook_subject,
-            "microsoft_files": microsoft_files_subject, "teams": teams_subject, "gmail": gmail_subject}[kind](sb, rng)
+    return {
+        "slack": slack_subject,
+        "google_drive": drive_subject,
+        "outlook": outlook_subject,
+        "microsoft_files": microsoft_files_subject,
+        "teams": teams_subject,
+        "gmail": gmail_subject,
+    }[kind](sb, rng)
 
 
 # --- running, killing, comparing ---------------------------------------------------------------------
+
 
 def write_config(sb: Sandbox, subject: Subject, index: Path, config: Path) -> tuple[Settings, dict[str, str]]:
     """A config holding only `subject`'s source (sandbox sources narrowed as in the e2e tests)."""
@@ -276,12 +314,18 @@ def killed_at(point: str, k: int, argv: list[str], env: dict[str, str], cwd: Pat
     """Run `inlet ARGV` with a breakpoint at the k-th `point`; SIGKILL it there. False: the run
     finished before reaching it (it must then have succeeded)."""
     read_end, write_end = os.pipe()
-    proc = subprocess.Popen([sys.executable, str(BREAKPOINTS), point, str(k), str(write_end), "--", *argv],
-                            cwd=cwd, env=env, pass_fds=(write_end,), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(BREAKPOINTS), point, str(k), str(write_end), "--", *argv],
+        cwd=cwd,
+        env=env,
+        pass_fds=(write_end,),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     os.close(write_end)
     try:
-        waiting = select.poll()   # not select(): the test process may hold more than 1024 descriptors
+        waiting = select.poll()  # not select(): the test process may hold more than 1024 descriptors
         waiting.register(read_end, select.POLLIN)
         ready = waiting.poll(600_000)
         announced = os.read(read_end, 100).decode() if ready else ""
@@ -363,7 +407,7 @@ def crash_and_compare(kind: str, seed: int, root: Path, embedder: Any, tally: Ta
         config = root / "config.toml"
         settings, env = write_config(sb, subject, root / "index", config)
         child_env = {**os.environ, **env, "INLET_CONFIG": str(config)}
-        if kills[0][0] == "prune" or rng.random() < 0.5:   # a prune needs an index to prune
+        if kills[0][0] == "prune" or rng.random() < 0.5:  # a prune needs an index to prune
             run_here(settings, env, embedder, subject.name, "backfill")
             subject.change(rng)
         for point, k, command in kills:
@@ -384,15 +428,18 @@ def crash_and_compare(kind: str, seed: int, root: Path, embedder: Any, tally: Ta
 def tally() -> Iterator[Tally]:
     total = Tally()
     yield total
-    print(f"\ncrash matrix: {total.kills} SIGKILLs survived ({total.points}), "
-          f"{total.finished} runs finished before their kill point")
+    print(
+        f"\ncrash matrix: {total.kills} SIGKILLs survived ({total.points}), "
+        f"{total.finished} runs finished before their kill point"
+    )
 
 
-@pytest.mark.timeout(300 + 300 * KILLS)   # each kill starts a process that loads the model
+@pytest.mark.timeout(300 + 300 * KILLS)  # each kill starts a process that loads the model
 @pytest.mark.parametrize("seed", range(SEEDS))
 @pytest.mark.parametrize("kind", CONNECTORS)
-def test_sigkill_at_seeded_points_ends_like_a_clean_backfill(kind: str, seed: int, tmp_path: Path,
-                                                              embedder: Any, tally: Tally) -> None:
+def test_sigkill_at_seeded_points_ends_like_a_clean_backfill(
+    kind: str, seed: int, tmp_path: Path, embedder: Any, tally: Tally
+) -> None:
     kills = tally.kills
     crash_and_compare(kind, seed, tmp_path, embedder, tally)
     print(f" {kind} seed {seed}: {tally.kills - kills} kills survived (so far {tally.kills}: {tally.points})")

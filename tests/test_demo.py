@@ -15,7 +15,7 @@ import pytest
 from inlet.demo import AS_PEOPLE, DEMO_HOST, DEMO_KEY_ENV, DEMO_PORT, SAMPLE_QUERIES, demo_config, demo_socket, run_demo
 from inlet.errors import PortInUseError
 
-SANDBOX_TOML = '''[index]
+SANDBOX_TOML = """[index]
 path = "/tmp/somewhere"
 
 [[sources]]
@@ -27,12 +27,12 @@ mailboxes = ["a@enron.com", "b@enron.com", "c@enron.com"]
 name = "sandbox-gmail"
 type = "gmail"
 mailboxes = ["a@enron.com", "b@enron.com", "c@enron.com"]
-'''
+"""
 
 
 def test_demo_config_limits_mailboxes_and_adds_a_key(tmp_path) -> None:
     text = demo_config(SANDBOX_TOML, tmp_path / "index", 0, mailboxes=("c@enron.com", "a@enron.com"))
-    assert text.count('mailboxes = ["a@enron.com", "c@enron.com"]') == 2   # Outlook and Gmail alike
+    assert text.count('mailboxes = ["a@enron.com", "c@enron.com"]') == 2  # Outlook and Gmail alike
     assert 'mailboxes = ["a@enron.com"]' in demo_config(SANDBOX_TOML, tmp_path, 0, mailboxes=("x@y.z",))
     assert f'path = "{(tmp_path / "index").as_posix()}"' in text and "/tmp/somewhere" not in text
     import tomllib
@@ -47,12 +47,12 @@ def test_without_port_the_demo_serves_beside_whatever_holds_8484() -> None:
     try:
         held: socket.socket | None = socket.create_server((DEMO_HOST, DEMO_PORT))
     except OSError:
-        held = None        # another process holds it: busy all the same
+        held = None  # another process holds it: busy all the same
     try:
         with demo_socket(None) as sock:
             assert sock.getsockname()[1] not in (DEMO_PORT, 0)
         with pytest.raises(PortInUseError, match=f"{DEMO_HOST}:{DEMO_PORT}"):
-            demo_socket(DEMO_PORT)     # asked for by name: taken at its word
+            demo_socket(DEMO_PORT)  # asked for by name: taken at its word
     finally:
         if held is not None:
             held.close()
@@ -72,18 +72,25 @@ def test_demo_once_backfills_the_sandbox_and_answers_with_citations() -> None:
     assert run_demo(once=True, as_json=True, mailboxes=("robert.badeer@enron.com",), out=out) == 0
     report = json.loads(out.getvalue())
     runs = {r["source"]: r for r in report["runs"]}
-    assert set(runs) == {"sandbox-slack", "sandbox-drive", "sandbox-mail", "sandbox-files", "sandbox-teams",
-                         "sandbox-gmail"}
+    assert set(runs) == {
+        "sandbox-slack",
+        "sandbox-drive",
+        "sandbox-mail",
+        "sandbox-files",
+        "sandbox-teams",
+        "sandbox-gmail",
+    }
     for run in runs.values():
         assert run["outcome"] in ("ok", "partial") and run["upserted"] > 0, run
     answers = {a["query"]: a["results"] for a in report["answers"] if "user" not in a}
     assert list(answers) == list(SAMPLE_QUERIES)
-    expected_type = dict(zip(SAMPLE_QUERIES, (("google_drive",), ("slack",), ("outlook", "gmail"), ("microsoft_files",),
-                                              ("teams",))))
+    expected_type = dict(
+        zip(SAMPLE_QUERIES, (("google_drive",), ("slack",), ("outlook", "gmail"), ("microsoft_files",), ("teams",)))
+    )
     for query, results in answers.items():
         assert results, query
-        assert results[0]["source_type"] in expected_type[query], (query, results[0])   # the same mails in both
-        assert all(r["url"] and r["title"] and r["text"] for r in results)   # citable
+        assert results[0]["source_type"] in expected_type[query], (query, results[0])  # the same mails in both
+        assert all(r["url"] and r["title"] and r["text"] for r in results)  # citable
     assert "outage" in answers[SAMPLE_QUERIES[0]][0]["text"].lower()
     assert "deploy" in answers[SAMPLE_QUERIES[1]][0]["text"].lower()
     # The same question as two people: the postmortem is shared with the first, not the second.
@@ -92,5 +99,5 @@ def test_demo_once_backfills_the_sandbox_and_answers_with_citations() -> None:
     postmortem = answers[SAMPLE_QUERIES[0]][0]["doc_id"]
     assert as_people[AS_PEOPLE[0]][0]["doc_id"] == postmortem
     assert postmortem not in {r["doc_id"] for r in as_people[AS_PEOPLE[1]]}
-    for results in answers.values():   # one result per document
+    for results in answers.values():  # one result per document
         assert len({r["doc_id"] for r in results}) == len(results)

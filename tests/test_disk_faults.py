@@ -25,20 +25,55 @@ from inlet.storage.sqlite.state import SqliteState
 from inlet.config import Settings, parse_config
 from tests.test_crash_matrix import snapshot
 
-WORDS = ["budget", "hiring", "launch", "outage", "billing", "roadmap", "pricing", "backup", "audit",
-         "migration", "latency", "quota", "vendor", "contract", "security", "training"]
+WORDS = [
+    "budget",
+    "hiring",
+    "launch",
+    "outage",
+    "billing",
+    "roadmap",
+    "pricing",
+    "backup",
+    "audit",
+    "migration",
+    "latency",
+    "quota",
+    "vendor",
+    "contract",
+    "security",
+    "training",
+]
 # Long words the model's tokenizer keeps whole: many bytes on disk for few chunks to embed.
-LONG_WORDS = ["international", "configuration", "responsibility", "environmental", "administration",
-              "communication", "transportation", "understanding", "representative", "infrastructure",
-              "organization", "management", "development", "performance", "significant", "relationship"]
+LONG_WORDS = [
+    "international",
+    "configuration",
+    "responsibility",
+    "environmental",
+    "administration",
+    "communication",
+    "transportation",
+    "understanding",
+    "representative",
+    "infrastructure",
+    "organization",
+    "management",
+    "development",
+    "performance",
+    "significant",
+    "relationship",
+]
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}): no real full or read-only disk")
     try:
@@ -71,8 +106,15 @@ def fill(mount: Path, leave: int) -> Path:
 
 
 def cli_sync(config: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "inlet", "sync"], cwd=cwd, capture_output=True, text=True,
-                          timeout=600, check=False, env={**os.environ, "INLET_CONFIG": str(config)})
+    return subprocess.run(
+        [sys.executable, "-m", "inlet", "sync"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, "INLET_CONFIG": str(config)},
+    )
 
 
 def run_here(settings: Settings, embedder: Any) -> str:
@@ -95,30 +137,35 @@ def intact(settings: Settings, embedder: Any) -> dict[str, Any]:
     return snapshot(settings, embedder)
 
 
-def test_a_full_then_read_only_index_folder_fails_clearly_and_loses_nothing(small_disk: Path, tmp_path: Path,
-                                                                            embedder: Any) -> None:
+def test_a_full_then_read_only_index_folder_fails_clearly_and_loses_nothing(
+    small_disk: Path, tmp_path: Path, embedder: Any
+) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
     write_notes(docs, 0, 8, 60)
     index = small_disk / "index"
-    raw = {"index": {"path": str(index)},
-           "sources": [{"name": "notes", "type": "files", "path": str(docs), "checkpoint_every": 4}]}
+    raw = {
+        "index": {"path": str(index)},
+        "sources": [{"name": "notes", "type": "files", "path": str(docs), "checkpoint_every": 4}],
+    }
     config = tmp_path / "config.toml"
-    config.write_text(f'[index]\npath = "{index}"\n[[sources]]\nname = "notes"\ntype = "files"\n'
-                      f'path = "{docs}"\ncheckpoint_every = 4\n')
+    config.write_text(
+        f'[index]\npath = "{index}"\n[[sources]]\nname = "notes"\ntype = "files"\n'
+        f'path = "{docs}"\ncheckpoint_every = 4\n'
+    )
     settings = parse_config(raw)
     assert run_here(settings, embedder) == "ok"
     before = intact(settings, embedder)
 
-    write_notes(docs, 100, 8, 1000, long=True)   # 110 KB of text (stored thrice and more): far more than the 32 KB left
+    write_notes(docs, 100, 8, 1000, long=True)  # 110 KB of text (stored thrice and more): far more than the 32 KB left
     filler = fill(small_disk, leave=32 * 1024)
     full = cli_sync(config, tmp_path)
     assert full.returncode == 1, full.stderr[-3000:]
     assert f"the index folder {index} is full" in full.stderr, full.stderr[-3000:]
     assert "Traceback" not in full.stderr
-    after_full = intact(settings, embedder)   # whatever was committed is whole ...
+    after_full = intact(settings, embedder)  # whatever was committed is whole ...
     old = {d[0] for d in before["documents"]}
-    assert old <= {d[0] for d in after_full["documents"]}   # ... and nothing indexed before was lost
+    assert old <= {d[0] for d in after_full["documents"]}  # ... and nothing indexed before was lost
 
     # A read-only bind mount over the folder: this process's open files keep the tmpfs busy, and
     # only the new mount point is read-only, which is all `inlet sync` sees.
@@ -132,7 +179,7 @@ def test_a_full_then_read_only_index_folder_fails_clearly_and_loses_nothing(smal
     assert f"the index folder {index} is on a read-only file system" in read_only.stderr, read_only.stderr[-3000:]
     assert "Traceback" not in read_only.stderr
 
-    filler.unlink()                           # space is back: the next run finishes the job
+    filler.unlink()  # space is back: the next run finishes the job
     assert intact(settings, embedder) == after_full
     assert run_here(settings, embedder) == "ok"
     got = intact(settings, embedder)

@@ -26,15 +26,30 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = {"inlet": "inlet", "connectors": "inlet.connectors", "storage": "inlet.storage", "index": "inlet.index",
-           "sync": "inlet.sync", "server": "inlet.server", "sandbox": "inlet.sandbox"}
+FOLDERS = {
+    "inlet": "inlet",
+    "connectors": "inlet.connectors",
+    "storage": "inlet.storage",
+    "index": "inlet.index",
+    "sync": "inlet.sync",
+    "server": "inlet.server",
+    "sandbox": "inlet.sandbox",
+}
 ORDER = ["base", "connectors", "config", "storage", "index", "sync", "server", "app"]
-ROOT_MODULES = {   # by role: the root package's modules, and one module placed above its package
-    "inlet": "base", "inlet.errors": "base", "inlet.process": "base", "inlet.logs": "base", "inlet.terminal": "base",
+ROOT_MODULES = {  # by role: the root package's modules, and one module placed above its package
+    "inlet": "base",
+    "inlet.errors": "base",
+    "inlet.process": "base",
+    "inlet.logs": "base",
+    "inlet.terminal": "base",
     "inlet.config": "config",
     "inlet.status": "sync",
-    "inlet.cli": "app", "inlet.__main__": "app", "inlet.compose": "app", "inlet.demo": "app",
-    "inlet.migrate": "app", "inlet.progress": "app",
+    "inlet.cli": "app",
+    "inlet.__main__": "app",
+    "inlet.compose": "app",
+    "inlet.demo": "app",
+    "inlet.migrate": "app",
+    "inlet.progress": "app",
     "inlet.connectors.testing": "app",
 }
 SANDBOX_MAY_USE = {"base", "config", "storage"}
@@ -65,7 +80,7 @@ def imports(module: str, path: Path, known: set[str]) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 parts = package.split(".")
-                base = ".".join(parts[:len(parts) - node.level + 1])
+                base = ".".join(parts[: len(parts) - node.level + 1])
                 name = f"{base}.{node.module}" if node.module else base
             else:
                 name = node.module or ""
@@ -119,7 +134,7 @@ def test_no_import_cycle_between_files() -> None:
 
     def walk(node: str, trail: list[str]) -> None:
         if node in trail:
-            raise AssertionError("import cycle: " + " -> ".join([*trail[trail.index(node):], node]))
+            raise AssertionError("import cycle: " + " -> ".join([*trail[trail.index(node) :], node]))
         if node in done:
             return
         for target in sorted(edges.get(node, ())):

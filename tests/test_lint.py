@@ -1,4 +1,4 @@
-"""Lint is part of the test run (linting runs in CI with the tests), with the rules in pyproject.toml."""
+"""Lint and formatting are part of the test run, with the rules in pyproject.toml."""
 
 import shutil
 import subprocess
@@ -10,9 +10,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_ruff_finds_nothing():
-    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
-    if ruff is None:
+def ruff() -> str:
+    found = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    if found is None:
         pytest.fail("ruff is not installed: pip install -e '.[test]'")
-    proc = subprocess.run([ruff, "check", "--no-cache", str(ROOT)], capture_output=True, text=True)
+    return found
+
+
+def test_ruff_finds_nothing():
+    proc = subprocess.run([ruff(), "check", "--no-cache", str(ROOT)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_tree_is_formatted():
+    proc = subprocess.run([ruff(), "format", "--check", "--no-cache", str(ROOT)], capture_output=True, text=True)
+    assert proc.returncode == 0, "run `ruff format .`\n" + proc.stdout + proc.stderr

@@ -39,15 +39,19 @@ def test_client_libraries_are_quiet_unless_vv(restore_logging: None) -> None:
 
 def test_tokens_and_cursors_never_reach_the_log(restore_logging: None) -> None:
     handler = logs.configure(2)
-    url = ("https://graph.microsoft.com/v1.0/users/a/mailFolders/inbox/messages/delta"
-           "?$deltatoken=SECRETDELTA&$select=subject")
-    record = logging.LogRecord("httpx", logging.INFO, __file__, 1, 'HTTP Request: GET %s "HTTP/1.1 200 OK"',
-                               (url,), None)
+    url = (
+        "https://graph.microsoft.com/v1.0/users/a/mailFolders/inbox/messages/delta"
+        "?$deltatoken=SECRETDELTA&$select=subject"
+    )
+    record = logging.LogRecord(
+        "httpx", logging.INFO, __file__, 1, 'HTTP Request: GET %s "HTTP/1.1 200 OK"', (url,), None
+    )
     line = handler.format(record)
     assert "SECRETDELTA" not in line and "/messages/delta?[redacted]" in line
     try:
-        raise RuntimeError("failed at http://127.0.0.1:9/api/conversations.history?cursor=SECRETCURSOR "
-                           "with xoxb-1234-5678-abcdef")
+        raise RuntimeError(
+            "failed at http://127.0.0.1:9/api/conversations.history?cursor=SECRETCURSOR with xoxb-1234-5678-abcdef"
+        )
     except RuntimeError:
         import sys
 

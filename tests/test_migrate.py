@@ -58,14 +58,14 @@ def test_folder_to_postgres_and_back(tmp_path: Path, pg_config: IndexConfig, emb
 
     first = migrate(settings(folder), settings(pg_config))
     assert first.copied == 40 and first.skipped == 0 and first.counts == {"s": (30, 30), "t": (10, 10)}
-    again = migrate(settings(folder), settings(pg_config))            # resumable: nothing left to copy
+    again = migrate(settings(folder), settings(pg_config))  # resumable: nothing left to copy
     assert again.copied == 0 and again.skipped == 40
     assert answers(pg_config, embedder) == before
 
     migrate(settings(pg_config), settings(back))
-    assert answers(back, embedder) == before == answers(folder, embedder)   # the source is untouched
+    assert answers(back, embedder) == before == answers(folder, embedder)  # the source is untouched
     ids = [f"s:{n}#0" for n in range(30)]
-    assert np.allclose(vectors(back, embedder, ids), vectors(folder, embedder, ids), atol=1e-6)   # copied
+    assert np.allclose(vectors(back, embedder, ids), vectors(folder, embedder, ids), atol=1e-6)  # copied
     copied = open_backend(back).state()
     try:
         assert copied.source("s").checkpoint == {"files": ["a"]} and copied.source("s").phase == "incremental"

@@ -17,9 +17,11 @@ from inlet.server.console import overview
 def test_status_and_console_show_the_lease_holder(database_url: str, tmp_path: Path) -> None:
     (tmp_path / "docs").mkdir()
     config = tmp_path / "config.toml"
-    config.write_text(f'[index]\ndatabase_url = "{database_url}"\nchroma_url = "http://unused"\n'
-                      f'[[sources]]\nname = "notes"\ntype = "files"\npath = "{tmp_path / "docs"}"\n'
-                      f'[[sources]]\nname = "idle"\ntype = "files"\npath = "{tmp_path / "docs"}"\n')
+    config.write_text(
+        f'[index]\ndatabase_url = "{database_url}"\nchroma_url = "http://unused"\n'
+        f'[[sources]]\nname = "notes"\ntype = "files"\npath = "{tmp_path / "docs"}"\n'
+        f'[[sources]]\nname = "idle"\ntype = "files"\npath = "{tmp_path / "docs"}"\n'
+    )
     settings = load_config(config)
     leases = PgLeases(settings.index, 30.0)
     state = open_backend(settings.index).state()

@@ -46,8 +46,9 @@ NARROW: dict[str, dict[str, Any]] = {
 }
 
 
-def narrowed_config(sb: Sandbox, index_path: Path, m365: bool = False,
-                    **extra: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+def narrowed_config(
+    sb: Sandbox, index_path: Path, m365: bool = False, **extra: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]]:
     """`Sandbox.config` as a dict, each source narrowed (NARROW, then `extra` by source name); the
     Microsoft 365 files and Teams sources only with `m365` (they have end-to-end tests of their own)."""
     text, env = sb.config(index_path)
@@ -79,8 +80,9 @@ class Stack:
 
     def found(self, query: str, user: str | None, source: str) -> list[str]:
         """Doc ids of the top results `user` gets for `query` within `source`."""
-        hits, _ = search(self.index, SearchRequest(query=query, k=5, user=user, sources=(source,),
-                                                   recency_half_life_days=0))
+        hits, _ = search(
+            self.index, SearchRequest(query=query, k=5, user=user, sources=(source,), recency_half_life_days=0)
+        )
         return [h.doc_id for h in hits]
 
     def stored(self, source: str) -> list[str]:
@@ -120,7 +122,7 @@ class WatchedEngine(Engine):
                     seen += 1
                     self.after_checkpoints(seen)
 
-        conn.load = watched   # type: ignore[method-assign]
+        conn.load = watched  # type: ignore[method-assign]
         return conn
 
 
@@ -128,19 +130,49 @@ def add_launch_channel(sb: Sandbox, messages: int = 0) -> str:
     """A small public channel with a thread of three (and `messages` more one-message threads)."""
     ws = sb.ws
     hamza, harry = email_id(sb, "hamza@example.com"), email_id(sb, "abilinski@example.com")
-    sandbox_slack.add_channel(ws, "launch", [hamza, harry, sandbox_slack.BOT_USER], channel_id=LAUNCH,
-                              created=1459000000)
-    ts = sandbox_slack.post_message(ws, LAUNCH, "Launch checklist for the Kestrel release: freeze on Friday",
-                                    hamza, ts="1459400000.000100")
-    sandbox_slack.post_message(ws, LAUNCH, "Load tests of Kestrel pass at 2000 requests per second", harry,
-                               thread_ts=ts, ts="1459400060.000100")
-    sandbox_slack.post_message(ws, LAUNCH, "Kestrel release notes are drafted", hamza, thread_ts=ts,
-                               ts="1459400120.000100")
-    topics = ["billing", "caching", "logging", "metrics", "alerts", "backups", "quotas", "tracing", "search",
-              "mobile", "pricing", "docs", "hiring", "security", "storage", "payments"]
+    sandbox_slack.add_channel(
+        ws, "launch", [hamza, harry, sandbox_slack.BOT_USER], channel_id=LAUNCH, created=1459000000
+    )
+    ts = sandbox_slack.post_message(
+        ws, LAUNCH, "Launch checklist for the Kestrel release: freeze on Friday", hamza, ts="1459400000.000100"
+    )
+    sandbox_slack.post_message(
+        ws,
+        LAUNCH,
+        "Load tests of Kestrel pass at 2000 requests per second",
+        harry,
+        thread_ts=ts,
+        ts="1459400060.000100",
+    )
+    sandbox_slack.post_message(
+        ws, LAUNCH, "Kestrel release notes are drafted", hamza, thread_ts=ts, ts="1459400120.000100"
+    )
+    topics = [
+        "billing",
+        "caching",
+        "logging",
+        "metrics",
+        "alerts",
+        "backups",
+        "quotas",
+        "tracing",
+        "search",
+        "mobile",
+        "pricing",
+        "docs",
+        "hiring",
+        "security",
+        "storage",
+        "payments",
+    ]
     for n in range(messages):
-        sandbox_slack.post_message(ws, LAUNCH, f"Status of the {topics[n % len(topics)]} workstream: "
-                                   f"item {n} is on track", harry, ts=f"{1459410000 + 60 * n}.000100")
+        sandbox_slack.post_message(
+            ws,
+            LAUNCH,
+            f"Status of the {topics[n % len(topics)]} workstream: item {n} is on track",
+            harry,
+            ts=f"{1459410000 + 60 * n}.000100",
+        )
     return ts
 
 
@@ -179,21 +211,22 @@ def email_id(sb: Sandbox, email: str) -> str:
 
 # --- Slack -------------------------------------------------------------------------------------
 
+
 def test_slack_threads_follow_channel_membership(stack: Stack) -> None:
-    public = f"{SLACK}:{LAUNCH}:{add_launch_channel(stack.sb)}"   # a thread of three
-    private = f"{SLACK}:{OPS}:1459300000.000100"       # "Credentials rotation plan", a thread with a reply
+    public = f"{SLACK}:{LAUNCH}:{add_launch_channel(stack.sb)}"  # a thread of three
+    private = f"{SLACK}:{OPS}:1459300000.000100"  # "Credentials rotation plan", a thread with a reply
     first = stack.engine.run(SLACK, "backfill")
     assert first.outcome == "ok" and first.upserted == 4 and first.embedded >= first.upserted
     assert set(stack.stored(SLACK)) == stack.expected(SLACK) >= {public, private}
 
     ask_private = "credentials rotation plan for the mesos cluster"
-    assert private in stack.found(ask_private, "doubledeez@example.com", SLACK)     # a member
-    assert private in stack.found(ask_private, "hamza@example.com", SLACK)          # a member
-    assert private in stack.found(ask_private, None, SLACK)                         # the operator
+    assert private in stack.found(ask_private, "doubledeez@example.com", SLACK)  # a member
+    assert private in stack.found(ask_private, "hamza@example.com", SLACK)  # a member
+    assert private in stack.found(ask_private, None, SLACK)  # the operator
     for outsider in ("abilinski@example.com", "newcomer@example.com", "mallory@elsewhere.org"):
         assert private not in stack.found(ask_private, outsider, SLACK)
     ask_public = "kestrel launch checklist and load tests"
-    for anyone in ("newcomer@example.com", "doubledeez@example.com"):    # not members of #launch
+    for anyone in ("newcomer@example.com", "doubledeez@example.com"):  # not members of #launch
         assert public in stack.found(ask_public, anyone, SLACK)
 
     admin(stack.sb, "slack/leave", {"channel": OPS, "user": email_id(stack.sb, "doubledeez@example.com")})
@@ -207,14 +240,15 @@ def test_slack_threads_follow_channel_membership(stack: Stack) -> None:
 
 # --- Google Drive --------------------------------------------------------------------------------
 
+
 def test_drive_reshare_moves_a_file_between_users_without_reembedding(stack: Stack) -> None:
     first = stack.engine.run(DRIVE, "backfill")
     assert first.outcome in ("ok", "partial") and first.upserted == len(stack.expected(DRIVE)) > 10
     postmortem = next(f for f in stack.sb.ws.drive.files.values() if f.name.startswith("Incident postmortem"))
     doc_id = f"{DRIVE}:{postmortem.id}"
     ask = "incident postmortem: the primary database ran out of disk space"
-    assert doc_id in stack.found(ask, "abilinski@example.com", DRIVE)              # shared with A
-    assert doc_id not in stack.found(ask, "heroeshannibal@example.com", DRIVE)     # not with B
+    assert doc_id in stack.found(ask, "abilinski@example.com", DRIVE)  # shared with A
+    assert doc_id not in stack.found(ask, "heroeshannibal@example.com", DRIVE)  # not with B
 
     ds.set_permissions(stack.sb.ws, postmortem.id, [ds.user_permission(stack.sb.ws, "heroeshannibal@example.com")])
     after = stack.engine.run(DRIVE, "sync")
@@ -223,15 +257,16 @@ def test_drive_reshare_moves_a_file_between_users_without_reembedding(stack: Sta
     assert doc_id not in stack.found(ask, "abilinski@example.com", DRIVE)
     assert doc_id not in stack.found(ask, "hamza@example.com", DRIVE)
     assert doc_id in stack.found(ask, "heroeshannibal@example.com", DRIVE)
-    assert doc_id in stack.found(ask, "doubledeez@example.com", DRIVE)             # the owner keeps it
+    assert doc_id in stack.found(ask, "doubledeez@example.com", DRIVE)  # the owner keeps it
     stack.chroma_agrees_with_catalog()
 
 
 # --- Outlook -------------------------------------------------------------------------------------
 
+
 def test_outlook_deleted_mail_goes_and_moved_mail_stays_once(stack: Stack) -> None:
     ws = stack.sb.ws
-    follow_up = graph.add_folder(ws, BADEER, "Follow-up", parent="inbox")     # a child of Inbox: synced too
+    follow_up = graph.add_folder(ws, BADEER, "Follow-up", parent="inbox")  # a child of Inbox: synced too
     state = ws.mail
     box = next(b for b in state.mailboxes.values() if b.email == BADEER)
     inbox = next(f.id for f in box.folders.values() if f.well_known == "inbox")
@@ -262,16 +297,20 @@ def test_gmail_mail_is_found_by_its_owner_only_and_goes_when_trashed(stack: Stac
     from inlet.sandbox import gmail
 
     ws = stack.sb.ws
-    memo = gmail.add_message(ws, BADEER, "Kestrel pipeline tariff", "The Kestrel tariff filing is due on the 14th.",
-                             attachments=[("tariff.pdf", "application/pdf",
-                                           make_pdf("Kestrel tariff", ["Firm transport at 31 cents."]))])
+    memo = gmail.add_message(
+        ws,
+        BADEER,
+        "Kestrel pipeline tariff",
+        "The Kestrel tariff filing is due on the 14th.",
+        attachments=[("tariff.pdf", "application/pdf", make_pdf("Kestrel tariff", ["Firm transport at 31 cents."]))],
+    )
     first = stack.engine.run(GMAIL, "backfill")
     assert first.outcome == "ok" and stack.stored(GMAIL) == sorted(stack.expected(GMAIL))
     doc_id = f"{GMAIL}:{BADEER}/{memo.id}"
     assert doc_id in stack.found("Kestrel tariff filing", BADEER, GMAIL)
-    assert doc_id in stack.found("firm transport 31 cents", BADEER, GMAIL)      # the PDF's text
+    assert doc_id in stack.found("firm transport 31 cents", BADEER, GMAIL)  # the PDF's text
     assert doc_id not in stack.found("Kestrel tariff filing", "phillip.allen@enron.com", GMAIL)
-    gmail.relabel(ws, BADEER, memo.id, add=["STARRED"])                        # nothing indexed changes
+    gmail.relabel(ws, BADEER, memo.id, add=["STARRED"])  # nothing indexed changes
     quiet = stack.engine.run(GMAIL, "sync")
     assert quiet.outcome == "ok" and quiet.upserted == quiet.deleted == 0
     gmail.trash(ws, BADEER, memo.id)
@@ -283,8 +322,8 @@ def test_gmail_mail_is_found_by_its_owner_only_and_goes_when_trashed(stack: Stac
 
 # --- crash and resume ----------------------------------------------------------------------------
 
-def test_a_failed_backfill_resumes_with_every_document_exactly_once(sb: Sandbox, tmp_path: Path,
-                                                                     embedder: Any) -> None:
+
+def test_a_failed_backfill_resumes_with_every_document_exactly_once(sb: Sandbox, tmp_path: Path, embedder: Any) -> None:
     add_launch_channel(sb, messages=14)
     stacks = make_stack(sb, tmp_path, embedder, slack={"channels": ["launch"], "page_size": 2})
     stack = next(stacks)
@@ -294,7 +333,7 @@ def test_a_failed_backfill_resumes_with_every_document_exactly_once(sb: Sandbox,
         assert len(expected) == 15
         full_pass_pages = sb.faults.count("slack:conversations.history")
 
-        def outage(checkpoints: int) -> None:   # Slack starts failing for good mid-backfill
+        def outage(checkpoints: int) -> None:  # Slack starts failing for good mid-backfill
             if checkpoints == 4:
                 sb.faults.fail("slack", "*", 500, times=10**6, reason="internal_error")
 
@@ -310,7 +349,7 @@ def test_a_failed_backfill_resumes_with_every_document_exactly_once(sb: Sandbox,
         sb.faults.clear()
         sb.faults.reset_counts()
         stack.engine.after_checkpoints = None
-        resumed = stack.engine.run(SLACK, "sync")       # resumes the interrupted backfill
+        resumed = stack.engine.run(SLACK, "sync")  # resumes the interrupted backfill
         assert resumed.outcome == "ok"
         assert stack.engine.state.last_run(SLACK).kind == "backfill"
         # after an unfinished run, the source's listing (`live_ids`) reads every page once more
@@ -326,14 +365,21 @@ def test_a_failed_backfill_resumes_with_every_document_exactly_once(sb: Sandbox,
 
 # --- the command line ----------------------------------------------------------------------------
 
+
 def test_revoked_slack_token_exits_3_and_the_other_sources_still_sync(sb: Sandbox, tmp_path: Path) -> None:
     raw, env = narrowed_config(sb, tmp_path / "index")
     config = tmp_path / "config.toml"
     config.write_text(to_toml(raw))
     admin(sb, "slack/revoke", {})
-    proc = subprocess.run([sys.executable, "-m", "inlet", "sync", "--json"], cwd=tmp_path, check=False,
-                          capture_output=True, text=True, timeout=600,
-                          env={**os.environ, **env, "INLET_CONFIG": str(config)})
+    proc = subprocess.run(
+        [sys.executable, "-m", "inlet", "sync", "--json"],
+        cwd=tmp_path,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **env, "INLET_CONFIG": str(config)},
+    )
     assert proc.returncode == 3, proc.stderr
     runs = {r["source"]: r for r in json.loads(proc.stdout)["runs"]}
     assert set(runs) == {SLACK, DRIVE, MAIL, GMAIL}
@@ -353,8 +399,15 @@ def sandbox_secrets(sb: Sandbox, env: dict[str, str]) -> set[str]:
 
     drive = drive_auth.auth(sb.ws)
     key_lines = {line for line in drive.private_pem.splitlines() if len(line) > 40}
-    found = {*env.values(), drive.client_secret, drive.refresh_token, *drive.tokens, *key_lines,
-             *graph.mail_state(sb.ws).tokens, sandbox_slack.TOKEN}
+    found = {
+        *env.values(),
+        drive.client_secret,
+        drive.refresh_token,
+        *drive.tokens,
+        *key_lines,
+        *graph.mail_state(sb.ws).tokens,
+        sandbox_slack.TOKEN,
+    }
     return {s for s in found if len(s) >= 8}
 
 
@@ -364,15 +417,21 @@ def test_no_secret_in_logs_errors_or_json_at_debug_even_when_runs_fail(sb: Sandb
     config.write_text(to_toml(raw))
 
     def sync(extra_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "inlet", "sync", "--json", "-vv"], cwd=tmp_path, check=False,
-                              capture_output=True, text=True, timeout=600,
-                              env={**os.environ, **env, **extra_env, "INLET_CONFIG": str(config)})
+        return subprocess.run(
+            [sys.executable, "-m", "inlet", "sync", "--json", "-vv"],
+            cwd=tmp_path,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, **env, **extra_env, "INLET_CONFIG": str(config)},
+        )
 
     ok = sync({})
     assert ok.returncode == 0, ok.stderr[-3000:]
-    assert " DEBUG " in ok.stderr   # debug logging was on
-    sb.faults.fail("graph", "*", 500, times=50)            # a source fails mid-run ...
-    admin(sb, "slack/revoke", {})                          # ... and one refuses its credentials
+    assert " DEBUG " in ok.stderr  # debug logging was on
+    sb.faults.fail("graph", "*", 500, times=50)  # a source fails mid-run ...
+    admin(sb, "slack/revoke", {})  # ... and one refuses its credentials
     wrong = "xoxb-wrong-" + "9" * 24
     failed = sync({"INLET_SANDBOX_SLACK_TOKEN": wrong})
     assert failed.returncode in (1, 3), failed.stderr[-3000:]
@@ -398,17 +457,21 @@ def run_all(stack: Stack) -> dict[str, str]:
     return {name: stack.engine.run(name, "backfill").outcome for name in (SLACK, DRIVE, MAIL, GMAIL)}
 
 
-def test_every_connector_under_10pct_faults_ends_like_a_fault_free_run(sb: Sandbox, tmp_path: Path,
-                                                                       embedder: Any) -> None:
+def test_every_connector_under_10pct_faults_ends_like_a_fault_free_run(
+    sb: Sandbox, tmp_path: Path, embedder: Any
+) -> None:
     """429s with and without Retry-After, 5xx, connections reset (RST) halfway through an answer,
     answers that stall past the client's timeout, and access tokens expired mid-run."""
     from inlet.sandbox import drive_auth
     from inlet.sandbox.faults import Fault
 
-    timeout = 2.0   # the clients' read timeout; a stalled answer stalls three times as long
-    patient = {"slack": {"max_retries": 8, "retry_backoff": 0.01, "timeout": timeout},
-               "drive": {"retries": 8, "timeout": timeout}, "mail": {"timeout": timeout},
-               "gmail": {"retries": 8, "timeout": timeout}}
+    timeout = 2.0  # the clients' read timeout; a stalled answer stalls three times as long
+    patient = {
+        "slack": {"max_retries": 8, "retry_backoff": 0.01, "timeout": timeout},
+        "drive": {"retries": 8, "timeout": timeout},
+        "mail": {"timeout": timeout},
+        "gmail": {"retries": 8, "timeout": timeout},
+    }
     quiet = make_stack(sb, tmp_path / "quiet", embedder, **patient)
     stack = next(quiet)
     try:
@@ -418,25 +481,40 @@ def test_every_connector_under_10pct_faults_ends_like_a_fault_free_run(sb: Sandb
         quiet.close()
     network = [Fault.reset(), Fault.stalled(3 * timeout)]
     throttled = [Fault(429, "ratelimited", retry_after=0.01), Fault(429, "ratelimited"), *network]
-    sb.faults.flaky("slack", "*", 0.1, [*throttled, Fault(500, "internal_error"), Fault(503, "service_unavailable")],
-                    seed=1)
+    sb.faults.flaky(
+        "slack", "*", 0.1, [*throttled, Fault(500, "internal_error"), Fault(503, "service_unavailable")], seed=1
+    )
     sb.faults.flaky("drive", "*", 0.1, [*throttled, Fault(500, "backendError"), Fault(503, "backendError")], seed=2)
-    sb.faults.flaky("graph", "*", 0.1, [*throttled, Fault(500, "InternalServerError"),
-                                        Fault(503, "ServiceUnavailable")], seed=3)
-    sb.faults.flaky("gmail", "*", 0.1, [*throttled, Fault(429, "userRateLimitExceeded", retry_after=0.01),
-                                        Fault(500, "backendError"), Fault(503, "backendError")], seed=4)
-    for service, reset_route, stall_route in (("slack", "conversations.*", "users.*"),
-                                              ("drive", "files.list", "changes.*"),
-                                              ("graph", "mailFolders", "messages.delta"),
-                                              ("gmail", "messages.list", "batch")):
-        sb.faults.break_next(service, reset_route, Fault.reset())   # and each service surely meets both
+    sb.faults.flaky(
+        "graph", "*", 0.1, [*throttled, Fault(500, "InternalServerError"), Fault(503, "ServiceUnavailable")], seed=3
+    )
+    sb.faults.flaky(
+        "gmail",
+        "*",
+        0.1,
+        [
+            *throttled,
+            Fault(429, "userRateLimitExceeded", retry_after=0.01),
+            Fault(500, "backendError"),
+            Fault(503, "backendError"),
+        ],
+        seed=4,
+    )
+    for service, reset_route, stall_route in (
+        ("slack", "conversations.*", "users.*"),
+        ("drive", "files.list", "changes.*"),
+        ("graph", "mailFolders", "messages.delta"),
+        ("gmail", "messages.list", "batch"),
+    ):
+        sb.faults.break_next(service, reset_route, Fault.reset())  # and each service surely meets both
         sb.faults.break_next(service, stall_route, Fault.stalled(3 * timeout))
     sb.faults.break_next("drive", "token", Fault.reset())
     sb.faults.reset_counts()
     noisy = make_stack(sb, tmp_path / "noisy", embedder, **patient)
     stack = next(noisy)
     try:
-        def expire(checkpoints: int) -> None:   # access tokens expire mid-run: the clients must refresh
+
+        def expire(checkpoints: int) -> None:  # access tokens expire mid-run: the clients must refresh
             if checkpoints == 1:
                 drive_auth.expire_tokens(sb.ws)
                 graph.expire_tokens(sb.ws)
@@ -445,11 +523,13 @@ def test_every_connector_under_10pct_faults_ends_like_a_fault_free_run(sb: Sandb
         assert set(run_all(stack).values()) == {"ok"}
         assert index_state(stack) == expected
         hit = {key.partition(":")[0] for key in sb.faults.rejected}
-        assert hit == {"slack", "drive", "graph", "gmail"}, sb.faults.rejected   # every service was disturbed
+        assert hit == {"slack", "drive", "graph", "gmail"}, sb.faults.rejected  # every service was disturbed
         broken = {f.network: n for f, n in sb.faults.injected.items() if f.network}
-        assert set(broken) == {"reset", "stall"}, sb.faults.injected   # both network faults were met
-        print(f"faults injected: {sum(sb.faults.rejected.values())} of {sb.faults.count()} calls "
-              f"({broken['reset']} resets, {broken['stall']} stalls)")
+        assert set(broken) == {"reset", "stall"}, sb.faults.injected  # both network faults were met
+        print(
+            f"faults injected: {sum(sb.faults.rejected.values())} of {sb.faults.count()} calls "
+            f"({broken['reset']} resets, {broken['stall']} stalls)"
+        )
     finally:
         noisy.close()
         sb.faults.clear()

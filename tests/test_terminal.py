@@ -18,8 +18,10 @@ from click.testing import CliRunner
 from inlet.cli import cli
 from inlet.terminal import visible
 
-HOSTILE = ("\x1b]52;c;ZXZpbA==\x07 \x1b[2J\x1b[31mred\x1b[0m \x1b]8;;http://evil.example\x1b\\link\x1b]8;;\x1b\\ "
-           "\x9b31m \u202egnp.exe\r\x08")
+HOSTILE = (
+    "\x1b]52;c;ZXZpbA==\x07 \x1b[2J\x1b[31mred\x1b[0m \x1b]8;;http://evil.example\x1b\\link\x1b]8;;\x1b\\ "
+    "\x9b31m \u202egnp.exe\r\x08"
+)
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -28,8 +30,9 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("terminal")
     (home / "docs").mkdir()
     (home / "docs" / "invoice.md").write_text(f"# Invoice {HOSTILE}\n\nPayment overdue {HOSTILE} please pay\n")
-    (home / "config.toml").write_text('[index]\npath = "index"\n[[sources]]\nname = "notes"\ntype = "files"\n'
-                                      'path = "docs"\n')
+    (home / "config.toml").write_text(
+        '[index]\npath = "index"\n[[sources]]\nname = "notes"\ntype = "files"\npath = "docs"\n'
+    )
     result = CliRunner().invoke(cli, ["sync", "--config", str(home / "config.toml")])
     assert result.exit_code == 0, result.output
     return home
@@ -55,23 +58,35 @@ def test_search_redirected_to_a_file(workdir: Path) -> None:
     out = workdir / "out.txt"
     env = {k: v for k, v in os.environ.items() if k != "INLET_CONFIG"}
     with open(out, "w") as handle:
-        subprocess.run([sys.executable, "-m", "inlet", "search", "invoice overdue", "--config", "config.toml"],
-                       cwd=workdir, env=env, stdout=handle, stderr=subprocess.PIPE, check=True, timeout=300)
+        subprocess.run(
+            [sys.executable, "-m", "inlet", "search", "invoice overdue", "--config", "config.toml"],
+            cwd=workdir,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.PIPE,
+            check=True,
+            timeout=300,
+        )
     check(out.read_text())
 
 
 def test_search_on_a_terminal(workdir: Path) -> None:
     main, child = pty.openpty()
     env = {k: v for k, v in os.environ.items() if k != "INLET_CONFIG"}
-    proc = subprocess.Popen([sys.executable, "-m", "inlet", "search", "invoice overdue", "--config", "config.toml"],
-                            cwd=workdir, env={**env, "TERM": "xterm-256color"}, stdout=child, stderr=child)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "inlet", "search", "invoice overdue", "--config", "config.toml"],
+        cwd=workdir,
+        env={**env, "TERM": "xterm-256color"},
+        stdout=child,
+        stderr=child,
+    )
     os.close(child)
     received = b""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         try:
             chunk = os.read(main, 65536)
-        except OSError:   # the child closed the terminal
+        except OSError:  # the child closed the terminal
             break
         if not chunk:
             break

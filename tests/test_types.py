@@ -31,7 +31,7 @@ def lay_out(packages: dict[str, Path], dest: Path) -> list[str]:
         if not mapped:
             target.symlink_to(packages[name], target_is_directory=True)
             continue
-        target.mkdir()   # a package with mapped sub-packages: link its own files, the sub-packages come next
+        target.mkdir()  # a package with mapped sub-packages: link its own files, the sub-packages come next
         for entry in packages[name].iterdir():
             if entry.name not in mapped and entry.name != "__pycache__":
                 (target / entry.name).symlink_to(entry)

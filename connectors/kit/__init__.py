@@ -27,7 +27,23 @@ from .retry import Attempts, RetryPolicy, retriable_status, retry_after
 from .transport import RetryTransport, ssl_context
 
 __all__ = [
-    "RENEW_AT", "Attempts", "Backoff", "Buckets", "CheckpointModel", "Pager", "Renewals", "RetryPolicy",
-    "RetryTransport", "StuckTokenError", "Subscription", "TokenBucket", "cursor", "next_link", "page_token",
-    "pages", "retriable_status", "retry_after", "ssl_context",
+    "RENEW_AT",
+    "Attempts",
+    "Backoff",
+    "Buckets",
+    "CheckpointModel",
+    "Pager",
+    "Renewals",
+    "RetryPolicy",
+    "RetryTransport",
+    "StuckTokenError",
+    "Subscription",
+    "TokenBucket",
+    "cursor",
+    "next_link",
+    "page_token",
+    "pages",
+    "retriable_status",
+    "retry_after",
+    "ssl_context",
 ]

@@ -42,11 +42,15 @@ class CheckpointModel(BaseModel):
         """The typed checkpoint of a stored dict, migrated to `VERSION`; None: start from scratch."""
         if state is None:
             return None
-        data: dict[str, Any] | None = copy.deepcopy(dict(state))   # shares nothing with the caller's dict
+        data: dict[str, Any] | None = copy.deepcopy(dict(state))  # shares nothing with the caller's dict
         version = data.pop("version", 1) if data is not None else 1
         if not isinstance(version, int) or version > cls.VERSION:
-            log.warning("source %r: checkpoint version %r is newer than this inlet knows (%d); starting over",
-                        source, version, cls.VERSION)
+            log.warning(
+                "source %r: checkpoint version %r is newer than this inlet knows (%d); starting over",
+                source,
+                version,
+                cls.VERSION,
+            )
             return None
         while data is not None and version < cls.VERSION:
             step = cls.MIGRATIONS.get(version)
@@ -58,8 +62,7 @@ class CheckpointModel(BaseModel):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            log.warning("source %r: unreadable checkpoint (%s); starting over", source,
-                        exc.errors()[0].get("msg", exc))
+            log.warning("source %r: unreadable checkpoint (%s); starting over", source, exc.errors()[0].get("msg", exc))
             return None
 
     def dump(self) -> dict[str, Any]:

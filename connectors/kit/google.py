@@ -56,13 +56,15 @@ def load_credentials(path: Path, subject: str | None, source: str, scopes: Seque
         if kind == "authorized_user":
             if subject:
                 raise ConfigError(f"source {source!r}: key 'subject' needs service-account credentials")
-            creds = user_credentials.Credentials.from_authorized_user_info(info)   # scopes: those granted
+            creds = user_credentials.Credentials.from_authorized_user_info(info)  # scopes: those granted
             # google-auth always sets Google's token endpoint here; the file's token_uri wins
             return creds.with_token_uri(info["token_uri"]) if info.get("token_uri") else creds
     except ValueError as exc:
         raise ConfigError(f"source {source!r}: key 'credentials_file': {path}: {exc}") from exc
-    raise ConfigError(f"source {source!r}: key 'credentials_file': {path} is neither a service_account "
-                      f"nor an authorized_user credentials file (type {kind!r})")
+    raise ConfigError(
+        f"source {source!r}: key 'credentials_file': {path} is neither a service_account "
+        f"nor an authorized_user credentials file (type {kind!r})"
+    )
 
 
 def error_of(err: Any) -> tuple[str, str]:
@@ -79,9 +81,20 @@ class GoogleService:
     """One discovery-built API (`api`, `version`: 'drive', 'v3') for one source, its calls executed
     by `call` under the kit's retry policy and rate limit (`per_second`, 0: unlimited)."""
 
-    def __init__(self, api: str, version: str, *, source: str, credentials: Any, api_endpoint: str | None,
-                 policy: RetryPolicy | None = None, per_second: float = 0.0, burst: float = 1.0,
-                 timeout: float = 60.0, label: str | None = None) -> None:
+    def __init__(
+        self,
+        api: str,
+        version: str,
+        *,
+        source: str,
+        credentials: Any,
+        api_endpoint: str | None,
+        policy: RetryPolicy | None = None,
+        per_second: float = 0.0,
+        burst: float = 1.0,
+        timeout: float = 60.0,
+        label: str | None = None,
+    ) -> None:
         from google.api_core.client_options import ClientOptions
         from googleapiclient.discovery import build
 
@@ -100,8 +113,9 @@ class GoogleService:
             import google_auth_httplib2
             import httplib2
 
-            http = google_auth_httplib2.AuthorizedHttp(self._credentials, http=httplib2.Http(
-                timeout=self.timeout), max_refresh_attempts=1)
+            http = google_auth_httplib2.AuthorizedHttp(
+                self._credentials, http=httplib2.Http(timeout=self.timeout), max_refresh_attempts=1
+            )
             self._local.http = http
         return http
 
@@ -121,7 +135,7 @@ class GoogleService:
                 if getattr(exc, "retryable", False) and attempts.retry("token refresh failed"):
                     continue
                 raise CredentialsError(self.source, f"token refresh refused: {exc}") from exc
-            except unreachable as exc:   # reset, cut or stalled
+            except unreachable as exc:  # reset, cut or stalled
                 if attempts.retry(type(exc).__name__):
                     continue
                 raise RetriableError(f"source {self.source!r}: {self.label} unreachable: {exc}") from exc
@@ -129,12 +143,15 @@ class GoogleService:
                 status = exc.resp.status
                 reason, message = error_of(exc)
                 if status == 401:
-                    raise CredentialsError(self.source, f"{self.label} refused the access token after a "
-                                           f"refresh: {message}") from exc
+                    raise CredentialsError(
+                        self.source, f"{self.label} refused the access token after a refresh: {message}"
+                    ) from exc
                 if not retriable_status(status, reason):
                     raise GoogleApiError(status, reason, message) from exc
                 after = retry_after(exc.resp.get("retry-after"))
                 if attempts.retry(f"HTTP {status} {reason}".strip(), after, throttled=status in (403, 429)):
                     continue
-                raise RetriableError(f"source {self.source!r}: {self.label} kept answering {status} {reason}",
-                                     retry_after=after or self.policy.cap) from exc
+                raise RetriableError(
+                    f"source {self.source!r}: {self.label} kept answering {status} {reason}",
+                    retry_after=after or self.policy.cap,
+                ) from exc

@@ -60,15 +60,33 @@ class _MsalHttp:
 class GraphClient:
     """Graph calls with an app token (client credentials); `calls` counts the requests sent."""
 
-    def __init__(self, *, source: str, tenant_id: str, client_id: str, client_secret: str,
-                 graph_url: str, authority_url: str, ca_bundle: Path | None, scope: str = SCOPE,
-                 timeout: float = 60.0, policy: RetryPolicy | None = None,
-                 transport: httpx.BaseTransport | None = None, user_agent: str = "inlet/0.1") -> None:
+    def __init__(
+        self,
+        *,
+        source: str,
+        tenant_id: str,
+        client_id: str,
+        client_secret: str,
+        graph_url: str,
+        authority_url: str,
+        ca_bundle: Path | None,
+        scope: str = SCOPE,
+        timeout: float = 60.0,
+        policy: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+        user_agent: str = "inlet/0.1",
+    ) -> None:
         self.source = source
         self.graph_url = graph_url.rstrip("/")
         self.scope = scope
-        self.http = http_client(source=source, policy=policy, ca_bundle=ca_bundle, timeout=timeout,
-                               user_agent=user_agent, transport=transport)
+        self.http = http_client(
+            source=source,
+            policy=policy,
+            ca_bundle=ca_bundle,
+            timeout=timeout,
+            user_agent=user_agent,
+            transport=transport,
+        )
         self._authority = f"{authority_url.rstrip('/')}/{tenant_id}"
         self._client_id = client_id
         self._secret = client_secret
@@ -85,9 +103,12 @@ class GraphClient:
 
             try:
                 self._app = msal.ConfidentialClientApplication(
-                    self._client_id, client_credential=self._secret, authority=self._authority,
+                    self._client_id,
+                    client_credential=self._secret,
+                    authority=self._authority,
                     http_client=_MsalHttp(self.http),
-                    instance_discovery=False)  # the authority is the operator's config, not a guess
+                    instance_discovery=False,
+                )  # the authority is the operator's config, not a guess
             except ValueError as exc:  # OIDC discovery refused: unknown tenant
                 raise CredentialsError(self.source, str(exc)) from exc
             except httpx.TransportError as exc:
@@ -110,19 +131,32 @@ class GraphClient:
         return str(result["access_token"])
 
     # --- Graph --------------------------------------------------------------------------------
-    def get(self, path_or_url: str, params: Mapping[str, Any] | None = None,
-            headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    def get(
+        self, path_or_url: str, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
         return self.request("GET", path_or_url, params=params, headers=headers)
 
-    def pages(self, path: str, params: Mapping[str, Any] | None = None,
-              headers: Mapping[str, str] | None = None) -> Iterator[dict[str, Any]]:
+    def pages(
+        self, path: str, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None
+    ) -> Iterator[dict[str, Any]]:
         """Every page of a collection, following `@odata.nextLink` (which carries the query itself);
         a repeated link is refused. The last page may carry an `@odata.deltaLink`."""
-        return pages(lambda link: self.get(link or path, None if link else params, headers), next_link,
-                     source=self.source, what=f"GET {path.split('?')[0]}")
+        return pages(
+            lambda link: self.get(link or path, None if link else params, headers),
+            next_link,
+            source=self.source,
+            what=f"GET {path.split('?')[0]}",
+        )
 
-    def request(self, method: str, path_or_url: str, *, params: Mapping[str, Any] | None = None,
-                headers: Mapping[str, str] | None = None, body: Any = None) -> dict[str, Any]:
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+    ) -> dict[str, Any]:
         """One Graph call (`body` sent as JSON); {} for an empty answer (204)."""
         url = path_or_url if path_or_url.startswith(("http://", "https://")) else self.graph_url + path_or_url
         response = self._send(method, url, params, headers, self.token(), body)
@@ -132,19 +166,29 @@ class GraphClient:
             if response.status_code == 401:
                 raise CredentialsError(self.source, f"Graph refused a fresh token: {error_of(response)[1]}")
         if retriable_status(response.status_code) or response.status_code >= 500:
-            raise RetriableError(f"source {self.source!r}: Graph answered {response.status_code} "
-                                 f"{error_of(response)[0]}", retry_after(response.headers))
+            raise RetriableError(
+                f"source {self.source!r}: Graph answered {response.status_code} {error_of(response)[0]}",
+                retry_after(response.headers),
+            )
         if response.status_code >= 400:
             code, message = error_of(response)
             raise GraphError(response.status_code, code, message)
         return response.json() if response.content else {}  # type: ignore[no-any-return]
 
-    def _send(self, method: str, url: str, params: Mapping[str, Any] | None, headers: Mapping[str, str] | None,
-              token: str, body: Any = None) -> httpx.Response:
+    def _send(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+        token: str,
+        body: Any = None,
+    ) -> httpx.Response:
         self.calls += 1
         try:
-            return self.http.request(method, url, params=params, json=body,
-                                     headers={**(headers or {}), "Authorization": f"Bearer {token}"})
+            return self.http.request(
+                method, url, params=params, json=body, headers={**(headers or {}), "Authorization": f"Bearer {token}"}
+            )
         except httpx.TransportError as exc:
             raise RetriableError(f"source {self.source!r}: Graph unreachable: {exc}") from exc
 

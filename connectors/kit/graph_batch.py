@@ -20,18 +20,26 @@ from .retry import RetryPolicy, retriable_status, retry_after
 MAX_BATCH = 20
 
 
-def batch_get(client: GraphClient, policy: RetryPolicy, paths: Iterable[str],
-              headers: dict[str, str] | None = None) -> dict[str, dict[str, Any] | GraphError]:
+def batch_get(
+    client: GraphClient, policy: RetryPolicy, paths: Iterable[str], headers: dict[str, str] | None = None
+) -> dict[str, dict[str, Any] | GraphError]:
     """The answer to `GET path` for each path (relative to the Graph version root, e.g. `/organization`)."""
     wanted = list(dict.fromkeys(paths))
     out: dict[str, dict[str, Any] | GraphError] = {}
     for start in range(0, len(wanted), MAX_BATCH):
-        todo = wanted[start:start + MAX_BATCH]
+        todo = wanted[start : start + MAX_BATCH]
         attempts = policy.start(client.source, "POST /$batch")
         while todo:
-            answer = client.request("POST", "/$batch", body={"requests": [
-                {"id": str(n), "method": "GET", "url": path, **({"headers": headers} if headers else {})}
-                for n, path in enumerate(todo)]})
+            answer = client.request(
+                "POST",
+                "/$batch",
+                body={
+                    "requests": [
+                        {"id": str(n), "method": "GET", "url": path, **({"headers": headers} if headers else {})}
+                        for n, path in enumerate(todo)
+                    ]
+                },
+            )
             again, wait = [], 0.0
             for sub in answer.get("responses", []):
                 path, status = todo[int(sub["id"])], int(sub.get("status", 500))
@@ -44,10 +52,12 @@ def batch_get(client: GraphClient, policy: RetryPolicy, paths: Iterable[str],
                     out[path] = GraphError(status, str(error.get("code", "")), str(error.get("message", "")))
                 else:
                     out[path] = _all_pages(client, body)
-            if again and not attempts.retry(f"{len(again)} of {len(todo)} batched requests throttled",
-                                            wait or None, throttled=True):
-                raise RetriableError(f"source {client.source!r}: Graph kept throttling batched requests "
-                                     f"({again[0]} ...)", wait or None)
+            if again and not attempts.retry(
+                f"{len(again)} of {len(todo)} batched requests throttled", wait or None, throttled=True
+            ):
+                raise RetriableError(
+                    f"source {client.source!r}: Graph kept throttling batched requests ({again[0]} ...)", wait or None
+                )
             todo = again
     return out
 

@@ -33,17 +33,31 @@ ACCEPTED = WebhookResponse(202)
 class GraphWebhooks(EventSource):
     """`resources()` -> {container id: Graph resource path}, read when the daemon starts it."""
 
-    def __init__(self, *, source: str, url: str, lifetime: float, client: Callable[[], GraphClient],
-                 resources: Callable[[GraphClient], dict[str, str]], change_type: str,
-                 what: str = "Graph subscription") -> None:
+    def __init__(
+        self,
+        *,
+        source: str,
+        url: str,
+        lifetime: float,
+        client: Callable[[], GraphClient],
+        resources: Callable[[GraphClient], dict[str, str]],
+        change_type: str,
+        what: str = "Graph subscription",
+    ) -> None:
         super().__init__()
         self.source, self.url, self.lifetime = source, url, lifetime
         self._new_client, self._resources, self.change_type = client, resources, change_type
         self.client_state = secrets.token_urlsafe(24)
         self.client: GraphClient | None = None
-        self.renewals = Renewals(source=source, what=what, lifetime=lifetime,
-                                 create=self._create, renew=self._renew, remove=self._remove,
-                                 advice=f"is {url} served by `inlet daemon --serve`?")
+        self.renewals = Renewals(
+            source=source,
+            what=what,
+            lifetime=lifetime,
+            create=self._create,
+            renew=self._renew,
+            remove=self._remove,
+            advice=f"is {url} served by `inlet daemon --serve`?",
+        )
 
     def start(self, emit: Emit) -> None:
         self.emit = emit
@@ -69,21 +83,31 @@ class GraphWebhooks(EventSource):
 
     def _create(self, sub: Subscription) -> None:
         assert self.client is not None
-        answer = self.client.request("POST", "/subscriptions", body={
-            "changeType": self.change_type, "notificationUrl": self.url, "lifecycleNotificationUrl": self.url,
-            "clientState": self.client_state, "resource": sub.data["resource"], "expirationDateTime": self._expiry()})
+        answer = self.client.request(
+            "POST",
+            "/subscriptions",
+            body={
+                "changeType": self.change_type,
+                "notificationUrl": self.url,
+                "lifecycleNotificationUrl": self.url,
+                "clientState": self.client_state,
+                "resource": sub.data["resource"],
+                "expirationDateTime": self._expiry(),
+            },
+        )
         sub.id, sub.expires = str(answer["id"]), _epoch(answer["expirationDateTime"])
         log.debug("source %r: subscribed to %s", self.source, sub.data["resource"])
 
     def _renew(self, sub: Subscription) -> None:
         assert self.client is not None
         try:
-            answer = self.client.request("PATCH", f"/subscriptions/{sub.id}",
-                                         body={"expirationDateTime": self._expiry()})
+            answer = self.client.request(
+                "PATCH", f"/subscriptions/{sub.id}", body={"expirationDateTime": self._expiry()}
+            )
         except GraphError as exc:
             if exc.status != 404:
                 raise
-            self._create(sub)   # expired or removed: subscribe again, and sync what may have been missed
+            self._create(sub)  # expired or removed: subscribe again, and sync what may have been missed
             self.emit(Hint(sub.key))
             return
         sub.expires = _epoch(answer["expirationDateTime"])
@@ -95,7 +119,7 @@ class GraphWebhooks(EventSource):
     # --- the webhook ----------------------------------------------------------------------------
     def webhook(self, request: WebhookRequest) -> WebhookResponse:
         token = request.query.get("validationToken")
-        if token is not None and request.method == "POST":   # Graph checks we own the URL before subscribing
+        if token is not None and request.method == "POST":  # Graph checks we own the URL before subscribing
             return WebhookResponse(200, token, "text/plain")
         if request.method != "POST":
             return refused(f"method {request.method}")
@@ -109,9 +133,11 @@ class GraphWebhooks(EventSource):
             self._note(note)
         if not ours:
             return refused(f"{len(notes)} notification(s), none with our clientState")
-        if len(ours) < len(notes):   # one line for the request, not one per notification
-            return WebhookResponse(ACCEPTED.status, refused=f"{len(notes) - len(ours)} of {len(notes)} "
-                                   "notification(s) without our clientState ignored")
+        if len(ours) < len(notes):  # one line for the request, not one per notification
+            return WebhookResponse(
+                ACCEPTED.status,
+                refused=f"{len(notes) - len(ours)} of {len(notes)} notification(s) without our clientState ignored",
+            )
         return ACCEPTED
 
     def _ours(self, client_state: object) -> bool:
@@ -127,7 +153,7 @@ class GraphWebhooks(EventSource):
             sub.renew_now = True
             return
         if event == "subscriptionRemoved":
-            sub.id = None   # maintain() subscribes again
+            sub.id = None  # maintain() subscribes again
         self.emit(Hint(sub.key))
 
 

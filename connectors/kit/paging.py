@@ -40,15 +40,23 @@ class Pager:
             self.done = True
             return False
         if next_token in self._seen:
-            raise StuckTokenError(f"source {self.source!r}: {self.what} answered the same page token twice "
-                                  f"({next_token[:40]!r}); the listing stopped so as not to loop for ever")
+            raise StuckTokenError(
+                f"source {self.source!r}: {self.what} answered the same page token twice "
+                f"({next_token[:40]!r}); the listing stopped so as not to loop for ever"
+            )
         self._seen.add(next_token)
         self.token = next_token
         return True
 
 
-def pages(fetch: Callable[[str | None], P], next_token: Callable[[P], str | None], *, source: str,
-          what: str, token: str | None = None) -> Iterator[P]:
+def pages(
+    fetch: Callable[[str | None], P],
+    next_token: Callable[[P], str | None],
+    *,
+    source: str,
+    what: str,
+    token: str | None = None,
+) -> Iterator[P]:
     """Every page of a listing: `fetch(token)` gets one page, `next_token(page)` reads the next token."""
     pager = Pager(source=source, what=what, token=token)
     while True:

@@ -21,8 +21,16 @@ class TokenBucket:
     """At most `rate` calls a second on average, `burst` at once (0 or less: unlimited), and at most
     `budget` calls in any `window` seconds when `budget` is given."""
 
-    def __init__(self, rate: float, burst: float = 1.0, *, budget: int | None = None, window: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        rate: float,
+        burst: float = 1.0,
+        *,
+        budget: int | None = None,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.rate, self.burst = rate, max(burst, 1.0)
         self.window = window
         self._clock, self._sleep = clock, sleep
@@ -32,7 +40,7 @@ class TokenBucket:
         # When each of the last `budget` calls was granted (in asking order): the next one waits
         # until the oldest of them is `window` seconds old.
         self._granted: deque[float] | None = deque(maxlen=max(1, int(budget))) if budget else None
-        self.waited = 0.0   # seconds slept in all, for reports and tests
+        self.waited = 0.0  # seconds slept in all, for reports and tests
 
     def reserve(self) -> float:
         """Take a token now and return how many seconds the caller must wait before using it."""
@@ -42,12 +50,12 @@ class TokenBucket:
             now = self._clock()
             self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
             self._at = now
-            self._tokens -= 1.0   # may go negative: a debt later callers queue behind
+            self._tokens -= 1.0  # may go negative: a debt later callers queue behind
             at = now + (0.0 if self._tokens >= 0 else -self._tokens / self.rate)
             granted = self._granted
             if granted is not None:
                 if granted:
-                    at = max(at, granted[-1])   # never ahead of an earlier caller
+                    at = max(at, granted[-1])  # never ahead of an earlier caller
                 if len(granted) == granted.maxlen:
                     at = max(at, granted[0] + self.window)
                 granted.append(at)
@@ -66,12 +74,24 @@ class Buckets:
     """One `TokenBucket` per key, `rates[key]` calls a second each; a key without a rate is unlimited.
     `bursts[key]` and `budgets[key]` (calls per `window` s) override `burst` and no budget per key."""
 
-    def __init__(self, rates: Mapping[str, float], burst: float = 1.0, *, bursts: Mapping[str, float] | None = None,
-                 budgets: Mapping[str, int] | None = None, window: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        rates: Mapping[str, float],
+        burst: float = 1.0,
+        *,
+        bursts: Mapping[str, float] | None = None,
+        budgets: Mapping[str, int] | None = None,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         bursts, budgets = bursts or {}, budgets or {}
-        self._buckets = {key: TokenBucket(rate, bursts.get(key, burst), budget=budgets.get(key), window=window,
-                                          clock=clock, sleep=sleep) for key, rate in rates.items()}
+        self._buckets = {
+            key: TokenBucket(
+                rate, bursts.get(key, burst), budget=budgets.get(key), window=window, clock=clock, sleep=sleep
+            )
+            for key, rate in rates.items()
+        }
 
     def take(self, key: str) -> float:
         bucket = self._buckets.get(key)

@@ -31,7 +31,7 @@ from ..events import Retry as Backoff
 
 log = logging.getLogger(__name__)
 
-RENEW_AT = 1 / 3   # renew when less than this share of the lifetime is left
+RENEW_AT = 1 / 3  # renew when less than this share of the lifetime is left
 
 
 @dataclass
@@ -42,9 +42,9 @@ class Subscription:
     key: str
     data: dict[str, Any] = field(default_factory=dict)
     id: str | None = None
-    expires: float = 0.0      # epoch seconds
+    expires: float = 0.0  # epoch seconds
     renew_now: bool = False
-    backoff: Backoff = field(default_factory=Backoff)   # failures: 5 s, doubling up to 5 min
+    backoff: Backoff = field(default_factory=Backoff)  # failures: 5 s, doubling up to 5 min
 
 
 Call = Callable[[Subscription], None]
@@ -53,11 +53,21 @@ Call = Callable[[Subscription], None]
 class Renewals:
     """The subscriptions of one source, kept alive by `maintain()` and removed by `stop()`."""
 
-    def __init__(self, *, source: str, what: str, lifetime: float, create: Call, remove: Call,
-                 renew: Call | None = None, clock: Callable[[], float] = time.time,
-                 remove_timeout: float = 5.0, advice: str = "") -> None:
+    def __init__(
+        self,
+        *,
+        source: str,
+        what: str,
+        lifetime: float,
+        create: Call,
+        remove: Call,
+        renew: Call | None = None,
+        clock: Callable[[], float] = time.time,
+        remove_timeout: float = 5.0,
+        advice: str = "",
+    ) -> None:
         self.source, self.what, self.lifetime = source, what, lifetime
-        self.advice = f" ({advice})" if advice else ""   # said with every failure, e.g. what to check
+        self.advice = f" ({advice})" if advice else ""  # said with every failure, e.g. what to check
         self._create, self._renew, self._remove = create, renew, remove
         self.clock = clock
         self.remove_timeout = remove_timeout
@@ -78,9 +88,16 @@ class Renewals:
             try:
                 self._refresh(sub)
                 sub.backoff.succeeded()
-            except InletError as exc:   # tried again later; the schedule covers the gap
-                log.warning("source %r: %s %s: %s%s; next try in %.0fs", self.source, self.what, sub.key[-12:],
-                            exc, self.advice, sub.backoff.failed())
+            except InletError as exc:  # tried again later; the schedule covers the gap
+                log.warning(
+                    "source %r: %s %s: %s%s; next try in %.0fs",
+                    self.source,
+                    self.what,
+                    sub.key[-12:],
+                    exc,
+                    self.advice,
+                    sub.backoff.failed(),
+                )
         now = self.clock()
         self.live = bool(self.subs) and all(s.id and s.expires > now for s in self.subs.values())
 
@@ -89,7 +106,7 @@ class Renewals:
             self._renew(sub)
         elif sub.id is None:
             self._create(sub)
-        else:   # not extendable: a new one first, so no change falls between the two
+        else:  # not extendable: a new one first, so no change falls between the two
             old = replace(sub, data=dict(sub.data))
             self._create(sub)
             self._remove_quietly(old)
@@ -98,15 +115,17 @@ class Renewals:
     def _remove_quietly(self, sub: Subscription) -> None:
         try:
             self._remove(sub)
-        except Exception as exc:   # noqa: BLE001 - whatever went wrong, it expires by itself
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong, it expires by itself
             log.info("source %r: could not remove %s %s: %s", self.source, self.what, sub.id, exc)
 
     def stop(self) -> None:
         """Remove every held subscription, all at once, within `remove_timeout` seconds in all."""
         self.live = False
         held = [sub for sub in self.subs.values() if sub.id]
-        threads = [threading.Thread(target=self._remove_quietly, args=(sub,), daemon=True,
-                                    name=f"remove-{self.source}") for sub in held]
+        threads = [
+            threading.Thread(target=self._remove_quietly, args=(sub,), daemon=True, name=f"remove-{self.source}")
+            for sub in held
+        ]
         for thread in threads:
             thread.start()
         deadline = time.monotonic() + self.remove_timeout
@@ -114,7 +133,12 @@ class Renewals:
             thread.join(max(deadline - time.monotonic(), 0.0))
         late = sum(thread.is_alive() for thread in threads)
         if late:
-            log.warning("source %r: %d %s removal(s) still unanswered after %.0fs; left to expire",
-                        self.source, late, self.what, self.remove_timeout)
+            log.warning(
+                "source %r: %d %s removal(s) still unanswered after %.0fs; left to expire",
+                self.source,
+                late,
+                self.what,
+                self.remove_timeout,
+            )
         for sub in held:
             sub.id = None

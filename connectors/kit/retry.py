@@ -30,14 +30,17 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 THROTTLED = 429
-RATE_LIMIT_REASONS = frozenset({"userRateLimitExceeded", "rateLimitExceeded"})   # Google's 403 throttles
-NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, http.client.HTTPException)   # URLError is an OSError
+RATE_LIMIT_REASONS = frozenset({"userRateLimitExceeded", "rateLimitExceeded"})  # Google's 403 throttles
+NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, http.client.HTTPException)  # URLError is an OSError
 
 
 def retriable_status(status: int, reason: str = "") -> bool:
     """429, a 5xx other than 501 (Not Implemented), or a 403 whose reason is a rate limit."""
-    return (status == THROTTLED or (500 <= status <= 599 and status != 501)
-            or (status == 403 and reason in RATE_LIMIT_REASONS))
+    return (
+        status == THROTTLED
+        or (500 <= status <= 599 and status != 501)
+        or (status == 403 and reason in RATE_LIMIT_REASONS)
+    )
 
 
 def retry_after(value: str | Mapping[str, Any] | None, now: Callable[[], float] = time.time) -> float | None:
@@ -45,7 +48,7 @@ def retry_after(value: str | Mapping[str, Any] | None, now: Callable[[], float] 
     fractional allowed, or an HTTP date; None when absent or unreadable."""
     if value is not None and not isinstance(value, str):
         value = next((v for k, v in value.items() if k.lower() == "retry-after"), None)
-        if isinstance(value, list):   # slack-sdk keeps each header as a list
+        if isinstance(value, list):  # slack-sdk keeps each header as a list
             value = value[0] if value else None
     if not value:
         return None
@@ -64,11 +67,11 @@ def retry_after(value: str | Mapping[str, Any] | None, now: Callable[[], float] 
 class RetryPolicy:
     """How often and how long one call may be retried (see the module docstring)."""
 
-    attempts: int = 5          # tries in all, the first included
-    backoff: float = 0.5       # the first wait without Retry-After, doubled each time
-    cap: float = 30.0          # the longest single wait, Retry-After included
-    jitter: float = 0.1        # up to this share added to a wait at random
-    deadline: float = 60.0     # seconds of waiting one call may spend in all
+    attempts: int = 5  # tries in all, the first included
+    backoff: float = 0.5  # the first wait without Retry-After, doubled each time
+    cap: float = 30.0  # the longest single wait, Retry-After included
+    jitter: float = 0.1  # up to this share added to a wait at random
+    deadline: float = 60.0  # seconds of waiting one call may spend in all
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
 
@@ -105,9 +108,16 @@ class Attempts:
         wait = self.policy.delay(self.failures, retry_after)
         if self.waited + wait > self.policy.deadline:
             return None
-        log.log(logging.INFO if throttled else logging.WARNING,
-                "source %r: %s: %s; retry %d of %d in %.2fs", self.source, self.what, why,
-                self.failures, self.policy.attempts - 1, wait)
+        log.log(
+            logging.INFO if throttled else logging.WARNING,
+            "source %r: %s: %s; retry %d of %d in %.2fs",
+            self.source,
+            self.what,
+            why,
+            self.failures,
+            self.policy.attempts - 1,
+            wait,
+        )
         self.waited += wait
         return wait
 

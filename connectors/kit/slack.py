@@ -40,8 +40,14 @@ class SlackRetryHandler(RetryHandler):
         super().__init__(max_retry_count=policy.attempts - 1)
         self.policy, self.source = policy, source
 
-    def can_retry(self, *, state: RetryState, request: HttpRequest, response: HttpResponse | None = None,
-                  error: Exception | None = None) -> bool:
+    def can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
         why, after, throttled = _classify(response, error)
         if why is None:
             return False
@@ -53,8 +59,14 @@ class SlackRetryHandler(RetryHandler):
         values["wait"] = attempts.plan(why, after, throttled=throttled)
         return values["wait"] is not None
 
-    def prepare_for_next_attempt(self, *, state: RetryState, request: HttpRequest,
-                                 response: HttpResponse | None = None, error: Exception | None = None) -> None:
+    def prepare_for_next_attempt(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> None:
         state.next_attempt_requested = True
         self.policy.sleep(float((state.custom_values or {}).get("wait") or 0.0))
         state.increment_current_attempt()

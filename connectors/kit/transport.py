@@ -44,7 +44,8 @@ class RetryTransport(httpx.BaseTransport):
                 continue
             status = response.status_code
             if not retriable_status(status) or not attempts.retry(
-                    f"HTTP {status}", retry_after(response.headers), throttled=status == 429):
+                f"HTTP {status}", retry_after(response.headers), throttled=status == 429
+            ):
                 return response
 
     def close(self) -> None:
@@ -56,12 +57,13 @@ def _read(response: httpx.Response) -> httpx.Response:
     while reading raises here, where it can be retried."""
     try:
         raw = b"".join(response.iter_raw())
-    except httpx.StreamConsumed:   # already in memory (a mock transport's answer)
+    except httpx.StreamConsumed:  # already in memory (a mock transport's answer)
         return response
     finally:
         response.close()
-    return httpx.Response(response.status_code, headers=response.headers, stream=httpx.ByteStream(raw),
-                          extensions=response.extensions)
+    return httpx.Response(
+        response.status_code, headers=response.headers, stream=httpx.ByteStream(raw), extensions=response.extensions
+    )
 
 
 def ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
@@ -72,12 +74,24 @@ def ssl_context(ca_bundle: Path | None) -> ssl.SSLContext:
     return context
 
 
-def client(*, source: str, policy: RetryPolicy | None = None, ca_bundle: Path | None = None,
-           timeout: float = 60.0, user_agent: str = "inlet/0.1", max_connections: int = 8,
-           transport: httpx.BaseTransport | None = None, follow_redirects: bool = False) -> httpx.Client:
+def client(
+    *,
+    source: str,
+    policy: RetryPolicy | None = None,
+    ca_bundle: Path | None = None,
+    timeout: float = 60.0,
+    user_agent: str = "inlet/0.1",
+    max_connections: int = 8,
+    transport: httpx.BaseTransport | None = None,
+    follow_redirects: bool = False,
+) -> httpx.Client:
     """A pooled httpx client whose requests are retried under `policy` (`transport`: a test's inner one)."""
-    inner = transport or httpx.HTTPTransport(verify=ssl_context(ca_bundle),
-                                             limits=httpx.Limits(max_connections=max_connections))
-    return httpx.Client(transport=RetryTransport(inner, policy, source=source),
-                        timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
-                        headers={"User-Agent": user_agent}, follow_redirects=follow_redirects)
+    inner = transport or httpx.HTTPTransport(
+        verify=ssl_context(ca_bundle), limits=httpx.Limits(max_connections=max_connections)
+    )
+    return httpx.Client(
+        transport=RetryTransport(inner, policy, source=source),
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)),
+        headers={"User-Agent": user_agent},
+        follow_redirects=follow_redirects,
+    )

@@ -51,7 +51,7 @@ class PgCatalog(CatalogReads):
 
     def _query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         with self.pool.connection() as db:
-            return db.execute(sql, tuple(params)).fetchall()   # type: ignore[arg-type]
+            return db.execute(sql, tuple(params)).fetchall()  # type: ignore[arg-type]
 
     def records(self) -> Records:
         return PgRecords(self.pool, f"the index database at {server_name(self.url)}")
@@ -66,7 +66,7 @@ class PgCatalog(CatalogReads):
         with self.pool.connection() as db:
             _, df = self._frequencies.get(db, {s for t in exact for s in pg_lexical.stems_of(t)})
             sql, params = pg_lexical.exact_sql(exact, df, RARE_EXACT)
-            rows = db.execute(sql, params).fetchall()   # type: ignore[arg-type]   # built from constants
+            rows = db.execute(sql, params).fetchall()  # type: ignore[arg-type]   # built from constants
         per_term: dict[int, list[str]] = {}
         for k, cid in rows:
             per_term.setdefault(k, []).append(cid)
@@ -100,12 +100,12 @@ class PgCatalog(CatalogReads):
                 chosen = pg_lexical.selective(terms, df, total)
             wide_limit = limit * LEXICAL_OVERFETCH
             sql, params = pg_lexical.ranking_sql(chosen, df, wide_limit, filters, False, _filter_sql, choose, limit)
-            rows = db.execute(sql, params).fetchall()   # type: ignore[arg-type]   # built from constants
+            rows = db.execute(sql, params).fetchall()  # type: ignore[arg-type]   # built from constants
             hits = [(r[0], float(r[1])) for r in rows]
-            if len(hits) == limit or rows and rows[0][2] <= wide_limit:   # enough, or every match was seen
+            if len(hits) == limit or rows and rows[0][2] <= wide_limit:  # enough, or every match was seen
                 return hits
             sql, params = pg_lexical.ranking_sql(chosen, df, limit, filters, True, _filter_sql, choose)
-            return [(r[0], float(r[1])) for r in db.execute(sql, params).fetchall()]   # type: ignore[arg-type]
+            return [(r[0], float(r[1])) for r in db.execute(sql, params).fetchall()]  # type: ignore[arg-type]
 
     # --- writes -------------------------------------------------------------------------------
     def commit(self, batch: Commit) -> None:
@@ -122,8 +122,9 @@ class PgCatalog(CatalogReads):
             added, added_length, new_terms = self._put_chunks(db, chunks)
             if batch.keys:
                 with db.cursor() as cur:
-                    cur.executemany("UPDATE chunks SET key = %s WHERE chunk_id = %s",
-                                    [(key, chunk) for chunk, key in batch.keys])
+                    cur.executemany(
+                        "UPDATE chunks SET key = %s WHERE chunk_id = %s", [(key, chunk) for chunk, key in batch.keys]
+                    )
             if batch.seen:
                 db.execute("UPDATE documents SET seen_gen = %s WHERE doc_id = ANY(%s)", (batch.generation, batch.seen))
             if batch.gone:
@@ -132,14 +133,18 @@ class PgCatalog(CatalogReads):
             new_terms.subtract(gone_terms)
             _count_terms(db, new_terms)
             if added or dropped:
-                db.execute("UPDATE corpus SET chunks = chunks + %s, length = length + %s WHERE id = 1",
-                           (added - dropped, added_length - dropped_length))
+                db.execute(
+                    "UPDATE corpus SET chunks = chunks + %s, length = length + %s WHERE id = 1",
+                    (added - dropped, added_length - dropped_length),
+                )
             if batch.marked:
-                marked = {d: (s, n) for d, s, n in sorted(batch.marked, key=lambda m: m[2])}   # one row a document
-                db.execute("INSERT INTO vector_writes (doc_id, source, chunks) SELECT * FROM unnest(%s::text[], "
-                           "%s::text[], %s::int[]) ON CONFLICT (doc_id) DO UPDATE SET "
-                           "chunks = GREATEST(vector_writes.chunks, EXCLUDED.chunks)",
-                           (list(marked), [m[0] for m in marked.values()], [m[1] for m in marked.values()]))
+                marked = {d: (s, n) for d, s, n in sorted(batch.marked, key=lambda m: m[2])}  # one row a document
+                db.execute(
+                    "INSERT INTO vector_writes (doc_id, source, chunks) SELECT * FROM unnest(%s::text[], "
+                    "%s::text[], %s::int[]) ON CONFLICT (doc_id) DO UPDATE SET "
+                    "chunks = GREATEST(vector_writes.chunks, EXCLUDED.chunks)",
+                    (list(marked), [m[0] for m in marked.values()], [m[1] for m in marked.values()]),
+                )
             if batch.settled:
                 db.execute("DELETE FROM vector_writes WHERE doc_id = ANY(%s)", (batch.settled,))
 
@@ -151,14 +156,21 @@ class PgCatalog(CatalogReads):
         rows = db.execute("DELETE FROM chunks WHERE doc_id = ANY(%s) RETURNING id, length", (doc_ids,)).fetchall()
         terms: Counter[str] = Counter()
         if rows:
-            terms.update(dict(db.execute("WITH gone AS (DELETE FROM postings WHERE chunk = ANY(%s) RETURNING term) "
-                                         "SELECT term, count(*) FROM gone GROUP BY term",
-                                         ([r[0] for r in rows],)).fetchall()))
+            terms.update(
+                dict(
+                    db.execute(
+                        "WITH gone AS (DELETE FROM postings WHERE chunk = ANY(%s) RETURNING term) "
+                        "SELECT term, count(*) FROM gone GROUP BY term",
+                        ([r[0] for r in rows],),
+                    ).fetchall()
+                )
+            )
         return len(rows), sum(r[1] for r in rows), terms
 
     @staticmethod
-    def _put_documents(db: psycopg.Connection[Any], docs: list[Document], chunks: dict[str, int],
-                       generation: int) -> None:
+    def _put_documents(
+        db: psycopg.Connection[Any], docs: list[Document], chunks: dict[str, int], generation: int
+    ) -> None:
         if not docs:
             return
         with db.cursor() as cur:
@@ -168,8 +180,22 @@ class PgCatalog(CatalogReads):
                 "source = excluded.source, source_type = excluded.source_type, content_hash = "
                 "excluded.content_hash, meta_hash = excluded.meta_hash, chunks = COALESCE(%s, documents.chunks), "
                 "seen_gen = excluded.seen_gen, ts = excluded.ts, body = excluded.body",
-                [(d.id, d.source, d.source_type, d.content_hash(), d.meta_hash(), chunks.get(d.id, 0), generation,
-                  doc_ts(d), d.model_dump_json(), chunks.get(d.id)) for d in docs])
+                [
+                    (
+                        d.id,
+                        d.source,
+                        d.source_type,
+                        d.content_hash(),
+                        d.meta_hash(),
+                        chunks.get(d.id, 0),
+                        generation,
+                        doc_ts(d),
+                        d.model_dump_json(),
+                        chunks.get(d.id),
+                    )
+                    for d in docs
+                ],
+            )
         ids = [d.id for d in docs]
         db.execute("DELETE FROM acl WHERE doc_id = ANY(%s)", (ids,))
         acl = [(p, d.id) for d in docs for p in dict.fromkeys(d.acl.principals())]
@@ -186,8 +212,14 @@ class PgCatalog(CatalogReads):
         ids = db.execute(
             "INSERT INTO chunks (chunk_id, doc_id, n, text, length) SELECT * FROM unnest("
             "%s::text[], %s::text[], %s::int[], %s::text[], %s::int[]) RETURNING id, chunk_id",
-            ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
-             [r[5] for r in rows])).fetchall()
+            (
+                [r[0] for r in rows],
+                [r[1] for r in rows],
+                [r[2] for r in rows],
+                [r[3] for r in rows],
+                [r[5] for r in rows],
+            ),
+        ).fetchall()
         by_chunk = dict((cid, rid) for rid, cid in ids)
         with db.cursor().copy("COPY postings (term, chunk, tf, length, pos) FROM STDIN") as copy:
             for cid, *_, found, length in rows:
@@ -196,12 +228,15 @@ class PgCatalog(CatalogReads):
         return len(rows), sum(r[5] for r in rows), Counter(term for row in rows for term in row[4])
 
 
-ChunkRow = tuple[str, str, int, str, dict[str, pg_lexical.Posting], int]   # id, doc, n, text, postings, length
+ChunkRow = tuple[str, str, int, str, dict[str, pg_lexical.Posting], int]  # id, doc, n, text, postings, length
 
 
 def _chunk_rows(embedded: list[tuple[Document, list[str]]]) -> list[ChunkRow]:
-    return [(chunk_id(doc.id, n), doc.id, n, text, *pg_lexical.postings(doc.title or "", text))
-            for doc, texts in embedded for n, text in enumerate(texts)]
+    return [
+        (chunk_id(doc.id, n), doc.id, n, text, *pg_lexical.postings(doc.title or "", text))
+        for doc, texts in embedded
+        for n, text in enumerate(texts)
+    ]
 
 
 def _count_terms(db: psycopg.Connection[Any], change: Counter[str]) -> None:
@@ -209,6 +244,8 @@ def _count_terms(db: psycopg.Connection[Any], change: Counter[str]) -> None:
     touching the same terms wait for each other instead of deadlocking."""
     moved = sorted((term, n) for term, n in change.items() if n)
     if moved:
-        db.execute("INSERT INTO terms (term, df) SELECT * FROM unnest(%s::text[], %s::bigint[]) ORDER BY 1 "
-                   "ON CONFLICT (term) DO UPDATE SET df = terms.df + excluded.df",
-                   ([t for t, _ in moved], [n for _, n in moved]))
+        db.execute(
+            "INSERT INTO terms (term, df) SELECT * FROM unnest(%s::text[], %s::bigint[]) ORDER BY 1 "
+            "ON CONFLICT (term) DO UPDATE SET df = terms.df + excluded.df",
+            ([t for t, _ in moved], [n for _, n in moved]),
+        )

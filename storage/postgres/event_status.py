@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from inlet.config import IndexConfig
 
 log = logging.getLogger(__name__)
-HEARTBEAT = 15.0     # seconds between refreshes of a daemon's rows
-STALE_AFTER = 3      # heartbeats missed before a daemon's rows read as "events off"
+HEARTBEAT = 15.0  # seconds between refreshes of a daemon's rows
+STALE_AFTER = 3  # heartbeats missed before a daemon's rows read as "events off"
 
 
 class PgEventStatus(SqlEventStatus):
@@ -64,7 +64,7 @@ class PgEventStatus(SqlEventStatus):
             try:
                 with self.pool.connection() as db:
                     db.execute("UPDATE daemon_events SET updated = now() WHERE holder = %s", (self.holder,))
-            except Exception:   # the database is away: the rows go stale, which readers show as "off"
+            except Exception:  # the database is away: the rows go stale, which readers show as "off"
                 log.debug("could not refresh the event status rows", exc_info=True)
 
 
@@ -73,9 +73,10 @@ def read_database_event_status(config: IndexConfig, heartbeat: float = HEARTBEAT
     pool = connect(config)
     try:
         with pool.connection() as db:
-            rows = db.execute("SELECT source, report FROM daemon_events "
-                              "WHERE updated > now() - make_interval(secs => %s)",
-                              (heartbeat * STALE_AFTER,)).fetchall()
+            rows = db.execute(
+                "SELECT source, report FROM daemon_events WHERE updated > now() - make_interval(secs => %s)",
+                (heartbeat * STALE_AFTER,),
+            ).fetchall()
     finally:
         disconnect(pool)
     return merge_reports(rows)

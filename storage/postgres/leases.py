@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from inlet.config import IndexConfig
 
 log = logging.getLogger(__name__)
-TAKEOVER_WAIT_MS = 2000   # a lease row locked longer than this by a holder whose lease is over: cut it off
+TAKEOVER_WAIT_MS = 2000  # a lease row locked longer than this by a holder whose lease is over: cut it off
 
 
 class PgLeases:
@@ -101,10 +101,11 @@ class PgLeases:
                         "VALUES (%s, %s, 1, now() + make_interval(secs => %s)) "
                         "ON CONFLICT (source) DO UPDATE SET holder = excluded.holder, fence = leases.fence + 1, "
                         "expires = excluded.expires WHERE leases.expires <= now() RETURNING fence",
-                        (source, self.holder, self.seconds)).fetchone()
+                        (source, self.holder, self.seconds),
+                    ).fetchone()
             except psycopg.errors.LockNotAvailable:
                 if attempt or not _end_stuck_holder(db, source):
-                    return None   # a live holder's commit in flight
+                    return None  # a live holder's commit in flight
         return None
 
     def release(self, fence: Fence) -> None:
@@ -112,8 +113,9 @@ class PgLeases:
             if self._held.get(fence.source) == fence:
                 del self._held[fence.source]
         with self.pool.connection() as db:
-            db.execute("UPDATE leases SET expires = now() WHERE source = %s AND fence = %s",
-                       (fence.source, fence.number))
+            db.execute(
+                "UPDATE leases SET expires = now() WHERE source = %s AND fence = %s", (fence.source, fence.number)
+            )
 
     def renew(self) -> None:
         """Extend every lease still ours; forget those taken over (their commits will be refused)."""
@@ -123,9 +125,11 @@ class PgLeases:
             return
         with self.pool.connection() as db:
             for fence in held:
-                ok = db.execute("UPDATE leases SET expires = now() + make_interval(secs => %s) "
-                                "WHERE source = %s AND fence = %s RETURNING 1",
-                                (self.seconds, fence.source, fence.number)).fetchone()
+                ok = db.execute(
+                    "UPDATE leases SET expires = now() + make_interval(secs => %s) "
+                    "WHERE source = %s AND fence = %s RETURNING 1",
+                    (self.seconds, fence.source, fence.number),
+                ).fetchone()
                 if ok is None:
                     log.warning("lost the lease of source %r to another daemon", fence.source)
                     with self._lock:
@@ -135,14 +139,15 @@ class PgLeases:
         while not self._stop.wait(self.seconds / 3):
             try:
                 self.renew()
-            except Exception:   # the database is away: commits will say so; keep trying
+            except Exception:  # the database is away: commits will say so; keep trying
                 log.warning("could not renew leases", exc_info=True)
 
     def holders(self) -> dict[str, dict[str, Any]]:
         """source -> {holder, expires (epoch seconds)} for live leases."""
         with self.pool.connection() as db:
-            rows = db.execute("SELECT source, holder, extract(epoch FROM expires) FROM leases "
-                              "WHERE expires > now()").fetchall()
+            rows = db.execute(
+                "SELECT source, holder, extract(epoch FROM expires) FROM leases WHERE expires > now()"
+            ).fetchall()
         return {r[0]: {"holder": r[1], "expires": float(r[2])} for r in rows}
 
 
@@ -154,16 +159,28 @@ def _end_stuck_holder(db: psycopg.Connection[Any], source: str) -> bool:
     if row is None:
         return False
     try:
-        ended = db.execute("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
-                           "WHERE application_name = %s AND xact_start IS NOT NULL AND pid <> pg_backend_pid()",
-                           (session_name(row[0]),)).fetchone()
+        ended = db.execute(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = %s AND xact_start IS NOT NULL AND pid <> pg_backend_pid()",
+            (session_name(row[0]),),
+        ).fetchone()
     except psycopg.errors.InsufficientPrivilege as exc:
-        log.error("source %r: its holder %s let its lease run out in the middle of a commit, and this daemon "
-                  "may not end its sessions (%s): connect every daemon as one role, or grant this one "
-                  "pg_signal_backend", source, row[0], str(exc).strip())
+        log.error(
+            "source %r: its holder %s let its lease run out in the middle of a commit, and this daemon "
+            "may not end its sessions (%s): connect every daemon as one role, or grant this one "
+            "pg_signal_backend",
+            source,
+            row[0],
+            str(exc).strip(),
+        )
         return False
-    log.warning("source %r: its holder %s let its lease run out in the middle of a commit; ended %d of its "
-                "database sessions to take the source over", source, row[0], ended[0] if ended else 0)
+    log.warning(
+        "source %r: its holder %s let its lease run out in the middle of a commit; ended %d of its "
+        "database sessions to take the source over",
+        source,
+        row[0],
+        ended[0] if ended else 0,
+    )
     return True
 
 
@@ -172,8 +189,12 @@ def check_fence(db: psycopg.Connection[Any], fence: Fence | None) -> None:
     The row is share-locked until the commit ends, so no takeover can slip in between."""
     if fence is None:
         return
-    row = db.execute("SELECT 1 FROM leases WHERE source = %s AND fence = %s AND expires > now() FOR SHARE",
-                     (fence.source, fence.number)).fetchone()
+    row = db.execute(
+        "SELECT 1 FROM leases WHERE source = %s AND fence = %s AND expires > now() FOR SHARE",
+        (fence.source, fence.number),
+    ).fetchone()
     if row is None:
-        raise LeaseLostError(f"source {fence.source!r}: this daemon's lease (fence {fence.number}) expired or "
-                             "was taken over by another daemon; its commit was refused and the run stops")
+        raise LeaseLostError(
+            f"source {fence.source!r}: this daemon's lease (fence {fence.number}) expired or "
+            "was taken over by another daemon; its commit was refused and the run stops"
+        )

@@ -43,11 +43,11 @@ from ..types import Filters
 K1 = 1.2
 B = 0.75
 TITLE_WEIGHT = 2
-TITLE_BASE = 1 << 30      # title token i is at position TITLE_BASE + i; text tokens count from 0
-MAX_PHRASE_PARTS = 32     # a longer quoted phrase is matched on its first parts (one join per part)
+TITLE_BASE = 1 << 30  # title token i is at position TITLE_BASE + i; text tokens count from 0
+MAX_PHRASE_PARTS = 32  # a longer quoted phrase is matched on its first parts (one join per part)
 
 
-PORTER_MIN, PORTER_MAX = 3, 64   # FTS5's porter stems only tokens of this many characters
+PORTER_MIN, PORTER_MAX = 3, 64  # FTS5's porter stems only tokens of this many characters
 
 
 @lru_cache(maxsize=200_000)
@@ -59,7 +59,7 @@ def stem(word: str) -> str:
 
 @lru_cache(maxsize=1)
 def _stemmer() -> Any:
-    import snowballstemmer   # type: ignore[import-untyped]
+    import snowballstemmer  # type: ignore[import-untyped]
 
     return snowballstemmer.stemmer("porter")
 
@@ -104,8 +104,9 @@ class Frequencies:
             known = {t: self._df[t][1] for t in wanted if t in self._df and now - self._df[t][0] < DF_TTL}
         missing = sorted(wanted - known.keys() - {""})
         if missing or "" not in known:
-            rows = db.execute("SELECT '', chunks FROM corpus UNION ALL SELECT term, df FROM terms "
-                              "WHERE term = ANY(%s)", (missing,)).fetchall()
+            rows = db.execute(
+                "SELECT '', chunks FROM corpus UNION ALL SELECT term, df FROM terms WHERE term = ANY(%s)", (missing,)
+            ).fetchall()
             fetched = {t: 0 for t in missing} | {r[0]: int(r[1]) for r in rows}
             with self._lock:
                 if len(self._df) > 50_000:
@@ -145,9 +146,11 @@ def _phrase_hits(k: int, stems: list[str], df: dict[str, int]) -> tuple[str, lis
         joins.append(f"JOIN postings p{j} ON p{j}.term = %s AND p{j}.chunk = pa.chunk")
         conditions.append(f"x.pos + {j - anchor} = ANY(p{j}.pos)")
         params.append(part)
-    sql = (f"SELECT {k} AS k, pa.chunk, sum(CASE WHEN x.pos >= {TITLE_BASE} THEN {TITLE_WEIGHT} ELSE 1 END)::real "
-           f"AS tf, min(pa.length) AS length FROM postings pa CROSS JOIN LATERAL unnest(pa.pos) AS x(pos) "
-           f"{' '.join(joins)} WHERE pa.term = %s AND {' AND '.join(conditions) or 'TRUE'} GROUP BY pa.chunk")
+    sql = (
+        f"SELECT {k} AS k, pa.chunk, sum(CASE WHEN x.pos >= {TITLE_BASE} THEN {TITLE_WEIGHT} ELSE 1 END)::real "
+        f"AS tf, min(pa.length) AS length FROM postings pa CROSS JOIN LATERAL unnest(pa.pos) AS x(pos) "
+        f"{' '.join(joins)} WHERE pa.term = %s AND {' AND '.join(conditions) or 'TRUE'} GROUP BY pa.chunk"
+    )
     return sql, [*params, stems[anchor]]
 
 
@@ -178,12 +181,16 @@ def _scored_sql(terms: list[Term], df: dict[str, int], choose: bool = False) -> 
             ctes.append(f"w AS MATERIALIZED ({_SELECTIVE_WORDS.format(idf=idf, average=average)})")
             params += [[s for _, s in singles], [terms[k].exact for k, _ in singles]]
         else:
-            ctes.append(f"w AS MATERIALIZED (SELECT u.term, {idf} AS idf, {average} AS average "
-                        "FROM unnest(%s::text[]) AS u(term) CROSS JOIN corpus c CROSS JOIN LATERAL "
-                        "(SELECT COALESCE(max(df), 0) AS n FROM terms t WHERE t.term = u.term) AS f)")
+            ctes.append(
+                f"w AS MATERIALIZED (SELECT u.term, {idf} AS idf, {average} AS average "
+                "FROM unnest(%s::text[]) AS u(term) CROSS JOIN corpus c CROSS JOIN LATERAL "
+                "(SELECT COALESCE(max(df), 0) AS n FROM terms t WHERE t.term = u.term) AS f)"
+            )
             params.append([s for _, s in singles])
-        parts.append(f"SELECT p.chunk, {bm25.format(idf='w.idf', tf='p.tf', length='p.length', average='w.average')} "
-                     "AS part FROM postings p JOIN w ON w.term = p.term WHERE p.term = ANY(%s)")
+        parts.append(
+            f"SELECT p.chunk, {bm25.format(idf='w.idf', tf='p.tf', length='p.length', average='w.average')} "
+            "AS part FROM postings p JOIN w ON w.term = p.term WHERE p.term = ANY(%s)"
+        )
         params.append([s for _, s in singles])
     if phrases:
         hits = []
@@ -191,21 +198,30 @@ def _scored_sql(terms: list[Term], df: dict[str, int], choose: bool = False) -> 
             sql, more = _phrase_hits(k, stems, df)
             hits.append(sql)
             params += more
-        ctes.append(f"ph AS MATERIALIZED ({' UNION ALL '.join(hits)}), "
-                    f"pw AS (SELECT s.k, {idf} AS idf, {average} AS average FROM (SELECT k, count(*) AS n FROM ph "
-                    "GROUP BY k) AS s CROSS JOIN corpus c)")
+        ctes.append(
+            f"ph AS MATERIALIZED ({' UNION ALL '.join(hits)}), "
+            f"pw AS (SELECT s.k, {idf} AS idf, {average} AS average FROM (SELECT k, count(*) AS n FROM ph "
+            "GROUP BY k) AS s CROSS JOIN corpus c)"
+        )
         score = bm25.format(idf="pw.idf", tf="ph.tf", length="ph.length", average="pw.average")
         parts.append(f"SELECT ph.chunk, {score} AS part FROM ph JOIN pw ON pw.k = ph.k")
     # the CTEs' parameters come first in the statement: reorder (words' CTE, phrases' CTE, words' scan)
     if singles and phrases:
         cte = 2 if choose else 1
-        params = [*params[:cte], *params[cte + 1:], params[cte]]
+        params = [*params[:cte], *params[cte + 1 :], params[cte]]
     return f"WITH {', '.join(ctes)}, scored AS ({' UNION ALL '.join(parts)})", params
 
 
-def ranking_sql(terms: list[Term], df: dict[str, int], limit: int, filters: Filters, filter_first: bool,
-                filter_sql: Callable[[Filters], tuple[list[str], list[Any]]],
-                choose: bool = False, keep: int | None = None) -> tuple[str, list[Any]]:
+def ranking_sql(
+    terms: list[Term],
+    df: dict[str, int],
+    limit: int,
+    filters: Filters,
+    filter_first: bool,
+    filter_sql: Callable[[Filters], tuple[list[str], list[Any]]],
+    choose: bool = False,
+    keep: int | None = None,
+) -> tuple[str, list[Any]]:
     """One statement: (chunk id, BM25 score, chunks matched), best first.
 
     `filter_first` False ranks every matching chunk, takes the `limit` best, and returns the first
@@ -218,27 +234,35 @@ def ranking_sql(terms: list[Term], df: dict[str, int], limit: int, filters: Filt
     sql, params = _scored_sql(terms, df, choose)
     filter_params: list[Any]
     if filters == Filters(principals=filters.principals) and filters.principals is not None:
-        condition, filter_params = "EXISTS (SELECT 1 FROM acl a WHERE a.doc_id = c.doc_id AND a.principal = ANY(%s))", [
-            list(filters.principals)]   # an ACL alone (every user's search): no need for the document row
+        condition, filter_params = (
+            "EXISTS (SELECT 1 FROM acl a WHERE a.doc_id = c.doc_id AND a.principal = ANY(%s))",
+            [list(filters.principals)],
+        )  # an ACL alone (every user's search): no need for the document row
         documents = ""
     else:
         where, filter_params = filter_sql(filters)
         condition, documents = " AND ".join(where) or "TRUE", "JOIN documents d ON d.doc_id = c.doc_id" if where else ""
     if filter_first and filter_params:
-        sql += (f", top AS (SELECT s.chunk, sum(s.part) AS score, 0 AS matched FROM scored s JOIN chunks c "
-                f"ON c.id = s.chunk {documents} WHERE {condition} GROUP BY s.chunk ORDER BY score DESC, s.chunk "
-                "LIMIT %s) ")
+        sql += (
+            f", top AS (SELECT s.chunk, sum(s.part) AS score, 0 AS matched FROM scored s JOIN chunks c "
+            f"ON c.id = s.chunk {documents} WHERE {condition} GROUP BY s.chunk ORDER BY score DESC, s.chunk "
+            "LIMIT %s) "
+        )
         params += [*filter_params, limit]
         condition, documents, cut, filter_params = "TRUE", "", "", []
     else:
         # `top` keeps its order into the join, so the server stops checking once `keep` passed
-        sql += (", top AS (SELECT chunk, sum(part) AS score, count(*) OVER () AS matched FROM scored GROUP BY chunk "
-                "ORDER BY score DESC, chunk LIMIT %s) ")
+        sql += (
+            ", top AS (SELECT chunk, sum(part) AS score, count(*) OVER () AS matched FROM scored GROUP BY chunk "
+            "ORDER BY score DESC, chunk LIMIT %s) "
+        )
         params.append(limit)
         cut = "LIMIT %s"
         filter_params = [*filter_params, keep if keep is not None else limit]
-    sql += (f"SELECT c.chunk_id, t.score, t.matched FROM top t JOIN chunks c ON c.id = t.chunk {documents} "
-            f"WHERE {condition} ORDER BY t.score DESC, t.chunk {cut}")
+    sql += (
+        f"SELECT c.chunk_id, t.score, t.matched FROM top t JOIN chunks c ON c.id = t.chunk {documents} "
+        f"WHERE {condition} ORDER BY t.score DESC, t.chunk {cut}"
+    )
     return sql, [*params, *filter_params]
 
 

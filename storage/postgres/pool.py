@@ -78,10 +78,12 @@ def _open_pool(url: str, password_env: str | None) -> ConnectionPool:
     # Statements psycopg has prepared (run 5 times on a connection) keep one generic plan: the BM25
     # statement's custom plans, which the server otherwise keeps choosing for its array parameters,
     # were the same plan re-made each time (0.4 ms, about 5% of a search's p50 at 100k chunks).
-    kwargs: dict[str, Any] = {"autocommit": True,
-                              "options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS} "
-                                         "-c plan_cache_mode=force_generic_plan",
-                              "application_name": session_name(holder_name())}
+    kwargs: dict[str, Any] = {
+        "autocommit": True,
+        "options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS} "
+        "-c plan_cache_mode=force_generic_plan",
+        "application_name": session_name(holder_name()),
+    }
     if password_env:
         if password_env not in os.environ:
             raise DatabaseError(f"[index].database_password_env names {password_env}, which is not set")

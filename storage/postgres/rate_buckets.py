@@ -16,8 +16,10 @@ if TYPE_CHECKING:
     from inlet.config import IndexConfig
 
 # The row is created (or locked, by the no-op update) and read in one statement.
-LOCK = ("INSERT INTO rate_buckets AS b (name, tat) VALUES (%s, 0) ON CONFLICT (name) DO UPDATE SET tat = b.tat "
-        "RETURNING b.tat, extract(epoch FROM clock_timestamp())::float8")
+LOCK = (
+    "INSERT INTO rate_buckets AS b (name, tat) VALUES (%s, 0) ON CONFLICT (name) DO UPDATE SET tat = b.tat "
+    "RETURNING b.tat, extract(epoch FROM clock_timestamp())::float8"
+)
 
 
 class PgRateBuckets:

@@ -24,7 +24,7 @@ class PgRecords:
     def __init__(self, pool: ConnectionPool, where: str) -> None:
         self.pool = pool
         self.where = where
-        self.version: int | None = None   # None: this process has seen no row
+        self.version: int | None = None  # None: this process has seen no row
 
     def read(self) -> Record | None:
         with self.pool.connection() as db:
@@ -39,11 +39,16 @@ class PgRecords:
         text = json.dumps(asdict(record))
         with self.pool.connection() as db:
             if self.version is None:
-                row = db.execute("INSERT INTO embedding_record VALUES (1, %s, 1) ON CONFLICT (id) DO NOTHING "
-                                 "RETURNING version", (text,)).fetchone()
+                row = db.execute(
+                    "INSERT INTO embedding_record VALUES (1, %s, 1) ON CONFLICT (id) DO NOTHING RETURNING version",
+                    (text,),
+                ).fetchone()
             else:
-                row = db.execute("UPDATE embedding_record SET record = %s, version = version + 1 "
-                                 "WHERE id = 1 AND version = %s RETURNING version", (text, self.version)).fetchone()
+                row = db.execute(
+                    "UPDATE embedding_record SET record = %s, version = version + 1 "
+                    "WHERE id = 1 AND version = %s RETURNING version",
+                    (text, self.version),
+                ).fetchone()
         if row is None:
             raise RecordChanged(f"{self.where}: the embedding record changed since it was read")
         self.version = int(row[0])

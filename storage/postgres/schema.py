@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import psycopg
 
 log = logging.getLogger(__name__)
-MIGRATION_LOCK = 7_150_015   # pg_advisory_xact_lock key: one migrator at a time
+MIGRATION_LOCK = 7_150_015  # pg_advisory_xact_lock key: one migrator at a time
 DATABASE = Migrations("index database")
 
 
@@ -73,8 +73,10 @@ def m003_chunk_key(db: psycopg.Connection[Any]) -> None:
 @DATABASE.step
 def m004_run_progress(db: psycopg.Connection[Any]) -> None:
     """A run in flight's progress, for `inlet status` on any host."""
-    db.execute("CREATE TABLE run_progress (run_id BIGINT PRIMARY KEY, holder TEXT NOT NULL, seen INTEGER NOT NULL, "
-               "done INTEGER, total INTEGER, unit TEXT, updated DOUBLE PRECISION NOT NULL)")
+    db.execute(
+        "CREATE TABLE run_progress (run_id BIGINT PRIMARY KEY, holder TEXT NOT NULL, seen INTEGER NOT NULL, "
+        "done INTEGER, total INTEGER, unit TEXT, updated DOUBLE PRECISION NOT NULL)"
+    )
 
 
 @DATABASE.step
@@ -111,8 +113,10 @@ def m006_repost(db: psycopg.Connection[Any]) -> None:
             with db.cursor() as cur:
                 cur.executemany("UPDATE chunks SET length = %s WHERE id = %s", lengths)
             done += len(rows)
-    db.execute("UPDATE corpus SET chunks = (SELECT count(*) FROM chunks), "
-               "length = (SELECT COALESCE(sum(length), 0) FROM chunks) WHERE id = 1")
+    db.execute(
+        "UPDATE corpus SET chunks = (SELECT count(*) FROM chunks), "
+        "length = (SELECT COALESCE(sum(length), 0) FROM chunks) WHERE id = 1"
+    )
     db.execute("TRUNCATE terms")
     db.execute("INSERT INTO terms SELECT term, count(*) FROM postings GROUP BY term")
     log.info("index database: rewrote the postings of %d chunks with positions", done)
@@ -121,15 +125,19 @@ def m006_repost(db: psycopg.Connection[Any]) -> None:
 @DATABASE.step
 def m007_embedding_record(db: psycopg.Connection[Any]) -> None:
     """The vectors' model fingerprint and a reindex under way (index/fingerprint.py), one row, versioned."""
-    db.execute("CREATE TABLE embedding_record (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL, "
-               "version BIGINT NOT NULL)")
+    db.execute(
+        "CREATE TABLE embedding_record (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL, "
+        "version BIGINT NOT NULL)"
+    )
 
 
 @DATABASE.step
 def m008_daemon_events(db: psycopg.Connection[Any]) -> None:
     """Each daemon's change-event status per source (postgres/event_status.py), for status on any host."""
-    db.execute("CREATE TABLE daemon_events (source TEXT NOT NULL, holder TEXT NOT NULL, report TEXT NOT NULL, "
-               "updated TIMESTAMPTZ NOT NULL, PRIMARY KEY (source, holder))")
+    db.execute(
+        "CREATE TABLE daemon_events (source TEXT NOT NULL, holder TEXT NOT NULL, report TEXT NOT NULL, "
+        "updated TIMESTAMPTZ NOT NULL, PRIMARY KEY (source, holder))"
+    )
 
 
 @DATABASE.step
@@ -141,8 +149,10 @@ def m009_vector_writes(db: psycopg.Connection[Any]) -> None:
 @DATABASE.step
 def m010_run_skips(db: psycopg.Connection[Any]) -> None:
     """The first items each run skipped, with reasons (`SKIPS_KEPT` of them), for `inlet status`."""
-    db.execute("CREATE TABLE run_skips (run_id BIGINT NOT NULL, n INTEGER NOT NULL, item_id TEXT NOT NULL, "
-               "title TEXT, reason TEXT NOT NULL, failed BOOLEAN NOT NULL, PRIMARY KEY (run_id, n))")
+    db.execute(
+        "CREATE TABLE run_skips (run_id BIGINT NOT NULL, n INTEGER NOT NULL, item_id TEXT NOT NULL, "
+        "title TEXT, reason TEXT NOT NULL, failed BOOLEAN NOT NULL, PRIMARY KEY (run_id, n))"
+    )
 
 
 @DATABASE.step
@@ -159,7 +169,7 @@ def m012_recent_window(db: psycopg.Connection[Any]) -> None:
 
 def _numbered(db: psycopg.Connection[Any]) -> int:
     """How many numbered migrations a database made before named steps has (0: none, or a new one)."""
-    if db.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:   # type: ignore[index]
+    if db.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:  # type: ignore[index]
         return 0
     row = db.execute("SELECT max(version) FROM schema_version").fetchone()
     return int(row[0]) if row and row[0] is not None else 0
@@ -170,4 +180,3 @@ def migrate(db: psycopg.Connection[Any], where: str) -> list[str]:
     with db.transaction():
         db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         return DATABASE.apply(db, "%s", where, adopted=_numbered)
-

@@ -53,7 +53,8 @@ class PgState(SqlState):
             "SELECT s, n, ?, ?, ? FROM unnest(?::text[], ?::float8[]) AS u(s, n) "
             "ON CONFLICT (source) DO UPDATE SET next_run = excluded.next_run, pid = excluded.pid, "
             "holder = excluded.holder, updated = excluded.updated",
-            (pid, holder_name(), time.time(), list(next_runs), list(next_runs.values())))
+            (pid, holder_name(), time.time(), list(next_runs), list(next_runs.values())),
+        )
 
     def clear_next_runs(self, pid: int) -> None:
         self._exec("DELETE FROM daemon_schedule WHERE holder = ?", (holder_name(),))

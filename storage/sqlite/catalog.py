@@ -24,7 +24,7 @@ from ..records import FolderRecords, Records
 from ..types import Commit, Filters, chunk_id, doc_ts, visible_only
 from .schema import CATALOG, connect
 
-READ_MMAP_BYTES = 1 << 30   # readers map the file: pages shared by all threads, no read() copies (-10% BM25)
+READ_MMAP_BYTES = 1 << 30  # readers map the file: pages shared by all threads, no read() copies (-10% BM25)
 
 
 class SqliteCatalog(CatalogReads):
@@ -40,7 +40,7 @@ class SqliteCatalog(CatalogReads):
         self._lock = threading.RLock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
-        self._df: dict[str, tuple[float, int]] = {}   # term -> (when counted, chunks containing it)
+        self._df: dict[str, tuple[float, int]] = {}  # term -> (when counted, chunks containing it)
 
     def close(self) -> None:
         with self._lock:
@@ -84,25 +84,32 @@ class SqliteCatalog(CatalogReads):
         so the best `LEXICAL_OVERFETCH` x `limit` matches are ranked first and filtered after;
         only when too few pass is the filtered query run in full. FTS5's bm25() is negative
         (lower is better); the scores returned are its negation."""
-        terms = parse_query(query)   # identifiers and quoted phrases match as phrases (index/lexical.py)
+        terms = parse_query(query)  # identifiers and quoted phrases match as phrases (index/lexical.py)
         if not terms:
             return []
         selective = set(self.selective_terms([t.text for t in terms if not t.exact]))
         match = fts5_match([t for t in terms if t.exact or t.text in selective])
-        wide = [(r[0], -r[1]) for r in self._query(
-            "SELECT c.chunk_id, f.score FROM (SELECT rowid, bm25(chunks_fts, 2.0, 1.0) AS score FROM chunks_fts "
-            "WHERE chunks_fts MATCH ? ORDER BY score LIMIT ?) f JOIN chunks c ON c.rowid = f.rowid "
-            "ORDER BY f.score", [match, limit * LEXICAL_OVERFETCH])]
+        wide = [
+            (r[0], -r[1])
+            for r in self._query(
+                "SELECT c.chunk_id, f.score FROM (SELECT rowid, bm25(chunks_fts, 2.0, 1.0) AS score FROM chunks_fts "
+                "WHERE chunks_fts MATCH ? ORDER BY score LIMIT ?) f JOIN chunks c ON c.rowid = f.rowid "
+                "ORDER BY f.score",
+                [match, limit * LEXICAL_OVERFETCH],
+            )
+        ]
         if filters == Filters():
             return wide[:limit]
         keep = self.passing([cid for cid, _ in wide], filters)
         hits = [hit for hit in wide if hit[0] in keep][:limit]
-        if len(hits) == limit or len(wide) < limit * LEXICAL_OVERFETCH:   # enough, or every match was seen
+        if len(hits) == limit or len(wide) < limit * LEXICAL_OVERFETCH:  # enough, or every match was seen
             return hits
         where, params = filter_sql(SQLITE, filters)
-        sql = (f"SELECT c.chunk_id, bm25(chunks_fts, 2.0, 1.0) AS score FROM chunks_fts "
-               f"JOIN chunks c ON c.rowid = chunks_fts.rowid JOIN documents d ON d.doc_id = c.doc_id "
-               f"WHERE chunks_fts MATCH ? AND {' AND '.join(where)} ORDER BY score LIMIT ?")
+        sql = (
+            f"SELECT c.chunk_id, bm25(chunks_fts, 2.0, 1.0) AS score FROM chunks_fts "
+            f"JOIN chunks c ON c.rowid = chunks_fts.rowid JOIN documents d ON d.doc_id = c.doc_id "
+            f"WHERE chunks_fts MATCH ? AND {' AND '.join(where)} ORDER BY score LIMIT ?"
+        )
         return [(r[0], -r[1]) for r in self._query(sql, [match, *params, limit])]
 
     def exact_matches(self, query: str, filters: Filters) -> dict[str, int]:
@@ -116,8 +123,11 @@ class SqliteCatalog(CatalogReads):
         for term in parse_query(query):
             if not term.exact:
                 continue
-            rows = self._query("SELECT c.chunk_id FROM (SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? "
-                               "LIMIT ?) f JOIN chunks c ON c.rowid = f.rowid", [f'"{term.text}"', RARE_EXACT + 1])
+            rows = self._query(
+                "SELECT c.chunk_id FROM (SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? "
+                "LIMIT ?) f JOIN chunks c ON c.rowid = f.rowid",
+                [f'"{term.text}"', RARE_EXACT + 1],
+            )
             if len(rows) <= RARE_EXACT:
                 for (cid,) in rows:
                     found[cid] = found.get(cid, 0) + 1
@@ -160,8 +170,11 @@ class SqliteCatalog(CatalogReads):
             SqliteCatalog.touch(db, batch.seen, batch.generation)
             for doc_id in batch.gone:
                 SqliteCatalog.delete(db, doc_id)
-            db.executemany("INSERT INTO vector_writes (doc_id, source, chunks) VALUES (?, ?, ?) ON CONFLICT "
-                           "(doc_id) DO UPDATE SET chunks = max(chunks, excluded.chunks)", batch.marked)
+            db.executemany(
+                "INSERT INTO vector_writes (doc_id, source, chunks) VALUES (?, ?, ?) ON CONFLICT "
+                "(doc_id) DO UPDATE SET chunks = max(chunks, excluded.chunks)",
+                batch.marked,
+            )
             db.executemany("DELETE FROM vector_writes WHERE doc_id = ?", [(d,) for d in batch.settled])
 
     @staticmethod
@@ -175,18 +188,30 @@ class SqliteCatalog(CatalogReads):
             "source_type = excluded.source_type, content_hash = excluded.content_hash, meta_hash = "
             "excluded.meta_hash, chunks = excluded.chunks, seen_gen = excluded.seen_gen, ts = excluded.ts, "
             "body = excluded.body",
-            [doc.id, doc.source, doc.source_type, doc.content_hash(), doc.meta_hash(), n_chunks, generation,
-             doc_ts(doc), doc.model_dump_json()])
+            [
+                doc.id,
+                doc.source,
+                doc.source_type,
+                doc.content_hash(),
+                doc.meta_hash(),
+                n_chunks,
+                generation,
+                doc_ts(doc),
+                doc.model_dump_json(),
+            ],
+        )
         db.execute("DELETE FROM acl WHERE doc_id = ?", [doc.id])
-        db.executemany("INSERT INTO acl (principal, doc_id) VALUES (?, ?)",
-                       [(p, doc.id) for p in doc.acl.principals()])
+        db.executemany("INSERT INTO acl (principal, doc_id) VALUES (?, ?)", [(p, doc.id) for p in doc.acl.principals()])
         if texts is not None:
             SqliteCatalog._drop_chunks(db, doc.id)
             for n, text in enumerate(texts):
-                cur = db.execute("INSERT INTO chunks (chunk_id, doc_id, n, text) VALUES (?,?,?,?)",
-                                 [chunk_id(doc.id, n), doc.id, n, text])
-                db.execute("INSERT INTO chunks_fts (rowid, title, text) VALUES (?,?,?)",
-                           [cur.lastrowid, doc.title, text])
+                cur = db.execute(
+                    "INSERT INTO chunks (chunk_id, doc_id, n, text) VALUES (?,?,?,?)",
+                    [chunk_id(doc.id, n), doc.id, n, text],
+                )
+                db.execute(
+                    "INSERT INTO chunks_fts (rowid, title, text) VALUES (?,?,?)", [cur.lastrowid, doc.title, text]
+                )
 
     @staticmethod
     def put_keys(db: sqlite3.Connection, rows: list[tuple[str, str]]) -> None:

@@ -18,7 +18,9 @@ STATE = Migrations("state")
 
 @CATALOG.step
 def m001_catalog_tables(db: sqlite3.Connection) -> None:
-    run_script(db, """
+    run_script(
+        db,
+        """
     CREATE TABLE IF NOT EXISTS documents (
         doc_id TEXT PRIMARY KEY, source TEXT NOT NULL, source_type TEXT NOT NULL, content_hash TEXT NOT NULL,
         meta_hash TEXT NOT NULL, chunks INTEGER NOT NULL, seen_gen INTEGER NOT NULL DEFAULT 0,
@@ -35,24 +37,30 @@ def m001_catalog_tables(db: sqlite3.Connection) -> None:
     CREATE TABLE IF NOT EXISTS chunk_keys (chunk_id TEXT PRIMARY KEY, key TEXT NOT NULL) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS chunk_keys_key ON chunk_keys (key);
     CREATE TABLE IF NOT EXISTS vector_writes (doc_id TEXT PRIMARY KEY, source TEXT NOT NULL, chunks INTEGER NOT NULL)
-    """)
+    """,
+    )
 
 
 @CATALOG.step
 def m002_chunk_key_column(db: sqlite3.Connection) -> None:
     """Each chunk's vector key (index/dedup.py) in a column of its row, as the database keeps it,
     instead of a table of its own: written and dropped with the chunk itself."""
-    run_script(db, """
+    run_script(
+        db,
+        """
     ALTER TABLE chunks ADD COLUMN key TEXT;
     UPDATE chunks SET key = (SELECT k.key FROM chunk_keys k WHERE k.chunk_id = chunks.chunk_id);
     DROP TABLE chunk_keys;
     CREATE INDEX chunks_key ON chunks (key)
-    """)
+    """,
+    )
 
 
 @STATE.step
 def m001_state_tables(db: sqlite3.Connection) -> None:
-    run_script(db, """
+    run_script(
+        db,
+        """
     CREATE TABLE IF NOT EXISTS sources (
         name TEXT PRIMARY KEY, checkpoint TEXT, phase TEXT NOT NULL DEFAULT 'new',
         generation INTEGER NOT NULL DEFAULT 0, since TEXT, last_prune REAL);
@@ -70,17 +78,21 @@ def m001_state_tables(db: sqlite3.Connection) -> None:
     CREATE TABLE IF NOT EXISTS paused (source TEXT PRIMARY KEY, since REAL NOT NULL);
     CREATE TABLE IF NOT EXISTS daemon_events (
         source TEXT PRIMARY KEY, report TEXT NOT NULL, pid INTEGER NOT NULL, updated REAL NOT NULL)
-    """)
+    """,
+    )
 
 
 @STATE.step
 def m002_run_skips(db: sqlite3.Connection) -> None:
     """The first items each run skipped, with reasons (`SKIPS_KEPT` of them), for `inlet status`."""
-    run_script(db, """
+    run_script(
+        db,
+        """
     CREATE TABLE IF NOT EXISTS run_skips (
         run_id INTEGER NOT NULL, n INTEGER NOT NULL, item_id TEXT NOT NULL, title TEXT, reason TEXT NOT NULL,
         failed INTEGER NOT NULL, PRIMARY KEY (run_id, n))
-    """)
+    """,
+    )
 
 
 @STATE.step

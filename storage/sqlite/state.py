@@ -26,7 +26,7 @@ class SqliteState(SqlState):
 
     def __init__(self, path: Path) -> None:
         private_folder(path.parent)
-        with private_files():   # the -wal and -shm files inherit the database's mode
+        with private_files():  # the -wal and -shm files inherit the database's mode
             self._db = connect(path, STATE)
         self._lock = threading.Lock()
 
@@ -51,8 +51,10 @@ class SqliteState(SqlState):
     def set_next_runs(self, pid: int, next_runs: dict[str, float | None]) -> None:
         now = time.time()
         with self._connection() as db:
-            db.executemany(SQLITE.upsert("daemon_schedule", ["source", "next_run", "pid", "updated"], ["source"]),
-                           [(name, ts, pid, now) for name, ts in next_runs.items()])
+            db.executemany(
+                SQLITE.upsert("daemon_schedule", ["source", "next_run", "pid", "updated"], ["source"]),
+                [(name, ts, pid, now) for name, ts in next_runs.items()],
+            )
 
     def clear_next_runs(self, pid: int) -> None:
         self._exec("DELETE FROM daemon_schedule WHERE pid = ?", (pid,))

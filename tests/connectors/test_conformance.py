@@ -28,6 +28,7 @@ TYPES = sorted(registry.available())
 
 # --- the cases, one per connector type ------------------------------------------------------------
 
+
 def _files(root: Path, sb: Sandbox) -> Case:
     folder = root / "files"
     (folder / "guide").mkdir(parents=True)
@@ -36,21 +37,34 @@ def _files(root: Path, sb: Sandbox) -> Case:
     (folder / "page.html").write_text("<html><body><h1>Welcome</h1><p>Hello <b>team</b></p></body></html>")
     (folder / "report.pdf").write_bytes(make_pdf("Quarterly report", ["Revenue grew in the Pelican region."]))
     (folder / "plan.docx").write_bytes(make_docx("Quarterly plan", ["The Zanzibar initiative ships."]))
-    (folder / "empty.txt").write_text("   \n")        # a policy skip: no text
+    (folder / "empty.txt").write_text("   \n")  # a policy skip: no text
     return Case({"name": "conf-files", "type": "files", "path": str(folder), "checkpoint_every": 2})
 
 
 def _slack_export(root: Path, sb: Sandbox) -> Case:
-    return Case({"name": "conf-export", "type": "slack_export",
-                 "path": str(DATA_DIR / "slack-export-sample.zip"), "domains": ["example.com"]})
+    return Case(
+        {
+            "name": "conf-export",
+            "type": "slack_export",
+            "path": str(DATA_DIR / "slack-export-sample.zip"),
+            "domains": ["example.com"],
+        }
+    )
 
 
 def _mail_archive(root: Path, sb: Sandbox) -> Case:
     with tarfile.open(DATA_DIR / "enron-mini.tar.gz") as tar:
         members = [m for m in tar.getmembers() if "/badeer-r/" in m.name]
         tar.extractall(root / "enron", members=members, filter="data")
-    return Case({"name": "conf-mail", "type": "mail_archive", "path": str(root / "enron" / "enron-mini"),
-                 "users": ["auditor@example.com"], "checkpoint_every": 25})
+    return Case(
+        {
+            "name": "conf-mail",
+            "type": "mail_archive",
+            "path": str(root / "enron" / "enron-mini"),
+            "users": ["auditor@example.com"],
+            "checkpoint_every": 25,
+        }
+    )
 
 
 def _slack(root: Path, sb: Sandbox) -> Case:
@@ -61,9 +75,8 @@ def _slack(root: Path, sb: Sandbox) -> Case:
 
 def _google_drive(root: Path, sb: Sandbox) -> Case:
     block, env = drive.source(sb.ctx, sb.ctx.workdir)
-    raw = _table(block) | {"name": "conf-drive", "backoff_seconds": 0.01, "max_requests_per_second": 0,
-                           "page_size": 5}
-    return Case(raw, env, bad_raw={"subject": "nobody@unknown.invalid"}, api=True)   # delegation refused
+    raw = _table(block) | {"name": "conf-drive", "backoff_seconds": 0.01, "max_requests_per_second": 0, "page_size": 5}
+    return Case(raw, env, bad_raw={"subject": "nobody@unknown.invalid"}, api=True)  # delegation refused
 
 
 def _outlook(root: Path, sb: Sandbox) -> Case:
@@ -82,10 +95,17 @@ def _teams(root: Path, sb: Sandbox) -> Case:
     block, env = graph_teams.source(sb.ctx, sb.ctx.workdir)
     raw = _table(block) | {"name": "conf-teams", "page_size": 2}
     return Case(raw, env, bad_env={k: "wrong-secret" for k in env}, api=True)
+
+
 def _gmail(root: Path, sb: Sandbox) -> Case:
     block, env = gmail.source(sb.ctx, sb.ctx.workdir)
-    raw = _table(block) | {"name": "conf-gmail", "mailboxes": ["robert.badeer@enron.com"], "batch_size": 20,
-                           "page_size": 40, "backoff_seconds": 0.01}
+    raw = _table(block) | {
+        "name": "conf-gmail",
+        "mailboxes": ["robert.badeer@enron.com"],
+        "batch_size": 20,
+        "page_size": 40,
+        "backoff_seconds": 0.01,
+    }
     return Case(raw, env, bad_raw={"credentials_file": str(foreign_key(root / "foreign-key.json", raw))}, api=True)
 
 
@@ -96,16 +116,23 @@ def foreign_key(path: Path, raw: dict[str, Any]) -> Path:
 
     info = json.loads(Path(raw["credentials_file"]).read_text())
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    info["private_key"] = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                            serialization.NoEncryption()).decode()
+    info["private_key"] = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
     path.write_text(json.dumps(info))
     return path
 
 
 CASES: dict[str, Callable[[Path, Sandbox], Case]] = {
-    "files": _files, "slack_export": _slack_export, "mail_archive": _mail_archive,
-    "slack": _slack, "google_drive": _google_drive, "outlook": _outlook, "microsoft_files": _microsoft_files,
-    "teams": _teams, "gmail": _gmail,
+    "files": _files,
+    "slack_export": _slack_export,
+    "mail_archive": _mail_archive,
+    "slack": _slack,
+    "google_drive": _google_drive,
+    "outlook": _outlook,
+    "microsoft_files": _microsoft_files,
+    "teams": _teams,
+    "gmail": _gmail,
 }
 
 
@@ -117,6 +144,7 @@ def _table(block: str) -> dict[str, Any]:
 
 # --- the suite, once per registered type ------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def sandbox_module() -> Iterator[Sandbox]:
     with Sandbox() as sb:
@@ -124,12 +152,15 @@ def sandbox_module() -> Iterator[Sandbox]:
 
 
 @pytest.fixture(scope="module", params=TYPES)
-def conformance_case(request: pytest.FixtureRequest, sandbox_module: Sandbox,
-                     tmp_path_factory: pytest.TempPathFactory) -> Case:
+def conformance_case(
+    request: pytest.FixtureRequest, sandbox_module: Sandbox, tmp_path_factory: pytest.TempPathFactory
+) -> Case:
     type_name = request.param
     if type_name not in CASES:
-        pytest.fail(f"connector type {type_name!r} is registered in {registry.GROUP} but has no "
-                    f"conformance case: add one to CASES in {__file__}")
+        pytest.fail(
+            f"connector type {type_name!r} is registered in {registry.GROUP} but has no "
+            f"conformance case: add one to CASES in {__file__}"
+        )
     return CASES[type_name](tmp_path_factory.mktemp(type_name), sandbox_module)
 
 

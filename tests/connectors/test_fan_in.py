@@ -42,7 +42,7 @@ def test_a_producers_error_is_raised_and_the_others_stop() -> None:
 
     with pytest.raises(ValueError, match="mailbox broke"):
         list(merged([endless, failing], workers=2, depth=4))
-    assert endless_stopped.is_set()   # merged returned only after the endless producer stopped
+    assert endless_stopped.is_set()  # merged returned only after the endless producer stopped
 
 
 def test_closing_early_stops_workers_and_never_starts_waiting_producers() -> None:

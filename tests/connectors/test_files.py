@@ -59,7 +59,7 @@ def test_incremental_yields_only_changes_and_deletions(root):
     (root / "page.html").unlink()
     (root / "new.md").write_text("# New\n\nfresh")
     same = root / "guide" / "setup.md"
-    os.utime(same, ns=(1, 2 * 10**18))   # touched, bytes unchanged: read, hashed, not re-yielded
+    os.utime(same, ns=(1, 2 * 10**18))  # touched, bytes unchanged: read, hashed, not re-yielded
     items, _ = run(conn, state2)
     assert sorted(d.id for d in by_type(items, Document)) == ["docs:new.md", "docs:notes.txt"]
     assert [d.id for d in by_type(items, Deletion)] == ["docs:page.html"]
@@ -125,8 +125,10 @@ def test_titles_are_the_documents_own_else_the_relative_path(tmp_path):
     (tmp_path / "b").mkdir()
     (tmp_path / "a" / "copyright").write_text("Copyright 2001 the A authors.")
     (tmp_path / "b" / "copyright").write_text("Copyright 2002 the B authors.")
-    (tmp_path / "titled.html").write_text("<html><head><title>Travel &amp; expenses</title></head>"
-                                          "<body><h1>Other</h1><p>Claim within 30 days.</p></body></html>")
+    (tmp_path / "titled.html").write_text(
+        "<html><head><title>Travel &amp; expenses</title></head>"
+        "<body><h1>Other</h1><p>Claim within 30 days.</p></body></html>"
+    )
     (tmp_path / "headed.html").write_text("<html><body><h1>On-call rota</h1><p>Weekly.</p></body></html>")
     pdf = PdfWriter(clone_from=PdfReader(io.BytesIO(make_pdf("Revenue grew in the Pelican region", []))))
     pdf.add_metadata({"/Title": "Pelican revenue report"})
@@ -142,10 +144,15 @@ def test_titles_are_the_documents_own_else_the_relative_path(tmp_path):
 
     items, _ = run(connector(tmp_path))
     titles = {d.id.removeprefix("docs:"): d.title for d in by_type(items, Document)}
-    assert titles == {"a/copyright": "a/copyright", "b/copyright": "b/copyright",
-                      "titled.html": "Travel & expenses", "headed.html": "On-call rota",
-                      "report.pdf": "Pelican revenue report", "plan.docx": "Zanzibar plan 2025",
-                      "notes.md": "Meeting notes"}
+    assert titles == {
+        "a/copyright": "a/copyright",
+        "b/copyright": "b/copyright",
+        "titled.html": "Travel & expenses",
+        "headed.html": "On-call rota",
+        "report.pdf": "Pelican revenue report",
+        "plan.docx": "Zanzibar plan 2025",
+        "notes.md": "Meeting notes",
+    }
 
 
 def test_files_are_counted_first_for_a_total(root):

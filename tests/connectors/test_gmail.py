@@ -39,8 +39,17 @@ def sb() -> Iterator[Sandbox]:
 
 def connector(sb: Sandbox, **overrides: Any) -> GmailConnector:
     creds = overrides.pop("credentials_file", None) or gmail.write_credentials(sb.ctx, sb.ctx.workdir / "sa.json")
-    config = GmailConfig(**{"name": "gm", "type": "gmail", "credentials_file": creds, "mailboxes": [BADEER],
-                            "api_endpoint": sb.ctx.http_url + "/", "backoff_seconds": 0.01, **overrides})
+    config = GmailConfig(
+        **{
+            "name": "gm",
+            "type": "gmail",
+            "credentials_file": creds,
+            "mailboxes": [BADEER],
+            "api_endpoint": sb.ctx.http_url + "/",
+            "backoff_seconds": 0.01,
+            **overrides,
+        }
+    )
     return GmailConnector(config)
 
 
@@ -64,8 +73,11 @@ def deletions(items: list[Item]) -> set[str]:
 
 def in_scope(sb: Sandbox, mailbox: str, label: str | None = None) -> set[str]:
     box = gs.mailbox(sb.ws, mailbox)
-    return {f"gm:{mailbox}/{m.id}" for m in box.messages.values()
-            if not {"SPAM", "TRASH"} & set(m.labels) and (label is None or label in m.labels)}
+    return {
+        f"gm:{mailbox}/{m.id}"
+        for m in box.messages.values()
+        if not {"SPAM", "TRASH"} & set(m.labels) and (label is None or label in m.labels)
+    }
 
 
 def test_backfill_renders_every_message_in_scope_once(sb: Sandbox) -> None:
@@ -84,18 +96,20 @@ def test_backfill_renders_every_message_in_scope_once(sb: Sandbox) -> None:
         assert "<p>" not in doc.text and "<div" not in doc.text, doc.id
     attached = [d for d in got.values() if d.metadata.get("attachments")]
     assert attached and all("## Attachment:" in d.text for d in attached)
-    assert any("Quarterly report on" in d.text for d in attached)       # DOCX text
-    assert any("Trading memo about" in d.text for d in attached)        # PDF text
+    assert any("Quarterly report on" in d.text for d in attached)  # DOCX text
+    assert any("Trading memo about" in d.text for d in attached)  # PDF text
 
 
 def test_html_bodies_become_text_without_their_signature(sb: Sandbox) -> None:
-    html = ("<html><body><div><p>The <b>storage</b> auction closes at noon.</p><div>-- <br>Ops desk<br>"
-            "555-0100</div></div></body></html>")
+    html = (
+        "<html><body><div><p>The <b>storage</b> auction closes at noon.</p><div>-- <br>Ops desk<br>"
+        "555-0100</div></div></body></html>"
+    )
     msg = gmail.add_message(sb.ws, BADEER, "Auction", html=html, labels=["INBOX", "Desk Notes"])
     got = docs(run(connector(sb).load(None))[0])[f"gm:{BADEER}/{msg.id}"]
     assert "The storage auction closes at noon." in got.text.replace("**", "")
     assert "555-0100" not in got.text and "<" not in got.text
-    assert got.title == "Auction" and got.metadata["labels"] == ["Desk Notes", "INBOX"]   # names; UNREAD left out
+    assert got.title == "Auction" and got.metadata["labels"] == ["Desk Notes", "INBOX"]  # names; UNREAD left out
 
 
 def test_no_change_resync_is_one_history_call_per_mailbox(sb: Sandbox) -> None:
@@ -114,13 +128,13 @@ def test_history_brings_new_deleted_trashed_spam_and_relabelled_messages(sb: San
     inbox = sorted(m.id for m in gs.mailbox(sb.ws, BADEER).messages.values() if "SENT" in m.labels)
     deleted, trashed, spam, moved_out, relabelled, starred = inbox[:6]
     new = gmail.add_message(sb.ws, BADEER, "Gas storage bids", "Bids close Friday.", labels=["SENT"])
-    gmail.add_message(sb.ws, BADEER, "Lunch?", "Noon at the usual place.")   # INBOX: not synced
+    gmail.add_message(sb.ws, BADEER, "Lunch?", "Noon at the usual place.")  # INBOX: not synced
     gmail.delete_message(sb.ws, BADEER, deleted)
     gmail.trash(sb.ws, BADEER, trashed)
     gmail.relabel(sb.ws, BADEER, spam, add=["SPAM"], remove=["SENT"])
     gmail.relabel(sb.ws, BADEER, moved_out, add=["Archive 2001"], remove=["SENT"])
     gmail.relabel(sb.ws, BADEER, relabelled, add=["Projects"])
-    gmail.relabel(sb.ws, BADEER, starred, add=["STARRED"])            # not what is indexed: no read
+    gmail.relabel(sb.ws, BADEER, starred, add=["STARRED"])  # not what is indexed: no read
     sb.faults.reset_counts()
     items, state = run(conn.load(state))
     ids = {name: f"gm:{BADEER}/{mid}" for name, mid in (("new", new.id), ("relabelled", relabelled))}
@@ -130,7 +144,8 @@ def test_history_brings_new_deleted_trashed_spam_and_relabelled_messages(sb: San
     assert deletions(items) == {f"gm:{BADEER}/{m}" for m in (deleted, trashed, spam, moved_out)}
     assert sb.faults.calls["gmail:messages.get"] == 2 and sb.faults.calls["gmail:history.list"] == 1
     assert state is not None and set(state["mailboxes"][BADEER]["known"]) == {
-        d.rsplit("/", 1)[1] for d in in_scope(sb, BADEER, "SENT")}
+        d.rsplit("/", 1)[1] for d in in_scope(sb, BADEER, "SENT")
+    }
 
 
 def test_an_expired_history_id_lists_again_and_finds_deletions(sb: Sandbox) -> None:
@@ -144,16 +159,16 @@ def test_an_expired_history_id_lists_again_and_finds_deletions(sb: Sandbox) -> N
     items, state = run(conn.load(state))
     assert deletions(items) == {victim}
     assert f"gm:{BADEER}/{new.id}" in docs(items) and set(docs(items)) == in_scope(sb, BADEER)
-    assert sb.faults.rejected == {} and sb.faults.calls["gmail:history.list"] == 1   # the 404, once
+    assert sb.faults.rejected == {} and sb.faults.calls["gmail:history.list"] == 1  # the 404, once
     sb.faults.reset_counts()
     assert run(conn.load(state))[0] == [] and sb.faults.calls["gmail:history.list"] == 1
 
 
 def test_quota_429s_are_waited_out_and_pacing_avoids_them(sb: Sandbox) -> None:
-    gs.state(sb.ws).units_per_second = 100            # a stingier quota than the client assumes ...
-    items, _ = run(connector(sb, quota_units_per_second=0, batch_size=10).load(None))   # ... and no pacing
+    gs.state(sb.ws).units_per_second = 100  # a stingier quota than the client assumes ...
+    items, _ = run(connector(sb, quota_units_per_second=0, batch_size=10).load(None))  # ... and no pacing
     assert set(docs(items)) == in_scope(sb, BADEER)
-    assert gs.state(sb.ws).throttled > 0              # 429 rateLimitExceeded with Retry-After, retried
+    assert gs.state(sb.ws).throttled > 0  # 429 rateLimitExceeded with Retry-After, retried
     gs.state(sb.ws).throttled = 0
     items, _ = run(connector(sb, quota_units_per_second=100, batch_size=10).load(None))
     assert set(docs(items)) == in_scope(sb, BADEER) and gs.state(sb.ws).throttled == 0
@@ -169,7 +184,7 @@ def test_throttled_parts_of_a_batch_are_sent_again(sb: Sandbox) -> None:
 def test_a_mailbox_outside_the_delegation_is_named_and_the_others_sync(sb: Sandbox) -> None:
     gmail.refuse_delegation(sb.ws, CAROL)
     conn = connector(sb, mailboxes=[CAROL, BADEER])
-    conn.check()                                          # one mailbox is covered: usable
+    conn.check()  # one mailbox is covered: usable
     items, state = run(conn.load(None))
     skipped = [i for i in items if isinstance(i, Skipped)]
     assert [s.id for s in skipped] == [f"gm:mailbox:{CAROL}"] and skipped[0].failed
@@ -195,7 +210,7 @@ def test_a_mailbox_taken_out_of_the_config_has_its_documents_deleted(sb: Sandbox
 
 
 def test_labels_and_query_limit_the_backfill(sb: Sandbox) -> None:
-    items, _ = run(connector(sb, labels=["sent"]).load(None))   # names match case-insensitively
+    items, _ = run(connector(sb, labels=["sent"]).load(None))  # names match case-insensitively
     assert set(docs(items)) == in_scope(sb, BADEER, "SENT")
     items, _ = run(connector(sb, query="subject:badge").load(None))
     assert docs(items) and all("badge" in d.title.lower() for d in docs(items).values())
@@ -205,11 +220,20 @@ def test_refused_credentials_exit_3_naming_the_source(sb: Sandbox, tmp_path: Pat
     good = gmail.write_credentials(sb.ctx, tmp_path / "sa.json")
     bad = foreign_key(tmp_path / "foreign.json", {"credentials_file": str(good)})
     config = tmp_path / "config.toml"
-    config.write_text(f'[index]\npath = "{tmp_path / "index"}"\n\n[[sources]]\nname = "company-mail"\n'
-                      f'type = "gmail"\ncredentials_file = "{bad}"\nmailboxes = ["{BADEER}"]\n'
-                      f'api_endpoint = "{sb.ctx.http_url}/"\nretries = 0\n')
-    proc = subprocess.run([sys.executable, "-m", "inlet", "sync", "--json"], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "INLET_CONFIG": str(config)}, check=False)
+    config.write_text(
+        f'[index]\npath = "{tmp_path / "index"}"\n\n[[sources]]\nname = "company-mail"\n'
+        f'type = "gmail"\ncredentials_file = "{bad}"\nmailboxes = ["{BADEER}"]\n'
+        f'api_endpoint = "{sb.ctx.http_url}/"\nretries = 0\n'
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "inlet", "sync", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "INLET_CONFIG": str(config)},
+        check=False,
+    )
     assert proc.returncode == 3, proc.stderr[-2000:]
     assert "company-mail" in proc.stderr and "credentials" in proc.stderr
     run_ = json.loads(proc.stdout)["runs"][0]

@@ -30,9 +30,15 @@ def sb() -> Iterator[Sandbox]:
 
 def connector(sb: Sandbox, kind: str = "service_account", **overrides: Any) -> GoogleDriveConnector:
     creds = drive.write_credentials(sb.ctx, Path(sb.ctx.workdir) / f"{kind}.json", kind)
-    config = GoogleDriveConfig(name="team-drive", type="google_drive", credentials_file=creds,
-                               api_endpoint=sb.ctx.http_url + "/drive/v3/", backoff_seconds=0.01,
-                               max_requests_per_second=0, **overrides)
+    config = GoogleDriveConfig(
+        name="team-drive",
+        type="google_drive",
+        credentials_file=creds,
+        api_endpoint=sb.ctx.http_url + "/drive/v3/",
+        backoff_seconds=0.01,
+        max_requests_per_second=0,
+        **overrides,
+    )
     return GoogleDriveConnector(config)
 
 
@@ -63,10 +69,21 @@ def doc_id(sb: Sandbox, name: str) -> str:
 def test_full_crawl_reads_every_format_with_metadata_and_acl(sb: Sandbox) -> None:
     items, state = run(connector(sb).load(None))
     found = docs(items)
-    assert set(found) == {"Search service design", "Onboarding guide", "Q3 roadmap", "All-hands deck",
-                          "Incident postmortem 2024-03.pdf", "Security policy.docx", "Roadmap review.pptx",
-                          "runbook.txt", "README.md", "faq.html", "1:1 notes (private)", "Holiday calendar",
-                          "Expense policy.pdf"}           # trashed logs.zip absent, image skipped
+    assert set(found) == {
+        "Search service design",
+        "Onboarding guide",
+        "Q3 roadmap",
+        "All-hands deck",
+        "Incident postmortem 2024-03.pdf",
+        "Security policy.docx",
+        "Roadmap review.pptx",
+        "runbook.txt",
+        "README.md",
+        "faq.html",
+        "1:1 notes (private)",
+        "Holiday calendar",
+        "Expense policy.pdf",
+    }  # trashed logs.zip absent, image skipped
     skipped = [i for i in items if isinstance(i, Skipped)]
     assert [(s.reason, s.failed) for s in skipped] == [("architecture.png: image", False)]
     design = found["Search service design"]
@@ -85,25 +102,24 @@ def test_full_crawl_reads_every_format_with_metadata_and_acl(sb: Sandbox) -> Non
     assert "Hybrid retrieval" in found["Roadmap review.pptx"].text
     assert "5th of each month" in found["faq.html"].text
     assert found["Onboarding guide"].acl.public is True
-    assert found["Q3 roadmap"].acl.users == sorted([owner, f"eng@{sb.ws.domain}"])   # group -> email
+    assert found["Q3 roadmap"].acl.users == sorted([owner, f"eng@{sb.ws.domain}"])  # group -> email
     assert design.acl.domains == [sb.ws.domain] and not design.acl.public
     assert found["1:1 notes (private)"].acl == ACL(users=[file_named(sb, "1:1 notes (private)").owner])
     wiki = found["Holiday calendar"]
     assert wiki.metadata["shared_drive"] == "Company Wiki" and wiki.metadata["folder"] == "Company Wiki"
-    assert wiki.acl.domains == [sb.ws.domain] and wiki.author   # drive members, via permissions.list
+    assert wiki.acl.domains == [sb.ws.domain] and wiki.author  # drive members, via permissions.list
     assert state is not None and state["phase"] == "changes" and len(state["known"]) == 13
 
 
 def test_policy_skips_and_extraction_failures_do_not_stop_the_sync(sb: Sandbox) -> None:
     ws = sb.ws
     ops = file_named(sb, "Operations").id
-    ds.add_file(ws, "broken.pdf", "application/pdf", b"%PDF-1.4 not really", parent=ops,
-                owner="a@example.com")
+    ds.add_file(ws, "broken.pdf", "application/pdf", b"%PDF-1.4 not really", parent=ops, owner="a@example.com")
     ds.add_file(ws, "huge.txt", "text/plain", "x" * 5000, parent=ops, owner="a@example.com")
     ds.add_file(ws, "clip.mp4", "video/mp4", b"\0" * 10, parent=ops, owner="a@example.com")
     locked = ds.add_file(ws, "locked.txt", "text/plain", "secret", parent=ops, owner="a@example.com")
     ds.edit(ws, locked.id, not_downloadable=True)
-    ws.drive.export_limit = 400     # the sample's longest Doc is over it
+    ws.drive.export_limit = 400  # the sample's longest Doc is over it
     items, _ = run(connector(sb, max_file_bytes=4000).load(None))
     skipped = {s.reason.split(":")[0]: s for s in items if isinstance(s, Skipped)}
     assert skipped["broken.pdf"].failed is True
@@ -133,15 +149,21 @@ def test_changes_feed_edits_moves_trash_and_removal(sb: Sandbox) -> None:
     ds.move(ws, file_named(sb, "README.md").id, file_named(sb, "Design Docs").id)
     ds.trash(ws, file_named(sb, "faq.html").id)
     ds.delete(ws, file_named(sb, "Q3 roadmap").id)
-    ds.edit(ws, file_named(sb, "Engineering").id, name="Eng")          # a folder rename
-    new = ds.add_file(ws, "new plan", ds.DOC, "# Plan\n\nShip it.", parent=file_named(sb, "Operations").id,
-                      owner=file_named(sb, "runbook.txt").owner)
+    ds.edit(ws, file_named(sb, "Engineering").id, name="Eng")  # a folder rename
+    new = ds.add_file(
+        ws,
+        "new plan",
+        ds.DOC,
+        "# Plan\n\nShip it.",
+        parent=file_named(sb, "Operations").id,
+        owner=file_named(sb, "runbook.txt").owner,
+    )
     items, state2 = run(c.load(state))
     found = docs(items)
     assert found["runbook.txt"].text == "VPN runbook v2: use WireGuard now."
     assert found["README.md"].metadata["folder"] == "Eng/Design Docs"
     assert found["README.md"].text == before["README.md"].text
-    assert found["Search service design"].metadata["folder"] == "Eng/Design Docs"   # below the renamed folder
+    assert found["Search service design"].metadata["folder"] == "Eng/Design Docs"  # below the renamed folder
     assert found["new plan"].id == f"team-drive:{new.id}"
     deleted = {i.id for i in items if isinstance(i, Deletion)}
     assert deleted == {before["faq.html"].id, before["Q3 roadmap"].id}
@@ -179,7 +201,7 @@ def test_interrupted_crawl_resumes_from_the_last_checkpoint(sb: Sandbox) -> None
                 last = item.state
             elif isinstance(item, Document):
                 seen[item.id] = item
-        gen.close()                                    # the process "crashed"
+        gen.close()  # the process "crashed"
         rest, _ = run(connector(sb, page_size=3).load(last))
         seen.update({d.id: d for d in rest if isinstance(d, Document)})
         assert seen == expected, stop_after
@@ -205,9 +227,9 @@ def test_a_crawl_reports_its_listing_as_total_and_ends_with_done_equal_to_it(sb:
     items = list(c.load(None))
     totals, done = progress_of(items)
     assert totals == [listed_files(sb)]
-    assert done == sorted(done) and done[-1] == totals[0] and len(set(done)) > 5   # moves file by file
+    assert done == sorted(done) and done[-1] == totals[0] and len(set(done)) > 5  # moves file by file
     first_doc = next(n for n, i in enumerate(items) if isinstance(i, Document))
-    assert any(isinstance(i, Progress) and i.total for i in items[:first_doc])      # known before any file
+    assert any(isinstance(i, Progress) and i.total for i in items[:first_doc])  # known before any file
     state = [i for i in items if isinstance(i, Checkpoint)][-1].state
     ds.add_file(ws, "later.txt", "text/plain", "added later", parent=ops, owner="a@example.com")
     changed = list(c.load(state))
@@ -218,7 +240,7 @@ def test_a_crawl_reports_its_listing_as_total_and_ends_with_done_equal_to_it(sb:
 def test_a_resumed_crawl_counts_only_the_files_left(sb: Sandbox) -> None:
     c = connector(sb, page_size=3)
     checkpoints = [i.state for i in c.load(None) if isinstance(i, Checkpoint)]
-    mid = next(s for s in checkpoints if s["phase"] == "crawl" and s["listed"] == 6)   # after two pages
+    mid = next(s for s in checkpoints if s["phase"] == "crawl" and s["listed"] == 6)  # after two pages
     rest = list(connector(sb, page_size=3).load(mid))
     totals, done = progress_of(rest)
     assert totals == [listed_files(sb) - 6] and done[-1] == totals[0]
@@ -229,7 +251,7 @@ def test_refused_change_token_falls_back_to_a_reconciling_recrawl(sb: Sandbox) -
     first, state = run(c.load(None))
     gone = doc_id(sb, "runbook.txt")
     ds.delete(ws, file_named(sb, "runbook.txt").id)
-    ds.expire_page_tokens(ws)                          # the saved token is refused: 400
+    ds.expire_page_tokens(ws)  # the saved token is refused: 400
     items, state2 = run(c.load(state))
     assert [i.id for i in items if isinstance(i, Deletion)] == [gone]
     assert set(docs(items)) == set(docs(first)) - {"runbook.txt"}
@@ -241,14 +263,21 @@ def test_refused_change_token_falls_back_to_a_reconciling_recrawl(sb: Sandbox) -
 def test_folder_filter_and_shared_drive_switch(sb: Sandbox) -> None:
     c = connector(sb, folders=["Operations", file_named(sb, "Design Docs").id], shared_drives=False)
     items, state = run(c.load(None))
-    assert set(docs(items)) == {"Incident postmortem 2024-03.pdf", "Security policy.docx", "runbook.txt",
-                                "README.md", "faq.html", "Search service design"}
+    assert set(docs(items)) == {
+        "Incident postmortem 2024-03.pdf",
+        "Security policy.docx",
+        "runbook.txt",
+        "README.md",
+        "faq.html",
+        "Search service design",
+    }
     ds.move(sb.ws, file_named(sb, "runbook.txt").id, file_named(sb, "Personal").id)
     moved, _ = run(c.load(state))
     assert moved == [Deletion(id=doc_id(sb, "runbook.txt"))]
     live = set(connector(sb, folders=["Operations"]).live_ids())
-    assert live == {doc_id(sb, n) for n in ("Incident postmortem 2024-03.pdf", "Security policy.docx",
-                                            "README.md", "faq.html")}
+    assert live == {
+        doc_id(sb, n) for n in ("Incident postmortem 2024-03.pdf", "Security policy.docx", "README.md", "faq.html")
+    }
 
 
 def test_live_ids_match_the_full_crawl(sb: Sandbox) -> None:
@@ -293,7 +322,7 @@ def test_refused_credentials_raise_credentials_error(sb: Sandbox) -> None:
     with pytest.raises(CredentialsError, match="team-drive"):
         run(c.load(None))
     drive_auth.revoke(sb.ws, False)
-    sb.faults.fail("drive", "changes.*", 401, times=10)   # refreshed, still refused: no loop
+    sb.faults.fail("drive", "changes.*", 401, times=10)  # refreshed, still refused: no loop
     with pytest.raises(CredentialsError, match="after a refresh"):
         connector(sb).check()
     assert sb.faults.rejected["drive:changes.getStartPageToken"] == 2
@@ -337,8 +366,9 @@ def test_corrupt_pdf_in_changes_is_skipped_and_the_rest_goes_on(sb: Sandbox) -> 
     _, state = run(c.load(None))
     ops = file_named(sb, "Operations").id
     ds.add_file(sb.ws, "bad.pdf", "application/pdf", b"garbage", parent=ops, owner="a@example.com")
-    ds.add_file(sb.ws, "good.pdf", "application/pdf", make_pdf("Good", ["Readable text."]), parent=ops,
-                owner="a@example.com")
+    ds.add_file(
+        sb.ws, "good.pdf", "application/pdf", make_pdf("Good", ["Readable text."]), parent=ops, owner="a@example.com"
+    )
     items, _ = run(c.load(state))
     assert [type(i).__name__ for i in items] == ["Skipped", "Document"]
     assert "Readable text." in docs(items)["good.pdf"].text

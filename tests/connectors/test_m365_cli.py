@@ -25,9 +25,15 @@ def test_a_refused_secret_exits_3_and_names_each_source(tmp_path: Path) -> None:
         config = tmp_path / "config.toml"
         config.write_text(to_toml(raw))
         wrong = {name: "not-the-secret" for name in env}
-        proc = subprocess.run([sys.executable, "-m", "inlet", "sync", "--json"], cwd=tmp_path, check=False,
-                              capture_output=True, text=True, timeout=600,
-                              env={**os.environ, **wrong, "INLET_CONFIG": str(config)})
+        proc = subprocess.run(
+            [sys.executable, "-m", "inlet", "sync", "--json"],
+            cwd=tmp_path,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, **wrong, "INLET_CONFIG": str(config)},
+        )
     assert proc.returncode == 3, proc.stderr[-3000:]
     runs = {r["source"]: r for r in json.loads(proc.stdout)["runs"]}
     assert set(runs) == SOURCES

@@ -115,8 +115,9 @@ def test_maildir_flag_rename_keeps_the_id(tmp_path: Path) -> None:
 
 
 def test_attachments_extracted_and_capped(tmp_path: Path) -> None:
-    (tmp_path / "a.eml").write_bytes(bytes(mail("memo", "see attached", ("memo.pdf", "application/pdf",
-                                                                          make_pdf("Pipeline capacity memo", [])))))
+    (tmp_path / "a.eml").write_bytes(
+        bytes(mail("memo", "see attached", ("memo.pdf", "application/pdf", make_pdf("Pipeline capacity memo", []))))
+    )
     (tmp_path / "b.eml").write_bytes(bytes(mail("big", "see attached", ("big.txt", "text/plain", b"x" * 5000))))
     (tmp_path / "notes.bin").write_bytes(b"\x00\x01 not a mail")
     items, _ = run(archive(tmp_path, max_attachment_bytes=1000))
@@ -127,14 +128,19 @@ def test_attachments_extracted_and_capped(tmp_path: Path) -> None:
     assert [(s.id, s.failed) for s in skipped] == [("arch:b.eml#big.txt", False)]
 
 
-@pytest.mark.parametrize(("body", "expected"), [
-    ("Sounds good.\n\nOn Mon, 3 Jun 2024, Bob <b@x.com> wrote:\n> shall we?", "Sounds good."),
-    ("Yes.\n\n-----Original Message-----\nFrom: Bob\nSent: today\n\nold", "Yes."),
-    ("Done\n\nFrom: Bob Smith\nSent: Monday\nTo: Ann\nSubject: x\n\nold", "Done"),
-    ("Thanks!\n-- \nAnn Example\nCEO", "Thanks!"),
-    ("Top\n> quoted line\nBottom", "Top\nBottom"),
-    ("-----Original Message-----\nFrom: Bob\n\nonly the quote",
-     "-----Original Message-----\nFrom: Bob\n\nonly the quote"),
-])
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("Sounds good.\n\nOn Mon, 3 Jun 2024, Bob <b@x.com> wrote:\n> shall we?", "Sounds good."),
+        ("Yes.\n\n-----Original Message-----\nFrom: Bob\nSent: today\n\nold", "Yes."),
+        ("Done\n\nFrom: Bob Smith\nSent: Monday\nTo: Ann\nSubject: x\n\nold", "Done"),
+        ("Thanks!\n-- \nAnn Example\nCEO", "Thanks!"),
+        ("Top\n> quoted line\nBottom", "Top\nBottom"),
+        (
+            "-----Original Message-----\nFrom: Bob\n\nonly the quote",
+            "-----Original Message-----\nFrom: Bob\n\nonly the quote",
+        ),
+    ],
+)
 def test_new_content(body: str, expected: str) -> None:
     assert new_content(body) == expected

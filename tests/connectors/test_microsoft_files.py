@@ -17,15 +17,16 @@ from inlet.sandbox.graph_files_seed import perm
 from inlet.sandbox.graph_files_state import FilesState, Item
 from inlet.sandbox.server import Sandbox
 
-ENGINEERING = ["abilinski@example.com", "doubledeez@example.com", "hamza@example.com"]   # hamza: nested group
+ENGINEERING = ["abilinski@example.com", "doubledeez@example.com", "hamza@example.com"]  # hamza: nested group
 
 
 def connector(sb: Sandbox, sleeps: list[float] | None = None, **overrides: Any) -> MicrosoftFilesConnector:
     block, env = graph_files.source(sb.ctx, sb.ctx.workdir)
     config = tomllib.loads(block)["sources"][0] | overrides
     waits = sleeps if sleeps is not None else []
-    return MicrosoftFilesConnector(MicrosoftFilesConfig(**config), env,
-                                   policy=RetryPolicy(sleep=waits.append, jitter=0))
+    return MicrosoftFilesConnector(
+        MicrosoftFilesConfig(**config), env, policy=RetryPolicy(sleep=waits.append, jitter=0)
+    )
 
 
 def run(conn: MicrosoftFilesConnector, checkpoint: dict[str, Any] | None = None) -> tuple[list[Any], dict[str, Any]]:
@@ -73,9 +74,19 @@ def backfill(shared: Sandbox) -> tuple[list[Any], dict[str, Any]]:
 
 def test_backfill_reads_every_library_and_onedrive_with_text(backfill: Any) -> None:
     got = docs(backfill[0])
-    assert set(got) == {"Design/Search design.docx", "Design/Architecture.pdf", "Runbooks/oncall.md",
-                        "Budget 2024.xlsx", "Leadership/Reorg plan.txt", "API spec.html", "Roadmap.pptx",
-                        "Forecast.xlsx", "Expense FAQ.md", "Notes.txt", "Offsite plan.docx"}
+    assert set(got) == {
+        "Design/Search design.docx",
+        "Design/Architecture.pdf",
+        "Runbooks/oncall.md",
+        "Budget 2024.xlsx",
+        "Leadership/Reorg plan.txt",
+        "API spec.html",
+        "Roadmap.pptx",
+        "Forecast.xlsx",
+        "Expense FAQ.md",
+        "Notes.txt",
+        "Offsite plan.docx",
+    }
     ids = [i.id for i in backfill[0] if isinstance(i, Document)]
     assert len(ids) == len(set(ids))
     budget = got["Budget 2024.xlsx"]
@@ -83,8 +94,11 @@ def test_backfill_reads_every_library_and_onedrive_with_text(backfill: Any) -> N
     assert "Search | 6 | 1200000" in budget.text and "## Notes" in budget.text
     assert got["API spec.html"].title == "Search API specification"
     assert got["Design/Search design.docx"].metadata == {
-        "drive": "Documents", "site": "Engineering", "path": "Design/Search design.docx",
-        "mime_type": "application/vnd.openxmlformats-officedocument.wordprocessingml.document"}
+        "drive": "Documents",
+        "site": "Engineering",
+        "path": "Design/Search design.docx",
+        "mime_type": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    }
     assert got["Notes.txt"].metadata["drive"] == "OneDrive" and got["Notes.txt"].url.startswith("https://")
     skipped = [i for i in backfill[0] if isinstance(i, Skipped)]
     assert [(s.failed, "logo.png: unsupported type" in s.reason) for s in skipped] == [(False, True)]
@@ -92,12 +106,12 @@ def test_backfill_reads_every_library_and_onedrive_with_text(backfill: Any) -> N
 
 def test_acl_follows_inherited_group_link_and_user_permissions(backfill: Any) -> None:
     got = docs(backfill[0])
-    design = got["Design/Search design.docx"].acl       # inherited site group -> Entra group, nested group
+    design = got["Design/Search design.docx"].acl  # inherited site group -> Entra group, nested group
     assert design.users == ENGINEERING and not design.public and not design.domains
-    runbook = got["Runbooks/oncall.md"].acl             # + an organization link
+    runbook = got["Runbooks/oncall.md"].acl  # + an organization link
     assert runbook.users == ENGINEERING and runbook.domains == ["example.com", "sandbox.onmicrosoft.com"]
-    assert got["Leadership/Reorg plan.txt"].acl.users == ["abilinski@example.com"]   # inheritance broken
-    assert got["Expense FAQ.md"].acl.public                                       # anonymous link
+    assert got["Leadership/Reorg plan.txt"].acl.users == ["abilinski@example.com"]  # inheritance broken
+    assert got["Expense FAQ.md"].acl.public  # anonymous link
     assert got["Forecast.xlsx"].acl.users == ["john.arnold@enron.com", "phillip.allen@enron.com"]
     assert got["Offsite plan.docx"].acl.users == ["abilinski@example.com", "doubledeez@example.com"]
 
@@ -107,16 +121,20 @@ def test_an_unchanged_tenant_costs_one_delta_call_per_drive_and_no_downloads(sha
     items, _ = run(connector(shared), backfill[1])
     assert [i for i in items if not isinstance(i, Checkpoint)] == []
     calls = shared.faults.calls
-    assert calls["graph:delta"] == 4                 # Documents, Specs, Finance Documents, a OneDrive
+    assert calls["graph:delta"] == 4  # Documents, Specs, Finance Documents, a OneDrive
     assert calls["graph:content"] == calls["graph:download"] == calls["graph:permissions"] == 0
-    assert calls["graph:batch"] == 2                 # the drives, then group members and domains
+    assert calls["graph:batch"] == 2  # the drives, then group members and domains
 
 
 def test_edits_deletions_and_moves_out_of_scope(sb: Sandbox) -> None:
     conn = connector(sb, include=["Design/**", "Runbooks/**", "Expense FAQ.md"])
     items, cp = run(conn)
-    assert set(docs(items)) == {"Design/Search design.docx", "Design/Architecture.pdf", "Runbooks/oncall.md",
-                                "Expense FAQ.md"}
+    assert set(docs(items)) == {
+        "Design/Search design.docx",
+        "Design/Architecture.pdf",
+        "Runbooks/oncall.md",
+        "Expense FAQ.md",
+    }
     st = state(sb)
     with sb.ws.lock:
         st.edit_item(item(sb, "oncall.md").id, data=b"# On-call runbook\n\nEscalate to the duty manager.\n")
@@ -125,13 +143,18 @@ def test_edits_deletions_and_moves_out_of_scope(sb: Sandbox) -> None:
         pdf = doc_id(sb, "Architecture.pdf")
         moved = item(sb, "Architecture.pdf")
         st.edit_item(moved.id, parent_id=st.drives[moved.drive_id].root_id)
-        st.add_item(item(sb, "oncall.md").drive_id, item(sb, "Runbooks").id, "backup.md", b"# Backups\n\nNightly.",
-                    "text/markdown")
+        st.add_item(
+            item(sb, "oncall.md").drive_id,
+            item(sb, "Runbooks").id,
+            "backup.md",
+            b"# Backups\n\nNightly.",
+            "text/markdown",
+        )
     items, cp = run(conn, cp)
     assert set(docs(items)) == {"Runbooks/oncall.md", "Runbooks/backup.md"}
     assert "Escalate to the duty manager." in docs(items)["Runbooks/oncall.md"].text
     assert deleted(items) == {gone, pdf}
-    with sb.ws.lock:   # a renamed folder: its files leave the globs without appearing in delta themselves
+    with sb.ws.lock:  # a renamed folder: its files leave the globs without appearing in delta themselves
         st.edit_item(item(sb, "Runbooks").id, name="Old runbooks")
     items, cp = run(conn, cp)
     assert deleted(items) == {doc_id(sb, "oncall.md"), doc_id(sb, "backup.md")} and not docs(items)
@@ -152,8 +175,8 @@ def test_permission_and_membership_changes_rewrite_the_acl_not_the_text(sb: Sand
     assert set(docs(items)) == {"Notes.txt"} and not deleted(items)
     notes = docs(items)["Notes.txt"]
     assert notes.acl.users == ["abilinski@example.com", "bob@example.com"]
-    assert notes.content_hash() == before["Notes.txt"].content_hash()   # the index re-writes only the ACL
-    with sb.ws.lock:   # a new member of the nested group reaches every Engineering file
+    assert notes.content_hash() == before["Notes.txt"].content_hash()  # the index re-writes only the ACL
+    with sb.ws.lock:  # a new member of the nested group reaches every Engineering file
         platform = next(g for g in st.groups.values() if g.name == "Platform Team")
         platform.members.append("carol@example.com")
     items, cp = run(conn, cp)
@@ -161,11 +184,13 @@ def test_permission_and_membership_changes_rewrite_the_acl_not_the_text(sb: Sand
     assert set(changed) == {p for p, d in before.items() if "hamza@example.com" in d.acl.users}
     for path, doc in changed.items():
         assert "carol@example.com" in doc.acl.users and doc.content_hash() == before[path].content_hash()
-    with sb.ws.lock:   # breaking inheritance on a folder re-shares everything below it
+    with sb.ws.lock:  # breaking inheritance on a folder re-shares everything below it
         st.share(item(sb, "Design").id, perm(user="hamza@example.com"), unique=True)
     items, _ = run(conn, cp)
     assert {p: d.acl.users for p, d in docs(items).items()} == {
-        "Design/Search design.docx": ["hamza@example.com"], "Design/Architecture.pdf": ["hamza@example.com"]}
+        "Design/Search design.docx": ["hamza@example.com"],
+        "Design/Architecture.pdf": ["hamza@example.com"],
+    }
 
 
 def test_an_expired_delta_link_relists_once_and_finds_deletions(sb: Sandbox) -> None:
@@ -209,8 +234,11 @@ def test_a_tenant_wide_rate_limit_is_waited_out() -> None:
             waits.append(seconds)
             time.sleep(seconds)
 
-        conn = MicrosoftFilesConnector(MicrosoftFilesConfig(**tomllib.loads(block)["sources"][0]), env,
-                                       policy=RetryPolicy(sleep=sleep, jitter=0, attempts=20, deadline=120))
+        conn = MicrosoftFilesConnector(
+            MicrosoftFilesConfig(**tomllib.loads(block)["sources"][0]),
+            env,
+            policy=RetryPolicy(sleep=sleep, jitter=0, attempts=20, deadline=120),
+        )
         items, _ = run(conn)
         assert len(docs(items)) == 11 and not [i for i in items if isinstance(i, Skipped) and i.failed]
         assert sum(sandbox.faults.rejected.values()) > 0 and waits and max(waits) <= 1.0
@@ -220,12 +248,12 @@ def test_a_site_the_app_may_not_read_is_a_named_error_and_the_others_go_on(sb: S
     conn = connector(sb)
     items, cp = run(conn)
     engineering = next(s.id for s in state(sb).sites.values() if s.name == "Engineering")
-    graph_files.select_sites(sb.ws, [engineering])   # Sites.Selected, granted Engineering only
+    graph_files.select_sites(sb.ws, [engineering])  # Sites.Selected, granted Engineering only
     items, _ = run(conn, cp)
     refused = {s.id: s for s in items if isinstance(s, Skipped)}
     finance = refused["sandbox-files:site:sandbox.sharepoint.com:/sites/Finance"]
     assert finance.failed and "Finance" in finance.reason and "/permissions" in finance.reason
-    assert "sandbox-files:user:abilinski@example.com" in refused   # OneDrives are not granted either
+    assert "sandbox-files:user:abilinski@example.com" in refused  # OneDrives are not granted either
     assert not deleted(items), "documents of a refused site are kept"
     fresh, _ = run(conn)
     assert {d.metadata["site"] for d in docs(fresh).values()} == {"Engineering"}
@@ -265,7 +293,7 @@ def test_the_index_rewrites_a_permission_change_without_embedding(sb: Sandbox, t
 
     text, env = sb.config(tmp_path / "index")
     raw = tomllib.loads(text)
-    raw["sources"] = [s | {"sites": []} for s in raw["sources"] if s["name"] == "sandbox-files"]   # the OneDrive
+    raw["sources"] = [s | {"sites": []} for s in raw["sources"] if s["name"] == "sandbox-files"]  # the OneDrive
     settings = parse_config(raw)
     with Index(settings.index, embedder=embedder) as index:
         state_db = SqliteState(Path(settings.index.path) / "state.db")
@@ -274,8 +302,10 @@ def test_the_index_rewrites_a_permission_change_without_embedding(sb: Sandbox, t
             assert engine.run("sandbox-files", "backfill").outcome == "ok"
 
             def visible(user: str) -> list[str]:
-                hits, _ = search(index, SearchRequest(query="quarterly search quality review", k=3, user=user,
-                                                      recency_half_life_days=0))
+                hits, _ = search(
+                    index,
+                    SearchRequest(query="quarterly search quality review", k=3, user=user, recency_half_life_days=0),
+                )
                 return [h.doc_id for h in hits]
 
             notes = doc_id(sb, "Notes.txt")

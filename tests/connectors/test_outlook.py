@@ -26,8 +26,9 @@ def connector(sb: Sandbox, sleeps: list[float] | None = None, **overrides: Any) 
     return OutlookConnector(OutlookConfig(**config), env, sleep=waits.append)
 
 
-def run(conn: OutlookConnector, checkpoint: dict[str, Any] | None = None,
-        **kw: Any) -> tuple[list[Any], dict[str, Any]]:
+def run(
+    conn: OutlookConnector, checkpoint: dict[str, Any] | None = None, **kw: Any
+) -> tuple[list[Any], dict[str, Any]]:
     items = list(conn.load(checkpoint, **kw))
     assert isinstance(items[-1], Checkpoint)
     return items, items[-1].state
@@ -80,9 +81,11 @@ def test_backfill_yields_every_synced_message_once_with_content(sb: Sandbox, bac
     assert len(got) == len(set(got))
     assert set(got) == synced_ids(sb)
     assert not [i for i in items if isinstance(i, Skipped)]
-    west = [d for d in docs(items).values()
-            if d.title == "RE: West Position" and d.metadata["folder"] == "Inbox"
-            and d.metadata["mailbox"] == ALLEN]
+    west = [
+        d
+        for d in docs(items).values()
+        if d.title == "RE: West Position" and d.metadata["folder"] == "Inbox" and d.metadata["mailbox"] == ALLEN
+    ]
     doc = next(d for d in west if "Curve Shift" in d.text)
     assert "Please let me know if you still need Curve Shift." in doc.text
     assert "Original Message" not in doc.text and "Did you attach the file" not in doc.text
@@ -98,16 +101,16 @@ def test_backfill_total_is_the_folders_item_count_and_done_ends_equal_to_it(sb: 
     items, _ = backfill
     totals, done = progress_of(items)
     assert totals == [len(synced_ids(sb))]
-    assert done == [0, *range(1, totals[0] + 1)]          # message by message, up to the total
+    assert done == [0, *range(1, totals[0] + 1)]  # message by message, up to the total
     first_doc = next(n for n, i in enumerate(items) if isinstance(i, Document))
-    assert any(isinstance(i, Progress) and i.total for i in items[:first_doc])   # known before any message
+    assert any(isinstance(i, Progress) and i.total for i in items[:first_doc])  # known before any message
 
 
 def test_attachments_are_extracted_into_the_message(backfill: Any) -> None:
     texts = " ".join(d.text for d in docs(backfill[0]).values())
     assert "## Attachment: positions.csv" in texts and "west,1200" in texts
-    assert "Trading memo about" in texts          # PDF
-    assert "Quarterly report on" in texts         # DOCX
+    assert "Trading memo about" in texts  # PDF
+    assert "Quarterly report on" in texts  # DOCX
 
 
 def test_child_folders_are_synced_with_their_path(backfill: Any) -> None:
@@ -143,8 +146,11 @@ def test_changes_moves_and_deletions(fresh: Sandbox) -> None:
     inbox_msgs = ws.mail.in_folder(ws.mail.folder(m_id, "inbox").id)
     moved, deleted, trashed = inbox_msgs[0], inbox_msgs[1], inbox_msgs[2]
     new = graph.add_message(ws, "robert.badeer@enron.com", "inbox", "Capacity auction", "Bids close Friday.")
-    edited = next(m for m in ws.mail.messages.values() if m.mailbox == m_id and m.subject and m is not moved
-                  and m.folder_id == ws.mail.folder(m_id, "sentitems").id)
+    edited = next(
+        m
+        for m in ws.mail.messages.values()
+        if m.mailbox == m_id and m.subject and m is not moved and m.folder_id == ws.mail.folder(m_id, "sentitems").id
+    )
     graph.edit_message(ws, edited.id, subject="Edited subject")
     capx = next(f for f in ws.mail.mailboxes[m_id].folders.values() if f.display_name == "Capx")
     graph.move_message(ws, moved.id, capx.id)
@@ -158,7 +164,7 @@ def test_changes_moves_and_deletions(fresh: Sandbox) -> None:
     assert got[f"sandbox-mail:{edited.id}"].title == "Edited subject"
     assert "Bids close Friday." in got[f"sandbox-mail:{new.id}"].text
     assert deletions(items) == {f"sandbox-mail:{deleted.id}", f"sandbox-mail:{trashed.id}"}
-    assert progress_of(items) == ([], [])        # delta rounds have no count: no total rather than a guess
+    assert progress_of(items) == ([], [])  # delta rounds have no count: no total rather than a guess
     # and the moved message is in exactly one folder's id set
     held = [fid for fid, e in state["mailboxes"]["robert.badeer@enron.com"]["folders"].items() if moved.id in e["ids"]]
     assert held == [capx.id]
@@ -171,7 +177,7 @@ def test_move_into_a_folder_synced_earlier_is_not_deleted(fresh: Sandbox) -> Non
     uid = ws.user_by_email("robert.badeer@enron.com").id
     capx = next(f for f in ws.mail.mailboxes[uid].folders.values() if f.display_name == "Capx")
     msg = ws.mail.in_folder(capx.id)[0]
-    graph.move_message(ws, msg.id, "inbox")       # Inbox is read before Capx
+    graph.move_message(ws, msg.id, "inbox")  # Inbox is read before Capx
     items, _ = run(conn, state)
     assert f"sandbox-mail:{msg.id}" in docs(items)
     assert not deletions(items)
@@ -203,13 +209,13 @@ def test_interrupted_backfill_resumes_without_loss_or_duplicates(fresh: Sandbox)
         if isinstance(item, Checkpoint):
             last, since_checkpoint = item, []
         if len(before) >= 25 and last is not None and since_checkpoint:
-            break                                   # crash mid-page, after a checkpoint
+            break  # crash mid-page, after a checkpoint
     assert last is not None
     committed = [i for i in before if i not in since_checkpoint]
     items, _ = run(conn, last.state)
     after = [i.id for i in items if isinstance(i, Document)]
     totals, done = progress_of(items)
-    assert totals == [len(after)] and done[-1] == len(after)   # what is left, not the whole mailbox
+    assert totals == [len(after)] and done[-1] == len(after)  # what is left, not the whole mailbox
     assert len(after) == len(set(after))
     assert not set(committed) & set(after)
     assert set(committed) | set(after) == synced_ids(fresh, {"robert.badeer@enron.com"})
@@ -247,7 +253,7 @@ def test_persistent_outage_is_retriable(fresh: Sandbox) -> None:
 
 
 def test_wrong_secret_is_credentials_error_with_msal_text(fresh: Sandbox) -> None:
-    conn = small(fresh)                      # holds the secret of before the rotation
+    conn = small(fresh)  # holds the secret of before the rotation
     graph.rotate_secret(fresh.ws, "rotated")
     with pytest.raises(CredentialsError, match="AADSTS7000215"):
         conn.check()
@@ -269,7 +275,7 @@ def test_since_filters_received_date_on_the_first_round(fresh: Sandbox) -> None:
     got = docs(items)
     assert got and all(d.created_at >= cut for d in got.values())
     assert len(got) < len(synced_ids(fresh, {"robert.badeer@enron.com"}))
-    assert progress_of(items) == ([], [])        # the folders' counts ignore the filter: no total
+    assert progress_of(items) == ([], [])  # the folders' counts ignore the filter: no total
     assert state["since"] == "2001-11-01T00:00:00Z"
 
 
@@ -278,9 +284,15 @@ def test_folder_selection_and_vanished_folder(fresh: Sandbox) -> None:
     items, state = run(conn)
     assert {d.metadata["folder"] for d in docs(items).values()} == {"Inbox", "Capx"}
     capx_ids = {i for i, d in docs(items).items() if d.metadata["folder"] == "Capx"}
-    graph.delete_folder(fresh.ws, "robert.badeer@enron.com", next(
-        f.id for f in fresh.ws.mail.mailboxes[fresh.ws.user_by_email("robert.badeer@enron.com").id].folders.values()
-        if f.display_name == "Capx"))
+    graph.delete_folder(
+        fresh.ws,
+        "robert.badeer@enron.com",
+        next(
+            f.id
+            for f in fresh.ws.mail.mailboxes[fresh.ws.user_by_email("robert.badeer@enron.com").id].folders.values()
+            if f.display_name == "Capx"
+        ),
+    )
     items, _ = run(conn, state)
     assert deletions(items) == capx_ids
 
@@ -299,5 +311,5 @@ def test_live_ids_list_synced_messages_for_prune(fresh: Sandbox) -> None:
     m_id = ws.user_by_email("robert.badeer@enron.com").id
     gone, trashed = ws.mail.in_folder(ws.mail.folder(m_id, "inbox").id)[:2]
     graph.delete_message(ws, gone.id)
-    graph.move_message(ws, trashed.id, "deleteditems")   # excluded folder: no longer live
+    graph.move_message(ws, trashed.id, "deleteditems")  # excluded folder: no longer live
     assert set(conn.live_ids()) == set(docs(items)) - {f"sandbox-mail:{gone.id}", f"sandbox-mail:{trashed.id}"}

@@ -21,7 +21,8 @@ def test_builtins_register_through_the_entry_point_group(fresh_registry):
 
 
 def test_a_plug_in_is_found_by_its_entry_point(tmp_path, monkeypatch, fresh_registry):
-    (tmp_path / "wiki_plugin.py").write_text(textwrap.dedent("""
+    (tmp_path / "wiki_plugin.py").write_text(
+        textwrap.dedent("""
         from inlet.connectors import Connector, SourceConfig, Checkpoint
 
         class WikiConfig(SourceConfig):
@@ -34,7 +35,8 @@ def test_a_plug_in_is_found_by_its_entry_point(tmp_path, monkeypatch, fresh_regi
             def load(self, checkpoint, *, since=None):
                 yield self.document("home", title="Home", text="Welcome to " + self.config.space)
                 yield Checkpoint(state={"done": True})
-    """))
+    """)
+    )
     dist = tmp_path / "wiki_plugin-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: wiki-plugin\nVersion: 1.0\n")

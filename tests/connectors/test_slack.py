@@ -35,8 +35,14 @@ def sb() -> Iterator[Sandbox]:
 
 
 def make(sb: Sandbox, clock: Any = time.time, **overrides: Any) -> SlackConnector:
-    values: dict[str, Any] = {"name": "team-slack", "type": "slack", "token_env": "SLACK_TOKEN",
-                              "base_url": sb.ctx.http_url + "/api/", "pace_scale": 1e6, "retry_backoff": 0.01}
+    values: dict[str, Any] = {
+        "name": "team-slack",
+        "type": "slack",
+        "token_env": "SLACK_TOKEN",
+        "base_url": sb.ctx.http_url + "/api/",
+        "pace_scale": 1e6,
+        "retry_backoff": 0.01,
+    }
     values.update(overrides)
     return SlackConnector(SlackConfig(**values), {"SLACK_TOKEN": slack.TOKEN}, clock=clock)
 
@@ -84,10 +90,11 @@ def doc(r: Run, channel: str, ts: str) -> Document:
 
 # --- full backfill ------------------------------------------------------------------------------------
 
+
 def test_full_backfill_one_document_per_thread(sb: Sandbox) -> None:
     r = run(make(sb))
     assert set(r.docs) == expected_ids(sb.ws) and not r.deleted
-    assert not any(f":{RANDOM}:" in i or f":{HR}:" in i for i in r.docs)   # channels the bot is not in
+    assert not any(f":{RANDOM}:" in i or f":{HR}:" in i for i in r.docs)  # channels the bot is not in
     thread = doc(r, ENRIQUE, "1459200000.000100")
     lines = thread.text.splitlines()
     assert lines[0].startswith("[2016-03-28 21:20 UTC] hamza: Release checklist for enrique 0.2 @here")
@@ -96,10 +103,14 @@ def test_full_backfill_one_document_per_thread(sb: Sandbox) -> None:
     assert "[file: release-notes.md]" in thread.text and "simulated annealing executor" in thread.text
     assert thread.title == "#enrique: Release checklist for enrique 0.2 @here: please review 👀"
     assert thread.url == "https://sandbox.slack.com/archives/C0JGLMMNX/p1459200000000100"
-    assert thread.metadata == {"channel": "enrique", "channel_id": ENRIQUE, "channel_type": "public_channel",
-                               "thread_ts": "1459200000.000100", "participants": ["hamza", "abilinski",
-                                                                                  "doubledeez"],
-                               "reply_count": 3}
+    assert thread.metadata == {
+        "channel": "enrique",
+        "channel_id": ENRIQUE,
+        "channel_type": "public_channel",
+        "thread_ts": "1459200000.000100",
+        "participants": ["hamza", "abilinski", "doubledeez"],
+        "reply_count": 3,
+    }
     assert thread.author == "hamza" and thread.acl.public
     assert thread.created_at == datetime(2016, 3, 28, 21, 20, 0, 100, tzinfo=timezone.utc)
     assert thread.updated_at == datetime(2016, 3, 28, 21, 23, 0, 100, tzinfo=timezone.utc)
@@ -116,7 +127,7 @@ def test_bot_messages_files_dms_and_private_acl(sb: Sandbox) -> None:
     assert github and "new commit" in github[0].text
     budget = doc(r, OPS, "1459300500.000100")
     assert "Compute credits: 4000 dollars" in budget.text and "[file: logo.png]" in budget.text
-    runbook = doc(r, OPS, "1459300000.000100")   # file given as a stub: needs files.info
+    runbook = doc(r, OPS, "1459300000.000100")  # file given as a stub: needs files.info
     assert "[file: runbook.txt]" in runbook.text and "Rotate the cluster credentials" in runbook.text
     assert "Approved. @doubledeez owns it." in runbook.text
     for d in (bot, budget, runbook):
@@ -149,13 +160,14 @@ def test_oversized_and_unreadable_files_are_skipped_not_fatal(sb: Sandbox) -> No
 
 # --- incremental --------------------------------------------------------------------------------------
 
+
 def test_incremental_fetches_only_new_messages(sb: Sandbox) -> None:
     conn = make(sb)
     first = run(conn)
     sb.faults.reset_counts()
     quiet = run(conn, first.checkpoint)
     assert not quiet.docs and not quiet.deleted
-    assert sb.faults.count("slack:conversations.history") == 5     # one per channel
+    assert sb.faults.count("slack:conversations.history") == 5  # one per channel
     assert sb.faults.count("slack:conversations.replies") == 0
     ts = slack.post_message(sb.ws, SAILOR, "Fresh news about <@U0BMYT2FL>", HAMZA)
     sb.faults.reset_counts()
@@ -195,17 +207,17 @@ def test_reconciliation_catches_late_replies_to_old_threads_and_deletions(sb: Sa
     cp = run(conn).checkpoint
     old = "1459200000.000100"
     slack.post_message(sb.ws, ENRIQUE, "Late answer: shipped", HARRY, thread_ts=old)
-    slack.delete_message(sb.ws, OPS, "1459300120.000100")   # the only reply of an old private thread
+    slack.delete_message(sb.ws, OPS, "1459300120.000100")  # the only reply of an old private thread
     slack.delete_message(sb.ws, OPS, "1459300000.000100")
-    r = run(conn, cp)                      # outside the look-back window: not seen yet
+    r = run(conn, cp)  # outside the look-back window: not seen yet
     assert not r.docs and not r.deleted
-    now[0] += 2 * DAY                      # reconcile_every (24h) has passed
+    now[0] += 2 * DAY  # reconcile_every (24h) has passed
     sb.faults.reset_counts()
     r2 = run(conn, r.checkpoint)
     assert set(r2.docs) >= {f"team-slack:{ENRIQUE}:{old}"}
     assert "Late answer: shipped" in r2.docs[f"team-slack:{ENRIQUE}:{old}"].text
     assert r2.deleted == {f"team-slack:{OPS}:1459300000.000100"}
-    assert sb.faults.count("slack:conversations.replies") == 1   # only the changed thread is re-read
+    assert sb.faults.count("slack:conversations.replies") == 1  # only the changed thread is re-read
     r3 = run(conn, r2.checkpoint)
     assert not r3.docs and not r3.deleted
 
@@ -219,7 +231,7 @@ def test_membership_change_updates_acl_with_same_text(sb: Sandbox) -> None:
     assert set(ops) == {i for i in first.docs if f":{OPS}:" in i} and set(r.docs) == set(ops)
     for i, d in ops.items():
         assert d.acl.users == ["hamza@example.com"]
-        assert d.content_hash() == first.docs[i].content_hash()       # no re-embedding needed
+        assert d.content_hash() == first.docs[i].content_hash()  # no re-embedding needed
 
 
 def test_channels_that_disappear_are_deleted(sb: Sandbox) -> None:
@@ -228,12 +240,13 @@ def test_channels_that_disappear_are_deleted(sb: Sandbox) -> None:
     slack.leave_channel(sb.ws, OPS, slack.BOT_USER)
     r = run(conn, first.checkpoint)
     thread_id = f"team-slack:{OPS}:1459300000.000100"
-    assert thread_id in r.deleted               # threads with replies are known to the checkpoint
-    live = set(conn.live_ids())                 # the rest goes with the engine's prune
+    assert thread_id in r.deleted  # threads with replies are known to the checkpoint
+    live = set(conn.live_ids())  # the rest goes with the engine's prune
     assert live == expected_ids(sb.ws) and not any(f":{OPS}:" in i for i in live)
 
 
 # --- errors and limits ---------------------------------------------------------------------------------
+
 
 def test_429_storm_and_5xx_are_retried(sb: Sandbox) -> None:
     baseline = run(make(sb)).docs
@@ -254,8 +267,9 @@ def test_persistent_server_errors_are_retriable(sb: Sandbox) -> None:
 
 
 def test_an_outage_is_one_line_per_wait_naming_the_source_and_bounded(
-        sb: Sandbox, caplog: pytest.LogCaptureFixture) -> None:
-    with socket.socket() as probe:   # a port nothing listens on: every connection is refused
+    sb: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on: every connection is refused
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     conn = make(sb, base_url=f"http://127.0.0.1:{port}/api/", max_retries=3)
@@ -264,7 +278,7 @@ def test_an_outage_is_one_line_per_wait_naming_the_source_and_bounded(
     waits = [r.getMessage() for r in caplog.records if r.name == "inlet.connectors.kit.retry"]
     assert len(waits) == 3 and all(r.startswith("source 'team-slack': auth.test: URLError; retry ") for r in waits)
     assert all(r.levelno == logging.WARNING for r in caplog.records if r.name == "inlet.connectors.kit.retry")
-    assert not [r for r in caplog.records if r.name.startswith("slack_sdk")]   # the SDK's own lines are dropped
+    assert not [r for r in caplog.records if r.name.startswith("slack_sdk")]  # the SDK's own lines are dropped
 
 
 def test_revoked_token_stops_the_source(sb: Sandbox) -> None:
@@ -292,41 +306,42 @@ def test_interrupted_backfill_resumes_mid_channel_losing_nothing(sb: Sandbox, cu
     last: dict[str, Any] | None = None
     for n, item in enumerate(conn.load(None)):
         if n >= cut:
-            break                                   # the process dies here
+            break  # the process dies here
         if isinstance(item, Document):
             seen[item.id] = item
         elif isinstance(item, Checkpoint):
             last = item.state
-    slack.expire_cursors(sb.ws)                     # a day later, old cursors are worthless
+    slack.expire_cursors(sb.ws)  # a day later, old cursors are worthless
     rest = run(make(sb, page_size=7), last)
     union = {**seen, **rest.docs}
     assert set(union) == set(full) and not rest.deleted
     assert all(union[i].text == full[i].text for i in full)
     if last is not None and last["run"] and last["run"]["scan"]:
-        done_ts = float(last["run"]["scan"]["latest"] or 1e12)   # resumed mid-channel: the newer part was not re-read
+        done_ts = float(last["run"]["scan"]["latest"] or 1e12)  # resumed mid-channel: the newer part was not re-read
         chan = last["run"]["scan"]["channel"]
-        assert not any(i.startswith(f"team-slack:{chan}:") and float(i.rsplit(":", 1)[1]) > done_ts
-                       for i in rest.docs)
+        assert not any(i.startswith(f"team-slack:{chan}:") and float(i.rsplit(":", 1)[1]) > done_ts for i in rest.docs)
 
 
 def test_pacer_lets_a_burst_through_within_the_per_minute_budget() -> None:
     now = [0.0]
     granted: list[float] = []
+
     def sleep(s: float) -> None:
         now[0] += s
+
     pacer = pacing({"conversations.history": 60, "users.list": 0}, sleep=sleep, clock=lambda: now[0])
     for _ in range(150):
         pacer.take("conversations.history")
-        pacer.take("users.list")   # unpaced: never waits
+        pacer.take("users.list")  # unpaced: never waits
         granted.append(now[0])
-    assert granted[:10] == [0.0] * 10                     # a sixth of the minute's calls at once
-    assert granted[10] == pytest.approx(1.03)            # then the tier's pace, 3% under
+    assert granted[:10] == [0.0] * 10  # a sixth of the minute's calls at once
+    assert granted[10] == pytest.approx(1.03)  # then the tier's pace, 3% under
     window = 60 * 1.03
     assert max(sum(1 for t in granted if start <= t < start + window) for start in granted) == 60
 
 
 def test_paced_client_stays_under_the_tier_limits(sb: Sandbox) -> None:
-    sb.faults.time_scale = 600.0            # a minute lasts 0.1 s
+    sb.faults.time_scale = 600.0  # a minute lasts 0.1 s
     slack.tier_limits(sb.faults)
     r = run(make(sb, pace_scale=600.0, page_size=5))
     assert len(r.docs) == len(expected_ids(sb.ws))
@@ -335,21 +350,30 @@ def test_paced_client_stays_under_the_tier_limits(sb: Sandbox) -> None:
 
 # --- rendering -----------------------------------------------------------------------------------------
 
+
 def test_render_mrkdwn_readably() -> None:
     d = Directory(people={"U1": Person("U1", "Ada Lovelace", "ada@x.com")}, channels={"C1": "eng"})
-    text = ("<@U1> see <#C1> and <#C2|ops>, <https://x.io/a?b=1&amp;c=2|the doc>, <https://y.io>, "
-            "<mailto:a@b.c|a@b.c>, <!here> <!subteam^S1|@oncall> :tada: :+1::skin-tone-3: :unknown_thing: a &lt; b")
-    assert render(text, d) == ("@Ada Lovelace see #eng and #ops, the doc (https://x.io/a?b=1&c=2), https://y.io, "
-                               "a@b.c, @here @oncall 🎉 👍 :unknown_thing: a < b")
-    assert permalink("https://t.slack.com/", "C1", "1.000200", "0.000100") == \
-        "https://t.slack.com/archives/C1/p1000200?thread_ts=0.000100&cid=C1"
+    text = (
+        "<@U1> see <#C1> and <#C2|ops>, <https://x.io/a?b=1&amp;c=2|the doc>, <https://y.io>, "
+        "<mailto:a@b.c|a@b.c>, <!here> <!subteam^S1|@oncall> :tada: :+1::skin-tone-3: :unknown_thing: a &lt; b"
+    )
+    assert render(text, d) == (
+        "@Ada Lovelace see #eng and #ops, the doc (https://x.io/a?b=1&c=2), https://y.io, "
+        "a@b.c, @here @oncall 🎉 👍 :unknown_thing: a < b"
+    )
+    assert (
+        permalink("https://t.slack.com/", "C1", "1.000200", "0.000100")
+        == "https://t.slack.com/archives/C1/p1000200?thread_ts=0.000100&cid=C1"
+    )
 
 
 # --- export --------------------------------------------------------------------------------------------
 
+
 def test_slack_export_connector_indexes_the_zip_without_a_token() -> None:
-    cfg = SlackExportConnector.Config(name="export", type="slack_export", path=DATA_DIR / "slack-export-sample.zip",
-                                      domains=["example.com"])
+    cfg = SlackExportConnector.Config(
+        name="export", type="slack_export", path=DATA_DIR / "slack-export-sample.zip", domains=["example.com"]
+    )
     conn = SlackExportConnector(cfg, {})
     items = list(conn.load(None))
     docs = {i.id: i for i in items if isinstance(i, Document)}
@@ -362,7 +386,7 @@ def test_slack_export_connector_indexes_the_zip_without_a_token() -> None:
     assert "Holmesville" in snippet.text
     assert set(conn.live_ids()) == set(docs)
     cp = [i for i in items if isinstance(i, Checkpoint)][-1].state
-    assert list(conn.load(cp)) == []                # unchanged export: nothing to do
+    assert list(conn.load(cp)) == []  # unchanged export: nothing to do
     partial = [i for i in items if isinstance(i, Checkpoint)][0].state
     resumed = {i.id for i in conn.load(partial) if isinstance(i, Document)}
     assert resumed and resumed | {i for i in docs if ":C0JGLMMNX:" in i} == set(docs)
@@ -372,8 +396,11 @@ def test_export_and_api_documents_share_ids_and_text(sb: Sandbox) -> None:
     api_docs = run(make(sb, name="export")).docs
     cfg = SlackExportConnector.Config(name="export", type="slack_export", path=DATA_DIR / "slack-export-sample.zip")
     export_docs = {i.id: i for i in SlackExportConnector(cfg, {}).load(None) if isinstance(i, Document)}
-    same = [i for i in export_docs if i in api_docs and api_docs[i].metadata["reply_count"] == 0
-            and "[file" not in api_docs[i].text]
+    same = [
+        i
+        for i in export_docs
+        if i in api_docs and api_docs[i].metadata["reply_count"] == 0 and "[file" not in api_docs[i].text
+    ]
     assert len(same) > 80
     assert all(export_docs[i].text == api_docs[i].text for i in same)
 
@@ -391,17 +418,32 @@ def test_a_pass_reports_its_channels_as_a_total(sb: Sandbox) -> None:
 
 # --- change events: what a batch of message events asks for --------------------------------------------
 
+
 def test_event_plan_writes_single_messages_rereads_threads_and_deletes_from_payloads() -> None:
     from inlet.connectors.slack import _EventPlan
 
     top = {"type": "message", "ts": "10.0", "text": "single", "user": "U1", "event_ts": "10.0", "channel": "C1"}
     reply = {"type": "message", "ts": "12.0", "thread_ts": "11.0", "text": "r", "event_ts": "12.0"}
-    reply_edit = {"type": "message", "subtype": "message_changed", "event_ts": "13.0",
-                  "message": {"ts": "12.0", "thread_ts": "11.0", "text": "r2"}}
-    gone = {"type": "message", "subtype": "message_deleted", "deleted_ts": "9.0", "event_ts": "14.0",
-            "previous_message": {"ts": "9.0", "text": "old"}}
-    parent_gone = {"type": "message", "subtype": "message_deleted", "deleted_ts": "8.0", "event_ts": "15.0",
-                   "previous_message": {"ts": "8.0", "thread_ts": "8.0", "reply_count": 2}}
+    reply_edit = {
+        "type": "message",
+        "subtype": "message_changed",
+        "event_ts": "13.0",
+        "message": {"ts": "12.0", "thread_ts": "11.0", "text": "r2"},
+    }
+    gone = {
+        "type": "message",
+        "subtype": "message_deleted",
+        "deleted_ts": "9.0",
+        "event_ts": "14.0",
+        "previous_message": {"ts": "9.0", "text": "old"},
+    }
+    parent_gone = {
+        "type": "message",
+        "subtype": "message_deleted",
+        "deleted_ts": "8.0",
+        "event_ts": "15.0",
+        "previous_message": {"ts": "8.0", "thread_ts": "8.0", "reply_count": 2},
+    }
     plan = _EventPlan.of([reply_edit, gone, top, reply, parent_gone])
     assert plan is not None
     assert list(plan.messages) == ["10.0"] and "channel" not in plan.messages["10.0"]

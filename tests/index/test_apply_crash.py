@@ -26,13 +26,17 @@ class Crash(Exception):
 
 
 def doc(n: int, text: str, acl: ACL | None = None) -> Document:
-    return Document(id=f"w:{n}", source="w", source_type="files", title=f"Doc {n}", text=text,
-                    acl=acl or ACL(public=True))
+    return Document(
+        id=f"w:{n}", source="w", source_type="files", title=f"Doc {n}", text=text, acl=acl or ACL(public=True)
+    )
 
 
 LONG = " ".join(f"Paragraph {i} of the handbook explains the travel policy in detail." for i in range(60))
-BEFORE = [doc(1, LONG), doc(2, "Parking garage B closes for repairs.", ACL(users=["a@x.com"])),
-          doc(3, "The cafeteria serves lasagna on Thursdays.")]
+BEFORE = [
+    doc(1, LONG),
+    doc(2, "Parking garage B closes for repairs.", ACL(users=["a@x.com"])),
+    doc(3, "The cafeteria serves lasagna on Thursdays."),
+]
 CHANGES = {
     "new documents": ([doc(4, "Badge readers reboot at midnight."), doc(5, LONG + " Appendix.")], []),
     "text shrinks": ([doc(1, "The travel policy is now one line.")], []),
@@ -48,8 +52,9 @@ def snapshot(index: Index) -> dict[str, Any]:
     acl = db.execute("SELECT principal, doc_id FROM acl ORDER BY doc_id, principal").fetchall()
     fts = db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0]
     stored = index.collection.get(include=["metadatas"])
-    vectors = sorted((cid, meta["doc_id"], meta["n"], tuple(meta["acl"]))
-                     for cid, meta in zip(stored["ids"], stored["metadatas"]))
+    vectors = sorted(
+        (cid, meta["doc_id"], meta["n"], tuple(meta["acl"])) for cid, meta in zip(stored["ids"], stored["metadatas"])
+    )
     return {"docs": docs, "chunks": chunks, "acl": acl, "fts": fts, "vectors": vectors}
 
 
@@ -77,8 +82,7 @@ def crash_before_catalog_commit(index: Index) -> Iterator[None]:
 
 
 @pytest.mark.parametrize("change", list(CHANGES))
-def test_the_next_apply_repairs_a_crash_between_vectors_and_catalog(tmp_path: Path, embedder: Any,
-                                                                    change: str) -> None:
+def test_the_next_apply_repairs_a_crash_between_vectors_and_catalog(tmp_path: Path, embedder: Any, change: str) -> None:
     docs, deletions = CHANGES[change]
     final = {d.id: d for d in BEFORE if d.id not in deletions}
     final.update({d.id: d for d in docs})
@@ -89,8 +93,8 @@ def test_the_next_apply_repairs_a_crash_between_vectors_and_catalog(tmp_path: Pa
         index.apply(BEFORE)
         with crash_before_catalog_commit(index), pytest.raises(Crash):
             index.apply(docs, deletions)
-        assert snapshot(index)["docs"] == snapshot_docs_of(index, BEFORE)   # the catalog did not move
-    with Index(IndexConfig(path=tmp_path / "crashed"), embedder=embedder) as index:   # the next run
+        assert snapshot(index)["docs"] == snapshot_docs_of(index, BEFORE)  # the catalog did not move
+    with Index(IndexConfig(path=tmp_path / "crashed"), embedder=embedder) as index:  # the next run
         index.apply(docs, deletions)
         assert snapshot(index) == expected
 
@@ -101,8 +105,7 @@ def snapshot_docs_of(index: Index, docs: list[Document]) -> list[tuple[Any, ...]
 
 
 @pytest.mark.parametrize("change", ["new documents", "text shrinks", "acl only", "deletion"])
-def test_repair_settles_a_crashed_write_the_source_never_repeats(tmp_path: Path, embedder: Any,
-                                                                  change: str) -> None:
+def test_repair_settles_a_crashed_write_the_source_never_repeats(tmp_path: Path, embedder: Any, change: str) -> None:
     """The killed batch is never applied again (its documents were deleted, or changed back, before
     the resume): `repair` alone must bring Chroma back to what the catalog holds."""
     docs, deletions = CHANGES[change]
@@ -113,8 +116,8 @@ def test_repair_settles_a_crashed_write_the_source_never_repeats(tmp_path: Path,
         index.apply(BEFORE)
         with crash_before_catalog_commit(index), pytest.raises(Crash):
             index.apply(docs, deletions)
-        assert snapshot(index) != expected   # Chroma moved, the catalog did not
-    with Index(IndexConfig(path=tmp_path / "crashed"), embedder=embedder) as index:   # the next run
+        assert snapshot(index) != expected  # Chroma moved, the catalog did not
+    with Index(IndexConfig(path=tmp_path / "crashed"), embedder=embedder) as index:  # the next run
         assert index.repair("w") == len(docs) + len(deletions)
         assert snapshot(index) == expected
         assert index.repair("w") == 0

@@ -15,9 +15,13 @@ from inlet.errors import ConfigError
 from inlet.index.backends import BACKENDS, MAX_COSINE_DISTANCE, cache_dir, onnx_export, resolve_device
 from inlet.index.embedding import Embedder, resolve_model
 
-TEXTS = ["gas pipeline contract", "Who approved the west desk budget?", "é",
-         "capacity " * 600,                       # longer than the model's window: truncated alike
-         "Phillip, the curve shift file is attached. Let me know if the west desk numbers look off. " * 3]
+TEXTS = [
+    "gas pipeline contract",
+    "Who approved the west desk budget?",
+    "é",
+    "capacity " * 600,  # longer than the model's window: truncated alike
+    "Phillip, the curve shift file is attached. Let me know if the west desk numbers look off. " * 3,
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +41,7 @@ def test_backend_vectors_are_within_the_documented_distance_of_torch(models, bac
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     distance = 1.0 - (vectors * reference).sum(axis=1)
     assert distance.max() <= MAX_COSINE_DISTANCE[backend], distance
-    assert models[backend].model_path == models["torch"].model_path   # the packaged model, not a download
+    assert models[backend].model_path == models["torch"].model_path  # the packaged model, not a download
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -52,7 +56,7 @@ def test_onnx_exports_are_cached_once_for_every_process(models):
     models["onnx-int8"].encode(["load"])
     files = sorted(p.name for p in cache_dir().rglob("*.onnx"))
     assert files == ["model-int8.onnx", "model.onnx"]
-    assert not list(cache_dir().rglob("*.tmp"))           # written under a temporary name, renamed
+    assert not list(cache_dir().rglob("*.tmp"))  # written under a temporary name, renamed
 
 
 def test_device_auto_follows_torch_and_cuda_without_one_is_a_config_error():
@@ -79,8 +83,10 @@ def test_the_export_is_fused_before_int8_with_attention_left_as_matmuls(models):
 
     models["onnx-int8"].encode(["load"])
     folder = next(cache_dir().rglob("model-int8.onnx")).parent
-    ops = {n: {node.op_type for node in onnx.load(str(folder / n), load_external_data=False).graph.node}
-           for n in ("model.onnx", "model-int8.onnx")}
+    ops = {
+        n: {node.op_type for node in onnx.load(str(folder / n), load_external_data=False).graph.node}
+        for n in ("model.onnx", "model-int8.onnx")
+    }
     assert {"SkipLayerNormalization", "BiasGelu"} <= ops["model.onnx"] and "Attention" not in ops["model.onnx"]
     assert "QAttention" not in ops["model-int8.onnx"]
     assert ops["model-int8.onnx"] & {"MatMulInteger", "DynamicQuantizeMatMul"}
@@ -103,9 +109,15 @@ def test_onnx_backends_run_without_torch_once_exported(models):
     """With the export cached, a process embeds corpora and queries and counts tokens with ONNX
     Runtime and `tokenizers` alone: torch and sentence-transformers cost a CLI seconds to import."""
     for backend in ("onnx", "onnx-int8"):
-        models[backend].encode(["export"])   # both exports in the cache
-    out = subprocess.run([sys.executable, "-c", PROBE % (HEAVY,)], capture_output=True, text=True, check=True,
-                         env=os.environ.copy(), timeout=300).stdout
+        models[backend].encode(["export"])  # both exports in the cache
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE % (HEAVY,)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ.copy(),
+        timeout=300,
+    ).stdout
     assert json.loads(out.splitlines()[-1]) == []
 
 
@@ -141,5 +153,7 @@ def test_an_older_cache_with_graphs_only_is_completed_without_a_new_export(model
     assert loads == ["loaded"] and export == again
     assert {p.name: p.stat().st_mtime_ns for p in folder.glob("*.onnx")} == graphs
     assert (export.max_length, export.dimension) == (models["torch"].max_tokens, models["torch"].dimension)
-    assert export.load_tokenizer().encode("gas pipeline").ids == \
-        models["torch"]._counting_tokenizer()("gas pipeline", truncation=True)["input_ids"]
+    assert (
+        export.load_tokenizer().encode("gas pipeline").ids
+        == models["torch"]._counting_tokenizer()("gas pipeline", truncation=True)["input_ids"]
+    )

@@ -63,8 +63,10 @@ def snapshot(index: Index) -> dict[str, Any]:
     stored = index.catalog.stored(ids)
     docs = index.catalog.documents(stored)
     vectors = index.collection.get(include=["embeddings"])
-    return {"docs": {i: (docs[i].text, docs[i].title, docs[i].acl.model_dump(), stored[i].chunks) for i in ids},
-            "vectors": dict(zip(vectors["ids"], (np.asarray(v) for v in vectors["embeddings"]), strict=True))}
+    return {
+        "docs": {i: (docs[i].text, docs[i].title, docs[i].acl.model_dump(), stored[i].chunks) for i in ids},
+        "vectors": dict(zip(vectors["ids"], (np.asarray(v) for v in vectors["embeddings"]), strict=True)),
+    }
 
 
 def assert_same(one: dict[str, Any], two: dict[str, Any]) -> None:
@@ -79,13 +81,16 @@ def folder(tmp_path: Path) -> Path:
     box = tmp_path / "box"
     box.mkdir()
     for n in range(FILES):
-        (box / f"note-{n:02}.md").write_text(f"# Note {n}\n\nThe pipeline number {n} carries {n * 7} units of gas "
-                                             f"to the western storage site, reviewed by team {n % 3}.\n")
+        (box / f"note-{n:02}.md").write_text(
+            f"# Note {n}\n\nThe pipeline number {n} carries {n * 7} units of gas "
+            f"to the western storage site, reviewed by team {n % 3}.\n"
+        )
     return box
 
 
-def test_a_backup_taken_mid_backfill_restores_and_finishes_like_a_clean_one(tmp_path: Path, folder: Path,
-                                                                             fp32: Embedder) -> None:
+def test_a_backup_taken_mid_backfill_restores_and_finishes_like_a_clean_one(
+    tmp_path: Path, folder: Path, fp32: Embedder
+) -> None:
     clean_settings = make_settings(tmp_path, folder, "clean")
     with Index(clean_settings.index, embedder=fp32) as clean:
         state = SqliteState(clean.path / "state.db")
@@ -101,7 +106,7 @@ def test_a_backup_taken_mid_backfill_restores_and_finishes_like_a_clean_one(tmp_
         run.start()
         try:
             assert live.reached.wait(120)
-            report = backup_index(live, tmp_path / "backup")   # the writer is between two batches
+            report = backup_index(live, tmp_path / "backup")  # the writer is between two batches
         finally:
             live.go.set()
             run.join(120)
@@ -114,16 +119,17 @@ def test_a_backup_taken_mid_backfill_restores_and_finishes_like_a_clean_one(tmp_
     settings = make_settings(tmp_path, folder, "restored")
     with Index(settings.index, embedder=fp32) as index:
         halfway = len(index.catalog.source_doc_ids("docs"))
-        assert 0 < halfway < FILES   # the copy is of the middle of the backfill
+        assert 0 < halfway < FILES  # the copy is of the middle of the backfill
         state = SqliteState(index.path / "state.db")
         result = Engine(settings, index, state, env={}).run("docs", "sync")
         state.close()
-        assert result.outcome == "ok" and result.upserted <= FILES - 3   # from the copy's checkpoint on
+        assert result.outcome == "ok" and result.upserted <= FILES - 3  # from the copy's checkpoint on
         assert_same(snapshot(index), expected)
 
 
-def test_inlet_backup_asks_the_holder_and_restore_refuses_to_overwrite(tmp_path: Path, folder: Path,
-                                                                      fp32: Embedder) -> None:
+def test_inlet_backup_asks_the_holder_and_restore_refuses_to_overwrite(
+    tmp_path: Path, folder: Path, fp32: Embedder
+) -> None:
     settings = make_settings(tmp_path, folder, "held")
     config = tmp_path / "config.toml"
     config.write_text(f'[index]\npath = "{settings.index.path}"\n')
@@ -131,7 +137,7 @@ def test_inlet_backup_asks_the_holder_and_restore_refuses_to_overwrite(tmp_path:
         state = SqliteState(index.path / "state.db")
         Engine(settings, index, state, env={}).run("docs", "backfill")
         expected = snapshot(index)
-        local = start_local_commands(settings, index, state, lambda *a: None)   # type: ignore[arg-type,return-value]
+        local = start_local_commands(settings, index, state, lambda *a: None)  # type: ignore[arg-type,return-value]
         assert local is not None
         try:
             done = CliRunner().invoke(cli, ["backup", str(tmp_path / "copy"), "--json", "--config", str(config)])
@@ -139,7 +145,7 @@ def test_inlet_backup_asks_the_holder_and_restore_refuses_to_overwrite(tmp_path:
             again = CliRunner().invoke(cli, ["backup", str(tmp_path / "copy"), "--config", str(config)])
             assert again.exit_code != 0 and "not an empty folder" in again.output
             busy = CliRunner().invoke(cli, ["restore", str(tmp_path / "copy"), "--replace", "--config", str(config)])
-            assert busy.exit_code != 0 and "in use" in busy.output   # never under a running holder
+            assert busy.exit_code != 0 and "in use" in busy.output  # never under a running holder
         finally:
             local.close()
             state.close()

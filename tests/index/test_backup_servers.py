@@ -22,8 +22,9 @@ from inlet.sync.engine import Engine
 
 from .test_backup import BACKEND, FILES, PausingIndex, assert_same, snapshot
 
-pytestmark = pytest.mark.skipif(shutil.which("pg_dump") is None or shutil.which("pg_restore") is None,
-                                reason="pg_dump and pg_restore are needed")
+pytestmark = pytest.mark.skipif(
+    shutil.which("pg_dump") is None or shutil.which("pg_restore") is None, reason="pg_dump and pg_restore are needed"
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +34,10 @@ def fp32() -> Embedder:
 
 def settings_for(folder: Path, path: Path, database_url: str | None = None, chroma_url: str | None = None) -> Settings:
     source = FilesConfig(name="docs", type="files", path=folder, checkpoint_every=3, users=["alice@example.com"])
-    return Settings(index=IndexConfig(path=path, database_url=database_url, chroma_url=chroma_url, backend=BACKEND),
-                    sources=[source])
+    return Settings(
+        index=IndexConfig(path=path, database_url=database_url, chroma_url=chroma_url, backend=BACKEND),
+        sources=[source],
+    )
 
 
 def run(settings: Settings, index: Index, kind: str) -> Any:
@@ -45,15 +48,18 @@ def run(settings: Settings, index: Index, kind: str) -> Any:
         state.close()
 
 
-def test_catalog_first_then_vectors_restores_to_a_clean_index(tmp_path: Path, database_url: str, postgres_url: str,
-                                                              fp32: Embedder) -> None:
+def test_catalog_first_then_vectors_restores_to_a_clean_index(
+    tmp_path: Path, database_url: str, postgres_url: str, fp32: Embedder
+) -> None:
     from tests.servers import chroma_server, new_database
 
     folder = tmp_path / "box"
     folder.mkdir()
     for n in range(FILES):
-        (folder / f"note-{n:02}.md").write_text(f"# Note {n}\n\nPipeline {n} carries {n * 7} units of gas to the "
-                                                f"western storage site, reviewed by team {n % 3}.\n")
+        (folder / f"note-{n:02}.md").write_text(
+            f"# Note {n}\n\nPipeline {n} carries {n * 7} units of gas to the "
+            f"western storage site, reviewed by team {n % 3}.\n"
+        )
     dump = tmp_path / "inlet.dump"
     with chroma_server(tmp_path / "chroma") as chroma_url:
         settings = settings_for(folder, tmp_path / "live", database_url, chroma_url)
@@ -77,7 +83,7 @@ def test_catalog_first_then_vectors_restores_to_a_clean_index(tmp_path: Path, da
     with chroma_server(tmp_path / "chroma-backup") as chroma_url:
         settings = settings_for(folder, tmp_path / "restored", restored_db, chroma_url)
         with Index(settings.index, embedder=fp32) as index:
-            assert 0 < len(index.catalog.source_doc_ids("docs")) < FILES   # the dump's half of the backfill
+            assert 0 < len(index.catalog.source_doc_ids("docs")) < FILES  # the dump's half of the backfill
             assert run(settings, index, "sync").outcome == "ok"
             restored = snapshot(index)
     clean_settings = settings_for(folder, tmp_path / "clean")

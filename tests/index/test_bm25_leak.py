@@ -25,23 +25,28 @@ def doc(n: str, text: str, acl: ACL) -> Document:
 
 
 def lexical(index: Index) -> dict[str, float]:
-    hits, _ = search(index, SearchRequest(query="merger zeppelin", k=10, user=ALICE, mode="lexical",
-                                          recency_half_life_days=0))
+    hits, _ = search(
+        index, SearchRequest(query="merger zeppelin", k=10, user=ALICE, mode="lexical", recency_half_life_days=0)
+    )
     return {h.doc_id: h.score for h in hits}
 
 
 def test_hidden_chunks_move_lexical_scores_but_reveal_no_document(tmp_path: Path, embedder: object) -> None:
-    own = [doc("a", "The merger review is on Monday with the board.", ACL(users=[ALICE])),
-           doc("b", "The zeppelin hangar tour is on Monday with the board.", ACL(users=[ALICE])),
-           doc("c", "Lunch menu: soup, bread and salad for the whole floor.", ACL(public=True))]
+    own = [
+        doc("a", "The merger review is on Monday with the board.", ACL(users=[ALICE])),
+        doc("b", "The zeppelin hangar tour is on Monday with the board.", ACL(users=[ALICE])),
+        doc("c", "Lunch menu: soup, bread and salad for the whole floor.", ACL(public=True)),
+    ]
     with Index(IndexConfig(path=tmp_path / "ix"), embedder=embedder) as index:  # type: ignore[arg-type]
         index.apply(own)
         before = lexical(index)
-        hidden = [doc(f"h{i}", f"Confidential: the merger with Globex, part {i}.", ACL(users=["ceo@example.com"]))
-                  for i in range(20)]
+        hidden = [
+            doc(f"h{i}", f"Confidential: the merger with Globex, part {i}.", ACL(users=["ceo@example.com"]))
+            for i in range(20)
+        ]
         index.apply(hidden)
         after = lexical(index)
-    assert set(before) == set(after) == {"wiki:a", "wiki:b"}        # no hidden document comes back
+    assert set(before) == set(after) == {"wiki:a", "wiki:b"}  # no hidden document comes back
     assert before["wiki:a"] == before["wiki:b"] or before["wiki:a"] > before["wiki:b"]
     # The leak, measured: 20 hidden chunks with "merger" make alice's own "merger" note score
     # lower than her "zeppelin" note: the order of her own results reveals that hidden documents

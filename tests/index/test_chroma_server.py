@@ -16,10 +16,19 @@ def chroma_url(tmp_path):
 
 
 def test_index_against_a_chroma_server(tmp_path, chroma_url, embedder):
-    docs = [Document(id="s:1", source="s", source_type="files", title="Ops", text="Rotate the TLS certificates "
-                     "every ninety days.", acl=ACL(users=["ops@example.com"])),
-            Document(id="s:2", source="s", source_type="files", title="Lunch", text="Tacos on Tuesday.",
-                     acl=ACL(public=True))]
+    docs = [
+        Document(
+            id="s:1",
+            source="s",
+            source_type="files",
+            title="Ops",
+            text="Rotate the TLS certificates every ninety days.",
+            acl=ACL(users=["ops@example.com"]),
+        ),
+        Document(
+            id="s:2", source="s", source_type="files", title="Lunch", text="Tacos on Tuesday.", acl=ACL(public=True)
+        ),
+    ]
     config = IndexConfig(path=tmp_path / "catalog", chroma_url=chroma_url)
     with Index(config, embedder=embedder) as index:
         assert index.apply(docs).embedded_chunks == 2
@@ -42,6 +51,7 @@ def test_ef_search_is_stored_on_a_chroma_server(tmp_path, chroma_url, embedder):
     with Index(config, embedder=embedder) as index:
         name = index.record.collection
     parsed = urlparse(chroma_url)
-    client = chromadb.HttpClient(host=parsed.hostname, port=parsed.port,
-                                 settings=chromadb.config.Settings(anonymized_telemetry=False))
+    client = chromadb.HttpClient(
+        host=parsed.hostname, port=parsed.port, settings=chromadb.config.Settings(anonymized_telemetry=False)
+    )
     assert client.get_collection(name).configuration_json["hnsw"]["ef_search"] == 64

@@ -17,7 +17,7 @@ def test_paragraphs_are_packed_whole_and_never_exceed_the_budget():
     for chunk in chunks:
         assert approx_tokens([chunk.text])[0] <= 60 + 2
         for para in chunk.text.split("\n\n"):
-            assert len(para.split()) == 20          # no paragraph was cut
+            assert len(para.split()) == 20  # no paragraph was cut
 
 
 def test_headings_start_new_chunks():
@@ -56,7 +56,7 @@ def test_overlap_takes_the_last_words_of_a_paragraph_too_long_to_repeat():
     assert len(chunks) == 4 and all(approx_tokens([c.text])[0] <= 70 + 2 for c in chunks)
     for before, after in zip(chunks, chunks[1:]):
         tail = after.text.split("\n\n")[0].split()
-        assert 0 < len(tail) <= 10 and before.text.split()[-len(tail):] == tail
+        assert 0 < len(tail) <= 10 and before.text.split()[-len(tail) :] == tail
 
 
 def test_hard_wrapped_lines_keep_single_newlines():
@@ -68,7 +68,7 @@ def test_hard_wrapped_lines_keep_single_newlines():
     assert "\n\n" not in joined.split("Subject: curve", 1)[1].lstrip("\n")
     for chunk in chunks:
         assert "\n\n" not in chunk.text or chunk.text.startswith("Subject: curve\n\n")
-    assert sum(c.text.count("line ") for c in chunks) == 40 + 0   # nothing lost, nothing doubled
+    assert sum(c.text.count("line ") for c in chunks) == 40 + 0  # nothing lost, nothing doubled
     assert chunks[0].text.startswith("Subject: curve\n\nline 0 of")
 
 

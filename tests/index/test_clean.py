@@ -14,14 +14,23 @@ from inlet.storage.types import chunk_id
 from inlet.index.clean import clean_text, looks_like_html, markup_tags, plain
 from inlet.index.store import Index
 
-NEWSLETTER = ('Hi all,\nthe December issue is below.\n<table width="600"><tr><td><b>Deals</b> of the '
-              'month</td></tr><tr><td><a href="http://x.example/d">Read more</a></td></tr></table>\n'
-              '<BODY BGCOLOR="#FFFFFF"><p>Unsubscribe at any time.</p></BODY>')
+NEWSLETTER = (
+    'Hi all,\nthe December issue is below.\n<table width="600"><tr><td><b>Deals</b> of the '
+    'month</td></tr><tr><td><a href="http://x.example/d">Read more</a></td></tr></table>\n'
+    '<BODY BGCOLOR="#FFFFFF"><p>Unsubscribe at any time.</p></BODY>'
+)
 
 
 def mail(text: str, n: int = 1) -> Document:
-    return Document(id=f"mail:{n}", source="mail", source_type="outlook", title="December newsletter", text=text,
-                    acl=ACL(public=True), updated_at=datetime(2001, 1, 1, tzinfo=timezone.utc))
+    return Document(
+        id=f"mail:{n}",
+        source="mail",
+        source_type="outlook",
+        title="December newsletter",
+        text=text,
+        acl=ACL(public=True),
+        updated_at=datetime(2001, 1, 1, tzinfo=timezone.utc),
+    )
 
 
 def test_html_inside_plain_text_becomes_text_and_keeps_its_lines() -> None:
@@ -29,28 +38,33 @@ def test_html_inside_plain_text_becomes_text_and_keeps_its_lines() -> None:
     assert markup_tags(out) == []
     assert out.startswith("Hi all,\nthe December issue is below.")
     assert "Deals of the month" in out and "Unsubscribe at any time." in out
-    assert "http://x.example/d" in out   # links survive as text
+    assert "http://x.example/d" in out  # links survive as text
 
 
 def test_a_whole_html_page_becomes_text() -> None:
-    page = ("<html><head><title>t</title><style>p {color: red}</style></head><body><h1>FAQ</h1>"
-            "<p>Expense reports are due by the 5th.</p><script>alert(1)</script></body></html>")
+    page = (
+        "<html><head><title>t</title><style>p {color: red}</style></head><body><h1>FAQ</h1>"
+        "<p>Expense reports are due by the 5th.</p><script>alert(1)</script></body></html>"
+    )
     out = clean_text(page)
     assert markup_tags(out) == [] and "color" not in out and "alert" not in out
     assert "FAQ" in out and "Expense reports are due by the 5th." in out
 
 
-@pytest.mark.parametrize("text", [
-    "Plain mail, nothing to do.\n\nSecond paragraph.",
-    "See <http://example.com/a> and <mailto:bob@example.com>",
-    "<< File: positions.xls >> attached; a < b and c > d",
-    "Use List<String> in Java",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Plain mail, nothing to do.\n\nSecond paragraph.",
+        "See <http://example.com/a> and <mailto:bob@example.com>",
+        "<< File: positions.xls >> attached; a < b and c > d",
+        "Use List<String> in Java",
+    ],
+)
 def test_text_without_html_is_left_alone(text: str) -> None:
     assert not looks_like_html(text)
     assert clean_text(text) == text
     document = mail(text)
-    assert plain(document) is document   # same object: same content hash, nothing re-embedded
+    assert plain(document) is document  # same object: same content hash, nothing re-embedded
 
 
 def test_stored_markup_is_rechunked_once_then_left_alone(tmp_path, embedder, monkeypatch) -> None:
@@ -61,10 +75,10 @@ def test_stored_markup_is_rechunked_once_then_left_alone(tmp_path, embedder, mon
         index.apply([mail(NEWSLETTER)], generation=1)
         assert any(markup_tags(t) for t in _chunks(index))
         monkeypatch.undo()
-        first = index.apply([mail(NEWSLETTER)], generation=2)   # the same text from the connector
+        first = index.apply([mail(NEWSLETTER)], generation=2)  # the same text from the connector
         assert first.upserted == 1 and first.unchanged == 0
         assert _chunks(index) and not any(markup_tags(t) for t in _chunks(index))
-        assert markup_tags(index.catalog.document("mail:1").text) == []   # the stored body too
+        assert markup_tags(index.catalog.document("mail:1").text) == []  # the stored body too
         again = index.apply([mail(NEWSLETTER)], generation=3)
         assert again.unchanged == 1 and again.embedded_chunks == 0
 

@@ -21,19 +21,22 @@ def chained(outer: Exception, inner: BaseException) -> Exception:
         return got
 
 
-@pytest.mark.parametrize(("exc", "code"), [
-    (OSError(errno.ENOSPC, "No space left on device"), errno.ENOSPC),
-    (OSError(errno.EROFS, "Read-only file system"), errno.EROFS),
-    (OSError(errno.EDQUOT, "Disk quota exceeded"), errno.EDQUOT),
-    (OSError(errno.EFBIG, "File too large"), errno.EFBIG),
-    (sqlite3.OperationalError("database or disk is full"), errno.ENOSPC),
-    (sqlite3.OperationalError("attempt to write a readonly database"), errno.EROFS),
-    (RuntimeError("Query error: Database error: (code: 13) database or disk is full"), errno.ENOSPC),
-    (chained(RuntimeError("commit failed"), OSError(errno.ENOSPC, "No space")), errno.ENOSPC),
-    (OSError(errno.ENOENT, "No such file"), None),
-    (sqlite3.OperationalError("no such table: chunks"), None),
-    (ValueError("bad input"), None),
-])
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), errno.ENOSPC),
+        (OSError(errno.EROFS, "Read-only file system"), errno.EROFS),
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), errno.EDQUOT),
+        (OSError(errno.EFBIG, "File too large"), errno.EFBIG),
+        (sqlite3.OperationalError("database or disk is full"), errno.ENOSPC),
+        (sqlite3.OperationalError("attempt to write a readonly database"), errno.EROFS),
+        (RuntimeError("Query error: Database error: (code: 13) database or disk is full"), errno.ENOSPC),
+        (chained(RuntimeError("commit failed"), OSError(errno.ENOSPC, "No space")), errno.ENOSPC),
+        (OSError(errno.ENOENT, "No such file"), None),
+        (sqlite3.OperationalError("no such table: chunks"), None),
+        (ValueError("bad input"), None),
+    ],
+)
 def test_cause_reads_errno_sqlite_and_chroma_wording(exc: Exception, code: int | None) -> None:
     assert cause(exc) == code
 

@@ -40,8 +40,13 @@ print(json.dumps({"recall": recall, "ef_search": collection.configuration_json["
 
 
 def probe(path, mode: str, ef: int) -> dict:
-    done = subprocess.run([sys.executable, "-c", PROBE, str(path), mode, str(ef)], capture_output=True, text=True,
-                          timeout=300, env=os.environ.copy())
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(path), mode, str(ef)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ.copy(),
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.splitlines()[-1]) if mode == "query" else {}
 
@@ -54,7 +59,7 @@ def test_ef_search_is_applied_to_an_existing_collection_and_changes_recall(tmp_p
     assert (narrow["ef_search"], wide["ef_search"]) == (10, 500)
     assert wide["recall"] >= 0.95
     assert narrow["recall"] < wide["recall"] - 0.2
-    assert narrow_again["recall"] == narrow["recall"]   # set back down, not just raised once
+    assert narrow_again["recall"] == narrow["recall"]  # set back down, not just raised once
 
 
 def test_the_configured_ef_search_reaches_a_new_index(tmp_path):
@@ -62,7 +67,7 @@ def test_the_configured_ef_search_reaches_a_new_index(tmp_path):
 
     with Index(IndexConfig(path=tmp_path / "ix", ef_search=37)) as index:
         assert index.collection.configuration_json["hnsw"]["ef_search"] == 37
-    with Index(IndexConfig(path=tmp_path / "ix")) as index:   # the default, re-applied on open
+    with Index(IndexConfig(path=tmp_path / "ix")) as index:  # the default, re-applied on open
         assert index.collection.configuration_json["hnsw"]["ef_search"] == 100
 
 

@@ -15,8 +15,8 @@ def test_query_vectors_equal_corpus_vectors(embedder):
     corpus = embedder.encode(QUERIES)
     queries = np.vstack([embedder.encode_query(q) for q in QUERIES])
     assert queries.shape == corpus.shape == (len(QUERIES), embedder.dimension)
-    distance = 1.0 - (queries * corpus).sum(axis=1)          # long text truncated the same way; int8
-    assert distance.max() <= max(MAX_COSINE_DISTANCE[embedder.backend], 1e-5)   # rounds per batch
+    distance = 1.0 - (queries * corpus).sum(axis=1)  # long text truncated the same way; int8
+    assert distance.max() <= max(MAX_COSINE_DISTANCE[embedder.backend], 1e-5)  # rounds per batch
     assert np.allclose(np.linalg.norm(queries, axis=1), 1.0, atol=1e-5)
 
 
@@ -42,11 +42,11 @@ def test_queries_waiting_together_share_one_forward_pass():
     encoder = RecordingEncoder()
     batcher = QueryBatcher(encoder)
     first = batcher.submit("a")
-    assert encoder.entered.wait(30)                          # the worker is busy with "a"
+    assert encoder.entered.wait(30)  # the worker is busy with "a"
     waiting = [batcher.submit("x" * n) for n in range(2, 7)]
     encoder.release.set()
     assert first.result(30)[0] == 1.0
-    assert [f.result(30)[0] for f in waiting] == [2.0, 3.0, 4.0, 5.0, 6.0]   # each caller its own vector
+    assert [f.result(30)[0] for f in waiting] == [2.0, 3.0, 4.0, 5.0, 6.0]  # each caller its own vector
     assert [len(b) for b in encoder.batches] == [1, 5]
 
 
@@ -72,6 +72,6 @@ def test_an_idle_worker_exits_and_the_next_query_starts_another():
     assert batcher.encode("aa")[0] == 2.0
     worker = batcher._worker
     assert worker is not None
-    worker.join(30)                                # exits once idle: it no longer pins the model
+    worker.join(30)  # exits once idle: it no longer pins the model
     assert not worker.is_alive()
-    assert batcher.encode("bbb")[0] == 3.0         # a new worker serves the next query
+    assert batcher.encode("bbb")[0] == 3.0  # a new worker serves the next query

@@ -12,66 +12,108 @@ from inlet.index.interpret import People, interpret, source_types, time_window
 from inlet.index.search import SearchRequest, answer
 from inlet.index.store import Index
 
-NOW = datetime(2001, 4, 11, 15, 30, tzinfo=timezone.utc)   # a Wednesday
+NOW = datetime(2001, 4, 11, 15, 30, tzinfo=timezone.utc)  # a Wednesday
 UTC = timezone.utc
 
 
-@pytest.mark.parametrize(("query", "after", "before"), [
-    ("what did we decide yesterday", datetime(2001, 4, 10, tzinfo=UTC), datetime(2001, 4, 11, tzinfo=UTC)),
-    ("deploys last week", datetime(2001, 4, 4, tzinfo=UTC), None),
-    ("the budget in March 2001", datetime(2001, 3, 1, tzinfo=UTC), datetime(2001, 4, 1, tzinfo=UTC)),
-    ("prices in december", datetime(2000, 12, 1, tzinfo=UTC), datetime(2001, 1, 1, tzinfo=UTC)),
-    ("what happened last month", datetime(2001, 3, 1, tzinfo=UTC), datetime(2001, 4, 1, tzinfo=UTC)),
-    ("curve shift in 2000", datetime(2000, 1, 1, tzinfo=UTC), datetime(2001, 1, 1, tzinfo=UTC)),
-    ("mail in the last 3 days", datetime(2001, 4, 8, 15, 30, tzinfo=UTC), None),
-    ("may I see the West Gas 2001 plan", None, None),   # a verb and a name, no time
-])
+@pytest.mark.parametrize(
+    ("query", "after", "before"),
+    [
+        ("what did we decide yesterday", datetime(2001, 4, 10, tzinfo=UTC), datetime(2001, 4, 11, tzinfo=UTC)),
+        ("deploys last week", datetime(2001, 4, 4, tzinfo=UTC), None),
+        ("the budget in March 2001", datetime(2001, 3, 1, tzinfo=UTC), datetime(2001, 4, 1, tzinfo=UTC)),
+        ("prices in december", datetime(2000, 12, 1, tzinfo=UTC), datetime(2001, 1, 1, tzinfo=UTC)),
+        ("what happened last month", datetime(2001, 3, 1, tzinfo=UTC), datetime(2001, 4, 1, tzinfo=UTC)),
+        ("curve shift in 2000", datetime(2000, 1, 1, tzinfo=UTC), datetime(2001, 1, 1, tzinfo=UTC)),
+        ("mail in the last 3 days", datetime(2001, 4, 8, 15, 30, tzinfo=UTC), None),
+        ("may I see the West Gas 2001 plan", None, None),  # a verb and a name, no time
+    ],
+)
 def test_time_phrases_are_windows_relative_to_the_question(query, after, before) -> None:
     got_after, got_before, _ = time_window(query, NOW)
     assert (got_after, got_before) == (after, before)
 
 
-@pytest.mark.parametrize(("query", "types"), [
-    ("what did Phillip say in Slack", ("slack",)),
-    ("the email about the curve shift", ("outlook",)),
-    ("where is the doc on hybrid retrieval", ("google_drive",)),
-    ("why did the deploy fail", ()),
-    ("send me the file", ()),                    # "file" is everywhere: not a source word
-])
+@pytest.mark.parametrize(
+    ("query", "types"),
+    [
+        ("what did Phillip say in Slack", ("slack",)),
+        ("the email about the curve shift", ("outlook",)),
+        ("where is the doc on hybrid retrieval", ("google_drive",)),
+        ("why did the deploy fail", ()),
+        ("send me the file", ()),  # "file" is everywhere: not a source word
+    ],
+)
 def test_source_words_name_the_types_the_index_holds(query, types) -> None:
     assert source_types(query, {"slack", "outlook", "google_drive"})[0] == types
 
 
 def test_people_are_names_the_index_knows_where_a_person_stands() -> None:
     people = People()
-    people.names = {"phillip": {"phillip.allen@enron.com"}, "allen": {"phillip.allen@enron.com"},
-                    "hamza": {"hamza"}, "robert": {"robert.badeer@enron.com"}, "price": {"brent.price@enron.com"}}
+    people.names = {
+        "phillip": {"phillip.allen@enron.com"},
+        "allen": {"phillip.allen@enron.com"},
+        "hamza": {"hamza"},
+        "robert": {"robert.badeer@enron.com"},
+        "price": {"brent.price@enron.com"},
+    }
     assert people.find("what did Phillip say about storage") == ("phillip.allen@enron.com",)
     assert people.find("did hamza approve it") == ("hamza",)
-    assert people.find("what did bob think of the candidate") == ("robert.badeer@enron.com",)   # nickname
-    assert people.find("gas price forecast") == ()   # a known name token, but used as a word
+    assert people.find("what did bob think of the candidate") == ("robert.badeer@enron.com",)  # nickname
+    assert people.find("gas price forecast") == ()  # a known name token, but used as a word
     understood = interpret("what did Phillip say in Slack in March 2001", NOW, people, {"slack", "outlook"})
-    assert understood.as_dict() == {"after": "2001-03-01T00:00:00Z", "before": "2001-04-01T00:00:00Z",
-                                    "source_types": ["slack"], "people": ["phillip.allen@enron.com"]}
+    assert understood.as_dict() == {
+        "after": "2001-03-01T00:00:00Z",
+        "before": "2001-04-01T00:00:00Z",
+        "source_types": ["slack"],
+        "people": ["phillip.allen@enron.com"],
+    }
     assert understood.query == "what did Phillip say"
 
 
 def note(n: str, text: str, source_type: str, when: datetime, author: str = "", title: str = "") -> Document:
-    return Document(id=f"{source_type}:{n}", source=source_type, source_type=source_type, title=title or text[:30],
-                    text=text, author=author, acl=ACL(public=True), updated_at=when, created_at=when)
+    return Document(
+        id=f"{source_type}:{n}",
+        source=source_type,
+        source_type=source_type,
+        title=title or text[:30],
+        text=text,
+        author=author,
+        acl=ACL(public=True),
+        updated_at=when,
+        created_at=when,
+    )
 
 
 @pytest.fixture
 def index(tmp_path, embedder):
-    long_thread = "\n\n".join(f"Message {i}: the billing migration is blocked on the vendor API freeze, "
-                              f"day {i} of waiting for the vendor to lift the freeze." for i in range(40))
+    long_thread = "\n\n".join(
+        f"Message {i}: the billing migration is blocked on the vendor API freeze, "
+        f"day {i} of waiting for the vendor to lift the freeze."
+        for i in range(40)
+    )
     corpus = [
-        note("1", "The deploy of billing finished on 12 nodes.", "slack", datetime(2001, 4, 10, 9, tzinfo=UTC),
-             author="deploybot"),
-        note("2", "Deploy postponed: the billing database needs a migration first.", "outlook",
-             datetime(2001, 3, 2, tzinfo=UTC), author="phillip.allen@enron.com"),
-        note("3", "Billing deploy checklist: run the migration, then deploy.", "google_drive",
-             datetime(2000, 6, 1, tzinfo=UTC), author="alice@example.com"),
+        note(
+            "1",
+            "The deploy of billing finished on 12 nodes.",
+            "slack",
+            datetime(2001, 4, 10, 9, tzinfo=UTC),
+            author="deploybot",
+        ),
+        note(
+            "2",
+            "Deploy postponed: the billing database needs a migration first.",
+            "outlook",
+            datetime(2001, 3, 2, tzinfo=UTC),
+            author="phillip.allen@enron.com",
+        ),
+        note(
+            "3",
+            "Billing deploy checklist: run the migration, then deploy.",
+            "google_drive",
+            datetime(2000, 6, 1, tzinfo=UTC),
+            author="alice@example.com",
+        ),
         note("4", long_thread, "slack", datetime(2001, 2, 1, tzinfo=UTC), author="hamza"),
     ]
     with Index(IndexConfig(path=tmp_path / "ix"), embedder=embedder) as ix:
@@ -85,8 +127,11 @@ def ask(index: Index, query: str, **kw) -> object:
 
 def test_yesterday_and_source_words_filter_and_say_so(index) -> None:
     got = ask(index, "what did the deploy bot post in Slack yesterday")
-    assert got.interpreted == {"after": "2001-04-10T00:00:00Z", "before": "2001-04-11T00:00:00Z",
-                               "source_types": ["slack"]}
+    assert got.interpreted == {
+        "after": "2001-04-10T00:00:00Z",
+        "before": "2001-04-11T00:00:00Z",
+        "source_types": ["slack"],
+    }
     assert [h.doc_id for h in got.hits] == ["slack:1"]
 
 
@@ -103,7 +148,7 @@ def test_a_person_the_index_knows_is_preferred(index) -> None:
 
 
 def test_an_interpretation_that_leaves_nothing_runs_the_plain_query(index) -> None:
-    got = ask(index, "billing deploy in the doc last week")   # the doc is from 2000
+    got = ask(index, "billing deploy in the doc last week")  # the doc is from 2000
     assert got.interpreted == {}
     assert {h.doc_id for h in got.hits} >= {"google_drive:3"}
 

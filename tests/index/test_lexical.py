@@ -9,19 +9,22 @@ def texts(query: str) -> list[tuple[str, str]]:
     return [(t.kind, t.text) for t in parse_query(query)]
 
 
-@pytest.mark.parametrize(("query", "whole", "parts"), [
-    ("what happened with INC-20931?", "inc 20931", ["inc", "20931"]),
-    ("PO-2026-04192", "po 2026 04192", ["po", "2026", "04192"]),
-    ("error 0x8007A2B6", "0x8007a2b6", []),
-    ("who owns db-fra-117.prod.example.com", "db fra 117 prod example com", ["db", "fra", "117", "prod"]),
-    ("mail from dana.ng@acme.example.com", "dana ng acme example com", ["dana", "ng", "acme"]),
-    ("what was said in #falcon-private", "falcon private", ["falcon", "private"]),
-])
+@pytest.mark.parametrize(
+    ("query", "whole", "parts"),
+    [
+        ("what happened with INC-20931?", "inc 20931", ["inc", "20931"]),
+        ("PO-2026-04192", "po 2026 04192", ["po", "2026", "04192"]),
+        ("error 0x8007A2B6", "0x8007a2b6", []),
+        ("who owns db-fra-117.prod.example.com", "db fra 117 prod example com", ["db", "fra", "117", "prod"]),
+        ("mail from dana.ng@acme.example.com", "dana ng acme example com", ["dana", "ng", "acme"]),
+        ("what was said in #falcon-private", "falcon private", ["falcon", "private"]),
+    ],
+)
 def test_an_identifier_is_one_exact_term_and_its_parts_are_words(query: str, whole: str, parts: list[str]) -> None:
     terms = texts(query)
     assert terms[0] == ("identifier", whole)
     assert all(("word", p) in terms for p in parts)
-    assert [t for t in terms if t[1] == whole] == [("identifier", whole)]   # no repeats
+    assert [t for t in terms if t[1] == whole] == [("identifier", whole)]  # no repeats
 
 
 def test_a_quoted_phrase_is_exact_and_stopwords_go_from_words_only() -> None:
@@ -29,7 +32,7 @@ def test_a_quoted_phrase_is_exact_and_stopwords_go_from_words_only() -> None:
     assert terms[0] == ("phrase", "blocked by the legal review")
     assert ("word", "dana") in terms and ("word", "say") in terms
     assert ("word", "by") not in terms and ("word", "what") not in terms
-    assert ("word", "blocked") in terms      # a phrase's words also match alone
+    assert ("word", "blocked") in terms  # a phrase's words also match alone
 
 
 def test_plain_words_and_a_query_of_stopwords() -> None:
@@ -53,8 +56,14 @@ def test_the_catalog_matches_identifiers_whole_and_counts_rare_ones(tmp_path) ->
     from inlet.storage.lexical import RARE_EXACT
 
     def doc(n: int, text: str, **acl: object) -> Document:
-        return Document(id=f"t:{n}", source="t", source_type="files", title=f"ticket {n}", text=text,
-                        acl=ACL(**acl) if acl else ACL(public=True))
+        return Document(
+            id=f"t:{n}",
+            source="t",
+            source_type="files",
+            title=f"ticket {n}",
+            text=text,
+            acl=ACL(**acl) if acl else ACL(public=True),
+        )
 
     docs = [doc(n, f"INC-{20900 + n} on db-fra-{100 + n}.prod.example.com, see #ops-general") for n in range(30)]
     docs.append(doc(99, "INC 20931 was mentioned apart, and so was db fra 131", users=["ann@example.com"]))
@@ -64,7 +73,7 @@ def test_the_catalog_matches_identifiers_whole_and_counts_rare_ones(tmp_path) ->
             Catalog.put(db, d, [d.text], 0)
     assert catalog.lexical("who owns db-fra-117.prod.example.com", Filters(), 5)[0][0] == "t:17#0"
     assert catalog.exact_matches("what about INC-20917 and db-fra-117?", Filters()) == {"t:17#0": 2}
-    assert catalog.exact_matches("INC-20931", Filters()) == {"t:99#0": 1}    # the parts, adjacent, count
+    assert catalog.exact_matches("INC-20931", Filters()) == {"t:99#0": 1}  # the parts, adjacent, count
     assert catalog.exact_matches("INC-20931", Filters(principals=("bob@example.com",))) == {}
-    assert len(docs) - 1 > RARE_EXACT and catalog.exact_matches("#ops-general", Filters()) == {}   # busy: no say
+    assert len(docs) - 1 > RARE_EXACT and catalog.exact_matches("#ops-general", Filters()) == {}  # busy: no say
     catalog.close()

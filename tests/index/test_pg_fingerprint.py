@@ -25,7 +25,8 @@ def record_row(config: IndexConfig) -> tuple[str, int]:
 
 
 def test_another_backend_is_refused_naming_both_the_database_and_the_fix(  # noqa: F811
-        pg_config, torch_embedder, onnx_embedder) -> None:  # noqa: F811
+    pg_config, torch_embedder, onnx_embedder
+) -> None:  # noqa: F811
     with Index(pg_config, embedder=torch_embedder) as ix:
         ix.apply(CORPUS, generation=1)
     assert '"backend": "torch"' in record_row(pg_config)[0]
@@ -38,25 +39,26 @@ def test_another_backend_is_refused_naming_both_the_database_and_the_fix(  # noq
 
 
 def test_reindex_switches_the_database_record_and_fences_an_old_writer(  # noqa: F811
-        pg_config, torch_embedder, onnx_embedder) -> None:  # noqa: F811
+    pg_config, torch_embedder, onnx_embedder
+) -> None:  # noqa: F811
     with Index(pg_config, embedder=torch_embedder) as ix:
         ix.apply(CORPUS, generation=1)
-    old_writer = Index(pg_config, embedder=torch_embedder)   # a daemon on another host, still on torch
+    old_writer = Index(pg_config, embedder=torch_embedder)  # a daemon on another host, still on torch
     old_replica = Index(pg_config, embedder=torch_embedder)  # an API replica, still on torch
     try:
         assert top(old_replica, "lunch at the cafeteria") == "wiki:1"
         with Index(pg_config, embedder=onnx_embedder, reindexing=True) as ix:
             first = run_reindex(ix, ["wiki"])
             assert first.remaining == ["exec"] and not first.switched
-        old_writer.apply([doc(6, "Lunch moves to the atrium.")], generation=2)   # sends wiki back
+        old_writer.apply([doc(6, "Lunch moves to the atrium.")], generation=2)  # sends wiki back
         with Index(pg_config, embedder=onnx_embedder, reindexing=True) as ix:
             rest = run_reindex(ix)
             assert rest.embedded == {"exec": 2, "wiki": 4} and rest.switched
         assert '"backend": "onnx-int8"' in record_row(pg_config)[0]
-        with pytest.raises(EmbeddingMismatchError, match="backend 'onnx-int8'"):   # no torch vectors now
+        with pytest.raises(EmbeddingMismatchError, match="backend 'onnx-int8'"):  # no torch vectors now
             old_writer.apply([doc(7, "The badge office moved upstairs.")], generation=3)
         assert old_writer.catalog.document("wiki:7") is None
-        with pytest.raises(EmbeddingMismatchError):   # its torch collection is gone: told why, not a 404
+        with pytest.raises(EmbeddingMismatchError):  # its torch collection is gone: told why, not a 404
             top(old_replica, "lunch at the cafeteria")
     finally:
         old_writer.close()
@@ -69,18 +71,21 @@ def test_reindex_switches_the_database_record_and_fences_an_old_writer(  # noqa:
 
 
 def test_a_sync_during_a_reindex_is_not_lost_to_its_next_write(  # noqa: F811
-        pg_config, torch_embedder, onnx_embedder) -> None:  # noqa: F811
+    pg_config, torch_embedder, onnx_embedder
+) -> None:  # noqa: F811
     """The reindex holds a stale record after another host's sync sent wiki back: its next write is
     refused, it reads the record again and redoes wiki instead of marking it done over the change."""
     with Index(pg_config, embedder=torch_embedder) as ix:
         ix.apply(CORPUS, generation=1)
-    with Index(pg_config, embedder=onnx_embedder, reindexing=True) as reindexer, \
-            Index(pg_config, embedder=torch_embedder) as daemon:
+    with (
+        Index(pg_config, embedder=onnx_embedder, reindexing=True) as reindexer,
+        Index(pg_config, embedder=torch_embedder) as daemon,
+    ):
         assert run_reindex(reindexer, ["wiki"]).remaining == ["exec"]
         version = record_row(pg_config)[1]
         daemon.apply([doc(2, "To reset your VPN password, call the help desk on 4357.")], generation=2)
-        assert record_row(pg_config)[1] == version + 1   # the daemon's write of wiki back to the queue
-        rest = run_reindex(reindexer)                    # from its stale copy, which still says wiki is done
+        assert record_row(pg_config)[1] == version + 1  # the daemon's write of wiki back to the queue
+        rest = run_reindex(reindexer)  # from its stale copy, which still says wiki is done
         assert rest.switched and rest.embedded["wiki"] == 3
     with Index(pg_config, embedder=onnx_embedder) as ix:
         assert top(ix, "call the help desk to reset the vpn") == "wiki:2"

@@ -24,12 +24,21 @@ from inlet.index.store import Index
 from inlet.storage.postgres.leases import PgLeases
 from inlet.storage.postgres.state import PgState
 
-TOPICS = ["certificate rotation for the TLS gateway", "quarterly revenue forecast and budget",
-          "incident postmortem database failover", "lunch menu tacos and salad", "onboarding laptop setup guide",
-          "kubernetes cluster upgrade runbook", "customer churn analysis by region", "holiday schedule and rota"]
+TOPICS = [
+    "certificate rotation for the TLS gateway",
+    "quarterly revenue forecast and budget",
+    "incident postmortem database failover",
+    "lunch menu tacos and salad",
+    "onboarding laptop setup guide",
+    "kubernetes cluster upgrade runbook",
+    "customer churn analysis by region",
+    "holiday schedule and rota",
+]
 
-VOCABULARY = ("harbour lantern meadow orchard quarry river summit tundra valley willow anchor beacon canyon "
-              "delta ember fjord glacier hollow island jetty kestrel lagoon marsh nebula oasis prairie").split()
+VOCABULARY = (
+    "harbour lantern meadow orchard quarry river summit tundra valley willow anchor beacon canyon "
+    "delta ember fjord glacier hollow island jetty kestrel lagoon marsh nebula oasis prairie"
+).split()
 
 
 def corpus() -> list[Document]:
@@ -37,11 +46,19 @@ def corpus() -> list[Document]:
     for n in range(40):
         topic = TOPICS[n % len(TOPICS)]
         extra = TOPICS[(n * 3 + 1) % len(TOPICS)]
-        filler = " ".join(random.Random(n).sample(VOCABULARY, 12))   # distinct texts: no near-duplicates
+        filler = " ".join(random.Random(n).sample(VOCABULARY, 12))  # distinct texts: no near-duplicates
         text = f"{topic}. " * (1 + n % 3) + f"See also {extra}. {filler}. Note number {n} of the archive."
         acl = ACL(public=True) if n % 2 else ACL(users=[f"user{n % 4}@example.com"])
-        docs.append(Document(id=f"s:{n}", source="s" if n < 30 else "t", source_type="files",
-                             title=topic.split()[0].title(), text=text, acl=acl))
+        docs.append(
+            Document(
+                id=f"s:{n}",
+                source="s" if n < 30 else "t",
+                source_type="files",
+                title=topic.split()[0].title(),
+                text=text,
+                acl=acl,
+            )
+        )
     return docs
 
 
@@ -57,13 +74,22 @@ def pg_config(database_url: str, chroma_server_url: str) -> IndexConfig:
 
     client = chromadb.HttpClient(host="127.0.0.1", port=int(chroma_server_url.rsplit(":", 1)[1]))
     if COLLECTION in [c.name for c in client.list_collections()]:
-        client.delete_collection(COLLECTION)   # one Chroma server per session: start each test empty
+        client.delete_collection(COLLECTION)  # one Chroma server per session: start each test empty
     return IndexConfig(database_url=database_url, chroma_url=chroma_server_url)
 
 
-QUERIES = ["certificate rotation", "budget forecast", "database failover incident", "tacos",
-           "kubernetes upgrade", "churn region", "archive note", "laptop",
-           "the archive note on kubernetes", "see the laptop setup guide"]   # common words among rare ones
+QUERIES = [
+    "certificate rotation",
+    "budget forecast",
+    "database failover incident",
+    "tacos",
+    "kubernetes upgrade",
+    "churn region",
+    "archive note",
+    "laptop",
+    "the archive note on kubernetes",
+    "see the laptop setup guide",
+]  # common words among rare ones
 
 
 @contextmanager
@@ -93,23 +119,45 @@ def test_bm25_ranks_like_the_sqlite_index(tmp_path: Path, database_url: str) -> 
 
 def tickets() -> list[Document]:
     """Look-alike tickets naming hosts and channels, a few phrases (one in a title), stopwords."""
-    docs = [Document(id=f"t:{n}", source="t", source_type="files", title=f"ticket {n}",
-                     text=f"INC-{20900 + n} on db-fra-{100 + n}.prod.example.com, see #ops-general. "
-                     + "note " * (n % 5),
-                     acl=ACL(public=True) if n % 3 else ACL(users=["ann@example.com"])) for n in range(30)]
-    texts = {"p:1": ("Legal", "The launch was blocked by the legal review until May."),
-             "p:2": ("Launch", "Legal review of the launch: nobody blocked it, and the review is done."),
-             "p:3": ("Blocked by the legal review", "Status of the vendor contract, error 0x8007A2B6 twice."),
-             "p:4": ("Apart", "INC 20931 was mentioned apart, and so was db fra 131; what is it, and who has it?"),
-             "p:5": ("Usage", "Let us use the spare laptop: users used it before us, as it was meant to be used.")}
-    docs += [Document(id=key, source="p", source_type="files", title=title, text=text, acl=ACL(public=True))
-             for key, (title, text) in texts.items()]
+    docs = [
+        Document(
+            id=f"t:{n}",
+            source="t",
+            source_type="files",
+            title=f"ticket {n}",
+            text=f"INC-{20900 + n} on db-fra-{100 + n}.prod.example.com, see #ops-general. " + "note " * (n % 5),
+            acl=ACL(public=True) if n % 3 else ACL(users=["ann@example.com"]),
+        )
+        for n in range(30)
+    ]
+    texts = {
+        "p:1": ("Legal", "The launch was blocked by the legal review until May."),
+        "p:2": ("Launch", "Legal review of the launch: nobody blocked it, and the review is done."),
+        "p:3": ("Blocked by the legal review", "Status of the vendor contract, error 0x8007A2B6 twice."),
+        "p:4": ("Apart", "INC 20931 was mentioned apart, and so was db fra 131; what is it, and who has it?"),
+        "p:5": ("Usage", "Let us use the spare laptop: users used it before us, as it was meant to be used."),
+    }
+    docs += [
+        Document(id=key, source="p", source_type="files", title=title, text=text, acl=ACL(public=True))
+        for key, (title, text) in texts.items()
+    ]
     return docs
 
 
-PHRASE_QUERIES = ["who owns db-fra-117.prod.example.com", "INC-20917", "INC-20931 status",
-                  '"blocked by the legal review"', '"legal review" launch', "what is it", "#ops-general",
-                  "error 0x8007A2B6", "db fra 131", '"review the legal"', "use the laptop", "us"]
+PHRASE_QUERIES = [
+    "who owns db-fra-117.prod.example.com",
+    "INC-20917",
+    "INC-20931 status",
+    '"blocked by the legal review"',
+    '"legal review" launch',
+    "what is it",
+    "#ops-general",
+    "error 0x8007A2B6",
+    "db fra 131",
+    '"review the legal"',
+    "use the laptop",
+    "us",
+]
 
 
 def test_identifiers_and_phrases_rank_like_the_sqlite_index(tmp_path: Path, database_url: str) -> None:
@@ -136,8 +184,9 @@ def test_rewrites_and_deletions_keep_the_statistics_exact(database_url: str, tmp
         for catalog in (sqlite, pg):
             commit(catalog, docs)
             changed = docs[3].model_copy(update={"text": "tacos tacos tacos and a certificate"})
-            catalog.commit(Commit(2, [(changed, [changed.text, "second chunk about budget"])],
-                                  gone=["s:5", "s:6"], seen=["s:7"]))
+            catalog.commit(
+                Commit(2, [(changed, [changed.text, "second chunk about budget"])], gone=["s:5", "s:6"], seen=["s:7"])
+            )
         for query in QUERIES:
             want = sqlite.lexical(query, Filters(), 10)
             assert [c for c, _ in pg.lexical(query, Filters(), 10)] == [c for c, _ in want]
@@ -149,7 +198,7 @@ def test_rewrites_and_deletions_keep_the_statistics_exact(database_url: str, tmp
             kept = db.execute("SELECT term, df FROM terms WHERE df > 0 ORDER BY term").fetchall()
             counted = db.execute("SELECT term, count(*) FROM postings GROUP BY term ORDER BY term").fetchall()
         assert stats == actual
-        assert kept == counted and kept   # each term's chunk count (IDF) follows rewrites and deletions
+        assert kept == counted and kept  # each term's chunk count (IDF) follows rewrites and deletions
     finally:
         sqlite.close()
         pg.close()
@@ -161,11 +210,11 @@ def test_a_replaced_lease_holder_cannot_commit(database_url: str) -> None:
     catalog, state = PgCatalog(config), PgState(config)
     try:
         old = paused.acquire("s")
-        paused.close()            # stops renewing, as a SIGSTOPped daemon would
+        paused.close()  # stops renewing, as a SIGSTOPped daemon would
         with pytest.raises(SourceBusyError):
             successor.acquire("s")
         deadline = time.monotonic() + 20
-        while True:               # the lease runs out on the database's clock
+        while True:  # the lease runs out on the database's clock
             try:
                 new = successor.acquire("s")
                 break
@@ -180,7 +229,7 @@ def test_a_replaced_lease_holder_cannot_commit(database_url: str) -> None:
         source.checkpoint, source.fence = {"cursor": "stale"}, old
         with pytest.raises(LeaseLostError):
             state.save_source(source)
-        catalog.commit(Commit(1, [(doc, [doc.text])], fence=new))     # the successor's commits go through
+        catalog.commit(Commit(1, [(doc, [doc.text])], fence=new))  # the successor's commits go through
         source.checkpoint, source.fence = {"cursor": "new"}, new
         state.save_source(source)
         assert state.source("s").checkpoint == {"cursor": "new"} and catalog.counts() == {"s": (1, 1)}
@@ -199,31 +248,32 @@ def test_a_holder_frozen_inside_a_commit_is_cut_off_when_its_lease_runs_out(data
 
     config = IndexConfig(database_url=database_url, chroma_url="http://unused")
     frozen, successor = PgLeases(config, 1.0), PgLeases(config, 30.0)
-    frozen.holder = "elsewhere:4242"   # another daemon's, whose sessions carry its name
+    frozen.holder = "elsewhere:4242"  # another daemon's, whose sessions carry its name
     old = frozen.acquire("s")
-    frozen.close()                     # stops renewing, as a SIGSTOPped daemon would
+    frozen.close()  # stops renewing, as a SIGSTOPped daemon would
     # Its commit, frozen mid-COPY: the lease row share-locked, the server waiting for data (not idle,
     # so idle_in_transaction_session_timeout never ends it).
     stuck = psycopg.connect(database_url, application_name=session_name(frozen.holder))
-    waiter = ThreadPoolExecutor(1)   # a successor that would wait forever fails the test, not hangs it
+    waiter = ThreadPoolExecutor(1)  # a successor that would wait forever fails the test, not hangs it
     try:
         stuck.execute("BEGIN")
         check_fence(stuck, old)
         cursor = stuck.cursor()
         copying = cursor.copy("COPY acl (principal, doc_id) FROM STDIN")
-        copying.__enter__()   # and never left: the server waits for the rows
+        copying.__enter__()  # and never left: the server waits for the rows
         deadline = time.monotonic() + 20
         while True:
             try:
                 new = waiter.submit(successor.acquire, "s").result(timeout=30)
                 break
-            except SourceBusyError:   # until the lease runs out on the database's clock
+            except SourceBusyError:  # until the lease runs out on the database's clock
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
         assert new.number == old.number + 1
-        with psycopg.connect(database_url, autocommit=True) as db:   # its session ended, its work rolled back
-            while db.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s",
-                             (session_name(frozen.holder),)).fetchall():
+        with psycopg.connect(database_url, autocommit=True) as db:  # its session ended, its work rolled back
+            while db.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (session_name(frozen.holder),)
+            ).fetchall():
                 assert time.monotonic() < deadline + 10
                 time.sleep(0.1)
     finally:
@@ -233,8 +283,9 @@ def test_a_holder_frozen_inside_a_commit_is_cut_off_when_its_lease_runs_out(data
 
 
 @pytest.mark.parametrize("change", ["text shrinks", "deletion"])
-def test_repair_on_postgresql_settles_a_write_killed_before_its_commit(pg_config: IndexConfig, embedder,
-                                                                     change: str) -> None:
+def test_repair_on_postgresql_settles_a_write_killed_before_its_commit(
+    pg_config: IndexConfig, embedder, change: str
+) -> None:
     """As tests/index/test_apply_crash.py on the folder: the write's marks commit, its vectors go to
     Chroma, its catalog commit never happens, and the batch is never applied again."""
     from inlet.storage import chunk_id
@@ -285,15 +336,21 @@ def test_status_names_the_holder_of_each_source(database_url: str, tmp_path: Pat
     from inlet.status import sources_status
 
     (tmp_path / "docs").mkdir()
-    settings = parse_config({"index": {"database_url": database_url, "chroma_url": "http://unused"},
-                             "sources": [{"name": "notes", "type": "files", "path": str(tmp_path / "docs")},
-                                         {"name": "idle", "type": "files", "path": str(tmp_path / "docs")}]})
+    settings = parse_config(
+        {
+            "index": {"database_url": database_url, "chroma_url": "http://unused"},
+            "sources": [
+                {"name": "notes", "type": "files", "path": str(tmp_path / "docs")},
+                {"name": "idle", "type": "files", "path": str(tmp_path / "docs")},
+            ],
+        }
+    )
     leases = PgLeases(settings.index, 30.0)
     try:
         with leases.hold("notes"):
             rows = {r["name"]: r for r in sources_status(settings)["sources"]}
             assert rows["notes"]["holder"]["holder"] == leases.holder and rows["notes"]["holder"]["lease_expires"]
             assert rows["idle"]["holder"] is None
-        assert sources_status(settings)["sources"][0]["holder"] is None   # released
+        assert sources_status(settings)["sources"][0]["holder"] is None  # released
     finally:
         leases.close()

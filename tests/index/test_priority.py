@@ -15,6 +15,7 @@ def fake_encode(calls: list[list[str]]):
     def encode(texts: list[str]) -> np.ndarray:
         calls.append(list(texts))
         return np.array([[float(len(t)), 1.0] for t in texts], dtype=np.float32)
+
     return encode
 
 
@@ -32,14 +33,14 @@ def test_a_turn_waits_for_pending_queries_until_they_leave():
     gate.arrive(2)
     waited = ThreadPoolExecutor(1).submit(gate.wait_turn, 30.0)
     gate.leave(1)
-    assert not waited.done()            # one query still pending: still waiting
+    assert not waited.done()  # one query still pending: still waiting
     gate.leave(1)
     assert waited.result(timeout=10) < 30.0
 
 
 def test_a_turn_waits_at_most_its_limit_so_queries_cannot_starve_a_backfill():
     gate = QueryFirst()
-    gate.arrive()                       # a query that never leaves
+    gate.arrive()  # a query that never leaves
     started = time.monotonic()
     calls: list[list[str]] = []
     in_turns([f"t{n}" for n in range(96)], fake_encode(calls), gate, turn=32)
@@ -52,7 +53,7 @@ def test_bulk_embedding_counts_as_running_while_it_embeds():
     assert not gate.bulk_active
     seen: list[bool] = []
     in_turns(["a", "b"], lambda texts: seen.append(gate.bulk_active) or np.ones((len(texts), 2)), gate)
-    assert seen == [True] and gate.bulk_active   # and a little after (BULK_LINGER): between batches
+    assert seen == [True] and gate.bulk_active  # and a little after (BULK_LINGER): between batches
 
 
 def run_searches(budget: SearchBudget, clients: int, each: int, work: float) -> tuple[float, int]:
@@ -66,7 +67,7 @@ def run_searches(budget: SearchBudget, clients: int, each: int, work: float) -> 
             with lock:
                 running[0] += 1
                 most[0] = max(most[0], running[0])
-            time.sleep(work)   # the search's work, not a synchronisation
+            time.sleep(work)  # the search's work, not a synchronisation
             with lock:
                 running[0] -= 1
 
@@ -96,7 +97,7 @@ def test_beside_bulk_embedding_searches_take_turns_within_their_share():
 def test_a_search_waits_for_its_turn_at_most_max_wait():
     gate = QueryFirst()
     gate.bulk_started()
-    budget = SearchBudget(gate, share=0.01, max_wait=0.3, max_pause=30.0)   # 20 ms of search: ~2 s pause
+    budget = SearchBudget(gate, share=0.01, max_wait=0.3, max_pause=30.0)  # 20 ms of search: ~2 s pause
     run_searches(budget, clients=1, each=1, work=0.02)
     started = time.monotonic()
     run_searches(budget, clients=1, each=1, work=0.0)
@@ -107,10 +108,10 @@ def test_a_search_waits_for_its_turn_at_most_max_wait():
 def test_with_many_waiting_the_pauses_shrink_to_keep_latency_bounded():
     gate = QueryFirst()
     gate.bulk_started()
-    budget = SearchBudget(gate, share=0.01, max_wait=30.0, max_pause=0.1)   # 2 s pauses unless many wait
+    budget = SearchBudget(gate, share=0.01, max_wait=30.0, max_pause=0.1)  # 2 s pauses unless many wait
     wall, most = run_searches(budget, clients=8, each=2, work=0.01)
     assert most == 1
-    assert wall < 8.0   # 16 pauses of 2 s would take 32 s; with 7 waiting, each is ~0.1 / 7 s
+    assert wall < 8.0  # 16 pauses of 2 s would take 32 s; with 7 waiting, each is ~0.1 / 7 s
 
 
 def test_no_query_pending_means_no_wait():
@@ -133,7 +134,7 @@ def test_tokens_counted_and_queries_embedded_beside_a_bulk_encode(embedder):
         try:
             while not bulk_done.is_set():
                 work()
-        except BaseException as exc:   # reported by the assertion below
+        except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
 
     def count() -> None:

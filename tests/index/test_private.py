@@ -21,12 +21,22 @@ def modes(root: Path) -> dict[str, int]:
 
 
 def test_a_new_index_folder_is_0700_and_its_files_0600(tmp_path: Path, embedder: object) -> None:
-    old = os.umask(0o022)   # the usual default, which would give 0755 folders and 0644 files
+    old = os.umask(0o022)  # the usual default, which would give 0755 folders and 0644 files
     try:
         path = tmp_path / "deep" / "ix"
         with Index(IndexConfig(path=path), embedder=embedder) as index:  # type: ignore[arg-type]
-            index.apply([Document(id="s:1", source="s", source_type="files", title="Secret", text="salary bands",
-                                  acl=ACL(users=["hr@example.com"]))])
+            index.apply(
+                [
+                    Document(
+                        id="s:1",
+                        source="s",
+                        source_type="files",
+                        title="Secret",
+                        text="salary bands",
+                        acl=ACL(users=["hr@example.com"]),
+                    )
+                ]
+            )
             state = SqliteState(path / "state.db")
             state.close()
         found = modes(path)
@@ -36,11 +46,12 @@ def test_a_new_index_folder_is_0700_and_its_files_0600(tmp_path: Path, embedder:
     assert any(name.startswith("chroma/") and not (path / name).is_dir() for name in found)
     loose = {name: oct(mode) for name, mode in found.items() if mode & 0o077}
     assert loose == {}
-    assert os.umask(0o022) == 0o022   # the process umask was given back
+    assert os.umask(0o022) == 0o022  # the process umask was given back
 
 
-def test_a_folder_open_to_others_is_reported_at_start(tmp_path: Path, embedder: object,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+def test_a_folder_open_to_others_is_reported_at_start(
+    tmp_path: Path, embedder: object, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "ix"
     path.mkdir(mode=0o755)
     path.chmod(0o755)
@@ -49,4 +60,4 @@ def test_a_folder_open_to_others_is_reported_at_start(tmp_path: Path, embedder: 
             pass
     warnings = [r.getMessage() for r in caplog.records if r.name == "inlet.storage.private"]
     assert len(warnings) == 1 and "chmod -R go-rwx" in warnings[0] and str(path) in warnings[0]
-    assert stat.S_IMODE(path.stat().st_mode) == 0o755   # reported, not changed behind the owner's back
+    assert stat.S_IMODE(path.stat().st_mode) == 0o755  # reported, not changed behind the owner's back

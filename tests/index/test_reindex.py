@@ -46,7 +46,7 @@ def test_another_backend_is_refused_naming_both_and_the_fix(torch_index, onnx_em
     assert refused.value.exit_code == 2
     message = str(refused.value)
     assert "'torch'" in message and "'onnx-int8'" in message and "inlet reindex [SOURCE ...]" in message
-    Index(IndexConfig(path=torch_index), embedder=onnx_embedder, reindexing=True).close()   # lock released
+    Index(IndexConfig(path=torch_index), embedder=onnx_embedder, reindexing=True).close()  # lock released
 
 
 def test_an_index_from_before_records_is_taken_as_torch(torch_index, onnx_embedder):
@@ -61,10 +61,10 @@ def test_reindex_source_by_source_keeps_old_vectors_until_all_are_done(torch_ind
         assert first.embedded == {"wiki": 3} and first.remaining == ["exec"] and not first.switched
     record = records.read(torch_index)
     assert record.backend == "torch" and record.pending.done == ["wiki"]
-    with Index(IndexConfig(path=torch_index), embedder=torch_embedder) as ix:   # still served the old way
+    with Index(IndexConfig(path=torch_index), embedder=torch_embedder) as ix:  # still served the old way
         assert top(ix, "how do I change my vpn credentials") == "wiki:2"
-        ix.apply([doc(6, "Lunch moves to the atrium.")], generation=2)       # a wiki change meanwhile...
-    assert records.read(torch_index).pending.done == []                  # ...sends wiki back to the queue
+        ix.apply([doc(6, "Lunch moves to the atrium.")], generation=2)  # a wiki change meanwhile...
+    assert records.read(torch_index).pending.done == []  # ...sends wiki back to the queue
     with Index(IndexConfig(path=torch_index), embedder=onnx_embedder, reindexing=True) as ix:
         rest = run_reindex(ix)
         assert rest.embedded == {"exec": 2, "wiki": 4} and rest.switched

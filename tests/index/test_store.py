@@ -12,19 +12,36 @@ from inlet.index.store import Index
 
 
 def doc(n: int, text: str, source: str = "wiki", acl: ACL | None = None, when: int = 2024, **extra) -> Document:
-    return Document(id=f"{source}:{n}", source=source, source_type=extra.pop("source_type", "files"),
-                    title=extra.pop("title", f"Doc {n}"), text=text, acl=acl or ACL(public=True),
-                    updated_at=datetime(when, 1, 1, tzinfo=timezone.utc), **extra)
+    return Document(
+        id=f"{source}:{n}",
+        source=source,
+        source_type=extra.pop("source_type", "files"),
+        title=extra.pop("title", f"Doc {n}"),
+        text=text,
+        acl=acl or ACL(public=True),
+        updated_at=datetime(when, 1, 1, tzinfo=timezone.utc),
+        **extra,
+    )
 
 
 CORPUS = [
     doc(1, "The cafeteria serves vegetarian lasagna every Thursday at noon."),
     doc(2, "To reset your VPN password, open the IT portal and choose 'forgot password'."),
     doc(3, "Error code XJ-4471 means the badge reader lost its network connection.", when=2020),
-    doc(4, "The merger with Globex closes in March; keep it confidential.",
-        acl=ACL(users=["ceo@example.com"]), source="exec", source_type="slack"),
-    doc(5, "Parking garage B is closed for repairs until the end of the month.",
-        acl=ACL(domains=["partner.org"]), source="exec", source_type="slack"),
+    doc(
+        4,
+        "The merger with Globex closes in March; keep it confidential.",
+        acl=ACL(users=["ceo@example.com"]),
+        source="exec",
+        source_type="slack",
+    ),
+    doc(
+        5,
+        "Parking garage B is closed for repairs until the end of the month.",
+        acl=ACL(domains=["partner.org"]),
+        source="exec",
+        source_type="slack",
+    ),
 ]
 
 
@@ -59,7 +76,7 @@ def test_acl_filters_inside_both_retrievers(index):
         assert "exec:4" in ids(index, "Globex merger", k=10, user="CEO@example.com", mode=mode)
     assert "exec:5" in ids(index, "parking garage repairs", k=10, user="someone@partner.org")
     assert "exec:5" not in ids(index, "parking garage repairs", k=10, user="someone@example.com")
-    assert "exec:4" in ids(index, "Globex merger", k=10)   # operator
+    assert "exec:4" in ids(index, "Globex merger", k=10)  # operator
 
 
 def test_k_visible_results_come_back_when_k_exist(index):
@@ -110,7 +127,7 @@ def test_deletion_removes_vectors_and_lexical_rows(index):
 
 def test_prune_deletes_documents_not_seen_in_a_generation(index):
     index.apply(CORPUS[:2], generation=2)
-    assert index.prune("wiki", 2) == 1          # wiki:3 was not seen in generation 2
+    assert index.prune("wiki", 2) == 1  # wiki:3 was not seen in generation 2
     assert index.catalog.counts()["wiki"][0] == 2
 
 
@@ -130,8 +147,9 @@ def test_lexical_filter_falls_back_to_the_filtered_query_when_few_pass(index):
     from inlet.storage import Filters
 
     index.apply([doc(100 + i, "falcon falcon falcon quarterly falcon report", source="pub") for i in range(12)])
-    index.apply([doc(200, "Someone saw a falcon near the office once.", source="exec",
-                     acl=ACL(users=["ceo@example.com"]))])
+    index.apply(
+        [doc(200, "Someone saw a falcon near the office once.", source="exec", acl=ACL(users=["ceo@example.com"]))]
+    )
     assert chunks(index.lexical("falcon", Filters(sources=("exec",)), 2)) == ["exec:200#0"]
     assert chunks(index.lexical("falcon", Filters(principals=("u:ceo@example.com",)), 1)) == ["exec:200#0"]
     assert len(index.lexical("falcon", Filters(), 5)) == 5
@@ -152,17 +170,25 @@ def test_acl_and_filters_hold_for_document_ids_containing_hashes(index):
     """Filters read the document id out of chunk ids (`doc#n`), so ids with '#' must survive."""
     from inlet.storage import Filters
 
-    secret = Document(id="wiki:Runbook#Failover#2", source="wiki", source_type="files", title="Failover",
-                      text="The failover drill for the Oslo datacenter runs on the first Monday.",
-                      acl=ACL(users=["sre@example.com"]), updated_at=datetime(2024, 1, 1, tzinfo=timezone.utc))
+    secret = Document(
+        id="wiki:Runbook#Failover#2",
+        source="wiki",
+        source_type="files",
+        title="Failover",
+        text="The failover drill for the Oslo datacenter runs on the first Monday.",
+        acl=ACL(users=["sre@example.com"]),
+        updated_at=datetime(2024, 1, 1, tzinfo=timezone.utc),
+    )
     index.apply([secret])
     for mode in ("dense", "lexical", "hybrid"):
         assert "wiki:Runbook#Failover#2" in ids(index, "Oslo failover drill", k=3, user="sre@example.com", mode=mode)
-        assert "wiki:Runbook#Failover#2" not in ids(index, "Oslo failover drill", k=10, user="dev@example.com",
-                                                     mode=mode)
+        assert "wiki:Runbook#Failover#2" not in ids(
+            index, "Oslo failover drill", k=10, user="dev@example.com", mode=mode
+        )
     chunk = "wiki:Runbook#Failover#2#0"
     assert index.catalog.passing([chunk], Filters(principals=("u:sre@example.com",))) == {chunk}
     assert index.catalog.passing([chunk], Filters(principals=("*",))) == set()
-    assert index.catalog.passing([chunk], Filters(sources=("wiki",), after=datetime(2023, 1, 1).timestamp(),
-                                                  principals=("u:sre@example.com",))) == {chunk}
+    assert index.catalog.passing(
+        [chunk], Filters(sources=("wiki",), after=datetime(2023, 1, 1).timestamp(), principals=("u:sre@example.com",))
+    ) == {chunk}
     assert index.catalog.passing([chunk], Filters(before=datetime(2023, 1, 1).timestamp())) == set()

@@ -17,8 +17,9 @@ from inlet.sandbox import drive_state as ds
 from inlet.sandbox.server import Sandbox
 from inlet.sandbox.workspace import Workspace
 
-DISCOVERY = json.loads((Path(__import__("googleapiclient").__file__).parent
-                        / "discovery_cache/documents/drive.v3.json").read_text())
+DISCOVERY = json.loads(
+    (Path(__import__("googleapiclient").__file__).parent / "discovery_cache/documents/drive.v3.json").read_text()
+)
 
 
 def drive_workspace() -> Workspace:
@@ -56,8 +57,7 @@ def by_name(sb: Sandbox, name: str) -> ds.DriveFile:
 
 
 # --- schema conformance -----------------------------------------------------------------------
-_JSON_TYPES = {"string": str, "boolean": bool, "integer": int, "array": list, "object": dict,
-               "number": (int, float)}
+_JSON_TYPES = {"string": str, "boolean": bool, "integer": int, "array": list, "object": dict, "number": (int, float)}
 
 
 def assert_schema(value: Any, schema: dict[str, Any], where: str = "$") -> None:
@@ -99,7 +99,7 @@ def test_responses_match_the_discovery_schemas(sb: Sandbox, api: httpx.Client) -
 # --- files.list ------------------------------------------------------------------------------
 def test_fields_projection_and_page_tokens(api: httpx.Client) -> None:
     first = api.get("/files", params={"pageSize": 3, "fields": "files(id,owners/emailAddress)"}).json()
-    assert set(first) == {"files"}                    # no nextPageToken unless asked for
+    assert set(first) == {"files"}  # no nextPageToken unless asked for
     assert all(set(f) <= {"id", "owners"} for f in first["files"])
     assert all(set(o) == {"emailAddress"} for f in first["files"] for o in f.get("owners", []))
     seen: list[str] = []
@@ -113,7 +113,7 @@ def test_fields_projection_and_page_tokens(api: httpx.Client) -> None:
         token = page.get("nextPageToken")
         if not token:
             break
-    assert len(seen) == len(set(seen)) == 17          # every My Drive item once, shared drive excluded
+    assert len(seen) == len(set(seen)) == 17  # every My Drive item once, shared drive excluded
     default = api.get("/files").json()
     assert set(default["files"][0]) == {"kind", "id", "name", "mimeType"}
 
@@ -125,7 +125,12 @@ def test_query_subset(sb: Sandbox, api: httpx.Client) -> None:
 
     ops = by_name(sb, "Operations").id
     assert names(f"'{ops}' in parents and trashed = false") == {
-        "Incident postmortem 2024-03.pdf", "Security policy.docx", "runbook.txt", "README.md", "faq.html"}
+        "Incident postmortem 2024-03.pdf",
+        "Security policy.docx",
+        "runbook.txt",
+        "README.md",
+        "faq.html",
+    }
     assert "logs.zip" in names(f"'{ops}' in parents")
     assert names(f"mimeType = '{ds.SHEET}'") == {"Q3 roadmap"}
     assert "Engineering" not in names(f"mimeType != '{ds.FOLDER}'")
@@ -137,12 +142,20 @@ def test_query_subset(sb: Sandbox, api: httpx.Client) -> None:
 
 def test_shared_drives(sb: Sandbox, api: httpx.Client) -> None:
     wiki = next(iter(sb.ws.drive.drives.values()))
-    only = api.get("/files", params={"corpora": "drive", "driveId": wiki.id, "supportsAllDrives": "true",
-                                     "includeItemsFromAllDrives": "true", "fields": "files(name,driveId)"})
+    only = api.get(
+        "/files",
+        params={
+            "corpora": "drive",
+            "driveId": wiki.id,
+            "supportsAllDrives": "true",
+            "includeItemsFromAllDrives": "true",
+            "fields": "files(name,driveId)",
+        },
+    )
     assert {f["name"] for f in only.json()["files"]} == {"Holiday calendar", "Expense policy.pdf"}
     assert api.get("/files", params={"includeItemsFromAllDrives": "true"}).status_code == 403
     holiday = by_name(sb, "Holiday calendar").id
-    assert api.get(f"/files/{holiday}").status_code == 404          # needs supportsAllDrives
+    assert api.get(f"/files/{holiday}").status_code == 404  # needs supportsAllDrives
     perms = api.get(f"/files/{holiday}/permissions", params={"supportsAllDrives": "true"}).json()
     assert {p.get("domain") for p in perms["permissions"] if p["type"] == "domain"} == {sb.ws.domain}
     listed = api.get("/drives").json()
@@ -199,7 +212,7 @@ def test_changes_feed_reports_edits_moves_trash_removal_and_sharing(sb: Sandbox,
     assert empty["changes"] == [] and empty["newStartPageToken"] == start
     readme, runbook, faq = by_name(sb, "README.md"), by_name(sb, "runbook.txt"), by_name(sb, "faq.html")
     ds.edit(ws, readme.id, content="# Ops\n\nnew text")
-    ds.edit(ws, readme.id, name="OPS.md")             # two edits: one change entry
+    ds.edit(ws, readme.id, name="OPS.md")  # two edits: one change entry
     ds.move(ws, runbook.id, by_name(sb, "Engineering").id)
     ds.trash(ws, faq.id)
     ds.set_permissions(ws, by_name(sb, "Security policy.docx").id, [ds.anyone_permission()])
@@ -228,11 +241,18 @@ def _grant(sb: Sandbox, **claims: Any) -> httpx.Response:
     info = drive_auth.service_account_info(sb.ws, "unused")
     signer = crypt.RSASigner.from_service_account_info(info)
     now = int(sb.ws.clock())
-    payload = {"iss": info["client_email"], "aud": drive_auth.GOOGLE_TOKEN_URI, "scope": "drive",
-               "iat": now, "exp": now + 3600, **claims}
+    payload = {
+        "iss": info["client_email"],
+        "aud": drive_auth.GOOGLE_TOKEN_URI,
+        "scope": "drive",
+        "iat": now,
+        "exp": now + 3600,
+        **claims,
+    }
     assertion = jwt.encode(signer, payload).decode()
-    return httpx.post(sb.ctx.http_url + drive_auth.TOKEN_PATH,
-                      data={"grant_type": drive_auth.JWT_GRANT, "assertion": assertion})
+    return httpx.post(
+        sb.ctx.http_url + drive_auth.TOKEN_PATH, data={"grant_type": drive_auth.JWT_GRANT, "assertion": assertion}
+    )
 
 
 def test_token_endpoint_checks_assertions(sb: Sandbox) -> None:
@@ -248,8 +268,11 @@ def test_token_endpoint_checks_assertions(sb: Sandbox) -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    other = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    other = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        .decode()
+    )
     auth = drive_auth.auth(sb.ws)
     real = auth.private_pem
     auth.private_pem = other
@@ -262,8 +285,12 @@ def test_token_endpoint_checks_assertions(sb: Sandbox) -> None:
 def test_refresh_tokens_expiry_and_revocation(sb: Sandbox) -> None:
     info = drive_auth.authorized_user_info(sb.ws, "unused")
     url = sb.ctx.http_url + drive_auth.TOKEN_PATH
-    form = {"grant_type": "refresh_token", "client_id": info["client_id"],
-            "client_secret": info["client_secret"], "refresh_token": info["refresh_token"]}
+    form = {
+        "grant_type": "refresh_token",
+        "client_id": info["client_id"],
+        "client_secret": info["client_secret"],
+        "refresh_token": info["refresh_token"],
+    }
     token = httpx.post(url, data=form).json()["access_token"]
     files = sb.ctx.http_url + "/drive/v3/files"
     assert httpx.get(files, headers={"Authorization": f"Bearer {token}"}).status_code == 200
@@ -278,16 +305,24 @@ def test_refresh_tokens_expiry_and_revocation(sb: Sandbox) -> None:
 # --- admin and seeds -------------------------------------------------------------------------
 def test_admin_routes_mutate_the_drive(sb: Sandbox, api: httpx.Client) -> None:
     admin = sb.ctx.http_url + "/_admin/drive"
-    created = httpx.post(admin + "/files", json={
-        "name": "notes.txt", "mimeType": "text/plain", "content": "hello", "owner": "a@example.com",
-        "parent": by_name(sb, "Operations").id, "permissions": [{"type": "domain", "domain": "example.com"}]})
+    created = httpx.post(
+        admin + "/files",
+        json={
+            "name": "notes.txt",
+            "mimeType": "text/plain",
+            "content": "hello",
+            "owner": "a@example.com",
+            "parent": by_name(sb, "Operations").id,
+            "permissions": [{"type": "domain", "domain": "example.com"}],
+        },
+    )
     fid = created.json()["id"]
     assert api.get(f"/files/{fid}", params={"alt": "media"}).text == "hello"
     httpx.patch(admin + f"/files/{fid}", json={"content": "bye"})
     assert api.get(f"/files/{fid}", params={"alt": "media"}).text == "bye"
     httpx.put(admin + f"/files/{fid}/permissions", json={"permissions": [{"type": "anyone"}]})
     kinds = {p["type"] for p in api.get(f"/files/{fid}/permissions").json()["permissions"]}
-    assert kinds == {"user", "anyone"}                # the owner stays
+    assert kinds == {"user", "anyone"}  # the owner stays
     httpx.post(admin + f"/files/{fid}/move", json={"parent": by_name(sb, "Engineering").id})
     httpx.post(admin + f"/files/{fid}/trash", json={})
     got = api.get(f"/files/{fid}", params={"fields": "trashed,parents"}).json()

@@ -33,8 +33,14 @@ def sb() -> Iterator[Sandbox]:
     gmail.add_mailbox(ws, BEN, "Ben")
     for n in range(7):
         gmail.add_message(ws, ANN, f"Note {n}", f"Body of note {n}.", labels=["INBOX", "Notes"])
-    gmail.add_message(ws, ANN, "Memo", "See the memo.", labels=["INBOX"],
-                      attachments=[("memo.pdf", "application/pdf", make_pdf("Memo", ["Quarterly numbers."]))])
+    gmail.add_message(
+        ws,
+        ANN,
+        "Memo",
+        "See the memo.",
+        labels=["INBOX"],
+        attachments=[("memo.pdf", "application/pdf", make_pdf("Memo", ["Quarterly numbers."]))],
+    )
     gmail.add_message(ws, ANN, "Junk", "Win a prize.", labels=["SPAM"])
     with Sandbox(ws=ws) as box:
         yield box
@@ -43,8 +49,13 @@ def sb() -> Iterator[Sandbox]:
 def service(sb: Sandbox, subject: str = ANN) -> Any:
     info = json.loads(gmail.write_credentials(sb.ctx, sb.ctx.workdir / "sa.json").read_text())
     creds = service_account.Credentials.from_service_account_info(info, scopes=[gmail.SCOPE]).with_subject(subject)
-    return build("gmail", "v1", credentials=creds, static_discovery=True,
-                 client_options=ClientOptions(api_endpoint=sb.ctx.http_url + "/"))
+    return build(
+        "gmail",
+        "v1",
+        credentials=creds,
+        static_discovery=True,
+        client_options=ClientOptions(api_endpoint=sb.ctx.http_url + "/"),
+    )
 
 
 def message(sb: Sandbox, subject: str) -> gs.GmailMessage:
@@ -55,8 +66,11 @@ def test_every_format_and_the_attachment(sb: Sandbox) -> None:
     users = service(sb).users()
     memo = message(sb, "Memo")
     full = users.messages().get(userId="me", id=memo.id).execute()
-    assert full["threadId"] == memo.thread_id and full["labelIds"] == ["INBOX"] and full["payload"]["mimeType"] == \
-        "multipart/mixed"
+    assert (
+        full["threadId"] == memo.thread_id
+        and full["labelIds"] == ["INBOX"]
+        and full["payload"]["mimeType"] == "multipart/mixed"
+    )
     text, pdf = full["payload"]["parts"]
     assert base64.urlsafe_b64decode(text["body"]["data"]).decode().strip() == "See the memo."
     assert pdf["filename"] == "memo.pdf" and "data" not in pdf["body"] and pdf["body"]["size"] > 0
@@ -101,8 +115,7 @@ def test_history_types_labels_and_expiry(sb: Sandbox) -> None:
     gmail.delete_message(sb.ws, BEN, other.id)
     everything = users.history().list(userId="me", startHistoryId=start).execute()
     kinds = [next(k for k in r if k not in ("id", "messages")) for r in everything["history"]]
-    assert kinds == ["messagesAdded", "labelsRemoved", "labelsAdded", "labelsAdded", "messagesAdded",
-                     "messagesDeleted"]
+    assert kinds == ["messagesAdded", "labelsRemoved", "labelsAdded", "labelsAdded", "messagesAdded", "messagesDeleted"]
     assert everything["historyId"] == users.getProfile(userId="me").execute()["historyId"]
     trashed = everything["history"][3]["labelsAdded"][0]
     assert trashed["labelIds"] == ["TRASH"] and "TRASH" in trashed["message"]["labelIds"]
@@ -123,8 +136,9 @@ def test_batch_answers_each_part(sb: Sandbox) -> None:
     svc = service(sb)
     ids = sorted(m.id for m in gs.mailbox(sb.ws, ANN).messages.values())[:3]
     answers: dict[str, Any] = {}
-    batch = BatchHttpRequest(callback=lambda rid, resp, exc: answers.update({rid: resp or exc}),
-                             batch_uri=sb.ctx.http_url + gmail.BATCH_PATH)
+    batch = BatchHttpRequest(
+        callback=lambda rid, resp, exc: answers.update({rid: resp or exc}), batch_uri=sb.ctx.http_url + gmail.BATCH_PATH
+    )
     for mid in [*ids, "0000000000000000"]:
         batch.add(svc.users().messages().get(userId="me", id=mid, format="raw"), request_id=mid)
     sb.faults.reset_counts()
@@ -139,11 +153,11 @@ def test_quota_is_per_user_in_units_with_retry_after(sb: Sandbox) -> None:
     gs.state(sb.ws).units_per_second = 12
     try:
         gs.state(sb.ws).usage.clear()
-        users.messages().list(userId="me").execute()                      # 5 units
-        users.messages().list(userId="me").execute()                      # 10
+        users.messages().list(userId="me").execute()  # 5 units
+        users.messages().list(userId="me").execute()  # 10
         with pytest.raises(HttpError) as throttled:
-            users.messages().list(userId="me").execute()                  # 15 > 12
-        service(sb, BEN).users().messages().list(userId="me").execute()   # another user's quota
+            users.messages().list(userId="me").execute()  # 15 > 12
+        service(sb, BEN).users().messages().list(userId="me").execute()  # another user's quota
     finally:
         gs.state(sb.ws).units_per_second = 250
     assert throttled.value.resp.status == 429 and 1 <= int(throttled.value.resp["retry-after"]) <= 2
@@ -169,15 +183,20 @@ def test_admin_routes_change_a_mailbox_as_its_owner_would(sb: Sandbox) -> None:
     users = service(sb, BEN).users()
     start = users.getProfile(userId="me").execute()["historyId"]
     with httpx.Client(base_url=sb.ctx.http_url) as admin:
-        added = admin.post("/_admin/gmail/messages", json={"mailbox": BEN, "subject": "Via admin", "body": "Hi.",
-                                                           "labels": ["INBOX", "Admin"]}).json()
-        assert admin.patch(f"/_admin/gmail/{BEN}/messages/{added['id']}",
-                           json={"add": ["Later"], "remove": ["INBOX"]}).json() == {"ok": True}
+        added = admin.post(
+            "/_admin/gmail/messages",
+            json={"mailbox": BEN, "subject": "Via admin", "body": "Hi.", "labels": ["INBOX", "Admin"]},
+        ).json()
+        assert admin.patch(
+            f"/_admin/gmail/{BEN}/messages/{added['id']}", json={"add": ["Later"], "remove": ["INBOX"]}
+        ).json() == {"ok": True}
         assert admin.post(f"/_admin/gmail/{BEN}/messages/{added['id']}/trash").json() == {"ok": True}
         assert admin.delete(f"/_admin/gmail/{BEN}/messages/{added['id']}").json() == {"ok": True}
         assert admin.delete(f"/_admin/gmail/{BEN}/messages/{added['id']}").status_code == 404
-        kinds = [next(k for k in r if k not in ("id", "messages"))
-                 for r in users.history().list(userId="me", startHistoryId=start).execute()["history"]]
+        kinds = [
+            next(k for k in r if k not in ("id", "messages"))
+            for r in users.history().list(userId="me", startHistoryId=start).execute()["history"]
+        ]
         assert kinds == ["messagesAdded", "labelsRemoved", "labelsAdded", "labelsAdded", "messagesDeleted"]
         assert admin.post("/_admin/gmail/expire_history", json={"mailbox": BEN}).json() == {"ok": True}
     with pytest.raises(HttpError):

@@ -29,9 +29,12 @@ def sb() -> Iterator[Sandbox]:
 def app(sb: Sandbox, secret: str | None = None, tenant: str | None = None) -> msal.ConfidentialClientApplication:
     state = sb.ws.mail
     return msal.ConfidentialClientApplication(
-        state.client_id, client_credential=secret or state.client_secret,
-        authority=f"{sb.ctx.https_url}/{tenant or state.tenant_id}", instance_discovery=False,
-        http_client=httpx.Client(verify=str(sb.ctx.ca_path)))
+        state.client_id,
+        client_credential=secret or state.client_secret,
+        authority=f"{sb.ctx.https_url}/{tenant or state.tenant_id}",
+        instance_discovery=False,
+        http_client=httpx.Client(verify=str(sb.ctx.ca_path)),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +42,12 @@ def api(sb: Sandbox) -> Iterator[httpx.Client]:
     token = app(sb).acquire_token_for_client(SCOPE)["access_token"]
     # a generous read timeout: once in a full CI run (652 tests) this client waited over httpx's
     # default 5 s for one answer; these tests check the wire format, not the latency
-    with httpx.Client(base_url=f"{sb.ctx.https_url}/v1.0", verify=str(sb.ctx.ca_path), timeout=30,
-                      headers={"Authorization": f"Bearer {token}"}) as client:
+    with httpx.Client(
+        base_url=f"{sb.ctx.https_url}/v1.0",
+        verify=str(sb.ctx.ca_path),
+        timeout=30,
+        headers={"Authorization": f"Bearer {token}"},
+    ) as client:
         yield client
 
 
@@ -60,8 +67,10 @@ def test_msal_client_credentials_over_https(sb: Sandbox) -> None:
 
 def test_instance_discovery_answers_like_entra(sb: Sandbox) -> None:
     with httpx.Client(verify=str(sb.ctx.ca_path)) as client:
-        body = client.get(f"{sb.ctx.https_url}/common/discovery/instance",
-                          params={"authorization_endpoint": f"{sb.ctx.https_url}/t1/oauth2/v2.0/authorize"}).json()
+        body = client.get(
+            f"{sb.ctx.https_url}/common/discovery/instance",
+            params={"authorization_endpoint": f"{sb.ctx.https_url}/t1/oauth2/v2.0/authorize"},
+        ).json()
     assert body["tenant_discovery_endpoint"].endswith("/t1/v2.0/.well-known/openid-configuration")
 
 
@@ -79,8 +88,9 @@ def test_folders_page_with_next_links_and_child_folders(api: httpx.Client) -> No
     assert {c["displayName"] for c in children} == {"Hist Vols", "Receipts", "Saved Mail"}
 
 
-def delta_all(api: httpx.Client, url: str, headers: dict[str, str] | None = None,
-              params: dict[str, str] | None = None) -> tuple[list[dict[str, Any]], str]:
+def delta_all(
+    api: httpx.Client, url: str, headers: dict[str, str] | None = None, params: dict[str, str] | None = None
+) -> tuple[list[dict[str, Any]], str]:
     items: list[dict[str, Any]] = []
     page = api.get(url, headers=headers, params=params).json()
     while True:
@@ -98,7 +108,7 @@ def test_delta_rounds_with_select_paging_and_removed_entries(sb: Sandbox, api: h
     assert len(first) == len(sb.ws.mail.in_folder(sent.id)) > 2
     assert set(first[0]) == {"@odata.etag", "id", "subject", "receivedDateTime"}
     assert "$deltatoken=" in link
-    assert delta_all(api, link, IMMUTABLE)[0] == []                     # nothing changed
+    assert delta_all(api, link, IMMUTABLE)[0] == []  # nothing changed
 
     added = graph.add_message(sb.ws, BOX, "sentitems", "New one", "hello")
     moved, gone = first[0]["id"], first[1]["id"]
@@ -110,7 +120,7 @@ def test_delta_rounds_with_select_paging_and_removed_entries(sb: Sandbox, api: h
     assert by_id[moved]["@removed"] == {"reason": "changed"}
     assert by_id[gone]["@removed"] == {"reason": "deleted"}
     inbox_changes, _ = delta_all(api, f"/users/{BOX}/mailFolders/inbox/messages/delta", IMMUTABLE)
-    assert moved in {c["id"] for c in inbox_changes}                   # immutable id survives the move
+    assert moved in {c["id"] for c in inbox_changes}  # immutable id survives the move
     assert api.get(link2, headers=IMMUTABLE).json()["value"] == []
 
 
@@ -126,8 +136,9 @@ def test_rest_ids_change_on_move_without_immutable_prefer(sb: Sandbox, api: http
 def test_filter_on_received_date(api: httpx.Client) -> None:
     url = f"/users/{BOX}/mailFolders/sentitems/messages/delta"
     everything, _ = delta_all(api, url, IMMUTABLE, {"$select": "receivedDateTime"})
-    recent, _ = delta_all(api, url, IMMUTABLE, {"$filter": "receivedDateTime ge 2001-11-01T00:00:00Z",
-                                                "$select": "receivedDateTime"})
+    recent, _ = delta_all(
+        api, url, IMMUTABLE, {"$filter": "receivedDateTime ge 2001-11-01T00:00:00Z", "$select": "receivedDateTime"}
+    )
     assert 0 < len(recent) < len(everything)
     assert all(m["receivedDateTime"] >= "2001-11-01" for m in recent)
     assert api.get(url, params={"$filter": "subject eq 'x'"}).status_code == 400

@@ -24,12 +24,20 @@ def sb() -> Iterator[Sandbox]:
 @pytest.fixture()
 def api(sb: Sandbox) -> Iterator[httpx.Client]:
     mail = sb.ws.mail
-    app = msal.ConfidentialClientApplication(mail.client_id, client_credential=mail.client_secret,
-                                             authority=f"{sb.ctx.https_url}/{mail.tenant_id}", instance_discovery=False,
-                                             http_client=httpx.Client(verify=str(sb.ctx.ca_path)))
+    app = msal.ConfidentialClientApplication(
+        mail.client_id,
+        client_credential=mail.client_secret,
+        authority=f"{sb.ctx.https_url}/{mail.tenant_id}",
+        instance_discovery=False,
+        http_client=httpx.Client(verify=str(sb.ctx.ca_path)),
+    )
     token = app.acquire_token_for_client(["https://graph.microsoft.com/.default"])["access_token"]
-    with httpx.Client(base_url=f"{sb.ctx.https_url}/v1.0", verify=str(sb.ctx.ca_path), timeout=30,
-                      headers={"Authorization": f"Bearer {token}"}) as client:
+    with httpx.Client(
+        base_url=f"{sb.ctx.https_url}/v1.0",
+        verify=str(sb.ctx.ca_path),
+        timeout=30,
+        headers={"Authorization": f"Bearer {token}"},
+    ) as client:
         yield client
 
 
@@ -52,7 +60,7 @@ def test_delta_pages_then_answers_changes_and_410_once_expired(sb: Sandbox, api:
     drive = drive_id(api)
     page = api.get(f"/drives/{drive}/root/delta", params={"$top": 3}).json()
     seen = list(page["value"])
-    assert "root" in seen[0] and "path" not in seen[1]["parentReference"]   # root first; delta omits paths
+    assert "root" in seen[0] and "path" not in seen[1]["parentReference"]  # root first; delta omits paths
     while "@odata.nextLink" in page:
         assert "$skiptoken=" in page["@odata.nextLink"]
         page = api.get(page["@odata.nextLink"]).json()
@@ -83,8 +91,9 @@ def test_sharing_changes_come_only_when_asked_for(sb: Sandbox, api: httpx.Client
     assert [(i["id"], i["@microsoft.graph.sharedChanged"]) for i in shared] == [(spec["id"], "True")]
     perms = api.get(f"/drives/{drive}/items/{spec['id']}/permissions").json()["value"]
     assert {p["grantedToV2"].get("user", {}).get("email") for p in perms} >= {"bob@example.com"}
-    assert any(p.get("inheritedFrom") and p["grantedToV2"]["siteGroup"]["displayName"] == "Engineering Members"
-               for p in perms)
+    assert any(
+        p.get("inheritedFrom") and p["grantedToV2"]["siteGroup"]["displayName"] == "Engineering Members" for p in perms
+    )
 
 
 def test_content_redirects_to_a_download_url_that_needs_no_token(sb: Sandbox, api: httpx.Client) -> None:
@@ -101,8 +110,13 @@ def test_sites_selected_answers_403_until_the_site_is_granted(sb: Sandbox, api: 
     graph_files.select_sites(sb.ws, [])
     refused = api.get(f"/sites/{SITE}:/drives")
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "accessDenied"
-    grant = api.post(f"/sites/{site['id']}/permissions", json={"roles": ["read"], "grantedToIdentities": [
-        {"application": {"id": sb.ws.mail.client_id, "displayName": "inlet"}}]})
+    grant = api.post(
+        f"/sites/{site['id']}/permissions",
+        json={
+            "roles": ["read"],
+            "grantedToIdentities": [{"application": {"id": sb.ws.mail.client_id, "displayName": "inlet"}}],
+        },
+    )
     assert grant.status_code == 201
     assert api.get(f"/sites/{SITE}:/drives").status_code == 200
     assert api.get("/sites/sandbox.sharepoint.com:/sites/Finance").status_code == 403
@@ -119,8 +133,15 @@ def test_groups_expand_nested_members_and_the_tenant_names_its_domains(sb: Sandb
 
 def test_batch_answers_each_request_and_throttles_inside(sb: Sandbox, api: httpx.Client) -> None:
     sb.faults.fail("graph", "organization", 429, retry_after=3)
-    body = api.post("/$batch", json={"requests": [{"id": "1", "method": "GET", "url": "/organization"},
-                                                  {"id": "2", "method": "GET", "url": f"/sites/{SITE}"}]})
+    body = api.post(
+        "/$batch",
+        json={
+            "requests": [
+                {"id": "1", "method": "GET", "url": "/organization"},
+                {"id": "2", "method": "GET", "url": f"/sites/{SITE}"},
+            ]
+        },
+    )
     answers = {r["id"]: r for r in body.json()["responses"]}
     assert body.status_code == 200
     assert answers["1"]["status"] == 429 and answers["1"]["headers"]["retry-after"] == "3"
@@ -142,8 +163,9 @@ def test_channel_delta_reports_the_root_of_a_changed_thread(sb: Sandbox, api: ht
         reply = state.replies(latency["id"])[0]
         state.delete(reply.id)
     changed = api.get(first["@odata.deltaLink"]).json()["value"]
-    assert [m["id"] for m in changed] == [latency["id"]] and changed[0]["lastModifiedDateTime"] > \
-        latency["lastModifiedDateTime"]
+    assert [m["id"] for m in changed] == [latency["id"]] and changed[0]["lastModifiedDateTime"] > latency[
+        "lastModifiedDateTime"
+    ]
     replies = api.get(f"/teams/{team['id']}/channels/{general['id']}/messages/{latency['id']}/replies").json()
     deleted = next(m for m in replies["value"] if m["id"] == reply.id)
     assert deleted["deletedDateTime"] and deleted["body"]["content"] == ""

@@ -13,9 +13,14 @@ import pytest
 from inlet.sandbox.faults import Fault
 from inlet.sandbox.server import Sandbox
 
-ROUTES = [("slack", "/api/auth.test"), ("drive", "/drive/v3/files"), ("graph", "/v1.0/users/x/mailFolders"),
-          ("graph", "/v1.0/drives/x/root/delta"), ("graph", "/v1.0/teams/x/channels/y/messages/delta"),
-          ("gmail", "/gmail/v1/users/me/profile")]
+ROUTES = [
+    ("slack", "/api/auth.test"),
+    ("drive", "/drive/v3/files"),
+    ("graph", "/v1.0/users/x/mailFolders"),
+    ("graph", "/v1.0/drives/x/root/delta"),
+    ("graph", "/v1.0/teams/x/channels/y/messages/delta"),
+    ("gmail", "/gmail/v1/users/me/profile"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +36,12 @@ def test_a_reset_is_a_tcp_rst_halfway_through_the_body(sb: Sandbox, service: str
     with httpx.Client(base_url=base, verify=str(sb.ctx.ca_path)) as client:
         sb.faults.break_next(service, "*", Fault.reset())
         with client.stream("GET", path) as response:
-            assert response.status_code == 200   # the answer had begun ...
+            assert response.status_code == 200  # the answer had begun ...
             with pytest.raises(httpx.ReadError if scheme == "http" else httpx.TransportError) as cut:
                 response.read()
-        if scheme == "http":   # ... RST, not an orderly close (TLS reports it as an EOF without close_notify)
+        if scheme == "http":  # ... RST, not an orderly close (TLS reports it as an EOF without close_notify)
             assert "reset" in str(cut.value)
-        assert "padding" not in client.get(path).text   # the fault was spent: a real answer
+        assert "padding" not in client.get(path).text  # the fault was spent: a real answer
 
 
 @pytest.mark.parametrize(("service", "path"), ROUTES)
@@ -46,7 +51,7 @@ def test_a_stall_outlasts_the_read_timeout(sb: Sandbox, service: str, path: str)
         with pytest.raises(httpx.ReadTimeout):
             client.get(path)
         served = client.get(path)
-    assert "padding" not in served.text   # the fault was spent: a real answer
+    assert "padding" not in served.text  # the fault was spent: a real answer
 
 
 def test_flaky_noise_can_hold_network_faults() -> None:

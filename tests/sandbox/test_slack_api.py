@@ -16,8 +16,15 @@ from inlet.sandbox.faults import Faults
 from inlet.sandbox.server import Sandbox
 from inlet.sandbox.workspace import Workspace
 
-ENRIQUE, SAILOR, OPS, DM, RANDOM, HR, OLD = ("C0JGLMMNX", "C0JL6CGQ2", "G0PRIVOPS1", "D0DMHARRY1",
-                                             "C0RANDOM01", "G0SECRETHR", "C0OLDPROJ1")
+ENRIQUE, SAILOR, OPS, DM, RANDOM, HR, OLD = (
+    "C0JGLMMNX",
+    "C0JL6CGQ2",
+    "G0PRIVOPS1",
+    "D0DMHARRY1",
+    "C0RANDOM01",
+    "G0SECRETHR",
+    "C0OLDPROJ1",
+)
 ALL_TYPES = "public_channel,private_channel,mpim,im"
 
 
@@ -50,7 +57,7 @@ def test_conversations_list_keys_visibility_and_pagination(client: WebClient) ->
     assert len(pages) >= 3 and all(len(p["channels"]) <= 2 for p in pages)
     assert pages[0]["response_metadata"]["next_cursor"] and not pages[-1]["response_metadata"]["next_cursor"]
     channels = {c["id"]: c for p in pages for c in p["channels"]}
-    assert set(channels) == {ENRIQUE, SAILOR, OPS, DM, RANDOM, OLD}     # not the private channel it is not in
+    assert set(channels) == {ENRIQUE, SAILOR, OPS, DM, RANDOM, OLD}  # not the private channel it is not in
     for c in channels.values():
         assert "id" in c and (c.get("is_im") or {"name", "is_private", "is_member"} <= set(c))
     assert channels[RANDOM]["is_member"] is False and channels[OPS]["is_private"] is True
@@ -68,8 +75,7 @@ def test_history_newest_first_with_cursor_pagination(client: WebClient, sb: Sand
         seen += [m["ts"] for m in msgs]
     expected = [m.ts for m in sb.ws.slack.channels[ENRIQUE].messages]
     assert seen == sorted(expected, key=float, reverse=True)
-    user_msgs = [m for m in client.conversations_history(channel=ENRIQUE, limit=200)["messages"]
-                 if "subtype" not in m]
+    user_msgs = [m for m in client.conversations_history(channel=ENRIQUE, limit=200)["messages"] if "subtype" not in m]
     assert user_msgs and all("user" in m for m in user_msgs)
 
 
@@ -77,15 +83,19 @@ def test_history_oldest_latest_inclusive(client: WebClient) -> None:
     everything = client.conversations_history(channel=ENRIQUE, limit=999)["messages"]
     a, b = everything[10]["ts"], everything[5]["ts"]
     exclusive = [m["ts"] for m in client.conversations_history(channel=ENRIQUE, oldest=a, latest=b)["messages"]]
-    inclusive = [m["ts"] for m in client.conversations_history(channel=ENRIQUE, oldest=a, latest=b,
-                                                               inclusive=True)["messages"]]
+    inclusive = [
+        m["ts"] for m in client.conversations_history(channel=ENRIQUE, oldest=a, latest=b, inclusive=True)["messages"]
+    ]
     assert exclusive == [m["ts"] for m in everything[6:10]]
     assert inclusive == [m["ts"] for m in everything[5:11]]
 
 
 def test_thread_parent_and_replies(client: WebClient) -> None:
-    parent = next(m for m in client.conversations_history(channel=ENRIQUE, limit=999)["messages"]
-                  if m["ts"] == "1459200000.000100")
+    parent = next(
+        m
+        for m in client.conversations_history(channel=ENRIQUE, limit=999)["messages"]
+        if m["ts"] == "1459200000.000100"
+    )
     assert parent["reply_count"] == 3 and parent["latest_reply"] == "1459200180.000100"
     assert parent["thread_ts"] == parent["ts"] and len(parent["reply_users"]) == 3
     pages = [p.data for p in client.conversations_replies(channel=ENRIQUE, ts=parent["ts"], limit=2)]
@@ -95,8 +105,10 @@ def test_thread_parent_and_replies(client: WebClient) -> None:
     assert replies[-1]["files"][0]["name"] == "release-notes.md"
     by_reply = client.conversations_replies(channel=ENRIQUE, ts=replies[0]["ts"])["messages"]
     assert by_reply[0]["ts"] == parent["ts"]
-    assert _error(lambda: client.conversations_replies(channel=ENRIQUE, ts="1.000001")).response["error"] \
+    assert (
+        _error(lambda: client.conversations_replies(channel=ENRIQUE, ts="1.000001")).response["error"]
         == "thread_not_found"
+    )
 
 
 def test_members_users_and_files(client: WebClient, sb: Sandbox) -> None:
@@ -125,12 +137,16 @@ def test_errors_like_slack(client: WebClient, sb: Sandbox) -> None:
     assert _error(lambda: client.conversations_history(channel=HR)).response["error"] == "channel_not_found"
     err = _error(lambda: client.conversations_history(channel=RANDOM))
     assert err.response.status_code == 200 and err.response["error"] == "not_in_channel"
-    assert _error(lambda: client.conversations_history(channel=ENRIQUE, cursor="garbage")).response["error"] \
+    assert (
+        _error(lambda: client.conversations_history(channel=ENRIQUE, cursor="garbage")).response["error"]
         == "invalid_cursor"
+    )
     cursor = client.conversations_history(channel=ENRIQUE, limit=2)["response_metadata"]["next_cursor"]
     slack.expire_cursors(sb.ws)
-    assert _error(lambda: client.conversations_history(channel=ENRIQUE, limit=2, cursor=cursor)).response["error"] \
+    assert (
+        _error(lambda: client.conversations_history(channel=ENRIQUE, limit=2, cursor=cursor)).response["error"]
         == "invalid_cursor"
+    )
 
 
 def test_revoked_token(sb: Sandbox) -> None:
@@ -165,8 +181,9 @@ def test_tier_limits_reject_over_the_published_rate() -> None:
 
 
 def test_mutations_threads_edits_and_tombstones(client: WebClient, sb: Sandbox) -> None:
-    post = httpx.post(sb.ctx.http_url + "/_admin/slack/post", json={"channel": SAILOR, "text": "new plan",
-                                                                      "user": "U0BMQB6JE"}).json()
+    post = httpx.post(
+        sb.ctx.http_url + "/_admin/slack/post", json={"channel": SAILOR, "text": "new plan", "user": "U0BMQB6JE"}
+    ).json()
     ts = post["ts"]
     reply = slack.post_message(sb.ws, SAILOR, "agreed", "U0BMS113R", thread_ts=ts)
     slack.edit_message(sb.ws, SAILOR, ts, "new plan (v2)")
@@ -188,14 +205,17 @@ def test_seed_generated_is_deterministic_and_threaded() -> None:
         ws = Workspace(rng=random.Random(3))
         slack.seed_generated(ws, channels=6, messages=1500)
         return ws
+
     a, b = make(), make()
+
     def summary(ws: Workspace) -> list[tuple[str, int, int]]:
         return [(c.id, len(c.messages), sum(map(len, c.replies.values()))) for c in ws.slack.channels.values()]
+
     assert summary(a) == summary(b)
     total = sum(m + r for _, m, r in summary(a))
     assert total == 1500
     biggest = max(len(r) for c in a.slack.channels.values() for r in c.replies.values())
-    assert biggest >= 40    # a few threads with many replies (more than one replies page)
+    assert biggest >= 40  # a few threads with many replies (more than one replies page)
     assert any(c.is_private for c in a.slack.channels.values())
     assert any(slack.BOT_USER not in c.members for c in a.slack.channels.values())
 

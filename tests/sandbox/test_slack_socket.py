@@ -37,7 +37,7 @@ def test_envelopes_are_redelivered_until_acknowledged(sandbox: Sandbox) -> None:
         first = json.loads(ws.recv(timeout=5))
         assert first["type"] == "events_api" and first["retry_attempt"] == 0
         assert first["payload"]["event"]["ts"] == ts and first["payload"]["event"]["channel"] == OPS
-        again = json.loads(ws.recv(timeout=5))   # not acknowledged: Slack sends it again
+        again = json.loads(ws.recv(timeout=5))  # not acknowledged: Slack sends it again
         assert again["payload"]["event_id"] == first["payload"]["event_id"] and again["retry_attempt"] >= 1
         ws.send(json.dumps({"envelope_id": again["envelope_id"]}))
         ss.post_message(sandbox.ws, OPS, "next one")
@@ -50,7 +50,7 @@ def test_envelopes_are_redelivered_until_acknowledged(sandbox: Sandbox) -> None:
 def test_faults_drop_and_duplicate_events(sandbox: Sandbox) -> None:
     sandbox.faults.events("slack", drop=1, duplicate=1)
     with connect(_open(sandbox, APP_TOKEN)["url"]) as ws:
-        ws.recv(timeout=5)   # hello
+        ws.recv(timeout=5)  # hello
         ss.post_message(sandbox.ws, OPS, "lost")
         ss.post_message(sandbox.ws, OPS, "twice")
         a, b = (json.loads(ws.recv(timeout=5)) for _ in range(2))

@@ -37,23 +37,43 @@ from .conftest import AGENT, OPS, client_for, settings_for
 EXAMPLES = int(os.environ.get("INLET_ACL_EXAMPLES", "20"))
 NAMES = ["alice", "bob", "carol", "dave"]
 DOMAINS = ["example.com", "eng.example.com", "example.co", "examp1e.com", "example.com.evil.org", "other.org"]
-WORDS = ["budget", "launch", "roadmap", "invoice", "harbour", "meadow", "quarter", "pipeline", "station",
-         "lantern", "orchard", "compass", "glacier", "ferry", "tunnel", "marble"]
-QUERY = "quokka"   # every document says it, so every visible document matches every search
+WORDS = [
+    "budget",
+    "launch",
+    "roadmap",
+    "invoice",
+    "harbour",
+    "meadow",
+    "quarter",
+    "pipeline",
+    "station",
+    "lantern",
+    "orchard",
+    "compass",
+    "glacier",
+    "ferry",
+    "tunnel",
+    "marble",
+]
+QUERY = "quokka"  # every document says it, so every visible document matches every search
 
 
 def mixed_case(text: str) -> st.SearchStrategy[str]:
     return st.lists(st.booleans(), min_size=len(text), max_size=len(text)).map(
-        lambda upper: "".join(c.upper() if u else c for c, u in zip(text, upper)))
+        lambda upper: "".join(c.upper() if u else c for c, u in zip(text, upper))
+    )
 
 
 identities = st.one_of(
     st.tuples(st.sampled_from(NAMES), st.sampled_from(DOMAINS)).map(lambda p: f"{p[0]}@{p[1]}"),
-    st.sampled_from(NAMES),                                   # a user without a domain
+    st.sampled_from(NAMES),  # a user without a domain
 ).flatmap(mixed_case)
-acls = st.builds(ACL, public=st.integers(0, 3).map(lambda n: n == 0),   # one in four public
-                 users=st.lists(identities, max_size=3),
-                 domains=st.lists(st.sampled_from(DOMAINS).flatmap(mixed_case), max_size=2))
+acls = st.builds(
+    ACL,
+    public=st.integers(0, 3).map(lambda n: n == 0),  # one in four public
+    users=st.lists(identities, max_size=3),
+    domains=st.lists(st.sampled_from(DOMAINS).flatmap(mixed_case), max_size=2),
+)
 callers = st.one_of(st.none(), identities)
 
 
@@ -63,8 +83,11 @@ class Spec:
     words: tuple[str, ...]
 
 
-specs = st.lists(st.builds(Spec, acl=acls, words=st.lists(st.sampled_from(WORDS), min_size=8, max_size=12)
-                           .map(tuple)), min_size=1, max_size=10)
+specs = st.lists(
+    st.builds(Spec, acl=acls, words=st.lists(st.sampled_from(WORDS), min_size=8, max_size=12).map(tuple)),
+    min_size=1,
+    max_size=10,
+)
 
 
 def may_see(user: str | None, acl: ACL) -> bool:
@@ -75,26 +98,32 @@ def may_see(user: str | None, acl: ACL) -> bool:
         return True
     email = user.strip().lower()
     domain = email.rpartition("@")[2] if "@" in email else None
-    return (acl.public or email in {u.lower() for u in acl.users}
-            or (domain is not None and domain in {d.lower() for d in acl.domains}))
+    return (
+        acl.public
+        or email in {u.lower() for u in acl.users}
+        or (domain is not None and domain in {d.lower() for d in acl.domains})
+    )
 
 
-@pytest.mark.parametrize("user,acl,visible", [
-    ("Alice@Example.COM", ACL(users=["alice@example.com"]), True),
-    ("alice@example.com", ACL(domains=["EXAMPLE.com"]), True),
-    ("alice@eng.example.com", ACL(domains=["example.com"]), False),      # a sub-domain is another domain
-    ("alice@example.com", ACL(domains=["eng.example.com"]), False),
-    ("alice@examp1e.com", ACL(domains=["example.com"]), False),          # a look-alike
-    ("alice@example.com.evil.org", ACL(domains=["example.com"]), False),
-    ("alice", ACL(users=["alice"]), True),                               # no domain
-    ("alice", ACL(domains=["example.com"]), False),
-    ("bob@other.org", ACL(), False),                                     # admins only
-    (None, ACL(), True),
-])
+@pytest.mark.parametrize(
+    "user,acl,visible",
+    [
+        ("Alice@Example.COM", ACL(users=["alice@example.com"]), True),
+        ("alice@example.com", ACL(domains=["EXAMPLE.com"]), True),
+        ("alice@eng.example.com", ACL(domains=["example.com"]), False),  # a sub-domain is another domain
+        ("alice@example.com", ACL(domains=["eng.example.com"]), False),
+        ("alice@examp1e.com", ACL(domains=["example.com"]), False),  # a look-alike
+        ("alice@example.com.evil.org", ACL(domains=["example.com"]), False),
+        ("alice", ACL(users=["alice"]), True),  # no domain
+        ("alice", ACL(domains=["example.com"]), False),
+        ("bob@other.org", ACL(), False),  # admins only
+        (None, ACL(), True),
+    ],
+)
 def test_the_reference_model(user: str | None, acl: ACL, visible: bool) -> None:
     assert may_see(user, acl) is visible
     principals = principals_for(user)
-    assert (principals is None or bool(set(principals) & set(acl.principals()))) is visible   # the index's tokens agree
+    assert (principals is None or bool(set(principals) & set(acl.principals()))) is visible  # the index's tokens agree
 
 
 @dataclass
@@ -115,9 +144,17 @@ def world(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Itera
 
 
 def load(world: World, corpus: list[Spec]) -> dict[str, ACL]:
-    docs = [Document(id=f"p:{i}", source="p", source_type="files", title=f"Note {i}",
-                     text=f"{QUERY} " + " ".join(f"{w}{i}" for w in spec.words), acl=spec.acl)
-            for i, spec in enumerate(corpus)]   # words suffixed per document: no two are near-duplicates
+    docs = [
+        Document(
+            id=f"p:{i}",
+            source="p",
+            source_type="files",
+            title=f"Note {i}",
+            text=f"{QUERY} " + " ".join(f"{w}{i}" for w in spec.words),
+            acl=spec.acl,
+        )
+        for i, spec in enumerate(corpus)
+    ]  # words suffixed per document: no two are near-duplicates
     world.index.apply(docs, deletions=world.ids)
     world.ids = [d.id for d in docs]
     return {d.id: d.acl for d in docs}
@@ -129,8 +166,9 @@ def docs_of(chunks: list[tuple[str, float]]) -> set[str]:
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(corpus=specs, users=st.lists(callers, min_size=1, max_size=4))
-def test_every_read_path_shows_exactly_what_the_acl_allows(world: World, corpus: list[Spec],
-                                                          users: list[str | None]) -> None:
+def test_every_read_path_shows_exactly_what_the_acl_allows(
+    world: World, corpus: list[Spec], users: list[str | None]
+) -> None:
     acl_of = load(world, corpus)
     for user in users:
         expected = {doc_id for doc_id, acl in acl_of.items() if may_see(user, acl)}
@@ -138,8 +176,9 @@ def test_every_read_path_shows_exactly_what_the_acl_allows(world: World, corpus:
         filters = Filters(principals=tuple(principals) if principals is not None else None)
         assert docs_of(world.index.dense(QUERY, filters, 100)) == expected, ("dense", user)
         assert docs_of(world.index.lexical(QUERY, filters, 100)) == expected, ("bm25", user)
-        hits, _ = search(world.index, SearchRequest(query=QUERY, k=50, user=user, per_document=1,
-                                                    recency_half_life_days=0))
+        hits, _ = search(
+            world.index, SearchRequest(query=QUERY, k=50, user=user, per_document=1, recency_half_life_days=0)
+        )
         assert {h.doc_id for h in hits} == expected, ("hybrid", user)
         check_api(world, user, expected, acl_of)
 
@@ -148,8 +187,9 @@ def check_api(world: World, user: str | None, expected: set[str], acl_of: dict[s
     headers, body = (OPS, {}) if user is None else (AGENT, {"user": user})
     found = world.client.post("/v1/search", headers=headers, json={"query": QUERY, "k": 50, **body}).json()
     assert {r["doc_id"] for r in found["results"]} == expected, ("/v1/search", user)
-    packed = world.client.post("/v1/context", headers=headers,
-                               json={"query": QUERY, "k": 50, "token_budget": 20_000, **body}).json()
+    packed = world.client.post(
+        "/v1/context", headers=headers, json={"query": QUERY, "k": 50, "token_budget": 20_000, **body}
+    ).json()
     assert {c["doc_id"] for c in packed["citations"]} == expected, ("/v1/context", user)
     caller = Caller("agent", user, admin=user is None)
     for doc_id in acl_of:

@@ -27,12 +27,13 @@ def search(client: TestClient, headers: dict[str, str], **body: object) -> list[
 # --- keys and rights --------------------------------------------------------------------------
 @pytest.mark.parametrize("path,status", [("/healthz", "ok"), ("/readyz", "ready")])
 def test_probes_need_no_key(client: TestClient, path: str, status: str) -> None:
-    response = client.get(path)   # Kubernetes-style probes send no credentials
+    response = client.get(path)  # Kubernetes-style probes send no credentials
     assert response.status_code == 200 and response.json() == {"status": status}
 
 
-@pytest.mark.parametrize("path", ["/metrics", "/v1/sources", "/v1/documents/eng:C1/100",
-                                  "/openapi.json", "/no/such/route"])
+@pytest.mark.parametrize(
+    "path", ["/metrics", "/v1/sources", "/v1/documents/eng:C1/100", "/openapi.json", "/no/such/route"]
+)
 def test_every_other_route_needs_a_key(client: TestClient, path: str) -> None:
     missing = client.get(path)
     wrong = client.get(path, headers={"Authorization": "Bearer not-a-key"})
@@ -44,8 +45,9 @@ def test_every_other_route_needs_a_key(client: TestClient, path: str) -> None:
 
 
 def test_wrong_key_on_post_is_401_even_with_a_bad_body(client: TestClient) -> None:
-    response = client.post("/v1/search", content=b"{not json", headers={"Authorization": "Bearer nope",
-                                                                          "Content-Type": "application/json"})
+    response = client.post(
+        "/v1/search", content=b"{not json", headers={"Authorization": "Bearer nope", "Content-Type": "application/json"}
+    )
     assert response.status_code == 401
 
 
@@ -124,8 +126,18 @@ def test_acl_shown_only_to_admins(client: TestClient) -> None:
     assert admin["acl"] == {"public": False, "users": ["alice@example.com"], "domains": []}
     user = client.get("/v1/documents/eng:C2/200", headers=ALICE).json()
     assert "acl" not in user
-    assert set(user) == {"id", "source", "source_type", "title", "text", "url", "author", "created_at",
-                         "updated_at", "metadata"}
+    assert set(user) == {
+        "id",
+        "source",
+        "source_type",
+        "title",
+        "text",
+        "url",
+        "author",
+        "created_at",
+        "updated_at",
+        "metadata",
+    }
 
 
 # --- search shapes and quality ---------------------------------------------------------------
@@ -134,8 +146,22 @@ def test_search_result_shape(client: TestClient) -> None:
     assert set(body) == {"results", "match", "interpreted", "took_ms"}
     assert body["match"] in ("strong", "weak", "none") and body["interpreted"] == {}
     first = body["results"][0]
-    assert set(first) == {"chunk_id", "doc_id", "source", "source_type", "title", "text", "passages", "url",
-                          "author", "created_at", "updated_at", "score", "relevance", "metadata"}
+    assert set(first) == {
+        "chunk_id",
+        "doc_id",
+        "source",
+        "source_type",
+        "title",
+        "text",
+        "passages",
+        "url",
+        "author",
+        "created_at",
+        "updated_at",
+        "score",
+        "relevance",
+        "metadata",
+    }
     assert 0.0 <= first["relevance"] <= 1.0 and isinstance(first["passages"], list)
     assert first["doc_id"] == "eng:C1/100" and first["metadata"] == {"channel": "general"}
     scores = [r["score"] for r in body["results"]]
@@ -166,13 +192,14 @@ def test_recency_can_be_turned_off(settings: object, index: Index) -> None:
     off, _ = run(index, SearchRequest(**base, recency_half_life_days=0))  # type: ignore[arg-type]
     off_scores = {h.doc_id: h.score for h in off}
     assert all(hit.score >= off_scores[hit.doc_id] for hit in on)
-    assert any(hit.score > off_scores[hit.doc_id] for hit in on)   # dated documents got the boost
+    assert any(hit.score > off_scores[hit.doc_id] for hit in on)  # dated documents got the boost
 
 
 def test_recency_request_flag(client: TestClient) -> None:
     on = client.post("/v1/search", json={"query": "espresso machine"}, headers=ALICE).json()["results"]
-    off = client.post("/v1/search", json={"query": "espresso machine", "recency": False},
-                      headers=ALICE).json()["results"]
+    off = client.post("/v1/search", json={"query": "espresso machine", "recency": False}, headers=ALICE).json()[
+        "results"
+    ]
     assert on[0]["doc_id"] == off[0]["doc_id"] == "files:notes/no-link.md"
     assert on[0]["score"] > off[0]["score"]
 
@@ -194,18 +221,29 @@ def test_context_packs_under_budget_with_citations(client: TestClient, index: In
 
 
 def test_context_tiny_budget_cuts_the_first_passage(client: TestClient) -> None:
-    body = client.post("/v1/context", json={"query": "deploy billing canary", "token_budget": 100},
-                       headers=ALICE).json()
+    body = client.post(
+        "/v1/context", json={"query": "deploy billing canary", "token_budget": 100}, headers=ALICE
+    ).json()
     assert body["tokens"] <= 100 and len(body["results"]) == 1
     assert "…" in body["context"]
 
 
 # --- malformed input -----------------------------------------------------------------------------
-@pytest.mark.parametrize("payload,status", [
-    ({}, 422), ({"query": ""}, 422), ({"query": "   "}, 422), ({"query": "x", "k": 0}, 422),
-    ({"query": "x", "k": 1000}, 422), ({"query": 5}, 422), ({"query": "x", "after": "yesterday"}, 422),
-    ({"query": "x", "sources": "eng"}, 422), ({"query": "x", "bogus": 1}, 422), ([1, 2], 422),
-])
+@pytest.mark.parametrize(
+    "payload,status",
+    [
+        ({}, 422),
+        ({"query": ""}, 422),
+        ({"query": "   "}, 422),
+        ({"query": "x", "k": 0}, 422),
+        ({"query": "x", "k": 1000}, 422),
+        ({"query": 5}, 422),
+        ({"query": "x", "after": "yesterday"}, 422),
+        ({"query": "x", "sources": "eng"}, 422),
+        ({"query": "x", "bogus": 1}, 422),
+        ([1, 2], 422),
+    ],
+)
 def test_malformed_search_is_4xx_in_contract_shape(client: TestClient, payload: object, status: int) -> None:
     response = client.post("/v1/search", json=payload, headers=ALICE)
     assert response.status_code == status, response.text
@@ -230,11 +268,12 @@ def test_body_over_limit_is_413(client: TestClient) -> None:
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "payload_too_large"
 
-    def chunks() -> Iterator[bytes]:          # no Content-Length: counted as it streams
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it streams
         yield b'{"query": "'
         for _ in range(100):
             yield b"y" * 1024
         yield b'"}'
+
     response = client.post("/v1/search", content=chunks(), headers={**ALICE, "Content-Type": "application/json"})
     assert response.status_code == 413
 
@@ -263,8 +302,8 @@ def test_operations_data_is_for_admin_keys_only(client: TestClient, path: str, h
 def test_readyz_is_503_until_loaded(settings: object) -> None:
     from inlet.server.app import create_app
 
-    app = create_app(settings, index=None, env=KEYS)   # type: ignore[arg-type]
-    client = TestClient(app, raise_server_exceptions=False)   # no lifespan: never loads
+    app = create_app(settings, index=None, env=KEYS)  # type: ignore[arg-type]
+    client = TestClient(app, raise_server_exceptions=False)  # no lifespan: never loads
     response = client.get("/readyz", headers=ALICE)
     assert response.status_code == 503 and response.json()["error"]["code"] == "not_ready"
     assert client.post("/v1/search", json={"query": "x"}, headers=ALICE).status_code == 503
@@ -302,8 +341,14 @@ def test_cors_off_by_default_on_when_configured(client: TestClient, index: Index
     settings = settings_for(index.path, cors_origins=["https://app.example"])
     for cors in client_for(settings, index):
         assert cors.get("/healthz", headers=origin).headers["access-control-allow-origin"] == "https://app.example"
-        preflight = cors.options("/v1/search", headers={**origin, "Access-Control-Request-Method": "POST",
-                                                        "Access-Control-Request-Headers": "authorization"})
+        preflight = cors.options(
+            "/v1/search",
+            headers={
+                **origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization",
+            },
+        )
         assert preflight.status_code == 200
 
 
@@ -312,7 +357,7 @@ def test_context_packs_only_results_at_or_above_min_relevance(client: TestClient
     some = client.post("/v1/context", json={**query, "min_relevance": 0.0}, headers=ALICE).json()
     assert some["results"] and some["citations"] and some["match"] in ("strong", "weak", "none")
     assert all(r["relevance"] >= 0.0 for r in some["results"])
-    floor = max(r["relevance"] for r in some["results"])   # only the most relevant qualify
+    floor = max(r["relevance"] for r in some["results"])  # only the most relevant qualify
     best = client.post("/v1/context", json={**query, "min_relevance": floor}, headers=ALICE).json()
     assert [r["doc_id"] for r in best["results"]] == [r["doc_id"] for r in some["results"] if r["relevance"] >= floor]
     none = client.post("/v1/context", json={**query, "min_relevance": 1.0}, headers=ALICE).json()
@@ -324,9 +369,22 @@ def test_context_packs_only_results_at_or_above_min_relevance(client: TestClient
 def test_openapi_schemas_match_responses(client: TestClient) -> None:
     spec = client.get("/openapi.json", headers=ALICE).json()
     schemas = spec["components"]["schemas"]
-    assert set(schemas["SearchResult"]["properties"]) == {"chunk_id", "doc_id", "source", "source_type", "title",
-                                                          "text", "passages", "url", "author", "created_at",
-                                                          "updated_at", "score", "relevance", "metadata"}
+    assert set(schemas["SearchResult"]["properties"]) == {
+        "chunk_id",
+        "doc_id",
+        "source",
+        "source_type",
+        "title",
+        "text",
+        "passages",
+        "url",
+        "author",
+        "created_at",
+        "updated_at",
+        "score",
+        "relevance",
+        "metadata",
+    }
     assert {"results", "match", "interpreted"} <= set(schemas["SearchResponse"]["properties"])
     assert {"context", "citations", "results", "match", "interpreted"} <= set(schemas["ContextResponse"]["properties"])
     assert schemas["ContextBody"]["properties"]["min_relevance"]["default"] == MIN_RELEVANCE
@@ -341,15 +399,15 @@ def test_openapi_schemas_match_responses(client: TestClient) -> None:
 @pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain", None])
 def test_json_body_is_read_whatever_the_declared_content_type(client: TestClient, content_type: str | None) -> None:
     headers = {**ALICE, **({"Content-Type": content_type} if content_type else {})}
-    response = client.post("/v1/search", content=b'{"query": "deploy the billing service", "k": 2}',
-                           headers=headers)
+    response = client.post("/v1/search", content=b'{"query": "deploy the billing service", "k": 2}', headers=headers)
     assert response.status_code == 200, response.text
     assert response.json()["results"][0]["doc_id"] == "eng:C1/100"
 
 
 def test_a_body_that_is_not_json_is_415_naming_the_header(client: TestClient) -> None:
-    response = client.post("/v1/search", content=b"query=deploy", headers={
-        **ALICE, "Content-Type": "application/x-www-form-urlencoded"})
+    response = client.post(
+        "/v1/search", content=b"query=deploy", headers={**ALICE, "Content-Type": "application/x-www-form-urlencoded"}
+    )
     assert response.status_code == 415, response.text
     error = response.json()["error"]
     assert error["code"] == "unsupported_media_type"

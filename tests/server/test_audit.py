@@ -32,13 +32,12 @@ PASSAGES = [d.text for d in corpus()]
 
 def requests(client: TestClient) -> list[Any]:
     search = client.post("/v1/search", json={"query": "Falcon launch date partner"}, headers=ALICE)
-    context = client.post("/v1/context", json={"query": "pipeline review", "user": "kim@example.com"},
-                          headers=AGENT)
+    context = client.post("/v1/context", json={"query": "pipeline review", "user": "kim@example.com"}, headers=AGENT)
     document = client.get("/v1/documents/eng:C1/100", headers=BOB)
     hidden = client.get("/v1/documents/eng:C2/200", headers=BOB)
     forbidden = client.post("/v1/search", json={"query": "salary", "user": "alice@example.com"}, headers=BOB)
     admin = client.post("/v1/admin/sync", json={}, headers=OPS)
-    client.get("/v1/sources", headers=OPS)   # a read, not an action: no line
+    client.get("/v1/sources", headers=OPS)  # a read, not an action: no line
     return [search, context, document, hidden, forbidden, admin]
 
 
@@ -62,10 +61,15 @@ def test_every_route_writes_one_line_without_secrets_or_passages(tmp_path: Path,
         responses = requests(client)
     search, context, document, hidden, forbidden, admin = responses
     assert [r.status_code for r in responses] == [200, 200, 200, 404, 403, 409]
-    lines = lines_of(log)   # the lifespan's end wrote what was queued
+    lines = lines_of(log)  # the lifespan's end wrote what was queued
     assert [(line["route"], line["status"]) for line in lines] == [
-        ("POST /v1/search", 200), ("POST /v1/context", 200), ("GET /v1/documents/{id}", 200),
-        ("GET /v1/documents/{id}", 404), ("POST /v1/search", 403), ("POST /v1/admin/sync", 409)]
+        ("POST /v1/search", 200),
+        ("POST /v1/context", 200),
+        ("GET /v1/documents/{id}", 200),
+        ("GET /v1/documents/{id}", 404),
+        ("POST /v1/search", 403),
+        ("POST /v1/admin/sync", 409),
+    ]
     first, second, third = lines[0], lines[1], lines[2]
     assert first["key"] == "alice-laptop" and first["user"] == "alice@example.com"
     assert first["query"] == "Falcon launch date partner"
@@ -73,7 +77,7 @@ def test_every_route_writes_one_line_without_secrets_or_passages(tmp_path: Path,
     assert second["key"] == "support-agent" and second["user"] == "kim@example.com"
     assert second["doc_ids"] == list(dict.fromkeys(h["doc_id"] for h in context.json()["results"]))
     assert third["doc_ids"] == ["eng:C1/100"] and third["user"] == "bob@other.org"
-    assert lines[3]["doc_ids"] == []   # not visible: nothing returned
+    assert lines[3]["doc_ids"] == []  # not visible: nothing returned
     assert lines[5]["key"] == "ops" and lines[5]["user"] is None
     assert all(isinstance(line["ms"], float) and line["time"].endswith("Z") for line in lines)
     assert_clean(log.read_text())
@@ -102,7 +106,7 @@ def test_mcp_over_http_writes_a_line_per_tool_call(tmp_path: Path, index: Index)
 
     for address in serve(app, lifespan="on"):
         anyio.run(session, f"http://{address}")
-    lines = lines_of(log)   # the server stopped: its lifespan closed the log
+    lines = lines_of(log)  # the server stopped: its lifespan closed the log
     assert [(line["tool"], line["status"]) for line in lines] == [("search", 200), ("fetch", 200), ("fetch", 400)]
     assert all(line["key"] == "alice-laptop" and line["user"] == "alice@example.com" for line in lines)
     assert lines[0]["query"] == "Falcon budget" and "drive:f1" in lines[0]["doc_ids"]
@@ -118,8 +122,11 @@ def test_mcp_on_stdio_writes_a_line_per_tool_call(tmp_path: Path, embedder: Embe
     config.write_text(f'[index]\npath = "{tmp_path / "index"}"\n[server]\naudit_log = "{log}"\n')
 
     async def session() -> None:
-        params = StdioServerParameters(command=sys.executable, args=["-m", "inlet", "mcp", "--config", str(config)],
-                                       env={**os.environ, "INLET_USER": "alice@example.com"})
+        params = StdioServerParameters(
+            command=sys.executable,
+            args=["-m", "inlet", "mcp", "--config", str(config)],
+            env={**os.environ, "INLET_USER": "alice@example.com"},
+        )
         async with Client(params) as client:
             await client.call_tool("search", {"query": "Falcon launch"})
 
@@ -132,19 +139,28 @@ def test_mcp_on_stdio_writes_a_line_per_tool_call(tmp_path: Path, embedder: Embe
 
 def test_inlet_audit_reads_rotated_files_by_user_and_date(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
-    audit = AuditLog(str(path), max_bytes=1024, backups=50)   # small: several rotations
+    audit = AuditLog(str(path), max_bytes=1024, backups=50)  # small: several rotations
     for n in range(40):
         user = "alice@example.com" if n % 2 else "bob@example.com"
-        audit.record(key=None, caller=None, user=user, status=200, ms=1.0, route="POST /v1/search",
-                     query=f"question {n}", doc_ids=[f"d{n}"])
+        audit.record(
+            key=None,
+            caller=None,
+            user=user,
+            status=200,
+            ms=1.0,
+            route="POST /v1/search",
+            query=f"question {n}",
+            doc_ids=[f"d{n}"],
+        )
     audit.close()
     assert len(list(tmp_path.glob("audit.jsonl.*"))) >= 2
     everything = list(read_audit(path))
-    assert [line["query"] for line in everything] == [f"question {n}" for n in range(40)]   # oldest first
+    assert [line["query"] for line in everything] == [f"question {n}" for n in range(40)]  # oldest first
     config = tmp_path / "config.toml"
     config.write_text(f'[index]\npath = "{tmp_path / "index"}"\n[server]\naudit_log = "{path}"\n')
-    done = CliRunner().invoke(cli, ["audit", "--user", "ALICE@example.com", "--since", "2000-01-01", "--json",
-                                    "--config", str(config)])
+    done = CliRunner().invoke(
+        cli, ["audit", "--user", "ALICE@example.com", "--since", "2000-01-01", "--json", "--config", str(config)]
+    )
     assert done.exit_code == 0, done.output
     lines = json.loads(done.output)["lines"]
     assert [line["doc_ids"] for line in lines] == [[f"d{n}"] for n in range(1, 40, 2)]

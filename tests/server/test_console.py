@@ -24,8 +24,14 @@ from .conftest import ALICE, KEYS, OPS, settings_for
 
 
 def with_sources(settings: Settings, folder: Path) -> Settings:
-    sources = parse_config({"sources": [{"name": name, "type": "files", "path": str(folder), "every": "1h"}
-                                        for name in ("handbook", "notes")]}, folder / "config.toml").sources
+    sources = parse_config(
+        {
+            "sources": [
+                {"name": name, "type": "files", "path": str(folder), "every": "1h"} for name in ("handbook", "notes")
+            ]
+        },
+        folder / "config.toml",
+    ).sources
     return settings.model_copy(update={"sources": sources})
 
 
@@ -49,7 +55,7 @@ def test_the_page_and_its_files_need_no_key_and_forbid_inline_scripts(console: A
     page = client.get("/console")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]
     assert "/console/console.js" in page.text
-    assert "script-src" not in page.headers["content-security-policy"]   # default-src 'self' covers it
+    assert "script-src" not in page.headers["content-security-policy"]  # default-src 'self' covers it
     assert "'unsafe-inline'" not in page.headers["content-security-policy"]
     assert client.get("/console/console.js").headers["content-type"].startswith("text/javascript")
     assert client.get("/console/console.css").status_code == 200
@@ -73,7 +79,7 @@ def test_console_data_has_status_history_and_errors(console: Any) -> None:
     assert handbook["history"][0]["seconds"] is not None
     assert handbook["recent_errors"][0]["error"] == "the folder vanished: /srv/handbook"
     assert handbook["failure_streak"] == 1 and handbook["paused"] is False
-    assert data["can_run"] is False   # `inlet serve`: no daemon in this process
+    assert data["can_run"] is False  # `inlet serve`: no daemon in this process
 
 
 def test_pause_persists_and_shows_in_status(console: Any, index: Index) -> None:
@@ -137,7 +143,7 @@ def test_a_paused_source_skips_its_schedule_but_runs_when_asked(tmp_path: Path) 
     daemon.scheduler.start()
     try:
         engine.ran.clear()
-        daemon.start_now("notes", restart_backfill=True)   # an operator's request runs even when paused
+        daemon.start_now("notes", restart_backfill=True)  # an operator's request runs even when paused
         assert engine.ran.wait(10)
         assert engine.runs[-1] == ("notes", "backfill", True)
     finally:
@@ -160,15 +166,16 @@ def test_the_current_error_has_its_time_and_goes_once_a_run_succeeds(tmp_path: P
     current = report["handbook"]["current_error"]
     assert current["error"] == failed.error and current["at"] is not None and current["at"].endswith("Z")
     assert report["notes"]["paused_since"] is not None and report["handbook"]["paused_since"] is None
-    assert report["handbook"]["scheduled"] is False   # no daemon: the next run is not one anything will run
+    assert report["handbook"]["scheduled"] is False  # no daemon: the next run is not one anything will run
     recovered = state.start_run("handbook", "sync")
     recovered.outcome = "ok"
     state.finish_run(recovered)
     handbook = next(s for s in overview(settings, state)["sources"] if s["name"] == "handbook")
     assert handbook["current_error"] is None
     assert handbook["recent_errors"][0]["error"] == failed.error and handbook["recent_errors"][0]["at"]
-    skips = handbook["recent_skips"]   # the last run skipped nothing: the run before it is what shows
+    skips = handbook["recent_skips"]  # the last run skipped nothing: the run before it is what shows
     assert handbook["last_run"]["skipped_items"] == [] and skips["kind"] == "sync" and skips["total"] == 1
-    assert skips["items"] == [{"id": "handbook:big.pdf", "title": "big.pdf", "reason": "larger than 1000 bytes",
-                               "failed": False}]
+    assert skips["items"] == [
+        {"id": "handbook:big.pdf", "title": "big.pdf", "reason": "larger than 1000 bytes", "failed": False}
+    ]
     state.close()

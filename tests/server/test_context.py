@@ -8,8 +8,19 @@ from inlet.server.context import PREAMBLE, pack
 
 
 def hit(doc_id: str, text: str, url: str = "https://x.example/1") -> Hit:
-    return Hit(chunk_id=f"{doc_id}#0", doc_id=doc_id, source="mail", source_type="outlook", title=f"T {doc_id}",
-               text=text, url=url, author="", created_at="2024-05-01T00:00:00Z", updated_at=None, score=1.0)
+    return Hit(
+        chunk_id=f"{doc_id}#0",
+        doc_id=doc_id,
+        source="mail",
+        source_type="outlook",
+        title=f"T {doc_id}",
+        text=text,
+        url=url,
+        author="",
+        created_at="2024-05-01T00:00:00Z",
+        updated_at=None,
+        score=1.0,
+    )
 
 
 def test_a_passage_cannot_close_its_fence() -> None:
@@ -20,7 +31,7 @@ def test_a_passage_cannot_close_its_fence() -> None:
 
 def test_passages_of_one_document_share_a_number_and_skip_what_does_not_fit() -> None:
     hits = [hit("a", "alpha " * 20), hit("b", "beta " * 400), hit("a", "gamma " * 20), hit("c", "delta " * 5)]
-    packed = pack(hits, 170, approx_tokens)   # the preamble plus two short passages
+    packed = pack(hits, 170, approx_tokens)  # the preamble plus two short passages
     assert [c["doc_id"] for c in packed.citations] == ["a", "c"]
     assert [c["n"] for c in packed.citations] == [1, 2]
     assert packed.context.count("[1] T a — mail — 2024-05-01 — https://x.example/1") == 2

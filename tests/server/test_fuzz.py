@@ -43,7 +43,7 @@ def app(settings: Settings, index: Index) -> FastAPI:
     """A fresh app per test: schemathesis runs its lifespan, and the MCP session manager in it
     starts once per app."""
     app = create_app(settings, index=index, env=KEYS)
-    app.state.retrieval.warm()   # ready without waiting for the lifespan's loader thread
+    app.state.retrieval.warm()  # ready without waiting for the lifespan's loader thread
     return app
 
 
@@ -54,6 +54,7 @@ def test_the_api_answers_every_generated_request_as_documented(app: FastAPI, mod
     assert {op.label for op in operations} >= {"POST /v1/search", "POST /v1/context", "GET /v1/sources"}
     calls: dict[str, int] = {}
     for operation in operations:
+
         @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         @given(case=operation.as_strategy(generation_mode=mode))
         def fuzz(case: Any) -> None:
@@ -66,7 +67,7 @@ def test_the_api_answers_every_generated_request_as_documented(app: FastAPI, mod
 
         try:
             fuzz()
-        except Unsatisfiable:   # negative data for an operation with no input at all does not exist
+        except Unsatisfiable:  # negative data for an operation with no input at all does not exist
             assert mode is GenerationMode.NEGATIVE
     with_input = {"POST /v1/search", "POST /v1/context", "GET /v1/documents/{doc_id}"}
     assert set(calls) >= (with_input if mode is GenerationMode.NEGATIVE else {op.label for op in operations})
@@ -77,13 +78,26 @@ HOSTILE = st.one_of(
     st.text(max_size=200),
     st.text(alphabet=st.characters(codec="utf-8", categories=["Cc", "Cf", "Zs", "So"]), max_size=100),
     st.integers(1_000, 200_000).map(lambda n: "x" * n),
-    st.sampled_from(["eng:C2/200", "mail:hr-1", "../../etc/passwd", "eng:C1/100#0", "%00", "' OR 1=1 --",
-                     "\x00", "*", "u:alice@example.com"]),
+    st.sampled_from(
+        [
+            "eng:C2/200",
+            "mail:hr-1",
+            "../../etc/passwd",
+            "eng:C1/100#0",
+            "%00",
+            "' OR 1=1 --",
+            "\x00",
+            "*",
+            "u:alice@example.com",
+        ]
+    ),
 )
 ARGUMENTS = st.one_of(
-    st.fixed_dictionaries({"query": HOSTILE}), st.fixed_dictionaries({"id": HOSTILE}),
-    st.dictionaries(st.text(max_size=10), st.one_of(st.none(), st.integers(), HOSTILE, st.lists(st.integers())),
-                    max_size=3),
+    st.fixed_dictionaries({"query": HOSTILE}),
+    st.fixed_dictionaries({"id": HOSTILE}),
+    st.dictionaries(
+        st.text(max_size=10), st.one_of(st.none(), st.integers(), HOSTILE, st.lists(st.integers())), max_size=3
+    ),
 )
 BOB = Caller("bob-laptop", "bob@other.org", admin=False)
 BOB_MAY_NOT_SEE = {"eng:C2/200", "mail:hr-1", "drive:f1"}

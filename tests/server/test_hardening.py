@@ -32,14 +32,20 @@ from inlet.server.app import create_app
 from .conftest import ALICE, KEYS, OPS, serve, settings_for
 
 BODY_TIMEOUT = 1.0
-SLACK = 5.0   # seconds beyond a deadline, for a loaded two-core machine
+SLACK = 5.0  # seconds beyond a deadline, for a loaded two-core machine
 HINTS: list[Any] = []
 
 
 def event_sources() -> dict[tuple[str, str], Any]:
     """The real Graph and Drive event sources of two sources, each with one live subscription/channel."""
-    graph = GraphWebhooks(source="mail", url="http://x/hooks/outlook/mail", lifetime=3600, client=lambda: None,  # type: ignore[arg-type,return-value]
-                          resources=lambda client: {}, change_type="created")
+    graph = GraphWebhooks(
+        source="mail",
+        url="http://x/hooks/outlook/mail",
+        lifetime=3600,
+        client=lambda: None,  # type: ignore[arg-type,return-value]
+        resources=lambda client: {},
+        change_type="created",
+    )
     sub = graph.renewals.add("inbox", resource="/users/box/mailFolders('inbox')/messages")
     sub.id, sub.expires = "sub-1", time.time() + 3600
     graph.emit = HINTS.append
@@ -90,8 +96,15 @@ def response_of(conn: socket.socket) -> bytes:
     return received
 
 
-@pytest.mark.parametrize("head", ["GET /hooks/outlook/mail HTTP/1.1", "POST /hooks/outlook/mail HTTP/1.1",
-                                  "GET /hooks/outlook/nobody HTTP/1.1", "DELETE /console HTTP/1.1"])
+@pytest.mark.parametrize(
+    "head",
+    [
+        "GET /hooks/outlook/mail HTTP/1.1",
+        "POST /hooks/outlook/mail HTTP/1.1",
+        "GET /hooks/outlook/nobody HTTP/1.1",
+        "DELETE /console HTTP/1.1",
+    ],
+)
 def test_a_huge_chunked_body_is_refused_early_with_bounded_memory(served: str, head: str) -> None:
     """The probe's 287 MiB chunked GET to a hook grew the daemon by 546 MiB; here 48 MiB are offered."""
     piece = b"x" * 65536
@@ -101,13 +114,13 @@ def test_a_huge_chunked_body_is_refused_early_with_bounded_memory(served: str, h
     conn = chunked(served, head)
     sent = 0
     try:
-        for _ in range(768):   # 48 MiB unless the server answers first
+        for _ in range(768):  # 48 MiB unless the server answers first
             if select.select([conn], [], [], 0)[0]:
                 break
             conn.sendall(frame)
             sent += len(piece)
     except OSError:
-        pass   # the server closed the connection: it read no more
+        pass  # the server closed the connection: it read no more
     received = response_of(conn)
     conn.close()
     _, peak = tracemalloc.get_traced_memory()
@@ -124,7 +137,7 @@ def test_a_stalled_or_trickled_body_times_out(served: str, path: str, trickle: b
     conn = chunked(served, f"GET {path} HTTP/1.1")
     started = time.monotonic()
     conn.sendall(b"1\r\n{\r\n")
-    if trickle:   # one byte every half deadline: never idle for long, but never done
+    if trickle:  # one byte every half deadline: never idle for long, but never done
         conn.settimeout(BODY_TIMEOUT / 2)
         for _ in range(int(8 * SLACK / BODY_TIMEOUT)):
             try:
@@ -160,13 +173,18 @@ REFUSED_SHAPES: list[tuple[str, str, dict[str, Any], bytes]] = [
 
 
 def shape(response: httpx.Response) -> tuple[int, bytes, str, str | None]:
-    return (response.status_code, response.content, response.headers.get("content-type", ""),
-            response.headers.get("x-content-type-options"))
+    return (
+        response.status_code,
+        response.content,
+        response.headers.get("content-type", ""),
+        response.headers.get("x-content-type-options"),
+    )
 
 
 @pytest.mark.parametrize("method,hook,headers,body", REFUSED_SHAPES)
 def test_a_request_failing_the_secret_is_answered_like_an_unknown_hook(
-        hooked: TestClient, method: str, hook: str, headers: dict[str, Any], body: bytes) -> None:
+    hooked: TestClient, method: str, hook: str, headers: dict[str, Any], body: bytes
+) -> None:
     known = hooked.request(method, f"/hooks/{hook}", headers=headers, content=body)
     unknown = hooked.request(method, f"/hooks/{hook.split('/')[0]}/nobody", headers=headers, content=body)
     assert shape(known) == shape(unknown)
@@ -187,8 +205,12 @@ def test_notifications_with_the_secret_still_arrive(hooked: TestClient) -> None:
     HINTS.clear()
     note = {"subscriptionId": "sub-1", "clientState": graph.client_state, "changeType": "created"}
     assert hooked.post("/hooks/outlook/mail", json={"value": [note]}).status_code == 202
-    headers = {"X-Goog-Channel-ID": "chan-1", "X-Goog-Channel-Token": drive.token, "X-Goog-Message-Number": "7",
-               "X-Goog-Resource-State": "change"}
+    headers = {
+        "X-Goog-Channel-ID": "chan-1",
+        "X-Goog-Channel-Token": drive.token,
+        "X-Goog-Message-Number": "7",
+        "X-Goog-Resource-State": "change",
+    }
     assert hooked.post("/hooks/google_drive/drive", headers=headers).status_code == 200
     assert [h.container for h in HINTS] == ["inbox", None]
 
@@ -197,10 +219,15 @@ def test_no_hook_body_makes_a_500(hooked: TestClient) -> None:
     rng = random.Random(31)
     atoms: list[Any] = [None, 0, -1, 1e308, "", "é", "\x00", "\ud800", [], {}, True, "x" * 1000]
     for _ in range(150):
-        value = [{rng.choice(["clientState", "subscriptionId", "lifecycleEvent", "value"]): rng.choice(atoms)}
-                 for _ in range(rng.randint(0, 4))]
-        body = json.dumps({"value": rng.choice([value, rng.choice(atoms)])}) if rng.random() < 0.8 else \
-            bytes(rng.randrange(256) for _ in range(rng.randint(0, 64)))
+        value = [
+            {rng.choice(["clientState", "subscriptionId", "lifecycleEvent", "value"]): rng.choice(atoms)}
+            for _ in range(rng.randint(0, 4))
+        ]
+        body = (
+            json.dumps({"value": rng.choice([value, rng.choice(atoms)])})
+            if rng.random() < 0.8
+            else bytes(rng.randrange(256) for _ in range(rng.randint(0, 64)))
+        )
         for hook in ("outlook/mail", "google_drive/drive"):
             answer = hooked.post(f"/hooks/{hook}", content=body)
             assert answer.status_code in (200, 202, 404), (hook, body, answer.text[:200])
@@ -208,6 +235,7 @@ def test_no_hook_body_makes_a_500(hooked: TestClient) -> None:
 
 def test_a_refused_request_is_one_log_line_and_one_count(hooked: TestClient, caplog: pytest.LogCaptureFixture) -> None:
     """The probe's 64 KB of `{}` made 21,839 WARNING lines."""
+
     def refused_count() -> float:
         text = hooked.get("/metrics", headers=OPS).text
         found = re.search(r'^inlet_webhook_refused_total\{source="mail"\} (\S+)$', text, re.M)
@@ -241,12 +269,23 @@ def test_console_links_only_http_https_and_mailto() -> None:
     script = (Path(__file__).parents[2] / "server" / "console_static" / "console.js").read_text()
     found = re.search(r"^const LINK_SCHEMES.*?^}\n", script, re.M | re.S)
     assert found, "console.js has no LINK_SCHEMES / safeHref"
-    urls = ["https://a.example/x", "http://a.example", "mailto:x@y.example", "javascript:alert(1)",
-            "JAVASCRIPT:alert(1)", " javascript:alert(1)", "data:text/html,<b>x</b>", "vbscript:x", "file:///etc/passwd",
-            "/relative", ""]
+    urls = [
+        "https://a.example/x",
+        "http://a.example",
+        "mailto:x@y.example",
+        "javascript:alert(1)",
+        "JAVASCRIPT:alert(1)",
+        " javascript:alert(1)",
+        "data:text/html,<b>x</b>",
+        "vbscript:x",
+        "file:///etc/passwd",
+        "/relative",
+        "",
+    ]
     program = found.group(0) + f"console.log(JSON.stringify({json.dumps(urls)}.map(safeHref)));"
-    out = json.loads(subprocess.run(["node", "-e", program], capture_output=True, text=True, check=True,
-                                    timeout=30).stdout)
+    out = json.loads(
+        subprocess.run(["node", "-e", program], capture_output=True, text=True, check=True, timeout=30).stdout
+    )
     assert out == ["https://a.example/x", "http://a.example/", "mailto:x@y.example"] + [None] * 8
 
 
@@ -259,8 +298,10 @@ def test_mcp_and_well_known_routes_are_labelled_by_path(hooked: TestClient) -> N
     assert 'route="/mcp"' in text and 'route="/hooks/{type}/{source}"' in text
 
 
-@pytest.mark.parametrize("path", ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration",
-                                  "/.well-known/anything/else"])
+@pytest.mark.parametrize(
+    "path",
+    ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration", "/.well-known/anything/else"],
+)
 def test_unknown_well_known_paths_are_404_without_a_key(hooked: TestClient, path: str) -> None:
     answer = hooked.get(path)
     assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found"

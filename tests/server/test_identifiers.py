@@ -28,7 +28,7 @@ from .conftest import KEYS, OPS, serve, settings_for
 from .test_mcp import call, check_tool_result, http_client
 
 PICKED = [tickets()[n] for n in (31, 192, 257)]
-SHAPES = {   # identifier shape -> the query naming it, bare or in a question
+SHAPES = {  # identifier shape -> the query naming it, bare or in a question
     "ticket": lambda t: f"what happened with {t.number}?",
     "order": lambda t: t.order,
     "error code": lambda t: f"error {t.error}",
@@ -38,12 +38,24 @@ SHAPES = {   # identifier shape -> the query naming it, bare or in a question
     "channel": lambda t: t.channel,
 }
 CASES = [(shape, t) for shape in SHAPES for t in PICKED]
-PHRASE_DOCS = [   # the same words; only one has them in the quoted order
-    Document(id="notes:release-a", source="notes", source_type="files", title="Release notes",
-             text="The release was blocked by legal review, not by the failing tests.", acl=ACL(public=True)),
-    Document(id="notes:release-b", source="notes", source_type="files", title="Release notes",
-             text="Legal review was not blocking; the release was blocked by the failing tests and review "
-                  "of the legal text went fine.", acl=ACL(public=True)),
+PHRASE_DOCS = [  # the same words; only one has them in the quoted order
+    Document(
+        id="notes:release-a",
+        source="notes",
+        source_type="files",
+        title="Release notes",
+        text="The release was blocked by legal review, not by the failing tests.",
+        acl=ACL(public=True),
+    ),
+    Document(
+        id="notes:release-b",
+        source="notes",
+        source_type="files",
+        title="Release notes",
+        text="Legal review was not blocking; the release was blocked by the failing tests and review "
+        "of the legal text went fine.",
+        acl=ACL(public=True),
+    ),
 ]
 
 
@@ -63,8 +75,9 @@ def ticket_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -
 
 
 @pytest.fixture(scope="module")
-def pg_ticket_index(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder, postgres_url: str,
-                    chroma_server_url: str) -> Iterator[Index]:
+def pg_ticket_index(
+    tmp_path_factory: pytest.TempPathFactory, embedder: Embedder, postgres_url: str, chroma_server_url: str
+) -> Iterator[Index]:
     """The same tickets in PostgreSQL + a Chroma server (one collection per session's server: emptied first)."""
     import chromadb
 
@@ -106,27 +119,30 @@ def test_search_puts_the_holder_first(client: TestClient, shape: str, ticket: Ti
 
 @pytest.mark.parametrize(("shape", "ticket"), CASES, ids=[f"{s}-{t.number}" for s, t in CASES])
 def test_context_cites_the_holder_first(client: TestClient, shape: str, ticket: Ticket) -> None:
-    response = client.post("/v1/context", json={"query": SHAPES[shape](ticket), "token_budget": 600},
-                           headers=OPS)
+    response = client.post("/v1/context", json={"query": SHAPES[shape](ticket), "token_budget": 600}, headers=OPS)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["citations"][0]["doc_id"] == holder(ticket)
-    assert ticket.number in body["context"].split("[2]")[0]   # the first block is the ticket's text
+    assert ticket.number in body["context"].split("[2]")[0]  # the first block is the ticket's text
 
 
 def test_mcp_search_puts_the_holder_first(ticket_index: Index) -> None:
     async def firsts(url: str) -> list[str]:
         async with http_client(url, Authorization=OPS["Authorization"]) as mcp:
-            return [check_tool_result(await call(mcp, "search", {"query": SHAPES[shape](t)}))["results"][0]["id"]
-                    for shape, t in CASES]
+            return [
+                check_tool_result(await call(mcp, "search", {"query": SHAPES[shape](t)}))["results"][0]["id"]
+                for shape, t in CASES
+            ]
 
     for address in serve(create_app(settings_for(ticket_index.path), index=ticket_index, env=KEYS), lifespan="on"):
         assert anyio.run(firsts, f"http://{address}") == [holder(t) for _, t in CASES]
 
 
 def test_a_quoted_phrase_matches_as_a_phrase(client: TestClient) -> None:
-    for query, first in (('"blocked by legal review"', "notes:release-a"),
-                         ('"blocked by the failing tests" release notes', "notes:release-b")):
+    for query, first in (
+        ('"blocked by legal review"', "notes:release-a"),
+        ('"blocked by the failing tests" release notes', "notes:release-b"),
+    ):
         response = client.post("/v1/search", json={"query": query, "k": 3}, headers=OPS)
         assert response.json()["results"][0]["doc_id"] == first, query
 
@@ -140,8 +156,11 @@ def test_postgresql_puts_the_holder_first_as_the_folder_does(pg_ticket_index: In
         query = SHAPES[shape](ticket)
         hits, _ = search(pg_ticket_index, SearchRequest(query, k=5))
         assert hits[0].doc_id == holder(ticket), query
-        assert pg_ticket_index.exact_matches(query, SearchRequest(query).filters()) == \
-            ticket_index.exact_matches(query, SearchRequest(query).filters()), query
-    for query, first in (('"blocked by legal review"', "notes:release-a"),
-                         ('"blocked by the failing tests" release notes', "notes:release-b")):
+        assert pg_ticket_index.exact_matches(query, SearchRequest(query).filters()) == ticket_index.exact_matches(
+            query, SearchRequest(query).filters()
+        ), query
+    for query, first in (
+        ('"blocked by legal review"', "notes:release-a"),
+        ('"blocked by the failing tests" release notes', "notes:release-b"),
+    ):
         assert search(pg_ticket_index, SearchRequest(query, k=3))[0][0].doc_id == first, query

@@ -21,7 +21,7 @@ from inlet.server.listener import max_connections
 from inlet.server.timeouts import HEADER_TIMEOUT
 
 FD_LIMIT = 256
-SLACK = 5.0   # seconds beyond the deadline for a loaded two-core machine
+SLACK = 5.0  # seconds beyond the deadline for a loaded two-core machine
 
 
 def free_port() -> int:
@@ -50,8 +50,10 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     (home / "docs").mkdir()
     (home / "docs" / "note.md").write_text("# Note\n\nthe harbour lantern\n")
     config = home / "config.toml"
-    config.write_text('[index]\npath = "index"\n[daemon]\njitter = "0s"\n[server]\nport = 0\n'
-                      '[[sources]]\nname = "notes"\ntype = "files"\npath = "docs"\nevery = "1h"\n')
+    config.write_text(
+        '[index]\npath = "index"\n[daemon]\njitter = "0s"\n[server]\nport = 0\n'
+        '[[sources]]\nname = "notes"\ntype = "files"\npath = "docs"\nevery = "1h"\n'
+    )
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "INLET_CONFIG"}
     err = home / "daemon.err"
@@ -60,9 +62,14 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
         resource.setrlimit(resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT))
 
     with open(err, "w") as stderr:
-        popen = subprocess.Popen([sys.executable, "-m", "inlet", "daemon", "--serve", "--port", str(port),
-                                  "--config", str(config)], cwd=home, env=env, stdout=subprocess.DEVNULL,
-                                 stderr=stderr, preexec_fn=limit)
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "inlet", "daemon", "--serve", "--port", str(port), "--config", str(config)],
+            cwd=home,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            preexec_fn=limit,
+        )
     api_file = home / "index" / "daemon-api.json"
     deadline = time.monotonic() + 120
     while not api_file.exists():
@@ -94,7 +101,7 @@ def closed_within(conns: list[socket.socket], seconds: float) -> list[float]:
         except TimeoutError:
             pytest.fail(f"a connection was still open after {seconds:.0f} s")
         except OSError:
-            pass   # reset: closed as well
+            pass  # reset: closed as well
         closed.append(time.monotonic() - started)
         conn.close()
     return closed
@@ -117,9 +124,9 @@ def test_a_flood_of_idle_connections_leaves_descriptors_and_is_over_within_the_d
         try:
             flood.append(socket.create_connection(daemon.address, timeout=2))
         except OSError:
-            pass   # refused or not accepted: the server is protecting itself
+            pass  # refused or not accepted: the server is protecting itself
     peak = daemon.descriptors()
-    assert peak <= before + max_connections(FD_LIMIT) + 16 < FD_LIMIT - 32   # descriptors left for the rest
+    assert peak <= before + max_connections(FD_LIMIT) + 16 < FD_LIMIT - 32  # descriptors left for the rest
     # within the deadline every idle connection is gone and the API answers again
     closed_within(flood, HEADER_TIMEOUT + SLACK)
     deadline = started + HEADER_TIMEOUT + 2 * SLACK
@@ -131,7 +138,7 @@ def test_a_flood_of_idle_connections_leaves_descriptors_and_is_over_within_the_d
             pass
         assert time.monotonic() < deadline, "the API did not answer again within the deadline"
         time.sleep(0.2)
-    while daemon.descriptors() > before + 8:   # the last aborted connections are being released
+    while daemon.descriptors() > before + 8:  # the last aborted connections are being released
         assert time.monotonic() < deadline, f"descriptors not released: {daemon.descriptors()} (before: {before})"
         time.sleep(0.2)
     assert daemon.popen.poll() is None

@@ -66,8 +66,19 @@ async def tool_session(client: Client) -> dict[str, Any]:
         two = check_tool_result(await call(client, "search", {"query": "launch", "k": 2}))
         bad_k = await call(client, "search", {"query": "launch", "k": 0})
         nothing = await call(client, "search", {"query": "parental leave rules for hamsters in Antarctica"})
-    return {"tools": tools, "search": search, "espresso": espresso, "public": public, "nolink": nolink,
-            "private": private, "missing": missing, "blank": blank, "two": two, "bad_k": bad_k, "nothing": nothing}
+    return {
+        "tools": tools,
+        "search": search,
+        "espresso": espresso,
+        "public": public,
+        "nolink": nolink,
+        "private": private,
+        "missing": missing,
+        "blank": blank,
+        "two": two,
+        "bad_k": bad_k,
+        "nothing": nothing,
+    }
 
 
 def check_tools(tools: dict[str, Any]) -> None:
@@ -75,7 +86,7 @@ def check_tools(tools: dict[str, Any]) -> None:
     for tool in tools.values():
         assert tool.annotations.read_only_hint is True
         assert tool.output_schema["type"] == "object"
-    assert tools["search"].input_schema["required"] == ["query"]     # ChatGPT's `query`-only shape stays valid
+    assert tools["search"].input_schema["required"] == ["query"]  # ChatGPT's `query`-only shape stays valid
     assert tools["search"].input_schema["properties"]["k"]["type"] == "integer"
     assert set(tools["search"].output_schema["properties"]) == {"results"}
     assert tools["fetch"].input_schema["required"] == ["id"]
@@ -94,7 +105,7 @@ def check_as_member(seen: dict[str, Any]) -> None:
     assert not seen["private"].is_error and "Initech" in seen["private"].structured_content["text"]
     assert seen["missing"].is_error
     assert seen["blank"].is_error
-    assert 1 <= len(seen["two"]["results"]) <= 2   # below the default min_relevance: left out
+    assert 1 <= len(seen["two"]["results"]) <= 2  # below the default min_relevance: left out
     assert seen["bad_k"].is_error and "'k'" in seen["bad_k"].content[0].text
     # Results below the default min_relevance are left out; with none left the text says so in words.
     assert not seen["nothing"].is_error and seen["nothing"].structured_content == {"results": []}
@@ -106,8 +117,9 @@ def check_as_outsider(seen: dict[str, Any]) -> None:
     assert all("Initech" not in r["text"] for r in seen["search"]["results"])
     assert seen["private"].is_error
     # hidden and absent look the same
-    assert seen["private"].content[0].text.replace("eng:C2/200", "X") == \
-        seen["missing"].content[0].text.replace("eng:nope", "X")
+    assert seen["private"].content[0].text.replace("eng:C2/200", "X") == seen["missing"].content[0].text.replace(
+        "eng:nope", "X"
+    )
 
 
 # --- streamable HTTP ----------------------------------------------------------------------------
@@ -121,29 +133,37 @@ def test_http_user_key_non_member(base_url: str) -> None:
 
 def test_http_on_behalf_of_names_user_by_header(base_url: str) -> None:
     agent = "Bearer agent-secret-key"
-    check_as_member(anyio.run(tool_session, http_client(base_url, Authorization=agent,
-                                                        **{"X-Inlet-User": "alice@example.com"})))
-    check_as_outsider(anyio.run(tool_session, http_client(base_url, Authorization=agent,
-                                                          **{"X-Inlet-User": "bob@other.org"})))
+    check_as_member(
+        anyio.run(tool_session, http_client(base_url, Authorization=agent, **{"X-Inlet-User": "alice@example.com"}))
+    )
+    check_as_outsider(
+        anyio.run(tool_session, http_client(base_url, Authorization=agent, **{"X-Inlet-User": "bob@other.org"}))
+    )
 
 
 def test_http_admin_sees_admin_only_documents(base_url: str) -> None:
     async def fetch_hr() -> Any:
         async with http_client(base_url, Authorization="Bearer ops-secret-key") as client:
             return await call(client, "fetch", {"id": "mail:hr-1"})
+
     result = anyio.run(fetch_hr)
     assert not result.is_error and result.structured_content["url"].startswith("inlet://doc/mail:hr-1")
 
 
-@pytest.mark.parametrize("headers,status", [
-    ({}, 401), ({"Authorization": "Bearer wrong"}, 401),
-    ({"Authorization": "Bearer alice-secret-key", "X-Inlet-User": "bob@other.org"}, 403),
-    ({"Authorization": "Bearer agent-secret-key"}, 400),
-])
+@pytest.mark.parametrize(
+    "headers,status",
+    [
+        ({}, 401),
+        ({"Authorization": "Bearer wrong"}, 401),
+        ({"Authorization": "Bearer alice-secret-key", "X-Inlet-User": "bob@other.org"}, 403),
+        ({"Authorization": "Bearer agent-secret-key"}, 400),
+    ],
+)
 def test_http_refuses_bad_keys_before_mcp(base_url: str, headers: dict[str, str], status: int) -> None:
     message = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
-    response = httpx.post(f"{base_url}/mcp", json=message, headers={
-        **headers, "Accept": "application/json, text/event-stream"})
+    response = httpx.post(
+        f"{base_url}/mcp", json=message, headers={**headers, "Accept": "application/json, text/event-stream"}
+    )
     assert response.status_code == status
     assert "error" in response.json() and "code" in response.json()["error"]
 
@@ -161,8 +181,11 @@ def stdio_config(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -
 
 
 def stdio_client(config: Path, user: str) -> Client:
-    return Client(StdioServerParameters(command=sys.executable, args=["-m", "inlet", "mcp", "--config", str(config)],
-                                        env={"INLET_USER": user}))
+    return Client(
+        StdioServerParameters(
+            command=sys.executable, args=["-m", "inlet", "mcp", "--config", str(config)], env={"INLET_USER": user}
+        )
+    )
 
 
 def test_stdio_as_member_and_as_outsider(stdio_config: Path) -> None:
@@ -172,8 +195,14 @@ def test_stdio_as_member_and_as_outsider(stdio_config: Path) -> None:
 
 def test_stdio_needs_a_user(stdio_config: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "INLET_USER"}
-    done = subprocess.run([sys.executable, "-m", "inlet", "mcp", "--config", str(stdio_config)], env=env,
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, "-m", "inlet", "mcp", "--config", str(stdio_config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 2 and "--user" in done.stderr
 
 
@@ -181,16 +210,32 @@ def test_stdio_answers_every_request_it_read_before_its_input_ended(stdio_config
     """Issue 28.6: `printf '<initialize>\\n<tools/list>\\n<tools/call>\\n' | inlet mcp` printed no
     tools/call answer: the input's end cancelled the request still running."""
     lines = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "printf", "version": "1"}}},
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "printf", "version": "1"},
+            },
+        },
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
-        {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
-         "params": {"name": "search", "arguments": {"query": "launch plan"}}},
+        {
+            "jsonrpc": "2.0",
+            "id": 3,
+            "method": "tools/call",
+            "params": {"name": "search", "arguments": {"query": "launch plan"}},
+        },
     ]
-    done = subprocess.run([sys.executable, "-m", "inlet", "mcp", "--config", str(stdio_config),
-                           "--user", "alice@example.com"], input="".join(json.dumps(m) + "\n" for m in lines),
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "inlet", "mcp", "--config", str(stdio_config), "--user", "alice@example.com"],
+        input="".join(json.dumps(m) + "\n" for m in lines),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     answers = {m["id"]: m for m in map(json.loads, done.stdout.splitlines())}
     assert sorted(answers) == [1, 2, 3], done.stdout

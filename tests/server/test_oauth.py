@@ -42,7 +42,7 @@ from .conftest import ALICE, KEYS, settings_for
 from .test_mcp import check_as_member, check_as_outsider, tool_session
 
 ALICE_EMAIL, BOB_EMAIL = "alice@example.com", "bob@other.org"
-REDIRECT = "http://127.0.0.1:1/callback"   # never contacted: the callback handler reads the redirect
+REDIRECT = "http://127.0.0.1:1/callback"  # never contacted: the callback handler reads the redirect
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +113,17 @@ def oauth_client(base_url: str, email: str, storage: Memory, metadata_url: str |
         return AuthorizationCodeResult(code=query["code"], state=query.get("state"), iss=query.get("iss"))
 
     auth = OAuthClientProvider(
-        f"{base_url}/mcp", OAuthClientMetadata(client_name="inlet tests", redirect_uris=[REDIRECT],  # type: ignore[list-item]
-                                               token_endpoint_auth_method="none"),
-        storage, redirect_handler, callback_handler, client_metadata_url=metadata_url)
+        f"{base_url}/mcp",
+        OAuthClientMetadata(
+            client_name="inlet tests",
+            redirect_uris=[REDIRECT],  # type: ignore[list-item]
+            token_endpoint_auth_method="none",
+        ),
+        storage,
+        redirect_handler,
+        callback_handler,
+        client_metadata_url=metadata_url,
+    )
     return Client(streamable_http_client(f"{base_url}/mcp", http_client=create_mcp_http_client(auth=auth)))
 
 
@@ -124,7 +132,7 @@ def test_sdk_client_signs_in_two_users_who_see_different_things(base_url: str, i
     alice, bob = Memory(), Memory()
     check_as_member(anyio.run(tool_session, oauth_client(base_url, ALICE_EMAIL, alice)))
     check_as_outsider(anyio.run(tool_session, oauth_client(base_url, BOB_EMAIL, bob)))
-    assert alice.client is not None and alice.client.client_id in idp.clients    # registered (RFC 7591)
+    assert alice.client is not None and alice.client.client_id in idp.clients  # registered (RFC 7591)
     claims = jwt.decode(alice.tokens.access_token if alice.tokens else "", options={"verify_signature": False})
     assert claims["aud"] == base_url and claims["email"] == ALICE_EMAIL and claims["iss"] == idp.issuer
     # the same token on the REST API acts as alice, like her user key
@@ -135,8 +143,9 @@ def test_sdk_client_signs_in_two_users_who_see_different_things(base_url: str, i
     assert other.status_code == 403
 
 
-def test_client_id_metadata_document_instead_of_registration(base_url: str, sandbox: Sandbox,
-                                                               idp: IdentityProvider) -> None:
+def test_client_id_metadata_document_instead_of_registration(
+    base_url: str, sandbox: Sandbox, idp: IdentityProvider
+) -> None:
     url = idp.publish_client_document("desktop-agent", [REDIRECT], sandbox.ctx.https_url)
     storage = Memory()
     check_as_outsider(anyio.run(tool_session, oauth_client(base_url, BOB_EMAIL, storage, metadata_url=url)))
@@ -147,24 +156,35 @@ def test_refresh_tokens_rotate(base_url: str, idp: IdentityProvider) -> None:
     storage = Memory()
     anyio.run(tool_session, oauth_client(base_url, ALICE_EMAIL, storage))
     assert storage.tokens is not None and storage.client is not None
-    form = {"grant_type": "refresh_token", "refresh_token": storage.tokens.refresh_token,
-            "client_id": storage.client.client_id}
+    form = {
+        "grant_type": "refresh_token",
+        "refresh_token": storage.tokens.refresh_token,
+        "client_id": storage.client.client_id,
+    }
     fresh = httpx.post(f"{idp.issuer}/token", data=form)
     assert fresh.status_code == 200, fresh.text
     assert fresh.json()["refresh_token"] != storage.tokens.refresh_token
     reused = httpx.post(f"{idp.issuer}/token", data=form)
     assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
-    found = httpx.post(f"{base_url}/v1/search", json={"query": "Falcon launch date"},
-                       headers={"Authorization": f"Bearer {fresh.json()['access_token']}"})
+    found = httpx.post(
+        f"{base_url}/v1/search",
+        json={"query": "Falcon launch date"},
+        headers={"Authorization": f"Bearer {fresh.json()['access_token']}"},
+    )
     assert found.status_code == 200
 
 
 def test_authorize_requires_pkce(idp: IdentityProvider) -> None:
-    client = OAuthClientInformationFull(client_id="no-pkce", redirect_uris=[REDIRECT],  # type: ignore[list-item]
-                                        token_endpoint_auth_method="none")
+    client = OAuthClientInformationFull(
+        client_id="no-pkce",
+        redirect_uris=[REDIRECT],  # type: ignore[list-item]
+        token_endpoint_auth_method="none",
+    )
     anyio.run(idp.register_client, client)
-    response = httpx.get(f"{idp.issuer}/authorize", params={
-        "response_type": "code", "client_id": "no-pkce", "redirect_uri": REDIRECT, "login_hint": ALICE_EMAIL})
+    response = httpx.get(
+        f"{idp.issuer}/authorize",
+        params={"response_type": "code", "client_id": "no-pkce", "redirect_uri": REDIRECT, "login_hint": ALICE_EMAIL},
+    )
     assert response.status_code == 302 and "error=invalid_request" in response.headers["location"]
     assert "code=" not in response.headers["location"]
 
@@ -177,8 +197,11 @@ def claims(idp: IdentityProvider, audience: str, **changes: Any) -> dict[str, An
 
 def hs256_with_public_key(idp: IdentityProvider, payload: dict[str, Any]) -> str:
     """The classic key-confusion forgery: HMAC keyed with the verifier's public key (PEM)."""
-    secret = idp.signing_key().private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    secret = (
+        idp.signing_key()
+        .private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     head = {"alg": "HS256", "typ": "JWT", "kid": idp.signing_key().kid}
     signing_input = b".".join(jwt.utils.base64url_encode(json.dumps(p).encode()) for p in (head, payload))
     signature = hmac.new(secret, signing_input, hashlib.sha256).digest()
@@ -202,8 +225,21 @@ def forged(idp: IdentityProvider, audience: str) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("case", ["expired", "not yet valid", "wrong audience", "wrong issuer", "unknown kid",
-                                  "alg none", "hmac with public key", "no user claim", "malformed", "tampered"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "expired",
+        "not yet valid",
+        "wrong audience",
+        "wrong issuer",
+        "unknown kid",
+        "alg none",
+        "hmac with public key",
+        "no user claim",
+        "malformed",
+        "tampered",
+    ],
+)
 def test_bad_tokens_are_401_with_the_challenge(base_url: str, idp: IdentityProvider, case: str) -> None:
     token = forged(idp, base_url)[case]
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"}
@@ -213,25 +249,32 @@ def test_bad_tokens_are_401_with_the_challenge(base_url: str, idp: IdentityProvi
         assert response.status_code == 401, (case, response.text)
         assert response.json()["error"]["code"] == "invalid_token"
         assert response.headers["www-authenticate"] == (
-            f'Bearer error="invalid_token", resource_metadata="{base_url}/.well-known/oauth-protected-resource"')
+            f'Bearer error="invalid_token", resource_metadata="{base_url}/.well-known/oauth-protected-resource"'
+        )
 
 
 def test_no_token_is_401_pointing_at_the_metadata(base_url: str) -> None:
     response = httpx.post(f"{base_url}/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == (
-        f'Bearer resource_metadata="{base_url}/.well-known/oauth-protected-resource"')
+        f'Bearer resource_metadata="{base_url}/.well-known/oauth-protected-resource"'
+    )
 
 
 def test_token_without_the_scope_is_403(base_url: str, idp: IdentityProvider) -> None:
     token = idp.sign(claims(idp, base_url, scope="openid email"))
-    response = httpx.post(f"{base_url}/v1/search", json={"query": "Falcon"},
-                          headers={"Authorization": f"Bearer {token}"})
+    response = httpx.post(
+        f"{base_url}/v1/search", json={"query": "Falcon"}, headers={"Authorization": f"Bearer {token}"}
+    )
     assert response.status_code == 403 and response.json()["error"]["code"] == "insufficient_scope"
     assert response.headers["www-authenticate"].startswith('Bearer error="insufficient_scope"')
-    scp = idp.sign(claims(idp, base_url, scope=None, scp=["inlet.read"]))     # Entra/Okta spelling
-    assert httpx.post(f"{base_url}/v1/search", json={"query": "Falcon"},
-                      headers={"Authorization": f"Bearer {scp}"}).status_code == 200
+    scp = idp.sign(claims(idp, base_url, scope=None, scp=["inlet.read"]))  # Entra/Okta spelling
+    assert (
+        httpx.post(
+            f"{base_url}/v1/search", json={"query": "Falcon"}, headers={"Authorization": f"Bearer {scp}"}
+        ).status_code
+        == 200
+    )
 
 
 def test_api_keys_keep_working_beside_tokens(base_url: str) -> None:
@@ -243,29 +286,33 @@ def test_api_keys_keep_working_beside_tokens(base_url: str) -> None:
 def test_protected_resource_metadata_needs_no_key(base_url: str, idp: IdentityProvider, suffix: str) -> None:
     response = httpx.get(f"{base_url}/.well-known/oauth-protected-resource{suffix}")
     assert response.status_code == 200
-    assert response.json() == {"resource": base_url + suffix, "authorization_servers": [idp.issuer],
-                               "scopes_supported": ["inlet.read"], "bearer_methods_supported": ["header"],
-                               "resource_name": "inlet"}
+    assert response.json() == {
+        "resource": base_url + suffix,
+        "authorization_servers": [idp.issuer],
+        "scopes_supported": ["inlet.read"],
+        "bearer_methods_supported": ["header"],
+        "resource_name": "inlet",
+    }
 
 
 # --- the key set: rotation and a bounded refetch rate ---------------------------------------------
 def test_rotated_key_is_fetched_once_and_unknown_kids_do_not_refetch(sandbox: Sandbox) -> None:
-    with Sandbox(ws=sandbox.ws) as own:          # a provider of its own: rotating it disturbs no other test
+    with Sandbox(ws=sandbox.ws) as own:  # a provider of its own: rotating it disturbs no other test
         idp = provider(own.ctx)
         config = OAuthConfig(issuer=idp.issuer, audience="urn:test")
         eager, bounded = JwtVerifier(config, refresh_cooldown=0), JwtVerifier(config, refresh_cooldown=3600)
         fetches = own.ctx.faults.calls
         first = idp.sign(claims(idp, "urn:test"))
         assert eager.verify(first).claims and bounded.verify(first).claims
-        assert fetches["idp:jwks"] == 2                              # one fetch each, then cached
+        assert fetches["idp:jwks"] == 2  # one fetch each, then cached
         for _ in range(5):
             eager.verify(first)
         assert fetches["idp:jwks"] == 2
         idp.rotate_key()
         second = idp.sign(claims(idp, "urn:test"))
-        assert (eager.verify(second).claims or {})["email"] == ALICE_EMAIL   # refetched for the new kid
+        assert (eager.verify(second).claims or {})["email"] == ALICE_EMAIL  # refetched for the new kid
         assert fetches["idp:jwks"] == 3
-        with pytest.raises(TokenRejected):                           # within the cooldown: no refetch
+        with pytest.raises(TokenRejected):  # within the cooldown: no refetch
             bounded.verify(second)
         for _ in range(20):
             with pytest.raises(TokenRejected):
@@ -274,7 +321,7 @@ def test_rotated_key_is_fetched_once_and_unknown_kids_do_not_refetch(sandbox: Sa
 
 
 def test_ca_bundle_trusts_a_private_ca(sandbox: Sandbox, idp: IdentityProvider) -> None:
-    jwks = f"{sandbox.ctx.https_url}/idp/jwks"      # the sandbox's TLS port, signed by its own CA
+    jwks = f"{sandbox.ctx.https_url}/idp/jwks"  # the sandbox's TLS port, signed by its own CA
     token = idp.sign(claims(idp, "urn:test"))
     trusted = OAuthConfig(issuer=idp.issuer, audience="urn:test", jwks_url=jwks, ca_bundle=sandbox.ctx.ca_path)
     assert (JwtVerifier(trusted).verify(token).claims or {})["email"] == ALICE_EMAIL
@@ -295,17 +342,18 @@ def test_an_unreachable_key_set_is_not_refetched_per_request(sandbox: Sandbox, i
     dead = JwtVerifier(OAuthConfig(issuer="http://127.0.0.1:9/idp", audience="urn:test"), refresh_cooldown=3600)
     with pytest.raises(IdentityProviderUnavailable, match="cannot reach"):
         dead.verify(token)
-    with pytest.raises(IdentityProviderUnavailable, match="moments ago"):    # no second attempt yet
+    with pytest.raises(IdentityProviderUnavailable, match="moments ago"):  # no second attempt yet
         dead.verify(token)
 
 
 # --- Origin, probes, metrics --------------------------------------------------------------------
-@pytest.mark.parametrize("origin,status", [("http://evil.example", 403), (None, 200), ("own", 200),
-                                           ("localhost", 200), ("rebound", 403)])
+@pytest.mark.parametrize(
+    "origin,status", [("http://evil.example", 403), (None, 200), ("own", 200), ("localhost", 200), ("rebound", 403)]
+)
 def test_mcp_refuses_a_foreign_origin(base_url: str, origin: str | None, status: int) -> None:
     headers = {**ALICE, "Accept": "application/json, text/event-stream"}
     port = urlsplit(base_url).port
-    if origin == "rebound":       # DNS rebinding: the attacker's name is in Host and Origin alike
+    if origin == "rebound":  # DNS rebinding: the attacker's name is in Host and Origin alike
         headers.update(Host=f"evil.example:{port}", Origin=f"http://evil.example:{port}")
     elif origin is not None:
         headers["Origin"] = {"own": base_url, "localhost": f"http://localhost:{port}"}.get(origin, origin)
@@ -322,13 +370,20 @@ def test_metrics_public(index: Index) -> None:
             assert client.get("/readyz").status_code in (200, 503)
 
 
-@pytest.mark.parametrize("issuer,ok", [("https://login.example.com/t/v2.0", True), ("http://127.0.0.1:9/idp", True),
-                                       ("http://localhost:9", True), ("http://idp.example.com", False),
-                                       ("ftp://idp.example.com", False)])
+@pytest.mark.parametrize(
+    "issuer,ok",
+    [
+        ("https://login.example.com/t/v2.0", True),
+        ("http://127.0.0.1:9/idp", True),
+        ("http://localhost:9", True),
+        ("http://idp.example.com", False),
+        ("ftp://idp.example.com", False),
+    ],
+)
 def test_issuer_must_be_https_unless_loopback(issuer: str, ok: bool) -> None:
     raw = {"server": {"oauth": {"issuer": issuer, "audience": "api://inlet"}}}
     if ok:
-        assert parse_config(raw).server.oauth.issuer == issuer   # type: ignore[union-attr]
+        assert parse_config(raw).server.oauth.issuer == issuer  # type: ignore[union-attr]
     else:
         with pytest.raises(ConfigError, match=r"\[server\].*issuer"):
             parse_config(raw)
@@ -349,11 +404,11 @@ def test_sandbox_writes_a_valid_oauth_block_without_a_fixed_port(sandbox: Sandbo
 def test_without_resource_url_the_listening_address_is_the_resource(idp: IdentityProvider, index: Index) -> None:
     from .conftest import serve
 
-    oauth = OAuthConfig(issuer=idp.issuer, scopes=["inlet.read"])   # no resource_url, no audience
+    oauth = OAuthConfig(issuer=idp.issuer, scopes=["inlet.read"])  # no resource_url, no audience
     sock = socket.create_server(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     app = create_app(settings_for(index.path, oauth=oauth), index=index, env=KEYS, listening=sock.getsockname())
-    sock.close()   # serve() binds its own: only the address create_app was told matters here
+    sock.close()  # serve() binds its own: only the address create_app was told matters here
     served = serve(app)
     address = next(served)
     try:
@@ -361,15 +416,20 @@ def test_without_resource_url_the_listening_address_is_the_resource(idp: Identit
         assert metadata.json()["resource"] == url
         challenge = httpx.post(f"http://{address}/v1/search", json={"query": "x"}).headers["www-authenticate"]
         assert challenge == f'Bearer resource_metadata="{url}/.well-known/oauth-protected-resource"'
-        token = idp.sign(claims(idp, url))   # an MCP client asks for the resource it was shown (RFC 8707)
-        assert httpx.post(f"http://{address}/v1/search", json={"query": "Falcon"},
-                          headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        token = idp.sign(claims(idp, url))  # an MCP client asks for the resource it was shown (RFC 8707)
+        assert (
+            httpx.post(
+                f"http://{address}/v1/search", json={"query": "Falcon"}, headers={"Authorization": f"Bearer {token}"}
+            ).status_code
+            == 200
+        )
     finally:
         next(served, None)
 
 
-def test_a_loopback_resource_url_on_another_port_warns(idp: IdentityProvider, index: Index,
-                                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_a_loopback_resource_url_on_another_port_warns(
+    idp: IdentityProvider, index: Index, caplog: pytest.LogCaptureFixture
+) -> None:
     oauth = OAuthConfig(issuer=idp.issuer, audience="api://inlet", resource_url="http://127.0.0.1:8484")
     with caplog.at_level(logging.WARNING, logger="inlet.server.oauth"):
         create_app(settings_for(index.path, oauth=oauth), index=index, env=KEYS, listening=("127.0.0.1", 18502))
@@ -381,16 +441,23 @@ def test_a_loopback_resource_url_on_another_port_warns(idp: IdentityProvider, in
 
 
 # --- who the token names (issue 31 item 5) ----------------------------------------------------------
-@pytest.mark.parametrize("changes", [{"email": "eve@evil.com@corp.example"},
-                                     {"email": "Alice <alice@example.com>"}, {"email": "alice"},
-                                     {"email": "alice@example.com,eve@evil.com"},
-                                     {"email_verified": False}, {"email_verified": "false"}],
-                         ids=["two-ats", "display-name", "no-at", "two-addresses",
-                              "unverified", "unverified-string"])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"email": "eve@evil.com@corp.example"},
+        {"email": "Alice <alice@example.com>"},
+        {"email": "alice"},
+        {"email": "alice@example.com,eve@evil.com"},
+        {"email_verified": False},
+        {"email_verified": "false"},
+    ],
+    ids=["two-ats", "display-name", "no-at", "two-addresses", "unverified", "unverified-string"],
+)
 def test_the_user_must_be_one_verified_address(base_url: str, idp: IdentityProvider, changes: dict[str, Any]) -> None:
     token = idp.sign(claims(idp, base_url, **changes))
-    response = httpx.post(f"{base_url}/v1/search", json={"query": "Falcon"},
-                          headers={"Authorization": f"Bearer {token}"})
+    response = httpx.post(
+        f"{base_url}/v1/search", json={"query": "Falcon"}, headers={"Authorization": f"Bearer {token}"}
+    )
     assert response.status_code == 401 and response.json()["error"]["code"] == "invalid_token"
 
 
@@ -406,8 +473,9 @@ def test_email_verified_can_be_waived_for_providers_that_never_send_it(idp: Iden
 
 def test_a_wrong_api_key_is_not_called_a_bad_jwt(base_url: str, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="inlet.server.oauth"):
-        response = httpx.post(f"{base_url}/v1/search", json={"query": "x"},
-                              headers={"Authorization": "Bearer alice-secret-kez"})
+        response = httpx.post(
+            f"{base_url}/v1/search", json={"query": "x"}, headers={"Authorization": "Bearer alice-secret-kez"}
+        )
     assert response.status_code == 401 and "API key" in response.json()["error"]["message"]
     assert "JWT" not in response.json()["error"]["message"]
     said = " ".join(r.getMessage() for r in caplog.records)
@@ -415,7 +483,8 @@ def test_a_wrong_api_key_is_not_called_a_bad_jwt(base_url: str, caplog: pytest.L
 
 
 def test_the_audit_log_names_the_tokens_subject_and_issuer_never_the_token(
-        sandbox: Sandbox, idp: IdentityProvider, index: Index, tmp_path: Any) -> None:
+    sandbox: Sandbox, idp: IdentityProvider, index: Index, tmp_path: Any
+) -> None:
     log = tmp_path / "audit.jsonl"
     url = "http://127.0.0.1:8484"
     oauth = OAuthConfig(issuer=idp.issuer, audience=url, scopes=["inlet.read"], resource_url=url)
@@ -423,8 +492,9 @@ def test_the_audit_log_names_the_tokens_subject_and_issuer_never_the_token(
     token = idp.sign(idp.access_claims(ALICE_EMAIL, "tests", ["inlet.read"], url))
     with TestClient(app) as client:
         assert app.state.retrieval.ready.wait(30)
-        answer = client.post("/v1/search", json={"query": "Falcon launch"},
-                             headers={"Authorization": f"Bearer {token}"})
+        answer = client.post(
+            "/v1/search", json={"query": "Falcon launch"}, headers={"Authorization": f"Bearer {token}"}
+        )
         assert answer.status_code == 200
     (line,) = [json.loads(text) for text in log.read_text().splitlines()]
     subject = jwt.decode(token, options={"verify_signature": False})["sub"]

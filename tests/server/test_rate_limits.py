@@ -29,9 +29,11 @@ SEARCH = {"query": "deploy runbook"}
 
 
 def limited_settings(path: Path, alice: str, bob: str, burst: int | None = None) -> Settings:
-    keys = [ApiKey(name="alice-laptop", key_env="INLET_KEY_ALICE", user="alice@example.com", rate_limit=alice),
-            ApiKey(name="bob-laptop", key_env="INLET_KEY_BOB", user="bob@other.org", rate_limit=bob),
-            ApiKey(name="ops", key_env="INLET_KEY_OPS", admin=True)]
+    keys = [
+        ApiKey(name="alice-laptop", key_env="INLET_KEY_ALICE", user="alice@example.com", rate_limit=alice),
+        ApiKey(name="bob-laptop", key_env="INLET_KEY_BOB", user="bob@other.org", rate_limit=bob),
+        ApiKey(name="ops", key_env="INLET_KEY_OPS", admin=True),
+    ]
     return Settings(index=IndexConfig(path=path), server=ServerConfig(api_keys=keys, rate_burst=burst))
 
 
@@ -44,9 +46,9 @@ def test_over_the_limit_is_429_with_retry_after_and_counted(index: Index) -> Non
         refused = answers[-1]
         error = refused.json()["error"]
         assert error["code"] == "rate_limited" and "alice-laptop" in error["message"]
-        assert 3000 <= int(refused.headers["Retry-After"]) <= 3600   # one token an hour
-        assert client.get("/v1/documents/eng:C1/100", headers=ALICE).status_code == 429   # every route
-        assert client.post("/v1/search", json=SEARCH, headers=BOB).status_code == 200     # a bucket per key
+        assert 3000 <= int(refused.headers["Retry-After"]) <= 3600  # one token an hour
+        assert client.get("/v1/documents/eng:C1/100", headers=ALICE).status_code == 429  # every route
+        assert client.post("/v1/search", json=SEARCH, headers=BOB).status_code == 200  # a bucket per key
         metrics = client.get("/metrics", headers=OPS).text
     assert 'inlet_rate_limited_total{key="alice-laptop"} 3.0' in metrics
 
@@ -64,7 +66,7 @@ def test_mcp_tool_calls_over_the_limit_are_tool_errors(index: Index) -> None:
     async def calls() -> list[bool]:
         out = [(await tools.call("search", {"query": "deploy"}, alice)).is_error for _ in range(3)]
         out += [(await tools.call("fetch", {"id": "eng:C1/100"}, oauth_bob)).is_error for _ in range(3)]
-        out.append((await tools.call("fetch", {"id": "eng:C1/100"}, oauth_carol)).is_error)   # per OAuth user
+        out.append((await tools.call("fetch", {"id": "eng:C1/100"}, oauth_carol)).is_error)  # per OAuth user
         last = await tools.call("search", {"query": "deploy"}, alice)
         assert "rate limit" in last.content[0].text and "try again in" in last.content[0].text
         return out
@@ -91,7 +93,7 @@ def runaway(url: str, per_second: float, stop: threading.Event, statuses: list[i
             statuses.append(alice.post(url, json=SEARCH).status_code)
             ahead = start + (n + 1) / per_second - time.perf_counter()
             if ahead > 0:
-                stop.wait(ahead)   # pacing the load, not waiting for an event
+                stop.wait(ahead)  # pacing the load, not waiting for an event
 
 
 def test_a_runaway_key_does_not_slow_another(index: Index) -> None:
@@ -102,9 +104,9 @@ def test_a_runaway_key_does_not_slow_another(index: Index) -> None:
     for address in serve(app, lifespan="on"):
         url = f"http://{address}/v1/search"
         with httpx.Client(headers=BOB, timeout=30) as bob:
-            p50(bob, url, 5)   # warm
+            p50(bob, url, 5)  # warm
             before = p50(bob, url, 40)
-            loader = threading.Thread(target=runaway, args=(url, 50.0, stop, statuses))   # 10x her 5/s
+            loader = threading.Thread(target=runaway, args=(url, 50.0, stop, statuses))  # 10x her 5/s
             loader.start()
             try:
                 loaded = p50(bob, url, 40)
@@ -112,7 +114,7 @@ def test_a_runaway_key_does_not_slow_another(index: Index) -> None:
                 stop.set()
                 loader.join(60)
             after = p50(bob, url, 40)
-    unloaded = statistics.median([before, after])   # the machine's own drift, on both sides
+    unloaded = statistics.median([before, after])  # the machine's own drift, on both sides
     assert statuses.count(429) > statuses.count(200) > 0, (statuses.count(429), statuses.count(200))
     assert loaded <= 1.5 * unloaded, f"Bob's p50 {loaded * 1000:.1f} ms loaded vs {unloaded * 1000:.1f} ms unloaded"
 
@@ -123,7 +125,7 @@ def test_local_buckets_refill_at_their_rate() -> None:
     wait = buckets.take("k", rate=1000.0, burst=2)
     assert 0 < wait <= 0.001
     deadline = time.monotonic() + 5
-    while buckets.take("k", rate=1000.0, burst=2) > 0:   # refills within a millisecond or so
+    while buckets.take("k", rate=1000.0, burst=2) > 0:  # refills within a millisecond or so
         assert time.monotonic() < deadline
 
 
@@ -135,7 +137,7 @@ def test_buckets_in_postgres_are_shared_by_replicas(database_url: str, tmp_path:
     try:
         assert not isinstance(one.buckets, LocalBuckets)
         waits = [limiter.check("agent") for limiter in (one, two, one, two)]
-        assert waits[:3] == [0.0, 0.0, 0.0] and 3000 < waits[3] <= 3600   # three tokens between both
+        assert waits[:3] == [0.0, 0.0, 0.0] and 3000 < waits[3] <= 3600  # three tokens between both
         assert two.check("other-agent") == 0.0
     finally:
         one.close()

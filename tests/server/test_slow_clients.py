@@ -67,15 +67,25 @@ def run_asgi(app: Any, headers: list[tuple[bytes, bytes]], receive: Any) -> list
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": "POST", "path": "/v1/search", "raw_path": b"/v1/search",
-             "query_string": b"", "headers": headers, "http_version": "1.1", "scheme": "http",
-             "server": ("test", 80), "client": ("127.0.0.1", 1), "root_path": ""}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/search",
+        "raw_path": b"/v1/search",
+        "query_string": b"",
+        "headers": headers,
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("test", 80),
+        "client": ("127.0.0.1", 1),
+        "root_path": "",
+    }
     asyncio.run(app(scope, receive, send))
     return sent
 
 
 def test_a_stalled_body_is_a_408() -> None:
-    async def endpoint(scope: Any, receive: Any, send: Any) -> None:   # never reached
+    async def endpoint(scope: Any, receive: Any, send: Any) -> None:  # never reached
         raise AssertionError("the app ran with a stalled body")
 
     async def stall() -> dict[str, Any]:
@@ -87,8 +97,9 @@ def test_a_stalled_body_is_a_408() -> None:
 
 
 @pytest.mark.parametrize("authorization", [None, b"Bearer not-a-key"])
-def test_no_body_is_read_before_the_key_is_checked(settings: Settings, index: Index,
-                                                   authorization: bytes | None) -> None:
+def test_no_body_is_read_before_the_key_is_checked(
+    settings: Settings, index: Index, authorization: bytes | None
+) -> None:
     app = create_app(settings, index=index, env=KEYS)
     reads: list[int] = []
 
@@ -100,4 +111,4 @@ def test_no_body_is_read_before_the_key_is_checked(settings: Settings, index: In
     sent = run_asgi(app, headers, receive)
     assert sent[0]["status"] == 401 and reads == []
     ok = run_asgi(app, [*headers[:1], (b"authorization", ALICE["Authorization"].encode())], receive)
-    assert ok[0]["status"] in (200, 503) and reads   # a valid key: the body is read
+    assert ok[0]["status"] in (200, 503) and reads  # a valid key: the body is read

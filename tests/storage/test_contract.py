@@ -23,8 +23,9 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     index: dict[str, object] = {"path": str(tmp_path / "ix")}
     if request.param == "postgresql":
         index.update(database_url=request.getfixturevalue("database_url"), chroma_url="http://127.0.0.1:1")
-    settings = parse_config({"index": index, "daemon": {"lease": "30s"},
-                             "sources": [{"name": "s", "type": "files", "path": str(tmp_path)}]})
+    settings = parse_config(
+        {"index": index, "daemon": {"lease": "30s"}, "sources": [{"name": "s", "type": "files", "path": str(tmp_path)}]}
+    )
     return open_backend(settings)
 
 
@@ -36,16 +37,27 @@ def state(backend: Backend) -> Iterator[StateStore]:
 
 
 def doc(n: int, source: str = "s", text: str = "", **acl: object) -> Document:
-    return Document(id=f"{source}:{n}", source=source, source_type="files", title=f"Note {n}",
-                    text=text or f"note {n} about the harbour lantern", acl=ACL(**acl) if acl else ACL(public=True))
+    return Document(
+        id=f"{source}:{n}",
+        source=source,
+        source_type="files",
+        title=f"Note {n}",
+        text=text or f"note {n} about the harbour lantern",
+        acl=ACL(**acl) if acl else ACL(public=True),
+    )
 
 
 def test_catalog_commits_and_reads_alike(backend: Backend) -> None:
     catalog = backend.catalog()
     try:
         private = doc(2, text="the kestrel migration budget", users=["ann@example.com"])
-        catalog.commit(Commit(1, [(doc(1), ["first part", "second part"]), (private, [private.text]),
-                                  (doc(3, "t"), ["other source"])], keys=[(chunk_id("s:1", 0), "k1")]))
+        catalog.commit(
+            Commit(
+                1,
+                [(doc(1), ["first part", "second part"]), (private, [private.text]), (doc(3, "t"), ["other source"])],
+                keys=[(chunk_id("s:1", 0), "k1")],
+            )
+        )
         assert catalog.counts() == {"s": (2, 3), "t": (1, 1)}
         stored = catalog.stored(["s:1", "s:2", "nope"])
         assert set(stored) == {"s:1", "s:2"} and stored["s:1"].chunks == 2 and stored["s:1"].source == "s"
@@ -92,7 +104,7 @@ def test_state_keeps_checkpoints_runs_schedule_and_pauses(state: StateStore) -> 
     source = state.source("s")
     assert source.phase == "new" and source.checkpoint is None
     source.checkpoint, source.phase, source.generation = None, "backfill", 3
-    source.recent = "2026-11-28T09:00:00+00:00"   # a backfill's committed recent window
+    source.recent = "2026-11-28T09:00:00+00:00"  # a backfill's committed recent window
     state.save_source(source)
     assert state.source("s") == source and state.source("s").indexed_since() == source.recent
     source.checkpoint, source.phase, source.recent = {"cursor": "abc"}, "incremental", None
@@ -105,9 +117,13 @@ def test_state_keeps_checkpoints_runs_schedule_and_pauses(state: StateStore) -> 
     run.upserted = 4
     state.save_progress(run, seen=5, done=2, total=10, unit="files")
     running = state.running("s")
-    assert running is not None and (running["kind"], running["seen"], running["total"], running["upserted"]) == \
-        ("backfill", 5, 10, 4)
-    assert state.failure_streak("s") == 1 and state.last_run("s").error == "boom"   # type: ignore[union-attr]
+    assert running is not None and (running["kind"], running["seen"], running["total"], running["upserted"]) == (
+        "backfill",
+        5,
+        10,
+        4,
+    )
+    assert state.failure_streak("s") == 1 and state.last_run("s").error == "boom"  # type: ignore[union-attr]
     assert state.last_run("s", successful=True) is None
     assert state.close_orphan_runs("s", "the process died") == 1
     assert state.failure_streak("s") == 2 and state.running("s") is None
@@ -116,14 +132,14 @@ def test_state_keeps_checkpoints_runs_schedule_and_pauses(state: StateStore) -> 
     copied = state.runs("s")[0]
     copied.source = "t"
     state.add_run(copied)
-    assert state.last_run("t", kinds=("sync",)).error == "boom"   # type: ignore[union-attr]
+    assert state.last_run("t", kinds=("sync",)).error == "boom"  # type: ignore[union-attr]
     assert state.last_run("t", kinds=("backfill",)) is None
     state.set_next_runs(4242, {"s": 100.0, "t": None})
     assert state.daemon_next_runs() == {"s": (100.0, 4242), "t": (None, 4242)}
     state.clear_next_runs(4242)
     assert state.daemon_next_runs() == {}
     state.set_paused("s", True)
-    state.set_paused("s", True)   # pausing again keeps the first time
+    state.set_paused("s", True)  # pausing again keeps the first time
     assert set(state.paused()) == {"s"}
     state.set_paused("s", False)
     assert state.paused() == {}
@@ -136,11 +152,11 @@ def test_a_source_is_held_by_one_run_at_a_time(backend: Backend) -> None:
             with pytest.raises(SourceBusyError, match="'s'"):
                 with other.hold("s"):
                     pass
-            with other.hold("t"):   # another source is free
+            with other.hold("t"):  # another source is free
                 pass
             if backend.shared:
                 assert fence is not None and fence.source == "s" and "s" in leases.holders()
-        with other.hold("s") as second:   # released: free again, with a newer fence where fences exist
+        with other.hold("s") as second:  # released: free again, with a newer fence where fences exist
             assert (second is None) == (fence is None) and (fence is None or second.number > fence.number)
     finally:
         leases.close()
@@ -167,10 +183,12 @@ def test_overview_counts_documents_and_chunks_per_source(backend: Backend, state
     state.set_next_runs(4242, {"s": 100.0})
     overview = backend.overview(state)
     assert overview.counts == {"s": (1, 2), "t": (1, 1)}
-    assert overview.planned == ({"s": 100.0} if backend.shared else {})   # the folder's: live pids only
+    assert overview.planned == ({"s": 100.0} if backend.shared else {})  # the folder's: live pids only
 
 
 def test_the_config_picks_the_backend() -> None:
     assert open_backend(IndexConfig(path=Path("x"))).shared is False
-    assert open_backend(IndexConfig(path=Path("x"), database_url="postgresql://h/db",
-                                    chroma_url="http://h:8000")).shared is True
+    assert (
+        open_backend(IndexConfig(path=Path("x"), database_url="postgresql://h/db", chroma_url="http://h:8000")).shared
+        is True
+    )

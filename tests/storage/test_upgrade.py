@@ -24,8 +24,9 @@ FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "index-0.1.0"
 
 def inlet(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "INLET_CONFIG": str(cwd / "config.toml")}
-    return subprocess.run([sys.executable, "-m", "inlet", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "inlet", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.fixture
@@ -44,31 +45,37 @@ def applied(path: Path) -> list[str]:
 
 
 def test_the_previous_release_s_folder_opens_searches_and_syncs(old_folder: Path) -> None:
-    assert "schema_migrations" not in sqlite3.connect(old_folder / "index" / "catalog.db").execute(
-        "SELECT group_concat(name) FROM sqlite_master").fetchone()[0]
+    assert (
+        "schema_migrations"
+        not in sqlite3.connect(old_folder / "index" / "catalog.db")
+        .execute("SELECT group_concat(name) FROM sqlite_master")
+        .fetchone()[0]
+    )
     found = inlet(old_folder, "search", "replica failover runbook", "--json")
     assert found.returncode == 0, found.stderr
     hits = json.loads(found.stdout)["results"]
     assert hits and hits[0]["doc_id"] == "team:incident.md"
-    hidden = json.loads(inlet(old_folder, "search", "replica failover", "--user", "bob@example.com",
-                              "--json").stdout)["results"]
-    assert all(h["source"] != "team" for h in hidden)   # the old ACL rows still hold
+    hidden = json.loads(inlet(old_folder, "search", "replica failover", "--user", "bob@example.com", "--json").stdout)[
+        "results"
+    ]
+    assert all(h["source"] != "team" for h in hidden)  # the old ACL rows still hold
     assert sorted(applied(old_folder / "index" / "catalog.db")) == sorted(CATALOG.names)
 
-    (old_folder / "docs" / "handbook" / "laptops.md").write_text("# Laptops\n\nLaptops are replaced every "
-                                                                 "four years by the IT desk.\n")
+    (old_folder / "docs" / "handbook" / "laptops.md").write_text(
+        "# Laptops\n\nLaptops are replaced every four years by the IT desk.\n"
+    )
     synced = inlet(old_folder, "sync", "handbook", "--json")
     assert synced.returncode == 0, synced.stderr
     assert sorted(applied(old_folder / "index" / "state.db")) == sorted(STATE.names)
     status = json.loads(inlet(old_folder, "status", "--json").stdout)
     handbook = next(s for s in status["sources"] if s["name"] == "handbook")
-    assert handbook["documents"] == 3 and handbook["last_run"]["kind"] == "sync"   # the old run record is kept
+    assert handbook["documents"] == 3 and handbook["last_run"]["kind"] == "sync"  # the old run record is kept
     new = json.loads(inlet(old_folder, "search", "when are laptops replaced", "--json").stdout)["results"]
     assert new[0]["doc_id"] == "handbook:laptops.md"
 
 
 def test_a_folder_written_by_a_newer_inlet_is_refused_with_exit_2(old_folder: Path) -> None:
-    first = inlet(old_folder, "status", "--json")   # migrates state.db (status reads the catalog read-only)
+    first = inlet(old_folder, "status", "--json")  # migrates state.db (status reads the catalog read-only)
     assert first.returncode == 0, first.stderr
     db = sqlite3.connect(old_folder / "index" / "state.db")
     db.execute("INSERT INTO schema_migrations VALUES ('m999_from_the_future', 0)")
@@ -82,7 +89,7 @@ def test_a_folder_written_by_a_newer_inlet_is_refused_with_exit_2(old_folder: Pa
 def test_a_database_of_numbered_migrations_is_adopted_and_migrated_on(database_url: str) -> None:
     import psycopg
 
-    with psycopg.connect(database_url, autocommit=True) as db, db.transaction():   # as the release left it at 5
+    with psycopg.connect(database_url, autocommit=True) as db, db.transaction():  # as the release left it at 5
         for _, step in DATABASE.steps[:5]:
             step(db)
         db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
@@ -93,7 +100,7 @@ def test_a_database_of_numbered_migrations_is_adopted_and_migrated_on(database_u
         with connection.connection() as db:
             names = [r[0] for r in db.execute("SELECT name FROM schema_migrations ORDER BY name")]
             assert names == DATABASE.names
-            assert db.execute("SELECT to_regclass('vector_writes')").fetchone()[0] == "vector_writes"   # step 9 ran
+            assert db.execute("SELECT to_regclass('vector_writes')").fetchone()[0] == "vector_writes"  # step 9 ran
             db.execute("INSERT INTO schema_migrations VALUES ('m999_from_the_future', 0)")
     finally:
         pool.disconnect(connection)

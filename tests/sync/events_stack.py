@@ -24,7 +24,7 @@ from inlet.server.daemon_api import ApiPlan
 from inlet.sync.engine import Engine, RunResult
 from inlet.storage.sqlite.state import SqliteState
 
-WITHIN = 5.0   # seconds: the issue's promise, event to searchable
+WITHIN = 5.0  # seconds: the issue's promise, event to searchable
 
 
 def wait_for(condition: Callable[[], Any], timeout: float = WITHIN, what: str = "condition") -> Any:
@@ -50,8 +50,9 @@ class EventStack:
     source: str
 
     def texts(self, query: str, user: str | None = None) -> list[str]:
-        hits, _ = search(self.index, SearchRequest(query=query, k=10, user=user, sources=(self.source,),
-                                                   recency_half_life_days=0))
+        hits, _ = search(
+            self.index, SearchRequest(query=query, k=10, user=user, sources=(self.source,), recency_half_life_days=0)
+        )
         return [h.text for h in hits]
 
     def searchable(self, token: str, user: str | None = None) -> bool:
@@ -81,8 +82,15 @@ class EventStack:
 
 
 @contextmanager
-def event_stack(sb: Sandbox, tmp: Path, embedder: Any, source: str, extra: dict[str, Any],
-                env: dict[str, str] | None = None, hook_key: str | None = None) -> Iterator[EventStack]:
+def event_stack(
+    sb: Sandbox,
+    tmp: Path,
+    embedder: Any,
+    source: str,
+    extra: dict[str, Any],
+    env: dict[str, str] | None = None,
+    hook_key: str | None = None,
+) -> Iterator[EventStack]:
     """The sandbox config narrowed to `source`, with `extra` keys and an hours-long schedule; backfilled,
     then the daemon started with its change events. With `hook_key`, the daemon serves its API (as
     `inlet daemon --serve`) and that key of the source is its `/hooks/{type}/{source}` URL."""

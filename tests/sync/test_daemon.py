@@ -27,7 +27,7 @@ from inlet.storage.sqlite.leases import FolderLeases
 from inlet.storage import RunRecord, SourceState
 from inlet.storage.sqlite.state import SqliteState
 
-NOON = datetime(2024, 3, 1, 12, 5, tzinfo=timezone.utc).timestamp()   # a Friday, 12:05 UTC
+NOON = datetime(2024, 3, 1, 12, 5, tzinfo=timezone.utc).timestamp()  # a Friday, 12:05 UTC
 
 
 class Clock:
@@ -48,7 +48,7 @@ class FakeEngine:
         self.leases = FolderLeases(path / "locks")
         self.outcomes: dict[str, list[str]] = {}
         self.calls: list[tuple[str, str]] = []
-        self.hold: threading.Event | None = None      # runs wait on it when set
+        self.hold: threading.Event | None = None  # runs wait on it when set
         self.entered = threading.Semaphore(0)
         self.running = 0
         self.max_running = 0
@@ -84,9 +84,11 @@ class FakeEngine:
 
 def settings_for(tmp_path: Path, *sources: dict[str, Any], **daemon: Any) -> Any:
     (tmp_path / "docs").mkdir(exist_ok=True)
-    raw = {"index": {"path": str(tmp_path / "index")},
-           "daemon": {"jitter": "0s", "retry_max": "5m", **daemon},
-           "sources": [{"type": "files", "path": str(tmp_path / "docs"), **s} for s in sources]}
+    raw = {
+        "index": {"path": str(tmp_path / "index")},
+        "daemon": {"jitter": "0s", "retry_max": "5m", **daemon},
+        "sources": [{"type": "files", "path": str(tmp_path / "docs"), **s} for s in sources],
+    }
     return parse_config(raw, tmp_path / "config.toml")
 
 
@@ -97,8 +99,9 @@ def state(tmp_path: Path) -> Any:
     db.close()
 
 
-def make_daemon(tmp_path: Path, state: SqliteState, *sources: dict[str, Any], clock: Clock | None = None,
-                **daemon: Any) -> tuple[Daemon, FakeEngine]:
+def make_daemon(
+    tmp_path: Path, state: SqliteState, *sources: dict[str, Any], clock: Clock | None = None, **daemon: Any
+) -> tuple[Daemon, FakeEngine]:
     engine = FakeEngine(state, tmp_path / "index")
     settings = settings_for(tmp_path, *sources, **daemon)
     return Daemon(settings, engine, clock=clock or Clock()), engine  # type: ignore[arg-type]
@@ -107,8 +110,10 @@ def make_daemon(tmp_path: Path, state: SqliteState, *sources: dict[str, Any], cl
 def past_run(state: SqliteState, name: str, started: float, finished: float, outcome: str = "ok") -> None:
     state.save_source(SourceState(name, {"n": 1}, "incremental", 1, None, finished))
     run = state.start_run(name, "sync")
-    state._exec("UPDATE runs SET started_at = ?, finished_at = ?, outcome = ? WHERE id = ?",
-                (started, finished, outcome, run.id))
+    state._exec(
+        "UPDATE runs SET started_at = ?, finished_at = ?, outcome = ? WHERE id = ?",
+        (started, finished, outcome, run.id),
+    )
 
 
 def jobs(daemon: Daemon) -> dict[str, Any]:
@@ -129,30 +134,41 @@ def fire_times(job: Any, start: float, count: int) -> list[float]:
 
 # --- schedules --------------------------------------------------------------------------------------
 def test_cron_and_interval_schedules_fire_on_time(tmp_path: Path, state: SqliteState) -> None:
-    past_run(state, "cron", NOON - 60, NOON - 30)          # ran at 12:04: no catch-up
-    past_run(state, "tick", NOON - 600, NOON - 300)        # finished 12:00, every 20m: next at 12:20
-    daemon, _ = make_daemon(tmp_path, state, {"name": "cron", "schedule": "*/15 * * * *"},
-                            {"name": "tick", "every": "20m"}, {"name": "manual"})
+    past_run(state, "cron", NOON - 60, NOON - 30)  # ran at 12:04: no catch-up
+    past_run(state, "tick", NOON - 600, NOON - 300)  # finished 12:00, every 20m: next at 12:20
+    daemon, _ = make_daemon(
+        tmp_path,
+        state,
+        {"name": "cron", "schedule": "*/15 * * * *"},
+        {"name": "tick", "every": "20m"},
+        {"name": "manual"},
+    )
     daemon.schedule()
     found = jobs(daemon)
-    assert set(found) == {"sync:cron", "sync:tick", "prune:cron", "prune:tick"}   # manual: on demand only
+    assert set(found) == {"sync:cron", "sync:tick", "prune:cron", "prune:tick"}  # manual: on demand only
     assert fire_times(found["sync:cron"], NOON, 3) == [NOON + 600, NOON + 1500, NOON + 2400]
     assert fire_times(found["sync:tick"], NOON, 3) == [NOON + 900, NOON + 2100, NOON + 3300]
-    for job in found.values():      # set explicitly: APScheduler's default drops runs over 1 s late
+    for job in found.values():  # set explicitly: APScheduler's default drops runs over 1 s late
         assert job.coalesce is True and job.misfire_grace_time is None and job.max_instances == 1
 
 
 def test_a_run_missed_while_down_runs_once_at_start(tmp_path: Path, state: SqliteState) -> None:
-    past_run(state, "late-cron", NOON - 1800, NOON - 1700)    # 11:35; the 11:45 and 12:00 runs were missed
-    past_run(state, "late-tick", NOON - 7300, NOON - 7200)    # every 1h, last finished 2 h ago
+    past_run(state, "late-cron", NOON - 1800, NOON - 1700)  # 11:35; the 11:45 and 12:00 runs were missed
+    past_run(state, "late-tick", NOON - 7300, NOON - 7200)  # every 1h, last finished 2 h ago
     past_run(state, "fresh", NOON - 120, NOON - 60)
     state.save_source(SourceState("halfway", {"n": 1}, "backfill", 1))
-    daemon, _ = make_daemon(tmp_path, state, {"name": "late-cron", "schedule": "*/15 * * * *"},
-                            {"name": "late-tick", "every": "1h"}, {"name": "fresh", "every": "1h"},
-                            {"name": "never", "every": "1h"}, {"name": "halfway", "every": "1h"})
+    daemon, _ = make_daemon(
+        tmp_path,
+        state,
+        {"name": "late-cron", "schedule": "*/15 * * * *"},
+        {"name": "late-tick", "every": "1h"},
+        {"name": "fresh", "every": "1h"},
+        {"name": "never", "every": "1h"},
+        {"name": "halfway", "every": "1h"},
+    )
     daemon.schedule()
     catchups = {j.split(":", 1)[1] for j in jobs(daemon) if j.startswith("catchup:")}
-    assert catchups == {"late-cron", "late-tick", "never", "halfway"}   # once each: one job, not one per miss
+    assert catchups == {"late-cron", "late-tick", "never", "halfway"}  # once each: one job, not one per miss
     assert fire_times(jobs(daemon)["catchup:late-tick"], NOON - 1, 1) == [NOON]
 
 
@@ -161,8 +177,8 @@ def test_due_at_start_is_judged_from_the_last_run() -> None:
     ok = SourceState("s", {}, "incremental")
     at = datetime(2024, 3, 1, 11, 0, 0, tzinfo=timezone.utc).timestamp()
     run = RunRecord("s", "sync", started_at=at, finished_at=at + 30)
-    assert due_at_start(cron, ok, run, at + 3599) is None            # 11:59:59: 12:00 not yet due
-    assert due_at_start(cron, ok, run, at + 3600) is not None        # 12:00 passed while down
+    assert due_at_start(cron, ok, run, at + 3599) is None  # 11:59:59: 12:00 not yet due
+    assert due_at_start(cron, ok, run, at + 3600) is not None  # 12:00 passed while down
     assert due_at_start(cron, SourceState("s"), None, at) == "never synced"
     assert due_at_start(SimpleNamespace(schedule=None, every=None), ok, None, at) is None
 
@@ -174,7 +190,8 @@ def test_backoff_doubles_and_is_capped() -> None:
 
 
 def test_failed_run_is_retried_with_backoff_and_logged_once_per_streak(
-        tmp_path: Path, state: SqliteState, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, state: SqliteState, caplog: pytest.LogCaptureFixture
+) -> None:
     clock = Clock()
     daemon, engine = make_daemon(tmp_path, state, {"name": "flaky", "every": "1m"}, clock=clock)
     engine.outcomes["flaky"] = ["failed", "failed", "failed", "ok", "failed"]
@@ -189,19 +206,18 @@ def test_failed_run_is_retried_with_backoff_and_logged_once_per_streak(
         clock.now += delay
     calls_before = len(engine.calls)
     assert calls_before == 3
-    assert daemon.sync_job("flaky", "retry").outcome == "ok"           # ... and the retry recovers
+    assert daemon.sync_job("flaky", "retry").outcome == "ok"  # ... and the retry recovers
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
-    assert len(errors) == 1 and "failing" in errors[0].getMessage()   # one line for a 3-failure streak
+    assert len(errors) == 1 and "failing" in errors[0].getMessage()  # one line for a 3-failure streak
     assert any("recovered after 3" in r.getMessage() for r in caplog.records)
-    assert daemon.sync_job("flaky", "schedule").outcome == "failed"   # a new streak ...
-    assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 2   # ... is logged again
+    assert daemon.sync_job("flaky", "schedule").outcome == "failed"  # a new streak ...
+    assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 2  # ... is logged again
     assert jobs(daemon)["retry:flaky"].trigger.run_date.timestamp() == clock.now + RETRY_BASE
 
 
 def test_backoff_is_capped_by_retry_max(tmp_path: Path, state: SqliteState) -> None:
     clock = Clock()
-    daemon, engine = make_daemon(tmp_path, state, {"name": "down", "every": "1m"}, clock=clock,
-                                 retry_max="2m")
+    daemon, engine = make_daemon(tmp_path, state, {"name": "down", "every": "1m"}, clock=clock, retry_max="2m")
     engine.outcomes["down"] = ["failed"] * 6
     for _ in range(6):
         daemon.sync_job("down", "retry")
@@ -216,9 +232,9 @@ def test_overlapping_runs_of_a_source_are_refused(tmp_path: Path, state: SqliteS
     first.start()
     assert engine.entered.acquire(timeout=10)
     try:
-        assert daemon.sync_job("slow") is None          # in this process: refused, not queued
-        assert daemon.prune_job("slow") is None         # a prune waits for its turn ...
-        assert "prune-retry:slow" in jobs(daemon)       # ... as a retry shortly after
+        assert daemon.sync_job("slow") is None  # in this process: refused, not queued
+        assert daemon.prune_job("slow") is None  # a prune waits for its turn ...
+        assert "prune-retry:slow" in jobs(daemon)  # ... as a retry shortly after
     finally:
         engine.hold.set()
         first.join(10)
@@ -245,10 +261,10 @@ def test_sources_run_in_parallel_up_to_max_parallel(tmp_path: Path, state: Sqlit
     sources = [{"name": f"s{n}", "every": "1h"} for n in range(3)]
     daemon, engine = make_daemon(tmp_path, state, *sources, max_parallel=2)
     engine.hold = threading.Event()
-    daemon.start()                                       # three new sources: three catch-up runs now
+    daemon.start()  # three new sources: three catch-up runs now
     try:
         assert engine.entered.acquire(timeout=20) and engine.entered.acquire(timeout=20)
-        assert len(engine.calls) == 2                    # the third waits for a worker
+        assert len(engine.calls) == 2  # the third waits for a worker
         engine.hold.set()
         assert engine.entered.acquire(timeout=20)
     finally:
@@ -263,16 +279,21 @@ def test_prune_runs_on_its_own_schedule(tmp_path: Path, state: SqliteState) -> N
     clock = Clock()
     past_run(state, "old", NOON - 60, NOON - 30)
     state.save_source(SourceState("old", {"n": 1}, "incremental", 1, None, NOON - 2 * 86400))
-    past_run(state, "recent", NOON - 60, NOON - 30)      # pruned 30 s ago (past_run sets last_prune)
-    daemon, engine = make_daemon(tmp_path, state, {"name": "old", "every": "1h"},
-                                 {"name": "recent", "every": "1h", "prune_every": "6h"}, clock=clock)
+    past_run(state, "recent", NOON - 60, NOON - 30)  # pruned 30 s ago (past_run sets last_prune)
+    daemon, engine = make_daemon(
+        tmp_path,
+        state,
+        {"name": "old", "every": "1h"},
+        {"name": "recent", "every": "1h", "prune_every": "6h"},
+        clock=clock,
+    )
     daemon.schedule()
     found = jobs(daemon)
     assert "prune-now:old" in found and "prune-now:recent" not in found
     assert fire_times(found["prune:recent"], NOON, 2) == [NOON - 30 + 6 * 3600, NOON - 30 + 12 * 3600]
     assert fire_times(found["prune:old"], NOON, 1) == [NOON + 86400]
     assert daemon.prune_job("old").outcome == "ok"
-    assert daemon.prune_job("recent") is None            # a full pass reconciled it moments ago
+    assert daemon.prune_job("recent") is None  # a full pass reconciled it moments ago
     assert engine.calls == [("old", "prune")]
 
 
@@ -287,11 +308,11 @@ def test_status_and_metrics_show_the_daemons_next_run_lag_and_streak(tmp_path: P
         assert planned == pytest.approx(now - 40 + 3600, abs=1)
         (row,) = sources_status(daemon.settings, state)["sources"]
         assert row["next_run"] == datetime.fromtimestamp(round(planned, 3), timezone.utc).isoformat(
-            timespec="milliseconds").replace("+00:00", "Z")   # times in answers: rounded to milliseconds
+            timespec="milliseconds"
+        ).replace("+00:00", "Z")  # times in answers: rounded to milliseconds
         assert row["lag_seconds"] == pytest.approx(90, abs=5) and row["failure_streak"] == 1
         assert row["last_run"]["outcome"] == "failed"
-        metrics = {m.name: m.samples[0].value for m in SourcesCollector(daemon.settings, state).collect()
-                   if m.samples}
+        metrics = {m.name: m.samples[0].value for m in SourcesCollector(daemon.settings, state).collect() if m.samples}
         assert metrics["inlet_source_failure_streak"] == 1
         assert metrics["inlet_source_last_run_ok"] == 0
         assert metrics["inlet_source_next_run_timestamp_seconds"] == pytest.approx(planned, abs=1)
@@ -315,9 +336,11 @@ def write_notes(folder: Path, count: int = N_FILES) -> set[str]:
 
 def process_config(tmp_path: Path, extra: str = "") -> Path:
     config = tmp_path / "config.toml"
-    config.write_text('[index]\npath = "index"\n[daemon]\njitter = "0s"\n[server]\nport = 0\n'
-                      '[[sources]]\nname = "notes"\ntype = "files"\npath = "docs"\nevery = "1h"\n'
-                      'checkpoint_every = 10\n' + extra)
+    config.write_text(
+        '[index]\npath = "index"\n[daemon]\njitter = "0s"\n[server]\nport = 0\n'
+        '[[sources]]\nname = "notes"\ntype = "files"\npath = "docs"\nevery = "1h"\n'
+        "checkpoint_every = 10\n" + extra
+    )
     return config
 
 
@@ -334,8 +357,9 @@ class Proc:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         env.pop("INLET_CONFIG", None)
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
-            self.popen = subprocess.Popen([sys.executable, "-m", "inlet", *args], cwd=tmp_path, env=env,
-                                          stdout=out, stderr=err)
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "inlet", *args], cwd=tmp_path, env=env, stdout=out, stderr=err
+            )
 
     def stderr(self) -> str:
         return self.err_path.read_text()
@@ -401,8 +425,7 @@ def runs(index: Path) -> list[tuple[str, str | None, str | None]]:
 
     db = sqlite3.connect(f"file:{index / 'state.db'}?mode=ro", uri=True)
     try:
-        return db.execute("SELECT kind, outcome, error FROM runs WHERE source = 'notes' "
-                          "ORDER BY id").fetchall()
+        return db.execute("SELECT kind, outcome, error FROM runs WHERE source = 'notes' ORDER BY id").fetchall()
     finally:
         db.close()
 
@@ -419,8 +442,8 @@ def test_sigterm_mid_sync_saves_the_checkpoint_and_exits_0(tmp_path: Path) -> No
     daemon.signal(signal.SIGTERM)
     assert daemon.wait(60) == 0, daemon.stderr()[-3000:]
     phase, checkpointed = source_row(index)  # type: ignore[misc]
-    assert phase == "backfill" and 10 <= checkpointed < N_FILES    # stopped mid-backfill ...
-    assert len(catalog(index)) == checkpointed                     # ... after committing the batch in hand
+    assert phase == "backfill" and 10 <= checkpointed < N_FILES  # stopped mid-backfill ...
+    assert len(catalog(index)) == checkpointed  # ... after committing the batch in hand
     assert runs(index)[-1][:2] == ("backfill", "interrupted") and "resumes" in runs(index)[-1][2]
 
 
@@ -435,17 +458,16 @@ def test_killed_daemon_restarts_without_losing_or_duplicating(tmp_path: Path) ->
     first = Proc(tmp_path, "daemon", "--config", config, tag="first")
     try:
         wait_for("two checkpoints", lambda: (source_row(index) or ("", 0))[1] >= 20, first)
-    finally:   # killed either way: a timed-out wait must not leave the daemon running
-        first.signal(signal.SIGKILL)                               # no chance to flush or clean up
+    finally:  # killed either way: a timed-out wait must not leave the daemon running
+        first.signal(signal.SIGKILL)  # no chance to flush or clean up
         first.wait(30)
     assert source_row(index)[0] == "backfill"  # type: ignore[index]
 
     second = Proc(tmp_path, "daemon", "--serve", "--config", config, tag="second")
     try:
-        wait_for("the resumed backfill to finish", lambda: (source_row(index) or ("",))[0] == "incremental",
-                 second)
+        wait_for("the resumed backfill to finish", lambda: (source_row(index) or ("",))[0] == "incremental", second)
         wait_for("the run to be recorded", lambda: runs(index)[-1][1] == "ok", second)
-        assert runs(index)[0][1] == "failed" and "interrupted" in runs(index)[0][2]   # the killed run
+        assert runs(index)[0][1] == "failed" and "interrupted" in runs(index)[0][2]  # the killed run
         assert set(catalog(index)) == expected
 
         # while the daemon holds the index: status reads SQLite, search and sync go through its API
@@ -456,16 +478,26 @@ def test_killed_daemon_restarts_without_losing_or_duplicating(tmp_path: Path) ->
         code, out, err = cli(tmp_path, "search", "marker17", "--json", "--config", config, tag="search")
         assert code == 0, err
         assert json.loads(out)["results"][0]["doc_id"] == "notes:note-0017.md"
-        code, out, err = cli(tmp_path, "search", "marker18", "--user", "alice@example.com", "--json",
-                             "--config", config, tag="search-user")     # through the on_behalf_of key
+        code, out, err = cli(
+            tmp_path,
+            "search",
+            "marker18",
+            "--user",
+            "alice@example.com",
+            "--json",
+            "--config",
+            config,
+            tag="search-user",
+        )  # through the on_behalf_of key
         assert code == 0, err
         assert json.loads(out)["results"][0]["doc_id"] == "notes:note-0018.md"
         api = json.loads((index / "daemon-api.json").read_text())
         assert (index / "daemon-api.json").stat().st_mode & 0o777 == 0o600
         import httpx
 
-        metrics = httpx.get(api["api_url"] + "/metrics", timeout=30,
-                            headers={"Authorization": f"Bearer {api['operator_key']}"})
+        metrics = httpx.get(
+            api["api_url"] + "/metrics", timeout=30, headers={"Authorization": f"Bearer {api['operator_key']}"}
+        )
         assert metrics.status_code == 200 and 'inlet_source_lag_seconds{source="notes"}' in metrics.text
         (tmp_path / "docs" / "note-0003.md").unlink()
         code, out, err = cli(tmp_path, "sync", "notes", "--json", "--config", config, tag="sync")
@@ -483,7 +515,7 @@ def test_killed_daemon_restarts_without_losing_or_duplicating(tmp_path: Path) ->
     docs = catalog(index)
     assert set(docs) == expected - {"notes:note-0003.md"}
     stored = set(open_collection(index).get(include=[])["ids"])
-    assert stored == {chunk_id(d, n) for d, chunks in docs.items() for n in range(chunks)}   # no strays
+    assert stored == {chunk_id(d, n) for d, chunks in docs.items() for n in range(chunks)}  # no strays
 
 
 # --- local commands while a daemon holds the index ---------------------------------------------------
@@ -496,10 +528,12 @@ def test_commands_beside_a_holder_without_a_local_channel_name_its_pid(tmp_path:
 
     settings_for(tmp_path, {"name": "docs", "every": "1h"})
     config = tmp_path / "config.toml"
-    config.write_text(f'[index]\npath = "index"\n[[sources]]\nname = "docs"\ntype = "files"\n'
-                      f'path = "{(tmp_path / "docs").as_posix()}"\nevery = "1h"\n')
+    config.write_text(
+        f'[index]\npath = "index"\n[[sources]]\nname = "docs"\ntype = "files"\n'
+        f'path = "{(tmp_path / "docs").as_posix()}"\nevery = "1h"\n'
+    )
     held = FileLock(tmp_path / "index" / "index.lock")
-    assert held.acquire(role="backfill")        # as a direct `inlet backfill` holds it: nothing to ask
+    assert held.acquire(role="backfill")  # as a direct `inlet backfill` holds it: nothing to ask
     try:
         result = CliRunner().invoke(cli, ["sync", "--config", str(config)])
         assert result.exit_code == 1 and f"in use by pid {os.getpid()}" in result.output
@@ -515,15 +549,14 @@ def test_admin_sync_route_needs_an_admin_key(tmp_path: Path, state: SqliteState)
     from inlet.config import ApiKey
     from inlet.server.app import create_app
 
-    daemon, engine = make_daemon(tmp_path, state, {"name": "docs", "every": "1h"},
-                                 {"name": "wiki", "every": "1h"})
+    daemon, engine = make_daemon(tmp_path, state, {"name": "docs", "every": "1h"}, {"name": "wiki", "every": "1h"})
     keys = [ApiKey(name="op", key_env="OP_KEY", admin=True), ApiKey(name="alice", key_env="ALICE_KEY", user="a@x")]
     server = daemon.settings.server.model_copy(update={"api_keys": keys})
     settings = daemon.settings.model_copy(update={"server": server})
     app = create_app(settings, index=object(), state=state, env={"OP_KEY": "op-key", "ALICE_KEY": "alice-key"})
     client = TestClient(app)
     admin = {"Authorization": "Bearer op-key"}
-    idle = client.post("/v1/admin/sync", json={}, headers=admin)   # `inlet serve`: no daemon, nothing to run
+    idle = client.post("/v1/admin/sync", json={}, headers=admin)  # `inlet serve`: no daemon, nothing to run
     assert idle.status_code == 409 and idle.json()["error"]["code"] == "no_daemon"
     app.state.daemon = daemon
     assert client.post("/v1/admin/sync", json={}).status_code == 401
@@ -544,8 +577,8 @@ def test_shutdown_waits_for_runs_in_flight_but_not_forever(tmp_path: Path, state
     worker.start()
     assert engine.entered.acquire(timeout=10)
     try:
-        assert daemon.shutdown(grace=0.2) is False       # bounded: the caller exits anyway
-        assert engine.stop.is_set()                      # the engine stops at its next checkpoint
+        assert daemon.shutdown(grace=0.2) is False  # bounded: the caller exits anyway
+        assert engine.stop.is_set()  # the engine stops at its next checkpoint
         # a job the scheduler had queued returns at once, without running
         assert daemon._tracked(daemon.sync_job, "slow") is None and engine.calls == [("slow", "sync")]
     finally:

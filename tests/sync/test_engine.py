@@ -44,8 +44,10 @@ class ScriptEngine(Engine):
 @pytest.fixture
 def engine(tmp_path, embedder):
     Script.plan, Script.calls = [], []
-    settings = Settings(index=IndexConfig(path=tmp_path), sources=[
-        SourceConfig(name="one", type="script"), SourceConfig(name="two", type="script")])
+    settings = Settings(
+        index=IndexConfig(path=tmp_path),
+        sources=[SourceConfig(name="one", type="script"), SourceConfig(name="two", type="script")],
+    )
     with Index(settings.index, embedder=embedder) as index:
         state = SqliteState(tmp_path / "state.db")
         yield ScriptEngine(settings, index, state)
@@ -57,13 +59,15 @@ def indexed(engine, source="one"):
 
 
 def test_checkpoint_saved_only_after_what_came_before_is_indexed(engine):
-    Script.plan = [[doc(1), doc(2), Checkpoint(state={"at": 2}), doc(3), RuntimeError("network down")],
-                   [doc(3), doc(4), Checkpoint(state={"at": 4})]]
+    Script.plan = [
+        [doc(1), doc(2), Checkpoint(state={"at": 2}), doc(3), RuntimeError("network down")],
+        [doc(3), doc(4), Checkpoint(state={"at": 4})],
+    ]
     first = engine.run("one", "backfill")
     assert first.outcome == "failed" and "network down" in first.error
     assert engine.state.source("one").checkpoint == {"at": 2}
-    assert indexed(engine) == ["one:1", "one:2"]      # doc 3 was never committed, nor its checkpoint
-    second = engine.run("one", "sync")                # resumes the interrupted backfill
+    assert indexed(engine) == ["one:1", "one:2"]  # doc 3 was never committed, nor its checkpoint
+    second = engine.run("one", "sync")  # resumes the interrupted backfill
     assert Script.calls[-1][0] == {"at": 2}
     assert second.outcome == "ok"
     assert indexed(engine) == ["one:1", "one:2", "one:3", "one:4"]
@@ -77,7 +81,7 @@ def test_a_completed_full_pass_deletes_what_it_did_not_see(engine):
     engine.run("one", "backfill")
     result = engine.run("one", "backfill")
     assert result.deleted == 1 and indexed(engine) == ["one:1", "one:3"]
-    assert result.embedded == 0                       # unchanged documents were not re-embedded
+    assert result.embedded == 0  # unchanged documents were not re-embedded
 
 
 def test_since_limited_backfill_never_prunes(engine):
@@ -90,10 +94,16 @@ def test_since_limited_backfill_never_prunes(engine):
 
 
 def test_incremental_sync_applies_deletions_and_counts_skips(engine):
-    Script.plan = [[doc(1), doc(2), Checkpoint(state={"v": 1})],
-                   [Deletion(id="one:1"), Skipped(id="one:9", reason="corrupt"),
-                    Skipped(id="one:8", reason="image", failed=False), doc(2, "edited text"),
-                    Checkpoint(state={"v": 2})]]
+    Script.plan = [
+        [doc(1), doc(2), Checkpoint(state={"v": 1})],
+        [
+            Deletion(id="one:1"),
+            Skipped(id="one:9", reason="corrupt"),
+            Skipped(id="one:8", reason="image", failed=False),
+            doc(2, "edited text"),
+            Checkpoint(state={"v": 2}),
+        ],
+    ]
     engine.run("one", "backfill")
     result = engine.run("one", "sync")
     assert Script.calls[-1][0] == {"v": 1}
@@ -153,22 +163,28 @@ def test_a_sync_after_an_unfinished_one_deletes_what_it_committed_past_its_check
     documents before the next sync, whose checkpoint never knew them: only asking the source
     (`live_ids`) settles it."""
     engine = RememberingEngine(engine.settings, engine.index, engine.state)
-    past = [doc(n) for n in range(2, 2 + BATCH_DOCS)]   # one full batch: written before any checkpoint
-    Script.plan = [[doc(1), Checkpoint(state={"at": 1})], [*past, RuntimeError("network down")],
-                   [Checkpoint(state={"at": 1})], [Checkpoint(state={"at": 1})]]
+    past = [doc(n) for n in range(2, 2 + BATCH_DOCS)]  # one full batch: written before any checkpoint
+    Script.plan = [
+        [doc(1), Checkpoint(state={"at": 1})],
+        [*past, RuntimeError("network down")],
+        [Checkpoint(state={"at": 1})],
+        [Checkpoint(state={"at": 1})],
+    ]
     Remembering.live = ["one:1"]
     engine.run("one", "backfill")
     assert engine.run("one", "sync").outcome == "failed"
     assert len(indexed(engine)) == 1 + BATCH_DOCS and engine.state.source("one").checkpoint == {"at": 1}
     assert engine.run("one", "sync").deleted == BATCH_DOCS
     assert indexed(engine) == ["one:1"]
-    Remembering.live = []   # after a clean run the source is not asked again
+    Remembering.live = []  # after a clean run the source is not asked again
     assert engine.run("one", "sync").deleted == 0 and indexed(engine) == ["one:1"]
 
 
 def test_order_within_a_batch_is_kept(engine):
-    Script.plan = [[doc(1), doc(2), Checkpoint(state={})],
-                   [doc(3), Deletion(id="one:3"), Deletion(id="one:1"), doc(1, "back again"), Checkpoint(state={})]]
+    Script.plan = [
+        [doc(1), doc(2), Checkpoint(state={})],
+        [doc(3), Deletion(id="one:3"), Deletion(id="one:1"), doc(1, "back again"), Checkpoint(state={})],
+    ]
     engine.run("one", "backfill")
     engine.run("one", "sync")
     assert indexed(engine) == ["one:1", "one:2"]
@@ -188,23 +204,33 @@ def test_checkpoint_writes_take_a_bounded_share_of_the_run(engine, tmp_path):
     original, engine.state = engine.state, CountingState(tmp_path / "counting.db")
     CountingState.writes = 0
     big = {"known": [f"file-{n:06d}-" + "x" * 30 for n in range(100_000)]}
-    Script.plan = [[doc(1), Checkpoint(state={**big, "at": 1})]
-                   + [Checkpoint(state={**big, "at": n}) for n in range(2, 200)]
-                   + [doc(2), Checkpoint(state={**big, "at": 200})]]
+    Script.plan = [
+        [doc(1), Checkpoint(state={**big, "at": 1})]
+        + [Checkpoint(state={**big, "at": n}) for n in range(2, 200)]
+        + [doc(2), Checkpoint(state={**big, "at": 200})]
+    ]
     try:
         result = engine.run("one", "backfill")
         assert result.outcome == "ok" and indexed(engine) == ["one:1", "one:2"]
-        assert engine.state.source("one").checkpoint["at"] == 200    # the last one always lands
-        assert CountingState.writes < 20                             # not 200 writes of ~4 MB
+        assert engine.state.source("one").checkpoint["at"] == 200  # the last one always lands
+        assert CountingState.writes < 20  # not 200 writes of ~4 MB
     finally:
         engine.state.close()
         engine.state = original
 
 
 def test_a_failed_run_resumes_from_the_last_written_checkpoint(engine):
-    Script.plan = [[doc(1), Checkpoint(state={"at": 1}), doc(2), Checkpoint(state={"at": 2}), doc(3),
-                    RuntimeError("network down")],
-                   [doc(3), Checkpoint(state={"at": 3})]]
+    Script.plan = [
+        [
+            doc(1),
+            Checkpoint(state={"at": 1}),
+            doc(2),
+            Checkpoint(state={"at": 2}),
+            doc(3),
+            RuntimeError("network down"),
+        ],
+        [doc(3), Checkpoint(state={"at": 3})],
+    ]
     assert engine.run("one", "backfill").outcome == "failed"
     written = engine.state.source("one").checkpoint
     assert written in ({"at": 1}, {"at": 2})
@@ -243,23 +269,33 @@ def test_progress_has_totals_moves_while_one_document_embeds_and_shows_in_status
     engine.on_progress = on_progress
     statuses = []
 
-    def look(c):   # the connector runs ahead of the embedding thread: wait until doc 1's chunks move
+    def look(c):  # the connector runs ahead of the embedding thread: wait until doc 1's chunks move
         assert moved.wait(60)
         statuses.append(sources_status(engine.settings, engine.state)["sources"][0]["running"])
         return c.document("2", title="Doc 2", text="small")
 
     big = " ".join(f"Sentence {n} about the harbour lantern and meadow." for n in range(300))
-    Script.plan = [[Progress(total=2, unit="files"), Progress(done=0), doc(1, big), Checkpoint(state={}),
-                    Progress(done=1), look, Progress(done=2), Checkpoint(state={})]]
+    Script.plan = [
+        [
+            Progress(total=2, unit="files"),
+            Progress(done=0),
+            doc(1, big),
+            Checkpoint(state={}),
+            Progress(done=1),
+            look,
+            Progress(done=2),
+            Checkpoint(state={}),
+        ]
+    ]
     result = engine.run("one", "backfill")
     assert result.outcome == "ok" and result.embedded > 8
     during = [e for e, _done, _total in seen if 0 < e < result.embedded]
-    assert len(set(during)) >= 2, seen          # chunks counted as they were embedded, not at the end
+    assert len(set(during)) >= 2, seen  # chunks counted as they were embedded, not at the end
     assert seen[-1] == (result.embedded, 2, 2)
     running = statuses[0]
     assert running is not None and running["total"] == 2 and running["done"] == 1 and running["unit"] == "files"
     assert running["embedded"] > 0 and running["eta_seconds"] is not None
-    assert sources_status(engine.settings, engine.state)["sources"][0]["running"] is None   # finished
+    assert sources_status(engine.settings, engine.state)["sources"][0]["running"] is None  # finished
 
 
 class ScopedScript(Script):
@@ -279,12 +315,12 @@ class ScopedEngine(Engine):
 def test_a_scoped_run_reads_its_scope_prunes_nothing_and_is_no_scheduled_sync(engine):
     scoped = ScopedEngine(engine.settings, engine.index, engine.state)
     Script.plan = [[doc(1), Checkpoint(state={"a": 0, "b": 0})]]
-    assert scoped.run("one", "sync", scope=frozenset({"a"})).outcome == "ok"   # new source: its backfill
+    assert scoped.run("one", "sync", scope=frozenset({"a"})).outcome == "ok"  # new source: its backfill
     assert Script.calls[-1] == (None, None)
     Script.plan = [[doc(2), Checkpoint(state={"a": 1, "b": 0})]]
     result = scoped.run("one", "sync", scope=frozenset({"a"}))
     assert result.outcome == "ok" and Script.calls[-1] == ({"a": 0, "b": 0}, frozenset({"a"}))
-    assert indexed(engine) == ["one:1", "one:2"]        # doc 1 was not seen again, and is kept
+    assert indexed(engine) == ["one:1", "one:2"]  # doc 1 was not seen again, and is kept
     assert engine.state.source("one").checkpoint == {"a": 1, "b": 0}
     assert engine.state.last_run("one").kind == "event"
     assert engine.state.last_run("one", kinds=("sync", "backfill")).kind == "backfill"
@@ -294,5 +330,5 @@ def test_without_load_scope_a_scoped_run_is_the_whole_incremental_sync(engine):
     Script.plan = [[doc(1), Checkpoint(state={"at": 1})], [doc(2), Checkpoint(state={"at": 2})]]
     engine.run("one", "backfill")
     assert engine.run("one", "sync", scope=frozenset({"x"})).outcome == "ok"
-    assert Script.calls[-1] == ({"at": 1}, None)          # Connector.load_scope's default: load()
+    assert Script.calls[-1] == ({"at": 1}, None)  # Connector.load_scope's default: load()
     assert indexed(engine) == ["one:1", "one:2"]

@@ -22,8 +22,10 @@ SOURCE = "sandbox-drive"
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[EventStack]:
     extra = {"channel_lifetime": "6s", "backoff_seconds": 0.01, "max_requests_per_second": 0, "retries": 1}
-    with Sandbox() as sb, event_stack(sb, tmp_path_factory.mktemp("drive-events"), embedder, SOURCE, extra,
-                                      hook_key="push_url") as st:
+    with (
+        Sandbox() as sb,
+        event_stack(sb, tmp_path_factory.mktemp("drive-events"), embedder, SOURCE, extra, hook_key="push_url") as st,
+    ):
         yield st
 
 
@@ -41,8 +43,15 @@ def _folder(stack: EventStack) -> str:
 
 
 def _add(stack: EventStack, name: str, text: str) -> ds.DriveFile:
-    return ds.add_file(stack.sb.ws, name, "text/plain", text, parent=_folder(stack), owner="a@example.com",
-                       permissions=[ds.anyone_permission()])
+    return ds.add_file(
+        stack.sb.ws,
+        name,
+        "text/plain",
+        text,
+        parent=_folder(stack),
+        owner="a@example.com",
+        permissions=[ds.anyone_permission()],
+    )
 
 
 def test_new_edited_and_trashed_files_are_searchable_within_seconds(stack: EventStack) -> None:
@@ -56,14 +65,14 @@ def test_new_edited_and_trashed_files_are_searchable_within_seconds(stack: Event
 
 
 def test_hook_checks_the_channel_token(stack: EventStack) -> None:
-    hook = str(stack.settings.source(SOURCE).push_url)   # type: ignore[attr-defined]
+    hook = str(stack.settings.source(SOURCE).push_url)  # type: ignore[attr-defined]
     channel = next(iter(_chans(stack).open.values()))
-    before = stack.daemon.events.sources[SOURCE].hints   # type: ignore[union-attr]
+    before = stack.daemon.events.sources[SOURCE].hints  # type: ignore[union-attr]
     forged = {"X-Goog-Channel-ID": channel.id, "X-Goog-Channel-Token": "guessed", "X-Goog-Resource-State": "change"}
-    assert httpx.post(hook, headers=forged).status_code == 404   # as for a hook nobody registered
+    assert httpx.post(hook, headers=forged).status_code == 404  # as for a hook nobody registered
     assert httpx.post(hook, headers={**forged, "X-Goog-Channel-ID": "other"}).status_code == 404
     assert httpx.post(hook.replace(SOURCE, "nope"), headers=forged).status_code == 404
-    assert stack.daemon.events.sources[SOURCE].hints == before   # type: ignore[union-attr]
+    assert stack.daemon.events.sources[SOURCE].hints == before  # type: ignore[union-attr]
 
 
 def test_dropped_message_is_caught_by_the_scheduled_pass(stack: EventStack) -> None:
@@ -97,4 +106,4 @@ def test_channels_are_replaced_before_they_expire_and_stopped_on_shutdown(stack:
     assert stack.daemon.events is not None
     stack.daemon.events.sources[SOURCE].events.stop()
     assert open_ids <= set(chans.stopped) and not chans.open
-    stack.daemon.events.sources[SOURCE].events.maintain()   # reopen for the module's other tests
+    stack.daemon.events.sources[SOURCE].events.maintain()  # reopen for the module's other tests

@@ -84,12 +84,12 @@ def test_a_hint_during_a_run_gets_a_run_of_its_own(loop: tuple[EventLoop, Manual
     runs.hold.clear()
     source.emit(Hint("a"))
     assert runs.entered.wait(5)
-    source.emit(Hint("b"))   # the run in flight may have read "b" already: it must run again
+    source.emit(Hint("b"))  # the run in flight may have read "b" already: it must run again
     source.emit(Hint("c"))
     runs.hold.set()
     wait_for(lambda: runs.count == 2 and event_loop.quiet("s"), what="a second run")
     assert runs.overlap == 1
-    assert runs.scopes == [frozenset({"a"}), frozenset({"b", "c"})]   # exactly one follow-up, for what came
+    assert runs.scopes == [frozenset({"a"}), frozenset({"b", "c"})]  # exactly one follow-up, for what came
 
 
 def test_a_hint_naming_no_container_syncs_the_whole_source(loop: tuple[EventLoop, Manual, Runs]) -> None:

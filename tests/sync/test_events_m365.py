@@ -23,16 +23,24 @@ def _subs(stack: EventStack) -> Subscriptions:
 @pytest.fixture(scope="module")
 def files_stack(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[EventStack]:
     extra = {"sites": ["sandbox.sharepoint.com:/sites/Finance"], "subscription_lifetime": "6s"}
-    with Sandbox() as sb, event_stack(sb, tmp_path_factory.mktemp("files-events"), embedder, "sandbox-files", extra,
-                                      hook_key="notifications_url") as st:
+    with (
+        Sandbox() as sb,
+        event_stack(
+            sb, tmp_path_factory.mktemp("files-events"), embedder, "sandbox-files", extra, hook_key="notifications_url"
+        ) as st,
+    ):
         yield st.settled(lambda: len(_subs(st).subs) == 2, "subscribed to both drives")
 
 
 @pytest.fixture(scope="module")
 def teams_stack(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[EventStack]:
     extra = {"teams": ["Support"], "subscription_lifetime": "6s"}
-    with Sandbox() as sb, event_stack(sb, tmp_path_factory.mktemp("teams-events"), embedder, "sandbox-teams", extra,
-                                      hook_key="notifications_url") as st:
+    with (
+        Sandbox() as sb,
+        event_stack(
+            sb, tmp_path_factory.mktemp("teams-events"), embedder, "sandbox-teams", extra, hook_key="notifications_url"
+        ) as st,
+    ):
         yield st.settled(lambda: len(_subs(st).subs) == 1, "subscribed to the channel")
 
 
@@ -43,8 +51,9 @@ def test_a_new_file_is_searchable_within_seconds_and_only_its_drive_is_read(file
         drive = next(d for d in state.drives.values() if d.kind == "business")
     sb.faults.reset_counts()
     with sb.ws.lock:
-        state.add_item(drive.id, None, "Kestrel plan.md", b"# Kestrel\n\nThe kestrel rollout starts in May.",
-                       "text/markdown")
+        state.add_item(
+            drive.id, None, "Kestrel plan.md", b"# Kestrel\n\nThe kestrel rollout starts in May.", "text/markdown"
+        )
     wait_for(lambda: files_stack.searchable("kestrel"), what="a new file searchable")
     wait_for(files_stack.quiet, what="the run finished")
     assert set(sb.faults.targets("graph:delta")) == {f"/v1.0/drives/{drive.id}/root/delta"}

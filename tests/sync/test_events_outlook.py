@@ -24,8 +24,12 @@ BADEER = "robert.badeer@enron.com"
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[EventStack]:
     extra = {"mailboxes": [BADEER], "folders": ["inbox"], "subscription_lifetime": "6s"}
-    with Sandbox() as sb, event_stack(sb, tmp_path_factory.mktemp("graph-events"), embedder, SOURCE, extra,
-                                      hook_key="notifications_url") as st:
+    with (
+        Sandbox() as sb,
+        event_stack(
+            sb, tmp_path_factory.mktemp("graph-events"), embedder, SOURCE, extra, hook_key="notifications_url"
+        ) as st,
+    ):
         yield st
 
 
@@ -39,7 +43,7 @@ def stack(shared: EventStack) -> EventStack:
 
 
 def _hook(stack: EventStack) -> str:
-    url = stack.settings.source(SOURCE).notifications_url   # type: ignore[attr-defined]
+    url = stack.settings.source(SOURCE).notifications_url  # type: ignore[attr-defined]
     return str(url)
 
 
@@ -58,11 +62,11 @@ def test_hook_validates_checks_client_state_and_hides_other_sources(stack: Event
     assert httpx.post(hook, params={"validationToken": "abc 123"}).text == "abc 123"
     assert httpx.post(hook.replace(SOURCE, "nope"), params={"validationToken": "x"}).status_code == 404
     assert httpx.post(hook.replace("/outlook/", "/google_drive/"), content=b"{}").status_code == 404
-    before = stack.daemon.events.sources[SOURCE].hints   # type: ignore[union-attr]
+    before = stack.daemon.events.sources[SOURCE].hints  # type: ignore[union-attr]
     sub_id = next(iter(_subs(stack).subs))
     forged = {"value": [{"subscriptionId": sub_id, "clientState": "guessed", "changeType": "created"}]}
-    assert httpx.post(hook, content=json.dumps(forged)).status_code == 404   # as for a hook nobody registered
-    assert stack.daemon.events.sources[SOURCE].hints == before   # type: ignore[union-attr]
+    assert httpx.post(hook, content=json.dumps(forged)).status_code == 404  # as for a hook nobody registered
+    assert stack.daemon.events.sources[SOURCE].hints == before  # type: ignore[union-attr]
 
 
 def test_dropped_notification_is_caught_by_the_scheduled_pass(stack: EventStack) -> None:
@@ -106,6 +110,9 @@ def test_subscriptions_are_renewed_before_they_expire(stack: EventStack) -> None
     subs = _subs(stack)
     sub = next(iter(subs.subs.values()))
     first_expiry, renewals = sub.expires, sub.renewals
-    wait_for(lambda: sub.renewals >= renewals + 2 and sub.expires > first_expiry, timeout=12,
-             what="two renewals of a six-second subscription")
-    assert sub.id in subs.subs   # never lapsed
+    wait_for(
+        lambda: sub.renewals >= renewals + 2 and sub.expires > first_expiry,
+        timeout=12,
+        what="two renewals of a six-second subscription",
+    )
+    assert sub.id in subs.subs  # never lapsed

@@ -29,17 +29,19 @@ APP_ENV = "INLET_TEST_SLACK_APP_TOKEN"
 
 @pytest.fixture(scope="module")
 def slack_shared(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[EventStack]:
-    extra = {"channels": ["private-ops", "old-project"], "events": True, "app_token_env": APP_ENV,
-             "pace_scale": 1e6}
-    with Sandbox() as sb, event_stack(sb, tmp_path_factory.mktemp("slack-scope"), embedder, SLACK, extra,
-                                      {APP_ENV: APP_TOKEN}) as st:
+    extra = {"channels": ["private-ops", "old-project"], "events": True, "app_token_env": APP_ENV, "pace_scale": 1e6}
+    with (
+        Sandbox() as sb,
+        event_stack(sb, tmp_path_factory.mktemp("slack-scope"), embedder, SLACK, extra, {APP_ENV: APP_TOKEN}) as st,
+    ):
         yield st
 
 
 @pytest.fixture
 def slack(slack_shared: EventStack) -> EventStack:
-    stack = slack_shared.settled(lambda: not hub(slack_shared.sb.ws, slack_shared.sb.faults).unacked,
-                                 "Socket Mode connected")
+    stack = slack_shared.settled(
+        lambda: not hub(slack_shared.sb.ws, slack_shared.sb.faults).unacked, "Socket Mode connected"
+    )
     stack.sb.faults.reset_counts()
     return stack
 
@@ -69,8 +71,8 @@ def test_a_message_syncs_only_its_channel(slack: EventStack) -> None:
     wait_for(lambda: slack.searchable("Gharial"), what="the message searchable")
     wait_for(slack.quiet, what="the event run finished")
     faults = slack.sb.faults
-    assert set(faults.targets("slack:*")) <= {OPS, ""}   # "": calls naming no channel (users.info)
-    assert faults.count("slack:conversations.history") == faults.count("slack:conversations.info") == 0   # the payload
+    assert set(faults.targets("slack:*")) <= {OPS, ""}  # "": calls naming no channel (users.info)
+    assert faults.count("slack:conversations.history") == faults.count("slack:conversations.info") == 0  # the payload
     assert faults.count("slack:conversations.list") == 0 and faults.count("slack:users.list") == 0
     assert slack.runs() > runs and _last_kind(slack) == "event"
     after = _channels_state(slack)
@@ -100,11 +102,11 @@ def test_a_scoped_run_prunes_nothing_outside_its_channel(slack: EventStack) -> N
     wait_for(lambda: slack.searchable("Jerboa"), what="the message in #old-project searchable")
     wait_for(slack.quiet, what="the event run finished")
     slack.sb.faults.events("slack", drop=1)
-    ss.delete_message(ws, OLD, ts)             # its event is lost: only a full pass can notice
+    ss.delete_message(ws, OLD, ts)  # its event is lost: only a full pass can notice
     ss.post_message(ws, OPS, "Margay deploy freeze", hamza)
     wait_for(lambda: slack.searchable("Margay"), what="the message in #private-ops searchable")
     wait_for(slack.quiet, what="the event run finished")
-    assert slack.searchable("Jerboa")             # the run of #private-ops proved nothing about #old-project
+    assert slack.searchable("Jerboa")  # the run of #private-ops proved nothing about #old-project
     result = slack.scheduled_pass()
     assert result is not None and result.outcome == "ok" and result.deleted >= 1
     assert not slack.searchable("Jerboa")
@@ -113,8 +115,12 @@ def test_a_scoped_run_prunes_nothing_outside_its_channel(slack: EventStack) -> N
 @pytest.fixture(scope="module")
 def mail(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[EventStack]:
     extra = {"mailboxes": [BADEER], "folders": ["inbox", "Capx"]}
-    with Sandbox() as sb, event_stack(sb, tmp_path_factory.mktemp("graph-scope"), embedder, MAIL, extra,
-                                      hook_key="notifications_url") as st:
+    with (
+        Sandbox() as sb,
+        event_stack(
+            sb, tmp_path_factory.mktemp("graph-scope"), embedder, MAIL, extra, hook_key="notifications_url"
+        ) as st,
+    ):
         yield st.settled(lambda: len(subscriptions(sb.ctx).subs) == 2, "both folders subscribed")
 
 

@@ -19,10 +19,20 @@ from inlet.sync.daemon import SHUTDOWN_DEADLINE
 from .events_stack import event_stack, wait_for
 
 CASES = {
-    "outlook": ("sandbox-mail", "notifications_url", {"mailboxes": ["robert.badeer@enron.com"], "folders": ["*"]},
-                ("graph", "subscriptions"), lambda sb: subscriptions(sb.ctx).subs),
-    "google_drive": ("sandbox-drive", "push_url", {"max_requests_per_second": 0},
-                     ("drive", "channels.stop"), lambda sb: channels(sb.ctx).open),
+    "outlook": (
+        "sandbox-mail",
+        "notifications_url",
+        {"mailboxes": ["robert.badeer@enron.com"], "folders": ["*"]},
+        ("graph", "subscriptions"),
+        lambda sb: subscriptions(sb.ctx).subs,
+    ),
+    "google_drive": (
+        "sandbox-drive",
+        "push_url",
+        {"max_requests_per_second": 0},
+        ("drive", "channels.stop"),
+        lambda sb: channels(sb.ctx).open,
+    ),
 }
 
 
@@ -54,8 +64,10 @@ def test_the_watchdog_ends_a_process_whatever_holds_it() -> None:
     import subprocess
     import sys
 
-    program = ("import threading, time\nfrom inlet.sync.daemon import overdue\n"
-               "threading.Thread(target=time.sleep, args=(600,)).start()\noverdue(0.5)\n")
+    program = (
+        "import threading, time\nfrom inlet.sync.daemon import overdue\n"
+        "threading.Thread(target=time.sleep, args=(600,)).start()\noverdue(0.5)\n"
+    )
     started = time.monotonic()
     proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and time.monotonic() - started < 30

@@ -17,7 +17,7 @@ from inlet.status import SourcesCollector, sources_status
 from .events_stack import EventStack, event_stack, wait_for
 
 SOURCE = "sandbox-slack"
-OPS = "G0PRIVOPS1"   # the sample's private channel (the bot is a member)
+OPS = "G0PRIVOPS1"  # the sample's private channel (the bot is a member)
 APP_ENV = "INLET_TEST_SLACK_APP_TOKEN"
 
 
@@ -25,8 +25,10 @@ APP_ENV = "INLET_TEST_SLACK_APP_TOKEN"
 def shared(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[EventStack]:
     """One sandbox and daemon for the module (setting one up takes seconds); tests use distinct words."""
     extra = {"channels": ["private-ops*"], "events": True, "app_token_env": APP_ENV, "pace_scale": 1e6}
-    with Sandbox() as sb, event_stack(sb, tmp_path_factory.mktemp("slack-events"), embedder, SOURCE, extra,
-                                      {APP_ENV: APP_TOKEN}) as st:
+    with (
+        Sandbox() as sb,
+        event_stack(sb, tmp_path_factory.mktemp("slack-events"), embedder, SOURCE, extra, {APP_ENV: APP_TOKEN}) as st,
+    ):
         yield st
 
 
@@ -89,7 +91,7 @@ def test_dropped_event_is_caught_by_the_scheduled_pass(stack: EventStack) -> Non
     stack.sb.faults.events("slack", drop=1)
     runs, sent = stack.runs(), socket.delivered
     ss.post_message(stack.sb.ws, OPS, "Pangolin capacity review", _member(stack.sb, "hamza@example.com"))
-    assert socket.delivered == sent and stack.runs() == runs   # no event went out, no run was made
+    assert socket.delivered == sent and stack.runs() == runs  # no event went out, no run was made
     assert not stack.searchable("Pangolin")
     result = stack.scheduled_pass()
     assert result is not None and result.outcome == "ok"
@@ -118,22 +120,32 @@ def test_reconnects_after_disconnect_and_reports_status(stack: EventStack) -> No
     wait_for(lambda: socket.opened > opened and len(socket.connections) == 1, what="a new connection")
     ss.post_message(stack.sb.ws, OPS, "Tapir postmortem drafted", _member(stack.sb, "hamza@example.com"))
     wait_for(lambda: stack.searchable("Tapir"), what="an event after the reconnect")
-    wait_for(lambda: (sources_status(stack.settings, stack.state)["sources"][0]["events"] or {}).get("latency_seconds"),
-             what="status reporting latency")
+    wait_for(
+        lambda: (sources_status(stack.settings, stack.state)["sources"][0]["events"] or {}).get("latency_seconds"),
+        what="status reporting latency",
+    )
     events = sources_status(stack.settings, stack.state)["sources"][0]["events"]
     assert events["live"] is True and events["last_event_at"].endswith("Z")
-    gauges = {m.name: m.samples[0].value for m in SourcesCollector(stack.settings, stack.state).collect()
-              if m.samples}
+    gauges = {m.name: m.samples[0].value for m in SourcesCollector(stack.settings, stack.state).collect() if m.samples}
     assert gauges["inlet_source_events_live"] == 1 and 0 < gauges["inlet_source_event_latency_seconds"] < 5
 
 
 # --- what an event run calls --------------------------------------------------------------------
 
+
 def _calls(stack: EventStack) -> dict[str, int]:
     faults = stack.sb.faults
-    return {m: faults.count(f"slack:{m}") for m in ("conversations.replies", "conversations.members",
-                                                     "conversations.info", "conversations.history",
-                                                     "conversations.list", "users.list")}
+    return {
+        m: faults.count(f"slack:{m}")
+        for m in (
+            "conversations.replies",
+            "conversations.members",
+            "conversations.info",
+            "conversations.history",
+            "conversations.list",
+            "users.list",
+        )
+    }
 
 
 def _settle(stack: EventStack) -> None:
@@ -149,21 +161,42 @@ def _checkpoint_channel(stack: EventStack) -> dict[str, Any]:
 
 def test_each_message_event_costs_at_most_one_replies_call_and_no_members(stack: EventStack) -> None:
     ws, hamza = stack.sb.ws, _member(stack.sb, "hamza@example.com")
-    steps: list[tuple[str, Any, Any]] = []   # (what, change, searchable when done)
+    steps: list[tuple[str, Any, Any]] = []  # (what, change, searchable when done)
     ts: dict[str, str] = {}
-    steps.append(("message", lambda: ts.setdefault("top", ss.post_message(ws, OPS, "Gerenuk rota posted", hamza)),
-                  lambda: stack.searchable("Gerenuk")))
-    steps.append(("edit", lambda: ss.edit_message(ws, OPS, ts["top"], "Gerenuk rota posted and agreed"),
-                  lambda: stack.searchable("agreed")))
-    steps.append(("reply", lambda: ts.setdefault("reply", ss.post_message(ws, OPS, "Dikdik swaps Tuesday", hamza,
-                                                                          thread_ts=ts["top"])),
-                  lambda: stack.searchable("Dikdik")))
-    steps.append(("reply edit", lambda: ss.edit_message(ws, OPS, ts["reply"], "Dikdik swaps Wednesday"),
-                  lambda: stack.searchable("Wednesday")))
-    steps.append(("reply deletion", lambda: ss.delete_message(ws, OPS, ts["reply"]),
-                  lambda: not stack.searchable("Dikdik")))
-    steps.append(("deletion", lambda: ss.delete_message(ws, OPS, ts["top"]),
-                  lambda: not stack.searchable("Gerenuk")))
+    steps.append(
+        (
+            "message",
+            lambda: ts.setdefault("top", ss.post_message(ws, OPS, "Gerenuk rota posted", hamza)),
+            lambda: stack.searchable("Gerenuk"),
+        )
+    )
+    steps.append(
+        (
+            "edit",
+            lambda: ss.edit_message(ws, OPS, ts["top"], "Gerenuk rota posted and agreed"),
+            lambda: stack.searchable("agreed"),
+        )
+    )
+    steps.append(
+        (
+            "reply",
+            lambda: ts.setdefault(
+                "reply", ss.post_message(ws, OPS, "Dikdik swaps Tuesday", hamza, thread_ts=ts["top"])
+            ),
+            lambda: stack.searchable("Dikdik"),
+        )
+    )
+    steps.append(
+        (
+            "reply edit",
+            lambda: ss.edit_message(ws, OPS, ts["reply"], "Dikdik swaps Wednesday"),
+            lambda: stack.searchable("Wednesday"),
+        )
+    )
+    steps.append(
+        ("reply deletion", lambda: ss.delete_message(ws, OPS, ts["reply"]), lambda: not stack.searchable("Dikdik"))
+    )
+    steps.append(("deletion", lambda: ss.delete_message(ws, OPS, ts["top"]), lambda: not stack.searchable("Gerenuk")))
     for what, change, done in steps:
         _settle(stack)
         runs = stack.runs()
@@ -174,9 +207,8 @@ def test_each_message_event_costs_at_most_one_replies_call_and_no_members(stack:
         assert stack.runs() == runs + 1, what
         assert calls["conversations.replies"] <= 1, (what, calls)
         assert calls["conversations.members"] == calls["conversations.info"] == 0, (what, calls)
-        assert calls["conversations.history"] == calls["conversations.list"] == calls["users.list"] == 0, \
-            (what, calls)
-    assert _calls(stack)["conversations.replies"] == 0   # the last step: a message without replies, gone
+        assert calls["conversations.history"] == calls["conversations.list"] == calls["users.list"] == 0, (what, calls)
+    assert _calls(stack)["conversations.replies"] == 0  # the last step: a message without replies, gone
 
 
 def test_a_single_message_needs_no_call_at_all(stack: EventStack) -> None:
@@ -191,7 +223,7 @@ def test_a_burst_of_messages_is_searchable_within_seconds(stack: EventStack) -> 
     _settle(stack)
     hamza = _member(stack.sb, "hamza@example.com")
     words = [f"Burstword{i:02d}" for i in range(12)]
-    for word in words:   # as fast as they can be posted: several a second
+    for word in words:  # as fast as they can be posted: several a second
         ss.post_message(stack.sb.ws, OPS, f"{word} deploy step done", hamza)
     wait_for(lambda: all(stack.searchable(w) for w in words), what="every message of the burst searchable")
     wait_for(stack.quiet, what="the runs finished")
@@ -227,7 +259,7 @@ def test_an_event_run_leaves_the_scheduled_run_everything_to_check(stack: EventS
     result = stack.scheduled_pass()
     assert result is not None and result.outcome == "ok"
     assert stack.searchable("Bongo") and stack.searchable("Kudu")
-    assert _checkpoint_channel(stack)["recent"][heard] != "event"   # re-read and fingerprinted
+    assert _checkpoint_channel(stack)["recent"][heard] != "event"  # re-read and fingerprinted
 
 
 def test_a_payload_not_found_reads_the_channel(stack: EventStack) -> None:

@@ -79,7 +79,7 @@ def test_peer_uid_is_read_from_the_kernel() -> None:
     left, right = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     with left, right:
         assert peer_uid(left) == os.geteuid()
-        verify_peer(left)                                   # our own uid passes
+        verify_peer(left)  # our own uid passes
         with pytest.raises(PeerRefusedError, match=f"uid {os.geteuid()}, not {os.geteuid() + 1}"):
             verify_peer(left, owner_uid=os.geteuid() + 1)
 
@@ -95,14 +95,16 @@ def test_a_server_for_another_uid_refuses_us_before_reading_the_request(tmp_path
 # Another user cannot run this venv's interpreter (it lives under a private home): a system one,
 # with nothing but the standard library, plays the other user.
 SYSTEM_PYTHON = shutil.which("python3", path="/usr/bin:/bin")
-as_root = pytest.mark.skipif(os.geteuid() != 0 or SYSTEM_PYTHON is None,
-                             reason="needs root and a system python3 to act as another user")
+as_root = pytest.mark.skipif(
+    os.geteuid() != 0 or SYSTEM_PYTHON is None, reason="needs root and a system python3 to act as another user"
+)
 
 
 def _as_nobody(code: str, *args: str) -> subprocess.CompletedProcess[str]:
     assert SYSTEM_PYTHON is not None
-    return subprocess.run([SYSTEM_PYTHON, "-c", code, *args], user=NOBODY, group=NOBODY, capture_output=True,
-                          text=True, timeout=60)
+    return subprocess.run(
+        [SYSTEM_PYTHON, "-c", code, *args], user=NOBODY, group=NOBODY, capture_output=True, text=True, timeout=60
+    )
 
 
 CONNECT = """
@@ -136,8 +138,8 @@ def test_another_user_cannot_connect_nor_be_served_if_the_socket_is_widened(shar
     calls: list[Any] = []
     with LocalServer(shared_dir, {"echo": calls.append}) as srv:
         denied = _as_nobody(CONNECT, str(srv.path))
-        assert denied.stdout.strip() == "permission denied", denied.stderr   # mode 0600 stops it at connect
-        srv.path.chmod(0o666)                        # someone widened it: the uid check still refuses
+        assert denied.stdout.strip() == "permission denied", denied.stderr  # mode 0600 stops it at connect
+        srv.path.chmod(0o666)  # someone widened it: the uid check still refuses
         refused = _as_nobody(CONNECT, str(srv.path))
         assert "PeerRefusedError" in refused.stdout and f"uid {NOBODY}" in refused.stdout, refused.stderr
     assert calls == []
@@ -145,13 +147,20 @@ def test_another_user_cannot_connect_nor_be_served_if_the_socket_is_widened(shar
 
 @as_root
 def test_a_client_refuses_a_socket_planted_by_another_user(shared_dir: Path) -> None:
-    plant = ("import socket, sys, os\ns = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
-             "s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o666); s.listen(1); print('ready', flush=True)\n"
-             "c, _ = s.accept(); c.recv(10)\n")
+    plant = (
+        "import socket, sys, os\ns = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n"
+        "s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o666); s.listen(1); print('ready', flush=True)\n"
+        "c, _ = s.accept(); c.recv(10)\n"
+    )
     assert SYSTEM_PYTHON is not None
     shared_dir.chmod(0o777)
-    proc = subprocess.Popen([SYSTEM_PYTHON, "-c", plant, str(socket_path(shared_dir))], user=NOBODY,
-                            group=NOBODY, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [SYSTEM_PYTHON, "-c", plant, str(socket_path(shared_dir))],
+        user=NOBODY,
+        group=NOBODY,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         with pytest.raises(PeerRefusedError, match=f"uid {NOBODY}"):
@@ -170,10 +179,10 @@ def _dead_socket(path: Path) -> None:
 
 def test_a_stale_socket_is_ignored_by_clients_and_replaced_by_the_next_holder(tmp_path: Path) -> None:
     _dead_socket(socket_path(tmp_path))
-    assert LocalClient.find(tmp_path) is None                # nobody listens: commands run directly
+    assert LocalClient.find(tmp_path) is None  # nobody listens: commands run directly
     with LocalServer(tmp_path, {"echo": echo}) as srv:
         assert LocalClient(srv.path).call("echo", {}) == {"echo": {}}
-    assert not socket_path(tmp_path).exists()                # removed on shutdown
+    assert not socket_path(tmp_path).exists()  # removed on shutdown
     assert LocalClient.find(tmp_path) is None
 
 
@@ -196,8 +205,9 @@ sys.stdin.read()
 
 
 def test_a_holder_that_dies_mid_request_is_a_clear_error(tmp_path: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         client = LocalClient.find(tmp_path)
@@ -207,7 +217,7 @@ def test_a_holder_that_dies_mid_request_is_a_clear_error(tmp_path: Path) -> None
         assert isinstance(gone.value, InletError) and gone.value.exit_code == 1
         assert proc.wait(30) == 7
         with pytest.raises(HolderGoneError, match="stopped listening"):
-            client.call("die")                     # its socket is left behind, nobody listens
+            client.call("die")  # its socket is left behind, nobody listens
     finally:
         proc.kill()
         proc.wait(30)
@@ -216,7 +226,7 @@ def test_a_holder_that_dies_mid_request_is_a_clear_error(tmp_path: Path) -> None
 def test_an_index_folder_too_deep_for_a_socket_path_still_works(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * 60) / ("e" * 60)
     deep.mkdir(parents=True)
-    assert len(str(socket_path(deep))) > 108          # beyond what sun_path holds
+    assert len(str(socket_path(deep))) > 108  # beyond what sun_path holds
     with LocalServer(deep, {"echo": echo}) as srv:
         assert stat.S_IMODE(srv.path.stat().st_mode) == 0o600
         client = LocalClient.find(deep)
@@ -229,12 +239,17 @@ def test_inlet_search_says_so_when_the_holder_dies_mid_request(tmp_path: Path) -
     index.mkdir()
     config = tmp_path / "config.toml"
     config.write_text(f'[index]\npath = "{index}"\n')
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(index)], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(index)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
-        done = subprocess.run([sys.executable, "-m", "inlet", "search", "anything", "--config", str(config)],
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "-m", "inlet", "search", "anything", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         holder.kill()
         holder.wait(30)

@@ -17,9 +17,11 @@ from inlet.server.local_channel import LocalClient, socket_path
 
 from .test_daemon import Proc, cli, make_daemon, source_row, wait_for
 
-NOTES = {"note-1.md": "The harbour lantern is relit every dusk by the keeper. marker-harbour",
-         "note-2.md": "Meadow survey: twelve hares counted near the old mill. marker-meadow",
-         "note-3.md": "Budget for the lantern repairs is forty crowns. marker-budget"}
+NOTES = {
+    "note-1.md": "The harbour lantern is relit every dusk by the keeper. marker-harbour",
+    "note-2.md": "Meadow survey: twelve hares counted near the old mill. marker-meadow",
+    "note-3.md": "Budget for the lantern repairs is forty crowns. marker-budget",
+}
 RUN_KEYS = {"source", "outcome", "upserted", "deleted", "skipped", "errors", "seconds"}
 LAST_RUN_KEYS = {"started_at", "finished_at", "outcome", "upserted", "deleted", "skipped", "errors", "error"}
 
@@ -29,9 +31,11 @@ def make_workdir(tmp_path: Path) -> Path:
     for name, text in NOTES.items():
         (tmp_path / "docs" / name).write_text(text)
     config = tmp_path / "config.toml"
-    config.write_text('[index]\npath = "index"\n[daemon]\njitter = "0s"\n[server]\nport = 0\n'
-                      '[[sources]]\nname = "notes"\ntype = "files"\npath = "docs"\nevery = "1h"\n'
-                      'users = ["alice@example.com"]\n')
+    config.write_text(
+        '[index]\npath = "index"\n[daemon]\njitter = "0s"\n[server]\nport = 0\n'
+        '[[sources]]\nname = "notes"\ntype = "files"\npath = "docs"\nevery = "1h"\n'
+        'users = ["alice@example.com"]\n'
+    )
     return config
 
 
@@ -56,8 +60,7 @@ def test_commands_are_answered_by_a_running_daemon(tmp_path: Path, serve: bool) 
     daemon = Proc(tmp_path, "daemon", *(["--serve"] if serve else []), "--config", str(config), tag="daemon")
     try:
         wait_for("the local channel", lambda: LocalClient.find(index), daemon, timeout=120)
-        wait_for("the first backfill", lambda: (source_row(index) or ("",))[0] == "incremental", daemon,
-                 timeout=300)
+        wait_for("the first backfill", lambda: (source_row(index) or ("",))[0] == "incremental", daemon, timeout=300)
 
         status = ok_json(tmp_path, "status", tag="status")
         (row,) = status["sources"]
@@ -68,8 +71,9 @@ def test_commands_are_answered_by_a_running_daemon(tmp_path: Path, serve: bool) 
         assert top_ids(found)[0] == "notes:note-1.md" and isinstance(found["took_ms"], float)
         as_alice = ok_json(tmp_path, "search", "marker-meadow hares", "--user", "alice@example.com", tag="alice")
         assert top_ids(as_alice)[0] == "notes:note-2.md"
-        assert ok_json(tmp_path, "search", "marker-meadow hares", "--user", "bob@example.com",
-                       tag="bob")["results"] == []
+        assert (
+            ok_json(tmp_path, "search", "marker-meadow hares", "--user", "bob@example.com", tag="bob")["results"] == []
+        )
 
         (tmp_path / "docs" / "note-3.md").unlink()
         runs = ok_json(tmp_path, "sync", "notes", tag="sync")["runs"]
@@ -83,7 +87,7 @@ def test_commands_are_answered_by_a_running_daemon(tmp_path: Path, serve: bool) 
             code, out, err = inlet(tmp_path, "sync", "nope", tag="sync-unknown")
             assert code == 2 and "no source named 'nope'" in err
 
-            busy = FileLock(index / "locks" / "notes.lock")   # as a run of the source elsewhere holds it
+            busy = FileLock(index / "locks" / "notes.lock")  # as a run of the source elsewhere holds it
             assert busy.acquire(source="notes")
             try:
                 code, out, err = inlet(tmp_path, "sync", "notes", "--json", tag="sync-busy")
@@ -97,7 +101,7 @@ def test_commands_are_answered_by_a_running_daemon(tmp_path: Path, serve: bool) 
         assert daemon.wait(120) == 0, daemon.stderr()[-3000:]
     assert not socket_path(index).exists()
 
-    if not serve:   # the same search run directly, now that nobody holds the index: same answer
+    if not serve:  # the same search run directly, now that nobody holds the index: same answer
         direct = ok_json(tmp_path, "search", "lantern", "--user", "alice@example.com", tag="direct")
         assert top_ids(direct) == top_ids(last) == ["notes:note-1.md", "notes:note-2.md"]
         assert [(h.keys(), h["text"]) for h in direct["results"]] == [(h.keys(), h["text"]) for h in last["results"]]
@@ -131,7 +135,7 @@ def test_a_forwarded_run_is_refused_while_its_source_runs_and_once_the_daemon_st
         daemon, engine = make_daemon(tmp_path, state, {"name": "docs", "every": "1h"})
         assert daemon.run_for_client("docs", "backfill").outcome == "ok"
         assert engine.calls == [("docs", "backfill")]
-        with daemon._guards["docs"]:                 # a scheduled run of it is in progress
+        with daemon._guards["docs"]:  # a scheduled run of it is in progress
             with pytest.raises(SourceBusyError, match="'docs' is already being synced"):
                 daemon.run_for_client("docs", "sync")
         daemon.stop.set()

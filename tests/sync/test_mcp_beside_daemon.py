@@ -36,9 +36,11 @@ def indexed(tmp_path: Path) -> tuple[Path, dict]:
         alice = Caller(key_name="stdio", user="alice@example.com", admin=False)
         direct = anyio.run(tool_session, Client(InletTools(retrieval, 180.0, lambda ctx: alice).server()))
     path = tmp_path / "config.toml"
-    (tmp_path / "notes").mkdir()   # a source with no schedule: the daemon holds the index, runs nothing
-    path.write_text(f'[index]\npath = "{tmp_path / "index"}"\n'
-                    f'[[sources]]\nname = "notes"\ntype = "files"\npath = "{tmp_path / "notes"}"\n')
+    (tmp_path / "notes").mkdir()  # a source with no schedule: the daemon holds the index, runs nothing
+    path.write_text(
+        f'[index]\npath = "{tmp_path / "index"}"\n'
+        f'[[sources]]\nname = "notes"\ntype = "files"\npath = "{tmp_path / "notes"}"\n'
+    )
     return path, direct
 
 
@@ -48,8 +50,9 @@ def same_answers(direct: dict, forwarded: dict) -> None:
     for name in ("private", "missing", "blank"):
         assert forwarded[name].is_error == direct[name].is_error, name
         assert forwarded[name].content == direct[name].content, name
-    assert {n: t.model_dump() for n, t in forwarded["tools"].items()} == \
-        {n: t.model_dump() for n, t in direct["tools"].items()}
+    assert {n: t.model_dump() for n, t in forwarded["tools"].items()} == {
+        n: t.model_dump() for n, t in direct["tools"].items()
+    }
 
 
 def test_stdio_mcp_beside_a_running_daemon_answers_as_without_it(tmp_path: Path, indexed: tuple[Path, dict]) -> None:

@@ -15,16 +15,19 @@ import pytest
 
 from tests.sync.test_daemon import Proc, wait_for, write_notes
 
-LEASE = 3   # seconds: short, so a takeover happens within the test
+LEASE = 3  # seconds: short, so a takeover happens within the test
 
 
 def pg_config(tmp_path: Path, database_url: str, chroma_url: str, sources: dict[str, str]) -> str:
     config = tmp_path / "config.toml"
-    text = (f'[index]\npath = "index"\ndatabase_url = "{database_url}"\nchroma_url = "{chroma_url}"\n'
-            f'[daemon]\njitter = "0s"\nlease = "{LEASE}s"\n[server]\nport = 0\n')
+    text = (
+        f'[index]\npath = "index"\ndatabase_url = "{database_url}"\nchroma_url = "{chroma_url}"\n'
+        f'[daemon]\njitter = "0s"\nlease = "{LEASE}s"\n[server]\nport = 0\n'
+    )
     for name, folder in sources.items():
-        text += (f'[[sources]]\nname = "{name}"\ntype = "files"\npath = "{folder}"\nevery = "1h"\n'
-                 'checkpoint_every = 10\n')
+        text += (
+            f'[[sources]]\nname = "{name}"\ntype = "files"\npath = "{folder}"\nevery = "1h"\ncheckpoint_every = 10\n'
+        )
     config.write_text(text)
     return str(config)
 
@@ -32,9 +35,9 @@ def pg_config(tmp_path: Path, database_url: str, chroma_url: str, sources: dict[
 def query(url: str, sql: str, *params: Any) -> list[tuple]:
     with psycopg.connect(url, autocommit=True) as db:
         try:
-            return db.execute(sql, params).fetchall()   # type: ignore[arg-type]
+            return db.execute(sql, params).fetchall()  # type: ignore[arg-type]
         except psycopg.errors.UndefinedTable:
-            return []   # before the first daemon migrated the schema
+            return []  # before the first daemon migrated the schema
 
 
 def checkpointed(url: str, source: str) -> tuple[str, int]:
@@ -84,10 +87,12 @@ def stop(*procs: Proc) -> None:
         proc.wait(90)
 
 
-def test_two_daemons_share_the_sources_and_take_over_from_a_killed_one(tmp_path: Path, database_url: str,
-                                                                        chroma_url: str) -> None:
+def test_two_daemons_share_the_sources_and_take_over_from_a_killed_one(
+    tmp_path: Path, database_url: str, chroma_url: str
+) -> None:
     expected = write_notes(tmp_path / "docs", 150) | {
-        i.replace("notes:", "more:") for i in write_notes(tmp_path / "more", 40)}
+        i.replace("notes:", "more:") for i in write_notes(tmp_path / "more", 40)
+    }
     config = pg_config(tmp_path, database_url, chroma_url, {"notes": "docs", "more": "more"})
     one = Proc(tmp_path, "daemon", "--config", config, tag="one")
     two = Proc(tmp_path, "daemon", "--config", config, tag="two")
@@ -98,10 +103,17 @@ def test_two_daemons_share_the_sources_and_take_over_from_a_killed_one(tmp_path:
         assert victim_pid == victim.popen.pid and checkpointed(database_url, "notes")[0] == "backfill"
         victim.signal(signal.SIGKILL)
         victim.wait(30)
-        wait_for("the survivor to finish notes", lambda: checkpointed(database_url, "notes")[0] == "incremental"
-                 and checkpointed(database_url, "more")[0] == "incremental", survivor, timeout=240)
+        wait_for(
+            "the survivor to finish notes",
+            lambda: (
+                checkpointed(database_url, "notes")[0] == "incremental"
+                and checkpointed(database_url, "more")[0] == "incremental"
+            ),
+            survivor,
+            timeout=240,
+        )
         assert_exactly_once(database_url, chroma_url, expected)
-        for source in ("notes", "more"):   # one complete backfill each; only the killed one's run failed
+        for source in ("notes", "more"):  # one complete backfill each; only the killed one's run failed
             ok = query(database_url, "SELECT count(*) FROM runs WHERE source = %s AND outcome = 'ok'", source)
             assert ok == [(1,)], source
         assert "taking over a run another daemon left unfinished" in survivor.stderr()
@@ -119,21 +131,32 @@ def test_a_frozen_daemon_is_fenced_out_when_it_wakes(tmp_path: Path, database_ur
         frozen.signal(signal.SIGSTOP)
         assert checkpointed(database_url, "notes")[0] == "backfill"
         successor = Proc(tmp_path, "daemon", "--config", config, tag="successor")
-        wait_for("the takeover to finish", lambda: checkpointed(database_url, "notes")[0] == "incremental",
-                 successor, timeout=240)
+        wait_for(
+            "the takeover to finish",
+            lambda: checkpointed(database_url, "notes")[0] == "incremental",
+            successor,
+            timeout=240,
+        )
         final = query(database_url, "SELECT checkpoint FROM sources WHERE name = 'notes'")
         frozen.signal(signal.SIGCONT)
         # The woken daemon's own log, not the runs table: the successor already closed its run there.
         wait_for("the woken daemon's run to fail", lambda: "source 'notes' is failing" in frozen.stderr(), frozen)
         assert query(database_url, "SELECT checkpoint FROM sources WHERE name = 'notes'") == final
-        assert checkpointed(database_url, "notes")[0] == "incremental"   # not moved back to its backfill
+        assert checkpointed(database_url, "notes")[0] == "incremental"  # not moved back to its backfill
         assert_exactly_once(database_url, chroma_url, expected)
         # Frozen outside a transaction, its next commit is refused; frozen inside one, its session was
         # ended: by the server (idle_in_transaction_session_timeout) or, frozen in the middle of a
         # statement, by the successor taking the lease (pg_terminate_backend: "administrator command").
         failure = frozen.stderr().split("source 'notes' is failing", 1)[1]
-        assert any(sign in failure for sign in ("commit was refused", "server closed the connection",
-                                                "idle-in-transaction timeout", "administrator command")), failure
+        assert any(
+            sign in failure
+            for sign in (
+                "commit was refused",
+                "server closed the connection",
+                "idle-in-transaction timeout",
+                "administrator command",
+            )
+        ), failure
         assert holder_pid(database_url, "notes") in (None, successor.popen.pid)
     finally:
         stop(frozen, *([successor] if successor else []))

@@ -13,8 +13,7 @@ from inlet.sync.pipeline import Pipeline
 
 
 def doc(n: int, text: str) -> Document:
-    return Document(id=f"d:{n}", source="d", source_type="files", title=f"Doc {n}", text=text,
-                    acl=ACL(public=True))
+    return Document(id=f"d:{n}", source="d", source_type="files", title=f"Doc {n}", text=text, acl=ACL(public=True))
 
 
 LONG = "\n\n".join(f"Paragraph {i} about quarterly revenue in region {i}. " * 8 for i in range(12))
@@ -63,7 +62,7 @@ def test_a_failing_stage_is_raised_to_the_caller_and_nothing_behind_it_runs(inde
         pipeline.after(fail)
         with pytest.raises(OSError, match="disk full"):
             pipeline.drain()
-        with pytest.raises(OSError):   # the pipeline takes nothing more
+        with pytest.raises(OSError):  # the pipeline takes nothing more
             pipeline.after(lambda: ran.append("late"))
     assert ran == []
 
@@ -72,7 +71,7 @@ def test_abandon_drops_what_is_not_yet_embedded_with_the_checkpoints_behind_it(i
     release = threading.Event()
     ran: list[str] = []
     with Pipeline(index, threading.Lock()) as pipeline:
-        pipeline.after(lambda: release.wait(60))   # holds the writer; the batch waits behind it
+        pipeline.after(lambda: release.wait(60))  # holds the writer; the batch waits behind it
         pipeline.submit([doc(1, "A note on the meadow.")], [], 1, None)
         pipeline.after(lambda: ran.append("checkpoint"))
         pipeline.abandon()

@@ -43,7 +43,7 @@ class Seen:
 
 @pytest.fixture
 def stack(tmp_path: Path, embedder: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Sandbox, Engine, Seen]]:
-    monkeypatch.setattr(engine_module, "PROGRESS_EVERY", 0.0)        # every item, not every half second
+    monkeypatch.setattr(engine_module, "PROGRESS_EVERY", 0.0)  # every item, not every half second
     monkeypatch.setattr(engine_module, "PROGRESS_SAVE_EVERY", 0.0)
     seen = Seen()
     with Sandbox() as sb:
@@ -54,7 +54,7 @@ def stack(tmp_path: Path, embedder: Any, monkeypatch: pytest.MonkeyPatch) -> Ite
 
         def on_progress(run: RunRecord, progress: RunProgress) -> None:
             seen.calls.append((progress.done, progress.total, progress.unit))
-            status = sources_status(settings)      # its own connection to the index's files
+            status = sources_status(settings)  # its own connection to the index's files
             running = next(s["running"] for s in status["sources"] if s["name"] == run.source)
             if running is not None:
                 seen.running.append(running)
@@ -86,12 +86,13 @@ def inbox_messages(sb: Sandbox) -> int:
 
 
 @pytest.mark.parametrize("source, unit, expected", [(DRIVE, "files", drive_files), (MAIL, "messages", inbox_messages)])
-def test_backfill_total_shows_in_status_and_done_ends_equal_to_it(stack: tuple[Sandbox, Engine, Seen], source: str,
-                                                                  unit: str, expected: Any) -> None:
+def test_backfill_total_shows_in_status_and_done_ends_equal_to_it(
+    stack: tuple[Sandbox, Engine, Seen], source: str, unit: str, expected: Any
+) -> None:
     sb, engine, seen = stack
     total = expected(sb)
     result = engine.run(source, "backfill")
-    assert result.outcome == "ok" and result.upserted + result.skipped == total    # every item was gone through
+    assert result.outcome == "ok" and result.upserted + result.skipped == total  # every item was gone through
     assert seen.calls[-1] == (total, total, unit)
     midway = [r for r in seen.running if r["total"] == total and r["done"] is not None and r["done"] < total]
     assert midway and all(r["unit"] == unit for r in midway)
@@ -100,6 +101,6 @@ def test_backfill_total_shows_in_status_and_done_ends_equal_to_it(stack: tuple[S
 
     seen.calls.clear()
     seen.running.clear()
-    again = engine.run(source, "sync")              # incremental: the source knows no total
+    again = engine.run(source, "sync")  # incremental: the source knows no total
     assert again.outcome == "ok"
     assert all(t is None for _, t, _ in seen.calls) and all(r["total"] is None for r in seen.running)

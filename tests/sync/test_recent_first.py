@@ -28,7 +28,7 @@ from inlet.storage.sqlite.state import SqliteState
 from inlet.sync.engine import Engine
 
 DAY = 86400.0
-RECENT = {"standup.md": 1, "incident.md": 2, "release.md": 5}                      # days old
+RECENT = {"standup.md": 1, "incident.md": 2, "release.md": 5}  # days old
 OLD = {"kickoff.md": 30, "budget.md": 90, "offsite.md": 200, "hiring.md": 400, "charter.md": 700}
 
 
@@ -69,8 +69,10 @@ def world(tmp_path, embedder):
     Hooked.calls = []
     Hooked.at_start = staticmethod(lambda since: None)
     Hooked.per_item = staticmethod(lambda since, item: None)
-    settings = Settings(index=IndexConfig(path=tmp_path / "index"), sources=[
-        FilesConfig(name="notes", type="files", path=folder, checkpoint_every=1)])
+    settings = Settings(
+        index=IndexConfig(path=tmp_path / "index"),
+        sources=[FilesConfig(name="notes", type="files", path=folder, checkpoint_every=1)],
+    )
     with Index(settings.index, embedder=embedder) as index:
         state = SqliteState(Path(index.path) / "state.db")
         yield HookedEngine(settings, index, state), folder
@@ -95,7 +97,7 @@ def test_the_recent_window_is_searchable_and_reported_before_the_full_pass(world
     seen: dict[str, Any] = {}
 
     def at_start(since: datetime | None) -> None:
-        if since is None:   # the full pass begins: the recent one is committed
+        if since is None:  # the full pass begins: the recent one is committed
             seen["indexed"] = indexed(engine)
             seen["found"] = found(engine, "notes about the incident")
             seen["status"] = status_of(engine)["indexed_since"]
@@ -107,13 +109,13 @@ def test_the_recent_window_is_searchable_and_reported_before_the_full_pass(world
     assert len(Hooked.calls) == 2 and Hooked.calls[1] is None
     window = Hooked.calls[0]
     assert window is not None and abs((started - window) - timedelta(days=7)) < timedelta(minutes=1)
-    assert seen["indexed"] == set(RECENT)                  # only the last 7 days, all of them
+    assert seen["indexed"] == set(RECENT)  # only the last 7 days, all of them
     assert "incident.md" in seen["found"]
     assert seen["status"] is not None and seen["status"] != "all"
     assert abs(datetime.fromisoformat(seen["status"]) - window) < timedelta(seconds=1)
     assert indexed(engine) == set(RECENT) | set(OLD)
     assert status_of(engine)["indexed_since"] == "all"
-    assert result.embedded == engine.index.collection.count()   # the recent documents were embedded once
+    assert result.embedded == engine.index.collection.count()  # the recent documents were embedded once
 
 
 def test_a_recent_document_deleted_before_the_full_pass_is_pruned(world):
@@ -150,7 +152,7 @@ def test_a_run_that_fails_in_the_recent_pass_redoes_it_and_loses_nothing(world):
     assert source.phase == "backfill" and source.checkpoint is None and source.recent is None
     assert status_of(engine)["indexed_since"] is None
     Hooked.calls = []
-    second = engine.run("notes", "sync")   # resumes the backfill: the recent pass again, then the full one
+    second = engine.run("notes", "sync")  # resumes the backfill: the recent pass again, then the full one
     assert second.outcome == "ok"
     assert len(Hooked.calls) == 2 and Hooked.calls[0] is not None and Hooked.calls[1] is None
     assert indexed(engine) == set(RECENT) | set(OLD)
@@ -165,12 +167,12 @@ def test_a_run_that_fails_in_the_full_pass_resumes_it_from_its_checkpoint(world)
     assert first.outcome == "failed" and "full pass" in (first.error or "")
     source = engine.state.source("notes")
     assert source.phase == "backfill" and source.recent is not None
-    assert source.checkpoint is not None          # the full pass's own, never the recent pass's
+    assert source.checkpoint is not None  # the full pass's own, never the recent pass's
     assert status_of(engine)["indexed_since"] is not None
     Hooked.calls = []
     second = engine.run("notes", "sync")
     assert second.outcome == "ok"
-    assert Hooked.calls == [None]                 # no second recent pass: the full pass resumed
+    assert Hooked.calls == [None]  # no second recent pass: the full pass resumed
     assert indexed(engine) == set(RECENT) | set(OLD)
     assert engine.index.collection.count() == sum(c for _, c in engine.index.catalog.counts().values())
     assert status_of(engine)["indexed_since"] == "all"
@@ -186,7 +188,7 @@ def test_recent_first_0_turns_the_recent_pass_off_per_source(world):
 
 def test_an_item_skipped_in_the_window_is_counted_once(world):
     engine, folder = world
-    (folder / "huge.md").write_text("x" * 5000)   # modified now: inside the window
+    (folder / "huge.md").write_text("x" * 5000)  # modified now: inside the window
     engine.settings.sources[0] = FilesConfig(name="notes", type="files", path=folder, max_file_bytes=4000)
     result = engine.run("notes", "backfill")
     assert len(Hooked.calls) == 2 and result.outcome == "ok"
@@ -207,8 +209,10 @@ def test_a_bad_recent_first_names_the_key_and_the_source(tmp_path):
         parse_config({"index": {"recent_first": "a week"}}, tmp_path / "config.toml")
     assert "recent_first" in str(caught.value) and "[index]" in str(caught.value)
     with pytest.raises(ConfigError) as caught:
-        parse_config({"sources": [{"name": "notes", "type": "files", "path": str(tmp_path),
-                                   "recent_first": "soon"}]}, tmp_path / "config.toml")
+        parse_config(
+            {"sources": [{"name": "notes", "type": "files", "path": str(tmp_path), "recent_first": "soon"}]},
+            tmp_path / "config.toml",
+        )
     assert "recent_first" in str(caught.value) and "notes" in str(caught.value)
 
 
@@ -231,20 +235,26 @@ def test_slack_backfill_makes_the_last_week_of_threads_searchable_first(tmp_path
     assert 0 < len(recent) < len(threads)
     at_recent: dict[str, Any] = {}
     with Sandbox(ws) as sb:
-        source = SlackConfig(name="chat", type="slack", token_env="T", base_url=sb.ctx.http_url + "/api/",
-                             pace_scale=1e6, recent_first=f"{(time.time() - start) / DAY:.6f}d")
+        source = SlackConfig(
+            name="chat",
+            type="slack",
+            token_env="T",
+            base_url=sb.ctx.http_url + "/api/",
+            pace_scale=1e6,
+            recent_first=f"{(time.time() - start) / DAY:.6f}d",
+        )
         settings = Settings(index=IndexConfig(path=tmp_path), sources=[source])
         with Index(settings.index, embedder=embedder) as index:
             state = SqliteState(tmp_path / "state.db")
 
-            def committed(name: str, since: datetime) -> None:   # the engine's event: recent pass in
+            def committed(name: str, since: datetime) -> None:  # the engine's event: recent pass in
                 at_recent["ids"] = set(index.catalog.source_doc_ids(name))
                 at_recent["status"] = sources_status(settings, state)["sources"][0]["indexed_since"]
 
             engine = Engine(settings, index, state, env={"T": slack.TOKEN}, on_recent=committed)
             result = engine.run("chat", "backfill")
             assert result.outcome == "ok"
-            assert at_recent["ids"] == recent                 # the window's threads, and only them
+            assert at_recent["ids"] == recent  # the window's threads, and only them
             assert at_recent["status"] not in (None, "all")
             assert abs(datetime.fromisoformat(at_recent["status"]).timestamp() - start) < 60
             assert {d for d in index.catalog.source_doc_ids("chat") if d.count(":") == 2} >= threads

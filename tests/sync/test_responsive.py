@@ -32,8 +32,11 @@ def write_sources(root: Path) -> Path:
         for n in range(FILES_EACH):
             words = " ".join(WORDS[(n * 5 + i * 3) % len(WORDS)] for i in range(60))
             (folder / f"note-{n:03d}.md").write_text(f"# {owner} note {n}\n\n{words} {owner}{n}\n")
-    sources = "".join(f'[[sources]]\nname = "{owner}"\ntype = "files"\npath = "{owner}"\nevery = "1h"\n'
-                      f'users = ["{email}"]\ncheckpoint_every = 4\n\n' for owner, email in USERS.items())
+    sources = "".join(
+        f'[[sources]]\nname = "{owner}"\ntype = "files"\npath = "{owner}"\nevery = "1h"\n'
+        f'users = ["{email}"]\ncheckpoint_every = 4\n\n'
+        for owner, email in USERS.items()
+    )
     config = root / "config.toml"
     config.write_text(f'[index]\npath = "index"\n[daemon]\njitter = "0s"\n[server]\nport = 0\n\n{sources}')
     return config
@@ -45,7 +48,7 @@ def documents(index: Path) -> int:
     db = sqlite3.connect(f"file:{index / 'catalog.db'}?mode=ro", uri=True, timeout=10)
     try:
         return int(db.execute("SELECT count(*) FROM documents").fetchone()[0])
-    except sqlite3.OperationalError:   # the schema is not there yet
+    except sqlite3.OperationalError:  # the schema is not there yet
         return 0
     finally:
         db.close()
@@ -71,18 +74,18 @@ def test_searches_are_answered_between_the_commits_of_a_backfill(tmp_path: Path)
     daemon = Proc(tmp_path, "daemon", "--serve", "--config", str(config), tag="daemon")
     failures: list[str] = []
     leaks: list[str] = []
-    seen_counts: list[int] = []   # the catalog's document count right after each answer
+    seen_counts: list[int] = []  # the catalog's document count right after each answer
     done = threading.Event()
     try:
         api_file = index / "daemon-api.json"
         api = json.loads(wait_for("the API", lambda: api_file.exists() and api_file.read_text(), daemon, 120))
-        wait_for("the model", lambda: httpx.get(api["api_url"] + "/readyz", timeout=30).status_code == 200,
-                 daemon, 180)
+        wait_for("the model", lambda: httpx.get(api["api_url"] + "/readyz", timeout=30).status_code == 200, daemon, 180)
 
         def client(n: int) -> None:
             owner = list(USERS)[n % len(USERS)]
-            with httpx.Client(base_url=api["api_url"], timeout=60,
-                              headers={"Authorization": f"Bearer {api['agent_key']}"}) as http:
+            with httpx.Client(
+                base_url=api["api_url"], timeout=60, headers={"Authorization": f"Bearer {api['agent_key']}"}
+            ) as http:
                 while not done.is_set():
                     query = f"{WORDS[n]} {WORDS[-n - 1]} {owner}{n}"
                     try:
@@ -94,8 +97,9 @@ def test_searches_are_answered_between_the_commits_of_a_backfill(tmp_path: Path)
                         failures.append(f"{response.status_code}: {response.text[:300]}")
                         continue
                     seen_counts.append(documents(index))
-                    leaks.extend(r["doc_id"] for r in response.json()["results"]
-                                 if not r["doc_id"].startswith(f"{owner}:"))
+                    leaks.extend(
+                        r["doc_id"] for r in response.json()["results"] if not r["doc_id"].startswith(f"{owner}:")
+                    )
 
         clients = [threading.Thread(target=client, args=(n,)) for n in range(CLIENTS)]
         for thread in clients:

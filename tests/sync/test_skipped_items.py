@@ -20,10 +20,12 @@ def _setup(tmp_path):
     folder = tmp_path / "docs"
     folder.mkdir()
     (folder / "plan.md").write_text("# Plan\n\nThe launch is on Tuesday.\n")
-    (folder / "huge.txt").write_text("budget " * 400)          # over max_file_bytes: skipped by policy
+    (folder / "huge.txt").write_text("budget " * 400)  # over max_file_bytes: skipped by policy
     config = tmp_path / "config.toml"
-    config.write_text('[index]\npath = "store"\n\n[[sources]]\nname = "handbook"\ntype = "files"\n'
-                      'path = "docs"\nmax_file_bytes = 1000\nevery = "1h"\n')
+    config.write_text(
+        '[index]\npath = "store"\n\n[[sources]]\nname = "handbook"\ntype = "files"\n'
+        'path = "docs"\nmax_file_bytes = 1000\nevery = "1h"\n'
+    )
     return folder, config
 
 
@@ -42,9 +44,10 @@ def test_a_skip_by_policy_is_ok_and_listed_an_unreadable_item_is_partial(tmp_pat
         first = engine.run("handbook", "backfill")
         assert (first.outcome, first.skipped, first.errors) == ("ok", 1, 0)
         last = sources_status(settings, state)["sources"][0]["last_run"]
-        assert last["skipped_items"] == [{"id": "handbook:huge.txt", "title": "huge.txt", "failed": False,
-                                          "reason": "larger than 1000 bytes"}]
-        (folder / "broken.pdf").write_bytes(b"%PDF-1.4 this is not a pdf")   # cannot be read: an error
+        assert last["skipped_items"] == [
+            {"id": "handbook:huge.txt", "title": "huge.txt", "failed": False, "reason": "larger than 1000 bytes"}
+        ]
+        (folder / "broken.pdf").write_bytes(b"%PDF-1.4 this is not a pdf")  # cannot be read: an error
         second = engine.run("handbook", "sync")
         assert second.outcome == "partial" and second.errors == 1
         items = {i["id"]: i for i in sources_status(settings, state)["sources"][0]["last_run"]["skipped_items"]}
@@ -54,13 +57,13 @@ def test_a_skip_by_policy_is_ok_and_listed_an_unreadable_item_is_partial(tmp_pat
         (folder / "broken.pdf").unlink()
         assert engine.run("handbook", "sync").skipped == 0
         report = sources_status(settings, state)["sources"][0]
-        assert report["last_run"]["skipped_items"] == []   # the last run's own list: empty ...
-        assert {i["id"] for i in report["recent_skips"]["items"]} == set(items)   # ... the skips stay in view
+        assert report["last_run"]["skipped_items"] == []  # the last run's own list: empty ...
+        assert {i["id"] for i in report["recent_skips"]["items"]} == set(items)  # ... the skips stay in view
         prose = CliRunner().invoke(cli, ["status", "handbook", "--config", str(config)]).output
         assert "the last run skipped nothing; the sync that ended" in prose and "broken.pdf" in prose, prose
         shutil.rmtree(folder)
         failed = engine.run("handbook", "sync")
-        assert failed.outcome == "failed" and failed.errors >= 1    # issue 28.4: not "0 errors"
+        assert failed.outcome == "failed" and failed.errors >= 1  # issue 28.4: not "0 errors"
         assert sources_status(settings, state)["sources"][0]["last_run"]["errors"] >= 1
         state.close()
 
@@ -75,12 +78,12 @@ def test_status_source_prints_the_skipped_items_and_json_carries_them(tmp_path, 
         assert Engine(settings, index, state, env={}).run("handbook", "backfill").skipped == SKIPS_KEPT + 6
         state.close()
     last = _status(config)
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", last["finished_at"])   # milliseconds at most
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", last["finished_at"])  # milliseconds at most
     assert last["skipped"] == SKIPS_KEPT + 6 and len(last["skipped_items"]) == SKIPS_KEPT
     prose = CliRunner().invoke(cli, ["status", "handbook", "--config", str(config)]).output
     assert "big-00.txt [handbook:big-00.txt] — skipped: larger than 1000 bytes" in prose, prose
     overview = CliRunner().invoke(cli, ["status", "--config", str(config)]).output
     assert "`inlet status handbook` lists them" in overview and "big-00.txt" not in overview
-    assert "(when a daemon runs: none runs this source now)" in overview   # no daemon: nothing will run it
+    assert "(when a daemon runs: none runs this source now)" in overview  # no daemon: nothing will run it
     unknown = CliRunner().invoke(cli, ["status", "nope", "--config", str(config)])
     assert unknown.exit_code == 2 and "handbook" in unknown.output

@@ -72,4 +72,4 @@ def test_a_torn_wal_gives_a_whole_earlier_checkpoint(tmp_path: Path, damage: str
         cursor = reopen(torn, tmp_path / f"open-{trial}")
         assert 0 <= cursor <= SAVES
         seen.add(cursor)
-    assert len(seen) > 1   # the damage landed at different commits
+    assert len(seen) > 1  # the damage landed at different commits

@@ -53,9 +53,9 @@ def test_what_cannot_be_vouched_for_restarts(caplog: pytest.LogCaptureFixture) -
         token: str
 
     with caplog.at_level(logging.WARNING):
-        assert NoPath.load({"token": "x"}, source="mail") is None   # no step from 1 to 2
-        assert V1.load({"cursor": "c", "version": 7}, source="mail") is None   # newer than the code
-        assert V1.load({"seen": "not a dict"}, source="mail") is None   # does not validate
+        assert NoPath.load({"token": "x"}, source="mail") is None  # no step from 1 to 2
+        assert V1.load({"cursor": "c", "version": 7}, source="mail") is None  # newer than the code
+        assert V1.load({"seen": "not a dict"}, source="mail") is None  # does not validate
     assert len(caplog.records) == 3 and all("source 'mail'" in r.getMessage() for r in caplog.records)
     assert "starting over" in caplog.records[0].getMessage()
 

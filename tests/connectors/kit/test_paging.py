@@ -11,8 +11,7 @@ from inlet.errors import RetriableError
 
 
 def test_pages_follow_the_tokens_until_the_last_page() -> None:
-    book = {None: {"items": [1], "nextPageToken": "b"}, "b": {"items": [2], "nextPageToken": "c"},
-            "c": {"items": [3]}}
+    book = {None: {"items": [1], "nextPageToken": "b"}, "b": {"items": [2], "nextPageToken": "c"}, "c": {"items": [3]}}
     asked: list[str | None] = []
 
     def fetch(token: str | None) -> dict[str, Any]:
@@ -32,7 +31,7 @@ def test_a_repeated_token_is_refused_naming_source_and_call() -> None:
 
 
 def test_a_page_naming_itself_is_refused_even_when_resumed() -> None:
-    pager = Pager(source="s", what="delta", token="t1")   # resumed from a checkpoint's token
+    pager = Pager(source="s", what="delta", token="t1")  # resumed from a checkpoint's token
     with pytest.raises(StuckTokenError):
         pager.advance("t1")
     pager = Pager(source="s", what="delta")

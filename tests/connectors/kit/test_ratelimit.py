@@ -27,8 +27,8 @@ def test_burst_then_rate() -> None:
     clock = Clock()
     bucket = TokenBucket(2.0, burst=3, clock=clock, sleep=clock.sleep)
     waits = [bucket.reserve() for _ in range(6)]
-    assert waits == [0.0, 0.0, 0.0, 0.5, 1.0, 1.5]   # 3 at once, then one every 1/2 s, queued in order
-    clock.now += 10   # a long idle time refills at most `burst` tokens
+    assert waits == [0.0, 0.0, 0.0, 0.5, 1.0, 1.5]  # 3 at once, then one every 1/2 s, queued in order
+    clock.now += 10  # a long idle time refills at most `burst` tokens
     assert [bucket.reserve() for _ in range(5)] == [0.0, 0.0, 0.0, 0.5, 1.0]
 
 
@@ -59,14 +59,19 @@ def test_threads_never_share_a_slot() -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    assert sorted(round(w, 6) for w in waits) == [round(n / 10, 6) for n in range(100)]   # 100 distinct slots
+    assert sorted(round(w, 6) for w in waits) == [round(n / 10, 6) for n in range(100)]  # 100 distinct slots
 
 
 def test_buckets_are_per_key() -> None:
     clock = Clock()
     buckets = Buckets({"history": 1.0, "users": 2.0}, clock=clock, sleep=clock.sleep)
-    assert [buckets.take("history"), buckets.take("users"), buckets.take("history"), buckets.take("users"),
-            buckets.take("unpaced")] == [0.0, 0.0, 1.0, 0.5, 0.0]
+    assert [
+        buckets.take("history"),
+        buckets.take("users"),
+        buckets.take("history"),
+        buckets.take("users"),
+        buckets.take("unpaced"),
+    ] == [0.0, 0.0, 1.0, 0.5, 0.0]
     assert buckets.waited == 1.5
 
 
@@ -74,7 +79,7 @@ def test_a_budget_caps_every_window_however_bursty() -> None:
     clock = Clock()
     bucket = TokenBucket(1.0, burst=5, budget=6, window=10.0, clock=clock, sleep=clock.sleep)
     at = [clock.now + bucket.reserve() for _ in range(14)]
-    assert at[:5] == [100.0] * 5 and at[5] == 101.0        # the burst, then the rate
-    assert at[6] == 110.0                                   # six in ten seconds: the seventh waits for the first
+    assert at[:5] == [100.0] * 5 and at[5] == 101.0  # the burst, then the rate
+    assert at[6] == 110.0  # six in ten seconds: the seventh waits for the first
     assert all(at[i + 6] - at[i] >= 10.0 for i in range(len(at) - 6))
-    assert at == sorted(at)                                 # still granted in asking order
+    assert at == sorted(at)  # still granted in asking order

@@ -30,7 +30,7 @@ class Service:
     def create(self, sub: Subscription) -> None:
         self._maybe_fail()
         sub.id, sub.expires = f"s{next(self._ids)}", self.clock[0] + self.lifetime
-        sub.data["resource"] = f"r-{sub.id}"   # what the service needs to remove it later
+        sub.data["resource"] = f"r-{sub.id}"  # what the service needs to remove it later
         self.calls.append(("create", sub.id))
 
     def renew(self, sub: Subscription) -> None:
@@ -44,9 +44,15 @@ class Service:
 
 
 def renewals(service: Service, clock: list[float], extendable: bool = True) -> Renewals:
-    return Renewals(source="mail", what="subscription", lifetime=service.lifetime, create=service.create,
-                    renew=service.renew if extendable else None, remove=service.remove,
-                    clock=lambda: clock[0])
+    return Renewals(
+        source="mail",
+        what="subscription",
+        lifetime=service.lifetime,
+        create=service.create,
+        renew=service.renew if extendable else None,
+        remove=service.remove,
+        clock=lambda: clock[0],
+    )
 
 
 def test_created_then_renewed_once_a_third_of_the_lifetime_is_left() -> None:
@@ -56,13 +62,13 @@ def test_created_then_renewed_once_a_third_of_the_lifetime_is_left() -> None:
     subs.add("inbox", mailbox="a@x")
     subs.maintain()
     assert service.calls == [("create", "s1")] and subs.live
-    clock[0] += 199.0   # 101 s left: more than a third
+    clock[0] += 199.0  # 101 s left: more than a third
     subs.maintain()
     assert service.calls == [("create", "s1")]
-    clock[0] += 2.0     # 99 s left: less than a third
+    clock[0] += 2.0  # 99 s left: less than a third
     subs.maintain()
     assert service.calls[-1] == ("renew", "s1") and subs.subs["inbox"].expires == clock[0] + 300
-    subs.subs["inbox"].renew_now = True   # the service asked (reauthorizationRequired)
+    subs.subs["inbox"].renew_now = True  # the service asked (reauthorizationRequired)
     subs.maintain()
     assert service.calls[-1] == ("renew", "s1") and len(service.calls) == 3 and not subs.subs["inbox"].renew_now
 
@@ -78,13 +84,14 @@ def test_a_failure_is_backed_off_and_not_live_until_it_succeeds(caplog: pytest.L
         subs.maintain()
     assert not subs.live and service.calls == []
     assert [r.getMessage() for r in caplog.records] == [
-        "source 'mail': subscription inbox: service unavailable (is the hook served?); next try in 5s"]
-    clock[0] += 4.9     # first back-off: 5 s
+        "source 'mail': subscription inbox: service unavailable (is the hook served?); next try in 5s"
+    ]
+    clock[0] += 4.9  # first back-off: 5 s
     subs.maintain()
-    assert service.fail == 1   # not tried yet
+    assert service.fail == 1  # not tried yet
     clock[0] += 0.2
     subs.maintain()
-    assert service.fail == 0 and not subs.live   # tried, failed again: next in 10 s
+    assert service.fail == 0 and not subs.live  # tried, failed again: next in 10 s
     clock[0] += 10.0
     subs.maintain()
     assert subs.live and service.calls == [("create", "s1")]
@@ -100,7 +107,7 @@ def test_what_cannot_be_extended_is_replaced_before_the_old_one_is_removed() -> 
     subs.maintain()
     assert service.calls == [("create", "s1"), ("create", "s2"), ("remove", "s1")]
     assert subs.subs["changes"].id == "s2" and subs.live
-    clock[0] += 200.0   # expired unnoticed (a sleeping laptop): replaced at the next round
+    clock[0] += 200.0  # expired unnoticed (a sleeping laptop): replaced at the next round
     subs.maintain()
     assert subs.live and subs.subs["changes"].id == "s3" and service.calls[-1] == ("remove", "s2")
 
@@ -113,16 +120,24 @@ def test_stop_removes_all_within_the_time_bound_whatever_the_service_does() -> N
     def hang(sub: Subscription) -> None:
         service.calls.append(("remove", sub.id))
         if sub.key == "stuck":
-            release.wait()   # a service that never answers
+            release.wait()  # a service that never answers
         if sub.key == "refused":
             raise InletError("403")
 
-    subs = Renewals(source="mail", what="subscription", lifetime=600.0, create=service.create,
-                    renew=service.renew, remove=hang, clock=lambda: clock[0], remove_timeout=0.3)
+    subs = Renewals(
+        source="mail",
+        what="subscription",
+        lifetime=600.0,
+        create=service.create,
+        renew=service.renew,
+        remove=hang,
+        clock=lambda: clock[0],
+        remove_timeout=0.3,
+    )
     for key in ("a", "stuck", "refused"):
         subs.add(key)
     subs.maintain()
-    subs.stop()   # returns although one removal never answers
+    subs.stop()  # returns although one removal never answers
     release.set()
     assert sorted(service.calls[3:]) == [("remove", "s1"), ("remove", "s2"), ("remove", "s3")]
     assert not subs.live and all(sub.id is None for sub in subs.subs.values())

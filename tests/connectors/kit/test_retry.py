@@ -14,18 +14,18 @@ from inlet.connectors.kit.slack import SlackRetryHandler, sdk_logger
 
 
 def policy(sleeps: list[float], **kw: float) -> RetryPolicy:
-    return RetryPolicy(jitter=0.0, sleep=sleeps.append, **kw)   # type: ignore[arg-type]
+    return RetryPolicy(jitter=0.0, sleep=sleeps.append, **kw)  # type: ignore[arg-type]
 
 
 def test_retry_after_reads_seconds_dates_and_header_maps() -> None:
     assert retry_after("2.5") == 2.5
     assert retry_after("-3") == 0.0
     assert retry_after({"Retry-After": "7"}) == 7.0
-    assert retry_after({"retry-after": ["4"]}) == 4.0   # slack-sdk keeps header values as lists
+    assert retry_after({"retry-after": ["4"]}) == 4.0  # slack-sdk keeps header values as lists
     assert retry_after(None) is None and retry_after("soon") is None and retry_after({}) is None
     date = email.utils.formatdate(1_000_030.0, usegmt=True)
     assert retry_after(date, now=lambda: 1_000_000.0) == 30.0
-    assert retry_after(date, now=lambda: 2_000_000.0) == 0.0   # a date in the past: no wait
+    assert retry_after(date, now=lambda: 2_000_000.0) == 0.0  # a date in the past: no wait
 
 
 def test_classification() -> None:
@@ -50,8 +50,9 @@ def test_attempts_are_bounded_by_count_and_by_total_wait(caplog: pytest.LogCaptu
         assert [attempts.retry("HTTP 503") for _ in range(4)] == [True, True, True, False]
     assert sleeps == [1.0, 2.0, 4.0]
     lines = [r.getMessage() for r in caplog.records]
-    assert lines == [f"source 'crm': contacts.list: HTTP 503; retry {n} of 3 in {w:.2f}s"
-                     for n, w in ((1, 1.0), (2, 2.0), (3, 4.0))]
+    assert lines == [
+        f"source 'crm': contacts.list: HTTP 503; retry {n} of 3 in {w:.2f}s" for n, w in ((1, 1.0), (2, 2.0), (3, 4.0))
+    ]
     assert all(r.levelno == logging.WARNING for r in caplog.records)
 
 
@@ -59,7 +60,7 @@ def test_deadline_refuses_a_wait_that_would_pass_it() -> None:
     sleeps: list[float] = []
     attempts = policy(sleeps, attempts=10, backoff=4.0, deadline=10.0).start("crm", "x")
     results = [attempts.retry("HTTP 500") for _ in range(3)]
-    assert results == [True, False, False] and sleeps == [4.0]   # 4 + 8 would pass 10 s
+    assert results == [True, False, False] and sleeps == [4.0]  # 4 + 8 would pass 10 s
     assert attempts.waited == 4.0
 
 
@@ -70,15 +71,19 @@ def test_a_throttle_logs_at_info(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_transport_honours_retry_after_capped_then_returns_the_last_answer() -> None:
-    answers = iter([httpx.Response(429, headers={"Retry-After": "3"}), httpx.Response(503),
-                    httpx.Response(200, json={"ok": True})])
+    answers = iter(
+        [httpx.Response(429, headers={"Retry-After": "3"}), httpx.Response(503), httpx.Response(200, json={"ok": True})]
+    )
     sleeps: list[float] = []
     transport = RetryTransport(httpx.MockTransport(lambda request: next(answers)), policy(sleeps), source="s")
     with httpx.Client(transport=transport) as client:
         assert client.get("https://graph.test/x").json() == {"ok": True}
-    assert sleeps == [3.0, 1.0]   # Retry-After, then exponential backoff (0.5 * 2)
-    capped = RetryTransport(httpx.MockTransport(lambda r: httpx.Response(429, headers={"Retry-After": "999"})),
-                            policy(sleeps, attempts=2, cap=5.0, deadline=100.0), source="s")
+    assert sleeps == [3.0, 1.0]  # Retry-After, then exponential backoff (0.5 * 2)
+    capped = RetryTransport(
+        httpx.MockTransport(lambda r: httpx.Response(429, headers={"Retry-After": "999"})),
+        policy(sleeps, attempts=2, cap=5.0, deadline=100.0),
+        source="s",
+    )
     with httpx.Client(transport=capped) as client:
         assert client.get("https://graph.test/x").status_code == 429
     assert sleeps[-1] == 5.0
@@ -88,8 +93,14 @@ def test_transport_resends_resets_of_idempotent_requests_only() -> None:
     def reset(request: httpx.Request) -> httpx.Response:
         raise httpx.ReadError("connection reset by peer", request=request)
 
-    answers = iter([httpx.Response(500), httpx.Response(502, headers={"Retry-After": "0.25"}), reset,
-                    httpx.Response(200, json={"ok": True})])
+    answers = iter(
+        [
+            httpx.Response(500),
+            httpx.Response(502, headers={"Retry-After": "0.25"}),
+            reset,
+            httpx.Response(200, json={"ok": True}),
+        ]
+    )
 
     def serve(request: httpx.Request) -> httpx.Response:
         answer = next(answers)
@@ -98,21 +109,22 @@ def test_transport_resends_resets_of_idempotent_requests_only() -> None:
     sleeps: list[float] = []
     with httpx.Client(transport=RetryTransport(httpx.MockTransport(serve), policy(sleeps))) as client:
         assert client.get("https://graph.test/x").json() == {"ok": True}
-    assert sleeps == [0.5, 0.25, 2.0]   # backoff, Retry-After, backoff (0.5 * 2 ** 2)
+    assert sleeps == [0.5, 0.25, 2.0]  # backoff, Retry-After, backoff (0.5 * 2 ** 2)
     sent: list[str] = []
 
     def refuse(kind: type[httpx.TransportError]) -> RetryTransport:
         def answer(request: httpx.Request) -> httpx.Response:
             sent.append(request.method)
             raise kind("no", request=request)
+
         return RetryTransport(httpx.MockTransport(answer), policy(sleeps, attempts=3))
 
     with httpx.Client(transport=refuse(httpx.ReadError)) as client:
-        with pytest.raises(httpx.ReadError):   # a POST may have been served: it is not sent twice
+        with pytest.raises(httpx.ReadError):  # a POST may have been served: it is not sent twice
             client.post("https://graph.test/subscriptions", json={})
     assert sent == ["POST"]
     with httpx.Client(transport=refuse(httpx.ConnectError)) as client:
-        with pytest.raises(httpx.ConnectError):   # never connected: safe to send again, up to the budget
+        with pytest.raises(httpx.ConnectError):  # never connected: safe to send again, up to the budget
             client.post("https://graph.test/subscriptions", json={})
     assert sent == ["POST"] * 4
 
@@ -130,9 +142,10 @@ def test_slack_handler_runs_the_policy_inside_the_sdk_retry_state() -> None:
     assert handler.can_retry(state=state, request=request, error=refused)
     handler.prepare_for_next_attempt(state=state, request=request, error=refused)
     assert sleeps == [2.0, 1.0]
-    assert not handler.can_retry(state=state, request=request, error=refused)   # 3 attempts used
-    assert not handler.can_retry(state=RetryState(), request=request,
-                                 response=HttpResponse(status_code=404, headers={}))
+    assert not handler.can_retry(state=state, request=request, error=refused)  # 3 attempts used
+    assert not handler.can_retry(
+        state=RetryState(), request=request, response=HttpResponse(status_code=404, headers={})
+    )
 
 
 def test_sdk_logger_drops_the_sdks_own_retry_lines(caplog: pytest.LogCaptureFixture) -> None:
