@@ -53,10 +53,16 @@ class TeamsConfig(SourceConfig):
     authority_url: str = Field("https://login.microsoftonline.com", description="identity platform host")
     ca_bundle: ConfigPath | None = Field(None, description="extra trusted CA (PEM)")
     scope: str = Field(SCOPE, description="token scope (national clouds: their Graph host)")
-    notifications_url: str | None = Field(None, description="public HTTPS URL of this source's hook "
-                                          "(.../hooks/teams/NAME): Graph change notifications (daemon)")
-    subscription_lifetime: Duration = Field("50m", description="how long each channel subscription lasts before "
-                                            "renewal (Graph allows up to one hour for channel messages)")
+    notifications_url: str | None = Field(
+        None,
+        description="public HTTPS URL of this source's hook "
+        "(.../hooks/teams/NAME): Graph change notifications (daemon)",
+    )
+    subscription_lifetime: Duration = Field(
+        "50m",
+        description="how long each channel subscription lasts before "
+        "renewal (Graph allows up to one hour for channel messages)",
+    )
     page_size: int = Field(50, ge=1, le=50, description="root messages per delta page")
     timeout: float = Field(60.0, gt=0, description="seconds per HTTP request")
 
@@ -66,9 +72,9 @@ class ChannelState(BaseModel):
     team: str = ""
     name: str = ""
     kind: str = "standard"
-    link: str | None = None          # nextLink (mid-round) or deltaLink
-    acl: str = ""                    # fingerprint of the ACL the channel's documents carry
-    threads: list[str] = Field(default_factory=list)   # root ids of the indexed threads
+    link: str | None = None  # nextLink (mid-round) or deltaLink
+    acl: str = ""  # fingerprint of the ACL the channel's documents carry
+    threads: list[str] = Field(default_factory=list)  # root ids of the indexed threads
     resync: list[str] | None = None  # during a re-read: threads not listed again yet
 
 
@@ -84,20 +90,36 @@ class TeamsConnector(Connector[TeamsConfig]):
 
     type = "teams"
     Config = TeamsConfig
-    recent_first = True   # `since` skips reading older items (the listing covers all): Connector.recent_first
+    recent_first = True  # `since` skips reading older items (the listing covers all): Connector.recent_first
 
-    def __init__(self, config: TeamsConfig, env: Any = None, *, transport: httpx.BaseTransport | None = None,
-                 policy: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        config: TeamsConfig,
+        env: Any = None,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        policy: RetryPolicy | None = None,
+    ) -> None:
         super().__init__(config, env)
         self._transport = transport
         self.policy = policy or RetryPolicy()
 
     def client(self) -> GraphClient:
         c = self.config
-        return GraphClient(source=self.name, tenant_id=c.tenant_id, client_id=c.client_id,
-                           client_secret=self.secret("client_secret_env"), graph_url=c.graph_url,
-                           authority_url=c.authority_url, ca_bundle=c.ca_bundle, scope=c.scope, timeout=c.timeout,
-                           policy=self.policy, transport=self._transport, user_agent="inlet-teams/0.1")
+        return GraphClient(
+            source=self.name,
+            tenant_id=c.tenant_id,
+            client_id=c.client_id,
+            client_secret=self.secret("client_secret_env"),
+            graph_url=c.graph_url,
+            authority_url=c.authority_url,
+            ca_bundle=c.ca_bundle,
+            scope=c.scope,
+            timeout=c.timeout,
+            policy=self.policy,
+            transport=self._transport,
+            user_agent="inlet-teams/0.1",
+        )
 
     def check(self) -> None:
         client = self.client()
@@ -135,8 +157,9 @@ class TeamsConnector(Connector[TeamsConfig]):
         try:
             run = _Run(self, client, TeamsCheckpoint())
             for cid, ch, _ in run.discover():
-                for page in client.pages(f"/teams/{ch.team_id}/channels/{cid}/messages/delta",
-                                         {"$top": self.config.page_size}):
+                for page in client.pages(
+                    f"/teams/{ch.team_id}/channels/{cid}/messages/delta", {"$top": self.config.page_size}
+                ):
                     for msg in page.get("value", []):
                         if not msg.get("deletedDateTime") and not msg.get("replyToId"):
                             yield self.doc_id(f"{cid}:{msg['id']}")
@@ -147,13 +170,20 @@ class TeamsConnector(Connector[TeamsConfig]):
         """A Graph subscription on each synced channel's messages."""
         if not self.config.notifications_url:
             return None
-        return GraphWebhooks(source=self.name, url=self.config.notifications_url,
-                             lifetime=parse_duration(self.config.subscription_lifetime), client=self.client,
-                             resources=self.channel_resources, change_type="created,updated,deleted")
+        return GraphWebhooks(
+            source=self.name,
+            url=self.config.notifications_url,
+            lifetime=parse_duration(self.config.subscription_lifetime),
+            client=self.client,
+            resources=self.channel_resources,
+            change_type="created,updated,deleted",
+        )
 
     def channel_resources(self, client: GraphClient) -> dict[str, str]:
-        return {cid: f"/teams/{ch.team_id}/channels/{cid}/messages"
-                for cid, ch, _ in _Run(self, client, TeamsCheckpoint()).discover()}
+        return {
+            cid: f"/teams/{ch.team_id}/channels/{cid}/messages"
+            for cid, ch, _ in _Run(self, client, TeamsCheckpoint()).discover()
+        }
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -180,10 +210,17 @@ class _Run:
     def discover(self) -> list[tuple[str, ChannelState, ACL]]:
         """(channel id, its state, its ACL) of every channel the config selects."""
         cfg = self.c.config
-        teams = [t for page in self.client.pages("/teams", {"$select": "id,displayName"})
-                 for t in page.get("value", []) if _matches(str(t.get("displayName", "")), cfg.teams)]
-        answers = batch_get(self.client, self.c.policy, [p for t in teams for p in (
-            f"/teams/{t['id']}/channels", f"/teams/{t['id']}/members?$top=999")])
+        teams = [
+            t
+            for page in self.client.pages("/teams", {"$select": "id,displayName"})
+            for t in page.get("value", [])
+            if _matches(str(t.get("displayName", "")), cfg.teams)
+        ]
+        answers = batch_get(
+            self.client,
+            self.c.policy,
+            [p for t in teams for p in (f"/teams/{t['id']}/channels", f"/teams/{t['id']}/members?$top=999")],
+        )
         found: list[tuple[str, ChannelState, str]] = []
         for team in teams:
             listing = answers[f"/teams/{team['id']}/channels"]
@@ -191,10 +228,18 @@ class _Run:
                 raise listing
             for ch in listing.get("value", []):
                 if _matches(str(ch.get("displayName", "")), cfg.channels):
-                    found.append((ch["id"], ChannelState(team_id=team["id"], team=team["displayName"],
-                                                         name=ch["displayName"],
-                                                         kind=ch.get("membershipType") or "standard"),
-                                  f"/teams/{team['id']}/members?$top=999"))
+                    found.append(
+                        (
+                            ch["id"],
+                            ChannelState(
+                                team_id=team["id"],
+                                team=team["displayName"],
+                                name=ch["displayName"],
+                                kind=ch.get("membershipType") or "standard",
+                            ),
+                            f"/teams/{team['id']}/members?$top=999",
+                        )
+                    )
         own = [f"/teams/{st.team_id}/channels/{cid}/members?$top=999" for cid, st, _ in found if st.kind != "standard"]
         answers.update(batch_get(self.client, self.c.policy, own))
         out = []
@@ -243,8 +288,10 @@ class _Run:
                     pager = Pager(source=self.c.name, what=f"delta of channel {ch.name!r}")
                     continue
                 if exc.status in (403, 404):
-                    yield Skipped(id=self.c.doc_id(f"channel:{cid}"),
-                                  reason=f"channel {ch.team}/{ch.name}: the app may not read it ({exc})")
+                    yield Skipped(
+                        id=self.c.doc_id(f"channel:{cid}"),
+                        reason=f"channel {ch.team}/{ch.name}: the app may not read it ({exc})",
+                    )
                     return
                 raise
             yield from self._roots(cid, ch, acl, page.get("value", []))
@@ -263,8 +310,16 @@ class _Run:
     def _acl(self, cid: str, ch: ChannelState) -> ACL:
         own = f"/teams/{ch.team_id}/channels/{cid}/members"
         path = f"/teams/{ch.team_id}/members" if ch.kind == "standard" else own
-        return ACL(users=sorted({str(m.get("email") or "").lower() for page in self.client.pages(path, {"$top": 999})
-                                 for m in page.get("value", []) if m.get("email")}))
+        return ACL(
+            users=sorted(
+                {
+                    str(m.get("email") or "").lower()
+                    for page in self.client.pages(path, {"$top": 999})
+                    for m in page.get("value", [])
+                    if m.get("email")
+                }
+            )
+        )
 
     def _roots(self, cid: str, ch: ChannelState, acl: ACL, roots: list[dict[str, Any]]) -> Iterator[Item]:
         live = []
@@ -294,10 +349,12 @@ class _Run:
                 ch.threads.append(root["id"])
             yield self._document(cid, ch, acl, root, answer.get("value", []))
 
-    def _document(self, cid: str, ch: ChannelState, acl: ACL, root: dict[str, Any],
-                  replies: list[dict[str, Any]]) -> Document:
-        messages = [root] + sorted((r for r in replies if not r.get("deletedDateTime")),
-                                   key=lambda r: str(r.get("createdDateTime")))
+    def _document(
+        self, cid: str, ch: ChannelState, acl: ACL, root: dict[str, Any], replies: list[dict[str, Any]]
+    ) -> Document:
+        messages = [root] + sorted(
+            (r for r in replies if not r.get("deletedDateTime")), key=lambda r: str(r.get("createdDateTime"))
+        )
         lines, people = [], []
         for msg in messages:
             name = _author(msg)
@@ -307,10 +364,17 @@ class _Run:
         first = _text(root).splitlines()[0] if _text(root) else ""
         title = root.get("subject") or f"{ch.name}: {first[:80]}"
         updated = max(str(m.get("lastModifiedDateTime") or m.get("createdDateTime") or "") for m in messages)
-        return self.c.document(f"{cid}:{root['id']}", title=title, text="\n\n".join(lines),
-                               url=root.get("webUrl") or "", author=_author(root),
-                               created_at=root.get("createdDateTime"), updated_at=updated or None,
-                               metadata={"team": ch.team, "channel": ch.name, "participants": people}, acl=acl)
+        return self.c.document(
+            f"{cid}:{root['id']}",
+            title=title,
+            text="\n\n".join(lines),
+            url=root.get("webUrl") or "",
+            author=_author(root),
+            created_at=root.get("createdDateTime"),
+            updated_at=updated or None,
+            metadata={"team": ch.team, "channel": ch.name, "participants": people},
+            acl=acl,
+        )
 
 
 def _author(msg: dict[str, Any]) -> str:
@@ -324,6 +388,7 @@ def _text(msg: dict[str, Any]) -> str:
     body = msg.get("body") or {}
     content = str(body.get("content") or "")
     text = html_to_text(content) if body.get("contentType") == "html" else content
-    files = [f"[{a.get('name') or 'file'}]({a['contentUrl']})" for a in msg.get("attachments") or []
-             if a.get("contentUrl")]
+    files = [
+        f"[{a.get('name') or 'file'}]({a['contentUrl']})" for a in msg.get("attachments") or [] if a.get("contentUrl")
+    ]
     return "\n".join(p for p in [text.strip(), *files] if p)

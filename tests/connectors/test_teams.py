@@ -21,8 +21,9 @@ ENGINEERING = ["abilinski@example.com", "doubledeez@example.com", "hamza@example
 def connector(sb: Sandbox, sleeps: list[float] | None = None, **overrides: Any) -> TeamsConnector:
     block, env = graph_teams.source(sb.ctx, sb.ctx.workdir)
     config = tomllib.loads(block)["sources"][0] | overrides
-    return TeamsConnector(TeamsConfig(**config), env,
-                          policy=RetryPolicy(sleep=(sleeps if sleeps is not None else []).append, jitter=0))
+    return TeamsConnector(
+        TeamsConfig(**config), env, policy=RetryPolicy(sleep=(sleeps if sleeps is not None else []).append, jitter=0)
+    )
 
 
 def run(conn: TeamsConnector, checkpoint: dict[str, Any] | None = None) -> tuple[list[Any], dict[str, Any]]:
@@ -72,16 +73,21 @@ def test_one_document_per_thread_rendered_as_plain_text(backfill: Any) -> None:
     got = docs(backfill[0])
     assert len(got) == 6 and len({d.id for d in got.values()}) == 6
     latency = got["Search latency"]
-    assert latency.text.splitlines()[0] == "Harry Potter (2024-03-04 09:00): The **search latency** regression " \
-                                            "is fixed in release 4.2."
-    assert "Thanks Harry Potter! Was it the vector cache?" in latency.text   # a mention reads as the name
-    assert "https://wiki.example.com/cache" in latency.text                  # a link keeps its URL
-    assert "[Latency report.docx](https://sandbox.sharepoint.com/" in latency.text   # a file: name and URL
+    assert (
+        latency.text.splitlines()[0] == "Harry Potter (2024-03-04 09:00): The **search latency** regression "
+        "is fixed in release 4.2."
+    )
+    assert "Thanks Harry Potter! Was it the vector cache?" in latency.text  # a mention reads as the name
+    assert "https://wiki.example.com/cache" in latency.text  # a link keeps its URL
+    assert "[Latency report.docx](https://sandbox.sharepoint.com/" in latency.text  # a file: name and URL
     assert "<" not in latency.text.replace("<https://", "")
-    assert latency.metadata == {"team": "Engineering", "channel": "General",
-                                "participants": ["Harry Potter", "Hermione Granger"]}
+    assert latency.metadata == {
+        "team": "Engineering",
+        "channel": "General",
+        "participants": ["Harry Potter", "Hermione Granger"],
+    }
     assert latency.url.startswith("https://") and "/l/message/" in latency.url
-    assert "General: Reminder: the design review moves to Thursday at 10:00." in got   # no subject
+    assert "General: Reminder: the design review moves to Thursday at 10:00." in got  # no subject
 
 
 def test_acl_is_the_team_for_standard_channels_and_the_channel_for_private_and_shared(backfill: Any) -> None:
@@ -98,13 +104,15 @@ def test_an_unchanged_tenant_costs_one_call_per_channel(shared: Sandbox, backfil
     assert [i for i in items if not isinstance(i, Checkpoint)] == []
     calls = shared.faults.calls
     assert calls["graph:messages.delta"] == 5 and calls["graph:replies"] == 0
-    assert calls["graph:teams"] == 1 and calls["graph:batch"] == 2   # channels and members, then own members
+    assert calls["graph:teams"] == 1 and calls["graph:batch"] == 2  # channels and members, then own members
 
 
 def test_globs_select_teams_and_channels(shared: Sandbox) -> None:
     items, _ = run(connector(shared, teams=["eng*"], channels=["incident-*", "general"]))
     assert {(d.metadata["team"], d.metadata["channel"]) for d in docs(items).values()} == {
-        ("Engineering", "General"), ("Engineering", "incident-db")}
+        ("Engineering", "General"),
+        ("Engineering", "incident-db"),
+    }
 
 
 def test_edited_and_deleted_replies_rerender_and_a_deleted_root_deletes(sb: Sandbox) -> None:
@@ -118,8 +126,12 @@ def test_edited_and_deleted_replies_rerender_and_a_deleted_root_deletes(sb: Sand
         st.delete(answer.id)
         review = root(sb, "design review")
         st.delete(review.id)
-        st.post(channel(sb, "incident-db").id, "hamza@example.com", "<p>Postmortem on Friday.</p>",
-                root(sb, "Database failover").id)
+        st.post(
+            channel(sb, "incident-db").id,
+            "hamza@example.com",
+            "<p>Postmortem on Friday.</p>",
+            root(sb, "Database failover").id,
+        )
     items, cp = run(conn, cp)
     got = docs(items)
     failover = "incident-db: Database failover started at 02:10; replicas are catching up."
