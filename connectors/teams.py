@@ -10,7 +10,9 @@ round lists the root messages whose thread changed (Graph moves a root's `lastMo
 when a reply is added, edited or deleted); their replies are read again (`$batch`, 20 threads a
 call) and the whole thread re-rendered: root and replies as "author (time): text", HTML turned into
 plain text, mentions as the names they show, files and links kept as names and URLs. A deleted root
-deletes the thread; a deleted reply leaves the thread without it. A membership change (the ACL's
+deletes the thread (whether or not the checkpoint lists it: a killed run may have indexed it after
+its last saved checkpoint); a deleted reply leaves the thread without it. A first round lists no
+deleted roots, so after an unfinished run the engine compares the index with `live_ids`. A membership change (the ACL's
 fingerprint differs from the checkpoint's) re-reads the whole channel, so every thread is yielded
 with the new ACL and the same text: the index re-writes ACLs and re-embeds nothing. An expired delta
 link (410) re-reads the channel and deletes the threads it does not list again. A change
@@ -90,7 +92,11 @@ class TeamsConnector(Connector[TeamsConfig]):
 
     type = "teams"
     Config = TeamsConfig
-    recent_first = True  # `since` skips reading older items (the listing covers all): Connector.recent_first
+    recent_first = True   # `since` skips reading older items (the listing covers all): Connector.recent_first
+    # A first delta round lists no deleted roots, so a round restarted after a kill cannot report a
+    # thread the killed run indexed past its last checkpoint and the source deleted since: the
+    # engine settles it with `live_ids` (Connector.deletions_from_checkpoint).
+    deletions_from_checkpoint = True
 
     def __init__(
         self,
@@ -328,10 +334,10 @@ class _Run:
                 continue
             if ch.resync is not None and root["id"] in ch.resync:
                 ch.resync.remove(root["id"])
-            if root.get("deletedDateTime"):
-                if root["id"] in ch.threads:
+            if root.get("deletedDateTime"):   # deleted even if the checkpoint never knew it: a killed
+                if root["id"] in ch.threads:     # run may have indexed it after its last saved checkpoint
                     ch.threads.remove(root["id"])
-                    yield Deletion(id=self.c.doc_id(f"{cid}:{root['id']}"))
+                yield Deletion(id=self.c.doc_id(f"{cid}:{root['id']}"))
             elif self.st.since and str(root.get("lastModifiedDateTime") or "") < self.st.since:
                 continue
             else:

@@ -180,3 +180,34 @@ def test_throttling_waits_retry_after_on_calls_and_inside_batches(sb: Sandbox) -
     items, _ = run(connector(sb, sleeps))
     assert len(docs(items)) == 6 and not [i for i in items if isinstance(i, Skipped)]
     assert {6, 4, 2} <= set(sleeps)
+
+
+def test_a_delta_resumed_from_an_older_checkpoint_deletes_a_thread_it_never_recorded(sb: Sandbox) -> None:
+    """A killed run indexed a new thread but never saved the checkpoint after it; the thread's root
+    is deleted before the resume, whose round (from the older checkpoint) must delete the document."""
+    conn = connector(sb)
+    _, before = run(conn)
+    st = state(sb)
+    with sb.ws.lock:
+        late = st.post(channel(sb, "incident-db").id, "hamza@example.com", "<p>Replica lag alert.</p>")
+    items, _ = run(conn, before)   # indexed; this checkpoint is the one the kill lost
+    assert thread_id(sb, late) in {d.id for d in items if isinstance(d, Document)}
+    with sb.ws.lock:
+        st.delete(late.id)
+    items, _ = run(conn, before)
+    assert thread_id(sb, late) in {i.id for i in items if isinstance(i, Deletion)}
+
+
+def test_a_restarted_first_round_cannot_see_deletions_so_the_engine_asks_live_ids(sb: Sandbox) -> None:
+    """A first delta round lists no deleted roots: a backfill restarted after a kill never yields
+    the deletion of a thread the killed run indexed, so the engine settles it with `live_ids`."""
+    conn = connector(sb)
+    items, _ = run(conn)
+    gone = root(sb, "slow exports")
+    with sb.ws.lock:
+        state(sb).delete(gone.id)
+    again, _ = run(conn)   # the restarted round
+    assert not [i for i in again if isinstance(i, Deletion)]
+    assert TeamsConnector.deletions_from_checkpoint
+    live = set(conn.live_ids())
+    assert live == {d.id for d in items if isinstance(d, Document)} - {thread_id(sb, gone)}
