@@ -92,7 +92,7 @@ class TeamsConnector(Connector[TeamsConfig]):
 
     type = "teams"
     Config = TeamsConfig
-    recent_first = True   # `since` skips reading older items (the listing covers all): Connector.recent_first
+    recent_first = True  # `since` skips reading older items (the listing covers all): Connector.recent_first
     # A first delta round lists no deleted roots, so a round restarted after a kill cannot report a
     # thread the killed run indexed past its last checkpoint and the source deleted since: the
     # engine settles it with `live_ids` (Connector.deletions_from_checkpoint).
@@ -334,8 +334,8 @@ class _Run:
                 continue
             if ch.resync is not None and root["id"] in ch.resync:
                 ch.resync.remove(root["id"])
-            if root.get("deletedDateTime"):   # deleted even if the checkpoint never knew it: a killed
-                if root["id"] in ch.threads:     # run may have indexed it after its last saved checkpoint
+            if root.get("deletedDateTime"):  # deleted even if the checkpoint never knew it: a killed
+                if root["id"] in ch.threads:  # run may have indexed it after its last saved checkpoint
                     ch.threads.remove(root["id"])
                 yield Deletion(id=self.c.doc_id(f"{cid}:{root['id']}"))
             elif self.st.since and str(root.get("lastModifiedDateTime") or "") < self.st.since:

@@ -190,7 +190,7 @@ def test_a_delta_resumed_from_an_older_checkpoint_deletes_a_thread_it_never_reco
     st = state(sb)
     with sb.ws.lock:
         late = st.post(channel(sb, "incident-db").id, "hamza@example.com", "<p>Replica lag alert.</p>")
-    items, _ = run(conn, before)   # indexed; this checkpoint is the one the kill lost
+    items, _ = run(conn, before)  # indexed; this checkpoint is the one the kill lost
     assert thread_id(sb, late) in {d.id for d in items if isinstance(d, Document)}
     with sb.ws.lock:
         st.delete(late.id)
@@ -206,7 +206,7 @@ def test_a_restarted_first_round_cannot_see_deletions_so_the_engine_asks_live_id
     gone = root(sb, "slow exports")
     with sb.ws.lock:
         state(sb).delete(gone.id)
-    again, _ = run(conn)   # the restarted round
+    again, _ = run(conn)  # the restarted round
     assert not [i for i in again if isinstance(i, Deletion)]
     assert TeamsConnector.deletions_from_checkpoint
     live = set(conn.live_ids())
