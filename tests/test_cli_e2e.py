@@ -101,7 +101,11 @@ def test_backfill_search_change_sync(workdir):
 
 
 def test_killed_backfill_resumes_with_every_document_exactly_once(workdir):
-    env = {**os.environ, "INLET_CONFIG": str(workdir / "config.toml")}
+    # one pass, killed mid-way: the corpus is all new, so a recent-first pass would index it all
+    # before the first checkpoint (kills inside a recent pass: tests/sync/test_recent_first.py)
+    config = workdir / "config.toml"
+    config.write_text(config.read_text().replace('path = "store"\n', 'path = "store"\nrecent_first = "0"\n', 1))
+    env = {**os.environ, "INLET_CONFIG": str(config)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "inlet", "backfill", "mail"],
         cwd=workdir,
