@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "enron-mini" / "allen-p" / "inbox"
-if not DATA.is_dir():  # CI has ../shared beside the clone; fall back to the packaged copy
+if not DATA.is_dir():  # the sample data folder beside the clone, when present; else the packaged copy
     DATA = None
 
 
