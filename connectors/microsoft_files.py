@@ -15,15 +15,14 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 from pydantic import Field, model_validator
 
 from inlet.errors import RetriableError
 
-from .base import ConfigPath, Connector, Duration, SourceConfig, parse_duration
+from .base import Duration, parse_duration
 from .events import EventSource
-from .kit.graph import SCOPE, GraphClient
-from .kit.retry import RetryPolicy
+from .kit.graph_source import GraphConnector, GraphSourceConfig
+from .kit.graph import GraphClient
 from .kit.graph_webhooks import GraphWebhooks
 from .microsoft_files_sync import FilesCheckpoint, FilesRun
 from .model import Item
@@ -31,10 +30,7 @@ from .model import Item
 log = logging.getLogger(__name__)
 
 
-class MicrosoftFilesConfig(SourceConfig):
-    tenant_id: str = Field(description="directory (tenant) id or domain, e.g. contoso.onmicrosoft.com")
-    client_id: str = Field(description="application (client) id of the app registration")
-    client_secret_env: str = Field(description="environment variable holding the client secret")
+class MicrosoftFilesConfig(GraphSourceConfig):
     users: list[str] = Field(default_factory=list, description="users whose OneDrive is read")
     sites: list[str] = Field(
         default_factory=list,
@@ -43,10 +39,6 @@ class MicrosoftFilesConfig(SourceConfig):
     drives: list[str] = Field(default_factory=list, description="drive ids read as they are")
     include: list[str] = Field(["**/*"], description="path globs inside each drive, e.g. 'Specs/**'")
     max_file_mb: float = Field(50.0, gt=0, description="larger files are skipped, with the reason recorded")
-    graph_url: str = Field("https://graph.microsoft.com/v1.0", description="Graph endpoint incl. version")
-    authority_url: str = Field("https://login.microsoftonline.com", description="identity platform host")
-    ca_bundle: ConfigPath | None = Field(None, description="extra trusted CA (PEM)")
-    scope: str = Field(SCOPE, description="token scope (national clouds: their Graph host)")
     notifications_url: str | None = Field(
         None,
         description="public HTTPS URL of this source's hook "
@@ -58,7 +50,6 @@ class MicrosoftFilesConfig(SourceConfig):
         "renewal (Graph allows up to about 29 days for drives)",
     )
     page_size: int = Field(200, ge=1, le=1000, description="items per delta page")
-    timeout: float = Field(60.0, gt=0, description="seconds per HTTP request")
 
     @model_validator(mode="after")
     def _something(self) -> "MicrosoftFilesConfig":
@@ -67,49 +58,14 @@ class MicrosoftFilesConfig(SourceConfig):
         return self
 
 
-class MicrosoftFilesConnector(Connector[MicrosoftFilesConfig]):
+class MicrosoftFilesConnector(GraphConnector[MicrosoftFilesConfig]):
     """Files of OneDrives and SharePoint libraries (application permission Files.Read.All, or
     Sites.Selected with the sites granted, plus GroupMember.Read.All)."""
 
     type = "microsoft_files"
     Config = MicrosoftFilesConfig
+    user_agent = "inlet-microsoft-files/0.1"
     recent_first = True  # `since` skips reading older items (the listing covers all): Connector.recent_first
-
-    def __init__(
-        self,
-        config: MicrosoftFilesConfig,
-        env: Any = None,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        policy: RetryPolicy | None = None,
-    ) -> None:
-        super().__init__(config, env)
-        self._transport = transport
-        self.policy = policy or RetryPolicy()
-
-    def client(self) -> GraphClient:
-        c = self.config
-        return GraphClient(
-            source=self.name,
-            tenant_id=c.tenant_id,
-            client_id=c.client_id,
-            client_secret=self.secret("client_secret_env"),
-            graph_url=c.graph_url,
-            authority_url=c.authority_url,
-            ca_bundle=c.ca_bundle,
-            scope=c.scope,
-            timeout=c.timeout,
-            policy=self.policy,
-            transport=self._transport,
-            user_agent="inlet-microsoft-files/0.1",
-        )
-
-    def check(self) -> None:
-        client = self.client()
-        try:
-            client.token()
-        finally:
-            client.close()
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: dt.datetime | None = None) -> Iterator[Item]:
         st = FilesCheckpoint.load(checkpoint, source=self.name) or FilesCheckpoint(since=_iso(since))

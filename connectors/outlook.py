@@ -41,11 +41,12 @@ from urllib.parse import quote
 import httpx
 from pydantic import Field, field_validator
 
-from .base import ConfigPath, Connector, Duration, SourceConfig, parse_duration
+from .base import Duration, parse_duration
 from .events import EventSource
 from .mail import DEFAULT_MAX_ATTACHMENT_BYTES, MailAttachment, MailMessage, message_document
 from .kit import CheckpointModel, Pager, RetryPolicy, next_link
-from .kit.graph import SCOPE, GraphClient, GraphError
+from .kit.graph_source import GraphConnector, GraphSourceConfig
+from .kit.graph import GraphClient, GraphError
 from .kit.graph_webhooks import GraphWebhooks
 from .model import ACL, Deletion, Item, Progress, Skipped
 
@@ -75,14 +76,8 @@ WELL_KNOWN = frozenset(
 )
 
 
-class OutlookConfig(SourceConfig):
-    tenant_id: str = Field(description="directory (tenant) id or domain, e.g. contoso.onmicrosoft.com")
-    client_id: str = Field(description="application (client) id of the app registration")
-    client_secret_env: str = Field(description="environment variable holding the client secret")
+class OutlookConfig(GraphSourceConfig):
     mailboxes: list[str] = Field(min_length=1, description="mailbox addresses (or user ids) to sync")
-    graph_url: str = Field("https://graph.microsoft.com/v1.0", description="Graph endpoint incl. version")
-    authority_url: str = Field("https://login.microsoftonline.com", description="identity platform host")
-    ca_bundle: ConfigPath | None = Field(None, description="extra trusted CA (PEM)")
     notifications_url: str | None = Field(
         None,
         description="public HTTPS URL of this source's hook "
@@ -91,7 +86,6 @@ class OutlookConfig(SourceConfig):
     subscription_lifetime: Duration = Field(
         "2d", description="how long each Graph subscription lasts before renewal (Graph allows up to 7 days for mail)"
     )
-    scope: str = Field(SCOPE, description="token scope (national clouds: their Graph host)")
     folders: list[str] = Field(
         ["*"],
         description="folder paths (globs, e.g. 'Inbox/*') or well-known "
@@ -106,7 +100,6 @@ class OutlookConfig(SourceConfig):
     max_attachment_bytes: int = Field(DEFAULT_MAX_ATTACHMENT_BYTES, description="larger attachments are skipped")
     attachments: bool = Field(True, description="read attachments (one extra call per message with any)")
     page_size: int = Field(100, ge=1, le=1000, description="messages per delta page")
-    timeout: float = Field(60.0, description="seconds per HTTP request")
 
     @field_validator("mailboxes")
     @classmethod
@@ -151,11 +144,12 @@ class _Tally:
     done: int = 0
 
 
-class OutlookConnector(Connector[OutlookConfig]):
+class OutlookConnector(GraphConnector[OutlookConfig]):
     """Mail of the configured mailboxes (application permission Mail.Read)."""
 
     type = "outlook"
     Config = OutlookConfig
+    user_agent = "inlet-outlook/0.1"
     recent_first = True  # `since` filters by time at the service (base.Connector.recent_first)
 
     def __init__(
@@ -166,34 +160,10 @@ class OutlookConnector(Connector[OutlookConfig]):
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        super().__init__(config, env)
-        self._transport = transport
-        self._sleep = sleep
-        self.prefer_headers = {"Prefer": f'odata.maxpagesize={config.page_size}, IdType="ImmutableId"'}
-
-    def client(self) -> GraphClient:
-        c = self.config
-        return GraphClient(
-            source=self.name,
-            tenant_id=c.tenant_id,
-            client_id=c.client_id,
-            client_secret=self.secret("client_secret_env"),
-            graph_url=c.graph_url,
-            authority_url=c.authority_url,
-            ca_bundle=c.ca_bundle,
-            scope=c.scope,
-            timeout=c.timeout,
-            transport=self._transport,
-            user_agent="inlet-outlook/0.1",
-            policy=RetryPolicy(cap=60.0, jitter=0.0, deadline=120.0, sleep=self._sleep),
+        super().__init__(
+            config, env, transport=transport, policy=RetryPolicy(cap=60.0, jitter=0.0, deadline=120.0, sleep=sleep)
         )
-
-    def check(self) -> None:
-        client = self.client()
-        try:
-            client.token()
-        finally:
-            client.close()
+        self.prefer_headers = {"Prefer": f'odata.maxpagesize={config.page_size}, IdType="ImmutableId"'}
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: dt.datetime | None = None) -> Iterator[Item]:
         state = _State.load(checkpoint, source=self.name) or _fresh_state(since)

@@ -27,17 +27,16 @@ import logging
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-import httpx
 from pydantic import BaseModel, Field
 
-from .base import ConfigPath, Connector, Duration, SourceConfig, parse_duration
+from .base import Duration, parse_duration
 from .events import EventSource
 from .extract import html_to_text
 from .kit.graph_batch import batch_get
 from .kit.checkpoint import CheckpointModel
-from .kit.graph import SCOPE, GraphClient, GraphError
+from .kit.graph_source import GraphConnector, GraphSourceConfig
+from .kit.graph import GraphClient, GraphError
 from .kit.paging import Pager
-from .kit.retry import RetryPolicy
 from .kit.graph_webhooks import GraphWebhooks
 from .microsoft_files_acl import acl_key
 from .model import ACL, Deletion, Document, Item, Skipped
@@ -45,16 +44,9 @@ from .model import ACL, Deletion, Document, Item, Skipped
 log = logging.getLogger(__name__)
 
 
-class TeamsConfig(SourceConfig):
-    tenant_id: str = Field(description="directory (tenant) id or domain, e.g. contoso.onmicrosoft.com")
-    client_id: str = Field(description="application (client) id of the app registration")
-    client_secret_env: str = Field(description="environment variable holding the client secret")
+class TeamsConfig(GraphSourceConfig):
     teams: list[str] = Field(["*"], description="team display-name globs (default: every team)")
     channels: list[str] = Field(["*"], description="channel-name globs (default: every channel)")
-    graph_url: str = Field("https://graph.microsoft.com/v1.0", description="Graph endpoint incl. version")
-    authority_url: str = Field("https://login.microsoftonline.com", description="identity platform host")
-    ca_bundle: ConfigPath | None = Field(None, description="extra trusted CA (PEM)")
-    scope: str = Field(SCOPE, description="token scope (national clouds: their Graph host)")
     notifications_url: str | None = Field(
         None,
         description="public HTTPS URL of this source's hook "
@@ -66,7 +58,6 @@ class TeamsConfig(SourceConfig):
         "renewal (Graph allows up to one hour for channel messages)",
     )
     page_size: int = Field(50, ge=1, le=50, description="root messages per delta page")
-    timeout: float = Field(60.0, gt=0, description="seconds per HTTP request")
 
 
 class ChannelState(BaseModel):
@@ -86,53 +77,18 @@ class TeamsCheckpoint(CheckpointModel):
     channels: dict[str, ChannelState] = Field(default_factory=dict)
 
 
-class TeamsConnector(Connector[TeamsConfig]):
+class TeamsConnector(GraphConnector[TeamsConfig]):
     """Channel threads of Microsoft Teams (application permissions ChannelMessage.Read.All,
     Team.ReadBasic.All, Channel.ReadBasic.All, TeamMember.Read.All, ChannelMember.Read.All)."""
 
     type = "teams"
     Config = TeamsConfig
+    user_agent = "inlet-teams/0.1"
     recent_first = True  # `since` skips reading older items (the listing covers all): Connector.recent_first
     # A first delta round lists no deleted roots, so a round restarted after a kill cannot report a
     # thread the killed run indexed past its last checkpoint and the source deleted since: the
     # engine settles it with `live_ids` (Connector.deletions_from_checkpoint).
     deletions_from_checkpoint = True
-
-    def __init__(
-        self,
-        config: TeamsConfig,
-        env: Any = None,
-        *,
-        transport: httpx.BaseTransport | None = None,
-        policy: RetryPolicy | None = None,
-    ) -> None:
-        super().__init__(config, env)
-        self._transport = transport
-        self.policy = policy or RetryPolicy()
-
-    def client(self) -> GraphClient:
-        c = self.config
-        return GraphClient(
-            source=self.name,
-            tenant_id=c.tenant_id,
-            client_id=c.client_id,
-            client_secret=self.secret("client_secret_env"),
-            graph_url=c.graph_url,
-            authority_url=c.authority_url,
-            ca_bundle=c.ca_bundle,
-            scope=c.scope,
-            timeout=c.timeout,
-            policy=self.policy,
-            transport=self._transport,
-            user_agent="inlet-teams/0.1",
-        )
-
-    def check(self) -> None:
-        client = self.client()
-        try:
-            client.token()
-        finally:
-            client.close()
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: dt.datetime | None = None) -> Iterator[Item]:
         st = TeamsCheckpoint.load(checkpoint, source=self.name) or TeamsCheckpoint(since=_iso(since))
