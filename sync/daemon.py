@@ -140,6 +140,8 @@ class Daemon:
         )
 
     def _add(self, job_id: str, func: Callable[..., Any], trig: Any, *args: Any) -> None:
+        if self.stop.is_set():
+            return
         self.scheduler.add_job(
             self._tracked,
             trig,
@@ -182,6 +184,11 @@ class Daemon:
         self.stop.set()
         deadline = time.monotonic() + grace
         if self.scheduler.running:
+            # APScheduler 3 marks itself stopped before taking its job-store lock, so a one-shot
+            # job fired at that moment fails to remove itself in the scheduler's thread: pause and
+            # empty the store first (both wait for that lock), then stop.
+            self.scheduler.pause()
+            self.scheduler.remove_all_jobs()
             self.scheduler.shutdown(wait=False)
         events = self.events
         stopping = None

@@ -585,3 +585,31 @@ def test_shutdown_waits_for_runs_in_flight_but_not_forever(tmp_path: Path, state
         engine.hold.set()
         worker.join(10)
     assert daemon.shutdown(grace=5) is True
+
+
+def test_a_stop_while_a_one_shot_job_fires_raises_nothing_in_the_scheduler(tmp_path: Path, state: SqliteState) -> None:
+    # APScheduler removes a one-shot job right after submitting it, under its job-store lock; a stop
+    # arriving in between must not break the scheduler's thread (pytest fails a test on any exception
+    # raised in another thread). The job store below holds the lock until the stop has begun.
+    from apscheduler.events import EVENT_SCHEDULER_PAUSED
+    from apscheduler.jobstores.memory import MemoryJobStore
+
+    daemon, engine = make_daemon(tmp_path, state, {"name": "notes", "every": "1h"})
+    firing, stopping = threading.Event(), threading.Event()
+
+    class HeldWhileStopping(MemoryJobStore):
+        def get_due_jobs(self, now: datetime) -> list[Any]:
+            due = super().get_due_jobs(now)
+            if due:
+                firing.set()
+                stopping.wait(5)  # bounded: a stop that never pauses first proceeds after it
+            return due
+
+    daemon.scheduler.add_jobstore(HeldWhileStopping(), "default")
+    daemon.scheduler.add_listener(lambda _: stopping.set(), EVENT_SCHEDULER_PAUSED)
+    daemon.scheduler.start()
+    daemon.start_now("notes")
+    assert firing.wait(10)
+    assert daemon.shutdown(grace=10) is True
+    daemon.start_now("notes")  # asked after the stop: nothing is queued
+    assert daemon.scheduler.get_jobs() == []
