@@ -40,6 +40,7 @@ from .kit.paging import Pager
 from .kit.graph_webhooks import GraphWebhooks
 from .microsoft_files_acl import acl_key
 from .model import ACL, Deletion, Document, Item, Skipped
+from inlet.errors import RetriableError
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +120,20 @@ class TeamsConnector(GraphConnector[TeamsConfig]):
         try:
             run = _Run(self, client, TeamsCheckpoint())
             for cid, ch, _ in run.discover():
-                for page in client.pages(
-                    f"/teams/{ch.team_id}/channels/{cid}/messages/delta", {"$top": self.config.page_size}
-                ):
-                    for msg in page.get("value", []):
-                        if not msg.get("deletedDateTime") and not msg.get("replyToId"):
-                            yield self.doc_id(f"{cid}:{msg['id']}")
+                url = f"/teams/{ch.team_id}/channels/{cid}/messages/delta"
+                try:
+                    for page in client.pages(url, {"$top": self.config.page_size}):
+                        for msg in page.get("value", []):
+                            if not msg.get("deletedDateTime") and not msg.get("replyToId"):
+                                yield self.doc_id(f"{cid}:{msg['id']}")
+                except GraphError as exc:
+                    if exc.status not in (403, 404):
+                        raise
+                    # an unreadable channel proves nothing gone (a sync skips it and keeps its threads)
+                    raise RetriableError(
+                        f"source {self.name!r}: channel {ch.team}/{ch.name} cannot be read, so no deletion "
+                        f"is decided ({exc})"
+                    ) from exc
         finally:
             client.close()
 

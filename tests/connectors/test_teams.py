@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from inlet.connectors.kit.retry import RetryPolicy
+from inlet.errors import RetriableError
 from inlet.connectors.model import Checkpoint, Deletion, Document, Skipped
 from inlet.connectors.teams import TeamsConfig, TeamsConnector
 from inlet.sandbox import graph_teams
@@ -211,3 +212,13 @@ def test_a_restarted_first_round_cannot_see_deletions_so_the_engine_asks_live_id
     assert TeamsConnector.deletions_from_checkpoint
     live = set(conn.live_ids())
     assert live == {d.id for d in items if isinstance(d, Document)} - {thread_id(sb, gone)}
+
+
+def test_live_ids_refuses_to_decide_when_a_channel_cannot_be_read(sb: Sandbox) -> None:
+    """An unreadable channel proves nothing gone: `live_ids` raises a retriable error naming it, so the
+    engine deletes none of its threads (a sync skips the channel and keeps them)."""
+    conn = connector(sb)
+    sb.faults.fail("graph", "messages.delta", 403, times=1, reason="Forbidden")
+    with pytest.raises(RetriableError, match=r"source 'sandbox-teams': channel \S+/\S+ cannot be read"):
+        set(conn.live_ids())
+    assert set(conn.live_ids())  # readable again: the listing completes
