@@ -19,11 +19,10 @@ from pydantic import Field, model_validator
 
 from inlet.errors import RetriableError
 
-from .base import Duration, parse_duration
+from .base import Duration
 from .events import EventSource
 from .kit.graph_source import GraphConnector, GraphSourceConfig
 from .kit.graph import GraphClient
-from .kit.graph_webhooks import GraphWebhooks
 from .microsoft_files_sync import FilesCheckpoint, FilesRun
 from .model import Item
 
@@ -69,11 +68,7 @@ class MicrosoftFilesConnector(GraphConnector[MicrosoftFilesConfig]):
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: dt.datetime | None = None) -> Iterator[Item]:
         st = FilesCheckpoint.load(checkpoint, source=self.name) or FilesCheckpoint(since=_iso(since))
-        client = self.client()
-        try:
-            yield from FilesRun(self, client, st).run()
-        finally:
-            client.close()
+        yield from self.with_client(lambda client: FilesRun(self, client, st).run())
         yield st.checkpoint()
 
     def load_scope(self, checkpoint: dict[str, Any], scope: frozenset[str]) -> Iterator[Item]:
@@ -82,38 +77,24 @@ class MicrosoftFilesConnector(GraphConnector[MicrosoftFilesConfig]):
         if st is None or not scope <= set(st.drives):
             yield from self.load(checkpoint)
             return
-        client = self.client()
-        try:
-            yield from FilesRun(self, client, st).run_drives(sorted(scope))
-        finally:
-            client.close()
+        yield from self.with_client(lambda client: FilesRun(self, client, st).run_drives(sorted(scope)))
         yield st.checkpoint()
 
     def live_ids(self) -> Iterator[str]:
         """Ids of every in-scope file the policy would index: one fresh delta listing per drive."""
-        client = self.client()
-        try:
-            run = FilesRun(self, client, FilesCheckpoint())
-            targets, problems = run.discover()
-            if problems:  # an unreadable drive proves nothing gone
-                raise RetriableError(f"source {self.name!r}: {problems[0].reason}")
-            for drive in targets:
-                yield from run.listed_ids(drive["id"])
-        finally:
-            client.close()
+        yield from self.with_client(self._listed_ids)
+
+    def _listed_ids(self, client: GraphClient) -> Iterator[str]:
+        run = FilesRun(self, client, FilesCheckpoint())
+        targets, problems = run.discover()
+        if problems:  # an unreadable drive proves nothing gone
+            raise RetriableError(f"source {self.name!r}: {problems[0].reason}")
+        for drive in targets:
+            yield from run.listed_ids(drive["id"])
 
     def events(self) -> EventSource | None:
         """A Graph subscription on each drive's root (Graph posts `updated` for any change below it)."""
-        if not self.config.notifications_url:
-            return None
-        return GraphWebhooks(
-            source=self.name,
-            url=self.config.notifications_url,
-            lifetime=parse_duration(self.config.subscription_lifetime),
-            client=self.client,
-            resources=self.drive_roots,
-            change_type="updated",
-        )
+        return self.webhooks(self.drive_roots, "updated")
 
     def drive_roots(self, client: GraphClient) -> dict[str, str]:
         """{drive id: its root's resource path} of every drive a sync reads."""

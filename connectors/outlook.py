@@ -41,13 +41,12 @@ from urllib.parse import quote
 import httpx
 from pydantic import Field, field_validator
 
-from .base import Duration, parse_duration
+from .base import Duration
 from .events import EventSource
 from .mail import DEFAULT_MAX_ATTACHMENT_BYTES, MailAttachment, MailMessage, message_document
 from .kit import CheckpointModel, Pager, RetryPolicy, next_link
 from .kit.graph_source import GraphConnector, GraphSourceConfig
 from .kit.graph import GraphClient, GraphError
-from .kit.graph_webhooks import GraphWebhooks
 from .model import ACL, Deletion, Item, Progress, Skipped
 
 log = logging.getLogger(__name__)
@@ -167,23 +166,22 @@ class OutlookConnector(GraphConnector[OutlookConfig]):
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: dt.datetime | None = None) -> Iterator[Item]:
         state = _State.load(checkpoint, source=self.name) or _fresh_state(since)
-        client = self.client()
-        try:
-            tally = _Tally()
-            syncs = [_MailboxSync(self, client, mailbox, state, tally) for mailbox in self.config.mailboxes]
-            for sync in syncs:
-                sync.list_folders()
-            if tally.total and not state.since:
-                yield Progress(total=tally.total, done=0, unit="messages")
-            else:
-                tally.total = None
-            for sync in syncs:
-                yield from sync.run()
-            if tally.total is not None and tally.done != tally.total:
-                yield Progress(total=tally.done, done=tally.done)
-        finally:
-            client.close()
+        yield from self.with_client(lambda client: self._mailboxes(client, state))
         yield state.checkpoint()
+
+    def _mailboxes(self, client: GraphClient, state: _State) -> Iterator[Item]:
+        tally = _Tally()
+        syncs = [_MailboxSync(self, client, mailbox, state, tally) for mailbox in self.config.mailboxes]
+        for sync in syncs:
+            sync.list_folders()
+        if tally.total and not state.since:
+            yield Progress(total=tally.total, done=0, unit="messages")
+        else:
+            tally.total = None
+        for sync in syncs:
+            yield from sync.run()
+        if tally.total is not None and tally.done != tally.total:
+            yield Progress(total=tally.done, done=tally.done)
 
     def load_scope(self, checkpoint: dict[str, Any], scope: frozenset[str]) -> Iterator[Item]:
         """Only the delta rounds of the folders (ids) in `scope`; all of them when one is unknown."""
@@ -196,23 +194,25 @@ class OutlookConnector(GraphConnector[OutlookConfig]):
         if state is None or sum(map(len, targets.values())) < len(scope):
             yield from self.load(checkpoint)  # a folder the last full run did not sync: list them all
             return
-        client = self.client()
-        try:
-            for mailbox, folder_ids in targets.items():
-                if folder_ids:
-                    yield from _MailboxSync(self, client, mailbox, state).run_folders(folder_ids)
-        finally:
-            client.close()
+        yield from self.with_client(
+            lambda client: (
+                item
+                for mailbox, folder_ids in targets.items()
+                if folder_ids
+                for item in _MailboxSync(self, client, mailbox, state).run_folders(folder_ids)
+            )
+        )
         yield state.checkpoint()
 
     def live_ids(self) -> Iterator[str]:
         """Every message id in the synced folders: one id-only delta round per folder, for prune."""
-        client = self.client()
-        try:
-            for mailbox in self.config.mailboxes:
-                yield from _MailboxSync(self, client, mailbox, _fresh_state(None)).live_ids()
-        finally:
-            client.close()
+        yield from self.with_client(
+            lambda client: (
+                doc_id
+                for mailbox in self.config.mailboxes
+                for doc_id in _MailboxSync(self, client, mailbox, _fresh_state(None)).live_ids()
+            )
+        )
 
     def synced_folders(self, client: GraphClient) -> list[tuple[str, str]]:
         """(mailbox, folder id) of every folder a sync reads (unavailable mailboxes left out)."""
@@ -228,17 +228,7 @@ class OutlookConnector(GraphConnector[OutlookConfig]):
         return found
 
     def events(self) -> EventSource | None:
-        if not self.config.notifications_url:
-            return None
-        return GraphWebhooks(
-            source=self.name,
-            url=self.config.notifications_url,
-            lifetime=parse_duration(self.config.subscription_lifetime),
-            client=self.client,
-            resources=self.folder_resources,
-            change_type="created,updated,deleted",
-            what="subscription for folder",
-        )
+        return self.webhooks(self.folder_resources, "created,updated,deleted", what="subscription for folder")
 
     def folder_resources(self, client: GraphClient) -> dict[str, str]:
         """{folder id: its messages' resource path} of every folder a sync reads (a subscription each)."""

@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
-from .base import Duration, parse_duration
+from .base import Duration
 from .events import EventSource
 from .extract import html_to_text
 from .kit.graph_batch import batch_get
@@ -37,7 +37,6 @@ from .kit.checkpoint import CheckpointModel
 from .kit.graph_source import GraphConnector, GraphSourceConfig
 from .kit.graph import GraphClient, GraphError
 from .kit.paging import Pager
-from .kit.graph_webhooks import GraphWebhooks
 from .microsoft_files_acl import acl_key
 from .model import ACL, Deletion, Document, Item, Skipped
 from inlet.errors import RetriableError
@@ -93,11 +92,7 @@ class TeamsConnector(GraphConnector[TeamsConfig]):
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: dt.datetime | None = None) -> Iterator[Item]:
         st = TeamsCheckpoint.load(checkpoint, source=self.name) or TeamsCheckpoint(since=_iso(since))
-        client = self.client()
-        try:
-            yield from _Run(self, client, st).run()
-        finally:
-            client.close()
+        yield from self.with_client(lambda client: _Run(self, client, st).run())
         yield st.checkpoint()
 
     def load_scope(self, checkpoint: dict[str, Any], scope: frozenset[str]) -> Iterator[Item]:
@@ -106,49 +101,32 @@ class TeamsConnector(GraphConnector[TeamsConfig]):
         if st is None or not scope <= set(st.channels):
             yield from self.load(checkpoint)
             return
-        client = self.client()
-        try:
-            run = _Run(self, client, st)
-            for cid in sorted(scope):
-                yield from run.channel(cid, None)
-        finally:
-            client.close()
+        yield from self.with_client(lambda client: _Run(self, client, st).channels(sorted(scope)))
         yield st.checkpoint()
 
     def live_ids(self) -> Iterator[str]:
-        client = self.client()
-        try:
-            run = _Run(self, client, TeamsCheckpoint())
-            for cid, ch, _ in run.discover():
-                url = f"/teams/{ch.team_id}/channels/{cid}/messages/delta"
-                try:
-                    for page in client.pages(url, {"$top": self.config.page_size}):
-                        for msg in page.get("value", []):
-                            if not msg.get("deletedDateTime") and not msg.get("replyToId"):
-                                yield self.doc_id(f"{cid}:{msg['id']}")
-                except GraphError as exc:
-                    if exc.status not in (403, 404):
-                        raise
-                    # an unreadable channel proves nothing gone (a sync skips it and keeps its threads)
-                    raise RetriableError(
-                        f"source {self.name!r}: channel {ch.team}/{ch.name} cannot be read, so no deletion "
-                        f"is decided ({exc})"
-                    ) from exc
-        finally:
-            client.close()
+        yield from self.with_client(self._listed_ids)
+
+    def _listed_ids(self, client: GraphClient) -> Iterator[str]:
+        for cid, ch, _ in _Run(self, client, TeamsCheckpoint()).discover():
+            url = f"/teams/{ch.team_id}/channels/{cid}/messages/delta"
+            try:
+                for page in client.pages(url, {"$top": self.config.page_size}):
+                    for msg in page.get("value", []):
+                        if not msg.get("deletedDateTime") and not msg.get("replyToId"):
+                            yield self.doc_id(f"{cid}:{msg['id']}")
+            except GraphError as exc:
+                if exc.status not in (403, 404):
+                    raise
+                # an unreadable channel proves nothing gone (a sync skips it and keeps its threads)
+                raise RetriableError(
+                    f"source {self.name!r}: channel {ch.team}/{ch.name} cannot be read, so no deletion "
+                    f"is decided ({exc})"
+                ) from exc
 
     def events(self) -> EventSource | None:
         """A Graph subscription on each synced channel's messages."""
-        if not self.config.notifications_url:
-            return None
-        return GraphWebhooks(
-            source=self.name,
-            url=self.config.notifications_url,
-            lifetime=parse_duration(self.config.subscription_lifetime),
-            client=self.client,
-            resources=self.channel_resources,
-            change_type="created,updated,deleted",
-        )
+        return self.webhooks(self.channel_resources, "created,updated,deleted")
 
     def channel_resources(self, client: GraphClient) -> dict[str, str]:
         return {
@@ -235,6 +213,11 @@ class _Run:
 
     def _first(self, cid: str, ch: ChannelState) -> tuple[str, dict[str, Any]]:
         return f"/teams/{ch.team_id}/channels/{cid}/messages/delta", {"$top": self.c.config.page_size}
+
+    def channels(self, cids: list[str]) -> Iterator[Item]:
+        """The delta rounds of these known channels only, with their ACLs as last read."""
+        for cid in cids:
+            yield from self.channel(cid, None)
 
     def channel(self, cid: str, acl: ACL | None) -> Iterator[Item]:
         """One delta round of a channel; `acl` None: as the checkpoint last had it (a scoped run)."""

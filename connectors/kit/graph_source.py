@@ -4,17 +4,22 @@ A Graph connector (outlook, microsoft_files, teams) subclasses `GraphSourceConfi
 `GraphConnector` for itself: its `client()` is a `GraphClient` signed in with the app's secret (read
 from the environment variable `client_secret_env` names), and `check()` asks the identity platform
 for a token, so a refused secret is a `CredentialsError` naming the source before any run starts.
+`with_client` runs a reader with a fresh client that is closed however the reader ends, and
+`webhooks` is the source's change events: a subscription per resource, only with `notifications_url`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar, Generic, TypeVar
 
 import httpx
 from pydantic import Field
 
-from ..base import ConfigPath, Connector, SourceConfig
+from ..base import ConfigPath, Connector, Duration, SourceConfig, parse_duration
+from ..events import EventSource
 from .graph import SCOPE, GraphClient
+from .graph_webhooks import GraphWebhooks
 from .retry import RetryPolicy
 
 
@@ -29,9 +34,13 @@ class GraphSourceConfig(SourceConfig):
     ca_bundle: ConfigPath | None = Field(None, description="extra trusted CA (PEM)")
     scope: str = Field(SCOPE, description="token scope (national clouds: their Graph host)")
     timeout: float = Field(60.0, gt=0, description="seconds per HTTP request")
+    # Each source restates these two with its hook path and Graph's lifetime limit for its resource.
+    notifications_url: str | None = Field(None, description="public HTTPS URL of this source's hook (daemon)")
+    subscription_lifetime: Duration = Field("1h", description="how long each subscription lasts before renewal")
 
 
 GraphConfigT = TypeVar("GraphConfigT", bound=GraphSourceConfig)
+T = TypeVar("T")
 
 
 class GraphConnector(Connector[GraphConfigT], Generic[GraphConfigT]):
@@ -76,3 +85,28 @@ class GraphConnector(Connector[GraphConfigT], Generic[GraphConfigT]):
             client.token()
         finally:
             client.close()
+
+    def with_client(self, read: Callable[[GraphClient], Iterable[T]]) -> Iterator[T]:
+        """What `read` yields with a fresh client, closed when it ends, fails or is abandoned."""
+        client = self.client()
+        try:
+            yield from read(client)
+        finally:
+            client.close()
+
+    def webhooks(
+        self, resources: Callable[[GraphClient], dict[str, str]], change_type: str, what: str = "Graph subscription"
+    ) -> EventSource | None:
+        """Change events as one Graph subscription per resource `resources` names ({key: path}), or
+        None when the source has no `notifications_url`."""
+        if not self.config.notifications_url:
+            return None
+        return GraphWebhooks(
+            source=self.name,
+            url=self.config.notifications_url,
+            lifetime=parse_duration(self.config.subscription_lifetime),
+            client=self.client,
+            resources=resources,
+            change_type=change_type,
+            what=what,
+        )
