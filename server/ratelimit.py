@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,22 +35,37 @@ class Buckets(Protocol):
 
 
 class LocalBuckets:
-    """Buckets in this process's memory (the default: each replica limits on its own)."""
+    """Buckets in this process's memory (the default: each replica limits on its own).
 
-    def __init__(self) -> None:
+    A bucket that has refilled is the same as none, so such buckets are dropped whenever the table
+    has doubled since the last sweep: memory follows the callers active lately, not all ever seen."""
+
+    SWEEP_FROM = 1024  # buckets held before the first sweep
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._lock = threading.Lock()
-        self._buckets: dict[str, tuple[float, float]] = {}  # name -> (tokens, monotonic time)
+        self._buckets: dict[str, tuple[float, float, float]] = {}  # name -> (tokens, time, full again at)
+        self._sweep_at = self.SWEEP_FROM
 
     def take(self, name: str, rate: float, burst: float) -> float:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
-            tokens, then = self._buckets.get(name, (burst, now))
+            tokens, then, _ = self._buckets.get(name, (burst, now, now))
             tokens = min(burst, tokens + (now - then) * rate)
-            if tokens >= 1.0:
-                self._buckets[name] = (tokens - 1.0, now)
-                return 0.0
-            self._buckets[name] = (tokens, now)
-            return (1.0 - tokens) / rate
+            wait = 0.0 if tokens >= 1.0 else (1.0 - tokens) / rate
+            tokens -= 1.0 if tokens >= 1.0 else 0.0
+            self._buckets[name] = (tokens, now, now + (burst - tokens) / rate)
+            if len(self._buckets) >= self._sweep_at:
+                self._sweep(now)
+            return wait
+
+    def _sweep(self, now: float) -> None:
+        self._buckets = {name: b for name, b in self._buckets.items() if b[2] > now}
+        self._sweep_at = max(self.SWEEP_FROM, 2 * len(self._buckets))
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
     def close(self) -> None:
         pass

@@ -148,3 +148,17 @@ def test_buckets_in_postgres_are_shared_by_replicas(database_url: str, tmp_path:
 def test_a_bad_rate_names_the_key(text: str) -> None:
     with pytest.raises(ValueError, match="rate_limit"):
         ServerConfig(rate_limit=text)
+
+
+def test_local_buckets_forget_callers_whose_bucket_has_refilled() -> None:
+    now = [0.0]
+    buckets = LocalBuckets(clock=lambda: now[0])
+    for i in range(LocalBuckets.SWEEP_FROM - 1):
+        assert buckets.take(f"user:{i}", rate=1.0, burst=2) == 0.0
+    assert len(buckets) == LocalBuckets.SWEEP_FROM - 1
+    assert buckets.take("user:0", rate=1.0, burst=2) == 0.0  # user:0 has spent both tokens now
+    assert buckets.take("user:0", rate=1.0, burst=2) == 1.0
+    now[0] = 1.5  # every other bucket is full again; user:0's holds 1.5 tokens of 2
+    assert buckets.take("user:new", rate=1.0, burst=2) == 0.0  # the table reached SWEEP_FROM: swept
+    assert len(buckets) == 2  # user:0 (still spending) and user:new
+    assert buckets.take("user:0", rate=1.0, burst=2) == 0.0 and buckets.take("user:0", rate=1.0, burst=2) > 0
