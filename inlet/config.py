@@ -5,6 +5,8 @@ Every problem is reported before anything runs, naming the file, the source and 
 
 from __future__ import annotations
 
+import hashlib
+
 import difflib
 import os
 import tomllib
@@ -192,6 +194,11 @@ class Settings(BaseModel):
     server: ServerConfig = Field(default_factory=ServerConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
+
+    def fingerprint(self) -> str:
+        """A digest of what is configured (not of where the file is): equal settings, equal digests."""
+        parts = [self.model_dump_json(exclude={"file", "sources"}), *(s.model_dump_json() for s in self.sources)]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     def source(self, name: str) -> SourceConfig:
         for source in self.sources:

@@ -14,7 +14,10 @@ request may name any `user` to act as (like `inlet search --user` run directly).
 Protocol (version 1), one request per connection, UTF-8 JSON, one object per line:
 - client → holder: `{"protocol": 1, "op": NAME, "args": {...}}`
 - holder → client: exactly one line, `{"ok": true, "result": ...}` or
-  `{"ok": false, "error": {"type": CLASS, "message": TEXT, "exit_code": N}}`, then it closes.
+  `{"ok": false, "error": {"type": CLASS, "message": TEXT, "exit_code": N}}`, then it closes. Either
+  also carries `"config"`, the digest of the holder's settings (`Settings.fingerprint`): a client
+  whose own config differs (edited since the holder started, or another file) warns that the command
+  ran with the holder's.
 `type` names the `InletError` class the holder raised (`ConfigError`, `SourceBusyError`, ...); the
 client re-raises it as a `ForwardedError` carrying the same message and exit code, so a forwarded
 command fails exactly as it would have run directly. The ops and their arguments are defined by
@@ -176,9 +179,10 @@ class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, path: str, handlers: Mapping[str, Handler], owner_uid: int) -> None:
+    def __init__(self, path: str, handlers: Mapping[str, Handler], owner_uid: int, config_id: str | None) -> None:
         self.handlers = handlers
         self.owner_uid = owner_uid
+        self.config_id = config_id
         self.tracker = _Tracker()
         self.path = path
         super().__init__(path, _Connection)
@@ -193,6 +197,10 @@ class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         os.chmod(self.path, 0o600)
 
     def dispatch(self, line: bytes) -> dict[str, Any]:
+        answer = self._run(line)
+        return {**answer, "config": self.config_id} if self.config_id else answer
+
+    def _run(self, line: bytes) -> dict[str, Any]:
         try:
             request = json.loads(line)
             if not isinstance(request, dict) or request.get("protocol") != PROTOCOL:
@@ -229,10 +237,19 @@ class LocalServer:
     Start it only while holding the index lock (it replaces a leftover socket of a dead holder).
     """
 
-    def __init__(self, index_path: Path, handlers: Mapping[str, Handler], *, owner_uid: int | None = None) -> None:
+    def __init__(
+        self,
+        index_path: Path,
+        handlers: Mapping[str, Handler],
+        *,
+        owner_uid: int | None = None,
+        config_id: str | None = None,
+    ) -> None:
         self.path = socket_path(index_path)
         _remove_stale(self.path)
-        self._server = _UnixServer(str(self.path), handlers, os.geteuid() if owner_uid is None else owner_uid)
+        self._server = _UnixServer(
+            str(self.path), handlers, os.geteuid() if owner_uid is None else owner_uid, config_id
+        )
         self._inode = self.path.stat().st_ino
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name="inlet-local-channel", daemon=True
@@ -275,11 +292,13 @@ def _remove_stale(path: Path) -> None:
 class LocalClient:
     """Calls the holder of an index folder; found with `LocalClient.find`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, config_id: str | None = None) -> None:
         self.path = path
+        self.config_id = config_id  # the client's own settings' digest: warn when the holder's differs
+        self._warned = False
 
     @classmethod
-    def find(cls, index_path: Path) -> "LocalClient | None":
+    def find(cls, index_path: Path, config_id: str | None = None) -> "LocalClient | None":
         """A client if a holder answers at this index folder's socket, else None (run directly)."""
         path = socket_path(index_path)
         try:
@@ -289,7 +308,7 @@ class LocalClient:
             return None
         try:
             with cls._connect(path):
-                return cls(path)
+                return cls(path, config_id)
         except (ConnectionRefusedError, FileNotFoundError):
             return None  # a socket left by a dead holder: nobody listens
 
@@ -331,6 +350,7 @@ class LocalClient:
             answer = json.loads(line)
         except ValueError:
             raise ChannelError(f"unreadable answer on {self.path}: {line[:200]!r}") from None
+        self._compare_config(answer.get("config"))
         if answer.get("ok"):
             return answer.get("result")
         error = answer.get("error") or {}
@@ -338,12 +358,23 @@ class LocalClient:
             str(error.get("type", "InletError")), str(error.get("message", "failed")), int(error.get("exit_code", 1))
         )
 
+    def _compare_config(self, held: Any) -> None:
+        if self._warned or not self.config_id or not held or held == self.config_id:
+            return
+        self._warned = True
+        log.warning(
+            "the inlet process holding the index (%s) runs with another configuration than this "
+            "command's (the file changed since it started, or it is another file): it answered with "
+            "its own; restart it to apply this one",
+            self.path.parent,
+        )
+
 
 def holder_for(settings: Settings) -> LocalClient | None:
     """A client for the process holding this config's index, or None: run the command directly."""
     if settings.index.chroma_url:
         return None
-    client = LocalClient.find(Path(settings.index.path))
+    client = LocalClient.find(Path(settings.index.path), settings.fingerprint())
     if client is not None:
         log.info("the index is held by another inlet process: forwarding to it over %s", client.path)
     return client

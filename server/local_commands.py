@@ -147,7 +147,7 @@ def start_local_commands(settings: Settings, index: Any, state: Any, run: Runner
         return None
     commands = LocalCommands(settings, index, state, run)
     try:
-        return LocalServer(Path(settings.index.path), commands.handlers())
+        return LocalServer(Path(settings.index.path), commands.handlers(), config_id=settings.fingerprint())
     except (InletError, OSError) as exc:
         log.warning("local commands (inlet search/sync/status/mcp beside this process) are unavailable: %s", exc)
         return None

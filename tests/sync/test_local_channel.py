@@ -4,6 +4,7 @@ belong to another user."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from inlet.config import parse_config
 from inlet.errors import ConfigError, InletError
 from inlet.server.local_channel import (
     ChannelError,
@@ -255,3 +257,30 @@ def test_inlet_search_says_so_when_the_holder_dies_mid_request(tmp_path: Path) -
         holder.wait(30)
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.startswith("inlet: the process holding the index closed") and "Traceback" not in done.stderr
+
+
+def test_a_client_whose_config_differs_from_the_holders_is_warned_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    base = {
+        "index": {"path": str(tmp_path / "index")},
+        "sources": [{"type": "files", "name": "d", "path": str(tmp_path)}],
+    }
+    held = parse_config(base)
+    edited = parse_config(
+        {**base, "sources": [{"type": "files", "name": "d", "path": str(tmp_path), "include": ["*.md"]}]}
+    )
+    assert held.fingerprint() == parse_config(base, tmp_path / "other.toml").fingerprint()  # not the file's name
+    assert held.fingerprint() != edited.fingerprint()
+    with LocalServer(tmp_path, {"echo": echo}, config_id=held.fingerprint()) as srv:
+        with caplog.at_level(logging.WARNING, logger="inlet.server.local_channel"):
+            assert LocalClient(srv.path, held.fingerprint()).call("echo") == {"echo": {}}
+            assert not caplog.records
+            client = LocalClient(srv.path, edited.fingerprint())
+            client.call("echo")
+            client.call("echo")
+        assert [r.getMessage() for r in caplog.records if "another configuration" in r.getMessage()] == [
+            f"the inlet process holding the index ({tmp_path}) runs with another configuration than this "
+            "command's (the file changed since it started, or it is another file): it answered with its own; "
+            "restart it to apply this one"
+        ]
