@@ -22,7 +22,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import socket
 import sys
 import tempfile
@@ -98,15 +97,16 @@ def run_demo(
     out = out or sys.stdout
     key = secrets.token_urlsafe(24)
     sock = None if once else demo_socket(port)
-    _interrupt_on_sigterm()
+    stop = stop_on_signals("inlet demo: stopping")  # the runs end at their next checkpoint
     try:
-        return _run(once, as_json, mailboxes, sock, out, key)
-    except KeyboardInterrupt:  # SIGINT or SIGTERM before serving: the temporary folder is gone by now
-        _say("inlet demo: stopped; its temporary folder is removed")
-        return 0
+        code = _run(once, as_json, mailboxes, sock, out, key, stop)
     finally:
         if sock is not None:
             sock.close()
+    if stop.is_set():  # the `with` blocks have removed the temporary folder by now
+        _say("inlet demo: stopped; its temporary folder is removed")
+        return 0
+    return code
 
 
 def demo_socket(port: int | None) -> socket.socket:
@@ -122,15 +122,14 @@ def demo_socket(port: int | None) -> socket.socket:
         return listen(DEMO_HOST, 0, "the demo's API")
 
 
-def _interrupt_on_sigterm() -> None:
-    """SIGTERM unwinds like Ctrl-C (the `with` blocks remove the temporary folder) instead of
-    killing the process where it stands."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
-
-
 def _run(
-    once: bool, as_json: bool, mailboxes: Sequence[str] | None, sock: socket.socket | None, out: TextIO, key: str
+    once: bool,
+    as_json: bool,
+    mailboxes: Sequence[str] | None,
+    sock: socket.socket | None,
+    out: TextIO,
+    key: str,
+    stop: threading.Event,
 ) -> int:
 
     with tempfile.TemporaryDirectory(prefix="inlet-demo-") as tmp, Sandbox() as sb:
@@ -145,7 +144,9 @@ def _run(
             f"{', '.join(s.name for s in settings.sources)} into {tmp}"
         )
         with _opened(settings) as (index, state):
-            results = backfill_all(settings, index, state, env, progress=not as_json)
+            results = backfill_all(settings, index, state, env, progress=not as_json, stop=stop)
+            if stop.is_set():
+                return 0
             failed = [r for r in results if r.outcome == "failed"]
             for r in results:
                 _say(
@@ -169,20 +170,29 @@ def _run(
                 results if as_json else None,
                 issuer=f"{sb.ctx.http_url}/idp",
                 sock=sock,
+                stop=stop,
             )
 
 
 @contextmanager
 def _opened(settings: Any) -> Iterator[tuple[Any, Any]]:
-    """The demo's index and state, opened by the composition root (the runs get their own engine:
-    the sandbox's secrets, and no grace at stop)."""
+    """The demo's index and state, opened by the composition root (`backfill_all` gives the runs
+    their own engine: the sandbox's secrets, and no grace at stop)."""
     with assembled(settings, threading.Event(), role="demo") as parts:
         yield parts.index, parts.state
 
 
-def backfill_all(settings: Any, index: Any, state: Any, env: Mapping[str, str], progress: bool) -> list[Any]:
-    """Backfill every source, three at a time (fetching overlaps; embedding takes turns)."""
-    stop = threading.Event()
+def backfill_all(
+    settings: Any,
+    index: Any,
+    state: Any,
+    env: Mapping[str, str],
+    progress: bool,
+    stop: threading.Event | None = None,
+) -> list[Any]:
+    """Backfill every source, three at a time (fetching overlaps; embedding takes turns); once
+    `stop` is set the runs end at their next checkpoint."""
+    stop = stop or threading.Event()
 
     with progress_display(progress) as on_progress:
         engine = Engine(
@@ -191,8 +201,8 @@ def backfill_all(settings: Any, index: Any, state: Any, env: Mapping[str, str], 
         with ThreadPoolExecutor(max_workers=3, thread_name_prefix="inlet-demo") as pool:
             try:
                 return list(pool.map(lambda s: engine.run(s.name, "backfill"), settings.sources))
-            except KeyboardInterrupt:
-                stop.set()  # Ctrl-C: the runs stop at their next checkpoint instead of finishing
+            except KeyboardInterrupt:  # a caller without signal handlers (a benchmark) was interrupted
+                stop.set()  # the runs stop at their next checkpoint instead of finishing
                 raise
 
 
@@ -231,8 +241,9 @@ def serve(
     json_runs: list[Any] | None = None,
     issuer: str | None = None,
     sock: socket.socket | None = None,
+    stop: threading.Event | None = None,
 ) -> int:
-    """The API on the demo index until Ctrl-C, with the URL, the key and a `curl` to try (with
+    """The API on the demo index until `stop` is set (Ctrl-C), with the URL, the key and a `curl` to try (with
     `--json`: one line `{"api_url", "key", "runs"}` for scripts). With `issuer` (the sandbox's
     identity provider) /mcp also takes OAuth tokens, so a person can add it to an MCP client."""
 
@@ -242,7 +253,7 @@ def serve(
         settings.server.oauth = OAuthConfig(issuer=issuer, audience=url, scopes=["inlet.read"], resource_url=url)
     app = create_app(settings, index=index, state=state, env=env, listening=sock.getsockname())
     served = ServerThread(app, sock, settings.server)
-    stop = stop_on_signals()
+    stop = stop or stop_on_signals()
     body = json.dumps({"query": SAMPLE_QUERIES[0], "k": 3})
     if json_runs is not None:
         out.write(
