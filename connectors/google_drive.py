@@ -35,6 +35,7 @@ from inlet.errors import ItemError
 from .base import ConfigPath, Connector, Duration, SourceConfig, parse_duration
 from .events import EventSource
 from .google_drive_client import SCOPES, DriveApiError, DriveClient
+from .google_drive_events import DrivePushChannels
 from .google_drive_content import (
     FILE_FIELDS,
     FOLDER,
@@ -130,8 +131,6 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
     def events(self) -> EventSource | None:
         if not self.config.push_url:
             return None
-        from .google_drive_events import DrivePushChannels
-
         return DrivePushChannels(self, self.config.push_url, parse_duration(self.config.channel_lifetime))
 
     # --- load --------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inlet.errors import ConfigError
+from inlet.storage.lock import lock_index
 
 if TYPE_CHECKING:
     from .store import Index
@@ -134,8 +135,6 @@ def restore_index(src: Path, to: Path, replace: bool = False) -> Path | None:
         raise ConfigError(f"{src} is not an inlet backup (no {MANIFEST}): take one with `inlet backup DEST`")
     aside = None
     if to.exists() and any(to.iterdir()):
-        from inlet.storage.lock import lock_index
-
         lock_index(to).release()  # a running daemon or server holds it: InletError naming the holder
         if not replace:
             raise ConfigError(f"{to} already holds an index: pass --replace to move it aside and restore")

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
+from inlet.terminal import raw
+
 Update = Callable[[Any, Any], None]  # (RunRecord so far, RunProgress)
 Bar = Callable[[str, int | None, int | None, str], None]  # (row, done, total, what the row says)
 Count = Callable[[str, int, int], None]  # (row, done, total)
@@ -46,8 +48,6 @@ def describe(run: Any, progress: Any) -> str:
 def bars(enabled: bool, stream: TextIO | None = None) -> Iterator[Bar | None]:
     """A `Bar` drawing on `stream` (stderr) when it is a terminal; None otherwise. Thread-safe:
     the demo's sources report from three threads."""
-    from inlet.terminal import raw
-
     stream = raw(stream or sys.stderr)  # rich draws its own escape sequences (counts and source names only)
     if not (enabled and stream.isatty()):
         yield None

@@ -13,6 +13,7 @@ import secrets
 from pathlib import Path
 
 from inlet.errors import ConfigError
+from inlet.storage.private import private_files, private_folder
 
 STAMP = "# written by inlet sandbox, sha256 "
 KEY_FILE = "sandbox-admin-key"
@@ -46,8 +47,6 @@ def check_overwrite(path: Path) -> None:
 
 def kept_key(folder: Path) -> str:
     """The sandbox's admin API key kept in `folder` (created 0700 with the key 0600 on first use)."""
-    from inlet.storage.private import private_files, private_folder
-
     path = folder / KEY_FILE
     try:
         key = path.read_text(encoding="utf-8").strip()

@@ -30,7 +30,7 @@ from .drive_auth import (
     token_route,
     token_valid,
 )
-from .drive_seed import seed_generated, seed_sample
+from .drive_seed import markdown_to_html, markdown_to_plain, seed_generated, seed_sample
 from .faults import BrokenAnswer
 from .drive_wire import DriveError, error_response, file_resource, matches, parse_fields, parse_q, project
 
@@ -210,8 +210,6 @@ async def files_export(ctx: Any, request: Request) -> Response:
 
 
 def _convert(f: ds.DriveFile, mime: str) -> bytes:
-    from .drive_seed import markdown_to_html, markdown_to_plain
-
     text = f.content.decode("utf-8")
     if f.mime_type == ds.DOC and mime == "text/plain":
         text = markdown_to_plain(text)

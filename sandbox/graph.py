@@ -20,6 +20,8 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from . import graph_subscriptions
+from .graph_delta import delta_page
+from .graph_identity import identity_routes
 from .faults import BrokenAnswer
 from .graph_seed import mail_state, seed_generated, seed_sample, text_to_html
 from .graph_state import Address, MailState, Message, graph_id
@@ -158,8 +160,6 @@ def source(ctx: Any, workdir: Path) -> tuple[str, dict[str, str]]:
 
 
 def routes(ctx: Any) -> list[BaseRoute]:
-    from .graph_identity import identity_routes
-
     api = _GraphApi(ctx)
     user = "/v1.0/users/{user}"
     return (
@@ -287,8 +287,6 @@ class _GraphApi:
     async def delta(self, request: Request) -> Response:
         if (denied := self._guard(request, "messages.delta")) is not None:
             return denied
-        from .graph_delta import delta_page
-
         prefer = parse_prefer(request)
         with self.ctx.ws.lock:
             found = self._folder_of(request)

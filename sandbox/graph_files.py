@@ -32,6 +32,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Route
 
 from .graph_files_state import DeltaState, Drive, FilesState, Item, Perm, files_state
+from .faults import BrokenAnswer
 from .graph_seed import mail_state
 from .graph_state import graph_id
 from .graph_wire import graph_error, iso, parse_prefer
@@ -408,8 +409,6 @@ class FilesApi:
                 retry_after=fault.retry_after,
             )
         if fault is not None:
-            from .faults import BrokenAnswer
-
             return BrokenAnswer(fault)
         with self.ctx.ws.lock:
             item = self.state.items.get(self.state.downloads.get(request.path_params["token"], ""))

@@ -29,6 +29,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
+from inlet.process import listen
+from inlet.storage.private import private_folder
+
+from . import drive, gmail, graph, graph_files, graph_teams, idp, slack
+
 from .faults import Faults, with_transports
 from .sample import sample_workspace
 from .workspace import Workspace
@@ -82,8 +87,6 @@ def _admin_routes(ctx: Context) -> list[BaseRoute]:
 
 
 def build_app(ctx: Context) -> ASGIApp:
-    from . import drive, gmail, graph, graph_files, idp, slack
-
     routes = _admin_routes(ctx)
     for service in (slack, drive, graph, graph_files, gmail, idp):
         routes += service.routes(ctx)
@@ -107,8 +110,6 @@ class Sandbox:
         self.ctx = Context(ws=ws or sample_workspace(), faults=Faults(time_scale=time_scale))
         self._keep_workdir = workdir is not None
         if workdir is not None:
-            from inlet.storage.private import private_folder
-
             private_folder(workdir)
             shutil.rmtree(self.ctx.workdir, ignore_errors=True)  # the default one, unused
             self.ctx.workdir = workdir
@@ -178,8 +179,6 @@ class Sandbox:
 
     def config(self, index_path: str | Path = ".inlet") -> tuple[str, dict[str, str]]:
         """A config TOML whose sources (one per service) point at this sandbox, and the secrets it needs."""
-        from . import drive, gmail, graph, graph_files, graph_teams, slack
-
         parts = [f'[index]\npath = "{Path(index_path).as_posix()}"\n']
         env: dict[str, str] = {}
         for service in (slack, drive, graph, graph_files, graph_teams, gmail):
@@ -192,8 +191,6 @@ class Sandbox:
 def _bind(host: str, port: int) -> socket.socket:
     """Bind before serving, so the port is known and early connections queue instead of failing;
     a port in use is `PortInUseError` (one line, exit 4 from the CLI)."""
-    from inlet.process import listen
-
     return listen(host, port, "the sandbox")
 
 

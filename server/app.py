@@ -28,6 +28,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from inlet.config import Settings
+from inlet.index.store import Index
+from inlet.status import sources_status
 from inlet.storage import open_backend
 
 from . import mcp as mcp_http
@@ -174,8 +176,6 @@ def create_app(
     def load() -> None:
         try:
             if retrieval.index is None:
-                from inlet.index.store import Index
-
                 retrieval.index = Index(settings.index)
             retrieval.warm()
             log.info("index and model loaded; ready")
@@ -270,8 +270,6 @@ def create_app(
     @app.get("/v1/sources", response_model=SourcesResponse, responses=ERRORS, tags=["operations"])
     async def sources(request: Request) -> Any:
         """Each configured source, as `inlet status --json` (admin keys only)."""
-        from inlet.status import sources_status
-
         request.state.caller = require_admin(request.state.key, "GET /v1/sources")
         return await run_in_threadpool(sources_status, settings, state)
 

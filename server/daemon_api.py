@@ -20,7 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from inlet.config import ApiKey, Settings
+from inlet.process import listen
+from inlet.status import SourcesCollector
 
+from .app import create_app
+from .auth import warn_without_keys
 from .listener import ServerThread, local_url
 
 API_FILE = "daemon-api.json"
@@ -40,8 +44,6 @@ class ApiPlan:
 
     @classmethod
     def bind(cls, settings: Settings) -> "ApiPlan":
-        from inlet.process import listen
-
         host, port = settings.server.host, settings.server.port
         sock = listen(host, port, "[server]")
         return cls(sock, local_url(host, sock.getsockname()[1]), secrets.token_urlsafe(32), secrets.token_urlsafe(32))
@@ -58,11 +60,6 @@ class ApiPlan:
         return settings.model_copy(update={"server": server}), env
 
     def start(self, settings: Settings, index: Any, state: Any, daemon: Any) -> "ApiThread":
-        from inlet.status import SourcesCollector
-
-        from .app import create_app
-        from .auth import warn_without_keys
-
         warn_without_keys(settings, os.environ)  # this run's own keys serve local commands only
         served, env = self.with_keys(settings)
         app = create_app(served, index=index, state=state, env=env, listening=self.sock.getsockname())

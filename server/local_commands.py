@@ -18,6 +18,9 @@ and the wire format are `inlet.server.local_channel`; this module holds the oper
 A run asked for while the same source runs (on its schedule, or for another command) is refused
 with the `SourceBusyError` the command gets when run directly; runs happen in the holder, so the
 client waits for the answer (no progress display).
+
+The CLI imports this module for `runs_from` alone, so the handlers import what they use (search,
+status, backup, the MCP tools) inside: a forwarded `inlet sync` stays as quick to start as the rest.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ class LocalCommands:
     """The holder's handlers, over its open index and state DB; `run` syncs one source."""
 
     def __init__(self, settings: Settings, index: Any, state: Any, run: Runner) -> None:
-        from .mcp import InletTools  # here: the MCP SDK costs every CLI command that reads `runs_from` ~1 s
+        from .mcp import InletTools  # the MCP SDK alone costs ~1 s
         from .service import Retrieval
 
         self.settings = settings

@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs
 
 import anyio
@@ -25,10 +25,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from inlet.config import Settings
 from inlet.errors import ConfigError, InletError
+from inlet.index.relevance import default_min_relevance
+from inlet.index.search import SearchRequest
+from inlet.index.store import Index
 
 from .audit import AuditLog
 from .auth import USER_HEADER, USER_PARAM, Caller, caller_for
 from .errors import ApiError
+from .local_channel import LocalClient, holder_for
 from .middleware import send_error
 from .models import iso
 from .context import fallback_url
@@ -36,9 +40,6 @@ from .oauth import Authenticator
 from .origin import OriginGuard
 from .ratelimit import RateLimiter, limited_message
 from .service import Retrieval
-
-if TYPE_CHECKING:
-    from inlet.server.local_channel import LocalClient
 
 log = logging.getLogger(__name__)
 SEARCH_K = 10
@@ -201,9 +202,6 @@ class InletTools:
         return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=data), 200
 
     def search(self, query: str, caller: Caller, k: int = SEARCH_K) -> McpSearchOutput:
-        from inlet.index.relevance import default_min_relevance
-        from inlet.index.search import SearchRequest
-
         request = SearchRequest(query=query, k=k, user=caller.user, recency_half_life_days=self.half_life_days)
         floor = default_min_relevance()
         hits = [h for h in self.retrieval.answer(request).hits if h.relevance >= floor]
@@ -368,10 +366,6 @@ def run_stdio(settings: Settings, user: str | None) -> None:
     index is opened here unless another inlet process holds it (then that process answers)."""
     if not user or not user.strip():
         raise ConfigError("inlet mcp acts as one user: pass --user EMAIL or set INLET_USER")
-    from inlet.index.store import Index
-
-    from .local_channel import holder_for
-
     caller = Caller(key_name="stdio", user=user.strip(), admin=False)
     half_life = settings.server.recency_half_life_days
     audit = AuditLog.from_settings(settings)  # one line per tool call, as over HTTP

@@ -17,6 +17,7 @@ from inlet.index.store import Index
 
 from .auth import Caller
 from .context import Packed, pack
+from .errors import ApiError
 
 
 class Retrieval:
@@ -36,8 +37,6 @@ class Retrieval:
 
     def _index(self) -> Index:
         if self.index is None or not self.ready.is_set():
-            from .errors import ApiError
-
             raise ApiError(503, "not_ready", self.error or "the index and model are still loading")
         return self.index
 
