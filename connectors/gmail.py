@@ -41,7 +41,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field, field_validator
 
-from inlet.errors import ConfigError, CredentialsError
+from inlet.errors import ConfigError, CredentialsError, InletError
 
 from .base import ConfigPath, Connector, SourceConfig
 from .fan_in import merged
@@ -51,7 +51,7 @@ from .kit.google import GoogleApiError, load_credentials
 from .kit.paging import Pager
 from .kit.retry import RetryPolicy
 from .mail import DEFAULT_MAX_ATTACHMENT_BYTES, message_document, rfc822_message
-from .model import ACL, Deletion, Item, Skipped
+from .model import ACL, Deletion, Document, Item, Progress, Skipped
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +194,13 @@ class GmailConnector(Connector[GmailConfig]):
         # what the checkpoints say of each mailbox: only what its worker had yielded items up to
         saved = {m: state.mailboxes.setdefault(m, _Box()).model_copy(deep=True) for m in self.config.mailboxes}
         refused: list[MailboxRefused] = []
-        producers = [partial(self._mailbox, m, state.mailboxes[m], state.since) for m in self.config.mailboxes]
+        syncs = [_MailboxSync(self, m, state.mailboxes[m], state.since) for m in self.config.mailboxes]
+        first = all(b.history is None and b.listing is None for b in saved.values())
+        total = _estimate(syncs) if first else None
+        if total:
+            yield Progress(total=total, done=0, unit="messages")
+        done = 0
+        producers = [partial(self._mailbox, sync) for sync in syncs]
         for item in merged(producers, self.config.concurrency, name=f"gmail-{self.name}"):
             if isinstance(item, _Saved):
                 saved[item.mailbox] = item.box
@@ -203,6 +209,11 @@ class GmailConnector(Connector[GmailConfig]):
                 refused.append(item)
             else:
                 yield item
+                if total and isinstance(item, (Document, Skipped)):
+                    done += 1
+                    yield Progress(done=done)
+        if total and done != total:  # the estimate was off: the bar ends full
+            yield Progress(total=done, done=done)
         if refused and len(refused) == len(self.config.mailboxes):
             raise CredentialsError(
                 self.name,
@@ -210,10 +221,11 @@ class GmailConnector(Connector[GmailConfig]):
             ) from refused[0]
         yield GmailCheckpoint(since=state.since, mailboxes=saved).checkpoint()
 
-    def _mailbox(self, mailbox: str, box: _Box, since: str | None) -> Iterator[Item | _Saved | MailboxRefused]:
+    def _mailbox(self, sync: "_MailboxSync") -> Iterator[Item | _Saved | MailboxRefused]:
         """One mailbox's pass (in a worker thread): its items, and a copy of its state at each save."""
+        mailbox, box = sync.mailbox, sync.box
         try:
-            for item in _MailboxSync(self, mailbox, box, since).run():
+            for item in sync.run():
                 yield _Saved(mailbox, box.model_copy(deep=True)) if isinstance(item, _Save) else item
         except MailboxRefused as exc:
             log.warning("source %s: %s", self.name, exc)
@@ -237,6 +249,20 @@ class GmailConnector(Connector[GmailConfig]):
 
     def acl_for(self, mailbox: str) -> ACL:
         return ACL(users=[mailbox])
+
+
+def _estimate(syncs: list["_MailboxSync"]) -> int | None:
+    """Gmail's estimate of the messages first listings of these mailboxes will read (one
+    `messages.list` per mailbox and label); None when a mailbox cannot say."""
+    total = 0
+    for sync in syncs:
+        try:
+            for label in sync.label_ids():
+                total += int(sync.client.list_messages(label, sync.query(), None, 1).get("resultSizeEstimate", 0))
+        except InletError as exc:  # e.g. a mailbox the delegation does not cover: its pass says so
+            log.debug("source %s: no message count for %s: %s", sync.c.name, sync.mailbox, exc)
+            return None
+    return total
 
 
 def native_id(mailbox: str, message_id: str) -> str:
@@ -317,7 +343,7 @@ class _MailboxSync:
             self.box.listing = _Listing(start=str(self.client.profile()["historyId"]))
         yield from self._list()
 
-    def _query(self) -> str | None:
+    def query(self) -> str | None:
         parts = [self.config.query or ""]
         if self.since:
             parts.append(f"after:{int(dt.datetime.fromisoformat(self.since).timestamp())}")
@@ -333,7 +359,7 @@ class _MailboxSync:
             pager = Pager(source=self.c.name, what=f"Gmail messages.list of {self.mailbox}", token=listing.token)
             while True:
                 page = self.client.list_messages(
-                    labels[listing.label], self._query(), pager.token, self.config.page_size
+                    labels[listing.label], self.query(), pager.token, self.config.page_size
                 )
                 ids = [ref["id"] for ref in page.get("messages", [])]
                 while listing.offset < len(ids):

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from inlet.connectors.gmail import GmailConfig, GmailConnector
-from inlet.connectors.model import Checkpoint, Deletion, Document, Item, Skipped
+from inlet.connectors.model import Checkpoint, Deletion, Document, Item, Progress, Skipped
 from inlet.errors import CredentialsError
 from inlet.sandbox import gmail
 from inlet.sandbox import gmail_state as gs
@@ -238,3 +238,16 @@ def test_refused_credentials_exit_3_naming_the_source(sb: Sandbox, tmp_path: Pat
     assert "company-mail" in proc.stderr and "credentials" in proc.stderr
     run_ = json.loads(proc.stdout)["runs"][0]
     assert run_["source"] == "company-mail" and run_["outcome"] == "failed"
+
+
+def test_a_first_listing_reports_gmails_estimate_and_counts_up_to_it(sb: Sandbox) -> None:
+    conn = connector(sb, mailboxes=[BADEER, CAROL])
+    items, state = run(conn.load(None))
+    progress = [i for i in items if isinstance(i, Progress)]
+    totals = [p.total for p in progress if p.total is not None]
+    dones = [p.done for p in progress if p.done is not None]
+    wanted = len(in_scope(sb, BADEER) | in_scope(sb, CAROL))
+    assert totals == [wanted] and dones[0] == 0 and dones[-1] == wanted and dones == sorted(dones)
+    assert items.index(progress[0]) < min(i for i, item in enumerate(items) if isinstance(item, Document))
+    again, _ = run(conn.load(state))  # history from here on: no listing, no total
+    assert not [i for i in again if isinstance(i, Progress)]
