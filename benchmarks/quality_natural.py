@@ -1,7 +1,7 @@
 """Natural questions: recall@5, nDCG@10, top-1/top-3 per kind, duplicates per list, and `match`.
 
-    .venv/bin/python benchmarks/quality_natural.py [--keep DIR] [--split heldout|train|all] [--compare REF]
-                                                   [--show-misses] [--reliability]
+    .venv/bin/python benchmarks/quality_natural.py [--keep DIR] [--split heldout|train|blind|all] [--compare REF]
+                                                   [--questions FILE] [--show-misses] [--reliability]
 
 The corpus is what the demo indexes: the sandbox's sample Slack workspace and Drive and two Outlook
 mailboxes (Phillip Allen's and Robert Badeer's), backfilled through the real connectors and engine
@@ -9,7 +9,8 @@ against the sandbox servers (`--keep DIR` builds it once and reuses it). The lab
 `quality_natural.json`, holds questions the way people ask an assistant, each with every document
 that answers it, or none (kind `none`: the corpus holds no answer), and a `split`: `train` questions
 calibrate `relevance` (`inlet/index/relevance_model.json`, fitted by `fit_relevance.py`) and may
-guide ranking changes, `heldout` questions are only measured.
+guide ranking changes, `heldout` questions are only measured. `--questions quality_natural_blind.json
+--split blind` measures the blind set: written apart from this one and never tuned on.
 
 Per answerable question, over the ranked documents (one result per document, k = 10, asked as an
 admin, recency off, `asked_at` as the question's time): top-1, top-3, recall@5 (answer among the
@@ -205,9 +206,9 @@ def reliability(index: Index, labelled: list[dict[str, Any]], groups: dict[str, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--queries", type=Path, default=HERE / "quality_natural.json")
+    parser.add_argument("--questions", "--queries", dest="queries", type=Path, default=HERE / "quality_natural.json")
     parser.add_argument("--keep", type=Path, help="build the corpus here (or reuse it) instead of a temp folder")
-    parser.add_argument("--split", choices=("heldout", "train", "all"), default="heldout")
+    parser.add_argument("--split", choices=("heldout", "train", "blind", "all"), default="heldout")
     parser.add_argument("--compare", metavar="REF", help="also run git REF's ranking code on the same index")
     parser.add_argument("--show-misses", action="store_true", help="print questions whose answer is not in the top 3")
     parser.add_argument("--reliability", action="store_true", help="print the reliability table of `relevance`")
