@@ -431,6 +431,7 @@ def features_of(
         ids = [c.chunk_id for c in group.passages]
         dense = max((evidence.dense[c] for c in ids if c in evidence.dense), default=evidence.dense_floor)
         following = hits[i + 1].score if i + 1 < len(hits) else 0.0
+        created = datetime.fromisoformat(hit.created_at.replace("Z", "+00:00")) if hit.created_at else None
         out.append(
             {
                 "dense": dense,
@@ -447,6 +448,7 @@ def features_of(
                 "missing": rel.missing_rarest(weights, " ".join([hit.title, *group.texts]))
                 if frequency
                 else 1 - covered,
+                "number": rel.numbers_missing(query, " ".join([hit.title, *group.texts]), created),
             }
         )
     return out
