@@ -27,7 +27,6 @@ import importlib.util
 import json
 import math
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -37,6 +36,8 @@ from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from quality import answer_groups
 
 from inlet.config import load_config
 from inlet.demo import DEMO_MAILBOXES, backfill_all, demo_config
@@ -108,40 +109,12 @@ def duplicates(module: ModuleType, index: Index, query: str) -> bool:
 
 
 def copies(index: Index, labelled: list[dict[str, Any]]) -> dict[str, set[str]]:
-    """answer id -> itself and every copy of it: a document with the same title and nearly the same
-    body (the demo indexes the same mailboxes through Outlook and Gmail, whose texts differ in
-    header forms and whitespace)."""
+    """answer id -> itself and every copy of it (quality.answer_groups: the demo indexes the same
+    mailboxes through Outlook and Gmail, whose texts differ in header forms and whitespace)."""
     answers = {a for q in labelled for a in q["answers"]}
     every = [doc_id for source in index.catalog.counts() for doc_id in index.catalog.source_doc_ids(source)]
-    docs = index.catalog.documents(every)
-    by_title: dict[str, list[Any]] = {}
-    for doc in docs.values():
-        by_title.setdefault(doc.title.strip().lower(), []).append(doc)
-    out = {}
-    for answer in answers:
-        doc = docs.get(answer)
-        if doc is None:
-            out[answer] = {answer}
-            continue
-        marks = _body_shingles(doc.text)
-        out[answer] = {answer} | {
-            other.id
-            for other in by_title[doc.title.strip().lower()]
-            if _contained(marks, _body_shingles(other.text)) >= 0.9
-        }
-    return out
-
-
-def _body_shingles(text: str, size: int = 5) -> set[tuple[str, ...]]:
-    """Word 5-grams of a text's body (a mail's header block, which its sources write differently, left out)."""
-    if text.startswith("From:") and "\n\n" in text:
-        text = text.split("\n\n", 1)[1]
-    words = re.findall(r"\w+", text.lower())
-    return {tuple(words[i : i + size]) for i in range(max(1, len(words) - size + 1))}
-
-
-def _contained(a: set[tuple[str, ...]], b: set[tuple[str, ...]]) -> float:
-    return len(a & b) / max(1, min(len(a), len(b)))
+    groups = answer_groups(list(index.catalog.documents(every).values()))
+    return {answer: groups.get(answer, {answer}) for answer in answers}
 
 
 def evaluate(
