@@ -3,13 +3,13 @@
     .venv/bin/python benchmarks/quality_natural.py [--keep DIR] [--split heldout|train|all] [--compare REF]
                                                    [--show-misses] [--reliability]
 
-The corpus is what the demo indexes: the sandbox's sample Slack workspace and Drive and two Outlook
-mailboxes (Phillip Allen's and Robert Badeer's), backfilled through the real connectors and engine
-against the sandbox servers (`--keep DIR` builds it once and reuses it). The labelled set,
-`quality_natural.json`, holds questions the way people ask an assistant, each with every document
-that answers it, or none (kind `none`: the corpus holds no answer), and a `split`: `train` questions
-calibrate `relevance` (`inlet/index/relevance_model.json`, fitted by `fit_relevance.py`) and may
-guide ranking changes, `heldout` questions are only measured.
+The corpus is what the demo indexes: the sandbox's sample Slack workspace, Drive, Microsoft files
+and Teams, and two mailboxes (Phillip Allen's and Robert Badeer's, through Outlook and Gmail),
+backfilled through the real connectors and engine against the sandbox servers (`--keep DIR` builds
+it once and reuses it). The labelled set, `quality_natural.json`, holds questions the way people ask
+an assistant, each with every document that answers it, or none (kind `none`: the corpus holds no
+answer), and a `split`: `train` questions calibrate `relevance` (`inlet/index/relevance_model.json`,
+fitted by `fit_relevance.py`) and may guide ranking changes, `heldout` questions are only measured.
 
 Per answerable question, over the ranked documents (one result per document, k = 10, asked as an
 admin, recency off, `asked_at` as the question's time): top-1, top-3, recall@5 (answer among the
