@@ -13,7 +13,7 @@ fitted by `fit_relevance.py`) and may guide ranking changes, `heldout` questions
 
 Per answerable question, over the ranked documents (one result per document, k = 10, asked as an
 admin, recency off, `asked_at` as the question's time): top-1, top-3, recall@5 (answer among the
-first five), nDCG@10 (1 / log2(1 + rank)). Copies of an answer (same title and text) count as it.
+first five), nDCG@10 (1 / log2(1 + rank)). Copies of an answer (`quality.answer_groups`) count as it.
 `dup` is the share of result lists (k = 5, as the API returns them) that hold a document twice.
 `none%` is the share that got `match == "none"`: wanted high for kind `none`, low for the others.
 `--compare REF` runs the ranking code of git REF (its index/search.py) on the same index in the same
