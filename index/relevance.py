@@ -8,7 +8,8 @@ in the index (inverse document frequency), the share of the query's words the in
 nowhere at all (a question about "parental leave" over a corpus that never says "parental"), how
 distinctive the rarest query word the document lacks is, the share of the numbers the query names
 (a year, a quarter, a version: "the 2003 budget", "Q4") that neither the document nor its date
-holds, and the fused score's margin over the
+holds, how many of the document's passages match (an answer spread over a thread's messages or a
+document's sections), and the fused score's margin over the
 next result. A logistic model maps them to 0-1; its coefficients are data
 (`relevance_model.json`), fitted by `benchmarks/fit_relevance.py` on the train part of the
 labelled natural questions, and the thresholds that turn the best relevance into `match` were
@@ -74,6 +75,7 @@ FEATURES = (
     "absent",
     "missing",
     "number",
+    "passages",
 )
 
 

@@ -456,6 +456,7 @@ def features_of(
                 if frequency
                 else 1 - covered,
                 "number": rel.numbers_missing(query, " ".join([hit.title, *group.texts]), created),
+                "passages": (len(group.passages) - 1) / MORE_PASSAGES,
             }
         )
     return out
