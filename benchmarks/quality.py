@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 import tempfile
 import time
@@ -47,11 +48,31 @@ def load_mails(data: Path) -> list[Document]:
 
 
 def answer_groups(docs: list[Document]) -> dict[str, set[str]]:
-    """doc id -> ids of every exact copy (same title and text)."""
-    by_content: dict[tuple[str, str], set[str]] = {}
+    """doc id -> ids of every copy: same title and nearly the same body (`same_body`), as the same
+    mail filed in two folders, or indexed through both Outlook and Gmail."""
+    by_title: dict[str, list[Document]] = {}
     for doc in docs:
-        by_content.setdefault((doc.title, doc.text.strip()), set()).add(doc.id)
-    return {doc_id: group for group in by_content.values() for doc_id in group}
+        by_title.setdefault(doc.title.strip().lower(), []).append(doc)
+    out: dict[str, set[str]] = {}
+    for alike in by_title.values():
+        marks = {doc.id: body_shingles(doc.text) for doc in alike}
+        for doc in alike:
+            out[doc.id] = {other.id for other in alike if same_body(marks[doc.id], marks[other.id])}
+    return out
+
+
+def body_shingles(text: str, size: int = 5) -> set[tuple[str, ...]]:
+    """Word 5-grams of a text's body; a mail's header block (sources write it differently) left out."""
+    if text.startswith("From:") and "\n\n" in text:
+        text = text.split("\n\n", 1)[1]
+    words = re.findall(r"\w+", text.lower())
+    return {tuple(words[i : i + size]) for i in range(max(1, len(words) - size + 1))}
+
+
+def same_body(a: set[tuple[str, ...]], b: set[tuple[str, ...]]) -> bool:
+    """Nearly the same body: 90% of the shorter one's 5-grams are in the other (whitespace, quoting
+    and header forms aside)."""
+    return len(a & b) >= 0.9 * max(1, min(len(a), len(b)))
 
 
 def use_exact_dense(index: Index) -> None:

@@ -3,18 +3,19 @@
     .venv/bin/python benchmarks/quality_natural.py [--keep DIR] [--split heldout|train|blind|all] [--compare REF]
                                                    [--questions FILE] [--show-misses] [--reliability]
 
-The corpus is what the demo indexes: the sandbox's sample Slack workspace and Drive and two Outlook
-mailboxes (Phillip Allen's and Robert Badeer's), backfilled through the real connectors and engine
-against the sandbox servers (`--keep DIR` builds it once and reuses it). The labelled set,
-`quality_natural.json`, holds questions the way people ask an assistant, each with every document
-that answers it, or none (kind `none`: the corpus holds no answer), and a `split`: `train` questions
-calibrate `relevance` (`inlet/index/relevance_model.json`, fitted by `fit_relevance.py`) and may
-guide ranking changes, `heldout` questions are only measured. `--questions quality_natural_blind.json
---split blind` measures the blind set: written apart from this one and never tuned on.
+The corpus is what the demo indexes: the sandbox's sample Slack workspace, Drive, Microsoft files
+and Teams, and two mailboxes (Phillip Allen's and Robert Badeer's, through Outlook and Gmail),
+backfilled through the real connectors and engine against the sandbox servers (`--keep DIR` builds
+it once and reuses it). The labelled set, `quality_natural.json`, holds questions the way people ask
+an assistant, each with every document that answers it, or none (kind `none`: the corpus holds no
+answer), and a `split`: `train` questions calibrate `relevance` (`inlet/index/relevance_model.json`,
+fitted by `fit_relevance.py`) and may guide ranking changes, `heldout` questions are only measured.
+`--questions quality_natural_blind.json --split blind` measures the blind set: written apart from
+this one and never tuned on.
 
 Per answerable question, over the ranked documents (one result per document, k = 10, asked as an
 admin, recency off, `asked_at` as the question's time): top-1, top-3, recall@5 (answer among the
-first five), nDCG@10 (1 / log2(1 + rank)). Copies of an answer (same title and text) count as it.
+first five), nDCG@10 (1 / log2(1 + rank)). Copies of an answer (`quality.answer_groups`) count as it.
 `dup` is the share of result lists (k = 5, as the API returns them) that hold a document twice.
 `none%` is the share that got `match == "none"`: wanted high for kind `none`, low for the others.
 `--compare REF` runs the ranking code of git REF (its index/search.py) on the same index in the same
@@ -37,6 +38,8 @@ from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from quality import answer_groups
 
 from inlet.config import load_config
 from inlet.demo import DEMO_MAILBOXES, backfill_all, demo_config
@@ -108,18 +111,12 @@ def duplicates(module: ModuleType, index: Index, query: str) -> bool:
 
 
 def copies(index: Index, labelled: list[dict[str, Any]]) -> dict[str, set[str]]:
-    """answer id -> itself and every document with the same title and text."""
+    """answer id -> itself and every copy of it (quality.answer_groups: the demo indexes the same
+    mailboxes through Outlook and Gmail, whose texts differ in header forms and whitespace)."""
     answers = {a for q in labelled for a in q["answers"]}
     every = [doc_id for source in index.catalog.counts() for doc_id in index.catalog.source_doc_ids(source)]
-    docs = index.catalog.documents(every)
-    by_content: dict[tuple[str, str], set[str]] = {}
-    for doc in docs.values():
-        by_content.setdefault((doc.title, doc.text.strip()), set()).add(doc.id)
-    out = {}
-    for answer in answers:
-        doc = docs.get(answer)
-        out[answer] = by_content.get((doc.title, doc.text.strip()), {answer}) if doc else {answer}
-    return out
+    groups = answer_groups(list(index.catalog.documents(every).values()))
+    return {answer: groups.get(answer, {answer}) for answer in answers}
 
 
 def evaluate(

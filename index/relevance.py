@@ -6,7 +6,10 @@ candidates, its BM25 standing, exact identifier or phrase hits, the share of the
 document holds (in its passages and in its title), the same share weighted by each word's rarity
 in the index (inverse document frequency), the share of the query's words the index holds
 nowhere at all (a question about "parental leave" over a corpus that never says "parental"), how
-distinctive the rarest query word the document lacks is, and the fused score's margin over the
+distinctive the rarest query word the document lacks is, the share of the numbers the query names
+(a year, a quarter, a version: "the 2003 budget", "Q4") that neither the document nor its date
+holds, how many of the document's passages match (an answer spread over a thread's messages or a
+document's sections), and the fused score's margin over the
 next result. A logistic model maps them to 0-1; its coefficients are data
 (`relevance_model.json`), fitted by `benchmarks/fit_relevance.py` on the train part of the
 labelled natural questions, and the thresholds that turn the best relevance into `match` were
@@ -21,6 +24,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -70,6 +74,8 @@ FEATURES = (
     "weighted",
     "absent",
     "missing",
+    "number",
+    "passages",
 )
 
 
@@ -117,6 +123,22 @@ def missing_rarest(weights: dict[str, float], text: str) -> float:
     words = {_stem(w) for w in _WORD.findall(text.lower())}
     lacking = [v for t, v in values.items() if _stem(t) not in words]
     return max(lacking, default=0.0) / max(values.values())
+
+
+MONTHS = "january february march april may june july august september october november december".split()
+
+
+def numbers_missing(query: str, text: str, created: datetime | None) -> float:
+    """Share of the query's words holding a digit ("2003", "q4", "p99", "5000") that the text lacks,
+    the document's year and month counting as held (0 when the query names none). A question about
+    the 2003 budget is not answered by the 2001 one, however alike their words."""
+    numbers = [w for w in dict.fromkeys(_WORD.findall(query.lower())) if any(c.isdigit() for c in w)]
+    if not numbers:
+        return 0.0
+    held = set(_WORD.findall(text.lower()))
+    if created is not None:
+        held |= {str(created.year), MONTHS[created.month - 1]}
+    return sum(1 for n in numbers if n not in held) / len(numbers)
 
 
 @dataclass

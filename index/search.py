@@ -35,6 +35,12 @@ _WORDS = re.compile(r"\w+")
 MORE_PASSAGES = 3  # matching passages of a document besides its best, in `passages`
 PERSON_BOOST = 0.1  # a document by or with a person the query names: +10% of the best score
 SECOND_PASSAGE = 0.0  # a document's other matching passages add this share of their scores
+DEPTH = 40  # passages the dense retriever returns for fusion (at least 4 x k)
+# BM25 returns twice as many: fusion pads its list with zeros to that length, so a lexical match
+# stands further above the passages matching nothing (benchmarks/README.md, issue 27: natural train
+# questions recall@5 0.962 -> 0.972, the Enron sets pooled nDCG@10 0.897 -> 0.901, the workplace set
+# unchanged; a dense list of 80 as well cost the first Enron set 0.019 nDCG@10).
+LEXICAL_DEPTH = 2  # x DEPTH
 
 
 @dataclass
@@ -152,11 +158,12 @@ def _narrowed(request: SearchRequest, understood: Interpretation) -> SearchReque
 
 def _ranked(index: Index, request: SearchRequest, query: str, people: Sequence[str]) -> list[Hit]:
     filters = request.filters()
-    depth = max(request.k * 4, 40)
+    depth = max(request.k * 4, DEPTH)
+    lex_depth = LEXICAL_DEPTH * depth
     frequency = rel.frequency_of(index)
     # BM25 runs beside the query embedding: both release the GIL (SQLite, torch).
     lexical = (
-        _LEXICAL.submit(index.lexical, expanded(query, frequency), filters, depth)
+        _LEXICAL.submit(index.lexical, expanded(query, frequency), filters, lex_depth)
         if request.mode in ("hybrid", "lexical")
         else None
     )
@@ -172,11 +179,11 @@ def _ranked(index: Index, request: SearchRequest, query: str, people: Sequence[s
     if lexical is not None:
         bm25 = lexical.result()
         lists.append(bm25)
-        zero_below.append(depth)  # a passage BM25 did not return matched no term: its score is 0
+        zero_below.append(lex_depth)  # a passage BM25 did not return matched no term: its score is 0
     exact_hits = exact.result() if exact is not None else {}
     ranked = fuse(lists, zero_below, exact_hits)
     candidates = _candidates(index, ranked, request.recency_half_life_days)
-    evidence = _Evidence.of(dense, bm25, depth, exact_hits)
+    evidence = _Evidence.of(dense, bm25, lex_depth, exact_hits)
     groups = _by_document(candidates, index, people)
     chosen = _diversify(index, groups, request.k, max(0, request.per_document - 1))
     hits = _materialise(index, chosen)
@@ -431,6 +438,7 @@ def features_of(
         ids = [c.chunk_id for c in group.passages]
         dense = max((evidence.dense[c] for c in ids if c in evidence.dense), default=evidence.dense_floor)
         following = hits[i + 1].score if i + 1 < len(hits) else 0.0
+        created = datetime.fromisoformat(hit.created_at.replace("Z", "+00:00")) if hit.created_at else None
         out.append(
             {
                 "dense": dense,
@@ -447,6 +455,8 @@ def features_of(
                 "missing": rel.missing_rarest(weights, " ".join([hit.title, *group.texts]))
                 if frequency
                 else 1 - covered,
+                "number": rel.numbers_missing(query, " ".join([hit.title, *group.texts]), created),
+                "passages": (len(group.passages) - 1) / MORE_PASSAGES,
             }
         )
     return out

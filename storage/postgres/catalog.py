@@ -53,6 +53,17 @@ class PgCatalog(CatalogReads):
         with self.pool.connection() as db:
             return db.execute(sql, tuple(params)).fetchall()  # type: ignore[arg-type]
 
+    def _frequency(self, term: str) -> int:
+        """Chunks holding `term` ("": all chunks), from the terms table by its Porter stem, as the
+        SQLite catalog counts them with FTS5 (relevance weighs query words by it); cached alike."""
+        stemmed = pg_lexical.stem(term) if term else ""
+        known = self._frequencies.cached(stemmed)
+        if known is not None:
+            return known
+        with self.pool.connection() as db:
+            total, df = self._frequencies.get(db, {stemmed} - {""})
+        return df.get(stemmed, 0) if term else total
+
     def records(self) -> Records:
         return PgRecords(self.pool, f"the index database at {server_name(self.url)}")
 

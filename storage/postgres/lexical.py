@@ -115,6 +115,12 @@ class Frequencies:
             known |= fetched
         return known.pop(""), known
 
+    def cached(self, term: str) -> int | None:
+        """The count of `term` ("": all chunks) when the cache holds a fresh one, else None."""
+        with self._lock:
+            entry = self._df.get(term)
+        return entry[1] if entry and time.monotonic() - entry[0] < DF_TTL else None
+
     def clear(self) -> None:
         with self._lock:
             self._df.clear()
