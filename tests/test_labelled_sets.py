@@ -2,7 +2,7 @@
 
 `benchmarks/quality_natural_blind.json` is only measured, never tuned on: none of its questions may
 appear in the set that ranking and `relevance` are fitted on. `benchmarks/quality_natural_paraphrase.json`
-is training material only (every question `train`) and repeats no question of `quality_natural.json`.
+is training material only (every question `train`) and repeats no question of the other two sets.
 (Whether answer ids exist in the demo's corpus is checked by `benchmarks/quality_natural.py` itself,
 which refuses to run otherwise.)
 """
@@ -53,7 +53,9 @@ def test_paraphrase_set_is_well_formed() -> None:
 
 
 def test_paraphrase_questions_are_new() -> None:
+    """The paraphrased set is fitted on: it repeats neither the labelled set nor the blind one."""
     labelled = {q["query"].strip().lower() for q in questions("quality_natural.json")}
+    labelled |= {q["query"].strip().lower() for q in questions("quality_natural_blind.json")}
     paraphrased = [q["query"].strip().lower() for q in questions("quality_natural_paraphrase.json")]
     assert len(paraphrased) == len(set(paraphrased))
     assert [q for q in paraphrased if q in labelled] == []
