@@ -1,8 +1,10 @@
-"""The blind natural-question set stays blind and well formed.
+"""The blind natural-question set stays blind and well formed; the paraphrased training set is well formed.
 
 `benchmarks/quality_natural_blind.json` is only measured, never tuned on: none of its questions may
-appear in the set that ranking and `relevance` are fitted on. (Whether its answer ids exist in the
-demo's corpus is checked by `benchmarks/quality_natural.py` itself, which refuses to run otherwise.)
+appear in the set that ranking and `relevance` are fitted on. `benchmarks/quality_natural_paraphrase.json`
+is training material only (every question `train`) and repeats no question of the other two sets.
+(Whether answer ids exist in the demo's corpus is checked by `benchmarks/quality_natural.py` itself,
+which refuses to run otherwise.)
 """
 
 from __future__ import annotations
@@ -27,15 +29,33 @@ def test_blind_questions_are_not_in_the_tuned_set() -> None:
     assert [q for q in blind if q in tuned] == []
 
 
-def test_blind_set_is_well_formed() -> None:
-    blind = questions("quality_natural_blind.json")
-    assert {q["split"] for q in blind} == {"blind"}
-    assert {q["kind"] for q in blind} <= KINDS
-    answerable = [q for q in blind if q["answers"]]
-    assert len(answerable) >= 60 and len(blind) - len(answerable) >= 20
-    for q in blind:
+def well_formed(labelled: list[dict], split: str, answerable: int, unanswerable: int) -> None:
+    """Every question in `split`, of a known kind, kind `none` exactly when it has no answer."""
+    assert {q["split"] for q in labelled} == {split}
+    assert {q["kind"] for q in labelled} <= KINDS
+    with_answers = [q for q in labelled if q["answers"]]
+    assert len(with_answers) >= answerable and len(labelled) - len(with_answers) >= unanswerable
+    for q in labelled:
+        assert q["query"].strip(), q
         assert (q["kind"] == "none") == (not q["answers"]), q["query"]
         assert len(q["answers"]) == len(set(q["answers"])), q["query"]
         assert {a.split(":", 1)[0] for a in q["answers"]} <= SOURCES, q["query"]
         if "asked_at" in q:
             datetime.fromisoformat(q["asked_at"].replace("Z", "+00:00"))
+
+
+def test_blind_set_is_well_formed() -> None:
+    well_formed(questions("quality_natural_blind.json"), "blind", answerable=60, unanswerable=20)
+
+
+def test_paraphrase_set_is_well_formed() -> None:
+    well_formed(questions("quality_natural_paraphrase.json"), "train", answerable=90, unanswerable=40)
+
+
+def test_paraphrase_questions_are_new() -> None:
+    """The paraphrased set is fitted on: it repeats neither the labelled set nor the blind one."""
+    labelled = {q["query"].strip().lower() for q in questions("quality_natural.json")}
+    labelled |= {q["query"].strip().lower() for q in questions("quality_natural_blind.json")}
+    paraphrased = [q["query"].strip().lower() for q in questions("quality_natural_paraphrase.json")]
+    assert len(paraphrased) == len(set(paraphrased))
+    assert [q for q in paraphrased if q in labelled] == []
