@@ -18,7 +18,7 @@ from inlet.errors import LeaseLostError, SourceBusyError
 from inlet.storage import Filters
 from inlet.storage.sqlite.catalog import SqliteCatalog as Catalog
 from inlet.storage.postgres.catalog import PgCatalog
-from inlet.index.search import SearchRequest, answer, search
+from inlet.index.search import SearchRequest, search
 from inlet.storage import Commit
 from inlet.index.store import Index
 from inlet.storage.postgres.leases import PgLeases
@@ -354,26 +354,3 @@ def test_status_names_the_holder_of_each_source(database_url: str, tmp_path: Pat
         assert sources_status(settings)["sources"][0]["holder"] is None  # released
     finally:
         leases.close()
-
-
-def test_relevance_and_match_on_postgresql_are_the_folders(pg_config: IndexConfig, embedder, tmp_path: Path) -> None:
-    """The calibrated relevance and the response's match read the same on both storages: the same
-    documents in the same order, the same relevance within 0.01, the same match, also for a
-    question the corpus cannot answer."""
-    docs = corpus()
-    unanswerable = "what is the parental leave policy for contractors in Brazil"
-    with (
-        Index(IndexConfig(path=tmp_path / "folder"), embedder=embedder) as folder,
-        Index(pg_config, embedder=embedder) as pg,
-    ):
-        folder.apply(docs, generation=1)
-        pg.apply(docs, generation=1)
-        matches = {}
-        for query in [*QUERIES[:6], unanswerable]:
-            request = SearchRequest(query, k=5, recency_half_life_days=0)
-            a, b = answer(folder, request), answer(pg, request)
-            assert [h.doc_id for h in a.hits] == [h.doc_id for h in b.hits], query
-            assert all(abs(x.relevance - y.relevance) <= 0.01 for x, y in zip(a.hits, b.hits)), query
-            assert a.match == b.match, query
-            matches[query] = a.match
-    assert matches[unanswerable] == "none" and matches["certificate rotation"] != "none"
