@@ -1,8 +1,10 @@
 """Fit `relevance` (inlet/index/relevance_model.json) on the train part of the natural questions.
 
-    .venv/bin/python benchmarks/fit_relevance.py --keep DIR [--write]
+    .venv/bin/python benchmarks/fit_relevance.py --keep DIR [--questions FILE ...] [--write]
 
-Runs every train question of `quality_natural.json` on the corpus quality_natural.py builds (k = 10,
+Runs every train question of `quality_natural.json` and of `quality_natural_paraphrase.json` (the same
+corpus, questions worded away from their answers: without them the model learns to trust shared
+words) on the corpus quality_natural.py builds (k = 10,
 as an admin, recency off), labels each result 1 when its document answers the question (copies
 included) and 0 otherwise (every result of a question without an answer is 0), and fits a logistic
 model on the features search computes (`inlet.index.search.features_of`) by Newton's method with a
@@ -71,8 +73,14 @@ def main() -> None:
         "--allow", type=float, default=0.05, help="share of answerable train questions that min_relevance may call none"
     )
     parser.add_argument("--write", action="store_true", help="save the fitted model")
+    parser.add_argument(
+        "--questions",
+        type=Path,
+        nargs="+",
+        default=[HERE / "quality_natural.json", HERE / "quality_natural_paraphrase.json"],
+    )
     args = parser.parse_args()
-    labelled = [q for q in json.loads((HERE / "quality_natural.json").read_text())["queries"] if q["split"] == "train"]
+    labelled = [q for path in args.questions for q in json.loads(path.read_text())["queries"] if q["split"] == "train"]
     if not (args.keep / "config.toml").is_file():
         build(args.keep)
     with Index(load_config(args.keep / "config.toml").index) as index:
@@ -105,7 +113,8 @@ def main() -> None:
         relevance.MODEL_PATH.write_text(
             json.dumps(
                 {
-                    "comment": "fitted by benchmarks/fit_relevance.py on the train questions of quality_natural.json",
+                    "comment": "fitted by benchmarks/fit_relevance.py on the train questions of "
+                    + ", ".join(path.name for path in args.questions),
                     "weights": {k: round(v, 4) for k, v in model.weights.items()},
                     "bias": round(model.bias, 4),
                     "min_relevance": min_relevance,
