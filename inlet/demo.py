@@ -35,6 +35,7 @@ from typing import Any, TextIO
 from inlet.compose import assembled
 from inlet.config import OAuthConfig, load_config
 from inlet.errors import PortInUseError
+from inlet.index.relevance import default_min_relevance
 from inlet.index.search import SearchRequest
 from inlet.index.search import answer as run_answer
 from inlet.process import listen, stop_on_signals, wait
@@ -220,15 +221,22 @@ def _print_answers(out: TextIO, as_json: bool, results: list[Any], answers: list
         json.dump({"runs": [r.as_json() for r in results], "answers": answers}, out, indent=2, default=str)
         out.write("\n")
         return
+    floor = default_min_relevance()
     for item in answers:
         asker = f" (asked as {item['user']})" if item.get("user") else ""
         out.write(f"\n? {item['query']}{asker} — match: {item['match']}\n")
-        if not item["results"]:
-            out.write("  (no results)\n")
-        for n, hit in enumerate(item["results"], 1):
+        shown = [hit for hit in item["results"] if hit["relevance"] >= floor]
+        if not shown:
+            out.write("  nothing visible to this person answers it\n")
+        for n, hit in enumerate(shown, 1):
             passage = " ".join(hit["text"].split())
             out.write(f"  [{n}] {passage[:160]}{'…' if len(passage) > 160 else ''}\n")
-            out.write(f"      — {hit['title'] or hit['doc_id']} ({hit['source_type']}, {hit['source']}) {hit['url']}\n")
+            out.write(
+                f"      — {hit['title'] or hit['doc_id']} ({hit['source_type']}, {hit['source']}) {hit['url']}"
+                f" · relevance {hit['relevance']:.2f}\n"
+            )
+        if left := len(item["results"]) - len(shown):
+            out.write(f"  ({left} more below relevance {floor:.2f}, left out as /v1/context and MCP do)\n")
 
 
 def serve(

@@ -12,7 +12,18 @@ import socket
 
 import pytest
 
-from inlet.demo import AS_PEOPLE, DEMO_HOST, DEMO_KEY_ENV, DEMO_PORT, SAMPLE_QUERIES, demo_config, demo_socket, run_demo
+from inlet.demo import (
+    AS_PEOPLE,
+    DEMO_HOST,
+    DEMO_KEY_ENV,
+    DEMO_PORT,
+    SAMPLE_QUERIES,
+    _print_answers,
+    demo_config,
+    demo_socket,
+    run_demo,
+)
+from inlet.index.relevance import default_min_relevance
 from inlet.errors import PortInUseError
 
 SANDBOX_TOML = """[index]
@@ -101,3 +112,30 @@ def test_demo_once_backfills_the_sandbox_and_answers_with_citations() -> None:
     assert postmortem not in {r["doc_id"] for r in as_people[AS_PEOPLE[1]]}
     for results in answers.values():  # one result per document
         assert len({r["doc_id"] for r in results}) == len(results)
+
+
+def test_the_demo_prints_what_an_agent_would_get_with_each_relevance() -> None:
+    floor = default_min_relevance()
+    hit = {"title": "Postmortem", "doc_id": "d:1", "source_type": "google_drive", "source": "drive", "url": "u"}
+    answers = [
+        {
+            "query": "q1",
+            "match": "weak",
+            "results": [
+                {**hit, "text": "the answer", "relevance": floor + 0.1},
+                {**hit, "text": "a near miss", "relevance": floor / 2},
+            ],
+        },
+        {
+            "query": "q2",
+            "user": "bob@example.com",
+            "match": "none",
+            "results": [{**hit, "text": "x", "relevance": 0.0}],
+        },
+    ]
+    out = io.StringIO()
+    _print_answers(out, False, [], answers)
+    text = out.getvalue()
+    assert f"relevance {floor + 0.1:.2f}" in text and "the answer" in text and "a near miss" not in text
+    assert f"(1 more below relevance {floor:.2f}, left out as /v1/context and MCP do)" in text
+    assert "? q2 (asked as bob@example.com) — match: none\n  nothing visible to this person answers it" in text
