@@ -47,6 +47,7 @@ def content_terms(text: str) -> list[str]:
     return [w for w in dict.fromkeys(_WORD.findall(text.lower())) if w not in STOPWORDS and len(w) > 1]
 
 
+@lru_cache(maxsize=1 << 16)
 def _stem(word: str) -> str:
     for suffix in ("ing", "ed", "es", "s"):
         if len(word) > len(suffix) + 3 and word.endswith(suffix):
@@ -54,11 +55,17 @@ def _stem(word: str) -> str:
     return word
 
 
+@lru_cache(maxsize=256)
+def stems(text: str) -> frozenset[str]:
+    """The stems of `text`'s words; cached, since each result's text is read by several features."""
+    return frozenset(map(_stem, _WORD.findall(text.lower())))
+
+
 def coverage(terms: list[str], text: str) -> float:
     """Share of `terms` that occur in `text` (prefix match on a crude stem: "deploys" ~ "deploy")."""
     if not terms:
         return 0.0
-    words = {_stem(w) for w in _WORD.findall(text.lower())}
+    words = stems(text)
     return sum(1 for t in terms if _stem(t) in words) / len(terms)
 
 
@@ -106,7 +113,7 @@ def weighted_coverage(weights: dict[str, float], text: str) -> float:
     if not weights:
         return 0.0
     ceiling = max((w for w in weights.values() if w != ABSENT), default=1.0) * 1.5
-    words = {_stem(w) for w in _WORD.findall(text.lower())}
+    words = stems(text)
     total = sum(ceiling if w == ABSENT else w for w in weights.values())
     held = sum(w for t, w in weights.items() if w != ABSENT and _stem(t) in words)
     return held / total if total else 0.0
@@ -120,7 +127,7 @@ def missing_rarest(weights: dict[str, float], text: str) -> float:
         return 0.0
     ceiling = max((w for w in weights.values() if w != ABSENT), default=1.0) * 1.5
     values = {t: ceiling if w == ABSENT else w for t, w in weights.items()}
-    words = {_stem(w) for w in _WORD.findall(text.lower())}
+    words = stems(text)
     lacking = [v for t, v in values.items() if _stem(t) not in words]
     return max(lacking, default=0.0) / max(values.values())
 
