@@ -232,11 +232,13 @@ def queries(m: Model, n: int) -> tuple[list[str], np.ndarray]:
     picked = rng.integers(0, len(first), int(near.sum()))
     vecs[near] = first[picked] + 0.5 * rng.standard_normal((int(near.sum()), DIM)).astype(np.float32) * m.scale
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    texts = []
-    for i, sub in enumerate(subs):
+    texts: list[str] = []
+    for sub in subs:  # drawn after every vector: the vectors do not depend on the texts
         pool = np.concatenate([m.topic_words[sub // SUBTOPICS, :40], m.sub_words[sub, :10]])
-        words = m.vocab[rng.choice(pool, int(rng.integers(2, 5)), replace=False)]
-        texts.append(f"{' '.join(words)} q{i}")  # unique: the vector table is keyed by text
+        text = ""
+        while not text or text in texts:  # unique: the vector table is keyed by text
+            text = " ".join(m.vocab[rng.choice(pool, int(rng.integers(2, 5)), replace=False)])
+        texts.append(text)
     return texts, vecs
 
 
@@ -341,9 +343,9 @@ def pct(values: list[float], p: float) -> float:
 
 
 def measure(config: IndexConfig, out: Path, n_queries: int) -> dict[str, Any]:
-    texts = json.loads((out / "queries.json").read_text())[:n_queries]
     truth = json.loads((out / "truth.json").read_text())
-    _, qvecs = queries(model(), QUERIES)
+    texts, qvecs = queries(model(), QUERIES)
+    texts = texts[:n_queries]
     table = {t: qvecs[i] for i, t in enumerate(texts)}
     acl = Filters(principals=tuple(principals_for(BENCH_USER) or ()))
     t0 = time.perf_counter()
