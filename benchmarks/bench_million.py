@@ -379,7 +379,9 @@ def measure(config: IndexConfig, out: Path, n_queries: int) -> dict[str, Any]:
             recall.append(len(set(got["ids"][0][:K]) & set(truth["all"][i])) / K)
             dense = index.dense(q, acl, DEPTH)  # inlet's dense list as the user sees it
             recall_acl.append(len({c for c, _ in dense[:K]} & set(truth["acl"][i])) / K)
-        rss_mb = psutil.Process().memory_info().rss / 2**20
+        # RSS counts a page of the catalog once per reader connection that maps it (each thread
+        # has one: READ_MMAP_BYTES); USS is what this process holds alone, PSS shares pages out
+        memory = psutil.Process().memory_full_info()
         raw_acl = []  # Chroma filtering by itself (what inlet's overfetch avoids): a few queries
         for q in texts[:RAW_ACL_QUERIES]:
             started = time.perf_counter()
@@ -398,7 +400,9 @@ def measure(config: IndexConfig, out: Path, n_queries: int) -> dict[str, Any]:
         "hybrid_acl_p99": pct(ours_acl, 99),
         "recall": float(np.mean(recall)),
         "recall_acl": float(np.mean(recall_acl)),
-        "rss_mb": rss_mb,
+        "rss_mb": memory.rss / 2**20,
+        "uss_mb": memory.uss / 2**20,
+        "pss_mb": memory.pss / 2**20,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "raw_acl_p50": pct(raw_acl, 50),
         "embed_p50": pct(embed, 50),
@@ -511,11 +515,11 @@ def table(rows: list[dict[str, Any]]) -> str:
     head = (
         "| chunks | setup | ef_search | raw Chroma p50 / p99 ms | hybrid p50 / p99 ms | ratio | "
         "hybrid ACL p50 / p99 ms | ratio ACL | with query embedding: ratio / ratio ACL | "
-        "dense recall@10 (ACL) | RSS MB | disk MB | build |\n" + "| --- " * 13 + "|"
+        "dense recall@10 (ACL) | RSS (USS) MB | disk MB | build |\n" + "| --- " * 13 + "|"
     )
     lines = [head]
     for r in rows:
-        rss = f"{r['rss_mb']:.0f}"
+        rss = f"{r['rss_mb']:.0f}" + (f" ({r['uss_mb']:.0f})" if "uss_mb" in r else "")
         if r["setup"] == "server":
             rss += f" + Chroma {r['chroma_server_mb']:.0f} + PG {r['postgres_mb']:.0f}"
         base = r["with_embed_raw_p50"]
