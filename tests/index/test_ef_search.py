@@ -68,7 +68,7 @@ def test_the_configured_ef_search_reaches_a_new_index(tmp_path):
     with Index(IndexConfig(path=tmp_path / "ix", ef_search=37)) as index:
         assert index.collection.configuration_json["hnsw"]["ef_search"] == 37
     with Index(IndexConfig(path=tmp_path / "ix")) as index:  # the default, re-applied on open
-        assert index.collection.configuration_json["hnsw"]["ef_search"] == 100
+        assert index.collection.configuration_json["hnsw"]["ef_search"] == 200
 
 
 def test_a_bad_ef_search_is_a_config_error_naming_the_key():
