@@ -22,7 +22,7 @@ from ..lexical import COMMON_TERM, DF_TTL, LEXICAL_OVERFETCH, RARE_EXACT, fts5_m
 from ..reads import CatalogReads, filter_sql
 from ..records import FolderRecords, Records
 from ..types import Commit, Filters, chunk_id, doc_ts, visible_only
-from .schema import CATALOG, connect
+from .schema import CATALOG, connect, transaction
 
 READ_MMAP_BYTES = 1 << 30  # readers map the file: pages shared by all threads, no read() copies (-10% BM25)
 
@@ -62,14 +62,8 @@ class SqliteCatalog(CatalogReads):
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, transaction(self._db, "BEGIN IMMEDIATE") as db:
+            yield db
 
     def _query(self, sql: str, params: Iterable[object] = ()) -> list[tuple]:
         return self._reader().execute(sql, tuple(params)).fetchall()

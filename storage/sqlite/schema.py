@@ -2,12 +2,15 @@
 
 The first step of each is the schema of the releases before named steps, all `IF NOT EXISTS`: on
 such a folder it creates only what that release had not yet made, and the later steps then alter
-it like any other. `connect` opens a file: WAL, busy timeout, migrated.
+it like any other. `connect` opens a file: WAL, busy timeout, migrated; `transaction` is the one
+way a statement group runs on such a connection (committed, or rolled back on any exception).
 """
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..migrations import Migrations, run_script
@@ -108,14 +111,22 @@ def connect(path: Path, migrations: Migrations, timeout: float = 10.0, synchrono
     db.execute(f"PRAGMA synchronous = {synchronous}")
     db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
     try:
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(db, "BEGIN IMMEDIATE"):
             migrations.apply(db, "?", f"the index file {path}")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
     except BaseException:
         db.close()
         raise
     return db
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection, begin: str = "BEGIN") -> Iterator[sqlite3.Connection]:
+    """`begin` (BEGIN IMMEDIATE to take the write lock first), then COMMIT, or ROLLBACK on any
+    exception; `db` is an autocommit connection, and the caller holds whatever lock guards it."""
+    db.execute(begin)
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")

@@ -18,7 +18,7 @@ from typing import Any
 from ..dialect import SQLITE
 from ..private import private_files, private_folder
 from ..state import SqlState
-from .schema import STATE, connect
+from .schema import STATE, connect, transaction
 
 
 class SqliteState(SqlState):
@@ -36,14 +36,8 @@ class SqliteState(SqlState):
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
         """A deferred transaction: reads take no write lock, and no statement here reads before it writes."""
-        with self._lock:
-            self._db.execute("BEGIN")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._lock, transaction(self._db) as db:
+            yield db
 
     def _progress_owner(self) -> tuple[str, Any]:
         return "pid", os.getpid()
