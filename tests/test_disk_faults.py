@@ -23,26 +23,8 @@ from inlet.sync.engine import Engine
 from inlet.storage.sqlite.state import SqliteState
 
 from inlet.config import Settings, parse_config
-from tests.test_crash_matrix import snapshot
+from tests.test_crash_matrix import WORDS, snapshot
 
-WORDS = [
-    "budget",
-    "hiring",
-    "launch",
-    "outage",
-    "billing",
-    "roadmap",
-    "pricing",
-    "backup",
-    "audit",
-    "migration",
-    "latency",
-    "quota",
-    "vendor",
-    "contract",
-    "security",
-    "training",
-]
 # Long words the model's tokenizer keeps whole: many bytes on disk for few chunks to embed.
 LONG_WORDS = [
     "international",
