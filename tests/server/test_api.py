@@ -24,6 +24,24 @@ def search(client: TestClient, headers: dict[str, str], **body: object) -> list[
     return ids(response)
 
 
+RESULT_FIELDS = {
+    "chunk_id",
+    "doc_id",
+    "source",
+    "source_type",
+    "title",
+    "text",
+    "passages",
+    "url",
+    "author",
+    "created_at",
+    "updated_at",
+    "score",
+    "relevance",
+    "metadata",
+}  # a search result, as the API returns it and as its OpenAPI schema says
+
+
 # --- keys and rights --------------------------------------------------------------------------
 @pytest.mark.parametrize("path,status", [("/healthz", "ok"), ("/readyz", "ready")])
 def test_probes_need_no_key(client: TestClient, path: str, status: str) -> None:
@@ -146,22 +164,7 @@ def test_search_result_shape(client: TestClient) -> None:
     assert set(body) == {"results", "match", "interpreted", "took_ms"}
     assert body["match"] in ("strong", "weak", "none") and body["interpreted"] == {}
     first = body["results"][0]
-    assert set(first) == {
-        "chunk_id",
-        "doc_id",
-        "source",
-        "source_type",
-        "title",
-        "text",
-        "passages",
-        "url",
-        "author",
-        "created_at",
-        "updated_at",
-        "score",
-        "relevance",
-        "metadata",
-    }
+    assert set(first) == RESULT_FIELDS
     assert 0.0 <= first["relevance"] <= 1.0 and isinstance(first["passages"], list)
     assert first["doc_id"] == "eng:C1/100" and first["metadata"] == {"channel": "general"}
     scores = [r["score"] for r in body["results"]]
@@ -369,22 +372,7 @@ def test_context_packs_only_results_at_or_above_min_relevance(client: TestClient
 def test_openapi_schemas_match_responses(client: TestClient) -> None:
     spec = client.get("/openapi.json", headers=ALICE).json()
     schemas = spec["components"]["schemas"]
-    assert set(schemas["SearchResult"]["properties"]) == {
-        "chunk_id",
-        "doc_id",
-        "source",
-        "source_type",
-        "title",
-        "text",
-        "passages",
-        "url",
-        "author",
-        "created_at",
-        "updated_at",
-        "score",
-        "relevance",
-        "metadata",
-    }
+    assert set(schemas["SearchResult"]["properties"]) == RESULT_FIELDS
     assert {"results", "match", "interpreted"} <= set(schemas["SearchResponse"]["properties"])
     assert {"context", "citations", "results", "match", "interpreted"} <= set(schemas["ContextResponse"]["properties"])
     assert schemas["ContextBody"]["properties"]["min_relevance"]["default"] == MIN_RELEVANCE
