@@ -57,6 +57,9 @@ def utc(value: datetime | None) -> datetime | None:
     return value.astimezone(timezone.utc)
 
 
+PEOPLE_KEYS = ("participants", "sender", "owner")  # metadata naming who took part (`Document.people`)
+
+
 class Document(BaseModel):
     """One retrievable unit: a Slack thread, a Drive file, an e-mail, a file on disk."""
 
@@ -78,6 +81,19 @@ class Document(BaseModel):
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
         return utc(value)
+
+    def people(self) -> list[str]:
+        """Who wrote it or took part, lower-cased, sorted: the author and the metadata's
+        `participants`, `sender` and `owner` (recipients are not listed: a mail to a whole list
+        does not make every member a participant). What a question naming a person is matched to."""
+        found = {self.author} if self.author else set()
+        for key in PEOPLE_KEYS:
+            value = self.metadata.get(key)
+            if isinstance(value, str):
+                found.add(value)
+            elif isinstance(value, list):
+                found.update(v for v in value if isinstance(v, str))
+        return sorted({p.strip().lower() for p in found if p and p.strip()})
 
     def content_hash(self) -> str:
         """Hash of what gets embedded: an unchanged hash means no re-embedding."""

@@ -11,6 +11,7 @@ preferred. The caller runs the plain query when the filters would leave nothing.
 from __future__ import annotations
 
 import calendar
+import logging
 import re
 import threading
 import time
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .store import Index
 
+log = logging.getLogger(__name__)
 _MONTHS = {name.lower(): n for n, name in enumerate(calendar.month_name) if name}
 _MONTHS.update({name.lower(): n for n, name in enumerate(calendar.month_abbr) if name})
 _MONTHS.pop("may", None)  # "may" is a verb far more often than a month: only "in May" / "May 2001"
@@ -207,50 +209,50 @@ def source_types(query: str, known: Iterable[str]) -> tuple[tuple[str, ...], lis
 
 class People:
     """The index's vocabulary of people: name tokens (from e-mail local parts and handles) of
-    document authors, senders and participants, with the addresses they stand for. Rebuilt when
-    the index's document counts change, at most every `REFRESH_S`; a large index is read in a
-    background thread while queries go on with the vocabulary they have."""
+    everyone who wrote or took part in a document (`Document.people`, which the catalog keeps in
+    a table of its own), with the addresses they stand for, and the kinds of source indexed. Read
+    on the first query, then again at most every `REFRESH_S` in a background thread while queries
+    go on with the vocabulary they have. A read costs the number of distinct people, not of
+    documents: a million-chunk index is not re-read to learn one new author."""
 
-    REFRESH_S = 300.0
-    INLINE_DOCS = 5000  # an index this small is read on the query's thread
+    REFRESH_S = 60.0
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._stamp: tuple[Any, float] | None = None
+        self._read_at: float | None = None
         self._building = False
         self.names: dict[str, set[str]] = {}
         self.types: set[str] = set()
 
-    def refresh(self, index: "Index") -> None:
+    def refresh(self, index: "Index") -> threading.Thread | None:
+        """Read the vocabulary when it is due: the first time here, later in a thread (returned)."""
         with self._lock:
-            if self._building or (self._stamp and time.monotonic() - self._stamp[1] < self.REFRESH_S):
-                return
-            counts = index.catalog.counts()
-            if self._stamp and self._stamp[0] == counts:
-                self._stamp = (counts, time.monotonic())
-                return
+            if self._building or (self._read_at is not None and time.monotonic() - self._read_at < self.REFRESH_S):
+                return None
             self._building = True
-        if sum(docs for docs, _ in counts.values()) <= self.INLINE_DOCS:
-            self._build(index, counts)
-        else:
-            threading.Thread(target=self._build, args=(index, counts), name="inlet-people", daemon=True).start()
+            first = self._read_at is None
+        if first:
+            self._build(index)
+            return None
+        reader = threading.Thread(target=self._build, args=(index,), name="inlet-people", daemon=True)
+        reader.start()
+        return reader
 
-    def _build(self, index: "Index", counts: dict[str, Any]) -> None:
-        names: dict[str, set[str]] = {}
-        types: set[str] = set()
+    def _build(self, index: "Index") -> None:
+        names, types = self.names, self.types
         try:
-            for source in counts:
-                ids = index.catalog.source_doc_ids(source)
-                for start in range(0, len(ids), 500):
-                    for doc in index.catalog.documents(ids[start : start + 500]).values():
-                        types.add(doc.source_type)
-                        for person in _people_of(doc.author, doc.metadata):
-                            for token in _tokens(person):
-                                names.setdefault(token, set()).add(person)
+            persons, kinds = index.catalog.people(), index.catalog.source_types()
+            names = {}
+            for person in persons:
+                for token in _tokens(person):
+                    names.setdefault(token, set()).add(person)
+            types = set(kinds)
+        except Exception as exc:  # the index closed or its database is away: keep what was read
+            log.warning("could not read the index's people (%s); the last vocabulary stays", exc)
         finally:
             with self._lock:
                 self._building = False
-                self.names, self.types, self._stamp = names, types, (counts, time.monotonic())
+                self.names, self.types, self._read_at = names, types, time.monotonic()
 
     def find(self, query: str) -> tuple[str, ...]:
         """Addresses of the people the query names: a known name token that is capitalised
@@ -267,17 +269,6 @@ class People:
             if 0 < len(candidates) <= 3:
                 found += [p for p in sorted(candidates) if p not in found]
         return tuple(found)
-
-
-def _people_of(author: str, metadata: dict[str, Any]) -> set[str]:
-    people = {author} if author else set()
-    for key in ("participants", "sender", "owner"):
-        value = metadata.get(key)
-        if isinstance(value, str):
-            people.add(value)
-        elif isinstance(value, list):
-            people.update(v for v in value if isinstance(v, str))
-    return {p.lower() for p in people if p}
 
 
 def _tokens(person: str) -> set[str]:

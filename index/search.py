@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from inlet.connectors.model import principals_for
+from inlet.connectors.model import Document, principals_for
 from inlet.storage.types import Filters, chunk_doc_id
 
 from . import relevance as rel
@@ -234,7 +234,7 @@ def fuse(
         padding = (zero_below[i] if i < len(zero_below) else 0) - len(scores)
         if scores and padding > 0:
             scores += [0.0] * padding
-        spread = statistics.pstdev(scores) if len(scores) > 1 else 0.0
+        spread = _spread(scores)
         low = min(scores, default=0.0)
         for cid, score in hits:
             fused[cid] = fused.get(cid, 0.0) + ((score - low) / spread if spread > 0 else 1.0) / len(lists)
@@ -243,6 +243,15 @@ def fuse(
         for cid, names in exact.items():
             fused[cid] = fused.get(cid, 0.0) + lift * names
     return fused
+
+
+def _spread(scores: Sequence[float]) -> float:
+    """The population standard deviation in floats (`statistics.pstdev` works in exact fractions:
+    a tenth of a search's time for a number compared only with zero and divided by)."""
+    if len(scores) < 2 or min(scores) == max(scores):
+        return 0.0
+    mean = math.fsum(scores) / len(scores)
+    return math.sqrt(math.fsum((s - mean) ** 2 for s in scores) / len(scores))
 
 
 @dataclass
@@ -279,7 +288,7 @@ class _Evidence:
     ) -> "_Evidence":
         scores = [s for _, s in dense]
         lexical = [s for _, s in bm25] + [0.0] * max(0, depth - len(bm25))
-        spread = statistics.pstdev(lexical) if len(lexical) > 1 else 0.0
+        spread = _spread(lexical)
         return cls(
             dense=dict(dense),
             dense_floor=min(scores, default=0.0),
@@ -335,14 +344,14 @@ def _by_document(candidates: list[_Candidate], index: Index, people: Sequence[st
     return ordered
 
 
-def _involves(doc: Any, people: set[str]) -> bool:
-    named = {str(doc.author).lower()}
-    for key in ("participants", "sender", "owner", "recipients"):
-        value = doc.metadata.get(key)
-        if isinstance(value, str):
-            named.add(value.lower())
-        elif isinstance(value, list):
-            named.update(str(v).lower() for v in value)
+def _involves(doc: Document, people: set[str]) -> bool:
+    """`doc` was written by, sent to or taken part in by one of `people`."""
+    recipients = doc.metadata.get("recipients")
+    named = set(doc.people())
+    if isinstance(recipients, str):
+        named.add(recipients.lower())
+    elif isinstance(recipients, list):
+        named.update(r.lower() for r in recipients)
     return bool(named & people)
 
 
@@ -351,7 +360,7 @@ def _diversify(index: Index, groups: list[_Group], k: int, more: int) -> list[_G
     passages; a document whose best passage nearly repeats a chosen one's (a forward, a copy) is
     dropped. Texts are read a page of 2 x `k` documents at a time: usually one page is enough."""
     chosen: list[_Group] = []
-    shingles: list[set[str]] = []
+    shingles: list[set[tuple[str, ...]]] = []
     texts: dict[str, str | None] = {}
     for i, group in enumerate(groups):
         if group.passages[0].chunk_id not in texts:
@@ -462,14 +471,14 @@ def features_of(
     return out
 
 
-def _shingles(text: str, size: int = 5) -> set[str]:
+def _shingles(text: str, size: int = 5) -> set[tuple[str, ...]]:
     words = _WORDS.findall(text.lower())
     if len(words) < size:
-        return {" ".join(words)}
-    return {" ".join(words[i : i + size]) for i in range(len(words) - size + 1)}
+        return {tuple(words)}
+    return set(zip(*(words[i:] for i in range(size))))
 
 
-def _similar(a: set[str], b: set[str], threshold: float = 0.7) -> bool:
+def _similar(a: set[tuple[str, ...]], b: set[tuple[str, ...]], threshold: float = 0.7) -> bool:
     """Near-duplicates: most of the smaller passage's shingles appear in the other."""
     if not a or not b:
         return False

@@ -17,6 +17,10 @@ from .dialect import Dialect
 from .types import Filters, StoredDoc, chunk_doc_id
 
 COUNTS = "SELECT source, COUNT(*), COALESCE(SUM(chunks), 0) FROM documents GROUP BY source"
+SOURCE_TYPES = (
+    "SELECT (SELECT d.source_type FROM documents d WHERE d.source = s.source LIMIT 1) "
+    "FROM (SELECT DISTINCT source FROM documents) s"
+)
 PART = 500  # values per `IN` list where the driver has no arrays (SQLite's parameter limit)
 
 
@@ -141,6 +145,15 @@ class CatalogReads:
     def counts(self) -> dict[str, tuple[int, int]]:
         """source -> (documents, chunks)."""
         return {r[0]: (int(r[1]), int(r[2])) for r in self._query(COUNTS)}
+
+    def people(self) -> list[str]:
+        """Everyone who wrote or took part in an indexed document (`Document.people`), sorted."""
+        return [r[0] for r in self._query("SELECT DISTINCT person FROM people ORDER BY person")]
+
+    def source_types(self) -> list[str]:
+        """The kinds of source indexed (a source has one: its first document's, found through the
+        source index rather than a scan of every document)."""
+        return sorted({r[0] for r in self._query(SOURCE_TYPES)})
 
     def passing(self, chunk_ids: list[str], filters: Filters) -> set[str]:
         """The chunk ids among `chunk_ids` whose documents pass `filters` (ACL included).

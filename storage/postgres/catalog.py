@@ -140,6 +140,7 @@ class PgCatalog(CatalogReads):
                 db.execute("UPDATE documents SET seen_gen = %s WHERE doc_id = ANY(%s)", (batch.generation, batch.seen))
             if batch.gone:
                 db.execute("DELETE FROM acl WHERE doc_id = ANY(%s)", (batch.gone,))
+                db.execute("DELETE FROM people WHERE doc_id = ANY(%s)", (batch.gone,))
                 db.execute("DELETE FROM documents WHERE doc_id = ANY(%s)", (batch.gone,))
             new_terms.subtract(gone_terms)
             _count_terms(db, new_terms)
@@ -213,6 +214,12 @@ class PgCatalog(CatalogReads):
         if acl:
             with db.cursor().copy("COPY acl (principal, doc_id) FROM STDIN") as copy:
                 for row in acl:
+                    copy.write_row(row)
+        db.execute("DELETE FROM people WHERE doc_id = ANY(%s)", (ids,))
+        people = [(p, d.id) for d in docs for p in d.people()]
+        if people:
+            with db.cursor().copy("COPY people (person, doc_id) FROM STDIN") as copy:
+                for row in people:
                     copy.write_row(row)
 
     @staticmethod

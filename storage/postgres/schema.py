@@ -167,6 +167,25 @@ def m012_recent_window(db: psycopg.Connection[Any]) -> None:
     db.execute("ALTER TABLE sources ADD COLUMN recent TEXT")
 
 
+@DATABASE.step
+def m013_people(db: psycopg.Connection[Any]) -> None:
+    """Who wrote or took part in each document (`Document.people`), written with it: the search's
+    vocabulary of people reads this table, not every document's body."""
+    from inlet.connectors.model import Document
+
+    db.execute(
+        "CREATE TABLE people (person TEXT NOT NULL, doc_id TEXT NOT NULL, PRIMARY KEY (person, doc_id)); "
+        "CREATE INDEX people_doc ON people (doc_id)"
+    )
+    with db.cursor(name="people") as bodies:
+        bodies.execute("SELECT body FROM documents")
+        while rows := bodies.fetchmany(2000):
+            docs = [Document.model_validate_json(body) for (body,) in rows]
+            with db.cursor().copy("COPY people (person, doc_id) FROM STDIN") as copy:
+                for row in [(p, d.id) for d in docs for p in d.people()]:
+                    copy.write_row(row)
+
+
 def _numbered(db: psycopg.Connection[Any]) -> int:
     """How many numbered migrations a database made before named steps has (0: none, or a new one)."""
     if db.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:  # type: ignore[index]

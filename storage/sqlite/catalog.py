@@ -196,6 +196,8 @@ class SqliteCatalog(CatalogReads):
         )
         db.execute("DELETE FROM acl WHERE doc_id = ?", [doc.id])
         db.executemany("INSERT INTO acl (principal, doc_id) VALUES (?, ?)", [(p, doc.id) for p in doc.acl.principals()])
+        db.execute("DELETE FROM people WHERE doc_id = ?", [doc.id])
+        db.executemany("INSERT INTO people (person, doc_id) VALUES (?, ?)", [(p, doc.id) for p in doc.people()])
         if texts is not None:
             SqliteCatalog._drop_chunks(db, doc.id)
             for n, text in enumerate(texts):
@@ -220,6 +222,7 @@ class SqliteCatalog(CatalogReads):
     def delete(db: sqlite3.Connection, doc_id: str) -> None:
         SqliteCatalog._drop_chunks(db, doc_id)
         db.execute("DELETE FROM acl WHERE doc_id = ?", [doc_id])
+        db.execute("DELETE FROM people WHERE doc_id = ?", [doc_id])
         db.execute("DELETE FROM documents WHERE doc_id = ?", [doc_id])
 
     @staticmethod

@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from inlet.connectors.model import Document
+
 from ..migrations import Migrations, run_script
 
 CATALOG = Migrations("catalog")
@@ -57,6 +59,25 @@ def m002_chunk_key_column(db: sqlite3.Connection) -> None:
     CREATE INDEX chunks_key ON chunks (key)
     """,
     )
+
+
+@CATALOG.step
+def m003_people(db: sqlite3.Connection) -> None:
+    """Who wrote or took part in each document (`Document.people`), written with it: the search's
+    vocabulary of people reads this table, not every document's body."""
+    run_script(
+        db,
+        """
+    CREATE TABLE people (person TEXT NOT NULL, doc_id TEXT NOT NULL, PRIMARY KEY (person, doc_id)) WITHOUT ROWID;
+    CREATE INDEX people_doc ON people (doc_id)
+    """,
+    )
+    bodies = db.execute("SELECT body FROM documents")
+    while rows := bodies.fetchmany(2000):
+        docs = [Document.model_validate_json(body) for (body,) in rows]
+        db.executemany(
+            "INSERT INTO people (person, doc_id) VALUES (?, ?)", [(p, d.id) for d in docs for p in d.people()]
+        )
 
 
 @STATE.step

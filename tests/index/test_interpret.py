@@ -160,3 +160,20 @@ def test_one_result_per_document_with_its_other_passages(index) -> None:
     thread = next(h for h in got.hits if h.doc_id == "slack:4")
     assert 1 <= len(thread.passages) <= 3 and all(p != thread.text for p in thread.passages)
     assert all(0.0 <= h.relevance <= 1.0 for h in got.hits) and got.match in ("strong", "weak", "none")
+
+
+def test_the_vocabulary_of_people_follows_the_index(index) -> None:
+    people = People()
+    assert people.refresh(index) is None  # the first read happens on the asking thread
+    assert people.find("what did Phillip say") == ("phillip.allen@enron.com",)
+    assert people.types == {"slack", "outlook", "google_drive"}
+    assert people.refresh(index) is None  # not due yet
+    newcomer = note("5", "Quarterly numbers are in.", "files", NOW, author="brenda.lee@enron.com")
+    index.apply([newcomer], deletions=["outlook:2"], generation=2)
+    people.REFRESH_S = 0.0
+    reader = people.refresh(index)
+    assert reader is not None
+    reader.join(timeout=30)
+    assert people.find("what did Brenda say") == ("brenda.lee@enron.com",)
+    assert people.find("what did Phillip say") == ()  # his only document was deleted
+    assert people.types == {"slack", "google_drive", "files"}

@@ -51,6 +51,7 @@ def test_catalog_commits_and_reads_alike(backend: Backend) -> None:
     catalog = backend.catalog()
     try:
         private = doc(2, text="the kestrel migration budget", users=["ann@example.com"])
+        private.author, private.metadata = "Ann@Example.com", {"participants": ["bob@other.org", "ann@example.com"]}
         catalog.commit(
             Commit(
                 1,
@@ -59,6 +60,7 @@ def test_catalog_commits_and_reads_alike(backend: Backend) -> None:
             )
         )
         assert catalog.counts() == {"s": (2, 3), "t": (1, 1)}
+        assert catalog.people() == ["ann@example.com", "bob@other.org"] and catalog.source_types() == ["files"]
         stored = catalog.stored(["s:1", "s:2", "nope"])
         assert set(stored) == {"s:1", "s:2"} and stored["s:1"].chunks == 2 and stored["s:1"].source == "s"
         assert catalog.document("s:1") == doc(1) and catalog.document("nope") is None
@@ -83,6 +85,10 @@ def test_catalog_commits_and_reads_alike(backend: Backend) -> None:
         catalog.commit(Commit(2, seen=["s:1"], gone=["s:2"], settled=["s:1"]))
         assert catalog.unsettled("s") == [] and catalog.unseen("s", 2) == [] and catalog.counts()["s"] == (1, 2)
         assert catalog.lexical("kestrel", Filters(), 5) == []
+        assert catalog.people() == []  # its one document with people is gone
+        relabelled = doc(1).model_copy(update={"author": "cid@example.com"})
+        catalog.commit(Commit(3, relabelled=[relabelled]))
+        assert catalog.people() == ["cid@example.com"]
     finally:
         catalog.close()
 

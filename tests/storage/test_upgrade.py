@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from inlet.config import IndexConfig
-from inlet.storage.migrations import SchemaTooNewError
+from inlet.connectors.model import Document
+from inlet.storage.migrations import Migrations, SchemaTooNewError
 from inlet.storage.postgres import pool
 from inlet.storage.postgres.schema import DATABASE
-from inlet.storage.sqlite.schema import CATALOG, STATE
+from inlet.storage.sqlite.schema import CATALOG, STATE, connect
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "index-0.1.0"
 
@@ -84,6 +85,30 @@ def test_a_folder_written_by_a_newer_inlet_is_refused_with_exit_2(old_folder: Pa
     refused = inlet(old_folder, "status")
     assert refused.returncode == 2
     assert "m999_from_the_future" in refused.stderr and "newer inlet" in refused.stderr
+
+
+def test_the_people_of_documents_written_before_their_table_are_read_into_it(tmp_path: Path) -> None:
+    earlier = Migrations("catalog")
+    for _, step in CATALOG.steps[: CATALOG.names.index("m003_people")]:
+        earlier.step(step)
+    db = connect(tmp_path / "catalog.db", earlier)
+    mail = Document(
+        id="m:1", source="m", source_type="outlook", text="hi", author="Ann@Example.com", metadata={"sender": "x@y.org"}
+    )
+    db.execute(
+        "INSERT INTO documents (doc_id, source, source_type, content_hash, meta_hash, chunks, body) "
+        "VALUES (?, ?, ?, '', '', 0, ?)",
+        [mail.id, mail.source, mail.source_type, mail.model_dump_json()],
+    )
+    db.close()
+    db = connect(tmp_path / "catalog.db", CATALOG)
+    try:
+        assert db.execute("SELECT person, doc_id FROM people ORDER BY person").fetchall() == [
+            ("ann@example.com", "m:1"),
+            ("x@y.org", "m:1"),
+        ]
+    finally:
+        db.close()
 
 
 def test_a_database_of_numbered_migrations_is_adopted_and_migrated_on(database_url: str) -> None:
