@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timezone
 
 import pytest
@@ -40,6 +41,41 @@ def test_match_follows_the_best_relevance_and_the_models_thresholds() -> None:
     assert model.match([model.strong, 0.0]) == "strong"
 
 
+COUNTS = {"plan": 12, "office": 40, "tokyo": 0, "cafeteria": 0, "p99": 0, "latency": 3, "west": 9, "gas": 20}
+
+
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [
+        ("what is the plan for the Tokyo office", 1.0),  # a place the index never mentions
+        ("why did search p99 latency double", 1.0),  # a number-word no chunk holds
+        ("Tokyo office plan", 0.0),  # the first word is capitalised anyway
+        ("when does the cafeteria open", 0.0),  # an unknown common word: paraphrases use those too
+        ("what is the West Gas plan", 0.0),  # named, and held
+    ],
+)
+def test_named_absent_is_a_name_or_number_of_the_question_that_no_chunk_holds(query, named) -> None:
+    assert rel.named_absent(query, lambda term: COUNTS.get(term, 5)) == named
+    assert rel.named_absent(query, None) == 0.0  # without term counts nothing is known absent
+
+
+def test_match_is_decided_by_the_answer_level_model_when_given_its_features() -> None:
+    model = rel.model()
+    assert model.answer_min is not None and model.answer_weights["best"] > 0
+    assert model.answer_weights["named_absent"] < 0  # naming what the index lacks lowers the chance of an answer
+    # The best relevance at which the answer-level model's chance reaches its threshold.
+    z = math.log(model.answer_min / (1 - model.answer_min))
+    edge = 1 / (1 + math.exp(-(z - model.answer_bias) / model.answer_weights["best"]))
+    above = min(edge * 1.05, (edge + 1) / 2)
+    known = rel.answer_features([above, 0.0], "what is the West Gas plan", lambda t: COUNTS.get(t, 5))
+    unknown = rel.answer_features([above, 0.0], "what is the Tokyo plan", lambda t: COUNTS.get(t, 5))
+    assert model.match([above, 0.0], known) in ("weak", "strong")
+    assert model.match([above, 0.0], unknown) == "none"
+    below = rel.answer_features([edge * 0.9], "what is the West Gas plan", lambda t: COUNTS.get(t, 5))
+    assert model.match([edge * 0.9], below) == "none"
+    assert model.match([], rel.answer_features([], "anything", None)) == "none"
+
+
 def doc(n: str, title: str, text: str, when: datetime) -> Document:
     return Document(
         id=f"drive:{n}",
@@ -76,5 +112,16 @@ def test_a_number_the_document_lacks_lowers_its_relevance(index) -> None:
     assert right.doc_id == wrong.doc_id == "drive:1"
     assert right.features["number"] == 0.0 and wrong.features["number"] == 1.0
     assert wrong.relevance < right.relevance
+    order = ("none", "weak", "strong")
+    assert order.index(other.match) <= order.index(asked.match)
+
+
+def test_named_absent_reads_the_index_term_counts(index) -> None:
+    frequency = rel.frequency_of(index)
+    assert frequency is not None
+    assert rel.named_absent("what is in the West Gas plan", frequency) == 0.0
+    assert rel.named_absent("what is in the Tokyo plan", frequency) == 1.0
+    asked, _ = best(index, "what is in the West Gas 2001 plan")
+    other, _ = best(index, "what is in the West Gas 2001 plan for Tokyo")
     order = ("none", "weak", "strong")
     assert order.index(other.match) <= order.index(asked.match)
