@@ -14,8 +14,9 @@ falls (they would get match "none"; `--allow`), and `strong`, the lowest value a
 answers at least 90% of the time. Last the answer-level model `match` is decided from: a logistic model over
 `relevance.answer_features` (the best relevance of the question's results under the model just fitted, and
 whether the question names something the index holds nowhere), labelled 1 when any of the first five results
-answers, and its threshold `answer.min`, chosen like `min_relevance`: at most `--allow` of answerable train
-questions below it. Held-out questions are never read. `--write` saves the model.
+answers, and its threshold `answer.min`: the highest that calls none for no more answerable train questions than
+`min_relevance` does (so at most `--allow` of them), so the answer-level model only moves `none` from answerable
+questions to unanswerable ones. Held-out questions are never read. `--write` saves the model.
 """
 
 from __future__ import annotations
@@ -79,18 +80,19 @@ def fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 50) -> np.nd
     return w
 
 
-def fit_answer(model: relevance.Model, answers: list, answerable: list[bool], allow: float, l2: float) -> dict:
+def fit_answer(model: relevance.Model, answers: list, answerable: list[bool], min_relevance: float, l2: float) -> dict:
     """The answer-level model over `relevance.answer_features` and its threshold `min` (see module docstring)."""
-    features = []
-    for hits, named, _ in answers:
+    features, below = [], 0
+    for (hits, named, _), asked in zip(answers, answerable):
         relevances = [model.relevance(dict(zip(relevance.FEATURES, r))) for r in hits]
         features.append({**relevance.answer_features(relevances, "", None), "named_absent": named})
+        below += asked and max(relevances, default=0.0) < min_relevance
     x = np.asarray([[f[name] for name in relevance.ANSWER_FEATURES] for f in features], dtype=float)
     w = fit(x, np.asarray([1.0 if top5 else 0.0 for _, _, top5 in answers]), l2)
     weights = {k: round(float(v), 4) for k, v in zip(relevance.ANSWER_FEATURES, w[:-1])}
     scored = relevance.Model({}, 0.0, 0.0, 1.0, answer_weights=weights, answer_bias=round(float(w[-1]), 4))
     probs = sorted(scored.answers(f) for f, a in zip(features, answerable) if a)
-    floor = probs[int(allow * len(probs))]  # at most this share of answerable questions below
+    floor = probs[below]  # no more answerable questions below than under min_relevance
     return {"weights": weights, "bias": scored.answer_bias, "min": round(floor - 0.0005, 4), "features": features}
 
 
@@ -143,7 +145,7 @@ def main() -> None:
     if args.answer_only:
         min_relevance, strong = model.min_relevance, model.strong
     unanswerable = [p for a, p, _ in tops if not a]
-    answer = fit_answer(model, answers, [a for a, _, _ in best], args.allow, args.l2)
+    answer = fit_answer(model, answers, [a for a, _, _ in best], min_relevance, args.l2)
     model.answer_weights, model.answer_bias, model.answer_min = answer["weights"], answer["bias"], answer["min"]
     said = [
         model.match([model.relevance(dict(zip(relevance.FEATURES, r))) for r in hits], features)
