@@ -1,6 +1,6 @@
 """Fit `relevance` (inlet/index/relevance_model.json) on the train part of the natural questions.
 
-    .venv/bin/python benchmarks/fit_relevance.py --keep DIR [--questions FILE ...] [--write]
+    .venv/bin/python benchmarks/fit_relevance.py --keep DIR [--questions FILE ...] [--answer-only] [--write]
 
 Runs every train question of `quality_natural.json` and of `quality_natural_paraphrase.json` (the same
 corpus, questions worded away from their answers: without them the model learns to trust shared

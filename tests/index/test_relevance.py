@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +127,33 @@ def test_named_absent_reads_the_index_term_counts(index) -> None:
     other, _ = best(index, "what is in the West Gas 2001 plan for Tokyo")
     order = ("none", "weak", "strong")
     assert order.index(other.match) <= order.index(asked.match)
+
+
+def test_fit_answer_calls_none_for_no_more_answerable_questions_than_min_relevance(monkeypatch) -> None:
+    benchmarks = Path(__file__).resolve().parents[2] / "benchmarks"
+    monkeypatch.syspath_prepend(str(benchmarks))
+    spec = importlib.util.spec_from_file_location("fit_relevance", benchmarks / "fit_relevance.py")
+    assert spec and spec.loader
+    fitting = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fitting)
+    model = rel.Model(weights={"dense": 1.0}, bias=0.0, min_relevance=0.3, strong=0.9)  # relevance = logistic(dense)
+
+    def row(relevance: float) -> list[float]:
+        return [math.log(relevance / (1 - relevance)) if name == "dense" else 0.0 for name in rel.FEATURES]
+
+    answers, answerable = [], []
+    for i in range(60):  # answerable: best relevance spread over 0.1-0.9, a top-5 answer for all but the lowest
+        best = 0.1 + 0.8 * i / 59
+        answers.append(([row(best), row(best / 2)], 0.0, best > 0.2))
+        answerable.append(True)
+    for i in range(30):  # unanswerable: low relevance, half of them naming what the index lacks
+        best = 0.05 + 0.4 * i / 29
+        answers.append(([row(best)], float(i % 2), False))
+        answerable.append(False)
+    got = fitting.fit_answer(model, answers, answerable, model.min_relevance, 1.0)
+    assert got["weights"]["best"] > 0 and got["weights"]["named_absent"] < 0
+    scored = rel.Model({}, 0.0, 0.0, 1.0, answer_weights=got["weights"], answer_bias=got["bias"])
+    below = sum(1 for (hits, _, _), a in zip(answers, answerable) if a and model.relevance({"dense": hits[0][0]}) < 0.3)
+    none = [scored.answers(f) < got["min"] for f in got["features"]]
+    assert 0 < sum(n for n, a in zip(none, answerable) if a) <= below
+    assert sum(n for n, a in zip(none, answerable) if not a) > 0
