@@ -1,6 +1,6 @@
 """Fit `relevance` (inlet/index/relevance_model.json) on the train part of the natural questions.
 
-    .venv/bin/python benchmarks/fit_relevance.py --keep DIR [--questions FILE ...] [--write]
+    .venv/bin/python benchmarks/fit_relevance.py --keep DIR [--questions FILE ...] [--answer-only] [--write]
 
 Runs every train question of `quality_natural.json` and of `quality_natural_paraphrase.json` (the same
 corpus, questions worded away from their answers: without them the model learns to trust shared
@@ -11,12 +11,18 @@ model on the features search computes (`inlet.index.search.features_of`) by Newt
 small L2 penalty: no new dependency. Then it picks the thresholds on the same questions:
 `min_relevance`, the highest value under which at most `--allow` of answerable questions' best result
 falls (they would get match "none"; `--allow`), and `strong`, the lowest value above which the best result
-answers at least 90% of the time. Held-out questions are never read. `--write` saves the model.
+answers at least 90% of the time. Last the answer-level model `match` is decided from: a logistic model over
+`relevance.answer_features` (the best relevance of the question's results under the model just fitted, and
+whether the question names something the index holds nowhere), labelled 1 when any of the first five results
+answers, and its threshold `answer.min`: the highest that calls none for no more answerable train questions than
+`min_relevance` does (so at most `--allow` of them), so the answer-level model only moves `none` from answerable
+questions to unanswerable ones. Held-out questions are never read. `--write` saves the model.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from datetime import datetime
 from pathlib import Path
@@ -31,8 +37,11 @@ from inlet.index.store import Index
 HERE = Path(__file__).parent
 
 
-def collect(index: Index, labelled: list[dict], groups: dict[str, set[str]], top: int) -> tuple[list, list, list]:
-    rows, labels, best = [], [], []
+def collect(index: Index, labelled: list[dict], groups: dict[str, set[str]], top: int) -> tuple[list, list, list, list]:
+    """Feature rows and labels of each question's first `top` results, and per question: (answerable, its
+    rows, is the first result an answer) and (every result's features, named_absent, does a top-5 one answer)."""
+    rows, labels, best, answers = [], [], [], []
+    frequency = relevance.frequency_of(index)
     for item in labelled:
         asked = datetime.fromisoformat(item["asked_at"].replace("Z", "+00:00")) if item.get("asked_at") else None
         got = search.answer(index, search.SearchRequest(query=item["query"], k=10, recency_half_life_days=0, now=asked))
@@ -44,7 +53,14 @@ def collect(index: Index, labelled: list[dict], groups: dict[str, set[str]], top
         best.append(
             (bool(item["answers"]), list(range(first, len(rows))), got.hits[0].doc_id in wanted if got.hits else False)
         )
-    return rows, labels, best
+        answers.append(
+            (
+                [[hit.features[name] for name in relevance.FEATURES] for hit in got.hits],
+                relevance.named_absent(item["query"], frequency),
+                any(hit.doc_id in wanted for hit in got.hits[:5]),
+            )
+        )
+    return rows, labels, best, answers
 
 
 def fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 50) -> np.ndarray:
@@ -64,6 +80,22 @@ def fit(x: np.ndarray, y: np.ndarray, l2: float = 1.0, steps: int = 50) -> np.nd
     return w
 
 
+def fit_answer(model: relevance.Model, answers: list, answerable: list[bool], min_relevance: float, l2: float) -> dict:
+    """The answer-level model over `relevance.answer_features` and its threshold `min` (see module docstring)."""
+    features, below = [], 0
+    for (hits, named, _), asked in zip(answers, answerable):
+        relevances = [model.relevance(dict(zip(relevance.FEATURES, r))) for r in hits]
+        features.append({**relevance.answer_features(relevances, "", None), "named_absent": named})
+        below += asked and max(relevances, default=0.0) < min_relevance
+    x = np.asarray([[f[name] for name in relevance.ANSWER_FEATURES] for f in features], dtype=float)
+    w = fit(x, np.asarray([1.0 if top5 else 0.0 for _, _, top5 in answers]), l2)
+    weights = {k: round(float(v), 4) for k, v in zip(relevance.ANSWER_FEATURES, w[:-1])}
+    scored = relevance.Model({}, 0.0, 0.0, 1.0, answer_weights=weights, answer_bias=round(float(w[-1]), 4))
+    probs = sorted(scored.answers(f) for f, a in zip(features, answerable) if a)
+    floor = probs[below]  # no more answerable questions below than under min_relevance
+    return {"weights": weights, "bias": scored.answer_bias, "min": round(floor - 0.0005, 4), "features": features}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--keep", type=Path, required=True, help="the corpus folder of quality_natural.py")
@@ -73,6 +105,11 @@ def main() -> None:
         "--allow", type=float, default=0.05, help="share of answerable train questions that min_relevance may call none"
     )
     parser.add_argument("--write", action="store_true", help="save the fitted model")
+    parser.add_argument(
+        "--answer-only",
+        action="store_true",
+        help="keep the saved per-result model and its thresholds; fit only the answer-level model of `match`",
+    )
     parser.add_argument(
         "--questions",
         type=Path,
@@ -85,12 +122,15 @@ def main() -> None:
         build(args.keep)
     with Index(load_config(args.keep / "config.toml").index) as index:
         groups = copies(index, labelled)
-        rows, labels, best = collect(index, labelled, groups, args.top)
+        rows, labels, best, answers = collect(index, labelled, groups, args.top)
     x, y = np.asarray(rows, dtype=float), np.asarray(labels)
-    w = fit(x, y, args.l2)
-    model = relevance.Model(
-        weights=dict(zip(relevance.FEATURES, map(float, w[:-1]))), bias=float(w[-1]), min_relevance=0.0, strong=1.0
-    )
+    if args.answer_only:  # the saved per-result model as it is
+        model = dataclasses.replace(relevance.model())
+    else:
+        w = fit(x, y, args.l2)
+        model = relevance.Model(
+            weights=dict(zip(relevance.FEATURES, map(float, w[:-1]))), bias=float(w[-1]), min_relevance=0.0, strong=1.0
+        )
     probs = np.array([model.relevance(dict(zip(relevance.FEATURES, r))) for r in rows])
     tops = [(answerable, max((probs[i] for i in idx), default=0.0), right) for answerable, idx, right in best]
     answerable = sorted(p for a, p, _ in tops if a)
@@ -102,12 +142,26 @@ def main() -> None:
         if above and sum(above) / len(above) >= 0.9:
             strong = t
             break
+    if args.answer_only:
+        min_relevance, strong = model.min_relevance, model.strong
     unanswerable = [p for a, p, _ in tops if not a]
+    answer = fit_answer(model, answers, [a for a, _, _ in best], min_relevance, args.l2)
+    model.answer_weights, model.answer_bias, model.answer_min = answer["weights"], answer["bias"], answer["min"]
+    said = [
+        model.match([model.relevance(dict(zip(relevance.FEATURES, r))) for r in hits], features)
+        for hits, features in zip((h for h, _, _ in answers), answer["features"])
+    ]
+    none_on = [s == "none" for s in said]
     print(f"{len(labelled)} train questions, {len(rows)} results, {int(y.sum())} answering")
     print("weights:", {k: round(v, 3) for k, v in model.weights.items()}, "bias", round(model.bias, 3))
     print(
         f"min_relevance {min_relevance}: none on {sum(p < min_relevance for p in unanswerable)}/{len(unanswerable)} "
         f"unanswerable, {sum(p < min_relevance for p in answerable)}/{len(answerable)} answerable; strong {strong}"
+    )
+    print("answer-level weights:", answer["weights"], "bias", answer["bias"], "min", answer["min"])
+    print(
+        f"match none on {sum(n for n, (a, _, _) in zip(none_on, best) if not a)}/{len(unanswerable)} unanswerable, "
+        f"{sum(n for n, (a, _, _) in zip(none_on, best) if a)}/{len(answerable)} answerable"
     )
     if args.write:
         relevance.MODEL_PATH.write_text(
@@ -119,6 +173,7 @@ def main() -> None:
                     "bias": round(model.bias, 4),
                     "min_relevance": min_relevance,
                     "strong": strong,
+                    "answer": {"weights": answer["weights"], "bias": answer["bias"], "min": answer["min"]},
                 },
                 indent=1,
             )

@@ -12,9 +12,14 @@ holds, how many of the document's passages match (an answer spread over a thread
 document's sections), and the fused score's margin over the
 next result. A logistic model maps them to 0-1; its coefficients are data
 (`relevance_model.json`), fitted by `benchmarks/fit_relevance.py` on the train part of the
-labelled natural questions, and the thresholds that turn the best relevance into `match` were
-chosen on the same part: `strong` when a result is very likely an answer, `weak` when one may be,
-`none` when nothing is.
+labelled natural questions.
+
+`match` is decided for the answer as a whole: a second logistic model, fitted on the same
+questions, gives the chance that any of the first five results answers from the best relevance and
+whether the question names something the index holds nowhere ("Tokyo", "Jira", "p99": a
+capitalised word or a number no chunk holds). `none` below the threshold chosen on the same part
+(nothing here answers), else `strong` when the best result is very likely an answer, `weak` when
+one may be.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import json
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -148,32 +153,86 @@ def numbers_missing(query: str, text: str, created: datetime | None) -> float:
     return sum(1 for n in numbers if n not in held) / len(numbers)
 
 
+ANSWER_FEATURES = ("best", "named_absent")
+_NAMED = re.compile(r"[A-Za-z0-9]+")
+
+
+def named_absent(query: str, frequency: Frequency | None) -> float:
+    """1 when the question names something no chunk holds: a capitalised word past the first
+    ("the Tokyo office", "single sign-on for Jira") or a word holding a digit ("p99", "401k",
+    "2005"); 0 otherwise, and without term counts. A question about a thing the corpus never
+    mentions has no answer in it, however alike the rest of its words."""
+    if frequency is None:
+        return 0.0
+    for i, found in enumerate(_NAMED.finditer(query)):
+        word = found.group()
+        lower = word.lower()
+        if len(lower) < 2 or lower in STOPWORDS:
+            continue
+        named = (i > 0 and word[0].isupper()) or any(c.isdigit() for c in word)
+        if named and frequency(lower) == 0:
+            return 1.0
+    return 0.0
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-4), 1 - 1e-4)
+    return math.log(p / (1 - p))
+
+
+def answer_features(relevances: list[float], query: str, frequency: Frequency | None) -> dict[str, float]:
+    """What `match` is decided from: the best relevance (as log-odds) and `named_absent`."""
+    return {"best": _logit(max(relevances, default=0.0)), "named_absent": named_absent(query, frequency)}
+
+
+def _logistic(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
 @dataclass
 class Model:
     weights: dict[str, float]
     bias: float
     min_relevance: float
     strong: float
+    answer_weights: dict[str, float] = field(default_factory=dict)
+    answer_bias: float = 0.0
+    answer_min: float | None = None  # None: `match` from the best relevance against min_relevance
 
     def relevance(self, features: dict[str, float]) -> float:
-        z = self.bias + sum(self.weights.get(name, 0.0) * features.get(name, 0.0) for name in FEATURES)
-        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+        return _logistic(self.bias + sum(self.weights.get(n, 0.0) * features.get(n, 0.0) for n in FEATURES))
 
-    def match(self, relevances: list[float]) -> str:
+    def answers(self, features: dict[str, float]) -> float:
+        """The chance that any of the first five results answers (`answer_features`)."""
+        weights = self.answer_weights
+        return _logistic(self.answer_bias + sum(weights.get(n, 0.0) * features.get(n, 0.0) for n in ANSWER_FEATURES))
+
+    def match(self, relevances: list[float], answer: dict[str, float] | None = None) -> str:
+        """`none` when nothing answers (by the answer-level model given `answer`, else by the best
+        relevance against `min_relevance`), `strong` when the best result very likely does."""
         best = max(relevances, default=0.0)
-        if best >= self.strong:
-            return "strong"
-        return "weak" if best >= self.min_relevance else "none"
+        if not relevances:
+            return "none"
+        if answer is not None and self.answer_min is not None:
+            if self.answers(answer) < self.answer_min:
+                return "none"
+        elif best < self.min_relevance:
+            return "none"
+        return "strong" if best >= self.strong else "weak"
 
 
 @lru_cache(maxsize=1)
 def model() -> Model:
     data: dict[str, Any] = json.loads(MODEL_PATH.read_text())
+    answer: dict[str, Any] = data.get("answer", {})
     return Model(
         weights={k: float(v) for k, v in data["weights"].items()},
         bias=float(data["bias"]),
         min_relevance=float(data["min_relevance"]),
         strong=float(data["strong"]),
+        answer_weights={k: float(v) for k, v in answer.get("weights", {}).items()},
+        answer_bias=float(answer.get("bias", 0.0)),
+        answer_min=float(answer["min"]) if "min" in answer else None,
     )
 
 

@@ -135,9 +135,10 @@ def answer(index: Index, request: SearchRequest) -> Answer:
         understood = Interpretation(query=request.query, people=understood.people)
         hits = _ranked(index, request, request.query, understood.people)
     relevances = [h.relevance for h in hits]
+    decided_from = rel.answer_features(relevances, request.query, rel.frequency_of(index))
     return Answer(
         hits=hits,
-        match=rel.model().match(relevances),
+        match=rel.model().match(relevances, decided_from),
         interpreted=understood.as_dict(),
         took_ms=(time.perf_counter() - started) * 1000,
     )
