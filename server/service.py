@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from inlet.connectors.model import principals_for
+from inlet.index.relevance import default_min_relevance
 from inlet.index.search import Answer, Hit, SearchRequest, answer, search
 from inlet.index.store import Index
 
@@ -53,12 +54,15 @@ class Retrieval:
 
     def context(self, request: SearchRequest, budget: int, min_relevance: float = 0.0) -> tuple[Packed, Answer]:
         """The results at or above `min_relevance` packed under `budget`, and the search's answer
-        (its match is "none" when no result qualified)."""
+        (its match is "none" when no result qualified). An answer judged "none" as a whole (the
+        question names what the index lacks) packs nothing unless the caller lowered the floor."""
         started = time.perf_counter()
         index = self._index()
         with index.embedder.budget.admit():
             got = answer(index, request)
-        packed = pack([h for h in got.hits if h.relevance >= min_relevance], budget, index.embedder.count_tokens)
+        judged_none = got.match == "none" and min_relevance >= default_min_relevance()
+        qualifying = [] if judged_none else [h for h in got.hits if h.relevance >= min_relevance]
+        packed = pack(qualifying, budget, index.embedder.count_tokens)
         match = got.match if packed.hits else "none"
         return packed, Answer(got.hits, match, got.interpreted, (time.perf_counter() - started) * 1000)
 
