@@ -127,6 +127,9 @@ def answer(index: Index, request: SearchRequest) -> Answer:
     if request.interpret and request.mode == "hybrid":
         vocabulary = people_of(index)
         understood = interpret(request.query, request.now, vocabulary, vocabulary.types)
+        if understood.people and request.user is not None:  # name no one the asker sees no document of
+            seen = index.catalog.visible_people(list(understood.people), request.filters().principals)
+            understood = replace(understood, people=tuple(p for p in understood.people if p in seen))
     narrowed = _narrowed(request, understood)
     hits: list[Hit] = []
     if narrowed is not None:

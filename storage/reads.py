@@ -150,6 +150,18 @@ class CatalogReads:
         """Everyone who wrote or took part in an indexed document (`Document.people`), sorted."""
         return [r[0] for r in self._query("SELECT DISTINCT person FROM people ORDER BY person")]
 
+    def visible_people(self, persons: list[str], principals: tuple[str, ...] | None) -> set[str]:
+        """The persons among `persons` named by a document `principals` may see (None: any document)."""
+        if not persons:
+            return set()
+        cond, params = self.dialect.in_list("p.person", persons)
+        sql = f"SELECT DISTINCT p.person FROM people p WHERE {cond}"
+        if principals is not None:
+            seen, more = self.dialect.in_list("a.principal", principals)
+            sql += f" AND EXISTS (SELECT 1 FROM acl a WHERE a.doc_id = p.doc_id AND {seen})"
+            params += more
+        return {r[0] for r in self._query(self.dialect.sql(sql), params)}
+
     def source_types(self) -> list[str]:
         """The kinds of source indexed (a source has one: its first document's, found through the
         source index rather than a scan of every document)."""

@@ -177,3 +177,15 @@ def test_the_vocabulary_of_people_follows_the_index(index) -> None:
     assert people.find("what did Brenda say") == ("brenda.lee@enron.com",)
     assert people.find("what did Phillip say") == ()  # his only document was deleted
     assert people.types == {"slack", "google_drive", "files"}
+
+
+def test_a_person_is_named_only_to_someone_who_sees_a_document_of_theirs(tmp_path, embedder) -> None:
+    private = note("1", "Acquisition terms: the board approves on Friday.", "outlook", NOW, author="jane@acme.example")
+    private.acl = ACL(users=["ceo@example.com"])
+    shared = note("2", "Cafeteria menu for the week.", "slack", NOW, author="chef@example.com")
+    with Index(IndexConfig(path=tmp_path / "ix"), embedder=embedder) as ix:
+        ix.apply([private, shared], generation=1)
+        assert ask(ix, "what did Jane say", user="ceo@example.com").interpreted == {"people": ["jane@acme.example"]}
+        assert ask(ix, "what did Jane say", user="intern@example.com").interpreted == {}
+        assert ask(ix, "what did Chef say", user="intern@example.com").interpreted == {"people": ["chef@example.com"]}
+        assert ask(ix, "what did Jane say").interpreted == {"people": ["jane@acme.example"]}  # the operator

@@ -61,6 +61,10 @@ def test_catalog_commits_and_reads_alike(backend: Backend) -> None:
         )
         assert catalog.counts() == {"s": (2, 3), "t": (1, 1)}
         assert catalog.people() == ["ann@example.com", "bob@other.org"] and catalog.source_types() == ["files"]
+        everyone = ["ann@example.com", "bob@other.org", "nobody@example.com"]
+        assert catalog.visible_people(everyone, None) == {"ann@example.com", "bob@other.org"}
+        assert catalog.visible_people(everyone, ANN) == {"ann@example.com", "bob@other.org"}
+        assert catalog.visible_people(everyone, BOB) == set()  # named only in a document Bob may not see
         stored = catalog.stored(["s:1", "s:2", "nope"])
         assert set(stored) == {"s:1", "s:2"} and stored["s:1"].chunks == 2 and stored["s:1"].source == "s"
         assert catalog.document("s:1") == doc(1) and catalog.document("nope") is None
