@@ -14,7 +14,8 @@ deletes the thread (whether or not the checkpoint lists it: a killed run may hav
 its last saved checkpoint); a deleted reply leaves the thread without it. A first round lists no
 deleted roots, so after an unfinished run the engine compares the index with `live_ids`. A membership change (the ACL's
 fingerprint differs from the checkpoint's) re-reads the whole channel, so every thread is yielded
-with the new ACL and the same text: the index re-writes ACLs and re-embeds nothing. An expired delta
+with the new ACL and the same text: the index re-writes ACLs and re-embeds nothing. A renamed team
+or channel is re-read the same way (its threads carry both names). An expired delta
 link (410) re-reads the channel and deletes the threads it does not list again. A change
 notification on a channel asks for a scoped run (`load_scope`) of that channel only.
 """
@@ -152,6 +153,12 @@ def _emails(answer: dict[str, Any] | GraphError) -> list[str]:
     return sorted({str(m.get("email") or "").lower() for m in answer.get("value", []) if m.get("email")})
 
 
+def _reread(ch: ChannelState) -> None:
+    """Start the channel's delta over: every thread is listed and yielded again (new names, a new
+    ACL), and those the new round does not list are deleted at its end."""
+    ch.resync, ch.link = sorted(set(ch.resync or []) | set(ch.threads)), None
+
+
 class _Run:
     def __init__(self, conn: TeamsConnector, client: GraphClient, st: TeamsCheckpoint) -> None:
         self.c, self.client, self.st = conn, client, st
@@ -208,6 +215,16 @@ class _Run:
             yield self.st.checkpoint()
         for cid, fresh, acl in found:
             ch = self.st.channels.setdefault(cid, fresh)
+            if (ch.team, ch.name) != (fresh.team, fresh.name):
+                log.info(
+                    "source %r: %s/%s is now %s/%s; re-reading it",
+                    self.c.name,
+                    ch.team,
+                    ch.name,
+                    fresh.team,
+                    fresh.name,
+                )
+                _reread(ch)
             ch.team, ch.name, ch.kind = fresh.team, fresh.name, fresh.kind
             yield from self.channel(cid, acl)
 
@@ -227,7 +244,7 @@ class _Run:
         key = acl_key(acl)
         if ch.acl and ch.acl != key:
             log.info("source %r: members of %s/%s changed; re-reading its threads", self.c.name, ch.team, ch.name)
-            ch.resync, ch.link = sorted(set(ch.resync or []) | set(ch.threads)), None
+            _reread(ch)
         ch.acl = key
         url, params = (ch.link, None) if ch.link else self._first(cid, ch)
         pager = Pager(source=self.c.name, what=f"delta of channel {ch.name!r}", token=ch.link)
@@ -237,7 +254,7 @@ class _Run:
             except GraphError as exc:
                 if exc.status == 410 or exc.code == "SyncStateNotFound":
                     log.warning("source %r: delta link of %s/%s expired; re-reading it", self.c.name, ch.team, ch.name)
-                    ch.resync, ch.link = sorted(set(ch.resync or []) | set(ch.threads)), None
+                    _reread(ch)
                     url, params = self._first(cid, ch)
                     pager = Pager(source=self.c.name, what=f"delta of channel {ch.name!r}")
                     continue

@@ -222,3 +222,19 @@ def test_live_ids_refuses_to_decide_when_a_channel_cannot_be_read(sb: Sandbox) -
     with pytest.raises(RetriableError, match=r"source 'sandbox-teams': channel \S+/\S+ cannot be read"):
         set(conn.live_ids())
     assert set(conn.live_ids())  # readable again: the listing completes
+
+
+def test_a_renamed_team_or_channel_yields_its_threads_again_under_the_new_names(sb: Sandbox) -> None:
+    conn = connector(sb)
+    items, cp = run(conn)
+    leadership = {t: d for t, d in docs(items).items() if d.metadata["channel"] == "leadership"}
+    with sb.ws.lock:
+        team = state(sb).teams[channel(sb, "leadership").team_id]
+        team.name = "Engineering (renamed)"
+    items, cp = run(conn, cp)
+    renamed = [i for i in items if isinstance(i, Document)]
+    assert renamed and {d.metadata["team"] for d in renamed} == {"Engineering (renamed)"}
+    assert set(leadership) <= {d.title for d in renamed}  # every thread again, not only changed ones
+    assert not [i for i in items if isinstance(i, Deletion)]
+    items, cp = run(conn, cp)
+    assert not [i for i in items if isinstance(i, Document)]  # then quiet again
