@@ -195,9 +195,10 @@ class GmailConnector(Connector[GmailConfig]):
         saved = {m: state.mailboxes.setdefault(m, _Box()).model_copy(deep=True) for m in self.config.mailboxes}
         refused: list[MailboxRefused] = []
         syncs = [_MailboxSync(self, m, state.mailboxes[m], state.since) for m in self.config.mailboxes]
-        first = all(b.history is None and b.listing is None for b in saved.values())
-        total = _estimate(syncs) if first else None
-        if total:
+        listing = all(b.history is None for b in saved.values())  # a first listing, new or resumed
+        total = _estimate(syncs) if listing else None
+        if total:  # what is left: a resumed listing has read `seen` already
+            total = max(1, total - sum(len(b.listing.seen) for b in saved.values() if b.listing))
             yield Progress(total=total, done=0, unit="messages")
         done = 0
         producers = [partial(self._mailbox, sync) for sync in syncs]

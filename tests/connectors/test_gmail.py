@@ -251,3 +251,22 @@ def test_a_first_listing_reports_gmails_estimate_and_counts_up_to_it(sb: Sandbox
     assert items.index(progress[0]) < min(i for i, item in enumerate(items) if isinstance(item, Document))
     again, _ = run(conn.load(state))  # history from here on: no listing, no total
     assert not [i for i in again if isinstance(i, Progress)]
+
+
+def test_a_resumed_first_listing_reports_what_is_left(sb: Sandbox) -> None:
+    conn = connector(sb, page_size=5)
+    read: list[Document] = []
+    state: dict[str, Any] | None = None
+    for item in conn.load(None):  # killed after the first checkpoint that holds documents
+        if isinstance(item, Document):
+            read.append(item)
+        if isinstance(item, Checkpoint) and read:
+            state = json.loads(json.dumps(item.state))
+            break
+    assert state is not None
+    seen = len(state["mailboxes"][BADEER]["listing"]["seen"])
+    items, _ = run(conn.load(state))
+    progress = [i for i in items if isinstance(i, Progress)]
+    left = len(in_scope(sb, BADEER)) - seen
+    assert 0 < seen and [p.total for p in progress if p.total is not None] == [left]
+    assert progress[-1].done == left == len([i for i in items if isinstance(i, Document)])
