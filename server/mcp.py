@@ -38,7 +38,7 @@ from .models import iso
 from .context import fallback_url
 from .oauth import Authenticator
 from .origin import OriginGuard
-from .ratelimit import RateLimiter, limited_message
+from .ratelimit import RateLimiter, limited_message, retry_after
 from .service import Retrieval
 
 log = logging.getLogger(__name__)
@@ -271,11 +271,17 @@ def http_caller(ctx: Any) -> Caller:
 class McpHttpAuth:
     """ASGI guard in front of the SDK's streamable HTTP app: the same keys, tokens and rights as the
     REST routes; the resolved `Caller` travels in `scope['state']`. A key or token the API's guard
-    already checked (`scope['state']['key']`) is not verified twice."""
+    already checked (`scope['state']['key']`) is not verified twice. With rate limits on, a message
+    that calls no tool (initialize, tools/list, a notification) spends the caller's token here and
+    is answered 429 over the limit; a tool call spends it in `InletTools`, which answers a tool error."""
 
-    def __init__(self, app: ASGIApp, auth: Authenticator) -> None:
+    def __init__(
+        self, app: ASGIApp, auth: Authenticator, limiter: RateLimiter | None = None, metrics: Any = None
+    ) -> None:
         self.app = app
         self.auth = auth
+        self.limiter = limiter if limiter is not None and limiter.enabled else None
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
@@ -290,6 +296,14 @@ class McpHttpAuth:
             await send_error(send, exc.status, exc.code, exc.message, exc.headers)
             return
         scope.setdefault("state", {})["caller"] = caller
+        if self.limiter is not None and scope.get("method") == "POST":
+            receive, body = await _buffered(receive)
+            if not _calls_a_tool(body) and (wait := await self.limiter.check_caller(caller)) > 0:
+                if self.metrics is not None:
+                    self.metrics.rate_limited.labels(caller.key_name).inc()
+                message = limited_message(caller.key_name, wait)
+                await send_error(send, 429, "rate_limited", message, {"Retry-After": retry_after(wait)})
+                return
         if scope.get("method") == "GET":
             # Stateless: the server never sends unprompted messages, so it offers no event stream
             # (the MCP transport's 405 answer) rather than one that stays open forever.
@@ -302,6 +316,33 @@ class McpHttpAuth:
             )
             return
         await self.app(scope, receive, send)
+
+
+async def _buffered(receive: Receive) -> tuple[Receive, bytes]:
+    """The request body (already bounded by the API's body limit), and a `receive` that hands the
+    same messages to the app and then listens on for a disconnect."""
+    messages = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body"):
+            break
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+
+    async def replay() -> Any:
+        return messages.pop(0) if messages else await receive()
+
+    return replay, body
+
+
+def _calls_a_tool(body: bytes) -> bool:
+    """The JSON-RPC message (or batch) holds a `tools/call`; anything unreadable does not."""
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return False
+    batch = message if isinstance(message, list) else [message]
+    return any(isinstance(m, dict) and m.get("method") == "tools/call" for m in batch)
 
 
 def http_app(
@@ -331,7 +372,8 @@ def http_app(
     )
     oauth = settings.server.oauth
     own = [oauth.resource_url] if oauth is not None and oauth.resource_url else []
-    return OriginGuard(McpHttpAuth(manager.asgi_app, auth), settings.server.cors_origins, own), manager
+    guard = McpHttpAuth(manager.asgi_app, auth, limiter, metrics)
+    return OriginGuard(guard, settings.server.cors_origins, own), manager
 
 
 # --- stdio ---------------------------------------------------------------------------------------

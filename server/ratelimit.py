@@ -140,7 +140,7 @@ def limited_message(name: str, seconds: float) -> str:
 
 class RateLimit:
     """ASGI: spends the token of the key (or OAuth user) the key check put in the scope. /mcp is
-    limited per tool call instead (mcp.py), so MCP clients get a tool error, not a transport one."""
+    limited per message in mcp.py instead, so that an MCP tool call over the limit is a tool error."""
 
     def __init__(self, app: ASGIApp, limiter: RateLimiter, metrics: Any) -> None:
         self.app = app

@@ -74,6 +74,25 @@ def test_mcp_tool_calls_over_the_limit_are_tool_errors(index: Index) -> None:
     assert anyio.run(calls) == [False, False, True, False, False, True, False]
 
 
+def test_mcp_messages_that_call_no_tool_are_limited_over_http_and_tool_calls_answer_tool_errors(index: Index) -> None:
+    app = create_app(limited_settings(index.path, "1/h", "1000/s", burst=2), index=index, env=KEYS)
+    headers = {**ALICE, "Accept": "application/json, text/event-stream"}
+    listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "search", "arguments": SEARCH}}
+    with TestClient(app) as client:
+        assert app.state.retrieval.ready.wait(30)
+        answers = [client.post("/mcp", json=listing, headers=headers) for _ in range(3)]
+        assert [a.status_code for a in answers] == [200, 200, 429]
+        assert answers[-1].json()["error"]["code"] == "rate_limited" and int(answers[-1].headers["Retry-After"]) > 60
+        called = client.post("/mcp", json=call, headers=headers)  # the bucket is empty: a tool error, not a 429
+        assert called.status_code == 200 and called.json()["result"]["isError"] is True
+        assert "rate limit" in called.json()["result"]["content"][0]["text"]
+        bob = {**BOB, "Accept": "application/json, text/event-stream"}
+        assert client.post("/mcp", json=listing, headers=bob).status_code == 200  # a bucket per key
+        metrics = client.get("/metrics", headers=OPS).text
+    assert 'inlet_rate_limited_total{key="alice-laptop"} 2.0' in metrics
+
+
 def p50(client: httpx.Client, url: str, n: int) -> float:
     times = []
     for _ in range(n):
