@@ -5,10 +5,10 @@ ACL included, inside their queries, so `k` results come back whenever `k` visibl
 exist. After fusion: a mild recency preference, passages grouped by document (the best passage is
 the result's `text`, up to three more of its matching passages ride along in `passages`, and a
 document is scored by all of them), near-duplicate documents collapsed (a thread quoted in three
-mails is one result), and each result's calibrated `relevance` with the answer's `match`
-(`relevance.py`). What the question asks beyond its words (a time, a source, a person:
-`interpret.py`) filters or boosts the search; when the filters would leave nothing, the plain
-query runs.
+mails is one result), each result's calibrated `relevance` with the answer's `match`
+(`relevance.py`), and the likely answers (relevance at or above `min_relevance`) moved first.
+What the question asks beyond its words (a time, a source, a person: `interpret.py`) filters or
+boosts the search; when the filters would leave nothing, the plain query runs.
 """
 
 from __future__ import annotations
