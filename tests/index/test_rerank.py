@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 import pytest
 
 from inlet.config import IndexConfig
-from inlet.connectors.model import ACL, Document
+from inlet.connectors.model import Document
 from inlet.index import search as S
 from inlet.index.search import Hit, SearchRequest, answer
 from inlet.index.store import Index
+from tests.index.test_relevance import doc as dated
 
 
 FLOOR = S.rel.model().min_relevance
@@ -70,17 +71,7 @@ def test_below_the_floor_nothing_moves() -> None:
 
 
 def doc(n: str, title: str, text: str) -> Document:
-    when = datetime(2001, 1, int(n), tzinfo=UTC)
-    return Document(
-        id=f"drive:{n}",
-        source="drive",
-        source_type="google_drive",
-        title=title,
-        text=text,
-        acl=ACL(public=True),
-        created_at=when,
-        updated_at=when,
-    )
+    return dated(n, title, text, datetime(2001, 1, int(n), tzinfo=UTC))
 
 
 @pytest.fixture
