@@ -109,6 +109,13 @@ class Answer:
     interpreted: dict[str, Any]
     took_ms: float
 
+    def qualifying(self, floor: float) -> list[Hit]:
+        """The hits an agent is shown (`/v1/context`, MCP): those at or above `floor`, and none when
+        the answer is judged "none" as a whole, unless the caller lowered the floor below the default."""
+        if self.match == "none" and floor >= rel.model().min_relevance:
+            return []
+        return [h for h in self.hits if h.relevance >= floor]
+
 
 _PEOPLE: dict[int, People] = {}
 

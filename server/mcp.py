@@ -203,9 +203,7 @@ class InletTools:
 
     def search(self, query: str, caller: Caller, k: int = SEARCH_K) -> McpSearchOutput:
         request = SearchRequest(query=query, k=k, user=caller.user, recency_half_life_days=self.half_life_days)
-        floor = default_min_relevance()
-        got = self.retrieval.answer(request)
-        hits = [] if got.match == "none" else [h for h in got.hits if h.relevance >= floor]
+        hits = self.retrieval.answer(request).qualifying(default_min_relevance())
         return McpSearchOutput(
             results=[
                 McpSearchItem(

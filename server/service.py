@@ -12,7 +12,6 @@ import time
 from typing import Any
 
 from inlet.connectors.model import principals_for
-from inlet.index.relevance import default_min_relevance
 from inlet.index.search import Answer, Hit, SearchRequest, answer, search
 from inlet.index.store import Index
 
@@ -60,9 +59,7 @@ class Retrieval:
         index = self._index()
         with index.embedder.budget.admit():
             got = answer(index, request)
-        judged_none = got.match == "none" and min_relevance >= default_min_relevance()
-        qualifying = [] if judged_none else [h for h in got.hits if h.relevance >= min_relevance]
-        packed = pack(qualifying, budget, index.embedder.count_tokens)
+        packed = pack(got.qualifying(min_relevance), budget, index.embedder.count_tokens)
         match = got.match if packed.hits else "none"
         return packed, Answer(got.hits, match, got.interpreted, (time.perf_counter() - started) * 1000)
 
