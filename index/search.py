@@ -151,7 +151,7 @@ def answer(index: Index, request: SearchRequest) -> Answer:
         understood = Interpretation(query=request.query, people=understood.people)
         hits = _ranked(index, request, request.query, understood.people)
     relevances = [h.relevance for h in hits]
-    decided_from = rel.answer_features(relevances, request.query, rel.frequency_of(index))
+    decided_from = rel.answer_features(relevances, request.query)
     return Answer(
         hits=hits,
         match=rel.model().match(relevances, decided_from),
