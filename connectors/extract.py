@@ -92,8 +92,10 @@ _MARKDOWN_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(\S.*)$")
 
 
 def document_title(data: bytes, name: str, text: str, mime: str | None = None) -> str | None:
-    """The document's own title: HTML <title> (else <h1>), PDF or DOCX metadata title, else its
-    first Markdown heading near the top; None when it has none (callers fall back to the path)."""
+    """The document's own title: HTML <title> (else <h1>), the PDF, DOCX, PPTX or XLSX metadata
+    title, else its first Markdown heading near the top; None when it has none (callers fall back
+    to the path). A slide deck's or a workbook's headings are inlet's own section markers ("Slide
+    1", a sheet's name), never its title."""
     kind = kind_of(name, mime)
     found: str | None = None
     try:
@@ -109,6 +111,10 @@ def document_title(data: bytes, name: str, text: str, mime: str | None = None) -
             import docx
 
             found = docx.Document(io.BytesIO(data)).core_properties.title
+        elif kind == "pptx":
+            from pptx import Presentation
+
+            found = Presentation(io.BytesIO(data)).core_properties.title
         elif kind == "xlsx":
             from openpyxl import load_workbook
 
@@ -118,6 +124,8 @@ def document_title(data: bytes, name: str, text: str, mime: str | None = None) -
     found = " ".join((found or "").split())
     if found:
         return found
+    if kind in ("pptx", "xlsx"):
+        return None
     for line in text.splitlines()[:20]:
         heading = _MARKDOWN_HEADING.match(line)
         if heading:

@@ -27,7 +27,8 @@ from .model import Checkpoint, Deletion, Item, Progress, Skipped
 
 log = logging.getLogger(__name__)
 
-SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx", ""}  # "": plain text (e.g. mail dumps)
+# "": plain text (e.g. mail dumps)
+SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx", ".pptx", ".xlsx", ""}
 
 
 class FilesConfig(FolderConfig):

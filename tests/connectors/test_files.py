@@ -6,7 +6,7 @@ import pytest
 from inlet.connectors.files import FilesConnector
 from inlet.connectors.model import Checkpoint, Deletion, Document, Skipped
 from inlet.errors import ConfigError
-from inlet.sandbox.documents import make_docx, make_pdf
+from inlet.sandbox.documents import make_docx, make_pdf, make_pptx, make_xlsx
 
 
 def connector(root: Path, **extra) -> FilesConnector:
@@ -141,6 +141,16 @@ def test_titles_are_the_documents_own_else_the_relative_path(tmp_path):
     document.save(buffer)
     (tmp_path / "plan.docx").write_bytes(buffer.getvalue())
     (tmp_path / "notes.md").write_text("Intro line\n\n## Meeting notes\n\nDecisions.")
+    # A deck's and a workbook's headings are inlet's section markers ("Slide 1", a sheet's name).
+    (tmp_path / "deck.pptx").write_bytes(make_pptx("Roadmap", [("Q3", "Ship the search rewrite.")]))
+    from pptx import Presentation
+
+    deck = Presentation(io.BytesIO(make_pptx("Kickoff", [("Goals", "Ship the Osprey launch.")])))
+    deck.core_properties.title = "Osprey kickoff"
+    buffer = io.BytesIO()
+    deck.save(buffer)
+    (tmp_path / "titled.pptx").write_bytes(buffer.getvalue())
+    (tmp_path / "book.xlsx").write_bytes(make_xlsx("", {"Sheet1": [["Region", "Revenue"], ["North", 12]]}))
 
     items, _ = run(connector(tmp_path))
     titles = {d.id.removeprefix("docs:"): d.title for d in by_type(items, Document)}
@@ -152,6 +162,9 @@ def test_titles_are_the_documents_own_else_the_relative_path(tmp_path):
         "report.pdf": "Pelican revenue report",
         "plan.docx": "Zanzibar plan 2025",
         "notes.md": "Meeting notes",
+        "deck.pptx": "deck.pptx",
+        "titled.pptx": "Osprey kickoff",
+        "book.xlsx": "book.xlsx",
     }
 
 
