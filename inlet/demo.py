@@ -225,7 +225,8 @@ def _print_answers(out: TextIO, as_json: bool, results: list[Any], answers: list
     for item in answers:
         asker = f" (asked as {item['user']})" if item.get("user") else ""
         out.write(f"\n? {item['query']}{asker} — match: {item['match']}\n")
-        shown = [hit for hit in item["results"] if hit["relevance"] >= floor]
+        # What /v1/context and MCP show (`Answer.qualifying`): nothing when the answer is "none".
+        shown = [] if item["match"] == "none" else [hit for hit in item["results"] if hit["relevance"] >= floor]
         if not shown:
             out.write("  nothing visible to this person answers it\n")
         for n, hit in enumerate(shown, 1):
@@ -235,7 +236,10 @@ def _print_answers(out: TextIO, as_json: bool, results: list[Any], answers: list
                 f"      — {hit['title'] or hit['doc_id']} ({hit['source_type']}, {hit['source']}) {hit['url']}"
                 f" · relevance {hit['relevance']:.2f}\n"
             )
-        if left := len(item["results"]) - len(shown):
+        left = len(item["results"]) - len(shown)
+        if left and item["match"] == "none":
+            out.write(f"  ({left} result{'s' * (left > 1)} judged not to answer, left out as /v1/context and MCP do)\n")
+        elif left:
             out.write(f"  ({left} more below relevance {floor:.2f}, left out as /v1/context and MCP do)\n")
 
 

@@ -132,6 +132,11 @@ def test_the_demo_prints_what_an_agent_would_get_with_each_relevance() -> None:
             "match": "none",
             "results": [{**hit, "text": "x", "relevance": 0.0}],
         },
+        {  # judged "none" as a whole: not shown, whatever its relevance
+            "query": "q3",
+            "match": "none",
+            "results": [{**hit, "text": "a look-alike", "relevance": floor + 0.1}],
+        },
     ]
     out = io.StringIO()
     _print_answers(out, False, [], answers)
@@ -139,3 +144,5 @@ def test_the_demo_prints_what_an_agent_would_get_with_each_relevance() -> None:
     assert f"relevance {floor + 0.1:.2f}" in text and "the answer" in text and "a near miss" not in text
     assert f"(1 more below relevance {floor:.2f}, left out as /v1/context and MCP do)" in text
     assert "? q2 (asked as bob@example.com) — match: none\n  nothing visible to this person answers it" in text
+    assert "a look-alike" not in text
+    assert "? q3 — match: none\n  nothing visible to this person answers it\n  (1 result judged not to answer" in text
