@@ -1,11 +1,13 @@
 """What a question asks beyond its words: time phrases, source words and people the index knows.
 
 Invariant: an interpretation only narrows or reorders what the plain query would find. Rules, no
-model: time phrases ("yesterday", "last week", "in March 2001", "since 2000") become an `after` /
-`before` window measured from the question's time; source words ("in Slack", "the email", "the
-doc") become a `source_types` filter limited to the types the index holds; names the index knows as
-an author, sender or participant ("what did Phillip say") become people whose documents are
-preferred. The caller runs the plain query when the filters would leave nothing.
+model: time phrases ("yesterday", "last week", "in March 2001", "between January and March",
+"on 12 March 2001", "since 2000") become an `after` / `before` window measured from the question's
+time; source words ("in Slack", "the email", "the doc", "SharePoint") become a `source_types` filter
+limited to the types the index holds; names the index knows as an author, sender or participant
+("what did Phillip say") become people whose documents are preferred (a name several people share
+means the one most of its documents belong to). The caller runs the plain query when the filters
+would leave nothing.
 """
 
 from __future__ import annotations
@@ -36,24 +38,35 @@ SOURCE_WORDS: dict[str, tuple[str, ...]] = {
     "teams": ("teams",),
     "mail": ("outlook", "gmail", "mail_archive"),
     "drive": ("google_drive", "microsoft_files", "files"),
+    "google": ("google_drive",),
+    "microsoft": ("microsoft_files",),
 }
 _SOURCE_PATTERNS = [
-    (re.compile(r"\b(?:in|on|from|via)\s+slack\b|\bslack\s+(?:message|thread|channel|post)s?\b", re.I), "slack"),
+    (
+        re.compile(
+            r"\b(?:in|on|from|via)\s+slack\b|\bslack\s+(?:message|thread|channel|post)s?\b",
+            re.I,
+        ),
+        "slack",
+    ),
     (re.compile(r"\b(?:in|on|from|via)\s+(?:ms\s+|microsoft\s+)?teams\b", re.I), "teams"),
-    # "the email about X", "in my inbox", "by mail" name the source; "a phishing email" is a topic.
+    # "the email about X", "emails from Phillip", "did Mike email me" name the source; "a phishing
+    # email" is a topic.
     (
         re.compile(
             r"\b(?:in|from|via|by|on)\s+(?:the\s+|an?\s+|my\s+|his\s+|her\s+|their\s+)?(?:e-?mails?|mails?|"
-            r"inbox|outlook|gmail|mailbox)\b|\bthe\s+e-?mails?\s+(?:about|from|to|where|that|with|on|in)\b|"
-            r"\b(?:outlook|gmail)\b",
+            r"inbox|outlook|gmail|mailbox)\b|\b(?:the\s+)?e-?mails?\s+(?:about|from|to|where|that|with|on|in)\b|"
+            r"\be-?mail(?:ed)?\s+(?:me|us|you|him|her|them)\b|\be-?mailed\b|\b(?:outlook|gmail)\b",
             re.I,
         ),
         "mail",
     ),
+    (re.compile(r"\b(?:sharepoint|onedrive)\b", re.I), "microsoft"),
+    (re.compile(r"\bgoogle\s+(?:drive|docs?|sheets?|slides)\b", re.I), "google"),
     (
         re.compile(
             r"\b(?:the|a|this|that|google)\s+docs?\b|\b(?:in|on|from)\s+(?:the\s+|google\s+)?(?:drive|docs)\b"
-            r"|\bdrive\s+(?:file|folder|doc)s?\b|\b(?:sharepoint|onedrive)\b",
+            r"|\bdrive\s+(?:file|folder|doc)s?\b",
             re.I,
         ),
         "drive",
@@ -130,12 +143,85 @@ def _month(year: int, month: int) -> tuple[datetime, datetime]:
 
 
 def time_window(query: str, now: datetime) -> tuple[datetime | None, datetime | None, list[tuple[int, int]]]:
-    """The [after, before) window a time phrase of `query` names, relative to `now`, and its spans."""
+    """The [after, before) window a time phrase of `query` names, relative to `now`, and its spans.
+    The first phrase found counts; a phrase naming no real date ("February 30") names none."""
     now = now.astimezone(timezone.utc)
+    for pattern, window in _time_rules(now):
+        for match in re.finditer(pattern, query, re.I):
+            found = window(match)
+            if found is not None:
+                return found[0], found[1], [match.span()]
+    return None, None, []
+
+
+_Window = tuple[datetime | None, datetime | None]
+_M = rf"({_MONTH_RE})\.?"
+_DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
+_WEEKDAYS = "monday tuesday wednesday thursday friday saturday sunday".split()
+_COUNTS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+_QUARTERS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "last": 4}
+
+
+def _time_rules(now: datetime) -> list[tuple[str, Any]]:
+    """(pattern, match -> window or None), most specific first."""
     today = _day(now)
-    rules: list[tuple[str, Any]] = [
+
+    def year(y: str) -> tuple[datetime, datetime]:
+        return datetime(int(y), 1, 1, tzinfo=timezone.utc), datetime(int(y) + 1, 1, 1, tzinfo=timezone.utc)
+
+    def month(name: str, y: str | None) -> tuple[datetime, datetime]:
+        number = _month_no(name)
+        return _month(int(y), number) if y else _month(*_latest(now, number))
+
+    def between(m: re.Match[str]) -> _Window:
+        last = month(m[3], m[4] or m[2])
+        first = month(m[1], m[2] or m[4]) if (m[2] or m[4]) else month(m[1], None)
+        if first[0] > last[0]:  # "from November to February": the November before
+            first = _month(last[0].year - 1, _month_no(m[1]))
+        return first[0], last[1]
+
+    def bound(word: str, start: datetime, end: datetime) -> _Window:
+        word = word.lower()
+        if word in ("since", "from"):
+            return start, None
+        if word == "after":
+            return end, None
+        return (None, start) if word == "before" else (None, end)  # until, till, through
+
+    return [
+        (
+            rf"\b(?:between|from)\s+{_M}(?:\s+{_YEAR})?\s+(?:and|to|until|till|through|-)\s+{_M},?(?:\s+{_YEAR})?\b",
+            between,
+        ),
+        (r"\b(\d{4})-(\d{2})-(\d{2})\b", lambda m: _date(int(m[1]), int(m[2]), int(m[3]))),
+        (rf"\b{_M}\s+{_DAY},?\s+{_YEAR}\b", lambda m: _date(int(m[3]), _month_no(m[1]), int(m[2]))),
+        (rf"\b{_DAY}\s+(?:of\s+)?{_M},?\s+{_YEAR}\b", lambda m: _date(int(m[3]), _month_no(m[2]), int(m[1]))),
+        (rf"\bon\s+{_M}\s+{_DAY}\b", lambda m: _recent_date(now, _month_no(m[1]), int(m[2]))),
+        (rf"\bon\s+(?:the\s+)?{_DAY}\s+(?:of\s+)?{_M}", lambda m: _recent_date(now, _month_no(m[2]), int(m[1]))),
+        (
+            rf"\b(since|from|after|before|until|till|through)\s+{_M},?\s+(?:of\s+)?{_YEAR}\b",
+            lambda m: bound(m[1], *month(m[2], m[3])),
+        ),
+        (rf"\b(since|after|before|until|till)\s+{_M}(?!\s*\d)", lambda m: bound(m[1], *month(m[2], None))),
+        (rf"\b(since|after|before|until|till)\s+{_YEAR}\b", lambda m: bound(m[1], *year(m[2]))),
+        (
+            rf"\b(?:in|during)\s+(?:the\s+)?q([1-4])\s+(?:of\s+)?{_YEAR}\b",
+            lambda m: _quarter(int(m[2]), int(m[1])),
+        ),
+        (
+            rf"\b(?:in|during)\s+the\s+(first|second|third|fourth|last)\s+quarter\s+of\s+{_YEAR}\b",
+            lambda m: _quarter(int(m[2]), _QUARTERS[m[1].lower()]),
+        ),
         (r"\byesterday\b", lambda m: (today - timedelta(days=1), today)),
         (r"\btoday\b|\bthis morning\b", lambda m: (today, None)),
+        (
+            rf"\b(\d{{1,3}}|{'|'.join(_COUNTS)})\s+(day|week|month|year)s?\s+ago\b",
+            lambda m: _ago(now, _COUNTS.get(m[1].lower()) or int(m[1]), m[2]),
+        ),
+        (
+            rf"\b(?:last|on)\s+({'|'.join(_WEEKDAYS)})\b",
+            lambda m: _weekday(today, _WEEKDAYS.index(m[1].lower())),
+        ),
         (
             r"\b(?:in the\s+)?(?:last|past)\s+(\d{1,3})\s+(day|week|month|year)s?\b",
             lambda m: (now - _span(int(m[1]), m[2]), None),
@@ -144,35 +230,45 @@ def time_window(query: str, now: datetime) -> tuple[datetime | None, datetime | 
         (r"\bthis\s+week\b", lambda m: (today - timedelta(days=today.weekday()), None)),
         (r"\blast\s+month\b", lambda m: _month(*_previous_month(now))),
         (r"\bthis\s+month\b", lambda m: (_month(now.year, now.month)[0], None)),
-        (
-            r"\blast\s+year\b",
-            lambda m: (
-                datetime(now.year - 1, 1, 1, tzinfo=timezone.utc),
-                datetime(now.year, 1, 1, tzinfo=timezone.utc),
-            ),
-        ),
+        (r"\blast\s+year\b", lambda m: year(str(now.year - 1))),
         (r"\bthis\s+year\b", lambda m: (datetime(now.year, 1, 1, tzinfo=timezone.utc), None)),
-        (
-            rf"\b(?:in|during|from|of)?\s*({_MONTH_RE})\.?,?\s+(?:of\s+)?{_YEAR}\b",
-            lambda m: _month(int(m[2]), _month_no(m[1])),
-        ),
-        (rf"\b(?:in|during)\s+({_MONTH_RE})\b", lambda m: _month(*_latest(now, _month_no(m[1])))),
-        (rf"\bsince\s+{_YEAR}\b", lambda m: (datetime(int(m[1]), 1, 1, tzinfo=timezone.utc), None)),
-        (rf"\bbefore\s+{_YEAR}\b", lambda m: (None, datetime(int(m[1]), 1, 1, tzinfo=timezone.utc))),
-        (
-            rf"\b(?:in|during)\s+{_YEAR}\b",
-            lambda m: (
-                datetime(int(m[1]), 1, 1, tzinfo=timezone.utc),
-                datetime(int(m[1]) + 1, 1, 1, tzinfo=timezone.utc),
-            ),
-        ),
+        (rf"\b(?:in|during|from|of)?\s*{_M},?\s+(?:of\s+)?{_YEAR}\b", lambda m: month(m[1], m[2])),
+        (rf"\b(?:in|during)\s+{_M}(?!\s*\d)", lambda m: month(m[1], None)),
+        (rf"\b(?:in|during)\s+{_YEAR}\b", lambda m: year(m[1])),
     ]
-    for pattern, window in rules:
-        match = re.search(pattern, query, re.I)
-        if match:
-            after, before = window(match)
-            return after, before, [match.span()]
-    return None, None, []
+
+
+def _date(y: int, month: int, day: int) -> _Window | None:
+    try:
+        start = datetime(y, month, day, tzinfo=timezone.utc)
+    except ValueError:  # not a date: the phrase names no time
+        return None
+    return start, start + timedelta(days=1)
+
+
+def _recent_date(now: datetime, month: int, day: int) -> _Window | None:
+    """The latest `month` `day` that has begun by `now`."""
+    found = _date(now.year, month, day)
+    if found is not None and found[0] is not None and found[0] > now:
+        found = _date(now.year - 1, month, day)
+    return found
+
+
+def _quarter(y: int, quarter: int) -> _Window:
+    start = _month(y, 3 * quarter - 2)[0]
+    return start, _month(y, 3 * quarter)[1]
+
+
+def _ago(now: datetime, n: int, unit: str) -> _Window:
+    """ "two weeks ago": a window of one unit either side of that moment."""
+    return now - _span(n + 1, unit), now - _span(n - 1, unit) if n > 1 else now
+
+
+def _weekday(today: datetime, weekday: int) -> _Window:
+    """The last such weekday before today ("last Friday", "on Monday")."""
+    back = (today.weekday() - weekday) % 7 or 7
+    day = today - timedelta(days=back)
+    return day, day + timedelta(days=1)
 
 
 def _span(n: int, unit: str) -> timedelta:
@@ -197,11 +293,16 @@ def source_types(query: str, known: Iterable[str]) -> tuple[tuple[str, ...], lis
     known = set(known)
     found: list[str] = []
     spans: list[tuple[int, int]] = []
+    named: set[str] = set()
     for pattern, word in _SOURCE_PATTERNS:
         match = pattern.search(query)
         if match:
+            if word == "drive" and named & {"google", "microsoft"}:  # "the SharePoint doc": only SharePoint
+                spans.append(match.span())
+                continue
             types = [t for t in SOURCE_WORDS[word] if t in known]
             if types:
+                named.add(word)
                 found += [t for t in types if t not in found]
                 spans.append(match.span())
     return tuple(found), spans
@@ -222,6 +323,7 @@ class People:
         self._read_at: float | None = None
         self._building = False
         self.names: dict[str, set[str]] = {}
+        self.documents: dict[str, int] = {}  # person -> documents they wrote or took part in
         self.types: set[str] = set()
 
     def refresh(self, index: "Index") -> threading.Thread | None:
@@ -239,11 +341,11 @@ class People:
         return reader
 
     def _build(self, index: "Index") -> None:
-        names, types = self.names, self.types
+        names, documents, types = self.names, self.documents, self.types
         try:
-            persons, kinds = index.catalog.people(), index.catalog.source_types()
+            documents, kinds = index.catalog.people(), index.catalog.source_types()
             names = {}
-            for person in persons:
+            for person in documents:
                 for token in _tokens(person):
                     names.setdefault(token, set()).add(person)
             types = set(kinds)
@@ -252,23 +354,42 @@ class People:
         finally:
             with self._lock:
                 self._building = False
-                self.names, self.types, self._read_at = names, types, time.monotonic()
+                self.names, self.documents, self.types = names, documents, types
+                self._read_at = time.monotonic()
 
     def find(self, query: str) -> tuple[str, ...]:
         """Addresses of the people the query names: a known name token that is capitalised
-        mid-sentence or sits where a person does ("did X say", "from X", "X's")."""
+        mid-sentence or sits where a person does ("did X say", "from X", "X's"). A name several
+        people share means the one most of its documents belong to (in a mailbox, its owner), else
+        all of them when they are at most three; a first name followed by a last name means the
+        people with both."""
         found: list[str] = []
-        for match in re.finditer(r"[A-Za-z][A-Za-z'.-]+", query):
+        words = list(re.finditer(r"[A-Za-z][A-Za-z'.-]+", query))
+        for i, match in enumerate(words):
             word = match[0].split("'")[0].lower()
             cued = (match[0][0].isupper() and match.start() > 0) or bool(
                 _PERSON_CUES.search(query[: match.start()]) or _PERSON_AFTER.match(query[match.end() :])
             )
             if not cued:
                 continue
-            candidates = self.names.get(word) or self.names.get(_NICKNAMES.get(word, ""), set())
-            if 0 < len(candidates) <= 3:
-                found += [p for p in sorted(candidates) if p not in found]
+            candidates = self._named(word)
+            following = words[i + 1] if i + 1 < len(words) else None
+            if following is not None and not query[match.end() : following.start()].strip():
+                both = candidates & self._named(following[0].split("'")[0].lower())
+                candidates = both if both and not self._meant(candidates) else candidates
+            found += [p for p in self._meant(candidates) if p not in found]
         return tuple(found)
+
+    def _named(self, word: str) -> set[str]:
+        return self.names.get(word) or self.names.get(_NICKNAMES.get(word, ""), set())
+
+    def _meant(self, candidates: set[str]) -> list[str]:
+        """Who a name shared by `candidates` means (see `find`); none when it stays ambiguous."""
+        if len(candidates) <= 3:
+            return sorted(candidates)
+        counts = sorted(((self.documents.get(p, 0), p) for p in candidates), reverse=True)
+        total = sum(n for n, _ in counts)
+        return [counts[0][1]] if total and counts[0][0] * 2 > total else []
 
 
 def _tokens(person: str) -> set[str]:
@@ -322,7 +443,10 @@ def interpret(query: str, now: datetime | None, people: People, types_known: Ite
     moment = now or datetime.now(timezone.utc)
     after, before, spans = time_window(query, moment)
     types, source_spans = source_types(query, types_known)
-    found = people.find(query)
+    timeless = query  # "since May" names a month, not Tom May
+    for start, end in spans:
+        timeless = timeless[:start] + " " * (end - start) + timeless[end:]
+    found = people.find(timeless)
     spans = spans + source_spans
     stripped = query
     for start, end in sorted(spans, reverse=True):

@@ -146,9 +146,12 @@ class CatalogReads:
         """source -> (documents, chunks)."""
         return {r[0]: (int(r[1]), int(r[2])) for r in self._query(COUNTS)}
 
-    def people(self) -> list[str]:
-        """Everyone who wrote or took part in an indexed document (`Document.people`), sorted."""
-        return [r[0] for r in self._query("SELECT DISTINCT person FROM people ORDER BY person")]
+    def people(self) -> dict[str, int]:
+        """Everyone who wrote or took part in an indexed document (`Document.people`), sorted, with
+        the number of their documents."""
+        return {
+            r[0]: int(r[1]) for r in self._query("SELECT person, COUNT(*) FROM people GROUP BY person ORDER BY person")
+        }
 
     def visible_people(self, persons: list[str], principals: tuple[str, ...] | None) -> set[str]:
         """The persons among `persons` named by a document `principals` may see (None: any document)."""

@@ -27,6 +27,33 @@ UTC = timezone.utc
         ("curve shift in 2000", datetime(2000, 1, 1, tzinfo=UTC), datetime(2001, 1, 1, tzinfo=UTC)),
         ("mail in the last 3 days", datetime(2001, 4, 8, 15, 30, tzinfo=UTC), None),
         ("may I see the West Gas 2001 plan", None, None),  # a verb and a name, no time
+        ("curves between January and March 2001", datetime(2001, 1, 1, tzinfo=UTC), datetime(2001, 4, 1, tzinfo=UTC)),
+        ("trades from November to February", datetime(2000, 11, 1, tzinfo=UTC), datetime(2001, 3, 1, tzinfo=UTC)),
+        ("the call on 12 March 2001", datetime(2001, 3, 12, tzinfo=UTC), datetime(2001, 3, 13, tzinfo=UTC)),
+        ("the outage on 2001-03-12", datetime(2001, 3, 12, tzinfo=UTC), datetime(2001, 3, 13, tzinfo=UTC)),
+        ("what happened March 12th, 2001", datetime(2001, 3, 12, tzinfo=UTC), datetime(2001, 3, 13, tzinfo=UTC)),
+        ("the memo sent on March 30", datetime(2001, 3, 30, tzinfo=UTC), datetime(2001, 3, 31, tzinfo=UTC)),
+        (
+            "the meeting on May 2",
+            datetime(2000, 5, 2, tzinfo=UTC),
+            datetime(2000, 5, 3, tzinfo=UTC),
+        ),  # not yet this year
+        ("the call on February 30, 2001", None, None),  # no such day: no time
+        ("prices since March", datetime(2001, 3, 1, tzinfo=UTC), None),
+        ("deals after March 2001", datetime(2001, 4, 1, tzinfo=UTC), None),
+        ("the plan before June 2000", None, datetime(2000, 6, 1, tzinfo=UTC)),
+        ("bids until May 2000", None, datetime(2000, 6, 1, tzinfo=UTC)),
+        ("hires after 2000", datetime(2001, 1, 1, tzinfo=UTC), None),
+        ("revenue in Q3 2000", datetime(2000, 7, 1, tzinfo=UTC), datetime(2000, 10, 1, tzinfo=UTC)),
+        ("during the fourth quarter of 2000", datetime(2000, 10, 1, tzinfo=UTC), datetime(2001, 1, 1, tzinfo=UTC)),
+        ("the Q3 roadmap", None, None),  # a name, not a time
+        (
+            "what did we ship two weeks ago",
+            datetime(2001, 3, 21, 15, 30, tzinfo=UTC),
+            datetime(2001, 4, 4, 15, 30, tzinfo=UTC),
+        ),
+        ("notes from last Friday", datetime(2001, 4, 6, tzinfo=UTC), datetime(2001, 4, 7, tzinfo=UTC)),
+        ("what was decided on Monday", datetime(2001, 4, 9, tzinfo=UTC), datetime(2001, 4, 10, tzinfo=UTC)),
     ],
 )
 def test_time_phrases_are_windows_relative_to_the_question(query, after, before) -> None:
@@ -42,10 +69,25 @@ def test_time_phrases_are_windows_relative_to_the_question(query, after, before)
         ("where is the doc on hybrid retrieval", ("google_drive",)),
         ("why did the deploy fail", ()),
         ("send me the file", ()),  # "file" is everywhere: not a source word
+        ("emails from Phillip about the curve", ("outlook",)),
+        ("did Mike email me about the bid", ("outlook",)),
+        ("how to spot a phishing email", ()),  # a topic
+        # A kind of file and a channel's name are what people write about as often as where:
+        # the help desk's ticket on "the spreadsheet that linked to itself", "#payments-incident-23".
+        ("the help desk fixed the spreadsheet that linked to itself", ()),
+        ("what was decided in #payments-incident-23", ()),
     ],
 )
 def test_source_words_name_the_types_the_index_holds(query, types) -> None:
     assert source_types(query, {"slack", "outlook", "google_drive"})[0] == types
+
+
+def test_a_named_file_store_means_only_it() -> None:
+    known = {"slack", "google_drive", "microsoft_files", "files"}
+    assert source_types("the SharePoint doc on hiring", known)[0] == ("microsoft_files",)
+    assert source_types("the doc in OneDrive", known)[0] == ("microsoft_files",)
+    assert source_types("the Google Doc on hiring", known)[0] == ("google_drive",)
+    assert source_types("the doc on hiring", known)[0] == ("google_drive", "microsoft_files", "files")
 
 
 def test_people_are_names_the_index_knows_where_a_person_stands() -> None:
@@ -69,6 +111,30 @@ def test_people_are_names_the_index_knows_where_a_person_stands() -> None:
         "people": ["phillip.allen@enron.com"],
     }
     assert understood.query == "what did Phillip say"
+
+
+def test_a_shared_name_means_the_person_most_of_its_documents_belong_to() -> None:
+    people = People()
+    people.documents = {
+        "phillip.allen@enron.com": 234,
+        "phillip.k.allen@enron.com": 28,
+        "phillip.platter@enron.com": 4,
+        "marc.phillip@enron.com": 2,
+        "john.lavorato@enron.com": 18,
+        "john.zufferli@enron.com": 12,
+        "john.arnold@enron.com": 6,
+        "john.forney@enron.com": 4,
+        "tom.may@enron.com": 3,
+    }
+    for person in people.documents:
+        for token in person.split("@")[0].split("."):
+            people.names.setdefault(token, set()).add(person)
+    assert people.find("what did Phillip say about storage") == ("phillip.allen@enron.com",)
+    assert people.find("what did John say") == ()  # four Johns, none with most of the documents
+    assert people.find("what did John Arnold say") == ("john.arnold@enron.com",)  # the last name settles it
+    understood = interpret("what did Tom May say since May", NOW, people, {"outlook"})
+    assert understood.people == ("tom.may@enron.com",)  # the person, not the month
+    assert interpret("gas prices since May", NOW, people, {"outlook"}).people == ()
 
 
 def note(n: str, text: str, source_type: str, when: datetime, author: str = "", title: str = "") -> Document:

@@ -63,7 +63,7 @@ def test_catalog_commits_and_reads_alike(backend: Backend) -> None:
         assert catalog.counts() == {"s": (2, 3), "t": (1, 1)}
         if not catalog.dialect.any_array:  # SQLite: the counts come from an index, not every row
             assert "COVERING INDEX documents_source_chunks" in str(catalog._query("EXPLAIN QUERY PLAN " + COUNTS))
-        assert catalog.people() == ["ann@example.com", "bob@other.org"] and catalog.source_types() == ["files"]
+        assert catalog.people() == {"ann@example.com": 1, "bob@other.org": 1} and catalog.source_types() == ["files"]
         everyone = ["ann@example.com", "bob@other.org", "nobody@example.com"]
         assert catalog.visible_people(everyone, None) == {"ann@example.com", "bob@other.org"}
         assert catalog.visible_people(everyone, ANN) == {"ann@example.com", "bob@other.org"}
@@ -92,10 +92,10 @@ def test_catalog_commits_and_reads_alike(backend: Backend) -> None:
         catalog.commit(Commit(2, seen=["s:1"], gone=["s:2"], settled=["s:1"]))
         assert catalog.unsettled("s") == [] and catalog.unseen("s", 2) == [] and catalog.counts()["s"] == (1, 2)
         assert catalog.lexical("kestrel", Filters(), 5) == []
-        assert catalog.people() == []  # its one document with people is gone
+        assert catalog.people() == {}  # its one document with people is gone
         relabelled = doc(1).model_copy(update={"author": "cid@example.com"})
         catalog.commit(Commit(3, relabelled=[relabelled]))
-        assert catalog.people() == ["cid@example.com"]
+        assert catalog.people() == {"cid@example.com": 1}
     finally:
         catalog.close()
 
