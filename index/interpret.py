@@ -381,7 +381,9 @@ class People:
         return tuple(found)
 
     def _named(self, word: str) -> set[str]:
-        return self.names.get(word) or self.names.get(_NICKNAMES.get(word, ""), set())
+        """Who `word` may name: the people with that name token or the full name it is short for
+        ("Bob": Bob Crane and the Roberts)."""
+        return self.names.get(word, set()) | self.names.get(_NICKNAMES.get(word, ""), set())
 
     def _meant(self, candidates: set[str]) -> list[str]:
         """Who a name shared by `candidates` means (see `find`); none when it stays ambiguous."""
