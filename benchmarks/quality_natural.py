@@ -1,6 +1,6 @@
 """Natural questions: recall@5, nDCG@10, top-1/top-3 per kind, duplicates per list, and `match`.
 
-    .venv/bin/python benchmarks/quality_natural.py [--keep DIR] [--split heldout|train|blind|all] [--compare REF]
+    .venv/bin/python benchmarks/quality_natural.py [--keep DIR] [--split heldout|train|blind|blind2|all] [--compare REF]
                                                    [--questions FILE] [--show-misses] [--reliability]
 
 The corpus is what the demo indexes: the sandbox's sample Slack workspace, Drive, Microsoft files
@@ -11,7 +11,8 @@ an assistant, each with every document that answers it, or none (kind `none`: th
 answer), and a `split`: `train` questions calibrate `relevance` (`inlet/index/relevance_model.json`,
 fitted by `fit_relevance.py`) and may guide ranking changes, `heldout` questions are only measured.
 `--questions quality_natural_blind.json --split blind` measures the blind set: written apart from
-this one and never tuned on.
+this one and never tuned on; `--questions quality_natural_blind2.json --split blind2` the second,
+written by someone who never saw the ranking code and measured once.
 
 Per answerable question, over the ranked documents (one result per document, k = 10, asked as an
 admin, recency off, `asked_at` as the question's time): top-1, top-3, recall@5 (answer among the
@@ -205,7 +206,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--questions", "--queries", dest="queries", type=Path, default=HERE / "quality_natural.json")
     parser.add_argument("--keep", type=Path, help="build the corpus here (or reuse it) instead of a temp folder")
-    parser.add_argument("--split", choices=("heldout", "train", "blind", "all"), default="heldout")
+    parser.add_argument("--split", choices=("heldout", "train", "blind", "blind2", "all"), default="heldout")
     parser.add_argument("--compare", metavar="REF", help="also run git REF's ranking code on the same index")
     parser.add_argument("--show-misses", action="store_true", help="print questions whose answer is not in the top 3")
     parser.add_argument("--reliability", action="store_true", help="print the reliability table of `relevance`")
