@@ -5,7 +5,7 @@ model: time phrases ("yesterday", "last week", "in March 2001", "between January
 "on 12 March 2001", "since 2000") become an `after` / `before` window measured from the question's
 time; source words ("in Slack", "the email", "the doc", "SharePoint") become a `source_types` filter
 limited to the types the index holds; names the index knows as an author, sender or participant
-("what did Phillip say") become people whose documents are preferred (a name several people share
+("what did Phillip say") become people whose documents are preferred (a name many people share
 means the one most of its documents belong to). The caller runs the plain query when the filters
 would leave nothing.
 """
@@ -42,13 +42,7 @@ SOURCE_WORDS: dict[str, tuple[str, ...]] = {
     "microsoft": ("microsoft_files",),
 }
 _SOURCE_PATTERNS = [
-    (
-        re.compile(
-            r"\b(?:in|on|from|via)\s+slack\b|\bslack\s+(?:message|thread|channel|post)s?\b",
-            re.I,
-        ),
-        "slack",
-    ),
+    (re.compile(r"\b(?:in|on|from|via)\s+slack\b|\bslack\s+(?:message|thread|channel|post)s?\b", re.I), "slack"),
     (re.compile(r"\b(?:in|on|from|via)\s+(?:ms\s+|microsoft\s+)?teams\b", re.I), "teams"),
     # "the email about X", "emails from Phillip", "did Mike email me" name the source; "a phishing
     # email" is a topic.
@@ -260,8 +254,8 @@ def _quarter(y: int, quarter: int) -> _Window:
 
 
 def _ago(now: datetime, n: int, unit: str) -> _Window:
-    """ "two weeks ago": a window of one unit either side of that moment."""
-    return now - _span(n + 1, unit), now - _span(n - 1, unit) if n > 1 else now
+    """A window of one unit either side of `n` units before `now` ("two weeks ago")."""
+    return now - _span(n + 1, unit), (now - _span(n - 1, unit) if n > 1 else now)
 
 
 def _weekday(today: datetime, weekday: int) -> _Window:
@@ -359,10 +353,10 @@ class People:
 
     def find(self, query: str) -> tuple[str, ...]:
         """Addresses of the people the query names: a known name token that is capitalised
-        mid-sentence or sits where a person does ("did X say", "from X", "X's"). A name several
-        people share means the one most of its documents belong to (in a mailbox, its owner), else
-        all of them when they are at most three; a first name followed by a last name means the
-        people with both."""
+        mid-sentence or sits where a person does ("did X say", "from X", "X's"). A name at most
+        three people share means all of them; a name more share means the person most of its
+        documents belong to (in a mailbox, its owner), else nobody, unless the next word is a last
+        name that narrows it ("John Arnold")."""
         found: list[str] = []
         words = list(re.finditer(r"[A-Za-z][A-Za-z'.-]+", query))
         for i, match in enumerate(words):
