@@ -152,6 +152,10 @@ class Sandbox:
                 access_log=False,
                 ws="websockets-sansio",  # Slack Socket Mode (slack_socket.py)
                 timeout_graceful_shutdown=1,
+                # Idle keep-alive connections stay open for minutes, as the services' front ends
+                # keep them (uvicorn's default, 5 s, broke a paced client's next request: the
+                # demo's Gmail batches logged a BrokenPipeError and a retry).
+                timeout_keep_alive=120,
                 **extra,
             )  # clients may leave keep-alives open
             server = uvicorn.Server(config)
