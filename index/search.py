@@ -110,11 +110,14 @@ class Answer:
     took_ms: float
 
     def qualifying(self, floor: float) -> list[Hit]:
-        """The hits an agent is shown (`/v1/context`, MCP): those at or above `floor`, and none when
-        the answer is judged "none" as a whole, unless the caller lowered the floor below the default."""
-        if self.match == "none" and floor >= rel.model().min_relevance:
-            return []
-        return [h for h in self.hits if h.relevance >= floor]
+        """The hits an agent is shown (`/v1/context`, MCP): see `shown`."""
+        return [h for h in self.hits if shown(self.match, h.relevance, floor)]
+
+
+def shown(match: str, relevance: float, floor: float) -> bool:
+    """Whether an agent is shown a result: its relevance reaches `floor`, and the answer was not
+    judged "none" as a whole (unless the caller lowered the floor below the default)."""
+    return relevance >= floor and not (match == "none" and floor >= rel.model().min_relevance)
 
 
 _PEOPLE: dict[int, People] = {}

@@ -36,7 +36,7 @@ from inlet.compose import assembled
 from inlet.config import OAuthConfig, load_config
 from inlet.errors import PortInUseError
 from inlet.index.relevance import default_min_relevance
-from inlet.index.search import SearchRequest
+from inlet.index.search import SearchRequest, shown
 from inlet.index.search import answer as run_answer
 from inlet.process import listen, stop_on_signals, wait
 from inlet.progress import progress_display
@@ -225,18 +225,17 @@ def _print_answers(out: TextIO, as_json: bool, results: list[Any], answers: list
     for item in answers:
         asker = f" (asked as {item['user']})" if item.get("user") else ""
         out.write(f"\n? {item['query']}{asker} — match: {item['match']}\n")
-        # What /v1/context and MCP show (`Answer.qualifying`): nothing when the answer is "none".
-        shown = [] if item["match"] == "none" else [hit for hit in item["results"] if hit["relevance"] >= floor]
-        if not shown:
+        visible = [hit for hit in item["results"] if shown(item["match"], hit["relevance"], floor)]
+        if not visible:
             out.write("  nothing visible to this person answers it\n")
-        for n, hit in enumerate(shown, 1):
+        for n, hit in enumerate(visible, 1):
             passage = " ".join(hit["text"].split())
             out.write(f"  [{n}] {passage[:160]}{'…' if len(passage) > 160 else ''}\n")
             out.write(
                 f"      — {hit['title'] or hit['doc_id']} ({hit['source_type']}, {hit['source']}) {hit['url']}"
                 f" · relevance {hit['relevance']:.2f}\n"
             )
-        left = len(item["results"]) - len(shown)
+        left = len(item["results"]) - len(visible)
         if left and item["match"] == "none":
             out.write(f"  ({left} result{'s' * (left > 1)} judged not to answer, left out as /v1/context and MCP do)\n")
         elif left:
