@@ -17,7 +17,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -140,9 +140,9 @@ def time_window(query: str, now: datetime) -> tuple[datetime | None, datetime | 
     """The [after, before) window a time phrase of `query` names, relative to `now`, and its spans.
     The first phrase found counts; a phrase naming no real date ("February 30") names none."""
     now = now.astimezone(timezone.utc)
-    for pattern, window in _time_rules(now):
-        for match in re.finditer(pattern, query, re.I):
-            found = window(match)
+    for pattern, window in _TIME_RULES:
+        for match in pattern.finditer(query):
+            found = window(match, now)
             if found is not None:
                 return found[0], found[1], [match.span()]
     return None, None, []
@@ -156,80 +156,92 @@ _COUNTS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5
 _QUARTERS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "last": 4}
 
 
-def _time_rules(now: datetime) -> list[tuple[str, Any]]:
-    """(pattern, match -> window or None), most specific first."""
-    today = _day(now)
+_Reading = Callable[[re.Match[str], datetime], _Window | None]  # (match, the question's time) -> window
 
-    def year(y: str) -> tuple[datetime, datetime]:
-        return datetime(int(y), 1, 1, tzinfo=timezone.utc), datetime(int(y) + 1, 1, 1, tzinfo=timezone.utc)
 
-    def month(name: str, y: str | None) -> tuple[datetime, datetime]:
-        number = _month_no(name)
-        return _month(int(y), number) if y else _month(*_latest(now, number))
+def _rules(*pairs: tuple[str, _Reading]) -> list[tuple[re.Pattern[str], _Reading]]:
+    return [(re.compile(pattern, re.I), reading) for pattern, reading in pairs]
 
-    def between(m: re.Match[str]) -> _Window:
-        last = month(m[3], m[4] or m[2])
-        first = month(m[1], m[2] or m[4]) if (m[2] or m[4]) else month(m[1], None)
-        if first[0] > last[0]:  # "from November to February": the November before
-            first = _month(last[0].year - 1, _month_no(m[1]))
-        return first[0], last[1]
 
-    def bound(word: str, start: datetime, end: datetime) -> _Window:
-        word = word.lower()
-        if word in ("since", "from"):
-            return start, None
-        if word == "after":
-            return end, None
-        return (None, start) if word == "before" else (None, end)  # until, till, through
+def _year(y: str) -> tuple[datetime, datetime]:
+    return datetime(int(y), 1, 1, tzinfo=timezone.utc), datetime(int(y) + 1, 1, 1, tzinfo=timezone.utc)
 
-    return [
-        (
-            rf"\b(?:between|from)\s+{_M}(?:\s+{_YEAR})?\s+(?:and|to|until|till|through|-)\s+{_M},?(?:\s+{_YEAR})?\b",
-            between,
-        ),
-        (r"\b(\d{4})-(\d{2})-(\d{2})\b", lambda m: _date(int(m[1]), int(m[2]), int(m[3]))),
-        (rf"\b{_M}\s+{_DAY},?\s+{_YEAR}\b", lambda m: _date(int(m[3]), _month_no(m[1]), int(m[2]))),
-        (rf"\b{_DAY}\s+(?:of\s+)?{_M},?\s+{_YEAR}\b", lambda m: _date(int(m[3]), _month_no(m[2]), int(m[1]))),
-        (rf"\bon\s+{_M}\s+{_DAY}\b", lambda m: _recent_date(now, _month_no(m[1]), int(m[2]))),
-        (rf"\bon\s+(?:the\s+)?{_DAY}\s+(?:of\s+)?{_M}", lambda m: _recent_date(now, _month_no(m[2]), int(m[1]))),
-        (
-            rf"\b(since|from|after|before|until|till|through)\s+{_M},?\s+(?:of\s+)?{_YEAR}\b",
-            lambda m: bound(m[1], *month(m[2], m[3])),
-        ),
-        (rf"\b(since|after|before|until|till)\s+{_M}(?!\s*\d)", lambda m: bound(m[1], *month(m[2], None))),
-        (rf"\b(since|after|before|until|till)\s+{_YEAR}\b", lambda m: bound(m[1], *year(m[2]))),
-        (
-            rf"\b(?:in|during)\s+(?:the\s+)?q([1-4])\s+(?:of\s+)?{_YEAR}\b",
-            lambda m: _quarter(int(m[2]), int(m[1])),
-        ),
-        (
-            rf"\b(?:in|during)\s+the\s+(first|second|third|fourth|last)\s+quarter\s+of\s+{_YEAR}\b",
-            lambda m: _quarter(int(m[2]), _QUARTERS[m[1].lower()]),
-        ),
-        (r"\byesterday\b", lambda m: (today - timedelta(days=1), today)),
-        (r"\btoday\b|\bthis morning\b", lambda m: (today, None)),
-        (
-            rf"\b(\d{{1,3}}|{'|'.join(_COUNTS)})\s+(day|week|month|year)s?\s+ago\b",
-            lambda m: _ago(now, _COUNTS.get(m[1].lower()) or int(m[1]), m[2]),
-        ),
-        (
-            rf"\b(?:last|on)\s+({'|'.join(_WEEKDAYS)})\b",
-            lambda m: _weekday(today, _WEEKDAYS.index(m[1].lower())),
-        ),
-        (
-            r"\b(?:in the\s+)?(?:last|past)\s+(\d{1,3})\s+(day|week|month|year)s?\b",
-            lambda m: (now - _span(int(m[1]), m[2]), None),
-        ),
-        (r"\blast\s+week\b|\bpast\s+week\b", lambda m: (today - timedelta(days=7), None)),
-        (r"\bthis\s+week\b", lambda m: (today - timedelta(days=today.weekday()), None)),
-        (r"\blast\s+month\b", lambda m: _month(*_previous_month(now))),
-        (r"\bthis\s+month\b", lambda m: (_month(now.year, now.month)[0], None)),
-        (r"\blast\s+year\b", lambda m: year(str(now.year - 1))),
-        (r"\bthis\s+year\b", lambda m: (datetime(now.year, 1, 1, tzinfo=timezone.utc), None)),
-        (rf"\b(?:in|during|from|of)?\s*{_M},?\s+(?:of\s+)?{_YEAR}\b", lambda m: month(m[1], m[2])),
-        (rf"\b(?:in|during)\s+{_M}(?!\s*\d)", lambda m: month(m[1], None)),
-        (rf"\b(?:in|during)\s+{_YEAR}\b", lambda m: year(m[1])),
-    ]
+
+def _named_month(now: datetime, name: str, y: str | None) -> tuple[datetime, datetime]:
+    """The month `name` of year `y`, else the latest such month that has begun by `now`."""
+    number = _month_no(name)
+    return _month(int(y), number) if y else _month(*_latest(now, number))
+
+
+def _between(m: re.Match[str], now: datetime) -> _Window:
+    last = _named_month(now, m[3], m[4] or m[2])
+    first = _named_month(now, m[1], m[2] or m[4])
+    if first[0] > last[0]:  # "from November to February": the November before
+        first = _month(last[0].year - 1, _month_no(m[1]))
+    return first[0], last[1]
+
+
+def _bound(word: str, start: datetime, end: datetime) -> _Window:
+    word = word.lower()
+    if word in ("since", "from"):
+        return start, None
+    if word == "after":
+        return end, None
+    return (None, start) if word == "before" else (None, end)  # until, till, through
+
+
+# (pattern, how its match reads as a window or None), most specific first; compiled once.
+_TIME_RULES = _rules(
+    (
+        rf"\b(?:between|from)\s+{_M}(?:\s+{_YEAR})?\s+(?:and|to|until|till|through|-)\s+{_M},?(?:\s+{_YEAR})?\b",
+        _between,
+    ),
+    (r"\b(\d{4})-(\d{2})-(\d{2})\b", lambda m, now: _date(int(m[1]), int(m[2]), int(m[3]))),
+    (rf"\b{_M}\s+{_DAY},?\s+{_YEAR}\b", lambda m, now: _date(int(m[3]), _month_no(m[1]), int(m[2]))),
+    (rf"\b{_DAY}\s+(?:of\s+)?{_M},?\s+{_YEAR}\b", lambda m, now: _date(int(m[3]), _month_no(m[2]), int(m[1]))),
+    (rf"\bon\s+{_M}\s+{_DAY}\b", lambda m, now: _recent_date(now, _month_no(m[1]), int(m[2]))),
+    (rf"\bon\s+(?:the\s+)?{_DAY}\s+(?:of\s+)?{_M}", lambda m, now: _recent_date(now, _month_no(m[2]), int(m[1]))),
+    (
+        rf"\b(since|from|after|before|until|till|through)\s+{_M},?\s+(?:of\s+)?{_YEAR}\b",
+        lambda m, now: _bound(m[1], *_named_month(now, m[2], m[3])),
+    ),
+    (
+        rf"\b(since|after|before|until|till)\s+{_M}(?!\s*\d)",
+        lambda m, now: _bound(m[1], *_named_month(now, m[2], None)),
+    ),
+    (rf"\b(since|after|before|until|till)\s+{_YEAR}\b", lambda m, now: _bound(m[1], *_year(m[2]))),
+    (
+        rf"\b(?:in|during)\s+(?:the\s+)?q([1-4])\s+(?:of\s+)?{_YEAR}\b",
+        lambda m, now: _quarter(int(m[2]), int(m[1])),
+    ),
+    (
+        rf"\b(?:in|during)\s+the\s+(first|second|third|fourth|last)\s+quarter\s+of\s+{_YEAR}\b",
+        lambda m, now: _quarter(int(m[2]), _QUARTERS[m[1].lower()]),
+    ),
+    (r"\byesterday\b", lambda m, now: (_day(now) - timedelta(days=1), _day(now))),
+    (r"\btoday\b|\bthis morning\b", lambda m, now: (_day(now), None)),
+    (
+        rf"\b(\d{{1,3}}|{'|'.join(_COUNTS)})\s+(day|week|month|year)s?\s+ago\b",
+        lambda m, now: _ago(now, _COUNTS.get(m[1].lower()) or int(m[1]), m[2]),
+    ),
+    (
+        rf"\b(?:last|on)\s+({'|'.join(_WEEKDAYS)})\b",
+        lambda m, now: _weekday(_day(now), _WEEKDAYS.index(m[1].lower())),
+    ),
+    (
+        r"\b(?:in the\s+)?(?:last|past)\s+(\d{1,3})\s+(day|week|month|year)s?\b",
+        lambda m, now: (now - _span(int(m[1]), m[2]), None),
+    ),
+    (r"\blast\s+week\b|\bpast\s+week\b", lambda m, now: (_day(now) - timedelta(days=7), None)),
+    (r"\bthis\s+week\b", lambda m, now: (_day(now) - timedelta(days=_day(now).weekday()), None)),
+    (r"\blast\s+month\b", lambda m, now: _month(*_previous_month(now))),
+    (r"\bthis\s+month\b", lambda m, now: (_month(now.year, now.month)[0], None)),
+    (r"\blast\s+year\b", lambda m, now: _year(str(now.year - 1))),
+    (r"\bthis\s+year\b", lambda m, now: (datetime(now.year, 1, 1, tzinfo=timezone.utc), None)),
+    (rf"\b(?:in|during|from|of)?\s*{_M},?\s+(?:of\s+)?{_YEAR}\b", lambda m, now: _named_month(now, m[1], m[2])),
+    (rf"\b(?:in|during)\s+{_M}(?!\s*\d)", lambda m, now: _named_month(now, m[1], None)),
+    (rf"\b(?:in|during)\s+{_YEAR}\b", lambda m, now: _year(m[1])),
+)
 
 
 def _date(y: int, month: int, day: int) -> _Window | None:
