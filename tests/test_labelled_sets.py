@@ -1,7 +1,8 @@
-"""The blind natural-question set stays blind and well formed; the paraphrased training set is well formed.
+"""The blind natural-question sets stay blind and well formed; the paraphrased training set is well formed.
 
-`benchmarks/quality_natural_blind.json` is only measured, never tuned on: none of its questions may
-appear in the set that ranking and `relevance` are fitted on. `benchmarks/quality_natural_paraphrase.json`
+`benchmarks/quality_natural_blind.json`, `..._blind2.json` and `..._blind3.json` are only measured,
+never tuned on: none of their questions may appear in the set that ranking and `relevance` are
+fitted on, nor in another blind set. `benchmarks/quality_natural_paraphrase.json`
 is training material only (every question `train`) and repeats no question of the other two sets.
 (Whether answer ids exist in the demo's corpus is checked by `benchmarks/quality_natural.py` itself,
 which refuses to run otherwise.)
@@ -22,11 +23,21 @@ def questions(name: str) -> list[dict]:
     return json.loads((BENCHMARKS / name).read_text())["queries"]
 
 
-def test_blind_questions_are_not_in_the_tuned_set() -> None:
-    tuned = {q["query"].strip().lower() for q in questions("quality_natural.json")}
-    blind = [q["query"].strip().lower() for q in questions("quality_natural_blind.json")]
-    assert len(blind) == len(set(blind))
-    assert [q for q in blind if q in tuned] == []
+BLIND = {
+    "quality_natural_blind.json": "blind",
+    "quality_natural_blind2.json": "blind2",
+    "quality_natural_blind3.json": "blind3",
+}
+
+
+def test_blind_questions_are_not_in_the_tuned_set_nor_in_another_blind_set() -> None:
+    seen = {q["query"].strip().lower() for q in questions("quality_natural.json")}
+    seen |= {q["query"].strip().lower() for q in questions("quality_natural_paraphrase.json")}
+    for name in BLIND:
+        blind = [q["query"].strip().lower() for q in questions(name)]
+        assert len(blind) == len(set(blind)), name
+        assert [q for q in blind if q in seen] == [], name
+        seen |= set(blind)
 
 
 def well_formed(labelled: list[dict], split: str, answerable: int, unanswerable: int) -> None:
@@ -44,8 +55,9 @@ def well_formed(labelled: list[dict], split: str, answerable: int, unanswerable:
             datetime.fromisoformat(q["asked_at"].replace("Z", "+00:00"))
 
 
-def test_blind_set_is_well_formed() -> None:
-    well_formed(questions("quality_natural_blind.json"), "blind", answerable=60, unanswerable=20)
+def test_blind_sets_are_well_formed() -> None:
+    for name, split in BLIND.items():
+        well_formed(questions(name), split, answerable=60, unanswerable=19)
 
 
 def test_paraphrase_set_is_well_formed() -> None:
