@@ -68,6 +68,30 @@ def embedder():
 
 
 @pytest.fixture(scope="session")
+def text_hash_embedder(embedder):
+    """The real model's tokenizer (chunk boundaries are the real ones) with vectors made from a
+    hash of each text: for tests of what gets stored, where ranking is not asked and embedding a
+    whole sandbox would take a minute."""
+    import hashlib
+
+    import numpy as np
+
+    from inlet.index.embedding import Embedder
+
+    class TextHashEmbedder(Embedder):
+        def _encode_bulk(self, texts: list[str]) -> np.ndarray:
+            seeds = [int.from_bytes(hashlib.sha256(t.encode()).digest()[:8], "little") for t in texts]
+            vectors = np.array(
+                [np.random.default_rng(s).standard_normal(self.dimension) for s in seeds], dtype=np.float32
+            ).reshape(len(texts), self.dimension)
+            return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    model = TextHashEmbedder()
+    model.count_tokens(["warm up"])
+    return model
+
+
+@pytest.fixture(scope="session")
 def postgres_url(tmp_path_factory) -> Iterator[str]:
     """One real PostgreSQL server per test session (see tests/servers.py)."""
     import tempfile
