@@ -250,7 +250,7 @@ def test_the_vocabulary_of_people_follows_the_index(index) -> None:
     assert people.types == {"slack", "google_drive", "files"}
 
 
-def test_a_person_is_named_only_to_someone_who_sees_a_document_of_theirs(tmp_path, embedder) -> None:
+def test_a_person_or_source_is_named_only_to_someone_who_sees_a_document_of_it(tmp_path, embedder) -> None:
     private = note("1", "Acquisition terms: the board approves on Friday.", "outlook", NOW, author="jane@acme.example")
     private.acl = ACL(users=["ceo@example.com"])
     shared = note("2", "Cafeteria menu for the week.", "slack", NOW, author="chef@example.com")
@@ -260,3 +260,6 @@ def test_a_person_is_named_only_to_someone_who_sees_a_document_of_theirs(tmp_pat
         assert ask(ix, "what did Jane say", user="intern@example.com").interpreted == {}
         assert ask(ix, "what did Chef say", user="intern@example.com").interpreted == {"people": ["chef@example.com"]}
         assert ask(ix, "what did Jane say").interpreted == {"people": ["jane@acme.example"]}  # the operator
+        # nor a kind of source of which the caller sees nothing (the narrowed query finds nothing)
+        assert ask(ix, "the email about the acquisition", user="ceo@example.com").interpreted == {"source_types": ["outlook"]}
+        assert ask(ix, "the email about the acquisition", user="intern@example.com").interpreted == {}
