@@ -437,11 +437,6 @@ def archive_channel(ws: Workspace, channel: str) -> None:
         )
 
 
-def delete_channel(ws: Workspace, channel: str) -> None:
-    with ws.lock:
-        del state(ws).channels[channel]
-
-
 def revoke_token(ws: Workspace, token: str = TOKEN) -> None:
     with ws.lock:
         state(ws).revoked.add(token)
