@@ -2,9 +2,9 @@
 
 Invariant: an interpretation only narrows or reorders what the plain query would find. Rules, no
 model: time phrases ("yesterday", "last week", "in March 2001", "between January and March",
-"on 12 March 2001", "since 2000") become an `after` / `before` window measured from the question's
-time; source words ("in Slack", "the email", "the doc", "SharePoint") become a `source_types` filter
-limited to the types the index holds; names the index knows as an author, sender or participant
+"on 12 March 2001", "since 2000", "since yesterday") become an `after` / `before` window measured
+from the question's time; source words ("in Slack", "the email", "the doc", "SharePoint") become a
+`source_types` filter limited to the types the index holds; names the index knows as an author, sender or participant
 ("what did Phillip say") become people whose documents are preferred (a name many people share
 means the one most of its documents belong to). The caller runs the plain query when the filters
 would leave nothing.
@@ -88,6 +88,8 @@ _PERSON_CUES = re.compile(
     r"wrote|say|said|think|thought|post(?:ed)?|send|sent)\s+$",
     re.I,
 )
+# Capitalised anyway: a month or weekday is a person only where a person stands ("did May say").
+_CALENDAR = {*_MONTHS, "may", *(d.lower() for d in calendar.day_name)}
 _PERSON_AFTER = re.compile(
     r"^(?:'s|\s+(?:say|said|says|write|wrote|writes|post|posted|think|thought|send|sent|"
     r"ask|asked|want|wanted|decide|decided|mention|mentioned|propose|proposed))\b",
@@ -143,8 +145,13 @@ def time_window(query: str, now: datetime) -> tuple[datetime | None, datetime | 
     for pattern, window in _TIME_RULES:
         for match in pattern.finditer(query):
             found = window(match, now)
-            if found is not None:
+            if found is None:
+                continue
+            bound = _BOUND_BEFORE.search(query[: match.start()])
+            if bound is None or found[0] is None:
                 return found[0], found[1], [match.span()]
+            after, before = _bound(bound[1], found[0], found[1] or now)  # "since yesterday": until now
+            return after, before, [(bound.start(), match.end())]
     return None, None, []
 
 
@@ -181,6 +188,9 @@ def _between(m: re.Match[str], now: datetime) -> _Window:
     return first[0], last[1]
 
 
+_BOUND_BEFORE = re.compile(r"\b(since|after|before|until|till)\s+$", re.I)  # "since" + "yesterday"
+
+
 def _bound(word: str, start: datetime, end: datetime) -> _Window:
     word = word.lower()
     if word in ("since", "from"):
@@ -211,6 +221,10 @@ _TIME_RULES = _rules(
     ),
     (rf"\b(since|after|before|until|till)\s+{_YEAR}\b", lambda m, now: _bound(m[1], *_year(m[2]))),
     (
+        rf"\b(?:between|from)\s+{_YEAR}\s+(?:and|to|until|till|through|-)\s+{_YEAR}\b",
+        lambda m, now: (_year(m[1])[0], _year(m[2])[1]) if m[1] <= m[2] else None,  # else "from 2001" alone
+    ),
+    (
         rf"\b(?:in|during)\s+(?:the\s+)?q([1-4])\s+(?:of\s+)?{_YEAR}\b",
         lambda m, now: _quarter(int(m[2]), int(m[1])),
     ),
@@ -225,8 +239,8 @@ _TIME_RULES = _rules(
         lambda m, now: _ago(now, _COUNTS.get(m[1].lower()) or int(m[1]), m[2]),
     ),
     (
-        rf"\b(?:last|on)\s+({'|'.join(_WEEKDAYS)})\b",
-        lambda m, now: _weekday(_day(now), _WEEKDAYS.index(m[1].lower())),
+        rf"\b(?:(since|after|before|until|till)|last|on|from)\s+(?:last\s+)?({'|'.join(_WEEKDAYS)})(?:'s)?\b",
+        lambda m, now: _on_weekday(m, _day(now)),
     ),
     (
         r"\b(?:in the\s+)?(?:last|past)\s+(\d{1,3})\s+(day|week|month|year)s?\b",
@@ -240,7 +254,7 @@ _TIME_RULES = _rules(
     (r"\bthis\s+year\b", lambda m, now: (datetime(now.year, 1, 1, tzinfo=timezone.utc), None)),
     (rf"\b(?:in|during|from|of)?\s*{_M},?\s+(?:of\s+)?{_YEAR}\b", lambda m, now: _named_month(now, m[1], m[2])),
     (rf"\b(?:in|during)\s+{_M}(?!\s*\d)", lambda m, now: _named_month(now, m[1], None)),
-    (rf"\b(?:in|during)\s+{_YEAR}\b", lambda m, now: _year(m[1])),
+    (rf"\b(?:in|during|from)\s+{_YEAR}\b", lambda m, now: _year(m[1])),
 )
 
 
@@ -268,6 +282,12 @@ def _quarter(y: int, quarter: int) -> _Window:
 def _ago(now: datetime, n: int, unit: str) -> _Window:
     """A window of one unit either side of `n` units before `now` ("two weeks ago")."""
     return now - _span(n + 1, unit), (now - _span(n - 1, unit) if n > 1 else now)
+
+
+def _on_weekday(m: re.Match[str], today: datetime) -> _Window:
+    """That day for "last Friday", "on Monday", "from Tuesday's call"; from it on for "since Monday"."""
+    day = _weekday(today, _WEEKDAYS.index(m[2].lower()))
+    return _bound(m[1], *day) if m[1] else day
 
 
 def _weekday(today: datetime, weekday: int) -> _Window:
@@ -365,15 +385,16 @@ class People:
 
     def find(self, query: str) -> tuple[str, ...]:
         """Addresses of the people the query names: a known name token that is capitalised
-        mid-sentence or sits where a person does ("did X say", "from X", "X's"). A name at most
-        three people share means all of them; a name more share means the person most of its
-        documents belong to (in a mailbox, its owner), else nobody, unless the next word is a last
-        name that narrows it ("John Arnold")."""
+        mid-sentence (unless it is a month's or a weekday's) or sits where a person does ("did X
+        say", "from X", "X's"). A name at most three people share means all of them; a name more
+        share means the person most of its documents belong to (in a mailbox, its owner), else
+        nobody, unless the next word is a last name that narrows it ("John Arnold")."""
         found: list[str] = []
         words = list(re.finditer(r"[A-Za-z][A-Za-z'.-]+", query))
         for i, match in enumerate(words):
             word = match[0].split("'")[0].lower()
-            cued = (match[0][0].isupper() and match.start() > 0) or bool(
+            capitalised = match[0][0].isupper() and match.start() > 0 and word not in _CALENDAR
+            cued = capitalised or bool(
                 _PERSON_CUES.search(query[: match.start()]) or _PERSON_AFTER.match(query[match.end() :])
             )
             if not cued:
@@ -451,11 +472,11 @@ def interpret(query: str, now: datetime | None, people: People, types_known: Ite
     moment = now or datetime.now(timezone.utc)
     after, before, spans = time_window(query, moment)
     types, source_spans = source_types(query, types_known)
-    timeless = query  # "since May" names a month, not Tom May
-    for start, end in spans:
-        timeless = timeless[:start] + " " * (end - start) + timeless[end:]
-    found = people.find(timeless)
     spans = spans + source_spans
+    unnamed = query  # "since May" names a month, not Tom May; "in Outlook" a source, not its team
+    for start, end in spans:
+        unnamed = unnamed[:start] + " " * (end - start) + unnamed[end:]
+    found = people.find(unnamed)
     stripped = query
     for start, end in sorted(spans, reverse=True):
         stripped = stripped[:start] + " " + stripped[end:]

@@ -54,6 +54,13 @@ UTC = timezone.utc
         ),
         ("notes from last Friday", datetime(2001, 4, 6, tzinfo=UTC), datetime(2001, 4, 7, tzinfo=UTC)),
         ("what was decided on Monday", datetime(2001, 4, 9, tzinfo=UTC), datetime(2001, 4, 10, tzinfo=UTC)),
+        ("action items from Tuesday's call", datetime(2001, 4, 10, tzinfo=UTC), datetime(2001, 4, 11, tzinfo=UTC)),
+        # "since" before a relative phrase: from its start until now
+        ("what changed since yesterday", datetime(2001, 4, 10, tzinfo=UTC), None),
+        ("tickets since Monday", datetime(2001, 4, 9, tzinfo=UTC), None),
+        ("the plan before last week", None, datetime(2001, 4, 4, tzinfo=UTC)),
+        ("documents from 2001 about California", datetime(2001, 1, 1, tzinfo=UTC), datetime(2002, 1, 1, tzinfo=UTC)),
+        ("prices from 1999 to 2000", datetime(1999, 1, 1, tzinfo=UTC), datetime(2001, 1, 1, tzinfo=UTC)),
     ],
 )
 def test_time_phrases_are_windows_relative_to_the_question(query, after, before) -> None:
@@ -140,6 +147,13 @@ def test_a_shared_name_means_the_person_most_of_its_documents_belong_to() -> Non
     understood = interpret("what did Tom May say since May", NOW, people, {"outlook"})
     assert understood.people == ("tom.may@enron.com",)  # the person, not the month
     assert interpret("gas prices since May", NOW, people, {"outlook"}).people == ()
+    # a month or weekday capitalised is a person only where a person stands
+    assert interpret("what's the plan for May", NOW, people, {"outlook"}).people == ()
+    assert interpret("what did May say", NOW, people, {"outlook"}).people == ("tom.may@enron.com",)
+    # a source word is not a person ("in Outlook" is not outlook.team@)
+    people.names.setdefault("outlook", set()).add("outlook.team@enron.com")
+    in_outlook = interpret("how do I reset my password in Outlook", NOW, people, {"outlook"})
+    assert in_outlook.as_dict() == {"source_types": ["outlook"]}
 
 
 def note(n: str, text: str, source_type: str, when: datetime, author: str = "", title: str = "") -> Document:
@@ -261,5 +275,7 @@ def test_a_person_or_source_is_named_only_to_someone_who_sees_a_document_of_it(t
         assert ask(ix, "what did Chef say", user="intern@example.com").interpreted == {"people": ["chef@example.com"]}
         assert ask(ix, "what did Jane say").interpreted == {"people": ["jane@acme.example"]}  # the operator
         # nor a kind of source of which the caller sees nothing (the narrowed query finds nothing)
-        assert ask(ix, "the email about the acquisition", user="ceo@example.com").interpreted == {"source_types": ["outlook"]}
+        assert ask(ix, "the email about the acquisition", user="ceo@example.com").interpreted == {
+            "source_types": ["outlook"]
+        }
         assert ask(ix, "the email about the acquisition", user="intern@example.com").interpreted == {}
