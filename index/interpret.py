@@ -422,48 +422,65 @@ class People:
 
 
 def _tokens(person: str) -> set[str]:
-    local = person.split("@", 1)[0]
-    return {t for t in _NAME_TOKEN.findall(local.lower()) if t not in _NOT_NAMES}
+    """The name tokens of an address; none for a list, desk or service ("all.houston",
+    "portland.desk", "outlook.team"): their other words are places and topics, not names."""
+    tokens = set(_NAME_TOKEN.findall(person.split("@", 1)[0].lower()))
+    return set() if tokens & _NOT_A_PERSON else tokens - _NOT_NAMES
 
 
-_NOT_NAMES = {
-    "the",
-    "and",
-    "info",
-    "news",
-    "mail",
-    "team",
+_NOT_A_PERSON = {
     "admin",
-    "office",
+    "alert",
+    "alerts",
+    "all",
+    "announce",
+    "bounce",
+    "daily",
+    "desk",
+    "digest",
+    "everyone",
+    "group",
+    "info",
+    "list",
+    "lists",
+    "mailer",
+    "messenger",
+    "news",
+    "newsletter",
     "noreply",
+    "notice",
+    "office",
     "reply",
-    "enron",
-    "com",
-    "owner",
-    "support",
     "sales",
     "service",
+    "subscriptions",
+    "support",
+    "system",
+    "team",
+    "unsubscribe",
     "update",
     "updates",
-    "announce",
-    "subscriptions",
-    "editor",
     "webmaster",
-    "messenger",
-    "notice",
+    "weekly",
+}
+_NOT_NAMES = {  # words of personal addresses that are not names
+    "and",
+    "bot",
+    "chairman",
+    "com",
+    "communications",
     "critical",
+    "editor",
+    "enron",
+    "exclusive",
+    "mail",
+    "management",
+    "offers",
+    "owner",
     "public",
     "relations",
-    "management",
-    "chairman",
-    "communications",
-    "exclusive",
-    "offers",
     "software",
-    "unsubscribe",
-    "bounce",
-    "system",
-    "bot",
+    "the",
 }
 
 

@@ -264,6 +264,20 @@ def test_the_vocabulary_of_people_follows_the_index(index) -> None:
     assert people.types == {"slack", "google_drive", "files"}
 
 
+def test_a_list_desk_or_service_address_names_nobody(index) -> None:
+    notices = [
+        note("6", "Astros tickets are at the front desk.", "outlook", NOW, author="all.houston@enron.com"),
+        note("7", "West desk hiring plan.", "outlook", NOW, author="portland.desk@enron.com"),
+        note("8", "Houston weather update.", "outlook", NOW, author="sam.houston@enron.com"),
+    ]
+    index.apply(notices, generation=2)
+    people = People()
+    people.refresh(index)
+    assert people.find("who got the Houston Astros tickets") == ("sam.houston@enron.com",)  # a person
+    assert people.find("what does the West Desk want") == ()
+    assert "all" not in people.names and "portland" not in people.names
+
+
 def test_a_person_or_source_is_named_only_to_someone_who_sees_a_document_of_it(tmp_path, embedder) -> None:
     private = note("1", "Acquisition terms: the board approves on Friday.", "outlook", NOW, author="jane@acme.example")
     private.acl = ACL(users=["ceo@example.com"])
