@@ -232,7 +232,12 @@ _TIME_RULES = _rules(
         rf"\b(?:in|during)\s+the\s+(first|second|third|fourth|last)\s+quarter\s+of\s+{_YEAR}\b",
         lambda m, now: _quarter(int(m[2]), _QUARTERS[m[1].lower()]),
     ),
+    (
+        r"\b(?:the\s+)?day\s+before\s+yesterday\b",
+        lambda m, now: (_day(now) - timedelta(days=2), _day(now) - timedelta(days=1)),
+    ),
     (r"\byesterday\b", lambda m, now: (_day(now) - timedelta(days=1), _day(now))),
+    (r"\b(?:last|over\s+the|this\s+past)\s+weekend\b", lambda m, now: _weekend(_day(now))),
     (r"\btoday\b|\bthis morning\b", lambda m, now: (_day(now), None)),
     (
         rf"\b(\d{{1,3}}|{'|'.join(_COUNTS)})\s+(day|week|month|year)s?\s+ago\b",
@@ -249,6 +254,8 @@ _TIME_RULES = _rules(
     (r"\blast\s+week\b|\bpast\s+week\b", lambda m, now: (_day(now) - timedelta(days=7), None)),
     (r"\bthis\s+week\b", lambda m, now: (_day(now) - timedelta(days=_day(now).weekday()), None)),
     (r"\blast\s+month\b", lambda m, now: _month(*_previous_month(now))),
+    (r"\blast\s+quarter\b", lambda m, now: _quarter(*_previous_quarter(now))),
+    (r"\bthis\s+quarter\b", lambda m, now: (_quarter(now.year, (now.month - 1) // 3 + 1)[0], None)),
     (r"\bthis\s+month\b", lambda m, now: (_month(now.year, now.month)[0], None)),
     (r"\blast\s+year\b", lambda m, now: _year(str(now.year - 1))),
     (r"\bthis\s+year\b", lambda m, now: (datetime(now.year, 1, 1, tzinfo=timezone.utc), None)),
@@ -295,6 +302,17 @@ def _weekday(today: datetime, weekday: int) -> _Window:
     back = (today.weekday() - weekday) % 7 or 7
     day = today - timedelta(days=back)
     return day, day + timedelta(days=1)
+
+
+def _weekend(today: datetime) -> _Window:
+    """The last Saturday and Sunday that have begun ("last weekend", "over the weekend")."""
+    saturday = _weekday(today + timedelta(days=1), 5)[0]  # today, if today is Saturday
+    return saturday, saturday + timedelta(days=2)
+
+
+def _previous_quarter(now: datetime) -> tuple[int, int]:
+    quarter = (now.month - 1) // 3 + 1
+    return (now.year, quarter - 1) if quarter > 1 else (now.year - 1, 4)
 
 
 def _span(n: int, unit: str) -> timedelta:

@@ -55,6 +55,10 @@ UTC = timezone.utc
         ("notes from last Friday", datetime(2001, 4, 6, tzinfo=UTC), datetime(2001, 4, 7, tzinfo=UTC)),
         ("what was decided on Monday", datetime(2001, 4, 9, tzinfo=UTC), datetime(2001, 4, 10, tzinfo=UTC)),
         ("action items from Tuesday's call", datetime(2001, 4, 10, tzinfo=UTC), datetime(2001, 4, 11, tzinfo=UTC)),
+        ("what broke the day before yesterday", datetime(2001, 4, 9, tzinfo=UTC), datetime(2001, 4, 10, tzinfo=UTC)),
+        ("alerts over the weekend", datetime(2001, 4, 7, tzinfo=UTC), datetime(2001, 4, 9, tzinfo=UTC)),
+        ("results last quarter", datetime(2001, 1, 1, tzinfo=UTC), datetime(2001, 4, 1, tzinfo=UTC)),
+        ("hires this quarter", datetime(2001, 4, 1, tzinfo=UTC), None),
         # "since" before a relative phrase: from its start until now
         ("what changed since yesterday", datetime(2001, 4, 10, tzinfo=UTC), None),
         ("tickets since Monday", datetime(2001, 4, 9, tzinfo=UTC), None),
