@@ -297,7 +297,7 @@ def _on_weekday(m: re.Match[str], today: datetime) -> _Window:
     return _bound(m[1], *day) if m[1] else day
 
 
-def _weekday(today: datetime, weekday: int) -> _Window:
+def _weekday(today: datetime, weekday: int) -> tuple[datetime, datetime]:
     """The last such weekday before today ("last Friday", "on Monday")."""
     back = (today.weekday() - weekday) % 7 or 7
     day = today - timedelta(days=back)
@@ -453,6 +453,7 @@ _NOT_A_PERSON = {
     "all",
     "announce",
     "bounce",
+    "contacts",
     "daily",
     "desk",
     "digest",

@@ -68,7 +68,7 @@ def embedder():
 
 
 @pytest.fixture(scope="session")
-def text_hash_embedder(embedder):
+def text_hash_embedder():
     """The real model's tokenizer (chunk boundaries are the real ones) with vectors made from a
     hash of each text: for tests of what gets stored, where ranking is not asked and embedding a
     whole sandbox would take a minute."""
