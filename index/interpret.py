@@ -84,10 +84,12 @@ _NICKNAMES = {
     "liz": "elizabeth",
 }
 _PERSON_CUES = re.compile(
-    r"\b(?:did|does|has|had|from|by|to|with|ask(?:ed)?|tell|told|email(?:ed)?|"
-    r"wrote|say|said|think|thought|post(?:ed)?|send|sent)\s+$",
+    r"\b(?:did|does|has|had|ask(?:ed)?|tell|told|email(?:ed)?|wrote|say|said|think|thought|post(?:ed)?)\s+$",
     re.I,
 )
+# After these a lowercase word is a thing as often as a person ("with cash", "from south", "send
+# cash"): it counts only as someone's whole handle ("to abilinski"), not as a surname (michelle.cash).
+_THING_OR_PERSON = re.compile(r"\b(?:from|by|to|with|send|sent)\s+$", re.I)
 # Capitalised anyway: a month or weekday is a person only where a person stands ("did May say").
 _CALENDAR = {*_MONTHS, "may", *(d.lower() for d in calendar.day_name)}
 _PERSON_AFTER = re.compile(
@@ -404,16 +406,20 @@ class People:
     def find(self, query: str) -> tuple[str, ...]:
         """Addresses of the people the query names: a known name token that is capitalised
         mid-sentence (unless it is a month's or a weekday's) or sits where a person does ("did X
-        say", "from X", "X's"). A name at most three people share means all of them; a name more
-        share means the person most of its documents belong to (in a mailbox, its owner), else
-        nobody, unless the next word is a last name that narrows it ("John Arnold")."""
+        say", "X's"; after "from", "to" or "with" only a whole handle: "to abilinski"). A name at
+        most three people share means all of them; a name more share means the person most of its
+        documents belong to (in a mailbox, its owner), else nobody, unless the next word is a last
+        name that narrows it ("John Arnold")."""
         found: list[str] = []
         words = list(re.finditer(r"[A-Za-z][A-Za-z'.-]+", query))
         for i, match in enumerate(words):
             word = match[0].split("'")[0].lower()
+            before, after = query[: match.start()], query[match.end() :]
             capitalised = match[0][0].isupper() and match.start() > 0 and word not in _CALENDAR
-            cued = capitalised or bool(
-                _PERSON_CUES.search(query[: match.start()]) or _PERSON_AFTER.match(query[match.end() :])
+            cued = (
+                capitalised
+                or bool(_PERSON_CUES.search(before) or _PERSON_AFTER.match(after))
+                or bool(_THING_OR_PERSON.search(before) and self._handle(word))
             )
             if not cued:
                 continue
@@ -424,6 +430,10 @@ class People:
                 candidates = both if both and not self._meant(candidates) else candidates
             found += [p for p in self._meant(candidates) if p not in found]
         return tuple(found)
+
+    def _handle(self, word: str) -> bool:
+        """Whether `word` is the whole name of someone the index knows ("hamza", "abilinski")."""
+        return any(person.split("@", 1)[0].lower() == word for person in self.names.get(word, ()))
 
     def _named(self, word: str) -> set[str]:
         """Who `word` may name: the people with that name token or the full name it is short for

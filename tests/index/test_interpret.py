@@ -154,6 +154,15 @@ def test_a_shared_name_means_the_person_most_of_its_documents_belong_to() -> Non
     # a month or weekday capitalised is a person only where a person stands
     assert interpret("what's the plan for May", NOW, people, {"outlook"}).people == ()
     assert interpret("what did May say", NOW, people, {"outlook"}).people == ("tom.may@enron.com",)
+    # after a preposition a lowercase word is a thing unless it is someone's whole handle
+    people.names.setdefault("cash", set()).add("michelle.cash@enron.com")
+    people.names.setdefault("abilinski", set()).add("abilinski@example.com")
+    assert interpret("can we pay the vendor with cash", NOW, people, {"outlook"}).people == ()
+    assert interpret("what did Phillip hand to abilinski", NOW, people, {"outlook"}).people == (
+        "phillip.allen@enron.com",
+        "abilinski@example.com",
+    )
+    assert interpret("did cash approve it", NOW, people, {"outlook"}).people == ("michelle.cash@enron.com",)
     # a source word is not a person ("in Outlook" is not outlook.team@)
     people.names.setdefault("outlook", set()).add("outlook.team@enron.com")
     in_outlook = interpret("how do I reset my password in Outlook", NOW, people, {"outlook"})
