@@ -230,6 +230,7 @@ _TIME_RULES = _rules(
         rf"\b(?:in|during)\s+(?:the\s+)?q([1-4])\s+(?:of\s+)?{_YEAR}\b",
         lambda m, now: _quarter(int(m[2]), int(m[1])),
     ),
+    (r"\b(?:in|during)\s+(?:the\s+)?q([1-4])\b(?!\s*(?:of\s+)?\d)", lambda m, now: _latest_quarter(now, int(m[1]))),
     (
         rf"\b(?:in|during)\s+the\s+(first|second|third|fourth|last)\s+quarter\s+of\s+{_YEAR}\b",
         lambda m, now: _quarter(int(m[2]), _QUARTERS[m[1].lower()]),
@@ -250,8 +251,8 @@ _TIME_RULES = _rules(
         lambda m, now: _on_weekday(m, _day(now)),
     ),
     (
-        r"\b(?:in the\s+)?(?:last|past)\s+(\d{1,3})\s+(day|week|month|year)s?\b",
-        lambda m, now: (now - _span(int(m[1]), m[2]), None),
+        rf"\b(?:in the\s+)?(?:last|past)\s+(\d{{1,3}}|{'|'.join(_COUNTS)})\s+(day|week|month|year)s?\b",
+        lambda m, now: (now - _span(_COUNTS.get(m[1].lower()) or int(m[1]), m[2]), None),
     ),
     (r"\blast\s+week\b|\bpast\s+week\b", lambda m, now: (_day(now) - timedelta(days=7), None)),
     (r"\bthis\s+week\b", lambda m, now: (_day(now) - timedelta(days=_day(now).weekday()), None)),
@@ -310,6 +311,12 @@ def _weekend(today: datetime) -> _Window:
     """The last Saturday and Sunday that have begun ("last weekend", "over the weekend")."""
     saturday = _weekday(today + timedelta(days=1), 5)[0]  # today, if today is Saturday
     return saturday, saturday + timedelta(days=2)
+
+
+def _latest_quarter(now: datetime, quarter: int) -> _Window:
+    """Quarter `quarter` of this year if it has begun by `now`, else of last year ("in Q4")."""
+    start, end = _quarter(now.year, quarter)
+    return (start, end) if start <= now else _quarter(now.year - 1, quarter)
 
 
 def _previous_quarter(now: datetime) -> tuple[int, int]:
@@ -409,10 +416,13 @@ class People:
         say", "X's"; after "from", "to" or "with" only a whole handle: "to abilinski"). A name at
         most three people share means all of them; a name more share means the person most of its
         documents belong to (in a mailbox, its owner), else nobody, unless the next word is a last
-        name that narrows it ("John Arnold")."""
+        name that narrows it ("John Arnold"); a first and last name nobody has names nobody."""
         found: list[str] = []
         words = list(re.finditer(r"[A-Za-z][A-Za-z'.-]+", query))
+        surnames: set[int] = set()  # words read as the last name of the word before
         for i, match in enumerate(words):
+            if i in surnames:
+                continue
             word = match[0].split("'")[0].lower()
             before, after = query[: match.start()], query[match.end() :]
             capitalised = match[0][0].isupper() and match.start() > 0 and word not in _CALENDAR
@@ -424,10 +434,17 @@ class People:
             if not cued:
                 continue
             candidates = self._named(word)
-            following = words[i + 1] if i + 1 < len(words) else None
-            if following is not None and not query[match.end() : following.start()].strip():
-                both = candidates & self._named(following[0].split("'")[0].lower())
-                candidates = both if both and not self._meant(candidates) else candidates
+            following = words[i + 1] if i + 1 < len(words) and "'" not in match[0] else None  # "Carla's D.C."
+            if candidates and following is not None and not query[match.end() : following.start()].strip():
+                second = following[0].split("'")[0].lower()
+                both = candidates & self._named(second)
+                if both or (following[0][0].isupper() and second not in _CALENDAR):
+                    surnames.add(i + 1)  # read with this word: "John Arnold" is not Matthew Arnold
+                if not both and i + 1 in surnames:
+                    continue  # "Susan Scott", whom the index does not know, is not Susan Mara
+                if both:  # "Susan Scott" is not Susan Mara; "Hamza Faran" is also plain "hamza"
+                    alone = {p for p in self._meant(candidates) if _tokens(p) <= {word, second}}
+                    candidates = both | alone
             found += [p for p in self._meant(candidates) if p not in found]
         return tuple(found)
 
