@@ -284,7 +284,7 @@ def _recent_date(now: datetime, month: int, day: int) -> _Window | None:
     return found
 
 
-def _quarter(y: int, quarter: int) -> _Window:
+def _quarter(y: int, quarter: int) -> tuple[datetime, datetime]:
     start = _month(y, 3 * quarter - 2)[0]
     return start, _month(y, 3 * quarter)[1]
 
