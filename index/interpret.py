@@ -4,10 +4,10 @@ Invariant: an interpretation only narrows or reorders what the plain query would
 model: time phrases ("yesterday", "last week", "in March 2001", "between January and March",
 "on 12 March 2001", "since 2000", "since yesterday") become an `after` / `before` window measured
 from the question's time; source words ("in Slack", "the email", "the doc", "SharePoint") become a
-`source_types` filter limited to the types the index holds; names the index knows as an author, sender or participant
-("what did Phillip say") become people whose documents are preferred (a name many people share
-means the one most of its documents belong to). The caller runs the plain query when the filters
-would leave nothing.
+`source_types` filter limited to the types the index holds; names the index knows as an author,
+sender or participant ("what did Phillip say") become people whose documents are preferred (a
+name many people share means the one most of its documents belong to). The caller runs the plain
+query when the filters would leave nothing.
 """
 
 from __future__ import annotations
@@ -441,8 +441,8 @@ class People:
                 if both or (following[0][0].isupper() and second not in _CALENDAR):
                     surnames.add(i + 1)  # read with this word: "John Arnold" is not Matthew Arnold
                 if not both and i + 1 in surnames:
-                    continue  # "Susan Scott", whom the index does not know, is not Susan Mara
-                if both:  # "Susan Scott" is not Susan Mara; "Hamza Faran" is also plain "hamza"
+                    continue  # a full name the index does not know: not another Susan ("Susan Scott")
+                if both:  # who has both names, and their plain handles ("hamza" for "Hamza Faran")
                     alone = {p for p in self._meant(candidates) if _tokens(p) <= {word, second}}
                     candidates = both | alone
             found += [p for p in self._meant(candidates) if p not in found]
