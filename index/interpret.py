@@ -190,7 +190,8 @@ def _between(m: re.Match[str], now: datetime) -> _Window:
     return first[0], last[1]
 
 
-_BOUND_BEFORE = re.compile(r"\b(since|after|before|until|till)\s+$", re.I)  # "since" + "yesterday"
+_BOUND_WORDS = ("since", "after", "before", "until", "till")
+_BOUND_BEFORE = re.compile(rf"\b({'|'.join(_BOUND_WORDS)})\s+$", re.I)  # "since" + "yesterday"
 
 
 def _bound(word: str, start: datetime, end: datetime) -> _Window:
@@ -247,8 +248,10 @@ _TIME_RULES = _rules(
         lambda m, now: _ago(now, _COUNTS.get(m[1].lower()) or int(m[1]), m[2]),
     ),
     (
-        rf"\b(?:(since|after|before|until|till)|last|on|from)\s+(?:last\s+)?({'|'.join(_WEEKDAYS)})(?:'s)?\b",
-        lambda m, now: _on_weekday(m, _day(now)),
+        # "since Monday": the day, made open-ended by `_BOUND_BEFORE` like any other phrase
+        rf"(?:\b(?:last|on|from)\s+|{'|'.join(f'(?<={w} )' for w in _BOUND_WORDS)})(?:last\s+)?"
+        rf"({'|'.join(_WEEKDAYS)})(?:'s)?\b",
+        lambda m, now: _weekday(_day(now), _WEEKDAYS.index(m[1].lower())),
     ),
     (
         rf"\b(?:in the\s+)?(?:last|past)\s+(\d{{1,3}}|{'|'.join(_COUNTS)})\s+(day|week|month|year)s?\b",
@@ -294,14 +297,8 @@ def _ago(now: datetime, n: int, unit: str) -> _Window:
     return now - _span(n + 1, unit), (now - _span(n - 1, unit) if n > 1 else now)
 
 
-def _on_weekday(m: re.Match[str], today: datetime) -> _Window:
-    """That day for "last Friday", "on Monday", "from Tuesday's call"; from it on for "since Monday"."""
-    day = _weekday(today, _WEEKDAYS.index(m[2].lower()))
-    return _bound(m[1], *day) if m[1] else day
-
-
 def _weekday(today: datetime, weekday: int) -> tuple[datetime, datetime]:
-    """The last such weekday before today ("last Friday", "on Monday")."""
+    """The last such weekday before today ("last Friday", "on Monday", "from Tuesday's call")."""
     back = (today.weekday() - weekday) % 7 or 7
     day = today - timedelta(days=back)
     return day, day + timedelta(days=1)
