@@ -98,6 +98,13 @@ _PERSON_AFTER = re.compile(
     re.I,
 )
 _NAME_TOKEN = re.compile(r"[a-z]{3,}")
+# A public office before a name marks someone the question reads about, not a colleague: "what did
+# Governor Davis say" is not Frank Davis. (Mr., Dr., President or Chairman stay names: a colleague
+# may be one.)
+_OFFICE = re.compile(
+    r"\b(?:governor|gov\.|senator|sen\.|congressman|congresswoman|mayor|commissioner|minister)\s+$",
+    re.I,
+)
 
 
 @dataclass
@@ -413,7 +420,8 @@ class People:
         say", "X's"; after "from", "to" or "with" only a whole handle: "to abilinski"). A name at
         most three people share means all of them; a name more share means the person most of its
         documents belong to (in a mailbox, its owner), else nobody, unless the next word is a last
-        name that narrows it ("John Arnold"); a first and last name nobody has names nobody."""
+        name that narrows it ("John Arnold"); a first and last name nobody has names nobody, and
+        neither does a name after a public office ("Governor Davis")."""
         found: list[str] = []
         words = list(re.finditer(r"[A-Za-z][A-Za-z'.-]+", query))
         surnames: set[int] = set()  # words read as the last name of the word before
@@ -422,6 +430,9 @@ class People:
                 continue
             word = match[0].split("'")[0].lower()
             before, after = query[: match.start()], query[match.end() :]
+            if _OFFICE.search(before):  # "Governor Gray Davis": none of its capitalised words is a colleague
+                surnames.update(j for j in range(i + 1, min(i + 3, len(words))) if words[j][0][0].isupper())
+                continue
             capitalised = match[0][0].isupper() and match.start() > 0 and word not in _CALENDAR
             cued = (
                 capitalised

@@ -156,6 +156,11 @@ def test_a_shared_name_means_the_person_most_of_its_documents_belong_to() -> Non
     assert people.find("what did Susan Scott send") == ("susan.scott@enron.com",)
     assert people.find("what did Phillip Gruber send") == ()  # a full name nobody in the index has
     assert people.find("in Phillip's Houston report") == ("phillip.allen@enron.com",)  # a possessive ends a name
+    people.names.setdefault("davis", set()).update({"frank.davis@enron.com", "mark.davis@enron.com"})
+    assert people.find("what did Davis say") == ("frank.davis@enron.com", "mark.davis@enron.com")
+    assert people.find("what did Governor Davis say") == ()  # a public office: someone outside
+    assert people.find("did Governor Gray Davis call Phillip") == ("phillip.allen@enron.com",)
+    assert people.find("what did Mr. Davis say") == ("frank.davis@enron.com", "mark.davis@enron.com")
     assert people.find("did Bob sign it") == ("robert.badeer@enron.com",)  # the Robert who signs most, not Bob Crane
     understood = interpret("what did Tom May say since May", NOW, people, {"outlook"})
     assert understood.people == ("tom.may@enron.com",)  # the person, not the month
