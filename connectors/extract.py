@@ -142,15 +142,30 @@ def decode(data: bytes) -> str:
     return data.decode("latin-1")
 
 
+_CELL_END = re.compile(r"(</t[dh]\s*>)", re.I)
+_LINK = re.compile(r"\[([^\]\n]*)\]\(<([^>\s]+)>\)")  # [text](<url>)
+_AUTOLINK = re.compile(r"<((?:https?|mailto|ftp):[^>\s]+)>")
+_ESCAPED = re.compile(r"^(\s*\d+)\\(\.)|^(\s*)\\([-+])|\\(\\)(?=[\\`*_{}\[\]()#+\-.!])", re.M)
+
+
 def html_to_text(html: str) -> str:
+    """HTML as plain text: blocks and list items on their lines, headings kept as `#` lines (the
+    chunker splits there), a table's cells apart, links as "text (url)", no emphasis marks and none
+    of the converter's Markdown escapes ("1\\." is "1.")."""
     import html2text
 
     converter = html2text.HTML2Text()
     converter.body_width = 0  # no hard wrapping: the chunker decides where lines break
     converter.ignore_images = True
-    converter.ignore_emphasis = False
+    converter.ignore_emphasis = True
+    converter.ignore_tables = True  # cells as text, a row per line: no `|---|` rules in passages
     converter.protect_links = True
-    return converter.handle(html).strip()
+    out = converter.handle(_CELL_END.sub(r" \1", html))
+    out = _LINK.sub(lambda m: m[2] if m[1].strip() in ("", m[2]) else f"{m[1]} ({m[2]})", out)
+    out = _AUTOLINK.sub(r"\1", out)
+    out = _ESCAPED.sub(lambda m: "".join(g for g in m.groups() if g is not None), out)
+    out = re.sub(r"(?<=\S) {2,}(?=\S)", " ", out)  # where an image or an empty cell was
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(line.rstrip() for line in out.split("\n"))).strip()
 
 
 def _pdf(data: bytes) -> str:

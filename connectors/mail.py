@@ -107,9 +107,16 @@ def message_document(
     return document, skipped
 
 
+SHOWN_RECIPIENTS = 8  # past this, a mail's To and Cc lines name the first ones and count the rest
+
+
 def _header_block(msg: MailMessage) -> str:
+    """From, To, Cc and Date lines. A list of sixty addresses would fill whole passages that match
+    any query naming one of them (the metadata keeps every participant, for ACL and people)."""
+
     def show(pairs: list[tuple[str, str]]) -> str:
-        return ", ".join(f"{n} <{e}>" if n and n != e else e for n, e in pairs)
+        shown = ", ".join(f"{n} <{e}>" if n and n != e else e for n, e in pairs[:SHOWN_RECIPIENTS])
+        return shown + (f" and {len(pairs) - SHOWN_RECIPIENTS} more" if len(pairs) > SHOWN_RECIPIENTS else "")
 
     lines = []
     if msg.sender:

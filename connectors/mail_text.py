@@ -34,8 +34,8 @@ _SIGNATURE = [
 
 
 def normalise(text: str) -> str:
-    """Tidy converter output: no markdown escapes of dashes, no trailing spaces, <= 1 blank line."""
-    lines = [re.sub(r"^\\(?=[-+#*])", "", line.rstrip()) for line in text.replace("\r\n", "\n").split("\n")]
+    """Tidy a body: no trailing spaces, at most one blank line in a row."""
+    lines = [line.rstrip() for line in text.replace("\r\n", "\n").split("\n")]
     out: list[str] = []
     for line in lines:
         if line or (out and out[-1]):

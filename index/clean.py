@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from inlet.connectors.extract import html_to_text
+
 if TYPE_CHECKING:
     from inlet.connectors.model import Document
 
@@ -19,10 +21,10 @@ if TYPE_CHECKING:
 _TAG = re.compile(r"</?([a-zA-Z][a-zA-Z0-9]{0,15})(?:\s[^<>]{0,2000})?\s*/?>")
 _HTML_ELEMENTS = frozenset(
     "a abbr address area article aside b base basefont big blockquote body br caption center cite code col "
-    "colgroup dd del dfn dir div dl dt em font form frame frameset h1 h2 h3 h4 h5 h6 head header hr html i "
-    "iframe img input ins kbd label li link map meta nav noscript o:p object ol option p pre q s samp "
-    "script section select small span strike strong style sub sup table tbody td textarea tfoot th "
-    "thead title tr tt u ul var wbr".split()
+    "colgroup dd del details dfn dir div dl dt em figcaption figure font footer form frame frameset h1 h2 h3 "
+    "h4 h5 h6 head header hr html i iframe img input ins kbd label li link main map mark meta nav noscript "
+    "o:p object ol option p picture pre q s samp script section select small span strike strong style sub "
+    "summary sup svg table tbody td textarea tfoot th thead title tr tt u ul var video wbr".split()
 )
 _COMMENT = re.compile(r"<!--.*?-->|<!DOCTYPE[^>]*>|<\?xml[^>]*\?>", re.S | re.I)
 _INVISIBLE_BLOCKS = re.compile(r"<(script|style|head)\b[^>]*>.*?</\1\s*>", re.S | re.I)
@@ -34,33 +36,22 @@ def markup_tags(text: str) -> list[str]:
 
 
 def looks_like_html(text: str) -> bool:
-    """Two or more HTML tags, or one document-level tag: what a converter should read."""
-    tags = markup_tags(text)
-    return len(tags) >= 2 or any(t[1:].lower().startswith(("html", "body", "table")) for t in tags)
+    """Any HTML tag, even one `<br>` in plain text: what a converter should read."""
+    return bool(markup_tags(text))
 
 
 def clean_text(text: str) -> str:
     """`text` as plain text: HTML (whole or embedded in plain text) converted, else unchanged."""
     if not looks_like_html(text):
         return text
-    import html2text
-
-    converter = html2text.HTML2Text()
-    converter.body_width = 0  # no hard wrapping: the chunker decides where lines break
-    converter.ignore_images = True
-    converter.ignore_emphasis = True
-    converter.ignore_tables = True  # layout tables (newsletters) read as their cells' text
-    converter.protect_links = True
     # Plain text before the first tag (a mail's own words above a pasted newsletter) keeps its lines.
     first = next(m.start() for m in _TAG.finditer(text) if m[1].lower() in _HTML_ELEMENTS)
     first = min(first, text.find("<!") if 0 <= text.find("<!") < first else first)
+    first = text.rfind("\n", 0, first) + 1  # whole lines: "See <img ...> for details" stays one line
     lead, source = text[:first].rstrip(), _INVISIBLE_BLOCKS.sub(" ", _COMMENT.sub(" ", text[first:]))
-    if not re.search(r"<(html|body|p|br|div|table|tr|li)\b", source, re.I):
+    if not re.search(r"<(html|body|p|div|table|tr|li)\b", source, re.I):
         source = source.replace("\n", "<br>\n")  # tags sprinkled in plain text: keep the text's lines
-    out = converter.handle(source)
-    out = _TAG.sub(lambda m: "" if m[1].lower() in _HTML_ELEMENTS else m[0], out)  # what the parser left
-    lines = [line.rstrip() for line in out.replace("\r\n", "\n").split("\n")]
-    body = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+    body = _TAG.sub(lambda m: "" if m[1].lower() in _HTML_ELEMENTS else m[0], html_to_text(source))  # what it left
     return f"{lead}\n\n{body}".strip() if lead else body
 
 

@@ -18,7 +18,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -41,10 +41,21 @@ SOURCE_WORDS: dict[str, tuple[str, ...]] = {
     "google": ("google_drive",),
     "microsoft": ("microsoft_files",),
 }
-_SOURCE_PATTERNS = [
-    (re.compile(r"\b(?:in|on|from|via)\s+slack\b|\bslack\s+(?:message|thread|channel|post)s?\b", re.I), "slack"),
-    (re.compile(r"\b(?:in|on|from|via)\s+(?:ms\s+|microsoft\s+)?teams\b", re.I), "teams"),
-    # "the email about X", "emails from Phillip", "did Mike email me" name the source; "a phishing
+_SOURCE_PATTERNS: list[tuple[re.Pattern[str], str, bool]] = [  # (words, source word, cut from the query)
+    (
+        re.compile(r"\b(?:in|on|from|via)\s+slack\b|\bslack\s+(?:message|thread|channel|post|dm|chat)s?\b", re.I),
+        "slack",
+        True,
+    ),
+    (
+        re.compile(
+            r"\b(?:in|on|from|via)\s+(?:ms\s+|microsoft\s+)?teams\b|\bteams\s+(?:message|thread|channel|post|chat)s?\b",
+            re.I,
+        ),
+        "teams",
+        True,
+    ),
+    # "the email about X", "emails from Phillip", "did Harry email Suresh" name the source; "a phishing
     # email" is a topic.
     (
         re.compile(
@@ -54,9 +65,13 @@ _SOURCE_PATTERNS = [
             re.I,
         ),
         "mail",
+        True,
     ),
-    (re.compile(r"\b(?:sharepoint|onedrive)\b", re.I), "microsoft"),
-    (re.compile(r"\bgoogle\s+(?:drive|docs?|sheets?|slides)\b", re.I), "google"),
+    # "did Harry email Suresh": the verb between two people names the source; it stays in the query
+    # (a verb names nobody, and it marks the next word as a person).
+    (re.compile(r"\b(?:did|does|will|would|should)\s+\w+\s+e-?mail\b", re.I), "mail", False),
+    (re.compile(r"\b(?:sharepoint|onedrive)\b", re.I), "microsoft", True),
+    (re.compile(r"\bgoogle\s+(?:drive|docs?|sheets?|slides)\b", re.I), "google", True),
     (
         re.compile(
             r"\b(?:the|a|this|that|google)\s+docs?\b|\b(?:in|on|from)\s+(?:the\s+|google\s+)?(?:drive|docs)\b"
@@ -64,6 +79,7 @@ _SOURCE_PATTERNS = [
             re.I,
         ),
         "drive",
+        True,
     ),
 ]
 _NICKNAMES = {
@@ -92,6 +108,8 @@ _PERSON_CUES = re.compile(
 _THING_OR_PERSON = re.compile(r"\b(?:from|by|to|with|send|sent)\s+$", re.I)
 # Capitalised anyway: a month or weekday is a person only where a person stands ("did May say").
 _CALENDAR = {*_MONTHS, "may", *(d.lower() for d in calendar.day_name)}
+# "'s" after these is a contraction or a thing's: "what's", "May's numbers", "today's call".
+_NOT_POSSESSIVE = {*_CALENDAR, "what", "that", "there", "here", "who", "where", "how", "let", "today", "everyone"}
 _PERSON_AFTER = re.compile(
     r"^(?:'s|\s+(?:say|said|says|write|wrote|writes|post|posted|think|thought|send|sent|"
     r"ask|asked|want|wanted|decide|decided|mention|mentioned|propose|proposed))\b",
@@ -114,7 +132,6 @@ class Interpretation:
     source_types: tuple[str, ...] = ()
     people: tuple[str, ...] = ()
     query: str = ""  # the query without the phrases that became filters
-    spans: list[tuple[int, int]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -134,7 +151,9 @@ class Interpretation:
 
 
 def _iso(value: datetime) -> str:
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    """UTC, to the millisecond at most ("in the last 3 days" starts at a moment, not a midnight)."""
+    value = value.astimezone(timezone.utc)
+    return value.isoformat(timespec="milliseconds" if value.microsecond else "seconds").replace("+00:00", "Z")
 
 
 def _day(value: datetime) -> datetime:
@@ -201,6 +220,25 @@ _BOUND_WORDS = ("since", "after", "before", "until", "till")
 _BOUND_BEFORE = re.compile(rf"\b({'|'.join(_BOUND_WORDS)})\s+$", re.I)  # "since" + "yesterday"
 
 
+def _between_days(m: re.Match[str], now: datetime) -> _Window | None:
+    """ "between March 17 and March 31, 2016" (or "from March 17 to 31"): both days whole; without a
+    year, the latest such span that has begun by `now`."""
+    first_month, first_day, first_year, last_month, last_day, last_year = m.groups()
+    year = last_year or first_year
+    last = _date(int(year), _month_no(last_month or first_month), int(last_day)) if year else None
+    if not year:
+        last = _recent_date(now, _month_no(last_month or first_month), int(last_day))
+    if last is None or last[0] is None:
+        return None
+    first = _date(int(first_year or last[0].year), _month_no(first_month), int(first_day))
+    wraps = _month_no(first_month) > _month_no(last_month or first_month)
+    if first is not None and first[0] is not None and not first_year and wraps and first[0] > last[0]:
+        first = _date(last[0].year - 1, _month_no(first_month), int(first_day))  # "from December 20 to January 5"
+    if first is None or first[0] is None or first[0] > last[0]:
+        return None
+    return first[0], last[1]
+
+
 def _bound(word: str, start: datetime, end: datetime) -> _Window:
     word = word.lower()
     if word in ("since", "from"):
@@ -216,13 +254,18 @@ _TIME_RULES = _rules(
         rf"\b(?:between|from)\s+{_M}(?:\s+{_YEAR})?\s+(?:and|to|until|till|through|-)\s+{_M},?(?:\s+{_YEAR})?\b",
         _between,
     ),
+    (
+        rf"\b(?:between|from)\s+{_M}\s+{_DAY}(?:,?\s+{_YEAR})?\s+(?:and|to|until|till|through|-)\s+"
+        rf"(?:{_M}\s+)?{_DAY}(?:,?\s+{_YEAR})?\b",
+        _between_days,
+    ),
     (r"\b(\d{4})-(\d{2})-(\d{2})\b", lambda m, now: _date(int(m[1]), int(m[2]), int(m[3]))),
     (rf"\b{_M}\s+{_DAY},?\s+{_YEAR}\b", lambda m, now: _date(int(m[3]), _month_no(m[1]), int(m[2]))),
     (rf"\b{_DAY}\s+(?:of\s+)?{_M},?\s+{_YEAR}\b", lambda m, now: _date(int(m[3]), _month_no(m[2]), int(m[1]))),
     (rf"\bon\s+{_M}\s+{_DAY}\b", lambda m, now: _recent_date(now, _month_no(m[1]), int(m[2]))),
     (rf"\bon\s+(?:the\s+)?{_DAY}\s+(?:of\s+)?{_M}", lambda m, now: _recent_date(now, _month_no(m[2]), int(m[1]))),
     (
-        rf"\b(since|from|after|before|until|till|through)\s+{_M},?\s+(?:of\s+)?{_YEAR}\b",
+        rf"\b(since|after|before|until|till|through)\s+{_M},?\s+(?:of\s+)?{_YEAR}\b",  # "from March 2001": the month
         lambda m, now: _bound(m[1], *_named_month(now, m[2], m[3])),
     ),
     (
@@ -351,7 +394,7 @@ def source_types(query: str, known: Iterable[str]) -> tuple[tuple[str, ...], lis
     found: list[str] = []
     spans: list[tuple[int, int]] = []
     named: set[str] = set()
-    for pattern, word in _SOURCE_PATTERNS:
+    for pattern, word, cut in _SOURCE_PATTERNS:
         match = pattern.search(query)
         if match:
             if word == "drive" and named & {"google", "microsoft"}:  # "the SharePoint doc": only SharePoint
@@ -361,7 +404,7 @@ def source_types(query: str, known: Iterable[str]) -> tuple[tuple[str, ...], lis
             if types:
                 named.add(word)
                 found += [t for t in types if t not in found]
-                spans.append(match.span())
+                spans += [match.span()] if cut else []
     return tuple(found), spans
 
 
@@ -434,8 +477,10 @@ class People:
                 surnames.update(j for j in range(i + 1, min(i + 3, len(words))) if words[j][0][0].isupper())
                 continue
             capitalised = match[0][0].isupper() and match.start() > 0 and word not in _CALENDAR
+            possessive = match[0].lower().endswith("'s") and word not in _NOT_POSSESSIVE  # "Bob's memo", not "May's"
             cued = (
                 capitalised
+                or possessive
                 or bool(_PERSON_CUES.search(before) or _PERSON_AFTER.match(after))
                 or bool(_THING_OR_PERSON.search(before) and self._handle(word))
             )
@@ -538,12 +583,24 @@ _NOT_NAMES = {  # words of personal addresses that are not names
 }
 
 
+def _disjoint(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The spans, sorted, with overlapping or repeated ones merged ("Google Docs" is named by two
+    source words): each part of the query is cut once."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
 def interpret(query: str, now: datetime | None, people: People, types_known: Iterable[str]) -> Interpretation:
     """Time window, source types and people of `query`, and the query without the filter phrases."""
     moment = now or datetime.now(timezone.utc)
     after, before, spans = time_window(query, moment)
     types, source_spans = source_types(query, types_known)
-    spans = spans + source_spans
+    spans = _disjoint(spans + source_spans)
     unnamed = query  # "since May" names a month, not Tom May; "in Outlook" a source, not its team
     for start, end in spans:
         unnamed = unnamed[:start] + " " * (end - start) + unnamed[end:]
@@ -558,5 +615,4 @@ def interpret(query: str, now: datetime | None, people: People, types_known: Ite
         source_types=types,
         people=found,
         query=stripped if len(stripped) >= 3 else query,
-        spans=spans,
     )

@@ -306,6 +306,7 @@ class _Candidate:
     doc_id: str
     score: float
     text: str = ""
+    ts: float = 0.0  # the document's updated (else created) time, epoch seconds; 0 when unknown
 
 
 @dataclass
@@ -359,7 +360,7 @@ def _candidates(index: Index, ranked: dict[str, float], half_life_days: float) -
             # At most +10% for a passage updated today, fading with the half-life: a tie-breaker.
             age_days = max(0.0, (now - ts) / 86400)
             score *= 1.0 + 0.1 * math.pow(0.5, age_days / half_life_days)
-        out.append(_Candidate(cid, doc_ids[cid], score))
+        out.append(_Candidate(cid, doc_ids[cid], score, ts=ts))
     out.sort(key=lambda c: c.score, reverse=True)
     return out
 
@@ -403,10 +404,13 @@ def _involves(doc: Document, people: set[str]) -> bool:
 
 def _diversify(index: Index, groups: list[_Group], k: int, more: int) -> list[_Group]:
     """The best `k` documents, each with its best passage and up to `more` other matching
-    passages; a document whose best passage nearly repeats a chosen one's (a forward, a copy) is
-    dropped. Texts are read a page of 2 x `k` documents at a time: usually one page is enough."""
+    passages; a document whose best passage nearly repeats a chosen one's (a forward, a quote) is
+    dropped, and so is a copy: one of the same time, to the second, that shares a passage with a
+    chosen one (the same mail through Outlook and Gmail, whose best passages may differ). Texts are
+    read a page of 2 x `k` documents at a time: usually one page is enough."""
     chosen: list[_Group] = []
     shingles: list[set[tuple[str, ...]]] = []
+    by_time: dict[float, list[set[tuple[str, ...]]]] = {}  # a chosen document's time -> its passages' shingles
     texts: dict[str, str | None] = {}
     for i, group in enumerate(groups):
         if group.passages[0].chunk_id not in texts:
@@ -421,22 +425,25 @@ def _diversify(index: Index, groups: list[_Group], k: int, more: int) -> list[_G
         if not passages:
             continue
         best, text = passages[0]
-        marks = _shingles(text)
-        if any(_similar(marks, other) for other in shingles):
+        marks = [_shingles(t) for _, t in passages]
+        if any(_similar(marks[0], other) for other in shingles):
+            continue
+        twins = by_time.get(best.ts, []) if best.ts > 0 else []
+        if any(_similar(m, other) for m in marks for other in twins):
             continue
         best.text = text
         group.passages = [best]
         group.texts = [text]
-        kept = [marks]
-        for c, other in passages[1:]:
-            other_marks = _shingles(other)
+        kept = [marks[0]]
+        for (c, other), other_marks in zip(passages[1:], marks[1:]):
             if not any(_similar(other_marks, m) for m in kept):
                 c.text = other
                 group.passages.append(c)
                 group.texts.append(other)
                 kept.append(other_marks)
         chosen.append(group)
-        shingles.append(marks)
+        shingles.append(marks[0])
+        by_time.setdefault(best.ts, []).extend(marks)
         if len(chosen) == k:
             break
     return chosen

@@ -122,8 +122,8 @@ def caller_for(entry: KeyEntry, requested_user: str | None) -> Caller:
             raise ApiError(
                 400,
                 "user_required",
-                f"key {entry.name!r} acts on behalf of users: name one with 'user' "
-                f"(body field; on GET routes the {USER_HEADER} header or ?user=)",
+                f"key {entry.name!r} acts on behalf of users: name one with 'user' (the body field of "
+                f"/v1/search and /v1/context; on GET routes and /mcp the {USER_HEADER} header or ?user=)",
             )
         return Caller(entry.name, requested, admin=False)
     return Caller(entry.name, requested, admin=requested is None)

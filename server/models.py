@@ -73,7 +73,8 @@ class ContextBody(SearchBody):
         ge=0.0,
         le=1.0,
         description="pack only results whose relevance is at least this; the default "
-        "was chosen on labelled questions (docs/relevance.md)",
+        "was chosen on labelled questions (docs/relevance.md). At the default or above, an answer whose "
+        "match is none packs nothing: its results are near misses",
     )
 
 

@@ -114,6 +114,18 @@ def test_maildir_flag_rename_keeps_the_id(tmp_path: Path) -> None:
     assert kinds == [("Deletion", "arch:box/1717.M1.host"), ("Document", "arch:box/1717.M1.host")]
 
 
+def test_a_long_recipient_list_is_counted_in_the_text_and_kept_whole_in_the_metadata(tmp_path: Path) -> None:
+    msg = mail("all hands", "The all-hands moves to Thursday.")
+    msg.replace_header("To", ", ".join(f"person{n}@example.com" for n in range(40)))
+    (tmp_path / "a.eml").write_bytes(bytes(msg))
+    items, _ = run(archive(tmp_path))
+    got = docs(items)["arch:a.eml"]
+    to_line = next(line for line in got.text.splitlines() if line.startswith("To: "))
+    assert to_line.startswith("To: person0@example.com, person1@example.com") and to_line.endswith(" and 32 more")
+    assert "person39@example.com" not in got.text  # a passage is not a list of addresses
+    assert "person39@example.com" in got.metadata["participants"]
+
+
 def test_attachments_extracted_and_capped(tmp_path: Path) -> None:
     (tmp_path / "a.eml").write_bytes(
         bytes(mail("memo", "see attached", ("memo.pdf", "application/pdf", make_pdf("Pipeline capacity memo", []))))

@@ -75,7 +75,7 @@ def test_one_document_per_thread_rendered_as_plain_text(backfill: Any) -> None:
     assert len(got) == 6 and len({d.id for d in got.values()}) == 6
     latency = got["Search latency"]
     assert (
-        latency.text.splitlines()[0] == "Harry Potter (2024-03-04 09:00): The **search latency** regression "
+        latency.text.splitlines()[0] == "Harry Potter (2024-03-04 09:00): The search latency regression "
         "is fixed in release 4.2."
     )
     assert "Thanks Harry Potter! Was it the vector cache?" in latency.text  # a mention reads as the name

@@ -52,6 +52,38 @@ def test_a_whole_html_page_becomes_text() -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("first line<br>second line\nthird line", "first line\nsecond line\nthird line"),
+        ('See <img src="http://x.example/y.png"> for details\nnext', "See for details\nnext"),
+        ("# Notes\n\n<details><summary>More</summary>\nhidden text\n</details>", "# Notes\n\nMore\nhidden text"),
+    ],
+)
+def test_one_tag_in_plain_text_is_enough_to_convert_it(text: str, expected: str) -> None:
+    assert clean_text(text) == expected
+
+
+def test_converted_html_reads_as_plain_text() -> None:
+    out = clean_text(
+        "<p>Agenda for <b>Monday</b>:</p><p>1. Development</p><p>- budget</p>"
+        "<table><tr><th>Owner</th><td>Hamza</td></tr><tr><th>Status</th><td>green</td></tr></table>"
+        '<p>See <a href="https://x.example/spec">the spec</a> and <a href="https://x.example/b">https://x.example/b</a></p>'
+    )
+    assert out.splitlines() == [
+        "Agenda for Monday:",  # no emphasis marks
+        "",
+        "1. Development",  # no Markdown escapes ("1\\.", "\\-")
+        "",
+        "- budget",
+        "",
+        "Owner Hamza",  # a table's cells apart, a row per line
+        "Status green",
+        "",
+        "See the spec (https://x.example/spec) and https://x.example/b",  # links as text and address
+    ]
+
+
+@pytest.mark.parametrize(
     "text",
     [
         "Plain mail, nothing to do.\n\nSecond paragraph.",

@@ -67,6 +67,16 @@ UTC = timezone.utc
         ("the plan before last week", None, datetime(2001, 4, 4, tzinfo=UTC)),
         ("documents from 2001 about California", datetime(2001, 1, 1, tzinfo=UTC), datetime(2002, 1, 1, tzinfo=UTC)),
         ("prices from 1999 to 2000", datetime(1999, 1, 1, tzinfo=UTC), datetime(2001, 1, 1, tzinfo=UTC)),
+        ("the postmortem from March 2000", datetime(2000, 3, 1, tzinfo=UTC), datetime(2000, 4, 1, tzinfo=UTC)),
+        # two days: both whole, the year said once or twice, or the latest such span
+        (
+            "in Slack between March 17, 2000 and March 31, 2000",
+            datetime(2000, 3, 17, tzinfo=UTC),
+            datetime(2000, 4, 1, tzinfo=UTC),
+        ),
+        ("between March 17 and March 31 2000", datetime(2000, 3, 17, tzinfo=UTC), datetime(2000, 4, 1, tzinfo=UTC)),
+        ("trades from March 17 to 31", datetime(2001, 3, 17, tzinfo=UTC), datetime(2001, 4, 1, tzinfo=UTC)),
+        ("between December 20 and January 5", datetime(2000, 12, 20, tzinfo=UTC), datetime(2001, 1, 6, tzinfo=UTC)),
     ],
 )
 def test_time_phrases_are_windows_relative_to_the_question(query, after, before) -> None:
@@ -89,10 +99,36 @@ def test_time_phrases_are_windows_relative_to_the_question(query, after, before)
         # the help desk's ticket on "the spreadsheet that linked to itself", "#payments-incident-23".
         ("the help desk fixed the spreadsheet that linked to itself", ()),
         ("what was decided in #payments-incident-23", ()),
+        ("did Harry email Suresh about the deal", ("outlook",)),
+        ("the Slack DM with Hamza", ("slack",)),
+        ("the Teams message about the outage", ()),  # no Teams in this index
     ],
 )
 def test_source_words_name_the_types_the_index_holds(query, types) -> None:
     assert source_types(query, {"slack", "outlook", "google_drive"})[0] == types
+
+
+def test_source_words_are_cut_once_and_a_verb_stays() -> None:
+    people = People()
+    people.names = {"harry": {"harry.arora@enron.com"}, "suresh": {"suresh.raghavan@enron.com"}}
+    understood = interpret("Google Docs about onboarding", NOW, people, {"google_drive", "slack"})
+    assert (understood.source_types, understood.query) == (("google_drive",), "about onboarding")
+    understood = interpret("did harry email suresh about the deal", NOW, people, {"outlook", "teams"})
+    assert understood.source_types == ("outlook",)
+    assert understood.people == ("harry.arora@enron.com", "suresh.raghavan@enron.com")
+    assert understood.query == "did harry email suresh about the deal"
+    assert interpret("the Teams message about the outage", NOW, people, {"teams"}).source_types == ("teams",)
+    assert interpret("how many teams meet weekly", NOW, people, {"teams"}).source_types == ()
+
+
+def test_interpreted_times_are_to_the_millisecond() -> None:
+    moment = datetime(2001, 4, 11, 15, 30, 1, 313295, tzinfo=UTC)
+    understood = interpret("mail in the last 3 days", moment, People(), {"outlook"})
+    assert understood.as_dict()["after"] == "2001-04-08T15:30:01.313Z"
+    assert interpret("prices in March 2001", moment, People(), {"outlook"}).as_dict() == {
+        "after": "2001-03-01T00:00:00Z",
+        "before": "2001-04-01T00:00:00Z",
+    }
 
 
 def test_a_named_file_store_means_only_it() -> None:
@@ -162,6 +198,7 @@ def test_a_shared_name_means_the_person_most_of_its_documents_belong_to() -> Non
     assert people.find("did Governor Gray Davis call Phillip") == ("phillip.allen@enron.com",)
     assert people.find("what did Mr. Davis say") == ("frank.davis@enron.com", "mark.davis@enron.com")
     assert people.find("did Bob sign it") == ("robert.badeer@enron.com",)  # the Robert who signs most, not Bob Crane
+    assert people.find("Bob's memo on price caps") == ("robert.badeer@enron.com",)  # a possessive, first word
     understood = interpret("what did Tom May say since May", NOW, people, {"outlook"})
     assert understood.people == ("tom.may@enron.com",)  # the person, not the month
     assert interpret("gas prices since May", NOW, people, {"outlook"}).people == ()

@@ -138,6 +138,27 @@ def test_near_duplicates_collapse(index):
     assert len(hits) == 1
 
 
+def test_a_copy_through_another_source_collapses_but_a_later_reply_quoting_it_stays(index):
+    body = " ".join(
+        f"Section {n}: the Zanzibar pipeline capacity auction moves to week {n} and bids stay sealed."
+        for n in range(1, 12)
+    )
+    outlook = "From: Louise Kitchen <louise.kitchen@example.com>\nTo: " + ", ".join(
+        f"trader{n}@example.com" for n in range(30)
+    )
+    gmail = "From: louise.kitchen@example.com\nTo: all traders of the Zanzibar desk, every region, by name"
+    copies = [
+        doc(30, f"{outlook}\n\n{body}", source="outlook", title="Zanzibar auction"),
+        doc(31, f"{gmail}\n\n{body}", source="gmail", title="Zanzibar auction"),
+        doc(32, f"Agreed, see below.\n\n{body}", source="gmail", title="Re: Zanzibar auction", when=2025),
+    ]
+    assert copies[0].updated_at == copies[1].updated_at
+    index.apply(copies, generation=1)
+    got = ids(index, "Zanzibar auction", k=10, sources=("outlook", "gmail"))
+    assert len({"outlook:30", "gmail:31"} & set(got)) == 1  # the same mail, once
+    assert "gmail:32" in got  # a reply sent later is another document, even quoting it all
+
+
 def test_a_second_process_cannot_open_the_same_index(index):
     with pytest.raises(IndexLockedError, match="in use by pid"):
         Index(IndexConfig(path=index.path), embedder=index.embedder)
