@@ -65,6 +65,24 @@ relative paths are taken from the config file's folder, and a missing one is a c
 error naming the key, the source and the path, reported before any command runs."""
 
 
+def _certificates(value: Path) -> Path:
+    """A CA bundle that exists must be a readable PEM file of certificates (a folder or an empty
+    file would fail only at the first request, without naming the key)."""
+    if not value.exists():
+        return value  # reported by `missing_paths`, with the other missing paths
+    try:
+        text = value.read_text(encoding="ascii", errors="replace")
+    except OSError as exc:
+        raise ValueError(f"{value} cannot be read ({exc.strerror or exc})") from None
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise ValueError(f"{value} is not a PEM file of certificates ('-----BEGIN CERTIFICATE-----' blocks)")
+    return value
+
+
+CaBundle = Annotated[ConfigPath, AfterValidator(_certificates)]
+"""An extra trusted CA bundle: a `ConfigPath` that, when it exists, must hold PEM certificates."""
+
+
 def _must_exist(annotation: Any) -> bool:
     """True when `annotation` is, or holds (Optional, list), a `ConfigPath`."""
     if get_origin(annotation) is Annotated and any(isinstance(m, _MustExist) for m in annotation.__metadata__):

@@ -60,6 +60,13 @@ def utc(value: datetime | None) -> datetime | None:
 PEOPLE_KEYS = ("participants", "sender", "owner")  # metadata naming who took part (`Document.people`)
 
 
+def iso_time(value: datetime) -> str:
+    """A time as inlet shows it (API, CLI, `interpreted`): UTC, `Z`, to the millisecond at most (a
+    service's microseconds, like Slack's `...40.000100`, are noise to a reader)."""
+    value = (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    return value.isoformat(timespec="milliseconds" if value.microsecond else "seconds").replace("+00:00", "Z")
+
+
 class Document(BaseModel):
     """One retrievable unit: a Slack thread, a Drive file, an e-mail, a file on disk."""
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
+from inlet.connectors.model import iso_time
+
 if TYPE_CHECKING:
     from .store import Index
 
@@ -136,9 +138,9 @@ class Interpretation:
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.after:
-            out["after"] = _iso(self.after)
+            out["after"] = iso_time(self.after)
         if self.before:
-            out["before"] = _iso(self.before)
+            out["before"] = iso_time(self.before)
         if self.source_types:
             out["source_types"] = list(self.source_types)
         if self.people:
@@ -148,12 +150,6 @@ class Interpretation:
     @property
     def filters(self) -> bool:
         return bool(self.after or self.before or self.source_types)
-
-
-def _iso(value: datetime) -> str:
-    """UTC, to the millisecond at most ("in the last 3 days" starts at a moment, not a midnight)."""
-    value = value.astimezone(timezone.utc)
-    return value.isoformat(timespec="milliseconds" if value.microsecond else "seconds").replace("+00:00", "Z")
 
 
 def _day(value: datetime) -> datetime:

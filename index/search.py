@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from inlet.connectors.model import Document, principals_for
+from inlet.connectors.model import Document, iso_time, principals_for
 from inlet.storage.types import Filters, chunk_doc_id
 
 from . import relevance as rel
@@ -467,8 +467,8 @@ def _materialise(index: Index, chosen: list[_Group]) -> list[Hit]:
                 text=best.text,
                 url=doc.url,
                 author=doc.author,
-                created_at=doc.created_at.isoformat().replace("+00:00", "Z") if doc.created_at else None,
-                updated_at=doc.updated_at.isoformat().replace("+00:00", "Z") if doc.updated_at else None,
+                created_at=iso_time(doc.created_at) if doc.created_at else None,
+                updated_at=iso_time(doc.updated_at) if doc.updated_at else None,
                 score=g.score,
                 metadata=dict(doc.metadata),
                 passages=[c.text for c in g.passages[1:]],

@@ -12,11 +12,11 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from inlet.connectors.base import Connector, RecentWindow, SourceConfig, missing_paths, recent_window
+from inlet.connectors.base import Connector, Duration, RecentWindow, SourceConfig, missing_paths, recent_window
 from inlet.connectors.registry import connector_class
 from inlet.errors import ConfigError
 
@@ -56,6 +56,30 @@ class IndexConfig(BaseModel):
         return self
 
 
+RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_rate(text: str, key: str) -> float:
+    """'20/s' -> 20.0 requests per second ('N/s', 'N/m' or 'N/h'); a ValueError naming `key`."""
+    count, _, unit = text.strip().partition("/")
+    try:
+        rate = float(count) / RATE_UNITS[unit.strip()]
+    except (ValueError, KeyError):
+        raise ValueError(f"{key} must look like '20/s', '300/m' or '1000/h', got {text!r}") from None
+    if rate <= 0:
+        raise ValueError(f"{key} must be above zero, got {text!r}")
+    return rate
+
+
+def _valid_rate(text: str) -> str:
+    parse_rate(text, "the rate")
+    return text
+
+
+RateLimit = Annotated[str, AfterValidator(_valid_rate)]
+"""A rate key like '20/s', '300/m' or '1000/h' (checked when the config is read)."""
+
+
 class ApiKey(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -64,12 +88,12 @@ class ApiKey(BaseModel):
     user: str | None = None
     on_behalf_of: bool = False
     admin: bool = False
-    rate_limit: str | None = Field(None, description="this key's own rate limit ('100/s'); default [server] rate_limit")
+    rate_limit: RateLimit | None = Field(
+        None, description="this key's own rate limit ('100/s'); default [server] rate_limit"
+    )
 
     @model_validator(mode="after")
     def _one_role(self) -> "ApiKey":
-        if self.rate_limit is not None:
-            parse_rate(self.rate_limit, f"[[server.api_keys]] {self.name!r} rate_limit")
         roles = sum([self.user is not None, self.on_behalf_of, self.admin])
         if roles != 1:
             raise ValueError("set exactly one of 'user', 'on_behalf_of = true' or 'admin = true'")
@@ -150,42 +174,21 @@ class ServerConfig(BaseModel):
     audit_queries: Literal["text", "hash"] = Field("text", description="'hash': the query's SHA-256, not its text")
     audit_max_bytes: int = Field(100 * 1024 * 1024, ge=1024, description="the audit file is rotated at this size")
     audit_backups: int = Field(10, ge=1, le=1000, description="rotated audit files kept")
-    rate_limit: str | None = Field(
+    rate_limit: RateLimit | None = Field(
         None, description="requests per key name or OAuth user, as 'N/s', 'N/m' or 'N/h'; default off"
     )
     rate_burst: int | None = Field(
         None, ge=1, description="requests allowed at once (default: twice the per-second rate, at least 1)"
     )
 
-    @model_validator(mode="after")
-    def _rates(self) -> "ServerConfig":
-        if self.rate_limit is not None:
-            parse_rate(self.rate_limit, "[server] rate_limit")
-        return self
-
-
-RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_rate(text: str, key: str) -> float:
-    """'20/s' -> 20.0 requests per second ('N/s', 'N/m' or 'N/h'); a ValueError naming `key`."""
-    count, _, unit = text.strip().partition("/")
-    try:
-        rate = float(count) / RATE_UNITS[unit.strip()]
-    except (ValueError, KeyError):
-        raise ValueError(f"{key} must look like '20/s', '300/m' or '1000/h', got {text!r}") from None
-    if rate <= 0:
-        raise ValueError(f"{key} must be above zero, got {text!r}")
-    return rate
-
 
 class DaemonConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_parallel: int = Field(2, ge=1, le=64, description="sources syncing at the same time")
-    jitter: str = Field("30s", description="random delay added to each scheduled run")
-    retry_max: str = Field("30m", description="cap of the backoff after failed runs")
-    lease: str = Field("60s", description="a source whose daemon stopped renewing is taken over after this")
+    jitter: Duration = Field("30s", description="random delay added to each scheduled run")
+    retry_max: Duration = Field("30m", description="cap of the backoff after failed runs")
+    lease: Duration = Field("60s", description="a source whose daemon stopped renewing is taken over after this")
 
 
 class Settings(BaseModel):
@@ -200,8 +203,10 @@ class Settings(BaseModel):
     sources: list[SourceConfig] = Field(default_factory=list)
 
     def fingerprint(self) -> str:
-        """A digest of what is configured (not of where the file is): equal settings, equal digests."""
-        parts = [self.model_dump_json(exclude={"file", "sources"}), *(s.model_dump_json() for s in self.sources)]
+        """A digest of what is configured (not of where the file is, nor of the address the server
+        listens on: `--host` / `--port` override those): equal settings, equal digests."""
+        mine = self.model_dump_json(exclude={"file": True, "sources": True, "server": {"host": True, "port": True}})
+        parts = [mine, *(s.model_dump_json() for s in self.sources)]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     def source(self, name: str) -> SourceConfig:
@@ -235,6 +240,8 @@ def load_config(path: str | Path) -> Settings:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
     return parse_config(raw, path)

@@ -7,6 +7,7 @@ from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from inlet.connectors.model import iso_time
 from inlet.index.relevance import default_min_relevance
 from inlet.index.search import Hit, SearchRequest
 
@@ -221,8 +222,7 @@ def iso(value: datetime | str | None) -> str | None:
         except ValueError:
             return value
     assert isinstance(when, datetime)
-    value = (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
-    return value.isoformat(timespec="milliseconds" if value.microsecond else "seconds").replace("+00:00", "Z")
+    return iso_time(when)
 
 
 def document_out(doc: Any, with_acl: bool) -> dict[str, Any]:

@@ -46,6 +46,8 @@ def test_good_config_resolves_paths_relative_to_the_file(tmp_path):
         (GOOD.replace("[index]", "[index]\nbatch_size = 'big'"), ["[index]", "'batch_size'"]),
         ("[serverr]\n", ["'serverr'"]),
         ("[index\n", ["not valid TOML"]),
+        (GOOD + '[daemon]\njitter = "soon"\n', ["[daemon]", "'jitter'", "not a duration"]),
+        (GOOD + '[server]\nrate_limit = "fast"\n', ["[server]", "'rate_limit'", "'20/s'"]),
     ],
 )
 def test_bad_config_names_file_source_and_key(tmp_path, text, expected):
@@ -53,6 +55,33 @@ def test_bad_config_names_file_source_and_key(tmp_path, text, expected):
         load_config(write(tmp_path, text))
     for fragment in expected:
         assert fragment in str(info.value)
+
+
+def test_a_config_that_is_not_utf8_is_a_configuration_error(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text(GOOD, encoding="utf-16")
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("kind", ["folder", "empty file"])
+def test_a_ca_bundle_without_certificates_names_its_key(tmp_path, kind):
+    bundle = tmp_path / "ca.pem"
+    bundle.mkdir() if kind == "folder" else bundle.write_text("")
+    text = (
+        '[[sources]]\nname = "mail"\ntype = "outlook"\ntenant_id = "t"\nclient_id = "c"\n'
+        'client_secret_env = "S"\nmailboxes = ["a@example.com"]\nca_bundle = "ca.pem"\n'
+    )
+    with pytest.raises(ConfigError, match=r"'mail'.*key 'ca_bundle': .*ca\.pem"):
+        load_config(write(tmp_path, text))
+
+
+def test_the_listening_address_is_not_part_of_the_configuration_digest(tmp_path):
+    settings = load_config(write(tmp_path, GOOD))
+    moved = settings.model_copy(update={"server": settings.server.model_copy(update={"port": 9, "host": "0.0.0.0"})})
+    assert moved.fingerprint() == settings.fingerprint()  # `--port` does not make a daemon's config "another"
+    other = settings.model_copy(update={"server": settings.server.model_copy(update={"rate_burst": 7})})
+    assert other.fingerprint() != settings.fingerprint()
 
 
 def test_api_key_needs_exactly_one_role(tmp_path):

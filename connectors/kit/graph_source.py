@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 import httpx
 from pydantic import Field
 
-from ..base import ConfigPath, Connector, Duration, SourceConfig, parse_duration
+from ..base import CaBundle, Connector, Duration, SourceConfig, parse_duration
 from ..events import EventSource
 from .graph import SCOPE, GraphClient
 from .graph_webhooks import GraphWebhooks
@@ -31,7 +31,7 @@ class GraphSourceConfig(SourceConfig):
     client_secret_env: str = Field(description="environment variable holding the client secret")
     graph_url: str = Field("https://graph.microsoft.com/v1.0", description="Graph endpoint incl. version")
     authority_url: str = Field("https://login.microsoftonline.com", description="identity platform host")
-    ca_bundle: ConfigPath | None = Field(None, description="extra trusted CA (PEM)")
+    ca_bundle: CaBundle | None = Field(None, description="extra trusted CA (PEM)")
     scope: str = Field(SCOPE, description="token scope (national clouds: their Graph host)")
     timeout: float = Field(60.0, gt=0, description="seconds per HTTP request")
     # Each source restates these two with its hook path and Graph's lifetime limit for its resource.

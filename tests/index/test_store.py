@@ -159,6 +159,14 @@ def test_a_copy_through_another_source_collapses_but_a_later_reply_quoting_it_st
     assert "gmail:32" in got  # a reply sent later is another document, even quoting it all
 
 
+def test_result_times_are_to_the_millisecond(index):
+    precise = doc(40, "The Kestrel runbook covers the nightly export.", title="Kestrel runbook")
+    precise.updated_at = datetime(2024, 5, 1, 9, 30, 40, 123456, tzinfo=timezone.utc)
+    index.apply([precise], generation=1)
+    hits, _ = search(index, SearchRequest(query="Kestrel runbook", k=1, recency_half_life_days=0))
+    assert hits[0].doc_id == "wiki:40" and hits[0].updated_at == "2024-05-01T09:30:40.123Z"
+
+
 def test_a_second_process_cannot_open_the_same_index(index):
     with pytest.raises(IndexLockedError, match="in use by pid"):
         Index(IndexConfig(path=index.path), embedder=index.embedder)
