@@ -42,10 +42,12 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 def _route(scope: Scope, routes: list[Any]) -> str:
     """The path template of the route that served the request: FastAPI's routes put themselves in
-    the scope; plain Starlette routes (/mcp, the OAuth metadata, the hooks) are matched here."""
+    the scope; plain Starlette routes (/mcp, the OAuth metadata, the hooks) are matched here, and a
+    known path asked with another method is labelled by its path too."""
     path = getattr(scope.get("route"), "path", None)
     if path:
         return str(path)
+    partial = None  # the path matched, not the method (`PUT /mcp`, `HEAD /v1/search`: a 405)
     for candidate in routes:
         try:
             match, _ = candidate.matches(scope)
@@ -53,7 +55,9 @@ def _route(scope: Scope, routes: list[Any]) -> str:
             continue
         if match == Match.FULL and getattr(candidate, "path", None):
             return str(candidate.path)
-    return "unmatched"
+        if match == Match.PARTIAL and partial is None and getattr(candidate, "path", None):
+            partial = str(candidate.path)
+    return partial or "unmatched"
 
 
 async def send_error(send: Send, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:

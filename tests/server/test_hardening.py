@@ -296,6 +296,9 @@ def test_mcp_and_well_known_routes_are_labelled_by_path(hooked: TestClient) -> N
     hooked.post("/hooks/outlook/nobody")
     text = hooked.get("/metrics", headers=OPS).text
     assert 'route="/mcp"' in text and 'route="/hooks/{type}/{source}"' in text
+    hooked.put("/mcp", json={})  # a known path with a method it does not take
+    text = hooked.get("/metrics", headers=OPS).text
+    assert 'method="PUT",route="/mcp"' in text
 
 
 @pytest.mark.parametrize(
