@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -293,14 +294,29 @@ def _holder(settings: Any) -> Any:
 def _runs_in_holder(
     holder: Any, names: list[str], kind: str, since: datetime | None = None, restart: bool = False
 ) -> list[Any]:
+    """The runs, made by the process holding the index. Ctrl-C (or SIGTERM) asks it to end them at
+    their next checkpoint, and the command reports them `interrupted`, as a direct run would; a
+    second Ctrl-C quits at once (the holder's run then ends at its next checkpoint on its own)."""
+    import uuid
+
+    from inlet.process import stop_on_signals
     from inlet.server.local_commands import runs_from
+    from inlet.sync.engine import STOP_GRACE
 
     log.info("asking the process holding the index to %s %s", kind, ", ".join(names))
-    return runs_from(
-        holder.call(
-            "run", {"sources": names, "kind": kind, "restart": restart, "since": since.isoformat() if since else None}
-        )
-    )
+    token = uuid.uuid4().hex
+    stop = stop_on_signals(STOPPING.format(grace=STOP_GRACE))
+
+    def cancel_when_stopped() -> None:
+        stop.wait()
+        try:
+            holder.call("cancel", {"token": token})
+        except InletError as exc:  # the holder went away: the run's own answer says what happened
+            log.warning("could not ask the process holding the index to stop: %s", exc)
+
+    threading.Thread(target=cancel_when_stopped, daemon=True, name="inlet-cancel").start()
+    args = {"sources": names, "kind": kind, "restart": restart, "since": since.isoformat() if since else None}
+    return runs_from(holder.call("run", {**args, "token": token}))
 
 
 @cli.command()

@@ -165,11 +165,13 @@ def engine_runner(settings: Settings, index: Index, state: StateStore, stop: thr
     engines: list[Engine] = []
     made = threading.Lock()
 
-    def run(name: str, kind: str, since: datetime | None, restart: bool) -> RunResult:
+    def run(
+        name: str, kind: str, since: datetime | None, restart: bool, cancel: threading.Event | None = None
+    ) -> RunResult:
         with made:
             if not engines:
                 engines.append(Engine(settings, index, state, env=os.environ, stop=stop))
-        return engines[0].run(name, kind, since=since, restart=restart)
+        return engines[0].run(name, kind, since=since, restart=restart, cancel=cancel)
 
     return run
 

@@ -9,11 +9,15 @@ and the wire format are `inlet.server.local_channel`; this module holds the oper
 | --- | --- | --- |
 | `search` | `query`, `k`, `sources`, `user` | the body of `POST /v1/search` (`inlet search --json`) |
 | `status` | - | `inlet status --json` |
-| `run` | `sources`, `kind` (`sync`/`backfill`), `since` (ISO), `restart` | `{"runs": [...]}` (1) |
+| `run` | `sources`, `kind` (`sync`/`backfill`), `since` (ISO), `restart`, `token` | `{"runs": [...]}` (1) |
+| `cancel` | `token` (of a `run` under way) | `{"cancelled": bool}` (2) |
 | `mcp_search` | `query`, `user` | the MCP `search` tool's object |
 | `mcp_fetch` | `id`, `user` | the MCP `fetch` tool's object |
 
 (1) as `inlet sync --json`, each run also with `credentials_refused` (the CLI exits 3 on it).
+(2) sent on a second connection when the command that asked for the run is interrupted (Ctrl-C,
+SIGTERM): the run ends at its next checkpoint, as a direct run would, and the command prints its
+`interrupted` result from the first connection.
 
 A run asked for while the same source runs (on its schedule, or for another command) is refused
 with the `SourceBusyError` the command gets when run directly; runs happen in the holder, so the
@@ -26,6 +30,7 @@ status, backup, the MCP tools) inside: a forwarded `inlet sync` stays as quick t
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -41,7 +46,8 @@ from .errors import ApiError
 
 log = logging.getLogger(__name__)
 
-Runner = Callable[[str, str, "datetime | None", bool], RunResult]  # (source, kind, since, restart)
+# (source, kind, since, restart, cancel): `cancel` set ends the run at its next checkpoint
+Runner = Callable[[str, str, "datetime | None", bool, "threading.Event | None"], RunResult]
 
 
 class LocalCommands:
@@ -55,6 +61,8 @@ class LocalCommands:
         self.index = index
         self.state = state
         self.run_source = run
+        self._lock = threading.Lock()
+        self._cancels: dict[str, threading.Event] = {}  # run token -> its cancel (a forwarded `run`)
         retrieval = Retrieval(index)
         retrieval.ready.set()  # the index is open; the model loads on the first query
         self.tools = InletTools(retrieval, settings.server.recency_half_life_days, _no_session)
@@ -64,6 +72,7 @@ class LocalCommands:
             "search": self.search,
             "status": self.status,
             "run": self.run,
+            "cancel": self.cancel,
             "mcp_search": self.mcp_search,
             "mcp_fetch": self.mcp_fetch,
             "backup": self.backup,
@@ -110,8 +119,28 @@ class LocalCommands:
         ]
         since = datetime.fromisoformat(args["since"]) if args.get("since") else None
         log.info("local command: %s of %s", kind, ", ".join(names))
-        results = [self.run_source(name, kind, since, bool(args.get("restart"))) for name in names]
+        token, cancel = str(args.get("token") or ""), threading.Event()
+        with self._lock:
+            self._cancels[token] = cancel
+        try:
+            results = [
+                self.run_source(name, kind, since, bool(args.get("restart")), cancel)
+                for name in names
+                if not cancel.is_set()  # like a direct run: after Ctrl-C, no next source
+            ]
+        finally:
+            with self._lock:
+                self._cancels.pop(token, None)
         return {"runs": [{**r.as_json(), "credentials_refused": r.credentials_refused} for r in results]}
+
+    def cancel(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """The command that asked for run `token` was interrupted (Ctrl-C): end that run at its next
+        checkpoint; the command still gets its (interrupted) result on its own connection."""
+        with self._lock:
+            found = self._cancels.get(str(args.get("token") or "")) if args.get("token") else None
+        if found is not None:
+            found.set()
+        return {"cancelled": found is not None}
 
     def mcp_search(self, args: Mapping[str, Any]) -> dict[str, Any]:
         from .mcp import SEARCH_K  # here: the MCP SDK costs every CLI command that looks for a holder ~1 s

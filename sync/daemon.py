@@ -344,9 +344,17 @@ class Daemon:
         self._after(name, result)
         return result
 
-    def run_for_client(self, name: str, kind: str, since: datetime | None = None, restart: bool = False) -> RunResult:
+    def run_for_client(
+        self,
+        name: str,
+        kind: str,
+        since: datetime | None = None,
+        restart: bool = False,
+        cancel: threading.Event | None = None,
+    ) -> RunResult:
         """A sync or backfill a local command forwarded here (`local_commands.py`): refused with the
-        SourceBusyError a direct run gets while the source runs, instead of queueing behind it."""
+        SourceBusyError a direct run gets while the source runs, instead of queueing behind it;
+        `cancel` (the command's Ctrl-C) ends it at its next checkpoint."""
         if self.stop.is_set():
             raise InletError(f"the daemon (pid {os.getpid()}) is stopping; run the command again once it has")
         guard = self._guards[name]
@@ -354,7 +362,7 @@ class Daemon:
             raise SourceBusyError(f"source {name!r} is already being synced (pid {os.getpid()})")
         try:
             with self._counted():
-                result = self.engine.run(name, kind, since=since, restart=restart)
+                result = self.engine.run(name, kind, since=since, restart=restart, cancel=cancel)
         finally:
             guard.release()
         self._after(name, result)

@@ -208,6 +208,17 @@ class _Batch:
         return len(self.docs) + len(self.deletions) >= BATCH_DOCS or self.chars >= BATCH_CHARS
 
 
+class _Stop:
+    """What ends one run at its next checkpoint: the engine's `stop` (a signal, the daemon
+    stopping) or the run's own `cancel` (a forwarded command's Ctrl-C)."""
+
+    def __init__(self, *events: threading.Event | None) -> None:
+        self._events = [e for e in events if e is not None]
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self._events)
+
+
 class Engine:
     def __init__(
         self,
@@ -243,11 +254,13 @@ class Engine:
         since: datetime | None = None,
         restart: bool = False,
         scope: frozenset[str] | None = None,
+        cancel: threading.Event | None = None,
     ) -> RunResult:
         """One backfill or incremental sync of a source (of the containers in `scope` only, when
-        given); never raises for the source's own failures."""
+        given); never raises for the source's own failures. Setting `cancel` ends this run alone
+        at its next checkpoint, as `stop` ends every run (a forwarded command's Ctrl-C)."""
         with self.leases.hold(name) as fence:
-            return self._run_locked(name, kind, since, restart, fence, scope)
+            return self._run_locked(name, kind, since, restart, fence, scope, _Stop(self.stop, cancel))
 
     def run_if(self, name: str, due: Callable[[], bool]) -> RunResult | None:
         """A sync that `due`, asked once the source's lease is held, may decline (None): with
@@ -261,7 +274,7 @@ class Engine:
                 "lease; this run resumes from its last checkpoint",
             ):
                 log.warning("source %r: taking over a run another daemon left unfinished", name)
-            return self._run_locked(name, "sync", None, False, fence)
+            return self._run_locked(name, "sync", None, False, fence, None, _Stop(self.stop))
 
     def _run_locked(
         self,
@@ -269,8 +282,9 @@ class Engine:
         kind: str,
         since: datetime | None,
         restart: bool,
-        fence: Fence | None = None,
-        scope: frozenset[str] | None = None,
+        fence: Fence | None,
+        scope: frozenset[str] | None,
+        stop: "_Stop",
     ) -> RunResult:
         source = self.state.source(name)
         source.fence = fence
@@ -302,6 +316,7 @@ class Engine:
                 self.connector(name),
                 source,
                 run,
+                stop,
                 scope,
                 resumed=not fresh and (kind == "backfill" or unclean and kind == "sync"),
             )
@@ -318,7 +333,7 @@ class Engine:
                 return self._finish(run, started, "failed", str(full))
             log.exception("source %r failed", name)
             return self._finish(run, started, "failed", f"{type(exc).__name__}: {exc}")
-        if self.stop.is_set():
+        if stop.is_set():
             return self._finish(run, started, "interrupted", INTERRUPTED)
         return self._finish(run, started, "partial" if run.errors else "ok", None)
 
@@ -327,6 +342,7 @@ class Engine:
         connector: Connector,
         source: SourceState,
         run: RunRecord,
+        stop: "_Stop",
         scope: frozenset[str] | None = None,
         resumed: bool = False,
     ) -> None:
@@ -335,7 +351,7 @@ class Engine:
             self.index.repair(source.name, source.fence)
         progress = _Reporter(self, run)
         window = self._recent_window(connector, source, since, scope)
-        if window is not None and not self._recent_pass(connector, source, run, progress, window):
+        if window is not None and not self._recent_pass(connector, source, run, progress, window, stop):
             return
         with Pipeline(
             self.index,
@@ -343,8 +359,8 @@ class Engine:
             on_embedded=progress.embedded,
             on_written=lambda batch, stats: self._written(batch, stats, run, progress),
         ) as pipeline:
-            last_checkpoint = self._feed(connector, since, scope, source, run, progress, pipeline)
-            pipeline.drain(within=self.stop_grace if self.stop.is_set() else None)
+            last_checkpoint = self._feed(connector, since, scope, source, run, progress, pipeline, stop)
+            pipeline.drain(within=self.stop_grace if stop.is_set() else None)
         if last_checkpoint is _STOPPED:
             return
         source.checkpoint = last_checkpoint
@@ -380,7 +396,13 @@ class Engine:
         return start
 
     def _recent_pass(
-        self, connector: Connector, source: SourceState, run: RunRecord, progress: "_Reporter", start: datetime
+        self,
+        connector: Connector,
+        source: SourceState,
+        run: RunRecord,
+        progress: "_Reporter",
+        start: datetime,
+        stop: "_Stop",
     ) -> bool:
         """Index what changed since `start`, checkpoints unsaved; record the window once it is
         committed. False when `stop` ended it (the next run redoes it)."""
@@ -391,8 +413,8 @@ class Engine:
             on_embedded=progress.embedded,
             on_written=lambda batch, stats: self._written(batch, stats, run, progress),
         ) as pipeline:
-            ended = self._feed(connector, start, None, source, run, progress, pipeline, keep_checkpoints=False)
-            pipeline.drain(within=self.stop_grace if self.stop.is_set() else None)
+            ended = self._feed(connector, start, None, source, run, progress, pipeline, stop, keep_checkpoints=False)
+            pipeline.drain(within=self.stop_grace if stop.is_set() else None)
         if ended is _STOPPED:
             return False
         source.recent = start.isoformat()
@@ -436,6 +458,7 @@ class Engine:
         run: RunRecord,
         progress: "_Reporter",
         pipeline: Pipeline,
+        stop: "_Stop",
         keep_checkpoints: bool = True,
     ) -> Any:
         """Hands the connector's items to `pipeline` in batches, each checkpoint behind the batch it
@@ -457,7 +480,7 @@ class Engine:
             )
             for item in items:
                 progress.seen += 1
-                if self.stop.is_set():  # go on to the next checkpoint, but not for longer than stop_grace
+                if stop.is_set():  # go on to the next checkpoint, but not for longer than stop_grace
                     stop_by = stop_by if stop_by is not None else time.monotonic() + self.stop_grace
                     if time.monotonic() >= stop_by and not isinstance(item, Checkpoint):
                         self._flush(batch, source, pipeline)  # committed; re-read idempotently on resume
@@ -474,9 +497,9 @@ class Engine:
                     self._flush(batch, source, pipeline)
                     batch = _Batch()
                     last_checkpoint = item.state
-                    if checkpoints.offer(item.state, pipeline, now=self.stop.is_set()):
+                    if checkpoints.offer(item.state, pipeline, now=stop.is_set()):
                         saved = item.state
-                    if self.stop.is_set():
+                    if stop.is_set():
                         return _STOPPED
                 if batch.full():
                     self._flush(batch, source, pipeline)

@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import json
 import signal
+import threading
 from pathlib import Path
 
 import pytest
 
+from inlet.config import load_config
 from inlet.errors import InletError, SourceBusyError
+from inlet.index.store import Index
+from inlet.server.local_commands import start_local_commands
+from inlet.sync.engine import RunResult
 from inlet.storage.lock import FileLock
 from inlet.storage.sqlite.state import SqliteState
 from inlet.server.local_channel import LocalClient, socket_path
@@ -144,3 +149,35 @@ def test_a_forwarded_run_is_refused_while_its_source_runs_and_once_the_daemon_st
         assert engine.calls == [("docs", "backfill")]
     finally:
         state.close()
+
+
+def test_ctrl_c_on_a_forwarded_backfill_ends_the_holders_run_and_reports_it_interrupted(
+    tmp_path: Path, text_hash_embedder
+) -> None:
+    """As a direct run: the first Ctrl-C ends the run at its next checkpoint and the command prints
+    the `interrupted` run (with --json) and exits 1; the holder goes on serving."""
+    settings = load_config(make_workdir(tmp_path))
+    running, cancels = threading.Event(), []
+
+    def run(name, kind, since, restart, cancel):  # the holder's run, until the command's Ctrl-C
+        cancels.append(cancel)
+        running.set()
+        ended = cancel.wait(60)
+        return RunResult(name, "interrupted" if ended else "ok", 1, 0, 0, 0, 0.5, error="stopped")
+
+    with Index(settings.index, embedder=text_hash_embedder) as index:
+        state = SqliteState(index.path / "state.db")
+        local = start_local_commands(settings, index, state, run)
+        assert local is not None
+        try:
+            command = Proc(tmp_path, "backfill", "notes", "--json", "--config", str(settings.file), tag="ctrl-c")
+            assert running.wait(60), command.stderr()
+            command.signal(signal.SIGINT)
+            assert command.wait(60) == 1, command.stderr()
+            runs = json.loads(command.out_path.read_text())["runs"]
+            assert [(r["source"], r["outcome"]) for r in runs] == [("notes", "interrupted")]
+            assert "stopping at the next checkpoint" in command.stderr() and "Aborted" not in command.stderr()
+            assert len(cancels) == 1 and cancels[0].is_set()
+        finally:
+            local.close()
+            state.close()
