@@ -8,34 +8,51 @@ HNSW segment files, written only inside a batch) file by file. A checkpoint is s
 batch is committed, so the copied checkpoints never run ahead of the copied documents: the next
 sync from a restored copy re-reads at most one batch, never skips one. The process holding the
 index (a daemon) takes the copy itself when asked over the local channel; otherwise the command
-opens the index, which nobody else may then write.
+opens the index, which nobody else may then write. The copy is written outside the index folder.
+
+A restore never touches the index already at its target until the backup has been copied into a
+folder beside it and verified there (every file the manifest lists, same size and SHA-256; every
+SQLite file passes its integrity check; schema steps this inlet knows); a bad backup leaves
+nothing behind. Runs the copy shows unfinished are closed as a crash leaves them
+(`close_orphan_runs`): the process running them is not running them in the copy.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import shutil
 import sqlite3
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from inlet.errors import ConfigError
+from inlet.errors import BackupError, ConfigError, StorageError
 from inlet.storage.lock import lock_index
+from inlet.storage.migrations import Migrations
+from inlet.storage.sqlite.schema import CATALOG, STATE
+from inlet.storage.sqlite.state import SqliteState
 
 if TYPE_CHECKING:
     from .store import Index
 
 log = logging.getLogger(__name__)
 MANIFEST = "inlet-backup.json"
+FORMATS = (1,)  # the manifest formats this inlet reads
 SQLITE_SUFFIXES = (".db", ".sqlite3")
+SCHEMAS = {"catalog.db": CATALOG, "state.db": STATE}
 # The holder's own runtime files: its lock, socket and API address are not part of the index.
 SKIPPED = {"inlet.sock", "index.lock", "daemon-api.json", "locks"}
 SKIPPED_SUFFIXES = ("-wal", "-shm", "-journal", ".lock")
+RESTORED_MID_RUN = (
+    "interrupted: the backup this index was restored from was taken during the run; "
+    "the next run resumes from its last checkpoint"
+)
 
 
 @dataclass
@@ -57,12 +74,13 @@ class BackupReport:
 
 
 def backup_index(index: Index, dest: Path) -> BackupReport:
-    """Copy the folder of the open `index` to `dest` (new or empty) between two batches."""
+    """Copy the folder of the open `index` to `dest` (new or empty, outside the index) between two batches."""
     if index.config.chroma_url or index.config.database_url:
         raise ConfigError(
             "inlet backup copies a folder index; with [index] database_url or chroma_url, back up "
             "the database and the Chroma server instead (docs/operations/backups.md)"
         )
+    _outside(index.path, dest)
     started = time.perf_counter()
     _empty_destination(dest)
     with index._writing:  # no batch is half written; none starts until the copy is done
@@ -75,6 +93,7 @@ def backup_index(index: Index, dest: Path) -> BackupReport:
         "source": str(index.path),
         "files": files,
         "bytes": size,
+        "listing": _listing(dest),
     }
     (dest / MANIFEST).write_text(json.dumps(manifest, indent=2))
     report = BackupReport(str(dest), files, size, time.perf_counter() - started, paused)
@@ -89,23 +108,37 @@ def backup_index(index: Index, dest: Path) -> BackupReport:
     return report
 
 
-def copy_folder(src: Path, dest: Path) -> tuple[int, int]:
-    """Every file of `src` under `dest`: SQLite databases through the online backup API (a
-    consistent copy even while another connection writes), the rest as plain copies."""
+def _outside(index: Path, dest: Path) -> None:
+    """Refuse a destination inside the index folder (it would copy itself), or the folder or a parent of it."""
+    home, there = index.resolve(), dest.resolve()
+    if there != home and there.is_relative_to(home):
+        raise ConfigError(f"backup destination {dest} is inside the index folder {index}: give a folder outside it")
+    if home.is_relative_to(there):
+        raise ConfigError(
+            f"backup destination {dest} is the index folder {index} or holds it: give a folder outside it"
+        )
+
+
+def copy_folder(src: Path, dest: Path, live: bool = True) -> tuple[int, int]:
+    """Every file of `src` under `dest`, files 0600 and folders 0700. From a `live` index, SQLite
+    databases go through the online backup API (a consistent copy even while another connection
+    writes) and their -wal files are left out; from a backup, which nobody writes, every file is
+    copied as it is (a read-only backup folder too)."""
     files = size = 0
+    skipped = SKIPPED_SUFFIXES if live else ("-shm", ".lock")
     for root, dirs, names in os.walk(src):
         here = Path(root)
         dirs[:] = [d for d in dirs if d not in SKIPPED]
         target = dest / here.relative_to(src)
         target.mkdir(parents=True, exist_ok=True, mode=0o700)
         for name in names:
-            if name in SKIPPED or name.endswith(SKIPPED_SUFFIXES):
+            if name in SKIPPED or name.endswith(skipped):
                 continue
-            source = here / name
-            if name.endswith(SQLITE_SUFFIXES):
-                _sqlite_copy(source, target / name)
+            if live and name.endswith(SQLITE_SUFFIXES):
+                _sqlite_copy(here / name, target / name)
             else:
-                shutil.copy2(source, target / name)
+                shutil.copyfile(here / name, target / name)
+            os.chmod(target / name, 0o600)
             files += 1
             size += (target / name).stat().st_size
     return files, size
@@ -119,7 +152,18 @@ def _sqlite_copy(source: Path, target: Path) -> None:
     finally:
         dst.close()
         src.close()
-    os.chmod(target, 0o600)
+
+
+def _listing(folder: Path) -> dict[str, dict[str, Any]]:
+    """Each file under `folder` by its relative path: its size and SHA-256."""
+    out = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        out[path.relative_to(folder).as_posix()] = {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+    return out
 
 
 def _empty_destination(dest: Path) -> None:
@@ -129,19 +173,143 @@ def _empty_destination(dest: Path) -> None:
 
 
 def restore_index(src: Path, to: Path, replace: bool = False) -> Path | None:
-    """Put the backup `src` at `to` (which must not be in use). An existing index at `to` is moved
-    aside (returned) when `replace`, else refused."""
-    if not (src / MANIFEST).is_file():
-        raise ConfigError(f"{src} is not an inlet backup (no {MANIFEST}): take one with `inlet backup DEST`")
-    aside = None
-    if to.exists() and any(to.iterdir()):
-        lock_index(to).release()  # a running daemon or server holds it: InletError naming the holder
-        if not replace:
+    """Put the backup `src` at `to` (which must not be in use), copied and verified beside it first.
+    An existing index at `to` is then moved aside (returned) when `replace`, else refused."""
+    manifest = _manifest(src)
+    if to.exists() and not to.is_dir():
+        raise ConfigError(f"cannot restore to {to}: it is a file, not a folder")
+    occupied = to.is_dir() and any(to.iterdir())
+    lock = lock_index(to) if occupied else None  # a running daemon or server holds it: InletError naming it
+    try:
+        if occupied and not replace:
             raise ConfigError(f"{to} already holds an index: pass --replace to move it aside and restore")
-        aside = to.with_name(f"{to.name}.replaced-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}")
-        to.rename(aside)
-    to.mkdir(parents=True, exist_ok=True, mode=0o700)
-    copy_folder(src, to)
-    (to / MANIFEST).unlink(missing_ok=True)
+        staged = _stage(src, to, manifest)
+        aside = _swap(staged, to, occupied)
+    finally:
+        if lock is not None:
+            lock.release()
     log.info("backup %s restored to %s%s", src, to, f" (the index there moved to {aside})" if aside else "")
+    return aside
+
+
+def _manifest(src: Path) -> dict[str, Any]:
+    path = src / MANIFEST
+    if not path.is_file():
+        raise ConfigError(f"{src} is not an inlet backup (no {MANIFEST}): take one with `inlet backup DEST`")
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise BackupError(f"backup {src}: {MANIFEST} cannot be read ({exc})") from exc
+    if not isinstance(manifest, dict) or "format" not in manifest:
+        raise BackupError(f"backup {src}: {MANIFEST} is not a backup manifest (no format)")
+    if manifest["format"] not in FORMATS:
+        raise BackupError(
+            f"backup {src}: {MANIFEST} has format {manifest['format']!r}, which this inlet does not know: "
+            "a newer inlet wrote it; restore it with that version"
+        )
+    return manifest
+
+
+def _stage(src: Path, to: Path, manifest: dict[str, Any]) -> Path:
+    """The backup copied into a new folder beside `to` and verified there; removed on any failure."""
+    to.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    staged = Path(tempfile.mkdtemp(prefix=f".{to.name}.restoring-", dir=to.parent))
+    try:
+        try:
+            copy_folder(src, staged, live=False)
+        except OSError as exc:
+            raise _copy_error(exc, src, to) from exc
+        (staged / MANIFEST).unlink(missing_ok=True)
+        _verify(src, staged, manifest)
+        _close_unfinished_runs(staged / "state.db")
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return staged
+
+
+def _copy_error(exc: OSError, src: Path, to: Path) -> BackupError | StorageError:
+    if exc.filename and Path(exc.filename).is_relative_to(src):
+        return BackupError(f"backup {src}: {Path(exc.filename).relative_to(src)} cannot be read ({exc.strerror})")
+    return StorageError(f"cannot write the restored copy beside {to}: {exc}; the index there is untouched")
+
+
+def _verify(src: Path, staged: Path, manifest: dict[str, Any]) -> None:
+    """Raise `BackupError` naming the first file of the copy that is missing, differs from the
+    manifest, fails SQLite's integrity check or holds schema steps this inlet does not know."""
+    listing: dict[str, dict[str, Any]] | None = manifest.get("listing")
+    copied = _listing(staged)
+    if listing is None:  # a backup from before the listing: as many files as it counted
+        if len(copied) != manifest.get("files"):
+            missing = "".join(f"{name} is missing; " for name in SCHEMAS if name not in copied)
+            raise BackupError(
+                f"backup {src}: {missing}it holds {len(copied)} files, its {MANIFEST} counts {manifest.get('files')}"
+            )
+    else:
+        for name, want in listing.items():
+            have = copied.get(name)
+            if have is None:
+                raise BackupError(f"backup {src}: {name} is missing (listed in its {MANIFEST})")
+            if have != want:
+                raise BackupError(f"backup {src}: {name} differs from what its {MANIFEST} records (damaged)")
+    for name in copied:
+        if name.endswith(SQLITE_SUFFIXES):
+            _check_database(src, staged, name)
+
+
+def _check_database(src: Path, staged: Path, name: str) -> None:
+    db = sqlite3.connect(staged / name)
+    try:
+        problems = [row[0] for row in db.execute("PRAGMA integrity_check")]
+        if problems != ["ok"]:
+            raise BackupError(f"backup {src}: {name} fails SQLite's integrity check ({problems[0]})")
+        if name in SCHEMAS:
+            _check_schema(src, name, SCHEMAS[name], db)
+    except sqlite3.DatabaseError as exc:
+        raise BackupError(f"backup {src}: {name} is damaged ({exc})") from exc
+    finally:
+        db.close()
+
+
+def _check_schema(src: Path, name: str, schema: Migrations, db: sqlite3.Connection) -> None:
+    if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_migrations'").fetchall():
+        return  # made before steps were recorded: adopted when opened
+    unknown = {row[0] for row in db.execute("SELECT name FROM schema_migrations")} - set(schema.names)
+    if unknown:
+        raise BackupError(
+            f"backup {src}: {name} has schema step(s) {', '.join(sorted(unknown))}, which this inlet does not "
+            "know: a newer inlet wrote it; restore it with that version"
+        )
+
+
+def _close_unfinished_runs(path: Path) -> None:
+    """Runs the copy shows in progress end as a crash leaves them: nobody runs them in the copy."""
+    if not path.is_file():
+        return
+    state = SqliteState(path)
+    try:
+        for source in state.sources_with_unfinished_runs():
+            state.close_orphan_runs(source, RESTORED_MID_RUN)
+    finally:
+        state.close()
+
+
+def _swap(staged: Path, to: Path, occupied: bool) -> Path | None:
+    """Put the verified copy at `to`; the index there (if any) moves aside first: its new path.
+    Should a rename fail, the index is put back and the copy removed."""
+    aside = to.with_name(f"{to.name}.replaced-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}") if occupied else None
+    try:
+        if aside is not None:
+            to.rename(aside)
+        elif to.exists():
+            to.rmdir()  # an empty folder
+        try:
+            staged.rename(to)
+        except OSError:
+            if aside is not None:
+                aside.rename(to)
+            raise
+    except OSError as exc:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise StorageError(f"cannot put the restored copy at {to}: {exc}; the index there is untouched") from exc
     return aside

@@ -69,6 +69,11 @@ class EmbeddingMismatchError(ConfigError):
     """The index's vectors came from another model or backend than the configured one."""
 
 
+class BackupError(ConfigError):
+    """A backup cannot be restored (a file missing or damaged, a format this inlet does not know):
+    names the backup and the file; nothing was restored and the index at the target is untouched."""
+
+
 class PortInUseError(InletError):
     """A server cannot listen on its configured address (another process has the port)."""
 

@@ -215,6 +215,10 @@ class SqlState:
                 (time.time(), error, source),
             ).rowcount
 
+    def sources_with_unfinished_runs(self) -> list[str]:
+        """The sources with a run recorded as started and never finished."""
+        return [r[0] for r in self._exec("SELECT DISTINCT source FROM runs WHERE finished_at IS NULL ORDER BY source")]
+
     # --- what each run skipped -------------------------------------------------------------------
     def add_skip(self, run_id: int, n: int, item_id: str, title: str | None, reason: str, failed: bool) -> None:
         """The `n`th item run `run_id` skipped (call for n <= SKIPS_KEPT only)."""

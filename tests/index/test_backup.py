@@ -1,10 +1,20 @@
-"""Backups of a folder index: a copy taken in the middle of a backfill, restored, finishes the
-backfill and equals an index that never stopped (documents, chunks, vectors, ACLs); `inlet backup`
-asks a running holder to take the copy between two batches; `inlet restore` puts it back."""
+"""Backups of a folder index: a copy taken in the middle of a backfill, restored, shows that run
+interrupted, finishes the backfill and equals an index that never stopped (documents, chunks,
+vectors, ACLs); `inlet backup` asks a running holder to take the copy between two batches, never
+into the index folder itself; `inlet restore` puts it back, and a damaged backup (a file changed or
+missing, a database that fails its integrity check, a newer schema) is refused with exit 2 before
+the index at the target is touched."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +131,9 @@ def test_a_backup_taken_mid_backfill_restores_and_finishes_like_a_clean_one(
         halfway = len(index.catalog.source_doc_ids("docs"))
         assert 0 < halfway < FILES  # the copy is of the middle of the backfill
         state = SqliteState(index.path / "state.db")
+        assert state.running("docs") is None  # the copied run is nobody's: not shown running
+        last = state.last_run("docs")
+        assert last is not None and last.kind == "backfill" and (last.error or "").startswith("interrupted")
         result = Engine(settings, index, state, env={}).run("docs", "sync")
         state.close()
         assert result.outcome == "ok" and result.upserted <= FILES - 3  # from the copy's checkpoint on
@@ -158,3 +171,157 @@ def test_inlet_backup_asks_the_holder_and_restore_refuses_to_overwrite(
         assert_same(snapshot(index), expected)
     with pytest.raises(InletError, match="not an inlet backup"):
         restore_index(folder, tmp_path / "elsewhere")
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory, fp32: Embedder) -> Path:
+    """A backup of a backfilled index (copy it before damaging it)."""
+    tmp_path = tmp_path_factory.mktemp("made")
+    box = tmp_path / "box"
+    box.mkdir()
+    for n in range(FILES):
+        (box / f"note-{n:02}.md").write_text(f"# Note {n}\n\nThe pipeline number {n} is reviewed by team {n % 3}.\n")
+    settings = make_settings(tmp_path, box, "index")
+    with Index(settings.index, embedder=fp32) as index:
+        state = SqliteState(index.path / "state.db")
+        Engine(settings, index, state, env={}).run("docs", "backfill")
+        state.close()
+        backup_index(index, tmp_path / "backup")
+    return tmp_path / "backup"
+
+
+@pytest.fixture
+def live(tmp_path: Path, made: Path) -> Path:
+    """An index folder in place at `tmp_path / "live"` (a restored copy of `made`)."""
+    restore_index(made, tmp_path / "live")
+    return tmp_path / "live"
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    """Each file's bytes but the lock's (a restore takes it to check that nobody uses the index)."""
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != "index.lock"
+    }
+
+
+def damage(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[4096:8192] = b"\x5a" * 4096  # a page of the catalog overwritten
+    path.write_bytes(bytes(data))
+
+
+def drop_listing(backup: Path) -> None:
+    """The manifest as a backup from before the listing wrote it (only the number of files)."""
+    manifest = json.loads((backup / MANIFEST).read_text())
+    manifest.pop("listing", None)
+    (backup / MANIFEST).write_text(json.dumps(manifest))
+
+
+def restore_cli(src: Path, to: Path) -> Any:
+    return CliRunner().invoke(cli, ["restore", str(src), "--to", str(to), "--replace"])
+
+
+def assert_refused(done: Any, live: Path, before: dict[str, bytes], *words: str) -> None:
+    """Exit 2, one line naming what is wrong, the index at `live` as it was, nothing left beside it."""
+    assert done.exit_code == 2, done.output
+    assert done.exception is None or isinstance(done.exception, SystemExit)  # no traceback
+    assert len(done.output.strip().splitlines()) == 1 and all(w in done.output for w in words), done.output
+    assert files_of(live) == before
+    assert sorted(p.name for p in live.parent.iterdir()) == ["backup", "live"]
+
+
+def test_a_damaged_backup_is_refused_before_the_index_it_would_replace_is_touched(
+    tmp_path: Path, made: Path, live: Path
+) -> None:
+    before = files_of(live)
+    backup = tmp_path / "backup"
+    shutil.copytree(made, backup)
+    damage(backup / "catalog.db")
+    assert_refused(restore_cli(backup, live), live, before, "catalog.db", "differs")
+    drop_listing(backup)  # without the listing, SQLite's integrity check finds it
+    assert_refused(restore_cli(backup, live), live, before, "catalog.db", "damaged")
+
+
+def test_a_backup_missing_a_file_is_refused(tmp_path: Path, made: Path, live: Path) -> None:
+    before = files_of(live)
+    backup = tmp_path / "backup"
+    shutil.copytree(made, backup)
+    (backup / "state.db").unlink()
+    assert_refused(restore_cli(backup, live), live, before, "state.db", "missing")
+    drop_listing(backup)
+    assert_refused(restore_cli(backup, live), live, before, "state.db is missing", "counts")
+
+
+def test_a_backup_of_a_newer_schema_is_refused(tmp_path: Path, made: Path, live: Path) -> None:
+    before = files_of(live)
+    backup = tmp_path / "backup"
+    shutil.copytree(made, backup)
+    db = sqlite3.connect(backup / "state.db")
+    db.execute("INSERT INTO schema_migrations (name, applied_at) VALUES ('m999_from_the_future', 0)")
+    db.commit()
+    db.close()
+    drop_listing(backup)
+    assert_refused(restore_cli(backup, live), live, before, "state.db", "m999_from_the_future")
+
+
+@contextmanager
+def read_only(folder: Path) -> Iterator[Path]:
+    """`folder` as a read-only backup: its modes for a user, a read-only bind mount for root (whom
+    modes do not stop); skipped where root may not mount."""
+    if os.geteuid() != 0:
+        for path in [*folder.rglob("*"), folder]:
+            path.chmod(0o500 if path.is_dir() else 0o400)
+        try:
+            yield folder
+        finally:
+            for path in [folder, *folder.rglob("*")]:
+                path.chmod(0o700 if path.is_dir() else 0o600)
+        return
+    mounted = folder.with_name(folder.name + "-ro")
+    mounted.mkdir()
+    if subprocess.run(["mount", "--bind", "-o", "ro", str(folder), str(mounted)], capture_output=True).returncode:
+        pytest.skip("root here may not mount a read-only folder")
+    try:
+        yield mounted
+    finally:
+        subprocess.run(["umount", str(mounted)], check=True)
+
+
+def test_restore_replace_says_where_the_old_index_went_and_reads_a_read_only_backup(
+    tmp_path: Path, made: Path, live: Path, fp32: Embedder
+) -> None:
+    backup = tmp_path / "backup"
+    shutil.copytree(made, backup)
+    for path in backup.rglob("*"):
+        path.chmod(0o500 if path.is_dir() else 0o400)  # the copy of a read-only file stays writable
+    before = files_of(backup)
+    with read_only(backup) as src:
+        done = restore_cli(src, live)
+    assert done.exit_code == 0, done.output
+    assert files_of(backup) == before
+    assert not [p for p in made.rglob("*") if p.name.endswith(("-wal", "-shm"))]  # restored, never written
+    aside = next(tmp_path.glob("live.replaced-*"))
+    assert str(aside) in done.output and (aside / "catalog.db").is_file()
+    assert all(p.stat().st_mode & 0o777 in (0o600, 0o700) for p in [live, *live.rglob("*")])
+    settings = make_settings(tmp_path, tmp_path, "live")
+    with Index(settings.index, embedder=fp32) as index:
+        assert len(index.catalog.source_doc_ids("docs")) == FILES
+
+
+def test_backup_refuses_a_destination_inside_the_index_or_holding_it(
+    tmp_path: Path, live: Path, fp32: Embedder
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text(f'[index]\npath = "{live}"\nbackend = "{BACKEND}"\n')
+    before = files_of(live)
+    inner = CliRunner().invoke(cli, ["backup", str(live / "inner"), "--config", str(config)])
+    assert inner.exit_code == 2 and "inside the index folder" in inner.output, inner.output
+    assert not (live / "inner").exists()
+    settings = make_settings(tmp_path, tmp_path, "live")
+    with Index(settings.index, embedder=fp32) as index:
+        for dest in (live, tmp_path, live / "a" / "b"):
+            with pytest.raises(InletError, match="outside it"):
+                backup_index(index, dest)
+    assert files_of(live).keys() == before.keys() and not (live / "a").exists()

@@ -138,8 +138,10 @@ def test_state_keeps_checkpoints_runs_schedule_and_pauses(state: StateStore) -> 
     )
     assert state.failure_streak("s") == 1 and state.last_run("s").error == "boom"  # type: ignore[union-attr]
     assert state.last_run("s", successful=True) is None
+    assert state.sources_with_unfinished_runs() == ["s"]
     assert state.close_orphan_runs("s", "the process died") == 1
     assert state.failure_streak("s") == 2 and state.running("s") is None
+    assert state.sources_with_unfinished_runs() == []
     assert [r.kind for r in state.recent_runs("s")] == ["backfill", "sync"]
     assert [r.kind for r in state.runs("s")] == ["sync", "backfill"]
     copied = state.runs("s")[0]
