@@ -7,8 +7,8 @@ under such a name are refused (`NotTextError`), never indexed as mojibake.
 
 from __future__ import annotations
 
-import html as html_lib
 import codecs
+import html as html_lib
 import io
 import logging
 import mimetypes
