@@ -1,10 +1,13 @@
 """Text out of the file formats every connector meets, with well-kept libraries.
 
 Shared by the files, Slack, Drive and mail connectors so a PDF reads the same wherever it lives.
+What is read as text (plain text, Markdown, HTML, a file without a suffix) is text: binary bytes
+under such a name are refused (`NotTextError`), never indexed as mojibake.
 """
 
 from __future__ import annotations
 
+import codecs
 import html as html_lib
 import io
 import logging
@@ -12,7 +15,7 @@ import mimetypes
 import re
 from pathlib import PurePath
 
-from inlet.errors import ItemError
+from inlet.errors import ItemError, NotTextError
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +72,9 @@ def extract_text(data: bytes, name: str, mime: str | None = None) -> str:
     kind = kind_of(name, mime)
     try:
         if kind == "text":
-            return decode(data)
+            return _text(data, name)
         if kind == "html":
-            return html_to_text(decode(data))
+            return html_to_text(_text(data, name))
         if kind == "pdf":
             return _pdf(data)
         if kind == "docx":
@@ -134,12 +137,33 @@ def document_title(data: bytes, name: str, text: str, mime: str | None = None) -
 
 
 def decode(data: bytes) -> str:
+    """Text of bytes in whatever encoding they are: UTF-16 with its byte order mark, UTF-8, else
+    Windows-1252, else Latin-1 (which reads any bytes: see `_text` for refusing binary ones)."""
+    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
     for encoding in ("utf-8-sig", "cp1252"):
         try:
             return data.decode(encoding)
         except UnicodeDecodeError:
             continue
     return data.decode("latin-1")
+
+
+# Control characters other than tab, newline, form feed and carriage return (C0, DEL and C1).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
+_MAX_CONTROL_SHARE = 0.1  # text has next to none; random bytes read as Latin-1 have about a quarter
+
+
+def _text(data: bytes, name: str) -> str:
+    """`decode(data)`, refused (`NotTextError`) when it holds a NUL or too many control characters."""
+    text = decode(data)
+    controls = len(_CONTROL.findall(text))
+    if "\x00" in text or controls > _MAX_CONTROL_SHARE * len(text):
+        raise NotTextError(f"{name}: binary content, not text")
+    return text
 
 
 _CELL_END = re.compile(r"(</t[dh]\s*>)", re.I)

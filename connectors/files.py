@@ -3,23 +3,27 @@
 The reference connector, small enough to copy. Its checkpoint maps each file to (mtime, size,
 content hash), so a re-sync reads only files whose mtime or size moved, re-yields only those whose
 bytes changed, and yields a deletion for each file that vanished. Nothing outside the root is
-read: paths are resolved and symlinks that leave the root are refused.
+read: paths are resolved and symlinks that leave the root are refused. What cannot be read is
+never taken for deleted: a file it may not read, or every file it knew in a folder it may not
+list, keeps its document and its checkpoint entry, and is listed as a failed skip.
 """
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import hashlib
 import logging
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
-from inlet.errors import ItemError
+from inlet.errors import ConfigError, IncompleteListingError, ItemError
 
 from .base import ConfigPath, FolderConfig, FolderConnector
 from .extract import document_title, extract_text, kind_of
@@ -29,6 +33,7 @@ log = logging.getLogger(__name__)
 
 # "": plain text (e.g. mail dumps)
 SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx", ".pptx", ".xlsx", ""}
+_GONE = (FileNotFoundError, NotADirectoryError)  # what reading a path that was deleted meanwhile raises
 
 
 class FilesConfig(FolderConfig):
@@ -37,6 +42,18 @@ class FilesConfig(FolderConfig):
     exclude: list[str] = Field(default_factory=list, description="globs of files to leave out")
     max_file_bytes: int = Field(20_000_000, ge=1, description="larger files are skipped")
     checkpoint_every: int = Field(20, ge=1, description="files read between checkpoints")
+
+
+@dataclass
+class _Listing:
+    """What a walk of the root found: the indexable files, and the folders it could not list."""
+
+    files: list[tuple[str, Path]] = field(default_factory=list)  # (relative path, path), in a stable order
+    unlisted: dict[str, str] = field(default_factory=dict)  # relative folder -> why it could not be listed
+
+    def hides(self, rel: str) -> bool:
+        """True when `rel` lies in a folder that could not be listed: it may well still be there."""
+        return any(rel.startswith(folder + "/") for folder in self.unlisted)
 
 
 class FilesConnector(FolderConnector[FilesConfig]):
@@ -48,49 +65,71 @@ class FilesConnector(FolderConnector[FilesConfig]):
     def load(self, checkpoint: dict[str, Any] | None, *, since: datetime | None = None) -> Iterator[Item]:
         self.check()
         known: dict[str, list[Any]] = dict((checkpoint or {}).get("files", {}))
-        present: set[str] = set()
-        entries = list(self._walk())  # counted first: the bar gets a total and a time left
-        yield Progress(total=len(entries), unit="files")
-        for n, (rel, path) in enumerate(entries, 1):
+        listing = self._listing()  # counted first: the bar gets a total and a time left
+        yield Progress(total=len(listing.files), unit="files")
+        for folder, why in listing.unlisted.items():
+            reason = f"folder cannot be listed ({why}); its files are kept as they were"
+            yield Skipped(id=self.doc_id(folder + "/"), reason=reason, title=folder + "/")
+        present = {rel for rel in known if listing.hides(rel)}
+        for n, (rel, path) in enumerate(listing.files, 1):
             yield Progress(done=n - 1)
+            try:
+                yield from self._file(rel, path, known, since)
+            except _GONE:
+                continue  # deleted since the walk: a deletion, not an error
+            except OSError as exc:  # its entry stays: what was indexed is kept until it can be read
+                yield Skipped(id=self.doc_id(rel), reason=f"cannot be read ({_reason(exc)})", title=rel)
             present.add(rel)
-            stat = path.stat()
-            if since and stat.st_mtime < since.timestamp():
-                continue
-            entry = known.get(rel)
-            if entry and entry[0] == stat.st_mtime_ns and entry[1] == stat.st_size:
-                continue
-            if stat.st_size > self.config.max_file_bytes:
-                yield Skipped(
-                    id=self.doc_id(rel),
-                    reason=f"larger than {self.config.max_file_bytes} bytes",
-                    failed=False,
-                    title=rel,
-                )
-                continue
-            data = path.read_bytes()
-            digest = hashlib.sha256(data).hexdigest()
-            if not (entry and entry[2] == digest):
-                yield from self._document(rel, path, data, stat)
-            known[rel] = [stat.st_mtime_ns, stat.st_size, digest]
             if n % self.config.checkpoint_every == 0:
                 yield Checkpoint(state={"files": dict(known)})
-        yield Progress(done=len(entries))
+        yield Progress(done=len(listing.files))
         for rel in sorted(set(known) - present):
             del known[rel]
             yield Deletion(id=self.doc_id(rel))
         yield Checkpoint(state={"files": dict(known)})
 
     def live_ids(self) -> Iterator[str]:
+        """Every file's id; `IncompleteListingError` when a folder cannot be listed (its files
+        are not known to be gone)."""
         self.check()  # a vanished folder is an error, not "every file was deleted"
-        return (self.doc_id(rel) for rel, _ in self._walk())
+        listing = self._listing()
+        if listing.unlisted:
+            folders = "; ".join(f"{folder}/ ({why})" for folder, why in listing.unlisted.items())
+            raise IncompleteListingError(
+                f"source {self.name!r}: cannot list {folders} under {self.config.path}; nothing is taken "
+                "for deleted until the process may read it"
+            )
+        return (self.doc_id(rel) for rel, _ in listing.files)
+
+    def _file(self, rel: str, path: Path, known: dict[str, list[Any]], since: datetime | None) -> Iterator[Item]:
+        """Its document (or skip) when it changed since `known[rel]`, which is then brought up to
+        date; an `OSError` from reading it escapes with `known` untouched."""
+        stat = path.stat()
+        if since and stat.st_mtime < since.timestamp():
+            return
+        entry = known.get(rel)
+        if entry and entry[0] == stat.st_mtime_ns and entry[1] == stat.st_size:
+            return
+        if stat.st_size > self.config.max_file_bytes:
+            yield Skipped(
+                id=self.doc_id(rel),
+                reason=f"larger than {self.config.max_file_bytes} bytes",
+                failed=False,
+                title=rel,
+            )
+            return
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if not (entry and entry[2] == digest):
+            yield from self._document(rel, path, data, stat)
+        known[rel] = [stat.st_mtime_ns, stat.st_size, digest]
 
     def _document(self, rel: str, path: Path, data: bytes, stat: os.stat_result) -> Iterator[Item]:
-        extract_name = path.name if path.suffix else path.name + ".txt"
+        mime = None if path.suffix else "text/plain"
         try:
-            text = extract_text(data, extract_name)
-        except ItemError as exc:
-            yield Skipped(id=self.doc_id(rel), reason=str(exc), title=rel)
+            text = extract_text(data, path.name, mime)
+        except ItemError as exc:  # damaged (an error), or binary bytes under a text name (by policy)
+            yield Skipped(id=self.doc_id(rel), reason=str(exc), failed=exc.failed, title=rel)
             return
         if not text.strip():
             yield Skipped(id=self.doc_id(rel), reason="no text", failed=False, title=rel)
@@ -98,7 +137,7 @@ class FilesConnector(FolderConnector[FilesConfig]):
         modified = datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc)
         yield self.document(
             rel,
-            title=document_title(data, extract_name, text) or rel,
+            title=document_title(data, path.name, text, mime) or rel,
             text=text,
             url=path.as_uri(),
             updated_at=modified,
@@ -107,10 +146,20 @@ class FilesConnector(FolderConnector[FilesConfig]):
             metadata={"path": rel, "folder": str(Path(rel).parent), "kind": kind_of(path.name) or ""},
         )
 
-    def _walk(self) -> Iterator[tuple[str, Path]]:
-        """(relative path, path) of every indexable file under the root, in a stable order."""
+    def _listing(self) -> _Listing:
+        """Every indexable file under the root, and the folders that could not be listed;
+        `ConfigError` when the root itself cannot be listed."""
         root = self.config.path.resolve()
-        for folder, dirs, files in os.walk(root, followlinks=False):
+        found = _Listing()
+
+        def unlisted(exc: OSError) -> None:
+            folder = Path(exc.filename)
+            if folder == root:
+                raise ConfigError(f"source {self.name!r}: key 'path': {root} cannot be listed ({_reason(exc)})")
+            if not isinstance(exc, _GONE):  # a folder deleted since its parent was listed: its files are gone
+                found.unlisted[folder.relative_to(root).as_posix()] = _reason(exc)
+
+        for folder, dirs, files in os.walk(root, onerror=unlisted, followlinks=False):
             dirs.sort()
             dirs[:] = [d for d in dirs if not d.startswith(".")]
             for name in sorted(files):
@@ -118,11 +167,32 @@ class FilesConnector(FolderConnector[FilesConfig]):
                 rel = path.relative_to(root).as_posix()
                 if name.startswith(".") or path.suffix.lower() not in SUFFIXES or not self._wanted(rel):
                     continue
-                real = path.resolve()
-                if not real.is_relative_to(root) or not real.is_file():
-                    log.warning("source %r: %s points outside %s; not indexed", self.name, rel, root)
-                    continue
-                yield rel, path
+                if self._regular_inside(rel, path, root):
+                    found.files.append((rel, path))
+        return found
+
+    def _regular_inside(self, rel: str, path: Path, root: Path) -> bool:
+        """True for a regular file inside the root (itself or a link's target); anything else is
+        logged, saying what it is, and left out."""
+        try:
+            real = path.resolve(strict=True)
+        except FileNotFoundError:
+            if path.is_symlink():
+                log.info("source %r: %s is a broken link; not indexed", self.name, rel)
+            return False  # else: deleted since the walk
+        except (RuntimeError, OSError) as exc:  # a link loop: RuntimeError up to Python 3.12
+            if isinstance(exc, RuntimeError) or exc.errno == errno.ELOOP:
+                log.info("source %r: %s is a link loop; not indexed", self.name, rel)
+            else:
+                log.warning("source %r: %s cannot be resolved (%s); not indexed", self.name, rel, _reason(exc))
+            return False
+        if not real.is_relative_to(root):
+            log.warning("source %r: %s points outside %s; not indexed", self.name, rel, root)
+            return False
+        if not real.is_file():
+            log.info("source %r: %s is not a regular file; not indexed", self.name, rel)
+            return False
+        return True
 
     def _wanted(self, rel: str) -> bool:
         def matches(patterns: list[str]) -> bool:
@@ -132,3 +202,9 @@ class FilesConnector(FolderConnector[FilesConfig]):
             )
 
         return matches(self.config.include) and not matches(self.config.exclude)
+
+
+def _reason(exc: OSError) -> str:
+    """What went wrong, as an operator reads it ("permission denied"), without the path."""
+    what = exc.strerror or type(exc).__name__
+    return what[:1].lower() + what[1:]

@@ -326,7 +326,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         except TooLarge as exc:
             return Skipped(id=doc_id, reason=f"{f.get('name')}: {exc}", failed=False, title=f.get("name"))
         except ItemError as exc:
-            return Skipped(id=doc_id, reason=str(exc), failed=True, title=f.get("name"))
+            return Skipped(id=doc_id, reason=str(exc), failed=exc.failed, title=f.get("name"))
         return self._document(f, text, path, perms, drives)
 
     def _document(

@@ -144,7 +144,7 @@ def _attachment_text(doc_id: str, att: MailAttachment, cap: int) -> tuple[str, S
         return extract_text(att.data, att.name, att.content_type).strip(), None
     except ItemError as exc:
         log.warning("%s: attachment unreadable: %s", doc_id, exc)
-        return "", Skipped(id=f"{doc_id}#{att.name}", reason=str(exc))
+        return "", Skipped(id=f"{doc_id}#{att.name}", reason=str(exc), failed=exc.failed)
 
 
 # --- RFC 822 messages ------------------------------------------------------------------------------

@@ -268,7 +268,7 @@ class FilesRun:
                 return None
             return Skipped(id=doc_id, reason=f"{path}: {exc}")
         except ItemError as exc:
-            return Skipped(id=doc_id, reason=f"{path}: {exc}")
+            return Skipped(id=doc_id, reason=f"{path}: {exc}", failed=exc.failed)
         if not text:
             return Skipped(id=doc_id, reason=f"{path}: no text", failed=False)
         who = (item.get("createdBy") or {}).get("user") or {}

@@ -663,7 +663,7 @@ class _Crawl:
             data = self.api.download(url, self.cfg.max_file_bytes, mime)
             texts[fid] = extract_text(data, name, mime).strip()
         except ItemError as exc:  # one unreadable file never costs its thread
-            yield Skipped(id=skip_id, reason=str(exc))
+            yield Skipped(id=skip_id, reason=str(exc), failed=exc.failed)
         return f
 
     def _finish(self, chan: ChannelInfo, cs: dict[str, Any], scan: dict[str, Any], seen: set[str]) -> Iterator[Item]:

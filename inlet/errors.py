@@ -43,6 +43,19 @@ class RetriableError(InletError):
 class ItemError(InletError):
     """One item could not be read (corrupt PDF, vanished file): skip it, count it, go on."""
 
+    failed: bool = True  # what its `Skipped` says: False for a skip by policy, which leaves the run ok
+
+
+class NotTextError(ItemError):
+    """An item read as text (by its name or type) holds binary bytes: skipped by policy."""
+
+    failed = False
+
+
+class IncompleteListingError(InletError):
+    """A source could not list all it holds (a folder it may not read): nothing it holds may be
+    taken for deleted until it can; names what could not be listed and why."""
+
 
 class IndexLockedError(InletError):
     """Another process holds the index; embedded Chroma is not safe across processes."""

@@ -40,7 +40,7 @@ from typing import Any
 from inlet.config import Settings
 from inlet.connectors.base import Connector
 from inlet.connectors.model import Checkpoint, Deletion, Document, Progress, Skipped
-from inlet.errors import CredentialsError, InletError, LeaseLostError
+from inlet.errors import CredentialsError, IncompleteListingError, InletError, LeaseLostError
 from inlet.index.disk import storage_error
 from inlet.storage import SKIPS_KEPT, Fence, Leases, RunRecord, SourceState, StateStore
 from inlet.storage.sqlite.leases import FolderLeases
@@ -443,6 +443,9 @@ class Engine:
         try:
             live = set(connector.live_ids())
         except NotImplementedError:
+            return
+        except IncompleteListingError as exc:  # what it could not list is not known to be gone
+            log.warning("deletions not reconciled: %s", exc)
             return
         gone = [d for d in self.index.catalog.source_doc_ids(source.name) if d not in live]
         if gone:

@@ -1,11 +1,18 @@
+import logging
 import os
+import pickle
+import random
+import shutil
+import stat
+import tempfile
 from pathlib import Path
 
 import pytest
 
+from inlet.connectors.extract import extract_text
 from inlet.connectors.files import FilesConnector
 from inlet.connectors.model import Checkpoint, Deletion, Document, Skipped
-from inlet.errors import ConfigError
+from inlet.errors import ConfigError, IncompleteListingError, NotTextError
 from inlet.sandbox.documents import make_docx, make_pdf, make_pptx, make_xlsx
 
 
@@ -175,3 +182,186 @@ def test_files_are_counted_first_for_a_total(root):
     assert items[0] == Progress(total=5, unit="files")
     done = [i.done for i in items if isinstance(i, Progress) and i.done is not None]
     assert done == sorted(done) and done[-1] == 5
+
+
+def after_the_walk(conn: FilesConnector, checkpoint, change):
+    """A run whose files are listed, then `change()`d, then read: what happens between the two."""
+    items = conn.load(checkpoint)
+    first = next(items)
+    assert first.total is not None  # the walk is done before the total is yielded
+    change()
+    rest = list(items)
+    assert isinstance(rest[-1], Checkpoint)
+    return [first, *rest], rest[-1].state
+
+
+def into_a_folder(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+def into_a_link_loop(path: Path) -> None:
+    path.unlink()
+    path.symlink_to(path.name)
+
+
+@pytest.mark.parametrize("spoil, why", [(into_a_folder, "is a directory"), (into_a_link_loop, "symbolic links")])
+def test_a_file_that_cannot_be_read_is_a_failed_skip_and_its_document_stays(root, spoil, why):
+    conn = connector(root)
+    _, state = run(conn)
+    before = state["files"]["notes.txt"]
+    (root / "new.md").write_text("# New\n\nindexed all the same")
+    items, after = after_the_walk(conn, state, lambda: spoil(root / "notes.txt"))
+    [skip] = by_type(items, Skipped)
+    assert (skip.id, skip.title, skip.failed) == ("docs:notes.txt", "notes.txt", True)
+    assert skip.reason.startswith("cannot be read (") and why in skip.reason
+    assert [d.id for d in by_type(items, Document)] == ["docs:new.md"]
+    assert by_type(items, Deletion) == [] and after["files"]["notes.txt"] == before
+
+
+def test_a_file_deleted_between_the_walk_and_its_read_is_a_deletion_not_an_error(root):
+    conn = connector(root)
+    _, state = run(conn)
+    items, after = after_the_walk(conn, state, (root / "notes.txt").unlink)
+    assert by_type(items, Skipped) == []
+    assert [d.id for d in by_type(items, Deletion)] == ["docs:notes.txt"] and "notes.txt" not in after["files"]
+
+
+@pytest.fixture
+def shared() -> Path:
+    """A folder any user may read, for running the connector as one that is not root."""
+    folder = Path(tempfile.mkdtemp(prefix="inlet-files-"))
+    folder.chmod(0o755)
+    yield folder
+    for path in [folder, *folder.rglob("*")]:  # as root, rglob enters every folder; else none is locked now
+        if path.is_dir() and not path.is_symlink():
+            path.chmod(0o755)
+    shutil.rmtree(folder)
+
+
+def unprivileged(action):
+    """`action()` as a user who is not root (root reads every file whatever its mode): in a child
+    process that becomes `nobody` when the tests run as root."""
+    if os.geteuid() != 0:
+        return action()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never back into pytest
+        try:
+            os.close(read)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            outcome = ("done", action())
+        except BaseException as exc:  # handed to the parent, which raises it
+            outcome = ("raised", exc)
+        with os.fdopen(write, "wb") as out:
+            out.write(pickle.dumps(outcome))
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read, "rb") as answer:
+        how, value = pickle.loads(answer.read())
+    os.waitpid(pid, 0)
+    if how == "raised" and isinstance(value, PermissionError) and value.filename is None:
+        pytest.skip(f"cannot drop root's privileges here: {value}")
+    if how == "raised":
+        raise value
+    return value
+
+
+def locked(path: Path) -> None:
+    path.chmod(0)
+
+
+def test_a_file_the_process_may_not_read_is_a_failed_skip_and_keeps_its_entry(shared):
+    (shared / "open.md").write_text("# Open\n\nanyone may read this")
+    secret = shared / "secret.md"
+    secret.write_text("# Secret\n\nfirst version")
+    conn = connector(shared)
+    _, state = run(conn)
+    secret.write_text("# Secret\n\nsecond, longer version")
+    locked(secret)
+    items, after = unprivileged(lambda: run(conn, state))
+    assert [(s.id, s.reason, s.failed) for s in by_type(items, Skipped)] == [
+        ("docs:secret.md", "cannot be read (permission denied)", True)
+    ]
+    assert by_type(items, Deletion) == [] and after["files"]["secret.md"] == state["files"]["secret.md"]
+    items, _ = unprivileged(lambda: run(conn))  # a first run: the rest is indexed
+    assert [d.id for d in by_type(items, Document)] == ["docs:open.md"]
+
+
+def test_a_folder_the_process_may_not_list_is_a_failed_skip_and_deletes_nothing(shared):
+    (shared / "top.md").write_text("# Top\n\nat the top")
+    (shared / "data" / "locked" / "deep").mkdir(parents=True)
+    (shared / "data" / "locked" / "a.md").write_text("# A\n\nin the locked folder")
+    (shared / "data" / "locked" / "deep" / "b.md").write_text("# B\n\ndeeper down")
+    (shared / "data" / "lockedness.md").write_text("# Beside\n\nnot in the locked folder")
+    conn = connector(shared)
+    _, state = run(conn)
+    (shared / "data" / "lockedness.md").unlink()
+    locked(shared / "data" / "locked")
+    items, after = unprivileged(lambda: run(conn, state))
+    [skip] = by_type(items, Skipped)
+    assert (skip.id, skip.title, skip.failed) == ("docs:data/locked/", "data/locked/", True)
+    assert "cannot be listed (permission denied)" in skip.reason
+    assert [d.id for d in by_type(items, Deletion)] == ["docs:data/lockedness.md"]
+    assert set(after["files"]) == {"top.md", "data/locked/a.md", "data/locked/deep/b.md"}
+
+    def live():
+        try:
+            return set(conn.live_ids())
+        except IncompleteListingError as exc:
+            return str(exc)
+
+    assert "data/locked/ (permission denied)" in unprivileged(live)
+
+
+def test_a_root_the_process_may_not_list_is_a_config_error(shared):
+    (shared / "top.md").write_text("# Top\n\nat the top")
+    locked(shared)
+
+    def attempt():
+        try:
+            return run(connector(shared))
+        except ConfigError as exc:
+            return str(exc)
+
+    assert "cannot be listed (permission denied)" in unprivileged(attempt)
+
+
+def test_binary_bytes_under_a_text_name_are_skipped_by_policy(root):
+    noise = random.Random(7).randbytes(4096)
+    (root / "binary.txt").write_bytes(noise)
+    (root / "noext").write_bytes(noise[:300])
+    (root / "nuls.txt").write_bytes(b"\0" * 100)
+    (root / "page2.html").write_bytes(b"<html>" + noise)
+    items, state = run(connector(root))
+    skipped = {s.id: s for s in by_type(items, Skipped)}
+    assert set(skipped) == {"docs:binary.txt", "docs:noext", "docs:nuls.txt", "docs:page2.html"}
+    assert all(not s.failed and s.reason.endswith("binary content, not text") for s in skipped.values())
+    assert skipped["docs:noext"].reason == "noext: binary content, not text"
+    assert len(by_type(items, Document)) == 5 and "nuls.txt" in state["files"]
+
+
+def test_text_with_a_few_control_characters_or_in_utf16_is_still_text():
+    assert extract_text("Page one\fPage two\r\n\tindented \x1b[1mbold\x1b[0m\x07".encode(), "a.txt")
+    assert extract_text("Grüße aus Köln".encode("utf-16"), "notepad.txt") == "Grüße aus Köln"
+    assert extract_text("café".encode("cp1252"), "old.md") == "café"
+    with pytest.raises(NotTextError, match="x.md: binary content"):
+        extract_text("text\x01\x02\x03\x04\x05\x06 with controls".encode(), "x.md")
+
+
+def test_links_and_special_files_are_named_for_what_they_are(root, caplog):
+    (root / "dangling.md").symlink_to(root / "gone.md")
+    (root / "loop.md").symlink_to("loop.md")
+    os.mkfifo(root / "pipe.txt")  # never opened: it is not a regular file
+    with caplog.at_level(logging.INFO, logger="inlet.connectors.files"):
+        items, _ = run(connector(root))
+    assert len(by_type(items, Document)) == 5 and by_type(items, Skipped) == []
+    said = {r.getMessage(): r.levelno for r in caplog.records}
+    assert said == {
+        "source 'docs': dangling.md is a broken link; not indexed": logging.INFO,
+        "source 'docs': loop.md is a link loop; not indexed": logging.INFO,
+        "source 'docs': pipe.txt is not a regular file; not indexed": logging.INFO,
+    }
+    assert stat.S_ISFIFO(os.lstat(root / "pipe.txt").st_mode)

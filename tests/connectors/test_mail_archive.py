@@ -140,6 +140,17 @@ def test_attachments_extracted_and_capped(tmp_path: Path) -> None:
     assert [(s.id, s.failed) for s in skipped] == [("arch:b.eml#big.txt", False)]
 
 
+def test_a_binary_attachment_under_a_text_name_is_skipped_by_policy(tmp_path: Path) -> None:
+    noise = bytes(range(256)) * 4
+    (tmp_path / "a.eml").write_bytes(bytes(mail("dump", "core dump attached", ("core.txt", "text/plain", noise))))
+    items, _ = run(archive(tmp_path))
+    assert "core dump attached" in docs(items)["arch:a.eml"].text and "\x01" not in docs(items)["arch:a.eml"].text
+    skipped = [i for i in items if isinstance(i, Skipped)]
+    assert [(s.id, s.reason, s.failed) for s in skipped] == [
+        ("arch:a.eml#core.txt", "core.txt: binary content, not text", False)
+    ]
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [

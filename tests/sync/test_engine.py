@@ -9,7 +9,7 @@ import pytest
 
 from inlet.config import IndexConfig, Settings
 from inlet.connectors import Checkpoint, Connector, Deletion, Skipped, SourceConfig
-from inlet.errors import CredentialsError, SourceBusyError
+from inlet.errors import CredentialsError, IncompleteListingError, SourceBusyError
 from inlet.storage.lock import FileLock
 from inlet.index.store import Index
 from inlet.sync.engine import BATCH_DOCS, Engine
@@ -150,6 +150,8 @@ class Remembering(Script):
     live: list[str] = []
 
     def live_ids(self):
+        if isinstance(Remembering.live, Exception):
+            raise Remembering.live
         return Remembering.live
 
 
@@ -178,6 +180,26 @@ def test_a_sync_after_an_unfinished_one_deletes_what_it_committed_past_its_check
     assert indexed(engine) == ["one:1"]
     Remembering.live = []  # after a clean run the source is not asked again
     assert engine.run("one", "sync").deleted == 0 and indexed(engine) == ["one:1"]
+
+
+def test_what_a_source_cannot_list_is_neither_reconciled_nor_pruned_away(engine, caplog):
+    """A folder the source may not list: its documents are not known to be gone, so the sync
+    after an unfinished one deletes nothing and says why, and a prune fails, deleting nothing."""
+    engine = RememberingEngine(engine.settings, engine.index, engine.state)
+    past = [doc(n) for n in range(2, 2 + BATCH_DOCS)]  # one full batch: written before any checkpoint
+    Script.plan = [
+        [doc(1), Checkpoint(state={"at": 1})],
+        [*past, RuntimeError("network down")],
+        [Checkpoint(state={"at": 1})],
+    ]
+    Remembering.live = IncompleteListingError("source 'one': cannot list data/locked/ (permission denied)")
+    engine.run("one", "backfill")
+    assert engine.run("one", "sync").outcome == "failed"
+    result = engine.run("one", "sync")
+    assert (result.outcome, result.deleted) == ("ok", 0) and len(indexed(engine)) == 1 + BATCH_DOCS
+    assert "deletions not reconciled: source 'one': cannot list data/locked/" in caplog.text
+    pruned = engine.prune("one")
+    assert pruned.outcome == "failed" and "data/locked/" in pruned.error and len(indexed(engine)) == 1 + BATCH_DOCS
 
 
 def test_order_within_a_batch_is_kept(engine):
