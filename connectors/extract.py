@@ -152,8 +152,9 @@ def decode(data: bytes) -> str:
     return data.decode("latin-1")
 
 
-# Control characters other than tab, newline, form feed and carriage return (C0, DEL and C1).
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
+# Control characters other than tab, newline, form feed, carriage return and escape (C0, DEL and
+# C1): text pasted from a terminal keeps its escape sequences and is still text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f\x7f-\x9f]")
 _MAX_CONTROL_SHARE = 0.1  # text has next to none; random bytes read as Latin-1 have about a quarter
 
 
