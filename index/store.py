@@ -173,14 +173,22 @@ class Index:
         return self.write(batch)
 
     def prepare(
-        self, docs: Sequence[Document], deletions: Sequence[str] = (), generation: int = 0, fence: Fence | None = None
+        self,
+        docs: Sequence[Document],
+        deletions: Sequence[str] = (),
+        generation: int = 0,
+        fence: Fence | None = None,
+        kept: Sequence[str] = (),
     ) -> "Prepared":
         """Decide per document what the batch needs (embed, rewrite metadata, mark seen, delete)
-        and chunk the texts to embed."""
+        and chunk the texts to embed. `kept`: documents the source still has but could not read
+        this time (a failed skip), marked seen as they are, so a full pass does not prune them."""
         latest = {d.id: plain(d) for d in docs}  # last version wins within a batch
         deleted = [d for d in dict.fromkeys(deletions) if d not in latest]
-        stored = self.catalog.stored(list(latest) + deleted)
+        held = [d for d in dict.fromkeys(kept) if d not in latest and d not in deleted]
+        stored = self.catalog.stored(list(latest) + deleted + held)
         batch = Prepared(generation, fence, stored, latest, deleted)
+        batch.same += [d for d in held if d in stored]
         for doc in latest.values():
             old = stored.get(doc.id)
             if old is None or old.content_hash != doc.content_hash():

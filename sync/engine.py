@@ -191,6 +191,7 @@ class _Batch:
     def __init__(self) -> None:
         self.docs: list[Document] = []
         self.deletions: list[str] = []
+        self.kept: list[str] = []  # failed skips: still at the source, unread this time (`Index.prepare`)
         self.chars = 0
 
     def add(self, doc: Document) -> None:
@@ -494,6 +495,8 @@ class Engine:
                     batch.delete(item.id)
                 elif isinstance(item, Skipped) and keep_checkpoints:  # a recent pass's skips come again
                     self._skip(run, item)
+                    if item.failed:  # unreadable, not gone: a full pass must not prune what was indexed
+                        batch.kept.append(item.id)
                 elif isinstance(item, Progress):
                     progress.update(item)
                 elif isinstance(item, Checkpoint):
@@ -516,8 +519,8 @@ class Engine:
         return last_checkpoint
 
     def _flush(self, batch: _Batch, source: SourceState, pipeline: Pipeline) -> None:
-        if batch.docs or batch.deletions:
-            pipeline.submit(batch.docs, batch.deletions, source.generation, source.fence)
+        if batch.docs or batch.deletions or batch.kept:
+            pipeline.submit(batch.docs, batch.deletions, source.generation, source.fence, batch.kept)
 
     def _written(self, batch: Prepared, stats: ApplyStats, run: RunRecord, progress: "_Reporter") -> None:
         """A batch is in the index: count it (in the writing thread)."""

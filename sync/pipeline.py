@@ -73,15 +73,23 @@ class Pipeline:
             self.abandon()
         self.close()
 
-    def submit(self, docs: Sequence[Document], deletions: Sequence[str], generation: int, fence: Fence | None) -> None:
-        """Prepare a batch here (chunking it) and hand it on to be embedded and written."""
-        ids = {d.id for d in docs} | set(deletions)
+    def submit(
+        self,
+        docs: Sequence[Document],
+        deletions: Sequence[str],
+        generation: int,
+        fence: Fence | None,
+        kept: Sequence[str] = (),
+    ) -> None:
+        """Prepare a batch here (chunking it) and hand it on to be embedded and written; `kept`
+        as `Index.prepare` takes it."""
+        ids = {d.id for d in docs} | set(deletions) | set(kept)
         with self._cond:  # an earlier version of one of these documents must be written first
             self._cond.wait_for(lambda: self._error is not None or not any(self._in_flight[i] for i in ids))
             self._raise()
             self._in_flight.update(ids)
         try:
-            batch = self.index.prepare(docs, deletions, generation, fence)
+            batch = self.index.prepare(docs, deletions, generation, fence, kept)
         except BaseException:
             with self._cond:
                 self._in_flight.subtract(ids)

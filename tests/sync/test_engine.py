@@ -84,6 +84,24 @@ def test_a_completed_full_pass_deletes_what_it_did_not_see(engine):
     assert result.embedded == 0  # unchanged documents were not re-embedded
 
 
+def test_a_full_pass_keeps_what_it_could_not_read_this_time(engine):
+    """An unreadable item (a failed skip) is still at the source: its document stays. An item
+    skipped by policy (now too large, say) is not indexable any more: its document goes."""
+    Script.plan = [
+        [doc(1), doc(2), doc(3), Checkpoint(state={})],
+        [
+            doc(1),
+            Skipped(id="one:2", reason="cannot be read (permission denied)"),
+            Skipped(id="one:3", reason="larger than the limit", failed=False),
+            Checkpoint(state={}),
+        ],
+    ]
+    engine.run("one", "backfill")
+    result = engine.run("one", "backfill")
+    assert (result.outcome, result.errors, result.skipped, result.deleted) == ("partial", 1, 1, 1)
+    assert indexed(engine) == ["one:1", "one:2"]
+
+
 def test_since_limited_backfill_never_prunes(engine):
     Script.plan = [[doc(1), doc(2), Checkpoint(state={})], [doc(2), Checkpoint(state={})]]
     engine.run("one", "backfill")
