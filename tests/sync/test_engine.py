@@ -178,21 +178,27 @@ class RememberingEngine(Engine):
         return Remembering(self.settings.source(name))
 
 
-def test_a_sync_after_an_unfinished_one_deletes_what_it_committed_past_its_checkpoint(engine):
-    """A failing sync commits a full batch after its last checkpoint; the source deletes those
-    documents before the next sync, whose checkpoint never knew them: only asking the source
-    (`live_ids`) settles it."""
+def unfinished_sync(engine, later_syncs: int) -> "RememberingEngine":
+    """A backfill of one:1, then a sync that commits a full batch past its last checkpoint and
+    fails; `later_syncs` more loads each yield only that checkpoint."""
     engine = RememberingEngine(engine.settings, engine.index, engine.state)
     past = [doc(n) for n in range(2, 2 + BATCH_DOCS)]  # one full batch: written before any checkpoint
     Script.plan = [
         [doc(1), Checkpoint(state={"at": 1})],
         [*past, RuntimeError("network down")],
-        [Checkpoint(state={"at": 1})],
-        [Checkpoint(state={"at": 1})],
+        *([Checkpoint(state={"at": 1})] for _ in range(later_syncs)),
     ]
-    Remembering.live = ["one:1"]
     engine.run("one", "backfill")
     assert engine.run("one", "sync").outcome == "failed"
+    return engine
+
+
+def test_a_sync_after_an_unfinished_one_deletes_what_it_committed_past_its_checkpoint(engine):
+    """A failing sync commits a full batch after its last checkpoint; the source deletes those
+    documents before the next sync, whose checkpoint never knew them: only asking the source
+    (`live_ids`) settles it."""
+    Remembering.live = ["one:1"]
+    engine = unfinished_sync(engine, later_syncs=2)
     assert len(indexed(engine)) == 1 + BATCH_DOCS and engine.state.source("one").checkpoint == {"at": 1}
     assert engine.run("one", "sync").deleted == BATCH_DOCS
     assert indexed(engine) == ["one:1"]
@@ -203,16 +209,8 @@ def test_a_sync_after_an_unfinished_one_deletes_what_it_committed_past_its_check
 def test_what_a_source_cannot_list_is_neither_reconciled_nor_pruned_away(engine, caplog):
     """A folder the source may not list: its documents are not known to be gone, so the sync
     after an unfinished one deletes nothing and says why, and a prune fails, deleting nothing."""
-    engine = RememberingEngine(engine.settings, engine.index, engine.state)
-    past = [doc(n) for n in range(2, 2 + BATCH_DOCS)]  # one full batch: written before any checkpoint
-    Script.plan = [
-        [doc(1), Checkpoint(state={"at": 1})],
-        [*past, RuntimeError("network down")],
-        [Checkpoint(state={"at": 1})],
-    ]
     Remembering.live = IncompleteListingError("source 'one': cannot list data/locked/ (permission denied)")
-    engine.run("one", "backfill")
-    assert engine.run("one", "sync").outcome == "failed"
+    engine = unfinished_sync(engine, later_syncs=1)
     result = engine.run("one", "sync")
     assert (result.outcome, result.deleted) == ("ok", 0) and len(indexed(engine)) == 1 + BATCH_DOCS
     assert "deletions not reconciled: source 'one': cannot list data/locked/" in caplog.text
