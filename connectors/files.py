@@ -69,7 +69,7 @@ class FilesConnector(FolderConnector[FilesConfig]):
         yield Progress(total=len(listing.files), unit="files")
         for folder, why in listing.unlisted.items():
             reason = f"folder cannot be listed ({why}); its files are kept as they were"
-            yield Skipped(id=self.doc_id(folder + "/"), reason=reason, title=folder + "/")
+            yield Skipped(id=self.doc_id(folder + "/"), reason=reason, title=folder + "/", folder=True)
         present = {rel for rel in known if listing.hides(rel)}
         for n, (rel, path) in enumerate(listing.files, 1):
             yield Progress(done=n - 1)
@@ -161,7 +161,8 @@ class FilesConnector(FolderConnector[FilesConfig]):
 
         for folder, dirs, files in os.walk(root, onerror=unlisted, followlinks=False):
             dirs.sort()
-            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            here = Path(folder).relative_to(root)
+            dirs[:] = [d for d in dirs if not d.startswith(".") and not self._excluded_folder((here / d).as_posix())]
             for name in sorted(files):
                 path = Path(folder) / name
                 rel = path.relative_to(root).as_posix()
@@ -195,13 +196,21 @@ class FilesConnector(FolderConnector[FilesConfig]):
         return True
 
     def _wanted(self, rel: str) -> bool:
-        def matches(patterns: list[str]) -> bool:
-            return any(
-                fnmatch.fnmatchcase(rel, p) or (p.startswith("**/") and fnmatch.fnmatchcase(rel, p[3:]))
-                for p in patterns
-            )
+        return _matches(rel, self.config.include) and not _matches(rel, self.config.exclude)
 
-        return matches(self.config.include) and not matches(self.config.exclude)
+    def _excluded_folder(self, rel: str) -> bool:
+        """True when `exclude` leaves out every file under the folder `rel` whatever its name
+        ("private/**"): the walk does not enter it (a locked one is no skip)."""
+        return _matches(f"{rel}/{_ANY_NAME}", self.config.exclude)
+
+
+_ANY_NAME = "\0"  # no file is named this: a pattern matching it matches any name
+
+
+def _matches(rel: str, patterns: list[str]) -> bool:
+    return any(
+        fnmatch.fnmatchcase(rel, p) or (p.startswith("**/") and fnmatch.fnmatchcase(rel, p[3:])) for p in patterns
+    )
 
 
 def _reason(exc: OSError) -> str:

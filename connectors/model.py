@@ -137,12 +137,15 @@ class Checkpoint(BaseModel):
 class Skipped(BaseModel):
     """One item not indexed, with its reason: logged, counted, listed in `inlet status`, and the run
     goes on. `failed=True` (could not be read) makes the run `partial`; a skip by policy
-    (`failed=False`: too large, a type not extracted, out of scope) leaves it `ok`."""
+    (`failed=False`: too large, a type not extracted, out of scope) leaves it `ok`. A failed skip
+    keeps the document indexed before; with `folder=True` its id is a prefix (`source:folder/`) and
+    every document whose id starts with it is kept (a folder the process may not list)."""
 
     id: str
     reason: str
     failed: bool = True  # False: skipped by policy (an image, over the size cap), not an error
     title: str | None = None  # what an operator recognises it by (a file name); default: the id
+    folder: bool = False  # the id is a container that could not be listed: documents under it are kept
 
 
 class Progress(BaseModel):

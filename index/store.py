@@ -338,9 +338,12 @@ class Index:
         for start in range(0, len(ids), 4096):
             self.collection.delete(ids=ids[start : start + 4096])
 
-    def prune(self, source: str, keep_generation: int, fence: Fence | None = None) -> int:
-        """Delete documents of `source` not seen since `keep_generation` began (a full pass)."""
-        unseen = self.catalog.unseen(source, keep_generation)
+    def prune(
+        self, source: str, keep_generation: int, fence: Fence | None = None, unlisted: tuple[str, ...] = ()
+    ) -> int:
+        """Delete documents of `source` not seen since `keep_generation` began (a full pass), but
+        none whose id starts with one of `unlisted` (folders the pass could not list)."""
+        unseen = [d for d in self.catalog.unseen(source, keep_generation) if not d.startswith(unlisted)]
         return self.apply([], unseen, fence=fence).deleted if unseen else 0
 
     # --- reading ------------------------------------------------------------------------------

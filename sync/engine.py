@@ -351,6 +351,7 @@ class Engine:
         with self._write_lock:  # what a killed run of this source left half-written, before any new write
             self.index.repair(source.name, source.fence)
         progress = _Reporter(self, run)
+        unlisted: list[str] = []  # folders the source could not list: the prune keeps what is under them
         window = self._recent_window(connector, source, since, scope)
         if window is not None and not self._recent_pass(connector, source, run, progress, window, stop):
             return
@@ -360,7 +361,7 @@ class Engine:
             on_embedded=progress.embedded,
             on_written=lambda batch, stats: self._written(batch, stats, run, progress),
         ) as pipeline:
-            last_checkpoint = self._feed(connector, since, scope, source, run, progress, pipeline, stop)
+            last_checkpoint = self._feed(connector, since, scope, source, run, progress, pipeline, stop, unlisted)
             pipeline.drain(within=self.stop_grace if stop.is_set() else None)
         if last_checkpoint is _STOPPED:
             return
@@ -369,7 +370,7 @@ class Engine:
             source.recent = None  # everything (or all since `--since`) is in now
             if source.since is None:
                 with self._write_lock:
-                    run.deleted += self.index.prune(source.name, source.generation, source.fence)
+                    run.deleted += self.index.prune(source.name, source.generation, source.fence, tuple(unlisted))
             source.phase = "incremental"
             source.last_prune = time.time() if source.since is None else source.last_prune
         if resumed and connector.deletions_from_checkpoint:
@@ -414,7 +415,9 @@ class Engine:
             on_embedded=progress.embedded,
             on_written=lambda batch, stats: self._written(batch, stats, run, progress),
         ) as pipeline:
-            ended = self._feed(connector, start, None, source, run, progress, pipeline, stop, keep_checkpoints=False)
+            ended = self._feed(
+                connector, start, None, source, run, progress, pipeline, stop, [], keep_checkpoints=False
+            )
             pipeline.drain(within=self.stop_grace if stop.is_set() else None)
         if ended is _STOPPED:
             return False
@@ -463,12 +466,13 @@ class Engine:
         progress: "_Reporter",
         pipeline: Pipeline,
         stop: "_Stop",
+        unlisted: list[str],
         keep_checkpoints: bool = True,
     ) -> Any:
         """Hands the connector's items to `pipeline` in batches, each checkpoint behind the batch it
         follows (saved unless not `keep_checkpoints`: a recent pass, whose skips the full pass meets
         and counts again); returns the last checkpoint's state, or _STOPPED when `stop` ended the
-        run early."""
+        run early. The ids of folder skips (`Skipped.folder`) are added to `unlisted`."""
         batch = _Batch()
         checkpoints: _CheckpointWriter | _NoCheckpoints = (
             _CheckpointWriter(self.state, source) if keep_checkpoints else _NoCheckpoints()
@@ -496,7 +500,7 @@ class Engine:
                 elif isinstance(item, Skipped) and keep_checkpoints:  # a recent pass's skips come again
                     self._skip(run, item)
                     if item.failed:  # unreadable, not gone: a full pass must not prune what was indexed
-                        batch.kept.append(item.id)
+                        (unlisted if item.folder else batch.kept).append(item.id)
                 elif isinstance(item, Progress):
                     progress.update(item)
                 elif isinstance(item, Checkpoint):

@@ -302,7 +302,7 @@ def test_a_folder_the_process_may_not_list_is_a_failed_skip_and_deletes_nothing(
     locked(shared / "data" / "locked")
     items, after = unprivileged(lambda: run(conn, state))
     [skip] = by_type(items, Skipped)
-    assert (skip.id, skip.title, skip.failed) == ("docs:data/locked/", "data/locked/", True)
+    assert (skip.id, skip.title, skip.failed, skip.folder) == ("docs:data/locked/", "data/locked/", True, True)
     assert "cannot be listed (permission denied)" in skip.reason
     assert [d.id for d in by_type(items, Deletion)] == ["docs:data/lockedness.md"]
     assert set(after["files"]) == {"top.md", "data/locked/a.md", "data/locked/deep/b.md"}
@@ -314,6 +314,20 @@ def test_a_folder_the_process_may_not_list_is_a_failed_skip_and_deletes_nothing(
             return str(exc)
 
     assert "data/locked/ (permission denied)" in unprivileged(live)
+
+
+def test_a_locked_folder_that_exclude_leaves_out_is_not_entered(shared):
+    (shared / "top.md").write_text("# Top\n\nat the top")
+    (shared / "private" / "inner").mkdir(parents=True)
+    (shared / "private" / "inner" / "a.md").write_text("# A\n\nleft out")
+    (shared / "logs").mkdir()
+    (shared / "logs" / "b.md").write_text("# B\n\nonly the .log files are left out here")
+    locked(shared / "private" / "inner")
+    locked(shared / "logs")
+    conn = connector(shared, exclude=["private/**", "*.log"])
+    items, state = unprivileged(lambda: run(conn))
+    assert [(s.id, s.folder) for s in by_type(items, Skipped)] == [("docs:logs/", True)]
+    assert list(state["files"]) == ["top.md"]
 
 
 def test_a_root_the_process_may_not_list_is_a_config_error(shared):

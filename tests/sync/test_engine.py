@@ -102,6 +102,20 @@ def test_a_full_pass_keeps_what_it_could_not_read_this_time(engine):
     assert indexed(engine) == ["one:1", "one:2"]
 
 
+def test_a_full_pass_keeps_the_documents_under_a_folder_it_could_not_list(engine):
+    """A fresh pass (`backfill --restart`) knows none of a locked folder's files: the folder's skip
+    keeps every document under it, and only those."""
+    folder = lambda c: c.document(f"locked/{c.name}", title="Locked", text="in the locked folder")  # noqa: E731
+    Script.plan = [
+        [doc(1), folder, doc(2), Checkpoint(state={})],
+        [doc(1), Skipped(id="one:locked/", reason="folder cannot be listed", folder=True), Checkpoint(state={})],
+    ]
+    engine.run("one", "backfill")
+    result = engine.run("one", "backfill", restart=True)
+    assert (result.outcome, result.deleted) == ("partial", 1)
+    assert indexed(engine) == ["one:1", "one:locked/one"]
+
+
 def test_since_limited_backfill_never_prunes(engine):
     Script.plan = [[doc(1), doc(2), Checkpoint(state={})], [doc(2), Checkpoint(state={})]]
     engine.run("one", "backfill")
