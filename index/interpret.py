@@ -312,7 +312,8 @@ _TIME_RULES = _rules(
     (r"\blast\s+year\b", lambda m, now: _year(str(now.year - 1))),
     (r"\bthis\s+year\b", lambda m, now: (datetime(now.year, 1, 1, tzinfo=timezone.utc), None)),
     (rf"\b(?:in|during|from|of)?\s*{_M},?\s+(?:of\s+)?{_YEAR}\b", lambda m, now: _named_month(now, m[1], m[2])),
-    (rf"\b(?:in|during)\s+{_M}(?!\s*\d)", lambda m, now: _named_month(now, m[1], None)),
+    (rf"\blast\s+{_M}(?!\w)(?!\s*\d)", lambda m, now: _month(*_latest(now - timedelta(days=now.day), _month_no(m[1])))),
+    (rf"\b(?:in|during|from)\s+{_M}(?!\w)(?!\s*\d)", lambda m, now: _named_month(now, m[1], None)),
     (rf"\b(?:in|during|from)\s+{_YEAR}\b", lambda m, now: _year(m[1])),
 )
 

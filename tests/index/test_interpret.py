@@ -40,6 +40,12 @@ UTC = timezone.utc
         ),  # not yet this year
         ("the call on February 30, 2001", None, None),  # no such day: no time
         ("prices since March", datetime(2001, 3, 1, tzinfo=UTC), None),
+        ("the memo from March", datetime(2001, 3, 1, tzinfo=UTC), datetime(2001, 4, 1, tzinfo=UTC)),
+        ("notes from last April", datetime(2000, 4, 1, tzinfo=UTC), datetime(2000, 5, 1, tzinfo=UTC)),
+        ("the offsite last May", datetime(2000, 5, 1, tzinfo=UTC), datetime(2000, 6, 1, tzinfo=UTC)),
+        ("bids last February", datetime(2001, 2, 1, tzinfo=UTC), datetime(2001, 3, 1, tzinfo=UTC)),
+        ("the call last March 12", None, None),  # a day, not the month
+        ("the rates in Sep. and after", datetime(2000, 9, 1, tzinfo=UTC), datetime(2000, 10, 1, tzinfo=UTC)),
         ("deals after March 2001", datetime(2001, 4, 1, tzinfo=UTC), None),
         ("the plan before June 2000", None, datetime(2000, 6, 1, tzinfo=UTC)),
         ("bids until May 2000", None, datetime(2000, 6, 1, tzinfo=UTC)),
