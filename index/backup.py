@@ -294,10 +294,21 @@ def _close_unfinished_runs(path: Path) -> None:
         state.close()
 
 
+def aside_path(to: Path, now: datetime) -> Path:
+    """Where the index at `to` moves when a restore replaces it: `to.replaced-<time>`, with a
+    count after it should that name be taken (two restores in one second)."""
+    base = to.with_name(f"{to.name}.replaced-{now:%Y%m%dT%H%M%SZ}")
+    aside, n = base, 1
+    while aside.exists():
+        n += 1
+        aside = base.with_name(f"{base.name}-{n}")
+    return aside
+
+
 def _swap(staged: Path, to: Path, occupied: bool) -> Path | None:
     """Put the verified copy at `to`; the index there (if any) moves aside first: its new path.
     Should a rename fail, the index is put back and the copy removed."""
-    aside = to.with_name(f"{to.name}.replaced-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}") if occupied else None
+    aside = aside_path(to, datetime.now(timezone.utc)) if occupied else None
     try:
         if aside is not None:
             to.rename(aside)

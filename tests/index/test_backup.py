@@ -15,6 +15,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from inlet.config import IndexConfig, Settings
 from inlet.connectors.files import FilesConfig
 from inlet.errors import InletError
 from inlet.index.embedding import Embedder
+from inlet.index import backup
 from inlet.index.backup import MANIFEST, backup_index, restore_index
 from inlet.index.store import Index, Prepared
 from inlet.server.local_commands import start_local_commands
@@ -325,3 +327,12 @@ def test_backup_refuses_a_destination_inside_the_index_or_holding_it(
             with pytest.raises(InletError, match="outside it"):
                 backup_index(index, dest)
     assert files_of(live).keys() == before.keys() and not (live / "a").exists()
+
+
+def test_a_second_restore_in_the_same_second_moves_the_index_to_a_name_of_its_own(tmp_path):
+    now = datetime(2026, 12, 6, 14, 0, 5, tzinfo=timezone.utc)
+    first = backup.aside_path(tmp_path / "live", now)
+    assert first.name == "live.replaced-20261206T140005Z"
+    first.mkdir()
+    second = backup.aside_path(tmp_path / "live", now)
+    assert second.name == "live.replaced-20261206T140005Z-2" and not second.exists()
