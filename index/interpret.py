@@ -288,7 +288,7 @@ _TIME_RULES = _rules(
     ),
     (r"\byesterday\b", lambda m, now: (_day(now) - timedelta(days=1), _day(now))),
     (r"\b(?:last|over\s+the|this\s+past)\s+weekend\b", lambda m, now: _weekend(_day(now))),
-    (r"\btoday\b|\bthis morning\b", lambda m, now: (_day(now), None)),
+    (r"\btoday\b|\bthis morning\b", lambda m, now: None if _in_a_name(m) else (_day(now), None)),
     (
         rf"\b(\d{{1,3}}|{'|'.join(_COUNTS)})\s+(day|week|month|year)s?\s+ago\b",
         lambda m, now: _ago(now, _COUNTS.get(m[1].lower()) or int(m[1]), m[2]),
@@ -316,6 +316,12 @@ _TIME_RULES = _rules(
     (rf"\b(?:in|during|from)\s+{_M}(?!\w)(?!\s*\d)", lambda m, now: _named_month(now, m[1], None)),
     (rf"\b(?:in|during|from)\s+{_YEAR}\b", lambda m, now: _year(m[1])),
 )
+
+
+def _in_a_name(m: re.Match[str]) -> bool:
+    """A capitalised word inside the question is part of a name ("the Restructuring Today piece",
+    "USA Today"), not a time."""
+    return m.start() > 0 and m.string[m.start()].isupper()
 
 
 def _date(y: int, month: int, day: int) -> _Window | None:

@@ -45,6 +45,12 @@ UTC = timezone.utc
         ("the offsite last May", datetime(2000, 5, 1, tzinfo=UTC), datetime(2000, 6, 1, tzinfo=UTC)),
         ("bids last February", datetime(2001, 2, 1, tzinfo=UTC), datetime(2001, 3, 1, tzinfo=UTC)),
         ("the call last March 12", None, None),  # a day, not the month
+        (
+            "the Restructuring Today piece from June 2000",
+            datetime(2000, 6, 1, tzinfo=UTC),
+            datetime(2000, 7, 1, tzinfo=UTC),
+        ),
+        ("Today's standup notes", datetime(2001, 4, 11, tzinfo=UTC), None),
         ("the rates in Sep. and after", datetime(2000, 9, 1, tzinfo=UTC), datetime(2000, 10, 1, tzinfo=UTC)),
         ("deals after March 2001", datetime(2001, 4, 1, tzinfo=UTC), None),
         ("the plan before June 2000", None, datetime(2000, 6, 1, tzinfo=UTC)),
