@@ -9,7 +9,6 @@ and Maildirs, incrementally by file mtime and size.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import mailbox
 import os
 from collections.abc import Iterator
@@ -26,7 +25,6 @@ from .extract import extract_text, kind_of
 from .mail_text import addresses, body_text, header_date, looks_like_mail, parse_rfc822, part_text
 from .model import ACL, Checkpoint, Deletion, Document, Item, Progress, Skipped
 
-log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 
@@ -142,8 +140,7 @@ def _attachment_text(doc_id: str, att: MailAttachment, cap: int) -> tuple[str, S
         return "", Skipped(id=f"{doc_id}#{att.name}", reason=f"attachment over {cap} bytes", failed=False)
     try:
         return extract_text(att.data, att.name, att.content_type).strip(), None
-    except ItemError as exc:
-        log.warning("%s: attachment unreadable: %s", doc_id, exc)
+    except ItemError as exc:  # logged by the engine with the skip, as a warning only when it failed
         return "", Skipped(id=f"{doc_id}#{att.name}", reason=str(exc), failed=exc.failed)
 
 
