@@ -466,13 +466,26 @@ class _Owed:
             )
 
 
-class _DrainingReader:
-    """stdin's message stream, whose end is reported only once every request read from it has
-    been answered: the SDK cancels requests still running when its input ends, so `printf
-    '<initialize>\\n<tools/call>\\n' | inlet mcp` would otherwise never print the last answer."""
+class _Wrapped:
+    """A wrapper of one of the SDK's memory streams: closing it closes the stream."""
 
     def __init__(self, inner: Any, owed: _Owed) -> None:
         self._inner, self._owed = inner, owed
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class _DrainingReader(_Wrapped):
+    """stdin's message stream, whose end is reported only once every request read from it has
+    been answered: the SDK cancels requests still running when its input ends, so `printf
+    '<initialize>\\n<tools/call>\\n' | inlet mcp` would otherwise never print the last answer."""
 
     @property
     def last_context(self) -> Any:
@@ -503,21 +516,9 @@ class _DrainingReader:
     async def __aenter__(self) -> "_DrainingReader":
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    def close(self) -> None:
-        self._inner.close()
-
-
-class _AnsweringWriter:
+class _AnsweringWriter(_Wrapped):
     """stdout's message stream, settling each request `_DrainingReader` saw as its answer goes out."""
-
-    def __init__(self, inner: Any, owed: _Owed) -> None:
-        self._inner, self._owed = inner, owed
 
     async def send(self, item: Any) -> None:
         from mcp.types import JSONRPCError, JSONRPCResponse
@@ -529,12 +530,3 @@ class _AnsweringWriter:
 
     async def __aenter__(self) -> "_AnsweringWriter":
         return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-    def close(self) -> None:
-        self._inner.close()
