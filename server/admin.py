@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI, Request
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from inlet.config import Settings
@@ -23,30 +24,32 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (400, "a name that is not a configured source"),
         (401, "missing or invalid key"),
         (403, "not an admin key"),
+        (422, 'a body that is not `{"sources": [names]}`'),
         (409, "this process runs no sources (`inlet daemon --serve` does)"),
     )
 }
+
+
+class SyncRequest(BaseModel):
+    """Which sources to run now; no body, or no `sources`, runs every configured source."""
+
+    model_config = ConfigDict(extra="forbid")
+    sources: list[str] | None = Field(None, description="configured source names (default: all)")
 
 
 def add_admin_sync(app: FastAPI, settings: Settings) -> None:
     """`{"sources": [...]}` (default: every configured source) -> `{"runs": [...]}` once they ran."""
 
     @app.post("/v1/admin/sync", tags=["operations"], responses=ERRORS)
-    async def admin_sync(request: Request) -> Any:
+    async def admin_sync(request: Request, body: SyncRequest | None = None) -> Any:
         """Sync the named sources now and answer with their runs (admin keys only)."""
         request.state.caller = require_admin(request.state.key, "POST /v1/admin/sync")
         daemon = request.app.state.daemon
         if daemon is None:
             raise ApiError(409, "no_daemon", "this process does not run sources: use `inlet daemon --serve`")
-        try:
-            body = await request.json()
-        except ValueError:
-            body = None
-        names = body.get("sources") if isinstance(body, dict) else None
         known = [s.name for s in settings.sources]
-        if names is None:
-            names = known
-        if not isinstance(names, list) or not all(isinstance(n, str) and n in known for n in names):
+        names = known if body is None or body.sources is None else body.sources
+        if not all(n in known for n in names):
             raise ApiError(400, "unknown_source", f"'sources' must list configured sources ({sorted(known)})")
         results = await run_in_threadpool(daemon.run_now, names)
         return {"runs": [{**r.as_json(), "credentials_refused": r.credentials_refused} for r in results]}

@@ -33,14 +33,14 @@ from inlet.status import sources_status
 from inlet.storage import open_backend
 
 from . import mcp as mcp_http
-from .auth import USER_HEADER, Caller, KeyEntry, KeyRing, caller_for, require_admin, warn_without_keys
+from .auth import USER_HEADER, Caller, KeyEntry, KeyRing, caller_for, named_user, require_admin, warn_without_keys
 from .console import add_console, is_console_path
 from .content_type import JsonBody, unsupported_media_type
 from .admin import add_admin_sync
 from .audit import AuditLog, AuditMiddleware
 from .ratelimit import RateLimit, RateLimiter
 from .oauth import PRM_PATHS, Authenticator, listening_base, metadata_routes, warn_on_port_mismatch, with_audience
-from .errors import STATUS_CODES, ApiError, ErrorBody, error_body
+from .errors import STATUS_CODES, ApiError, CallerRefused, ErrorBody, error_body
 from .hooks import PREFIX as HOOKS_PREFIX
 from .hooks import add_hook_routes
 from .metrics import CONTENT_TYPE, Metrics, last_success_reader
@@ -119,6 +119,8 @@ class KeyGuard:
         try:
             entry = await self.auth.authenticate(header, scope)
         except ApiError as exc:
+            if isinstance(exc, CallerRefused):  # someone the audit can name (a token without the scope)
+                scope.setdefault("state", {})["key"] = exc.who
             response = JSONResponse(error_body(exc.code, exc.message), exc.status, headers=exc.headers)
             await response(scope, receive, send)
             return
@@ -260,7 +262,7 @@ def create_app(
         x_inlet_user: str | None = Header(None, pattern=r"\S", max_length=320),
     ) -> Any:
         """The whole document; 404 when absent or not visible to the caller (the same answer)."""
-        caller = _caller(request, x_inlet_user if x_inlet_user is not None else user)
+        caller = _caller(request, named_user(request.scope))  # the parameters above document it
         doc = await run_in_threadpool(retrieval.document, doc_id, caller)
         if doc is None:
             raise ApiError(404, "not_found", f"no document {doc_id!r}")
@@ -333,14 +335,14 @@ def create_app(
         app.router.routes.append(route)
     public = PUBLIC_PATHS | ({"/metrics"} if settings.server.metrics_public else set())
     app.add_middleware(JsonBody)
+    app.add_middleware(RateLimit, limiter=limiter, metrics=metrics)  # reads the bounded body of a 429 for its audit
     app.add_middleware(
         BodyLimit,
         max_body_bytes=settings.server.max_body_bytes,  # inside the key check
         idle_timeout=settings.server.body_timeout,
     )
-    app.add_middleware(RateLimit, limiter=limiter, metrics=metrics)  # inside the audit: a 429 is audited
-    app.add_middleware(AuditMiddleware, audit=audit)  # inside the key check: names the key
     app.add_middleware(KeyGuard, auth=auth, public=public)
+    app.add_middleware(AuditMiddleware, audit=audit)  # outside the key check: a token refused its scope is audited
     app.add_middleware(
         ObserveMiddleware, metrics=metrics, max_body_bytes=settings.server.max_body_bytes, routes=app.router.routes
     )

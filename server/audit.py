@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import logging.handlers
+import os
 import queue
 import time
 from collections.abc import Iterable, Iterator
@@ -31,6 +32,15 @@ STREAM_LOGGER = "inlet.audit"
 AUDITED_PREFIXES = ("/v1/search", "/v1/context", "/v1/documents/", "/v1/admin/")
 
 
+class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
+    """A rotating file only its owner may read or write (0600), as every file inlet writes: the
+    lines name users and hold their queries."""
+
+    def _open(self) -> Any:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
+
+
 class AuditLog:
     """Where audit lines go; `record` only formats and enqueues (never blocks on I/O)."""
 
@@ -44,9 +54,7 @@ class AuditLog:
         if target and target != "-":
             path = Path(target).expanduser()
             path.parent.mkdir(parents=True, exist_ok=True)
-            handler = logging.handlers.RotatingFileHandler(
-                path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
-            )
+            handler = _PrivateRotatingFile(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
             handler.setFormatter(logging.Formatter("%(message)s"))
             self._queue = queue.SimpleQueue()
             self._listener = logging.handlers.QueueListener(self._queue, handler)
@@ -123,7 +131,9 @@ class AuditLog:
 class AuditMiddleware:
     """Records one line per retrieval route and admin action once it is answered. The route puts
     what it asked and returned in `request.state.audit` (`{"query", "doc_ids"}`); the key and the
-    caller come from the key check (`KeyGuard`) and the route."""
+    caller come from the key check (`KeyGuard`, inside this one) and the route. A request the key
+    check refused without knowing who sent it (401) gets no line; a token refused for its scope
+    (403) names its subject."""
 
     def __init__(self, app: ASGIApp, audit: AuditLog) -> None:
         self.app = app
@@ -152,17 +162,22 @@ class AuditMiddleware:
             await self.app(scope, receive, send_wrapped)
         finally:
             state = scope.get("state", {})
-            facts = state.get("audit") or {}
-            route = "/v1/documents/{id}" if path.startswith("/v1/documents/") else path
-            self.audit.record(
-                key=state.get("key"),
-                caller=state.get("caller"),
-                status=status,
-                ms=(time.perf_counter() - started) * 1000,
-                route=f"{scope.get('method')} {route}",
-                query=facts.get("query"),
-                doc_ids=facts.get("doc_ids", ()),
-            )
+            if state.get("key") is not None:  # else refused by the key check: a 401 names nobody
+                self._record(scope, path, status, started)
+
+    def _record(self, scope: Scope, path: str, status: int, started: float) -> None:
+        state = scope["state"]
+        facts = state.get("audit") or {}
+        route = "/v1/documents/{id}" if path.startswith("/v1/documents/") else path
+        self.audit.record(
+            key=state.get("key"),
+            caller=state.get("caller"),
+            status=status,
+            ms=(time.perf_counter() - started) * 1000,
+            route=f"{scope.get('method')} {route}",
+            query=facts.get("query"),
+            doc_ids=facts.get("doc_ids", ()),
+        )
 
 
 # --- reading it back (`inlet audit`) ---------------------------------------------------------------

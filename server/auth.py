@@ -12,6 +12,9 @@ import hmac
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from starlette.types import Scope
 
 from inlet.config import ApiKey, Settings
 
@@ -101,6 +104,22 @@ def warn_without_keys(settings: Settings, env: Mapping[str, str]) -> bool:
         else "Add a [[server.api_keys]] entry (see config.example.toml) and set its key_env variable.",
     )
     return True
+
+
+def named_user(scope: Scope) -> str | None:
+    """The user a GET route or /mcp request names (`X-Inlet-User`, else `?user=`). Naming two
+    users (the header or parameter repeated with other values, or header and parameter disagreeing)
+    is a 400: a gateway appending the signed-in user to a value the client sent must not let the
+    client choose."""
+    header = USER_HEADER.lower().encode("latin-1")
+    named = [v.decode("latin-1").strip() for k, v in scope.get("headers", []) if k.lower() == header]
+    query = scope.get("query_string", b"").decode("latin-1")
+    named += [v.strip() for k, v in parse_qsl(query, keep_blank_values=True) if k == USER_PARAM]
+    if len(set(named)) > 1:
+        raise ApiError(
+            400, "invalid_request", f"the request names more than one user ({USER_HEADER} and ?{USER_PARAM}=)"
+        )
+    return named[0] if named else None
 
 
 def caller_for(entry: KeyEntry, requested_user: str | None) -> Caller:

@@ -18,6 +18,15 @@ class ApiError(Exception):
         self.headers = headers or ({"WWW-Authenticate": "Bearer"} if status == 401 else {})
 
 
+class CallerRefused(ApiError):
+    """An `ApiError` for a caller who was identified and then refused (a verified token without the
+    required scope): `who` (a `KeyEntry` with no rights) lets the audit name them."""
+
+    def __init__(self, who: Any, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status, code, message, headers)
+        self.who = who
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str

@@ -15,7 +15,6 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import parse_qs
 
 import anyio
 import mcp_types as types
@@ -30,7 +29,7 @@ from inlet.index.search import SearchRequest
 from inlet.index.store import Index
 
 from .audit import AuditLog
-from .auth import USER_HEADER, USER_PARAM, Caller, caller_for
+from .auth import Caller, caller_for, named_user
 from .errors import ApiError
 from .local_channel import LocalClient, holder_for
 from .middleware import send_error
@@ -283,13 +282,11 @@ class McpHttpAuth:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-        requested = headers.get(USER_HEADER.lower()) or (query.get(USER_PARAM) or [None])[0]
         try:
             entry = scope.get("state", {}).get("key") or await self.auth.authenticate(
                 headers.get("authorization"), scope
             )
-            caller = caller_for(entry, requested)
+            caller = caller_for(entry, named_user(scope))
         except ApiError as exc:
             await send_error(send, exc.status, exc.code, exc.message, exc.headers)
             return
@@ -337,7 +334,7 @@ def _calls_a_tool(body: bytes) -> bool:
     """The JSON-RPC message (or batch) holds a `tools/call`; anything unreadable does not."""
     try:
         message = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth: the SDK answers
         return False
     batch = message if isinstance(message, list) else [message]
     return any(isinstance(m, dict) and m.get("method") == "tools/call" for m in batch)

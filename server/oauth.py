@@ -40,7 +40,7 @@ from inlet.config import OAuthConfig, Settings
 from inlet.errors import ConfigError
 
 from .auth import KeyEntry, KeyRing
-from .errors import ApiError
+from .errors import ApiError, CallerRefused
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,11 @@ class TokenRejected(Exception):
 
 
 class ScopeMissing(Exception):
-    """The token is valid but lacks a required scope."""
+    """The token is valid but lacks a required scope; `access` says whose token it is."""
+
+    def __init__(self, missing: str, access: AccessToken) -> None:
+        super().__init__(missing)
+        self.access = access
 
 
 class IdentityProviderUnavailable(Exception):
@@ -206,11 +210,8 @@ class JwtVerifier:
             raise TokenRejected(f"the token has no {self.config.user_claim!r} claim naming the user")
         self._check_email(user.strip(), claims)
         scopes = token_scopes(claims)
-        missing = [s for s in self.config.scopes if s not in scopes]
-        if missing:
-            raise ScopeMissing(" ".join(missing))
         client = claims.get("azp") or claims.get("client_id") or claims.get("appid") or ""
-        return AccessToken(
+        access = AccessToken(
             token=token,
             client_id=str(client),
             scopes=scopes,
@@ -219,6 +220,10 @@ class JwtVerifier:
             subject=claims.get("sub"),
             claims={**claims, "user": user.strip()},
         )
+        missing = [s for s in self.config.scopes if s not in scopes]
+        if missing:
+            raise ScopeMissing(" ".join(missing), access)
+        return access
 
     def _check_email(self, user: str, claims: dict[str, Any]) -> None:
         """A user named by an email address (the `email` claim, or any value with an `@`) must be one
@@ -387,7 +392,8 @@ class Authenticator:
                 headers=self.challenge(scope, "invalid_token"),
             ) from None
         except ScopeMissing as exc:
-            raise ApiError(
+            raise CallerRefused(
+                self._entry(exc.access),
                 403,
                 "insufficient_scope",
                 f"the access token lacks the scope {exc}",
@@ -398,6 +404,10 @@ class Authenticator:
             raise ApiError(
                 503, "idp_unavailable", "the identity provider's keys cannot be fetched; try again later"
             ) from None
+        return self._entry(access)
+
+    def _entry(self, access: AccessToken) -> KeyEntry:
+        """The token's holder as a key with no rights but its user's."""
         user = str((access.claims or {})["user"])
         return KeyEntry(
             name=f"oauth:{access.client_id or 'token'}",

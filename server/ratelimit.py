@@ -10,6 +10,7 @@ across `inlet serve` replicas.
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -23,8 +24,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from inlet.config import Settings, parse_rate
 
-from .auth import Caller, KeyEntry
-from .errors import error_body
+from .auth import Caller, KeyEntry, caller_for, named_user
+from .errors import ApiError, error_body
 
 
 class Buckets(Protocol):
@@ -140,7 +141,8 @@ def limited_message(name: str, seconds: float) -> str:
 
 class RateLimit:
     """ASGI: spends the token of the key (or OAuth user) the key check put in the scope. /mcp is
-    limited per message in mcp.py instead, so that an MCP tool call over the limit is a tool error."""
+    limited per message in mcp.py instead, so that an MCP tool call over the limit is a tool error.
+    A refused request is audited with the user and query it named."""
 
     def __init__(self, app: ASGIApp, limiter: RateLimiter, metrics: Any) -> None:
         self.app = app
@@ -157,9 +159,32 @@ class RateLimit:
             await self.app(scope, receive, send)
             return
         self.metrics.rate_limited.labels(entry.name).inc()
+        await _name_for_audit(scope, receive, entry)
         response = JSONResponse(
             error_body("rate_limited", limited_message(entry.name, wait)),
             429,
             headers={"Retry-After": retry_after(wait)},
         )
         await response(scope, receive, send)
+
+
+async def _name_for_audit(scope: Scope, receive: Receive, entry: KeyEntry) -> None:
+    """Put the refused request's user and query where the audit reads them, as the route would
+    have: the body's `user` and `query` (the body limit, outside, has read and bounded it), or the
+    user a GET route names. A request naming a user its key may not name leaves only the key."""
+    body: Any = None
+    if scope.get("method") == "POST":
+        message = await receive()
+        try:
+            body = json.loads(message.get("body", b"") or b"null")
+        except (ValueError, RecursionError):
+            body = None
+    body = body if isinstance(body, dict) else {}
+    requested = body.get("user") if isinstance(body.get("user"), str) else None
+    query = body.get("query") if isinstance(body.get("query"), str) else None
+    state = scope.setdefault("state", {})
+    try:
+        state["caller"] = caller_for(entry, requested if scope.get("method") == "POST" else named_user(scope))
+    except ApiError:
+        pass
+    state["audit"] = {"query": query, "doc_ids": []}

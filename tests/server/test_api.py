@@ -100,6 +100,25 @@ def test_on_behalf_of_names_the_user_on_get_by_header_or_query(client: TestClien
     assert client.get(path + "?user=bob@other.org", headers=AGENT).status_code == 404
 
 
+@pytest.mark.parametrize(
+    "query,headers",
+    [
+        ("", [("X-Inlet-User", "bob@other.org"), ("X-Inlet-User", "alice@example.com")]),
+        ("?user=bob@other.org&user=alice@example.com", []),
+        ("?user=bob@other.org", [("X-Inlet-User", "alice@example.com")]),
+    ],
+)
+def test_naming_two_users_is_refused(client: TestClient, query: str, headers: list[tuple[str, str]]) -> None:
+    """A gateway that appends the signed-in user to a value the client sent must not let the
+    client choose: whichever value a route would read, two different users are a 400."""
+    answer = client.get(f"/v1/documents/eng:C2/200{query}", headers=[*AGENT.items(), *headers])
+    assert answer.status_code == 400 and "more than one user" in answer.json()["error"]["message"]
+    same = client.get(
+        "/v1/documents/eng:C2/200?user=alice@example.com", headers={**AGENT, "X-Inlet-User": "alice@example.com"}
+    )
+    assert same.status_code == 200
+
+
 def test_admin_key_sees_everything_and_may_act_as_a_user(client: TestClient) -> None:
     everything = search(client, OPS, query="Falcon launch salary bands")
     assert {"eng:C2/200", "mail:hr-1", "drive:f1"} <= set(everything)

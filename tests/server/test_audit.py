@@ -83,6 +83,33 @@ def test_every_route_writes_one_line_without_secrets_or_passages(tmp_path: Path,
     assert_clean(log.read_text())
 
 
+def test_refused_over_the_rate_limit_names_the_user_and_query(tmp_path: Path, index: Index) -> None:
+    log = tmp_path / "audit.jsonl"
+    settings = settings_for(index.path, audit_log=str(log), rate_limit="1/h", rate_burst=1)
+    app = create_app(settings, index=index, env=KEYS)
+    body = {"query": "pipeline review", "user": "kim@example.com"}
+    with TestClient(app) as client:
+        assert app.state.retrieval.ready.wait(30)
+        assert client.post("/v1/search", json=body, headers=AGENT).status_code == 200
+        assert client.post("/v1/search", json=body, headers=AGENT).status_code == 429
+        assert (
+            client.get("/v1/documents/eng:C1/100", headers={**OPS, "X-Inlet-User": "kim@example.com"}).status_code
+            == 200
+        )
+        assert (
+            client.get("/v1/documents/eng:C1/100", headers={**OPS, "X-Inlet-User": "kim@example.com"}).status_code
+            == 429
+        )
+    lines = lines_of(log)
+    assert [(line["status"], line["user"], line.get("query")) for line in lines] == [
+        (200, "kim@example.com", "pipeline review"),
+        (429, "kim@example.com", "pipeline review"),
+        (200, "kim@example.com", None),
+        (429, "kim@example.com", None),
+    ]
+    assert log.stat().st_mode & 0o777 == 0o600  # it names users and holds their queries
+
+
 def test_hashed_queries_keep_only_the_digest(tmp_path: Path, index: Index) -> None:
     log = tmp_path / "audit.jsonl"
     app = create_app(settings_for(index.path, audit_log=str(log), audit_queries="hash"), index=index, env=KEYS)

@@ -157,12 +157,21 @@ def test_http_admin_sees_admin_only_documents(base_url: str) -> None:
         ({"Authorization": "Bearer wrong"}, 401),
         ({"Authorization": "Bearer alice-secret-key", "X-Inlet-User": "bob@other.org"}, 403),
         ({"Authorization": "Bearer agent-secret-key"}, 400),
+        (
+            [
+                ("Authorization", "Bearer agent-secret-key"),
+                ("X-Inlet-User", "bob@other.org"),
+                ("X-Inlet-User", "a@x.org"),
+            ],
+            400,
+        ),
     ],
 )
-def test_http_refuses_bad_keys_before_mcp(base_url: str, headers: dict[str, str], status: int) -> None:
+def test_http_refuses_bad_keys_before_mcp(base_url: str, headers: Any, status: int) -> None:
     message = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+    pairs = list(headers.items()) if isinstance(headers, dict) else list(headers)  # a list may repeat a header
     response = httpx.post(
-        f"{base_url}/mcp", json=message, headers={**headers, "Accept": "application/json, text/event-stream"}
+        f"{base_url}/mcp", json=message, headers=[*pairs, ("Accept", "application/json, text/event-stream")]
     )
     assert response.status_code == status
     assert "error" in response.json() and "code" in response.json()["error"]

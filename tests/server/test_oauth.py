@@ -490,14 +490,24 @@ def test_the_audit_log_names_the_tokens_subject_and_issuer_never_the_token(
     oauth = OAuthConfig(issuer=idp.issuer, audience=url, scopes=["inlet.read"], resource_url=url)
     app = create_app(settings_for(index.path, oauth=oauth, audit_log=str(log)), index=index, env=KEYS)
     token = idp.sign(idp.access_claims(ALICE_EMAIL, "tests", ["inlet.read"], url))
+    scopeless = idp.sign(idp.access_claims(ALICE_EMAIL, "tests", ["openid"], url))
     with TestClient(app) as client:
         assert app.state.retrieval.ready.wait(30)
         answer = client.post(
             "/v1/search", json={"query": "Falcon launch"}, headers={"Authorization": f"Bearer {token}"}
         )
         assert answer.status_code == 200
-    (line,) = [json.loads(text) for text in log.read_text().splitlines()]
+        refused = client.post("/v1/search", json={"query": "x"}, headers={"Authorization": f"Bearer {scopeless}"})
+        assert refused.status_code == 403
+        assert (
+            client.post("/v1/search", json={"query": "x"}, headers={"Authorization": "Bearer nobody"}).status_code
+            == 401
+        )
+    line, denied = [json.loads(text) for text in log.read_text().splitlines()]  # a 401 names nobody: no line
     subject = jwt.decode(token, options={"verify_signature": False})["sub"]
     assert line["subject"] == subject and line["issuer"] == idp.issuer and "key" not in line
     assert line["user"] == ALICE_EMAIL and line["route"] == "POST /v1/search"
-    assert token not in log.read_text() and token.split(".")[2] not in log.read_text()
+    assert (denied["status"], denied["user"], denied["issuer"]) == (403, ALICE_EMAIL, idp.issuer)
+    assert denied["subject"] == jwt.decode(scopeless, options={"verify_signature": False})["sub"]
+    for signed in (token, scopeless):
+        assert signed not in log.read_text() and signed.split(".")[2] not in log.read_text()

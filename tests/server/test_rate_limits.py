@@ -93,6 +93,14 @@ def test_mcp_messages_that_call_no_tool_are_limited_over_http_and_tool_calls_ans
     assert 'inlet_rate_limited_total{key="alice-laptop"} 2.0' in metrics
 
 
+def test_a_deeply_nested_mcp_body_is_a_clean_error_with_limits_on(index: Index) -> None:
+    app = create_app(limited_settings(index.path, "1000/s", "1000/s"), index=index, env=KEYS)
+    headers = {**BOB, "Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.post("/mcp", content="[" * 3000 + "]" * 3000, headers=headers)
+    assert 400 <= answer.status_code < 500
+
+
 def p50(client: httpx.Client, url: str, n: int) -> float:
     times = []
     for _ in range(n):

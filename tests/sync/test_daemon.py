@@ -565,6 +565,11 @@ def test_admin_sync_route_needs_an_admin_key(tmp_path: Path, state: SqliteState)
     assert denied.status_code == 403 and denied.json()["error"]["code"] == "forbidden"
     bad = client.post("/v1/admin/sync", json={"sources": ["nope"]}, headers=admin)
     assert bad.status_code == 400 and engine.calls == []
+    json_type = {**admin, "Content-Type": "application/json"}
+    for body, status in (("[", 400), ("not json", 400), ('"wiki"', 422), ('{"source": ["wiki"]}', 422)):
+        malformed = client.post("/v1/admin/sync", content=body, headers=json_type)
+        assert malformed.status_code == status, body  # never "run every source"
+    assert engine.calls == []
     ok = client.post("/v1/admin/sync", json={"sources": ["wiki"]}, headers=admin)
     assert ok.status_code == 200 and [r["source"] for r in ok.json()["runs"]] == ["wiki"]
     assert engine.calls == [("wiki", "sync")]
