@@ -39,6 +39,8 @@ from inlet.storage.sqlite.schema import CATALOG, STATE
 from inlet.storage.sqlite.state import SqliteState
 
 if TYPE_CHECKING:
+    from inlet.config import IndexConfig
+
     from .store import Index
 
 log = logging.getLogger(__name__)
@@ -73,13 +75,20 @@ class BackupReport:
         }
 
 
+def folder_index(config: IndexConfig, command: str) -> Path:
+    """The folder `command` (backup, restore) works on; a `ConfigError` for an index kept in a
+    database and a Chroma server, which their own tools back up."""
+    if config.chroma_url or config.database_url:
+        raise ConfigError(
+            f"inlet {command} works on a folder index; with [index] database_url or chroma_url, back up "
+            "and restore the database and the Chroma server instead (docs/operations/backups.md)"
+        )
+    return Path(config.path)
+
+
 def backup_index(index: Index, dest: Path) -> BackupReport:
     """Copy the folder of the open `index` to `dest` (new or empty, outside the index) between two batches."""
-    if index.config.chroma_url or index.config.database_url:
-        raise ConfigError(
-            "inlet backup copies a folder index; with [index] database_url or chroma_url, back up "
-            "the database and the Chroma server instead (docs/operations/backups.md)"
-        )
+    folder_index(index.config, "backup")
     _outside(index.path, dest)
     started = time.perf_counter()
     _empty_destination(dest)

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any
 
+from inlet.errors import IndexUnavailable
 from inlet.storage.records import COLLECTION
 from inlet.connectors.model import Document
 from inlet.storage.types import Filters, chunk_id, doc_ts
@@ -31,11 +33,48 @@ DEFAULT_EF_SEARCH = 200  # Chroma's own is 100: recall@10 0.92 at 1M chunks, 0.9
 def open_collection(
     path: Path, url: str | None = None, name: str = COLLECTION, ef_search: int = DEFAULT_EF_SEARCH
 ) -> Any:
-    collection = _client(path, url).get_or_create_collection(
-        name, embedding_function=None, metadata={"hnsw:space": "cosine"}
-    )
-    set_ef_search(collection, ef_search)
-    return collection
+    """The collection `name` (made if new); on a Chroma server, one whose calls that cannot reach
+    the server raise `IndexUnavailable` naming it."""
+    with _reaching(url):
+        collection = _client(path, url).get_or_create_collection(
+            name, embedding_function=None, metadata={"hnsw:space": "cosine"}
+        )
+        set_ef_search(collection, ef_search)
+    return collection if url is None else _ServerCollection(collection, url)
+
+
+class _ServerCollection:
+    """A Chroma server's collection, as Chroma's own, whose calls say which server they could not reach."""
+
+    def __init__(self, collection: Any, url: str) -> None:
+        self._collection, self._url = collection, url
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._collection, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with _reaching(self._url):
+                return attr(*args, **kwargs)
+
+        return call
+
+
+@contextmanager
+def _reaching(url: str | None) -> Iterator[None]:
+    """Turn a Chroma server that cannot be reached into `IndexUnavailable` naming `[index] chroma_url`."""
+    import httpx
+
+    try:
+        yield
+    except (httpx.TransportError, ValueError) as exc:
+        if url is None or (isinstance(exc, ValueError) and "Could not connect" not in str(exc)):
+            raise
+        raise IndexUnavailable(
+            f"the Chroma server at {url} ([index] chroma_url) cannot be reached ({type(exc).__name__}: {exc}); "
+            "nothing indexed is lost: start it (`chroma run`) and the next run resumes"
+        ) from exc
 
 
 def set_ef_search(collection: Any, ef_search: int, attempts: int = 4) -> None:
@@ -71,9 +110,10 @@ def set_ef_search(collection: Any, ef_search: int, attempts: int = 4) -> None:
 
 def drop_collection(path: Path, url: str | None, name: str) -> None:
     """Delete a collection (the vectors a reindex replaced); absent is fine."""
-    client = _client(path, url)
-    if name in [c if isinstance(c, str) else c.name for c in client.list_collections()]:
-        client.delete_collection(name)
+    with _reaching(url):
+        client = _client(path, url)
+        if name in [c if isinstance(c, str) else c.name for c in client.list_collections()]:
+            client.delete_collection(name)
 
 
 def _client(path: Path, url: str | None) -> Any:

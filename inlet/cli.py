@@ -45,11 +45,13 @@ def _setup_logging(verbose: int) -> None:
 
 
 def _settings(config_path: str | None) -> Any:
-    """The configuration, with every configured path checked (exit 2 naming key, source and path)."""
-    from inlet.config import check_paths, find_config, load_config
+    """The configuration, with every configured path and the index's database secret checked
+    (exit 2 naming the file, key, source and path)."""
+    from inlet.config import check_index_secret, check_paths, find_config, load_config
 
     settings = load_config(find_config(config_path))
     check_paths(settings)
+    check_index_secret(settings, os.environ)
     return settings
 
 
@@ -392,9 +394,10 @@ def backup(dest: str, config_path: str | None, as_json: bool, verbose: int) -> N
     pauses its writes between two batches for the copy)."""
     _setup_logging(verbose)
     try:
-        from inlet.index.backup import backup_index
+        from inlet.index.backup import backup_index, folder_index
 
         settings = _settings(config_path)
+        folder_index(settings.index, "backup")  # before a database or Chroma server is reached
         target = Path(dest).absolute()
         holder = _holder(settings)
         if holder is not None:
@@ -425,9 +428,9 @@ def restore(src: str, to: str | None, replace: bool, config_path: str | None, as
     """Put the backup SRC back as the folder index; the next sync continues from its checkpoints."""
     _setup_logging(verbose)
     try:
-        from inlet.index.backup import restore_index
+        from inlet.index.backup import folder_index, restore_index
 
-        target = Path(to) if to else Path(_settings(config_path).index.path)
+        target = Path(to) if to else folder_index(_settings(config_path).index, "restore")
         aside = restore_index(Path(src), target, replace)
     except InletError as exc:
         _fail(exc)

@@ -372,6 +372,15 @@ def check_paths(settings: Settings) -> None:
         raise ConfigError(_report(str(settings.file or "config"), problems))
 
 
+def check_index_secret(settings: Settings, env: Mapping[str, str]) -> None:
+    """The index's database password, when the configuration names a variable for it, is set: a
+    `ConfigError` (exit 2) naming the file and key otherwise, before the database is tried."""
+    var = settings.index.database_password_env
+    if settings.index.database_url and var and not env.get(var):
+        problem = f"[index] key 'database_password_env': environment variable {var!r} is not set"
+        raise ConfigError(_report(str(settings.file or "config"), [problem]))
+
+
 def preflight(settings: Settings, names: list[str], env: Mapping[str, str]) -> None:
     """What can be known wrong before a run starts, for the sources `names`, all at once: an
     environment variable named by a `*_env` key is unset, or a local check of the connector fails

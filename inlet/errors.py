@@ -73,6 +73,11 @@ class DatabaseError(InletError):
     """The index database (PostgreSQL) cannot be reached or refused a statement: names the server."""
 
 
+class IndexUnavailable(InletError):
+    """A server the index lives on (the Chroma server) cannot be reached: names it and its key;
+    nothing indexed is lost, and the next run resumes once it is back."""
+
+
 class StorageError(InletError):
     """The index folder cannot be written (full, read-only, over quota, past the file size limit):
     names the folder; what was committed before is intact and the next run resumes."""

@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from inlet.errors import IndexUnavailable
 from inlet.config import Settings
 from inlet.index.store import Index
 from inlet.status import sources_status
@@ -374,6 +375,12 @@ def _handlers(app: FastAPI) -> None:
         code = STATUS_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
         return JSONResponse(error_body(code, message), exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(IndexUnavailable)
+    async def unavailable(request: Request, exc: IndexUnavailable) -> JSONResponse:
+        log.error("%s %s: %s", request.method, request.url.path, exc)  # the server's name stays in the log
+        message = "the index is unavailable for a moment; try again later"
+        return JSONResponse(error_body("index_unavailable", message), 503, headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> JSONResponse:

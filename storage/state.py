@@ -81,10 +81,12 @@ class SqlState:
         return run
 
     def finish_run(self, run: RunRecord) -> None:
+        """Record how the run ended, unless it is closed already: a process that lost its lease (a
+        frozen daemon that wakes) must not rewrite how its successor closed the run."""
         run.finished_at = time.time()
         self._exec(
             "UPDATE runs SET finished_at = ?, outcome = ?, upserted = ?, deleted = ?, skipped = ?, errors = ?, "
-            "embedded = ?, error = ? WHERE id = ?",
+            "embedded = ?, error = ? WHERE id = ? AND finished_at IS NULL",
             (
                 run.finished_at,
                 run.outcome,

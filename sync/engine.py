@@ -55,6 +55,10 @@ BATCH_CHARS = 400_000
 CHECKPOINT_SHARE = 0.05  # at most this share of a run's time goes to writing checkpoints
 STOP_GRACE = 15.0  # after `stop`, seconds a run goes on towards its next checkpoint before it ends
 INTERRUPTED = "interrupted: progress up to the last checkpoint is kept; the next run resumes from it"
+ORPHANED = (
+    "interrupted: the process running it stopped (killed, or its lease lapsed); the next run resumes from its "
+    "last checkpoint"
+)
 PROGRESS_EVERY = 0.5  # seconds between progress callbacks (the bar moves while one big file embeds)
 PROGRESS_SAVE_EVERY = 2.0  # seconds between progress rows written for `inlet status`
 _STOPPED = object()  # `_feed`: the run was stopped before its end
@@ -269,12 +273,6 @@ class Engine:
         with self.leases.hold(name) as fence:
             if not due():
                 return None
-            if self.state.close_orphan_runs(
-                name,
-                "interrupted: the daemon running it stopped renewing its "
-                "lease; this run resumes from its last checkpoint",
-            ):
-                log.warning("source %r: taking over a run another daemon left unfinished", name)
             return self._run_locked(name, "sync", None, False, fence, None, _Stop(self.stop))
 
     def _run_locked(
@@ -287,6 +285,8 @@ class Engine:
         scope: frozenset[str] | None,
         stop: "_Stop",
     ) -> RunResult:
+        if self.state.close_orphan_runs(name, ORPHANED):  # the lease is ours: nobody runs them
+            log.warning("source %r: taking over a run a stopped process left unfinished", name)
         source = self.state.source(name)
         source.fence = fence
         fresh = kind == "backfill" and (restart or source.phase != "backfill") or source.phase == "new"

@@ -233,3 +233,20 @@ def test_a_new_connector_gets_the_path_check_from_its_config_path_type(tmp_path)
         name="x", type="x", key_file=tmp_path / "gone.pem", extra_cas=[tmp_path / "there.pem", tmp_path / "gone2.pem"]
     )
     assert missing_paths(config) == [("key_file", tmp_path / "gone.pem"), ("extra_cas", tmp_path / "gone2.pem")]
+
+
+def test_an_unset_database_password_is_a_config_error_naming_file_and_key(tmp_path: Path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from inlet.cli import cli
+
+    monkeypatch.delenv("INLET_TEST_NO_SUCH_PASSWORD", raising=False)
+    config = tmp_path / "pg.toml"
+    config.write_text(
+        '[index]\ndatabase_url = "postgresql://inlet@127.0.0.1:1/inlet"\n'
+        'database_password_env = "INLET_TEST_NO_SUCH_PASSWORD"\nchroma_url = "http://127.0.0.1:1"\n'
+    )
+    result = CliRunner().invoke(cli, ["status", "--config", str(config)])
+    assert result.exit_code == 2, result.output
+    assert str(config) in result.output and "'database_password_env'" in result.output
+    assert "'INLET_TEST_NO_SUCH_PASSWORD' is not set" in result.output

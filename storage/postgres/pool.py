@@ -89,6 +89,7 @@ def _open_pool(url: str, password_env: str | None) -> ConnectionPool:
             raise DatabaseError(f"[index].database_password_env names {password_env}, which is not set")
         kwargs["password"] = os.environ[password_env]
     server = server_name(url)
+    _refused_for_good(url, kwargs, server)
     pool = ConnectionPool(url, kwargs=kwargs, min_size=1, max_size=8, open=False, name="inlet")
     try:
         pool.open(wait=True, timeout=15)
@@ -101,3 +102,22 @@ def _open_pool(url: str, password_env: str | None) -> ConnectionPool:
         pool.close()
         raise DatabaseError(f"cannot use the index database at {server}: {exc}") from exc
     return pool
+
+
+def _refused_for_good(url: str, kwargs: dict[str, Any], server: str) -> None:
+    """One connection tried before the pool's: a refusal no retry mends (a wrong password, an
+    unknown role or database) is a `DatabaseError` saying so at once, where the pool would retry
+    for its whole timeout and then report only that it timed out. A server not up yet is left to
+    the pool's retries."""
+    import psycopg
+
+    try:
+        psycopg.connect(url, connect_timeout=5, **kwargs).close()
+    except psycopg.OperationalError as exc:
+        if exc.sqlstate in _FOR_GOOD or any(words in str(exc) for words in _FOR_GOOD_WORDS):
+            raise DatabaseError(f"cannot use the index database at {server}: {str(exc).strip()}") from exc
+
+
+# invalid password, invalid authorization, unknown database / role: no retry changes these
+_FOR_GOOD = {"28P01", "28000", "3D000"}
+_FOR_GOOD_WORDS = ("password authentication failed", "does not exist", "no password supplied")

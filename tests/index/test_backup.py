@@ -336,3 +336,16 @@ def test_a_second_restore_in_the_same_second_moves_the_index_to_a_name_of_its_ow
     first.mkdir()
     second = backup.aside_path(tmp_path / "live", now)
     assert second.name == "live.replaced-20261206T140005Z-2" and not second.exists()
+
+
+def test_restore_with_a_database_config_is_refused_like_backup(tmp_path: Path, made: Path) -> None:
+    """An index kept in PostgreSQL and a Chroma server is not a folder: restoring into the default
+    folder would make an index that configuration never reads."""
+    config = tmp_path / "pg.toml"
+    config.write_text(
+        '[index]\ndatabase_url = "postgresql://inlet@127.0.0.1:1/inlet"\nchroma_url = "http://127.0.0.1:1"\n'
+    )
+    for command in (["backup", str(tmp_path / "copy")], ["restore", str(made)]):
+        done = CliRunner().invoke(cli, [*command, "--config", str(config)])
+        assert done.exit_code == 2 and "works on a folder index" in done.output, done.output
+    assert not (tmp_path / ".inlet").exists() and not (tmp_path / "copy").exists()

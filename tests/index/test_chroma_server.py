@@ -55,3 +55,36 @@ def test_ef_search_is_stored_on_a_chroma_server(tmp_path, chroma_url, embedder):
         host=parsed.hostname, port=parsed.port, settings=chromadb.config.Settings(anonymized_telemetry=False)
     )
     assert client.get_collection(name).configuration_json["hnsw"]["ef_search"] == 64
+
+
+def test_a_chroma_server_that_stops_is_named_in_the_error_and_the_api_answers_503(tmp_path, embedder):
+    """Writes, searches and a fresh open each say which server they cannot reach (not a traceback
+    from the HTTP client); the API answers 503 with Retry-After, not 500."""
+    from fastapi.testclient import TestClient
+
+    from inlet.config import ApiKey, ServerConfig, Settings
+    from inlet.errors import IndexUnavailable
+    from inlet.server.app import create_app
+
+    doc = Document(id="s:1", source="s", source_type="files", title="Ops", text="Rotate the certificates.")
+    with chroma_server(tmp_path / "server") as url:
+        config = IndexConfig(path=tmp_path / "catalog", chroma_url=url)
+        index = Index(config, embedder=embedder)
+        index.apply([doc])
+    try:  # the server has stopped
+        with pytest.raises(IndexUnavailable, match=f"Chroma server at {url}.*chroma_url"):
+            index.apply([doc.model_copy(update={"id": "s:2"})])
+        keys = [ApiKey(name="ops", key_env="OPS_KEY", admin=True)]
+        settings = Settings(index=config, server=ServerConfig(api_keys=keys))
+        app = create_app(settings, index=index, env={"OPS_KEY": "ops-key"})
+        with TestClient(app) as client:
+            assert app.state.retrieval.ready.wait(30)
+            answer = client.post(
+                "/v1/search", json={"query": "certificates"}, headers={"Authorization": "Bearer ops-key"}
+            )
+        assert answer.status_code == 503 and answer.json()["error"]["code"] == "index_unavailable"
+        assert answer.headers["Retry-After"] and url not in answer.text
+    finally:
+        index.close()
+    with pytest.raises(IndexUnavailable, match="chroma_url"):
+        Index(config, embedder=embedder)

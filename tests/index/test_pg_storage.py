@@ -354,3 +354,16 @@ def test_status_names_the_holder_of_each_source(database_url: str, tmp_path: Pat
         assert sources_status(settings)["sources"][0]["holder"] is None  # released
     finally:
         leases.close()
+
+
+def test_a_refusal_no_retry_mends_is_reported_with_its_cause(postgres_url: str) -> None:
+    """An unknown database is said at once, with the server's reason, instead of the pool's
+    retries ending in a bare timeout."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from inlet.errors import DatabaseError
+    from inlet.storage.postgres.pool import connect
+
+    wrong = make_conninfo(**{**conninfo_to_dict(postgres_url), "dbname": "inlet_no_such_database"})
+    with pytest.raises(DatabaseError, match="inlet_no_such_database.*does not exist"):
+        connect(IndexConfig(database_url=wrong, chroma_url="http://127.0.0.1:1"))

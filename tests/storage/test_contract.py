@@ -141,6 +141,9 @@ def test_state_keeps_checkpoints_runs_schedule_and_pauses(state: StateStore) -> 
     assert state.sources_with_unfinished_runs() == ["s"]
     assert state.close_orphan_runs("s", "the process died") == 1
     assert state.failure_streak("s") == 2 and state.running("s") is None
+    run.outcome, run.error = "failed", "woke after losing the lease"
+    state.finish_run(run)  # a frozen process waking up: the run stays as its successor closed it
+    assert state.last_run("s").error == "the process died"  # type: ignore[union-attr]
     assert state.sources_with_unfinished_runs() == []
     assert [r.kind for r in state.recent_runs("s")] == ["backfill", "sync"]
     assert [r.kind for r in state.runs("s")] == ["sync", "backfill"]

@@ -12,7 +12,7 @@ from inlet.connectors import Checkpoint, Connector, Deletion, Skipped, SourceCon
 from inlet.errors import CredentialsError, IncompleteListingError, SourceBusyError
 from inlet.storage.lock import FileLock
 from inlet.index.store import Index
-from inlet.sync.engine import BATCH_DOCS, Engine
+from inlet.sync.engine import BATCH_DOCS, ORPHANED, Engine
 from inlet.storage.sqlite.state import SqliteState
 
 
@@ -114,6 +114,18 @@ def test_a_full_pass_keeps_the_documents_under_a_folder_it_could_not_list(engine
     result = engine.run("one", "backfill", restart=True)
     assert (result.outcome, result.deleted) == ("partial", 1)
     assert indexed(engine) == ["one:1", "one:locked/one"]
+
+
+def test_a_run_closes_what_a_killed_process_left_running(engine):
+    """A `kill -9`'d backfill leaves its run unfinished; whoever holds the source's lease next (a
+    command as well as a daemon) closes it, so status stops showing it as running."""
+    Script.plan = [[doc(1), Checkpoint(state={})]]
+    engine.state.start_run("one", "backfill")  # what the killed process left
+    assert engine.state.sources_with_unfinished_runs() == ["one"]
+    assert engine.run("one", "backfill").outcome == "ok"
+    assert engine.state.sources_with_unfinished_runs() == []
+    latest, killed = engine.state.recent_runs("one", 2)
+    assert latest.outcome == "ok" and (killed.outcome, killed.error) == ("failed", ORPHANED)
 
 
 def test_since_limited_backfill_never_prunes(engine):

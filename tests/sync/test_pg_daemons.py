@@ -118,7 +118,7 @@ def test_two_daemons_share_the_sources_and_take_over_from_a_killed_one(
         for source in ("notes", "more"):  # one complete backfill each; only the killed one's run failed
             ok = query(database_url, "SELECT count(*) FROM runs WHERE source = %s AND outcome = 'ok'", source)
             assert ok == [(1,)], source
-        assert "taking over a run another daemon left unfinished" in survivor.stderr()
+        assert "taking over a run a stopped process left unfinished" in survivor.stderr()
     finally:
         stop(one, two)
 
