@@ -30,6 +30,14 @@ one (`users.info`) unless a run of this process has met them; channel names in m
 the names the last full run saved. A scoped run never yields a checkpoint with a run in progress,
 so an interrupted one leaves the scheduled pass exactly as it was; it deletes only threads of the
 channels it read (or all of a channel it finds deleted or left).
+
+A token without the scope one kind of conversation needs (`groups:*` private channels, `mpim:*`
+group DMs, `im:*` DMs: Slack's `missing_scope` and its `needed`) costs only that kind: the listing
+is asked again without it, and the kind (or a channel whose history is refused) is a failed skip
+naming the scope and the setting that turns the kind off; what was indexed of it is kept (its
+checkpoint entries are not dropped) and `live_ids` refuses to vouch for a complete listing. Any
+other missing scope is a credentials error. Files kept outside Slack (`is_external`) are never
+downloaded: the thread names them with their link (see slack_client for where the token may go).
 """
 
 from __future__ import annotations
@@ -45,17 +53,17 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from inlet.errors import ConfigError, ItemError
+from inlet.errors import ConfigError, CredentialsError, IncompleteListingError, ItemError
 
 from .base import Connector, SourceConfig, parse_duration
 from .events import EventSource
 from .extract import extract_text, kind_of
 from .kit import CheckpointModel, Pager, RetryPolicy, cursor
 from .model import ACL, Checkpoint, Deletion, Item, Progress, Skipped
-from .slack_client import TIERS, SlackAPI, SlackError
+from .slack_client import TIERS, MissingScope, SlackAPI, SlackError
 from .slack_events import INBOX, SlackSocketEvents, split_container
 from .slack_export import SlackExportConnector
-from .slack_render import ChannelInfo, Directory, Person, files_of, is_parent, thread_doc
+from .slack_render import ChannelInfo, Directory, Person, files_of, is_external, is_parent, thread_doc
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +72,12 @@ __all__ = ["SlackConfig", "SlackConnector", "SlackExportConnector"]
 SKIP_CHANNEL = frozenset({"not_in_channel", "channel_not_found", "is_archived", "access_denied"})
 LIST_USERS_AFTER = 50  # a scoped run looks people up one by one (users.info), then lists them all
 EVENT_MARK = "event"  # a thread fingerprint no message has: the next scheduled run re-reads the thread
+# Each kind of conversation: what an operator calls it, and the setting that stops reading it.
+KINDS: dict[str, tuple[str, str]] = {
+    "private_channel": ("private channels", "include_private = false"),
+    "mpim": ("group DMs", "include_dms = false"),
+    "im": ("DMs", "include_dms = false"),
+}
 
 
 class SlackConfig(SourceConfig):
@@ -89,6 +103,7 @@ class SlackConfig(SourceConfig):
     include_files: bool = Field(True, description="fold text of files shared in threads into the document")
     max_file_bytes: int = Field(10_000_000, ge=0, description="files larger than this are not downloaded")
     include_dms: bool = Field(True, description="index DMs and group DMs the bot is part of")
+    include_private: bool = Field(True, description="index private channels the bot is a member of")
     include_archived: bool = Field(True, description="index archived channels")
     max_retries: int = Field(6, ge=0, description="retries of a rate-limited or failing call")
     retry_backoff: float = Field(0.5, ge=0, description="first backoff in seconds for 5xx (doubles)")
@@ -180,12 +195,18 @@ class SlackConnector(Connector[SlackConfig]):
                     for msg in page.get("messages", []):
                         if is_parent(msg):
                             yield self.doc_id(f"{chan.id}:{msg['ts']}")
+            except MissingScope as exc:
+                crawl.lack(exc, [chan.kind])
             except SlackError as exc:
                 if exc.error not in SKIP_CHANNEL:
                     raise
                 log.warning(
                     "source %r: channel %s unreadable (%s): its documents are gone", self.name, chan.name, exc.error
                 )
+        if crawl.missing:
+            raise IncompleteListingError(
+                f"source {self.name!r}: " + "; ".join(crawl.lacking(kind) for kind in sorted(crawl.missing))
+            )
 
 
 class _State(CheckpointModel):
@@ -303,6 +324,30 @@ class _Crawl:
         self.scoped = False  # a scoped run: its checkpoints never carry a run in progress
         self.lookups = 0  # users.info calls made (a scoped run lists users after LIST_USERS_AFTER)
         self.users_listed = False
+        self.missing: dict[str, str] = {}  # kind of conversation -> the scopes Slack says it needs
+
+    def lacking(self, kind: str) -> str:
+        """Why a kind of conversation is not read: the scope Slack asked for and the setting."""
+        label, setting = KINDS[kind]
+        return (
+            f"{label} not read: Slack says the token lacks the {self.missing[kind]} scope; "
+            f"add it to the app and reinstall it, or set {setting}"
+        )
+
+    def lack(self, exc: MissingScope, kinds: Iterable[str], asked: Iterable[str] = KINDS) -> None:
+        """Note that the token may not read `kinds` (Slack's `exc` names the scope); a kind that was not
+        `asked` for (leaving it out cannot help) is a credentials error."""
+        kinds = set(kinds)
+        if not kinds or not kinds <= set(asked) or not kinds <= set(KINDS):
+            raise CredentialsError(
+                self.conn.name, f"Slack answered 'missing_scope' to {exc.method} (scope needed: {exc.needed})"
+            )
+        for kind in kinds:
+            self.missing[kind] = exc.needed
+
+    def _missing_skips(self) -> Iterator[Skipped]:
+        for kind in sorted(self.missing):
+            yield Skipped(id=self.conn.doc_id(kind), reason=self.lacking(kind), title=KINDS[kind][0])
 
     # --- setup ------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -330,8 +375,22 @@ class _Crawl:
         except SlackError:
             return None
 
+    def _kinds(self) -> list[str]:
+        """The kinds of conversation to list: those configured, less those the token may not read."""
+        kinds = ["public_channel"] + (["private_channel"] if self.cfg.include_private else [])
+        kinds += ["mpim", "im"] if self.cfg.include_dms else []
+        return [k for k in kinds if k not in self.missing]
+
     def _list_channels(self) -> dict[str, ChannelInfo]:
-        types = "public_channel,private_channel" + (",mpim,im" if self.cfg.include_dms else "")
+        """Every conversation to read; a kind the token lacks a scope for is left out (`missing`)."""
+        while True:
+            kinds = self._kinds()
+            try:
+                return self._list_kinds(",".join(kinds))
+            except MissingScope as exc:
+                self.lack(exc, exc.kinds, kinds)
+
+    def _list_kinds(self, types: str) -> dict[str, ChannelInfo]:
         found: dict[str, ChannelInfo] = {}
         for page in self.api.pages(
             "conversations.list", types=types, limit=200, exclude_archived=not self.cfg.include_archived
@@ -371,6 +430,7 @@ class _Crawl:
     def run(self) -> Iterator[Item]:
         try:
             self.start()
+            yield from self._missing_skips()
             state = self.state
             if state.run is None:
                 yield from self._begin()
@@ -435,7 +495,13 @@ class _Crawl:
         return found
 
     def _scan_channel(self, cid: str) -> Iterator[Item]:
-        chan = self._one_channel(cid)
+        try:
+            chan = self._one_channel(cid)
+        except MissingScope as exc:
+            self.lack(exc, exc.kinds)
+            why = "; ".join(self.lacking(kind) for kind in sorted(exc.kinds))
+            yield Skipped(id=self.conn.doc_id(cid), reason=f"channel {cid}: {why}")
+            return
         if chan is not None:
             yield from self._channel(chan)
         elif cid in self.state.channels:
@@ -468,6 +534,8 @@ class _Crawl:
             self.directory.channels[cid] = c["name"]
         if (c.get("is_im") or c.get("is_mpim")) and not self.cfg.include_dms:
             return None
+        if c.get("is_private") and not c.get("is_mpim") and not self.cfg.include_private:
+            return None
         if c.get("is_archived") and not self.cfg.include_archived:
             return None
         info = self._channel_info(c)
@@ -484,9 +552,16 @@ class _Crawl:
         state = self.state
         due = self.conn.clock() - state.reconciled_at >= parse_duration(self.cfg.reconcile_every)
         state.run = {"todo": list(self.channels), "reconcile": bool(due and not self.fresh), "scan": None}
-        for cid in [c for c in state.channels if c not in self.channels]:
+        for cid in [c for c in state.channels if c not in self.channels and self._gone(state.channels[c])]:
             yield from self._drop_channel(cid)
         yield self._checkpoint()
+
+    def _gone(self, cs: Mapping[str, Any]) -> bool:
+        """Whether an unlisted channel is gone, not just of a kind the token may not read now (its
+        documents are kept until it may; an entry that does not know its kind is kept then too)."""
+        if "kind" not in cs:
+            return not self.missing
+        return cs["kind"] not in self.missing
 
     def _checkpoint(self) -> Checkpoint:
         state = self.state.dump()  # a deep copy: the crawl goes on mutating its own
@@ -532,6 +607,9 @@ class _Crawl:
         bound = scan["latest"]
         pager = Pager(source=self.conn.name, what="conversations.history")
         while True:
+            if chan.kind in self.missing:
+                yield Skipped(id=self.conn.doc_id(chan.id), reason=f"channel {chan.name}: {self.lacking(chan.kind)}")
+                return
             try:
                 page = self.api.call(
                     "conversations.history",
@@ -542,6 +620,9 @@ class _Crawl:
                     inclusive=False,
                     cursor=pager.token,
                 )
+            except MissingScope as exc:
+                self.lack(exc, [chan.kind])
+                continue
             except SlackError as exc:
                 if exc.error == "invalid_cursor" and pager.token:
                     log.info("source %r: cursor expired in %s; resuming from %s", self.conn.name, chan.name, bound)
@@ -596,6 +677,10 @@ class _Crawl:
                 for msg in page.get("messages", []):
                     found[msg["ts"]] = msg
         except SlackError as exc:
+            if isinstance(exc, MissingScope):
+                self.lack(exc, [chan.kind])
+                yield Skipped(id=self.conn.doc_id(f"{chan.id}:{parent['ts']}"), reason=self.lacking(chan.kind))
+                return
             if exc.error == "thread_not_found":
                 yield Deletion(id=self.conn.doc_id(f"{chan.id}:{parent['ts']}"))
                 return
@@ -648,8 +733,8 @@ class _Crawl:
             except SlackError as exc:
                 yield Skipped(id=skip_id, reason=f"files.info: {exc.error}")
                 return f
-        if f.get("mode") in ("tombstone", "hidden_by_limit") or not f.get("name"):
-            return f
+        if f.get("mode") in ("tombstone", "hidden_by_limit") or not f.get("name") or is_external(f):
+            return f  # an external file (Google Drive, Dropbox...): named with its link, never fetched
         name, mime = f["name"], f.get("mimetype") or ""
         if kind_of(name, mime) is None:
             return f  # images, archives...: named in the thread, not read

@@ -10,11 +10,19 @@ still happen, 5xx, and reset or stalled connections are retried by the kit's `Re
 its slack-sdk adapter (every Web API method the connector calls only reads), one log line per wait
 naming the source, within the policy's attempts and deadline. File downloads go through the kit's
 retrying httpx client under the same policy.
+
+The bot token goes only to Slack: a file is downloaded (with the token) only from a Slack host of
+the configured API's (`slack_host`: the API's own domain and its subdomains, files.slack.com for
+slack.com; the exact host and port for a loopback address), redirects are followed only while they
+stay there, and anything else is refused before a request is made. A `missing_scope` for a scope
+that only one kind of conversation needs (`KIND_SCOPES`) is a `MissingScope` the connector can skip
+that kind for; any other missing scope, like a refused token, is a `CredentialsError`.
 """
 
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import logging
 import threading
 from collections.abc import Iterator, Mapping
@@ -63,6 +71,18 @@ CREDENTIAL_ERRORS = frozenset(
 )
 
 
+# Scopes only one kind of conversation needs, and that kind (Slack's `types` names).
+KIND_SCOPES: dict[str, str] = {
+    "groups:read": "private_channel",
+    "groups:history": "private_channel",
+    "mpim:read": "mpim",
+    "mpim:history": "mpim",
+    "im:read": "im",
+    "im:history": "im",
+}
+MAX_REDIRECTS = 5
+
+
 class SlackError(Exception):
     """An `{"ok": false}` answer that is neither about credentials nor transient."""
 
@@ -70,6 +90,44 @@ class SlackError(Exception):
         super().__init__(f"{method}: {error}")
         self.method = method
         self.error = error
+
+
+class MissingScope(SlackError):
+    """`missing_scope` for scopes (`needed`, as Slack lists them) of some kinds of conversation only."""
+
+    def __init__(self, method: str, needed: str) -> None:
+        super().__init__(method, "missing_scope")
+        self.needed = needed
+
+    @property
+    def kinds(self) -> set[str]:
+        """The kinds of conversation (`KIND_SCOPES`) the token may not read."""
+        return {KIND_SCOPES[s] for s in _scopes(self.needed)}
+
+
+def _scopes(needed: str) -> list[str]:
+    return [s.strip() for s in needed.split(",") if s.strip()]
+
+
+def slack_host(base_url: str, url: str) -> bool:
+    """Whether `url` is on a Slack host of the API at `base_url`: the same scheme and port, and the
+    API's domain (its last two labels: slack.com, slack-gov.com) or a subdomain of it; for an IP
+    address or a one-label name (a test server), that very host."""
+    base, target = httpx.URL(base_url), httpx.URL(url)
+    if (target.scheme, target.port) != (base.scheme, base.port) or not target.host:
+        return False
+    if _is_ip(base.host) or "." not in base.host:
+        return target.host == base.host
+    domain = ".".join(base.host.split(".")[-2:])
+    return target.host == domain or target.host.endswith("." + domain)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def pacing(per_minute: Mapping[str, float], scale: float = 1.0, **clock: Any) -> Buckets:
@@ -116,6 +174,7 @@ class SlackAPI:
     ) -> None:
         self.source = source
         self.token = token
+        self.base_url = base_url
         self.policy = policy
         self.pacer = shared_pacing(source, base_url, pace, pace_scale)
         self.calls: dict[str, int] = {}
@@ -159,8 +218,10 @@ class SlackAPI:
             )
         if status >= 500:
             return RetriableError(f"source {self.source!r}: {method} failed with HTTP {status} ({error})")
+        needed = str(data.get("needed") or "")
+        if error == "missing_scope" and _scopes(needed) and all(s in KIND_SCOPES for s in _scopes(needed)):
+            return MissingScope(method, needed)
         if error in CREDENTIAL_ERRORS:
-            needed = data.get("needed")
             return CredentialsError(
                 self.source, f"Slack answered {error!r} to {method}" + (f" (scope needed: {needed})" if needed else "")
             )
@@ -169,11 +230,13 @@ class SlackAPI:
         return SlackError(method, error)
 
     def download(self, url: str, limit: int, mimetype: str = "") -> bytes:
-        """A private file's bytes (Bearer token), at most `limit`; `ItemError` when unreadable."""
-        try:
-            response = self._http.get(url, headers={"Authorization": f"Bearer {self.token}"})
-        except httpx.HTTPError as exc:  # reset, cut or stalled after the retries
-            raise ItemError(f"{url}: {type(exc).__name__}: {exc}") from exc
+        """A private file's bytes (Bearer token), at most `limit`; `ItemError` when unreadable or
+        when it (or a redirect) is not on a Slack host (`slack_host`): the token is never sent there."""
+        response = self._get(url)
+        for _ in range(MAX_REDIRECTS):
+            if not response.has_redirect_location:
+                break
+            response = self._get(str(response.url.join(response.headers["location"])))
         if response.status_code == 429 or response.status_code >= 500:
             raise ItemError(f"{url}: still failing after {self.policy.attempts} attempts (HTTP {response.status_code})")
         if response.status_code != 200:
@@ -185,3 +248,13 @@ class SlackAPI:
         if len(response.content) > limit:
             raise ItemError(f"{url}: larger than {limit} bytes")
         return response.content
+
+    def _get(self, url: str) -> httpx.Response:
+        """One GET with the token, never redirected by httpx; refused off Slack's hosts."""
+        if not slack_host(self.base_url, url):
+            host = httpx.URL(url).host or url
+            raise ItemError(f"{url}: {host} is not a Slack host of {self.base_url}: not downloaded with the token")
+        try:
+            return self._http.get(url, headers={"Authorization": f"Bearer {self.token}"}, follow_redirects=False)
+        except httpx.HTTPError as exc:  # reset, cut or stalled after the retries
+            raise ItemError(f"{url}: {type(exc).__name__}: {exc}") from exc

@@ -203,6 +203,11 @@ def ts_time(ts: str) -> datetime:
     return datetime.fromtimestamp(int(sec), tz=timezone.utc) + timedelta(microseconds=int(frac[:6].ljust(6, "0")))
 
 
+def is_external(f: Mapping[str, Any]) -> bool:
+    """A file kept outside Slack (Google Drive, Dropbox...): `url_private` is that service's link."""
+    return bool(f.get("is_external")) or f.get("mode") == "external"
+
+
 def files_of(msg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Files shared in a message: `files` (current API) or `file` (older exports)."""
     files = list(msg.get("files") or [])
@@ -266,7 +271,9 @@ def thread_doc(
         for f in files_of(msg):
             name = f.get("title") or f.get("name") or f.get("id", "file")
             body = file_texts.get(f.get("id", ""))
-            lines.append(f"[file: {name}]\n{body}" if body else f"[file: {name}]")
+            link = f.get("url_private") if is_external(f) else None
+            label = f"[file: {name} ({link})]" if link else f"[file: {name}]"
+            lines.append(f"{label}\n{body}" if body else label)
     first = message_body(parent, directory) or "(no text)"
     label = f"#{channel.name}" if channel.kind != "im" else f"DM with {channel.name.lstrip('@')}"
     return ThreadDoc(

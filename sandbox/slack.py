@@ -1,8 +1,10 @@
 """The emulated Slack Web API: channels, threads, files, a bot token, and Slack's ways of failing.
 
 Speaks the wire format slack_sdk's `WebClient` expects (form-encoded POSTs to `/api/<method>`, a
-Bearer token, HTTP 200 with `{"ok": false, "error": ...}` for API errors, HTTP 429 with an integer
-`Retry-After`), so the connector is tested with the real SDK. State lives in `SlackState` on
+Bearer token, HTTP 200 with `{"ok": false, "error": ...}` for API errors, `missing_scope` with the
+`needed` and `provided` scopes for a token granted fewer (`set_scopes`), HTTP 429 with an integer
+`Retry-After`), so the connector is tested with the real SDK. Files are Slack-hosted (downloads
+need the token) or external (`mode` "external", `url_private` the other service's link). State lives in `SlackState` on
 `ws.slack`; tests and the admin routes change it through the mutation functions below, each
 firing the Events API event Slack sends for it, in Slack's shape: `message` (a reply with
 `thread_ts` and `parent_user_id`, a shared file as `file_share` with its `files`),
@@ -75,6 +77,9 @@ class File:
     created: int
     title: str = ""
     check_file_info: bool = False  # message carries only a stub: call files.info (as Slack sometimes does)
+    external_url: str = ""  # a file kept elsewhere (Google Drive...): Slack gives that link as url_private
+    external_type: str = ""  # "gdrive", "dropbox", ...
+    moved_to: str = ""  # its download answers a redirect here
 
 
 @dataclass
@@ -119,6 +124,7 @@ class SlackState:
     channels: dict[str, Channel] = field(default_factory=dict)
     files: dict[str, File] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=lambda: {TOKEN: BOT_USER})  # token -> user id
+    scopes: dict[str, set[str]] = field(default_factory=dict)  # token -> its scopes; absent: every scope
     revoked: set[str] = field(default_factory=set)
     cursor_epoch: int = 0  # bumped by expire_cursors(): older cursors become invalid
     last_ts: float = 0.0
@@ -211,11 +217,28 @@ def add_file(
     *,
     title: str = "",
     check_file_info: bool = False,
+    external_url: str = "",
+    external_type: str = "gdrive",
+    moved_to: str = "",
 ) -> File:
+    """A file to share; `external_url`: one kept outside Slack (`mode` "external"), `moved_to`: its
+    download redirects there."""
     st = state(ws)
     with ws.lock:
         fid = f"F{len(st.files) + 1:08d}"
-        st.files[fid] = File(fid, name, mimetype, content, user, int(ws.clock()), title or name, check_file_info)
+        st.files[fid] = File(
+            fid,
+            name,
+            mimetype,
+            content,
+            user,
+            int(ws.clock()),
+            title or name,
+            check_file_info,
+            external_url,
+            external_type if external_url else "",
+            moved_to,
+        )
         return st.files[fid]
 
 
@@ -442,6 +465,12 @@ def revoke_token(ws: Workspace, token: str = TOKEN) -> None:
         state(ws).revoked.add(token)
 
 
+def set_scopes(ws: Workspace, scopes: set[str], token: str = TOKEN) -> None:
+    """Grant `token` only `scopes`: a method needing another answers `missing_scope` as Slack does."""
+    with ws.lock:
+        state(ws).scopes[token] = set(scopes)
+
+
 def expire_cursors(ws: Workspace) -> None:
     with ws.lock:
         state(ws).cursor_epoch += 1
@@ -518,6 +547,23 @@ def _file_json(ctx_url: str, ws: Workspace, f: File, stub: bool = False) -> dict
         return {"id": f.id, "mode": "file_access", "file_access": "check_file_info"}
     base = f"{ctx_url}/files-pri/{ws.team_id}-{f.id}"
     team_url = state(ws).team_url
+    if f.external_url:
+        return {
+            "id": f.id,
+            "created": f.created,
+            "timestamp": f.created,
+            "name": f.name,
+            "title": f.title,
+            "mimetype": f.mimetype,
+            "filetype": f.name.rsplit(".", 1)[-1],
+            "user": f.user,
+            "mode": "external",
+            "is_external": True,
+            "external_type": f.external_type,
+            "is_public": True,
+            "url_private": f.external_url,
+            "permalink": f"{team_url}files/{f.user}/{f.id}/{f.name}",
+        }
     return {
         "id": f.id,
         "created": f.created,
@@ -777,6 +823,38 @@ def _fault_response(faults: Faults, route: str, channel: str = "") -> Response |
     return _err(fault.reason or "fatal_error")
 
 
+# Scopes by conversation type: (to list and describe it, to read its messages).
+_TYPE_SCOPES = {
+    "public_channel": ("channels:read", "channels:history"),
+    "private_channel": ("groups:read", "groups:history"),
+    "mpim": ("mpim:read", "mpim:history"),
+    "im": ("im:read", "im:history"),
+}
+_METHOD_SCOPES = {"users.list": "users:read", "users.info": "users:read", "files.info": "files:read"}
+
+
+def _needed(st: SlackState, method: str, args: dict[str, str]) -> list[str]:
+    """The scopes a call needs: by the `types` it lists or the type of its `channel`."""
+    if method == "conversations.list":
+        types = (args.get("types") or "public_channel").split(",")
+        return [_TYPE_SCOPES[t][0] for t in types if t in _TYPE_SCOPES]
+    if method.startswith("conversations."):
+        chan = st.channels.get(args.get("channel", ""))
+        reads = method in ("conversations.history", "conversations.replies")
+        return [_TYPE_SCOPES[_type(chan)][reads]] if chan is not None else []
+    return [_METHOD_SCOPES[method]] if method in _METHOD_SCOPES else []
+
+
+def _scope_error(st: SlackState, token: str, method: str, args: dict[str, str]) -> JSONResponse | None:
+    """Slack's `missing_scope` answer (`needed`, `provided`) when the token lacks a scope the call needs."""
+    granted = st.scopes.get(token)
+    lacking = [s for s in _needed(st, method, args) if granted is not None and s not in granted]
+    if not lacking:
+        return None
+    body = {"ok": False, "error": "missing_scope", "needed": lacking[0], "provided": ",".join(sorted(granted or ()))}
+    return JSONResponse(body)
+
+
 def _given_token(request: Request, args: dict[str, str]) -> str:
     header = request.headers.get("authorization", "")
     return header[7:].strip() if header.lower().startswith("bearer ") else args.get("token", "")
@@ -836,7 +914,9 @@ def routes(ctx: Any) -> list[BaseRoute]:
             return _err("unknown_method", 404)
         try:
             with ws.lock:
-                return handler(args, _token(ws, request, args))
+                uid = _token(ws, request, args)
+                refused = _scope_error(state(ws), _given_token(request, args), method, args)
+                return refused or handler(args, uid)
         except _Fail as exc:
             return _err(exc.error)
 
@@ -844,14 +924,19 @@ def routes(ctx: Any) -> list[BaseRoute]:
         failed = _fault_response(ctx.faults, "files.download")
         if failed is not None:
             return failed
+        st = state(ws)
         try:
             _token(ws, request, {})
+            if "files:read" not in st.scopes.get(_given_token(request, {}), {"files:read"}):
+                raise _Fail("missing_scope")
         except _Fail:  # like Slack: no error status, the sign-in page instead of the file
             return Response("<html><body>Sign in to Slack</body></html>", media_type="text/html")
         fid = request.path_params["ref"].rsplit("-", 1)[-1]
-        f = state(ws).files.get(fid)
+        f = st.files.get(fid)
         if f is None:
             return Response("file not found", status_code=404)
+        if f.moved_to and request.query_params.get("moved") is None:
+            return Response(status_code=302, headers={"Location": f.moved_to})
         return Response(f.content, media_type=f.mimetype)
 
     return [
@@ -894,6 +979,8 @@ def _admin(ctx: Any) -> Any:
                 revoke_token(ws, body.get("token", TOKEN))
             elif action == "expire_cursors":
                 expire_cursors(ws)
+            elif action == "scopes":
+                set_scopes(ws, set(body["scopes"]), body.get("token", TOKEN))
             else:
                 return _err("unknown_action", 404)
         except KeyError as exc:

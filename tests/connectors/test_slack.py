@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -16,7 +18,7 @@ from inlet.connectors.model import Checkpoint, Deletion, Document, Item, Skipped
 from inlet.connectors.slack import SlackConfig, SlackConnector, SlackExportConnector
 from inlet.connectors.slack_client import pacing
 from inlet.connectors.slack_render import NOISE, Directory, Person, permalink, render
-from inlet.errors import CredentialsError, RetriableError
+from inlet.errors import CredentialsError, IncompleteListingError, RetriableError
 from inlet.sandbox import slack
 from inlet.sandbox.server import Sandbox
 from inlet.sandbox.workspace import DATA_DIR, Workspace
@@ -156,6 +158,150 @@ def test_oversized_and_unreadable_files_are_skipped_not_fatal(sb: Sandbox) -> No
     assert skipped[f"{key}#file-{big.id}"].failed is False
     assert skipped[f"{key}#file-{bad.id}"].failed is True
     assert "two files" in r.docs[key].text
+
+
+# --- the token goes to Slack only ------------------------------------------------------------------------
+
+
+class _Elsewhere(BaseHTTPRequestHandler):
+    """A server that is not Slack's: answers every GET with a text file, noting the Authorization header."""
+
+    seen: list[str | None]
+
+    def do_GET(self) -> None:
+        type(self).seen.append(self.headers.get("Authorization"))
+        body = b"quarterly plan: hire two engineers"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def elsewhere() -> Iterator[tuple[str, list[str | None]]]:
+    """(base URL, Authorization headers received) of a loopback server that is not the sandbox."""
+
+    class Handler(_Elsewhere):
+        seen: list[str | None] = []
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", Handler.seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def test_an_external_file_is_named_with_its_link_and_never_fetched(
+    sb: Sandbox, elsewhere: tuple[str, list[str | None]]
+) -> None:
+    url, seen = elsewhere
+    plan = slack.add_file(sb.ws, "Q3 plan.txt", b"", "text/plain", HAMZA, external_url=f"{url}/document/d/1")
+    ts = slack.post_message(sb.ws, ENRIQUE, "the plan is on Drive", HAMZA, files=[plan.id])
+    r = run(make(sb))
+    assert f"[file: Q3 plan.txt ({url}/document/d/1)]" in doc(r, ENRIQUE, ts).text
+    assert "quarterly plan" not in doc(r, ENRIQUE, ts).text
+    assert not r.skipped and seen == []  # no request at all, so never the token
+
+
+def test_a_download_redirected_off_slack_is_not_followed(sb: Sandbox, elsewhere: tuple[str, list[str | None]]) -> None:
+    url, seen = elsewhere
+    moved = slack.add_file(sb.ws, "moved.txt", b"never read", "text/plain", HAMZA, moved_to=f"{url}/moved.txt")
+    ts = slack.post_message(sb.ws, ENRIQUE, "a file that moved", HAMZA, files=[moved.id])
+    r = run(make(sb))
+    [skip] = r.skipped
+    assert skip.id == f"team-slack:{ENRIQUE}:{ts}#file-{moved.id}" and skip.failed
+    assert "is not a Slack host" in skip.reason and seen == []
+    assert "[file: moved.txt]" in doc(r, ENRIQUE, ts).text
+
+
+def test_a_download_redirected_within_slack_is_read(sb: Sandbox) -> None:
+    f = slack.add_file(sb.ws, "notes.txt", b"okapi migration notes", "text/plain", HAMZA)
+    f.moved_to = f"{sb.ctx.http_url}/files-pri/{sb.ws.team_id}-{f.id}/notes.txt?moved=1"
+    ts = slack.post_message(sb.ws, ENRIQUE, "notes", HAMZA, files=[f.id])
+    r = run(make(sb))
+    assert not r.skipped and "okapi migration notes" in doc(r, ENRIQUE, ts).text
+
+
+def test_slack_hosts_are_the_api_domain_and_its_subdomains_only() -> None:
+    from inlet.connectors.slack_client import slack_host
+
+    api = "https://slack.com/api/"
+    assert slack_host(api, "https://files.slack.com/files-pri/T1-F1/a.pdf")
+    assert slack_host("https://acme.enterprise.slack.com/api/", "https://files.slack.com/files-pri/T1-F1/a.pdf")
+    assert slack_host("https://slack-gov.com/api/", "https://files.slack-gov.com/x")
+    for url in (
+        "https://docs.google.com/document/d/1",
+        "https://files.slack.com.evil.example/x",
+        "https://evilslack.com/x",
+        "http://files.slack.com/x",  # not over TLS
+        "https://files.slack.com:8443/x",
+        "/files-pri/T1-F1/a.pdf",
+    ):
+        assert not slack_host(api, url), url
+    assert slack_host("http://127.0.0.1:4000/api/", "http://127.0.0.1:4000/files-pri/x")
+    assert not slack_host("http://127.0.0.1:4000/api/", "http://127.0.0.1:4001/files-pri/x")
+
+
+# --- scopes: a kind of conversation the token may not read ----------------------------------------------
+
+EVERY_SCOPE = {
+    "channels:read",
+    "channels:history",
+    "groups:read",
+    "groups:history",
+    "im:read",
+    "im:history",
+    "mpim:read",
+    "mpim:history",
+    "users:read",
+    "users:read.email",
+    "files:read",
+}
+
+
+def test_without_im_read_the_rest_is_indexed_and_dms_are_a_failed_skip(sb: Sandbox) -> None:
+    slack.set_scopes(sb.ws, EVERY_SCOPE - {"im:read"})
+    r = run(make(sb))
+    assert set(r.docs) == {i for i in expected_ids(sb.ws) if f":{DM}:" not in i}
+    [skip] = r.skipped
+    assert skip.id == "team-slack:im" and skip.failed
+    assert "im:read" in skip.reason and "include_dms = false" in skip.reason
+    assert not run(make(sb, include_dms=False)).skipped
+
+
+def test_without_groups_history_private_channels_are_a_failed_skip(sb: Sandbox) -> None:
+    slack.set_scopes(sb.ws, EVERY_SCOPE - {"groups:history"})
+    r = run(make(sb))
+    assert set(r.docs) == {i for i in expected_ids(sb.ws) if f":{OPS}:" not in i}
+    [skip] = r.skipped
+    assert skip.id == f"team-slack:{OPS}" and skip.failed
+    assert "groups:history" in skip.reason and "include_private = false" in skip.reason
+    assert not any(f":{OPS}:" in i for i in run(make(sb, include_private=False)).docs)
+
+
+def test_a_scope_lost_later_keeps_what_was_indexed_and_unsettles_pruning(sb: Sandbox) -> None:
+    first = run(make(sb))
+    assert any(f":{DM}:" in i for i in first.docs)
+    slack.set_scopes(sb.ws, EVERY_SCOPE - {"im:read", "groups:read"})
+    again = run(make(sb), first.checkpoint)
+    assert not again.deleted and {s.id for s in again.skipped} == {"team-slack:im", "team-slack:private_channel"}
+    with pytest.raises(IncompleteListingError, match="im:read"):
+        list(make(sb).live_ids())
+
+
+def test_a_scope_everything_needs_stays_a_credentials_error(sb: Sandbox) -> None:
+    slack.set_scopes(sb.ws, EVERY_SCOPE - {"channels:read"})
+    with pytest.raises(CredentialsError) as info:
+        run(make(sb))
+    assert info.value.source == "team-slack" and "channels:read" in str(info.value)
 
 
 # --- incremental --------------------------------------------------------------------------------------
