@@ -121,6 +121,17 @@ RecentWindow = Annotated[str, AfterValidator(_valid_window)]
 """A `recent_first` key: a duration like '7d', or '0' to turn the recent pass off."""
 
 
+# Scalar key types, as a config error names them ("must be a number", "must be true or false").
+_SCALARS: dict[Any, str] = {
+    int: "a whole number",
+    float: "a number",
+    bool: "true or false",
+    int | None: "a whole number",
+    float | None: "a number",
+    bool | None: "true or false",
+}
+
+
 class SourceConfig(BaseModel):
     """Keys every `[[sources]]` entry has; a connector's `Config` subclasses this."""
 
@@ -136,6 +147,17 @@ class SourceConfig(BaseModel):
         description="a backfill indexes this recent window first, e.g. '7d'; '0' turns it off "
         "(default: [index] recent_first)",
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _typed(cls, value: Any, info: ValidationInfo) -> Any:
+        """TOML has typed values: a number or true/false written as a string ("50") is a mistake
+        to name, not a value to convert."""
+        field = cls.model_fields.get(info.field_name or "")
+        wanted = _SCALARS.get(field.annotation) if field is not None else None
+        if wanted is not None and isinstance(value, str):
+            raise ValueError(f"must be {wanted}, not the string {value!r}")
+        return value
 
     @field_validator("name")
     @classmethod

@@ -323,13 +323,12 @@ def _errors(exc: ValidationError, model: type[BaseModel]) -> list[str]:
     lines = []
     for error in exc.errors():
         loc = [str(p) for p in error["loc"]]
-        key = ".".join(loc) or "?"
         message = str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
         if error["type"] == "extra_forbidden":
             message = "unknown key" + _did_you_mean(loc[-1], _keys(model, loc[:-1]))
         elif error["type"] == "missing":
             message = "required key is missing"
-        lines.append(f"key {key!r}: {message}")
+        lines.append(f"key {'.'.join(loc)!r}: {message}" if loc else message)  # a rule of several keys names them
     return lines
 
 

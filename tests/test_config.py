@@ -250,3 +250,40 @@ def test_an_unset_database_password_is_a_config_error_naming_file_and_key(tmp_pa
     assert result.exit_code == 2, result.output
     assert str(config) in result.output and "'database_password_env'" in result.output
     assert "'INLET_TEST_NO_SUCH_PASSWORD' is not set" in result.output
+
+
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        ('max_file_bytes = "50"', "key 'max_file_bytes': must be a whole number, not the string '50'"),
+        ('public = "yes"', "key 'public': must be true or false, not the string 'yes'"),
+    ],
+)
+def test_a_number_or_boolean_written_as_a_string_is_an_error(tmp_path: Path, line: str, said: str) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f'[[sources]]\nname = "d"\ntype = "files"\npath = "{tmp_path.as_posix()}"\n{line}\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    assert said in str(caught.value) and str(config) in str(caught.value)
+
+
+def test_a_rule_over_several_keys_is_said_without_a_made_up_key(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[[sources]]\nname = "m"\ntype = "microsoft_files"\ntenant_id = "t"\nclient_id = "c"\nclient_secret_env = "X"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    message = str(caught.value)
+    assert "at least one of 'users', 'sites' or 'drives' is required" in message and "'?'" not in message
+
+
+@pytest.mark.parametrize("tenant", ["", "contoso.onmicrosoft.com/../x", " "])
+def test_a_tenant_that_cannot_be_one_is_a_config_error(tmp_path: Path, tenant: str) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[[sources]]\nname = "m"\ntype = "outlook"\ntenant_id = "{tenant}"\nclient_id = "c"\n'
+        'client_secret_env = "X"\nusers = ["a@example.com"]\n'
+    )
+    with pytest.raises(ConfigError, match="key 'tenant_id'"):
+        load_config(config)

@@ -26,8 +26,11 @@ from .retry import RetryPolicy
 class GraphSourceConfig(SourceConfig):
     """The keys of the app registration and of the Graph endpoint."""
 
-    tenant_id: str = Field(description="directory (tenant) id or domain, e.g. contoso.onmicrosoft.com")
-    client_id: str = Field(description="application (client) id of the app registration")
+    tenant_id: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$",
+        description="directory (tenant) id or domain, e.g. contoso.onmicrosoft.com",
+    )
+    client_id: str = Field(pattern=r"\S", description="application (client) id of the app registration")
     client_secret_env: str = Field(description="environment variable holding the client secret")
     graph_url: str = Field("https://graph.microsoft.com/v1.0", description="Graph endpoint incl. version")
     authority_url: str = Field("https://login.microsoftonline.com", description="identity platform host")
