@@ -81,6 +81,10 @@ def test_converted_html_reads_as_plain_text() -> None:
         "",
         "See the spec (https://x.example/spec) and https://x.example/b",  # links as text and address
     ]
+    teams = clean_text(
+        '<p>Shipped <emoji id="1f680_rocket" alt="🚀" title="Rocket"></emoji> <img alt="x" src="a.png"></p>'
+    )
+    assert teams == "Shipped 🚀"  # Teams' emoji as itself; images left out
 
 
 @pytest.mark.parametrize(
