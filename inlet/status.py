@@ -23,10 +23,11 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _running(state: StateStore, name: str) -> dict[str, Any] | None:
-    """The run in flight (its process alive), with its counts, its total and time left when known."""
+def _running(state: StateStore, name: str, held: bool = True) -> dict[str, Any] | None:
+    """The run in flight (its process alive; on a shared index, whose lease is `held`: a process
+    on another host cannot be asked), with its counts, its total and time left when known."""
     run = state.running(name)
-    if run is None or (run["pid"] is not None and not alive(run["pid"])):
+    if run is None or not held or (run["pid"] is not None and not alive(run["pid"])):
         return None
     now = datetime.now(timezone.utc).timestamp()
     done, total = run["done"], run["total"]
@@ -104,7 +105,7 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
                     "paused": source.name in paused,
                     "events": _events(events.get(source.name)),
                     **({"holder": holders.get(source.name)} if backend.shared else {}),
-                    "running": _running(state, source.name),
+                    "running": _running(state, source.name, held=not backend.shared or bool(holders.get(source.name))),
                     "recent_skips": recent_skips(state, source.name),
                 }
             )

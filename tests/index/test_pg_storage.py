@@ -346,13 +346,18 @@ def test_status_names_the_holder_of_each_source(database_url: str, tmp_path: Pat
         }
     )
     leases = PgLeases(settings.index, 30.0)
+    state = PgState(settings.index)
     try:
         with leases.hold("notes"):
+            run = state.start_run("notes", "backfill")  # left unfinished: as a `kill -9` leaves it
+            state.save_progress(run, seen=3, done=1, total=10, unit="files")
             rows = {r["name"]: r for r in sources_status(settings)["sources"]}
             assert rows["notes"]["holder"]["holder"] == leases.holder and rows["notes"]["holder"]["lease_expires"]
-            assert rows["idle"]["holder"] is None
-        assert sources_status(settings)["sources"][0]["holder"] is None  # released
+            assert rows["notes"]["running"] is not None and rows["idle"]["holder"] is None
+        (notes, _) = sources_status(settings)["sources"]
+        assert notes["holder"] is None and notes["running"] is None  # released: nobody runs it
     finally:
+        state.close()
         leases.close()
 
 
