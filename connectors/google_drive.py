@@ -2,8 +2,15 @@
 
 A first run takes a `changes.getStartPageToken`, crawls `files.list` page by page (a checkpoint
 after each page), then follows `changes.list` from the saved token: edits, moves, trash, removal and
-permission changes all arrive there. A refused page token (expired, invalidated) falls back to a
-full re-crawl that reconciles against the ids known before it (checkpoint key `prev`).
+permission changes all arrive there, and so do changes to a shared drive itself (`changeType:
+"drive"`, no file): a drive joined or renamed has its files read again (their path names it), a
+drive left or deleted has the documents no longer listed deleted. A refused page token (expired,
+invalidated) falls back to a full re-crawl that reconciles against the ids known before it
+(checkpoint key `prev`).
+
+Nothing is deleted that was not seen removed: a listing over all drives that Drive calls incomplete
+(`incompleteSearch`) deletes nothing it did not list (a re-crawl keeps those documents known), and
+`live_ids()` raises `IncompleteListingError` rather than answer with it.
 
 Permission-only changes re-export/re-download the file: the connector keeps no copy of the text,
 and the engine skips re-embedding when title and text are unchanged, so the cost is one download
@@ -30,11 +37,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_serializer
 
-from inlet.errors import ItemError
+from inlet.errors import IncompleteListingError, ItemError
 
 from .base import ConfigPath, Connector, Duration, SourceConfig, parse_duration
 from .events import EventSource
-from .google_drive_client import SCOPES, DriveApiError, DriveClient
+from .google_drive_client import SCOPES, DriveApiError, DriveClient, FileListing
 from .google_drive_events import DrivePushChannels
 from .google_drive_content import (
     FILE_FIELDS,
@@ -100,6 +107,7 @@ class _State(CheckpointModel):
     known: set[str] = set()  # native ids of indexed documents
     prev: set[str] | None = None  # during a fallback re-crawl: ids known before it
     listed: int = 0  # files the crawl's pages before `page_token` held
+    incomplete: bool = False  # a page of the crawl said incompleteSearch
 
     @field_serializer("known", "prev")
     def _sorted(self, ids: set[str] | None) -> list[str] | None:
@@ -170,6 +178,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
                 yield Progress(total=total)
                 continue
             files = page.get("files", [])
+            st.incomplete = st.incomplete or bool(page.get("incompleteSearch"))
             yield from self._process(files, st, done)
             done += len(files)
             st.listed += len(files)
@@ -182,26 +191,40 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             log.info("source %r: the listing held %d files, not the %d counted first", self.name, done, total)
             yield Progress(total=done, done=done)
         st.listed = 0
-        if st.prev is not None:
-            for native in sorted(st.prev - st.known):
-                yield Deletion(id=self.doc_id(native))
-        st.prev, st.phase, st.page_token = None, "changes", st.start_token
+        yield from self._reconcile(st)
+        st.prev, st.phase, st.page_token, st.incomplete = None, "changes", st.start_token, False
         yield st.checkpoint()
 
-    def _listing(self, q: str, fields: str) -> Iterator[dict[str, Any]]:
+    def _reconcile(self, st: _State) -> Iterator[Item]:
+        """After a re-crawl, what was known before it and not listed now is deleted; when the
+        listing was incomplete, nothing is, and what it did not list stays known."""
+        unseen = (st.prev or set()) - st.known
+        if not st.incomplete:
+            for native in sorted(unseen):
+                yield Deletion(id=self.doc_id(native))
+            return
+        log.warning(
+            "source %r: Drive could not search every shared drive (incompleteSearch); %d documents it "
+            "did not list are kept, and files it left out are indexed when they next change",
+            self.name,
+            len(unseen),
+        )
+        st.known |= unseen
+
+    def _listing(self, q: str, fields: str) -> FileListing:
         return self.client.files(q, fields, self.config.shared_drives)
 
     def _count(self, q: str) -> int:
         """How many files the listing `q` holds (ids only: the total of a crawl's progress)."""
         return sum(1 for _ in self._listing(q, "id"))
 
-    def _load_tree(self, st: _State) -> None:
-        """Shared drive names and every folder: paths and the folder filter come from them."""
+    def _load_tree(self, st: _State) -> bool:
+        """Shared drive names and every folder: paths and the folder filter come from them. False
+        when Drive called the folder listing incomplete."""
         st.drives = self.client.drives() if self.config.shared_drives else {}
-        st.folders = {
-            f["id"]: [f["name"], (f.get("parents") or [None])[0]]
-            for f in self._listing(f"mimeType = '{FOLDER}' and trashed = false", _FOLDER_FIELDS)
-        }
+        listing = self._listing(f"mimeType = '{FOLDER}' and trashed = false", _FOLDER_FIELDS)
+        st.folders = {f["id"]: [f["name"], (f.get("parents") or [None])[0]] for f in listing}
+        return not listing.incomplete
 
     def _follow_changes(self, st: _State) -> Iterator[Item]:
         pager = Pager(source=self.name, what="changes.list", token=st.page_token or st.start_token)
@@ -234,8 +257,10 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
     def _apply(self, changes: list[dict[str, Any]], st: _State) -> Iterator[Item]:
         assert st.folders is not None
         files: dict[str, dict[str, Any]] = {}
-        moved: list[str] = []
+        moved, left = self._drive_changes([c for c in changes if c.get("changeType") == "drive"], st)
         for change in changes:
+            if change.get("changeType", "file") != "file" or "fileId" not in change:
+                continue
             native, f = change["fileId"], change.get("file")
             live = None if change.get("removed") or f is None or f.get("trashed") else f  # None: gone
             if native in st.folders or (f and f.get("mimeType") == FOLDER):
@@ -252,16 +277,52 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
                 yield Deletion(id=self.doc_id(native))
             else:
                 files[native] = live
-        for folder in moved:  # a renamed or moved folder changes the path of everything below
+        for folder in moved:  # a renamed or moved folder (or drive) changes the path of everything below
             for f in self._children(folder, st):
                 files.setdefault(f["id"], f)
         yield from self._process(list(files.values()), st)
+        if left:
+            yield from self._unlisted(st)
+
+    def _drive_changes(self, changes: list[dict[str, Any]], st: _State) -> tuple[list[str], bool]:
+        """Shared drives whose files must be read again (joined: Drive logs none of their files;
+        renamed: their paths name it), and whether a known drive was left or deleted."""
+        if not self.config.shared_drives:
+            return [], False
+        renamed, left = [], False
+        for change in changes:
+            drive_id, drive = change.get("driveId", ""), change.get("drive")
+            if change.get("removed") or drive is None:
+                left = st.drives.pop(drive_id, None) is not None or left
+            elif st.drives.get(drive_id) != drive["name"]:
+                st.drives[drive_id] = drive["name"]
+                renamed.append(drive_id)
+        return renamed, left
+
+    def _unlisted(self, st: _State) -> Iterator[Item]:
+        """After a shared drive was left (Drive names none of its files): known documents that the
+        listing no longer holds are deleted, unless Drive calls the listing incomplete."""
+        listing = self._listing(f"mimeType != '{FOLDER}' and trashed = false", "id")
+        live = {f["id"] for f in listing}
+        if listing.incomplete:
+            log.warning(
+                "source %r: a shared drive was left, but Drive could not search every drive "
+                "(incompleteSearch): its documents stay until a complete re-crawl",
+                self.name,
+            )
+            return
+        for native in sorted(st.known - live):
+            st.known.discard(native)
+            yield Deletion(id=self.doc_id(native))
 
     def _children(self, folder: str, st: _State) -> list[dict[str, Any]]:
         out, frontier = [], [folder]
         while frontier:
-            for f in self._listing(f"'{frontier.pop()}' in parents and trashed = false", FILE_FIELDS):
+            listing = self._listing(f"'{frontier.pop()}' in parents and trashed = false", FILE_FIELDS)
+            for f in listing:
                 (frontier.append(f["id"]) if f["mimeType"] == FOLDER else out.append(f))
+            if listing.incomplete:
+                log.warning("source %r: the files below %s may be listed in part (incompleteSearch)", self.name, folder)
         return out
 
     # --- files -------------------------------------------------------------------------------
@@ -350,13 +411,20 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
 
     # --- reconciliation ----------------------------------------------------------------------
     def live_ids(self) -> list[str]:
-        """Ids of every in-scope file the policy would index (a listing, no downloads)."""
+        """Ids of every in-scope file the policy would index (a listing, no downloads);
+        `IncompleteListingError` when Drive calls a listing incomplete."""
         st = _State(start_token="")
-        self._load_tree(st)
+        complete = self._load_tree(st)
+        listing = self._listing(f"mimeType != '{FOLDER}' and trashed = false", "id,name,mimeType,parents,size")
         out = []
-        for f in self._listing(f"mimeType != '{FOLDER}' and trashed = false", "id,name,mimeType,parents,size"):
+        for f in listing:
             parent = (f.get("parents") or [None])[0]
             path, ancestors = folder_path(parent, st.folders or {}, st.drives)
             if in_scope(path, ancestors, self.config.folders) and not skip_reason(f, self.config.max_file_bytes):
                 out.append(self.doc_id(f["id"]))
+        if listing.incomplete or not complete:
+            raise IncompleteListingError(
+                f"source {self.name!r}: Drive could not search every shared drive (incompleteSearch), so "
+                "the listing may miss files; nothing is taken for deleted until a listing is complete"
+            )
         return out

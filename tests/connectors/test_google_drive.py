@@ -11,7 +11,7 @@ import pytest
 
 from inlet.connectors.google_drive import GoogleDriveConfig, GoogleDriveConnector
 from inlet.connectors.model import ACL, Checkpoint, Deletion, Document, Item, Progress, Skipped
-from inlet.errors import ConfigError, CredentialsError, RetriableError
+from inlet.errors import ConfigError, CredentialsError, IncompleteListingError, RetriableError
 from inlet.sandbox import drive
 from inlet.sandbox import drive_auth
 from inlet.sandbox import drive_state as ds
@@ -95,7 +95,7 @@ def test_full_crawl_reads_every_format_with_metadata_and_acl(sb: Sandbox) -> Non
     design_id = file_named(sb, "Search service design").id
     assert design.url == f"https://docs.google.com/document/d/{design_id}/edit?usp=drivesdk"
     assert design.updated_at is not None and design.updated_at.tzinfo is not None
-    assert found["Q3 roadmap"].text.splitlines()[0] == "Quarter,Project,Owner,Status"
+    assert found["Q3 roadmap"].text.splitlines()[:3] == ["## Sheet1", "", "Quarter | Project | Owner | Status"]
     assert "Revenue grew 12%" in found["All-hands deck"].text
     assert "47 minutes" in found["Incident postmortem 2024-03.pdf"].text
     assert "full-disk encryption" in found["Security policy.docx"].text
@@ -129,6 +129,20 @@ def test_policy_skips_and_extraction_failures_do_not_stop_the_sync(sb: Sandbox) 
     assert "exportSizeLimitExceeded" in skipped["Search service design"].reason
     assert not skipped["Search service design"].failed
     assert "runbook.txt" in docs(items) and "Expense policy.pdf" in docs(items)
+
+
+def test_a_sheet_is_read_sheet_by_sheet_and_a_too_large_one_is_skipped(sb: Sandbox) -> None:
+    """Drive's CSV export holds the first sheet only: the workbook (XLSX) export holds them all."""
+    ops = file_named(sb, "Operations").id
+    budget = "Item,Cost\nLaptops,1200\n"
+    ds.add_file(sb.ws, "Budget", ds.SHEET, "Team,Head\nSearch,alice\n", parent=ops, sheets={"Costs": budget})
+    text = docs(run(connector(sb).load(None))[0])["Budget"].text
+    assert text == "## Sheet1\n\nTeam | Head\nSearch | alice\n\n## Costs\n\nItem | Cost\nLaptops | 1200"
+    sb.ws.drive.export_limit = 30  # Budget's sheets together are over it
+    items, _ = run(connector(sb).load(None))
+    skipped = next(i for i in items if isinstance(i, Skipped) and i.title == "Budget")
+    assert "exportSizeLimitExceeded" in skipped.reason and not skipped.failed
+    assert "Budget" not in docs(items)
 
 
 # --- incremental ------------------------------------------------------------------------------
@@ -169,6 +183,45 @@ def test_changes_feed_edits_moves_trash_and_removal(sb: Sandbox) -> None:
     assert deleted == {before["faq.html"].id, before["Q3 roadmap"].id}
     assert state2 is not None and before["faq.html"].id.split(":")[1] not in state2["known"]
     assert new.id in state2["known"]
+
+
+def test_shared_drive_changes_rename_paths_and_leaving_deletes_its_documents(sb: Sandbox) -> None:
+    """The user's log names changes to a shared drive itself (changeType "drive", no fileId)."""
+    ws, c = sb.ws, connector(sb)
+    _, state = run(c.load(None))
+    wiki = next(iter(ws.drive.drives.values())).id
+    ds.rename_drive(ws, wiki, "Handbook")
+    items, state = run(c.load(state))
+    assert {d.title: (d.metadata["shared_drive"], d.metadata["folder"]) for d in docs(items).values()} == {
+        "Holiday calendar": ("Handbook", "Handbook"),
+        "Expense policy.pdf": ("Handbook", "Handbook"),
+    }
+    assert not any(isinstance(i, Deletion) for i in items)
+    assert run(c.load(state))[0] == []  # the page token moved past the drive's change
+    gone = {doc_id(sb, "Holiday calendar"), doc_id(sb, "Expense policy.pdf")}
+    ds.leave_drive(ws, wiki)  # Drive logs the drive's removal, none of its files
+    items, state = run(c.load(state))
+    assert items == [Deletion(id=i) for i in sorted(gone)]
+    assert state is not None and not gone & {f"team-drive:{n}" for n in state["known"]}
+    assert len(state["known"]) == 11 and state["drives"] == {}
+
+
+def test_an_incomplete_listing_deletes_nothing_it_did_not_list(sb: Sandbox) -> None:
+    """A re-crawl whose listing Drive calls incomplete deletes none of the documents it did not
+    see; `live_ids` refuses to answer with such a listing."""
+    ws, c = sb.ws, connector(sb)
+    first, state = run(c.load(None))
+    ds.delete(ws, file_named(sb, "runbook.txt").id)
+    ds.set_incomplete_search(ws)  # the shared drive's files are left out of allDrives listings
+    ds.expire_page_tokens(ws)
+    items, state2 = run(c.load(state))
+    assert not any(isinstance(i, Deletion) for i in items)
+    assert set(docs(items)) == set(docs(first)) - {"runbook.txt", "Holiday calendar", "Expense policy.pdf"}
+    assert state2 is not None and set(state2["known"]) == set(state["known"])  # unlisted stays known
+    with pytest.raises(IncompleteListingError, match="team-drive"):
+        c.live_ids()
+    ds.set_incomplete_search(ws, False)
+    assert doc_id(sb, "Holiday calendar") in c.live_ids()
 
 
 def test_permission_change_moves_the_acl_from_one_user_to_another(sb: Sandbox) -> None:
