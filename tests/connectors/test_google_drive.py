@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from inlet.connectors.events import Hint, WebhookRequest
 from inlet.connectors.google_drive import GoogleDriveConfig, GoogleDriveConnector
 from inlet.connectors.model import ACL, Checkpoint, Deletion, Document, Item, Progress, Skipped
 from inlet.errors import ConfigError, CredentialsError, IncompleteListingError, RetriableError
@@ -337,6 +338,36 @@ def test_live_ids_match_the_full_crawl(sb: Sandbox) -> None:
     c = connector(sb)
     items, _ = run(c.load(None))
     assert set(c.live_ids()) == {d.id for d in items if isinstance(d, Document)}
+
+
+# --- push channels ----------------------------------------------------------------------------
+def test_push_messages_sent_before_the_watch_answers_are_accepted(sb: Sandbox) -> None:
+    """Drive may post a new channel's `sync` and first `change` before `changes.watch` has answered;
+    a channel's messages are refused once it is stopped."""
+    c = connector(sb, push_url="http://127.0.0.1:9/hooks/google_drive/team-drive")
+    events = c.events()
+    assert events is not None
+    answers: dict[str, int] = {}
+
+    def post(channel: str, token: str) -> int:
+        headers = {"x-goog-channel-id": channel, "x-goog-channel-token": token, "x-goog-resource-state": "change"}
+        return events.webhook(WebhookRequest("POST", {}, headers, b"")).status
+
+    def watch(page_token: str, channel: dict[str, Any], all_drives: bool) -> dict[str, Any]:
+        answers[channel["id"]] = post(channel["id"], channel["token"])  # Drive's message comes first
+        return {"id": channel["id"], "resourceId": "r-" + channel["id"], "expiration": channel["expiration"]}
+
+    c.client.watch_changes = watch  # type: ignore[method-assign]
+    c.client.stop_channel = lambda channel_id, resource_id: None  # type: ignore[method-assign]
+    hints: list[Hint] = []
+    events.start(hints.append)
+    first = events.channel.id
+    assert first is not None and answers == {first: 200} and len(hints) == 1
+    events.channel.renew_now = True
+    events.maintain()  # a new channel, then the old one stopped
+    second = events.channel.id
+    assert second != first and answers[str(second)] == 200 and len(hints) == 2
+    assert post(first, events.token) == 404 and post(str(second), events.token) == 200
 
 
 # --- errors -----------------------------------------------------------------------------------
