@@ -56,11 +56,14 @@ class DriveClient(GoogleService):
             timeout=timeout,
         )
 
-    def start_page_token(self) -> str:
+    def start_page_token(self, drive_id: str | None = None) -> str:
+        """The user's change log's start token, or with `drive_id` that shared drive's log's."""
         return str(
-            self.call(lambda s: s.changes().getStartPageToken(supportsAllDrives=True, fields="startPageToken"))[
-                "startPageToken"
-            ]
+            self.call(
+                lambda s: s.changes().getStartPageToken(
+                    supportsAllDrives=True, driveId=drive_id, fields="startPageToken"
+                )
+            )["startPageToken"]
         )
 
     def list_files(
@@ -84,15 +87,21 @@ class DriveClient(GoogleService):
         """Every file `q` matches, 1000 a page (for listings not checkpointed page by page)."""
         return FileListing(lambda token: self.list_files(q, token, 1000, fields, all_drives), self.source)
 
-    def list_changes(self, page_token: str, page_size: int, fields: str, all_drives: bool) -> dict[str, Any]:
+    def list_changes(
+        self, page_token: str, page_size: int, fields: str, all_drives: bool, drive_id: str | None = None
+    ) -> dict[str, Any]:
+        """A page of the user's change log, or with `drive_id` of that shared drive's own log. A
+        removed change carries its file while the user can still read it (moved to another log)."""
         return dict(
             self.call(
                 lambda s: s.changes().list(
                     pageToken=page_token,
                     pageSize=page_size,
+                    driveId=drive_id,
                     includeRemoved=True,
+                    includeCorpusRemovals=True,
                     supportsAllDrives=True,
-                    includeItemsFromAllDrives=all_drives,
+                    includeItemsFromAllDrives=all_drives or drive_id is not None,
                     fields="nextPageToken,newStartPageToken,"
                     f"changes(changeType,fileId,driveId,removed,time,drive(id,name),file({fields}))",
                 )

@@ -2,9 +2,12 @@
 
 Serves what a sync client uses: files.list/get/export (with `alt=media` and Range), changes
 (startPageToken, list), permissions.list, drives.list, with the `fields` projection, a useful subset
-of `q`, shared drives, and errors in Google's envelope. The user's change log carries the changes to
-shared drives themselves (`changeType: "drive"`, no `fileId`); a Sheet exports as CSV or TSV of its
-first sheet only, or as an XLSX workbook of every sheet. State lives in `drive_state` (mutations
+of `q`, shared drives, and errors in Google's envelope. Each shared drive keeps its own change log
+(`driveId`); the user's log carries the changes to shared drives themselves (`changeType: "drive"`,
+no `fileId`) and, unless `drive_items_in_user_log` is off (Drive does not promise them), its
+drives' items' changes. A file moved between logs leaves a `removed` change in the old one, with
+the file under `includeCorpusRemovals`. A Sheet exports as CSV or TSV of its first sheet only, or
+as an XLSX workbook of every sheet. State lives in `drive_state` (mutations
 are plain functions, also exposed under `/_admin/drive/...`), auth in `drive_auth`, wire details in
 `drive_wire`, sample and generated content in `drive_seed`.
 """
@@ -263,7 +266,11 @@ def _drive(d: ds.SharedDrive) -> dict[str, Any]:
 # --- changes ---------------------------------------------------------------------------------
 async def start_page_token(ctx: Any, request: Request) -> Response:
     with ctx.ws.lock:
-        token = str(ds.state(ctx.ws).next_seq)
+        st = ds.state(ctx.ws)
+        drive_id = request.query_params.get("driveId")
+        if drive_id and drive_id not in st.drives:
+            raise DriveError(404, f"Shared drive not found: {drive_id}", "notFound", "driveId")
+        token = str(st.next_seq)
     return JSONResponse(
         project({"kind": "drive#startPageToken", "startPageToken": token}, _fields(request, "kind,startPageToken"))
     )
@@ -282,8 +289,12 @@ async def changes_list(ctx: Any, request: Request) -> Response:
     all_drives = _flag(request, "includeItemsFromAllDrives") and _flag(request, "supportsAllDrives")
     drive_id = request.query_params.get("driveId")
     include_removed = request.query_params.get("includeRemoved", "true").lower() == "true"
+    still_there = _flag(request, "includeCorpusRemovals")
     with ctx.ws.lock:
         st = ds.state(ctx.ws)
+        if drive_id and drive_id not in st.drives:
+            raise DriveError(404, f"Shared drive not found: {drive_id}", "notFound", "driveId")
+        all_drives = all_drives and (bool(drive_id) or st.drive_items_in_user_log)
         if not raw.isdigit() or not st.change_floor <= int(raw) <= st.next_seq:
             raise DriveError(400, "Invalid Value", "invalid", "pageToken")
         latest: dict[str, ds.Change] = {}
@@ -299,7 +310,7 @@ async def changes_list(ctx: Any, request: Request) -> Response:
         pending = sorted(latest.values(), key=lambda c: c.seq)
         if not include_removed:
             pending = [c for c in pending if not c.removed]
-        page = [_change(ctx.ws, st, c) for c in pending[:size]]
+        page = [_change(ctx.ws, st, c, still_there) for c in pending[:size]]
         body: dict[str, Any] = {"kind": "drive#changeList", "changes": page}
         if len(pending) > size:
             body["nextPageToken"] = str(pending[size].seq)
@@ -308,7 +319,8 @@ async def changes_list(ctx: Any, request: Request) -> Response:
     return JSONResponse(project(body, spec))
 
 
-def _change(ws: Any, st: ds.DriveState, change: ds.Change) -> dict[str, Any]:
+def _change(ws: Any, st: ds.DriveState, change: ds.Change, still_there: bool) -> dict[str, Any]:
+    """`still_there` (includeCorpusRemovals): a removed change carries the file while it exists."""
     if change.kind == "drive":
         return _drive_change(st, change)
     f = st.files.get(change.file_id)
@@ -322,7 +334,7 @@ def _change(ws: Any, st: ds.DriveState, change: ds.Change) -> dict[str, Any]:
     }
     if change.drive_id:
         out["driveId"] = change.drive_id
-    if f is not None and not out["removed"]:
+    if f is not None and (still_there or not out["removed"]):
         out["file"] = file_resource(ws, f)
     return out
 
@@ -426,6 +438,8 @@ def _admin_routes(ctx: Any) -> list[BaseRoute]:
             revoke(ws, (await request.json()).get("revoked", True))
         elif what == "invalidate_page_tokens":
             ds.expire_page_tokens(ws)
+        elif what == "drive_items_in_user_log":
+            ds.state(ws).drive_items_in_user_log = bool((await request.json()).get("shown", True))
         elif what == "incomplete_search":
             ds.set_incomplete_search(ws, (await request.json()).get("incomplete", True))
         elif what == "credentials":

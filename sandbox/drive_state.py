@@ -104,6 +104,7 @@ class DriveState:
     page_epoch: int = 0  # files.list page tokens of an older epoch are refused
     export_limit: int = EXPORT_LIMIT
     incomplete_search: bool = False  # corpora=allDrives listings leave out shared drives, say incompleteSearch
+    drive_items_in_user_log: bool = True  # Drive may show a member these; apps must not rely on it
     id_counter: int = 0
     auth: Any = None  # sandbox.drive_auth.AuthState
     listeners: list[Callable[[Change], None]] = field(default_factory=list)  # push channels (drive_channels.py)
@@ -309,6 +310,9 @@ def delete(ws: Any, file_id: str) -> None:
 
 
 def move(ws: Any, file_id: str, new_parent: str) -> None:
+    """Move a file (a folder with what is below it). Into or out of a shared drive, each item
+    leaves the change log it was in with a `removed` change (it is still there to read) and
+    enters the new one's, as Drive's user and shared-drive logs do."""
     with ws.lock:
         f = get(ws, file_id)
         st = state(ws)
@@ -316,7 +320,12 @@ def move(ws: Any, file_id: str, new_parent: str) -> None:
             raise KeyError(f"no folder {new_parent!r}")
         f.parents = [new_parent]
         f.version += 1
-        _log(ws, f)
+        drive_id = new_parent if new_parent in st.drives else st.files[new_parent].drive_id
+        for item in [f, *descendants(ws, file_id)] if f.mime_type == FOLDER else [f]:
+            if item.drive_id != drive_id:
+                _log(ws, item, removed=True)  # out of its old log; the file itself stays
+                item.drive_id = drive_id
+            _log(ws, item)
 
 
 def set_permissions(ws: Any, file_id: str, permissions: list[Permission]) -> None:

@@ -147,13 +147,14 @@ def test_a_sheet_is_read_sheet_by_sheet_and_a_too_large_one_is_skipped(sb: Sandb
 
 
 # --- incremental ------------------------------------------------------------------------------
-def test_no_change_resync_is_one_changes_call(sb: Sandbox) -> None:
+def test_no_change_resync_is_one_changes_call_per_log(sb: Sandbox) -> None:
+    """The user's change log, and the one shared drive's own."""
     c = connector(sb)
     _, state = run(c.load(None))
     sb.faults.reset_counts()
     items, again = run(c.load(state))
     assert items == [] and again == state
-    assert sb.faults.count("drive:*") == 1 and sb.faults.count("drive:changes.list") == 1
+    assert sb.faults.count("drive:*") == 2 and sb.faults.count("drive:changes.list") == 2
 
 
 def test_changes_feed_edits_moves_trash_and_removal(sb: Sandbox) -> None:
@@ -204,7 +205,54 @@ def test_shared_drive_changes_rename_paths_and_leaving_deletes_its_documents(sb:
     items, state = run(c.load(state))
     assert items == [Deletion(id=i) for i in sorted(gone)]
     assert state is not None and not gone & {f"team-drive:{n}" for n in state["known"]}
-    assert len(state["known"]) == 11 and state["drives"] == {}
+    assert len(state["known"]) == 11 and state["drives"] == state["drive_tokens"] == {}
+
+
+def test_a_shared_drives_own_change_log_is_followed(sb: Sandbox) -> None:
+    """Drive need not show a member the changes of a shared drive's items in the user's log."""
+    ws, c = sb.ws, connector(sb)
+    ws.drive.drive_items_in_user_log = False
+    _, state = run(c.load(None))
+    wiki = next(iter(ws.drive.drives.values())).id
+    ds.edit(ws, file_named(sb, "Holiday calendar").id, content="# Holidays\n\nClosed on May 1.")
+    ds.trash(ws, file_named(sb, "Expense policy.pdf").id)
+    ds.add_file(ws, "Travel policy", ds.DOC, "# Travel\n\nBook trains.", parent=wiki)
+    items, state = run(c.load(state))
+    assert {d.title: d.text for d in docs(items).values()} == {
+        "Holiday calendar": "# Holidays\n\nClosed on May 1.",
+        "Travel policy": "# Travel\n\nBook trains.",
+    }
+    assert [i for i in items if isinstance(i, Deletion)] == [Deletion(id=doc_id(sb, "Expense policy.pdf"))]
+    sales = ds.add_drive(ws, "Sales", [ds.domain_permission(ws, ws.domain)])  # the user joins it
+    ds.add_file(ws, "Price list", ds.DOC, "# Prices\n\nGold: 10.", parent=sales.id)
+    items, state = run(c.load(state))
+    assert [d.title for d in docs(items).values()] == ["Price list"]  # listed when joined
+    assert state is not None and set(state["drive_tokens"]) == {wiki, sales.id}
+    ds.edit(ws, file_named(sb, "Price list").id, content="# Prices\n\nGold: 12.")
+    items, _ = run(c.load(state))
+    assert [d.text for d in docs(items).values()] == ["# Prices\n\nGold: 12."]
+
+
+def test_a_file_moved_into_or_out_of_a_shared_drive_is_moved_not_deleted(sb: Sandbox) -> None:
+    """Leaving one change log for another is a `removed` change in the old one; the file is
+    still there to read (includeCorpusRemovals)."""
+    ws, c = sb.ws, connector(sb)
+    ws.drive.drive_items_in_user_log = False
+    _, state = run(c.load(None))
+    wiki = next(iter(ws.drive.drives.values()))
+    ds.move(ws, file_named(sb, "runbook.txt").id, wiki.id)
+    ds.move(ws, file_named(sb, "Holiday calendar").id, file_named(sb, "Operations").id)
+    items, state = run(c.load(state))
+    assert not any(isinstance(i, Deletion) for i in items)
+    moved = docs(items)
+    assert moved["runbook.txt"].metadata["shared_drive"] == "Company Wiki"
+    assert (
+        moved["Holiday calendar"].metadata["folder"] == "Operations"
+        and "shared_drive" not in moved["Holiday calendar"].metadata
+    )
+    assert state is not None and {file_named(sb, n).id for n in ("runbook.txt", "Holiday calendar")} <= set(
+        state["known"]
+    )
 
 
 def test_an_incomplete_listing_deletes_nothing_it_did_not_list(sb: Sandbox) -> None:
@@ -311,7 +359,7 @@ def test_refused_change_token_falls_back_to_a_reconciling_recrawl(sb: Sandbox) -
     assert set(docs(items)) == set(docs(first)) - {"runbook.txt"}
     assert state2 is not None and state2["prev"] is None and state2["phase"] == "changes"
     sb.faults.reset_counts()
-    assert run(c.load(state2))[0] == [] and sb.faults.count("drive:*") == 1
+    assert run(c.load(state2))[0] == [] and sb.faults.count("drive:*") == 2  # the user's log, the drive's
 
 
 def test_folder_filter_and_shared_drive_switch(sb: Sandbox) -> None:

@@ -302,13 +302,44 @@ def test_shared_drive_changes_are_in_the_user_log_without_a_file(sb: Sandbox, ap
     [change] = renamed["changes"]
     assert change["changeType"] == "drive" and "fileId" not in change and change["removed"] is False
     assert change["driveId"] == wiki.id and change["drive"]["name"] == "Handbook"
+    drive_log = api.get("/changes", params={**params, "pageToken": start, "driveId": wiki.id}).json()
+    assert drive_log["changes"] == []  # a drive's own changes are in the user's log only
     ds.leave_drive(sb.ws, wiki.id)
     [left] = api.get("/changes", params={**params, "pageToken": start}).json()["changes"]
     assert left["changeType"] == "drive" and left["driveId"] == wiki.id and left["removed"] is True
     assert "drive" not in left and "fileId" not in left  # only the id of what is gone
-    drive_log = api.get("/changes", params={**params, "pageToken": start, "driveId": wiki.id}).json()
-    assert drive_log["changes"] == []  # a drive's own changes are in the user's log only
     assert api.get("/drives").json()["drives"] == []
+    assert api.get("/changes", params={**params, "pageToken": start, "driveId": wiki.id}).status_code == 404
+
+
+def test_each_shared_drive_keeps_its_own_change_log(sb: Sandbox, api: httpx.Client) -> None:
+    wiki = next(iter(sb.ws.drive.drives.values()))
+    sb.ws.drive.drive_items_in_user_log = False  # allowed: apps must not rely on seeing them there
+    both = {
+        "supportsAllDrives": "true",
+        "includeItemsFromAllDrives": "true",
+        "fields": "changes(fileId,removed,file(id))",
+    }
+    start = api.get("/changes/startPageToken").json()["startPageToken"]
+    assert api.get("/changes/startPageToken", params={"driveId": wiki.id}).json()["startPageToken"] == start
+    runbook, holiday = by_name(sb, "runbook.txt"), by_name(sb, "Holiday calendar")
+    ds.edit(sb.ws, holiday.id, content="# Closed on May 1")
+    ds.move(sb.ws, runbook.id, wiki.id)  # out of the user's log, into the drive's
+
+    def log(**params: str) -> list[dict[str, Any]]:
+        return list(api.get("/changes", params={**both, "pageToken": start, **params}).json()["changes"])
+
+    assert log() == [{"fileId": runbook.id, "removed": True}]  # no holiday edit; the file gone from here
+    assert log(includeCorpusRemovals="true") == [{"fileId": runbook.id, "removed": True, "file": {"id": runbook.id}}]
+    assert log(driveId=wiki.id) == [
+        {"fileId": holiday.id, "removed": False, "file": {"id": holiday.id}},
+        {"fileId": runbook.id, "removed": False, "file": {"id": runbook.id}},
+    ]
+    missing = api.get("/changes/startPageToken", params={"driveId": "0Anope"}).json()["error"]
+    assert (
+        missing["code"] == 404
+        and api.get("/changes", params={"pageToken": start, "driveId": "0Anope"}).status_code == 404
+    )
 
 
 def test_token_endpoint_checks_assertions(sb: Sandbox) -> None:
