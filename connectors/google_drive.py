@@ -2,14 +2,27 @@
 
 A first run takes a `changes.getStartPageToken`, crawls `files.list` page by page (a checkpoint
 after each page), then follows `changes.list` from the saved token: edits, moves, trash, removal and
-permission changes all arrive there. A refused page token (expired, invalidated) falls back to a
-full re-crawl that reconciles against the ids known before it (checkpoint key `prev`).
+permission changes all arrive there, and so do changes to a shared drive itself (`changeType:
+"drive"`, no file): a drive joined or renamed has its files read again (their path names it), a
+drive left or deleted has the documents no longer listed deleted. Drive keeps a change log per
+shared drive, and the user's log need not carry its items' changes: each shared drive's own log is
+followed too, with its own token (checkpoint key `drive_tokens`, taken before the crawl lists
+anything, or when the drive is joined), after the user's log; the user's log's changes to items of
+a followed drive are left to that drive's log. A change saying a file left a log while the user can
+still read it (moved into or out of a shared drive) carries the file (`includeCorpusRemovals`) and
+is a move, not a deletion. A refused page token (expired, invalidated) falls back to a full re-crawl
+that reconciles against the ids known before it (checkpoint key `prev`).
+
+Nothing is deleted that was not seen removed: a listing over all drives that Drive calls incomplete
+(`incompleteSearch`) deletes nothing it did not list (a re-crawl keeps those documents known), and
+`live_ids()` raises `IncompleteListingError` rather than answer with it.
 
 Permission-only changes re-export/re-download the file: the connector keeps no copy of the text,
 and the engine skips re-embedding when title and text are unchanged, so the cost is one download
 (chosen over caching every file's text in the checkpoint). The checkpoint holds the live document
 ids (to reconcile after a fallback) and the folder tree (to compute paths and the folder filter
-without listing folders on every sync), so a sync with nothing to do is one `changes.list` call.
+without listing folders on every sync), so a sync with nothing to do is one `changes.list` call,
+and one more per shared drive.
 
 Progress: Drive's listing carries no count, so a crawl first counts the files it will go through
 (ids only, 1000 a page: about one request per thousand files, against at least one per file for the
@@ -30,11 +43,11 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_serializer
 
-from inlet.errors import ItemError
+from inlet.errors import IncompleteListingError, ItemError
 
 from .base import ConfigPath, Connector, Duration, SourceConfig, parse_duration
 from .events import EventSource
-from .google_drive_client import SCOPES, DriveApiError, DriveClient
+from .google_drive_client import SCOPES, DriveApiError, DriveClient, FileListing
 from .google_drive_events import DrivePushChannels
 from .google_drive_content import (
     FILE_FIELDS,
@@ -97,9 +110,11 @@ class _State(CheckpointModel):
     page_token: str | None = None  # files.list token (crawl) or changes token (changes)
     folders: dict[str, list[Any]] | None = None  # {id: [name, parent]}; None until listed
     drives: dict[str, str] = {}
+    drive_tokens: dict[str, str] = {}  # {shared drive id: token of its own change log}
     known: set[str] = set()  # native ids of indexed documents
     prev: set[str] | None = None  # during a fallback re-crawl: ids known before it
     listed: int = 0  # files the crawl's pages before `page_token` held
+    incomplete: bool = False  # a page of the crawl said incompleteSearch
 
     @field_serializer("known", "prev")
     def _sorted(self, ids: set[str] | None) -> list[str] | None:
@@ -147,7 +162,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
 
     def _crawl(self, st: _State, since: datetime | None = None) -> Iterator[Item]:
         if st.folders is None:
-            self._load_tree(st)
+            self._load_tree(st, follow=True)
             yield st.checkpoint()
         q = f"mimeType != '{FOLDER}' and trashed = false"
         if since is not None:
@@ -170,6 +185,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
                 yield Progress(total=total)
                 continue
             files = page.get("files", [])
+            st.incomplete = st.incomplete or bool(page.get("incompleteSearch"))
             yield from self._process(files, st, done)
             done += len(files)
             st.listed += len(files)
@@ -182,42 +198,72 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             log.info("source %r: the listing held %d files, not the %d counted first", self.name, done, total)
             yield Progress(total=done, done=done)
         st.listed = 0
-        if st.prev is not None:
-            for native in sorted(st.prev - st.known):
-                yield Deletion(id=self.doc_id(native))
-        st.prev, st.phase, st.page_token = None, "changes", st.start_token
+        yield from self._reconcile(st)
+        st.prev, st.phase, st.page_token, st.incomplete = None, "changes", st.start_token, False
         yield st.checkpoint()
 
-    def _listing(self, q: str, fields: str) -> Iterator[dict[str, Any]]:
+    def _reconcile(self, st: _State) -> Iterator[Item]:
+        """After a re-crawl, what was known before it and not listed now is deleted; when the
+        listing was incomplete, nothing is, and what it did not list stays known."""
+        unseen = (st.prev or set()) - st.known
+        if not st.incomplete:
+            for native in sorted(unseen):
+                yield Deletion(id=self.doc_id(native))
+            return
+        log.warning(
+            "source %r: Drive could not search every shared drive (incompleteSearch); %d documents it "
+            "did not list are kept, and files it left out are indexed when they next change",
+            self.name,
+            len(unseen),
+        )
+        st.known |= unseen
+
+    def _listing(self, q: str, fields: str) -> FileListing:
         return self.client.files(q, fields, self.config.shared_drives)
 
     def _count(self, q: str) -> int:
         """How many files the listing `q` holds (ids only: the total of a crawl's progress)."""
         return sum(1 for _ in self._listing(q, "id"))
 
-    def _load_tree(self, st: _State) -> None:
-        """Shared drive names and every folder: paths and the folder filter come from them."""
+    def _load_tree(self, st: _State, follow: bool = False) -> bool:
+        """Shared drive names and every folder: paths and the folder filter come from them; with
+        `follow`, first the start token of each drive's change log. False when Drive called the
+        folder listing incomplete."""
         st.drives = self.client.drives() if self.config.shared_drives else {}
-        st.folders = {
-            f["id"]: [f["name"], (f.get("parents") or [None])[0]]
-            for f in self._listing(f"mimeType = '{FOLDER}' and trashed = false", _FOLDER_FIELDS)
-        }
+        if follow:
+            st.drive_tokens = {drive: self.client.start_page_token(drive) for drive in st.drives}
+        listing = self._listing(f"mimeType = '{FOLDER}' and trashed = false", _FOLDER_FIELDS)
+        st.folders = {f["id"]: [f["name"], (f.get("parents") or [None])[0]] for f in listing}
+        return not listing.incomplete
 
     def _follow_changes(self, st: _State) -> Iterator[Item]:
-        pager = Pager(source=self.name, what="changes.list", token=st.page_token or st.start_token)
-        while True:
-            token = pager.token or st.start_token
+        """The user's change log, then each shared drive's own (a drive known from a checkpoint
+        without its token is followed from now)."""
+        for drive in st.drives.keys() - st.drive_tokens.keys():
+            st.drive_tokens[drive] = self.client.start_page_token(drive)
+        yield from self._follow(st, None)
+        for drive in sorted(st.drive_tokens):
+            if drive in st.drive_tokens:  # not left in a page read before
+                yield from self._follow(st, drive)
+
+    def _follow(self, st: _State, drive: str | None) -> Iterator[Item]:
+        """One change log to its end: the user's (`drive` None) or a shared drive's."""
+        what = "changes.list" if drive is None else f"changes.list of shared drive {drive}"
+        pager = Pager(source=self.name, what=what, token=_token(st, drive))
+        while (token := _token(st, drive)) is not None:
             try:
-                page = self.client.list_changes(token, self.config.page_size, FILE_FIELDS, self.config.shared_drives)
+                page = self.client.list_changes(
+                    token, self.config.page_size, FILE_FIELDS, self.config.shared_drives, drive
+                )
             except DriveApiError as err:
                 if err.status not in (400, 404, 410):
                     raise
-                log.warning("source %r: change token %s refused (%s); full re-crawl", self.name, token, err)
+                log.warning("source %r: %s token %s refused (%s); full re-crawl", self.name, what, token, err)
                 yield from self._recrawl(st)
-                pager = Pager(source=self.name, what="changes.list", token=st.page_token or st.start_token)
+                pager = Pager(source=self.name, what=what, token=_token(st, drive))
                 continue
-            yield from self._apply(page.get("changes", []), st)
-            st.page_token = page.get("nextPageToken") or page.get("newStartPageToken") or token
+            yield from self._apply(page.get("changes", []), st, drive)
+            _set_token(st, drive, page.get("nextPageToken") or page.get("newStartPageToken") or token)
             yield st.checkpoint()
             if not pager.advance(page_token(page)):
                 return
@@ -231,13 +277,18 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         yield from self._crawl(st)
 
     # --- changes -----------------------------------------------------------------------------
-    def _apply(self, changes: list[dict[str, Any]], st: _State) -> Iterator[Item]:
+    def _apply(self, changes: list[dict[str, Any]], st: _State, drive: str | None = None) -> Iterator[Item]:
+        """A page of the log of `drive` (None: the user's)."""
         assert st.folders is not None
         files: dict[str, dict[str, Any]] = {}
-        moved: list[str] = []
+        moved, left = self._drive_changes([c for c in changes if c.get("changeType") == "drive"], st)
         for change in changes:
+            if change.get("changeType", "file") != "file" or "fileId" not in change:
+                continue
+            if drive is None and change.get("driveId") in st.drive_tokens:
+                continue  # that drive's own log has it
             native, f = change["fileId"], change.get("file")
-            live = None if change.get("removed") or f is None or f.get("trashed") else f  # None: gone
+            live = None if f is None or f.get("trashed") else f  # None: gone (a removal still readable has its file)
             if native in st.folders or (f and f.get("mimeType") == FOLDER):
                 if live is None:
                     st.folders.pop(native, None)
@@ -252,16 +303,55 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
                 yield Deletion(id=self.doc_id(native))
             else:
                 files[native] = live
-        for folder in moved:  # a renamed or moved folder changes the path of everything below
+        for folder in moved:  # a renamed or moved folder (or drive) changes the path of everything below
             for f in self._children(folder, st):
                 files.setdefault(f["id"], f)
         yield from self._process(list(files.values()), st)
+        if left:
+            yield from self._unlisted(st)
+
+    def _drive_changes(self, changes: list[dict[str, Any]], st: _State) -> tuple[list[str], bool]:
+        """Shared drives whose files must be read again (joined: Drive logs none of their files;
+        renamed: their paths name it), and whether a known drive was left or deleted."""
+        if not self.config.shared_drives:
+            return [], False
+        renamed, left = [], False
+        for change in changes:
+            drive_id, drive = change.get("driveId", ""), change.get("drive")
+            if change.get("removed") or drive is None:
+                left = st.drives.pop(drive_id, None) is not None or left
+                st.drive_tokens.pop(drive_id, None)
+            elif st.drives.get(drive_id) != drive["name"]:
+                if drive_id not in st.drive_tokens:  # joined: its log from before its files are listed
+                    st.drive_tokens[drive_id] = self.client.start_page_token(drive_id)
+                st.drives[drive_id] = drive["name"]
+                renamed.append(drive_id)
+        return renamed, left
+
+    def _unlisted(self, st: _State) -> Iterator[Item]:
+        """After a shared drive was left (Drive names none of its files): known documents that the
+        listing no longer holds are deleted, unless Drive calls the listing incomplete."""
+        listing = self._listing(f"mimeType != '{FOLDER}' and trashed = false", "id")
+        live = {f["id"] for f in listing}
+        if listing.incomplete:
+            log.warning(
+                "source %r: a shared drive was left, but Drive could not search every drive "
+                "(incompleteSearch): its documents stay until a complete re-crawl",
+                self.name,
+            )
+            return
+        for native in sorted(st.known - live):
+            st.known.discard(native)
+            yield Deletion(id=self.doc_id(native))
 
     def _children(self, folder: str, st: _State) -> list[dict[str, Any]]:
         out, frontier = [], [folder]
         while frontier:
-            for f in self._listing(f"'{frontier.pop()}' in parents and trashed = false", FILE_FIELDS):
+            listing = self._listing(f"'{frontier.pop()}' in parents and trashed = false", FILE_FIELDS)
+            for f in listing:
                 (frontier.append(f["id"]) if f["mimeType"] == FOLDER else out.append(f))
+            if listing.incomplete:
+                log.warning("source %r: the files below %s may be listed in part (incompleteSearch)", self.name, folder)
         return out
 
     # --- files -------------------------------------------------------------------------------
@@ -350,13 +440,32 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
 
     # --- reconciliation ----------------------------------------------------------------------
     def live_ids(self) -> list[str]:
-        """Ids of every in-scope file the policy would index (a listing, no downloads)."""
+        """Ids of every in-scope file the policy would index (a listing, no downloads);
+        `IncompleteListingError` when Drive calls a listing incomplete."""
         st = _State(start_token="")
-        self._load_tree(st)
+        complete = self._load_tree(st)
+        listing = self._listing(f"mimeType != '{FOLDER}' and trashed = false", "id,name,mimeType,parents,size")
         out = []
-        for f in self._listing(f"mimeType != '{FOLDER}' and trashed = false", "id,name,mimeType,parents,size"):
+        for f in listing:
             parent = (f.get("parents") or [None])[0]
             path, ancestors = folder_path(parent, st.folders or {}, st.drives)
             if in_scope(path, ancestors, self.config.folders) and not skip_reason(f, self.config.max_file_bytes):
                 out.append(self.doc_id(f["id"]))
+        if listing.incomplete or not complete:
+            raise IncompleteListingError(
+                f"source {self.name!r}: Drive could not search every shared drive (incompleteSearch), so "
+                "the listing may miss files; nothing is taken for deleted until a listing is complete"
+            )
         return out
+
+
+def _token(st: _State, drive: str | None) -> str | None:
+    """Where the log of `drive` (None: the user's) is to be read from; None once the drive is left."""
+    return (st.page_token or st.start_token) if drive is None else st.drive_tokens.get(drive)
+
+
+def _set_token(st: _State, drive: str | None, token: str) -> None:
+    if drive is None:
+        st.page_token = token
+    elif drive in st.drive_tokens:
+        st.drive_tokens[drive] = token

@@ -3,12 +3,14 @@
 Credentials, retries (429, 5xx, rate-limit 403, `Retry-After` honoured), the shared quota bucket,
 thread-local `AuthorizedHttp`s and the error mapping are the kit's (`kit.google`); this module only
 names the Drive calls and their fields. Listings that are not checkpointed page by page
-(permissions, shared drives) go through the kit's pager, which refuses a repeated page token.
+(permissions, shared drives) go through the kit's pager, which refuses a repeated page token. Every
+files.list asks for `incompleteSearch`: a listing over all drives may leave files out, and a
+`FileListing` says so.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .kit import RetryPolicy, page_token, pages
@@ -16,6 +18,20 @@ from .kit.google import GoogleApiError, GoogleService
 
 SCOPES = ["https://www.googleapis.com/auth/drive.readonly"]
 DriveApiError = GoogleApiError  # a non-retriable answer: 404, 403 fileNotDownloadable, 400 ...
+
+
+class FileListing:
+    """The files of a listing, read page by page as it is iterated; `incomplete` turns true when a
+    page says `incompleteSearch` (Drive could not search every drive: files may be missing)."""
+
+    def __init__(self, fetch: Callable[[str | None], dict[str, Any]], source: str) -> None:
+        self.fetch, self.source = fetch, source
+        self.incomplete = False
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for page in pages(self.fetch, page_token, source=self.source, what="files.list"):
+            self.incomplete = self.incomplete or bool(page.get("incompleteSearch"))
+            yield from page.get("files", [])
 
 
 class DriveClient(GoogleService):
@@ -40,11 +56,14 @@ class DriveClient(GoogleService):
             timeout=timeout,
         )
 
-    def start_page_token(self) -> str:
+    def start_page_token(self, drive_id: str | None = None) -> str:
+        """The user's change log's start token, or with `drive_id` that shared drive's log's."""
         return str(
-            self.call(lambda s: s.changes().getStartPageToken(supportsAllDrives=True, fields="startPageToken"))[
-                "startPageToken"
-            ]
+            self.call(
+                lambda s: s.changes().getStartPageToken(
+                    supportsAllDrives=True, driveId=drive_id, fields="startPageToken"
+                )
+            )["startPageToken"]
         )
 
     def list_files(
@@ -56,7 +75,7 @@ class DriveClient(GoogleService):
                     q=q,
                     pageToken=page_token,
                     pageSize=page_size,
-                    fields=f"nextPageToken,files({fields})",
+                    fields=f"nextPageToken,incompleteSearch,files({fields})",
                     corpora="allDrives" if all_drives else "user",
                     supportsAllDrives=True,
                     includeItemsFromAllDrives=all_drives,
@@ -64,26 +83,27 @@ class DriveClient(GoogleService):
             )
         )
 
-    def files(self, q: str, fields: str, all_drives: bool) -> Iterator[dict[str, Any]]:
+    def files(self, q: str, fields: str, all_drives: bool) -> FileListing:
         """Every file `q` matches, 1000 a page (for listings not checkpointed page by page)."""
-        for page in pages(
-            lambda token: self.list_files(q, token, 1000, fields, all_drives),
-            page_token,
-            source=self.source,
-            what="files.list",
-        ):
-            yield from page.get("files", [])
+        return FileListing(lambda token: self.list_files(q, token, 1000, fields, all_drives), self.source)
 
-    def list_changes(self, page_token: str, page_size: int, fields: str, all_drives: bool) -> dict[str, Any]:
+    def list_changes(
+        self, page_token: str, page_size: int, fields: str, all_drives: bool, drive_id: str | None = None
+    ) -> dict[str, Any]:
+        """A page of the user's change log, or with `drive_id` of that shared drive's own log. A
+        removed change carries its file while the user can still read it (moved to another log)."""
         return dict(
             self.call(
                 lambda s: s.changes().list(
                     pageToken=page_token,
                     pageSize=page_size,
+                    driveId=drive_id,
                     includeRemoved=True,
+                    includeCorpusRemovals=True,
                     supportsAllDrives=True,
-                    includeItemsFromAllDrives=all_drives,
-                    fields=f"nextPageToken,newStartPageToken,changes(fileId,removed,time,file({fields}))",
+                    includeItemsFromAllDrives=all_drives or drive_id is not None,
+                    fields="nextPageToken,newStartPageToken,"
+                    f"changes(changeType,fileId,driveId,removed,time,drive(id,name),file({fields}))",
                 )
             )
         )

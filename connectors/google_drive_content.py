@@ -13,9 +13,10 @@ from .model import ACL
 
 FOLDER = "application/vnd.google-apps.folder"
 GOOGLE_DOC = "application/vnd.google-apps.document"
-EXPORTS = {
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+EXPORTS = {  # a Sheet as a workbook: its CSV export holds the first sheet only
     GOOGLE_DOC: "text/markdown",
-    "application/vnd.google-apps.spreadsheet": "text/csv",
+    "application/vnd.google-apps.spreadsheet": XLSX,
     "application/vnd.google-apps.presentation": "text/plain",
 }
 _ARCHIVES = {
@@ -59,18 +60,21 @@ class TooLarge(Exception):
 
 
 def fetch_text(client: DriveClient, f: dict[str, Any], doc_format: str, max_bytes: int) -> str:
-    """Export (Google types) or download and extract; `DriveApiError`, `ItemError`, `TooLarge` escape."""
+    """Export (Google types; a Sheet's workbook is read sheet by sheet, each under its name as a
+    heading) or download and extract; `DriveApiError`, `ItemError`, `TooLarge` escape."""
     mime = f["mimeType"]
     if mime in EXPORTS:
         target = doc_format if mime == GOOGLE_DOC else EXPORTS[mime]
         try:
             data = client.export(f["id"], target)
         except DriveApiError as err:
-            if err.status != 400 or target == "text/plain":
+            if err.status != 400 or target != "text/markdown":
                 raise
             data = client.export(f["id"], "text/plain")  # Markdown export unavailable: plain text
         if len(data) > max_bytes:
             raise TooLarge(f"export over the size cap ({len(data)} > {max_bytes} bytes)")
+        if target == XLSX:
+            return extract_text(data, f.get("name", ""), XLSX).strip()
         return data.decode("utf-8", "replace").strip()
     return extract_text(client.download(f["id"]), f.get("name", ""), mime).strip()
 

@@ -3,10 +3,11 @@
 Drive posts a `sync` message when the channel opens, then a `change` message (headers only) after
 changes; each `change` is a hint, and the sync it triggers reads `changes.list` from the page token
 saved in the checkpoint, so a message carries nothing that must be trusted. A message must carry
-the channel token this process chose and name its current channel, else it is refused (answered
-as a hook nobody registered). Channels cannot be extended: the kit's `Renewals` opens a new one
-in the last third of the current one's lifetime, then stops the old; `stop()` stops it
-(`channels.stop`) in bounded time.
+the channel token this process chose and name a channel it holds, else it is refused (answered as a
+hook nobody registered). A channel is held from before its `changes.watch` (Drive may post its
+`sync` and first `change` before that call answers) until its `channels.stop`. Channels cannot be
+extended: the kit's `Renewals` opens a new one in the last third of the current one's lifetime,
+then stops the old (both are held meanwhile); `stop()` stops it (`channels.stop`) in bounded time.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class DrivePushChannels(EventSource):
             source=connector.name, what="push channel", lifetime=lifetime, create=self._open, remove=self._stop
         )
         self.channel = self.renewals.add("changes")
+        self.held: set[str] = set()  # ids of the channels whose messages are accepted
 
     def start(self, emit: Emit) -> None:
         self.emit = emit
@@ -45,22 +47,29 @@ class DrivePushChannels(EventSource):
     def _open(self, sub: Subscription) -> None:
         client = self.connector.client
         expires = time.time() + self.renewals.lifetime
-        answer = client.watch_changes(
-            client.start_page_token(),
-            {
-                "id": str(uuid.uuid4()),
-                "type": "web_hook",
-                "address": self.url,
-                "token": self.token,
-                "expiration": int(expires * 1000),
-            },
-            self.connector.config.shared_drives,
-        )
+        channel = str(uuid.uuid4())
+        self.held.add(channel)
+        try:
+            answer = client.watch_changes(
+                client.start_page_token(),
+                {
+                    "id": channel,
+                    "type": "web_hook",
+                    "address": self.url,
+                    "token": self.token,
+                    "expiration": int(expires * 1000),
+                },
+                self.connector.config.shared_drives,
+            )
+        except BaseException:
+            self.held.discard(channel)
+            raise
         sub.id, sub.data["resource_id"] = answer["id"], answer["resourceId"]
         sub.expires = int(answer.get("expiration") or 0) / 1000 or expires
 
     def _stop(self, sub: Subscription) -> None:
         assert sub.id is not None
+        self.held.discard(sub.id)
         self.connector.client.stop_channel(sub.id, sub.data["resource_id"])
 
     def maintain(self) -> None:
@@ -75,8 +84,8 @@ class DrivePushChannels(EventSource):
         if request.method != "POST":
             return refused(f"method {request.method}")
         channel = request.headers.get("x-goog-channel-id")
-        if not channel or channel != self.channel.id:
-            return refused("not our current channel")
+        if not channel or channel not in self.held:
+            return refused("not a channel of ours")
         given = request.headers.get("x-goog-channel-token", "").encode("utf-8", "replace")
         if not secrets.compare_digest(given, self.token.encode()):
             return refused("wrong channel token")

@@ -9,6 +9,7 @@ import io
 import textwrap
 import zipfile
 import zlib
+from collections.abc import Mapping, Sequence
 
 
 def make_pdf(title: str, paragraphs: list[str]) -> bytes:
@@ -83,7 +84,7 @@ def make_zip(files: dict[str, str]) -> bytes:
     return buf.getvalue()
 
 
-def make_xlsx(title: str, sheets: dict[str, list[list[object]]]) -> bytes:
+def make_xlsx(title: str, sheets: Mapping[str, Sequence[Sequence[object]]]) -> bytes:
     """A workbook with one sheet per entry (rows of cells) and `title` in its properties."""
     from openpyxl import Workbook
 

@@ -2,7 +2,12 @@
 
 Serves what a sync client uses: files.list/get/export (with `alt=media` and Range), changes
 (startPageToken, list), permissions.list, drives.list, with the `fields` projection, a useful subset
-of `q`, shared drives, and errors in Google's envelope. State lives in `drive_state` (mutations
+of `q`, shared drives, and errors in Google's envelope. Each shared drive keeps its own change log
+(`driveId`); the user's log carries the changes to shared drives themselves (`changeType: "drive"`,
+no `fileId`) and, unless `drive_items_in_user_log` is off (Drive does not promise them), its
+drives' items' changes. A file moved between logs leaves a `removed` change in the old one, with
+the file under `includeCorpusRemovals`. A Sheet exports as CSV or TSV of its first sheet only, or
+as an XLSX workbook of every sheet. State lives in `drive_state` (mutations
 are plain functions, also exposed under `/_admin/drive/...`), auth in `drive_auth`, wire details in
 `drive_wire`, sample and generated content in `drive_seed`.
 """
@@ -10,6 +15,8 @@ are plain functions, also exposed under `/_admin/drive/...`), auth in `drive_aut
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -30,6 +37,7 @@ from .drive_auth import (
     token_route,
     token_valid,
 )
+from .documents import make_xlsx
 from .drive_seed import markdown_to_html, markdown_to_plain, seed_generated, seed_sample
 from .faults import BrokenAnswer
 from .drive_wire import DriveError, error_response, file_resource, matches, parse_fields, parse_q, project
@@ -37,9 +45,10 @@ from .drive_wire import DriveError, error_response, file_resource, matches, pars
 __all__ = ["routes", "source", "seed_sample", "seed_generated", "write_credentials"]
 
 API = "/drive/v3"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _EXPORTS = {
     ds.DOC: {"text/plain", "text/markdown", "text/html"},
-    ds.SHEET: {"text/csv", "text/tab-separated-values"},
+    ds.SHEET: {"text/csv", "text/tab-separated-values", XLSX},
     ds.SLIDES: {"text/plain"},
 }
 Handler = Callable[[Any, Request], Awaitable[Response]]
@@ -150,9 +159,10 @@ async def files_list(ctx: Any, request: Request) -> Response:
     with ctx.ws.lock:
         st = ds.state(ctx.ws)
         offset = _page_token(request, st, key)
-        hits = [f for f in st.files.values() if visible(f) and matches(f, clauses)]
+        incomplete = st.incomplete_search and request.query_params.get("corpora") == "allDrives"
+        hits = [f for f in st.files.values() if visible(f) and matches(f, clauses) and not (incomplete and f.drive_id)]
         page = [file_resource(ctx.ws, f) for f in hits[offset : offset + size]]
-        body: dict[str, Any] = {"kind": "drive#fileList", "incompleteSearch": False, "files": page}
+        body: dict[str, Any] = {"kind": "drive#fileList", "incompleteSearch": incomplete, "files": page}
         if offset + size < len(hits):
             token = {"o": offset + size, "e": st.page_epoch, "k": key}
             body["nextPageToken"] = base64.urlsafe_b64encode(json.dumps(token).encode()).decode()
@@ -204,24 +214,28 @@ async def files_export(ctx: Any, request: Request) -> Response:
         raise DriveError(403, "Export only supports Docs Editors files.", "fileNotExportable")
     if mime not in _EXPORTS.get(f.mime_type, set()):
         raise DriveError(400, "The requested conversion is not supported.", "badRequest", "convertTo")
-    if len(f.content) > ds.state(ctx.ws).export_limit:
+    if len(f.content) + sum(len(sheet) for sheet in f.sheets.values()) > ds.state(ctx.ws).export_limit:
         raise DriveError(403, "This file is too large to be exported.", "exportSizeLimitExceeded")
     return Response(_convert(f, mime), media_type=mime)
 
 
 def _convert(f: ds.DriveFile, mime: str) -> bytes:
+    if mime == XLSX:
+        return make_xlsx(
+            f.name, {name: _rows(text) for name, text in {"Sheet1": f.content.decode(), **f.sheets}.items()}
+        )
     text = f.content.decode("utf-8")
     if f.mime_type == ds.DOC and mime == "text/plain":
         text = markdown_to_plain(text)
     elif f.mime_type == ds.DOC and mime == "text/html":
         text = markdown_to_html(f.name, text)
     elif mime == "text/tab-separated-values":
-        import csv
-        import io
-
-        rows = list(csv.reader(io.StringIO(text)))
-        text = "\n".join("\t".join(row) for row in rows)
+        text = "\n".join("\t".join(row) for row in _rows(text))
     return text.encode("utf-8")
+
+
+def _rows(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text)))
 
 
 async def permissions_list(ctx: Any, request: Request) -> Response:
@@ -239,22 +253,24 @@ async def drives_list(ctx: Any, request: Request) -> Response:
     offset = int(raw)
     with ctx.ws.lock:
         drives = list(ds.state(ctx.ws).drives.values())
-    body: dict[str, Any] = {
-        "kind": "drive#driveList",
-        "drives": [
-            {"kind": "drive#drive", "id": d.id, "name": d.name, "createdTime": ds.rfc3339(d.created), "hidden": False}
-            for d in drives[offset : offset + size]
-        ],
-    }
+    body: dict[str, Any] = {"kind": "drive#driveList", "drives": [_drive(d) for d in drives[offset : offset + size]]}
     if offset + size < len(drives):
         body["nextPageToken"] = str(offset + size)
     return JSONResponse(project(body, _fields(request, "kind,nextPageToken,drives(kind,id,name)")))
 
 
+def _drive(d: ds.SharedDrive) -> dict[str, Any]:
+    return {"kind": "drive#drive", "id": d.id, "name": d.name, "createdTime": ds.rfc3339(d.created), "hidden": False}
+
+
 # --- changes ---------------------------------------------------------------------------------
 async def start_page_token(ctx: Any, request: Request) -> Response:
     with ctx.ws.lock:
-        token = str(ds.state(ctx.ws).next_seq)
+        st = ds.state(ctx.ws)
+        drive_id = request.query_params.get("driveId")
+        if drive_id and drive_id not in st.drives:
+            raise DriveError(404, f"Shared drive not found: {drive_id}", "notFound", "driveId")
+        token = str(st.next_seq)
     return JSONResponse(
         project({"kind": "drive#startPageToken", "startPageToken": token}, _fields(request, "kind,startPageToken"))
     )
@@ -268,25 +284,33 @@ async def changes_list(ctx: Any, request: Request) -> Response:
     spec = _fields(
         request,
         "kind,nextPageToken,newStartPageToken,changes(kind,type,changeType,time,"
-        "removed,fileId,file(kind,id,name,mimeType))",
+        "removed,fileId,file(kind,id,name,mimeType),driveId,drive(kind,id,name))",
     )
     all_drives = _flag(request, "includeItemsFromAllDrives") and _flag(request, "supportsAllDrives")
     drive_id = request.query_params.get("driveId")
     include_removed = request.query_params.get("includeRemoved", "true").lower() == "true"
+    still_there = _flag(request, "includeCorpusRemovals")
     with ctx.ws.lock:
         st = ds.state(ctx.ws)
+        if drive_id and drive_id not in st.drives:
+            raise DriveError(404, f"Shared drive not found: {drive_id}", "notFound", "driveId")
+        all_drives = all_drives and (bool(drive_id) or st.drive_items_in_user_log)
         if not raw.isdigit() or not st.change_floor <= int(raw) <= st.next_seq:
             raise DriveError(400, "Invalid Value", "invalid", "pageToken")
         latest: dict[str, ds.Change] = {}
         for change in st.changes[int(raw) - 1 :]:  # seq n sits at index n - 1
-            if (drive_id and change.drive_id != drive_id) or (change.drive_id and not all_drives):
+            if change.kind == "drive":  # a drive's own change: in the user's log only
+                if drive_id:
+                    continue
+            elif (drive_id and change.drive_id != drive_id) or (change.drive_id and not all_drives):
                 continue
-            latest.pop(change.file_id, None)
-            latest[change.file_id] = change
+            item = change.file_id or f"drive:{change.drive_id}"
+            latest.pop(item, None)
+            latest[item] = change
         pending = sorted(latest.values(), key=lambda c: c.seq)
         if not include_removed:
             pending = [c for c in pending if not c.removed]
-        page = [_change(ctx.ws, st, c) for c in pending[:size]]
+        page = [_change(ctx.ws, st, c, still_there) for c in pending[:size]]
         body: dict[str, Any] = {"kind": "drive#changeList", "changes": page}
         if len(pending) > size:
             body["nextPageToken"] = str(pending[size].seq)
@@ -295,7 +319,10 @@ async def changes_list(ctx: Any, request: Request) -> Response:
     return JSONResponse(project(body, spec))
 
 
-def _change(ws: Any, st: ds.DriveState, change: ds.Change) -> dict[str, Any]:
+def _change(ws: Any, st: ds.DriveState, change: ds.Change, still_there: bool) -> dict[str, Any]:
+    """`still_there` (includeCorpusRemovals): a removed change carries the file while it exists."""
+    if change.kind == "drive":
+        return _drive_change(st, change)
     f = st.files.get(change.file_id)
     out: dict[str, Any] = {
         "kind": "drive#change",
@@ -307,8 +334,24 @@ def _change(ws: Any, st: ds.DriveState, change: ds.Change) -> dict[str, Any]:
     }
     if change.drive_id:
         out["driveId"] = change.drive_id
-    if f is not None and not out["removed"]:
+    if f is not None and (still_there or not out["removed"]):
         out["file"] = file_resource(ws, f)
+    return out
+
+
+def _drive_change(st: ds.DriveState, change: ds.Change) -> dict[str, Any]:
+    """A change to a shared drive itself: no fileId, and `drive` only while the user may see it."""
+    drive = st.drives.get(change.drive_id or "")
+    out: dict[str, Any] = {
+        "kind": "drive#change",
+        "type": "drive",
+        "changeType": "drive",
+        "time": ds.rfc3339(change.time),
+        "removed": change.removed or drive is None,
+        "driveId": change.drive_id,
+    }
+    if drive is not None and not out["removed"]:
+        out["drive"] = _drive(drive)
     return out
 
 
@@ -346,8 +389,20 @@ def _admin_routes(ctx: Any) -> list[BaseRoute]:
             owner=b.get("owner", ""),
             drive_id=b.get("driveId"),
             permissions=_permissions(ws, b.get("permissions", [])),
+            sheets=b.get("sheets"),
         )
         return JSONResponse(file_resource(ws, f))
+
+    async def shared_drive(request: Request) -> Response:
+        drive_id = request.path_params["drive_id"]
+        try:
+            if request.method == "DELETE":
+                ds.leave_drive(ws, drive_id)  # the user loses membership
+            else:
+                ds.rename_drive(ws, drive_id, (await request.json())["name"])
+        except KeyError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=404)
+        return JSONResponse({"ok": True})
 
     async def change(request: Request) -> Response:
         file_id = request.path_params["file_id"]
@@ -383,6 +438,10 @@ def _admin_routes(ctx: Any) -> list[BaseRoute]:
             revoke(ws, (await request.json()).get("revoked", True))
         elif what == "invalidate_page_tokens":
             ds.expire_page_tokens(ws)
+        elif what == "drive_items_in_user_log":
+            ds.state(ws).drive_items_in_user_log = bool((await request.json()).get("shown", True))
+        elif what == "incomplete_search":
+            ds.set_incomplete_search(ws, (await request.json()).get("incomplete", True))
         elif what == "credentials":
             token_uri = ctx.http_url + TOKEN_PATH
             return JSONResponse(
@@ -399,6 +458,7 @@ def _admin_routes(ctx: Any) -> list[BaseRoute]:
         Route("/_admin/drive/files", add, methods=["POST"]),
         Route("/_admin/drive/files/{file_id}", change, methods=["PATCH", "DELETE"]),
         Route("/_admin/drive/files/{file_id}/{action}", change, methods=["POST", "PUT"]),
+        Route("/_admin/drive/drives/{drive_id}", shared_drive, methods=["PATCH", "DELETE"]),
         Route("/_admin/drive/{what}", control, methods=["GET", "POST"]),
     ]
 

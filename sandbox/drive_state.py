@@ -1,8 +1,10 @@
 """The emulated Drive's data: files, folders, shared drives, permissions and the change log.
 
 Everything here is plain Python: tests and the admin routes call the same mutation functions
-(`add_file`, `edit`, `trash`, `move`, `delete`, `set_permissions`), and each mutation appends to the
-change log that `changes.list` serves. All access happens under `ws.lock`.
+(`add_file`, `edit`, `trash`, `move`, `delete`, `set_permissions`, `add_drive`, `rename_drive`,
+`leave_drive`), and each mutation appends to the change log that `changes.list` serves: a file's
+change, or (as Drive logs membership gained or lost and a rename in the user's log) a shared
+drive's. All access happens under `ws.lock`.
 """
 
 from __future__ import annotations
@@ -60,13 +62,14 @@ class DriveFile:
     owner: str  # email; empty for shared-drive items (the drive owns them)
     created: float
     modified: float
-    content: bytes = b""  # Google types hold their exportable text (Markdown, CSV, text)
+    content: bytes = b""  # Google types hold their exportable text (Markdown, CSV of Sheet1, text)
     trashed: bool = False
     drive_id: str | None = None
     permissions: list[Permission] = field(default_factory=list)
     version: int = 1
     not_downloadable: bool = False  # answers 403 fileNotDownloadable to alt=media
     modified_by: str = ""
+    sheets: dict[str, str] = field(default_factory=dict)  # a Sheet's further sheets (name: CSV)
 
     @property
     def is_google(self) -> bool:
@@ -84,10 +87,11 @@ class SharedDrive:
 @dataclass
 class Change:
     seq: int
-    file_id: str
+    file_id: str  # "" for a change to a shared drive itself
     time: float
     removed: bool
     drive_id: str | None
+    kind: str = "file"  # file | drive (changeType)
 
 
 @dataclass
@@ -99,6 +103,8 @@ class DriveState:
     change_floor: int = 1  # change tokens below this are refused (invalidated)
     page_epoch: int = 0  # files.list page tokens of an older epoch are refused
     export_limit: int = EXPORT_LIMIT
+    incomplete_search: bool = False  # corpora=allDrives listings leave out shared drives, say incompleteSearch
+    drive_items_in_user_log: bool = True  # Drive may show a member these; apps must not rely on it
     id_counter: int = 0
     auth: Any = None  # sandbox.drive_auth.AuthState
     listeners: list[Callable[[Change], None]] = field(default_factory=list)  # push channels (drive_channels.py)
@@ -129,8 +135,15 @@ def new_id(ws: Any, prefix: str = "1") -> str:
 
 
 def _log(ws: Any, f: DriveFile, removed: bool = False) -> None:
+    _append(ws, Change(state(ws).next_seq, f.id, ws.clock(), removed, f.drive_id))
+
+
+def _log_drive(ws: Any, drive: SharedDrive, removed: bool = False) -> None:
+    _append(ws, Change(state(ws).next_seq, "", ws.clock(), removed, drive.id, kind="drive"))
+
+
+def _append(ws: Any, change: Change) -> None:
     st = state(ws)
-    change = Change(st.next_seq, f.id, ws.clock(), removed, f.drive_id)
     st.changes.append(change)
     st.next_seq += 1
     for listener in list(st.listeners):
@@ -154,7 +167,30 @@ def add_drive(ws: Any, name: str, members: list[Permission] | None = None) -> Sh
     with ws.lock:
         drive = SharedDrive(new_id(ws, "0A"), name, ws.clock(), list(members or []))
         state(ws).drives[drive.id] = drive
+        _log_drive(ws, drive)  # the user became a member: one change, none for the items inside
         return drive
+
+
+def rename_drive(ws: Any, drive_id: str, name: str) -> None:
+    with ws.lock:
+        drive = state(ws).drives.get(drive_id)
+        if drive is None:
+            raise KeyError(f"no shared drive {drive_id!r}")
+        drive.name = name
+        _log_drive(ws, drive)
+
+
+def leave_drive(ws: Any, drive_id: str) -> None:
+    """The user loses membership: the drive and its items vanish from every answer, and the log
+    gets one removed change for the drive, none for its items (as Drive does)."""
+    with ws.lock:
+        st = state(ws)
+        drive = st.drives.pop(drive_id, None)
+        if drive is None:
+            raise KeyError(f"no shared drive {drive_id!r}")
+        for f in [f for f in st.files.values() if f.drive_id == drive_id]:
+            del st.files[f.id]
+        _log_drive(ws, drive, removed=True)
 
 
 def add_file(
@@ -169,8 +205,10 @@ def add_file(
     permissions: list[Permission] | None = None,
     modified: float | None = None,
     created: float | None = None,
+    sheets: dict[str, str] | None = None,
 ) -> DriveFile:
-    """Create a file or folder. Its owner gets an `owner` permission (My Drive items only)."""
+    """Create a file or folder. Its owner gets an `owner` permission (My Drive items only). A
+    Sheet's `content` is the CSV of its first sheet (Sheet1), `sheets` the others' by name."""
     with ws.lock:
         st = state(ws)
         if parent and parent not in st.files and parent not in st.drives:
@@ -196,6 +234,7 @@ def add_file(
             drive_id=drive_id,
             permissions=perms,
             modified_by=owner,
+            sheets=dict(sheets or {}),
         )
         st.files[f.id] = f
         _log(ws, f)
@@ -271,6 +310,9 @@ def delete(ws: Any, file_id: str) -> None:
 
 
 def move(ws: Any, file_id: str, new_parent: str) -> None:
+    """Move a file (a folder with what is below it). Into or out of a shared drive, each item
+    leaves the change log it was in with a `removed` change (it is still there to read) and
+    enters the new one's, as Drive's user and shared-drive logs do."""
     with ws.lock:
         f = get(ws, file_id)
         st = state(ws)
@@ -278,7 +320,12 @@ def move(ws: Any, file_id: str, new_parent: str) -> None:
             raise KeyError(f"no folder {new_parent!r}")
         f.parents = [new_parent]
         f.version += 1
-        _log(ws, f)
+        drive_id = new_parent if new_parent in st.drives else st.files[new_parent].drive_id
+        for item in [f, *descendants(ws, file_id)] if f.mime_type == FOLDER else [f]:
+            if item.drive_id != drive_id:
+                _log(ws, item, removed=True)  # out of its old log; the file itself stays
+                item.drive_id = drive_id
+            _log(ws, item)
 
 
 def set_permissions(ws: Any, file_id: str, permissions: list[Permission]) -> None:
@@ -297,6 +344,13 @@ def expire_page_tokens(ws: Any) -> None:
         st = state(ws)
         st.change_floor = st.next_seq
         st.page_epoch += 1
+
+
+def set_incomplete_search(ws: Any, incomplete: bool = True) -> None:
+    """While set, listings over several drives (corpora=allDrives) leave out the shared drives'
+    items and answer `incompleteSearch: true`, as Drive does when it could not search them all."""
+    with ws.lock:
+        state(ws).incomplete_search = incomplete
 
 
 def effective_permissions(ws: Any, f: DriveFile) -> list[Permission]:

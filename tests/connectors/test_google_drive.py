@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from inlet.connectors.events import Hint, WebhookRequest
 from inlet.connectors.google_drive import GoogleDriveConfig, GoogleDriveConnector
 from inlet.connectors.model import ACL, Checkpoint, Deletion, Document, Item, Progress, Skipped
-from inlet.errors import ConfigError, CredentialsError, RetriableError
+from inlet.errors import ConfigError, CredentialsError, IncompleteListingError, RetriableError
 from inlet.sandbox import drive
 from inlet.sandbox import drive_auth
 from inlet.sandbox import drive_state as ds
@@ -95,7 +96,7 @@ def test_full_crawl_reads_every_format_with_metadata_and_acl(sb: Sandbox) -> Non
     design_id = file_named(sb, "Search service design").id
     assert design.url == f"https://docs.google.com/document/d/{design_id}/edit?usp=drivesdk"
     assert design.updated_at is not None and design.updated_at.tzinfo is not None
-    assert found["Q3 roadmap"].text.splitlines()[0] == "Quarter,Project,Owner,Status"
+    assert found["Q3 roadmap"].text.splitlines()[:3] == ["## Sheet1", "", "Quarter | Project | Owner | Status"]
     assert "Revenue grew 12%" in found["All-hands deck"].text
     assert "47 minutes" in found["Incident postmortem 2024-03.pdf"].text
     assert "full-disk encryption" in found["Security policy.docx"].text
@@ -131,14 +132,29 @@ def test_policy_skips_and_extraction_failures_do_not_stop_the_sync(sb: Sandbox) 
     assert "runbook.txt" in docs(items) and "Expense policy.pdf" in docs(items)
 
 
+def test_a_sheet_is_read_sheet_by_sheet_and_a_too_large_one_is_skipped(sb: Sandbox) -> None:
+    """Drive's CSV export holds the first sheet only: the workbook (XLSX) export holds them all."""
+    ops = file_named(sb, "Operations").id
+    budget = "Item,Cost\nLaptops,1200\n"
+    ds.add_file(sb.ws, "Budget", ds.SHEET, "Team,Head\nSearch,alice\n", parent=ops, sheets={"Costs": budget})
+    text = docs(run(connector(sb).load(None))[0])["Budget"].text
+    assert text == "## Sheet1\n\nTeam | Head\nSearch | alice\n\n## Costs\n\nItem | Cost\nLaptops | 1200"
+    sb.ws.drive.export_limit = 30  # Budget's sheets together are over it
+    items, _ = run(connector(sb).load(None))
+    skipped = next(i for i in items if isinstance(i, Skipped) and i.title == "Budget")
+    assert "exportSizeLimitExceeded" in skipped.reason and not skipped.failed
+    assert "Budget" not in docs(items)
+
+
 # --- incremental ------------------------------------------------------------------------------
-def test_no_change_resync_is_one_changes_call(sb: Sandbox) -> None:
+def test_no_change_resync_is_one_changes_call_per_log(sb: Sandbox) -> None:
+    """The user's change log, and the one shared drive's own."""
     c = connector(sb)
     _, state = run(c.load(None))
     sb.faults.reset_counts()
     items, again = run(c.load(state))
     assert items == [] and again == state
-    assert sb.faults.count("drive:*") == 1 and sb.faults.count("drive:changes.list") == 1
+    assert sb.faults.count("drive:*") == 2 and sb.faults.count("drive:changes.list") == 2
 
 
 def test_changes_feed_edits_moves_trash_and_removal(sb: Sandbox) -> None:
@@ -169,6 +185,92 @@ def test_changes_feed_edits_moves_trash_and_removal(sb: Sandbox) -> None:
     assert deleted == {before["faq.html"].id, before["Q3 roadmap"].id}
     assert state2 is not None and before["faq.html"].id.split(":")[1] not in state2["known"]
     assert new.id in state2["known"]
+
+
+def test_shared_drive_changes_rename_paths_and_leaving_deletes_its_documents(sb: Sandbox) -> None:
+    """The user's log names changes to a shared drive itself (changeType "drive", no fileId)."""
+    ws, c = sb.ws, connector(sb)
+    _, state = run(c.load(None))
+    wiki = next(iter(ws.drive.drives.values())).id
+    ds.rename_drive(ws, wiki, "Handbook")
+    items, state = run(c.load(state))
+    assert {d.title: (d.metadata["shared_drive"], d.metadata["folder"]) for d in docs(items).values()} == {
+        "Holiday calendar": ("Handbook", "Handbook"),
+        "Expense policy.pdf": ("Handbook", "Handbook"),
+    }
+    assert not any(isinstance(i, Deletion) for i in items)
+    assert run(c.load(state))[0] == []  # the page token moved past the drive's change
+    gone = {doc_id(sb, "Holiday calendar"), doc_id(sb, "Expense policy.pdf")}
+    ds.leave_drive(ws, wiki)  # Drive logs the drive's removal, none of its files
+    items, state = run(c.load(state))
+    assert items == [Deletion(id=i) for i in sorted(gone)]
+    assert state is not None and not gone & {f"team-drive:{n}" for n in state["known"]}
+    assert len(state["known"]) == 11 and state["drives"] == state["drive_tokens"] == {}
+
+
+def test_a_shared_drives_own_change_log_is_followed(sb: Sandbox) -> None:
+    """Drive need not show a member the changes of a shared drive's items in the user's log."""
+    ws, c = sb.ws, connector(sb)
+    ws.drive.drive_items_in_user_log = False
+    _, state = run(c.load(None))
+    wiki = next(iter(ws.drive.drives.values())).id
+    ds.edit(ws, file_named(sb, "Holiday calendar").id, content="# Holidays\n\nClosed on May 1.")
+    ds.trash(ws, file_named(sb, "Expense policy.pdf").id)
+    ds.add_file(ws, "Travel policy", ds.DOC, "# Travel\n\nBook trains.", parent=wiki)
+    items, state = run(c.load(state))
+    assert {d.title: d.text for d in docs(items).values()} == {
+        "Holiday calendar": "# Holidays\n\nClosed on May 1.",
+        "Travel policy": "# Travel\n\nBook trains.",
+    }
+    assert [i for i in items if isinstance(i, Deletion)] == [Deletion(id=doc_id(sb, "Expense policy.pdf"))]
+    sales = ds.add_drive(ws, "Sales", [ds.domain_permission(ws, ws.domain)])  # the user joins it
+    ds.add_file(ws, "Price list", ds.DOC, "# Prices\n\nGold: 10.", parent=sales.id)
+    items, state = run(c.load(state))
+    assert [d.title for d in docs(items).values()] == ["Price list"]  # listed when joined
+    assert state is not None and set(state["drive_tokens"]) == {wiki, sales.id}
+    ds.edit(ws, file_named(sb, "Price list").id, content="# Prices\n\nGold: 12.")
+    items, _ = run(c.load(state))
+    assert [d.text for d in docs(items).values()] == ["# Prices\n\nGold: 12."]
+
+
+def test_a_file_moved_into_or_out_of_a_shared_drive_is_moved_not_deleted(sb: Sandbox) -> None:
+    """Leaving one change log for another is a `removed` change in the old one; the file is
+    still there to read (includeCorpusRemovals)."""
+    ws, c = sb.ws, connector(sb)
+    ws.drive.drive_items_in_user_log = False
+    _, state = run(c.load(None))
+    wiki = next(iter(ws.drive.drives.values()))
+    ds.move(ws, file_named(sb, "runbook.txt").id, wiki.id)
+    ds.move(ws, file_named(sb, "Holiday calendar").id, file_named(sb, "Operations").id)
+    items, state = run(c.load(state))
+    assert not any(isinstance(i, Deletion) for i in items)
+    moved = docs(items)
+    assert moved["runbook.txt"].metadata["shared_drive"] == "Company Wiki"
+    assert (
+        moved["Holiday calendar"].metadata["folder"] == "Operations"
+        and "shared_drive" not in moved["Holiday calendar"].metadata
+    )
+    assert state is not None and {file_named(sb, n).id for n in ("runbook.txt", "Holiday calendar")} <= set(
+        state["known"]
+    )
+
+
+def test_an_incomplete_listing_deletes_nothing_it_did_not_list(sb: Sandbox) -> None:
+    """A re-crawl whose listing Drive calls incomplete deletes none of the documents it did not
+    see; `live_ids` refuses to answer with such a listing."""
+    ws, c = sb.ws, connector(sb)
+    first, state = run(c.load(None))
+    ds.delete(ws, file_named(sb, "runbook.txt").id)
+    ds.set_incomplete_search(ws)  # the shared drive's files are left out of allDrives listings
+    ds.expire_page_tokens(ws)
+    items, state2 = run(c.load(state))
+    assert not any(isinstance(i, Deletion) for i in items)
+    assert set(docs(items)) == set(docs(first)) - {"runbook.txt", "Holiday calendar", "Expense policy.pdf"}
+    assert state2 is not None and set(state2["known"]) == set(state["known"])  # unlisted stays known
+    with pytest.raises(IncompleteListingError, match="team-drive"):
+        c.live_ids()
+    ds.set_incomplete_search(ws, False)
+    assert doc_id(sb, "Holiday calendar") in c.live_ids()
 
 
 def test_permission_change_moves_the_acl_from_one_user_to_another(sb: Sandbox) -> None:
@@ -257,7 +359,7 @@ def test_refused_change_token_falls_back_to_a_reconciling_recrawl(sb: Sandbox) -
     assert set(docs(items)) == set(docs(first)) - {"runbook.txt"}
     assert state2 is not None and state2["prev"] is None and state2["phase"] == "changes"
     sb.faults.reset_counts()
-    assert run(c.load(state2))[0] == [] and sb.faults.count("drive:*") == 1
+    assert run(c.load(state2))[0] == [] and sb.faults.count("drive:*") == 2  # the user's log, the drive's
 
 
 def test_folder_filter_and_shared_drive_switch(sb: Sandbox) -> None:
@@ -284,6 +386,36 @@ def test_live_ids_match_the_full_crawl(sb: Sandbox) -> None:
     c = connector(sb)
     items, _ = run(c.load(None))
     assert set(c.live_ids()) == {d.id for d in items if isinstance(d, Document)}
+
+
+# --- push channels ----------------------------------------------------------------------------
+def test_push_messages_sent_before_the_watch_answers_are_accepted(sb: Sandbox) -> None:
+    """Drive may post a new channel's `sync` and first `change` before `changes.watch` has answered;
+    a channel's messages are refused once it is stopped."""
+    c = connector(sb, push_url="http://127.0.0.1:9/hooks/google_drive/team-drive")
+    events = c.events()
+    assert events is not None
+    answers: dict[str, int] = {}
+
+    def post(channel: str, token: str) -> int:
+        headers = {"x-goog-channel-id": channel, "x-goog-channel-token": token, "x-goog-resource-state": "change"}
+        return events.webhook(WebhookRequest("POST", {}, headers, b"")).status
+
+    def watch(page_token: str, channel: dict[str, Any], all_drives: bool) -> dict[str, Any]:
+        answers[channel["id"]] = post(channel["id"], channel["token"])  # Drive's message comes first
+        return {"id": channel["id"], "resourceId": "r-" + channel["id"], "expiration": channel["expiration"]}
+
+    c.client.watch_changes = watch  # type: ignore[method-assign]
+    c.client.stop_channel = lambda channel_id, resource_id: None  # type: ignore[method-assign]
+    hints: list[Hint] = []
+    events.start(hints.append)
+    first = events.channel.id
+    assert first is not None and answers == {first: 200} and len(hints) == 1
+    events.channel.renew_now = True
+    events.maintain()  # a new channel, then the old one stopped
+    second = events.channel.id
+    assert second != first and answers[str(second)] == 200 and len(hints) == 2
+    assert post(first, events.token) == 404 and post(str(second), events.token) == 200
 
 
 # --- errors -----------------------------------------------------------------------------------

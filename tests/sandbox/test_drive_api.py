@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import random
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from openpyxl import load_workbook
 
 from inlet.sandbox import drive
 from inlet.sandbox import drive_auth
@@ -162,6 +164,21 @@ def test_shared_drives(sb: Sandbox, api: httpx.Client) -> None:
     assert [d["name"] for d in listed["drives"]] == ["Company Wiki"]
 
 
+def test_an_incomplete_search_leaves_out_shared_drives_and_says_so(sb: Sandbox, api: httpx.Client) -> None:
+    all_drives = {"corpora": "allDrives", "supportsAllDrives": "true", "includeItemsFromAllDrives": "true"}
+    fields = {"fields": "incompleteSearch,files(name)", "pageSize": 1000}
+    complete = api.get("/files", params={**all_drives, **fields}).json()
+    assert complete["incompleteSearch"] is False and "Holiday calendar" in {f["name"] for f in complete["files"]}
+    ds.set_incomplete_search(sb.ws)
+    partial = api.get("/files", params={**all_drives, **fields}).json()
+    assert partial["incompleteSearch"] is True
+    assert {f["name"] for f in partial["files"]} == {f["name"] for f in complete["files"]} - {
+        "Holiday calendar",
+        "Expense policy.pdf",
+    }
+    assert api.get("/files", params=fields).json()["incompleteSearch"] is False  # one corpus: complete
+
+
 # --- content ---------------------------------------------------------------------------------
 def test_download_export_and_their_errors(sb: Sandbox, api: httpx.Client) -> None:
     runbook = by_name(sb, "runbook.txt")
@@ -180,6 +197,14 @@ def test_download_export_and_their_errors(sb: Sandbox, api: httpx.Client) -> Non
     sheet = by_name(sb, "Q3 roadmap")
     assert api.get(f"/files/{sheet.id}/export", params={"mimeType": "text/csv"}).text.startswith("Quarter,")
     assert api.get(f"/files/{sheet.id}/export", params={"mimeType": "text/markdown"}).status_code == 400
+    workbook = api.get(f"/files/{sheet.id}/export", params={"mimeType": drive.XLSX})
+    assert workbook.headers["content-type"] == drive.XLSX
+    assert [row for row in load_workbook(io.BytesIO(workbook.content)).active.values][0] == (
+        "Quarter",
+        "Project",
+        "Owner",
+        "Status",
+    )
     sb.ws.drive.export_limit = 10
     too_big = api.get(f"/files/{doc.id}/export", params={"mimeType": "text/plain"}).json()["error"]
     assert too_big["code"] == 403 and too_big["errors"][0]["reason"] == "exportSizeLimitExceeded"
@@ -252,6 +277,68 @@ def _grant(sb: Sandbox, **claims: Any) -> httpx.Response:
     assertion = jwt.encode(signer, payload).decode()
     return httpx.post(
         sb.ctx.http_url + drive_auth.TOKEN_PATH, data={"grant_type": drive_auth.JWT_GRANT, "assertion": assertion}
+    )
+
+
+def test_a_sheet_exports_every_sheet_as_xlsx_and_its_first_as_csv(sb: Sandbox, api: httpx.Client) -> None:
+    sheet = ds.add_file(sb.ws, "Plan", ds.SHEET, "a,b\n1,2\n", sheets={"Later": "c\n3\n"})
+    csv = api.get(f"/files/{sheet.id}/export", params={"mimeType": "text/csv"}).text
+    assert csv == "a,b\n1,2\n"
+    book = load_workbook(io.BytesIO(api.get(f"/files/{sheet.id}/export", params={"mimeType": drive.XLSX}).content))
+    assert {s.title: list(s.values) for s in book.worksheets} == {
+        "Sheet1": [("a", "b"), ("1", "2")],
+        "Later": [("c",), ("3",)],
+    }
+
+
+def test_shared_drive_changes_are_in_the_user_log_without_a_file(sb: Sandbox, api: httpx.Client) -> None:
+    """Renaming a shared drive or losing membership of it is one change of changeType "drive"."""
+    wiki = next(iter(sb.ws.drive.drives.values()))
+    start = api.get("/changes/startPageToken").json()["startPageToken"]
+    params = {"supportsAllDrives": "true", "includeItemsFromAllDrives": "true", "fields": "*"}
+    ds.rename_drive(sb.ws, wiki.id, "Handbook")
+    renamed = api.get("/changes", params={**params, "pageToken": start}).json()
+    assert_schema(renamed, {"$ref": "ChangeList"})
+    [change] = renamed["changes"]
+    assert change["changeType"] == "drive" and "fileId" not in change and change["removed"] is False
+    assert change["driveId"] == wiki.id and change["drive"]["name"] == "Handbook"
+    drive_log = api.get("/changes", params={**params, "pageToken": start, "driveId": wiki.id}).json()
+    assert drive_log["changes"] == []  # a drive's own changes are in the user's log only
+    ds.leave_drive(sb.ws, wiki.id)
+    [left] = api.get("/changes", params={**params, "pageToken": start}).json()["changes"]
+    assert left["changeType"] == "drive" and left["driveId"] == wiki.id and left["removed"] is True
+    assert "drive" not in left and "fileId" not in left  # only the id of what is gone
+    assert api.get("/drives").json()["drives"] == []
+    assert api.get("/changes", params={**params, "pageToken": start, "driveId": wiki.id}).status_code == 404
+
+
+def test_each_shared_drive_keeps_its_own_change_log(sb: Sandbox, api: httpx.Client) -> None:
+    wiki = next(iter(sb.ws.drive.drives.values()))
+    sb.ws.drive.drive_items_in_user_log = False  # allowed: apps must not rely on seeing them there
+    both = {
+        "supportsAllDrives": "true",
+        "includeItemsFromAllDrives": "true",
+        "fields": "changes(fileId,removed,file(id))",
+    }
+    start = api.get("/changes/startPageToken").json()["startPageToken"]
+    assert api.get("/changes/startPageToken", params={"driveId": wiki.id}).json()["startPageToken"] == start
+    runbook, holiday = by_name(sb, "runbook.txt"), by_name(sb, "Holiday calendar")
+    ds.edit(sb.ws, holiday.id, content="# Closed on May 1")
+    ds.move(sb.ws, runbook.id, wiki.id)  # out of the user's log, into the drive's
+
+    def log(**params: str) -> list[dict[str, Any]]:
+        return list(api.get("/changes", params={**both, "pageToken": start, **params}).json()["changes"])
+
+    assert log() == [{"fileId": runbook.id, "removed": True}]  # no holiday edit; the file gone from here
+    assert log(includeCorpusRemovals="true") == [{"fileId": runbook.id, "removed": True, "file": {"id": runbook.id}}]
+    assert log(driveId=wiki.id) == [
+        {"fileId": holiday.id, "removed": False, "file": {"id": holiday.id}},
+        {"fileId": runbook.id, "removed": False, "file": {"id": runbook.id}},
+    ]
+    missing = api.get("/changes/startPageToken", params={"driveId": "0Anope"}).json()["error"]
+    assert (
+        missing["code"] == 404
+        and api.get("/changes", params={"pageToken": start, "driveId": "0Anope"}).status_code == 404
     )
 
 
