@@ -36,7 +36,7 @@ from .extract import html_to_text
 from .kit.graph_batch import batch_get
 from .kit.checkpoint import CheckpointModel
 from .kit.graph_source import GraphConnector, GraphSourceConfig
-from .kit.graph import GraphClient, GraphError
+from .kit.graph import GraphClient, GraphError, before
 from .kit.paging import Pager
 from .microsoft_files_acl import acl_key
 from .model import ACL, Deletion, Document, Item, Skipped
@@ -303,7 +303,7 @@ class _Run:
                 if root["id"] in ch.threads:  # run may have indexed it after its last saved checkpoint
                     ch.threads.remove(root["id"])
                 yield Deletion(id=self.c.doc_id(f"{cid}:{root['id']}"))
-            elif self.st.since and str(root.get("lastModifiedDateTime") or "") < self.st.since:
+            elif before(root.get("lastModifiedDateTime"), self.st.since):
                 continue
             else:
                 live.append(root)

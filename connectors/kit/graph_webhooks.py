@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..events import Emit, EventSource, Hint, WebhookRequest, WebhookResponse, refused
-from .graph import GraphClient, GraphError
+from .graph import GraphClient, GraphError, graph_time
 from .renewal import Renewals, Subscription
 
 log = logging.getLogger(__name__)
@@ -158,6 +158,8 @@ class GraphWebhooks(EventSource):
 
 
 def _epoch(value: str) -> float:
-    """Graph's UTC times carry seven fractional digits, one more than `fromisoformat` takes."""
-    head, _, frac = value.rstrip("Z").partition(".")
-    return dt.datetime.fromisoformat(head).replace(tzinfo=dt.timezone.utc).timestamp() + float("0." + (frac or "0"))
+    """Seconds since the epoch of a Graph time (seven fractional digits, `Z` or an offset)."""
+    when = graph_time(value)
+    if when is None:
+        raise ValueError(f"not a Graph timestamp: {value!r}")
+    return when.timestamp()

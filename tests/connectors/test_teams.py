@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import tomllib
 from collections.abc import Iterator
 from typing import Any
@@ -238,3 +239,13 @@ def test_a_renamed_team_or_channel_yields_its_threads_again_under_the_new_names(
     assert not [i for i in items if isinstance(i, Deletion)]
     items, cp = run(conn, cp)
     assert not [i for i in items if isinstance(i, Document)]  # then quiet again
+
+
+def test_since_compares_instants_not_strings(sb: Sandbox) -> None:
+    """`...:00.500000Z` sorts before `...:00Z` as text, yet is half a second later."""
+    since = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
+    msg = next(m for m in state(sb).messages.values() if m.reply_to is None)
+    with sb.ws.lock:
+        msg.modified = since + dt.timedelta(milliseconds=500)
+    items = list(connector(sb).load(None, since=since))
+    assert {d.id for d in items if isinstance(d, Document)} == {thread_id(sb, msg)}
