@@ -4,7 +4,8 @@ source's hook URL.
 
 Invariants: a notification counts only when it carries the `clientState` this process chose at
 start (anything else did not come from Graph for us) and names a subscription we hold; it becomes a
-`Hint` for the container (drive or channel id) its subscription watches. Lifecycle notifications:
+`Hint` for the container (drive or channel id) its subscription watches, or for the finer one
+`refine` reads from the notification's `resource` (a Teams thread). Lifecycle notifications:
 `reauthorizationRequired` renews now, `subscriptionRemoved` subscribes again and is a hint,
 `missed` is a hint. A renewal Graph answers 404 (expired, removed) subscribes again and is a hint:
 changes may have been missed. Validation requests (`POST ?validationToken=`) are echoed. A request
@@ -43,8 +44,11 @@ class GraphWebhooks(EventSource):
         resources: Callable[[GraphClient], dict[str, str]],
         change_type: str,
         what: str = "Graph subscription",
+        refine: Callable[[str, str], str] | None = None,
     ) -> None:
+        """`refine(container, resource)`: the container a change notification's hint names."""
         super().__init__()
+        self.refine = refine
         self.source, self.url, self.lifetime = source, url, lifetime
         self._new_client, self._resources, self.change_type = client, resources, change_type
         self.client_state = secrets.token_urlsafe(24)
@@ -154,7 +158,8 @@ class GraphWebhooks(EventSource):
             return
         if event == "subscriptionRemoved":
             sub.id = None  # maintain() subscribes again
-        self.emit(Hint(sub.key))
+        resource = str(note.get("resource") or "")
+        self.emit(Hint(self.refine(sub.key, resource) if self.refine and not event else sub.key))
 
 
 def _epoch(value: str) -> float:
