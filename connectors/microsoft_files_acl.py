@@ -112,7 +112,14 @@ class Principals:
         for gid, path in zip(groups, paths):
             self.members[gid] = _emails(answers[path], f"group {gid}")
         for uid in users:
-            self.users[uid] = _emails(answers[_user_path(uid)], f"user {uid}")
+            answer = answers[_user_path(uid)]
+            if isinstance(answer, GraphError) and answer.status == 403:
+                raise GraphError(
+                    403,
+                    answer.code,
+                    f"{str(answer).partition(': ')[2]} (reading a user a permission names by id needs User.Read.All)",
+                )
+            self.users[uid] = _emails(answer, f"user {uid}")
         if "/organization?$select=verifiedDomains" in answers:
             org = answers["/organization?$select=verifiedDomains"]
             if isinstance(org, GraphError):
@@ -150,12 +157,6 @@ def _emails(answer: dict[str, Any] | GraphError, what: str) -> list[str]:
         if answer.status == 404:  # the group or user is gone: it grants nobody
             log.info("%s no longer exists: it grants nobody", what)
             return []
-        if answer.status == 403 and what.startswith("user "):
-            raise GraphError(
-                403,
-                answer.code,
-                f"{str(answer).partition(': ')[2]} (reading a user a permission names by id needs User.Read.All)",
-            )
         raise answer
     out = []
     for member in answer["value"] if "value" in answer else [answer]:

@@ -268,8 +268,8 @@ class _Run:
         """After a round that started over: the live roots it did not list (older than delta's eight
         months) and the checkpoint lacks or the re-read has not met again, read like delta's."""
         for page in self.listing(cid, ch):
-            unmet = set(ch.resync or [])
-            older = [m for m in page if m["id"] in unmet or m["id"] not in ch.threads]
+            unmet, known = set(ch.resync or []), set(ch.threads)
+            older = [m for m in page if m["id"] in unmet or m["id"] not in known]
             if older:
                 yield from self._roots(cid, ch, acl, older)
                 yield self.st.checkpoint()

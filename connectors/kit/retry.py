@@ -7,9 +7,10 @@ Invariants:
   own back-off).
 - A wait honours the service's `Retry-After` (delta-seconds or an HTTP date) in full, up to
   `max_retry_after` (5 minutes): retrying before it ends only meets the throttle again. A longer
-  `Retry-After` ends the retries at once (logged), and the caller's `RetriableError` carries it to
-  the engine. Without one a wait backs off exponentially from `backoff`, capped at `cap`; `jitter`
-  adds up to that share at random so parallel workers do not retry in step.
+  `Retry-After` ends the retries at once (logged); the caller's `RetriableError` carries it.
+  Without one a wait backs off exponentially from `backoff`, capped at `cap`; `jitter` adds up to
+  that share at random so parallel workers do not retry in step. A wait is one `sleep` call: an
+  engine stop takes effect once it is over.
 - Throttling (429), server errors (5xx but 501) and network failures (reset, refused, stalled) are
   retriable; Google's 403 with a rate-limit reason is throttling too. Anything else is not.
 - Each wait is one log line, written here, naming the source, the call and the reason: a throttle

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from inlet.connectors.kit.graph import GraphError
 from inlet.connectors.kit.retry import RetryPolicy
 from inlet.connectors.kit.transport import ssl_context
 from inlet.connectors.microsoft_files import MicrosoftFilesConfig, MicrosoftFilesConnector
@@ -133,6 +134,14 @@ def test_users_named_without_an_email_get_their_access(sb: Sandbox, identities: 
     assert got["Offsite plan.docx"].acl.users == ["abilinski@example.com", "doubledeez@example.com"]
     assert got["Forecast.xlsx"].acl.users == ["carol@example.com", "john.arnold@enron.com", "phillip.allen@enron.com"]
     assert sb.faults.calls["graph:users"] == (3 if identities == "id" else 0)
+
+
+def test_reading_users_by_id_without_the_permission_names_it(sb: Sandbox) -> None:
+    with sb.ws.lock:
+        state(sb).identities = "id"
+    sb.faults.fail("graph", "users", 403, times=100, reason="Authorization_RequestDenied")
+    with pytest.raises(GraphError, match="needs User.Read.All"):
+        run(connector(sb))
 
 
 def test_a_user_graph_no_longer_finds_grants_nobody(sb: Sandbox) -> None:
