@@ -134,7 +134,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         if self._client is None:
             c = self.config
             creds = load_credentials(c.credentials_file, c.subject, self.name, SCOPES)
-            policy = RetryPolicy(attempts=c.retries + 1, backoff=c.backoff_seconds, cap=60.0, deadline=180.0)
+            policy = RetryPolicy(attempts=c.retries + 1, backoff=c.backoff_seconds, cap=60.0)
             self._client = DriveClient(
                 self.name, creds, c.api_endpoint, policy=policy, per_second=c.max_requests_per_second, timeout=c.timeout
             )

@@ -23,7 +23,8 @@ it is indexed), so that:
   whose ACL they change are re-yielded (a membership change re-writes ACLs, never re-embeds).
 
 Permissions are read with `$batch` (20 items per call) for the files of a page that need them;
-sharing-only changes arrive in delta through `Prefer: deltashowsharingchanges`. A change
+sharing-only changes arrive in delta through `Prefer: deltashowsharingchanges`, and
+`deltaExcludeParent` spares the unchanged parent folders (paths come from the folder tree kept). A change
 notification on a drive asks for a scoped run (`load_scope`) of that drive only.
 """
 
@@ -42,7 +43,7 @@ from inlet.errors import CredentialsError, ItemError, RetriableError
 from .extract import document_title, extract_text, kind_of
 from .kit.graph_batch import batch_get
 from .kit.checkpoint import CheckpointModel
-from .kit.graph import GraphClient, GraphError
+from .kit.graph import GraphClient, GraphError, before
 from .kit.paging import Pager
 from .microsoft_files_acl import Principals, acl_key, grants_of
 from .model import Deletion, Document, Item, Skipped
@@ -52,7 +53,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PREFER = {"Prefer": "deltashowsharingchanges, deltaExcludeParent"}
+# deltaExcludeParent is documented as a header of its own; older clients sent it in Prefer: both.
+DELTA_HEADERS = {"Prefer": "deltashowsharingchanges, deltaExcludeParent", "deltaExcludeParent": "true"}
 DOC, SKIP, OUT, OLD = "doc", "skip", "out", "old"  # a file's state: indexed, skipped, out of scope, before since
 
 
@@ -159,7 +161,7 @@ class FilesRun:
         pager = Pager(source=self.c.name, what=f"delta of drive {ds.name!r}", token=ds.link)
         while True:
             try:
-                page = self.client.get(url, params, PREFER)
+                page = self.client.get(url, params, DELTA_HEADERS)
             except GraphError as exc:
                 if exc.status == 410 or exc.code == "resyncRequired":
                     log.warning(
@@ -212,7 +214,7 @@ class FilesRun:
 
     def listed_ids(self, drive_id: str) -> Iterator[str]:
         ds = DriveState()
-        for page in self.client.pages(*self._first(drive_id), PREFER):
+        for page in self.client.pages(*self._first(drive_id), DELTA_HEADERS):
             for item in page.get("value", []):
                 _Page(self, drive_id, ds).note_folder(item)
                 if "file" in item and "deleted" not in item:
@@ -381,7 +383,7 @@ class _Page:
                     yield Deletion(id=self.c.doc_id(item["id"]))
                 self.ds.files[item["id"]] = _entry(item, [], "", OUT)
                 continue
-            if since and str(item.get("lastModifiedDateTime") or "") < since and (entry is None or entry["s"] == OLD):
+            if before(item.get("lastModifiedDateTime"), since) and (entry is None or entry["s"] == OLD):
                 self.ds.files[item["id"]] = _entry(item, [], "", OLD)
                 continue
             todo.append((item, path, entry))

@@ -159,9 +159,7 @@ class OutlookConnector(GraphConnector[OutlookConfig]):
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        super().__init__(
-            config, env, transport=transport, policy=RetryPolicy(cap=60.0, jitter=0.0, deadline=120.0, sleep=sleep)
-        )
+        super().__init__(config, env, transport=transport, policy=RetryPolicy(cap=60.0, jitter=0.0, sleep=sleep))
         self.prefer_headers = {"Prefer": f'odata.maxpagesize={config.page_size}, IdType="ImmutableId"'}
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: dt.datetime | None = None) -> Iterator[Item]:

@@ -132,7 +132,7 @@ class SlackConfig(SourceConfig):
 
     def retry_policy(self) -> RetryPolicy:
         # Slack's Retry-After for a tier's window is up to a minute: honoured in full.
-        return RetryPolicy(attempts=self.max_retries + 1, backoff=self.retry_backoff, cap=60.0, deadline=120.0)
+        return RetryPolicy(attempts=self.max_retries + 1, backoff=self.retry_backoff, cap=60.0)
 
 
 class SlackConnector(Connector[SlackConfig]):

@@ -17,7 +17,15 @@ fingerprint differs from the checkpoint's) re-reads the whole channel, so every 
 with the new ACL and the same text: the index re-writes ACLs and re-embeds nothing. A renamed team
 or channel is re-read the same way (its threads carry both names). An expired delta
 link (410) re-reads the channel and deletes the threads it does not list again. A change
-notification on a channel asks for a scoped run (`load_scope`) of that channel only.
+notification on a channel asks for a scoped run (`load_scope`) of that channel only; one that names
+a reply (`.../messages('ROOT')/replies('ID')`) asks for that thread too (`CHANNEL/ROOT`), which the
+scoped run reads again after the channel's round, whether or not delta listed its root.
+
+Delta lists only the messages of the last eight months. So a round that starts over (the first, or
+a re-read) ends with the channel's full listing (`GET .../messages`): the roots delta did not list
+and the checkpoint does not have (older threads), or that the re-read has not met again, are read
+like delta's; only a thread missing from that listing is deleted. `live_ids` reads the same full
+listing, never delta.
 """
 
 from __future__ import annotations
@@ -25,8 +33,10 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
@@ -36,7 +46,7 @@ from .extract import html_to_text
 from .kit.graph_batch import batch_get
 from .kit.checkpoint import CheckpointModel
 from .kit.graph_source import GraphConnector, GraphSourceConfig
-from .kit.graph import GraphClient, GraphError
+from .kit.graph import GraphClient, GraphError, before
 from .kit.paging import Pager
 from .microsoft_files_acl import acl_key
 from .model import ACL, Deletion, Document, Item, Skipped
@@ -70,6 +80,7 @@ class ChannelState(BaseModel):
     acl: str = ""  # fingerprint of the ACL the channel's documents carry
     threads: list[str] = Field(default_factory=list)  # root ids of the indexed threads
     resync: list[str] | None = None  # during a re-read: threads not listed again yet
+    full: bool = False  # a round started over (first or re-read): it ends with GET .../messages
 
 
 class TeamsCheckpoint(CheckpointModel):
@@ -97,25 +108,29 @@ class TeamsConnector(GraphConnector[TeamsConfig]):
         yield st.checkpoint()
 
     def load_scope(self, checkpoint: dict[str, Any], scope: frozenset[str]) -> Iterator[Item]:
-        """Only the delta rounds of the channels in `scope` (their ACLs as last read)."""
+        """Only the delta rounds of the channels in `scope` (`CHANNEL` or `CHANNEL/ROOT`: that thread
+        read again too), with their ACLs as last read."""
         st = TeamsCheckpoint.load(checkpoint, source=self.name)
-        if st is None or not scope <= set(st.channels):
+        threads: dict[str, list[str]] = {}
+        for entry in sorted(scope):
+            cid, _, root = entry.partition("/")
+            threads.setdefault(cid, []).extend([root] if root else [])
+        if st is None or not set(threads) <= set(st.channels):
             yield from self.load(checkpoint)
             return
-        yield from self.with_client(lambda client: _Run(self, client, st).channels(sorted(scope)))
+        yield from self.with_client(lambda client: _Run(self, client, st).channels(threads))
         yield st.checkpoint()
 
     def live_ids(self) -> Iterator[str]:
         yield from self.with_client(self._listed_ids)
 
     def _listed_ids(self, client: GraphClient) -> Iterator[str]:
-        for cid, ch, _ in _Run(self, client, TeamsCheckpoint()).discover():
-            url = f"/teams/{ch.team_id}/channels/{cid}/messages/delta"
+        run = _Run(self, client, TeamsCheckpoint())
+        for cid, ch, _ in run.discover():
             try:
-                for page in client.pages(url, {"$top": self.config.page_size}):
-                    for msg in page.get("value", []):
-                        if not msg.get("deletedDateTime") and not msg.get("replyToId"):
-                            yield self.doc_id(f"{cid}:{msg['id']}")
+                for page in run.listing(cid, ch):
+                    for msg in page:
+                        yield self.doc_id(f"{cid}:{msg['id']}")
             except GraphError as exc:
                 if exc.status not in (403, 404):
                     raise
@@ -127,7 +142,7 @@ class TeamsConnector(GraphConnector[TeamsConfig]):
 
     def events(self) -> EventSource | None:
         """A Graph subscription on each synced channel's messages."""
-        return self.webhooks(self.channel_resources, "created,updated,deleted")
+        return self.webhooks(self.channel_resources, "created,updated,deleted", refine=_thread_of)
 
     def channel_resources(self, client: GraphClient) -> dict[str, str]:
         return {
@@ -141,6 +156,16 @@ def _iso(value: dt.datetime | None) -> str | None:
         return None
     value = value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
     return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_REPLY = re.compile(r"messages\('([^']+)'\)/replies\('[^']+'\)", re.IGNORECASE)
+
+
+def _thread_of(channel_id: str, resource: str) -> str:
+    """`CHANNEL/ROOT` for a notification naming a reply (`.../messages('ROOT')/replies('ID')`), else
+    the channel: delta need not list the root of a changed reply."""
+    found = _REPLY.search(resource)
+    return f"{channel_id}/{found[1]}" if found else channel_id
 
 
 def _matches(name: str, globs: list[str]) -> bool:
@@ -229,15 +254,35 @@ class _Run:
             yield from self.channel(cid, acl)
 
     def _first(self, cid: str, ch: ChannelState) -> tuple[str, dict[str, Any]]:
+        """A round that starts over: it ends with the full listing (`_beyond_delta`)."""
+        ch.full = True
         return f"/teams/{ch.team_id}/channels/{cid}/messages/delta", {"$top": self.c.config.page_size}
 
-    def channels(self, cids: list[str]) -> Iterator[Item]:
-        """The delta rounds of these known channels only, with their ACLs as last read."""
-        for cid in cids:
-            yield from self.channel(cid, None)
+    def listing(self, cid: str, ch: ChannelState) -> Iterator[list[dict[str, Any]]]:
+        """The channel's live root messages, a page at a time (`GET .../messages`: unlike delta,
+        not limited to the last eight months)."""
+        for page in self.client.pages(f"/teams/{ch.team_id}/channels/{cid}/messages", {"$top": 50}):
+            yield [m for m in page.get("value", []) if not m.get("replyToId") and not m.get("deletedDateTime")]
 
-    def channel(self, cid: str, acl: ACL | None) -> Iterator[Item]:
-        """One delta round of a channel; `acl` None: as the checkpoint last had it (a scoped run)."""
+    def _beyond_delta(self, cid: str, ch: ChannelState, acl: ACL) -> Iterator[Item]:
+        """After a round that started over: the live roots it did not list (older than delta's eight
+        months) and the checkpoint lacks or the re-read has not met again, read like delta's."""
+        for page in self.listing(cid, ch):
+            unmet, known = set(ch.resync or []), set(ch.threads)
+            older = [m for m in page if m["id"] in unmet or m["id"] not in known]
+            if older:
+                yield from self._roots(cid, ch, acl, older)
+                yield self.st.checkpoint()
+
+    def channels(self, threads: dict[str, list[str]]) -> Iterator[Item]:
+        """The delta rounds of these known channels only ({channel: the roots of threads to read
+        again after its round}), with their ACLs as last read."""
+        for cid, roots in threads.items():
+            yield from self.channel(cid, None, roots)
+
+    def channel(self, cid: str, acl: ACL | None, threads: list[str] | None = None) -> Iterator[Item]:
+        """One delta round of a channel, then the threads of `threads` read again; `acl` None: as
+        the checkpoint last had it (a scoped run)."""
         ch = self.st.channels[cid]
         if acl is None:
             acl = self._acl(cid, ch)
@@ -271,12 +316,30 @@ class _Run:
                 ch.link, url, params = next_link, str(next_link), None
                 yield self.st.checkpoint()
                 continue
+            if ch.full:
+                yield from self._beyond_delta(cid, ch, acl)
             for root in ch.resync or []:
                 ch.threads.remove(root)
                 yield Deletion(id=self.c.doc_id(f"{cid}:{root}"))
-            ch.resync, ch.link = None, page.get("@odata.deltaLink")
+            ch.resync, ch.link, ch.full = None, page.get("@odata.deltaLink"), False
+            yield from self._threads(cid, ch, acl, threads or [])
             yield self.st.checkpoint()
             return
+
+    def _threads(self, cid: str, ch: ChannelState, acl: ACL, roots: list[str]) -> Iterator[Item]:
+        """These threads read again (a notification named one of their replies); a root gone is
+        left to delta, which lists its deletion."""
+        paths = {r: f"/teams/{ch.team_id}/channels/{cid}/messages/{quote(r, safe='')}" for r in dict.fromkeys(roots)}
+        answers = batch_get(self.client, self.c.policy, paths.values())
+        found = []
+        for path in paths.values():
+            answer = answers[path]
+            if isinstance(answer, GraphError):
+                if answer.status != 404:
+                    raise answer
+            else:
+                found.append(answer)
+        yield from self._roots(cid, ch, acl, found)
 
     def _acl(self, cid: str, ch: ChannelState) -> ACL:
         own = f"/teams/{ch.team_id}/channels/{cid}/members"
@@ -303,7 +366,7 @@ class _Run:
                 if root["id"] in ch.threads:  # run may have indexed it after its last saved checkpoint
                     ch.threads.remove(root["id"])
                 yield Deletion(id=self.c.doc_id(f"{cid}:{root['id']}"))
-            elif self.st.since and str(root.get("lastModifiedDateTime") or "") < self.st.since:
+            elif before(root.get("lastModifiedDateTime"), self.st.since):
                 continue
             else:
                 live.append(root)

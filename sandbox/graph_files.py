@@ -12,15 +12,20 @@ Served beside the mail API with the same app registration and tokens (`graph.py`
 - `GET /drives/{id}/items/{id}` (with `parentReference.path`), `.../content` (302 to a
   pre-authenticated download URL that needs no token), `.../permissions` (inherited ones with
   `inheritedFrom`);
-- `GET /v1.0/groups/{id}/transitiveMembers`, `GET /v1.0/organization` (verified domains);
+- `GET /v1.0/groups/{id}/transitiveMembers`, `GET /v1.0/organization` (verified domains),
+  `GET /v1.0/users/{id}` (a user a permission names by id: `mail`, `userPrincipalName`; 404 for a
+  deleted one);
 - `POST /v1.0/$batch`: up to 20 GETs of the routes above and of the Teams routes (`graph_teams.py`,
   mounted here), each answered on its own (a throttled one is a 429 inside a 200 batch).
+A permission names a user the way `FilesState.identities` says: with `email`, with a `siteUser`
+claims `loginName` only, or by id only (Graph's documented fields).
 With `FilesState.selected` set (a `Sites.Selected` app), a drive of a site not granted, and every
 OneDrive, is 403 `accessDenied`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -31,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from .graph_files_state import DeltaState, Drive, FilesState, Item, Perm, files_state
+from .graph_files_state import DeltaState, Drive, FilesState, Item, Perm, files_state, graph_guid
 from .faults import BrokenAnswer
 from .graph_seed import mail_state
 from .graph_state import graph_id
@@ -146,7 +151,7 @@ def item_json(
         "eTag": f'"{{{item.id}}},{item.etag}"',
         "cTag": f'"c:{{{item.id}}},{item.ctag}"',
         "createdDateTime": iso(item.created),
-        "lastModifiedDateTime": iso(item.modified),
+        "lastModifiedDateTime": item.modified.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "size": len(item.data),
         "parentReference": ref,
         "webUrl": f"{base}/sp/items/{item.id}",
@@ -165,7 +170,7 @@ def item_json(
     return out
 
 
-def perm_json(state: FilesState, perm: Perm, source: Item | None, base: str) -> dict[str, Any]:
+def perm_json(state: FilesState, perm: Perm, source: Item | None, base: str, ws: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"id": perm.id, "roles": list(perm.roles), "shareId": perm.id}
     if perm.link is not None:
         out["link"] = {
@@ -175,7 +180,7 @@ def perm_json(state: FilesState, perm: Perm, source: Item | None, base: str) -> 
             "preventsDownload": False,
         }
         out["hasPassword"] = False
-        out["grantedToIdentitiesV2"] = [{"user": {"email": perm.user, "displayName": perm.user}}] if perm.user else []
+        out["grantedToIdentitiesV2"] = [user_identity(state, ws, perm.user)] if perm.user else []
     elif perm.site_group is not None:
         group = state.groups.get(perm.group or "")
         granted: dict[str, Any] = {
@@ -192,8 +197,8 @@ def perm_json(state: FilesState, perm: Perm, source: Item | None, base: str) -> 
         group = state.groups[perm.group]
         out["grantedToV2"] = {"group": {"id": group.id, "displayName": group.name, "email": group.mail}}
     elif perm.user is not None:
-        out["grantedToV2"] = {"user": {"id": perm.user, "displayName": perm.user, "email": perm.user}}
-        out["grantedTo"] = {"user": {"id": perm.user, "displayName": perm.user, "email": perm.user}}
+        out["grantedToV2"] = user_identity(state, ws, perm.user)
+        out["grantedTo"] = {"user": dict(out["grantedToV2"]["user"])}
     if source is not None:
         out["inheritedFrom"] = {
             "driveId": source.drive_id,
@@ -201,6 +206,25 @@ def perm_json(state: FilesState, perm: Perm, source: Item | None, base: str) -> 
             "path": state.path_of(source) if source.parent_id else f"/drives/{source.drive_id}/root:",
         }
     return out
+
+
+def user_id(ws: Any, email: str) -> str:
+    """A user's Entra object id: the workspace user's, or one derived from the address."""
+    user = ws.user_by_email(email)
+    return user.id if user else graph_guid("user", email.lower())
+
+
+def user_identity(state: FilesState, ws: Any, email: str) -> dict[str, Any]:
+    """The `sharePointIdentitySet` naming a user, in the shape `state.identities` sets."""
+    user = ws.user_by_email(email)
+    name = user.real_name if user else email.split("@")[0]
+    identity: dict[str, Any] = {"id": user_id(ws, email), "displayName": name}
+    if state.identities == "email":
+        return {"user": {**identity, "email": email}}
+    if state.identities == "login":
+        login = f"i:0#.f|membership|{email}"
+        return {"user": identity, "siteUser": {"id": str(len(email)), "displayName": name, "loginName": login}}
+    return {"user": identity}
 
 
 # --- handlers --------------------------------------------------------------------------------------
@@ -229,6 +253,7 @@ class FilesApi:
             Route("/v1.0/drives/{drive}/items/{item}/permissions", self.permissions),
             Route("/v1.0/groups/{group}/transitiveMembers", self.members),
             Route("/v1.0/organization", self.organization),
+            Route("/v1.0/users/{user}", self.directory_user),
         ]
 
     @staticmethod
@@ -433,7 +458,7 @@ class FilesApi:
                 return found
             base = self.base(request)
             return JSONResponse(
-                {"value": [perm_json(self.state, p, src, base) for p, src in self.state.effective(found)]}
+                {"value": [perm_json(self.state, p, src, base, self.ctx.ws) for p, src in self.state.effective(found)]}
             )
 
     async def members(self, request: Request) -> Response:
@@ -460,6 +485,28 @@ class FilesApi:
                     request.url.include_query_params(**{"$skiptoken": skip + top, "$top": top})
                 )
             return JSONResponse(body)
+
+    async def directory_user(self, request: Request) -> Response:
+        if (denied := self.guard(request, "users")) is not None:
+            return denied
+        ref = request.path_params["user"]
+        with self.ctx.ws.lock:
+            ws = self.ctx.ws
+            known = ws.users.get(ref)
+            email = (
+                known.email
+                if known is not None
+                else next((e for e in self.state.user_emails() if ref in (e, user_id(ws, e))), None)
+            )
+            user = ws.user_by_email(email) if email else None
+            if email is None or (user is not None and user.deleted):
+                return graph_error(
+                    404,
+                    "Request_ResourceNotFound",
+                    f"Resource '{ref}' does not exist or one of its queried "
+                    "reference-property objects are not present.",
+                )
+            return JSONResponse({"id": user_id(ws, email), "mail": email, "userPrincipalName": email})
 
     async def organization(self, request: Request) -> Response:
         if (denied := self.guard(request, "organization")) is not None:

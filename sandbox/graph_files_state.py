@@ -9,6 +9,11 @@ as OneDrive does: the paths of its descendants change without their appearing in
 Permissions are kept on the item that grants them; an item inherits its parent's (reported with
 `inheritedFrom`) unless it breaks inheritance (`unique`). Site groups are backed by an Entra group
 (a group-connected site's Owners and Members), which Graph names beside the site group.
+
+`identities` sets how a user a permission names is written (Graph documents only `id` and
+`displayName` on an identity): "email" (the `user` carries `email`, what SharePoint usually sends),
+"login" (no email; a `siteUser` with the claims `loginName`), "id" (the `user`'s id alone, to be
+looked up with `GET /users/{id}`).
 """
 
 from __future__ import annotations
@@ -105,6 +110,7 @@ class FilesState:
         self.groups: dict[str, Group] = {}
         self.domains: list[str] = []
         self.selected: set[str] | None = None  # Sites.Selected: the sites granted to the app; None: all
+        self.identities = "email"  # how permissions name a user: "email", "login" or "id" (module docstring)
         self.seq = 0
         self.deltas: dict[str, DeltaState] = {}
         self.downloads: dict[str, str] = {}  # download token -> item id
@@ -114,13 +120,13 @@ class FilesState:
     # --- structure ------------------------------------------------------------------------------
     def add_group(self, name: str, members: list[str], mail: str = "") -> Group:
         group = Group(
-            _guid("group", name), name, mail or f"{name.lower().replace(' ', '-')}@groups.invalid", list(members)
+            graph_guid("group", name), name, mail or f"{name.lower().replace(' ', '-')}@groups.invalid", list(members)
         )
         self.groups[group.id] = group
         return group
 
     def add_site(self, path: str, name: str) -> Site:
-        site = Site(f"{self.hostname},{_guid('site', path)},{_guid('web', path)}", self.hostname, path, name)
+        site = Site(f"{self.hostname},{graph_guid('site', path)},{graph_guid('web', path)}", self.hostname, path, name)
         self.sites[site.id] = site
         return site
 
@@ -265,6 +271,11 @@ class FilesState:
             node = parent
         return out
 
+    def user_emails(self) -> set[str]:
+        """Every user a permission or a group names (the directory `GET /users/{id}` reads)."""
+        named = {p.user for item in self.items.values() for p in item.perms if p.user}
+        return named | {m for g in self.groups.values() for m in g.members if m not in self.groups}
+
     def member_emails(self, group_id: str, seen: set[str] | None = None) -> list[str]:
         """Users of a group and its nested groups (what transitiveMembers lists, users only)."""
         seen = seen if seen is not None else set()
@@ -310,7 +321,8 @@ class FilesState:
         return token
 
 
-def _guid(*parts: object) -> str:
+def graph_guid(*parts: object) -> str:
+    """A deterministic GUID-shaped id (Entra object ids: groups, users, sites)."""
     raw = graph_id("", *parts)
     return f"{raw[:8]}-{raw[8:12]}-4{raw[13:16]}-8{raw[17:20]}-{raw[20:32]}"
 

@@ -6,7 +6,8 @@ expiry beyond `max_lifetime`, and answers 201 with the subscription. `PATCH` ren
 removes it. Every message created, updated, moved or deleted in a subscribed folder (through the
 sandbox's API: `MailState.listeners`) is posted to its `notificationUrl` with the `clientState`
 (from one background thread, in order; `Faults.events("graph", ...)` may drop, delay or duplicate
-them); an expired subscription posts nothing and disappears. `lifecycle()` posts a lifecycle
+them); an expired subscription posts nothing and disappears. A channel message's notification
+names the message (a reply as `.../messages('ROOT')/replies('ID')`). `lifecycle()` posts a lifecycle
 notification (`reauthorizationRequired`, `missed`, `subscriptionRemoved`) on demand.
 """
 
@@ -117,9 +118,17 @@ class Subscriptions:
                 for _ in range(copies):
                     self._queue(sub.notification_url, {"value": [note]}, delay)
 
-    def drive_changed(self, drive_id: str, item_id: str) -> None:
-        """FilesState and TeamsState listener: a notification on the drive root (channel messages) watched
-        as `drive_id` (a channel id) for any change below it."""
+    def message_changed(self, team_id: str, channel_id: str, root_id: str, message_id: str) -> None:
+        """TeamsState listener: a notification naming the changed message, a reply as Graph names one
+        (`teams('T')/channels('C')/messages('ROOT')/replies('ID')`)."""
+        resource = f"teams('{team_id}')/channels('{channel_id}')/messages('{root_id}')"
+        if message_id != root_id:
+            resource += f"/replies('{message_id}')"
+        self.drive_changed(channel_id, root_id, resource)
+
+    def drive_changed(self, drive_id: str, item_id: str, resource: str | None = None) -> None:
+        """FilesState listener: a notification on the drive root watched as `drive_id` for any change
+        below it (and, through `message_changed`, on a channel's messages, naming the message)."""
         now = self.ctx.ws.clock()
         with self._lock:
             for sub in list(self.subs.values()):
@@ -134,7 +143,7 @@ class Subscriptions:
                     "subscriptionExpirationDateTime": _iso(sub.expires),
                     "changeType": "updated",
                     "clientState": sub.client_state,
-                    "resource": sub.resource,
+                    "resource": resource or sub.resource,
                     "resourceData": None,
                     "tenantId": mail_state(self.ctx.ws).tenant_guid,
                 }
@@ -257,7 +266,7 @@ def subscriptions(ctx: Any) -> Subscriptions:
             ctx.state["graph_subscriptions"] = subs
             state.listeners.append(subs.changed)
             files_state(ctx.ws).listeners.append(subs.drive_changed)
-            teams_state(ctx.ws).listeners.append(lambda team, channel, root: subs.drive_changed(channel, root))
+            teams_state(ctx.ws).listeners.append(subs.message_changed)
         return ctx.state["graph_subscriptions"]  # type: ignore[no-any-return]
 
 

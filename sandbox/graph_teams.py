@@ -8,7 +8,9 @@
 - `GET /teams/{id}/channels/{id}/messages/delta`: rounds like the mail delta (`$skiptoken` in
   nextLinks, `$deltatoken` in the deltaLink; expired: 410 `SyncStateNotFound`); a round lists the
   root messages whose thread changed (a reply added, edited or deleted moves its root's
-  `lastModifiedDateTime`); a deleted message has `deletedDateTime` and an empty body.
+  `lastModifiedDateTime`); a deleted message has `deletedDateTime` and an empty body. With
+  `TeamsState.delta_window` set (Graph: eight months), delta leaves out the roots last modified
+  before it; `.../messages` still lists them.
 Bodies are HTML with `<at id="n">` mentions (and a `mentions` list) and reference attachments
 (files) with a `contentUrl`. The routes are mounted (and batchable) by `graph_files.routes`.
 """
@@ -287,11 +289,10 @@ class TeamsApi:
                         "The sync state generation is not found. Please restart the sync from scratch.",
                     )
                 if "$deltatoken" in params:
-                    sync = DeltaState(
-                        channel.id, state.seq, state.changed_since(channel.id, sync.watermark), False, sync.top
-                    )
+                    changed = [m for m in state.changed_since(channel.id, sync.watermark) if state.in_delta_window(m)]
+                    sync = DeltaState(channel.id, state.seq, changed, False, sync.top)
             else:
-                roots = [m.id for m in state.roots(channel.id) if not m.deleted]
+                roots = [m.id for m in state.roots(channel.id) if not m.deleted and state.in_delta_window(m.id)]
                 sync = DeltaState(channel.id, state.seq, roots, True, int(params.get("$top", _DEFAULT_PAGE)))
             page, rest = sync.pending[: sync.top], sync.pending[sync.top :]
             base = self.base(request)

@@ -67,7 +67,13 @@ class TeamsState:
         self.messages: dict[str, Message] = {}
         self.seq = 0
         self.deltas: dict[str, DeltaState] = {}
-        self.listeners: list[Callable[[str, str, str], None]] = []  # (team id, channel id, root id)
+        # Graph's delta lists only messages of the last eight months; None: no limit (the seeds are old)
+        self.delta_window: dt.timedelta | None = None
+        # Whether a reply's change moves its root's lastModifiedDateTime (and lists the root in delta):
+        # what Graph does in practice; False is what its documentation says.
+        self.replies_move_root = True
+        # (team id, channel id, root id, the changed message's id: the root's or a reply's)
+        self.listeners: list[Callable[[str, str, str, str], None]] = []
         self._clock = 0
 
     def add_team(self, name: str, members: list[str]) -> Team:
@@ -130,12 +136,13 @@ class TeamsState:
 
     def _touch(self, msg: Message, when: dt.datetime) -> None:
         root = self.messages[msg.reply_to] if msg.reply_to else msg
-        root.modified = max(root.modified, when)
-        self.seq += 1
         channel = self.channels[msg.channel_id]
-        channel.log.append((self.seq, root.id))
+        if root is msg or self.replies_move_root:
+            root.modified = max(root.modified, when)
+            self.seq += 1
+            channel.log.append((self.seq, root.id))
         for listener in list(self.listeners):
-            listener(channel.team_id, channel.id, root.id)
+            listener(channel.team_id, channel.id, root.id, msg.id)
 
     def roots(self, channel_id: str) -> list[Message]:
         return sorted(
@@ -145,6 +152,12 @@ class TeamsState:
 
     def replies(self, root_id: str) -> list[Message]:
         return sorted((m for m in self.messages.values() if m.reply_to == root_id), key=lambda m: m.created)
+
+    def in_delta_window(self, message_id: str) -> bool:
+        """Whether `messages/delta` still lists the root (last modified within `delta_window`)."""
+        if self.delta_window is None:
+            return True
+        return self.messages[message_id].modified >= dt.datetime.now(dt.timezone.utc) - self.delta_window
 
     def members_of(self, channel: Channel) -> list[str]:
         return channel.members if channel.kind != "standard" else self.teams[channel.team_id].members

@@ -9,10 +9,13 @@ Invariants:
   identity platform refuses is a `CredentialsError` naming the source and carrying msal's text.
 - An answer still retriable after the retries is a `RetriableError` (with its Retry-After); any
   other 4xx is a `GraphError` carrying status and code, for the caller to decide (404, 410 ...).
+- Graph's timestamps are compared as instants (`graph_time`, `before`), never as strings: they come
+  with or without fractional seconds (up to seven digits) and with `Z` or an offset.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -200,3 +203,21 @@ def error_of(response: httpx.Response) -> tuple[str, str]:
         return str(error.get("code", "")), str(error.get("message", ""))
     except ValueError:
         return "", response.text[:200]
+
+
+def graph_time(value: object) -> dt.datetime | None:
+    """A Graph timestamp (`2024-05-01T09:00:00Z`, `...00.1234567+00:00`) as an aware datetime (a
+    naive one read as UTC); None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+def before(value: object, since: str | None) -> bool:
+    """True when the Graph timestamp `value` is earlier than `since`; False when either is unknown."""
+    when, start = graph_time(value), graph_time(since)
+    return when is not None and start is not None and when < start

@@ -98,10 +98,14 @@ class GraphConnector(Connector[GraphConfigT], Generic[GraphConfigT]):
             client.close()
 
     def webhooks(
-        self, resources: Callable[[GraphClient], dict[str, str]], change_type: str, what: str = "Graph subscription"
+        self,
+        resources: Callable[[GraphClient], dict[str, str]],
+        change_type: str,
+        what: str = "Graph subscription",
+        refine: Callable[[str, str], str] | None = None,
     ) -> EventSource | None:
         """Change events as one Graph subscription per resource `resources` names ({key: path}), or
-        None when the source has no `notifications_url`."""
+        None when the source has no `notifications_url`; `refine`: see `GraphWebhooks`."""
         if not self.config.notifications_url:
             return None
         return GraphWebhooks(
@@ -112,4 +116,5 @@ class GraphConnector(Connector[GraphConfigT], Generic[GraphConfigT]):
             resources=resources,
             change_type=change_type,
             what=what,
+            refine=refine,
         )

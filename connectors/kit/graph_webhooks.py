@@ -4,7 +4,8 @@ source's hook URL.
 
 Invariants: a notification counts only when it carries the `clientState` this process chose at
 start (anything else did not come from Graph for us) and names a subscription we hold; it becomes a
-`Hint` for the container (drive or channel id) its subscription watches. Lifecycle notifications:
+`Hint` for the container (drive or channel id) its subscription watches, or for the finer one
+`refine` reads from the notification's `resource` (a Teams thread). Lifecycle notifications:
 `reauthorizationRequired` renews now, `subscriptionRemoved` subscribes again and is a hint,
 `missed` is a hint. A renewal Graph answers 404 (expired, removed) subscribes again and is a hint:
 changes may have been missed. Validation requests (`POST ?validationToken=`) are echoed. A request
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..events import Emit, EventSource, Hint, WebhookRequest, WebhookResponse, refused
-from .graph import GraphClient, GraphError
+from .graph import GraphClient, GraphError, graph_time
 from .renewal import Renewals, Subscription
 
 log = logging.getLogger(__name__)
@@ -43,8 +44,11 @@ class GraphWebhooks(EventSource):
         resources: Callable[[GraphClient], dict[str, str]],
         change_type: str,
         what: str = "Graph subscription",
+        refine: Callable[[str, str], str] | None = None,
     ) -> None:
+        """`refine(container, resource)`: the container a change notification's hint names."""
         super().__init__()
+        self.refine = refine
         self.source, self.url, self.lifetime = source, url, lifetime
         self._new_client, self._resources, self.change_type = client, resources, change_type
         self.client_state = secrets.token_urlsafe(24)
@@ -154,10 +158,13 @@ class GraphWebhooks(EventSource):
             return
         if event == "subscriptionRemoved":
             sub.id = None  # maintain() subscribes again
-        self.emit(Hint(sub.key))
+        resource = str(note.get("resource") or "")
+        self.emit(Hint(self.refine(sub.key, resource) if self.refine and not event else sub.key))
 
 
 def _epoch(value: str) -> float:
-    """Graph's UTC times carry seven fractional digits, one more than `fromisoformat` takes."""
-    head, _, frac = value.rstrip("Z").partition(".")
-    return dt.datetime.fromisoformat(head).replace(tzinfo=dt.timezone.utc).timestamp() + float("0." + (frac or "0"))
+    """Seconds since the epoch of a Graph time (seven fractional digits, `Z` or an offset)."""
+    when = graph_time(value)
+    if when is None:
+        raise ValueError(f"not a Graph timestamp: {value!r}")
+    return when.timestamp()

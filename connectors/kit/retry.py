@@ -1,12 +1,16 @@
 """One retry policy for every SaaS connector: which failures are worth another try, and how long to wait.
 
 Invariants:
-- A call is tried at most `attempts` times and spends at most `deadline` seconds waiting between
-  tries, whatever the service answers; after that the caller raises a `RetriableError` and the
-  engine decides (the next scheduled run, or its own back-off).
-- A wait honours the service's `Retry-After` (delta-seconds or an HTTP date), capped at `cap`;
-  without one it backs off exponentially from `backoff`, capped at `cap`; `jitter` adds up to that
-  share at random so parallel workers do not retry in step.
+- A call is tried at most `attempts` times and spends at most `deadline` seconds (10 minutes: two
+  of the longest `Retry-After` waits) waiting between tries, whatever the service answers; after
+  that the caller raises a `RetriableError` and the engine decides (the next scheduled run, or its
+  own back-off).
+- A wait honours the service's `Retry-After` (delta-seconds or an HTTP date) in full, up to
+  `max_retry_after` (5 minutes): retrying before it ends only meets the throttle again. A longer
+  `Retry-After` ends the retries at once (logged); the caller's `RetriableError` carries it.
+  Without one a wait backs off exponentially from `backoff`, capped at `cap`; `jitter` adds up to
+  that share at random so parallel workers do not retry in step. A wait is one `sleep` call: an
+  engine stop takes effect once it is over.
 - Throttling (429), server errors (5xx but 501) and network failures (reset, refused, stalled) are
   retriable; Google's 403 with a rate-limit reason is throttling too. Anything else is not.
 - Each wait is one log line, written here, naming the source, the call and the reason: a throttle
@@ -69,16 +73,18 @@ class RetryPolicy:
 
     attempts: int = 5  # tries in all, the first included
     backoff: float = 0.5  # the first wait without Retry-After, doubled each time
-    cap: float = 30.0  # the longest single wait, Retry-After included
+    cap: float = 30.0  # the longest backoff wait (one without Retry-After)
+    max_retry_after: float = 300.0  # the longest Retry-After waited out; a longer one ends the retries
     jitter: float = 0.1  # up to this share added to a wait at random
-    deadline: float = 60.0  # seconds of waiting one call may spend in all
+    deadline: float = 600.0  # seconds of waiting one call may spend in all
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
 
     def delay(self, failures: int, retry_after: float | None = None) -> float:
-        """The wait after the `failures`-th failure (1-based): Retry-After or backoff, capped, jittered."""
-        base = retry_after if retry_after is not None else self.backoff * 2 ** max(failures - 1, 0)
-        return min(base, self.cap) * (1 + random.random() * self.jitter)
+        """The wait after the `failures`-th failure (1-based): Retry-After in full (see `plan` for one
+        over `max_retry_after`), or backoff capped at `cap`; jittered."""
+        base = retry_after if retry_after is not None else min(self.backoff * 2 ** max(failures - 1, 0), self.cap)
+        return base * (1 + random.random() * self.jitter)
 
     def start(self, source: str, what: str) -> Attempts:
         """The retry budget of one call of `what` (a method name or a URL path) for `source`."""
@@ -104,6 +110,16 @@ class Attempts:
         the budget is spent. For adapters whose library sleeps in a later step; others use `retry`."""
         self.failures += 1
         if self.failures >= self.policy.attempts:
+            return None
+        if retry_after is not None and retry_after > self.policy.max_retry_after:
+            log.warning(
+                "source %r: %s: %s; Retry-After %.0fs is longer than a call waits (%.0fs): left to a later run",
+                self.source,
+                self.what,
+                why,
+                retry_after,
+                self.policy.max_retry_after,
+            )
             return None
         wait = self.policy.delay(self.failures, retry_after)
         if self.waited + wait > self.policy.deadline:

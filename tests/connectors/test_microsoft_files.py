@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import tomllib
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
+from inlet.connectors.kit.graph import GraphError
 from inlet.connectors.kit.retry import RetryPolicy
+from inlet.connectors.kit.transport import ssl_context
 from inlet.connectors.microsoft_files import MicrosoftFilesConfig, MicrosoftFilesConnector
 from inlet.connectors.model import Checkpoint, Deletion, Document, Skipped
 from inlet.errors import CredentialsError
@@ -116,6 +120,40 @@ def test_acl_follows_inherited_group_link_and_user_permissions(backfill: Any) ->
     assert got["Offsite plan.docx"].acl.users == ["abilinski@example.com", "doubledeez@example.com"]
 
 
+@pytest.mark.parametrize("identities", ["login", "id"])
+def test_users_named_without_an_email_get_their_access(sb: Sandbox, identities: str) -> None:
+    """Graph documents only `id` and `displayName` on a user identity: the address comes from the
+    `siteUser`'s claims login, or from `GET /users/{id}` (each user once per sync)."""
+    st = state(sb)
+    with sb.ws.lock:
+        st.identities = identities
+        st.share(item(sb, "Forecast.xlsx").id, perm(link="users", user="carol@example.com"))  # specific people
+    sb.faults.reset_counts()
+    got = docs(run(connector(sb))[0])
+    assert got["Leadership/Reorg plan.txt"].acl.users == ["abilinski@example.com"]
+    assert got["Offsite plan.docx"].acl.users == ["abilinski@example.com", "doubledeez@example.com"]
+    assert got["Forecast.xlsx"].acl.users == ["carol@example.com", "john.arnold@enron.com", "phillip.allen@enron.com"]
+    assert sb.faults.calls["graph:users"] == (3 if identities == "id" else 0)
+
+
+def test_reading_users_by_id_without_the_permission_names_it(sb: Sandbox) -> None:
+    with sb.ws.lock:
+        state(sb).identities = "id"
+    sb.faults.fail("graph", "users", 403, times=100, reason="Authorization_RequestDenied")
+    with pytest.raises(GraphError, match="needs User.Read.All"):
+        run(connector(sb))
+
+
+def test_a_user_graph_no_longer_finds_grants_nobody(sb: Sandbox) -> None:
+    with sb.ws.lock:
+        state(sb).identities = "id"
+        gone = sb.ws.user_by_email("doubledeez@example.com")
+        assert gone is not None
+        gone.deleted = True
+    got = docs(run(connector(sb))[0])
+    assert got["Offsite plan.docx"].acl.users == ["abilinski@example.com"]
+
+
 def test_an_unchanged_tenant_costs_one_delta_call_per_drive_and_no_downloads(shared: Sandbox, backfill: Any) -> None:
     shared.faults.reset_counts()
     items, _ = run(connector(shared), backfill[1])
@@ -220,6 +258,16 @@ def test_throttling_waits_retry_after_on_calls_and_inside_batches(sb: Sandbox) -
     assert sleeps.count(7) == 2 and 3 in sleeps and 2 in sleeps
 
 
+def test_a_retry_after_of_minutes_is_waited_out_in_full(sb: Sandbox) -> None:
+    """Retrying before Graph's Retry-After ends meets the throttle again: the whole wait is slept."""
+    sleeps: list[float] = []
+    sb.faults.fail("graph", "delta", 429, times=2, retry_after=120)
+    sb.faults.fail("graph", "permissions", 429, times=1, retry_after=200)  # inside a $batch
+    items, _ = run(connector(sb, sleeps))
+    assert len(docs(items)) == 11
+    assert sleeps.count(120) == 2 and 200 in sleeps
+
+
 def test_a_tenant_wide_rate_limit_is_waited_out() -> None:
     """Graph's per-app/per-tenant limits: past 15 calls a (scaled) minute every call is a 429 whose
     Retry-After says when the window frees up; the kit waits it out and the backfill completes."""
@@ -317,3 +365,30 @@ def test_the_index_rewrites_a_permission_change_without_embedding(sb: Sandbox, t
             assert notes in visible("bob@example.com")
         finally:
             state_db.close()
+
+
+def test_since_compares_instants_not_strings(sb: Sandbox) -> None:
+    """`...:00.5Z` sorts before `...:00Z` as text, yet is half a second later."""
+    since = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
+    with sb.ws.lock:
+        item(sb, "Notes.txt").modified = since + dt.timedelta(milliseconds=500)
+    items = list(connector(sb).load(None, since=since))
+    assert set(docs(items)) == {"Notes.txt"}
+
+
+def test_delta_asks_for_no_parents_with_the_documented_header(sb: Sandbox) -> None:
+    """`deltaExcludeParent` is a request header of its own (driveItem: delta); `Prefer` too is kept."""
+    block, env = graph_files.source(sb.ctx, sb.ctx.workdir)
+    config = MicrosoftFilesConfig(**tomllib.loads(block)["sources"][0])
+    seen: list[httpx.Request] = []
+
+    class Recording(httpx.HTTPTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            seen.append(request)
+            return super().handle_request(request)
+
+    transport = Recording(verify=ssl_context(config.ca_bundle))
+    run(MicrosoftFilesConnector(config, env, transport=transport))
+    deltas = [r for r in seen if r.url.path.endswith("/root/delta")]
+    assert deltas and all(r.headers.get("deltaExcludeParent") == "true" for r in deltas)
+    assert all("deltashowsharingchanges" in r.headers["Prefer"] for r in deltas)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import tomllib
 from collections.abc import Iterator
 from typing import Any
@@ -218,7 +219,7 @@ def test_live_ids_refuses_to_decide_when_a_channel_cannot_be_read(sb: Sandbox) -
     """An unreadable channel proves nothing gone: `live_ids` raises a retriable error naming it, so the
     engine deletes none of its threads (a sync skips the channel and keeps them)."""
     conn = connector(sb)
-    sb.faults.fail("graph", "messages.delta", 403, times=1, reason="Forbidden")
+    sb.faults.fail("graph", "messages", 403, times=1, reason="Forbidden")
     with pytest.raises(RetriableError, match=r"source 'sandbox-teams': channel \S+/\S+ cannot be read"):
         set(conn.live_ids())
     assert set(conn.live_ids())  # readable again: the listing completes
@@ -238,3 +239,55 @@ def test_a_renamed_team_or_channel_yields_its_threads_again_under_the_new_names(
     assert not [i for i in items if isinstance(i, Deletion)]
     items, cp = run(conn, cp)
     assert not [i for i in items if isinstance(i, Document)]  # then quiet again
+
+
+def test_since_compares_instants_not_strings(sb: Sandbox) -> None:
+    """`...:00.500000Z` sorts before `...:00Z` as text, yet is half a second later."""
+    since = dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc)
+    msg = next(m for m in state(sb).messages.values() if m.reply_to is None)
+    with sb.ws.lock:
+        msg.modified = since + dt.timedelta(milliseconds=500)
+    items = list(connector(sb).load(None, since=since))
+    assert {d.id for d in items if isinstance(d, Document)} == {thread_id(sb, msg)}
+
+
+def test_threads_older_than_delta_s_eight_months_are_indexed_kept_and_re_read(sb: Sandbox) -> None:
+    """Delta lists only the last eight months (the seeded threads are older): the full listing
+    (`GET .../messages`) indexes them, `live_ids` and a 410 re-read keep them, and a membership
+    change reaches them."""
+    with sb.ws.lock:
+        state(sb).delta_window = dt.timedelta(days=243)
+    conn = connector(sb)
+    items, cp = run(conn)
+    first = {d.id: d for d in items if isinstance(d, Document)}
+    assert len(first) == 6
+    assert set(conn.live_ids()) == set(first)
+    with sb.ws.lock:
+        state(sb).expire_delta_tokens()
+    items, cp = run(conn, cp)
+    assert not [i for i in items if isinstance(i, Deletion)]
+    with sb.ws.lock:
+        channel(sb, "leadership").members.append("doubledeez@example.com")
+    items, cp = run(conn, cp)
+    after = [d for d in items if isinstance(d, Document)]
+    assert [d.id for d in after] == [i for i, d in first.items() if d.metadata["channel"] == "leadership"]
+    assert all("doubledeez@example.com" in d.acl.users for d in after)
+    assert not [i for i in items if isinstance(i, Deletion)]
+
+
+def test_a_scoped_run_naming_a_thread_reads_it_though_delta_does_not_list_its_root(sb: Sandbox) -> None:
+    """Graph documents delta as listing roots, and never says a reply moves its root: a notification
+    naming the reply asks for `CHANNEL/ROOT`, and the scoped run reads that thread again."""
+    st = state(sb)
+    with sb.ws.lock:
+        st.replies_move_root = False
+    conn = connector(sb)
+    _, cp = run(conn)
+    target = root(sb, "slow exports")
+    with sb.ws.lock:
+        st.post(target.channel_id, "doubledeez@example.com", "<p>The heron cache is warm again.</p>", target.id)
+    items = list(conn.load_scope(cp, frozenset({target.channel_id})))
+    assert not [d for d in items if isinstance(d, Document)], "delta does not list the root"
+    items = list(conn.load_scope(cp, frozenset({f"{target.channel_id}/{target.id}"})))
+    got = [d for d in items if isinstance(d, Document)]
+    assert [d.id for d in got] == [thread_id(sb, target)] and "heron cache" in got[0].text

@@ -1,4 +1,5 @@
-"""The kit's retry policy and its adapters: Retry-After honoured and capped, budgets bounded, one line per wait."""
+"""The kit's retry policy and its adapters: Retry-After honoured in full up to a maximum, budgets bounded,
+one line per wait."""
 
 from __future__ import annotations
 
@@ -34,11 +35,11 @@ def test_classification() -> None:
     assert retriable_status(403, "userRateLimitExceeded") and not retriable_status(403, "forbidden")
 
 
-def test_delay_backs_off_and_honours_retry_after_up_to_the_cap() -> None:
+def test_delay_backs_off_up_to_the_cap_and_honours_retry_after_in_full() -> None:
     p = RetryPolicy(backoff=0.5, cap=10.0, jitter=0.0)
     assert [p.delay(n) for n in (1, 2, 3, 4, 5, 6)] == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0]
     assert p.delay(1, retry_after=3.0) == 3.0
-    assert p.delay(1, retry_after=999.0) == 10.0
+    assert p.delay(1, retry_after=120.0) == 120.0  # the cap bounds backoff only
     jittered = RetryPolicy(backoff=1.0, jitter=0.1)
     assert all(1.0 <= jittered.delay(1) <= 1.1 for _ in range(50))
 
@@ -70,7 +71,26 @@ def test_a_throttle_logs_at_info(caplog: pytest.LogCaptureFixture) -> None:
     assert [r.levelno for r in caplog.records] == [logging.INFO]
 
 
-def test_transport_honours_retry_after_capped_then_returns_the_last_answer() -> None:
+def test_a_retry_after_longer_than_the_cap_is_waited_out_in_full() -> None:
+    """Graph answers Retry-After of minutes: retrying sooner only meets the throttle again."""
+    answers = iter([httpx.Response(429, headers={"Retry-After": "120"}), httpx.Response(200, json={"ok": True})])
+    sleeps: list[float] = []
+    transport = RetryTransport(httpx.MockTransport(lambda request: next(answers)), policy(sleeps), source="s")
+    with httpx.Client(transport=transport) as client:
+        assert client.get("https://graph.test/x").json() == {"ok": True}
+    assert sleeps == [120.0]
+
+
+def test_a_retry_after_past_the_maximum_ends_the_retries_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    sleeps: list[float] = []
+    attempts = policy(sleeps, max_retry_after=300.0).start("s", "GET /x")
+    with caplog.at_level(logging.INFO, logger="inlet.connectors.kit.retry"):
+        assert attempts.retry("HTTP 429", 301.0, throttled=True) is False
+    assert sleeps == [] and "Retry-After 301s is longer than a call waits (300s)" in caplog.text
+    assert policy(sleeps).start("s", "GET /x").retry("HTTP 429", 300.0, throttled=True) and sleeps == [300.0]
+
+
+def test_transport_honours_retry_after_then_returns_the_last_answer() -> None:
     answers = iter(
         [httpx.Response(429, headers={"Retry-After": "3"}), httpx.Response(503), httpx.Response(200, json={"ok": True})]
     )
@@ -79,14 +99,14 @@ def test_transport_honours_retry_after_capped_then_returns_the_last_answer() -> 
     with httpx.Client(transport=transport) as client:
         assert client.get("https://graph.test/x").json() == {"ok": True}
     assert sleeps == [3.0, 1.0]  # Retry-After, then exponential backoff (0.5 * 2)
-    capped = RetryTransport(
+    throttled = RetryTransport(
         httpx.MockTransport(lambda r: httpx.Response(429, headers={"Retry-After": "999"})),
-        policy(sleeps, attempts=2, cap=5.0, deadline=100.0),
+        policy(sleeps, attempts=2),
         source="s",
     )
-    with httpx.Client(transport=capped) as client:
+    with httpx.Client(transport=throttled) as client:
         assert client.get("https://graph.test/x").status_code == 429
-    assert sleeps[-1] == 5.0
+    assert sleeps == [3.0, 1.0]  # 999 s is past max_retry_after: returned at once, not retried early
 
 
 def test_transport_resends_resets_of_idempotent_requests_only() -> None:
