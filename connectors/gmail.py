@@ -16,6 +16,9 @@ Each configured mailbox is read as its owner (the delegation's `subject`) and ke
   nothing. A sync with no change is one `history.list` call per mailbox.
 - A history id Gmail no longer knows (404) means one full listing that also deletes what the mailbox
   held before and no longer lists (checkpoint key `known`, the ids indexed per mailbox).
+- A message whose fetch was refused (a failed `Skipped`: a version indexed before is kept) is
+  fetched again at the start of each later pass of its mailbox (`kit.retries.Retries`), since
+  neither the history nor a listing resumed past it would report it again.
 - A mailbox taken out of the config has its documents deleted (its `known` ids).
 - A mailbox the delegation does not cover is skipped with a named error (the run is partial) while
   the others go on; when it covers none of them, or the key itself is refused, the source refused its
@@ -49,6 +52,7 @@ from .gmail_client import SCOPES, MailboxClient, MailboxRefused, delegation_refu
 from .kit.checkpoint import CheckpointModel
 from .kit.google import GoogleApiError, load_credentials
 from .kit.paging import Pager
+from .kit.retries import Retries
 from .kit.retry import RetryPolicy
 from .mail import DEFAULT_MAX_ATTACHMENT_BYTES, message_document, rfc822_message
 from .model import ACL, Deletion, Document, Item, Progress, Skipped
@@ -121,6 +125,7 @@ class _Box(BaseModel):
     history: str | None = None  # follow history from here (None: list first)
     listing: _Listing | None = None
     known: list[str] = Field(default_factory=list)  # message ids indexed
+    retries: Retries = Field(default_factory=Retries)  # message ids whose fetch failed
 
 
 class GmailCheckpoint(CheckpointModel):
@@ -329,6 +334,7 @@ class _MailboxSync:
 
     # --- the pass -------------------------------------------------------------------------------
     def run(self) -> Iterator[Item | _Save]:
+        yield from self.box.retries.replay(lambda mid: self._fetch([mid]))
         if self.box.history is not None and self.box.listing is None:
             try:
                 yield from self._history()
@@ -378,6 +384,7 @@ class _MailboxSync:
             listing.label, listing.token, listing.offset = listing.label + 1, None, 0
         kept = seen - self.dropped
         for gone in sorted(set(listing.prev or []) - kept):
+            self.box.retries.forget(gone)
             yield Deletion(id=self.c.doc_id(native_id(self.mailbox, gone)))
         self.known = kept
         self.box.history, self.box.listing, self.box.known = listing.start, None, sorted(kept)
@@ -421,6 +428,7 @@ class _MailboxSync:
                         fate.setdefault(message["id"], "same")
         for mid in [m for m, f in fate.items() if f in ("deleted", "gone")]:
             self.known.discard(mid)
+            self.box.retries.forget(mid)
             yield Deletion(id=self.c.doc_id(native_id(self.mailbox, mid)))
         yield from self._fetch([m for m, f in fate.items() if f == "read"])
 
@@ -429,17 +437,13 @@ class _MailboxSync:
         for start in range(0, len(ids), self.config.batch_size):
             got = self.client.get_many(ids[start : start + self.config.batch_size])
             for mid, found in got.items():
-                if isinstance(found, GoogleApiError):
-                    if found.status == 404:  # deleted since it was listed
-                        self.known.discard(mid)
-                        self.dropped.add(mid)
-                        yield Deletion(id=self.c.doc_id(native_id(self.mailbox, mid)))
-                    else:
-                        yield Skipped(id=self.c.doc_id(native_id(self.mailbox, mid)), reason=str(found))
-                elif not self.in_scope(found.get("labelIds", [])):
-                    self.known.discard(mid)
+                doc_id = self.c.doc_id(native_id(self.mailbox, mid))
+                if isinstance(found, GoogleApiError) and found.status != 404:
+                    yield self.box.retries.note(mid, Skipped(id=doc_id, reason=str(found)))
+                elif isinstance(found, GoogleApiError) or not self.in_scope(found.get("labelIds", [])):
+                    self.known.discard(mid)  # deleted since it was listed, or out of scope
                     self.dropped.add(mid)
-                    yield Deletion(id=self.c.doc_id(native_id(self.mailbox, mid)))
+                    yield self.box.retries.note(mid, Deletion(id=doc_id))
                 else:
                     yield from self._render(found)
 
@@ -450,7 +454,7 @@ class _MailboxSync:
             raw = base64.urlsafe_b64decode(found["raw"] + "=" * (-len(found["raw"]) % 4))
             msg = rfc822_message(native, raw, url=gmail_url(self.mailbox, mid))
         except Exception as exc:  # noqa: BLE001 - one malformed message must not stop the mailbox
-            yield Skipped(id=self.c.doc_id(native), reason=f"cannot parse message: {exc}")
+            yield self.box.retries.note(mid, Skipped(id=self.c.doc_id(native), reason=f"cannot parse message: {exc}"))
             return
         if found.get("internalDate"):
             msg.received = dt.datetime.fromtimestamp(int(found["internalDate"]) / 1000, dt.timezone.utc)
@@ -468,4 +472,4 @@ class _MailboxSync:
         )
         self.known.add(mid)
         yield from skipped
-        yield document
+        yield self.box.retries.note(mid, document)

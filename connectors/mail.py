@@ -137,11 +137,13 @@ def _attachment_text(doc_id: str, att: MailAttachment, cap: int) -> tuple[str, S
     if kind_of(att.name, att.content_type) is None:
         return "", None  # images, spreadsheets, archives: nothing inlet reads
     if att.data is None or att.size > cap or len(att.data) > cap:
-        return "", Skipped(id=f"{doc_id}#{att.name}", reason=f"attachment over {cap} bytes", failed=False)
+        return "", Skipped(
+            id=f"{doc_id}#{att.name}", reason=f"attachment over {cap} bytes", failed=False, title=att.name
+        )
     try:
         return extract_text(att.data, att.name, att.content_type).strip(), None
     except ItemError as exc:  # logged by the engine with the skip, as a warning only when it failed
-        return "", Skipped(id=f"{doc_id}#{att.name}", reason=str(exc), failed=exc.failed)
+        return "", Skipped(id=f"{doc_id}#{att.name}", reason=str(exc), failed=exc.failed, title=att.name)
 
 
 # --- RFC 822 messages ------------------------------------------------------------------------------

@@ -20,7 +20,10 @@ it is indexed), so that:
 - a 410 `resyncRequired` starts one full listing; the files it does not list again are deleted
   (`resync` holds the ids still unseen, so an interrupted re-listing resumes correctly);
 - group memberships and the tenant's domains are read once per sync (`Principals`), and files
-  whose ACL they change are re-yielded (a membership change re-writes ACLs, never re-embeds).
+  whose ACL they change are re-yielded (a membership change re-writes ACLs, never re-embeds);
+- a file whose content or permissions could not be read (a failed `Skipped`: its indexed version is
+  kept) is read again, content and current permissions, at the start of each later round of its
+  drive (`kit.retries.Retries`), so a sharing change the failed read missed still reaches the index.
 
 Permissions are read with `$batch` (20 items per call) for the files of a page that need them;
 sharing-only changes arrive in delta through `Prefer: deltashowsharingchanges`, and
@@ -45,6 +48,7 @@ from .kit.graph_batch import batch_get
 from .kit.checkpoint import CheckpointModel
 from .kit.graph import GraphClient, GraphError, before
 from .kit.paging import Pager
+from .kit.retries import Retries
 from .microsoft_files_acl import Principals, acl_key, grants_of
 from .model import Deletion, Document, Item, Skipped
 
@@ -55,7 +59,9 @@ log = logging.getLogger(__name__)
 
 # deltaExcludeParent is documented as a header of its own; older clients sent it in Prefer: both.
 DELTA_HEADERS = {"Prefer": "deltashowsharingchanges, deltaExcludeParent", "deltaExcludeParent": "true"}
-DOC, SKIP, OUT, OLD = "doc", "skip", "out", "old"  # a file's state: indexed, skipped, out of scope, before since
+# a file's state: indexed, skipped, out of scope, before since, unreadable (its version indexed before is kept)
+DOC, SKIP, OUT, OLD, ERR = "doc", "skip", "out", "old", "err"
+KEPT = (DOC, ERR)  # states whose file may be in the index: a deletion must reach it
 
 
 class DriveState(BaseModel):
@@ -66,6 +72,7 @@ class DriveState(BaseModel):
     resync: list[str] | None = None  # during a re-listing after a 410: files not listed again yet
     folders: dict[str, list[str | None]] = Field(default_factory=dict)  # id -> [name, parent]; root: ["", None]
     files: dict[str, dict[str, Any]] = Field(default_factory=dict)  # id -> {n, p, c, g, a, s}
+    retries: Retries = Field(default_factory=Retries)  # files whose read failed: read again next round
 
 
 class FilesCheckpoint(CheckpointModel):
@@ -137,7 +144,7 @@ class FilesRun:
             ds = self.st.drives.pop(drive_id)
             log.info("source %r: drive %s (%s) is no longer read", self.c.name, ds.name, drive_id)
             for fid, entry in sorted(ds.files.items()):
-                if entry["s"] == DOC:
+                if entry["s"] in KEPT:
                     yield Deletion(id=self.c.doc_id(fid))
             yield self.st.checkpoint()
         for drive in targets:
@@ -159,6 +166,7 @@ class FilesRun:
         ds = self.st.drives[drive_id]
         url, params = (ds.link, None) if ds.link else self._first(drive_id)
         pager = Pager(source=self.c.name, what=f"delta of drive {ds.name!r}", token=ds.link)
+        yield from ds.retries.replay(_Page(self, drive_id, ds).retry)
         while True:
             try:
                 page = self.client.get(url, params, DELTA_HEADERS)
@@ -188,7 +196,8 @@ class FilesRun:
                 continue
             for fid in ds.resync or []:
                 entry = ds.files.pop(fid, None)
-                if entry is not None and entry["s"] == DOC:
+                ds.retries.forget(fid)
+                if entry is not None and entry["s"] in KEPT:
                     yield Deletion(id=self.c.doc_id(fid))
             ds.resync = None
             ds.link = page.get("@odata.deltaLink")
@@ -260,7 +269,7 @@ class FilesRun:
         doc_id = self.c.doc_id(item["id"])
         reason = self._policy_skip(item, path)
         if reason:
-            return Skipped(id=doc_id, reason=reason, failed=False)
+            return Skipped(id=doc_id, reason=reason, failed=False, title=item["name"])
         mime = (item.get("file") or {}).get("mimeType") or ""
         try:
             data = self.content(drive_id, item["id"])
@@ -268,11 +277,11 @@ class FilesRun:
         except GraphError as exc:
             if exc.status == 404:
                 return None
-            return Skipped(id=doc_id, reason=f"{path}: {exc}")
+            return Skipped(id=doc_id, reason=f"{path}: {exc}", title=item["name"])
         except ItemError as exc:
-            return Skipped(id=doc_id, reason=f"{path}: {exc}", failed=exc.failed)
+            return Skipped(id=doc_id, reason=f"{path}: {exc}", failed=exc.failed, title=item["name"])
         if not text:
-            return Skipped(id=doc_id, reason=f"{path}: no text", failed=False)
+            return Skipped(id=doc_id, reason=f"{path}: no text", failed=False, title=item["name"])
         who = (item.get("createdBy") or {}).get("user") or {}
         return self.c.document(
             item["id"],
@@ -352,8 +361,23 @@ class _Page:
             for fid in gone:
                 yield from self._deleted(fid)
         entry = self.ds.files.pop(item_id, None)
-        if entry is not None and entry["s"] == DOC:
+        self.ds.retries.forget(item_id)
+        if entry is not None and entry["s"] in KEPT:
             yield Deletion(id=self.c.doc_id(item_id))
+
+    def retry(self, file_id: str) -> Iterator[Item]:
+        """A file whose last read failed: read again, content and current permissions."""
+        try:
+            item = self.run.client.get(f"/drives/{self.drive_id}/items/{file_id}")
+        except GraphError as exc:
+            if exc.status == 404:
+                yield from self._deleted(file_id)
+                return
+            failure = self.ds.retries.failed[file_id]
+            skipped = Skipped(id=failure.id, reason=f"{failure.title or file_id}: {exc}", title=failure.title)
+            yield self.ds.retries.note(file_id, skipped)
+            return
+        yield from self._files([item], force=True)
 
     def recheck(self, file_ids: list[str]) -> Iterator[Item]:
         """Files whose path or ACL changed without a change of their own: read them again."""
@@ -379,9 +403,10 @@ class _Page:
             path = _path(self.ds, (item.get("parentReference") or {}).get("id"), item["name"])
             entry = self.ds.files.get(item["id"])
             if not self.c.in_scope(path):
-                if entry is not None and entry["s"] == DOC:
+                if entry is not None and entry["s"] in KEPT:
                     yield Deletion(id=self.c.doc_id(item["id"]))
                 self.ds.files[item["id"]] = _entry(item, [], "", OUT)
+                self.ds.retries.forget(item["id"])
                 continue
             if before(item.get("lastModifiedDateTime"), since) and (entry is None or entry["s"] == OLD):
                 self.ds.files[item["id"]] = _entry(item, [], "", OLD)
@@ -398,7 +423,10 @@ class _Page:
                 if answer.status == 404:
                     yield from self._deleted(item["id"])
                     continue
-                yield Skipped(id=self.c.doc_id(item["id"]), reason=f"{path}: permissions unreadable: {answer}")
+                skipped = Skipped(
+                    id=self.c.doc_id(item["id"]), reason=f"{path}: permissions unreadable: {answer}", title=item["name"]
+                )
+                yield self.ds.retries.note(item["id"], skipped)
                 continue
             grants = grants_of(answer.get("value", []))
             key = acl_key(self.run.principals.acl(grants))
@@ -416,11 +444,11 @@ class _Page:
             if result is None:
                 yield from self._deleted(item["id"])
                 continue
-            state = DOC if isinstance(result, Document) else SKIP if not result.failed else "err"  # err: retried
-            if state == SKIP and entry is not None and entry["s"] == DOC:
+            state = DOC if isinstance(result, Document) else SKIP if not result.failed else ERR
+            if state == SKIP and entry is not None and entry["s"] in KEPT:
                 yield Deletion(id=self.c.doc_id(item["id"]))
             self.ds.files[item["id"]] = _entry(item, grants, key, state)
-            yield result
+            yield self.ds.retries.note(item["id"], result)
 
 
 def _entry(item: dict[str, Any], grants: list[str], key: str, state: str) -> dict[str, Any]:

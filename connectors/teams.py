@@ -16,10 +16,13 @@ deleted roots, so after an unfinished run the engine compares the index with `li
 fingerprint differs from the checkpoint's) re-reads the whole channel, so every thread is yielded
 with the new ACL and the same text: the index re-writes ACLs and re-embeds nothing. A renamed team
 or channel is re-read the same way (its threads carry both names). An expired delta
-link (410) re-reads the channel and deletes the threads it does not list again. A change
-notification on a channel asks for a scoped run (`load_scope`) of that channel only; one that names
-a reply (`.../messages('ROOT')/replies('ID')`) asks for that thread too (`CHANNEL/ROOT`), which the
-scoped run reads again after the channel's round, whether or not delta listed its root.
+link (410) re-reads the channel and deletes the threads it does not list again. A thread whose
+replies could not be read (a failed `Skipped`: its indexed version is kept) is read again, root and
+replies with the channel's current ACL, at the start of each later round of its channel
+(`kit.retries.Retries`), so neither a new thread nor a membership change is lost to one failed read.
+A change notification on a channel asks for a scoped run (`load_scope`) of that channel only; one
+that names a reply (`.../messages('ROOT')/replies('ID')`) asks for that thread too (`CHANNEL/ROOT`),
+which the scoped run reads again after the channel's round, whether or not delta listed its root.
 
 Delta lists only the messages of the last eight months. So a round that starts over (the first, or
 a re-read) ends with the channel's full listing (`GET .../messages`): the roots delta did not list
@@ -48,6 +51,7 @@ from .kit.checkpoint import CheckpointModel
 from .kit.graph_source import GraphConnector, GraphSourceConfig
 from .kit.graph import GraphClient, GraphError, before
 from .kit.paging import Pager
+from .kit.retries import Retries
 from .microsoft_files_acl import acl_key
 from .model import ACL, Deletion, Document, Item, Skipped
 from inlet.errors import RetriableError
@@ -81,6 +85,7 @@ class ChannelState(BaseModel):
     threads: list[str] = Field(default_factory=list)  # root ids of the indexed threads
     resync: list[str] | None = None  # during a re-read: threads not listed again yet
     full: bool = False  # a round started over (first or re-read): it ends with GET .../messages
+    retries: Retries = Field(default_factory=Retries)  # root ids of threads whose read failed
 
 
 class TeamsCheckpoint(CheckpointModel):
@@ -293,6 +298,7 @@ class _Run:
         ch.acl = key
         url, params = (ch.link, None) if ch.link else self._first(cid, ch)
         pager = Pager(source=self.c.name, what=f"delta of channel {ch.name!r}", token=ch.link)
+        yield from ch.retries.replay(lambda root_id: self._retry(cid, ch, acl, root_id))
         while True:
             try:
                 page = self.client.get(url, params)
@@ -320,6 +326,7 @@ class _Run:
                 yield from self._beyond_delta(cid, ch, acl)
             for root in ch.resync or []:
                 ch.threads.remove(root)
+                ch.retries.forget(root)
                 yield Deletion(id=self.c.doc_id(f"{cid}:{root}"))
             ch.resync, ch.link, ch.full = None, page.get("@odata.deltaLink"), False
             yield from self._threads(cid, ch, acl, threads or [])
@@ -355,6 +362,28 @@ class _Run:
             )
         )
 
+    def _retry(self, cid: str, ch: ChannelState, acl: ACL, root_id: str) -> Iterator[Item]:
+        """A thread whose last read failed: its root and replies read again, with the current ACL."""
+        try:
+            root = self.client.get(f"/teams/{ch.team_id}/channels/{cid}/messages/{root_id}")
+        except GraphError as exc:
+            if exc.status == 404:
+                yield self._gone(cid, ch, root_id)
+            else:
+                failure = ch.retries.failed[root_id]
+                skipped = Skipped(id=failure.id, reason=f"root unreadable: {exc}", title=failure.title)
+                yield ch.retries.note(root_id, skipped)
+            return
+        yield from self._roots(cid, ch, acl, [root])
+
+    def _gone(self, cid: str, ch: ChannelState, root_id: str) -> Deletion:
+        """A deleted thread, deleted even if the checkpoint never knew it: a killed run may have
+        indexed it after its last saved checkpoint."""
+        if root_id in ch.threads:
+            ch.threads.remove(root_id)
+        ch.retries.forget(root_id)
+        return Deletion(id=self.c.doc_id(f"{cid}:{root_id}"))
+
     def _roots(self, cid: str, ch: ChannelState, acl: ACL, roots: list[dict[str, Any]]) -> Iterator[Item]:
         live = []
         for root in roots:
@@ -362,10 +391,8 @@ class _Run:
                 continue
             if ch.resync is not None and root["id"] in ch.resync:
                 ch.resync.remove(root["id"])
-            if root.get("deletedDateTime"):  # deleted even if the checkpoint never knew it: a killed
-                if root["id"] in ch.threads:  # run may have indexed it after its last saved checkpoint
-                    ch.threads.remove(root["id"])
-                yield Deletion(id=self.c.doc_id(f"{cid}:{root['id']}"))
+            if root.get("deletedDateTime"):
+                yield self._gone(cid, ch, root["id"])
             elif before(root.get("lastModifiedDateTime"), self.st.since):
                 continue
             else:
@@ -376,12 +403,18 @@ class _Run:
             answer = replies[paths[root["id"]]]
             if isinstance(answer, GraphError):
                 if answer.status == 404:
+                    ch.retries.forget(root["id"])
                     continue
-                yield Skipped(id=self.c.doc_id(f"{cid}:{root['id']}"), reason=f"replies unreadable: {answer}")
+                skipped = Skipped(
+                    id=self.c.doc_id(f"{cid}:{root['id']}"),
+                    reason=f"replies unreadable: {answer}",
+                    title=_title(ch, root),
+                )
+                yield ch.retries.note(root["id"], skipped)
                 continue
             if root["id"] not in ch.threads:
                 ch.threads.append(root["id"])
-            yield self._document(cid, ch, acl, root, answer.get("value", []))
+            yield ch.retries.note(root["id"], self._document(cid, ch, acl, root, answer.get("value", [])))
 
     def _document(
         self, cid: str, ch: ChannelState, acl: ACL, root: dict[str, Any], replies: list[dict[str, Any]]
@@ -395,8 +428,7 @@ class _Run:
             if name and name not in people:
                 people.append(name)
             lines.append(f"{name} ({str(msg.get('createdDateTime') or '')[:16].replace('T', ' ')}): {_text(msg)}")
-        first = _text(root).splitlines()[0] if _text(root) else ""
-        title = root.get("subject") or f"{ch.name}: {first[:80]}"
+        title = _title(ch, root)
         updated = max(str(m.get("lastModifiedDateTime") or m.get("createdDateTime") or "") for m in messages)
         return self.c.document(
             f"{cid}:{root['id']}",
@@ -409,6 +441,12 @@ class _Run:
             metadata={"team": ch.team, "channel": ch.name, "participants": people},
             acl=acl,
         )
+
+
+def _title(ch: ChannelState, root: dict[str, Any]) -> str:
+    """The root's subject, or the channel's name and the root's first line."""
+    first = _text(root).splitlines()[0] if _text(root) else ""
+    return str(root.get("subject") or f"{ch.name}: {first[:80]}")
 
 
 def _author(msg: dict[str, Any]) -> str:

@@ -7,6 +7,8 @@
 - `ratelimit`: a thread-safe `TokenBucket` with a burst; `Buckets`, one per key.
 - `paging`: `Pager` / `pages()` for cursors, page tokens and next links; a repeated token is refused.
 - `checkpoint`: `CheckpointModel`, a typed, versioned checkpoint stored as a plain dict.
+- `retries`: `Retries`, a checkpoint field remembering the items whose read failed, read again by
+  every later run until read, gone or given up (then still a failed skip each run).
 - `renewal`: `Renewals`, subscriptions renewed at a third of their lifetime and removed in bounded time.
 - `graph`: `GraphClient` (msal over httpx, token refresh on 401, `GraphError`).
 - `graph_batch`: `batch_get`, GETs in `$batch` requests of 20, each answer retried by the policy.
@@ -23,17 +25,21 @@ from .checkpoint import CheckpointModel
 from .paging import Pager, StuckTokenError, cursor, next_link, page_token, pages
 from .ratelimit import Buckets, TokenBucket
 from .renewal import RENEW_AT, Backoff, Renewals, Subscription
+from .retries import GIVE_UP_AFTER, Failure, Retries
 from .retry import Attempts, RetryPolicy, retriable_status, retry_after
 from .transport import RetryTransport, ssl_context
 
 __all__ = [
+    "GIVE_UP_AFTER",
     "RENEW_AT",
     "Attempts",
     "Backoff",
     "Buckets",
     "CheckpointModel",
+    "Failure",
     "Pager",
     "Renewals",
+    "Retries",
     "RetryPolicy",
     "RetryTransport",
     "StuckTokenError",

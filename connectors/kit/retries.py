@@ -1,0 +1,80 @@
+"""Items whose read failed, remembered in a checkpoint and read again by every later run.
+
+Invariants:
+- A failed read (a failed `Skipped`) keeps the version indexed before; a change feed that moves
+  past the item would never report it again. So a connector notes each item's outcome
+  (`Retries.note`) in the same checkpoint as the feed's position: an item whose read failed is
+  remembered by its native id, with the reason, its title and how many reads failed in a row.
+- Each later run reads every remembered item again first (`Retries.replay`, through the connector's
+  own read of one item by id) and notes what it gave: a `Document` or a skip by policy forgets it
+  (yielded as usual), a `Deletion` (gone: 404) forgets it, another failed `Skipped` counts one
+  attempt more. A read that yields nothing of the item (out of scope now) forgets it.
+- After `GIVE_UP_AFTER` failed reads in a row the item is no longer read by a replay, but never
+  silently dropped: every run yields its failed `Skipped` again (the run stays `partial`, the
+  operator sees it in `inlet status`, the indexed version is kept). It is read again, and forgotten
+  once readable, when the change feed reports it, or by a new backfill (`inlet backfill SOURCE`),
+  which starts from an empty checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
+
+from pydantic import BaseModel, Field
+
+from ..model import Item, Skipped
+
+GIVE_UP_AFTER = 5  # failed reads in a row before replays stop reading an item
+
+T = TypeVar("T", bound=Item)
+
+
+class Failure(BaseModel):
+    """The last failed read of one item."""
+
+    id: str  # the document id its `Skipped` carried
+    reason: str
+    title: str | None = None
+    attempts: int = 1  # failed reads in a row
+
+    def skipped(self) -> Skipped:
+        """The failed skip a run yields for an item given up on."""
+        return Skipped(
+            id=self.id,
+            title=self.title,
+            reason=f"{self.reason} (not read again after {self.attempts} failed reads: it is read when "
+            "the source reports a change to it, or by `inlet backfill`)",
+        )
+
+
+class Retries(BaseModel):
+    """A checkpoint field: native id -> the last failed read of that item."""
+
+    failed: dict[str, Failure] = Field(default_factory=dict)
+
+    def note(self, native_id: str, item: T) -> T:
+        """What one read of `native_id` gave, returned as is: a failed `Skipped` is remembered (one
+        attempt more), anything else (a document, a deletion, a skip by policy) forgets the item."""
+        if isinstance(item, Skipped) and item.failed:
+            before = self.failed.get(native_id)
+            attempts = before.attempts + 1 if before is not None else 1
+            self.failed[native_id] = Failure(id=item.id, reason=item.reason, title=item.title, attempts=attempts)
+        else:
+            self.forget(native_id)
+        return item
+
+    def forget(self, native_id: str) -> None:
+        """The item was read, or is gone: no read again."""
+        self.failed.pop(native_id, None)
+
+    def replay(self, read: Callable[[str], Iterable[Item]]) -> Iterator[Item]:
+        """Read every remembered item again with `read` (what one read of that native id yields,
+        noted by the connector's usual path); an item given up on yields its failed skip unread."""
+        for native_id, before in sorted(self.failed.items()):
+            if before.attempts >= GIVE_UP_AFTER:
+                yield before.skipped()
+                continue
+            yield from read(native_id)
+            if self.failed.get(native_id) is before:  # the read said nothing of it: out of scope now
+                self.forget(native_id)

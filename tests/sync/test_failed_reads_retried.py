@@ -1,0 +1,156 @@
+"""An item whose read failed once is read again by the next sync (`kit.retries`), through the engine
+and a real index: the change feed (delta link, history id) has moved past it, yet a new item reaches
+the index and a user removed from its sharing stops finding it."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from inlet.config import parse_config
+from inlet.index.search import SearchRequest, search
+from inlet.index.store import Index
+from inlet.sandbox import gmail, graph_files, graph_teams
+from inlet.sandbox.graph_files_seed import perm
+from inlet.sandbox.server import Sandbox
+from inlet.sandbox.workspace import Workspace
+from inlet.storage.sqlite.state import SqliteState
+from inlet.sync.engine import Engine, RunResult
+
+CAROL = "carol@example.com"
+
+
+@dataclass
+class Indexed:
+    engine: Engine
+    index: Index
+    source: str
+
+    def run(self, kind: str = "sync") -> RunResult:
+        return self.engine.run(self.source, kind)
+
+    def found(self, query: str, user: str) -> list[str]:
+        """The document ids `user` finds for `query` (what `inlet search --user` returns)."""
+        request = SearchRequest(query=query, k=10, user=user, sources=(self.source,), recency_half_life_days=0)
+        return [hit.doc_id for hit in search(self.index, request)[0]]
+
+
+@contextmanager
+def indexed(sb: Sandbox, tmp_path: Path, embedder: Any, source: str, **overrides: Any) -> Iterator[Indexed]:
+    """The engine over a real index, with only `source` of the sandbox configured."""
+    text, env = sb.config(tmp_path / "index")
+    raw = tomllib.loads(text)
+    raw["sources"] = [s | overrides for s in raw["sources"] if s["name"] == source]
+    settings = parse_config(raw)
+    with Index(settings.index, embedder=embedder) as index:
+        state = SqliteState(Path(settings.index.path) / "state.db")
+        try:
+            yield Indexed(Engine(settings, index, state, env=env), index, source)
+        finally:
+            state.close()
+
+
+def outcome(result: RunResult) -> tuple[str, int]:
+    return result.outcome, result.errors
+
+
+def test_files_a_refused_download_is_read_again_with_the_share_removed_since(tmp_path: Path, embedder: Any) -> None:
+    query, bob = "quarterly search quality review", "bob@example.com"
+    with Sandbox() as sb, indexed(sb, tmp_path, embedder, "sandbox-files", sites=[]) as ix:
+        files = graph_files.files_state(sb.ws)
+        notes = next(i for i in files.items.values() if i.name == "Notes.txt")
+        share = perm(user=bob)
+        with sb.ws.lock:
+            files.share(notes.id, share)
+        assert outcome(ix.run("backfill")) == ("ok", 0)
+        doc_id = f"sandbox-files:{notes.id}"
+        assert doc_id in ix.found(query, bob)
+        with sb.ws.lock:
+            files.share(notes.id, remove=share.id)
+        sb.faults.fail("graph", "content", 403, times=1)
+        assert outcome(ix.run()) == ("partial", 1)
+        assert doc_id in ix.found(query, bob)  # a failed read keeps the version indexed before
+        sb.faults.fail("graph", "item", 403, times=1)  # the read again is refused too: kept, read next sync
+        assert outcome(ix.run()) == ("partial", 1)
+        assert doc_id in ix.found(query, bob)
+        assert outcome(ix.run()) == ("ok", 0)
+        assert doc_id not in ix.found(query, bob)
+        owner = files.effective(notes)[0][0].user
+        assert owner and doc_id in ix.found(query, owner)
+
+
+def test_files_a_new_file_whose_permissions_were_refused_is_indexed_next_sync(tmp_path: Path, embedder: Any) -> None:
+    with Sandbox() as sb, indexed(sb, tmp_path, embedder, "sandbox-files", sites=[]) as ix:
+        files = graph_files.files_state(sb.ws)
+        assert outcome(ix.run("backfill")) == ("ok", 0)
+        notes = next(i for i in files.items.values() if i.name == "Notes.txt")
+        with sb.ws.lock:
+            okapi = files.add_item(
+                notes.drive_id, None, "Okapi.txt", b"An okapi was seen near the river.", "text/plain"
+            )
+        owner = files.effective(okapi)[0][0].user
+        assert owner
+        sb.faults.fail("graph", "permissions", 403, times=1)
+        assert outcome(ix.run()) == ("partial", 1)
+        assert outcome(ix.run()) == ("ok", 0)
+        assert f"sandbox-files:{okapi.id}" in ix.found("okapi seen near the river", owner)
+
+
+def test_files_a_file_deleted_after_a_failed_read_leaves_the_index(tmp_path: Path, embedder: Any) -> None:
+    """The version a failed read kept is deleted with the file."""
+    with Sandbox() as sb, indexed(sb, tmp_path, embedder, "sandbox-files", sites=[]) as ix:
+        files = graph_files.files_state(sb.ws)
+        assert outcome(ix.run("backfill")) == ("ok", 0)
+        notes = next(i for i in files.items.values() if i.name == "Notes.txt")
+        owner, doc_id = files.effective(notes)[0][0].user, f"sandbox-files:{notes.id}"
+        assert owner and doc_id in ix.found("quarterly search quality review", owner)
+        with sb.ws.lock:
+            files.edit_item(notes.id, b"Personal notes: the quarterly search quality review moved to May.")
+        sb.faults.fail("graph", "content", 403, times=1)
+        assert outcome(ix.run()) == ("partial", 1)
+        with sb.ws.lock:
+            files.delete_item(notes.id)
+        assert outcome(ix.run()) == ("ok", 0)
+        assert doc_id not in ix.found("quarterly search quality review", owner)
+
+
+def test_teams_a_thread_whose_replies_failed_gets_the_new_members_and_a_new_one_is_indexed(
+    tmp_path: Path, embedder: Any
+) -> None:
+    leaver = "doubledeez@example.com"
+    with Sandbox() as sb, indexed(sb, tmp_path, embedder, "sandbox-teams") as ix:
+        teams = graph_teams.teams_state(sb.ws)
+        assert outcome(ix.run("backfill")) == ("ok", 0)
+        support = next(t for t in teams.teams.values() if t.name == "Support")
+        desk = next(c for c in teams.channels.values() if c.team_id == support.id)
+        slow = next(m for m in teams.roots(desk.id) if m.subject == "Slow exports")
+        slow_id = f"sandbox-teams:{desk.id}:{slow.id}"
+        assert slow_id in ix.found("slow exports billing page", leaver)
+        with sb.ws.lock:
+            support.members.remove(leaver)
+            bison = teams.post(desk.id, "heroeshannibal@example.com", "<p>Bison rollout starts Monday.</p>")
+            teams.post(desk.id, "heroeshannibal@example.com", "<p>Bison canary is green.</p>", bison.id)
+        sb.faults.fail("graph", "replies", 403, times=2)  # both threads of the channel
+        assert outcome(ix.run()) == ("partial", 2)
+        assert slow_id in ix.found("slow exports billing page", leaver)  # kept as indexed before
+        assert outcome(ix.run()) == ("ok", 0)
+        assert slow_id not in ix.found("slow exports billing page", leaver)
+        assert slow_id in ix.found("slow exports billing page", "heroeshannibal@example.com")
+        assert f"sandbox-teams:{desk.id}:{bison.id}" in ix.found("bison rollout canary", "heroeshannibal@example.com")
+
+
+def test_gmail_a_message_whose_fetch_was_refused_is_indexed_next_sync(tmp_path: Path, embedder: Any) -> None:
+    ws = Workspace()
+    gmail.add_mailbox(ws, CAROL, "Carol Example")
+    gmail.add_message(ws, CAROL, "Menu", "Pizza on Friday.")
+    with Sandbox(ws=ws) as sb, indexed(sb, tmp_path, embedder, "sandbox-gmail") as ix:
+        assert outcome(ix.run("backfill")) == ("ok", 0)
+        okapi = gmail.add_message(ws, CAROL, "Okapi sighting", "An okapi was seen near the river.")
+        sb.faults.fail("gmail", "messages.get", 403, times=1)
+        assert outcome(ix.run()) == ("partial", 1)
+        assert outcome(ix.run()) == ("ok", 0)
+        assert f"sandbox-gmail:{CAROL}/{okapi.id}" in ix.found("okapi sighting river", CAROL)
