@@ -13,6 +13,11 @@ still read it (moved into or out of a shared drive) carries the file (`includeCo
 is a move, not a deletion. A refused page token (expired, invalidated) falls back to a full re-crawl
 that reconciles against the ids known before it (checkpoint key `prev`).
 
+A file whose read failed (a failed `Skipped`: its indexed version is kept) is read again, metadata,
+text and current sharing, at the start of each later sync (`kit.retries.Retries`, checkpoint key
+`retries`): the changes feed has moved past it, and a sharing change the failed read missed must
+still reach the index.
+
 Nothing is deleted that was not seen removed: a listing over all drives that Drive calls incomplete
 (`incompleteSearch`) deletes nothing it did not list (a re-crawl keeps those documents known), and
 `live_ids()` raises `IncompleteListingError` rather than answer with it.
@@ -60,7 +65,7 @@ from .google_drive_content import (
     owner_of,
     skip_reason,
 )
-from .kit import CheckpointModel, Pager, RetryPolicy, page_token
+from .kit import CheckpointModel, Pager, Retries, RetryPolicy, page_token
 from .kit.google import load_credentials
 from .model import Deletion, Document, Item, Progress, Skipped
 
@@ -115,6 +120,7 @@ class _State(CheckpointModel):
     prev: set[str] | None = None  # during a fallback re-crawl: ids known before it
     listed: int = 0  # files the crawl's pages before `page_token` held
     incomplete: bool = False  # a page of the crawl said incompleteSearch
+    retries: Retries = Field(default_factory=Retries)  # files whose read failed: read again each run
 
     @field_serializer("known", "prev")
     def _sorted(self, ids: set[str] | None) -> list[str] | None:
@@ -237,8 +243,9 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         return not listing.incomplete
 
     def _follow_changes(self, st: _State) -> Iterator[Item]:
-        """The user's change log, then each shared drive's own (a drive known from a checkpoint
-        without its token is followed from now)."""
+        """The files whose read failed (read again first), then the user's change log, then each
+        shared drive's own (a drive known from a checkpoint without its token is followed from now)."""
+        yield from st.retries.replay(lambda native: self._read_again(native, st))
         for drive in st.drives.keys() - st.drive_tokens.keys():
             st.drive_tokens[drive] = self.client.start_page_token(drive)
         yield from self._follow(st, None)
@@ -300,6 +307,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             elif live is None:
                 files.pop(native, None)
                 st.known.discard(native)
+                st.retries.forget(native)
                 yield Deletion(id=self.doc_id(native))
             else:
                 files[native] = live
@@ -373,6 +381,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             counted += len(files) - len(jobs)  # out of scope: gone through already
         for item in self._pool.map(lambda job: self._read(job[0], job[1], st.drives), jobs):
             native = item.id.split(":", 1)[1]
+            st.retries.note(native, item)  # a failed read is read again by every later run
             if isinstance(item, Document):
                 st.known.add(native)
             elif isinstance(item, Deletion) or (not item.failed and native in st.known):
@@ -383,6 +392,32 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             if counted is not None:
                 counted += 1
                 yield Progress(done=counted)
+
+    def _read_again(self, native: str, st: _State) -> Iterator[Item]:
+        """One file whose read failed, read as the change log would have it now (noted by `_process`)."""
+        try:
+            f = self.client.get_file(native, FILE_FIELDS)
+        except DriveApiError as err:
+            before = st.retries.failed[native]
+            gone = err.status == 404
+            item: Item = (
+                Deletion(id=self.doc_id(native))
+                if gone
+                else Skipped(
+                    id=before.id,
+                    title=before.title,
+                    reason=f"{before.title}: {err.reason or err.status}: {err.message}",
+                )
+            )
+            if gone:
+                st.known.discard(native)
+            yield st.retries.note(native, item)
+            return
+        if f.get("trashed"):
+            st.known.discard(native)
+            yield st.retries.note(native, Deletion(id=self.doc_id(native)))
+            return
+        yield from self._process([f], st)
 
     def _ensure_folders(self, parent: str | None, st: _State) -> None:
         """Fetch ancestors missing from the folder map (created after the map was built)."""

@@ -154,3 +154,22 @@ def test_gmail_a_message_whose_fetch_was_refused_is_indexed_next_sync(tmp_path: 
         assert outcome(ix.run()) == ("partial", 1)
         assert outcome(ix.run()) == ("ok", 0)
         assert f"sandbox-gmail:{CAROL}/{okapi.id}" in ix.found("okapi sighting river", CAROL)
+
+
+def test_drive_a_refused_read_is_read_again_with_the_share_removed_since(tmp_path: Path, embedder: Any) -> None:
+    from inlet.sandbox import drive_state
+
+    hamza, query = "hamza@example.com", "incident postmortem"
+    with Sandbox() as sb, indexed(sb, tmp_path, embedder, "sandbox-drive") as ix:
+        assert outcome(ix.run("backfill")) == ("ok", 0)
+        postmortem = next(
+            f for f in drive_state.state(sb.ws).files.values() if f.name.startswith("Incident postmortem")
+        )
+        doc_id = f"sandbox-drive:{postmortem.id}"
+        assert doc_id in ix.found(query, hamza)
+        drive_state.set_permissions(sb.ws, postmortem.id, [p for p in postmortem.permissions if p.email != hamza])
+        sb.faults.fail("drive", "files.get", 403, times=1, reason="insufficientFilePermissions")
+        assert outcome(ix.run()) == ("partial", 1)
+        assert doc_id in ix.found(query, hamza)  # a failed read keeps the version indexed before
+        assert outcome(ix.run()) == ("ok", 0)
+        assert doc_id not in ix.found(query, hamza)
