@@ -107,19 +107,18 @@ def warn_without_keys(settings: Settings, env: Mapping[str, str]) -> bool:
 
 
 def named_user(scope: Scope) -> str | None:
-    """The user a GET route or /mcp request names (`X-Inlet-User`, else `?user=`). Naming two
-    users (the header or parameter repeated with other values, or header and parameter disagreeing)
-    is a 400: a gateway appending the signed-in user to a value the client sent must not let the
-    client choose."""
+    """The user a GET route or /mcp request names: the `X-Inlet-User` header, else `?user=` (the
+    header wins, on every route). The header or the parameter repeated with different values is a
+    400: a gateway appending the signed-in user to a value the client sent must not let the client
+    choose."""
     header = USER_HEADER.lower().encode("latin-1")
-    named = [v.decode("latin-1").strip() for k, v in scope.get("headers", []) if k.lower() == header]
+    headers = [v.decode("latin-1").strip() for k, v in scope.get("headers", []) if k.lower() == header]
     query = scope.get("query_string", b"").decode("latin-1")
-    named += [v.strip() for k, v in parse_qsl(query, keep_blank_values=True) if k == USER_PARAM]
-    if len(set(named)) > 1:
-        raise ApiError(
-            400, "invalid_request", f"the request names more than one user ({USER_HEADER} and ?{USER_PARAM}=)"
-        )
-    return named[0] if named else None
+    params = [v.strip() for k, v in parse_qsl(query, keep_blank_values=True) if k == USER_PARAM]
+    for named, where in ((headers, USER_HEADER), (params, f"?{USER_PARAM}=")):
+        if len(set(named)) > 1:
+            raise ApiError(400, "invalid_request", f"the request names more than one user ({where} repeated)")
+    return headers[0] if headers else params[0] if params else None
 
 
 def caller_for(entry: KeyEntry, requested_user: str | None) -> Caller:
