@@ -38,6 +38,8 @@ naming the scope and the setting that turns the kind off; what was indexed of it
 checkpoint entries are not dropped) and `live_ids` refuses to vouch for a complete listing. Any
 other missing scope is a credentials error. Files kept outside Slack (`is_external`) are never
 downloaded: the thread names them with their link (see slack_client for where the token may go).
+A thread with a file that could not be downloaded goes in without that file's text and is read
+again, whole, at the start of each later run (`kit.retries.Retries`, checkpoint key `retries`).
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ from inlet.errors import ConfigError, CredentialsError, IncompleteListingError, 
 from .base import Connector, SourceConfig, parse_duration
 from .events import EventSource
 from .extract import extract_text, kind_of
-from .kit import CheckpointModel, Pager, RetryPolicy, cursor
+from .kit import CheckpointModel, Pager, Retries, RetryPolicy, cursor
 from .model import ACL, Checkpoint, Deletion, Item, Progress, Skipped
 from .slack_client import TIERS, MissingScope, SlackAPI, SlackError
 from .slack_events import INBOX, SlackSocketEvents, split_container
@@ -220,6 +222,7 @@ class _State(CheckpointModel):
     reconciled_at: float = 0.0
     names: dict[str, str] = {}
     team_url: str = ""
+    retries: Retries = Field(default_factory=Retries)  # "CHANNEL:TS" of threads with a file not read
 
 
 def _fingerprint(msg: Mapping[str, Any]) -> str:
@@ -431,6 +434,7 @@ class _Crawl:
         try:
             self.start()
             yield from self._missing_skips()
+            yield from self.state.retries.replay(self._read_again)
             state = self.state
             if state.run is None:
                 yield from self._begin()
@@ -696,20 +700,34 @@ class _Crawl:
         messages.remove(found[parent["ts"]])
         yield from self._document(chan, [found[parent["ts"]], *messages])
 
+    def _read_again(self, native: str) -> Iterator[Item]:
+        """A thread (or message) whose file could not be read, read again whole (noted by `_document`)."""
+        cid, ts = native.split(":", 1)
+        if cid in self.channels:  # else not read any more: the replay forgets it
+            yield from self._thread(self.channels[cid], {"ts": ts}, known=False)
+
     def _document(self, chan: ChannelInfo, messages: list[dict[str, Any]]) -> Iterator[Item]:
+        """The thread's document; a file of it that could not be read is a failed skip, and the
+        thread is read again by the next run (`Retries`): the document goes in without that text."""
         texts: dict[str, str] = {}
-        doc_id = self.conn.doc_id(f"{chan.id}:{messages[0]['ts']}")
+        native = f"{chan.id}:{messages[0]['ts']}"
+        doc_id = self.conn.doc_id(native)
+        unread: list[Skipped] = []
         if self.cfg.include_files:
             resolved = []
             for msg in messages:
                 if files_of(msg):
                     files = []
                     for f in files_of(msg):
-                        f = yield from self._file(doc_id, f, texts)
+                        f = yield from self._file(doc_id, f, texts, unread)
                         files.append(f)
                     msg = {**msg, "files": files, "file": None}
                 resolved.append(msg)
             messages = resolved
+        if unread:
+            self.state.retries.note(native, unread[0])
+        else:
+            self.state.retries.forget(native)
         t = thread_doc(chan, messages, self.directory, self.team_url, texts)
         yield self.conn.document(
             t.native_id,
@@ -723,15 +741,20 @@ class _Crawl:
             acl=chan.acl,
         )
 
-    def _file(self, doc_id: str, f: dict[str, Any], texts: dict[str, str]) -> Generator[Skipped, None, dict[str, Any]]:
-        """Reads one shared file into `texts`; returns its full description (files.info when needed)."""
+    def _file(
+        self, doc_id: str, f: dict[str, Any], texts: dict[str, str], unread: list[Skipped]
+    ) -> Generator[Skipped, None, dict[str, Any]]:
+        """Reads one shared file into `texts`; returns its full description (files.info when needed).
+        A file that could not be read is yielded as a failed skip and added to `unread`."""
         fid = f.get("id", "")
         skip_id = f"{doc_id}#file-{fid}"
+        title = f.get("name") or f.get("title") or fid
         if f.get("file_access") == "check_file_info":
             try:
                 f = self.api.call("files.info", file=fid)["file"]
             except SlackError as exc:
-                yield Skipped(id=skip_id, reason=f"files.info: {exc.error}")
+                unread.append(Skipped(id=skip_id, reason=f"files.info: {exc.error}", title=title))
+                yield unread[-1]
                 return f
         if f.get("mode") in ("tombstone", "hidden_by_limit") or not f.get("name") or is_external(f):
             return f  # an external file (Google Drive, Dropbox...): named with its link, never fetched
@@ -739,7 +762,8 @@ class _Crawl:
         if kind_of(name, mime) is None:
             return f  # images, archives...: named in the thread, not read
         if f.get("size", 0) > self.cfg.max_file_bytes:
-            yield Skipped(id=skip_id, reason=f"{name}: {f.get('size')} bytes is over max_file_bytes", failed=False)
+            reason = f"{name}: {f.get('size')} bytes is over max_file_bytes"
+            yield Skipped(id=skip_id, reason=reason, failed=False, title=name)
             return f
         url = f.get("url_private_download") or f.get("url_private")
         try:
@@ -748,7 +772,10 @@ class _Crawl:
             data = self.api.download(url, self.cfg.max_file_bytes, mime)
             texts[fid] = extract_text(data, name, mime).strip()
         except ItemError as exc:  # one unreadable file never costs its thread
-            yield Skipped(id=skip_id, reason=str(exc), failed=exc.failed)
+            skipped = Skipped(id=skip_id, reason=str(exc), failed=exc.failed, title=name)
+            if skipped.failed:
+                unread.append(skipped)
+            yield skipped
         return f
 
     def _finish(self, chan: ChannelInfo, cs: dict[str, Any], scan: dict[str, Any], seen: set[str]) -> Iterator[Item]:

@@ -173,3 +173,29 @@ def test_drive_a_refused_read_is_read_again_with_the_share_removed_since(tmp_pat
         assert doc_id in ix.found(query, hamza)  # a failed read keeps the version indexed before
         assert outcome(ix.run()) == ("ok", 0)
         assert doc_id not in ix.found(query, hamza)
+
+
+def test_slack_a_thread_whose_file_failed_is_read_again_with_the_file(tmp_path: Path, embedder: Any) -> None:
+    from inlet.sandbox import slack
+
+    with (
+        Sandbox() as sb,
+        indexed(sb, tmp_path, embedder, "sandbox-slack", max_retries=1, retry_backoff=0, pace_scale=1e6) as ix,
+    ):
+        assert outcome(ix.run("backfill")) == ("ok", 0)
+        ws = sb.ws
+        hamza = next(u.id for u in ws.users.values() if u.name == "hamza")
+        notes = slack.add_file(
+            ws, "zebra-notes.txt", b"The quokka migration uses seventeen pelicans.\n", "text/plain", hamza
+        )
+        ts = slack.post_message(ws, "C0JGLMMNX", "Notes for the team attached", hamza, files=[notes.id])
+        sb.faults.fail("slack", "files.download", 503, times=5)  # past every retry of this sync
+        result = ix.run()
+        assert result.outcome == "partial" and result.errors >= 1
+        doc_id = f"sandbox-slack:C0JGLMMNX:{ts}"
+        public = "anyone@example.com"
+        assert doc_id in ix.found("notes for the team attached", public)  # indexed without the file's text
+        assert doc_id not in ix.found("quokka migration seventeen pelicans", public)
+        sb.faults.clear()
+        assert outcome(ix.run()) == ("ok", 0)
+        assert doc_id in ix.found("quokka migration seventeen pelicans", public)
