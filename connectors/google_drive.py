@@ -435,9 +435,10 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         reason = skip_reason(f, self.config.max_file_bytes)
         if reason:
             return Skipped(id=doc_id, reason=f"{f.get('name')}: {reason}", failed=False, title=f.get("name"))
-        try:
+        perms: list[dict[str, Any]] | None = f.get("permissions")
+        try:  # the permissions first: a kept version takes them when the text cannot be read
+            perms = perms if perms is not None else self.client.permissions(native)
             text = fetch_text(self.client, f, self.config.doc_format, self.config.max_file_bytes)
-            perms = f["permissions"] if "permissions" in f else self.client.permissions(native)
         except DriveApiError as err:
             if err.status == 404:
                 return Deletion(id=doc_id)  # deleted while we were syncing
@@ -447,15 +448,17 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
                 reason=f"{f.get('name')}: {err.reason or err.status}: {err.message}",
                 failed=not policy,
                 title=f.get("name"),
+                acl=acl_of(perms) if perms is not None else None,
             )
         except TooLarge as exc:
             return Skipped(id=doc_id, reason=f"{f.get('name')}: {exc}", failed=False, title=f.get("name"))
         except ItemError as exc:
-            return Skipped(id=doc_id, reason=str(exc), failed=exc.failed, title=f.get("name"))
-        return self._document(f, text, path, perms, drives)
+            acl = acl_of(perms) if perms is not None else None
+            return Skipped(id=doc_id, reason=str(exc), failed=exc.failed, title=f.get("name"), acl=acl)
+        return self._document(f, text, perms, path, drives)
 
     def _document(
-        self, f: dict[str, Any], text: str, path: str, perms: list[dict[str, Any]], drives: dict[str, str]
+        self, f: dict[str, Any], text: str, perms: list[dict[str, Any]], path: str, drives: dict[str, str]
     ) -> Document:
         owner = owner_of(f)
         metadata: dict[str, Any] = {"mime_type": f["mimeType"], "folder": path, "owner": owner}

@@ -277,9 +277,11 @@ class FilesRun:
         except GraphError as exc:
             if exc.status == 404:
                 return None
-            return Skipped(id=doc_id, reason=f"{path}: {exc}", title=item["name"])
+            acl = self.principals.acl(grants)  # the kept version takes the permissions just read
+            return Skipped(id=doc_id, reason=f"{path}: {exc}", title=item["name"], acl=acl)
         except ItemError as exc:
-            return Skipped(id=doc_id, reason=f"{path}: {exc}", failed=exc.failed, title=item["name"])
+            acl = self.principals.acl(grants)
+            return Skipped(id=doc_id, reason=f"{path}: {exc}", failed=exc.failed, title=item["name"], acl=acl)
         if not text:
             return Skipped(id=doc_id, reason=f"{path}: no text", failed=False, title=item["name"])
         who = (item.get("createdBy") or {}).get("user") or {}

@@ -139,13 +139,16 @@ class Skipped(BaseModel):
     goes on. `failed=True` (could not be read) makes the run `partial`; a skip by policy
     (`failed=False`: too large, a type not extracted, out of scope) leaves it `ok`. A failed skip
     keeps the document indexed before; with `folder=True` its id is a prefix (`source:folder/`) and
-    every document whose id starts with it is kept (a folder the process may not list)."""
+    every document whose id starts with it is kept (a folder the process may not list). A failed
+    skip that carries `acl` (the permissions were read, the content was not) gives the kept version
+    that ACL: a user removed from an item's sharing never keeps it through a failed read."""
 
     id: str
     reason: str
     failed: bool = True  # False: skipped by policy (an image, over the size cap), not an error
     title: str | None = None  # what an operator recognises it by (a file name); default: the id
     folder: bool = False  # the id is a container that could not be listed: documents under it are kept
+    acl: ACL | None = None  # its current permissions, when the source could read them: a kept version takes them
 
 
 class Progress(BaseModel):

@@ -371,7 +371,7 @@ class _Run:
                 yield self._gone(cid, ch, root_id)
             else:
                 failure = ch.retries.failed[root_id]
-                skipped = Skipped(id=failure.id, reason=f"root unreadable: {exc}", title=failure.title)
+                skipped = Skipped(id=failure.id, reason=f"root unreadable: {exc}", title=failure.title, acl=acl)
                 yield ch.retries.note(root_id, skipped)
             return
         yield from self._roots(cid, ch, acl, [root])
@@ -409,6 +409,7 @@ class _Run:
                     id=self.c.doc_id(f"{cid}:{root['id']}"),
                     reason=f"replies unreadable: {answer}",
                     title=_title(ch, root),
+                    acl=acl,  # the channel's members as just read: the kept version takes them
                 )
                 yield ch.retries.note(root["id"], skipped)
                 continue

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from inlet.config import IndexConfig
-from inlet.connectors.model import Document
+from inlet.connectors.model import ACL, Document
 from inlet.storage import CatalogStore, Commit, Fence, Filters, StoredDoc, chunk_id, open_backend
 from inlet.storage.lock import FileLock, lock_index
 from inlet.storage.private import private_files, private_folder
@@ -178,17 +178,20 @@ class Index:
         deletions: Sequence[str] = (),
         generation: int = 0,
         fence: Fence | None = None,
-        kept: Sequence[str] = (),
+        kept: Mapping[str, ACL | None] | None = None,
     ) -> "Prepared":
         """Decide per document what the batch needs (embed, rewrite metadata, mark seen, delete)
         and chunk the texts to embed. `kept`: documents the source still has but could not read
-        this time (a failed skip), marked seen as they are, so a full pass does not prune them."""
+        this time (a failed skip), marked seen as they are, so a full pass does not prune them;
+        one given an ACL (its permissions were read) takes it, its text and vectors kept."""
         latest = {d.id: plain(d) for d in docs}  # last version wins within a batch
         deleted = [d for d in dict.fromkeys(deletions) if d not in latest]
-        held = [d for d in dict.fromkeys(kept) if d not in latest and d not in deleted]
+        held = [d for d in (kept or {}) if d not in latest and d not in deleted]
         stored = self.catalog.stored(list(latest) + deleted + held)
         batch = Prepared(generation, fence, stored, latest, deleted)
-        batch.same += [d for d in held if d in stored]
+        relabelled = self._relabelled({d: acl for d in held if d in stored and (acl := (kept or {})[d]) is not None})
+        batch.meta += [doc for doc in relabelled.values() if doc.meta_hash() != stored[doc.id].meta_hash]
+        batch.same += [d for d in held if d in stored and d not in {m.id for m in batch.meta}]
         for doc in latest.values():
             old = stored.get(doc.id)
             if old is None or old.content_hash != doc.content_hash():
@@ -200,6 +203,12 @@ class Index:
         batch.texts = {d.id: self.chunk(d) for d in batch.embed}
         batch.ids, batch.inputs, batch.metas = chunk_rows(batch.embed, batch.texts)
         return batch
+
+    def _relabelled(self, acls: Mapping[str, ACL]) -> dict[str, Document]:
+        """The stored documents `acls` names, each with its new ACL."""
+        if not acls:
+            return {}
+        return {d: doc.model_copy(update={"acl": acls[d]}) for d, doc in self.catalog.documents(acls).items()}
 
     def embed(self, batch: "Prepared", on_embedded: Callable[[int], None] | None = None) -> None:
         """The vectors of the batch's chunks (reused where the same text was embedded before)."""

@@ -39,7 +39,7 @@ from typing import Any
 
 from inlet.config import Settings
 from inlet.connectors.base import Connector
-from inlet.connectors.model import Checkpoint, Deletion, Document, Progress, Skipped
+from inlet.connectors.model import ACL, Checkpoint, Deletion, Document, Progress, Skipped
 from inlet.errors import CredentialsError, IncompleteListingError, InletError, LeaseLostError
 from inlet.index.disk import storage_error
 from inlet.storage import SKIPS_KEPT, Fence, Leases, RunRecord, SourceState, StateStore
@@ -195,7 +195,7 @@ class _Batch:
     def __init__(self) -> None:
         self.docs: list[Document] = []
         self.deletions: list[str] = []
-        self.kept: list[str] = []  # failed skips: still at the source, unread this time (`Index.prepare`)
+        self.kept: dict[str, ACL | None] = {}  # failed skips: still at the source, unread (`Index.prepare`)
         self.chars = 0
 
     def add(self, doc: Document) -> None:
@@ -500,7 +500,10 @@ class Engine:
                 elif isinstance(item, Skipped) and keep_checkpoints:  # a recent pass's skips come again
                     self._skip(run, item)
                     if item.failed:  # unreadable, not gone: a full pass must not prune what was indexed
-                        (unlisted if item.folder else batch.kept).append(item.id)
+                        if item.folder:
+                            unlisted.append(item.id)
+                        else:
+                            batch.kept[item.id] = item.acl
                 elif isinstance(item, Progress):
                     progress.update(item)
                 elif isinstance(item, Checkpoint):

@@ -21,10 +21,10 @@ import logging
 import queue
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from inlet.connectors.model import Document
+from inlet.connectors.model import ACL, Document
 from inlet.storage import Fence
 from inlet.index.store import ApplyStats, Index, Prepared
 
@@ -79,10 +79,11 @@ class Pipeline:
         deletions: Sequence[str],
         generation: int,
         fence: Fence | None,
-        kept: Sequence[str] = (),
+        kept: Mapping[str, ACL | None] | None = None,
     ) -> None:
         """Prepare a batch here (chunking it) and hand it on to be embedded and written; `kept`
         as `Index.prepare` takes it."""
+        kept = kept or {}
         ids = {d.id for d in docs} | set(deletions) | set(kept)
         with self._cond:  # an earlier version of one of these documents must be written first
             self._cond.wait_for(lambda: self._error is not None or not any(self._in_flight[i] for i in ids))

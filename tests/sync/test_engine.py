@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from inlet.config import IndexConfig, Settings
-from inlet.connectors import Checkpoint, Connector, Deletion, Skipped, SourceConfig
+from inlet.connectors import ACL, Checkpoint, Connector, Deletion, Skipped, SourceConfig, principals_for
 from inlet.errors import CredentialsError, IncompleteListingError, SourceBusyError
 from inlet.storage.lock import FileLock
 from inlet.index.store import Index
@@ -126,6 +126,22 @@ def test_a_run_closes_what_a_killed_process_left_running(engine):
     assert engine.state.sources_with_unfinished_runs() == []
     latest, killed = engine.state.recent_runs("one", 2)
     assert latest.outcome == "ok" and (killed.outcome, killed.error) == ("failed", ORPHANED)
+
+
+def test_a_failed_read_that_knew_the_permissions_narrows_the_kept_version(engine):
+    """The content could not be read but the permissions could: the version kept takes the new
+    ACL (no re-embedding), so a user removed from the sharing does not keep it."""
+    shared = lambda c: c.document("1", title="Plan", text="the walrus plan", acl=ACL(users=["a@x.org", "b@x.org"]))  # noqa: E731
+    Script.plan = [
+        [shared, Checkpoint(state={})],
+        [Skipped(id="one:1", reason="download refused", acl=ACL(users=["a@x.org"])), Checkpoint(state={})],
+    ]
+    engine.run("one", "backfill")
+    result = engine.run("one", "sync")
+    assert (result.outcome, result.errors, result.embedded) == ("partial", 1, 0)
+    assert engine.index.document("one:1").acl.users == ["a@x.org"]
+    as_b = tuple(principals_for("b@x.org") or ())
+    assert engine.index.document("one:1", as_b) is None and engine.index.document("one:1").text == "the walrus plan"
 
 
 def test_since_limited_backfill_never_prunes(engine):
