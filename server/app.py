@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from inlet.errors import IndexUnavailable
 from inlet.config import Settings
 from inlet.index.store import Index
-from inlet.status import sources_status
+from inlet.status import SourcesCollector, sources_status
 from inlet.storage import open_backend
 
 from . import mcp as mcp_http
@@ -173,6 +173,7 @@ def create_app(
     limiter = RateLimiter.from_settings(settings, backend)
     names = [s.name for s in settings.sources]
     metrics = Metrics(retrieval.counts, last_success_reader(state, backend, index_path, names))
+    metrics.registry.register(SourcesCollector(settings, state))  # lag, next run, failure streak, events
     mcp_app, mcp_manager = mcp_http.http_app(retrieval, settings, auth, audit, limiter, metrics)
     half_life = settings.server.recency_half_life_days
 
@@ -221,8 +222,8 @@ def create_app(
     @app.post("/v1/search", response_model=SearchResponse, responses=ERRORS, tags=["retrieval"])
     async def search(body: SearchBody, request: Request) -> SearchResponse:
         """Documents the caller may see, best first, each with its best passages and relevance."""
+        request.state.audit = {"query": body.query, "doc_ids": []}  # also when the caller is refused
         caller = _caller(request, body.user)
-        request.state.audit = {"query": body.query, "doc_ids": []}
         got = await run_in_threadpool(retrieval.answer, body.to_request(caller.user, half_life))
         request.state.audit["doc_ids"] = [h.doc_id for h in got.hits]
         return SearchResponse(
@@ -233,8 +234,8 @@ def create_app(
     async def context(body: ContextBody, request: Request) -> ContextResponse:
         """The best passages at or above `min_relevance` packed under `token_budget`, marked [n], fenced
         as quoted data; one line saying so when none qualifies."""
+        request.state.audit = {"query": body.query, "doc_ids": []}  # also when the caller is refused
         caller = _caller(request, body.user)
-        request.state.audit = {"query": body.query, "doc_ids": []}
         packed, got = await run_in_threadpool(
             retrieval.context, body.to_request(caller.user, half_life), body.token_budget, body.min_relevance
         )

@@ -21,7 +21,6 @@ from typing import Any
 
 from inlet.config import ApiKey, Settings
 from inlet.process import listen
-from inlet.status import SourcesCollector
 
 from .app import create_app
 from .auth import warn_without_keys
@@ -63,9 +62,6 @@ class ApiPlan:
         warn_without_keys(settings, os.environ)  # this run's own keys serve local commands only
         served, env = self.with_keys(settings)
         app = create_app(served, index=index, state=state, env=env, listening=self.sock.getsockname())
-        metrics = getattr(getattr(app.state, "metrics", None), "registry", None)
-        if metrics is not None:
-            metrics.register(SourcesCollector(settings, state))  # lag, next run, failure streak
         app.state.daemon = daemon  # POST /v1/admin/sync, the console's run-now and restart-backfill
         app.state.hooks = lambda type_, name: daemon.events.receiver(type_, name) if daemon.events else None
         path = Path(settings.index.path) / API_FILE

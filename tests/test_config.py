@@ -287,3 +287,24 @@ def test_a_tenant_that_cannot_be_one_is_a_config_error(tmp_path: Path, tenant: s
     )
     with pytest.raises(ConfigError, match="key 'tenant_id'"):
         load_config(config)
+
+
+def test_the_example_documents_every_key_of_every_built_in_source_type():
+    """A key a connector adds (beyond the keys every source has) appears in its example block,
+    set or commented out, so config.example.toml stays the reference an operator copies from."""
+    import re
+
+    from inlet.connectors import StaticACLConfig
+    from inlet.connectors.registry import connector_class
+
+    text = (Path(__file__).parent.parent / "config.example.toml").read_text()
+    documented: dict[str, set[str]] = {}
+    for block in re.split(r"^#?\s*\[\[sources\]\]\s*$", text, flags=re.M)[1:]:
+        block = re.split(r"^#?\s*\[(?!\[)", block, flags=re.M)[0]  # up to the next table
+        kind = re.search(r'^#?\s*type\s*=\s*"([a-z_]+)"', block, flags=re.M)
+        if kind:
+            documented.setdefault(kind[1], set()).update(re.findall(r"^#?\s*([a-z_][a-z0-9_]*)\s*=", block, flags=re.M))
+    common = set(StaticACLConfig.model_fields)
+    for kind, keys in documented.items():
+        assert not set(connector_class(kind).Config.model_fields) - common - keys, kind
+    assert {"files", "slack", "google_drive", "outlook", "microsoft_files", "teams", "gmail"} <= set(documented)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 
 from inlet.index.store import Index
+from inlet.server.app import create_app
 from inlet.server.models import MIN_RELEVANCE
 
 from .conftest import AGENT, ALICE, BOB, KEYS, NOW, OPS, client_for, settings_for
@@ -341,6 +343,28 @@ def test_metrics(client: TestClient) -> None:
     assert 'inlet_http_request_duration_seconds_bucket{le="0.005",method="POST",route="/v1/search"}' in text
     assert 'inlet_index_documents{source="mail"} 3.0' in text
     assert 'inlet_index_chunks{source="eng"} 2.0' in text
+
+
+def test_metrics_of_a_plain_serve_carry_the_source_gauges(index: Index, tmp_path: Path) -> None:
+    """`inlet serve` (no daemon) shows each source's schedule gauges too: replicas are alerted on."""
+    from inlet.connectors.files import FilesConfig
+    from inlet.storage.sqlite.state import SqliteState
+
+    state = SqliteState(tmp_path / "state.db")
+    run = state.start_run("docs", "sync")
+    run.outcome, run.error = "failed", "boom"
+    state.finish_run(run)
+    source = FilesConfig(name="docs", type="files", path=tmp_path)
+    settings = settings_for(index.path).model_copy(update={"sources": [source]})
+    try:
+        with TestClient(create_app(settings, index=index, state=state, env=KEYS)) as client:
+            text = client.get("/metrics", headers=OPS).text
+    finally:
+        state.close()
+    assert (
+        'inlet_source_failure_streak{source="docs"} 1.0' in text
+        and 'inlet_source_last_run_ok{source="docs"} 0.0' in text
+    )
 
 
 def test_request_id_echoed_or_made(client: TestClient) -> None:

@@ -78,6 +78,7 @@ def test_every_route_writes_one_line_without_secrets_or_passages(tmp_path: Path,
     assert second["doc_ids"] == list(dict.fromkeys(h["doc_id"] for h in context.json()["results"]))
     assert third["doc_ids"] == ["eng:C1/100"] and third["user"] == "bob@other.org"
     assert lines[3]["doc_ids"] == []  # not visible: nothing returned
+    assert lines[4]["query"] == "salary" and lines[4]["doc_ids"] == []  # refused: what it asked is kept
     assert lines[5]["key"] == "ops" and lines[5]["user"] is None
     assert all(isinstance(line["ms"], float) and line["time"].endswith("Z") for line in lines)
     assert_clean(log.read_text())
