@@ -52,6 +52,7 @@ def event_sources() -> dict[tuple[str, str], Any]:
     drive = DrivePushChannels(SimpleNamespace(name="drive"), "http://x/hooks/google_drive/drive", 3600)  # type: ignore[arg-type]
     drive.channel.id, drive.channel.expires = "chan-1", time.time() + 3600
     drive.channel.data["resource_id"] = "res-1"
+    drive.held.add("chan-1")  # as `changes.watch` left it
     drive.emit = HINTS.append
     return {("outlook", "mail"): graph, ("google_drive", "drive"): drive}
 
