@@ -22,7 +22,7 @@ from typing import Any
 
 import click
 
-from inlet.errors import InletError
+from inlet.errors import ConfigError, InletError
 
 log = logging.getLogger("inlet")
 
@@ -336,6 +336,11 @@ def status(source: str | None, config_path: str | None, as_json: bool, verbose: 
             settings.source(source)  # an unknown name is exit 2, naming the configured ones
         holder = _holder(settings)
         payload = holder.call("status") if holder is not None else sources_status(settings)
+        if source is not None and source not in {s["name"] for s in payload["sources"]}:
+            raise ConfigError(
+                f"source {source!r} is configured in {settings.file} but the running daemon does not know it "
+                "(it read the configuration before the source was added): restart it to read the new one"
+            )
     except InletError as exc:
         _fail(exc)
     if source is not None:
@@ -357,7 +362,6 @@ def status(source: str | None, config_path: str | None, as_json: bool, verbose: 
 def audit(user: str | None, since: str | None, config_path: str | None, as_json: bool, verbose: int) -> None:
     """Who asked what: the lines of [server] audit_log (rotated files too), oldest first."""
     _setup_logging(verbose)
-    from inlet.errors import ConfigError
 
     try:
         settings = _settings(config_path)

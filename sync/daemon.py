@@ -74,6 +74,8 @@ def due_at_start(source: SourceConfig, state: SourceState, last: RunRecord | Non
         return "never synced"
     if state.phase == "backfill":
         return "its backfill was interrupted"
+    if last.outcome == "interrupted" or (last.outcome == "failed" and (last.error or "").startswith("interrupted")):
+        return "its last sync was interrupted"  # stopped (SIGTERM) or killed: it resumes from its checkpoint
     if source.schedule:
         after = datetime.fromtimestamp(last.started_at + 1, timezone.utc)
         cron = trigger(source)
@@ -100,6 +102,7 @@ class Daemon:
         self._guards = {s.name: threading.Lock() for s in settings.sources}
         self._failing: dict[str, int] = {}  # source -> failure streak, while failing
         self._backoff_until: dict[str, float] = {}
+        self._manual = 0  # operator requests so far (each its own job)
         self._active = 0
         self._idle = threading.Condition()
         self.events: EventLoop | None = None  # change events (sync/events.py), from start()
@@ -114,7 +117,9 @@ class Daemon:
             last = self.state.last_run(source.name, kinds=("sync", "backfill"))
             why = due_at_start(source, state, last, now)
             start = None
-            if why:
+            if why and source.name in self.state.paused():
+                log.info("source %r would run now (%s) but is paused", source.name, why)
+            elif why:
                 log.info("source %r runs now: %s", source.name, why)
                 self._once(f"catchup:{source.name}", self.sync_job, now, source.name, "catch-up")
             elif source.every and last:
@@ -329,7 +334,8 @@ class Daemon:
     def start_now(self, name: str, restart_backfill: bool = False) -> None:
         """Queue a run of `name` at once, in the scheduler's pool (the console's "run now" and "restart
         backfill"); a paused source runs too, since an operator asked for it."""
-        self._once(f"manual:{name}", self._manual_job, self.clock(), name, restart_backfill)
+        self._manual += 1  # a job id of its own: a second request while the first runs is queued, not lost
+        self._once(f"manual:{name}:{self._manual}", self._manual_job, self.clock(), name, restart_backfill)
 
     def _manual_job(self, name: str, restart_backfill: bool) -> RunResult | None:
         with self._guards[name]:

@@ -156,6 +156,9 @@ def test_a_run_missed_while_down_runs_once_at_start(tmp_path: Path, state: Sqlit
     past_run(state, "late-cron", NOON - 1800, NOON - 1700)  # 11:35; the 11:45 and 12:00 runs were missed
     past_run(state, "late-tick", NOON - 7300, NOON - 7200)  # every 1h, last finished 2 h ago
     past_run(state, "fresh", NOON - 120, NOON - 60)
+    past_run(state, "stopped", NOON - 120, NOON - 60, outcome="interrupted")  # SIGTERM mid-sync
+    past_run(state, "paused", NOON - 7300, NOON - 7200)
+    state.set_paused("paused", True)
     state.save_source(SourceState("halfway", {"n": 1}, "backfill", 1))
     daemon, _ = make_daemon(
         tmp_path,
@@ -163,12 +166,14 @@ def test_a_run_missed_while_down_runs_once_at_start(tmp_path: Path, state: Sqlit
         {"name": "late-cron", "schedule": "*/15 * * * *"},
         {"name": "late-tick", "every": "1h"},
         {"name": "fresh", "every": "1h"},
+        {"name": "stopped", "every": "1h"},
+        {"name": "paused", "every": "1h"},
         {"name": "never", "every": "1h"},
         {"name": "halfway", "every": "1h"},
     )
     daemon.schedule()
     catchups = {j.split(":", 1)[1] for j in jobs(daemon) if j.startswith("catchup:")}
-    assert catchups == {"late-cron", "late-tick", "never", "halfway"}  # once each: one job, not one per miss
+    assert catchups == {"late-cron", "late-tick", "never", "halfway", "stopped"}  # once each; a paused one waits
     assert fire_times(jobs(daemon)["catchup:late-tick"], NOON - 1, 1) == [NOON]
 
 
@@ -612,8 +617,10 @@ def test_a_stop_while_a_one_shot_job_fires_raises_nothing_in_the_scheduler(tmp_p
 
     daemon.scheduler.add_jobstore(HeldWhileStopping(), "default")
     daemon.scheduler.add_listener(lambda _: stopping.set(), EVENT_SCHEDULER_PAUSED)
-    daemon.scheduler.start()
     daemon.start_now("notes")
+    daemon.start_now("notes", restart_backfill=True)  # asked while the first waits: queued too, not lost
+    assert len([j for j in jobs(daemon) if j.startswith("manual:notes")]) == 2
+    daemon.scheduler.start()
     assert firing.wait(10)
     assert daemon.shutdown(grace=10) is True
     daemon.start_now("notes")  # asked after the stop: nothing is queued

@@ -91,6 +91,10 @@ def test_commands_are_answered_by_a_running_daemon(tmp_path: Path, serve: bool) 
             assert code == 0 and out.startswith("notes: ok — "), err
             code, out, err = inlet(tmp_path, "sync", "nope", tag="sync-unknown")
             assert code == 2 and "no source named 'nope'" in err
+            with (tmp_path / "config.toml").open("a") as added:  # configured after the daemon read it
+                added.write('[[sources]]\nname = "added"\ntype = "files"\npath = "docs"\nevery = "1h"\n')
+            code, out, err = inlet(tmp_path, "status", "added", tag="status-added")
+            assert code == 2 and "the running daemon does not know it" in err and "restart" in err
 
             busy = FileLock(index / "locks" / "notes.lock")  # as a run of the source elsewhere holds it
             assert busy.acquire(source="notes")
