@@ -60,6 +60,7 @@ class Prepared:
     stored: dict[str, StoredDoc]
     latest: dict[str, Document]
     deleted: list[str]
+    held: list[str] = field(default_factory=list)  # kept as they are (failed skips): in flight too
     embed: list[Document] = field(default_factory=list)
     meta: list[Document] = field(default_factory=list)
     same: list[str] = field(default_factory=list)
@@ -73,7 +74,7 @@ class Prepared:
 
     @property
     def doc_ids(self) -> set[str]:
-        return set(self.latest) | set(self.deleted)
+        return set(self.latest) | set(self.deleted) | set(self.held)
 
 
 def _marks(batch: Prepared, gone: list[str]) -> list[tuple[str, str, int]]:
@@ -188,7 +189,7 @@ class Index:
         deleted = [d for d in dict.fromkeys(deletions) if d not in latest]
         held = [d for d in (kept or {}) if d not in latest and d not in deleted]
         stored = self.catalog.stored(list(latest) + deleted + held)
-        batch = Prepared(generation, fence, stored, latest, deleted)
+        batch = Prepared(generation, fence, stored, latest, deleted, held)
         relabelled = self._relabelled({d: acl for d in held if d in stored and (acl := (kept or {})[d]) is not None})
         batch.meta += [doc for doc in relabelled.values() if doc.meta_hash() != stored[doc.id].meta_hash]
         batch.same += [d for d in held if d in stored and d not in {m.id for m in batch.meta}]

@@ -144,6 +144,27 @@ def test_a_failed_read_that_knew_the_permissions_narrows_the_kept_version(engine
     assert engine.index.document("one:1", as_b) is None and engine.index.document("one:1").text == "the walrus plan"
 
 
+def test_the_same_failed_item_twice_in_a_run_does_not_stall_it(engine):
+    """A connector that reads its failed items again first (kit.retries) may meet one again in
+    its listing: the second batch naming it must not wait for the first one forever."""
+    Script.plan = [
+        [doc(1), Checkpoint(state={})],
+        [
+            Skipped(id="one:1", reason="HTTP 500"),
+            Checkpoint(state={"replayed": True}),
+            Skipped(id="one:1", reason="HTTP 500"),
+            Checkpoint(state={"listed": True}),
+        ],
+    ]
+    engine.run("one", "backfill")
+    results: list = []
+    worker = threading.Thread(target=lambda: results.append(engine.run("one", "sync")), daemon=True)
+    worker.start()
+    worker.join(120)  # bounded: a stalled run fails the test instead of hanging it
+    assert not worker.is_alive() and (results[0].outcome, results[0].errors) == ("partial", 2)
+    assert indexed(engine) == ["one:1"]
+
+
 def test_since_limited_backfill_never_prunes(engine):
     Script.plan = [[doc(1), doc(2), Checkpoint(state={})], [doc(2), Checkpoint(state={})]]
     engine.run("one", "backfill")
