@@ -250,7 +250,8 @@ else:
         """The checks as pytest tests: subclass it as `Test...` and provide a `conformance_case` fixture."""
 
         @pytest.fixture(scope="class")
-        def conformance_runs(self, conformance_case: Case) -> Runs:
+        @staticmethod
+        def conformance_runs(conformance_case: Case) -> Runs:
             return Runs.of(conformance_case)
 
         def test_config_forbids_unknown_keys_and_names_missing_ones(self, conformance_case: Case) -> None:
@@ -278,6 +279,8 @@ else:
             check_full_passes_are_deterministic(conformance_runs)
 
         def test_resuming_from_a_mid_pass_checkpoint_loses_nothing(self, conformance_runs: Runs) -> None:
+            if conformance_runs.resumed_at == len(conformance_runs.first.items) - 1:
+                pytest.skip("the sample pass yields no checkpoint before its last: a crash restarts the pass")
             check_resume_loses_nothing(conformance_runs)
 
         def test_live_ids_match_a_full_pass(self, conformance_runs: Runs) -> None:
