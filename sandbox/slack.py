@@ -547,24 +547,7 @@ def _file_json(ctx_url: str, ws: Workspace, f: File, stub: bool = False) -> dict
         return {"id": f.id, "mode": "file_access", "file_access": "check_file_info"}
     base = f"{ctx_url}/files-pri/{ws.team_id}-{f.id}"
     team_url = state(ws).team_url
-    if f.external_url:
-        return {
-            "id": f.id,
-            "created": f.created,
-            "timestamp": f.created,
-            "name": f.name,
-            "title": f.title,
-            "mimetype": f.mimetype,
-            "filetype": f.name.rsplit(".", 1)[-1],
-            "user": f.user,
-            "mode": "external",
-            "is_external": True,
-            "external_type": f.external_type,
-            "is_public": True,
-            "url_private": f.external_url,
-            "permalink": f"{team_url}files/{f.user}/{f.id}/{f.name}",
-        }
-    return {
+    common = {
         "id": f.id,
         "created": f.created,
         "timestamp": f.created,
@@ -573,13 +556,24 @@ def _file_json(ctx_url: str, ws: Workspace, f: File, stub: bool = False) -> dict
         "mimetype": f.mimetype,
         "filetype": f.name.rsplit(".", 1)[-1],
         "user": f.user,
+        "is_public": True,
+        "permalink": f"{team_url}files/{f.user}/{f.id}/{f.name}",
+    }
+    if f.external_url:  # kept in another service: Slack names it and links there, holds no bytes
+        return {
+            **common,
+            "mode": "external",
+            "is_external": True,
+            "external_type": f.external_type,
+            "url_private": f.external_url,
+        }
+    return {
+        **common,
         "size": len(f.content),
         "mode": "hosted",
         "is_external": False,
-        "is_public": True,
         "url_private": f"{base}/{f.name}",
         "url_private_download": f"{base}/download/{f.name}",
-        "permalink": f"{team_url}files/{f.user}/{f.id}/{f.name}",
     }
 
 
