@@ -398,21 +398,12 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         try:
             f = self.client.get_file(native, FILE_FIELDS)
         except DriveApiError as err:
-            before = st.retries.failed[native]
-            gone = err.status == 404
-            item: Item = (
-                Deletion(id=self.doc_id(native))
-                if gone
-                else Skipped(
-                    id=before.id,
-                    title=before.title,
-                    reason=f"{before.title}: {err.reason or err.status}: {err.message}",
-                )
-            )
-            if gone:
-                st.known.discard(native)
-            yield st.retries.note(native, item)
-            return
+            if err.status != 404:
+                before = st.retries.failed[native]
+                reason = f"{before.title}: {err.reason or err.status}: {err.message}"
+                yield st.retries.note(native, Skipped(id=before.id, title=before.title, reason=reason))
+                return
+            f = {"trashed": True}  # gone, as a trashed file is
         if f.get("trashed"):
             st.known.discard(native)
             yield st.retries.note(native, Deletion(id=self.doc_id(native)))

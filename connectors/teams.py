@@ -365,7 +365,7 @@ class _Run:
     def _retry(self, cid: str, ch: ChannelState, acl: ACL, root_id: str) -> Iterator[Item]:
         """A thread whose last read failed: its root and replies read again, with the current ACL."""
         try:
-            root = self.client.get(f"/teams/{ch.team_id}/channels/{cid}/messages/{root_id}")
+            root = self.client.get(f"/teams/{ch.team_id}/channels/{cid}/messages/{quote(root_id, safe='')}")
         except GraphError as exc:
             if exc.status == 404:
                 yield self._gone(cid, ch, root_id)

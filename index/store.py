@@ -187,12 +187,14 @@ class Index:
         one given an ACL (its permissions were read) takes it, its text and vectors kept."""
         latest = {d.id: plain(d) for d in docs}  # last version wins within a batch
         deleted = [d for d in dict.fromkeys(deletions) if d not in latest]
-        held = [d for d in (kept or {}) if d not in latest and d not in deleted]
+        kept = kept or {}
+        held = [d for d in kept if d not in latest and d not in deleted]
         stored = self.catalog.stored(list(latest) + deleted + held)
         batch = Prepared(generation, fence, stored, latest, deleted, held)
-        relabelled = self._relabelled({d: acl for d in held if d in stored and (acl := (kept or {})[d]) is not None})
-        batch.meta += [doc for doc in relabelled.values() if doc.meta_hash() != stored[doc.id].meta_hash]
-        batch.same += [d for d in held if d in stored and d not in {m.id for m in batch.meta}]
+        acls = {d: acl for d in held if d in stored and (acl := kept[d]) is not None}
+        batch.meta += [doc for doc in self._relabelled(acls) if doc.meta_hash() != stored[doc.id].meta_hash]
+        relabelled = {doc.id for doc in batch.meta}
+        batch.same += [d for d in held if d in stored and d not in relabelled]
         for doc in latest.values():
             old = stored.get(doc.id)
             if old is None or old.content_hash != doc.content_hash():
@@ -205,11 +207,11 @@ class Index:
         batch.ids, batch.inputs, batch.metas = chunk_rows(batch.embed, batch.texts)
         return batch
 
-    def _relabelled(self, acls: Mapping[str, ACL]) -> dict[str, Document]:
+    def _relabelled(self, acls: Mapping[str, ACL]) -> list[Document]:
         """The stored documents `acls` names, each with its new ACL."""
         if not acls:
-            return {}
-        return {d: doc.model_copy(update={"acl": acls[d]}) for d, doc in self.catalog.documents(acls).items()}
+            return []
+        return [doc.model_copy(update={"acl": acls[d]}) for d, doc in self.catalog.documents(acls).items()]
 
     def embed(self, batch: "Prepared", on_embedded: Callable[[int], None] | None = None) -> None:
         """The vectors of the batch's chunks (reused where the same text was embedded before)."""

@@ -45,7 +45,7 @@ from inlet.config import Settings
 from inlet.connectors.base import SourceConfig, parse_duration
 from inlet.errors import InletError, SourceBusyError
 
-from .engine import Engine, RunResult
+from .engine import ORPHANED, Engine, RunResult
 from .events import STOP_DEADLINE, EventLoop, event_loop_for
 from .schedule import trigger
 from inlet.storage import RunRecord, SourceState, open_backend
@@ -74,7 +74,7 @@ def due_at_start(source: SourceConfig, state: SourceState, last: RunRecord | Non
         return "never synced"
     if state.phase == "backfill":
         return "its backfill was interrupted"
-    if last.outcome == "interrupted" or (last.outcome == "failed" and (last.error or "").startswith("interrupted")):
+    if last.outcome == "interrupted" or (last.outcome == "failed" and last.error == ORPHANED):
         return "its last sync was interrupted"  # stopped (SIGTERM) or killed: it resumes from its checkpoint
     if source.schedule:
         after = datetime.fromtimestamp(last.started_at + 1, timezone.utc)
@@ -405,9 +405,7 @@ class Daemon:
         """Runs left unfinished by a killed process are marked failed (only when nobody runs the source)."""
         try:
             with self.engine.leases.hold(name):
-                if self.state.close_orphan_runs(
-                    name, "interrupted: the process ended during the run; the next run resumes from its last checkpoint"
-                ):
+                if self.state.close_orphan_runs(name, ORPHANED):
                     log.info("source %r: a run interrupted by a crash resumes from its last checkpoint", name)
         except SourceBusyError:
             pass
