@@ -77,16 +77,19 @@ def same_body(a: set[tuple[str, ...]], b: set[tuple[str, ...]]) -> bool:
 
 def use_exact_dense(index: Index) -> None:
     """Make `index.dense` exact: cosine against every vector in the collection (benchmark only:
-    unfiltered queries, a few thousand chunks)."""
+    a few thousand chunks). A query the interpretation gave filters (a time, a person, a source)
+    keeps Chroma's search, which applies them."""
     import numpy as np
 
     stored = index.collection.get(include=["embeddings"])
     ids, matrix = stored["ids"], np.asarray(stored["embeddings"], dtype=np.float32)
     matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
 
+    graph = index.dense
+
     def dense(query: str, filters: Filters, limit: int) -> list[tuple[str, float]]:
         if filters != Filters():
-            raise SystemExit("--exact-dense ranks unfiltered queries only")
+            return graph(query, filters, limit)
         sims = matrix @ np.asarray(index.embedder.encode_query(query), dtype=np.float32)
         return [(ids[i], float(sims[i])) for i in np.argsort(-sims)[:limit]]
 
