@@ -138,6 +138,10 @@ class Index:
         """The Chroma collection of the live vectors (owned by `keeper`)."""
         return self.keeper.collection
 
+    def check_reachable(self) -> None:
+        """Raise `IndexUnavailable` when the Chroma server holding the vectors does not answer."""
+        vectors.check_reachable(self.collection)
+
     def close(self) -> None:
         self.catalog.close()
         if self._lock:

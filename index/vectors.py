@@ -36,18 +36,25 @@ def open_collection(
     """The collection `name` (made if new); on a Chroma server, one whose calls that cannot reach
     the server raise `IndexUnavailable` naming it."""
     with _reaching(url):
-        collection = _client(path, url).get_or_create_collection(
-            name, embedding_function=None, metadata={"hnsw:space": "cosine"}
-        )
+        client = _client(path, url)
+        collection = client.get_or_create_collection(name, embedding_function=None, metadata={"hnsw:space": "cosine"})
         set_ef_search(collection, ef_search)
-    return collection if url is None else _ServerCollection(collection, url)
+    return collection if url is None else _ServerCollection(collection, url, client)
+
+
+def check_reachable(collection: Any) -> None:
+    """Raise `IndexUnavailable` when the Chroma server holding `collection` does not answer its
+    heartbeat (a folder's collection is in this process: always reachable)."""
+    if isinstance(collection, _ServerCollection):
+        with _reaching(collection._url):
+            collection._client.heartbeat()
 
 
 class _ServerCollection:
     """A Chroma server's collection, as Chroma's own, whose calls say which server they could not reach."""
 
-    def __init__(self, collection: Any, url: str) -> None:
-        self._collection, self._url = collection, url
+    def __init__(self, collection: Any, url: str, client: Any) -> None:
+        self._collection, self._url, self._client = collection, url, client
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._collection, name)

@@ -60,6 +60,7 @@ from .models import (
 from .service import Retrieval
 
 log = logging.getLogger(__name__)
+UNAVAILABLE = "the index is unavailable for a moment; try again later"  # its server is named in the log only
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", *PRM_PATHS})  # they reveal nothing
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
@@ -289,9 +290,11 @@ def create_app(
 
     @app.get("/readyz", response_model=Health, responses=ERRORS, tags=["operations"])
     async def readyz() -> Any:
-        """200 once the index is open and the model loaded."""
+        """200 once the index is open and the model loaded, while its Chroma server (if any) answers."""
         if not retrieval.ready.is_set():
             raise ApiError(503, "not_ready", retrieval.error or "the index and model are still loading")
+        if await run_in_threadpool(retrieval.unreachable):  # named in the log, not to a caller without a key
+            raise ApiError(503, "index_unavailable", UNAVAILABLE, {"Retry-After": "5"})
         return Health(status="ready")
 
     @app.get(
@@ -380,8 +383,7 @@ def _handlers(app: FastAPI) -> None:
     @app.exception_handler(IndexUnavailable)
     async def unavailable(request: Request, exc: IndexUnavailable) -> JSONResponse:
         log.error("%s %s: %s", request.method, request.url.path, exc)  # the server's name stays in the log
-        message = "the index is unavailable for a moment; try again later"
-        return JSONResponse(error_body("index_unavailable", message), 503, headers={"Retry-After": "5"})
+        return JSONResponse(error_body("index_unavailable", UNAVAILABLE), 503, headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> JSONResponse:

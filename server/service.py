@@ -7,17 +7,22 @@ the index queries (`SearchRequest.user`, `Index.document(principals)`), never af
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
 
 from inlet.connectors.model import principals_for
+from inlet.errors import IndexUnavailable
 from inlet.index.search import Answer, Hit, SearchRequest, answer, search
 from inlet.index.store import Index
 
 from .auth import Caller
 from .context import Packed, pack
 from .errors import ApiError
+
+log = logging.getLogger(__name__)
+READY_CHECK_EVERY = 1.0  # seconds a readiness check of the Chroma server is reused (probes need no key)
 
 
 class Retrieval:
@@ -27,6 +32,9 @@ class Retrieval:
         self.index = index
         self.ready = threading.Event()
         self.error: str | None = None
+        self._check = threading.Lock()
+        self._checked_at = -READY_CHECK_EVERY
+        self._unreachable: str | None = None
 
     def warm(self) -> None:
         """Load the model (one encode) so the first query does not pay for it; then ready."""
@@ -34,6 +42,22 @@ class Retrieval:
         self.index.embedder.encode(["warm up"])
         self.index.embedder.encode_query("warm up")  # queries have a session of their own
         self.ready.set()
+
+    def unreachable(self) -> str | None:
+        """Why the loaded index cannot serve now (its Chroma server does not answer), else None:
+        checked at most once every `READY_CHECK_EVERY`, and logged when it changes."""
+        index = self._index()
+        with self._check:
+            if time.monotonic() - self._checked_at >= READY_CHECK_EVERY:
+                try:
+                    index.check_reachable()
+                    reason = None
+                except IndexUnavailable as exc:
+                    reason = str(exc)
+                if reason != self._unreachable:
+                    log.log(logging.ERROR if reason else logging.INFO, "%s", reason or "the index is reachable again")
+                self._unreachable, self._checked_at = reason, time.monotonic()
+            return self._unreachable
 
     def _index(self) -> Index:
         if self.index is None or not self.ready.is_set():

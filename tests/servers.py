@@ -35,8 +35,8 @@ def wait_until(what: str, check, proc: subprocess.Popen, timeout: float = 60) ->
 
 
 @contextmanager
-def chroma_server(folder: Path, timeout: float = 60) -> Iterator[str]:
-    port = free_port()  # the `chroma` console script, run by this interpreter (venvs may lack the script)
+def chroma_server(folder: Path, timeout: float = 60, port: int | None = None) -> Iterator[str]:
+    port = port or free_port()  # the `chroma` console script, run by this interpreter (venvs may lack the script)
     proc = subprocess.Popen(
         [
             sys.executable,

@@ -88,3 +88,32 @@ def test_a_chroma_server_that_stops_is_named_in_the_error_and_the_api_answers_50
         index.close()
     with pytest.raises(IndexUnavailable, match="chroma_url"):
         Index(config, embedder=embedder)
+
+
+def test_readyz_answers_503_while_the_chroma_server_is_down_and_200_when_it_is_back(tmp_path, embedder, monkeypatch):
+    """A load balancer's readiness probe sees what a search would: the server stopping, and back."""
+    from contextlib import ExitStack
+    from urllib.parse import urlparse
+
+    from fastapi.testclient import TestClient
+
+    from inlet.config import ApiKey, ServerConfig, Settings
+    from inlet.server import service
+    from inlet.server.app import create_app
+
+    monkeypatch.setattr(service, "READY_CHECK_EVERY", 0.0)  # each probe checks (not the answer of a second ago)
+    with ExitStack() as running:
+        url = running.enter_context(chroma_server(tmp_path / "server"))
+        config = IndexConfig(path=tmp_path / "catalog", chroma_url=url)
+        keys = [ApiKey(name="ops", key_env="OPS_KEY", admin=True)]
+        settings = Settings(index=config, server=ServerConfig(api_keys=keys))
+        app = create_app(settings, env={"OPS_KEY": "ops-key"})
+        with TestClient(app) as client:
+            assert app.state.retrieval.ready.wait(60)
+            assert client.get("/readyz").status_code == 200
+            running.close()  # the Chroma server stops
+            down = client.get("/readyz")
+            assert down.status_code == 503 and down.json()["error"]["code"] == "index_unavailable"
+            assert down.headers["Retry-After"] and url not in down.text
+            with chroma_server(tmp_path / "server", port=urlparse(url).port):
+                assert client.get("/readyz").status_code == 200
