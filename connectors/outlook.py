@@ -9,6 +9,10 @@ rounds) and the ids of the messages the folder holds, so that:
 - a 410 `SyncStateNotFound` re-syncs that folder from scratch and deletes what did not come back;
 - a folder that vanishes (or becomes excluded) has its messages deleted.
 
+A message whose attachments could not be listed (a 4xx) is indexed without them, with a failed
+skip, and remembered in its mailbox's checkpoint (`kit.retries.Retries`): every later full run reads
+it again by id first, until its attachments come (or the message is gone or out of the synced folders).
+
 Ids are immutable ids (`Prefer: IdType="ImmutableId"`), so a message moved between folders keeps
 its document id; an `@removed` entry is checked with one GET before it becomes a `Deletion`, so a
 message moved to another synced folder is never deleted, whichever folder is read first.
@@ -47,6 +51,7 @@ from .mail import DEFAULT_MAX_ATTACHMENT_BYTES, MailAttachment, MailMessage, mes
 from .kit import CheckpointModel, Pager, RetryPolicy, next_link
 from .kit.graph_source import GraphConnector, GraphSourceConfig
 from .kit.graph import GraphClient, GraphError
+from .kit.retries import Retries
 from .model import ACL, Deletion, Item, Progress, Skipped
 
 log = logging.getLogger(__name__)
@@ -107,8 +112,9 @@ class OutlookConfig(GraphSourceConfig):
 
 
 class _State(CheckpointModel):
-    """The checkpoint: per mailbox, the well-known folder ids and per folder {path, ids, link, whole,
-    resync}. Folder entries are replaced, their lists never mutated, so `dump` copies them shallowly."""
+    """The checkpoint: per mailbox, the well-known folder ids, per folder {path, ids, link, whole,
+    resync}, and the messages whose attachments failed (`retries`, when any). Folder entries and
+    `retries` are replaced, their lists never mutated, so `dump` copies them shallowly."""
 
     since: str | None = None
     mailboxes: dict[str, dict[str, Any]] = {}
@@ -121,6 +127,7 @@ class _State(CheckpointModel):
                 name: {
                     "wellknown": dict(box.get("wellknown", {})),
                     "folders": {fid: dict(entry) for fid, entry in box.get("folders", {}).items()},
+                    **({"retries": box["retries"]} if box.get("retries") else {}),
                 }
                 for name, box in self.mailboxes.items()
             },
@@ -263,6 +270,7 @@ class _MailboxSync:
         self.mailbox = mailbox
         self.state = state
         self.box = state.mailboxes.setdefault(mailbox, {"wellknown": {}, "folders": {}})
+        self.retries = Retries.model_validate(self.box.get("retries") or {})  # messages whose attachments failed
         self.user = f"/users/{quote(mailbox, safe='@')}"
         self.wanted: set[str] = set()
         self.folders: list[_Folder] | GraphError | None = None  # None: not listed yet
@@ -291,6 +299,9 @@ class _MailboxSync:
             return
         wanted = self.folders or []
         self.wanted = {f.id for f in wanted}
+        by_id = {f.id: f for f in wanted}
+        yield from self.retries.replay(lambda mid: self._read_again(mid, by_id))
+        self._keep_retries()  # the replay forgets, unnoted, what left the synced folders
         yield from self._drop_folders()
         for folder in wanted:
             yield from self._sync_folder(folder)
@@ -456,9 +467,26 @@ class _MailboxSync:
         if found.get("parentFolderId") not in self.wanted:
             yield Deletion(id=self.c.doc_id(message_id))
 
+    def _read_again(self, message_id: str, folders: dict[str, _Folder]) -> Iterator[Item]:
+        """A remembered message read again by id (`Retries.replay`): nothing when it left the synced
+        folders (forgotten), a deletion when it is gone."""
+        try:
+            item = self.client.get(
+                f"{self.user}/messages/{quote(message_id, safe='')}", {"$select": SELECT}, self.c.prefer_headers
+            )
+        except GraphError as exc:
+            if exc.status != 404:
+                raise
+            yield self._noted(message_id, Deletion(id=self.c.doc_id(message_id)))
+            return
+        folder = folders.get(item.get("parentFolderId") or "")
+        if folder is not None:
+            yield from self._message(item, folder)
+
     def _message(self, item: dict[str, Any], folder: _Folder) -> Iterator[Item]:
         msg = graph_message(item, self.mailbox, folder.path)
         cap = self.c.config.max_attachment_bytes
+        failed: Skipped | None = None
         if item.get("hasAttachments") and self.c.config.attachments:
             try:
                 listing = self.client.get(
@@ -466,10 +494,30 @@ class _MailboxSync:
                 )
                 msg.attachments = graph_attachments(listing.get("value", []), cap)
             except GraphError as exc:
-                yield Skipped(id=self.c.doc_id(msg.native_id) + "#attachments", reason=str(exc))
+                failed = Skipped(
+                    id=self.c.doc_id(msg.native_id) + "#attachments",
+                    title=msg.subject or None,
+                    reason=f"attachments not read (indexed without them, read again next run): {exc}",
+                )
         document, skipped = message_document(self.c, msg, self.c.acl_for(self.mailbox), cap)
         yield from skipped
+        if failed is not None:
+            yield self._noted(msg.native_id, failed)
+        else:
+            self._noted(msg.native_id, document)
         yield document
+
+    def _noted(self, message_id: str, item: Item) -> Item:
+        """`Retries.note`, kept in the mailbox's checkpoint entry."""
+        self.retries.note(message_id, item)
+        self._keep_retries()
+        return item
+
+    def _keep_retries(self) -> None:
+        if self.retries.failed:
+            self.box["retries"] = self.retries.model_dump()
+        else:
+            self.box.pop("retries", None)
 
 
 def _address(value: dict[str, Any] | None) -> tuple[str, str] | None:

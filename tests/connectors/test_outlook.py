@@ -261,6 +261,23 @@ def test_wrong_secret_is_credentials_error_with_msal_text(fresh: Sandbox) -> Non
         list(conn.load(None))
 
 
+def test_a_message_whose_attachments_failed_is_read_again_by_the_next_run(fresh: Sandbox) -> None:
+    """A 4xx on one attachment listing: the message goes in without them, with a failed skip;
+    the next run reads it again by id (the folders' delta says nothing new of it) and forgets it."""
+    fresh.faults.fail("graph", "attachments", 403, times=1)
+    items, state = run(connector(fresh, mailboxes=[ALLEN]))
+    [skip] = [i for i in items if isinstance(i, Skipped)]
+    assert skip.failed and skip.id.endswith("#attachments") and "read again" in skip.reason
+    message = skip.id.removesuffix("#attachments")
+    assert "## Attachment:" not in docs(items)[message].text
+    assert list(state["mailboxes"][ALLEN]["retries"]["failed"]) == [message.removeprefix("sandbox-mail:")]
+
+    items, state = run(connector(fresh, mailboxes=[ALLEN]), state)
+    assert not [i for i in items if isinstance(i, Skipped)]
+    assert list(docs(items)) == [message] and "## Attachment:" in docs(items)[message].text
+    assert "retries" not in state["mailboxes"][ALLEN]
+
+
 def test_missing_mailbox_is_skipped_and_others_sync(fresh: Sandbox) -> None:
     conn = connector(fresh, mailboxes=["nobody@enron.com", "robert.badeer@enron.com"])
     items, _ = run(conn)
