@@ -30,6 +30,7 @@ from inlet.config import Settings
 from inlet.status import iso, sources_status
 from inlet.storage import RunRecord, StateStore, open_backend
 
+from .auth import require_admin
 from .errors import ApiError, ErrorBody
 
 STATIC = Path(__file__).with_name("console_static")
@@ -94,11 +95,6 @@ def overview(settings: Settings, state: StateStore) -> dict[str, Any]:
     return report
 
 
-def _require_admin(request: Request) -> None:
-    if not getattr(request.state.key, "admin", False):
-        raise ApiError(403, "forbidden", "the console needs an admin key")
-
-
 def add_console(app: FastAPI, settings: Settings, state: StateStore | None) -> None:
     """Mount the page and its admin routes. `app.state.daemon` (set by `inlet daemon --serve`) runs
     sources; without it only pause and resume are possible."""
@@ -135,7 +131,7 @@ def add_console(app: FastAPI, settings: Settings, state: StateStore | None) -> N
     @app.get("/v1/admin/console", tags=["operations"], responses=ERRORS)
     async def console_data(request: Request) -> Any:
         """Sources, their run history and recent errors, for the console (admin keys only)."""
-        _require_admin(request)
+        request.state.caller = require_admin(request.state.key, "the console")
         data = await run_in_threadpool(with_state(lambda db: overview(settings, db)))
         return {**data, "can_run": app.state.daemon is not None}
 
@@ -147,7 +143,7 @@ def add_console(app: FastAPI, settings: Settings, state: StateStore | None) -> N
     )
     async def source_action(name: str, action: str, request: Request) -> Any:
         """`run` a sync now, restart the `backfill`, `pause` or `resume` the schedule (admin keys only)."""
-        _require_admin(request)
+        request.state.caller = require_admin(request.state.key, "the console")  # named in the access log
         if name not in {s.name for s in settings.sources}:
             raise ApiError(404, "not_found", f"no source {name!r} is configured")
         if action not in ACTIONS:

@@ -94,6 +94,21 @@ def test_pause_persists_and_shows_in_status(console: Any, index: Index) -> None:
         assert state.paused() == {}
 
 
+def test_the_access_log_names_the_admin_key_of_console_actions(console: Any, caplog: Any) -> None:
+    import json
+    import logging
+
+    client, _ = console
+    with caplog.at_level(logging.INFO, logger="inlet.server.access"):
+        assert client.post("/v1/admin/sources/notes/resume", headers=OPS).status_code == 200
+        assert client.get("/v1/admin/console", headers=OPS).status_code == 200
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "inlet.server.access"]
+    assert [(line["path"], line["key"]) for line in lines] == [
+        ("/v1/admin/sources/notes/resume", "ops"),
+        ("/v1/admin/console", "ops"),
+    ]
+
+
 def test_actions_name_what_is_wrong(console: Any) -> None:
     client, _ = console
     assert client.post("/v1/admin/sources/nope/pause", headers=OPS).status_code == 404
