@@ -12,6 +12,7 @@ them side by side multiplies what a sync can read in a second.
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -65,7 +66,7 @@ def merged(
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=name)
     try:
         for produce in producers:
-            pool.submit(run, produce)
+            pool.submit(contextvars.copy_context().run, run, produce)  # the caller's context (a run stopping)
         remaining = len(producers)
         while remaining:
             item = out.get()

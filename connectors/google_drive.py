@@ -40,6 +40,7 @@ no count at all, so an incremental sync reports no total rather than a guessed o
 from __future__ import annotations
 
 import builtins
+import contextvars
 import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -379,7 +380,8 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             jobs.append((f, path))
         if counted is not None:
             counted += len(files) - len(jobs)  # out of scope: gone through already
-        for item in self._pool.map(lambda job: self._read(job[0], job[1], st.drives), jobs):
+        context = contextvars.copy_context()  # each read in the pool sees the run's (its retries end when it stops)
+        for item in self._pool.map(lambda job: context.copy().run(self._read, job[0], job[1], st.drives), jobs):
             native = item.id.split(":", 1)[1]
             st.retries.note(native, item)  # a failed read is read again by every later run
             if isinstance(item, Document):

@@ -39,8 +39,9 @@ from typing import Any
 
 from inlet.config import Settings
 from inlet.connectors.base import Connector
+from inlet.connectors.kit.retry import waits_end_when
 from inlet.connectors.model import ACL, Checkpoint, Deletion, Document, Progress, Skipped
-from inlet.errors import CredentialsError, IncompleteListingError, InletError, LeaseLostError
+from inlet.errors import CredentialsError, IncompleteListingError, InletError, LeaseLostError, RetriableError
 from inlet.index.disk import storage_error
 from inlet.storage import SKIPS_KEPT, Fence, Leases, RunRecord, SourceState, StateStore
 from inlet.storage.sqlite.leases import FolderLeases
@@ -313,18 +314,21 @@ class Engine:
         run = self.state.start_run(name, kind)
         started = time.monotonic()
         try:
-            self._drive(
-                self.connector(name),
-                source,
-                run,
-                stop,
-                scope,
-                resumed=not fresh and (kind == "backfill" or unclean and kind == "sync"),
-            )
+            with waits_end_when(stop.is_set):  # a wait between a call's tries ends when the run stops
+                self._drive(
+                    self.connector(name),
+                    source,
+                    run,
+                    stop,
+                    scope,
+                    resumed=not fresh and (kind == "backfill" or unclean and kind == "sync"),
+                )
         except CredentialsError as exc:
             log.error("%s", exc)  # names the source; stderr is where an operator looks first
             return self._finish(run, started, "failed", str(exc), credentials=True)
         except InletError as exc:
+            if stop.is_set() and isinstance(exc, RetriableError):  # a call gave up waiting: the run stops
+                return self._finish(run, started, "interrupted", INTERRUPTED)
             log.error("source %r failed: %s", name, exc)
             return self._finish(run, started, "failed", str(exc))
         except Exception as exc:  # a connector bug must not take the daemon down

@@ -9,8 +9,9 @@ Invariants:
   `max_retry_after` (5 minutes): retrying before it ends only meets the throttle again. A longer
   `Retry-After` ends the retries at once (logged); the caller's `RetriableError` carries it.
   Without one a wait backs off exponentially from `backoff`, capped at `cap`; `jitter` adds up to
-  that share at random so parallel workers do not retry in step. A wait is one `sleep` call: an
-  engine stop takes effect once it is over.
+  that share at random so parallel workers do not retry in step. A wait ends early when the run
+  it serves stops (`waits_end_when`, which the engine holds around each run): the call then gives
+  up as if its tries were spent, and the run ends at its last checkpoint, resuming from there.
 - Throttling (429), server errors (5xx but 501) and network failures (reset, refused, stalled) are
   retriable; Google's 403 with a rate-limit reason is throttling too. Anything else is not.
 - Each wait is one log line, written here, naming the source, the call and the reason: a throttle
@@ -27,7 +28,9 @@ import http.client
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +39,35 @@ log = logging.getLogger(__name__)
 THROTTLED = 429
 RATE_LIMIT_REASONS = frozenset({"userRateLimitExceeded", "rateLimitExceeded"})  # Google's 403 throttles
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, http.client.HTTPException)  # URLError is an OSError
+STOP_POLL = 0.2  # seconds between two looks, during a wait, at whether the run stops
+_stopping: ContextVar[Callable[[], bool] | None] = ContextVar("inlet_run_stopping", default=None)
+
+
+@contextmanager
+def waits_end_when(stopping: Callable[[], bool]) -> Iterator[None]:
+    """Within this block (this thread's context), every wait of `pause` ends as soon as
+    `stopping()` is true, and the call it was for gives up."""
+    token = _stopping.set(stopping)
+    try:
+        yield
+    finally:
+        _stopping.reset(token)
+
+
+def stopping() -> bool:
+    """Whether the run this code serves is stopping (`waits_end_when`)."""
+    check = _stopping.get()
+    return check is not None and check()
+
+
+def pause(seconds: float) -> None:
+    """Sleep `seconds`, or less once the run stops (the default `sleep` of retries and pacers)."""
+    end = time.monotonic() + seconds
+    while not stopping():
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, STOP_POLL))
 
 
 def retriable_status(status: int, reason: str = "") -> bool:
@@ -77,7 +109,7 @@ class RetryPolicy:
     max_retry_after: float = 300.0  # the longest Retry-After waited out; a longer one ends the retries
     jitter: float = 0.1  # up to this share added to a wait at random
     deadline: float = 600.0  # seconds of waiting one call may spend in all
-    sleep: Callable[[float], None] = field(default=time.sleep, repr=False, compare=False)
+    sleep: Callable[[float], None] = field(default=pause, repr=False, compare=False)
     clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
 
     def delay(self, failures: int, retry_after: float | None = None) -> float:
@@ -109,7 +141,7 @@ class Attempts:
         """Note a retriable failure: the seconds to wait before the next try (logged), or None when
         the budget is spent. For adapters whose library sleeps in a later step; others use `retry`."""
         self.failures += 1
-        if self.failures >= self.policy.attempts:
+        if self.failures >= self.policy.attempts or stopping():
             return None
         if retry_after is not None and retry_after > self.policy.max_retry_after:
             log.warning(
@@ -143,4 +175,4 @@ class Attempts:
         if wait is None:
             return False
         self.policy.sleep(wait)
-        return True
+        return not stopping()

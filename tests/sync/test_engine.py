@@ -224,6 +224,34 @@ def test_stop_ends_the_run_at_the_next_checkpoint(engine):
     assert indexed(engine) == ["one:1", "one:2"]
 
 
+def test_stop_ends_a_long_wait_between_tries_and_the_run_resumes_from_its_checkpoint(engine):
+    """A call waiting out a two-minute Retry-After gives up when the run is stopped (not two minutes
+    later); the run is interrupted, not failed, and keeps what came before its last checkpoint."""
+    import time
+
+    from inlet.connectors.kit.retry import RetryPolicy
+    from inlet.errors import RetriableError
+
+    waiting = threading.Event()
+
+    def throttled(c):
+        waiting.set()
+        if not RetryPolicy().start("one", "items.list").retry("429 Too Many Requests", retry_after=120.0):
+            raise RetriableError("one: items.list still throttled")
+        return c.document("3", title="Doc 3", text="three")
+
+    Script.plan = [[doc(1), Checkpoint(state={"at": 1}), throttled, Checkpoint(state={"at": 3})]]
+    stopper = threading.Thread(target=lambda: waiting.wait(60) and engine.stop.set())
+    stopper.start()
+    started = time.monotonic()
+    result = engine.run("one", "backfill")
+    stopper.join()
+    assert time.monotonic() - started < 30
+    assert result.outcome == "interrupted" and "resumes" in result.error
+    assert engine.state.source("one").checkpoint == {"at": 1}
+    assert indexed(engine) == ["one:1"]
+
+
 class Remembering(Script):
     """Finds deletions by what its checkpoint remembers (as files, mail archives and Slack do)."""
 
