@@ -108,12 +108,19 @@ class DriveClient(GoogleService):
             )
         )
 
-    def watch_changes(self, page_token: str, channel: dict[str, Any], all_drives: bool) -> dict[str, Any]:
-        """Open a push channel (`changes.watch`): `channel` has id, type, address, token, expiration."""
+    def watch_changes(
+        self, page_token: str, channel: dict[str, Any], all_drives: bool, drive_id: str | None = None
+    ) -> dict[str, Any]:
+        """Open a push channel (`changes.watch`) on the user's change log, or with `drive_id` on that
+        shared drive's: `channel` has id, type, address, token, expiration."""
         return dict(
             self.call(
                 lambda s: s.changes().watch(
-                    pageToken=page_token, body=channel, supportsAllDrives=True, includeItemsFromAllDrives=all_drives
+                    pageToken=page_token,
+                    body=channel,
+                    driveId=drive_id,
+                    supportsAllDrives=True,
+                    includeItemsFromAllDrives=all_drives or drive_id is not None,
                 )
             )
         )

@@ -2,7 +2,11 @@
 
 Drive posts a `sync` message when the channel opens, then a `change` message (headers only) after
 changes; each `change` is a hint, and the sync it triggers reads `changes.list` from the page token
-saved in the checkpoint, so a message carries nothing that must be trusted. A message must carry
+saved in the checkpoint, so a message carries nothing that must be trusted. Each shared drive keeps
+its own change log, and some of its changes never reach the user's (Drive's documentation says so),
+so besides the user's log every shared drive the source syncs gets a channel of its own; the drives
+are listed again every `DRIVES_EVERY` seconds, a channel opened for a new one and removed for one
+left. A message must carry
 the channel token this process chose and name a channel it holds, else it is refused (answered as a
 hook nobody registered). A channel is held from before its `changes.watch` (Drive may post its
 `sync` and first `change` before that call answers) until its `channels.stop`. Channels cannot be
@@ -18,6 +22,8 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
+from inlet.errors import InletError
+
 from .events import Emit, EventSource, Hint, WebhookRequest, WebhookResponse, refused
 from .kit import Renewals, Subscription
 
@@ -25,6 +31,9 @@ if TYPE_CHECKING:
     from .google_drive import GoogleDriveConnector
 
 log = logging.getLogger(__name__)
+
+DRIVES_EVERY = 600.0  # seconds between two listings of the shared drives that get a channel each
+USER_LOG = "changes"  # the key of the user's log's channel; a shared drive's is "drive:<id>"
 
 
 class DrivePushChannels(EventSource):
@@ -36,22 +45,37 @@ class DrivePushChannels(EventSource):
         self.renewals = Renewals(
             source=connector.name, what="push channel", lifetime=lifetime, create=self._open, remove=self._stop
         )
-        self.channel = self.renewals.add("changes")
+        self.channel = self.renewals.add(USER_LOG)  # the user's log's; shared drives' are added as found
         self.held: set[str] = set()  # ids of the channels whose messages are accepted
+        self._drives_listed: float | None = None  # time.monotonic() of the last listing
 
     def start(self, emit: Emit) -> None:
         self.emit = emit
-        self._open(self.channel)
+        self._follow_drives()
+        for sub in list(self.renewals.subs.values()):
+            self._open(sub)
         self.live = True
+
+    def _follow_drives(self) -> None:
+        """A channel for each shared drive the source syncs (added, or dropped once left)."""
+        self._drives_listed = time.monotonic()
+        if not self.connector.config.shared_drives:
+            return
+        drives = set(self.connector.client.drives())
+        for key in [k for k in self.renewals.subs if k != USER_LOG and k.removeprefix("drive:") not in drives]:
+            self.renewals.drop(key)
+        for drive in sorted(drives - {k.removeprefix("drive:") for k in self.renewals.subs}):
+            self.renewals.add(f"drive:{drive}", drive=drive)
 
     def _open(self, sub: Subscription) -> None:
         client = self.connector.client
+        drive = sub.data.get("drive")
         expires = time.time() + self.renewals.lifetime
         channel = str(uuid.uuid4())
         self.held.add(channel)
         try:
             answer = client.watch_changes(
-                client.start_page_token(),
+                client.start_page_token(drive),
                 {
                     "id": channel,
                     "type": "web_hook",
@@ -60,6 +84,7 @@ class DrivePushChannels(EventSource):
                     "expiration": int(expires * 1000),
                 },
                 self.connector.config.shared_drives,
+                drive,
             )
         except BaseException:
             self.held.discard(channel)
@@ -73,6 +98,13 @@ class DrivePushChannels(EventSource):
         self.connector.client.stop_channel(sub.id, sub.data["resource_id"])
 
     def maintain(self) -> None:
+        if self._drives_listed is None or time.monotonic() - self._drives_listed >= DRIVES_EVERY:
+            try:
+                self._follow_drives()
+            except InletError as exc:  # the channels held stay; listed again next time
+                log.warning(
+                    "source %r: listing the shared drives for push channels failed: %s", self.connector.name, exc
+                )
         self.renewals.maintain()
         self.live = self.renewals.live
 

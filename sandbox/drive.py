@@ -294,15 +294,11 @@ async def changes_list(ctx: Any, request: Request) -> Response:
         st = ds.state(ctx.ws)
         if drive_id and drive_id not in st.drives:
             raise DriveError(404, f"Shared drive not found: {drive_id}", "notFound", "driveId")
-        all_drives = all_drives and (bool(drive_id) or st.drive_items_in_user_log)
         if not raw.isdigit() or not st.change_floor <= int(raw) <= st.next_seq:
             raise DriveError(400, "Invalid Value", "invalid", "pageToken")
         latest: dict[str, ds.Change] = {}
         for change in st.changes[int(raw) - 1 :]:  # seq n sits at index n - 1
-            if change.kind == "drive":  # a drive's own change: in the user's log only
-                if drive_id:
-                    continue
-            elif (drive_id and change.drive_id != drive_id) or (change.drive_id and not all_drives):
+            if not ds.in_log(st, change, drive_id, all_drives):
                 continue
             item = change.file_id or f"drive:{change.drive_id}"
             latest.pop(item, None)

@@ -1,11 +1,13 @@
 """Emulated Drive push notifications: `changes.watch` channels and `channels.stop`.
 
 `POST /drive/v3/changes/watch` opens a `web_hook` channel (id, token, address and expiration chosen
-by the client; an expiration beyond `max_lifetime` is cut to it, as Drive does) and posts its `sync`
-message; every change logged afterwards (`DriveState.listeners`) posts a `change` message to each
-open channel, with Google's `X-Goog-*` headers and no body. `POST /drive/v3/channels/stop` closes a
-channel (404 for one it does not know). Expired channels post nothing. `Faults.events("drive")` may
-drop, delay or duplicate change messages.
+by the client; an expiration beyond `max_lifetime` is cut to it, as Drive does) on one change log:
+a shared drive's (`driveId`) or the user's (`includeItemsFromAllDrives` as `changes.list` takes it),
+and posts its `sync` message; every change logged afterwards in that log (`DriveState.listeners`,
+`drive_state.in_log`) posts a `change` message to the channel, with Google's `X-Goog-*` headers and
+no body: a change only a shared drive's log holds reaches only that drive's channels.
+`POST /drive/v3/channels/stop` closes a channel (404 for one it does not know). Expired channels
+post nothing. `Faults.events("drive")` may drop, delay or duplicate change messages.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class Channel:
     address: str
     token: str | None
     expires: float  # epoch seconds
+    drive_id: str | None = None  # the shared drive whose log it watches; None: the user's
+    all_drives: bool = False  # includeItemsFromAllDrives (and supportsAllDrives)
     number: int = 0  # X-Goog-Message-Number of the last message
 
     def json(self, resource_uri: str) -> dict[str, Any]:
@@ -56,9 +60,12 @@ class Channels:
     def changed(self, change: ds.Change) -> None:
         """DriveState listener (under the workspace lock)."""
         now = self.ctx.ws.clock()
+        st = ds.state(self.ctx.ws)
         for channel in list(self.open.values()):
             if channel.expires <= now:
                 del self.open[channel.id]
+                continue
+            if not ds.in_log(st, change, channel.drive_id, channel.all_drives):
                 continue
             copies, delay = self.ctx.faults.event_fate("drive")
             for _ in range(copies):
@@ -86,13 +93,21 @@ class Channels:
             raise DriveError(400, "Channel id not unique", "channelIdNotUnique", "id")
         now = ctx.ws.clock()
         wanted = float(body["expiration"]) / 1000 if body.get("expiration") else now + 3600
+        params = request.query_params
+        drive_id = params.get("driveId")
         with ctx.ws.lock:
+            if drive_id and drive_id not in ds.state(ctx.ws).drives:
+                raise DriveError(404, f"Shared drive not found: {drive_id}", "notFound", "driveId")
             channel = Channel(
                 str(body["id"]),
                 uuid.uuid4().hex[:27],
                 str(body["address"]),
                 body.get("token"),
                 min(wanted, now + self.max_lifetime),
+                drive_id=drive_id,
+                all_drives=all(
+                    params.get(k, "").lower() == "true" for k in ("includeItemsFromAllDrives", "supportsAllDrives")
+                ),
             )
             self.open[channel.id] = channel
         self._message(channel, "sync")

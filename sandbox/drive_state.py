@@ -110,6 +110,17 @@ class DriveState:
     listeners: list[Callable[[Change], None]] = field(default_factory=list)  # push channels (drive_channels.py)
 
 
+def in_log(st: DriveState, change: Change, drive_id: str | None, all_drives: bool) -> bool:
+    """Whether `change` is in the change log a client reads: a shared drive's own (`drive_id`), or
+    the user's, which holds the drives' own changes and, with `all_drives` (and only while
+    `drive_items_in_user_log`), their items' changes."""
+    if change.kind == "drive":  # a drive's own change: in the user's log only
+        return not drive_id
+    if drive_id:
+        return all_drives and change.drive_id == drive_id
+    return not change.drive_id or (all_drives and st.drive_items_in_user_log)
+
+
 def state(ws: Any) -> DriveState:
     """The workspace's drive state, created on first use."""
     with ws.lock:

@@ -78,6 +78,12 @@ class Renewals:
         sub = self.subs[key] = Subscription(key, data, backoff=Backoff(clock=self.clock))
         return sub
 
+    def drop(self, key: str) -> None:
+        """Stop keeping `key`'s subscription (what it watched is gone), removing it if held."""
+        sub = self.subs.pop(key, None)
+        if sub is not None and sub.id is not None:
+            self._remove_quietly(sub)
+
     def due(self, sub: Subscription) -> bool:
         return sub.id is None or sub.renew_now or sub.expires - self.clock() < self.lifetime * RENEW_AT
 

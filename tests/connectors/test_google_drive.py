@@ -392,7 +392,7 @@ def test_live_ids_match_the_full_crawl(sb: Sandbox) -> None:
 def test_push_messages_sent_before_the_watch_answers_are_accepted(sb: Sandbox) -> None:
     """Drive may post a new channel's `sync` and first `change` before `changes.watch` has answered;
     a channel's messages are refused once it is stopped."""
-    c = connector(sb, push_url="http://127.0.0.1:9/hooks/google_drive/team-drive")
+    c = connector(sb, push_url="http://127.0.0.1:9/hooks/google_drive/team-drive", shared_drives=False)
     events = c.events()
     assert events is not None
     answers: dict[str, int] = {}
@@ -401,7 +401,7 @@ def test_push_messages_sent_before_the_watch_answers_are_accepted(sb: Sandbox) -
         headers = {"x-goog-channel-id": channel, "x-goog-channel-token": token, "x-goog-resource-state": "change"}
         return events.webhook(WebhookRequest("POST", {}, headers, b"")).status
 
-    def watch(page_token: str, channel: dict[str, Any], all_drives: bool) -> dict[str, Any]:
+    def watch(page_token: str, channel: dict[str, Any], all_drives: bool, drive: str | None) -> dict[str, Any]:
         answers[channel["id"]] = post(channel["id"], channel["token"])  # Drive's message comes first
         return {"id": channel["id"], "resourceId": "r-" + channel["id"], "expiration": channel["expiration"]}
 

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from inlet.connectors import google_drive_events
 from inlet.sandbox import drive_state as ds
 from inlet.sandbox.drive_channels import Channels, channels
 from inlet.sandbox.server import Sandbox
@@ -62,6 +63,31 @@ def test_new_edited_and_trashed_files_are_searchable_within_seconds(stack: Event
     ds.trash(stack.sb.ws, f.id)
     wait_for(lambda: not stack.searchable("Cormorant"), what="a trashed file gone")
     assert 0 < stack.report()["latency_seconds"] < 5
+
+
+def test_a_shared_drives_own_changes_come_through_its_own_channel(stack: EventStack, monkeypatch: Any) -> None:
+    """Drive need not show a member a shared drive's item changes in the user's log (its docs say
+    so): the drive's own channel brings them within seconds, and a drive joined later gets one."""
+    ws = stack.sb.ws
+    wiki = next(d for d in ws.drive.drives.values() if d.name == "Company Wiki")
+    assert _watched(stack) == {None, wiki.id}
+    ws.drive.drive_items_in_user_log = False
+    try:
+        ds.add_file(ws, "Lapwing agenda", ds.DOC, "Lapwing offsite agenda", parent=wiki.id)
+        wait_for(lambda: stack.searchable("Lapwing"), what="a shared drive's new file searchable")
+        monkeypatch.setattr(google_drive_events, "DRIVES_EVERY", 0.0)  # list the drives at every maintain()
+        sales = ds.add_drive(ws, "Sales", [ds.domain_permission(ws, ws.domain)])  # the user joins it
+        wait_for(lambda: sales.id in _watched(stack), what="a channel for a drive joined")
+        ds.add_file(ws, "Plover prices", ds.DOC, "Plover price list", parent=sales.id)
+        wait_for(lambda: stack.searchable("Plover"), what="a joined drive's new file searchable")
+        ds.leave_drive(ws, sales.id)
+        wait_for(lambda: sales.id not in _watched(stack), what="the channel of a drive left stopped")
+    finally:
+        ws.drive.drive_items_in_user_log = True
+
+
+def _watched(stack: EventStack) -> set[str | None]:
+    return {c.drive_id for c in _chans(stack).open.values()}
 
 
 def test_hook_checks_the_channel_token(stack: EventStack) -> None:
