@@ -7,13 +7,14 @@ host's daemons).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
 from inlet.config import Settings
 from inlet.process import alive
 from inlet.sync.schedule import next_run
-from inlet.storage import StateStore, open_backend
+from inlet.storage import ORPHANED, RunRecord, StateStore, open_backend
 
 
 def iso(ts: float | None) -> str | None:
@@ -23,11 +24,15 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _running(state: StateStore, name: str, held: bool = True) -> dict[str, Any] | None:
-    """The run in flight (its process alive; on a shared index, whose lease is `held`: a process
-    on another host cannot be asked), with its counts, its total and time left when known."""
-    run = state.running(name)
-    if run is None or not held or (run["pid"] is not None and not alive(run["pid"])):
+def _gone(run: dict[str, Any], held: bool) -> bool:
+    """Whether no process runs `run` (`StateStore.running`) any more: its process is dead, or on a
+    shared index its source's lease is not `held` (a process on another host cannot be asked)."""
+    return not held or (run["pid"] is not None and not alive(run["pid"]))
+
+
+def _running(run: dict[str, Any] | None, held: bool) -> dict[str, Any] | None:
+    """The run in flight, with its counts, its total and time left when known."""
+    if run is None or _gone(run, held):
         return None
     now = datetime.now(timezone.utc).timestamp()
     done, total = run["done"], run["total"]
@@ -62,7 +67,9 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
         events = backend.event_status()
         out = []
         for source in settings.sources:
-            last = state.last_run(source.name)
+            held = not backend.shared or bool(holders.get(source.name))
+            unfinished = state.running(source.name)
+            last = _orphaned(state, source.name, unfinished, held) or state.last_run(source.name)
             ok = state.last_run(source.name, successful=True)
             if source.name in planned:
                 ts = planned[source.name]
@@ -105,7 +112,7 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
                     "paused": source.name in paused,
                     "events": _events(events.get(source.name)),
                     **({"holder": holders.get(source.name)} if backend.shared else {}),
-                    "running": _running(state, source.name, held=not backend.shared or bool(holders.get(source.name))),
+                    "running": _running(unfinished, held),
                     "recent_skips": recent_skips(state, source.name),
                 }
             )
@@ -113,6 +120,19 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
     finally:
         if own:
             state.close()
+
+
+def _orphaned(state: StateStore, name: str, unfinished: dict[str, Any] | None, held: bool) -> RunRecord | None:
+    """The newest run of `name` when it is `unfinished` and no process runs it any more (killed, or
+    its lease lapsed), as the next run will record it when it takes over: failed, ended at its last
+    saved progress. (A run with no progress saved yet is a run starting: not judged.)"""
+    newest = state.recent_runs(name, 1)
+    if unfinished is None or not _gone(unfinished, held) or not newest or newest[0].finished_at is not None:
+        return None
+    if newest[0].started_at != unfinished["started_at"]:  # a newer run is starting
+        return None
+    run = newest[0]
+    return replace(run, finished_at=unfinished["updated"], outcome="failed", errors=run.errors + 1, error=ORPHANED)
 
 
 def _indexed_since(state: StateStore, name: str) -> str | None:

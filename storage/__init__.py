@@ -15,6 +15,7 @@ from .backend import Backend, open_backend
 from .protocols import CatalogStore, EventStatusWriter, Leases, StateStore
 from .records import Records
 from .types import (
+    ORPHANED,
     SKIPS_KEPT,
     Commit,
     Fence,
@@ -28,6 +29,7 @@ from .types import (
 )
 
 __all__ = [
+    "ORPHANED",
     "SKIPS_KEPT",
     "Backend",
     "CatalogStore",

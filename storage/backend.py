@@ -21,6 +21,7 @@ from inlet.process import alive
 
 from .protocols import CatalogStore, EventStatusWriter, Leases, RateBuckets, StateStore
 from .reads import COUNTS
+from .sqlite.schema import CATALOG, refuse_newer
 
 DEFAULT_LEASE = 60.0  # seconds, when only the [index] table is known (`[daemon] lease` otherwise)
 
@@ -122,6 +123,7 @@ class FolderBackend:
             return {}
         db = sqlite3.connect(f"file:{catalog}?mode=ro", uri=True)
         try:
+            refuse_newer(db, catalog, CATALOG)
             return {r[0]: (r[1], r[2]) for r in db.execute(COUNTS)}
         except sqlite3.OperationalError:
             return {}

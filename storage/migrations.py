@@ -48,12 +48,7 @@ class Migrations:
         made before the record already has (called only when the record is empty)."""
         db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
         applied = {r[0] for r in db.execute("SELECT name FROM schema_migrations").fetchall()}
-        unknown = sorted(applied - set(self.names))
-        if unknown:
-            raise SchemaTooNewError(
-                f"{where}: its {self.name} schema has step(s) {', '.join(unknown)}, which this inlet does not know: "
-                "a newer inlet wrote it. Run that version (or newer) of inlet against it; this one leaves it as it is"
-            )
+        self._refuse_unknown(applied, where)
         if not applied and adopted is not None:
             for name in self.names[: adopted(db)]:
                 db.execute(
@@ -69,6 +64,19 @@ class Migrations:
             db.execute(f"INSERT INTO schema_migrations (name, applied_at) VALUES ({mark}, {mark})", (name, time.time()))
             done.append(name)
         return done
+
+    def check(self, applied: set[str], where: str) -> None:
+        """For a reader that migrates nothing (its database opened read-only): refuse, as `apply`
+        would, a database holding steps this inlet does not know."""
+        self._refuse_unknown(applied, where)
+
+    def _refuse_unknown(self, applied: set[str], where: str) -> None:
+        unknown = sorted(applied - set(self.names))
+        if unknown:
+            raise SchemaTooNewError(
+                f"{where}: its {self.name} schema has step(s) {', '.join(unknown)}, which this inlet does not know: "
+                "a newer inlet wrote it. Run that version (or newer) of inlet against it; this one leaves it as it is"
+            )
 
 
 def run_script(db: Any, script: str) -> None:

@@ -108,6 +108,12 @@ class SourceState:
         return None
 
 
+ORPHANED = (  # the error of a run whose process stopped before finishing it (closed by the next run)
+    "interrupted: the process running it stopped (killed, or its lease lapsed); the next run resumes from its "
+    "last checkpoint"
+)
+
+
 @dataclass
 class RunRecord:
     source: str

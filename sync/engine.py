@@ -43,7 +43,7 @@ from inlet.connectors.kit.retry import waits_end_when
 from inlet.connectors.model import ACL, Checkpoint, Deletion, Document, Progress, Skipped
 from inlet.errors import CredentialsError, IncompleteListingError, InletError, LeaseLostError, RetriableError
 from inlet.index.disk import storage_error
-from inlet.storage import SKIPS_KEPT, Fence, Leases, RunRecord, SourceState, StateStore
+from inlet.storage import ORPHANED, SKIPS_KEPT, Fence, Leases, RunRecord, SourceState, StateStore
 from inlet.storage.sqlite.leases import FolderLeases
 from inlet.index.store import ApplyStats, Index, Prepared
 
@@ -56,10 +56,6 @@ BATCH_CHARS = 400_000
 CHECKPOINT_SHARE = 0.05  # at most this share of a run's time goes to writing checkpoints
 STOP_GRACE = 15.0  # after `stop`, seconds a run goes on towards its next checkpoint before it ends
 INTERRUPTED = "interrupted: progress up to the last checkpoint is kept; the next run resumes from it"
-ORPHANED = (
-    "interrupted: the process running it stopped (killed, or its lease lapsed); the next run resumes from its "
-    "last checkpoint"
-)
 PROGRESS_EVERY = 0.5  # seconds between progress callbacks (the bar moves while one big file embeds)
 PROGRESS_SAVE_EVERY = 2.0  # seconds between progress rows written for `inlet status`
 _STOPPED = object()  # `_feed`: the run was stopped before its end

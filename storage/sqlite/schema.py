@@ -132,6 +132,16 @@ def m003_recent_window(db: sqlite3.Connection) -> None:
     run_script(db, "ALTER TABLE sources ADD COLUMN recent TEXT")
 
 
+def refuse_newer(db: sqlite3.Connection, path: Path, migrations: Migrations) -> None:
+    """`Migrations.check` for a connection opened read-only: a file holding steps this inlet does
+    not know is refused (a file from before the record passes: its next writer migrates it)."""
+    try:
+        applied = {r[0] for r in db.execute("SELECT name FROM schema_migrations")}
+    except sqlite3.OperationalError:
+        return
+    migrations.check(applied, f"the index file {path}")
+
+
 def connect(path: Path, migrations: Migrations, timeout: float = 10.0, synchronous: str = "FULL") -> sqlite3.Connection:
     """A writer connection to `path` (WAL, autocommit), its schema migrated in one transaction."""
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=timeout)

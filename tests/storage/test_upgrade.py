@@ -87,6 +87,18 @@ def test_a_folder_written_by_a_newer_inlet_is_refused_with_exit_2(old_folder: Pa
     assert "m999_from_the_future" in refused.stderr and "newer inlet" in refused.stderr
 
 
+def test_status_refuses_a_catalog_written_by_a_newer_inlet_too(old_folder: Path) -> None:
+    """`status` reads the catalog read-only (beside a running daemon) and still checks its steps."""
+    assert inlet(old_folder, "search", "runbook").returncode == 0  # migrates the catalog
+    db = sqlite3.connect(old_folder / "index" / "catalog.db")
+    db.execute("INSERT INTO schema_migrations VALUES ('m999_from_the_future', 0)")
+    db.commit()
+    db.close()
+    refused = inlet(old_folder, "status", "--json")
+    assert refused.returncode == 2 and not refused.stdout
+    assert "catalog.db" in refused.stderr and "m999_from_the_future" in refused.stderr
+
+
 def test_the_people_of_documents_written_before_their_table_are_read_into_it(tmp_path: Path) -> None:
     earlier = Migrations("catalog")
     for _, step in CATALOG.steps[: CATALOG.names.index("m003_people")]:

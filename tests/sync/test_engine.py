@@ -212,6 +212,36 @@ def test_one_source_never_runs_twice_at_once(engine):
         held.release()
 
 
+def test_status_shows_a_killed_run_as_the_next_run_will_record_it(engine, tmp_path):
+    """Between a `kill -9` and the next run, `inlet status` shows the run as failed (interrupted),
+    with what it had done, not as "never run"; a run just starting (no progress saved) is not judged."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    from inlet.status import sources_status
+
+    def one() -> dict:
+        return next(s for s in sources_status(engine.settings, engine.state)["sources"] if s["name"] == "one")
+
+    run = engine.state.start_run("one", "backfill")
+    assert one()["last_run"] is None and one()["running"] is None  # starting: nothing saved yet
+    run.upserted = 7
+    engine.state.save_progress(run, 7, 7, 20, "files")
+    assert one()["running"]["upserted"] == 7 and one()["last_run"] is None
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    db = sqlite3.connect(tmp_path / "state.db")
+    db.execute("UPDATE run_progress SET pid = ?", (dead.pid,))
+    db.commit()
+    db.close()
+    shown = one()
+    assert shown["running"] is None
+    last = shown["last_run"]
+    assert (last["outcome"], last["error"], last["upserted"], last["kind"]) == ("failed", ORPHANED, 7, "backfill")
+    assert last["finished_at"] is not None
+
+
 def test_stop_ends_the_run_at_the_next_checkpoint(engine):
     def stop_now(c):
         engine.stop.set()
