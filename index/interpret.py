@@ -411,6 +411,17 @@ def source_types(query: str, known: Iterable[str]) -> tuple[tuple[str, ...], lis
     return tuple(found), spans
 
 
+CUE_WINDOW = 64  # characters around a word where the cues above are looked for (a query's cost stays linear)
+
+
+def _before(query: str, start: int) -> str:
+    """The `CUE_WINDOW` characters before `start`, from a word's beginning (a cue cut in two is no cue)."""
+    if start <= CUE_WINDOW:
+        return query[:start]
+    window = query[start - CUE_WINDOW : start]
+    return window[window.find(" ") + 1 :] if " " in window else ""
+
+
 class People:
     """The index's vocabulary of people: name tokens (from e-mail local parts and handles) of
     everyone who wrote or took part in a document (`Document.people`, which the catalog keeps in
@@ -475,7 +486,7 @@ class People:
             if i in surnames:
                 continue
             word = match[0].split("'")[0].lower()
-            before, after = query[: match.start()], query[match.end() :]
+            before, after = _before(query, match.start()), query[match.end() : match.end() + CUE_WINDOW]
             if _OFFICE.search(before):  # "Governor Gray Davis": none of its capitalised words is a colleague
                 surnames.update(j for j in range(i + 1, min(i + 3, len(words))) if words[j][0][0].isupper())
                 continue

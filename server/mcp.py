@@ -33,7 +33,7 @@ from .auth import Caller, caller_for, named_user
 from .errors import ApiError
 from .local_channel import LocalClient, holder_for
 from .middleware import send_error
-from .models import iso
+from .models import MAX_QUERY_CHARS, iso
 from .context import fallback_url
 from .oauth import Authenticator
 from .origin import OriginGuard
@@ -84,7 +84,11 @@ TOOLS = [
         input_schema={
             "type": "object",
             "properties": {
-                "query": {"type": "string", "description": "what to look for, in plain words"},
+                "query": {
+                    "type": "string",
+                    "description": "what to look for, in plain words",
+                    "maxLength": MAX_QUERY_CHARS,
+                },
                 "k": {
                     "type": "integer",
                     "minimum": 1,
@@ -185,7 +189,7 @@ class InletTools:
         try:
             if name == "search":
                 result: BaseModel = await anyio.to_thread.run_sync(
-                    self.search, _string(arguments, "query"), caller, _k(arguments)
+                    self.search, _string(arguments, "query", MAX_QUERY_CHARS), caller, _k(arguments)
                 )
             elif name == "fetch":
                 result = await anyio.to_thread.run_sync(self.fetch, _string(arguments, "id"), caller)
@@ -236,10 +240,12 @@ def _tool_error(message: str) -> types.CallToolResult:
     return types.CallToolResult(content=[types.TextContent(type="text", text=message)], is_error=True)
 
 
-def _string(arguments: Mapping[str, Any], key: str) -> str:
+def _string(arguments: Mapping[str, Any], key: str, longest: int | None = None) -> str:
     value = arguments.get(key)
     if not isinstance(value, str) or not value.strip():
         raise ToolError(f"'{key}' must be a non-empty string")
+    if longest is not None and len(value) > longest:
+        raise ToolError(f"'{key}' is {len(value)} characters long; at most {longest} are read")
     return value
 
 

@@ -14,11 +14,18 @@ from inlet.index.search import Hit, SearchRequest
 MetadataValue = Union[str, int, float, bool, list[str]]
 
 
+MAX_QUERY_CHARS = 4000  # a longer query is refused (HTTP and MCP alike): its cost grows with its length
+
+
 class SearchBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     query: str = Field(
-        ..., min_length=1, max_length=4000, pattern=r"\S", description="what to look for, in plain words (not blank)"
+        ...,
+        min_length=1,
+        max_length=MAX_QUERY_CHARS,
+        pattern=r"\S",
+        description="what to look for, in plain words (not blank)",
     )
     k: int = Field(10, ge=1, le=100, description="number of passages to return")
     sources: list[str] = Field(default_factory=list, description="only these sources (names)")

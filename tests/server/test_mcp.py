@@ -65,6 +65,7 @@ async def tool_session(client: Client) -> dict[str, Any]:
         blank = await call(client, "search", {"query": "  "})
         two = check_tool_result(await call(client, "search", {"query": "launch", "k": 2}))
         bad_k = await call(client, "search", {"query": "launch", "k": 0})
+        too_long = await call(client, "search", {"query": "launch " * 700})  # 4,900 characters
         nothing = await call(client, "search", {"query": "parental leave rules for hamsters in Antarctica"})
     return {
         "tools": tools,
@@ -77,6 +78,7 @@ async def tool_session(client: Client) -> dict[str, Any]:
         "blank": blank,
         "two": two,
         "bad_k": bad_k,
+        "too_long": too_long,
         "nothing": nothing,
     }
 
@@ -88,6 +90,7 @@ def check_tools(tools: dict[str, Any]) -> None:
         assert tool.output_schema["type"] == "object"
     assert tools["search"].input_schema["required"] == ["query"]  # ChatGPT's `query`-only shape stays valid
     assert tools["search"].input_schema["properties"]["k"]["type"] == "integer"
+    assert tools["search"].input_schema["properties"]["query"]["maxLength"] == 4000
     assert set(tools["search"].output_schema["properties"]) == {"results"}
     assert tools["fetch"].input_schema["required"] == ["id"]
     assert set(tools["fetch"].output_schema["properties"]) == {"id", "title", "text", "url", "metadata"}
@@ -107,6 +110,7 @@ def check_as_member(seen: dict[str, Any]) -> None:
     assert seen["blank"].is_error
     assert 1 <= len(seen["two"]["results"]) <= 2  # below the default min_relevance: left out
     assert seen["bad_k"].is_error and "'k'" in seen["bad_k"].content[0].text
+    assert seen["too_long"].is_error and "at most 4000" in seen["too_long"].content[0].text  # as /v1/search
     # Results below the default min_relevance are left out; with none left the text says so in words.
     assert not seen["nothing"].is_error and seen["nothing"].structured_content == {"results": []}
     assert seen["nothing"].content[0].text.startswith("Nothing visible to you matched")
