@@ -114,9 +114,15 @@ def discovery_urls(issuer: str) -> list[str]:
 class JwtVerifier:
     """Verifies access tokens of one issuer (the `mcp` SDK's `TokenVerifier` protocol)."""
 
-    def __init__(self, config: OAuthConfig, refresh_cooldown: float = JWKS_COOLDOWN_SECONDS) -> None:
+    def __init__(
+        self, config: OAuthConfig, refresh_cooldown: float = JWKS_COOLDOWN_SECONDS, listening: str | None = None
+    ) -> None:
         self.config = config
         self.refresh_cooldown = refresh_cooldown
+        # `audience`, and the resource the protected-resource metadata of /mcp names (an MCP client
+        # asks its issuer for a token for the server URL it connects to: RFC 8707, RFC 9728)
+        base = config.resource_url or listening
+        self.audiences = [a for a in (config.audience, base and base.rstrip("/") + "/mcp") if a]
         self._ssl = _ssl_context(config)
         self._jwks: jwt.PyJWKClient | None = None
         self._discovery_failed_at: float | None = None
@@ -195,7 +201,7 @@ class JwtVerifier:
                 token,
                 key,
                 algorithms=ALGORITHMS,
-                audience=self.config.audience,
+                audience=self.audiences,
                 issuer=self.config.issuer,
                 leeway=LEEWAY_SECONDS,
                 options={"require": ["exp", "iss", "aud"]},
@@ -342,7 +348,7 @@ class Authenticator:
         self.keys = keys
         self.config = config
         self.listening = listening
-        self.verifier = verifier or (JwtVerifier(config) if config is not None else None)
+        self.verifier = verifier or (JwtVerifier(config, listening=listening) if config is not None else None)
 
     def challenge(self, scope: Scope, error: str | None = None) -> dict[str, str]:
         """The WWW-Authenticate header of a 401/403 (RFC 6750 + RFC 9728 `resource_metadata`)."""

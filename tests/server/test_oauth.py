@@ -423,6 +423,15 @@ def test_without_resource_url_the_listening_address_is_the_resource(idp: Identit
             ).status_code
             == 200
         )
+        # the /mcp metadata names `url/mcp`: a token for that resource is accepted too, another one not
+        mcp = httpx.get(f"http://{address}/.well-known/oauth-protected-resource/mcp").json()["resource"]
+        assert mcp == f"{url}/mcp"
+        for audience, status in ((mcp, 200), (f"{url}/other", 401)):
+            bearer = {"Authorization": f"Bearer {idp.sign(claims(idp, audience))}"}
+            assert (
+                httpx.post(f"http://{address}/v1/search", json={"query": "Falcon"}, headers=bearer).status_code
+                == status
+            )
     finally:
         next(served, None)
 
