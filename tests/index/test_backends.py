@@ -70,6 +70,20 @@ def test_device_auto_follows_torch_and_cuda_without_one_is_a_config_error():
         resolve_device("cuda")
 
 
+def test_an_int8_query_vector_does_not_depend_on_the_queries_batched_with_it(models):
+    """Concurrent queries share a batch (`QueryBatcher`); int8 quantises each forward pass's
+    activations with one scale, so each query of a batch runs its own pass: the same vector alone
+    or beside another user's query."""
+    import numpy as np
+
+    int8 = models["onnx-int8"]
+    query = "gas prices in california"
+    alone = int8._encode_short([query])[0]
+    beside = int8._encode_short([query, "pipeline capacity and storage in the Permian basin, winter 2001 outlook"])[0]
+    assert np.array_equal(alone, beside)
+    assert np.array_equal(alone, int8.encode_query(query))
+
+
 def test_an_unknown_backend_is_a_config_error():
     with pytest.raises(ConfigError, match="'backend'"):
         Embedder(backend="tensorrt")
