@@ -92,13 +92,18 @@ def block(n: int, hit: Hit, text: str) -> str:
 
 
 NOTHING = "Nothing visible to you matched this query well enough to answer it."
+TOO_SMALL = (
+    "Results matched this query, but not even the best one fits in a token_budget of {budget} tokens: "
+    "ask again with a larger token_budget."
+)
 
 
 def pack(hits: Sequence[Hit], budget: int, count: TokenCounter) -> Packed:
     """Greedily add results, best first, while they fit: a document's best passage with its other
     matching passages, or the best passage alone when they do not all fit; a result too long for
     what is left is skipped (a shorter one after it may still fit), except that the first is cut
-    to fit rather than returning an empty context. No results: the one line `NOTHING`."""
+    to fit rather than returning an empty context. No results: the one line `NOTHING`; a budget
+    too small for any of them: the one line `TOO_SMALL`."""
     if not hits:
         return Packed(context=NOTHING, tokens=count([NOTHING])[0])
     packed = Packed(context=PREAMBLE)
@@ -132,6 +137,9 @@ def pack(hits: Sequence[Hit], budget: int, count: TokenCounter) -> Packed:
         packed.context += block(n, hit, text)
         packed.hits.append(hit)
         used += size
+    if not packed.hits:
+        line = TOO_SMALL.format(budget=budget)
+        return Packed(context=line, tokens=count([line])[0])
     packed.tokens = used
     return packed
 

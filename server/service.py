@@ -77,14 +77,16 @@ class Retrieval:
 
     def context(self, request: SearchRequest, budget: int, min_relevance: float = 0.0) -> tuple[Packed, Answer]:
         """The results at or above `min_relevance` packed under `budget`, and the search's answer
-        (its match is "none" when no result qualified). An answer judged "none" as a whole (the
-        question names what the index lacks) packs nothing unless the caller lowered the floor."""
+        (its match is "none" when no result qualified, whether or not the budget held any). An
+        answer judged "none" as a whole (the question names what the index lacks) packs nothing
+        unless the caller lowered the floor."""
         started = time.perf_counter()
         index = self._index()
         with index.embedder.budget.admit():
             got = answer(index, request)
-        packed = pack(got.qualifying(min_relevance), budget, index.embedder.count_tokens)
-        match = got.match if packed.hits else "none"
+        qualifying = got.qualifying(min_relevance)
+        packed = pack(qualifying, budget, index.embedder.count_tokens)
+        match = got.match if qualifying else "none"
         return packed, Answer(got.hits, match, got.interpreted, (time.perf_counter() - started) * 1000)
 
     def document(self, doc_id: str, caller: Caller) -> Any:

@@ -255,6 +255,14 @@ def test_context_tiny_budget_cuts_the_first_passage(client: TestClient) -> None:
     assert "…" in body["context"]
 
 
+def test_context_too_small_a_budget_keeps_the_match_and_says_so(client: TestClient) -> None:
+    """A match too long for the budget is not `none`: the agent is told to ask with more room."""
+    full = client.post("/v1/context", json={"query": "deploy billing canary"}, headers=ALICE).json()
+    tiny = client.post("/v1/context", json={"query": "deploy billing canary", "token_budget": 50}, headers=ALICE).json()
+    assert full["match"] != "none" and tiny["match"] == full["match"]
+    assert tiny["results"] == [] and tiny["citations"] == [] and "larger token_budget" in tiny["context"]
+
+
 # --- malformed input -----------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "payload,status",

@@ -44,6 +44,8 @@ def test_empty_url_falls_back_to_an_inlet_uri() -> None:
     assert packed.citations[0]["url"] == "inlet://doc/files:a%20b/c.md"
 
 
-def test_nothing_fits_gives_only_the_preamble() -> None:
+def test_a_budget_too_small_for_any_result_says_so() -> None:
+    """Not the bare preamble, which an agent reads as nothing found: one line asking for more."""
     packed = pack([hit("a", "word " * 100)], 10, approx_tokens)
     assert packed.hits == [] and packed.citations == []
+    assert "token_budget of 10" in packed.context and PREAMBLE not in packed.context
