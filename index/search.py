@@ -205,7 +205,7 @@ def _pool(index: Index, request: SearchRequest, query: str, people: Sequence[str
     filters = request.filters()
     depth = max(request.k * 4, DEPTH)
     lex_depth = LEXICAL_DEPTH * depth
-    frequency = rel.frequency_of(index)
+    frequency = rel.frequency_of(index, filters.principals)  # what the caller may see (relevance.frequency_of)
     # BM25 runs beside the query embedding: both release the GIL (SQLite, torch).
     lexical = (
         _LEXICAL.submit(index.lexical, expanded(query, frequency), filters, lex_depth)
@@ -233,7 +233,7 @@ def _pool(index: Index, request: SearchRequest, query: str, people: Sequence[str
     pool = max(request.k, RERANK_POOL) if request.mode == "hybrid" else request.k
     chosen = _diversify(index, groups, pool, max(0, request.per_document - 1))
     hits = _materialise(index, chosen)
-    _score(index, hits, chosen, evidence, query)
+    _score(hits, chosen, evidence, query, frequency)
     return hits
 
 
@@ -477,10 +477,12 @@ def _materialise(index: Index, chosen: list[_Group]) -> list[Hit]:
     return hits
 
 
-def _score(index: Index, hits: list[Hit], chosen: list[_Group], evidence: _Evidence, query: str) -> None:
+def _score(
+    hits: list[Hit], chosen: list[_Group], evidence: _Evidence, query: str, frequency: rel.Frequency | None
+) -> None:
     """Each hit's `relevance` from its features (`relevance.py`)."""
     model = rel.model()
-    for hit, features in zip(hits, features_of(hits, chosen, evidence, query, rel.frequency_of(index))):
+    for hit, features in zip(hits, features_of(hits, chosen, evidence, query, frequency)):
         hit.features = features
         hit.relevance = round(model.relevance(features), 4)
 

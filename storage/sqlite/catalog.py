@@ -151,6 +151,16 @@ class SqliteCatalog(CatalogReads):
         self._df[term] = (time.monotonic(), count)
         return count
 
+    def held_visibly(self, term: str, principals: tuple[str, ...]) -> bool:
+        """Whether a chunk of a document `principals` may see holds `term` (FTS5's own tokenizer)."""
+        cond, params = self.dialect.in_list("a.principal", list(principals))
+        rows = self._query(
+            "SELECT 1 FROM chunks_fts f JOIN chunks c ON c.rowid = f.rowid WHERE chunks_fts MATCH ? "
+            f"AND EXISTS (SELECT 1 FROM acl a WHERE a.doc_id = c.doc_id AND {cond}) LIMIT 1",
+            [f'"{term}"', *params],
+        )
+        return bool(rows)
+
     # --- writes (inside `transaction()`) ------------------------------------------------------
     def commit(self, batch: Commit) -> None:
         """Write one batch in one transaction (the fence is not checked: a folder's leases are

@@ -52,3 +52,28 @@ def test_hidden_chunks_move_lexical_scores_but_reveal_no_document(tmp_path: Path
     # lower than her "zeppelin" note: the order of her own results reveals that hidden documents
     # contain the word.
     assert after["wiki:a"] < before["wiki:a"] and after["wiki:a"] < after["wiki:b"]
+
+
+def test_relevance_does_not_tell_a_word_only_hidden_documents_hold(tmp_path: Path, embedder: object) -> None:
+    """Two indexes alike but for one word of a document alice cannot see: her results for a query
+    naming that word get the same rarity features, as for a word the index holds nowhere. (Their
+    relevance differs by the int8 rounding of the documents' vectors alone, which depends on what
+    was embedded beside them.)"""
+    from inlet.index.search import answer
+
+    def features(codename: str) -> dict[str, float]:
+        own = doc("a", "The gas trading desk meets on Monday.", ACL(users=[ALICE]))
+        hidden = doc("h", f"Project {codename}: the secret merger plan.", ACL(users=["ceo@example.com"]))
+        filler = [doc(f"f{i}", f"Lunch menu {i}: soup, bread and salad.", ACL(public=True)) for i in range(10)]
+        with Index(IndexConfig(path=tmp_path / codename), embedder=embedder) as index:  # type: ignore[arg-type]
+            index.apply([own, hidden, *filler])
+            got = answer(index, SearchRequest(query="zorblaxian gas desk", k=5, user=ALICE, recency_half_life_days=0))
+            assert got.hits[0].doc_id == "wiki:a"
+            ceo = answer(index, SearchRequest(query="zorblaxian", k=5, user="ceo@example.com"))
+            assert ceo.hits and ceo.hits[0].doc_id == "wiki:h"
+            return {**got.hits[0].features, "relevance": got.hits[0].relevance}
+
+    held, nowhere = features("Zorblaxian"), features("Quuxfrobnic")
+    for name in ("absent", "weighted", "missing", "coverage", "lexical"):
+        assert held[name] == nowhere[name], name
+    assert abs(held["relevance"] - nowhere["relevance"]) < 0.01
