@@ -16,8 +16,10 @@ JSON = b"application/json"
 STATE_KEY = "declared_content_type"
 
 
-def _is_json(content_type: bytes) -> bool:
-    media = content_type.split(b";")[0].strip().lower()
+def is_json(content_type: bytes | str) -> bool:
+    """Whether a Content-Type header names JSON (`application/json`, or any `+json` type)."""
+    raw = content_type.encode("latin-1") if isinstance(content_type, str) else content_type
+    media = raw.split(b";")[0].strip().lower()
     return media == JSON or media.endswith(b"+json")
 
 
@@ -32,7 +34,7 @@ class JsonBody:
         if scope["type"] == "http" and scope.get("method") == "POST" and scope["path"].startswith(self.prefix):
             headers = list(scope.get("headers", []))
             declared = next((v for k, v in headers if k.lower() == b"content-type"), None)
-            if declared is None or not _is_json(declared):
+            if declared is None or not is_json(declared):
                 headers = [(k, v) for k, v in headers if k.lower() != b"content-type"]
                 headers.append((b"content-type", JSON))
                 scope["headers"] = headers  # in place: the route the router records stays visible to metrics

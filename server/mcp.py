@@ -34,6 +34,7 @@ from .errors import ApiError
 from .local_channel import LocalClient, holder_for
 from .middleware import send_error
 from .models import MAX_QUERY_CHARS, iso
+from .content_type import is_json
 from .context import fallback_url
 from .oauth import Authenticator
 from .origin import OriginGuard
@@ -305,6 +306,10 @@ class McpHttpAuth:
                 message = limited_message(caller.key_name, wait)
                 await send_error(send, 429, "rate_limited", message, {"Retry-After": retry_after(wait)})
                 return
+        if scope.get("method") == "POST" and not is_json(headers.get("content-type", "")):
+            message = "MCP messages are JSON: send 'Content-Type: application/json'"  # in the API's error shape
+            await send_error(send, 415, "unsupported_media_type", message)
+            return
         if scope.get("method") == "GET":
             # Stateless: the server never sends unprompted messages, so it offers no event stream
             # (the MCP transport's 405 answer) rather than one that stays open forever.

@@ -181,6 +181,23 @@ def test_http_refuses_bad_keys_before_mcp(base_url: str, headers: Any, status: i
     assert "error" in response.json() and "code" in response.json()["error"]
 
 
+def test_http_a_body_not_declared_json_gets_the_api_error_shape(base_url: str) -> None:
+    """`curl -d` declares a form: the answer says what to send, in the API's JSON error shape."""
+    message = '{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}'
+    response = httpx.post(
+        f"{base_url}/mcp",
+        content=message,
+        headers={
+            "Authorization": "Bearer alice-secret-key",
+            "Content-Type": "text/plain",
+            "Accept": "application/json, text/event-stream",
+        },
+    )
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_media_type"
+    assert "application/json" in response.json()["error"]["message"]
+
+
 # --- stdio --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def stdio_config(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:
