@@ -327,6 +327,10 @@ class LocalClient:
     def call(self, op: str, args: Mapping[str, Any] | None = None) -> Any:
         """Run `op` in the holder; its result, or the holder's error re-raised as `ForwardedError`."""
         request = json.dumps({"protocol": PROTOCOL, "op": op, "args": dict(args or {})}, default=str)
+        if len(request) >= MAX_REQUEST:  # the holder would read a cut line
+            raise ChannelError(
+                f"{op!r} is {len(request)} bytes long; the local channel takes requests under {MAX_REQUEST}"
+            )
         try:
             with self._connect(self.path) as sock:
                 try:

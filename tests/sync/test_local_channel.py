@@ -68,6 +68,16 @@ def test_errors_come_back_typed_with_their_exit_code(server: LocalServer, tmp_pa
     assert unknown.value.exit_code == 1
 
 
+def test_a_request_over_the_channels_limit_is_refused_by_the_client_by_its_size(server: LocalServer) -> None:
+    """Not cut by the holder's line limit and answered as a malformed request."""
+    from inlet.server.local_channel import MAX_REQUEST
+
+    client = LocalClient(server.path)
+    with pytest.raises(ChannelError, match="local channel takes requests under"):
+        client.call("echo", {"id": "x" * MAX_REQUEST})
+    assert client.call("echo", {"id": "x" * 1000}) == {"echo": {"id": "x" * 1000}}
+
+
 def test_malformed_and_foreign_protocol_requests_get_an_error_line(server: LocalServer) -> None:
     for line in (b"{not json\n", b'{"protocol": 99, "op": "echo"}\n', b'{"protocol": 1, "op": "echo", "args": 3}\n'):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
