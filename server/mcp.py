@@ -444,7 +444,7 @@ async def _serve_stdio(server: Server[Any]) -> None:
     async with stdio_server() as (read_stream, write_stream):
         owed = _Owed()
         await server.run(
-            _DrainingReader(read_stream, owed),
+            _DrainingReader(read_stream, owed, write_stream),
             _AnsweringWriter(write_stream, owed),
             server.create_initialization_options(),
         )
@@ -493,7 +493,14 @@ class _Wrapped:
 class _DrainingReader(_Wrapped):
     """stdin's message stream, whose end is reported only once every request read from it has
     been answered: the SDK cancels requests still running when its input ends, so `printf
-    '<initialize>\\n<tools/call>\\n' | inlet mcp` would otherwise never print the last answer."""
+    '<initialize>\\n<tools/call>\\n' | inlet mcp` would otherwise never print the last answer.
+    A line the SDK cannot read as one message (a JSON-RPC batch, which MCP no longer has; an object
+    that is no message) is answered here with an "invalid request" error for each request id it
+    holds, where the SDK would answer nothing."""
+
+    def __init__(self, inner: Any, owed: _Owed, answers: Any) -> None:
+        super().__init__(inner, owed)
+        self._answers = answers
 
     @property
     def last_context(self) -> Any:
@@ -502,15 +509,38 @@ class _DrainingReader(_Wrapped):
     async def receive(self) -> Any:
         from mcp.types import JSONRPCRequest
 
-        try:
-            item = await self._inner.receive()
-        except anyio.EndOfStream:
-            await self._owed.drained()
-            raise
-        message = getattr(item, "message", None)
-        if isinstance(message, JSONRPCRequest):
-            self._owed.ids.add(message.id)
-        return item
+        while True:
+            try:
+                item = await self._inner.receive()
+            except anyio.EndOfStream:
+                await self._owed.drained()
+                raise
+            if isinstance(item, Exception) and await self._refused(item):
+                continue
+            message = getattr(item, "message", None)
+            if isinstance(message, JSONRPCRequest):
+                self._owed.ids.add(message.id)
+            return item
+
+    async def _refused(self, error: Exception) -> bool:
+        """Answer the request ids of a line that is no message; False when it named none."""
+        from mcp.shared.message import SessionMessage
+        from mcp.types import INVALID_REQUEST, ErrorData, JSONRPCError
+        from pydantic import ValidationError
+
+        if not isinstance(error, ValidationError):
+            return False
+        # the line as parsed: what a type error or a missing field reports as its input
+        read: Any = next((e["input"] for e in error.errors() if isinstance(e.get("input"), (dict, list))), None)
+        batch = isinstance(read, list)
+        messages: list[Any] = read if isinstance(read, list) else [read]
+        ids = [m.get("id") for m in messages if isinstance(m, dict) and "method" in m]
+        ids = [i for i in ids if isinstance(i, (str, int)) and not isinstance(i, bool)]
+        why = "a JSON-RPC batch: MCP takes one message per line" if batch else "not a valid MCP message"
+        for request_id in ids:
+            answer = JSONRPCError(jsonrpc="2.0", id=request_id, error=ErrorData(code=INVALID_REQUEST, message=why))
+            await self._answers.send(SessionMessage(answer))
+        return bool(ids)
 
     def __aiter__(self) -> "_DrainingReader":
         return self
