@@ -64,6 +64,16 @@ class PgCatalog(CatalogReads):
             total, df = self._frequencies.get(db, {stemmed} - {""})
         return df.get(stemmed, 0) if term else total
 
+    def held_visibly(self, term: str, principals: tuple[str, ...]) -> bool:
+        """Whether a chunk of a document `principals` may see holds `term` (by its Porter stem, as
+        `_frequency` counts it)."""
+        rows = self._query(
+            "SELECT 1 FROM postings p JOIN chunks c ON c.id = p.chunk WHERE p.term = %s "
+            "AND EXISTS (SELECT 1 FROM acl a WHERE a.doc_id = c.doc_id AND a.principal = ANY(%s)) LIMIT 1",
+            [pg_lexical.stem(term), list(principals)],
+        )
+        return bool(rows)
+
     def records(self) -> Records:
         return PgRecords(self.pool, f"the index database at {server_name(self.url)}")
 
