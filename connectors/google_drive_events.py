@@ -6,12 +6,12 @@ saved in the checkpoint, so a message carries nothing that must be trusted. Each
 its own change log, and some of its changes never reach the user's (Drive's documentation says so),
 so besides the user's log every shared drive the source syncs gets a channel of its own; the drives
 are listed again every `DRIVES_EVERY` seconds, a channel opened for a new one and removed for one
-left. A message must carry
-the channel token this process chose and name a channel it holds, else it is refused (answered as a
-hook nobody registered). A channel is held from before its `changes.watch` (Drive may post its
-`sync` and first `change` before that call answers) until its `channels.stop`. Channels cannot be
-extended: the kit's `Renewals` opens a new one in the last third of the current one's lifetime,
-then stops the old (both are held meanwhile); `stop()` stops it (`channels.stop`) in bounded time.
+left. A message must carry the channel token this process chose and name a channel it holds, else
+it is refused (answered as a hook nobody registered). A channel is held from before its
+`changes.watch` (Drive may post its `sync` and first `change` before that call answers) until its
+`channels.stop`. Channels cannot be extended: the kit's `Renewals` opens a new one in the last
+third of the current one's lifetime, then stops the old (both are held meanwhile); `stop()` stops
+them (`channels.stop`) in bounded time.
 """
 
 from __future__ import annotations

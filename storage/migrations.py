@@ -48,7 +48,7 @@ class Migrations:
         made before the record already has (called only when the record is empty)."""
         db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
         applied = {r[0] for r in db.execute("SELECT name FROM schema_migrations").fetchall()}
-        self._refuse_unknown(applied, where)
+        self.check(applied, where)
         if not applied and adopted is not None:
             for name in self.names[: adopted(db)]:
                 db.execute(
@@ -66,11 +66,8 @@ class Migrations:
         return done
 
     def check(self, applied: set[str], where: str) -> None:
-        """For a reader that migrates nothing (its database opened read-only): refuse, as `apply`
-        would, a database holding steps this inlet does not know."""
-        self._refuse_unknown(applied, where)
-
-    def _refuse_unknown(self, applied: set[str], where: str) -> None:
+        """Refuse a database whose `applied` steps include one this inlet does not know (`apply`
+        checks first; a reader that migrates nothing, its database opened read-only, calls it alone)."""
         unknown = sorted(applied - set(self.names))
         if unknown:
             raise SchemaTooNewError(

@@ -61,7 +61,7 @@ def stopping() -> bool:
 
 
 def pause(seconds: float) -> None:
-    """Sleep `seconds`, or less once the run stops (the default `sleep` of retries and pacers)."""
+    """Sleep `seconds`, or less once the run stops (`RetryPolicy`'s default `sleep`)."""
     end = time.monotonic() + seconds
     while not stopping():
         left = end - time.monotonic()
