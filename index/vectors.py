@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 NOBODY = "-"  # Chroma refuses empty lists: the ACL token of a document only admins may see
 
 
+# seconds a Chroma server's answer (a 4,096-vector upsert into a million-chunk collection takes a few
+# on a busy server; a query, milliseconds) and a connection to it may take (`_limit_waits`)
+SERVER_TIMEOUT, SERVER_CONNECT_TIMEOUT = 120.0, 10.0
 DEFAULT_EF_SEARCH = 200  # Chroma's own is 100: recall@10 0.92 at 1M chunks, 0.97 at 200 (bench_million.py)
 
 
@@ -128,19 +131,31 @@ def _client(path: Path, url: str | None) -> Any:
     from chromadb.config import Settings
 
     settings = Settings(anonymized_telemetry=False)
-    if url:
-        from urllib.parse import urlparse
+    if not url:
+        return chromadb.PersistentClient(path=str(path / "chroma"), settings=settings)
+    from urllib.parse import urlparse
 
-        parsed = urlparse(url)
-        client = chromadb.HttpClient(
-            host=parsed.hostname or "localhost",
-            port=parsed.port or 8000,
-            ssl=parsed.scheme == "https",
-            settings=settings,
-        )
-    else:
-        client = chromadb.PersistentClient(path=str(path / "chroma"), settings=settings)
+    parsed = urlparse(url)
+    client = chromadb.HttpClient(
+        host=parsed.hostname or "localhost", port=parsed.port or 8000, ssl=parsed.scheme == "https", settings=settings
+    )
+    _limit_waits(client)
     return client
+
+
+def _limit_waits(client: Any) -> None:
+    """Give the client's HTTP session `SERVER_TIMEOUT`. Chroma's client makes it with none, so a
+    frozen server, or a network dropping packets, held every search and write of this process
+    forever (and filled the API's worker threads); a call that times out now fails as the server
+    being unreachable (`_reaching`). Chroma offers no setting for it: its session is reached by
+    name, and a client laid out otherwise keeps Chroma's behaviour (logged)."""
+    import httpx
+
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if isinstance(session, httpx.Client):
+        session.timeout = httpx.Timeout(SERVER_TIMEOUT, connect=SERVER_CONNECT_TIMEOUT)
+    else:
+        log.warning("this chromadb client has no HTTP session inlet knows: its calls wait without a time limit")
 
 
 def chunk_metadata(

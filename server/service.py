@@ -23,6 +23,7 @@ from .errors import ApiError
 
 log = logging.getLogger(__name__)
 READY_CHECK_EVERY = 1.0  # seconds a readiness check of the Chroma server is reused (probes need no key)
+READY_WAIT = 2.0  # seconds of a check in flight after which other callers are told the server is not answering
 
 
 class Retrieval:
@@ -34,6 +35,7 @@ class Retrieval:
         self.error: str | None = None
         self._check = threading.Lock()
         self._checked_at = -READY_CHECK_EVERY
+        self._checking: float | None = None  # time.monotonic() of the check in flight
         self._unreachable: str | None = None
 
     def warm(self) -> None:
@@ -45,19 +47,29 @@ class Retrieval:
 
     def unreachable(self) -> str | None:
         """Why the loaded index cannot serve now (its Chroma server does not answer), else None:
-        checked at most once every `READY_CHECK_EVERY`, and logged when it changes."""
+        checked at most once every `READY_CHECK_EVERY` by one caller at a time, logged when it
+        changes. Others do not wait for a check in flight: they get the last answer, or, once the
+        check has waited `READY_WAIT`, that the server is not answering."""
         index = self._index()
+        now = time.monotonic()
         with self._check:
-            if time.monotonic() - self._checked_at >= READY_CHECK_EVERY:
-                try:
-                    index.check_reachable()
-                    reason = None
-                except IndexUnavailable as exc:
-                    reason = str(exc)
-                if reason != self._unreachable:
-                    log.log(logging.ERROR if reason else logging.INFO, "%s", reason or "the index is reachable again")
-                self._unreachable, self._checked_at = reason, time.monotonic()
-            return self._unreachable
+            if self._checking is not None:
+                if now - self._checking > READY_WAIT:
+                    return f"the Chroma server has not answered its heartbeat for {now - self._checking:.0f}s"
+                return self._unreachable
+            if now - self._checked_at < READY_CHECK_EVERY:
+                return self._unreachable
+            self._checking = now
+        try:
+            index.check_reachable()
+            reason = None
+        except IndexUnavailable as exc:
+            reason = str(exc)
+        with self._check:
+            if reason != self._unreachable:
+                log.log(logging.ERROR if reason else logging.INFO, "%s", reason or "the index is reachable again")
+            self._unreachable, self._checked_at, self._checking = reason, time.monotonic(), None
+        return reason
 
     def _index(self) -> Index:
         if self.index is None or not self.ready.is_set():

@@ -117,3 +117,77 @@ def test_readyz_answers_503_while_the_chroma_server_is_down_and_200_when_it_is_b
             assert down.headers["Retry-After"] and url not in down.text
             with chroma_server(tmp_path / "server", port=urlparse(url).port):
                 assert client.get("/readyz").status_code == 200
+
+
+def test_a_chroma_server_that_stops_answering_fails_a_search_in_bounded_time(tmp_path, embedder, monkeypatch):
+    """A frozen server (or a network dropping packets) accepts the connection and never answers:
+    the search fails as the server being unreachable once the client's time limit passes, instead
+    of waiting forever."""
+    import socket
+    from contextlib import ExitStack
+    from urllib.parse import urlparse
+
+    from inlet.errors import IndexUnavailable
+    from inlet.index import vectors
+
+    monkeypatch.setattr(vectors, "SERVER_TIMEOUT", 2.0)
+    doc = Document(id="s:1", source="s", source_type="files", title="Ops", text="Rotate the certificates.")
+    with ExitStack() as running:
+        url = running.enter_context(chroma_server(tmp_path / "server"))
+        index = Index(IndexConfig(path=tmp_path / "catalog", chroma_url=url), embedder=embedder)
+        index.apply([doc])
+        running.close()  # the server stops; something else takes its port and never answers
+        silent = socket.create_server(("127.0.0.1", urlparse(url).port), backlog=16)
+    import threading
+
+    outcome: list[BaseException | None] = []
+
+    def ask() -> None:
+        try:
+            search(index, SearchRequest("certificates", k=1))
+            outcome.append(None)
+        except BaseException as exc:  # noqa: BLE001 - what the search raised, checked below
+            outcome.append(exc)
+
+    asking = threading.Thread(target=ask, daemon=True)  # without a time limit it never returns
+    try:
+        asking.start()
+        asking.join(60)
+        assert outcome, "the search still waits for the silent server"
+        assert isinstance(outcome[0], IndexUnavailable) and "chroma_url" in str(outcome[0])
+    finally:
+        silent.close()
+        index.close()
+
+
+def test_readiness_does_not_wait_on_a_silent_chroma_server(tmp_path, embedder, monkeypatch):
+    """One check waits on the silent server; every other probe answers at once, and after
+    READY_WAIT says that the server is not answering."""
+    import socket
+    import threading
+    from contextlib import ExitStack
+    from urllib.parse import urlparse
+
+    from inlet.index import vectors
+    from inlet.server import service
+    from tests.sync.events_stack import wait_for
+
+    monkeypatch.setattr(vectors, "SERVER_TIMEOUT", 30.0)
+    monkeypatch.setattr(service, "READY_WAIT", 0.2)
+    monkeypatch.setattr(service, "READY_CHECK_EVERY", 0.0)
+    with ExitStack() as running:
+        url = running.enter_context(chroma_server(tmp_path / "server"))
+        index = Index(IndexConfig(path=tmp_path / "catalog", chroma_url=url), embedder=embedder)
+        retrieval = service.Retrieval(index)
+        retrieval.ready.set()
+        assert retrieval.unreachable() is None
+        running.close()
+        silent = socket.create_server(("127.0.0.1", urlparse(url).port), backlog=16)
+    try:
+        threading.Thread(target=retrieval.unreachable, daemon=True).start()  # waits on the silent server
+        wait_for(lambda: retrieval._checking is not None, what="a check in flight")
+        reason = wait_for(lambda: retrieval.unreachable(), timeout=10, what="the server reported as not answering")
+        assert "has not answered its heartbeat" in reason
+    finally:
+        silent.close()
+        index.close()
