@@ -530,8 +530,18 @@ class _DrainingReader(_Wrapped):
 
         if not isinstance(error, ValidationError):
             return False
-        # the line as parsed: what a type error or a missing field reports as its input
-        read: Any = next((e["input"] for e in error.errors() if isinstance(e.get("input"), (dict, list))), None)
+        # the line as parsed: the input of an error about the whole value (a list: a batch) or of a
+        # field missing from it, not of a field inside it (`params` may hold a message-like object)
+        read: Any = next(
+            (
+                e["input"]
+                for e in error.errors()
+                if isinstance(e.get("input"), (dict, list))
+                and (len(e["loc"]) <= 1 or e["type"] == "missing")
+                and len(e["loc"]) <= 2
+            ),
+            None,
+        )
         batch = isinstance(read, list)
         messages: list[Any] = read if isinstance(read, list) else [read]
         ids = [m.get("id") for m in messages if isinstance(m, dict) and "method" in m]

@@ -80,13 +80,13 @@ class PgCatalog(CatalogReads):
     def exact_matches(self, query: str, filters: Filters) -> dict[str, int]:
         """chunk id -> how many of the query's rare identifiers and quoted phrases it holds (as the
         SQLite catalog): each term's parts at consecutive positions, in title or text, counted only
-        when at most RARE_EXACT chunks hold it; one statement for all of them."""
+        when at most RARE_EXACT chunks hold it (that the caller may see); one statement for all."""
         exact = [t for t in parse_query(query) if t.exact]
         if not exact:
             return {}
         with self.pool.connection() as db:
             _, df = self._frequencies.get(db, {s for t in exact for s in pg_lexical.stems_of(t)})
-            sql, params = pg_lexical.exact_sql(exact, df, RARE_EXACT)
+            sql, params = pg_lexical.exact_sql(exact, df, RARE_EXACT, filters.principals)
             rows = db.execute(sql, params).fetchall()  # type: ignore[arg-type]   # built from constants
         per_term: dict[int, list[str]] = {}
         for k, cid in rows:

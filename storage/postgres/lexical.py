@@ -272,15 +272,20 @@ def ranking_sql(
     return sql, [*params, *filter_params]
 
 
-def exact_sql(terms: list[Term], df: dict[str, int], rare: int) -> tuple[str, list[Any]]:
-    """(k, chunk id) of at most `rare` + 1 chunks holding each exact term k (identifier or phrase)."""
+def exact_sql(
+    terms: list[Term], df: dict[str, int], rare: int, principals: tuple[str, ...] | None = None
+) -> tuple[str, list[Any]]:
+    """(k, chunk id) of at most `rare` + 1 chunks holding each exact term k (identifier or phrase),
+    among those `principals` may see when given."""
     parts, params = [], []
+    visible = " WHERE EXISTS (SELECT 1 FROM acl a WHERE a.doc_id = c.doc_id AND a.principal = ANY(%s))"
     for k, term in enumerate(terms):
         stems = stems_of(term)
         if len(stems) == 1:
             sql, more = f"SELECT {k} AS k, chunk FROM postings WHERE term = %s", [stems[0]]
         else:
             sql, more = _phrase_hits(k, stems, df)
-        parts.append(f"(SELECT h.k, c.chunk_id FROM ({sql}) h JOIN chunks c ON c.id = h.chunk LIMIT %s)")
-        params += [*more, rare + 1]
+        where = visible if principals is not None else ""
+        parts.append(f"(SELECT h.k, c.chunk_id FROM ({sql}) h JOIN chunks c ON c.id = h.chunk{where} LIMIT %s)")
+        params += [*more, *([list(principals)] if principals is not None else []), rare + 1]
     return " UNION ALL ".join(parts), params

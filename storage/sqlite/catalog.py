@@ -112,15 +112,19 @@ class SqliteCatalog(CatalogReads):
         Someone who names INC-20931 or "blocked by legal review" means the passages holding it,
         however alike their neighbours look to a dense model; a name in more than RARE_EXACT
         chunks (a busy #channel) narrows nothing and is left to BM25. Each check is a phrase MATCH
-        stopped after RARE_EXACT + 1 rows: cheap, and never stale."""
+        stopped after RARE_EXACT + 1 rows: cheap, and never stale. For a caller limited by an ACL
+        only the chunks they may see are counted (how many hidden chunks hold a name is not theirs
+        to learn)."""
         found: dict[str, int] = {}
+        seen, more = ("", []) if filters.principals is None else self.dialect.in_list("a.principal", filters.principals)
+        visible = f" AND EXISTS (SELECT 1 FROM acl a WHERE a.doc_id = c.doc_id AND {seen})" if seen else ""
         for term in parse_query(query):
             if not term.exact:
                 continue
             rows = self._query(
-                "SELECT c.chunk_id FROM (SELECT rowid FROM chunks_fts WHERE chunks_fts MATCH ? "
-                "LIMIT ?) f JOIN chunks c ON c.rowid = f.rowid",
-                [f'"{term.text}"', RARE_EXACT + 1],
+                "SELECT c.chunk_id FROM chunks_fts f JOIN chunks c ON c.rowid = f.rowid "
+                f"WHERE chunks_fts MATCH ?{visible} LIMIT ?",
+                [f'"{term.text}"', *more, RARE_EXACT + 1],
             )
             if len(rows) <= RARE_EXACT:
                 for (cid,) in rows:

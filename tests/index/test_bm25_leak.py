@@ -77,3 +77,25 @@ def test_relevance_does_not_tell_a_word_only_hidden_documents_hold(tmp_path: Pat
     for name in ("absent", "weighted", "missing", "coverage", "lexical"):
         assert held[name] == nowhere[name], name
     assert abs(held["relevance"] - nowhere["relevance"]) < 0.01
+
+
+def test_an_identifier_counts_as_rare_by_what_the_caller_may_see(tmp_path: Path, embedder: object) -> None:
+    """Hidden chunks naming INC-12345 do not make alice's own mention of it lose its exact match
+    (the rarity cutoff counts the chunks she may see)."""
+    from inlet.index.search import answer
+    from inlet.storage.lexical import RARE_EXACT
+
+    def exact() -> float:
+        got = answer(index, SearchRequest(query="INC-12345", k=5, user=ALICE, recency_half_life_days=0))
+        assert got.hits[0].doc_id == "wiki:a"
+        return got.hits[0].features["exact"]
+
+    with Index(IndexConfig(path=tmp_path / "ix"), embedder=embedder) as index:  # type: ignore[arg-type]
+        index.apply([doc("a", "Postmortem of INC-12345: the queue filled up.", ACL(users=[ALICE]))])
+        alone = exact()
+        hidden = [
+            doc(f"h{i}", f"Escalation {i} about INC-12345 for the board.", ACL(users=["ceo@example.com"]))
+            for i in range(RARE_EXACT + 2)
+        ]
+        index.apply(hidden)
+        assert alone == exact() == 1.0

@@ -315,7 +315,7 @@ def test_two_replicas_on_one_database_answer_alike(pg_config: IndexConfig, embed
     with Index(pg_config, embedder=embedder) as writer:
         writer.apply(docs, generation=1)
     with Index(pg_config, embedder=embedder) as one, Index(pg_config, embedder=embedder) as two:
-        for query in QUERIES[:4]:
+        for query in [*QUERIES[:4], '"budget forecast"']:  # a quoted phrase: the exact-match check, ACL'd
             for user in (None, "user1@example.com"):
                 request = SearchRequest(query, k=5, user=user, recency_half_life_days=0)
                 a = [(h.chunk_id, round(h.score, 6)) for h in search(one, request)[0]]

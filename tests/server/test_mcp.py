@@ -262,6 +262,7 @@ def test_stdio_answers_every_request_it_read_before_its_input_ended(stdio_config
     lines += [
         [{"jsonrpc": "2.0", "id": 4, "method": "ping"}, {"jsonrpc": "2.0", "id": 5, "method": "tools/list"}],
         {"jsonrpc": "2.0", "id": 6, "method": 42},
+        {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": [{"id": 42, "method": "z"}]},  # not 42's
     ]
     done = subprocess.run(
         [sys.executable, "-m", "inlet", "mcp", "--config", str(stdio_config), "--user", "alice@example.com"],
@@ -272,8 +273,8 @@ def test_stdio_answers_every_request_it_read_before_its_input_ended(stdio_config
     )
     assert done.returncode == 0, done.stderr
     answers = {m["id"]: m for m in map(json.loads, done.stdout.splitlines())}
-    assert sorted(answers) == [1, 2, 3, 4, 5, 6], done.stdout
+    assert sorted(answers) == [1, 2, 3, 4, 5, 6, 7], done.stdout
     assert "result" in answers[3] and not answers[3]["result"].get("isError"), answers[3]
     # a JSON-RPC batch (not in MCP) and an object that is no message: an error per request id
-    for n, why in ((4, "batch"), (5, "batch"), (6, "not a valid MCP message")):
+    for n, why in ((4, "batch"), (5, "batch"), (6, "not a valid MCP message"), (7, "not a valid MCP message")):
         assert answers[n]["error"]["code"] == -32600 and why in answers[n]["error"]["message"], answers[n]
