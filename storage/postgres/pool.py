@@ -24,6 +24,16 @@ if TYPE_CHECKING:
     from inlet.config import IndexConfig
 
 IDLE_IN_TRANSACTION_MS = 5000
+# libpq: connecting, and sending what the server never acknowledges (a network that drops packets),
+# fail within these instead of the kernel's own limits (many minutes); idle connections are probed
+NETWORK: dict[str, Any] = {
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 60_000,  # ms
+}
 
 _pools: dict[str, tuple[ConnectionPool, int]] = {}
 _pools_lock = threading.Lock()
@@ -83,6 +93,7 @@ def _open_pool(url: str, password_env: str | None) -> ConnectionPool:
         "options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS} "
         "-c plan_cache_mode=force_generic_plan",
         "application_name": session_name(holder_name()),
+        **NETWORK,
     }
     if password_env:
         if password_env not in os.environ:
@@ -112,7 +123,7 @@ def _refused_for_good(url: str, kwargs: dict[str, Any], server: str) -> None:
     import psycopg
 
     try:
-        psycopg.connect(url, connect_timeout=5, **kwargs).close()
+        psycopg.connect(url, **{**kwargs, "connect_timeout": 5}).close()
     except psycopg.OperationalError as exc:
         if exc.sqlstate in _FOR_GOOD or any(words in str(exc) for words in _FOR_GOOD_WORDS):
             raise DatabaseError(f"cannot use the index database at {server}: {str(exc).strip()}") from exc

@@ -325,6 +325,22 @@ def test_two_replicas_on_one_database_answer_alike(pg_config: IndexConfig, embed
         assert one.document("s:0", tuple(principals_for("user0@example.com") or ())) is not None
 
 
+def test_database_connections_give_up_on_a_silent_network(database_url: str) -> None:
+    """libpq's connect timeout, keepalives and TCP user timeout are set on the pool's connections,
+    so a partitioned network fails a query in about a minute instead of the kernel's many."""
+    from inlet.storage.postgres.pool import NETWORK, connect, disconnect
+
+    config = IndexConfig(path=Path("unused"), database_url=database_url, chroma_url="http://127.0.0.1:9")
+    pool = connect(config)
+    try:
+        with pool.connection() as db:
+            given = db.info.get_parameters()
+            assert {k: given.get(k) for k in NETWORK} == {k: str(v) for k, v in NETWORK.items()}
+            assert db.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        disconnect(pool)
+
+
 def test_database_url_needs_a_chroma_server() -> None:
     from inlet.errors import ConfigError
 
