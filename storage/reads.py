@@ -8,7 +8,7 @@ chunks per source, also what `inlet status` reads.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from inlet.connectors.model import Document
@@ -22,6 +22,13 @@ SOURCE_TYPES = (
     "FROM (SELECT DISTINCT source FROM documents) s"
 )
 PART = 500  # values per `IN` list where the driver has no arrays (SQLite's parameter limit)
+
+
+def seen_by(dialect: Dialect, doc_column: str, principals: Sequence[str]) -> tuple[str, list[Any]]:
+    """The condition that the document `doc_column` names may be seen by one of `principals` (`?`
+    placeholders), with its parameters: the one ACL check every filtered read makes."""
+    cond, params = dialect.in_list("a.principal", principals)
+    return f"EXISTS (SELECT 1 FROM acl a WHERE a.doc_id = {doc_column} AND {cond})", params
 
 
 def filter_sql(dialect: Dialect, filters: Filters) -> tuple[list[str], list[Any]]:
@@ -40,8 +47,8 @@ def filter_sql(dialect: Dialect, filters: Filters) -> tuple[list[str], list[Any]
         where.append("d.ts < ?")
         params.append(filters.before)
     if filters.principals is not None:
-        cond, more = dialect.in_list("a.principal", filters.principals)
-        where.append(f"EXISTS (SELECT 1 FROM acl a WHERE a.doc_id = d.doc_id AND {cond})")
+        cond, more = seen_by(dialect, "d.doc_id", filters.principals)
+        where.append(cond)
         params += more
     return where, params
 
@@ -160,8 +167,8 @@ class CatalogReads:
         cond, params = self.dialect.in_list("p.person", persons)
         sql = f"SELECT DISTINCT p.person FROM people p WHERE {cond}"
         if principals is not None:
-            seen, more = self.dialect.in_list("a.principal", principals)
-            sql += f" AND EXISTS (SELECT 1 FROM acl a WHERE a.doc_id = p.doc_id AND {seen})"
+            seen, more = seen_by(self.dialect, "p.doc_id", principals)
+            sql += f" AND {seen}"
             params += more
         return {r[0] for r in self._query(self.dialect.sql(sql), params)}
 

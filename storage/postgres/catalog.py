@@ -18,7 +18,7 @@ from inlet.connectors.model import Document
 from . import lexical as pg_lexical
 from ..dialect import POSTGRES
 from ..lexical import LEXICAL_OVERFETCH, RARE_EXACT, parse_query
-from ..reads import CatalogReads, filter_sql
+from ..reads import CatalogReads, filter_sql, seen_by
 from ..records import Records
 from ..types import Commit, Filters, chunk_id, doc_ts, visible_only
 from .leases import check_fence
@@ -67,10 +67,12 @@ class PgCatalog(CatalogReads):
     def held_visibly(self, term: str, principals: tuple[str, ...]) -> bool:
         """Whether a chunk of a document `principals` may see holds `term` (by its Porter stem, as
         `_frequency` counts it)."""
+        seen, params = seen_by(self.dialect, "c.doc_id", principals)
         rows = self._query(
-            "SELECT 1 FROM postings p JOIN chunks c ON c.id = p.chunk WHERE p.term = %s "
-            "AND EXISTS (SELECT 1 FROM acl a WHERE a.doc_id = c.doc_id AND a.principal = ANY(%s)) LIMIT 1",
-            [pg_lexical.stem(term), list(principals)],
+            self.dialect.sql(
+                f"SELECT 1 FROM postings p JOIN chunks c ON c.id = p.chunk WHERE p.term = ? AND {seen} LIMIT 1"
+            ),
+            [pg_lexical.stem(term), *params],
         )
         return bool(rows)
 

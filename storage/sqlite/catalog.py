@@ -19,7 +19,7 @@ from inlet.connectors.model import Document
 
 from ..dialect import SQLITE
 from ..lexical import COMMON_TERM, DF_TTL, LEXICAL_OVERFETCH, RARE_EXACT, fts5_match, parse_query
-from ..reads import CatalogReads, filter_sql
+from ..reads import CatalogReads, filter_sql, seen_by
 from ..records import FolderRecords, Records
 from ..types import Commit, Filters, chunk_id, doc_ts, visible_only
 from .schema import CATALOG, connect, transaction
@@ -116,8 +116,8 @@ class SqliteCatalog(CatalogReads):
         only the chunks they may see are counted (how many hidden chunks hold a name is not theirs
         to learn)."""
         found: dict[str, int] = {}
-        seen, more = ("", []) if filters.principals is None else self.dialect.in_list("a.principal", filters.principals)
-        visible = f" AND EXISTS (SELECT 1 FROM acl a WHERE a.doc_id = c.doc_id AND {seen})" if seen else ""
+        seen, more = ("", []) if filters.principals is None else seen_by(self.dialect, "c.doc_id", filters.principals)
+        visible = f" AND {seen}" if seen else ""
         for term in parse_query(query):
             if not term.exact:
                 continue
@@ -157,10 +157,10 @@ class SqliteCatalog(CatalogReads):
 
     def held_visibly(self, term: str, principals: tuple[str, ...]) -> bool:
         """Whether a chunk of a document `principals` may see holds `term` (FTS5's own tokenizer)."""
-        cond, params = self.dialect.in_list("a.principal", list(principals))
+        seen, params = seen_by(self.dialect, "c.doc_id", principals)
         rows = self._query(
-            "SELECT 1 FROM chunks_fts f JOIN chunks c ON c.rowid = f.rowid WHERE chunks_fts MATCH ? "
-            f"AND EXISTS (SELECT 1 FROM acl a WHERE a.doc_id = c.doc_id AND {cond}) LIMIT 1",
+            "SELECT 1 FROM chunks_fts f JOIN chunks c ON c.rowid = f.rowid "
+            f"WHERE chunks_fts MATCH ? AND {seen} LIMIT 1",
             [f'"{term}"', *params],
         )
         return bool(rows)
