@@ -10,7 +10,8 @@ Invariants:
   a batch of 50 reads would be 250 units at once. `UnitWindow` keeps the units of the last second, each
   stamped when its answer came back (never earlier than Gmail counted it), and waits before a call
   until the call fits: a token bucket cannot pace lumps as large as the limit itself without halving
-  the throughput. `units` and `calls` count what was spent, for benchmarks.
+  the throughput. A wait ends when the run stops, and the call then raises `RetriableError`.
+  `units` and `calls` count what was spent, for benchmarks.
 - The credentials act as the mailbox (domain-wide delegation, `subject`); a mailbox the delegation
   does not cover is `MailboxRefused`, distinct from credentials the token endpoint refuses outright.
 """
@@ -28,7 +29,7 @@ from urllib.parse import urljoin
 from inlet.errors import CredentialsError, InletError, RetriableError
 
 from .kit.google import GoogleApiError, GoogleService, error_of
-from .kit.retry import RetryPolicy, retriable_status, retry_after
+from .kit.retry import RetryPolicy, retriable_status, retry_after, stopping
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,8 @@ class UnitWindow:
                         break
             self.waited += wait + 0.001
             self._sleep(wait + 0.001)
+            if stopping():
+                raise RetriableError("the run stopped while pacing its calls")
 
     def spent(self, units: int) -> None:
         with self._lock:

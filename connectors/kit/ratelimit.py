@@ -6,7 +6,8 @@ all threads sharing it, and, when given a `budget`, at most `budget` calls in an
 bursty the calls); a rate of 0 or less grants every call at once (unlimited). Callers queue in
 the order they asked: a call that must wait reserves its slot before sleeping, so threads never
 race for the same token. `Buckets` keeps one bucket per key (Slack limits each Web API method
-separately), all with the same burst.
+separately), all with the same burst. A wait ends when the run it serves stops (`retry.pause`): the
+call then raises `RetriableError` instead of going ahead early, and the run ends at its checkpoint.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+
+from inlet.errors import RetriableError
+
+from .retry import pause, stopping
 
 
 class TokenBucket:
@@ -29,7 +34,7 @@ class TokenBucket:
         budget: int | None = None,
         window: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = pause,
     ) -> None:
         self.rate, self.burst = rate, max(burst, 1.0)
         self.window = window
@@ -62,11 +67,14 @@ class TokenBucket:
             return at - now
 
     def take(self) -> float:
-        """Wait for a token; returns the seconds waited."""
+        """Wait for a token; returns the seconds waited. Raises `RetriableError` when the run stopped
+        during the wait."""
         wait = self.reserve()
         if wait > 0:
             self._sleep(wait)
             self.waited += wait
+            if stopping():
+                raise RetriableError("the run stopped while pacing its calls")
         return wait
 
 
@@ -83,7 +91,7 @@ class Buckets:
         budgets: Mapping[str, int] | None = None,
         window: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = pause,
     ) -> None:
         bursts, budgets = bursts or {}, budgets or {}
         self._buckets = {

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 
 from inlet.connectors.kit import Buckets, TokenBucket
+from inlet.connectors.kit.retry import waits_end_when
+from inlet.errors import RetriableError
 
 
 class Clock:
@@ -83,3 +85,24 @@ def test_a_budget_caps_every_window_however_bursty() -> None:
     assert at[6] == 110.0  # six in ten seconds: the seventh waits for the first
     assert all(at[i + 6] - at[i] >= 10.0 for i in range(len(at) - 6))
     assert at == sorted(at)  # still granted in asking order
+
+
+def test_a_stop_ends_a_pacing_wait_and_the_call_gives_up() -> None:
+    bucket = TokenBucket(1 / 600, burst=1)  # the second call would wait ten minutes
+    bucket.take()
+    stop = threading.Event()
+    outcome: list[BaseException] = []
+
+    def call() -> None:
+        with waits_end_when(stop.is_set):
+            try:
+                bucket.take()
+            except RetriableError as exc:
+                outcome.append(exc)
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    stop.set()
+    worker.join(timeout=30)  # a poll every STOP_POLL seconds sees the stop; without it: 600 s
+    assert not worker.is_alive()
+    assert len(outcome) == 1 and "stopped" in str(outcome[0])
