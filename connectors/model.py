@@ -83,6 +83,9 @@ class Document(BaseModel):
     updated_at: datetime | None = None
     metadata: dict[str, MetadataValue] = Field(default_factory=dict)
     acl: ACL = Field(default_factory=ACL)
+    # The connector made `text` plain itself (Slack's mrkdwn, a Teams message's HTML): an angle
+    # bracket in it is what someone typed, so the index does not read it as HTML (index/clean.py).
+    plain_text: bool = False
 
     @field_validator("created_at", "updated_at")
     @classmethod

@@ -39,7 +39,8 @@ checkpoint entries are not dropped) and `live_ids` refuses to vouch for a comple
 other missing scope is a credentials error. Files kept outside Slack (`is_external`) are never
 downloaded: the thread names them with their link (see slack_client for where the token may go).
 A thread with a file that could not be downloaded goes in without that file's text and is read
-again, whole, at the start of each later run (`kit.retries.Retries`, checkpoint key `retries`).
+again, whole, at the start of each later run (`kit.retries.Retries`, checkpoint key `retries`),
+until it is read, deleted or its channel dropped.
 """
 
 from __future__ import annotations
@@ -189,8 +190,12 @@ class SlackConnector(Connector[SlackConfig]):
         return SlackSocketEvents(self.name, self.secret("app_token_env"), self.config.base_url, self.config.timeout)
 
     def live_ids(self) -> Iterable[str]:
+        """Every thread's id, channel by channel. A channel that is gone (`SKIP_CHANNEL`) lists
+        nothing; one that answers another error, as a full run skips it, makes the listing
+        incomplete: its documents are not known to be gone."""
         crawl = _Crawl(self, None, None)
         crawl.start()
+        failed: list[str] = []
         for chan in crawl.channels.values():
             try:
                 for page in crawl.api.pages("conversations.history", channel=chan.id, limit=self.config.page_size):
@@ -201,14 +206,14 @@ class SlackConnector(Connector[SlackConfig]):
                 crawl.lack(exc, [chan.kind])
             except SlackError as exc:
                 if exc.error not in SKIP_CHANNEL:
-                    raise
+                    failed.append(f"channel {chan.name}: {exc.error}")
+                    continue
                 log.warning(
                     "source %r: channel %s unreadable (%s): its documents are gone", self.name, chan.name, exc.error
                 )
-        if crawl.missing:
-            raise IncompleteListingError(
-                f"source {self.name!r}: " + "; ".join(crawl.lacking(kind) for kind in sorted(crawl.missing))
-            )
+        if crawl.missing or failed:
+            lacking = [crawl.lacking(kind) for kind in sorted(crawl.missing)]
+            raise IncompleteListingError(f"source {self.name!r}: " + "; ".join(lacking + failed))
 
 
 class _State(CheckpointModel):
@@ -434,7 +439,7 @@ class _Crawl:
         try:
             self.start()
             yield from self._missing_skips()
-            yield from self.state.retries.replay(self._read_again)
+            yield from self.state.retries.replay(self._read_again, given_up_now=False)  # the scan may delete them
             state = self.state
             if state.run is None:
                 yield from self._begin()
@@ -451,6 +456,7 @@ class _Crawl:
             yield Progress(done=len(todo))
             if run["reconcile"] or self.fresh:
                 state.reconciled_at = self.conn.clock()
+            yield from state.retries.given_up()
             state.run = None
             yield self._checkpoint()
         finally:
@@ -524,7 +530,7 @@ class _Crawl:
         for ts in plan.deleted:
             cs["threads"].pop(ts, None)
             cs["recent"].pop(ts, None)
-            yield Deletion(id=self.conn.doc_id(f"{chan.id}:{ts}"))
+            yield self._deleted(chan.id, ts)
 
     def _one_channel(self, cid: str) -> ChannelInfo | None:
         """The channel as a full run would list it, or None when a full run would not index it."""
@@ -545,12 +551,19 @@ class _Crawl:
         info = self._channel_info(c)
         return info if info is not None and self._wanted(info) else None
 
+    def _deleted(self, cid: str, ts: str) -> Deletion:
+        """The thread's deletion; a file of it that failed to read is no longer reported."""
+        self.state.retries.forget(f"{cid}:{ts}")
+        return Deletion(id=self.conn.doc_id(f"{cid}:{ts}"))
+
     def _drop_channel(self, cid: str) -> Iterator[Item]:
         """Every document of a channel no longer indexed (gone, left, excluded)."""
         gone = self.state.channels.pop(cid)
         log.info("source %r: channel %s is gone or no longer indexed", self.conn.name, gone.get("name"))
         for ts in sorted(set(gone["threads"]) | set(gone["recent"])):
-            yield Deletion(id=self.conn.doc_id(f"{cid}:{ts}"))
+            yield self._deleted(cid, ts)
+        for native in [n for n in self.state.retries.failed if n.partition(":")[0] == cid]:
+            self.state.retries.forget(native)  # the prune removes its document
 
     def _begin(self) -> Iterator[Item]:
         state = self.state
@@ -686,14 +699,14 @@ class _Crawl:
                 yield Skipped(id=self.conn.doc_id(f"{chan.id}:{parent['ts']}"), reason=self.lacking(chan.kind))
                 return
             if exc.error == "thread_not_found":
-                yield Deletion(id=self.conn.doc_id(f"{chan.id}:{parent['ts']}"))
+                yield self._deleted(chan.id, parent["ts"])
                 return
             if exc.error == "invalid_cursor":  # expired mid-thread: the next run re-reads it
                 yield Skipped(id=self.conn.doc_id(f"{chan.id}:{parent['ts']}"), reason=str(exc))
                 return
             raise
         if not known and parent["ts"] not in found:
-            yield Deletion(id=self.conn.doc_id(f"{chan.id}:{parent['ts']}"))
+            yield self._deleted(chan.id, parent["ts"])
             return
         found.setdefault(parent["ts"], parent)
         messages = sorted(found.values(), key=lambda m: float(m["ts"]))
@@ -739,6 +752,7 @@ class _Crawl:
             updated_at=t.updated_at,
             metadata=t.metadata,
             acl=chan.acl,
+            plain_text=True,
         )
 
     def _file(
@@ -784,7 +798,7 @@ class _Crawl:
         gone = sorted(ts for ts in known if float(ts) > oldest and ts not in seen)
         for ts in gone:
             cs["threads"].pop(ts, None)
-            yield Deletion(id=self.conn.doc_id(f"{chan.id}:{ts}"))
+            yield self._deleted(chan.id, ts)
         window = scan["window"]
         cs["recent"] = {
             ts: fp

@@ -66,6 +66,7 @@ class SlackExportConnector(Connector[SlackExportConfig]):
                             updated_at=doc.updated_at,
                             metadata=doc.metadata,
                             acl=chan.acl,
+                            plain_text=True,
                         )
                 done.add(chan.id)
                 yield Checkpoint(state={"digest": digest, "done": sorted(done), "complete": False})

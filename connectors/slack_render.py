@@ -147,15 +147,23 @@ def render(text: str, directory: Directory) -> str:
             return f"{label} ({target})"
         return target
 
-    text = _ENTITY.sub(entity, text)
-    text = _EMOJI.sub(lambda m: _EMOJIS.get(m[1], m[0]), text)
+    def emoji(plain: str) -> str:  # between entities only: a link's `/:fire:/` is part of its address
+        return _EMOJI.sub(lambda m: _EMOJIS.get(m[1], m[0]), plain)
+
+    parts, end = [], 0
+    for match in _ENTITY.finditer(text):
+        parts += [emoji(text[end : match.start()]), entity(match)]
+        end = match.end()
+    text = "".join(parts) + emoji(text[end:])
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
 def _special(command: str, label: str) -> str:
     if label:  # <!subteam^S123|@oncall>, <!date^1392734382^{date}|Feb 18, 2014>
         return label
-    name = command.split("^", 1)[0]
+    name, _, rest = command.partition("^")
+    if name == "subteam":  # a user group without its handle: its id is what there is
+        return "@" + (rest or "group")
     return "@" + name if name in ("here", "channel", "everyone") else name
 
 

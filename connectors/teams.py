@@ -441,6 +441,7 @@ class _Run:
             updated_at=updated or None,
             metadata={"team": ch.team, "channel": ch.name, "participants": people},
             acl=acl,
+            plain_text=True,
         )
 
 

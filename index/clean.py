@@ -1,9 +1,11 @@
 """Plain text for the index: a document body that is HTML becomes text before it is chunked.
 
-Invariant: no text the index chunks, stores or returns holds markup tags. Connectors convert the
-HTML they know about (a `text/html` file, an Outlook body), but HTML also arrives as plain text
-(a newsletter pasted into a mail, an export that kept its tags, a plug-in that passes bodies
-through): `clean_text` runs once in the index's write path, for every connector, and is a no-op
+Invariant: no text the index chunks, stores or returns holds markup tags, except what a person
+typed in a document its connector made plain itself (`Document.plain_text`: Slack's and Teams'
+messages, where `<div>` in a question about HTML is the question). Connectors convert the HTML
+they know about (a `text/html` file, an Outlook body), but HTML also arrives as plain text (a
+newsletter pasted into a mail, an export that kept its tags, a plug-in that passes bodies
+through): `plain` runs once in the index's write path, for every other document, and is a no-op
 for text without tags, so such documents keep their content hash and are not re-embedded.
 """
 
@@ -56,7 +58,10 @@ def clean_text(text: str) -> str:
 
 
 def plain(doc: "Document") -> "Document":
-    """`doc` with a plain-text body: the same object when its text holds no HTML, else a copy
-    whose text (and so content hash: stored markup is re-chunked once) is converted."""
+    """`doc` with a plain-text body: the same object when its text holds no HTML (or its connector
+    made it plain), else a copy whose text (and so content hash: stored markup is re-chunked
+    once) is converted."""
+    if doc.plain_text:
+        return doc
     text = clean_text(doc.text)
     return doc if text == doc.text else doc.model_copy(update={"text": text})

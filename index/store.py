@@ -24,7 +24,7 @@ from inlet.storage.types import doc_ts
 
 from . import dedup, vectors
 from .chunking import chunk_text
-from .clean import clean_text, plain
+from .clean import plain
 from .embedding import Embedder
 from .record import RecordKeeper
 from .vectors import chunk_rows
@@ -156,7 +156,7 @@ class Index:
     # --- writing ------------------------------------------------------------------------------
     def chunk(self, doc: Document) -> list[str]:
         chunks = chunk_text(
-            clean_text(doc.text), self.embedder.count_tokens, self.config.chunk_tokens, self.config.chunk_overlap
+            plain(doc).text, self.embedder.count_tokens, self.config.chunk_tokens, self.config.chunk_overlap
         )
         return [c.text for c in chunks] or ([doc.title] if doc.title else [])
 

@@ -11,7 +11,9 @@ Invariants:
   attempt more. A read that yields nothing of the item (out of scope now) forgets it.
 - After `GIVE_UP_AFTER` failed reads in a row the item is no longer read by a replay, but never
   silently dropped: every run yields its failed `Skipped` again (the run stays `partial`, the
-  operator sees it in `inlet status`, the indexed version is kept). It is read again, and forgotten
+  operator sees it in `inlet status`, the indexed version is kept), at its replay or, for a
+  connector that learns of deletions during the run, at the run's end (`given_up`), so the run
+  that deletes the item no longer reports it. It is read again, and forgotten
   once readable, when the change feed reports it, or by a new backfill (`inlet backfill SOURCE`),
   which starts from an empty checkpoint.
 """
@@ -21,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from ..model import Item, Skipped
 
@@ -52,6 +54,7 @@ class Retries(BaseModel):
     """A checkpoint field: native id -> the last failed read of that item."""
 
     failed: dict[str, Failure] = Field(default_factory=dict)
+    _deferred: list[str] = PrivateAttr(default_factory=list)  # given up on, left by `replay` to `given_up`
 
     def note(self, native_id: str, item: T) -> T:
         """What one read of `native_id` gave, returned as is: a failed `Skipped` is remembered (one
@@ -68,13 +71,24 @@ class Retries(BaseModel):
         """The item was read, or is gone: no read again."""
         self.failed.pop(native_id, None)
 
-    def replay(self, read: Callable[[str], Iterable[Item]]) -> Iterator[Item]:
+    def replay(self, read: Callable[[str], Iterable[Item]], *, given_up_now: bool = True) -> Iterator[Item]:
         """Read every remembered item again with `read` (what one read of that native id yields,
-        noted by the connector's usual path); an item given up on yields its failed skip unread."""
+        noted by the connector's usual path); an item given up on yields its failed skip unread,
+        here or (`given_up_now=False`) when the connector asks for `given_up` at the run's end."""
         for native_id, before in sorted(self.failed.items()):
             if before.attempts >= GIVE_UP_AFTER:
-                yield before.skipped()
+                if given_up_now:
+                    yield before.skipped()
+                else:
+                    self._deferred.append(native_id)
                 continue
             yield from read(native_id)
             if self.failed.get(native_id) is before:  # the read said nothing of it: out of scope now
                 self.forget(native_id)
+
+    def given_up(self) -> Iterator[Skipped]:
+        """The failed skips `replay(given_up_now=False)` left out, of the items still remembered."""
+        deferred, self._deferred = self._deferred, []
+        for native_id in deferred:
+            if native_id in self.failed:
+                yield self.failed[native_id].skipped()

@@ -113,7 +113,7 @@ def test_full_backfill_one_document_per_thread(sb: Sandbox) -> None:
         "participants": ["hamza", "abilinski", "doubledeez"],
         "reply_count": 3,
     }
-    assert thread.author == "hamza" and thread.acl.public
+    assert thread.author == "hamza" and thread.acl.public and thread.plain_text  # mrkdwn: never read as HTML
     assert thread.created_at == datetime(2016, 3, 28, 21, 20, 0, 100, tzinfo=timezone.utc)
     assert thread.updated_at == datetime(2016, 3, 28, 21, 23, 0, 100, tzinfo=timezone.utc)
     first = next(m for m in sb.ws.slack.channels[ENRIQUE].messages if m.subtype is None)
@@ -295,6 +295,16 @@ def test_a_scope_lost_later_keeps_what_was_indexed_and_unsettles_pruning(sb: San
     assert not again.deleted and {s.id for s in again.skipped} == {"team-slack:im", "team-slack:private_channel"}
     with pytest.raises(IncompleteListingError, match="im:read"):
         list(make(sb).live_ids())
+
+
+def test_a_channel_a_full_run_skips_leaves_the_listing_incomplete(sb: Sandbox) -> None:
+    # After a crash the engine asks for every live id; a channel the full run reports as a failed
+    # skip must not fail that check (or delete its documents): its documents are not known to be gone.
+    conn = make(sb)
+    run(conn)
+    sb.faults.fail("slack", "conversations.history", 200, times=99, reason="method_not_supported_for_channel_type")
+    with pytest.raises(IncompleteListingError, match="channel enrique: method_not_supported_for_channel_type"):
+        list(conn.live_ids())
 
 
 def test_a_scope_everything_needs_stays_a_credentials_error(sb: Sandbox) -> None:
@@ -507,6 +517,7 @@ def test_render_mrkdwn_readably() -> None:
         "@Ada Lovelace see #eng and #ops, the doc (https://x.io/a?b=1&c=2), https://y.io, "
         "a@b.c, @here @oncall 🎉 👍 :unknown_thing: a < b"
     )
+    assert render("<https://x.test/:fire:/y> :fire: <!subteam^S1>", d) == "https://x.test/:fire:/y 🔥 @S1"
     assert (
         permalink("https://t.slack.com/", "C1", "1.000200", "0.000100")
         == "https://t.slack.com/archives/C1/p1000200?thread_ts=0.000100&cid=C1"

@@ -107,7 +107,6 @@ def test_stored_markup_is_rechunked_once_then_left_alone(tmp_path, embedder, mon
     with Index(IndexConfig(path=tmp_path / "ix"), embedder=embedder) as index:
         # An index written before cleaning existed stored the markup as it came.
         monkeypatch.setattr(store, "plain", lambda d: d)
-        monkeypatch.setattr(store, "clean_text", lambda t: t)
         index.apply([mail(NEWSLETTER)], generation=1)
         assert any(markup_tags(t) for t in _chunks(index))
         monkeypatch.undo()
@@ -117,6 +116,18 @@ def test_stored_markup_is_rechunked_once_then_left_alone(tmp_path, embedder, mon
         assert markup_tags(index.catalog.document("mail:1").text) == []  # the stored body too
         again = index.apply([mail(NEWSLETTER)], generation=3)
         assert again.unchanged == 1 and again.embedded_chunks == 0
+
+
+def test_text_its_connector_made_plain_keeps_what_people_typed(tmp_path, embedder) -> None:
+    typed = "replace the <div> with a <span> in header.html\n```if (a<b && c>d) return retry();```"
+    slack = Document(id="chat:1", source="chat", source_type="slack", text=typed, plain_text=True)
+    assert plain(slack) is slack
+    assert plain(slack.model_copy(update={"plain_text": False})).text != typed  # read as HTML otherwise
+    with Index(IndexConfig(path=tmp_path / "ix"), embedder=embedder) as index:
+        index.apply([slack], generation=1)
+        assert _chunks(index) == [typed]
+        assert index.catalog.document("chat:1").plain_text  # kept with the stored body: a reindex agrees
+        assert index.chunk(index.catalog.document("chat:1")) == [typed]
 
 
 def _chunks(index: Index) -> list[str]:

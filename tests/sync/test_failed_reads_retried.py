@@ -202,3 +202,28 @@ def test_slack_a_thread_whose_file_failed_is_read_again_with_the_file(tmp_path: 
         sb.faults.clear()
         assert outcome(ix.run()) == ("ok", 0)
         assert doc_id in ix.found("quokka migration seventeen pelicans", public)
+
+
+def test_slack_a_file_given_up_on_is_no_longer_reported_once_its_message_is_deleted(
+    tmp_path: Path, embedder: Any
+) -> None:
+    from inlet.connectors.kit.retries import GIVE_UP_AFTER
+    from inlet.sandbox import slack
+
+    with (
+        Sandbox() as sb,
+        indexed(sb, tmp_path, embedder, "sandbox-slack", max_retries=1, retry_backoff=0, pace_scale=1e6) as ix,
+    ):
+        assert outcome(ix.run("backfill")) == ("ok", 0)
+        ws = sb.ws
+        hamza = next(u.id for u in ws.users.values() if u.name == "hamza")
+        spec = slack.add_file(ws, "spec.txt", b"The walrus protocol.\n", "text/plain", hamza)
+        ts = slack.post_message(ws, "C0JGLMMNX", "Spec attached", hamza, files=[spec.id])
+        sb.faults.fail("slack", "files.download", 503, times=10_000)
+        for _ in range(GIVE_UP_AFTER + 1):  # read, then replayed until given up (still reported)
+            result = ix.run()
+            assert result.outcome == "partial" and result.errors == 1, (_, result)
+        slack.delete_message(ws, "C0JGLMMNX", ts)
+        result = ix.run()
+        assert outcome(result) == ("ok", 0) and result.deleted == 1  # gone, and its failure with it
+        assert f"sandbox-slack:C0JGLMMNX:{ts}" not in ix.found("spec attached", "anyone@example.com")
