@@ -49,6 +49,7 @@ ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES
 LEEWAY_SECONDS = 60  # clock skew tolerated on exp/nbf/iat (the contract's maximum)
 JWKS_LIFESPAN_SECONDS = 300  # a cached key set is refetched after this
 JWKS_COOLDOWN_SECONDS = 30.0  # at most one refetch per this for an unknown kid
+JWKS_STALE_SECONDS = 3600  # the last key set stays in use this long while the issuer cannot be reached
 HTTP_TIMEOUT_SECONDS = 10.0
 PRM_PATH = "/.well-known/oauth-protected-resource"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -84,21 +85,35 @@ def _ssl_context(config: OAuthConfig) -> ssl.SSLContext:
 
 class _KeySetClient(jwt.PyJWKClient):
     """PyJWT's client, except that after a failed fetch it does not try again for `retry_after`
-    seconds: during an identity-provider outage each request would otherwise fetch once more."""
+    seconds (during an identity-provider outage each request would otherwise fetch once more), and
+    that while the provider cannot be reached the last key set fetched stays in use for up to
+    `JWKS_STALE_SECONDS`: an outage of the provider does not lock out tokens it already signed."""
 
     def __init__(self, uri: str, retry_after: float, **options: Any) -> None:
         super().__init__(uri, **options)
         self.retry_after = retry_after
         self._failed_at: float | None = None
+        self._last: tuple[float, Any] | None = None  # (when, the last key set fetched)
+        self._stale = False  # serving `_last` after a failed fetch
 
     def fetch_data(self) -> Any:
-        if self._failed_at is not None and time.monotonic() - self._failed_at < self.retry_after:
-            raise jwt.PyJWKClientConnectionError("the key set could not be fetched moments ago")
         try:
-            return super().fetch_data()
-        except jwt.PyJWKClientConnectionError:
-            self._failed_at = time.monotonic()
-            raise
+            if self._failed_at is not None and time.monotonic() - self._failed_at < self.retry_after:
+                raise jwt.PyJWKClientConnectionError("the key set could not be fetched moments ago")
+            try:
+                data = super().fetch_data()
+            except jwt.PyJWKClientConnectionError:
+                self._failed_at = time.monotonic()
+                raise
+        except jwt.PyJWKClientConnectionError as exc:
+            if self._last is None or time.monotonic() - self._last[0] > JWKS_STALE_SECONDS:
+                raise
+            if not self._stale:  # once per outage
+                log.warning("OAuth: the issuer's keys cannot be fetched (%s): the last ones fetched stay in use", exc)
+            self._stale = True
+            return self._last[1]
+        self._last, self._stale = (time.monotonic(), data), False
+        return data
 
 
 def discovery_urls(issuer: str) -> list[str]:
@@ -111,6 +126,16 @@ def discovery_urls(issuer: str) -> list[str]:
     ]
 
 
+def audiences(config: OAuthConfig, listening: str | None = None) -> list[str]:
+    """The `aud` values a token may carry: `audience`, and the resources the protected-resource
+    metadata names, the server's and its /mcp endpoint's (an MCP client asks its issuer for a
+    token for the resource it found: RFC 8707, RFC 9728), each also with a trailing slash (clients
+    that parse the URL first, as the TypeScript SDK does, add one)."""
+    base = (config.resource_url or listening or "").rstrip("/")
+    named = [config.audience] + ([base, base + "/mcp"] if base else [])
+    return list(dict.fromkeys(v for a in named if a for v in (a, a.rstrip("/"), a.rstrip("/") + "/") if v))
+
+
 class JwtVerifier:
     """Verifies access tokens of one issuer (the `mcp` SDK's `TokenVerifier` protocol)."""
 
@@ -119,10 +144,7 @@ class JwtVerifier:
     ) -> None:
         self.config = config
         self.refresh_cooldown = refresh_cooldown
-        # `audience`, and the resource the protected-resource metadata of /mcp names (an MCP client
-        # asks its issuer for a token for the server URL it connects to: RFC 8707, RFC 9728)
-        base = config.resource_url or listening
-        self.audiences = [a for a in (config.audience, base and base.rstrip("/") + "/mcp") if a]
+        self.audiences = audiences(config, listening)
         self._ssl = _ssl_context(config)
         self._jwks: jwt.PyJWKClient | None = None
         self._discovery_failed_at: float | None = None

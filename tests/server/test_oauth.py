@@ -36,7 +36,7 @@ from inlet.sandbox.idp import IdentityProvider, new_key, provider
 from inlet.sandbox.server import Sandbox
 from inlet.sandbox.workspace import Workspace
 from inlet.server.app import create_app
-from inlet.server.oauth import IdentityProviderUnavailable, JwtVerifier, TokenRejected
+from inlet.server.oauth import IdentityProviderUnavailable, JwtVerifier, TokenRejected, audiences
 
 from .conftest import ALICE, KEYS, settings_for
 from .test_mcp import check_as_member, check_as_outsider, tool_session
@@ -346,6 +346,21 @@ def test_an_unreachable_key_set_is_not_refetched_per_request(sandbox: Sandbox, i
         dead.verify(token)
 
 
+def test_the_last_key_set_stays_in_use_while_the_issuer_is_down(sandbox: Sandbox, idp: IdentityProvider) -> None:
+    from inlet.server.oauth import _KeySetClient
+
+    keys = _KeySetClient(f"{sandbox.ctx.http_url}/idp/jwks", retry_after=3600, ssl_context=None)
+    fetched = keys.fetch_data()
+    assert fetched["keys"]
+    sandbox.ctx.faults.fail("idp", "jwks", 503, times=2)
+    assert keys.fetch_data() == fetched  # the provider fails: the keys it signed with still verify
+    assert keys.fetch_data() == fetched  # within retry_after: not asked again, still the same keys
+    fresh = _KeySetClient(f"{sandbox.ctx.http_url}/idp/jwks", retry_after=0)
+    sandbox.ctx.faults.fail("idp", "jwks", 503, times=1)
+    with pytest.raises(jwt.PyJWKClientConnectionError):  # never fetched: nothing to fall back on
+        fresh.fetch_data()
+
+
 # --- Origin, probes, metrics --------------------------------------------------------------------
 @pytest.mark.parametrize(
     "origin,status", [("http://evil.example", 403), (None, 200), ("own", 200), ("localhost", 200), ("rebound", 403)]
@@ -426,7 +441,8 @@ def test_without_resource_url_the_listening_address_is_the_resource(idp: Identit
         # the /mcp metadata names `url/mcp`: a token for that resource is accepted too, another one not
         mcp = httpx.get(f"http://{address}/.well-known/oauth-protected-resource/mcp").json()["resource"]
         assert mcp == f"{url}/mcp"
-        for audience, status in ((mcp, 200), (f"{url}/other", 401)):
+        # the same URIs as clients that parse them first send them (a trailing slash), not another one
+        for audience, status in ((mcp, 200), (f"{url}/", 200), (f"{mcp}/", 200), (f"{url}/other", 401)):
             bearer = {"Authorization": f"Bearer {idp.sign(claims(idp, audience))}"}
             assert (
                 httpx.post(f"http://{address}/v1/search", json={"query": "Falcon"}, headers=bearer).status_code
@@ -434,6 +450,19 @@ def test_without_resource_url_the_listening_address_is_the_resource(idp: Identit
             )
     finally:
         next(served, None)
+
+
+def test_a_set_audience_still_accepts_the_resources_the_metadata_names() -> None:
+    # /mcp's challenge points clients at the server's metadata: they ask for its resource
+    oauth = OAuthConfig(issuer="https://idp.example", audience="api://inlet", resource_url="https://inlet.example/")
+    assert audiences(oauth) == [
+        "api://inlet",
+        "api://inlet/",
+        "https://inlet.example",
+        "https://inlet.example/",
+        "https://inlet.example/mcp",
+        "https://inlet.example/mcp/",
+    ]
 
 
 def test_a_loopback_resource_url_on_another_port_warns(
