@@ -16,7 +16,12 @@ that reconciles against the ids known before it (checkpoint key `prev`).
 A file whose read failed (a failed `Skipped`: its indexed version is kept) is read again, metadata,
 text and current sharing, at the start of each later sync (`kit.retries.Retries`, checkpoint key
 `retries`): the changes feed has moved past it, and a sharing change the failed read missed must
-still reach the index.
+still reach the index. A file that keeps answering a server error is such a failed read, unless
+`OUTAGE_AFTER` reads in a row fail so (Drive is down: the run fails, to resume from its checkpoint).
+
+Drive shows a file's sharing only to who may share it: a file the reading identity may only view
+(`permissions.list` answers 403 `insufficientFilePermissions`) is indexed for its owners and that
+identity (`subject`), the readers known for certain: never wider than its real sharing.
 
 Nothing is deleted that was not seen removed: a listing over all drives that Drive calls incomplete
 (`incompleteSearch`) deletes nothing it did not list (a re-crawl keeps those documents known), and
@@ -49,7 +54,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_serializer
 
-from inlet.errors import IncompleteListingError, ItemError
+from inlet.errors import IncompleteListingError, ItemError, RetriableError
 
 from .base import ConfigPath, Connector, Duration, SourceConfig, parse_duration
 from .events import EventSource
@@ -68,11 +73,13 @@ from .google_drive_content import (
 )
 from .kit import CheckpointModel, Pager, Retries, RetryPolicy, page_token
 from .kit.google import load_credentials
+from .kit.retry import stopping
 from .model import Deletion, Document, Item, Progress, Skipped
 
 log = logging.getLogger(__name__)
 
 _SKIP_REASONS = {"fileNotDownloadable", "cannotDownloadFile", "exportSizeLimitExceeded", "fileNotExportable"}
+OUTAGE_AFTER = 3  # files in a row that keep answering server errors: Drive is down, not the file
 _FOLDER_FIELDS = "id,name,mimeType,parents,driveId,trashed"
 
 
@@ -135,6 +142,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
 
     _client: DriveClient | None = None
     _pool: ThreadPoolExecutor
+    _failing = 0  # reads in a row that ended in a `RetriableError` (see OUTAGE_AFTER)
 
     @property
     def client(self) -> DriveClient:
@@ -163,9 +171,10 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             yield st.checkpoint()
         with ThreadPoolExecutor(self.config.concurrency, thread_name_prefix=f"drive-{self.name}") as pool:
             self._pool = pool
-            if st.phase == "crawl":
+            crawled = st.phase == "crawl"
+            if crawled:
                 yield from self._crawl(st, since)
-            yield from self._follow_changes(st)
+            yield from self._follow_changes(st, replay=not crawled)  # a crawl has just read every file
 
     def _crawl(self, st: _State, since: datetime | None = None) -> Iterator[Item]:
         if st.folders is None:
@@ -224,6 +233,13 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             len(unseen),
         )
         st.known |= unseen
+        yield Skipped(  # a folder skip over the whole source: a backfill's prune keeps what was indexed
+            id=self.doc_id(""),
+            title="every shared drive",
+            reason="Drive could not search every shared drive (incompleteSearch): nothing it did not list "
+            "is taken for deleted",
+            folder=True,
+        )
 
     def _listing(self, q: str, fields: str) -> FileListing:
         return self.client.files(q, fields, self.config.shared_drives)
@@ -243,10 +259,12 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         st.folders = {f["id"]: [f["name"], (f.get("parents") or [None])[0]] for f in listing}
         return not listing.incomplete
 
-    def _follow_changes(self, st: _State) -> Iterator[Item]:
-        """The files whose read failed (read again first), then the user's change log, then each
-        shared drive's own (a drive known from a checkpoint without its token is followed from now)."""
-        yield from st.retries.replay(lambda native: self._read_again(native, st))
+    def _follow_changes(self, st: _State, replay: bool = True) -> Iterator[Item]:
+        """The files whose read failed (read again first, with `replay`), then the user's change
+        log, then each shared drive's own (a drive known from a checkpoint without its token is
+        followed from now)."""
+        if replay:
+            yield from st.retries.replay(lambda native: self._read_again(native, st))
         for drive in st.drives.keys() - st.drive_tokens.keys():
             st.drive_tokens[drive] = self.client.start_page_token(drive)
         yield from self._follow(st, None)
@@ -424,14 +442,21 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             parent = st.folders[parent][1]
 
     def _read(self, f: dict[str, Any], path: str, drives: dict[str, str]) -> Document | Deletion | Skipped:
-        native, doc_id = f["id"], self.doc_id(f["id"])
+        doc_id = self.doc_id(f["id"])
         reason = skip_reason(f, self.config.max_file_bytes)
         if reason:
             return Skipped(id=doc_id, reason=f"{f.get('name')}: {reason}", failed=False, title=f.get("name"))
         perms: list[dict[str, Any]] | None = f.get("permissions")
         try:  # the permissions first: a kept version takes them when the text cannot be read
-            perms = perms if perms is not None else self.client.permissions(native)
+            perms = perms if perms is not None else self._permissions(f)
             text = fetch_text(self.client, f, self.config.doc_format, self.config.max_file_bytes)
+            self._failing = 0
+        except RetriableError as exc:
+            self._failing += 1
+            if stopping() or self._failing >= OUTAGE_AFTER:
+                raise
+            acl = acl_of(perms) if perms is not None else None
+            return Skipped(id=doc_id, reason=f"{f.get('name')}: {exc}", title=f.get("name"), acl=acl)
         except DriveApiError as err:
             if err.status == 404:
                 return Deletion(id=doc_id)  # deleted while we were syncing
@@ -449,6 +474,23 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             acl = acl_of(perms) if perms is not None else None
             return Skipped(id=doc_id, reason=str(exc), failed=exc.failed, title=f.get("name"), acl=acl)
         return self._document(f, text, perms, path, drives)
+
+    def _permissions(self, f: dict[str, Any]) -> list[dict[str, Any]]:
+        """The file's sharing; for a file the reader may only view (Drive shows the sharing to who
+        may share), its owners and the reader (`subject`), as user permissions."""
+        try:
+            return self.client.permissions(f["id"])
+        except DriveApiError as err:
+            if err.status != 403 or err.reason != "insufficientFilePermissions":
+                raise
+        readers = [o.get("emailAddress") for o in f.get("owners") or []] + [self.config.subject]
+        log.info(
+            "source %r: %s: its sharing is shown only to who may share it; indexed for %s",
+            self.name,
+            f.get("name"),
+            ", ".join(r for r in readers if r) or "admins only",
+        )
+        return [{"type": "user", "role": "reader", "emailAddress": r} for r in readers if r]
 
     def _document(
         self, f: dict[str, Any], text: str, perms: list[dict[str, Any]], path: str, drives: dict[str, str]

@@ -430,6 +430,40 @@ def test_rate_limits_and_server_errors_are_retried(sb: Sandbox) -> None:
     assert sum(sb.faults.rejected.values()) == 6
 
 
+def test_a_file_that_keeps_failing_is_a_failed_skip_and_the_run_goes_on(sb: Sandbox) -> None:
+    clean = docs(run(connector(sb).load(None))[0])
+    sb.faults.fail("drive", "files.export", 503, times=2)  # both tries of the first export
+    items, _ = run(connector(sb, retries=1, concurrency=1).load(None))
+    failed = [i for i in items if isinstance(i, Skipped) and i.failed]
+    assert len(failed) == 1 and "503" in failed[0].reason and failed[0].title in clean
+    assert set(docs(items)) == set(clean) - {failed[0].title}
+
+
+def test_a_failed_read_of_a_crawl_is_not_read_again_in_the_same_run(sb: Sandbox) -> None:
+    sb.faults.fail("drive", "permissions.list", 403, times=1, reason="forbidden")
+    items, state = run(connector(sb, concurrency=1).load(None))
+    failed = [i for i in items if isinstance(i, Skipped) and i.failed]
+    assert len(failed) == 1 and failed[0].title not in docs(items)  # read once in this run
+    assert state is not None and len(state["retries"]["failed"]) == 1  # and again by the next one
+    again, state = run(connector(sb, concurrency=1).load(state))
+    assert failed[0].title in docs(again) and state is not None and not state["retries"]["failed"]
+
+
+def test_files_failing_in_a_row_are_an_outage_and_the_run_fails(sb: Sandbox) -> None:
+    sb.faults.fail("drive", "files.export", 503, times=1000)
+    with pytest.raises(RetriableError, match="503"):
+        run(connector(sb, retries=0, concurrency=1).load(None))
+
+
+def test_a_file_the_reader_may_only_view_is_indexed_for_the_readers_known(sb: Sandbox) -> None:
+    someone = next(iter(sb.ws.users.values())).email
+    sb.faults.fail("drive", "permissions.list", 403, times=1000, reason="insufficientFilePermissions")
+    items, _ = run(connector(sb, subject=someone).load(None))
+    assert not [i for i in items if isinstance(i, Skipped) and i.failed]
+    calendar = docs(items)["Holiday calendar"]  # in a shared drive: Drive lists no sharing with it
+    assert calendar.acl == ACL(users=[someone])  # never wider than its real sharing
+
+
 def test_retries_run_out_as_a_retriable_error(sb: Sandbox) -> None:
     sb.faults.fail("drive", "changes.*", 503, times=10)
     with pytest.raises(RetriableError):
@@ -504,3 +538,15 @@ def test_corrupt_pdf_in_changes_is_skipped_and_the_rest_goes_on(sb: Sandbox) -> 
     items, _ = run(c.load(state))
     assert [type(i).__name__ for i in items] == ["Skipped", "Document"]
     assert "Readable text." in docs(items)["good.pdf"].text
+
+
+def test_a_docs_images_are_left_out_of_its_markdown_text() -> None:
+    from inlet.connectors.google_drive_content import without_embedded_images
+
+    exported = (
+        "# Plan\n\nThe chart ![][image1] and ![the logo](data:image/png;base64,iVBORw0KGgo=) below.\n\n"
+        "[docs]: https://example.com\n\n[image1]: <data:image/png;base64,AAECAwQFBgcICQoL>\n"
+    )
+    text = without_embedded_images(exported)
+    assert "base64" not in text and "data:" not in text
+    assert "The chart  and the logo below." in text and "[docs]: https://example.com" in text

@@ -227,3 +227,15 @@ def test_slack_a_file_given_up_on_is_no_longer_reported_once_its_message_is_dele
         result = ix.run()
         assert outcome(result) == ("ok", 0) and result.deleted == 1  # gone, and its failure with it
         assert f"sandbox-slack:C0JGLMMNX:{ts}" not in ix.found("spec attached", "anyone@example.com")
+
+
+def test_drive_a_backfill_whose_listing_is_incomplete_deletes_nothing(tmp_path: Path, embedder: Any) -> None:
+    from inlet.sandbox import drive_state
+
+    with Sandbox() as sb, indexed(sb, tmp_path, embedder, "sandbox-drive") as ix:
+        assert outcome(ix.run("backfill")) == ("ok", 0)
+        before = set(ix.index.catalog.source_doc_ids("sandbox-drive"))
+        drive_state.set_incomplete_search(sb.ws)  # shared drives' files left out of allDrives listings
+        again = ix.run("backfill")
+        assert outcome(again) == ("partial", 1) and again.deleted == 0
+        assert set(ix.index.catalog.source_doc_ids("sandbox-drive")) == before
