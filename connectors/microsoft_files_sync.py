@@ -58,7 +58,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # deltaExcludeParent is documented as a header of its own; older clients sent it in Prefer: both.
-DELTA_HEADERS = {"Prefer": "deltashowsharingchanges, deltaExcludeParent", "deltaExcludeParent": "true"}
+# Graph documents that sharing changes in delta need deltashowremovedasdeleted and
+# deltatraversepermissiongaps beside deltashowsharingchanges.
+DELTA_HEADERS = {
+    "Prefer": "deltashowremovedasdeleted, deltatraversepermissiongaps, deltashowsharingchanges, deltaExcludeParent",
+    "deltaExcludeParent": "true",
+}
 # a file's state: indexed, skipped, out of scope, before since, unreadable (its version indexed before is kept)
 DOC, SKIP, OUT, OLD, ERR = "doc", "skip", "out", "old", "err"
 KEPT = (DOC, ERR)  # states whose file may be in the index: a deletion must reach it
@@ -435,7 +440,8 @@ class _Page:
             same = (
                 entry is not None
                 and entry["s"] in (DOC, SKIP)
-                and entry["c"] == item.get("cTag")
+                and entry["c"] is not None
+                and entry["c"] == content_version(item)
                 and entry["n"] == item["name"]
                 and entry["p"] == (item.get("parentReference") or {}).get("id")
             )
@@ -453,11 +459,26 @@ class _Page:
             yield self.ds.retries.note(item["id"], result)
 
 
+def content_version(item: dict[str, Any]) -> str | None:
+    """What changes when the file's content does: its `cTag`, which delta leaves out on OneDrive for
+    Business and SharePoint, else its content hash, else its time and size; None when unknown
+    (the file is then read again)."""
+    if item.get("cTag"):
+        return str(item["cTag"])
+    hashes = (item.get("file") or {}).get("hashes") or {}
+    digest = next((f"{k}:{hashes[k]}" for k in ("quickXorHash", "sha256Hash", "sha1Hash") if hashes.get(k)), None)
+    if digest is not None:
+        return digest
+    if item.get("lastModifiedDateTime"):
+        return f"{item['lastModifiedDateTime']}|{item.get('size')}"
+    return None
+
+
 def _entry(item: dict[str, Any], grants: list[str], key: str, state: str) -> dict[str, Any]:
     return {
         "n": item["name"],
         "p": (item.get("parentReference") or {}).get("id"),
-        "c": item.get("cTag"),
+        "c": content_version(item),
         "g": grants,
         "a": key,
         "s": state,

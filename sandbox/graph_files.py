@@ -6,8 +6,10 @@ Served beside the mail API with the same app registration and tokens (`graph.py`
 - `GET /v1.0/users/{user}/drive` (a OneDrive), `/drives/{id}`;
 - `GET /v1.0/drives/{id}/root/delta`: rounds of pages like the mail delta, `@odata.nextLink` with a
   `$skiptoken`, `@odata.deltaLink` with a `token`; an expired token is 410 `resyncRequired`;
-  deleted items carry the `deleted` facet; delta omits `parentReference.path` (as Graph does);
-  sharing-only changes come only with `Prefer: deltashowsharingchanges`
+  deleted items carry the `deleted` facet; delta omits `parentReference.path` and, on business
+  drives and libraries, `cTag` (as Graph does);
+  sharing-only changes come only with `Prefer: deltashowsharingchanges` (and, as Graph documents,
+  `deltashowremovedasdeleted` and `deltatraversepermissiongaps` beside it)
   (`@microsoft.graph.sharedChanged`);
 - `GET /drives/{id}/items/{id}` (with `parentReference.path`), `.../content` (302 to a
   pre-authenticated download URL that needs no token), `.../permissions` (inherited ones with
@@ -24,6 +26,8 @@ OneDrive, is 403 `accessDenied`.
 """
 
 from __future__ import annotations
+
+import base64
 
 import datetime as dt
 import json
@@ -126,6 +130,25 @@ def drive_json(state: FilesState, drive: Drive, base: str) -> dict[str, Any]:
     }
 
 
+def _shows_sharing(prefer: str) -> bool:
+    """Whether a delta request's `Prefer` asks for sharing changes the way Graph requires."""
+    asked = {p.strip().lower() for p in prefer.split(",")}
+    return {"deltashowsharingchanges", "deltashowremovedasdeleted", "deltatraversepermissiongaps"} <= asked
+
+
+def quick_xor(data: bytes) -> str:
+    """OneDrive's QuickXorHash: the bytes XORed into a 160-bit cell, each 11 bits further round,
+    the length XORed into its last 64 bits, base64 of the 20 little-endian bytes."""
+    cell, width = 0, 160
+    for n, byte in enumerate(data):
+        bit = n * 11 % width
+        cell ^= (byte << bit | byte >> (width - bit)) & ((1 << width) - 1)
+    raw = bytearray(cell.to_bytes(20, "little"))
+    for n, byte in enumerate(len(data).to_bytes(8, "little")):
+        raw[12 + n] ^= byte
+    return base64.b64encode(bytes(raw)).decode()
+
+
 def item_json(
     state: FilesState, item: Item, base: str, with_path: bool = True, sharing: bool = False
 ) -> dict[str, Any]:
@@ -164,7 +187,12 @@ def item_json(
     if item.folder:
         out["folder"] = {"childCount": len(state.children(item.id))}
     else:
-        out["file"] = {"mimeType": item.mime or "application/octet-stream"}
+        out["file"] = {
+            "mimeType": item.mime or "application/octet-stream",
+            "hashes": {"quickXorHash": quick_xor(item.data)},
+        }
+    if not with_path and drive.kind in ("business", "documentLibrary"):
+        del out["cTag"]  # delta leaves it out on OneDrive for Business and SharePoint (driveItem: delta)
     if sharing:
         out["@microsoft.graph.sharedChanged"] = "True"
     return out
@@ -362,9 +390,7 @@ class FilesApi:
         else:
             live = [i.id for i in state.items.values() if i.drive_id == drive.id and not i.deleted]
             top = parse_prefer(request).max_page_size or int(params.get("$top", _DEFAULT_PAGE))
-            sync = DeltaState(
-                drive.id, state.seq, _parents_first(state, live), True, "deltashowsharingchanges" in prefer, top
-            )
+            sync = DeltaState(drive.id, state.seq, _parents_first(state, live), True, _shows_sharing(prefer), top)
         page, rest = sync.pending[: sync.top], sync.pending[sync.top :]
         base = self.base(request)
         values = []

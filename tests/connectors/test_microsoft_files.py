@@ -391,4 +391,7 @@ def test_delta_asks_for_no_parents_with_the_documented_header(sb: Sandbox) -> No
     run(MicrosoftFilesConnector(config, env, transport=transport))
     deltas = [r for r in seen if r.url.path.endswith("/root/delta")]
     assert deltas and all(r.headers.get("deltaExcludeParent") == "true" for r in deltas)
-    assert all("deltashowsharingchanges" in r.headers["Prefer"] for r in deltas)
+    asked = [{p.strip() for p in r.headers["Prefer"].split(",")} for r in deltas]  # sharing changes need all three
+    assert all(
+        {"deltashowsharingchanges", "deltashowremovedasdeleted", "deltatraversepermissiongaps"} <= a for a in asked
+    )
