@@ -78,6 +78,9 @@ class DriveState(BaseModel):
     folders: dict[str, list[str | None]] = Field(default_factory=dict)  # id -> [name, parent]; root: ["", None]
     files: dict[str, dict[str, Any]] = Field(default_factory=dict)  # id -> {n, p, c, g, a, s}
     retries: Retries = Field(default_factory=Retries)  # files whose read failed: read again next round
+    # files whose path stopped at a folder not seen yet (delta gives no parent-first order across
+    # pages): file id -> that folder's id; read again when it appears
+    waiting: dict[str, str] = Field(default_factory=dict)
 
 
 class FilesCheckpoint(CheckpointModel):
@@ -228,13 +231,16 @@ class FilesRun:
 
     def listed_ids(self, drive_id: str) -> Iterator[str]:
         ds = DriveState()
+        files = []
         for page in self.client.pages(*self._first(drive_id), DELTA_HEADERS):
             for item in page.get("value", []):
                 _Page(self, drive_id, ds).note_folder(item)
                 if "file" in item and "deleted" not in item:
-                    path = _path(ds, item["parentReference"].get("id"), item["name"])
-                    if self.c.in_scope(path) and self._policy_skip(item, path) is None:
-                        yield self.c.doc_id(item["id"])
+                    files.append(item)
+        for item in files:  # once every folder is known: a page may hold a file before its folder
+            path, _ = _path(ds, item["parentReference"].get("id"), item["name"])
+            if self.c.in_scope(path) and self._policy_skip(item, path) is None:
+                yield self.c.doc_id(item["id"])
 
     # --- one file --------------------------------------------------------------------------------
     def _policy_skip(self, item: dict[str, Any], path: str) -> str | None:
@@ -303,16 +309,20 @@ class FilesRun:
         )
 
 
-def _path(ds: DriveState, parent: str | None, name: str) -> str:
+def _path(ds: DriveState, parent: str | None, name: str) -> tuple[str, str | None]:
+    """The path of `name` under `parent` inside the drive, and the id of the folder it stopped at
+    when that folder is not known yet (else None)."""
     names = [name]
     seen: set[str] = set()
-    while parent and parent in ds.folders and parent not in seen:
+    while parent and parent not in seen:
+        if parent not in ds.folders:
+            return "/".join(reversed(names)), parent
         seen.add(parent)
         folder_name, parent = ds.folders[parent]
         if parent is None:  # the root
             break
         names.append(folder_name or "")
-    return "/".join(reversed(names))
+    return "/".join(reversed(names)), None
 
 
 class _Page:
@@ -340,17 +350,22 @@ class _Page:
         if self.ds.resync is not None:  # listed again: not gone
             listed = {item["id"] for item in values}
             self.ds.resync = [i for i in self.ds.resync if i not in listed]
+        new: set[str] = set()
         for item in values:
+            known = item["id"] in self.ds.folders
             if "deleted" in item:
                 yield from self._deleted(item["id"])
             elif self.note_folder(item):
                 moved.append(item["id"])
+            elif not known and item["id"] in self.ds.folders:
+                new.add(item["id"])
             elif "file" in item:
                 files.append(item)
         below = [fid for fid, e in self.ds.files.items() if any(self._under(e["p"], m) for m in moved)]
+        below += [fid for fid, folder in self.ds.waiting.items() if folder in new]  # their path is whole now
         listed = {f["id"] for f in files}
         yield from self._files(files)
-        yield from self.recheck([fid for fid in below if fid not in listed])
+        yield from self.recheck([fid for fid in dict.fromkeys(below) if fid not in listed])
 
     def _under(self, parent: str | None, folder: str) -> bool:
         seen: set[str] = set()
@@ -369,6 +384,7 @@ class _Page:
                 yield from self._deleted(fid)
         entry = self.ds.files.pop(item_id, None)
         self.ds.retries.forget(item_id)
+        self.ds.waiting.pop(item_id, None)
         if entry is not None and entry["s"] in KEPT:
             yield Deletion(id=self.c.doc_id(item_id))
 
@@ -407,7 +423,11 @@ class _Page:
         since = self.run.st.since
         todo = []
         for item in items:
-            path = _path(self.ds, (item.get("parentReference") or {}).get("id"), item["name"])
+            path, missing = _path(self.ds, (item.get("parentReference") or {}).get("id"), item["name"])
+            if missing is None:
+                self.ds.waiting.pop(item["id"], None)
+            else:
+                self.ds.waiting[item["id"]] = missing
             entry = self.ds.files.get(item["id"])
             if not self.c.in_scope(path):
                 if entry is not None and entry["s"] in KEPT:

@@ -202,6 +202,22 @@ def test_edits_deletions_and_moves_out_of_scope(sb: Sandbox) -> None:
     assert set(docs(items)) == {"Runbooks/oncall.md", "Runbooks/backup.md"} and not deleted(items)
 
 
+def test_a_file_listed_before_its_new_folder_gets_its_path_when_the_folder_comes(sb: Sandbox) -> None:
+    # Delta gives each item's latest state in no parent-first order: a folder renamed after a file
+    # was put in it comes after the file, here on a later page.
+    conn = connector(sb, include=["Specs/**"], page_size=1)
+    _, cp = run(conn)
+    st = state(sb)
+    with sb.ws.lock:
+        drive = item(sb, "Runbooks").drive_id
+        drafts = st.add_item(drive, None, "Drafts", folder=True)
+        st.add_item(drive, drafts.id, "design.md", b"# Design\n\nThe walrus cache.", "text/markdown")
+        st.edit_item(drafts.id, name="Specs")
+    items, cp = run(conn, cp)
+    assert set(docs(items)) == {"Specs/design.md"}
+    assert conn.live_ids() and doc_id(sb, "design.md") in set(conn.live_ids())
+
+
 def test_permission_and_membership_changes_rewrite_the_acl_not_the_text(sb: Sandbox) -> None:
     conn = connector(sb)
     items, cp = run(conn)
