@@ -13,6 +13,7 @@ import mailbox
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -148,29 +149,33 @@ def _attachment_text(doc_id: str, att: MailAttachment, cap: int) -> tuple[str, S
 
 # --- RFC 822 messages ------------------------------------------------------------------------------
 def rfc822_message(native_id: str, raw: bytes, url: str = "", folder: str = "") -> MailMessage:
-    """Parse a raw message (an .eml file, one mbox entry, a Maildir file)."""
+    """Parse a raw message (an .eml file, one mbox entry, a Maildir file). The body is every
+    inline text part in order (a body split around an inline image is one body); a message
+    attached to it (a forward as attachment) is an attachment holding its text."""
     email = parse_rfc822(raw)
-    html = plain = None
+    htmls: list[str] = []
+    plains: list[str] = []
     attachments: list[MailAttachment] = []
-    for part in email.walk():
-        if part.is_multipart():
-            continue
+    for part in _leaves(email):
         ctype = part.get_content_type()
         filename = part.get_filename()
-        if filename or part.get_content_disposition() == "attachment":
+        if ctype == "message/rfc822":
+            attachments.append(_attached_message(part, filename))
+        elif filename or part.get_content_disposition() == "attachment":
             data = part.get_payload(decode=True)
             data = data if isinstance(data, bytes) else b""
             attachments.append(MailAttachment(filename or "attachment", ctype, data, len(data)))
-        elif ctype == "text/html" and html is None:
-            html = part_text(part)  # type: ignore[arg-type]
-        elif ctype == "text/plain" and plain is None:
-            plain = part_text(part)  # type: ignore[arg-type]
+        elif ctype == "text/html":
+            htmls.append(part_text(part))
+        elif ctype == "text/plain":
+            plains.append(part_text(part))
     senders = addresses(email.get("From"))
     when = header_date(email.get("Date"))
+    plain = "\n\n".join(plains) if plains else None
     return MailMessage(
         native_id=native_id,
         subject=" ".join(str(email.get("Subject", "")).split()),
-        html=html if plain is None else None,
+        html="\n".join(htmls) if htmls and plain is None else None,
         text=plain,
         sender=senders[0] if senders else None,
         to=addresses(email.get("To")),
@@ -182,6 +187,29 @@ def rfc822_message(native_id: str, raw: bytes, url: str = "", folder: str = "") 
         folder=folder,
         attachments=attachments,
     )
+
+
+def _leaves(part: EmailMessage) -> Iterator[EmailMessage]:
+    """The parts holding content, in order; an attached message is one part, not its insides."""
+    if part.get_content_type() != "message/rfc822" and part.is_multipart():
+        for sub in part.iter_parts():
+            yield from _leaves(sub)  # type: ignore[arg-type]
+    else:
+        yield part
+
+
+def _attached_message(part: EmailMessage, filename: str | None) -> MailAttachment:
+    """A message attached to another, as a text attachment: its From, Date and Subject, and body."""
+    inner = part.get_payload(0) if part.is_multipart() else None
+    if not isinstance(inner, EmailMessage):
+        return MailAttachment(filename or "message.eml", "message/rfc822", None, 0)
+    message = rfc822_message("", inner.as_bytes())
+    head = [f"From: {message.sender[1]}" if message.sender else "", f"Subject: {message.subject}"]
+    if message.sent:
+        head.append(f"Date: {message.sent.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    text = "\n".join(line for line in head if line) + "\n\n" + body_text(message.html, message.text)
+    data = text.encode()
+    return MailAttachment(filename or f"{message.subject or 'message'}.eml", "text/plain", data, len(data))
 
 
 # --- the archive connector ------------------------------------------------------------------------

@@ -24,6 +24,9 @@ _SEPARATORS = [
     re.compile(r"^.{0,200}\bwrote:\s*$", re.I),  # "On Mon, Bob <b@x> wrote:", "b@x wrote:"
     re.compile(r"^_{10,}\s*$"),
 ]
+# An attribution a mail client wrapped: "On Mon, Dec 7, 2026 at 10:00 AM Alice <a@x>" / "wrote:"
+_WROTE = re.compile(r"^(<?\S+@\S+>?\s+)?wrote:\s*$", re.I)
+_ATTRIBUTION_START = re.compile(r"^On\b(?=.*\d).{6,200}$")
 _HEADER_START = re.compile(r"^\*{0,2}from:\*{0,2}\s", re.I)
 _HEADER_NEXT = re.compile(r"^\*{0,2}(sent|date|to):\*{0,2}\s", re.I)
 _SIGNATURE = [
@@ -59,7 +62,8 @@ def _first_cut(lines: list[str]) -> int:
         if any(p.match(line) for p in _SIGNATURE) and n > 0:
             return n
         if any(p.match(line) for p in _SEPARATORS):
-            return n
+            wrapped = n > 0 and _WROTE.match(line) and _ATTRIBUTION_START.match(lines[n - 1].strip())
+            return n - 1 if wrapped else n
         if _HEADER_START.match(line) and any(_HEADER_NEXT.match(x.strip()) for x in lines[n + 1 : n + 4]):
             return n
     return len(lines)

@@ -151,6 +151,22 @@ def test_a_binary_attachment_under_a_text_name_is_skipped_by_policy(tmp_path: Pa
     ]
 
 
+def test_a_body_split_around_an_image_and_a_message_attached_are_all_read(tmp_path: Path) -> None:
+    forwarded = EmailMessage()
+    forwarded["From"], forwarded["Subject"] = "carol@example.com", "Manatee survey"
+    forwarded.set_content("The manatee count went up this spring.")
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "ann@example.com", "bob@example.com", "Field notes"
+    msg.set_content("The osprey decision is final.")  # Apple Mail: text, an inline image, more text
+    msg.add_attachment(b"\x89PNG...", maintype="image", subtype="png", filename="nest.png", disposition="inline")
+    msg.add_attachment("Second half: the heron plan waits.", disposition="inline")
+    msg.add_attachment(forwarded)  # a forward as attachment: message/rfc822
+    (tmp_path / "a.eml").write_bytes(bytes(msg))
+    text = docs(run(archive(tmp_path))[0])["arch:a.eml"].text
+    assert "osprey decision" in text and "heron plan waits" in text
+    assert "manatee count went up" in text and "Manatee survey" in text
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
@@ -159,6 +175,8 @@ def test_a_binary_attachment_under_a_text_name_is_skipped_by_policy(tmp_path: Pa
         ("Done\n\nFrom: Bob Smith\nSent: Monday\nTo: Ann\nSubject: x\n\nold", "Done"),
         ("Thanks!\n-- \nAnn Example\nCEO", "Thanks!"),
         ("Top\n> quoted line\nBottom", "Top\nBottom"),
+        ("Thanks.\n\nOn Mon, Dec 7, 2026 at 10:00 AM Alice Example <alice@ex.com>\nwrote:\n> earlier", "Thanks."),
+        ("OK.\nOn the other hand we could wait\nfor them. Bob wrote:\n> x", "OK.\nOn the other hand we could wait"),
         (
             "-----Original Message-----\nFrom: Bob\n\nonly the quote",
             "-----Original Message-----\nFrom: Bob\n\nonly the quote",
