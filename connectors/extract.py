@@ -169,6 +169,11 @@ def _text(data: bytes, name: str) -> str:
 
 _CELL_END = re.compile(r"(</t[dh]\s*>)", re.I)
 _EMOJI = re.compile(r"<emoji\b[^>]*?\balt=\"([^\"]*)\"[^>]*>(?:\s*</emoji>)?", re.I)  # Teams: the emoji itself
+# An element a mail hides from its reader (a newsletter's preheader): to its first closing tag.
+_HIDDEN = re.compile(
+    r"<(div|span|p|td|table)\b[^>]*\bstyle\s*=\s*[\"'][^\"']*(?:display\s*:\s*none|mso-hide\s*:\s*all)[^>]*>.*?</\1\s*>",
+    re.I | re.S,
+)
 _LINK = re.compile(r"\[([^\]\n]*)\]\(<([^>\s]+)>\)")  # [text](<url>)
 _AUTOLINK = re.compile(r"<((?:https?|mailto|ftp):[^>\s]+)>")
 _ESCAPED = re.compile(r"^(\s*\d+)\\(\.)|^(\s*)\\([-+])|\\(\\)(?=[\\`*_{}\[\]()#+\-.!])", re.M)
@@ -177,8 +182,8 @@ _ESCAPED = re.compile(r"^(\s*\d+)\\(\.)|^(\s*)\\([-+])|\\(\\)(?=[\\`*_{}\[\]()#+
 def html_to_text(html: str) -> str:
     """HTML as plain text: blocks and list items on their lines, headings kept as `#` lines (the
     chunker splits there), a table's cells apart, links as "text (url)", Teams' `<emoji>` as the
-    emoji, no images, no emphasis marks and none of the converter's Markdown escapes ("1\\." is
-    "1.")."""
+    emoji, no images, no emphasis marks, nothing hidden with `display: none`, and none of the
+    converter's Markdown escapes ("1\\." is "1.")."""
     import html2text
 
     converter = html2text.HTML2Text()
@@ -187,7 +192,7 @@ def html_to_text(html: str) -> str:
     converter.ignore_emphasis = True
     converter.ignore_tables = True  # cells as text, a row per line: no `|---|` rules in passages
     converter.protect_links = True
-    out = converter.handle(_CELL_END.sub(r" \1", _EMOJI.sub(r"\1", html)))
+    out = converter.handle(_CELL_END.sub(r" \1", _EMOJI.sub(r"\1", _HIDDEN.sub("", html))))
     out = _LINK.sub(lambda m: m[2] if m[1].strip() in ("", m[2]) else f"{m[1]} ({m[2]})", out)
     out = _AUTOLINK.sub(r"\1", out)
     out = _ESCAPED.sub(lambda m: "".join(g for g in m.groups() if g is not None), out)

@@ -49,6 +49,8 @@ def test_a_whole_html_page_becomes_text() -> None:
     out = clean_text(page)
     assert markup_tags(out) == [] and "color" not in out and "alert" not in out
     assert "FAQ" in out and "Expense reports are due by the 5th." in out
+    newsletter = '<body><div style="display:none;max-height:0">Preheader: 50% off</div><p>Hello team</p></body>'
+    assert clean_text(newsletter) == "Hello team"  # what the reader never sees is not indexed either
 
 
 @pytest.mark.parametrize(
