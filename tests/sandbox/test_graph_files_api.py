@@ -82,11 +82,14 @@ def test_delta_pages_then_answers_changes_and_410_once_expired(sb: Sandbox, api:
 def test_sharing_changes_come_only_when_asked_for(sb: Sandbox, api: httpx.Client) -> None:
     drive = drive_id(api, "Specs")
     first = api.get(f"/drives/{drive}/root/delta").json()
-    plain = api.get(f"/drives/{drive}/root/delta", headers={"Prefer": "deltashowsharingchanges"}).json()
+    alone = api.get(f"/drives/{drive}/root/delta", headers={"Prefer": "deltashowsharingchanges"}).json()
+    asked = "deltashowremovedasdeleted, deltatraversepermissiongaps, deltashowsharingchanges"  # as Graph requires
+    plain = api.get(f"/drives/{drive}/root/delta", headers={"Prefer": asked}).json()
     spec = next(i for i in plain["value"] if i["name"] == "API spec.html")
     with sb.ws.lock:
         graph_files.files_state(sb.ws).share(spec["id"], perm(user="bob@example.com"))
     assert api.get(first["@odata.deltaLink"]).json()["value"] == []
+    assert api.get(alone["@odata.deltaLink"]).json()["value"] == []  # the header without its two companions
     shared = api.get(plain["@odata.deltaLink"]).json()["value"]
     assert [(i["id"], i["@microsoft.graph.sharedChanged"]) for i in shared] == [(spec["id"], "True")]
     perms = api.get(f"/drives/{drive}/items/{spec['id']}/permissions").json()["value"]
