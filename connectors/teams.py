@@ -2,14 +2,17 @@
 
 Each run lists the teams (display-name globs), their channels (channel-name globs; standard,
 private and shared) and the members that make each channel's ACL: the team's members for a
-standard channel, the channel's own for a private or shared one (one `$batch` per 20 lists). A
-channel no longer listed has its threads deleted.
+standard channel, the channel's own for a private one, and for a shared one `allMembers` (its
+direct members and those of the teams it is shared with), one `$batch` per 20 lists. A channel
+no longer listed has its threads deleted; one whose members cannot be read is a failed skip that
+keeps its threads, and the other channels go on.
 
 Each channel is followed with its own `messages/delta` round, checkpointed after every page. A
 round lists the root messages whose thread changed (Graph moves a root's `lastModifiedDateTime`
 when a reply is added, edited or deleted); their replies are read again (`$batch`, 20 threads a
 call) and the whole thread re-rendered: root and replies as "author (time): text", HTML turned into
-plain text, mentions as the names they show, files and links kept as names and URLs. A deleted root
+plain text, mentions as the names they show, files and links kept as names and URLs, cards as
+their text; system messages (a member added, a channel renamed) are not threads. A deleted root
 deletes the thread (whether or not the checkpoint lists it: a killed run may have indexed it after
 its last saved checkpoint); a deleted reply leaves the thread without it. A first round lists no
 deleted roots, so after an unfinished run the engine compares the index with `live_ids`. A membership change (the ACL's
@@ -21,8 +24,10 @@ replies could not be read (a failed `Skipped`: its indexed version is kept) is r
 replies with the channel's current ACL, at the start of each later round of its channel
 (`kit.retries.Retries`), so neither a new thread nor a membership change is lost to one failed read.
 A change notification on a channel asks for a scoped run (`load_scope`) of that channel only; one
-that names a reply (`.../messages('ROOT')/replies('ID')`) asks for that thread too (`CHANNEL/ROOT`),
-which the scoped run reads again after the channel's round, whether or not delta listed its root.
+that names a message (`.../messages('ROOT')`, or a reply of it) asks for that thread too
+(`CHANNEL/ROOT`), which the scoped run reads again after the channel's round, whether or not delta
+listed its root (delta leaves out roots older than eight months: their edits and deletions reach
+the index this way).
 
 Delta lists only the messages of the last eight months. So a round that starts over (the first, or
 a re-read) ends with the channel's full listing (`GET .../messages`): the roots delta did not list
@@ -35,6 +40,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import json
 import logging
 import re
 from collections.abc import Iterator
@@ -131,7 +137,12 @@ class TeamsConnector(GraphConnector[TeamsConfig]):
 
     def _listed_ids(self, client: GraphClient) -> Iterator[str]:
         run = _Run(self, client, TeamsCheckpoint())
-        for cid, ch, _ in run.discover():
+        for cid, ch, acl in run.discover():
+            if isinstance(acl, GraphError):
+                raise RetriableError(
+                    f"source {self.name!r}: the members of channel {ch.team}/{ch.name} cannot be read, so no "
+                    f"deletion is decided ({acl})"
+                )
             try:
                 for page in run.listing(cid, ch):
                     for msg in page:
@@ -152,7 +163,8 @@ class TeamsConnector(GraphConnector[TeamsConfig]):
     def channel_resources(self, client: GraphClient) -> dict[str, str]:
         return {
             cid: f"/teams/{ch.team_id}/channels/{cid}/messages"
-            for cid, ch, _ in _Run(self, client, TeamsCheckpoint()).discover()
+            for cid, ch, acl in _Run(self, client, TeamsCheckpoint()).discover()
+            if not isinstance(acl, GraphError)
         }
 
 
@@ -163,13 +175,13 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-_REPLY = re.compile(r"messages\('([^']+)'\)/replies\('[^']+'\)", re.IGNORECASE)
+_MESSAGE = re.compile(r"messages\('([^']+)'\)", re.IGNORECASE)
 
 
 def _thread_of(channel_id: str, resource: str) -> str:
-    """`CHANNEL/ROOT` for a notification naming a reply (`.../messages('ROOT')/replies('ID')`), else
-    the channel: delta need not list the root of a changed reply."""
-    found = _REPLY.search(resource)
+    """`CHANNEL/ROOT` for a notification naming a message (`.../messages('ROOT')`, or one of its
+    replies), else the channel: delta need not list that root (a reply's, or one over eight months old)."""
+    found = _MESSAGE.search(resource)
     return f"{channel_id}/{found[1]}" if found else channel_id
 
 
@@ -177,10 +189,16 @@ def _matches(name: str, globs: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(name.lower(), g.lower()) for g in globs)
 
 
-def _emails(answer: dict[str, Any] | GraphError) -> list[str]:
-    if isinstance(answer, GraphError):
-        raise answer
+def _emails(answer: dict[str, Any]) -> list[str]:
     return sorted({str(m.get("email") or "").lower() for m in answer.get("value", []) if m.get("email")})
+
+
+def _members_path(cid: str, ch: ChannelState) -> str:
+    """Where a channel's readers are listed: the team's members, a private channel's own, and a
+    shared channel's `allMembers` (`members` holds only its direct ones)."""
+    if ch.kind == "standard":
+        return f"/teams/{ch.team_id}/members"
+    return f"/teams/{ch.team_id}/channels/{cid}/{'allMembers' if ch.kind == 'shared' else 'members'}"
 
 
 def _reread(ch: ChannelState) -> None:
@@ -193,8 +211,9 @@ class _Run:
     def __init__(self, conn: TeamsConnector, client: GraphClient, st: TeamsCheckpoint) -> None:
         self.c, self.client, self.st = conn, client, st
 
-    def discover(self) -> list[tuple[str, ChannelState, ACL]]:
-        """(channel id, its state, its ACL) of every channel the config selects."""
+    def discover(self) -> list[tuple[str, ChannelState, ACL | GraphError]]:
+        """(channel id, its state, its ACL) of every channel the config selects; in place of the
+        ACL, the error of a member list Graph refused (403, 404)."""
         cfg = self.c.config
         teams = [
             t
@@ -207,7 +226,7 @@ class _Run:
             self.c.policy,
             [p for t in teams for p in (f"/teams/{t['id']}/channels", f"/teams/{t['id']}/members?$top=999")],
         )
-        found: list[tuple[str, ChannelState, str]] = []
+        found: list[tuple[str, ChannelState]] = []
         for team in teams:
             listing = answers[f"/teams/{team['id']}/channels"]
             if isinstance(listing, GraphError):
@@ -223,15 +242,16 @@ class _Run:
                                 name=ch["displayName"],
                                 kind=ch.get("membershipType") or "standard",
                             ),
-                            f"/teams/{team['id']}/members?$top=999",
                         )
                     )
-        own = [f"/teams/{st.team_id}/channels/{cid}/members?$top=999" for cid, st, _ in found if st.kind != "standard"]
+        own = [f"{_members_path(cid, st)}?$top=999" for cid, st in found if st.kind != "standard"]
         answers.update(batch_get(self.client, self.c.policy, own))
-        out = []
-        for cid, st, team_members in found:
-            path = team_members if st.kind == "standard" else f"/teams/{st.team_id}/channels/{cid}/members?$top=999"
-            out.append((cid, st, ACL(users=_emails(answers[path]))))
+        out: list[tuple[str, ChannelState, ACL | GraphError]] = []
+        for cid, st in found:
+            answer = answers[f"{_members_path(cid, st)}?$top=999"]
+            if isinstance(answer, GraphError) and answer.status not in (403, 404):
+                raise answer
+            out.append((cid, st, answer if isinstance(answer, GraphError) else ACL(users=_emails(answer))))
         return out
 
     def run(self) -> Iterator[Item]:
@@ -244,6 +264,14 @@ class _Run:
                 yield Deletion(id=self.c.doc_id(f"{cid}:{root}"))
             yield self.st.checkpoint()
         for cid, fresh, acl in found:
+            if isinstance(acl, GraphError):  # its threads stay as they are, with the ACL they have
+                yield Skipped(
+                    id=self.c.doc_id(f"{cid}:"),
+                    title=f"channel {fresh.team}/{fresh.name}",
+                    reason=f"channel {fresh.team}/{fresh.name}: its members cannot be read ({acl})",
+                    folder=True,
+                )
+                continue
             ch = self.st.channels.setdefault(cid, fresh)
             if (ch.team, ch.name) != (fresh.team, fresh.name):
                 log.info(
@@ -334,8 +362,8 @@ class _Run:
             return
 
     def _threads(self, cid: str, ch: ChannelState, acl: ACL, roots: list[str]) -> Iterator[Item]:
-        """These threads read again (a notification named one of their replies); a root gone is
-        left to delta, which lists its deletion."""
+        """These threads read again (a notification named one of their messages); a root Graph no
+        longer has is deleted (delta lists no deletion of a root over eight months old)."""
         paths = {r: f"/teams/{ch.team_id}/channels/{cid}/messages/{quote(r, safe='')}" for r in dict.fromkeys(roots)}
         answers = batch_get(self.client, self.c.policy, paths.values())
         found = []
@@ -344,13 +372,13 @@ class _Run:
             if isinstance(answer, GraphError):
                 if answer.status != 404:
                     raise answer
+                yield self._gone(cid, ch, path.rsplit("/", 1)[1])
             else:
                 found.append(answer)
         yield from self._roots(cid, ch, acl, found)
 
     def _acl(self, cid: str, ch: ChannelState) -> ACL:
-        own = f"/teams/{ch.team_id}/channels/{cid}/members"
-        path = f"/teams/{ch.team_id}/members" if ch.kind == "standard" else own
+        path = _members_path(cid, ch)
         return ACL(
             users=sorted(
                 {
@@ -389,6 +417,10 @@ class _Run:
         for root in roots:
             if root.get("replyToId"):
                 continue
+            if not _is_message(root):  # a member added, a channel renamed: not a conversation
+                if root["id"] in ch.threads:
+                    yield self._gone(cid, ch, root["id"])
+                continue
             if ch.resync is not None and root["id"] in ch.resync:
                 ch.resync.remove(root["id"])
             if root.get("deletedDateTime"):
@@ -421,7 +453,8 @@ class _Run:
         self, cid: str, ch: ChannelState, acl: ACL, root: dict[str, Any], replies: list[dict[str, Any]]
     ) -> Document:
         messages = [root] + sorted(
-            (r for r in replies if not r.get("deletedDateTime")), key=lambda r: str(r.get("createdDateTime"))
+            (r for r in replies if not r.get("deletedDateTime") and _is_message(r)),
+            key=lambda r: str(r.get("createdDateTime")),
         )
         lines, people = [], []
         for msg in messages:
@@ -457,12 +490,47 @@ def _author(msg: dict[str, Any]) -> str:
     return str(who.get("displayName") or "")
 
 
+def _is_message(msg: dict[str, Any]) -> bool:
+    """A message people (or apps) wrote, not a system event (`systemEventMessage`)."""
+    return msg.get("messageType", "message") == "message"
+
+
 def _text(msg: dict[str, Any]) -> str:
-    """The body as plain text (mentions read as the names they show) and its files as name and URL."""
+    """The body as plain text (mentions read as the names they show), its cards' text, and its
+    files as name and URL."""
     body = msg.get("body") or {}
     content = str(body.get("content") or "")
     text = html_to_text(content) if body.get("contentType") == "html" else content
-    files = [
-        f"[{a.get('name') or 'file'}]({a['contentUrl']})" for a in msg.get("attachments") or [] if a.get("contentUrl")
-    ]
-    return "\n".join(p for p in [text.strip(), *files] if p)
+    attachments = msg.get("attachments") or []
+    cards = [_card_text(a.get("content")) for a in attachments if "card" in str(a.get("contentType") or "")]
+    files = [f"[{a.get('name') or 'file'}]({a['contentUrl']})" for a in attachments if a.get("contentUrl")]
+    return "\n".join(p for p in [text.strip(), *cards, *files] if p)
+
+
+_CARD_TEXT = ("title", "subtitle", "text")  # Adaptive Card TextBlocks, hero and thumbnail cards
+
+
+def _card_text(content: Any) -> str:
+    """The words a card shows: its texts and titles, and its facts as "title: value" lines."""
+    if isinstance(content, str):
+        try:
+            content = json.loads(content)
+        except ValueError:
+            return ""
+    lines: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, list):
+            for child in node:
+                walk(child)
+        elif isinstance(node, dict):
+            if node.get("type") == "FactSet":
+                lines.extend(f"{f.get('title', '')}: {f.get('value', '')}" for f in node.get("facts") or [])
+                return
+            lines.extend(str(node[key]).strip() for key in _CARD_TEXT if isinstance(node.get(key), str))
+            for value in node.values():
+                if isinstance(value, (dict, list)):
+                    walk(value)
+
+    walk(content)
+    return "\n".join(line for line in lines if line)

@@ -2,7 +2,8 @@
 
 - `GET /v1.0/teams` and `GET /v1.0/groups?$filter=resourceProvisioningOptions/Any(x:x eq 'Team')`;
 - `GET /teams/{id}/channels` (`membershipType` standard, private or shared), `/teams/{id}/members`,
-  `/teams/{id}/channels/{id}/members` (`aadUserConversationMember` with `email`);
+  `/teams/{id}/channels/{id}/members` (`aadUserConversationMember` with `email`; a shared
+  channel's direct members only) and `.../allMembers` (also those of the teams it is shared with);
 - `GET /teams/{id}/channels/{id}/messages` (root messages, newest first, `$top` and nextLink),
   `.../messages/{id}` and `.../messages/{id}/replies`;
 - `GET /teams/{id}/channels/{id}/messages/delta`: rounds like the mail delta (`$skiptoken` in
@@ -12,12 +13,15 @@
   `TeamsState.delta_window` set (Graph: eight months), delta leaves out the roots last modified
   before it; `.../messages` still lists them.
 Bodies are HTML with `<at id="n">` mentions (and a `mentions` list) and reference attachments
-(files) with a `contentUrl`. The routes are mounted (and batchable) by `graph_files.routes`.
+(files) with a `contentUrl`; a workflow's Adaptive Card is an attachment whose `content` is the
+card's JSON as a string; a system event (`messageType: systemEventMessage`) has no sender.
+The routes are mounted (and batchable) by `graph_files.routes`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +77,7 @@ def message_json(state: TeamsState, msg: Message, base: str, ws: Any) -> dict[st
         "id": msg.id,
         "replyToId": msg.reply_to,
         "etag": str(int(msg.modified.timestamp() * 1000)),
-        "messageType": "message",
+        "messageType": msg.kind,
         "createdDateTime": iso(msg.created),
         "lastModifiedDateTime": msg.modified.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "lastEditedDateTime": None,
@@ -105,10 +109,23 @@ def message_json(state: TeamsState, msg: Message, base: str, ws: Any) -> dict[st
                 "thumbnailUrl": None,
             }
             for n, (name, url) in enumerate(msg.files)
+        ]
+        + [
+            {
+                "id": f"card{n}",
+                "contentType": "application/vnd.microsoft.card.adaptive",
+                "contentUrl": None,
+                "name": None,
+                "content": json.dumps(card),  # Graph sends a card as a JSON string
+                "thumbnailUrl": None,
+            }
+            for n, card in enumerate(msg.cards)
         ],
         "mentions": [],
         "reactions": [],
     }
+    if msg.kind == "systemEventMessage":  # no sender; what happened is in eventDetail
+        out.update({"from": None, "eventDetail": {"@odata.type": "#microsoft.graph.membersAddedEventMessageDetail"}})
     for n, email in enumerate(msg.mentions):
         who = ws.user_by_email(email)
         out["mentions"].append(
@@ -151,6 +168,7 @@ class TeamsApi:
             Route(f"{t}/channels", self.channels),
             Route(f"{t}/members", self.team_members),
             Route(f"{c}/members", self.channel_members),
+            Route(f"{c}/allMembers", self.channel_all_members),
             Route(f"{c}/messages", self.messages),
             Route(f"{c}/messages/delta", self.delta),
             Route(f"{c}/messages/{{message}}", self.message),
@@ -231,6 +249,15 @@ class TeamsApi:
             if isinstance(channel, Response):
                 return channel
             return self._page(request, [member_json(e, self.ctx.ws) for e in self.state.members_of(channel)])
+
+    async def channel_all_members(self, request: Request) -> Response:
+        if (denied := self.guard(request, "members")) is not None:
+            return denied
+        with self.ctx.ws.lock:
+            channel = self._channel(request)
+            if isinstance(channel, Response):
+                return channel
+            return self._page(request, [member_json(e, self.ctx.ws) for e in self.state.all_members_of(channel)])
 
     async def messages(self, request: Request) -> Response:
         if (denied := self.guard(request, "messages")) is not None:

@@ -31,6 +31,8 @@ class Message:
     deleted: dt.datetime | None = None
     mentions: list[str] = field(default_factory=list)  # emails, in <at id="n"> order
     files: list[tuple[str, str]] = field(default_factory=list)  # (name, url) reference attachments
+    kind: str = "message"  # messageType: "message" or "systemEventMessage" (a member added, ...)
+    cards: list[dict[str, Any]] = field(default_factory=list)  # Adaptive Cards attached (a workflow's post)
 
 
 @dataclass
@@ -40,6 +42,7 @@ class Channel:
     name: str
     kind: str = "standard"  # standard | private | shared
     members: list[str] = field(default_factory=list)  # private and shared channels: their own members
+    shared_with: list[str] = field(default_factory=list)  # a shared channel: teams whose members reach it
     log: list[tuple[int, str]] = field(default_factory=list)  # (seq, root id)
 
 
@@ -103,6 +106,8 @@ class TeamsState:
         when: dt.datetime | None = None,
         mentions: list[str] | None = None,
         files: list[tuple[str, str]] | None = None,
+        kind: str = "message",
+        cards: list[dict[str, Any]] | None = None,
     ) -> Message:
         now = self._now(when)
         msg = Message(
@@ -116,6 +121,8 @@ class TeamsState:
             now,
             mentions=list(mentions or []),
             files=list(files or []),
+            kind=kind,
+            cards=list(cards or []),
         )
         self.messages[msg.id] = msg
         self._touch(msg, now)
@@ -160,7 +167,13 @@ class TeamsState:
         return self.messages[message_id].modified >= dt.datetime.now(dt.timezone.utc) - self.delta_window
 
     def members_of(self, channel: Channel) -> list[str]:
+        """`/members`: a private or shared channel's direct members, a standard one's team's."""
         return channel.members if channel.kind != "standard" else self.teams[channel.team_id].members
+
+    def all_members_of(self, channel: Channel) -> list[str]:
+        """`/allMembers`: direct members and, for a shared channel, the members of the teams it is shared with."""
+        indirect = [e for team in channel.shared_with for e in self.teams[team].members]
+        return list(dict.fromkeys(self.members_of(channel) + indirect))
 
     def changed_since(self, channel_id: str, seq: int) -> list[str]:
         order: dict[str, int] = {}

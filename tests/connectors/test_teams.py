@@ -12,7 +12,7 @@ import pytest
 from inlet.connectors.kit.retry import RetryPolicy
 from inlet.errors import RetriableError
 from inlet.connectors.model import Checkpoint, Deletion, Document, Skipped
-from inlet.connectors.teams import TeamsConfig, TeamsConnector
+from inlet.connectors.teams import TeamsConfig, TeamsConnector, _thread_of
 from inlet.sandbox import graph_teams
 from inlet.sandbox.graph_teams_state import Channel, Message, TeamsState
 from inlet.sandbox.server import Sandbox
@@ -291,3 +291,65 @@ def test_a_scoped_run_naming_a_thread_reads_it_though_delta_does_not_list_its_ro
     items = list(conn.load_scope(cp, frozenset({f"{target.channel_id}/{target.id}"})))
     got = [d for d in items if isinstance(d, Document)]
     assert [d.id for d in got] == [thread_id(sb, target)] and "heron cache" in got[0].text
+
+
+def test_a_shared_channel_s_readers_include_the_teams_it_is_shared_with(sb: Sandbox) -> None:
+    support = next(t for t in state(sb).teams.values() if t.name == "Support")
+    with sb.ws.lock:
+        channel(sb, "partners").shared_with.append(support.id)  # Graph: /allMembers, not /members
+    items, _ = run(connector(sb))
+    partners = next(d for d in docs(items).values() if d.metadata["channel"] == "partners")
+    assert set(partners.acl.users) == {"abilinski@example.com", "heroeshannibal@example.com", *support.members}
+
+
+def test_an_old_root_deleted_or_edited_reaches_the_index_through_its_notification(sb: Sandbox) -> None:
+    """Delta leaves out roots older than eight months, edits and deletions included: the
+    notification names the root, and the scoped run reads it."""
+    with sb.ws.lock:
+        state(sb).delta_window = dt.timedelta(days=243)  # every seeded thread is older
+    conn = connector(sb)
+    _, cp = run(conn)
+    old, other = root(sb, "slow exports"), root(sb, "design review moves")
+    with sb.ws.lock:
+        state(sb).delete(old.id)
+        state(sb).edit(other.id, "<div>Reminder: the design review moves to Friday at 11:00.</div>")
+    scope = {
+        _thread_of(m.channel_id, f"teams('t')/channels('{m.channel_id}')/messages('{m.id}')") for m in (old, other)
+    }
+    assert scope == {f"{old.channel_id}/{old.id}", f"{other.channel_id}/{other.id}"}
+    items = list(conn.load_scope(cp, frozenset(scope)))
+    assert thread_id(sb, old) in {i.id for i in items if isinstance(i, Deletion)}
+    assert "Friday at 11:00" in next(d.text for d in items if isinstance(d, Document) and d.id == thread_id(sb, other))
+
+
+def test_system_events_are_not_threads_and_a_card_is_read_as_its_text(sb: Sandbox) -> None:
+    general = channel(sb, "General")
+    card = {
+        "type": "AdaptiveCard",
+        "body": [
+            {"type": "TextBlock", "text": "Incident marmot: database failover"},
+            {"type": "FactSet", "facts": [{"title": "Severity", "value": "2"}]},
+        ],
+    }
+    with sb.ws.lock:
+        event = state(sb).post(general.id, "hamza@example.com", "<systemEventMessage/>", kind="systemEventMessage")
+        alert = state(sb).post(general.id, "hamza@example.com", '<attachment id="card0"></attachment>', cards=[card])
+    items, _ = run(connector(sb))
+    ids = {d.id: d for d in items if isinstance(d, Document)}
+    assert thread_id(sb, event) not in ids
+    assert "Incident marmot: database failover" in ids[thread_id(sb, alert)].text
+    assert "Severity: 2" in ids[thread_id(sb, alert)].text
+
+
+def test_a_channel_whose_members_are_refused_is_a_skip_and_the_others_go_on(sb: Sandbox) -> None:
+    conn = connector(sb)
+    first, cp = run(conn)
+    sb.faults.fail("graph", "members", 403, times=1)  # the first member list: a team's, for its standard channels
+    with sb.ws.lock:
+        state(sb).post(channel(sb, "leadership").id, "abilinski@example.com", "<p>Bison offsite is on.</p>")
+    items, _ = run(conn, cp)
+    skips = [i for i in items if isinstance(i, Skipped)]
+    assert skips and all(s.folder and "members cannot be read" in s.reason for s in skips)
+    assert {s.title for s in skips} == {"channel Engineering/General", "channel Engineering/incident-db"}
+    assert not [i for i in items if isinstance(i, Deletion)]  # their threads stay as they are
+    assert [d.title for d in items if isinstance(d, Document)] == ["leadership: Bison offsite is on."]
