@@ -22,7 +22,12 @@ thread (a reply, its edit or deletion, a parent with replies, a shared file) wit
 `conversations.replies`; the channel's name and ACL come from its checkpoint entry, so neither
 `conversations.info` nor `conversations.members` is called. Such a run only adds to the
 checkpoint: each thread it wrote is marked so the next scheduled run re-reads it, the channel's
-`newest` is left alone (so that run skips nothing), and a thread it deleted is forgotten. A bare
+`newest` is left alone (so that run skips nothing), and a thread it deleted is forgotten. Slack
+sends an event again when its acknowledgement was lost, and does not order them, so each message
+an event wrote or deleted is remembered for `EVENT_MEMORY` (checkpoint key `events`: ts -> the
+edit it holds, or `deleted`): an older edit, or any event of a deleted message, changes nothing. A
+channel the config no longer selects (`channels`, `include_dms`, `include_private`) is read as a
+bare channel, which drops it. A bare
 channel (membership, rename, archival events; or a payload the run cannot find) is read as the
 schedule would read it: `conversations.info` (and its members when private) instead of listing
 the workspace, then its recent history from its own checkpoint entry. People are looked up one by
@@ -75,6 +80,8 @@ __all__ = ["SlackConfig", "SlackConnector", "SlackExportConnector"]
 SKIP_CHANNEL = frozenset({"not_in_channel", "channel_not_found", "is_archived", "access_denied"})
 LIST_USERS_AFTER = 50  # a scoped run looks people up one by one (users.info), then lists them all
 EVENT_MARK = "event"  # a thread fingerprint no message has: the next scheduled run re-reads the thread
+EVENT_MEMORY = 3600.0  # seconds an event's write or deletion is remembered (Slack retries within minutes)
+DELETED = "deleted"
 # Each kind of conversation: what an operator calls it, and the setting that stops reading it.
 KINDS: dict[str, tuple[str, str]] = {
     "private_channel": ("private channels", "include_private = false"),
@@ -261,6 +268,11 @@ def _known_channel(cid: str, cs: Mapping[str, Any] | None) -> ChannelInfo | None
         return None
     chan = ChannelInfo(cid, cs["name"], cs["kind"], ACL(public=cs["public"], users=cs["users"]))
     return chan if _acl_key(chan) == cs["acl"] else None
+
+
+def _edit_of(msg: Mapping[str, Any]) -> float:
+    """When this version of a message was written: its last edit, else the message itself."""
+    return float((msg.get("edited") or {}).get("ts") or msg.get("ts") or 0)
 
 
 class _EventPlan:
@@ -474,6 +486,8 @@ class _Crawl:
             for cid, events in sorted(self._events_by_channel(scope).items()):
                 plan = _EventPlan.of(events) if events is not None else None
                 chan = _known_channel(cid, self.state.channels.get(cid)) if plan is not None else None
+                if chan is not None and not self._selected(chan):
+                    chan = None  # read as a bare channel: the config dropped it since it was indexed
                 if plan is not None and chan is not None:
                     yield from self._apply(chan, plan)
                 else:
@@ -521,16 +535,33 @@ class _Crawl:
         """A channel's message events: written from their payloads and one `conversations.replies` per
         thread; the checkpoint only learns of them (see the module docstring)."""
         cs = self.state.channels[chan.id]
+        now = self.conn.clock()
+        memory = {ts: seen for ts, seen in cs.get("events", {}).items() if now - seen[1] < EVENT_MEMORY}
         for ts, msg in plan.messages.items():
+            before = memory.get(ts)
+            if before is not None and (before[0] == DELETED or float(before[0]) > _edit_of(msg)):
+                log.info("source %r: an older event of message %s in %s left out", self.conn.name, ts, chan.name)
+                continue
+            memory[ts] = [str(_edit_of(msg)), now]
             cs["recent"][ts] = EVENT_MARK
             yield from self._document(chan, [msg])
         for ts in plan.threads:
             cs["threads"][ts] = EVENT_MARK
             yield from self._thread(chan, {"ts": ts}, known=False)
         for ts in plan.deleted:
+            memory[ts] = [DELETED, now]
             cs["threads"].pop(ts, None)
             cs["recent"].pop(ts, None)
             yield self._deleted(chan.id, ts)
+        cs["events"] = memory
+
+    def _selected(self, chan: ChannelInfo) -> bool:
+        """Whether the config selects the channel now (its kind, its name)."""
+        if chan.kind in ("im", "mpim") and not self.cfg.include_dms:
+            return False
+        if chan.kind == "private_channel" and not self.cfg.include_private:
+            return False
+        return self._wanted(chan)
 
     def _one_channel(self, cid: str) -> ChannelInfo | None:
         """The channel as a full run would list it, or None when a full run would not index it."""

@@ -1,8 +1,9 @@
 """One renewal loop for change subscriptions (Graph subscriptions, Drive push channels).
 
 Invariants:
-- A subscription is renewed once less than a third of its lifetime is left (or at once when the
-  service asks, `renew_now`), and created when it has none; `maintain()` does both, never blocks
+- A subscription is renewed once less than a third of its lifetime is left (the lifetime the
+  service granted when shorter than the one asked: Drive caps channels at 7 days), or at once when
+  the service asks (`renew_now`), and created when it has none; `maintain()` does both, never blocks
   on a failed one (it is tried again after a back-off of 5 s doubling to 5 min, while the schedule
   covers the gap) and sets `live` only while every subscription is held and unexpired.
 - `stop()` removes every held subscription in parallel and returns within `remove_timeout` seconds
@@ -43,6 +44,7 @@ class Subscription:
     data: dict[str, Any] = field(default_factory=dict)
     id: str | None = None
     expires: float = 0.0  # epoch seconds
+    granted: float = 0.0  # the lifetime the service gave at the last create or renew (seconds)
     renew_now: bool = False
     backoff: Backoff = field(default_factory=Backoff)  # failures: 5 s, doubling up to 5 min
 
@@ -85,7 +87,8 @@ class Renewals:
             self._remove_quietly(sub)
 
     def due(self, sub: Subscription) -> bool:
-        return sub.id is None or sub.renew_now or sub.expires - self.clock() < self.lifetime * RENEW_AT
+        lifetime = min(self.lifetime, sub.granted) if sub.granted > 0 else self.lifetime
+        return sub.id is None or sub.renew_now or sub.expires - self.clock() < lifetime * RENEW_AT
 
     def maintain(self) -> None:
         for sub in list(self.subs.values()):
@@ -108,6 +111,7 @@ class Renewals:
         self.live = bool(self.subs) and all(s.id and s.expires > now for s in self.subs.values())
 
     def _refresh(self, sub: Subscription) -> None:
+        now = self.clock()
         if sub.id is not None and self._renew is not None:
             self._renew(sub)
         elif sub.id is None:
@@ -116,7 +120,7 @@ class Renewals:
             old = replace(sub, data=dict(sub.data))
             self._create(sub)
             self._remove_quietly(old)
-        sub.renew_now = False
+        sub.renew_now, sub.granted = False, sub.expires - now
 
     def _remove_quietly(self, sub: Subscription) -> None:
         try:

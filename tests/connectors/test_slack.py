@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from inlet.connectors.model import Checkpoint, Deletion, Document, Item, Skipped
+from inlet.connectors.slack_events import INBOX
 from inlet.connectors.slack import SlackConfig, SlackConnector, SlackExportConnector
 from inlet.connectors.slack_client import pacing
 from inlet.connectors.slack_render import NOISE, Directory, Person, permalink, render
@@ -399,6 +400,63 @@ def test_channels_that_disappear_are_deleted(sb: Sandbox) -> None:
     assert thread_id in r.deleted  # threads with replies are known to the checkpoint
     live = set(conn.live_ids())  # the rest goes with the engine's prune
     assert live == expected_ids(sb.ws) and not any(f":{OPS}:" in i for i in live)
+
+
+# --- change events ---------------------------------------------------------------------------------
+
+
+def _event(conn: SlackConnector, cp: dict[str, Any], channel: str, event_id: str, event: dict[str, Any]) -> Run:
+    """One message event, as Socket Mode hands it to the scoped run its hint asks for."""
+    INBOX.put(conn.name, event_id, {"type": "message", "channel": channel, **event})
+    return Run(list(conn.load_scope(cp, frozenset({f"{channel}/{event_id}"}))))
+
+
+def _edit(ts: str, text: str, edited: float) -> dict[str, Any]:
+    message = {
+        "type": "message",
+        "user": HAMZA,
+        "text": text,
+        "ts": ts,
+        "edited": {"user": HAMZA, "ts": f"{edited:.6f}"},
+    }
+    return {"subtype": "message_changed", "message": message, "event_ts": f"{edited:.6f}"}
+
+
+def test_a_late_event_neither_reverts_an_edit_nor_brings_back_a_deletion(sb: Sandbox) -> None:
+    # Slack sends an event again when its acknowledgement was lost, in no particular order.
+    conn = make(sb)
+    ts = slack.post_message(sb.ws, ENRIQUE, "draft one", HAMZA)
+    cp = run(conn).checkpoint
+    key = f"team-slack:{ENRIQUE}:{ts}"
+    newer = _event(conn, cp, ENRIQUE, "Ev2", _edit(ts, "final wording", float(ts) + 20))
+    assert "final wording" in newer.docs[key].text
+    cp = newer.checkpoint
+    older = _event(conn, cp, ENRIQUE, "Ev1", _edit(ts, "second draft", float(ts) + 10))
+    assert key not in older.docs  # the edit it holds is older than the one indexed
+    gone = _event(
+        conn,
+        older.checkpoint,
+        ENRIQUE,
+        "Ev3",
+        {
+            "subtype": "message_deleted",
+            "deleted_ts": ts,
+            "previous_message": {"type": "message", "ts": ts, "text": "final wording"},
+        },
+    )
+    assert key in gone.deleted
+    late = _event(conn, gone.checkpoint, ENRIQUE, "Ev4", _edit(ts, "final wording", float(ts) + 20))
+    assert key not in late.docs  # deleted stays deleted
+
+
+def test_an_event_of_a_conversation_the_config_no_longer_selects_drops_it(sb: Sandbox) -> None:
+    cp = run(make(sb)).checkpoint
+    assert DM in cp["channels"]
+    narrowed = make(sb, include_dms=False)
+    ts = slack.post_message(sb.ws, DM, "my medical leave starts Monday", HAMZA)
+    after = _event(narrowed, cp, DM, "Ev9", {"user": HAMZA, "text": "my medical leave starts Monday", "ts": ts})
+    assert not after.docs  # not indexed; what was indexed of it goes with the next full run's prune
+    assert DM not in after.checkpoint["channels"]
 
 
 # --- errors and limits ---------------------------------------------------------------------------------

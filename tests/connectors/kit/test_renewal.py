@@ -112,6 +112,26 @@ def test_what_cannot_be_extended_is_replaced_before_the_old_one_is_removed() -> 
     assert subs.live and subs.subs["changes"].id == "s3" and service.calls[-1] == ("remove", "s2")
 
 
+def test_a_shorter_lifetime_than_asked_is_renewed_by_what_was_granted_not_in_a_loop() -> None:
+    clock = [0.0]
+    service = Service(clock, lifetime=7 * 86400.0)  # Drive grants at most 7 days
+    subs = Renewals(
+        source="drive",
+        what="push channel",
+        lifetime=30 * 86400.0,  # a month asked
+        create=service.create,
+        remove=service.remove,
+        clock=lambda: clock[0],
+    )
+    subs.add("changes")
+    for _ in range(5):
+        subs.maintain()
+    assert service.calls == [("create", "s1")]  # not replaced over and over
+    clock[0] += 5 * 86400.0  # two of the seven days left: less than a third of what was granted
+    subs.maintain()
+    assert service.calls[1:] == [("create", "s2"), ("remove", "s1")]
+
+
 def test_stop_removes_all_within_the_time_bound_whatever_the_service_does() -> None:
     clock = [0.0]
     service = Service(clock, lifetime=600.0)
