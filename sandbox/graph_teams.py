@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -242,22 +243,19 @@ class TeamsApi:
             return self._page(request, [member_json(e, self.ctx.ws) for e in team.members])
 
     async def channel_members(self, request: Request) -> Response:
-        if (denied := self.guard(request, "members")) is not None:
-            return denied
-        with self.ctx.ws.lock:
-            channel = self._channel(request)
-            if isinstance(channel, Response):
-                return channel
-            return self._page(request, [member_json(e, self.ctx.ws) for e in self.state.members_of(channel)])
+        return await self._members(request, self.state.members_of)
 
     async def channel_all_members(self, request: Request) -> Response:
+        return await self._members(request, self.state.all_members_of)
+
+    async def _members(self, request: Request, members: Callable[[Channel], list[str]]) -> Response:
         if (denied := self.guard(request, "members")) is not None:
             return denied
         with self.ctx.ws.lock:
             channel = self._channel(request)
             if isinstance(channel, Response):
                 return channel
-            return self._page(request, [member_json(e, self.ctx.ws) for e in self.state.all_members_of(channel)])
+            return self._page(request, [member_json(e, self.ctx.ws) for e in members(channel)])
 
     async def messages(self, request: Request) -> Response:
         if (denied := self.guard(request, "messages")) is not None:

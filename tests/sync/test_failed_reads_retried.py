@@ -54,6 +54,17 @@ def indexed(sb: Sandbox, tmp_path: Path, embedder: Any, source: str, **overrides
             state.close()
 
 
+@contextmanager
+def slack_backfilled(tmp_path: Path, embedder: Any) -> Iterator[tuple[Sandbox, Indexed, str]]:
+    """The sandbox's Slack backfilled (quick retries, no pacing), and hamza's user id."""
+    with (
+        Sandbox() as sb,
+        indexed(sb, tmp_path, embedder, "sandbox-slack", max_retries=1, retry_backoff=0, pace_scale=1e6) as ix,
+    ):
+        assert outcome(ix.run("backfill")) == ("ok", 0)
+        yield sb, ix, next(u.id for u in sb.ws.users.values() if u.name == "hamza")
+
+
 def outcome(result: RunResult) -> tuple[str, int]:
     return result.outcome, result.errors
 
@@ -181,13 +192,8 @@ def test_drive_a_refused_read_is_read_again_with_the_share_removed_since(tmp_pat
 def test_slack_a_thread_whose_file_failed_is_read_again_with_the_file(tmp_path: Path, embedder: Any) -> None:
     from inlet.sandbox import slack
 
-    with (
-        Sandbox() as sb,
-        indexed(sb, tmp_path, embedder, "sandbox-slack", max_retries=1, retry_backoff=0, pace_scale=1e6) as ix,
-    ):
-        assert outcome(ix.run("backfill")) == ("ok", 0)
+    with slack_backfilled(tmp_path, embedder) as (sb, ix, hamza):
         ws = sb.ws
-        hamza = next(u.id for u in ws.users.values() if u.name == "hamza")
         notes = slack.add_file(
             ws, "zebra-notes.txt", b"The quokka migration uses seventeen pelicans.\n", "text/plain", hamza
         )
@@ -210,13 +216,8 @@ def test_slack_a_file_given_up_on_is_no_longer_reported_once_its_message_is_dele
     from inlet.connectors.kit.retries import GIVE_UP_AFTER
     from inlet.sandbox import slack
 
-    with (
-        Sandbox() as sb,
-        indexed(sb, tmp_path, embedder, "sandbox-slack", max_retries=1, retry_backoff=0, pace_scale=1e6) as ix,
-    ):
-        assert outcome(ix.run("backfill")) == ("ok", 0)
+    with slack_backfilled(tmp_path, embedder) as (sb, ix, hamza):
         ws = sb.ws
-        hamza = next(u.id for u in ws.users.values() if u.name == "hamza")
         spec = slack.add_file(ws, "spec.txt", b"The walrus protocol.\n", "text/plain", hamza)
         ts = slack.post_message(ws, "C0JGLMMNX", "Spec attached", hamza, files=[spec.id])
         sb.faults.fail("slack", "files.download", 503, times=10_000)
