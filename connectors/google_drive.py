@@ -169,6 +169,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         if st is None:
             st = _State(start_token=self.client.start_page_token())
             yield st.checkpoint()
+        self._failing = 0
         with ThreadPoolExecutor(self.config.concurrency, thread_name_prefix=f"drive-{self.name}") as pool:
             self._pool = pool
             crawled = st.phase == "crawl"
