@@ -58,11 +58,13 @@ _SOURCE_PATTERNS: list[tuple[re.Pattern[str], str, bool]] = [  # (words, source 
         True,
     ),
     # "the email about X", "emails from Phillip", "did Harry email Suresh" name the source; "a phishing
-    # email" is a topic.
+    # email" is a topic, and so is "a suspicious phishing email to security" (a word between the
+    # article and "email" makes it one).
     (
         re.compile(
             r"\b(?:in|from|via|by|on)\s+(?:the\s+|an?\s+|my\s+|his\s+|her\s+|their\s+)?(?:e-?mails?|mails?|"
-            r"inbox|outlook|gmail|mailbox)\b|\b(?:the\s+)?e-?mails?\s+(?:about|from|to|where|that|with|on|in)\b|"
+            r"inbox|outlook|gmail|mailbox)\b|\b(?:the|an?|my|his|her|their|this|that|these|those|\w+'s)\s+e-?mails?\s+"
+            r"(?:about|from|to|where|that|with|on|in)\b|(?:\be-?mails|^\s*e-?mail)\s+(?:about|from|to|where|that|with|on|in)\b|"
             r"\be-?mail(?:ed)?\s+(?:me|us|you|him|her|them)\b|\be-?mailed\b|\b(?:outlook|gmail)\b",
             re.I,
         ),

@@ -107,6 +107,8 @@ def test_time_phrases_are_windows_relative_to_the_question(query, after, before)
         ("emails from Phillip about the curve", ("outlook",)),
         ("did Mike email me about the bid", ("outlook",)),
         ("how to spot a phishing email", ()),  # a topic
+        ("how fast must I flag a suspicious phishing email to security?", ()),  # still one
+        ("email from Phillip about prices", ("outlook",)),
         # A kind of file and a channel's name are what people write about as often as where:
         # the help desk's ticket on "the spreadsheet that linked to itself", "#payments-incident-23".
         ("the help desk fixed the spreadsheet that linked to itself", ()),
