@@ -7,7 +7,10 @@ rounds) and the ids of the messages the folder holds, so that:
 
 - an interrupted backfill resumes mid-folder, losing and repeating nothing;
 - a 410 `SyncStateNotFound` re-syncs that folder from scratch and deletes what did not come back;
-- a folder that vanishes (or becomes excluded) has its messages deleted.
+- a folder that vanishes (or becomes excluded) has its messages deleted, and so has a mailbox
+  the config no longer lists;
+- a mailbox whose readers changed (`acl_users`: checkpoint key `acl`) has its folders listed again
+  whole, like a 410, so every message gets the new ACL (the index re-embeds nothing).
 
 A message whose attachments could not be listed (a 4xx) is indexed without them, with a failed
 skip, and remembered in its mailbox's checkpoint (`kit.retries.Retries`): every later full run reads
@@ -43,7 +46,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from .base import Duration
 from .events import EventSource
@@ -110,6 +113,16 @@ class OutlookConfig(GraphSourceConfig):
     def _lower(cls, values: list[str]) -> list[str]:
         return [v.strip().lower() for v in values]
 
+    @model_validator(mode="after")
+    def _acl_mailboxes(self) -> "OutlookConfig":
+        """`acl_users` by mailbox names mailboxes as `mailboxes` does (case aside), and only those."""
+        if isinstance(self.acl_users, dict):
+            self.acl_users = {k.strip().lower(): v for k, v in self.acl_users.items()}
+            unknown = sorted(set(self.acl_users) - set(self.mailboxes))
+            if unknown:
+                raise ValueError(f"acl_users names mailboxes that mailboxes does not list: {', '.join(unknown)}")
+        return self
+
 
 class _State(CheckpointModel):
     """The checkpoint: per mailbox, the well-known folder ids, per folder {path, ids, link, whole,
@@ -128,6 +141,7 @@ class _State(CheckpointModel):
                     "wellknown": dict(box.get("wellknown", {})),
                     "folders": {fid: dict(entry) for fid, entry in box.get("folders", {}).items()},
                     **({"retries": box["retries"]} if box.get("retries") else {}),
+                    **({"acl": box["acl"]} if box.get("acl") else {}),
                 }
                 for name, box in self.mailboxes.items()
             },
@@ -175,6 +189,17 @@ class OutlookConnector(GraphConnector[OutlookConfig]):
         yield state.checkpoint()
 
     def _mailboxes(self, client: GraphClient, state: _State) -> Iterator[Item]:
+        for gone in [m for m in state.mailboxes if m not in self.config.mailboxes]:
+            box = state.mailboxes.pop(gone)
+            log.info("source %s: mailbox %s is no longer synced", self.name, gone)
+            held = {
+                m
+                for entry in box.get("folders", {}).values()
+                for m in [*entry.get("ids", []), *entry.get("resync", [])]
+            }
+            for mid in sorted(held):
+                yield Deletion(id=self.doc_id(mid))
+            yield state.checkpoint()
         tally = _Tally()
         syncs = [_MailboxSync(self, client, mailbox, state, tally) for mailbox in self.config.mailboxes]
         for sync in syncs:
@@ -284,6 +309,7 @@ class _MailboxSync:
                 raise
             self.folders = exc
             return
+        self._relabel()
         for folder in self.folders:
             entry = self.box["folders"].get(folder.id, {})
             if self.tally.total is not None and (not entry.get("link") or entry.get("whole")):
@@ -305,6 +331,17 @@ class _MailboxSync:
         yield from self._drop_folders()
         for folder in wanted:
             yield from self._sync_folder(folder)
+
+    def _relabel(self) -> None:
+        """When the mailbox's readers changed, every folder is listed again whole (as after a 410)."""
+        key = ",".join(self.c.acl_for(self.mailbox).users)
+        if self.box.get("acl", key) != key:
+            log.info("source %s: the readers of %s changed; listing its folders again", self.c.name, self.mailbox)
+            for entry in self.box["folders"].values():
+                entry["resync"] = sorted(set(entry.get("resync", [])) | set(entry.get("ids", [])))
+                entry["ids"] = []
+                entry.pop("link", None)
+        self.box["acl"] = key
 
     def run_folders(self, folder_ids: list[str]) -> Iterator[Item]:
         """Only these folders' delta rounds (a scoped run), against the folders the last full run saved."""

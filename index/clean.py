@@ -20,7 +20,10 @@ if TYPE_CHECKING:
     from inlet.connectors.model import Document
 
 # An element that only HTML has (not `<http://...>`, `<<File>>` or `a < b > c`).
-_TAG = re.compile(r"</?([a-zA-Z][a-zA-Z0-9]{0,15})(?:\s[^<>]{0,2000})?\s*/?>")
+_TAG = re.compile(  # attributes as HTML writes them: `a < b > c` and `<b && c>` are text
+    r"</?([a-zA-Z][a-zA-Z0-9]{0,15})"
+    r"(?:\s+[a-zA-Z_:][-a-zA-Z0-9_:.]*(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'<>`]+))?){0,100}\s*/?>"
+)
 _HTML_ELEMENTS = frozenset(
     "a abbr address area article aside b base basefont big blockquote body br caption center cite code col "
     "colgroup dd del details dfn dir div dl dt em figcaption figure font footer form frame frameset h1 h2 h3 "
@@ -51,10 +54,23 @@ def clean_text(text: str) -> str:
     first = min(first, text.find("<!") if 0 <= text.find("<!") < first else first)
     first = text.rfind("\n", 0, first) + 1  # whole lines: "See <img ...> for details" stays one line
     lead, source = text[:first].rstrip(), _INVISIBLE_BLOCKS.sub(" ", _COMMENT.sub(" ", text[first:]))
+    source = _literal_brackets(source)
     if not re.search(r"<(html|body|p|div|table|tr|li)\b", source, re.I):
         source = source.replace("\n", "<br>\n")  # tags sprinkled in plain text: keep the text's lines
     body = _TAG.sub(lambda m: "" if m[1].lower() in _HTML_ELEMENTS else m[0], html_to_text(source))  # what it left
     return f"{lead}\n\n{body}".strip() if lead else body
+
+
+def _literal_brackets(source: str) -> str:
+    """`source` with every `<` that opens no tag escaped: in "Vec<String>" or "a<b; c > 3" it is
+    text, which an HTML converter would otherwise read as an unknown tag and drop. A tag is an HTML
+    element's, one with attributes (Teams' `<emoji alt="...">`), or the closing tag of either."""
+    found = list(_TAG.finditer(source))
+    opened = {
+        m[1].lower() for m in found if not m[0].startswith("</") and (m[1].lower() in _HTML_ELEMENTS or "=" in m[0])
+    }
+    tags = {m.start() for m in found if m[1].lower() in _HTML_ELEMENTS or m[1].lower() in opened}
+    return re.sub(r"<", lambda m: "<" if m.start() in tags or source.startswith("<!", m.start()) else "&lt;", source)
 
 
 def plain(doc: "Document") -> "Document":

@@ -320,6 +320,32 @@ def test_shared_mailbox_acl_users(fresh: Sandbox) -> None:
     assert all(d.acl.users == ["assistant@enron.com", "robert.badeer@enron.com"] for d in docs(items).values())
 
 
+def test_changed_readers_reach_every_message_and_a_dropped_mailbox_leaves(fresh: Sandbox) -> None:
+    box = "robert.badeer@enron.com"
+    items, state = run(small(fresh, acl_users={"Robert.Badeer@Enron.com": ["carol@enron.com"]}))  # any case
+    first = docs(items)
+    assert first and all("carol@enron.com" in d.acl.users for d in first.values())
+    items, state = run(small(fresh, acl_users={box: ["dave@enron.com"]}), state)
+    again = docs(items)
+    assert set(again) == set(first) and not deletions(items)  # listed again whole: the same messages
+    assert all(d.acl.users == ["dave@enron.com", box] for d in again.values())
+    items, _ = run(connector(fresh, mailboxes=["phillip.allen@enron.com"], page_size=10), state)
+    assert set(first) <= deletions(items)  # the mailbox the config dropped
+
+
+def test_acl_users_must_name_listed_mailboxes() -> None:
+    with pytest.raises(ValueError, match="acl_users names mailboxes that mailboxes does not list: bob@x.com"):
+        OutlookConfig(
+            name="m",
+            type="outlook",
+            tenant_id="t",
+            client_id="c",
+            client_secret_env="S",
+            mailboxes=["a@x.com"],
+            acl_users={"bob@x.com": ["c@x.com"]},
+        )
+
+
 def test_live_ids_list_synced_messages_for_prune(fresh: Sandbox) -> None:
     conn = small(fresh)
     items, _ = run(conn)

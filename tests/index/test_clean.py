@@ -65,6 +65,13 @@ def test_one_tag_in_plain_text_is_enough_to_convert_it(text: str, expected: str)
     assert clean_text(text) == expected
 
 
+def test_angle_brackets_that_open_no_tag_stay_text() -> None:
+    mail = "<p>The type is Vec<String>.</p><p>Count: a<b; wombat count > 3</p><div>if (a<b && c>d) x();</div>"
+    out = clean_text(mail)
+    assert "Vec<String>" in out and "a<b; wombat count > 3" in out and "if (a<b && c>d) x();" in out
+    assert markup_tags(out) == []
+
+
 def test_converted_html_reads_as_plain_text() -> None:
     out = clean_text(
         "<p>Agenda for <b>Monday</b>:</p><p>1. Development</p><p>- budget</p>"
@@ -96,6 +103,7 @@ def test_converted_html_reads_as_plain_text() -> None:
         "See <http://example.com/a> and <mailto:bob@example.com>",
         "<< File: positions.xls >> attached; a < b and c > d",
         "Use List<String> in Java",
+        "if (a<b && c>d) return retry();",
     ],
 )
 def test_text_without_html_is_left_alone(text: str) -> None:
