@@ -72,7 +72,8 @@ def extract_text(data: bytes, name: str, mime: str | None = None) -> str:
     kind = kind_of(name, mime)
     try:
         if kind == "text":
-            return _text(data, name)
+            text = _text(data, name)
+            return _without_front_matter(text)[1] if _is_markdown(name) else text
         if kind == "html":
             return html_to_text(_text(data, name))
         if kind == "pdf":
@@ -92,6 +93,19 @@ def extract_text(data: bytes, name: str, mime: str | None = None) -> str:
 
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>|<h1[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
 _MARKDOWN_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(\S.*)$")
+# YAML front matter at the top of a Markdown file: metadata, not text (its `title:` is the title)
+_FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S | re.M)
+_FRONT_MATTER_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t]*$", re.M)
+
+
+def _is_markdown(name: str) -> bool:
+    return PurePath(name).suffix.lower() in (".md", ".markdown")
+
+
+def _without_front_matter(text: str) -> tuple[str, str]:
+    """(its front matter, the text after it); ("", text) when it has none."""
+    found = _FRONT_MATTER.match(text)
+    return (found[1], text[found.end() :]) if found else ("", text)
 
 
 def document_title(data: bytes, name: str, text: str, mime: str | None = None) -> str | None:
@@ -129,6 +143,11 @@ def document_title(data: bytes, name: str, text: str, mime: str | None = None) -
         return found
     if kind in ("pptx", "xlsx"):
         return None
+    if kind == "text" and _is_markdown(name):
+        matter = _without_front_matter(decode(data[:200_000]))[0]
+        title = _FRONT_MATTER_TITLE.search(matter)
+        if title:
+            return title[1].strip().strip("\"'").strip() or None
     for line in text.splitlines()[:20]:
         heading = _MARKDOWN_HEADING.match(line)
         if heading:
@@ -233,8 +252,9 @@ def _pptx(data: bytes) -> str:
 
     slides = []
     for number, slide in enumerate(Presentation(io.BytesIO(data)).slides, 1):
-        texts = [shape.text_frame.text.strip() for shape in slide.shapes if shape.has_text_frame]
-        slides.append(f"## Slide {number}\n\n" + "\n".join(t for t in texts if t))
+        texts = [t for shape in slide.shapes if shape.has_text_frame and (t := shape.text_frame.text.strip())]
+        if texts:  # a slide of pictures only adds no heading: a deck of them has no text
+            slides.append(f"## Slide {number}\n\n" + "\n".join(texts))
     return "\n\n".join(slides)
 
 

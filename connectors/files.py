@@ -2,10 +2,16 @@
 
 The reference connector, small enough to copy. Its checkpoint maps each file to (mtime, size,
 content hash), so a re-sync reads only files whose mtime or size moved, re-yields only those whose
-bytes changed, and yields a deletion for each file that vanished. Nothing outside the root is
-read: paths are resolved and symlinks that leave the root are refused. What cannot be read is
-never taken for deleted: a file it may not read, or every file it knew in a folder it may not
-list, keeps its document and its checkpoint entry, and is listed as a failed skip.
+bytes changed, and yields a deletion for each file that vanished, or that a policy now skips (no
+text left, binary bytes, over the size cap). The checkpoint also holds the ACL the documents
+carry: when the config changes it, every file is yielded again (the index re-writes the ACL and
+embeds nothing again). Nothing outside the root is read: paths are resolved, symlinks that leave
+the root are refused, and a link to a folder is not followed (logged; a link to a file inside the
+root is a document of its own, which search collapses with its target as a copy). What cannot be
+read is never taken for deleted: a file it may not read, or every file it knew in a folder it may
+not list, keeps its document and its checkpoint entry, and is listed as a failed skip; a root that
+holds no file at all where files were (an unmounted share's mount point) is one failed skip, and
+deletes nothing. A file name that is not UTF-8 is named with its bytes escaped (`caf\\xe9.md`).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import errno
 import fnmatch
 import hashlib
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -65,7 +72,19 @@ class FilesConnector(FolderConnector[FilesConfig]):
     def load(self, checkpoint: dict[str, Any] | None, *, since: datetime | None = None) -> Iterator[Item]:
         self.check()
         known: dict[str, list[Any]] = dict((checkpoint or {}).get("files", {}))
+        acl = json.dumps(self.config.acl().model_dump(), sort_keys=True)
+        relabel = (checkpoint or {}).get("acl", acl) != acl  # every file again, with the new ACL
         listing = self._listing()  # counted first: the bar gets a total and a time left
+        if known and not listing.files and not listing.unlisted:
+            yield Skipped(
+                id=self.doc_id(""),
+                title=f"{self.config.path}",
+                reason=f"the folder holds no file now ({len(known)} before): nothing is deleted (an unmounted "
+                f"share?); if it was emptied on purpose, `inlet backfill {self.name}` removes its documents",
+                folder=True,
+            )
+            yield Checkpoint(state={"files": known, "acl": acl})
+            return
         yield Progress(total=len(listing.files), unit="files")
         for folder, why in listing.unlisted.items():
             reason = f"folder cannot be listed ({why}); its files are kept as they were"
@@ -74,19 +93,19 @@ class FilesConnector(FolderConnector[FilesConfig]):
         for n, (rel, path) in enumerate(listing.files, 1):
             yield Progress(done=n - 1)
             try:
-                yield from self._file(rel, path, known, since)
+                yield from self._file(rel, path, known, since, relabel)
             except _GONE:
                 continue  # deleted since the walk: a deletion, not an error
             except OSError as exc:  # its entry stays: what was indexed is kept until it can be read
                 yield Skipped(id=self.doc_id(rel), reason=f"cannot be read ({_reason(exc)})", title=rel)
             present.add(rel)
             if n % self.config.checkpoint_every == 0:
-                yield Checkpoint(state={"files": dict(known)})
+                yield Checkpoint(state={"files": dict(known), **({} if relabel else {"acl": acl})})
         yield Progress(done=len(listing.files))
         for rel in sorted(set(known) - present):
             del known[rel]
             yield Deletion(id=self.doc_id(rel))
-        yield Checkpoint(state={"files": dict(known)})
+        yield Checkpoint(state={"files": dict(known), "acl": acl})
 
     def live_ids(self) -> Iterator[str]:
         """Every file's id; `IncompleteListingError` when a folder cannot be listed (its files
@@ -101,38 +120,47 @@ class FilesConnector(FolderConnector[FilesConfig]):
             )
         return (self.doc_id(rel) for rel, _ in listing.files)
 
-    def _file(self, rel: str, path: Path, known: dict[str, list[Any]], since: datetime | None) -> Iterator[Item]:
-        """Its document (or skip) when it changed since `known[rel]`, which is then brought up to
-        date; an `OSError` from reading it escapes with `known` untouched."""
+    def _file(
+        self, rel: str, path: Path, known: dict[str, list[Any]], since: datetime | None, relabel: bool = False
+    ) -> Iterator[Item]:
+        """Its document (or skip) when it changed since `known[rel]` (or `relabel`), which is then
+        brought up to date; an `OSError` from reading it escapes with `known` untouched."""
         stat = path.stat()
         if since and stat.st_mtime < since.timestamp():
             return
         entry = known.get(rel)
-        if entry and entry[0] == stat.st_mtime_ns and entry[1] == stat.st_size:
+        if not relabel and entry and entry[0] == stat.st_mtime_ns and entry[1] == stat.st_size:
             return
         if stat.st_size > self.config.max_file_bytes:
-            yield Skipped(
-                id=self.doc_id(rel),
-                reason=f"larger than {self.config.max_file_bytes} bytes",
-                failed=False,
-                title=rel,
-            )
+            yield from self._skipped(rel, f"larger than {self.config.max_file_bytes} bytes", entry)
+            known[rel] = [stat.st_mtime_ns, stat.st_size, None]
             return
         data = path.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
-        if not (entry and entry[2] == digest):
-            yield from self._document(rel, path, data, stat)
+        if relabel or not (entry and entry[2] == digest):
+            yield from self._document(rel, path, data, stat, entry)
         known[rel] = [stat.st_mtime_ns, stat.st_size, digest]
 
-    def _document(self, rel: str, path: Path, data: bytes, stat: os.stat_result) -> Iterator[Item]:
+    def _skipped(self, rel: str, reason: str, entry: list[Any] | None) -> Iterator[Item]:
+        """A skip by policy; what was indexed of the file before goes (its old text answers nothing now)."""
+        yield Skipped(id=self.doc_id(rel), reason=reason, failed=False, title=rel)
+        if entry is not None:
+            yield Deletion(id=self.doc_id(rel))
+
+    def _document(
+        self, rel: str, path: Path, data: bytes, stat: os.stat_result, entry: list[Any] | None = None
+    ) -> Iterator[Item]:
         mime = None if path.suffix else "text/plain"
         try:
             text = extract_text(data, path.name, mime)
-        except ItemError as exc:  # damaged (an error), or binary bytes under a text name (by policy)
-            yield Skipped(id=self.doc_id(rel), reason=str(exc), failed=exc.failed, title=rel)
+        except ItemError as exc:  # damaged (an error: its old version is kept), or binary bytes under a text name
+            if exc.failed:
+                yield Skipped(id=self.doc_id(rel), reason=str(exc), title=rel)
+            else:
+                yield from self._skipped(rel, str(exc), entry)
             return
         if not text.strip():
-            yield Skipped(id=self.doc_id(rel), reason="no text", failed=False, title=rel)
+            yield from self._skipped(rel, "no text", entry)
             return
         modified = datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc)
         yield self.document(
@@ -163,9 +191,16 @@ class FilesConnector(FolderConnector[FilesConfig]):
             dirs.sort()
             here = Path(folder).relative_to(root)
             dirs[:] = [d for d in dirs if not d.startswith(".") and not self._excluded_folder((here / d).as_posix())]
+            for name in dirs:
+                if (Path(folder) / name).is_symlink():  # os.walk does not enter it
+                    log.info(
+                        "source %r: %s is a link to a folder; not followed",
+                        self.name,
+                        _printable((here / name).as_posix()),
+                    )
             for name in sorted(files):
                 path = Path(folder) / name
-                rel = path.relative_to(root).as_posix()
+                rel = _printable(path.relative_to(root).as_posix())
                 if name.startswith(".") or path.suffix.lower() not in SUFFIXES or not self._wanted(rel):
                     continue
                 if self._regular_inside(rel, path, root):
@@ -208,9 +243,33 @@ _ANY_NAME = "\0"  # no file is named this: a pattern matching it matches any nam
 
 
 def _matches(rel: str, patterns: list[str]) -> bool:
-    return any(
-        fnmatch.fnmatchcase(rel, p) or (p.startswith("**/") and fnmatch.fnmatchcase(rel, p[3:])) for p in patterns
-    )
+    """Whether a glob matches `rel`; `**/` also matches no folder at all ("docs/**/*.md": docs/a.md)."""
+    return any(fnmatch.fnmatchcase(rel, variant) for p in patterns for variant in _zero_folder_forms(p))
+
+
+def _zero_folder_forms(pattern: str) -> set[str]:
+    """`pattern` and every form of it with some of its `**/` standing for no folder."""
+    forms = {pattern}
+    while True:
+        more = {
+            f[:i] + f[i + 3 :]
+            for f in forms
+            for i in range(len(f))
+            if f.startswith("**/", i) and (i == 0 or f[i - 1] == "/")
+        }
+        if more <= forms:
+            return forms
+        forms |= more
+
+
+def _printable(rel: str) -> str:
+    """`rel` as text a database stores: a name that is not UTF-8 (os gives it surrogates) has its
+    bytes escaped, the same way every run."""
+    try:
+        rel.encode("utf-8")
+        return rel
+    except UnicodeEncodeError:
+        return os.fsencode(rel).decode("utf-8", "backslashreplace")
 
 
 def _reason(exc: OSError) -> str:

@@ -24,6 +24,7 @@ from fastapi import FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -59,6 +60,14 @@ from .models import (
 )
 from .service import Retrieval
 
+
+class _DocumentId(PathConvertor):
+    """A document id as the rest of the path, whatever it holds: a file's name may hold a newline."""
+
+    regex = r"[\s\S]*"
+
+
+register_url_convertor("doc_id", _DocumentId())
 log = logging.getLogger(__name__)
 UNAVAILABLE = "the index is unavailable for a moment; try again later"  # its server is named in the log only
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", *PRM_PATHS})  # they reveal nothing
@@ -252,7 +261,7 @@ def create_app(
         )
 
     @app.get(
-        "/v1/documents/{doc_id:path}",
+        "/v1/documents/{doc_id:doc_id}",
         response_model=DocumentOut,
         response_model_exclude_unset=True,
         responses={**ERRORS, 404: {"model": ErrorBody, "description": "absent or not visible"}},

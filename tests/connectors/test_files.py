@@ -379,3 +379,63 @@ def test_links_and_special_files_are_named_for_what_they_are(root, caplog):
         "source 'docs': pipe.txt is not a regular file; not indexed": logging.INFO,
     }
     assert stat.S_ISFIFO(os.lstat(root / "pipe.txt").st_mode)
+
+
+def test_a_name_that_is_not_utf8_is_indexed_with_its_bytes_escaped(root):
+    with open(os.path.join(os.fsencode(root), b"caf\xe9.md"), "wb") as latin1_named:  # a zip's or Samba's name
+        latin1_named.write(b"# Menu\n\nThe espresso machine is fixed.\n")
+    items, state = run(connector(root))
+    assert "docs:caf\\xe9.md" in {d.id for d in by_type(items, Document)}
+    assert not [s for s in by_type(items, Skipped) if s.failed]
+    again, _ = run(connector(root), state)
+    assert not by_type(again, Document) and not by_type(again, Deletion)  # the same id every run
+
+
+def test_a_new_acl_reaches_every_file_unchanged_since(root):
+    _, state = run(connector(root))
+    items, state = run(connector(root, public=False, users=["alice@example.com"]), state)
+    docs = by_type(items, Document)
+    assert len(docs) == 5 and all(d.acl.users == ["alice@example.com"] and not d.acl.public for d in docs)
+    again, _ = run(connector(root, public=False, users=["alice@example.com"]), state)
+    assert not by_type(again, Document)
+
+
+def test_a_file_a_policy_now_skips_leaves_the_index(root):
+    _, state = run(connector(root, max_file_bytes=1000))
+    (root / "notes.txt").write_text("")  # emptied
+    (root / "guide" / "setup.md").write_text("x" * 2000)  # over the cap
+    items, _ = run(connector(root, max_file_bytes=1000), state)
+    assert {d.id for d in by_type(items, Deletion)} == {"docs:notes.txt", "docs:guide/setup.md"}
+    assert {s.id for s in by_type(items, Skipped) if not s.failed} >= {"docs:notes.txt", "docs:guide/setup.md"}
+
+
+def test_an_emptied_root_deletes_nothing(root):
+    _, state = run(connector(root))
+    for path in sorted(root.rglob("*"), reverse=True):
+        path.rmdir() if path.is_dir() else path.unlink()
+    items, after = run(connector(root), state)
+    assert not by_type(items, Deletion)
+    (skip,) = by_type(items, Skipped)
+    assert skip.failed and skip.folder and skip.id == "docs:" and "unmounted" in skip.reason
+    assert after["files"] == state["files"]
+
+
+def test_a_double_star_in_a_glob_also_matches_no_folder(root):
+    (root / "guide" / "sub").mkdir()
+    (root / "guide" / "sub" / "deep.md").write_text("# Deep\n\nNested.\n")
+    items, _ = run(connector(root, include=["guide/**/*.md"]))
+    assert {d.id for d in by_type(items, Document)} == {"docs:guide/setup.md", "docs:guide/sub/deep.md"}
+    items, _ = run(connector(root, exclude=["guide/**/*.md"]))
+    assert not {d.id for d in by_type(items, Document)} & {"docs:guide/setup.md", "docs:guide/sub/deep.md"}
+
+
+def test_markdown_front_matter_is_metadata_and_its_title_the_title(root):
+    (root / "fm.md").write_text("---\ntitle: Release Train\n# a yaml comment\ntags: [ops]\n---\nShips every Tuesday.\n")
+    doc = next(d for d in by_type(run(connector(root))[0], Document) if d.id == "docs:fm.md")
+    assert doc.title == "Release Train" and doc.text.strip() == "Ships every Tuesday."
+
+
+def test_a_deck_of_pictures_only_has_no_text(root):
+    (root / "photos.pptx").write_bytes(make_pptx("", [("", "")]))  # slides with nothing written on them
+    items, _ = run(connector(root))
+    assert [(s.id, s.reason, s.failed) for s in by_type(items, Skipped)] == [("docs:photos.pptx", "no text", False)]

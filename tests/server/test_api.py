@@ -151,6 +151,12 @@ def test_domain_acl(client: TestClient) -> None:
     assert "drive:f1" not in search(client, BOB, query="Falcon budget")
 
 
+def test_a_document_id_holding_a_newline_reaches_the_route(client: TestClient) -> None:
+    # a file's name may hold one; the route answers for the id, not "no such route"
+    answer = client.get("/v1/documents/files:notes%0Ano-link.md", headers=OPS)
+    assert answer.status_code == 404 and answer.json()["error"]["message"] == "no document 'files:notes\\nno-link.md'"
+
+
 def test_admin_only_document(client: TestClient) -> None:
     assert client.get("/v1/documents/mail:hr-1", headers=ALICE).status_code == 404
     assert "mail:hr-1" not in search(client, ALICE, query="salary bands")
