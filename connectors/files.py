@@ -126,11 +126,13 @@ class FilesConnector(FolderConnector[FilesConfig]):
         """Its document (or skip) when it changed since `known[rel]` (or `relabel`), which is then
         brought up to date; an `OSError` from reading it escapes with `known` untouched."""
         stat = path.stat()
-        if since and stat.st_mtime < since.timestamp():
-            return
         entry = known.get(rel)
-        if not relabel and entry and entry[0] == stat.st_mtime_ns and entry[1] == stat.st_size:
+        if since and stat.st_mtime < since.timestamp():
+            if entry is None:  # left out by `backfill --since`: later syncs read it only once it changes
+                known[rel] = [stat.st_mtime_ns, stat.st_size, None]
             return
+        if entry and entry[0] == stat.st_mtime_ns and entry[1] == stat.st_size and (not relabel or entry[2] is None):
+            return  # unchanged (and, on an ACL change, never indexed: no ACL to change)
         if stat.st_size > self.config.max_file_bytes:
             yield from self._skipped(rel, f"larger than {self.config.max_file_bytes} bytes", entry)
             known[rel] = [stat.st_mtime_ns, stat.st_size, None]

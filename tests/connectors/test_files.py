@@ -5,6 +5,7 @@ import random
 import shutil
 import stat
 import tempfile
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -439,3 +440,22 @@ def test_a_deck_of_pictures_only_has_no_text(root):
     (root / "photos.pptx").write_bytes(make_pptx("", [("", "")]))  # slides with nothing written on them
     items, _ = run(connector(root))
     assert [(s.id, s.reason, s.failed) for s in by_type(items, Skipped)] == [("docs:photos.pptx", "no text", False)]
+
+
+def test_what_backfill_since_left_out_stays_out_until_it_changes(root):
+    old = datetime(2020, 1, 1, tzinfo=timezone.utc).timestamp()
+    for path in (root / "notes.txt", root / "page.html"):
+        os.utime(path, (old, old))
+    conn = connector(root)
+    items, state = run_since(conn, datetime(2024, 1, 1, tzinfo=timezone.utc))
+    assert {"docs:notes.txt", "docs:page.html"}.isdisjoint(d.id for d in by_type(items, Document))
+    items, state = run(conn, state)
+    assert not by_type(items, Document)  # the next sync does not bring them in after all
+    (root / "notes.txt").write_text("Plain notes about the Osprey project, revised.")
+    items, _ = run(conn, state)
+    assert [d.id for d in by_type(items, Document)] == ["docs:notes.txt"]
+
+
+def run_since(conn: FilesConnector, since: datetime):
+    items = list(conn.load(None, since=since))
+    return items, items[-1].state
