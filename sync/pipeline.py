@@ -12,7 +12,8 @@ batch submitted before it, so a checkpoint is saved only once everything yielded
 written. A batch is prepared (its stored state read) only after every earlier batch naming one of
 its documents is written, so two versions of a document in one run are applied as they would be
 serially. A failure in any stage stops the pipeline; the caller's next `submit`, `after` or `drain`
-raises it.
+raises it. A stopping run (`abandon`) also cuts the batch being embedded short, between two slices
+of its chunks (`Index.embed` reports each): one huge file does not hold a stop for minutes.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ log = logging.getLogger(__name__)
 
 DEPTH = 2  # batches waiting between two stages (memory bound; two keep the model busy)
 _STOP = object()  # tells a stage thread to end
+
+
+class _Abandoned(Exception):
+    """Raised from the progress callback to end an embedding the pipeline no longer wants."""
 
 
 class Pipeline:
@@ -151,11 +156,21 @@ class Pipeline:
                 continue
             if isinstance(item, Prepared) and self._error is None:
                 try:
-                    self.index.embed(item, self.on_embedded)
+                    self.index.embed(item, self._embedded)
+                except _Abandoned:  # dropped like the batches after it: the run resumes before it
+                    self._done(item)
+                    continue
                 except BaseException as exc:  # handed to the caller, who raises it
                     self._fail(exc)
             self._to_write.put(item)
         self._to_write.put(_STOP)
+
+    def _embedded(self, count: int) -> None:
+        """Progress of the batch being embedded; where a stop cuts it short."""
+        if self._abandoned:
+            raise _Abandoned
+        if self.on_embedded is not None:
+            self.on_embedded(count)
 
     def _write_stage(self) -> None:
         while (item := self._to_write.get()) is not _STOP:

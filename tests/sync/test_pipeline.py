@@ -82,3 +82,16 @@ def test_abandon_drops_what_is_not_yet_embedded_with_the_checkpoints_behind_it(i
     # behind it may or may not have reached the embedding stage first): a batch written without its
     # checkpoint is re-read on resume; a checkpoint without the batch before it would lose it.
     assert written or ran == []
+
+
+def test_a_stop_cuts_the_batch_being_embedded_short(index):
+    """One huge file is one batch: a stop ends its embedding after the slice under way, and the
+    batch is dropped (re-read on resume), not embedded to its end first."""
+    huge = doc(1, "\n\n".join(f"Section {i}: the ledger of shipment {i} was reconciled." * 6 for i in range(800)))
+    slices: list[int] = []
+    pipeline = Pipeline(index, threading.Lock(), on_embedded=lambda n: (slices.append(n), pipeline.abandon()))
+    with pipeline:
+        pipeline.submit([huge], [], 1, None)
+        pipeline.drain()
+    assert len(slices) == 1  # of the many slices the batch holds
+    assert not index.catalog.stored(["d:1"]) and index.collection.count() == 0
