@@ -142,6 +142,7 @@ class _State(CheckpointModel):
                     "folders": {fid: dict(entry) for fid, entry in box.get("folders", {}).items()},
                     **({"retries": box["retries"]} if box.get("retries") else {}),
                     **({"acl": box["acl"]} if box.get("acl") else {}),
+                    **({"owner": box["owner"]} if box.get("owner") else {}),
                 }
                 for name, box in self.mailboxes.items()
             },
@@ -267,10 +268,12 @@ class OutlookConnector(GraphConnector[OutlookConfig]):
             for mailbox, folder in self.synced_folders(client)
         }
 
-    def acl_for(self, mailbox: str) -> ACL:
+    def acl_for(self, mailbox: str, owner: str | None = None) -> ACL:
+        """The mailbox's readers: its owner's address (`owner`, for a mailbox named by user id) and
+        `acl_users`."""
         extra = self.config.acl_users
         users = extra.get(mailbox, []) if isinstance(extra, dict) else extra
-        return ACL(users=[mailbox, *users])
+        return ACL(users=[owner or mailbox, *users])
 
 
 def _fresh_state(since: dt.datetime | None) -> _State:
@@ -299,6 +302,7 @@ class _MailboxSync:
         self.user = f"/users/{quote(mailbox, safe='@')}"
         self.wanted: set[str] = set()
         self.folders: list[_Folder] | GraphError | None = None  # None: not listed yet
+        self.owner: str | None = self.box.get("owner")  # the address of a mailbox named by user id
 
     def list_folders(self) -> None:
         """The folders to sync, and the messages their whole rounds will read added to the tally."""
@@ -309,6 +313,11 @@ class _MailboxSync:
                 raise
             self.folders = exc
             return
+        if "@" not in self.mailbox:  # a user id: its documents are for the address its owner signs in with
+            user = self.client.get(self.user, {"$select": "mail,userPrincipalName"})
+            self.owner = self.box["owner"] = str(
+                user.get("mail") or user.get("userPrincipalName") or self.mailbox
+            ).lower()
         self._relabel()
         for folder in self.folders:
             entry = self.box["folders"].get(folder.id, {})
@@ -334,7 +343,7 @@ class _MailboxSync:
 
     def _relabel(self) -> None:
         """When the mailbox's readers changed, every folder is listed again whole (as after a 410)."""
-        key = ",".join(self.c.acl_for(self.mailbox).users)
+        key = ",".join(self.c.acl_for(self.mailbox, self.owner).users)
         if self.box.get("acl", key) != key:
             log.info("source %s: the readers of %s changed; listing its folders again", self.c.name, self.mailbox)
             for entry in self.box["folders"].values():
@@ -536,7 +545,7 @@ class _MailboxSync:
                     title=msg.subject or None,
                     reason=f"attachments not read (indexed without them, read again next run): {exc}",
                 )
-        document, skipped = message_document(self.c, msg, self.c.acl_for(self.mailbox), cap)
+        document, skipped = message_document(self.c, msg, self.c.acl_for(self.mailbox, self.owner), cap)
         yield from skipped
         if failed is not None:
             yield self._noted(msg.native_id, failed)

@@ -25,7 +25,7 @@ from .graph_identity import identity_routes
 from .faults import BrokenAnswer
 from .graph_seed import mail_state, seed_generated, seed_sample, text_to_html
 from .graph_state import Address, MailState, Message, graph_id
-from .graph_wire import folder_json, graph_error, message_json, attachment_json, parse_prefer
+from .graph_wire import attachment_json, directory_user, folder_json, graph_error, message_json, parse_prefer
 
 __all__ = [
     "routes",
@@ -217,7 +217,7 @@ class _GraphApi:
 
     def _mailbox(self, ref: str) -> str | Response:
         ws = self.ctx.ws
-        user = ws.users.get(ref) or ws.user_by_email(ref)
+        user = directory_user(ws, ref)
         if user is None:
             return graph_error(404, "ErrorInvalidUser", f"The requested user '{ref}' is invalid.")
         if user.id not in self.state.mailboxes:

@@ -44,7 +44,7 @@ from .graph_files_state import DeltaState, Drive, FilesState, Item, Perm, files_
 from .faults import BrokenAnswer
 from .graph_seed import mail_state
 from .graph_state import graph_id
-from .graph_wire import graph_error, iso, parse_prefer
+from .graph_wire import directory_user, graph_error, iso, parse_prefer
 from .graph_files_seed import seed_files
 from .graph_files_seed import seed_files_generated
 from .graph import api_guard
@@ -518,7 +518,7 @@ class FilesApi:
         ref = request.path_params["user"]
         with self.ctx.ws.lock:
             ws = self.ctx.ws
-            known = ws.users.get(ref)
+            known = directory_user(ws, ref)
             email = (
                 known.email
                 if known is not None

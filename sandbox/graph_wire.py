@@ -30,6 +30,15 @@ def parse_prefer(request: Request) -> Prefer:
     return Prefer(int(size[1]) if size else None, immutable)
 
 
+def directory_user(ws: Any, ref: str) -> Any:
+    """The user a Graph path names by id (ids are GUIDs: case does not matter) or address; None."""
+    return (
+        ws.users.get(ref)
+        or next((user for uid, user in ws.users.items() if uid.lower() == ref.lower()), None)
+        or ws.user_by_email(ref)
+    )
+
+
 def iso(value: dt.datetime | None) -> str | None:
     if value is None:
         return None

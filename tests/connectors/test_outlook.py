@@ -333,6 +333,15 @@ def test_changed_readers_reach_every_message_and_a_dropped_mailbox_leaves(fresh:
     assert set(first) <= deletions(items)  # the mailbox the config dropped
 
 
+def test_a_mailbox_named_by_user_id_is_for_its_owner_s_address(fresh: Sandbox) -> None:
+    owner = "robert.badeer@enron.com"
+    by_id = fresh.ws.user_by_email(owner).id
+    conn = connector(fresh, mailboxes=[by_id], page_size=10)
+    items, state = run(conn)
+    assert docs(items) and all(d.acl.users == [owner] for d in docs(items).values())
+    assert state["mailboxes"][by_id.lower()]["owner"] == owner  # scoped runs use it too
+
+
 def test_acl_users_must_name_listed_mailboxes() -> None:
     with pytest.raises(ValueError, match="acl_users names mailboxes that mailboxes does not list: bob@x.com"):
         OutlookConfig(
