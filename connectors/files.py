@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 # "": plain text (e.g. mail dumps)
 SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx", ".pptx", ".xlsx", ""}
+OVER_CAP = "over the size cap"  # a checkpoint entry's hash when the file was too large to read (checked every run)
 _GONE = (FileNotFoundError, NotADirectoryError)  # what reading a path that was deleted meanwhile raises
 
 
@@ -90,6 +91,7 @@ class FilesConnector(FolderConnector[FilesConfig]):
             reason = f"folder cannot be listed ({why}); its files are kept as they were"
             yield Skipped(id=self.doc_id(folder + "/"), reason=reason, title=folder + "/", folder=True)
         present = {rel for rel in known if listing.hides(rel)}
+        unread = bool(listing.unlisted)  # what was not read keeps its old ACL: a relabel is not done yet
         for n, (rel, path) in enumerate(listing.files, 1):
             yield Progress(done=n - 1)
             try:
@@ -97,6 +99,7 @@ class FilesConnector(FolderConnector[FilesConfig]):
             except _GONE:
                 continue  # deleted since the walk: a deletion, not an error
             except OSError as exc:  # its entry stays: what was indexed is kept until it can be read
+                unread = True
                 yield Skipped(id=self.doc_id(rel), reason=f"cannot be read ({_reason(exc)})", title=rel)
             present.add(rel)
             if n % self.config.checkpoint_every == 0:
@@ -105,13 +108,19 @@ class FilesConnector(FolderConnector[FilesConfig]):
         for rel in sorted(set(known) - present):
             del known[rel]
             yield Deletion(id=self.doc_id(rel))
-        yield Checkpoint(state={"files": dict(known), "acl": acl})
+        done = acl if not (relabel and unread) else (checkpoint or {}).get("acl", acl)
+        yield Checkpoint(state={"files": dict(known), "acl": done})
 
     def live_ids(self) -> Iterator[str]:
         """Every file's id; `IncompleteListingError` when a folder cannot be listed (its files
         are not known to be gone)."""
         self.check()  # a vanished folder is an error, not "every file was deleted"
         listing = self._listing()
+        if not listing.files and not listing.unlisted:
+            raise IncompleteListingError(
+                f"source {self.name!r}: {self.config.path} holds no file (an unmounted share?); nothing is taken "
+                f"for deleted (if it was emptied on purpose, `inlet backfill {self.name}` removes its documents)"
+            )
         if listing.unlisted:
             folders = "; ".join(f"{folder}/ ({why})" for folder, why in listing.unlisted.items())
             raise IncompleteListingError(
@@ -131,11 +140,12 @@ class FilesConnector(FolderConnector[FilesConfig]):
             if entry is None:  # left out by `backfill --since`: later syncs read it only once it changes
                 known[rel] = [stat.st_mtime_ns, stat.st_size, None]
             return
-        if entry and entry[0] == stat.st_mtime_ns and entry[1] == stat.st_size and (not relabel or entry[2] is None):
-            return  # unchanged (and, on an ACL change, never indexed: no ACL to change)
+        if entry and entry[0] == stat.st_mtime_ns and entry[1] == stat.st_size and entry[2] != OVER_CAP:
+            if not relabel or entry[2] is None:  # unchanged (and, on an ACL change, never indexed)
+                return
         if stat.st_size > self.config.max_file_bytes:
             yield from self._skipped(rel, f"larger than {self.config.max_file_bytes} bytes", entry)
-            known[rel] = [stat.st_mtime_ns, stat.st_size, None]
+            known[rel] = [stat.st_mtime_ns, stat.st_size, OVER_CAP]
             return
         data = path.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
@@ -146,7 +156,7 @@ class FilesConnector(FolderConnector[FilesConfig]):
     def _skipped(self, rel: str, reason: str, entry: list[Any] | None) -> Iterator[Item]:
         """A skip by policy; what was indexed of the file before goes (its old text answers nothing now)."""
         yield Skipped(id=self.doc_id(rel), reason=reason, failed=False, title=rel)
-        if entry is not None:
+        if entry is not None and entry[2] not in (None, OVER_CAP):
             yield Deletion(id=self.doc_id(rel))
 
     def _document(
@@ -187,7 +197,7 @@ class FilesConnector(FolderConnector[FilesConfig]):
             if folder == root:
                 raise ConfigError(f"source {self.name!r}: key 'path': {root} cannot be listed ({_reason(exc)})")
             if not isinstance(exc, _GONE):  # a folder deleted since its parent was listed: its files are gone
-                found.unlisted[folder.relative_to(root).as_posix()] = _reason(exc)
+                found.unlisted[_printable(folder.relative_to(root).as_posix())] = _reason(exc)
 
         for folder, dirs, files in os.walk(root, onerror=unlisted, followlinks=False):
             dirs.sort()

@@ -238,6 +238,10 @@ class GmailConnector(Connector[GmailConfig]):
             yield Skipped(id=self.doc_id(f"mailbox:{mailbox}"), reason=str(exc))
             yield exc
             return
+        except GoogleApiError as exc:  # this mailbox only (Gmail not enabled for the user, ...): the others go on
+            log.warning("source %s: mailbox %s skipped: %s", self.name, mailbox, exc)
+            yield Skipped(id=self.doc_id(f"mailbox:{mailbox}"), reason=f"mailbox {mailbox} unavailable: {exc}")
+            return
         yield _Saved(mailbox, box.model_copy(deep=True))
 
     def live_ids(self) -> Iterator[str]:
@@ -365,9 +369,21 @@ class _MailboxSync:
         while listing.label < len(labels):
             pager = Pager(source=self.c.name, what=f"Gmail messages.list of {self.mailbox}", token=listing.token)
             while True:
-                page = self.client.list_messages(
-                    labels[listing.label], self.query(), pager.token, self.config.page_size
-                )
+                try:
+                    page = self.client.list_messages(
+                        labels[listing.label], self.query(), pager.token, self.config.page_size
+                    )
+                except GoogleApiError as exc:
+                    if exc.status != 400 or pager.token is None:
+                        raise
+                    log.warning(  # what was read is in `seen`: the listing starts over and skips it
+                        "source %s: Gmail refused the saved page token of %s; listing it again",
+                        self.c.name,
+                        self.mailbox,
+                    )
+                    pager = Pager(source=self.c.name, what=f"Gmail messages.list of {self.mailbox}")
+                    listing.token, listing.offset = None, 0
+                    continue
                 ids = [ref["id"] for ref in page.get("messages", [])]
                 while listing.offset < len(ids):
                     chunk = ids[listing.offset : listing.offset + self.config.batch_size]

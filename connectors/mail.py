@@ -171,7 +171,7 @@ def rfc822_message(native_id: str, raw: bytes, url: str = "", folder: str = "") 
             plains.append(part_text(part))
     senders = addresses(email.get("From"))
     when = header_date(email.get("Date"))
-    plain = "\n\n".join(plains) if plains else None
+    plain = "\n\n".join(p for p in plains if p.strip()) or None  # an empty text part leaves the HTML one
     return MailMessage(
         native_id=native_id,
         subject=" ".join(str(email.get("Subject", "")).split()),

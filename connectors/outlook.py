@@ -308,16 +308,15 @@ class _MailboxSync:
         """The folders to sync, and the messages their whole rounds will read added to the tally."""
         try:
             self.folders = self._synced_folders()
-        except GraphError as exc:
+            if "@" not in self.mailbox:  # a user id: its documents are for the address its owner signs in with
+                user = self.client.get(self.user, {"$select": "mail,userPrincipalName"})
+                owner = str(user.get("mail") or user.get("userPrincipalName") or self.mailbox)
+                self.owner = self.box["owner"] = owner.lower()
+        except GraphError as exc:  # the mailbox (or, named by id, its owner) cannot be read: a named skip
             if exc.status not in (403, 404):
                 raise
             self.folders = exc
             return
-        if "@" not in self.mailbox:  # a user id: its documents are for the address its owner signs in with
-            user = self.client.get(self.user, {"$select": "mail,userPrincipalName"})
-            self.owner = self.box["owner"] = str(
-                user.get("mail") or user.get("userPrincipalName") or self.mailbox
-            ).lower()
         self._relabel()
         for folder in self.folders:
             entry = self.box["folders"].get(folder.id, {})

@@ -459,3 +459,33 @@ def test_what_backfill_since_left_out_stays_out_until_it_changes(root):
 def run_since(conn: FilesConnector, since: datetime):
     items = list(conn.load(None, since=since))
     return items, items[-1].state
+
+
+def test_a_new_acl_reaches_a_file_unreadable_at_the_time_once_it_can_be_read(shared):
+    (shared / "open.md").write_text("# Open\n\nanyone may read this")
+    secret = shared / "secret.md"
+    secret.write_text("# Secret\n\nthe plan")
+    _, state = run(connector(shared))
+    narrowed = connector(shared, public=False, users=["alice@example.com"])
+    locked(secret)
+    items, state = unprivileged(lambda: run(narrowed, state))
+    assert [d.id for d in by_type(items, Document)] == ["docs:open.md"]
+    secret.chmod(0o644)
+    items, state = unprivileged(lambda: run(narrowed, state))
+    assert {d.id: d.acl.users for d in by_type(items, Document)}["docs:secret.md"] == ["alice@example.com"]
+    items, _ = unprivileged(lambda: run(narrowed, state))
+    assert not by_type(items, Document)  # done: no more relabelling
+
+
+def test_a_raised_size_cap_reads_what_it_left_out(root):
+    _, state = run(connector(root, max_file_bytes=30))
+    items, _ = run(connector(root), state)
+    assert {"docs:report.pdf", "docs:plan.docx"} <= {d.id for d in by_type(items, Document)}
+
+
+def test_live_ids_of_an_emptied_root_decide_nothing(root):
+    run(connector(root))
+    for path in sorted(root.rglob("*"), reverse=True):
+        path.rmdir() if path.is_dir() else path.unlink()
+    with pytest.raises(IncompleteListingError, match="holds no file"):
+        list(connector(root).live_ids())

@@ -270,3 +270,32 @@ def test_a_resumed_first_listing_reports_what_is_left(sb: Sandbox) -> None:
     left = len(in_scope(sb, BADEER)) - seen
     assert 0 < seen and [p.total for p in progress if p.total is not None] == [left]
     assert progress[-1].done == left == len([i for i in items if isinstance(i, Document)])
+
+
+def test_a_saved_page_token_gmail_refuses_starts_the_listing_over_without_duplicates(sb: Sandbox) -> None:
+    conn = connector(sb, page_size=5)
+    read: list[str] = []
+    state: dict[str, Any] | None = None
+    for item in conn.load(None):  # killed after a checkpoint saved mid-listing
+        if isinstance(item, Document):
+            read.append(item.id)
+        if isinstance(item, Checkpoint) and (item.state["mailboxes"][BADEER].get("listing") or {}).get("token"):
+            state = json.loads(json.dumps(item.state))
+            break
+    assert state is not None
+    state["mailboxes"][BADEER]["listing"]["token"] = "bm90LWEtdG9rZW4"  # one Gmail no longer takes
+    items, _ = run(conn.load(state))
+    again = [i.id for i in items if isinstance(i, Document)]
+    assert set(read) | set(again) == in_scope(sb, BADEER)
+    seen = {f"gm:{BADEER}/{mid}" for mid in state["mailboxes"][BADEER]["listing"]["seen"]}
+    assert seen and len(again) == len(set(again)) and not set(again) & seen  # read once only
+
+
+def test_a_mailbox_gmail_refuses_otherwise_is_named_and_the_others_sync(sb: Sandbox) -> None:
+    sb.faults.fail("gmail", "users.getProfile", 400, times=1, reason="failedPrecondition")  # Gmail not enabled
+    items, _ = run(connector(sb, mailboxes=[CAROL, BADEER], concurrency=1).load(None))
+    skipped = [i for i in items if isinstance(i, Skipped)]
+    assert len(skipped) == 1 and skipped[0].failed and "failedPrecondition" in skipped[0].reason
+    named = skipped[0].id.removeprefix("gm:mailbox:")
+    other = BADEER if named == CAROL else CAROL
+    assert set(docs(items)) == in_scope(sb, other)
