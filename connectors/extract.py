@@ -190,9 +190,24 @@ _CELL_END = re.compile(r"(</t[dh]\s*>)", re.I)
 _EMOJI = re.compile(r"<emoji\b[^>]*?\balt=\"([^\"]*)\"[^>]*>(?:\s*</emoji>)?", re.I)  # Teams: the emoji itself
 # An element a mail hides from its reader (a newsletter's preheader): to its first closing tag.
 _HIDDEN = re.compile(
-    r"<(div|span|p|td|table)\b[^>]*\bstyle\s*=\s*[\"'][^\"']*(?:display\s*:\s*none|mso-hide\s*:\s*all)[^>]*>.*?</\1\s*>",
-    re.I | re.S,
+    r"<(div|span|p|td|table)\b[^<>]{0,2000}?\bstyle\s*=\s*[\"'][^\"'<>]{0,2000}?"
+    r"(?:display\s*:\s*none|mso-hide\s*:\s*all)[^<>]{0,2000}>",
+    re.I,
 )
+
+
+def _without_hidden(html: str) -> str:
+    """`html` without the elements it hides (to each one's first closing tag), in one pass forward."""
+    out, at = [], 0
+    while (opener := _HIDDEN.search(html, at)) is not None:
+        closer = re.compile(rf"</{opener[1]}\s*>", re.I).search(html, opener.end())
+        if closer is None:  # no closing tag after it: none after the later ones either
+            break
+        out.append(html[at : opener.start()])
+        at = closer.end()
+    return "".join(out) + html[at:]
+
+
 _LINK = re.compile(r"\[([^\]\n]*)\]\(<([^>\s]+)>\)")  # [text](<url>)
 _AUTOLINK = re.compile(r"<((?:https?|mailto|ftp):[^>\s]+)>")
 _ESCAPED = re.compile(r"^(\s*\d+)\\(\.)|^(\s*)\\([-+])|\\(\\)(?=[\\`*_{}\[\]()#+\-.!])", re.M)
@@ -211,7 +226,7 @@ def html_to_text(html: str) -> str:
     converter.ignore_emphasis = True
     converter.ignore_tables = True  # cells as text, a row per line: no `|---|` rules in passages
     converter.protect_links = True
-    out = converter.handle(_CELL_END.sub(r" \1", _EMOJI.sub(r"\1", _HIDDEN.sub("", html))))
+    out = converter.handle(_CELL_END.sub(r" \1", _EMOJI.sub(r"\1", _without_hidden(html))))
     out = _LINK.sub(lambda m: m[2] if m[1].strip() in ("", m[2]) else f"{m[1]} ({m[2]})", out)
     out = _AUTOLINK.sub(r"\1", out)
     out = _ESCAPED.sub(lambda m: "".join(g for g in m.groups() if g is not None), out)

@@ -19,20 +19,19 @@ from inlet.connectors.extract import html_to_text
 if TYPE_CHECKING:
     from inlet.connectors.model import Document
 
-# An element that only HTML has (not `<http://...>`, `<<File>>` or `a < b > c`).
-_TAG = re.compile(  # attributes as HTML writes them: `a < b > c` and `<b && c>` are text
-    r"</?([a-zA-Z][a-zA-Z0-9]{0,15})"
-    r"(?:\s+[a-zA-Z_:][-a-zA-Z0-9_:.]*(?:\s*=\s*(?:\"[^\"]*\"|'[^']*'|[^\s\"'<>`]+))?){0,100}\s*/?>"
-)
+# A tag as a browser reads one: `<`, a name, then whitespace, `/` or `>` (`<svg/onload=...>` is one,
+# `a < b > c`, `<<File>>` and `a<b; c > 3` are not). Only elements HTML has count as markup.
+_TAG = re.compile(r"</?([a-zA-Z][a-zA-Z0-9:-]{0,31})(?=[\s/>])[^<>]{0,2000}>")
 _HTML_ELEMENTS = frozenset(
-    "a abbr address area article aside b base basefont big blockquote body br caption center cite code col "
-    "colgroup dd del details dfn dir div dl dt em figcaption figure font footer form frame frameset h1 h2 h3 "
-    "h4 h5 h6 head header hr html i iframe img input ins kbd label li link main map mark meta nav noscript "
-    "o:p object ol option p picture pre q s samp script section select small span strike strong style sub "
-    "summary sup svg table tbody td textarea tfoot th thead title tr tt u ul var video wbr".split()
+    "a abbr address area article aside audio b base basefont big blockquote body br button canvas caption "
+    "center cite code col colgroup dd del details dfn dialog dir div dl dt em embed fieldset figcaption "
+    "figure font footer form frame frameset h1 h2 h3 h4 h5 h6 head header hr html i iframe img input ins "
+    "kbd label legend li link main map mark marquee math meta nav noscript o:p object ol option p picture "
+    "pre q s samp script section select small source span strike strong style sub summary sup svg table "
+    "tbody td template textarea tfoot th thead title tr tt u ul var video wbr".split()
 )
-_COMMENT = re.compile(r"<!--.*?-->|<!DOCTYPE[^>]*>|<\?xml[^>]*\?>", re.S | re.I)
-_INVISIBLE_BLOCKS = re.compile(r"<(script|style|head)\b[^>]*>.*?</\1\s*>", re.S | re.I)
+_DECLARATION = re.compile(r"<!DOCTYPE[^<>]{0,2000}>|<\?xml[^<>]{0,2000}\?>", re.I)
+_INVISIBLE_OPENER = re.compile(r"<!--|<(script|style|head)(?=[\s/>])", re.I)  # a comment, what nobody reads
 
 
 def markup_tags(text: str) -> list[str]:
@@ -53,12 +52,31 @@ def clean_text(text: str) -> str:
     first = next(m.start() for m in _TAG.finditer(text) if m[1].lower() in _HTML_ELEMENTS)
     first = min(first, text.find("<!") if 0 <= text.find("<!") < first else first)
     first = text.rfind("\n", 0, first) + 1  # whole lines: "See <img ...> for details" stays one line
-    lead, source = text[:first].rstrip(), _INVISIBLE_BLOCKS.sub(" ", _COMMENT.sub(" ", text[first:]))
+    lead, source = text[:first].rstrip(), _without_invisible(_DECLARATION.sub(" ", text[first:]))
     source = _literal_brackets(source)
     if not re.search(r"<(html|body|p|div|table|tr|li)\b", source, re.I):
         source = source.replace("\n", "<br>\n")  # tags sprinkled in plain text: keep the text's lines
     body = _TAG.sub(lambda m: "" if m[1].lower() in _HTML_ELEMENTS else m[0], html_to_text(source))  # what it left
     return f"{lead}\n\n{body}".strip() if lead else body
+
+
+def _without_invisible(source: str) -> str:
+    """`source` without comments and script, style and head elements, in one pass forward (a lazy
+    pattern per kind would scan to the end for each opener that never closes: minutes for a few
+    hundred KB). One that never closes runs to the end, as a browser reads it."""
+    out, at = [], 0
+    while (opener := _INVISIBLE_OPENER.search(source, at)) is not None:
+        out.append(source[at : opener.start()] + " ")
+        if opener[1] is None:
+            end = source.find("-->", opener.end())
+            closed = end + 3 if end >= 0 else -1
+        else:
+            closer = re.compile(rf"</{opener[1]}\s*>", re.I).search(source, opener.end())
+            closed = closer.end() if closer is not None else -1
+        if closed < 0:
+            return "".join(out)
+        at = closed
+    return "".join(out) + source[at:]
 
 
 def _literal_brackets(source: str) -> str:

@@ -106,7 +106,8 @@ class _KeySetClient(jwt.PyJWKClient):
                 self._failed_at = time.monotonic()
                 raise
         except jwt.PyJWKClientConnectionError as exc:
-            if self._last is None or time.monotonic() - self._last[0] > JWKS_STALE_SECONDS:
+            # PyJWT caches what this returns for JWKS_LIFESPAN_SECONDS more: stale keys end within the hour
+            if self._last is None or time.monotonic() - self._last[0] > JWKS_STALE_SECONDS - JWKS_LIFESPAN_SECONDS:
                 raise
             if not self._stale:  # once per outage
                 log.warning("OAuth: the issuer's keys cannot be fetched (%s): the last ones fetched stay in use", exc)
@@ -216,7 +217,7 @@ class JwtVerifier:
             key = self._client().get_signing_key(kid)
         except jwt.PyJWKClientConnectionError as exc:
             raise IdentityProviderUnavailable(f"cannot fetch the issuer's keys: {exc}") from exc
-        except jwt.PyJWKClientError as exc:
+        except (jwt.PyJWKClientError, jwt.PyJWKSetError) as exc:  # also: the issuer publishes no key at all
             raise TokenRejected(f"unknown signing key {kid!r}") from exc
         try:
             claims: dict[str, Any] = jwt.decode(

@@ -6,6 +6,7 @@ refused with the right challenge; the JWKS is refetched for a rotated key, at a 
 from __future__ import annotations
 
 import hashlib
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import hmac
 import json
 import logging
@@ -359,6 +360,31 @@ def test_the_last_key_set_stays_in_use_while_the_issuer_is_down(sandbox: Sandbox
     sandbox.ctx.faults.fail("idp", "jwks", 503, times=1)
     with pytest.raises(jwt.PyJWKClientConnectionError):  # never fetched: nothing to fall back on
         fresh.fetch_data()
+
+
+def test_an_issuer_publishing_no_key_refuses_the_token(idp: IdentityProvider) -> None:
+    class NoKeys(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'{"keys": []}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NoKeys)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        jwks = f"http://127.0.0.1:{server.server_address[1]}/jwks"
+        verifier = JwtVerifier(OAuthConfig(issuer=idp.issuer, audience="urn:test", jwks_url=jwks))
+        with pytest.raises(TokenRejected, match="unknown signing key"):  # a 401, not a 500
+            verifier.verify(idp.sign(claims(idp, "urn:test")))
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # --- Origin, probes, metrics --------------------------------------------------------------------
