@@ -31,7 +31,9 @@ _HTML_ELEMENTS = frozenset(
     "tbody td template textarea tfoot th thead title tr tt u ul var video wbr".split()
 )
 _DECLARATION = re.compile(r"<!DOCTYPE[^<>]{0,2000}>|<\?xml[^<>]{0,2000}\?>", re.I)
-_INVISIBLE_OPENER = re.compile(r"<!--|<(script|style|head)(?=[\s/>])", re.I)  # a comment, what nobody reads
+_INVISIBLE_OPENER = re.compile(
+    r"<!--|<(script|style|head)(?=[\s/>])[^<>]{0,2000}>?", re.I
+)  # a comment, what nobody reads
 
 
 def markup_tags(text: str) -> list[str]:
@@ -63,19 +65,24 @@ def clean_text(text: str) -> str:
 def _without_invisible(source: str) -> str:
     """`source` without comments and script, style and head elements, in one pass forward (a lazy
     pattern per kind would scan to the end for each opener that never closes: minutes for a few
-    hundred KB). One that never closes runs to the end, as a browser reads it."""
-    out, at = [], 0
+    hundred KB). An opener that never closes is dropped alone: in text that merely holds some
+    tags, what follows it is text (a head ends where the body starts)."""
+    out, at, unclosed = [], 0, set()  # kinds with no closer after some opener: none after later ones
     while (opener := _INVISIBLE_OPENER.search(source, at)) is not None:
         out.append(source[at : opener.start()] + " ")
-        if opener[1] is None:
-            end = source.find("-->", opener.end())
-            closed = end + 3 if end >= 0 else -1
-        else:
-            closer = re.compile(rf"</{opener[1]}\s*>", re.I).search(source, opener.end())
-            closed = closer.end() if closer is not None else -1
+        kind = (opener[1] or "!--").lower()
+        closed = -1
+        if kind not in unclosed:
+            if kind == "!--":
+                end = source.find("-->", opener.end())
+                closed = end + 3 if end >= 0 else -1
+            else:
+                ends = r"</head\s*>|<body(?=[\s/>])" if kind == "head" else rf"</{kind}\s*>"
+                closer = re.compile(ends, re.I).search(source, opener.end())
+                closed = (closer.end() if closer[0][1] == "/" else closer.start()) if closer is not None else -1
         if closed < 0:
-            return "".join(out)
-        at = closed
+            unclosed.add(kind)
+        at = closed if closed >= 0 else opener.end()
     return "".join(out) + source[at:]
 
 
