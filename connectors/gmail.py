@@ -317,7 +317,8 @@ class _MailboxSync:
         return self._labels
 
     def label_ids(self) -> list[str | None]:
-        """The labels to list (None: all mail but SPAM/TRASH); unknown configured labels are logged."""
+        """The labels to list (None: all mail but SPAM/TRASH); configured labels the mailbox does not
+        have are left out (`unknown_labels`)."""
         if not self.config.labels:
             return [None]
         names = self.label_names()
@@ -325,11 +326,25 @@ class _MailboxSync:
         out: list[str | None] = []
         for wanted in self.config.labels:
             lid = wanted if wanted in names else by_name.get(wanted.lower())
-            if lid is None:
-                log.warning("source %s: mailbox %s has no label %r", self.c.name, self.mailbox, wanted)
-            elif lid not in out:
+            if lid is not None and lid not in out:
                 out.append(lid)
         return out
+
+    def unknown_labels(self) -> list[Skipped]:
+        """A skip by policy for each configured label the mailbox does not have (a typo lists
+        nothing): shown by `inlet status`, the run stays ok."""
+        names = self.label_names() if self.config.labels else {}
+        known = set(names) | {name.lower() for name in names.values()}
+        return [
+            Skipped(
+                id=self.c.doc_id(f"mailbox:{self.mailbox}#label:{wanted}"),
+                title=f"label {wanted!r} of {self.mailbox}",
+                reason=f"mailbox {self.mailbox} has no label {wanted!r}: nothing is listed for it",
+                failed=False,
+            )
+            for wanted in self.config.labels
+            if wanted not in known and wanted.lower() not in known
+        ]
 
     def in_scope(self, labels: list[str]) -> bool:
         if HIDDEN & set(labels):
@@ -338,6 +353,9 @@ class _MailboxSync:
 
     # --- the pass -------------------------------------------------------------------------------
     def run(self) -> Iterator[Item | _Save]:
+        for skip in self.unknown_labels():
+            log.warning("source %s: %s", self.c.name, skip.reason)
+            yield skip
         yield from self.box.retries.replay(lambda mid: self._fetch([mid]))
         if self.box.history is not None and self.box.listing is None:
             try:

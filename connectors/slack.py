@@ -436,7 +436,7 @@ class _Crawl:
         for page in self.api.pages("conversations.members", channel=c["id"], limit=1000):
             for uid in page.get("members", []):
                 person = self.directory.person(uid)
-                if person.email and not person.is_bot:
+                if person.email and not person.is_bot and not person.deleted:  # a deactivated member reads nothing
                     emails.append(person.email)
         return ChannelInfo(c["id"], c["name"], kind, ACL(users=emails))
 

@@ -98,6 +98,7 @@ class Person:
     name: str  # what the Slack client shows: display name, else real name, else handle
     email: str = ""
     is_bot: bool = False
+    deleted: bool = False  # deactivated: no longer reads the workspace
 
 
 @dataclass
@@ -118,7 +119,9 @@ class Directory:
             or user.get("name")
             or user["id"]
         )
-        person = Person(user["id"], name, (profile.get("email") or "").lower(), bool(user.get("is_bot")))
+        person = Person(
+            user["id"], name, (profile.get("email") or "").lower(), bool(user.get("is_bot")), bool(user.get("deleted"))
+        )
         self.people[person.id] = person
         return person
 

@@ -214,6 +214,10 @@ def test_labels_and_query_limit_the_backfill(sb: Sandbox) -> None:
     assert set(docs(items)) == in_scope(sb, BADEER, "SENT")
     items, _ = run(connector(sb, query="subject:badge").load(None))
     assert docs(items) and all("badge" in d.title.lower() for d in docs(items).values())
+    items, _ = run(connector(sb, labels=["sent", "Snet"]).load(None))  # a typo: shown, not silent
+    (skip,) = [i for i in items if isinstance(i, Skipped)]
+    assert not skip.failed and "has no label 'Snet'" in skip.reason
+    assert set(docs(items)) == in_scope(sb, BADEER, "SENT")
 
 
 def test_refused_credentials_exit_3_naming_the_source(sb: Sandbox, tmp_path: Path) -> None:

@@ -140,6 +140,13 @@ def test_bot_messages_files_dms_and_private_acl(sb: Sandbox) -> None:
     assert sb.faults.count("slack:files.info") == 1
 
 
+def test_a_deactivated_member_is_no_reader_of_a_private_channel(sb: Sandbox) -> None:
+    doubledeez = next(u for u in sb.ws.users.values() if u.email == "doubledeez@example.com")
+    doubledeez.deleted = True  # users.list says "deleted": true; conversations.members still lists them
+    r = run(make(sb))
+    assert doc(r, OPS, "1459300900.000100").acl.users == ["hamza@example.com"]
+
+
 def test_channel_globs_and_since(sb: Sandbox) -> None:
     r = run(make(sb, channels=["#private-*", "C0JL6*"]))
     assert {d.metadata["channel"] for d in r.docs.values()} == {"private-ops", "traveling-sailor"}
