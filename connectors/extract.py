@@ -13,6 +13,7 @@ import io
 import logging
 import mimetypes
 import re
+from collections.abc import Callable
 from pathlib import PurePath
 
 from inlet.errors import ItemError, NotTextError
@@ -188,7 +189,7 @@ def _text(data: bytes, name: str) -> str:
 
 _CELL_END = re.compile(r"(</t[dh]\s*>)", re.I)
 _EMOJI = re.compile(r"<emoji\b[^>]*?\balt=\"([^\"]*)\"[^>]*>(?:\s*</emoji>)?", re.I)  # Teams: the emoji itself
-# An element a mail hides from its reader (a newsletter's preheader): to its first closing tag.
+# An element a mail hides from its reader (a newsletter's preheader): up to its first closing tag.
 _HIDDEN = re.compile(
     r"<(div|span|p|td|table)\b[^<>]{0,2000}?\bstyle\s*=\s*[\"'][^\"'<>]{0,2000}?"
     r"(?:display\s*:\s*none|mso-hide\s*:\s*all)[^<>]{0,2000}>",
@@ -196,16 +197,24 @@ _HIDDEN = re.compile(
 )
 
 
-def _without_hidden(html: str) -> str:
-    """`html` without the elements it hides (to each one's first closing tag), in one pass forward."""
-    out, at = [], 0
-    while (opener := _HIDDEN.search(html, at)) is not None:
-        closer = re.compile(rf"</{opener[1]}\s*>", re.I).search(html, opener.end())
-        if closer is None:  # no closing tag after it: none after the later ones either
-            break
-        out.append(html[at : opener.start()])
-        at = closer.end()
+def without_elements(html: str, opener: re.Pattern[str], closer: Callable[[re.Match[str]], re.Pattern[str]]) -> str:
+    """`html` without each element `opener` finds, up to the end of what `closer(its match)` finds
+    after it, in one pass forward (a lazy pattern per element would scan to the end for each one that
+    never closes: minutes for a few hundred KB). An opener that never closes is dropped alone (what
+    follows it is text), and its closer is not searched for again."""
+    out, at, unclosed = [], 0, set()
+    while (found := opener.search(html, at)) is not None:
+        out.append(html[at : found.start()] + " ")
+        ending = closer(found)
+        end = None if ending.pattern in unclosed else ending.search(html, found.end())
+        if end is None:
+            unclosed.add(ending.pattern)
+        at = end.end() if end is not None else found.end()
     return "".join(out) + html[at:]
+
+
+def _closing_tag(opener: re.Match[str]) -> re.Pattern[str]:
+    return re.compile(rf"</{opener[1]}\s*>", re.I)
 
 
 _LINK = re.compile(r"\[([^\]\n]*)\]\(<([^>\s]+)>\)")  # [text](<url>)
@@ -226,7 +235,7 @@ def html_to_text(html: str) -> str:
     converter.ignore_emphasis = True
     converter.ignore_tables = True  # cells as text, a row per line: no `|---|` rules in passages
     converter.protect_links = True
-    out = converter.handle(_CELL_END.sub(r" \1", _EMOJI.sub(r"\1", _without_hidden(html))))
+    out = converter.handle(_CELL_END.sub(r" \1", _EMOJI.sub(r"\1", without_elements(html, _HIDDEN, _closing_tag))))
     out = _LINK.sub(lambda m: m[2] if m[1].strip() in ("", m[2]) else f"{m[1]} ({m[2]})", out)
     out = _AUTOLINK.sub(r"\1", out)
     out = _ESCAPED.sub(lambda m: "".join(g for g in m.groups() if g is not None), out)

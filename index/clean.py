@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from inlet.connectors.extract import html_to_text
+from inlet.connectors.extract import html_to_text, without_elements
 
 if TYPE_CHECKING:
     from inlet.connectors.model import Document
@@ -31,9 +31,14 @@ _HTML_ELEMENTS = frozenset(
     "tbody td template textarea tfoot th thead title tr tt u ul var video wbr".split()
 )
 _DECLARATION = re.compile(r"<!DOCTYPE[^<>]{0,2000}>|<\?xml[^<>]{0,2000}\?>", re.I)
-_INVISIBLE_OPENER = re.compile(
-    r"<!--|<(script|style|head)(?=[\s/>])[^<>]{0,2000}>?", re.I
-)  # a comment, what nobody reads
+# A comment, or an element nobody reads; `without_elements` drops each with its content.
+_INVISIBLE_OPENER = re.compile(r"<!--|<(script|style|head)(?=[\s/>])[^<>]{0,2000}>?", re.I)
+_INVISIBLE_ENDS = {
+    "!--": re.compile("-->"),
+    "script": re.compile(r"</script\s*>", re.I),
+    "style": re.compile(r"</style\s*>", re.I),
+    "head": re.compile(r"</head\s*>|(?=<body[\s/>])", re.I),
+}
 
 
 def markup_tags(text: str) -> list[str]:
@@ -54,7 +59,10 @@ def clean_text(text: str) -> str:
     first = next(m.start() for m in _TAG.finditer(text) if m[1].lower() in _HTML_ELEMENTS)
     first = min(first, text.find("<!") if 0 <= text.find("<!") < first else first)
     first = text.rfind("\n", 0, first) + 1  # whole lines: "See <img ...> for details" stays one line
-    lead, source = text[:first].rstrip(), _without_invisible(_DECLARATION.sub(" ", text[first:]))
+    lead, source = (
+        text[:first].rstrip(),
+        without_elements(_DECLARATION.sub(" ", text[first:]), _INVISIBLE_OPENER, _invisible_end),
+    )
     source = _literal_brackets(source)
     if not re.search(r"<(html|body|p|div|table|tr|li)\b", source, re.I):
         source = source.replace("\n", "<br>\n")  # tags sprinkled in plain text: keep the text's lines
@@ -62,28 +70,9 @@ def clean_text(text: str) -> str:
     return f"{lead}\n\n{body}".strip() if lead else body
 
 
-def _without_invisible(source: str) -> str:
-    """`source` without comments and script, style and head elements, in one pass forward (a lazy
-    pattern per kind would scan to the end for each opener that never closes: minutes for a few
-    hundred KB). An opener that never closes is dropped alone: in text that merely holds some
-    tags, what follows it is text (a head ends where the body starts)."""
-    out, at, unclosed = [], 0, set()  # kinds with no closer after some opener: none after later ones
-    while (opener := _INVISIBLE_OPENER.search(source, at)) is not None:
-        out.append(source[at : opener.start()] + " ")
-        kind = (opener[1] or "!--").lower()
-        closed = -1
-        if kind not in unclosed:
-            if kind == "!--":
-                end = source.find("-->", opener.end())
-                closed = end + 3 if end >= 0 else -1
-            else:
-                ends = r"</head\s*>|<body(?=[\s/>])" if kind == "head" else rf"</{kind}\s*>"
-                closer = re.compile(ends, re.I).search(source, opener.end())
-                closed = (closer.end() if closer[0][1] == "/" else closer.start()) if closer is not None else -1
-        if closed < 0:
-            unclosed.add(kind)
-        at = closed if closed >= 0 else opener.end()
-    return "".join(out) + source[at:]
+def _invisible_end(opener: re.Match[str]) -> re.Pattern[str]:
+    """Where a comment or an element nobody reads ends (a head also where the body starts)."""
+    return _INVISIBLE_ENDS[(opener[1] or "!--").lower()]
 
 
 def _literal_brackets(source: str) -> str:
