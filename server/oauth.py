@@ -2,9 +2,10 @@
 
 A Bearer value that is not a configured API key is taken for a JWT from `[server.oauth].issuer`.
 Verification is PyJWT's (signature, `iss`, `aud`, `exp`/`nbf`) with the signing key picked by
-`kid` from the issuer's JWKS through `PyJWKClient`, which caches the set and refetches it for an
-unknown `kid` at most once per cooldown: a stream of forged tokens with random `kid`s cannot turn
-inlet into a load generator against the identity provider. Only asymmetric algorithms are
+`kid` from the issuer's JWKS through `PyJWKClient`, which caches the set; an unknown `kid` refetches
+it at once, and then not again for a cooldown: a key rotated in moments ago is accepted, and a
+stream of forged tokens with random `kid`s cannot turn inlet into a load generator against the
+identity provider. Only asymmetric algorithms are
 accepted, so `alg: none` and an HMAC token keyed with the (public) verification key fail before
 any signature check. The verifier is the `mcp` SDK's `TokenVerifier`, producing its `AccessToken`.
 
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
 LEEWAY_SECONDS = 60  # clock skew tolerated on exp/nbf/iat (the contract's maximum)
 JWKS_LIFESPAN_SECONDS = 300  # a cached key set is refetched after this
-JWKS_COOLDOWN_SECONDS = 30.0  # at most one refetch per this for an unknown kid
+JWKS_COOLDOWN_SECONDS = 30.0  # at most one refetch per this for unknown kids
 JWKS_STALE_SECONDS = 3600  # the last key set stays in use this long while the issuer cannot be reached
 HTTP_TIMEOUT_SECONDS = 10.0
 PRM_PATH = "/.well-known/oauth-protected-resource"
@@ -84,10 +85,14 @@ def _ssl_context(config: OAuthConfig) -> ssl.SSLContext:
 
 
 class _KeySetClient(jwt.PyJWKClient):
-    """PyJWT's client, except that after a failed fetch it does not try again for `retry_after`
-    seconds (during an identity-provider outage each request would otherwise fetch once more), and
-    that while the provider cannot be reached the last key set fetched stays in use for up to
-    `JWKS_STALE_SECONDS`: an outage of the provider does not lock out tokens it already signed."""
+    """PyJWT's client, except that:
+    - an unknown `kid` refetches the set unless an unknown `kid` did so within `cooldown_duration`
+      (PyJWT also counts the first and the periodic fetches, refusing a freshly rotated key for
+      up to the cooldown after any fetch);
+    - after a failed fetch it does not try again for `retry_after` seconds (during an
+      identity-provider outage each request would otherwise fetch once more);
+    - while the provider cannot be reached the last key set fetched stays in use for up to
+      `JWKS_STALE_SECONDS`: an outage of the provider does not lock out tokens it already signed."""
 
     def __init__(self, uri: str, retry_after: float, **options: Any) -> None:
         super().__init__(uri, **options)
@@ -95,6 +100,21 @@ class _KeySetClient(jwt.PyJWKClient):
         self._failed_at: float | None = None
         self._last: tuple[float, Any] | None = None  # (when, the last key set fetched)
         self._stale = False  # serving `_last` after a failed fetch
+        self._forced_at: float | None = None  # the last refetch for an unknown kid
+        self._forcing = threading.Lock()
+
+    def get_signing_key(self, kid: str) -> jwt.PyJWK:
+        key = self.match_kid(self.get_signing_keys(), kid)
+        if key is None:
+            with self._forcing:  # one refetch for many requests naming the same new kid
+                key = self.match_kid(self.get_signing_keys(), kid)
+                now = time.monotonic()
+                if key is None and (self._forced_at is None or now - self._forced_at >= self.cooldown_duration):
+                    self._forced_at = now
+                    key = self.match_kid(self.get_signing_keys(refresh=True), kid)
+        if key is None:
+            raise jwt.PyJWKClientError(f"no signing key {kid!r} in the issuer's key set")
+        return key
 
     def fetch_data(self) -> Any:
         try:
