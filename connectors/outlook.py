@@ -620,7 +620,9 @@ class _MailboxSync:
         if kind != "fileAttachment":
             return None
         wanted = size <= cap and kind_of(name, ctype) is not None
-        data = _decoded(self.client.get(one, None, self.c.prefer_headers)) if wanted else None
+        if wanted and "contentBytes" not in meta:  # a server that ignored $select sent them already
+            meta = self.client.get(one, None, self.c.prefer_headers)
+        data = _decoded(meta) if wanted else None
         return MailAttachment(name, ctype, data, size, bool(meta.get("isInline")))
 
     def _noted(self, message_id: str, item: Item) -> Item:
