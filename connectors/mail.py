@@ -37,6 +37,7 @@ class MailAttachment:
     data: bytes | None  # None when not downloaded (over the size cap)
     size: int = 0
     inline: bool = False
+    reference: bool = False  # a link to a file kept elsewhere (Outlook's cloud attachments): a name, no bytes
 
 
 @dataclass
@@ -135,8 +136,8 @@ def _participants(msg: MailMessage) -> list[str]:
 
 
 def _attachment_text(doc_id: str, att: MailAttachment, cap: int) -> tuple[str, Skipped | None]:
-    if kind_of(att.name, att.content_type) is None:
-        return "", None  # images, spreadsheets, archives: nothing inlet reads
+    if att.reference or kind_of(att.name, att.content_type) is None:
+        return "", None  # links, images, spreadsheets, archives: nothing inlet reads
     if att.data is None or att.size > cap or len(att.data) > cap:
         return "", Skipped(
             id=f"{doc_id}#{att.name}", reason=f"attachment over {cap} bytes", failed=False, title=att.name
@@ -199,11 +200,16 @@ def _leaves(part: EmailMessage) -> Iterator[EmailMessage]:
 
 
 def _attached_message(part: EmailMessage, filename: str | None) -> MailAttachment:
-    """A message attached to another, as a text attachment: its From, Date and Subject, and body."""
+    """A `message/rfc822` part as a text attachment (`attached_message`)."""
     inner = part.get_payload(0) if part.is_multipart() else None
     if not isinstance(inner, EmailMessage):
         return MailAttachment(filename or "message.eml", "message/rfc822", None, 0)
-    message = rfc822_message("", inner.as_bytes())
+    return attached_message(rfc822_message("", inner.as_bytes()), filename)
+
+
+def attached_message(message: MailMessage, filename: str | None = None) -> MailAttachment:
+    """An attached message (a forward as attachment, Outlook's item attachment) as a text attachment
+    of the message holding it: its From, Date and Subject, and body."""
     head = [f"From: {message.sender[1]}" if message.sender else "", f"Subject: {message.subject}"]
     if message.sent:
         head.append(f"Date: {message.sent.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")

@@ -9,12 +9,19 @@ rounds) and the ids of the messages the folder holds, so that:
 - a 410 `SyncStateNotFound` re-syncs that folder from scratch and deletes what did not come back;
 - a folder that vanishes (or becomes excluded) has its messages deleted, and so has a mailbox
   the config no longer lists;
+- a folder whose path changed (renamed, or moved) is listed again whole, like a 410, so every
+  message's document names its folder as it is now;
 - a mailbox whose readers changed (`acl_users`: checkpoint key `acl`) has its folders listed again
   whole, like a 410, so every message gets the new ACL (the index re-embeds nothing).
 
 A message whose attachments could not be listed (a 4xx) is indexed without them, with a failed
 skip, and remembered in its mailbox's checkpoint (`kit.retries.Retries`): every later full run reads
 it again by id first, until its attachments come (or the message is gone or out of the synced folders).
+
+Attachments are listed without their bytes; a file attachment is read alone, only when inlet reads
+its type and it is within `max_attachment_bytes`, so a large one is never downloaded. An attached mail
+(an item attachment) is read with its item expanded and indexed as a text attachment, as the mail
+archive does an attached `message/rfc822`; a reference attachment (a link to a cloud file) is a name.
 
 Ids are immutable ids (`Prefer: IdType="ImmutableId"`), so a message moved between folders keeps
 its document id; an `@removed` entry is checked with one GET before it becomes a `Deletion`, so a
@@ -29,7 +36,9 @@ when the last whole round ends.
 
 A change notification asks for a scoped run (`load_scope`): only the notified folders' delta
 rounds, from their own links in the checkpoint, with the folder list the last full run saved (no
-folder listing); other folders' entries are left as they were.
+folder listing); other folders' entries are left as they were. Only when a message leaves a notified
+folder for one that list does not hold (created since) are the mailbox's folders listed: a new folder
+the config includes is synced by that run, after the notified ones, so the message is not deleted.
 """
 
 from __future__ import annotations
@@ -50,7 +59,8 @@ from pydantic import Field, field_validator, model_validator
 
 from .base import Duration
 from .events import EventSource
-from .mail import DEFAULT_MAX_ATTACHMENT_BYTES, MailAttachment, MailMessage, message_document
+from .extract import kind_of
+from .mail import DEFAULT_MAX_ATTACHMENT_BYTES, MailAttachment, MailMessage, attached_message, message_document
 from .kit import CheckpointModel, Pager, RetryPolicy, next_link
 from .kit.graph_source import GraphConnector, GraphSourceConfig
 from .kit.graph import GraphClient, GraphError
@@ -63,6 +73,8 @@ SELECT = (
     "subject,body,from,sender,toRecipients,ccRecipients,receivedDateTime,sentDateTime,"
     "lastModifiedDateTime,webLink,conversationId,hasAttachments,parentFolderId,internetMessageId"
 )
+ATTACHMENT_FIELDS = "id,name,contentType,size,isInline"  # no contentBytes; each entry keeps its @odata.type
+EXPAND_ITEM = "microsoft.graph.itemattachment/item"  # an item attachment with the message it holds
 WELL_KNOWN = frozenset(
     {
         "inbox",
@@ -105,7 +117,9 @@ class OutlookConfig(GraphSourceConfig):
         default_factory=list, description="extra readers: a list for every mailbox, or {mailbox: [users]}"
     )
     max_attachment_bytes: int = Field(DEFAULT_MAX_ATTACHMENT_BYTES, description="larger attachments are skipped")
-    attachments: bool = Field(True, description="read attachments (one extra call per message with any)")
+    attachments: bool = Field(
+        True, description="read attachments (one call per message with any, one more per attachment read)"
+    )
     page_size: int = Field(100, ge=1, le=1000, description="messages per delta page")
 
     @field_validator("mailboxes")
@@ -280,6 +294,13 @@ def _fresh_state(since: dt.datetime | None) -> _State:
     return _State(since=_iso(since) if since else None)
 
 
+def _list_again(entry: dict[str, Any]) -> None:
+    """The folder's next round reads it whole, as after a 410 (what does not come back is deleted)."""
+    entry["resync"] = sorted(set(entry.get("resync", [])) | set(entry.get("ids", [])))
+    entry["ids"] = []
+    entry.pop("link", None)
+
+
 def _iso(value: dt.datetime) -> str:
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.timezone.utc)
@@ -303,6 +324,7 @@ class _MailboxSync:
         self.wanted: set[str] = set()
         self.folders: list[_Folder] | GraphError | None = None  # None: not listed yet
         self.owner: str | None = self.box.get("owner")  # the address of a mailbox named by user id
+        self.found: list[_Folder] = []  # folders new since the last full run, met by a scoped run
 
     def list_folders(self) -> None:
         """The folders to sync, and the messages their whole rounds will read added to the tally."""
@@ -318,6 +340,7 @@ class _MailboxSync:
             self.folders = exc
             return
         self._relabel()
+        self._repath(self.folders)
         for folder in self.folders:
             entry = self.box["folders"].get(folder.id, {})
             if self.tally.total is not None and (not entry.get("link") or entry.get("whole")):
@@ -346,16 +369,25 @@ class _MailboxSync:
         if self.box.get("acl", key) != key:
             log.info("source %s: the readers of %s changed; listing its folders again", self.c.name, self.mailbox)
             for entry in self.box["folders"].values():
-                entry["resync"] = sorted(set(entry.get("resync", [])) | set(entry.get("ids", [])))
-                entry["ids"] = []
-                entry.pop("link", None)
+                _list_again(entry)
         self.box["acl"] = key
+
+    def _repath(self, folders: list[_Folder]) -> None:
+        """A folder whose path changed (it, or a folder above it, was renamed or moved) is listed again
+        whole: each of its documents says which folder it is in."""
+        for folder in folders:
+            entry = self.box["folders"].get(folder.id)
+            if entry and entry.get("path", folder.path) != folder.path:
+                log.info("source %s: folder %s of %s is now %s", self.c.name, entry["path"], self.mailbox, folder.path)
+                _list_again(entry)
 
     def run_folders(self, folder_ids: list[str]) -> Iterator[Item]:
         """Only these folders' delta rounds (a scoped run), against the folders the last full run saved."""
         self.wanted = set(self.box["folders"])
         for fid in folder_ids:
             yield from self._sync_folder(_Folder(fid, self.box["folders"][fid].get("path", "")))
+        while self.found:
+            yield from self._sync_folder(self.found.pop(0))
 
     def live_ids(self) -> Iterator[str]:
         try:
@@ -509,8 +541,24 @@ class _MailboxSync:
             if exc.status != 404:
                 raise
             found = {}
-        if found.get("parentFolderId") not in self.wanted:
+        folder = found.get("parentFolderId")
+        if folder not in self.wanted and not self._new_folder(folder):
             yield Deletion(id=self.c.doc_id(message_id))
+
+    def _new_folder(self, folder_id: str | None) -> bool:
+        """Whether a folder a scoped run does not know (created since the last full run) is one to
+        sync; if so, the run syncs it after the notified folders. The mailbox's folders are listed
+        for it, once a run, unless the folder is a well-known one the config names (Deleted Items)."""
+        if not folder_id or folder_id in self.box["wellknown"].values():
+            return False
+        if self.folders is None:
+            self.folders = self._synced_folders()
+        new = next((f for f in self.folders if f.id == folder_id), None) if isinstance(self.folders, list) else None
+        if new is None:
+            return False
+        self.wanted.add(new.id)
+        self.found.append(new)
+        return True
 
     def _read_again(self, message_id: str, folders: dict[str, _Folder]) -> Iterator[Item]:
         """A remembered message read again by id (`Retries.replay`): nothing when it left the synced
@@ -534,10 +582,7 @@ class _MailboxSync:
         failed: Skipped | None = None
         if item.get("hasAttachments") and self.c.config.attachments:
             try:
-                listing = self.client.get(
-                    f"{self.user}/messages/{quote(msg.native_id, safe='')}/attachments", None, self.c.prefer_headers
-                )
-                msg.attachments = graph_attachments(listing.get("value", []), cap)
+                msg.attachments = self._attachments(msg.native_id, cap)
             except GraphError as exc:
                 failed = Skipped(
                     id=self.c.doc_id(msg.native_id) + "#attachments",
@@ -551,6 +596,34 @@ class _MailboxSync:
         else:
             self._noted(msg.native_id, document)
         yield document
+
+    def _attachments(self, message_id: str, cap: int) -> list[MailAttachment]:
+        """The message's attachments, listed without their bytes, then read one by one (`_attachment`)."""
+        url = f"{self.user}/messages/{quote(message_id, safe='')}/attachments"
+        listing = self.client.get(url, {"$select": ATTACHMENT_FIELDS}, self.c.prefer_headers)
+        found = [self._attachment(url, meta, cap) for meta in listing.get("value", [])]
+        return [att for att in found if att is not None]
+
+    def _attachment(self, url: str, meta: dict[str, Any], cap: int) -> MailAttachment | None:
+        """A file attachment with its bytes when inlet reads its type and `cap` admits it (one call),
+        an attached mail as a text attachment (one call, its item expanded: the size Graph gives
+        counts the mail's own attachments, which the expanded item does not carry), a reference
+        attachment (a link to a cloud file) as a name with no bytes."""
+        kind = str(meta.get("@odata.type", "")).rsplit(".", 1)[-1]
+        name, ctype = str(meta.get("name") or "attachment"), str(meta.get("contentType") or "")
+        size, one = int(meta.get("size") or 0), f"{url}/{quote(str(meta.get('id')), safe='')}"
+        if kind == "itemAttachment":
+            item = self.client.get(one, {"$expand": EXPAND_ITEM}, self.c.prefer_headers).get("item") or {}
+            return attached_message(graph_message(item, self.mailbox, ""), name)
+        if kind == "referenceAttachment":
+            return MailAttachment(name, ctype, None, size, reference=True)
+        if kind != "fileAttachment":
+            return None
+        wanted = size <= cap and kind_of(name, ctype) is not None
+        if wanted and "contentBytes" not in meta:  # a server that ignored $select sent them already
+            meta = self.client.get(one, None, self.c.prefer_headers)
+        data = _decoded(meta) if wanted else None
+        return MailAttachment(name, ctype, data, size, bool(meta.get("isInline")))
 
     def _noted(self, message_id: str, item: Item) -> Item:
         """`Retries.note`, kept in the mailbox's checkpoint entry."""
@@ -580,7 +653,7 @@ def graph_message(item: dict[str, Any], mailbox: str, folder: str) -> MailMessag
     body = item.get("body") or {}
     html = body.get("content") if body.get("contentType") == "html" else None
     return MailMessage(
-        native_id=item["id"],
+        native_id=item.get("id") or "",
         subject=item.get("subject") or "",
         html=html,
         text=None if html is not None else body.get("content"),
@@ -598,26 +671,9 @@ def graph_message(item: dict[str, Any], mailbox: str, folder: str) -> MailMessag
     )
 
 
-def graph_attachments(values: list[dict[str, Any]], cap: int) -> list[MailAttachment]:
-    """File attachments (item and reference attachments carry no bytes to read)."""
-    out = []
-    for value in values:
-        if not str(value.get("@odata.type", "")).endswith("fileAttachment"):
-            continue
-        size = int(value.get("size") or 0)
-        data = None
-        if size <= cap and value.get("contentBytes"):
-            try:
-                data = base64.b64decode(value["contentBytes"])
-            except (binascii.Error, ValueError):
-                data = b""
-        out.append(
-            MailAttachment(
-                value.get("name") or "attachment",
-                value.get("contentType") or "",
-                data,
-                size,
-                bool(value.get("isInline")),
-            )
-        )
-    return out
+def _decoded(attachment: dict[str, Any]) -> bytes:
+    """A file attachment's `contentBytes` (b"" when they are not base64)."""
+    try:
+        return base64.b64decode(attachment.get("contentBytes") or "")
+    except (binascii.Error, ValueError):
+        return b""

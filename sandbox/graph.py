@@ -4,7 +4,9 @@ Wire formats follow the real services closely enough for msal and an httpx Graph
 unmodified: OIDC discovery and the client-credentials token endpoint (Entra's error JSON,
 `AADSTS7000215` for a wrong secret), Graph's `{"error": {"code", "message"}}` envelope, absolute
 `@odata.nextLink` / `@odata.deltaLink` URLs with opaque tokens, `@removed` entries, 410
-`SyncStateNotFound`, `Prefer: odata.maxpagesize` and `Prefer: IdType="ImmutableId"`.
+`SyncStateNotFound`, `Prefer: odata.maxpagesize` and `Prefer: IdType="ImmutableId"`; attachments
+of the three kinds (file, item, reference), listed with or without `$select`, read one by id, an item
+attachment's message only with `$expand=microsoft.graph.itemattachment/item`.
 Tests drive it through the functions below or the `/_admin/graph/...` routes.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +27,16 @@ from .graph_delta import delta_page
 from .graph_identity import identity_routes
 from .faults import BrokenAnswer
 from .graph_seed import mail_state, seed_generated, seed_sample, text_to_html
-from .graph_state import Address, MailState, Message, graph_id
-from .graph_wire import attachment_json, directory_user, folder_json, graph_error, message_json, parse_prefer
+from .graph_state import Address, Attachment, MailState, Message, graph_id
+from .graph_wire import (
+    Prefer,
+    attachment_json,
+    directory_user,
+    folder_json,
+    graph_error,
+    message_json,
+    parse_prefer,
+)
 
 __all__ = [
     "routes",
@@ -36,6 +47,9 @@ __all__ = [
     "edit_message",
     "delete_message",
     "move_message",
+    "add_attachment",
+    "attach_message",
+    "rename_folder",
     "expire_delta_tokens",
     "expire_tokens",
     "rotate_secret",
@@ -98,12 +112,66 @@ def move_message(ws: Any, message_id: str, folder: str) -> Message:
         return mail_state(ws).move_message(message_id, folder)
 
 
+def add_attachment(
+    ws: Any, message_id: str, name: str, data: bytes = b"", content_type: str = "", *, link: str = ""
+) -> Attachment:
+    """Attach a file to a message (a change the folder's delta reports); with `link`, a reference
+    attachment naming a cloud file (no bytes)."""
+    with ws.lock:
+        return _attach(mail_state(ws), message_id, Attachment("", name, content_type, data, link=link))
+
+
+def attach_message(
+    ws: Any, message_id: str, subject: str, body: str, sender: str = "someone@example.com"
+) -> Attachment:
+    """Attach a mail to a message, as Outlook does when a message is forwarded as an attachment."""
+    state = mail_state(ws)
+    with ws.lock:
+        host = _host(state, message_id)
+        when = dt.datetime.fromtimestamp(ws.clock(), dt.timezone.utc)
+        inner = Message(
+            id=graph_id("AAMkItem", host.id, subject, len(host.attachments)),
+            rest_id="",
+            mailbox=host.mailbox,
+            folder_id="",
+            subject=subject,
+            body_html=text_to_html(body),
+            sender=Address(sender, sender),
+            received=when,
+            sent=when,
+            modified=when,
+        )
+        return _attach(state, message_id, Attachment("", subject, "", b"", item=inner))
+
+
+def _host(state: MailState, message_id: str) -> Message:
+    host = state.resolve(message_id)
+    if host is None:
+        raise KeyError(message_id)
+    return host
+
+
+def _attach(state: MailState, message_id: str, att: Attachment) -> Attachment:
+    host = _host(state, message_id)
+    att.id = graph_id("AAMkAtt", host.id, att.name, len(host.attachments), uuid.uuid4())
+    state.edit_message(message_id, attachments=[*host.attachments, att])
+    return att
+
+
 def add_folder(ws: Any, mailbox: str, name: str, parent: str | None = None) -> str:
     state = mail_state(ws)
     with ws.lock:
         user_id = _mailbox_id(ws, mailbox)
         parent_id = state.folder(user_id, parent).id if parent else None  # type: ignore[union-attr]
         return state.add_folder(user_id, name, parent_id).id
+
+
+def rename_folder(ws: Any, mailbox: str, folder: str, name: str) -> None:
+    """A folder's new display name (its id, and its messages, are unchanged: no message change is logged)."""
+    state = mail_state(ws)
+    with ws.lock:
+        user_id = _mailbox_id(ws, mailbox)
+        state.rename_folder(user_id, state.folder(user_id, folder).id, name)  # type: ignore[union-attr]
 
 
 def delete_folder(ws: Any, mailbox: str, folder: str) -> None:
@@ -172,6 +240,7 @@ def routes(ctx: Any) -> list[BaseRoute]:
             Route(f"{user}/messages/delta", api.root_delta),
             Route(f"{user}/messages/{{message}}", api.message),
             Route(f"{user}/messages/{{message}}/attachments", api.attachments),
+            Route(f"{user}/messages/{{message}}/attachments/{{attachment}}", api.attachment),
             Route("/owa/", api.owa),
         ]
         + graph_subscriptions.routes(ctx, api._guard)
@@ -296,25 +365,42 @@ class _GraphApi:
             return delta_page(self.state, request, user_id, folder, prefer)
 
     async def message(self, request: Request) -> Response:
-        if (denied := self._guard(request, "message")) is not None:
+        return self._on_message(
+            request,
+            "message",
+            lambda msg, prefer: JSONResponse(
+                message_json(self.state, msg, str(request.base_url), _select(request), prefer.immutable)
+            ),
+        )
+
+    async def attachments(self, request: Request) -> Response:
+        return self._on_message(
+            request,
+            "attachments",
+            lambda msg, _: JSONResponse({"value": [attachment_json(a, _select(request)) for a in msg.attachments]}),
+        )
+
+    async def attachment(self, request: Request) -> Response:
+        return self._on_message(request, "attachment", lambda msg, prefer: self._attachment(request, msg, prefer))
+
+    def _on_message(self, request: Request, route: str, answer: Callable[[Message, Prefer], Response]) -> Response:
+        """The guard, then `answer` for the message the path names (404 when the mailbox has none)."""
+        if (denied := self._guard(request, route)) is not None:
             return denied
         prefer = parse_prefer(request)
         with self.ctx.ws.lock:
             msg = self._message(request)
-            if isinstance(msg, Response):
-                return msg
-            select = request.query_params.get("$select")
-            fields = [s.strip() for s in select.split(",")] if select else None
-            return JSONResponse(message_json(self.state, msg, str(request.base_url), fields, prefer.immutable))
+            return msg if isinstance(msg, Response) else answer(msg, prefer)
 
-    async def attachments(self, request: Request) -> Response:
-        if (denied := self._guard(request, "attachments")) is not None:
-            return denied
-        with self.ctx.ws.lock:
-            msg = self._message(request)
-            if isinstance(msg, Response):
-                return msg
-            return JSONResponse({"value": [attachment_json(a) for a in msg.attachments]})
+    def _attachment(self, request: Request, msg: Message, prefer: Prefer) -> Response:
+        """One attachment; `$expand=microsoft.graph.itemAttachment/item` adds an item attachment's message."""
+        att = next((a for a in msg.attachments if a.id == request.path_params["attachment"]), None)
+        if att is None:
+            return graph_error(404, "ErrorItemNotFound", "The specified object was not found in the store.")
+        item = None
+        if request.query_params.get("$expand", "").lower() == "microsoft.graph.itemattachment/item" and att.item:
+            item = message_json(self.state, att.item, str(request.base_url), None, prefer.immutable)
+        return JSONResponse(attachment_json(att, _select(request), item))
 
     def _message(self, request: Request) -> Message | Response:
         user_id = self._mailbox(request.path_params["user"])
@@ -332,6 +418,11 @@ class _GraphApi:
             if msg is None:
                 return HTMLResponse("<h1>Item not found</h1>", status_code=404)
             return HTMLResponse(msg.body_html)
+
+
+def _select(request: Request) -> list[str] | None:
+    select = request.query_params.get("$select")
+    return [s.strip() for s in select.split(",")] if select else None
 
 
 _FAULT_CODES = {

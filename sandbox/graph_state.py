@@ -44,8 +44,19 @@ class Attachment:
     id: str
     name: str
     content_type: str
-    data: bytes
+    data: bytes  # a file attachment's bytes (none for the other kinds)
     is_inline: bool = False
+    item: Message | None = None  # an itemAttachment: the attached message
+    link: str = ""  # a referenceAttachment: the URL of the cloud file it names
+
+    @property
+    def odata_type(self) -> str:
+        kind = "item" if self.item is not None else "reference" if self.link else "file"
+        return f"#microsoft.graph.{kind}Attachment"
+
+    @property
+    def size(self) -> int:
+        return len(self.item.body_html.encode()) if self.item is not None else len(self.data)
 
 
 @dataclass
@@ -158,6 +169,11 @@ class MailState:
 
     def children(self, user_id: str, parent_id: str) -> list[Folder]:
         return [f for f in self.mailboxes[user_id].folders.values() if f.parent_id == parent_id]
+
+    def rename_folder(self, user_id: str, folder_id: str, name: str) -> Folder:
+        folder = self.mailboxes[user_id].folders[folder_id]
+        folder.display_name = name
+        return folder
 
     def delete_folder(self, user_id: str, folder_id: str) -> None:
         box = self.mailboxes[user_id]

@@ -111,14 +111,25 @@ def message_json(
     return {k: v for k, v in full.items() if k in keep}
 
 
-def attachment_json(att: Attachment) -> dict[str, Any]:
-    return {
-        "@odata.type": "#microsoft.graph.fileAttachment",
+def attachment_json(
+    att: Attachment, select: list[str] | None = None, item: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The attachment as Graph serves it: a file attachment with its `contentBytes`, an item attachment
+    with its `item` only when expanded (`item`), a reference attachment with no bytes; with `select`,
+    only those fields (plus `@odata.type` and id)."""
+    full: dict[str, Any] = {
+        "@odata.type": att.odata_type,
         "id": att.id,
         "name": att.name,
         "contentType": att.content_type,
-        "size": len(att.data),
+        "size": att.size,
         "isInline": att.is_inline,
-        "contentId": None,
-        "contentBytes": base64.b64encode(att.data).decode(),
     }
+    if att.item is None and not att.link:
+        full.update(contentId=None, contentBytes=base64.b64encode(att.data).decode())
+    if item is not None:
+        full["item"] = item
+    if not select:
+        return full
+    keep = {"@odata.type", "id"} | set(select)
+    return {k: v for k, v in full.items() if k in keep}

@@ -7,8 +7,10 @@ import tomllib
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
+from inlet.connectors.kit.graph import GraphClient
 from inlet.connectors.model import Checkpoint, Deletion, Document, Progress, Skipped
 from inlet.connectors.outlook import OutlookConfig, OutlookConnector
 from inlet.errors import CredentialsError, RetriableError
@@ -365,3 +367,94 @@ def test_live_ids_list_synced_messages_for_prune(fresh: Sandbox) -> None:
     graph.delete_message(ws, gone.id)
     graph.move_message(ws, trashed.id, "deleteditems")  # excluded folder: no longer live
     assert set(conn.live_ids()) == set(docs(items)) - {f"sandbox-mail:{gone.id}", f"sandbox-mail:{trashed.id}"}
+
+
+BADEER = "robert.badeer@enron.com"
+
+
+def _inbox(sb: Sandbox) -> Any:
+    return sb.ws.mail.folder(sb.ws.user_by_email(BADEER).id, "inbox")
+
+
+def test_attachments_are_listed_without_bytes_and_only_readable_ones_under_the_cap_are_read(
+    fresh: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue: a 30 MB attachment over the cap came whole in the listing. Now the listing has no
+    bytes, and one call reads each attachment inlet reads and the cap admits."""
+    host = fresh.ws.mail.in_folder(_inbox(fresh).id)[0]
+    graph.add_attachment(fresh.ws, host.id, "huge.txt", b"Heron " * 50_000, "text/plain")  # 300 KB
+    notes = graph.add_attachment(fresh.ws, host.id, "notes.txt", b"Osprey capacity notes", "text/plain")
+    graph.add_attachment(fresh.ws, host.id, "photo.png", b"\x89PNG" * 1000, "image/png")  # read by nobody
+    answers: list[tuple[str, int]] = []
+    send = GraphClient._send
+
+    def measured(client: GraphClient, method: str, url: str, *args: Any, **kw: Any) -> httpx.Response:
+        response = send(client, method, url, *args, **kw)
+        answers.append((url, len(response.content)))
+        return response
+
+    monkeypatch.setattr(GraphClient, "_send", measured)
+    items, _ = run(small(fresh, max_attachment_bytes=100_000))
+    doc = docs(items)[f"sandbox-mail:{host.id}"]
+    assert "Osprey capacity notes" in doc.text and "Heron" not in doc.text
+    assert {"huge.txt", "notes.txt", "photo.png"} <= set(doc.metadata["attachments"])
+    [skip] = [i for i in items if isinstance(i, Skipped)]
+    assert skip.id.endswith("#huge.txt") and not skip.failed
+    assert max(size for url, size in answers if "/attachments" in url) < 20_000  # never the 300 KB
+    assert [t.rsplit("/", 1)[-1] for t in fresh.faults.targets("graph:attachment")] == [notes.id]
+
+
+def test_an_attached_mail_is_indexed_and_a_cloud_attachment_is_named(fresh: Sandbox) -> None:
+    """Item attachments (a mail forwarded as attachment) are read with their item expanded and
+    indexed as the mail archive indexes an attached message/rfc822; reference attachments are names."""
+    host = fresh.ws.mail.in_folder(_inbox(fresh).id)[0]
+    graph.attach_message(
+        fresh.ws, host.id, "Fwd: Kestrel storage bids", "Kestrel bids close at noon", "kay.mann@enron.com"
+    )
+    graph.add_attachment(
+        fresh.ws, host.id, "Budget 2002.xlsx", link="https://contoso.sharepoint.com/Budget%202002.xlsx"
+    )
+    items, _ = run(small(fresh))
+    doc = docs(items)[f"sandbox-mail:{host.id}"]
+    assert "## Attachment: Fwd: Kestrel storage bids\n\nFrom: kay.mann@enron.com" in doc.text
+    assert "Kestrel bids close at noon" in doc.text
+    assert doc.metadata["attachments"][-2:] == ["Fwd: Kestrel storage bids", "Budget 2002.xlsx"]
+    assert not [i for i in items if isinstance(i, Skipped)]  # a link is no attachment over the cap
+
+
+def test_a_mail_moved_into_a_new_folder_is_kept_by_the_scoped_run(fresh: Sandbox) -> None:
+    """Issue: the notified folder's delta said the mail left, its new folder was unknown to the scoped
+    run: a deletion until the next full run. Now the new folder is listed and synced by that run."""
+    conn = small(fresh)
+    _, state = run(conn)
+    inbox = _inbox(fresh)
+    moved, trashed = fresh.ws.mail.in_folder(inbox.id)[:2]
+    kestrel = graph.add_folder(fresh.ws, BADEER, "Kestrel", parent="inbox")
+    graph.move_message(fresh.ws, moved.id, kestrel)
+    items = list(conn.load_scope(state, frozenset({inbox.id})))
+    assert not deletions(items)
+    assert docs(items)[f"sandbox-mail:{moved.id}"].metadata["folder"] == "Inbox/Kestrel"
+    state = items[-1].state
+    assert state["mailboxes"][BADEER]["folders"][kestrel]["ids"] == [moved.id]
+
+    listings = fresh.faults.count("graph:*Folders")
+    graph.move_message(fresh.ws, trashed.id, "deleteditems")
+    items = list(conn.load_scope(state, frozenset({inbox.id})))
+    assert deletions(items) == {f"sandbox-mail:{trashed.id}"}
+    assert fresh.faults.count("graph:*Folders") == listings  # Deleted Items is known: no folder listing
+
+
+def test_a_renamed_folder_s_messages_say_its_new_path(fresh: Sandbox) -> None:
+    """Issue: a rename changes no message, so no delta round re-read them and their documents kept
+    the old folder. Now the run that lists the folders reads a folder whose path changed again."""
+    conn = small(fresh)
+    items, state = run(conn)
+    capx = {i for i, d in docs(items).items() if d.metadata["folder"] == "Capx"}
+    uid = fresh.ws.user_by_email(BADEER).id
+    folder = next(f for f in fresh.ws.mail.mailboxes[uid].folders.values() if f.display_name == "Capx")
+    graph.rename_folder(fresh.ws, BADEER, folder.id, "Capacity")
+    items, state = run(conn, state)
+    assert capx and set(docs(items)) == capx and not deletions(items)
+    assert {d.metadata["folder"] for d in docs(items).values()} == {"Capacity"}
+    items, _ = run(conn, state)
+    assert not docs(items)  # read again once

@@ -190,6 +190,38 @@ def test_message_and_attachments(sb: Sandbox, api: httpx.Client) -> None:
     assert atts[0]["@odata.type"] == "#microsoft.graph.fileAttachment"
 
 
+def test_attachments_select_one_by_one_and_expanded_items() -> None:
+    """As Graph: `$select` leaves `contentBytes` out of the listing (each entry keeps `@odata.type`),
+    one attachment is read by id, an item attachment's message only with `$expand`, a reference
+    attachment has no bytes."""
+    with Sandbox() as sb:  # attaches to a message: its own sandbox
+        msg = sb.ws.mail.in_folder(sb.ws.mail.folder(sb.ws.user_by_email(BOX).id, "inbox").id)[0]
+        file = graph.add_attachment(sb.ws, msg.id, "notes.txt", b"Osprey notes", "text/plain")
+        item = graph.attach_message(sb.ws, msg.id, "Fwd: Kestrel bids", "Kestrel bids close at noon")
+        link = graph.add_attachment(sb.ws, msg.id, "plan.docx", link="https://contoso.sharepoint.com/plan.docx")
+        token = app(sb).acquire_token_for_client(SCOPE)["access_token"]
+        with httpx.Client(
+            base_url=f"{sb.ctx.https_url}/v1.0/users/{BOX}/messages/{msg.id}",
+            verify=str(sb.ctx.ca_path),
+            headers={"Authorization": f"Bearer {token}"},
+        ) as c:
+            listed = c.get("/attachments", params={"$select": "id,name,size"}).json()["value"]
+            assert [a["@odata.type"].rsplit(".", 1)[-1] for a in listed] == [
+                "fileAttachment",
+                "itemAttachment",
+                "referenceAttachment",
+            ]
+            assert all(set(a) == {"@odata.type", "id", "name", "size"} for a in listed)
+            assert base64.b64decode(c.get(f"/attachments/{file.id}").json()["contentBytes"]) == b"Osprey notes"
+            assert "item" not in c.get(f"/attachments/{item.id}").json()
+            expanded = c.get(
+                f"/attachments/{item.id}", params={"$expand": "microsoft.graph.itemattachment/item"}
+            ).json()
+            assert expanded["item"]["subject"] == "Fwd: Kestrel bids" and "noon" in expanded["item"]["body"]["content"]
+            assert "contentBytes" not in c.get(f"/attachments/{link.id}").json()
+            assert error(c.get("/attachments/AAMkAttNone")) == "ErrorItemNotFound"
+
+
 def test_admin_routes() -> None:
     with Sandbox() as sb:  # rotates the secret: its own sandbox
         with httpx.Client(base_url=sb.ctx.http_url) as c:
