@@ -51,6 +51,7 @@ from pydantic import Field, field_validator, model_validator
 from .base import Duration
 from .events import EventSource
 from .mail import DEFAULT_MAX_ATTACHMENT_BYTES, MailAttachment, MailMessage, message_document
+from .mail import BODY_CAP, DEFAULT_MAX_BODY_BYTES
 from .kit import CheckpointModel, Pager, RetryPolicy, next_link
 from .kit.graph_source import GraphConnector, GraphSourceConfig
 from .kit.graph import GraphClient, GraphError
@@ -105,6 +106,7 @@ class OutlookConfig(GraphSourceConfig):
         default_factory=list, description="extra readers: a list for every mailbox, or {mailbox: [users]}"
     )
     max_attachment_bytes: int = Field(DEFAULT_MAX_ATTACHMENT_BYTES, description="larger attachments are skipped")
+    max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1, description=BODY_CAP)
     attachments: bool = Field(True, description="read attachments (one extra call per message with any)")
     page_size: int = Field(100, ge=1, le=1000, description="messages per delta page")
 
@@ -544,7 +546,9 @@ class _MailboxSync:
                     title=msg.subject or None,
                     reason=f"attachments not read (indexed without them, read again next run): {exc}",
                 )
-        document, skipped = message_document(self.c, msg, self.c.acl_for(self.mailbox, self.owner), cap)
+        document, skipped = message_document(
+            self.c, msg, self.c.acl_for(self.mailbox, self.owner), cap, self.c.config.max_body_bytes
+        )
         yield from skipped
         if failed is not None:
             yield self._noted(msg.native_id, failed)

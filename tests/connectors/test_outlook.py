@@ -365,3 +365,14 @@ def test_live_ids_list_synced_messages_for_prune(fresh: Sandbox) -> None:
     graph.delete_message(ws, gone.id)
     graph.move_message(ws, trashed.id, "deleteditems")  # excluded folder: no longer live
     assert set(conn.live_ids()) == set(docs(items)) - {f"sandbox-mail:{gone.id}", f"sandbox-mail:{trashed.id}"}
+
+
+def test_a_body_over_max_body_bytes_is_cut_there_and_says_so(fresh: Sandbox) -> None:
+    html = "".join(f"<p>Paragraph {n} of the newsletter.</p>" for n in range(2000))
+    msg = graph.add_message(fresh.ws, "robert.badeer@enron.com", "inbox", "Newsletter", html=html)
+    items, _ = run(small(fresh, max_body_bytes=5000))
+    doc = docs(items)[f"sandbox-mail:{msg.id}"]
+    assert "Paragraph 0 of the newsletter." in doc.text and "Paragraph 1999" not in doc.text
+    skipped = [i for i in items if isinstance(i, Skipped) and i.id == f"{doc.id}#body"]
+    assert [(s.failed, s.title) for s in skipped] == [(False, "Newsletter")]
+    assert skipped[0].reason.startswith("body truncated at 5000 bytes")
