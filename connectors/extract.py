@@ -181,10 +181,14 @@ _MAX_CONTROL_SHARE = 0.1  # text has next to none; random bytes read as Latin-1 
 def _text(data: bytes, name: str) -> str:
     """`decode(data)`, refused (`NotTextError`) when it holds a NUL or too many control characters."""
     text = decode(data)
-    controls = len(_CONTROL.findall(text))
-    if "\x00" in text or controls > _MAX_CONTROL_SHARE * len(text):
+    if looks_binary(text):
         raise NotTextError(f"{name}: binary content, not text")
     return text
+
+
+def looks_binary(text: str) -> bool:
+    """Whether decoded text was never text: it holds a NUL or too many control characters."""
+    return "\x00" in text or len(_CONTROL.findall(text)) > _MAX_CONTROL_SHARE * len(text)
 
 
 _CELL_END = re.compile(r"(</t[dh]\s*>)", re.I)

@@ -54,7 +54,7 @@ from .kit.google import GoogleApiError, load_credentials
 from .kit.paging import Pager
 from .kit.retries import Retries
 from .kit.retry import RetryPolicy
-from .mail import DEFAULT_MAX_ATTACHMENT_BYTES, message_document, rfc822_message
+from .mail import BODY_CAP, DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_MAX_BODY_BYTES, message_document, rfc822_message
 from .model import ACL, Deletion, Document, Item, Progress, Skipped
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,7 @@ class GmailConfig(SourceConfig):
     query: str | None = Field(None, description="Gmail search limiting the backfill, e.g. 'newer_than:2y'")
     api_endpoint: str | None = Field(None, description="Gmail API root, e.g. https://gmail.googleapis.com/ (tests)")
     max_attachment_bytes: int = Field(DEFAULT_MAX_ATTACHMENT_BYTES, description="larger attachments are skipped")
+    max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1, description=BODY_CAP)
     batch_size: int = Field(
         10,
         ge=1,
@@ -501,8 +502,9 @@ class _MailboxSync:
             "thread_id": found.get("threadId", ""),
             "labels": sorted(names.get(x, x) for x in found.get("labelIds", []) if x not in VOLATILE),
         }
+        c = self.config
         document, skipped = message_document(
-            self.c, msg, self.c.acl_for(self.mailbox), self.config.max_attachment_bytes
+            self.c, msg, self.c.acl_for(self.mailbox), c.max_attachment_bytes, c.max_body_bytes
         )
         self.known.add(mid)
         yield from skipped

@@ -1,8 +1,10 @@
 """E-mail as documents: one document per message, shared by the Outlook, Gmail and mail-archive connectors.
 
 `MailMessage` is the service-neutral message (Graph JSON and RFC 822 files both map onto it);
-`message_document` turns it into a `Document` whose text is the message's new content plus its
-readable attachments. `MailArchiveConnector` reads a folder of .eml / RFC 822 files, mbox files
+`message_document` turns it into a `Document` whose text is the message's new content, at most
+`max_body_bytes` of it (the rest is a skip by policy saying so), plus its readable attachments; a
+body part that could not be read is left out and is a failed skip of the message, never indexed as
+its raw encoding. `MailArchiveConnector` reads a folder of .eml / RFC 822 files, mbox files
 and Maildirs, incrementally by file mtime and size.
 """
 
@@ -23,11 +25,23 @@ from inlet.errors import ItemError
 
 from .base import ConfigPath, Connector, FolderConfig, FolderConnector
 from .extract import extract_text, kind_of
-from .mail_text import addresses, body_text, header_date, looks_like_mail, parse_rfc822, part_text
+from .mail_text import (
+    addresses,
+    body_text,
+    header_date,
+    header_text,
+    looks_like_mail,
+    parse_rfc822,
+    part_text,
+    raw_header,
+    rebounded,
+)
 from .model import ACL, Checkpoint, Deletion, Document, Item, Progress, Skipped
 
 
 DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
+DEFAULT_MAX_BODY_BYTES = 256 * 1024  # of a body's text: about 300 passages
+BODY_CAP = "a message body's text past this many bytes is left out (a skip saying so)"
 
 
 @dataclass
@@ -60,16 +74,22 @@ class MailMessage:
     folder: str = ""
     mailbox: str = ""
     attachments: list[MailAttachment] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)  # why parts of the body were left out (unreadable)
     extra: dict[str, Any] = field(default_factory=dict)  # service-specific metadata (Gmail's thread_id, labels)
 
 
 def message_document(
-    connector: Connector[Any], msg: MailMessage, acl: ACL, max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
+    connector: Connector[Any],
+    msg: MailMessage,
+    acl: ACL,
+    max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> tuple[Document, list[Skipped]]:
-    """The message's document, and the attachments that could not be read (as `Skipped`)."""
+    """The message's document, and what of it was left out (as `Skipped`): attachments that could
+    not be read, body parts that could not, the body's text past `max_body_bytes`."""
     doc_id = connector.doc_id(msg.native_id)
-    parts = [_header_block(msg), body_text(msg.html, msg.text)]
-    skipped: list[Skipped] = []
+    body, skipped = _body(doc_id, msg, max_body_bytes)
+    parts = [_header_block(msg), body]
     names: list[str] = []
     for att in msg.attachments:
         if att.inline and (att.content_type or "").startswith("image/"):
@@ -130,6 +150,19 @@ def _header_block(msg: MailMessage) -> str:
     return "\n".join(lines)
 
 
+def _body(doc_id: str, msg: MailMessage, cap: int) -> tuple[str, list[Skipped]]:
+    """The body's new content, its first `cap` bytes (UTF-8) when longer, and skips saying what was left out."""
+    title = msg.subject.strip() or None
+    skipped = [Skipped(id=f"{doc_id}#body", reason=reason, title=title) for reason in msg.left_out]
+    text = body_text(msg.html, msg.text)
+    size = len(text.encode())
+    if size > cap:
+        text = text.encode()[:cap].decode(errors="ignore")
+        reason = f"body truncated at {cap} bytes of its {size} bytes of text (max_body_bytes)"
+        skipped.append(Skipped(id=f"{doc_id}#body", reason=reason, failed=False, title=title))
+    return text, skipped
+
+
 def _participants(msg: MailMessage) -> list[str]:
     people = ([msg.sender] if msg.sender else []) + msg.to + msg.cc
     return sorted({e for _, e in people})
@@ -152,11 +185,13 @@ def _attachment_text(doc_id: str, att: MailAttachment, cap: int) -> tuple[str, S
 def rfc822_message(native_id: str, raw: bytes, url: str = "", folder: str = "") -> MailMessage:
     """Parse a raw message (an .eml file, one mbox entry, a Maildir file). The body is every
     inline text part in order (a body split around an inline image is one body); a message
-    attached to it (a forward as attachment) is an attachment holding its text."""
+    attached to it (a forward as attachment) is an attachment holding its text. A part that
+    cannot be read is left out and named in `left_out`."""
     email = parse_rfc822(raw)
     htmls: list[str] = []
     plains: list[str] = []
     attachments: list[MailAttachment] = []
+    left_out: list[str] = []
     for part in _leaves(email):
         ctype = part.get_content_type()
         filename = part.get_filename()
@@ -166,33 +201,41 @@ def rfc822_message(native_id: str, raw: bytes, url: str = "", folder: str = "") 
             data = part.get_payload(decode=True)
             data = data if isinstance(data, bytes) else b""
             attachments.append(MailAttachment(filename or "attachment", ctype, data, len(data)))
-        elif ctype == "text/html":
-            htmls.append(part_text(part))
-        elif ctype == "text/plain":
-            plains.append(part_text(part))
-    senders = addresses(email.get("From"))
+        elif ctype in ("text/html", "text/plain") or part.get_content_maintype() == "multipart":
+            try:  # a multipart leaf: no boundary split it (`_leaves`), its payload is the body
+                (htmls if ctype == "text/html" else plains).append(part_text(part))
+            except ItemError as exc:
+                left_out.append(str(exc))
+    senders = addresses(raw_header(email, "From"))
     when = header_date(email.get("Date"))
     plain = "\n\n".join(p for p in plains if p.strip()) or None  # an empty text part leaves the HTML one
     return MailMessage(
         native_id=native_id,
-        subject=" ".join(str(email.get("Subject", "")).split()),
+        subject=" ".join(header_text(raw_header(email, "Subject")).split()),
         html="\n".join(htmls) if htmls and plain is None else None,
         text=plain,
         sender=senders[0] if senders else None,
-        to=addresses(email.get("To")),
-        cc=addresses(email.get("Cc")),
+        to=addresses(raw_header(email, "To")),
+        cc=addresses(raw_header(email, "Cc")),
         received=when,
         sent=when,
         url=url,
         message_id=str(email.get("Message-ID", "")).strip(),
         folder=folder,
         attachments=attachments,
+        left_out=left_out,
     )
 
 
 def _leaves(part: EmailMessage) -> Iterator[EmailMessage]:
-    """The parts holding content, in order; an attached message is one part, not its insides."""
-    if part.get_content_type() != "message/rfc822" and part.is_multipart():
+    """The parts holding content, in order; an attached message is one part, not its insides; a
+    multipart whose boundary split nothing is split by the boundary its parts use, else one part."""
+    fixed = None
+    if part.get_content_maintype() == "multipart" and not part.is_multipart():
+        fixed = rebounded(part)
+    if fixed is not None:
+        yield from _leaves(fixed)
+    elif part.get_content_type() != "message/rfc822" and part.is_multipart():
         for sub in part.iter_parts():
             yield from _leaves(sub)  # type: ignore[arg-type]
     else:
@@ -222,6 +265,7 @@ def attached_message(message: MailMessage, filename: str | None = None) -> MailA
 class MailArchiveConfig(FolderConfig):
     path: ConfigPath = Field(description="folder of .eml / RFC 822 files, mbox files or Maildirs")
     max_attachment_bytes: int = Field(DEFAULT_MAX_ATTACHMENT_BYTES, description="larger attachments are skipped")
+    max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1, description=BODY_CAP)
     checkpoint_every: int = Field(20, ge=1, description="files between checkpoints")
 
 
@@ -312,7 +356,8 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
             return
         if since is not None and msg.received is not None and msg.received < since:
             return
-        document, skipped = message_document(self, msg, self.config.acl(), self.config.max_attachment_bytes)
+        c = self.config
+        document, skipped = message_document(self, msg, c.acl(), c.max_attachment_bytes, c.max_body_bytes)
         yield from skipped
         yield document
 

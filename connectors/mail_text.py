@@ -3,19 +3,29 @@
 Replies carry the whole chain below them ("-----Original Message-----", "On ... wrote:", `>`
 lines, Lotus Notes "Forwarded by" banners); indexing that again in every reply drowns search in
 duplicates. `new_content` keeps what the sender wrote, drops the signature, and keeps the quote
-when it is all there is (a bare forward). Also: RFC 822 parsing for archives.
+when it is all there is (a bare forward).
+
+Also RFC 822 parsing, lenient the way mail needs: a header reads as its sender meant it whatever
+its charset claims (`header_text`, never an error), a multipart whose boundary matches none of its
+lines is parsed with the boundary its parts use (`rebounded`), and a body part is text or an
+`ItemError` saying why it is left out, never its undecoded transfer encoding (`part_text`).
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import re
 from email import policy
+from email.errors import HeaderParseError, InvalidBase64CharactersDefect, InvalidBase64LengthDefect
+from email.header import decode_header
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
 
-from .extract import decode, html_to_text
+from inlet.errors import ItemError
+
+from .extract import decode, html_to_text, looks_binary
 
 _SEPARATORS = [
     re.compile(r"^-{2,}\s*original message\s*-{2,}", re.I),
@@ -91,15 +101,46 @@ def looks_like_mail(head: bytes) -> bool:
     return len(names & {b"from", b"to", b"subject", b"date", b"message-id", b"received"}) >= 2
 
 
+def raw_header(email: EmailMessage, name: str) -> str:
+    """A header's value as it was sent (8-bit bytes kept as surrogates), unfolded; "" when absent."""
+    value = next((v for k, v in email.raw_items() if k.lower() == name.lower()), "")
+    return " ".join(str(value).split())
+
+
+def header_text(value: str) -> str:
+    """A raw header value as its sender meant it: 8-bit bytes as UTF-8, else Windows-1252, and
+    RFC 2047 words in their charset, else the same guesses (an unknown or wrong charset reads as
+    written, never as U+FFFD). Never raises: a word that cannot be decoded is kept as it is."""
+    text = _unescaped(value)
+    try:
+        words = decode_header(text)
+    except (HeaderParseError, ValueError):  # a broken word: each word decoded on its own
+        return text if len(text.split()) < 2 else " ".join(header_text(word) for word in text.split())
+    return "".join(word if isinstance(word, str) else _word(word, charset) for word, charset in words)
+
+
+def _unescaped(value: str) -> str:
+    """A raw header's 8-bit bytes (kept by the parser as surrogates) read as text."""
+    return decode(value.encode("utf-8", "surrogateescape"))
+
+
+def _word(data: bytes, charset: str | None) -> str:
+    try:  # unencoded runs come back as raw-unicode-escape bytes
+        return data.decode(charset or "raw-unicode-escape")
+    except (LookupError, UnicodeDecodeError):
+        return decode(data)
+
+
 def addresses(value: str | None) -> list[tuple[str, str]]:
-    """[(name, email)] of a header, tolerant of the malformed ones archives are full of."""
+    """[(name, email)] of a raw header (`raw_header`), names decoded (`header_text`), tolerant of the
+    malformed ones archives are full of."""
     if not value:
         return []
     try:
-        pairs = getaddresses([" ".join(str(value).split())])
+        pairs = getaddresses([_unescaped(" ".join(value.split()))])
     except Exception:  # noqa: BLE001 - email's header parser raises assorted errors on junk
         return []
-    return [(name, email.lower()) for name, email in pairs if "@" in email]
+    return [(" ".join(header_text(name).split()), email.lower()) for name, email in pairs if "@" in email]
 
 
 def header_date(value: str | None) -> dt.datetime | None:
@@ -113,12 +154,59 @@ def header_date(value: str | None) -> dt.datetime | None:
 
 
 def part_text(part: EmailMessage) -> str:
-    """A text part's content, decoded with its charset or, failing that, our usual guesses."""
+    """A body part's text, decoded with its charset (UTF-8 when none) or, failing that, our usual
+    guesses. Base64 the stdlib could not decode (a character past the last whole group) is decoded
+    up to that group; a multipart no boundary split is its payload less boundary-looking lines.
+    `ItemError` when no text is left: corrupt base64 that decodes to no text in the part's charset
+    (or to binary bytes), an empty multipart."""
+    if part.get_content_maintype() == "multipart":
+        return _unsplit_text(part)
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
         return str(payload or "")
-    charset = part.get_content_charset() or ""
+    if any(isinstance(d, InvalidBase64LengthDefect) for d in part.defects):
+        payload = _whole_groups(part)
+    text = _in_charset(payload, part.get_content_charset() or "utf-8-sig")
+    corrupt = any(isinstance(d, (InvalidBase64CharactersDefect, InvalidBase64LengthDefect)) for d in part.defects)
+    if corrupt and (text is None or looks_binary(text)):
+        raise ItemError(f"a {part.get_content_type()} part's base64 is corrupt (it decodes to no text): left out")
+    return decode(payload) if text is None else text
+
+
+def _in_charset(payload: bytes, charset: str) -> str | None:
+    """The payload in this charset; None when it is no text in it (or no charset Python knows)."""
     try:
-        return payload.decode(charset) if charset else decode(payload)
+        return payload.decode(charset)
     except (LookupError, UnicodeDecodeError):
-        return decode(payload)
+        return None
+
+
+def _whole_groups(part: EmailMessage) -> bytes:
+    """The bytes of a base64 payload's whole 4-character groups (what is past them is dropped)."""
+    raw = part.get_payload(decode=False)
+    letters = re.sub(rb"[^A-Za-z0-9+/]", b"", str(raw).encode("ascii", "replace"))
+    return base64.b64decode(letters[: len(letters) // 4 * 4])
+
+
+# "--token" opening a part: a header or an empty line (a part with no headers) follows it
+_PART_START = re.compile(rb"^--(\S{1,70}?)[ \t]*\r?\n(?=[A-Za-z0-9-]+:|\r?\n)", re.M)
+_BOUNDARY_ONLY = re.compile(r"^--\S+[ \t\r]*$", re.M)
+
+
+def rebounded(part: EmailMessage) -> EmailMessage | None:
+    """A multipart whose declared boundary (or none) matches none of its lines, parsed again with
+    the boundary its parts open with; None when no line opens a part."""
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes) or (found := _PART_START.search(payload)) is None:
+        return None
+    head = f'Content-Type: {part.get_content_type()}; boundary="{found[1].decode("ascii", "replace")}"\r\n\r\n'
+    fixed = parse_rfc822(head.encode() + payload)
+    return fixed if fixed.is_multipart() else None
+
+
+def _unsplit_text(part: EmailMessage) -> str:
+    payload = part.get_payload(decode=True)
+    text = _BOUNDARY_ONLY.sub("", decode(payload)).strip() if isinstance(payload, bytes) else ""
+    if not text:
+        raise ItemError("a multipart body whose boundary matches none of its lines holds no text: left out")
+    return text

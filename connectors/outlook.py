@@ -60,7 +60,8 @@ from pydantic import Field, field_validator, model_validator
 from .base import Duration
 from .events import EventSource
 from .extract import kind_of
-from .mail import DEFAULT_MAX_ATTACHMENT_BYTES, MailAttachment, MailMessage, attached_message, message_document
+from .mail import BODY_CAP, DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_MAX_BODY_BYTES, MailAttachment, MailMessage
+from .mail import attached_message, message_document
 from .kit import CheckpointModel, Pager, RetryPolicy, next_link
 from .kit.graph_source import GraphConnector, GraphSourceConfig
 from .kit.graph import GraphClient, GraphError
@@ -117,6 +118,7 @@ class OutlookConfig(GraphSourceConfig):
         default_factory=list, description="extra readers: a list for every mailbox, or {mailbox: [users]}"
     )
     max_attachment_bytes: int = Field(DEFAULT_MAX_ATTACHMENT_BYTES, description="larger attachments are skipped")
+    max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1, description=BODY_CAP)
     attachments: bool = Field(
         True, description="read attachments (one call per message with any, one more per attachment read)"
     )
@@ -589,7 +591,9 @@ class _MailboxSync:
                     title=msg.subject or None,
                     reason=f"attachments not read (indexed without them, read again next run): {exc}",
                 )
-        document, skipped = message_document(self.c, msg, self.c.acl_for(self.mailbox, self.owner), cap)
+        document, skipped = message_document(
+            self.c, msg, self.c.acl_for(self.mailbox, self.owner), cap, self.c.config.max_body_bytes
+        )
         yield from skipped
         if failed is not None:
             yield self._noted(msg.native_id, failed)

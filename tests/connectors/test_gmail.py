@@ -303,3 +303,29 @@ def test_a_mailbox_gmail_refuses_otherwise_is_named_and_the_others_sync(sb: Sand
     named = skipped[0].id.removeprefix("gm:mailbox:")
     other = BADEER if named == CAROL else CAROL
     assert set(docs(items)) == in_scope(sb, other)
+
+
+def test_malformed_and_huge_messages_as_gmail_serves_them_are_read_as_far_as_they_can_be(sb: Sandbox) -> None:
+    head = b"From: Ops <ops@example.com>\r\nTo: robert.badeer@enron.com\r\n"
+    broken = head + (
+        b"Subject: =?x-unknown?q?Caf=E9?= \xe2\x80\x93 rota\r\n"
+        b'Content-Type: multipart/mixed; boundary="declared"\r\n\r\n'  # its parts use another one
+        b"--used\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe rota changes on Monday.\r\n"
+        b"--used\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        b"Not base64 at all but prose, so it decodes to noise!\r\n--used--\r\n"
+    )
+    paragraphs = "".join(f"<p>Paragraph {n} of the newsletter.</p>" for n in range(2000))
+    huge = head + b"Subject: Newsletter\r\nContent-Type: text/html; charset=utf-8\r\n\r\n" + paragraphs.encode()
+    when = int(sb.ws.clock() * 1000)
+    first, second = (gs.add_message(sb.ws, BADEER, raw, ["INBOX"], when) for raw in (broken, huge))
+    items, _ = run(connector(sb, max_body_bytes=5000).load(None))
+    got = docs(items)
+    broken_doc, huge_doc = got[f"gm:{BADEER}/{first.id}"], got[f"gm:{BADEER}/{second.id}"]
+    assert broken_doc.title == "Café – rota" and "The rota changes on Monday." in broken_doc.text
+    assert "prose" not in broken_doc.text and "Content-Type" not in broken_doc.text
+    assert "Paragraph 0 of the newsletter." in huge_doc.text and "Paragraph 1999" not in huge_doc.text
+    mine = (f"{broken_doc.id}#body", f"{huge_doc.id}#body")
+    skipped = {(i.id, i.failed): i.reason for i in items if isinstance(i, Skipped) and i.id in mine}
+    assert set(skipped) == {(f"{broken_doc.id}#body", True), (f"{huge_doc.id}#body", False)}
+    assert "base64 is corrupt" in skipped[(f"{broken_doc.id}#body", True)]
+    assert skipped[(f"{huge_doc.id}#body", False)].startswith("body truncated at 5000 bytes")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import tarfile
 from email.message import EmailMessage
@@ -185,3 +186,77 @@ def test_a_body_split_around_an_image_and_a_message_attached_are_all_read(tmp_pa
 )
 def test_new_content(body: str, expected: str) -> None:
     assert new_content(body) == expected
+
+
+def read_raw(tmp_path: Path, raw: bytes, **kw: Any) -> tuple[Document, list[Skipped]]:
+    """The document of one raw message in an archive, and the skips its reading yielded."""
+    (tmp_path / "a.eml").write_bytes(raw)
+    items, _ = run(archive(tmp_path, **kw))
+    return docs(items)["arch:a.eml"], [i for i in items if isinstance(i, Skipped)]
+
+
+HEAD = b"From: ann@example.com\r\nTo: bob@example.com\r\nSubject: Rota\r\n"
+
+
+def test_a_multipart_whose_boundary_matches_none_of_its_parts_keeps_its_body(tmp_path: Path) -> None:
+    parts = (
+        b"This is a multi-part message in MIME format.\r\n--real\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Transfer-Encoding: quoted-printable\r\n\r\nThe night shift starts at 22:00 caf=C3=A9.\r\n"
+        b"--real\r\nContent-Type: application/pdf; name=rota.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + base64.encodebytes(make_pdf("Rota for December", []))
+        + b"--real--\r\n"
+    )
+    doc, skipped = read_raw(tmp_path, HEAD + b'Content-Type: multipart/mixed; boundary="wrong"\r\n\r\n' + parts)
+    assert "The night shift starts at 22:00 café." in doc.text and "Rota for December" in doc.text
+    assert "Content-Type" not in doc.text and "--real" not in doc.text and not skipped
+
+    doc, skipped = read_raw(tmp_path, HEAD + b"Content-Type: multipart/mixed\r\n\r\nNo parts, just text.\r\n--x--\r\n")
+    assert doc.text.endswith("No parts, just text.") and not skipped  # no boundary at all: the payload is the body
+
+    doc, skipped = read_raw(tmp_path, HEAD + b"Content-Type: multipart/mixed\r\n\r\n--x--\r\n")
+    assert doc.title == "Rota" and "ann@example.com" in doc.text  # indexed by its headers, and the loss said
+    assert [(s.id, s.failed) for s in skipped] == [("arch:a.eml#body", True)]
+    assert "boundary matches none of its lines" in skipped[0].reason
+
+
+def test_headers_in_unknown_charsets_or_raw_8bit_read_as_sent(tmp_path: Path) -> None:
+    raw = (
+        b"From: =?x-unknown?q?J=E9r=F4me?= <jerome@example.com>\r\n"
+        b'To: "Doe, John" <john@example.com>, =?utf-8?q?Roe=2C_Ren=C3=A9e?= <renee@example.com>\r\n'
+        b"Cc: Fran\xc3\xa7oise <fr@example.com>\r\n"
+        b"Subject: =?us-ascii?q?Caf=E9?= menu \xe2\x80\x93 na\xc3\xafve =?utf-8?b?QUJDx?=\r\n\r\nSoup.\r\n"
+    )
+    doc, _ = read_raw(tmp_path, raw)
+    assert doc.title == "Café menu – naïve =?utf-8?b?QUJDx?="  # the broken word as written, never U+FFFD
+    assert "From: Jérôme <jerome@example.com>" in doc.text
+    assert "To: Doe, John <john@example.com>, Roe, Renée <renee@example.com>" in doc.text
+    assert "Cc: Françoise <fr@example.com>" in doc.text and "\ufffd" not in doc.text
+    doc, _ = read_raw(tmp_path, b"From: ann@example.com\r\nSubject: r\xe9sum\xe9 \x80 draft\r\n\r\nCV.\r\n")
+    assert doc.title == "résumé € draft"  # 8-bit bytes that are no UTF-8: Windows-1252
+
+
+def test_a_body_part_whose_base64_cannot_be_decoded_is_never_indexed_as_base64(tmp_path: Path) -> None:
+    text = base64.b64encode("Bring the badge on Monday, please.".encode()).decode()
+    one_too_many = HEAD + b"Content-Transfer-Encoding: base64\r\n\r\n" + text.rstrip("=").encode() + b"Qx\r\n"
+    doc, skipped = read_raw(tmp_path, one_too_many)  # a length no decoder takes: its whole groups decoded
+    assert "Bring the badge on Monday, please." in doc.text and text[:20] not in doc.text and not skipped
+
+    prose = b"--b\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    prose += (
+        b"This is not base64 at all, it is plain prose!\r\n--b\r\nContent-Type: text/plain\r\n\r\nSee you.\r\n--b--\r\n"
+    )
+    doc, skipped = read_raw(tmp_path, HEAD + b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n' + prose)
+    assert doc.text.endswith("See you.") and "plain prose" not in doc.text  # the other part stays
+    assert [(s.id, s.failed, s.title) for s in skipped] == [("arch:a.eml#body", True, "Rota")]
+    assert "base64 is corrupt" in skipped[0].reason
+
+
+def test_a_body_over_max_body_bytes_is_cut_there_and_says_so(tmp_path: Path) -> None:
+    body = "".join(f"Line {n} of the minutes.\n" for n in range(400))
+    doc, skipped = read_raw(tmp_path, bytes(mail("Minutes", body)), max_body_bytes=1000)
+    assert "Line 0 of the minutes." in doc.text and "Line 399" not in doc.text
+    assert len(doc.text.encode()) < 1000 + 200  # the header block, then 1000 bytes of body
+    assert [(s.id, s.failed) for s in skipped] == [("arch:a.eml#body", False)]
+    assert skipped[0].reason.startswith("body truncated at 1000 bytes of its ")
+    doc, skipped = read_raw(tmp_path, bytes(mail("Minutes", body)))  # the default holds it whole
+    assert "Line 399 of the minutes." in doc.text and not skipped

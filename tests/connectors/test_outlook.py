@@ -458,3 +458,14 @@ def test_a_renamed_folder_s_messages_say_its_new_path(fresh: Sandbox) -> None:
     assert {d.metadata["folder"] for d in docs(items).values()} == {"Capacity"}
     items, _ = run(conn, state)
     assert not docs(items)  # read again once
+
+
+def test_a_body_over_max_body_bytes_is_cut_there_and_says_so(fresh: Sandbox) -> None:
+    html = "".join(f"<p>Paragraph {n} of the newsletter.</p>" for n in range(2000))
+    msg = graph.add_message(fresh.ws, "robert.badeer@enron.com", "inbox", "Newsletter", html=html)
+    items, _ = run(small(fresh, max_body_bytes=5000))
+    doc = docs(items)[f"sandbox-mail:{msg.id}"]
+    assert "Paragraph 0 of the newsletter." in doc.text and "Paragraph 1999" not in doc.text
+    skipped = [i for i in items if isinstance(i, Skipped) and i.id == f"{doc.id}#body"]
+    assert [(s.failed, s.title) for s in skipped] == [(False, "Newsletter")]
+    assert skipped[0].reason.startswith("body truncated at 5000 bytes")
