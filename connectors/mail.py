@@ -51,7 +51,7 @@ class MailAttachment:
     data: bytes | None  # None when not downloaded (over the size cap)
     size: int = 0
     inline: bool = False
-    reference: bool = False  # a link to a file kept elsewhere (Outlook's cloud attachments): a name, no bytes
+    reference: bool = False  # only a name: a link to a cloud file (Outlook), an item with no text
 
 
 @dataclass

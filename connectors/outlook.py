@@ -584,12 +584,14 @@ class _MailboxSync:
         failed: Skipped | None = None
         if item.get("hasAttachments") and self.c.config.attachments:
             try:
-                msg.attachments = self._attachments(msg.native_id, cap)
+                msg.attachments, error = self._attachments(msg.native_id, cap)
             except GraphError as exc:
+                error = exc
+            if error is not None:
                 failed = Skipped(
                     id=self.c.doc_id(msg.native_id) + "#attachments",
                     title=msg.subject or None,
-                    reason=f"attachments not read (indexed without them, read again next run): {exc}",
+                    reason=f"attachments not read (indexed without them, read again next run): {error}",
                 )
         document, skipped = message_document(
             self.c, msg, self.c.acl_for(self.mailbox, self.owner), cap, self.c.config.max_body_bytes
@@ -601,12 +603,22 @@ class _MailboxSync:
             self._noted(msg.native_id, document)
         yield document
 
-    def _attachments(self, message_id: str, cap: int) -> list[MailAttachment]:
-        """The message's attachments, listed without their bytes, then read one by one (`_attachment`)."""
+    def _attachments(self, message_id: str, cap: int) -> tuple[list[MailAttachment], GraphError | None]:
+        """The message's attachments, listed without their bytes, then read one by one (`_attachment`),
+        and the first error reading one: an attachment that could not be read is only a name."""
         url = f"{self.user}/messages/{quote(message_id, safe='')}/attachments"
         listing = self.client.get(url, {"$select": ATTACHMENT_FIELDS}, self.c.prefer_headers)
-        found = [self._attachment(url, meta, cap) for meta in listing.get("value", [])]
-        return [att for att in found if att is not None]
+        found: list[MailAttachment] = []
+        error: GraphError | None = None
+        for meta in listing.get("value", []):
+            try:
+                att = self._attachment(url, meta, cap)
+            except GraphError as exc:
+                error = error or exc
+                att = MailAttachment(str(meta.get("name") or "attachment"), "", None, reference=True)
+            if att is not None:
+                found.append(att)
+        return found, error
 
     def _attachment(self, url: str, meta: dict[str, Any], cap: int) -> MailAttachment | None:
         """A file attachment with its bytes when inlet reads its type and `cap` admits it (one call),
@@ -618,7 +630,10 @@ class _MailboxSync:
         size, one = int(meta.get("size") or 0), f"{url}/{quote(str(meta.get('id')), safe='')}"
         if kind == "itemAttachment":
             item = self.client.get(one, {"$expand": EXPAND_ITEM}, self.c.prefer_headers).get("item") or {}
-            return attached_message(graph_message(item, self.mailbox, ""), name)
+            inner = graph_message(item, self.mailbox, "")
+            if not (inner.subject or inner.text or inner.html):  # a contact, or an item with nothing to read
+                return MailAttachment(name, "", None, reference=True)
+            return attached_message(inner, name)
         if kind == "referenceAttachment":
             return MailAttachment(name, ctype, None, size, reference=True)
         if kind != "fileAttachment":

@@ -469,3 +469,21 @@ def test_a_body_over_max_body_bytes_is_cut_there_and_says_so(fresh: Sandbox) -> 
     skipped = [i for i in items if isinstance(i, Skipped) and i.id == f"{doc.id}#body"]
     assert [(s.failed, s.title) for s in skipped] == [(False, "Newsletter")]
     assert skipped[0].reason.startswith("body truncated at 5000 bytes")
+
+
+def test_an_attachment_that_cannot_be_read_loses_no_other(fresh: Sandbox) -> None:
+    """One attachment's GET refused (an attached mail here) leaves the message's other attachments
+    read and named; the message is remembered and read whole on the next run."""
+    host = fresh.ws.mail.in_folder(_inbox(fresh).id)[0]
+    graph.attach_message(fresh.ws, host.id, "Fwd: Kestrel storage bids", "Kestrel bids close at noon")
+    graph.add_attachment(fresh.ws, host.id, "notes.txt", b"Osprey capacity notes", "text/plain")
+    fresh.faults.fail("graph", "attachment", 404)  # the first attachment read: the attached mail
+    conn = small(fresh)
+    items, state = run(conn)
+    doc = docs(items)[f"sandbox-mail:{host.id}"]
+    assert "Osprey capacity notes" in doc.text and "Kestrel bids" not in doc.text
+    assert doc.metadata["attachments"][-2:] == ["Fwd: Kestrel storage bids", "notes.txt"]
+    [failed] = [i for i in items if isinstance(i, Skipped) and i.failed]
+    assert failed.id == f"{doc.id}#attachments" and "404" in failed.reason
+    items, _ = run(conn, state)
+    assert "Kestrel bids close at noon" in docs(items)[f"sandbox-mail:{host.id}"].text
