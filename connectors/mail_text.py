@@ -157,8 +157,8 @@ def part_text(part: EmailMessage) -> str:
     """A body part's text, decoded with its charset (UTF-8 when none) or, failing that, our usual
     guesses. Base64 the stdlib could not decode (a character past the last whole group) is decoded
     up to that group; a multipart no boundary split is its payload less boundary-looking lines.
-    `ItemError` when no text is left: corrupt base64 that decodes to no text in the part's charset
-    (or to binary bytes), an empty multipart."""
+    `ItemError` when no text is left: corrupt base64 that decodes to no text in the part's charset,
+    binary bytes labelled text, an empty multipart."""
     if part.get_content_maintype() == "multipart":
         return _unsplit_text(part)
     payload = part.get_payload(decode=True)
@@ -170,7 +170,10 @@ def part_text(part: EmailMessage) -> str:
     corrupt = any(isinstance(d, (InvalidBase64CharactersDefect, InvalidBase64LengthDefect)) for d in part.defects)
     if corrupt and (text is None or looks_binary(text)):
         raise ItemError(f"a {part.get_content_type()} part's base64 is corrupt (it decodes to no text): left out")
-    return decode(payload) if text is None else text
+    text = decode(payload) if text is None else text
+    if looks_binary(text):
+        raise ItemError(f"a {part.get_content_type()} part holds binary bytes, not text: left out")
+    return text
 
 
 def _in_charset(payload: bytes, charset: str) -> str | None:

@@ -250,6 +250,12 @@ def test_a_body_part_whose_base64_cannot_be_decoded_is_never_indexed_as_base64(t
     assert [(s.id, s.failed, s.title) for s in skipped] == [("arch:a.eml#body", True, "Rota")]
     assert "base64 is corrupt" in skipped[0].reason
 
+    binary = base64.b64encode(bytes(range(256)) * 4)  # valid base64 of bytes that are no text
+    raw = HEAD + b"Content-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\n" + binary + b"\r\n"
+    doc, skipped = read_raw(tmp_path, raw)
+    assert "\x01" not in doc.text and [s.id for s in skipped] == ["arch:a.eml#body"]
+    assert "binary bytes" in skipped[0].reason
+
 
 def test_a_body_over_max_body_bytes_is_cut_there_and_says_so(tmp_path: Path) -> None:
     body = "".join(f"Line {n} of the minutes.\n" for n in range(400))
