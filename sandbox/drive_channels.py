@@ -25,7 +25,6 @@ from starlette.routing import BaseRoute, Route
 
 from . import drive_state as ds
 from .drive_wire import DriveError
-from .notifier import Notifier
 
 MAX_LIFETIME = 7 * 86400.0  # seconds: Drive's longest changes channel
 WEBHOOK_NOT_VERIFIED = "push.webhookUrlUnauthorized"  # Drive's reason for an address on an unverified domain
@@ -60,7 +59,7 @@ class Channels:
         self.verified_domains: set[str] | None = None  # hosts a channel may post to; None: any
         self.open: dict[str, Channel] = {}
         self.stopped: list[str] = []
-        self.notifier = Notifier("drive-push")
+        self.notifier = ctx.notifier("drive-push")
 
     def changed(self, change: ds.Change) -> None:
         """DriveState listener (under the workspace lock)."""
