@@ -481,7 +481,7 @@ def server_setup(keep: Path, n_chunks: int, efs: list[int], n_queries: int) -> l
         if not (out / "built.json").exists():
             database = new_database(server, "bench")
             with chroma_server(out / "chroma", timeout=300) as chroma:
-                vectors.drop_collection(out, chroma, vectors.COLLECTION)  # a cut-off build's
+                vectors.drop_collection(vectors.connect(out, chroma), chroma, vectors.COLLECTION)  # a cut-off build's
                 config = IndexConfig(path=out / "ix", database_url=database, chroma_url=chroma)
                 figures = build(config, n_chunks, out, keep / "progress.log")
             print(f"server built: {json.dumps(figures)}", file=sys.stderr)

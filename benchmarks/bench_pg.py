@@ -103,7 +103,9 @@ def main() -> None:
             database = server.rsplit("/", 1)[0] + "/bench" if reused else new_database(server, "bench")
             pg = IndexConfig(database_url=database, chroma_url=chroma)
             if not reused:
-                vectors.drop_collection(work, chroma, vectors.COLLECTION)  # a cut-off build's, as new_database
+                vectors.drop_collection(
+                    vectors.connect(work, chroma), chroma, vectors.COLLECTION
+                )  # a cut-off build's, as new_database
                 started = time.perf_counter()
                 build_pg(pg, args.chunks)
                 print(f"PostgreSQL + Chroma server built in {time.perf_counter() - started:.0f}s", file=sys.stderr)

@@ -9,9 +9,10 @@ are listed again every `DRIVES_EVERY` seconds, a channel opened for a new one an
 left. A message must carry the channel token this process chose and name a channel it holds, else
 it is refused (answered as a hook nobody registered). A channel is held from before its
 `changes.watch` (Drive may post its `sync` and first `change` before that call answers) until its
-`channels.stop`. Channels cannot be extended: the kit's `Renewals` opens a new one in the last
-third of the current one's lifetime, then stops the old (both are held meanwhile); `stop()` stops
-them (`channels.stop`) in bounded time.
+`channels.stop`; a channel Drive refuses because the address's domain is not verified for the
+project is a `WebhookNotVerifiedError` (configuration, not a refused credential). Channels cannot be
+extended: the kit's `Renewals` opens a new one in the last third of the current one's lifetime,
+then stops the old (both are held meanwhile); `stop()` stops them (`channels.stop`) in bounded time.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
-from inlet.errors import InletError
+from inlet.errors import InletError, WebhookNotVerifiedError
 
 from .events import Emit, EventSource, Hint, WebhookRequest, WebhookResponse, refused
 from .kit import Renewals, Subscription
+from .kit.google import WEBHOOK_NOT_VERIFIED, GoogleApiError
 
 if TYPE_CHECKING:
     from .google_drive import GoogleDriveConnector
@@ -86,8 +88,15 @@ class DrivePushChannels(EventSource):
                 self.connector.config.shared_drives,
                 drive,
             )
-        except BaseException:
+        except BaseException as exc:
             self.held.discard(channel)
+            if isinstance(exc, GoogleApiError) and exc.reason == WEBHOOK_NOT_VERIFIED:
+                raise WebhookNotVerifiedError(
+                    self.connector.name,
+                    f"Drive refuses push channels to {self.url} (key 'push_url') until its domain is "
+                    "verified for the Google Cloud project of credentials_file (Search Console, then the "
+                    f"project's APIs & Services > Domain verification); Drive said: {exc.message}",
+                ) from exc
             raise
         sub.id, sub.data["resource_id"] = answer["id"], answer["resourceId"]
         sub.expires = int(answer.get("expiration") or 0) / 1000 or expires

@@ -9,12 +9,16 @@ channel; renames and archivals (a changed name or visibility re-yields the chann
 membership changes (an ACL change) name the bare channel: its info, members and recent history are
 read again. A payload the run cannot find (another process, a full inbox) makes it read the channel
 as for a bare name, so the inbox is an optimisation, never the record. On `disconnect` the client
-opens a new connection by itself; `maintain()` reports whether one is up.
+opens a new connection by itself; `maintain()` (every second) reports whether one is up, asking the
+socket itself whether the service ended it: slack_sdk's client reads an ended socket as quiet until
+its pings have failed for some 25 s, so a lost connection is closed at once (the client then opens
+a new one) and `live` turns false within a second, not after that wait.
 """
 
 from __future__ import annotations
 
 import logging
+import select
 import threading
 import time
 from collections import OrderedDict
@@ -47,6 +51,8 @@ CHANNEL_EVENTS = frozenset(
 MEMBER_EVENTS = frozenset({"member_joined_channel", "member_left_channel"})
 REFUSED = frozenset({"invalid_auth", "not_authed", "not_allowed_token_type", "token_revoked", "account_inactive"})
 EVENT_SEP = "/"  # a message hint's container: channel id, EVENT_SEP, event id
+# poll() events of a socket the peer closed (POLLRDHUP: Linux) or reset
+ENDED = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0)
 
 
 class Inbox:
@@ -154,7 +160,25 @@ class SlackSocketEvents(EventSource):
         self.emit(Hint(container, hint.at, hint.acl, event_id))
 
     def maintain(self) -> None:
-        self.live = self.client is not None and self.client.is_connected()
+        self.live = self.client is not None and self.client.is_connected() and not self._ended()
+
+    def _ended(self) -> bool:
+        """The service ended the current connection (closed or reset it): close it on our side too."""
+        assert self.client is not None
+        session = self.client.current_session
+        sock = getattr(session, "sock", None)
+        if sock is None:
+            return False
+        poller = select.poll()
+        try:
+            poller.register(sock, ENDED)
+            if not poller.poll(0):
+                return False
+        except (OSError, ValueError):  # the client closed it meanwhile
+            return True
+        log.warning("source %r: the Socket Mode connection was lost; opening a new one", self.source)
+        session.close()  # type: ignore[union-attr]
+        return True
 
     def stop(self) -> None:
         self.live = False

@@ -4,7 +4,8 @@ Only this object changes either: a write follows a record another process change
 write during a reindex sends the sources it touches back to the reindex's queue (`invalidate`), and
 `inlet reindex` saves its progress and switches collections through `save` and `use`. Every change
 of the record is written before it is believed: a write refused because another process wrote
-first (`RecordChanged`) leaves this object holding the record as it now stands.
+first (`RecordChanged`) leaves this object holding the record as it now stands. Every collection
+comes from its one Chroma client, opened by `open` and released by `close` (the index's).
 """
 
 from __future__ import annotations
@@ -40,20 +41,29 @@ class RecordKeeper:
         if not reindexing:
             fingerprint.check(records.where, self.record, model)
         self.collection: Any = None
+        self.client: Any = None  # the Chroma client, from `open` to `close`
 
     @property
     def where(self) -> str:
         return self.records.where
 
     def open(self) -> None:
-        """Open the collection the record names (Chroma is imported here, not at construction)."""
+        """Connect to Chroma and open the collection the record names (Chroma is imported here,
+        not at construction)."""
+        self.client = vectors.connect(self.path, self.chroma_url)
         self.collection = self.open_collection(self.record.collection)
 
+    def close(self) -> None:
+        """Release the Chroma client (its files or connections); only the first call does anything."""
+        client, self.client = self.client, None
+        if client is not None:
+            vectors.disconnect(client)
+
     def open_collection(self, name: str) -> Any:
-        return vectors.open_collection(self.path, self.chroma_url, name, ef_search=self.ef_search)
+        return vectors.open_collection(self.client, self.chroma_url, name, ef_search=self.ef_search)
 
     def drop_collection(self, name: str) -> None:
-        vectors.drop_collection(self.path, self.chroma_url, name)
+        vectors.drop_collection(self.client, self.chroma_url, name)
 
     def follow(self) -> None:
         """Before a write to a shared database: take up a record another process changed (a

@@ -122,11 +122,10 @@ class Index:
                     reindexing,
                     ef_search=config.ef_search,
                 )
+                self.keeper.open()
         except BaseException:
             self.close()
             raise
-        with private_files():
-            self.keeper.open()
 
     @property
     def record(self) -> Record:
@@ -143,6 +142,8 @@ class Index:
         vectors.check_reachable(self.collection)
 
     def close(self) -> None:
+        if hasattr(self, "keeper"):  # absent when the record refused the configured model
+            self.keeper.close()
         self.catalog.close()
         if self._lock:
             self._lock.release()

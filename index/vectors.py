@@ -33,13 +33,31 @@ SERVER_TIMEOUT, SERVER_CONNECT_TIMEOUT = 120.0, 10.0
 DEFAULT_EF_SEARCH = 200  # Chroma's own is 100: recall@10 0.92 at 1M chunks, 0.97 at 200 (bench_million.py)
 
 
-def open_collection(
-    path: Path, url: str | None = None, name: str = COLLECTION, ef_search: int = DEFAULT_EF_SEARCH
-) -> Any:
-    """The collection `name` (made if new); on a Chroma server, one whose calls that cannot reach
-    the server raise `IndexUnavailable` naming it."""
+def connect(path: Path, url: str | None = None) -> Any:
+    """A Chroma client of the index folder `path`, or of the server at `url`. Its owner
+    `disconnect`s it: until then Chroma keeps the folder's files (its SQLite database, every
+    collection's HNSW files) or a connection pool to the server open."""
     with _reaching(url):
-        client = _client(path, url)
+        return _client(path, url)
+
+
+def disconnect(client: Any) -> None:
+    """Release what `connect` opened (a folder's files close with the last client of that folder)."""
+    # Chroma stops a server's client without closing its HTTP sessions: its own and its admin client's
+    admin = getattr(client, "_admin_client", None)
+    sessions = [getattr(getattr(c, "_server", None), "_session", None) for c in (client, admin)]
+    client.close()
+    for session in sessions:
+        if session is not None:
+            session.close()
+
+
+def open_collection(
+    client: Any, url: str | None = None, name: str = COLLECTION, ef_search: int = DEFAULT_EF_SEARCH
+) -> Any:
+    """The collection `name` (made if new) of `client`'s index; on a Chroma server (`url`), one
+    whose calls that cannot reach the server raise `IndexUnavailable` naming it."""
+    with _reaching(url):
         collection = client.get_or_create_collection(name, embedding_function=None, metadata={"hnsw:space": "cosine"})
         set_ef_search(collection, ef_search)
     return collection if url is None else _ServerCollection(collection, url, client)
@@ -118,10 +136,9 @@ def set_ef_search(collection: Any, ef_search: int, attempts: int = 4) -> None:
             time.sleep(0.1 * 2**attempt)  # backing off from a busy database, not waiting for an event
 
 
-def drop_collection(path: Path, url: str | None, name: str) -> None:
+def drop_collection(client: Any, url: str | None, name: str) -> None:
     """Delete a collection (the vectors a reindex replaced); absent is fine."""
     with _reaching(url):
-        client = _client(path, url)
         if name in [c if isinstance(c, str) else c.name for c in client.list_collections()]:
             client.delete_collection(name)
 

@@ -32,6 +32,16 @@ class CredentialsError(InletError):
         self.detail = detail
 
 
+class WebhookNotVerifiedError(ConfigError):
+    """A service refuses to post change notifications to a source's webhook address until the
+    address's domain is verified for the project of the source's credentials: names the source, the
+    key and where to verify it. Change events stay off; the schedule still syncs the source."""
+
+    def __init__(self, source: str, detail: str) -> None:
+        super().__init__(f"source {source!r}: {detail}")
+        self.source = source
+
+
 class RetriableError(InletError):
     """A transient failure (rate limit, 5xx) that is worth another try after `retry_after` seconds."""
 

@@ -7,13 +7,16 @@ and posts its `sync` message; every change logged afterwards in that log (`Drive
 `drive_state.in_log`) posts a `change` message to the channel, with Google's `X-Goog-*` headers and
 no body: a change only a shared drive's log holds reaches only that drive's channels.
 `POST /drive/v3/channels/stop` closes a channel (404 for one it does not know). Expired channels
-post nothing. `Faults.events("drive")` may drop, delay or duplicate change messages.
+post nothing. With `verified_domains` set, an address on any other host is refused as Drive refuses
+one whose domain the project has not verified (401 `push.webhookUrlUnauthorized`).
+`Faults.events("drive")` may drop, delay or duplicate change messages.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 from typing import Any
 
 from starlette.requests import Request
@@ -22,9 +25,9 @@ from starlette.routing import BaseRoute, Route
 
 from . import drive_state as ds
 from .drive_wire import DriveError
-from .notifier import Notifier
 
 MAX_LIFETIME = 7 * 86400.0  # seconds: Drive's longest changes channel
+WEBHOOK_NOT_VERIFIED = "push.webhookUrlUnauthorized"  # Drive's reason for an address on an unverified domain
 
 
 @dataclass
@@ -53,9 +56,10 @@ class Channels:
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
         self.max_lifetime = MAX_LIFETIME
+        self.verified_domains: set[str] | None = None  # hosts a channel may post to; None: any
         self.open: dict[str, Channel] = {}
         self.stopped: list[str] = []
-        self.notifier = Notifier("drive-push")
+        self.notifier = ctx.notifier("drive-push")
 
     def changed(self, change: ds.Change) -> None:
         """DriveState listener (under the workspace lock)."""
@@ -89,6 +93,9 @@ class Channels:
         body = await request.json()
         if body.get("type") not in ("web_hook", "webhook") or not str(body.get("address", "")).startswith("http"):
             raise DriveError(400, "Invalid Value", "invalid", "type")
+        address = str(body["address"])
+        if self.verified_domains is not None and urlsplit(address).hostname not in self.verified_domains:
+            raise DriveError(401, f"Unauthorized WebHook callback channel: {address}", WEBHOOK_NOT_VERIFIED)
         if not body.get("id") or body["id"] in self.open:
             raise DriveError(400, "Channel id not unique", "channelIdNotUnique", "id")
         now = ctx.ws.clock()
@@ -101,7 +108,7 @@ class Channels:
             channel = Channel(
                 str(body["id"]),
                 uuid.uuid4().hex[:27],
-                str(body["address"]),
+                address,
                 body.get("token"),
                 min(wanted, now + self.max_lifetime),
                 drive_id=drive_id,

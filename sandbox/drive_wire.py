@@ -56,7 +56,7 @@ def error_response(err: DriveError) -> JSONResponse:
     }
     if err.location:
         detail.update(location=err.location, locationType="parameter")
-    if err.status == 401:
+    if err.reason == "authError":  # the token (a push channel's refused address is a 401 too)
         detail.update(location="Authorization", locationType="header")
     body = {
         "error": {
@@ -67,7 +67,7 @@ def error_response(err: DriveError) -> JSONResponse:
         }
     }
     headers = {"Retry-After": str(max(1, round(err.retry_after)))} if err.retry_after else {}
-    if err.status == 401:
+    if err.reason == "authError":
         headers["WWW-Authenticate"] = 'Bearer realm="https://accounts.google.com/", error="invalid_token"'
     return JSONResponse(body, status_code=err.status, headers=headers)
 

@@ -31,7 +31,6 @@ from .graph_files_state import files_state
 from .graph_seed import mail_state
 from .graph_teams_state import teams_state
 from .graph_wire import graph_error
-from .notifier import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +86,7 @@ class Subscriptions:
         self.ctx = ctx
         self.max_lifetime = MAX_LIFETIME  # tests shorten it to exercise renewals
         self.subs: dict[str, Subscription] = {}
-        self.notifier = Notifier("graph-notify")
+        self.notifier = ctx.notifier("graph-notify")
         self._lock = threading.Lock()
 
     # --- notifications out ----------------------------------------------------------------------

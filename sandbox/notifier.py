@@ -2,7 +2,8 @@
 
 Graph change notifications and Drive push messages are sent after the change that caused them,
 never from inside it (mutations hold the workspace lock); `delay` lets a fault hold one back so
-that later ones overtake it. A failed post is dropped, as the real services do.
+that later ones overtake it. A failed post is dropped, as the real services do. `close` ends the
+thread and its connections (the sandbox closes every notifier when it stops).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class Notifier:
     def __init__(self, name: str) -> None:
         self.name = name
         self.posted = 0  # posts answered 2xx, for tests
-        self._outbox: queue.Queue[tuple[str, bytes, dict[str, str]]] = queue.Queue()
+        self._outbox: queue.Queue[tuple[str, bytes, dict[str, str]] | None] = queue.Queue()  # None: close
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -36,10 +37,14 @@ class Notifier:
         else:
             self._outbox.put((url, body, headers))
 
+    def close(self) -> None:
+        """Stop once what is queued is sent, closing the connections; posts after it are not sent."""
+        self._outbox.put(None)
+
     def _loop(self) -> None:
         with httpx.Client(timeout=10) as client:
-            while True:
-                url, body, headers = self._outbox.get()
+            while (post := self._outbox.get()) is not None:
+                url, body, headers = post
                 try:
                     if client.post(url, content=body, headers=headers).is_success:
                         self.posted += 1

@@ -35,6 +35,7 @@ from inlet.storage.private import private_folder
 from . import drive, gmail, graph, graph_files, graph_teams, idp, slack
 
 from .faults import Faults, with_transports
+from .notifier import Notifier
 from .sample import sample_workspace
 from .workspace import Workspace
 
@@ -50,6 +51,12 @@ class Context:
     ca_path: Path | None = None  # PEM of the CA that signed the HTTPS certificate
     workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="inlet-sandbox-")))
     state: dict[str, Any] = field(default_factory=dict)  # per-service scratch (issued tokens, ...)
+    notifiers: list[Notifier] = field(default_factory=list)  # closed when the sandbox stops
+
+    def notifier(self, name: str) -> Notifier:
+        """A new webhook notifier of a service, closed with the sandbox."""
+        self.notifiers.append(Notifier(name))
+        return self.notifiers[-1]
 
 
 def _admin_routes(ctx: Context) -> list[BaseRoute]:
@@ -166,12 +173,15 @@ class Sandbox:
         return self
 
     def stop(self) -> None:
-        """Stop serving and delete the working folder unless it was given: its TLS key and
-        service-account key are throwaway, and a test session starts hundreds of sandboxes."""
+        """Stop serving, close the webhook notifiers (their threads and connections) and delete the
+        working folder unless it was given: its TLS key and service-account key are throwaway, and a
+        test session starts hundreds of sandboxes."""
         for server in self._servers:
             server.should_exit = True
         for thread in self._threads:
             thread.join(timeout=10)
+        for notifier in self.ctx.notifiers:
+            notifier.close()
         if not self._keep_workdir:
             shutil.rmtree(self.ctx.workdir, ignore_errors=True)
 

@@ -5,9 +5,10 @@ token, `xapp-...`) returns a one-time `ws://` URL on loopback; the socket sends 
 `events_api` envelope per event (`envelope_id`, `payload.event_id`, `payload.event`); an envelope
 not acknowledged (`{"envelope_id": ...}` sent back) within `redeliver_after` seconds is sent again
 with `retry_attempt` + 1, as Slack does. `disconnect()` sends `{"type": "disconnect"}` to every
-connection, after which clients open a new one. Events come from the mutation functions of
-`slack.py` (through `SlackState.listeners`), so a change made through the sandbox's API fires its
-event; `Faults.events` can drop, delay or duplicate them.
+connection, after which clients open a new one; `lose()` ends every connection as a lost network
+does (no close frame: the client's socket just closes) and refuses new ones until `restore()`.
+Events come from the mutation functions of `slack.py` (through `SlackState.listeners`), so a change
+made through the sandbox's API fires its event; `Faults.events` can drop, delay or duplicate them.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class SocketHub:
         self.unacked: dict[str, _Envelope] = {}
         self.delivered = 0  # envelopes sent, redeliveries included
         self.opened = 0  # connections accepted
+        self.lost = False  # connections are refused (`lose`, until `restore`)
         self._lock = threading.Lock()
 
     # --- events in ------------------------------------------------------------------------------
@@ -112,6 +114,21 @@ class SocketHub:
             conn.loop.call_soon_threadsafe(conn.outbox.put_nowait, message)
         return len(conns)
 
+    def lose(self) -> int:
+        """End every connection without a close frame, as a lost network or host does, and refuse new
+        ones until `restore()`; returns how many were ended."""
+        with self._lock:
+            self.lost = True
+            conns = list(self.connections)
+        for conn in conns:
+            conn.loop.call_soon_threadsafe(_transport(conn.socket).abort)
+        return len(conns)
+
+    def restore(self) -> None:
+        """Accept connections again (after `lose`)."""
+        with self._lock:
+            self.lost = False
+
     # --- the wire ---------------------------------------------------------------------------------
     def open_url(self, base_http_url: str) -> str:
         ticket = secrets.token_urlsafe(16)
@@ -122,7 +139,7 @@ class SocketHub:
     async def serve(self, socket: WebSocket) -> None:
         ticket = socket.query_params.get("ticket", "")
         with self._lock:
-            valid = ticket in self.tickets
+            valid = ticket in self.tickets and not self.lost
             self.tickets.discard(ticket)
         if not valid:
             await socket.close(code=1008)
@@ -193,3 +210,9 @@ class SocketHub:
                 late = [e for e in self.unacked.values() if e.sent_at and now - e.sent_at >= self.redeliver_after]
             for envelope in late:
                 self._resend(envelope)
+
+
+def _transport(socket: WebSocket) -> asyncio.Transport:
+    """The TCP connection under `socket` (its `receive` is a method of uvicorn's protocol, which
+    holds it): ASGI can only end a WebSocket with a close frame, and a lost one sends none."""
+    return socket._receive.__self__.transport  # type: ignore[attr-defined,no-any-return]

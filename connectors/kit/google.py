@@ -7,8 +7,10 @@ Invariants:
 - Every request runs through `GoogleService.call`: one token bucket shared by all threads keeps
   them within quota, and retries follow the kit's `RetryPolicy` (429, 5xx, 403 with a rate-limit
   reason, reset or stalled connections) honouring `Retry-After`. A 401 refreshes the token once
-  (inside `AuthorizedHttp`), after which it is a `CredentialsError`; any other error answer is a
-  `GoogleApiError` carrying status and reason, for the caller to decide (404, 403 fileNotDownloadable).
+  (inside `AuthorizedHttp`), after which it is a `CredentialsError`, unless its reason is about
+  something else than the token (`NOT_THE_TOKEN`: a push channel's unverified webhook address); any
+  other error answer is a `GoogleApiError` carrying status and reason, for the caller to decide
+  (404, 403 fileNotDownloadable).
 - httplib2 objects are not thread-safe, so every thread executes requests on its own
   `AuthorizedHttp` (sharing one credentials object).
 """
@@ -28,6 +30,9 @@ from .ratelimit import TokenBucket
 from .retry import NETWORK_ERRORS, RetryPolicy, retriable_status, retry_after
 
 log = logging.getLogger(__name__)
+
+WEBHOOK_NOT_VERIFIED = "push.webhookUrlUnauthorized"  # a push channel's address: its domain is not verified
+NOT_THE_TOKEN = frozenset({WEBHOOK_NOT_VERIFIED})  # reasons of a 401 that says nothing about the credentials
 
 
 class GoogleApiError(InletError):
@@ -142,7 +147,7 @@ class GoogleService:
             except HttpError as exc:
                 status = exc.resp.status
                 reason, message = error_of(exc)
-                if status == 401:
+                if status == 401 and reason not in NOT_THE_TOKEN:
                     raise CredentialsError(
                         self.source, f"{self.label} refused the access token after a refresh: {message}"
                     ) from exc

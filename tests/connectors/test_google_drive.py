@@ -389,6 +389,34 @@ def test_live_ids_match_the_full_crawl(sb: Sandbox) -> None:
 
 
 # --- push channels ----------------------------------------------------------------------------
+def test_a_webhook_address_on_an_unverified_domain_is_a_config_error_and_the_schedule_goes_on(
+    sb: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Drive answers 401 push.webhookUrlUnauthorized to a channel whose address's domain the project
+    has not verified: a configuration error naming the source and what to verify, not a refused
+    credential; the source's events read as down and its ordinary sync still works."""
+    from inlet.errors import WebhookNotVerifiedError
+    from inlet.sandbox.drive_channels import channels
+    from inlet.sync.events import EventLoop
+
+    channels(sb.ctx).verified_domains = {"inlet.example.com"}
+    c = connector(sb, push_url="http://127.0.0.1:9/hooks/google_drive/team-drive", shared_drives=False)
+    events = c.events()
+    assert events is not None
+    with pytest.raises(WebhookNotVerifiedError) as refused:
+        events.start(lambda hint: None)
+    assert isinstance(refused.value, ConfigError) and not isinstance(refused.value, CredentialsError)
+    message = str(refused.value)
+    assert "'team-drive'" in message and "http://127.0.0.1:9/hooks/google_drive/team-drive" in message
+    assert "domain is verified" in message and "push_url" in message and not events.held
+    loop = EventLoop([("team-drive", "google_drive", events)], lambda name, scope: None)
+    loop.start()
+    loop.stop()
+    assert not loop.report("team-drive")["live"]
+    assert "domain is verified" in caplog.text and "the schedule still syncs it" in caplog.text
+    assert docs(run(c.load(None))[0])  # polling is untouched: the credentials are good
+
+
 def test_push_messages_sent_before_the_watch_answers_are_accepted(sb: Sandbox) -> None:
     """Drive may post a new channel's `sync` and first `change` before `changes.watch` has answered;
     a channel's messages are refused once it is stopped."""

@@ -1,5 +1,7 @@
 """Scale-out: the same index code against a real `chroma run` server on loopback."""
 
+import os
+
 import pytest
 
 from inlet.config import IndexConfig
@@ -191,3 +193,17 @@ def test_readiness_does_not_wait_on_a_silent_chroma_server(tmp_path, embedder, m
     finally:
         silent.close()
         index.close()
+
+
+def test_closing_an_index_closes_its_connections_to_the_chroma_server(tmp_path, chroma_url, embedder):
+    config = IndexConfig(path=tmp_path / "catalog", chroma_url=chroma_url)
+
+    def open_and_close() -> None:
+        with Index(config, embedder=embedder) as index:
+            index.apply([Document(id="s:1", source="s", source_type="files", title="T", text="text")])
+
+    open_and_close()
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(10):
+        open_and_close()
+    assert len(os.listdir("/proc/self/fd")) == before

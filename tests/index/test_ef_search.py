@@ -25,7 +25,7 @@ path, mode, ef = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 rng = np.random.default_rng(3)
 points = rng.standard_normal((3000, 384)).astype(np.float32)
 points /= np.linalg.norm(points, axis=1, keepdims=True)
-collection = vectors.open_collection(path, ef_search=ef)
+collection = vectors.open_collection(vectors.connect(path), ef_search=ef)
 if mode == "build":
     for start in range(0, len(points), 500):
         collection.add(ids=[str(i) for i in range(start, start + 500)], embeddings=points[start:start + 500])

@@ -1,5 +1,6 @@
 """The index with the real model and real embedded Chroma."""
 
+import os
 from datetime import datetime, timezone
 
 import pytest
@@ -221,3 +222,22 @@ def test_acl_and_filters_hold_for_document_ids_containing_hashes(index):
         [chunk], Filters(sources=("wiki",), after=datetime(2023, 1, 1).timestamp(), principals=("u:sre@example.com",))
     ) == {chunk}
     assert index.catalog.passing([chunk], Filters(before=datetime(2023, 1, 1).timestamp())) == set()
+
+
+def open_files() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_closing_an_index_closes_its_chroma_files(tmp_path, embedder):
+    """A daemon or API server that opens and closes indexes keeps no file of a closed one open
+    (each held Chroma's SQLite database and HNSW files, a dozen descriptors, until the process ended)."""
+
+    def open_and_close(n: int) -> None:
+        with Index(IndexConfig(path=tmp_path / f"ix{n}"), embedder=embedder) as ix:
+            ix.apply(CORPUS[:1], generation=1)
+
+    open_and_close(0)  # Chroma's first use opens what it keeps for the process
+    before = open_files()
+    for n in range(1, 11):
+        open_and_close(n)
+    assert open_files() == before

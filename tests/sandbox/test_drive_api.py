@@ -440,3 +440,35 @@ def test_source_block_points_at_the_sandbox(sb: Sandbox, tmp_path: Path) -> None
     creds = json.loads(Path(cfg["credentials_file"]).read_text())
     assert creds["token_uri"] == sb.ctx.http_url + drive_auth.TOKEN_PATH
     assert "PRIVATE KEY" in creds["private_key"]
+
+
+def test_a_stopped_sandbox_closes_its_push_notifier_and_its_connection() -> None:
+    """The notifier's thread and its keep-alive connection to the hook end with the sandbox (they
+    lasted until the process ended: a test session starts hundreds of sandboxes)."""
+    import os
+    import time
+
+    from inlet.sandbox.drive_channels import channels
+    from inlet.sandbox.notifier import Notifier
+
+    def watch_then_stop() -> Notifier:
+        with Sandbox(ws=drive_workspace()) as sb:
+            headers = {"Authorization": f"Bearer {token_for(sb)}"}
+            body = {"id": "c1", "type": "web_hook", "address": sb.ctx.http_url + "/api/auth.test"}  # answers 200
+            token = httpx.get(sb.ctx.http_url + "/drive/v3/changes/startPageToken", headers=headers).json()
+            watched = httpx.post(sb.ctx.http_url + "/drive/v3/changes/watch", params=token, json=body, headers=headers)
+            assert watched.status_code == 200
+            notifier = channels(sb.ctx).notifier
+            deadline = time.monotonic() + 5
+            while notifier.posted < 1:  # the channel's `sync` message, on a kept-alive connection
+                assert time.monotonic() < deadline, "the sync message was not posted"
+                time.sleep(0.05)
+        assert notifier._thread is not None
+        notifier._thread.join(timeout=5)
+        assert not notifier._thread.is_alive()
+        return notifier
+
+    watch_then_stop()  # first uses (imports, the token endpoint's key) keep what they open
+    before = len(os.listdir("/proc/self/fd"))
+    watch_then_stop()
+    assert len(os.listdir("/proc/self/fd")) == before

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 from websockets.sync.client import connect
 
 from inlet.sandbox import slack as ss
@@ -58,3 +59,20 @@ def test_faults_drop_and_duplicate_events(sandbox: Sandbox) -> None:
             ws.send(json.dumps({"envelope_id": env["envelope_id"]}))
         assert a["payload"]["event"]["text"] == b["payload"]["event"]["text"] == "twice"
         assert a["payload"]["event_id"] == b["payload"]["event_id"] and a["envelope_id"] != b["envelope_id"]
+
+
+def test_a_lost_connection_ends_without_a_close_frame_and_refuses_new_ones_until_restored(sandbox: Sandbox) -> None:
+    from websockets.exceptions import ConnectionClosedError, InvalidStatus
+
+    socket_hub = hub(sandbox.ws, sandbox.faults)
+    with connect(_open(sandbox, APP_TOKEN)["url"]) as ws:
+        ws.recv(timeout=5)  # hello
+        assert socket_hub.lose() == 1
+        with pytest.raises(ConnectionClosedError) as ended:
+            ws.recv(timeout=5)
+        assert ended.value.rcvd is None  # no close frame came
+    with pytest.raises(InvalidStatus):
+        connect(_open(sandbox, APP_TOKEN)["url"])
+    socket_hub.restore()
+    with connect(_open(sandbox, APP_TOKEN)["url"]) as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "hello"

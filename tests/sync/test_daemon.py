@@ -515,11 +515,15 @@ def test_killed_daemon_restarts_without_losing_or_duplicating(tmp_path: Path) ->
     assert not (index / "daemon-api.json").exists()
 
     from inlet.storage import chunk_id
-    from inlet.index.vectors import open_collection
+    from inlet.index.vectors import connect, disconnect, open_collection
 
     docs = catalog(index)
     assert set(docs) == expected - {"notes:note-0003.md"}
-    stored = set(open_collection(index).get(include=[])["ids"])
+    client = connect(index)
+    try:
+        stored = set(open_collection(client).get(include=[])["ids"])
+    finally:
+        disconnect(client)
     assert stored == {chunk_id(d, n) for d, chunks in docs.items() for n in range(chunks)}  # no strays
 
 

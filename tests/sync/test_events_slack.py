@@ -130,6 +130,23 @@ def test_reconnects_after_disconnect_and_reports_status(stack: EventStack) -> No
     assert gauges["inlet_source_events_live"] == 1 and 0 < gauges["inlet_source_event_latency_seconds"] < 5
 
 
+def test_a_lost_connection_reads_as_down_within_a_second_or_two_and_live_once_back(stack: EventStack) -> None:
+    """The connection ends without a close frame (a lost network or host): slack_sdk's client
+    noticed only once its pings had failed for some 25 s, and `inlet status` said `live` meanwhile."""
+    socket = hub(stack.sb.ws, stack.sb.faults)
+
+    def live() -> bool:
+        return bool((sources_status(stack.settings, stack.state)["sources"][0]["events"] or {}).get("live"))
+
+    assert live() and socket.lose() == 1
+    try:
+        wait_for(lambda: not live(), timeout=3, what="status saying the events are down")
+        assert not socket.connections  # nothing reconnected: the service still refuses
+    finally:
+        socket.restore()
+    wait_for(lambda: live() and len(socket.connections) == 1, timeout=15, what="live again on a new connection")
+
+
 # --- what an event run calls --------------------------------------------------------------------
 
 
