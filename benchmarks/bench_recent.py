@@ -80,7 +80,7 @@ def time_to_searchable(ws: Workspace, args: argparse.Namespace, window: str) -> 
                 seen["docs"] = len(index.catalog.source_doc_ids(name))
                 engine.stop.set()  # the full pass is measured on a scaled clock (part 2)
 
-            engine = Engine(settings, index, state, env={"T": slack.TOKEN}, stop_grace=0.0, on_recent=searchable)
+            engine = Engine(settings, index, state, env={"T": slack.TOKEN}, stop_work=0.0, on_recent=searchable)
             start = time.perf_counter()
             engine.run("bench", "backfill")
             state.close()

@@ -6,12 +6,13 @@ bytes changed, and yields a deletion for each file that vanished, or that a poli
 text left, binary bytes, over the size cap). The checkpoint also holds the ACL the documents
 carry: when the config changes it, every file is yielded again (the index re-writes the ACL and
 embeds nothing again). Nothing outside the root is read: paths are resolved, symlinks that leave
-the root are refused, and a link to a folder is not followed (logged; a link to a file inside the
-root is a document of its own, which search collapses with its target as a copy). What cannot be
-read is never taken for deleted: a file it may not read, or every file it knew in a folder it may
-not list, keeps its document and its checkpoint entry, and is listed as a failed skip; a root that
-holds no file at all where files were (an unmounted share's mount point) is one failed skip, and
-deletes nothing. A file name that is not UTF-8 is named with its bytes escaped (`caf\\xe9.md`).
+the root are refused, and a link to a folder is not followed (logged). A file is one document
+however many links inside the root point at it: under its own path when the walk lists it, else
+under the first link the walk meets (the others are logged). What cannot be read is never
+taken for deleted: a file it may not read, or every file it knew in a folder it may not list,
+keeps its document and its checkpoint entry, and is listed as a failed skip; a root that holds no
+file at all where files were (an unmounted share's mount point) is one failed skip, and deletes
+nothing. A file name that is not UTF-8 is named with its bytes escaped (`caf\\xe9.md`).
 """
 
 from __future__ import annotations
@@ -191,6 +192,7 @@ class FilesConnector(FolderConnector[FilesConfig]):
         `ConfigError` when the root itself cannot be listed."""
         root = self.config.path.resolve()
         found = _Listing()
+        found_at: list[tuple[str, Path, Path]] = []  # (relative path, path, real path) of each file
 
         def unlisted(exc: OSError) -> None:
             folder = Path(exc.filename)
@@ -215,32 +217,48 @@ class FilesConnector(FolderConnector[FilesConfig]):
                 rel = _printable(path.relative_to(root).as_posix())
                 if name.startswith(".") or path.suffix.lower() not in SUFFIXES or not self._wanted(rel):
                     continue
-                if self._regular_inside(rel, path, root):
-                    found.files.append((rel, path))
+                real = self._regular_inside(rel, path, root)
+                if real is not None:
+                    found_at.append((rel, path, real))
+        found.files = self._once_each(found_at)
         return found
 
-    def _regular_inside(self, rel: str, path: Path, root: Path) -> bool:
-        """True for a regular file inside the root (itself or a link's target); anything else is
-        logged, saying what it is, and left out."""
+    def _once_each(self, found_at: list[tuple[str, Path, Path]]) -> list[tuple[str, Path]]:
+        """`found_at` ((relative path, path, real path), in walk order) with one entry per real
+        file: the file under its own path when listed, else its first link; the others are logged."""
+        chosen: dict[Path, str] = {}
+        for rel, path, real in found_at:
+            if real not in chosen or path == real:  # `path` is no link: the folders above it are none either
+                chosen[real] = rel
+        for rel, _path, real in found_at:
+            if chosen[real] != rel:
+                log.info(
+                    "source %r: %s is a link to the file indexed as %s; not indexed twice", self.name, rel, chosen[real]
+                )
+        return [(rel, path) for rel, path, real in found_at if chosen[real] == rel]
+
+    def _regular_inside(self, rel: str, path: Path, root: Path) -> Path | None:
+        """The real path of a regular file inside the root (itself or a link's target); anything
+        else is logged, saying what it is, and left out (None)."""
         try:
             real = path.resolve(strict=True)
         except FileNotFoundError:
             if path.is_symlink():
                 log.info("source %r: %s is a broken link; not indexed", self.name, rel)
-            return False  # else: deleted since the walk
+            return None  # else: deleted since the walk
         except (RuntimeError, OSError) as exc:  # a link loop: RuntimeError up to Python 3.12
             if isinstance(exc, RuntimeError) or exc.errno == errno.ELOOP:
                 log.info("source %r: %s is a link loop; not indexed", self.name, rel)
             else:
                 log.warning("source %r: %s cannot be resolved (%s); not indexed", self.name, rel, _reason(exc))
-            return False
+            return None
         if not real.is_relative_to(root):
             log.warning("source %r: %s points outside %s; not indexed", self.name, rel, root)
-            return False
+            return None
         if not real.is_file():
             log.info("source %r: %s is not a regular file; not indexed", self.name, rel)
-            return False
-        return True
+            return None
+        return real
 
     def _wanted(self, rel: str) -> bool:
         return _matches(rel, self.config.include) and not _matches(rel, self.config.exclude)

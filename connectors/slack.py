@@ -11,9 +11,10 @@ Sync model (state in the checkpoint, per channel):
   replies to old threads and threads deleted long ago; `live_ids()` lets the engine prune the
   rest (threads of one deleted outside the window, channels gone).
 A scan goes newest to oldest and checkpoints after every page with the `latest` bound reached,
-so an interrupted backfill resumes mid-channel. Private channels' members are read every run: a
-changed membership (or name, or visibility) re-yields the channel's documents with the new ACL,
-which the engine applies without re-embedding.
+so an interrupted backfill resumes mid-channel; the resumed run then also reads the channels
+joined since it was planned (after the planned ones), not those it finished. Private channels'
+members are read every run: a changed membership (or name, or visibility) re-yields the
+channel's documents with the new ACL, which the engine applies without re-embedding.
 
 A change event asks for a scoped run (`load_scope`). A message, edit, deletion or reply event
 (scope entry `channel/event_id`, its payload in the events inbox) updates just its thread: a new
@@ -226,8 +227,9 @@ class SlackConnector(Connector[SlackConfig]):
 class _State(CheckpointModel):
     """The checkpoint. `channels`: per channel id {acl, newest, threads, recent, name, kind, public,
     users} (the last three: the ACL, for event runs; entries without them are read as before);
-    `run`: the run in progress ({todo, reconcile, scan}), None between runs; `names`: channel names
-    for mentions."""
+    `run`: the run in progress ({todo, planned, reconcile, scan}; `planned`: every channel it
+    meant to read, so a resumed run tells one joined since), None between runs; `names`: channel
+    names for mentions."""
 
     channels: dict[str, dict[str, Any]] = {}
     run: dict[str, Any] | None = None
@@ -455,6 +457,8 @@ class _Crawl:
             state = self.state
             if state.run is None:
                 yield from self._begin()
+            else:
+                self._add_joined()
             run = self._run
             todo = list(run["todo"])
             yield Progress(total=len(todo), unit="channels")  # left in this run (all of them unless resumed)
@@ -599,10 +603,20 @@ class _Crawl:
     def _begin(self) -> Iterator[Item]:
         state = self.state
         due = self.conn.clock() - state.reconciled_at >= parse_duration(self.cfg.reconcile_every)
-        state.run = {"todo": list(self.channels), "reconcile": bool(due and not self.fresh), "scan": None}
+        todo, reconcile = list(self.channels), bool(due and not self.fresh)
+        state.run = {"todo": todo, "planned": list(todo), "reconcile": reconcile, "scan": None}
         for cid in [c for c in state.channels if c not in self.channels and self._gone(state.channels[c])]:
             yield from self._drop_channel(cid)
         yield self._checkpoint()
+
+    def _add_joined(self) -> None:
+        """A resumed run also reads the channels listed now that its plan did not name (joined
+        since), after the planned ones; what the plan finished is not read again."""
+        run = self._run
+        planned = run.setdefault("planned", list(self.channels))  # a plan saved without the key: none added
+        joined = [cid for cid in self.channels if cid not in planned]
+        run["todo"] += joined
+        planned += joined
 
     def _gone(self, cs: Mapping[str, Any]) -> bool:
         """Whether an unlisted channel is gone, not just of a kind the token may not read now (its
@@ -639,7 +653,7 @@ class _Crawl:
 
     @property
     def _run(self) -> dict[str, Any]:
-        """The run in progress ({todo, reconcile, scan})."""
+        """The run in progress ({todo, planned, reconcile, scan})."""
         assert self.state.run is not None, "no run in progress"
         return self.state.run
 

@@ -3,7 +3,9 @@
 Chunks follow the text's own structure: a heading starts a new chunk, paragraphs (or, in a chat
 thread, messages) are packed whole while they fit the token budget, and only a block that is too
 long by itself is split by sentences, then by tokens. Consecutive chunks share `overlap` tokens of
-context so an answer that straddles a boundary is still found.
+context so an answer that straddles a boundary is still found. Tokens are counted COUNT_SLICE
+texts at a time, so a `count` that raises (a stop) ends the chunking of one huge text between two
+slices.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
+COUNT_SLICE = 2048  # texts counted per call: the unit of work a stop may end chunking between
 
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+\S")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
@@ -61,7 +64,7 @@ def chunk_text(text: str, count: TokenCounter, max_tokens: int = 200, overlap: i
     if not fitted:
         return []
     pieces = [(piece, heading, sep) for piece, heading, sep, _ in fitted]
-    unknown = iter(count([piece for piece, _, _, size in fitted if size is None]))
+    unknown = iter(_counted(count, [piece for piece, _, _, size in fitted if size is None]))
     sizes = [size if size is not None else next(unknown) for *_, size in fitted]  # each text counted once
     chunks: list[str] = []
     current: list[tuple[str, int, str]] = []
@@ -88,7 +91,7 @@ def _fit(
     """Blocks no longer than `max_tokens`, each flagged when it opens a heading section, with the
     separator that joins it to the piece before and its token count where it is already known."""
     out: list[tuple[str, bool, str, int | None]] = []
-    for (block, sep), size in zip(blocks, count([b for b, _ in blocks])):
+    for (block, sep), size in zip(blocks, _counted(count, [b for b, _ in blocks])):
         heading = bool(_HEADING.match(block))
         if size <= max_tokens:
             out.append((block, heading, sep, size))
@@ -98,6 +101,11 @@ def _fit(
             (part, heading and i == 0, sep if i == 0 else SPACE, part_size) for i, (part, part_size) in enumerate(parts)
         )
     return out
+
+
+def _counted(count: TokenCounter, texts: list[str]) -> list[int]:
+    """`count(texts)`, COUNT_SLICE texts per call."""
+    return [n for start in range(0, len(texts), COUNT_SLICE) for n in count(texts[start : start + COUNT_SLICE])]
 
 
 def _split_long(block: str, count: TokenCounter, max_tokens: int) -> list[tuple[str, int | None]]:

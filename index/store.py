@@ -23,7 +23,7 @@ from inlet.storage.records import Record
 from inlet.storage.types import doc_ts
 
 from . import dedup, vectors
-from .chunking import chunk_text
+from .chunking import TokenCounter, chunk_text
 from .clean import plain
 from .embedding import Embedder
 from .record import RecordKeeper
@@ -86,6 +86,18 @@ def _marks(batch: Prepared, gone: list[str]) -> list[tuple[str, str, int]]:
     rows += [(d.id, d.source, old[d.id]) for d in batch.meta]
     rows += [(d, stored[d].source, old[d]) for d in gone]
     return rows
+
+
+def _checked(count: TokenCounter, check: Callable[[], None] | None) -> TokenCounter:
+    """`count`, with `check()` (when given) first on every call."""
+    if check is None:
+        return count
+
+    def counted(texts: Sequence[str]) -> list[int]:
+        check()
+        return count(texts)
+
+    return counted
 
 
 class Index:
@@ -156,9 +168,12 @@ class Index:
 
     # --- writing ------------------------------------------------------------------------------
     def chunk(self, doc: Document) -> list[str]:
-        chunks = chunk_text(
-            plain(doc).text, self.embedder.count_tokens, self.config.chunk_tokens, self.config.chunk_overlap
-        )
+        return self._chunks(plain(doc))
+
+    def _chunks(self, doc: Document, check: Callable[[], None] | None = None) -> list[str]:
+        """The chunks of a plain-text `doc`; `check` is called before each slice of token counting."""
+        count = _checked(self.embedder.count_tokens, check)
+        chunks = chunk_text(doc.text, count, self.config.chunk_tokens, self.config.chunk_overlap)
         return [c.text for c in chunks] or ([doc.title] if doc.title else [])
 
     def apply(
@@ -185,11 +200,13 @@ class Index:
         generation: int = 0,
         fence: Fence | None = None,
         kept: Mapping[str, ACL | None] | None = None,
+        check: Callable[[], None] | None = None,
     ) -> "Prepared":
         """Decide per document what the batch needs (embed, rewrite metadata, mark seen, delete)
         and chunk the texts to embed. `kept`: documents the source still has but could not read
         this time (a failed skip), marked seen as they are, so a full pass does not prune them;
-        one given an ACL (its permissions were read) takes it, its text and vectors kept."""
+        one given an ACL (its permissions were read) takes it, its text and vectors kept. `check`
+        is called between units of chunking: what it raises (a stop) ends the preparation."""
         latest = {d.id: plain(d) for d in docs}  # last version wins within a batch
         deleted = [d for d in dict.fromkeys(deletions) if d not in latest]
         kept = kept or {}
@@ -208,7 +225,7 @@ class Index:
                 batch.meta.append(doc)
             else:
                 batch.same.append(doc.id)
-        batch.texts = {d.id: self.chunk(d) for d in batch.embed}
+        batch.texts = {d.id: self._chunks(d, check) for d in batch.embed}  # plain already (`latest`)
         batch.ids, batch.inputs, batch.metas = chunk_rows(batch.embed, batch.texts)
         return batch
 

@@ -197,7 +197,7 @@ def backfill_all(
 
     with progress_display(progress) as on_progress:
         engine = Engine(
-            settings, index, state, env=env, stop=stop, on_progress=on_progress, stop_grace=0.0
+            settings, index, state, env=env, stop=stop, on_progress=on_progress, stop_work=0.0
         )  # the temporary index is thrown away: stop at once
         with ThreadPoolExecutor(max_workers=3, thread_name_prefix="inlet-demo") as pool:
             try:

@@ -54,7 +54,8 @@ log = logging.getLogger(__name__)
 BATCH_DOCS = 64
 BATCH_CHARS = 400_000
 CHECKPOINT_SHARE = 0.05  # at most this share of a run's time goes to writing checkpoints
-STOP_GRACE = 15.0  # after `stop`, seconds a run goes on towards its next checkpoint before it ends
+STOP_GRACE = 15.0  # the most a stop takes (the CLI promises it): STOP_WORK, then the unit of work under way
+STOP_WORK = 3.0  # seconds a stopped run goes on towards its next checkpoint; then its chunking or embedding is cut
 INTERRUPTED = "interrupted: progress up to the last checkpoint is kept; the next run resumes from it"
 PROGRESS_EVERY = 0.5  # seconds between progress callbacks (the bar moves while one big file embeds)
 PROGRESS_SAVE_EVERY = 2.0  # seconds between progress rows written for `inlet status`
@@ -216,9 +217,19 @@ class _Stop:
 
     def __init__(self, *events: threading.Event | None) -> None:
         self._events = [e for e in events if e is not None]
+        self._by: float | None = None  # when the work towards the next checkpoint ends
 
     def is_set(self) -> bool:
         return any(e.is_set() for e in self._events)
+
+    def overdue(self, work: float) -> bool:
+        """Whether `work` seconds have passed since the stop was first noticed (asked between
+        units of work, in every stage of the pipeline)."""
+        if self._by is None:
+            if not self.is_set():
+                return False
+            self._by = time.monotonic() + work
+        return time.monotonic() >= self._by
 
 
 class Engine:
@@ -232,11 +243,11 @@ class Engine:
         stop: threading.Event | None = None,
         on_progress: ProgressCallback | None = None,
         leases: Leases | None = None,
-        stop_grace: float = STOP_GRACE,
+        stop_work: float = STOP_WORK,
         on_recent: Callable[[str, datetime], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.stop_grace = stop_grace
+        self.stop_work = stop_work
         self.index = index
         self.state = state
         self.leases: Leases = leases or FolderLeases(Path(index.path) / "locks")
@@ -355,15 +366,10 @@ class Engine:
         window = self._recent_window(connector, source, since, scope)
         if window is not None and not self._recent_pass(connector, source, run, progress, window, stop):
             return
-        with Pipeline(
-            self.index,
-            self._write_lock,
-            on_embedded=progress.embedded,
-            on_written=lambda batch, stats: self._written(batch, stats, run, progress),
-        ) as pipeline:
+        with self._pipeline(run, progress, stop) as pipeline:
             last_checkpoint = self._feed(connector, since, scope, source, run, progress, pipeline, stop, unlisted)
-            pipeline.drain(within=self.stop_grace if stop.is_set() else None)
-        if last_checkpoint is _STOPPED:
+            pipeline.drain()
+        if last_checkpoint is _STOPPED or pipeline.abandoned:
             return
         source.checkpoint = last_checkpoint
         if source.phase == "backfill":
@@ -409,17 +415,12 @@ class Engine:
         """Index what changed since `start`, checkpoints unsaved; record the window once it is
         committed. False when `stop` ended it (the next run redoes it)."""
         log.info("source %r: indexing what changed since %s first", source.name, start.isoformat(timespec="seconds"))
-        with Pipeline(
-            self.index,
-            self._write_lock,
-            on_embedded=progress.embedded,
-            on_written=lambda batch, stats: self._written(batch, stats, run, progress),
-        ) as pipeline:
+        with self._pipeline(run, progress, stop) as pipeline:
             ended = self._feed(
                 connector, start, None, source, run, progress, pipeline, stop, [], keep_checkpoints=False
             )
-            pipeline.drain(within=self.stop_grace if stop.is_set() else None)
-        if ended is _STOPPED:
+            pipeline.drain()
+        if ended is _STOPPED or pipeline.abandoned:
             return False
         source.recent = start.isoformat()
         source.generation += 1  # the full pass's prune drops recent documents it no longer sees
@@ -434,6 +435,17 @@ class Engine:
         if self.on_recent is not None:
             self.on_recent(source.name, start)
         return True
+
+    def _pipeline(self, run: RunRecord, progress: "_Reporter", stop: "_Stop") -> Pipeline:
+        """A pipeline for `run`'s batches, which cuts what it chunks or embeds short once `stop`
+        has been noticed for `stop_work` seconds."""
+        return Pipeline(
+            self.index,
+            self._write_lock,
+            on_embedded=progress.embedded,
+            on_written=lambda batch, stats: self._written(batch, stats, run, progress),
+            stopping=lambda: stop.overdue(self.stop_work),
+        )
 
     def _reconcile(self, connector: Connector, source: SourceState, run: RunRecord) -> None:
         """After a run that followed an unfinished one (killed, stopped or failed), delete what the
@@ -478,7 +490,6 @@ class Engine:
             _CheckpointWriter(self.state, source) if keep_checkpoints else _NoCheckpoints()
         )
         last_checkpoint: dict[str, Any] | None = source.checkpoint
-        stop_by: float | None = None
         saved: dict[str, Any] | None = None  # the last checkpoint queued (the budget may skip one)
         try:
             items = (
@@ -488,11 +499,8 @@ class Engine:
             )
             for item in items:
                 progress.seen += 1
-                if stop.is_set():  # go on to the next checkpoint, but not for longer than stop_grace
-                    stop_by = stop_by if stop_by is not None else time.monotonic() + self.stop_grace
-                    if time.monotonic() >= stop_by and not isinstance(item, Checkpoint):
-                        self._flush(batch, source, pipeline)  # committed; re-read idempotently on resume
-                        return _STOPPED
+                if stop.overdue(self.stop_work) and not isinstance(item, Checkpoint):
+                    return _STOPPED  # the batch under way is dropped: re-read on resume
                 if isinstance(item, Document):
                     batch.add(item)
                 elif isinstance(item, Deletion):

@@ -12,8 +12,10 @@ batch submitted before it, so a checkpoint is saved only once everything yielded
 written. A batch is prepared (its stored state read) only after every earlier batch naming one of
 its documents is written, so two versions of a document in one run are applied as they would be
 serially. A failure in any stage stops the pipeline; the caller's next `submit`, `after` or `drain`
-raises it. A stopping run (`abandon`) also cuts the batch being embedded short, between two slices
-of its chunks (`Index.embed` reports each): one huge file does not hold a stop for minutes.
+raises it. A stopping run (`abandon`, or `stopping` turning True) also cuts the batch being chunked
+or embedded short, between two slices of its token counts or of its chunks (`Index.prepare`
+checks, `Index.embed` reports each): one huge file does not hold a stop for minutes. Only a write
+under way still ends.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from inlet.index.store import ApplyStats, Index, Prepared
 log = logging.getLogger(__name__)
 
 DEPTH = 2  # batches waiting between two stages (memory bound; two keep the model busy)
+POLL = 0.2  # seconds between two looks at `stopping` while `drain` waits
 _STOP = object()  # tells a stage thread to end
 
 
@@ -50,8 +53,12 @@ class Pipeline:
         on_embedded: Callable[[int], None] | None = None,
         on_written: Callable[[Prepared, ApplyStats], None] | None = None,
         depth: int = DEPTH,
+        stopping: Callable[[], bool] | None = None,
     ) -> None:
+        """`stopping`: True once a stop wants what is under way cut short (asked between units of
+        work, from every stage)."""
         self.index = index
+        self.stopping = stopping
         self.write_lock = write_lock  # the engine's: one batch at a time into the index, across runs
         self.on_embedded = on_embedded
         self.on_written = on_written
@@ -95,11 +102,13 @@ class Pipeline:
             self._raise()
             self._in_flight.update(ids)
         try:
-            batch = self.index.prepare(docs, deletions, generation, fence, kept)
-        except BaseException:
+            batch = self.index.prepare(docs, deletions, generation, fence, kept, check=self._check)
+        except BaseException as exc:
             with self._cond:
                 self._in_flight.subtract(ids)
                 self._cond.notify_all()
+            if isinstance(exc, _Abandoned):  # dropped with whatever follows: the run resumes before it
+                return
             raise
         self._put(batch)
 
@@ -107,20 +116,25 @@ class Pipeline:
         """Run `action` in the writing thread once every batch submitted so far is written."""
         self._put(action)
 
-    def drain(self, within: float | None = None) -> None:
-        """Wait until everything submitted is written; raise a stage's failure. After `within`
-        seconds, batches not yet being embedded are dropped with every checkpoint behind them
-        (`abandon`): a stopping run ends within one batch, and resumes from its last saved checkpoint."""
+    def drain(self) -> None:
+        """Wait until everything submitted is written; raise a stage's failure. Once `stopping`,
+        batches not yet embedded are dropped with every checkpoint behind them and the embedding
+        under way is cut short (`abandon`); those already embedded are written. A stopping run
+        resumes from its last saved checkpoint."""
         with self._cond:
-            if not self._cond.wait_for(lambda: self._finished == self._submitted, timeout=within):
-                self._abandoned = True
-                self._cond.wait_for(lambda: self._finished == self._submitted)
+            while not self._cond.wait_for(lambda: self._finished == self._submitted, timeout=POLL):
+                self._abandoned = self._abandoned or self._stopping()
             self._raise()
 
     def abandon(self) -> None:
-        """Drop what is not yet being embedded (see `drain`)."""
+        """Drop what is not yet embedded, cutting the chunking or embedding under way short."""
         with self._cond:
             self._abandoned = True
+
+    @property
+    def abandoned(self) -> bool:
+        """Whether batches may have been dropped: the run did not get to its end."""
+        return self._abandoned
 
     def close(self) -> None:
         """End the stage threads once what was submitted is done (or dropped after a failure)."""
@@ -132,6 +146,15 @@ class Pipeline:
     def failure(self) -> BaseException | None:
         """A stage's failure, once one failed."""
         return self._error
+
+    def _stopping(self) -> bool:
+        return self.stopping is not None and self.stopping()
+
+    def _check(self) -> None:
+        """Between two units of work on a batch: `_Abandoned` when a stop wants it dropped."""
+        if self._abandoned or self._stopping():
+            self._abandoned = True
+            raise _Abandoned
 
     def _raise(self) -> None:
         if self._error is not None:
@@ -167,8 +190,7 @@ class Pipeline:
 
     def _embedded(self, count: int) -> None:
         """Progress of the batch being embedded; where a stop cuts it short."""
-        if self._abandoned:
-            raise _Abandoned
+        self._check()
         if self.on_embedded is not None:
             self.on_embedded(count)
 

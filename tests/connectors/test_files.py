@@ -86,12 +86,31 @@ def test_symlinks_out_of_the_root_are_refused(root, tmp_path_factory, caplog):
     (outside / "secret.txt").write_text("top secret")
     (root / "link.txt").symlink_to(outside / "secret.txt")
     (root / "linkdir").symlink_to(outside, target_is_directory=True)
-    (root / "inside.txt").symlink_to(root / "notes.txt")
     items, _ = run(connector(root))
     texts = " ".join(d.text for d in by_type(items, Document))
-    assert "top secret" not in texts
-    assert "docs:inside.txt" in {d.id for d in by_type(items, Document)}
+    assert "top secret" not in texts and len(by_type(items, Document)) == 5
     assert "outside" in caplog.text
+
+
+def test_a_file_links_inside_the_root_point_at_is_one_document(root, caplog):
+    (root / "inside.txt").symlink_to(root / "notes.txt")  # the target is listed: indexed under its own path
+    (root / "guide" / "again.md").symlink_to("setup.md")
+    (root / ".drafts").mkdir()  # not walked: indexed under the first link the walk meets
+    (root / ".drafts" / "memo.md").write_text("# Memo\n\nThe Heron launch moved to May.")
+    (root / "b.md").symlink_to(root / ".drafts" / "memo.md")
+    (root / "a.md").symlink_to(Path(".drafts") / "memo.md")
+    conn = connector(root)
+    with caplog.at_level(logging.INFO, logger="inlet.connectors.files"):
+        items, state = run(conn)
+    docs = sorted(d.id for d in by_type(items, Document))
+    assert docs == [
+        f"docs:{n}" for n in ("a.md", "guide/setup.md", "notes.txt", "page.html", "plan.docx", "report.pdf")
+    ]
+    assert sorted(conn.live_ids()) == docs
+    assert "b.md is a link to the file indexed as a.md; not indexed twice" in caplog.text
+    before = {**state["files"], "inside.txt": state["files"]["notes.txt"]}  # a link was a document of its own
+    items, _ = run(conn, {**state, "files": before})
+    assert [d.id for d in by_type(items, Deletion)] == ["docs:inside.txt"]
 
 
 def test_include_exclude_and_size_cap(root):

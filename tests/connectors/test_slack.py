@@ -543,6 +543,27 @@ def test_interrupted_backfill_resumes_mid_channel_losing_nothing(sb: Sandbox, cu
         assert not any(i.startswith(f"team-slack:{chan}:") and float(i.rsplit(":", 1)[1]) > done_ts for i in rest.docs)
 
 
+def test_a_resumed_run_also_reads_a_channel_joined_since_its_plan_after_the_planned_ones(sb: Sandbox) -> None:
+    conn = make(sb)
+    last: dict[str, Any] = {}
+    planned: list[str] = []
+    for item in conn.load(None):
+        if isinstance(item, Checkpoint):
+            planned = planned or list(item.state["run"]["todo"])
+            if item.state["run"]["todo"] != planned:
+                last = item.state  # the process dies once the plan's first channel is done
+                break
+    finished = planned[0]
+    assert RANDOM not in planned
+    slack.join_channel(sb.ws, RANDOM, slack.BOT_USER)
+    rest = run(make(sb), last)
+    channels = [i.id.split(":")[1] for i in rest.items if isinstance(i, Document)]
+    assert RANDOM in channels and set(channels[channels.index(RANDOM) :]) == {RANDOM}  # after the planned ones
+    assert finished not in channels  # what the plan finished is not read again
+    assert {i for i in rest.docs if f":{RANDOM}:" in i} == {i for i in expected_ids(sb.ws) if f":{RANDOM}:" in i}
+    assert rest.checkpoint["run"] is None and RANDOM in rest.checkpoint["channels"]
+
+
 def test_pacer_lets_a_burst_through_within_the_per_minute_budget() -> None:
     now = [0.0]
     granted: list[float] = []

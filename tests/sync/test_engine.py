@@ -254,6 +254,25 @@ def test_stop_ends_the_run_at_the_next_checkpoint(engine):
     assert indexed(engine) == ["one:1", "one:2"]
 
 
+def test_a_stop_while_the_last_batch_embeds_cuts_it_short_and_the_backfill_stays_unfinished(engine, monkeypatch):
+    """The connector is done and its one huge document is embedding when the stop comes: the
+    embedding ends after the slice under way, not after every slice of the file, and the run
+    is interrupted: neither the document nor the checkpoint behind it is committed."""
+    text = "\n\n".join(f"Section {i}: the ledger of shipment {i} was reconciled." * 6 for i in range(2000))
+    Script.plan = [[doc(1, text), Checkpoint(state={"at": 1})]]
+    stopped_at_start: list[bool] = []  # per slice embedded: was the stop set when it began
+    encode = engine.index.embedder.encode
+    monkeypatch.setattr(
+        engine.index.embedder, "encode", lambda texts: (stopped_at_start.append(engine.stop.is_set()), encode(texts))[1]
+    )
+    engine.on_progress = lambda run, progress: progress.embedding and engine.stop.set()
+    engine.stop_work = 0.0
+    result = engine.run("one", "backfill")
+    assert result.outcome == "interrupted"
+    assert stopped_at_start.count(True) == 1 and stopped_at_start[0] is False  # the slice under way, of many
+    assert engine.state.source("one").checkpoint is None and indexed(engine) == []
+
+
 def test_stop_ends_a_long_wait_between_tries_and_the_run_resumes_from_its_checkpoint(engine):
     """A call waiting out a two-minute Retry-After gives up when the run is stopped (not two minutes
     later); the run is interrupted, not failed, and keeps what came before its last checkpoint."""

@@ -8,6 +8,7 @@ import pytest
 
 from inlet.config import IndexConfig
 from inlet.connectors.model import ACL, Document
+from inlet.index.chunking import COUNT_SLICE
 from inlet.index.store import Index
 from inlet.sync.pipeline import Pipeline
 
@@ -95,3 +96,18 @@ def test_a_stop_cuts_the_batch_being_embedded_short(index):
         pipeline.drain()
     assert len(slices) == 1  # of the many slices the batch holds
     assert not index.catalog.stored(["d:1"]) and index.collection.count() == 0
+
+
+def test_a_stop_ends_the_chunking_of_one_huge_file_between_two_slices_of_counting(index, monkeypatch):
+    """Chunking one huge file counts its tokens a slice at a time: a stop noticed after the first
+    slice drops the batch there (re-read on resume), before the other slices are counted."""
+    counted: list[int] = []
+    count = index.embedder.count_tokens
+    monkeypatch.setattr(index.embedder, "count_tokens", lambda texts: (counted.append(len(texts)), count(texts))[1])
+    huge = doc(1, "\n\n".join(f"Entry {i} of the harbour log." for i in range(3 * COUNT_SLICE)))
+    embedded: list[int] = []
+    with Pipeline(index, threading.Lock(), on_embedded=embedded.append, stopping=lambda: bool(counted)) as pipeline:
+        pipeline.submit([huge], [], 1, None)
+        pipeline.drain()
+    assert counted == [COUNT_SLICE]  # one slice of three
+    assert pipeline.abandoned and embedded == [] and not index.catalog.stored(["d:1"])
