@@ -8,7 +8,8 @@ carry: when the config changes it, every file is yielded again (the index re-wri
 embeds nothing again). Nothing outside the root is read: paths are resolved, symlinks that leave
 the root are refused, and a link to a folder is not followed (logged). A file is one document
 however many links inside the root point at it: under its own path when the walk lists it, else
-under the first link the walk meets (the others are logged). What cannot be read is never
+under the first link the walk meets (the others are logged); a link to a file `exclude` leaves
+out is not followed. What cannot be read is never
 taken for deleted: a file it may not read, or every file it knew in a folder it may not list,
 keeps its document and its checkpoint entry, and is listed as a failed skip; a root that holds no
 file at all where files were (an unmounted share's mount point) is one failed skip, and deletes
@@ -218,7 +219,7 @@ class FilesConnector(FolderConnector[FilesConfig]):
                 if name.startswith(".") or path.suffix.lower() not in SUFFIXES or not self._wanted(rel):
                     continue
                 real = self._regular_inside(rel, path, root)
-                if real is not None:
+                if real is not None and self._target_wanted(rel, real.relative_to(root).as_posix()):
                     found_at.append((rel, path, real))
         found.files = self._once_each(found_at)
         return found
@@ -262,6 +263,14 @@ class FilesConnector(FolderConnector[FilesConfig]):
 
     def _wanted(self, rel: str) -> bool:
         return _matches(rel, self.config.include) and not _matches(rel, self.config.exclude)
+
+    def _target_wanted(self, rel: str, target: str) -> bool:
+        """False (logged) when `rel` is a link to a file `exclude` leaves out: a link never brings
+        back what the config excludes."""
+        if target == rel or not _matches(target, self.config.exclude):
+            return True
+        log.info("source %r: %s is a link to %s, which exclude leaves out; not indexed", self.name, rel, target)
+        return False
 
     def _excluded_folder(self, rel: str) -> bool:
         """True when `exclude` leaves out every file under the folder `rel` whatever its name

@@ -113,6 +113,16 @@ def test_a_file_links_inside_the_root_point_at_is_one_document(root, caplog):
     assert [d.id for d in by_type(items, Deletion)] == ["docs:inside.txt"]
 
 
+def test_a_link_never_brings_back_a_file_exclude_leaves_out(root, caplog):
+    (root / "private").mkdir()
+    (root / "private" / "salaries.md").write_text("# Salaries\n\nConfidential figures.")
+    (root / "guide" / "pay.md").symlink_to(root / "private" / "salaries.md")
+    with caplog.at_level(logging.INFO, logger="inlet.connectors.files"):
+        items, _ = run(connector(root, exclude=["private/**"]))
+    assert not [d for d in by_type(items, Document) if "Confidential" in d.text]
+    assert "guide/pay.md is a link to private/salaries.md, which exclude leaves out" in caplog.text
+
+
 def test_include_exclude_and_size_cap(root):
     items, _ = run(connector(root, include=["**/*.md", "*.txt"], exclude=["notes*"]))
     assert [d.id for d in by_type(items, Document)] == ["docs:guide/setup.md"]
