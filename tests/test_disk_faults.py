@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from inlet.index import vectors
 from inlet.index.store import Index
 from inlet.sync.engine import Engine
 from inlet.storage.sqlite.state import SqliteState
@@ -140,6 +141,9 @@ def test_a_full_then_read_only_index_folder_fails_clearly_and_loses_nothing(
     before = intact(settings, embedder)
 
     write_notes(docs, 100, 8, 1000, long=True)  # 110 KB of text (stored thrice and more): far more than the 32 KB left
+    # This process keeps the index's Chroma open through what follows, as a running server does:
+    # opening it afresh writes to the folder, which a full disk refuses (`inlet search` says so).
+    held = vectors.connect(Path(settings.index.path))
     filler = fill(small_disk, leave=32 * 1024)
     full = cli_sync(config, tmp_path)
     assert full.returncode == 1, full.stderr[-3000:]
@@ -169,3 +173,4 @@ def test_a_full_then_read_only_index_folder_fails_clearly_and_loses_nothing(
     assert run_here(clean, embedder) == "ok"
     assert got == intact(clean, embedder)
     assert len(got["documents"]) == 16
+    vectors.disconnect(held)

@@ -110,14 +110,19 @@ def p50(client: httpx.Client, url: str, n: int) -> float:
     return statistics.median(times)
 
 
-def runaway(url: str, per_second: float, stop: threading.Event, statuses: list[int]) -> None:
-    """Searches as Alice, paced at `per_second`, until `stop` (at most 4000 requests)."""
+def runaway(
+    url: str, per_second: float, stop: threading.Event, statuses: list[int], refused: threading.Event | None = None
+) -> None:
+    """Searches as Alice, paced at `per_second`, until `stop` (at most 4000 requests); sets
+    `refused` at her first 429."""
     with httpx.Client(headers=ALICE, timeout=30) as alice:
         start = time.perf_counter()
         for n in range(4000):
             if stop.is_set():
                 return
             statuses.append(alice.post(url, json=SEARCH).status_code)
+            if refused is not None and statuses[-1] == 429:
+                refused.set()
             ahead = start + (n + 1) / per_second - time.perf_counter()
             if ahead > 0:
                 stop.wait(ahead)  # pacing the load, not waiting for an event
@@ -149,13 +154,15 @@ def test_a_runaway_key_does_not_slow_another(index: Index) -> None:
 
 def loaded_and_unloaded(bob: httpx.Client, url: str, statuses: list[int]) -> tuple[float, float, float]:
     """Bob's p50 while Alice runs away, and without her (the median of before and after: the
-    machine's own drift, on both sides), and how long Alice ran. Her burst refills between windows."""
-    stop = threading.Event()
+    machine's own drift, on both sides), and how long Alice ran. Her burst refills between windows;
+    Bob's loaded window starts once she is refused (on a busy machine her thread may start late)."""
+    stop, refused = threading.Event(), threading.Event()
     before = p50(bob, url, 40)
-    loader = threading.Thread(target=runaway, args=(url, 50.0, stop, statuses))  # 10x her 5/s
+    loader = threading.Thread(target=runaway, args=(url, 50.0, stop, statuses, refused))  # 10x her 5/s
     started = time.perf_counter()
     loader.start()
     try:
+        assert refused.wait(60), statuses
         loaded = p50(bob, url, 40)
     finally:
         stop.set()
