@@ -486,11 +486,18 @@ class _MailboxSync:
         mid = found["id"]
         native = native_id(self.mailbox, mid)
         try:
-            raw = base64.urlsafe_b64decode(found["raw"] + "=" * (-len(found["raw"]) % 4))
-            msg = rfc822_message(native, raw, url=gmail_url(self.mailbox, mid))
+            items = list(self._read(found, native))
+        except InletError:  # the service's answers (labels): not the message's fault
+            raise
         except Exception as exc:  # noqa: BLE001 - one malformed message must not stop the mailbox
             yield self.box.retries.note(mid, Skipped(id=self.c.doc_id(native), reason=f"cannot parse message: {exc}"))
             return
+        yield from items
+
+    def _read(self, found: dict[str, Any], native: str) -> Iterator[Item]:
+        mid = found["id"]
+        raw = base64.urlsafe_b64decode(found["raw"] + "=" * (-len(found["raw"]) % 4))
+        msg = rfc822_message(native, raw, url=gmail_url(self.mailbox, mid))
         if found.get("internalDate"):
             msg.received = dt.datetime.fromtimestamp(int(found["internalDate"]) / 1000, dt.timezone.utc)
         since = self.since

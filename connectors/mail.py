@@ -227,17 +227,23 @@ def rfc822_message(native_id: str, raw: bytes, url: str = "", folder: str = "") 
     )
 
 
-def _leaves(part: EmailMessage) -> Iterator[EmailMessage]:
+MAX_REBOUNDS = 4  # multiparts of one message split again by a guessed boundary (each re-reads its bytes)
+
+
+def _leaves(part: EmailMessage, rebounds: list[int] | None = None) -> Iterator[EmailMessage]:
     """The parts holding content, in order; an attached message is one part, not its insides; a
-    multipart whose boundary split nothing is split by the boundary its parts use, else one part."""
+    multipart whose boundary split nothing is split by the boundary its parts use (the first
+    `MAX_REBOUNDS` of a message: each costs a parse of its bytes), else one part."""
+    rebounds = [0] if rebounds is None else rebounds  # one count for the whole message
     fixed = None
-    if part.get_content_maintype() == "multipart" and not part.is_multipart():
+    if part.get_content_maintype() == "multipart" and not part.is_multipart() and rebounds[0] < MAX_REBOUNDS:
+        rebounds[0] += 1
         fixed = rebounded(part)
     if fixed is not None:
-        yield from _leaves(fixed)
+        yield from _leaves(fixed, rebounds)
     elif part.get_content_type() != "message/rfc822" and part.is_multipart():
         for sub in part.iter_parts():
-            yield from _leaves(sub)  # type: ignore[arg-type]
+            yield from _leaves(sub, rebounds)  # type: ignore[arg-type]
     else:
         yield part
 
@@ -351,13 +357,13 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
     def _emit(self, native: str, raw: bytes, url: str, rel: str, since: dt.datetime | None) -> Iterator[Item]:
         try:
             msg = rfc822_message(native, raw, url=url, folder=Path(rel).parent.as_posix())
+            if since is not None and msg.received is not None and msg.received < since:
+                return
+            c = self.config
+            document, skipped = message_document(self, msg, c.acl(), c.max_attachment_bytes, c.max_body_bytes)
         except Exception as exc:  # noqa: BLE001 - a malformed file must not stop the archive
             yield Skipped(id=self.doc_id(native), reason=f"cannot parse message: {exc}")
             return
-        if since is not None and msg.received is not None and msg.received < since:
-            return
-        c = self.config
-        document, skipped = message_document(self, msg, c.acl(), c.max_attachment_bytes, c.max_body_bytes)
         yield from skipped
         yield document
 

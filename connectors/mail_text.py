@@ -107,11 +107,15 @@ def raw_header(email: EmailMessage, name: str) -> str:
     return " ".join(str(value).split())
 
 
+MAX_HEADER_CHARS = 4096  # of a header decoded as text: the stdlib's decoding of broken words is quadratic
+
+
 def header_text(value: str) -> str:
     """A raw header value as its sender meant it: 8-bit bytes as UTF-8, else Windows-1252, and
     RFC 2047 words in their charset, else the same guesses (an unknown or wrong charset reads as
-    written, never as U+FFFD). Never raises: a word that cannot be decoded is kept as it is."""
-    text = _unescaped(value)
+    written, never as U+FFFD), its first `MAX_HEADER_CHARS`. Never raises: a word that cannot be
+    decoded is kept as it is."""
+    text = _unescaped(value[:MAX_HEADER_CHARS])
     try:
         words = decode_header(text)
     except (HeaderParseError, ValueError):  # a broken word: each word decoded on its own
@@ -148,9 +152,11 @@ def header_date(value: str | None) -> dt.datetime | None:
         return None
     try:
         when = parsedate_to_datetime(str(value))
-    except (TypeError, ValueError, IndexError):
+        when = when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+        when.astimezone(dt.timezone.utc)  # "31 Dec 9999 23:59 -2359" is past the last representable day
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+    return when
 
 
 def part_text(part: EmailMessage) -> str:

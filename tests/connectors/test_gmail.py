@@ -329,3 +329,14 @@ def test_malformed_and_huge_messages_as_gmail_serves_them_are_read_as_far_as_the
     assert set(skipped) == {(f"{broken_doc.id}#body", True), (f"{huge_doc.id}#body", False)}
     assert "base64 is corrupt" in skipped[(f"{broken_doc.id}#body", True)]
     assert skipped[(f"{huge_doc.id}#body", False)].startswith("body truncated at 5000 bytes")
+
+
+def test_a_date_past_the_last_day_python_knows_is_no_date_and_stops_nothing(sb: Sandbox) -> None:
+    """`Date: 31 Dec 9999 23:59:59 -2359` is past year 9999 in UTC: it once failed every run of the
+    mailbox; the message is indexed without a sent date and the mailbox goes on."""
+    raw = b"From: ops@example.com\r\nSubject: Far future\r\nDate: Fri, 31 Dec 9999 23:59:59 -2359\r\n\r\nHello."
+    odd = gs.add_message(sb.ws, BADEER, raw, ["INBOX"], int(sb.ws.clock() * 1000))
+    items, _ = run(connector(sb).load(None))
+    doc = docs(items)[f"gm:{BADEER}/{odd.id}"]
+    assert doc.title == "Far future" and "Hello." in doc.text
+    assert not [i for i in items if isinstance(i, Skipped) and i.failed]

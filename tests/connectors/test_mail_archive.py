@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from inlet.connectors import mail as mail_module
 from inlet.connectors.mail import MailArchiveConfig, MailArchiveConnector
-from inlet.connectors.mail_text import new_content
+from inlet.connectors.mail_text import MAX_HEADER_CHARS, header_text, new_content
 from inlet.connectors.model import Checkpoint, Deletion, Document, Progress, Skipped
 from inlet.sandbox.documents import make_pdf
 from inlet.sandbox.workspace import DATA_DIR
@@ -255,6 +256,35 @@ def test_a_body_part_whose_base64_cannot_be_decoded_is_never_indexed_as_base64(t
     doc, skipped = read_raw(tmp_path, raw)
     assert "\x01" not in doc.text and [s.id for s in skipped] == ["arch:a.eml#body"]
     assert "binary bytes" in skipped[0].reason
+
+
+def test_a_huge_broken_header_is_decoded_up_to_its_cap() -> None:
+    broken = " ".join(f"=?x-bogus?Q?w{n}" for n in range(40_000))  # unterminated words: quadratic to decode
+    text = header_text(broken)
+    assert text.startswith("=?x-bogus?Q?w0") and len(text) <= MAX_HEADER_CHARS
+
+
+def test_nested_multiparts_with_wrong_boundaries_are_split_again_a_bounded_number_of_times(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = b"Content-Type: text/plain\r\n\r\nThe innermost rota.\r\n"
+    for depth in range(10):  # each level declares a boundary its part does not use
+        body = (
+            f'Content-Type: multipart/mixed; boundary="declared{depth}"\r\n\r\n--used{depth}\r\n'.encode()
+            + body
+            + f"--used{depth}--\r\n".encode()
+        )
+    calls: list[int] = []
+    real = mail_module.rebounded
+    monkeypatch.setattr(mail_module, "rebounded", lambda part: calls.append(1) or real(part))
+    doc, _ = read_raw(tmp_path, HEAD + body)
+    assert "The innermost rota." in doc.text and len(calls) == mail_module.MAX_REBOUNDS
+
+
+def test_a_date_past_the_last_day_python_knows_is_no_date(tmp_path: Path) -> None:
+    raw = HEAD + b"Date: Fri, 31 Dec 9999 23:59:59 -2359\r\n\r\nHello."
+    doc, skipped = read_raw(tmp_path, raw)  # once: OverflowError, and the archive's every run failed
+    assert "Hello." in doc.text and "Date:" not in doc.text and not skipped
 
 
 def test_a_body_over_max_body_bytes_is_cut_there_and_says_so(tmp_path: Path) -> None:
