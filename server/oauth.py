@@ -86,45 +86,40 @@ def _ssl_context(config: OAuthConfig) -> ssl.SSLContext:
 
 class _KeySetClient(jwt.PyJWKClient):
     """PyJWT's client, except that:
+    - one lookup at a time: concurrent requests after the cache expired fetch the set once;
     - an unknown `kid` refetches the set unless an unknown `kid` did so within `cooldown_duration`
       (PyJWT also counts the first and the periodic fetches, refusing a freshly rotated key for
       up to the cooldown after any fetch);
-    - after a failed fetch it does not try again for `retry_after` seconds (during an
-      identity-provider outage each request would otherwise fetch once more);
+    - a failed fetch is not tried again for `retry_after` seconds (during an identity-provider
+      outage each request would otherwise fetch once more): the same failure is raised again. An
+      answer that is no JSON key set (a maintenance page) is an outage; one with no usable key
+      refuses the token;
     - while the provider cannot be reached the last key set fetched stays in use for up to
       `JWKS_STALE_SECONDS`: an outage of the provider does not lock out tokens it already signed."""
 
     def __init__(self, uri: str, retry_after: float, **options: Any) -> None:
         super().__init__(uri, **options)
         self.retry_after = retry_after
-        self._failed_at: float | None = None
+        self._failure: tuple[float, Exception] | None = None  # (when, the last fetch's failure)
         self._last: tuple[float, Any] | None = None  # (when, the last key set fetched)
         self._stale = False  # serving `_last` after a failed fetch
         self._forced_at: float | None = None  # the last refetch for an unknown kid
-        self._forcing = threading.Lock()
+        self._lock = threading.Lock()
 
     def get_signing_key(self, kid: str) -> jwt.PyJWK:
-        key = self.match_kid(self.get_signing_keys(), kid)
-        if key is None:
-            with self._forcing:  # one refetch for many requests naming the same new kid
-                key = self.match_kid(self.get_signing_keys(), kid)
-                now = time.monotonic()
-                if key is None and (self._forced_at is None or now - self._forced_at >= self.cooldown_duration):
-                    self._forced_at = now
-                    key = self.match_kid(self.get_signing_keys(refresh=True), kid)
+        with self._lock:
+            key = self.match_kid(self.get_signing_keys(), kid)
+            now = time.monotonic()
+            if key is None and (self._forced_at is None or now - self._forced_at >= self.cooldown_duration):
+                self._forced_at = now
+                key = self.match_kid(self.get_signing_keys(refresh=True), kid)
         if key is None:
             raise jwt.PyJWKClientError(f"no signing key {kid!r} in the issuer's key set")
         return key
 
     def fetch_data(self) -> Any:
         try:
-            if self._failed_at is not None and time.monotonic() - self._failed_at < self.retry_after:
-                raise jwt.PyJWKClientConnectionError("the key set could not be fetched moments ago")
-            try:
-                data = super().fetch_data()
-            except jwt.PyJWKClientConnectionError:
-                self._failed_at = time.monotonic()
-                raise
+            data = self._fetched()
         except jwt.PyJWKClientConnectionError as exc:
             # PyJWT caches what this returns for JWKS_LIFESPAN_SECONDS more: stale keys end within the hour
             if self._last is None or time.monotonic() - self._last[0] > JWKS_STALE_SECONDS - JWKS_LIFESPAN_SECONDS:
@@ -134,6 +129,23 @@ class _KeySetClient(jwt.PyJWKClient):
             self._stale = True
             return self._last[1]
         self._last, self._stale = (time.monotonic(), data), False
+        return data
+
+    def _fetched(self) -> Any:
+        """PyJWT's fetch; a failure is remembered and raised again for `retry_after` seconds."""
+        if self._failure is not None and time.monotonic() - self._failure[0] < self.retry_after:
+            failure = self._failure[1]
+            raise type(failure)(f"{failure} (moments ago: not fetched again yet)")
+        try:
+            data = super().fetch_data()
+        except (jwt.PyJWKClientConnectionError, jwt.PyJWKSetError) as exc:  # unreachable; no usable key
+            self._failure = (time.monotonic(), exc)
+            raise
+        except (ValueError, jwt.PyJWKClientError) as exc:  # no JSON object: the issuer is broken
+            error = jwt.PyJWKClientConnectionError(f"{self.uri} answered no JSON key set ({exc})")
+            self._failure = (time.monotonic(), error)
+            raise error from exc
+        self._failure = None
         return data
 
 

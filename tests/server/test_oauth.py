@@ -12,6 +12,7 @@ import json
 import logging
 import socket
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -367,12 +368,25 @@ def test_the_last_key_set_stays_in_use_while_the_issuer_is_down(sandbox: Sandbox
         fresh.fetch_data()
 
 
-def test_an_issuer_publishing_no_key_refuses_the_token(idp: IdentityProvider) -> None:
-    class NoKeys(BaseHTTPRequestHandler):
+def test_concurrent_requests_fetch_the_key_set_once(sandbox: Sandbox, idp: IdentityProvider) -> None:
+    verifier = JwtVerifier(OAuthConfig(issuer=idp.issuer, audience="urn:test"), refresh_cooldown=3600)
+    tokens = [idp.sign(claims(idp, "urn:test")) for _ in range(20)]
+    before = sandbox.ctx.faults.calls["idp:jwks"]
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        emails = list(pool.map(lambda token: (verifier.verify(token).claims or {})["email"], tokens))
+    assert emails == [ALICE_EMAIL] * 20
+    assert sandbox.ctx.faults.calls["idp:jwks"] == before + 1
+
+
+def answering(body: bytes, content_type: str = "application/json") -> tuple[ThreadingHTTPServer, list[str]]:
+    """A key-set endpoint answering 200 with `body`, and the list of requests it got."""
+    asked: list[str] = []
+
+    class Fixed(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body = b'{"keys": []}'
+            asked.append(self.path)
             self.send_response(200)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -380,13 +394,29 @@ def test_an_issuer_publishing_no_key_refuses_the_token(idp: IdentityProvider) ->
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), NoKeys)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Fixed)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, asked
+
+
+@pytest.mark.parametrize(
+    "body,content_type,refusal",
+    [
+        (b'{"keys": []}', "application/json", TokenRejected),  # no key: a 401, not a 500
+        (b"<html>Down for maintenance</html>", "text/html", IdentityProviderUnavailable),  # a 503, not a 500
+    ],
+)
+def test_an_issuer_answering_no_usable_key_set_refuses_and_is_not_asked_per_request(
+    idp: IdentityProvider, body: bytes, content_type: str, refusal: type[Exception]
+) -> None:
+    server, asked = answering(body, content_type)
     try:
         jwks = f"http://127.0.0.1:{server.server_address[1]}/jwks"
         verifier = JwtVerifier(OAuthConfig(issuer=idp.issuer, audience="urn:test", jwks_url=jwks))
-        with pytest.raises(TokenRejected, match="unknown signing key"):  # a 401, not a 500
-            verifier.verify(idp.sign(claims(idp, "urn:test")))
+        for _ in range(5):
+            with pytest.raises(refusal):
+                verifier.verify(idp.sign(claims(idp, "urn:test")))
+        assert len(asked) == 1  # within the cooldown the same answer stands
     finally:
         server.shutdown()
         server.server_close()
