@@ -6,7 +6,8 @@ bytes changed, and yields a deletion for each file that vanished, or that a poli
 text left, binary bytes, over the size cap). The checkpoint also holds the ACL the documents
 carry: when the config changes it, every file is yielded again (the index re-writes the ACL and
 embeds nothing again). Nothing outside the root is read: paths are resolved, symlinks that leave
-the root are refused, and a link to a folder is not followed (logged). A file is one document
+the root are refused (checked again on the file opened for reading: a link retargeted after the
+walk reads nothing), and a link to a folder is not followed (logged). A file is one document
 however many links inside the root point at it: under its own path when the walk lists it, else
 under the first link the walk meets (the others are logged); a link to a file `exclude` leaves
 out is not followed. What cannot be read is never
@@ -149,11 +150,27 @@ class FilesConnector(FolderConnector[FilesConfig]):
             yield from self._skipped(rel, f"larger than {self.config.max_file_bytes} bytes", entry)
             known[rel] = [stat.st_mtime_ns, stat.st_size, OVER_CAP]
             return
-        data = path.read_bytes()
+        data = self._read(rel, path)
+        if data is None:
+            return
         digest = hashlib.sha256(data).hexdigest()
         if relabel or not (entry and entry[2] == digest):
             yield from self._document(rel, path, data, stat, entry)
         known[rel] = [stat.st_mtime_ns, stat.st_size, digest]
+
+    def _read(self, rel: str, path: Path) -> bytes | None:
+        """The file's bytes, checked on the open file to be one the walk would index: a link
+        retargeted since the walk (outside the root, or to a file `exclude` leaves out) reads
+        nothing (logged; the next walk refuses it)."""
+        root = self.config.path.resolve()
+        with path.open("rb") as file:
+            real = _opened(file.fileno()) or path.resolve()
+            if not real.is_relative_to(root):
+                log.warning("source %r: %s now points outside %s; not indexed", self.name, rel, root)
+                return None
+            if not self._target_wanted(rel, real.relative_to(root).as_posix()):
+                return None
+            return file.read()
 
     def _skipped(self, rel: str, reason: str, entry: list[Any] | None) -> Iterator[Item]:
         """A skip by policy; what was indexed of the file before goes (its old text answers nothing now)."""
@@ -279,6 +296,14 @@ class FilesConnector(FolderConnector[FilesConfig]):
 
 
 _ANY_NAME = "\0"  # no file is named this: a pattern matching it matches any name
+
+
+def _opened(fd: int) -> Path | None:
+    """Where an open file really is (Linux names it in /proc); None where the system does not say."""
+    try:
+        return Path(os.readlink(f"/proc/self/fd/{fd}"))
+    except OSError:
+        return None
 
 
 def _matches(rel: str, patterns: list[str]) -> bool:

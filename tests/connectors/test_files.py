@@ -123,6 +123,25 @@ def test_a_link_never_brings_back_a_file_exclude_leaves_out(root, caplog):
     assert "guide/pay.md is a link to private/salaries.md, which exclude leaves out" in caplog.text
 
 
+def test_a_link_retargeted_after_the_walk_reads_nothing_outside_or_excluded(root, tmp_path_factory, caplog):
+    """The walk checked where the link pointed; the read checks the file it opened (a link swapped
+    in between once indexed a file outside the folder, with the folder's ACL)."""
+    outside = tmp_path_factory.mktemp("elsewhere") / "outside.md"
+    outside.write_text("# Secret\n\nNot for this folder.")
+    (root / "private").mkdir()
+    (root / "private" / "pay.md").write_text("# Pay\n\nExcluded.")
+    link = root / "zz.md"
+    link.symlink_to(root / "notes.txt")
+    conn = connector(root, exclude=["private/**"])
+    assert conn._read("zz.md", link) == (root / "notes.txt").read_bytes()
+    for target in (outside, root / "private" / "pay.md"):
+        link.unlink()
+        link.symlink_to(target)
+        with caplog.at_level(logging.INFO, logger="inlet.connectors.files"):
+            assert conn._read("zz.md", link) is None
+    assert "zz.md now points outside" in caplog.text and "which exclude leaves out" in caplog.text
+
+
 def test_include_exclude_and_size_cap(root):
     items, _ = run(connector(root, include=["**/*.md", "*.txt"], exclude=["notes*"]))
     assert [d.id for d in by_type(items, Document)] == ["docs:guide/setup.md"]
