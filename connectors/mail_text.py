@@ -117,10 +117,26 @@ def header_text(value: str) -> str:
     decoded is kept as it is."""
     text = _unescaped(value[:MAX_HEADER_CHARS])
     try:
-        words = decode_header(text)
+        words = decode_header(_backslashes_kept(text))
     except (HeaderParseError, ValueError):  # a broken word: each word decoded on its own
         return text if len(text.split()) < 2 else " ".join(header_text(word) for word in text.split())
     return "".join(word if isinstance(word, str) else _word(word, charset) for word, charset in words)
+
+
+_ENCODED_WORD = re.compile(r"=\?[^?]*\?[qQbB]\?.*?\?=")  # RFC 2047: =?charset?encoding?text?=
+
+
+def _backslashes_kept(text: str) -> str:
+    """`text` with each backslash outside encoded words written as an escape: `decode_header` hands
+    back the text between encoded words as raw-unicode-escape bytes, which `_word` decodes, and a
+    literal "\\u003c" would come back as "<"."""
+    if not _ENCODED_WORD.search(text):
+        return text  # returned as it is, never escaped
+    parts, last = [], 0
+    for word in _ENCODED_WORD.finditer(text):
+        parts += [text[last : word.start()].replace("\\", "\\u005c"), word.group(0)]
+        last = word.end()
+    return "".join(parts) + text[last:].replace("\\", "\\u005c")
 
 
 def _unescaped(value: str) -> str:

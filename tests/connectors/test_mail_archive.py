@@ -258,6 +258,10 @@ def test_a_body_part_whose_base64_cannot_be_decoded_is_never_indexed_as_base64(t
     assert "binary bytes" in skipped[0].reason
 
 
+def test_a_backslash_in_a_header_stays_a_backslash() -> None:
+    assert header_text(r"Use \u003cb\u003e =?utf-8?q?caf=C3=A9?= C:\temp") == r"Use \u003cb\u003e café C:\temp"
+
+
 def test_a_huge_broken_header_is_decoded_up_to_its_cap() -> None:
     broken = " ".join(f"=?x-bogus?Q?w{n}" for n in range(40_000))  # unterminated words: quadratic to decode
     text = header_text(broken)
