@@ -101,7 +101,11 @@ def _open_pool(url: str, password_env: str | None) -> ConnectionPool:
         kwargs["password"] = os.environ[password_env]
     server = server_name(url)
     _refused_for_good(url, kwargs, server)
-    pool = ConnectionPool(url, kwargs=kwargs, min_size=1, max_size=8, open=False, name="inlet")
+    # check: a connection the server dropped while idle (a restart, a failover) is replaced on
+    # checkout, not handed to a run that then fails on its first statement
+    pool = ConnectionPool(
+        url, kwargs=kwargs, min_size=1, max_size=8, open=False, name="inlet", check=ConnectionPool.check_connection
+    )
     try:
         pool.open(wait=True, timeout=15)
         with pool.connection() as db:

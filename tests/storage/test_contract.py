@@ -210,3 +210,28 @@ def test_the_config_picks_the_backend() -> None:
         open_backend(IndexConfig(path=Path("x"), database_url="postgresql://h/db", chroma_url="http://h:8000")).shared
         is True
     )
+
+
+def test_connections_the_database_dropped_are_replaced_not_handed_out(database_url: str, tmp_path: Path) -> None:
+    """A restarted PostgreSQL leaves the pool's idle connections dead; the next use gets a new one
+    (a daemon's next run once failed on its first statement, with a bare traceback)."""
+    import psycopg
+
+    settings = parse_config(
+        {
+            "index": {"path": str(tmp_path / "ix"), "database_url": database_url, "chroma_url": "http://127.0.0.1:1"},
+            "sources": [{"name": "s", "type": "files", "path": str(tmp_path)}],
+        }
+    )
+    state = open_backend(settings).state()
+    try:
+        state.set_paused("s", True)
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            row = admin.execute(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+        assert row is not None and row[0] >= 1
+        assert set(state.paused()) == {"s"}
+    finally:
+        state.close()
