@@ -104,6 +104,15 @@ class CatalogReads:
             )
         }
 
+    def chunk_keys(self, chunk_ids: Iterable[str]) -> dict[str, str]:
+        """chunk id -> the key of the vector Chroma holds for it (see index/dedup.py)."""
+        return {
+            r[0]: r[1]
+            for r in self._select(
+                "SELECT chunk_id, key FROM chunks WHERE {IN}", "chunk_id", list(dict.fromkeys(chunk_ids))
+            )
+        }
+
     def keyed_chunks(self, keys: list[str]) -> dict[str, str]:
         """key -> one chunk id whose vector has that key (see index/dedup.py), for the keys that have
         one; chunks of documents whose vectors a write may have left half-done are never named."""
