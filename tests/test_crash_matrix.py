@@ -366,11 +366,11 @@ def run_here(settings: Settings, env: dict[str, str], embedder: Any, name: str, 
 def snapshot(settings: Settings, embedder: Any) -> dict[str, Any]:
     """What the index holds, in a form two indexes can be compared by."""
     with Index(settings.index, embedder=embedder) as index:
-        db = index.catalog._reader()
-        docs = db.execute("SELECT doc_id, content_hash, meta_hash, chunks FROM documents ORDER BY doc_id").fetchall()
-        chunks = db.execute("SELECT chunk_id, text FROM chunks ORDER BY chunk_id").fetchall()
-        fts = db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0]
-        acl = db.execute("SELECT doc_id, principal FROM acl ORDER BY doc_id, principal").fetchall()
+        query = index.catalog._query
+        docs = query("SELECT doc_id, content_hash, meta_hash, chunks FROM documents ORDER BY doc_id")
+        chunks = query("SELECT chunk_id, text FROM chunks ORDER BY chunk_id")
+        fts = query("SELECT count(*) FROM chunks_fts")[0][0]
+        acl = query("SELECT doc_id, principal FROM acl ORDER BY doc_id, principal")
         vectors = index.collection.get(include=["metadatas"])
         chroma = sorted(zip(vectors["ids"], (json.dumps(m, sort_keys=True) for m in vectors["metadatas"] or [])))
     assert sum(d[3] for d in docs) == len(chunks) == fts == len(chroma), "catalog, full text and Chroma disagree"

@@ -447,9 +447,9 @@ def test_no_secret_in_logs_errors_or_json_at_debug_even_when_runs_fail(sb: Sandb
 # --- faults: 10% noise on every service ends in the same index as a quiet run --------------------
 def index_state(stack: Stack) -> list[tuple[Any, ...]]:
     stack.chroma_agrees_with_catalog()
-    db = stack.index.catalog._reader()
-    docs = db.execute("SELECT doc_id, content_hash, meta_hash, chunks FROM documents ORDER BY doc_id").fetchall()
-    acl = db.execute("SELECT doc_id, principal FROM acl ORDER BY doc_id, principal").fetchall()
+    query = stack.index.catalog._query
+    docs = query("SELECT doc_id, content_hash, meta_hash, chunks FROM documents ORDER BY doc_id")
+    acl = query("SELECT doc_id, principal FROM acl ORDER BY doc_id, principal")
     return [*docs, *acl]
 
 

@@ -25,11 +25,15 @@ from ..types import Commit, Filters, chunk_id, doc_ts, visible_only
 from .schema import CATALOG, connect, transaction
 
 READ_MMAP_BYTES = 1 << 30  # readers map the file: pages shared by all threads, no read() copies (-10% BM25)
+IDLE_READERS = 8  # read connections kept open between queries (the API's worker threads, a search's two)
 
 
 class SqliteCatalog(CatalogReads):
-    """One SQLite file, WAL: one writer connection behind a lock, one reader connection per thread,
-    so concurrent searches neither wait for each other nor for a sync's batch."""
+    """One SQLite file, WAL: one writer connection behind a lock, and read-only connections lent
+    to one query at a time, so concurrent searches neither wait for each other nor for a sync's
+    batch. Idle readers are kept up to `IDLE_READERS`: the connections a process holds follow how
+    many queries run at once, not how many threads ever ran one (a daemon's pipeline and the API's
+    workers come and go: one connection per thread was kept open until the process ended)."""
 
     dialect = SQLITE
 
@@ -38,27 +42,35 @@ class SqliteCatalog(CatalogReads):
         self.path = path
         self._db = connect(path, CATALOG, synchronous="NORMAL")
         self._lock = threading.RLock()
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        self._idle: list[sqlite3.Connection] = []  # readers no query holds
+        self._closed = False
         self._df: dict[str, tuple[float, int]] = {}  # term -> (when counted, chunks containing it)
 
     def close(self) -> None:
         with self._lock:
-            for reader in self._readers:
+            self._closed = True
+            for reader in self._idle:
                 reader.close()
-            self._readers.clear()
+            self._idle.clear()
             self._db.close()
 
-    def _reader(self) -> sqlite3.Connection:
-        reader = getattr(self._local, "db", None)
+    @contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            reader = self._idle.pop() if self._idle else None
         if reader is None:
             reader = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
             reader.execute("PRAGMA busy_timeout = 10000")
             reader.execute(f"PRAGMA mmap_size = {READ_MMAP_BYTES}")
-            self._local.db = reader
+        try:
+            yield reader
+        finally:
             with self._lock:
-                self._readers.append(reader)
-        return reader
+                keep = not self._closed and len(self._idle) < IDLE_READERS
+                if keep:
+                    self._idle.append(reader)
+            if not keep:
+                reader.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -66,7 +78,8 @@ class SqliteCatalog(CatalogReads):
             yield db
 
     def _query(self, sql: str, params: Iterable[object] = ()) -> list[tuple]:
-        return self._reader().execute(sql, tuple(params)).fetchall()
+        with self._reader() as reader:
+            return reader.execute(sql, tuple(params)).fetchall()
 
     def records(self) -> Records:
         return FolderRecords(self.path.parent)

@@ -46,11 +46,11 @@ CHANGES = {
 
 
 def snapshot(index: Index) -> dict[str, Any]:
-    db = index.catalog._reader()
-    docs = db.execute("SELECT doc_id, content_hash, meta_hash, chunks FROM documents ORDER BY doc_id").fetchall()
-    chunks = db.execute("SELECT chunk_id, text FROM chunks ORDER BY chunk_id").fetchall()
-    acl = db.execute("SELECT principal, doc_id FROM acl ORDER BY doc_id, principal").fetchall()
-    fts = db.execute("SELECT count(*) FROM chunks_fts").fetchone()[0]
+    query = index.catalog._query
+    docs = query("SELECT doc_id, content_hash, meta_hash, chunks FROM documents ORDER BY doc_id")
+    chunks = query("SELECT chunk_id, text FROM chunks ORDER BY chunk_id")
+    acl = query("SELECT principal, doc_id FROM acl ORDER BY doc_id, principal")
+    fts = query("SELECT count(*) FROM chunks_fts")[0][0]
     stored = index.collection.get(include=["metadatas"])
     vectors = sorted(
         (cid, meta["doc_id"], meta["n"], tuple(meta["acl"])) for cid, meta in zip(stored["ids"], stored["metadatas"])
