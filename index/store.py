@@ -31,6 +31,7 @@ from .vectors import chunk_rows
 
 log = logging.getLogger(__name__)
 EMBED_SLICE = 256  # chunks embedded per call when progress is followed (one big file moves the bar)
+CHROMA_SLICE = 4096  # ids per Chroma call (its batches are bounded)
 DENSE_OVERFETCH = 4  # unfiltered neighbours fetched per wanted result before falling back to a filtered query
 
 
@@ -86,6 +87,11 @@ def _marks(batch: Prepared, gone: list[str]) -> list[tuple[str, str, int]]:
     rows += [(d.id, d.source, old[d.id]) for d in batch.meta]
     rows += [(d, stored[d].source, old[d]) for d in gone]
     return rows
+
+
+def _slices(total: int) -> list[slice]:
+    """Consecutive slices of at most CHROMA_SLICE over `total` items."""
+    return [slice(start, start + CHROMA_SLICE) for start in range(0, total, CHROMA_SLICE)]
 
 
 def _checked(count: TokenCounter, check: Callable[[], None] | None) -> TokenCounter:
@@ -324,9 +330,8 @@ class Index:
 
     def _upsert(self, ids: list[str], embeddings: Any, metas: list[dict]) -> None:
         with private_files():  # Chroma creates its segment files on the first write
-            for start in range(0, len(ids), 4096):
-                end = start + 4096
-                self.collection.upsert(ids=ids[start:end], embeddings=embeddings[start:end], metadatas=metas[start:end])
+            for part in _slices(len(ids)):
+                self.collection.upsert(ids=ids[part], embeddings=embeddings[part], metadatas=metas[part])
 
     def _write_vectors(self, batch: "Prepared") -> list[tuple[str, str]]:
         """Writes the chunks' vectors; returns their (chunk id, vector key) rows. A chunk of a
@@ -353,16 +358,13 @@ class Index:
         ids = [i for i in batch.ids if chunk_doc_id(i) in batch.stored]
         held = self.catalog.chunk_keys(ids) if ids else {}
         same = [n for n, (i, key) in enumerate(zip(batch.ids, batch.keys)) if held.get(i) == key]
-        present = {
-            i
-            for start in range(0, len(same), 4096)
-            for i in self.collection.get(ids=[batch.ids[n] for n in same[start : start + 4096]], include=[])["ids"]
-        }
+        asked = [batch.ids[n] for n in same]
+        present = {i for part in _slices(len(asked)) for i in self.collection.get(ids=asked[part], include=[])["ids"]}
         return [n for n in same if batch.ids[n] in present]
 
     def _update_metadata(self, ids: list[str], metas: list[dict]) -> None:
-        for start in range(0, len(ids), 4096):
-            self.collection.update(ids=ids[start : start + 4096], metadatas=metas[start : start + 4096])
+        for part in _slices(len(ids)):
+            self.collection.update(ids=ids[part], metadatas=metas[part])
 
     def _encode(self, inputs: list[str], on_embedded: Callable[[int], None] | None) -> Any:
         """All vectors at once, or EMBED_SLICE at a time when someone follows the progress."""
@@ -393,8 +395,8 @@ class Index:
         self._delete_ids([chunk_id(d.doc_id, n) for d in docs for n in range(d.chunks)])
 
     def _delete_ids(self, ids: list[str]) -> None:
-        for start in range(0, len(ids), 4096):
-            self.collection.delete(ids=ids[start : start + 4096])
+        for part in _slices(len(ids)):
+            self.collection.delete(ids=ids[part])
 
     def prune(
         self, source: str, keep_generation: int, fence: Fence | None = None, unlisted: tuple[str, ...] = ()
