@@ -51,7 +51,7 @@ class MailAttachment:
     data: bytes | None  # None when not downloaded (over the size cap)
     size: int = 0
     inline: bool = False
-    reference: bool = False  # only a name: a link to a cloud file (Outlook), an item with no text
+    name_only: bool = False  # no bytes to read: a link to a cloud file (Outlook), an item with no text, a refused one
 
 
 @dataclass
@@ -169,7 +169,7 @@ def _participants(msg: MailMessage) -> list[str]:
 
 
 def _attachment_text(doc_id: str, att: MailAttachment, cap: int) -> tuple[str, Skipped | None]:
-    if att.reference or kind_of(att.name, att.content_type) is None:
+    if att.name_only or kind_of(att.name, att.content_type) is None:
         return "", None  # links, images, spreadsheets, archives: nothing inlet reads
     if att.data is None or att.size > cap or len(att.data) > cap:
         return "", Skipped(

@@ -615,7 +615,7 @@ class _MailboxSync:
                 att = self._attachment(url, meta, cap)
             except GraphError as exc:
                 error = error or exc
-                att = MailAttachment(str(meta.get("name") or "attachment"), "", None, reference=True)
+                att = MailAttachment(str(meta.get("name") or "attachment"), "", None, name_only=True)
             if att is not None:
                 found.append(att)
         return found, error
@@ -632,10 +632,10 @@ class _MailboxSync:
             item = self.client.get(one, {"$expand": EXPAND_ITEM}, self.c.prefer_headers).get("item") or {}
             inner = graph_message(item, self.mailbox, "")
             if not (inner.subject or inner.text or inner.html):  # a contact, or an item with nothing to read
-                return MailAttachment(name, "", None, reference=True)
+                return MailAttachment(name, "", None, name_only=True)
             return attached_message(inner, name)
         if kind == "referenceAttachment":
-            return MailAttachment(name, ctype, None, size, reference=True)
+            return MailAttachment(name, ctype, None, size, name_only=True)
         if kind != "fileAttachment":
             return None
         wanted = size <= cap and kind_of(name, ctype) is not None
