@@ -30,13 +30,15 @@ def listen(host: str, port: int, what: str) -> socket.socket:
 
 
 def stop_on_signals(message: str | None = None) -> threading.Event:
-    """An event set by the first SIGINT/SIGTERM (printing `message` on stderr); a second one exits
-    at once with status 1."""
+    """An event set by the first SIGINT/SIGTERM (printing `message` on stderr); a second one ends
+    the process at once, as the signal does by default (exit 130 on Ctrl-C)."""
     stop = threading.Event()
 
     def handler(signum: int, _frame: Any) -> None:
-        if stop.is_set():
-            os._exit(1)  # the user does not want to wait
+        # The system's own default, not a Python handler: a handler would wait for the native call
+        # under way (a Chroma write holds the interpreter for seconds); the user does not.
+        for each in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(each, signal.SIG_DFL)
         stop.set()
         if message:
             print(message, file=sys.stderr, flush=True)

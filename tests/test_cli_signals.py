@@ -226,3 +226,28 @@ def test_sandbox_keeps_its_key_and_overwrites_only_its_own_unchanged_config(tmp_
     assert refused.returncode == 2 and mine.read_text() == "[index]\n"
     forced_key, forced = _sandbox_once(tmp_path, config, "--force")
     assert forced_key == first_key and 'name = "sandbox-admin"' in forced
+
+
+HOLDS_THE_INTERPRETER = """
+from inlet.process import stop_on_signals
+stop = stop_on_signals()
+print("ready", flush=True)
+stop.wait()
+print("stopping", flush=True)
+sum(range(10**13))  # one native call, hours long: no Python signal handler runs before it returns
+"""
+
+
+def test_a_second_signal_quits_at_once_even_inside_a_long_native_call(tmp_path: Path) -> None:
+    """Chroma's writes hold the interpreter for seconds; the second Ctrl-C must not wait for them."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLDS_THE_INTERPRETER], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGINT)
+        assert proc.stdout.readline().strip() == "stopping"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == -signal.SIGINT
+    finally:
+        proc.kill()
+        proc.wait()
