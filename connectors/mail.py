@@ -170,8 +170,10 @@ def _body(doc_id: str, msg: MailMessage, cap: int) -> tuple[str, list[Skipped]]:
     size = len(text.encode())
     if size > cap or cut:
         text = text.encode()[:cap].decode(errors="ignore")
-        whole = f"the text of the first {len(html or '')} of its {len(msg.html or '')} characters of HTML"
-        whole = whole if cut else f"its {size} bytes of text"
+        if cut:
+            whole = f"the text of the first {len(html or '')} of its {len(msg.html or '')} characters of HTML"
+        else:
+            whole = f"its {size} bytes of text"
         reason = f"body truncated at {min(size, cap)} bytes of {whole} (max_body_bytes)"
         skipped.append(Skipped(id=f"{doc_id}#body", reason=reason, failed=False, title=title))
     return text, skipped

@@ -3,7 +3,8 @@
 Replies carry the whole chain below them ("-----Original Message-----", "On ... wrote:", `>`
 lines, Lotus Notes "Forwarded by" banners); indexing that again in every reply drowns search in
 duplicates. `new_content` keeps what the sender wrote, drops the signature, and keeps the quote
-when it is all there is (a bare forward).
+when it is all there is (a bare forward). A subject is plain text too (`plain_subject`): its markup
+dropped, other text in angle brackets kept.
 
 Also RFC 822 parsing, lenient the way mail needs: a header reads as its sender meant it whatever
 its charset claims (`header_text`, never an error), a multipart whose boundary matches none of its
