@@ -221,6 +221,34 @@ def _closing_tag(opener: re.Match[str]) -> re.Pattern[str]:
     return re.compile(rf"</{opener[1]}\s*>", re.I)
 
 
+# What of HTML never becomes text: comments, <script> and <style> elements, data: URIs (inline images)
+_NOT_TEXT = re.compile(r"<!--|<(script|style)\b", re.I)
+_DATA_URI = re.compile(r"""(=\s*)(["'])data:[^"']*\2""", re.I)
+_COMMENT_END = re.compile(r"-->")
+_PARTIAL_ENTITY = re.compile(r"&#?\w{0,40}\Z")
+
+
+def _not_text_end(opener: re.Match[str]) -> re.Pattern[str]:
+    return _closing_tag(opener) if opener[1] else _COMMENT_END
+
+
+def html_prefix(html: str, limit: int) -> tuple[str, bool]:
+    """(HTML to convert, whether any of `html` was left out): `html` itself when it is at most
+    `limit` characters; else, less what never becomes text (hidden elements, comments, scripts,
+    styles, data: URIs), its first `limit` characters at most, cut before a tag or an entity the
+    cut would split. Linear in `len(html)`: a bound on what `html_to_text` is given."""
+    if len(html) <= limit:
+        return html, False
+    lean = without_elements(without_elements(html, _HIDDEN, _closing_tag), _NOT_TEXT, _not_text_end)
+    lean = _DATA_URI.sub(r"\1\2\2", lean)
+    if len(lean) <= limit:
+        return lean, False
+    head = lean[:limit]
+    tag = head.rfind("<")
+    head = head[:tag] if tag > head.rfind(">") else head
+    return _PARTIAL_ENTITY.sub("", head), True
+
+
 _LINK = re.compile(r"\[([^\]\n]*)\]\(<([^>\s]+)>\)")  # [text](<url>)
 _AUTOLINK = re.compile(r"<((?:https?|mailto|ftp):[^>\s]+)>")
 _ESCAPED = re.compile(r"^(\s*\d+)\\(\.)|^(\s*)\\([-+])|\\(\\)(?=[\\`*_{}\[\]()#+\-.!])", re.M)

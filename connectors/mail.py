@@ -1,11 +1,13 @@
 """E-mail as documents: one document per message, shared by the Outlook, Gmail and mail-archive connectors.
 
-`MailMessage` is the service-neutral message (Graph JSON and RFC 822 files both map onto it);
-`message_document` turns it into a `Document` whose text is the message's new content, at most
-`max_body_bytes` of it (the rest is a skip by policy saying so), plus its readable attachments; a
-body part that could not be read is left out and is a failed skip of the message, never indexed as
-its raw encoding. `MailArchiveConnector` reads a folder of .eml / RFC 822 files, mbox files
-and Maildirs, incrementally by file mtime and size.
+`MailMessage` is the service-neutral message (Graph JSON and RFC 822 files both map onto it); its
+subject is plain text, whatever service it came from. `message_document` turns it into a `Document`
+whose text is the message's new content, at most `max_body_bytes` of it, converted from a bounded
+prefix of an HTML body (what is left out is a skip by policy saying so), plus its readable
+attachments; a body part that could not be read is left out and is a failed skip of the message,
+never indexed as its raw encoding. `MailArchiveConnector` reads a folder of .eml / RFC 822 files,
+mbox files and Maildirs, incrementally by file mtime and size; a message over `max_file_bytes` (a
+file, or one message of an mbox) is a skip by policy, never read into memory.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import mailbox
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,7 @@ from pydantic import Field
 from inlet.errors import ItemError
 
 from .base import ConfigPath, Connector, FolderConfig, FolderConnector
-from .extract import extract_text, kind_of
+from .extract import extract_text, html_prefix, kind_of
 from .mail_text import (
     addresses,
     body_text,
@@ -33,6 +36,7 @@ from .mail_text import (
     looks_like_mail,
     parse_rfc822,
     part_text,
+    plain_subject,
     raw_header,
     rebounded,
 )
@@ -41,7 +45,9 @@ from .model import ACL, Checkpoint, Deletion, Document, Item, Progress, Skipped
 
 DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_BODY_BYTES = 256 * 1024  # of a body's text: about 300 passages
+DEFAULT_MAX_FILE_BYTES = 20_000_000  # of a message as stored (the files connector's cap): 10 MB attached
 BODY_CAP = "a message body's text past this many bytes is left out (a skip saying so)"
+HTML_PER_TEXT_BYTE = 4  # of an HTML body, characters converted per byte of max_body_bytes (the rest is left out)
 
 
 @dataclass
@@ -56,7 +62,8 @@ class MailAttachment:
 
 @dataclass
 class MailMessage:
-    """What inlet needs of an e-mail, whatever it came from."""
+    """What inlet needs of an e-mail, whatever it came from. Its subject is plain text, whatever was
+    given (`plain_subject`, applied here for every mail connector)."""
 
     native_id: str
     subject: str = ""
@@ -76,6 +83,9 @@ class MailMessage:
     attachments: list[MailAttachment] = field(default_factory=list)
     left_out: list[str] = field(default_factory=list)  # why parts of the body were left out (unreadable)
     extra: dict[str, Any] = field(default_factory=dict)  # service-specific metadata (Gmail's thread_id, labels)
+
+    def __post_init__(self) -> None:
+        self.subject = plain_subject(self.subject)
 
 
 def message_document(
@@ -151,14 +161,20 @@ def _header_block(msg: MailMessage) -> str:
 
 
 def _body(doc_id: str, msg: MailMessage, cap: int) -> tuple[str, list[Skipped]]:
-    """The body's new content, its first `cap` bytes (UTF-8) when longer, and skips saying what was left out."""
+    """The body's new content, its first `cap` bytes (UTF-8) when longer, and skips saying what was
+    left out. Of an HTML body, at most `HTML_PER_TEXT_BYTE * cap` characters are converted (`html_prefix`)."""
     title = msg.subject.strip() or None
     skipped = [Skipped(id=f"{doc_id}#body", reason=reason, title=title) for reason in msg.left_out]
-    text = body_text(msg.html, msg.text)
+    html, cut = html_prefix(msg.html, HTML_PER_TEXT_BYTE * cap) if msg.html else (msg.html, False)
+    text = body_text(html, msg.text)
     size = len(text.encode())
-    if size > cap:
+    if size > cap or cut:
         text = text.encode()[:cap].decode(errors="ignore")
-        reason = f"body truncated at {cap} bytes of its {size} bytes of text (max_body_bytes)"
+        if cut:
+            whole = f"the text of the first {len(html or '')} of its {len(msg.html or '')} characters of HTML"
+        else:
+            whole = f"its {size} bytes of text"
+        reason = f"body truncated at {min(size, cap)} bytes of {whole} (max_body_bytes)"
         skipped.append(Skipped(id=f"{doc_id}#body", reason=reason, failed=False, title=title))
     return text, skipped
 
@@ -211,7 +227,7 @@ def rfc822_message(native_id: str, raw: bytes, url: str = "", folder: str = "") 
     plain = "\n\n".join(p for p in plains if p.strip()) or None  # an empty text part leaves the HTML one
     return MailMessage(
         native_id=native_id,
-        subject=" ".join(header_text(raw_header(email, "Subject")).split()),
+        subject=header_text(raw_header(email, "Subject")),
         html="\n".join(htmls) if htmls and plain is None else None,
         text=plain,
         sender=senders[0] if senders else None,
@@ -272,6 +288,9 @@ class MailArchiveConfig(FolderConfig):
     path: ConfigPath = Field(description="folder of .eml / RFC 822 files, mbox files or Maildirs")
     max_attachment_bytes: int = Field(DEFAULT_MAX_ATTACHMENT_BYTES, description="larger attachments are skipped")
     max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1, description=BODY_CAP)
+    max_file_bytes: int = Field(
+        DEFAULT_MAX_FILE_BYTES, ge=1, description="larger message files (and mbox messages) are skipped, not read"
+    )
     checkpoint_every: int = Field(20, ge=1, description="files between checkpoints")
 
 
@@ -290,23 +309,27 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
         for rel in sorted(set(seen) - set(current)):  # deletions first: a renamed Maildir file
             for native in _natives(rel, seen.pop(rel)):  # comes back under the same id below
                 yield Deletion(id=self.doc_id(native))
-        done = 0
+        done, cap = 0, self.config.max_file_bytes
         yield Progress(total=len(current), unit="files")
         for number, (rel, stamp) in enumerate(sorted(current.items())):
             yield Progress(done=number)
             old = seen.get(rel)
-            if old is not None and old[:2] == stamp:
-                continue
-            count = 0
+            if old is not None and old[:2] == stamp and not (len(old) > 4 and cap > old[4]):
+                continue  # unchanged, and what it holds over the size cap is over this one too
+            count, over = 0, False
             try:
                 kind = self._kind(rel)
-                for native, raw, url in self._messages(rel, kind):
+                for native, size, read, url in self._messages(rel, kind):
                     count += 1
-                    yield from self._emit(native, raw, url, rel, since)
+                    if size > cap:
+                        over = True
+                        yield from self._too_large(native, size, old is not None)
+                    else:
+                        yield from self._emit(native, read(), url, rel, since)
             except OSError as exc:  # vanished or unreadable since the scan: named, retried next run
                 yield Skipped(id=self.doc_id(rel), reason=f"cannot read {self.config.path / rel}: {exc.strerror}")
                 continue
-            seen[rel] = [*stamp, count, int(kind == "mbox")]
+            seen[rel] = [*stamp, count, int(kind == "mbox")] + ([cap] if over else [])
             for native in sorted(set(_natives(rel, old)) - set(_natives(rel, seen[rel]))):
                 yield Deletion(id=self.doc_id(native))
             done += 1
@@ -318,7 +341,7 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
         self.check()  # a vanished folder is an error, not "every message was deleted"
         for rel, _ in self._scan():
             kind = self._kind(rel)
-            for native, _raw, _url in self._messages(rel, kind):
+            for native, _size, _read, _url in self._messages(rel, kind):
                 yield self.doc_id(native)
 
     # --- reading ----------------------------------------------------------------------------------
@@ -342,17 +365,26 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
             return "mbox"
         return "message" if looks_like_mail(head) else None
 
-    def _messages(self, rel: str, kind: str | None) -> Iterator[tuple[str, bytes, str]]:
+    def _messages(self, rel: str, kind: str | None) -> Iterator[tuple[str, int, Callable[[], bytes], str]]:
+        """(native id, size in bytes, what reads its bytes, url) of each message in the file; a
+        message's bytes are read only by calling its reader (before the next one is asked for)."""
         full = self.config.path / rel
         if kind == "message":
-            yield _message_id(rel), full.read_bytes(), full.as_uri()
+            yield _message_id(rel), full.stat().st_size, full.read_bytes, full.as_uri()
         elif kind == "mbox":
             box = mailbox.mbox(full, create=False)
             try:
                 for n, key in enumerate(box.keys()):
-                    yield f"{rel}#{n}", box.get_bytes(key), f"{full.as_uri()}#{n}"
+                    yield f"{rel}#{n}", _stored_size(box, key), partial(box.get_bytes, key), f"{full.as_uri()}#{n}"
             finally:
                 box.close()
+
+    def _too_large(self, native: str, size: int, known: bool) -> Iterator[Item]:
+        """A message over `max_file_bytes`, not read: a skip by policy; what was indexed of it goes."""
+        reason = f"{size} bytes, larger than max_file_bytes ({self.config.max_file_bytes}): not read"
+        yield Skipped(id=self.doc_id(native), reason=reason, failed=False, title=native)
+        if known:
+            yield Deletion(id=self.doc_id(native))
 
     def _emit(self, native: str, raw: bytes, url: str, rel: str, since: dt.datetime | None) -> Iterator[Item]:
         try:
@@ -368,6 +400,13 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
         yield document
 
 
+def _stored_size(box: mailbox.mbox, key: str) -> int:
+    """The size of an mbox message's bytes, read from the mbox's table of contents, not the file."""
+    stored = box.get_file(key)  # a view of the mbox file (closing it would close the mbox)
+    stored.seek(0, os.SEEK_END)
+    return stored.tell()
+
+
 def _message_id(rel: str) -> str:
     """Maildir files change name when flags change (`cur/123.host:2,S`): key on the stable part."""
     path = Path(rel)
@@ -377,7 +416,8 @@ def _message_id(rel: str) -> str:
 
 
 def _natives(rel: str, stamp: list[int] | None) -> list[str]:
-    """Document ids a file held when it had this checkpoint entry [mtime, size, count, is_mbox]."""
+    """Document ids a file held when it had this checkpoint entry [mtime, size, count, is_mbox], and
+    a fifth item, the `max_file_bytes` then, when any of them was over it (no document: a skip)."""
     if not stamp or len(stamp) < 4:
         return []
     if stamp[3]:

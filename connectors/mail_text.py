@@ -3,7 +3,8 @@
 Replies carry the whole chain below them ("-----Original Message-----", "On ... wrote:", `>`
 lines, Lotus Notes "Forwarded by" banners); indexing that again in every reply drowns search in
 duplicates. `new_content` keeps what the sender wrote, drops the signature, and keeps the quote
-when it is all there is (a bare forward).
+when it is all there is (a bare forward). A subject is plain text too (`plain_subject`): its markup
+dropped, other text in angle brackets kept.
 
 Also RFC 822 parsing, lenient the way mail needs: a header reads as its sender meant it whatever
 its charset claims (`header_text`, never an error), a multipart whose boundary matches none of its
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import html as html_lib
 import re
 from email import policy
 from email.errors import HeaderParseError, InvalidBase64CharactersDefect, InvalidBase64LengthDefect
@@ -149,6 +151,45 @@ def _word(data: bytes, charset: str | None) -> str:
         return data.decode(charset or "raw-unicode-escape")
     except (LookupError, UnicodeDecodeError):
         return decode(data)
+
+
+# HTML elements a subject's markup is made of; inline ones go without a trace ("<b>Q3</b>" is "Q3"),
+# others leave a space
+_INLINE = frozenset("a abbr b bdi bdo big cite code del dfn em font i ins kbd mark q s samp small span".split())
+_INLINE |= frozenset("strike strong sub sup time tt u var".split())
+_ELEMENTS = _INLINE | frozenset(
+    "address area article aside audio base blink blockquote body br button canvas "
+    "caption center col colgroup dd details dialog div dl dt embed fieldset figure footer form frame h1 h2 h3 h4 "
+    "h5 h6 head header hr html iframe img input label li link main marquee math meta nav noscript object ol option "
+    "p picture pre script section select source style svg table tbody td template textarea tfoot th thead title "
+    "tr ul video wbr".split()
+)
+_TAG = re.compile(
+    r"""<(/?)([a-z][a-z0-9]*)((?:\s+[^\s"'<>/=]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'<>]+))?)*)\s*(/?)>""", re.I
+)
+_CODE = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>|<!--.*?-->", re.I | re.S)
+
+
+def plain_subject(subject: str) -> str:
+    """A subject as the plain text a title is: markup dropped and its entities read ("<b>Q&amp;A</b>
+    plan" is "Q&A plan", `<img src=x onerror=...>` is nothing), whitespace collapsed, at most
+    `MAX_HEADER_CHARS`. Markup is a comment, a script or style element whole, and an HTML element's
+    tag that has attributes (`<a href=...>`), closes itself (`<br/>`) or whose element has both its
+    tags in the subject; anything else in angle brackets is text ("<TICKET-12>", "a < b and c > d",
+    "the <div> bug")."""
+    text, code = _CODE.subn(" ", subject[:MAX_HEADER_CHARS])
+    tags = [m for m in _TAG.finditer(text) if m[2].lower() in _ELEMENTS]
+    both = {m[2].lower() for m in tags if not m[1]} & {m[2].lower() for m in tags if m[1] and not m[3]}
+    markup = {m.start() for m in tags if "=" in m[3] or m[4] or m[2].lower() in both}
+    if markup or code:
+        text = html_lib.unescape(_TAG.sub(lambda m: _without_tag(m, markup), text))
+    return " ".join(text.split())
+
+
+def _without_tag(tag: re.Match[str], markup: set[int]) -> str:
+    if tag.start() not in markup:
+        return tag[0]
+    return "" if tag[2].lower() in _INLINE else " "
 
 
 def addresses(value: str | None) -> list[tuple[str, str]]:

@@ -300,3 +300,152 @@ def test_a_body_over_max_body_bytes_is_cut_there_and_says_so(tmp_path: Path) -> 
     assert skipped[0].reason.startswith("body truncated at 1000 bytes of its ")
     doc, skipped = read_raw(tmp_path, bytes(mail("Minutes", body)))  # the default holds it whole
     assert "Line 399 of the minutes." in doc.text and not skipped
+
+
+def test_a_message_over_max_file_bytes_is_skipped_unread_until_the_cap_admits_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mailbox
+
+    (tmp_path / "small.eml").write_bytes(bytes(mail("small", "The small one.")))
+    (tmp_path / "big.eml").write_bytes(bytes(mail("big", "The big one.\n" + "padding line\n" * 1000)))
+    box = mailbox.mbox(tmp_path / "archive.mbox")
+    box.add(mail("boxed small", "A small boxed note."))
+    box.add(mail("boxed big", "A big boxed note.\n" + "padding line\n" * 1000))
+    box.close()
+    big_size = (tmp_path / "big.eml").stat().st_size
+    read: list[str] = []  # what was read whole: a file's path, an mbox message's key
+    path_read, box_read = Path.read_bytes, mailbox.mbox.get_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: read.append(self.name) or path_read(self))
+    monkeypatch.setattr(mailbox.mbox, "get_bytes", lambda self, key, *a: read.append(f"#{key}") or box_read(self, key))
+
+    items, state = run(archive(tmp_path, max_file_bytes=5000))
+    assert set(docs(items)) == {"arch:small.eml", "arch:archive.mbox#0"}
+    skipped = {s.id: s for s in items if isinstance(s, Skipped)}
+    assert set(skipped) == {"arch:big.eml", "arch:archive.mbox#1"} and not any(s.failed for s in skipped.values())
+    assert skipped["arch:big.eml"].reason == f"{big_size} bytes, larger than max_file_bytes (5000): not read"
+    assert sorted(read) == ["#0", "small.eml"]  # neither big message was read into memory
+
+    read.clear()
+    items, _ = run(archive(tmp_path, max_file_bytes=5000), state)  # unchanged: nothing read again
+    assert not docs(items) and not read
+    items, state = run(archive(tmp_path, max_file_bytes=50_000), state)  # a larger cap admits them
+    assert set(docs(items)) >= {"arch:big.eml", "arch:archive.mbox#1"}
+    assert not [i for i in items if isinstance(i, Skipped)]
+
+    (tmp_path / "big.eml").write_bytes(bytes(mail("big", "Grown.\n" + "padding line\n" * 5000)))
+    items, _ = run(archive(tmp_path, max_file_bytes=50_000), state)  # grown past the cap: out of the index
+    assert [(type(i).__name__, i.id) for i in items if isinstance(i, (Skipped, Deletion, Document))] == [
+        ("Skipped", "arch:big.eml"),
+        ("Deletion", "arch:big.eml"),
+    ]
+
+
+def test_max_file_bytes_below_one_is_a_config_error_naming_the_key(tmp_path: Path) -> None:
+    from inlet.config import load_config
+    from inlet.errors import ConfigError
+
+    config = tmp_path / "c.toml"
+    config.write_text(f'[[sources]]\nname = "m"\ntype = "mail_archive"\npath = "{tmp_path.as_posix()}"\n')
+    assert load_config(config).sources[0].max_file_bytes == 20_000_000  # type: ignore[attr-defined]
+    config.write_text(config.read_text() + "max_file_bytes = 0\n")
+    with pytest.raises(ConfigError, match="key 'max_file_bytes': Input should be greater than or equal to 1"):
+        load_config(config)
+
+
+def test_a_message_over_max_file_bytes_is_listed_by_inlet_status(tmp_path: Path, text_hash_embedder: Any) -> None:
+    from click.testing import CliRunner
+
+    from inlet.cli import cli
+    from inlet.config import load_config
+    from inlet.index.store import Index
+    from inlet.storage.sqlite.state import SqliteState
+    from inlet.sync.engine import Engine
+
+    (tmp_path / "mail").mkdir()
+    (tmp_path / "mail/big.eml").write_bytes(bytes(mail("big", "padding line\n" * 1000)))
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[index]\npath = "store"\n\n[[sources]]\nname = "old-mail"\ntype = "mail_archive"\npath = "mail"\n'
+        "max_file_bytes = 5000\n"
+    )
+    settings = load_config(config)
+    with Index(settings.index, embedder=text_hash_embedder) as index:
+        state = SqliteState(settings.index.path / "state.db")
+        assert Engine(settings, index, state, env={}).run("old-mail", "backfill").outcome == "ok"
+        state.close()
+    shown = CliRunner().invoke(cli, ["status", "old-mail", "--config", str(config)])
+    size = (tmp_path / "mail/big.eml").stat().st_size
+    assert f"{size} bytes, larger than max_file_bytes (5000): not read" in shown.output, shown.output
+
+
+def big_html_mail(paragraphs: int) -> bytes:
+    """An HTML mail of styled paragraphs (each about 230 characters of HTML for 40 of text)."""
+    style = 'style="font-family:Arial,Helvetica,sans-serif;font-size:14px;color:#333333;margin:0 0 8px 0"'
+    html = "".join(f"<p {style}>Paragraph {n} &amp; <span {style}>more</span> notes.</p>\n" for n in range(paragraphs))
+    msg = mail("Newsletter", "")
+    msg.set_content(f"<html><body>{html}</body></html>", subtype="html")
+    return bytes(msg)
+
+
+def test_a_huge_html_body_is_converted_from_a_bounded_prefix_a_small_one_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from inlet.connectors import mail_text
+
+    given: list[int] = []  # the length of each HTML the converter was handed
+    convert = mail_text.html_to_text
+    monkeypatch.setattr(mail_text, "html_to_text", lambda html: given.append(len(html)) or convert(html))
+    doc, skipped = read_raw(tmp_path, big_html_mail(2000), max_body_bytes=2000)  # 460 KB of HTML
+    assert given and max(given) <= mail_module.HTML_PER_TEXT_BYTE * 2000
+    body = doc.text.split("Date: 2024-06-03 10:00 UTC\n\n", 1)[1]
+    assert body.startswith("Paragraph 0 & more notes.") and len(body.encode()) <= 2000
+    assert "<" not in body and "style=" not in body and "&am" not in body  # no markup, no entity
+    assert [(s.id, s.failed) for s in skipped] == [("arch:a.eml#body", False)]
+    assert "characters of HTML (max_body_bytes)" in skipped[0].reason
+
+    given.clear()
+    small = "<!-- a comment --><style>p {color: red}</style><p>Short &amp; <b>sweet</b>.</p>"
+    small += '<img src="data:image/png;base64,iVBORw0KGgo="><div style="display:none">preheader</div>'
+    msg = mail("Short", "")
+    msg.set_content(small, subtype="html")
+    doc, skipped = read_raw(tmp_path, bytes(msg))
+    assert given == [len(small) + 1]  # handed whole (with the line end the message adds)
+    assert doc.text.endswith("\n\n" + mail_text.body_text(small, None)) and not skipped
+
+
+def test_an_html_prefix_is_cut_outside_tags_entities_and_what_never_becomes_text() -> None:
+    from inlet.connectors import extract
+
+    html = "<p>one &amp; two</p>" * 10
+    assert extract.html_prefix(html, len(html)) == (html, False)  # at the limit: handed as it is
+    assert extract.html_prefix("<p>one &amp; two</p><p>three</p>", 22) == ("<p>one &amp; two</p>", True)  # no <p
+    assert extract.html_prefix("<p>one &amp; two</p><p>three</p>", 26) == ("<p>one &amp; two</p><p>thr", True)
+    assert extract.html_prefix("<p>one &amp; two</p>", 10) == ("<p>one ", True)  # not into the entity
+    lean = "<!-- " + "c" * 100 + ' --><style>x{}</style><img src="data:image/png;base64,' + "A" * 100 + '"><p>hi</p>'
+    assert extract.html_prefix(lean, 60) == ('  <img src=""><p>hi</p>', False)  # only what becomes text counted
+    hidden = '<div style="display:none">' + "secret " * 20 + "</div><p>" + "shown " * 20 + "</p>"
+    assert "secret" not in extract.html_prefix(hidden, 100)[0]
+
+
+SUBJECTS = {  # subject as sent: the title it gives (markup gone; text that only looks like it kept)
+    "<img src=x onerror=alert(1)>": "(no subject)",
+    "<b>Q3</b> plan": "Q3 plan",
+    '<a href="https://x.example/q">Q&amp;A</a> <i>now</i><br/>please': "Q&A now please",
+    "<script>alert(1)</script>Budget<!-- x -->": "Budget",
+    "a < b and c > d": "a < b and c > d",
+    "<TICKET-12> printer &amp; scanner": "<TICKET-12> printer &amp; scanner",
+    "Re: the <div> alignment bug": "Re: the <div> alignment bug",
+}
+
+
+def test_a_subject_is_plain_text_for_every_mail_connector(tmp_path: Path) -> None:
+    from inlet.connectors.outlook import graph_message
+
+    for subject, title in SUBJECTS.items():
+        encoded = base64.b64encode(subject.encode())
+        doc, _ = read_raw(tmp_path, b"From: ann@example.com\r\nSubject: =?utf-8?b?" + encoded + b"?=\r\n\r\nHi.")
+        assert doc.title == title, subject  # mail_archive, and Gmail (the same RFC 822 parsing)
+        body = {"contentType": "text", "content": "Hi."}
+        outlook = graph_message({"id": "m1", "subject": subject, "body": body}, "", "")
+        assert (outlook.subject or "(no subject)") == title, subject
