@@ -43,6 +43,10 @@ rounds, from their own links in the checkpoint, with the folder list the last fu
 folder listing); other folders' entries are left as they were. Only when a message leaves a notified
 folder for one that list does not hold (created since) are the mailbox's folders listed: a new folder
 the config includes is synced by that run, after the notified ones, so the message is not deleted.
+
+Each folder a sync reads has a Graph subscription (`events`, with `notifications_url`): those listed
+when the daemon starts, then those of each checkpoint a run saves (`checkpoint_resources`), so a
+folder a run found new (either way) is subscribed to, and one it dropped is not, without a restart.
 """
 
 from __future__ import annotations
@@ -305,13 +309,26 @@ class OutlookConnector(GraphConnector[OutlookConfig]):
         return found
 
     def events(self) -> EventSource | None:
-        return self.webhooks(self.folder_resources, "created,updated,deleted", what="subscription for folder")
+        return self.webhooks(
+            self.folder_resources,
+            "created,updated,deleted",
+            what="subscription for folder",
+            watched=self.checkpoint_resources,
+        )
 
     def folder_resources(self, client: GraphClient) -> dict[str, str]:
         """{folder id: its messages' resource path} of every folder a sync reads (a subscription each)."""
+        return {folder: _messages_of(mailbox, folder) for mailbox, folder in self.synced_folders(client)}
+
+    def checkpoint_resources(self, checkpoint: dict[str, Any]) -> dict[str, str]:
+        """The same, of the folders a checkpoint says the runs sync (no call): a folder a run found
+        new (a scheduled sync, or an event run a message moved into it) gets its subscription."""
+        state = _State.load(checkpoint, source=self.name)
+        boxes = state.mailboxes if state is not None else {}
         return {
-            folder: f"/users/{mailbox}/mailFolders('{folder}')/messages"
-            for mailbox, folder in self.synced_folders(client)
+            folder: _messages_of(mailbox, folder)
+            for mailbox in self.config.mailboxes
+            for folder in boxes.get(mailbox, {}).get("folders", {})
         }
 
     def acl_for(self, mailbox: str, owner: str | None = None) -> ACL:
@@ -320,6 +337,11 @@ class OutlookConnector(GraphConnector[OutlookConfig]):
         extra = self.config.acl_users
         users = extra.get(mailbox, []) if isinstance(extra, dict) else extra
         return ACL(users=[owner or mailbox, *users])
+
+
+def _messages_of(mailbox: str, folder: str) -> str:
+    """The Graph resource of a folder's messages (what a subscription watches)."""
+    return f"/users/{mailbox}/mailFolders('{folder}')/messages"
 
 
 def _fresh_state(since: dt.datetime | None) -> _State:
