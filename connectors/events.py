@@ -9,6 +9,10 @@ cost but freshness, and nothing it does touches the index.
 An event source that listens by webhook (Graph change notifications, Drive push channels) is also
 handed the HTTP requests the API receives at `/hooks/{type}/{source}` (`webhook`), as plain values,
 so it needs no web framework; one that opens its own connection (Slack Socket Mode) never gets any.
+
+An event source that watches containers one by one (a Graph subscription per mail folder) may
+`follow` the source's checkpoint: after each run past the backfill the daemon hands it the checkpoint
+saved, and it watches what that says the source syncs now (a container a run found new, or lost).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -94,6 +99,8 @@ class EventSource(ABC):
     reconnect what dropped. It must not block for long.
     """
 
+    follows = False  # whether `follow` does anything (else the daemon reads no checkpoint for it)
+
     def __init__(self) -> None:
         self.live = False
         self.emit: Emit = lambda hint: None
@@ -110,6 +117,11 @@ class EventSource(ABC):
 
     def maintain(self) -> None:
         """Renew subscriptions before they expire; reconnect after a loss."""
+        return None
+
+    def follow(self, checkpoint: dict[str, Any]) -> None:
+        """A run of the source, past its backfill, saved `checkpoint`: watch the containers it says the
+        source syncs now (any thread; applied by the next `maintain`). Optional: see `follows`."""
         return None
 
     def webhook(self, request: WebhookRequest) -> WebhookResponse:

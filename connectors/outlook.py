@@ -22,6 +22,10 @@ Attachments are listed without their bytes; a file attachment is read alone, onl
 its type and it is within `max_attachment_bytes`, so a large one is never downloaded. An attached mail
 (an item attachment) is read with its item expanded and indexed as a text attachment, as the mail
 archive does an attached `message/rfc822`; a reference attachment (a link to a cloud file) is a name.
+A message's attachments are read once a backfill: what a pass with `since` (the recent pass) built of a
+message with attachments is kept in the connector (`_Built`, `BUILT_CHARS` of text at most), and a later
+pass of the same connector (the full pass) yields it as built then when the message is unchanged since
+(same `lastModifiedDateTime` and folder), without listing or reading its attachments again.
 
 Ids are immutable ids (`Prefer: IdType="ImmutableId"`), so a message moved between folders keeps
 its document id; an `@removed` entry is checked with one GET before it becomes a `Deletion`, so a
@@ -39,6 +43,10 @@ rounds, from their own links in the checkpoint, with the folder list the last fu
 folder listing); other folders' entries are left as they were. Only when a message leaves a notified
 folder for one that list does not hold (created since) are the mailbox's folders listed: a new folder
 the config includes is synced by that run, after the notified ones, so the message is not deleted.
+
+Each folder a sync reads has a Graph subscription (`events`, with `notifications_url`): those listed
+when the daemon starts, then those of each checkpoint a run saves (`checkpoint_resources`), so a
+folder a run found new (either way) is subscribed to, and one it dropped is not, without a restart.
 """
 
 from __future__ import annotations
@@ -66,7 +74,7 @@ from .kit import CheckpointModel, Pager, RetryPolicy, next_link
 from .kit.graph_source import GraphConnector, GraphSourceConfig
 from .kit.graph import GraphClient, GraphError
 from .kit.retries import Retries
-from .model import ACL, Deletion, Item, Progress, Skipped
+from .model import ACL, Deletion, Document, Item, Progress, Skipped
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +84,7 @@ SELECT = (
 )
 ATTACHMENT_FIELDS = "id,name,contentType,size,isInline"  # no contentBytes; each entry keeps its @odata.type
 EXPAND_ITEM = "microsoft.graph.itemattachment/item"  # an item attachment with the message it holds
+BUILT_CHARS = 32_000_000  # text of the messages a recent pass built that the full pass may reuse (`_Built`)
 WELL_KNOWN = frozenset(
     {
         "inbox",
@@ -174,6 +183,30 @@ class _Folder:
 
 
 @dataclass
+class _Built:
+    """Messages with attachments a pass with `since` (a backfill's recent pass) built, for the later
+    passes of the same connector (the full pass): one unchanged since (same `lastModifiedDateTime`,
+    same folder path) is yielded as built then, its attachments not read again. Each is recalled
+    once (then forgotten); past `BUILT_CHARS` of text in all, no more are kept."""
+
+    items: dict[tuple[str, str], tuple[str, str, list[Item]]] = field(default_factory=dict)
+    chars: int = 0
+
+    def keep(self, mailbox: str, item: dict[str, Any], path: str, built: list[Item], document: Document) -> None:
+        modified = item.get("lastModifiedDateTime")
+        if modified and self.chars + len(document.text) <= BUILT_CHARS:
+            self.items[(mailbox, item["id"])] = (str(modified), path, built)
+            self.chars += len(document.text)
+
+    def recall(self, mailbox: str, item: dict[str, Any], path: str) -> list[Item] | None:
+        """What was built of the message, when it is unchanged since; None otherwise."""
+        found = self.items.pop((mailbox, item.get("id") or ""), None)
+        if found is None or found[:2] != (item.get("lastModifiedDateTime"), path):
+            return None
+        return found[2]
+
+
+@dataclass
 class _Tally:
     """Messages the whole-folder rounds of a run will read (None: no total is known) and have read."""
 
@@ -199,6 +232,7 @@ class OutlookConnector(GraphConnector[OutlookConfig]):
     ) -> None:
         super().__init__(config, env, transport=transport, policy=RetryPolicy(cap=60.0, jitter=0.0, sleep=sleep))
         self.prefer_headers = {"Prefer": f'odata.maxpagesize={config.page_size}, IdType="ImmutableId"'}
+        self.built = _Built()  # what a recent pass read, for the full pass after it
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: dt.datetime | None = None) -> Iterator[Item]:
         state = _State.load(checkpoint, source=self.name) or _fresh_state(since)
@@ -275,13 +309,26 @@ class OutlookConnector(GraphConnector[OutlookConfig]):
         return found
 
     def events(self) -> EventSource | None:
-        return self.webhooks(self.folder_resources, "created,updated,deleted", what="subscription for folder")
+        return self.webhooks(
+            self.folder_resources,
+            "created,updated,deleted",
+            what="subscription for folder",
+            watched=self.checkpoint_resources,
+        )
 
     def folder_resources(self, client: GraphClient) -> dict[str, str]:
         """{folder id: its messages' resource path} of every folder a sync reads (a subscription each)."""
+        return {folder: _messages_of(mailbox, folder) for mailbox, folder in self.synced_folders(client)}
+
+    def checkpoint_resources(self, checkpoint: dict[str, Any]) -> dict[str, str]:
+        """The same, of the folders a checkpoint says the runs sync (no call): a folder a run found
+        new (a scheduled sync, or an event run a message moved into it) gets its subscription."""
+        state = _State.load(checkpoint, source=self.name)
+        boxes = state.mailboxes if state is not None else {}
         return {
-            folder: f"/users/{mailbox}/mailFolders('{folder}')/messages"
-            for mailbox, folder in self.synced_folders(client)
+            folder: _messages_of(mailbox, folder)
+            for mailbox in self.config.mailboxes
+            for folder in boxes.get(mailbox, {}).get("folders", {})
         }
 
     def acl_for(self, mailbox: str, owner: str | None = None) -> ACL:
@@ -290,6 +337,11 @@ class OutlookConnector(GraphConnector[OutlookConfig]):
         extra = self.config.acl_users
         users = extra.get(mailbox, []) if isinstance(extra, dict) else extra
         return ACL(users=[owner or mailbox, *users])
+
+
+def _messages_of(mailbox: str, folder: str) -> str:
+    """The Graph resource of a folder's messages (what a subscription watches)."""
+    return f"/users/{mailbox}/mailFolders('{folder}')/messages"
 
 
 def _fresh_state(since: dt.datetime | None) -> _State:
@@ -579,10 +631,16 @@ class _MailboxSync:
             yield from self._message(item, folder)
 
     def _message(self, item: dict[str, Any], folder: _Folder) -> Iterator[Item]:
+        reading = bool(item.get("hasAttachments") and self.c.config.attachments)
+        built = self.c.built.recall(self.mailbox, item, folder.path) if reading else None
+        if built is not None:  # the recent pass read its attachments, and it is unchanged since
+            self._noted(item["id"], built[-1])
+            yield from built
+            return
         msg = graph_message(item, self.mailbox, folder.path)
         cap = self.c.config.max_attachment_bytes
         failed: Skipped | None = None
-        if item.get("hasAttachments") and self.c.config.attachments:
+        if reading:
             try:
                 msg.attachments, error = self._attachments(msg.native_id, cap)
             except GraphError as exc:
@@ -601,6 +659,8 @@ class _MailboxSync:
             yield self._noted(msg.native_id, failed)
         else:
             self._noted(msg.native_id, document)
+            if reading and self.state.since:
+                self.c.built.keep(self.mailbox, item, folder.path, [*skipped, document], document)
         yield document
 
     def _attachments(self, message_id: str, cap: int) -> tuple[list[MailAttachment], GraphError | None]:

@@ -15,7 +15,8 @@ resumes from its checkpoint.
 
 Change events (`events.py`: Slack Socket Mode, Graph subscriptions, Drive push channels) add
 debounced incremental syncs between scheduled ones, through the same per-source guard; the
-schedule stays the reconciling pass.
+schedule stays the reconciling pass. After every run, its source's change events follow the
+checkpoint it saved (a folder a run found gets its subscription).
 
 The process around it (index, state, API, local channel, signals) is assembled by
 `inlet.compose.run_daemon`; this module knows no server. `--serve` runs the API in that process
@@ -376,7 +377,10 @@ class Daemon:
         return result
 
     def _after(self, name: str, result: RunResult) -> None:
-        """Track failure streaks: log once per streak, retry with backoff, note the recovery."""
+        """Let change events follow the run; track failure streaks: log once per streak, retry with
+        backoff, note the recovery."""
+        if self.events is not None:
+            self.events.follow(name, lambda: self._backfilled_checkpoint(name))
         if result.outcome != "failed":
             streak = self._failing.pop(name, 0)
             self._backoff_until.pop(name, None)
@@ -400,6 +404,11 @@ class Daemon:
         self._failing[name] = streak
         if not self.stop.is_set():
             self._once(f"retry:{name}", self.sync_job, retry_at, name, "retry")
+
+    def _backfilled_checkpoint(self, name: str) -> dict[str, Any] | None:
+        """The source's saved checkpoint once its backfill is done (before, it names only part of it)."""
+        state = self.state.source(name)
+        return state.checkpoint if state.phase == "incremental" else None
 
     def _close_orphans(self, name: str) -> None:
         """Runs left unfinished by a killed process are marked failed (only when nobody runs the source)."""

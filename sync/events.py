@@ -12,7 +12,9 @@ and how it hears changes. A batch of hints that all name a container makes a sco
 those containers (`Connector.load_scope`: one Slack channel, one mail folder); a hint naming none
 (a Drive change) makes an incremental sync of the whole source. Each source's state (live or not,
 the last event, event-to-searchable latency) is written to the state database for `inlet status`
-and `/metrics`.
+and `/metrics`. After every run of a source whose event source `follows` checkpoints, that source is
+handed the checkpoint of the finished backfill (`follow`), so it watches a container a run found
+new (or stops watching one gone) without a restart.
 """
 
 from __future__ import annotations
@@ -237,6 +239,19 @@ class EventLoop:
                 if source.events.live != source.shown_live:
                     log.info("source %r: change events %s", source.name, "live" if source.events.live else "down")
                     self._publish(source)
+
+    def follow(self, name: str, checkpoint: Callable[[], dict[str, Any] | None]) -> None:
+        """A run of `name` ended: its event source, when it follows checkpoints, gets what
+        `checkpoint()` reads (None: nothing to follow, e.g. a backfill still under way)."""
+        source = self.sources.get(name)
+        if source is None or not source.events.follows or self._stop.is_set():
+            return
+        try:
+            saved = checkpoint()
+            if saved is not None:
+                source.events.follow(saved)
+        except Exception as exc:  # the subscriptions held stay; the next run tries again
+            log.warning("source %r: change events could not follow its last run: %s", name, exc)
 
     def quiet(self, name: str) -> bool:
         """No hint of `name` waits and no event sync of it runs."""

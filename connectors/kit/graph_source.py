@@ -103,9 +103,10 @@ class GraphConnector(Connector[GraphConfigT], Generic[GraphConfigT]):
         change_type: str,
         what: str = "Graph subscription",
         refine: Callable[[str, str], str] | None = None,
+        watched: Callable[[dict[str, Any]], dict[str, str]] | None = None,
     ) -> EventSource | None:
         """Change events as one Graph subscription per resource `resources` names ({key: path}), or
-        None when the source has no `notifications_url`; `refine`: see `GraphWebhooks`."""
+        None when the source has no `notifications_url`; `refine`, `watched`: see `GraphWebhooks`."""
         if not self.config.notifications_url:
             return None
         return GraphWebhooks(
@@ -117,4 +118,5 @@ class GraphConnector(Connector[GraphConfigT], Generic[GraphConfigT]):
             change_type=change_type,
             what=what,
             refine=refine,
+            watched=watched,
         )

@@ -1,6 +1,8 @@
 """Graph change notifications for any set of resources (Outlook mail folders, OneDrive/SharePoint
 drives, Teams channels): subscriptions kept by the kit's `Renewals`, notifications received at the
-source's hook URL.
+source's hook URL. The resources are listed when the daemon starts it; with `watched` (the resources a
+checkpoint names), they then follow each checkpoint the daemon hands over (`follow`): the next
+`maintain()` subscribes to a container new in it and removes the subscription of one gone from it.
 
 Invariants: a notification counts only when it carries the `clientState` this process chose at
 start (anything else did not come from Graph for us) and names a subscription we hold; it becomes a
@@ -19,6 +21,7 @@ import datetime as dt
 import json
 import logging
 import secrets
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -31,8 +34,12 @@ log = logging.getLogger(__name__)
 ACCEPTED = WebhookResponse(202)
 
 
+Resources = dict[str, str]  # {container id: Graph resource path}
+
+
 class GraphWebhooks(EventSource):
-    """`resources()` -> {container id: Graph resource path}, read when the daemon starts it."""
+    """`resources()` -> {container id: Graph resource path}, read when the daemon starts it;
+    `watched(checkpoint)` -> the same, of the containers a checkpoint names (optional)."""
 
     def __init__(
         self,
@@ -41,14 +48,18 @@ class GraphWebhooks(EventSource):
         url: str,
         lifetime: float,
         client: Callable[[], GraphClient],
-        resources: Callable[[GraphClient], dict[str, str]],
+        resources: Callable[[GraphClient], Resources],
         change_type: str,
         what: str = "Graph subscription",
         refine: Callable[[str, str], str] | None = None,
+        watched: Callable[[dict[str, Any]], Resources] | None = None,
     ) -> None:
         """`refine(container, resource)`: the container a change notification's hint names."""
         super().__init__()
         self.refine = refine
+        self._watched, self.follows = watched, watched is not None
+        self._followed: Resources | None = None  # from the last checkpoint handed over, until maintain()
+        self._follow_lock = threading.Lock()
         self.source, self.url, self.lifetime = source, url, lifetime
         self._new_client, self._resources, self.change_type = client, resources, change_type
         self.client_state = secrets.token_urlsafe(24)
@@ -71,8 +82,36 @@ class GraphWebhooks(EventSource):
         self.maintain()
 
     def maintain(self) -> None:
+        self._apply_followed()
         self.renewals.maintain()
         self.live = self.renewals.live
+
+    def follow(self, checkpoint: dict[str, Any]) -> None:
+        if self._watched is not None:
+            wanted = self._watched(checkpoint)
+            with self._follow_lock:
+                self._followed = wanted
+
+    def _apply_followed(self) -> None:
+        """Subscribe to the containers the last checkpoint handed over names anew; drop the gone."""
+        with self._follow_lock:
+            wanted, self._followed = self._followed, None
+        if wanted is None:
+            return
+        gone = [key for key in self.renewals.subs if key not in wanted]
+        new = {key: resource for key, resource in wanted.items() if key not in self.renewals.subs}
+        for key in gone:
+            self.renewals.drop(key)
+        for key, resource in new.items():
+            self.renewals.add(key, resource=resource)
+        if gone or new:
+            log.info(
+                "source %r: after its last run, %d new %s(s), %d removed",
+                self.source,
+                len(new),
+                self.renewals.what,
+                len(gone),
+            )
 
     def stop(self) -> None:
         self.live = False
@@ -149,7 +188,8 @@ class GraphWebhooks(EventSource):
         return secrets.compare_digest(given, self.client_state.encode())
 
     def _note(self, note: dict[str, Any]) -> None:
-        sub = next((s for s in self.renewals.subs.values() if s.id and s.id == note.get("subscriptionId")), None)
+        held = list(self.renewals.subs.values())  # maintain() may add or drop one meanwhile
+        sub = next((s for s in held if s.id and s.id == note.get("subscriptionId")), None)
         if sub is None:
             return
         event = note.get("lifecycleEvent")

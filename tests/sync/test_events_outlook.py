@@ -116,3 +116,49 @@ def test_subscriptions_are_renewed_before_they_expire(stack: EventStack) -> None
         what="two renewals of a six-second subscription",
     )
     assert sub.id in subs.subs  # never lapsed
+
+
+def _watching(stack: EventStack, folder: str) -> bool:
+    return any(sub.folder_id == folder for sub in _subs(stack).subs.values())
+
+
+def test_a_folder_created_while_the_daemon_runs_gets_a_subscription_and_loses_it_when_deleted(
+    stack: EventStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = graph.add_folder(stack.sb.ws, BADEER, "Kestrel deals", parent="inbox")
+    graph.add_message(stack.sb.ws, BADEER, folder, "Kestrel term sheet", "Kestrel swap terms")
+    runs = stack.runs()
+    moved = graph.add_message(stack.sb.ws, BADEER, "inbox", "Kestrel counterparty", "Kestrel credit line")
+    wait_for(lambda: stack.runs() > runs and stack.searchable("credit"), what="the message in the inbox indexed")
+    graph.move_message(stack.sb.ws, moved.id, folder)  # the inbox's event run finds the new folder
+    wait_for(lambda: stack.quiet() and stack.searchable("swap"), what="the new folder synced by an event run")
+    _events_flow_in(stack, folder, "Merlin")
+    graph.delete_folder(stack.sb.ws, BADEER, folder)
+    assert _full_sync(stack) == "ok" and not stack.searchable("Merlin")
+    wait_for(lambda: not _watching(stack, folder), what="the deleted folder's subscription removed")
+    assert stack.report()["live"]
+    assert "keeping change events alive failed" not in caplog.text
+
+
+def test_a_folder_found_by_the_scheduled_pass_gets_a_subscription(stack: EventStack) -> None:
+    folder = graph.add_folder(stack.sb.ws, BADEER, "Harrier desk", parent="inbox")
+    graph.add_message(stack.sb.ws, BADEER, folder, "Harrier schedule", "Harrier delivery dates")
+    assert not stack.searchable("Harrier")  # no subscription, no run: nothing heard of it
+    result = stack.scheduled_pass()
+    assert result is not None and result.outcome == "ok" and stack.searchable("Harrier")
+    _events_flow_in(stack, folder, "Peregrine")
+    graph.delete_folder(stack.sb.ws, BADEER, folder)
+    assert _full_sync(stack) == "ok"
+    wait_for(lambda: not _watching(stack, folder), what="the deleted folder's subscription removed")
+
+
+def _full_sync(stack: EventStack) -> str:
+    """A full sync's outcome, after any event run in flight (a deleted folder's messages notify)."""
+    return stack.daemon.run_now([SOURCE])[0].outcome
+
+
+def _events_flow_in(stack: EventStack, folder: str, word: str) -> None:
+    """The new folder is subscribed to, and a message posted into it is searchable by its event."""
+    wait_for(lambda: _watching(stack, folder) and stack.report()["live"], what="a subscription for the new folder")
+    graph.add_message(stack.sb.ws, BADEER, folder, f"{word} confirmation", f"{word} confirms the trade")
+    wait_for(lambda: stack.searchable(word), what="a message posted into the new folder searchable by its event")

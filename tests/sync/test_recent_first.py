@@ -260,3 +260,42 @@ def test_slack_backfill_makes_the_last_week_of_threads_searchable_first(tmp_path
             assert {d for d in index.catalog.source_doc_ids("chat") if d.count(":") == 2} >= threads
             assert sources_status(settings, state)["sources"][0]["indexed_since"] == "all"
             state.close()
+
+
+def test_an_outlook_backfill_reads_each_attachment_once(tmp_path, embedder):
+    """The real Outlook connector against the sandbox's Graph: the recent pass reads the week's
+    attachments, and the full pass after it reuses them for the messages unchanged since (each
+    attachment is one GET on the emulator in the whole backfill)."""
+    import tomllib
+    from collections import Counter
+    from urllib.parse import unquote
+
+    from inlet.sandbox import graph
+    from inlet.sandbox.server import Sandbox
+
+    badeer = "robert.badeer@enron.com"
+    with Sandbox() as sb:
+        ours = set()
+        for word in ("Osprey", "Gannet"):
+            msg = graph.add_message(sb.ws, badeer, "inbox", f"{word} contract", f"{word} terms attached")
+            data = f"{word} indemnity clause".encode()
+            ours.add(graph.add_attachment(sb.ws, msg.id, f"{word}.txt", data, "text/plain").id)
+        text, env = sb.config(tmp_path / "index")
+        raw = tomllib.loads(text)
+        raw["sources"] = [
+            {**s, "mailboxes": [badeer], "folders": ["inbox"]} for s in raw["sources"] if s["name"] == "sandbox-mail"
+        ]
+        settings = parse_config(raw, tmp_path / "config.toml")
+        with Index(settings.index, embedder=embedder) as index:
+            state = SqliteState(Path(settings.index.path) / "state.db")
+            passes: list[datetime] = []
+            engine = Engine(settings, index, state, env=env, on_recent=lambda name, since: passes.append(since))
+            sb.ctx.faults.reset_counts()
+            result = engine.run("sandbox-mail", "backfill")
+            fetched = Counter(unquote(path.rsplit("/", 1)[-1]) for path in sb.ctx.faults.targets("graph:attachment"))
+            found, _ = search(index, SearchRequest(query="Gannet indemnity clause", k=5, per_document=1))
+            state.close()
+    assert result.outcome == "ok" and len(passes) == 1  # a recent pass, then the full pass
+    assert any("Gannet indemnity clause" in hit.text for hit in found)
+    assert {att: fetched[att] for att in ours} == {att: 1 for att in ours}  # read in the recent pass only
+    assert set(fetched.values()) == {1}, fetched  # and every older attachment once, by the full pass
