@@ -360,7 +360,7 @@ class Engine:
     ) -> None:
         since = datetime.fromisoformat(source.since) if source.since and source.phase == "backfill" else None
         with self._write_lock:  # what a killed run of this source left half-written, before any new write
-            self.index.repair(source.name, source.fence)
+            run.embedded += self.index.repair(source.name, source.fence).embedded_chunks
         progress = _Reporter(self, run)
         unlisted: list[str] = []  # folders the source could not list: the prune keeps what is under them
         window = self._recent_window(connector, source, since, scope)
@@ -607,7 +607,7 @@ class Engine:
             gone = [d for d in self.index.catalog.source_doc_ids(name) if d not in live]
             try:
                 with self._write_lock:
-                    self.index.repair(name, fence)
+                    run.embedded += self.index.repair(name, fence).embedded_chunks
                     run.deleted = self.index.apply([], gone, fence=fence).deleted
                 source = self.state.source(name)
                 source.last_prune = time.time()
