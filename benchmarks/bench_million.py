@@ -282,7 +282,9 @@ def build(config: IndexConfig, n_chunks: int, out: Path, log: Path) -> dict[str,
         while done < n_chunks:
             t0 = time.perf_counter()
             docs, vecs, visible = batch(m, number, min(BATCH_CHUNKS, n_chunks - done))
-            ids, _, metas = vectors.chunk_rows([d for d, _ in docs], {d.id: t for d, t in docs})
+            ids, _, metas = vectors.chunk_rows(
+                [d for d, _ in docs], {d.id: t for d, t in docs}, index.embedder.fingerprint
+            )
             t1 = time.perf_counter()
             index._upsert(ids, vecs, metas)  # the write path's Chroma step (4,096 a call)
             t2 = time.perf_counter()

@@ -30,13 +30,13 @@ def text_key(fingerprint: dict[str, str], text: str) -> str:
 
 def embed_distinct(
     inputs: Sequence[str],
-    fingerprint: dict[str, str],
+    keys: Sequence[str],
     lookup: Lookup,
     fetch: Fetch,
     encode: Encode,
     guard: AbstractContextManager[Any] | None = None,
-) -> tuple["np.ndarray", list[str], int]:
-    """Vectors for `inputs`, their keys, and how many texts went through `encode`.
+) -> tuple["np.ndarray", int]:
+    """Vectors for `inputs` (whose `text_key`s are `keys`), and how many texts went through `encode`.
 
     `lookup` names a chunk already holding each known key, `fetch` reads those chunks' vectors.
     Both run inside `guard`, which a concurrent write holds (see `inlet.sync.pipeline`): a chunk's
@@ -44,7 +44,6 @@ def embed_distinct(
     would take that vector for the old text."""
     import numpy as np
 
-    keys = [text_key(fingerprint, text) for text in inputs]
     first = {key: pos for pos, key in reversed(list(enumerate(keys)))}  # each distinct text's first place
     found: dict[str, np.ndarray] = {}
     with guard or nullcontext():
@@ -57,4 +56,4 @@ def embed_distinct(
     if missing:
         fresh = encode([inputs[first[key]] for key in missing])
         found.update(zip(missing, fresh))
-    return np.vstack([found[key] for key in keys]).astype(np.float32), keys, len(missing)
+    return np.vstack([found[key] for key in keys]).astype(np.float32), len(missing)

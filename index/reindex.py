@@ -154,7 +154,7 @@ def _source(
         docs = list(catalog.documents(batch).values())
         texts_by_id = catalog.chunk_texts(chunk_id(d, n) for d in batch for n in range(stored[d].chunks))
         texts = {d.id: [texts_by_id[chunk_id(d.id, n)] for n in range(stored[d.id].chunks)] for d in docs}
-        ids, inputs, metas = chunk_rows(docs, texts)
+        ids, inputs, metas = chunk_rows(docs, texts, embedder.fingerprint)
         if ids:
             collection.upsert(ids=ids, embeddings=embedder.encode(inputs), metadatas=metas)
         pending.cursor = batch[-1]

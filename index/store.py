@@ -89,6 +89,19 @@ def _marks(batch: Prepared, gone: list[str]) -> list[tuple[str, str, int]]:
     return rows
 
 
+@dataclass
+class Repaired:
+    """What `Index.repair` did."""
+
+    documents: int = 0  # documents whose half-written vectors it settled
+    embedded_chunks: int = 0  # chunks it ran through the model (the others kept or reused a vector)
+
+
+def _picked(positions: list[int], ids: list[str], metas: list[dict]) -> tuple[list[str], list[dict]]:
+    """The ids and metadata at `positions`."""
+    return [ids[n] for n in positions], [metas[n] for n in positions]
+
+
 def _slices(total: int) -> list[slice]:
     """Consecutive slices of at most CHROMA_SLICE over `total` items."""
     return [slice(start, start + CHROMA_SLICE) for start in range(0, total, CHROMA_SLICE)]
@@ -232,7 +245,8 @@ class Index:
             else:
                 batch.same.append(doc.id)
         batch.texts = {d.id: self._chunks(d, check) for d in batch.embed}  # plain already (`latest`)
-        batch.ids, batch.inputs, batch.metas = chunk_rows(batch.embed, batch.texts)
+        batch.ids, batch.inputs, batch.metas = chunk_rows(batch.embed, batch.texts, self.embedder.fingerprint)
+        batch.keys = [meta[vectors.KEY] for meta in batch.metas]
         return batch
 
     def _relabelled(self, acls: Mapping[str, ACL]) -> list[Document]:
@@ -245,9 +259,9 @@ class Index:
         """The vectors of the batch's chunks (reused where the same text was embedded before)."""
         if not batch.ids:
             return
-        batch.embeddings, batch.keys, batch.embedded = dedup.embed_distinct(
+        batch.embeddings, batch.embedded = dedup.embed_distinct(
             batch.inputs,
-            self.embedder.fingerprint,
+            batch.keys,
             self.catalog.keyed_chunks,
             lambda ids: self.collection.get(ids=ids, include=["embeddings"]),
             lambda t: self._encode(t, on_embedded),
@@ -293,40 +307,69 @@ class Index:
         stats.reused_chunks = len(keys) - batch.embedded
         return stats
 
-    def repair(self, source: str, fence: Fence | None = None) -> int:
+    def repair(self, source: str, fence: Fence | None = None) -> "Repaired":
         """Settle the writes of `source` that stopped between Chroma and the catalog (a killed
-        process); returns how many documents needed it.
+        process).
 
         Vectors go to Chroma before the catalog commits, so a crash in between leaves vectors the
         catalog does not name (the document's next version usually overwrites them, but not when it
-        was deleted or changed back before the resume) or vectors of a text the catalog does not
-        hold. Each write marks its documents first (`vector_writes`); here their vectors are
-        deleted and, for documents the catalog has, embedded again from the stored chunk texts.
-        Run by the source's lease holder before it writes: no other write of the source is under way."""
+        was deleted or changed back before the resume), vectors of a text the catalog does not hold,
+        or metadata (an ACL) it does not hold. Each write marks its documents first (`vector_writes`).
+        Here a chunk whose vector's key (`vectors.KEY`) is the key of the catalog's text keeps its
+        vector (its metadata rewritten if it differs); the others get one by `dedup` (never from a
+        marked document) or the model; chunks the catalog does not have are deleted. Run by the
+        source's lease holder before it writes: no other write of the source is under way."""
         unsettled = self.catalog.unsettled(source)
         if not unsettled:
-            return 0
+            return Repaired()
         with self._writing:
             self.keeper.follow()
             if self.record.pending:
                 self.keeper.invalidate({source})
-            self._delete_ids([chunk_id(d, n) for d, chunks in unsettled for n in range(chunks)])
-            stored = self.catalog.stored([d for d, _ in unsettled])
-            docs = list(self.catalog.documents(stored).values())
-            texts = self.catalog.chunk_texts(chunk_id(d.id, n) for d in docs for n in range(stored[d.id].chunks))
-            ids, inputs, metas = chunk_rows(
-                docs, {d.id: [texts[chunk_id(d.id, n)] for n in range(stored[d.id].chunks)] for d in docs}
-            )
-            if ids:  # the model, not `dedup`: these chunks' keys may name the interrupted write's vectors
-                self._upsert(ids, self.embedder.encode(inputs), metas)
+            ids, inputs, metas = self._catalog_rows([d for d, _ in unsettled])
+            held = self._chroma_metadata([chunk_id(d, n) for d, chunks in unsettled for n in range(chunks)])
+            wrong = [n for n, i in enumerate(ids) if held.get(i, {}).get(vectors.KEY) != metas[n][vectors.KEY]]
+            relabel = sorted(set(range(len(ids))) - set(wrong))
+            self._update_metadata(*_picked([n for n in relabel if held[ids[n]] != metas[n]], ids, metas))
+            embedded = self._rewrite(*_picked(wrong, ids, metas), [inputs[n] for n in wrong])
+            self._delete_ids(sorted(held.keys() - set(ids)))
             self.catalog.commit(Commit(fence=fence, settled=[d for d, _ in unsettled]))
         log.warning(
-            "source %r: an interrupted run left the vectors of %d documents half-written; "
-            "they were rewritten from the catalog",
+            "source %r: an interrupted run left the vectors of %d documents half-written; they were "
+            "settled from the catalog (%d of their %d chunks embedded again, the rest kept)",
             source,
             len(unsettled),
+            embedded,
+            len(ids),
         )
-        return len(unsettled)
+        return Repaired(len(unsettled), embedded)
+
+    def _catalog_rows(self, doc_ids: list[str]) -> tuple[list[str], list[str], list[dict]]:
+        """`chunk_rows` of the documents the catalog holds among `doc_ids`, from its stored texts."""
+        stored = self.catalog.stored(doc_ids)
+        docs = list(self.catalog.documents(stored).values())
+        texts = self.catalog.chunk_texts(chunk_id(d.id, n) for d in docs for n in range(stored[d.id].chunks))
+        by_doc = {d.id: [texts[chunk_id(d.id, n)] for n in range(stored[d.id].chunks)] for d in docs}
+        return chunk_rows(docs, by_doc, self.embedder.fingerprint)
+
+    def _chroma_metadata(self, ids: list[str]) -> dict[str, dict]:
+        """chunk id -> its metadata in Chroma, for the `ids` Chroma holds."""
+        got = [self.collection.get(ids=ids[part], include=["metadatas"]) for part in _slices(len(ids))]
+        return {i: dict(meta or {}) for answer in got for i, meta in zip(answer["ids"], answer["metadatas"])}
+
+    def _rewrite(self, ids: list[str], metas: list[dict], inputs: list[str]) -> int:
+        """Upsert the chunks' vectors (reused by `dedup` where it can); returns how many were embedded."""
+        if not ids:
+            return 0
+        embeddings, embedded = dedup.embed_distinct(
+            inputs,
+            [meta[vectors.KEY] for meta in metas],
+            self.catalog.keyed_chunks,
+            lambda found: self.collection.get(ids=found, include=["embeddings"]),
+            self.embedder.encode,
+        )
+        self._upsert(ids, embeddings, metas)
+        return embedded
 
     def _upsert(self, ids: list[str], embeddings: Any, metas: list[dict]) -> None:
         with private_files():  # Chroma creates its segment files on the first write
@@ -353,14 +396,15 @@ class Index:
         return list(zip(batch.ids, batch.keys))
 
     def _holding_already(self, batch: "Prepared") -> list[int]:
-        """Positions of the batch's chunks whose id holds the vector of the same text already: in
-        the catalog, and still in Chroma (one lost meanwhile is written again)."""
+        """Positions of the batch's chunks whose id holds the vector of the same text already:
+        Chroma has the chunk and its `vectors.KEY` is the text's (or, for a chunk written with no
+        key, the catalog's key is)."""
         ids = [i for i in batch.ids if chunk_doc_id(i) in batch.stored]
-        held = self.catalog.chunk_keys(ids) if ids else {}
-        same = [n for n, (i, key) in enumerate(zip(batch.ids, batch.keys)) if held.get(i) == key]
-        asked = [batch.ids[n] for n in same]
-        present = {i for part in _slices(len(asked)) for i in self.collection.get(ids=asked[part], include=[])["ids"]}
-        return [n for n in same if batch.ids[n] in present]
+        metas = self._chroma_metadata(ids)
+        held = self.catalog.chunk_keys(i for i in metas if vectors.KEY not in metas[i])
+        return [
+            n for n, i in enumerate(batch.ids) if i in metas and metas[i].get(vectors.KEY, held.get(i)) == batch.keys[n]
+        ]
 
     def _update_metadata(self, ids: list[str], metas: list[dict]) -> None:
         for part in _slices(len(ids)):

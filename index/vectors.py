@@ -23,8 +23,14 @@ from inlet.storage.records import COLLECTION
 from inlet.connectors.model import Document
 from inlet.storage.types import Filters, chunk_id, doc_ts
 
+from .dedup import text_key
+
 log = logging.getLogger(__name__)
 NOBODY = "-"  # Chroma refuses empty lists: the ACL token of a document only admins may see
+# chunk metadata: the key (`dedup.text_key`) of the text whose vector the chunk holds. Written with
+# every vector (an upsert keeps the metadata it does not name), and a metadata update leaves it as
+# it is, so it always describes the vector beside it; chunks written by older versions have none.
+KEY = "key"
 
 
 # seconds a Chroma server's answer (a 4,096-vector upsert into a million-chunk collection takes a few
@@ -217,8 +223,11 @@ def query(collection: Any, vector: Any, filters: Filters, limit: int) -> list[tu
     return [(i, 1.0 - float(d)) for i, d in zip(ids, distances)]
 
 
-def chunk_rows(docs: Sequence[Document], texts: dict[str, list[str]]) -> tuple[list[str], list[str], list[dict]]:
-    """Chunk ids, the texts the model embeds (title first) and the Chroma metadata of `docs`."""
+def chunk_rows(
+    docs: Sequence[Document], texts: dict[str, list[str]], fingerprint: dict[str, str]
+) -> tuple[list[str], list[str], list[dict]]:
+    """Chunk ids, the texts the model embeds (title first) and the Chroma metadata of `docs`,
+    with the `KEY` of each text as `fingerprint`'s model embeds it."""
     ids: list[str] = []
     inputs: list[str] = []
     metas: list[dict] = []
@@ -227,5 +236,6 @@ def chunk_rows(docs: Sequence[Document], texts: dict[str, list[str]]) -> tuple[l
         for n, text in enumerate(texts[doc.id]):
             ids.append(chunk_id(doc.id, n))
             inputs.append(f"{doc.title}\n{text}" if doc.title else text)
-            metas.append(chunk_metadata(doc.id, doc.source, doc.source_type, doc_ts(doc), principals, n))
+            meta = chunk_metadata(doc.id, doc.source, doc.source_type, doc_ts(doc), principals, n)
+            metas.append(meta | {KEY: text_key(fingerprint, inputs[-1])})
     return ids, inputs, metas

@@ -84,8 +84,8 @@ class DatabaseError(InletError):
 
 
 class IndexUnavailable(InletError):
-    """A server the index lives on (the Chroma server) cannot be reached: names it and its key;
-    nothing indexed is lost, and the next run resumes once it is back."""
+    """A server the index lives on (the Chroma server, the PostgreSQL database) cannot be reached:
+    names it and its key; nothing indexed is lost, and the next run resumes once it is back."""
 
 
 class StorageError(InletError):

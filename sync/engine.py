@@ -41,7 +41,14 @@ from inlet.config import Settings
 from inlet.connectors.base import Connector
 from inlet.connectors.kit.retry import waits_end_when
 from inlet.connectors.model import ACL, Checkpoint, Deletion, Document, Progress, Skipped
-from inlet.errors import CredentialsError, IncompleteListingError, InletError, LeaseLostError, RetriableError
+from inlet.errors import (
+    CredentialsError,
+    IncompleteListingError,
+    IndexUnavailable,
+    InletError,
+    LeaseLostError,
+    RetriableError,
+)
 from inlet.index.disk import storage_error
 from inlet.storage import ORPHANED, SKIPS_KEPT, Fence, Leases, RunRecord, SourceState, StateStore
 from inlet.storage.sqlite.leases import FolderLeases
@@ -59,6 +66,9 @@ STOP_WORK = 10.0  # seconds a stopped run goes on towards its next checkpoint; t
 INTERRUPTED = "interrupted: progress up to the last checkpoint is kept; the next run resumes from it"
 PROGRESS_EVERY = 0.5  # seconds between progress callbacks (the bar moves while one big file embeds)
 PROGRESS_SAVE_EVERY = 2.0  # seconds between progress rows written for `inlet status`
+# tries to record how a run ended while the index database cannot be reached (each waits for a
+# connection as long as the pool does, 30 s): a restart or failover is over by then
+RECORD_TRIES = 3
 _STOPPED = object()  # `_feed`: the run was stopped before its end
 
 
@@ -360,7 +370,7 @@ class Engine:
     ) -> None:
         since = datetime.fromisoformat(source.since) if source.since and source.phase == "backfill" else None
         with self._write_lock:  # what a killed run of this source left half-written, before any new write
-            self.index.repair(source.name, source.fence)
+            run.embedded += self.index.repair(source.name, source.fence).embedded_chunks
         progress = _Reporter(self, run)
         unlisted: list[str] = []  # folders the source could not list: the prune keeps what is under them
         window = self._recent_window(connector, source, since, scope)
@@ -565,7 +575,7 @@ class Engine:
         run.error = error
         if outcome == "failed":
             run.errors += 1  # the error that ended it
-        self.state.finish_run(run)
+        self._record(run)
         if outcome != "failed":  # a failure was logged where it was caught
             log.info(
                 "%s of %r %s: %d upserted, %d deleted, %d skipped, %d errors, %d chunks embedded in %.1fs",
@@ -592,6 +602,18 @@ class Engine:
             credentials,
         )
 
+    def _record(self, run: RunRecord) -> None:
+        """Record how `run` ended, trying again (unless stopped) while the index database cannot be
+        reached: the run's failure is then often that same outage, and unrecorded, `inlet status`
+        would show the run running until its lease lapsed, then interrupted, the cause nowhere."""
+        for attempt in range(1, RECORD_TRIES + 1):
+            try:
+                return self.state.finish_run(run)
+            except IndexUnavailable as exc:
+                if attempt == RECORD_TRIES or self.stop.is_set():
+                    raise
+                log.warning("source %r: could not record how its run ended, trying again: %s", run.source, exc)
+
     def prune(self, name: str) -> RunResult:
         """Reconcile deletions: drop indexed documents the source no longer has."""
         connector = self.connector(name)
@@ -607,7 +629,7 @@ class Engine:
             gone = [d for d in self.index.catalog.source_doc_ids(name) if d not in live]
             try:
                 with self._write_lock:
-                    self.index.repair(name, fence)
+                    run.embedded += self.index.repair(name, fence).embedded_chunks
                     run.deleted = self.index.apply([], gone, fence=fence).deleted
                 source = self.state.source(name)
                 source.last_prune = time.time()

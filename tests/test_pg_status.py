@@ -3,13 +3,18 @@ PostgreSQL, and when that lease runs out (real server, tests/servers.py)."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from inlet.cli import cli
-from inlet.config import load_config
-from inlet.storage import open_backend
+from inlet.config import IndexConfig, Settings, load_config
+from inlet.connectors import SourceConfig
+from inlet.index.store import Index
+from inlet.storage import Fence, open_backend
 from inlet.storage.postgres.leases import PgLeases
 from inlet.server.console import overview
 
@@ -35,5 +40,70 @@ def test_status_and_console_show_the_lease_holder(database_url: str, tmp_path: P
             assert rows["notes"]["holder"]["holder"] == leases.holder and rows["idle"]["holder"] is None
         assert "held by" not in CliRunner().invoke(cli, ["status", "--config", str(config)]).output
     finally:
+        leases.close()
+        state.close()
+
+
+class OnWarning(logging.Handler):
+    """Calls `action` at the first warning that contains `words`."""
+
+    def __init__(self, words: str, action: Callable[[], None]) -> None:
+        super().__init__(logging.WARNING)
+        self.words, self.action, self.seen = words, action, 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.words in record.getMessage() and not self.seen:
+            self.seen += 1
+            self.action()
+
+
+def test_a_run_cut_off_from_its_database_records_why_once_it_is_back(
+    database_url: str, chroma_server_url: str, text_hash_embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server ends every session of the process while a commit is in flight, and takes no new
+    one for a while (a restart, a failover): the run fails, and once the database answers again its
+    record says why, with the lease released; nothing shows it running."""
+    import psycopg
+
+    from inlet.storage.postgres import catalog
+    from inlet.storage.postgres.pool import holder_name, session_name
+    from tests.sync.test_engine import Script, ScriptEngine, doc
+
+    server, name = database_url.rsplit("/", 1)
+    real_check = catalog.check_fence
+
+    def admin(sql: str) -> None:
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as db:
+            db.execute(sql.replace("DB", f'"{name}"'), (session_name(holder_name()),) if "%s" in sql else None)
+
+    def cut_off(db: psycopg.Connection, fence: Fence | None) -> None:
+        monkeypatch.setattr(catalog, "check_fence", real_check)  # once
+        admin("ALTER DATABASE DB ALLOW_CONNECTIONS false")
+        admin("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s")
+        real_check(db, fence)  # the server has ended this session: the statement fails
+
+    settings = Settings(
+        index=IndexConfig(database_url=database_url, chroma_url=chroma_server_url),
+        sources=[SourceConfig(name="one", type="script")],
+    )
+    Script.plan, Script.calls = [[doc(1), doc(2)]], []
+    leases = PgLeases(settings.index, 30.0)
+    state = open_backend(settings.index).state()
+    state.pool.timeout = 2.0  # type: ignore[attr-defined]  # how long a try waits for a connection
+    back = OnWarning("could not record how its run ended", lambda: admin("ALTER DATABASE DB ALLOW_CONNECTIONS true"))
+    logging.getLogger("inlet").addHandler(back)
+    monkeypatch.setattr(catalog, "check_fence", cut_off)
+    try:
+        with Index(settings.index, embedder=text_hash_embedder) as index:
+            result = ScriptEngine(settings, index, state, leases=leases).run("one")
+        assert result.outcome == "failed" and back.seen == 1
+        run = state.recent_runs("one", 1)[0]
+        assert run.outcome == "failed" and run.error == result.error
+        assert f"the index database at 127.0.0.1:{server.rsplit(':', 1)[1]}/{name}" in run.error
+        assert "terminating connection due to administrator command" in run.error
+        assert state.running("one") is None and "one" not in leases.holders()
+    finally:
+        logging.getLogger("inlet").removeHandler(back)
+        admin("ALTER DATABASE DB ALLOW_CONNECTIONS true")
         leases.close()
         state.close()

@@ -4,6 +4,10 @@ status, opened with the schema migrated (`schema.migrate`).
 A process frozen (SIGSTOP) inside a commit holds its lease row's lock: the server ends such a
 session after IDLE_IN_TRANSACTION_MS, so a successor's takeover waits at most that long; frozen in
 the middle of a statement, it is the successor that ends it, finding it by `session_name`.
+
+A connection the server ended (a restart, a failover, `pg_terminate_backend`) or one the pool could
+not get raises `IndexUnavailable` naming the server, with the server's own words: a run records
+that as its failure, and the API answers 503.
 """
 
 from __future__ import annotations
@@ -11,9 +15,11 @@ from __future__ import annotations
 import os
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from inlet.errors import DatabaseError
+from inlet.errors import DatabaseError, IndexUnavailable
 
 from ..migrations import SchemaTooNewError
 from .schema import migrate
@@ -34,6 +40,10 @@ NETWORK: dict[str, Any] = {
     "keepalives_count": 3,
     "tcp_user_timeout": 60_000,  # ms
 }
+
+# sqlstates of a session the server ended or would not start: connection exceptions, an
+# administrator's or a crash's shutdown, a server starting up (the client's own losses have none)
+LOST = ("08", "57P01", "57P02", "57P03")
 
 _pools: dict[str, tuple[ConnectionPool, int]] = {}
 _pools_lock = threading.Lock()
@@ -103,7 +113,7 @@ def _open_pool(url: str, password_env: str | None) -> ConnectionPool:
     _refused_for_good(url, kwargs, server)
     # check: a connection the server dropped while idle (a restart, a failover) is replaced on
     # checkout, not handed to a run that then fails on its first statement
-    pool = ConnectionPool(
+    pool = _pool_type(server)(
         url, kwargs=kwargs, min_size=1, max_size=8, open=False, name="inlet", check=ConnectionPool.check_connection
     )
     try:
@@ -117,6 +127,37 @@ def _open_pool(url: str, password_env: str | None) -> ConnectionPool:
         pool.close()
         raise DatabaseError(f"cannot use the index database at {server}: {exc}") from exc
     return pool
+
+
+def lost(exc: BaseException) -> bool:
+    """Whether `exc` is the database gone away (or no connection to be had), not a refused statement."""
+    import psycopg
+
+    return isinstance(exc, psycopg.OperationalError) and (exc.sqlstate is None or exc.sqlstate.startswith(LOST))
+
+
+def _pool_type(server: str) -> type[ConnectionPool]:
+    """The class of a pool of the database `server` (made here: psycopg_pool is imported only
+    with a database)."""
+    from psycopg_pool import ConnectionPool
+
+    class Pool(ConnectionPool):
+        @contextmanager
+        def connection(self, timeout: float | None = None) -> Iterator[Any]:
+            try:
+                with super().connection(timeout) as db:
+                    yield db
+            except Exception as exc:
+                if not lost(exc):
+                    raise
+                words = " ".join(str(exc).split())
+                raise IndexUnavailable(
+                    f"the index database at {server} ([index] database_url) cannot be reached "
+                    f"({type(exc).__name__}: {words}); nothing committed is lost: the next run resumes "
+                    "from its last checkpoint once it answers"
+                ) from exc
+
+    return Pool
 
 
 def _refused_for_good(url: str, kwargs: dict[str, Any], server: str) -> None:

@@ -19,6 +19,7 @@ import pytest
 from inlet.config import IndexConfig
 from inlet.connectors.model import ACL, Document
 from inlet.index.store import Index
+from inlet.index.vectors import KEY
 
 
 class Crash(Exception):
@@ -118,6 +119,71 @@ def test_repair_settles_a_crashed_write_the_source_never_repeats(tmp_path: Path,
             index.apply(docs, deletions)
         assert snapshot(index) != expected  # Chroma moved, the catalog did not
     with Index(IndexConfig(path=tmp_path / "crashed"), embedder=embedder) as index:  # the next run
-        assert index.repair("w") == len(docs) + len(deletions)
+        assert index.repair("w").documents == len(docs) + len(deletions)
         assert snapshot(index) == expected
-        assert index.repair("w") == 0
+        assert index.repair("w").documents == 0
+
+
+class CountingEmbedder:
+    """An embedder that counts the texts it runs through the model."""
+
+    def __init__(self, model: Any) -> None:
+        self.model, self.texts = model, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.model, name)
+
+    def encode(self, texts: list[str]) -> Any:
+        self.texts += len(texts)
+        return self.model.encode(texts)
+
+
+HANDBOOK = [f"Section {i}: the {i}th rule of the handbook says staff file form {i} by Friday." for i in range(300)]
+EDITED = HANDBOOK[:150] + ["Section 150: this rule was rewritten entirely, with a new form."] + HANDBOOK[151:]
+APPENDIX = [f"Appendix {i}: forms filed late go to the {i}th desk." for i in range(30)]
+
+
+def check_repair_embeds_only_changed_chunks(config: IndexConfig, model: Any, keyless: bool = False) -> None:
+    """A long document's edit is killed after its vectors went to Chroma and before the catalog
+    commit; `repair` must embed only the chunks whose text differs (every chunk, when Chroma's
+    chunks carry no key: `keyless`, as an older inlet wrote them), and leave every chunk of the
+    catalog with the vector of the catalog's text."""
+    before, after = doc(9, " ".join(HANDBOOK)), doc(9, " ".join(EDITED + APPENDIX))
+    with Index(config, embedder=model) as index:
+        index.apply([before])
+        real = index.catalog.commit
+        index.catalog.commit = lambda batch: real(batch) if batch.marked else _raise(Crash())  # type: ignore[method-assign]
+        with pytest.raises(Crash):
+            index.apply([after])
+        old, new = index.chunk(before), index.chunk(after)
+        if keyless:
+            written = index.collection.get()["ids"]
+            index.collection.update(ids=written, metadatas=[{KEY: None}] * len(written))
+    changed = sum(a != b for a, b in zip(old, new))
+    assert len(old) > 10 and 0 < changed <= 4 and len(new) > len(old)  # a long document, a small edit
+    expected = len(old) if keyless else changed
+    counting = CountingEmbedder(model)
+    with Index(config, embedder=counting) as index:  # type: ignore[arg-type]
+        repaired = index.repair("w")
+        assert counting.texts == expected  # the model saw only the texts the killed write changed
+        assert (repaired.documents, repaired.embedded_chunks) == (1, expected)  # and the run counts them
+        ids = [f"w:9#{n}" for n in range(len(old))]
+        texts = index.catalog.chunk_texts(ids)
+        assert sorted(index.collection.get()["ids"]) == sorted(ids)  # the killed write's extra chunk is gone
+        for cid in ids:
+            vector = model.encode([f"{before.title}\n{texts[cid]}"])[0]
+            hit = index.collection.query(query_embeddings=[vector], n_results=1, include=["distances"])
+            assert hit["ids"][0][0] == cid and hit["distances"][0][0] < 1e-4
+
+
+def _raise(exc: Exception) -> None:
+    raise exc
+
+
+def test_repair_embeds_only_the_chunks_the_killed_write_changed(tmp_path: Path, text_hash_embedder: Any) -> None:
+    check_repair_embeds_only_changed_chunks(IndexConfig(path=tmp_path / "index"), text_hash_embedder)
+
+
+def test_repair_embeds_again_the_chunks_an_older_inlet_wrote(tmp_path: Path, text_hash_embedder: Any) -> None:
+    """With no key beside a vector, nothing proves it is the catalog's text's: it is embedded again."""
+    check_repair_embeds_only_changed_chunks(IndexConfig(path=tmp_path / "index"), text_hash_embedder, keyless=True)

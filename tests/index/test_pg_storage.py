@@ -299,11 +299,11 @@ def test_repair_on_postgresql_settles_a_write_killed_before_its_commit(
         with pytest.raises(Crash):
             index.apply(docs, deletions)
     with Index(pg_config, embedder=embedder) as index:
-        assert index.repair("w") == len(docs) + len(deletions)
+        assert index.repair("w").documents == len(docs) + len(deletions)
         stored = index.catalog.stored([d.id for d in BEFORE])
         catalog_chunks = {chunk_id(d, n) for d, s in stored.items() for n in range(s.chunks)}
         assert set(index.collection.get()["ids"]) == catalog_chunks
-        assert index.repair("w") == 0
+        assert index.repair("w").documents == 0
 
 
 def _raise(exc: Exception) -> None:
@@ -388,3 +388,12 @@ def test_a_refusal_no_retry_mends_is_reported_with_its_cause(postgres_url: str) 
     wrong = make_conninfo(**{**conninfo_to_dict(postgres_url), "dbname": "inlet_no_such_database"})
     with pytest.raises(DatabaseError, match="inlet_no_such_database.*does not exist"):
         connect(IndexConfig(database_url=wrong, chroma_url="http://127.0.0.1:1"))
+
+
+def test_repair_on_postgresql_embeds_only_the_chunks_the_killed_write_changed(
+    pg_config: IndexConfig, text_hash_embedder
+) -> None:
+    """As tests/index/test_apply_crash.py on the folder: the other chunks keep their vectors."""
+    from tests.index.test_apply_crash import check_repair_embeds_only_changed_chunks
+
+    check_repair_embeds_only_changed_chunks(pg_config, text_hash_embedder)

@@ -128,6 +128,29 @@ def test_a_run_closes_what_a_killed_process_left_running(engine):
     assert latest.outcome == "ok" and (killed.outcome, killed.error) == ("failed", ORPHANED)
 
 
+def test_a_run_counts_the_chunks_its_repair_of_a_killed_write_embedded(engine):
+    """A write killed between Chroma and the catalog is settled by the next run, which counts the
+    chunks that took (and only those: most of the document's vectors are kept)."""
+    paragraphs = [f"Paragraph {i} of the long memo about the harbour works." for i in range(200)]
+    Script.plan = [[doc(1, " ".join(paragraphs)), Checkpoint(state={})], [Checkpoint(state={})]]
+    assert engine.run("one", "backfill").outcome == "ok"
+    stored = engine.index.catalog.document("one:1")
+    edited = stored.model_copy(update={"text": " ".join(paragraphs[:100] + ["A new paragraph."] + paragraphs[101:])})
+    real = engine.index.catalog.commit
+    engine.index.catalog.commit = lambda batch: real(batch) if batch.marked else _kill()
+    with pytest.raises(KeyboardInterrupt):
+        engine.index.apply([edited])
+    engine.index.catalog.commit = real
+    changed = sum(a != b for a, b in zip(engine.index.chunk(stored), engine.index.chunk(edited)))
+    result = engine.run("one")
+    assert result.outcome == "ok" and result.embedded == changed and 0 < changed < len(engine.index.chunk(stored))
+    assert engine.state.recent_runs("one", 1)[0].embedded == changed
+
+
+def _kill() -> None:
+    raise KeyboardInterrupt  # the process dies here
+
+
 def test_a_failed_read_that_knew_the_permissions_narrows_the_kept_version(engine):
     """The content could not be read but the permissions could: the version kept takes the new
     ACL (no re-embedding), so a user removed from the sharing does not keep it."""
