@@ -5,6 +5,11 @@ sync itself (drives, delta rounds, the checkpoint, permissions) is `microsoft_fi
 whose docstring states what the checkpoint guarantees. Application permissions: Files.Read.All
 (or Sites.Read.All / Sites.Selected with the sites granted), GroupMember.Read.All,
 Organization.Read.All; see docs/connectors/microsoft-files.md.
+
+Each drive a sync reads has a Graph subscription on its root (`events`, with `notifications_url`):
+those listed when the daemon starts, then those of each checkpoint a run saves
+(`checkpoint_resources`: its drives but those of a site or user the run was refused), so a drive a
+run found new is subscribed to, and one it dropped is not, without a restart.
 """
 
 from __future__ import annotations
@@ -94,18 +99,30 @@ class MicrosoftFilesConnector(GraphConnector[MicrosoftFilesConfig]):
 
     def events(self) -> EventSource | None:
         """A Graph subscription on each drive's root (Graph posts `updated` for any change below it)."""
-        return self.webhooks(self.drive_roots, "updated")
+        return self.webhooks(self.drive_roots, "updated", watched=self.checkpoint_resources)
 
     def drive_roots(self, client: GraphClient) -> dict[str, str]:
         """{drive id: its root's resource path} of every drive a sync reads."""
         targets, _ = FilesRun(self, client, FilesCheckpoint()).discover()
-        return {d["id"]: f"/drives/{d['id']}/root" for d in targets}
+        return {d["id"]: _root_of(d["id"]) for d in targets}
+
+    def checkpoint_resources(self, checkpoint: dict[str, Any]) -> dict[str, str]:
+        """The same, of the drives a checkpoint says the runs read (no call): a drive a run found new
+        gets its subscription, one it dropped loses it."""
+        st = FilesCheckpoint.load(checkpoint, source=self.name) or FilesCheckpoint()
+        refused = set(st.refused)
+        return {drive: _root_of(drive) for drive, ds in st.drives.items() if ds.target not in refused}
 
     def in_scope(self, path: str) -> bool:
         return any(
             fnmatch.fnmatchcase(path, p) or (p.startswith("**/") and fnmatch.fnmatchcase(path, p[3:]))
             for p in self.config.include
         )
+
+
+def _root_of(drive_id: str) -> str:
+    """The Graph resource of a drive's root (what a subscription watches: any change below it)."""
+    return f"/drives/{drive_id}/root"
 
 
 def _iso(value: dt.datetime | None) -> str | None:

@@ -87,6 +87,7 @@ class FilesCheckpoint(CheckpointModel):
     VERSION: ClassVar[int] = 1
     since: str | None = None
     drives: dict[str, DriveState] = Field(default_factory=dict)
+    refused: list[str] = Field(default_factory=list)  # targets the last full run was refused: drives kept, unread
 
 
 class FilesRun:
@@ -147,6 +148,7 @@ class FilesRun:
         targets, problems = self.discover()
         yield from problems
         refused = {p.id.split(":", 1)[1] for p in problems}
+        self.st.refused = sorted(refused)
         wanted = {d["id"] for d in targets}
         for drive_id in [d for d, ds in self.st.drives.items() if d not in wanted and ds.target not in refused]:
             ds = self.st.drives.pop(drive_id)

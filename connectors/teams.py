@@ -34,6 +34,11 @@ a re-read) ends with the channel's full listing (`GET .../messages`): the roots 
 and the checkpoint does not have (older threads), or that the re-read has not met again, are read
 like delta's; only a thread missing from that listing is deleted. `live_ids` reads the same full
 listing, never delta.
+
+Each channel a sync reads has a Graph subscription (`events`, with `notifications_url`): those listed
+when the daemon starts, then those of each checkpoint a run saves (`checkpoint_resources`: its
+channels but those whose members the run could not read, `unread`), so a channel or team a run
+found new is subscribed to, and one it dropped is not, without a restart.
 """
 
 from __future__ import annotations
@@ -98,6 +103,7 @@ class TeamsCheckpoint(CheckpointModel):
     VERSION: ClassVar[int] = 1
     since: str | None = None
     channels: dict[str, ChannelState] = Field(default_factory=dict)
+    unread: list[str] = Field(default_factory=list)  # channels whose members the last full run could not read
 
 
 class TeamsConnector(GraphConnector[TeamsConfig]):
@@ -158,14 +164,31 @@ class TeamsConnector(GraphConnector[TeamsConfig]):
 
     def events(self) -> EventSource | None:
         """A Graph subscription on each synced channel's messages."""
-        return self.webhooks(self.channel_resources, "created,updated,deleted", refine=_thread_of)
+        return self.webhooks(
+            self.channel_resources,
+            "created,updated,deleted",
+            refine=_thread_of,
+            watched=self.checkpoint_resources,
+        )
 
     def channel_resources(self, client: GraphClient) -> dict[str, str]:
         return {
-            cid: f"/teams/{ch.team_id}/channels/{cid}/messages"
+            cid: _messages_of(ch.team_id, cid)
             for cid, ch, acl in _Run(self, client, TeamsCheckpoint()).discover()
             if not isinstance(acl, GraphError)
         }
+
+    def checkpoint_resources(self, checkpoint: dict[str, Any]) -> dict[str, str]:
+        """The same, of the channels a checkpoint says the runs sync (no call): a channel or team a
+        run found new gets its subscription, one it dropped loses it."""
+        st = TeamsCheckpoint.load(checkpoint, source=self.name) or TeamsCheckpoint()
+        unread = set(st.unread)
+        return {cid: _messages_of(ch.team_id, cid) for cid, ch in st.channels.items() if cid not in unread}
+
+
+def _messages_of(team_id: str, channel_id: str) -> str:
+    """The Graph resource of a channel's messages (what a subscription watches)."""
+    return f"/teams/{team_id}/channels/{channel_id}/messages"
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -263,6 +286,7 @@ class _Run:
             for root in gone.threads:
                 yield Deletion(id=self.c.doc_id(f"{cid}:{root}"))
             yield self.st.checkpoint()
+        self.st.unread = sorted(cid for cid, _, acl in found if isinstance(acl, GraphError))
         for cid, fresh, acl in found:
             if isinstance(acl, GraphError):  # its threads stay as they are, with the ACL they have
                 yield Skipped(

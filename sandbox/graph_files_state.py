@@ -143,6 +143,14 @@ class FilesState:
             site.drive_ids.append(drive_id)
         return drive
 
+    def delete_drive(self, drive_id: str) -> None:
+        """The drive (a document library) and its items are gone (listeners hear nothing: a sync finds it gone)."""
+        drive = self.drives.pop(drive_id)
+        if drive.site_id is not None:
+            self.sites[drive.site_id].drive_ids.remove(drive_id)
+        for item_id in [i.id for i in self.items.values() if i.drive_id == drive_id]:
+            del self.items[item_id]
+
     def site_by_path(self, hostname: str, path: str) -> Site | None:
         return next(
             (

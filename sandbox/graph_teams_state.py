@@ -92,6 +92,13 @@ class TeamsState:
         self.teams[team_id].channels.append(channel.id)
         return channel
 
+    def delete_channel(self, channel_id: str) -> None:
+        """The channel and its messages are gone (listeners hear nothing: a sync finds it gone)."""
+        channel = self.channels.pop(channel_id)
+        self.teams[channel.team_id].channels.remove(channel_id)
+        for msg_id in [m.id for m in self.messages.values() if m.channel_id == channel_id]:
+            del self.messages[msg_id]
+
     def _now(self, when: dt.datetime | None) -> dt.datetime:
         self._clock += 1
         return when or dt.datetime.now(dt.timezone.utc) + dt.timedelta(microseconds=self._clock)

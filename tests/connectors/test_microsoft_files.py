@@ -313,12 +313,15 @@ def test_a_site_the_app_may_not_read_is_a_named_error_and_the_others_go_on(sb: S
     items, cp = run(conn)
     engineering = next(s.id for s in state(sb).sites.values() if s.name == "Engineering")
     graph_files.select_sites(sb.ws, [engineering])  # Sites.Selected, granted Engineering only
-    items, _ = run(conn, cp)
+    items, kept = run(conn, cp)
     refused = {s.id: s for s in items if isinstance(s, Skipped)}
     finance = refused["sandbox-files:site:sandbox.sharepoint.com:/sites/Finance"]
     assert finance.failed and "Finance" in finance.reason and "/permissions" in finance.reason
     assert "sandbox-files:user:abilinski@example.com" in refused  # OneDrives are not granted either
     assert not deleted(items), "documents of a refused site are kept"
+    ours = set(state(sb).sites[engineering].drive_ids)  # the change events watch only these now
+    assert set(conn.checkpoint_resources(kept)) == ours < set(conn.checkpoint_resources(cp))
+    assert conn.checkpoint_resources(kept)[min(ours)] == f"/drives/{min(ours)}/root"
     fresh, _ = run(conn)
     assert {d.metadata["site"] for d in docs(fresh).values()} == {"Engineering"}
 

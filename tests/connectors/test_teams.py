@@ -347,9 +347,12 @@ def test_a_channel_whose_members_are_refused_is_a_skip_and_the_others_go_on(sb: 
     sb.faults.fail("graph", "members", 403, times=1)  # the first member list: a team's, for its standard channels
     with sb.ws.lock:
         state(sb).post(channel(sb, "leadership").id, "abilinski@example.com", "<p>Bison offsite is on.</p>")
-    items, _ = run(conn, cp)
+    items, kept = run(conn, cp)
     skips = [i for i in items if isinstance(i, Skipped)]
     assert skips and all(s.folder and "members cannot be read" in s.reason for s in skips)
+    refused = {channel(sb, "General").id, channel(sb, "incident-db").id}  # the change events no longer watch them
+    assert set(conn.checkpoint_resources(kept)) == set(conn.checkpoint_resources(cp)) - refused
+    assert refused < set(conn.checkpoint_resources(cp))
     assert {s.title for s in skips} == {"channel Engineering/General", "channel Engineering/incident-db"}
     assert not [i for i in items if isinstance(i, Deletion)]  # their threads stay as they are
     assert [d.title for d in items if isinstance(d, Document)] == ["leadership: Bison offsite is on."]

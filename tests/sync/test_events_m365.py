@@ -4,7 +4,7 @@ delta round of that drive or channel only; the schedule is six hours away."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -14,6 +14,9 @@ from inlet.sandbox.graph_subscriptions import Subscriptions, subscriptions
 from inlet.sandbox.server import Sandbox
 
 from .events_stack import EventStack, event_stack, wait_for
+
+
+MD = "text/markdown"
 
 
 def _subs(stack: EventStack) -> Subscriptions:
@@ -93,3 +96,70 @@ def test_a_reply_delta_does_not_list_is_searchable_through_its_notification(team
     finally:
         with sb.ws.lock:
             state.replies_move_root = True
+
+
+def _watching(stack: EventStack, container: str) -> bool:
+    """The sandbox holds a subscription on this drive's root or channel's messages."""
+    return any(sub.folder_id == container for sub in _subs(stack).subs.values())
+
+
+def _reconciled(stack: EventStack) -> None:
+    """The scheduled pass, once no event run is in flight (it would be skipped meanwhile)."""
+    wait_for(stack.quiet, what="no event run in flight")
+    result = stack.scheduled_pass()
+    assert result is not None and result.outcome == "ok"
+
+
+def _followed(stack: EventStack, container: str, post: Callable[[str], object], delete: Callable[[], object]) -> None:
+    """A container created while the daemon runs: the scheduled pass indexes what `post("gannet")`
+    put in it and subscribes to it, so what `post("cormorant")` adds is searchable by its event
+    alone; once a pass has seen it deleted, its documents and its subscription are gone, and the
+    other subscriptions stay live."""
+    with stack.sb.ws.lock:
+        post("gannet")
+    assert not stack.searchable("gannet")  # no subscription, no run: nothing heard of it
+    _reconciled(stack)
+    assert stack.searchable("gannet")
+    wait_for(lambda: _watching(stack, container) and stack.report()["live"], what="a subscription for it")
+    with stack.sb.ws.lock:
+        post("cormorant")
+    wait_for(lambda: stack.searchable("cormorant"), what="what was posted into it searchable by its event")
+    wait_for(stack.quiet, what="the run finished")
+    with stack.sb.ws.lock:
+        delete()
+    _reconciled(stack)
+    assert not stack.searchable("cormorant")
+    wait_for(lambda: not _watching(stack, container), what="the deleted container's subscription removed")
+    assert stack.report()["live"]
+
+
+def test_a_drive_created_while_the_daemon_runs_gets_a_subscription_and_loses_it_when_deleted(
+    files_stack: EventStack,
+) -> None:
+    state = graph_files.files_state(files_stack.sb.ws)
+    with files_stack.sb.ws.lock:
+        site = state.site_by_path(state.hostname, "/sites/Finance")
+        assert site is not None
+        drive = state.add_drive("Contracts", site)
+        state.items[drive.root_id].perms = list(state.items[state.drives[site.drive_ids[0]].root_id].perms)
+    _followed(
+        files_stack,
+        drive.id,
+        lambda word: state.add_item(drive.id, None, f"{word}.md", f"# {word}\n\nThe {word} lease ends.".encode(), MD),
+        lambda: state.delete_drive(drive.id),
+    )
+
+
+def test_a_channel_created_while_the_daemon_runs_gets_a_subscription_and_loses_it_when_deleted(
+    teams_stack: EventStack,
+) -> None:
+    state = graph_teams.teams_state(teams_stack.sb.ws)
+    with teams_stack.sb.ws.lock:
+        support = next(t for t in state.teams.values() if t.name == "Support")
+        channel = state.add_channel(support.id, "Escalations")
+    _followed(
+        teams_stack,
+        channel.id,
+        lambda word: state.post(channel.id, "doubledeez@example.com", f"<p>The {word} account wants a callback.</p>"),
+        lambda: state.delete_channel(channel.id),
+    )
