@@ -160,10 +160,10 @@ class Embedder:
                     )
         return self._counter
 
-    def encode(self, texts: Sequence[str]) -> "np.ndarray":
+    def encode(self, texts: Sequence[str], on_turn: Callable[[int], None] | None = None) -> "np.ndarray":
         """Unit-length vectors (cosine similarity is then a dot product), in turns that let queries
-        of this process go first (`priority`)."""
-        return in_turns(list(texts), self._encode_bulk, self.gate)
+        of this process go first (`priority`); `on_turn(n)` after each turn of `n` texts."""
+        return in_turns(list(texts), self._encode_bulk, self.gate, on_turn=on_turn)
 
     def _encode_bulk(self, texts: list[str]) -> "np.ndarray":
         self._ensure_loaded()

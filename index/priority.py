@@ -84,14 +84,20 @@ class QueryFirst:
 
 
 def in_turns(
-    texts: Sequence[str], encode: Callable[[list[str]], "np.ndarray"], gate: QueryFirst, turn: int = BULK_TURN
+    texts: Sequence[str],
+    encode: Callable[[list[str]], "np.ndarray"],
+    gate: QueryFirst,
+    turn: int | None = None,
+    on_turn: Callable[[int], None] | None = None,
 ) -> "np.ndarray":
-    """`encode(texts)` in turns of `turn` texts, longest first (so each turn pads little), waiting
-    for pending queries before each turn; the vectors come back in the order of `texts`."""
+    """`encode(texts)` in turns of `turn` (default `BULK_TURN`) texts, longest first (so each turn
+    pads little), waiting for pending queries before each turn; `on_turn(n)` after each turn of `n`
+    (progress, and where a stop may end it by raising); the vectors come back in the order of `texts`."""
     import numpy as np
 
     if not texts:
         return encode([])
+    turn = turn or BULK_TURN
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
     out: Any = None
     limit = FIRST_WAIT
@@ -106,6 +112,8 @@ def in_turns(
             if out is None:
                 out = np.empty((len(texts), vectors.shape[1]), dtype=vectors.dtype)
             out[part] = vectors
+            if on_turn is not None:
+                on_turn(len(part))
     finally:
         gate.bulk_ended()
     return out

@@ -30,7 +30,6 @@ from .record import RecordKeeper
 from .vectors import chunk_rows
 
 log = logging.getLogger(__name__)
-EMBED_SLICE = 256  # chunks embedded per call when progress is followed (one big file moves the bar)
 CHROMA_SLICE = 4096  # ids per Chroma call (its batches are bounded)
 DENSE_OVERFETCH = 4  # unfiltered neighbours fetched per wanted result before falling back to a filtered query
 
@@ -411,19 +410,11 @@ class Index:
             self.collection.update(ids=ids[part], metadatas=metas[part])
 
     def _encode(self, inputs: list[str], on_embedded: Callable[[int], None] | None) -> Any:
-        """All vectors at once, or EMBED_SLICE at a time when someone follows the progress."""
-        if on_embedded is None or len(inputs) <= EMBED_SLICE:
-            vectors_ = self.embedder.encode(inputs)
-            if on_embedded:
-                on_embedded(len(inputs))
-            return vectors_
-        parts = []
-        for start in range(0, len(inputs), EMBED_SLICE):
-            parts.append(self.embedder.encode(inputs[start : start + EMBED_SLICE]))
-            on_embedded(len(parts[-1]))
-        import numpy as np
-
-        return np.concatenate(parts)
+        """The vectors of `inputs`; `on_embedded(n)` after each turn of the model (a few dozen
+        chunks: one big file moves the progress, and a stop can cut it there)."""
+        if on_embedded is None:
+            return self.embedder.encode(inputs)
+        return self.embedder.encode(inputs, on_turn=on_embedded)
 
     def _write_metadata(self, docs: list[Document], stored: dict[str, StoredDoc]) -> None:
         ids, metas = [], []

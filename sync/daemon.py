@@ -28,7 +28,7 @@ run of a source that is already running is refused as a direct one would be (`ru
 
 Shutdown is bounded: after SIGINT/SIGTERM the daemon waits up to `SHUTDOWN_GRACE` seconds for runs
 in flight to reach their next checkpoint, then exits 0 regardless (nothing is lost: a run resumes
-from its last saved checkpoint); a second signal exits at once with status 1.
+from its last saved checkpoint); a second signal ends the process at once.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from inlet.config import Settings
 from inlet.connectors.base import SourceConfig, parse_duration
 from inlet.errors import InletError, SourceBusyError
 
-from .engine import ORPHANED, Engine, RunResult
+from .engine import ORPHANED, STOP_GRACE, Engine, RunResult
 from .events import STOP_DEADLINE, EventLoop, event_loop_for
 from .schedule import trigger
 from inlet.storage import RunRecord, SourceState, open_backend
@@ -55,8 +55,8 @@ log = logging.getLogger(__name__)
 
 RETRY_BASE = 30.0  # seconds before the first retry of a failed run
 BUSY_RETRY = 60.0  # a prune that found its source busy tries again this much later
-SHUTDOWN_GRACE = 12.0  # longest wait for runs in flight to reach their next checkpoint (and for
-#                            event sources to remove their subscriptions, at the same time)
+SHUTDOWN_GRACE = STOP_GRACE  # longest wait for runs in flight to reach their next checkpoint (and
+#                                for event sources to remove their subscriptions, at the same time)
 SHUTDOWN_DEADLINE = 20.0  # from SIGTERM to exit, whatever the services and connectors do
 WATCHDOG_MARGIN = 2.0  # the watchdog exits this much before the deadline (logging, interpreter exit)
 Clock = Callable[[], float]

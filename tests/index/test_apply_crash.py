@@ -133,9 +133,9 @@ class CountingEmbedder:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.model, name)
 
-    def encode(self, texts: list[str]) -> Any:
+    def encode(self, texts: list[str], on_turn: Any = None) -> Any:
         self.texts += len(texts)
-        return self.model.encode(texts)
+        return self.model.encode(texts, on_turn=on_turn)
 
 
 HANDBOOK = [f"Section {i}: the {i}th rule of the handbook says staff file form {i} by Friday." for i in range(300)]

@@ -279,20 +279,22 @@ def test_stop_ends_the_run_at_the_next_checkpoint(engine):
 
 def test_a_stop_while_the_last_batch_embeds_cuts_it_short_and_the_backfill_stays_unfinished(engine, monkeypatch):
     """The connector is done and its one huge document is embedding when the stop comes: the
-    embedding ends after the slice under way, not after every slice of the file, and the run
+    embedding ends after the turn under way, not after every turn of the file, and the run
     is interrupted: neither the document nor the checkpoint behind it is committed."""
     text = "\n\n".join(f"Section {i}: the ledger of shipment {i} was reconciled." * 6 for i in range(2000))
     Script.plan = [[doc(1, text), Checkpoint(state={"at": 1})]]
-    stopped_at_start: list[bool] = []  # per slice embedded: was the stop set when it began
-    encode = engine.index.embedder.encode
+    stopped_at_start: list[bool] = []  # per turn of the model: was the stop set when it began
+    turn = engine.index.embedder._encode_bulk
     monkeypatch.setattr(
-        engine.index.embedder, "encode", lambda texts: (stopped_at_start.append(engine.stop.is_set()), encode(texts))[1]
+        engine.index.embedder,
+        "_encode_bulk",
+        lambda texts: (stopped_at_start.append(engine.stop.is_set()), turn(texts))[1],
     )
     engine.on_progress = lambda run, progress: progress.embedding and engine.stop.set()
     engine.stop_work = 0.0
     result = engine.run("one", "backfill")
     assert result.outcome == "interrupted"
-    assert stopped_at_start.count(True) == 1 and stopped_at_start[0] is False  # the slice under way, of many
+    assert stopped_at_start.count(True) == 1 and stopped_at_start[0] is False  # the turn under way, of many
     assert engine.state.source("one").checkpoint is None and indexed(engine) == []
 
 
@@ -451,12 +453,12 @@ def test_each_finished_run_logs_one_info_line_with_its_counts(engine, caplog):
 
 def test_progress_has_totals_moves_while_one_document_embeds_and_shows_in_status(engine, monkeypatch):
     """Issue 14: one large file must not freeze the bar; a total and time left where the source knows it."""
-    import inlet.index.store as store
+    import inlet.index.priority as priority
     import inlet.sync.engine as engine_module
     from inlet.connectors import Progress
     from inlet.status import sources_status
 
-    monkeypatch.setattr(store, "EMBED_SLICE", 4)
+    monkeypatch.setattr(priority, "BULK_TURN", 4)
     monkeypatch.setattr(engine_module, "PROGRESS_EVERY", 0.0)
     monkeypatch.setattr(engine_module, "PROGRESS_SAVE_EVERY", 0.0)
     seen: list[tuple[int, int | None, int | None]] = []

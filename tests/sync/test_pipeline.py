@@ -9,6 +9,7 @@ import pytest
 from inlet.config import IndexConfig
 from inlet.connectors.model import ACL, Document
 from inlet.index.chunking import COUNT_SLICE
+from inlet.index.priority import BULK_TURN
 from inlet.index.store import Index
 from inlet.sync.pipeline import Pipeline
 
@@ -96,6 +97,19 @@ def test_a_stop_cuts_the_batch_being_embedded_short(index):
         pipeline.drain()
     assert len(slices) == 1  # of the many slices the batch holds
     assert not index.catalog.stored(["d:1"]) and index.collection.count() == 0
+
+
+def test_a_stop_cuts_a_batch_of_a_few_hundred_chunks_after_one_turn_of_the_model(index):
+    """A stopped run waits for the turn of the model under way (`BULK_TURN` chunks, a fraction of
+    a second), not for the batch's whole embedding (seconds on a busy machine)."""
+    notes = [doc(n, f"Memo {n}: the freight of crate {n} was weighed twice at the dock.") for n in range(5 * BULK_TURN)]
+    turns: list[int] = []
+    pipeline = Pipeline(index, threading.Lock(), on_embedded=lambda n: (turns.append(n), pipeline.abandon()))
+    with pipeline:
+        pipeline.submit(notes, [], 1, None)
+        pipeline.drain()
+    assert turns == [BULK_TURN]
+    assert not index.catalog.stored([n.id for n in notes]) and index.collection.count() == 0
 
 
 def test_a_stop_ends_the_chunking_of_one_huge_file_between_two_slices_of_counting(index, monkeypatch):
