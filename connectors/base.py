@@ -92,13 +92,23 @@ def _must_exist(annotation: Any) -> bool:
 
 def missing_paths(config: BaseModel) -> list[tuple[str, Path]]:
     """(key, path) of every `ConfigPath` field of `config` whose path does not exist."""
+    return missing_keys(type(config), dict(config), None)
+
+
+def missing_keys(model: type[BaseModel], values: Mapping[str, Any], base_dir: Path | None) -> list[tuple[str, Path]]:
+    """(key, path) of every `ConfigPath` key of `model` in `values` (a config's fields, or the table
+    of a source whose validation failed) whose path does not exist; a relative path is taken from
+    `base_dir`, as validation takes it. A value that is not a path is left to validation."""
     out = []
-    for key, info in type(config).model_fields.items():
+    for key, info in model.model_fields.items():
         if not _must_exist(info.annotation) and not any(isinstance(m, _MustExist) for m in info.metadata):
             continue
-        value = getattr(config, key)
-        for path in value if isinstance(value, (list, tuple)) else [value]:
-            if isinstance(path, Path) and not path.exists():
+        value = values.get(key)
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if not isinstance(item, (str, Path)):
+                continue
+            path = Path(item) if base_dir is None or Path(item).is_absolute() else base_dir / item
+            if not path.exists():
                 out.append((key, path))
     return out
 

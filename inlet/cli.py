@@ -47,10 +47,9 @@ def _setup_logging(verbose: int) -> None:
 def _settings(config_path: str | None) -> Any:
     """The configuration, with every configured path and the index's database secret checked
     (exit 2 naming the file, key, source and path)."""
-    from inlet.config import check_index_secret, check_paths, find_config, load_config
+    from inlet.config import check_index_secret, find_config, load_config
 
-    settings = load_config(find_config(config_path))
-    check_paths(settings)
+    settings = load_config(find_config(config_path), check_paths=True)
     check_index_secret(settings, os.environ)
     return settings
 
@@ -82,6 +81,14 @@ def _date(value: str | None) -> datetime | None:
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date like 2024-01-31 or 2024-01-31T12:00:00Z") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _named_user(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A --user that is given names someone: an empty one (an unset shell variable) is exit 2, not
+    a search as a user who sees only public items, nor every line of the audit log."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("the user is empty: name one (an email), or leave --user out", param=param)
+    return value.strip() if value is not None else None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -220,7 +227,7 @@ def reindex(sources: tuple[str, ...], config_path: str | None, as_json: bool, ve
 @click.argument("query")
 @click.option("--k", default=10, show_default=True, type=click.IntRange(1, 100), help="number of results")
 @click.option("--source", "sources", multiple=True, help="only these sources (repeatable)")
-@click.option("--user", help="search as this user (default: operator, sees everything)")
+@click.option("--user", help="search as this user (default: operator, sees everything)", callback=_named_user)
 @_common
 def search(
     query: str, k: int, sources: tuple[str, ...], user: str | None, config_path: str | None, as_json: bool, verbose: int
@@ -258,6 +265,7 @@ def _search_here(settings: Any, query: str, k: int, sources: tuple[str, ...], us
     from inlet.index.embedding import serve_queries
     from inlet.index.search import SearchRequest, answer
     from inlet.index.store import Index
+    from inlet.storage import open_backend
 
     request = SearchRequest(
         query=query, k=k, sources=sources, user=user, recency_half_life_days=settings.server.recency_half_life_days
@@ -274,7 +282,7 @@ def _search_here(settings: Any, query: str, k: int, sources: tuple[str, ...], us
         else:
             click.echo(
                 f"inlet: nothing is indexed{' in ' + ', '.join(sources) if sources else ''} "
-                f"yet (index {settings.index.path}): run `inlet backfill SOURCE` first",
+                f"yet (index in {open_backend(settings.index).location}): run `inlet backfill SOURCE` first",
                 err=True,
             )
     return {"results": [h.as_dict() for h in hits], **extra, "took_ms": round(took, 1)}
@@ -356,7 +364,7 @@ def status(source: str | None, config_path: str | None, as_json: bool, verbose: 
 
 
 @cli.command()
-@click.option("--user", help="only the lines acting for this user (email)")
+@click.option("--user", help="only the lines acting for this user (email)", callback=_named_user)
 @click.option("--since", help="only the lines from this date or time on (2024-01-31, 2024-01-31T12:00:00Z)")
 @_common
 def audit(user: str | None, since: str | None, config_path: str | None, as_json: bool, verbose: int) -> None:
@@ -373,7 +381,7 @@ def audit(user: str | None, since: str | None, config_path: str | None, as_json:
             )
     except InletError as exc:
         _fail(exc)
-    from inlet.server.audit import read_audit
+    from inlet.server.audit import acted_for, read_audit
 
     lines = list(read_audit(Path(target).expanduser(), user, _date(since)))
 
@@ -383,7 +391,7 @@ def audit(user: str | None, since: str | None, config_path: str | None, as_json:
             what = line.get("route") or line.get("tool")
             asked = line.get("query") or (f"sha256:{line['query_sha256'][:12]}" if "query_sha256" in line else "")
             click.echo(
-                f"{line.get('time')}  {who}  for {line.get('user') or 'operator'}  {what}  "
+                f"{line.get('time')}  {who}  for {acted_for(line)}  {what}  "
                 f"{line.get('status')}  {line.get('ms')} ms  {asked!r}  {len(line.get('doc_ids') or [])} doc(s)"
             )
 
@@ -688,7 +696,7 @@ def serve(host: str | None, port: int | None, config_path: str | None, as_json: 
 
 
 @cli.command()
-@click.option("--user", envvar="INLET_USER", help="act as this user (default: $INLET_USER)")
+@click.option("--user", envvar="INLET_USER", help="act as this user (default: $INLET_USER)", callback=_named_user)
 @_common
 def mcp(user: str | None, config_path: str | None, as_json: bool, verbose: int) -> None:
     """The MCP server on stdio."""

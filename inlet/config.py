@@ -16,7 +16,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from inlet.connectors.base import Connector, Duration, RecentWindow, SourceConfig, missing_paths, recent_window
+from inlet.connectors.base import (
+    Connector,
+    Duration,
+    RecentWindow,
+    SourceConfig,
+    missing_keys,
+    missing_paths,
+    recent_window,
+)
 from inlet.connectors.registry import connector_class
 from inlet.errors import ConfigError
 
@@ -234,7 +242,8 @@ def find_config(explicit: str | Path | None) -> Path:
     return path
 
 
-def load_config(path: str | Path) -> Settings:
+def load_config(path: str | Path, *, check_paths: bool = False) -> Settings:
+    """The file's settings (`parse_config`); with `check_paths`, the paths it names that must exist too."""
     path = Path(path).absolute()  # relative paths in it are taken from its folder: make that absolute
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -244,11 +253,14 @@ def load_config(path: str | Path) -> Settings:
         raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save the file as UTF-8") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
-    return parse_config(raw, path)
+    return parse_config(raw, path, check_paths=check_paths)
 
 
-def parse_config(raw: dict[str, Any], path: Path | None = None) -> Settings:
-    """Every problem of the file at once (one `ConfigError`, one line each), before anything runs."""
+def parse_config(raw: dict[str, Any], path: Path | None = None, *, check_paths: bool = False) -> Settings:
+    """Every problem of the file at once (one `ConfigError`, one line each), before anything runs.
+    With `check_paths`, every configured path that must exist (a source's `ConfigPath` keys: `path`,
+    `ca_bundle`, `credentials_file`, ...; `[server.oauth] ca_bundle`) is checked too, also in a
+    source whose other keys are wrong, and reported with the rest (every command does this)."""
     where = str(path or "config")
     problems: list[str] = []
     for key in sorted(set(raw) - set(SECTIONS)):
@@ -268,13 +280,15 @@ def parse_config(raw: dict[str, Any], path: Path | None = None) -> Settings:
     oauth = server.oauth if server is not None else None
     if oauth is not None and oauth.ca_bundle is not None and path is not None and not oauth.ca_bundle.is_absolute():
         oauth.ca_bundle = (path.parent / oauth.ca_bundle).resolve()
+    if check_paths and oauth is not None and oauth.ca_bundle is not None and not oauth.ca_bundle.exists():
+        problems.append(f"[server.oauth] key 'ca_bundle': {oauth.ca_bundle} does not exist")
     sources = raw.get("sources", [])
     if not isinstance(sources, list):
         problems.append("'sources' must be an array of tables ([[sources]])")
         sources = []
     parts["sources"] = []
     for n, entry in enumerate(sources, 1):
-        source, errors = _source(entry, n, path)
+        source, errors = _source(entry, n, path, check_paths)
         problems += errors
         if source is not None:
             parts["sources"].append(source)
@@ -300,21 +314,29 @@ def _report(where: str, problems: list[str]) -> str:
     return f"{where}: {len(problems)} problems:\n" + "\n".join(f"  {p}" for p in problems)
 
 
-def _source(entry: Any, number: int, path: Path | None) -> tuple[SourceConfig | None, list[str]]:
+def _source(entry: Any, number: int, path: Path | None, check_paths: bool) -> tuple[SourceConfig | None, list[str]]:
+    """The source's config, else None; the problems of its keys (and its missing paths, with
+    `check_paths`), each named `source 'NAME': key ...` as every later check names them."""
     if not isinstance(entry, dict):
         return None, [f"[[sources]] #{number} must be a table"]
-    label = f"[[sources]] #{number}" + (f" ({entry['name']!r})" if "name" in entry else "")
+    label = f"source {entry['name']!r}" if isinstance(entry.get("name"), str) else f"[[sources]] #{number}"
     if "type" not in entry:
         return None, [f"{label}: key 'type' is required"]
     try:
         cls = connector_class(str(entry["type"]))
     except ConfigError as exc:
         return None, [f"{label}: key 'type': {exc}"]
+    base_dir = path.parent if path else Path.cwd()
+    config: SourceConfig | None = None
+    problems: list[str] = []
     try:
-        config = cls.Config.model_validate(entry, context={"base_dir": path.parent if path else Path.cwd()})
+        config = cls.Config.model_validate(entry, context={"base_dir": base_dir})
     except ValidationError as exc:
-        return None, [f"{label}: {line}" for line in _errors(exc, cls.Config)]
-    return config, []
+        problems = [f"{label}: {line}" for line in _errors(exc, cls.Config)]
+    if check_paths:
+        missing = missing_paths(config) if config is not None else missing_keys(cls.Config, entry, base_dir)
+        problems += [f"{label}: key {key!r}: {gone} does not exist" for key, gone in missing]
+    return (config if not problems else None), problems
 
 
 def _errors(exc: ValidationError, model: type[BaseModel]) -> list[str]:
@@ -353,22 +375,6 @@ def _keys(model: type[BaseModel], path: list[str]) -> list[str]:
 def _did_you_mean(key: str, valid: Any) -> str:
     close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
-
-
-def check_paths(settings: Settings) -> None:
-    """Every configured path that must exist (a source's `ConfigPath` keys: `path`, `ca_bundle`,
-    `credentials_file`, ...; `[server.oauth] ca_bundle`) does, or one `ConfigError` (exit 2) naming
-    each key, source and path. Every command checks this before it does anything."""
-    problems = [
-        f"source {source.name!r}: key {key!r}: {path} does not exist"
-        for source in settings.sources
-        for key, path in missing_paths(source)
-    ]
-    oauth = settings.server.oauth
-    if oauth is not None and oauth.ca_bundle is not None and not oauth.ca_bundle.exists():
-        problems.append(f"[server.oauth] key 'ca_bundle': {oauth.ca_bundle} does not exist")
-    if problems:
-        raise ConfigError(_report(str(settings.file or "config"), problems))
 
 
 def check_index_secret(settings: Settings, env: Mapping[str, str]) -> None:

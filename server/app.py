@@ -357,9 +357,7 @@ def create_app(
     )
     app.add_middleware(KeyGuard, auth=auth, public=public)
     app.add_middleware(AuditMiddleware, audit=audit)  # outside the key check: a token refused its scope is audited
-    app.add_middleware(
-        ObserveMiddleware, metrics=metrics, max_body_bytes=settings.server.max_body_bytes, routes=app.router.routes
-    )
+    app.add_middleware(ObserveMiddleware, metrics=metrics, routes=app.router.routes)
     return app
 
 

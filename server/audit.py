@@ -1,10 +1,11 @@
 """The audit log: one JSON line per retrieval request, MCP tool call and admin action.
 
-Invariant: a line names who asked (key name, or OAuth subject and issuer), the user acted for, the
-route or tool, the query (or its SHA-256), the returned document ids, the status and the latency;
-never a key, a token or a passage text. Lines are queued and written by one writer thread
-(`logging.handlers.QueueListener` over a size-rotated file), so a request never waits on the disk;
-`"-"` sends them to the log stream (logger `inlet.audit`) instead.
+Invariant: a line names who asked (key name, or OAuth subject and issuer) and the rights of its
+key (`kind`: admin, on_behalf_of or user), the user acted for (null: none, which is an operator
+only when `kind` is admin), the route or tool, the query (or its SHA-256), the returned document
+ids, the status and the latency; never a key, a token or a passage text. Lines are queued and
+written by one writer thread (`logging.handlers.QueueListener` over a size-rotated file), so a
+request never waits on the disk; `"-"` sends them to the log stream (logger `inlet.audit`) instead.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging.handlers
 import os
 import queue
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,7 @@ class AuditLog:
         line["user"] = (
             caller.user if caller is not None else user if user is not None else (key.user if key is not None else None)
         )
+        line["kind"] = key.kind if key is not None else caller.kind if caller is not None else "user"
         line["route" if route is not None else "tool"] = route if route is not None else tool
         if query is not None:
             if self.hash_queries:
@@ -189,6 +191,12 @@ def audit_files(path: Path) -> list[Path]:
         reverse=True,
     )
     return rotated + ([path] if path.exists() else [])
+
+
+def acted_for(line: Mapping[str, Any]) -> str:
+    """Whom a line's request acted for, as `inlet audit` prints it: the user, else "operator" for an
+    admin key, else "(no user)" (an on_behalf_of key that named none, refused)."""
+    return line.get("user") or ("operator" if line.get("kind") == "admin" else "(no user)")
 
 
 def read_audit(path: Path, user: str | None = None, since: datetime | None = None) -> Iterator[dict[str, Any]]:

@@ -12,6 +12,7 @@ import hmac
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 from urllib.parse import parse_qsl
 
 from starlette.types import Scope
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 USER_HEADER = "X-Inlet-User"  # names the user on GET routes and MCP over HTTP (on_behalf_of keys)
 USER_PARAM = "user"  # ... or as a query parameter
+KeyKind = Literal["admin", "on_behalf_of", "user"]  # a key's rights (the audit line's `kind`)
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,11 @@ class KeyEntry:
     issuer: str | None = None
     rate_limit: str | None = None  # the key's own [[server.api_keys]] rate_limit
 
+    @property
+    def kind(self) -> KeyKind:
+        """The key's rights: an operator's, an agent's acting for named users, or one user's."""
+        return "admin" if self.admin else "on_behalf_of" if self.on_behalf_of else "user"
+
 
 @dataclass(frozen=True)
 class Caller:
@@ -47,6 +54,7 @@ class Caller:
     admin: bool
     subject: str | None = None
     issuer: str | None = None
+    kind: KeyKind = "user"  # the rights of the key it came with
 
     @property
     def label(self) -> str:
@@ -134,7 +142,7 @@ def caller_for(entry: KeyEntry, requested_user: str | None) -> Caller:
     if entry.user is not None:
         if requested is not None:
             raise ApiError(403, "forbidden", f"key {entry.name!r} acts as its own user and may not name another")
-        return Caller(entry.name, entry.user, admin=False, subject=entry.subject, issuer=entry.issuer)
+        return Caller(entry.name, entry.user, admin=False, subject=entry.subject, issuer=entry.issuer, kind=entry.kind)
     if entry.on_behalf_of:
         if requested is None:
             raise ApiError(
@@ -143,8 +151,8 @@ def caller_for(entry: KeyEntry, requested_user: str | None) -> Caller:
                 f"key {entry.name!r} acts on behalf of users: name one with 'user' (the body field of "
                 f"/v1/search and /v1/context; on GET routes and /mcp the {USER_HEADER} header or ?user=)",
             )
-        return Caller(entry.name, requested, admin=False)
-    return Caller(entry.name, requested, admin=requested is None)
+        return Caller(entry.name, requested, admin=False, kind=entry.kind)
+    return Caller(entry.name, requested, admin=requested is None, kind=entry.kind)
 
 
 def require_admin(entry: KeyEntry, what: str) -> Caller:
@@ -152,4 +160,4 @@ def require_admin(entry: KeyEntry, what: str) -> Caller:
     a user key would learn about sources whose documents it cannot see (403)."""
     if not entry.admin:
         raise ApiError(403, "forbidden", f"{what} needs an admin key; key {entry.name!r} is not one")
-    return Caller(entry.name, None, admin=True)
+    return Caller(entry.name, None, admin=True, kind=entry.kind)

@@ -5,9 +5,10 @@ untouched. The access log is one JSON object per request on the `inlet.server.ac
 names the API key (its configured name, never its value) and the acting user.
 
 The body is read by `BodyLimit`, which sits inside the key check: a request without a valid key
-is answered 401 before a byte of its body is read. It bounds the body of every request, whatever
-its method (a GET may carry a body too) and framing (chunked bodies declare no length), in size and
-in time: a body that stalls between two chunks, or takes over twice that in all, is answered 408.
+is answered 401 before a byte of its body is read, whatever the size it declares. It bounds the
+body of every request, whatever its method (a GET may carry a body too) and framing (chunked
+bodies declare no length), in size and in time: a body that stalls between two chunks, or takes
+over twice that in all, is answered 408.
 Every response carries `SECURITY_HEADERS` (no content sniffing, no referrer).
 """
 
@@ -75,13 +76,11 @@ async def send_error(send: Send, status: int, code: str, message: str, headers: 
 
 
 class ObserveMiddleware:
-    """Assigns or echoes X-Request-ID, logs each request, records metrics, refuses a declared
-    Content-Length over the limit (without reading the body)."""
+    """Assigns or echoes X-Request-ID, logs each request, records metrics."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, max_body_bytes: int, routes: list[Any] | None = None) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, routes: list[Any] | None = None) -> None:
         self.app = app
         self.metrics = metrics
-        self.max_body_bytes = max_body_bytes
         self.routes = routes if routes is not None else []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -106,18 +105,9 @@ class ObserveMiddleware:
             await send(message)
 
         try:
-            if self._declared_too_large(scope):
-                await send_error(
-                    send_wrapped, 413, "payload_too_large", f"request body over {self.max_body_bytes} bytes"
-                )
-                return
             await self.app(scope, receive, send_wrapped)
         finally:
             self._record(scope, status["code"], time.perf_counter() - started, request_id)
-
-    def _declared_too_large(self, scope: Scope) -> bool:
-        length = _header(scope, b"content-length")
-        return bool(length and length.isdigit() and int(length) > self.max_body_bytes)
 
     def _record(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:
         route = _route(scope, self.routes)
@@ -145,7 +135,8 @@ class ObserveMiddleware:
 class BodyLimit:
     """Reads the body of every request (chunked uploads have no Content-Length) up to the size
     limit, each chunk within `idle_timeout` seconds and the whole within twice that, and replays it
-    to the app. Placed inside the key check, so nothing is read for a request that will be refused."""
+    to the app; a declared Content-Length over the limit is refused without reading anything.
+    Placed inside the key check, so a request without a valid key is a 401 whatever its body."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int, idle_timeout: float = BODY_IDLE_TIMEOUT) -> None:
         self.app = app
@@ -157,7 +148,7 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         try:
-            replay = await self._read_body(receive)
+            replay = None if self._declared_too_large(scope) else await self._read_body(receive)
         except TimeoutError:
             await send_error(
                 send,
@@ -178,6 +169,10 @@ class BodyLimit:
             )
             return
         await self.app(scope, replay, send)
+
+    def _declared_too_large(self, scope: Scope) -> bool:
+        length = _header(scope, b"content-length")
+        return bool(length and length.isdigit() and int(length) > self.max_body_bytes)
 
     async def _read_body(self, receive: Receive) -> Receive | None:
         """The whole body and a `receive` that replays it; None when it is over the limit."""

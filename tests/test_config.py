@@ -235,6 +235,31 @@ def test_a_new_connector_gets_the_path_check_from_its_config_path_type(tmp_path)
     assert missing_paths(config) == [("key_file", tmp_path / "gone.pem"), ("extra_cas", tmp_path / "gone2.pem")]
 
 
+def test_a_bad_key_does_not_hide_a_missing_path_and_both_name_the_source_alike(tmp_path):
+    from click.testing import CliRunner
+
+    from inlet.cli import cli
+
+    (tmp_path / "not-a-ca.pem").write_text("hello\n")
+    bad = (
+        MISSING_PATHS.replace("no-such-ca.pem", "not-a-ca.pem")  # exists, but holds no certificate
+        .replace('type = "files"', 'type = "files"\nmax_file_bytes = "big"')
+        .replace("[index]", "[index]\nbatch_size = -1")
+    )
+    result = CliRunner().invoke(cli, ["status", "--config", str(write(tmp_path, bad))])
+    assert result.exit_code == 2, result.output
+    for problem in [
+        f"source 'mail': key 'ca_bundle': {tmp_path / 'not-a-ca.pem'} is not a PEM file",
+        f"source 'drive': key 'credentials_file': {tmp_path / 'no-such-service-account.json'} does not exist",
+        "source 'handbook': key 'max_file_bytes':",
+        f"source 'handbook': key 'path': {tmp_path / 'no-such-folder'} does not exist",
+        f"[server.oauth] key 'ca_bundle': {tmp_path / 'no-such-idp-ca.pem'} does not exist",
+        "[index] key 'batch_size':",
+    ]:
+        assert problem in result.output, result.output
+    assert "[[sources]]" not in result.output
+
+
 def test_an_unset_database_password_is_a_config_error_naming_file_and_key(tmp_path: Path, monkeypatch) -> None:
     from click.testing import CliRunner
 
@@ -308,3 +333,26 @@ def test_the_example_documents_every_key_of_every_built_in_source_type():
     for kind, keys in documented.items():
         assert not set(connector_class(kind).Config.model_fields) - common - keys, kind
     assert {"files", "slack", "google_drive", "outlook", "microsoft_files", "teams", "gmail"} <= set(documented)
+
+
+def test_the_example_documents_every_key_of_every_section():
+    """Every key of [index], [server], [server.oauth], [[server.api_keys]] and [daemon] appears in
+    its table of config.example.toml, set or commented out (sources: the test above)."""
+    import re
+
+    from inlet.config import ApiKey, DaemonConfig, IndexConfig, OAuthConfig, ServerConfig
+
+    text = (Path(__file__).parent.parent / "config.example.toml").read_text()
+    documented: dict[str, set[str]] = {}
+    for header, body in re.findall(r"^#?\s*\[+([a-z_.]+)\]+[^\n]*\n(.*?)(?=^#?\s*\[|\Z)", text, flags=re.M | re.S):
+        documented.setdefault(header, set()).update(re.findall(r"^#?\s*([a-z_][a-z0-9_]*)\s*=", body, flags=re.M))
+    tables = {
+        "index": IndexConfig,
+        "server": ServerConfig,
+        "server.oauth": OAuthConfig,
+        "server.api_keys": ApiKey,
+        "daemon": DaemonConfig,
+    }
+    for table, model in tables.items():
+        keys = set(model.model_fields) - {f"{k.rpartition('.')[2]}" for k in tables if k.startswith(f"{table}.")}
+        assert not keys - documented.get(table, set()), table

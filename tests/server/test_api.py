@@ -319,6 +319,14 @@ def test_body_over_limit_is_413(client: TestClient) -> None:
     assert response.status_code == 413
 
 
+def test_a_keyless_body_over_limit_is_401_not_413(client: TestClient) -> None:
+    huge = {"query": "x" * 70_000}  # declares a Content-Length over max_body_bytes
+    for headers in ({}, {"Authorization": "Bearer not-a-key"}):
+        response = client.post("/v1/search", json=huge, headers=headers)
+        assert response.status_code == 401 and response.json()["error"]["code"] == "unauthorized"
+    assert client.post("/v1/search", json=huge, headers=ALICE).status_code == 413
+
+
 def test_unknown_route_and_method(client: TestClient) -> None:
     assert client.get("/v1/nothing", headers=ALICE).json()["error"]["code"] == "not_found"
     response = client.get("/v1/search", headers=ALICE)

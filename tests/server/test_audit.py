@@ -84,6 +84,24 @@ def test_every_route_writes_one_line_without_secrets_or_passages(tmp_path: Path,
     assert_clean(log.read_text())
 
 
+def test_a_refused_on_behalf_of_key_is_never_called_an_operator(tmp_path: Path, index: Index) -> None:
+    log = tmp_path / "audit.jsonl"
+    app = create_app(settings_for(index.path, audit_log=str(log)), index=index, env=KEYS)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert app.state.retrieval.ready.wait(30)
+        refused = client.get("/v1/documents/eng:C1/100", headers=AGENT)  # names no user
+        admin = client.post("/v1/search", json={"query": "deploy runbook"}, headers=OPS)
+    assert (refused.status_code, refused.json()["error"]["code"], admin.status_code) == (400, "user_required", 200)
+    agent, ops = lines_of(log)
+    assert (agent["key"], agent["user"], agent["kind"]) == ("support-agent", None, "on_behalf_of")
+    assert (ops["key"], ops["user"], ops["kind"]) == ("ops", None, "admin")
+    config = tmp_path / "config.toml"
+    config.write_text(f'[index]\npath = "{tmp_path / "index"}"\n[server]\naudit_log = "{log}"\n')
+    prose = CliRunner().invoke(cli, ["audit", "--config", str(config)]).output.splitlines()
+    assert "support-agent  for (no user)  GET /v1/documents/{id}  400" in prose[0]
+    assert "ops  for operator  POST /v1/search  200" in prose[1]
+
+
 def test_refused_over_the_rate_limit_names_the_user_and_query(tmp_path: Path, index: Index) -> None:
     log = tmp_path / "audit.jsonl"
     settings = settings_for(index.path, audit_log=str(log), rate_limit="1/h", rate_burst=1)
