@@ -11,6 +11,7 @@ database one never the SQLite stores.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,7 +140,7 @@ class DatabaseBackend:
 
     @property
     def location(self) -> str:
-        return f"database {self.config.database_url}"
+        return f"database {_without_password(self.config.database_url or '')}"
 
     def catalog(self) -> CatalogStore:
         from .postgres.catalog import PgCatalog
@@ -196,3 +197,9 @@ class DatabaseBackend:
         finally:
             disconnect(pool)
         return Overview(counts, planned, holders)
+
+
+def _without_password(url: str) -> str:
+    """A database URL as it may be shown: a password written into it (instead of
+    `database_password_env`) reads `***`."""
+    return re.sub(r"^(\w+://[^:/@]*):[^@/]*@", r"\1:***@", url)

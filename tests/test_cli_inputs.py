@@ -4,12 +4,13 @@ is exit 2 on every command that takes one, and an empty index is named where it 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from inlet.cli import cli
+from inlet.config import load_config
+from inlet.storage import open_backend
 
 
 def config(tmp_path: Path, index: str = 'path = "store"') -> Path:
@@ -27,31 +28,22 @@ def test_an_empty_user_is_exit_2_naming_the_option(tmp_path: Path, command: list
     assert not (tmp_path / "store").exists()  # nothing ran
 
 
-class EmptyIndex:
-    """An index with nothing in it, wherever it lives (no database is reached)."""
-
-    def __init__(self, _config: Any) -> None:
-        self.catalog = self
-
-    def __enter__(self) -> EmptyIndex:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        return None
-
-    def counts(self) -> dict[str, tuple[int, int]]:
-        return {}
-
-
 def test_nothing_indexed_names_the_database_not_an_unused_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, database_url: str, chroma_server_url: str
 ) -> None:
-    monkeypatch.setattr("inlet.index.store.Index", EmptyIndex)
-    url = "postgresql://inlet@db.internal:5432/inlet"
-    pg = config(tmp_path, f'database_url = "{url}"\nchroma_url = "http://chroma.internal:8000"')
+    """On PostgreSQL + a Chroma server (real ones), the empty index is named as the database, its
+    password (written into the URL instead of `database_password_env`) hidden."""
+    user, rest = database_url.split("://", 1)[1].split("@", 1)
+    with_password = f"postgresql://{user.split(':')[0]}:{SECRET}@{rest}"
+    pg = config(tmp_path, f'database_url = "{database_url}"\nchroma_url = "{chroma_server_url}"')
     result = CliRunner().invoke(cli, ["search", "budget", "--config", str(pg)])
     assert result.exit_code == 0, result.output
-    assert f"nothing is indexed yet (index in database {url})" in result.stderr
+    assert f"nothing is indexed yet (index in database {database_url.split('://')[0]}://" in result.stderr
     assert ".inlet" not in result.stderr and str(tmp_path) not in result.stderr
+    shown = open_backend(load_config(pg).index.model_copy(update={"database_url": with_password})).location
+    assert SECRET not in shown and "***" in shown
     folder = CliRunner().invoke(cli, ["search", "budget", "--config", str(config(tmp_path))])
     assert f"(index in folder {tmp_path / 'store'})" in folder.stderr
+
+
+SECRET = "pa55-in-the-url"
