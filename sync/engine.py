@@ -331,10 +331,10 @@ class Engine:
             )
             self.state.save_source(source)
             kind = "backfill"  # a first sync of a new source, or a changed scope's, is a backfill: record it as one
-        elif source.scope is None:
-            source.scope = reads  # an index made before scopes were recorded: the config it runs with now
         elif source.phase == "backfill":
             kind = "backfill"  # an interrupted backfill resumes, whatever was asked
+        # a key with no digest yet (an index made before digests, a key a newer inlet added): as configured now
+        source.scope = {key: (source.scope or {}).get(key, digest) for key, digest in reads.items()}
         if kind != "sync" or source.checkpoint is None:
             scope = None
         elif scope is not None:

@@ -141,6 +141,23 @@ def test_an_index_without_a_recorded_scope_records_it_without_a_full_pass(scoped
 
 
 @pytest.mark.parametrize("scoped", ["sandbox-slack"], indirect=True)
+def test_keys_with_no_digest_are_recorded_and_an_unfinished_backfill_still_resumes(scoped: Scoped) -> None:
+    scoped.run("backfill", channels=["private-ops"])
+    source = scoped.state.source(scoped.source)
+    full = source.scope
+    assert full is not None and "channels" in full
+    source.scope = {"channels": full["channels"]}  # the other keys: as if a newer inlet added them
+    scoped.state.save_source(source)
+    scoped.run(channels=["private-ops"])
+    assert scoped.last_kind() == "sync" and scoped.state.source(scoped.source).scope == full
+
+    source.phase, source.scope = "backfill", None  # an unfinished backfill of an index made before digests
+    scoped.state.save_source(source)
+    scoped.run(channels=["private-ops"])  # a sync asked of an unfinished backfill resumes it
+    assert scoped.last_kind() == "backfill" and scoped.state.source(scoped.source).scope == full
+
+
+@pytest.mark.parametrize("scoped", ["sandbox-slack"], indirect=True)
 def test_a_scoped_event_run_leaves_the_changed_scope_to_the_next_sync(scoped: Scoped) -> None:
     scoped.run("backfill", channels=["private-ops"])
     kept, recorded = scoped.stored(), scoped.state.source(scoped.source).scope
