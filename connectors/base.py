@@ -11,6 +11,8 @@ Copy `connectors/files.py` to start a new one.
 from __future__ import annotations
 
 import builtins
+import hashlib
+import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
@@ -229,6 +231,14 @@ class Connector(ABC, Generic[ConfigT]):
     # a mail `after:` search, a file's mtime): a fresh backfill then first indexes the recent
     # window (`[index] recent_first`), so it is searchable before the full pass goes further back.
     recent_first: ClassVar[bool] = False
+    # The config keys that choose what `load` reads (channels, labels, folders, path globs) and
+    # whose change its incremental sync cannot see: it reads what changed at the source since its
+    # checkpoint, so the threads of a channel dropped from the config stay indexed, and a folder
+    # added is not read. The engine keeps a digest of their values (`scope_fingerprint`) with the
+    # source's state; when it differs, the next sync reads the source whole once, as a backfill
+    # does, and deletes what that pass did not see. Leave out a key whose change `load` applies
+    # itself (a mailbox no longer configured has its documents deleted, a new one is read whole).
+    scope_keys: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: ConfigT, env: Mapping[str, str] | None = None) -> None:
         self.config = config
@@ -237,6 +247,11 @@ class Connector(ABC, Generic[ConfigT]):
     @property
     def name(self) -> str:
         return self.config.name
+
+    def scope_fingerprint(self) -> dict[str, str]:
+        """A short digest of the configured value of each of `scope_keys`, by key."""
+        values = {key: json.dumps(getattr(self.config, key), sort_keys=True, default=str) for key in self.scope_keys}
+        return {key: hashlib.sha256(value.encode()).hexdigest()[:16] for key, value in sorted(values.items())}
 
     def doc_id(self, native_id: str) -> str:
         return f"{self.name}:{native_id}"

@@ -144,6 +144,9 @@ class GmailConnector(Connector[GmailConfig]):
     # so whatever an interrupted run indexed and was deleted since reaches the history it resumes from.
     deletions_from_checkpoint = False
     recent_first = True  # `since` filters by time at the service (base.Connector.recent_first)
+    # history cannot tell a message that left the labels (`mailboxes` it handles itself; `query`
+    # limits only the backfill's listing, by design)
+    scope_keys = frozenset({"labels"})
 
     def client(self, mailbox: str) -> MailboxClient:
         c = self.config

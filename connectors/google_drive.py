@@ -139,6 +139,8 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
     type: ClassVar[str] = "google_drive"
     Config: ClassVar[builtins.type[SourceConfig]] = GoogleDriveConfig  # builtins: `type` is the attribute above
     recent_first = True  # `since` filters by time at the service (base.Connector.recent_first)
+    # the change feed reports changed files only: a folder that left the scope keeps its files otherwise
+    scope_keys = frozenset({"folders", "shared_drives", "subject"})
 
     _client: DriveClient | None = None
     _pool: ThreadPoolExecutor

@@ -70,6 +70,8 @@ class MicrosoftFilesConnector(GraphConnector[MicrosoftFilesConfig]):
     Config = MicrosoftFilesConfig
     user_agent = "inlet-microsoft-files/0.1"
     recent_first = True  # `since` skips reading older items (the listing covers all): Connector.recent_first
+    # delta reports changed files only; drives (`users`, `sites`, `drives`) are dropped or read whole by the sync itself
+    scope_keys = frozenset({"include"})
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: dt.datetime | None = None) -> Iterator[Item]:
         st = FilesCheckpoint.load(checkpoint, source=self.name) or FilesCheckpoint(since=_iso(since))

@@ -153,6 +153,8 @@ class SlackConnector(Connector[SlackConfig]):
     Config = SlackConfig
     deletions_from_checkpoint = True  # a thread is deleted when the checkpoint knew it and history no longer has it
     recent_first = True  # `since` filters by time at the service (base.Connector.recent_first)
+    # what the scheduled sync lists; the threads of a channel that left them stay unless read whole
+    scope_keys = frozenset({"channels", "include_dms", "include_private", "include_archived"})
 
     def __init__(
         self, config: SlackConfig, env: Mapping[str, str] | None = None, *, clock: Callable[[], float] = time.time

@@ -42,6 +42,8 @@ class SlackExportConfig(StaticACLConfig):
 
 class SlackExportConnector(Connector[SlackExportConfig]):
     type = "slack_export"
+    # an unchanged export is not read again, and a changed one yields no deletions
+    scope_keys = frozenset({"path", "channels", "include_dms"})
     Config = SlackExportConfig
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: datetime | None = None) -> Iterator[Item]:

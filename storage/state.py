@@ -19,7 +19,7 @@ from .dialect import Dialect
 from .types import RUN_COLUMNS, Fence, RunRecord, SourceState, skip_row, streak_of
 
 RUN_FIELDS = f"{RUN_COLUMNS}, id"
-SOURCE_COLUMNS = ("name", "checkpoint", "phase", "generation", "since", "last_prune", "recent")
+SOURCE_COLUMNS = ("name", "checkpoint", "phase", "generation", "since", "last_prune", "recent", "scope")
 
 
 class SqlState:
@@ -46,14 +46,19 @@ class SqlState:
 
     # --- checkpoints --------------------------------------------------------------------------
     def source(self, name: str) -> SourceState:
-        rows = self._exec(
-            "SELECT checkpoint, phase, generation, since, last_prune, recent FROM sources WHERE name = ?", (name,)
-        )
+        rows = self._exec(f"SELECT {', '.join(SOURCE_COLUMNS[1:])} FROM sources WHERE name = ?", (name,))
         if not rows:
             return SourceState(name)
-        checkpoint, phase, generation, since, last_prune, recent = rows[0]
+        checkpoint, phase, generation, since, last_prune, recent, scope = rows[0]
         return SourceState(
-            name, json.loads(checkpoint) if checkpoint else None, phase, generation, since, last_prune, recent=recent
+            name,
+            json.loads(checkpoint) if checkpoint else None,
+            phase,
+            generation,
+            since,
+            last_prune,
+            recent=recent,
+            scope=json.loads(scope) if scope else None,
         )
 
     def save_source(self, state: SourceState) -> None:
@@ -69,6 +74,7 @@ class SqlState:
                     state.since,
                     state.last_prune,
                     state.recent,
+                    json.dumps(state.scope, sort_keys=True) if state.scope is not None else None,
                 ),
             )
 

@@ -97,6 +97,10 @@ class SourceState:
     # During a backfill: the start (RFC 3339) of the recent window whose pass has completed, so
     # everything modified since then is searchable (the engine's recent pass); None before that pass.
     recent: str | None = None
+    # The digest of the config keys that choose what the source reads (`Connector.scope_fingerprint`)
+    # as its last full pass started with them; None: not recorded yet (a new source, or an index made
+    # before digests, whose next run records the keys it runs with).
+    scope: dict[str, str] | None = None
 
     def indexed_since(self) -> str | None:
         """How far back the source is indexed: "all" after a full backfill, the `--since` date after

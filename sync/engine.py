@@ -23,6 +23,13 @@ A change event can ask for a scoped run (`scope`: the containers its hints name)
 so it never stands in for the scheduled sync that reconciles the whole source. A scoped run never
 prunes by generation (it saw only part of the source); a source not yet past its backfill ignores
 the scope and runs as asked.
+
+A source's state records the digest of the config keys that choose what it reads
+(`Connector.scope_keys`), as its last full pass found them. A sync of an incremental source whose
+keys changed since then is a full pass like a backfill's (new generation, no checkpoint, the prune
+at its end), recorded as a backfill: an incremental read cannot see that a channel left the scope,
+or that a folder joined it. A scoped event run never starts one (the next sync does); a state with
+no digest yet (a new source, an index made before digests) records the current one.
 """
 
 from __future__ import annotations
@@ -307,7 +314,10 @@ class Engine:
             log.warning("source %r: taking over a run a stopped process left unfinished", name)
         source = self.state.source(name)
         source.fence = fence
-        fresh = kind == "backfill" and (restart or source.phase != "backfill") or source.phase == "new"
+        connector = self.connector(name)
+        reads = connector.scope_fingerprint()
+        rescope = kind == "sync" and scope is None and self._scope_changed(source, reads)
+        fresh = kind == "backfill" and (restart or source.phase != "backfill") or source.phase == "new" or rescope
         if fresh:
             source = SourceState(
                 name,
@@ -317,11 +327,14 @@ class Engine:
                 since.isoformat() if since else None,
                 source.last_prune,
                 fence,
+                scope=reads,
             )
             self.state.save_source(source)
-            kind = "backfill"  # a first sync of a new source is its backfill: record it as one
+            kind = "backfill"  # a first sync of a new source, or a changed scope's, is a backfill: record it as one
         elif source.phase == "backfill":
             kind = "backfill"  # an interrupted backfill resumes, whatever was asked
+        # a key with no digest yet (an index made before digests, a key a newer inlet added): as configured now
+        source.scope = {key: (source.scope or {}).get(key, digest) for key, digest in reads.items()}
         if kind != "sync" or source.checkpoint is None:
             scope = None
         elif scope is not None:
@@ -333,7 +346,7 @@ class Engine:
         try:
             with waits_end_when(stop.is_set):  # a wait between a call's tries ends when the run stops
                 self._drive(
-                    self.connector(name),
+                    connector,
                     source,
                     run,
                     stop,
@@ -358,6 +371,20 @@ class Engine:
         if stop.is_set():
             return self._finish(run, started, "interrupted", INTERRUPTED)
         return self._finish(run, started, "partial" if run.errors else "ok", None)
+
+    def _scope_changed(self, source: SourceState, reads: dict[str, str]) -> bool:
+        """Whether the config keys that choose what an incremental source reads changed since its
+        last full pass (logged once: the run that follows reads it whole)."""
+        if source.phase != "incremental" or source.scope is None:
+            return False
+        changed = [key for key, digest in reads.items() if key in source.scope and source.scope[key] != digest]
+        if changed:
+            log.warning(
+                "source %r: its configuration changed what it reads (keys %s); reading it whole",
+                source.name,
+                ", ".join(changed),
+            )
+        return bool(changed)
 
     def _drive(
         self,

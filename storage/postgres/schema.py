@@ -192,6 +192,12 @@ def m014_counts_index(db: psycopg.Connection[Any]) -> None:
     db.execute("CREATE INDEX documents_source_chunks ON documents (source, chunks)")
 
 
+@DATABASE.step
+def m015_scope_fingerprint(db: psycopg.Connection[Any]) -> None:
+    """The digest of the config keys that choose what a source reads (`SourceState.scope`)."""
+    db.execute("ALTER TABLE sources ADD COLUMN scope TEXT")
+
+
 def _numbered(db: psycopg.Connection[Any]) -> int:
     """How many numbered migrations a database made before named steps has (0: none, or a new one)."""
     if db.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:  # type: ignore[index]

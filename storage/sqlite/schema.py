@@ -132,6 +132,12 @@ def m003_recent_window(db: sqlite3.Connection) -> None:
     run_script(db, "ALTER TABLE sources ADD COLUMN recent TEXT")
 
 
+@STATE.step
+def m004_scope_fingerprint(db: sqlite3.Connection) -> None:
+    """The digest of the config keys that choose what a source reads (`SourceState.scope`)."""
+    run_script(db, "ALTER TABLE sources ADD COLUMN scope TEXT")
+
+
 def refuse_newer(db: sqlite3.Connection, path: Path, migrations: Migrations) -> None:
     """`Migrations.check` for a connection opened read-only: a file holding steps this inlet does
     not know is refused (a file from before the record passes: its next writer migrates it)."""

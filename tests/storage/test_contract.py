@@ -121,8 +121,10 @@ def test_state_keeps_checkpoints_runs_schedule_and_pauses(state: StateStore) -> 
     state.save_source(source)
     assert state.source("s") == source and state.source("s").indexed_since() == source.recent
     source.checkpoint, source.phase, source.recent = {"cursor": "abc"}, "incremental", None
+    source.scope = {"channels": "0123456789abcdef", "include_dms": "fedcba9876543210"}  # what it reads
     state.save_source(source)
     assert state.source("s") == source and state.source("s").indexed_since() == "all"
+    assert state.source("s").scope == source.scope
     failed = state.start_run("s", "sync")
     failed.outcome, failed.error = "failed", "boom"
     state.finish_run(failed)

@@ -15,6 +15,7 @@ import pytest
 
 from inlet.config import IndexConfig
 from inlet.connectors.model import Document
+from inlet.storage import StateStore
 from inlet.storage.migrations import Migrations, SchemaTooNewError
 from inlet.storage.postgres import pool
 from inlet.storage.postgres.schema import DATABASE
@@ -144,3 +145,47 @@ def test_a_database_of_numbered_migrations_is_adopted_and_migrated_on(database_u
     with pytest.raises(SchemaTooNewError, match="m999_from_the_future") as refused:
         pool.connect(config)
     assert refused.value.exit_code == 2
+
+
+def keeps_a_source_with_no_scope_digest_yet(state: StateStore) -> None:
+    """The source row written before the step reads with no digest, and one saved is kept."""
+    try:
+        source = state.source("s")
+        assert source.phase == "incremental" and source.checkpoint == {"n": 1} and source.scope is None
+        source.scope = {"channels": "0123456789abcdef"}
+        state.save_source(source)
+        assert state.source("s").scope == {"channels": "0123456789abcdef"}
+    finally:
+        state.close()
+
+
+def test_a_folder_s_sources_gain_an_unrecorded_scope_digest(tmp_path: Path) -> None:
+    from inlet.storage.sqlite.state import SqliteState
+
+    earlier = Migrations("state")
+    for _, step in STATE.steps[: STATE.names.index("m004_scope_fingerprint")]:
+        earlier.step(step)
+    db = connect(tmp_path / "state.db", earlier)
+    db.execute("INSERT INTO sources (name, checkpoint, phase, generation) VALUES ('s', '{\"n\": 1}', 'incremental', 2)")
+    db.commit()
+    db.close()
+    keeps_a_source_with_no_scope_digest_yet(SqliteState(tmp_path / "state.db"))
+
+
+def test_a_database_s_sources_gain_an_unrecorded_scope_digest(database_url: str) -> None:
+    import psycopg
+
+    from inlet.storage.postgres.state import PgState
+
+    before = DATABASE.names.index("m015_scope_fingerprint")
+    with psycopg.connect(database_url, autocommit=True) as db, db.transaction():  # as the release before left it
+        for _, step in DATABASE.steps[:before]:
+            step(db)
+        db.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+        for name in DATABASE.names[:before]:
+            db.execute("INSERT INTO schema_migrations VALUES (%s, 0)", (name,))
+        db.execute(
+            "INSERT INTO sources (name, checkpoint, phase, generation) VALUES ('s', '{\"n\": 1}', 'incremental', 2)"
+        )
+    config = IndexConfig(path=Path("unused"), database_url=database_url, chroma_url="http://127.0.0.1:1")
+    keeps_a_source_with_no_scope_digest_yet(PgState(config))  # which applies the steps it lacks
