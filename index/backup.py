@@ -297,8 +297,11 @@ def _manifest(src: Path) -> dict[str, Any]:
 
 def _stage(src: Path, to: Path, manifest: dict[str, Any]) -> Path:
     """The backup copied into a new folder beside `to` and verified there; removed on any failure."""
-    to.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    staged = Path(tempfile.mkdtemp(prefix=f".{to.name}.restoring-", dir=to.parent))
+    try:
+        to.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        staged = Path(tempfile.mkdtemp(prefix=f".{to.name}.restoring-", dir=to.parent))
+    except OSError as exc:
+        raise _copy_error(exc, src, to) from exc
     try:
         try:
             copy_folder(src, staged, live=False)
@@ -321,9 +324,10 @@ def _copy_error(exc: OSError | sqlite3.Error, src: Path, to: Path) -> BackupErro
     """A file of the backup that cannot be read blames the backup; a full or read-only disk under
     `to` is the destination's, whichever file name the error carries (a failed `sendfile` names the
     source even when the write failed)."""
-    read = isinstance(exc, OSError) and exc.filename and Path(exc.filename).is_relative_to(src)
-    if read and disk.cause(exc) is None:
-        return BackupError(f"backup {src}: {Path(exc.filename).relative_to(src)} cannot be read ({exc.strerror})")
+    if isinstance(exc, OSError) and exc.filename and disk.cause(exc) is None:
+        name = Path(exc.filename)
+        if name.is_relative_to(src):
+            return BackupError(f"backup {src}: {name.relative_to(src)} cannot be read ({exc.strerror})")
     return StorageError(
         f"cannot write the restored copy: {_unwritable(exc, to.parent)}; the backup {src} is not at fault "
         f"and the index at {to} is untouched"

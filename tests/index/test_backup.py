@@ -461,7 +461,7 @@ def test_a_backup_to_a_full_or_read_only_folder_says_so_and_leaves_nothing(
     one_line_failure(refused, 1, f"cannot write the backup: {mounted / 'new'} is on a read-only file system")
 
 
-def test_a_restore_onto_a_full_disk_blames_the_disk_not_the_backup(
+def test_a_restore_onto_a_full_or_read_only_disk_blames_the_disk_not_the_backup(
     tmp_path: Path, made: Path, small_disk: Path
 ) -> None:
     fill(small_disk, leave=64 * 1024)
@@ -469,6 +469,9 @@ def test_a_restore_onto_a_full_disk_blames_the_disk_not_the_backup(
     one_line_failure(done, 1, "cannot write the restored copy", f"{small_disk} is full", "not at fault")
     assert "cannot be read" not in done.output
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
+    with read_only(small_disk) as mounted:
+        refused = restore_cli(made, mounted / "restored")
+    one_line_failure(refused, 1, f"{mounted} is on a read-only file system", "not at fault")
 
 
 def test_a_restore_into_the_backup_is_refused(tmp_path: Path, made: Path) -> None:
