@@ -93,8 +93,9 @@ class AuditLog:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 handler = _PrivateRotatingFile(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
             except OSError as exc:
+                why = f"{path.parent} is not a folder" if isinstance(exc, FileExistsError) else exc.strerror or exc
                 raise ConfigError(
-                    f"[server] audit_log: {path} cannot be opened for writing ({exc.strerror or exc}); "
+                    f"[server] audit_log: {path} cannot be opened for writing ({why}); "
                     "give a file in a writable folder, or '-' for the log stream"
                 ) from exc
             handler.setFormatter(logging.Formatter("%(message)s"))
