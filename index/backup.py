@@ -3,18 +3,25 @@
 Invariant: the copy is taken at a commit boundary of the index, holding its write lock
 (`Index._writing`) for the whole copy, so the catalog, the Chroma folder and the sync state in it
 belong to one moment between two batches. The SQLite files (catalog.db, state.db, Chroma's own
-chroma.sqlite3) are copied with SQLite's online backup API, the rest of the Chroma folder (its
-HNSW segment files, written only inside a batch) file by file. A checkpoint is saved after its
-batch is committed, so the copied checkpoints never run ahead of the copied documents: the next
-sync from a restored copy re-reads at most one batch, never skips one. The process holding the
+chroma.sqlite3) are copied with SQLite's online backup API, the rest of the Chroma folder (its HNSW
+segment files, written only inside a batch) file by file. Every file of a backup, its manifest
+included, is created 0600 before its first byte is written, and its folders are 0700 (an existing
+empty destination is tightened to 0700); a backup that fails part way (a full or read-only
+destination) is removed, with an error naming the destination and the cause. A checkpoint is saved
+after its batch is committed, so the copied checkpoints never run ahead of the copied documents: the
+next sync from a restored copy re-reads at most one batch, never skips one. The process holding the
 index (a daemon) takes the copy itself when asked over the local channel; otherwise the command
 opens the index, which nobody else may then write. The copy is written outside the index folder.
+Neither a backup nor a restored copy carries the daemon's schedule (its next runs, keyed by its
+pid): the copy is scheduled by no daemon until one runs on it.
 
 A restore never touches the index already at its target until the backup has been copied into a
 folder beside it and verified there (every file the manifest lists, same size and SHA-256; every
-SQLite file passes its integrity check; schema steps this inlet knows); a bad backup leaves
-nothing behind. Runs the copy shows unfinished are closed as a crash leaves them
-(`close_orphan_runs`): the process running them is not running them in the copy.
+SQLite file passes its integrity check; schema steps this inlet knows); a bad backup leaves nothing
+behind, and a restore that cannot write its copy (a full disk) says so without blaming the backup. A
+backup is only read: a restore into it, or into a folder inside it, is refused. Runs the copy shows
+unfinished are closed as a crash leaves them (`close_orphan_runs`): the process running them is not
+running them in the copy.
 """
 
 from __future__ import annotations
@@ -33,8 +40,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inlet.errors import BackupError, ConfigError, StorageError
+from inlet.index import disk
 from inlet.storage.lock import lock_index
 from inlet.storage.migrations import Migrations
+from inlet.storage.private import private_folder
 from inlet.storage.sqlite.schema import CATALOG, STATE
 from inlet.storage.sqlite.state import SqliteState
 
@@ -91,20 +100,32 @@ def backup_index(index: Index, dest: Path) -> BackupReport:
     folder_index(index.config, "backup")
     _outside(index.path, dest)
     started = time.perf_counter()
-    _empty_destination(dest)
-    with index._writing:  # no batch is half written; none starts until the copy is done
-        paused = time.perf_counter()
-        files, size = copy_folder(index.path, dest)
-        paused = time.perf_counter() - paused
-    manifest = {
-        "format": 1,
-        "taken_at": datetime.now(timezone.utc).isoformat(),
-        "source": str(index.path),
-        "files": files,
-        "bytes": size,
-        "listing": _listing(dest),
-    }
-    (dest / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    try:
+        created = _empty_destination(dest)
+    except OSError as exc:
+        raise StorageError(f"cannot write the backup: {_unwritable(exc, dest)}") from exc
+    try:
+        with index._writing:  # no batch is half written; none starts until the copy is done
+            paused = time.perf_counter()
+            files, size = copy_folder(index.path, dest)
+            paused = time.perf_counter() - paused
+        _forget_daemon(dest / "state.db")
+        manifest = {
+            "format": 1,
+            "taken_at": datetime.now(timezone.utc).isoformat(),
+            "source": str(index.path),
+            "files": files,
+            "bytes": size,
+            "listing": _listing(dest),
+        }
+        with open(_new_private_file(dest / MANIFEST), "w") as out:
+            out.write(json.dumps(manifest, indent=2))
+    except (OSError, sqlite3.Error) as exc:
+        _discard(dest, created)
+        raise StorageError(
+            f"cannot write the backup: {_unwritable(exc, dest)}; the partial copy at {dest} was removed, "
+            "run the backup again once this is fixed"
+        ) from exc
     report = BackupReport(str(dest), files, size, time.perf_counter() - started, paused)
     log.info(
         "backup of %s written to %s: %d files, %.1f MB, writes paused %.2f s",
@@ -129,10 +150,10 @@ def _outside(index: Path, dest: Path) -> None:
 
 
 def copy_folder(src: Path, dest: Path, live: bool = True) -> tuple[int, int]:
-    """Every file of `src` under `dest`, files 0600 and folders 0700. From a `live` index, SQLite
-    databases go through the online backup API (a consistent copy even while another connection
-    writes) and their -wal files are left out; from a backup, which nobody writes, every file is
-    copied as it is (a read-only backup folder too)."""
+    """Every file of `src` under `dest`, files 0600 (from their first byte) and folders 0700. From a `live`
+    index, SQLite databases go through the online backup API (a consistent copy even while another
+    connection writes) and their -wal files are left out; from a backup, which nobody writes, every
+    file is copied as it is (a read-only backup folder too)."""
     files = size = 0
     skipped = SKIPPED_SUFFIXES if live else ("-shm", ".lock")
     for root, dirs, names in os.walk(src):
@@ -143,14 +164,19 @@ def copy_folder(src: Path, dest: Path, live: bool = True) -> tuple[int, int]:
         for name in names:
             if name in SKIPPED or name.endswith(skipped):
                 continue
+            os.close(_new_private_file(target / name))  # SQLite and copyfile keep the mode of the file
             if live and name.endswith(SQLITE_SUFFIXES):
                 _sqlite_copy(here / name, target / name)
             else:
                 shutil.copyfile(here / name, target / name)
-            os.chmod(target / name, 0o600)
             files += 1
             size += (target / name).stat().st_size
     return files, size
+
+
+def _new_private_file(path: Path) -> int:
+    """A new empty file at `path`, readable by its owner only (0600): its open descriptor."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
 
 
 def _sqlite_copy(source: Path, target: Path) -> None:
@@ -175,16 +201,56 @@ def _listing(folder: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _empty_destination(dest: Path) -> None:
+def _empty_destination(dest: Path) -> bool:
+    """`dest` as an empty folder only its owner may enter (0700): True when it was made here."""
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise ConfigError(f"backup destination {dest} exists and is not an empty folder")
-    dest.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if dest.is_dir():
+        dest.chmod(0o700)
+        return False
+    private_folder(dest)
+    return True
+
+
+def _discard(dest: Path, created: bool) -> None:
+    """Remove a failed backup: `dest` itself when it was made for it, else what was written in it."""
+    if created:
+        shutil.rmtree(dest, ignore_errors=True)
+        return
+    for path in list(dest.iterdir()):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _unwritable(exc: BaseException, folder: Path) -> str:
+    """Why a write into `folder` failed, in words: a full or read-only disk by name, else the error."""
+    code = disk.cause(exc)
+    if code is not None:
+        return f"{folder} {disk.CAUSES[code]}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename or folder}: {exc.strerror}"
+    return str(exc)
+
+
+def _forget_daemon(state_db: Path) -> None:
+    """Drop the daemon's schedule from a copy's state: its next runs are the live daemon's, not the copy's."""
+    if not state_db.is_file():
+        return
+    state = SqliteState(state_db)
+    try:
+        for pid in {pid for _, pid in state.daemon_next_runs().values()}:
+            state.clear_next_runs(pid)
+    finally:
+        state.close()
 
 
 def restore_index(src: Path, to: Path, replace: bool = False) -> Path | None:
     """Put the backup `src` at `to` (which must not be in use), copied and verified beside it first.
     An existing index at `to` is then moved aside (returned) when `replace`, else refused."""
     manifest = _manifest(src)
+    _apart(src, to)
     if to.exists() and not to.is_dir():
         raise ConfigError(f"cannot restore to {to}: it is a file, not a folder")
     occupied = to.is_dir() and any(to.iterdir())
@@ -199,6 +265,16 @@ def restore_index(src: Path, to: Path, replace: bool = False) -> Path | None:
             lock.release()
     log.info("backup %s restored to %s%s", src, to, f" (the index there moved to {aside})" if aside else "")
     return aside
+
+
+def _apart(src: Path, to: Path) -> None:
+    """Refuse a restore into the backup, a folder inside it or one holding it: a backup is only read."""
+    backup, there = src.resolve(), to.resolve()
+    if there.is_relative_to(backup) or backup.is_relative_to(there):
+        raise ConfigError(
+            f"cannot restore to {to}: it is the backup {src}, inside it or holds it, and a backup is only "
+            "read; restore to a folder outside it"
+        )
 
 
 def _manifest(src: Path) -> dict[str, Any]:
@@ -221,8 +297,11 @@ def _manifest(src: Path) -> dict[str, Any]:
 
 def _stage(src: Path, to: Path, manifest: dict[str, Any]) -> Path:
     """The backup copied into a new folder beside `to` and verified there; removed on any failure."""
-    to.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    staged = Path(tempfile.mkdtemp(prefix=f".{to.name}.restoring-", dir=to.parent))
+    try:
+        to.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        staged = Path(tempfile.mkdtemp(prefix=f".{to.name}.restoring-", dir=to.parent))
+    except OSError as exc:
+        raise _copy_error(exc, src, to) from exc
     try:
         try:
             copy_folder(src, staged, live=False)
@@ -230,17 +309,29 @@ def _stage(src: Path, to: Path, manifest: dict[str, Any]) -> Path:
             raise _copy_error(exc, src, to) from exc
         (staged / MANIFEST).unlink(missing_ok=True)
         _verify(src, staged, manifest)
-        _close_unfinished_runs(staged / "state.db")
+        try:
+            _close_unfinished_runs(staged / "state.db")
+            _forget_daemon(staged / "state.db")
+        except (OSError, sqlite3.Error) as exc:
+            raise _copy_error(exc, src, to) from exc
     except BaseException:
         shutil.rmtree(staged, ignore_errors=True)
         raise
     return staged
 
 
-def _copy_error(exc: OSError, src: Path, to: Path) -> BackupError | StorageError:
-    if exc.filename and Path(exc.filename).is_relative_to(src):
-        return BackupError(f"backup {src}: {Path(exc.filename).relative_to(src)} cannot be read ({exc.strerror})")
-    return StorageError(f"cannot write the restored copy beside {to}: {exc}; the index there is untouched")
+def _copy_error(exc: OSError | sqlite3.Error, src: Path, to: Path) -> BackupError | StorageError:
+    """A file of the backup that cannot be read blames the backup; a full or read-only disk under
+    `to` is the destination's, whichever file name the error carries (a failed `sendfile` names the
+    source even when the write failed)."""
+    if isinstance(exc, OSError) and exc.filename and disk.cause(exc) is None:
+        name = Path(exc.filename)
+        if name.is_relative_to(src):
+            return BackupError(f"backup {src}: {name.relative_to(src)} cannot be read ({exc.strerror})")
+    return StorageError(
+        f"cannot write the restored copy: {_unwritable(exc, to.parent)}; the backup {src} is not at fault "
+        f"and the index at {to} is untouched"
+    )
 
 
 def _verify(src: Path, staged: Path, manifest: dict[str, Any]) -> None:

@@ -274,12 +274,16 @@ def parse_config(raw: dict[str, Any], path: Path | None = None, *, check_paths: 
         except ValidationError as exc:
             problems += [f"[{section}] {line}" for line in _errors(exc, model)]
     index = parts.get("index")
-    if index is not None and index.path and not index.path.is_absolute() and path is not None:
-        index.path = (path.parent / index.path).resolve()
+    if index is not None:
+        index.path = _beside(path, index.path)
     server = parts.get("server")
+    if server is not None:
+        problems += _key_clashes(server.api_keys)
+        if server.audit_log not in (None, "-"):
+            server.audit_log = str(_beside(path, Path(server.audit_log).expanduser()))
     oauth = server.oauth if server is not None else None
-    if oauth is not None and oauth.ca_bundle is not None and path is not None and not oauth.ca_bundle.is_absolute():
-        oauth.ca_bundle = (path.parent / oauth.ca_bundle).resolve()
+    if oauth is not None and oauth.ca_bundle is not None:
+        oauth.ca_bundle = _beside(path, oauth.ca_bundle)
     if check_paths and oauth is not None and oauth.ca_bundle is not None and not oauth.ca_bundle.exists():
         problems.append(f"[server.oauth] key 'ca_bundle': {oauth.ca_bundle} does not exist")
     sources = raw.get("sources", [])
@@ -298,6 +302,24 @@ def parse_config(raw: dict[str, Any], path: Path | None = None, *, check_paths: 
     if problems:
         raise ConfigError(_report(where, problems))
     return Settings(**parts)
+
+
+def _beside(config: Path | None, value: Path) -> Path:
+    """A relative `value` taken from the folder of the configuration file (when read from one)."""
+    return value if value.is_absolute() or config is None else (config.parent / value).resolve()
+
+
+def _key_clashes(keys: list[ApiKey]) -> list[str]:
+    """Two `[[server.api_keys]]` with one name (they would share a rate limit and an audit name) or
+    one `key_env` (one secret: the first entry would take every request of the second)."""
+    problems = []
+    for field in ("name", "key_env"):
+        values = [getattr(key, field) for key in keys]
+        for value in sorted({v for v in values if values.count(v) > 1}):
+            problems.append(
+                f"[server] api_keys: {field} {value!r} is used by {values.count(value)} keys; it must be unique"
+            )
+    return problems
 
 
 SECTIONS: dict[str, type[BaseModel] | None] = {

@@ -6,6 +6,10 @@ only when `kind` is admin), the route or tool, the query (or its SHA-256), the r
 ids, the status and the latency; never a key, a token or a passage text. Lines are queued and
 written by one writer thread (`logging.handlers.QueueListener` over a size-rotated file), so a
 request never waits on the disk; `"-"` sends them to the log stream (logger `inlet.audit`) instead.
+A line the writer cannot write (a full disk, a file made read-only) is lost, and requests go on:
+the loss is counted and warned about at most once a minute, naming the file and the cause, never
+the line itself (it holds a query). A file that cannot be opened at start-up is a `ConfigError`
+naming `[server] audit_log`.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import logging
 import logging.handlers
 import os
 import queue
+import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
@@ -25,21 +30,51 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inlet.config import Settings
+from inlet.errors import ConfigError
 
 from .auth import Caller, KeyEntry
 
 log = logging.getLogger(__name__)
 STREAM_LOGGER = "inlet.audit"
 AUDITED_PREFIXES = ("/v1/search", "/v1/context", "/v1/documents/", "/v1/admin/")
+WARN_EVERY = 60.0  # seconds between two warnings about lost lines
 
 
 class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
     """A rotating file only its owner may read or write (0600), as every file inlet writes: the
-    lines name users and hold their queries."""
+    lines name users and hold their queries. A line it cannot write is counted in `lost` and
+    warned about (at most once every `WARN_EVERY` seconds) without its text."""
+
+    lost = 0
+    _warned = float("-inf")
 
     def _open(self) -> Any:
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Called by `emit` on a failed write (logging's default prints the record, query and all)."""
+        self._lost(sys.exc_info()[1])
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError as exc:  # what was buffered could not be written either
+            self._lost(exc)
+
+    def _lost(self, error: BaseException | None) -> None:
+        self.lost += 1
+        now = time.monotonic()
+        if now - self._warned < WARN_EVERY:
+            return
+        self._warned = now
+        cause = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        log.warning(
+            "audit log %s: cannot write (%s); %d line(s) lost so far, requests go on: make room or make it writable",
+            self.baseFilename,
+            cause,
+            self.lost,
+        )
 
 
 class AuditLog:
@@ -54,8 +89,15 @@ class AuditLog:
         self._queue: queue.SimpleQueue[logging.LogRecord] | None = None
         if target and target != "-":
             path = Path(target).expanduser()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            handler = _PrivateRotatingFile(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                handler = _PrivateRotatingFile(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8")
+            except OSError as exc:
+                why = f"{path.parent} is not a folder" if isinstance(exc, FileExistsError) else exc.strerror or exc
+                raise ConfigError(
+                    f"[server] audit_log: {path} cannot be opened for writing ({why}); "
+                    "give a file in a writable folder, or '-' for the log stream"
+                ) from exc
             handler.setFormatter(logging.Formatter("%(message)s"))
             self._queue = queue.SimpleQueue()
             self._listener = logging.handlers.QueueListener(self._queue, handler)

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 from starlette.types import Scope
 
 from inlet.config import ApiKey, Settings
+from inlet.errors import ConfigError
 
 from .errors import ApiError
 
@@ -71,6 +72,12 @@ class KeyRing:
             if not value:
                 log.warning("API key %r is disabled: environment variable %s is not set", key.name, key.key_env)
                 continue
+            twin = next((e.name for e in self.entries if hmac.compare_digest(e.secret, value.encode())), None)
+            if twin is not None:
+                raise ConfigError(
+                    f"[server] api_keys: {key.name!r} ({key.key_env}) has the same secret as {twin!r}: "
+                    "each key needs its own value, or requests of one are taken as the other's"
+                )
             self.entries.append(
                 KeyEntry(key.name, value.encode(), key.user, key.on_behalf_of, key.admin, rate_limit=key.rate_limit)
             )

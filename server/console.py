@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from inlet.config import Settings
@@ -121,6 +121,11 @@ def add_console(app: FastAPI, settings: Settings, state: StateStore | None) -> N
     @app.get("/console", include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html", headers=HEADERS)
+
+    @app.get("/console/", include_in_schema=False)
+    async def slash(request: Request) -> RedirectResponse:
+        """A path-only redirect: the default one is built from the Host header the client sent."""
+        return RedirectResponse(f"{request.scope.get('root_path', '')}/console", 307)
 
     @app.get("/console/{name}", include_in_schema=False)
     async def static(name: str) -> FileResponse:

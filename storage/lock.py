@@ -19,15 +19,16 @@ from inlet.errors import IndexLockedError
 
 
 class FileLock:
-    """A non-blocking exclusive lock on `path`; the holder's pid and command are written beside it."""
+    """A non-blocking exclusive lock on `path`; the holder's pid and command are written beside it.
+    A new lock file is 0600 and a new folder for it 0700, as every file of the index folder."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._file: IO[str] | None = None
 
     def acquire(self, **info: Any) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        handle = open(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+")
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

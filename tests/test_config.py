@@ -84,6 +84,31 @@ def test_the_listening_address_is_not_part_of_the_configuration_digest(tmp_path)
     assert other.fingerprint() != settings.fingerprint()
 
 
+KEY = '[[server.api_keys]]\nname = "{name}"\nkey_env = "{env}"\nuser = "{name}@example.com"\n'
+
+
+@pytest.mark.parametrize(
+    "keys, said",
+    [
+        ([("alice-key", "ALICE"), ("alice-key", "BOB")], "name 'alice-key' is used by 2 keys"),
+        ([("alice-key", "SHARED"), ("bob-key", "SHARED")], "key_env 'SHARED' is used by 2 keys"),
+    ],
+)
+def test_two_api_keys_with_one_name_or_one_secret_are_refused(tmp_path, keys, said):
+    text = GOOD + "".join(KEY.format(name=name, env=env) for name, env in keys)
+    with pytest.raises(ConfigError, match=said) as info:
+        load_config(write(tmp_path, text))
+    assert info.value.exit_code == 2
+
+
+def test_a_relative_audit_log_is_taken_from_the_config_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir("/")
+    settings = load_config(write(tmp_path, GOOD + '[server]\naudit_log = "logs/audit.jsonl"\n'))
+    assert settings.server.audit_log == str((tmp_path / "logs" / "audit.jsonl").resolve())
+    dash = load_config(write(tmp_path, GOOD + '[server]\naudit_log = "-"\n'))
+    assert dash.server.audit_log == "-"
+
+
 def test_api_key_needs_exactly_one_role(tmp_path):
     text = '[[server.api_keys]]\nname = "k"\nkey_env = "K"\nadmin = true\nuser = "a@b.c"\n'
     with pytest.raises(ConfigError, match=r"\[server\].*exactly one"):

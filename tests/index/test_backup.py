@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
+import signal
 import sqlite3
+import stat
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -34,6 +38,7 @@ from inlet.index.store import Index, Prepared
 from inlet.server.local_commands import start_local_commands
 from inlet.storage.sqlite.state import SqliteState
 from inlet.sync.engine import Engine
+from tests.test_disk_faults import fill, small_disk  # noqa: F401 (a fixture)
 
 FILES = 12
 # fp32: a text's vector does not depend on the batch it was embedded in (the int8 model quantizes
@@ -349,3 +354,133 @@ def test_restore_with_a_database_config_is_refused_like_backup(tmp_path: Path, m
         done = CliRunner().invoke(cli, [*command, "--config", str(config)])
         assert done.exit_code == 2 and "works on a folder index" in done.output, done.output
     assert not (tmp_path / ".inlet").exists() and not (tmp_path / "copy").exists()
+
+
+def modes(root: Path) -> dict[str, int]:
+    return {p.relative_to(root).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in [root, *root.rglob("*")]}
+
+
+def test_a_backup_is_private_and_neither_it_nor_a_restore_carries_the_daemon_schedule(
+    tmp_path: Path, live: Path, fp32: Embedder
+) -> None:
+    state = SqliteState(live / "state.db")
+    state.set_next_runs(os.getpid(), {"docs": time.time() + 3600})  # a daemon runs on `live`
+    state.close()
+    dest = tmp_path / "bk"
+    dest.mkdir()
+    dest.chmod(0o755)  # an existing empty folder, open to others
+    old = os.umask(0o022)
+    try:
+        with Index(make_settings(tmp_path, tmp_path, "live").index, embedder=fp32) as index:
+            backup_index(index, dest)
+    finally:
+        os.umask(old)
+    found = modes(dest)
+    assert MANIFEST in found and "state.db" in found
+    assert {name: oct(mode) for name, mode in found.items() if mode not in (0o600, 0o700)} == {}
+    assert all(mode == 0o700 for name, mode in found.items() if (dest / name).is_dir())
+
+    def schedule(db: Path) -> dict[str, Any]:
+        state = SqliteState(db)
+        try:
+            return state.daemon_next_runs()
+        finally:
+            state.close()
+
+    assert schedule(dest / "state.db") == {} and list(schedule(live / "state.db")) == ["docs"]
+    older = tmp_path / "older"  # a backup taken before: its state holds the daemon's next runs
+    shutil.copytree(dest, older)
+    db = sqlite3.connect(older / "state.db")
+    db.execute("INSERT INTO daemon_schedule (source, next_run, pid, updated) VALUES ('docs', 1, ?, 1)", (os.getpid(),))
+    db.commit()
+    db.close()
+    drop_listing(older)
+    restore_index(older, tmp_path / "restored")
+    assert schedule(tmp_path / "restored" / "state.db") == {}
+
+
+def test_a_copy_cut_short_leaves_no_file_others_could_read(tmp_path: Path) -> None:
+    """A file is 0600 from its first byte: here the copy stops at a file size limit mid-file."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "big.bin").write_bytes(os.urandom(1 << 20))
+    old_umask, old_handler = os.umask(0o022), signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, limits[1]))
+    try:
+        with pytest.raises(OSError):
+            backup.copy_folder(src, tmp_path / "dest", live=False)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, old_handler)
+        os.umask(old_umask)
+    assert 0 < (tmp_path / "dest" / "big.bin").stat().st_size < 1 << 20
+    assert stat.S_IMODE((tmp_path / "dest" / "big.bin").stat().st_mode) == 0o600
+
+
+def one_line_failure(done: Any, code: int, *words: str) -> None:
+    """Exit `code`, no traceback, one `inlet:` line holding `words` (a log line may come before it)."""
+    assert done.exit_code == code, done.output
+    assert done.exception is None or isinstance(done.exception, SystemExit)
+    said = [line for line in done.output.splitlines() if line.startswith("inlet:")]
+    assert len(said) == 1 and all(w in said[0] for w in words) and "Traceback" not in done.output, done.output
+
+
+def test_a_backup_to_a_full_or_read_only_folder_says_so_and_leaves_nothing(
+    tmp_path: Path, live: Path, small_disk: Path, fp32: Embedder
+) -> None:
+    settings = make_settings(tmp_path, tmp_path, "live")
+    config = tmp_path / "config.toml"
+    config.write_text(f'[index]\npath = "{live}"\nbackend = "{BACKEND}"\n')
+    pre = small_disk / "pre"
+    pre.mkdir()
+    filler = fill(small_disk, leave=64 * 1024)
+
+    def backup_cli(dest: Path) -> Any:
+        return CliRunner().invoke(cli, ["backup", str(dest), "--config", str(config)])
+
+    with Index(settings.index, embedder=fp32) as index:  # a holder: the copy is taken in it
+        state = SqliteState(index.path / "state.db")
+        local = start_local_commands(settings, index, state, lambda *a: None)  # type: ignore[arg-type,return-value]
+        assert local is not None
+        try:
+            held = backup_cli(small_disk / "held")
+        finally:
+            local.close()
+            state.close()
+    one_line_failure(held, 1, f"cannot write the backup: {small_disk / 'held'} is full", "removed")
+    assert "internal error" not in held.output
+    alone = backup_cli(pre)  # nobody holds the index: the command copies it itself
+    one_line_failure(alone, 1, f"cannot write the backup: {pre} is full")
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "pre"] and list(pre.iterdir()) == []
+    filler.unlink()
+    assert backup_cli(pre).exit_code == 0 and (pre / MANIFEST).is_file()  # a retry works
+
+    with read_only(small_disk) as mounted:
+        refused = backup_cli(mounted / "new")
+    one_line_failure(refused, 1, f"cannot write the backup: {mounted / 'new'} is on a read-only file system")
+
+
+def test_a_restore_onto_a_full_or_read_only_disk_blames_the_disk_not_the_backup(
+    tmp_path: Path, made: Path, small_disk: Path
+) -> None:
+    fill(small_disk, leave=64 * 1024)
+    done = restore_cli(made, small_disk / "restored")
+    one_line_failure(done, 1, "cannot write the restored copy", f"{small_disk} is full", "not at fault")
+    assert "cannot be read" not in done.output
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
+    with read_only(small_disk) as mounted:
+        refused = restore_cli(made, mounted / "restored")
+    one_line_failure(refused, 1, f"{mounted} is on a read-only file system", "not at fault")
+
+
+def test_a_restore_into_the_backup_is_refused(tmp_path: Path, made: Path) -> None:
+    backup = tmp_path / "backup"
+    shutil.copytree(made, backup)
+    before = files_of(backup)
+    for to in (backup / "sub", backup):
+        done = restore_cli(backup, to)
+        one_line_failure(done, 2, f"cannot restore to {to}", f"the backup {backup}")
+    assert files_of(backup) == before and sorted(p.name for p in backup.iterdir()) == sorted(
+        p.name for p in made.iterdir()
+    )

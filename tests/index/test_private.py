@@ -12,6 +12,7 @@ import pytest
 from inlet.config import IndexConfig
 from inlet.connectors.model import ACL, Document
 from inlet.index.store import Index
+from inlet.storage.lock import FileLock
 from inlet.storage.sqlite.state import SqliteState
 
 
@@ -61,3 +62,14 @@ def test_a_folder_open_to_others_is_reported_at_start(
     warnings = [r.getMessage() for r in caplog.records if r.name == "inlet.storage.private"]
     assert len(warnings) == 1 and "chmod -R go-rwx" in warnings[0] and str(path) in warnings[0]
     assert stat.S_IMODE(path.stat().st_mode) == 0o755  # reported, not changed behind the owner's back
+
+
+def test_a_source_lease_file_and_its_folder_are_private(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        lock = FileLock(tmp_path / "ix" / "locks" / "docs.lock")
+        assert lock.acquire(source="docs")
+        lock.release()
+    finally:
+        os.umask(old)
+    assert modes(tmp_path / "ix" / "locks") == {".": 0o700, "docs.lock": 0o600}

@@ -19,10 +19,13 @@ from mcp import Client, StdioServerParameters
 
 from inlet.cli import cli
 from inlet.config import IndexConfig, ServerConfig
+from inlet.errors import ConfigError
 from inlet.index.embedding import Embedder
 from inlet.index.store import Index
 from inlet.server.app import create_app
 from inlet.server.audit import AuditLog, read_audit
+
+from tests.test_disk_faults import fill, small_disk  # noqa: F401 (a fixture)
 
 from .conftest import AGENT, ALICE, BOB, KEYS, OPS, corpus, serve, settings_for
 from .test_mcp import http_client
@@ -224,3 +227,29 @@ def test_audit_off_by_default_and_dash_goes_to_the_log_stream(index: Index, capl
         client.post("/v1/search", json={"query": "deploy runbook"}, headers=ALICE)
     (record,) = [r for r in caplog.records if r.name == "inlet.audit"]
     assert json.loads(record.getMessage())["route"] == "POST /v1/search"
+
+
+def test_a_full_disk_loses_lines_with_one_warning_and_no_query_on_stderr(
+    small_disk: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Requests go on; logging's default would print each lost line (query and all) with a traceback."""
+    path = small_disk / "audit.jsonl"
+    audit = AuditLog(str(path))
+    fill(small_disk, leave=0)
+    with caplog.at_level("WARNING", logger="inlet.server.audit"):
+        for n in range(40):
+            audit.record(
+                key=None, caller=None, status=200, ms=1.0, route="POST /v1/search", query=f"secret question {n}"
+            )
+        audit.close()
+    err = capfd.readouterr().err
+    assert "Logging error" not in err and "secret question" not in err and "Traceback" not in err
+    (warning,) = [r.getMessage() for r in caplog.records if r.name == "inlet.server.audit"]
+    assert str(path) in warning and "No space left on device" in warning and "secret question" not in warning
+
+
+def test_an_audit_file_that_cannot_be_opened_is_a_config_error_naming_the_key(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(ConfigError, match=r"\[server\] audit_log: .*afile/audit.jsonl cannot be opened") as info:
+        AuditLog(str(tmp_path / "afile" / "audit.jsonl"))
+    assert info.value.exit_code == 2

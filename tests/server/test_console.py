@@ -63,6 +63,12 @@ def test_the_page_and_its_files_need_no_key_and_forbid_inline_scripts(console: A
     assert client.get("/console/secrets.json").status_code == 404
 
 
+def test_a_trailing_slash_redirects_to_a_path_not_to_the_host_the_client_named(console: Any) -> None:
+    client, _ = console
+    moved = client.get("/console/", headers={"Host": "evil.example"}, follow_redirects=False)
+    assert moved.status_code == 307 and moved.headers["location"] == "/console"
+
+
 def test_console_data_needs_an_admin_key(console: Any) -> None:
     client, _ = console
     assert client.get("/v1/admin/console").status_code == 401

@@ -15,9 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from inlet.config import ApiKey, IndexConfig, ServerConfig, Settings
+from inlet.errors import ConfigError
 from inlet.index.store import Index
 from inlet.server.app import create_app
-from inlet.server.auth import Caller
+from inlet.server.auth import Caller, KeyRing
 from inlet.server.mcp import InletTools
 from inlet.server.ratelimit import LocalBuckets, RateLimiter
 from inlet.server.service import Retrieval
@@ -215,3 +216,15 @@ def test_local_buckets_forget_callers_whose_bucket_has_refilled() -> None:
     assert buckets.take("user:new", rate=1.0, burst=2) == 0.0  # the table reached SWEEP_FROM: swept
     assert len(buckets) == 2  # user:0 (still spending) and user:new
     assert buckets.take("user:0", rate=1.0, burst=2) == 0.0 and buckets.take("user:0", rate=1.0, burst=2) > 0
+
+
+def test_two_keys_with_one_secret_are_refused_naming_both() -> None:
+    """The first key would take every request of the second: its bucket and its audit name."""
+    keys = [
+        ApiKey(name="alice-key", key_env="A", user="alice@x.org"),
+        ApiKey(name="bob-key", key_env="B", user="bob@x.org"),
+    ]
+    with pytest.raises(ConfigError, match="'bob-key' \\(B\\) has the same secret as 'alice-key'") as info:
+        KeyRing(keys, {"A": "one-secret", "B": "one-secret"})
+    assert info.value.exit_code == 2
+    assert len(KeyRing(keys, {"A": "one-secret", "B": "another"}).entries) == 2
