@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 from starlette.types import Scope
 
 from inlet.config import ApiKey, Settings
+from inlet.connectors.base import unset_env
 
 from .errors import ApiError
 
@@ -61,7 +62,7 @@ class KeyRing:
         for key in keys:
             value = env.get(key.key_env, "")
             if not value:
-                log.warning("API key %r is disabled: environment variable %s is not set", key.name, key.key_env)
+                log.warning("API key %r is disabled: %s", key.name, unset_env("key_env", key.key_env))
                 continue
             self.entries.append(
                 KeyEntry(key.name, value.encode(), key.user, key.on_behalf_of, key.admin, rate_limit=key.rate_limit)
