@@ -29,6 +29,20 @@ from .model import ACL, Document, Item
 
 _NAME = re.compile(r"^[a-z0-9-]+$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")  # what an `*_env` value is echoed as: anything else may be a secret
+
+
+def unset_env(key: str, var: str | None) -> str:
+    """Why config key `key` (e.g. `token_env`) gives no secret: the variable `var` it names is
+    unset, or, when `var` does not look like a variable's name (a secret pasted in its place), that
+    the key must name one; such a value is never echoed."""
+    if var and _ENV_NAME.match(var):
+        return f"environment variable {var!r} (named by key {key!r}) is not set"
+    example = key.removesuffix("_env").upper() or "MY_SECRET"
+    return (
+        f"key {key!r} must name an environment variable (such as {example}) that holds the secret, "
+        "not hold the secret itself (its value is not shown)"
+    )
 
 
 def parse_duration(value: str) -> float:
@@ -265,7 +279,7 @@ class Connector(ABC, Generic[ConfigT]):
         var = getattr(self.config, key)
         value = self.env.get(var) if var else None
         if not value:
-            raise ConfigError(f"source {self.name!r}: environment variable {var!r} (named by key {key!r}) is not set")
+            raise ConfigError(f"source {self.name!r}: {unset_env(key, var)}")
         return value
 
     def check(self) -> None:

@@ -2,8 +2,9 @@
 
 The reference connector, small enough to copy. Its checkpoint maps each file to (mtime, size,
 content hash), so a re-sync reads only files whose mtime or size moved, re-yields only those whose
-bytes changed, and yields a deletion for each file that vanished, or that a policy now skips (no
-text left, binary bytes, over the size cap). The checkpoint also holds the ACL the documents
+bytes changed, and yields a deletion for each file that vanished, and a skip by policy (which
+deletes what was indexed of it) for each that a policy now skips (no text left, binary bytes, over
+the size cap). The checkpoint also holds the ACL the documents
 carry: when the config changes it, every file is yielded again (the index re-writes the ACL and
 embeds nothing again). Nothing outside the root is read: paths are resolved, symlinks that leave
 the root are refused (checked again on the file opened for reading: a link retargeted after the
@@ -147,7 +148,7 @@ class FilesConnector(FolderConnector[FilesConfig]):
             if not relabel or entry[2] is None:  # unchanged (and, on an ACL change, never indexed)
                 return
         if stat.st_size > self.config.max_file_bytes:
-            yield from self._skipped(rel, f"larger than {self.config.max_file_bytes} bytes", entry)
+            yield from self._skipped(rel, f"larger than {self.config.max_file_bytes} bytes")
             known[rel] = [stat.st_mtime_ns, stat.st_size, OVER_CAP]
             return
         data = self._read(rel, path)
@@ -155,7 +156,7 @@ class FilesConnector(FolderConnector[FilesConfig]):
             return
         digest = hashlib.sha256(data).hexdigest()
         if relabel or not (entry and entry[2] == digest):
-            yield from self._document(rel, path, data, stat, entry)
+            yield from self._document(rel, path, data, stat)
         known[rel] = [stat.st_mtime_ns, stat.st_size, digest]
 
     def _read(self, rel: str, path: Path) -> bytes | None:
@@ -172,15 +173,12 @@ class FilesConnector(FolderConnector[FilesConfig]):
                 return None
             return file.read()
 
-    def _skipped(self, rel: str, reason: str, entry: list[Any] | None) -> Iterator[Item]:
-        """A skip by policy; what was indexed of the file before goes (its old text answers nothing now)."""
+    def _skipped(self, rel: str, reason: str) -> Iterator[Item]:
+        """A skip by policy: the engine deletes what was indexed of the file before (its old text
+        answers nothing now)."""
         yield Skipped(id=self.doc_id(rel), reason=reason, failed=False, title=rel)
-        if entry is not None and entry[2] not in (None, OVER_CAP):
-            yield Deletion(id=self.doc_id(rel))
 
-    def _document(
-        self, rel: str, path: Path, data: bytes, stat: os.stat_result, entry: list[Any] | None = None
-    ) -> Iterator[Item]:
+    def _document(self, rel: str, path: Path, data: bytes, stat: os.stat_result) -> Iterator[Item]:
         mime = None if path.suffix else "text/plain"
         try:
             text = extract_text(data, path.name, mime)
@@ -188,10 +186,10 @@ class FilesConnector(FolderConnector[FilesConfig]):
             if exc.failed:
                 yield Skipped(id=self.doc_id(rel), reason=str(exc), title=rel)
             else:
-                yield from self._skipped(rel, str(exc), entry)
+                yield from self._skipped(rel, str(exc))
             return
         if not text.strip():
-            yield from self._skipped(rel, "no text", entry)
+            yield from self._skipped(rel, "no text")
             return
         modified = datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc)
         yield self.document(

@@ -540,9 +540,13 @@ def _duration(seconds: float) -> str:
 def connectors(config_path: str | None, as_json: bool, verbose: int) -> None:
     """The installed connector types and their config keys."""
     _setup_logging(verbose)
-    from inlet.connectors.registry import available, connector_class
+    from inlet.connectors.registry import available, connector_class, refused
 
-    out: list[dict[str, Any]] = []
+    out: list[dict[str, Any]] = [
+        {"type": name, "module": ep.value, "error": why, "refused": True, "keys": []}
+        for name, pairs in refused().items()
+        for ep, why in pairs
+    ]
     for name, ep in sorted(available().items()):
         try:
             cls = connector_class(name)
@@ -555,10 +559,12 @@ def connectors(config_path: str | None, as_json: bool, verbose: int) -> None:
             if key not in ("type",)
         ]
         out.append({"type": name, "module": ep.value, "keys": keys})
+    out.sort(key=lambda c: c["type"])
 
     def prose() -> None:
         for c in out:
-            click.echo(f"{c['type']}  ({c['module']})" + (f"  BROKEN: {c['error']}" if c.get("error") else ""))
+            state = "REFUSED" if c.get("refused") else "BROKEN"
+            click.echo(f"{c['type']}  ({c['module']})" + (f"  {state}: {c['error']}" if c.get("error") else ""))
             for key in c["keys"]:
                 click.echo(f"    {key['key']}{' (required)' if key['required'] else ''}  {key['description']}")
 

@@ -24,6 +24,7 @@ from inlet.connectors.base import (
     missing_keys,
     missing_paths,
     recent_window,
+    unset_env,
 )
 from inlet.connectors.registry import connector_class
 from inlet.errors import ConfigError
@@ -404,7 +405,7 @@ def check_index_secret(settings: Settings, env: Mapping[str, str]) -> None:
     `ConfigError` (exit 2) naming the file and key otherwise, before the database is tried."""
     var = settings.index.database_password_env
     if settings.index.database_url and var and not env.get(var):
-        problem = f"[index] key 'database_password_env': environment variable {var!r} is not set"
+        problem = f"[index] {unset_env('database_password_env', var)}"
         raise ConfigError(_report(str(settings.file or "config"), [problem]))
 
 
@@ -419,7 +420,7 @@ def preflight(settings: Settings, names: list[str], env: Mapping[str, str]) -> N
         source = settings.source(name)
         for key, value in source.model_dump().items():
             if key.endswith("_env") and isinstance(value, str) and not env.get(value):
-                problems.append(f"source {name!r}: environment variable {value!r} (named by key {key!r}) is not set")
+                problems.append(f"source {name!r}: {unset_env(key, value)}")
         try:
             settings.connector(name, env).check_local()
         except ConfigError as exc:

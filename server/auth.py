@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl
 from starlette.types import Scope
 
 from inlet.config import ApiKey, Settings
+from inlet.connectors.base import unset_env
 from inlet.errors import ConfigError
 
 from .errors import ApiError
@@ -70,7 +71,7 @@ class KeyRing:
         for key in keys:
             value = env.get(key.key_env, "")
             if not value:
-                log.warning("API key %r is disabled: environment variable %s is not set", key.name, key.key_env)
+                log.warning("API key %r is disabled: %s", key.name, unset_env("key_env", key.key_env))
                 continue
             twin = next((e.name for e in self.entries if hmac.compare_digest(e.secret, value.encode())), None)
             if twin is not None:

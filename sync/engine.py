@@ -5,7 +5,9 @@ The engine knows no service. It batches what a connector yields, applies each ba
 checkpoint only once everything yielded before it is committed, so a crash anywhere resumes from
 the last checkpoint and re-applies, idempotently, what came after it. A full pass (a backfill with
 no `--since`) stamps every document it sees with a generation number; when the
-pass completes, documents of the source it did not see are deleted. A run holds its source's lease
+pass completes, documents of the source it did not see are deleted. A skip by policy
+(`Skipped(failed=False)`) deletes the document its id names, in any run, as a `Deletion` would; a
+failed skip keeps it. A run holds its source's lease
 (`leases.py`) throughout, and every commit it makes (documents, checkpoint) carries the lease's
 fence: a run whose lease was taken over can commit nothing more.
 
@@ -47,6 +49,7 @@ from typing import Any
 from inlet.config import Settings
 from inlet.connectors.base import Connector
 from inlet.connectors.kit.retry import waits_end_when
+from inlet.connectors.kit.transport import http_errors
 from inlet.connectors.model import ACL, Checkpoint, Deletion, Document, Progress, Skipped
 from inlet.errors import (
     CredentialsError,
@@ -344,7 +347,8 @@ class Engine:
         run = self.state.start_run(name, kind)
         started = time.monotonic()
         try:
-            with waits_end_when(stop.is_set):  # a wait between a call's tries ends when the run stops
+            # a wait between a call's tries ends when the run stops; an httpx error leaves as inlet's
+            with waits_end_when(stop.is_set), http_errors(name):
                 self._drive(
                     connector,
                     source,
@@ -396,9 +400,10 @@ class Engine:
         resumed: bool = False,
     ) -> None:
         since = datetime.fromisoformat(source.since) if source.since and source.phase == "backfill" else None
+        progress = _Reporter(self, run)
+        progress.tick(force=True)  # `inlet status` sees the run (and, killed, closes it) before any call of it
         with self._write_lock:  # what a killed run of this source left half-written, before any new write
             run.embedded += self.index.repair(source.name, source.fence).embedded_chunks
-        progress = _Reporter(self, run)
         unlisted: list[str] = []  # folders the source could not list: the prune keeps what is under them
         window = self._recent_window(connector, source, since, scope)
         if window is not None and not self._recent_pass(connector, source, run, progress, window, stop):
@@ -542,13 +547,8 @@ class Engine:
                     batch.add(item)
                 elif isinstance(item, Deletion):
                     batch.delete(item.id)
-                elif isinstance(item, Skipped) and keep_checkpoints:  # a recent pass's skips come again
-                    self._skip(run, item)
-                    if item.failed:  # unreadable, not gone: a full pass must not prune what was indexed
-                        if item.folder:
-                            unlisted.append(item.id)
-                        else:
-                            batch.kept[item.id] = item.acl
+                elif isinstance(item, Skipped):
+                    self._settle(item, batch, run, unlisted, count=keep_checkpoints)
                 elif isinstance(item, Progress):
                     progress.update(item)
                 elif isinstance(item, Checkpoint):
@@ -569,6 +569,19 @@ class Engine:
             raise
         self._flush(batch, source, pipeline)
         return last_checkpoint
+
+    def _settle(self, item: Skipped, batch: _Batch, run: RunRecord, unlisted: list[str], count: bool) -> None:
+        """A skip by policy deletes the document its id names (it is not to be searchable now); a
+        failed one keeps it (unreadable, not gone: a full pass must not prune it). Not `count`: a
+        recent pass, whose skips the full pass meets and counts (and keeps) again."""
+        if count:
+            self._skip(run, item)
+        if not item.failed:
+            batch.delete(item.id)
+        elif count and item.folder:
+            unlisted.append(item.id)
+        elif count:
+            batch.kept[item.id] = item.acl
 
     def _flush(self, batch: _Batch, source: SourceState, pipeline: Pipeline) -> None:
         if batch.docs or batch.deletions or batch.kept:

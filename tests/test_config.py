@@ -285,6 +285,21 @@ def test_a_bad_key_does_not_hide_a_missing_path_and_both_name_the_source_alike(t
     assert "[[sources]]" not in result.output
 
 
+def test_a_secret_pasted_as_an_env_value_is_never_echoed(tmp_path):
+    from inlet.config import preflight
+
+    text = GOOD + ('\n[[sources]]\nname = "chat"\ntype = "slack"\ntoken_env = "xoxb-123-very-private"\n')
+    settings = load_config(write(tmp_path, text))
+    with pytest.raises(ConfigError) as info:
+        preflight(settings, ["chat"], {})
+    message = str(info.value)
+    assert "source 'chat': key 'token_env' must name an environment variable (such as TOKEN)" in message
+    assert "very-private" not in message
+    with pytest.raises(ConfigError) as direct:
+        settings.connector("chat", {}).secret("token_env")
+    assert "must name an environment variable" in str(direct.value) and "very-private" not in str(direct.value)
+
+
 def test_an_unset_database_password_is_a_config_error_naming_file_and_key(tmp_path: Path, monkeypatch) -> None:
     from click.testing import CliRunner
 
@@ -299,7 +314,7 @@ def test_an_unset_database_password_is_a_config_error_naming_file_and_key(tmp_pa
     result = CliRunner().invoke(cli, ["status", "--config", str(config)])
     assert result.exit_code == 2, result.output
     assert str(config) in result.output and "'database_password_env'" in result.output
-    assert "'INLET_TEST_NO_SUCH_PASSWORD' is not set" in result.output
+    assert "'INLET_TEST_NO_SUCH_PASSWORD' (named by key 'database_password_env') is not set" in result.output
 
 
 @pytest.mark.parametrize(

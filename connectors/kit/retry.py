@@ -14,8 +14,9 @@ Invariants:
   up as if its tries were spent, and the run ends at its last checkpoint, resuming from there.
 - Throttling (429), server errors (5xx but 501) and network failures (reset, refused, stalled) are
   retriable; Google's 403 with a rate-limit reason is throttling too. Anything else is not.
-- Each wait is one log line, written here, naming the source, the call and the reason: a throttle
-  at INFO (expected during a large backfill), a failure at WARNING (visible at the CLI's level).
+- Each wait is one log line, written here, naming the source, the call and the reason: at WARNING
+  (visible at the CLI's level) for a failure, and for a throttle whose wait is `NOTICEABLE_WAIT`
+  (5 s) or more; a shorter throttle at INFO (expected, and frequent, during a large backfill).
 
 The adapters (`kit.http.RetryTransport` for httpx, `kit.slack.SlackRetryHandler` for slack-sdk,
 `kit.google.GoogleService.call` for googleapiclient) all run their waits through `Attempts`.
@@ -37,6 +38,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 THROTTLED = 429
+NOTICEABLE_WAIT = 5.0  # seconds: a throttle's wait this long is a WARNING, seen on a terminal
 RATE_LIMIT_REASONS = frozenset({"userRateLimitExceeded", "rateLimitExceeded"})  # Google's 403 throttles
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, http.client.HTTPException)  # URLError is an OSError
 STOP_POLL = 0.2  # seconds between two looks, during a wait, at whether the run stops
@@ -157,7 +159,7 @@ class Attempts:
         if self.waited + wait > self.policy.deadline:
             return None
         log.log(
-            logging.INFO if throttled else logging.WARNING,
+            logging.INFO if throttled and wait < NOTICEABLE_WAIT else logging.WARNING,
             "source %r: %s: %s; retry %d of %d in %.2fs",
             self.source,
             self.what,

@@ -6,14 +6,23 @@ one that never connected is),
 honouring `Retry-After`; the last answer, retriable or not, is returned to the caller, who maps it
 onto inlet's errors. The body is read inside the retry loop, so a connection cut halfway through an
 answer is retried too (httpx would otherwise read it after the transport has returned).
+
+An httpx error a connector lets out of its run (a network failure after the retries, or
+`raise_for_status()` on an answer it cannot use) becomes inlet's typed error in `http_errors`
+(which the engine holds around each run): it names the source and the request's method and URL,
+never the URL's query or user info (they may carry a secret).
 """
 
 from __future__ import annotations
 
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+
+from inlet.errors import CredentialsError, InletError, RetriableError
 
 from .retry import RetryPolicy, retriable_status, retry_after
 
@@ -95,3 +104,30 @@ def client(
         headers={"User-Agent": user_agent},
         follow_redirects=follow_redirects,
     )
+
+
+@contextmanager
+def http_errors(source: str) -> Iterator[None]:
+    """httpx's errors leave the block as inlet's (`http_failure`)."""
+    try:
+        yield
+    except httpx.HTTPError as exc:
+        raise http_failure(exc, source) from exc
+
+
+def http_failure(exc: httpx.HTTPError, source: str) -> InletError:
+    """The typed error for `exc`, naming `source` and the request: a refused credential (401),
+    a transient failure (a network error, 429, 5xx) or another answer the source could not use."""
+    try:
+        request: httpx.Request | None = exc.request
+    except RuntimeError:  # an error raised outside a request
+        request = None
+    call = f"{request.method} {request.url.copy_with(query=None, fragment=None, userinfo=b'')}" if request else "a call"
+    if not isinstance(exc, httpx.HTTPStatusError):
+        return RetriableError(f"source {source!r}: {call} failed: {type(exc).__name__}: {exc}")
+    status = exc.response.status_code
+    if status == 401:
+        return CredentialsError(source, f"{call} answered HTTP 401")
+    if retriable_status(status):
+        return RetriableError(f"source {source!r}: {call} answered HTTP {status}, after the retries")
+    return InletError(f"source {source!r}: {call} answered HTTP {status}")

@@ -102,6 +102,29 @@ def test_a_full_pass_keeps_what_it_could_not_read_this_time(engine):
     assert indexed(engine) == ["one:1", "one:2"]
 
 
+def test_a_skip_by_policy_in_a_sync_deletes_the_old_version_a_failed_one_keeps_it(engine):
+    """A skip by policy (out of scope now) means the item is not to be searchable: its old version
+    (old text, old ACL) goes at once, not at the next full pass. A failed skip keeps it, and a skip
+    whose id names no document (a part of one: `#body`) deletes nothing."""
+    Script.plan = [
+        [doc(1), doc(2), doc(3), Checkpoint(state={})],
+        [
+            Skipped(id="one:1", reason="out of scope: private", failed=False),
+            Skipped(id="one:2", reason="cannot be read (HTTP 500)"),
+            doc(3, "document three, edited"),
+            Skipped(id="one:3#body", reason="body truncated", failed=False),
+            Checkpoint(state={}),
+        ],
+    ]
+    engine.run("one", "backfill")
+    result = engine.run("one", "sync")
+    assert (result.outcome, result.deleted, result.skipped, result.errors) == ("partial", 1, 2, 1)
+    assert indexed(engine) == ["one:2", "one:3"]
+    assert engine.index.catalog.document("one:3").text == "document three, edited"
+    chunks = sum(c for _, c in engine.index.catalog.counts().values())
+    assert engine.index.collection.count() == chunks  # its vectors went with it
+
+
 def test_a_full_pass_keeps_the_documents_under_a_folder_it_could_not_list(engine):
     """A fresh pass (`backfill --restart`) knows none of a locked folder's files: the folder's skip
     keeps every document under it, and only those."""
@@ -235,34 +258,84 @@ def test_one_source_never_runs_twice_at_once(engine):
         held.release()
 
 
-def test_status_shows_a_killed_run_as_the_next_run_will_record_it(engine, tmp_path):
-    """Between a `kill -9` and the next run, `inlet status` shows the run as failed (interrupted),
-    with what it had done, not as "never run"; a run just starting (no progress saved) is not judged."""
+def status_of(engine, name: str = "one") -> dict:
+    """What `inlet status` shows of the source."""
+    from inlet.status import sources_status
+
+    return next(s for s in sources_status(engine.settings, engine.state)["sources"] if s["name"] == name)
+
+
+def as_if_killed(state_db) -> None:
+    """The process a run's progress names is gone (a `kill -9`)."""
     import sqlite3
     import subprocess
     import sys
 
-    from inlet.status import sources_status
-
-    def one() -> dict:
-        return next(s for s in sources_status(engine.settings, engine.state)["sources"] if s["name"] == "one")
-
-    run = engine.state.start_run("one", "backfill")
-    assert one()["last_run"] is None and one()["running"] is None  # starting: nothing saved yet
-    run.upserted = 7
-    engine.state.save_progress(run, 7, 7, 20, "files")
-    assert one()["running"]["upserted"] == 7 and one()["last_run"] is None
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    db = sqlite3.connect(tmp_path / "state.db")
+    db = sqlite3.connect(state_db)
     db.execute("UPDATE run_progress SET pid = ?", (dead.pid,))
     db.commit()
     db.close()
-    shown = one()
+
+
+def test_status_shows_a_killed_run_as_the_next_run_will_record_it(engine, tmp_path):
+    """Between a `kill -9` and the next run, `inlet status` shows the run as failed (interrupted),
+    with what it had done, not as "never run"; a run just starting (no progress saved) is not judged."""
+    run = engine.state.start_run("one", "backfill")
+    assert status_of(engine)["last_run"] is None and status_of(engine)["running"] is None  # starting: nothing saved
+    run.upserted = 7
+    engine.state.save_progress(run, 7, 7, 20, "files")
+    assert status_of(engine)["running"]["upserted"] == 7 and status_of(engine)["last_run"] is None
+    as_if_killed(tmp_path / "state.db")
+    shown = status_of(engine)
     assert shown["running"] is None
     last = shown["last_run"]
     assert (last["outcome"], last["error"], last["upserted"], last["kind"]) == ("failed", ORPHANED, 7, "backfill")
     assert last["finished_at"] is not None
+
+
+def test_a_run_killed_before_its_connector_yields_shows_as_the_last_run(engine, tmp_path):
+    """A run whose first call waits (a retry's wait, a slow listing) is shown running at once, and
+    once killed there, as the last run: failed, interrupted, not the run before it."""
+    seen: list = []
+
+    def killed_while_waiting(c):
+        seen.append(status_of(engine)["running"])
+        raise KeyboardInterrupt  # stands for the kill: nothing of the engine runs after it
+
+    Script.plan = [[doc(1), Checkpoint(state={})], [killed_while_waiting]]
+    assert engine.run("one", "backfill").outcome == "ok"
+    with pytest.raises(KeyboardInterrupt):
+        engine.run("one", "sync")
+    assert seen[0] is not None and seen[0]["kind"] == "sync"
+    as_if_killed(tmp_path / "state.db")
+    last = status_of(engine)["last_run"]
+    assert (last["kind"], last["outcome"], last["error"]) == ("sync", "failed", ORPHANED)
+
+
+def test_an_httpx_error_a_connector_lets_out_fails_the_run_naming_the_request_without_traceback(engine, caplog):
+    """A plug-in's call that still fails after the kit's retries (refused, or a last 503 it passes to
+    `raise_for_status`) is logged once, as the built-ins' errors are: the source, the method and
+    the URL, never its query (a token may be in it), and no traceback."""
+    import logging
+
+    import httpx
+
+    request = httpx.Request("GET", "https://tickets.test/api/tickets?page=3&token=s3cret")
+    refused = httpx.ConnectError("[Errno 111] Connection refused", request=request)
+    answer = httpx.Response(503, request=request)
+    unavailable = httpx.HTTPStatusError("Server error '503 Service Unavailable'", request=request, response=answer)
+    Script.plan = [[doc(1), refused], [unavailable]]
+    with caplog.at_level(logging.ERROR, logger="inlet.sync.engine"):
+        first = engine.run("one", "backfill")
+        second = engine.run("one", "backfill")
+    assert first.outcome == "failed" and first.error == (
+        "source 'one': GET https://tickets.test/api/tickets failed: ConnectError: [Errno 111] Connection refused"
+    )
+    assert second.error == "source 'one': GET https://tickets.test/api/tickets answered HTTP 503, after the retries"
+    assert len(caplog.records) == 2 and not any(r.exc_info for r in caplog.records)
+    assert "s3cret" not in caplog.text and "https://tickets.test/api/tickets" in caplog.text
 
 
 def test_stop_ends_the_run_at_the_next_checkpoint(engine):

@@ -4,6 +4,8 @@ leaves a run `ok`, an unreadable item makes it `partial`; a failed run counts it
 import json
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from click.testing import CliRunner
 
@@ -29,6 +31,18 @@ def _setup(tmp_path):
     return folder, config
 
 
+@contextmanager
+def _engine(config, embedder) -> Iterator[Engine]:
+    """An engine over the configured index, closed after."""
+    settings = load_config(config)
+    with Index(settings.index, embedder=embedder) as index:
+        state = SqliteState(settings.index.path / "state.db")
+        try:
+            yield Engine(settings, index, state, env={})
+        finally:
+            state.close()
+
+
 def _status(config):
     result = CliRunner().invoke(cli, ["status", "handbook", "--json", "--config", str(config)])
     assert result.exit_code == 0, result.output
@@ -37,10 +51,8 @@ def _status(config):
 
 def test_a_skip_by_policy_is_ok_and_listed_an_unreadable_item_is_partial(tmp_path, embedder):
     folder, config = _setup(tmp_path)
-    settings = load_config(config)
-    with Index(settings.index, embedder=embedder) as index:
-        state = SqliteState(settings.index.path / "state.db")
-        engine = Engine(settings, index, state, env={})
+    with _engine(config, embedder) as engine:
+        settings, state = engine.settings, engine.state
         first = engine.run("handbook", "backfill")
         assert (first.outcome, first.skipped, first.errors) == ("ok", 1, 0)
         last = sources_status(settings, state)["sources"][0]["last_run"]
@@ -65,18 +77,14 @@ def test_a_skip_by_policy_is_ok_and_listed_an_unreadable_item_is_partial(tmp_pat
         failed = engine.run("handbook", "sync")
         assert failed.outcome == "failed" and failed.errors >= 1  # issue 28.4: not "0 errors"
         assert sources_status(settings, state)["sources"][0]["last_run"]["errors"] >= 1
-        state.close()
 
 
 def test_status_source_prints_the_skipped_items_and_json_carries_them(tmp_path, embedder):
     folder, config = _setup(tmp_path)
     for n in range(SKIPS_KEPT + 5):
         (folder / f"big-{n:02}.txt").write_text("x" * 2000)
-    settings = load_config(config)
-    with Index(settings.index, embedder=embedder) as index:
-        state = SqliteState(settings.index.path / "state.db")
-        assert Engine(settings, index, state, env={}).run("handbook", "backfill").skipped == SKIPS_KEPT + 6
-        state.close()
+    with _engine(config, embedder) as engine:
+        assert engine.run("handbook", "backfill").skipped == SKIPS_KEPT + 6
     last = _status(config)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", last["finished_at"])  # milliseconds at most
     assert last["skipped"] == SKIPS_KEPT + 6 and len(last["skipped_items"]) == SKIPS_KEPT
@@ -87,3 +95,19 @@ def test_status_source_prints_the_skipped_items_and_json_carries_them(tmp_path, 
     assert "(when a daemon runs: none runs this source now)" in overview  # no daemon: nothing will run it
     unknown = CliRunner().invoke(cli, ["status", "nope", "--config", str(config)])
     assert unknown.exit_code == 2 and "handbook" in unknown.output
+
+
+def test_a_file_grown_over_max_file_bytes_leaves_search_in_an_incremental_sync(tmp_path, embedder):
+    from inlet.index.search import SearchRequest, search
+
+    folder, config = _setup(tmp_path)
+    with _engine(config, embedder) as engine:
+        engine.run("handbook", "backfill")
+        index = engine.index
+        found = lambda: [h.doc_id for h in search(index, SearchRequest(query="launch Tuesday", k=5))[0]]  # noqa: E731
+        assert "handbook:plan.md" in found()
+        (folder / "plan.md").write_text("# Plan\n\nThe launch is on Tuesday.\n" * 60)  # now over the cap
+        result = engine.run("handbook", "sync")
+        assert (result.outcome, result.deleted, result.skipped) == ("ok", 1, 2)
+        assert "handbook:plan.md" not in found()
+        assert index.catalog.source_doc_ids("handbook") == []

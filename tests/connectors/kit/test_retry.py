@@ -65,10 +65,13 @@ def test_deadline_refuses_a_wait_that_would_pass_it() -> None:
     assert attempts.waited == 4.0
 
 
-def test_a_throttle_logs_at_info(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_short_throttle_logs_at_info_a_long_one_at_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """A wait a user would notice on a terminal is shown there (the CLI logs WARNING and up)."""
     with caplog.at_level(logging.INFO, logger="inlet.connectors.kit.retry"):
         assert policy([]).start("s", "m").retry("HTTP 429", 1.0, throttled=True)
-    assert [r.levelno for r in caplog.records] == [logging.INFO]
+        assert policy([]).start("s", "m").retry("HTTP 429", 40.0, throttled=True)
+    assert [r.levelno for r in caplog.records] == [logging.INFO, logging.WARNING]
+    assert "source 's': m: HTTP 429; retry 1 of" in caplog.records[1].getMessage()
 
 
 def test_a_retry_after_longer_than_the_cap_is_waited_out_in_full() -> None:
@@ -175,3 +178,28 @@ def test_sdk_logger_drops_the_sdks_own_retry_lines(caplog: pytest.LogCaptureFixt
         logger.info("Going to retry the same request: POST https://slack.test/api/auth.test")
         logger.warning("something else")
     assert [r.getMessage() for r in caplog.records] == ["something else"]
+
+
+def test_an_httpx_error_becomes_inlet_s_typed_error_naming_the_request_but_not_its_query() -> None:
+    from inlet.connectors.kit.transport import http_failure
+    from inlet.errors import CredentialsError, InletError, RetriableError
+
+    request = httpx.Request("POST", "https://me:pw@svc.test/api/items?key=s3cret")
+
+    def answered(status: int) -> InletError:
+        response = httpx.Response(status, request=request)
+        return http_failure(httpx.HTTPStatusError("bad", request=request, response=response), "crm")
+
+    refused, missing, busy = answered(401), answered(404), answered(429)
+    assert isinstance(refused, CredentialsError) and str(refused) == (
+        "source 'crm' refused its credentials: POST https://svc.test/api/items answered HTTP 401"
+    )
+    assert (
+        type(missing) is InletError
+        and str(missing) == "source 'crm': POST https://svc.test/api/items answered HTTP 404"
+    )
+    assert isinstance(busy, RetriableError) and "s3cret" not in str(busy) and "pw" not in str(busy)
+    assert (
+        str(http_failure(httpx.ReadTimeout("timed out"), "crm"))
+        == "source 'crm': a call failed: ReadTimeout: timed out"
+    )
