@@ -78,9 +78,8 @@ def test_a_plug_in_that_fails_to_import_is_a_config_error_naming_source_key_file
     config.write_text(f'[index]\npath = "{tmp_path / "idx"}"\n[[sources]]\nname = "b"\ntype = "broken"\n')
     result = CliRunner().invoke(cli, ["sync", "--config", str(config)])
     assert result.exit_code == 2, result.output
-    assert (
-        f"{config}: [[sources]] #1 ('b'): key 'type': connector type 'broken': plug-in broken_plugin_nope:Broken"
-        in (result.output)
+    assert f"{config}: source 'b': key 'type': connector type 'broken': plug-in broken_plugin_nope:Broken" in (
+        result.output
     )
     assert "ModuleNotFoundError: No module named 'broken_plugin_nope'" in result.output
     assert "Traceback" not in result.output
