@@ -2,9 +2,8 @@
 
 The reference connector, small enough to copy. Its checkpoint maps each file to (mtime, size,
 content hash), so a re-sync reads only files whose mtime or size moved, re-yields only those whose
-bytes changed, and yields a deletion for each file that vanished, and a skip by policy (which
-deletes what was indexed of it) for each that a policy now skips (no text left, binary bytes, over
-the size cap). The checkpoint also holds the ACL the documents
+bytes changed, and yields a deletion for each file that vanished, or that a policy now skips (no
+text left, binary bytes, over the size cap). The checkpoint also holds the ACL the documents
 carry: when the config changes it, every file is yielded again (the index re-writes the ACL and
 embeds nothing again). Nothing outside the root is read: paths are resolved, symlinks that leave
 the root are refused (checked again on the file opened for reading: a link retargeted after the
@@ -148,7 +147,7 @@ class FilesConnector(FolderConnector[FilesConfig]):
             if not relabel or entry[2] is None:  # unchanged (and, on an ACL change, never indexed)
                 return
         if stat.st_size > self.config.max_file_bytes:
-            yield from self._skipped(rel, f"larger than {self.config.max_file_bytes} bytes")
+            yield from self._skipped(rel, f"larger than {self.config.max_file_bytes} bytes", entry)
             known[rel] = [stat.st_mtime_ns, stat.st_size, OVER_CAP]
             return
         data = self._read(rel, path)
@@ -156,7 +155,7 @@ class FilesConnector(FolderConnector[FilesConfig]):
             return
         digest = hashlib.sha256(data).hexdigest()
         if relabel or not (entry and entry[2] == digest):
-            yield from self._document(rel, path, data, stat)
+            yield from self._document(rel, path, data, stat, entry)
         known[rel] = [stat.st_mtime_ns, stat.st_size, digest]
 
     def _read(self, rel: str, path: Path) -> bytes | None:
@@ -173,12 +172,15 @@ class FilesConnector(FolderConnector[FilesConfig]):
                 return None
             return file.read()
 
-    def _skipped(self, rel: str, reason: str) -> Iterator[Item]:
-        """A skip by policy: the engine deletes what was indexed of the file before (its old text
-        answers nothing now)."""
+    def _skipped(self, rel: str, reason: str, entry: list[Any] | None) -> Iterator[Item]:
+        """A skip by policy; what was indexed of the file before goes (its old text answers nothing now)."""
         yield Skipped(id=self.doc_id(rel), reason=reason, failed=False, title=rel)
+        if entry is not None and entry[2] not in (None, OVER_CAP):
+            yield Deletion(id=self.doc_id(rel))
 
-    def _document(self, rel: str, path: Path, data: bytes, stat: os.stat_result) -> Iterator[Item]:
+    def _document(
+        self, rel: str, path: Path, data: bytes, stat: os.stat_result, entry: list[Any] | None = None
+    ) -> Iterator[Item]:
         mime = None if path.suffix else "text/plain"
         try:
             text = extract_text(data, path.name, mime)
@@ -186,10 +188,10 @@ class FilesConnector(FolderConnector[FilesConfig]):
             if exc.failed:
                 yield Skipped(id=self.doc_id(rel), reason=str(exc), title=rel)
             else:
-                yield from self._skipped(rel, str(exc))
+                yield from self._skipped(rel, str(exc), entry)
             return
         if not text.strip():
-            yield from self._skipped(rel, "no text")
+            yield from self._skipped(rel, "no text", entry)
             return
         modified = datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc)
         yield self.document(

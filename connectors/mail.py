@@ -323,7 +323,7 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
                     count += 1
                     if size > cap:
                         over = True
-                        yield self._too_large(native, size)
+                        yield from self._too_large(native, size, old is not None)
                     else:
                         yield from self._emit(native, read(), url, rel, since)
             except OSError as exc:  # vanished or unreadable since the scan: named, retried next run
@@ -379,11 +379,12 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
             finally:
                 box.close()
 
-    def _too_large(self, native: str, size: int) -> Skipped:
-        """A message over `max_file_bytes`, not read: a skip by policy (the engine deletes what was
-        indexed of it)."""
+    def _too_large(self, native: str, size: int, known: bool) -> Iterator[Item]:
+        """A message over `max_file_bytes`, not read: a skip by policy; what was indexed of it goes."""
         reason = f"{size} bytes, larger than max_file_bytes ({self.config.max_file_bytes}): not read"
-        return Skipped(id=self.doc_id(native), reason=reason, failed=False, title=native)
+        yield Skipped(id=self.doc_id(native), reason=reason, failed=False, title=native)
+        if known:
+            yield Deletion(id=self.doc_id(native))
 
     def _emit(self, native: str, raw: bytes, url: str, rel: str, since: dt.datetime | None) -> Iterator[Item]:
         try:

@@ -140,9 +140,8 @@ class Checkpoint(BaseModel):
 class Skipped(BaseModel):
     """One item not indexed, with its reason: logged, counted, listed in `inlet status`, and the run
     goes on. `failed=True` (could not be read) makes the run `partial`; a skip by policy
-    (`failed=False`: too large, a type not extracted, out of scope) leaves it `ok` and deletes the
-    document its id names, in any run (an id that names no document, `doc#body`, deletes nothing).
-    A failed skip keeps the document indexed before; with `folder=True` its id is a prefix (`source:folder/`) and
+    (`failed=False`: too large, a type not extracted, out of scope) leaves it `ok`. A failed skip
+    keeps the document indexed before; with `folder=True` its id is a prefix (`source:folder/`) and
     every document whose id starts with it is kept (a folder the process may not list). A failed
     skip that carries `acl` (the permissions were read, the content was not) gives the kept version
     that ACL: a user removed from an item's sharing never keeps it through a failed read."""

@@ -5,9 +5,9 @@ The engine knows no service. It batches what a connector yields, applies each ba
 checkpoint only once everything yielded before it is committed, so a crash anywhere resumes from
 the last checkpoint and re-applies, idempotently, what came after it. A full pass (a backfill with
 no `--since`) stamps every document it sees with a generation number; when the
-pass completes, documents of the source it did not see are deleted. A skip by policy
-(`Skipped(failed=False)`) deletes the document its id names, in any run, as a `Deletion` would; a
-failed skip keeps it. A run holds its source's lease
+pass completes, documents of the source it did not see are deleted. A skip deletes nothing by
+itself (its id names an item, not always a document: `doc#body`, an attachment): a connector whose
+item leaves the index by policy yields its `Deletion` too. A run holds its source's lease
 (`leases.py`) throughout, and every commit it makes (documents, checkpoint) carries the lease's
 fence: a run whose lease was taken over can commit nothing more.
 
@@ -547,8 +547,13 @@ class Engine:
                     batch.add(item)
                 elif isinstance(item, Deletion):
                     batch.delete(item.id)
-                elif isinstance(item, Skipped):
-                    self._settle(item, batch, run, unlisted, count=keep_checkpoints)
+                elif isinstance(item, Skipped) and keep_checkpoints:  # a recent pass's skips come again
+                    self._skip(run, item)
+                    if item.failed:  # unreadable, not gone: a full pass must not prune what was indexed
+                        if item.folder:
+                            unlisted.append(item.id)
+                        else:
+                            batch.kept[item.id] = item.acl
                 elif isinstance(item, Progress):
                     progress.update(item)
                 elif isinstance(item, Checkpoint):
@@ -569,19 +574,6 @@ class Engine:
             raise
         self._flush(batch, source, pipeline)
         return last_checkpoint
-
-    def _settle(self, item: Skipped, batch: _Batch, run: RunRecord, unlisted: list[str], count: bool) -> None:
-        """A skip by policy deletes the document its id names (it is not to be searchable now); a
-        failed one keeps it (unreadable, not gone: a full pass must not prune it). Not `count`: a
-        recent pass, whose skips the full pass meets and counts (and keeps) again."""
-        if count:
-            self._skip(run, item)
-        if not item.failed:
-            batch.delete(item.id)
-        elif count and item.folder:
-            unlisted.append(item.id)
-        elif count:
-            batch.kept[item.id] = item.acl
 
     def _flush(self, batch: _Batch, source: SourceState, pipeline: Pipeline) -> None:
         if batch.docs or batch.deletions or batch.kept:

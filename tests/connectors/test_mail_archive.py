@@ -334,9 +334,10 @@ def test_a_message_over_max_file_bytes_is_skipped_unread_until_the_cap_admits_it
     assert not [i for i in items if isinstance(i, Skipped)]
 
     (tmp_path / "big.eml").write_bytes(bytes(mail("big", "Grown.\n" + "padding line\n" * 5000)))
-    items, _ = run(archive(tmp_path, max_file_bytes=50_000), state)  # grown past the cap: the skip deletes it
+    items, _ = run(archive(tmp_path, max_file_bytes=50_000), state)  # grown past the cap: out of the index
     assert [(type(i).__name__, i.id) for i in items if isinstance(i, (Skipped, Deletion, Document))] == [
-        ("Skipped", "arch:big.eml")
+        ("Skipped", "arch:big.eml"),
+        ("Deletion", "arch:big.eml"),
     ]
 
 

@@ -102,27 +102,30 @@ def test_a_full_pass_keeps_what_it_could_not_read_this_time(engine):
     assert indexed(engine) == ["one:1", "one:2"]
 
 
-def test_a_skip_by_policy_in_a_sync_deletes_the_old_version_a_failed_one_keeps_it(engine):
-    """A skip by policy (out of scope now) means the item is not to be searchable: its old version
-    (old text, old ACL) goes at once, not at the next full pass. A failed skip keeps it, and a skip
-    whose id names no document (a part of one: `#body`) deletes nothing."""
+def test_a_skip_deletes_nothing_by_itself_the_connector_yields_the_deletion(engine):
+    """A skip's id names an item, not always a document (`doc#body`, an attachment, which a sender
+    may name like another message): the engine deletes nothing for a skip in a sync. A connector
+    whose item must leave the index (a file now over the cap) yields its `Deletion` too; a failed
+    skip keeps the old version; the next full pass prunes what a policy skipped."""
     Script.plan = [
-        [doc(1), doc(2), doc(3), Checkpoint(state={})],
+        [doc(1), doc(2), doc(3), doc(4), Checkpoint(state={})],
         [
-            Skipped(id="one:1", reason="out of scope: private", failed=False),
+            Skipped(id="one:1", reason="larger than the limit", failed=False),
+            Deletion(id="one:1"),
             Skipped(id="one:2", reason="cannot be read (HTTP 500)"),
             doc(3, "document three, edited"),
             Skipped(id="one:3#body", reason="body truncated", failed=False),
+            Skipped(id="one:4", reason="out of scope: private", failed=False),
             Checkpoint(state={}),
         ],
     ]
     engine.run("one", "backfill")
     result = engine.run("one", "sync")
-    assert (result.outcome, result.deleted, result.skipped, result.errors) == ("partial", 1, 2, 1)
-    assert indexed(engine) == ["one:2", "one:3"]
+    assert (result.outcome, result.deleted, result.skipped, result.errors) == ("partial", 1, 3, 1)
+    assert indexed(engine) == ["one:2", "one:3", "one:4"]
     assert engine.index.catalog.document("one:3").text == "document three, edited"
     chunks = sum(c for _, c in engine.index.catalog.counts().values())
-    assert engine.index.collection.count() == chunks  # its vectors went with it
+    assert engine.index.collection.count() == chunks  # the deleted one's vectors went with it
 
 
 def test_a_full_pass_keeps_the_documents_under_a_folder_it_could_not_list(engine):
