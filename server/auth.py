@@ -69,7 +69,9 @@ class KeyRing:
     def __init__(self, keys: list[ApiKey], env: Mapping[str, str]) -> None:
         self.entries: list[KeyEntry] = []
         for key in keys:
-            value = env.get(key.key_env, "")
+            value = env.get(
+                key.key_env, ""
+            ).strip()  # as a request's token is read: a secret file's newline is no part of it
             if not value:
                 log.warning("API key %r is disabled: %s", key.name, unset_env("key_env", key.key_env))
                 continue
@@ -110,14 +112,12 @@ class KeyRing:
 def warn_without_keys(settings: Settings, env: Mapping[str, str]) -> bool:
     """Log an error when no configured key has its environment variable set: the server would
     answer 401 to every request. True when it warned."""
-    if any(env.get(key.key_env) for key in settings.server.api_keys) or settings.server.oauth is not None:
+    if any(env.get(key.key_env, "").strip() for key in settings.server.api_keys) or settings.server.oauth is not None:
         return False  # a key, or OAuth access tokens ([server.oauth])
-    names = ", ".join(key.key_env for key in settings.server.api_keys)
+    unset = "; ".join(f"key {key.name!r}: {unset_env('key_env', key.key_env)}" for key in settings.server.api_keys)
     log.error(
         "NO USABLE API KEY: every request but /healthz will be answered 401. %s",
-        f"Set {names} in the environment."
-        if names
-        else "Add a [[server.api_keys]] entry (see config.example.toml) and set its key_env variable.",
+        unset or "Add a [[server.api_keys]] entry (see config.example.toml) and set its key_env variable.",
     )
     return True
 

@@ -18,7 +18,7 @@ from inlet.config import ApiKey, IndexConfig, ServerConfig, Settings
 from inlet.errors import ConfigError
 from inlet.index.store import Index
 from inlet.server.app import create_app
-from inlet.server.auth import Caller, KeyRing
+from inlet.server.auth import Caller, KeyRing, warn_without_keys
 from inlet.server.mcp import InletTools
 from inlet.server.ratelimit import LocalBuckets, RateLimiter
 from inlet.server.service import Retrieval
@@ -228,3 +228,14 @@ def test_two_keys_with_one_secret_are_refused_naming_both() -> None:
         KeyRing(keys, {"A": "one-secret", "B": "one-secret"})
     assert info.value.exit_code == 2
     assert len(KeyRing(keys, {"A": "one-secret", "B": "another"}).entries) == 2
+    with pytest.raises(ConfigError, match="same secret"):  # a request's token is read stripped: so is a secret
+        KeyRing(keys, {"A": "one-secret", "B": "one-secret \n"})
+    newline = KeyRing(keys, {"A": "from-a-file\n", "B": "another"})
+    assert newline.authenticate("Bearer from-a-file").name == "alice-key"
+
+
+def test_a_secret_pasted_as_key_env_is_not_echoed_when_no_key_is_usable(caplog: pytest.LogCaptureFixture) -> None:
+    settings = Settings(server=ServerConfig(api_keys=[ApiKey(name="admin", key_env="s3cret-Pasted-Here", admin=True)]))
+    assert warn_without_keys(settings, {})
+    assert "NO USABLE API KEY" in caplog.text and "s3cret-Pasted-Here" not in caplog.text
+    assert "'admin'" in caplog.text and "must name an environment variable" in caplog.text
