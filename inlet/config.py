@@ -9,6 +9,7 @@ import hashlib
 
 import difflib
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,12 +31,31 @@ from inlet.connectors.registry import connector_class
 from inlet.errors import ConfigError
 
 
+def _postgres_url(url: str | None) -> str | None:
+    """`url` when psycopg can read it as a PostgreSQL URL; the error never shows it (a password
+    may be written into it)."""
+    if url is None:
+        return None
+    from psycopg.conninfo import conninfo_to_dict
+
+    shape = "postgresql://user@host:port/database (the value is not shown: it may hold a password)"
+    if not re.match(r"postgres(ql)?://", url):
+        raise ValueError(f"not a PostgreSQL URL: write it as {shape}")
+    try:
+        conninfo_to_dict(url)
+    except Exception:
+        raise ValueError(f"cannot be read as a PostgreSQL URL: write it as {shape}") from None
+    return url
+
+
 class IndexConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     path: Path = Field(Path(".inlet"), description="embedded store: Chroma files + state database")
     chroma_url: str | None = Field(None, description="use a Chroma server instead of the embedded store")
-    database_url: str | None = Field(None, description="PostgreSQL for catalog, state and leases (needs chroma_url)")
+    database_url: Annotated[str | None, AfterValidator(_postgres_url)] = Field(
+        None, description="PostgreSQL for catalog, state and leases (needs chroma_url)"
+    )
     database_password_env: str | None = Field(None, description="environment variable holding its password")
     model: str = Field("all-MiniLM-L6-v2", description="model name or local path")
     chunk_tokens: int = Field(200, ge=32, le=512, description="target chunk size in model tokens")

@@ -300,6 +300,16 @@ def test_a_secret_pasted_as_an_env_value_is_never_echoed(tmp_path):
     assert "must name an environment variable" in str(direct.value) and "very-private" not in str(direct.value)
 
 
+@pytest.mark.parametrize(
+    "url", ["postgresql://u:Pw-In-Url@[::1/db", "mysql://u:Pw-In-Url@h/db", "postgresql://u:Pw-In-Url%zz@h/d"]
+)
+def test_a_database_url_that_cannot_be_read_is_a_config_error_that_shows_no_password(tmp_path, url: str) -> None:
+    text = f'[index]\ndatabase_url = "{url}"\nchroma_url = "http://localhost:1"\n'
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    assert "[index] key 'database_url'" in str(info.value) and "Pw-In-Url" not in str(info.value)
+
+
 def test_an_unset_database_password_is_a_config_error_naming_file_and_key(tmp_path: Path, monkeypatch) -> None:
     from click.testing import CliRunner
 
