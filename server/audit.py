@@ -237,8 +237,9 @@ def audit_files(path: Path) -> list[Path]:
 
 def acted_for(line: Mapping[str, Any]) -> str:
     """Whom a line's request acted for, as `inlet audit` prints it: the user, else "operator" for an
-    admin key, else "(no user)" (an on_behalf_of key that named none, refused)."""
-    return line.get("user") or ("operator" if line.get("kind") == "admin" else "(no user)")
+    admin key, else "(no user)" (an on_behalf_of key that named none, refused). A line written
+    before lines named the key's kind reads as then: no user is "operator"."""
+    return line.get("user") or ("operator" if line.get("kind", "admin") == "admin" else "(no user)")
 
 
 def read_audit(path: Path, user: str | None = None, since: datetime | None = None) -> Iterator[dict[str, Any]]:

@@ -253,3 +253,12 @@ def test_an_audit_file_that_cannot_be_opened_is_a_config_error_naming_the_key(tm
     with pytest.raises(ConfigError, match=r"\[server\] audit_log: .*afile/audit.jsonl cannot be opened") as info:
         AuditLog(str(tmp_path / "afile" / "audit.jsonl"))
     assert info.value.exit_code == 2
+
+
+def test_a_line_written_before_lines_named_the_key_kind_reads_as_it_did() -> None:
+    from inlet.server.audit import acted_for
+
+    assert acted_for({"key": "adm", "user": None}) == "operator"  # an older line: no "kind"
+    assert acted_for({"key": "agent", "user": None, "kind": "on_behalf_of"}) == "(no user)"
+    assert acted_for({"key": "adm", "user": None, "kind": "admin"}) == "operator"
+    assert acted_for({"key": "bob", "user": "bob@x.org", "kind": "user"}) == "bob@x.org"
