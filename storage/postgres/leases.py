@@ -139,8 +139,8 @@ class PgLeases:
         while not self._stop.wait(self.seconds / 3):
             try:
                 self.renew()
-            except Exception:  # the database is away: commits will say so; keep trying
-                log.warning("could not renew leases", exc_info=True)
+            except Exception as exc:  # the database is away: commits will say so; keep trying
+                log.warning("could not renew leases (tried again in %.0fs): %s", self.seconds / 3, exc)
 
     def holders(self) -> dict[str, dict[str, Any]]:
         """source -> {holder, expires (epoch seconds)} for live leases."""
