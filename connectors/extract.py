@@ -13,7 +13,7 @@ import io
 import logging
 import mimetypes
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import PurePath
 
 from inlet.errors import ItemError, NotTextError
@@ -235,30 +235,85 @@ def _not_text_end(opener: re.Match[str]) -> re.Pattern[str]:
 def html_prefix(html: str, limit: int) -> tuple[str, bool]:
     """(HTML to convert, whether any of `html` was left out): `html` itself when it is at most
     `limit` characters; else, less what never becomes text (hidden elements, comments, scripts,
-    styles, data: URIs), its first `limit` characters at most, cut before a tag or an entity the
-    cut would split. Linear in `len(html)`: a bound on what `html_to_text` is given."""
+    styles, data: URIs), its first `limit` characters at most, cut before a tag (quoted values read
+    as such: `alt='>'` ends none), a CDATA section or an entity the cut would split. Linear in
+    `len(html)`: a bound on what `html_to_text` is given."""
     if len(html) <= limit:
         return html, False
     lean = without_elements(without_elements(html, _HIDDEN, _closing_tag), _NOT_TEXT, _not_text_end)
     lean = _DATA_URI.sub(r"\1\2\2", lean)
     if len(lean) <= limit:
         return lean, False
-    head = lean[:limit]
-    tag = head.rfind("<")
-    head = head[:tag] if tag > head.rfind(">") else head
-    return _PARTIAL_ENTITY.sub("", head), True
+    cut = next((start for start, end in _markup(lean) if start >= limit or (end or 0) > limit), limit)
+    return _PARTIAL_ENTITY.sub("", lean[: min(cut, limit)]), True
 
 
-_LINK = re.compile(r"\[([^\]\n]*)\]\(<([^>\s]+)>\)")  # [text](<url>)
-_AUTOLINK = re.compile(r"<((?:https?|mailto|ftp):[^>\s]+)>")
-_ESCAPED = re.compile(r"^(\s*\d+)\\(\.)|^(\s*)\\([-+])|\\(\\)(?=[\\`*_{}\[\]()#+\-.!])", re.M)
+# Markup the HTML parser reads whole from a `<`: a start tag (a quoted value after `=` may hold `<`
+# and `>`), an end tag, a declaration, a processing instruction; comments and CDATA sections end
+# where `_MARKUP_CLOSERS` finds. Possessive throughout: a failed match costs what it read, once.
+_TAG_LIKE = re.compile(r"""<[a-zA-Z](?:=\s*+"[^"]*+"|=\s*+'[^']*+'|[^<>=]++|=)*+>|<[/!?][^<>]*+>""")
+_MARKUP_CLOSERS = {"<!--": re.compile(r"--\s*>"), "<![cdata[": re.compile(r"]\s*]\s*>")}
+
+
+def _markup(html: str) -> Iterator[tuple[int, int | None]]:
+    """(start, end) of each `<` of `html` in order, end None when no complete markup starts there
+    (the parser reads it as text). Linear: complete markup is skipped whole, and a comment or CDATA
+    section found unclosed is not searched for again."""
+    unclosed: set[str] = set()
+    at = html.find("<")
+    while at != -1:
+        opener = next((o for o in _MARKUP_CLOSERS if html[at : at + len(o)].lower() == o), None)
+        if opener is None:
+            found = _TAG_LIKE.match(html, at)
+            end = found.end() if found else None
+        elif opener in unclosed or (close := _MARKUP_CLOSERS[opener].search(html, at + len(opener))) is None:
+            unclosed.add(opener)
+            end = None
+        else:
+            end = close.end()
+        yield at, end
+        at = html.find("<", end if end is not None else at + 1)
+
+
+def _stray_brackets_escaped(html: str) -> str:
+    """`html` with each `<` that starts no complete markup as `&lt;`: the text the parser would make
+    of it, without the parser's search to the end of the input for each one (quadratic)."""
+    out, at = [], 0
+    for start, end in _markup(html):
+        if end is None:
+            out.append(html[at:start] + "&lt;")
+            at = start + 1
+    return "".join(out) + html[at:]
+
+
+# What the converter writes of HTML, read back in linear time (no pattern rescans to the end of the
+# text from each `[`, `<` or blank line: a page of them would take minutes)
+_LINK_END = re.compile(r"\]\(<([^<>\s]+)>\)")  # [text](<url>)
+_AUTOLINK = re.compile(r"<((?:https?|mailto|ftp):[^<>\s]+)>")
+_ESCAPED = re.compile(r"^([^\S\n]*\d+)\\(\.)|^([^\S\n]*)\\([-+])|\\(\\)(?=[\\`*_{}\[\]()#+\-.!])", re.M)
+
+
+def _links_as_text(out: str) -> str:
+    """Each `[text](<url>)` as "text (url)", or the url alone when the text is none or the url; the
+    text is from the first `[` after the last `]` or line end before it."""
+    parts, at = [], 0
+    for end in _LINK_END.finditer(out):
+        after = out.rfind("]", at, end.start()) + 1 or at
+        start = out.find("[", max(after, out.rfind("\n", after, end.start()) + 1), end.start())
+        if start == -1:
+            continue
+        text, url = out[start + 1 : end.start()], end[1]
+        parts.append(out[at:start] + (url if text.strip() in ("", url) else f"{text} ({url})"))
+        at = end.end()
+    return "".join(parts) + out[at:]
 
 
 def html_to_text(html: str) -> str:
     """HTML as plain text: blocks and list items on their lines, headings kept as `#` lines (the
     chunker splits there), a table's cells apart, links as "text (url)", Teams' `<emoji>` as the
     emoji, no images, no emphasis marks, nothing hidden with `display: none`, and none of the
-    converter's Markdown escapes ("1\\." is "1.")."""
+    converter's Markdown escapes ("1\\." is "1."). A `<` that starts no complete markup is text, and
+    the time taken is linear in `len(html)` whatever its brackets."""
     import html2text
 
     converter = html2text.HTML2Text()
@@ -267,9 +322,9 @@ def html_to_text(html: str) -> str:
     converter.ignore_emphasis = True
     converter.ignore_tables = True  # cells as text, a row per line: no `|---|` rules in passages
     converter.protect_links = True
-    out = converter.handle(_CELL_END.sub(r" \1", _EMOJI.sub(r"\1", without_elements(html, _HIDDEN, _closing_tag))))
-    out = _LINK.sub(lambda m: m[2] if m[1].strip() in ("", m[2]) else f"{m[1]} ({m[2]})", out)
-    out = _AUTOLINK.sub(r"\1", out)
+    html = without_elements(_stray_brackets_escaped(html), _HIDDEN, _closing_tag)
+    out = converter.handle(_CELL_END.sub(r" \1", _EMOJI.sub(r"\1", html)))
+    out = _AUTOLINK.sub(r"\1", _links_as_text(out))
     out = _ESCAPED.sub(lambda m: "".join(g for g in m.groups() if g is not None), out)
     out = re.sub(r"(?<=\S) {2,}(?=\S)", " ", out)  # where an image or an empty cell was
     return re.sub(r"\n{3,}", "\n\n", "\n".join(line.rstrip() for line in out.split("\n"))).strip()

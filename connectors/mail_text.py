@@ -24,6 +24,7 @@ from email.header import decode_header
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
+from functools import partial
 
 from inlet.errors import ItemError
 
@@ -164,26 +165,48 @@ _ELEMENTS = _INLINE | frozenset(
     "p picture pre script section select source style svg table tbody td template textarea tfoot th thead title "
     "tr ul video wbr".split()
 )
+# A tag: its name (a custom element's has a hyphen), then attributes apart by space or "/", as a browser reads them
 _TAG = re.compile(
-    r"""<(/?)([a-z][a-z0-9]*)((?:\s+[^\s"'<>/=]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'<>]+))?)*)\s*(/?)>""", re.I
+    r"""<(/?)([a-z][a-z0-9]*+(?:-[a-z0-9._-]*+)?+)"""
+    r"""((?:[\s/]++[^\s"'<>/=]++(?:\s*+=\s*+(?:"[^"]*+"|'[^']*+'|[^\s"'<>]++))?+)*+)\s*+(/?)>""",
+    re.I,
 )
 _CODE = re.compile(r"<(script|style)\b[^>]*>.*?</\1\s*>|<!--.*?-->", re.I | re.S)
+_MAX_PASSES = 8  # of markup removal: entities read after one can be markup again ("&lt;b&gt;")
 
 
 def plain_subject(subject: str) -> str:
     """A subject as the plain text a title is: markup dropped and its entities read ("<b>Q&amp;A</b>
-    plan" is "Q&A plan", `<img src=x onerror=...>` is nothing), whitespace collapsed, at most
-    `MAX_HEADER_CHARS`. Markup is a comment, a script or style element whole, and an HTML element's
-    tag that has attributes (`<a href=...>`), closes itself (`<br/>`) or whose element has both its
-    tags in the subject; anything else in angle brackets is text ("<TICKET-12>", "a < b and c > d",
-    "the <div> bug")."""
-    text, code = _CODE.subn(" ", subject[:MAX_HEADER_CHARS])
-    tags = [m for m in _TAG.finditer(text) if m[2].lower() in _ELEMENTS]
-    both = {m[2].lower() for m in tags if not m[1]} & {m[2].lower() for m in tags if m[1] and not m[3]}
-    markup = {m.start() for m in tags if "=" in m[3] or m[4] or m[2].lower() in both}
-    if markup or code:
-        text = html_lib.unescape(_TAG.sub(lambda m: _without_tag(m, markup), text))
-    return " ".join(text.split())
+    plan" is "Q&A plan", `<img src=x onerror=...>` is nothing), again until no markup is left (what
+    the entities spelled is markup too), whitespace collapsed, at most `MAX_HEADER_CHARS`. Markup is
+    a comment, a script or style element whole, a tag with a valued attribute (`<a href=...>`,
+    `<svg/onload=...>`, `<x-foo onclick=...>`) and an HTML element's tag that closes itself
+    (`<br/>`) or whose element has both its tags in the subject; anything else in angle brackets is
+    text ("<TICKET-12>", "a < b and c > d", "the <div> bug"). A subject still holding markup after
+    `_MAX_PASSES` loses its angle brackets."""
+    text = subject[:MAX_HEADER_CHARS]
+    for _ in range(_MAX_PASSES):
+        text, code = _CODE.subn(" ", text)
+        markup = _markup_at(text)
+        if not (markup or code):
+            return " ".join(text.split())
+        text = html_lib.unescape(_TAG.sub(partial(_without_tag, markup=markup), text))
+    return " ".join(re.sub(r"[<>]", " ", text).split())
+
+
+def _markup_at(text: str) -> set[int]:
+    """Where in `text` the tags `plain_subject` drops start."""
+    tags = list(_TAG.finditer(text))
+    known = [m for m in tags if m[2].lower() in _ELEMENTS]
+    both = {m[2].lower() for m in known if not m[1]} & {m[2].lower() for m in known if m[1] and not m[3]}
+    valued = {m[2].lower() for m in tags if "=" in m[3]}
+    return {
+        m.start()
+        for m in tags
+        if "=" in m[3]
+        or (m[1] and m[2].lower() in valued)
+        or (m[2].lower() in _ELEMENTS and (m[4] or m[2].lower() in both))
+    }
 
 
 def _without_tag(tag: re.Match[str], markup: set[int]) -> str:

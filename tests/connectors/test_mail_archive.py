@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import tarfile
+import time
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -428,6 +429,32 @@ def test_an_html_prefix_is_cut_outside_tags_entities_and_what_never_becomes_text
     assert "secret" not in extract.html_prefix(hidden, 100)[0]
 
 
+def test_an_html_prefix_never_ends_in_part_of_a_tag_quoted_or_a_cdata_section() -> None:
+    from inlet.connectors import extract
+
+    tails = ["<img alt='>' src=x onerror=alert(3)>" * 100, "<![CDATA[" + "<img src=x onerror=alert(1)>" * 100 + "]]>"]
+    for tail in tails:
+        for n in range(0, 1100, 7):  # the cut lands everywhere in the tags
+            html = "<p>intro" + "x" * n + "</p>" + tail
+            text = extract.html_to_text(extract.html_prefix(html, 1024)[0])
+            assert text.startswith("intro") and ("intro" + "x" * n).startswith(text), (n, text[-60:])
+    assert extract.html_to_text("<p>a</p>" + tails[1]) == "a"  # a CDATA section is no text
+
+
+def test_html_text_is_made_in_linear_time_whatever_its_stray_brackets() -> None:
+    from inlet.connectors import extract
+
+    assert (
+        extract.html_to_text("<p>x <a</p>") == "x <a"
+        and extract.html_to_text("a < b, <p>c</p> [d") == "a < b,\n\nc\n\n[d"
+    )
+    assert extract.html_to_text("<p a='<b>'>one</p><!-- <p>two</p> -->") == "one"  # quoted `<`, a comment: markup
+    started = time.monotonic()
+    for unit in ("<a", "<![CDATA[", "[", "<!--"):  # the parser or a pattern once read to the end from each one
+        assert extract.html_to_text(unit * (256 * 1024 // len(unit))).startswith(unit.lstrip("[")[:1] or "[")
+    assert time.monotonic() - started < 20  # about 2 s; "<a" alone took 75 s, "[" 90 s
+
+
 SUBJECTS = {  # subject as sent: the title it gives (markup gone; text that only looks like it kept)
     "<img src=x onerror=alert(1)>": "(no subject)",
     "<b>Q3</b> plan": "Q3 plan",
@@ -436,6 +463,9 @@ SUBJECTS = {  # subject as sent: the title it gives (markup gone; text that only
     "a < b and c > d": "a < b and c > d",
     "<TICKET-12> printer &amp; scanner": "<TICKET-12> printer &amp; scanner",
     "Re: the <div> alignment bug": "Re: the <div> alignment bug",
+    "&lt;script&gt;alert(1)&lt;/script&gt; <b>hello</b>": "hello",  # entities that spell markup are markup
+    "<<b></b>img src=x onerror=alert(2)> subj": "subj",  # and so is what dropping markup joins
+    "<svg/onload=alert(1)> <x-foo onclick=alert(1)>hi</x-foo>": "hi",  # "/" parts attributes; custom elements
 }
 
 
