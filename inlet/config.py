@@ -9,7 +9,6 @@ import hashlib
 
 import difflib
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,19 +31,19 @@ from inlet.errors import ConfigError
 
 
 def _postgres_url(url: str | None) -> str | None:
-    """`url` when psycopg can read it as a PostgreSQL URL; the error never shows it (a password
-    may be written into it)."""
+    """`url` when psycopg can read it as a PostgreSQL URL or connection string; the error never
+    shows it (a password may be written into it)."""
     if url is None:
         return None
     from psycopg.conninfo import conninfo_to_dict
 
-    shape = "postgresql://user@host:port/database (the value is not shown: it may hold a password)"
-    if not re.match(r"postgres(ql)?://", url):
-        raise ValueError(f"not a PostgreSQL URL: write it as {shape}")
     try:
-        conninfo_to_dict(url)
+        conninfo_to_dict(url)  # a postgresql:// URL or a "host=... dbname=..." string
     except Exception:
-        raise ValueError(f"cannot be read as a PostgreSQL URL: write it as {shape}") from None
+        raise ValueError(
+            "cannot be read as a PostgreSQL URL: write it as postgresql://user@host:port/database "
+            "(the value is not shown: it may hold a password)"
+        ) from None
     return url
 
 

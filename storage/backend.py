@@ -200,6 +200,8 @@ class DatabaseBackend:
 
 
 def _without_password(url: str) -> str:
-    """A database URL as it may be shown: a password written into it (instead of
-    `database_password_env`) reads `***`."""
-    return re.sub(r"^(\w+://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    """A database URL (or "key=value" connection string) as it may be shown: a password written
+    into it (instead of `database_password_env`) reads `***`."""
+    return re.sub(
+        r"\bpassword\s*=\s*('[^']*'|\S+)", "password=***", re.sub(r"^(\w+://[^:/@]*):[^@/]*@", r"\1:***@", url)
+    )
