@@ -3,6 +3,8 @@ for the catalog, the state, the leases and the event status, each opened through
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -194,13 +196,21 @@ def test_event_status_shows_a_live_daemon_s_report_until_it_clears(backend: Back
         writer.close()
 
 
+def exited_pid() -> int:
+    """The pid of a child that has ended and been reaped: no process has it (a number picked at
+    random may belong to a live process on the host running the tests)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
 def test_overview_counts_documents_and_chunks_per_source(backend: Backend, state: StateStore) -> None:
     catalog = backend.catalog()
     try:
         catalog.commit(Commit(1, [(doc(1), ["a", "b"]), (doc(2, "t"), ["c"])]))
     finally:
         catalog.close()
-    state.set_next_runs(4242, {"s": 100.0})
+    state.set_next_runs(exited_pid(), {"s": 100.0})
     overview = backend.overview(state)
     assert overview.counts == {"s": (1, 2), "t": (1, 1)}
     assert overview.planned == ({"s": 100.0} if backend.shared else {})  # the folder's: live pids only
