@@ -174,7 +174,8 @@ class _NoCheckpoints:
 
 class _Reporter(RunProgress):
     """A run's progress, passed to `on_progress` at most every PROGRESS_EVERY seconds (also while a
-    batch embeds) and saved for `inlet status` every PROGRESS_SAVE_EVERY seconds."""
+    batch embeds) and saved for `inlet status` every PROGRESS_SAVE_EVERY seconds and after every
+    written batch (the counts a killed run is closed with are those of what it committed)."""
 
     def __init__(self, engine: "Engine", run: RunRecord) -> None:
         super().__init__()
@@ -188,11 +189,11 @@ class _Reporter(RunProgress):
             self.embedding += chunks
         self.tick()
 
-    def tick(self, force: bool = False) -> None:
+    def tick(self, force: bool = False, save: bool = False) -> None:
         now = time.monotonic()
         with self.lock:
             show = self.engine.on_progress is not None and (force or now - self.shown >= PROGRESS_EVERY)
-            save = force or now - self.saved >= PROGRESS_SAVE_EVERY
+            save = save or force or now - self.saved >= PROGRESS_SAVE_EVERY
             if not (show or save):
                 return
             self.shown = now if show else self.shown
@@ -586,7 +587,7 @@ class Engine:
             run.upserted += stats.upserted
             run.deleted += stats.deleted
             run.embedded += stats.embedded_chunks
-        progress.tick()
+        progress.tick(save=True)
 
     def _skip(self, run: RunRecord, item: Skipped) -> None:
         """Count a skipped item (an unreadable one as an error) and record the first SKIPS_KEPT."""

@@ -317,6 +317,28 @@ def test_a_run_killed_before_its_connector_yields_shows_as_the_last_run(engine, 
     assert (last["kind"], last["outcome"], last["error"]) == ("sync", "failed", ORPHANED)
 
 
+def test_a_killed_run_shows_the_counts_of_every_batch_it_committed(engine, tmp_path):
+    """The counts a killed run is recorded with are saved with each written batch, not only every
+    few seconds: a run killed right after a commit does not read `0 upserted`."""
+    written = threading.Event()
+
+    class Signalling(ScriptEngine):
+        def _written(self, *args, **kwargs):
+            super()._written(*args, **kwargs)
+            written.set()
+
+    def killed_after_the_write(c):
+        assert written.wait(60)
+        raise KeyboardInterrupt  # stands for the kill: nothing of the engine runs after it
+
+    Script.plan = [[doc(1), doc(2), doc(3), Checkpoint(state={}), killed_after_the_write]]
+    with pytest.raises(KeyboardInterrupt):
+        Signalling(engine.settings, engine.index, engine.state).run("one", "backfill")
+    as_if_killed(tmp_path / "state.db")
+    last = status_of(engine)["last_run"]
+    assert (last["outcome"], last["upserted"]) == ("failed", 3) and indexed(engine) == ["one:1", "one:2", "one:3"]
+
+
 def test_an_httpx_error_a_connector_lets_out_fails_the_run_naming_the_request_without_traceback(engine, caplog):
     """A plug-in's call that still fails after the kit's retries (refused, or a last 503 it passes to
     `raise_for_status`) is logged once, as the built-ins' errors are: the source, the method and
