@@ -58,6 +58,7 @@ class MailAttachment:
     size: int = 0
     inline: bool = False
     name_only: bool = False  # no bytes to read: a link to a cloud file (Outlook), an item with no text, a refused one
+    message: "MailMessage | None" = None  # an attached mail (`attached_message`): read as a body is
 
 
 @dataclass
@@ -105,11 +106,10 @@ def message_document(
         if att.inline and (att.content_type or "").startswith("image/"):
             continue
         names.append(att.name)
-        text, skip = _attachment_text(doc_id, att, max_attachment_bytes)
+        text, skips = _attachment_text(doc_id, att, max_attachment_bytes, max_body_bytes)
         if text:
             parts.append(f"## Attachment: {att.name}\n\n{text}")
-        if skip:
-            skipped.append(skip)
+        skipped.extend(skips)
     metadata: dict[str, Any] = {
         "mailbox": msg.mailbox,
         "folder": msg.folder,
@@ -184,17 +184,30 @@ def _participants(msg: MailMessage) -> list[str]:
     return sorted({e for _, e in people})
 
 
-def _attachment_text(doc_id: str, att: MailAttachment, cap: int) -> tuple[str, Skipped | None]:
+def _attachment_text(doc_id: str, att: MailAttachment, cap: int, body_cap: int) -> tuple[str, list[Skipped]]:
+    """An attachment's text (a file's up to `cap` bytes, an attached mail's body as a body's, up to
+    `body_cap`) and what of it was left out."""
+    if att.message is not None:
+        return _attached_text(f"{doc_id}#{att.name}", att.message, body_cap)
     if att.name_only or kind_of(att.name, att.content_type) is None:
-        return "", None  # links, images, spreadsheets, archives: nothing inlet reads
+        return "", []  # links, images, spreadsheets, archives: nothing inlet reads
     if att.data is None or att.size > cap or len(att.data) > cap:
-        return "", Skipped(
-            id=f"{doc_id}#{att.name}", reason=f"attachment over {cap} bytes", failed=False, title=att.name
-        )
+        return "", [
+            Skipped(id=f"{doc_id}#{att.name}", reason=f"attachment over {cap} bytes", failed=False, title=att.name)
+        ]
     try:
-        return extract_text(att.data, att.name, att.content_type).strip(), None
+        return extract_text(att.data, att.name, att.content_type).strip(), []
     except ItemError as exc:  # logged by the engine with the skip, as a warning only when it failed
-        return "", Skipped(id=f"{doc_id}#{att.name}", reason=str(exc), failed=exc.failed, title=att.name)
+        return "", [Skipped(id=f"{doc_id}#{att.name}", reason=str(exc), failed=exc.failed, title=att.name)]
+
+
+def _attached_text(att_id: str, message: MailMessage, body_cap: int) -> tuple[str, list[Skipped]]:
+    """An attached mail's From, Subject and Date, and its body: bounded as a body is (`_body`)."""
+    head = [f"From: {message.sender[1]}" if message.sender else "", f"Subject: {message.subject}"]
+    if message.sent:
+        head.append(f"Date: {message.sent.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    body, skipped = _body(att_id, message, body_cap)
+    return "\n".join(line for line in head if line) + "\n\n" + body, skipped
 
 
 # --- RFC 822 messages ------------------------------------------------------------------------------
@@ -273,14 +286,9 @@ def _attached_message(part: EmailMessage, filename: str | None) -> MailAttachmen
 
 
 def attached_message(message: MailMessage, filename: str | None = None) -> MailAttachment:
-    """An attached message (a forward as attachment, Outlook's item attachment) as a text attachment
-    of the message holding it: its From, Date and Subject, and body."""
-    head = [f"From: {message.sender[1]}" if message.sender else "", f"Subject: {message.subject}"]
-    if message.sent:
-        head.append(f"Date: {message.sent.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
-    text = "\n".join(line for line in head if line) + "\n\n" + body_text(message.html, message.text)
-    data = text.encode()
-    return MailAttachment(filename or f"{message.subject or 'message'}.eml", "text/plain", data, len(data))
+    """An attached message (a forward as attachment, Outlook's item attachment) as an attachment of
+    the message holding it, read as its From, Date and Subject, and its body (`_attached_text`)."""
+    return MailAttachment(filename or f"{message.subject or 'message'}.eml", "message/rfc822", None, message=message)
 
 
 # --- the archive connector ------------------------------------------------------------------------

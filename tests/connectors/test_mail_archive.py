@@ -169,6 +169,21 @@ def test_a_body_split_around_an_image_and_a_message_attached_are_all_read(tmp_pa
     assert "manatee count went up" in text and "Manatee survey" in text
 
 
+def test_an_attached_mail_is_capped_as_a_body_is_and_the_cut_is_recorded(tmp_path: Path) -> None:
+    """An attached mail's HTML body is bounded like the message's own (max_body_bytes), not read whole."""
+    forwarded = EmailMessage()
+    forwarded["From"], forwarded["Subject"] = "carol@example.com", "Long newsletter"
+    forwarded.set_content("".join(f"<p>Paragraph {n} of the newsletter.</p>" for n in range(5000)), subtype="html")
+    msg = mail("Fwd: newsletter", "See the attached newsletter.")
+    msg.add_attachment(forwarded)
+    (tmp_path / "a.eml").write_bytes(bytes(msg))
+    items, _ = run(archive(tmp_path, max_body_bytes=2000))
+    text = docs(items)["arch:a.eml"].text
+    assert "Paragraph 0 of the newsletter" in text and "Paragraph 4999" not in text
+    cut = [i for i in items if isinstance(i, Skipped) and i.id.startswith("arch:a.eml#")]
+    assert len(cut) == 1 and not cut[0].failed and "body truncated at 2000 bytes" in cut[0].reason
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
