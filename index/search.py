@@ -406,11 +406,14 @@ def _diversify(index: Index, groups: list[_Group], k: int, more: int) -> list[_G
     """The best `k` documents, each with its best passage and up to `more` other matching
     passages; a document whose best passage nearly repeats a chosen one's (a forward, a quote) is
     dropped, and so is a copy: one of the same time, to the second, that shares a passage with a
-    chosen one (the same mail through Outlook and Gmail, whose best passages may differ). Texts are
-    read a page of 2 x `k` documents at a time: usually one page is enough."""
+    chosen one or carries the same mail's `message_id` (the same mail through Outlook and Gmail,
+    whose best passages may differ, or whose attachments the two sources read differently). Texts
+    are read a page of 2 x `k` documents at a time: usually one page is enough."""
     chosen: list[_Group] = []
     shingles: list[set[tuple[str, ...]]] = []
     by_time: dict[float, list[set[tuple[str, ...]]]] = {}  # a chosen document's time -> its passages' shingles
+    ids_by_time: dict[float, list[str]] = {}  # a chosen document's time -> the chosen documents of that time
+    message_ids = _MessageIds(index)
     texts: dict[str, str | None] = {}
     for i, group in enumerate(groups):
         if group.passages[0].chunk_id not in texts:
@@ -431,6 +434,8 @@ def _diversify(index: Index, groups: list[_Group], k: int, more: int) -> list[_G
         twins = by_time.get(best.ts, []) if best.ts > 0 else []
         if any(_similar(m, other) for m in marks for other in twins):
             continue
+        if best.ts > 0 and message_ids.shared(group.doc_id, ids_by_time.get(best.ts, [])):
+            continue
         best.text = text
         group.passages = [best]
         group.texts = [text]
@@ -444,9 +449,33 @@ def _diversify(index: Index, groups: list[_Group], k: int, more: int) -> list[_G
         chosen.append(group)
         shingles.append(marks[0])
         by_time.setdefault(best.ts, []).extend(marks)
+        ids_by_time.setdefault(best.ts, []).append(group.doc_id)
         if len(chosen) == k:
             break
     return chosen
+
+
+class _MessageIds:
+    """The `message_id` metadata of documents, read only for those that share a time, to the
+    second, with a chosen one (rare outside copies of one mail)."""
+
+    def __init__(self, index: Index) -> None:
+        self.index = index
+        self.known: dict[str, str] = {}
+
+    def shared(self, doc_id: str, others: Sequence[str]) -> bool:
+        """Whether `doc_id` carries the non-empty `message_id` of one of `others`."""
+        if not others:
+            return False
+        missing = [d for d in (doc_id, *others) if d not in self.known]
+        if missing:
+            docs = self.index.catalog.documents(missing)
+            for d in missing:
+                found = docs.get(d)
+                value = found.metadata.get("message_id") if found is not None else None
+                self.known[d] = value.strip() if isinstance(value, str) else ""
+        mine = self.known[doc_id]
+        return bool(mine) and any(self.known[o] == mine for o in others)
 
 
 def _materialise(index: Index, chosen: list[_Group]) -> list[Hit]:

@@ -187,6 +187,26 @@ def test_a_copy_through_another_source_collapses_but_a_later_reply_quoting_it_st
     assert "gmail:32" in got  # a reply sent later is another document, even quoting it all
 
 
+def test_copies_of_one_mail_collapse_by_message_id_even_when_their_passages_differ(index):
+    """The same mail through Outlook and Gmail whose sources read its attachments differently: the
+    passages the query matches share nothing, the Message-ID and the second say it is one mail."""
+    mail = {"message_id": "<4471.1075855376722.JavaMail@thyme>"}
+    copies = [
+        doc(50, "Volumes were up on the Ouzel desk; see the attached curves.", source="outlook", metadata=mail),
+        doc(51, "Trading memo: curves for the Ouzel desk are attached.", source="gmail", metadata=mail),
+        doc(
+            52,
+            "Ouzel desk curves, another mail sent the same second.",
+            source="gmail",
+            metadata={"message_id": "<x@y>"},
+        ),
+    ]
+    index.apply(copies, generation=1)
+    got = ids(index, "Ouzel desk curves", k=10, sources=("outlook", "gmail"))
+    assert len({"outlook:50", "gmail:51"} & set(got)) == 1  # the same mail, once
+    assert "gmail:52" in got  # another mail of the same second stays
+
+
 def test_result_times_are_to_the_millisecond(index):
     precise = doc(40, "The Kestrel runbook covers the nightly export.", title="Kestrel runbook")
     precise.updated_at = datetime(2024, 5, 1, 9, 30, 40, 123456, tzinfo=timezone.utc)
