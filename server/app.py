@@ -326,24 +326,6 @@ def create_app(
     mcp_endpoint: Any = mcp_app
     app.add_route("/mcp", mcp_endpoint, methods=["GET", "POST", "DELETE"], include_in_schema=False)
     add_hook_routes(app)
-    if settings.server.cors_origins:
-        from fastapi.middleware.cors import CORSMiddleware
-
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.server.cors_origins,
-            allow_credentials=False,
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=[
-                "Authorization",
-                "Content-Type",
-                USER_HEADER,
-                "X-Request-ID",
-                "Mcp-Session-Id",
-                "Mcp-Protocol-Version",
-            ],
-            expose_headers=["X-Request-ID", "Mcp-Session-Id"],
-        )
     add_admin_sync(app, settings)
     for route in metadata_routes(settings.server.oauth, listening_url) if settings.server.oauth is not None else []:
         app.router.routes.append(route)
@@ -358,7 +340,32 @@ def create_app(
     app.add_middleware(KeyGuard, auth=auth, public=public)
     app.add_middleware(AuditMiddleware, audit=audit)  # outside the key check: a token refused its scope is audited
     app.add_middleware(ObserveMiddleware, metrics=metrics, routes=app.router.routes)
+    _allow_origins(app, settings.server.cors_origins)
     return app
+
+
+def _allow_origins(app: FastAPI, origins: list[str]) -> None:
+    """CORS for the browser origins listed, outermost: a 401's challenge (where an OAuth sign-in
+    starts), a 429's wait and every other answer reach a listed origin's script readable."""
+    if not origins:
+        return
+    from fastapi.middleware.cors import CORSMiddleware
+
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_credentials=False,
+        allow_methods=["GET", "POST", "DELETE"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            USER_HEADER,
+            "X-Request-ID",
+            "Mcp-Session-Id",
+            "Mcp-Protocol-Version",
+        ],
+        expose_headers=["X-Request-ID", "Mcp-Session-Id", "WWW-Authenticate", "Retry-After"],
+    )
 
 
 def _handlers(app: FastAPI) -> None:

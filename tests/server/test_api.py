@@ -421,6 +421,11 @@ def test_cors_off_by_default_on_when_configured(client: TestClient, index: Index
             },
         )
         assert preflight.status_code == 200
+        # a refused key's challenge (where a browser client's OAuth sign-in starts) is readable too
+        refused = cors.post("/v1/search", json={"query": "deploy"}, headers=origin)
+        assert refused.status_code == 401 and refused.headers["access-control-allow-origin"] == "https://app.example"
+        exposed = refused.headers["access-control-expose-headers"].lower()
+        assert "www-authenticate" in exposed and "retry-after" in exposed
 
 
 def test_context_packs_only_results_at_or_above_min_relevance(client: TestClient) -> None:
