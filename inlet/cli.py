@@ -708,9 +708,11 @@ def mcp(user: str | None, config_path: str | None, as_json: bool, verbose: int) 
     """The MCP server on stdio."""
     _setup_logging(verbose)
     try:
+        from inlet.compose import local_commands_of_server
         from inlet.server.mcp import run_stdio
 
-        run_stdio(_settings(config_path), user)
+        settings = _settings(config_path)
+        run_stdio(settings, user, holding=lambda index: local_commands_of_server(settings, index))
     except InletError as exc:
         _fail(exc)
 

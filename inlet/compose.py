@@ -145,8 +145,9 @@ def run_server(settings: Settings) -> None:
 
 @contextmanager
 def local_commands_of_server(settings: Settings, index: Index) -> Iterator[None]:
-    """`inlet serve` answers local commands while inside: the backend's state, and runs on an
-    engine made on first use (stopped at its next checkpoint when the server exits)."""
+    """`inlet serve` (and a standalone `inlet mcp`) answers local commands while inside: the
+    backend's state, and runs on an engine made on first use (stopped at its next checkpoint when
+    the server exits)."""
     stop = threading.Event()
     state = open_backend(settings).state()
     local = start_local_commands(settings, index, state, engine_runner(settings, index, state, stop))

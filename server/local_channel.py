@@ -1,8 +1,8 @@
 """The local channel: how `inlet search|sync|backfill|status|mcp` reach the process holding the index.
 
 Embedded Chroma admits one process per index folder, so while `inlet daemon` (with or without
-`--serve`) or `inlet serve` holds it, local commands ask that process instead of opening the
-index themselves (docs/daemon.md: local commands beside a running daemon).
+`--serve`), `inlet serve` or an `inlet mcp` that found no holder holds it, local commands ask that
+process instead of opening the index themselves (docs/daemon.md: local commands beside a running daemon).
 
 Who may use it: only the user who owns the holder. The channel is a Unix stream socket
 `<index>/inlet.sock`, created with mode 0600 (umask 0o177 while binding, checked after), and both

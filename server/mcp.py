@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import anyio
@@ -410,9 +411,13 @@ class ForwardedTools(InletTools):
             raise ToolError(str(exc)) from None
 
 
-def run_stdio(settings: Settings, user: str | None) -> None:
+def run_stdio(
+    settings: Settings, user: str | None, holding: Callable[[Index], AbstractContextManager[None]] | None = None
+) -> None:
     """`inlet mcp`: serve the tools on stdin/stdout, acting as `user` (--user or $INLET_USER); the
-    index is opened here unless another inlet process holds it (then that process answers)."""
+    index is opened here unless another inlet process holds it (then that process answers). While
+    this process holds the index, it is inside `holding(index)` (the composition root's: it answers
+    the local commands, so `inlet sync` beside a desktop agent's `inlet mcp` runs here)."""
     if not user or not user.strip():
         raise ConfigError("inlet mcp acts as one user: pass --user EMAIL or set INLET_USER")
     caller = Caller(key_name="stdio", user=user.strip(), admin=False)
@@ -425,13 +430,18 @@ def run_stdio(settings: Settings, user: str | None) -> None:
             tools: InletTools = ForwardedTools(holder, half_life, lambda ctx: caller, audit)
             anyio.run(_serve_stdio, tools.server())
             return
-        with Index(settings.index) as index:
+        with Index(settings.index, role="mcp") as index, (holding or _nothing)(index):
             retrieval = Retrieval(index)
             retrieval.warm()
             log.info("MCP on stdio as %s", caller.user)
             anyio.run(_serve_stdio, InletTools(retrieval, half_life, lambda ctx: caller, audit).server())
     finally:
         audit.close()
+
+
+@contextmanager
+def _nothing(index: Index) -> Iterator[None]:
+    yield
 
 
 STDIO_DRAIN_SECONDS = 300.0

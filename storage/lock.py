@@ -62,6 +62,12 @@ def lock_index(path: Path, **info: Any) -> FileLock:
         holder = lock.holder()
         who = f"pid {holder.get('pid', '?')} ({holder.get('command', 'inlet')})"
         hint = f"; its API is at {holder['api_url']}" if holder.get("api_url") else ""
+        if holder.get("role") == "mcp":
+            hint = (
+                " (an agent's MCP server: `inlet sync`, `backfill`, `search` and `status` run through it; "
+                "to run `inlet daemon` or `inlet serve`, quit the agent app, start them, then the agent, "
+                "whose `inlet mcp` then asks them)"
+            )
         raise IndexLockedError(
             f"the index at {path} is in use by {who}{hint}. Embedded Chroma cannot be shared "
             "between processes: wait for it to finish, stop it, or query the running server "

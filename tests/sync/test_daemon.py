@@ -352,7 +352,7 @@ def process_config(tmp_path: Path, extra: str = "") -> Path:
 class Proc:
     """`python -m inlet ...` with its output in files (no pipe to fill up)."""
 
-    def __init__(self, tmp_path: Path, *args: str, tag: str) -> None:
+    def __init__(self, tmp_path: Path, *args: str, tag: str, stdin: int | None = None) -> None:
         import os
         import subprocess
         import sys
@@ -363,7 +363,7 @@ class Proc:
         env.pop("INLET_CONFIG", None)
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "inlet", *args], cwd=tmp_path, env=env, stdout=out, stderr=err
+                [sys.executable, "-m", "inlet", *args], cwd=tmp_path, env=env, stdin=stdin, stdout=out, stderr=err
             )
 
     def stderr(self) -> str:

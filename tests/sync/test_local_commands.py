@@ -5,6 +5,7 @@ the shapes and exit codes of direct ones (docs/reference/cli.md, docs/daemon.md)
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 from pathlib import Path
@@ -135,6 +136,29 @@ def test_commands_are_answered_by_inlet_serve(tmp_path: Path) -> None:
         # the signal before its cleanup runs (exit codes on signals are issue 14's); a socket left
         # behind is replaced by the next holder (test_local_channel.py).
         assert server.wait(120) in (0, -signal.SIGTERM), server.stderr()[-3000:]
+    assert LocalClient.find(index) is None
+
+
+def test_a_desktop_agents_inlet_mcp_holds_the_index_and_answers_local_commands(tmp_path: Path) -> None:
+    """`inlet mcp` started by an agent app with no daemon running opens the index itself: `inlet
+    sync` and `status` run through it (they were refused, the index in use), and `inlet daemon` is
+    refused naming it and saying what to do."""
+    config = make_workdir(tmp_path)
+    index = tmp_path / "index"
+    read_end, write_end = os.pipe()  # the agent app's end of the MCP server's input, held open
+    agent = Proc(tmp_path, "mcp", "--user", "alice@example.com", "--config", str(config), tag="mcp", stdin=read_end)
+    os.close(read_end)
+    try:
+        wait_for("the local channel", lambda: LocalClient.find(index), agent, timeout=120)
+        runs = ok_json(tmp_path, "sync", tag="sync")["runs"]
+        assert [(r["source"], r["outcome"], r["upserted"]) for r in runs] == [("notes", "ok", 3)]
+        (row,) = ok_json(tmp_path, "status", tag="status")["sources"]
+        assert row["documents"] == 3 and row["last_run"]["outcome"] == "ok"
+        code, _out, err = inlet(tmp_path, "daemon", tag="daemon")
+        assert code == 1 and "an agent's MCP server" in err and "quit the agent app" in err
+    finally:
+        os.close(write_end)  # the agent app quits: the end of the server's input
+        assert agent.wait(120) == 0, agent.stderr()[-3000:]
     assert LocalClient.find(index) is None
 
 
