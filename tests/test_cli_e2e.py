@@ -151,8 +151,9 @@ def test_exit_codes_and_messages(workdir):
 
 
 def test_ctrl_c_in_a_backfill_keeps_progress_and_says_how_to_resume(workdir):
-    """SIGINT: the run ends at its next checkpoint (saved), is recorded `interrupted` with its
-    counts, and the message says how to resume; the default checkpoint rhythm is used."""
+    """SIGINT: the run ends at its next checkpoint (saved when the batches before it are written),
+    is recorded `interrupted` with its counts, and the message says how to resume; the default
+    checkpoint rhythm is used."""
     for extra in sorted((workdir / "corpus").iterdir())[60:]:
         extra.unlink()
     config = workdir / "config.toml"
@@ -181,8 +182,10 @@ def test_ctrl_c_in_a_backfill_keeps_progress_and_says_how_to_resume(workdir):
     assert proc.returncode == 1, err
     assert "Aborted" not in err and "Traceback" not in err and "stopping at the next checkpoint" in err
     assert "mail: interrupted" in out and "`inlet backfill mail` resumes" in out
+    # The checkpoint the run reached is saved; on a loaded machine the stop may land while a batch
+    # before the first checkpoint embeds, which it cuts: then none is (what is indexed stays).
     checkpoint = sqlite3.connect(workdir / "store" / "state.db").execute("SELECT checkpoint FROM sources").fetchone()
-    assert checkpoint[0] is not None and json.loads(checkpoint[0])["files"]
+    assert checkpoint[0] is None or json.loads(checkpoint[0])["files"]
 
     last = json.loads(inlet(workdir, "status", "--json").stdout)["sources"][0]["last_run"]
     assert last["outcome"] == "interrupted" and last["upserted"] > 0  # resuming: the killed-backfill test
