@@ -34,6 +34,13 @@ ids (to reconcile after a fallback) and the folder tree (to compute paths and th
 without listing folders on every sync), so a sync with nothing to do is one `changes.list` call,
 and one more per shared drive.
 
+Paths (`metadata.folder`, and what a `folders` path matches) start below My Drive and at a shared
+drive's name: 'Engineering/Design Docs', never 'My Drive/Engineering/...'. An item at the top of My
+Drive has My Drive's root folder as its parent; no listing names that folder, and `files.get`
+answers it as "My Drive" without parents: met as a parent, it is kept in the folder map as `ROOT`,
+which ends a path and adds no name (a folder missing from the map ends it too, so `live_ids`, which
+fetches nothing, finds the same paths).
+
 Progress: Drive's listing carries no count, so a crawl first counts the files it will go through
 (ids only, 1000 a page: about one request per thousand files, against at least one per file for the
 crawl itself) and reports that total, in files, left in this run (a resumed crawl subtracts the
@@ -63,6 +70,7 @@ from .google_drive_events import DrivePushChannels
 from .google_drive_content import (
     FILE_FIELDS,
     FOLDER,
+    ROOT,
     TooLarge,
     acl_of,
     fetch_text,
@@ -121,7 +129,7 @@ class _State(CheckpointModel):
     start_token: str
     phase: Literal["crawl", "changes"] = "crawl"
     page_token: str | None = None  # files.list token (crawl) or changes token (changes)
-    folders: dict[str, list[Any]] | None = None  # {id: [name, parent]}; None until listed
+    folders: dict[str, list[Any]] | None = None  # {id: [name, parent]} (My Drive's root: ROOT); None until listed
     drives: dict[str, str] = {}
     drive_tokens: dict[str, str] = {}  # {shared drive id: token of its own change log}
     known: set[str] = set()  # native ids of indexed documents
@@ -318,6 +326,8 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
                 continue  # that drive's own log has it
             native, f = change["fileId"], change.get("file")
             live = None if f is None or f.get("trashed") else f  # None: gone (a removal still readable has its file)
+            if st.folders.get(native) == list(ROOT) and not (live and live.get("parents")):
+                continue  # My Drive's root stays the end of paths, whatever Drive names it
             if native in st.folders or (f and f.get("mimeType") == FOLDER):
                 if live is None:
                     st.folders.pop(native, None)
@@ -434,15 +444,18 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         yield from self._process([f], st)
 
     def _ensure_folders(self, parent: str | None, st: _State) -> None:
-        """Fetch ancestors missing from the folder map (created after the map was built)."""
+        """Fetch ancestors missing from the folder map: folders created after the map was built,
+        and My Drive's root folder, which no listing names (the parent of the items at the top of
+        My Drive): a folder without parents that is not a shared drive, kept as `ROOT`."""
         assert st.folders is not None
         while parent and parent not in st.folders and parent not in st.drives:
             try:
                 f = self.client.get_file(parent, _FOLDER_FIELDS)
             except DriveApiError:
                 return
-            st.folders[parent] = [f["name"], (f.get("parents") or [None])[0]]
-            parent = st.folders[parent][1]
+            above = (f.get("parents") or [None])[0]
+            st.folders[parent] = [f["name"], above] if above or f.get("driveId") else list(ROOT)
+            parent = above
 
     def _read(self, f: dict[str, Any], path: str, drives: dict[str, str]) -> Document | Deletion | Skipped:
         doc_id = self.doc_id(f["id"])

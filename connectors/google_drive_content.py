@@ -111,8 +111,15 @@ def owner_of(f: dict[str, Any]) -> str:
     return str((f.get("lastModifyingUser") or {}).get("emailAddress", ""))
 
 
+ROOT = (None, None)  # My Drive's root folder in the folder map: it ends a path and adds no name
+
+
 def folder_path(parent: str | None, folders: dict[str, list[Any]], drives: dict[str, str]) -> tuple[str, list[str]]:
-    """('Company Wiki/Policies', [ancestor ids]) from the folder map {id: [name, parent]}."""
+    """('Company Wiki/Policies', [ancestor ids]) from the folder map {id: [name, parent]}.
+
+    A path starts below My Drive's root (an entry `ROOT`, or a folder missing from the map) or at
+    a shared drive's name: 'Engineering/Design Docs' for a folder at the top of My Drive, whether
+    or not the root was met; '' for a file at the top of My Drive."""
     names: list[str] = []
     ids: list[str] = []
     seen: set[str] = set()
@@ -123,7 +130,7 @@ def folder_path(parent: str | None, folders: dict[str, list[Any]], drives: dict[
             names.append(drives[parent])
             break
         entry = folders.get(parent)
-        if entry is None:
+        if entry is None or entry[0] is None:
             break
         names.append(entry[0])
         parent = entry[1]

@@ -1,7 +1,8 @@
 """The emulated Google Drive v3 API and Google's OAuth token endpoint.
 
 Serves what a sync client uses: files.list/get/export (with `alt=media` and Range), changes
-(startPageToken, list), permissions.list, drives.list, with the `fields` projection, a useful subset
+(startPageToken, list), permissions.list, drives.list, with each user's My Drive root folder
+(`files.get` of its id or of `root`; never listed), with the `fields` projection, a useful subset
 of `q`, shared drives, and errors in Google's envelope. Each shared drive keeps its own change log
 (`driveId`); the user's log carries the changes to shared drives themselves (`changeType: "drive"`,
 no `fileId`) and, unless `drive_items_in_user_log` is off (Drive does not promise them), its
@@ -30,6 +31,7 @@ from . import drive_channels
 from . import drive_state as ds
 from .drive_auth import (
     TOKEN_PATH,
+    auth,
     authorized_user_info,
     expire_tokens,
     revoke,
@@ -154,6 +156,7 @@ def _page_token(request: Request, st: ds.DriveState, key: str) -> int:
 async def files_list(ctx: Any, request: Request) -> Response:
     size = _page_size(request, 100, 1000)
     visible, clauses = _visible(request), parse_q(request.query_params.get("q", ""))
+    clauses = [("parents", "in", _caller_root(ctx, request)) if c == ("parents", "in", "root") else c for c in clauses]
     spec = _fields(request, "kind,incompleteSearch,nextPageToken,files(kind,id,name,mimeType)")
     key = json.dumps([request.query_params.get(k) for k in ("q", "corpora", "driveId", "includeItemsFromAllDrives")])
     with ctx.ws.lock:
@@ -169,7 +172,29 @@ async def files_list(ctx: Any, request: Request) -> Response:
     return JSONResponse(project(body, spec))
 
 
+def _caller_root(ctx: Any, request: Request) -> str:
+    """The id of the caller's own My Drive root folder (what the alias `root` names)."""
+    token = request.headers.get("authorization", "")[7:].strip()
+    with ctx.ws.lock:
+        issued = auth(ctx.ws).tokens.get(token)
+    return ds.root_id(ctx.ws, issued.principal if issued else "")
+
+
+def _root(ctx: Any, request: Request) -> str | None:
+    """The My Drive root folder the path names (its id, or `root`: the caller's own), else None."""
+    file_id = request.path_params["file_id"]
+    if file_id == "root":
+        return _caller_root(ctx, request)
+    with ctx.ws.lock:
+        return file_id if file_id in ds.state(ctx.ws).roots else None
+
+
 async def files_get(ctx: Any, request: Request) -> Response:
+    rid = _root(ctx, request)
+    if rid is not None:
+        if request.query_params.get("alt") == "media":
+            raise DriveError(403, "Only files with binary content can be downloaded.", "fileNotDownloadable", "alt")
+        return JSONResponse(project(ds.root_resource(rid), _fields(request, "kind,id,name,mimeType")))
     f = _file(ctx, request)
     if request.query_params.get("alt") == "media":
         return _download(f, request)

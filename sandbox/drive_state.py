@@ -1,5 +1,10 @@
 """The emulated Drive's data: files, folders, shared drives, permissions and the change log.
 
+An item at the top of a user's My Drive has that user's root folder as its parent, as in Drive:
+the root (`root_id`) is no file of the listing (`files.list` never names it), and `files.get` of its
+id, or of the alias `root` for the caller's own, answers a folder named "My Drive" without parents
+(`root_resource`). An item at the top of a shared drive has the drive's id as its parent.
+
 Everything here is plain Python: tests and the admin routes call the same mutation functions
 (`add_file`, `edit`, `trash`, `move`, `delete`, `set_permissions`, `add_drive`, `rename_drive`,
 `leave_drive`), and each mutation appends to the change log that `changes.list` serves: a file's
@@ -21,6 +26,7 @@ SHEET = "application/vnd.google-apps.spreadsheet"
 SLIDES = "application/vnd.google-apps.presentation"
 GOOGLE_PREFIX = "application/vnd.google-apps."
 EXPORT_LIMIT = 10 * 1024 * 1024  # Drive refuses exports above 10 MB
+MY_DRIVE = "My Drive"  # the name Drive gives every user's root folder
 
 _ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
@@ -106,6 +112,7 @@ class DriveState:
     incomplete_search: bool = False  # corpora=allDrives listings leave out shared drives, say incompleteSearch
     drive_items_in_user_log: bool = True  # Drive may show a member these; apps must not rely on it
     id_counter: int = 0
+    roots: dict[str, str] = field(default_factory=dict)  # {My Drive root folder id: its user's email}
     auth: Any = None  # sandbox.drive_auth.AuthState
     listeners: list[Callable[[Change], None]] = field(default_factory=list)  # push channels (drive_channels.py)
 
@@ -143,6 +150,36 @@ def new_id(ws: Any, prefix: str = "1") -> str:
     st.id_counter += 1
     digest = hashlib.sha256(f"{ws.rng.random()}:{st.id_counter}".encode()).digest()
     return prefix + "".join(_ID_ALPHABET[b % 64] for b in digest[:32])
+
+
+def root_id(ws: Any, user: str) -> str:
+    """The id of `user`'s My Drive root folder (a Drive-looking "0A...Uk9PVA", stable per user)."""
+    digest = hashlib.sha256(f"my-drive-root:{user.lower()}".encode()).digest()
+    rid = "0A" + "".join(_ID_ALPHABET[b % 64] for b in digest[:13]) + "Uk9PVA"
+    with ws.lock:
+        state(ws).roots.setdefault(rid, user.lower())
+    return rid
+
+
+def root_resource(rid: str) -> dict[str, Any]:
+    """What `files.get` answers for a My Drive root folder: "My Drive", a folder without parents."""
+    return {
+        "kind": "drive#file",
+        "id": rid,
+        "name": MY_DRIVE,
+        "mimeType": FOLDER,
+        "createdTime": rfc3339(0),
+        "modifiedTime": rfc3339(0),
+        "trashed": False,
+        "explicitlyTrashed": False,
+        "spaces": ["drive"],
+        "starred": False,
+        "webViewLink": f"https://drive.google.com/drive/folders/{rid}",
+        "shared": False,
+        "ownedByMe": True,
+        "capabilities": {"canDownload": False, "canCopy": False, "canEdit": True},
+        "quotaBytesUsed": "0",
+    }
 
 
 def _log(ws: Any, f: DriveFile, removed: bool = False) -> None:
@@ -219,15 +256,21 @@ def add_file(
     sheets: dict[str, str] | None = None,
 ) -> DriveFile:
     """Create a file or folder. Its owner gets an `owner` permission (My Drive items only). A
-    Sheet's `content` is the CSV of its first sheet (Sheet1), `sheets` the others' by name."""
+    Sheet's `content` is the CSV of its first sheet (Sheet1), `sheets` the others' by name.
+    Without `parent`, it sits at the top of `drive_id` or of its owner's My Drive (its parent is
+    then that drive, or the owner's root folder)."""
     with ws.lock:
         st = state(ws)
-        if parent and parent not in st.files and parent not in st.drives:
+        if parent and parent not in st.files and parent not in st.drives and parent not in st.roots:
             raise KeyError(f"no folder or shared drive {parent!r}")
         if parent and parent in st.files:
             drive_id = st.files[parent].drive_id
         elif parent and parent in st.drives:
             drive_id = parent
+        elif parent:
+            drive_id = None  # the top of a My Drive
+        else:
+            parent = drive_id or root_id(ws, owner)
         now = ws.clock()
         data = content.encode() if isinstance(content, str) else content
         perms = list(permissions or [])
@@ -237,7 +280,7 @@ def add_file(
             new_id(ws),
             name,
             mime_type,
-            [parent] if parent else [],
+            [parent],
             "" if drive_id else owner,
             created if created is not None else (modified or now),
             modified or now,
@@ -321,17 +364,20 @@ def delete(ws: Any, file_id: str) -> None:
 
 
 def move(ws: Any, file_id: str, new_parent: str) -> None:
-    """Move a file (a folder with what is below it). Into or out of a shared drive, each item
+    """Move a file (a folder with what is below it) into a folder, a shared drive or a My Drive
+    root (`root_id`). Into or out of a shared drive, each item
     leaves the change log it was in with a `removed` change (it is still there to read) and
     enters the new one's, as Drive's user and shared-drive logs do."""
     with ws.lock:
         f = get(ws, file_id)
         st = state(ws)
-        if new_parent not in st.files and new_parent not in st.drives:
+        if new_parent not in st.files and new_parent not in st.drives and new_parent not in st.roots:
             raise KeyError(f"no folder {new_parent!r}")
         f.parents = [new_parent]
         f.version += 1
-        drive_id = new_parent if new_parent in st.drives else st.files[new_parent].drive_id
+        drive_id = new_parent if new_parent in st.drives else None
+        if new_parent in st.files:
+            drive_id = st.files[new_parent].drive_id
         for item in [f, *descendants(ws, file_id)] if f.mime_type == FOLDER else [f]:
             if item.drive_id != drive_id:
                 _log(ws, item, removed=True)  # out of its old log; the file itself stays

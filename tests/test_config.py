@@ -353,15 +353,27 @@ def test_a_rule_over_several_keys_is_said_without_a_made_up_key(tmp_path: Path) 
     assert "at least one of 'users', 'sites' or 'drives' is required" in message and "'?'" not in message
 
 
-@pytest.mark.parametrize("tenant", ["", "contoso.onmicrosoft.com/../x", " "])
-def test_a_tenant_that_cannot_be_one_is_a_config_error(tmp_path: Path, tenant: str) -> None:
+_GRAPH_READS = {
+    "outlook": 'mailboxes = ["a@example.com"]\n',
+    "teams": "",
+    "microsoft_files": 'users = ["a@example.com"]\n',
+}
+
+
+def graph_source(tmp_path: Path, kind: str = "outlook", tenant: str = "t", more: str = "") -> Path:
+    """A config file holding one Graph source `m` of type `kind`, with the keys `more` adds."""
     config = tmp_path / "c.toml"
     config.write_text(
-        f'[[sources]]\nname = "m"\ntype = "outlook"\ntenant_id = "{tenant}"\nclient_id = "c"\n'
-        'client_secret_env = "X"\nusers = ["a@example.com"]\n'
+        f'[[sources]]\nname = "m"\ntype = "{kind}"\ntenant_id = "{tenant}"\nclient_id = "c"\n'
+        f'client_secret_env = "X"\n{_GRAPH_READS[kind]}{more}'
     )
+    return config
+
+
+@pytest.mark.parametrize("tenant", ["", "contoso.onmicrosoft.com/../x", " "])
+def test_a_tenant_that_cannot_be_one_is_a_config_error(tmp_path: Path, tenant: str) -> None:
     with pytest.raises(ConfigError, match="key 'tenant_id'"):
-        load_config(config)
+        load_config(graph_source(tmp_path, tenant=tenant))
 
 
 def test_the_example_documents_every_key_of_every_built_in_source_type():
@@ -406,3 +418,13 @@ def test_the_example_documents_every_key_of_every_section():
     for table, model in tables.items():
         keys = set(model.model_fields) - {f"{k.rpartition('.')[2]}" for k in tables if k.startswith(f"{table}.")}
         assert not keys - documented.get(table, set()), table
+
+
+@pytest.mark.parametrize("kind", ["outlook", "teams", "microsoft_files"])
+def test_a_plain_http_authority_url_is_a_config_error_naming_source_and_key(tmp_path: Path, kind: str) -> None:
+    """msal signs in only through https: an http authority would fail later as refused credentials."""
+    config = graph_source(tmp_path, kind, more='authority_url = "http://127.0.0.1:8400"\n')
+    with pytest.raises(ConfigError, match=r"source 'm': key 'authority_url': 'http://127.0.0.1:8400' must be an https"):
+        load_config(config)
+    https = graph_source(tmp_path, kind, more='authority_url = "https://127.0.0.1:8400"\n')
+    assert load_config(https).source("m").authority_url == "https://127.0.0.1:8400"

@@ -4,6 +4,7 @@ A Graph connector (outlook, microsoft_files, teams) subclasses `GraphSourceConfi
 `GraphConnector` for itself: its `client()` is a `GraphClient` signed in with the app's secret (read
 from the environment variable `client_secret_env` names), and `check()` asks the identity platform
 for a token, so a refused secret is a `CredentialsError` naming the source before any run starts.
+`authority_url` must be https:// (msal takes no other): a plain-http one is a configuration error.
 `with_client` runs a reader with a fresh client that is closed however the reader ends, and
 `webhooks` is the source's change events: a subscription per resource, only with `notifications_url`.
 """
@@ -12,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar, Generic, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..base import CaBundle, Connector, Duration, SourceConfig, parse_duration
 from ..events import EventSource
@@ -33,13 +35,28 @@ class GraphSourceConfig(SourceConfig):
     client_id: str = Field(pattern=r"\S", description="application (client) id of the app registration")
     client_secret_env: str = Field(description="environment variable holding the client secret")
     graph_url: str = Field("https://graph.microsoft.com/v1.0", description="Graph endpoint incl. version")
-    authority_url: str = Field("https://login.microsoftonline.com", description="identity platform host")
+    authority_url: str = Field(
+        "https://login.microsoftonline.com", description="identity platform host (https:// only: msal refuses http)"
+    )
     ca_bundle: CaBundle | None = Field(None, description="extra trusted CA (PEM)")
     scope: str = Field(SCOPE, description="token scope (national clouds: their Graph host)")
     timeout: float = Field(60.0, gt=0, description="seconds per HTTP request")
     # Each source restates these two with its hook path and Graph's lifetime limit for its resource.
     notifications_url: str | None = Field(None, description="public HTTPS URL of this source's hook (daemon)")
     subscription_lifetime: Duration = Field("1h", description="how long each subscription lasts before renewal")
+
+    @field_validator("authority_url")
+    @classmethod
+    def _https_authority(cls, value: str) -> str:
+        """msal signs in only through an https:// authority (loopback included): anything else is
+        refused here, as a configuration error, not at the first token request as refused credentials."""
+        parts = urlsplit(value.strip())
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError(
+                f"{value!r} must be an https:// URL such as https://login.microsoftonline.com "
+                "(the identity platform is only reached over HTTPS, also for a local emulator)"
+            )
+        return value.strip()
 
 
 GraphConfigT = TypeVar("GraphConfigT", bound=GraphSourceConfig)

@@ -382,6 +382,27 @@ def test_folder_filter_and_shared_drive_switch(sb: Sandbox) -> None:
     }
 
 
+def test_a_folder_path_filter_on_my_drive_survives_its_root_folder(sb: Sandbox) -> None:
+    """Items at the top of My Drive have the root folder ("My Drive", which no listing names) as
+    their parent: paths start below it, so a path filter keeps matching once the root is met."""
+    ws = sb.ws
+    owner = file_named(sb, "Engineering").owner
+    top = ds.add_file(ws, "readme.txt", "text/plain", "Start here.", owner=owner)  # read after the design doc
+    assert top.parents == [ds.root_id(ws, owner)]
+    c = connector(sb, folders=["Engineering/Design Docs"], shared_drives=False)
+    items, state = run(c.load(None))
+    assert set(docs(items)) == {"Search service design"}
+    assert docs(items)["Search service design"].metadata["folder"] == "Engineering/Design Docs"
+    ds.edit(ws, file_named(sb, "Search service design").id, content="# Search service design\n\nv2")
+    edited, _ = run(c.load(state))
+    assert [(type(i).__name__, i.id) for i in edited] == [("Document", doc_id(sb, "Search service design"))]
+    assert docs(edited)["Search service design"].metadata["folder"] == "Engineering/Design Docs"
+    assert set(c.live_ids()) == {doc_id(sb, "Search service design")}
+    everything, _ = run(connector(sb).load(None))
+    assert docs(everything)["readme.txt"].metadata["folder"] == ""
+    assert docs(everything)["Onboarding guide"].metadata["folder"] == "Engineering"
+
+
 def test_live_ids_match_the_full_crawl(sb: Sandbox) -> None:
     c = connector(sb)
     items, _ = run(c.load(None))

@@ -142,6 +142,29 @@ def test_query_subset(sb: Sandbox, api: httpx.Client) -> None:
     assert api.get("/files", params={"q": "owner has 'x'"}).status_code == 400
 
 
+def test_my_drive_root_is_the_parent_of_its_top_items_and_is_never_listed(sb: Sandbox, api: httpx.Client) -> None:
+    eng = by_name(sb, "Engineering")
+    root = ds.root_id(sb.ws, eng.owner)
+    assert api.get(f"/files/{eng.id}", params={"fields": "parents"}).json() == {"parents": [root]}
+    fields = {"fields": "id,name,mimeType,parents"}
+    assert api.get(f"/files/{root}", params=fields).json() == {"id": root, "name": "My Drive", "mimeType": ds.FOLDER}
+    mine = api.get("/files/root", params=fields).json()
+    assert (
+        mine["name"] == "My Drive"
+        and "parents" not in mine
+        and mine["id"] == ds.root_id(sb.ws, drive_auth.CLIENT_EMAIL)
+    )
+    listed = api.get("/files", params={"pageSize": 1000, "fields": "files(id,name)"}).json()["files"]
+    assert "My Drive" not in {f["name"] for f in listed} and root not in {f["id"] for f in listed}
+    top = {"q": f"'{root}' in parents", "fields": "files(name)"}
+    assert "Engineering" in {f["name"] for f in api.get("/files", params=top).json()["files"]}
+    wiki = next(iter(sb.ws.drive.drives.values()))
+    holiday = api.get(
+        f"/files/{by_name(sb, 'Holiday calendar').id}", params={"fields": "parents", "supportsAllDrives": "true"}
+    )
+    assert holiday.json() == {"parents": [wiki.id]}  # the top of a shared drive: the drive is the parent
+
+
 def test_shared_drives(sb: Sandbox, api: httpx.Client) -> None:
     wiki = next(iter(sb.ws.drive.drives.values()))
     only = api.get(
