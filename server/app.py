@@ -368,6 +368,9 @@ def _allow_origins(app: FastAPI, origins: list[str]) -> None:
     )
 
 
+BODY_UNREADABLE = "There was an error parsing the body"  # FastAPI's 400 detail (a body not UTF-8, ...)
+
+
 def _handlers(app: FastAPI) -> None:
     """Every error in the contract's shape; malformed input is a 4xx, never a 500."""
 
@@ -392,6 +395,8 @@ def _handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = STATUS_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        if exc.status_code == 400 and message == BODY_UNREADABLE:  # FastAPI's words for a body it cannot decode
+            code, message = "invalid_json", "the request body is not valid JSON (JSON is UTF-8)"
         return JSONResponse(error_body(code, message), exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(IndexUnavailable)

@@ -149,7 +149,13 @@ def caller_for(entry: KeyEntry, requested_user: str | None) -> Caller:
         raise ApiError(400, "invalid_request", "'user' must not be empty")
     if entry.user is not None:
         if requested is not None:
-            raise ApiError(403, "forbidden", f"key {entry.name!r} acts as its own user and may not name another")
+            who = "an OAuth token" if entry.subject is not None else f"key {entry.name!r}"
+            raise ApiError(
+                403,
+                "forbidden",
+                f"{who} acts as {entry.user} only: leave 'user' out (naming a user, even that one, "
+                "takes an on_behalf_of or admin key)",
+            )
         return Caller(entry.name, entry.user, admin=False, subject=entry.subject, issuer=entry.issuer, kind=entry.kind)
     if entry.on_behalf_of:
         if requested is None:

@@ -81,6 +81,7 @@ def test_user_key_naming_a_user_is_403(client: TestClient) -> None:
         response = client.post("/v1/search", json={"query": "x", "user": user}, headers=ALICE)
         assert response.status_code == 403
         assert response.json()["error"]["code"] == "forbidden"
+        assert "acts as alice@example.com only: leave 'user' out" in response.json()["error"]["message"]
     response = client.get("/v1/documents/eng:C1/100", headers={**ALICE, "X-Inlet-User": "bob@other.org"})
     assert response.status_code == 403
 
@@ -296,6 +297,10 @@ def test_bad_json_is_400(client: TestClient) -> None:
     response = client.post("/v1/search", content=b'{"query": ', headers={**ALICE, "Content-Type": "application/json"})
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_json"
+    latin1 = client.post(
+        "/v1/search", content=b'{"query": "caf\xe9"}', headers={**ALICE, "Content-Type": "application/json"}
+    )
+    assert latin1.status_code == 400 and latin1.json()["error"]["code"] == "invalid_json"  # not UTF-8
 
 
 def test_context_budget_validation(client: TestClient) -> None:
