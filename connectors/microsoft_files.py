@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -72,6 +72,11 @@ class MicrosoftFilesConnector(GraphConnector[MicrosoftFilesConfig]):
     recent_first = True  # `since` skips reading older items (the listing covers all): Connector.recent_first
     # delta reports changed files only; drives (`users`, `sites`, `drives`) are dropped or read whole by the sync itself
     scope_keys = frozenset({"include"})
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # now, as a sync weighs expiring permissions (read once per sync); a test may set its own
+        self.clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc)
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: dt.datetime | None = None) -> Iterator[Item]:
         st = FilesCheckpoint.load(checkpoint, source=self.name) or FilesCheckpoint(since=_iso(since))

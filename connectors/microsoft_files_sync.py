@@ -19,8 +19,14 @@ it is indexed), so that:
   still in -> re-yielded with the new path;
 - a 410 `resyncRequired` starts one full listing; the files it does not list again are deleted
   (`resync` holds the ids still unseen, so an interrupted re-listing resumes correctly);
-- group memberships and the tenant's domains are read once per sync (`Principals`), and files
-  whose ACL they change are re-yielded (a membership change re-writes ACLs, never re-embeds);
+- group memberships and owners and the tenant's domains are read once per sync (`Principals`),
+  and files whose ACL they (or a permission's expiry passing) change are re-yielded (a membership
+  change re-writes ACLs, never re-embeds);
+- each drive keeps the Microsoft 365 group of its site (`owner.group`, refreshed by every full run),
+  which resolves the site's Owners and Members groups; a site group that resolves to nobody is a
+  skip by policy of the run, once per run (`FilesRun.unresolved`);
+- a version-1 checkpoint (which kept no site group or claim) is migrated into a full re-listing of
+  every drive, as after a 410, so every file's permissions are read again;
 - a file whose content or permissions could not be read (a failed `Skipped`: its indexed version is
   kept) is read again, content and current permissions, at the start of each later round of its
   drive (`kit.retries.Retries`), so a sharing change the failed read missed still reaches the index.
@@ -34,7 +40,7 @@ notification on a drive asks for a scoped run (`load_scope`) of that drive only.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
 
@@ -45,11 +51,11 @@ from inlet.errors import CredentialsError, ItemError, RetriableError
 
 from .extract import document_title, extract_text, kind_of
 from .kit.graph_batch import batch_get
-from .kit.checkpoint import CheckpointModel
+from .kit.checkpoint import CheckpointModel, Migration
 from .kit.graph import GraphClient, GraphError, before
 from .kit.paging import Pager
 from .kit.retries import Retries
-from .microsoft_files_acl import Principals, acl_key, grants_of
+from .microsoft_files_acl import Principals, Site, acl_key, grants_of
 from .model import Deletion, Document, Item, Skipped
 
 if TYPE_CHECKING:
@@ -73,6 +79,8 @@ class DriveState(BaseModel):
     target: str = ""  # the config entry that brought the drive ("site:...", "user:...", "drive:...")
     name: str = ""
     site: str = ""
+    group: str = ""  # the Microsoft 365 group of a group-connected site (the drive's owner.group): its site groups
+    group_name: str = ""
     link: str | None = None  # nextLink (mid-round) or deltaLink
     resync: list[str] | None = None  # during a re-listing after a 410: files not listed again yet
     folders: dict[str, list[str | None]] = Field(default_factory=dict)  # id -> [name, parent]; root: ["", None]
@@ -83,8 +91,18 @@ class DriveState(BaseModel):
     waiting: dict[str, str] = Field(default_factory=dict)
 
 
+def _relist(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 kept no SharePoint site group or claim a permission names (they granted nobody):
+    every drive is listed again whole, re-reading each file's permissions (`resync`, as after a 410)."""
+    for ds in (data.get("drives") or {}).values():
+        ds["resync"] = sorted(set(ds.get("resync") or []) | set(ds.get("files") or {}))
+        ds["link"] = None
+    return data
+
+
 class FilesCheckpoint(CheckpointModel):
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
+    MIGRATIONS: ClassVar[Mapping[int, Migration]] = {1: _relist}
     since: str | None = None
     drives: dict[str, DriveState] = Field(default_factory=dict)
     refused: list[str] = Field(default_factory=list)  # targets the last full run was refused: drives kept, unread
@@ -95,7 +113,9 @@ class FilesRun:
 
     def __init__(self, conn: MicrosoftFilesConnector, client: GraphClient, st: FilesCheckpoint) -> None:
         self.c, self.client, self.st = conn, client, st
-        self.principals = Principals(client, conn.policy)
+        self.now = conn.clock()  # expiring permissions are weighed against this instant
+        self.principals = Principals(client, conn.policy, self.now)
+        self.reported: set[str] = set()  # unresolved site groups already reported this run
         self.max_bytes = int(conn.config.max_file_mb * 1024 * 1024)
 
     # --- drives --------------------------------------------------------------------------------
@@ -127,7 +147,8 @@ class FilesRun:
                 name = str(bodies[0].get("displayName") or bodies[0].get("name") or "")
             else:
                 drives, name = [bodies[0]], ""
-            targets += [{**d, "target": target, "site": name} for d in drives]
+            group = _owner_group(drives)
+            targets += [{**d, "target": target, "site": name, "group": group} for d in drives]
         return targets, problems
 
     def _refused(self, target: str, error: GraphError) -> Skipped:
@@ -160,14 +181,23 @@ class FilesRun:
         for drive in targets:
             ds = self.st.drives.setdefault(drive["id"], DriveState())
             ds.target, ds.name, ds.site = drive["target"], str(drive.get("name") or ""), drive["site"]
-        self.principals.load(g for ds in self.st.drives.values() for e in ds.files.values() for g in e["g"])
-        for drive in targets:
-            yield from self._drive(drive["id"])
+            ds.group, ds.group_name = drive["group"]
+        yield from self.run_drives([d["id"] for d in targets])
 
     def run_drives(self, drive_ids: list[str]) -> Iterator[Item]:
-        self.principals.load(g for d in drive_ids for e in self.st.drives[d].files.values() for g in e["g"])
+        self.principals.load_many(
+            (e["g"], site_of(self.st.drives[d])) for d in drive_ids for e in self.st.drives[d].files.values()
+        )
         for drive_id in drive_ids:
             yield from self._drive(drive_id)
+
+    def unresolved(self) -> Iterator[Skipped]:
+        """A skip (by policy: the run stays ok) for each site group found unresolved since the last
+        call: it grants nobody, and `inlet status` lists it by name."""
+        for where, reason in self.principals.unresolved.items():
+            if where not in self.reported:
+                self.reported.add(where)
+                yield Skipped(id=self.c.doc_id(f"site-group:{where}"), reason=reason, failed=False, title=where)
 
     def _first(self, drive_id: str) -> tuple[str, dict[str, Any]]:
         return f"/drives/{drive_id}/root/delta", {"$top": self.c.config.page_size}
@@ -199,6 +229,7 @@ class FilesRun:
                     return
                 raise
             yield from _Page(self, drive_id, ds).apply(page.get("value", []))
+            yield from self.unresolved()
             next_link = page.get("@odata.nextLink")
             if pager.advance(next_link):
                 ds.link, url, params = next_link, str(next_link), None
@@ -212,6 +243,7 @@ class FilesRun:
             ds.resync = None
             ds.link = page.get("@odata.deltaLink")
             yield from self._acl_drift(drive_id, ds)
+            yield from self.unresolved()
             yield self.st.checkpoint()
             return
 
@@ -221,7 +253,7 @@ class FilesRun:
 
         def key(grants: list[str]) -> str:
             if tuple(grants) not in keys:
-                keys[tuple(grants)] = acl_key(self.principals.acl(grants))
+                keys[tuple(grants)] = acl_key(self.principals.acl(grants, site_of(ds)))
             return keys[tuple(grants)]
 
         stale = [fid for fid, e in ds.files.items() if e["s"] == DOC and key(e["g"]) != e["a"]]
@@ -290,10 +322,10 @@ class FilesRun:
         except GraphError as exc:
             if exc.status == 404:
                 return None
-            acl = self.principals.acl(grants)  # the kept version takes the permissions just read
+            acl = self.principals.acl(grants, site_of(ds))  # the kept version takes the permissions just read
             return Skipped(id=doc_id, reason=f"{path}: {exc}", title=item["name"], acl=acl)
         except ItemError as exc:
-            acl = self.principals.acl(grants)
+            acl = self.principals.acl(grants, site_of(ds))
             return Skipped(id=doc_id, reason=f"{path}: {exc}", failed=exc.failed, title=item["name"], acl=acl)
         if not text:
             return Skipped(id=doc_id, reason=f"{path}: no text", failed=False, title=item["name"])
@@ -307,8 +339,22 @@ class FilesRun:
             created_at=item.get("createdDateTime"),
             updated_at=item.get("lastModifiedDateTime"),
             metadata={"drive": ds.name, "site": ds.site, "path": path, "mime_type": mime},
-            acl=self.principals.acl(grants),
+            acl=self.principals.acl(grants, site_of(ds)),
         )
+
+
+def _owner_group(drives: list[dict[str, Any]]) -> tuple[str, str]:
+    """The Microsoft 365 group (id, display name) a site's drives name as their owner, else ("", "")."""
+    for drive in drives:
+        group = (drive.get("owner") or {}).get("group") or {}
+        if group.get("id"):
+            return str(group["id"]), str(group.get("displayName") or "")
+    return "", ""
+
+
+def site_of(ds: DriveState) -> Site:
+    """What resolves a site group on this drive (`microsoft_files_acl.Site`)."""
+    return Site(group=ds.group, names=(ds.site, ds.group_name), label=ds.site or ds.name)
 
 
 def _path(ds: DriveState, parent: str | None, name: str) -> tuple[str, str | None]:
@@ -457,8 +503,8 @@ class _Page:
                 )
                 yield self.ds.retries.note(item["id"], skipped)
                 continue
-            grants = grants_of(answer.get("value", []))
-            key = acl_key(self.run.principals.acl(grants))
+            grants = grants_of(answer.get("value", []), self.run.now)
+            key = acl_key(self.run.principals.acl(grants, site_of(self.ds)))
             same = (
                 entry is not None
                 and entry["s"] in (DOC, SKIP)

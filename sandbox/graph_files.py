@@ -14,13 +14,16 @@ Served beside the mail API with the same app registration and tokens (`graph.py`
 - `GET /drives/{id}/items/{id}` (with `parentReference.path`), `.../content` (302 to a
   pre-authenticated download URL that needs no token), `.../permissions` (inherited ones with
   `inheritedFrom`);
-- `GET /v1.0/groups/{id}/transitiveMembers`, `GET /v1.0/organization` (verified domains),
+- `GET /v1.0/groups/{id}/transitiveMembers`, `/groups/{id}/owners`, `GET /v1.0/organization` (verified domains),
   `GET /v1.0/users/{id}` (a user a permission names by id: `mail`, `userPrincipalName`; 404 for a
   deleted one);
 - `POST /v1.0/$batch`: up to 20 GETs of the routes above and of the Teams routes (`graph_teams.py`,
   mounted here), each answered on its own (a throttled one is a 429 inside a 200 batch).
 A permission names a user the way `FilesState.identities` says: with `email`, with a `siteUser`
-claims `loginName` only, or by id only (Graph's documented fields).
+claims `loginName` only, or by id only (Graph's documented fields). A SharePoint site group is a
+`siteGroup` alone (id, displayName, loginName: no Entra group beside it, as Graph sends it); the
+drives of a group-connected site name the Microsoft 365 group as their `owner.group`, those of
+another site `owner.user` "System Account".
 With `FilesState.selected` set (a `Sites.Selected` app), a drive of a site not granted, and every
 OneDrive, is 403 `accessDenied`.
 """
@@ -113,10 +116,13 @@ def routes(ctx: Any) -> list[BaseRoute]:
 # --- JSON shapes -----------------------------------------------------------------------------------
 def drive_json(state: FilesState, drive: Drive, base: str) -> dict[str, Any]:
     site = state.sites.get(drive.site_id or "")
+    group = state.groups.get(site.group or "") if site else None
     owner: dict[str, Any] = (
         {"user": {"email": drive.owner, "displayName": drive.owner}}
         if drive.owner
-        else {"group": {"displayName": site.name if site else ""}}
+        else {"group": {"id": group.id, "displayName": group.name, "email": group.mail}}
+        if group is not None
+        else {"user": {"displayName": "System Account"}}  # a site not connected to a group
     )
     return {
         "id": drive.id,
@@ -207,26 +213,26 @@ def perm_json(state: FilesState, perm: Perm, source: Item | None, base: str, ws:
             "webUrl": f"{base}/sp/share/{perm.id}",
             "preventsDownload": False,
         }
-        out["hasPassword"] = False
+        out["hasPassword"] = perm.password
         out["grantedToIdentitiesV2"] = [user_identity(state, ws, perm.user)] if perm.user else []
-    elif perm.site_group is not None:
-        group = state.groups.get(perm.group or "")
-        granted: dict[str, Any] = {
-            "siteGroup": {
-                "id": str(int(graph_id("", perm.site_group)[:4], 16) % 100),
-                "displayName": perm.site_group,
-                "loginName": perm.site_group,
-            }
+    elif perm.site_group is not None:  # alone, as Graph names a site group (no Entra group beside it)
+        site_group_id = perm.site_group_id or str(int(graph_id("", perm.site_group)[:4], 16) % 100)
+        out["grantedToV2"] = {
+            "siteGroup": {"id": site_group_id, "displayName": perm.site_group, "loginName": perm.site_group}
         }
-        if group is not None:
-            granted["group"] = {"id": group.id, "displayName": group.name, "email": group.mail}
-        out["grantedToV2"] = granted
+        out["grantedTo"] = {"user": {"displayName": perm.site_group}}
+    elif perm.claim is not None:
+        out["grantedToV2"] = {
+            "siteUser": {"id": str(len(perm.claim)), "displayName": perm.claim, "loginName": perm.claim}
+        }
     elif perm.group is not None:
         group = state.groups[perm.group]
         out["grantedToV2"] = {"group": {"id": group.id, "displayName": group.name, "email": group.mail}}
     elif perm.user is not None:
         out["grantedToV2"] = user_identity(state, ws, perm.user)
         out["grantedTo"] = {"user": dict(out["grantedToV2"]["user"])}
+    if perm.expires is not None:
+        out["expirationDateTime"] = iso(perm.expires)
     if source is not None:
         out["inheritedFrom"] = {
             "driveId": source.drive_id,
@@ -280,6 +286,7 @@ class FilesApi:
             Route("/v1.0/drives/{drive}/items/{item}/content", self.content),
             Route("/v1.0/drives/{drive}/items/{item}/permissions", self.permissions),
             Route("/v1.0/groups/{group}/transitiveMembers", self.members),
+            Route("/v1.0/groups/{group}/owners", self.owners),
             Route("/v1.0/organization", self.organization),
             Route("/v1.0/users/{user}", self.directory_user),
         ]
@@ -488,7 +495,14 @@ class FilesApi:
             )
 
     async def members(self, request: Request) -> Response:
-        if (denied := self.guard(request, "transitiveMembers")) is not None:
+        return self._group_list(request, "transitiveMembers")
+
+    async def owners(self, request: Request) -> Response:
+        """`/groups/{id}/owners`: a Microsoft 365 group's owners (users)."""
+        return self._group_list(request, "owners")
+
+    def _group_list(self, request: Request, what: str) -> Response:
+        if (denied := self.guard(request, what)) is not None:
             return denied
         with self.ctx.ws.lock:
             state = self.state
@@ -501,8 +515,10 @@ class FilesApi:
                     "does not exist or one of its queried reference-property objects are not present.",
                 )
             values: list[dict[str, Any]] = []
-            seen: set[str] = set()
-            _walk(state, group.id, values, seen, self.ctx.ws)
+            if what == "owners":
+                values = [_user_json(self.ctx.ws, email) for email in group.owners]
+            else:
+                _walk(state, group.id, values, set(), self.ctx.ws)
             skip = int(request.query_params.get("$skiptoken", "0") or 0)
             top = int(request.query_params.get("$top", "100"))
             body: dict[str, Any] = {"value": values[skip : skip + top]}
@@ -579,16 +595,18 @@ def _walk(state: FilesState, group_id: str, out: list[dict[str, Any]], seen: set
             )
             _walk(state, member, out, seen, ws)
         else:
-            user = ws.user_by_email(member)
-            out.append(
-                {
-                    "@odata.type": "#microsoft.graph.user",
-                    "id": user.id if user else member,
-                    "displayName": user.real_name if user else member,
-                    "mail": member,
-                    "userPrincipalName": member,
-                }
-            )
+            out.append(_user_json(ws, member))
+
+
+def _user_json(ws: Any, email: str) -> dict[str, Any]:
+    user = ws.user_by_email(email)
+    return {
+        "@odata.type": "#microsoft.graph.user",
+        "id": user.id if user else email,
+        "displayName": user.real_name if user else email,
+        "mail": email,
+        "userPrincipalName": email,
+    }
 
 
 def _parents_first(state: FilesState, ids: list[str]) -> list[str]:

@@ -1,7 +1,8 @@
 """Sites, libraries and OneDrives for the emulated Graph files API: a sample tenant and generated ones.
 
 The sample exercises what a files connector meets: two sites (one with two libraries), OneDrives,
-inherited site-group grants backed by Entra groups with a nested group, a folder that breaks
+group-connected sites whose inherited Owners and Members site groups stand for their Microsoft 365
+group's owners and members (with a nested group), a folder that breaks
 inheritance, organization and anonymous sharing links, a file shared with one person, PDF, DOCX,
 PPTX, XLSX, HTML, Markdown and a PNG the connector does not read.
 """
@@ -41,14 +42,17 @@ def seed_files(ws: Any) -> None:
         finance_people = [u.email for u in ws.users.values() if u.domain != ws.domain][:2] or [d]
         state.domains = [ws.domain, "sandbox.onmicrosoft.com"]
         platform = state.add_group("Platform Team", [c])
-        engineering = state.add_group("Engineering", [a, b, platform.id])
-        finance = state.add_group("Finance", finance_people)
+        engineering = state.add_group("Engineering", [a, b, platform.id], owners=[a])
+        finance = state.add_group("Finance", finance_people, owners=finance_people[:1])
 
-        eng = state.add_site("/sites/Engineering", "Engineering")
+        eng = state.add_site("/sites/Engineering", "Engineering", group=engineering.id)
         docs = state.add_drive("Documents", eng)
         specs = state.add_drive("Specs", eng)
         for drive in (docs, specs):
-            state.items[drive.root_id].perms = [perm("write", site_group="Engineering Members", group=engineering.id)]
+            state.items[drive.root_id].perms = [
+                perm("owner", site_group="Engineering Owners"),
+                perm("write", site_group="Engineering Members"),
+            ]
         at = iter(_BASE + dt.timedelta(hours=6 * n) for n in range(100))
 
         def add(drive_id: str, parent: str | None, name: str, data: bytes, mime: str, **kw: Any) -> str:
@@ -141,9 +145,12 @@ def seed_files(ws: Any) -> None:
             perms=[perm(group=platform.id)],
         )  # an Entra group granted directly
 
-        fin = state.add_site("/sites/Finance", "Finance")
+        fin = state.add_site("/sites/Finance", "Finance", group=finance.id)
         books = state.add_drive("Documents", fin)
-        state.items[books.root_id].perms = [perm("write", site_group="Finance Members", group=finance.id)]
+        state.items[books.root_id].perms = [
+            perm("owner", site_group="Finance Owners"),
+            perm("write", site_group="Finance Members"),
+        ]
         add(
             books.id,
             None,
@@ -189,9 +196,9 @@ def seed_files_generated(ws: Any, files: int) -> None:
         people = _people(ws)
         state.domains = [ws.domain]
         group = state.add_group("Everyone", people[:10])
-        site = state.add_site("/sites/Bench", "Bench")
+        site = state.add_site("/sites/Bench", "Bench", group=group.id)
         drive = state.add_drive("Documents", site)
-        state.items[drive.root_id].perms = [perm("write", site_group="Bench Members", group=group.id)]
+        state.items[drive.root_id].perms = [perm("write", site_group="Bench Members")]
         folders = [state.add_item(drive.id, None, f"Folder {n}", folder=True, when=_BASE).id for n in range(10)]
         for n in range(files):
             text = (

@@ -7,8 +7,12 @@ a deletion logs the item and everything below it. A folder move or rename logs t
 as OneDrive does: the paths of its descendants change without their appearing in delta.
 
 Permissions are kept on the item that grants them; an item inherits its parent's (reported with
-`inheritedFrom`) unless it breaks inheritance (`unique`). Site groups are backed by an Entra group
-(a group-connected site's Owners and Members), which Graph names beside the site group.
+`inheritedFrom`) unless it breaks inheritance (`unique`). A SharePoint site group is named alone
+(`siteGroup`, no Entra group beside it: what Graph sends); on a group-connected site (`Site.group`,
+the drive's `owner.group`) "SITE Owners" holds the Microsoft 365 group's owners and "SITE Members"
+its members, as SharePoint keeps them. A permission may name a claims principal (`claim`, a
+`siteUser` whose `loginName` is a claim), expire (`expires`) or, for an anonymous link, have a
+password (`password`).
 
 `identities` sets how a user a permission names is written (Graph documents only `id` and
 `displayName` on an identity): "email" (the `user` carries `email`, what SharePoint usually sends),
@@ -35,6 +39,7 @@ class Group:
     name: str
     mail: str
     members: list[str] = field(default_factory=list)
+    owners: list[str] = field(default_factory=list)  # user emails (a Microsoft 365 group's owners)
 
 
 @dataclass
@@ -43,8 +48,12 @@ class Perm:
     roles: list[str]
     user: str | None = None  # email
     group: str | None = None  # Entra group id
-    site_group: str | None = None  # SharePoint site group name (backed by `group`)
+    site_group: str | None = None  # SharePoint site group name ("Engineering Members")
+    site_group_id: str | None = None  # its id; default: a small number, as SharePoint numbers them
+    claim: str | None = None  # a claims principal's loginName ("c:0t.c|tenant|GROUP-ID")
     link: str | None = None  # sharing link scope: "organization", "anonymous" or "users"
+    expires: dt.datetime | None = None  # expirationDateTime
+    password: bool = False  # an anonymous link's hasPassword
 
 
 @dataclass
@@ -84,6 +93,7 @@ class Site:
     path: str  # "/sites/Engineering"
     name: str
     drive_ids: list[str] = field(default_factory=list)
+    group: str | None = None  # the Microsoft 365 group of a group-connected site (its drives' owner)
 
 
 @dataclass
@@ -118,15 +128,26 @@ class FilesState:
         self.listeners: list[Callable[[str, str], None]] = []
 
     # --- structure ------------------------------------------------------------------------------
-    def add_group(self, name: str, members: list[str], mail: str = "") -> Group:
+    def add_group(self, name: str, members: list[str], mail: str = "", owners: list[str] | None = None) -> Group:
         group = Group(
-            graph_guid("group", name), name, mail or f"{name.lower().replace(' ', '-')}@groups.invalid", list(members)
+            graph_guid("group", name),
+            name,
+            mail or f"{name.lower().replace(' ', '-')}@groups.invalid",
+            list(members),
+            list(owners or []),
         )
         self.groups[group.id] = group
         return group
 
-    def add_site(self, path: str, name: str) -> Site:
-        site = Site(f"{self.hostname},{graph_guid('site', path)},{graph_guid('web', path)}", self.hostname, path, name)
+    def add_site(self, path: str, name: str, group: str | None = None) -> Site:
+        """A site; `group`: the Microsoft 365 group it is connected to."""
+        site = Site(
+            f"{self.hostname},{graph_guid('site', path)},{graph_guid('web', path)}",
+            self.hostname,
+            path,
+            name,
+            group=group,
+        )
         self.sites[site.id] = site
         return site
 
@@ -282,7 +303,8 @@ class FilesState:
     def user_emails(self) -> set[str]:
         """Every user a permission or a group names (the directory `GET /users/{id}` reads)."""
         named = {p.user for item in self.items.values() for p in item.perms if p.user}
-        return named | {m for g in self.groups.values() for m in g.members if m not in self.groups}
+        owners = {o for g in self.groups.values() for o in g.owners}
+        return named | owners | {m for g in self.groups.values() for m in g.members if m not in self.groups}
 
     def member_emails(self, group_id: str, seen: set[str] | None = None) -> list[str]:
         """Users of a group and its nested groups (what transitiveMembers lists, users only)."""
