@@ -35,7 +35,17 @@ from inlet.status import SourcesCollector, sources_status
 from inlet.storage import open_backend
 
 from . import mcp as mcp_http
-from .auth import USER_HEADER, Caller, KeyEntry, KeyRing, caller_for, named_user, require_admin, warn_without_keys
+from .auth import (
+    USER_HEADER,
+    Caller,
+    KeyEntry,
+    KeyRing,
+    body_or_named_user,
+    caller_for,
+    named_user,
+    require_admin,
+    warn_without_keys,
+)
 from .console import add_console, is_console_path
 from .content_type import JsonBody, unsupported_media_type
 from .admin import add_admin_sync
@@ -233,7 +243,7 @@ def create_app(
     async def search(body: SearchBody, request: Request) -> SearchResponse:
         """Documents the caller may see, best first, each with its best passages and relevance."""
         request.state.audit = {"query": body.query, "doc_ids": []}  # also when the caller is refused
-        caller = _caller(request, body.user)
+        caller = _caller(request, body_or_named_user(body.user, request.scope))
         got = await run_in_threadpool(retrieval.answer, body.to_request(caller.user, half_life))
         request.state.audit["doc_ids"] = [h.doc_id for h in got.hits]
         return SearchResponse(
@@ -245,7 +255,7 @@ def create_app(
         """The best passages at or above `min_relevance` packed under `token_budget`, marked [n], fenced
         as quoted data; one line saying so when none qualifies."""
         request.state.audit = {"query": body.query, "doc_ids": []}  # also when the caller is refused
-        caller = _caller(request, body.user)
+        caller = _caller(request, body_or_named_user(body.user, request.scope))
         packed, got = await run_in_threadpool(
             retrieval.context, body.to_request(caller.user, half_life), body.token_budget, body.min_relevance
         )

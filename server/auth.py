@@ -137,6 +137,19 @@ def named_user(scope: Scope) -> str | None:
     return headers[0] if headers else params[0] if params else None
 
 
+def body_or_named_user(body_user: str | None, scope: Scope) -> str | None:
+    """The user a POST names: its body's `user`, else the header or query parameter (a gateway
+    that stamps the header for every route); both naming different users is a 400."""
+    named = named_user(scope)
+    if body_user is None or named is None:
+        return body_user if body_user is not None else named
+    if body_user.strip().lower() != named.strip().lower():
+        raise ApiError(
+            400, "invalid_request", f"the body's 'user' and {USER_HEADER} (or ?{USER_PARAM}=) name different users"
+        )
+    return body_user
+
+
 def caller_for(entry: KeyEntry, requested_user: str | None) -> Caller:
     """Apply the key's rights to the user a request names (body `user`, header or query parameter).
 
@@ -163,7 +176,7 @@ def caller_for(entry: KeyEntry, requested_user: str | None) -> Caller:
                 400,
                 "user_required",
                 f"key {entry.name!r} acts on behalf of users: name one with 'user' (the body field of "
-                f"/v1/search and /v1/context; on GET routes and /mcp the {USER_HEADER} header or ?user=)",
+                f"/v1/search and /v1/context) or the {USER_HEADER} header (or ?user=, on every route)",
             )
         return Caller(entry.name, requested, admin=False, kind=entry.kind)
     return Caller(entry.name, requested, admin=requested is None, kind=entry.kind)

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from inlet.config import Settings, parse_rate
 
-from .auth import Caller, KeyEntry, caller_for, named_user
+from .auth import Caller, KeyEntry, body_or_named_user, caller_for, named_user
 from .errors import ApiError, error_body
 
 
@@ -184,7 +184,9 @@ async def _name_for_audit(scope: Scope, receive: Receive, entry: KeyEntry) -> No
     query = body.get("query") if isinstance(body.get("query"), str) else None
     state = scope.setdefault("state", {})
     try:
-        state["caller"] = caller_for(entry, requested if scope.get("method") == "POST" else named_user(scope))
+        state["caller"] = caller_for(
+            entry, body_or_named_user(requested, scope) if scope.get("method") == "POST" else named_user(scope)
+        )
     except ApiError:
         pass
     state["audit"] = {"query": query, "doc_ids": []}

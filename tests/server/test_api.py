@@ -95,6 +95,18 @@ def test_on_behalf_of_key_must_name_the_user(client: TestClient) -> None:
     assert client.get("/v1/documents/eng:C1/100", headers=AGENT).status_code == 400
 
 
+def test_on_behalf_of_names_the_user_of_a_post_by_header_too_and_two_users_are_400(client: TestClient) -> None:
+    """A gateway stamps X-Inlet-User on every request: a POST takes it, and a body naming another
+    user is refused rather than silently chosen over it."""
+    stamped = {**AGENT, "X-Inlet-User": "alice@example.com"}
+    found = client.post("/v1/search", json={"query": "Falcon"}, headers=stamped)
+    assert found.status_code == 200 and "eng:C2/200" in [r["doc_id"] for r in found.json()["results"]]
+    same = client.post("/v1/context", json={"query": "Falcon", "user": "Alice@example.com"}, headers=stamped)
+    assert same.status_code == 200
+    other = client.post("/v1/search", json={"query": "Falcon", "user": "bob@other.org"}, headers=stamped)
+    assert other.status_code == 400 and "name different users" in other.json()["error"]["message"]
+
+
 def test_on_behalf_of_names_the_user_on_get_by_header_or_query(client: TestClient) -> None:
     path = "/v1/documents/eng:C2/200"
     assert client.get(path, headers={**AGENT, "X-Inlet-User": "alice@example.com"}).status_code == 200
