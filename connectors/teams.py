@@ -492,18 +492,23 @@ class _Run:
         roots = [r for r, t in times.items() if t is not None and t >= start and (cid, r) not in self.read]
         paths = {r: _replies_path(ch, cid, r) for r in roots}
         answers = batch_get(self.client, self.c.policy, paths.values())
-        changed = []
+        changed: list[str] = []
+        read: dict[str, Any] = {}  # the replies of those, by path
         for root_id, path in paths.items():
             answer = answers[path]
             if isinstance(answer, GraphError) and answer.status != 404:  # read again at the next sync
                 log.warning("source %r: replies in %s/%s unreadable: %s", self.c.name, ch.team, ch.name, answer)
             elif isinstance(answer, GraphError) or _replies_digest(answer) != ch.seen[root_id].replies:
                 changed.append(root_id)  # its root is read (a 404: the thread is deleted), then the thread
-        yield from self._threads(cid, ch, acl, changed)
+                read.update({} if isinstance(answer, GraphError) else {path: answer})
+        yield from self._threads(cid, ch, acl, changed, read)
 
-    def _threads(self, cid: str, ch: ChannelState, acl: ACL, roots: list[str]) -> Iterator[Item]:
-        """These threads read again (a notification named one of their messages); a root Graph no
-        longer has is deleted (delta lists no deletion of a root over eight months old)."""
+    def _threads(
+        self, cid: str, ch: ChannelState, acl: ACL, roots: list[str], replies: dict[str, Any] | None = None
+    ) -> Iterator[Item]:
+        """These threads read again (a notification named one of their messages, or their replies
+        changed: `replies`, by path, those already read); a root Graph no longer has is deleted
+        (delta lists no deletion of a root over eight months old)."""
         paths = {r: f"/teams/{ch.team_id}/channels/{cid}/messages/{quote(r, safe='')}" for r in dict.fromkeys(roots)}
         answers = batch_get(self.client, self.c.policy, paths.values())
         found = []
@@ -515,7 +520,7 @@ class _Run:
                 yield self._gone(cid, ch, path.rsplit("/", 1)[1])
             else:
                 found.append(answer)
-        yield from self._roots(cid, ch, acl, found)
+        yield from self._roots(cid, ch, acl, found, replies=replies)
 
     def _acl(self, cid: str, ch: ChannelState) -> ACL:
         path = _members_path(cid, ch)
@@ -554,11 +559,18 @@ class _Run:
         return Deletion(id=self.c.doc_id(f"{cid}:{root_id}"))
 
     def _roots(
-        self, cid: str, ch: ChannelState, acl: ACL, roots: list[dict[str, Any]], *, only_changed: bool = False
+        self,
+        cid: str,
+        ch: ChannelState,
+        acl: ACL,
+        roots: list[dict[str, Any]],
+        *,
+        only_changed: bool = False,
+        replies: dict[str, Any] | None = None,
     ) -> Iterator[Item]:
         """These roots' threads read (replies by `$batch`) and yielded; a deleted root (soft-deleted,
         `@removed`, or whose replies answer 404) deletes its thread. `only_changed`: a thread read
-        as it was last (`Seen`) is not yielded again."""
+        as it was last (`Seen`) is not yielded again; `replies`: answers already read, by path."""
         live = []
         for root in roots:
             if root.get("replyToId"):
@@ -577,7 +589,8 @@ class _Run:
             else:
                 live.append(root)
         paths = {r["id"]: _replies_path(ch, cid, r["id"]) for r in live}
-        replies = batch_get(self.client, self.c.policy, paths.values())
+        replies = dict(replies or {})
+        replies.update(batch_get(self.client, self.c.policy, [p for p in paths.values() if p not in replies]))
         for root in live:
             answer = replies[paths[root["id"]]]
             if isinstance(answer, GraphError):
