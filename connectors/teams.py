@@ -5,16 +5,26 @@ private and shared) and the members that make each channel's ACL: the team's mem
 standard channel, the channel's own for a private one, and for a shared one `allMembers` (its
 direct members and those of the teams it is shared with), one `$batch` per 20 lists. A channel
 no longer listed has its threads deleted; one whose members cannot be read is a failed skip that
-keeps its threads, and the other channels go on.
+keeps its threads, and the other channels go on. A team whose channel list Graph refuses (403,
+404: a team being deleted, or not provisioned yet) is a failed skip too: its channels the
+checkpoint knows are kept as they are (folder skips, no subscription), and the other teams go on.
 
-Each channel is followed with its own `messages/delta` round, checkpointed after every page. A
-round lists the root messages whose thread changed (Graph moves a root's `lastModifiedDateTime`
-when a reply is added, edited or deleted); their replies are read again (`$batch`, 20 threads a
-call) and the whole thread re-rendered: root and replies as "author (time): text", HTML turned into
-plain text, mentions as the names they show, files and links kept as names and URLs, cards as
-their text; system messages (a member added, a channel renamed) are not threads. A deleted root
-deletes the thread (whether or not the checkpoint lists it: a killed run may have indexed it after
-its last saved checkpoint); a deleted reply leaves the thread without it. A first round lists no
+Each channel is followed with its own `messages/delta` round, checkpointed after every page. Graph
+documents a round as listing the root messages created, edited or deleted "without the replies",
+and never says that a reply's change lists its root (it has been seen to): the connector is right
+either way. The roots a round lists have their replies read (`$batch`, 20 threads a call) and the
+whole thread re-rendered: root and replies as "author (time): text", HTML turned into plain text,
+mentions as the names they show, files and links kept as names and URLs, cards as their text;
+system messages (a member added, a channel renamed) are not threads. Then, in a scheduled run, the
+replies delta does not report are read (`_sweep`): those of the threads active within
+`lookback_days` of the channel's newest activity (`Seen.last`), one `$batch` per 20 threads, or,
+once `reconcile_every` has passed since the channel was last listed whole, those of every thread
+of the channel's full listing (which also deletes the known threads it no longer lists). A thread
+is yielded again only if its replies as rendered (or its root) changed (`Seen`), so a quiet
+channel yields nothing. A deleted root deletes the thread (soft-deleted with `deletedDateTime`,
+listed as `@removed`, or whose replies or root answer 404: purged), whether or not the checkpoint
+lists it (a killed run may have indexed it after its last saved checkpoint); a deleted reply
+leaves the thread without it. A first round lists no
 deleted roots, so after an unfinished run the engine compares the index with `live_ids`. A membership change (the ACL's
 fingerprint differs from the checkpoint's) re-reads the whole channel, so every thread is yielded
 with the new ACL and the same text: the index re-writes ACLs and re-embeds nothing. A renamed team
@@ -27,40 +37,42 @@ A change notification on a channel asks for a scoped run (`load_scope`) of that 
 that names a message (`.../messages('ROOT')`, or a reply of it) asks for that thread too
 (`CHANNEL/ROOT`), which the scoped run reads again after the channel's round, whether or not delta
 listed its root (delta leaves out roots older than eight months: their edits and deletions reach
-the index this way).
+the index this way, or by the channel's next reconcile). A scoped run reads no other replies.
 
 Delta lists only the messages of the last eight months. So a round that starts over (the first, or
 a re-read) ends with the channel's full listing (`GET .../messages`): the roots delta did not list
 and the checkpoint does not have (older threads), or that the re-read has not met again, are read
-like delta's; only a thread missing from that listing is deleted. `live_ids` reads the same full
-listing, never delta.
+like delta's; only a thread missing from that listing is deleted. That listing is the channel's
+reconcile too (`ChannelState.reconciled`). `live_ids` reads the same full listing, never delta.
 
 Each channel a sync reads has a Graph subscription (`events`, with `notifications_url`): those listed
 when the daemon starts, then those of each checkpoint a run saves (`checkpoint_resources`: its
-channels but those whose members the run could not read, `unread`), so a channel or team a run
-found new is subscribed to, and one it dropped is not, without a restart.
+channels but those whose members, or whose team's channel list, the run could not read, `unread`),
+so a channel or team a run found new is subscribed to, and one it dropped is not, without a restart.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
-from .base import Duration
+from .base import Duration, parse_duration
 from .events import EventSource
 from .extract import html_to_text
 from .kit.graph_batch import batch_get
 from .kit.checkpoint import CheckpointModel
 from .kit.graph_source import GraphConnector, GraphSourceConfig
-from .kit.graph import GraphClient, GraphError, before
+from .kit.graph import GraphClient, GraphError, before, graph_time
 from .kit.paging import Pager
 from .kit.retries import Retries
 from .microsoft_files_acl import acl_key
@@ -84,6 +96,25 @@ class TeamsConfig(GraphSourceConfig):
         "renewal (Graph allows up to one hour for channel messages)",
     )
     page_size: int = Field(50, ge=1, le=50, description="root messages per delta page")
+    lookback_days: float = Field(
+        7,
+        ge=0,
+        description="threads active within this many days of their channel's newest activity have "
+        "their replies re-read each sync (delta lists roots, not replies)",
+    )
+    reconcile_every: Duration = Field(
+        "24h",
+        description="how often each channel's threads are all listed and their replies re-read "
+        "(late replies to older threads, threads gone)",
+    )
+
+
+class Seen(BaseModel):
+    """What a thread's document was last made of: a re-read that finds the same yields nothing."""
+
+    last: str = ""  # the newest time in the thread (a message created, edited or deleted)
+    root: str = ""  # the root's lastModifiedDateTime
+    replies: str = ""  # digest of the replies as rendered
 
 
 class ChannelState(BaseModel):
@@ -97,6 +128,8 @@ class ChannelState(BaseModel):
     resync: list[str] | None = None  # during a re-read: threads not listed again yet
     full: bool = False  # a round started over (first or re-read): it ends with GET .../messages
     retries: Retries = Field(default_factory=Retries)  # root ids of threads whose read failed
+    seen: dict[str, Seen] = Field(default_factory=dict)  # root id -> what its document was made of
+    reconciled: float = 0.0  # epoch seconds of the channel's last full listing (0: never)
 
 
 class TeamsCheckpoint(CheckpointModel):
@@ -118,6 +151,11 @@ class TeamsConnector(GraphConnector[TeamsConfig]):
     # thread the killed run indexed past its last checkpoint and the source deleted since: the
     # engine settles it with `live_ids` (Connector.deletions_from_checkpoint).
     deletions_from_checkpoint = True
+
+    def __init__(self, *args: Any, clock: Callable[[], float] = time.time, **kwargs: Any) -> None:
+        """As `GraphConnector`'s, with `clock` (tests)."""
+        super().__init__(*args, **kwargs)
+        self.clock = clock  # epoch seconds: when a channel's reconcile is due (`reconcile_every`)
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: dt.datetime | None = None) -> Iterator[Item]:
         st = TeamsCheckpoint.load(checkpoint, source=self.name) or TeamsCheckpoint(since=_iso(since))
@@ -143,7 +181,12 @@ class TeamsConnector(GraphConnector[TeamsConfig]):
 
     def _listed_ids(self, client: GraphClient) -> Iterator[str]:
         run = _Run(self, client, TeamsCheckpoint())
-        for cid, ch, acl in run.discover():
+        found = run.discover()
+        for name, exc in run.refused.values():
+            raise RetriableError(
+                f"source {self.name!r}: the channels of team {name} cannot be listed, so no deletion is decided ({exc})"
+            )
+        for cid, ch, acl in found:
             if isinstance(acl, GraphError):
                 raise RetriableError(
                     f"source {self.name!r}: the members of channel {ch.team}/{ch.name} cannot be read, so no "
@@ -233,10 +276,13 @@ def _reread(ch: ChannelState) -> None:
 class _Run:
     def __init__(self, conn: TeamsConnector, client: GraphClient, st: TeamsCheckpoint) -> None:
         self.c, self.client, self.st = conn, client, st
+        self.refused: dict[str, tuple[str, GraphError]] = {}  # team id -> (name, why its channels are not listed)
+        self.read: set[tuple[str, str]] = set()  # (channel, root) of the threads this run read
 
     def discover(self) -> list[tuple[str, ChannelState, ACL | GraphError]]:
         """(channel id, its state, its ACL) of every channel the config selects; in place of the
-        ACL, the error of a member list Graph refused (403, 404)."""
+        ACL, the error of a member list Graph refused (403, 404). A team whose channel list Graph
+        refuses (403, 404: a team being deleted or not provisioned yet) is left in `refused`."""
         cfg = self.c.config
         teams = [
             t
@@ -253,7 +299,10 @@ class _Run:
         for team in teams:
             listing = answers[f"/teams/{team['id']}/channels"]
             if isinstance(listing, GraphError):
-                raise listing
+                if listing.status not in (403, 404):
+                    raise listing
+                self.refused[team["id"]] = (str(team.get("displayName", "")), listing)
+                continue
             for ch in listing.get("value", []):
                 if _matches(str(ch.get("displayName", "")), cfg.channels):
                     found.append(
@@ -279,14 +328,16 @@ class _Run:
 
     def run(self) -> Iterator[Item]:
         found = self.discover()
+        yield from self._refused()
         wanted = {cid for cid, _, _ in found}
-        for cid in [c for c in self.st.channels if c not in wanted]:
+        kept = {cid for cid, ch in self.st.channels.items() if ch.team_id in self.refused}
+        for cid in [c for c in self.st.channels if c not in wanted and c not in kept]:
             gone = self.st.channels.pop(cid)
             log.info("source %r: channel %s/%s is no longer read", self.c.name, gone.team, gone.name)
             for root in gone.threads:
                 yield Deletion(id=self.c.doc_id(f"{cid}:{root}"))
             yield self.st.checkpoint()
-        self.st.unread = sorted(cid for cid, _, acl in found if isinstance(acl, GraphError))
+        self.st.unread = sorted(kept | {cid for cid, _, acl in found if isinstance(acl, GraphError)})
         for cid, fresh, acl in found:
             if isinstance(acl, GraphError):  # its threads stay as they are, with the ACL they have
                 yield Skipped(
@@ -308,7 +359,25 @@ class _Run:
                 )
                 _reread(ch)
             ch.team, ch.name, ch.kind = fresh.team, fresh.name, fresh.kind
-            yield from self.channel(cid, acl)
+            yield from self.channel(cid, acl, sweep=True)
+
+    def _refused(self) -> Iterator[Skipped]:
+        """A failed skip for each team whose channels Graph would not list, and a folder skip for
+        each of its channels the checkpoint knows: their threads stay as indexed (not pruned)."""
+        for team_id, (name, exc) in self.refused.items():
+            yield Skipped(
+                id=self.c.doc_id(f"team:{team_id}"),
+                title=f"team {name}",
+                reason=f"team {name}: its channels cannot be listed ({exc})",
+            )
+            for cid, ch in self.st.channels.items():
+                if ch.team_id == team_id:
+                    yield Skipped(
+                        id=self.c.doc_id(f"{cid}:"),
+                        title=f"channel {ch.team}/{ch.name}",
+                        reason=f"channel {ch.team}/{ch.name}: its team's channels cannot be listed ({exc})",
+                        folder=True,
+                    )
 
     def _first(self, cid: str, ch: ChannelState) -> tuple[str, dict[str, Any]]:
         """A round that starts over: it ends with the full listing (`_beyond_delta`)."""
@@ -321,15 +390,24 @@ class _Run:
         for page in self.client.pages(f"/teams/{ch.team_id}/channels/{cid}/messages", {"$top": 50}):
             yield [m for m in page.get("value", []) if not m.get("replyToId") and not m.get("deletedDateTime")]
 
-    def _beyond_delta(self, cid: str, ch: ChannelState, acl: ACL) -> Iterator[Item]:
+    def _beyond_delta(self, cid: str, ch: ChannelState, acl: ACL, every: bool = False) -> Iterator[Item]:
         """After a round that started over: the live roots it did not list (older than delta's eight
-        months) and the checkpoint lacks or the re-read has not met again, read like delta's."""
+        months) and the checkpoint lacks or the re-read has not met again, read like delta's.
+        `every` (a reconcile): also the replies of every other thread, yielded only if it changed,
+        and the known threads the listing lacks are deleted."""
+        listed: set[str] = set()
         for page in self.listing(cid, ch):
+            listed.update(m["id"] for m in page)
             unmet, known = set(ch.resync or []), set(ch.threads)
             older = [m for m in page if m["id"] in unmet or m["id"] not in known]
-            if older:
+            settled = known - unmet if every else set()
+            again = [m for m in page if m["id"] in settled and (cid, m["id"]) not in self.read]
+            if older or again:
                 yield from self._roots(cid, ch, acl, older)
+                yield from self._roots(cid, ch, acl, again, only_changed=True)
                 yield self.st.checkpoint()
+        for root in [r for r in ch.threads if every and r not in listed and (cid, r) not in self.read]:
+            yield self._gone(cid, ch, root)
 
     def channels(self, threads: dict[str, list[str]]) -> Iterator[Item]:
         """The delta rounds of these known channels only ({channel: the roots of threads to read
@@ -337,9 +415,12 @@ class _Run:
         for cid, roots in threads.items():
             yield from self.channel(cid, None, roots)
 
-    def channel(self, cid: str, acl: ACL | None, threads: list[str] | None = None) -> Iterator[Item]:
+    def channel(
+        self, cid: str, acl: ACL | None, threads: list[str] | None = None, *, sweep: bool = False
+    ) -> Iterator[Item]:
         """One delta round of a channel, then the threads of `threads` read again; `acl` None: as
-        the checkpoint last had it (a scoped run)."""
+        the checkpoint last had it (a scoped run). `sweep` (a scheduled run): then the replies delta
+        does not report, of the recently active threads or, when due, of all (`_sweep`)."""
         ch = self.st.channels[cid]
         if acl is None:
             acl = self._acl(cid, ch)
@@ -376,18 +457,58 @@ class _Run:
                 continue
             if ch.full:
                 yield from self._beyond_delta(cid, ch, acl)
+                ch.reconciled = self.c.clock()
             for root in ch.resync or []:
-                ch.threads.remove(root)
-                ch.retries.forget(root)
-                yield Deletion(id=self.c.doc_id(f"{cid}:{root}"))
+                yield self._gone(cid, ch, root)
             ch.resync, ch.link, ch.full = None, page.get("@odata.deltaLink"), False
             yield from self._threads(cid, ch, acl, threads or [])
             yield self.st.checkpoint()
+            if sweep:
+                yield from self._sweep(cid, ch, acl)
             return
 
-    def _threads(self, cid: str, ch: ChannelState, acl: ACL, roots: list[str]) -> Iterator[Item]:
-        """These threads read again (a notification named one of their messages); a root Graph no
-        longer has is deleted (delta lists no deletion of a root over eight months old)."""
+    def _sweep(self, cid: str, ch: ChannelState, acl: ACL) -> Iterator[Item]:
+        """The replies delta does not report (Graph documents it as listing roots "without the
+        replies"): when `reconcile_every` has passed, every thread's (`_beyond_delta`, deleting
+        those no longer listed); else those of the threads active within `lookback_days` of the
+        channel's newest activity. Either way a thread is yielded only if it changed."""
+        if self.c.clock() - ch.reconciled >= parse_duration(self.c.config.reconcile_every):
+            yield from self._beyond_delta(cid, ch, acl, every=True)
+            ch.reconciled = self.c.clock()
+        else:
+            yield from self._recent(cid, ch, acl)
+        yield self.st.checkpoint()
+
+    def _recent(self, cid: str, ch: ChannelState, acl: ACL) -> Iterator[Item]:
+        """The replies of the threads active within `lookback_days` of the newest activity the
+        channel has seen (not of now: a quiet channel's last conversations are where late replies
+        come, and a tenant whose messages carry old times is read the same way), one `$batch` per
+        20 threads; those whose replies changed have their root read too (a second `$batch`)."""
+        times = {r: graph_time(ch.seen[r].last) for r in ch.threads if r in ch.seen}
+        known = [t for t in times.values() if t is not None]
+        if not known:
+            return
+        start = max(known) - dt.timedelta(days=self.c.config.lookback_days)
+        roots = [r for r, t in times.items() if t is not None and t >= start and (cid, r) not in self.read]
+        paths = {r: _replies_path(ch, cid, r) for r in roots}
+        answers = batch_get(self.client, self.c.policy, paths.values())
+        changed: list[str] = []
+        read: dict[str, Any] = {}  # the replies of those, by path
+        for root_id, path in paths.items():
+            answer = answers[path]
+            if isinstance(answer, GraphError) and answer.status != 404:  # read again at the next sync
+                log.warning("source %r: replies in %s/%s unreadable: %s", self.c.name, ch.team, ch.name, answer)
+            elif isinstance(answer, GraphError) or _replies_digest(answer) != ch.seen[root_id].replies:
+                changed.append(root_id)  # its root is read (a 404: the thread is deleted), then the thread
+                read.update({} if isinstance(answer, GraphError) else {path: answer})
+        yield from self._threads(cid, ch, acl, changed, read)
+
+    def _threads(
+        self, cid: str, ch: ChannelState, acl: ACL, roots: list[str], replies: dict[str, Any] | None = None
+    ) -> Iterator[Item]:
+        """These threads read again (a notification named one of their messages, or their replies
+        changed: `replies`, by path, those already read); a root Graph no longer has is deleted
+        (delta lists no deletion of a root over eight months old)."""
         paths = {r: f"/teams/{ch.team_id}/channels/{cid}/messages/{quote(r, safe='')}" for r in dict.fromkeys(roots)}
         answers = batch_get(self.client, self.c.policy, paths.values())
         found = []
@@ -399,7 +520,7 @@ class _Run:
                 yield self._gone(cid, ch, path.rsplit("/", 1)[1])
             else:
                 found.append(answer)
-        yield from self._roots(cid, ch, acl, found)
+        yield from self._roots(cid, ch, acl, found, replies=replies)
 
     def _acl(self, cid: str, ch: ChannelState) -> ACL:
         path = _members_path(cid, ch)
@@ -434,9 +555,22 @@ class _Run:
         if root_id in ch.threads:
             ch.threads.remove(root_id)
         ch.retries.forget(root_id)
+        ch.seen.pop(root_id, None)
         return Deletion(id=self.c.doc_id(f"{cid}:{root_id}"))
 
-    def _roots(self, cid: str, ch: ChannelState, acl: ACL, roots: list[dict[str, Any]]) -> Iterator[Item]:
+    def _roots(
+        self,
+        cid: str,
+        ch: ChannelState,
+        acl: ACL,
+        roots: list[dict[str, Any]],
+        *,
+        only_changed: bool = False,
+        replies: dict[str, Any] | None = None,
+    ) -> Iterator[Item]:
+        """These roots' threads read (replies by `$batch`) and yielded; a deleted root (soft-deleted,
+        `@removed`, or whose replies answer 404) deletes its thread. `only_changed`: a thread read
+        as it was last (`Seen`) is not yielded again; `replies`: answers already read, by path."""
         live = []
         for root in roots:
             if root.get("replyToId"):
@@ -447,19 +581,21 @@ class _Run:
                 continue
             if ch.resync is not None and root["id"] in ch.resync:
                 ch.resync.remove(root["id"])
-            if root.get("deletedDateTime"):
+            self.read.add((cid, root["id"]))
+            if root.get("deletedDateTime") or "@removed" in root:
                 yield self._gone(cid, ch, root["id"])
             elif before(root.get("lastModifiedDateTime"), self.st.since):
                 continue
             else:
                 live.append(root)
-        paths = {r["id"]: f"/teams/{ch.team_id}/channels/{cid}/messages/{r['id']}/replies?$top=50" for r in live}
-        replies = batch_get(self.client, self.c.policy, paths.values())
+        paths = {r["id"]: _replies_path(ch, cid, r["id"]) for r in live}
+        replies = dict(replies or {})
+        replies.update(batch_get(self.client, self.c.policy, [p for p in paths.values() if p not in replies]))
         for root in live:
             answer = replies[paths[root["id"]]]
             if isinstance(answer, GraphError):
-                if answer.status == 404:
-                    ch.retries.forget(root["id"])
+                if answer.status == 404:  # the message is gone (deleted, purged by a retention policy)
+                    yield self._gone(cid, ch, root["id"])
                     continue
                 skipped = Skipped(
                     id=self.c.doc_id(f"{cid}:{root['id']}"),
@@ -469,23 +605,24 @@ class _Run:
                 )
                 yield ch.retries.note(root["id"], skipped)
                 continue
+            seen = _seen(root, answer)
+            if only_changed and root["id"] in ch.threads and ch.seen.get(root["id"]) == seen:
+                continue
             if root["id"] not in ch.threads:
                 ch.threads.append(root["id"])
+            ch.seen[root["id"]] = seen
             yield ch.retries.note(root["id"], self._document(cid, ch, acl, root, answer.get("value", [])))
 
     def _document(
         self, cid: str, ch: ChannelState, acl: ACL, root: dict[str, Any], replies: list[dict[str, Any]]
     ) -> Document:
-        messages = [root] + sorted(
-            (r for r in replies if not r.get("deletedDateTime") and _is_message(r)),
-            key=lambda r: str(r.get("createdDateTime")),
-        )
+        messages = [root] + _shown(replies)
         lines, people = [], []
         for msg in messages:
             name = _author(msg)
             if name and name not in people:
                 people.append(name)
-            lines.append(f"{name} ({str(msg.get('createdDateTime') or '')[:16].replace('T', ' ')}): {_text(msg)}")
+            lines.append(_line(msg))
         title = _title(ch, root)
         updated = max(str(m.get("lastModifiedDateTime") or m.get("createdDateTime") or "") for m in messages)
         return self.c.document(
@@ -500,6 +637,43 @@ class _Run:
             acl=acl,
             plain_text=True,
         )
+
+
+def _replies_path(ch: ChannelState, cid: str, root_id: str) -> str:
+    return f"/teams/{ch.team_id}/channels/{cid}/messages/{quote(root_id, safe='')}/replies?$top=50"
+
+
+def _shown(replies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The replies a thread's document shows, oldest first (not deleted ones, not system events)."""
+    return sorted(
+        (r for r in replies if not r.get("deletedDateTime") and _is_message(r)),
+        key=lambda r: str(r.get("createdDateTime")),
+    )
+
+
+def _line(msg: dict[str, Any]) -> str:
+    return f"{_author(msg)} ({str(msg.get('createdDateTime') or '')[:16].replace('T', ' ')}): {_text(msg)}"
+
+
+def _replies_digest(answer: dict[str, Any]) -> str:
+    """A thread's replies as its document shows them, hashed: what a re-read compares."""
+    lines = "\n".join(_line(r) for r in _shown(answer.get("value", [])))
+    return hashlib.sha256(lines.encode()).hexdigest()[:16]
+
+
+def _seen(root: dict[str, Any], answer: dict[str, Any]) -> Seen:
+    """What a thread's document is made of, and its newest time (its activity, for `lookback_days`)."""
+    times = [
+        graph_time(m.get(key))
+        for m in [root, *answer.get("value", [])]
+        for key in ("createdDateTime", "lastModifiedDateTime", "deletedDateTime")
+    ]
+    newest = max((t for t in times if t is not None), default=None)
+    return Seen(
+        last=_iso(newest) or "",
+        root=str(root.get("lastModifiedDateTime") or ""),
+        replies=_replies_digest(answer),
+    )
 
 
 def _title(ch: ChannelState, root: dict[str, Any]) -> str:

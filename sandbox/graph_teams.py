@@ -8,8 +8,10 @@
   `.../messages/{id}` and `.../messages/{id}/replies`;
 - `GET /teams/{id}/channels/{id}/messages/delta`: rounds like the mail delta (`$skiptoken` in
   nextLinks, `$deltatoken` in the deltaLink; expired: 410 `SyncStateNotFound`); a round lists the
-  root messages whose thread changed (a reply added, edited or deleted moves its root's
-  `lastModifiedDateTime`); a deleted message has `deletedDateTime` and an empty body. With
+  root messages created, edited or deleted since, "without the replies", as Graph documents it (a
+  reply's change lists its root only with `TeamsState.replies_move_root`); a deleted message has
+  `deletedDateTime` and an empty body; a purged one (`TeamsState.purge`) is listed as
+  `{"id": ..., "@removed": {"reason": "deleted"}}` and its reads answer 404. With
   `TeamsState.delta_window` set (Graph: eight months), delta leaves out the roots last modified
   before it; `.../messages` still lists them.
 Bodies are HTML with `<at id="n">` mentions (and a `mentions` list) and reference attachments
@@ -321,7 +323,14 @@ class TeamsApi:
                 sync = DeltaState(channel.id, state.seq, roots, True, int(params.get("$top", _DEFAULT_PAGE)))
             page, rest = sync.pending[: sync.top], sync.pending[sync.top :]
             base = self.base(request)
-            body: dict[str, Any] = {"value": [message_json(state, state.messages[m], base, self.ctx.ws) for m in page]}
+            body: dict[str, Any] = {
+                "value": [
+                    message_json(state, state.messages[m], base, self.ctx.ws)
+                    if m in state.messages
+                    else {"id": m, "@removed": {"reason": "deleted"}}  # purged
+                    for m in page
+                ]
+            }
             link = f"{base}/v1.0/teams/{channel.team_id}/channels/{channel.id}/messages/delta?"
             if rest:
                 body["@odata.nextLink"] = (

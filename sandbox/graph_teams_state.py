@@ -1,10 +1,14 @@
 """State of the emulated Microsoft Teams: teams, channels, members, messages and replies.
 
 Every mutation goes through a method here so each channel's change log (what `messages/delta`
-reads) stays consistent: any change inside a thread (its root or a reply created, edited or deleted)
-logs the thread's root and moves its `lastModifiedDateTime`, which is how a client learns that
-a thread's replies changed. Deleting a message is a soft delete, as in Teams: it keeps its id and
-gets a `deletedDateTime` and an empty body.
+reads) stays consistent: a root created, edited or deleted logs the root. A reply's change does not,
+by default: Graph documents delta as listing root messages "without the replies", and never says a
+reply moves its root (`replies_move_root = True` has a reply's change log its root and move the
+root's `lastModifiedDateTime`, as Graph has been seen to do, so a client is tested against both).
+Deleting a message is a soft delete, as in Teams: it keeps its id and
+gets a `deletedDateTime` and an empty body; `purge` removes a thread outright (a retention policy,
+an eDiscovery purge): delta lists its root as Graph's delta lists a resource gone,
+`{"id": ..., "@removed": {"reason": "deleted"}}` (or not at all, `logged=False`), and its reads answer 404.
 """
 
 from __future__ import annotations
@@ -73,8 +77,8 @@ class TeamsState:
         # Graph's delta lists only messages of the last eight months; None: no limit (the seeds are old)
         self.delta_window: dt.timedelta | None = None
         # Whether a reply's change moves its root's lastModifiedDateTime (and lists the root in delta):
-        # what Graph does in practice; False is what its documentation says.
-        self.replies_move_root = True
+        # False is what Graph documents; True what it has been seen to do (undocumented).
+        self.replies_move_root = False
         # (team id, channel id, root id, the changed message's id: the root's or a reply's)
         self.listeners: list[Callable[[str, str, str, str], None]] = []
         self._clock = 0
@@ -148,6 +152,15 @@ class TeamsState:
         msg.html = ""
         self._touch(msg, msg.modified)
 
+    def purge(self, root_id: str, *, logged: bool = True) -> None:
+        """The thread is gone for good: its messages answer 404; `logged`: delta lists its root as removed."""
+        root = self.messages.pop(root_id)
+        for reply in [m.id for m in self.messages.values() if m.reply_to == root_id]:
+            del self.messages[reply]
+        if logged:
+            self.seq += 1
+            self.channels[root.channel_id].log.append((self.seq, root_id))
+
     def _touch(self, msg: Message, when: dt.datetime) -> None:
         root = self.messages[msg.reply_to] if msg.reply_to else msg
         channel = self.channels[msg.channel_id]
@@ -169,7 +182,7 @@ class TeamsState:
 
     def in_delta_window(self, message_id: str) -> bool:
         """Whether `messages/delta` still lists the root (last modified within `delta_window`)."""
-        if self.delta_window is None:
+        if self.delta_window is None or message_id not in self.messages:
             return True
         return self.messages[message_id].modified >= dt.datetime.now(dt.timezone.utc) - self.delta_window
 

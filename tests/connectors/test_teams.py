@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -20,11 +20,16 @@ from inlet.sandbox.server import Sandbox
 ENGINEERING = ["abilinski@example.com", "doubledeez@example.com", "hamza@example.com"]
 
 
-def connector(sb: Sandbox, sleeps: list[float] | None = None, **overrides: Any) -> TeamsConnector:
+def connector(
+    sb: Sandbox, sleeps: list[float] | None = None, clock: Callable[[], float] | None = None, **overrides: Any
+) -> TeamsConnector:
     block, env = graph_teams.source(sb.ctx, sb.ctx.workdir)
     config = tomllib.loads(block)["sources"][0] | overrides
     return TeamsConnector(
-        TeamsConfig(**config), env, policy=RetryPolicy(sleep=(sleeps if sleeps is not None else []).append, jitter=0)
+        TeamsConfig(**config),
+        env,
+        policy=RetryPolicy(sleep=(sleeps if sleeps is not None else []).append, jitter=0),
+        **({"clock": clock} if clock else {}),
     )
 
 
@@ -100,13 +105,17 @@ def test_acl_is_the_team_for_standard_channels_and_the_channel_for_private_and_s
     assert by_channel[("Support", "General")] == ["doubledeez@example.com", "heroeshannibal@example.com"]
 
 
-def test_an_unchanged_tenant_costs_one_call_per_channel(shared: Sandbox, backfill: Any) -> None:
+def test_an_unchanged_tenant_costs_one_delta_call_per_channel_and_its_recent_replies(
+    shared: Sandbox, backfill: Any
+) -> None:
+    """Delta lists no reply: the replies of the recently active threads (every seeded thread: they
+    are within a week of each other) are read again, one `$batch` per channel, and yield nothing."""
     shared.faults.reset_counts()
     items, _ = run(connector(shared), backfill[1])
     assert [i for i in items if not isinstance(i, Checkpoint)] == []
     calls = shared.faults.calls
-    assert calls["graph:messages.delta"] == 5 and calls["graph:replies"] == 0
-    assert calls["graph:teams"] == 1 and calls["graph:batch"] == 2  # channels and members, then own members
+    assert calls["graph:messages.delta"] == 5 and calls["graph:replies"] == 6 and calls["graph:message"] == 0
+    assert calls["graph:teams"] == 1 and calls["graph:batch"] == 2 + 5  # channels and members, own members; replies
 
 
 def test_globs_select_teams_and_channels(shared: Sandbox) -> None:
@@ -279,8 +288,7 @@ def test_a_scoped_run_naming_a_thread_reads_it_though_delta_does_not_list_its_ro
     """Graph documents delta as listing roots, and never says a reply moves its root: a notification
     naming the reply asks for `CHANNEL/ROOT`, and the scoped run reads that thread again."""
     st = state(sb)
-    with sb.ws.lock:
-        st.replies_move_root = False
+    assert not st.replies_move_root  # the sandbox's default: as Graph documents delta
     conn = connector(sb)
     _, cp = run(conn)
     target = root(sb, "slow exports")
@@ -356,3 +364,112 @@ def test_a_channel_whose_members_are_refused_is_a_skip_and_the_others_go_on(sb: 
     assert {s.title for s in skips} == {"channel Engineering/General", "channel Engineering/incident-db"}
     assert not [i for i in items if isinstance(i, Deletion)]  # their threads stay as they are
     assert [d.title for d in items if isinstance(d, Document)] == ["leadership: Bison offsite is on."]
+
+
+@pytest.mark.parametrize("replies_move_root", [False, True], ids=["as-documented", "root-moved"])
+def test_a_reply_added_edited_or_deleted_reaches_the_next_sync_whether_or_not_delta_lists_its_root(
+    sb: Sandbox, replies_move_root: bool
+) -> None:
+    """Graph documents delta as listing roots "without the replies": the replies of the recently
+    active threads are read again each sync, and only the threads whose replies changed are yielded."""
+    st = state(sb)
+    with sb.ws.lock:
+        st.replies_move_root = replies_move_root
+    conn = connector(sb)
+    _, cp = run(conn)
+    latency, failover = root(sb, "search latency"), root(sb, "Database failover")
+    thanks, answer = st.replies(latency.id)
+    with sb.ws.lock:
+        st.post(failover.channel_id, "hamza@example.com", "<p>Postmortem with the kestrel team.</p>", failover.id)
+        st.edit(thanks.id, "<p>Thanks! Which cache was it?</p>")
+        st.delete(answer.id)
+    items, cp = run(conn, cp)
+    got = {d.id: d for d in items if isinstance(d, Document)}
+    assert set(got) == {thread_id(sb, latency), thread_id(sb, failover)}
+    assert "kestrel team" in got[thread_id(sb, failover)].text
+    assert "Which cache was it?" in got[thread_id(sb, latency)].text
+    assert "cache notes" not in got[thread_id(sb, latency)].text
+    assert not [i for i in items if isinstance(i, (Deletion, Skipped))]
+    items, _ = run(conn, cp)
+    assert [i for i in items if not isinstance(i, Checkpoint)] == []
+
+
+def test_a_late_reply_to_an_older_thread_is_read_by_the_channel_s_reconcile(sb: Sandbox) -> None:
+    """A thread last active more than `lookback_days` before its channel's newest activity is not
+    re-read each sync: the daily reconcile (`reconcile_every`) lists the channel, reads every
+    thread's replies and yields only the one that changed."""
+    now = [1_000_000_000.0]
+    conn = connector(sb, clock=lambda: now[0])
+    st = state(sb)
+    incidents = channel(sb, "incident-db")
+    failover = root(sb, "Database failover")  # seeded in 2024
+    _, cp = run(conn)
+    with sb.ws.lock:
+        fresh = st.post(incidents.id, "hamza@example.com", "<p>Replica lag alert on db-7.</p>")  # now
+    items, cp = run(conn, cp)
+    assert [d.id for d in items if isinstance(d, Document)] == [thread_id(sb, fresh)]
+    with sb.ws.lock:
+        st.post(incidents.id, "doubledeez@example.com", "<p>Root cause: the plover switch.</p>", failover.id)
+    now[0] += 3600
+    items, cp = run(conn, cp)
+    assert not [d for d in items if isinstance(d, Document)]  # outside the week before the channel's newest
+    now[0] += 86400
+    items, cp = run(conn, cp)
+    got = [d for d in items if isinstance(d, Document)]
+    assert [d.id for d in got] == [thread_id(sb, failover)] and "plover switch" in got[0].text
+    assert not [i for i in items if isinstance(i, (Deletion, Skipped))]
+    items, _ = run(conn, cp)
+    assert [i for i in items if not isinstance(i, Checkpoint)] == []
+
+
+def test_a_purged_thread_is_deleted_whether_delta_lists_it_removed_or_not_at_all(sb: Sandbox) -> None:
+    """A thread removed outright: delta lists its root as `@removed`, or (a retention policy) not
+    at all and its reads answer 404; either way the next sync deletes it."""
+    conn = connector(sb)
+    _, cp = run(conn)
+    removed, retained = root(sb, "slow exports"), root(sb, "search latency")
+    with sb.ws.lock:
+        state(sb).purge(removed.id)
+        state(sb).purge(retained.id, logged=False)
+    items, cp = run(conn, cp)
+    assert {i.id for i in items if isinstance(i, Deletion)} == {thread_id(sb, removed), thread_id(sb, retained)}
+    assert not [i for i in items if isinstance(i, (Document, Skipped))]
+    assert set(conn.live_ids()) >= {i.id for i in run(conn)[0] if isinstance(i, Document)}
+
+
+def test_a_thread_whose_replies_answer_404_is_deleted_not_kept(sb: Sandbox) -> None:
+    """A root delta lists whose replies Graph answers 404 (the thread purged in between) is gone:
+    its document is deleted, not left searchable."""
+    conn = connector(sb)
+    _, cp = run(conn)
+    review = root(sb, "design review")
+    with sb.ws.lock:
+        state(sb).edit(review.id, "<div>Reminder: the design review moves to Friday.</div>")
+    sb.faults.fail("graph", "replies", 404, times=1, reason="NotFound")
+    items, _ = run(conn, cp)
+    assert [i.id for i in items if isinstance(i, Deletion)] == [thread_id(sb, review)]
+
+
+def test_a_team_whose_channels_are_refused_is_a_skip_and_the_other_teams_go_on(sb: Sandbox) -> None:
+    conn = connector(sb)
+    first, cp = run(conn)
+    engineering = {d.id for d in first if isinstance(d, Document) and d.metadata["team"] == "Engineering"}
+    desk = channel(sb, "General", "Support")
+    with sb.ws.lock:
+        late = state(sb).post(desk.id, "doubledeez@example.com", "<p>Exports are fast again.</p>")
+    sb.faults.fail("graph", "channels", 404, times=1, reason="No team found with Group Id")  # Engineering's
+    items, kept = run(conn, cp)
+    skips = [i for i in items if isinstance(i, Skipped)]
+    assert all(s.failed for s in skips) and "team Engineering" in {s.title for s in skips}
+    assert all(s.folder for s in skips if s.title != "team Engineering")  # its channels' threads are kept
+    eng = next(t for t in state(sb).teams.values() if t.name == "Engineering")
+    assert {s.id for s in skips if s.folder} == {f"sandbox-teams:{c}:" for c in eng.channels}
+    assert [d.id for d in items if isinstance(d, Document)] == [thread_id(sb, late)]
+    assert not [i for i in items if isinstance(i, Deletion)]
+    assert set(conn.checkpoint_resources(kept)) == {desk.id}  # no subscription to what was not read
+    sb.faults.fail("graph", "channels", 404, times=1)
+    with pytest.raises(RetriableError, match="the channels of team Engineering cannot be listed"):
+        set(conn.live_ids())
+    items, _ = run(conn, kept)  # listed again: nothing was lost, nothing to re-read
+    assert not [i for i in items if isinstance(i, (Deletion, Skipped))]
+    assert engineering <= set(conn.live_ids())
