@@ -231,8 +231,8 @@ def create_app(
         redoc_url=None,
         description="Permission-aware retrieval over Slack, Google Drive, Gmail and "
         "Microsoft 365. Every route but /healthz and /readyz needs `Authorization: Bearer KEY` "
-        "(an API key or an OAuth access token). On GET routes an on_behalf_of "
-        f"key names the user with the `{USER_HEADER}` header or the `user` query parameter.",
+        "(an API key or an OAuth access token). An on_behalf_of key names the user with the body's "
+        f"`user` (POST routes), the `{USER_HEADER}` header or the `user` query parameter.",
     )
     app.state.retrieval = retrieval
     app.state.metrics = metrics
