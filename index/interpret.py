@@ -34,11 +34,15 @@ _MONTHS.pop("may", None)  # "may" is a verb far more often than a month: only "i
 _MONTH_RE = "|".join(sorted((*_MONTHS, "may"), key=len, reverse=True))
 _YEAR = r"(19[89]\d|20\d\d)"
 
+_MAIL_WORDS = r"inbox|mailbox|e-?mails?|mails?|messages?|folders?"
+_IN_MY = r"(?:in|from|via|on)\s+(?:my\s+|his\s+|her\s+|their\s+|our\s+)?"  # "in my Outlook"
 # Source words -> the source types they name (only those the index holds are used).
 SOURCE_WORDS: dict[str, tuple[str, ...]] = {
     "slack": ("slack", "slack_export"),
     "teams": ("teams",),
     "mail": ("outlook", "gmail", "mail_archive"),
+    "outlook": ("outlook",),
+    "gmail": ("gmail",),
     "drive": ("google_drive", "microsoft_files", "files"),
     "google": ("google_drive",),
     "microsoft": ("microsoft_files",),
@@ -57,15 +61,29 @@ _SOURCE_PATTERNS: list[tuple[re.Pattern[str], str, bool]] = [  # (words, source 
         "teams",
         True,
     ),
+    # A mail service by name means it alone, as "SharePoint" and "Google Docs" do. "Gmail" is always
+    # the service; "outlook" is also a noun ("the outlook for next year", "a change in outlook for
+    # gas"), so it is the service only as a place mail is in ("in Outlook", "from my Outlook") or
+    # before a word of mail ("Outlook inbox", "Outlook email").
+    (re.compile(rf"(?:\b{_IN_MY})?\bgmail\b(?:\s+(?:{_MAIL_WORDS})\b)?", re.I), "gmail", True),
+    (
+        re.compile(
+            rf"\b{_IN_MY}outlook\b(?:\s+(?:{_MAIL_WORDS})\b)?(?!\s+(?:for|on|of)\b)"
+            rf"|\boutlook\s+(?:{_MAIL_WORDS})\b",
+            re.I,
+        ),
+        "outlook",
+        True,
+    ),
     # "the email about X", "emails from Phillip", "did Harry email Suresh" name the source; "a phishing
     # email" is a topic, and so is "a suspicious phishing email to security" (a word between the
     # article and "email" makes it one).
     (
         re.compile(
             r"\b(?:in|from|via|by|on)\s+(?:the\s+|an?\s+|my\s+|his\s+|her\s+|their\s+)?(?:e-?mails?|mails?|"
-            r"inbox|outlook|gmail|mailbox)\b|\b(?:the|an?|my|his|her|their|this|that|these|those|\w+'s)\s+e-?mails?\s+"
+            r"inbox|mailbox)\b|\b(?:the|an?|my|his|her|their|this|that|these|those|\w+'s)\s+e-?mails?\s+"
             r"(?:about|from|to|where|that|with|on|in)\b|(?:\be-?mails|^\s*e-?mail)\s+(?:about|from|to|where|that|with|on|in)\b|"
-            r"\be-?mail(?:ed)?\s+(?:me|us|you|him|her|them)\b|\be-?mailed\b|\b(?:outlook|gmail)\b",
+            r"\be-?mail(?:ed)?\s+(?:me|us|you|him|her|them)\b|\be-?mailed\b",
             re.I,
         ),
         "mail",
@@ -112,6 +130,12 @@ _PERSON_CUES = re.compile(
 _THING_OR_PERSON = re.compile(r"\b(?:from|by|to|with|send|sent)\s+$", re.I)
 # Capitalised anyway: a month or weekday is a person only where a person stands ("did May say").
 _CALENDAR = {*_MONTHS, "may", *(d.lower() for d in calendar.day_name)}
+# Lowercase, these are words before they are names: a modal, a month or weekday, a verb.
+_ORDINARY = {
+    *_CALENDAR,
+    *"will would can could shall should might must".split(),
+    *"sue bill mark grant pat rob drew chase".split(),
+}
 # "'s" after these is a contraction or a thing's: "what's", "May's numbers", "today's call".
 _NOT_POSSESSIVE = {*_CALENDAR, "what", "that", "there", "here", "who", "where", "how", "let", "today", "everyone"}
 _PERSON_AFTER = re.compile(
@@ -275,6 +299,10 @@ _TIME_RULES = _rules(
         rf"\b(?:between|from)\s+{_YEAR}\s+(?:and|to|until|till|through|-)\s+{_YEAR}\b",
         lambda m, now: (_year(m[1])[0], _year(m[2])[1]) if m[1] <= m[2] else None,  # else "from 2001" alone
     ),
+    (  # two years compared ("revenue in 2000 vs 2001", "in 2001 and 2000"): both, and the years between
+        rf"\b(?:in|during|for)\s+{_YEAR}\s+(?:vs\.?|versus|and|or|against|compared\s+(?:to|with))\s+(?:in\s+)?{_YEAR}\b",
+        lambda m, now: (_year(min(m[1], m[2]))[0], _year(max(m[1], m[2]))[1]),
+    ),
     (
         rf"\b(?:in|during)\s+(?:the\s+)?q([1-4])\s+(?:of\s+)?{_YEAR}\b",
         lambda m, now: _quarter(int(m[2]), int(m[1])),
@@ -393,6 +421,10 @@ def _latest(now: datetime, month: int) -> tuple[int, int]:
     return (now.year, month) if month <= now.month else (now.year - 1, month)
 
 
+# A general source word adds nothing to a service named with it: "the SharePoint doc" is SharePoint's.
+_NAMED_ALONE = {"drive": {"google", "microsoft"}, "mail": {"outlook", "gmail"}}
+
+
 def source_types(query: str, known: Iterable[str]) -> tuple[tuple[str, ...], list[tuple[int, int]]]:
     """The source types the query's source words name, among `known`, and the words' spans."""
     known = set(known)
@@ -402,8 +434,8 @@ def source_types(query: str, known: Iterable[str]) -> tuple[tuple[str, ...], lis
     for pattern, word, cut in _SOURCE_PATTERNS:
         match = pattern.search(query)
         if match:
-            if word == "drive" and named & {"google", "microsoft"}:  # "the SharePoint doc": only SharePoint
-                spans.append(match.span())
+            if named & _NAMED_ALONE.get(word, set()):  # "the SharePoint doc", "Gmail emails": only the one named
+                spans += [match.span()] if cut else []
                 continue
             types = [t for t in SOURCE_WORDS[word] if t in known]
             if types:
@@ -425,14 +457,19 @@ def _before(query: str, start: int) -> str:
 
 
 class People:
-    """The index's vocabulary of people: name tokens (from e-mail local parts and handles) of
+    """The index's vocabulary of people: name tokens (of personal addresses, handles and names) of
     everyone who wrote or took part in a document (`Document.people`, which the catalog keeps in
     a table of its own), with the addresses they stand for, and the kinds of source indexed. Read
     on the first query, then again at most every `REFRESH_S` in a background thread while queries
-    go on with the vocabulary they have. A read costs the number of distinct people, not of
-    documents: a million-chunk index is not re-read to learn one new author."""
+    go on with the vocabulary they have. A read costs the people table's grouped count and the
+    catalog's count of documents, not a read of documents: a million-chunk index is not re-read
+    to learn one new author."""
 
     REFRESH_S = 60.0
+    # Someone in at least one indexed document in this many is central to the index (a mailbox's
+    # owner is in most of its mail): a name they share means them when they have twice the
+    # documents of anyone else who has it. Ten mailboxes of the same size still qualify.
+    OWNER_SHARE = 20
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -441,6 +478,7 @@ class People:
         self.names: dict[str, set[str]] = {}
         self.documents: dict[str, int] = {}  # person -> documents they wrote or took part in
         self.types: set[str] = set()
+        self.total = 0  # documents in the index
 
     def refresh(self, index: "Index") -> threading.Thread | None:
         """Read the vocabulary when it is due: the first time here, later in a thread (returned)."""
@@ -457,9 +495,10 @@ class People:
         return reader
 
     def _build(self, index: "Index") -> None:
-        names, documents, types = self.names, self.documents, self.types
+        names, documents, types, total = self.names, self.documents, self.types, self.total
         try:
             documents, kinds = index.catalog.people(), index.catalog.source_types()
+            total = sum(n for n, _ in index.catalog.counts().values())
             names = {}
             for person in documents:
                 for token in _tokens(person):
@@ -470,17 +509,20 @@ class People:
         finally:
             with self._lock:
                 self._building = False
-                self.names, self.documents, self.types = names, documents, types
+                self.names, self.documents, self.types, self.total = names, documents, types, total
                 self._read_at = time.monotonic()
 
     def find(self, query: str) -> tuple[str, ...]:
         """Addresses of the people the query names: a known name token that is capitalised
         mid-sentence (unless it is a month's or a weekday's) or sits where a person does ("did X
-        say", "X's"; after "from", "to" or "with" only a whole handle: "to abilinski"). A name at
-        most three people share means all of them; a name more share means the person most of its
-        documents belong to (in a mailbox, its owner), else nobody, unless the next word is a last
-        name that narrows it ("John Arnold"); a first and last name nobody has names nobody, and
-        neither does a name after a public office ("Governor Davis")."""
+        say", "X's"; before "said", "wants", ... only a capitalised word or a whole handle, so "you
+        may want" names no May; after "from", "to" or "with" only a whole handle: "to abilinski").
+        A name at most three people share means all of them; a name more share means the person
+        most of its documents belong to: more than half of them or, for someone in at least one
+        document in `OWNER_SHARE` of the index (a mailbox's owner), twice as many as anyone else
+        who shares it; else nobody, unless the next word is a last name that narrows it ("John
+        Arnold"); a first and last name nobody has names nobody, and neither does a name after a
+        public office ("Governor Davis")."""
         found: list[str] = []
         words = list(re.finditer(r"[A-Za-z][A-Za-z'.-]+", query))
         surnames: set[int] = set()  # words read as the last name of the word before
@@ -497,7 +539,8 @@ class People:
             cued = (
                 capitalised
                 or possessive
-                or bool(_PERSON_CUES.search(before) or _PERSON_AFTER.match(after))
+                or bool(_PERSON_CUES.search(before))
+                or bool(_PERSON_AFTER.match(after) and (match[0][0].isupper() or self._handle(word)))
                 or bool(_THING_OR_PERSON.search(before) and self._handle(word))
             )
             if not cued:
@@ -518,8 +561,12 @@ class People:
         return tuple(found)
 
     def _handle(self, word: str) -> bool:
-        """Whether `word` is the whole name of someone the index knows ("hamza", "abilinski")."""
-        return any(person.split("@", 1)[0].lower() == word for person in self.names.get(word, ()))
+        """Whether `word` is the whole name of someone the index knows ("hamza", "abilinski") and not
+        also a word written in lowercase ("may", "will", "march", "bill"): the handle "mark" is no one
+        in "mark said"."""
+        return word not in _ORDINARY and any(
+            person.split("@", 1)[0].lower() == word for person in self.names.get(word, ())
+        )
 
     def _named(self, word: str) -> set[str]:
         """Who `word` may name: the people with that name token or the full name it is short for
@@ -532,16 +579,27 @@ class People:
             return sorted(candidates)
         counts = sorted(((self.documents.get(p, 0), p) for p in candidates), reverse=True)
         total = sum(n for n, _ in counts)
-        return [counts[0][1]] if total and counts[0][0] * 2 > total else []
+        most, runner_up = counts[0][0], counts[1][0]
+        central = bool(self.total) and most * self.OWNER_SHARE >= self.total  # a mailbox's owner, say
+        return [counts[0][1]] if most * 2 > total or (central and most >= 2 * runner_up) else []
 
 
 def _tokens(person: str) -> set[str]:
-    """The name tokens of an address; none for a list, desk or service ("all.houston",
-    "portland.desk", "outlook.team"): their other words are places and topics, not names."""
-    tokens = set(_NAME_TOKEN.findall(person.split("@", 1)[0].lower()))
-    return set() if tokens & _NOT_A_PERSON else tokens - _NOT_NAMES
+    """The name tokens of a personal address or name: a handle ("hamza"), first and last
+    ("phillip.allen", "mark_a_thompson", "bill_williams_iii": initials and a III aside) or a display
+    name of up to three words ("hamza faran"). Any other address is a list, desk or service and has
+    none: more words than a name has ("enron.houston.ias", "western.price.survey.contacts") or a
+    word of lists and services ("all.houston", "portland.desk", "outlook.team"); its other words are
+    places and topics, not names."""
+    local = person.split("@", 1)[0].lower()
+    words = [w for w in _NAME_TOKEN.findall(local) if w not in _SUFFIXES]
+    most = 3 if "@" not in person and " " in local.strip() else 2  # a display name may have a middle name
+    if len(words) > most or set(words) & _NOT_A_PERSON:
+        return set()
+    return set(words) - _NOT_NAMES
 
 
+_SUFFIXES = {"iii"}  # shorter suffixes (Jr, II, IV) are no name token anyway
 _NOT_A_PERSON = {
     "admin",
     "alert",
