@@ -227,6 +227,12 @@ class FolderConfig(StaticACLConfig):
     path: ConfigPath = Field(description="the folder to read")
 
 
+class LivePrefix(str):
+    """A `live_ids` entry vouching for every document id that starts with it: documents the source
+    still holds but no longer lets the connector list one by one (an archived Slack channel, which
+    ejected the bot). A prune keeps them."""
+
+
 ConfigT = TypeVar("ConfigT", bound=SourceConfig)
 FolderConfigT = TypeVar("FolderConfigT", bound=FolderConfig)
 
@@ -314,7 +320,8 @@ class Connector(ABC, Generic[ConfigT]):
         return self.load(checkpoint)
 
     def live_ids(self) -> Iterable[str]:
-        """Every document id that still exists, for reconciliation (prune). Optional."""
+        """Every document id that still exists, for reconciliation (prune); a `LivePrefix` among them
+        vouches for every id it starts. Optional."""
         raise NotImplementedError
 
     def events(self) -> EventSource | None:

@@ -14,7 +14,14 @@ A scan goes newest to oldest and checkpoints after every page with the `latest` 
 so an interrupted backfill resumes mid-channel; the resumed run then also reads the channels
 joined since it was planned (after the planned ones), not those it finished. Private channels'
 members are read every run: a changed membership (or name, or visibility) re-yields the
-channel's documents with the new ACL, which the engine applies without re-embedding.
+channel's documents with the new ACL, which the engine applies without re-embedding. A member or
+DM partner Slack calls deactivated (`deleted`) is no reader.
+
+Slack ejects the bot from a channel when it is archived (`is_archived`, not `is_member`; its
+history answers `not_in_channel`). With `include_archived`, such a channel the checkpoint knows is
+kept `frozen`: never read, its entry (name, ACL, threads) left as it is, nothing deleted, and
+`live_ids` vouches for all its documents with a `LivePrefix` (it cannot list them: old single
+messages are in no checkpoint). Without `include_archived`, or never indexed, it is dropped.
 
 A change event asks for a scoped run (`load_scope`). A message, edit, deletion or reply event
 (scope entry `channel/event_id`, its payload in the events inbox) updates just its thread: a new
@@ -42,7 +49,9 @@ group DMs, `im:*` DMs: Slack's `missing_scope` and its `needed`) costs only that
 is asked again without it, and the kind (or a channel whose history is refused) is a failed skip
 naming the scope and the setting that turns the kind off; what was indexed of it is kept (its
 checkpoint entries are not dropped) and `live_ids` refuses to vouch for a complete listing. Any
-other missing scope is a credentials error. Files kept outside Slack (`is_external`) are never
+other missing scope is a credentials error; so is a token without `users:read.email` once a private
+channel or DM is read (Slack then leaves every email out without an error: `_check_emails` sees
+people but no address, and every such ACL would be empty). Files kept outside Slack (`is_external`) are never
 downloaded: the thread names them with their link (see slack_client for where the token may go).
 A thread with a file that could not be downloaded goes in without that file's text and is read
 again, whole, at the start of each later run (`kit.retries.Retries`, checkpoint key `retries`),
@@ -64,7 +73,7 @@ from pydantic import Field, field_validator
 
 from inlet.errors import ConfigError, CredentialsError, IncompleteListingError, ItemError
 
-from .base import Connector, SourceConfig, parse_duration
+from .base import Connector, LivePrefix, SourceConfig, parse_duration
 from .events import EventSource
 from .extract import extract_text, kind_of
 from .kit import CheckpointModel, Pager, Retries, RetryPolicy, cursor
@@ -200,13 +209,18 @@ class SlackConnector(Connector[SlackConfig]):
         return SlackSocketEvents(self.name, self.secret("app_token_env"), self.config.base_url, self.config.timeout)
 
     def live_ids(self) -> Iterable[str]:
-        """Every thread's id, channel by channel. A channel that is gone (`SKIP_CHANNEL`) lists
+        """Every thread's id, channel by channel; an archived channel the bot was ejected from
+        vouches for all its documents (`LivePrefix`). A channel that is gone (`SKIP_CHANNEL`) lists
         nothing; one that answers another error, as a full run skips it, makes the listing
         incomplete: its documents are not known to be gone."""
         crawl = _Crawl(self, None, None)
+        crawl.listing = True
         crawl.start()
         failed: list[str] = []
         for chan in crawl.channels.values():
+            if chan.id in crawl.frozen:  # archived: the bot may no longer read it, nor anyone change it
+                yield LivePrefix(self.doc_id(f"{chan.id}:"))
+                continue
             try:
                 for page in crawl.api.pages("conversations.history", channel=chan.id, limit=self.config.page_size):
                     for msg in page.get("messages", []):
@@ -272,6 +286,12 @@ def _known_channel(cid: str, cs: Mapping[str, Any] | None) -> ChannelInfo | None
         return None
     chan = ChannelInfo(cid, cs["name"], cs["kind"], ACL(public=cs["public"], users=cs["users"]))
     return chan if _acl_key(chan) == cs["acl"] else None
+
+
+def _human(person: Person) -> bool:
+    """A person Slack described (not a failed lookup) who can hold an email: no bot, not Slackbot,
+    not deactivated."""
+    return person.name != person.id and not person.is_bot and not person.deleted and person.id != "USLACKBOT"
 
 
 def _edit_of(msg: Mapping[str, Any]) -> float:
@@ -349,6 +369,9 @@ class _Crawl:
         self.lookups = 0  # users.info calls made (a scoped run lists users after LIST_USERS_AFTER)
         self.users_listed = False
         self.missing: dict[str, str] = {}  # kind of conversation -> the scopes Slack says it needs
+        self.emails_seen = False  # Slack has shown a person's email (the token has users:read.email)
+        self.listing = False  # live_ids: every archived channel is vouched for, whatever the checkpoint
+        self.frozen: set[str] = set()  # archived channels the bot was ejected from: kept as they are, not read
 
     def lacking(self, kind: str) -> str:
         """Why a kind of conversation is not read: the scope Slack asked for and the setting."""
@@ -430,9 +453,11 @@ class _Crawl:
     def _channel_info(self, c: Mapping[str, Any]) -> ChannelInfo | None:
         if c.get("is_im"):
             person = self.directory.person(c.get("user", ""))
-            return ChannelInfo(c["id"], "@" + person.name, "im", ACL(users=[person.email] if person.email else []))
+            self._check_emails()
+            reads = person.email and not person.is_bot and not person.deleted  # a deactivated user reads nothing
+            return ChannelInfo(c["id"], "@" + person.name, "im", ACL(users=[person.email] if reads else []))
         if not c.get("is_member"):
-            return None
+            return self._archived(c) if c.get("is_archived") else None
         kind = "mpim" if c.get("is_mpim") else "private_channel" if c.get("is_private") else "public_channel"
         if kind == "public_channel":
             return ChannelInfo(c["id"], c["name"], kind, ACL(public=True))
@@ -442,7 +467,43 @@ class _Crawl:
                 person = self.directory.person(uid)
                 if person.email and not person.is_bot and not person.deleted:  # a deactivated member reads nothing
                     emails.append(person.email)
+        self._check_emails()
         return ChannelInfo(c["id"], c["name"], kind, ACL(users=emails))
+
+    def _archived(self, c: Mapping[str, Any]) -> ChannelInfo | None:
+        """An archived channel Slack ejected the bot from, kept unread (`frozen`) as its checkpoint
+        entry knows it: its last name, visibility and members (nobody can change it any more; an
+        entry from before entries kept them: a public channel is public, a private one is dropped).
+        None when the bot never indexed it or archived channels are not indexed. For `live_ids`
+        (`listing`, no checkpoint): every archived channel, its ACL left empty (nothing is written)."""
+        if not self.cfg.include_archived:
+            return None
+        cid, cs = c["id"], self.state.channels.get(c["id"])
+        name = c.get("name") or (cs or {}).get("name") or cid
+        chan = _known_channel(cid, cs)
+        if chan is None and self.listing:
+            chan = ChannelInfo(cid, name, "public_channel", ACL())
+        elif chan is None and cs is not None and not c.get("is_private"):
+            chan = ChannelInfo(cid, name, "public_channel", ACL(public=True))
+        if chan is not None:
+            self.frozen.add(chan.id)
+        return chan
+
+    def _check_emails(self) -> None:
+        """Fail when Slack shows no person's email: the token lacks users:read.email (Slack then leaves
+        `profile.email` out without an error), and every private channel and DM would be indexed
+        readable by nobody."""
+        if self.emails_seen:
+            return
+        people = [p for p in self.directory.people.values() if _human(p)]
+        self.emails_seen = any(p.email for p in people)
+        if people and not self.emails_seen:
+            raise CredentialsError(
+                self.conn.name,
+                "Slack shows no member's email address, so private channels and DMs would be readable by "
+                "nobody: the token lacks the users:read.email scope; add it to the app and reinstall it, "
+                "or set include_private = false and include_dms = false",
+            )
 
     def _wanted(self, chan: ChannelInfo) -> bool:
         globs = [g.lstrip("#").lower() for g in self.cfg.channels]
@@ -660,6 +721,9 @@ class _Crawl:
         return self.state.run
 
     def _channel(self, chan: ChannelInfo) -> Iterator[Item]:
+        if chan.id in self.frozen:  # archived, the bot ejected: its documents stay as they are
+            log.info("source %r: channel %s is archived: its documents are kept as they are", self.conn.name, chan.name)
+            return
         run = self._run
         cs = self.state.channels.get(chan.id)
         scan = run["scan"] if run["scan"] and run["scan"]["channel"] == chan.id else None
@@ -763,7 +827,7 @@ class _Crawl:
     def _read_again(self, native: str) -> Iterator[Item]:
         """A thread (or message) whose file could not be read, read again whole (noted by `_document`)."""
         cid, ts = native.split(":", 1)
-        if cid in self.channels:  # else not read any more: the replay forgets it
+        if cid in self.channels and cid not in self.frozen:  # else not read any more: the replay forgets it
             yield from self._thread(self.channels[cid], {"ts": ts}, known=False)
 
     def _document(self, chan: ChannelInfo, messages: list[dict[str, Any]]) -> Iterator[Item]:

@@ -7,12 +7,16 @@ turned into a `Hint`. A message, edit, deletion or thread reply (`message` and i
 thread from the payload (plus at most one `conversations.replies`) instead of re-reading the
 channel; renames and archivals (a changed name or visibility re-yields the channel's documents) and
 membership changes (an ACL change) name the bare channel: its info, members and recent history are
-read again. A payload the run cannot find (another process, a full inbox) makes it read the channel
-as for a bare name, so the inbox is an optimisation, never the record. On `disconnect` the client
-opens a new connection by itself; `maintain()` (every second) reports whether one is up, asking the
-socket itself whether the service ended it: slack_sdk's client reads an ended socket as quiet until
-its pings have failed for some 25 s, so a lost connection is closed at once (the client then opens
-a new one) and `live` turns false within a second, not after that wait.
+read again. The bot removed from a channel (`channel_left`, `group_left`) names it too: read as a
+scheduled run reads it, it is dropped; a changed id (`channel_id_changed`) names both ids (the old
+one is dropped, the new one read whole). A deactivated user (`user_change` with `deleted`) names no
+channel: a whole sync re-reads every channel's members, so the user leaves every ACL. A payload the
+run cannot find (another process, a full inbox) makes it read the channel as for a bare name, so
+the inbox is an optimisation, never the record. On `disconnect` the client opens a new connection
+by itself; `maintain()` (every second) reports whether one is up, asking the socket itself whether
+the service ended it: slack_sdk's client reads an ended socket as quiet until its pings have failed
+for some 25 s, so a lost connection is closed at once (the client then opens a new one) and `live`
+turns false within a second, not after that wait.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ CHANNEL_EVENTS = frozenset(
         "group_unarchive",
         "channel_deleted",
         "group_deleted",
+        "channel_left",  # the bot was removed: the channel is dropped, as a scheduled run would
+        "group_left",
     }
 )
 MEMBER_EVENTS = frozenset({"member_joined_channel", "member_left_channel"})
@@ -84,19 +90,24 @@ def split_container(container: str) -> tuple[str, str | None]:
     return channel, event_id or None
 
 
-def hint_for(event: dict[str, Any]) -> Hint | None:
-    """The hint an Events API event gives, or None for events that change no indexed document."""
+def hints_for(event: dict[str, Any]) -> list[Hint]:
+    """The hints an Events API event gives; none for events that change no indexed document."""
     kind = event.get("type")
     at = _stamp(event.get("event_ts") or event.get("ts"))
     if kind == "message":
-        return Hint(str(event.get("channel") or ""), at) if event.get("channel") else None
+        return [Hint(str(event["channel"]), at)] if event.get("channel") else []
     if kind in CHANNEL_EVENTS:
         channel = event.get("channel")
         cid = channel.get("id") if isinstance(channel, dict) else channel
-        return Hint(str(cid), at) if cid else None
+        return [Hint(str(cid), at)] if cid else []
+    if kind == "channel_id_changed":  # the old id is read as gone (dropped), the new one as a new channel
+        ids = [event.get("old_channel_id"), event.get("new_channel_id")]
+        return [Hint(str(cid), at) for cid in ids if cid]
     if kind in MEMBER_EVENTS and event.get("channel"):
-        return Hint(str(event["channel"]), at, acl=True)
-    return None
+        return [Hint(str(event["channel"]), at, acl=True)]
+    if kind == "user_change" and (event.get("user") or {}).get("deleted"):
+        return [Hint(None, at, acl=True)]  # a deactivation: every channel's members, read by a whole sync
+    return []
 
 
 def _stamp(value: Any) -> float:
@@ -150,14 +161,12 @@ class SlackSocketEvents(EventSource):
             log.debug("source %r: event %s again (redelivered): ignored", self.source, event_id)
             return
         event = payload.get("event") or {}
-        hint = hint_for(event)
-        if hint is None:
-            return
-        container = hint.container
-        if event.get("type") == "message" and container:  # the run takes the payload from the inbox
-            INBOX.put(self.source, event_id, event)
-            container = f"{container}{EVENT_SEP}{event_id}"
-        self.emit(Hint(container, hint.at, hint.acl, event_id))
+        for hint in hints_for(event):
+            container = hint.container
+            if event.get("type") == "message" and container:  # the run takes the payload from the inbox
+                INBOX.put(self.source, event_id, event)
+                container = f"{container}{EVENT_SEP}{event_id}"
+            self.emit(Hint(container, hint.at, hint.acl, event_id))
 
     def maintain(self) -> None:
         self.live = self.client is not None and self.client.is_connected() and not self._ended()

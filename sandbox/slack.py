@@ -2,7 +2,8 @@
 
 Speaks the wire format slack_sdk's `WebClient` expects (form-encoded POSTs to `/api/<method>`, a
 Bearer token, HTTP 200 with `{"ok": false, "error": ...}` for API errors, `missing_scope` with the
-`needed` and `provided` scopes for a token granted fewer (`set_scopes`), HTTP 429 with an integer
+`needed` and `provided` scopes for a token granted fewer (`set_scopes`; without `users:read.email`
+users come without `profile.email`, as from Slack), HTTP 429 with an integer
 `Retry-After`), so the connector is tested with the real SDK. Files are Slack-hosted (downloads
 need the token) or external (`mode` "external", `url_private` the other service's link). State lives in `SlackState` on
 `ws.slack`; tests and the admin routes change it through the mutation functions below, each
@@ -125,6 +126,7 @@ class SlackState:
     files: dict[str, File] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=lambda: {TOKEN: BOT_USER})  # token -> user id
     scopes: dict[str, set[str]] = field(default_factory=dict)  # token -> its scopes; absent: every scope
+    caller: str = ""  # the token of the call being answered (under the workspace lock)
     revoked: set[str] = field(default_factory=set)
     cursor_epoch: int = 0  # bumped by expire_cursors(): older cursors become invalid
     last_ts: float = 0.0
@@ -414,21 +416,39 @@ def join_channel(ws: Workspace, channel: str, user: str) -> None:
 
 
 def leave_channel(ws: Workspace, channel: str, user: str) -> None:
+    """`user` leaves (or is removed from) the channel; the bot itself hears `channel_left` or
+    `group_left` ("you left a channel"), not `member_left_channel`."""
     with ws.lock:
         chan = state(ws).channels[channel]
         if user in chan.members:
-            _emit(
-                ws,
-                chan,
-                {
-                    "type": "member_left_channel",
-                    "user": user,
-                    "channel": channel,
-                    "channel_type": "G" if chan.is_private else "C",
-                    "team": ws.team_id,
-                },
-            )
+            if user == BOT_USER:
+                left = {"type": "group_left" if chan.is_private else "channel_left", "channel": channel}
+                _emit(ws, chan, {**left, "actor_id": chan.creator})
+            else:
+                _emit(
+                    ws,
+                    chan,
+                    {
+                        "type": "member_left_channel",
+                        "user": user,
+                        "channel": channel,
+                        "channel_type": "G" if chan.is_private else "C",
+                        "team": ws.team_id,
+                    },
+                )
             chan.members.remove(user)
+
+
+def deactivate_user(ws: Workspace, user: str, deleted: bool = True) -> None:
+    """Deactivate (or reactivate) a user: users.list says `deleted`, members lists still name them;
+    every app hears `user_change` with the user as users.info gives it."""
+    with ws.lock:
+        ws.users[user].deleted = deleted
+        event = {"type": "user_change", "user": _user_json(ws, user), "cache_ts": int(ws.clock())}
+        st = state(ws)
+        event["event_ts"] = _next_ts(ws, st, None)
+        for listener in list(st.listeners):
+            listener(event)
 
 
 def rename_channel(ws: Workspace, channel: str, name: str) -> None:
@@ -446,6 +466,8 @@ def rename_channel(ws: Workspace, channel: str, name: str) -> None:
 
 
 def archive_channel(ws: Workspace, channel: str) -> None:
+    """Archive a channel: like Slack, this ejects every bot from it (`is_member: false`, its history
+    `not_in_channel`; an archived channel cannot be joined); people stay members."""
     with ws.lock:
         chan = state(ws).channels[channel]
         chan.is_archived = True
@@ -458,6 +480,7 @@ def archive_channel(ws: Workspace, channel: str) -> None:
                 "user": chan.creator,
             },
         )
+        chan.members = [u for u in chan.members if u not in ws.users or not ws.users[u].is_bot]
 
 
 def revoke_token(ws: Workspace, token: str = TOKEN) -> None:
@@ -517,15 +540,19 @@ def _limit(args: dict[str, str], default: int, most: int) -> int:
 
 
 def _user_json(ws: Workspace, uid: str) -> dict[str, Any]:
+    """A user as users.list/users.info give it; without users:read.email Slack leaves `profile.email`
+    out (no error)."""
     user = ws.users[uid]
     profile = {
         "real_name": user.real_name,
         "display_name": user.name if not user.is_bot else "",
         "real_name_normalized": user.real_name,
         "display_name_normalized": user.name,
-        "email": user.email,
         "team": ws.team_id,
     }
+    granted = state(ws).scopes.get(state(ws).caller)
+    if granted is None or "users:read.email" in granted:
+        profile["email"] = user.email
     if user.is_bot:
         profile["bot_id"] = BOT_ID
     return {
@@ -909,6 +936,7 @@ def routes(ctx: Any) -> list[BaseRoute]:
         try:
             with ws.lock:
                 uid = _token(ws, request, args)
+                state(ws).caller = _given_token(request, args)
                 refused = _scope_error(state(ws), _given_token(request, args), method, args)
                 return refused or handler(args, uid)
         except _Fail as exc:

@@ -40,14 +40,14 @@ import copy
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from inlet.config import Settings
-from inlet.connectors.base import Connector
+from inlet.connectors.base import Connector, LivePrefix
 from inlet.connectors.kit.retry import waits_end_when
 from inlet.connectors.kit.transport import http_errors
 from inlet.connectors.model import ACL, Checkpoint, Deletion, Document, Progress, Skipped
@@ -506,7 +506,7 @@ class Engine:
         except IncompleteListingError as exc:  # what it could not list is not known to be gone
             log.warning("deletions not reconciled: %s", exc)
             return
-        gone = [d for d in self.index.catalog.source_doc_ids(source.name) if d not in live]
+        gone = _gone(self.index.catalog.source_doc_ids(source.name), live)
         if gone:
             with self._write_lock:
                 run.deleted += self.index.apply([], gone, fence=source.fence).deleted
@@ -659,7 +659,7 @@ class Engine:
         with self.leases.hold(name) as fence:
             run = self.state.start_run(name, "prune")
             started = time.monotonic()
-            gone = [d for d in self.index.catalog.source_doc_ids(name) if d not in live]
+            gone = _gone(self.index.catalog.source_doc_ids(name), live)
             try:
                 with self._write_lock:
                     run.embedded += self.index.repair(name, fence).embedded_chunks
@@ -671,3 +671,9 @@ class Engine:
             except LeaseLostError as exc:
                 return self._finish(run, started, "failed", str(exc))
             return self._finish(run, started, "ok", None)
+
+
+def _gone(ids: Iterable[str], live: set[str]) -> list[str]:
+    """The indexed `ids` that `live` neither names nor vouches for with a `LivePrefix`."""
+    prefixes = tuple(p for p in live if isinstance(p, LivePrefix))
+    return [d for d in ids if d not in live and not d.startswith(prefixes)]

@@ -6,7 +6,10 @@ Invariants:
   or is neither kind is a `ConfigError` naming the source and the key.
 - Every request runs through `GoogleService.call`: one token bucket shared by all threads keeps
   them within quota, and retries follow the kit's `RetryPolicy` (429, 5xx, 403 with a rate-limit
-  reason, reset or stalled connections) honouring `Retry-After`. A 401 refreshes the token once
+  reason, reset or stalled connections) honouring `Retry-After`. A token refresh the token endpoint
+  refuses (400 invalid_grant, 401 unauthorized_client) is a `CredentialsError`; one it failed in a
+  way google-auth calls retryable (5xx, 503 temporarily_unavailable) is retried, and past the
+  retries is a `RetriableError` (an outage, not the credentials). A 401 refreshes the token once
   (inside `AuthorizedHttp`), after which it is a `CredentialsError`, unless its reason is about
   something else than the token (`NOT_THE_TOKEN`: a push channel's unverified webhook address); any
   other error answer is a `GoogleApiError` carrying status and reason, for the caller to decide
@@ -137,9 +140,15 @@ class GoogleService:
             try:
                 return request.execute(http=self._http())
             except RefreshError as exc:
-                if getattr(exc, "retryable", False) and attempts.retry("token refresh failed"):
+                if not getattr(exc, "retryable", False):  # 400 invalid_grant, 401 unauthorized_client...
+                    raise CredentialsError(self.source, f"token refresh refused: {exc}") from exc
+                if attempts.retry("token refresh failed"):
                     continue
-                raise CredentialsError(self.source, f"token refresh refused: {exc}") from exc
+                raise RetriableError(
+                    f"source {self.source!r}: the token endpoint kept failing (an outage there, "
+                    f"not a refusal of the credentials): {exc}",
+                    retry_after=self.policy.cap,
+                ) from exc
             except unreachable as exc:  # reset, cut or stalled
                 if attempts.retry(type(exc).__name__):
                     continue

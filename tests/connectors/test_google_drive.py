@@ -543,6 +543,19 @@ def test_refused_credentials_raise_credentials_error(sb: Sandbox) -> None:
     assert sb.faults.rejected["drive:changes.getStartPageToken"] == 2
 
 
+def test_a_token_endpoint_outage_is_retriable_not_refused_credentials(sb: Sandbox) -> None:
+    # google-auth marks a 5xx (503 temporarily_unavailable) refresh failure retryable: past the
+    # retries it is an outage to wait out, not credentials to fix (exit code 3).
+    sb.faults.fail("drive", "token", 503, times=99)
+    with pytest.raises(RetriableError, match="token endpoint kept failing") as info:
+        connector(sb, retries=1).check()
+    assert not isinstance(info.value, CredentialsError)
+    sb.faults.clear()
+    drive_auth.revoke(sb.ws)  # 400 invalid_grant: refused, whatever the retries
+    with pytest.raises(CredentialsError, match="invalid_grant"):
+        connector(sb, retries=1).check()
+
+
 def test_file_deleted_mid_sync_is_a_deletion(sb: Sandbox) -> None:
     sb.faults.fail("drive", "files.export", 404, times=1, reason="notFound")
     items, _ = run(connector(sb).load(None))

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from inlet.connectors.base import LivePrefix
 from inlet.connectors.model import Checkpoint, Deletion, Document, Item, Skipped
 from inlet.connectors.slack_events import INBOX
 from inlet.connectors.slack import SlackConfig, SlackConnector, SlackExportConnector
@@ -407,6 +408,39 @@ def test_channels_that_disappear_are_deleted(sb: Sandbox) -> None:
     assert thread_id in r.deleted  # threads with replies are known to the checkpoint
     live = set(conn.live_ids())  # the rest goes with the engine's prune
     assert live == expected_ids(sb.ws) and not any(f":{OPS}:" in i for i in live)
+
+
+def test_an_archived_channel_keeps_its_documents_though_slack_ejected_the_bot(sb: Sandbox) -> None:
+    conn = make(sb)
+    first = run(conn)
+    indexed = {i for i in first.docs if f":{ENRIQUE}:" in i}
+    assert indexed
+    slack.archive_channel(sb.ws, ENRIQUE)  # as Slack: the bot is no member any more, history not_in_channel
+    again = run(conn, first.checkpoint)
+    assert not again.deleted and not again.skipped and ENRIQUE in again.checkpoint["channels"]
+    live = set(conn.live_ids())  # the prune keeps all its documents, single messages long out of the window too
+    assert LivePrefix(f"team-slack:{ENRIQUE}:") in live and all(i.startswith(tuple(live)) for i in indexed)
+    hinted = Run(list(conn.load_scope(again.checkpoint, frozenset({ENRIQUE}))))  # the channel_archive event
+    assert not hinted.deleted and not hinted.skipped and ENRIQUE in hinted.checkpoint["channels"]
+    dropped = run(make(sb, include_archived=False), hinted.checkpoint)  # archived channels not wanted: gone
+    assert dropped.deleted and all(f":{ENRIQUE}:" in i for i in dropped.deleted)
+    assert ENRIQUE not in dropped.checkpoint["channels"]
+
+
+def test_a_dm_with_a_deactivated_user_has_no_reader(sb: Sandbox) -> None:
+    abilinski = next(u for u in sb.ws.users.values() if u.email == "abilinski@example.com")
+    abilinski.deleted = True  # the address may be given to someone else: they must not read the DM
+    assert doc(run(make(sb)), DM, "1459301000.000100").acl.users == []
+
+
+def test_a_token_without_users_read_email_is_a_credentials_error_naming_the_scope(sb: Sandbox) -> None:
+    # Slack then gives users without profile.email and no error: every private ACL would be empty.
+    slack.set_scopes(sb.ws, EVERY_SCOPE - {"users:read.email"})
+    with pytest.raises(CredentialsError, match="users:read.email") as info:
+        run(make(sb))
+    assert info.value.source == "team-slack" and "include_private = false" in str(info.value)
+    public_only = run(make(sb, include_private=False, include_dms=False))  # no ACL needs an email
+    assert public_only.docs and all(d.acl.public for d in public_only.docs.values())
 
 
 # --- change events ---------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 
 from inlet.config import IndexConfig, Settings
 from inlet.connectors import ACL, Checkpoint, Connector, Deletion, Skipped, SourceConfig, principals_for
+from inlet.connectors.base import LivePrefix
 from inlet.errors import CredentialsError, IncompleteListingError, SourceBusyError
 from inlet.storage.lock import FileLock
 from inlet.index.store import Index
@@ -479,6 +480,18 @@ def test_what_a_source_cannot_list_is_neither_reconciled_nor_pruned_away(engine,
     assert "deletions not reconciled: source 'one': cannot list data/locked/" in caplog.text
     pruned = engine.prune("one")
     assert pruned.outcome == "failed" and "data/locked/" in pruned.error and len(indexed(engine)) == 1 + BATCH_DOCS
+
+
+def test_a_live_prefix_keeps_every_document_it_starts_from_the_prune_and_the_reconciling(engine):
+    """A source that can no longer list a container's documents one by one (an archived Slack
+    channel) vouches for them all with a `LivePrefix`: neither a prune nor the reconciling after an
+    unfinished sync deletes them; what no entry names or starts still goes."""
+    Remembering.live = [LivePrefix("one:")]
+    engine = unfinished_sync(engine, later_syncs=1)
+    assert engine.run("one", "sync").deleted == 0 and len(indexed(engine)) == 1 + BATCH_DOCS
+    Remembering.live = [LivePrefix("one:1"), "one:2"]  # one:1 and one:10...: the prefix; one:2 by name
+    kept = {d for d in indexed(engine) if d.startswith("one:1") or d == "one:2"}
+    assert engine.prune("one").deleted == 1 + BATCH_DOCS - len(kept) and set(indexed(engine)) == kept
 
 
 def test_order_within_a_batch_is_kept(engine):

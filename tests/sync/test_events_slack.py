@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from inlet.connectors.slack_events import hints_for
 from inlet.sandbox import slack as ss
 from inlet.sandbox.server import Sandbox
 from inlet.sandbox.slack import hub
@@ -287,3 +288,45 @@ def test_a_payload_not_found_reads_the_channel(stack: EventStack) -> None:
     result = stack.engine.run(SOURCE, "sync", scope=frozenset({f"{OPS}/EvNOTINTHEINBOX"}))
     assert result.outcome == "ok" and stack.searchable("Sitatunga")
     assert _calls(stack)["conversations.history"] >= 1
+
+
+def test_the_bot_removed_from_a_channel_drops_it_within_seconds(stack: EventStack) -> None:
+    ws = stack.sb.ws
+    ss.post_message(ws, OPS, "Gharial vendor shortlist", _member(stack.sb, "hamza@example.com"))
+    wait_for(lambda: stack.searchable("Gharial"), what="the message searchable")
+    ss.leave_channel(ws, OPS, ss.BOT_USER)  # the bot hears group_left, no member_left_channel
+    wait_for(lambda: not stack.searchable("Gharial"), what="the channel the bot left dropped")
+    ss.join_channel(ws, OPS, ss.BOT_USER)  # invited back: read whole again
+    wait_for(lambda: stack.searchable("Gharial"), what="the channel back once the bot is back")
+
+
+def test_a_deactivated_member_leaves_the_acl_within_seconds(stack: EventStack) -> None:
+    ws, member = stack.sb.ws, "doubledeez@example.com"
+    ss.post_message(ws, OPS, "Dugong salary bands", _member(stack.sb, "hamza@example.com"))
+    wait_for(lambda: stack.searchable("Dugong", user=member), what="the member reads the message")
+    ss.deactivate_user(ws, _member(stack.sb, member))  # user_change with deleted: true, naming no channel
+    try:
+        wait_for(lambda: not stack.searchable("Dugong", user=member), what="the deactivated member reads nothing")
+        assert stack.searchable("Dugong", user="hamza@example.com")
+    finally:
+        ss.deactivate_user(ws, _member(stack.sb, member), deleted=False)
+        stack.scheduled_pass()
+
+
+@pytest.mark.parametrize(
+    ("event", "hints"),
+    [
+        ({"type": "channel_left", "channel": "C1", "actor_id": "U1", "event_ts": "1.0"}, [("C1", False)]),
+        ({"type": "group_left", "channel": "G1", "actor_id": "U1", "event_ts": "1.0"}, [("G1", False)]),
+        (
+            {"type": "channel_id_changed", "old_channel_id": "G1", "new_channel_id": "C9", "event_ts": "1.0"},
+            [("G1", False), ("C9", False)],
+        ),
+        ({"type": "user_change", "user": {"id": "U2", "deleted": True}, "event_ts": "1.0"}, [(None, True)]),
+        ({"type": "user_change", "user": {"id": "U2", "deleted": False}, "event_ts": "1.0"}, []),
+    ],
+)
+def test_removal_id_change_and_deactivation_events_ask_for_runs(
+    event: dict[str, Any], hints: list[tuple[str | None, bool]]
+) -> None:
+    assert [(h.container, h.acl) for h in hints_for(event)] == hints
