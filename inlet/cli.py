@@ -87,7 +87,7 @@ def _named_user(ctx: click.Context, param: click.Parameter, value: str | None) -
     """A --user that is given names someone: an empty one (an unset shell variable) is exit 2, not
     a search as a user who sees only public items, nor every line of the audit log."""
     if value is not None and not value.strip():
-        raise click.BadParameter("the user is empty: name one (an email), or leave --user out", param=param)
+        raise click.BadParameter("the user is empty (an unset shell variable?): name one, an email", param=param)
     return value.strip() if value is not None else None
 
 
