@@ -668,11 +668,12 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
 
 
 def _token_refused(err: DriveApiError) -> bool:
-    """Whether Drive refused a page token (expired, invalidated): 400 about `pageToken`, 404, 410.
-    Any other 400 (a parameter refused) would be refused again after a re-crawl."""
+    """Whether Drive refused a page token (expired, invalidated): 404, 410, or 400 about `pageToken`
+    (or `invalid` naming no parameter). Any other 400 (a parameter refused) would be refused again
+    after a re-crawl."""
     if err.status in (404, 410):
         return True
-    return err.status == 400 and (err.location == "pageToken" or "pagetoken" in err.message.lower().replace(" ", ""))
+    return err.status == 400 and (err.location == "pageToken" or (not err.location and err.reason == "invalid"))
 
 
 def _token(st: _State, drive: str | None) -> str | None:
