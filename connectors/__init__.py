@@ -6,10 +6,11 @@ passes, built-in or plug-in, is `inlet.connectors.testing`.
 """
 
 from .base import ConfigPath, Connector, FolderConfig, FolderConnector, SourceConfig, StaticACLConfig, parse_duration
-from .model import ACL, Checkpoint, Deletion, Document, Item, Progress, Skipped, principals_for
+from .model import ACL, AclUpdate, Checkpoint, Deletion, Document, Item, Progress, Skipped, principals_for
 
 __all__ = [
     "ACL",
+    "AclUpdate",
     "Checkpoint",
     "ConfigPath",
     "Connector",

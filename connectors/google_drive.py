@@ -10,8 +10,21 @@ followed too, with its own token (checkpoint key `drive_tokens`, taken before th
 anything, or when the drive is joined), after the user's log; the user's log's changes to items of
 a followed drive are left to that drive's log. A change saying a file left a log while the user can
 still read it (moved into or out of a shared drive) carries the file (`includeCorpusRemovals`) and
-is a move, not a deletion. A refused page token (expired, invalidated) falls back to a full re-crawl
-that reconciles against the ids known before it (checkpoint key `prev`).
+is a move, not a deletion. A refused page token (expired, invalidated: 400 about `pageToken`, 404,
+410) falls back to a full re-crawl that reconciles against the ids known before it (checkpoint key
+`prev`), once a run: the re-crawl's fresh token refused too, or any other 400 (a parameter refused),
+fails the run with Drive's answer rather than re-crawl for ever; a files.list page token refused
+restarts the listing once a run the same way. A shared drive's own log answering 404 (the drive
+deleted before the user's log says so) drops that drive, its documents deleted as a left drive's,
+and the other logs go on.
+
+A shared drive's members are in every one of its files' ACLs (`permissions.list` shows them as
+inherited permissions), yet Drive logs no change to the files when they change. So each sync reads
+every shared drive's members (one `permissions.list` on the drive's id) and keeps a fingerprint of
+them (checkpoint key `members`, taken before a crawl lists anything); when it differs, the drive's
+indexed files have their permissions read again, no content, and are yielded as `AclUpdate`s (the
+index rewrites the ACL, re-embeds nothing). A permission of a deleted account (`deleted: true`)
+grants nothing.
 
 A file whose read failed (a failed `Skipped`: its indexed version is kept) is read again, metadata,
 text and current sharing, at the start of each later sync (`kit.retries.Retries`, checkpoint key
@@ -23,16 +36,19 @@ Drive shows a file's sharing only to who may share it: a file the reading identi
 (`permissions.list` answers 403 `insufficientFilePermissions`) is indexed for its owners and that
 identity (`subject`), the readers known for certain: never wider than its real sharing.
 
-Nothing is deleted that was not seen removed: a listing over all drives that Drive calls incomplete
-(`incompleteSearch`) deletes nothing it did not list (a re-crawl keeps those documents known), and
-`live_ids()` raises `IncompleteListingError` rather than answer with it.
+A listing over all drives that Drive calls incomplete (`incompleteSearch`) is narrowed, as Drive
+advises: My Drive (`corpora=user`) and each shared drive (`corpora=drive`) are listed on their own,
+which Drive answers whole; the crawl reads the files the first listing left out from them, and is
+then complete. Nothing is deleted that was not seen removed: only if a narrowed listing is
+incomplete too, the crawl deletes nothing it did not list (a re-crawl keeps those documents known),
+and `live_ids()` raises `IncompleteListingError` rather than answer with it.
 
 Permission-only changes re-export/re-download the file: the connector keeps no copy of the text,
 and the engine skips re-embedding when title and text are unchanged, so the cost is one download
 (chosen over caching every file's text in the checkpoint). The checkpoint holds the live document
 ids (to reconcile after a fallback) and the folder tree (to compute paths and the folder filter
 without listing folders on every sync), so a sync with nothing to do is one `changes.list` call,
-and one more per shared drive.
+and per shared drive one more and one `permissions.list` (its members).
 
 Paths (`metadata.folder`, and what a `folders` path matches) start below My Drive and at a shared
 drive's name: 'Engineering/Design Docs', never 'My Drive/Engineering/...'. An item at the top of My
@@ -54,7 +70,7 @@ from __future__ import annotations
 import builtins
 import contextvars
 import logging
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Literal
@@ -65,7 +81,7 @@ from inlet.errors import IncompleteListingError, ItemError, RetriableError
 
 from .base import ConfigPath, Connector, Duration, SourceConfig, parse_duration
 from .events import EventSource
-from .google_drive_client import SCOPES, DriveApiError, DriveClient, FileListing
+from .google_drive_client import SCOPES, USER, CompleteListing, DriveApiError, DriveClient
 from .google_drive_events import DrivePushChannels
 from .google_drive_content import (
     FILE_FIELDS,
@@ -82,7 +98,7 @@ from .google_drive_content import (
 from .kit import CheckpointModel, Pager, Retries, RetryPolicy, page_token
 from .kit.google import load_credentials
 from .kit.retry import stopping
-from .model import Deletion, Document, Item, Progress, Skipped
+from .model import AclUpdate, Deletion, Document, Item, Progress, Skipped
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +148,7 @@ class _State(CheckpointModel):
     folders: dict[str, list[Any]] | None = None  # {id: [name, parent]} (My Drive's root: ROOT); None until listed
     drives: dict[str, str] = {}
     drive_tokens: dict[str, str] = {}  # {shared drive id: token of its own change log}
+    members: dict[str, str] = {}  # {shared drive id: fingerprint of its members' ACL}
     known: set[str] = set()  # native ids of indexed documents
     prev: set[str] | None = None  # during a fallback re-crawl: ids known before it
     listed: int = 0  # files the crawl's pages before `page_token` held
@@ -153,6 +170,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
     _client: DriveClient | None = None
     _pool: ThreadPoolExecutor
     _failing = 0  # reads in a row that ended in a `RetriableError` (see OUTAGE_AFTER)
+    _refused: set[str] = set()  # listings whose page token this run has restarted once ("files", "changes")
 
     @property
     def client(self) -> DriveClient:
@@ -179,7 +197,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         if st is None:
             st = _State(start_token=self.client.start_page_token())
             yield st.checkpoint()
-        self._failing = 0
+        self._failing, self._refused = 0, set()
         with ThreadPoolExecutor(self.config.concurrency, thread_name_prefix=f"drive-{self.name}") as pool:
             self._pool = pool
             crawled = st.phase == "crawl"
@@ -190,6 +208,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
     def _crawl(self, st: _State, since: datetime | None = None) -> Iterator[Item]:
         if st.folders is None:
             self._load_tree(st, follow=True)
+            st.members = {d: key for d in st.drives if (key := self._members_key(d)) is not None}
             yield st.checkpoint()
         q = f"mimeType != '{FOLDER}' and trashed = false"
         if since is not None:
@@ -199,20 +218,23 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         count = self._count(q)
         done, total = 0, max(count - st.listed, 0) if pager.token else count
         yield Progress(total=total, done=0, unit="files")
+        listed: set[str] = set()  # ids this run's pages held
         while True:
             try:
                 page = self.client.list_files(
                     q, pager.token, self.config.page_size, FILE_FIELDS, self.config.shared_drives
                 )
             except DriveApiError as err:
-                if pager.token is None or err.status != 400:
+                if pager.token is None or not _token_refused(err):
                     raise
+                self._once("files", err, "files.list refused the page token of a listing restarted in this run")
                 log.warning("source %r: files.list page token refused; restarting the listing", self.name)
                 pager, st.listed, total = Pager(source=self.name, what="files.list"), 0, done + count
                 yield Progress(total=total)
                 continue
             files = page.get("files", [])
             st.incomplete = st.incomplete or bool(page.get("incompleteSearch"))
+            listed.update(f["id"] for f in files)
             yield from self._process(files, st, done)
             done += len(files)
             st.listed += len(files)
@@ -221,6 +243,8 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
                 break
             st.page_token = pager.token
             yield st.checkpoint()
+        if st.incomplete:
+            done = yield from self._narrowed(st, q, listed, done)
         if done != total:
             log.info("source %r: the listing held %d files, not the %d counted first", self.name, done, total)
             yield Progress(total=done, done=done)
@@ -252,8 +276,31 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             folder=True,
         )
 
-    def _listing(self, q: str, fields: str) -> FileListing:
-        return self.client.files(q, fields, self.config.shared_drives)
+    def _narrowed(self, st: _State, q: str, listed: set[str], done: int) -> Generator[Item, None, int]:
+        """After a crawl page said `incompleteSearch`: the files Drive left out, from My Drive's and
+        each shared drive's own listings (complete, as Drive advises); the crawl is then complete
+        unless one of them says incomplete too. Returns the files gone through."""
+        log.info("source %r: Drive could not search every drive at once; listing each on its own", self.name)
+        incomplete = False
+        for corpus in [USER, *sorted(st.drives)]:
+            listing = self.client.files(q, FILE_FIELDS, corpus)
+            batch: list[dict[str, Any]] = []
+            for f in [*listing, None]:
+                if f is not None and f["id"] not in listed and f["id"] not in st.known:
+                    listed.add(f["id"])
+                    batch.append(f)
+                if batch and (f is None or len(batch) >= self.config.page_size):
+                    yield from self._process(batch, st, done)
+                    done += len(batch)
+                    yield Progress(done=done)
+                    yield st.checkpoint()  # what is read is known: a resumed crawl does not read it again
+                    batch = []
+            incomplete = incomplete or listing.incomplete
+        st.incomplete = incomplete
+        return done
+
+    def _listing(self, q: str, fields: str) -> CompleteListing:
+        return CompleteListing(self.client, q, fields, self.config.shared_drives)
 
     def _count(self, q: str) -> int:
         """How many files the listing `q` holds (ids only: the total of a crawl's progress)."""
@@ -282,6 +329,57 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         for drive in sorted(st.drive_tokens):
             if drive in st.drive_tokens:  # not left in a page read before
                 yield from self._follow(st, drive)
+        yield from self._membership(st)
+
+    def _membership(self, st: _State) -> Iterator[Item]:
+        """Each shared drive's members, read again (one `permissions.list` per drive): Drive logs
+        no change to a drive's files when its members change, yet every file's ACL holds them. A
+        drive whose members differ from the checkpoint's has its indexed files' permissions read
+        again (no content) and yielded as `AclUpdate`s."""
+        for drive in sorted(st.drives):
+            key = self._members_key(drive)
+            if key is None or st.members.get(drive) == key:
+                continue
+            if drive in st.members:
+                yield from self._relabel(st, drive)
+            st.members[drive] = key
+            yield st.checkpoint()
+
+    def _members_key(self, drive: str) -> str | None:
+        """A fingerprint of who a shared drive's membership lets read; None when it cannot be read
+        (the drive just went away, or the reading identity may not list them): nothing changes."""
+        try:
+            return ",".join(acl_of(self.client.permissions(drive)).principals())
+        except DriveApiError as err:
+            if err.status not in (403, 404):
+                raise
+            log.info("source %r: the members of shared drive %s cannot be read (%s)", self.name, drive, err)
+            return None
+
+    def _relabel(self, st: _State, drive: str) -> Iterator[Item]:
+        """The current ACL of every indexed file of `drive` (its permissions, read concurrently)."""
+        fields = "id,name,owners(emailAddress),driveId"
+        listing = self.client.files(f"mimeType != '{FOLDER}' and trashed = false", fields, drive)
+        files = [f for f in listing if f["id"] in st.known]
+        log.info(
+            "source %r: the members of shared drive %s changed; %d files take the new ACL",
+            self.name,
+            st.drives.get(drive, drive),
+            len(files),
+        )
+        context = contextvars.copy_context()
+        for f, perms in zip(files, self._pool.map(lambda f: context.copy().run(self._current, f), files)):
+            if perms is not None:
+                yield AclUpdate(id=self.doc_id(f["id"]), acl=acl_of(perms))
+
+    def _current(self, f: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """The file's permissions now; None when it is gone (its change log says so)."""
+        try:
+            return self._permissions(f)
+        except DriveApiError as err:
+            if err.status != 404:
+                raise
+            return None
 
     def _follow(self, st: _State, drive: str | None) -> Iterator[Item]:
         """One change log to its end: the user's (`drive` None) or a shared drive's."""
@@ -293,8 +391,12 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
                     token, self.config.page_size, FILE_FIELDS, self.config.shared_drives, drive
                 )
             except DriveApiError as err:
-                if err.status not in (400, 404, 410):
+                if drive is not None and err.status == 404:
+                    yield from self._drive_gone(st, drive, err)
+                    return
+                if not _token_refused(err):
                     raise
+                self._once("changes", err, f"{what} refused the start token of the re-crawl this run made")
                 log.warning("source %r: %s token %s refused (%s); full re-crawl", self.name, what, token, err)
                 yield from self._recrawl(st)
                 pager = Pager(source=self.name, what=what, token=_token(st, drive))
@@ -304,6 +406,23 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             yield st.checkpoint()
             if not pager.advance(page_token(page)):
                 return
+
+    def _once(self, listing: str, err: DriveApiError, again: str) -> None:
+        """A refused page token restarts `listing` once a run; refused again, Drive is not
+        refusing an old token but the request: the run fails with Drive's answer."""
+        if listing in self._refused:
+            raise DriveApiError(err.status, err.reason, f"{again} ({err.message}); not restarting it again")
+        self._refused.add(listing)
+
+    def _drive_gone(self, st: _State, drive: str, err: DriveApiError) -> Iterator[Item]:
+        """A shared drive whose log answers 404 (deleted, or the user left it, before the user's log
+        said so): dropped, and its documents deleted as a left drive's are; the other logs go on."""
+        log.warning("source %r: shared drive %s is gone (%s); its documents are deleted", self.name, drive, err)
+        st.drives.pop(drive, None)
+        st.drive_tokens.pop(drive, None)
+        st.members.pop(drive, None)
+        yield from self._unlisted(st)
+        yield st.checkpoint()
 
     def _recrawl(self, st: _State) -> Iterator[Item]:
         st.prev = (st.prev or set()) | st.known
@@ -546,6 +665,15 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
                 "the listing may miss files; nothing is taken for deleted until a listing is complete"
             )
         return out
+
+
+def _token_refused(err: DriveApiError) -> bool:
+    """Whether Drive refused a page token (expired, invalidated): 404, 410, or 400 about `pageToken`
+    (or `invalid` naming no parameter). Any other 400 (a parameter refused) would be refused again
+    after a re-crawl."""
+    if err.status in (404, 410):
+        return True
+    return err.status == 400 and (err.location == "pageToken" or (not err.location and err.reason == "invalid"))
 
 
 def _token(st: _State, drive: str | None) -> str | None:

@@ -5,7 +5,9 @@ thread-local `AuthorizedHttp`s and the error mapping are the kit's (`kit.google`
 names the Drive calls and their fields. Listings that are not checkpointed page by page
 (permissions, shared drives) go through the kit's pager, which refuses a repeated page token. Every
 files.list asks for `incompleteSearch`: a listing over all drives may leave files out, and a
-`FileListing` says so.
+`FileListing` says so; a `CompleteListing` then lists My Drive and each shared drive on its own
+(`corpora=user`, `corpora=drive`), which Drive answers whole. `permissions.list` on a shared drive's
+id answers the drive's members.
 """
 
 from __future__ import annotations
@@ -20,6 +22,18 @@ SCOPES = ["https://www.googleapis.com/auth/drive.readonly"]
 DriveApiError = GoogleApiError  # a non-retriable answer: 404, 403 fileNotDownloadable, 400 ...
 
 
+USER = "user"  # `list_files` corpus: My Drive alone
+
+
+def _corpora(corpus: str | bool) -> tuple[str, str | None]:
+    """(corpora, driveId) of a `list_files` corpus."""
+    if corpus is True:
+        return "allDrives", None
+    if corpus is False or corpus == USER:
+        return "user", None
+    return "drive", str(corpus)
+
+
 class FileListing:
     """The files of a listing, read page by page as it is iterated; `incomplete` turns true when a
     page says `incompleteSearch` (Drive could not search every drive: files may be missing)."""
@@ -32,6 +46,35 @@ class FileListing:
         for page in pages(self.fetch, page_token, source=self.source, what="files.list"):
             self.incomplete = self.incomplete or bool(page.get("incompleteSearch"))
             yield from page.get("files", [])
+
+
+class CompleteListing:
+    """The files `q` matches in My Drive and, with `all_drives`, every shared drive, read as they
+    are iterated. Listed over all drives first; when Drive calls that listing incomplete
+    (`incompleteSearch`: it could not search every drive), listed again per corpus, as Drive
+    advises: My Drive (`corpora=user`) and each shared drive (`corpora=drive`), listings Drive
+    answers whole. Only files not met yet are yielded; `incomplete` stays true only when a narrowed
+    listing says so too."""
+
+    def __init__(self, client: "DriveClient", q: str, fields: str, all_drives: bool) -> None:
+        self.client, self.q, self.fields, self.all_drives = client, q, fields, all_drives
+        self.incomplete = False
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        seen: set[str] = set()
+        first = self.client.files(self.q, self.fields, self.all_drives)
+        for f in first:
+            seen.add(f["id"])
+            yield f
+        if not first.incomplete:
+            return
+        for corpus in [USER, *self.client.drives()]:
+            listing = self.client.files(self.q, self.fields, corpus)
+            for f in listing:
+                if f["id"] not in seen:
+                    seen.add(f["id"])
+                    yield f
+            self.incomplete = self.incomplete or listing.incomplete
 
 
 class DriveClient(GoogleService):
@@ -67,8 +110,12 @@ class DriveClient(GoogleService):
         )
 
     def list_files(
-        self, q: str, page_token: str | None, page_size: int, fields: str, all_drives: bool
+        self, q: str, page_token: str | None, page_size: int, fields: str, corpus: str | bool
     ) -> dict[str, Any]:
+        """A page of files.list over `corpus`: True (My Drive and every shared drive, `allDrives`,
+        which Drive may answer in part), False or `USER` (My Drive, `user`), or a shared drive's id
+        (that drive alone, `corpora=drive`: complete)."""
+        corpora, drive_id = _corpora(corpus)
         return dict(
             self.call(
                 lambda s: s.files().list(
@@ -76,16 +123,18 @@ class DriveClient(GoogleService):
                     pageToken=page_token,
                     pageSize=page_size,
                     fields=f"nextPageToken,incompleteSearch,files({fields})",
-                    corpora="allDrives" if all_drives else "user",
+                    corpora=corpora,
+                    driveId=drive_id,
                     supportsAllDrives=True,
-                    includeItemsFromAllDrives=all_drives,
+                    includeItemsFromAllDrives=corpora != "user",
                 )
             )
         )
 
-    def files(self, q: str, fields: str, all_drives: bool) -> FileListing:
-        """Every file `q` matches, 1000 a page (for listings not checkpointed page by page)."""
-        return FileListing(lambda token: self.list_files(q, token, 1000, fields, all_drives), self.source)
+    def files(self, q: str, fields: str, corpus: str | bool) -> FileListing:
+        """Every file `q` matches in `corpus` (as `list_files`), 1000 a page (for listings not
+        checkpointed page by page)."""
+        return FileListing(lambda token: self.list_files(q, token, 1000, fields, corpus), self.source)
 
     def list_changes(
         self, page_token: str, page_size: int, fields: str, all_drives: bool, drive_id: str | None = None
@@ -132,6 +181,7 @@ class DriveClient(GoogleService):
         return dict(self.call(lambda s: s.files().get(fileId=file_id, fields=fields, supportsAllDrives=True)))
 
     def permissions(self, file_id: str) -> list[dict[str, Any]]:
+        """A file's permissions, or with a shared drive's id that drive's members."""
         return [
             perm
             for page in pages(
@@ -141,7 +191,7 @@ class DriveClient(GoogleService):
                             fileId=file_id,
                             supportsAllDrives=True,
                             pageToken=token,
-                            fields="nextPageToken,permissions(type,role,emailAddress,domain)",
+                            fields="nextPageToken,permissions(type,role,emailAddress,domain,deleted)",
                         )
                     )
                 ),

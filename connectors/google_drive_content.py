@@ -35,7 +35,7 @@ _ARCHIVES = {
 FILE_FIELDS = (
     "id,name,mimeType,parents,driveId,trashed,createdTime,modifiedTime,webViewLink,size,"
     "owners(emailAddress),lastModifyingUser(emailAddress),"
-    "permissions(type,role,emailAddress,domain)"
+    "permissions(type,role,emailAddress,domain,deleted)"
 )
 
 
@@ -97,7 +97,10 @@ def fetch_text(client: DriveClient, f: dict[str, Any], doc_format: str, max_byte
 
 
 def acl_of(permissions: list[dict[str, Any]]) -> ACL:
-    """`anyone` -> public, `domain` -> domains, `user`/`group` -> emails (any role can read)."""
+    """`anyone` -> public, `domain` -> domains, `user`/`group` -> emails (any role can read); a
+    permission of a deleted account (`deleted: true`, kept on the file by Drive) grants nothing:
+    the address may be given to someone else."""
+    permissions = [p for p in permissions if not p.get("deleted")]
     public = any(p.get("type") == "anyone" for p in permissions)
     domains = [p.get("domain", "") for p in permissions if p.get("type") == "domain"]
     users = [p.get("emailAddress", "") for p in permissions if p.get("type") in ("user", "group")]

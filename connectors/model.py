@@ -154,6 +154,19 @@ class Skipped(BaseModel):
     acl: ACL | None = None  # its current permissions, when the source could read them: a kept version takes them
 
 
+class AclUpdate(BaseModel):
+    """A document still at the source whose permissions changed while its content did not (a
+    shared drive's members changed): the index re-writes its ACL and keeps its text and vectors,
+    and the document counts as seen. An id the index does not hold is ignored. For a connector that
+    can read a document's permissions without its content: re-yielding the `Document` does the same,
+    at the cost of reading the content again."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    acl: ACL
+
+
 class Progress(BaseModel):
     """Optional: how far the pass is, in the connector's own unit (files, channels, messages).
 
@@ -166,7 +179,7 @@ class Progress(BaseModel):
     unit: str | None = None
 
 
-Item = Union[Document, Deletion, Checkpoint, Skipped, Progress]
+Item = Union[Document, Deletion, Checkpoint, Skipped, Progress, AclUpdate]
 
 
 def _digest(payload: Any) -> str:

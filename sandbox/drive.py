@@ -1,9 +1,10 @@
 """The emulated Google Drive v3 API and Google's OAuth token endpoint.
 
 Serves what a sync client uses: files.list/get/export (with `alt=media` and Range), changes
-(startPageToken, list), permissions.list, drives.list, with each user's My Drive root folder
-(`files.get` of its id or of `root`; never listed), with the `fields` projection, a useful subset
-of `q`, shared drives, and errors in Google's envelope. Each shared drive keeps its own change log
+(startPageToken, list), permissions.list (of a file, or of a shared drive: its members),
+drives.list, with each user's My Drive root folder (`files.get` of its id or of `root`; never
+listed), with the `fields` projection, a useful subset of `q`, shared drives, and errors in
+Google's envelope. Each shared drive keeps its own change log
 (`driveId`); the user's log carries the changes to shared drives themselves (`changeType: "drive"`,
 no `fileId`) and, unless `drive_items_in_user_log` is off (Drive does not promise them), its
 drives' items' changes. A file moved between logs leaves a `removed` change in the old one, with
@@ -264,9 +265,15 @@ def _rows(text: str) -> list[list[str]]:
 
 
 async def permissions_list(ctx: Any, request: Request) -> Response:
-    f = _file(ctx, request)
+    """A file's permissions, or (the id of a shared drive, with supportsAllDrives) its members."""
     spec = _fields(request, "kind,nextPageToken,permissions(kind,id,type,role,emailAddress,domain)")
-    perms = [p.resource() for p in ds.effective_permissions(ctx.ws, f)]
+    with ctx.ws.lock:
+        drive = ds.state(ctx.ws).drives.get(request.path_params["file_id"])
+    if drive is not None and _flag(request, "supportsAllDrives"):
+        members = list(drive.members)
+    else:
+        members = ds.effective_permissions(ctx.ws, _file(ctx, request))
+    perms = [p.resource() for p in members]
     return JSONResponse(project({"kind": "drive#permissionList", "permissions": perms}, spec))
 
 
@@ -387,6 +394,7 @@ def _permissions(ws: Any, items: list[dict[str, Any]]) -> list[ds.Permission]:
             out.append(ds.domain_permission(ws, item["domain"], role))
         else:
             out.append(ds.user_permission(ws, item["emailAddress"], role, kind))
+            out[-1].deleted = bool(item.get("deleted"))
     return out
 
 
@@ -417,7 +425,9 @@ def _admin_routes(ctx: Any) -> list[BaseRoute]:
     async def shared_drive(request: Request) -> Response:
         drive_id = request.path_params["drive_id"]
         try:
-            if request.method == "DELETE":
+            if request.method == "PUT":  # its members: {"members": [permission, ...]}
+                ds.set_members(ws, drive_id, _permissions(ws, (await request.json()).get("members", [])))
+            elif request.method == "DELETE":
                 ds.leave_drive(ws, drive_id)  # the user loses membership
             else:
                 ds.rename_drive(ws, drive_id, (await request.json())["name"])
@@ -480,6 +490,7 @@ def _admin_routes(ctx: Any) -> list[BaseRoute]:
         Route("/_admin/drive/files/{file_id}", change, methods=["PATCH", "DELETE"]),
         Route("/_admin/drive/files/{file_id}/{action}", change, methods=["POST", "PUT"]),
         Route("/_admin/drive/drives/{drive_id}", shared_drive, methods=["PATCH", "DELETE"]),
+        Route("/_admin/drive/drives/{drive_id}/members", shared_drive, methods=["PUT"]),
         Route("/_admin/drive/{what}", control, methods=["GET", "POST"]),
     ]
 

@@ -7,9 +7,11 @@ id, or of the alias `root` for the caller's own, answers a folder named "My Driv
 
 Everything here is plain Python: tests and the admin routes call the same mutation functions
 (`add_file`, `edit`, `trash`, `move`, `delete`, `set_permissions`, `add_drive`, `rename_drive`,
-`leave_drive`), and each mutation appends to the change log that `changes.list` serves: a file's
-change, or (as Drive logs membership gained or lost and a rename in the user's log) a shared
-drive's. All access happens under `ws.lock`.
+`leave_drive`, `set_members`), and each mutation appends to the change log that `changes.list`
+serves: a file's change, or (as Drive logs membership gained or lost and a rename in the user's
+log) a shared drive's. A change to a shared drive's other members is logged nowhere (Drive logs
+none: the drive's files are unchanged, only what `permissions.list` shows for them). All access
+happens under `ws.lock`.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Permission:
     email: str = ""
     domain: str = ""
     display_name: str = ""
+    deleted: bool = False  # the account was deleted: Drive keeps the permission, `deleted: true`
 
     def resource(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -46,7 +49,7 @@ class Permission:
             "id": self.id,
             "type": self.type,
             "role": self.role,
-            "deleted": False,
+            "deleted": self.deleted,
         }
         if self.email:
             out["emailAddress"] = self.email
@@ -228,9 +231,11 @@ def rename_drive(ws: Any, drive_id: str, name: str) -> None:
         _log_drive(ws, drive)
 
 
-def leave_drive(ws: Any, drive_id: str) -> None:
-    """The user loses membership: the drive and its items vanish from every answer, and the log
-    gets one removed change for the drive, none for its items (as Drive does)."""
+def leave_drive(ws: Any, drive_id: str, logged: bool = True) -> None:
+    """The user loses membership (or the drive is deleted): the drive and its items vanish from
+    every answer, and the log gets one removed change for the drive, none for its items (as Drive
+    does). `logged=False`: the user's log has not carried it yet (the drive went between the reads
+    of the user's log and of the drive's own, which answers 404)."""
     with ws.lock:
         st = state(ws)
         drive = st.drives.pop(drive_id, None)
@@ -238,7 +243,18 @@ def leave_drive(ws: Any, drive_id: str) -> None:
             raise KeyError(f"no shared drive {drive_id!r}")
         for f in [f for f in st.files.values() if f.drive_id == drive_id]:
             del st.files[f.id]
-        _log_drive(ws, drive, removed=True)
+        if logged:
+            _log_drive(ws, drive, removed=True)
+
+
+def set_members(ws: Any, drive_id: str, members: list[Permission]) -> None:
+    """Replace a shared drive's members (added, removed, a role changed). Drive logs nothing for
+    it, in no log: only what `permissions.list` shows for the drive and each of its files changes."""
+    with ws.lock:
+        drive = state(ws).drives.get(drive_id)
+        if drive is None:
+            raise KeyError(f"no shared drive {drive_id!r}")
+        drive.members = list(members)
 
 
 def add_file(

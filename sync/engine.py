@@ -50,7 +50,7 @@ from inlet.config import Settings
 from inlet.connectors.base import Connector, LivePrefix
 from inlet.connectors.kit.retry import waits_end_when
 from inlet.connectors.kit.transport import http_errors
-from inlet.connectors.model import ACL, Checkpoint, Deletion, Document, Progress, Skipped
+from inlet.connectors.model import ACL, AclUpdate, Checkpoint, Deletion, Document, Progress, Skipped
 from inlet.errors import (
     CredentialsError,
     IncompleteListingError,
@@ -214,7 +214,7 @@ class _Batch:
     def __init__(self) -> None:
         self.docs: list[Document] = []
         self.deletions: list[str] = []
-        self.kept: dict[str, ACL | None] = {}  # failed skips: still at the source, unread (`Index.prepare`)
+        self.kept: dict[str, ACL | None] = {}  # failed skips, `AclUpdate`s: at the source, unread (`Index.prepare`)
         self.chars = 0
 
     def add(self, doc: Document) -> None:
@@ -555,6 +555,8 @@ class Engine:
                             unlisted.append(item.id)
                         else:
                             batch.kept[item.id] = item.acl
+                elif isinstance(item, AclUpdate):  # new permissions, same content: no re-embedding
+                    batch.kept[item.id] = item.acl
                 elif isinstance(item, Progress):
                     progress.update(item)
                 elif isinstance(item, Checkpoint):

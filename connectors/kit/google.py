@@ -42,9 +42,10 @@ class GoogleApiError(InletError):
     """A non-retriable answer from a Google API (404, 403 fileNotDownloadable, 400 ...): the caller
     decides; one that escapes the connector fails the run with this message."""
 
-    def __init__(self, status: int, reason: str, message: str) -> None:
+    def __init__(self, status: int, reason: str, message: str, location: str = "") -> None:
         super().__init__(f"{status} {reason}: {message}")
         self.status, self.reason, self.message = status, reason, message
+        self.location = location  # the parameter the answer is about (`pageToken`), when Google names one
 
 
 def load_credentials(path: Path, subject: str | None, source: str, scopes: Sequence[str]) -> Any:
@@ -73,6 +74,14 @@ def load_credentials(path: Path, subject: str | None, source: str, scopes: Seque
         f"source {source!r}: key 'credentials_file': {path} is neither a service_account "
         f"nor an authorized_user credentials file (type {kind!r})"
     )
+
+
+def location_of(err: Any) -> str:
+    """The parameter Google's error envelope blames (`errors[0].location`), or ""."""
+    try:
+        return str((json.loads(err.content.decode("utf-8"))["error"].get("errors") or [{}])[0].get("location", ""))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return ""
 
 
 def error_of(err: Any) -> tuple[str, str]:
@@ -161,7 +170,7 @@ class GoogleService:
                         self.source, f"{self.label} refused the access token after a refresh: {message}"
                     ) from exc
                 if not retriable_status(status, reason):
-                    raise GoogleApiError(status, reason, message) from exc
+                    raise GoogleApiError(status, reason, message, location_of(exc)) from exc
                 after = retry_after(exc.resp.get("retry-after"))
                 if attempts.retry(f"HTTP {status} {reason}".strip(), after, throttled=status in (403, 429)):
                     continue

@@ -11,8 +11,9 @@ import pytest
 
 from inlet.connectors.events import Hint, WebhookRequest
 from inlet.connectors.google_drive import GoogleDriveConfig, GoogleDriveConnector
-from inlet.connectors.model import ACL, Checkpoint, Deletion, Document, Item, Progress, Skipped
-from inlet.errors import ConfigError, CredentialsError, IncompleteListingError, RetriableError
+from inlet.connectors.google_drive_client import DriveApiError
+from inlet.connectors.model import ACL, AclUpdate, Checkpoint, Deletion, Document, Item, Progress, Skipped
+from inlet.errors import ConfigError, CredentialsError, RetriableError
 from inlet.sandbox import drive
 from inlet.sandbox import drive_auth
 from inlet.sandbox import drive_state as ds
@@ -148,13 +149,14 @@ def test_a_sheet_is_read_sheet_by_sheet_and_a_too_large_one_is_skipped(sb: Sandb
 
 # --- incremental ------------------------------------------------------------------------------
 def test_no_change_resync_is_one_changes_call_per_log(sb: Sandbox) -> None:
-    """The user's change log, and the one shared drive's own."""
+    """The user's change log, and the one shared drive's own; and that drive's members."""
     c = connector(sb)
     _, state = run(c.load(None))
     sb.faults.reset_counts()
     items, again = run(c.load(state))
     assert items == [] and again == state
-    assert sb.faults.count("drive:*") == 2 and sb.faults.count("drive:changes.list") == 2
+    assert sb.faults.count("drive:*") == 3 and sb.faults.count("drive:changes.list") == 2
+    assert sb.faults.count("drive:permissions.list") == 1
 
 
 def test_changes_feed_edits_moves_trash_and_removal(sb: Sandbox) -> None:
@@ -255,22 +257,24 @@ def test_a_file_moved_into_or_out_of_a_shared_drive_is_moved_not_deleted(sb: San
     )
 
 
-def test_an_incomplete_listing_deletes_nothing_it_did_not_list(sb: Sandbox) -> None:
-    """A re-crawl whose listing Drive calls incomplete deletes none of the documents it did not
-    see; `live_ids` refuses to answer with such a listing."""
-    ws, c = sb.ws, connector(sb)
-    first, state = run(c.load(None))
-    ds.delete(ws, file_named(sb, "runbook.txt").id)
+def test_an_incomplete_listing_is_narrowed_to_each_drive_and_is_then_complete(sb: Sandbox) -> None:
+    """Drive leaves the shared drive's files out of every listing over all drives and says
+    `incompleteSearch`: the crawl lists My Drive and the shared drive on their own (complete), so
+    it indexes every file, reconciles deletions, and `live_ids` answers."""
+    ws = sb.ws
     ds.set_incomplete_search(ws)  # the shared drive's files are left out of allDrives listings
-    ds.expire_page_tokens(ws)
+    c = connector(sb)
+    first, state = run(c.load(None))
+    assert {"Holiday calendar", "Expense policy.pdf"} <= set(docs(first))
+    assert not any(isinstance(i, Skipped) and i.failed for i in first)  # a complete run
+    assert state is not None and len(state["known"]) == 13 and state["incomplete"] is False
+    gone = doc_id(sb, "runbook.txt")
+    ds.delete(ws, file_named(sb, "runbook.txt").id)
+    ds.expire_page_tokens(ws)  # a re-crawl, incomplete again over all drives
     items, state2 = run(c.load(state))
-    assert not any(isinstance(i, Deletion) for i in items)
-    assert set(docs(items)) == set(docs(first)) - {"runbook.txt", "Holiday calendar", "Expense policy.pdf"}
-    assert state2 is not None and set(state2["known"]) == set(state["known"])  # unlisted stays known
-    with pytest.raises(IncompleteListingError, match="team-drive"):
-        c.live_ids()
-    ds.set_incomplete_search(ws, False)
-    assert doc_id(sb, "Holiday calendar") in c.live_ids()
+    assert [i.id for i in items if isinstance(i, Deletion)] == [gone]
+    assert set(docs(items)) == set(docs(first)) - {"runbook.txt"}
+    assert sorted(c.live_ids()) == sorted(f"team-drive:{n}" for n in (state2 or {})["known"])
 
 
 def test_permission_change_moves_the_acl_from_one_user_to_another(sb: Sandbox) -> None:
@@ -359,7 +363,7 @@ def test_refused_change_token_falls_back_to_a_reconciling_recrawl(sb: Sandbox) -
     assert set(docs(items)) == set(docs(first)) - {"runbook.txt"}
     assert state2 is not None and state2["prev"] is None and state2["phase"] == "changes"
     sb.faults.reset_counts()
-    assert run(c.load(state2))[0] == [] and sb.faults.count("drive:*") == 2  # the user's log, the drive's
+    assert run(c.load(state2))[0] == [] and sb.faults.count("drive:*") == 3  # the two logs, the drive's members
 
 
 def test_folder_filter_and_shared_drive_switch(sb: Sandbox) -> None:
@@ -489,7 +493,8 @@ def test_a_file_that_keeps_failing_is_a_failed_skip_and_the_run_goes_on(sb: Sand
 
 
 def test_a_failed_read_of_a_crawl_is_not_read_again_in_the_same_run(sb: Sandbox) -> None:
-    sb.faults.fail("drive", "permissions.list", 403, times=1, reason="forbidden")
+    # the first: the shared drive's members (left unknown, read again at the end of the run)
+    sb.faults.fail("drive", "permissions.list", 403, times=2, reason="forbidden")
     items, state = run(connector(sb, concurrency=1).load(None))
     failed = [i for i in items if isinstance(i, Skipped) and i.failed]
     assert len(failed) == 1 and failed[0].title not in docs(items)  # read once in this run
@@ -612,3 +617,96 @@ def test_a_docs_images_are_left_out_of_its_markdown_text() -> None:
     text = without_embedded_images(exported)
     assert "base64" not in text and "data:" not in text
     assert "The chart  and the logo below." in text and "[docs]: https://example.com" in text
+
+
+# --- shared drive members, refused requests, deleted drives, deleted accounts -----------------
+def wiki(sb: Sandbox) -> ds.SharedDrive:
+    return next(d for d in sb.ws.drive.drives.values() if d.name == "Company Wiki")
+
+
+def test_a_shared_drives_member_removed_leaves_its_files_acls_without_a_re_read(sb: Sandbox) -> None:
+    """Drive logs nothing when a shared drive's members change: each sync reads the members again,
+    and a change gives the drive's indexed files their new ACL (`AclUpdate`: permissions read,
+    no content downloaded)."""
+    ws, c = sb.ws, connector(sb)
+    ds.set_members(ws, wiki(sb).id, [*wiki(sb).members, ds.user_permission(ws, "bob@partner.example")])
+    first, state = run(c.load(None))
+    assert "bob@partner.example" in docs(first)["Holiday calendar"].acl.users
+    ds.set_members(ws, wiki(sb).id, [p for p in wiki(sb).members if p.email != "bob@partner.example"])
+    sb.faults.reset_counts()
+    items, state2 = run(c.load(state))
+    updates = {i.id: i.acl for i in items if isinstance(i, AclUpdate)}
+    assert [i for i in items if not isinstance(i, AclUpdate)] == []
+    assert set(updates) == {doc_id(sb, "Holiday calendar"), doc_id(sb, "Expense policy.pdf")}
+    assert all("bob@partner.example" not in acl.users for acl in updates.values())
+    assert updates[doc_id(sb, "Holiday calendar")].domains == [ws.domain]
+    assert sb.faults.count("drive:files.get") == sb.faults.count("drive:files.export") == 0  # no content
+    sb.faults.reset_counts()
+    assert run(c.load(state2))[0] == []  # the new members are the checkpoint's: nothing to do
+    assert sb.faults.count("drive:files.list") == 0
+
+
+def test_a_persistent_400_of_the_change_log_fails_the_run_without_a_re_crawl(sb: Sandbox) -> None:
+    """Only a refused page token falls back to a re-crawl: any other 400 (a parameter Drive or a
+    proxy refuses) would be refused again after it, so the run fails with Drive's answer."""
+    c = connector(sb)
+    _, state = run(c.load(None))
+    sb.faults.fail("drive", "changes.list", 400, times=50, reason="badRequest")
+    sb.faults.reset_counts()
+    with pytest.raises(DriveApiError, match="400 badRequest"):
+        run(c.load(state))
+    assert sb.faults.count("drive:files.list") == 0 and sb.faults.count("drive:changes.list") == 1
+
+
+def test_a_token_refused_again_after_the_re_crawl_fails_the_run(sb: Sandbox) -> None:
+    """A refused token re-crawls once a run: the fresh start token refused too fails the run."""
+    ws, c = sb.ws, connector(sb)
+    _, state = run(c.load(None))
+    ds.edit(ws, file_named(sb, "runbook.txt").id, content="edited")
+    ds.expire_page_tokens(ws)  # the saved token: refused (it is older than the edit)
+    items = c.load(state)
+    assert any(isinstance(i, Checkpoint) and i.state["phase"] == "crawl" for i in items)  # the re-crawl's
+    ds.edit(ws, file_named(sb, "runbook.txt").id, content="edited")
+    ds.expire_page_tokens(ws)  # ... which is refused in turn (it is older than the edit)
+    with pytest.raises(DriveApiError, match="re-crawl this run made"):
+        run(items)
+
+
+def test_a_files_list_page_token_refused_twice_fails_the_run(sb: Sandbox) -> None:
+    """The crawl restarts its listing once when Drive refuses its page token, not for ever."""
+    ws = sb.ws
+    items = connector(sb, page_size=2).load(None)
+    expired = 0
+    with pytest.raises(DriveApiError, match="files.list refused the page token"):
+        for item in items:
+            if isinstance(item, Checkpoint) and item.state.get("page_token") and expired < 3:
+                ds.expire_page_tokens(ws)  # the next page's token is refused
+                expired += 1
+    assert expired == 2
+
+
+def test_a_deleted_shared_drive_answering_404_is_dropped_and_the_rest_goes_on(sb: Sandbox) -> None:
+    """The drive's log answers 404 before the user's log says it went: its documents are deleted,
+    nothing else is read again."""
+    ws, c = sb.ws, connector(sb)
+    _, state = run(c.load(None))
+    gone = {doc_id(sb, "Holiday calendar"), doc_id(sb, "Expense policy.pdf")}
+    ds.leave_drive(ws, wiki(sb).id, logged=False)
+    sb.faults.reset_counts()
+    items, state2 = run(c.load(state))
+    assert {i.id for i in items if isinstance(i, Deletion)} == gone and not docs(items)
+    assert sb.faults.count("drive:files.export") == sb.faults.count("drive:files.get") == 0  # no re-crawl
+    assert state2 is not None and state2["drives"] == {} and state2["drive_tokens"] == {}
+
+
+def test_a_deleted_accounts_permission_grants_nothing(sb: Sandbox) -> None:
+    ws = sb.ws
+    gone = ds.user_permission(ws, "gone@example.com")
+    gone.deleted = True
+    f = file_named(sb, "runbook.txt")
+    ds.set_permissions(ws, f.id, [ds.user_permission(ws, "kept@example.com"), gone])
+    found = docs(run(connector(sb).load(None))[0])
+    assert "kept@example.com" in found["runbook.txt"].acl.users
+    assert "gone@example.com" not in found["runbook.txt"].acl.users
+    ds.set_members(ws, wiki(sb).id, [*wiki(sb).members, gone])  # through permissions.list too
+    assert "gone@example.com" not in docs(run(connector(sb).load(None))[0])["Holiday calendar"].acl.users

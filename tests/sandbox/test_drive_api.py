@@ -495,3 +495,23 @@ def test_a_stopped_sandbox_closes_its_push_notifier_and_its_connection() -> None
     before = len(os.listdir("/proc/self/fd"))
     watch_then_stop()
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_shared_drives_members_change_through_the_admin_route_and_nothing_is_logged(
+    sb: Sandbox, api: httpx.Client
+) -> None:
+    """permissions.list on a drive's id answers its members; changing them logs nothing (Drive logs
+    no change to the drive's files), yet every file of the drive shows the new members."""
+    wiki = next(d for d in sb.ws.drive.drives.values() if d.name == "Company Wiki")
+    calendar = by_name(sb, "Holiday calendar").id
+    start = api.get("/changes/startPageToken", params={"supportsAllDrives": "true"}).json()["startPageToken"]
+    members = [{"type": "user", "role": "reader", "emailAddress": "bob@example.com"}]
+    assert httpx.put(sb.ctx.http_url + f"/_admin/drive/drives/{wiki.id}/members", json={"members": members}).is_success
+    shown = api.get(f"/files/{wiki.id}/permissions", params={"supportsAllDrives": "true", "fields": "*"}).json()
+    assert [(p["emailAddress"], p["deleted"]) for p in shown["permissions"]] == [("bob@example.com", False)]
+    of_file = api.get(f"/files/{calendar}/permissions", params={"supportsAllDrives": "true"}).json()
+    assert "bob@example.com" in [p.get("emailAddress") for p in of_file["permissions"]]
+    for drive_id in (None, wiki.id):
+        params = {"pageToken": start, "supportsAllDrives": "true", "includeItemsFromAllDrives": "true"}
+        changes = api.get("/changes", params={**params, **({"driveId": drive_id} if drive_id else {})}).json()
+        assert changes["changes"] == []

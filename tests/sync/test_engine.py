@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from inlet.config import IndexConfig, Settings
-from inlet.connectors import ACL, Checkpoint, Connector, Deletion, Skipped, SourceConfig, principals_for
+from inlet.connectors import ACL, AclUpdate, Checkpoint, Connector, Deletion, Skipped, SourceConfig, principals_for
 from inlet.connectors.base import LivePrefix
 from inlet.errors import CredentialsError, IncompleteListingError, SourceBusyError
 from inlet.storage.lock import FileLock
@@ -190,6 +190,22 @@ def test_a_failed_read_that_knew_the_permissions_narrows_the_kept_version(engine
     result = engine.run("one", "sync")
     assert (result.outcome, result.errors, result.embedded) == ("partial", 1, 0)
     assert engine.index.document("one:1").acl.users == ["a@x.org"]
+    as_b = tuple(principals_for("b@x.org") or ())
+    assert engine.index.document("one:1", as_b) is None and engine.index.document("one:1").text == "the walrus plan"
+
+
+def test_an_acl_update_rewrites_the_acl_and_re_embeds_nothing(engine):
+    """A connector that read new permissions without the content (a shared drive's members
+    changed): the stored document takes the ACL, keeps its text and vectors, and the run is ok."""
+    shared = lambda c: c.document("1", title="Plan", text="the walrus plan", acl=ACL(users=["a@x.org", "b@x.org"]))  # noqa: E731
+    Script.plan = [
+        [shared, Checkpoint(state={})],
+        [AclUpdate(id="one:1", acl=ACL(users=["a@x.org"])), AclUpdate(id="one:2", acl=ACL()), Checkpoint(state={})],
+    ]
+    engine.run("one", "backfill")
+    result = engine.run("one", "sync")
+    assert (result.outcome, result.errors, result.embedded) == ("ok", 0, 0)
+    assert engine.index.document("one:1").acl.users == ["a@x.org"] and indexed(engine) == ["one:1"]
     as_b = tuple(principals_for("b@x.org") or ())
     assert engine.index.document("one:1", as_b) is None and engine.index.document("one:1").text == "the walrus plan"
 
