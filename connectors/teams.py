@@ -483,7 +483,9 @@ class _Run:
         """The replies of the threads active within `lookback_days` of the newest activity the
         channel has seen (not of now: a quiet channel's last conversations are where late replies
         come, and a tenant whose messages carry old times is read the same way), one `$batch` per
-        20 threads; those whose replies changed have their root read too (a second `$batch`)."""
+        20 threads; those whose replies changed have their root read too (a second `$batch`), and so
+        have those whose replies could not be read, whose replies are then read once more (failing
+        again, a failed skip: the thread kept, with the channel's members as just read, and retried)."""
         times = {r: graph_time(ch.seen[r].last) for r in ch.threads if r in ch.seen}
         known = [t for t in times.values() if t is not None]
         if not known:
@@ -496,11 +498,9 @@ class _Run:
         read: dict[str, Any] = {}  # the replies of those, by path
         for root_id, path in paths.items():
             answer = answers[path]
-            if isinstance(answer, GraphError) and answer.status != 404:  # read again at the next sync
-                log.warning("source %r: replies in %s/%s unreadable: %s", self.c.name, ch.team, ch.name, answer)
-            elif isinstance(answer, GraphError) or _replies_digest(answer) != ch.seen[root_id].replies:
+            if isinstance(answer, GraphError) or _replies_digest(answer) != ch.seen[root_id].replies:
                 changed.append(root_id)  # its root is read (a 404: the thread is deleted), then the thread
-                read.update({} if isinstance(answer, GraphError) else {path: answer})
+                read.update({} if isinstance(answer, GraphError) else {path: answer})  # a failure: read again
         yield from self._threads(cid, ch, acl, changed, read)
 
     def _threads(

@@ -473,3 +473,18 @@ def test_a_team_whose_channels_are_refused_is_a_skip_and_the_other_teams_go_on(s
     items, _ = run(conn, kept)  # listed again: nothing was lost, nothing to re-read
     assert not [i for i in items if isinstance(i, (Deletion, Skipped))]
     assert engineering <= set(conn.live_ids())
+
+
+def test_replies_the_sync_could_not_check_are_a_failed_skip_kept_and_read_again(sb: Sandbox) -> None:
+    """A recently active thread whose replies the sync's check cannot read (and cannot on a second
+    try) is recorded, not only logged: a failed skip that keeps it, read again at the next sync."""
+    conn = connector(sb, teams=["Support"])
+    _, cp = run(conn)
+    sb.faults.fail("graph", "replies", 403, times=2, reason="Forbidden")
+    items, cp = run(conn, cp)
+    skips = [i for i in items if isinstance(i, Skipped)]
+    assert len(skips) == 1 and skips[0].failed and "replies unreadable" in skips[0].reason
+    assert not [i for i in items if isinstance(i, (Document, Deletion))]
+    items, _ = run(conn, cp)
+    assert skips[0].id in {d.id for d in items if isinstance(d, Document)}  # read again, whole
+    assert not [i for i in items if isinstance(i, Skipped)]
