@@ -16,7 +16,15 @@ from inlet.storage.sqlite.state import SqliteState
 from inlet.sync.engine import Engine
 
 OPS, DM = "G0PRIVOPS1", "D0DMHARRY1"
-SCOPES = {"channels:read", "channels:history", "groups:read", "groups:history", "users:read", "files:read"}
+SCOPES = {
+    "channels:read",
+    "channels:history",
+    "groups:read",
+    "groups:history",
+    "users:read",
+    "users:read.email",
+    "files:read",
+}
 
 
 def test_a_token_without_im_read_indexes_the_rest_and_ends_partial(tmp_path: Path, embedder: Any) -> None:
