@@ -155,10 +155,10 @@ def backfill(
         settings.source(source)
         holder = _holder(settings)
         if holder is not None:
-            results = _runs_in_holder(holder, [source], "backfill", since=_date(since), restart=restart)
+            results = _runs_in_holder(holder, settings, [source], "backfill", since=_date(since), restart=restart)
         else:
             with _engine(settings, progress=not as_json) as engine:
-                _preflight(settings, [source])  # here: a daemon holding the index has its own environment
+                _preflight(settings, [source])
                 results = [engine.run(source, "backfill", since=_date(since), restart=restart)]
     except InletError as exc:
         _fail(exc)
@@ -176,7 +176,7 @@ def sync(sources: tuple[str, ...], config_path: str | None, as_json: bool, verbo
         names = [settings.source(s).name for s in sources] or [s.name for s in settings.sources]
         holder = _holder(settings)
         if holder is not None:
-            results = _runs_in_holder(holder, names, "sync")
+            results = _runs_in_holder(holder, settings, names, "sync")
         else:
             with _engine(settings, progress=not as_json) as engine:
                 _preflight(settings, names)
@@ -302,13 +302,18 @@ def _holder(settings: Any) -> Any:
 
 
 def _runs_in_holder(
-    holder: Any, names: list[str], kind: str, since: datetime | None = None, restart: bool = False
+    holder: Any, settings: Any, names: list[str], kind: str, since: datetime | None = None, restart: bool = False
 ) -> list[Any]:
-    """The runs, made by the process holding the index. Ctrl-C (or SIGTERM) asks it to end them at
-    their next checkpoint, and the command reports them `interrupted`, as a direct run would; a
-    second Ctrl-C quits at once (the holder's run then ends at its next checkpoint on its own)."""
+    """The runs, made by the process holding the index, with the secrets of this shell (the
+    variables the sources' `*_env` keys name, checked here first as for a direct run). Ctrl-C (or
+    SIGTERM) asks it to end them at their next checkpoint, and the command reports them
+    `interrupted`, as a direct run would; a second Ctrl-C quits at once (the holder's run then
+    ends at its next checkpoint on its own)."""
     import uuid
 
+    from inlet.config import source_secrets
+
+    _preflight(settings, names)
     from inlet.process import stop_on_signals
     from inlet.server.local_commands import runs_from
     from inlet.sync.engine import STOP_GRACE
@@ -325,7 +330,13 @@ def _runs_in_holder(
             log.warning("could not ask the process holding the index to stop: %s", exc)
 
     threading.Thread(target=cancel_when_stopped, daemon=True, name="inlet-cancel").start()
-    args = {"sources": names, "kind": kind, "restart": restart, "since": since.isoformat() if since else None}
+    args = {
+        "sources": names,
+        "kind": kind,
+        "restart": restart,
+        "since": since.isoformat() if since else None,
+        "env": source_secrets(settings, names, os.environ),
+    }
     return runs_from(holder.call("run", {**args, "token": token}))
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -167,12 +167,17 @@ def engine_runner(settings: Settings, index: Index, state: StateStore, stop: thr
     made = threading.Lock()
 
     def run(
-        name: str, kind: str, since: datetime | None, restart: bool, cancel: threading.Event | None = None
+        name: str,
+        kind: str,
+        since: datetime | None,
+        restart: bool,
+        cancel: threading.Event | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> RunResult:
         with made:
             if not engines:
                 engines.append(Engine(settings, index, state, env=os.environ, stop=stop))
-        return engines[0].run(name, kind, since=since, restart=restart, cancel=cancel)
+        return engines[0].run(name, kind, since=since, restart=restart, cancel=cancel, env=env)
 
     return run
 

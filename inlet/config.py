@@ -428,6 +428,18 @@ def check_index_secret(settings: Settings, env: Mapping[str, str]) -> None:
         raise ConfigError(_report(str(settings.file or "config"), [problem]))
 
 
+def _secret_keys(source: SourceConfig) -> list[tuple[str, str]]:
+    """(key, variable) of each `*_env` key the source sets: the variables holding its secrets."""
+    return [(k, v) for k, v in source.model_dump().items() if k.endswith("_env") and isinstance(v, str)]
+
+
+def source_secrets(settings: Settings, names: list[str], env: Mapping[str, str]) -> dict[str, str]:
+    """The variables named by the `*_env` keys of sources `names` that `env` sets, with their values:
+    what a command forwarded to the process holding the index sends, so that its runs use the
+    secrets of the shell it was typed in, as they would when run alone."""
+    return {var: env[var] for name in names for _, var in _secret_keys(settings.source(name)) if env.get(var)}
+
+
 def preflight(settings: Settings, names: list[str], env: Mapping[str, str]) -> None:
     """What can be known wrong before a run starts, for the sources `names`, all at once: an
     environment variable named by a `*_env` key is unset, or a local check of the connector fails
@@ -436,10 +448,9 @@ def preflight(settings: Settings, names: list[str], env: Mapping[str, str]) -> N
     if not settings.sources:
         problems.append("no [[sources]] configured: nothing to sync (config.example.toml documents each type)")
     for name in names:
-        source = settings.source(name)
-        for key, value in source.model_dump().items():
-            if key.endswith("_env") and isinstance(value, str) and not env.get(value):
-                problems.append(f"source {name!r}: {unset_env(key, value)}")
+        for key, var in _secret_keys(settings.source(name)):
+            if not env.get(var):
+                problems.append(f"source {name!r}: {unset_env(key, var)}")
         try:
             settings.connector(name, env).check_local()
         except ConfigError as exc:

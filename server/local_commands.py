@@ -9,7 +9,7 @@ and the wire format are `inlet.server.local_channel`; this module holds the oper
 | --- | --- | --- |
 | `search` | `query`, `k`, `sources`, `user` | the body of `POST /v1/search` (`inlet search --json`) |
 | `status` | - | `inlet status --json` |
-| `run` | `sources`, `kind` (`sync`/`backfill`), `since` (ISO), `restart`, `token` | `{"runs": [...]}` (1) |
+| `run` | `sources`, `kind` (`sync`/`backfill`), `since` (ISO), `restart`, `token`, `env` (3) | `{"runs": [...]}` (1) |
 | `cancel` | `token` (of a `run` under way) | `{"cancelled": bool}` (2) |
 | `mcp_search` | `query`, `user` | the MCP `search` tool's object |
 | `mcp_fetch` | `id`, `user` | the MCP `fetch` tool's object |
@@ -18,6 +18,10 @@ and the wire format are `inlet.server.local_channel`; this module holds the oper
 (2) sent on a second connection when the command that asked for the run is interrupted (Ctrl-C,
 SIGTERM): the run ends at its next checkpoint, as a direct run would, and the command prints its
 `interrupted` result from the first connection.
+(3) the values of the variables the sources' `*_env` keys name, as set where the command was typed:
+the run reads its secrets there first, then in this process's environment, so a forwarded run
+uses the same credentials as a direct one (a rotated secret included). Only the command's own runs
+use them; the holder's scheduled runs keep its own environment.
 
 A run asked for while the same source runs (on its schedule, or for another command) is refused
 with the `SourceBusyError` the command gets when run directly; runs happen in the holder, so the
@@ -46,8 +50,9 @@ from .errors import ApiError
 
 log = logging.getLogger(__name__)
 
-# (source, kind, since, restart, cancel): `cancel` set ends the run at its next checkpoint
-Runner = Callable[[str, str, "datetime | None", bool, "threading.Event | None"], RunResult]
+# (source, kind, since, restart, cancel, env): `cancel` set ends the run at its next checkpoint; `env`
+# holds the secrets the command brought, read before the holder's own environment
+Runner = Callable[[str, str, "datetime | None", bool, "threading.Event | None", Mapping[str, str]], RunResult]
 
 
 class LocalCommands:
@@ -119,12 +124,13 @@ class LocalCommands:
         ]
         since = datetime.fromisoformat(args["since"]) if args.get("since") else None
         log.info("local command: %s of %s", kind, ", ".join(names))
+        env = {str(k): str(v) for k, v in (args.get("env") or {}).items()}
         token, cancel = str(args.get("token") or ""), threading.Event()
         with self._lock:
             self._cancels[token] = cancel
         try:
             results = [
-                self.run_source(name, kind, since, bool(args.get("restart")), cancel)
+                self.run_source(name, kind, since, bool(args.get("restart")), cancel, env)
                 for name in names
                 if not cancel.is_set()  # like a direct run: after Ctrl-C, no next source
             ]

@@ -37,7 +37,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -358,10 +358,12 @@ class Daemon:
         since: datetime | None = None,
         restart: bool = False,
         cancel: threading.Event | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> RunResult:
         """A sync or backfill a local command forwarded here (`local_commands.py`): refused with the
         SourceBusyError a direct run gets while the source runs, instead of queueing behind it;
-        `cancel` (the command's Ctrl-C) ends it at its next checkpoint."""
+        `cancel` (the command's Ctrl-C) ends it at its next checkpoint; `env`, the secrets the
+        command brought, come before the daemon's own."""
         if self.stop.is_set():
             raise InletError(f"the daemon (pid {os.getpid()}) is stopping; run the command again once it has")
         guard = self._guards[name]
@@ -369,7 +371,7 @@ class Daemon:
             raise SourceBusyError(f"source {name!r} is already being synced (pid {os.getpid()})")
         try:
             with self._counted():
-                result = self.engine.run(name, kind, since=since, restart=restart, cancel=cancel)
+                result = self.engine.run(name, kind, since=since, restart=restart, cancel=cancel, env=env)
         finally:
             guard.release()
         self._after(name, result)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -278,8 +279,10 @@ class Engine:
         self.on_recent = on_recent  # (source, window start) once a recent pass is committed
         self._write_lock = threading.Lock()  # one batch at a time into the index (daemon threads)
 
-    def connector(self, name: str) -> Connector:
-        return self.settings.connector(name, self.env)
+    def connector(self, name: str, env: Mapping[str, str] | None = None) -> Connector:
+        """Source `name`'s connector, reading its secrets in `env` first, then in the engine's."""
+        base = self.env if self.env is not None else os.environ
+        return self.settings.connector(name, {**base, **env} if env else base)
 
     def run(
         self,
@@ -289,12 +292,14 @@ class Engine:
         restart: bool = False,
         scope: frozenset[str] | None = None,
         cancel: threading.Event | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> RunResult:
         """One backfill or incremental sync of a source (of the containers in `scope` only, when
         given); never raises for the source's own failures. Setting `cancel` ends this run alone
-        at its next checkpoint, as `stop` ends every run (a forwarded command's Ctrl-C)."""
+        at its next checkpoint, as `stop` ends every run (a forwarded command's Ctrl-C); `env` holds
+        secrets read before the engine's own environment (a forwarded command's)."""
         with self.leases.hold(name) as fence:
-            return self._run_locked(name, kind, since, restart, fence, scope, _Stop(self.stop, cancel))
+            return self._run_locked(name, kind, since, restart, fence, scope, _Stop(self.stop, cancel), env)
 
     def run_if(self, name: str, due: Callable[[], bool]) -> RunResult | None:
         """A sync that `due`, asked once the source's lease is held, may decline (None): with
@@ -313,12 +318,13 @@ class Engine:
         fence: Fence | None,
         scope: frozenset[str] | None,
         stop: "_Stop",
+        env: Mapping[str, str] | None = None,
     ) -> RunResult:
         if self.state.close_orphan_runs(name, ORPHANED):  # the lease is ours: nobody runs them
             log.warning("source %r: taking over a run a stopped process left unfinished", name)
         source = self.state.source(name)
         source.fence = fence
-        connector = self.connector(name)
+        connector = self.connector(name, env)
         reads = connector.scope_fingerprint()
         rescope = kind == "sync" and scope is None and self._scope_changed(source, reads)
         fresh = kind == "backfill" and (restart or source.phase != "backfill") or source.phase == "new" or rescope

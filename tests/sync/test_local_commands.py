@@ -187,7 +187,7 @@ def test_ctrl_c_on_a_forwarded_backfill_ends_the_holders_run_and_reports_it_inte
     settings = load_config(make_workdir(tmp_path))
     running, cancels = threading.Event(), []
 
-    def run(name, kind, since, restart, cancel):  # the holder's run, until the command's Ctrl-C
+    def run(name, kind, since, restart, cancel, env):  # the holder's run, until the command's Ctrl-C
         cancels.append(cancel)
         running.set()
         ended = cancel.wait(60)
@@ -206,6 +206,47 @@ def test_ctrl_c_on_a_forwarded_backfill_ends_the_holders_run_and_reports_it_inte
             assert [(r["source"], r["outcome"]) for r in runs] == [("notes", "interrupted")]
             assert "stopping at the next checkpoint" in command.stderr() and "Aborted" not in command.stderr()
             assert len(cancels) == 1 and cancels[0].is_set()
+        finally:
+            local.close()
+            state.close()
+
+
+def test_a_forwarded_run_uses_the_secrets_of_the_shell_it_was_typed_in(
+    tmp_path: Path, sandbox, text_hash_embedder
+) -> None:
+    """The holder (here an engine whose environment has no secret, as an `inlet serve` started
+    without any) runs a forwarded sync with the secret set where the command was typed, as a direct
+    run would; with it unset there, the command fails as alone: exit 2 naming the variable."""
+    from click.testing import CliRunner
+
+    from inlet.cli import cli as inlet_cli
+    from inlet.sync.engine import Engine
+
+    text, secrets = sandbox.config(tmp_path / "index")
+    config = tmp_path / "config.toml"
+    config.write_text(text)
+    settings = load_config(config)
+    slack = next(s for s in settings.sources if s.type == "slack")
+    token_var = slack.model_dump()["token_env"]
+    with Index(settings.index, embedder=text_hash_embedder) as index:
+        state = SqliteState(index.path / "state.db")
+        engine = Engine(settings, index, state, env={})
+
+        def run(name, kind, since, restart, cancel, env=None):
+            return engine.run(name, kind, since=since, restart=restart, cancel=cancel, env=env)
+
+        local = start_local_commands(settings, index, state, run)
+        assert local is not None
+        try:
+            args = ["sync", slack.name, "--json", "--config", str(config)]
+            unset = CliRunner().invoke(inlet_cli, args, env={var: None for var in secrets})
+            assert unset.exit_code == 2, unset.output
+            assert f"environment variable {token_var!r}" in unset.output and "is not set" in unset.output
+            assert state.runs(slack.name) == []  # refused before anything ran
+            done = CliRunner().invoke(inlet_cli, args, env=secrets)
+            assert done.exit_code == 0, done.output
+            (run_json,) = json.loads(done.stdout)["runs"]
+            assert run_json["outcome"] == "ok" and run_json["upserted"] > 0
         finally:
             local.close()
             state.close()
