@@ -650,14 +650,22 @@ class Engine:
                 log.warning("source %r: could not record how its run ended, trying again: %s", run.source, exc)
 
     def prune(self, name: str) -> RunResult:
-        """Reconcile deletions: drop indexed documents the source no longer has."""
+        """Reconcile deletions: drop indexed documents the source no longer has. Its listing
+        (`live_ids`) is called as `load` is in a run: a wait between a call's tries ends when the
+        engine stops, and an httpx error leaves as inlet's typed error naming the source; a failed
+        listing deletes nothing and is returned as a failed result (the caller logs it)."""
         connector = self.connector(name)
         try:
-            live = set(connector.live_ids())
+            with waits_end_when(self.stop.is_set), http_errors(name):
+                live = set(connector.live_ids())
         except NotImplementedError:
             return self.run(name, "backfill", restart=True)  # a full pass reconciles too
-        except InletError as exc:  # e.g. the folder vanished: nothing is deleted (the caller logs it)
-            return RunResult(name, "failed", 0, 0, 0, 1, 0.0, str(exc))
+        except InletError as exc:  # e.g. the folder vanished, a refused token: nothing is deleted
+            if self.stop.is_set() and isinstance(exc, RetriableError):  # a call gave up waiting: stopped
+                return RunResult(name, "interrupted", 0, 0, 0, 0, 0.0, INTERRUPTED)
+            return RunResult(
+                name, "failed", 0, 0, 0, 1, 0.0, str(exc), credentials_refused=isinstance(exc, CredentialsError)
+            )
         with self.leases.hold(name) as fence:
             run = self.state.start_run(name, "prune")
             started = time.monotonic()

@@ -1,15 +1,17 @@
 """The engine with scripted connectors (a real Connector subclass) and a real index."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 
 import threading
 
+import httpx
 import pytest
 
 from inlet.config import IndexConfig, Settings
 from inlet.connectors import ACL, AclUpdate, Checkpoint, Connector, Deletion, Skipped, SourceConfig, principals_for
 from inlet.connectors.base import LivePrefix
+from inlet.connectors.kit.transport import client as kit_client
 from inlet.errors import CredentialsError, IncompleteListingError, SourceBusyError
 from inlet.storage.lock import FileLock
 from inlet.index.store import Index
@@ -662,3 +664,49 @@ def test_without_load_scope_a_scoped_run_is_the_whole_incremental_sync(engine):
     assert engine.run("one", "sync", scope=frozenset({"x"})).outcome == "ok"
     assert Script.calls[-1] == ({"at": 1}, None)  # Connector.load_scope's default: load()
     assert indexed(engine) == ["one:1", "one:2"]
+
+
+class Throttled(Script):
+    """Lists its ids through the kit's client; the service answers as `answer` says."""
+
+    answer: Callable[[httpx.Request], httpx.Response] = staticmethod(lambda r: httpx.Response(200, json=[]))
+
+    def live_ids(self):
+        with kit_client(source=self.name, transport=httpx.MockTransport(Throttled.answer)) as client:
+            response = client.get("https://tickets.test/api/ids")
+            response.raise_for_status()
+            return [self.doc_id(i) for i in response.json()]
+
+
+class ThrottledEngine(Engine):
+    def connector(self, name: str) -> Connector:
+        return Throttled(self.settings.source(name))
+
+
+def test_a_prune_whose_listing_fails_over_http_fails_naming_the_source_and_deletes_nothing(engine, caplog):
+    """httpx's errors from `live_ids` in a prune are inlet's typed errors naming the source, as in a
+    run (a 401 a refused credential), logged without a traceback; nothing is deleted."""
+    engine = ThrottledEngine(engine.settings, engine.index, engine.state)
+    Script.plan = [[doc(1), Checkpoint(state={})]]
+    engine.run("one", "backfill")
+    for status, expected in ((404, "answered HTTP 404"), (401, "refused its credentials")):
+        Throttled.answer = staticmethod(lambda r, status=status: httpx.Response(status))
+        result = engine.prune("one")
+        assert result.outcome == "failed" and "'one'" in result.error and expected in result.error, result.error
+        assert "tickets.test/api/ids" in result.error and result.credentials_refused == (status == 401)
+    assert indexed(engine) == ["one:1"] and not any(r.exc_info for r in caplog.records)
+    Throttled.answer = staticmethod(lambda r: httpx.Response(200, json=[]))
+    assert engine.prune("one").deleted == 1
+
+
+@pytest.mark.timeout(60)
+def test_a_stop_ends_a_prune_waiting_out_a_retry_after(engine):
+    """A prune's listing answered 429 with a two-minute Retry-After: a stop (SIGTERM) ends the
+    wait at once, and the prune is interrupted, deleting nothing."""
+    engine = ThrottledEngine(engine.settings, engine.index, engine.state)
+    Script.plan = [[doc(1), Checkpoint(state={})]]
+    engine.run("one", "backfill")
+    Throttled.answer = staticmethod(lambda r: httpx.Response(429, headers={"Retry-After": "120"}))
+    engine.stop.set()
+    result = engine.prune("one")
+    assert result.outcome == "interrupted" and indexed(engine) == ["one:1"]
