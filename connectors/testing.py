@@ -3,10 +3,12 @@
 Invariant: every connector type passes the same contract checks, run against a source configured
 the way a user would (a `[[sources]]` table through `parse_config`, so the type must be registered
 in the `inlet.connectors` entry-point group): config errors name the key; `check` passes with good
-credentials and names the source with bad ones; a full pass yields well-formed, unique documents
-and ends with a JSON checkpoint; passes are deterministic; an unchanged source yields no changed
-content; resuming from a mid-pass checkpoint loses nothing; `live_ids` (when implemented) matches a
-pass; `since` limits a backfill.
+credentials and names the source with bad ones; a full pass yields well-formed, unique documents,
+no `Deletion` (there is nothing to delete yet) and ends with a JSON checkpoint; every id any pass
+yields is the source's (`source:...`); passes are deterministic; an unchanged source yields no
+changed content; resuming from a mid-pass checkpoint loses nothing; `live_ids` (when implemented)
+matches a pass; `since` limits a backfill; and, when the case can change its source
+(`Case.mutate`), an incremental pass yields the edit and the deletion, with the right ids.
 
 A plug-in's tests provide a `conformance_case` fixture (a `Case`) and subclass the suite:
 
@@ -19,17 +21,24 @@ A plug-in's tests provide a `conformance_case` fixture (a `Case`) and subclass t
     class TestNotesConnector(ConformanceSuite):
         pass
 
-Each case is loaded once per class (two full passes, one incremental pass from the final
-checkpoint, one resume from a mid-pass checkpoint); the tests assert on those passes. The checks
-are plain functions (`check_*`) that raise `AssertionError`; pytest is needed only for the
+Each case is loaded once per class, every pass before any test looks at one (two full passes, one
+incremental pass from the final checkpoint, one resume from a mid-pass checkpoint, two `since`
+passes, `live_ids`, then `mutate` and an incremental pass after it); the tests assert on those
+passes. The connector is called as the engine calls it: its httpx errors leave as inlet's typed
+errors naming the source (`kit.transport.http_errors`), in `check` too. The checks are plain
+functions (`check_*`) that raise `AssertionError` with a message naming the ids at fault (pytest
+does not rewrite the asserts of an installed module); pytest is needed only for the
 `ConformanceSuite` class, which exists when pytest is installed (inlet does not require it).
 """
 
 from __future__ import annotations
 
+import copy
 import json
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from inlet.config import parse_config
@@ -37,7 +46,19 @@ from inlet.errors import ConfigError, CredentialsError
 
 from . import registry
 from .base import Connector
-from .model import Checkpoint, Deletion, Document, Item, Skipped
+from .kit.transport import http_errors
+from .model import AclUpdate, Checkpoint, Deletion, Document, Item, Skipped
+
+SHOWN = 5  # ids a failure message names at most
+
+
+@dataclass(frozen=True)
+class Change:
+    """What `Case.mutate` did at the source: the document ids of the item whose text it edited and
+    of the item it deleted (both yielded by a full pass before)."""
+
+    edited: str
+    deleted: str
 
 
 @dataclass
@@ -45,18 +66,39 @@ class Case:
     """One configured source: its `[[sources]]` table, its secrets, and how to spoil its credentials.
 
     `api`: the source is a network service: its documents' URLs are http(s) and the case must say
-    how to spoil its credentials (`bad_raw` config overrides, or `bad_env` secrets, it refuses)."""
+    how to spoil its credentials (`bad_raw` config overrides, or `bad_env` secrets, it refuses).
+    `mutate`: optional; called once, after every other pass, to edit one item's text and delete
+    another at the source; returns their document ids. An incremental pass from the first full
+    pass's final checkpoint must then yield the edited document and a `Deletion` of the other."""
 
     raw: dict[str, Any]
     env: dict[str, str] = field(default_factory=dict)
     bad_raw: dict[str, Any] | None = None
     bad_env: dict[str, str] | None = None
     api: bool = False
+    mutate: Callable[[], Change] | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.raw["name"])
 
     def connector(self, spoiled: bool = False) -> Connector:
         raw = self.raw | (self.bad_raw or {}) if spoiled else self.raw
         env = self.bad_env or self.env if spoiled else self.env
         return parse_config({"sources": [raw]}).connector(raw["name"], env)
+
+    def load(self, checkpoint: dict[str, Any] | None, since: datetime | None = None) -> Pass:
+        """One pass of a fresh connector, its httpx errors inlet's as in a run."""
+        with http_errors(self.name):
+            return Pass(list(self.connector().load(checkpoint, since=since)))
+
+    def live(self) -> set[str] | None:
+        """`live_ids()` of a fresh connector, or None when it does not implement it."""
+        try:
+            with http_errors(self.name):
+                return set(self.connector().live_ids())
+        except NotImplementedError:
+            return None
 
     @property
     def spoilable(self) -> bool:
@@ -72,6 +114,10 @@ class Pass:
         return [i for i in self.items if isinstance(i, Document)]
 
     @property
+    def deletions(self) -> list[str]:
+        return [i.id for i in self.items if isinstance(i, Deletion)]
+
+    @property
     def hashes(self) -> dict[str, tuple[str, str]]:
         return {d.id: (d.content_hash(), d.meta_hash()) for d in self.docs}
 
@@ -80,9 +126,9 @@ class Pass:
         return [n for n, i in enumerate(self.items) if isinstance(i, Checkpoint)]
 
     def final_state(self) -> dict[str, Any]:
-        last = self.items[-1]
+        last = self.items[-1] if self.items else None
         assert isinstance(last, Checkpoint), f"a pass must end with a Checkpoint, not {type(last).__name__}"
-        return _stored(last.state)
+        return _reloaded(last.state)
 
 
 def _stored(state: dict[str, Any]) -> dict[str, Any]:
@@ -90,9 +136,52 @@ def _stored(state: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(state))  # type: ignore[no-any-return]
 
 
-@dataclass
+def _reloaded(state: dict[str, Any]) -> dict[str, Any]:
+    """`_stored`, or a copy of a checkpoint that is not JSON (`check_checkpoints_are_json` says
+    where), so the other checks still run."""
+    try:
+        return _stored(state)
+    except (TypeError, ValueError):
+        return copy.deepcopy(state)
+
+
+def _not_json(value: Any, path: str = "state") -> str | None:
+    """Where `value` does not come back equal from a JSON round trip, and why; None if it does."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if not isinstance(key, str):
+                return f"{path} has the key {key!r}, a {type(key).__name__} (JSON keys are strings)"
+            if (found := _not_json(inner, f"{path}[{key!r}]")) is not None:
+                return found
+        return None
+    if isinstance(value, list):
+        return next((f for n, v in enumerate(value) if (f := _not_json(v, f"{path}[{n}]")) is not None), None)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return None
+    return f"{path} is a {type(value).__name__} ({value!r:.80})"
+
+
+class _Tried:
+    """What a call returned, or what it raised (raised again where a check looks at it)."""
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self.value: Any = None
+        self.error: BaseException | None = None
+        try:
+            self.value = call()
+        except Exception as exc:
+            self.error = exc
+
+    def get(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+@dataclass(repr=False)
 class Runs:
-    """The passes the checks look at."""
+    """The passes the checks look at, all read before any check runs (`Case.mutate` changes the
+    source last)."""
 
     case: Case
     first: Pass
@@ -100,18 +189,57 @@ class Runs:
     incremental: Pass
     resumed_at: int  # index in `first` of the checkpoint the resume started from
     resumed: Pass
+    since: _Tried  # (since, the pass since then, the pass since a time in the future), or None: no stamps
+    live: _Tried  # set of ids `live_ids` lists, or None: not implemented
+    change: Change | None = None
+    changed: Pass | None = None  # the incremental pass after `case.mutate`
+
+    def __repr__(self) -> str:  # a failing test's arguments are shown: not thousands of items
+        return f"Runs({self.case.name!r}: {len(self.first.items)} items in a full pass)"
 
     @classmethod
     def of(cls, case: Case) -> Runs:
-        first = Pass(list(case.connector().load(None)))
-        second = Pass(list(case.connector().load(None)))
-        incremental = Pass(list(case.connector().load(first.final_state())))
+        first = case.load(None)
+        second = case.load(None)
+        final = first.final_state()
+        incremental = case.load(final)
         marks = first.checkpoints[:-1] or first.checkpoints
         at = marks[len(marks) // 2]
         mid = first.items[at]
         assert isinstance(mid, Checkpoint)
-        resumed = Pass(list(case.connector().load(_stored(mid.state))))
-        return cls(case, first, second, incremental, at, resumed)
+        resumed = case.load(_reloaded(mid.state))
+        runs = cls(
+            case, first, second, incremental, at, resumed, _Tried(lambda: _since(case, first)), _Tried(case.live)
+        )
+        if case.mutate is not None:
+            runs.change = case.mutate()
+            runs.changed = case.load(final)
+        return runs
+
+    def passes(self) -> Iterable[tuple[str, Pass, bool]]:
+        """Every pass read: what it was, the pass, whether it started from no checkpoint."""
+        yield "the first full pass", self.first, True
+        yield "the second full pass", self.second, True
+        yield "the incremental pass", self.incremental, False
+        yield "the resumed pass", self.resumed, False
+        if self.since.error is None and self.since.value is not None:
+            yield "the pass since a time", self.since.value[1], True
+            yield "the pass since a future time", self.since.value[2], True
+        if self.changed is not None:
+            yield "the incremental pass after Case.mutate", self.changed, False
+
+
+def _since(case: Case, first: Pass) -> tuple[datetime, Pass, Pass] | None:
+    stamps = sorted(d.updated_at for d in first.docs if d.updated_at is not None)
+    if not stamps:
+        return None
+    since = stamps[len(stamps) // 2]
+    return since, case.load(None, since=since), case.load(None, since=since.replace(year=2100))
+
+
+def _some(ids: Iterable[str]) -> str:
+    ids = sorted(set(ids))
+    return repr(ids[:SHOWN])[:-1] + (f", ... {len(ids) - SHOWN} more]" if len(ids) > SHOWN else "]")
 
 
 # --- the checks ---------------------------------------------------------------------------------
@@ -127,7 +255,7 @@ def check_config_forbids_unknown_keys_and_names_missing_ones(case: Case) -> None
         raise AssertionError("an unknown key must be a ConfigError naming the source and the key")
     cls = registry.connector_class(raw["type"])
     required = [name for name, f in cls.Config.model_fields.items() if f.is_required()]
-    assert {"name", "type"} <= set(required)
+    assert {"name", "type"} <= set(required), f"{cls.__name__}.Config must keep SourceConfig's required name and type"
     for key in required:
         try:
             parse_config({"sources": [{k: v for k, v in raw.items() if k != key}]})
@@ -138,32 +266,45 @@ def check_config_forbids_unknown_keys_and_names_missing_ones(case: Case) -> None
 
 
 def check_credentials(case: Case) -> None:
-    case.connector().check()
+    """`check()` runs as the engine runs `load`: an httpx error leaving it is inlet's typed error (a
+    401 a `CredentialsError` naming the source)."""
+    with http_errors(case.name):
+        case.connector().check()
     if case.api:
         assert case.spoilable, "API cases say how to spoil their credentials (bad_raw or bad_env)"
     if not case.spoilable:
         return
     try:
-        case.connector(spoiled=True).check()
+        with http_errors(case.name):
+            case.connector(spoiled=True).check()
     except CredentialsError as exc:
-        assert exc.source == case.raw["name"] and repr(case.raw["name"]) in str(exc), exc
+        assert exc.source == case.name and repr(case.name) in str(exc), exc
     else:
         raise AssertionError("spoiled credentials must raise CredentialsError naming the source")
 
 
 def check_full_pass_is_well_formed(runs: Runs) -> None:
-    name, type_name = runs.case.raw["name"], runs.case.raw["type"]
+    name, type_name = runs.case.name, runs.case.raw["type"]
     docs = runs.first.docs
     assert docs, "a full pass over the sample yields documents"
-    assert isinstance(runs.first.items[-1], Checkpoint)
+    assert isinstance(runs.first.items[-1], Checkpoint), "a full pass ends with a Checkpoint"
+    for label, run, scratch in runs.passes():
+        if scratch:
+            assert not run.deletions, (
+                f"{label}, from no checkpoint, yields Deletions of {_some(run.deletions)}: there is "
+                "nothing to delete yet (an item that cannot be read is a failed Skipped, which keeps what was "
+                "indexed; what a full pass does not yield is deleted at its end)"
+            )
     for doc in docs:
-        assert doc.id.startswith(f"{name}:") and len(doc.id) > len(name) + 1, doc.id
-        assert (doc.source, doc.source_type) == (name, type_name), doc.id
+        assert doc.id.startswith(f"{name}:") and len(doc.id) > len(name) + 1, f"{doc.id!r} is not '{name}:...'"
+        assert (doc.source, doc.source_type) == (name, type_name), (
+            f"{doc.id}: source {doc.source!r} and source_type {doc.source_type!r}, not {name!r} and {type_name!r}"
+        )
         assert doc.text.strip(), f"{doc.id} has no text"
         assert doc.url, f"{doc.id} has no url"
         assert doc.acl.public or doc.acl.users or doc.acl.domains, f"{doc.id} is visible to no user"
         if runs.case.api:
-            assert doc.url.startswith(("http://", "https://")), doc.url
+            assert doc.url.startswith(("http://", "https://")), f"{doc.id}: url {doc.url!r} is not http(s)"
         for stamp in (doc.created_at, doc.updated_at):
             assert stamp is None or stamp.utcoffset() == timedelta(0), f"{doc.id}: {stamp!r} is not UTC"
         for key, value in doc.metadata.items():
@@ -171,73 +312,135 @@ def check_full_pass_is_well_formed(runs: Runs) -> None:
                 isinstance(value, list) and all(isinstance(v, str) for v in value)
             )
             assert flat, f"{doc.id}: metadata {key!r} is not flat: {value!r}"
-    assert sum(d.updated_at is not None for d in docs) == len(docs), "every document has updated_at"
+    undated = [d.id for d in docs if d.updated_at is None]
+    assert not undated, f"every document has updated_at; these do not: {_some(undated)}"
+
+
+def check_every_id_is_the_sources(runs: Runs) -> None:
+    """Every Document, Deletion, Skipped and AclUpdate of every pass names one of the source's own
+    documents (`Connector.doc_id`): the engine refuses any other (a connector bug)."""
+    prefix = f"{runs.case.name}:"
+    for label, run, _ in runs.passes():
+        wrong = [
+            f"{type(i).__name__}({i.id!r})"
+            for i in run.items
+            if isinstance(i, (Document, Deletion, Skipped, AclUpdate)) and not i.id.startswith(prefix)
+        ]
+        assert not wrong, (
+            f"{label} yields ids not of source {runs.case.name!r} (each must start with {prefix!r}: "
+            f"Connector.doc_id): {wrong[:SHOWN]}"
+        )
 
 
 def check_ids_are_unique_within_a_pass(runs: Runs) -> None:
-    ids = [d.id for d in runs.first.docs]
-    assert len(ids) == len(set(ids))
+    twice = [i for i, n in Counter(d.id for d in runs.first.docs).items() if n > 1]
+    assert not twice, f"a full pass yields these documents more than once: {_some(twice)}"
 
 
 def check_checkpoints_are_json(runs: Runs) -> None:
-    for n in runs.first.checkpoints:
+    for k, n in enumerate(runs.first.checkpoints, 1):
         item = runs.first.items[n]
         assert isinstance(item, Checkpoint)
-        assert _stored(item.state) == item.state, "a checkpoint must survive a JSON round trip"
+        why = _not_json(item.state)
+        assert why is None, (
+            f"checkpoint {k} of the first full pass (item {n}) does not survive a JSON round trip, as the engine "
+            f"stores it: {why}"
+        )
 
 
 def check_skipped_items_have_ids(runs: Runs) -> None:
-    name = runs.case.raw["name"]
+    name = runs.case.name
     for item in runs.first.items:
         if isinstance(item, Skipped):
-            assert item.id.startswith(f"{name}:") and item.reason, item
+            assert item.id.startswith(f"{name}:"), f"Skipped {item.id!r} is not '{name}:...'"
+            assert item.reason, f"Skipped {item.id!r} gives no reason"
 
 
 def check_unchanged_source_yields_no_changed_content(runs: Runs) -> None:
     first = runs.first.hashes
     inc = runs.incremental  # may yield nothing at all (an unchanged export)
-    assert [i for i in inc.items if isinstance(i, Deletion)] == []
+    assert not inc.deletions, f"an incremental pass over an unchanged source yields Deletions of {_some(inc.deletions)}"
     for doc in inc.docs:
         assert doc.id in first, f"{doc.id} appeared from nowhere"
         assert doc.content_hash() == first[doc.id][0], f"{doc.id} changed content without a change"
 
 
 def check_full_passes_are_deterministic(runs: Runs) -> None:
-    assert runs.second.hashes == runs.first.hashes
+    first, second = runs.first.hashes, runs.second.hashes
+    only_first, only_second = set(first) - set(second), set(second) - set(first)
+    assert not only_first, f"two full passes differ: only the first yields {_some(only_first)}"
+    assert not only_second, f"two full passes differ: only the second yields {_some(only_second)}"
+    differ = [d for d in first if first[d][0] != second[d][0]]
+    assert not differ, f"two full passes yield a different title or text for {_some(differ)}"
+    differ = [d for d in first if first[d][1] != second[d][1]]
+    assert not differ, f"two full passes yield different metadata, times, url or ACL for {_some(differ)}"
 
 
 def check_resume_loses_nothing(runs: Runs) -> None:
     before = {i.id for i in runs.first.items[: runs.resumed_at] if isinstance(i, Document)}
     after = {d.id for d in runs.resumed.docs}
-    assert before | after == set(runs.first.hashes)
-    assert [i for i in runs.resumed.items if isinstance(i, Deletion)] == []
+    full = set(runs.first.hashes)
+    where = f"resuming from the checkpoint at item {runs.resumed_at} of a full pass"
+    assert full <= before | after, (
+        f"{where} loses {_some(full - before - after)}: yielded neither before that checkpoint nor after it"
+    )
+    assert before | after <= full, f"{where} yields {_some(before | after - full)}, which a full pass does not"
+    assert not runs.resumed.deletions, f"{where} yields Deletions of {_some(runs.resumed.deletions)}"
     for doc in runs.resumed.docs:
-        assert (doc.content_hash(), doc.meta_hash()) == runs.first.hashes[doc.id], "re-yielded docs are identical"
+        assert (doc.content_hash(), doc.meta_hash()) == runs.first.hashes[doc.id], (
+            f"{where} re-yields {doc.id} different from the full pass's"
+        )
 
 
 def check_live_ids_match_a_full_pass(runs: Runs) -> bool:
     """False when the connector does not implement `live_ids` (nothing checked)."""
-    try:
-        live = set(runs.case.connector().live_ids())
-    except NotImplementedError:
+    live = runs.live.get()
+    if live is None:
         return False
     docs = set(runs.first.hashes)
     skipped = {i.id for i in runs.first.items if isinstance(i, Skipped)}
-    assert docs <= live, f"live_ids() misses {sorted(docs - live)[:5]}: a prune would delete them"
-    assert live <= docs | skipped, f"live_ids() has ids no pass yields: {sorted(live - docs - skipped)[:5]}"
+    assert docs <= live, f"live_ids() misses {_some(docs - live)}: a prune would delete them"
+    assert live <= docs | skipped, f"live_ids() has ids no pass yields: {_some(live - docs - skipped)}"
     return True
 
 
 def check_since_limits_a_backfill(runs: Runs) -> None:
-    stamps = sorted(d.updated_at for d in runs.first.docs if d.updated_at is not None)
-    since = stamps[len(stamps) // 2]
-    recent = Pass(list(runs.case.connector().load(None, since=since))).docs
-    assert recent, "the newer half of the documents is yielded"
-    assert len(recent) < len(runs.first.docs) or stamps[0] == since
-    for doc in recent:
+    found = runs.since.get()
+    assert found is not None, "documents carry updated_at, so that `since` can be checked"
+    since, recent, future = found
+    first = runs.first.docs
+    assert recent.docs, f"load(None, since={since.isoformat()}) yields the newer half of the documents: it yields none"
+    assert len(recent.docs) < len(first) or min(d.updated_at for d in first if d.updated_at) == since, (
+        f"load(None, since={since.isoformat()}) yields every document, older ones too"
+    )
+    for doc in recent.docs:
         assert doc.updated_at is not None and doc.updated_at >= since, f"{doc.id} is older than since"
-    future = since.replace(year=2100)
-    assert Pass(list(runs.case.connector().load(None, since=future))).docs == []
+    assert not future.docs, f"load(None, since=<the year 2100>) yields {_some(d.id for d in future.docs)}"
+
+
+def check_an_edit_and_a_deletion_reach_an_incremental_pass(runs: Runs) -> bool:
+    """After `Case.mutate`, an incremental pass from the first full pass's final checkpoint yields
+    the edited document (its new text) and a `Deletion` of the deleted one, by its document id, and
+    no other Deletion. False when the case has no `mutate` (nothing checked)."""
+    change, changed = runs.change, runs.changed
+    if change is None or changed is None:
+        return False
+    first = runs.first.hashes
+    unknown = [i for i in (change.edited, change.deleted) if i not in first]
+    assert not unknown, f"Case.mutate names {unknown}, which the first full pass did not yield"
+    edited = [d for d in changed.docs if d.id == change.edited]
+    where = "an incremental pass from the first full pass's final checkpoint"
+    assert edited, f"after Case.mutate edited {change.edited!r}, {where} does not yield it"
+    assert edited[-1].content_hash() != first[change.edited][0], (
+        f"after Case.mutate edited {change.edited!r}, {where} yields it with its old title and text"
+    )
+    assert change.deleted in changed.deletions, (
+        f"after Case.mutate deleted {change.deleted!r}, {where} yields no Deletion of it (its Deletions: "
+        f"{_some(changed.deletions)}; a Deletion's id is the document's, Connector.doc_id)"
+    )
+    others = set(changed.deletions) - {change.deleted}
+    assert not others, f"{where} yields Deletions of {_some(others)}, which Case.mutate did not delete"
+    return True
 
 
 try:
@@ -262,6 +465,9 @@ else:
 
         def test_a_full_pass_yields_well_formed_documents(self, conformance_runs: Runs) -> None:
             check_full_pass_is_well_formed(conformance_runs)
+
+        def test_every_yielded_id_is_the_sources(self, conformance_runs: Runs) -> None:
+            check_every_id_is_the_sources(conformance_runs)
 
         def test_ids_are_unique_within_a_pass(self, conformance_runs: Runs) -> None:
             check_ids_are_unique_within_a_pass(conformance_runs)
@@ -289,3 +495,7 @@ else:
 
         def test_since_limits_a_backfill_to_recent_documents(self, conformance_runs: Runs) -> None:
             check_since_limits_a_backfill(conformance_runs)
+
+        def test_an_edit_and_a_deletion_reach_an_incremental_pass(self, conformance_runs: Runs) -> None:
+            if not check_an_edit_and_a_deletion_reach_an_incremental_pass(conformance_runs):
+                pytest.skip("the case has no mutate: nothing changes the source between passes")

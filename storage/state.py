@@ -235,6 +235,10 @@ class SqlState:
             (run_id, n, item_id, title, reason, failed),
         )
 
+    def drop_skip(self, run_id: int, n: int) -> None:
+        """Forget the `n`th item run `run_id` skipped (read after all in the same run)."""
+        self._exec("DELETE FROM run_skips WHERE run_id = ? AND n = ?", (run_id, n))
+
     def skipped_items(self, run_id: int) -> list[dict[str, Any]]:
         """What run `run_id` skipped (the first SKIPS_KEPT), in order."""
         return [

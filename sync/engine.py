@@ -7,9 +7,12 @@ the last checkpoint and re-applies, idempotently, what came after it. A full pas
 no `--since`) stamps every document it sees with a generation number; when the
 pass completes, documents of the source it did not see are deleted. A skip deletes nothing by
 itself (its id names an item, not always a document: `doc#body`, an attachment): a connector whose
-item leaves the index by policy yields its `Deletion` too. A run holds its source's lease
-(`leases.py`) throughout, and every commit it makes (documents, checkpoint) carries the lease's
-fence: a run whose lease was taken over can commit nothing more.
+item leaves the index by policy yields its `Deletion` too; a failed skip of an item that a later
+`Document` of the same run reads after all is neither counted nor listed. A run changes its own
+source's documents only: an item whose id is not `source:...` (or a document naming another
+source) is a connector bug, never applied, and counted as a failed skip naming it. A run holds
+its source's lease (`leases.py`) throughout, and every commit it makes (documents, checkpoint)
+carries the lease's fence: a run whose lease was taken over can commit nothing more.
 
 Recent first: a fresh backfill of a connector that declares `recent_first` starts with a recent
 pass, `load(None, since=now - window)` (`[index] recent_first`, per source too), whose documents are
@@ -233,6 +236,43 @@ class _Batch:
         return len(self.docs) + len(self.deletions) >= BATCH_DOCS or self.chars >= BATCH_CHARS
 
 
+class _Skips:
+    """A run's skipped items as `inlet status` lists them: each counted (a failed one as an error),
+    the first SKIPS_KEPT recorded. A failed skip that a later `Document` of the same id supersedes
+    (the item was read after all in the same run: a replayed failure the change feed then reports
+    again) is no longer counted nor listed: the run did not fail to read it."""
+
+    def __init__(self, state: StateStore, run: RunRecord) -> None:
+        self.state = state
+        self.run = run
+        self.recorded = 0  # rows written (numbers are never reused: a dropped row leaves a gap)
+        self.failed: dict[str, list[int | None]] = {}  # failed skips of documents: id -> their rows
+
+    def add(self, item: Skipped) -> None:
+        """Count `item` (an unreadable one as an error) and record it while fewer than SKIPS_KEPT are."""
+        run = self.run
+        if item.failed:
+            run.errors += 1
+            log.warning("skipped %s: %s", item.id, item.reason)
+        else:
+            run.skipped += 1
+            log.info("skipped %s: %s", item.id, item.reason)
+        row: int | None = None
+        if run.id is not None and self.recorded < SKIPS_KEPT:
+            self.recorded += 1
+            row = self.recorded
+            self.state.add_skip(run.id, row, item.id, item.title, item.reason, item.failed)
+        if item.failed and not item.folder:
+            self.failed.setdefault(item.id, []).append(row)
+
+    def read(self, doc_id: str) -> None:
+        """`doc_id` was yielded as a `Document`: its earlier failed skips in this run are void."""
+        for row in self.failed.pop(doc_id, ()):
+            self.run.errors -= 1
+            if row is not None and self.run.id is not None:
+                self.state.drop_skip(self.run.id, row)
+
+
 class _Stop:
     """What ends one run at its next checkpoint: the engine's `stop` (a signal, the daemon
     stopping) or the run's own `cancel` (a forwarded command's Ctrl-C)."""
@@ -416,7 +456,9 @@ class Engine:
         if window is not None and not self._recent_pass(connector, source, run, progress, window, stop):
             return
         with self._pipeline(run, progress, stop) as pipeline:
-            last_checkpoint = self._feed(connector, since, scope, source, run, progress, pipeline, stop, unlisted)
+            last_checkpoint = self._feed(
+                connector, since, scope, source, run, progress, pipeline, stop, unlisted, _Skips(self.state, run)
+            )
             pipeline.drain()
         if last_checkpoint is _STOPPED or pipeline.abandoned:
             return
@@ -465,9 +507,7 @@ class Engine:
         committed. False when `stop` ended it (the next run redoes it)."""
         log.info("source %r: indexing what changed since %s first", source.name, start.isoformat(timespec="seconds"))
         with self._pipeline(run, progress, stop) as pipeline:
-            ended = self._feed(
-                connector, start, None, source, run, progress, pipeline, stop, [], keep_checkpoints=False
-            )
+            ended = self._feed(connector, start, None, source, run, progress, pipeline, stop, [], skips=None)
             pipeline.drain()
         if ended is _STOPPED or pipeline.abandoned:
             return False
@@ -528,15 +568,17 @@ class Engine:
         pipeline: Pipeline,
         stop: "_Stop",
         unlisted: list[str],
-        keep_checkpoints: bool = True,
+        skips: _Skips | None,
     ) -> Any:
         """Hands the connector's items to `pipeline` in batches, each checkpoint behind the batch it
-        follows (saved unless not `keep_checkpoints`: a recent pass, whose skips the full pass meets
-        and counts again); returns the last checkpoint's state, or _STOPPED when `stop` ended the
-        run early. The ids of folder skips (`Skipped.folder`) are added to `unlisted`."""
+        follows (saved, and skips counted in `skips`, unless `skips` is None: a recent pass, whose
+        skips the full pass meets and counts again); returns the last checkpoint's state, or
+        _STOPPED when `stop` ended the run early. The ids of folder skips (`Skipped.folder`) are
+        added to `unlisted`. An item naming another source's document (`_foreign`) is a connector
+        bug: never applied, counted as a failed skip naming it."""
         batch = _Batch()
         checkpoints: _CheckpointWriter | _NoCheckpoints = (
-            _CheckpointWriter(self.state, source) if keep_checkpoints else _NoCheckpoints()
+            _CheckpointWriter(self.state, source) if skips is not None else _NoCheckpoints()
         )
         last_checkpoint: dict[str, Any] | None = source.checkpoint
         saved: dict[str, Any] | None = None  # the last checkpoint queued (the budget may skip one)
@@ -550,12 +592,17 @@ class Engine:
                 progress.seen += 1
                 if stop.overdue(self.stop_work) and not isinstance(item, Checkpoint):
                     return _STOPPED  # the batch under way is dropped: re-read on resume
-                if isinstance(item, Document):
+                if isinstance(item, (Document, Deletion, Skipped, AclUpdate)) and (why := _foreign(item, source.name)):
+                    if skips is not None:
+                        skips.add(Skipped(id=item.id, reason=why))
+                elif isinstance(item, Document):
                     batch.add(item)
+                    if skips is not None:
+                        skips.read(item.id)
                 elif isinstance(item, Deletion):
                     batch.delete(item.id)
-                elif isinstance(item, Skipped) and keep_checkpoints:  # a recent pass's skips come again
-                    self._skip(run, item)
+                elif isinstance(item, Skipped) and skips is not None:  # a recent pass's skips come again
+                    skips.add(item)
                     if item.failed:  # unreadable, not gone: a full pass must not prune what was indexed
                         if item.folder:
                             unlisted.append(item.id)
@@ -596,18 +643,6 @@ class Engine:
             run.deleted += stats.deleted
             run.embedded += stats.embedded_chunks
         progress.tick(save=True)
-
-    def _skip(self, run: RunRecord, item: Skipped) -> None:
-        """Count a skipped item (an unreadable one as an error) and record the first SKIPS_KEPT."""
-        if item.failed:
-            run.errors += 1
-            log.warning("skipped %s: %s", item.id, item.reason)
-        else:
-            run.skipped += 1
-            log.info("skipped %s: %s", item.id, item.reason)
-        n = run.skipped + run.errors  # errors are only skips until the run ends
-        if run.id is not None and n <= SKIPS_KEPT:
-            self.state.add_skip(run.id, n, item.id, item.title, item.reason, item.failed)
 
     def _finish(
         self, run: RunRecord, started: float, outcome: str, error: str | None, credentials: bool = False
@@ -656,14 +691,22 @@ class Engine:
                 log.warning("source %r: could not record how its run ended, trying again: %s", run.source, exc)
 
     def prune(self, name: str) -> RunResult:
-        """Reconcile deletions: drop indexed documents the source no longer has."""
+        """Reconcile deletions: drop indexed documents the source no longer has. Its listing
+        (`live_ids`) is called as `load` is in a run: a wait between a call's tries ends when the
+        engine stops, and an httpx error leaves as inlet's typed error naming the source; a failed
+        listing deletes nothing and is returned as a failed result (the caller logs it)."""
         connector = self.connector(name)
         try:
-            live = set(connector.live_ids())
+            with waits_end_when(self.stop.is_set), http_errors(name):
+                live = set(connector.live_ids())
         except NotImplementedError:
             return self.run(name, "backfill", restart=True)  # a full pass reconciles too
-        except InletError as exc:  # e.g. the folder vanished: nothing is deleted (the caller logs it)
-            return RunResult(name, "failed", 0, 0, 0, 1, 0.0, str(exc))
+        except InletError as exc:  # e.g. the folder vanished, a refused token: nothing is deleted
+            if self.stop.is_set() and isinstance(exc, RetriableError):  # a call gave up waiting: stopped
+                return RunResult(name, "interrupted", 0, 0, 0, 0, 0.0, INTERRUPTED)
+            return RunResult(
+                name, "failed", 0, 0, 0, 1, 0.0, str(exc), credentials_refused=isinstance(exc, CredentialsError)
+            )
         with self.leases.hold(name) as fence:
             run = self.state.start_run(name, "prune")
             started = time.monotonic()
@@ -679,6 +722,20 @@ class Engine:
             except LeaseLostError as exc:
                 return self._finish(run, started, "failed", str(exc))
             return self._finish(run, started, "ok", None)
+
+
+def _foreign(item: Document | Deletion | Skipped | AclUpdate, source: str) -> str | None:
+    """Why `item` is not `source`'s to apply (its id is not `source:...`, a document's `source`
+    field names another), or None. The reason names the source and the id: `inlet status` lists it."""
+    kind = type(item).__name__
+    if not item.id.startswith(f"{source}:"):
+        return (
+            f"connector bug: a {kind} whose id {item.id!r} is not of source {source!r} "
+            f"(ids start with '{source}:', Connector.doc_id); not applied"
+        )
+    if isinstance(item, Document) and item.source != source:
+        return f"connector bug: a Document of source {source!r} says its source is {item.source!r}; not applied"
+    return None
 
 
 def _gone(ids: Iterable[str], live: set[str]) -> list[str]:

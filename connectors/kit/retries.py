@@ -14,8 +14,9 @@ Invariants:
   operator sees it in `inlet status`, the indexed version is kept), at its replay or, for a
   connector that learns of deletions during the run, at the run's end (`given_up`), so the run
   that deletes the item no longer reports it. It is read again, and forgotten
-  once readable, when the change feed reports it, or by a new backfill (`inlet backfill SOURCE`),
-  which starts from an empty checkpoint.
+  once readable, when the change feed reports it (the engine then drops the run's stale failed
+  skip: the run that reads it is not `partial` for it), or by a new backfill
+  (`inlet backfill SOURCE`), which starts from an empty checkpoint.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ data. A registered type without a case fails loudly, so a new connector cannot s
 from __future__ import annotations
 
 import json
+import os
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 from inlet.connectors import registry
-from inlet.connectors.testing import Case, ConformanceSuite
+from inlet.connectors.testing import Case, Change, ConformanceSuite
 from inlet.sandbox import drive, gmail, graph, graph_files, graph_teams
 from inlet.sandbox import slack as sandbox_slack
 from inlet.sandbox.documents import make_docx, make_pdf
@@ -38,7 +39,16 @@ def _files(root: Path, sb: Sandbox) -> Case:
     (folder / "report.pdf").write_bytes(make_pdf("Quarterly report", ["Revenue grew in the Pelican region."]))
     (folder / "plan.docx").write_bytes(make_docx("Quarterly plan", ["The Zanzibar initiative ships."]))
     (folder / "empty.txt").write_text("   \n")  # a policy skip: no text
-    return Case({"name": "conf-files", "type": "files", "path": str(folder), "checkpoint_every": 2})
+
+    def mutate() -> Change:
+        notes = folder / "notes.txt"
+        notes.write_text("Plain notes about the Osprey project: the budget doubled.")
+        stamp = notes.stat().st_mtime + 60  # a newer modification time, whatever the clock's resolution
+        os.utime(notes, (stamp, stamp))
+        (folder / "page.html").unlink()
+        return Change(edited="conf-files:notes.txt", deleted="conf-files:page.html")
+
+    return Case({"name": "conf-files", "type": "files", "path": str(folder), "checkpoint_every": 2}, mutate=mutate)
 
 
 def _slack_export(root: Path, sb: Sandbox) -> Case:

@@ -1,15 +1,17 @@
 """The engine with scripted connectors (a real Connector subclass) and a real index."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 
 import threading
 
+import httpx
 import pytest
 
 from inlet.config import IndexConfig, Settings
 from inlet.connectors import ACL, AclUpdate, Checkpoint, Connector, Deletion, Skipped, SourceConfig, principals_for
 from inlet.connectors.base import LivePrefix
+from inlet.connectors.kit.transport import client as kit_client
 from inlet.errors import CredentialsError, IncompleteListingError, SourceBusyError
 from inlet.storage.lock import FileLock
 from inlet.index.store import Index
@@ -662,3 +664,108 @@ def test_without_load_scope_a_scoped_run_is_the_whole_incremental_sync(engine):
     assert engine.run("one", "sync", scope=frozenset({"x"})).outcome == "ok"
     assert Script.calls[-1] == ({"at": 1}, None)  # Connector.load_scope's default: load()
     assert indexed(engine) == ["one:1", "one:2"]
+
+
+def _doc_of_two(c):
+    """A Document source `one`'s connector yields with source `two`'s id (a connector bug)."""
+    from inlet.connectors import Document
+
+    return Document(id="two:1", source="one", source_type="script", text="hijacked", acl=ACL(users=["zed@x.test"]))
+
+
+def test_items_naming_another_source_are_refused_and_listed_as_connector_bugs(engine):
+    """A run of `one` may change only `one`'s documents: a Deletion, Document, AclUpdate or Skipped
+    whose id is another source's (or no source's: the native id without `doc_id`) is not applied;
+    each is a failed skip naming the id and the source, so the run is `partial`, not `ok`."""
+    Script.plan = [[doc(1), Checkpoint(state={})], [doc(1), Checkpoint(state={"at": 1})]]
+    engine.run("two", "backfill")
+    engine.run("one", "backfill")
+    before = engine.index.catalog.stored(["two:1"])["two:1"]
+    wrong_source = lambda c: c.document("2", text="says it is two's").model_copy(update={"source": "two"})  # noqa: E731
+    Script.plan = [
+        [
+            Deletion(id="two:1"),
+            Deletion(id="1"),  # forgot doc_id: must not silently do nothing
+            _doc_of_two,
+            AclUpdate(id="two:1", acl=ACL(users=["zed@x.test"])),
+            Skipped(id="two:1", reason="unreadable", acl=ACL(users=["zed@x.test"])),
+            wrong_source,
+            doc(3),
+            Checkpoint(state={"at": 3}),
+        ]
+    ]
+    result = engine.run("one", "sync")
+    assert (result.outcome, result.errors, result.deleted) == ("partial", 6, 0)
+    assert indexed(engine, "two") == ["two:1"] and indexed(engine) == ["one:1", "one:3"]
+    after = engine.index.catalog.stored(["two:1"])["two:1"]
+    assert (after.source, after.content_hash, after.meta_hash) == (before.source, before.content_hash, before.meta_hash)
+    skips = engine.state.skipped_items(engine.state.last_run("one").id)
+    assert [s["id"] for s in skips] == ["two:1", "1", "two:1", "two:1", "two:1", "one:2"]
+    assert all(s["failed"] and "connector bug" in s["reason"] and "'one'" in s["reason"] for s in skips)
+    assert "a Deletion whose id '1' is not of source 'one'" in skips[1]["reason"]
+    assert "says its source is 'two'" in skips[5]["reason"]
+
+
+def test_a_failed_skip_read_later_in_the_same_run_is_neither_an_error_nor_listed(engine):
+    """A connector replays an item whose read failed before (a stale failed skip), then its change
+    feed reports it and it is read: the run that read it is `ok` and lists nothing as unreadable."""
+    stale = Skipped(id="one:1", reason="HTTP 403 (not read again after 5 failed reads)")  # replayed, given up
+    failing = Skipped(id="one:2", reason="HTTP 500")  # not read in this run: still an error
+    by_policy = Skipped(id="one:9", reason="too large", failed=False)
+    read_after_all = doc(1, "read after all")  # the change feed reports one:1, and it is read
+    Script.plan = [[doc(1), doc(2), Checkpoint(state={"at": 2})]]
+    Script.plan.append([stale, failing, by_policy, read_after_all, Checkpoint(state={"at": 3})])
+    engine.run("one", "backfill")
+    result = engine.run("one", "sync")
+    assert (result.outcome, result.errors, result.skipped, result.upserted) == ("partial", 1, 1, 1)
+    skips = engine.state.skipped_items(engine.state.last_run("one").id)
+    assert [(s["id"], s["failed"]) for s in skips] == [("one:2", True), ("one:9", False)]
+    Script.plan = [[Skipped(id="one:2", reason="HTTP 500"), doc(2, "read at last"), Checkpoint(state={"at": 4})]]
+    assert engine.run("one", "sync").outcome == "ok"
+    assert engine.state.skipped_items(engine.state.last_run("one").id) == []
+
+
+class Throttled(Script):
+    """Lists its ids through the kit's client; the service answers as `answer` says."""
+
+    answer: Callable[[httpx.Request], httpx.Response] = staticmethod(lambda r: httpx.Response(200, json=[]))
+
+    def live_ids(self):
+        with kit_client(source=self.name, transport=httpx.MockTransport(Throttled.answer)) as client:
+            response = client.get("https://tickets.test/api/ids")
+            response.raise_for_status()
+            return [self.doc_id(i) for i in response.json()]
+
+
+class ThrottledEngine(Engine):
+    def connector(self, name: str) -> Connector:
+        return Throttled(self.settings.source(name))
+
+
+def test_a_prune_whose_listing_fails_over_http_fails_naming_the_source_and_deletes_nothing(engine, caplog):
+    """httpx's errors from `live_ids` in a prune are inlet's typed errors naming the source, as in a
+    run (a 401 a refused credential), logged without a traceback; nothing is deleted."""
+    engine = ThrottledEngine(engine.settings, engine.index, engine.state)
+    Script.plan = [[doc(1), Checkpoint(state={})]]
+    engine.run("one", "backfill")
+    for status, expected in ((404, "answered HTTP 404"), (401, "refused its credentials")):
+        Throttled.answer = staticmethod(lambda r, status=status: httpx.Response(status))
+        result = engine.prune("one")
+        assert result.outcome == "failed" and "'one'" in result.error and expected in result.error, result.error
+        assert "tickets.test/api/ids" in result.error and result.credentials_refused == (status == 401)
+    assert indexed(engine) == ["one:1"] and not any(r.exc_info for r in caplog.records)
+    Throttled.answer = staticmethod(lambda r: httpx.Response(200, json=[]))
+    assert engine.prune("one").deleted == 1
+
+
+@pytest.mark.timeout(60)
+def test_a_stop_ends_a_prune_waiting_out_a_retry_after(engine):
+    """A prune's listing answered 429 with a two-minute Retry-After: a stop (SIGTERM) ends the
+    wait at once, and the prune is interrupted, deleting nothing."""
+    engine = ThrottledEngine(engine.settings, engine.index, engine.state)
+    Script.plan = [[doc(1), Checkpoint(state={})]]
+    engine.run("one", "backfill")
+    Throttled.answer = staticmethod(lambda r: httpx.Response(429, headers={"Retry-After": "120"}))
+    engine.stop.set()
+    result = engine.prune("one")
+    assert result.outcome == "interrupted" and indexed(engine) == ["one:1"]

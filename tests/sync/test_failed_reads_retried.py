@@ -147,7 +147,8 @@ def test_teams_a_thread_whose_replies_failed_gets_the_new_members_and_a_new_one_
             bison = teams.post(desk.id, "heroeshannibal@example.com", "<p>Bison rollout starts Monday.</p>")
             teams.post(desk.id, "heroeshannibal@example.com", "<p>Bison canary is green.</p>", bison.id)
         sb.faults.fail("graph", "replies", 403, times=2)  # both threads of the channel
-        assert outcome(ix.run()) == ("partial", 2)
+        # the new thread, read again at once in the same run, is indexed: only the kept one is an error
+        assert outcome(ix.run()) == ("partial", 1)
         assert slow_id not in ix.found("slow exports billing page", leaver)  # kept, with the members just read
         assert slow_id in ix.found("slow exports billing page", "heroeshannibal@example.com")
         assert outcome(ix.run()) == ("ok", 0)
