@@ -110,7 +110,7 @@ class WatchedEngine(Engine):
 
     after_checkpoints: Any = None
 
-    def connector(self, name: str) -> Connector:
+    def connector(self, name: str, env: object = None) -> Connector:
         conn = super().connector(name)
         load = conn.load
 

@@ -40,7 +40,7 @@ def doc(n: int, text: str = ""):
 
 
 class ScriptEngine(Engine):
-    def connector(self, name: str) -> Connector:
+    def connector(self, name: str, env: object = None) -> Connector:
         return Script(self.settings.source(name))
 
 
@@ -456,7 +456,7 @@ class Remembering(Script):
 
 
 class RememberingEngine(Engine):
-    def connector(self, name: str) -> Connector:
+    def connector(self, name: str, env: object = None) -> Connector:
         return Remembering(self.settings.source(name))
 
 
@@ -640,7 +640,7 @@ class ScopedScript(Script):
 
 
 class ScopedEngine(Engine):
-    def connector(self, name: str) -> Connector:
+    def connector(self, name: str, env: object = None) -> Connector:
         return ScopedScript(self.settings.source(name))
 
 
@@ -738,7 +738,7 @@ class Throttled(Script):
 
 
 class ThrottledEngine(Engine):
-    def connector(self, name: str) -> Connector:
+    def connector(self, name: str, env: object = None) -> Connector:
         return Throttled(self.settings.source(name))
 
 

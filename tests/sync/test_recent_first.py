@@ -49,7 +49,7 @@ class Hooked(FilesConnector):
 
 
 class HookedEngine(Engine):
-    def connector(self, name: str) -> Connector:
+    def connector(self, name: str, env: object = None) -> Connector:
         return Hooked(self.settings.source(name))
 
 
