@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -28,6 +29,21 @@ log = logging.getLogger(__name__)
 USER_HEADER = "X-Inlet-User"  # names the user on GET routes and MCP over HTTP (on_behalf_of keys)
 USER_PARAM = "user"  # ... or as a query parameter
 KeyKind = Literal["admin", "on_behalf_of", "user"]  # a key's rights (the audit line's `kind`)
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# One address: a dot-atom local part (RFC 5322, no quoting), one "@", a dotted host name.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+EMAIL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+")
+
+
+def well_formed_user(user: str, address: bool = False) -> bool:
+    """The one rule for a user named from outside (an OAuth claim, or a user an on_behalf_of or
+    admin key names): a value holding an `@` (or, with `address`, any value) must be one
+    well-formed email address, since ACL domains are matched on what follows its `@`
+    (`eve@evil.com@corp.example`, `eve@x, bob@corp.example`, `@corp.example` are not). A value
+    without an `@` names a user with no domain (`u:` ACL entries only)."""
+    if not address and "@" not in user:
+        return True
+    return EMAIL.fullmatch(user) is not None
 
 
 @dataclass(frozen=True)
@@ -156,10 +172,20 @@ def caller_for(entry: KeyEntry, requested_user: str | None) -> Caller:
     - a user key acts as its user; naming a user is beyond its rights (403), even its own;
     - an on_behalf_of key must name the user (400 when missing);
     - an admin key sees everything, or acts as the named user when it names one.
+
+    A named user must pass `well_formed_user` (400 otherwise): a gateway that merges a client's
+    `X-Inlet-User` into its own must not hand the client a domain's documents.
     """
     requested = requested_user.strip() if requested_user is not None else None
     if requested == "":
         raise ApiError(400, "invalid_request", "'user' must not be empty")
+    if requested is not None and not well_formed_user(requested):
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"the user named ('user', {USER_HEADER} or ?{USER_PARAM}=) is not one well-formed email address: "
+            "name exactly one user",
+        )
     if entry.user is not None:
         if requested is not None:
             who = "an OAuth token" if entry.subject is not None else f"key {entry.name!r}"

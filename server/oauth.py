@@ -40,7 +40,7 @@ from starlette.types import Scope
 from inlet.config import OAuthConfig, Settings
 from inlet.errors import ConfigError
 
-from .auth import KeyEntry, KeyRing
+from .auth import KeyEntry, KeyRing, well_formed_user
 from .errors import ApiError, CallerRefused
 
 log = logging.getLogger(__name__)
@@ -53,10 +53,6 @@ JWKS_COOLDOWN_SECONDS = 30.0  # at most one refetch per this for unknown kids
 JWKS_STALE_SECONDS = 3600  # the last key set stays in use this long while the issuer cannot be reached
 HTTP_TIMEOUT_SECONDS = 10.0
 PRM_PATH = "/.well-known/oauth-protected-resource"
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-# One address: a dot-atom local part (RFC 5322, no quoting), one "@", a dotted host name.
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-EMAIL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+")
 PRM_PATHS = frozenset({PRM_PATH, PRM_PATH + "/mcp"})
 
 
@@ -288,11 +284,12 @@ class JwtVerifier:
 
     def _check_email(self, user: str, claims: dict[str, Any]) -> None:
         """A user named by an email address (the `email` claim, or any value with an `@`) must be one
-        well-formed address, since ACL domains are matched on what follows its `@`; and a provider
-        that says the address is unverified is believed (unless `require_email_verified = false`)."""
+        well-formed address (`auth.well_formed_user`, the rule for users a key names too); and a
+        provider that says the address is unverified is believed (unless `require_email_verified =
+        false`)."""
         if self.config.user_claim != "email" and "@" not in user:
             return
-        if not EMAIL.fullmatch(user):
+        if not well_formed_user(user, address=True):
             raise TokenRejected(f"the {self.config.user_claim!r} claim is not one well-formed email address")
         verified = claims.get("email_verified")
         if self.config.require_email_verified and (verified is False or verified == "false"):
