@@ -30,6 +30,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inlet.config import Settings
+from inlet.connectors.model import normal_user
 from inlet.errors import ConfigError
 
 from .auth import Caller, KeyEntry
@@ -245,7 +246,7 @@ def acted_for(line: Mapping[str, Any]) -> str:
 def read_audit(path: Path, user: str | None = None, since: datetime | None = None) -> Iterator[dict[str, Any]]:
     """Each line of the audit files, oldest first, for `user` (case-insensitive) from `since` on;
     a line that is not JSON (a torn write) is skipped with a warning."""
-    wanted = user.strip().lower() if user else None
+    wanted = normal_user(user) if user else None
     for file in audit_files(path):
         with file.open(encoding="utf-8", errors="replace") as lines:
             for number, text in enumerate(lines, 1):
@@ -254,7 +255,7 @@ def read_audit(path: Path, user: str | None = None, since: datetime | None = Non
                 except ValueError:
                     log.warning("%s:%d is not an audit line; skipped", file, number)
                     continue
-                if wanted is not None and str(line.get("user") or "").lower() != wanted:
+                if wanted is not None and normal_user(str(line.get("user") or "")) != wanted:
                     continue
                 if since is not None and _time(line.get("time")) < since:
                     continue

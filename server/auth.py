@@ -20,6 +20,7 @@ from starlette.types import Scope
 
 from inlet.config import ApiKey, Settings
 from inlet.connectors.base import unset_env
+from inlet.connectors.model import normal_user
 from inlet.errors import ConfigError
 
 from .errors import ApiError
@@ -159,7 +160,7 @@ def body_or_named_user(body_user: str | None, scope: Scope) -> str | None:
     named = named_user(scope)
     if body_user is None or named is None:
         return body_user if body_user is not None else named
-    if body_user.strip().lower() != named.strip().lower():
+    if normal_user(body_user) != normal_user(named):
         raise ApiError(
             400, "invalid_request", f"the body's 'user' and {USER_HEADER} (or ?{USER_PARAM}=) name different users"
         )

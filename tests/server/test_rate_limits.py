@@ -75,6 +75,19 @@ def test_mcp_tool_calls_over_the_limit_are_tool_errors(index: Index) -> None:
     assert anyio.run(calls) == [False, False, True, False, False, True, False]
 
 
+def test_an_oauth_users_bucket_is_the_user_as_the_acl_compares_it() -> None:
+    """One person, one bucket: tokens whose claim spells the address in another case (as the ACL,
+    which folds case, takes them for the same user) spend the same tokens."""
+    settings = Settings(index=IndexConfig(path=Path("unused")), server=ServerConfig(rate_limit="1/h", rate_burst=2))
+    limiter = RateLimiter.from_settings(settings)
+    spellings = ["alice@example.com", "Alice@example.com", "ALICE@EXAMPLE.COM", " alice@Example.com"]
+    callers = [Caller("oauth:client", s, admin=False, subject="sub", issuer="https://idp") for s in spellings]
+    waits = [anyio.run(limiter.check_caller, caller) for caller in callers]
+    assert waits[:2] == [0.0, 0.0] and all(w > 0 for w in waits[2:])
+    other = Caller("oauth:client", "bob@example.com", admin=False, subject="bob", issuer="https://idp")
+    assert anyio.run(limiter.check_caller, other) == 0.0  # another person: a bucket of their own
+
+
 def test_mcp_messages_that_call_no_tool_are_limited_over_http_and_tool_calls_answer_tool_errors(index: Index) -> None:
     app = create_app(limited_settings(index.path, "1/h", "1000/s", burst=2), index=index, env=KEYS)
     headers = {**ALICE, "Accept": "application/json, text/event-stream"}
