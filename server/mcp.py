@@ -172,6 +172,7 @@ class InletTools:
             else ([str(data["id"])] if "id" in data else [])
         )
         query = arguments.get("query") if name == "search" else None
+        requested = arguments.get("id") if name == "fetch" else None
         self.audit.record(
             key=None,
             caller=caller,
@@ -180,6 +181,7 @@ class InletTools:
             tool=name,
             query=query if isinstance(query, str) else None,
             doc_ids=doc_ids,
+            requested_id=requested if isinstance(requested, str) else None,  # also when refused or missing
         )
         return result
 
