@@ -1,6 +1,8 @@
 """API keys and who a request acts as (docs/reference/api.md: keys and users).
 
-Key values are read from the environment once, at startup, and never logged. A presented key is
+Key values are read from the environment once, at startup, and never logged; a value shorter than
+`MIN_KEY_CHARS` is a start-up warning naming the key (wrong keys are answered 401 as fast as they
+come, so a short one is guessed in seconds). A presented key is
 compared with every configured key in constant time (`hmac.compare_digest`), so neither the match
 nor its position leaks through timing. The result is a `Caller`: the user whose ACL filters the
 request, or an operator (`user` None) who sees everything.
@@ -29,6 +31,7 @@ log = logging.getLogger(__name__)
 
 USER_HEADER = "X-Inlet-User"  # names the user on GET routes and MCP over HTTP (on_behalf_of keys)
 USER_PARAM = "user"  # ... or as a query parameter
+MIN_KEY_CHARS = 16  # a key value shorter than this is warned about at start-up
 KeyKind = Literal["admin", "on_behalf_of", "user"]  # a key's rights (the audit line's `kind`)
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 # One address: a dot-atom local part (RFC 5322, no quoting), one "@", a dotted host name.
@@ -97,6 +100,14 @@ class KeyRing:
                 raise ConfigError(
                     f"[server] api_keys: {key.name!r} ({key.key_env}) has the same secret as {twin!r}: "
                     "each key needs its own value, or requests of one are taken as the other's"
+                )
+            if len(value) < MIN_KEY_CHARS:
+                log.warning(
+                    "API key %r (%s) is shorter than %d characters: it can be guessed quickly; "
+                    "generate one with `openssl rand -base64 32`",
+                    key.name,
+                    key.key_env,
+                    MIN_KEY_CHARS,
                 )
             self.entries.append(
                 KeyEntry(key.name, value.encode(), key.user, key.on_behalf_of, key.admin, rate_limit=key.rate_limit)

@@ -4,6 +4,7 @@ buckets in PostgreSQL hold across replicas."""
 
 from __future__ import annotations
 
+import logging
 import statistics
 import threading
 import time
@@ -245,6 +246,21 @@ def test_two_keys_with_one_secret_are_refused_naming_both() -> None:
         KeyRing(keys, {"A": "one-secret", "B": "one-secret \n"})
     newline = KeyRing(keys, {"A": "from-a-file\n", "B": "another"})
     assert newline.authenticate("Bearer from-a-file").name == "alice-key"
+
+
+def test_a_short_key_is_a_warning_naming_it_never_its_value(caplog: pytest.LogCaptureFixture) -> None:
+    """A 7-character key is guessed in seconds (wrong keys are plain 401s): warned about, still used."""
+    keys = [
+        ApiKey(name="weak-key", key_env="WEAK", admin=True),
+        ApiKey(name="strong-key", key_env="STRONG", user="bob@x.org"),
+    ]
+    with caplog.at_level(logging.WARNING, logger="inlet.server.auth"):
+        ring = KeyRing(keys, {"WEAK": "Pin1234", "STRONG": "bX3v9Qk2LmZ7pR4tW8yN1sD6"})
+    (warning,) = [r for r in caplog.records if r.name == "inlet.server.auth"]
+    assert warning.levelno == logging.WARNING
+    assert "'weak-key'" in warning.getMessage() and "openssl rand" in warning.getMessage()
+    assert "Pin1234" not in caplog.text and "strong-key" not in caplog.text
+    assert ring.authenticate("Bearer Pin1234").name == "weak-key"  # warned, not refused
 
 
 def test_a_secret_pasted_as_key_env_is_not_echoed_when_no_key_is_usable(caplog: pytest.LogCaptureFixture) -> None:
