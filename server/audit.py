@@ -4,9 +4,10 @@ Invariant: a line names who asked (key name, or OAuth subject and issuer) and th
 key (`kind`: admin, on_behalf_of or user), the user acted for (null: none, which is an operator
 only when `kind` is admin), the route or tool, the query (or its SHA-256), the document id a fetch
 asked for (`GET /v1/documents/{id}`, MCP `fetch`; or its SHA-256; whatever the answer, so ids tried
-in vain show too), the returned document ids, the status and the latency; never a key, a token or a passage text. Lines are queued and
-written by one writer thread (`logging.handlers.QueueListener` over a size-rotated file), so a
-request never waits on the disk; `"-"` sends them to the log stream (logger `inlet.audit`) instead.
+in vain show too), the returned document ids, the status and the latency; never a key, a token
+or a passage text. Lines are queued and written by one writer thread
+(`logging.handlers.QueueListener` over a size-rotated file), so a request never waits on the disk;
+`"-"` sends them to the log stream (logger `inlet.audit`) instead.
 A line the writer cannot write (a full disk, a file made read-only) is lost, and requests go on:
 the loss is counted and warned about at most once a minute, naming the file and the cause, never
 the line itself (it holds a query). A file that cannot be opened at start-up is a `ConfigError`

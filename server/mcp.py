@@ -423,7 +423,9 @@ def run_stdio(
     if not user or not user.strip():
         raise ConfigError("inlet mcp acts as one user: pass --user EMAIL or set INLET_USER")
     if not well_formed_user(user.strip()):  # the rule for users a key names over HTTP
-        raise ConfigError(f"inlet mcp --user {user.strip()!r}: not one well-formed email address; name exactly one user")
+        raise ConfigError(
+            f"inlet mcp --user {user.strip()!r}: not one well-formed email address; name exactly one user"
+        )
     caller = Caller(key_name="stdio", user=user.strip(), admin=False)
     half_life = settings.server.recency_half_life_days
     audit = AuditLog.from_settings(settings)  # one line per tool call, as over HTTP
