@@ -37,11 +37,17 @@ class ACL(BaseModel):
         return tokens + [f"u:{u}" for u in self.users] + [f"d:{d}" for d in self.domains]
 
 
+def normal_user(user: str) -> str:
+    """A user as ACLs compare it (emails are case-insensitive): one person, one spelling. Whatever
+    keys a user (the ACL tokens, a rate-limit bucket) goes through this."""
+    return user.strip().lower()
+
+
 def principals_for(user: str | None) -> list[str] | None:
     """The ACL tokens a user matches; `None` (no user) means an operator who sees everything."""
     if user is None:
         return None
-    email = user.strip().lower()
+    email = normal_user(user)
     tokens = ["*", f"u:{email}"]
     if "@" in email:
         tokens.append(f"d:{email.rsplit('@', 1)[1]}")

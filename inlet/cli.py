@@ -400,7 +400,8 @@ def audit(user: str | None, since: str | None, config_path: str | None, as_json:
         for line in lines:
             who = line.get("subject") or line.get("key")
             what = line.get("route") or line.get("tool")
-            asked = line.get("query") or (f"sha256:{line['query_sha256'][:12]}" if "query_sha256" in line else "")
+            digest = line.get("query_sha256") or line.get("requested_id_sha256")
+            asked = line.get("query") or line.get("requested_id") or (f"sha256:{digest[:12]}" if digest else "")
             click.echo(
                 f"{line.get('time')}  {who}  for {acted_for(line)}  {what}  "
                 f"{line.get('status')}  {line.get('ms')} ms  {asked!r}  {len(line.get('doc_ids') or [])} doc(s)"

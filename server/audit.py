@@ -2,10 +2,12 @@
 
 Invariant: a line names who asked (key name, or OAuth subject and issuer) and the rights of its
 key (`kind`: admin, on_behalf_of or user), the user acted for (null: none, which is an operator
-only when `kind` is admin), the route or tool, the query (or its SHA-256), the returned document
-ids, the status and the latency; never a key, a token or a passage text. Lines are queued and
-written by one writer thread (`logging.handlers.QueueListener` over a size-rotated file), so a
-request never waits on the disk; `"-"` sends them to the log stream (logger `inlet.audit`) instead.
+only when `kind` is admin), the route or tool, the query (or its SHA-256), the document id a fetch
+asked for (`GET /v1/documents/{id}`, MCP `fetch`; or its SHA-256; whatever the answer, so ids tried
+in vain show too), the returned document ids, the status and the latency; never a key, a token
+or a passage text. Lines are queued and written by one writer thread
+(`logging.handlers.QueueListener` over a size-rotated file), so a request never waits on the disk;
+`"-"` sends them to the log stream (logger `inlet.audit`) instead.
 A line the writer cannot write (a full disk, a file made read-only) is lost, and requests go on:
 the loss is counted and warned about at most once a minute, naming the file and the cause, never
 the line itself (it holds a query). A file that cannot be opened at start-up is a `ConfigError`
@@ -30,13 +32,15 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inlet.config import Settings
+from inlet.connectors.model import normal_user
 from inlet.errors import ConfigError
 
 from .auth import Caller, KeyEntry
 
 log = logging.getLogger(__name__)
 STREAM_LOGGER = "inlet.audit"
-AUDITED_PREFIXES = ("/v1/search", "/v1/context", "/v1/documents/", "/v1/admin/")
+DOCUMENTS = "/v1/documents/"  # GET /v1/documents/{id}: the rest of the path is the id asked for
+AUDITED_PREFIXES = ("/v1/search", "/v1/context", DOCUMENTS, "/v1/admin/")
 WARN_EVERY = 60.0  # seconds between two warnings about lost lines
 
 
@@ -124,6 +128,7 @@ class AuditLog:
         query: str | None = None,
         doc_ids: Iterable[str] = (),
         user: str | None = None,
+        requested_id: str | None = None,
     ) -> None:
         if not self.enabled:
             return
@@ -144,11 +149,12 @@ class AuditLog:
         )
         line["kind"] = key.kind if key is not None else caller.kind if caller is not None else "user"
         line["route" if route is not None else "tool"] = route if route is not None else tool
-        if query is not None:
-            if self.hash_queries:
-                line["query_sha256"] = hashlib.sha256(query.encode("utf-8", "replace")).hexdigest()
-            else:
-                line["query"] = query
+        for field, asked in (("query", query), ("requested_id", requested_id)):
+            if asked is not None:
+                if self.hash_queries:
+                    line[f"{field}_sha256"] = hashlib.sha256(asked.encode("utf-8", "replace")).hexdigest()
+                else:
+                    line[field] = asked
         line["doc_ids"] = list(dict.fromkeys(doc_ids))
         line["status"] = status
         line["ms"] = round(ms, 1)
@@ -212,7 +218,8 @@ class AuditMiddleware:
     def _record(self, scope: Scope, path: str, status: int, started: float) -> None:
         state = scope["state"]
         facts = state.get("audit") or {}
-        route = "/v1/documents/{id}" if path.startswith("/v1/documents/") else path
+        document = path.startswith(DOCUMENTS)
+        route = DOCUMENTS + "{id}" if document else path
         self.audit.record(
             key=state.get("key"),
             caller=state.get("caller"),
@@ -221,6 +228,7 @@ class AuditMiddleware:
             route=f"{scope.get('method')} {route}",
             query=facts.get("query"),
             doc_ids=facts.get("doc_ids", ()),
+            requested_id=path[len(DOCUMENTS) :] if document else None,  # the route's {id}, whatever the answer
         )
 
 
@@ -245,7 +253,7 @@ def acted_for(line: Mapping[str, Any]) -> str:
 def read_audit(path: Path, user: str | None = None, since: datetime | None = None) -> Iterator[dict[str, Any]]:
     """Each line of the audit files, oldest first, for `user` (case-insensitive) from `since` on;
     a line that is not JSON (a torn write) is skipped with a warning."""
-    wanted = user.strip().lower() if user else None
+    wanted = normal_user(user) if user else None
     for file in audit_files(path):
         with file.open(encoding="utf-8", errors="replace") as lines:
             for number, text in enumerate(lines, 1):
@@ -254,7 +262,7 @@ def read_audit(path: Path, user: str | None = None, since: datetime | None = Non
                 except ValueError:
                     log.warning("%s:%d is not an audit line; skipped", file, number)
                     continue
-                if wanted is not None and str(line.get("user") or "").lower() != wanted:
+                if wanted is not None and normal_user(str(line.get("user") or "")) != wanted:
                     continue
                 if since is not None and _time(line.get("time")) < since:
                     continue

@@ -1,6 +1,8 @@
 """API keys and who a request acts as (docs/reference/api.md: keys and users).
 
-Key values are read from the environment once, at startup, and never logged. A presented key is
+Key values are read from the environment once, at startup, and never logged; a value shorter than
+`MIN_KEY_CHARS` is a start-up warning naming the key (wrong keys are answered 401 as fast as they
+come, so a short one is guessed in seconds). A presented key is
 compared with every configured key in constant time (`hmac.compare_digest`), so neither the match
 nor its position leaks through timing. The result is a `Caller`: the user whose ACL filters the
 request, or an operator (`user` None) who sees everything.
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -19,6 +22,7 @@ from starlette.types import Scope
 
 from inlet.config import ApiKey, Settings
 from inlet.connectors.base import unset_env
+from inlet.connectors.model import normal_user
 from inlet.errors import ConfigError
 
 from .errors import ApiError
@@ -27,7 +31,23 @@ log = logging.getLogger(__name__)
 
 USER_HEADER = "X-Inlet-User"  # names the user on GET routes and MCP over HTTP (on_behalf_of keys)
 USER_PARAM = "user"  # ... or as a query parameter
+MIN_KEY_CHARS = 16  # a key value shorter than this is warned about at start-up
 KeyKind = Literal["admin", "on_behalf_of", "user"]  # a key's rights (the audit line's `kind`)
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+# One address: a dot-atom local part (RFC 5322, no quoting), one "@", a dotted host name.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+EMAIL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+")
+
+
+def well_formed_user(user: str, address: bool = False) -> bool:
+    """The one rule for a user named from outside (an OAuth claim, or a user an on_behalf_of or
+    admin key names): a value holding an `@` (or, with `address`, any value) must be one
+    well-formed email address, since ACL domains are matched on what follows its `@`
+    (`eve@evil.com@corp.example`, `eve@x, bob@corp.example`, `@corp.example` are not). A value
+    without an `@` names a user with no domain (`u:` ACL entries only)."""
+    if not address and "@" not in user:
+        return True
+    return EMAIL.fullmatch(user) is not None
 
 
 @dataclass(frozen=True)
@@ -80,6 +100,14 @@ class KeyRing:
                 raise ConfigError(
                     f"[server] api_keys: {key.name!r} ({key.key_env}) has the same secret as {twin!r}: "
                     "each key needs its own value, or requests of one are taken as the other's"
+                )
+            if len(value) < MIN_KEY_CHARS:
+                log.warning(
+                    "API key %r (%s) is shorter than %d characters: it can be guessed quickly; "
+                    "generate one with `openssl rand -base64 32`",
+                    key.name,
+                    key.key_env,
+                    MIN_KEY_CHARS,
                 )
             self.entries.append(
                 KeyEntry(key.name, value.encode(), key.user, key.on_behalf_of, key.admin, rate_limit=key.rate_limit)
@@ -143,7 +171,7 @@ def body_or_named_user(body_user: str | None, scope: Scope) -> str | None:
     named = named_user(scope)
     if body_user is None or named is None:
         return body_user if body_user is not None else named
-    if body_user.strip().lower() != named.strip().lower():
+    if normal_user(body_user) != normal_user(named):
         raise ApiError(
             400, "invalid_request", f"the body's 'user' and {USER_HEADER} (or ?{USER_PARAM}=) name different users"
         )
@@ -156,10 +184,20 @@ def caller_for(entry: KeyEntry, requested_user: str | None) -> Caller:
     - a user key acts as its user; naming a user is beyond its rights (403), even its own;
     - an on_behalf_of key must name the user (400 when missing);
     - an admin key sees everything, or acts as the named user when it names one.
+
+    A named user must pass `well_formed_user` (400 otherwise): a gateway that merges a client's
+    `X-Inlet-User` into its own must not hand the client a domain's documents.
     """
     requested = requested_user.strip() if requested_user is not None else None
     if requested == "":
         raise ApiError(400, "invalid_request", "'user' must not be empty")
+    if requested is not None and not well_formed_user(requested):
+        raise ApiError(
+            400,
+            "invalid_request",
+            f"the user named ('user', {USER_HEADER} or ?{USER_PARAM}=) is not one well-formed email address: "
+            "name exactly one user",
+        )
     if entry.user is not None:
         if requested is not None:
             who = "an OAuth token" if entry.subject is not None else f"key {entry.name!r}"

@@ -2,7 +2,8 @@
 
 `inlet serve`, `inlet daemon --serve` and `inlet demo` all serve through `ServerThread`, so the
 same bounds hold on each: a request's headers must arrive within `[server] header_timeout`
-seconds of the connection (or of the previous response), an idle keep-alive connection is closed
+seconds of the connection (or of the previous response) and hold at most `MAX_HEADER_BYTES`
+(a 431 and the connection closed past it), an idle keep-alive connection is closed
 after `[server] idle_timeout`, connections past `max_connections()` are closed as they arrive (the
 process keeps descriptors for its index, its local channel and its outgoing calls), and the app
 itself carries the same middleware (key check, body limits, security headers; `app.create_app`).
@@ -18,7 +19,7 @@ from typing import Any
 
 from inlet.config import ServerConfig
 
-from .timeouts import uvicorn_protocol
+from .timeouts import MAX_HEADER_BYTES, uvicorn_protocol
 
 log = logging.getLogger(__name__)
 GRACEFUL_SHUTDOWN = 10.0  # seconds requests in flight get once the server is told to stop
@@ -59,7 +60,7 @@ def uvicorn_config(app: Any, server: ServerConfig) -> Any:
         http=protocol,
         timeout_keep_alive=max(1, round(server.idle_timeout)),
         timeout_graceful_shutdown=round(GRACEFUL_SHUTDOWN),
-        h11_max_incomplete_event_size=64 * 1024,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,  # h11's own bound; the protocol's holds for any parser
         server_header=False,
     )
 

@@ -30,7 +30,7 @@ from inlet.index.search import SearchRequest
 from inlet.index.store import Index
 
 from .audit import AuditLog
-from .auth import Caller, caller_for, named_user
+from .auth import Caller, caller_for, named_user, well_formed_user
 from .errors import ApiError
 from .local_channel import LocalClient, holder_for
 from .middleware import send_error
@@ -172,6 +172,7 @@ class InletTools:
             else ([str(data["id"])] if "id" in data else [])
         )
         query = arguments.get("query") if name == "search" else None
+        requested = arguments.get("id") if name == "fetch" else None
         self.audit.record(
             key=None,
             caller=caller,
@@ -180,6 +181,7 @@ class InletTools:
             tool=name,
             query=query if isinstance(query, str) else None,
             doc_ids=doc_ids,
+            requested_id=requested if isinstance(requested, str) else None,  # also when refused or missing
         )
         return result
 
@@ -420,6 +422,10 @@ def run_stdio(
     the local commands, so `inlet sync` beside a desktop agent's `inlet mcp` runs here)."""
     if not user or not user.strip():
         raise ConfigError("inlet mcp acts as one user: pass --user EMAIL or set INLET_USER")
+    if not well_formed_user(user.strip()):  # the rule for users a key names over HTTP
+        raise ConfigError(
+            f"inlet mcp --user {user.strip()!r}: not one well-formed email address; name exactly one user"
+        )
     caller = Caller(key_name="stdio", user=user.strip(), admin=False)
     half_life = settings.server.recency_half_life_days
     audit = AuditLog.from_settings(settings)  # one line per tool call, as over HTTP

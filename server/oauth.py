@@ -5,6 +5,10 @@ Verification is PyJWT's (signature, `iss`, `aud`, `exp`/`nbf`) with the signing 
 `kid` from the issuer's JWKS through `PyJWKClient`, which caches the set; an unknown `kid` refetches
 it at once, and then not again for a cooldown: a key rotated in moments ago is accepted, and a
 stream of forged tokens with random `kid`s cannot turn inlet into a load generator against the
+identity provider. One fetch at a time, and no request waits on one another started once keys are
+at hand: they are checked with those keys, an unknown `kid` refused at once (so a hanging provider
+holds one request, not all of them). Token checks run in worker threads of their own
+(`VERIFY_THREADS`), never in those searches run in: a request with an API key never waits on the
 identity provider. Only asymmetric algorithms are
 accepted, so `alg: none` and an HMAC token keyed with the (public) verification key fail before
 any signature check. The verifier is the `mcp` SDK's `TokenVerifier`, producing its `AccessToken`.
@@ -40,7 +44,7 @@ from starlette.types import Scope
 from inlet.config import OAuthConfig, Settings
 from inlet.errors import ConfigError
 
-from .auth import KeyEntry, KeyRing
+from .auth import KeyEntry, KeyRing, well_formed_user
 from .errors import ApiError, CallerRefused
 
 log = logging.getLogger(__name__)
@@ -51,12 +55,9 @@ LEEWAY_SECONDS = 60  # clock skew tolerated on exp/nbf/iat (the contract's maxim
 JWKS_LIFESPAN_SECONDS = 300  # a cached key set is refetched after this
 JWKS_COOLDOWN_SECONDS = 30.0  # at most one refetch per this for unknown kids
 JWKS_STALE_SECONDS = 3600  # the last key set stays in use this long while the issuer cannot be reached
-HTTP_TIMEOUT_SECONDS = 10.0
+HTTP_TIMEOUT_SECONDS = 5.0  # a discovery or key-set fetch (the one request that waits on it)
+VERIFY_THREADS = 8  # worker threads token checks may hold at once (their own, not the searches')
 PRM_PATH = "/.well-known/oauth-protected-resource"
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-# One address: a dot-atom local part (RFC 5322, no quoting), one "@", a dotted host name.
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-EMAIL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+")
 PRM_PATHS = frozenset({PRM_PATH, PRM_PATH + "/mcp"})
 
 
@@ -86,7 +87,11 @@ def _ssl_context(config: OAuthConfig) -> ssl.SSLContext:
 
 class _KeySetClient(jwt.PyJWKClient):
     """PyJWT's client, except that:
-    - one lookup at a time: concurrent requests after the cache expired fetch the set once;
+    - one fetch at a time, and only the request that started it waits on it: while it runs, other
+      lookups are answered from the keys at hand (the last set fetched, fresh or not) and an
+      unknown `kid` is refused at once, so a provider that hangs holds one request, not every
+      token request (each holding a worker thread); before any set is at hand, lookups wait for the
+      first fetch, which all of them need (concurrent first requests fetch the set once);
     - an unknown `kid` refetches the set unless an unknown `kid` did so within `cooldown_duration`
       (PyJWT also counts the first and the periodic fetches, refusing a freshly rotated key for
       up to the cooldown after any fetch);
@@ -107,15 +112,34 @@ class _KeySetClient(jwt.PyJWKClient):
         self._lock = threading.Lock()
 
     def get_signing_key(self, kid: str) -> jwt.PyJWK:
-        with self._lock:
+        held = self._held()
+        if not self._lock.acquire(blocking=held is None):  # a fetch is under way: do not wait on it
+            key = self.match_kid(held or [], kid)
+            if key is None:
+                raise jwt.PyJWKClientError(f"no signing key {kid!r} in the issuer's key set (being fetched again)")
+            return key
+        try:
             key = self.match_kid(self.get_signing_keys(), kid)
             now = time.monotonic()
             if key is None and (self._forced_at is None or now - self._forced_at >= self.cooldown_duration):
                 self._forced_at = now
                 key = self.match_kid(self.get_signing_keys(refresh=True), kid)
+        finally:
+            self._lock.release()
         if key is None:
             raise jwt.PyJWKClientError(f"no signing key {kid!r} in the issuer's key set")
         return key
+
+    def _held(self) -> list[jwt.PyJWK] | None:
+        """The signing keys of the last set fetched, fresh or expired, while the stale keys may still
+        be used (`JWKS_STALE_SECONDS`); None when there is none."""
+        cached = self.jwk_set_cache.jwk_set_with_timestamp if self.jwk_set_cache is not None else None
+        if cached is None or self._last is None or time.monotonic() - self._last[0] > JWKS_STALE_SECONDS:
+            return None
+        try:
+            return self._get_signing_keys_from_jwk_set(cached.get_jwk_set())
+        except jwt.PyJWKClientError:  # a set with no signing key
+            return []
 
     def fetch_data(self) -> Any:
         try:
@@ -182,6 +206,7 @@ class JwtVerifier:
         self._jwks: jwt.PyJWKClient | None = None
         self._discovery_failed_at: float | None = None
         self._lock = threading.Lock()
+        self._threads = anyio.CapacityLimiter(VERIFY_THREADS)
 
     def jwks_url(self) -> str:
         """`jwks_url` when configured, else the `jwks_uri` of the issuer's discovery document."""
@@ -288,20 +313,26 @@ class JwtVerifier:
 
     def _check_email(self, user: str, claims: dict[str, Any]) -> None:
         """A user named by an email address (the `email` claim, or any value with an `@`) must be one
-        well-formed address, since ACL domains are matched on what follows its `@`; and a provider
-        that says the address is unverified is believed (unless `require_email_verified = false`)."""
+        well-formed address (`auth.well_formed_user`, the rule for users a key names too); and a
+        provider that says the address is unverified is believed (unless `require_email_verified =
+        false`)."""
         if self.config.user_claim != "email" and "@" not in user:
             return
-        if not EMAIL.fullmatch(user):
+        if not well_formed_user(user, address=True):
             raise TokenRejected(f"the {self.config.user_claim!r} claim is not one well-formed email address")
         verified = claims.get("email_verified")
         if self.config.require_email_verified and (verified is False or verified == "false"):
             raise TokenRejected("the token's email_verified claim is false")
 
+    async def verify_in_thread(self, token: str) -> AccessToken:
+        """`verify` in one of this verifier's own worker threads (`VERIFY_THREADS`): a fetch from the
+        identity provider never holds a thread a search needs."""
+        return await anyio.to_thread.run_sync(self.verify, token, limiter=self._threads)
+
     async def verify_token(self, token: str) -> AccessToken | None:
         """The SDK's protocol: None for any token that does not verify."""
         try:
-            return await anyio.to_thread.run_sync(self.verify, token)
+            return await self.verify_in_thread(token)
         except (TokenRejected, ScopeMissing, IdentityProviderUnavailable):
             return None
 
@@ -443,7 +474,7 @@ class Authenticator:
     async def _token_entry(self, token: str, scope: Scope) -> KeyEntry:
         assert self.verifier is not None
         try:
-            access = await anyio.to_thread.run_sync(self.verifier.verify, token)
+            access = await self.verifier.verify_in_thread(token)
         except TokenRejected as exc:
             log.info("access token refused: %s", exc)
             raise ApiError(

@@ -2,8 +2,9 @@
 `rate_burst`, with a per-key `rate_limit` override in `[[server.api_keys]]`.
 
 Invariant: a request over its bucket is answered 429 with `Retry-After` (an MCP tool call gets a
-tool error saying so) and never reaches the index; a bucket is one key name or one OAuth user, so
-one runaway client never spends another's. The buckets live in this process (`LocalBuckets`) unless
+tool error saying so) and never reaches the index; a bucket is one key name or one OAuth user (as
+the ACL compares users: case-folded, so one person has one bucket whatever the spelling of their
+token's claim), so one runaway client never spends another's. The buckets live in this process (`LocalBuckets`) unless
 the storage backend offers shared ones (PostgreSQL: `Buckets` of the storage package), which hold
 across `inlet serve` replicas.
 """
@@ -23,6 +24,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from inlet.config import Settings, parse_rate
+from inlet.connectors.model import normal_user
 
 from .auth import Caller, KeyEntry, body_or_named_user, caller_for, named_user
 from .errors import ApiError, error_body
@@ -105,7 +107,7 @@ class RateLimiter:
         limit = self.per_key.get(key_name, self.default)
         if limit is None:
             return 0.0
-        bucket = f"user:{user}" if oauth and user else f"key:{key_name}"
+        bucket = f"user:{normal_user(user)}" if oauth and user else f"key:{key_name}"  # the user as the ACL has it
         return self.buckets.take(bucket, limit.rate, limit.burst)
 
     async def check_caller(self, caller: Caller) -> float:

@@ -1,12 +1,17 @@
-"""Bounds on slow clients: a request's headers must arrive within HEADER_TIMEOUT seconds, and
-no more than a fixed number of client connections are open at once.
+"""Bounds on slow and greedy clients: a request's headers must arrive within HEADER_TIMEOUT
+seconds and hold at most MAX_HEADER_BYTES, and no more than a fixed number of client connections
+are open at once.
 
 uvicorn times out an idle keep-alive connection but not one that trickles its request line and
 headers a byte at a time, so a handful of slow clients can hold every connection open forever.
 `bounded_protocol` wraps uvicorn's HTTP protocol class (httptools or h11, whichever uvicorn
 picked) with a deadline armed when a connection opens and again after each response; it is met
 when a new request/response cycle begins (the headers are complete). A missed deadline closes the
-connection. A connection that arrives while `max_connections` are open is closed at once, so a
+connection. The same wrapper counts the bytes a connection sends while its headers are awaited
+(request line included): past MAX_HEADER_BYTES it is answered 431 and closed, whichever parser
+uvicorn uses (httptools has no limit of its own and keeps every header byte in memory; h11's
+`h11_max_incomplete_event_size` binds h11 only). A connection that arrives while `max_connections`
+are open is closed at once, so a
 flood of idle connections cannot take every file descriptor of the process. Slow bodies are
 bounded by `middleware.BodyLimit`.
 """
@@ -14,23 +19,46 @@ bounded by `middleware.BodyLimit`.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from typing import Any
 
+from .errors import error_body
+
 log = logging.getLogger(__name__)
 HEADER_TIMEOUT = 10.0  # seconds from connection (or the previous response) to complete headers
+MAX_HEADER_BYTES = 64 * 1024  # request line and headers of one request
+
+
+def _too_large_response(max_header_bytes: int) -> bytes:
+    body = json.dumps(
+        error_body(
+            "headers_too_large",
+            f"the request line and headers are over {max_header_bytes} bytes",
+        )
+    ).encode()
+    head = (
+        "HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
 
 
 def bounded_protocol(
-    base: type[asyncio.Protocol], timeout: float = HEADER_TIMEOUT, max_connections: int | None = None
+    base: type[asyncio.Protocol],
+    timeout: float = HEADER_TIMEOUT,
+    max_connections: int | None = None,
+    max_header_bytes: int = MAX_HEADER_BYTES,
 ) -> type[asyncio.Protocol]:
-    """`base` (a uvicorn HTTP protocol) with a deadline on the arrival of each request's headers
-    and, when `max_connections` is set, a cap on the open connections."""
+    """`base` (a uvicorn HTTP protocol) with a deadline on the arrival of each request's headers,
+    a bound on their size and, when `max_connections` is set, a cap on the open connections."""
+    too_large = _too_large_response(max_header_bytes)
 
     class HeaderDeadline(base):  # type: ignore[valid-type, misc]
         _deadline: asyncio.TimerHandle | None = None
         _waiting_cycle: Any = None
+        _header_bytes = 0  # received while the current request's headers are awaited
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -41,9 +69,15 @@ def bounded_protocol(
             self._arm()
 
         def data_received(self, data: bytes) -> None:
+            if self._deadline is not None:
+                self._header_bytes += len(data)
             super().data_received(data)
-            if self._deadline is not None and self.cycle is not self._waiting_cycle:
+            if self._deadline is None:
+                return
+            if self.cycle is not self._waiting_cycle:
                 self._disarm()  # a new cycle: the headers are in
+            elif self._header_bytes > max_header_bytes and not self.transport.is_closing():
+                self._refuse_headers()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
@@ -55,6 +89,7 @@ def bounded_protocol(
 
         def _arm(self) -> None:
             self._disarm()
+            self._header_bytes = 0
             in_flight = self.cycle is not None and not self.cycle.response_complete  # pipelined
             if not in_flight and not self.transport.is_closing():
                 self._waiting_cycle = self.cycle
@@ -64,6 +99,17 @@ def bounded_protocol(
             if self._deadline is not None:
                 self._deadline.cancel()
                 self._deadline = None
+
+        def _refuse_headers(self) -> None:
+            """431 and close: a client sending more header bytes than any real one does is not read on."""
+            self._disarm()
+            log.info(
+                "closing a connection from %s: request headers over %d bytes",
+                (self.client or ("?",))[0],
+                max_header_bytes,
+            )
+            self.transport.write(too_large)
+            self.transport.close()
 
         def _late(self) -> None:
             self._deadline = None
@@ -88,7 +134,8 @@ def bounded_protocol(
 
 
 def uvicorn_protocol(timeout: float = HEADER_TIMEOUT, max_connections: int | None = None) -> type[asyncio.Protocol]:
-    """The protocol uvicorn would pick by itself ("auto": httptools when installed), bounded."""
+    """The protocol uvicorn would pick by itself ("auto": httptools when installed), bounded (its
+    headers' size included: `bounded_protocol`)."""
     base: type[asyncio.Protocol]
     try:
         import httptools  # noqa: F401

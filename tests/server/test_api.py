@@ -115,6 +115,35 @@ def test_on_behalf_of_names_the_user_on_get_by_header_or_query(client: TestClien
     assert client.get(path + "?user=bob@other.org", headers=AGENT).status_code == 404
 
 
+MALFORMED_USERS = [
+    "eve@evil.com@example.com",
+    "eve@evil.com, bob@example.com",  # what a proxy merging two X-Inlet-User headers forwards
+    "eve@evil.com bob@example.com",
+    "@example.com",
+    "Eve <eve@example.com>",
+    "eve@",
+]
+
+
+@pytest.mark.parametrize("user", MALFORMED_USERS)
+@pytest.mark.parametrize("key", [AGENT, OPS], ids=["on_behalf_of", "admin"])
+def test_a_named_user_must_be_one_well_formed_address(client: TestClient, key: dict[str, str], user: str) -> None:
+    """ACL domains are matched on what follows the '@': a malformed name must not get example.com's
+    documents (drive:f1), whichever way it is named (the OAuth path's rule, `well_formed_user`)."""
+    answers = [
+        client.post("/v1/search", json={"query": "Falcon budget", "user": user}, headers=key),
+        client.post("/v1/context", json={"query": "Falcon budget"}, headers={**key, "X-Inlet-User": user}),
+        client.get("/v1/documents/drive:f1", headers={**key, "X-Inlet-User": user}),
+        client.get("/v1/documents/drive:f1", params={"user": user}, headers=key),
+    ]
+    for answer in answers:
+        assert answer.status_code == 400, (user, answer.text)
+        assert answer.json()["error"]["code"] == "invalid_request"
+        assert "not one well-formed email address" in answer.json()["error"]["message"]
+    assert client.get("/v1/documents/drive:f1", headers={**key, "X-Inlet-User": "eve@example.com"}).status_code == 200
+    assert client.get("/v1/documents/drive:f1", headers={**key, "X-Inlet-User": "Eve@Example.COM"}).status_code == 200
+
+
 @pytest.mark.parametrize(
     "query,headers",
     [

@@ -80,7 +80,9 @@ def test_every_route_writes_one_line_without_secrets_or_passages(tmp_path: Path,
     assert second["key"] == "support-agent" and second["user"] == "kim@example.com"
     assert second["doc_ids"] == list(dict.fromkeys(h["doc_id"] for h in context.json()["results"]))
     assert third["doc_ids"] == ["eng:C1/100"] and third["user"] == "bob@other.org"
-    assert lines[3]["doc_ids"] == []  # not visible: nothing returned
+    assert lines[3]["doc_ids"] == []  # not visible: nothing returned ...
+    assert lines[3]["requested_id"] == "eng:C2/200" and third["requested_id"] == "eng:C1/100"  # ... but asked for
+    assert all("requested_id" not in line for line in (first, second, lines[4], lines[5]))
     assert lines[4]["query"] == "salary" and lines[4]["doc_ids"] == []  # refused: what it asked is kept
     assert lines[5]["key"] == "ops" and lines[5]["user"] is None
     assert all(isinstance(line["ms"], float) and line["time"].endswith("Z") for line in lines)
@@ -97,6 +99,7 @@ def test_a_refused_on_behalf_of_key_is_never_called_an_operator(tmp_path: Path, 
     assert (refused.status_code, refused.json()["error"]["code"], admin.status_code) == (400, "user_required", 200)
     agent, ops = lines_of(log)
     assert (agent["key"], agent["user"], agent["kind"]) == ("support-agent", None, "on_behalf_of")
+    assert agent["requested_id"] == "eng:C1/100"  # refused before any lookup: what it asked for is kept
     assert (ops["key"], ops["user"], ops["kind"]) == ("ops", None, "admin")
     config = tmp_path / "config.toml"
     config.write_text(f'[index]\npath = "{tmp_path / "index"}"\n[server]\naudit_log = "{log}"\n')
@@ -138,9 +141,12 @@ def test_hashed_queries_keep_only_the_digest(tmp_path: Path, index: Index) -> No
     with TestClient(app) as client:
         assert app.state.retrieval.ready.wait(30)
         assert client.post("/v1/search", json={"query": "espresso machine"}, headers=ALICE).status_code == 200
-    (line,) = lines_of(log)
+        assert client.get("/v1/documents/eng:C2/200", headers=BOB).status_code == 404
+    line, fetched = lines_of(log)
     assert "query" not in line and line["query_sha256"] == hashlib.sha256(b"espresso machine").hexdigest()
     assert "espresso" not in log.read_text()
+    assert "requested_id" not in fetched and fetched["requested_id_sha256"] == hashlib.sha256(b"eng:C2/200").hexdigest()
+    assert "eng:C2/200" not in json.dumps(fetched)
 
 
 def test_mcp_over_http_writes_a_line_per_tool_call(tmp_path: Path, index: Index) -> None:
@@ -160,6 +166,7 @@ def test_mcp_over_http_writes_a_line_per_tool_call(tmp_path: Path, index: Index)
     assert all(line["key"] == "alice-laptop" and line["user"] == "alice@example.com" for line in lines)
     assert lines[0]["query"] == "Falcon budget" and "drive:f1" in lines[0]["doc_ids"]
     assert lines[1]["doc_ids"] == ["drive:f1"]
+    assert [line.get("requested_id") for line in lines] == [None, "drive:f1", "eng:nope"]  # also when refused
     assert_clean(log.read_text())
 
 

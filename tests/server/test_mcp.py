@@ -19,9 +19,11 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 
 from inlet.config import IndexConfig, Settings
+from inlet.errors import ConfigError
 from inlet.index.embedding import Embedder
 from inlet.index.store import Index
 from inlet.server.app import create_app
+from inlet.server.mcp import run_stdio
 
 from .conftest import KEYS, corpus, serve
 
@@ -169,6 +171,8 @@ def test_http_admin_sees_admin_only_documents(base_url: str) -> None:
             ],
             400,
         ),
+        ({"Authorization": "Bearer agent-secret-key", "X-Inlet-User": "eve@evil.com, bob@example.com"}, 400),
+        ({"Authorization": "Bearer ops-secret-key", "X-Inlet-User": "eve@evil.com@example.com"}, 400),
     ],
 )
 def test_http_refuses_bad_keys_before_mcp(base_url: str, headers: Any, status: int) -> None:
@@ -234,6 +238,12 @@ def test_stdio_needs_a_user(stdio_config: Path) -> None:
         stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 2 and "--user" in done.stderr
+
+
+def test_stdio_refuses_a_malformed_user(settings: Settings) -> None:
+    """The rule for users a key names over HTTP holds for --user too: no domain for a list of names."""
+    with pytest.raises(ConfigError, match="not one well-formed email address"):
+        run_stdio(settings, "eve@evil.com, bob@example.com")
 
 
 def test_stdio_answers_every_request_it_read_before_its_input_ended(stdio_config: Path) -> None:

@@ -14,7 +14,8 @@ import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -40,7 +41,7 @@ from inlet.sandbox.workspace import Workspace
 from inlet.server.app import create_app
 from inlet.server.oauth import IdentityProviderUnavailable, JwtVerifier, TokenRejected, audiences
 
-from .conftest import ALICE, KEYS, settings_for
+from .conftest import ALICE, KEYS, serve, settings_for
 from .test_mcp import check_as_member, check_as_outsider, tool_session
 
 ALICE_EMAIL, BOB_EMAIL = "alice@example.com", "bob@other.org"
@@ -378,23 +379,29 @@ def test_concurrent_requests_fetch_the_key_set_once(sandbox: Sandbox, idp: Ident
     assert sandbox.ctx.faults.calls["idp:jwks"] == before + 1
 
 
-def answering(body: bytes, content_type: str = "application/json") -> tuple[ThreadingHTTPServer, list[str]]:
-    """A key-set endpoint answering 200 with `body`, and the list of requests it got."""
+def answering(
+    body: bytes | Callable[[], bytes], content_type: str = "application/json", before: Callable[[], None] = lambda: None
+) -> tuple[ThreadingHTTPServer, list[str]]:
+    """A key-set endpoint answering 200 with `body` (a callable: what it returns at each request)
+    once `before()` returned, and the list of requests it got."""
     asked: list[str] = []
 
     class Fixed(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             asked.append(self.path)
+            before()
+            answer = body() if callable(body) else body
             self.send_response(200)
             self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Length", str(len(answer)))
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(answer)
 
         def log_message(self, *args: Any) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Fixed)
+    server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, asked
 
@@ -420,6 +427,85 @@ def test_an_issuer_answering_no_usable_key_set_refuses_and_is_not_asked_per_requ
     finally:
         server.shutdown()
         server.server_close()
+
+
+class HangingKeySet:
+    """A loopback key-set endpoint publishing `published`; once `hang` is set, each fetch says so
+    (`entered`) and is held until `release` is set (an identity provider that stopped answering)."""
+
+    def __init__(self, *keys: Any) -> None:
+        self.published = [k.jwk() for k in keys]
+        self.hang, self.entered, self.release = threading.Event(), threading.Event(), threading.Event()
+        self.server, self.asked = answering(lambda: json.dumps({"keys": self.published}).encode(), before=self._held)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks"
+
+    def _held(self) -> None:
+        if self.hang.is_set():
+            self.entered.set()
+            self.release.wait()
+
+    @property
+    def fetches(self) -> int:
+        return len(self.asked)
+
+    def __enter__(self) -> "HangingKeySet":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_hanging_key_set_fetch_holds_only_the_request_that_started_it(idp: IdentityProvider) -> None:
+    """While one refetch (for an unknown kid) hangs, another unknown kid is refused at once rather
+    than queued behind it, and a known kid verifies with the keys at hand; the fetch itself, still
+    in flight when they are answered, then brings the rotated key."""
+    known, rotated, unknown = new_key(), new_key(), new_key()
+    with HangingKeySet(known) as keyset, ThreadPoolExecutor(max_workers=1) as pool:
+        verifier = JwtVerifier(OAuthConfig(issuer=idp.issuer, audience="urn:test", jwks_url=keyset.url))
+        assert verifier.verify(idp.sign(claims(idp, "urn:test"), key=known)).claims  # the set is at hand
+        keyset.published.append(rotated.jwk())
+        keyset.hang.set()
+        first = pool.submit(verifier.verify, idp.sign(claims(idp, "urn:test"), key=rotated))
+        assert keyset.entered.wait(30)  # its refetch is held by the provider
+        with pytest.raises(TokenRejected):
+            verifier.verify(idp.sign(claims(idp, "urn:test"), key=unknown))
+        assert (verifier.verify(idp.sign(claims(idp, "urn:test"), key=known)).claims or {})["email"] == ALICE_EMAIL
+        assert not first.done()
+        keyset.release.set()
+        assert (first.result().claims or {})["email"] == ALICE_EMAIL  # its fetch had not timed out
+        assert keyset.fetches == 2
+
+
+def test_api_key_requests_never_wait_on_a_hanging_identity_provider(idp: IdentityProvider, index: Index) -> None:
+    """60 tokens with unknown kids arrive while the provider holds a key-set fetch: each is a 401
+    at once, an API-key search is answered, and only the request that started the fetch waits."""
+    known, rotated, unknown = new_key(), new_key(), new_key()
+    with HangingKeySet(known) as keyset, ThreadPoolExecutor(max_workers=61) as pool:
+        oauth = OAuthConfig(issuer=idp.issuer, audience="urn:test", scopes=["inlet.read"], jwks_url=keyset.url)
+        app = create_app(settings_for(index.path, oauth=oauth), index=index, env=KEYS)
+        with contextmanager(serve)(app) as address:
+
+            def search(headers: dict[str, str]) -> httpx.Response:
+                return httpx.post(f"http://{address}/v1/search", json={"query": "Falcon"}, headers=headers, timeout=60)
+
+            def bearer(key: Any, kid: str | None = None) -> dict[str, str]:
+                token = idp.sign(claims(idp, "urn:test"), key=key, headers={"kid": kid} if kid else None)
+                return {"Authorization": f"Bearer {token}"}
+
+            assert search(bearer(known)).status_code == 200
+            keyset.published.append(rotated.jwk())
+            keyset.hang.set()
+            first = pool.submit(search, bearer(rotated))
+            assert keyset.entered.wait(30)
+            burst = [pool.submit(search, bearer(unknown, f"forged-{i}")) for i in range(60)]
+            assert search(ALICE).status_code == 200
+            assert [f.result().status_code for f in burst] == [401] * 60
+            assert not first.done()
+            keyset.release.set()
+            assert first.result().status_code == 200  # its fetch was still in flight: the rotated key
+        assert keyset.fetches == 2
 
 
 # --- Origin, probes, metrics --------------------------------------------------------------------
@@ -536,7 +622,7 @@ def test_a_loopback_resource_url_on_another_port_warns(
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="inlet.server.oauth"):
         create_app(settings_for(index.path, oauth=oauth), index=index, env=KEYS, listening=("127.0.0.1", 8484))
-    assert not caplog.records
+    assert not [r for r in caplog.records if r.name == "inlet.server.oauth"]  # (the tests' short keys are warned about)
 
 
 # --- who the token names (issue 31 item 5) ----------------------------------------------------------

@@ -4,6 +4,7 @@ buckets in PostgreSQL hold across replicas."""
 
 from __future__ import annotations
 
+import logging
 import statistics
 import threading
 import time
@@ -73,6 +74,19 @@ def test_mcp_tool_calls_over_the_limit_are_tool_errors(index: Index) -> None:
         return out
 
     assert anyio.run(calls) == [False, False, True, False, False, True, False]
+
+
+def test_an_oauth_users_bucket_is_the_user_as_the_acl_compares_it() -> None:
+    """One person, one bucket: tokens whose claim spells the address in another case (as the ACL,
+    which folds case, takes them for the same user) spend the same tokens."""
+    settings = Settings(index=IndexConfig(path=Path("unused")), server=ServerConfig(rate_limit="1/h", rate_burst=2))
+    limiter = RateLimiter.from_settings(settings)
+    spellings = ["alice@example.com", "Alice@example.com", "ALICE@EXAMPLE.COM", " alice@Example.com"]
+    callers = [Caller("oauth:client", s, admin=False, subject="sub", issuer="https://idp") for s in spellings]
+    waits = [anyio.run(limiter.check_caller, caller) for caller in callers]
+    assert waits[:2] == [0.0, 0.0] and all(w > 0 for w in waits[2:])
+    other = Caller("oauth:client", "bob@example.com", admin=False, subject="bob", issuer="https://idp")
+    assert anyio.run(limiter.check_caller, other) == 0.0  # another person: a bucket of their own
 
 
 def test_mcp_messages_that_call_no_tool_are_limited_over_http_and_tool_calls_answer_tool_errors(index: Index) -> None:
@@ -232,6 +246,21 @@ def test_two_keys_with_one_secret_are_refused_naming_both() -> None:
         KeyRing(keys, {"A": "one-secret", "B": "one-secret \n"})
     newline = KeyRing(keys, {"A": "from-a-file\n", "B": "another"})
     assert newline.authenticate("Bearer from-a-file").name == "alice-key"
+
+
+def test_a_short_key_is_a_warning_naming_it_never_its_value(caplog: pytest.LogCaptureFixture) -> None:
+    """A 7-character key is guessed in seconds (wrong keys are plain 401s): warned about, still used."""
+    keys = [
+        ApiKey(name="weak-key", key_env="WEAK", admin=True),
+        ApiKey(name="strong-key", key_env="STRONG", user="bob@x.org"),
+    ]
+    with caplog.at_level(logging.WARNING, logger="inlet.server.auth"):
+        ring = KeyRing(keys, {"WEAK": "Pin1234", "STRONG": "bX3v9Qk2LmZ7pR4tW8yN1sD6"})
+    (warning,) = [r for r in caplog.records if r.name == "inlet.server.auth"]
+    assert warning.levelno == logging.WARNING
+    assert "'weak-key'" in warning.getMessage() and "openssl rand" in warning.getMessage()
+    assert "Pin1234" not in caplog.text and "strong-key" not in caplog.text
+    assert ring.authenticate("Bearer Pin1234").name == "weak-key"  # warned, not refused
 
 
 def test_a_secret_pasted_as_key_env_is_not_echoed_when_no_key_is_usable(caplog: pytest.LogCaptureFixture) -> None:

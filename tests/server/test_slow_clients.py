@@ -53,6 +53,32 @@ def test_an_idle_connection_is_cut_off_and_a_normal_request_still_works(served: 
     assert response.status_code == 200 and response.json()["results"]
 
 
+def test_oversized_headers_are_refused_and_the_connection_closed_before_all_is_read(served: str) -> None:
+    """64 MiB of header lines (any parser: httptools keeps no limit of its own) are answered 431 and
+    the connection closed after the first MAX_HEADER_BYTES or so, not read to the end."""
+    host, port = served.split(":")
+    line = b"X-Big: " + b"a" * (1 << 20) + b"\r\n"
+    sent, received = 0, b""
+    with socket.create_connection((host, int(port)), timeout=30) as conn:
+        try:
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            for _ in range(64):
+                conn.sendall(line)
+                sent += 1
+            conn.sendall(b"\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # closed while we were still sending: what the test wants
+        try:
+            while chunk := conn.recv(4096):
+                received += chunk
+        except ConnectionResetError:
+            pass
+    assert sent < 64, "the server read 64 MiB of headers"
+    assert received.startswith(b"HTTP/1.1 431 ") and b'"headers_too_large"' in received, received[:200]
+    response = httpx.get(f"http://{served}/healthz", headers={"X-Fine": "a" * 8000}, timeout=30)
+    assert response.status_code == 200  # headers of a normal size are fine
+
+
 def test_get_mcp_offers_no_event_stream(served: str) -> None:
     stream = httpx.get(f"http://{served}/mcp", headers={**ALICE, "Accept": "text/event-stream"}, timeout=30)
     assert stream.status_code == 405 and stream.headers["allow"] == "POST, DELETE"
