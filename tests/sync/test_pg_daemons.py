@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
@@ -132,7 +133,8 @@ def test_a_frozen_daemon_is_fenced_out_when_it_wakes(tmp_path: Path, database_ur
         wait_for("a checkpoint", lambda: checkpointed(database_url, "notes")[1] >= 20, frozen)
         frozen.signal(signal.SIGSTOP)
         assert checkpointed(database_url, "notes")[0] == "backfill"
-        successor = Proc(tmp_path, "daemon", "--config", config, tag="successor")
+        # serving: on this host nothing made the `[index] path` folder, where its local-operator file goes
+        successor = Proc(tmp_path, "daemon", "--serve", "--config", config, tag="successor")
         wait_for(
             "the takeover to finish",
             lambda: checkpointed(database_url, "notes")[0] == "incremental",
@@ -160,5 +162,7 @@ def test_a_frozen_daemon_is_fenced_out_when_it_wakes(tmp_path: Path, database_ur
             )
         ), failure
         assert holder_pid(database_url, "notes") in (None, successor.popen.pid)
+        api = json.loads((tmp_path / "index" / "daemon-api.json").read_text())
+        assert httpx.get(api["api_url"] + "/healthz", timeout=30).status_code == 200
     finally:
         stop(frozen, *([successor] if successor else []))
