@@ -168,7 +168,9 @@ class Index:
         return self.keeper.collection
 
     def check_reachable(self) -> None:
-        """Raise `IndexUnavailable` when the Chroma server holding the vectors does not answer."""
+        """Raise `IndexUnavailable` when the database of the catalog (with `database_url`) or the
+        Chroma server holding the vectors does not answer."""
+        self.catalog.check_reachable()
         vectors.check_reachable(self.collection)
 
     def close(self) -> None:
