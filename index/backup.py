@@ -6,8 +6,9 @@ belong to one moment between two batches. The SQLite files (catalog.db, state.db
 chroma.sqlite3) are copied with SQLite's online backup API, the rest of the Chroma folder (its HNSW
 segment files, written only inside a batch) file by file. Every file of a backup, its manifest
 included, is created 0600 before its first byte is written, and its folders are 0700 (an existing
-empty destination is tightened to 0700); a backup that fails part way (a full or read-only
-destination) is removed, with an error naming the destination and the cause. A checkpoint is saved
+empty destination is tightened to 0700); a backup that fails part way is removed (a full or
+read-only destination with an error naming the destination and the cause). An index whose files a
+newer inlet wrote is refused before anything is copied, naming its own file (`Index` opens it). A checkpoint is saved
 after its batch is committed, so the copied checkpoints never run ahead of the copied documents: the
 next sync from a restored copy re-reads at most one batch, never skips one. The process holding the
 index (a daemon) takes the copy itself when asked over the local channel; otherwise the command
@@ -126,6 +127,9 @@ def backup_index(index: Index, dest: Path) -> BackupReport:
             f"cannot write the backup: {_unwritable(exc, dest)}; the partial copy at {dest} was removed, "
             "run the backup again once this is fixed"
         ) from exc
+    except BaseException:  # whatever stops it, no partial copy stays to be taken for a backup
+        _discard(dest, created)
+        raise
     report = BackupReport(str(dest), files, size, time.perf_counter() - started, paused)
     log.info(
         "backup of %s written to %s: %d files, %.1f MB, writes paused %.2f s",

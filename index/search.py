@@ -13,12 +13,13 @@ boosts the search; when the filters would leave nothing, the plain query runs.
 
 from __future__ import annotations
 
+import contextvars
 import math
 import re
 import statistics
 import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -31,6 +32,13 @@ from .interpret import Interpretation, People, interpret
 from .store import Index
 
 _LEXICAL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="inlet-bm25")
+
+
+def _beside(call: Callable[..., Any], *args: Any) -> Future[Any]:
+    """`call(*args)` in a BM25 thread, in the caller's context (a request's storage stays impatient)."""
+    return _LEXICAL.submit(contextvars.copy_context().run, call, *args)
+
+
 _WORDS = re.compile(r"\w+")
 MORE_PASSAGES = 3  # matching passages of a document besides its best, in `passages`
 PERSON_BOOST = 0.1  # a document by or with a person the query names: +10% of the best score
@@ -208,11 +216,11 @@ def _pool(index: Index, request: SearchRequest, query: str, people: Sequence[str
     frequency = rel.frequency_of(index, filters.principals)  # what the caller may see (relevance.frequency_of)
     # BM25 runs beside the query embedding: both release the GIL (SQLite, torch).
     lexical = (
-        _LEXICAL.submit(index.lexical, expanded(query, frequency), filters, lex_depth)
+        _beside(index.lexical, expanded(query, frequency), filters, lex_depth)
         if request.mode in ("hybrid", "lexical")
         else None
     )
-    exact = _LEXICAL.submit(index.exact_matches, query, filters) if request.mode == "hybrid" else None
+    exact = _beside(index.exact_matches, query, filters) if request.mode == "hybrid" else None
     lists: list[list[tuple[str, float]]] = []
     zero_below: list[int] = []
     dense: list[tuple[str, float]] = []

@@ -138,9 +138,14 @@ class Index:
         with private_files():
             self._lock: FileLock | None = lock_index(self.path, **lock_info) if lock and not config.chroma_url else None
         self._writing = threading.RLock()  # a write, and the reads that must not see half of one
-        self.embedder = embedder or Embedder(config.model, config.batch_size, config.backend, config.device)
-        with private_files():
-            self.catalog: CatalogStore = backend.catalog()
+        try:  # a refused catalog (a newer schema) lets go of the folder: the process may open it again
+            self.embedder = embedder or Embedder(config.model, config.batch_size, config.backend, config.device)
+            with private_files():
+                self.catalog: CatalogStore = backend.catalog()
+        except BaseException:
+            if self._lock is not None:
+                self._lock.release()
+            raise
         try:  # the vectors must come from the configured model and backend (`reindexing` re-makes them)
             with private_files():
                 self.keeper = RecordKeeper(
@@ -168,7 +173,9 @@ class Index:
         return self.keeper.collection
 
     def check_reachable(self) -> None:
-        """Raise `IndexUnavailable` when the Chroma server holding the vectors does not answer."""
+        """Raise `IndexUnavailable` when the database of the catalog (with `database_url`) or the
+        Chroma server holding the vectors does not answer."""
+        self.catalog.check_reachable()
         vectors.check_reachable(self.collection)
 
     def close(self) -> None:

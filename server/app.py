@@ -52,7 +52,16 @@ from .admin import add_admin_sync
 from .audit import AuditLog, AuditMiddleware
 from .ratelimit import RateLimit, RateLimiter
 from .oauth import PRM_PATHS, Authenticator, listening_base, metadata_routes, warn_on_port_mismatch, with_audience
-from .errors import STATUS_CODES, ApiError, CallerRefused, ErrorBody, error_body
+from .errors import (
+    STATUS_CODES,
+    UNAVAILABLE,
+    UNAVAILABLE_RETRY,
+    ApiError,
+    CallerRefused,
+    ErrorBody,
+    error_body,
+    unavailable,
+)
 from .hooks import PREFIX as HOOKS_PREFIX
 from .hooks import add_hook_routes
 from .metrics import CONTENT_TYPE, Metrics, last_success_reader
@@ -79,7 +88,6 @@ class _DocumentId(PathConvertor):
 
 register_url_convertor("doc_id", _DocumentId())
 log = logging.getLogger(__name__)
-UNAVAILABLE = "the index is unavailable for a moment; try again later"  # its server is named in the log only
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", *PRM_PATHS})  # they reveal nothing
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody, "description": text}
@@ -309,11 +317,12 @@ def create_app(
 
     @app.get("/readyz", response_model=Health, responses=ERRORS, tags=["operations"])
     async def readyz() -> Any:
-        """200 once the index is open and the model loaded, while its Chroma server (if any) answers."""
+        """200 once the index is open and the model loaded, while its database and Chroma server (if
+        any) answer."""
         if not retrieval.ready.is_set():
             raise ApiError(503, "not_ready", retrieval.error or "the index and model are still loading")
         if await run_in_threadpool(retrieval.unreachable):  # named in the log, not to a caller without a key
-            raise ApiError(503, "index_unavailable", UNAVAILABLE, {"Retry-After": "5"})
+            raise ApiError(503, "index_unavailable", UNAVAILABLE, dict(UNAVAILABLE_RETRY))
         return Health(status="ready")
 
     @app.get(
@@ -410,9 +419,9 @@ def _handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(code, message), exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(IndexUnavailable)
-    async def unavailable(request: Request, exc: IndexUnavailable) -> JSONResponse:
-        log.error("%s %s: %s", request.method, request.url.path, exc)  # the server's name stays in the log
-        return JSONResponse(error_body("index_unavailable", UNAVAILABLE), 503, headers={"Retry-After": "5"})
+    async def index_unavailable(request: Request, exc: IndexUnavailable) -> JSONResponse:
+        error = unavailable(exc, f"{request.method} {request.url.path}")  # the server's name stays in the log
+        return JSONResponse(error_body(error.code, error.message), error.status, headers=error.headers)
 
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> JSONResponse:

@@ -1,12 +1,14 @@
 """How a serving `inlet daemon` is reached over HTTP: its API listener and its keys.
 
-The daemon binds its API socket before taking the index lock, so the lock records the API's URL;
-it then writes `daemon-api.json` in the index folder (created 0600: only the user who can read the
-index anyway can use it) with two keys generated for this run: an operator key (admin) and an agent
-key (`on_behalf_of`), for local tools that prefer HTTP. The app is `create_app`'s, served by the
-one listener configuration (`listener.ServerThread`) that `inlet serve` uses too; syncs are
-triggered through its admin-only `POST /v1/admin/sync` (`admin.py`). The `inlet` commands
-themselves reach any holder of the index over the local channel (`local_channel.py`).
+The daemon binds its API socket before taking the index lock, so the lock records the API's URL; it
+then writes `daemon-api.json` in the index folder (created 0600: only the user who can read the
+index anyway can use it; the folder is created 0700 if missing, as on a host of a several-hosts
+setup, where the index lives in PostgreSQL and nothing else is kept there) with two keys generated
+for this run: an operator key (admin) and an agent key (`on_behalf_of`), for local tools that prefer
+HTTP. The app is `create_app`'s, served by the one listener configuration (`listener.ServerThread`)
+that `inlet serve` uses too; syncs are triggered through its admin-only `POST /v1/admin/sync`
+(`admin.py`). The `inlet` commands themselves reach any holder of the index over the local channel
+(`local_channel.py`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 from inlet.config import ApiKey, Settings
 from inlet.process import listen
+from inlet.storage.private import private_folder
 
 from .app import create_app
 from .auth import warn_without_keys
@@ -86,7 +89,10 @@ class ApiThread(ServerThread):
 
 
 def write_api_file(path: Path, payload: dict[str, Any]) -> None:
-    """Write the local-operator file readable by its owner only (created 0600, never widened)."""
+    """Write the local-operator file readable by its owner only (created 0600, never widened), in a
+    folder created 0700 if it does not exist yet."""
+    if not path.parent.is_dir():
+        private_folder(path.parent)
     path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:

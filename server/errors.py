@@ -1,10 +1,19 @@
-"""The API's one error shape: `{"error": {"code", "message"}}` with a 4xx status for bad input."""
+"""The API's one error shape: `{"error": {"code", "message"}}` with a 4xx status for bad input,
+and 503 `index_unavailable` (with `Retry-After`) while a server the index lives on cannot be
+reached, wherever in the request that was found (`unavailable`)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pydantic import BaseModel
+
+from inlet.errors import IndexUnavailable
+
+log = logging.getLogger(__name__)
+UNAVAILABLE = "the index is unavailable for a moment; try again later"  # its server is named in the log only
+UNAVAILABLE_RETRY = {"Retry-After": "5"}
 
 
 class ApiError(Exception):
@@ -16,6 +25,13 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.headers = headers or ({"WWW-Authenticate": "Bearer"} if status == 401 else {})
+
+
+def unavailable(exc: IndexUnavailable, where: str) -> ApiError:
+    """The 503 answer to a request `exc` stopped (logged here, naming the server, once per request;
+    the caller is told only to retry)."""
+    log.error("%s: %s", where, exc)
+    return ApiError(503, "index_unavailable", UNAVAILABLE, dict(UNAVAILABLE_RETRY))
 
 
 class CallerRefused(ApiError):

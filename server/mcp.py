@@ -186,11 +186,11 @@ class InletTools:
         return result
 
     async def _call(self, name: str, arguments: Mapping[str, Any], caller: Caller) -> tuple[types.CallToolResult, int]:
-        if self.limiter is not None and (wait := await self.limiter.check_caller(caller)) > 0:
-            if self.metrics is not None:
-                self.metrics.rate_limited.labels(caller.key_name).inc()
-            return _tool_error(limited_message(caller.key_name, wait)), 429
         try:
+            if self.limiter is not None and (wait := await self.limiter.check_caller(caller)) > 0:
+                if self.metrics is not None:
+                    self.metrics.rate_limited.labels(caller.key_name).inc()
+                return _tool_error(limited_message(caller.key_name, wait)), 429
             if name == "search":
                 result: BaseModel = await anyio.to_thread.run_sync(
                     self.search, _string(arguments, "query", MAX_QUERY_CHARS), caller, _k(arguments)
@@ -303,7 +303,12 @@ class McpHttpAuth:
         scope.setdefault("state", {})["caller"] = caller
         if self.limiter is not None and scope.get("method") == "POST":
             receive, body = await _buffered(receive)
-            if not _calls_a_tool(body) and (wait := await self.limiter.check_caller(caller)) > 0:
+            try:
+                wait = 0.0 if _calls_a_tool(body) else await self.limiter.check_caller(caller)
+            except ApiError as exc:
+                await send_error(send, exc.status, exc.code, exc.message, exc.headers)
+                return
+            if wait > 0:
                 if self.metrics is not None:
                     self.metrics.rate_limited.labels(caller.key_name).inc()
                 message = limited_message(caller.key_name, wait)

@@ -1,5 +1,8 @@
 """Pure ASGI middleware: request id, access log, metrics, and the request body's size and pace.
 
+Each request's work is `impatient` (`inlet.storage`): a database that cannot be reached is a 503
+within seconds, not after the connection pool's timeout (which the daemon's runs keep).
+
 Pure ASGI (not BaseHTTPMiddleware) so streamed responses (MCP's server-sent events) pass through
 untouched. The access log is one JSON object per request on the `inlet.server.access` logger; it
 names the API key (its configured name, never its value) and the acting user.
@@ -24,6 +27,8 @@ from typing import Any
 
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from inlet.storage import impatient
 
 from .errors import error_body
 from .metrics import Metrics
@@ -76,7 +81,8 @@ async def send_error(send: Send, status: int, code: str, message: str, headers: 
 
 
 class ObserveMiddleware:
-    """Assigns or echoes X-Request-ID, logs each request, records metrics."""
+    """Assigns or echoes X-Request-ID, logs each request, records metrics; the request's storage
+    calls are `impatient`."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics, routes: list[Any] | None = None) -> None:
         self.app = app
@@ -105,7 +111,8 @@ class ObserveMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapped)
+            with impatient():
+                await self.app(scope, receive, send_wrapped)
         finally:
             self._record(scope, status["code"], time.perf_counter() - started, request_id)
 

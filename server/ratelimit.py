@@ -6,7 +6,8 @@ tool error saying so) and never reaches the index; a bucket is one key name or o
 the ACL compares users: case-folded, so one person has one bucket whatever the spelling of their
 token's claim), so one runaway client never spends another's. The buckets live in this process (`LocalBuckets`) unless
 the storage backend offers shared ones (PostgreSQL: `Buckets` of the storage package), which hold
-across `inlet serve` replicas.
+across `inlet serve` replicas. While the database of shared buckets cannot be reached, a request is
+answered 503 `index_unavailable` with `Retry-After`, as the index itself would answer it.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from inlet.config import Settings, parse_rate
 from inlet.connectors.model import normal_user
+from inlet.errors import IndexUnavailable
 
 from .auth import Caller, KeyEntry, body_or_named_user, caller_for, named_user
-from .errors import ApiError, error_body
+from .errors import ApiError, error_body, unavailable
 
 
 class Buckets(Protocol):
@@ -117,9 +119,13 @@ class RateLimiter:
         return await self._check(entry.name, entry.user, entry.subject is not None)
 
     async def _check(self, key_name: str, user: str | None, oauth: bool) -> float:
+        """As `check`; shared buckets out of reach raise the 503 `ApiError` (`errors.unavailable`)."""
         if isinstance(self.buckets, LocalBuckets):  # memory only: no reason to leave the event loop
             return self.check(key_name, user, oauth)
-        return await anyio.to_thread.run_sync(self.check, key_name, user, oauth)
+        try:
+            return await anyio.to_thread.run_sync(self.check, key_name, user, oauth)
+        except IndexUnavailable as exc:
+            raise unavailable(exc, f"the rate limit of {key_name!r}") from exc
 
     def close(self) -> None:
         if not isinstance(self.buckets, LocalBuckets):
@@ -156,7 +162,11 @@ class RateLimit:
         if entry is None or not self.limiter.enabled or scope.get("path") == "/mcp":
             await self.app(scope, receive, send)
             return
-        wait = await self.limiter.check_entry(entry)
+        try:
+            wait = await self.limiter.check_entry(entry)
+        except ApiError as exc:
+            await JSONResponse(error_body(exc.code, exc.message), exc.status, headers=exc.headers)(scope, receive, send)
+            return
         if wait <= 0:
             await self.app(scope, receive, send)
             return

@@ -22,7 +22,7 @@ from .context import Packed, pack
 from .errors import ApiError
 
 log = logging.getLogger(__name__)
-READY_CHECK_EVERY = 1.0  # seconds a readiness check of the Chroma server is reused (probes need no key)
+READY_CHECK_EVERY = 1.0  # seconds a readiness check of the index's servers is reused (probes need no key)
 READY_WAIT = 2.0  # seconds of a check in flight after which other callers are told the server is not answering
 
 
@@ -46,7 +46,8 @@ class Retrieval:
         self.ready.set()
 
     def unreachable(self) -> str | None:
-        """Why the loaded index cannot serve now (its Chroma server does not answer), else None:
+        """Why the loaded index cannot serve now (its database or its Chroma server does not
+        answer), else None:
         checked at most once every `READY_CHECK_EVERY` by one caller at a time, logged when it
         changes. Others do not wait for a check in flight: they get the last answer, or, once the
         check has waited `READY_WAIT`, that the server is not answering."""
@@ -55,7 +56,8 @@ class Retrieval:
         with self._check:
             if self._checking is not None:
                 if now - self._checking > READY_WAIT:
-                    return f"the Chroma server has not answered its heartbeat for {now - self._checking:.0f}s"
+                    waited = now - self._checking
+                    return f"the index (database, Chroma server) has not answered its heartbeat for {waited:.0f}s"
                 return self._unreachable
             if now - self._checked_at < READY_CHECK_EVERY:
                 return self._unreachable

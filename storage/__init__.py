@@ -3,6 +3,7 @@
 Layers inside, each looking only down:
 - `types`, `records`, `protocols`, `dialect`, `lexical`, `migrations`: values, protocols and the
   pure helpers every backend shares (no I/O);
+- `patience`: who waits for an unreachable database (a run) and who does not (a request);
 - `reads`, `state`: the catalog reads and the state written once over a `Dialect`;
 - `sqlite/` (the index folder) and `postgres/` (one database shared by every host): the two
   implementations, each with its named schema steps;
@@ -12,6 +13,7 @@ Storage knows no connector (only the document model), no sync and no server.
 """
 
 from .backend import Backend, open_backend
+from .patience import impatient
 from .protocols import CatalogStore, EventStatusWriter, Leases, StateStore
 from .records import Records
 from .types import (
@@ -45,6 +47,7 @@ __all__ = [
     "StoredDoc",
     "chunk_doc_id",
     "chunk_id",
+    "impatient",
     "open_backend",
     "visible_only",
 ]

@@ -22,7 +22,7 @@ from inlet.process import alive
 
 from .protocols import CatalogStore, EventStatusWriter, Leases, RateBuckets, StateStore
 from .reads import COUNTS
-from .sqlite.schema import CATALOG, refuse_newer
+from .sqlite.schema import CATALOG, STATE, refuse_newer
 
 DEFAULT_LEASE = 60.0  # seconds, when only the [index] table is known (`[daemon] lease` otherwise)
 
@@ -80,9 +80,24 @@ class FolderBackend:
         return f"folder {self.path.resolve()}"
 
     def catalog(self) -> CatalogStore:
+        """The catalog; the whole folder refused, as every command refuses it, when its state.db
+        holds schema steps this inlet does not know (a command that reads only the catalog, such
+        as `inlet search` or `inlet backup`, checks it here, read-only)."""
         from .sqlite.catalog import SqliteCatalog
 
+        self._refuse_newer(self.path / "state.db", STATE)
         return SqliteCatalog(self.path / "catalog.db")
+
+    @staticmethod
+    def _refuse_newer(path: Path, migrations: Any) -> None:
+        if not path.is_file():
+            return
+        db = sqlite3.connect(path, timeout=10)  # not mode=ro: closing it removes the -wal and -shm it made
+        try:
+            db.execute("PRAGMA query_only = ON")
+            refuse_newer(db, path, migrations)
+        finally:
+            db.close()
 
     def state(self) -> StateStore:
         from .sqlite.state import SqliteState

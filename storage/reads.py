@@ -59,6 +59,10 @@ class CatalogReads:
     def _query(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
 
+    def check_reachable(self) -> None:
+        """Raise `IndexUnavailable` when the catalog's database does not answer (one trivial query)."""
+        self._query("SELECT 1")
+
     def _select(
         self, sql: str, column: str, values: list[Any], params: Iterable[Any] = ()
     ) -> Iterator[tuple[Any, ...]]:

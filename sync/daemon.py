@@ -9,9 +9,10 @@ from running twice (in this process or another), and its `stop` event turns SIGI
 - `max_instances=1`, plus a per-source guard shared by a source's sync, retry and prune jobs.
 A failed run is retried after a capped exponential backoff (30 s, 1 min, 2 min, ... up to
 `[daemon].retry_max`); the regular schedule waits out the backoff too, and the failure is logged
-once per streak, not once per attempt. At start-up a source whose run fell due while no daemon was
-running (judged from its last run in the state DB) runs at once, once; an interrupted backfill
-resumes from its checkpoint.
+once per streak, not once per attempt. A sync that cannot even start because the index database
+cannot be reached counts as such a failure (one line naming the source and `database_url`). At
+start-up a source whose run fell due while no daemon was running (judged from its last run in the
+state DB) runs at once, once; an interrupted backfill resumes from its checkpoint.
 
 Change events (`events.py`: Slack Socket Mode, Graph subscriptions, Drive push channels) add
 debounced incremental syncs between scheduled ones, through the same per-source guard; the
@@ -44,7 +45,7 @@ from typing import Any
 
 from inlet.config import Settings
 from inlet.connectors.base import SourceConfig, parse_duration
-from inlet.errors import InletError, SourceBusyError
+from inlet.errors import IndexUnavailable, InletError, SourceBusyError
 
 from .engine import ORPHANED, STOP_GRACE, Engine, RunResult
 from .events import STOP_DEADLINE, EventLoop, event_loop_for
@@ -238,7 +239,18 @@ class Daemon:
             self.publish()
 
     def sync_job(self, name: str, why: str = "schedule") -> RunResult | None:
-        """One scheduled sync; skipped while the source is paused, runs elsewhere or backs off after a failure."""
+        """One scheduled sync; skipped while the source is paused, runs elsewhere or backs off after
+        a failure. An index database that cannot be reached before the run could start (to read the
+        pauses, take the lease) fails it as a run that started would: one line, then the backoff
+        (no run is recorded: the database holds the records)."""
+        try:
+            return self._sync_job(name, why)
+        except IndexUnavailable as exc:
+            result = RunResult(name, "failed", 0, 0, 0, 1, 0.0, str(exc))
+            self._after(name, result)
+            return result
+
+    def _sync_job(self, name: str, why: str) -> RunResult | None:
         if name in self.state.paused():
             log.debug("sync of %r skipped: its schedule is paused", name)
             return None
@@ -291,7 +303,15 @@ class Daemon:
         return due_at_start(source, state, last, self.clock()) is not None
 
     def prune_job(self, name: str) -> RunResult | None:
-        """Reconcile deletions, unless a full pass did it recently; retried soon if the source is busy."""
+        """Reconcile deletions, unless a full pass did it recently; retried soon if the source is
+        busy, at its next time if the index database cannot be reached (one line)."""
+        try:
+            return self._prune_job(name)
+        except IndexUnavailable as exc:
+            log.warning("prune of %r failed: %s (next try in %s)", name, exc, self.settings.source(name).prune_every)
+            return None
+
+    def _prune_job(self, name: str) -> RunResult | None:
         if name in self.state.paused():
             return None
         every = parse_duration(self.settings.source(name).prune_every)
@@ -389,7 +409,10 @@ class Daemon:
             if streak and not self.stop.is_set():
                 log.info("source %r recovered after %d failed run(s)", name, streak)
             return
-        streak = self.state.failure_streak(name) or 1
+        try:
+            streak = self.state.failure_streak(name) or 1
+        except IndexUnavailable:  # its runs are out of reach (the failure may be that): counted here
+            streak = self._failing.get(name, 0) + 1
         delay = backoff(streak, self.retry_cap)
         retry_at = self.clock() + delay
         self._backoff_until[name] = retry_at

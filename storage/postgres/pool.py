@@ -8,6 +8,14 @@ the middle of a statement, it is the successor that ends it, finding it by `sess
 A connection the server ended (a restart, a failover, `pg_terminate_backend`) or one the pool could
 not get raises `IndexUnavailable` naming the server, with the server's own words: a run records
 that as its failure, and the API answers 503.
+
+How long a connection is waited for depends on who asks. A run (the daemon's work) waits up to the
+pool's timeout, riding out a restart or a busy pool. A request (`storage.impatient`, around each
+API request) does not wait for a database that cannot be reached: while the pool's last attempt to
+connect failed it tries one connection of its own (at most one try per `RECHECK` seconds fails;
+the others are told at once) and, the database answering again, is served on it while the pool
+catches up; waiting for a busy pool, it gives up as soon as an attempt of the pool fails. So a
+replica answers 503 within a few seconds of an outage instead of after the pool's timeout.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -22,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from inlet.errors import DatabaseError, IndexUnavailable
 
 from ..migrations import SchemaTooNewError
+from ..patience import is_impatient
 from .schema import migrate
 
 if TYPE_CHECKING:
@@ -40,6 +50,10 @@ NETWORK: dict[str, Any] = {
     "keepalives_count": 3,
     "tcp_user_timeout": 60_000,  # ms
 }
+
+RECHECK = 2.0  # seconds a failed attempt to connect answers requests before one of them tries again
+REQUEST_CONNECT_TIMEOUT = 3  # seconds a request's own attempt to connect may take (libpq's minimum is 2)
+SLICE = 1.0  # a request waiting for a busy pool looks this often whether the pool's attempts fail
 
 # sqlstates of a session the server ended or would not start: connection exceptions, an
 # administrator's or a crash's shutdown, a server starting up (the client's own losses have none)
@@ -113,7 +127,7 @@ def _open_pool(url: str, password_env: str | None) -> ConnectionPool:
     _refused_for_good(url, kwargs, server)
     # check: a connection the server dropped while idle (a restart, a failover) is replaced on
     # checkout, not handed to a run that then fails on its first statement
-    pool = _pool_type(server)(
+    pool = _pool_type(server, url, kwargs)(
         url, kwargs=kwargs, min_size=1, max_size=8, open=False, name="inlet", check=ConnectionPool.check_connection
     )
     try:
@@ -136,26 +150,139 @@ def lost(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.OperationalError) and (exc.sqlstate is None or exc.sqlstate.startswith(LOST))
 
 
-def _pool_type(server: str) -> type[ConnectionPool]:
-    """The class of a pool of the database `server` (made here: psycopg_pool is imported only
-    with a database)."""
-    from psycopg_pool import ConnectionPool
+class Reach:
+    """What this process last learnt of the database's answer to a new connection: `down` holds the
+    words of the pool's last failed attempt until one of its attempts succeeds; `failures` counts
+    them; `tried_at` and `answered` are the last attempt of anyone (the pool or a request)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.down: str | None = None
+        self.failures = 0
+        self.tried_at = -RECHECK
+        self.answered = True
+        self.trying = False
+
+    def pool_tried(self, error: BaseException | None) -> None:
+        with self.lock:
+            if error is None:
+                self.down, self.answered = None, True
+                return
+            self.down, self.answered, self.tried_at = _words(error), False, time.monotonic()
+            self.failures += 1
+
+    def may_try(self) -> str | None:
+        """None when a request may connect now; else the reason it is answered at once."""
+        with self.lock:
+            if self.answered:
+                return None
+            if self.trying or time.monotonic() - self.tried_at < RECHECK:
+                return self.down or "no connection"
+            self.trying = True
+            return None
+
+    def request_tried(self, error: BaseException | None) -> None:
+        with self.lock:
+            self.trying = False
+            self.answered = error is None
+            if error is not None:
+                self.down, self.tried_at = _words(error), time.monotonic()
+
+
+def _words(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+def _pool_type(server: str, url: str, kwargs: dict[str, Any]) -> type[ConnectionPool]:
+    """The class of a pool of the database `server` at `url`, connected with `kwargs` (made here:
+    psycopg_pool is imported only with a database)."""
+    import psycopg
+    from psycopg_pool import ConnectionPool, PoolTimeout
+
+    reach = Reach()
+
+    class Connection(psycopg.Connection):  # type: ignore[type-arg]
+        """The pool's connections: each attempt of the pool to connect is noted in `reach`."""
+
+        @classmethod
+        def connect(cls, *args: Any, **options: Any) -> Any:
+            try:
+                conn = super().connect(*args, **options)
+            except Exception as exc:
+                reach.pool_tried(exc)
+                raise
+            reach.pool_tried(None)
+            return conn
+
+    def unreachable(words: str, cause: BaseException | None = None) -> IndexUnavailable:
+        error = IndexUnavailable(
+            f"the index database at {server} ([index] database_url) cannot be reached "
+            f"({words}); nothing committed is lost: the next run resumes from its last checkpoint "
+            "once it answers"
+        )
+        error.__cause__ = cause
+        return error
 
     class Pool(ConnectionPool):
+        reach: Reach
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, connection_class=Connection, **kwargs)
+            self.reach = reach
+
         @contextmanager
         def connection(self, timeout: float | None = None) -> Iterator[Any]:
             try:
-                with super().connection(timeout) as db:
-                    yield db
+                if is_impatient():
+                    with self._for_a_request(timeout) as db:
+                        yield db
+                else:
+                    with super().connection(timeout) as db:
+                        yield db
+            except IndexUnavailable:
+                raise
             except Exception as exc:
                 if not lost(exc):
                     raise
-                words = " ".join(str(exc).split())
-                raise IndexUnavailable(
-                    f"the index database at {server} ([index] database_url) cannot be reached "
-                    f"({type(exc).__name__}: {words}); nothing committed is lost: the next run resumes "
-                    "from its last checkpoint once it answers"
-                ) from exc
+                raise unreachable(_words(exc), exc) from exc
+
+        @contextmanager
+        def _for_a_request(self, timeout: float | None) -> Iterator[Any]:
+            if reach.down is None:
+                conn = self._sliced(self.timeout if timeout is None else timeout)
+                try:
+                    with conn:
+                        yield conn
+                finally:
+                    self.putconn(conn)
+                return
+            # the pool cannot connect: one try of this request's own, then its connection
+            why = reach.may_try()
+            if why is not None:
+                raise unreachable(why)
+            try:
+                conn = psycopg.connect(url, **{**kwargs, "connect_timeout": REQUEST_CONNECT_TIMEOUT})
+            except Exception as exc:
+                reach.request_tried(exc)
+                raise
+            reach.request_tried(None)
+            self.check()  # the database answers: the pool tries again now, not after its backoff
+            with conn:
+                yield conn
+
+        def _sliced(self, timeout: float) -> Any:
+            """A connection of the pool, waited for at most `timeout`, or no longer once one of the
+            pool's attempts to connect fails meanwhile."""
+            failures = reach.failures
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    return self.getconn(max(0.01, min(SLICE, deadline - time.monotonic())))
+                except PoolTimeout:
+                    if reach.failures != failures and reach.down is not None:
+                        raise unreachable(reach.down) from None
+                    if time.monotonic() >= deadline:
+                        raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec") from None
 
     return Pool
 

@@ -79,7 +79,8 @@ def test_catalog_first_then_vectors_restores_to_a_clean_index(
     shutil.copytree(tmp_path / "chroma", tmp_path / "chroma-backup")
 
     restored_db = new_database(postgres_url, "t_restored_catalog_first")
-    subprocess.run(["pg_restore", "--no-owner", "-d", restored_db, str(dump)], check=True)
+    # the documented command (docs/operations/backups.md) into a new, empty database: exit 0
+    subprocess.run(["pg_restore", "--clean", "--if-exists", "--no-owner", "-d", restored_db, str(dump)], check=True)
     with chroma_server(tmp_path / "chroma-backup") as chroma_url:
         settings = settings_for(folder, tmp_path / "restored", restored_db, chroma_url)
         with Index(settings.index, embedder=fp32) as index:

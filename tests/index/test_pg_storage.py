@@ -397,3 +397,68 @@ def test_repair_on_postgresql_embeds_only_the_chunks_the_killed_write_changed(
     from tests.index.test_apply_crash import check_repair_embeds_only_changed_chunks
 
     check_repair_embeds_only_changed_chunks(pg_config, text_hash_embedder)
+
+
+def accepting(database_url: str, accepting: bool) -> None:
+    """The database takes new sessions, or refuses them and its sessions are ended (as a server
+    that stopped refuses connections)."""
+    import psycopg
+
+    server, name = database_url.rsplit("/", 1)
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as db:
+        db.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(accepting).lower()}')
+        if not accepting:
+            db.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+
+
+def test_a_replica_answers_503_at_once_while_its_database_refuses_connections(
+    pg_config: IndexConfig, database_url: str, text_hash_embedder, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    """Rate limited or not, a request is answered 503 `index_unavailable` with `Retry-After` (not a
+    500), saying in the log what the server answered, without waiting out the connection pool's
+    timeout (set long here: a request that waited for it would log only that it timed out); /readyz
+    says so too, and once the database takes connections again requests are served."""
+    from fastapi.testclient import TestClient
+
+    from inlet.config import ApiKey, ServerConfig, Settings
+    from inlet.server import service
+    from inlet.server.app import create_app
+
+    monkeypatch.setattr(service, "READY_CHECK_EVERY", 0.0)  # each probe checks
+    keys = [
+        ApiKey(name="limited", key_env="LIMITED_KEY", admin=True, rate_limit="1000/s"),
+        ApiKey(name="free", key_env="FREE_KEY", admin=True),
+    ]
+    settings = Settings(index=pg_config, server=ServerConfig(api_keys=keys))
+    env = {"LIMITED_KEY": "limited-key", "FREE_KEY": "free-key"}
+    with Index(pg_config, embedder=text_hash_embedder) as index:
+        index.apply(corpus()[:4])
+        index.catalog.pool.timeout = 60.0  # type: ignore[attr-defined]  # how long a run waits for a connection
+        app = create_app(settings, index=index, env=env)
+        with TestClient(app) as client:
+            assert app.state.retrieval.ready.wait(30)
+
+            def search(key: str) -> object:
+                return client.post("/v1/search", json={"query": "tacos"}, headers={"Authorization": f"Bearer {key}"})
+
+            assert search("limited-key").status_code == search("free-key").status_code == 200
+            assert client.get("/readyz").status_code == 200
+            accepting(database_url, False)
+            try:
+                caplog.clear()
+                answers = [search("limited-key"), search("free-key"), client.get("/readyz")]
+                for answer in answers:
+                    assert answer.status_code == 503, answer.text  # type: ignore[attr-defined]
+                    assert answer.json()["error"]["code"] == "index_unavailable"  # type: ignore[attr-defined]
+                    assert answer.headers["Retry-After"] == "5"  # type: ignore[attr-defined]
+                logged = [r.getMessage() for r in caplog.records if "database_url" in r.getMessage()]
+                assert len(logged) >= 3 and all("is not currently accepting connections" in m for m in logged)
+            finally:
+                accepting(database_url, True)
+            deadline = time.monotonic() + 60
+            while search("free-key").status_code != 200:  # refused at once for a moment after a failed try
+                assert time.monotonic() < deadline, "requests still refused after the database came back"
+            assert search("limited-key").status_code == 200 and client.get("/readyz").status_code == 200

@@ -88,6 +88,28 @@ def test_a_folder_written_by_a_newer_inlet_is_refused_with_exit_2(old_folder: Pa
     assert "m999_from_the_future" in refused.stderr and "newer inlet" in refused.stderr
 
 
+def test_search_and_backup_refuse_a_state_written_by_a_newer_inlet_naming_it(old_folder: Path, tmp_path: Path) -> None:
+    """Commands that open only the catalog check state.db too (read-only): a backup is refused
+    before it copies anything, naming the index's state.db, not a copy of it."""
+    from click.testing import CliRunner
+
+    from inlet.cli import cli
+
+    connect(old_folder / "index" / "state.db", STATE).close()  # migrated, as any command run on it does
+    db = sqlite3.connect(old_folder / "index" / "state.db")
+    db.execute("INSERT INTO schema_migrations VALUES ('m999_from_the_future', 0)")
+    db.commit()
+    db.close()
+    config = str(old_folder / "config.toml")
+    searched = CliRunner().invoke(cli, ["search", "runbook", "--config", config])
+    assert searched.exit_code == 2 and "m999_from_the_future" in searched.output, searched.output
+    dest = tmp_path / "backup"
+    backed_up = CliRunner().invoke(cli, ["backup", str(dest), "--config", config])
+    assert backed_up.exit_code == 2, backed_up.output
+    assert f"{old_folder / 'index' / 'state.db'}:" in " ".join(backed_up.output.split())
+    assert "m999_from_the_future" in backed_up.output and not dest.exists()
+
+
 def test_status_refuses_a_catalog_written_by_a_newer_inlet_too(old_folder: Path) -> None:
     """`status` reads the catalog read-only (beside a running daemon) and still checks its steps."""
     assert inlet(old_folder, "search", "runbook").returncode == 0  # migrates the catalog

@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
@@ -132,7 +133,8 @@ def test_a_frozen_daemon_is_fenced_out_when_it_wakes(tmp_path: Path, database_ur
         wait_for("a checkpoint", lambda: checkpointed(database_url, "notes")[1] >= 20, frozen)
         frozen.signal(signal.SIGSTOP)
         assert checkpointed(database_url, "notes")[0] == "backfill"
-        successor = Proc(tmp_path, "daemon", "--config", config, tag="successor")
+        # serving: on this host nothing made the `[index] path` folder, where its local-operator file goes
+        successor = Proc(tmp_path, "daemon", "--serve", "--config", config, tag="successor")
         wait_for(
             "the takeover to finish",
             lambda: checkpointed(database_url, "notes")[0] == "incremental",
@@ -160,5 +162,46 @@ def test_a_frozen_daemon_is_fenced_out_when_it_wakes(tmp_path: Path, database_ur
             )
         ), failure
         assert holder_pid(database_url, "notes") in (None, successor.popen.pid)
+        api = json.loads((tmp_path / "index" / "daemon-api.json").read_text())
+        assert httpx.get(api["api_url"] + "/healthz", timeout=30).status_code == 200
     finally:
         stop(frozen, *([successor] if successor else []))
+
+
+def test_a_sync_due_while_the_database_refuses_is_one_failure_line_and_a_retry(
+    tmp_path: Path, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The job cannot even read whether its source is paused: logged once naming the source and
+    `database_url` (no traceback), and retried with the backoff of a failed run."""
+    import logging
+
+    from inlet.config import parse_config
+    from inlet.storage.postgres.state import PgState
+    from inlet.sync.daemon import RETRY_BASE, Daemon
+    from tests.index.test_pg_storage import accepting
+    from tests.sync.test_daemon import Clock, FakeEngine, jobs
+
+    (tmp_path / "docs").mkdir()
+    raw = {
+        "index": {"database_url": database_url, "chroma_url": "http://unused"},
+        "daemon": {"jitter": "0s"},
+        "sources": [{"name": "notes", "type": "files", "path": str(tmp_path / "docs"), "every": "1h"}],
+    }
+    settings = parse_config(raw, tmp_path / "config.toml")
+    state = PgState(settings.index)
+    state.pool.timeout = 1.0  # type: ignore[attr-defined]  # a run's wait for a connection, short here
+    clock = Clock()
+    daemon = Daemon(settings, FakeEngine(state, tmp_path / "index"), clock=clock)  # type: ignore[arg-type]
+    accepting(database_url, False)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="inlet"):
+            daemon._tracked(daemon.sync_job, "notes")  # as the scheduler fires it
+            daemon._tracked(daemon.sync_job, "notes", "retry")  # still down: counted, not logged again
+    finally:
+        accepting(database_url, True)
+        state.close()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is None, [r.getMessage() for r in errors]
+    assert "'notes' is failing" in errors[0].getMessage() and "database_url" in errors[0].getMessage()
+    assert "retry:notes" in jobs(daemon)
+    assert daemon._backoff_until["notes"] == clock.now + 2 * RETRY_BASE  # the second failure in a row
