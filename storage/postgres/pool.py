@@ -51,6 +51,7 @@ NETWORK: dict[str, Any] = {
     "tcp_user_timeout": 60_000,  # ms
 }
 
+OPEN_TIMEOUT = 15.0  # seconds a process starting waits for the database's first connection
 RECHECK = 2.0  # seconds a failed attempt to connect answers requests before one of them tries again
 REQUEST_CONNECT_TIMEOUT = 3  # seconds a request's own attempt to connect may take (libpq's minimum is 2)
 SLICE = 1.0  # a request waiting for a busy pool looks this often whether the pool's attempts fail
@@ -107,7 +108,7 @@ def disconnect(pool: ConnectionPool) -> None:
 
 
 def _open_pool(url: str, password_env: str | None) -> ConnectionPool:
-    from psycopg_pool import ConnectionPool
+    from psycopg_pool import ConnectionPool, PoolTimeout
 
     # Statements psycopg has prepared (run 5 times on a connection) keep one generic plan: the BM25
     # statement's custom plans, which the server otherwise keeps choosing for its array parameters,
@@ -131,7 +132,7 @@ def _open_pool(url: str, password_env: str | None) -> ConnectionPool:
         url, kwargs=kwargs, min_size=1, max_size=8, open=False, name="inlet", check=ConnectionPool.check_connection
     )
     try:
-        pool.open(wait=True, timeout=15)
+        pool.open(wait=True, timeout=OPEN_TIMEOUT)
         with pool.connection() as db:
             migrate(db, f"the index database at {server}")
     except SchemaTooNewError:
@@ -139,7 +140,9 @@ def _open_pool(url: str, password_env: str | None) -> ConnectionPool:
         raise
     except Exception as exc:
         pool.close()
-        raise DatabaseError(f"cannot use the index database at {server}: {exc}") from exc
+        reach: Reach | None = getattr(pool, "reach", None)
+        why = reach.down if isinstance(exc, PoolTimeout) and reach is not None and reach.down else exc
+        raise DatabaseError(f"cannot use the index database at {server} ([index] database_url): {why}") from exc
     return pool
 
 

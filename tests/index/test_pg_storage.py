@@ -390,6 +390,27 @@ def test_a_refusal_no_retry_mends_is_reported_with_its_cause(postgres_url: str) 
         connect(IndexConfig(database_url=wrong, chroma_url="http://127.0.0.1:1"))
 
 
+def test_a_database_not_answering_at_start_is_reported_with_the_servers_words_and_the_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A database nobody answers at (nothing listens on its port) ends the open with the reason of
+    the last attempt and the key to check, not only the pool's "initialization incomplete"."""
+    import socket
+
+    from inlet.errors import DatabaseError
+    from inlet.storage.postgres import pool
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    monkeypatch.setattr(pool, "OPEN_TIMEOUT", 1.0)
+    url = f"postgresql://inlet@127.0.0.1:{port}/inlet"
+    with pytest.raises(DatabaseError) as refused:
+        pool.connect(IndexConfig(database_url=url, chroma_url="http://127.0.0.1:1"))
+    assert "[index] database_url" in str(refused.value)
+    assert "refused" in str(refused.value).lower() and "initialization incomplete" not in str(refused.value)
+
+
 def test_repair_on_postgresql_embeds_only_the_chunks_the_killed_write_changed(
     pg_config: IndexConfig, text_hash_embedder
 ) -> None:
