@@ -10,7 +10,8 @@ Each mailbox is a user reached through domain-wide delegation: a token is issued
 the shared Google token endpoint (`drive_auth`) and serves that user only (`me` or its address).
 Quota is Gmail's per-user one: `units_per_second` (250) quota units a second, each method costing
 its documented units (a batch costs what its requests cost); over it, 429 `rateLimitExceeded` with
-Retry-After. State lives in `gmail_state` (mutations also under `/_admin/gmail/...`).
+Retry-After. State lives in `gmail_state` (mutations also under `/_admin/gmail/...`). The source
+block it writes for a config paces the connector at the quota the sandbox enforces.
 """
 
 from __future__ import annotations
@@ -533,6 +534,7 @@ def source(ctx: Any, workdir: Path) -> tuple[str, dict[str, str]]:
     creds = write_credentials(ctx, Path(workdir) / "gmail-service-account.json")
     with ctx.ws.lock:
         boxes = ", ".join(json.dumps(email) for email in gs.state(ctx.ws).mailboxes)
+        quota = float(gs.state(ctx.ws).units_per_second)
     block = (
         "[[sources]]\n"
         'name = "sandbox-gmail"\n'
@@ -541,5 +543,6 @@ def source(ctx: Any, workdir: Path) -> tuple[str, dict[str, str]]:
         f"credentials_file = {json.dumps(creds.as_posix())}\n"
         f"mailboxes = [{boxes}]\n"
         f"api_endpoint = {json.dumps(ctx.http_url + '/')}\n"
+        f"quota_units_per_second = {quota}\n"  # the quota this sandbox enforces, so none of it is a surprise
     )
     return block, {}

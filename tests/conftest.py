@@ -1,4 +1,8 @@
-"""Shared fixtures: a live sandbox per test (its workspace is mutated by tests), temp dirs."""
+"""Shared fixtures: a live sandbox per test (its workspace is mutated by tests), temp dirs.
+
+Every sandbox a test starts without a workspace of its own serves a fresh copy of the sample
+workspace, seeded once per session (tests/workspaces.py).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+import inlet.sandbox.server
 from inlet.sandbox.server import Sandbox
+from tests import workspaces
 
 
 # ONNX exports go to one cache dir per test session (exported once, by the first test that needs
@@ -19,6 +25,9 @@ from inlet.sandbox.server import Sandbox
 _OWN_CACHE = "INLET_CACHE_DIR" not in os.environ
 if _OWN_CACHE:
     os.environ["INLET_CACHE_DIR"] = tempfile.mkdtemp(prefix="inlet-test-cache-")
+
+
+inlet.sandbox.server.sample_workspace = workspaces.sample  # what `Sandbox()` serves when given no workspace
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

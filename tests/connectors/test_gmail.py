@@ -22,18 +22,25 @@ from inlet.sandbox import gmail_state as gs
 from inlet.sandbox.server import Sandbox
 from inlet.sandbox.workspace import DATA_DIR, Workspace
 from tests.connectors.test_conformance import foreign_key
+from tests.workspaces import fresh
 
 BADEER, CAROL = "robert.badeer@enron.com", "carol@example.com"
 
 
-@pytest.fixture
-def sb() -> Iterator[Sandbox]:
+def mailboxes() -> Workspace:
     ws = Workspace()
     gmail.seed_sample(ws, DATA_DIR / "enron-mini.tar.gz")
     gmail.add_mailbox(ws, CAROL, "Carol Example")
     gmail.add_message(ws, CAROL, "Budget for the offsite", "The offsite budget is 12,000 dollars.")
     gmail.add_message(ws, CAROL, "Menu", "Pizza on Friday.")
-    with Sandbox(ws=ws) as sandbox:
+    return ws
+
+
+@pytest.fixture
+def sb() -> Iterator[Sandbox]:
+    """The sample mailboxes and Carol's, at ten times Gmail's quota (tests/workspaces.py), which
+    `connector` paces at unless told otherwise."""
+    with Sandbox(ws=fresh(mailboxes)) as sandbox:
         yield sandbox
 
 
@@ -47,6 +54,7 @@ def connector(sb: Sandbox, **overrides: Any) -> GmailConnector:
             "mailboxes": [BADEER],
             "api_endpoint": sb.ctx.http_url + "/",
             "backoff_seconds": 0.01,
+            "quota_units_per_second": gs.state(sb.ws).units_per_second,
             **overrides,
         }
     )

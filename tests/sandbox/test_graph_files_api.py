@@ -24,14 +24,17 @@ def sb() -> Iterator[Sandbox]:
 @pytest.fixture()
 def api(sb: Sandbox) -> Iterator[httpx.Client]:
     mail = sb.ws.mail
-    app = msal.ConfidentialClientApplication(
-        mail.client_id,
-        client_credential=mail.client_secret,
-        authority=f"{sb.ctx.https_url}/{mail.tenant_id}",
-        instance_discovery=False,
-        http_client=httpx.Client(verify=str(sb.ctx.ca_path)),
-    )
-    token = app.acquire_token_for_client(["https://graph.microsoft.com/.default"])["access_token"]
+    # closed once the token is in: an idle TLS connection left open held the sandbox's stop for
+    # its whole graceful-shutdown second
+    with httpx.Client(verify=str(sb.ctx.ca_path)) as idp:
+        app = msal.ConfidentialClientApplication(
+            mail.client_id,
+            client_credential=mail.client_secret,
+            authority=f"{sb.ctx.https_url}/{mail.tenant_id}",
+            instance_discovery=False,
+            http_client=idp,
+        )
+        token = app.acquire_token_for_client(["https://graph.microsoft.com/.default"])["access_token"]
     with httpx.Client(
         base_url=f"{sb.ctx.https_url}/v1.0",
         verify=str(sb.ctx.ca_path),

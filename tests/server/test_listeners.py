@@ -18,10 +18,14 @@ import httpx
 import pytest
 
 from inlet.server.listener import max_connections
-from inlet.server.timeouts import HEADER_TIMEOUT
+from inlet.server.timeouts import HEADER_TIMEOUT as DEFAULT_HEADER_TIMEOUT
 
 FD_LIMIT = 256
+# The daemon's `[server] header_timeout`: shorter than the default, so that these tests do not wait
+# out 10 s twice; the connections must then close by this deadline, not by the default one.
+HEADER_TIMEOUT = 3.0
 SLACK = 5.0  # seconds beyond the deadline for a loaded two-core machine
+assert HEADER_TIMEOUT + SLACK < DEFAULT_HEADER_TIMEOUT  # a daemon ignoring the setting fails these tests
 
 
 def free_port() -> int:
@@ -51,7 +55,7 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     (home / "docs" / "note.md").write_text("# Note\n\nthe harbour lantern\n")
     config = home / "config.toml"
     config.write_text(
-        '[index]\npath = "index"\n[daemon]\njitter = "0s"\n[server]\nport = 0\n'
+        f'[index]\npath = "index"\n[daemon]\njitter = "0s"\n[server]\nport = 0\nheader_timeout = {HEADER_TIMEOUT}\n'
         '[[sources]]\nname = "notes"\ntype = "files"\npath = "docs"\nevery = "1h"\n'
     )
     port = free_port()
