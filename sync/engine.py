@@ -44,7 +44,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -582,6 +582,7 @@ class Engine:
         )
         last_checkpoint: dict[str, Any] | None = source.checkpoint
         saved: dict[str, Any] | None = None  # the last checkpoint queued (the budget may skip one)
+        items: Iterator[Any] = iter(())
         try:
             items = (
                 connector.load(source.checkpoint, since=since)
@@ -628,6 +629,13 @@ class Engine:
             if last_checkpoint is not None and last_checkpoint is not saved and pipeline.failure is None:
                 checkpoints.offer(last_checkpoint, pipeline, now=True)
             raise
+        finally:
+            # The connector's generator ends here, whatever ended the feed, running its `finally`
+            # blocks (its worker threads, its clients): left to the collector, a failure's traceback
+            # kept it suspended, and the threads of a fan-in went on, holding the process's exit.
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
         self._flush(batch, source, pipeline)
         return last_checkpoint
 

@@ -769,3 +769,42 @@ def test_a_stop_ends_a_prune_waiting_out_a_retry_after(engine):
     engine.stop.set()
     result = engine.prune("one")
     assert result.outcome == "interrupted" and indexed(engine) == ["one:1"]
+
+
+def test_a_run_ended_by_the_engine_closes_the_connectors_generator_and_its_threads(engine, monkeypatch):
+    """A failure on the engine's side (here the progress callback; in the wild a commit the lease's
+    fence refused) ends the connector's generator at once: its `finally` runs and the worker threads
+    of a fan-in stop, instead of spinning on, and holding the daemon's exit, for as long as the
+    failure's traceback kept the generator alive."""
+    from inlet.connectors.fan_in import merged
+
+    closed, engine_fails = threading.Event(), threading.Event()
+
+    def endless(start: int) -> Callable[[], Iterator[int]]:
+        def numbers() -> Iterator[int]:
+            n = start
+            while True:
+                n += 1
+                yield n
+
+        return numbers
+
+    def load(self, checkpoint, *, since=None):
+        try:
+            for n in merged([endless(0), endless(10**6)], 2, name="test-fan-in"):
+                yield self.document(str(n), title=f"Doc {n}", text=f"document number {n}")
+                if n == 5:
+                    engine_fails.set()
+        finally:
+            closed.set()
+
+    def on_progress(*_args, **_kwargs) -> None:
+        if engine_fails.is_set():
+            raise RuntimeError("the engine's side failed")
+
+    monkeypatch.setattr(Script, "load", load)
+    engine.on_progress = on_progress
+    result = engine.run("one", "backfill")
+    assert result.outcome == "failed" and "the engine's side failed" in result.error
+    assert closed.is_set()
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("test-fan-in")]
