@@ -33,10 +33,12 @@ USER_HEADER = "X-Inlet-User"  # names the user on GET routes and MCP over HTTP (
 USER_PARAM = "user"  # ... or as a query parameter
 MIN_KEY_CHARS = 16  # a key value shorter than this is warned about at start-up
 KeyKind = Literal["admin", "on_behalf_of", "user"]  # a key's rights (the audit line's `kind`)
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-# One address: a dot-atom local part (RFC 5322, no quoting), one "@", a dotted host name.
-_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-EMAIL = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+")
+# One address: a local part, one "@", a host of non-empty labels; nothing that separates or wraps
+# addresses (white space, commas, semicolons, angle brackets, quotes). Not stricter: internationalised
+# addresses (RFC 6531) and single-label hosts name one user as well.
+_PART = r"[^\s@,;:<>()\[\]\\\"]"
+_LABEL = r"[^\s@,;:<>()\[\]\\\".]+"
+EMAIL = re.compile(rf"{_PART}+@{_LABEL}(?:\.{_LABEL})*")
 
 
 def well_formed_user(user: str, address: bool = False) -> bool:

@@ -145,6 +145,16 @@ def test_a_named_user_must_be_one_well_formed_address(client: TestClient, key: d
 
 
 @pytest.mark.parametrize(
+    "user", ["eve+inlet@example.com", "Eve.B@Example.COM", "josé@example.com", "eve@localhost", "eve"]
+)
+def test_every_address_naming_one_user_is_accepted(client: TestClient, user: str) -> None:
+    """Not stricter than one address: sub-addressing, case, internationalised addresses, a
+    single-label host, and a name without a domain (an ACL's `u:` entries) are each one user."""
+    answer = client.post("/v1/search", json={"query": "Falcon budget", "user": user}, headers=AGENT)
+    assert answer.status_code == 200, (user, answer.text)
+
+
+@pytest.mark.parametrize(
     "query,headers",
     [
         ("", [("X-Inlet-User", "bob@other.org"), ("X-Inlet-User", "alice@example.com")]),
