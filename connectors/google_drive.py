@@ -98,7 +98,7 @@ from .google_drive_content import (
 from .kit import CheckpointModel, Pager, Retries, RetryPolicy, page_token
 from .kit.google import load_credentials
 from .kit.retry import stopping
-from .model import AclUpdate, Deletion, Document, Item, Progress, Skipped
+from .model import ACL, AclUpdate, Deletion, Document, Item, Progress, Skipped
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,11 @@ class GoogleDriveConfig(SourceConfig):
         "paths ('Engineering/Design Docs', a shared drive's name); default: all",
     )
     shared_drives: bool = Field(True, description="include files of shared drives")
+    link_shares: bool = Field(
+        True,
+        description="a file shared with anyone (or the domain) who has the link is public (domain-wide); "
+        "false: such link-only sharing grants nothing (Drive lets nobody find those files)",
+    )
     max_file_bytes: int = Field(20 * 1024 * 1024, ge=1, description="skip larger files (and exports)")
     doc_format: Literal["text/markdown", "text/plain"] = Field("text/markdown", description="export format of Docs")
     concurrency: int = Field(4, ge=1, le=32, description="parallel downloads")
@@ -165,7 +170,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
     Config: ClassVar[builtins.type[SourceConfig]] = GoogleDriveConfig  # builtins: `type` is the attribute above
     recent_first = True  # `since` filters by time at the service (base.Connector.recent_first)
     # the change feed reports changed files only: a folder that left the scope keeps its files otherwise
-    scope_keys = frozenset({"folders", "shared_drives", "subject"})
+    scope_keys = frozenset({"folders", "shared_drives", "subject", "link_shares"})
 
     _client: DriveClient | None = None
     _pool: ThreadPoolExecutor
@@ -370,7 +375,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         context = contextvars.copy_context()
         for f, perms in zip(files, self._pool.map(lambda f: context.copy().run(self._current, f), files)):
             if perms is not None:
-                yield AclUpdate(id=self.doc_id(f["id"]), acl=acl_of(perms))
+                yield AclUpdate(id=self.doc_id(f["id"]), acl=self._acl(perms))
 
     def _current(self, f: dict[str, Any]) -> list[dict[str, Any]] | None:
         """The file's permissions now; None when it is gone (its change log says so)."""
@@ -590,7 +595,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             self._failing += 1
             if stopping() or self._failing >= OUTAGE_AFTER:
                 raise
-            acl = acl_of(perms) if perms is not None else None
+            acl = self._acl(perms) if perms is not None else None
             return Skipped(id=doc_id, reason=f"{f.get('name')}: {exc}", title=f.get("name"), acl=acl)
         except DriveApiError as err:
             if err.status == 404:
@@ -601,14 +606,17 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
                 reason=f"{f.get('name')}: {err.reason or err.status}: {err.message}",
                 failed=not policy,
                 title=f.get("name"),
-                acl=acl_of(perms) if perms is not None else None,
+                acl=self._acl(perms) if perms is not None else None,
             )
         except TooLarge as exc:
             return Skipped(id=doc_id, reason=f"{f.get('name')}: {exc}", failed=False, title=f.get("name"))
         except ItemError as exc:
-            acl = acl_of(perms) if perms is not None else None
+            acl = self._acl(perms) if perms is not None else None
             return Skipped(id=doc_id, reason=str(exc), failed=exc.failed, title=f.get("name"), acl=acl)
         return self._document(f, text, perms, path, drives)
+
+    def _acl(self, permissions: list[dict[str, Any]]) -> ACL:
+        return acl_of(permissions, self.config.link_shares)
 
     def _permissions(self, f: dict[str, Any]) -> list[dict[str, Any]]:
         """The file's sharing; for a file the reader may only view (Drive shows the sharing to who
@@ -643,7 +651,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             created_at=f.get("createdTime"),
             updated_at=f.get("modifiedTime"),
             metadata=metadata,
-            acl=acl_of(perms),
+            acl=self._acl(perms),
         )
 
     # --- reconciliation ----------------------------------------------------------------------

@@ -191,7 +191,7 @@ class DriveClient(GoogleService):
                             fileId=file_id,
                             supportsAllDrives=True,
                             pageToken=token,
-                            fields="nextPageToken,permissions(type,role,emailAddress,domain,deleted)",
+                            fields="nextPageToken,permissions(type,role,emailAddress,domain,deleted,allowFileDiscovery)",
                         )
                     )
                 ),

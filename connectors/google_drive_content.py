@@ -35,7 +35,7 @@ _ARCHIVES = {
 FILE_FIELDS = (
     "id,name,mimeType,parents,driveId,trashed,createdTime,modifiedTime,webViewLink,size,"
     "owners(emailAddress),lastModifyingUser(emailAddress),"
-    "permissions(type,role,emailAddress,domain,deleted)"
+    "permissions(type,role,emailAddress,domain,deleted,allowFileDiscovery)"
 )
 
 
@@ -96,11 +96,18 @@ def fetch_text(client: DriveClient, f: dict[str, Any], doc_format: str, max_byte
     return extract_text(client.download(f["id"]), f.get("name", ""), mime).strip()
 
 
-def acl_of(permissions: list[dict[str, Any]]) -> ACL:
+def acl_of(permissions: list[dict[str, Any]], link_shares: bool = True) -> ACL:
     """`anyone` -> public, `domain` -> domains, `user`/`group` -> emails (any role can read); a
     permission of a deleted account (`deleted: true`, kept on the file by Drive) grants nothing:
-    the address may be given to someone else."""
-    permissions = [p for p in permissions if not p.get("deleted")]
+    the address may be given to someone else. Without `link_shares`, an `anyone` or `domain`
+    permission that Drive does not let people find (`allowFileDiscovery: false`: "anyone with the
+    link") grants nothing either: Drive shows such a file in nobody's search."""
+    permissions = [
+        p
+        for p in permissions
+        if not p.get("deleted")
+        and (link_shares or p.get("type") not in ("anyone", "domain") or p.get("allowFileDiscovery", True))
+    ]
     public = any(p.get("type") == "anyone" for p in permissions)
     domains = [p.get("domain", "") for p in permissions if p.get("type") == "domain"]
     users = [p.get("emailAddress", "") for p in permissions if p.get("type") in ("user", "group")]

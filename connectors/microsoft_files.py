@@ -42,6 +42,11 @@ class MicrosoftFilesConfig(GraphSourceConfig):
     )
     drives: list[str] = Field(default_factory=list, description="drive ids read as they are")
     include: list[str] = Field(["**/*"], description="path globs inside each drive, e.g. 'Specs/**'")
+    link_shares: bool = Field(
+        True,
+        description="an anonymous link is public, an organisation link the tenant's domains; "
+        "false: such links grant nothing (only who has the link opens the file)",
+    )
     max_file_mb: float = Field(50.0, gt=0, description="larger files are skipped, with the reason recorded")
     notifications_url: str | None = Field(
         None,
@@ -71,7 +76,7 @@ class MicrosoftFilesConnector(GraphConnector[MicrosoftFilesConfig]):
     user_agent = "inlet-microsoft-files/0.1"
     recent_first = True  # `since` skips reading older items (the listing covers all): Connector.recent_first
     # delta reports changed files only; drives (`users`, `sites`, `drives`) are dropped or read whole by the sync itself
-    scope_keys = frozenset({"include"})
+    scope_keys = frozenset({"include", "link_shares"})
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

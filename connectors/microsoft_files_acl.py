@@ -77,15 +77,17 @@ class Site:
 NO_SITE = Site()
 
 
-def grants_of(permissions: list[dict[str, Any]], now: dt.datetime | None = None) -> list[str]:
-    """Grant tokens of an item's permissions (sorted, each once); an expired permission grants none."""
+def grants_of(permissions: list[dict[str, Any]], now: dt.datetime | None = None, links: bool = True) -> list[str]:
+    """Grant tokens of an item's permissions (sorted, each once); an expired permission grants none,
+    nor, without `links` (`link_shares = false`), an anonymous or organisation-wide link: only who
+    has the link opens those, and SharePoint shows the file in no one else's search."""
     now = now or dt.datetime.now(dt.timezone.utc)
     out: set[str] = set()
     for perm in permissions:
         until = _instant(perm.get("expirationDateTime"))
         if until is not None and until <= now:
             continue  # an expired link or invitation
-        tokens = _link(perm)
+        tokens = _link(perm) if links else set()
         # the V2 sets supersede the deprecated ones, which may name the same user less completely
         for identity in [
             perm.get("grantedToV2") or perm.get("grantedTo"),

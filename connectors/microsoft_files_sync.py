@@ -503,7 +503,7 @@ class _Page:
                 )
                 yield self.ds.retries.note(item["id"], skipped)
                 continue
-            grants = grants_of(answer.get("value", []), self.run.now)
+            grants = grants_of(answer.get("value", []), self.run.now, self.c.config.link_shares)
             key = acl_key(self.run.principals.acl(grants, site_of(self.ds)))
             same = (
                 entry is not None

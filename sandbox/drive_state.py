@@ -42,6 +42,7 @@ class Permission:
     domain: str = ""
     display_name: str = ""
     deleted: bool = False  # the account was deleted: Drive keeps the permission, `deleted: true`
+    discoverable: bool = False  # domain/anyone: people can find the file (not only who has the link)
 
     def resource(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -58,7 +59,7 @@ class Permission:
         if self.display_name:
             out["displayName"] = self.display_name
         if self.type in ("domain", "anyone"):
-            out["allowFileDiscovery"] = False
+            out["allowFileDiscovery"] = self.discoverable
         return out
 
 

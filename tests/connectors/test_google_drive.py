@@ -277,6 +277,24 @@ def test_an_incomplete_listing_is_narrowed_to_each_drive_and_is_then_complete(sb
     assert sorted(c.live_ids()) == sorted(f"team-drive:{n}" for n in (state2 or {})["known"])
 
 
+def test_without_link_shares_only_sharing_people_can_find_grants_anyone_or_the_domain(sb: Sandbox) -> None:
+    """`link_shares = false`: "anyone (in the domain) with the link" grants nothing (Drive shows
+    such a file in nobody's search); discoverable sharing and people named still do."""
+    guide, design = file_named(sb, "Onboarding guide"), file_named(sb, "Search service design")
+    assert [p.type for p in guide.permissions if p.type == "anyone"] and not any(
+        p.discoverable for p in guide.permissions + design.permissions
+    )
+    found = docs(run(connector(sb, link_shares=False).load(None))[0])
+    assert found["Onboarding guide"].acl.public is False
+    assert found["Search service design"].acl.domains == [] and design.owner in found["Search service design"].acl.users
+    assert found["Onboarding guide"].acl.users  # its owner still reads it
+    for p in design.permissions:
+        p.discoverable = p.discoverable or p.type == "domain"  # now found by everyone in the domain
+    found = docs(run(connector(sb, link_shares=False).load(None))[0])
+    assert found["Search service design"].acl.domains == [sb.ws.domain]
+    assert docs(run(connector(sb).load(None))[0])["Onboarding guide"].acl.public is True  # the default
+
+
 def test_permission_change_moves_the_acl_from_one_user_to_another(sb: Sandbox) -> None:
     ws, c = sb.ws, connector(sb)
     people = [u.email for u in ws.users.values()]

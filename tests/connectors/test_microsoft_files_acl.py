@@ -111,6 +111,19 @@ def test_expired_and_password_protected_anonymous_links_are_not_public(sb: Sandb
     assert {p: d.acl.public for p, d in docs(items).items()} == {"Design/Search design.docx": False}
 
 
+def test_without_link_shares_anonymous_and_organisation_links_grant_nothing(sb: Sandbox) -> None:
+    """`link_shares = false`: only who has the link opens such a file, so it reaches nobody's
+    search; a specific-people link still grants its people. The default keeps the mapping."""
+    only(sb, "Search design.docx", link="anonymous")
+    only(sb, "Forecast.xlsx", link="organization")
+    strict = docs(run(connector(sb, link_shares=False))[0])
+    assert strict["Design/Search design.docx"].acl == ACL()
+    assert strict["Forecast.xlsx"].acl == ACL()
+    default = docs(run(connector(sb))[0])
+    assert default["Design/Search design.docx"].acl.public
+    assert sorted(default["Forecast.xlsx"].acl.domains) == DOMAINS
+
+
 def test_a_checkpoint_of_an_older_inlet_lists_every_drive_again_and_fixes_the_acls(sb: Sandbox) -> None:
     """Version 1 kept no site group a permission named: such files had an empty ACL it will not re-read."""
     conn = connector(sb)
