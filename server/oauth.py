@@ -87,11 +87,13 @@ def _ssl_context(config: OAuthConfig) -> ssl.SSLContext:
 
 class _KeySetClient(jwt.PyJWKClient):
     """PyJWT's client, except that:
-    - one fetch at a time, and only the request that started it waits on it: while it runs, other
-      lookups are answered from the keys at hand (the last set fetched, fresh or not) and an
-      unknown `kid` is refused at once, so a provider that hangs holds one request, not every
-      token request (each holding a worker thread); before any set is at hand, lookups wait for the
-      first fetch, which all of them need (concurrent first requests fetch the set once);
+    - one fetch at a time: while it runs, a `kid` among the keys at hand (the last set fetched,
+      fresh or not) is answered from them at once; an unknown `kid` waits for that fetch (bounded by
+      its timeout) and is looked up in what it brought, never starting another: a key rotated in
+      moments ago is accepted by every request that carries it, and a provider that hangs holds
+      only token requests (in their own threads, `JwtVerifier.verify_in_thread`), never one with an
+      API key; before any set is at hand, lookups wait for the first fetch, which all of them need
+      (concurrent first requests fetch the set once);
     - an unknown `kid` refetches the set unless an unknown `kid` did so within `cooldown_duration`
       (PyJWT also counts the first and the periodic fetches, refusing a freshly rotated key for
       up to the cooldown after any fetch);
@@ -113,10 +115,13 @@ class _KeySetClient(jwt.PyJWKClient):
 
     def get_signing_key(self, kid: str) -> jwt.PyJWK:
         held = self._held()
-        if not self._lock.acquire(blocking=held is None):  # a fetch is under way: do not wait on it
+        if not self._lock.acquire(blocking=held is None):  # a fetch is under way
             key = self.match_kid(held or [], kid)
+            if key is None:  # perhaps in the set being fetched: wait for it, then look (no fetch of our own)
+                with self._lock:
+                    key = self.match_kid(self._held() or [], kid)
             if key is None:
-                raise jwt.PyJWKClientError(f"no signing key {kid!r} in the issuer's key set (being fetched again)")
+                raise jwt.PyJWKClientError(f"no signing key {kid!r} in the issuer's key set")
             return key
         try:
             key = self.match_kid(self.get_signing_keys(), kid)
