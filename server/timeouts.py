@@ -8,7 +8,8 @@ headers a byte at a time, so a handful of slow clients can hold every connection
 picked) with a deadline armed when a connection opens and again after each response; it is met
 when a new request/response cycle begins (the headers are complete). A missed deadline closes the
 connection. The same wrapper counts the bytes a connection sends while its headers are awaited
-(request line included): past MAX_HEADER_BYTES it is answered 431 and closed, whichever parser
+(request line included, up to the empty line that ends them, however the reads split them): past
+MAX_HEADER_BYTES it is answered 431 and closed before the parser sees them, whichever parser
 uvicorn uses (httptools has no limit of its own and keeps every header byte in memory; h11's
 `h11_max_incomplete_event_size` binds h11 only). A connection that arrives while `max_connections`
 are open is closed at once, so a
@@ -59,6 +60,7 @@ def bounded_protocol(
         _deadline: asyncio.TimerHandle | None = None
         _waiting_cycle: Any = None
         _header_bytes = 0  # received while the current request's headers are awaited
+        _tail = b""  # the last bytes of the previous read: an empty line split across two reads
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -69,15 +71,24 @@ def bounded_protocol(
             self._arm()
 
         def data_received(self, data: bytes) -> None:
-            if self._deadline is not None:
-                self._header_bytes += len(data)
-            super().data_received(data)
-            if self._deadline is None:
+            if self._deadline is not None and self._headers_over(data):
+                if not self.transport.is_closing():
+                    self._refuse_headers()
                 return
-            if self.cycle is not self._waiting_cycle:
+            super().data_received(data)
+            if self._deadline is not None and self.cycle is not self._waiting_cycle:
                 self._disarm()  # a new cycle: the headers are in
-            elif self._header_bytes > max_header_bytes and not self.transport.is_closing():
-                self._refuse_headers()
+
+        def _headers_over(self, data: bytes) -> bool:
+            """Whether, with `data`, the awaited request line and headers exceed the bound; the bytes
+            after the empty line that ends them (a body, a next request) do not count."""
+            seen, joined = self._header_bytes, self._tail + data
+            ends = [i for i in (joined.find(b"\r\n\r\n"), joined.find(b"\n\n")) if i >= 0]
+            self._header_bytes += len(data)
+            self._tail = data[-3:]
+            if ends:
+                return seen - (len(joined) - len(data)) + min(ends) + 2 > max_header_bytes
+            return self._header_bytes > max_header_bytes
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
@@ -89,7 +100,7 @@ def bounded_protocol(
 
         def _arm(self) -> None:
             self._disarm()
-            self._header_bytes = 0
+            self._header_bytes, self._tail = 0, b""
             in_flight = self.cycle is not None and not self.cycle.response_complete  # pipelined
             if not in_flight and not self.transport.is_closing():
                 self._waiting_cycle = self.cycle
