@@ -52,12 +52,13 @@ from .model import AclUpdate, Checkpoint, Deletion, Document, Item, Skipped
 SHOWN = 5  # ids a failure message names at most
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Change:
     """What `Case.mutate` did at the source: the document ids of the item whose text it edited and
-    of the item it deleted (both yielded by a full pass before)."""
+    of the item it deleted (both yielded by a full pass before). `edited` is None for a source
+    whose items cannot be edited (mail: a message never changes once sent)."""
 
-    edited: str
+    edited: str | None
     deleted: str
 
 
@@ -67,9 +68,10 @@ class Case:
 
     `api`: the source is a network service: its documents' URLs are http(s) and the case must say
     how to spoil its credentials (`bad_raw` config overrides, or `bad_env` secrets, it refuses).
-    `mutate`: optional; called once, after every other pass, to edit one item's text and delete
-    another at the source; returns their document ids. An incremental pass from the first full
-    pass's final checkpoint must then yield the edited document and a `Deletion` of the other."""
+    `mutate`: optional; called once, after every other pass, to edit one item's text (when the
+    source's items can be edited) and delete another at the source; returns their document ids.
+    An incremental pass from the first full pass's final checkpoint must then yield the edited
+    document and a `Deletion` of the other."""
 
     raw: dict[str, Any]
     env: dict[str, str] = field(default_factory=dict)
@@ -426,14 +428,15 @@ def check_an_edit_and_a_deletion_reach_an_incremental_pass(runs: Runs) -> bool:
     if change is None or changed is None:
         return False
     first = runs.first.hashes
-    unknown = [i for i in (change.edited, change.deleted) if i not in first]
+    unknown = [i for i in (change.edited, change.deleted) if i is not None and i not in first]
     assert not unknown, f"Case.mutate names {unknown}, which the first full pass did not yield"
-    edited = [d for d in changed.docs if d.id == change.edited]
     where = "an incremental pass from the first full pass's final checkpoint"
-    assert edited, f"after Case.mutate edited {change.edited!r}, {where} does not yield it"
-    assert edited[-1].content_hash() != first[change.edited][0], (
-        f"after Case.mutate edited {change.edited!r}, {where} yields it with its old title and text"
-    )
+    if change.edited is not None:
+        edited = [d for d in changed.docs if d.id == change.edited]
+        assert edited, f"after Case.mutate edited {change.edited!r}, {where} does not yield it"
+        assert edited[-1].content_hash() != first[change.edited][0], (
+            f"after Case.mutate edited {change.edited!r}, {where} yields it with its old title and text"
+        )
     assert change.deleted in changed.deletions, (
         f"after Case.mutate deleted {change.deleted!r}, {where} yields no Deletion of it (its Deletions: "
         f"{_some(changed.deletions)}; a Deletion's id is the document's, Connector.doc_id)"

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from inlet.connectors import registry
 from inlet.connectors.testing import Case, Change, ConformanceSuite
-from inlet.sandbox import drive, gmail, graph, graph_files, graph_teams
+from inlet.sandbox import drive, drive_state, gmail, graph, graph_files, graph_teams
 from inlet.sandbox import slack as sandbox_slack
 from inlet.sandbox.documents import make_docx, make_pdf
 from inlet.sandbox.server import Sandbox
@@ -52,6 +52,8 @@ def _files(root: Path, sb: Sandbox) -> Case:
 
 
 def _slack_export(root: Path, sb: Sandbox) -> Case:
+    # No `mutate`: an export is a snapshot; a newer one is read whole, and what it lacks is pruned
+    # by the engine after the complete pass, never yielded as a Deletion.
     return Case(
         {
             "name": "conf-export",
@@ -66,45 +68,106 @@ def _mail_archive(root: Path, sb: Sandbox) -> Case:
     with tarfile.open(DATA_DIR / "enron-mini.tar.gz") as tar:
         members = [m for m in tar.getmembers() if "/badeer-r/" in m.name]
         tar.extractall(root / "enron", members=members, filter="data")
-    return Case(
-        {
-            "name": "conf-mail",
-            "type": "mail_archive",
-            "path": str(root / "enron" / "enron-mini"),
-            "users": ["auditor@example.com"],
-            "checkpoint_every": 25,
-        }
-    )
+    sent = root / "enron" / "enron-mini" / "badeer-r" / "_sent_mail"
+
+    def mutate() -> Change:
+        edited = sent / "1."
+        edited.write_text(edited.read_text().replace("Subject:", "Subject: Edited:", 1))
+        stamp = edited.stat().st_mtime + 60  # a newer modification time, whatever the clock's resolution
+        os.utime(edited, (stamp, stamp))
+        (sent / "10.").unlink()
+        return Change(edited="conf-mail:badeer-r/_sent_mail/1.", deleted="conf-mail:badeer-r/_sent_mail/10.")
+
+    raw = {
+        "name": "conf-mail",
+        "type": "mail_archive",
+        "path": str(root / "enron" / "enron-mini"),
+        "users": ["auditor@example.com"],
+        "checkpoint_every": 25,
+    }
+    return Case(raw, mutate=mutate)
 
 
 def _slack(root: Path, sb: Sandbox) -> Case:
     block, env = sandbox_slack.source(sb.ctx, sb.ctx.workdir)
     raw = _table(block) | {"name": "conf-slack", "pace_scale": 1e6, "retry_backoff": 0.01, "page_size": 20}
-    return Case(raw, env, bad_env={k: "xoxb-not-a-real-token" for k in env}, api=True)
+    # Slack has no change feed: a sync re-reads `lookback_days` of history for edits and deletions,
+    # and the sample's messages are from 2016.
+    raw["lookback_days"] = 36500
+
+    def mutate() -> Change:
+        chan = next(c for c in sb.ws.slack.channels.values() if sandbox_slack.BOT_USER in c.members)
+        alone = [m.ts for m in chan.messages if m.subtype is None and not chan.replies.get(m.ts)]
+        sandbox_slack.edit_message(sb.ws, chan.id, alone[0], "Edited by the conformance suite.")
+        sandbox_slack.delete_message(sb.ws, chan.id, alone[1])
+        return Change(edited=f"conf-slack:{chan.id}:{alone[0]}", deleted=f"conf-slack:{chan.id}:{alone[1]}")
+
+    return Case(raw, env, bad_env={k: "xoxb-not-a-real-token" for k in env}, api=True, mutate=mutate)
 
 
 def _google_drive(root: Path, sb: Sandbox) -> Case:
     block, env = drive.source(sb.ctx, sb.ctx.workdir)
     raw = _table(block) | {"name": "conf-drive", "backoff_seconds": 0.01, "max_requests_per_second": 0, "page_size": 5}
-    return Case(raw, env, bad_raw={"subject": "nobody@unknown.invalid"}, api=True)  # delegation refused
+
+    def mutate() -> Change:
+        files = {f.name: f.id for f in sb.ws.drive.files.values()}
+        drive_state.edit(sb.ws, files["runbook.txt"], content="VPN runbook, edited by the conformance suite.")
+        drive_state.delete(sb.ws, files["faq.html"])
+        return Change(edited=f"conf-drive:{files['runbook.txt']}", deleted=f"conf-drive:{files['faq.html']}")
+
+    delegation_refused = {"subject": "nobody@unknown.invalid"}
+    return Case(raw, env, bad_raw=delegation_refused, api=True, mutate=mutate)
 
 
 def _outlook(root: Path, sb: Sandbox) -> Case:
     block, env = graph.source(sb.ctx, sb.ctx.workdir)
     raw = _table(block) | {"name": "conf-outlook", "mailboxes": ["robert.badeer@enron.com"]}
-    return Case(raw, env, bad_env={k: "wrong-secret" for k in env}, api=True)
+
+    def mutate() -> Change:
+        mail = sb.ws.mail
+        owner = next(uid for uid, box in mail.mailboxes.items() if box.email == "robert.badeer@enron.com")
+        edited, deleted = mail.in_folder(mail.folder(owner, "inbox").id)[:2]
+        graph.edit_message(sb.ws, edited.id, subject="Edited by the conformance suite")
+        graph.delete_message(sb.ws, deleted.id)
+        return Change(edited=f"conf-outlook:{edited.id}", deleted=f"conf-outlook:{deleted.id}")
+
+    return Case(raw, env, bad_env={k: "wrong-secret" for k in env}, api=True, mutate=mutate)
 
 
 def _microsoft_files(root: Path, sb: Sandbox) -> Case:
     block, env = graph_files.source(sb.ctx, sb.ctx.workdir)
     raw = _table(block) | {"name": "conf-m365-files", "page_size": 3}
-    return Case(raw, env, bad_env={k: "wrong-secret" for k in env}, api=True)
+
+    def mutate() -> Change:
+        files = sb.ws.m365_files
+        with sb.ws.lock:
+            items = {i.name: i.id for i in files.items.values() if not i.deleted}
+            files.edit_item(items["Notes.txt"], data=b"Notes, edited by the conformance suite.")
+            files.delete_item(items["Reorg plan.txt"])
+        return Change(
+            edited=f"conf-m365-files:{items['Notes.txt']}", deleted=f"conf-m365-files:{items['Reorg plan.txt']}"
+        )
+
+    return Case(raw, env, bad_env={k: "wrong-secret" for k in env}, api=True, mutate=mutate)
 
 
 def _teams(root: Path, sb: Sandbox) -> Case:
     block, env = graph_teams.source(sb.ctx, sb.ctx.workdir)
     raw = _table(block) | {"name": "conf-teams", "page_size": 2}
-    return Case(raw, env, bad_env={k: "wrong-secret" for k in env}, api=True)
+
+    def mutate() -> Change:
+        teams = sb.ws.teams
+        with sb.ws.lock:
+            replied = {m.reply_to for m in teams.messages.values()}
+            alone = [m for m in teams.messages.values() if m.reply_to is None and m.id not in replied]
+            teams.edit(alone[0].id, "<p>Edited by the conformance suite.</p>")
+            teams.delete(alone[1].id)
+        return Change(
+            edited=f"conf-teams:{alone[0].channel_id}:{alone[0].id}",
+            deleted=f"conf-teams:{alone[1].channel_id}:{alone[1].id}",
+        )
+
+    return Case(raw, env, bad_env={k: "wrong-secret" for k in env}, api=True, mutate=mutate)
 
 
 def _gmail(root: Path, sb: Sandbox) -> Case:
@@ -116,7 +179,14 @@ def _gmail(root: Path, sb: Sandbox) -> Case:
         "page_size": 40,
         "backoff_seconds": 0.01,
     }
-    return Case(raw, env, bad_raw={"credentials_file": str(foreign_key(root / "foreign-key.json", raw))}, api=True)
+
+    def mutate() -> Change:  # a sent message never changes: only a deletion
+        box = sorted(m.id for m in sb.ws.gmail.mailboxes["robert.badeer@enron.com"].messages.values())
+        gmail.delete_message(sb.ws, "robert.badeer@enron.com", box[0])
+        return Change(edited=None, deleted=f"conf-gmail:robert.badeer@enron.com/{box[0]}")
+
+    foreign = {"credentials_file": str(foreign_key(root / "foreign-key.json", raw))}
+    return Case(raw, env, bad_raw=foreign, api=True, mutate=mutate)
 
 
 def foreign_key(path: Path, raw: dict[str, Any]) -> Path:
