@@ -14,6 +14,10 @@ next result. A logistic model maps them to 0-1; its coefficients are data
 (`relevance_model.json`), fitted by `benchmarks/fit_relevance.py` on the train part of the
 labelled natural questions.
 
+A query without a letter or a digit ("🔥", "👍👍") asks for its symbols: the embedding model
+reads most of them as the same unknown token, so only a passage holding them may answer, and
+every other result's relevance is 0.
+
 `match` is decided for the answer as a whole: a second logistic model, fitted on the same
 questions, gives the chance that any of the first five results answers from the best relevance and
 the number of the question's content words (up to eight): the relevance features are shares of
@@ -52,6 +56,17 @@ i'm we're they're""".split()
 def content_terms(text: str) -> list[str]:
     """The query words that carry meaning: lower-cased, no stopwords, no one-letter words."""
     return [w for w in dict.fromkeys(_WORD.findall(text.lower())) if w not in STOPWORDS and len(w) > 1]
+
+
+_NOT_ASKED = frozenset("\u200d\ufe0e\ufe0f" + "".join(map(chr, range(0x1F3FB, 0x1F400))))  # joiners, skin tones
+
+
+def symbols(query: str) -> frozenset[str]:
+    """What a query without letters or digits asks for: its characters (emoji, signs), joiners and
+    skin-tone modifiers aside; empty when the query holds a letter or a digit."""
+    if any(ch.isalnum() for ch in query):
+        return frozenset()
+    return frozenset(ch for ch in query if not ch.isspace() and ch not in _NOT_ASKED)
 
 
 @lru_cache(maxsize=1 << 16)

@@ -517,11 +517,14 @@ def _materialise(index: Index, chosen: list[_Group]) -> list[Hit]:
 def _score(
     hits: list[Hit], chosen: list[_Group], evidence: _Evidence, query: str, frequency: rel.Frequency | None
 ) -> None:
-    """Each hit's `relevance` from its features (`relevance.py`)."""
+    """Each hit's `relevance` from its features (`relevance.py`); 0 for a hit lacking a symbol that
+    a query without words asks for."""
     model = rel.model()
+    asked = rel.symbols(query)
     for hit, features in zip(hits, features_of(hits, chosen, evidence, query, frequency)):
         hit.features = features
-        hit.relevance = round(model.relevance(features), 4)
+        held = all(s in " ".join([hit.title, hit.text, *hit.passages]) for s in asked)
+        hit.relevance = round(model.relevance(features), 4) if held else 0.0
 
 
 def features_of(

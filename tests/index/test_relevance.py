@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -91,15 +91,23 @@ def doc(n: str, title: str, text: str, when: datetime) -> Document:
     )
 
 
+def indexed(path, embedder, *texts: tuple[str, str]) -> Index:
+    """An index of one document per (title, text), each a day older than the next."""
+    ix = Index(IndexConfig(path=path), embedder=embedder)
+    start = datetime(2001, 1, 5, tzinfo=UTC)
+    ix.apply([doc(str(n), t, x, start + timedelta(days=n)) for n, (t, x) in enumerate(texts, 1)], generation=1)
+    return ix
+
+
 @pytest.fixture
 def index(tmp_path, embedder):
-    corpus = [
-        doc("1", "West Gas 2001 plan", "The desk plans 40 Bcf of storage.", datetime(2001, 1, 5, tzinfo=UTC)),
-        doc("2", "Lunch menu", "Tacos on Tuesday, soup on Friday.", datetime(2001, 1, 9, tzinfo=UTC)),
-        doc("3", "Parking", "The garage on Smith street closes at 9.", datetime(2001, 1, 7, tzinfo=UTC)),
-    ]
-    with Index(IndexConfig(path=tmp_path / "ix"), embedder=embedder) as ix:
-        ix.apply(corpus, generation=1)
+    with indexed(
+        tmp_path / "ix",
+        embedder,
+        ("West Gas 2001 plan", "The desk plans 40 Bcf of storage."),
+        ("Lunch menu", "Tacos on Tuesday, soup on Friday."),
+        ("Parking", "The garage on Smith street closes at 9."),
+    ) as ix:
         yield ix
 
 
@@ -176,3 +184,19 @@ def test_folds_keep_questions_sharing_an_answer_together(monkeypatch) -> None:
         folds = fitting.folds_of(labelled, 3, seed)
         assert folds[0] == folds[1] == folds[2]
         assert len(set(folds)) == 3  # four groups over three folds: none empty
+
+
+def test_a_query_of_symbols_alone_is_answered_only_by_passages_holding_them(tmp_path, embedder) -> None:
+    with indexed(
+        tmp_path / "ix",
+        embedder,
+        ("#launch", "Shipped the release 🚀"),
+        ("#general", "Thanks for the review 👍"),
+        ("Lunch menu", "Tacos on Tuesday, soup on Friday."),
+    ) as ix:
+        fire = answer(ix, SearchRequest(query="🔥", recency_half_life_days=0, interpret=False))
+        rocket = answer(ix, SearchRequest(query="🚀 🚀", recency_half_life_days=0, interpret=False))
+    assert fire.hits and all(h.relevance == 0.0 for h in fire.hits) and fire.match == "none"
+    relevance = {h.doc_id: h.relevance for h in rocket.hits}
+    assert relevance["drive:1"] > 0.0 and relevance["drive:2"] == relevance["drive:3"] == 0.0
+    assert rel.symbols("🚀 🚀") == rel.symbols("🚀🏽") == {"🚀"} and rel.symbols("what is 🚀") == frozenset()
