@@ -102,7 +102,15 @@ from .model import ACL, AclUpdate, Deletion, Document, Item, Progress, Skipped
 
 log = logging.getLogger(__name__)
 
-_SKIP_REASONS = {"fileNotDownloadable", "cannotDownloadFile", "exportSizeLimitExceeded", "fileNotExportable"}
+# Refusals that stay until someone changes the file: skips by policy, not read errors retried every run
+# (cannotDownloadAbusiveFile: Drive flagged it as malware or spam; only acknowledgeAbuse reads it).
+_SKIP_REASONS = {
+    "fileNotDownloadable",
+    "cannotDownloadFile",
+    "cannotDownloadAbusiveFile",
+    "exportSizeLimitExceeded",
+    "fileNotExportable",
+}
 OUTAGE_AFTER = 3  # files in a row that keep answering server errors: Drive is down, not the file
 _FOLDER_FIELDS = "id,name,mimeType,parents,driveId,trashed"
 

@@ -133,6 +133,17 @@ def test_policy_skips_and_extraction_failures_do_not_stop_the_sync(sb: Sandbox) 
     assert "runbook.txt" in docs(items) and "Expense policy.pdf" in docs(items)
 
 
+def test_a_file_drive_flagged_as_abusive_is_a_skip_by_policy(sb: Sandbox) -> None:
+    ws = sb.ws
+    ops = file_named(sb, "Operations").id
+    ds.add_file(ws, "flagged.txt", "text/plain", "spam", parent=ops, owner="a@example.com")
+    sb.faults.fail("drive", "files.get", 403, reason="cannotDownloadAbusiveFile")  # the first download
+    items, _ = run(connector(sb).load(None))
+    skips = [s for s in items if isinstance(s, Skipped)]
+    flagged = [s for s in skips if "cannotDownloadAbusiveFile" in s.reason]
+    assert len(flagged) == 1 and flagged[0].failed is False  # not a read error retried every run
+
+
 def test_a_sheet_is_read_sheet_by_sheet_and_a_too_large_one_is_skipped(sb: Sandbox) -> None:
     """Drive's CSV export holds the first sheet only: the workbook (XLSX) export holds them all."""
     ops = file_named(sb, "Operations").id
