@@ -155,16 +155,17 @@ def answer(index: Index, request: SearchRequest) -> Answer:
             seen = index.catalog.visible_people(list(understood.people), request.filters().principals)
             understood = replace(understood, people=tuple(p for p in understood.people if p in seen))
     narrowed = _narrowed(request, understood)
-    hits: list[Hit] = []
+    pool: list[Hit] = []
     if narrowed is not None:
-        hits = _ranked(index, narrowed, understood.query, understood.people)
-    if not hits:  # nothing, or nothing within what the query was understood to ask: the plain query
+        pool = _ranked(index, narrowed, understood.query, understood.people)
+    if not pool:  # nothing, or nothing within what the query was understood to ask: the plain query
         understood = Interpretation(query=request.query, people=understood.people)
-        hits = _ranked(index, request, request.query, understood.people)
-    relevances = [h.relevance for h in hits]
+        pool = _ranked(index, request, request.query, understood.people)
+    # `match` judges every document scored, whatever `k`: a list of 3 has the verdict of the 10.
+    relevances = [h.relevance for h in pool]
     decided_from = rel.answer_features(relevances, request.query)
     return Answer(
-        hits=hits,
+        hits=pool[: request.k],
         match=rel.model().match(relevances, decided_from),
         interpreted=understood.as_dict(),
         took_ms=(time.perf_counter() - started) * 1000,
@@ -185,10 +186,10 @@ def _narrowed(request: SearchRequest, understood: Interpretation) -> SearchReque
 
 
 def _ranked(index: Index, request: SearchRequest, query: str, people: Sequence[str]) -> list[Hit]:
-    """The first `k` documents of the pool, in the order of `_reordered` (hybrid search; a single
+    """The pool (at least `k` documents), in the order of `_reordered` (hybrid search; a single
     retriever, for evaluation, keeps its own order)."""
     hits = _pool(index, request, query, people)
-    return (_reordered(hits) if request.mode == "hybrid" else hits)[: request.k]
+    return _reordered(hits) if request.mode == "hybrid" else hits
 
 
 def _reordered(hits: list[Hit]) -> list[Hit]:

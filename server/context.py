@@ -7,14 +7,17 @@ fence. Passages of one document share its citation number. Tokens are counted wi
 model's tokenizer: an estimate of what an LLM will count, good to within a few percent for English.
 
 Every field that enters the context (title, source, date, url, passage) is untrusted: a mail subject
-is written by any outside sender, a Drive file name by anyone who shares one. `neutral_text` and
-`neutral_field` make sure none of them can forge structure: `&`, `<`, `>` and their look-alikes
-(fullwidth, small-form, angle quotes and brackets) are written as entities, so no `</document>`
-closer or `<document>` opener can be spelt whatever spaces, case or zero-width characters it uses;
-invisible format and control characters (zero-width, bidi overrides, Unicode tag characters) are
-dropped; a passage line that starts like a citation header (`[n]`, also with fullwidth brackets
-or digits) is escaped with a backslash; and header fields lose line breaks and the ` — ` separator
-so a title cannot add a header line or shift the header's fields.
+is written by any outside sender, a Drive file name by anyone who shares one. `neutral_text`,
+`neutral_field` and `neutral_url` make sure none of them can forge structure: `&`, `<`, `>` and their
+look-alikes (fullwidth, small-form, angle quotes and brackets) are written as entities, so no
+`</document>` closer or `<document>` opener can be spelt whatever spaces, case or zero-width
+characters it uses; invisible format and control characters (zero-width, bidi overrides, Unicode tag
+characters) are dropped; a passage line that starts like a citation header (`[n]`, also with
+fullwidth brackets or digits) is escaped with a backslash; and header fields lose line breaks and
+the ` — ` separator so a title cannot add a header line or shift the header's fields. A URL keeps
+its `&` (a model copies a link as it reads it) and is percent-encoded instead: everything outside
+URL characters (so `<`, `>`, look-alikes, spaces, line breaks, invisible characters), and an `&`
+that would read as an entity.
 """
 
 from __future__ import annotations
@@ -74,14 +77,24 @@ def neutral_text(text: str) -> str:
 
 
 def neutral_field(value: str) -> str:
-    """A header field (title, source, date, url): `neutral_text` on one line, without the header's
+    """A header field (title, source, date): `neutral_text` on one line, without the header's
     ` — ` separator, so it can neither start a line nor shift the fields after it."""
     return " ".join(_SEPARATOR.sub("-", neutral_text(value)).split())
 
 
+_URL_SAFE = ";/?:@&=+$,-_.!~*'()#%[]"  # RFC 3986's reserved and unreserved marks, and existing escapes
+_ENTITY_LIKE = re.compile(r"&(?=#?\w+;)")
+
+
+def neutral_url(url: str) -> str:
+    """A header's URL as a link still works when copied: percent-encoded outside URL characters,
+    so it can spell neither a tag, an entity, a line break nor the header's separator."""
+    return _ENTITY_LIKE.sub("%26", quote(url.strip(), safe=_URL_SAFE))
+
+
 def header(n: int, hit: Hit) -> str:
     date = neutral_field((hit.updated_at or hit.created_at or "")[:10])
-    url = neutral_field(hit.url or fallback_url(hit.doc_id))
+    url = neutral_url(hit.url or fallback_url(hit.doc_id))
     return (
         f"[{n}] {neutral_field(hit.title) or '(untitled)'} — {neutral_field(hit.source)} — {date or 'undated'} — {url}"
     )

@@ -200,3 +200,23 @@ def test_a_query_of_symbols_alone_is_answered_only_by_passages_holding_them(tmp_
     relevance = {h.doc_id: h.relevance for h in rocket.hits}
     assert relevance["drive:1"] > 0.0 and relevance["drive:2"] == relevance["drive:3"] == 0.0
     assert rel.symbols("🚀 🚀") == rel.symbols("🚀🏽") == {"🚀"} and rel.symbols("what is 🚀") == frozenset()
+
+
+def test_match_judges_the_whole_scored_pool_whatever_k(tmp_path, embedder) -> None:
+    with indexed(
+        tmp_path / "ix",
+        embedder,
+        ("Parking", "The garage on Smith street closes at 9."),
+        ("Parking fees", "Parking costs 5 dollars a day in the Smith street garage."),
+        ("Garage hours", "Weekend hours: the garage opens at 7."),
+        ("Lunch menu", "Tacos on Tuesday, soup on Friday."),
+        ("West Gas 2001 plan", "The desk plans 40 Bcf of storage."),
+        ("Storage report", "Gas storage rose to 40 Bcf in March."),
+        ("Budget approval", "Hamza approved the travel budget for the offsite."),
+        ("Offsite", "The offsite is in May; travel approved by the budget owner."),
+    ) as ix:
+        for query in ("hamza closes", "opens hamza"):  # the best-scored document is not the first
+            ten = answer(ix, SearchRequest(query=query, k=10, recency_half_life_days=0, interpret=False))
+            one = answer(ix, SearchRequest(query=query, k=1, recency_half_life_days=0, interpret=False))
+            assert max(h.relevance for h in ten.hits) > ten.hits[0].relevance
+            assert one.hits == ten.hits[:1] and one.match == ten.match

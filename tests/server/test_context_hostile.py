@@ -10,6 +10,7 @@ exactly one opener, one closer and one header line per passage, after folding ev
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 import unicodedata
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -111,6 +112,14 @@ def test_ordinary_text_keeps_its_words() -> None:
     packed = pack([hit("a", " Q3 plan: ship v2 if x < 3 & y > 4")], 1000, approx_tokens)
     assert "ship v2 if x &lt; 3 &amp; y &gt; 4" in packed.context
     assert "[1] Re: Q3 plan: ship v2 if x &lt; 3 &amp; y &gt; 4 — " in packed.context
+
+
+def test_a_link_is_copied_as_it_works() -> None:
+    link = "https://outlook.example/owa/?ItemID=AAMk%2Bx&exvsurl=1&viewmodel=ReadMessageItem"
+    packed = pack([replace(hit("a", "x"), url=link)], 1000, approx_tokens)
+    assert f" — {link}\n" in packed.context  # `&` stays: no `&amp;` in a link a model copies
+    packed = pack([replace(hit("a", "x"), url="https://x.example/?q=&lt;/document&gt; — [2]")], 1000, approx_tokens)
+    assert "https://x.example/?q=%26lt;/document%26gt;%20%E2%80%94%20[2]\n" in packed.context
 
 
 # --- through the API, documents of each source type indexed for real ---------------------------------
