@@ -9,6 +9,10 @@ Invariants:
   identity platform refuses is a `CredentialsError` naming the source and carrying msal's text.
 - An answer still retriable after the retries is a `RetriableError` (with its Retry-After); any
   other 4xx is a `GraphError` carrying status and code, for the caller to decide (404, 410 ...).
+- A link Graph gave (`@odata.nextLink`, `@odata.deltaLink`, kept in checkpoints) is followed on
+  `graph_url`'s scheme and host: a saved link keeps the host of when it was given, and `graph_url`
+  may have moved since (a proxy, a national cloud, a restarted emulator); the token never goes to
+  a host the configuration no longer names.
 - Graph's timestamps are compared as instants (`graph_time`, `before`), never as strings: they come
   with or without fractional seconds (up to seven digits) and with `Z` or an offset.
 """
@@ -161,7 +165,7 @@ class GraphClient:
         body: Any = None,
     ) -> dict[str, Any]:
         """One Graph call (`body` sent as JSON); {} for an empty answer (204)."""
-        url = path_or_url if path_or_url.startswith(("http://", "https://")) else self.graph_url + path_or_url
+        url = self.url(path_or_url)
         response = self._send(method, url, params, headers, self.token(), body)
         if response.status_code == 401:
             log.info("source %s: access token refused by Graph, acquiring a new one", self.source)
@@ -178,6 +182,15 @@ class GraphClient:
             raise GraphError(response.status_code, code, message)
         return response.json() if response.content else {}  # type: ignore[no-any-return]
 
+    def url(self, path_or_url: str) -> str:
+        """A path under `graph_url`, or a link Graph gave moved onto `graph_url`'s scheme and host."""
+        if not path_or_url.startswith(("http://", "https://")):
+            return self.graph_url + path_or_url
+        link, base = httpx.URL(path_or_url), httpx.URL(self.graph_url)
+        if (link.scheme, link.host, link.port) == (base.scheme, base.host, base.port):
+            return path_or_url
+        return str(link.copy_with(scheme=base.scheme, host=base.host, port=base.port))
+
     def _send(
         self,
         method: str,
@@ -193,7 +206,10 @@ class GraphClient:
                 method, url, params=params, json=body, headers={**(headers or {}), "Authorization": f"Bearer {token}"}
             )
         except httpx.TransportError as exc:
-            raise RetriableError(f"source {self.source!r}: Graph unreachable: {exc}") from exc
+            where = httpx.URL(url)
+            raise RetriableError(
+                f"source {self.source!r}: Graph unreachable at {where.scheme}://{where.netloc.decode()}: {exc}"
+            ) from exc
 
 
 def error_of(response: httpx.Response) -> tuple[str, str]:

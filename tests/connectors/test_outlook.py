@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import tomllib
 from collections.abc import Iterator
 from typing import Any
@@ -170,6 +171,18 @@ def test_changes_moves_and_deletions(fresh: Sandbox) -> None:
     # and the moved message is in exactly one folder's id set
     held = [fid for fid, e in state["mailboxes"]["robert.badeer@enron.com"]["folders"].items() if moved.id in e["ids"]]
     assert held == [capx.id]
+
+
+def test_links_saved_on_another_host_are_followed_on_graph_url(fresh: Sandbox) -> None:
+    conn = small(fresh)
+    _, state = run(conn)
+    origin = str(httpx.URL(conn.config.graph_url).copy_with(path="/", query=None)).rstrip("/")
+    saved = json.dumps(state)
+    assert saved.count(origin) > 0  # delta links are absolute
+    moved = json.loads(saved.replace(origin, "https://127.0.0.1:1"))  # graph_url moved since (nothing listens there)
+    graph.add_message(fresh.ws, "robert.badeer@enron.com", "inbox", "Capacity auction", "Bids close Friday.")
+    items, _ = run(small(fresh), moved)
+    assert [d.title for d in docs(items).values()] == ["Capacity auction"]
 
 
 def test_move_into_a_folder_synced_earlier_is_not_deleted(fresh: Sandbox) -> None:
