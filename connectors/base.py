@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from inlet.errors import ConfigError
 
@@ -210,11 +210,26 @@ class SourceConfig(BaseModel):
 
 
 class StaticACLConfig(SourceConfig):
-    """For sources whose items carry no permissions (a folder, a mail archive): one ACL for all."""
+    """For sources whose items carry no permissions (a folder, a mail archive): one ACL for all.
+    `public = true` (everyone) together with `users` or `domains` (only them) is refused: the
+    permissive reading would give a source meant to be restricted to everyone."""
 
-    public: bool | None = Field(None, description="visible to every user (default when no users/domains)")
+    public: bool | None = Field(
+        None, description="visible to every user (default when no users/domains; not with users/domains)"
+    )
     users: list[str] = Field(default_factory=list, description="emails that may see every item")
     domains: list[str] = Field(default_factory=list, description="domains whose users may see every item")
+
+    @model_validator(mode="after")
+    def _public_or_listed(self) -> StaticACLConfig:
+        listed = [key for key in ("users", "domains") if getattr(self, key)]
+        if self.public and listed:
+            keys = " and ".join(map(repr, listed))
+            raise ValueError(
+                f"key 'public': true (every item visible to everyone) cannot be set with {keys}: remove "
+                f"'public = true' to show the items only to those listed, or remove {keys}"
+            )
+        return self
 
     def acl(self) -> ACL:
         public = self.public if self.public is not None else not (self.users or self.domains)
