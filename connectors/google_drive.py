@@ -188,6 +188,10 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             )
         return self._client
 
+    def check_local(self) -> None:
+        """The credentials file can serve (`subject` only with a service account), read without the network."""
+        load_credentials(self.config.credentials_file, self.config.subject, self.name, SCOPES)
+
     def check(self) -> None:
         self.client.start_page_token()
 
