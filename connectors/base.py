@@ -137,6 +137,25 @@ def _valid_duration(value: str) -> str:
 Duration = Annotated[str, AfterValidator(_valid_duration)]
 """A duration key like '30s', '15m', '1h' or '2d' (checked when the config is read)."""
 
+MIN_INTERVAL = 1.0
+"""Seconds: the shortest `Interval` accepted."""
+
+
+def _valid_interval(value: str) -> str:
+    if parse_duration(value) < MIN_INTERVAL:
+        raise ValueError(
+            f"{value!r} is shorter than '1s', the shortest interval accepted "
+            "(zero would repeat the work, and its calls to the service, without a pause)"
+        )
+    return value
+
+
+Interval = Annotated[str, AfterValidator(_valid_interval)]
+"""A duration key that sets how often something repeats or how long it lasts before it is done
+again (`every`, `prune_every`, `reconcile_every`, a subscription's lifetime, `[daemon] lease`):
+at least `MIN_INTERVAL`, so a typo ('0s' for '60s') cannot make a loop without pause. A duration
+where zero means something (`[daemon] jitter`) is a plain `Duration`."""
+
 
 def _valid_window(value: str) -> str:
     recent_window(value)
@@ -166,8 +185,8 @@ class SourceConfig(BaseModel):
     name: str
     type: str
     schedule: str | None = Field(None, description="cron expression, e.g. '*/15 * * * *'")
-    every: str | None = Field(None, description="interval, e.g. '15m' (used when no schedule)")
-    prune_every: str = Field("24h", description="how often to look for deleted items")
+    every: Interval | None = Field(None, description="interval, e.g. '15m' (used when no schedule); at least '1s'")
+    prune_every: Interval = Field("24h", description="how often to look for deleted items")
     recent_first: RecentWindow | None = Field(
         None,
         description="a backfill indexes this recent window first, e.g. '7d'; '0' turns it off "
@@ -199,13 +218,6 @@ class SourceConfig(BaseModel):
             from apscheduler.triggers.cron import CronTrigger
 
             CronTrigger.from_crontab(value)  # ValueError names the bad field
-        return value
-
-    @field_validator("every", "prune_every")
-    @classmethod
-    def _duration(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_duration(value)
         return value
 
 

@@ -79,7 +79,7 @@ from pydantic import Field, field_serializer
 
 from inlet.errors import IncompleteListingError, ItemError, RetriableError
 
-from .base import ConfigPath, Connector, Duration, SourceConfig, parse_duration
+from .base import ConfigPath, Connector, Interval, SourceConfig, parse_duration
 from .events import EventSource
 from .google_drive_client import SCOPES, USER, CompleteListing, DriveApiError, DriveClient
 from .google_drive_events import DrivePushChannels
@@ -139,7 +139,7 @@ class GoogleDriveConfig(SourceConfig):
         description="public HTTPS URL of this source's hook "
         "(.../hooks/google_drive/NAME): changes.watch push channels (daemon)",
     )
-    channel_lifetime: Duration = Field(
+    channel_lifetime: Interval = Field(
         "1d", description="how long each push channel lasts before it is replaced (Drive allows up to 7 days)"
     )
 

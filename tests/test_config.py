@@ -467,3 +467,39 @@ def test_uncommenting_the_examples_handbook_readers_restricts_it(tmp_path: Path)
     assert block != text[start:end]
     acl = load_config(write(tmp_path, text[:start] + block + text[end:])).source("handbook").acl()
     assert not acl.public and acl.users == ["alice@example.com"] and acl.domains == ["example.com"]
+
+
+@pytest.mark.parametrize(
+    ("table", "line", "where"),
+    [
+        ("source", 'every = "0s"', "source 'handbook': key 'every'"),
+        ("source", 'every = "0.5s"', "source 'handbook': key 'every'"),
+        ("source", 'prune_every = "0m"', "source 'handbook': key 'prune_every'"),
+        ("daemon", 'retry_max = "0s"', "[daemon] key 'retry_max'"),
+        ("daemon", 'lease = "0s"', "[daemon] key 'lease'"),
+        ("slack", 'reconcile_every = "0h"', "source 'chat': key 'reconcile_every'"),
+        ("teams", 'reconcile_every = "0d"', "source 'm': key 'reconcile_every'"),
+        ("outlook", 'subscription_lifetime = "0s"', "source 'm': key 'subscription_lifetime'"),
+    ],
+)
+def test_a_zero_interval_is_a_config_error_naming_the_key(tmp_path: Path, table: str, line: str, where: str) -> None:
+    """A zero `every` made the daemon sync the source without pause (a call storm from a typo)."""
+    if table == "source":
+        text = GOOD.replace('every = "1h"', line)
+    elif table == "daemon":
+        text = f"{GOOD}[daemon]\n{line}\n"
+    elif table == "slack":
+        text = f'{GOOD}\n[[sources]]\nname = "chat"\ntype = "slack"\ntoken_env = "T"\n{line}\n'
+    else:
+        text = graph_source(tmp_path, table, more=f"{line}\n").read_text()
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    assert f"{where}: " in str(caught.value) and "shorter than '1s'" in str(caught.value), str(caught.value)
+    assert load_config(write(tmp_path, text.replace(line, line.replace("0.5s", "1s").replace('"0', '"1'))))
+
+
+def test_durations_where_zero_means_something_stay_accepted(tmp_path: Path) -> None:
+    text = GOOD.replace('every = "1h"', 'every = "1s"\nrecent_first = "0"') + '[daemon]\njitter = "0s"\n'
+    settings = load_config(write(tmp_path, text))
+    assert settings.daemon.jitter == "0s" and settings.source("handbook").every == "1s"
+    assert settings.recent_window("handbook") == 0
