@@ -243,6 +243,10 @@ class StaticACLConfig(SourceConfig):
             )
         return self
 
+    ACL_KEYS: ClassVar[frozenset[str]] = frozenset({"public", "users", "domains"})
+    """A connector whose sync yields only what changed lists these in its `scope_keys`, so a
+    changed ACL reaches the items already indexed (read whole once) instead of only new ones."""
+
     def acl(self) -> ACL:
         public = self.public if self.public is not None else not (self.users or self.domains)
         return ACL(public=public, users=self.users, domains=self.domains)
@@ -283,8 +287,10 @@ class Connector(ABC, Generic[ConfigT]):
     # checkpoint, so the threads of a channel dropped from the config stay indexed, and a folder
     # added is not read. The engine keeps a digest of their values (`scope_fingerprint`) with the
     # source's state; when it differs, the next sync reads the source whole once, as a backfill
-    # does, and deletes what that pass did not see. Leave out a key whose change `load` applies
-    # itself (a mailbox no longer configured has its documents deleted, a new one is read whole).
+    # does, and deletes what that pass did not see. A static ACL (`StaticACLConfig.ACL_KEYS`) is
+    # such a key too: unchanged items are not yielded again, so they would keep the old ACL. Leave
+    # out a key whose change `load` applies itself (a mailbox no longer configured has its
+    # documents deleted, a new one is read whole).
     scope_keys: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: ConfigT, env: Mapping[str, str] | None = None) -> None:
