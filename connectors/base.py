@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from inlet.errors import ConfigError
 
@@ -137,6 +137,25 @@ def _valid_duration(value: str) -> str:
 Duration = Annotated[str, AfterValidator(_valid_duration)]
 """A duration key like '30s', '15m', '1h' or '2d' (checked when the config is read)."""
 
+MIN_INTERVAL = 1.0
+"""Seconds: the shortest `Interval` accepted."""
+
+
+def _valid_interval(value: str) -> str:
+    if parse_duration(value) < MIN_INTERVAL:
+        raise ValueError(
+            f"{value!r} is shorter than '1s', the shortest interval accepted "
+            "(zero would repeat the work, and its calls to the service, without a pause)"
+        )
+    return value
+
+
+Interval = Annotated[str, AfterValidator(_valid_interval)]
+"""A duration key that sets how often something repeats or how long it lasts before it is done
+again (`every`, `prune_every`, `reconcile_every`, a subscription's lifetime, `[daemon] lease`):
+at least `MIN_INTERVAL`, so a typo ('0s' for '60s') cannot make a loop without pause. A duration
+where zero means something (`[daemon] jitter`) is a plain `Duration`."""
+
 
 def _valid_window(value: str) -> str:
     recent_window(value)
@@ -166,8 +185,8 @@ class SourceConfig(BaseModel):
     name: str
     type: str
     schedule: str | None = Field(None, description="cron expression, e.g. '*/15 * * * *'")
-    every: str | None = Field(None, description="interval, e.g. '15m' (used when no schedule)")
-    prune_every: str = Field("24h", description="how often to look for deleted items")
+    every: Interval | None = Field(None, description="interval, e.g. '15m' (used when no schedule); at least '1s'")
+    prune_every: Interval = Field("24h", description="how often to look for deleted items")
     recent_first: RecentWindow | None = Field(
         None,
         description="a backfill indexes this recent window first, e.g. '7d'; '0' turns it off "
@@ -201,20 +220,32 @@ class SourceConfig(BaseModel):
             CronTrigger.from_crontab(value)  # ValueError names the bad field
         return value
 
-    @field_validator("every", "prune_every")
-    @classmethod
-    def _duration(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_duration(value)
-        return value
-
 
 class StaticACLConfig(SourceConfig):
-    """For sources whose items carry no permissions (a folder, a mail archive): one ACL for all."""
+    """For sources whose items carry no permissions (a folder, a mail archive): one ACL for all.
+    `public = true` (everyone) together with `users` or `domains` (only them) is refused: the
+    permissive reading would give a source meant to be restricted to everyone."""
 
-    public: bool | None = Field(None, description="visible to every user (default when no users/domains)")
+    public: bool | None = Field(
+        None, description="visible to every user (default when no users/domains; not with users/domains)"
+    )
     users: list[str] = Field(default_factory=list, description="emails that may see every item")
     domains: list[str] = Field(default_factory=list, description="domains whose users may see every item")
+
+    @model_validator(mode="after")
+    def _public_or_listed(self) -> StaticACLConfig:
+        listed = [key for key in ("users", "domains") if getattr(self, key)]
+        if self.public and listed:
+            keys = " and ".join(map(repr, listed))
+            raise ValueError(
+                f"key 'public': true (every item visible to everyone) cannot be set with {keys}: remove "
+                f"'public = true' to show the items only to those listed, or remove {keys}"
+            )
+        return self
+
+    ACL_KEYS: ClassVar[frozenset[str]] = frozenset({"public", "users", "domains"})
+    """A connector whose sync yields only what changed lists these in its `scope_keys`, so a
+    changed ACL reaches the items already indexed (read whole once) instead of only new ones."""
 
     def acl(self) -> ACL:
         public = self.public if self.public is not None else not (self.users or self.domains)
@@ -256,8 +287,10 @@ class Connector(ABC, Generic[ConfigT]):
     # checkpoint, so the threads of a channel dropped from the config stay indexed, and a folder
     # added is not read. The engine keeps a digest of their values (`scope_fingerprint`) with the
     # source's state; when it differs, the next sync reads the source whole once, as a backfill
-    # does, and deletes what that pass did not see. Leave out a key whose change `load` applies
-    # itself (a mailbox no longer configured has its documents deleted, a new one is read whole).
+    # does, and deletes what that pass did not see. A static ACL (`StaticACLConfig.ACL_KEYS`) is
+    # such a key too: unchanged items are not yielded again, so they would keep the old ACL. Leave
+    # out a key whose change `load` applies itself (a mailbox no longer configured has its
+    # documents deleted, a new one is read whole).
     scope_keys: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, config: ConfigT, env: Mapping[str, str] | None = None) -> None:

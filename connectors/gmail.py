@@ -150,7 +150,7 @@ class GmailConnector(Connector[GmailConfig]):
 
     def client(self, mailbox: str) -> MailboxClient:
         c = self.config
-        creds = load_credentials(c.credentials_file, mailbox, self.name, SCOPES)
+        creds = load_credentials(c.credentials_file, mailbox, self.name, SCOPES, subject_key=None)
         policy = RetryPolicy(attempts=c.retries + 1, backoff=c.backoff_seconds)
         return MailboxClient(
             self.name,
@@ -163,9 +163,12 @@ class GmailConnector(Connector[GmailConfig]):
         )
 
     def check_local(self) -> None:
+        """The credentials file is a service-account key (each mailbox is read through delegation),
+        read without the network."""
         path = self.config.credentials_file
         if not path.is_file():
             raise ConfigError(f"source {self.name!r}: key 'credentials_file': {path} does not exist (or is not a file)")
+        load_credentials(path, self.config.mailboxes[0], self.name, SCOPES, subject_key=None)
 
     def check(self) -> None:
         """Each mailbox's token: refused outright, or for every mailbox, is `CredentialsError`."""
@@ -175,7 +178,7 @@ class GmailConnector(Connector[GmailConfig]):
 
         refused = []
         for mailbox in self.config.mailboxes:
-            creds = load_credentials(self.config.credentials_file, mailbox, self.name, SCOPES)
+            creds = load_credentials(self.config.credentials_file, mailbox, self.name, SCOPES, subject_key=None)
             try:
                 creds.refresh(google_auth_httplib2.Request(httplib2.Http(timeout=self.config.timeout)))
             except RefreshError as exc:

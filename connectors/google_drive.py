@@ -79,7 +79,7 @@ from pydantic import Field, field_serializer
 
 from inlet.errors import IncompleteListingError, ItemError, RetriableError
 
-from .base import ConfigPath, Connector, Duration, SourceConfig, parse_duration
+from .base import ConfigPath, Connector, Interval, SourceConfig, parse_duration
 from .events import EventSource
 from .google_drive_client import SCOPES, USER, CompleteListing, DriveApiError, DriveClient
 from .google_drive_events import DrivePushChannels
@@ -147,7 +147,7 @@ class GoogleDriveConfig(SourceConfig):
         description="public HTTPS URL of this source's hook "
         "(.../hooks/google_drive/NAME): changes.watch push channels (daemon)",
     )
-    channel_lifetime: Duration = Field(
+    channel_lifetime: Interval = Field(
         "1d", description="how long each push channel lasts before it is replaced (Drive allows up to 7 days)"
     )
 
@@ -195,6 +195,10 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
                 self.name, creds, c.api_endpoint, policy=policy, per_second=c.max_requests_per_second, timeout=c.timeout
             )
         return self._client
+
+    def check_local(self) -> None:
+        """The credentials file can serve (`subject` only with a service account), read without the network."""
+        load_credentials(self.config.credentials_file, self.config.subject, self.name, SCOPES)
 
     def check(self) -> None:
         self.client.start_page_token()

@@ -309,6 +309,8 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
     Config = MailArchiveConfig
     deletions_from_checkpoint = True
     recent_first = True  # `since` filters by time at the service (base.Connector.recent_first)
+    # an unchanged file is not read again: a changed ACL reaches its messages by a whole read
+    scope_keys = MailArchiveConfig.ACL_KEYS
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: dt.datetime | None = None) -> Iterator[Item]:
         self.check()

@@ -24,7 +24,7 @@ from pydantic import Field, model_validator
 
 from inlet.errors import RetriableError
 
-from .base import Duration
+from .base import Interval
 from .events import EventSource
 from .kit.graph_source import GraphConnector, GraphSourceConfig
 from .kit.graph import GraphClient
@@ -53,7 +53,7 @@ class MicrosoftFilesConfig(GraphSourceConfig):
         description="public HTTPS URL of this source's hook "
         "(.../hooks/microsoft_files/NAME): Graph change notifications (daemon)",
     )
-    subscription_lifetime: Duration = Field(
+    subscription_lifetime: Interval = Field(
         "2d",
         description="how long each drive subscription lasts before "
         "renewal (Graph allows up to about 29 days for drives)",

@@ -65,7 +65,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import Field, field_validator, model_validator
 
-from .base import Duration
+from .base import Interval
 from .events import EventSource
 from .extract import kind_of
 from .mail import BODY_CAP, DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_MAX_BODY_BYTES, MailAttachment, MailMessage
@@ -112,7 +112,7 @@ class OutlookConfig(GraphSourceConfig):
         description="public HTTPS URL of this source's hook "
         "(.../hooks/outlook/NAME): Graph change notifications (daemon)",
     )
-    subscription_lifetime: Duration = Field(
+    subscription_lifetime: Interval = Field(
         "2d", description="how long each Graph subscription lasts before renewal (Graph allows up to 7 days for mail)"
     )
     folders: list[str] = Field(

@@ -73,7 +73,7 @@ from pydantic import Field, field_validator
 
 from inlet.errors import ConfigError, CredentialsError, IncompleteListingError, ItemError
 
-from .base import Connector, LivePrefix, SourceConfig, parse_duration
+from .base import Connector, Interval, LivePrefix, SourceConfig, parse_duration
 from .events import EventSource
 from .extract import extract_text, kind_of
 from .kit import CheckpointModel, Pager, Retries, RetryPolicy, cursor
@@ -107,7 +107,7 @@ class SlackConfig(SourceConfig):
     )
     base_url: str = Field("https://slack.com/api/", description="Web API base URL (GovSlack, tests)")
     lookback_days: float = Field(7, ge=0, description="days of history re-read each sync for edits/deletions")
-    reconcile_every: str = Field("24h", description="how often to re-read all history for late replies")
+    reconcile_every: Interval = Field("24h", description="how often to re-read all history for late replies")
     page_size: int = Field(200, ge=1, le=999, description="messages per history/replies call")
     pace: dict[str, float] = Field(
         default_factory=dict,
@@ -134,12 +134,6 @@ class SlackConfig(SourceConfig):
         description="environment variable holding the app-level token "
         "(xapp-..., connections:write); needed with events",
     )
-
-    @field_validator("reconcile_every")
-    @classmethod
-    def _duration_ok(cls, value: str) -> str:
-        parse_duration(value)
-        return value
 
     @field_validator("base_url")
     @classmethod

@@ -42,8 +42,8 @@ class SlackExportConfig(StaticACLConfig):
 
 class SlackExportConnector(Connector[SlackExportConfig]):
     type = "slack_export"
-    # an unchanged export is not read again, and a changed one yields no deletions
-    scope_keys = frozenset({"path", "channels", "include_dms"})
+    # an unchanged export is not read again (nor its ACL applied), and a changed one yields no deletions
+    scope_keys = frozenset({"path", "channels", "include_dms", "private_members"}) | SlackExportConfig.ACL_KEYS
     Config = SlackExportConfig
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: datetime | None = None) -> Iterator[Item]:

@@ -66,7 +66,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
-from .base import Duration, parse_duration
+from .base import Interval, parse_duration
 from .events import EventSource
 from .extract import html_to_text
 from .kit.graph_batch import batch_get
@@ -90,7 +90,7 @@ class TeamsConfig(GraphSourceConfig):
         description="public HTTPS URL of this source's hook "
         "(.../hooks/teams/NAME): Graph change notifications (daemon)",
     )
-    subscription_lifetime: Duration = Field(
+    subscription_lifetime: Interval = Field(
         "50m",
         description="how long each channel subscription lasts before "
         "renewal (Graph allows up to one hour for channel messages)",
@@ -102,7 +102,7 @@ class TeamsConfig(GraphSourceConfig):
         description="threads active within this many days of their channel's newest activity have "
         "their replies re-read each sync (delta lists roots, not replies)",
     )
-    reconcile_every: Duration = Field(
+    reconcile_every: Interval = Field(
         "24h",
         description="how often each channel's threads are all listed and their replies re-read "
         "(late replies to older threads, threads gone)",

@@ -19,6 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from inlet.connectors.base import (
     Connector,
     Duration,
+    Interval,
     RecentWindow,
     SourceConfig,
     missing_keys,
@@ -215,8 +216,8 @@ class DaemonConfig(BaseModel):
 
     max_parallel: int = Field(2, ge=1, le=64, description="sources syncing at the same time")
     jitter: Duration = Field("30s", description="random delay added to each scheduled run")
-    retry_max: Duration = Field("30m", description="cap of the backoff after failed runs")
-    lease: Duration = Field("60s", description="a source whose daemon stopped renewing is taken over after this")
+    retry_max: Interval = Field("30m", description="cap of the backoff after failed runs")
+    lease: Interval = Field("60s", description="a source whose daemon stopped renewing is taken over after this")
 
 
 class Settings(BaseModel):

@@ -428,3 +428,78 @@ def test_a_plain_http_authority_url_is_a_config_error_naming_source_and_key(tmp_
         load_config(config)
     https = graph_source(tmp_path, kind, more='authority_url = "https://127.0.0.1:8400"\n')
     assert load_config(https).source("m").authority_url == "https://127.0.0.1:8400"
+
+
+# --- round 22 probe: settings that contradict each other, or loop without pause, are refused ------
+_ACL_SOURCES = {
+    "files": 'path = "docs"\n',
+    "mail_archive": 'path = "mail"\n',
+    "slack_export": 'path = "export.zip"\n',
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_ACL_SOURCES))
+@pytest.mark.parametrize("listed", ['users = ["alice@example.com"]', 'domains = ["example.com"]'])
+def test_public_true_with_users_or_domains_is_a_config_error_not_a_public_source(
+    tmp_path: Path, kind: str, listed: str
+) -> None:
+    """Read permissively, the contradiction gave every item to everyone (a folder meant for a few)."""
+    head = f'[[sources]]\nname = "hr"\ntype = "{kind}"\n{_ACL_SOURCES[kind]}'
+    config = write(tmp_path, f"{head}public = true\n{listed}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    message = str(caught.value)
+    assert f"{config}: source 'hr': key 'public': true (every item visible to everyone) cannot be set with" in message
+    assert f"'{listed.split()[0]}'" in message
+    assert not load_config(write(tmp_path, f"{head}{listed}\n")).source("hr").acl().public
+    assert not load_config(write(tmp_path, f"{head}public = false\n{listed}\n")).source("hr").acl().public
+    assert load_config(write(tmp_path, f"{head}public = true\n")).source("hr").acl().public
+
+
+def test_uncommenting_the_examples_handbook_readers_restricts_it(tmp_path: Path) -> None:
+    """What the example's comment invites (uncomment users / domains) makes the folder private to them."""
+    import re
+
+    text = (Path(__file__).parent.parent / "config.example.toml").read_text()
+    start = text.index('name = "handbook"')
+    end = text.index("[[sources]]", start)
+    block = re.sub(r"^# ?((users|domains) = )", r"\1", text[start:end], flags=re.M)
+    assert block != text[start:end]
+    acl = load_config(write(tmp_path, text[:start] + block + text[end:])).source("handbook").acl()
+    assert not acl.public and acl.users == ["alice@example.com"] and acl.domains == ["example.com"]
+
+
+@pytest.mark.parametrize(
+    ("table", "line", "where"),
+    [
+        ("source", 'every = "0s"', "source 'handbook': key 'every'"),
+        ("source", 'every = "0.5s"', "source 'handbook': key 'every'"),
+        ("source", 'prune_every = "0m"', "source 'handbook': key 'prune_every'"),
+        ("daemon", 'retry_max = "0s"', "[daemon] key 'retry_max'"),
+        ("daemon", 'lease = "0s"', "[daemon] key 'lease'"),
+        ("slack", 'reconcile_every = "0h"', "source 'chat': key 'reconcile_every'"),
+        ("teams", 'reconcile_every = "0d"', "source 'm': key 'reconcile_every'"),
+        ("outlook", 'subscription_lifetime = "0s"', "source 'm': key 'subscription_lifetime'"),
+    ],
+)
+def test_a_zero_interval_is_a_config_error_naming_the_key(tmp_path: Path, table: str, line: str, where: str) -> None:
+    """A zero `every` made the daemon sync the source without pause (a call storm from a typo)."""
+    if table == "source":
+        text = GOOD.replace('every = "1h"', line)
+    elif table == "daemon":
+        text = f"{GOOD}[daemon]\n{line}\n"
+    elif table == "slack":
+        text = f'{GOOD}\n[[sources]]\nname = "chat"\ntype = "slack"\ntoken_env = "T"\n{line}\n'
+    else:
+        text = graph_source(tmp_path, table, more=f"{line}\n").read_text()
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+    assert f"{where}: " in str(caught.value) and "shorter than '1s'" in str(caught.value), str(caught.value)
+    assert load_config(write(tmp_path, text.replace(line, line.replace("0.5s", "1s").replace('"0', '"1'))))
+
+
+def test_durations_where_zero_means_something_stay_accepted(tmp_path: Path) -> None:
+    text = GOOD.replace('every = "1h"', 'every = "1s"\nrecent_first = "0"') + '[daemon]\njitter = "0s"\n'
+    settings = load_config(write(tmp_path, text))
+    assert settings.daemon.jitter == "0s" and settings.source("handbook").every == "1s"
+    assert settings.recent_window("handbook") == 0

@@ -2,8 +2,9 @@
 
 Invariants:
 - Credentials come from one JSON file: a service account (optionally delegated to `subject`, the
-  user it acts as) or an authorized user; `scopes` are the connector's. A file that cannot be read
-  or is neither kind is a `ConfigError` naming the source and the key.
+  user it acts as) or an authorized user; `scopes` are the connector's. A file that cannot be read,
+  is neither kind, or is an authorized user asked to act as someone is a `ConfigError` naming the
+  source and the key; reading it needs no network, so connectors check it in `check_local`.
 - Every request runs through `GoogleService.call`: one token bucket shared by all threads keeps
   them within quota, and retries follow the kit's `RetryPolicy` (429, 5xx, 403 with a rate-limit
   reason, reset or stalled connections) honouring `Retry-After`. A token refresh the token endpoint
@@ -48,8 +49,14 @@ class GoogleApiError(InletError):
         self.location = location  # the parameter the answer is about (`pageToken`), when Google names one
 
 
-def load_credentials(path: Path, subject: str | None, source: str, scopes: Sequence[str]) -> Any:
-    """Service-account (optionally delegated to `subject`) or authorized-user credentials."""
+def load_credentials(
+    path: Path, subject: str | None, source: str, scopes: Sequence[str], *, subject_key: str | None = "subject"
+) -> Any:
+    """Service-account (optionally delegated to `subject`) or authorized-user credentials. Local:
+    it reads the file and touches no network, so a connector's `check_local` calls it too, and a
+    file that cannot serve is a `ConfigError` before any run starts. `subject_key` is the config
+    key that set `subject`, named when an authorized-user file cannot act as it; None when the
+    connector always delegates (Gmail, as each mailbox), and the file is then what is wrong."""
     from google.oauth2 import credentials as user_credentials
     from google.oauth2 import service_account
 
@@ -63,8 +70,16 @@ def load_credentials(path: Path, subject: str | None, source: str, scopes: Seque
             creds = service_account.Credentials.from_service_account_info(info, scopes=list(scopes))
             return creds.with_subject(subject) if subject else creds
         if kind == "authorized_user":
+            if subject and subject_key:
+                raise ConfigError(
+                    f"source {source!r}: key {subject_key!r} needs service-account credentials, and "
+                    f"{path} is an authorized_user file: remove {subject_key!r}, or use a service-account key"
+                )
             if subject:
-                raise ConfigError(f"source {source!r}: key 'subject' needs service-account credentials")
+                raise ConfigError(
+                    f"source {source!r}: key 'credentials_file': {path} is an authorized_user file; "
+                    "this source needs a service-account key with domain-wide delegation"
+                )
             creds = user_credentials.Credentials.from_authorized_user_info(info)  # scopes: those granted
             # google-auth always sets Google's token endpoint here; the file's token_uri wins
             return creds.with_token_uri(info["token_uri"]) if info.get("token_uri") else creds

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 from pydantic import Field, field_validator
 
-from ..base import CaBundle, Connector, Duration, SourceConfig, parse_duration
+from ..base import CaBundle, Connector, Interval, SourceConfig, parse_duration
 from ..events import EventSource
 from .graph import SCOPE, GraphClient
 from .graph_webhooks import GraphWebhooks
@@ -43,7 +43,7 @@ class GraphSourceConfig(SourceConfig):
     timeout: float = Field(60.0, gt=0, description="seconds per HTTP request")
     # Each source restates these two with its hook path and Graph's lifetime limit for its resource.
     notifications_url: str | None = Field(None, description="public HTTPS URL of this source's hook (daemon)")
-    subscription_lifetime: Duration = Field("1h", description="how long each subscription lasts before renewal")
+    subscription_lifetime: Interval = Field("1h", description="how long each subscription lasts before renewal")
 
     @field_validator("authority_url")
     @classmethod

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from inlet.config import Settings, parse_config
-from inlet.connectors.model import Document
+from inlet.connectors.model import Document, principals_for
 from inlet.connectors.registry import available, connector_class
 from inlet.index.search import SearchRequest, search
 from inlet.index.store import Index
@@ -191,6 +191,49 @@ def test_a_changed_channel_list_of_a_slack_export_is_applied_by_the_next_sync(
             state.close()
     assert before and after and not before & after  # the two channels' threads, nothing of the first left
     assert result.deleted == len(before) and result.upserted == len(after)
+
+
+@pytest.mark.parametrize("kind", ["mail_archive", "slack_export"])
+def test_a_changed_static_acl_reaches_the_items_already_indexed(
+    tmp_path: Path, text_hash_embedder: Any, kind: str
+) -> None:
+    """A source indexed public, whose config then lists its readers (as an operator does after
+    finding it public), is read whole by the next sync: an unchanged message or export would
+    otherwise keep the public ACL it was indexed with."""
+    if kind == "mail_archive":
+        (tmp_path / "mail").mkdir()
+        (tmp_path / "mail" / "1.eml").write_text(
+            "From: a@example.com\nTo: b@example.com\nSubject: zebra salary\nMessage-ID: <1@x>\n"
+            "Date: Mon, 1 Jan 2024 10:00:00 +0000\n\nsecret salary table for zebra project\n"
+        )
+        where: dict[str, Any] = {"path": str(tmp_path / "mail")}
+    else:
+        where = {"path": str(DATA_DIR / "slack-export-sample.zip"), "channels": ["enrique"]}
+
+    def settings(**acl: Any) -> Settings:
+        source = {"name": "s", "type": kind, **where, **acl}
+        return parse_config({"index": {"path": str(tmp_path / "index")}, "sources": [source]})
+
+    def seen_by(index: Index, user: str) -> set[str]:
+        """The source's documents `user` may read (every one of them is under the one static ACL)."""
+        ids = sorted(index.catalog.source_doc_ids("s"))
+        assert ids
+        principals = tuple(principals_for(user) or ())
+        return {doc for doc in ids if index.document(doc, principals) is not None}
+
+    with Index(settings().index, embedder=text_hash_embedder) as index:
+        state = SqliteState(tmp_path / "state.db")
+        try:
+            Engine(settings(), index, state).run("s", "backfill")
+            everything = set(index.catalog.source_doc_ids("s"))
+            assert seen_by(index, "mallory@evil.com") == everything  # public, as configured
+            result = Engine(settings(users=["alice@example.com"]), index, state).run("s", "sync")
+            assert not seen_by(index, "mallory@evil.com") and seen_by(index, "alice@example.com") == everything
+            last = state.last_run("s")
+            assert result.outcome == "ok" and last is not None and last.kind == "backfill"  # read whole once
+            assert set(index.catalog.source_doc_ids("s")) == everything
+        finally:
+            state.close()
 
 
 def test_every_scope_key_is_a_key_of_its_connector_s_config() -> None:
