@@ -125,6 +125,11 @@ class SlackConfig(SourceConfig):
     include_dms: bool = Field(True, description="index DMs and group DMs the bot is part of")
     include_private: bool = Field(True, description="index private channels the bot is a member of")
     include_archived: bool = Field(True, description="index archived channels")
+    domains: list[str] = Field(
+        default_factory=list,
+        description="who reads public channels: people of these email domains (default: public, every "
+        "user of inlet; Slack guests read only the channels they are in)",
+    )
     max_retries: int = Field(6, ge=0, description="retries of a rate-limited or failing call")
     retry_backoff: float = Field(0.5, ge=0, description="first backoff in seconds for 5xx (doubles)")
     timeout: float = Field(30.0, gt=0, description="HTTP timeout in seconds")
@@ -256,6 +261,7 @@ def _fingerprint(msg: Mapping[str, Any]) -> str:
 
 def _acl_key(chan: ChannelInfo) -> str:
     raw = f"{chan.name}|{chan.kind}|{chan.acl.public}|{','.join(chan.acl.users)}"
+    raw += f"|{','.join(chan.acl.domains)}" if chan.acl.domains else ""  # keys from before `domains` stay
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
@@ -278,7 +284,8 @@ def _known_channel(cid: str, cs: Mapping[str, Any] | None) -> ChannelInfo | None
     """The channel as its checkpoint entry describes it (None: an entry from before events knew it)."""
     if not cs or "kind" not in cs:
         return None
-    chan = ChannelInfo(cid, cs["name"], cs["kind"], ACL(public=cs["public"], users=cs["users"]))
+    acl = ACL(public=cs["public"], users=cs["users"], domains=cs.get("domains", []))
+    chan = ChannelInfo(cid, cs["name"], cs["kind"], acl)
     return chan if _acl_key(chan) == cs["acl"] else None
 
 
@@ -454,7 +461,7 @@ class _Crawl:
             return self._archived(c) if c.get("is_archived") else None
         kind = "mpim" if c.get("is_mpim") else "private_channel" if c.get("is_private") else "public_channel"
         if kind == "public_channel":
-            return ChannelInfo(c["id"], c["name"], kind, ACL(public=True))
+            return ChannelInfo(c["id"], c["name"], kind, self._public())
         emails = []
         for page in self.api.pages("conversations.members", channel=c["id"], limit=1000):
             for uid in page.get("members", []):
@@ -463,6 +470,10 @@ class _Crawl:
                     emails.append(person.email)
         self._check_emails()
         return ChannelInfo(c["id"], c["name"], kind, ACL(users=emails))
+
+    def _public(self) -> ACL:
+        """A public channel's readers: the configured `domains`, else everyone."""
+        return ACL(domains=list(self.cfg.domains)) if self.cfg.domains else ACL(public=True)
 
     def _archived(self, c: Mapping[str, Any]) -> ChannelInfo | None:
         """An archived channel Slack ejected the bot from, kept unread (`frozen`) as its checkpoint
@@ -478,7 +489,7 @@ class _Crawl:
         if chan is None and self.listing:
             chan = ChannelInfo(cid, name, "public_channel", ACL())
         elif chan is None and cs is not None and not c.get("is_private"):
-            chan = ChannelInfo(cid, name, "public_channel", ACL(public=True))
+            chan = ChannelInfo(cid, name, "public_channel", self._public())
         if chan is not None:
             self.frozen.add(chan.id)
         return chan
@@ -913,7 +924,13 @@ class _Crawl:
         tops = [t for t in (cs["newest"], scan["top"]) if t]
         cs["newest"] = max(tops, key=float) if tops else None
         cs["acl"] = _acl_key(chan)
-        cs.update(name=chan.name, kind=chan.kind, public=chan.acl.public, users=list(chan.acl.users))
+        cs.update(
+            name=chan.name,
+            kind=chan.kind,
+            public=chan.acl.public,
+            users=list(chan.acl.users),
+            domains=list(chan.acl.domains),
+        )
         self.state.channels[chan.id] = cs
 
     def _skip_channel(self, chan: ChannelInfo, exc: SlackError) -> Skipped:

@@ -123,6 +123,20 @@ def test_full_backfill_one_document_per_thread(sb: Sandbox) -> None:
     assert "Geometric, alpha 0.995; see the #traveling-sailor numbers 🎉" in old_thread.text
 
 
+def test_domains_narrow_public_channels_and_a_change_reaches_every_thread(sb: Sandbox) -> None:
+    first = run(make(sb))
+    public = {i for i, d in first.docs.items() if d.metadata["channel_type"] == "public_channel"}
+    assert public and all(first.docs[i].acl.public for i in public)
+    narrowed = run(make(sb, domains=["example.com"]), first.checkpoint)  # nothing changed at Slack
+    assert public <= set(narrowed.docs)  # every thread of a public channel again, with its new readers
+    assert all(narrowed.docs[i].acl.domains == ["example.com"] and not narrowed.docs[i].acl.public for i in public)
+    private = (
+        doc(narrowed, OPS, "1459300000.000100") if f"team-slack:{OPS}:1459300000.000100" in narrowed.docs else None
+    )
+    assert private is None or private.acl.users  # private channels keep their members
+    assert not run(make(sb, domains=["example.com"]), narrowed.checkpoint).docs  # and then nothing again
+
+
 def test_bot_messages_files_dms_and_private_acl(sb: Sandbox) -> None:
     r = run(make(sb))
     bot = doc(r, OPS, "1459300900.000100")
