@@ -27,15 +27,19 @@ from inlet.errors import ConfigError, InletError
 log = logging.getLogger("inlet")
 
 
-def _common(func: Callable[..., Any]) -> Callable[..., Any]:
+def _output(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option("--json", "as_json", is_flag=True, help="print one JSON document on stdout")(func)
+    return click.option("-v", "--verbose", count=True, help="more log output (-vv: debug)")(func)
+
+
+def _common(func: Callable[..., Any]) -> Callable[..., Any]:
     func = click.option(
         "--config",
         "config_path",
         type=click.Path(dir_okay=False),
         help="config file (default: $INLET_CONFIG, else ./config.toml)",
     )(func)
-    return click.option("-v", "--verbose", count=True, help="more log output (-vv: debug)")(func)
+    return _output(func)
 
 
 def _setup_logging(verbose: int) -> None:
@@ -50,8 +54,12 @@ def _settings(config_path: str | None) -> Any:
     from inlet.config import check_index_secret, find_config, load_config
 
     settings = load_config(find_config(config_path), check_paths=True)
+    _LOADED[:] = [settings.file]
     check_index_secret(settings, os.environ)
     return settings
+
+
+_LOADED: list[Any] = []  # the configuration file this command read, for errors found after loading it
 
 
 def _preflight(settings: Any, names: list[str]) -> None:
@@ -69,7 +77,12 @@ def _emit(as_json: bool, payload: Any, prose: Callable[[], None]) -> None:
 
 
 def _fail(exc: InletError) -> None:
-    click.echo(f"inlet: {exc}", err=True)
+    """The error on stderr and its exit code; a configuration error found after the file was read
+    (when the server or the audit log opens) names the file too."""
+    message = str(exc)
+    if isinstance(exc, ConfigError) and _LOADED and _LOADED[0] and not message.startswith(str(_LOADED[0])):
+        message = f"{_LOADED[0]}: {message}"
+    click.echo(f"inlet: {message}", err=True)
     sys.exit(exc.exit_code)
 
 
@@ -88,13 +101,18 @@ def _named_user(ctx: click.Context, param: click.Parameter, value: str | None) -
     a search as a user who sees only public items, nor every line of the audit log."""
     if value is not None and not value.strip():
         raise click.BadParameter("the user is empty (an unset shell variable?): name one, an email", param=param)
+    if value is not None:
+        from inlet.server.auth import well_formed_user
+
+        if not well_formed_user(value.strip()):  # the API's rule: `Alice <a@x>` or `a@x, b@x` names nobody
+            raise click.BadParameter(f"{value.strip()!r} is not one well-formed email address: name one user")
     return value.strip() if value is not None else None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="inlet")
 def cli() -> None:
-    """inlet: workplace data (Slack, Google Drive, Outlook, folders) as permission-aware context for agents."""
+    """inlet: workplace data (Slack, Google Drive, Microsoft 365, Gmail, folders) as permission-aware agent context."""
     from inlet.terminal import make_visible
 
     make_visible()  # synced text never reaches the terminal as control sequences (inlet/terminal.py)
@@ -584,7 +602,12 @@ def connectors(config_path: str | None, as_json: bool, verbose: int) -> None:
 
 
 @cli.command()
-@click.option("--port", default=0, type=int, help="HTTP port (HTTPS uses the next one); default: any free")
+@click.option(
+    "--port",
+    default=0,
+    type=click.IntRange(0, 65534),
+    help="HTTP port (HTTPS uses the next one); default: any free",
+)
 @click.option(
     "--write-config",
     type=click.Path(dir_okay=False),
@@ -762,8 +785,8 @@ def daemon(
     type=click.IntRange(1, 65535),
     help="the API's port (exit 4 when taken; default: 8484, or a free port when 8484 is taken)",
 )
-@_common
-def demo(once: bool, port: int | None, config_path: str | None, as_json: bool, verbose: int) -> None:
+@_output  # no --config: the demo writes its own
+def demo(once: bool, port: int | None, as_json: bool, verbose: int) -> None:
     """Sandbox + temporary config + backfill of all sources + the API, offline."""
     _setup_logging(verbose)
     if once and port is not None:

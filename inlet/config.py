@@ -267,7 +267,7 @@ def load_config(path: str | Path, *, check_paths: bool = False) -> Settings:
     """The file's settings (`parse_config`); with `check_paths`, the paths it names that must exist too."""
     path = Path(path).absolute()  # relative paths in it are taken from its folder: make that absolute
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark (Windows editors) is no error
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
     except UnicodeDecodeError as exc:

@@ -151,7 +151,7 @@ def _run(
             failed = [r for r in results if r.outcome == "failed"]
             for r in results:
                 _say(
-                    f"  {r.source}: {r.outcome}, {r.upserted} documents, {r.embedded} chunks in "
+                    f"  {r.source}: {r.outcome}, {r.upserted} documents ({r.embedded} chunks embedded) in "
                     f"{r.seconds:.0f}s" + (f" — {r.error}" if r.error else "")
                 )
             if sock is None:

@@ -28,6 +28,36 @@ def test_an_empty_user_is_exit_2_naming_the_option(tmp_path: Path, command: list
     assert not (tmp_path / "store").exists()  # nothing ran
 
 
+@pytest.mark.parametrize("command", [["search", "budget"], ["audit"], ["mcp"]])
+@pytest.mark.parametrize("user", ["Alice <alice@example.com>", "alice@example.com, bob@example.com"])
+def test_a_user_that_is_not_one_address_is_exit_2(tmp_path: Path, command: list[str], user: str) -> None:
+    result = CliRunner().invoke(cli, [*command, "--user", user, "--config", str(config(tmp_path))])
+    assert result.exit_code == 2, result.output
+    assert "not one well-formed email address" in result.output
+    assert not (tmp_path / "store").exists()  # nothing ran
+
+
+def test_a_config_saved_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
+    path = config(tmp_path)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert load_config(path).index.path == tmp_path / "store"
+
+
+def test_an_error_found_after_the_config_was_read_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[index]\npath = "store"\n')  # no audit_log: `inlet audit` has nothing to read
+    result = CliRunner().invoke(cli, ["audit", "--config", str(path)])
+    assert result.exit_code == 2 and f"inlet: {path}: " in result.stderr, result.output
+
+
+@pytest.mark.parametrize(
+    "args", [["sandbox", "--port", "65535"], ["sandbox", "--port", "-1"], ["demo", "--config", "x"]]
+)
+def test_options_out_of_range_or_not_offered_are_exit_2(args: list[str]) -> None:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+
+
 def test_nothing_indexed_names_the_database_not_an_unused_folder(
     tmp_path: Path, database_url: str, chroma_server_url: str
 ) -> None:
