@@ -8,7 +8,9 @@ document is scored by all of them), near-duplicate documents collapsed (a thread
 mails is one result), each result's calibrated `relevance` with the answer's `match`
 (`relevance.py`), and the likely answers (relevance at or above `min_relevance`) moved first.
 What the question asks beyond its words (a time, a source, a person: `interpret.py`) filters or
-boosts the search; when the filters would leave nothing, the plain query runs.
+boosts the search; a filter the request sets itself (a window, sources or source types) replaces
+the one read from the question, and when the filters would leave nothing, the plain query runs.
+The answer's `interpreted` holds only what the search applied.
 """
 
 from __future__ import annotations
@@ -154,6 +156,7 @@ def answer(index: Index, request: SearchRequest) -> Answer:
         if understood.people and request.user is not None:  # name no one the asker sees no document of
             seen = index.catalog.visible_people(list(understood.people), request.filters().principals)
             understood = replace(understood, people=tuple(p for p in understood.people if p in seen))
+    understood = _applicable(request, understood)
     narrowed = _narrowed(request, understood)
     hits: list[Hit] = []
     if narrowed is not None:
@@ -171,17 +174,27 @@ def answer(index: Index, request: SearchRequest) -> Answer:
     )
 
 
+def _applicable(request: SearchRequest, understood: Interpretation) -> Interpretation:
+    """The interpretation without the filters the caller's own override: a time window when the
+    request sets `after` or `before`, source types when it sets `sources` or `source_types`. What
+    is left is what the search applies, and so all that `interpreted` may report."""
+    if request.after or request.before:
+        understood = replace(understood, after=None, before=None)
+    if request.sources or request.source_types:
+        understood = replace(understood, source_types=())
+    return understood
+
+
 def _narrowed(request: SearchRequest, understood: Interpretation) -> SearchRequest | None:
-    """The request with the interpretation's filters (those the caller did not set), or None when
-    the interpretation adds no filter."""
+    """The request with the (applicable) interpretation's filters, or None when it adds none."""
     if not understood.filters:
         return None
     changes: dict[str, Any] = {}
-    if (understood.after or understood.before) and not (request.after or request.before):
+    if understood.after or understood.before:
         changes.update(after=understood.after, before=understood.before)
-    if understood.source_types and not (request.source_types or request.sources):
+    if understood.source_types:
         changes["source_types"] = understood.source_types
-    return replace(request, **changes) if changes else None
+    return replace(request, **changes)
 
 
 def _ranked(index: Index, request: SearchRequest, query: str, people: Sequence[str]) -> list[Hit]:
