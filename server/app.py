@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from inlet.errors import IndexUnavailable
 from inlet.config import Settings
+from inlet.index.search import Configured
 from inlet.index.store import Index
 from inlet.status import SourcesCollector, sources_status
 from inlet.storage import open_backend
@@ -157,6 +158,11 @@ class KeyGuard:
         await self.app(scope, receive, send)
 
 
+def configured(settings: Settings) -> Configured:
+    """The source names and types `settings` configure (valid in a search's filters)."""
+    return Configured(frozenset(s.name for s in settings.sources), frozenset(s.type for s in settings.sources))
+
+
 def _caller(request: Request, user: str | None) -> Caller:
     entry: KeyEntry = request.state.key
     caller = caller_for(entry, user)
@@ -191,7 +197,7 @@ def create_app(
         warn_on_port_mismatch(settings.server.oauth, listening)
         settings = with_audience(settings, listening_url)
     auth = Authenticator(keys, settings.server.oauth, listening=listening_url)
-    retrieval = Retrieval(index)
+    retrieval = Retrieval(index, configured(settings))
     backend = open_backend(settings)
     if state is None and backend.shared:  # a stateless replica reads runs from the database
         state = backend.state()

@@ -28,8 +28,19 @@ class SearchBody(BaseModel):
         description="what to look for, in plain words (not blank)",
     )
     k: int = Field(10, ge=1, le=100, description="number of passages to return")
-    sources: list[str] = Field(default_factory=list, description="only these sources (names)")
-    source_types: list[str] = Field(default_factory=list, description="only these types (slack, outlook, ...)")
+    sources: list[str] = Field(
+        default_factory=list,
+        description="only these sources, by the `name` configured for each (what a result's `source` says). "
+        "A name no source has (for a user: no source holding a document they may see) is a 422 "
+        "invalid_request naming the valid ones",
+    )
+    source_types: list[str] = Field(
+        default_factory=list,
+        description="only these kinds of source, in any case (what a result's `source_type` says): the `type` "
+        "of a configured source; built in: slack, slack_export, teams, outlook, gmail, mail_archive, "
+        "google_drive, microsoft_files, files. A type this deployment has no source of is a 422 "
+        "invalid_request naming the ones it has",
+    )
     after: datetime | None = Field(None, description="only documents updated at or after (RFC 3339)")
     before: datetime | None = Field(None, description="only documents updated before (RFC 3339)")
     user: str | None = Field(
@@ -139,8 +150,9 @@ class SearchResponse(BaseModel):
     results: list[SearchResult] = Field(description="best first, one per document")
     match: Match = Field(description=MATCH_DESCRIPTION)
     interpreted: Interpreted = Field(
-        description="filters and boosts read from the query; when its filters "
-        "would leave nothing the plain query runs and they are left out"
+        description="the filters and boosts read from the query that the search applied: a window or "
+        "source types the request sets itself replace those read from the query, which are left out; when "
+        "its filters would leave nothing the plain query runs and they are left out"
     )
     took_ms: float
 

@@ -265,7 +265,57 @@ def test_filters(client: TestClient) -> None:
     assert set(search(client, OPS, after=after)) == {"eng:C1/100", "eng:C2/200", "files:notes/no-link.md"}
     before = (NOW - timedelta(days=100)).isoformat().replace("+00:00", "Z")
     assert search(client, OPS, before=before) == ["drive:f1"]
-    assert search(client, OPS, sources=["nope"]) == []
+
+
+UNKNOWN = (
+    (
+        {"source_types": ["drive", "Slack"]},
+        "unknown source_types 'drive'; valid: 'files', 'google_drive', 'outlook', 'slack'",
+    ),
+    ({"sources": ["eng", "nope"]}, "unknown sources 'nope'; valid: 'drive', 'eng', 'files', 'mail'"),
+)
+
+
+@pytest.mark.parametrize("route", ["/v1/search", "/v1/context"])
+@pytest.mark.parametrize("body,message", UNKNOWN)
+def test_an_unknown_source_or_type_is_422_naming_the_valid_ones(
+    client: TestClient, route: str, body: dict[str, list[str]], message: str
+) -> None:
+    """A typo in a filter is not "nothing here answers" (match none): the caller is told what to send."""
+    response = client.post(route, json={"query": "Falcon launch date", **body}, headers=OPS)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == {"code": "invalid_request", "message": message}
+
+
+def test_source_types_are_read_in_any_case(client: TestClient) -> None:
+    assert set(search(client, OPS, source_types=["Slack"])) == {"eng:C1/100", "eng:C2/200"}
+
+
+def test_a_user_is_told_only_of_the_sources_holding_documents_they_may_see(client: TestClient) -> None:
+    """Bob sees nothing of `drive` (its one document is for example.com): to him it is as unknown as a
+    name no source has, and the valid ones he is told are those he may see documents of."""
+    assert search(client, ALICE, sources=["drive"]) == ["drive:f1"]
+    answers = {}
+    for name in ("drive", "no-such-source"):
+        response = client.post("/v1/search", json={"query": "Falcon", "sources": [name]}, headers=BOB)
+        assert response.status_code == 422
+        answers[name] = response.json()["error"]["message"].replace(repr(name), "NAME")
+    assert (
+        answers["drive"]
+        == answers["no-such-source"]
+        == ("unknown sources NAME; the sources holding documents you may see: 'eng', 'files', 'mail'")
+    )
+
+
+def test_a_configured_source_is_valid_before_it_holds_a_document(index: Index, tmp_path: Path) -> None:
+    from inlet.connectors.files import FilesConfig
+
+    source = FilesConfig(name="handbook", type="mail_archive", path=tmp_path)
+    settings = settings_for(index.path).model_copy(update={"sources": [source]})
+    for client in client_for(settings, index):
+        for body in ({"sources": ["handbook"]}, {"source_types": ["mail_archive"]}):
+            response = client.post("/v1/search", json={"query": "Falcon", **body}, headers=OPS)
+            assert response.status_code == 200 and response.json()["results"] == [], response.text
 
 
 def test_recency_can_be_turned_off(settings: object, index: Index) -> None:
