@@ -385,6 +385,11 @@ def test_context_too_small_a_budget_keeps_the_match_and_says_so(client: TestClie
         ({"query": "x", "sources": "eng"}, 422),
         ({"query": "x", "bogus": 1}, 422),
         ([1, 2], 422),
+        # what the schema calls invalid, pydantic alone would take: true as k = 1, "3", "no", 0
+        ({"query": "x", "k": True}, 422),
+        ({"query": "x", "k": "3"}, 422),
+        ({"query": "x", "recency": "no"}, 422),
+        ({"query": "x", "recency": 0}, 422),
     ],
 )
 def test_malformed_search_is_4xx_in_contract_shape(client: TestClient, payload: object, status: int) -> None:
@@ -407,6 +412,28 @@ def test_bad_json_is_400(client: TestClient) -> None:
 def test_context_budget_validation(client: TestClient) -> None:
     response = client.post("/v1/context", json={"query": "x", "token_budget": -1}, headers=ALICE)
     assert response.status_code == 422
+
+
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ({"min_relevance": "0.5"}, 'min_relevance: must be a number, not "0.5"'),
+        ({"min_relevance": True}, "min_relevance: must be a number, not true"),
+        ({"token_budget": "300"}, 'token_budget: must be an integer, not "300"'),
+        ({"k": True}, "k: must be an integer, not true"),
+    ],
+)
+def test_context_numbers_and_booleans_are_json_ones(client: TestClient, body: dict[str, object], message: str) -> None:
+    response = client.post("/v1/context", json={"query": "deploy", **body}, headers=ALICE)
+    assert response.status_code == 422 and response.json()["error"]["message"] == message
+
+
+def test_an_integral_number_is_an_integer_as_in_json_schema(client: TestClient) -> None:
+    assert len(search(client, ALICE, query="deploy the billing service", k=2.0)) == 2
+    response = client.post(
+        "/v1/context", json={"query": "deploy", "token_budget": 300.0, "min_relevance": 0}, headers=ALICE
+    )
+    assert response.status_code == 200, response.text
 
 
 def test_body_over_limit_is_413(client: TestClient) -> None:
