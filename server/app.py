@@ -5,6 +5,7 @@ its one embedding model; searches run in worker threads, never on the event loop
 but /healthz, /readyz and the OAuth metadata needs `Authorization: Bearer KEY` (an API key, or an
 OAuth access token when `[server.oauth]` is set; checked by `KeyGuard` before routing, so a bad
 key is a 401 whatever the body); what the key may do is decided per route (`caller_for`).
+/openapi.json declares that check as a `bearer` security scheme, lifted on the keyless routes.
 
 On GET routes an on_behalf_of key names the user with the `X-Inlet-User` header or `?user=`.
 """
@@ -355,6 +356,7 @@ def create_app(
     for route in metadata_routes(settings.server.oauth, listening_url) if settings.server.oauth is not None else []:
         app.router.routes.append(route)
     public = PUBLIC_PATHS | ({"/metrics"} if settings.server.metrics_public else set())
+    _declare_bearer(app, public)
     app.add_middleware(JsonBody)
     app.add_middleware(RateLimit, limiter=limiter, metrics=metrics)  # reads the bounded body of a 429 for its audit
     app.add_middleware(
@@ -367,6 +369,34 @@ def create_app(
     app.add_middleware(ObserveMiddleware, metrics=metrics, routes=app.router.routes)
     _allow_origins(app, settings.server.cors_origins)
     return app
+
+
+BEARER_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "an API key from [[server.api_keys]], or an OAuth access token when [server.oauth] is set",
+}
+
+
+def _declare_bearer(app: FastAPI, public: frozenset[str]) -> None:
+    """/openapi.json says what `KeyGuard` checks, which the schema generator cannot see: every
+    operation needs `Authorization: Bearer`, except those on `public` paths (`security: []`), so
+    clients and agent tools generated from it send the key."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = dict(BEARER_SCHEME)
+            schema["security"] = [{"bearer": []}]
+            for path, operations in schema.get("paths", {}).items():
+                if path in public:
+                    for operation in operations.values():
+                        operation["security"] = []
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
 
 
 def _allow_origins(app: FastAPI, origins: list[str]) -> None:

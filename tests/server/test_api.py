@@ -589,6 +589,29 @@ def test_openapi_schemas_match_responses(client: TestClient) -> None:
     assert "/v1/documents/{doc_id}" in spec["paths"]
 
 
+def test_openapi_declares_the_bearer_key_every_route_but_the_probes_needs(client: TestClient) -> None:
+    """Clients and agent tools generated from the description read the key from here (KeyGuard, a
+    middleware, is invisible to the schema generator)."""
+    spec = client.get("/openapi.json", headers=ALICE).json()
+    schemes = spec["components"].get("securitySchemes", {})
+    assert set(schemes) == {"bearer"} and {k: schemes["bearer"].get(k) for k in ("type", "scheme")} == {
+        "type": "http",
+        "scheme": "bearer",
+    }
+    assert "API key" in schemes["bearer"]["description"] and "OAuth access token" in schemes["bearer"]["description"]
+    assert spec["security"] == [{"bearer": []}]
+    for path, operations in spec["paths"].items():
+        for operation in operations.values():
+            assert operation.get("security") == ([] if path in ("/healthz", "/readyz") else None), path
+    assert client.get("/healthz").status_code == 200 and client.get("/v1/sources").status_code == 401  # as declared
+
+
+def test_openapi_declares_public_metrics_keyless(index: Index) -> None:
+    app = create_app(settings_for(index.path, metrics_public=True), index=index, env=KEYS)
+    paths = app.openapi()["paths"]
+    assert paths["/metrics"]["get"]["security"] == [] and "security" not in paths["/v1/sources"]["get"]
+
+
 # --- content types (issue 14: `curl -d` declares a form) -------------------------------------------
 @pytest.mark.parametrize("content_type", ["application/x-www-form-urlencoded", "text/plain", None])
 def test_json_body_is_read_whatever_the_declared_content_type(client: TestClient, content_type: str | None) -> None:
