@@ -67,7 +67,7 @@ from .errors import (
 from .hooks import PREFIX as HOOKS_PREFIX
 from .hooks import add_hook_routes
 from .metrics import CONTENT_TYPE, Metrics, last_success_reader
-from .middleware import BodyLimit, ObserveMiddleware
+from .middleware import BodyLimit, HeadAsGet, ObserveMiddleware
 from .models import (
     ContextBody,
     ContextResponse,
@@ -357,6 +357,7 @@ def create_app(
         app.router.routes.append(route)
     public = PUBLIC_PATHS | ({"/metrics"} if settings.server.metrics_public else set())
     _declare_bearer(app, public)
+    app.add_middleware(HeadAsGet)  # innermost: the checks below see the HEAD, the routes a GET
     app.add_middleware(JsonBody)
     app.add_middleware(RateLimit, limiter=limiter, metrics=metrics)  # reads the bounded body of a 429 for its audit
     app.add_middleware(

@@ -460,6 +460,46 @@ def test_a_keyless_body_over_limit_is_401_not_413(client: TestClient) -> None:
     assert client.post("/v1/search", json=huge, headers=ALICE).status_code == 413
 
 
+@pytest.mark.parametrize(
+    "path,headers",
+    [
+        ("/healthz", {}),
+        ("/readyz", {}),
+        ("/docs", {}),
+        ("/console", {}),
+        ("/v1/sources", OPS),
+        ("/openapi.json", ALICE),
+    ],
+)
+def test_head_is_answered_as_get_without_a_body(client: TestClient, path: str, headers: dict[str, str]) -> None:
+    """RFC 9110: a server takes HEAD wherever it takes GET (health checkers and load balancers probe with it)."""
+    got, head = client.get(path, headers=headers), client.head(path, headers=headers)
+    assert got.status_code == head.status_code == 200, head.text
+    assert head.content == b"" and head.headers["content-length"] == got.headers["content-length"]
+    assert head.headers["content-type"] == got.headers["content-type"]
+
+
+def test_head_needs_the_key_get_needs(client: TestClient) -> None:
+    for headers in ({}, {"Authorization": "Bearer not-a-key"}):
+        response = client.head("/v1/sources", headers=headers)
+        assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
+        assert response.content == b""
+    assert client.head("/v1/sources", headers=ALICE).status_code == 403  # an admin route, as for GET
+    assert client.head("/v1/search", headers=ALICE).status_code == 405  # a POST route
+
+
+def test_head_over_a_real_connection_leaves_it_usable(settings: object, index: Index) -> None:
+    import httpx
+
+    from .conftest import serve
+
+    for address in serve(create_app(settings, index=index, env=KEYS), lifespan="on"):  # type: ignore[arg-type]
+        with httpx.Client(base_url=f"http://{address}") as http:
+            head = http.head("/healthz")
+            assert head.status_code == 200 and head.content == b"" and int(head.headers["content-length"]) > 0
+            assert http.get("/healthz").json() == {"status": "ok"}  # the same connection, kept alive
+
+
 def test_unknown_route_and_method(client: TestClient) -> None:
     assert client.get("/v1/nothing", headers=ALICE).json()["error"]["code"] == "not_found"
     response = client.get("/v1/search", headers=ALICE)
