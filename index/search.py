@@ -8,7 +8,11 @@ document is scored by all of them), near-duplicate documents collapsed (a thread
 mails is one result), each result's calibrated `relevance` with the answer's `match`
 (`relevance.py`), and the likely answers (relevance at or above `min_relevance`) moved first.
 What the question asks beyond its words (a time, a source, a person: `interpret.py`) filters or
-boosts the search; when the filters would leave nothing, the plain query runs.
+boosts the search; a filter the request sets itself (a window, sources or source types) replaces
+the one read from the question, and when the filters would leave nothing, the plain query runs.
+The answer's `interpreted` holds only what the search applied. `checked` refuses a source or
+source type the deployment does not have (an `UnknownFilterError` naming the valid ones) before a
+search would answer a typo with nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from inlet.connectors.model import Document, iso_time, principals_for
+from inlet.errors import UnknownFilterError
 from inlet.storage.types import Filters, chunk_doc_id
 
 from . import relevance as rel
@@ -138,6 +143,57 @@ def people_of(index: Index) -> People:
     return vocabulary
 
 
+@dataclass(frozen=True)
+class Configured:
+    """The source names and types a deployment is configured with, from its composition root: valid
+    in a search's filters before the index holds a document of them."""
+
+    sources: frozenset[str] = frozenset()
+    types: frozenset[str] = frozenset()
+
+
+def checked(index: Index, request: SearchRequest, configured: Configured = Configured()) -> SearchRequest:
+    """`request` with its `source_types` spelt as the deployment's ("Slack" is slack), or an
+    `UnknownFilterError` naming each source or source type it has not, and the valid ones, so a
+    typo is not taken for "nothing here answers".
+
+    Types: the configured ones and those the index holds (never secret: every result names its
+    type). Sources: for an operator (no `user`), the configured ones and those the index holds;
+    for a user, only the sources holding a document they may see, so that neither the error nor
+    its absence tells a user of a source hidden from them."""
+    problems: list[str] = []
+    types = request.source_types
+    if types:
+        spelt = _spellings(configured.types | people_of(index).types)
+        if any(t.lower() not in spelt for t in types):  # a type indexed within the last minute
+            spelt = _spellings(configured.types | set(index.catalog.source_types()))
+        unknown = [t for t in types if t.lower() not in spelt]
+        if unknown:
+            problems.append(f"unknown source_types {_listed(unknown)}; valid: {_listed(sorted(set(spelt.values())))}")
+        types = tuple(dict.fromkeys(spelt.get(t.lower(), t) for t in types))
+    if request.sources:
+        principals = request.filters().principals
+        operator = principals is None
+        known = configured.sources if operator else frozenset()
+        held = index.catalog.visible_sources([s for s in request.sources if s not in known], principals)
+        unknown = [s for s in request.sources if s not in known and s not in held]
+        if unknown:
+            valid = known | index.catalog.visible_sources(sorted(index.catalog.counts()), principals)
+            where = "valid" if operator else "the sources holding documents you may see"
+            problems.append(f"unknown sources {_listed(unknown)}; {where}: {_listed(sorted(valid))}")
+    if problems:
+        raise UnknownFilterError("; ".join(problems))
+    return replace(request, source_types=types) if types != request.source_types else request
+
+
+def _spellings(types: set[str] | frozenset[str]) -> dict[str, str]:
+    return {t.lower(): t for t in sorted(types)}
+
+
+def _listed(values: Sequence[str]) -> str:
+    return ", ".join(repr(v) for v in values) if values else "none yet"
+
+
 def search(index: Index, request: SearchRequest) -> tuple[list[Hit], float]:
     """Best results first, and the time taken in milliseconds."""
     got = answer(index, request)
@@ -154,6 +210,7 @@ def answer(index: Index, request: SearchRequest) -> Answer:
         if understood.people and request.user is not None:  # name no one the asker sees no document of
             seen = index.catalog.visible_people(list(understood.people), request.filters().principals)
             understood = replace(understood, people=tuple(p for p in understood.people if p in seen))
+    understood = _applicable(request, understood)
     narrowed = _narrowed(request, understood)
     pool: list[Hit] = []
     if narrowed is not None:
@@ -172,17 +229,27 @@ def answer(index: Index, request: SearchRequest) -> Answer:
     )
 
 
+def _applicable(request: SearchRequest, understood: Interpretation) -> Interpretation:
+    """The interpretation without the filters the caller's own override: a time window when the
+    request sets `after` or `before`, source types when it sets `sources` or `source_types`. What
+    is left is what the search applies, and so all that `interpreted` may report."""
+    if request.after or request.before:
+        understood = replace(understood, after=None, before=None)
+    if request.sources or request.source_types:
+        understood = replace(understood, source_types=())
+    return understood
+
+
 def _narrowed(request: SearchRequest, understood: Interpretation) -> SearchRequest | None:
-    """The request with the interpretation's filters (those the caller did not set), or None when
-    the interpretation adds no filter."""
+    """The request with the (applicable) interpretation's filters, or None when it adds none."""
     if not understood.filters:
         return None
     changes: dict[str, Any] = {}
-    if (understood.after or understood.before) and not (request.after or request.before):
+    if understood.after or understood.before:
         changes.update(after=understood.after, before=understood.before)
-    if understood.source_types and not (request.source_types or request.sources):
+    if understood.source_types:
         changes["source_types"] = understood.source_types
-    return replace(request, **changes) if changes else None
+    return replace(request, **changes)
 
 
 def _ranked(index: Index, request: SearchRequest, query: str, people: Sequence[str]) -> list[Hit]:

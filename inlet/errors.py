@@ -79,6 +79,11 @@ class LeaseLostError(InletError):
     """A daemon's lease on a source expired or was taken over: its commit was refused (fencing)."""
 
 
+class UnknownFilterError(InletError):
+    """A search names a source or a source type that this deployment does not have (or, for a
+    user, that holds nothing they may see): names the unknown values and the valid ones."""
+
+
 class DatabaseError(InletError):
     """The index database (PostgreSQL) cannot be reached or refused a statement: names the server."""
 

@@ -5,6 +5,7 @@ its one embedding model; searches run in worker threads, never on the event loop
 but /healthz, /readyz and the OAuth metadata needs `Authorization: Bearer KEY` (an API key, or an
 OAuth access token when `[server.oauth]` is set; checked by `KeyGuard` before routing, so a bad
 key is a 401 whatever the body); what the key may do is decided per route (`caller_for`).
+/openapi.json declares that check as a `bearer` security scheme, lifted on the keyless routes.
 
 On GET routes an on_behalf_of key names the user with the `X-Inlet-User` header or `?user=`.
 """
@@ -30,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from inlet.errors import IndexUnavailable
 from inlet.config import Settings
+from inlet.index.search import Configured
 from inlet.index.store import Index
 from inlet.status import SourcesCollector, sources_status
 from inlet.storage import open_backend
@@ -65,7 +67,7 @@ from .errors import (
 from .hooks import PREFIX as HOOKS_PREFIX
 from .hooks import add_hook_routes
 from .metrics import CONTENT_TYPE, Metrics, last_success_reader
-from .middleware import BodyLimit, ObserveMiddleware
+from .middleware import BodyLimit, HeadAsGet, ObserveMiddleware
 from .models import (
     ContextBody,
     ContextResponse,
@@ -157,6 +159,11 @@ class KeyGuard:
         await self.app(scope, receive, send)
 
 
+def configured(settings: Settings) -> Configured:
+    """The source names and types `settings` configure (valid in a search's filters)."""
+    return Configured(frozenset(s.name for s in settings.sources), frozenset(s.type for s in settings.sources))
+
+
 def _caller(request: Request, user: str | None) -> Caller:
     entry: KeyEntry = request.state.key
     caller = caller_for(entry, user)
@@ -191,7 +198,7 @@ def create_app(
         warn_on_port_mismatch(settings.server.oauth, listening)
         settings = with_audience(settings, listening_url)
     auth = Authenticator(keys, settings.server.oauth, listening=listening_url)
-    retrieval = Retrieval(index)
+    retrieval = Retrieval(index, configured(settings))
     backend = open_backend(settings)
     if state is None and backend.shared:  # a stateless replica reads runs from the database
         state = backend.state()
@@ -349,6 +356,8 @@ def create_app(
     for route in metadata_routes(settings.server.oauth, listening_url) if settings.server.oauth is not None else []:
         app.router.routes.append(route)
     public = PUBLIC_PATHS | ({"/metrics"} if settings.server.metrics_public else set())
+    _declare_bearer(app, public)
+    app.add_middleware(HeadAsGet)  # innermost: the checks below see the HEAD, the routes a GET
     app.add_middleware(JsonBody)
     app.add_middleware(RateLimit, limiter=limiter, metrics=metrics)  # reads the bounded body of a 429 for its audit
     app.add_middleware(
@@ -361,6 +370,34 @@ def create_app(
     app.add_middleware(ObserveMiddleware, metrics=metrics, routes=app.router.routes)
     _allow_origins(app, settings.server.cors_origins)
     return app
+
+
+BEARER_SCHEME = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "an API key from [[server.api_keys]], or an OAuth access token when [server.oauth] is set",
+}
+
+
+def _declare_bearer(app: FastAPI, public: frozenset[str]) -> None:
+    """/openapi.json says what `KeyGuard` checks, which the schema generator cannot see: every
+    operation needs `Authorization: Bearer`, except those on `public` paths (`security: []`), so
+    clients and agent tools generated from it send the key."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = dict(BEARER_SCHEME)
+            schema["security"] = [{"bearer": []}]
+            for path, operations in schema.get("paths", {}).items():
+                if path in public:
+                    for operation in operations.values():
+                        operation["security"] = []
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
 
 
 def _allow_origins(app: FastAPI, origins: list[str]) -> None:

@@ -195,7 +195,7 @@ class AuditMiddleware:
             scope["type"] != "http"
             or not self.audit.enabled
             or not path.startswith(AUDITED_PREFIXES)
-            or (path.startswith("/v1/admin/") and scope.get("method") == "GET")
+            or (path.startswith("/v1/admin/") and scope.get("method") in ("GET", "HEAD"))
         ):
             await self.app(scope, receive, send)
             return

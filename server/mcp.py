@@ -256,6 +256,8 @@ def _string(arguments: Mapping[str, Any], key: str, longest: int | None = None) 
 def _k(arguments: Mapping[str, Any]) -> int:
     """The optional `k` of search (ChatGPT's clients send `query` alone)."""
     value = arguments.get("k", SEARCH_K)
+    if isinstance(value, float) and value.is_integer():  # 2.0 is an integer to JSON Schema, as to /v1/search
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_K:
         raise ToolError(f"'k' must be an integer from 1 to {MAX_K}")
     return value

@@ -12,7 +12,8 @@ is answered 401 before a byte of its body is read, whatever the size it declares
 body of every request, whatever its method (a GET may carry a body too) and framing (chunked
 bodies declare no length), in size and in time: a body that stalls between two chunks, or takes
 over twice that in all, is answered 408.
-Every response carries `SECURITY_HEADERS` (no content sniffing, no referrer).
+Every response carries `SECURITY_HEADERS` (no content sniffing, no referrer). A HEAD is answered
+as the GET it mirrors, without the body (`HeadAsGet`).
 """
 
 from __future__ import annotations
@@ -64,6 +65,30 @@ def _route(scope: Scope, routes: list[Any]) -> str:
         if match == Match.PARTIAL and partial is None and getattr(candidate, "path", None):
             partial = str(candidate.path)
     return partial or "unmatched"
+
+
+class HeadAsGet:
+    """HEAD answered as GET without its body (RFC 9110 §9.3.2: every general-purpose server takes
+    GET and HEAD; FastAPI's GET routes take no HEAD). It sits inside every check, which sees the
+    HEAD as it came (a HEAD without a key is a 401), and just outside the routes, which see a GET;
+    the status and headers, `Content-Length` included, are the GET's."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body"):
+                    return
+                message = {"type": "http.response.body", "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)  # `state` stays shared
 
 
 async def send_error(send: Send, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:

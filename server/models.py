@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from inlet.connectors.model import iso_time
 from inlet.index.relevance import default_min_relevance
@@ -15,6 +17,12 @@ MetadataValue = Union[str, int, float, bool, list[str]]
 
 
 MAX_QUERY_CHARS = 4000  # a longer query is refused (HTTP and MCP alike): its cost grows with its length
+
+
+def _shown(value: object) -> str:
+    """A JSON value as an error message quotes it: at most 40 characters of it."""
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:40] + "…"
 
 
 class SearchBody(BaseModel):
@@ -28,8 +36,19 @@ class SearchBody(BaseModel):
         description="what to look for, in plain words (not blank)",
     )
     k: int = Field(10, ge=1, le=100, description="number of passages to return")
-    sources: list[str] = Field(default_factory=list, description="only these sources (names)")
-    source_types: list[str] = Field(default_factory=list, description="only these types (slack, outlook, ...)")
+    sources: list[str] = Field(
+        default_factory=list,
+        description="only these sources, by the `name` configured for each (what a result's `source` says). "
+        "A name no source has (for a user: no source holding a document they may see) is a 422 "
+        "invalid_request naming the valid ones",
+    )
+    source_types: list[str] = Field(
+        default_factory=list,
+        description="only these kinds of source, in any case (what a result's `source_type` says): the `type` "
+        "of a configured source; built in: slack, slack_export, teams, outlook, gmail, mail_archive, "
+        "google_drive, microsoft_files, files. A type this deployment has no source of is a 422 "
+        "invalid_request naming the ones it has",
+    )
     after: datetime | None = Field(None, description="only documents updated at or after (RFC 3339)")
     before: datetime | None = Field(None, description="only documents updated before (RFC 3339)")
     user: str | None = Field(
@@ -40,6 +59,21 @@ class SearchBody(BaseModel):
         "forbidden with a user key, optional for admin keys",
     )
     recency: bool = Field(True, description="prefer recent documents slightly (false: rank by relevance only)")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _json_typed(cls, value: object, info: ValidationInfo) -> object:
+        # As the schema says: pydantic alone would take "3" or true for an integer, "no" or 0 for a
+        # boolean, "0.5" for a number. An integral number (2.0) is an integer, as in JSON Schema.
+        wanted = cls.model_fields[info.field_name or ""].annotation
+        if wanted is bool and not isinstance(value, bool):
+            raise PydanticCustomError("json_type", "must be true or false, not {value}", {"value": _shown(value)})
+        if wanted in (int, float) and (isinstance(value, (bool, str)) or not isinstance(value, (int, float))):
+            kind = "an integer" if wanted is int else "a number"
+            raise PydanticCustomError(
+                "json_type", "must be {kind}, not {value}", {"kind": kind, "value": _shown(value)}
+            )
+        return value
 
     @field_validator("after", "before", mode="before")
     @classmethod
@@ -139,8 +173,9 @@ class SearchResponse(BaseModel):
     results: list[SearchResult] = Field(description="best first, one per document")
     match: Match = Field(description=MATCH_DESCRIPTION)
     interpreted: Interpreted = Field(
-        description="filters and boosts read from the query; when its filters "
-        "would leave nothing the plain query runs and they are left out"
+        description="the filters and boosts read from the query that the search applied: a window or "
+        "source types the request sets itself replace those read from the query, which are left out; when "
+        "its filters would leave nothing the plain query runs and they are left out"
     )
     took_ms: float
 

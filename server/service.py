@@ -13,8 +13,8 @@ import time
 from typing import Any
 
 from inlet.connectors.model import principals_for
-from inlet.errors import IndexUnavailable
-from inlet.index.search import Answer, Hit, SearchRequest, answer, search
+from inlet.errors import IndexUnavailable, UnknownFilterError
+from inlet.index.search import Answer, Configured, Hit, SearchRequest, answer, checked, search
 from inlet.index.store import Index
 
 from .auth import Caller
@@ -29,8 +29,9 @@ READY_WAIT = 2.0  # seconds of a check in flight after which other callers are t
 class Retrieval:
     """Search, context packing and document lookup for a caller."""
 
-    def __init__(self, index: Index | None = None) -> None:
+    def __init__(self, index: Index | None = None, configured: Configured | None = None) -> None:
         self.index = index
+        self.configured = configured or Configured()  # the deployment's source names and types, valid in filters
         self.ready = threading.Event()
         self.error: str | None = None
         self._check = threading.Lock()
@@ -86,8 +87,17 @@ class Retrieval:
     def answer(self, request: SearchRequest) -> Answer:
         """The results with their relevance, the match and what the query was understood to ask."""
         index = self._index()
+        request = self._checked(index, request)
         with index.embedder.budget.admit():
             return answer(index, request)
+
+    def _checked(self, index: Index, request: SearchRequest) -> SearchRequest:
+        """`request` with its filters checked (`checked`); a 422 `invalid_request` naming an unknown
+        source or source type and the valid ones."""
+        try:
+            return checked(index, request, self.configured)
+        except UnknownFilterError as exc:
+            raise ApiError(422, "invalid_request", str(exc)) from None
 
     def context(self, request: SearchRequest, budget: int, min_relevance: float = 0.0) -> tuple[Packed, Answer]:
         """The results at or above `min_relevance` packed under `budget`, and the search's answer
@@ -96,6 +106,7 @@ class Retrieval:
         unless the caller lowered the floor."""
         started = time.perf_counter()
         index = self._index()
+        request = self._checked(index, request)
         with index.embedder.budget.admit():
             got = answer(index, request)
         qualifying = got.qualifying(min_relevance)

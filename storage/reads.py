@@ -185,6 +185,20 @@ class CatalogReads:
             params += more
         return {r[0] for r in self._query(self.dialect.sql(sql), params)}
 
+    def visible_sources(self, sources: list[str], principals: tuple[str, ...] | None) -> set[str]:
+        """The sources among `sources` holding a document `principals` may see (None: any
+        document): one look per source, through the source index, that stops at the first."""
+        found = set()
+        for source in dict.fromkeys(sources):
+            sql, params = "SELECT 1 FROM documents d WHERE d.source = ?", [source]
+            if principals is not None:
+                seen, more = seen_by(self.dialect, "d.doc_id", principals)
+                sql += f" AND {seen}"
+                params += more
+            if self._query(self.dialect.sql(sql + " LIMIT 1"), params):
+                found.add(source)
+        return found
+
     def source_types(self) -> list[str]:
         """The kinds of source indexed (a source has one: its first document's, found through the
         source index rather than a scan of every document)."""

@@ -495,6 +495,20 @@ def test_an_interpretation_that_leaves_nothing_runs_the_plain_query(index) -> No
     assert {h.doc_id for h in got.hits} >= {"google_drive:3"}
 
 
+def test_interpreted_leaves_out_what_the_request_overrode(index) -> None:
+    # The request's own window wins over "in March 2001": the source words still filter, the
+    # window read from the question is not what the results were limited to, so it is not reported.
+    got = ask(index, "the billing deploy in Slack in March 2001", after=datetime(2000, 1, 1, tzinfo=UTC))
+    assert got.interpreted == {"source_types": ["slack"]}
+    assert {h.source_type for h in got.hits} == {"slack"} and "slack:1" in {h.doc_id for h in got.hits}  # April
+    # The request's own source types win over "in Slack": the window still filters.
+    got = ask(index, "the billing deploy in Slack in March 2001", source_types=("outlook",))
+    assert got.interpreted == {"after": "2001-03-01T00:00:00Z", "before": "2001-04-01T00:00:00Z"}
+    assert [h.doc_id for h in got.hits] == ["outlook:2"]
+    got = ask(index, "the billing deploy in Slack in March 2001", sources=("google_drive",))
+    assert "source_types" not in got.interpreted
+
+
 def test_one_result_per_document_with_its_other_passages(index) -> None:
     got = ask(index, "billing migration blocked by the vendor API freeze", k=10)
     ids = [h.doc_id for h in got.hits]

@@ -265,7 +265,57 @@ def test_filters(client: TestClient) -> None:
     assert set(search(client, OPS, after=after)) == {"eng:C1/100", "eng:C2/200", "files:notes/no-link.md"}
     before = (NOW - timedelta(days=100)).isoformat().replace("+00:00", "Z")
     assert search(client, OPS, before=before) == ["drive:f1"]
-    assert search(client, OPS, sources=["nope"]) == []
+
+
+UNKNOWN = (
+    (
+        {"source_types": ["drive", "Slack"]},
+        "unknown source_types 'drive'; valid: 'files', 'google_drive', 'outlook', 'slack'",
+    ),
+    ({"sources": ["eng", "nope"]}, "unknown sources 'nope'; valid: 'drive', 'eng', 'files', 'mail'"),
+)
+
+
+@pytest.mark.parametrize("route", ["/v1/search", "/v1/context"])
+@pytest.mark.parametrize("body,message", UNKNOWN)
+def test_an_unknown_source_or_type_is_422_naming_the_valid_ones(
+    client: TestClient, route: str, body: dict[str, list[str]], message: str
+) -> None:
+    """A typo in a filter is not "nothing here answers" (match none): the caller is told what to send."""
+    response = client.post(route, json={"query": "Falcon launch date", **body}, headers=OPS)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == {"code": "invalid_request", "message": message}
+
+
+def test_source_types_are_read_in_any_case(client: TestClient) -> None:
+    assert set(search(client, OPS, source_types=["Slack"])) == {"eng:C1/100", "eng:C2/200"}
+
+
+def test_a_user_is_told_only_of_the_sources_holding_documents_they_may_see(client: TestClient) -> None:
+    """Bob sees nothing of `drive` (its one document is for example.com): to him it is as unknown as a
+    name no source has, and the valid ones he is told are those he may see documents of."""
+    assert search(client, ALICE, sources=["drive"]) == ["drive:f1"]
+    answers = {}
+    for name in ("drive", "no-such-source"):
+        response = client.post("/v1/search", json={"query": "Falcon", "sources": [name]}, headers=BOB)
+        assert response.status_code == 422
+        answers[name] = response.json()["error"]["message"].replace(repr(name), "NAME")
+    assert (
+        answers["drive"]
+        == answers["no-such-source"]
+        == ("unknown sources NAME; the sources holding documents you may see: 'eng', 'files', 'mail'")
+    )
+
+
+def test_a_configured_source_is_valid_before_it_holds_a_document(index: Index, tmp_path: Path) -> None:
+    from inlet.connectors.files import FilesConfig
+
+    source = FilesConfig(name="handbook", type="mail_archive", path=tmp_path)
+    settings = settings_for(index.path).model_copy(update={"sources": [source]})
+    for client in client_for(settings, index):
+        for body in ({"sources": ["handbook"]}, {"source_types": ["mail_archive"]}):
+            response = client.post("/v1/search", json={"query": "Falcon", **body}, headers=OPS)
+            assert response.status_code == 200 and response.json()["results"] == [], response.text
 
 
 def test_recency_can_be_turned_off(settings: object, index: Index) -> None:
@@ -335,6 +385,11 @@ def test_context_too_small_a_budget_keeps_the_match_and_says_so(client: TestClie
         ({"query": "x", "sources": "eng"}, 422),
         ({"query": "x", "bogus": 1}, 422),
         ([1, 2], 422),
+        # what the schema calls invalid, pydantic alone would take: true as k = 1, "3", "no", 0
+        ({"query": "x", "k": True}, 422),
+        ({"query": "x", "k": "3"}, 422),
+        ({"query": "x", "recency": "no"}, 422),
+        ({"query": "x", "recency": 0}, 422),
     ],
 )
 def test_malformed_search_is_4xx_in_contract_shape(client: TestClient, payload: object, status: int) -> None:
@@ -359,6 +414,28 @@ def test_context_budget_validation(client: TestClient) -> None:
     assert response.status_code == 422
 
 
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        ({"min_relevance": "0.5"}, 'min_relevance: must be a number, not "0.5"'),
+        ({"min_relevance": True}, "min_relevance: must be a number, not true"),
+        ({"token_budget": "300"}, 'token_budget: must be an integer, not "300"'),
+        ({"k": True}, "k: must be an integer, not true"),
+    ],
+)
+def test_context_numbers_and_booleans_are_json_ones(client: TestClient, body: dict[str, object], message: str) -> None:
+    response = client.post("/v1/context", json={"query": "deploy", **body}, headers=ALICE)
+    assert response.status_code == 422 and response.json()["error"]["message"] == message
+
+
+def test_an_integral_number_is_an_integer_as_in_json_schema(client: TestClient) -> None:
+    assert len(search(client, ALICE, query="deploy the billing service", k=2.0)) == 2
+    response = client.post(
+        "/v1/context", json={"query": "deploy", "token_budget": 300.0, "min_relevance": 0}, headers=ALICE
+    )
+    assert response.status_code == 200, response.text
+
+
 def test_body_over_limit_is_413(client: TestClient) -> None:
     huge = {"query": "x" * 3000, "sources": ["s" * 100] * 1000}
     response = client.post("/v1/search", json=huge, headers=ALICE)
@@ -381,6 +458,46 @@ def test_a_keyless_body_over_limit_is_401_not_413(client: TestClient) -> None:
         response = client.post("/v1/search", json=huge, headers=headers)
         assert response.status_code == 401 and response.json()["error"]["code"] == "unauthorized"
     assert client.post("/v1/search", json=huge, headers=ALICE).status_code == 413
+
+
+@pytest.mark.parametrize(
+    "path,headers",
+    [
+        ("/healthz", {}),
+        ("/readyz", {}),
+        ("/docs", {}),
+        ("/console", {}),
+        ("/v1/sources", OPS),
+        ("/openapi.json", ALICE),
+    ],
+)
+def test_head_is_answered_as_get_without_a_body(client: TestClient, path: str, headers: dict[str, str]) -> None:
+    """RFC 9110: a server takes HEAD wherever it takes GET (health checkers and load balancers probe with it)."""
+    got, head = client.get(path, headers=headers), client.head(path, headers=headers)
+    assert got.status_code == head.status_code == 200, head.text
+    assert head.content == b"" and head.headers["content-length"] == got.headers["content-length"]
+    assert head.headers["content-type"] == got.headers["content-type"]
+
+
+def test_head_needs_the_key_get_needs(client: TestClient) -> None:
+    for headers in ({}, {"Authorization": "Bearer not-a-key"}):
+        response = client.head("/v1/sources", headers=headers)
+        assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
+        assert response.content == b""
+    assert client.head("/v1/sources", headers=ALICE).status_code == 403  # an admin route, as for GET
+    assert client.head("/v1/search", headers=ALICE).status_code == 405  # a POST route
+
+
+def test_head_over_a_real_connection_leaves_it_usable(settings: object, index: Index) -> None:
+    import httpx
+
+    from .conftest import serve
+
+    for address in serve(create_app(settings, index=index, env=KEYS), lifespan="on"):  # type: ignore[arg-type]
+        with httpx.Client(base_url=f"http://{address}") as http:
+            head = http.head("/healthz")
+            assert head.status_code == 200 and head.content == b"" and int(head.headers["content-length"]) > 0
+            assert http.get("/healthz").json() == {"status": "ok"}  # the same connection, kept alive
 
 
 def test_unknown_route_and_method(client: TestClient) -> None:
@@ -510,6 +627,29 @@ def test_openapi_schemas_match_responses(client: TestClient) -> None:
     assert post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/SearchResponse")
     assert post["responses"]["401"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
     assert "/v1/documents/{doc_id}" in spec["paths"]
+
+
+def test_openapi_declares_the_bearer_key_every_route_but_the_probes_needs(client: TestClient) -> None:
+    """Clients and agent tools generated from the description read the key from here (KeyGuard, a
+    middleware, is invisible to the schema generator)."""
+    spec = client.get("/openapi.json", headers=ALICE).json()
+    schemes = spec["components"].get("securitySchemes", {})
+    assert set(schemes) == {"bearer"} and {k: schemes["bearer"].get(k) for k in ("type", "scheme")} == {
+        "type": "http",
+        "scheme": "bearer",
+    }
+    assert "API key" in schemes["bearer"]["description"] and "OAuth access token" in schemes["bearer"]["description"]
+    assert spec["security"] == [{"bearer": []}]
+    for path, operations in spec["paths"].items():
+        for operation in operations.values():
+            assert operation.get("security") == ([] if path in ("/healthz", "/readyz") else None), path
+    assert client.get("/healthz").status_code == 200 and client.get("/v1/sources").status_code == 401  # as declared
+
+
+def test_openapi_declares_public_metrics_keyless(index: Index) -> None:
+    app = create_app(settings_for(index.path, metrics_public=True), index=index, env=KEYS)
+    paths = app.openapi()["paths"]
+    assert paths["/metrics"]["get"]["security"] == [] and "security" not in paths["/v1/sources"]["get"]
 
 
 # --- content types (issue 14: `curl -d` declares a form) -------------------------------------------

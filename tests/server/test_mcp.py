@@ -67,6 +67,7 @@ async def tool_session(client: Client) -> dict[str, Any]:
         blank = await call(client, "search", {"query": "  "})
         two = check_tool_result(await call(client, "search", {"query": "launch", "k": 2}))
         bad_k = await call(client, "search", {"query": "launch", "k": 0})
+        float_k = await call(client, "search", {"query": "launch", "k": 2.0})  # an integer to JSON Schema
         too_long = await call(client, "search", {"query": "launch " * 700})  # 4,900 characters
         nothing = await call(client, "search", {"query": "parental leave rules for hamsters in Antarctica"})
     return {
@@ -80,6 +81,7 @@ async def tool_session(client: Client) -> dict[str, Any]:
         "blank": blank,
         "two": two,
         "bad_k": bad_k,
+        "float_k": float_k,
         "too_long": too_long,
         "nothing": nothing,
     }
@@ -112,6 +114,7 @@ def check_as_member(seen: dict[str, Any]) -> None:
     assert seen["blank"].is_error
     assert 1 <= len(seen["two"]["results"]) <= 2  # below the default min_relevance: left out
     assert seen["bad_k"].is_error and "'k'" in seen["bad_k"].content[0].text
+    assert 1 <= len(check_tool_result(seen["float_k"])["results"]) <= 2
     assert seen["too_long"].is_error and "at most 4000" in seen["too_long"].content[0].text  # as /v1/search
     # Results below the default min_relevance are left out; with none left the text says so in words.
     assert not seen["nothing"].is_error and seen["nothing"].structured_content == {"results": []}

@@ -70,6 +70,10 @@ def test_catalog_commits_and_reads_alike(backend: Backend) -> None:
         assert catalog.visible_people(everyone, None) == {"ann@example.com", "bob@other.org"}
         assert catalog.visible_people(everyone, ANN) == {"ann@example.com", "bob@other.org"}
         assert catalog.visible_people(everyone, BOB) == set()  # named only in a document Bob may not see
+        named = ["s", "t", "u", "s"]
+        assert catalog.visible_sources(named, None) == catalog.visible_sources(named, BOB) == {"s", "t"}
+        assert catalog.visible_sources(named, tuple(p for p in ANN if p != "*")) == {"s"}  # s:2, Ann's own
+        assert catalog.visible_sources(named, tuple(p for p in BOB if p != "*")) == set()
         stored = catalog.stored(["s:1", "s:2", "nope"])
         assert set(stored) == {"s:1", "s:2"} and stored["s:1"].chunks == 2 and stored["s:1"].source == "s"
         assert catalog.document("s:1") == doc(1) and catalog.document("nope") is None
