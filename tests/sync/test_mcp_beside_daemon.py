@@ -125,3 +125,17 @@ def test_stdio_tools_find_who_answers_again_once_the_holder_stops(tmp_path: Path
         tools.close()
         holder.close()
     assert not socket_path(tmp_path / "index").exists()
+
+    assert backfill.acquire(role="backfill", command="inlet backfill notes")  # held when `inlet mcp` starts:
+    late = StdioTools(  # it serves, and each call says why it cannot answer yet
+        settings, 180.0, lambda ctx: alice, open_index=lambda: Index(settings.index, embedder=text_hash_embedder)
+    )
+    try:
+        late.start()
+        with pytest.raises(ToolError, match="inlet backfill notes"):
+            late.fetch("eng:C2/200", alice)
+        backfill.release()
+        assert late.fetch("eng:C2/200", alice).id == "eng:C2/200"
+    finally:
+        backfill.release()
+        late.close()

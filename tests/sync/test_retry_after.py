@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from inlet.cli import _print_source
 from inlet.sandbox.server import Sandbox
 from inlet.status import iso, sources_status
 from inlet.sync.daemon import RETRY_BASE, Daemon
@@ -27,7 +28,7 @@ WAIT = 900.0  # seconds: the service's Retry-After, three times longer than a ca
 
 
 def test_a_long_retry_after_holds_every_run_the_daemon_starts_until_the_service_allows_it(
-    tmp_path: Path, text_hash_embedder: Any
+    tmp_path: Path, text_hash_embedder: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with Sandbox() as sb, indexed(sb, tmp_path, text_hash_embedder, SOURCE, every="5m", pace_scale=1e6) as ix:
         sb.faults.fail("slack", "*", 429, times=10_000, retry_after=WAIT)
@@ -47,6 +48,9 @@ def test_a_long_retry_after_holds_every_run_the_daemon_starts_until_the_service_
         calls = sb.faults.count("slack:*")
         assert daemon.sync_job(SOURCE, "schedule") is None
         assert daemon.event_sync(SOURCE) is None
+        # with leases shared by several daemons (PostgreSQL), one that waited for the lease while
+        # another's run was told to wait runs nothing either (judged from the shared run record)
+        assert daemon._still_due(SOURCE, "retry") is False
         clock.now += WAIT / 2
         assert daemon.sync_job(SOURCE, "catch-up") is None  # ... it comes back once the wait ends
         assert jobs(daemon)[f"catchup:{SOURCE}"].trigger.run_date.timestamp() == pytest.approx(
@@ -65,6 +69,8 @@ def test_a_long_retry_after_holds_every_run_the_daemon_starts_until_the_service_
         (row,) = sources_status(ix.engine.settings, ix.engine.state)["sources"]
         assert row["retry_not_before"] == iso(recorded.retry_at)
         assert row["next_run"] == iso(recorded.retry_at)  # the schedule alone says 5 min after the failure
+        _print_source(row, detail=True)
+        assert f"its service asked for no call before {iso(recorded.retry_at)}" in capsys.readouterr().out
 
         # once the wait is over, the retry runs, and the source recovers
         sb.faults.clear()
