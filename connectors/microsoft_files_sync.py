@@ -55,6 +55,7 @@ from .kit.checkpoint import CheckpointModel, Migration
 from .kit.graph import GraphClient, GraphError, before
 from .kit.paging import Pager
 from .kit.retries import Retries
+from .kit.retry import retry_after
 from .microsoft_files_acl import Principals, Site, acl_key, grants_of
 from .model import Deletion, Document, Item, Skipped
 
@@ -302,7 +303,9 @@ class FilesRun:
         else:
             raise CredentialsError(self.c.name, "Graph refused a fresh token for a download")
         if answer.status_code >= 500 or answer.status_code == 429:
-            raise RetriableError(f"source {self.c.name!r}: download answered {answer.status_code}")
+            raise RetriableError(
+                f"source {self.c.name!r}: download answered {answer.status_code}", retry_after(answer.headers)
+            )
         if answer.status_code >= 400:
             raise GraphError(answer.status_code, "download", answer.text[:200])
         return answer.content

@@ -212,9 +212,11 @@ class SlackAPI:
         data = response.data if isinstance(getattr(response, "data", None), dict) else {}
         error = str(data.get("error") or f"http_{status}")
         if status == 429:
+            wait = retry_after(response.headers or {})
+            if wait is not None and wait > self.policy.max_retry_after:  # not waited out: the next run waits
+                return RetriableError(f"source {self.source!r}: {method} rate limited for {wait:.0f}s", wait)
             return RetriableError(
-                f"source {self.source!r}: {method} still rate limited after {self.policy.attempts} attempts",
-                retry_after=retry_after(response.headers or {}),
+                f"source {self.source!r}: {method} still rate limited after {self.policy.attempts} attempts", wait
             )
         if status >= 500:
             return RetriableError(f"source {self.source!r}: {method} failed with HTTP {status} ({error})")

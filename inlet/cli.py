@@ -539,6 +539,11 @@ def _print_source(s: dict[str, Any], detail: bool) -> None:
         + (" (schedule paused by an operator)" if s.get("paused") else "")
         + (" (when a daemon runs: none runs this source now)" if unscheduled else "")
     )
+    if s.get("retry_not_before"):
+        click.echo(
+            f"  its service asked for no call before {s['retry_not_before']} (Retry-After): "
+            "the daemon's next run waits for it"
+        )
     if s.get("holder"):  # PostgreSQL: the daemon syncing it now, on any host
         click.echo(f"  held by {s['holder']['holder']} (lease until {s['holder']['lease_expires']})")
     if s.get("events"):

@@ -68,7 +68,12 @@ class IncompleteListingError(InletError):
 
 
 class IndexLockedError(InletError):
-    """Another process holds the index; embedded Chroma is not safe across processes."""
+    """Another process holds the index; embedded Chroma is not safe across processes. `holder`
+    names it ("pid 4242 (inlet backfill ...)")."""
+
+    def __init__(self, message: str, holder: str = "") -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 class SourceBusyError(InletError):

@@ -76,6 +76,10 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
                 due = datetime.fromtimestamp(ts, timezone.utc) if ts is not None else None
             else:
                 due = next_run(source, last.finished_at if last else None)
+            # the service that failed the last run asked for no call before this: no run starts earlier
+            wait = last.waits_until(datetime.now(timezone.utc).timestamp()) if last else None
+            if due is not None and wait is not None and due.timestamp() < wait:
+                due = datetime.fromtimestamp(wait, timezone.utc)
             docs, chunks = counts.get(source.name, (0, 0))
             out.append(
                 {
@@ -101,6 +105,7 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
                         "skipped_items": state.skipped_items(last.id) if last.id is not None else [],
                     },
                     "next_run": iso(due.timestamp()) if due else None,
+                    "retry_not_before": iso(wait),
                     # True: a running daemon has the source on its schedule; False: next_run is only when
                     # the schedule would run it, as no daemon runs it now (`inlet serve` alone runs nothing)
                     "scheduled": source.name in planned,

@@ -6,16 +6,19 @@ or OAuth access token (and, for on_behalf_of keys, the `X-Inlet-User` header or 
 `McpHttpAuth`, behind the `Origin` check (DNS-rebinding protection), before the
 SDK sees the request, and read back from the request scope inside the tool. Tool results carry
 the object both as `structuredContent` and as one JSON text item; `url` is never empty.
+On stdio (`StdioTools`) the tools answer from the index opened in this process, or forward to the
+process holding it; when that process stops, the next call decides again who answers.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from typing import Any, TypeVar
 
 import anyio
 import mcp_types as types
@@ -24,7 +27,7 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from inlet.config import Settings
-from inlet.errors import ConfigError, InletError
+from inlet.errors import ConfigError, IndexLockedError, InletError
 from inlet.index.relevance import default_min_relevance
 from inlet.index.search import SearchRequest
 from inlet.index.store import Index
@@ -32,7 +35,7 @@ from inlet.index.store import Index
 from .audit import AuditLog
 from .auth import Caller, caller_for, named_user, well_formed_user
 from .errors import ApiError
-from .local_channel import LocalClient, holder_for
+from .local_channel import HolderGoneError, LocalClient, holder_for
 from .middleware import send_error
 from .models import MAX_QUERY_CHARS, iso
 from .content_type import is_json
@@ -393,40 +396,119 @@ def http_app(
 
 
 # --- stdio ---------------------------------------------------------------------------------------
-class ForwardedTools(InletTools):
-    """The same tools, answered by the process holding the index over the local channel
-    (`local_commands.py`): `inlet mcp` beside a running daemon or server loads no model itself."""
+Answer = TypeVar("Answer", bound=BaseModel)
+
+
+class StdioTools(InletTools):
+    """The tools of `inlet mcp`: answered from the index this process opened, or by the process
+    holding it, over the local channel (`local_commands.py`; this process then loads no model).
+
+    Which one answers is decided at start (`start`), and again by a call that finds the holder gone
+    (it stopped: an upgrade, a crash, Ctrl-C), as at start: a holder listening (again) is asked;
+    with none, the index is opened here (`open_index`, inside `holding`: local commands then run
+    here) and answers every later call. An index held by a process that answers no local commands
+    (a direct `inlet backfill`) makes the call a tool error saying what the person can do; the next
+    call decides again. Only this user's processes are asked (the channel's peer check)."""
 
     def __init__(
         self,
-        holder: LocalClient,
+        settings: Settings,
         half_life_days: float,
         caller_of: Callable[[Any], Caller],
         audit: AuditLog | None = None,
+        *,
+        open_index: Callable[[], AbstractContextManager[Index]],
+        holding: Callable[[Index], AbstractContextManager[None]] | None = None,
     ) -> None:
         super().__init__(Retrieval(None), half_life_days, caller_of, audit)
-        self.holder = holder
+        self.settings = settings
+        self.holder: LocalClient | None = None
+        self._open_index = open_index
+        self._holding = holding or _nothing
+        self._opened = ExitStack()  # the index opened here, and what `holding` started with it
+        self._lock = threading.Lock()  # one decision at a time; answers go on in parallel
+
+    def start(self) -> None:
+        """Decide who answers (loading the model if the index is opened here). An index held by a
+        process that answers nothing is logged; every call then says so until it is free."""
+        try:
+            with self._lock:
+                self._decide()
+        except ToolError as exc:
+            log.warning("MCP on stdio: %s", exc)
+
+    def close(self) -> None:
+        """Close the index if it was opened here."""
+        self._opened.close()
 
     def search(self, query: str, caller: Caller, k: int = SEARCH_K) -> McpSearchOutput:
-        return McpSearchOutput.model_validate(self._ask("mcp_search", {"query": query, "user": caller.user, "k": k}))
+        here = super().search
+        args = {"query": query, "user": caller.user, "k": k}
+        return self._answer(lambda: here(query, caller, k), "mcp_search", args, McpSearchOutput)
 
     def fetch(self, doc_id: str, caller: Caller) -> McpFetchOutput:
-        return McpFetchOutput.model_validate(self._ask("mcp_fetch", {"id": doc_id, "user": caller.user}))
+        here = super().fetch
+        return self._answer(
+            lambda: here(doc_id, caller), "mcp_fetch", {"id": doc_id, "user": caller.user}, McpFetchOutput
+        )
 
-    def _ask(self, op: str, args: dict[str, Any]) -> Any:
+    def _answer(self, here: Callable[[], Answer], op: str, args: dict[str, Any], model: type[Answer]) -> Answer:
+        """The tool's answer from the index here or from the holder; a holder found gone is
+        replaced (`_decide`) and asked again, once."""
+        for _ in range(2):
+            try:
+                with self._lock:
+                    holder = None if self.retrieval.index is not None else self.holder or self._decide()
+            except InletError as exc:  # the index could not be opened here (its message says why)
+                raise ToolError(str(exc)) from None
+            if holder is None:
+                return here()
+            try:
+                return model.model_validate(holder.call(op, args))
+            except HolderGoneError:
+                log.info("MCP on stdio: the process holding the index stopped; finding who answers now")
+                with self._lock:
+                    if self.holder is holder:
+                        self.holder = None
+            except InletError as exc:  # the holder's refusal: the tool call fails, not the server
+                raise ToolError(str(exc)) from None
+        raise ToolError("the process holding the index stopped while answering; call the tool again")
+
+    def _decide(self) -> LocalClient | None:
+        """(Under `_lock`.) The holder to ask, or None once the index is open here; a ToolError
+        when the index is held by a process that answers no local commands."""
+        self.holder = holder_for(self.settings)
+        if self.holder is not None:
+            log.info("MCP on stdio: answered by the process holding the index")
+            return self.holder
         try:
-            return self.holder.call(op, args)
-        except InletError as exc:  # the holder's refusal, or the holder gone: the tool call fails, not the server
-            raise ToolError(str(exc)) from None
+            with ExitStack() as opening:
+                index = opening.enter_context(self._open_index())
+                opening.enter_context(self._holding(index))
+                retrieval = Retrieval(index)
+                retrieval.warm()
+                self._opened.push(opening.pop_all())
+        except IndexLockedError as exc:
+            raise ToolError(
+                f"inlet cannot search now: {exc.holder or 'another process'} holds the index and answers no "
+                "searches (embedded Chroma admits one process). Call the tool again once it has finished. "
+                "To search while a backfill runs, stop it (Ctrl-C: it resumes from its checkpoint) and start "
+                "it again while `inlet daemon` runs, or while this agent is open: it then runs inside that "
+                "process, and search keeps working."
+            ) from None
+        self.retrieval = retrieval
+        log.info("MCP on stdio: the index is open in this process")
+        return None
 
 
 def run_stdio(
     settings: Settings, user: str | None, holding: Callable[[Index], AbstractContextManager[None]] | None = None
 ) -> None:
     """`inlet mcp`: serve the tools on stdin/stdout, acting as `user` (--user or $INLET_USER); the
-    index is opened here unless another inlet process holds it (then that process answers). While
-    this process holds the index, it is inside `holding(index)` (the composition root's: it answers
-    the local commands, so `inlet sync` beside a desktop agent's `inlet mcp` runs here)."""
+    index is opened here unless another inlet process holds it (then that process answers), and
+    decided again when that process stops (`StdioTools`). While this process holds the index, it
+    is inside `holding(index)` (the composition root's: it answers the local commands, so
+    `inlet sync` beside a desktop agent's `inlet mcp` runs here)."""
     if not user or not user.strip():
         raise ConfigError("inlet mcp acts as one user: pass --user EMAIL or set INLET_USER")
     if not well_formed_user(user.strip()):  # the rule for users a key names over HTTP
@@ -434,21 +516,21 @@ def run_stdio(
             f"inlet mcp --user {user.strip()!r}: not one well-formed email address; name exactly one user"
         )
     caller = Caller(key_name="stdio", user=user.strip(), admin=False)
-    half_life = settings.server.recency_half_life_days
     audit = AuditLog.from_settings(settings)  # one line per tool call, as over HTTP
+    tools = StdioTools(
+        settings,
+        settings.server.recency_half_life_days,
+        lambda ctx: caller,
+        audit,
+        open_index=lambda: Index(settings.index, role="mcp"),
+        holding=holding,
+    )
     try:
-        holder = holder_for(settings)
-        if holder is not None:
-            log.info("MCP on stdio as %s, answered by the process holding the index", caller.user)
-            tools: InletTools = ForwardedTools(holder, half_life, lambda ctx: caller, audit)
-            anyio.run(_serve_stdio, tools.server())
-            return
-        with Index(settings.index, role="mcp") as index, (holding or _nothing)(index):
-            retrieval = Retrieval(index)
-            retrieval.warm()
-            log.info("MCP on stdio as %s", caller.user)
-            anyio.run(_serve_stdio, InletTools(retrieval, half_life, lambda ctx: caller, audit).server())
+        tools.start()
+        log.info("MCP on stdio as %s", caller.user)
+        anyio.run(_serve_stdio, tools.server())
     finally:
+        tools.close()
         audit.close()
 
 

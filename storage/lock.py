@@ -71,6 +71,7 @@ def lock_index(path: Path, **info: Any) -> FileLock:
         raise IndexLockedError(
             f"the index at {path} is in use by {who}{hint}. Embedded Chroma cannot be shared "
             "between processes: wait for it to finish, stop it, or query the running server "
-            "(or set [index].chroma_url to use a Chroma server)."
+            "(or set [index].chroma_url to use a Chroma server).",
+            who,
         )
     return lock

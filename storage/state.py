@@ -92,7 +92,7 @@ class SqlState:
         run.finished_at = time.time()
         self._exec(
             "UPDATE runs SET finished_at = ?, outcome = ?, upserted = ?, deleted = ?, skipped = ?, errors = ?, "
-            "embedded = ?, error = ? WHERE id = ? AND finished_at IS NULL",
+            "embedded = ?, error = ?, retry_at = ? WHERE id = ? AND finished_at IS NULL",
             (
                 run.finished_at,
                 run.outcome,
@@ -102,6 +102,7 @@ class SqlState:
                 run.errors,
                 run.embedded,
                 run.error,
+                run.retry_at,
                 run.id,
             ),
         )
@@ -198,6 +199,7 @@ class SqlState:
             run.errors,
             run.embedded,
             run.error,
+            run.retry_at,
         )
         self._exec(f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({','.join('?' * len(values))})", values)
 

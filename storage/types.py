@@ -131,10 +131,20 @@ class RunRecord:
     errors: int = 0
     embedded: int = 0
     error: str | None = None
+    # A failed run's service asked for no call before this time (epoch seconds: its Retry-After,
+    # longer than a call waits); None when it named no such wait.
+    retry_at: float | None = None
     id: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def waits_until(self, now: float) -> float | None:
+        """When the service that failed this run allows the next call, if that is after `now`: the
+        next run of the source (the daemon's, on any host) waits for it; else None."""
+        if self.outcome == "failed" and self.retry_at is not None and self.retry_at > now:
+            return self.retry_at
+        return None
 
 
 RUN_COLUMNS = ", ".join(f.name for f in fields(RunRecord) if f.name != "id")

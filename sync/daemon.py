@@ -14,6 +14,13 @@ cannot be reached counts as such a failure (one line naming the source and `data
 start-up a source whose run fell due while no daemon was running (judged from its last run in the
 state DB) runs at once, once; an interrupted backfill resumes from its checkpoint.
 
+A run that failed because its service asked for a longer wait than a call waits out (a 429 with
+`Retry-After: 900`: `RunResult.retry_after`) is retried no earlier than that, whatever the backoff.
+The wait is recorded with the run (`RunRecord.retry_at`), so no run a daemon starts by itself
+(scheduled, catch-up, retry, takeover, change events) calls the service before it ends: not in a
+restarted daemon, nor in any daemon sharing the database. Runs an operator asks for (`inlet sync`,
+the console's "run now") are not held back.
+
 Change events (`events.py`: Slack Socket Mode, Graph subscriptions, Drive push channels) add
 debounced incremental syncs between scheduled ones, through the same per-source guard; the
 schedule stays the reconciling pass. After every run, its source's change events follow the
@@ -56,6 +63,8 @@ log = logging.getLogger(__name__)
 
 RETRY_BASE = 30.0  # seconds before the first retry of a failed run
 BUSY_RETRY = 60.0  # a prune that found its source busy tries again this much later
+# a job held back by its service's Retry-After comes back as the same job once the wait ends
+_REQUEUED = {"catch-up": "catchup", "retry": "retry", "takeover": "takeover"}
 SHUTDOWN_GRACE = STOP_GRACE  # longest wait for runs in flight to reach their next checkpoint (and
 #                                for event sources to remove their subscriptions, at the same time)
 SHUTDOWN_DEADLINE = 20.0  # from SIGTERM to exit, whatever the services and connectors do
@@ -118,9 +127,20 @@ class Daemon:
             state = self.state.source(source.name)
             last = self.state.last_run(source.name, kinds=("sync", "backfill"))
             why = due_at_start(source, state, last, now)
+            throttled = self._throttled_until(source.name)
+            if throttled is not None:
+                self._backoff_until[source.name] = throttled
             start = None
             if why and source.name in self.state.paused():
                 log.info("source %r would run now (%s) but is paused", source.name, why)
+            elif why and throttled is not None:
+                log.info(
+                    "source %r runs at %s (%s): its service asked for no call before then",
+                    source.name,
+                    _utc(throttled).isoformat(timespec="seconds"),
+                    why,
+                )
+                self._once(f"catchup:{source.name}", self.sync_job, throttled, source.name, "catch-up")
             elif why:
                 log.info("source %r runs now: %s", source.name, why)
                 self._once(f"catchup:{source.name}", self.sync_job, now, source.name, "catch-up")
@@ -182,7 +202,12 @@ class Daemon:
 
     def event_sync(self, name: str, scope: frozenset[str] | None = None) -> RunResult | None:
         """A sync asked for by change events (of the containers in `scope` only, unless None): after
-        any run of the source in flight, never beside it."""
+        any run of the source in flight, never beside it; none while its service asked for no call
+        (the retry after the wait reads the whole source)."""
+        throttled = self._throttled_until(name)
+        if throttled is not None:
+            log.debug("event sync of %r skipped: its service asked for no call before %s", name, _utc(throttled))
+            return None
         return next(iter(self.run_now([name], scope)), None)
 
     def shutdown(self, grace: float = SHUTDOWN_GRACE) -> bool:
@@ -258,6 +283,13 @@ class Daemon:
         if why == "schedule" and until is not None and self.clock() < until:
             log.debug("sync of %r skipped: backing off until %s", name, _utc(until).isoformat())
             return None
+        throttled = self._throttled_until(name)
+        if throttled is not None:
+            log.debug("sync of %r skipped: its service asked for no call before %s", name, _utc(throttled).isoformat())
+            self._backoff_until[name] = max(throttled, until or 0.0)
+            if why in _REQUEUED:  # due once the wait ends (a scheduled one: at the schedule's next time)
+                self._once(f"{_REQUEUED[why]}:{name}", self.sync_job, throttled, name, why)
+            return None
         guard = self._guards[name]
         if not guard.acquire(blocking=False):
             log.info("sync of %r skipped: a run of it is still in progress", name)
@@ -266,7 +298,7 @@ class Daemon:
             if self.engine.leases.shared:
                 shared = self.engine.run_if(name, lambda: self._still_due(name, why))
                 if shared is None:
-                    log.info("sync of %r skipped: another daemon ran it a moment ago", name)
+                    log.info("sync of %r skipped: another daemon ran it (or was told to wait) a moment ago", name)
                     return None
                 result = shared
             else:
@@ -293,6 +325,8 @@ class Daemon:
         """With leases shared by several daemons, whether a sync is still wanted once this one holds
         the lease: not when another daemon finished one since this run was planned (read from the
         shared state, so every daemon agrees)."""
+        if self._throttled_until(name) is not None:  # another daemon's run was told to wait meanwhile
+            return False
         state = self.state.source(name)
         last = self.state.last_run(name, kinds=("sync", "backfill"))
         if why == "retry" or state.phase != "incremental" or last is None or last.finished_at is None:
@@ -400,7 +434,7 @@ class Daemon:
 
     def _after(self, name: str, result: RunResult) -> None:
         """Let change events follow the run; track failure streaks: log once per streak, retry with
-        backoff, note the recovery."""
+        backoff (never before the service's `retry_after`), note the recovery."""
         if self.events is not None:
             self.events.follow(name, lambda: self._backfilled_checkpoint(name))
         if result.outcome != "failed":
@@ -413,22 +447,36 @@ class Daemon:
             streak = self.state.failure_streak(name) or 1
         except IndexUnavailable:  # its runs are out of reach (the failure may be that): counted here
             streak = self._failing.get(name, 0) + 1
-        delay = backoff(streak, self.retry_cap)
+        # never before the service's Retry-After ends (retry_max caps the backoff only)
+        asked = result.retry_after or 0.0
+        delay = max(backoff(streak, self.retry_cap), asked)
         retry_at = self.clock() + delay
         self._backoff_until[name] = retry_at
         if name not in self._failing:
             log.error(
-                "source %r is failing: %s; retrying with backoff, next try in %.0fs "
+                "source %r is failing: %s; retrying with backoff, next try in %.0fs%s "
                 "(logged once until it recovers; see `inlet status`)",
                 name,
                 result.error,
                 delay,
+                " (its service asked for no call before then)" if asked >= delay else "",
             )
         else:
             log.debug("source %r failed again (%d in a row): %s", name, streak, result.error)
         self._failing[name] = streak
         if not self.stop.is_set():
             self._once(f"retry:{name}", self.sync_job, retry_at, name, "retry")
+
+    def _throttled_until(self, name: str) -> float | None:
+        """When the service that failed the source's newest run allows the next call, if that is
+        later than now (`RunRecord.waits_until`), else None. Read from the state: a restarted
+        daemon, and every daemon sharing the database, wait for it too. Unknown (None) while the
+        index database cannot be reached: a run then fails on that, as it would have."""
+        try:
+            last = self.state.last_run(name)
+        except IndexUnavailable:
+            return None
+        return last.waits_until(self.clock()) if last is not None else None
 
     def _backfilled_checkpoint(self, name: str) -> dict[str, Any] | None:
         """The source's saved checkpoint once its backfill is done (before, it names only part of it)."""

@@ -118,6 +118,9 @@ class RunResult:
     error: str | None = None
     embedded: int = 0
     credentials_refused: bool = False
+    # a failed run's service asked for no call for this many seconds (the Retry-After of its
+    # `RetriableError`, longer than a call waits): the next run waits for it (`Daemon._after`)
+    retry_after: float | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -130,6 +133,7 @@ class RunResult:
             "seconds": round(self.seconds, 3),
             "error": self.error,
             "embedded": self.embedded,
+            "retry_after": self.retry_after,
         }
 
 
@@ -411,7 +415,7 @@ class Engine:
             if stop.is_set() and isinstance(exc, RetriableError):  # a call gave up waiting: the run stops
                 return self._finish(run, started, "interrupted", INTERRUPTED)
             log.error("source %r failed: %s", name, exc)
-            return self._finish(run, started, "failed", str(exc))
+            return self._finish(run, started, "failed", str(exc), retry_after=_retry_after(exc))
         except Exception as exc:  # a connector bug must not take the daemon down
             full = storage_error(exc, self.index.path)
             if full is not None:  # a full or read-only index folder: its name and cause, no traceback
@@ -653,10 +657,17 @@ class Engine:
         progress.tick(save=True)
 
     def _finish(
-        self, run: RunRecord, started: float, outcome: str, error: str | None, credentials: bool = False
+        self,
+        run: RunRecord,
+        started: float,
+        outcome: str,
+        error: str | None,
+        credentials: bool = False,
+        retry_after: float | None = None,
     ) -> RunResult:
         run.outcome = outcome
         run.error = error
+        run.retry_at = time.time() + retry_after if retry_after is not None else None
         if outcome == "failed":
             run.errors += 1  # the error that ended it
         self._record(run)
@@ -684,6 +695,7 @@ class Engine:
             error,
             run.embedded,
             credentials,
+            retry_after,
         )
 
     def _record(self, run: RunRecord) -> None:
@@ -713,7 +725,16 @@ class Engine:
             if self.stop.is_set() and isinstance(exc, RetriableError):  # a call gave up waiting: stopped
                 return RunResult(name, "interrupted", 0, 0, 0, 0, 0.0, INTERRUPTED)
             return RunResult(
-                name, "failed", 0, 0, 0, 1, 0.0, str(exc), credentials_refused=isinstance(exc, CredentialsError)
+                name,
+                "failed",
+                0,
+                0,
+                0,
+                1,
+                0.0,
+                str(exc),
+                credentials_refused=isinstance(exc, CredentialsError),
+                retry_after=_retry_after(exc),
             )
         with self.leases.hold(name) as fence:
             run = self.state.start_run(name, "prune")
@@ -730,6 +751,12 @@ class Engine:
             except LeaseLostError as exc:
                 return self._finish(run, started, "failed", str(exc))
             return self._finish(run, started, "ok", None)
+
+
+def _retry_after(exc: Exception) -> float | None:
+    """The seconds a failure's service asked to wait before the next call (a `RetriableError`'s
+    Retry-After), or None."""
+    return exc.retry_after if isinstance(exc, RetriableError) else None
 
 
 def _foreign(item: Document | Deletion | Skipped | AclUpdate, source: str) -> str | None:

@@ -4,7 +4,8 @@ Invariants:
 - A call is tried at most `attempts` times and spends at most `deadline` seconds (10 minutes: two
   of the longest `Retry-After` waits) waiting between tries, whatever the service answers; after
   that the caller raises a `RetriableError` and the engine decides (the next scheduled run, or its
-  own back-off).
+  own back-off; never before the `RetriableError`'s `retry_after`, which the run's result carries
+  to the daemon's schedule).
 - A wait honours the service's `Retry-After` (delta-seconds or an HTTP date) in full, up to
   `max_retry_after` (5 minutes): retrying before it ends only meets the throttle again. A longer
   `Retry-After` ends the retries at once (logged); the caller's `RetriableError` carries it.

@@ -117,7 +117,8 @@ def http_errors(source: str) -> Iterator[None]:
 
 def http_failure(exc: httpx.HTTPError, source: str) -> InletError:
     """The typed error for `exc`, naming `source` and the request: a refused credential (401),
-    a transient failure (a network error, 429, 5xx) or another answer the source could not use."""
+    a transient failure (a network error, 429, 5xx: with the answer's `Retry-After`, for the engine
+    to wait out) or another answer the source could not use."""
     try:
         request: httpx.Request | None = exc.request
     except RuntimeError:  # an error raised outside a request
@@ -129,5 +130,7 @@ def http_failure(exc: httpx.HTTPError, source: str) -> InletError:
     if status == 401:
         return CredentialsError(source, f"{call} answered HTTP 401")
     if retriable_status(status):
-        return RetriableError(f"source {source!r}: {call} answered HTTP {status}, after the retries")
+        return RetriableError(
+            f"source {source!r}: {call} answered HTTP {status}, after the retries", retry_after(exc.response.headers)
+        )
     return InletError(f"source {source!r}: {call} answered HTTP {status}")

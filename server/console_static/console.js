@@ -136,6 +136,9 @@ function nextRunContent(source) {
   } else {
     parts.push(source.next_run ? when(source.next_run) : "on demand");
   }
+  if (source.retry_not_before) {   // the service that failed the last run asked for no call before then
+    parts.push(el("div", "the service allows calls again from " + when(source.retry_not_before), "warn"));
+  }
   if (source.holder) {   // PostgreSQL: the daemon syncing it now, on any host, and its lease
     parts.push(el("div", "held by " + source.holder.holder + " until " + when(source.holder.lease_expires), "muted"));
   }

@@ -211,3 +211,9 @@ def migrate(db: psycopg.Connection[Any], where: str) -> list[str]:
     with db.transaction():
         db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         return DATABASE.apply(db, "%s", where, adopted=_numbered)
+
+
+@DATABASE.step
+def m016_run_retry_at(db: psycopg.Connection[Any]) -> None:
+    """When the service that failed a run allows the next call (its Retry-After): every daemon waits."""
+    db.execute("ALTER TABLE runs ADD COLUMN retry_at DOUBLE PRECISION")

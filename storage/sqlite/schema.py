@@ -138,6 +138,12 @@ def m004_scope_fingerprint(db: sqlite3.Connection) -> None:
     run_script(db, "ALTER TABLE sources ADD COLUMN scope TEXT")
 
 
+@STATE.step
+def m005_run_retry_at(db: sqlite3.Connection) -> None:
+    """When the service that failed a run allows the next call (its Retry-After): the daemon waits."""
+    run_script(db, "ALTER TABLE runs ADD COLUMN retry_at REAL")
+
+
 def refuse_newer(db: sqlite3.Connection, path: Path, migrations: Migrations) -> None:
     """`Migrations.check` for a connection opened read-only: a file holding steps this inlet does
     not know is refused (a file from before the record passes: its next writer migrates it)."""

@@ -132,8 +132,9 @@ def test_state_keeps_checkpoints_runs_schedule_and_pauses(state: StateStore) -> 
     assert state.source("s") == source and state.source("s").indexed_since() == "all"
     assert state.source("s").scope == source.scope
     failed = state.start_run("s", "sync")
-    failed.outcome, failed.error = "failed", "boom"
+    failed.outcome, failed.error, failed.retry_at = "failed", "boom", 4_000_000_000.5  # a service's Retry-After
     state.finish_run(failed)
+    assert state.last_run("s").retry_at == 4_000_000_000.5  # type: ignore[union-attr]  # every daemon waits for it
     run = state.start_run("s", "backfill")
     run.upserted = 4
     state.save_progress(run, seen=5, done=2, total=10, unit="files")
@@ -159,6 +160,7 @@ def test_state_keeps_checkpoints_runs_schedule_and_pauses(state: StateStore) -> 
     copied.source = "t"
     state.add_run(copied)
     assert state.last_run("t", kinds=("sync",)).error == "boom"  # type: ignore[union-attr]
+    assert state.last_run("t", kinds=("sync",)).retry_at == 4_000_000_000.5  # type: ignore[union-attr]
     assert state.last_run("t", kinds=("backfill",)) is None
     state.set_next_runs(4242, {"s": 100.0, "t": None})
     assert state.daemon_next_runs() == {"s": (100.0, 4242), "t": (None, 4242)}

@@ -3,18 +3,22 @@ same tools and the same answers, per user, as without a daemon (docs/reference/m
 
 from __future__ import annotations
 
+import os
 import signal
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 
 from mcp import Client
 
-from inlet.config import IndexConfig
+from inlet.config import IndexConfig, Settings
 from inlet.index.store import Index
 from inlet.server.auth import Caller
-from inlet.server.mcp import InletTools
+from inlet.server.mcp import InletTools, StdioTools, ToolError
+from inlet.storage.lock import FileLock
 from inlet.server.service import Retrieval
 from inlet.server.local_channel import LocalClient, socket_path
 
@@ -71,3 +75,67 @@ def test_stdio_mcp_beside_a_running_daemon_answers_as_without_it(tmp_path: Path,
     check_as_member(member)
     check_as_outsider(outsider)
     same_answers(direct, member)
+
+
+def test_stdio_tools_find_who_answers_again_once_the_holder_stops(tmp_path: Path, text_hash_embedder: Any) -> None:
+    """The holder `inlet mcp` forwarded to stops (an upgrade, a crash): the next call does not keep
+    answering "run the command again" but decides again, as at start: a process holding the index
+    without answering (a direct `inlet backfill`) is a tool error saying what to do; once the index
+    is free, it is opened here and answers as the holder did (in this process, no subprocess)."""
+    from inlet.compose import local_commands_of_server
+
+    settings = Settings(index=IndexConfig(path=tmp_path / "index"))
+    with Index(settings.index, embedder=text_hash_embedder) as idx:
+        idx.apply(corpus())
+    alice = Caller(key_name="stdio", user="alice@example.com", admin=False)
+    query = "espresso machine descaled"
+    holder = ExitStack()  # a holder beside the agent, as `inlet serve` is: the index and its local channel
+    held = holder.enter_context(Index(settings.index, embedder=text_hash_embedder))
+    holder.enter_context(local_commands_of_server(settings, held))
+    tools = StdioTools(
+        settings,
+        180.0,
+        lambda ctx: alice,
+        open_index=lambda: Index(settings.index, embedder=text_hash_embedder, role="mcp"),
+        holding=lambda index: local_commands_of_server(settings, index),
+    )
+    try:
+        tools.start()
+        assert tools.holder is not None and tools.retrieval.index is None  # forwarded: no index opened here
+        forwarded = tools.search(query, alice)
+        assert forwarded.results and tools.fetch("eng:C2/200", alice).id == "eng:C2/200"
+        holder.close()  # the holder stops
+
+        backfill = FileLock(tmp_path / "index" / "index.lock")
+        assert backfill.acquire(role="backfill", command="inlet backfill notes")  # it answers nothing
+        try:
+            with pytest.raises(ToolError) as refused:
+                tools.search(query, alice)
+        finally:
+            backfill.release()
+        message = str(refused.value)
+        assert f"pid {os.getpid()} (inlet backfill notes)" in message and "once it has finished" in message
+        assert "stopped listening" not in message
+
+        assert tools.search(query, alice) == forwarded  # the index is free: opened here, same answer
+        assert tools.retrieval.index is not None and tools.holder is None
+        assert tools.fetch("eng:C2/200", alice).id == "eng:C2/200"
+        assert LocalClient.find(tmp_path / "index") is not None  # and local commands now run here
+    finally:
+        tools.close()
+        holder.close()
+    assert not socket_path(tmp_path / "index").exists()
+
+    assert backfill.acquire(role="backfill", command="inlet backfill notes")  # held when `inlet mcp` starts:
+    late = StdioTools(  # it serves, and each call says why it cannot answer yet
+        settings, 180.0, lambda ctx: alice, open_index=lambda: Index(settings.index, embedder=text_hash_embedder)
+    )
+    try:
+        late.start()
+        with pytest.raises(ToolError, match="inlet backfill notes"):
+            late.fetch("eng:C2/200", alice)
+        backfill.release()
+        assert late.fetch("eng:C2/200", alice).id == "eng:C2/200"
+    finally:
+        backfill.release()
+        late.close()
