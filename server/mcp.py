@@ -64,9 +64,6 @@ class McpSearchOutput(BaseModel):
     )
 
 
-NOTHING_MATCHED = "Nothing visible to you matched this query."
-
-
 class McpFetchOutput(BaseModel):
     id: str
     title: str
@@ -207,8 +204,7 @@ class InletTools:
         except ApiError as exc:
             return _tool_error(str(exc)), exc.status
         data = result.model_dump()
-        # An empty search says so in words: an agent reading the text must not take silence for an answer.
-        text = NOTHING_MATCHED if isinstance(result, McpSearchOutput) and not result.results else json.dumps(data)
+        text = json.dumps(data)  # one JSON text item, an empty search too (`{"results": []}` says it)
         return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=data), 200
 
     def search(self, query: str, caller: Caller, k: int = SEARCH_K) -> McpSearchOutput:

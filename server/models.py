@@ -35,7 +35,7 @@ class SearchBody(BaseModel):
         pattern=r"\S",
         description="what to look for, in plain words (not blank)",
     )
-    k: int = Field(10, ge=1, le=100, description="number of passages to return")
+    k: int = Field(10, ge=1, le=100, description="number of results to return (one per document)")
     sources: list[str] = Field(
         default_factory=list,
         description="only these sources, by the `name` configured for each (what a result's `source` says). "
