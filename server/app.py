@@ -64,8 +64,8 @@ from .errors import (
     error_body,
     unavailable,
 )
+from .hooks import HOOK_BODY_SECONDS, add_hook_routes, not_found, registered
 from .hooks import PREFIX as HOOKS_PREFIX
-from .hooks import add_hook_routes
 from .metrics import CONTENT_TYPE, Metrics, last_success_reader
 from .middleware import BodyLimit, HeadAsGet, ObserveMiddleware
 from .models import (
@@ -138,9 +138,14 @@ class KeyGuard:
             or scope["path"] in self.public
             or is_console_path(scope["path"])
             or scope.get("method") == "OPTIONS"
-            or scope["path"].startswith(HOOKS_PREFIX)
-        ):  # webhooks check their own secret (hooks.py)
+        ):
             await self.app(scope, receive, send)
+            return
+        if scope["path"].startswith(HOOKS_PREFIX):  # webhooks check their own secret (hooks.py)
+            if registered(scope.get("app"), scope["path"]):
+                await self.app(scope, receive, send)
+            else:  # before its body is read: a made-up hook holds no connection
+                await not_found()(scope, receive, send)
             return
         if scope["path"].startswith("/.well-known/"):  # metadata a client probes for: absent, not secret
             response = JSONResponse(error_body("not_found", f"no {scope['path']} here"), 404)
@@ -364,6 +369,7 @@ def create_app(
         BodyLimit,
         max_body_bytes=settings.server.max_body_bytes,  # inside the key check
         idle_timeout=settings.server.body_timeout,
+        quick=(HOOKS_PREFIX, min(HOOK_BODY_SECONDS, settings.server.body_timeout)),
     )
     app.add_middleware(KeyGuard, auth=auth, public=public)
     app.add_middleware(AuditMiddleware, audit=audit)  # outside the key check: a token refused its scope is audited

@@ -9,8 +9,12 @@ registered (no daemon here, events off, a wrong type or name): `404 not found`, 
 not reveal which sources listen for events. The one exception is the documented validation
 handshake (Graph echoes a `validationToken` to the URL it subscribes). Every hook answer is
 `text/plain` with `nosniff`; a body that makes an event source fail is a 404 too, never a 500.
-The body was bounded before routing (`middleware.BodyLimit`). A refused request is one log
-line, however many notifications it held, and one count in `inlet_webhook_refused_total`.
+The body was bounded before routing (`middleware.BodyLimit`, within `HOOK_BODY_SECONDS`: the
+services send a small body at once). A hook nobody registered is answered before its body is
+read (`KeyGuard` asks `registered`), so an unauthenticated trickle to a made-up hook holds no
+connection (the answer is the same; only its timing tells that a live hook read the body
+first). A refused request is one log line, however many notifications it held, and one count in
+`inlet_webhook_refused_total`.
 """
 
 from __future__ import annotations
@@ -28,7 +32,20 @@ from inlet.connectors.events import NOT_FOUND, EventSource, WebhookRequest, Webh
 log = logging.getLogger(__name__)
 PREFIX = "/hooks/"
 HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+HOOK_BODY_SECONDS = 5.0  # a hook's body must arrive within this between two parts (twice in all)
 Lookup = Callable[[str, str], EventSource | None]
+
+
+def registered(app: Any, path: str) -> bool:
+    """Whether `path` is the hook of a source whose events a daemon here listens to."""
+    parts = path[len(PREFIX) :].split("/")
+    lookup: Lookup = getattr(getattr(app, "state", None), "hooks", _none)
+    return len(parts) == 2 and lookup(parts[0], parts[1]) is not None
+
+
+def not_found() -> Response:
+    """What any hook that is not (or refuses) a live event source answers."""
+    return _answer(NOT_FOUND)
 
 
 def _none(_type: str, _source: str) -> EventSource | None:
@@ -36,7 +53,8 @@ def _none(_type: str, _source: str) -> EventSource | None:
 
 
 def _answer(answer: WebhookResponse) -> Response:
-    return Response(answer.body, status_code=answer.status, media_type="text/plain", headers=HEADERS)
+    closing = {"Connection": "close"} if answer.status == 404 else {}  # a refusal may leave its body unread
+    return Response(answer.body, status_code=answer.status, media_type="text/plain", headers=HEADERS | closing)
 
 
 async def _receive(receiver: EventSource, request: Request, name: str) -> WebhookResponse:

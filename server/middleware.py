@@ -166,28 +166,39 @@ class ObserveMiddleware:
 
 class BodyLimit:
     """Reads the body of every request (chunked uploads have no Content-Length) up to the size
-    limit, each chunk within `idle_timeout` seconds and the whole within twice that, and replays it
-    to the app; a declared Content-Length over the limit is refused without reading anything.
-    Placed inside the key check, so a request without a valid key is a 401 whatever its body."""
+    limit, each chunk within `idle_timeout` seconds and the whole within twice that (paths under
+    `quick`'s prefix within its own, shorter, timeout), and replays it to the app; a declared
+    Content-Length over the limit is refused without reading anything. Placed inside the key
+    check, so a request without a valid key is a 401 whatever its body."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, idle_timeout: float = BODY_IDLE_TIMEOUT) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        idle_timeout: float = BODY_IDLE_TIMEOUT,
+        quick: tuple[str, float] | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.idle_timeout = idle_timeout
+        self.quick = quick
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        timeout = self.idle_timeout
+        if self.quick is not None and scope["path"].startswith(self.quick[0]):
+            timeout = self.quick[1]
         try:
-            replay = None if self._declared_too_large(scope) else await self._read_body(receive)
+            replay = None if self._declared_too_large(scope) else await self._read_body(receive, timeout)
         except TimeoutError:
             await send_error(
                 send,
                 408,
                 "request_timeout",
-                f"the request body stalled (over {self.idle_timeout:.0f} s between two parts, "
-                f"or over {2 * self.idle_timeout:.0f} s in all)",
+                f"the request body stalled (over {timeout:.0f} s between two parts, "
+                f"or over {2 * timeout:.0f} s in all)",
                 {"connection": "close"},
             )
             return
@@ -206,14 +217,14 @@ class BodyLimit:
         length = _header(scope, b"content-length")
         return bool(length and length.isdigit() and int(length) > self.max_body_bytes)
 
-    async def _read_body(self, receive: Receive) -> Receive | None:
+    async def _read_body(self, receive: Receive, timeout: float) -> Receive | None:
         """The whole body and a `receive` that replays it; None when it is over the limit."""
         chunks: list[bytes] = []
         total = 0
         pending: list[Message] = []
-        deadline = time.monotonic() + 2 * self.idle_timeout
+        deadline = time.monotonic() + 2 * timeout
         while True:
-            wait = min(self.idle_timeout, deadline - time.monotonic())
+            wait = min(timeout, deadline - time.monotonic())
             if wait <= 0:
                 raise TimeoutError
             message = await asyncio.wait_for(receive(), wait)

@@ -131,7 +131,8 @@ def test_a_huge_chunked_body_is_refused_early_with_bounded_memory(served: str, h
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     seconds = time.monotonic() - started
-    assert received.startswith(b"HTTP/1.1 413"), received[:200]
+    refused = b"HTTP/1.1 404" if "nobody" in head else b"HTTP/1.1 413"  # a made-up hook: before its body
+    assert received.startswith(refused), received[:200]
     assert peak < 8 * 2**20, f"{peak / 2**20:.1f} MiB allocated while {sent / 2**20:.1f} MiB were offered"
     assert seconds < SLACK
 

@@ -113,7 +113,9 @@ def test_get_mcp_offers_no_event_stream(served: str) -> None:
 
 
 # --- bodies, at the ASGI boundary ------------------------------------------------------------------
-def run_asgi(app: Any, headers: list[tuple[bytes, bytes]], receive: Any) -> list[dict[str, Any]]:
+def run_asgi(
+    app: Any, headers: list[tuple[bytes, bytes]], receive: Any, path: str = "/v1/search"
+) -> list[dict[str, Any]]:
     sent: list[dict[str, Any]] = []
 
     async def send(message: dict[str, Any]) -> None:
@@ -122,8 +124,8 @@ def run_asgi(app: Any, headers: list[tuple[bytes, bytes]], receive: Any) -> list
     scope = {
         "type": "http",
         "method": "POST",
-        "path": "/v1/search",
-        "raw_path": b"/v1/search",
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "headers": headers,
         "http_version": "1.1",
@@ -146,6 +148,31 @@ def test_a_stalled_body_is_a_408() -> None:
 
     sent = run_asgi(BodyLimit(endpoint, max_body_bytes=1000, idle_timeout=0.2), [], stall)
     assert sent[0]["status"] == 408 and b"request_timeout" in sent[1]["body"]
+
+
+def test_a_hook_body_has_a_shorter_deadline_than_other_bodies() -> None:
+    async def endpoint(scope: Any, receive: Any, send: Any) -> None:  # never reached
+        raise AssertionError("the app ran with a stalled body")
+
+    async def stall() -> dict[str, Any]:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    limit = BodyLimit(endpoint, max_body_bytes=1000, idle_timeout=3600, quick=("/hooks/", 0.2))
+    sent = run_asgi(limit, [], stall, path="/hooks/outlook/mail")  # not the hour other routes get
+    assert sent[0]["status"] == 408 and b"0 s between two parts" in sent[1]["body"]
+
+
+def test_a_hook_nobody_registered_is_404_before_its_body_is_read(settings: Settings, index: Index) -> None:
+    app = create_app(settings, index=index, env=KEYS)
+    reads: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        reads.append(1)
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    sent = run_asgi(app, [(b"content-type", b"application/json")], receive, path="/hooks/outlook/made-up")
+    assert sent[0]["status"] == 404 and reads == []
 
 
 @pytest.mark.parametrize("authorization", [None, b"Bearer not-a-key"])
