@@ -141,7 +141,8 @@ class GmailConnector(Connector[GmailConfig]):
     type: ClassVar[str] = "gmail"
     Config: ClassVar[builtins.type[SourceConfig]] = GmailConfig
     # No reconciling listing after a crash: every listing starts from a history id taken before it,
-    # so whatever an interrupted run indexed and was deleted since reaches the history it resumes from.
+    # so whatever an interrupted run indexed and was deleted since reaches the history it resumes
+    # from (a run that saved no checkpoint at all is reconciled by the engine, whatever the connector).
     deletions_from_checkpoint = False
     recent_first = True  # `since` filters by time at the service (base.Connector.recent_first)
     # history cannot tell a message that left the labels (`mailboxes` it handles itself; `query`

@@ -407,6 +407,7 @@ class Engine:
                     stop,
                     scope,
                     resumed=not fresh and (kind == "backfill" or unclean and kind == "sync"),
+                    after_crash=not fresh and unclean,
                 )
         except CredentialsError as exc:
             log.error("%s", exc)  # names the source; stderr is where an operator looks first
@@ -449,8 +450,13 @@ class Engine:
         stop: "_Stop",
         scope: frozenset[str] | None = None,
         resumed: bool = False,
+        after_crash: bool = False,
     ) -> None:
         since = datetime.fromisoformat(source.since) if source.since and source.phase == "backfill" else None
+        # A run that follows an unfinished one without any checkpoint of it starts the source's
+        # change feed anew (a history id, a delta round taken now): what the unfinished run indexed
+        # and the source deleted since is in no feed, whatever the connector.
+        blank = after_crash and source.checkpoint is None
         progress = _Reporter(self, run)
         progress.tick(force=True)  # `inlet status` sees the run (and, killed, closes it) before any call of it
         with self._write_lock:  # what a killed run of this source left half-written, before any new write
@@ -474,7 +480,7 @@ class Engine:
                     run.deleted += self.index.prune(source.name, source.generation, source.fence, tuple(unlisted))
             source.phase = "incremental"
             source.last_prune = time.time() if source.since is None else source.last_prune
-        if resumed and connector.deletions_from_checkpoint:
+        if resumed and (connector.deletions_from_checkpoint or blank):
             self._reconcile(connector, source, run)
         self.state.save_source(source)
         progress.tick(force=True)
@@ -548,7 +554,9 @@ class Engine:
         pass they carry its generation, so if they vanished before the resume, the prune keeps
         them; and a connector that finds deletions by its checkpoint's memory (files, mail
         archives, Slack) never learns of them. Asking the source what exists settles it, once per
-        crash. (Drive and Outlook hear of such deletions from their change feeds.)"""
+        crash. A change feed (Drive, Gmail, Outlook) reports them once it resumes from a saved
+        position; when the unfinished run saved none, the feed starts anew after them, and the
+        source is asked whatever the connector."""
         try:
             live = set(connector.live_ids())
         except NotImplementedError:

@@ -488,6 +488,35 @@ def test_a_sync_after_an_unfinished_one_deletes_what_it_committed_past_its_check
     assert engine.run("one", "sync").deleted == 0 and indexed(engine) == ["one:1"]
 
 
+class Feeding(Script):
+    """A change-feed connector (as Gmail, Outlook, Drive): no memory of deletions in its checkpoint."""
+
+    live: list[str] = []
+
+    def live_ids(self):
+        return Feeding.live
+
+
+class FeedingEngine(Engine):
+    def connector(self, name: str, env: object = None) -> Connector:
+        return Feeding(self.settings.source(name))
+
+
+def test_a_backfill_resumed_without_any_checkpoint_asks_the_source_what_exists(engine):
+    """The killed backfill saved no checkpoint (its feed position was lost with it); a document it
+    committed is deleted before the resume, whose new feed starts after that deletion."""
+    engine = FeedingEngine(engine.settings, engine.index, engine.state)
+    first = [doc(n) for n in range(1, 1 + BATCH_DOCS)]  # one full batch: written before any checkpoint
+    Script.plan = [
+        [*first, RuntimeError("killed")],
+        [doc(n) for n in range(2, 1 + BATCH_DOCS)] + [Checkpoint(state={})],
+    ]
+    assert engine.run("one", "backfill").outcome == "failed" and "one:1" in indexed(engine)
+    Feeding.live = [f"one:{n}" for n in range(2, 1 + BATCH_DOCS)]  # one:1 deleted at the source meanwhile
+    assert engine.run("one", "backfill").outcome == "ok"
+    assert "one:1" not in indexed(engine) and len(indexed(engine)) == BATCH_DOCS - 1
+
+
 def test_what_a_source_cannot_list_is_neither_reconciled_nor_pruned_away(engine, caplog):
     """A folder the source may not list: its documents are not known to be gone, so the sync
     after an unfinished one deletes nothing and says why, and a prune fails, deleting nothing."""
