@@ -30,6 +30,10 @@ RARE_EXACT = 10  # an identifier or quoted phrase in at most this many chunks de
 LEXICAL_OVERFETCH = 4  # BM25 matches ranked per wanted result before falling back to a filtered query
 COMMON_TERM = 0.25  # a query term in more chunks than this share adds little to BM25 but costs most
 DF_TTL = 300.0  # seconds a cached document frequency is trusted
+# What one query may cost BM25, whatever its 4,000 characters hold ("a.a.a..." is one identifier of
+# 2,000 parts): the first MAX_TERMS terms (phrases and identifiers first), MAX_PARTS parts each.
+MAX_TERMS = 48
+MAX_PARTS = 12
 STOPWORDS = frozenset(
     "a an and are as at be but by for from has have how i in is it its of on or that the this to "
     "was were what when where which who why will with you your do does did can could should would".split()
@@ -69,8 +73,9 @@ def words(text: str) -> list[str]:
 def parse_query(query: str) -> list[Term]:
     """The terms of a query, phrases and identifiers first, without repeats.
 
-    Quoted phrases and identifiers keep their parts together as one exact term; their parts and
-    the remaining words become word terms, stopwords left out unless nothing else is left."""
+    Quoted phrases and identifiers keep their parts together as one exact term (their first
+    MAX_PARTS parts); their parts and the remaining words become word terms, stopwords left out
+    unless nothing else is left; MAX_TERMS terms at most."""
     exact: list[Term] = []
     for quoted in _QUOTED.findall(query):
         if parts := tuple(words(quoted)):
@@ -79,10 +84,12 @@ def parse_query(query: str) -> list[Term]:
     for match in _IDENTIFIER.finditer(rest):
         if parts := tuple(words(match.group())):
             exact.append(Term(parts, "identifier"))
+    exact = [Term(t.parts[:MAX_PARTS], t.kind) for t in exact]
     plain = words(rest) + [p for t in exact if t.kind == "phrase" for p in t.parts]
     kept = [w for w in plain if w not in STOPWORDS] or ([] if exact else plain)
     terms = exact + [Term((w,), "word") for w in kept]
-    return list(dict.fromkeys(t for t in terms if t.exact or not any(t.parts == e.parts for e in exact)))
+    unique = dict.fromkeys(t for t in terms if t.exact or not any(t.parts == e.parts for e in exact))
+    return list(unique)[:MAX_TERMS]
 
 
 def fts5_match(terms: list[Term]) -> str:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from inlet.storage.lexical import Term, fts5_match, parse_query, words
+from inlet.storage.lexical import MAX_PARTS, MAX_TERMS, Term, fts5_match, parse_query, words
 
 
 def texts(query: str) -> list[tuple[str, str]]:
@@ -77,3 +77,13 @@ def test_the_catalog_matches_identifiers_whole_and_counts_rare_ones(tmp_path) ->
     assert catalog.exact_matches("INC-20931", Filters(principals=("bob@example.com",))) == {}
     assert len(docs) - 1 > RARE_EXACT and catalog.exact_matches("#ops-general", Filters()) == {}  # busy: no say
     catalog.close()
+
+
+def test_a_query_of_thousands_of_words_or_parts_costs_bm25_a_bounded_number_of_terms() -> None:
+    dotted = parse_query("http://" + "a." * 1995)  # one "identifier" of 1,996 parts
+    assert dotted and all(len(t.parts) <= MAX_PARTS for t in dotted)
+    many = parse_query(" ".join(f"w{i}x" for i in range(800)) + ' "quoted phrase here"')
+    assert len(many) == MAX_TERMS and many[0].kind == "phrase"  # what the user named exactly comes first
+    assert parse_query("INC-20931 outage") == [Term(("inc", "20931"), "identifier")] + [
+        Term((w,), "word") for w in ("inc", "20931", "outage")
+    ]
