@@ -67,7 +67,7 @@ from .errors import (
 from .hooks import HOOK_BODY_SECONDS, add_hook_routes, not_found, registered
 from .hooks import PREFIX as HOOKS_PREFIX
 from .metrics import CONTENT_TYPE, Metrics, last_success_reader
-from .middleware import BodyLimit, HeadAsGet, ObserveMiddleware
+from .middleware import BodyLimit, HeadAsGet, ObserveMiddleware, declares_body, send_error
 from .models import (
     ContextBody,
     ContextResponse,
@@ -139,6 +139,10 @@ class KeyGuard:
             or is_console_path(scope["path"])
             or scope.get("method") == "OPTIONS"
         ):
+            if declares_body(scope):  # none of them reads one: a body is refused before it is read
+                message = f"{scope['method']} {scope['path']} takes no request body"
+                await send_error(send, 413, "payload_too_large", message, {"connection": "close"})
+                return
             await self.app(scope, receive, send)
             return
         if scope["path"].startswith(HOOKS_PREFIX):  # webhooks check their own secret (hooks.py)

@@ -40,6 +40,12 @@ SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
+def declares_body(scope: Scope) -> bool:
+    """Whether the request says a body follows (a Content-Length over 0, or any Transfer-Encoding)."""
+    length = _header(scope, b"content-length")
+    return bool(length and length.strip() not in ("", "0")) or _header(scope, b"transfer-encoding") is not None
+
+
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", []):
         if key.lower() == name:

@@ -175,6 +175,21 @@ def test_a_hook_nobody_registered_is_404_before_its_body_is_read(settings: Setti
     assert sent[0]["status"] == 404 and reads == []
 
 
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/console", "/console/app.js", "/docs"])
+def test_a_route_without_a_key_reads_no_body(settings: Settings, index: Index, path: str) -> None:
+    app = create_app(settings, index=index, env=KEYS)
+    reads: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        reads.append(1)
+        return {"type": "http.request", "body": b"x", "more_body": True}  # a trickle, never done
+
+    for declared in [(b"content-length", b"1000"), (b"transfer-encoding", b"chunked")]:
+        sent = run_asgi(app, [declared], receive, path=path)
+        assert sent[0]["status"] == 413 and reads == [], sent[:1]
+        assert (b"connection", b"close") in sent[0]["headers"]
+
+
 @pytest.mark.parametrize("authorization", [None, b"Bearer not-a-key"])
 def test_no_body_is_read_before_the_key_is_checked(
     settings: Settings, index: Index, authorization: bytes | None
