@@ -28,7 +28,6 @@ from typing import Any
 
 from inlet.errors import CredentialsError
 
-from .kit import RetryPolicy, page_token, pages
 from .kit.google import GoogleApiError, GoogleService
 
 log = logging.getLogger(__name__)
@@ -38,51 +37,22 @@ _PAGE = 200  # members.list's largest page
 
 
 class DirectoryClient(GoogleService):
-    """The Admin SDK Directory API calls the google_drive connector makes (`members.list`)."""
+    """The Admin SDK Directory API calls the google_drive connector makes (`members.list`); the
+    keywords are `GoogleService`'s (policy, per_second, timeout)."""
 
-    def __init__(
-        self,
-        source: str,
-        credentials: Any,
-        api_endpoint: str | None,
-        *,
-        policy: RetryPolicy,
-        per_second: float = 0.0,
-        timeout: float = 60.0,
-    ) -> None:
-        super().__init__(
-            "admin",
-            "directory_v1",
-            source=source,
-            credentials=credentials,
-            api_endpoint=api_endpoint,
-            policy=policy,
-            per_second=per_second,
-            timeout=timeout,
-            label="Directory",
-        )
+    def __init__(self, source: str, credentials: Any, api_endpoint: str | None, **options: Any) -> None:
+        named = {"source": source, "credentials": credentials, "api_endpoint": api_endpoint}
+        super().__init__("admin", "directory_v1", label="Directory", **named, **options)
 
     def members(self, group: str) -> list[dict[str, Any]]:
         """The direct members of `group` (email, type, status), every page."""
-        return [
-            member
-            for page in pages(
-                lambda token: dict(
-                    self.call(
-                        lambda s: s.members().list(
-                            groupKey=group,
-                            maxResults=_PAGE,
-                            pageToken=token,
-                            fields="nextPageToken,members(email,type,status)",
-                        )
-                    )
-                ),
-                page_token,
-                source=self.source,
-                what=f"members.list of group {group}",
-            )
-            for member in page.get("members", [])
-        ]
+        return self.listed(
+            lambda s, token: s.members().list(
+                groupKey=group, maxResults=_PAGE, pageToken=token, fields="nextPageToken,members(email,type,status)"
+            ),
+            "members",
+            f"members.list of group {group}",
+        )
 
 
 class Groups:
