@@ -26,6 +26,17 @@ indexed files have their permissions read again, no content, and are yielded as 
 index rewrites the ACL, re-embeds nothing). A permission of a deleted account (`deleted: true`)
 grants nothing.
 
+A file shared with a Google Group (a `type: "group"` permission, its own or its shared drive's)
+is readable by the group's address and by its members, nested groups' included, read from the
+Admin SDK Directory API once per sync (`google_drive_groups.Groups`; `expand_groups = false`: the
+address only). The checkpoint keeps the groups each indexed file's permissions name (key `shared`)
+and a fingerprint of each group's members as the ACLs took them (key `groups`); each sync reads
+every such group again, and the files naming a group whose members changed have their permissions
+read again, no content, and are yielded as `AclUpdate`s. A group whose members cannot be read
+grants its address only and is reported as a skip by policy (the run stays ok), once per group per
+run. A checkpoint from before groups were tracked (version 1) has every indexed file's ACL read
+again that way once, so files indexed before take their groups' members.
+
 A file whose read failed (a failed `Skipped`: its indexed version is kept) is read again, metadata,
 text and current sharing, at the start of each later sync (`kit.retries.Retries`, checkpoint key
 `retries`): the changes feed has moved past it, and a sharing change the failed read missed must
@@ -48,7 +59,8 @@ and the engine skips re-embedding when title and text are unchanged, so the cost
 (chosen over caching every file's text in the checkpoint). The checkpoint holds the live document
 ids (to reconcile after a fallback) and the folder tree (to compute paths and the folder filter
 without listing folders on every sync), so a sync with nothing to do is one `changes.list` call,
-and per shared drive one more and one `permissions.list` (its members).
+per shared drive one more and one `permissions.list` (its members), and per group an indexed
+file is shared with one `members.list` (a page per 200 members).
 
 Paths (`metadata.folder`, and what a `folders` path matches) start below My Drive and at a shared
 drive's name: 'Engineering/Design Docs', never 'My Drive/Engineering/...'. An item at the top of My
@@ -70,7 +82,8 @@ from __future__ import annotations
 import builtins
 import contextvars
 import logging
-from collections.abc import Generator, Iterator
+import threading
+from collections.abc import Generator, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, ClassVar, Literal
@@ -83,6 +96,7 @@ from .base import ConfigPath, Connector, Interval, SourceConfig, parse_duration
 from .events import EventSource
 from .google_drive_client import SCOPES, USER, CompleteListing, DriveApiError, DriveClient
 from .google_drive_events import DrivePushChannels
+from .google_drive_groups import DIRECTORY_SCOPE, DirectoryClient, Groups, named_groups
 from .google_drive_content import (
     FILE_FIELDS,
     FOLDER,
@@ -96,6 +110,7 @@ from .google_drive_content import (
     skip_reason,
 )
 from .kit import CheckpointModel, Pager, Retries, RetryPolicy, page_token
+from .kit.checkpoint import Migration
 from .kit.google import load_credentials
 from .kit.retry import stopping
 from .model import ACL, AclUpdate, Deletion, Document, Item, Progress, Skipped
@@ -113,6 +128,9 @@ _SKIP_REASONS = {
 }
 OUTAGE_AFTER = 3  # files in a row that keep answering server errors: Drive is down, not the file
 _FOLDER_FIELDS = "id,name,mimeType,parents,driveId,trashed"
+_SHARING_FIELDS = (
+    "id,name,trashed,driveId,owners(emailAddress),permissions(type,role,emailAddress,domain,deleted,allowFileDiscovery)"
+)
 
 
 class GoogleDriveConfig(SourceConfig):
@@ -129,6 +147,16 @@ class GoogleDriveConfig(SourceConfig):
         "paths ('Engineering/Design Docs', a shared drive's name); default: all",
     )
     shared_drives: bool = Field(True, description="include files of shared drives")
+    expand_groups: bool = Field(
+        True,
+        description="a file shared with a Google Group is found by the group's members too (read with the "
+        "Admin SDK Directory API: grant the scope " + DIRECTORY_SCOPE + "); false: by the group's address only",
+    )
+    directory_endpoint: str | None = Field(
+        None,
+        description="Directory API base (tests, proxies); default: Google's, or the root of `api_endpoint` "
+        "when that ends in drive/v3/",
+    )
     link_shares: bool = Field(
         True,
         description="a file shared with anyone (or the domain) who has the link is public (domain-wide); "
@@ -152,9 +180,16 @@ class GoogleDriveConfig(SourceConfig):
     )
 
 
+def _untracked_groups(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 kept no groups per file: `shared` None has every indexed file's ACL read again once."""
+    return {**data, "shared": None}
+
+
 class _State(CheckpointModel):
     """The typed checkpoint (stored sets are sorted lists)."""
 
+    VERSION: ClassVar[int] = 2
+    MIGRATIONS: ClassVar[Mapping[int, Migration]] = {1: _untracked_groups}
     start_token: str
     phase: Literal["crawl", "changes"] = "crawl"
     page_token: str | None = None  # files.list token (crawl) or changes token (changes)
@@ -162,6 +197,8 @@ class _State(CheckpointModel):
     drives: dict[str, str] = {}
     drive_tokens: dict[str, str] = {}  # {shared drive id: token of its own change log}
     members: dict[str, str] = {}  # {shared drive id: fingerprint of its members' ACL}
+    shared: dict[str, list[str]] | None = Field(default_factory=dict)  # {native id: groups it names}; None: unknown
+    groups: dict[str, str] = {}  # {group address: fingerprint of its members as the ACLs naming it took them}
     known: set[str] = set()  # native ids of indexed documents
     prev: set[str] | None = None  # during a fallback re-crawl: ids known before it
     listed: int = 0  # files the crawl's pages before `page_token` held
@@ -181,6 +218,11 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
     scope_keys = frozenset({"folders", "shared_drives", "subject", "link_shares"})
 
     _client: DriveClient | None = None
+    _directory: DirectoryClient | None = None
+    _groups: Groups | None = None  # this run's group memberships
+    _named: dict[str, list[str]]  # {native id: groups its ACL just named}, filled on the pool's threads
+    _named_lock: threading.Lock
+    _reported: set[str]  # unreadable groups already reported this run
     _pool: ThreadPoolExecutor
     _failing = 0  # reads in a row that ended in a `RetriableError` (see OUTAGE_AFTER)
     _refused: set[str] = set()  # listings whose page token this run has restarted once ("files", "changes")
@@ -200,6 +242,34 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         """The credentials file can serve (`subject` only with a service account), read without the network."""
         load_credentials(self.config.credentials_file, self.config.subject, self.name, SCOPES)
 
+    @property
+    def directory(self) -> DirectoryClient:
+        """The Directory API, with credentials of its own asking for its scope alone (a scope the
+        domain-wide delegation does not grant refuses the token: Drive's calls must not be refused)."""
+        if self._directory is None:
+            c = self.config
+            creds = load_credentials(c.credentials_file, c.subject, self.name, [DIRECTORY_SCOPE])
+            policy = RetryPolicy(attempts=c.retries + 1, backoff=c.backoff_seconds, cap=60.0)
+            endpoint = c.directory_endpoint
+            if endpoint is None and c.api_endpoint and c.api_endpoint.rstrip("/").endswith("drive/v3"):
+                endpoint = c.api_endpoint.rstrip("/").removesuffix("drive/v3")
+            self._directory = DirectoryClient(
+                self.name, creds, endpoint, policy=policy, per_second=c.max_requests_per_second, timeout=c.timeout
+            )
+        return self._directory
+
+    @property
+    def groups(self) -> Groups:
+        """This run's group memberships (each group's members read once a run)."""
+        if self._groups is None:
+            self._fresh_groups()
+        assert self._groups is not None
+        return self._groups
+
+    def _fresh_groups(self) -> None:
+        self._groups = Groups(self.name, lambda: self.directory, self.config.expand_groups)
+        self._named, self._named_lock, self._reported = {}, threading.Lock(), set()
+
     def check(self) -> None:
         self.client.start_page_token()
 
@@ -215,6 +285,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             st = _State(start_token=self.client.start_page_token())
             yield st.checkpoint()
         self._failing, self._refused = 0, set()
+        self._fresh_groups()  # memberships are read again by every run
         with ThreadPoolExecutor(self.config.concurrency, thread_name_prefix=f"drive-{self.name}") as pool:
             self._pool = pool
             crawled = st.phase == "crawl"
@@ -347,6 +418,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             if drive in st.drive_tokens:  # not left in a page read before
                 yield from self._follow(st, drive)
         yield from self._membership(st)
+        yield from self._group_membership(st)
 
     def _membership(self, st: _State) -> Iterator[Item]:
         """Each shared drive's members, read again (one `permissions.list` per drive): Drive logs
@@ -387,7 +459,92 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         context = contextvars.copy_context()
         for f, perms in zip(files, self._pool.map(lambda f: context.copy().run(self._current, f), files)):
             if perms is not None:
-                yield AclUpdate(id=self.doc_id(f["id"]), acl=self._acl(perms))
+                acl = self._acl(perms, f["id"])
+                self._track(st, f["id"])
+                yield AclUpdate(id=self.doc_id(f["id"]), acl=acl)
+        yield from self._notices()
+
+    def _group_membership(self, st: _State) -> Iterator[Item]:
+        """Every group an indexed file names, its members read again (`_groups`): the files naming a
+        group whose members differ from the ones their ACL took have their permissions read again
+        (no content) and are yielded as `AclUpdate`s. A checkpoint that does not know which files
+        name groups (`shared` None, version 1) has every indexed file's ACL read again once."""
+        if st.shared is None:
+            if not self.config.expand_groups:
+                return  # nothing expands: the ACLs indexed are right; tracked once expansion is on
+            log.info("source %r: reading the sharing of %d files again (Google Groups)", self.name, len(st.known))
+            st.shared = {}
+            yield from self._reacl(st, sorted(st.known))
+            yield st.checkpoint()
+            return
+        for native in [n for n in st.shared if n not in st.known]:
+            del st.shared[native]
+        named = {g for gs in st.shared.values() for g in gs}
+        changed = set()
+        for group in sorted(named):
+            key = self.groups.key(group)
+            if st.groups.get(group, key) != key:
+                changed.add(group)
+            st.groups[group] = key
+        for group in set(st.groups) - named:
+            del st.groups[group]
+        yield from self._notices()
+        if changed:
+            natives = sorted(n for n, gs in st.shared.items() if changed & set(gs))
+            log.info(
+                "source %r: the members of %s changed; %d files take the new ACL",
+                self.name,
+                ", ".join(sorted(changed)),
+                len(natives),
+            )
+            yield from self._reacl(st, natives)
+        yield st.checkpoint()
+
+    def _reacl(self, st: _State, natives: list[str]) -> Iterator[Item]:
+        """The current ACL of each of these indexed files (their permissions, read concurrently), as
+        `AclUpdate`s; a file gone meanwhile is left to its change log."""
+        context = contextvars.copy_context()
+        for native, perms in zip(natives, self._pool.map(lambda n: context.copy().run(self._sharing, n), natives)):
+            if perms is not None:
+                acl = self._acl(perms, native)
+                self._track(st, native)
+                yield AclUpdate(id=self.doc_id(native), acl=acl)
+        yield from self._notices()
+
+    def _sharing(self, native: str) -> list[dict[str, Any]] | None:
+        """A file's permissions now; None when it is gone or trashed (its change log says so)."""
+        try:
+            f = self.client.get_file(native, _SHARING_FIELDS)
+        except DriveApiError as err:
+            if err.status != 404:
+                raise
+            return None
+        if f.get("trashed"):
+            return None
+        perms: list[dict[str, Any]] | None = f.get("permissions")
+        return perms if perms is not None else self._current(f)
+
+    def _track(self, st: _State, native: str) -> None:
+        """Note the groups the ACL just computed for `native` named (and the fingerprint of each
+        group's members it took, for a group not tracked yet)."""
+        with self._named_lock:
+            groups = self._named.pop(native, None)
+        if groups is None or st.shared is None:
+            return
+        if groups:
+            st.shared[native] = groups
+            for group in groups:
+                st.groups.setdefault(group, self.groups.key(group))
+        else:
+            st.shared.pop(native, None)
+
+    def _notices(self) -> Iterator[Item]:
+        """A skip by policy (the run stays ok) for each group found unreadable since the last call:
+        it grants its address only, and `inlet status` lists it by name with the reason."""
+        for group, reason in list(self.groups.unreadable.items()):
+            if group not in self._reported:
+                self._reported.add(group)
+                yield Skipped(id=self.doc_id(f"group:{group}"), reason=reason, failed=False, title=group)
 
     def _current(self, f: dict[str, Any]) -> list[dict[str, Any]] | None:
         """The file's permissions now; None when it is gone (its change log says so)."""
@@ -551,6 +708,9 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         for item in self._pool.map(lambda job: context.copy().run(self._read, job[0], job[1], st.drives), jobs):
             native = item.id.split(":", 1)[1]
             st.retries.note(native, item)  # a failed read is read again by every later run
+            self._track(st, native)
+            if isinstance(item, Deletion) and st.shared is not None:
+                st.shared.pop(native, None)
             if isinstance(item, Document):
                 st.known.add(native)
             elif isinstance(item, Deletion) or (not item.failed and native in st.known):
@@ -561,6 +721,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             if counted is not None:
                 counted += 1
                 yield Progress(done=counted)
+        yield from self._notices()
 
     def _read_again(self, native: str, st: _State) -> Iterator[Item]:
         """One file whose read failed, read as the change log would have it now (noted by `_process`)."""
@@ -607,7 +768,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             self._failing += 1
             if stopping() or self._failing >= OUTAGE_AFTER:
                 raise
-            acl = self._acl(perms) if perms is not None else None
+            acl = self._acl(perms, f["id"]) if perms is not None else None
             return Skipped(id=doc_id, reason=f"{f.get('name')}: {exc}", title=f.get("name"), acl=acl)
         except DriveApiError as err:
             if err.status == 404:
@@ -618,17 +779,22 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
                 reason=f"{f.get('name')}: {err.reason or err.status}: {err.message}",
                 failed=not policy,
                 title=f.get("name"),
-                acl=self._acl(perms) if perms is not None else None,
+                acl=self._acl(perms, f["id"]) if perms is not None else None,
             )
         except TooLarge as exc:
             return Skipped(id=doc_id, reason=f"{f.get('name')}: {exc}", failed=False, title=f.get("name"))
         except ItemError as exc:
-            acl = self._acl(perms) if perms is not None else None
+            acl = self._acl(perms, f["id"]) if perms is not None else None
             return Skipped(id=doc_id, reason=str(exc), failed=exc.failed, title=f.get("name"), acl=acl)
         return self._document(f, text, perms, path, drives)
 
-    def _acl(self, permissions: list[dict[str, Any]]) -> ACL:
-        return acl_of(permissions, self.config.link_shares)
+    def _acl(self, permissions: list[dict[str, Any]], native: str) -> ACL:
+        """The file's ACL, its groups expanded to their members; the groups it names are noted for
+        `_track` (this runs on the pool's threads)."""
+        acl = acl_of(permissions, self.config.link_shares, self.groups.expand)
+        with self._named_lock:
+            self._named[native] = named_groups(permissions)
+        return acl
 
     def _permissions(self, f: dict[str, Any]) -> list[dict[str, Any]]:
         """The file's sharing; for a file the reader may only view (Drive shows the sharing to who
@@ -663,7 +829,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             created_at=f.get("createdTime"),
             updated_at=f.get("modifiedTime"),
             metadata=metadata,
-            acl=self._acl(perms),
+            acl=self._acl(perms, f["id"]),
         )
 
     # --- reconciliation ----------------------------------------------------------------------

@@ -182,40 +182,23 @@ class DriveClient(GoogleService):
 
     def permissions(self, file_id: str) -> list[dict[str, Any]]:
         """A file's permissions, or with a shared drive's id that drive's members."""
-        return [
-            perm
-            for page in pages(
-                lambda token: dict(
-                    self.call(
-                        lambda s: s.permissions().list(
-                            fileId=file_id,
-                            supportsAllDrives=True,
-                            pageToken=token,
-                            fields="nextPageToken,permissions(type,role,emailAddress,domain,deleted,allowFileDiscovery)",
-                        )
-                    )
-                ),
-                page_token,
-                source=self.source,
-                what="permissions.list",
-            )
-            for perm in page.get("permissions", [])
-        ]
+        fields = "nextPageToken,permissions(type,role,emailAddress,domain,deleted,allowFileDiscovery)"
+        return self.listed(
+            lambda s, token: s.permissions().list(
+                fileId=file_id, supportsAllDrives=True, pageToken=token, fields=fields
+            ),
+            "permissions",
+            "permissions.list",
+        )
 
     def drives(self) -> dict[str, str]:
         return {
             d["id"]: d["name"]
-            for page in pages(
-                lambda token: dict(
-                    self.call(
-                        lambda s: s.drives().list(pageSize=100, pageToken=token, fields="nextPageToken,drives(id,name)")
-                    )
-                ),
-                page_token,
-                source=self.source,
-                what="drives.list",
+            for d in self.listed(
+                lambda s, token: s.drives().list(pageSize=100, pageToken=token, fields="nextPageToken,drives(id,name)"),
+                "drives",
+                "drives.list",
             )
-            for d in page.get("drives", [])
         }
 
     def download(self, file_id: str) -> bytes:

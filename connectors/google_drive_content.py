@@ -6,6 +6,7 @@ Pure functions over Drive's File resources, apart from `fetch_text`, which takes
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from .extract import extract_text, kind_of
@@ -96,8 +97,11 @@ def fetch_text(client: DriveClient, f: dict[str, Any], doc_format: str, max_byte
     return extract_text(client.download(f["id"]), f.get("name", ""), mime).strip()
 
 
-def acl_of(permissions: list[dict[str, Any]], link_shares: bool = True) -> ACL:
-    """`anyone` -> public, `domain` -> domains, `user`/`group` -> emails (any role can read); a
+def acl_of(
+    permissions: list[dict[str, Any]], link_shares: bool = True, members: Callable[[str], list[str]] | None = None
+) -> ACL:
+    """`anyone` -> public, `domain` -> domains, `user`/`group` -> emails (any role can read), and a
+    group's members' emails too (`members(group address)`, `google_drive_groups.Groups.expand`); a
     permission of a deleted account (`deleted: true`, kept on the file by Drive) grants nothing:
     the address may be given to someone else. Without `link_shares`, an `anyone` or `domain`
     permission that Drive does not let people find (`allowFileDiscovery: false`: "anyone with the
@@ -111,6 +115,13 @@ def acl_of(permissions: list[dict[str, Any]], link_shares: bool = True) -> ACL:
     public = any(p.get("type") == "anyone" for p in permissions)
     domains = [p.get("domain", "") for p in permissions if p.get("type") == "domain"]
     users = [p.get("emailAddress", "") for p in permissions if p.get("type") in ("user", "group")]
+    if members is not None:
+        users += [
+            m
+            for p in permissions
+            if p.get("type") == "group" and p.get("emailAddress")
+            for m in members(p["emailAddress"])
+        ]
     return ACL(public=public, users=users, domains=domains)
 
 

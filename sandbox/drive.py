@@ -11,7 +11,8 @@ drives' items' changes. A file moved between logs leaves a `removed` change in t
 the file under `includeCorpusRemovals`. A Sheet exports as CSV or TSV of its first sheet only, or
 as an XLSX workbook of every sheet. State lives in `drive_state` (mutations
 are plain functions, also exposed under `/_admin/drive/...`), auth in `drive_auth`, wire details in
-`drive_wire`, sample and generated content in `drive_seed`.
+`drive_wire`, sample and generated content in `drive_seed`, the Admin SDK Directory API's group
+members (who a group permission reaches) in `drive_directory`.
 """
 
 from __future__ import annotations
@@ -30,11 +31,14 @@ from starlette.routing import BaseRoute, Route
 
 from . import drive_channels
 from . import drive_state as ds
+from . import drive_directory
 from .drive_auth import (
+    DRIVE_SCOPES,
     TOKEN_PATH,
     auth,
     authorized_user_info,
     expire_tokens,
+    has_scope,
     revoke,
     service_account_info,
     token_route,
@@ -74,12 +78,15 @@ def _fields(request: Request, default: str) -> Any:
     return parse_fields(request.query_params.get("fields", default))
 
 
-def _guarded(ctx: Any, name: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """Count the call, apply injected faults, check the bearer token, render DriveError."""
+def _guarded(
+    ctx: Any, name: str, handler: Handler, scopes: frozenset[str] = DRIVE_SCOPES, service: str = "drive"
+) -> Callable[[Request], Awaitable[Response]]:
+    """Count the call (as `service:name`), apply injected faults, check the bearer token and its
+    scopes, render DriveError."""
 
     async def endpoint(request: Request) -> Response:
         try:
-            fault = ctx.faults.check("drive", name)
+            fault = ctx.faults.check(service, name)
             if fault and fault.network:
                 return BrokenAnswer(fault)
             if fault:
@@ -93,6 +100,8 @@ def _guarded(ctx: Any, name: str, handler: Handler) -> Callable[[Request], Await
                     "Request had invalid authentication credentials. Expected OAuth 2 "
                     "access token, login cookie or other valid authentication credential.",
                 )
+            if not has_scope(ctx.ws, request.headers.get("authorization", ""), scopes):
+                raise DriveError(403, "Request had insufficient authentication scopes.", "insufficientPermissions")
             return await handler(ctx, request)
         except DriveError as err:
             return error_response(err)
@@ -511,6 +520,7 @@ def routes(ctx: Any) -> list[BaseRoute]:
         Route(API + path, _guarded(ctx, name, handler), methods=["GET"]) for name, path, handler in api
     ]
     out.append(Route(TOKEN_PATH, token_route(ctx), methods=["POST"]))
+    out += drive_directory.routes(ctx, _guarded)
     return out + drive_channels.routes(ctx, _guarded, API) + _admin_routes(ctx)
 
 

@@ -5,7 +5,11 @@ to clients, and the token endpoint checks RS256 assertions with the public key, 
 Access tokens live in `AuthState.tokens`; tests expire them (`expire_tokens`) or revoke the
 credentials (`revoke`) to drive the client's 401 -> refresh -> error paths. A subject listed in
 `AuthState.undelegated` is one the domain-wide delegation does not cover: Google's
-`unauthorized_client` refusal.
+`unauthorized_client` refusal, as is a delegated token asked for a scope outside
+`AuthState.delegated_scopes` (the scopes the Admin console granted the client; None: any). Each token
+carries the scopes it was issued for (a service account's assertion's `scope`; an authorized user's
+consent, `AuthState.user_scopes`), and every API checks them (`has_scope`): a token without the
+API's scope is answered 403 `insufficientPermissions`, as Google does.
 """
 
 from __future__ import annotations
@@ -30,10 +34,21 @@ TOKEN_TTL = 3600
 CLIENT_EMAIL = "inlet-sync@sandbox-project.iam.gserviceaccount.com"
 
 
+DRIVE_SCOPES = frozenset(
+    {
+        "https://www.googleapis.com/auth/drive",
+        "https://www.googleapis.com/auth/drive.readonly",
+        "https://www.googleapis.com/auth/drive.metadata.readonly",
+    }
+)
+GMAIL_SCOPE = "https://www.googleapis.com/auth/gmail.readonly"
+
+
 @dataclass
 class Issued:
     principal: str  # service account email, delegated subject, or the authorized user's client id
     expires: float
+    scopes: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -49,6 +64,8 @@ class AuthState:
     revoked: bool = False
     grants: int = 0
     undelegated: set[str] = field(default_factory=set)  # subjects the domain-wide delegation does not cover
+    delegated_scopes: set[str] | None = None  # scopes the domain-wide delegation grants; None: any
+    user_scopes: frozenset[str] = frozenset({"https://www.googleapis.com/auth/drive.readonly", GMAIL_SCOPE})
 
 
 def auth(ws: Any) -> AuthState:
@@ -115,6 +132,20 @@ def token_valid(ws: Any, faults: Any, header: str) -> bool:
         return bool(issued and issued.expires > ws.clock() and token not in faults.expired_tokens)
 
 
+def has_scope(ws: Any, header: str, wanted: frozenset[str]) -> bool:
+    """Whether the (valid) bearer token of `header` was issued for one of the `wanted` scopes."""
+    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    with ws.lock:
+        issued = auth(ws).tokens.get(token)
+        return bool(issued and issued.scopes & wanted)
+
+
+def token_principal(ws: Any, header: str) -> str:
+    """Who the (valid) bearer token of `header` acts as."""
+    with ws.lock:
+        return str(auth(ws).tokens[header[7:].strip()].principal)
+
+
 def _oauth_error(status: int, error: str, description: str) -> JSONResponse:
     return JSONResponse({"error": error, "error_description": description}, status_code=status)
 
@@ -153,11 +184,11 @@ def _verify_jwt(ws: Any, assertion: str, audiences: tuple[str, ...]) -> tuple[di
     return claims, ""
 
 
-def _issue(ws: Any, principal: str) -> JSONResponse:
+def _issue(ws: Any, principal: str, scopes: frozenset[str]) -> JSONResponse:
     token = "ya29.sandbox-" + secrets.token_urlsafe(24)
     with ws.lock:
         a = auth(ws)
-        a.tokens[token] = Issued(principal, ws.clock() + TOKEN_TTL)
+        a.tokens[token] = Issued(principal, ws.clock() + TOKEN_TTL, scopes)
         a.grants += 1
     return JSONResponse({"access_token": token, "expires_in": TOKEN_TTL, "token_type": "Bearer"})
 
@@ -184,7 +215,9 @@ def token_route(ctx: Any) -> Any:
             subject = claims.get("sub")
             if subject and ws.user_by_email(subject) is None:
                 return _oauth_error(400, "invalid_grant", "Invalid email or User ID")
-            if subject and subject.lower() in a.undelegated:
+            scopes = frozenset(str(claims["scope"]).split())
+            outside = a.delegated_scopes is not None and not scopes <= a.delegated_scopes
+            if subject and (subject.lower() in a.undelegated or outside):
                 return _oauth_error(
                     401,
                     "unauthorized_client",
@@ -192,13 +225,16 @@ def token_route(ctx: Any) -> Any:
                     "tokens using this method, or client not authorized for any of the scopes "
                     "requested.",
                 )
-            return _issue(ws, subject or claims["iss"])
+            return _issue(ws, subject or claims["iss"], scopes)
         if grant == "refresh_token":
             if form.get("client_id") != a.client_id or form.get("client_secret") != a.client_secret:
                 return _oauth_error(401, "invalid_client", "The OAuth client was not found.")
             if form.get("refresh_token") != a.refresh_token or a.revoked:
                 return _oauth_error(400, "invalid_grant", "Token has been expired or revoked.")
-            return _issue(ws, a.client_id)
+            asked = frozenset(form["scope"].split()) if form.get("scope") else a.user_scopes
+            if not asked <= a.user_scopes:
+                return _oauth_error(400, "invalid_scope", "Bad Request")
+            return _issue(ws, a.client_id, asked)
         return _oauth_error(400, "unsupported_grant_type", f"Invalid grant_type: {grant}")
 
     return token

@@ -106,6 +106,9 @@ def seed_sample(ws: Any, path: Path | None = None) -> None:
             a,
             [ds.user_permission(ws, f"eng@{dom}", "reader", "group")],
         )
+        # the directory's groups: eng@ holds b and, through the nested platform@, c
+        ds.set_group(ws, f"eng@{dom}", [ds.GroupMember(b), ds.GroupMember(f"platform@{dom}", "GROUP")])
+        ds.set_group(ws, f"platform@{dom}", [ds.GroupMember(c)])
         add(
             "All-hands deck",
             ds.SLIDES,

@@ -10,7 +10,8 @@ Everything here is plain Python: tests and the admin routes call the same mutati
 `leave_drive`, `set_members`), and each mutation appends to the change log that `changes.list`
 serves: a file's change, or (as Drive logs membership gained or lost and a rename in the user's
 log) a shared drive's. A change to a shared drive's other members is logged nowhere (Drive logs
-none: the drive's files are unchanged, only what `permissions.list` shows for them). All access
+none: the drive's files are unchanged, only what `permissions.list` shows for them), nor does
+`set_group` (a Google Group's members, served by `drive_directory`). All access
 happens under `ws.lock`.
 """
 
@@ -95,6 +96,28 @@ class SharedDrive:
 
 
 @dataclass
+class GroupMember:
+    """A member of a Google Group, as the Admin SDK Directory API lists it (`members.list`)."""
+
+    email: str
+    type: str = "USER"  # USER | GROUP | CUSTOMER | EXTERNAL
+    status: str = "ACTIVE"  # ACTIVE | SUSPENDED | UNKNOWN ...
+    role: str = "MEMBER"  # OWNER | MANAGER | MEMBER
+
+    def resource(self) -> dict[str, Any]:
+        key = hashlib.sha1(self.email.encode()).hexdigest()[:20]
+        return {
+            "kind": "admin#directory#member",
+            "etag": f'"{key}"',
+            "id": str(int(key, 16) % 10**21),
+            "email": self.email,
+            "role": self.role,
+            "type": self.type,
+            "status": self.status,
+        }
+
+
+@dataclass
 class Change:
     seq: int
     file_id: str  # "" for a change to a shared drive itself
@@ -118,6 +141,8 @@ class DriveState:
     id_counter: int = 0
     roots: dict[str, str] = field(default_factory=dict)  # {My Drive root folder id: its user's email}
     auth: Any = None  # sandbox.drive_auth.AuthState
+    groups: dict[str, list[GroupMember]] = field(default_factory=dict)  # {group address: direct members}
+    directory_admins: set[str] = field(default_factory=set)  # users (besides the service account) who may list groups
     listeners: list[Callable[[Change], None]] = field(default_factory=list)  # push channels (drive_channels.py)
 
 
@@ -205,6 +230,13 @@ def _append(ws: Any, change: Change) -> None:
 def user_permission(ws: Any, email: str, role: str = "reader", kind: str = "user") -> Permission:
     user = ws.user_by_email(email)
     return Permission(new_id(ws, "0"), kind, role, email=email.lower(), display_name=user.real_name if user else email)
+
+
+def set_group(ws: Any, group: str, members: list[GroupMember]) -> None:
+    """A Google Group's direct members (created when new). Drive logs no change for it: the files
+    shared with the group are unchanged, only who the group holds."""
+    with ws.lock:
+        state(ws).groups[group.lower()] = [GroupMember(m.email.lower(), m.type, m.status, m.role) for m in members]
 
 
 def domain_permission(ws: Any, domain: str, role: str = "reader") -> Permission:

@@ -30,6 +30,7 @@ from typing import Any
 
 from inlet.errors import ConfigError, CredentialsError, InletError, RetriableError
 
+from .paging import page_token, pages
 from .ratelimit import TokenBucket
 from .retry import NETWORK_ERRORS, RetryPolicy, retriable_status, retry_after
 
@@ -150,6 +151,15 @@ class GoogleService:
             )
             self._local.http = http
         return http
+
+    def listed(self, make: Callable[[Any, str | None], Any], key: str, what: str) -> list[dict[str, Any]]:
+        """Every entry under `key` of every page of a listing not checkpointed page by page:
+        `make(service, page_token)` builds one page's request, run by `call`; pages through the
+        kit's pager (`nextPageToken`), which refuses a repeated token."""
+        listing = pages(
+            lambda token: dict(self.call(lambda s: make(s, token))), page_token, source=self.source, what=what
+        )
+        return [entry for page in listing for entry in page.get(key, [])]
 
     def call(self, make: Callable[[Any], Any], what: str = "") -> Any:
         """Execute the request `make(service)` builds, retried; failures mapped onto inlet's errors."""

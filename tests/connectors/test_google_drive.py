@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+from inlet.config import Settings, parse_config
 from inlet.connectors.events import Hint, WebhookRequest
 from inlet.connectors.google_drive import GoogleDriveConfig, GoogleDriveConnector
 from inlet.connectors.google_drive_client import DriveApiError
 from inlet.connectors.model import ACL, AclUpdate, Checkpoint, Deletion, Document, Item, Progress, Skipped
 from inlet.errors import ConfigError, CredentialsError, RetriableError
+from inlet.index.search import SearchRequest, search
+from inlet.index.store import Index
 from inlet.sandbox import drive
 from inlet.sandbox import drive_auth
 from inlet.sandbox import drive_state as ds
 from inlet.sandbox.documents import make_pdf
 from inlet.sandbox.server import Sandbox
 from inlet.sandbox.workspace import Workspace
+from inlet.status import recent_skips
+from inlet.storage.sqlite.state import SqliteState
+from inlet.sync.engine import Engine, RunResult
 
 
 @pytest.fixture
@@ -104,7 +112,9 @@ def test_full_crawl_reads_every_format_with_metadata_and_acl(sb: Sandbox) -> Non
     assert "Hybrid retrieval" in found["Roadmap review.pptx"].text
     assert "5th of each month" in found["faq.html"].text
     assert found["Onboarding guide"].acl.public is True
-    assert found["Q3 roadmap"].acl.users == sorted([owner, f"eng@{sb.ws.domain}"])  # group -> email
+    # the group's address and its members' (bob; carol through the nested group platform@)
+    roadmap = ["alice@example.com", "bob@example.com", "carol@example.com", "eng@example.com"]
+    assert found["Q3 roadmap"].acl.users == roadmap and file_named(sb, "Q3 roadmap").owner == roadmap[0]
     assert design.acl.domains == [sb.ws.domain] and not design.acl.public
     assert found["1:1 notes (private)"].acl == ACL(users=[file_named(sb, "1:1 notes (private)").owner])
     wiki = found["Holiday calendar"]
@@ -739,3 +749,145 @@ def test_a_deleted_accounts_permission_grants_nothing(sb: Sandbox) -> None:
     assert "gone@example.com" not in found["runbook.txt"].acl.users
     ds.set_members(ws, wiki(sb).id, [*wiki(sb).members, gone])  # through permissions.list too
     assert "gone@example.com" not in docs(run(connector(sb).load(None))[0])["Holiday calendar"].acl.users
+
+
+# --- Google Groups -------------------------------------------------------------------------------
+ROADMAP_QUERY = "Q3 roadmap billing migration at risk"
+
+
+@dataclass
+class Indexed:
+    """The sample drive synced by the engine into an index (vectors from the text: lexical search)."""
+
+    sb: Sandbox
+    settings: Settings
+    index: Index
+    state: SqliteState
+
+    def run(self, kind: str = "sync") -> RunResult:
+        result = Engine(self.settings, self.index, self.state).run("team-drive", kind)
+        assert result.outcome == "ok", result.error
+        return result
+
+    def finds(self, user: str, doc_id: str) -> bool:
+        """Whether `user`'s search for the roadmap finds `doc_id`."""
+        request = SearchRequest(
+            query=ROADMAP_QUERY, k=50, sources=("team-drive",), recency_half_life_days=0, mode="lexical", user=user
+        )
+        return doc_id in {hit.doc_id for hit in search(self.index, request)[0]}
+
+
+@contextlib.contextmanager
+def indexed(sb: Sandbox, tmp_path: Path, embedder: Any, **keys: Any) -> Iterator[Indexed]:
+    creds = drive.write_credentials(sb.ctx, tmp_path / "service_account.json")
+    source = {
+        "name": "team-drive",
+        "type": "google_drive",
+        "credentials_file": str(creds),
+        "api_endpoint": sb.ctx.http_url + "/drive/v3/",
+        "backoff_seconds": 0.01,
+        "max_requests_per_second": 0,
+        **keys,
+    }
+    settings = parse_config({"index": {"path": str(tmp_path / "index")}, "sources": [source]})
+    with Index(settings.index, embedder=embedder) as index:
+        state = SqliteState(tmp_path / "index" / "state.db")
+        try:
+            yield Indexed(sb, settings, index, state)
+        finally:
+            state.close()
+
+
+def test_a_file_shared_with_a_group_is_found_by_its_members_and_by_nobody_else(
+    sb: Sandbox, tmp_path: Path, text_hash_embedder: Any
+) -> None:
+    roadmap = doc_id(sb, "Q3 roadmap")  # shared with eng@ alone: bob, and carol through platform@ in it
+    with indexed(sb, tmp_path, text_hash_embedder) as ix:
+        ix.run("backfill")
+        assert ix.finds("bob@example.com", roadmap)  # a member
+        assert ix.finds("Carol@Example.com", roadmap)  # a member of a group inside the group
+        assert ix.finds("eng@example.com", roadmap)  # the group's own address still reads it
+        assert ix.finds("alice@example.com", roadmap)  # its owner
+        assert not ix.finds("dave@example.com", roadmap)  # same domain, not in the group
+        assert not ix.finds("platform@example.com", roadmap)  # the nested group is no permission
+        assert recent_skips(ix.state, "team-drive") is None or not [
+            s for s in recent_skips(ix.state, "team-drive")["items"] if "group" in str(s)
+        ]
+
+
+def test_a_membership_change_reaches_the_acl_at_the_next_sync_without_reading_or_embedding_the_file(
+    sb: Sandbox, tmp_path: Path, text_hash_embedder: Any
+) -> None:
+    roadmap = doc_id(sb, "Q3 roadmap")
+    with indexed(sb, tmp_path, text_hash_embedder) as ix:
+        ix.run("backfill")
+        assert ix.run().embedded == 0  # nothing changed: nothing re-written
+        exports = sb.faults.count("drive:files.export")
+        ds.set_group(sb.ws, "platform@example.com", [ds.GroupMember("dave@example.com")])  # carol leaves, dave joins
+        ds.set_group(sb.ws, "eng@example.com", [ds.GroupMember("platform@example.com", "GROUP")])  # bob leaves
+        result = ix.run()
+        assert result.embedded == 0 and sb.faults.count("drive:files.export") == exports  # no content read
+        assert ix.finds("dave@example.com", roadmap)
+        assert not ix.finds("bob@example.com", roadmap) and not ix.finds("carol@example.com", roadmap)
+        assert ix.finds("eng@example.com", roadmap)
+        assert sb.faults.count("directory:members.list") >= 4  # every sync reads the groups again
+
+
+@pytest.mark.parametrize("refusal", ["scope not delegated", "not an admin"])
+def test_a_directory_that_cannot_be_read_leaves_the_group_address_and_a_notice_and_the_run_ok(
+    sb: Sandbox, tmp_path: Path, text_hash_embedder: Any, refusal: str
+) -> None:
+    roadmap = doc_id(sb, "Q3 roadmap")
+    if refusal == "scope not delegated":  # the Admin console granted the client Drive's scope alone
+        drive_auth.auth(sb.ws).delegated_scopes = {"https://www.googleapis.com/auth/drive.readonly"}
+        hint = "admin.directory.group.member.readonly"
+    else:  # the impersonated user is no admin: the directory answers 403
+        hint = "Not Authorized to access this resource/api"
+    with indexed(sb, tmp_path, text_hash_embedder, subject="alice@example.com") as ix:
+        ix.run("backfill")  # `run` asserts the outcome is ok
+        assert ix.finds("eng@example.com", roadmap) and not ix.finds("bob@example.com", roadmap)
+        skips = recent_skips(ix.state, "team-drive")
+        assert skips is not None
+        notices = [s for s in skips["items"] if "eng@example.com" in str(s)]
+        assert len(notices) == 1 and hint in str(notices[0]), skips  # once, naming the group and why
+        ix.run()
+        sb.ws.drive.directory_admins.add("alice@example.com")
+        drive_auth.auth(sb.ws).delegated_scopes = None  # granted now: the next sync expands the group
+        ix.run()
+        assert ix.finds("bob@example.com", roadmap) and ix.finds("carol@example.com", roadmap)
+
+
+def test_a_checkpoint_from_before_groups_were_expanded_has_its_acls_read_again_once(sb: Sandbox) -> None:
+    ds.set_group(
+        sb.ws, "eng@example.com", [ds.GroupMember(f"m{n:03}@example.com") for n in range(250)]
+    )  # two pages of members.list
+    c = connector(sb, expand_groups=False)
+    items, state = run(c.load(None))
+    assert docs(items)["Q3 roadmap"].acl.users == ["alice@example.com", "eng@example.com"]
+    assert sb.faults.count("directory:*") == 0  # expansion off: the directory is never read
+    assert state is not None
+    old = {k: v for k, v in state.items() if k not in ("shared", "groups")} | {"version": 1}
+    c = connector(sb)
+    items, state = run(c.load(old))
+    updates = {i.id: i.acl for i in items if isinstance(i, AclUpdate)}
+    assert len(updates) == 13 and not docs(items)  # every indexed file's sharing read again, no content
+    users = updates[doc_id(sb, "Q3 roadmap")].users
+    assert len(users) == 252 and "m249@example.com" in users and "eng@example.com" in users
+    items, _ = run(c.load(state))
+    assert not [i for i in items if isinstance(i, AclUpdate)]  # once
+
+
+def test_a_shared_drive_whose_member_is_a_group_is_read_by_the_groups_members(sb: Sandbox) -> None:
+    ws, c = sb.ws, connector(sb)
+    ds.set_members(ws, wiki(sb).id, [ds.user_permission(ws, "eng@example.com", "reader", "group")])
+    first, state = run(c.load(None))
+    in_the_drive = {doc_id(sb, "Holiday calendar"), doc_id(sb, "Expense policy.pdf")}
+    for doc in [d for d in first if isinstance(d, Document) and d.id in in_the_drive]:
+        assert {"bob@example.com", "carol@example.com", "eng@example.com"} <= set(doc.acl.users)
+    ds.set_group(ws, "platform@example.com", [])  # carol leaves the group nested in eng@
+    sb.faults.reset_counts()
+    items, _ = run(c.load(state))
+    updates = {i.id: i.acl for i in items if isinstance(i, AclUpdate)}
+    assert set(updates) == {*in_the_drive, doc_id(sb, "Q3 roadmap")} and not docs(items)  # all naming eng@
+    assert all("carol@example.com" not in acl.users and "bob@example.com" in acl.users for acl in updates.values())
+    assert sb.faults.count("drive:files.export") == 0

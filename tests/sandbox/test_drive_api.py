@@ -36,13 +36,17 @@ def sb() -> Iterator[Sandbox]:
         yield sandbox
 
 
-def token_for(sb: Sandbox) -> str:
+DRIVE_READONLY = "https://www.googleapis.com/auth/drive.readonly"
+DIRECTORY = "https://www.googleapis.com/auth/admin.directory.group.member.readonly"
+
+
+def token_for(sb: Sandbox, scopes: tuple[str, ...] = (DRIVE_READONLY,)) -> str:
     import google_auth_httplib2
     import httplib2
     from google.oauth2 import service_account
 
     info = drive_auth.service_account_info(sb.ws, sb.ctx.http_url + drive_auth.TOKEN_PATH)
-    creds = service_account.Credentials.from_service_account_info(info, scopes=["https://x/drive"])
+    creds = service_account.Credentials.from_service_account_info(info, scopes=list(scopes))
     creds.refresh(google_auth_httplib2.Request(httplib2.Http()))
     return str(creds.token)
 
@@ -515,3 +519,42 @@ def test_a_shared_drives_members_change_through_the_admin_route_and_nothing_is_l
         params = {"pageToken": start, "supportsAllDrives": "true", "includeItemsFromAllDrives": "true"}
         changes = api.get("/changes", params={**params, **({"driveId": drive_id} if drive_id else {})}).json()
         assert changes["changes"] == []
+
+
+def test_the_directory_lists_a_groups_members_page_by_page_as_google_does(sb: Sandbox, api: httpx.Client) -> None:
+    headers = {"Authorization": f"Bearer {token_for(sb, (DIRECTORY,))}"}
+    with httpx.Client(base_url=sb.ctx.http_url + "/admin/directory/v1/groups", headers=headers) as directory:
+        first = directory.get("/eng@example.com/members", params={"maxResults": 1})
+        assert first.status_code == 200 and first.json()["kind"] == "admin#directory#members"
+        [bob] = first.json()["members"]
+        assert {k: bob[k] for k in ("kind", "email", "type", "status", "role")} == {
+            "kind": "admin#directory#member",
+            "email": "bob@example.com",
+            "type": "USER",
+            "status": "ACTIVE",
+            "role": "MEMBER",
+        }
+        token = first.json()["nextPageToken"]
+        fields = "nextPageToken,members(email,type)"
+        second = directory.get("/eng@example.com/members", params={"pageToken": token, "fields": fields}).json()
+        assert second == {"members": [{"email": "platform@example.com", "type": "GROUP"}]}  # the last page
+        nested = directory.get("/platform%40example.com/members").json()["members"]
+        assert [(m["email"], m["type"]) for m in nested] == [("carol@example.com", "USER")]
+
+        def error(path: str, **params: Any) -> tuple[int, str, str]:
+            r = directory.get(path, params=params)
+            body = r.json()["error"]
+            return r.status_code, body["errors"][0]["reason"], body["message"]
+
+        assert error("/nobody@example.com/members") == (404, "notFound", "Resource Not Found: groupKey")
+        not_authorized = (403, "forbidden", "Not Authorized to access this resource/api")
+        assert error("/eng@other.org/members") == not_authorized  # another organisation's group
+        assert error("/eng@example.com/members", maxResults=201)[:2] == (400, "invalid")
+        assert error("/eng@example.com/members", pageToken="bogus")[:2] == (400, "invalid")
+    # each API checks the token's scopes: Drive's token reads no directory, the directory's no Drive
+    refused = (403, "insufficientPermissions")
+    r = httpx.get(sb.ctx.http_url + "/admin/directory/v1/groups/eng@example.com/members", headers=api.headers)
+    assert (r.status_code, r.json()["error"]["errors"][0]["reason"]) == refused
+    r = httpx.get(sb.ctx.http_url + "/drive/v3/files", headers=headers)
+    assert (r.status_code, r.json()["error"]["errors"][0]["reason"]) == refused
+    assert r.json()["error"]["message"] == "Request had insufficient authentication scopes."
