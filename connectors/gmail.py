@@ -377,7 +377,7 @@ class _MailboxSync:
 
     # --- the pass -------------------------------------------------------------------------------
     def run(self) -> Iterator[Item | _Save]:
-        yield from warn(self.c.name, self.unknown_labels())
+        yield from warn(self.c, self.unknown_labels())
         yield from self.box.retries.replay(lambda mid: self._fetch([mid]))
         if self.box.history is not None and self.box.listing is None:
             try:

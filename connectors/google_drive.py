@@ -220,17 +220,17 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             if crawled:
                 yield from self._crawl(st, since)
             else:
-                yield from warn(self.name, self._folder_scope(st))
+                yield from warn(self, self._folder_scope(st))
             yield from self._follow_changes(st, replay=not crawled)  # a crawl has just read every file
 
     def _crawl(self, st: _State, since: datetime | None = None) -> Iterator[Item]:
         if st.folders is None:
             self._load_tree(st, follow=True)
-            unmatched = warn(self.name, self._folder_scope(st))  # before the tree is saved: nothing to resume
+            unmatched = warn(self, self._folder_scope(st))  # before the tree is saved: nothing to resume
             st.members = {d: key for d in st.drives if (key := self._members_key(d)) is not None}
             yield st.checkpoint()
         else:
-            unmatched = warn(self.name, self._folder_scope(st))
+            unmatched = warn(self, self._folder_scope(st))
         yield from unmatched
         q = f"mimeType != '{FOLDER}' and trashed = false"
         if since is not None:

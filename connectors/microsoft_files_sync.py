@@ -189,7 +189,7 @@ class FilesRun:
             ds.group, ds.group_name = drive["group"]
         yield from self.run_drives([d["id"] for d in targets])
         if not problems:
-            yield from warn(self.c.name, self.include_scope([d["id"] for d in targets]))
+            yield from warn(self.c, self.include_scope([d["id"] for d in targets]))
 
     def include_scope(self, drive_ids: list[str]) -> list[Skipped]:
         """The connector's `include_scope` over every file these drives' checkpoint entries know (in

@@ -423,7 +423,7 @@ class _MailboxSync:
             log.warning("source %s: mailbox %s skipped: %s", self.c.name, self.mailbox, exc)
             yield Skipped(id=self.c.doc_id(f"mailbox:{self.mailbox}"), reason=f"mailbox unavailable: {exc}")
             return
-        yield from warn(self.c.name, self.unmatched)
+        yield from warn(self.c, self.unmatched)
         wanted = self.folders or []
         self.wanted = {f.id for f in wanted}
         by_id = {f.id: f for f in wanted}

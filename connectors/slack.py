@@ -540,7 +540,7 @@ class _Crawl:
         try:
             self.start()
             yield from self._missing_skips()
-            yield from warn(self.conn.name, self.unmatched)
+            yield from warn(self.conn, self.unmatched)
             yield from self.state.retries.replay(self._read_again, given_up_now=False)  # the scan may delete them
             state = self.state
             if state.run is None:

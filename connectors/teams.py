@@ -346,7 +346,7 @@ class _Run:
 
     def run(self) -> Iterator[Item]:
         found = self.discover()
-        yield from warn(self.c.name, self.unmatched)
+        yield from warn(self.c, self.unmatched)
         yield from self._refused()
         wanted = {cid for cid, _, _ in found}
         kept = {cid for cid, ch in self.st.channels.items() if ch.team_id in self.refused}

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import difflib
 import logging
+import threading
+import weakref
 from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -94,9 +96,18 @@ def nothing_in_scope(source: str, skips: Sequence[Skipped]) -> NothingInScopeErr
     )
 
 
-def warn(source: str, skips: Iterable[Skipped]) -> list[Skipped]:
-    """Log each unmatched entry as a warning (a run's own, once per run); returns them to yield."""
+def warn(connector: Connector, skips: Iterable[Skipped]) -> list[Skipped]:
+    """Log each unmatched entry as a warning, once per connector (a run makes one: its recent pass
+    and its full pass meet the same entries); returns them all, to yield."""
     skips = list(skips)
-    for skip in skips:
-        log.warning("source %r: %s", source, skip.reason)
+    with _lock:  # mailboxes are read in worker threads
+        told = _warned.setdefault(connector, set())
+        new = [skip for skip in skips if skip.id not in told]
+        told.update(skip.id for skip in new)
+    for skip in new:
+        log.warning("source %r: %s", connector.name, skip.reason)
     return skips
+
+
+_lock = threading.Lock()
+_warned: weakref.WeakKeyDictionary[Connector, set[str]] = weakref.WeakKeyDictionary()  # ids logged, per connector

@@ -157,8 +157,14 @@ def test_channel_globs_and_since(sb: Sandbox) -> None:
     assert len(r.docs) < len(expected_ids(sb.ws)) / 5
 
 
-def test_a_channel_glob_that_matches_nothing_is_a_listed_skip_and_none_matching_refuses_the_run(sb: Sandbox) -> None:
-    r = run(make(sb, channels=["enrique", "#enrqiue"]))  # a typo beside a good name: a skip, the run goes on
+def test_a_channel_glob_that_matches_nothing_is_a_listed_skip_and_none_matching_refuses_the_run(
+    sb: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    conn = make(sb, channels=["enrique", "#enrqiue"])
+    with caplog.at_level(logging.WARNING):
+        r = run(conn)  # a typo beside a good name: a skip, the run goes on
+        run(conn, since=datetime(2016, 3, 29, tzinfo=timezone.utc))  # a run's second pass: skipped, not told again
+    assert [m for m in caplog.messages if "enrqiue" in m] == [f"source 'team-slack': {r.skipped[0].reason}"]
     (skip,) = r.skipped
     assert not skip.failed and skip.title == "channels = '#enrqiue'"
     assert skip.reason == (
