@@ -20,6 +20,9 @@ Each configured mailbox is read as its owner (the delegation's `subject`) and ke
   fetched again at the start of each later pass of its mailbox (`kit.retries.Retries`), since
   neither the history nor a listing resumed past it would report it again.
 - A mailbox taken out of the config has its documents deleted (its `known` ids).
+- A configured label a mailbox does not have is a skip by policy of each run, naming the closest
+  labels; when no mailbox whose labels can be read has any of them, the run (and `live_ids`) raises
+  `NothingInScopeError` before listing anything (`kit.scope`).
 - A mailbox the delegation does not cover is skipped with a named error (the run is partial) while
   the others go on; when it covers none of them, or the key itself is refused, the source refused its
   credentials (exit 3).
@@ -54,6 +57,7 @@ from .kit.google import GoogleApiError, load_credentials
 from .kit.paging import Pager
 from .kit.retries import Retries
 from .kit.retry import RetryPolicy
+from .kit.scope import nothing_in_scope, unmatched, warn
 from .mail import BODY_CAP, DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_MAX_BODY_BYTES, message_document, rfc822_message
 from .model import ACL, Deletion, Document, Item, Progress, Skipped
 
@@ -208,6 +212,7 @@ class GmailConnector(Connector[GmailConfig]):
         saved = {m: state.mailboxes.setdefault(m, _Box()).model_copy(deep=True) for m in self.config.mailboxes}
         refused: list[MailboxRefused] = []
         syncs = [_MailboxSync(self, m, state.mailboxes[m], state.since) for m in self.config.mailboxes]
+        _something_in_scope(self.name, syncs)
         listing = all(b.history is None for b in saved.values())  # a first listing, new or resumed
         total = _estimate(syncs) if listing else None
         if total:  # what is left: a resumed listing has read `seen` already
@@ -254,8 +259,10 @@ class GmailConnector(Connector[GmailConfig]):
 
     def live_ids(self) -> Iterator[str]:
         """Every message id the sync would index now (ids only: messages.list)."""
-        for mailbox in self.config.mailboxes:
-            sync = _MailboxSync(self, mailbox, _Box(), None)
+        syncs = [_MailboxSync(self, mailbox, _Box(), None) for mailbox in self.config.mailboxes]
+        _something_in_scope(self.name, syncs)  # labels matching nothing: a prune would delete everything
+        for sync in syncs:
+            mailbox = sync.mailbox
             for label in sync.label_ids():
                 pager = Pager(source=self.name, what=f"Gmail messages.list of {mailbox}")
                 while True:
@@ -267,6 +274,26 @@ class GmailConnector(Connector[GmailConfig]):
 
     def acl_for(self, mailbox: str) -> ACL:
         return ACL(users=[mailbox])
+
+
+def _something_in_scope(source: str, syncs: list["_MailboxSync"]) -> None:
+    """`NothingInScopeError` when no mailbox that can be read has any configured label (`kit.scope`):
+    the pass would list nothing and delete all it holds. A mailbox whose labels cannot be read (outside
+    the delegation) is left to its pass, which says why."""
+    if not syncs or not syncs[0].config.labels:
+        return
+    unknown: list[Skipped] = []
+    for sync in syncs:
+        try:
+            skips = sync.unknown_labels()
+        except InletError as exc:
+            log.debug("source %s: labels of %s not read: %s", source, sync.mailbox, exc)
+            continue
+        if len(skips) < len(set(sync.config.labels)):
+            return
+        unknown += skips
+    if unknown:
+        raise nothing_in_scope(source, unknown)
 
 
 def _estimate(syncs: list["_MailboxSync"]) -> int | None:
@@ -340,19 +367,12 @@ class _MailboxSync:
 
     def unknown_labels(self) -> list[Skipped]:
         """A skip by policy for each configured label the mailbox does not have (a typo lists
-        nothing): shown by `inlet status`, the run stays ok."""
+        nothing; `kit.scope`): shown by `inlet status`, the run stays ok."""
         names = self.label_names() if self.config.labels else {}
         known = set(names) | {name.lower() for name in names.values()}
-        return [
-            Skipped(
-                id=self.c.doc_id(f"mailbox:{self.mailbox}#label:{wanted}"),
-                title=f"label {wanted!r} of {self.mailbox}",
-                reason=f"mailbox {self.mailbox} has no label {wanted!r}: nothing is listed for it",
-                failed=False,
-            )
-            for wanted in self.config.labels
-            if wanted not in known and wanted.lower() not in known
-        ]
+        matched = {wanted for wanted in self.config.labels if wanted in known or wanted.lower() in known}
+        what = f"label of mailbox {self.mailbox}"
+        return unmatched(self.c, "labels", self.config.labels, matched, names.values(), what, f"mailbox:{self.mailbox}")
 
     def in_scope(self, labels: list[str]) -> bool:
         if HIDDEN & set(labels):
@@ -361,9 +381,7 @@ class _MailboxSync:
 
     # --- the pass -------------------------------------------------------------------------------
     def run(self) -> Iterator[Item | _Save]:
-        for skip in self.unknown_labels():
-            log.warning("source %s: %s", self.c.name, skip.reason)
-            yield skip
+        yield from warn(self.c, self.unknown_labels())
         yield from self.box.retries.replay(lambda mid: self._fetch([mid]))
         if self.box.history is not None and self.box.listing is None:
             try:

@@ -67,7 +67,9 @@ drive's name: 'Engineering/Design Docs', never 'My Drive/Engineering/...'. An it
 Drive has My Drive's root folder as its parent; no listing names that folder, and `files.get`
 answers it as "My Drive" without parents: met as a parent, it is kept in the folder map as `ROOT`,
 which ends a path and adds no name (a folder missing from the map ends it too, so `live_ids`, which
-fetches nothing, finds the same paths).
+fetches nothing, finds the same paths). A `folders` entry naming no folder id or path and no shared
+drive of the tree is a skip by policy of each run; when none names anything, the run (and
+`live_ids`) raises `NothingInScopeError` before a file is read (`kit.scope`).
 
 Progress: Drive's listing carries no count, so a crawl first counts the files it will go through
 (ids only, 1000 a page: about one request per thousand files, against at least one per file for the
@@ -113,6 +115,7 @@ from .kit import CheckpointModel, Pager, Retries, RetryPolicy, page_token
 from .kit.checkpoint import Migration
 from .kit.google import load_credentials
 from .kit.retry import stopping
+from .kit.scope import check_scope, warn
 from .model import ACL, AclUpdate, Deletion, Document, Item, Progress, Skipped
 
 log = logging.getLogger(__name__)
@@ -291,13 +294,19 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             crawled = st.phase == "crawl"
             if crawled:
                 yield from self._crawl(st, since)
+            else:
+                yield from warn(self, self._folder_scope(st))
             yield from self._follow_changes(st, replay=not crawled)  # a crawl has just read every file
 
     def _crawl(self, st: _State, since: datetime | None = None) -> Iterator[Item]:
         if st.folders is None:
             self._load_tree(st, follow=True)
+            unmatched = warn(self, self._folder_scope(st))  # before the tree is saved: nothing to resume
             st.members = {d: key for d in st.drives if (key := self._members_key(d)) is not None}
             yield st.checkpoint()
+        else:
+            unmatched = warn(self, self._folder_scope(st))
+        yield from unmatched
         q = f"mimeType != '{FOLDER}' and trashed = false"
         if since is not None:
             q += f" and modifiedTime > '{since.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%S')}'"
@@ -386,6 +395,18 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             incomplete = incomplete or listing.incomplete
         st.incomplete = incomplete
         return done
+
+    def _folder_scope(self, st: _State) -> list[Skipped]:
+        """A skip by policy for each `folders` entry that names no folder or shared drive of the tree
+        (`kit.scope`); `NothingInScopeError` when none does: the crawl would find nothing in scope."""
+        folders, drives = st.folders or {}, st.drives
+        if not self.config.folders:
+            return []
+        paths = {folder_path(fid, folders, drives)[0] for fid in folders} | set(drives.values())
+        paths.discard("")
+        known = paths | set(folders) | set(drives)  # what `in_scope` compares an entry with: paths and ids
+        matched = {e for e in self.config.folders if e.strip("/") in known}
+        return check_scope(self, "folders", self.config.folders, matched, paths, "folder or shared drive")
 
     def _listing(self, q: str, fields: str) -> CompleteListing:
         return CompleteListing(self.client, q, fields, self.config.shared_drives)
@@ -838,6 +859,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         `IncompleteListingError` when Drive calls a listing incomplete."""
         st = _State(start_token="")
         complete = self._load_tree(st)
+        self._folder_scope(st)  # a listing that matches no folder would prune everything
         listing = self._listing(f"mimeType != '{FOLDER}' and trashed = false", "id,name,mimeType,parents,size")
         out = []
         for f in listing:

@@ -28,8 +28,9 @@ from .base import Interval
 from .events import EventSource
 from .kit.graph_source import GraphConnector, GraphSourceConfig
 from .kit.graph import GraphClient
+from .kit.scope import check_scope
 from .microsoft_files_sync import FilesCheckpoint, FilesRun
-from .model import Item
+from .model import Item, Skipped
 
 log = logging.getLogger(__name__)
 
@@ -106,8 +107,10 @@ class MicrosoftFilesConnector(GraphConnector[MicrosoftFilesConfig]):
         targets, problems = run.discover()
         if problems:  # an unreadable drive proves nothing gone
             raise RetriableError(f"source {self.name!r}: {problems[0].reason}")
+        paths: set[str] = set()
         for drive in targets:
-            yield from run.listed_ids(drive["id"])
+            yield from run.listed_ids(drive["id"], paths)
+        self.include_scope(paths)  # no glob matching any file: a prune would delete everything
 
     def events(self) -> EventSource | None:
         """A Graph subscription on each drive's root (Graph posts `updated` for any change below it)."""
@@ -125,10 +128,20 @@ class MicrosoftFilesConnector(GraphConnector[MicrosoftFilesConfig]):
         refused = set(st.refused)
         return {drive: _root_of(drive) for drive, ds in st.drives.items() if ds.target not in refused}
 
-    def in_scope(self, path: str) -> bool:
+    def include_scope(self, paths: set[str]) -> list[Skipped]:
+        """A skip by policy for each `include` glob the config sets that matches none of the drives'
+        file `paths` (`kit.scope`; the closest names offered are paths and folders, as `Folder/**`),
+        `NothingInScopeError` when none matches. The default (every file) is not checked."""
+        globs = self.config.include if "include" in self.config.model_fields_set else []
+        matched = {glob for glob in globs if any(self.in_scope(path, [glob]) for path in paths)}
+        folders = {path.rsplit("/", 1)[0] + "/**" for path in paths if "/" in path}
+        return check_scope(self, "include", globs, matched, paths | folders, "file path")
+
+    def in_scope(self, path: str, globs: list[str] | None = None) -> bool:
+        """Whether `path` matches one of `globs` (default: the `include` globs)."""
         return any(
             fnmatch.fnmatchcase(path, p) or (p.startswith("**/") and fnmatch.fnmatchcase(path, p[3:]))
-            for p in self.config.include
+            for p in (self.config.include if globs is None else globs)
         )
 
 

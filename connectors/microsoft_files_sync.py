@@ -25,6 +25,10 @@ it is indexed), so that:
 - each drive keeps the Microsoft 365 group of its site (`owner.group`, refreshed by every full run),
   which resolves the site's Owners and Members groups; a site group that resolves to nobody is a
   skip by policy of the run, once per run (`FilesRun.unresolved`);
+- a configured `include` glob that matches no file the drives' entries know (in scope or not) is a
+  skip by policy of each full run once every drive's round is complete; none matching raises
+  `NothingInScopeError` at its end, before the engine's prune (`kit.scope`; the engine then forgets
+  a backfill's checkpoint, so the corrected globs' pass starts over);
 - a version-1 checkpoint (which kept no site group or claim) is migrated into a full re-listing of
   every drive, as after a 410, so every file's permissions are read again;
 - a file whose content or permissions could not be read (a failed `Skipped`: its indexed version is
@@ -56,6 +60,7 @@ from .kit.graph import GraphClient, GraphError, before
 from .kit.paging import Pager
 from .kit.retries import Retries
 from .kit.retry import retry_after
+from .kit.scope import warn
 from .microsoft_files_acl import Principals, Site, acl_key, grants_of
 from .model import Deletion, Document, Item, Skipped
 
@@ -184,6 +189,16 @@ class FilesRun:
             ds.target, ds.name, ds.site = drive["target"], str(drive.get("name") or ""), drive["site"]
             ds.group, ds.group_name = drive["group"]
         yield from self.run_drives([d["id"] for d in targets])
+        if not problems:
+            yield from warn(self.c, self.include_scope([d["id"] for d in targets]))
+
+    def include_scope(self, drive_ids: list[str]) -> list[Skipped]:
+        """The connector's `include_scope` over every file these drives' checkpoint entries know (in
+        scope or not); unchecked while a drive's round is unfinished (a file not listed yet may match)."""
+        if any(self.st.drives[d].link is None for d in drive_ids):
+            return []
+        drives = [self.st.drives[d] for d in drive_ids]
+        return self.c.include_scope({_path(ds, e["p"], e["n"])[0] for ds in drives for e in ds.files.values()})
 
     def run_drives(self, drive_ids: list[str]) -> Iterator[Item]:
         self.principals.load_many(
@@ -264,7 +279,9 @@ class FilesRun:
             )
             yield from _Page(self, drive_id, ds).recheck(stale)
 
-    def listed_ids(self, drive_id: str) -> Iterator[str]:
+    def listed_ids(self, drive_id: str, paths: set[str] | None = None) -> Iterator[str]:
+        """The ids of the drive's files in scope (one fresh delta listing); every file's path is
+        added to `paths` when given."""
         ds = DriveState()
         files = []
         for page in self.client.pages(*self._first(drive_id), DELTA_HEADERS):
@@ -274,6 +291,8 @@ class FilesRun:
                     files.append(item)
         for item in files:  # once every folder is known: a page may hold a file before its folder
             path, _ = _path(ds, item["parentReference"].get("id"), item["name"])
+            if paths is not None:
+                paths.add(path)
             if self.c.in_scope(path) and self._policy_skip(item, path) is None:
                 yield self.c.doc_id(item["id"])
 

@@ -8,7 +8,9 @@ rounds) and the ids of the messages the folder holds, so that:
 - an interrupted backfill resumes mid-folder, losing and repeating nothing;
 - a 410 `SyncStateNotFound` re-syncs that folder from scratch and deletes what did not come back;
 - a folder that vanishes (or becomes excluded) has its messages deleted, and so has a mailbox
-  the config no longer lists;
+  the config no longer lists; a configured `folders` entry that matches no folder of a mailbox is a
+  skip by policy of each run, and one that matches none in any mailbox read makes the run (and
+  `live_ids`) raise `NothingInScopeError` before any folder is dropped (`kit.scope`);
 - a folder whose path changed (renamed, or moved) is listed again whole, like a 410, so every
   message's document names its folder as it is now;
 - a mailbox whose readers changed (`acl_users`: checkpoint key `acl`) has its folders listed again
@@ -74,6 +76,7 @@ from .kit import CheckpointModel, Pager, RetryPolicy, next_link
 from .kit.graph_source import GraphConnector, GraphSourceConfig
 from .kit.graph import GraphClient, GraphError
 from .kit.retries import Retries
+from .kit.scope import nothing_in_scope, unmatched, warn
 from .model import ACL, Deletion, Document, Item, Progress, Skipped
 
 log = logging.getLogger(__name__)
@@ -255,6 +258,7 @@ class OutlookConnector(GraphConnector[OutlookConfig]):
         syncs = [_MailboxSync(self, client, mailbox, state, tally) for mailbox in self.config.mailboxes]
         for sync in syncs:
             sync.list_folders()
+        self._something_in_scope(syncs)
         if tally.total and not state.since:
             yield Progress(total=tally.total, done=0, unit="messages")
         else:
@@ -287,13 +291,23 @@ class OutlookConnector(GraphConnector[OutlookConfig]):
 
     def live_ids(self) -> Iterator[str]:
         """Every message id in the synced folders: one id-only delta round per folder, for prune."""
-        yield from self.with_client(
-            lambda client: (
-                doc_id
-                for mailbox in self.config.mailboxes
-                for doc_id in _MailboxSync(self, client, mailbox, _fresh_state(None)).live_ids()
-            )
-        )
+        yield from self.with_client(self._listed_ids)
+
+    def _listed_ids(self, client: GraphClient) -> Iterator[str]:
+        syncs = [_MailboxSync(self, client, mailbox, _fresh_state(None)) for mailbox in self.config.mailboxes]
+        for sync in syncs:
+            sync.folders = sync.readable_folders()
+        self._something_in_scope(syncs)
+        for sync in syncs:
+            yield from sync.live_ids()
+
+    def _something_in_scope(self, syncs: list["_MailboxSync"]) -> None:
+        """`NothingInScopeError` when the `folders` entries match no folder of any mailbox that could
+        be read (`kit.scope`): the run would read nothing and drop every folder it synced."""
+        readable = [s for s in syncs if isinstance(s.folders, list)]
+        entries = set(self.config.folders)
+        if readable and all(len(s.unmatched) == len(entries) for s in readable):
+            raise nothing_in_scope(self.name, [skip for s in readable for skip in s.unmatched])
 
     def synced_folders(self, client: GraphClient) -> list[tuple[str, str]]:
         """(mailbox, folder id) of every folder a sync reads (unavailable mailboxes left out)."""
@@ -379,6 +393,7 @@ class _MailboxSync:
         self.folders: list[_Folder] | GraphError | None = None  # None: not listed yet
         self.owner: str | None = self.box.get("owner")  # the address of a mailbox named by user id
         self.found: list[_Folder] = []  # folders new since the last full run, met by a scoped run
+        self.unmatched: list[Skipped] = []  # a skip by policy per `folders` entry that matches no folder here
 
     def list_folders(self) -> None:
         """The folders to sync, and the messages their whole rounds will read added to the tally."""
@@ -408,6 +423,7 @@ class _MailboxSync:
             log.warning("source %s: mailbox %s skipped: %s", self.c.name, self.mailbox, exc)
             yield Skipped(id=self.c.doc_id(f"mailbox:{self.mailbox}"), reason=f"mailbox unavailable: {exc}")
             return
+        yield from warn(self.c, self.unmatched)
         wanted = self.folders or []
         self.wanted = {f.id for f in wanted}
         by_id = {f.id: f for f in wanted}
@@ -443,12 +459,18 @@ class _MailboxSync:
         while self.found:
             yield from self._sync_folder(self.found.pop(0))
 
-    def live_ids(self) -> Iterator[str]:
+    def readable_folders(self) -> list[_Folder] | GraphError:
+        """`_synced_folders`, or the error of a mailbox that cannot be read (403, 404)."""
         try:
-            wanted = self._synced_folders()
+            return self._synced_folders()
         except GraphError as exc:
             if exc.status not in (403, 404):
                 raise
+            return exc
+
+    def live_ids(self) -> Iterator[str]:
+        wanted = self.folders if self.folders is not None else self.readable_folders()
+        if isinstance(wanted, GraphError):
             return  # an unavailable mailbox proves nothing gone: keep its documents
         for folder in wanted:
             url, params = self._first_request(folder)
@@ -462,6 +484,11 @@ class _MailboxSync:
         """The mailbox's folders the config includes (GraphError 403/404: mailbox unavailable)."""
         folders = self._folders()
         self._resolve_well_known()
+        entries = self.c.config.folders if "folders" in self.c.config.model_fields_set else []
+        matched = {p for p in entries if any(self._matches(f, [p]) for f in folders)}
+        names = [f.path for f in folders] + sorted(WELL_KNOWN)
+        what = f"folder of mailbox {self.mailbox}"
+        self.unmatched = unmatched(self.c, "folders", entries, matched, names, what, f"mailbox:{self.mailbox}")
         return [f for f in folders if self._included(f)]
 
     def _folders(self) -> list[_Folder]:

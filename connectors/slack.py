@@ -56,6 +56,10 @@ downloaded: the thread names them with their link (see slack_client for where th
 A thread with a file that could not be downloaded goes in without that file's text and is read
 again, whole, at the start of each later run (`kit.retries.Retries`, checkpoint key `retries`),
 until it is read, deleted or its channel dropped.
+
+A `channels` entry that matches no conversation listed is a skip by policy of each run, naming the
+closest channel names; when none matches, the run (and `live_ids`) raises `NothingInScopeError`
+before reading or deleting anything (`kit.scope`).
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ from .base import Connector, Interval, LivePrefix, SourceConfig, parse_duration
 from .events import EventSource
 from .extract import extract_text, kind_of
 from .kit import CheckpointModel, Pager, Retries, RetryPolicy, cursor
+from .kit.scope import check_scope, warn
 from .model import ACL, Checkpoint, Deletion, Item, Progress, Skipped
 from .slack_client import TIERS, MissingScope, SlackAPI, SlackError
 from .slack_events import INBOX, SlackSocketEvents, split_container
@@ -373,6 +378,8 @@ class _Crawl:
         self.emails_seen = False  # Slack has shown a person's email (the token has users:read.email)
         self.listing = False  # live_ids: every archived channel is vouched for, whatever the checkpoint
         self.frozen: set[str] = set()  # archived channels the bot was ejected from: kept as they are, not read
+        self.matched: set[str] = set()  # `channels` entries that matched a conversation read
+        self.unmatched: list[Skipped] = []  # a skip by policy per `channels` entry that matched none
 
     def lacking(self, kind: str) -> str:
         """Why a kind of conversation is not read: the scope Slack asked for and the setting."""
@@ -403,6 +410,15 @@ class _Crawl:
         self.team_url = auth.get("url") or "https://slack.com/"
         self._list_users()
         self.channels = self._list_channels()
+        if not self.missing:  # else an entry may name a kind the token may not list: that skip says so
+            self.unmatched = check_scope(
+                self.conn,
+                "channels",
+                self.cfg.channels,
+                self.matched,
+                self.directory.channels.values(),
+                "channel the bot is a member of",
+            )
         self.state.names = dict(sorted(self.directory.channels.items()))  # for scoped runs' mentions
         self.state.team_url = self.team_url
 
@@ -511,16 +527,25 @@ class _Crawl:
             )
 
     def _wanted(self, chan: ChannelInfo) -> bool:
-        globs = [g.lstrip("#").lower() for g in self.cfg.channels]
-        return not globs or any(
-            fnmatch.fnmatchcase(chan.name.lower(), g) or fnmatch.fnmatchcase(chan.id.lower(), g) for g in globs
-        )
+        """Whether a `channels` entry selects `chan` (all do when none is set); the entries that do
+        are noted in `matched`."""
+        if not self.cfg.channels:
+            return True
+        name, cid = chan.name.lower(), chan.id.lower()
+        hits = [
+            entry
+            for entry in self.cfg.channels
+            if fnmatch.fnmatchcase(name, glob := entry.lstrip("#").lower()) or fnmatch.fnmatchcase(cid, glob)
+        ]
+        self.matched.update(hits)
+        return bool(hits)
 
     # --- the run ------------------------------------------------------------------------------------
     def run(self) -> Iterator[Item]:
         try:
             self.start()
             yield from self._missing_skips()
+            yield from warn(self.conn, self.unmatched)
             yield from self.state.retries.replay(self._read_again, given_up_now=False)  # the scan may delete them
             state = self.state
             if state.run is None:

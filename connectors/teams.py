@@ -8,6 +8,9 @@ no longer listed has its threads deleted; one whose members cannot be read is a 
 keeps its threads, and the other channels go on. A team whose channel list Graph refuses (403,
 404: a team being deleted, or not provisioned yet) is a failed skip too: its channels the
 checkpoint knows are kept as they are (folder skips, no subscription), and the other teams go on.
+A configured `teams` or `channels` glob that matches nothing listed is a skip by policy of each
+run; when none of a key's globs matches, the run (and `live_ids`) raises `NothingInScopeError`
+before a channel is dropped (`kit.scope`).
 
 Each channel is followed with its own `messages/delta` round, checkpointed after every page. Graph
 documents a round as listing the root messages created, edited or deleted "without the replies",
@@ -75,6 +78,7 @@ from .kit.graph_source import GraphConnector, GraphSourceConfig
 from .kit.graph import GraphClient, GraphError, before, graph_time
 from .kit.paging import Pager
 from .kit.retries import Retries
+from .kit.scope import check_scope, warn
 from .microsoft_files_acl import acl_key
 from .model import ACL, Deletion, Document, Item, Skipped
 from inlet.errors import RetriableError
@@ -278,18 +282,18 @@ class _Run:
         self.c, self.client, self.st = conn, client, st
         self.refused: dict[str, tuple[str, GraphError]] = {}  # team id -> (name, why its channels are not listed)
         self.read: set[tuple[str, str]] = set()  # (channel, root) of the threads this run read
+        self.unmatched: list[Skipped] = []  # a skip by policy per `teams` / `channels` glob that matched nothing
 
     def discover(self) -> list[tuple[str, ChannelState, ACL | GraphError]]:
         """(channel id, its state, its ACL) of every channel the config selects; in place of the
         ACL, the error of a member list Graph refused (403, 404). A team whose channel list Graph
         refuses (403, 404: a team being deleted or not provisioned yet) is left in `refused`."""
         cfg = self.c.config
-        teams = [
-            t
-            for page in self.client.pages("/teams", {"$select": "id,displayName"})
-            for t in page.get("value", [])
-            if _matches(str(t.get("displayName", "")), cfg.teams)
+        every = [
+            t for page in self.client.pages("/teams", {"$select": "id,displayName"}) for t in page.get("value", [])
         ]
+        teams = [t for t in every if _matches(str(t.get("displayName", "")), cfg.teams)]
+        self.unmatched = self._scope("teams", [str(t.get("displayName", "")) for t in every], "team")
         answers = batch_get(
             self.client,
             self.c.policy,
@@ -316,6 +320,13 @@ class _Run:
                             ),
                         )
                     )
+        if not self.refused:  # a team whose channels are unknown may hold what an entry names
+            names = [
+                str(ch.get("displayName", ""))
+                for team in teams
+                for ch in answers[f"/teams/{team['id']}/channels"].get("value", [])  # type: ignore[union-attr]
+            ]
+            self.unmatched += self._scope("channels", names, "channel of the teams read")
         own = [f"{_members_path(cid, st)}?$top=999" for cid, st in found if st.kind != "standard"]
         answers.update(batch_get(self.client, self.c.policy, own))
         out: list[tuple[str, ChannelState, ACL | GraphError]] = []
@@ -326,8 +337,16 @@ class _Run:
             out.append((cid, st, answer if isinstance(answer, GraphError) else ACL(users=_emails(answer))))
         return out
 
+    def _scope(self, key: str, names: list[str], what: str) -> list[Skipped]:
+        """The skips of the `key` globs the config sets that match none of `names` (`kit.scope`);
+        `NothingInScopeError` when none matches. The default (every team, every channel) is not checked."""
+        globs: list[str] = getattr(self.c.config, key) if key in self.c.config.model_fields_set else []
+        matched = {g for g in globs if any(_matches(name, [g]) for name in names)}
+        return check_scope(self.c, key, globs, matched, names, what)
+
     def run(self) -> Iterator[Item]:
         found = self.discover()
+        yield from warn(self.c, self.unmatched)
         yield from self._refused()
         wanted = {cid for cid, _, _ in found}
         kept = {cid for cid, ch in self.st.channels.items() if ch.team_id in self.refused}

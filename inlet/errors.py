@@ -62,6 +62,14 @@ class NotTextError(ItemError):
     failed = False
 
 
+class NothingInScopeError(ConfigError):
+    """Every entry of a config key that chooses what a source reads (`channels`, `folders`, `teams`,
+    `include`) matched nothing at the service: the run would read nothing, and a full pass would
+    delete all the source holds, so it stops first; names the source, the key, each entry and the
+    closest existing names. The engine forgets a full pass's checkpoint after it, so the corrected
+    key's pass starts over."""
+
+
 class IncompleteListingError(InletError):
     """A source could not list all it holds (a folder it may not read): nothing it holds may be
     taken for deleted until it can; names what could not be listed and why."""

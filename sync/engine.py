@@ -34,7 +34,14 @@ A source's state records the digest of the config keys that choose what it reads
 keys changed since then is a full pass like a backfill's (new generation, no checkpoint, the prune
 at its end), recorded as a backfill: an incremental read cannot see that a channel left the scope,
 or that a folder joined it. A scoped event run never starts one (the next sync does); a state with
-no digest yet (a new source, an index made before digests) records the current one.
+no digest yet (a new source, an index made before digests) records the current one, and so does a
+full pass that starts from scratch.
+
+A run that fails with `NothingInScopeError` (every entry of a scope key matched nothing at the
+service: a typo) has deleted nothing: the prune comes only at a full pass's end. During a full pass
+it also forgets the pass's checkpoint, since what the pass read it read through a scope that
+matched nothing: the run after the key is corrected starts the pass over, rather than resuming past
+what the corrected scope holds and pruning it.
 """
 
 from __future__ import annotations
@@ -61,6 +68,7 @@ from inlet.errors import (
     IndexUnavailable,
     InletError,
     LeaseLostError,
+    NothingInScopeError,
     RetriableError,
 )
 from inlet.index.disk import storage_error
@@ -387,8 +395,11 @@ class Engine:
             kind = "backfill"  # a first sync of a new source, or a changed scope's, is a backfill: record it as one
         elif source.phase == "backfill":
             kind = "backfill"  # an interrupted backfill resumes, whatever was asked
-        # a key with no digest yet (an index made before digests, a key a newer inlet added): as configured now
-        source.scope = {key: (source.scope or {}).get(key, digest) for key, digest in reads.items()}
+        # a key with no digest yet (an index made before digests, a key a newer inlet added): as configured now;
+        # so are all of them for a full pass about to start from scratch (after one that matched nothing)
+        scratch = source.phase == "backfill" and source.checkpoint is None and source.since is None
+        kept = {} if scratch else (source.scope or {})
+        source.scope = {key: kept.get(key, digest) for key, digest in reads.items()}
         if kind != "sync" or source.checkpoint is None:
             scope = None
         elif scope is not None:
@@ -415,6 +426,9 @@ class Engine:
         except InletError as exc:
             if stop.is_set() and isinstance(exc, RetriableError):  # a call gave up waiting: the run stops
                 return self._finish(run, started, "interrupted", INTERRUPTED)
+            if isinstance(exc, NothingInScopeError) and source.phase == "backfill" and source.checkpoint is not None:
+                source.checkpoint = None  # what the pass read, it read through a scope that matched nothing
+                self.state.save_source(source)
             log.error("source %r failed: %s", name, exc)
             return self._finish(run, started, "failed", str(exc), retry_after=_retry_after(exc))
         except Exception as exc:  # a connector bug must not take the daemon down

@@ -14,11 +14,14 @@
 - `graph_batch`: `batch_get`, GETs in `$batch` requests of 20, each answer retried by the policy.
 - `graph_webhooks`: `GraphWebhooks`, Graph subscriptions and their notifications (Outlook, files, Teams).
 - `google`: `load_credentials` and `GoogleService` (request execution, `GoogleApiError`).
+- `scope`: configured channels, folders, labels or globs that match nothing at the service: a listed
+  skip each, and `NothingInScopeError` when none matches (a typo must not empty a source).
 
 The service modules (`graph`, `graph_batch`, `graph_webhooks`, `google`, `slack`) import their
 SDKs; import them by module (`from inlet.connectors.kit.graph import GraphClient`), so a connector
 loads only its own SDK.
-Everything else is re-exported here.
+Import `scope` by module too (`from inlet.connectors.kit.scope import check_scope`); everything else is
+re-exported here.
 """
 
 from .checkpoint import CheckpointModel

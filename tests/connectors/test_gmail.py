@@ -16,7 +16,7 @@ import pytest
 
 from inlet.connectors.gmail import GmailConfig, GmailConnector
 from inlet.connectors.model import Checkpoint, Deletion, Document, Item, Progress, Skipped
-from inlet.errors import CredentialsError
+from inlet.errors import CredentialsError, NothingInScopeError
 from inlet.sandbox import gmail
 from inlet.sandbox import gmail_state as gs
 from inlet.sandbox.server import Sandbox
@@ -224,8 +224,12 @@ def test_labels_and_query_limit_the_backfill(sb: Sandbox) -> None:
     assert docs(items) and all("badge" in d.title.lower() for d in docs(items).values())
     items, _ = run(connector(sb, labels=["sent", "Snet"]).load(None))  # a typo: shown, not silent
     (skip,) = [i for i in items if isinstance(i, Skipped)]
-    assert not skip.failed and "has no label 'Snet'" in skip.reason
+    assert not skip.failed and "key 'labels': no label of mailbox" in skip.reason
+    assert "matches 'Snet' (closest: 'SENT')" in skip.reason
     assert set(docs(items)) == in_scope(sb, BADEER, "SENT")
+    for read in (lambda c: run(c.load(None)), lambda c: set(c.live_ids())):  # none known: nothing read, or pruned
+        with pytest.raises(NothingInScopeError, match="key 'labels': no label of mailbox .* matches 'Snet'"):
+            read(connector(sb, labels=["Snet"]))
 
 
 def test_refused_credentials_exit_3_naming_the_source(sb: Sandbox, tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from inlet.connectors.events import Hint, WebhookRequest
 from inlet.connectors.google_drive import GoogleDriveConfig, GoogleDriveConnector
 from inlet.connectors.google_drive_client import DriveApiError
 from inlet.connectors.model import ACL, AclUpdate, Checkpoint, Deletion, Document, Item, Progress, Skipped
-from inlet.errors import ConfigError, CredentialsError, RetriableError
+from inlet.errors import ConfigError, CredentialsError, NothingInScopeError, RetriableError
 from inlet.index.search import SearchRequest, search
 from inlet.index.store import Index
 from inlet.sandbox import drive
@@ -423,6 +423,20 @@ def test_folder_filter_and_shared_drive_switch(sb: Sandbox) -> None:
     assert live == {
         doc_id(sb, n) for n in ("Incident postmortem 2024-03.pdf", "Security policy.docx", "README.md", "faq.html")
     }
+
+
+def test_a_folder_naming_nothing_is_a_listed_skip_of_every_run_and_none_refuses_the_run(sb: Sandbox) -> None:
+    c = connector(sb, folders=["Operations", "Engneering"], shared_drives=False)
+    for checkpoint in (None, run(c.load(None))[1]):  # the crawl, then the changes feed
+        items, _ = run(c.load(checkpoint))
+        (skip,) = [i for i in items if isinstance(i, Skipped)]
+        assert not skip.failed and skip.reason.startswith(
+            "key 'folders': no folder or shared drive matches 'Engneering' (closest: 'Engineering'"
+        )
+    assert "Security policy.docx" in docs(run(c.load(None))[0])
+    for read in (lambda c: run(c.load(None)), lambda c: c.live_ids()):
+        with pytest.raises(NothingInScopeError, match="'Engneering'"):
+            read(connector(sb, folders=["Engneering"]))
 
 
 def test_a_folder_path_filter_on_my_drive_survives_its_root_folder(sb: Sandbox) -> None:

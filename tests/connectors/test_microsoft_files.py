@@ -15,7 +15,7 @@ from inlet.connectors.kit.retry import RetryPolicy
 from inlet.connectors.kit.transport import ssl_context
 from inlet.connectors.microsoft_files import MicrosoftFilesConfig, MicrosoftFilesConnector
 from inlet.connectors.model import Checkpoint, Deletion, Document, Skipped
-from inlet.errors import CredentialsError
+from inlet.errors import CredentialsError, NothingInScopeError
 from inlet.sandbox import graph_files
 from inlet.sandbox.graph_files_seed import perm
 from inlet.sandbox.graph_files_state import FilesState, Item
@@ -202,10 +202,24 @@ def test_edits_deletions_and_moves_out_of_scope(sb: Sandbox) -> None:
     assert set(docs(items)) == {"Runbooks/oncall.md", "Runbooks/backup.md"} and not deleted(items)
 
 
+def test_an_include_glob_matching_no_file_is_a_skip_and_none_matching_refuses_the_run(shared: Sandbox) -> None:
+    conn = connector(shared, include=["Design/**", "Desing/**"])
+    items, cp = run(conn)
+    skip = "key 'include': no file path matches 'Desing/**' (closest: 'Design/**'"
+    (found,) = [s for s in items if isinstance(s, Skipped) and not s.failed]
+    assert found.title == "include = 'Desing/**'" and found.reason.startswith(skip)
+    assert docs(items) and all(path.startswith("Design/") for path in docs(items))
+    again, _ = run(conn, cp)  # a sync with nothing new says so too
+    assert [s.reason for s in again if isinstance(s, Skipped)] == [found.reason]
+    for read in (run, lambda c: list(c.live_ids())):  # nothing indexed, nothing pruned
+        with pytest.raises(NothingInScopeError, match="'Desing/\\*\\*' \\(closest: 'Design/\\*\\*'"):
+            read(connector(shared, include=["Desing/**"]))
+
+
 def test_a_file_listed_before_its_new_folder_gets_its_path_when_the_folder_comes(sb: Sandbox) -> None:
     # Delta gives each item's latest state in no parent-first order: a folder renamed after a file
     # was put in it comes after the file, here on a later page.
-    conn = connector(sb, include=["Specs/**"], page_size=1)
+    conn = connector(sb, include=["Specs/**", "Design/**"], page_size=1)  # alone, Specs/** would match nothing yet
     _, cp = run(conn)
     st = state(sb)
     with sb.ws.lock:

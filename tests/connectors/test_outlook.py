@@ -14,7 +14,7 @@ import pytest
 from inlet.connectors.kit.graph import GraphClient
 from inlet.connectors.model import Checkpoint, Deletion, Document, Progress, Skipped
 from inlet.connectors.outlook import OutlookConfig, OutlookConnector
-from inlet.errors import CredentialsError, RetriableError
+from inlet.errors import CredentialsError, NothingInScopeError, RetriableError
 from inlet.sandbox import graph
 from inlet.sandbox.server import Sandbox
 
@@ -327,6 +327,21 @@ def test_folder_selection_and_vanished_folder(fresh: Sandbox) -> None:
     )
     items, _ = run(conn, state)
     assert deletions(items) == capx_ids
+
+
+def test_a_folder_naming_nothing_is_a_skip_per_mailbox_and_none_matching_refuses_the_run(fresh: Sandbox) -> None:
+    conn = small(fresh, folders=["Inbox", "Capxx"], exclude_folders=[])
+    items, state = run(conn)
+    skip = "key 'folders': no folder of mailbox robert.badeer@enron.com matches 'Capxx' (closest: 'Capx')"
+    assert [(s.title, s.reason, s.failed) for s in items if isinstance(s, Skipped)] == [
+        ("folders = 'Capxx' of mailbox robert.badeer@enron.com", skip + "; nothing is read for it", False)
+    ]
+    assert {d.metadata["folder"] for d in docs(items).values()} == {"Inbox"}
+    again, _ = run(conn, state)  # every run says so
+    assert [s.reason for s in again if isinstance(s, Skipped)] == [skip + "; nothing is read for it"]
+    for read in (lambda c: run(c, state), lambda c: list(c.live_ids())):  # no folder dropped, nothing pruned
+        with pytest.raises(NothingInScopeError, match="'Inboxx' \\(closest: 'Inbox'"):
+            read(small(fresh, folders=["Inboxx"]))
 
 
 def test_shared_mailbox_acl_users(fresh: Sandbox) -> None:

@@ -20,7 +20,7 @@ from inlet.connectors.slack_events import INBOX
 from inlet.connectors.slack import SlackConfig, SlackConnector, SlackExportConnector
 from inlet.connectors.slack_client import pacing
 from inlet.connectors.slack_render import NOISE, Directory, Person, permalink, render
-from inlet.errors import CredentialsError, IncompleteListingError, RetriableError
+from inlet.errors import CredentialsError, IncompleteListingError, NothingInScopeError, RetriableError
 from inlet.sandbox import slack
 from inlet.sandbox.server import Sandbox
 from inlet.sandbox.workspace import DATA_DIR, Workspace
@@ -169,6 +169,26 @@ def test_channel_globs_and_since(sb: Sandbox) -> None:
     r = run(make(sb), since=since)
     assert r.docs and all(d.created_at >= since for d in r.docs.values())
     assert len(r.docs) < len(expected_ids(sb.ws)) / 5
+
+
+def test_a_channel_glob_that_matches_nothing_is_a_listed_skip_and_none_matching_refuses_the_run(
+    sb: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    conn = make(sb, channels=["enrique", "#enrqiue"])
+    with caplog.at_level(logging.WARNING):
+        r = run(conn)  # a typo beside a good name: a skip, the run goes on
+        run(conn, since=datetime(2016, 3, 29, tzinfo=timezone.utc))  # a run's second pass: skipped, not told again
+    assert [m for m in caplog.messages if "enrqiue" in m] == [f"source 'team-slack': {r.skipped[0].reason}"]
+    (skip,) = r.skipped
+    assert not skip.failed and skip.title == "channels = '#enrqiue'"
+    assert skip.reason == (
+        "key 'channels': no channel the bot is a member of matches '#enrqiue' (closest: 'enrique'); "
+        "nothing is read for it"
+    )
+    assert r.docs and {d.metadata["channel"] for d in r.docs.values()} == {"enrique"}
+    for read in (lambda c: run(c), lambda c: set(c.live_ids())):  # the typo alone: nothing read, nothing pruned
+        with pytest.raises(NothingInScopeError, match="'enrqiue' \\(closest: 'enrique'\\)"):
+            read(make(sb, channels=["enrqiue"]))
 
 
 def test_oversized_and_unreadable_files_are_skipped_not_fatal(sb: Sandbox) -> None:

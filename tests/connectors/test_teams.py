@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from inlet.connectors.kit.retry import RetryPolicy
-from inlet.errors import RetriableError
+from inlet.errors import NothingInScopeError, RetriableError
 from inlet.connectors.model import Checkpoint, Deletion, Document, Skipped
 from inlet.connectors.teams import TeamsConfig, TeamsConnector, _thread_of
 from inlet.sandbox import graph_teams
@@ -124,6 +124,28 @@ def test_globs_select_teams_and_channels(shared: Sandbox) -> None:
         ("Engineering", "General"),
         ("Engineering", "incident-db"),
     }
+
+
+def test_globs_matching_nothing_are_listed_skips_and_none_matching_refuses_the_run(shared: Sandbox) -> None:
+    items, _ = run(connector(shared, teams=["eng*", "Engneering"], channels=["incident-*", "Generl"]))
+    assert [(s.title, s.reason, s.failed) for s in items if isinstance(s, Skipped)] == [
+        (
+            "teams = 'Engneering'",
+            "key 'teams': no team matches 'Engneering' (closest: 'Engineering'); nothing is read for it",
+            False,
+        ),
+        (
+            "channels = 'Generl'",
+            "key 'channels': no channel of the teams read matches 'Generl' (closest: 'General'); "
+            "nothing is read for it",
+            False,
+        ),
+    ]
+    assert {d.metadata["channel"] for d in docs(items).values()} == {"incident-db"}
+    for keys in ({"teams": ["Engneering"]}, {"channels": ["Generl"]}):  # nothing read, nothing pruned
+        for read in (run, lambda c: list(c.live_ids())):
+            with pytest.raises(NothingInScopeError, match="closest: 'Engineering'|closest: 'General'"):
+                read(connector(shared, **keys))
 
 
 def test_edited_and_deleted_replies_rerender_and_a_deleted_root_deletes(sb: Sandbox) -> None:

@@ -35,6 +35,8 @@ FAST: dict[str, dict[str, Any]] = {  # no waiting between calls or tries
     "sandbox-gmail": {"mailboxes": [BADEER], "backoff_seconds": 0.01},
     "sandbox-drive": {"backoff_seconds": 0.01, "max_requests_per_second": 0, "retries": 1},
     "sandbox-files": {},
+    "sandbox-teams": {},
+    "sandbox-mail": {"mailboxes": [BADEER]},
 }
 # (source, key, its value for the backfill, its value for the sync that follows)
 CHANGES = [
@@ -123,6 +125,47 @@ def test_a_changed_scope_is_applied_by_the_next_sync(
 
     again = scoped.run(**{key: after})  # the new scope is recorded: the next sync is incremental again
     assert scoped.last_kind() == "sync" and again.upserted == again.deleted == 0
+
+
+# (source, key, its value for the backfill, the same misspelt, a name the error offers for it)
+TYPOS = [
+    ("sandbox-slack", "channels", ["private-ops"], ["privte-ops"], "'private-ops'"),
+    ("sandbox-drive", "folders", ["Engineering"], ["Engneering"], "'Engineering'"),
+    ("sandbox-files", "include", ["Design/**"], ["Desing/**"], "'Design/**'"),
+    ("sandbox-teams", "teams", ["Engineering"], ["Engneering"], "'Engineering'"),
+    ("sandbox-mail", "folders", ["Inbox"], ["Inboxx"], "'Inbox'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("scoped", "key", "good", "typo", "offered"), TYPOS, indirect=["scoped"], ids=[t[0] for t in TYPOS]
+)
+def test_a_scope_that_matches_nothing_fails_the_sync_and_deletes_nothing(
+    scoped: Scoped, key: str, good: list[str], typo: list[str], offered: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A misspelt value of a key that chooses what a source reads emptied the source (`ok — 0
+    upserted, 154 deleted`): the sync now fails naming the key, the value and the closest name,
+    keeps every document, and the corrected key's sync finds them all in place. No recent pass
+    (whose checkpoints are never saved): the failed full pass's own checkpoints must not let the
+    corrected run resume past what it holds."""
+    good_keys, typo_keys = {key: good, "recent_first": "0"}, {key: typo, "recent_first": "0"}
+    scoped.run("backfill", **good_keys)
+    held = scoped.stored()
+    assert held
+
+    result = Engine(scoped.settings(**typo_keys), scoped.index, scoped.state, env=scoped.env).run(scoped.source)
+    assert result.outcome == "failed" and result.deleted == 0, result
+    assert f"key {key!r}" in (result.error or "") and repr(typo[0]) in (result.error or "")
+    assert offered in (result.error or "")
+    assert scoped.stored() == held
+
+    fixed = scoped.run(**good_keys)  # one pass over the source as configured: nothing was lost
+    assert fixed.deleted == 0 and scoped.stored() == held
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="inlet.sync.engine"):
+        again = scoped.run(**good_keys)  # the scope recorded is the corrected one: no second full pass
+    assert scoped.last_kind() == "sync" and again.upserted == again.deleted == 0
+    assert not [r for r in caplog.records if "changed what it reads" in r.getMessage()]
 
 
 @pytest.mark.parametrize("scoped", ["sandbox-slack"], indirect=True)
