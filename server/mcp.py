@@ -441,7 +441,10 @@ def run_stdio(
             tools: InletTools = ForwardedTools(holder, half_life, lambda ctx: caller, audit)
             anyio.run(_serve_stdio, tools.server())
             return
-        with Index(settings.index, role="mcp") as index, (holding or _nothing)(index):
+        with (
+            Index(settings.index, role="mcp", configured=settings.source_names()) as index,
+            (holding or _nothing)(index),
+        ):
             retrieval = Retrieval(index)
             retrieval.warm()
             log.info("MCP on stdio as %s", caller.user)
