@@ -237,15 +237,7 @@ def forget(source: str, config_path: str | None, as_json: bool, verbose: int) ->
 
         settings = _settings(config_path)
         refuse_configured(settings, source)
-        holder = _holder(settings)
-        if holder is not None:
-            report = holder.call("forget", {"source": source})
-        else:
-            from inlet.compose import forget as forget_here
-            from inlet.index.disk import writes_to
-
-            with writes_to(settings.index.path):
-                report = forget_here(settings, source).as_json()
+        report = _held_or_here(settings, "forget", {"source": source}, lambda: _forget_here(settings, source))
     except InletError as exc:
         _fail(exc)
     _emit(
@@ -327,6 +319,29 @@ def _indexed(index: Any, sources: tuple[str, ...]) -> int:
     """Documents in the index (of `sources` when given)."""
     counts = index.catalog.counts()
     return sum(docs for name, (docs, _chunks) in counts.items() if not sources or name in sources)
+
+
+def _held_or_here(settings: Any, op: str, args: dict[str, Any], here: Callable[[], dict[str, Any]]) -> Any:
+    """The result of local command `op` from the process holding the index when one answers, else
+    of `here()`, which opens the index in this process."""
+    holder = _holder(settings)
+    return holder.call(op, args) if holder is not None else here()
+
+
+def _forget_here(settings: Any, source: str) -> dict[str, Any]:
+    from inlet.compose import forget
+    from inlet.index.disk import writes_to
+
+    with writes_to(settings.index.path):
+        return forget(settings, source).as_json()
+
+
+def _backup_here(settings: Any, target: Path) -> dict[str, Any]:
+    from inlet.index.backup import backup_index
+    from inlet.index.store import Index
+
+    with Index(settings.index) as index:
+        return backup_index(index, target).as_json()
 
 
 def _holder(settings: Any) -> Any:
@@ -465,19 +480,12 @@ def backup(dest: str, config_path: str | None, as_json: bool, verbose: int) -> N
     pauses its writes between two batches for the copy)."""
     _setup_logging(verbose)
     try:
-        from inlet.index.backup import backup_index, folder_index
+        from inlet.index.backup import folder_index
 
         settings = _settings(config_path)
         folder_index(settings.index, "backup")  # before a database or Chroma server is reached
         target = Path(dest).absolute()
-        holder = _holder(settings)
-        if holder is not None:
-            report = holder.call("backup", {"dest": str(target)})
-        else:
-            from inlet.index.store import Index
-
-            with Index(settings.index) as index:
-                report = backup_index(index, target).as_json()
+        report = _held_or_here(settings, "backup", {"dest": str(target)}, lambda: _backup_here(settings, target))
     except InletError as exc:
         _fail(exc)
     _emit(
