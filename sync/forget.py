@@ -76,7 +76,7 @@ def forget_source(settings: Settings, index: Index, state: StateStore, leases: L
     with leases.hold(name) as fence:
         deleted = index.forget(name, fence)
         had_state = state.forget(name)
-    log.warning(
+    log.info(  # the command prints it too; a daemon or server answering it logs it at its level
         "forgot source %r (not in %s): %d documents and %d chunks deleted with their vectors%s",
         name,
         where,
