@@ -6,8 +6,9 @@ with no embedding; an unchanged document is only marked as seen. (`forget` delet
 through it.)
 
 An index opened with the configured source names (`configured`) never serves documents of other
-sources (`unserved`: removed or renamed in the config, their content and ACLs frozen since): every
-read of a search and every fetch filters them out, until `inlet forget` deletes them.
+sources (`unserved`: removed or renamed in the config, their content and ACLs frozen since): the
+dense, BM25 and exact-match retrievals and `document` (a fetch) leave them out, until `inlet forget`
+deletes them. (The query interpreter's vocabulary of people and source types still counts them.)
 """
 
 from __future__ import annotations
