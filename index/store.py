@@ -2,15 +2,22 @@
 
 `apply()` is the only write path. Per document it decides the cheapest correct action: a new or
 changed text is chunked and embedded; a change of ACL or metadata alone rewrites chunk metadata
-with no embedding; an unchanged document is only marked as seen.
+with no embedding; an unchanged document is only marked as seen. (`forget` deletes a whole source
+through it.)
+
+An index opened with the configured source names (`configured`) never serves documents of other
+sources (`unserved`: removed or renamed in the config, their content and ACLs frozen since): the
+dense, BM25 and exact-match retrievals and `document` (a fetch) leave them out, until `inlet forget`
+deletes them. (The query interpreter's vocabulary of people and source types still counts them.)
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +39,8 @@ from .vectors import chunk_rows
 log = logging.getLogger(__name__)
 CHROMA_SLICE = 4096  # ids per Chroma call (its batches are bounded)
 DENSE_OVERFETCH = 4  # unfiltered neighbours fetched per wanted result before falling back to a filtered query
+SOURCES_TTL = 60.0  # seconds a search trusts its list of the catalog's sources (another host may add one)
+FORGET_BATCH = 500  # documents deleted per write when a source is forgotten (an interruption keeps the rest)
 
 
 @dataclass
@@ -128,10 +137,14 @@ class Index:
         *,
         lock: bool = True,
         reindexing: bool = False,
+        configured: Collection[str] | None = None,
         **lock_info: object,
     ) -> None:
         self.config = config
         self.path = Path(config.path)
+        # the sources the configuration names (None: serve every source, as the tools copying an index do)
+        self.configured = frozenset(configured) if configured is not None else None
+        self._unserved: tuple[tuple[str, ...], float] = ((), -SOURCES_TTL)
         backend = open_backend(config)
         if not backend.shared:  # with a database nothing is kept on local disk
             private_folder(self.path)
@@ -448,12 +461,51 @@ class Index:
         unseen = [d for d in self.catalog.unseen(source, keep_generation) if not d.startswith(unlisted)]
         return self.apply([], unseen, fence=fence).deleted if unseen else 0
 
+    def forget(self, source: str, fence: Fence | None = None) -> int:
+        """Delete every document of `source` with its chunks, vectors, ACL and lexical rows (through
+        `apply`, FORGET_BATCH at a time: an interrupted call leaves the rest for the next), then
+        any vector of the source the catalog does not name (a write a crash cut short); returns the
+        documents deleted. The caller holds the source's lease and has checked that no
+        configuration it serves names it."""
+        deleted = 0
+        with self._writing:
+            ids = self.catalog.source_doc_ids(source)
+            for start in range(0, len(ids), FORGET_BATCH):
+                deleted += self.apply([], ids[start : start + FORGET_BATCH], fence=fence).deleted
+            unsettled = [d for d, _ in self.catalog.unsettled(source)]
+            self.keeper.follow()
+            self.collection.delete(where={"source": source})
+            if unsettled:
+                self.catalog.commit(Commit(fence=fence, settled=unsettled))
+            self._unserved = ((), -SOURCES_TTL)
+        return deleted
+
     # --- reading ------------------------------------------------------------------------------
+    def unserved(self) -> tuple[str, ...]:
+        """The sources with documents here that the configuration does not name (none when the
+        index was opened without `configured`); the list is read again after SOURCES_TTL."""
+        if self.configured is None:
+            return ()
+        names, at = self._unserved
+        now = time.monotonic()
+        if now - at >= SOURCES_TTL:
+            names = tuple(s for s in self.catalog.sources() if s not in self.configured)
+            self._unserved = (names, now)
+        return names
+
+    def served(self, filters: Filters) -> Filters:
+        """`filters` that also exclude the `unserved` sources (unchanged when there are none: the
+        common case keeps its fast paths)."""
+        hidden = self.unserved()
+        return replace(filters, unserved=hidden) if hidden else filters
+
     def document(self, doc_id: str, principals: tuple[str, ...] | None = None) -> Document | None:
-        """The document if it exists and the principals may see it (None: operator)."""
+        """The document if it exists, its source is served, and the principals may see it (None:
+        operator)."""
         if not self.catalog.visible(doc_id, principals):
             return None
-        return self.catalog.document(doc_id)
+        doc = self.catalog.document(doc_id)
+        return None if doc is None or doc.source in self.unserved() else doc
 
     def dense(self, query: str, filters: Filters, limit: int) -> list[tuple[str, float]]:
         """Nearest chunks passing `filters`. Chroma's metadata pre-filter (a `where`, the ACL
@@ -464,6 +516,7 @@ class Index:
         from chromadb.errors import NotFoundError  # chromadb is loaded by now: the collection is open
 
         vector = self.embedder.encode_query(query)
+        filters = self.served(filters)
         try:
             return self._dense(vector, filters, limit)
         except NotFoundError:  # a reindex on another host switched the collection: follow, or refuse
@@ -481,7 +534,7 @@ class Index:
         return vectors.query(self.collection, vector, filters, limit)
 
     def lexical(self, query: str, filters: Filters, limit: int) -> list[tuple[str, float]]:
-        return self.catalog.lexical(query, filters, limit)
+        return self.catalog.lexical(query, self.served(filters), limit)
 
     def exact_matches(self, query: str, filters: Filters) -> dict[str, int]:
-        return self.catalog.exact_matches(query, filters)
+        return self.catalog.exact_matches(query, self.served(filters))

@@ -201,6 +201,8 @@ def where_clause(filters: Filters) -> dict[str, Any] | None:
         clauses.append({"source": {"$in": list(filters.sources)}})
     if filters.source_types:
         clauses.append({"source_type": {"$in": list(filters.source_types)}})
+    if filters.unserved:
+        clauses.append({"source": {"$nin": list(filters.unserved)}})
     if filters.after is not None:
         clauses.append({"ts": {"$gte": filters.after}})
     if filters.before is not None:

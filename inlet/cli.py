@@ -242,6 +242,33 @@ def reindex(sources: tuple[str, ...], config_path: str | None, as_json: bool, ve
 
 
 @cli.command()
+@click.argument("source")
+@_common
+def forget(source: str, config_path: str | None, as_json: bool, verbose: int) -> None:
+    """Delete every document, vector and the sync state of SOURCE, a source no longer in the config.
+
+    Refused for a configured source (remove it from the config first) and for one a running daemon
+    schedules. Interrupted, it is run again."""
+    _setup_logging(verbose)
+    try:
+        from inlet.sync.forget import refuse_configured
+
+        settings = _settings(config_path)
+        refuse_configured(settings, source)
+        report = _held_or_here(settings, "forget", {"source": source}, lambda: _forget_here(settings, source))
+    except InletError as exc:
+        _fail(exc)
+    _emit(
+        as_json,
+        report,
+        lambda: click.echo(
+            f"{source}: {report['documents']} documents and {report['chunks']} chunks deleted with their vectors"
+            + (", and its checkpoint and run history" if report["state"] else "")
+        ),
+    )
+
+
+@cli.command()
 @click.argument("query")
 @click.option("--k", default=10, show_default=True, type=click.IntRange(1, 100), help="number of results")
 @click.option("--source", "sources", multiple=True, help="only these sources (repeatable)")
@@ -291,7 +318,7 @@ def _search_here(settings: Any, query: str, k: int, sources: tuple[str, ...], us
     hits: list[Any] = []
     took = 0.0
     extra: dict[str, Any] = {"match": "none", "interpreted": {}}
-    with Index(settings.index) as index:
+    with Index(settings.index, configured=settings.source_names()) as index:
         if _indexed(index, sources):
             serve_queries()
             index.embedder.encode_query("warm up")  # the model loads here: took_ms is the search alone
@@ -310,6 +337,29 @@ def _indexed(index: Any, sources: tuple[str, ...]) -> int:
     """Documents in the index (of `sources` when given)."""
     counts = index.catalog.counts()
     return sum(docs for name, (docs, _chunks) in counts.items() if not sources or name in sources)
+
+
+def _held_or_here(settings: Any, op: str, args: dict[str, Any], here: Callable[[], dict[str, Any]]) -> Any:
+    """The result of local command `op` from the process holding the index when one answers, else
+    of `here()`, which opens the index in this process."""
+    holder = _holder(settings)
+    return holder.call(op, args) if holder is not None else here()
+
+
+def _forget_here(settings: Any, source: str) -> dict[str, Any]:
+    from inlet.compose import forget
+    from inlet.index.disk import writes_to
+
+    with writes_to(settings.index.path):
+        return forget(settings, source).as_json()
+
+
+def _backup_here(settings: Any, target: Path) -> dict[str, Any]:
+    from inlet.index.backup import backup_index
+    from inlet.index.store import Index
+
+    with Index(settings.index) as index:
+        return backup_index(index, target).as_json()
 
 
 def _holder(settings: Any) -> Any:
@@ -388,8 +438,20 @@ def status(source: str | None, config_path: str | None, as_json: bool, verbose: 
             click.echo("no sources configured: add [[sources]] to the config (config.example.toml documents each type)")
         for s in payload["sources"]:
             _print_source(s, detail=source is not None)
+        if source is None:
+            _print_unconfigured(payload.get("unconfigured") or [])
 
     _emit(as_json, payload, prose)
+
+
+def _print_unconfigured(sources: list[dict[str, Any]]) -> None:
+    """The sources the index holds that the config does not name, with the command removing each."""
+    for s in sources:
+        click.echo(
+            f"not configured: {s['name']}, {s['documents']} documents, {s['chunks']} chunks (not served; "
+            f"removed or renamed in the config?)\n  `{s['remove']}` deletes them; put the source back in the "
+            "config to keep them"
+        )
 
 
 @cli.command()
@@ -436,19 +498,12 @@ def backup(dest: str, config_path: str | None, as_json: bool, verbose: int) -> N
     pauses its writes between two batches for the copy)."""
     _setup_logging(verbose)
     try:
-        from inlet.index.backup import backup_index, folder_index
+        from inlet.index.backup import folder_index
 
         settings = _settings(config_path)
         folder_index(settings.index, "backup")  # before a database or Chroma server is reached
         target = Path(dest).absolute()
-        holder = _holder(settings)
-        if holder is not None:
-            report = holder.call("backup", {"dest": str(target)})
-        else:
-            from inlet.index.store import Index
-
-            with Index(settings.index) as index:
-                report = backup_index(index, target).as_json()
+        report = _held_or_here(settings, "backup", {"dest": str(target)}, lambda: _backup_here(settings, target))
     except InletError as exc:
         _fail(exc)
     _emit(

@@ -27,6 +27,7 @@ from inlet.server.local_commands import Runner, start_local_commands
 from inlet.storage import Leases, StateStore, open_backend
 from inlet.sync.daemon import SHUTDOWN_DEADLINE, SHUTDOWN_GRACE, WATCHDOG_MARGIN, Daemon, overdue
 from inlet.sync.engine import Engine, RunResult
+from inlet.sync.forget import Forgotten, forget_source
 
 if TYPE_CHECKING:
     from inlet.sync.engine import ProgressCallback
@@ -50,7 +51,7 @@ def assembled(
 ) -> Iterator[Assembly]:
     """The index (locked, `lock_info` recorded in the lock), the backend's state and leases, and an
     engine whose runs end at their next checkpoint once `stop` is set; all closed on exit."""
-    with Index(settings.index, **lock_info) as index:
+    with Index(settings.index, configured=settings.source_names(), **lock_info) as index:
         backend = open_backend(settings)
         state = backend.state()
         leases = backend.leases()
@@ -120,6 +121,20 @@ def run_daemon(settings: Settings, api: ApiListener | None = None, *, grace: flo
     return 0
 
 
+def forget(settings: Settings, name: str) -> Forgotten:
+    """`inlet forget NAME` where no process holds the index: the index (locked), the backend's
+    state and leases, for `forget_source`."""
+    with Index(settings.index, configured=settings.source_names(), role="forget") as index:
+        backend = open_backend(settings)
+        state = backend.state()
+        leases = backend.leases()
+        try:
+            return forget_source(settings, index, state, leases, name)
+        finally:
+            leases.close()
+            state.close()
+
+
 def run_server(settings: Settings) -> None:
     """`inlet serve`: listen (a busy port is `PortInUseError`), open the index (failing fast if
     another process holds it), serve until SIGINT/SIGTERM, then stop cleanly."""
@@ -132,7 +147,10 @@ def run_server(settings: Settings) -> None:
     sock = listen(host, port, "[server]")
     stop = stop_on_signals()
     url = local_url(host, sock.getsockname()[1])
-    with Index(settings.index, api_url=url) as index, local_commands_of_server(settings, index):
+    with (
+        Index(settings.index, api_url=url, configured=settings.source_names()) as index,
+        local_commands_of_server(settings, index),
+    ):
         app = create_app(settings, index=index, listening=sock.getsockname())
         server = ServerThread(app, sock, settings.server)  # not the main thread: the signals stay here
         log.info("serving the retrieval API on %s (MCP at /mcp); Ctrl-C to stop", url)
@@ -187,6 +205,7 @@ __all__ = [
     "Assembly",
     "assembled",
     "engine_runner",
+    "forget",
     "local_commands_of_server",
     "run_daemon",
     "run_server",

@@ -238,6 +238,10 @@ class Settings(BaseModel):
         parts = [mine, *(s.model_dump_json() for s in self.sources)]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
+    def source_names(self) -> list[str]:
+        """The names of the configured sources, in the file's order."""
+        return [s.name for s in self.sources]
+
     def source(self, name: str) -> SourceConfig:
         for source in self.sources:
             if source.name == name:

@@ -2,7 +2,9 @@
 
 No vector store and no index lock: status works while a sync or the daemon holds the index. It
 reads whichever backend `open_backend` opens (the folder's SQLite files, or PostgreSQL with every
-host's daemons).
+host's daemons). Besides the configured sources it lists, under `unconfigured`, the sources whose
+documents the index still holds although the configuration no longer names them (removed or
+renamed: not served, see `inlet.index.store`), with the command that deletes them.
 """
 
 from __future__ import annotations
@@ -121,10 +123,21 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
                     "recent_skips": recent_skips(state, source.name),
                 }
             )
-        return {"sources": out}
+        configured = {s.name for s in settings.sources}
+        unconfigured = [
+            {"name": name, "documents": docs, "chunks": chunks, "remove": forget_command(name)}
+            for name, (docs, chunks) in sorted(counts.items())
+            if name not in configured
+        ]
+        return {"sources": out, "unconfigured": unconfigured}
     finally:
         if own:
             state.close()
+
+
+def forget_command(name: str) -> str:
+    """The command deleting what the index holds of source `name` (not configured any more)."""
+    return f"inlet forget {name}"
 
 
 def _orphaned(state: StateStore, name: str, unfinished: dict[str, Any] | None, held: bool) -> RunRecord | None:

@@ -224,7 +224,7 @@ def create_app(
     def load() -> None:
         try:
             if retrieval.index is None:
-                retrieval.index = Index(settings.index)
+                retrieval.index = Index(settings.index, configured=names)
             retrieval.warm()
             log.info("index and model loaded; ready")
         except Exception as exc:  # reported by /readyz and as 503s; the process stays up

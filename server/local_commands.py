@@ -11,6 +11,7 @@ and the wire format are `inlet.server.local_channel`; this module holds the oper
 | `status` | - | `inlet status --json` |
 | `run` | `sources`, `kind` (`sync`/`backfill`), `since` (ISO), `restart`, `token`, `env` (3) | `{"runs": [...]}` (1) |
 | `cancel` | `token` (of a `run` under way) | `{"cancelled": bool}` (2) |
+| `forget` | `source` (not configured) | `inlet forget --json` (4) |
 | `mcp_search` | `query`, `user` | the MCP `search` tool's object |
 | `mcp_fetch` | `id`, `user` | the MCP `fetch` tool's object |
 
@@ -22,6 +23,7 @@ SIGTERM): the run ends at its next checkpoint, as a direct run would, and the co
 the run reads its secrets there first, then in this process's environment, so a forwarded run
 uses the same credentials as a direct one (a rotated secret included). Only the command's own runs
 use them; the holder's scheduled runs keep its own environment.
+(4) the holder refuses a source its own configuration names (`inlet.sync.forget`).
 
 A run asked for while the same source runs (on its schedule, or for another command) is refused
 with the `SourceBusyError` the command gets when run directly; runs happen in the holder, so the
@@ -81,7 +83,20 @@ class LocalCommands:
             "mcp_search": self.mcp_search,
             "mcp_fetch": self.mcp_fetch,
             "backup": self.backup,
+            "forget": self.forget,
         }
+
+    def forget(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """`inlet forget SOURCE` beside this process, which holds the index: checked against this
+        process's configuration, with a lease of its own on the source."""
+        from inlet.storage import open_backend
+        from inlet.sync.forget import forget_source
+
+        leases = open_backend(self.settings).leases()
+        try:
+            return forget_source(self.settings, self.index, self.state, leases, str(args["source"])).as_json()
+        finally:
+            leases.close()
 
     def backup(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """`inlet backup DEST` beside this process: the copy is taken here, between two batches."""

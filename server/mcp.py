@@ -518,7 +518,7 @@ def run_stdio(
         settings.server.recency_half_life_days,
         lambda ctx: caller,
         audit,
-        open_index=lambda: Index(settings.index, role="mcp"),
+        open_index=lambda: Index(settings.index, role="mcp", configured=settings.source_names()),
         holding=holding,
     )
     try:

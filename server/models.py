@@ -244,8 +244,20 @@ class SourceStatus(BaseModel):
     next_run: str | None
 
 
+class UnconfiguredSource(BaseModel):
+    """Documents of a source the configuration no longer names (removed or renamed): not served."""
+
+    name: str
+    documents: int
+    chunks: int
+    remove: str = Field(description="the command that deletes them (`inlet forget NAME`)")
+
+
 class SourcesResponse(BaseModel):
     sources: list[SourceStatus]
+    unconfigured: list[UnconfiguredSource] = Field(
+        default_factory=list, description="sources the index holds that the configuration does not name"
+    )
 
 
 class Health(BaseModel):

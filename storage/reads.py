@@ -21,6 +21,13 @@ SOURCE_TYPES = (
     "SELECT (SELECT d.source_type FROM documents d WHERE d.source = s.source LIMIT 1) "
     "FROM (SELECT DISTINCT source FROM documents) s"
 )
+# The distinct sources, one index probe per source (a loose index scan over `documents_source`),
+# however many documents each holds: cheap enough to ask on a search path now and then.
+SOURCES = (
+    "WITH RECURSIVE s(source) AS (SELECT MIN(source) FROM documents UNION ALL "
+    "SELECT (SELECT MIN(d.source) FROM documents d WHERE d.source > s.source) FROM s WHERE s.source IS NOT NULL) "
+    "SELECT source FROM s WHERE source IS NOT NULL"
+)
 PART = 500  # values per `IN` list where the driver has no arrays (SQLite's parameter limit)
 
 
@@ -40,6 +47,10 @@ def filter_sql(dialect: Dialect, filters: Filters) -> tuple[list[str], list[Any]
             cond, more = dialect.in_list(column, values)
             where.append(cond)
             params += more
+    if filters.unserved:
+        cond, more = dialect.in_list("d.source", filters.unserved)
+        where.append(f"NOT ({cond})")
+        params += more
     if filters.after is not None:
         where.append("d.ts >= ?")
         params.append(filters.after)
@@ -165,6 +176,10 @@ class CatalogReads:
     def counts(self) -> dict[str, tuple[int, int]]:
         """source -> (documents, chunks)."""
         return {r[0]: (int(r[1]), int(r[2])) for r in self._query(COUNTS)}
+
+    def sources(self) -> list[str]:
+        """The sources with documents in the catalog, sorted (`SOURCES`: cheap, unlike `counts`)."""
+        return [r[0] for r in self._query(SOURCES)]
 
     def people(self) -> dict[str, int]:
         """Everyone who wrote or took part in an indexed document (`Document.people`), sorted, with

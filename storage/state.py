@@ -250,6 +250,26 @@ class SqlState:
             )
         ]
 
+    # --- forgetting a source that left the configuration ------------------------------------------
+    def forget(self, source: str) -> bool:
+        """Delete everything kept of `source`: its checkpoint, runs (their progress and skipped
+        items), pause, schedule and change-event rows, in one transaction; whether there was any.
+        The caller holds its lease (no run of it is under way) and has deleted its documents."""
+        runs = "SELECT id FROM runs WHERE source = ?"
+        with self._connection() as db:
+            found = 0
+            for sql in (
+                f"DELETE FROM run_skips WHERE run_id IN ({runs})",
+                f"DELETE FROM run_progress WHERE run_id IN ({runs})",
+                "DELETE FROM runs WHERE source = ?",
+                "DELETE FROM sources WHERE name = ?",
+                "DELETE FROM paused WHERE source = ?",
+                "DELETE FROM daemon_schedule WHERE source = ?",
+                "DELETE FROM daemon_events WHERE source = ?",
+            ):
+                found += db.execute(self.dialect.sql(sql), (source,)).rowcount
+            return found > 0
+
     # --- the daemon's schedule (what `inlet status` shows as next run while a daemon runs) ----------
     def set_next_runs(self, pid: int, next_runs: dict[str, float | None]) -> None:
         raise NotImplementedError

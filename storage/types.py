@@ -25,13 +25,15 @@ class StoredDoc:
 
 @dataclass(frozen=True)
 class Filters:
-    """Search filters; `principals` None means an operator (no ACL filter)."""
+    """Search filters; `principals` None means an operator (no ACL filter). `unserved`: sources whose
+    documents are never returned (indexed, but no longer configured: see `Index.unserved`)."""
 
     sources: tuple[str, ...] = ()
     source_types: tuple[str, ...] = ()
     after: float | None = None
     before: float | None = None
     principals: tuple[str, ...] | None = None
+    unserved: tuple[str, ...] = ()
 
 
 def visible_only(

@@ -204,6 +204,19 @@ function renderSources() {
       cell("Actions", actions(source)));
     body.append(row);
   }
+  renderUnconfigured(state.data.unconfigured || []);
+}
+
+// Documents of sources the configuration no longer names (removed or renamed): not served, kept
+// until `inlet forget NAME` deletes them.
+function renderUnconfigured(sources) {
+  const list = $("unconfigured");
+  list.replaceChildren();
+  list.hidden = sources.length === 0;
+  for (const source of sources) {
+    list.append(el("li", `Not configured: ${source.name}, ${source.documents} documents (not served; ` +
+      `removed or renamed in the config?). \`${source.remove}\` deletes them; put the source back in the config to keep them.`));
+  }
 }
 
 function fact(list, term, value) {

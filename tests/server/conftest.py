@@ -37,6 +37,13 @@ QUOTED = (
 )
 
 
+def corpus_sources(folder: Path) -> str:
+    """`[[sources]]` tables naming the corpus's sources (an index serves the configured ones only),
+    each a `files` source of `folder` (never synced here)."""
+    names = sorted({d.source for d in corpus()})
+    return "".join(f'[[sources]]\nname = "{n}"\ntype = "files"\npath = "{folder}"\n' for n in names)
+
+
 def corpus() -> list[Document]:
     """Public, private-channel (alice only), domain-wide, admin-only and near-duplicate documents."""
     return [

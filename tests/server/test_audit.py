@@ -27,7 +27,7 @@ from inlet.server.audit import AuditLog, read_audit
 
 from tests.test_disk_faults import fill, small_disk  # noqa: F401 (a fixture)
 
-from .conftest import AGENT, ALICE, BOB, KEYS, OPS, corpus, serve, settings_for
+from .conftest import AGENT, ALICE, BOB, KEYS, OPS, corpus, corpus_sources, serve, settings_for
 from .test_mcp import http_client
 
 PASSAGES = [d.text for d in corpus()]
@@ -175,7 +175,9 @@ def test_mcp_on_stdio_writes_a_line_per_tool_call(tmp_path: Path, embedder: Embe
         idx.apply(corpus())
     log = tmp_path / "audit.jsonl"
     config = tmp_path / "config.toml"
-    config.write_text(f'[index]\npath = "{tmp_path / "index"}"\n[server]\naudit_log = "{log}"\n')
+    config.write_text(
+        f'[index]\npath = "{tmp_path / "index"}"\n[server]\naudit_log = "{log}"\n' + corpus_sources(tmp_path)
+    )
 
     async def session() -> None:
         params = StdioServerParameters(

@@ -25,7 +25,7 @@ from inlet.index.store import Index
 from inlet.server.app import create_app
 from inlet.server.mcp import run_stdio
 
-from .conftest import KEYS, corpus, serve
+from .conftest import KEYS, corpus, corpus_sources, serve
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +209,7 @@ def stdio_config(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -
     with Index(IndexConfig(path=root / "index"), embedder=embedder) as idx:
         idx.apply(corpus())
     config = root / "config.toml"
-    config.write_text(f'[index]\npath = "{root / "index"}"\n')
+    config.write_text(f'[index]\npath = "{root / "index"}"\n{corpus_sources(root)}')
     return config
 
 

@@ -14,7 +14,7 @@ import pytest
 from inlet.config import IndexConfig, parse_config
 from inlet.connectors.model import ACL, Document, principals_for
 from inlet.errors import SourceBusyError
-from inlet.storage import Backend, Commit, Filters, StateStore, chunk_id, open_backend
+from inlet.storage import Backend, Commit, Filters, SourceState, StateStore, chunk_id, open_backend
 from inlet.storage.reads import COUNTS
 
 ANN = tuple(principals_for("ann@example.com") or ())
@@ -220,6 +220,39 @@ def test_overview_counts_documents_and_chunks_per_source(backend: Backend, state
     overview = backend.overview(state)
     assert overview.counts == {"s": (1, 2), "t": (1, 1)}
     assert overview.planned == ({"s": 100.0} if backend.shared else {})  # the folder's: live pids only
+
+
+def test_a_source_no_longer_configured_is_filtered_out_and_its_state_forgotten(
+    backend: Backend, state: StateStore
+) -> None:
+    """`Filters.unserved` keeps a source's chunks out of every filtered read; `StateStore.forget`
+    drops its checkpoint, runs, skips, pause and schedule, and nothing of another source."""
+    catalog = backend.catalog()
+    try:
+        catalog.commit(Commit(1, [(doc(1, text="kestrel budget"), ["kestrel budget"]), (doc(2, "t"), ["kestrel"])]))
+        assert catalog.sources() == ["s", "t"]
+        hidden = Filters(unserved=("t",))
+        assert catalog.passing(["s:1#0", "t:2#0"], hidden) == {"s:1#0"}
+        assert catalog.passing(["s:1#0", "t:2#0"], Filters(principals=ANN, unserved=("t",))) == {"s:1#0"}
+        assert [c for c, _ in catalog.lexical("kestrel", hidden, 5)] == ["s:1#0"]
+        assert catalog.exact_matches('"kestrel"', hidden) == {"s:1#0": 1}
+    finally:
+        catalog.close()
+    for name in ("s", "t"):
+        state.save_source(SourceState(name, {"at": 1}, "incremental", 2))
+        run = state.start_run(name, "backfill")
+        state.save_progress(run, seen=1, done=None, total=None, unit=None)
+        state.add_skip(run.id or 0, 1, f"{name}:x", None, "too big", False)
+        run.outcome = "ok"
+        state.finish_run(run)
+        state.set_paused(name, True)
+    state.set_next_runs(exited_pid(), {"t": 100.0})
+    assert state.forget("t") is True and state.forget("t") is False
+    assert state.source("t").phase == "new" and state.recent_runs("t") == [] and set(state.paused()) == {"s"}
+    assert "t" not in state.daemon_next_runs()
+    kept = state.last_run("s")
+    assert state.source("s").checkpoint == {"at": 1} and kept is not None and kept.id is not None
+    assert state.skipped_items(kept.id)[0]["id"] == "s:x"
 
 
 def test_the_config_picks_the_backend() -> None:

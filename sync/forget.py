@@ -1,0 +1,90 @@
+"""`inlet forget SOURCE`: delete what the index keeps of a source that is no longer configured.
+
+Invariant: nothing of a configured source is ever deleted here, and nothing is deleted unless an
+operator named the source. A source commented out by mistake therefore keeps its documents and
+vectors (they are not served meanwhile: `Index.unserved`), and a second configuration file naming
+fewer sources of the same index deletes nothing by itself. Forgetting refuses a source that the
+configuration names, one that a live daemon of the folder has on its schedule (a database keeps
+the schedule of a killed daemon too, so there it is only warned about), and one a run holds (its
+lease is taken for the whole deletion, and every write carries its fence). Documents go first,
+batch by batch (an interrupted forget is run again), then the source's checkpoint, runs, skips,
+pause and event rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+from inlet.config import Settings
+from inlet.errors import ConfigError, SourceBusyError
+from inlet.index.store import Index
+from inlet.storage import Leases, StateStore, open_backend
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Forgotten:
+    """What `forget_source` deleted: the source's documents and chunks (as counted before), and
+    whether it had sync state (checkpoint, runs)."""
+
+    source: str
+    documents: int
+    chunks: int
+    state: bool
+
+    def as_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def refuse_configured(settings: Settings, name: str) -> None:
+    """`ConfigError` (exit 2) when `settings` configures source `name`."""
+    if name in settings.source_names():
+        raise ConfigError(
+            f"source {name!r} is configured in {settings.file or 'the configuration'}: remove it from the "
+            "config first (its documents stay searchable while it is configured)"
+        )
+
+
+def forget_source(settings: Settings, index: Index, state: StateStore, leases: Leases, name: str) -> Forgotten:
+    """Delete every document, chunk, vector, lexical row, ACL and the sync state of source `name`,
+    which `settings` must not configure (`ConfigError`, exit 2: the command names no such source,
+    or it is configured) and no live daemon may schedule (`SourceBusyError`)."""
+    where = settings.file or "the configuration"
+    refuse_configured(settings, name)
+    docs, chunks = index.catalog.counts().get(name, (0, 0))
+    backend = open_backend(settings)
+    if name in backend.overview(state).planned:
+        if not backend.shared:  # the folder's daemons: live processes only
+            raise SourceBusyError(
+                f"a running inlet daemon has source {name!r} on its schedule (its configuration still names "
+                "it): remove it from that configuration and restart the daemon first"
+            )
+        log.warning(  # a database keeps the schedule of a daemon that was killed: no proof that one runs
+            "a daemon sharing the database listed source %r on its schedule: if it still runs with a "
+            "configuration naming it, its next sync indexes the source again",
+            name,
+        )
+    has_state = state.source(name).phase != "new" or bool(state.recent_runs(name, 1))
+    if not docs and not has_state:
+        others = sorted(set(index.catalog.sources()) - {s.name for s in settings.sources})
+        raise ConfigError(
+            f"the index holds nothing of a source named {name!r}"
+            + (f" (sources indexed but not configured: {', '.join(others)})" if others else "")
+        )
+    with leases.hold(name) as fence:
+        deleted = index.forget(name, fence)
+        had_state = state.forget(name)
+    log.info(  # the command prints it too; a daemon or server answering it logs it at its level
+        "forgot source %r (not in %s): %d documents and %d chunks deleted with their vectors%s",
+        name,
+        where,
+        deleted,
+        chunks,
+        ", and its checkpoint and run history" if had_state else "",
+    )
+    return Forgotten(name, deleted, chunks, had_state)
+
+
+__all__ = ["Forgotten", "forget_source", "refuse_configured"]
