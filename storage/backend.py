@@ -203,7 +203,9 @@ class DatabaseBackend:
                 holders: dict[str, dict[str, Any] | None] = {
                     r[0]: {
                         "holder": r[1],
-                        "lease_expires": datetime.fromtimestamp(float(r[2]), timezone.utc).isoformat(),
+                        "lease_expires": datetime.fromtimestamp(float(r[2]), timezone.utc)
+                        .isoformat(timespec="milliseconds")
+                        .replace("+00:00", "Z"),  # as every time in `inlet status`
                     }
                     for r in db.execute(
                         "SELECT source, holder, extract(epoch FROM expires) FROM leases WHERE expires > now()"

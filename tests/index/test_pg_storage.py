@@ -3,6 +3,8 @@ index, ACL filters, fencing of a replaced lease holder, and two replicas answeri
 
 from __future__ import annotations
 
+import re
+
 import random
 import time
 from collections.abc import Iterator
@@ -368,7 +370,8 @@ def test_status_names_the_holder_of_each_source(database_url: str, tmp_path: Pat
             run = state.start_run("notes", "backfill")  # left unfinished: as a `kill -9` leaves it
             state.save_progress(run, seen=3, done=1, total=10, unit="files")
             rows = {r["name"]: r for r in sources_status(settings)["sources"]}
-            assert rows["notes"]["holder"]["holder"] == leases.holder and rows["notes"]["holder"]["lease_expires"]
+            assert rows["notes"]["holder"]["holder"] == leases.holder
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", rows["notes"]["holder"]["lease_expires"])
             assert rows["notes"]["running"] is not None and rows["idle"]["holder"] is None
         (notes, _) = sources_status(settings)["sources"]
         assert notes["holder"] is None and notes["running"] is None  # released: nobody runs it
