@@ -3,9 +3,8 @@ index, ACL filters, fencing of a replaced lease holder, and two replicas answeri
 
 from __future__ import annotations
 
-import re
-
 import random
+import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
