@@ -91,7 +91,7 @@ specs = st.lists(
 
 
 def may_see(user: str | None, acl: ACL) -> bool:
-    """Contract section 4, written independently of the index: operators see everything; a user
+    """The ACL rule of the document model, written independently of the index: operators see everything; a user
     sees public documents, documents listing them (case-insensitive), and documents listing
     their email's domain exactly (no sub-domain or look-alike matches)."""
     if user is None:
