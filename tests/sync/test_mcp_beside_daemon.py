@@ -22,7 +22,7 @@ from inlet.storage.lock import FileLock
 from inlet.server.service import Retrieval
 from inlet.server.local_channel import LocalClient, socket_path
 
-from tests.server.conftest import corpus
+from tests.server.conftest import corpus, corpus_sources
 from tests.server.test_mcp import check_as_member, check_as_outsider, stdio_client, tool_session
 from .test_daemon import Proc, wait_for
 
@@ -41,9 +41,10 @@ def indexed(tmp_path: Path) -> tuple[Path, dict]:
         direct = anyio.run(tool_session, Client(InletTools(retrieval, 180.0, lambda ctx: alice).server()))
     path = tmp_path / "config.toml"
     (tmp_path / "notes").mkdir()  # a source with no schedule: the daemon holds the index, runs nothing
-    path.write_text(
+    path.write_text(  # the corpus's sources too: an index serves the configured sources only
         f'[index]\npath = "{tmp_path / "index"}"\n'
         f'[[sources]]\nname = "notes"\ntype = "files"\npath = "{tmp_path / "notes"}"\n'
+        + corpus_sources(tmp_path / "notes")
     )
     return path, direct
 
