@@ -25,7 +25,8 @@ from inlet.errors import ConfigError
 
 from .base import ConfigPath, Connector, StaticACLConfig
 from .extract import kind_of
-from .model import ACL, Checkpoint, Item
+from .kit.scope import check_scope, warn
+from .model import ACL, Checkpoint, Item, Skipped
 from .slack_render import NOISE, ChannelInfo, Directory, files_of, thread_doc
 
 _TEAM_URL = re.compile(r"https://([a-z0-9-]+)\.slack\.com/")
@@ -72,6 +73,7 @@ class SlackExportConnector(Connector[SlackExportConfig]):
                         )
                 done.add(chan.id)
                 yield Checkpoint(state={"digest": digest, "done": sorted(done), "complete": False})
+            yield from warn(self, export.scope_skips(self))
         yield Checkpoint(state={"digest": digest, "done": [], "complete": True})
 
     def live_ids(self) -> Iterable[str]:
@@ -80,6 +82,7 @@ class SlackExportConnector(Connector[SlackExportConfig]):
             for chan, folder in export.conversations():
                 for doc in export.threads(chan, folder):
                     yield self.doc_id(doc.native_id)
+            export.scope_skips(self)  # a listing of a typo's nothing must not prune the source empty
 
     def _digest(self) -> str:
         try:
@@ -93,17 +96,19 @@ class _Export:
     def __init__(self, zf: zipfile.ZipFile, config: SlackExportConfig) -> None:
         self.zf = zf
         self.config = config
-        self.names = set(zf.namelist())
+        self.files = set(zf.namelist())
+        self.names: list[str] = []  # the conversations' names, as `conversations` met them
+        self.matched: set[str] = set()  # the `channels` globs that matched one
         self.directory = Directory()
         for user in self._json("users.json"):
             self.directory.add_user(user)
         self.team_url = config.team_url or self._find_team_url()
 
     def _json(self, name: str) -> list[dict[str, Any]]:
-        return json.loads(self.zf.read(name)) if name in self.names else []
+        return json.loads(self.zf.read(name)) if name in self.files else []
 
     def _find_team_url(self) -> str:
-        for name in sorted(self.names):
+        for name in sorted(self.files):
             if name.endswith(".json"):
                 found = _TEAM_URL.search(self.zf.read(name).decode("utf-8", "replace").replace("\\/", "/"))
                 if found:
@@ -120,11 +125,17 @@ class _Export:
         for listing, kind in kinds:
             for c in sorted(self._json(listing), key=lambda c: c["id"]):
                 name = c.get("name") or self._dm_name(c)
-                if self.config.channels and not any(
-                    fnmatch.fnmatchcase(name.lower(), g.lstrip("#").lower()) for g in self.config.channels
-                ):
+                self.names.append(name)
+                hits = [g for g in self.config.channels if fnmatch.fnmatchcase(name.lower(), g.lstrip("#").lower())]
+                self.matched.update(hits)
+                if self.config.channels and not hits:
                     continue
                 yield ChannelInfo(c["id"], name, kind, self._acl(c, kind)), c.get("name") or c["id"]
+
+    def scope_skips(self, connector: Connector) -> list[Skipped]:
+        """After `conversations`: a skip per `channels` glob that matched no conversation of the
+        export (`NothingInScopeError` when none matched: a typo must not empty the source)."""
+        return check_scope(connector, "channels", self.config.channels, self.matched, self.names, "conversation")
 
     def _dm_name(self, c: dict[str, Any]) -> str:
         return "@" + ", ".join(self.directory.person(u).name for u in c.get("members", []))
@@ -137,7 +148,7 @@ class _Export:
 
     def threads(self, chan: ChannelInfo, folder: str) -> Iterator[Any]:
         by_thread: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        days = sorted(n for n in self.names if PurePosixPath(n).parent.as_posix() == folder and n.endswith(".json"))
+        days = sorted(n for n in self.files if PurePosixPath(n).parent.as_posix() == folder and n.endswith(".json"))
         for day in days:
             for msg in json.loads(self.zf.read(day)):
                 if msg.get("subtype") == "bot_add" and msg.get("bot_id"):  # names the integration

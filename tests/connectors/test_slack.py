@@ -763,3 +763,20 @@ def test_event_plan_writes_single_messages_rereads_threads_and_deletes_from_payl
     assert posted_then_deleted is not None
     assert not posted_then_deleted.messages and list(posted_then_deleted.deleted) == ["10.0"]
     assert _EventPlan.of([{"type": "message", "subtype": "message_deleted", "deleted_ts": "9.0"}]) is None
+
+
+def test_slack_export_channels_that_match_nothing_are_named_and_a_typo_alone_reads_and_prunes_nothing() -> None:
+    def export(*channels: str) -> SlackExportConnector:
+        cfg = SlackExportConnector.Config(
+            name="export", type="slack_export", path=DATA_DIR / "slack-export-sample.zip", channels=list(channels)
+        )
+        return SlackExportConnector(cfg, {})
+
+    items = list(export("enrique", "travelling-sailor").load(None))
+    skips = [i for i in items if isinstance(i, Skipped)]
+    assert [s.failed for s in skips] == [False] and "closest: 'traveling-sailor'" in skips[0].reason
+    assert {d.metadata["channel"] for d in items if isinstance(d, Document)} == {"enrique"}
+    with pytest.raises(NothingInScopeError, match="'enrqiue'"):
+        list(export("enrqiue").load(None))
+    with pytest.raises(NothingInScopeError):  # the prune's listing: nothing listed must not delete all
+        list(export("enrqiue").live_ids())
