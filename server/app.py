@@ -215,7 +215,7 @@ def create_app(
     index_path = Path(settings.index.path)
     audit = AuditLog.from_settings(settings)
     limiter = RateLimiter.from_settings(settings, backend)
-    names = [s.name for s in settings.sources]
+    names = settings.source_names()
     metrics = Metrics(retrieval.counts, last_success_reader(state, backend, index_path, names))
     metrics.registry.register(SourcesCollector(settings, state))  # lag, next run, failure streak, events
     mcp_app, mcp_manager = mcp_http.http_app(retrieval, settings, auth, audit, limiter, metrics)
