@@ -16,17 +16,27 @@ import sys
 import threading
 from typing import Any
 
-from inlet.errors import PortInUseError
+from inlet.errors import ConfigError, PortInUseError
 
 
 def listen(host: str, port: int, what: str) -> socket.socket:
-    """A listening socket on host:port (bound now, so callers queue until the server runs), or
-    `PortInUseError` naming `what` (e.g. "[server]") and the address."""
+    """A listening socket on host:port (bound now, so callers queue until the server runs), IPv4
+    or IPv6 as `host` resolves ("::" listens on both where the system allows). `PortInUseError`
+    naming `what` (e.g. "[server]") and the address when another process holds the port; a host
+    this machine cannot listen on (a name that does not resolve, an address it does not have) is a
+    `ConfigError` naming both."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
-        return socket.create_server((host, port), reuse_port=False, backlog=128)
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+        dualstack = family == socket.AF_INET6 and host in ("::", "") and socket.has_dualstack_ipv6()
+        return socket.create_server(
+            (host, port), family=family, reuse_port=False, backlog=128, dualstack_ipv6=dualstack
+        )
     except OSError as exc:
-        reason = "another process is listening there" if exc.errno == errno.EADDRINUSE else exc.strerror
-        raise PortInUseError(f"{what} cannot listen on {host}:{port}: {reason}") from None
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUseError(f"{what} cannot listen on {where}: another process is listening there") from None
+        reason = exc.strerror if isinstance(exc, socket.gaierror) or not exc.errno else os.strerror(exc.errno)
+        raise ConfigError(f"{what} cannot listen on {where}: {reason} (check the host)") from None
 
 
 def stop_on_signals(message: str | None = None) -> threading.Event:

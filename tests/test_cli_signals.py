@@ -251,3 +251,46 @@ def test_a_second_signal_quits_at_once_even_inside_a_long_native_call(tmp_path: 
     finally:
         proc.kill()
         proc.wait()
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.create_server(("::1", 0), family=socket.AF_INET6):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="this machine has no IPv6 loopback")
+def test_serve_listens_on_an_ipv6_host(tmp_path: Path) -> None:
+    port = free_port()
+    config = serve_config(tmp_path, port)
+    proc = start(tmp_path, "serve", "--config", str(config), "--host", "::1", env={"INLET_TEST_KEY": "k" * 24})
+
+    def accepts6() -> bool:
+        try:
+            with socket.create_connection(("::1", port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+    wait_for(accepts6, proc)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert f"http://[::1]:{port}" in err
+
+
+def test_a_host_this_machine_cannot_listen_on_is_a_config_error(tmp_path: Path) -> None:
+    """Exit 4 means "the port is in use" (a script may wait and retry); a bad host is exit 2."""
+    config = serve_config(tmp_path, free_port())
+    proc = subprocess.run(
+        [sys.executable, "-m", "inlet", "serve", "--config", str(config), "--host", "no-such-host.invalid"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "INLET_TEST_KEY": "k" * 24},
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "no-such-host.invalid" in proc.stderr and "Traceback" not in proc.stderr
