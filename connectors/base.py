@@ -177,21 +177,11 @@ _SCALARS: dict[Any, str] = {
 }
 
 
-class SourceConfig(BaseModel):
-    """Keys every `[[sources]]` entry has; a connector's `Config` subclasses this."""
+class TypedConfig(BaseModel):
+    """A table of the config file: an unknown key is refused, and so is a number or true/false
+    written as a string (the sources' tables and `[index]`, `[server]`, `[daemon]` alike)."""
 
     model_config = ConfigDict(extra="forbid")
-
-    name: str
-    type: str
-    schedule: str | None = Field(None, description="cron expression, e.g. '*/15 * * * *'")
-    every: Interval | None = Field(None, description="interval, e.g. '15m' (used when no schedule); at least '1s'")
-    prune_every: Interval = Field("24h", description="how often to look for deleted items")
-    recent_first: RecentWindow | None = Field(
-        None,
-        description="a backfill indexes this recent window first, e.g. '7d'; '0' turns it off "
-        "(default: [index] recent_first)",
-    )
 
     @field_validator("*", mode="before")
     @classmethod
@@ -203,6 +193,21 @@ class SourceConfig(BaseModel):
         if wanted is not None and isinstance(value, str):
             raise ValueError(f"must be {wanted}, not the string {value!r}")
         return value
+
+
+class SourceConfig(TypedConfig):
+    """Keys every `[[sources]]` entry has; a connector's `Config` subclasses this."""
+
+    name: str
+    type: str
+    schedule: str | None = Field(None, description="cron expression, e.g. '*/15 * * * *'")
+    every: Interval | None = Field(None, description="interval, e.g. '15m' (used when no schedule); at least '1s'")
+    prune_every: Interval = Field("24h", description="how often to look for deleted items")
+    recent_first: RecentWindow | None = Field(
+        None,
+        description="a backfill indexes this recent window first, e.g. '7d'; '0' turns it off "
+        "(default: [index] recent_first)",
+    )
 
     @field_validator("name")
     @classmethod

@@ -22,6 +22,7 @@ from inlet.connectors.base import (
     Interval,
     RecentWindow,
     SourceConfig,
+    TypedConfig,
     missing_keys,
     missing_paths,
     recent_window,
@@ -48,9 +49,7 @@ def _postgres_url(url: str | None) -> str | None:
     return url
 
 
-class IndexConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class IndexConfig(TypedConfig):
     path: Path = Field(Path(".inlet"), description="embedded store: Chroma files + state database")
     chroma_url: str | None = Field(None, description="use a Chroma server instead of the embedded store")
     database_url: Annotated[str | None, AfterValidator(_postgres_url)] = Field(
@@ -109,9 +108,7 @@ RateLimit = Annotated[str, AfterValidator(_valid_rate)]
 """A rate key like '20/s', '300/m' or '1000/h' (checked when the config is read)."""
 
 
-class ApiKey(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ApiKey(TypedConfig):
     name: str
     key_env: str
     user: str | None = None
@@ -129,10 +126,8 @@ class ApiKey(BaseModel):
         return self
 
 
-class OAuthConfig(BaseModel):
+class OAuthConfig(TypedConfig):
     """`[server.oauth]`: accept JWT access tokens from one identity provider (docs/agents.md: remote agents)."""
-
-    model_config = ConfigDict(extra="forbid")
 
     issuer: str = Field(description="must equal the token's iss; HTTPS unless on a loopback address")
     audience: str | None = Field(
@@ -181,9 +176,7 @@ def _check_url(key: str, value: str, https_unless_loopback: bool) -> None:
             raise ValueError(f"'{key}' must be an https:// URL (plain http only on a loopback address)")
 
 
-class ServerConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ServerConfig(TypedConfig):
     host: str = "127.0.0.1"
     port: int = Field(8484, ge=0, le=65535)
     api_keys: list[ApiKey] = Field(default_factory=list)
@@ -211,9 +204,7 @@ class ServerConfig(BaseModel):
     )
 
 
-class DaemonConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DaemonConfig(TypedConfig):
     max_parallel: int = Field(2, ge=1, le=64, description="sources syncing at the same time")
     jitter: Duration = Field("30s", description="random delay added to each scheduled run")
     retry_max: Interval = Field("30m", description="cap of the backoff after failed runs")

@@ -342,6 +342,27 @@ def test_a_number_or_boolean_written_as_a_string_is_an_error(tmp_path: Path, lin
     assert said in str(caught.value) and str(config) in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("table", "line", "said"),
+    [
+        ("[server]", 'port = "8484"', "[server] key 'port': must be a whole number, not the string '8484'"),
+        ("[server]", 'metrics_public = "yes"', "key 'metrics_public': must be true or false, not the string 'yes'"),
+        ("[daemon]", 'max_parallel = "3"', "key 'max_parallel': must be a whole number, not the string '3'"),
+        ("[index]", 'batch_size = "64"', "key 'batch_size': must be a whole number, not the string '64'"),
+        ("[[server.api_keys]]", 'name = "k"\nkey_env = "K"\nadmin = "true"', "must be true or false"),
+    ],
+)
+def test_the_top_tables_refuse_a_number_or_boolean_written_as_a_string(
+    tmp_path: Path, table: str, line: str, said: str
+) -> None:
+    """`metrics_public = "no"` read as false and `"yes"` as true: a security switch is not guessed."""
+    config = tmp_path / "c.toml"
+    config.write_text(f"{table}\n{line}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    assert said in str(caught.value) and str(config) in str(caught.value)
+
+
 def test_a_rule_over_several_keys_is_said_without_a_made_up_key(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text(
