@@ -178,6 +178,17 @@ class _KeySetClient(jwt.PyJWKClient):
         return data
 
 
+def _json_object(response: httpx.Response) -> dict[str, Any] | None:
+    """The body of a 200 answer when it is a JSON object (a sign-in page or `[]` is not)."""
+    if response.status_code != 200:
+        return None
+    try:
+        document = response.json()
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
 def discovery_urls(issuer: str) -> list[str]:
     """Where the issuer's metadata may live: OpenID discovery, then RFC 8414 (path-inserted)."""
     parts = urlsplit(issuer.rstrip("/"))
@@ -217,22 +228,26 @@ class JwtVerifier:
         """`jwks_url` when configured, else the `jwks_uri` of the issuer's discovery document."""
         if self.config.jwks_url:
             return self.config.jwks_url
+        answers: list[str] = []
         for url in discovery_urls(self.config.issuer):
             try:
                 response = httpx.get(url, verify=self._ssl, timeout=HTTP_TIMEOUT_SECONDS)
             except httpx.HTTPError as exc:
                 raise IdentityProviderUnavailable(f"cannot reach the OAuth issuer at {url}: {exc}") from exc
-            if response.status_code != 200:
+            document = _json_object(response)
+            if document is None:
+                answers.append(f"{url} answered {response.status_code} without a JSON object")
                 continue
-            document = response.json()
             if document.get("issuer") != self.config.issuer:
                 raise IdentityProviderUnavailable(
                     f"{url} names issuer {document.get('issuer')!r}, not the configured {self.config.issuer!r}"
                 )
             if isinstance(document.get("jwks_uri"), str):
                 return str(document["jwks_uri"])
+            answers.append(f"{url} has no jwks_uri")
         raise IdentityProviderUnavailable(
-            f"no discovery document with a jwks_uri for issuer {self.config.issuer} (set [server.oauth] jwks_url)"
+            f"no discovery document with a jwks_uri for issuer {self.config.issuer} ({'; '.join(answers)}; "
+            "set [server.oauth] jwks_url)"
         )
 
     def _discover(self) -> str:

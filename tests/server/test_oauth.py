@@ -429,6 +429,22 @@ def test_an_issuer_answering_no_usable_key_set_refuses_and_is_not_asked_per_requ
         server.server_close()
 
 
+@pytest.mark.parametrize("body", [b"<html>Sign in</html>", b"[]", b'"text"'])
+def test_a_discovery_document_that_is_not_a_json_object_is_unavailable_not_a_500(body: bytes) -> None:
+    """A sign-in proxy answering every path with its page, or `[]`: the provider is unusable (503
+    `idp_unavailable`, asked again only after the cooldown), not an internal error per token."""
+    server, asked = answering(body, "text/html")
+    try:
+        issuer = f"http://127.0.0.1:{server.server_address[1]}/idp"
+        verifier = JwtVerifier(OAuthConfig(issuer=issuer, audience="urn:test"))
+        with pytest.raises(IdentityProviderUnavailable, match="without a JSON object"):
+            verifier.jwks_url()
+        assert asked == ["/idp/.well-known/openid-configuration", "/.well-known/oauth-authorization-server/idp"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 class HangingKeySet:
     """A loopback key-set endpoint publishing `published`; once `hang` is set, each fetch says so
     (`entered`) and is held until `release` is set (an identity provider that stopped answering)."""
