@@ -405,7 +405,11 @@ def _runs_in_holder(
         "since": since.isoformat() if since else None,
         "env": source_secrets(settings, names, os.environ),
     }
-    return runs_from(holder.call("run", {**args, "token": token}))
+    results = runs_from(holder.call("run", {**args, "token": token}))
+    for run in results:  # the holder logged a failure in its own log; this shell's stderr says it too
+        if run.outcome == "failed":
+            log.error("%s" if run.credentials_refused else f"source {run.source!r} failed: %s", run.error)
+    return results
 
 
 @cli.command()

@@ -250,3 +250,39 @@ def test_a_forwarded_run_uses_the_secrets_of_the_shell_it_was_typed_in(
         finally:
             local.close()
             state.close()
+
+
+def test_a_forwarded_run_that_fails_says_so_on_this_shells_stderr(
+    tmp_path: Path, sandbox, text_hash_embedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A direct run logs its failure on stderr (exit 1 or 3, "details on stderr"); forwarded, the
+    holder logs it in its own log, so the command logs the failure it got back here too."""
+    from click.testing import CliRunner
+
+    from inlet.cli import cli as inlet_cli
+    from inlet.sync.engine import Engine
+
+    text, secrets = sandbox.config(tmp_path / "index")
+    config = tmp_path / "config.toml"
+    config.write_text(text)
+    settings = load_config(config)
+    slack = next(s for s in settings.sources if s.type == "slack")
+    token_var = slack.model_dump()["token_env"]
+    with Index(settings.index, embedder=text_hash_embedder) as index:
+        state = SqliteState(index.path / "state.db")
+        engine = Engine(settings, index, state, env={})
+
+        def run(name, kind, since, restart, cancel, env=None):
+            return engine.run(name, kind, since=since, restart=restart, cancel=cancel, env=env)
+
+        local = start_local_commands(settings, index, state, run)
+        assert local is not None
+        try:
+            wrong = {**secrets, token_var: "xoxb-not-a-token"}
+            refused = CliRunner().invoke(inlet_cli, ["sync", slack.name, "--config", str(config)], env=wrong)
+            assert refused.exit_code == 3, refused.output
+            here = [r for r in caplog.records if r.name == "inlet" and r.levelname == "ERROR"]
+            assert any(slack.name in r.getMessage() for r in here), [r.getMessage() for r in caplog.records]
+        finally:
+            local.close()
+            state.close()
