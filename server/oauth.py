@@ -46,6 +46,7 @@ from inlet.errors import ConfigError
 
 from .auth import KeyEntry, KeyRing, well_formed_user
 from .errors import ApiError, CallerRefused
+from .listener import local_url
 
 log = logging.getLogger(__name__)
 
@@ -378,12 +379,13 @@ WILDCARDS = ("", "0.0.0.0", "::")
 
 
 def listening_base(host: str, listening: tuple[Any, ...] | None) -> str | None:
-    """`http://HOST:PORT` of the socket the API listens on; None when unknown or on every address
-    (then the request's own Host is the best name there is)."""
+    """`http://HOST:PORT` of the socket the API listens on, HOST as configured (`localhost` stays
+    `localhost`: the address the server prints, that a user gives an MCP client, which checks the
+    metadata names it); None when unknown or on every address (then the request's own Host is the
+    best name there is)."""
     if listening is None or host in WILDCARDS:
         return None
-    address, port = str(listening[0]), int(listening[1])
-    return f"http://[{address}]:{port}" if ":" in address else f"http://{address}:{port}"
+    return local_url(host, int(listening[1]))
 
 
 def warn_on_port_mismatch(config: OAuthConfig, listening: tuple[Any, ...] | None) -> bool:

@@ -584,6 +584,23 @@ def test_sandbox_writes_a_valid_oauth_block_without_a_fixed_port(sandbox: Sandbo
 
 
 # --- the address the server listens on names the resource (issue 28 item 1) -------------------------
+@pytest.mark.parametrize(
+    ("host", "listening", "base"),
+    [
+        ("localhost", ("127.0.0.1", 41788), "http://localhost:41788"),  # as the server prints it
+        ("127.0.0.1", ("127.0.0.1", 41788), "http://127.0.0.1:41788"),
+        ("::1", ("::1", 41788, 0, 0), "http://[::1]:41788"),
+        ("0.0.0.0", ("0.0.0.0", 41788), None),  # every address: the request's Host names it
+    ],
+)
+def test_the_resource_is_named_as_the_host_was_configured(host: str, listening: tuple, base: str | None) -> None:
+    """An MCP client given `http://localhost:PORT/mcp` checks that the metadata names that resource
+    (RFC 9728): the resolved `127.0.0.1` would make it refuse to sign in."""
+    from inlet.server.oauth import listening_base
+
+    assert listening_base(host, listening) == base
+
+
 def test_without_resource_url_the_listening_address_is_the_resource(idp: IdentityProvider, index: Index) -> None:
     from .conftest import serve
 
