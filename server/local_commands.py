@@ -36,6 +36,7 @@ status, backup, the MCP tools) inside: a forwarded `inlet sync` stays as quick t
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -43,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from inlet.config import Settings
-from inlet.errors import InletError
+from inlet.errors import ConfigError, InletError
 from inlet.sync.engine import RunResult
 from inlet.server.local_channel import Handler, LocalServer
 
@@ -109,7 +110,7 @@ class LocalCommands:
 
         sources = tuple(str(s) for s in args.get("sources") or ())
         for name in sources:
-            self.settings.source(name)
+            self._configured(name)
         request = SearchRequest(
             query=str(args["query"]),
             k=int(args.get("k", 10)),
@@ -125,6 +126,17 @@ class LocalCommands:
             "took_ms": round(got.took_ms, 1),
         }
 
+    def _configured(self, name: str) -> str:
+        """`name`, a source of this process's configuration. The command that forwarded it found it
+        in its own file, so a name unknown here was added after this process read that file."""
+        if name not in self.settings.source_names():
+            raise ConfigError(
+                f"source {name!r} is not configured in the process holding the index (pid {os.getpid()}): it "
+                f"read {self.settings.file} before the source was added (or another file): restart it to read "
+                "the new configuration"
+            )
+        return name
+
     def status(self, args: Mapping[str, Any]) -> dict[str, Any]:
         from inlet.status import sources_status
 
@@ -134,9 +146,7 @@ class LocalCommands:
         kind = args.get("kind", "sync")
         if kind not in ("sync", "backfill"):
             raise InletError(f"unknown run kind {kind!r}")
-        names = [self.settings.source(str(n)).name for n in args.get("sources") or ()] or [
-            s.name for s in self.settings.sources
-        ]
+        names = [self._configured(str(n)) for n in args.get("sources") or ()] or [s.name for s in self.settings.sources]
         since = datetime.fromisoformat(args["since"]) if args.get("since") else None
         log.info("local command: %s of %s", kind, ", ".join(names))
         env = {str(k): str(v) for k, v in (args.get("env") or {}).items()}

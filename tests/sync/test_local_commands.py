@@ -286,3 +286,29 @@ def test_a_forwarded_run_that_fails_says_so_on_this_shells_stderr(
         finally:
             local.close()
             state.close()
+
+
+def test_a_source_added_after_the_holder_started_is_said_so_not_denied(tmp_path: Path, text_hash_embedder) -> None:
+    """The file the command read configures the source; the holder read it before: the error says
+    that and what to do, instead of "no source named" about a file that names it."""
+    from click.testing import CliRunner
+
+    from inlet.cli import cli as inlet_cli
+
+    config = make_workdir(tmp_path)
+    settings = load_config(config)
+    with config.open("a") as f:
+        f.write('[[sources]]\nname = "later"\ntype = "files"\npath = "docs"\nevery = "1h"\n')
+    with Index(settings.index, embedder=text_hash_embedder) as index:
+        state = SqliteState(index.path / "state.db")
+        local = start_local_commands(settings, index, state, lambda *a, **k: None)
+        assert local is not None
+        try:
+            for args in (["sync", "later"], ["backfill", "later"], ["search", "lantern", "--source", "later"]):
+                result = CliRunner().invoke(inlet_cli, [*args, "--config", str(config)])
+                assert result.exit_code == 2, result.output
+                assert "'later' is not configured in the process holding the index" in result.output
+                assert "restart it" in result.output and "no source named" not in result.output
+        finally:
+            local.close()
+            state.close()
