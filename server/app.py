@@ -51,7 +51,7 @@ from .auth import (
 from .console import add_console, is_console_path
 from .content_type import JsonBody, unsupported_media_type
 from .admin import add_admin_sync
-from .audit import AuditLog, AuditMiddleware
+from .audit import AuditLog, AuditMiddleware, name_refused
 from .ratelimit import RateLimit, RateLimiter
 from .oauth import PRM_PATHS, Authenticator, listening_base, metadata_routes, warn_on_port_mismatch, with_audience
 from .errors import (
@@ -161,6 +161,7 @@ class KeyGuard:
         except ApiError as exc:
             if isinstance(exc, CallerRefused):  # someone the audit can name (a token without the scope)
                 scope.setdefault("state", {})["key"] = exc.who
+                await name_refused(scope, receive, exc.who)
             response = JSONResponse(error_body(exc.code, exc.message), exc.status, headers=exc.headers)
             await response(scope, receive, send)
             return
@@ -437,15 +438,25 @@ def _allow_origins(app: FastAPI, origins: list[str]) -> None:
 BODY_UNREADABLE = "There was an error parsing the body"  # FastAPI's 400 detail (a body not UTF-8, ...)
 
 
+async def _audited(request: Request, body: Any = None) -> None:
+    """A request refused after its key was checked names its user and query in the audit line, as
+    its route would have (the route's own facts stay when it ran)."""
+    entry = request.scope.get("state", {}).get("key")
+    if entry is not None:
+        await name_refused(request.scope, None, entry, body)
+
+
 def _handlers(app: FastAPI) -> None:
     """Every error in the contract's shape; malformed input is a 4xx, never a 500."""
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        await _audited(request)
         return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        await _audited(request, exc.body)
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             if (declared := unsupported_media_type(request.scope)) is not None:

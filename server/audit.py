@@ -35,7 +35,8 @@ from inlet.config import Settings
 from inlet.connectors.model import normal_user
 from inlet.errors import ConfigError
 
-from .auth import Caller, KeyEntry
+from .auth import Caller, KeyEntry, body_or_named_user, caller_for, named_user
+from .errors import ApiError
 
 log = logging.getLogger(__name__)
 STREAM_LOGGER = "inlet.audit"
@@ -176,6 +177,32 @@ class AuditLog:
                 handler.close()
             self._listener = None
             self._queue = None
+
+
+async def name_refused(scope: Scope, receive: Receive | None, entry: KeyEntry, body: Any = None) -> None:
+    """Put the user and query a refused request named where the audit reads them, as its route
+    would have (a 429, a 403 for a token's scope or a key's rights, a 422 for a bad field): the
+    body's `user` and `query` (read from `receive` when the route did not read it; the body limit,
+    outside, has bounded it), or the user a GET route names. A request naming a user its key may
+    not name leaves only the key; what a route already put there stays."""
+    state = scope.setdefault("state", {})
+    if body is None and receive is not None and scope.get("method") == "POST":
+        message = await receive()
+        try:
+            body = json.loads(message.get("body", b"") or b"null")
+        except (ValueError, RecursionError):
+            body = None
+    body = body if isinstance(body, dict) else {}
+    requested = body.get("user") if isinstance(body.get("user"), str) else None
+    if state.get("caller") is None:
+        try:
+            state["caller"] = caller_for(
+                entry, body_or_named_user(requested, scope) if scope.get("method") == "POST" else named_user(scope)
+            )
+        except ApiError:
+            pass
+    if state.get("audit") is None:
+        state["audit"] = {"query": body.get("query") if isinstance(body.get("query"), str) else None, "doc_ids": []}
 
 
 class AuditMiddleware:

@@ -12,7 +12,6 @@ answered 503 `index_unavailable` with `Retry-After`, as the index itself would a
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -28,7 +27,8 @@ from inlet.config import Settings, parse_rate
 from inlet.connectors.model import normal_user
 from inlet.errors import IndexUnavailable
 
-from .auth import Caller, KeyEntry, body_or_named_user, caller_for, named_user
+from .audit import name_refused
+from .auth import Caller, KeyEntry
 from .errors import ApiError, error_body, unavailable
 
 
@@ -171,34 +171,10 @@ class RateLimit:
             await self.app(scope, receive, send)
             return
         self.metrics.rate_limited.labels(entry.name).inc()
-        await _name_for_audit(scope, receive, entry)
+        await name_refused(scope, receive, entry)
         response = JSONResponse(
             error_body("rate_limited", limited_message(entry.name, wait)),
             429,
             headers={"Retry-After": retry_after(wait)},
         )
         await response(scope, receive, send)
-
-
-async def _name_for_audit(scope: Scope, receive: Receive, entry: KeyEntry) -> None:
-    """Put the refused request's user and query where the audit reads them, as the route would
-    have: the body's `user` and `query` (the body limit, outside, has read and bounded it), or the
-    user a GET route names. A request naming a user its key may not name leaves only the key."""
-    body: Any = None
-    if scope.get("method") == "POST":
-        message = await receive()
-        try:
-            body = json.loads(message.get("body", b"") or b"null")
-        except (ValueError, RecursionError):
-            body = None
-    body = body if isinstance(body, dict) else {}
-    requested = body.get("user") if isinstance(body.get("user"), str) else None
-    query = body.get("query") if isinstance(body.get("query"), str) else None
-    state = scope.setdefault("state", {})
-    try:
-        state["caller"] = caller_for(
-            entry, body_or_named_user(requested, scope) if scope.get("method") == "POST" else named_user(scope)
-        )
-    except ApiError:
-        pass
-    state["audit"] = {"query": query, "doc_ids": []}

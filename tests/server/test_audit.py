@@ -135,6 +135,27 @@ def test_refused_over_the_rate_limit_names_the_user_and_query(tmp_path: Path, in
     assert log.stat().st_mode & 0o777 == 0o600  # it names users and holds their queries
 
 
+def test_refused_for_a_bad_field_or_the_keys_rights_names_the_user_and_query(tmp_path: Path, index: Index) -> None:
+    """A 422 (the body's `k`) or a 403 (an admin action by an agent key) is refused after the key
+    check: its line names the user and the question as the route's own line would."""
+    log = tmp_path / "audit.jsonl"
+    app = create_app(settings_for(index.path, audit_log=str(log)), index=index, env=KEYS)
+    as_kim = {**AGENT, "X-Inlet-User": "kim@example.com"}
+    with TestClient(app) as client:
+        assert app.state.retrieval.ready.wait(30)
+        bad_k = client.post("/v1/search", json={"query": "is alice being fired", "k": 0}, headers=as_kim)
+        in_body = client.post(
+            "/v1/context", json={"query": "salaries", "user": "kim@example.com", "k": "x"}, headers=AGENT
+        )
+        pause = client.post("/v1/admin/sources/eng/pause", headers=as_kim)
+    assert [bad_k.status_code, in_body.status_code, pause.status_code] == [422, 422, 403]
+    assert [(line["status"], line["user"], line.get("query")) for line in lines_of(log)] == [
+        (422, "kim@example.com", "is alice being fired"),
+        (422, "kim@example.com", "salaries"),
+        (403, "kim@example.com", None),
+    ]
+
+
 def test_hashed_queries_keep_only_the_digest(tmp_path: Path, index: Index) -> None:
     log = tmp_path / "audit.jsonl"
     app = create_app(settings_for(index.path, audit_log=str(log), audit_queries="hash"), index=index, env=KEYS)

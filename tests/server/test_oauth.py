@@ -720,7 +720,9 @@ def test_the_audit_log_names_the_tokens_subject_and_issuer_never_the_token(
             "/v1/search", json={"query": "Falcon launch"}, headers={"Authorization": f"Bearer {token}"}
         )
         assert answer.status_code == 200
-        refused = client.post("/v1/search", json={"query": "x"}, headers={"Authorization": f"Bearer {scopeless}"})
+        refused = client.post(
+            "/v1/search", json={"query": "what did alice ask"}, headers={"Authorization": f"Bearer {scopeless}"}
+        )
         assert refused.status_code == 403
         assert (
             client.post("/v1/search", json={"query": "x"}, headers={"Authorization": "Bearer nobody"}).status_code
@@ -731,6 +733,7 @@ def test_the_audit_log_names_the_tokens_subject_and_issuer_never_the_token(
     assert line["subject"] == subject and line["issuer"] == idp.issuer and "key" not in line
     assert line["user"] == ALICE_EMAIL and line["route"] == "POST /v1/search"
     assert (denied["status"], denied["user"], denied["issuer"]) == (403, ALICE_EMAIL, idp.issuer)
+    assert denied["query"] == "what did alice ask"  # what a token without the scope was asking
     assert denied["subject"] == jwt.decode(scopeless, options={"verify_signature": False})["sub"]
     for signed in (token, scopeless):
         assert signed not in log.read_text() and signed.split(".")[2] not in log.read_text()
