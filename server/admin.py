@@ -16,18 +16,17 @@ from starlette.concurrency import run_in_threadpool
 from inlet.config import Settings
 
 from .auth import require_admin
-from .errors import ApiError, ErrorBody
+from .errors import ApiError, error_responses
+from .models import RunsResponse
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text}
-    for code, text in (
-        (400, "a name that is not a configured source"),
-        (401, "missing or invalid key"),
-        (403, "not an admin key"),
-        (422, 'a body that is not `{"sources": [names]}`'),
-        (409, "this process runs no sources (`inlet daemon --serve` does)"),
-    )
-}
+ERRORS = error_responses(
+    (400, "a name that is not a configured source"),
+    (403, "not an admin key"),
+    (409, "this process runs no sources (`inlet daemon --serve` does)"),
+    (503, "the state database cannot be reached for a moment"),
+    (415, "body not JSON"),
+    (422, 'a body that is not `{"sources": [names]}`'),
+)
 
 
 class SyncRequest(BaseModel):
@@ -40,7 +39,11 @@ class SyncRequest(BaseModel):
 def add_admin_sync(app: FastAPI, settings: Settings) -> None:
     """`{"sources": [...]}` (default: every configured source) -> `{"runs": [...]}` once they ran."""
 
-    @app.post("/v1/admin/sync", tags=["operations"], responses=ERRORS)
+    @app.post(
+        "/v1/admin/sync",
+        tags=["operations"],
+        responses={**ERRORS, 200: {"model": RunsResponse, "description": "the runs, once they ended"}},
+    )
     async def admin_sync(request: Request, body: SyncRequest | None = None) -> Any:
         """Sync the named sources now and answer with their runs (admin keys only)."""
         request.state.caller = require_admin(request.state.key, "POST /v1/admin/sync")

@@ -62,6 +62,7 @@ from .errors import (
     CallerRefused,
     ErrorBody,
     error_body,
+    error_responses,
     unavailable,
 )
 from .hooks import HOOK_BODY_SECONDS, add_hook_routes, not_found, registered
@@ -91,20 +92,14 @@ class _DocumentId(PathConvertor):
 register_url_convertor("doc_id", _DocumentId())
 log = logging.getLogger(__name__)
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", *PRM_PATHS})  # they reveal nothing
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text}
-    for code, text in (
-        (400, "malformed request"),
-        (401, "missing or invalid API key"),
-        (403, "beyond the key's rights"),
-        (408, "request body stalled"),
-        (413, "request body too large"),
-        (415, "body not JSON"),
-        (422, "invalid request"),
-        (429, "over the rate limit of the key or user (Retry-After says when)"),
-        (503, "index or model not loaded yet"),
-    )
-}
+ERRORS = error_responses(
+    (400, "malformed request"),
+    (401, "missing or invalid API key"),
+    (403, "beyond the key's rights"),
+    (415, "body not JSON"),
+    (422, "invalid request"),
+    (503, "index or model not loaded yet"),
+)
 
 DOCS_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'none'; "

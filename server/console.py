@@ -31,21 +31,19 @@ from inlet.status import iso, sources_status
 from inlet.storage import RunRecord, StateStore, open_backend
 
 from .auth import require_admin
-from .errors import ApiError, ErrorBody
+from .errors import ApiError, error_responses
+from .models import ConsoleData, SourcePaused, SourceQueued
 
 STATIC = Path(__file__).with_name("console_static")
 FILES = {"console.js": "text/javascript", "console.css": "text/css"}
 HISTORY = 30  # runs per source in the history chart
 ACTIONS = ("run", "backfill", "pause", "resume")
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody, "description": text}
-    for code, text in (
-        (401, "missing or invalid key"),
-        (403, "not an admin key"),
-        (404, "no such source or action"),
-        (409, "this process runs no sources (run and backfill need `inlet daemon --serve`)"),
-    )
-}
+ERRORS = error_responses(
+    (403, "not an admin key"),
+    (404, "no such source or action"),
+    (409, "this process runs no sources (run and backfill need `inlet daemon --serve`)"),
+    (503, "the state database cannot be reached for a moment"),
+)
 HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
     "form-action 'none'; base-uri 'none'",
@@ -133,7 +131,11 @@ def add_console(app: FastAPI, settings: Settings, state: StateStore | None) -> N
             raise ApiError(404, "not_found", f"no console file {name!r}")
         return FileResponse(STATIC / name, media_type=FILES[name], headers=HEADERS)
 
-    @app.get("/v1/admin/console", tags=["operations"], responses=ERRORS)
+    @app.get(
+        "/v1/admin/console",
+        tags=["operations"],
+        responses={**ERRORS, 200: {"model": ConsoleData, "description": "every source's status and history"}},
+    )
     async def console_data(request: Request) -> Any:
         """Sources, their run history and recent errors, for the console (admin keys only)."""
         request.state.caller = require_admin(request.state.key, "the console")
@@ -144,7 +146,11 @@ def add_console(app: FastAPI, settings: Settings, state: StateStore | None) -> N
         "/v1/admin/sources/{name}/{action}",
         status_code=202,
         tags=["operations"],
-        responses={**ERRORS, 200: {"description": "the source's schedule was paused or resumed"}},
+        responses={
+            **ERRORS,
+            200: {"model": SourcePaused, "description": "the source's schedule was paused or resumed"},
+            202: {"model": SourceQueued, "description": "the run or backfill was queued"},
+        },
     )
     async def source_action(name: str, action: str, request: Request) -> Any:
         """`run` a sync now, restart the `backfill`, `pause` or `resume` the schedule (admin keys only)."""

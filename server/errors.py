@@ -52,6 +52,23 @@ class ErrorBody(BaseModel):
     error: ErrorDetail
 
 
+# What the middleware may answer any route that needs a key, before the route runs.
+KEYED_ROUTE_ERRORS = (
+    (401, "missing or invalid key"),
+    (408, "request body stalled"),
+    (413, "request body too large"),
+    (429, "over the rate limit of the key or user (Retry-After says when)"),
+)
+
+
+def error_responses(*own: tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of a keyed route: its `own` errors plus the middleware's."""
+    return {
+        code: {"model": ErrorBody, "description": text}
+        for code, text in sorted(dict([*KEYED_ROUTE_ERRORS, *own]).items())
+    }
+
+
 def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 

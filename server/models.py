@@ -260,6 +260,55 @@ class SourcesResponse(BaseModel):
     )
 
 
+class Run(BaseModel):
+    """One run of a source, as `inlet sync --json` prints it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    source: str
+    outcome: str = Field(description="ok, partial, failed or interrupted")
+    upserted: int
+    deleted: int
+    skipped: int
+    errors: int
+    seconds: float
+    error: str | None
+    credentials_refused: bool
+
+
+class RunsResponse(BaseModel):
+    runs: list[Run]
+
+
+class SourcePaused(BaseModel):
+    source: str
+    paused: bool = Field(description="true after pause, false after resume")
+
+
+class SourceQueued(BaseModel):
+    source: str
+    queued: str = Field(description="the action queued: run or backfill")
+
+
+class ConsoleRun(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    outcome: str | None
+    error: str | None
+
+
+class ConsoleSource(SourceStatus):
+    history: list[ConsoleRun] = Field(description="its last runs, newest first")
+    recent_errors: list[dict[str, Any]] = Field(description="`at`, `kind` and `error` of recent failed runs")
+    current_error: dict[str, Any] | None = Field(description="the last run's error while it is the latest outcome")
+    paused_since: str | None
+
+
+class ConsoleData(SourcesResponse):
+    sources: list[ConsoleSource]  # type: ignore[assignment]
+    can_run: bool = Field(description="this process runs sources (`inlet daemon --serve`): run and backfill work")
+
+
 class Health(BaseModel):
     status: str
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from datetime import timedelta
 
 import pytest
@@ -672,3 +673,28 @@ def test_a_body_that_is_not_json_is_415_naming_the_header(client: TestClient) ->
     assert error["code"] == "unsupported_media_type"
     assert "Content-Type: application/x-www-form-urlencoded" in error["message"]
     assert "application/json" in error["message"]
+
+
+def test_every_keyed_route_declares_the_middlewares_answers_and_admin_answers_match_their_schemas(
+    client: TestClient,
+) -> None:
+    """A client generated from /openapi.json knows the 429 (and 401/408/413) of every route that
+    takes a key, and the fields of the admin routes' answers."""
+    import jsonschema
+
+    spec = client.get("/openapi.json", headers=OPS).json()
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            if path not in ("/healthz", "/readyz", "/docs"):
+                assert {"401", "408", "413", "429"} <= set(operation["responses"]), (method, path)
+
+    def valid(response: Any, path: str, method: str = "post") -> None:
+        declared = spec["paths"][path][method]["responses"][str(response.status_code)]
+        schema = declared["content"]["application/json"]["schema"]
+        jsonschema.validate(response.json(), {**schema, "components": spec["components"]})
+
+    action = "/v1/admin/sources/{name}/{action}"
+    valid(client.post("/v1/admin/sources/eng/pause", headers=OPS), action)
+    valid(client.post("/v1/admin/sources/eng/resume", headers=OPS), action)
+    valid(client.get("/v1/admin/console", headers=OPS), "/v1/admin/console", "get")
+    valid(client.post("/v1/admin/sync", json={}, headers=OPS), "/v1/admin/sync")  # 409: no daemon here
