@@ -40,6 +40,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from inlet.storage.lexical import stem
+
 MODEL_PATH = Path(__file__).with_name("relevance_model.json")
 _WORD = re.compile(r"[a-z0-9]+")
 STOPWORDS = frozenset(
@@ -69,26 +71,18 @@ def symbols(query: str) -> frozenset[str]:
     return frozenset(ch for ch in query if not ch.isspace() and ch not in _NOT_ASKED)
 
 
-@lru_cache(maxsize=1 << 16)
-def _stem(word: str) -> str:
-    for suffix in ("ing", "ed", "es", "s"):
-        if len(word) > len(suffix) + 3 and word.endswith(suffix):
-            return word[: -len(suffix)]
-    return word
-
-
 @lru_cache(maxsize=256)
 def stems(text: str) -> frozenset[str]:
     """The stems of `text`'s words; cached, since each result's text is read by several features."""
-    return frozenset(map(_stem, _WORD.findall(text.lower())))
+    return frozenset(map(stem, _WORD.findall(text.lower())))
 
 
 def coverage(terms: list[str], text: str) -> float:
-    """Share of `terms` that occur in `text` (prefix match on a crude stem: "deploys" ~ "deploy")."""
+    """Share of `terms` that occur in `text`, on the keyword index's Porter stems ("expenses" ~ "expense")."""
     if not terms:
         return 0.0
     words = stems(text)
-    return sum(1 for t in terms if _stem(t) in words) / len(terms)
+    return sum(1 for t in terms if stem(t) in words) / len(terms)
 
 
 FEATURES = (
@@ -148,7 +142,7 @@ def weighted_coverage(weights: dict[str, float], text: str) -> float:
     ceiling = max((w for w in weights.values() if w != ABSENT), default=1.0) * 1.5
     words = stems(text)
     total = sum(ceiling if w == ABSENT else w for w in weights.values())
-    held = sum(w for t, w in weights.items() if w != ABSENT and _stem(t) in words)
+    held = sum(w for t, w in weights.items() if w != ABSENT and stem(t) in words)
     return held / total if total else 0.0
 
 
@@ -161,7 +155,7 @@ def missing_rarest(weights: dict[str, float], text: str) -> float:
     ceiling = max((w for w in weights.values() if w != ABSENT), default=1.0) * 1.5
     values = {t: ceiling if w == ABSENT else w for t, w in weights.items()}
     words = stems(text)
-    lacking = [v for t, v in values.items() if _stem(t) not in words]
+    lacking = [v for t, v in values.items() if stem(t) not in words]
     return max(lacking, default=0.0) / max(values.values())
 
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 RARE_EXACT = 10  # an identifier or quoted phrase in at most this many chunks decides a ranking
 LEXICAL_OVERFETCH = 4  # BM25 matches ranked per wanted result before falling back to a filtered query
@@ -34,6 +36,7 @@ DF_TTL = 300.0  # seconds a cached document frequency is trusted
 # 2,000 parts): the first MAX_TERMS terms (phrases and identifiers first), MAX_PARTS parts each.
 MAX_TERMS = 48
 MAX_PARTS = 12
+PORTER_MIN, PORTER_MAX = 3, 64  # FTS5's porter stems only tokens of this many characters
 STOPWORDS = frozenset(
     "a an and are as at be but by for from has have how i in is it its of on or that the this to "
     "was were what when where which who why will with you your do does did can could should would".split()
@@ -68,6 +71,21 @@ def words(text: str) -> list[str]:
     """The index's words of `text`: runs of letters and digits, lowercase, accents folded."""
     folded = unicodedata.normalize("NFKD", text.lower())
     return _WORD.findall("".join(c for c in folded if not unicodedata.combining(c)))
+
+
+@lru_cache(maxsize=200_000)
+def stem(word: str) -> str:
+    """The word's Porter stem, as FTS5's `porter` tokenizer gives it (PostgreSQL's terms and the
+    relevance features use it too): tokens shorter than PORTER_MIN or longer than PORTER_MAX pass
+    through unchanged ("us" stays "us"; Porter alone would make it "u", and "us" a stem of "use")."""
+    return _porter().stemWord(word) if PORTER_MIN <= len(word) <= PORTER_MAX else word
+
+
+@lru_cache(maxsize=1)
+def _porter() -> Any:
+    import snowballstemmer  # type: ignore[import-untyped]
+
+    return snowballstemmer.stemmer("porter")
 
 
 def parse_query(query: str) -> list[Term]:

@@ -34,10 +34,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
-from ..lexical import COMMON_TERM, DF_TTL, Term, words
+from ..lexical import COMMON_TERM, DF_TTL, Term, stem, words
 from ..types import Filters
 
 K1 = 1.2
@@ -45,23 +44,6 @@ B = 0.75
 TITLE_WEIGHT = 2
 TITLE_BASE = 1 << 30  # title token i is at position TITLE_BASE + i; text tokens count from 0
 MAX_PHRASE_PARTS = 32  # a longer quoted phrase is matched on its first parts (one join per part)
-
-
-PORTER_MIN, PORTER_MAX = 3, 64  # FTS5's porter stems only tokens of this many characters
-
-
-@lru_cache(maxsize=200_000)
-def stem(word: str) -> str:
-    """The word's Porter stem, as FTS5's `porter` tokenizer gives it: shorter or longer tokens pass
-    through unchanged ("us" stays "us"; Porter alone would make it "u", and "us" a stem of "use")."""
-    return _stemmer().stemWord(word) if PORTER_MIN <= len(word) <= PORTER_MAX else word
-
-
-@lru_cache(maxsize=1)
-def _stemmer() -> Any:
-    import snowballstemmer  # type: ignore[import-untyped]
-
-    return snowballstemmer.stemmer("porter")
 
 
 def lexical_terms(text: str) -> list[str]:

@@ -135,6 +135,23 @@ def test_match_tells_a_question_worded_at_length_from_a_short_look_alike(index) 
     assert best(index, "who is the CEO")[0].match == "none"
 
 
+@pytest.mark.parametrize(("asked", "held"), [("storages", "storage"), ("garages", "garage")])
+def test_a_plural_or_another_form_of_a_word_counts_as_the_word(index, asked: str, held: str) -> None:
+    """The features read a document's words on the keyword index's own (Porter) stems: "expenses"
+    in a question found "Expense FAQ" but counted its word as missing, and `match` said none."""
+    singular = best(index, f"the {held}")[1]
+    plural = best(index, f"the {asked}")[1]
+    assert singular.doc_id == plural.doc_id
+    assert plural.features["coverage"] == singular.features["coverage"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("asked", "held"), [("expenses", "expense"), ("outages", "outage"), ("shipped", "ships"), ("policies", "policy")]
+)
+def test_coverage_reads_words_on_their_stems(asked: str, held: str) -> None:
+    assert rel.coverage([asked], f"the {held} list") == 1.0
+
+
 def fitting_module(monkeypatch):
     benchmarks = Path(__file__).resolve().parents[2] / "benchmarks"
     monkeypatch.syspath_prepend(str(benchmarks))
