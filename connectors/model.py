@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime, timezone
 from typing import Any, Union
 
@@ -41,6 +42,25 @@ def normal_user(user: str) -> str:
     """A user as ACLs compare it (emails are case-insensitive): one person, one spelling. Whatever
     keys a user (the ACL tokens, a rate-limit bucket) goes through this."""
     return user.strip().lower()
+
+
+# One address: a local part, one "@", a host of non-empty labels; nothing that separates or wraps
+# addresses (white space, commas, semicolons, angle brackets, quotes). Not stricter: internationalised
+# addresses (RFC 6531) and single-label hosts name one user as well.
+_PART = r"[^\s@,;:<>()\[\]\\\"]"
+_LABEL = r"[^\s@,;:<>()\[\]\\\".]+"
+EMAIL = re.compile(rf"{_PART}+@{_LABEL}(?:\.{_LABEL})*")
+
+
+def well_formed_user(user: str, address: bool = False) -> bool:
+    """The one rule for a user named from outside (an OAuth claim, or a user an on_behalf_of or
+    admin key names): a value holding an `@` (or, with `address`, any value) must be one
+    well-formed email address, since ACL domains are matched on what follows its `@`
+    (`eve@evil.com@corp.example`, `eve@x, bob@corp.example`, `@corp.example` are not). A value
+    without an `@` names a user with no domain (`u:` ACL entries only)."""
+    if not address and "@" not in user:
+        return True
+    return EMAIL.fullmatch(user) is not None
 
 
 def principals_for(user: str | None) -> list[str] | None:

@@ -102,7 +102,7 @@ def _named_user(ctx: click.Context, param: click.Parameter, value: str | None) -
     if value is not None and not value.strip():
         raise click.BadParameter("the user is empty (an unset shell variable?): name one, an email", param=param)
     if value is not None:
-        from inlet.server.auth import well_formed_user
+        from inlet.connectors.model import well_formed_user
 
         if not well_formed_user(value.strip()):  # the API's rule: `Alice <a@x>` or `a@x, b@x` names nobody
             raise click.BadParameter(f"{value.strip()!r} is not one well-formed email address: name one user")

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from inlet.connectors.base import (
     Connector,
@@ -28,6 +28,7 @@ from inlet.connectors.base import (
     recent_window,
     unset_env,
 )
+from inlet.connectors.model import well_formed_user
 from inlet.connectors.registry import connector_class
 from inlet.errors import ConfigError
 
@@ -117,6 +118,15 @@ class ApiKey(TypedConfig):
     rate_limit: RateLimit | None = Field(
         None, description="this key's own rate limit ('100/s'); default [server] rate_limit"
     )
+
+    @field_validator("user")
+    @classmethod
+    def _one_user(cls, value: str | None) -> str | None:
+        """A user key acts as one user: the rule for a user named anywhere else (a request's
+        `user`, an OAuth claim), since ACL domains are matched on what follows the `@`."""
+        if value is not None and (not value.strip() or not well_formed_user(value.strip())):
+            raise ValueError(f"{value!r} is not one user: write one email address (or one name without an '@')")
+        return value
 
     @model_validator(mode="after")
     def _one_role(self) -> "ApiKey":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -22,7 +21,7 @@ from starlette.types import Scope
 
 from inlet.config import ApiKey, Settings
 from inlet.connectors.base import unset_env
-from inlet.connectors.model import normal_user
+from inlet.connectors.model import normal_user, well_formed_user
 from inlet.errors import ConfigError
 
 from .errors import ApiError
@@ -33,23 +32,6 @@ USER_HEADER = "X-Inlet-User"  # names the user on GET routes and MCP over HTTP (
 USER_PARAM = "user"  # ... or as a query parameter
 MIN_KEY_CHARS = 16  # a key value shorter than this is warned about at start-up
 KeyKind = Literal["admin", "on_behalf_of", "user"]  # a key's rights (the audit line's `kind`)
-# One address: a local part, one "@", a host of non-empty labels; nothing that separates or wraps
-# addresses (white space, commas, semicolons, angle brackets, quotes). Not stricter: internationalised
-# addresses (RFC 6531) and single-label hosts name one user as well.
-_PART = r"[^\s@,;:<>()\[\]\\\"]"
-_LABEL = r"[^\s@,;:<>()\[\]\\\".]+"
-EMAIL = re.compile(rf"{_PART}+@{_LABEL}(?:\.{_LABEL})*")
-
-
-def well_formed_user(user: str, address: bool = False) -> bool:
-    """The one rule for a user named from outside (an OAuth claim, or a user an on_behalf_of or
-    admin key names): a value holding an `@` (or, with `address`, any value) must be one
-    well-formed email address, since ACL domains are matched on what follows its `@`
-    (`eve@evil.com@corp.example`, `eve@x, bob@corp.example`, `@corp.example` are not). A value
-    without an `@` names a user with no domain (`u:` ACL entries only)."""
-    if not address and "@" not in user:
-        return True
-    return EMAIL.fullmatch(user) is not None
 
 
 @dataclass(frozen=True)

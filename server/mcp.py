@@ -33,7 +33,9 @@ from inlet.index.search import SearchRequest
 from inlet.index.store import Index
 
 from .audit import AuditLog
-from .auth import Caller, caller_for, named_user, well_formed_user
+from inlet.connectors.model import well_formed_user
+
+from .auth import Caller, caller_for, named_user
 from .errors import ApiError
 from .local_channel import HolderGoneError, LocalClient, holder_for
 from .middleware import send_error

@@ -43,8 +43,9 @@ from starlette.types import Scope
 
 from inlet.config import OAuthConfig, Settings
 from inlet.errors import ConfigError
+from inlet.connectors.model import well_formed_user
 
-from .auth import KeyEntry, KeyRing, well_formed_user
+from .auth import KeyEntry, KeyRing
 from .errors import ApiError, CallerRefused
 from .listener import local_url
 
@@ -334,7 +335,7 @@ class JwtVerifier:
 
     def _check_email(self, user: str, claims: dict[str, Any]) -> None:
         """A user named by an email address (the `email` claim, or any value with an `@`) must be one
-        well-formed address (`auth.well_formed_user`, the rule for users a key names too); and a
+        well-formed address (`model.well_formed_user`, the rule for users a key names too); and a
         provider that says the address is unverified is believed (unless `require_email_verified =
         false`)."""
         if self.config.user_claim != "email" and "@" not in user:

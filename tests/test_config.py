@@ -363,6 +363,19 @@ def test_the_top_tables_refuse_a_number_or_boolean_written_as_a_string(
     assert said in str(caught.value) and str(config) in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "user", ["", "Alice <alice@example.com>", "alice@example.com, bob@example.com", "@example.com"]
+)
+def test_a_user_keys_user_must_be_one_user(tmp_path: Path, user: str) -> None:
+    """`a@x, b@x` would be served as whoever the domain after its last `@` lets see."""
+    config = tmp_path / "c.toml"
+    config.write_text(f'[[server.api_keys]]\nname = "k"\nkey_env = "K"\nuser = "{user}"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    assert "key 'api_keys.0.user'" in str(caught.value) and "is not one user" in str(caught.value)
+    assert str(config) in str(caught.value)
+
+
 def test_a_rule_over_several_keys_is_said_without_a_made_up_key(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text(

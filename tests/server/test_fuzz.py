@@ -29,7 +29,8 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from inlet.config import Settings
 from inlet.index.store import Index
 from inlet.server.app import create_app
-from inlet.server.auth import Caller, well_formed_user
+from inlet.connectors.model import well_formed_user
+from inlet.server.auth import Caller
 from inlet.server.mcp import InletTools
 
 from .conftest import AGENT, ALICE, KEYS, OPS, corpus
