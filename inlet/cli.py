@@ -561,7 +561,7 @@ def _print_source(s: dict[str, Any], detail: bool) -> None:
         )
     if last:
         click.echo(
-            f"  last run: {last['kind']} {last['outcome']} at {last['finished_at']} — "
+            f"  last run: {last['kind']} {last['outcome']}, {last['started_at']} to {last['finished_at']} — "
             f"{last['upserted']} upserted, {last['deleted']} deleted, {last['skipped']} skipped, "
             f"{last['errors']} errors" + (f"\n  error: {last['error']}" if last["error"] else "")
         )

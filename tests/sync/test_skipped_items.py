@@ -90,6 +90,7 @@ def test_status_source_prints_the_skipped_items_and_json_carries_them(tmp_path, 
     assert last["skipped"] == SKIPS_KEPT + 6 and len(last["skipped_items"]) == SKIPS_KEPT
     prose = CliRunner().invoke(cli, ["status", "handbook", "--config", str(config)]).output
     assert "big-00.txt [handbook:big-00.txt] — skipped: larger than 1000 bytes" in prose, prose
+    assert f"last run: backfill ok, {last['started_at']} to {last['finished_at']} — " in prose, prose
     overview = CliRunner().invoke(cli, ["status", "--config", str(config)]).output
     assert "`inlet status handbook` lists them" in overview and "big-00.txt" not in overview
     assert "(when a daemon runs: none runs this source now)" in overview  # no daemon: nothing will run it
