@@ -425,6 +425,7 @@ def status(source: str | None, config_path: str | None, as_json: bool, verbose: 
         settings = _settings(config_path)
         if source is not None:
             settings.source(source)  # an unknown name is exit 2, naming the configured ones
+        _refuse_other_vectors(settings)
         holder = _holder(settings)
         payload = holder.call("status") if holder is not None else sources_status(settings)
         if source is not None and source not in {s["name"] for s in payload["sources"]}:
@@ -543,6 +544,25 @@ def restore(src: str, to: str | None, replace: bool, config_path: str | None, as
             f"restored {src} to {target}" + (f"; the index that was there is now {aside}" if aside else "")
         ),
     )
+
+
+def _refuse_other_vectors(settings: Any) -> None:
+    """`inlet status` of an index whose vectors came from another model or backend than [index]
+    asks for is refused, naming both and `inlet reindex`, as every command that opens the vectors
+    refuses it (a reindex to the configured ones under way is not refused: status shows it)."""
+    from inlet.index.fingerprint import check
+    from inlet.storage import open_backend
+
+    catalog = open_backend(settings).catalog()
+    try:
+        records = catalog.records()
+        record = records.read()
+    finally:
+        catalog.close()
+    wanted = {"model": settings.index.model, "backend": settings.index.backend}
+    pending = record.pending if record is not None else None
+    if record is not None and not (pending and {"model": pending.model, "backend": pending.backend} == wanted):
+        check(records.where, record, wanted)
 
 
 def _print_source(s: dict[str, Any], detail: bool) -> None:

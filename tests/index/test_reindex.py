@@ -80,3 +80,19 @@ def test_reindex_source_by_source_keeps_old_vectors_until_all_are_done(torch_ind
 def test_the_record_is_plain_json(torch_index):
     raw = json.loads((torch_index / records.RECORD).read_text())
     assert raw == {"model": "all-MiniLM-L6-v2", "backend": "torch", "collection": "inlet_chunks", "pending": None}
+
+
+def test_status_refuses_an_index_of_another_backend_as_every_command_does(torch_index, tmp_path):
+    """The command an operator runs after a configuration change says what the daemon and the
+    server will say, instead of reporting every source healthy."""
+    from click.testing import CliRunner
+
+    from inlet.cli import cli
+
+    config = tmp_path / "config.toml"
+    config.write_text(f'[index]\npath = "{torch_index}"\nbackend = "onnx-int8"\n')
+    refused = CliRunner().invoke(cli, ["status", "--config", str(config)])
+    assert refused.exit_code == 2, refused.output
+    assert "'torch'" in refused.output and "'onnx-int8'" in refused.output and "inlet reindex" in refused.output
+    config.write_text(f'[index]\npath = "{torch_index}"\nbackend = "torch"\n')
+    assert CliRunner().invoke(cli, ["status", "--config", str(config)]).exit_code == 0
