@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from inlet.config import IndexConfig, load_config
+from inlet.connectors.extract import html_to_text
 from inlet.connectors.model import ACL, Document
 from inlet.index import store
 from inlet.storage.types import chunk_id
@@ -201,3 +202,43 @@ def test_no_passage_of_the_whole_sandbox_holds_markup(tmp_path, sandbox, text_ha
         for source in index.catalog.counts():
             for doc in index.catalog.documents(index.catalog.source_doc_ids(source)).values():
                 assert markup_tags(doc.text) == [], doc.id
+
+
+def test_character_references_are_their_characters_not_ascii_look_alikes() -> None:
+    referenced = html_to_text(
+        "<p>Frau M&uuml;ller: caf&eacute; in Z&uuml;rich, &#8220;final&#8221; &ndash; it&rsquo;s &copy; ACME "
+        "&mdash; na&iuml;ve cr&egrave;me, 10&nbsp;000&nbsp;CHF&lrm;</p>"
+    )
+    literal = html_to_text("<p>Frau Müller: café in Zürich, “final” – it’s © ACME — naïve crème, 10 000 CHF</p>")
+    assert referenced == literal == "Frau Müller: café in Zürich, “final” – it’s © ACME — naïve crème, 10 000 CHF"
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        ("<p>Q&A with AT&T and the R&D team</p>", "Q&A with AT&T and the R&D team"),
+        (
+            "<p>See https://status.example.com/?region=emea&env=prod&from=now-6h&param=1</p>",
+            "See https://status.example.com/?region=emea&env=prod&from=now-6h&param=1",
+        ),
+        ("<p>&amp; &lt;b&gt; &copy 2026 &#169; &notanentity; &#x; &</p>", "& <b> © 2026 © &notanentity; &#x; &"),
+        (
+            '<p><a href="https://x.example/r?id=7&region=emea&amp;lang=de&copy=2">report</a></p>',
+            "report (https://x.example/r?id=7&region=emea&lang=de&copy=2)",
+        ),
+    ],
+)
+def test_an_ampersand_that_starts_no_reference_is_text(html: str, expected: str) -> None:
+    assert html_to_text(html) == expected
+
+
+def test_a_link_url_is_the_one_its_href_holds() -> None:
+    out = html_to_text(
+        '<p>The policy is <a href="https://contoso.sharepoint.com/HR/Travel%20Policy%20(2026).docx">here</a>; '
+        'see <a href="https://en.wikipedia.org/wiki/Per_diem_(allowance)">per diem</a> and '
+        '<a href="https://x.example/a[1]\\b">this</a>.</p>'
+    )
+    assert out == (
+        "The policy is here (https://contoso.sharepoint.com/HR/Travel%20Policy%20(2026).docx); see per diem "
+        "(https://en.wikipedia.org/wiki/Per_diem_(allowance)) and this (https://x.example/a[1]\\b)."
+    )
