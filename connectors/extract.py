@@ -316,7 +316,7 @@ def _bare_ampersands_escaped(html: str) -> str:
 
 # What the converter writes of HTML, read back in linear time (no pattern rescans to the end of the
 # text from each `[`, `<` or blank line: a page of them would take minutes)
-_LINK_END = re.compile(r"\]\(<([^<>\s]+)>\)")  # [text](<url>)
+_LINK_END = re.compile(r'\]\(<([^<>\s]+)>(?: "[^"\n]{0,2000}")?\)')  # [text](<url>), or with a "title" (a tooltip)
 _AUTOLINK = re.compile(r"<((?:https?|mailto|ftp):[^<>\s]+)>")
 _URL_ESCAPED = re.compile(r"\\([\\\[\]()])")  # the converter's escapes in a link's url: `\(` is `(`
 _ESCAPED = re.compile(r"^([^\S\n]*\d+)\\(\.)|^([^\S\n]*)\\([-+])|\\(\\)(?=[\\`*_{}\[\]()#+\-.!])", re.M)

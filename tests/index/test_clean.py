@@ -236,11 +236,12 @@ def test_a_link_url_is_the_one_its_href_holds() -> None:
     out = html_to_text(
         '<p>The policy is <a href="https://contoso.sharepoint.com/HR/Travel%20Policy%20(2026).docx">here</a>; '
         'see <a href="https://en.wikipedia.org/wiki/Per_diem_(allowance)">per diem</a> and '
-        '<a href="https://x.example/a[1]\\b">this</a>.</p>'
+        '<a href="https://x.example/a[1]\\b">this</a>, <a href="https://x.example/t" title="Opens (new)">that</a>.</p>'
     )
     assert out == (
         "The policy is here (https://contoso.sharepoint.com/HR/Travel%20Policy%20(2026).docx); see per diem "
-        "(https://en.wikipedia.org/wiki/Per_diem_(allowance)) and this (https://x.example/a[1]\\b)."
+        "(https://en.wikipedia.org/wiki/Per_diem_(allowance)) and this (https://x.example/a[1]\\b), that "
+        "(https://x.example/t)."  # a link's title is a tooltip, not text
     )
 
 
