@@ -14,6 +14,7 @@ text without either, so such documents keep their content hash and are not re-em
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -34,8 +35,10 @@ _HTML_ELEMENTS = frozenset(
     "pre q s samp script section select small source span strike strong style sub summary sup svg table "
     "tbody td template textarea tfoot th thead title tr tt u ul var video wbr".split()
 )
-# What makes text an HTML document, converted whole (its line breaks are HTML's white space)
-_DOCUMENT = re.compile(r"<(?:html|body|head)(?=[\s/>])|<!doctype(?=\s)", re.I)
+# What makes text an HTML document, converted whole (its line breaks are HTML's white space): a line
+# that starts with one of these, outside a Markdown code fence (a README's example page is no page)
+_DOCUMENT = re.compile(r"^[ \t]*(?:<(?:html|body|head)(?=[\s/>])|<!doctype(?=\s))", re.I | re.M)
+_FENCE = re.compile(r"^[ \t]{0,3}(?:```|~~~)", re.M)
 _BLOCK_INDENT = re.compile(r"[ \t]{0,3}")  # before a tag that starts a line: up to three spaces, as in Markdown
 _TAG_OR_LINE_END = re.compile(r"</?[a-zA-Z][^<>]{0,2000}>|\n")  # a line end in a tag is no line's
 _BLANK_LINE = re.compile(r"\n[^\S\n]*(?:\n|\Z)")
@@ -77,7 +80,7 @@ def clean_text(text: str) -> str:
     some HTML) its HTML converted and the text around it kept as written; else unchanged."""
     if not looks_like_html(text):
         return text
-    if not _DOCUMENT.search(text):
+    if not _is_document(text):
         return _tags_as_text(text)
     # Plain text before the first tag (a mail's own words above a pasted newsletter) keeps its lines.
     first = next(m.start() for m in _TAG.finditer(text) if m[1].lower() in _HTML_ELEMENTS)
@@ -85,6 +88,13 @@ def clean_text(text: str) -> str:
     first = text.rfind("\n", 0, first) + 1  # whole lines: "See <img ...> for details" stays one line
     lead, body = text[:first].rstrip(), _converted(_visible_markup(text[first:]))
     return f"{lead}\n\n{body}".strip() if lead else body
+
+
+def _is_document(text: str) -> bool:
+    """Whether a line of `text` outside a code fence starts an HTML document (`<html>`, `<body>`,
+    `<head>`, a doctype)."""
+    fences = [m.start() for m in _FENCE.finditer(text)]
+    return any(bisect.bisect(fences, found.start()) % 2 == 0 for found in _DOCUMENT.finditer(text))
 
 
 def _visible_markup(text: str) -> str:

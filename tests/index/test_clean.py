@@ -315,3 +315,10 @@ def test_passages_hold_the_word_without_its_soft_hyphen(tmp_path, text_hash_embe
         index.apply([mail("To unlock the account, reset the pass\u00adword on the velvetmoose portal.")], generation=1)
         assert _chunks(index) == ["To unlock the account, reset the password on the velvetmoose portal."]
         assert index.catalog.document("mail:1").text == _chunks(index)[0]
+
+
+def test_an_example_page_in_a_markdown_code_fence_does_not_make_the_file_a_page() -> None:
+    readme = "# Embed\n\nPaste it:\n\n```html\n<html><body>\n<p>Hi</p>\n</body></html>\n```\n\nThen run it.\n"
+    out = clean_text(readme)
+    assert out.startswith("# Embed\n\nPaste it:\n\n```html\n") and out.endswith("```\n\nThen run it.")
+    assert markup_tags(out) == [] and "Hi" in out
