@@ -175,8 +175,10 @@ def visible_text(text: str) -> str:
 
 def plain(doc: "Document") -> "Document":
     """`doc` with a plain-text body: the same object when its text holds no HTML (or its connector
-    made it plain) and no invisible format character (`visible_text`), else a copy whose text (and
-    so content hash: stored markup is re-chunked once) is converted."""
+    made it plain) and neither it nor its title an invisible format character (`visible_text`),
+    else a copy whose text and title (and so content hash: stored markup is re-chunked once) are
+    converted."""
     text = visible_text(doc.text)  # first: "<sc\u200bript>" is a tag once the reader's eye joins it
     text = text if doc.plain_text else clean_text(text)
-    return doc if text == doc.text else doc.model_copy(update={"text": text})
+    title = visible_text(doc.title) if doc.title else doc.title
+    return doc if (text, title) == (doc.text, doc.title) else doc.model_copy(update={"text": text, "title": title})

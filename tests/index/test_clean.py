@@ -298,6 +298,11 @@ def test_invisible_characters_inside_a_word_are_dropped(text: str, expected: str
     assert plain(chat).text == expected  # in text its connector made plain too
 
 
+def test_a_title_loses_them_too() -> None:
+    titled = mail("Body").model_copy(update={"title": "Pass\u00adword reset for the flamingo\u200bledger"})
+    assert plain(titled).title == "Password reset for the flamingoledger"
+
+
 def test_invisible_characters_from_html_are_dropped_and_spell_no_tag() -> None:
     assert plain(mail("<p>Change your pass&shy;word on the flamingo&#8203;ledger portal.</p>")).text == (
         "Change your password on the flamingoledger portal."
