@@ -338,7 +338,7 @@ def _links_as_text(out: str) -> str:
 
 
 # A no-break space reads as a space (as the converter writes one outside <pre>), and direction marks
-# (`&lrm;`) are left out, as they were before references were read as their characters.
+# (`&lrm;`, `&rlm;`) are left out: invisible, they would split the words around them.
 _SPACES_AND_MARKS = str.maketrans({"\u00a0": " ", "\u200e": None, "\u200f": None})
 
 

@@ -169,7 +169,7 @@ def _literal_brackets(source: str) -> str:
 
 def visible_text(text: str) -> str:
     """`text` without the invisible format characters that split a word a reader sees whole:
-    "pass\u00adword" (a soft hyphen) is "password", as a browser's find-in-page reads it."""
+    "pass\\u00adword" (a soft hyphen) is "password", as a browser's find-in-page reads it."""
     return _INVISIBLE.sub("", text)
 
 
