@@ -14,6 +14,7 @@ import logging
 import mimetypes
 import re
 from collections.abc import Callable, Iterator
+from html.entities import html5 as _NAMED_REFERENCES
 from pathlib import PurePath
 
 from inlet.errors import ItemError, NotTextError
@@ -119,7 +120,11 @@ def document_title(data: bytes, name: str, text: str, mime: str | None = None) -
     try:
         if kind == "html":
             match = _HTML_TITLE.search(decode(data[:200_000]))
-            found = html_lib.unescape(re.sub(r"<[^>]+>", "", match[1] or match[2] or "")) if match else None
+            found = (
+                html_lib.unescape(_bare_ampersands_escaped(re.sub(r"<[^>]+>", "", match[1] or match[2] or "")))
+                if match
+                else None
+            )
         elif kind == "pdf":
             from pypdf import PdfReader
 
@@ -286,10 +291,34 @@ def _stray_brackets_escaped(html: str) -> str:
     return "".join(out) + html[at:]
 
 
+# A character reference as the HTML Standard reads one in an attribute value: `&#` and a digit,
+# `&name;`, or a name a browser also reads without `;` (`&copy`) when no letter, digit or `=`
+# follows it. inlet reads text by the same rule (where a browser would make "®ion=" of
+# "&region=" in text): an `&` that starts none is the character itself ("R&D", "?a=1&env=prod").
+_AMPERSAND = re.compile(r"&(?:#[0-9]|#[xX][0-9a-fA-F]|([A-Za-z][A-Za-z0-9]*+)([;=]?))?")
+
+
+def _bare_ampersands_escaped(html: str) -> str:
+    """`html` with each `&` that starts no character reference as `&amp;`: the parser would
+    otherwise read "R&D" as a reference to an unknown "D" (written back as "R&D;") and an `href`'s
+    "&region=" as "®ion="."""
+
+    def escaped(found: re.Match[str]) -> str:
+        name, end = found[1], found[2]
+        if name is None:
+            return found[0] if len(found[0]) > 1 else "&amp;"
+        if (end == ";" and name + ";" in _NAMED_REFERENCES) or (not end and name in _NAMED_REFERENCES):
+            return found[0]
+        return "&amp;" + found[0][1:]
+
+    return _AMPERSAND.sub(escaped, html)
+
+
 # What the converter writes of HTML, read back in linear time (no pattern rescans to the end of the
 # text from each `[`, `<` or blank line: a page of them would take minutes)
-_LINK_END = re.compile(r"\]\(<([^<>\s]+)>\)")  # [text](<url>)
+_LINK_END = re.compile(r'\]\(<([^<>\s]+)>(?: "[^"\n]{0,2000}")?\)')  # [text](<url>), or with a "title" (a tooltip)
 _AUTOLINK = re.compile(r"<((?:https?|mailto|ftp):[^<>\s]+)>")
+_URL_ESCAPED = re.compile(r"\\([\\\[\]()])")  # the converter's escapes in a link's url: `\(` is `(`
 _ESCAPED = re.compile(r"^([^\S\n]*\d+)\\(\.)|^([^\S\n]*)\\([-+])|\\(\\)(?=[\\`*_{}\[\]()#+\-.!])", re.M)
 
 
@@ -302,18 +331,25 @@ def _links_as_text(out: str) -> str:
         start = out.find("[", max(after, out.rfind("\n", after, end.start()) + 1), end.start())
         if start == -1:
             continue
-        text, url = out[start + 1 : end.start()], end[1]
+        text, url = out[start + 1 : end.start()], _URL_ESCAPED.sub(r"\1", end[1])
         parts.append(out[at:start] + (url if text.strip() in ("", url) else f"{text} ({url})"))
         at = end.end()
     return "".join(parts) + out[at:]
+
+
+# A no-break space reads as a space (as the converter writes one outside <pre>), and direction marks
+# (`&lrm;`, `&rlm;`) are left out: invisible, they would split the words around them.
+_SPACES_AND_MARKS = str.maketrans({"\u00a0": " ", "\u200e": None, "\u200f": None})
 
 
 def html_to_text(html: str) -> str:
     """HTML as plain text: blocks and list items on their lines, headings kept as `#` lines (the
     chunker splits there), a table's cells apart, links as "text (url)", Teams' `<emoji>` as the
     emoji, no images, no emphasis marks, nothing hidden with `display: none`, and none of the
-    converter's Markdown escapes ("1\\." is "1."). A `<` that starts no complete markup is text, and
-    the time taken is linear in `len(html)` whatever its brackets."""
+    converter's Markdown escapes ("1\\." is "1.", a link's url as its `href` holds it). A character
+    reference is its character (`&uuml;` is "ü", `&copy;` "©"); an `&` or a `<` that starts no
+    reference or no complete markup is text ("R&D", "?a=1&env=prod"); and the time taken is linear
+    in `len(html)` whatever its brackets."""
     import html2text
 
     converter = html2text.HTML2Text()
@@ -322,8 +358,9 @@ def html_to_text(html: str) -> str:
     converter.ignore_emphasis = True
     converter.ignore_tables = True  # cells as text, a row per line: no `|---|` rules in passages
     converter.protect_links = True
-    html = without_elements(_stray_brackets_escaped(html), _HIDDEN, _closing_tag)
-    out = converter.handle(_CELL_END.sub(r" \1", _EMOJI.sub(r"\1", html)))
+    converter.unicode_snob = True  # a character reference is its character: "M&uuml;ller" is "Müller"
+    html = without_elements(_bare_ampersands_escaped(_stray_brackets_escaped(html)), _HIDDEN, _closing_tag)
+    out = converter.handle(_CELL_END.sub(r" \1", _EMOJI.sub(r"\1", html))).translate(_SPACES_AND_MARKS)
     out = _AUTOLINK.sub(r"\1", _links_as_text(out))
     out = _ESCAPED.sub(lambda m: "".join(g for g in m.groups() if g is not None), out)
     out = re.sub(r"(?<=\S) {2,}(?=\S)", " ", out)  # where an image or an empty cell was

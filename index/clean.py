@@ -5,13 +5,18 @@ typed in a document its connector made plain itself (`Document.plain_text`: Slac
 messages, where `<div>` in a question about HTML is the question). Connectors convert the HTML
 they know about (a `text/html` file, an Outlook body), but HTML also arrives as plain text (a
 newsletter pasted into a mail, an export that kept its tags, a plug-in that passes bodies
-through): `plain` runs once in the index's write path, for every other document, and is a no-op
-for text without tags, so such documents keep their content hash and are not re-embedded.
+through): `plain` runs once in the index's write path, for every other document. An HTML document
+is converted whole; in other text (a README with a centred logo, a `<br>` in a mail) only the lines
+holding HTML are, and the text around them stays as written. Invisible format characters that split
+a word (a soft hyphen, a zero-width space) are dropped from every document. `plain` is a no-op for
+text without either, so such documents keep their content hash and are not re-embedded.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from inlet.connectors.extract import html_to_text, without_elements
@@ -30,6 +35,13 @@ _HTML_ELEMENTS = frozenset(
     "pre q s samp script section select small source span strike strong style sub summary sup svg table "
     "tbody td template textarea tfoot th thead title tr tt u ul var video wbr".split()
 )
+# What makes text an HTML document, converted whole (its line breaks are HTML's white space): a line
+# that starts with one of these, outside a Markdown code fence (a README's example page is no page)
+_DOCUMENT = re.compile(r"^[ \t]*(?:<(?:html|body|head)(?=[\s/>])|<!doctype(?=\s))", re.I | re.M)
+_FENCE = re.compile(r"^[ \t]{0,3}(?:```|~~~)", re.M)
+_BLOCK_INDENT = re.compile(r"[ \t]{0,3}")  # before a tag that starts a line: up to three spaces, as in Markdown
+_TAG_OR_LINE_END = re.compile(r"</?[a-zA-Z][^<>]{0,2000}>|\n")  # a line end in a tag is no line's
+_BLANK_LINE = re.compile(r"\n[^\S\n]*(?:\n|\Z)")
 _DECLARATION = re.compile(r"<!DOCTYPE[^<>]{0,2000}>|<\?xml[^<>]{0,2000}\?>", re.I)
 # A comment, or an element nobody reads; `without_elements` drops each with its content.
 _INVISIBLE_OPENER = re.compile(r"<!--|<(script|style|head)(?=[\s/>])[^<>]{0,2000}>?", re.I)
@@ -39,6 +51,18 @@ _INVISIBLE_ENDS = {
     "style": re.compile(r"</style\s*>", re.I),
     "head": re.compile(r"</head\s*>|(?=<body[\s/>])", re.I),
 }
+
+
+# Invisible format characters that only hint at hyphenation, line breaks or ligatures: a soft
+# hyphen (with the line break after one: "pass\u00ad\nword" was hyphenated there), a word joiner and
+# a zero-width no-break space go wherever they are; a zero-width space, non-joiner and joiner between
+# letters of a script written with spaces (Latin, Greek, Cyrillic, Armenian), where they split a word.
+# Elsewhere they mean something: where a Thai or Khmer word ends, how Persian or Indic letters join,
+# which emoji make one picture.
+_SPACED_LETTER = r"[^\W_\u0590-\U0010ffff]|[\u0300-\u036f\u1e00-\u1fff]"
+_INVISIBLE = re.compile(
+    rf"\u00ad\r?\n(?=\w)|[\u00ad\u2060\ufeff]|(?<={_SPACED_LETTER})[\u200b-\u200d]+(?={_SPACED_LETTER})"
+)
 
 
 def markup_tags(text: str) -> list[str]:
@@ -52,22 +76,78 @@ def looks_like_html(text: str) -> bool:
 
 
 def clean_text(text: str) -> str:
-    """`text` as plain text: HTML (whole or embedded in plain text) converted, else unchanged."""
+    """`text` as plain text: an HTML document converted whole; else (plain or Markdown text holding
+    some HTML) its HTML converted and the text around it kept as written; else unchanged."""
     if not looks_like_html(text):
         return text
+    if not _is_document(text):
+        return _tags_as_text(text)
     # Plain text before the first tag (a mail's own words above a pasted newsletter) keeps its lines.
     first = next(m.start() for m in _TAG.finditer(text) if m[1].lower() in _HTML_ELEMENTS)
     first = min(first, text.find("<!") if 0 <= text.find("<!") < first else first)
     first = text.rfind("\n", 0, first) + 1  # whole lines: "See <img ...> for details" stays one line
-    lead, source = (
-        text[:first].rstrip(),
-        without_elements(_DECLARATION.sub(" ", text[first:]), _INVISIBLE_OPENER, _invisible_end),
-    )
-    source = _literal_brackets(source)
-    if not re.search(r"<(html|body|p|div|table|tr|li)\b", source, re.I):
-        source = source.replace("\n", "<br>\n")  # tags sprinkled in plain text: keep the text's lines
-    body = _TAG.sub(lambda m: "" if m[1].lower() in _HTML_ELEMENTS else m[0], html_to_text(source))  # what it left
+    lead, body = text[:first].rstrip(), _converted(_visible_markup(text[first:]))
     return f"{lead}\n\n{body}".strip() if lead else body
+
+
+def _is_document(text: str) -> bool:
+    """Whether a line of `text` outside a code fence starts an HTML document (`<html>`, `<body>`,
+    `<head>`, a doctype)."""
+    fences = [m.start() for m in _FENCE.finditer(text)]
+    return any(bisect.bisect(fences, found.start()) % 2 == 0 for found in _DOCUMENT.finditer(text))
+
+
+def _visible_markup(text: str) -> str:
+    """`text` without declarations, comments and elements nobody reads (scripts, styles, a head)."""
+    return without_elements(_DECLARATION.sub(" ", text), _INVISIBLE_OPENER, _invisible_end)
+
+
+def _converted(html: str) -> str:
+    """`html` as text, without any tag the converter left (`&lt;b&gt;`) or its references spell
+    (`&lt;sc&#8203;ript&gt;`: its invisible characters are dropped first)."""
+    return _without_tags(visible_text(html_to_text(_literal_brackets(html))))
+
+
+def _without_tags(text: str) -> str:
+    return _TAG.sub(lambda m: "" if m[1].lower() in _HTML_ELEMENTS else m[0], text)
+
+
+def _tags_as_text(text: str) -> str:
+    """Text holding some HTML (a README's centred logo, a `<br>` in a mail) with only its HTML
+    converted, lines kept: a headed Markdown file keeps its headings, paragraphs and code blocks,
+    and an `&` outside the HTML is as written."""
+    text = _visible_markup(text)
+    out, at = [], 0
+    for start, end in _html_spans(text):
+        converted = _converted(_TAG_OR_LINE_END.sub(lambda m: m[0] if m[0] != "\n" else "<br>\n", text[start:end]))
+        out.append(text[at:start] + converted)
+        at = end + 1 if not converted and text.startswith("\n", end) else end  # no line left where a logo was
+    out.append(text[at:])
+    return _without_tags("".join(out)).strip()  # (what the converted text and the next line might spell)
+
+
+def _html_spans(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of each run of whole lines of `text` holding HTML, in order and apart: the lines
+    an element's tag spans, or, for a line that starts with a tag, up to the next blank line (an HTML
+    block, as in Markdown). Linear: each search starts past the run found before."""
+    span: tuple[int, int] | None = None
+    for tag in _TAG.finditer(text):
+        if tag[1].lower() not in _HTML_ELEMENTS or (span and tag.end() <= span[1]):
+            continue
+        line = text.rfind("\n", 0, tag.start()) + 1
+        if _BLOCK_INDENT.fullmatch(text, line, tag.start()):
+            blank = _BLANK_LINE.search(text, tag.end())
+            end = blank.start() if blank else len(text)
+        else:
+            end = text.find("\n", tag.end()) % (len(text) + 1)  # -1 (no line end): the end of the text
+        if span and line <= span[1] + 1:  # the next line: one run
+            span = (span[0], max(span[1], end))
+            continue
+        if span:
+            yield span
+        span = (line, end)
+    if span:
+        yield span
 
 
 def _invisible_end(opener: re.Match[str]) -> re.Pattern[str]:
@@ -87,11 +167,18 @@ def _literal_brackets(source: str) -> str:
     return re.sub(r"<", lambda m: "<" if m.start() in tags or source.startswith("<!", m.start()) else "&lt;", source)
 
 
+def visible_text(text: str) -> str:
+    """`text` without the invisible format characters that split a word a reader sees whole:
+    "pass\\u00adword" (a soft hyphen) is "password", as a browser's find-in-page reads it."""
+    return _INVISIBLE.sub("", text)
+
+
 def plain(doc: "Document") -> "Document":
     """`doc` with a plain-text body: the same object when its text holds no HTML (or its connector
-    made it plain), else a copy whose text (and so content hash: stored markup is re-chunked
-    once) is converted."""
-    if doc.plain_text:
-        return doc
-    text = clean_text(doc.text)
-    return doc if text == doc.text else doc.model_copy(update={"text": text})
+    made it plain) and neither it nor its title an invisible format character (`visible_text`),
+    else a copy whose text and title (and so content hash: stored markup is re-chunked once) are
+    converted."""
+    text = visible_text(doc.text)  # first: "<sc\u200bript>" is a tag once the reader's eye joins it
+    text = text if doc.plain_text else clean_text(text)
+    title = visible_text(doc.title) if doc.title else doc.title
+    return doc if (text, title) == (doc.text, doc.title) else doc.model_copy(update={"text": text, "title": title})

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from inlet.config import IndexConfig, load_config
+from inlet.connectors.extract import html_to_text
 from inlet.connectors.model import ACL, Document
 from inlet.index import store
 from inlet.storage.types import chunk_id
@@ -201,3 +202,128 @@ def test_no_passage_of_the_whole_sandbox_holds_markup(tmp_path, sandbox, text_ha
         for source in index.catalog.counts():
             for doc in index.catalog.documents(index.catalog.source_doc_ids(source)).values():
                 assert markup_tags(doc.text) == [], doc.id
+
+
+def test_character_references_are_their_characters_not_ascii_look_alikes() -> None:
+    referenced = html_to_text(
+        "<p>Frau M&uuml;ller: caf&eacute; in Z&uuml;rich, &#8220;final&#8221; &ndash; it&rsquo;s &copy; ACME "
+        "&mdash; na&iuml;ve cr&egrave;me, 10&nbsp;000&nbsp;CHF&lrm;</p>"
+    )
+    literal = html_to_text("<p>Frau Müller: café in Zürich, “final” – it’s © ACME — naïve crème, 10 000 CHF</p>")
+    assert referenced == literal == "Frau Müller: café in Zürich, “final” – it’s © ACME — naïve crème, 10 000 CHF"
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        ("<p>Q&A with AT&T and the R&D team</p>", "Q&A with AT&T and the R&D team"),
+        (
+            "<p>See https://status.example.com/?region=emea&env=prod&from=now-6h&param=1</p>",
+            "See https://status.example.com/?region=emea&env=prod&from=now-6h&param=1",
+        ),
+        ("<p>&amp; &lt;b&gt; &copy 2026 &#169; &notanentity; &#x; &</p>", "& <b> © 2026 © &notanentity; &#x; &"),
+        (
+            '<p><a href="https://x.example/r?id=7&region=emea&amp;lang=de&copy=2">report</a></p>',
+            "report (https://x.example/r?id=7&region=emea&lang=de&copy=2)",
+        ),
+    ],
+)
+def test_an_ampersand_that_starts_no_reference_is_text(html: str, expected: str) -> None:
+    assert html_to_text(html) == expected
+
+
+def test_a_link_url_is_the_one_its_href_holds() -> None:
+    out = html_to_text(
+        '<p>The policy is <a href="https://contoso.sharepoint.com/HR/Travel%20Policy%20(2026).docx">here</a>; '
+        'see <a href="https://en.wikipedia.org/wiki/Per_diem_(allowance)">per diem</a> and '
+        '<a href="https://x.example/a[1]\\b">this</a>, <a href="https://x.example/t" title="Opens (new)">that</a>.</p>'
+    )
+    assert out == (
+        "The policy is here (https://contoso.sharepoint.com/HR/Travel%20Policy%20(2026).docx); see per diem "
+        "(https://en.wikipedia.org/wiki/Per_diem_(allowance)) and this (https://x.example/a[1]\\b), that "
+        "(https://x.example/t)."  # a link's title is a tooltip, not text
+    )
+
+
+README = (
+    '<p align="center"><img src="docs/logo.png" width="120"></p>\n\n# Gazellectl\n\n'
+    "Dashboards: https://grafana.example.com/d/abc?orgId=1&from=now-6h&to=now and the R&D wiki.\n\n"
+    "```python\ndef retry(fn):\n    for attempt in range(3):\n        if fn():\n            return True\n"
+    "    return False\n```\n"
+)
+
+
+def test_markdown_with_an_html_block_keeps_its_headings_paragraphs_and_code() -> None:
+    assert clean_text(README) == README.split("\n\n", 1)[1].strip()  # the logo goes, the Markdown stays as written
+
+
+def test_only_the_html_in_text_is_converted_and_the_lines_around_it_are_kept() -> None:
+    text = (
+        "Press <b>Save</b> to keep it.\n"
+        "  - AT&amp;T, Vec<String> and a < b as written\n"
+        "\n"
+        '<div align="center">\n  <b>Fast</b> &amp; small\n  <img src="a.png"\n       width="100">\n</div>\n'
+        "\n## Usage\n\n    make install\n    cd build\n"
+    )
+    out = clean_text(text)
+    assert out.splitlines() == [
+        "Press Save to keep it.",
+        "  - AT&amp;T, Vec<String> and a < b as written",  # no HTML on the line: untouched
+        "",
+        "Fast & small",  # an HTML block (a line that starts with a tag, to the next blank line) converted
+        "",
+        "## Usage",
+        "",
+        "    make install",
+        "    cd build",
+    ]
+    assert markup_tags(out) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("reset the pass\u00adword", "reset the password"),  # a soft hyphen (Word, InDesign, PDF text)
+        ("hyphen\u00ad\nated at a line end", "hyphenated at a line end"),
+        ("the flamingo\u200bledger and Auf\u200clage, Ελλη\u200dνικά", "the flamingoledger and Auflage, Ελληνικά"),
+        ("\ufeff10\u2060% of caf\u0065\u0301\u200bbar", "10% of cafe\u0301bar"),
+        ("Thai words end at one: สวัสดี\u200bครับ", "Thai words end at one: สวัสดี\u200bครับ"),
+        ("Persian letters join by them: می\u200cخواهم", "Persian letters join by them: می\u200cخواهم"),
+        ("one emoji: 👨\u200d👩\u200d👧", "one emoji: 👨\u200d👩\u200d👧"),
+    ],
+)
+def test_invisible_characters_inside_a_word_are_dropped(text: str, expected: str) -> None:
+    assert plain(mail(text)).text == expected
+    chat = Document(id="chat:1", source="chat", source_type="slack", text=text, plain_text=True)
+    assert plain(chat).text == expected  # in text its connector made plain too
+
+
+def test_a_title_loses_them_too() -> None:
+    titled = mail("Body").model_copy(update={"title": "Pass\u00adword reset for the flamingo\u200bledger"})
+    assert plain(titled).title == "Password reset for the flamingoledger"
+
+
+def test_invisible_characters_from_html_are_dropped_and_spell_no_tag() -> None:
+    assert plain(mail("<p>Change your pass&shy;word on the flamingo&#8203;ledger portal.</p>")).text == (
+        "Change your password on the flamingoledger portal."
+    )
+    for hidden in (
+        "<sc\u200bript>alert(1)</sc\u200bript> hi",
+        "<p>&lt;sc&#8203;ript&gt;alert(1)&lt;/script&gt; hi</p>",
+    ):
+        out = plain(mail(hidden)).text
+        assert markup_tags(out) == [] and "<" not in out and "hi" in out
+
+
+def test_passages_hold_the_word_without_its_soft_hyphen(tmp_path, text_hash_embedder) -> None:
+    with Index(IndexConfig(path=tmp_path / "ix"), embedder=text_hash_embedder) as index:
+        index.apply([mail("To unlock the account, reset the pass\u00adword on the velvetmoose portal.")], generation=1)
+        assert _chunks(index) == ["To unlock the account, reset the password on the velvetmoose portal."]
+        assert index.catalog.document("mail:1").text == _chunks(index)[0]
+
+
+def test_an_example_page_in_a_markdown_code_fence_does_not_make_the_file_a_page() -> None:
+    readme = "# Embed\n\nPaste it:\n\n```html\n<html><body>\n<p>Hi</p>\n</body></html>\n```\n\nThen run it.\n"
+    out = clean_text(readme)
+    assert out.startswith("# Embed\n\nPaste it:\n\n```html\n") and out.endswith("```\n\nThen run it.")
+    assert markup_tags(out) == [] and "Hi" in out
