@@ -113,18 +113,23 @@ def test_serve_stops_cleanly_with_exit_0(tmp_path: Path, signum: int) -> None:
     assert "stopped" in err
 
 
+def run_inlet(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`inlet ARGS` to the end, with the serve config's key set."""
+    return subprocess.run(
+        [sys.executable, "-m", "inlet", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "INLET_TEST_KEY": "k" * 24},
+    )
+
+
 @pytest.mark.parametrize("command", [["serve"], ["daemon", "--serve"]])
 def test_a_busy_port_is_one_line_and_exit_4(tmp_path: Path, command: list[str]) -> None:
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
-        proc = subprocess.run(
-            [sys.executable, "-m", "inlet", *command, "--config", str(serve_config(tmp_path, port))],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, "INLET_TEST_KEY": "k" * 24},
-        )
+        proc = run_inlet(tmp_path, *command, "--config", str(serve_config(tmp_path, port)))
     assert proc.returncode == 4, proc.stderr
     assert f"127.0.0.1:{port}" in proc.stderr and "Traceback" not in proc.stderr
     assert "serving" not in proc.stderr
@@ -284,13 +289,6 @@ def test_serve_listens_on_an_ipv6_host(tmp_path: Path) -> None:
 def test_a_host_this_machine_cannot_listen_on_is_a_config_error(tmp_path: Path) -> None:
     """Exit 4 means "the port is in use" (a script may wait and retry); a bad host is exit 2."""
     config = serve_config(tmp_path, free_port())
-    proc = subprocess.run(
-        [sys.executable, "-m", "inlet", "serve", "--config", str(config), "--host", "no-such-host.invalid"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "INLET_TEST_KEY": "k" * 24},
-    )
+    proc = run_inlet(tmp_path, "serve", "--config", str(config), "--host", "no-such-host.invalid")
     assert proc.returncode == 2, proc.stderr
     assert "no-such-host.invalid" in proc.stderr and "Traceback" not in proc.stderr

@@ -8,6 +8,9 @@ import json
 import os
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -211,15 +214,21 @@ def test_ctrl_c_on_a_forwarded_backfill_ends_the_holders_run_and_reports_it_inte
             state.close()
 
 
-def test_a_forwarded_run_uses_the_secrets_of_the_shell_it_was_typed_in(
-    tmp_path: Path, sandbox, text_hash_embedder
-) -> None:
-    """The holder (here an engine whose environment has no secret, as an `inlet serve` started
-    without any) runs a forwarded sync with the secret set where the command was typed, as a direct
-    run would; with it unset there, the command fails as alone: exit 2 naming the variable."""
-    from click.testing import CliRunner
+@dataclass
+class SlackHolder:
+    """A holder answering local commands for the sandbox's config (an engine whose environment has
+    no secret, as an `inlet serve` started without any): its config file, Slack source, token
+    variable, the secrets of the shell, and its state."""
 
-    from inlet.cli import cli as inlet_cli
+    config: Path
+    slack: str
+    token_var: str
+    secrets: dict[str, str]
+    state: SqliteState
+
+
+@contextmanager
+def slack_holder(tmp_path: Path, sandbox, embedder) -> Iterator[SlackHolder]:
     from inlet.sync.engine import Engine
 
     text, secrets = sandbox.config(tmp_path / "index")
@@ -227,8 +236,7 @@ def test_a_forwarded_run_uses_the_secrets_of_the_shell_it_was_typed_in(
     config.write_text(text)
     settings = load_config(config)
     slack = next(s for s in settings.sources if s.type == "slack")
-    token_var = slack.model_dump()["token_env"]
-    with Index(settings.index, embedder=text_hash_embedder) as index:
+    with Index(settings.index, embedder=embedder) as index:
         state = SqliteState(index.path / "state.db")
         engine = Engine(settings, index, state, env={})
 
@@ -238,18 +246,31 @@ def test_a_forwarded_run_uses_the_secrets_of_the_shell_it_was_typed_in(
         local = start_local_commands(settings, index, state, run)
         assert local is not None
         try:
-            args = ["sync", slack.name, "--json", "--config", str(config)]
-            unset = CliRunner().invoke(inlet_cli, args, env={var: None for var in secrets})
-            assert unset.exit_code == 2, unset.output
-            assert f"environment variable {token_var!r}" in unset.output and "is not set" in unset.output
-            assert state.runs(slack.name) == []  # refused before anything ran
-            done = CliRunner().invoke(inlet_cli, args, env=secrets)
-            assert done.exit_code == 0, done.output
-            (run_json,) = json.loads(done.stdout)["runs"]
-            assert run_json["outcome"] == "ok" and run_json["upserted"] > 0
+            yield SlackHolder(config, slack.name, slack.model_dump()["token_env"], secrets, state)
         finally:
             local.close()
             state.close()
+
+
+def test_a_forwarded_run_uses_the_secrets_of_the_shell_it_was_typed_in(
+    tmp_path: Path, sandbox, text_hash_embedder
+) -> None:
+    """The holder runs a forwarded sync with the secret set where the command was typed, as a
+    direct run would; with it unset there, the command fails as alone: exit 2 naming the variable."""
+    from click.testing import CliRunner
+
+    from inlet.cli import cli as inlet_cli
+
+    with slack_holder(tmp_path, sandbox, text_hash_embedder) as holder:
+        args = ["sync", holder.slack, "--json", "--config", str(holder.config)]
+        unset = CliRunner().invoke(inlet_cli, args, env={var: None for var in holder.secrets})
+        assert unset.exit_code == 2, unset.output
+        assert f"environment variable {holder.token_var!r}" in unset.output and "is not set" in unset.output
+        assert holder.state.runs(holder.slack) == []  # refused before anything ran
+        done = CliRunner().invoke(inlet_cli, args, env=holder.secrets)
+        assert done.exit_code == 0, done.output
+        (run_json,) = json.loads(done.stdout)["runs"]
+        assert run_json["outcome"] == "ok" and run_json["upserted"] > 0
 
 
 def test_a_forwarded_run_that_fails_says_so_on_this_shells_stderr(
@@ -260,32 +281,14 @@ def test_a_forwarded_run_that_fails_says_so_on_this_shells_stderr(
     from click.testing import CliRunner
 
     from inlet.cli import cli as inlet_cli
-    from inlet.sync.engine import Engine
 
-    text, secrets = sandbox.config(tmp_path / "index")
-    config = tmp_path / "config.toml"
-    config.write_text(text)
-    settings = load_config(config)
-    slack = next(s for s in settings.sources if s.type == "slack")
-    token_var = slack.model_dump()["token_env"]
-    with Index(settings.index, embedder=text_hash_embedder) as index:
-        state = SqliteState(index.path / "state.db")
-        engine = Engine(settings, index, state, env={})
-
-        def run(name, kind, since, restart, cancel, env=None):
-            return engine.run(name, kind, since=since, restart=restart, cancel=cancel, env=env)
-
-        local = start_local_commands(settings, index, state, run)
-        assert local is not None
-        try:
-            wrong = {**secrets, token_var: "xoxb-not-a-token"}
-            refused = CliRunner().invoke(inlet_cli, ["sync", slack.name, "--config", str(config)], env=wrong)
-            assert refused.exit_code == 3, refused.output
-            here = [r for r in caplog.records if r.name == "inlet" and r.levelname == "ERROR"]
-            assert any(slack.name in r.getMessage() for r in here), [r.getMessage() for r in caplog.records]
-        finally:
-            local.close()
-            state.close()
+    with slack_holder(tmp_path, sandbox, text_hash_embedder) as holder:
+        wrong = {**holder.secrets, holder.token_var: "xoxb-not-a-token"}
+        args = ["sync", holder.slack, "--config", str(holder.config)]
+        refused = CliRunner().invoke(inlet_cli, args, env=wrong)
+        assert refused.exit_code == 3, refused.output
+        here = [r for r in caplog.records if r.name == "inlet" and r.levelname == "ERROR"]
+        assert any(holder.slack in r.getMessage() for r in here), [r.getMessage() for r in caplog.records]
 
 
 def test_a_source_added_after_the_holder_started_is_said_so_not_denied(tmp_path: Path, text_hash_embedder) -> None:
