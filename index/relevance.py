@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,10 +39,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from inlet.storage.lexical import stem
+from inlet.storage.lexical import stem, words
 
 MODEL_PATH = Path(__file__).with_name("relevance_model.json")
-_WORD = re.compile(r"[a-z0-9]+")
 STOPWORDS = frozenset(
     """a about above after again all am an and any are as at be been before being below between both
 but by can could did do does doing done down during each few for from further had has have having he her here hers
@@ -56,8 +54,9 @@ i'm we're they're""".split()
 
 
 def content_terms(text: str) -> list[str]:
-    """The query words that carry meaning: lower-cased, no stopwords, no one-letter words."""
-    return [w for w in dict.fromkeys(_WORD.findall(text.lower())) if w not in STOPWORDS and len(w) > 1]
+    """The query words that carry meaning: the index's `words` (so a CJK word is its bigrams, and
+    `résumé` is `resume` in whichever Unicode form), no stopwords, no one-letter words."""
+    return [w for w in dict.fromkeys(words(text)) if w not in STOPWORDS and len(w) > 1]
 
 
 _NOT_ASKED = frozenset("\u200d\ufe0e\ufe0f" + "".join(map(chr, range(0x1F3FB, 0x1F400))))  # joiners, skin tones
@@ -74,7 +73,7 @@ def symbols(query: str) -> frozenset[str]:
 @lru_cache(maxsize=256)
 def stems(text: str) -> frozenset[str]:
     """The stems of `text`'s words; cached, since each result's text is read by several features."""
-    return frozenset(map(stem, _WORD.findall(text.lower())))
+    return frozenset(map(stem, words(text)))
 
 
 def coverage(terms: list[str], text: str) -> float:
@@ -166,10 +165,10 @@ def numbers_missing(query: str, text: str, created: datetime | None) -> float:
     """Share of the query's words holding a digit ("2003", "q4", "p99", "5000") that the text lacks,
     the document's year and month counting as held (0 when the query names none). A question about
     the 2003 budget is not answered by the 2001 one, however alike their words."""
-    numbers = [w for w in dict.fromkeys(_WORD.findall(query.lower())) if any(c.isdigit() for c in w)]
+    numbers = [w for w in dict.fromkeys(words(query)) if any(c.isdigit() for c in w)]
     if not numbers:
         return 0.0
-    held = set(_WORD.findall(text.lower()))
+    held = set(words(text))
     if created is not None:
         held |= {str(created.year), MONTHS[created.month - 1]}
     return sum(1 for n in numbers if n not in held) / len(numbers)

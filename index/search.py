@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextvars
 import math
-import re
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +29,7 @@ from typing import Any
 
 from inlet.connectors.model import Document, iso_time, principals_for
 from inlet.errors import UnknownFilterError
+from inlet.storage.lexical import words as lexical_words
 from inlet.storage.types import Filters, chunk_doc_id
 
 from . import relevance as rel
@@ -44,7 +44,6 @@ def _beside(call: Callable[..., Any], *args: Any) -> Future[Any]:
     return _LEXICAL.submit(contextvars.copy_context().run, call, *args)
 
 
-_WORDS = re.compile(r"\w+")
 MORE_PASSAGES = 3  # matching passages of a document besides its best, in `passages`
 PERSON_BOOST = 0.1  # a document by or with a person the query names: +10% of the best score
 SECOND_PASSAGE = 0.0  # a document's other matching passages add this share of their scores
@@ -635,7 +634,7 @@ def features_of(
 
 
 def _shingles(text: str, size: int = 5) -> set[tuple[str, ...]]:
-    words = _WORDS.findall(text.lower())
+    words = lexical_words(text)  # the index's words: an NFD copy of a passage is the same passage
     if len(words) < size:
         return {tuple(words)}
     return set(zip(*(words[i:] for i in range(size))))

@@ -8,10 +8,20 @@ for the parts alone ranks every ticket holding `20931` or `inc` alike. So an ide
 *phrase* of its parts (they must appear next to each other, in order: the whole token) and each
 part is also a term of its own (a partial name still matches). A quoted phrase is a phrase too.
 
+`words` is the one tokenizer of the keyword index: of what every backend indexes and of every
+query. Text is folded the way a reader sees it: compatibility forms (ligatures, fullwidth letters
+and digits) become their plain letters, accents are dropped, NFC and NFD spellings of a text are
+the same words, and invisible format characters (soft hyphen, zero-width space and joiners, word
+joiner, BOM: Unicode's default-ignorable characters) are dropped, so they never split a word.
+Chinese, Japanese and Korean are written without spaces between words, so a run of Han, Kana or
+Hangul characters is indexed as its overlapping character pairs (bigrams, as Lucene's CJK analyzer
+does): `王小明` is `王小 小明`, which a search finds inside `負責人是王小明`; a run of one character is
+that character. Text without a character outside ASCII tokenises as it always did.
+
 What a storage backend must do (SQLite: storage/sqlite/catalog.py):
-- index text split the way `words` splits it (runs of letters and digits, lowercase, accents
-  folded; FTS5's `unicode61` tokenizer does exactly this; PostgreSQL: `to_tsvector` over
-  `" ".join(words(text))`, not the default parser, which keeps hosts and addresses whole);
+- index `" ".join(words(text))`, not the raw text (FTS5 with `porter unicode61` over it; PostgreSQL:
+  postings of its Porter stems, `postgres/lexical.py`), and the same for the title; whatever
+  changes `words` changes what existing rows must hold: a schema step re-indexes them;
 - `lexical(query, ...)`: rank on every term of `parse_query(query)` OR-ed, a `Term` with several
   parts matched as a phrase (FTS5 `"part1 part2"`, a tsquery `part1 <-> part2`); word terms
   found in most passages may be dropped, `exact` ones never;
@@ -41,7 +51,24 @@ STOPWORDS = frozenset(
     "a an and are as at be but by for from has have how i in is it its of on or that the this to "
     "was were what when where which who why will with you your do does did can could should would".split()
 )
-_WORD = re.compile(r"[^\W_]+")  # unicode61's token characters
+_WORD = re.compile(r"[^\W_]+")  # letters and digits: unicode61's token characters
+# Han (with its iteration marks and compatibility ideographs), Bopomofo, Hiragana, Katakana (with
+# the prolonged sound mark) and Hangul: written without spaces between words.
+_CJK = (
+    "\u1100-\u11ff\u3005-\u3007\u3021-\u3029\u3031-\u3035\u3038-\u303c\u3041-\u3096\u309d-\u309f"
+    "\u30a1-\u30fa\u30fc-\u30ff\u3105-\u312f\u3131-\u318e\u31a0-\u31bf\u31f0-\u31ff\u3400-\u4dbf"
+    "\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff\uf900-\ufaff\U00020000-\U0003ffff"
+)
+_CJK_CHAR = re.compile(f"[{_CJK}]")
+_RUN = re.compile(f"[{_CJK}]+|[^\\W_{_CJK}]+")
+_KANA_MARKS = "\u3099\u309a"  # the (semi-)voiced sound marks: か and が are different syllables
+# Unicode's default-ignorable characters (soft hyphen, combining grapheme joiner, Hangul fillers,
+# Mongolian selectors, zero-width space and (non-)joiners, bidi marks, word joiner, variation
+# selectors, BOM, tags): invisible, so they join what they stand between.
+_IGNORABLE = re.compile(
+    "[\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f"
+    "\u3164\ufe00-\ufe0f\ufeff\uffa0\U0001bca0-\U0001bca3\U000e0000-\U000e0fff]"
+)
 _QUOTED = re.compile(r'["\u201c\u201d]([^"\u201c\u201d]+)["\u201c\u201d]')
 # An e-mail address, a #channel, or word characters joined by - . / : @ _ (INC-20931,
 # PO-2026-04192, db-fra-117.prod.example.com); a single word mixing letters and digits (0x8007A2B6)
@@ -68,9 +95,20 @@ class Term:
 
 
 def words(text: str) -> list[str]:
-    """The index's words of `text`: runs of letters and digits, lowercase, accents folded."""
-    folded = unicodedata.normalize("NFKD", text.lower())
-    return _WORD.findall("".join(c for c in folded if not unicodedata.combining(c)))
+    """The index's words of `text`: runs of letters and digits, lowercase, compatibility forms and
+    accents folded, invisible format characters dropped; a run of CJK characters as its bigrams."""
+    if text.isascii():
+        return _WORD.findall(text.lower())
+    folded = unicodedata.normalize("NFKD", _IGNORABLE.sub("", text)).lower()
+    kept = "".join(c for c in folded if c in _KANA_MARKS or not unicodedata.combining(c))
+    folded = unicodedata.normalize("NFC", kept)  # Hangul syllables and kana recomposed
+    out: list[str] = []
+    for run in _RUN.findall(folded):
+        if len(run) > 1 and _CJK_CHAR.match(run):
+            out.extend(run[i : i + 2] for i in range(len(run) - 1))
+        else:
+            out.append(run)
+    return out
 
 
 @lru_cache(maxsize=200_000)

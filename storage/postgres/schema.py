@@ -93,6 +93,13 @@ def m005_postings_positions(db: psycopg.Connection[Any]) -> None:
 @DATABASE.step
 def m006_repost(db: psycopg.Connection[Any]) -> None:
     """Rewrite every chunk's postings with positions and stopwords (phrases on PostgreSQL)."""
+    done = _repost(db)
+    log.info("index database: rewrote the postings of %d chunks with positions", done)
+
+
+def _repost(db: psycopg.Connection[Any]) -> int:
+    """Every chunk's postings, lengths and the corpus counts written anew from its title and text
+    (`lexical.postings`); returns how many chunks."""
     from inlet.connectors.model import Document
 
     db.execute("TRUNCATE postings")
@@ -119,7 +126,7 @@ def m006_repost(db: psycopg.Connection[Any]) -> None:
     )
     db.execute("TRUNCATE terms")
     db.execute("INSERT INTO terms SELECT term, count(*) FROM postings GROUP BY term")
-    log.info("index database: rewrote the postings of %d chunks with positions", done)
+    return done
 
 
 @DATABASE.step
@@ -217,3 +224,12 @@ def migrate(db: psycopg.Connection[Any], where: str) -> list[str]:
 def m016_run_retry_at(db: psycopg.Connection[Any]) -> None:
     """When the service that failed a run allows the next call (its Retry-After): every daemon waits."""
     db.execute("ALTER TABLE runs ADD COLUMN retry_at DOUBLE PRECISION")
+
+
+@DATABASE.step
+def m017_repost_words(db: psycopg.Connection[Any]) -> None:
+    """Rewrite every chunk's postings with the tokenizer that splits CJK text into bigrams, folds
+    compatibility forms and NFD accents and drops invisible characters (`lexical.words`): text all
+    ASCII gets the postings it had; the rest of a database made before is found only now."""
+    done = _repost(db)
+    log.info("index database: re-indexed the keywords of %d chunks", done)

@@ -1,7 +1,11 @@
 """The SQLite side of the index: documents, their chunks, ACLs, and the BM25 lexical index.
 
 Local Chroma has no lexical search, so FTS5 (BM25 ranking, Porter stemming) lives here, written in
-the same transaction as the document rows: the catalog is the commit record of the index. Vectors
+the same transaction as the document rows. It holds each chunk's title and text as `lexical.words`
+gives them, joined by spaces (`fts_columns`), not as written: FTS5's `unicode61` would keep a
+ligature, a fullwidth letter or an NFD accent as it is, split a word at a soft hyphen, and make a
+whole line of Chinese one token, where `words`, which every query goes through, folds or splits
+them: the catalog is the commit record of the index. Vectors
 are written to Chroma first; a crash between the two leaves a catalog that is behind, and the
 next sync re-applies the document (chunk ids are deterministic, so nothing is duplicated).
 """
@@ -22,7 +26,7 @@ from ..lexical import COMMON_TERM, DF_TTL, LEXICAL_OVERFETCH, RARE_EXACT, fts5_m
 from ..reads import CatalogReads, filter_sql, seen_by
 from ..records import FolderRecords, Records
 from ..types import Commit, Filters, chunk_id, doc_ts, visible_only
-from .schema import CATALOG, connect, transaction
+from .schema import CATALOG, connect, fts_columns, transaction
 
 READ_MMAP_BYTES = 1 << 30  # readers map the file: pages shared by all threads, no read() copies (-10% BM25)
 IDLE_READERS = 8  # read connections kept open between queries (the API's worker threads, a search's two)
@@ -233,7 +237,8 @@ class SqliteCatalog(CatalogReads):
                     [chunk_id(doc.id, n), doc.id, n, text],
                 )
                 db.execute(
-                    "INSERT INTO chunks_fts (rowid, title, text) VALUES (?,?,?)", [cur.lastrowid, doc.title, text]
+                    "INSERT INTO chunks_fts (rowid, title, text) VALUES (?,?,?)",
+                    [cur.lastrowid, *fts_columns(doc.title or "", text)],
                 )
 
     @staticmethod

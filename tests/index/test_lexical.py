@@ -87,3 +87,57 @@ def test_a_query_of_thousands_of_words_or_parts_costs_bm25_a_bounded_number_of_t
     assert parse_query("INC-20931 outage") == [Term(("inc", "20931"), "identifier")] + [
         Term((w,), "word") for w in ("inc", "20931", "outage")
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("負責人是王小明。", ["負責", "責人", "人是", "是王", "王小", "小明"]),  # CJK: character bigrams
+        ("王 and 小明", ["王", "and", "小明"]),  # a run of one character is that character
+        ("データベースのガス", ["デー", "ータ", "タベ", "ベー", "ース", "スの", "のガ", "ガス"]),  # が stays が
+        ("데이터베이스를", ["데이", "이터", "터베", "베이", "이스", "스를"]),  # Hangul syllables, not jamo
+        ("ﬁnance oﬃce ﬂagged ＡＢＣ１２３", ["finance", "office", "flagged", "abc123"]),  # compatibility forms
+        ("re\u0301sume\u0301 résumé", ["resume", "resume"]),  # NFD and NFC alike
+        ("pass\u00adword flamingo\u200bledger wo\u2060rd \ufeffbom", ["password", "flamingoledger", "word", "bom"]),
+    ],
+)
+def test_words_fold_what_a_reader_cannot_see_and_split_cjk_into_bigrams(text: str, want: list[str]) -> None:
+    assert words(text) == want
+
+
+def test_a_cjk_query_is_its_bigrams_and_a_quoted_one_a_phrase_of_them() -> None:
+    assert texts("熊猫仓库") == [("word", "熊猫"), ("word", "猫仓"), ("word", "仓库")]
+    assert texts('"王小明" 会议')[0] == ("phrase", "王小 小明")
+
+
+def test_the_catalog_finds_words_inside_cjk_text_and_folded_forms(tmp_path) -> None:
+    """A word inside a line of Chinese, a ligature, fullwidth digits, an NFD accent and a word
+    with a soft hyphen in it are found by the plain query (FTS5 alone tokenised the raw text)."""
+    from inlet.connectors.model import ACL, Document
+    from inlet.storage import Filters
+    from inlet.storage.sqlite.catalog import SqliteCatalog as Catalog
+
+    texts = {
+        "zh": "会议纪要：数据库迁移计划在星期五完成。負責人是王小明。",
+        "long": "特别说明：熊猫仓库的钥匙由李建国保管。",
+        "en": "Minutes: the database migration is planned for Friday.",
+        "lig": "The ﬁnance team ﬂagged order ＡＢＣ１２３.",
+        "nfd": "Le re\u0301sume\u0301 de la re\u0301union",
+        "shy": "Reset the pass\u00adword of the flamingo\u200bledger.",
+    }
+    catalog = Catalog(tmp_path / "catalog.db")
+    with catalog.transaction() as db:
+        for key, text in texts.items():
+            Catalog.put(
+                db, Document(id=f"t:{key}", source="t", source_type="files", text=text, acl=ACL(public=True)), [text], 0
+            )
+    found = {
+        q: [c for c, _ in catalog.lexical(q, Filters(), 5)] for q in ("王小明", "数据库", "李建国", "熊猫仓库的钥匙")
+    }
+    assert found == {"王小明": ["t:zh#0"], "数据库": ["t:zh#0"], "李建国": ["t:long#0"], "熊猫仓库的钥匙": ["t:long#0"]}
+    assert catalog.exact_matches('"王小明"', Filters()) == {"t:zh#0": 1}
+    for query, doc in [("finance", "lig"), ("flagged", "lig"), ("ABC123", "lig"), ("résumé réunion", "nfd")]:
+        assert [c for c, _ in catalog.lexical(query, Filters(), 5)] == [f"t:{doc}#0"], query
+    for query in ("password", "flamingoledger"):
+        assert [c for c, _ in catalog.lexical(query, Filters(), 5)] == ["t:shy#0"], query
+    catalog.close()

@@ -177,6 +177,52 @@ def test_identifiers_and_phrases_rank_like_the_sqlite_index(tmp_path: Path, data
         assert pg.exact_matches("INC-20931", Filters()) == {"p:4#0": 1}
 
 
+WORLD_TEXTS = {
+    "zh": ("会议纪要", "会议纪要：数据库迁移计划在星期五完成。負責人是王小明。"),
+    "zh2": ("仓库", "特别说明：熊猫仓库的钥匙由李建国保管。数据库的备份每天完成。"),
+    "ja": ("データベース", "データベースの移行は金曜日に完了します。ガスの点検も。"),
+    "ko": ("이전", "데이터베이스를 금요일에 이전합니다."),
+    "lig": ("Oﬃce", "The ﬁnance team ﬂagged order ＡＢＣ１２３."),
+    "nfd": ("Re\u0301sume\u0301", "Le re\u0301sume\u0301 de la re\u0301union a\u0300 Gene\u0300ve."),
+    "shy": ("Reset", "Reset the pass\u00adword of the flamingo\u200bledger."),
+    "en": ("Plain", "The finance office flagged the password reset; the résumé of the réunion."),
+}
+WORLD_QUERIES = [
+    "王小明",
+    "数据库",
+    "熊猫仓库的钥匙",
+    '"熊猫仓库"',
+    "データベース",
+    "이전",
+    "finance office",
+    "ABC123",
+    "résumé réunion Genève",
+    "password",
+    "flamingoledger",
+]
+
+
+def test_cjk_text_and_folded_forms_rank_like_the_sqlite_index(tmp_path: Path, database_url: str) -> None:
+    """Chinese, Japanese and Korean bigrams, compatibility forms, NFD accents and invisible
+    characters are indexed and ranked alike by both catalogs (`lexical.words` on both sides)."""
+    docs = [
+        Document(id=f"w:{key}", source="w", source_type="files", title=title, text=text, acl=ACL(public=True))
+        for key, (title, text) in WORLD_TEXTS.items()
+    ]
+    with both_catalogs(docs, tmp_path, database_url) as (sqlite, pg):
+        for query in WORLD_QUERIES:
+            want = sorted((round(-s, 4), c) for c, s in sqlite.lexical(query, Filters(), 50))
+            got = sorted((round(-s, 4), c) for c, s in pg.lexical(query, Filters(), 50))
+            assert want, query
+            assert [c for _, c in got] == [c for _, c in want], query
+            assert [s for s, _ in got] == pytest.approx([s for s, _ in want], rel=1e-3), query
+            assert pg.exact_matches(query, Filters()) == sqlite.exact_matches(query, Filters()), query
+            for term in ("王小", "finance", "password"):
+                assert pg._frequency(term) == sqlite._frequency(term), term
+        assert pg.lexical("李建国", Filters(), 5)[0][0] == "w:zh2#0"
+        assert pg.exact_matches('"熊猫仓库"', Filters()) == {"w:zh2#0": 1}
+
+
 def test_rewrites_and_deletions_keep_the_statistics_exact(database_url: str, tmp_path: Path) -> None:
     docs = corpus()
     sqlite = Catalog(tmp_path / "catalog.db")

@@ -237,3 +237,53 @@ def test_match_judges_the_whole_scored_pool_whatever_k(tmp_path, embedder) -> No
             one = answer(ix, SearchRequest(query=query, k=1, recency_half_life_days=0, interpret=False))
             assert max(h.relevance for h in ten.hits) > ten.hits[0].relevance
             assert one.hits == ten.hits[:1] and one.match == ten.match
+
+
+NFC_TEXT = "Le résumé de la réunion à Genève: la crème brûlée du café Müller, 2026."
+
+
+def test_a_text_in_nfd_has_the_features_of_the_same_text_in_nfc() -> None:
+    """macOS names and many PDFs' text layers spell `é` as `e` + a combining accent: the features
+    read the index's words, so both spellings hold the query's words alike (and a CJK query's)."""
+    import unicodedata
+
+    nfd = unicodedata.normalize("NFD", NFC_TEXT)
+    query = "résumé réunion Genève 2026"
+    terms = rel.content_terms(query)
+    assert terms == ["resume", "reunion", "geneve", "2026"]
+    assert rel.coverage(terms, nfd) == rel.coverage(terms, NFC_TEXT) == 1.0
+    assert rel.numbers_missing(query, nfd, None) == 0.0
+    weights = dict.fromkeys(terms, 1.0)
+    assert rel.missing_rarest(weights, nfd) == 0.0 and rel.weighted_coverage(weights, nfd) == 1.0
+    assert rel.coverage(rel.content_terms("李建国"), "特别说明：熊猫仓库的钥匙由李建国保管。") == 1.0
+    assert rel.coverage(rel.content_terms("ﬁnance"), "the finance report") == 1.0
+
+
+def test_the_nfd_copy_of_a_document_scores_as_its_nfc_copy_and_is_collapsed_with_it(tmp_path, embedder) -> None:
+    import unicodedata
+
+    with indexed(
+        tmp_path / "ix",
+        embedder,
+        ("nfc.txt", NFC_TEXT),
+        ("Lunch menu", "Tacos on Tuesday, soup on Friday."),
+    ) as ix:
+        alone = answer(ix, SearchRequest(query="résumé réunion Genève", recency_half_life_days=0, interpret=False))
+    with indexed(
+        tmp_path / "ix2",
+        embedder,
+        ("nfd.txt", unicodedata.normalize("NFD", NFC_TEXT)),
+        ("Lunch menu", "Tacos on Tuesday, soup on Friday."),
+    ) as ix:
+        nfd = answer(ix, SearchRequest(query="résumé réunion Genève", recency_half_life_days=0, interpret=False))
+    assert nfd.hits[0].doc_id == alone.hits[0].doc_id == "drive:1"
+    assert nfd.hits[0].relevance == pytest.approx(alone.hits[0].relevance, abs=0.02)
+    with indexed(
+        tmp_path / "ix3",
+        embedder,
+        ("nfc.txt", NFC_TEXT),
+        ("nfd.txt", unicodedata.normalize("NFD", NFC_TEXT)),
+        ("Lunch menu", "Tacos on Tuesday, soup on Friday."),
+    ) as ix:
+        both = answer(ix, SearchRequest(query="résumé réunion Genève", recency_half_life_days=0, interpret=False))
+    assert [h.doc_id for h in both.hits].count("drive:1") + [h.doc_id for h in both.hits].count("drive:2") == 1

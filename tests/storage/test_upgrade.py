@@ -211,3 +211,73 @@ def test_a_database_s_sources_gain_an_unrecorded_scope_digest(database_url: str)
         )
     config = IndexConfig(path=Path("unused"), database_url=database_url, chroma_url="http://127.0.0.1:1")
     keeps_a_source_with_no_scope_digest_yet(PgState(config))  # which applies the steps it lacks
+
+
+OLD_TEXTS = {"zh": "負責人是王小明。", "lig": "The ﬁnance team", "en": "Deploy of billing finished"}
+
+
+def test_a_folder_s_keyword_index_is_rewritten_with_the_index_s_words(tmp_path: Path) -> None:
+    """A catalog whose FTS table holds chunks as the release before wrote them (raw text, FTS5's own
+    tokenizer) finds a word inside Chinese text and a ligature's word once it is opened."""
+    from inlet.storage import Filters
+    from inlet.storage.sqlite.catalog import SqliteCatalog
+
+    earlier = Migrations("catalog")
+    for _, step in CATALOG.steps[: CATALOG.names.index("m005_fts_words")]:
+        earlier.step(step)
+    db = connect(tmp_path / "catalog.db", earlier)
+    for n, (key, text) in enumerate(OLD_TEXTS.items()):
+        doc = Document(id=f"t:{key}", source="t", source_type="files", title=f"note {key}", text=text)
+        db.execute(
+            "INSERT INTO documents (doc_id, source, source_type, content_hash, meta_hash, chunks, body) "
+            "VALUES (?, 't', 'files', '', '', 1, ?)",
+            [doc.id, doc.model_dump_json()],
+        )
+        db.execute(
+            "INSERT INTO chunks (rowid, chunk_id, doc_id, n, text) VALUES (?, ?, ?, 0, ?)",
+            [n + 1, f"{doc.id}#0", doc.id, text],
+        )
+        db.execute("INSERT INTO chunks_fts (rowid, title, text) VALUES (?, ?, ?)", [n + 1, doc.title, text])
+    assert not db.execute("SELECT 1 FROM chunks_fts WHERE chunks_fts MATCH '\"王小\"'").fetchall()  # as it was
+    db.close()
+    catalog = SqliteCatalog(tmp_path / "catalog.db")
+    try:
+        assert [c for c, _ in catalog.lexical("王小明", Filters(), 5)] == ["t:zh#0"]
+        assert [c for c, _ in catalog.lexical("finance", Filters(), 5)] == ["t:lig#0"]
+        assert [c for c, _ in catalog.lexical("billing", Filters(), 5)] == ["t:en#0"]
+        assert [c for c, _ in catalog.lexical("note zh", Filters(), 5)][0] == "t:zh#0"  # titles too
+    finally:
+        catalog.close()
+
+
+def test_a_database_s_postings_are_rewritten_with_the_index_s_words(database_url: str) -> None:
+    import psycopg
+
+    from inlet.storage import Filters
+    from inlet.storage.postgres.catalog import PgCatalog
+
+    before = DATABASE.names.index("m017_repost_words")
+    with psycopg.connect(database_url, autocommit=True) as db, db.transaction():  # as the release before left it
+        for _, step in DATABASE.steps[:before]:
+            step(db)
+        db.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+        for name in DATABASE.names[:before]:
+            db.execute("INSERT INTO schema_migrations VALUES (%s, 0)", (name,))
+        for key, text in OLD_TEXTS.items():
+            doc = Document(id=f"t:{key}", source="t", source_type="files", title=f"note {key}", text=text)
+            db.execute(
+                "INSERT INTO documents (doc_id, source, source_type, content_hash, meta_hash, chunks, body) "
+                "VALUES (%s, 't', 'files', '', '', 1, %s)",
+                (doc.id, doc.model_dump_json()),
+            )
+            db.execute(  # postings as the tokenizer before made them: none for the Chinese line's words
+                "INSERT INTO chunks (chunk_id, doc_id, n, text, length) VALUES (%s, %s, 0, %s, 0)",
+                (f"{doc.id}#0", doc.id, text),
+            )
+    catalog = PgCatalog(IndexConfig(path=Path("unused"), database_url=database_url, chroma_url="http://unused"))
+    try:
+        assert [c for c, _ in catalog.lexical("王小明", Filters(), 5)] == ["t:zh#0"]
+        assert [c for c, _ in catalog.lexical("finance", Filters(), 5)] == ["t:lig#0"]
+        assert [c for c, _ in catalog.lexical("billing", Filters(), 5)] == ["t:en#0"]
+    finally:
+        catalog.close()
