@@ -1,15 +1,23 @@
 """Splitting documents into passages the model can embed whole.
 
+Invariant: no chunk is longer than the token budget, whatever the text (a chunk holds at most
+`max_tokens` tokens, plus the `overlap` it repeats, counted by the caller's `count`).
+
 Chunks follow the text's own structure: a heading starts a new chunk, paragraphs (or, in a chat
 thread, messages) are packed whole while they fit the token budget, and only a block that is too
-long by itself is split by sentences, then by tokens. Consecutive chunks share `overlap` tokens of
-context so an answer that straddles a boundary is still found. Tokens are counted COUNT_SLICE
+long by itself is split by sentences (`. ! ?` before a capital; Chinese and Japanese `。！？；`,
+which no space follows), then by words, and a piece with no space in it (a line of Chinese, a hex
+dump, a `data:` URI) by characters: each piece is counted, and cut again while it is over the
+budget. Pieces keep what joined them in the text (nothing between two Chinese sentences).
+Consecutive chunks share `overlap` tokens of context so an answer that straddles a boundary is
+still found. Tokens are counted COUNT_SLICE
 texts at a time, so a `count` that raises (a stop) ends the chunking of one huge text between two
 slices.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,7 +26,14 @@ TokenCounter = Callable[[Sequence[str]], list[int]]
 COUNT_SLICE = 2048  # texts counted per call: the unit of work a stop may end chunking between
 
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+\S")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+# Where a sentence ends: `. ! ?`, whitespace, then a capital, a digit or an opening quote or
+# bracket; or a CJK full stop, exclamation or question mark or semicolon (and the closing quote or
+# bracket after it), whether or not a space follows.
+_SENTENCE = re.compile(
+    r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])"
+    "|(?<=[\u3002\uff61\uff01\uff1f\uff1b])(?![\u300d\u300f\u201d\u2019\uff09\u3015\u3011])\\s*(?=\\S)"
+    "|(?<=[\u3002\uff61\uff01\uff1f\uff1b][\u300d\u300f\u201d\u2019\uff09\u3015\u3011])\\s*(?=\\S)"
+)
 
 
 @dataclass(frozen=True)
@@ -64,8 +79,7 @@ def chunk_text(text: str, count: TokenCounter, max_tokens: int = 200, overlap: i
     if not fitted:
         return []
     pieces = [(piece, heading, sep) for piece, heading, sep, _ in fitted]
-    unknown = iter(_counted(count, [piece for piece, _, _, size in fitted if size is None]))
-    sizes = [size if size is not None else next(unknown) for *_, size in fitted]  # each text counted once
+    sizes = [size for *_, size in fitted]  # each text counted once
     chunks: list[str] = []
     current: list[tuple[str, int, str]] = []
     used = 0
@@ -85,12 +99,10 @@ def chunk_text(text: str, count: TokenCounter, max_tokens: int = 200, overlap: i
     return [Chunk(i, c) for i, c in enumerate(chunks)]
 
 
-def _fit(
-    blocks: list[tuple[str, str]], count: TokenCounter, max_tokens: int
-) -> list[tuple[str, bool, str, int | None]]:
+def _fit(blocks: list[tuple[str, str]], count: TokenCounter, max_tokens: int) -> list[tuple[str, bool, str, int]]:
     """Blocks no longer than `max_tokens`, each flagged when it opens a heading section, with the
-    separator that joins it to the piece before and its token count where it is already known."""
-    out: list[tuple[str, bool, str, int | None]] = []
+    separator that joins it to the piece before and its token count."""
+    out: list[tuple[str, bool, str, int]] = []
     for (block, sep), size in zip(blocks, _counted(count, [b for b, _ in blocks])):
         heading = bool(_HEADING.match(block))
         if size <= max_tokens:
@@ -98,7 +110,8 @@ def _fit(
             continue
         parts = _split_long(block, count, max_tokens)
         out.extend(
-            (part, heading and i == 0, sep if i == 0 else SPACE, part_size) for i, (part, part_size) in enumerate(parts)
+            (part, heading and i == 0, sep if i == 0 else joiner, part_size)
+            for i, (part, part_size, joiner) in enumerate(parts)
         )
     return out
 
@@ -108,30 +121,70 @@ def _counted(count: TokenCounter, texts: list[str]) -> list[int]:
     return [n for start in range(0, len(texts), COUNT_SLICE) for n in count(texts[start : start + COUNT_SLICE])]
 
 
-def _split_long(block: str, count: TokenCounter, max_tokens: int) -> list[tuple[str, int | None]]:
-    sentences = [s for s in _SENTENCE.split(block) if s.strip()]
-    out: list[tuple[str, int | None]] = []
-    for sentence, size in zip(sentences, count(sentences)):
+def _split_long(block: str, count: TokenCounter, max_tokens: int) -> list[tuple[str, int, str]]:
+    """`block` in pieces of at most `max_tokens`, each with its count and what joins it to the one before."""
+    sentences = _sentences(block)
+    out: list[tuple[str, int, str]] = []
+    for (sentence, sep), size in zip(sentences, _counted(count, [s for s, _ in sentences])):
         if size <= max_tokens:
-            out.append((sentence, size))
-            continue
-        words = sentence.split()
+            out.append((sentence, size, sep))
+        else:
+            out.extend(_cut(sentence, size, sep, count, max_tokens))
+    return out
+
+
+def _sentences(block: str) -> list[tuple[str, str]]:
+    """The block's sentences, each with what joined it to the one before: a space where the text
+    had whitespace (as the block's lines are joined), nothing where it had none (CJK)."""
+    out: list[tuple[str, str]] = []
+    start, sep = 0, SPACE
+    for end in _SENTENCE.finditer(block):
+        if block[start : end.start()].strip():
+            out.append((block[start : end.start()], sep))
+        start, sep = end.end(), SPACE if end.group() else ""
+    if block[start:].strip():
+        out.append((block[start:], sep))
+    return out
+
+
+def _cut(text: str, size: int, sep: str, count: TokenCounter, max_tokens: int) -> list[tuple[str, int, str]]:
+    """`text`, counted `size` tokens, in pieces of at most `max_tokens`: runs of whole words, or,
+    for a text with no space, runs of characters; a piece still over the budget is cut again."""
+    words = text.split()
+    if len(words) > 1:
         step = max(1, int(len(words) * max_tokens / max(size, 1)))
-        out.extend((" ".join(words[i : i + step]), None) for i in range(0, len(words), step))
+        pieces = [(" ".join(words[i : i + step]), SPACE) for i in range(0, len(words), step)]
+    else:
+        word = words[0] if words else text
+        step = max(1, math.ceil(len(word) / math.ceil(size * 1.1 / max_tokens)))  # ~10% under the budget each
+        pieces = [(word[i : i + step], "") for i in range(0, len(word), step)]
+    pieces[0] = (pieces[0][0], sep)
+    out: list[tuple[str, int, str]] = []
+    for (piece, joiner), n in zip(pieces, _counted(count, [p for p, _ in pieces])):
+        if n <= max_tokens or len(piece) == 1:
+            out.append((piece, n, joiner))
+        else:
+            out.extend(_cut(piece, n, joiner, count, max_tokens))
     return out
 
 
 def _tail(pieces: list[tuple[str, int, str]], overlap: int) -> tuple[list[tuple[str, int, str]], int]:
-    """About `overlap` tokens from the end: whole pieces while they fit, else the last words of one."""
+    """About `overlap` tokens from the end: whole pieces while they fit, else the last words (or,
+    in text without spaces, characters) of one."""
     kept: list[tuple[str, int, str]] = []
     used = 0
     for piece, size, sep in reversed(pieces):
         if used + size > overlap:
             if not kept and overlap > 0:
                 words = piece.split()
-                take = int(len(words) * overlap / max(size, 1))
-                if take:
-                    kept.append((" ".join(words[-take:]), overlap, sep))
+                if len(words) > 1:
+                    take = int(len(words) * overlap / max(size, 1))
+                    tail = " ".join(words[-take:]) if take else ""
+                else:  # no space to cut at (CJK): the last characters
+                    take = int(len(piece) * overlap / max(size, 1))
+                    tail = piece[-take:] if take else ""
+                if tail:
+                    kept.append((tail, overlap, sep))
                     used = overlap
             break
         kept.insert(0, (piece, size, sep))

@@ -13,6 +13,7 @@ import copy
 import logging
 import os
 import queue
+import re
 import sys
 import threading
 import time
@@ -54,6 +55,24 @@ def resolve_model(name: str) -> str:
     raise ConfigError(
         f"[index] key 'model': {name!r} is neither {DEFAULT_MODEL!r} nor a local model folder "
         "(inlet never downloads weights)"
+    )
+
+
+# WordPiece (the default model's tokenizer) reads a word of more than 100 letters and digits, a hex
+# dump or a run of base64, as one unknown token, so a 200,000-character run counted 1 token against
+# a chunk's or a context's budget. Counted in pieces of LONG_RUN_PIECE characters, it counts about
+# what any tokenizer (an LLM's) makes of it.
+_LONG_RUN = re.compile(r"[^\W_]{101,}")
+LONG_RUN_PIECE = 50
+
+
+def countable(text: str) -> str:
+    """`text` with every run of over 100 letters and digits spaced into LONG_RUN_PIECE-character
+    pieces, for counting only (any other text is returned as it is)."""
+    if not _LONG_RUN.search(text):
+        return text
+    return _LONG_RUN.sub(
+        lambda m: " ".join(m.group()[i : i + LONG_RUN_PIECE] for i in range(0, len(m.group()), LONG_RUN_PIECE)), text
     )
 
 
@@ -136,8 +155,11 @@ class Embedder:
         return self._export.dimension if self._export is not None else int(self._model.get_embedding_dimension())
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Each text's tokens, as the model's tokenizer splits it (untruncated), except that a run of
+        letters and digits too long for it (`countable`) counts as its pieces, not as one token."""
         if not texts:
             return []
+        texts = [countable(t) for t in texts]
         counter = self._counting_tokenizer()
         if self._export is not None:
             return [len(e.ids) for e in counter.encode_batch(list(texts), add_special_tokens=False)]

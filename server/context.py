@@ -4,7 +4,10 @@ Each passage is headed `[n] title — source — date — url` and wrapped in `<
 preamble that says the passages are quoted data, not instructions: retrieved text is untrusted (a
 mail can say "ignore previous instructions"), so it is fenced, and a passage cannot close its own
 fence. Passages of one document share its citation number. Tokens are counted with the embedding
-model's tokenizer: an estimate of what an LLM will count, good to within a few percent for English.
+model's tokenizer: an estimate of what an LLM will count, good to within a few percent for English
+(a run of letters and digits the tokenizer would read as one unknown token counts as its pieces:
+`index.embedding.countable`), and a passage too long for what is left of the budget is cut to fit,
+inside a word if that word is a long run without spaces.
 
 Every field that enters the context (title, source, date, url, passage) is untrusted: a mail subject
 is written by any outside sender, a Drive file name by anyone who shares one. `neutral_text`,
@@ -158,13 +161,33 @@ def pack(hits: Sequence[Hit], budget: int, count: TokenCounter) -> Packed:
 
 
 def _cut(hit: Hit, n: int, room: int, count: TokenCounter) -> str:
-    """The longest word prefix of the passage whose block fits in `room` tokens (binary search)."""
+    """The longest word prefix of the passage whose block fits in `room` tokens (binary search);
+    when the word that does not fit is a long run without spaces (a hex dump, a line of Chinese, an
+    index made before chunks were cut at the budget), as much of it as fits, by characters."""
     words = hit.text.split()
-    low, high = 0, len(words)
+
+    def fits(prefix: str) -> bool:
+        return count([block(n, hit, prefix + " …")])[0] <= room
+
+    low = _longest(len(words), lambda k: fits(" ".join(words[:k])))
+    kept = " ".join(words[:low])
+    if low < len(words) and len(words[low]) > LONG_WORD:
+        run, lead = words[low], kept + " " if kept else ""
+        if cut := _longest(len(run), lambda k: fits(lead + run[:k])):
+            kept = lead + run[:cut]
+    return kept + " …" if kept else ""
+
+
+LONG_WORD = 20  # characters: a longer word that does not fit is cut inside
+
+
+def _longest(high: int, fits: Callable[[int], bool]) -> int:
+    """The largest k in 0..high with fits(k) (fits holds for 0 and is monotonic), by bisection."""
+    low = 0
     while low < high:
         mid = (low + high + 1) // 2
-        if count([block(n, hit, " ".join(words[:mid]) + " …")])[0] <= room:
+        if fits(mid):
             low = mid
         else:
             high = mid - 1
-    return " ".join(words[:low]) + " …" if low else ""
+    return low

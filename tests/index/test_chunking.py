@@ -85,3 +85,58 @@ def test_each_piece_is_tokenised_once():
     chunks = chunk_text(text, count, max_tokens=60, overlap=8)
     assert len(chunks) > 3 and chunks == chunk_text(text, approx_tokens, max_tokens=60, overlap=8)
     assert len(counted) == len(set(counted)) == 40
+
+
+def per_character(texts):
+    """One token a character: what the model's tokenizer gives Chinese text."""
+    return [len(t) for t in texts]
+
+
+SENTENCES = [f"第{i}条：数据库迁移计划在星期五完成，负责人需要确认备份与回滚方案。" for i in range(60)]
+
+
+def test_a_chinese_paragraph_is_cut_after_its_sentences_and_keeps_its_text() -> None:
+    """Chinese has no spaces and its full stop takes none after it: the paragraph is still cut at
+    `。` into chunks within the budget, and nothing is inserted between its sentences."""
+    text = "".join(SENTENCES) + "特别说明：熊猫仓库的钥匙由李建国保管。"
+    chunks = chunk_text(text, per_character, max_tokens=200, overlap=0)
+    assert len(chunks) > 5
+    assert all(len(c.text) <= 200 for c in chunks)
+    assert all(c.text.endswith("。") for c in chunks)
+    assert "".join(c.text for c in chunks) == text
+    assert chunks[-1].text.endswith("特别说明：熊猫仓库的钥匙由李建国保管。")
+
+
+def test_a_chinese_sentence_too_long_alone_is_cut_by_characters_and_overlaps_by_characters() -> None:
+    text = "，".join(s.rstrip("。") for s in SENTENCES[:20]) + "。"  # one sentence of 600 characters
+    chunks = chunk_text(text, per_character, max_tokens=100, overlap=10)
+    assert len(chunks) >= 6 and all(len(c.text) <= 100 + 10 for c in chunks)
+    assert all(c.text in text for c in chunks)
+    assert chunks[1].text[:5] in chunks[0].text[-12:]  # the overlap repeats the previous chunk's end
+
+
+def test_a_run_without_whitespace_is_cut_at_the_budget() -> None:
+    """A 200,000-character hex dump or `data:` URI between two paragraphs: every chunk within the
+    budget (the model reads no more), the paragraphs kept whole, no character lost or added."""
+    run = "data:image/png;base64," + "iVBORw0KGgoAAAANSUhEUgAA" * 8300
+    text = f"Heronswitch failover steps are below.\n\n{run}\n\nThen restart the marmotqueue worker."
+
+    def count(texts):
+        return [max(1, len(t) // 3) for t in texts]
+
+    chunks = chunk_text(text, count, max_tokens=200, overlap=0)
+    assert all(count([c.text])[0] <= 200 for c in chunks)
+    assert len(chunks) > 100 and chunks[0].text.startswith("Heronswitch failover steps are below.\n\n")
+    assert chunks[-1].text.endswith("\n\nThen restart the marmotqueue worker.")
+    assert "".join(c.text for c in chunks).replace("\n\n", "") == text.replace("\n\n", "")
+
+
+def test_an_english_sentence_split_by_words_is_cut_again_where_a_piece_is_over_the_budget() -> None:
+    text = " ".join(["a"] * 50 + ["averyveryverylongwordthatcountsmanytokens"] * 10 + ["b"] * 50)
+
+    def count(texts):
+        return [sum(8 if len(w) > 20 else 1 for w in t.split()) for t in texts]
+
+    chunks = chunk_text(text, count, max_tokens=40, overlap=0)
+    assert all(count([c.text])[0] <= 40 for c in chunks)
+    assert " ".join(c.text for c in chunks).split() == text.split()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from inlet.index.chunking import approx_tokens
+from inlet.index.embedding import countable
 from inlet.index.search import Hit
 from inlet.server.context import PREAMBLE, pack
 
@@ -49,3 +50,30 @@ def test_a_budget_too_small_for_any_result_says_so() -> None:
     packed = pack([hit("a", "word " * 100)], 10, approx_tokens)
     assert packed.hits == [] and packed.citations == []
     assert "token_budget of 10" in packed.context and PREAMBLE not in packed.context
+
+
+HEX = "".join(f"{(n * 2654435761) % 4294967296:08x}" for n in range(25_000))  # 200,000 characters, no space
+
+
+def test_a_first_passage_of_one_huge_word_is_cut_inside_it_to_fit_the_budget() -> None:
+    """A passage stored whole before chunks were cut at the budget (a one-line stack dump): the
+    context holds as much of it as the budget allows, not all 200,000 characters, nor nothing."""
+
+    def count(texts):
+        return [len(t) // 4 + 1 for t in texts]
+
+    packed = pack([hit("a", f"marmotqueue worker trace {HEX}")], 2000, count)
+    assert packed.hits and packed.tokens <= 2000 and count([packed.context])[0] <= 2000 + 3
+    assert "marmotqueue worker trace " + HEX[:4000] in packed.context and HEX[:9000] not in packed.context
+
+
+def test_the_budget_counts_a_run_the_model_reads_as_one_unknown_token_by_its_pieces(embedder) -> None:
+    """WordPiece reads a word of over 100 letters and digits as one [UNK]: a 200,000-character
+    context was reported as 118 tokens under a budget of 2,000."""
+    run, english = f"trace {HEX}", "The marmotqueue worker restarts after the failover of the heronswitch."
+    assert embedder.count_tokens([run])[0] > 50_000
+    assert countable(english) == english  # ordinary text is counted as it always was
+
+    packed = pack([hit("a", run), hit("b", english)], 2000, embedder.count_tokens)
+    assert 0 < packed.tokens <= 2000 and len(packed.context) < 8_000
+    assert embedder.count_tokens([packed.context])[0] <= 2000
