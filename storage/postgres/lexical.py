@@ -47,8 +47,8 @@ MAX_PHRASE_PARTS = 32  # a longer quoted phrase is matched on its first parts (o
 
 
 def lexical_terms(text: str) -> list[str]:
-    """The index terms of `text`, in order: `lexical.words` (FTS5's unicode61 tokens: letters and
-    digits, lower-cased, accents folded), Porter-stemmed, as the SQLite index's `porter unicode61`."""
+    """The index terms of `text`, in order: `lexical.words` (what the SQLite index's FTS table holds),
+    Porter-stemmed, as its `porter unicode61` tokenizer stems them."""
     return [stem(w) for w in words(text)]
 
 
