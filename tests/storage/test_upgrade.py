@@ -9,7 +9,10 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -194,18 +197,25 @@ def test_a_folder_s_sources_gain_an_unrecorded_scope_digest(tmp_path: Path) -> N
     keeps_a_source_with_no_scope_digest_yet(SqliteState(tmp_path / "state.db"))
 
 
-def test_a_database_s_sources_gain_an_unrecorded_scope_digest(database_url: str) -> None:
+@contextmanager
+def database_before(database_url: str, step: str) -> Iterator[Any]:
+    """A connection, in a transaction, to the database as the release before `step` left it."""
     import psycopg
 
-    from inlet.storage.postgres.state import PgState
-
-    before = DATABASE.names.index("m015_scope_fingerprint")
-    with psycopg.connect(database_url, autocommit=True) as db, db.transaction():  # as the release before left it
-        for _, step in DATABASE.steps[:before]:
-            step(db)
+    before = DATABASE.names.index(step)
+    with psycopg.connect(database_url, autocommit=True) as db, db.transaction():
+        for _, earlier in DATABASE.steps[:before]:
+            earlier(db)
         db.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
         for name in DATABASE.names[:before]:
             db.execute("INSERT INTO schema_migrations VALUES (%s, 0)", (name,))
+        yield db
+
+
+def test_a_database_s_sources_gain_an_unrecorded_scope_digest(database_url: str) -> None:
+    from inlet.storage.postgres.state import PgState
+
+    with database_before(database_url, "m015_scope_fingerprint") as db:
         db.execute(
             "INSERT INTO sources (name, checkpoint, phase, generation) VALUES ('s', '{\"n\": 1}', 'incremental', 2)"
         )
@@ -251,18 +261,10 @@ def test_a_folder_s_keyword_index_is_rewritten_with_the_index_s_words(tmp_path: 
 
 
 def test_a_database_s_postings_are_rewritten_with_the_index_s_words(database_url: str) -> None:
-    import psycopg
-
     from inlet.storage import Filters
     from inlet.storage.postgres.catalog import PgCatalog
 
-    before = DATABASE.names.index("m017_repost_words")
-    with psycopg.connect(database_url, autocommit=True) as db, db.transaction():  # as the release before left it
-        for _, step in DATABASE.steps[:before]:
-            step(db)
-        db.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
-        for name in DATABASE.names[:before]:
-            db.execute("INSERT INTO schema_migrations VALUES (%s, 0)", (name,))
+    with database_before(database_url, "m017_repost_words") as db:
         for key, text in OLD_TEXTS.items():
             doc = Document(id=f"t:{key}", source="t", source_type="files", title=f"note {key}", text=text)
             db.execute(
