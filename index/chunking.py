@@ -1,7 +1,7 @@
 """Splitting documents into passages the model can embed whole.
 
-Invariant: no chunk is longer than the token budget, whatever the text (a chunk holds at most
-`max_tokens` tokens, plus the `overlap` it repeats, counted by the caller's `count`).
+Invariant: no chunk holds more than `max_tokens` tokens (the sum of its pieces' counts by the
+caller's `count`, the overlap it repeats included), whatever the text.
 
 Chunks follow the text's own structure: a heading starts a new chunk, paragraphs (or, in a chat
 thread, messages) are packed whole while they fit the token budget, and only a block that is too
@@ -10,9 +10,8 @@ which no space follows), then by words, and a piece with no space in it (a line 
 dump, a `data:` URI) by characters: each piece is counted, and cut again while it is over the
 budget. Pieces keep what joined them in the text (nothing between two Chinese sentences).
 Consecutive chunks share `overlap` tokens of context so an answer that straddles a boundary is
-still found. Tokens are counted COUNT_SLICE
-texts at a time, so a `count` that raises (a stop) ends the chunking of one huge text between two
-slices.
+still found. Tokens are counted COUNT_SLICE texts at a time, so a `count` that raises (a stop)
+ends the chunking of one huge text between two slices.
 """
 
 from __future__ import annotations
@@ -74,7 +73,7 @@ def _blocks(text: str) -> list[tuple[str, str]]:
 
 
 def chunk_text(text: str, count: TokenCounter, max_tokens: int = 200, overlap: int = 32) -> list[Chunk]:
-    """Structure-respecting chunks of at most about `max_tokens` tokens each."""
+    """Structure-respecting chunks of at most `max_tokens` tokens each (see the module's invariant)."""
     fitted = _fit(_blocks(text), count, max_tokens)
     if not fitted:
         return []
