@@ -323,3 +323,34 @@ def test_threads_that_come_and_go_leave_no_catalog_connection_behind(index):
     # the writer and the idle readers, and the descriptors of readers closed while others held a
     # lock, which SQLite keeps to reuse (a dozen at most here): not two per thread that ever ran
     assert catalog_files(index) <= 2 * (1 + IDLE_READERS) + 12
+
+
+def test_a_chinese_paragraph_and_a_hex_dump_are_stored_in_chunks_within_the_budget(
+    tmp_path, text_hash_embedder
+) -> None:
+    """Through the index with the model's own tokenizer: a 1,300-character Chinese paragraph and a
+    20,000-character hex run are stored as chunks of at most `chunk_tokens`, and a name at the end
+    of the paragraph is a keyword match of its chunk (it was one chunk of 1,301 tokens, unmatched)."""
+    from inlet.config import IndexConfig
+    from inlet.connectors.model import ACL, Document
+    from inlet.index.store import Index
+    from inlet.storage import Filters
+
+    filler = (
+        "本季度公司各部门继续推进数字化转型工作，财务部门完成了年度预算的编制，人力资源部门组织了多场培训活动。" * 25
+    )
+    texts = {
+        "long": f"年度工作总结。{filler}特别说明：熊猫仓库的钥匙由李建国保管。",
+        "trace": "Stack dump of the marmotqueue worker, raw frame: " + "9f3ac0de" * 2_500 + " end of dump",
+    }
+    docs = [
+        Document(id=f"s:{k}", source="s", source_type="files", title=k, text=t, acl=ACL(public=True))
+        for k, t in texts.items()
+    ]
+    with Index(IndexConfig(path=tmp_path / "index"), embedder=text_hash_embedder) as index:
+        index.apply(docs, generation=1)
+        stored = index.catalog._query("SELECT chunk_id, text FROM chunks ORDER BY doc_id, n")
+        counts = text_hash_embedder.count_tokens([text for _, text in stored])
+        assert max(counts) <= index.config.chunk_tokens and len(stored) > 20
+        last = [cid for cid, text in stored if "李建国" in text]
+        assert last and index.catalog.lexical("李建国", Filters(), 3)[0][0] in last
