@@ -156,20 +156,113 @@ def document_title(data: bytes, name: str, text: str, mime: str | None = None) -
     return None
 
 
+# Labels read as the larger encoding browsers decode them as (WHATWG Encoding Standard): a page
+# labelled Latin-1 or ASCII is Windows-1252, GB2312 is GBK's superset GB18030, Shift_JIS is Windows-31J.
+_AS_BROWSERS_READ = {
+    "iso8859-1": "cp1252",
+    "ascii": "cp1252",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "shift_jis": "cp932",
+    "euc_kr": "cp949",
+    "iso8859-9": "cp1254",
+    "tis-620": "cp874",
+}
+# A charset the bytes declare (HTML Standard "prescan"; XML 1.0 §4.3.3): an XML declaration at the
+# start, a <meta charset> or <meta http-equiv content="...; charset=..."> in the first 1024 bytes
+_XML_DECLARED = re.compile(rb"""\A<\?xml[^>]{0,200}?\bencoding\s*=\s*["']([A-Za-z0-9._:-]{1,40})["']""")
+_META_DECLARED = re.compile(rb"""<meta\b[^>]*?\bcharset\s*=\s*["']?\s*([A-Za-z0-9._:-]{1,40})""", re.I)
+_DETECT_SAMPLE = 262_144  # bytes the encoding detector reads: enough to tell, fast on any file
+_MOSTLY_UTF8 = 3  # valid non-ASCII UTF-8 characters needed per stray byte (or cut sequence) to read it as UTF-8
+
+
 def decode(data: bytes) -> str:
-    """Text of bytes in whatever encoding they are: UTF-16 with its byte order mark, UTF-8, else
-    Windows-1252, else Latin-1 (which reads any bytes: see `_text` for refusing binary ones)."""
+    """Text of bytes in whatever encoding they are, as a browser or editor shows them: UTF-16 or
+    UTF-8 with its byte order mark; UTF-8; the charset the text declares (an XML declaration, an
+    HTML `<meta charset>`); UTF-8 but for a few stray bytes (each read alone, as Windows-1252: the
+    rest of the text is not turned into mojibake for one pasted dash); else Windows-1252 when the
+    text reads as a Western language, else the legacy encoding `charset_normalizer` detects (GBK,
+    Shift_JIS, EUC-KR, Windows-1251, ...), else Latin-1, which reads any bytes: see `_text` for
+    refusing binary ones."""
     if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
         try:
             return data.decode("utf-16")
         except UnicodeDecodeError:
             pass
-    for encoding in ("utf-8-sig", "cp1252"):
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    declared = _declared(data)
+    if declared is not None:
         try:
-            return data.decode(encoding)
+            return data.decode(declared)
         except UnicodeDecodeError:
-            continue
+            pass
+    mostly = _mostly_utf8(data)
+    if mostly is not None:
+        return mostly
+    for encoding in (_legacy(data), "cp1252"):
+        if encoding is not None:
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError:
+                continue
     return data.decode("latin-1")
+
+
+def _codec(label: str) -> str | None:
+    """The codec a charset label names, as browsers read it (`_AS_BROWSERS_READ`); None if unknown."""
+    try:
+        name = codecs.lookup(label).name
+    except LookupError:
+        return None
+    return _AS_BROWSERS_READ.get(name, name)
+
+
+def _declared(data: bytes) -> str | None:
+    """The codec of the charset `data` declares (an XML declaration, an HTML `<meta>` near the top)."""
+    found = _XML_DECLARED.match(data) or _META_DECLARED.search(data, 0, 1024)
+    codec = _codec(found[1].decode("ascii")) if found else None
+    return None if codec in (None, "utf-16", "utf-16-le", "utf-16-be", "utf-32") else codec
+
+
+# What `surrogateescape` makes of bytes that are no UTF-8: a cut-off multi-byte sequence, else one byte
+_STRAY = re.compile("[\udcc2-\udcf4][\udc80-\udcbf]+|[\udc80-\udcff]")
+_VALID_NON_ASCII = re.compile("[^\x00-\x7f\udc80-\udcff]")
+
+
+def _mostly_utf8(data: bytes) -> str | None:
+    """`data` as UTF-8 when its invalid bytes are few against its valid non-ASCII characters, each
+    stray byte read as Windows-1252 and each cut-off multi-byte sequence as U+FFFD; else None."""
+    text = data.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
+    stray = len(_STRAY.findall(text))
+    valid = len(_VALID_NON_ASCII.findall(text))
+    if valid < _MOSTLY_UTF8 * stray:
+        return None
+    return _STRAY.sub(_stray_read, text)
+
+
+def _stray_read(found: re.Match[str]) -> str:
+    if len(found[0]) > 1:
+        return "\ufffd"
+    return bytes([ord(found[0]) - 0xDC00]).decode("cp1252", "replace")
+
+
+def _legacy(data: bytes) -> str | None:
+    """The legacy encoding of bytes that are not UTF-8: Windows-1252 when they read as Western text
+    in it, else what `charset_normalizer` detects; None when it finds none (binary bytes, say)."""
+    from charset_normalizer import from_bytes
+
+    if b"\x00" in data:  # no legacy text holds NUL: binary (the detector would try UTF-16 and UTF-32)
+        return None
+    sample = data[:_DETECT_SAMPLE]
+    if len(sample) < len(data):
+        sample = sample[: sample.rfind(b"\n") + 1 or len(sample)]  # no character cut in two
+    if from_bytes(sample, cp_isolation=["cp1252"]).best() is not None:
+        return "cp1252"  # the detector would name a similar code page for short Western text
+    best = from_bytes(sample).best()
+    return None if best is None or best.encoding.startswith(("utf_16", "utf_32")) else _codec(best.encoding)
 
 
 # Control characters other than tab, newline, form feed, carriage return and escape (C0, DEL and
