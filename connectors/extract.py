@@ -15,6 +15,7 @@ import mimetypes
 import re
 from collections.abc import Callable, Iterator
 from pathlib import PurePath
+from typing import Any
 
 from inlet.errors import ItemError, NotTextError
 
@@ -431,24 +432,64 @@ def _pdf(data: bytes) -> str:
     return "\n\n".join(p for p in pages if p)
 
 
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+# WordprocessingML elements whose content shows as it is: content controls, custom XML, tracked
+# insertions and moves (until rejected, Word shows and counts them), links, fields, smart tags.
+# Anything else a paragraph holds besides runs (tracked deletions, properties, bookmarks) is no text.
+_DOCX_SHOWN = {
+    f"{_W}{tag}" for tag in "sdt sdtContent customXml ins moveTo hyperlink fldSimple smartTag dir bdo".split()
+}
+
+
 def _docx(data: bytes) -> str:
+    """The body's paragraphs and tables in document order (a table where it stands, each row on a
+    line, its cells ` | `-joined), headings as `#` lines, with the text of content controls and
+    tracked insertions, without tracked deletions."""
     import docx
+    from docx.text.paragraph import Paragraph
 
     document = docx.Document(io.BytesIO(data))
     parts: list[str] = []
-    for paragraph in document.paragraphs:
-        text = paragraph.text.strip()
+    for block in _docx_within(document.element.body, ("p", "tbl")):
+        if block.tag == f"{_W}tbl":
+            parts.extend(row for row in _docx_rows(block) if row.strip(" |"))
+            continue
+        text = _docx_text(block).strip()
         if not text:
             continue
-        style = (paragraph.style.name if paragraph.style is not None else "") or ""
-        if style.startswith("Heading"):
-            level = style.removeprefix("Heading").strip()
+        style = Paragraph(block, document._body).style
+        name = (style.name if style is not None else "") or ""
+        if name.startswith("Heading"):
+            level = name.removeprefix("Heading").strip()
             text = "#" * (int(level) if level.isdigit() else 1) + " " + text
         parts.append(text)
-    for table in document.tables:
-        for row in table.rows:
-            parts.append(" | ".join(cell.text.strip() for cell in row.cells))
     return "\n\n".join(parts)
+
+
+def _docx_within(element: Any, tags: tuple[str, ...]) -> Iterator[Any]:
+    """The children of `element` named `tags` (`w:p`, `w:tbl`, ...), in order, those inside the
+    elements `_DOCX_SHOWN` names included."""
+    for child in element:
+        if child.tag in _DOCX_SHOWN:
+            yield from _docx_within(child, tags)
+        elif isinstance(child.tag, str) and child.tag.removeprefix(_W) in tags:
+            yield child
+
+
+def _docx_text(paragraph: Any) -> str:
+    """A paragraph's text: its runs' (tabs and breaks included), those in `_DOCX_SHOWN` elements too."""
+    return "".join(run.text for run in _docx_within(paragraph, ("r",)))
+
+
+def _docx_rows(table: Any) -> Iterator[str]:
+    """A table's rows, each its cells' text ` | `-joined (a cell's paragraphs and nested tables on one line)."""
+    for row in _docx_within(table, ("tr",)):
+        cells = []
+        for cell in _docx_within(row, ("tc",)):
+            blocks = _docx_within(cell, ("p", "tbl"))
+            text = " ".join(" ".join(_docx_rows(b)) if b.tag == f"{_W}tbl" else _docx_text(b) for b in blocks)
+            cells.append(" ".join(text.split()))
+        yield " | ".join(cells)
 
 
 def _pptx(data: bytes) -> str:

@@ -52,3 +52,69 @@ def test_random_bytes_are_still_no_text():
     noise = random.Random(7).randbytes(4000).replace(b"\x00", b"\x01")
     with pytest.raises(NotTextError):
         extract_text(noise, "noise.txt")
+
+
+def _docx(build) -> bytes:
+    import io
+
+    import docx
+
+    document = docx.Document()
+    build(document)
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+W = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+
+
+def test_docx_content_controls_and_tracked_insertions_are_text_and_deletions_are_not():
+    from docx.oxml import parse_xml
+
+    def build(document):
+        document.add_paragraph("Plain paragraph about the lemurbridge project.")
+        end = document.element.body[-1]  # sectPr stays last
+        end.addprevious(
+            parse_xml(
+                f'<w:sdt {W}><w:sdtPr><w:alias w:val="Summary"/></w:sdtPr><w:sdtContent><w:p><w:r>'
+                "<w:t>Content control: the tapirgrove budget is 2.4 million.</w:t></w:r></w:p></w:sdtContent></w:sdt>"
+            )
+        )
+        end.addprevious(
+            parse_xml(
+                f'<w:p {W}><w:r><w:t xml:space="preserve">Tracked change: the deadline is </w:t></w:r>'
+                '<w:ins w:id="1" w:author="Dana"><w:r><w:t>moved to 14 March</w:t></w:r></w:ins>'
+                '<w:del w:id="2" w:author="Dana"><w:r><w:delText>on 1 March</w:delText></w:r></w:del>'
+                '<w:r><w:t xml:space="preserve"> for the </w:t></w:r><w:sdt><w:sdtContent><w:r><w:t>yakpass</w:t>'
+                '</w:r></w:sdtContent></w:sdt><w:r><w:t xml:space="preserve"> rollout.</w:t></w:r></w:p>'
+            )
+        )
+
+    assert extract_text(_docx(build), "a.docx").split("\n\n") == [
+        "Plain paragraph about the lemurbridge project.",
+        "Content control: the tapirgrove budget is 2.4 million.",
+        "Tracked change: the deadline is moved to 14 March for the yakpass rollout.",
+    ]
+
+
+def test_docx_tables_stay_where_they_stand():
+    def build(document):
+        document.add_heading("Pricing", 1)
+        document.add_paragraph("The plans cost, per seat and month:")
+        table = document.add_table(rows=3, cols=2)
+        for r, (plan, price) in enumerate([("Plan", "Price"), ("Basic", "19 EUR"), ("Premium", "49 EUR")]):
+            table.cell(r, 0).text, table.cell(r, 1).text = plan, price
+        table.cell(2, 1).add_paragraph("incl. support")
+        document.add_heading("Termination", 1)
+        document.add_paragraph("Either party may terminate with a notice of 90 days.")
+
+    assert extract_text(_docx(build), "terms.docx").split("\n\n") == [
+        "# Pricing",
+        "The plans cost, per seat and month:",
+        "Plan | Price",
+        "Basic | 19 EUR",
+        "Premium | 49 EUR incl. support",
+        "# Termination",
+        "Either party may terminate with a notice of 90 days.",
+    ]
