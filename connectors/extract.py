@@ -493,14 +493,30 @@ def _docx_rows(table: Any) -> Iterator[str]:
 
 
 def _pptx(data: bytes) -> str:
+    """Each slide with text as a `## Slide N` heading and the text of its shapes: text frames,
+    tables (a row per line, cells ` | `-joined) and the shapes inside groups."""
     from pptx import Presentation
 
     slides = []
     for number, slide in enumerate(Presentation(io.BytesIO(data)).slides, 1):
-        texts = [t for shape in slide.shapes if shape.has_text_frame and (t := shape.text_frame.text.strip())]
+        texts = [t for t in _pptx_texts(slide.shapes) if t]
         if texts:  # a slide of pictures only adds no heading: a deck of them has no text
             slides.append(f"## Slide {number}\n\n" + "\n".join(texts))
     return "\n\n".join(slides)
+
+
+def _pptx_texts(shapes: Any) -> Iterator[str]:
+    from pptx.enum.shapes import MSO_SHAPE_TYPE
+
+    for shape in shapes:
+        if shape.shape_type == MSO_SHAPE_TYPE.GROUP:
+            yield from _pptx_texts(shape.shapes)
+        elif shape.has_text_frame:
+            yield shape.text_frame.text.strip()
+        elif getattr(shape, "has_table", False):
+            for row in shape.table.rows:
+                line = " | ".join(" ".join(cell.text.split()) for cell in row.cells if not cell.is_spanned)
+                yield line if line.strip(" |") else ""
 
 
 def _xlsx(data: bytes) -> str:

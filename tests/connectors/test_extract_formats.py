@@ -118,3 +118,27 @@ def test_docx_tables_stay_where_they_stand():
         "# Termination",
         "Either party may terminate with a notice of 90 days.",
     ]
+
+
+def test_pptx_tables_and_grouped_shapes_are_text():
+    import io
+
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[5])
+    slide.shapes.title.text = "Q3 review of the bonobotrail programme"
+    table = slide.shapes.add_table(3, 2, Inches(1), Inches(2), Inches(6), Inches(1.5)).table
+    for r, (region, revenue) in enumerate([("Region", "Revenue"), ("EMEA", "4.1 M"), ("APAC", "2.7 M")]):
+        table.cell(r, 0).text, table.cell(r, 1).text = region, revenue
+    group = slide.shapes.add_group_shape()
+    inner = group.shapes.add_group_shape()
+    box = inner.shapes.add_textbox(Inches(1), Inches(4), Inches(3), Inches(1))
+    box.text_frame.text = "Risk: the caracalgate supplier may slip to Q1."
+    out = io.BytesIO()
+    deck.save(out)
+    assert extract_text(out.getvalue(), "q3.pptx") == (
+        "## Slide 1\n\nQ3 review of the bonobotrail programme\nRegion | Revenue\nEMEA | 4.1 M\nAPAC | 2.7 M\n"
+        "Risk: the caracalgate supplier may slip to Q1."
+    )
