@@ -8,6 +8,7 @@ under such a name are refused (`NotTextError`), never indexed as mojibake.
 from __future__ import annotations
 
 import codecs
+import datetime
 import html as html_lib
 import io
 import logging
@@ -520,17 +521,45 @@ def _pptx_texts(shapes: Any) -> Iterator[str]:
 
 
 def _xlsx(data: bytes) -> str:
-    """Each sheet as a heading and its rows as ` | `-joined cell values (computed values, not formulas)."""
+    """Each sheet as a heading and its rows as ` | `-joined cell values (computed values, not
+    formulas; a date as its ISO date, a percentage as one), without the columns that are empty in
+    every row nor a row's empty cells after its last value: a formatted but empty cell far to the
+    right does not pad every row with empty cells."""
     from openpyxl import load_workbook
 
     book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     sheets = []
     try:
         for sheet in book.worksheets:
-            rows = [" | ".join("" if v is None else str(v) for v in row) for row in sheet.iter_rows(values_only=True)]
-            rows = [r for r in rows if r.strip(" |")]
+            grid = [[_xlsx_value(cell) for cell in row] for row in sheet.iter_rows()]
+            used = sorted({n for row in grid for n, value in enumerate(row) if value})
+            rows = [
+                " | ".join(_without_trailing_empties([row[n] if n < len(row) else "" for n in used])) for row in grid
+            ]
+            rows = [r for r in rows if r]
             if rows:
                 sheets.append(f"## {sheet.title}\n\n" + "\n".join(rows))
     finally:
         book.close()
     return "\n\n".join(sheets)
+
+
+def _without_trailing_empties(values: list[str]) -> list[str]:
+    while values and not values[-1]:
+        values.pop()
+    return values
+
+
+def _xlsx_value(cell: Any) -> str:
+    """A cell's value as text: a date without a time of day as its ISO date, a number formatted as
+    a percentage as one, a float without binary noise (0.30000000000000004 is 0.3)."""
+    value = getattr(cell, "value", None)
+    if value is None:
+        return ""
+    if isinstance(value, datetime.datetime) and value.time() == datetime.time():
+        return value.date().isoformat()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if "%" in (getattr(cell, "number_format", "") or ""):
+            return f"{value * 100:.15g}%"
+        return f"{value:.15g}" if isinstance(value, float) else str(value)
+    return " ".join(str(value).split()) if isinstance(value, str) else str(value)

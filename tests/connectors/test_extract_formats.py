@@ -142,3 +142,26 @@ def test_pptx_tables_and_grouped_shapes_are_text():
         "## Slide 1\n\nQ3 review of the bonobotrail programme\nRegion | Revenue\nEMEA | 4.1 M\nAPAC | 2.7 M\n"
         "Risk: the caracalgate supplier may slip to Q1."
     )
+
+
+def test_xlsx_rows_are_not_padded_by_an_empty_formatted_cell_and_values_read_as_shown():
+    import datetime
+    import io
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Budget"
+    sheet.cell(row=1, column=2).number_format = "0%"  # formatted, empty: a column left blank
+    sheet.append([None, None, "Item", "Due", "Discount", "Amount", "Note"])
+    sheet.append([None, None, "Licence of the kudutrack", datetime.date(2026, 3, 1), 0.15, 1250.5, None])
+    sheet.append([None, None, "Support", None, None, 0.1 + 0.2, "paid"])
+    sheet.cell(row=3, column=5).number_format = "0%"
+    sheet.cell(row=1, column=200).number_format = "0%"  # formatting applied out to column GR, no value
+    out = io.BytesIO()
+    book.save(out)
+    assert extract_text(out.getvalue(), "budget.xlsx") == (
+        "## Budget\n\nItem | Due | Discount | Amount | Note\nLicence of the kudutrack | 2026-03-01 | 15% | 1250.5\n"
+        "Support |  |  | 0.3 | paid"
+    )
