@@ -426,11 +426,35 @@ def html_to_text(html: str) -> str:
 
 
 def _pdf(data: bytes) -> str:
+    """The pages' text layer, pages apart, a word hyphenated at a line end joined (`_dehyphenated`)."""
     from pypdf import PdfReader
 
     reader = PdfReader(io.BytesIO(data))
-    pages = [(page.extract_text() or "").strip() for page in reader.pages]
+    pages = [_dehyphenated((page.extract_text() or "").strip()) for page in reader.pages]
     return "\n\n".join(p for p in pages if p)
+
+
+# A word broken at a line end with a hyphen (or a soft hyphen, or U+2010), its rest starting the next line
+# (tried at word starts only, possessive: linear in the text's length however long its words)
+_LINE_END_HYPHEN = re.compile(r"(?<![^\W\d_])([^\W\d_]++)[-\u00ad\u2010][ \t]*\n[ \t]*([^\W\d_]++)[ \t]*\n?")
+_HYPHENATED = re.compile(r"(?<![^\W\d_])[^\W\d_]++-[^\W\d_]++")
+
+
+def _dehyphenated(text: str) -> str:
+    """`text` with each word a typesetter broke at a line end ("perfor-" / "mance review") joined
+    on the first line ("performance" / "review"), as the page reads. Only when its rest starts in
+    lower case, and the hyphen is kept when the text writes the word with one elsewhere
+    ("well-known")."""
+    compounds = {word.lower() for word in _HYPHENATED.findall(text)}
+
+    def joined(found: re.Match[str]) -> str:
+        head, rest = found[1], found[2]
+        if not rest[0].islower():
+            return found[0]
+        word = f"{head}-{rest}" if f"{head}-{rest}".lower() in compounds else head + rest
+        return word + "\n"
+
+    return _LINE_END_HYPHEN.sub(joined, text).rstrip("\n")
 
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"

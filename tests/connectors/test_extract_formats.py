@@ -165,3 +165,13 @@ def test_xlsx_rows_are_not_padded_by_an_empty_formatted_cell_and_values_read_as_
         "## Budget\n\nItem | Due | Discount | Amount | Note\nLicence of the kudutrack | 2026-03-01 | 15% | 1250.5\n"
         "Support |  |  | 0.3 | paid"
     )
+
+
+def test_a_word_hyphenated_at_a_pdf_line_end_is_joined_and_a_compound_keeps_its_hyphen():
+    from inlet.sandbox.documents import make_pdf
+
+    broken = "Budget " * 11 + "the perfor- mance review."  # wrapped after "perfor-"
+    compound = "A well-known rule: " + "the " * 16 + "well-known rule holds."  # wrapped after "well-"
+    text = extract_text(make_pdf("Report", [broken, compound]), "report.pdf")
+    assert "the performance\nreview." in text
+    assert "the well-known\nrule holds." in text
