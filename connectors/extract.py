@@ -95,7 +95,18 @@ def extract_text(data: bytes, name: str, mime: str | None = None) -> str:
 
 
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>|<h1[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
-_MARKDOWN_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(\S.*)$")
+# The first heading near the top: a Markdown `#` line, or an HTML <h1> (a README's centred title)
+_HEADING = re.compile(r"^[ ]{0,3}#{1,6}[ \t]+(\S[^\n]*)$|<h1\b[^>]*>(.*?)</h1\s*>", re.M | re.S | re.I)
+# The markup of a heading's text, as it renders: images and badges go, a link is its text, code
+# and emphasis marks go (`_` only around words: snake_case stays)
+_HEADING_MARKUP = [
+    (re.compile(r"!\[[^\]\n]*\](?:\([^)\n]*\)|\[[^\]\n]*\])"), ""),
+    (re.compile(r"\[([^\]\n]*)\](?:\([^)\n]*\)|\[[^\]\n]*\])"), r"\1"),
+    (re.compile(r"<[^<>\n]+>"), ""),
+    (re.compile(r"`+"), ""),
+    (re.compile(r"(\*{1,3}|~~)(?=\S)(.+?)(?<=\S)\1"), r"\2"),
+    (re.compile(r"(?<!\w)(_{1,3})(?=\S)(.+?)(?<=\S)\1(?!\w)"), r"\2"),
+]
 # YAML front matter at the top of a Markdown file: metadata, not text (its `title:` is the title)
 _FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S | re.M)
 _FRONT_MATTER_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t]*$", re.M)
@@ -113,8 +124,9 @@ def _without_front_matter(text: str) -> tuple[str, str]:
 
 def document_title(data: bytes, name: str, text: str, mime: str | None = None) -> str | None:
     """The document's own title: HTML <title> (else <h1>), the PDF, DOCX, PPTX or XLSX metadata
-    title, else its first Markdown heading near the top; None when it has none (callers fall back
-    to the path). A slide deck's or a workbook's headings are inlet's own section markers ("Slide
+    title, else its first heading near the top (a Markdown `#` line or an HTML `<h1>`), as it
+    renders: no badges, images, link targets, code or emphasis marks; None when it has none (callers
+    fall back to the path). A slide deck's or a workbook's headings are inlet's own section markers ("Slide
     1", a sheet's name), never its title."""
     kind = kind_of(name, mime)
     found: str | None = None
@@ -151,11 +163,15 @@ def document_title(data: bytes, name: str, text: str, mime: str | None = None) -
         title = _FRONT_MATTER_TITLE.search(matter)
         if title:
             return title[1].strip().strip("\"'").strip() or None
-    for line in text.splitlines()[:20]:
-        heading = _MARKDOWN_HEADING.match(line)
-        if heading:
-            return heading[1].strip().rstrip("#").strip()
-    return None
+    heading = _HEADING.search("\n".join(text.splitlines()[:20]))
+    return _heading_text(heading[1].rstrip().rstrip("#") if heading[1] else heading[2]) if heading else None
+
+
+def _heading_text(heading: str) -> str | None:
+    """A heading's text as it renders (`_HEADING_MARKUP`), on one line; None when nothing is left."""
+    for markup, kept in _HEADING_MARKUP:
+        heading = markup.sub(kept, heading)
+    return " ".join(html_lib.unescape(heading).split()) or None
 
 
 # Labels read as the larger encoding browsers decode them as (WHATWG Encoding Standard): a page

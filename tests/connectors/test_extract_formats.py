@@ -175,3 +175,18 @@ def test_a_word_hyphenated_at_a_pdf_line_end_is_joined_and_a_compound_keeps_its_
     text = extract_text(make_pdf("Report", [broken, compound]), "report.pdf")
     assert "the performance\nreview." in text
     assert "the well-known\nrule holds." in text
+
+
+@pytest.mark.parametrize(
+    "readme, title",
+    [
+        ("# Gazelle [![Build Status](https://ci.example.com/g.svg)](https://ci.example.com/g)\n\nText.", "Gazelle"),
+        ("# Welcome to **Gazelle** `v2`\n\nText.", "Welcome to Gazelle v2"),
+        ('<p align="center"><img src="logo.png"></p>\n<h1 align="center">Gazelle Importer</h1>\n', "Gazelle Importer"),
+        ("Intro.\n\n## The [config_file](docs/config.md) format ##\n", "The config_file format"),
+    ],
+)
+def test_a_markdown_title_is_its_heading_as_it_renders(readme, title):
+    from inlet.connectors.extract import document_title
+
+    assert document_title(readme.encode(), "README.md", extract_text(readme.encode(), "README.md")) == title
