@@ -284,17 +284,29 @@ def _legacy(data: bytes) -> str | None:
 
 
 # Control characters other than tab, newline, form feed, carriage return and escape (C0, DEL and
-# C1): text pasted from a terminal keeps its escape sequences and is still text.
+# C1): text saved from a terminal (a log with colours) is still text, its escape sequences removed.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f\x7f-\x9f]")
 _MAX_CONTROL_SHARE = 0.1  # text has next to none; random bytes read as Latin-1 have about a quarter
+# ECMA-48 escape sequences: CSI (colours, cursor moves: ESC [ ... m), OSC (titles, links) and DCS,
+# SOS, PM, APC strings up to their terminator, and the two-character escapes
+_TERMINAL_ESCAPE = re.compile(
+    r"\x1b(?:\[[0-?]*+[ -/]*+[@-~]|[\]PX^_][^\x07\x1b\n]{0,4096}(?:\x07|\x1b\\)|[ -/]*+[0-~])"
+)
 
 
 def _text(data: bytes, name: str) -> str:
-    """`decode(data)`, refused (`NotTextError`) when it holds a NUL or too many control characters."""
-    text = decode(data)
+    """`decode(data)` without terminal escape sequences (`without_terminal_escapes`), refused
+    (`NotTextError`) when it holds a NUL or too many control characters."""
+    text = without_terminal_escapes(decode(data))
     if looks_binary(text):
         raise NotTextError(f"{name}: binary content, not text")
     return text
+
+
+def without_terminal_escapes(text: str) -> str:
+    """`text` without the escape sequences a terminal renders as colours, cursor moves or window
+    titles (`\\x1b[31mTIMEOUT\\x1b[0m` is `TIMEOUT`), as a log viewer shows it."""
+    return _TERMINAL_ESCAPE.sub("", text) if "\x1b" in text else text
 
 
 def looks_binary(text: str) -> bool:

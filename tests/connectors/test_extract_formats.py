@@ -190,3 +190,12 @@ def test_a_markdown_title_is_its_heading_as_it_renders(readme, title):
     from inlet.connectors.extract import document_title
 
     assert document_title(readme.encode(), "README.md", extract_text(readme.encode(), "README.md")) == title
+
+
+def test_terminal_escape_sequences_are_not_text():
+    log = (
+        b"\x1b[31mTIMEOUT\x1b[0m upstream \x1b[1mpelicanstore\x1b[0m did not answer\n"
+        b"\x1b]0;ci job\x07\x1b[2K\x1b[1;32mPASSED\x1b[0m see "
+        b"\x1b]8;;https://ci.example.com/7\x1b\\job 7\x1b]8;;\x1b\\\n"
+    )
+    assert extract_text(log, "ci-output.txt") == "TIMEOUT upstream pelicanstore did not answer\nPASSED see job 7\n"
