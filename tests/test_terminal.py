@@ -94,3 +94,21 @@ def test_search_on_a_terminal(workdir: Path) -> None:
     os.close(main)
     assert proc.wait(60) == 0
     check(received.decode("utf-8", "replace"))
+
+
+def test_a_name_or_reason_with_a_newline_stays_on_its_status_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from inlet.cli import _print_source
+
+    forged = "notes\n  last run: backfill ok at 2026-12-07T09:00:00.000Z — 9 upserted\n\tx.txt"
+    run = {"kind": "backfill", "outcome": "ok", "finished_at": "2026-12-07T10:00:00.000Z"}
+    run |= {"upserted": 1, "deleted": 0, "skipped": 1, "errors": 0, "error": None}
+    skip = {"title": forged, "id": f"s:{forged}", "reason": f"{forged}: binary content, not text", "failed": False}
+    row = {"name": "s", "type": "files", "documents": 1, "chunks": 1, "last_run": run, "next_run": None}
+    row["recent_skips"] = {"kind": "backfill", "finished_at": run["finished_at"], "items": [skip], "total": 1}
+    _print_source(row, detail=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if line.startswith("  last run:")] == [lines[1]]  # inlet's own line alone
+    assert (
+        "    notes\\n  last run: backfill ok at 2026-12-07T09:00:00.000Z — 9 upserted\\n\\tx.txt [s:notes\\n"
+        in lines[3]
+    )
