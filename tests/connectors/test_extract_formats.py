@@ -54,16 +54,21 @@ def test_random_bytes_are_still_no_text():
         extract_text(noise, "noise.txt")
 
 
-def _docx(build) -> bytes:
+def _saved(document) -> bytes:
+    """The bytes of a python-docx, python-pptx or openpyxl document."""
     import io
 
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def _docx(build) -> bytes:
     import docx
 
     document = docx.Document()
     build(document)
-    out = io.BytesIO()
-    document.save(out)
-    return out.getvalue()
+    return _saved(document)
 
 
 W = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
@@ -121,7 +126,6 @@ def test_docx_tables_stay_where_they_stand():
 
 
 def test_pptx_tables_and_grouped_shapes_are_text():
-    import io
 
     from pptx import Presentation
     from pptx.util import Inches
@@ -136,9 +140,7 @@ def test_pptx_tables_and_grouped_shapes_are_text():
     inner = group.shapes.add_group_shape()
     box = inner.shapes.add_textbox(Inches(1), Inches(4), Inches(3), Inches(1))
     box.text_frame.text = "Risk: the caracalgate supplier may slip to Q1."
-    out = io.BytesIO()
-    deck.save(out)
-    assert extract_text(out.getvalue(), "q3.pptx") == (
+    assert extract_text(_saved(deck), "q3.pptx") == (
         "## Slide 1\n\nQ3 review of the bonobotrail programme\nRegion | Revenue\nEMEA | 4.1 M\nAPAC | 2.7 M\n"
         "Risk: the caracalgate supplier may slip to Q1."
     )
@@ -146,7 +148,6 @@ def test_pptx_tables_and_grouped_shapes_are_text():
 
 def test_xlsx_rows_are_not_padded_by_an_empty_formatted_cell_and_values_read_as_shown():
     import datetime
-    import io
 
     import openpyxl
 
@@ -159,9 +160,7 @@ def test_xlsx_rows_are_not_padded_by_an_empty_formatted_cell_and_values_read_as_
     sheet.append([None, None, "Support", None, None, 0.1 + 0.2, "paid"])
     sheet.cell(row=3, column=5).number_format = "0%"
     sheet.cell(row=1, column=200).number_format = "0%"  # formatting applied out to column GR, no value
-    out = io.BytesIO()
-    book.save(out)
-    assert extract_text(out.getvalue(), "budget.xlsx") == (
+    assert extract_text(_saved(book), "budget.xlsx") == (
         "## Budget\n\nItem | Due | Discount | Amount | Note\nLicence of the kudutrack | 2026-03-01 | 15% | 1250.5\n"
         "Support |  |  | 0.3 | paid"
     )
