@@ -1,5 +1,5 @@
-"""Synced text never drives the operator's terminal: `inlet search` over a document whose title and
-body hold OSC 52 (clipboard write), CSI (clear screen, colours), an OSC 8 hyperlink, a C1 CSI and a
+"""Synced text never drives the operator's terminal: `inlet search` over a document whose title (its
+file name) and body hold OSC 52 (clipboard write), CSI (clear screen, colours), an OSC 8 hyperlink, a C1 CSI and a
 bidi override prints them made visible, on a terminal and redirected to a file alike."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ HOSTILE = (
     "\x1b]52;c;ZXZpbA==\x07 \x1b[2J\x1b[31mred\x1b[0m \x1b]8;;http://evil.example\x1b\\link\x1b]8;;\x1b\\ "
     "\x9b31m \u202egnp.exe\r\x08"
 )
+NAMED = HOSTILE.replace("http://", "")  # as a file name: no "/"
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -29,7 +30,9 @@ CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("terminal")
     (home / "docs").mkdir()
-    (home / "docs" / "invoice.md").write_text(f"# Invoice {HOSTILE}\n\nPayment overdue {HOSTILE} please pay\n")
+    # a text file's own escape sequences are removed as it is read (connectors/extract.py): its name,
+    # the title of a file with no heading, still brings them along
+    (home / "docs" / f"invoice {NAMED}.md").write_text(f"Invoice {HOSTILE}\n\nPayment overdue {HOSTILE} please pay\n")
     (home / "config.toml").write_text(
         '[index]\npath = "index"\n[[sources]]\nname = "notes"\ntype = "files"\npath = "docs"\n'
     )
