@@ -191,6 +191,7 @@ _AS_BROWSERS_READ = {
 _XML_DECLARED = re.compile(rb"""\A<\?xml[^>]{0,200}?\bencoding\s*=\s*["']([A-Za-z0-9._:-]{1,40})["']""")
 _META_DECLARED = re.compile(rb"""<meta\b[^>]*?\bcharset\s*=\s*["']?\s*([A-Za-z0-9._:-]{1,40})""", re.I)
 _DETECT_SAMPLE = 262_144  # bytes the encoding detector reads: enough to tell, fast on any file
+_DETECT_MIN = 8  # fewer non-ASCII bytes tell the detector nothing ("\x80100" is "€100", not "А100")
 _MOSTLY_UTF8 = 3  # valid non-ASCII UTF-8 characters needed per stray byte (or cut sequence) to read it as UTF-8
 
 
@@ -269,7 +270,8 @@ def _stray_read(found: re.Match[str]) -> str:
 
 def _legacy(data: bytes) -> str | None:
     """The legacy encoding of bytes that are not UTF-8: Windows-1252 when they read as Western text
-    in it, else what `charset_normalizer` detects; None when it finds none (binary bytes, say)."""
+    in it or hold too few non-ASCII bytes to tell, else what `charset_normalizer` detects; None when
+    it finds none (binary bytes, say)."""
     from charset_normalizer import from_bytes
 
     if b"\x00" in data:  # no legacy text holds NUL: binary (the detector would try UTF-16 and UTF-32)
@@ -277,7 +279,9 @@ def _legacy(data: bytes) -> str | None:
     sample = data[:_DETECT_SAMPLE]
     if len(sample) < len(data):
         sample = sample[: sample.rfind(b"\n") + 1 or len(sample)]  # no character cut in two
-    if from_bytes(sample, cp_isolation=["cp1252"]).best() is not None:
+    if len(sample.translate(None, bytes(range(128)))) < _DETECT_MIN or (
+        from_bytes(sample, cp_isolation=["cp1252"]).best() is not None
+    ):
         return "cp1252"  # the detector would name a similar code page for short Western text
     best = from_bytes(sample).best()
     return None if best is None or best.encoding.startswith(("utf_16", "utf_32")) else _codec(best.encoding)
