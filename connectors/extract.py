@@ -514,7 +514,7 @@ def _docx(data: bytes) -> str:
         text = _docx_text(block).strip()
         if not text:
             continue
-        style = Paragraph(block, document._body).style
+        style = Paragraph(block, document).style
         name = (style.name if style is not None else "") or ""
         if name.startswith("Heading"):
             level = name.removeprefix("Heading").strip()
