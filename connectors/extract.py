@@ -248,16 +248,17 @@ def _declared(data: bytes) -> str | None:
 
 # What `surrogateescape` makes of bytes that are no UTF-8: a cut-off multi-byte sequence, else one byte
 _STRAY = re.compile("[\udcc2-\udcf4][\udc80-\udcbf]+|[\udc80-\udcff]")
-_VALID_NON_ASCII = re.compile("[^\x00-\x7f\udc80-\udcff]")
 
 
 def _mostly_utf8(data: bytes) -> str | None:
     """`data` as UTF-8 when its invalid bytes are few against its valid non-ASCII characters, each
     stray byte read as Windows-1252 and each cut-off multi-byte sequence as U+FFFD; else None."""
     text = data.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
-    stray = len(_STRAY.findall(text))
-    valid = len(_VALID_NON_ASCII.findall(text))
-    if valid < _MOSTLY_UTF8 * stray:
+    escaped = len(text) - len(text.encode("utf-8", "ignore").decode("utf-8"))  # one per invalid byte
+    valid = len(text) - escaped - len(text.encode("ascii", "ignore"))
+    if valid < _MOSTLY_UTF8 * -(-escaped // 3):  # too many even if each were a cut 3-byte sequence
+        return None
+    if valid < _MOSTLY_UTF8 * sum(1 for _ in _STRAY.finditer(text)):
         return None
     return _STRAY.sub(_stray_read, text)
 
