@@ -125,9 +125,9 @@ def _without_front_matter(text: str) -> tuple[str, str]:
 def document_title(data: bytes, name: str, text: str, mime: str | None = None) -> str | None:
     """The document's own title: HTML <title> (else <h1>), the PDF, DOCX, PPTX or XLSX metadata
     title, else its first heading near the top (a Markdown `#` line or an HTML `<h1>`), as it
-    renders: no badges, images, link targets, code or emphasis marks; None when it has none (callers
-    fall back to the path). A slide deck's or a workbook's headings are inlet's own section markers ("Slide
-    1", a sheet's name), never its title."""
+    renders: no badges, images, link targets, code or emphasis marks; None when it has none
+    (callers fall back to the path). A slide deck's or a workbook's headings are inlet's own
+    section markers ("Slide 1", a sheet's name), never its title."""
     kind = kind_of(name, mime)
     found: str | None = None
     try:
