@@ -8,6 +8,7 @@ under such a name are refused (`NotTextError`), never indexed as mojibake.
 from __future__ import annotations
 
 import codecs
+import datetime
 import html as html_lib
 import io
 import logging
@@ -16,6 +17,7 @@ import re
 from collections.abc import Callable, Iterator
 from html.entities import html5 as _NAMED_REFERENCES
 from pathlib import PurePath
+from typing import Any
 
 from inlet.errors import ItemError, NotTextError
 
@@ -94,7 +96,18 @@ def extract_text(data: bytes, name: str, mime: str | None = None) -> str:
 
 
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>|<h1[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
-_MARKDOWN_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(\S.*)$")
+# The first heading near the top: a Markdown `#` line, or an HTML <h1> (a README's centred title)
+_HEADING = re.compile(r"^[ ]{0,3}#{1,6}[ \t]+(\S[^\n]*)$|<h1\b[^>]*>(.*?)</h1\s*>", re.M | re.S | re.I)
+# The markup of a heading's text, as it renders: images and badges go, a link is its text, code
+# and emphasis marks go (`_` only around words: snake_case stays)
+_HEADING_MARKUP = [
+    (re.compile(r"!\[[^\]\n]*\](?:\([^)\n]*\)|\[[^\]\n]*\])"), ""),
+    (re.compile(r"\[([^\]\n]*)\](?:\([^)\n]*\)|\[[^\]\n]*\])"), r"\1"),
+    (re.compile(r"<[^<>\n]+>"), ""),
+    (re.compile(r"`+"), ""),
+    (re.compile(r"(\*{1,3}|~~)(?=\S)(.+?)(?<=\S)\1"), r"\2"),
+    (re.compile(r"(?<!\w)(_{1,3})(?=\S)(.+?)(?<=\S)\1(?!\w)"), r"\2"),
+]
 # YAML front matter at the top of a Markdown file: metadata, not text (its `title:` is the title)
 _FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S | re.M)
 _FRONT_MATTER_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t]*$", re.M)
@@ -112,9 +125,10 @@ def _without_front_matter(text: str) -> tuple[str, str]:
 
 def document_title(data: bytes, name: str, text: str, mime: str | None = None) -> str | None:
     """The document's own title: HTML <title> (else <h1>), the PDF, DOCX, PPTX or XLSX metadata
-    title, else its first Markdown heading near the top; None when it has none (callers fall back
-    to the path). A slide deck's or a workbook's headings are inlet's own section markers ("Slide
-    1", a sheet's name), never its title."""
+    title, else its first heading near the top (a Markdown `#` line or an HTML `<h1>`), as it
+    renders: no badges, images, link targets, code or emphasis marks; None when it has none
+    (callers fall back to the path). A slide deck's or a workbook's headings are inlet's own
+    section markers ("Slide 1", a sheet's name), never its title."""
     kind = kind_of(name, mime)
     found: str | None = None
     try:
@@ -154,41 +168,155 @@ def document_title(data: bytes, name: str, text: str, mime: str | None = None) -
         title = _FRONT_MATTER_TITLE.search(matter)
         if title:
             return title[1].strip().strip("\"'").strip() or None
-    for line in text.splitlines()[:20]:
-        heading = _MARKDOWN_HEADING.match(line)
-        if heading:
-            return heading[1].strip().rstrip("#").strip()
-    return None
+    heading = _HEADING.search("\n".join(text.splitlines()[:20]))
+    return _heading_text(heading[1].rstrip().rstrip("#") if heading[1] else heading[2]) if heading else None
+
+
+def _heading_text(heading: str) -> str | None:
+    """A heading's text as it renders (`_HEADING_MARKUP`), on one line; None when nothing is left."""
+    for markup, kept in _HEADING_MARKUP:
+        heading = markup.sub(kept, heading)
+    return " ".join(html_lib.unescape(heading).split()) or None
+
+
+# Labels read as the larger encoding browsers decode them as (WHATWG Encoding Standard): a page
+# labelled Latin-1 or ASCII is Windows-1252, GB2312 is GBK's superset GB18030, Shift_JIS is Windows-31J.
+_AS_BROWSERS_READ = {
+    "iso8859-1": "cp1252",
+    "ascii": "cp1252",
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "shift_jis": "cp932",
+    "euc_kr": "cp949",
+    "iso8859-9": "cp1254",
+    "tis-620": "cp874",
+}
+# A charset the bytes declare (HTML Standard "prescan"; XML 1.0 §4.3.3): an XML declaration at the
+# start, a <meta charset> or <meta http-equiv content="...; charset=..."> in the first 1024 bytes
+_XML_DECLARED = re.compile(rb"""\A<\?xml[^>]{0,200}?\bencoding\s*=\s*["']([A-Za-z0-9._:-]{1,40})["']""")
+_META_DECLARED = re.compile(rb"""<meta\b[^>]*?\bcharset\s*=\s*["']?\s*([A-Za-z0-9._:-]{1,40})""", re.I)
+_DETECT_SAMPLE = 262_144  # bytes the encoding detector reads: enough to tell, fast on any file
+_DETECT_MIN = 8  # fewer non-ASCII bytes tell the detector nothing ("\x80100" is "€100", not "А100")
+_MOSTLY_UTF8 = 3  # valid non-ASCII UTF-8 characters needed per stray byte (or cut sequence) to read it as UTF-8
 
 
 def decode(data: bytes) -> str:
-    """Text of bytes in whatever encoding they are: UTF-16 with its byte order mark, UTF-8, else
-    Windows-1252, else Latin-1 (which reads any bytes: see `_text` for refusing binary ones)."""
+    """Text of bytes in whatever encoding they are, as a browser or editor shows them: UTF-16 or
+    UTF-8 with its byte order mark; UTF-8; the charset the text declares (an XML declaration, an
+    HTML `<meta charset>`); UTF-8 but for a few stray bytes (each read alone, as Windows-1252: the
+    rest of the text is not turned into mojibake for one pasted dash); else Windows-1252 when the
+    text reads as a Western language, else the legacy encoding `charset_normalizer` detects (GBK,
+    Shift_JIS, EUC-KR, Windows-1251, ...), else Latin-1, which reads any bytes: see `_text` for
+    refusing binary ones."""
     if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
         try:
             return data.decode("utf-16")
         except UnicodeDecodeError:
             pass
-    for encoding in ("utf-8-sig", "cp1252"):
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    declared = _declared(data)
+    if declared is not None:
         try:
-            return data.decode(encoding)
+            return data.decode(declared)
         except UnicodeDecodeError:
-            continue
+            pass
+    mostly = _mostly_utf8(data)
+    if mostly is not None:
+        return mostly
+    for encoding in (_legacy(data), "cp1252"):
+        if encoding is not None:
+            try:
+                return data.decode(encoding)
+            except UnicodeDecodeError:
+                continue
     return data.decode("latin-1")
 
 
+def _codec(label: str) -> str | None:
+    """The codec a charset label names, as browsers read it (`_AS_BROWSERS_READ`); None if unknown."""
+    try:
+        name = codecs.lookup(label).name
+    except LookupError:
+        return None
+    return _AS_BROWSERS_READ.get(name, name)
+
+
+def _declared(data: bytes) -> str | None:
+    """The codec of the charset `data` declares (an XML declaration, an HTML `<meta>` near the top)."""
+    found = _XML_DECLARED.match(data) or _META_DECLARED.search(data, 0, 1024)
+    codec = _codec(found[1].decode("ascii")) if found else None
+    return None if codec in (None, "utf-16", "utf-16-le", "utf-16-be", "utf-32") else codec
+
+
+# What `surrogateescape` makes of bytes that are no UTF-8: a cut-off multi-byte sequence, else one byte
+_STRAY = re.compile("[\udcc2-\udcf4][\udc80-\udcbf]+|[\udc80-\udcff]")
+
+
+def _mostly_utf8(data: bytes) -> str | None:
+    """`data` as UTF-8 when its invalid bytes are few against its valid non-ASCII characters, each
+    stray byte read as Windows-1252 and each cut-off multi-byte sequence as U+FFFD; else None."""
+    text = data.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
+    escaped = len(text) - len(text.encode("utf-8", "ignore").decode("utf-8"))  # one per invalid byte
+    valid = len(text) - escaped - len(text.encode("ascii", "ignore"))
+    if valid < _MOSTLY_UTF8 * -(-escaped // 3):  # too many even if each were a cut 3-byte sequence
+        return None
+    if valid < _MOSTLY_UTF8 * sum(1 for _ in _STRAY.finditer(text)):
+        return None
+    return _STRAY.sub(_stray_read, text)
+
+
+def _stray_read(found: re.Match[str]) -> str:
+    if len(found[0]) > 1:
+        return "\ufffd"
+    return bytes([ord(found[0]) - 0xDC00]).decode("cp1252", "replace")
+
+
+def _legacy(data: bytes) -> str | None:
+    """The legacy encoding of bytes that are not UTF-8: Windows-1252 when they read as Western text
+    in it or hold too few non-ASCII bytes to tell, else what `charset_normalizer` detects; None when
+    it finds none (binary bytes, say)."""
+    from charset_normalizer import from_bytes
+
+    if b"\x00" in data:  # no legacy text holds NUL: binary (the detector would try UTF-16 and UTF-32)
+        return None
+    sample = data[:_DETECT_SAMPLE]
+    if len(sample) < len(data):
+        sample = sample[: sample.rfind(b"\n") + 1 or len(sample)]  # no character cut in two
+    if len(sample.translate(None, bytes(range(128)))) < _DETECT_MIN or (
+        from_bytes(sample, cp_isolation=["cp1252"]).best() is not None
+    ):
+        return "cp1252"  # the detector would name a similar code page for short Western text
+    best = from_bytes(sample).best()
+    return None if best is None or best.encoding.startswith(("utf_16", "utf_32")) else _codec(best.encoding)
+
+
 # Control characters other than tab, newline, form feed, carriage return and escape (C0, DEL and
-# C1): text pasted from a terminal keeps its escape sequences and is still text.
+# C1): text saved from a terminal (a log with colours) is still text, its escape sequences removed.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1a\x1c-\x1f\x7f-\x9f]")
 _MAX_CONTROL_SHARE = 0.1  # text has next to none; random bytes read as Latin-1 have about a quarter
+# ECMA-48 escape sequences: CSI (colours, cursor moves: ESC [ ... m), OSC (titles, links) and DCS,
+# SOS, PM, APC strings up to their terminator, and the two-character escapes
+_TERMINAL_ESCAPE = re.compile(
+    r"\x1b(?:\[[0-?]*+[ -/]*+[@-~]|[\]PX^_][^\x07\x1b\n]{0,4096}(?:\x07|\x1b\\)|[ -/]*+[0-~])"
+)
 
 
 def _text(data: bytes, name: str) -> str:
-    """`decode(data)`, refused (`NotTextError`) when it holds a NUL or too many control characters."""
-    text = decode(data)
+    """`decode(data)` without terminal escape sequences (`without_terminal_escapes`), refused
+    (`NotTextError`) when it holds a NUL or too many control characters."""
+    text = without_terminal_escapes(decode(data))
     if looks_binary(text):
         raise NotTextError(f"{name}: binary content, not text")
     return text
+
+
+def without_terminal_escapes(text: str) -> str:
+    """`text` without the escape sequences a terminal renders as colours, cursor moves or window
+    titles (`\\x1b[31mTIMEOUT\\x1b[0m` is `TIMEOUT`), as a log viewer shows it."""
+    return _TERMINAL_ESCAPE.sub("", text) if "\x1b" in text else text
 
 
 def looks_binary(text: str) -> bool:
@@ -368,56 +496,164 @@ def html_to_text(html: str) -> str:
 
 
 def _pdf(data: bytes) -> str:
+    """The pages' text layer, pages apart, a word hyphenated at a line end joined (`_dehyphenated`)."""
     from pypdf import PdfReader
 
     reader = PdfReader(io.BytesIO(data))
-    pages = [(page.extract_text() or "").strip() for page in reader.pages]
+    pages = [_dehyphenated((page.extract_text() or "").strip()) for page in reader.pages]
     return "\n\n".join(p for p in pages if p)
 
 
+# A word broken at a line end with a hyphen (or a soft hyphen, or U+2010), its rest starting the next line
+# (tried at word starts only, possessive: linear in the text's length however long its words)
+_LINE_END_HYPHEN = re.compile(r"(?<![^\W\d_])([^\W\d_]++)[-\u00ad\u2010][ \t]*\n[ \t]*([^\W\d_]++)[ \t]*\n?")
+_HYPHENATED = re.compile(r"(?<![^\W\d_])[^\W\d_]++-[^\W\d_]++")
+
+
+def _dehyphenated(text: str) -> str:
+    """`text` with each word a typesetter broke at a line end ("perfor-" / "mance review") joined
+    on the first line ("performance" / "review"), as the page reads. Only when its rest starts in
+    lower case, and the hyphen is kept when the text writes the word with one elsewhere
+    ("well-known")."""
+    compounds = {word.lower() for word in _HYPHENATED.findall(text)}
+
+    def joined(found: re.Match[str]) -> str:
+        head, rest = found[1], found[2]
+        if not rest[0].islower():
+            return found[0]
+        word = f"{head}-{rest}" if f"{head}-{rest}".lower() in compounds else head + rest
+        return word + "\n"
+
+    return _LINE_END_HYPHEN.sub(joined, text).rstrip("\n")
+
+
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+# WordprocessingML elements whose content shows as it is: content controls, custom XML, tracked
+# insertions and moves (until rejected, Word shows and counts them), links, fields, smart tags.
+# Anything else a paragraph holds besides runs (tracked deletions, properties, bookmarks) is no text.
+_DOCX_SHOWN = {
+    f"{_W}{tag}" for tag in "sdt sdtContent customXml ins moveTo hyperlink fldSimple smartTag dir bdo".split()
+}
+
+
 def _docx(data: bytes) -> str:
+    """The body's paragraphs and tables in document order (a table where it stands, each row on a
+    line, its cells ` | `-joined), headings as `#` lines, with the text of content controls and
+    tracked insertions, without tracked deletions."""
     import docx
+    from docx.text.paragraph import Paragraph
 
     document = docx.Document(io.BytesIO(data))
     parts: list[str] = []
-    for paragraph in document.paragraphs:
-        text = paragraph.text.strip()
+    for block in _docx_within(document.element.body, ("p", "tbl")):
+        if block.tag == f"{_W}tbl":
+            parts.extend(row for row in _docx_rows(block) if row.strip(" |"))
+            continue
+        text = _docx_text(block).strip()
         if not text:
             continue
-        style = (paragraph.style.name if paragraph.style is not None else "") or ""
-        if style.startswith("Heading"):
-            level = style.removeprefix("Heading").strip()
+        style = Paragraph(block, document).style
+        name = (style.name if style is not None else "") or ""
+        if name.startswith("Heading"):
+            level = name.removeprefix("Heading").strip()
             text = "#" * (int(level) if level.isdigit() else 1) + " " + text
         parts.append(text)
-    for table in document.tables:
-        for row in table.rows:
-            parts.append(" | ".join(cell.text.strip() for cell in row.cells))
     return "\n\n".join(parts)
 
 
+def _docx_within(element: Any, tags: tuple[str, ...]) -> Iterator[Any]:
+    """The children of `element` named `tags` (`w:p`, `w:tbl`, ...), in order, those inside the
+    elements `_DOCX_SHOWN` names included."""
+    for child in element:
+        if child.tag in _DOCX_SHOWN:
+            yield from _docx_within(child, tags)
+        elif isinstance(child.tag, str) and child.tag.removeprefix(_W) in tags:
+            yield child
+
+
+def _docx_text(paragraph: Any) -> str:
+    """A paragraph's text: its runs' (tabs and breaks included), those in `_DOCX_SHOWN` elements too."""
+    return "".join(run.text for run in _docx_within(paragraph, ("r",)))
+
+
+def _docx_rows(table: Any) -> Iterator[str]:
+    """A table's rows, each its cells' text ` | `-joined (a cell's paragraphs and nested tables on one line)."""
+    for row in _docx_within(table, ("tr",)):
+        cells = []
+        for cell in _docx_within(row, ("tc",)):
+            blocks = _docx_within(cell, ("p", "tbl"))
+            text = " ".join(" ".join(_docx_rows(b)) if b.tag == f"{_W}tbl" else _docx_text(b) for b in blocks)
+            cells.append(" ".join(text.split()))
+        yield " | ".join(cells)
+
+
 def _pptx(data: bytes) -> str:
+    """Each slide with text as a `## Slide N` heading and the text of its shapes: text frames,
+    tables (a row per line, cells ` | `-joined) and the shapes inside groups."""
     from pptx import Presentation
 
     slides = []
     for number, slide in enumerate(Presentation(io.BytesIO(data)).slides, 1):
-        texts = [t for shape in slide.shapes if shape.has_text_frame and (t := shape.text_frame.text.strip())]
+        texts = [t for t in _pptx_texts(slide.shapes) if t]
         if texts:  # a slide of pictures only adds no heading: a deck of them has no text
             slides.append(f"## Slide {number}\n\n" + "\n".join(texts))
     return "\n\n".join(slides)
 
 
+def _pptx_texts(shapes: Any) -> Iterator[str]:
+    from pptx.enum.shapes import MSO_SHAPE_TYPE
+
+    for shape in shapes:
+        if shape.shape_type == MSO_SHAPE_TYPE.GROUP:
+            yield from _pptx_texts(shape.shapes)
+        elif shape.has_text_frame:
+            yield shape.text_frame.text.strip()
+        elif getattr(shape, "has_table", False):
+            for row in shape.table.rows:
+                line = " | ".join(" ".join(cell.text.split()) for cell in row.cells if not cell.is_spanned)
+                yield line if line.strip(" |") else ""
+
+
 def _xlsx(data: bytes) -> str:
-    """Each sheet as a heading and its rows as ` | `-joined cell values (computed values, not formulas)."""
+    """Each sheet as a heading and its rows as ` | `-joined cell values (computed values, not
+    formulas; a date as its ISO date, a percentage as one), without the columns that are empty in
+    every row nor a row's empty cells after its last value: a formatted but empty cell far to the
+    right does not pad every row with empty cells."""
     from openpyxl import load_workbook
 
     book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     sheets = []
     try:
         for sheet in book.worksheets:
-            rows = [" | ".join("" if v is None else str(v) for v in row) for row in sheet.iter_rows(values_only=True)]
-            rows = [r for r in rows if r.strip(" |")]
+            grid = [[_xlsx_value(cell) for cell in row] for row in sheet.iter_rows()]
+            used = sorted({n for row in grid for n, value in enumerate(row) if value})
+            rows = [
+                " | ".join(_without_trailing_empties([row[n] if n < len(row) else "" for n in used])) for row in grid
+            ]
+            rows = [r for r in rows if r]
             if rows:
                 sheets.append(f"## {sheet.title}\n\n" + "\n".join(rows))
     finally:
         book.close()
     return "\n\n".join(sheets)
+
+
+def _without_trailing_empties(values: list[str]) -> list[str]:
+    while values and not values[-1]:
+        values.pop()
+    return values
+
+
+def _xlsx_value(cell: Any) -> str:
+    """A cell's value as text: a date without a time of day as its ISO date, a number formatted as
+    a percentage as one, a float without binary noise (0.30000000000000004 is 0.3)."""
+    value = getattr(cell, "value", None)
+    if value is None:
+        return ""
+    if isinstance(value, datetime.datetime) and value.time() == datetime.time():
+        return value.date().isoformat()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if "%" in (getattr(cell, "number_format", "") or ""):
+            return f"{value * 100:.15g}%"
+        return f"{value:.15g}" if isinstance(value, float) else str(value)
+    return " ".join(str(value).split()) if isinstance(value, str) else str(value)

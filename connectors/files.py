@@ -14,7 +14,10 @@ out is not followed. What cannot be read is never
 taken for deleted: a file it may not read, or every file it knew in a folder it may not list,
 keeps its document and its checkpoint entry, and is listed as a failed skip; a root that holds no
 file at all where files were (an unmounted share's mount point) is one failed skip, and deletes
-nothing. A file name that is not UTF-8 is named with its bytes escaped (`caf\\xe9.md`).
+nothing. A file name that is not UTF-8 is named with its bytes escaped (`caf\\xe9.md`). A file
+caught in the middle of a save is not taken for what the read saw: one that changes while it is
+read, or reads empty where it had text (truncated, not yet written again), is read again after a
+pause; one that still reads empty and keeps changing keeps its document this run (a skip saying so).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -45,6 +49,7 @@ log = logging.getLogger(__name__)
 SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx", ".pptx", ".xlsx", ""}
 OVER_CAP = "over the size cap"  # a checkpoint entry's hash when the file was too large to read (checked every run)
 _GONE = (FileNotFoundError, NotADirectoryError)  # what reading a path that was deleted meanwhile raises
+_MID_SAVE = "changed while read and read empty (being saved?): its document is kept as it was; read again next run"
 
 
 class FilesConfig(FolderConfig):
@@ -72,6 +77,8 @@ class FilesConnector(FolderConnector[FilesConfig]):
     Config = FilesConfig
     deletions_from_checkpoint = True
     recent_first = True  # `since` filters by time at the service (base.Connector.recent_first)
+    READS = 3  # reads of a file that changes while it is read (or reads empty where it had text)
+    settle_seconds = 0.25  # pause before reading such a file again
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: datetime | None = None) -> Iterator[Item]:
         self.check()
@@ -150,13 +157,41 @@ class FilesConnector(FolderConnector[FilesConfig]):
             yield from self._skipped(rel, f"larger than {self.config.max_file_bytes} bytes", entry)
             known[rel] = [stat.st_mtime_ns, stat.st_size, OVER_CAP]
             return
-        data = self._read(rel, path)
+        had_text = entry is not None and entry[2] not in (None, OVER_CAP)
+        data, read = self._read_settled(rel, path, stat, had_text)
         if data is None:
             return
+        if read is None:
+            yield Skipped(id=self.doc_id(rel), reason=_MID_SAVE, failed=False, title=rel)
+            return  # its entry stays as it was: the next run reads the file again
         digest = hashlib.sha256(data).hexdigest()
         if relabel or not (entry and entry[2] == digest):
-            yield from self._document(rel, path, data, stat, entry)
-        known[rel] = [stat.st_mtime_ns, stat.st_size, digest]
+            yield from self._document(rel, path, data, read, entry)
+        known[rel] = [read.st_mtime_ns, read.st_size, digest]
+
+    def _read_settled(
+        self, rel: str, path: Path, stat: os.stat_result, had_text: bool
+    ) -> tuple[bytes | None, os.stat_result | None]:
+        """(the file's bytes, its stat as read) once a read saw it hold still: same mtime and size
+        before and after, as many bytes as its size, and, for a file that had text and reads empty,
+        empty at a second read too (a file is truncated before it is written again: caught between the
+        two, it is not emptied). A file still changing after `READS` reads is what the last read saw
+        (a log being appended to), with the stat from before that read (the next run reads it again);
+        an empty one that had text has no stat (None): it is kept as it was. (None, ...) as `_read`."""
+        empty_before = False
+        for attempt in range(self.READS):
+            if attempt:
+                time.sleep(self.settle_seconds)  # let a writer caught in the middle of a save finish
+            data = self._read(rel, path)
+            if data is None:
+                return None, stat
+            after = path.stat()
+            steady = after.st_mtime_ns == stat.st_mtime_ns and after.st_size == stat.st_size == len(data)
+            if steady and (data or not had_text or empty_before):
+                return data, after
+            empty_before = steady and not data
+            before, stat = stat, after
+        return data, (before if data else None)
 
     def _read(self, rel: str, path: Path) -> bytes | None:
         """The file's bytes, checked on the open file to be one the walk would index: a link

@@ -23,6 +23,7 @@ from typing import Any
 import click
 
 from inlet.errors import ConfigError, InletError
+from inlet.terminal import one_line
 
 log = logging.getLogger("inlet")
 
@@ -583,7 +584,7 @@ def _print_source(s: dict[str, Any], detail: bool) -> None:
         click.echo(
             f"  last run: {last['kind']} {last['outcome']}, {last['started_at']} to {last['finished_at']} — "
             f"{last['upserted']} upserted, {last['deleted']} deleted, {last['skipped']} skipped, "
-            f"{last['errors']} errors" + (f"\n  error: {last['error']}" if last["error"] else "")
+            f"{last['errors']} errors" + (f"\n  error: {one_line(last['error'])}" if last["error"] else "")
         )
         skips: dict[str, Any] = s.get("recent_skips") or {"items": []}
         items = skips["items"]
@@ -596,7 +597,8 @@ def _print_source(s: dict[str, Any], detail: bool) -> None:
             click.echo(f"  skipped items ({when}; {len(items)} of {skips['total']} listed):")
             for item in items:
                 mark = "unreadable" if item.get("failed") else "skipped"
-                click.echo(f"    {item['title']} [{item['id']}] — {mark}: {item['reason']}")
+                title, item_id, reason = (one_line(str(item[key])) for key in ("title", "id", "reason"))
+                click.echo(f"    {title} [{item_id}] — {mark}: {reason}")
         elif items:
             click.echo(
                 f"  {skips['total']} item(s) not indexed by the {skips['kind']} that ended "

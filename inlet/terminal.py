@@ -31,6 +31,12 @@ def visible(text: str) -> str:
     return _CONTROL.sub(_shown, text)
 
 
+def one_line(text: str) -> str:
+    """`visible(text)` with its newlines and tabs written `\\n` and `\\t` too: a name, title or reason
+    shown on one line of a listing stays on that line (a file name with a newline forges none)."""
+    return visible(text).replace("\n", "\\n").replace("\t", "\\t")
+
+
 class VisibleStream(io.TextIOBase):
     """A text stream that writes `visible(text)` to the stream it wraps; the rest is the wrapped one's."""
 

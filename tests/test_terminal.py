@@ -1,5 +1,5 @@
-"""Synced text never drives the operator's terminal: `inlet search` over a document whose title and
-body hold OSC 52 (clipboard write), CSI (clear screen, colours), an OSC 8 hyperlink, a C1 CSI and a
+"""Synced text never drives the operator's terminal: `inlet search` over a document whose title (its
+file name) and body hold OSC 52 (clipboard write), CSI (clear screen, colours), an OSC 8 hyperlink, a C1 CSI and a
 bidi override prints them made visible, on a terminal and redirected to a file alike."""
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ HOSTILE = (
     "\x1b]52;c;ZXZpbA==\x07 \x1b[2J\x1b[31mred\x1b[0m \x1b]8;;http://evil.example\x1b\\link\x1b]8;;\x1b\\ "
     "\x9b31m \u202egnp.exe\r\x08"
 )
+NAMED = HOSTILE.replace("http://", "")  # as a file name: no "/"
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -29,7 +30,9 @@ CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("terminal")
     (home / "docs").mkdir()
-    (home / "docs" / "invoice.md").write_text(f"# Invoice {HOSTILE}\n\nPayment overdue {HOSTILE} please pay\n")
+    # a text file's own escape sequences are removed as it is read (connectors/extract.py): its name,
+    # the title of a file with no heading, still brings them along
+    (home / "docs" / f"invoice {NAMED}.md").write_text(f"Invoice {HOSTILE}\n\nPayment overdue {HOSTILE} please pay\n")
     (home / "config.toml").write_text(
         '[index]\npath = "index"\n[[sources]]\nname = "notes"\ntype = "files"\npath = "docs"\n'
     )
@@ -94,3 +97,21 @@ def test_search_on_a_terminal(workdir: Path) -> None:
     os.close(main)
     assert proc.wait(60) == 0
     check(received.decode("utf-8", "replace"))
+
+
+def test_a_name_or_reason_with_a_newline_stays_on_its_status_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from inlet.cli import _print_source
+
+    forged = "notes\n  last run: backfill ok at 2026-12-07T09:00:00.000Z — 9 upserted\n\tx.txt"
+    run = {"kind": "backfill", "outcome": "ok", "finished_at": "2026-12-07T10:00:00.000Z"}
+    run |= {"upserted": 1, "deleted": 0, "skipped": 1, "errors": 0, "error": None}
+    skip = {"title": forged, "id": f"s:{forged}", "reason": f"{forged}: binary content, not text", "failed": False}
+    row = {"name": "s", "type": "files", "documents": 1, "chunks": 1, "last_run": run, "next_run": None}
+    row["recent_skips"] = {"kind": "backfill", "finished_at": run["finished_at"], "items": [skip], "total": 1}
+    _print_source(row, detail=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if line.startswith("  last run:")] == [lines[1]]  # inlet's own line alone
+    assert (
+        "    notes\\n  last run: backfill ok at 2026-12-07T09:00:00.000Z — 9 upserted\\n\\tx.txt [s:notes\\n"
+        in lines[3]
+    )

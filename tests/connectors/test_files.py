@@ -537,3 +537,51 @@ def test_live_ids_of_an_emptied_root_decide_nothing(root):
         path.rmdir() if path.is_dir() else path.unlink()
     with pytest.raises(IncompleteListingError, match="holds no file"):
         list(connector(root).live_ids())
+
+
+class _SavedWhileRead(FilesConnector):
+    """Reads `victim` first in the middle of a save by another program: truncated, read, then written."""
+
+    settle_seconds = 0.0
+    victim = "notes.txt"
+    final = b"Version two of the Osprey notes."
+    caught = 0
+
+    def _read(self, rel, path):
+        if rel != self.victim or self.caught:
+            return super()._read(rel, path)
+        self.caught += 1
+        path.write_bytes(b"")  # the writer truncates ...
+        data = super()._read(rel, path)
+        path.write_bytes(self.final)  # ... and writes the new text right after this read
+        return data
+
+
+class _StillBeingWritten(_SavedWhileRead):
+    """`victim` reads empty at every read and changes at every read (a writer that never finishes)."""
+
+    def _read(self, rel, path):
+        if rel != self.victim:
+            return super()._read(rel, path)
+        self.caught += 1
+        path.write_bytes(b"")
+        data = FilesConnector._read(self, rel, path)
+        path.write_bytes(b"x" * self.caught)
+        return data
+
+
+def test_a_file_caught_in_the_middle_of_a_save_is_read_again_not_deleted(root):
+    _, state = run(connector(root))
+    config = FilesConnector.Config(name="docs", type="files", path=root)
+    (root / "notes.txt").write_text("Version one, being replaced.")
+    items, state = run(_SavedWhileRead(config), state)
+    assert not by_type(items, Deletion) and not by_type(items, Skipped)
+    (doc,) = by_type(items, Document)
+    assert doc.id == "docs:notes.txt" and doc.text == "Version two of the Osprey notes."
+
+    (root / "notes.txt").write_text("Version three, never finished.")
+    items, after = run(_StillBeingWritten(config), state)
+    assert not by_type(items, Deletion) and not by_type(items, Document)
+    (skip,) = by_type(items, Skipped)
+    assert skip.id == "docs:notes.txt" and not skip.failed and "kept as it was" in skip.reason
+    assert after["files"]["notes.txt"] == state["files"]["notes.txt"]  # read again by the next run

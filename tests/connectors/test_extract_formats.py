@@ -1,0 +1,201 @@
+"""What `connectors/extract.py` makes of encodings and office formats as workplaces hold them."""
+
+import pytest
+
+from inlet.connectors.extract import decode, extract_text
+from inlet.errors import NotTextError
+
+GERMAN = "Protokoll der Sitzung in München: Geschäftsführer Jürgen Weiß bestätigt das Budget."
+CHINESE = "会议纪要：数据库迁移计划在星期五完成。负责人是王小明。"
+
+
+def test_one_stray_byte_leaves_the_rest_of_a_utf8_text_as_it_is():
+    assert decode(GERMAN.encode() + b" \x96 ok") == GERMAN + " – ok"  # the stray byte read alone
+    assert extract_text(CHINESE.encode() + b"\x96\n", "zh.txt").startswith(CHINESE)  # text, not "binary"
+    cut = "Grüße aus Zürich: 5 €".encode()[:-1]  # a file cut inside its last character
+    assert decode(cut) == "Grüße aus Zürich: 5 \ufffd"
+
+
+@pytest.mark.parametrize(
+    "encoding, text",
+    [
+        ("shift_jis", "東京オフィスの引っ越しは来月です。担当は田中さんです。"),
+        ("gbk", CHINESE),
+        ("euc-kr", "회의록: 데이터베이스 이전 계획은 금요일에 완료됩니다."),
+        ("cp1251", "Заявление на отпуск подписывает бухгалтерия до пятницы."),
+        ("cp1252", "It’s €100 for the “lynxharbor” upgrade – approved."),
+        ("latin-1", "Café crème, naïve façade, señor."),
+        ("cp1252", "Grüße"),
+        ("cp1252", "€100 – paid"),  # too few letters for a detector: Windows-1252, as before
+    ],
+)
+def test_legacy_encodings_are_read_as_the_text_they_hold(encoding, text):
+    assert extract_text(text.encode(encoding) + b"\r\n", "notes.txt").strip() == text
+
+
+def test_the_charset_html_or_xml_declares_is_honoured():
+    russian = "Заявление на отпуск подписывает бухгалтерия."
+    page = f'<html><head><meta charset="windows-1251"></head><body><p>{russian}</p></body></html>'
+    assert extract_text(page.encode("cp1251"), "a.html") == russian
+    japanese = "東京オフィスの引っ越しは来月です。"
+    page = (
+        '<html><head><meta http-equiv="Content-Type" content="text/html; charset=Shift_JIS"></head>'
+        f"<body><p>{japanese}</p></body></html>"
+    )
+    assert extract_text(page.encode("shift_jis"), "b.html") == japanese
+    xml = f'<?xml version="1.0" encoding="koi8-r"?>\n<note>{russian}</note>\n'
+    assert decode(xml.encode("koi8-r")) == xml
+
+
+def test_random_bytes_are_still_no_text():
+    import random
+
+    noise = random.Random(7).randbytes(4000).replace(b"\x00", b"\x01")
+    with pytest.raises(NotTextError):
+        extract_text(noise, "noise.txt")
+
+
+def _saved(document) -> bytes:
+    """The bytes of a python-docx, python-pptx or openpyxl document."""
+    import io
+
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def _docx(build) -> bytes:
+    import docx
+
+    document = docx.Document()
+    build(document)
+    return _saved(document)
+
+
+W = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+
+
+def test_docx_content_controls_and_tracked_insertions_are_text_and_deletions_are_not():
+    from docx.oxml import parse_xml
+
+    def build(document):
+        document.add_paragraph("Plain paragraph about the lemurbridge project.")
+        end = document.element.body[-1]  # sectPr stays last
+        end.addprevious(
+            parse_xml(
+                f'<w:sdt {W}><w:sdtPr><w:alias w:val="Summary"/></w:sdtPr><w:sdtContent><w:p><w:r>'
+                "<w:t>Content control: the tapirgrove budget is 2.4 million.</w:t></w:r></w:p></w:sdtContent></w:sdt>"
+            )
+        )
+        end.addprevious(
+            parse_xml(
+                f'<w:p {W}><w:r><w:t xml:space="preserve">Tracked change: the deadline is </w:t></w:r>'
+                '<w:ins w:id="1" w:author="Dana"><w:r><w:t>moved to 14 March</w:t></w:r></w:ins>'
+                '<w:del w:id="2" w:author="Dana"><w:r><w:delText>on 1 March</w:delText></w:r></w:del>'
+                '<w:r><w:t xml:space="preserve"> for the </w:t></w:r><w:sdt><w:sdtContent><w:r><w:t>yakpass</w:t>'
+                '</w:r></w:sdtContent></w:sdt><w:r><w:t xml:space="preserve"> rollout.</w:t></w:r></w:p>'
+            )
+        )
+
+    assert extract_text(_docx(build), "a.docx").split("\n\n") == [
+        "Plain paragraph about the lemurbridge project.",
+        "Content control: the tapirgrove budget is 2.4 million.",
+        "Tracked change: the deadline is moved to 14 March for the yakpass rollout.",
+    ]
+
+
+def test_docx_tables_stay_where_they_stand():
+    def build(document):
+        document.add_heading("Pricing", 1)
+        document.add_paragraph("The plans cost, per seat and month:")
+        table = document.add_table(rows=3, cols=2)
+        for r, (plan, price) in enumerate([("Plan", "Price"), ("Basic", "19 EUR"), ("Premium", "49 EUR")]):
+            table.cell(r, 0).text, table.cell(r, 1).text = plan, price
+        table.cell(2, 1).add_paragraph("incl. support")
+        document.add_heading("Termination", 1)
+        document.add_paragraph("Either party may terminate with a notice of 90 days.")
+
+    assert extract_text(_docx(build), "terms.docx").split("\n\n") == [
+        "# Pricing",
+        "The plans cost, per seat and month:",
+        "Plan | Price",
+        "Basic | 19 EUR",
+        "Premium | 49 EUR incl. support",
+        "# Termination",
+        "Either party may terminate with a notice of 90 days.",
+    ]
+
+
+def test_pptx_tables_and_grouped_shapes_are_text():
+
+    from pptx import Presentation
+    from pptx.util import Inches
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[5])
+    slide.shapes.title.text = "Q3 review of the bonobotrail programme"
+    table = slide.shapes.add_table(3, 2, Inches(1), Inches(2), Inches(6), Inches(1.5)).table
+    for r, (region, revenue) in enumerate([("Region", "Revenue"), ("EMEA", "4.1 M"), ("APAC", "2.7 M")]):
+        table.cell(r, 0).text, table.cell(r, 1).text = region, revenue
+    group = slide.shapes.add_group_shape()
+    inner = group.shapes.add_group_shape()
+    box = inner.shapes.add_textbox(Inches(1), Inches(4), Inches(3), Inches(1))
+    box.text_frame.text = "Risk: the caracalgate supplier may slip to Q1."
+    assert extract_text(_saved(deck), "q3.pptx") == (
+        "## Slide 1\n\nQ3 review of the bonobotrail programme\nRegion | Revenue\nEMEA | 4.1 M\nAPAC | 2.7 M\n"
+        "Risk: the caracalgate supplier may slip to Q1."
+    )
+
+
+def test_xlsx_rows_are_not_padded_by_an_empty_formatted_cell_and_values_read_as_shown():
+    import datetime
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Budget"
+    sheet.cell(row=1, column=2).number_format = "0%"  # formatted, empty: a column left blank
+    sheet.append([None, None, "Item", "Due", "Discount", "Amount", "Note"])
+    sheet.append([None, None, "Licence of the kudutrack", datetime.date(2026, 3, 1), 0.15, 1250.5, None])
+    sheet.append([None, None, "Support", None, None, 0.1 + 0.2, "paid"])
+    sheet.cell(row=3, column=5).number_format = "0%"
+    sheet.cell(row=1, column=200).number_format = "0%"  # formatting applied out to column GR, no value
+    assert extract_text(_saved(book), "budget.xlsx") == (
+        "## Budget\n\nItem | Due | Discount | Amount | Note\nLicence of the kudutrack | 2026-03-01 | 15% | 1250.5\n"
+        "Support |  |  | 0.3 | paid"
+    )
+
+
+def test_a_word_hyphenated_at_a_pdf_line_end_is_joined_and_a_compound_keeps_its_hyphen():
+    from inlet.sandbox.documents import make_pdf
+
+    broken = "Budget " * 11 + "the perfor- mance review."  # wrapped after "perfor-"
+    compound = "A well-known rule: " + "the " * 16 + "well-known rule holds."  # wrapped after "well-"
+    text = extract_text(make_pdf("Report", [broken, compound]), "report.pdf")
+    assert "the performance\nreview." in text
+    assert "the well-known\nrule holds." in text
+
+
+@pytest.mark.parametrize(
+    "readme, title",
+    [
+        ("# Gazelle [![Build Status](https://ci.example.com/g.svg)](https://ci.example.com/g)\n\nText.", "Gazelle"),
+        ("# Welcome to **Gazelle** `v2`\n\nText.", "Welcome to Gazelle v2"),
+        ('<p align="center"><img src="logo.png"></p>\n<h1 align="center">Gazelle Importer</h1>\n', "Gazelle Importer"),
+        ("Intro.\n\n## The [config_file](docs/config.md) format ##\n", "The config_file format"),
+    ],
+)
+def test_a_markdown_title_is_its_heading_as_it_renders(readme, title):
+    from inlet.connectors.extract import document_title
+
+    assert document_title(readme.encode(), "README.md", extract_text(readme.encode(), "README.md")) == title
+
+
+def test_terminal_escape_sequences_are_not_text():
+    log = (
+        b"\x1b[31mTIMEOUT\x1b[0m upstream \x1b[1mpelicanstore\x1b[0m did not answer\n"
+        b"\x1b]0;ci job\x07\x1b[2K\x1b[1;32mPASSED\x1b[0m see "
+        b"\x1b]8;;https://ci.example.com/7\x1b\\job 7\x1b]8;;\x1b\\\n"
+    )
+    assert extract_text(log, "ci-output.txt") == "TIMEOUT upstream pelicanstore did not answer\nPASSED see job 7\n"
