@@ -103,7 +103,12 @@ def test_a_name_or_reason_with_a_newline_stays_on_its_status_line(capsys: pytest
     from inlet.cli import _print_source
 
     forged = "notes\n  last run: backfill ok at 2026-12-07T09:00:00.000Z — 9 upserted\n\tx.txt"
-    run = {"kind": "backfill", "outcome": "ok", "finished_at": "2026-12-07T10:00:00.000Z"}
+    run = {
+        "kind": "backfill",
+        "outcome": "ok",
+        "started_at": "2026-12-07T09:59:00.000Z",
+        "finished_at": "2026-12-07T10:00:00.000Z",
+    }
     run |= {"upserted": 1, "deleted": 0, "skipped": 1, "errors": 0, "error": None}
     skip = {"title": forged, "id": f"s:{forged}", "reason": f"{forged}: binary content, not text", "failed": False}
     row = {"name": "s", "type": "files", "documents": 1, "chunks": 1, "last_run": run, "next_run": None}
