@@ -1,15 +1,22 @@
 """Mail bodies as retrievable text: the new content of a message, not the thread it quotes.
 
 Replies carry the whole chain below them ("-----Original Message-----", "On ... wrote:", `>`
-lines, Lotus Notes "Forwarded by" banners); indexing that again in every reply drowns search in
-duplicates. `new_content` keeps what the sender wrote, drops the signature, and keeps the quote
-when it is all there is (a bare forward). A subject is plain text too (`plain_subject`): its markup
-dropped, other text in angle brackets kept.
+lines, Outlook's From:/Sent: block); indexing that again in every reply drowns search in
+duplicates. `new_content` keeps what the sender wrote, wherever it is (answers between quoted
+lines too), drops the signature, and keeps the quote when it is all there is. Only real quoted
+history is trimmed: an attribution or header block over quoted text (a client's, naming an
+address or with `>` lines below), never text that merely looks like one (an itinerary's From:/To:
+lines, a sentence ending "wrote:"): losing a message's own words is worse than indexing a quote
+twice. A forwarded message (Gmail's, Apple's, Lotus Notes' banner; Outlook's block under a FW:
+subject) is content, kept whole after the note: its recipient has no other copy of it. A subject
+is plain text too (`plain_subject`): its markup dropped, other text in angle brackets kept.
 
 Also RFC 822 parsing, lenient the way mail needs: a header reads as its sender meant it whatever
 its charset claims (`header_text`, never an error), a multipart whose boundary matches none of its
 lines is parsed with the boundary its parts use (`rebounded`), and a body part is text or an
-`ItemError` saying why it is left out, never its undecoded transfer encoding (`part_text`).
+`ItemError` saying why it is left out, never its undecoded transfer encoding (`part_text`). The
+charset labels the WHATWG Encoding Standard reads as Windows-1252 (iso-8859-1, latin1, us-ascii)
+are read so, in bodies and headers, as mail clients read them.
 """
 
 from __future__ import annotations
@@ -87,10 +94,10 @@ def _own(lines: list[str], forward: bool) -> list[str]:
         line = lines[n].strip()
         if n > 0 and any(p.match(line) for p in _SIGNATURE):
             at = next((k for k in range(n + 1, len(lines)) if _boundary(lines, k, forward) == "forward"), None)
-            return kept if at is None else kept + lines[at:]
+            return kept if at is None else _with_forward(kept, lines[at:])
         kind = _boundary(lines, n, forward)
         if kind == "forward":
-            return kept + lines[n:]
+            return _with_forward(kept, lines[n:])
         if kind == "history":
             return kept
         span = _attribution(lines, n)
@@ -107,6 +114,17 @@ def _own(lines: list[str], forward: bool) -> list[str]:
             kept.append(line[1:])  # an mbox writer's ">From " amid no quote: the sender's line
         n += 1
     return kept
+
+
+FORWARDED_HEADING = "## Forwarded message"
+
+
+def _with_forward(note: list[str], forwarded: list[str]) -> list[str]:
+    """A note and the message it forwards, under a heading of its own (a passage apart from the
+    note, as an attachment's is) when there is a note."""
+    if not "".join(note).strip():
+        return forwarded
+    return [*note, "", FORWARDED_HEADING, "", *forwarded]
 
 
 def _boundary(lines: list[str], n: int, forward: bool) -> str | None:

@@ -289,7 +289,7 @@ def test_a_forward_with_a_note_keeps_the_forwarded_message(subject: str, note: s
     forwarded = FORWARDED + "\n\nOn Sun, 6 Dec 2026, Bob <bob@example.com> wrote:\n> Your order shipped."
     text = new_content(f"{note}\n\n{block}{forwarded}", subject)
     assert text.startswith("FYI, can you handle this one?\n") and "-- \nBob" not in text
-    assert text.endswith(block.strip() + "\n\n" + forwarded)
+    assert text.endswith("\n\n## Forwarded message\n\n" + block.strip() + "\n\n" + forwarded)  # a passage apart
 
 
 def test_an_outlook_reply_is_trimmed_where_its_forward_is_kept(tmp_path: Path) -> None:
