@@ -74,11 +74,11 @@ def new_content(text: str, subject: str = "") -> str:
     """The part of a body its sender wrote, with every message it forwards; the whole body when
     nothing new precedes the quote. `subject` tells an Outlook forward (FW:) from a reply."""
     full = normalise(text)
-    fresh = normalise("\n".join(_own(full.split("\n"), is_forward(subject))))
+    fresh = normalise("\n".join(_own(full.split("\n"), _is_forward(subject))))
     return fresh if fresh else full
 
 
-def is_forward(subject: str) -> bool:
+def _is_forward(subject: str) -> bool:
     """Whether a subject is a forward's ("Fwd: x", "FW: RE: x"; "RE: FW: x" is a reply)."""
     return _FORWARD_SUBJECT.match(subject) is not None
 
@@ -92,6 +92,15 @@ def _own(lines: list[str], forward: bool) -> list[str]:
     n = 0
     while n < len(lines):
         line = lines[n].strip()
+        if line.startswith(">"):  # a quoted line, whatever it quotes
+            if _MBOX_FROM.match(line) and not (_quoted(_previous_text(lines, n)) or _quoted(_next_text(lines, n + 1))):
+                kept.append(line[1:])  # an mbox writer's ">From " amid no quote: the sender's line
+            n += 1
+            continue
+        if not _notable(line):  # most lines: nothing below can match them
+            kept.append(lines[n])
+            n += 1
+            continue
         if n > 0 and any(p.match(line) for p in _SIGNATURE):
             at = next((k for k in range(n + 1, len(lines)) if _boundary(lines, k, forward) == "forward"), None)
             return kept if at is None else _with_forward(kept, lines[at:])
@@ -108,12 +117,18 @@ def _own(lines: list[str], forward: bool) -> list[str]:
                 continue
             if "@" in " ".join(lines[n : n + span]):  # a client's attribution over unquoted history
                 return kept
-        if not line.startswith(">"):
-            kept.append(lines[n])
-        elif _MBOX_FROM.match(line) and not (_quoted(_previous_text(lines, n)) or _quoted(_next_text(lines, n + 1))):
-            kept.append(line[1:])  # an mbox writer's ">From " amid no quote: the sender's line
+        kept.append(lines[n])
         n += 1
     return kept
+
+
+_NOTABLE_STARTS = ("-", "_", "*", "from", "begin", "sent from", "get outlook", "on")
+
+
+def _notable(line: str) -> bool:
+    """Whether a stripped line may be a signature, banner, rule, header or attribution line:
+    what these start or end with, checked before the patterns that tell them apart."""
+    return line.lower().startswith(_NOTABLE_STARTS) or line[-6:].lower() == "wrote:"
 
 
 FORWARDED_HEADING = "## Forwarded message"

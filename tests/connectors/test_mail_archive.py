@@ -251,6 +251,8 @@ def test_answers_written_between_quoted_questions_are_kept() -> None:
     assert new_content(body) == (
         "Hi Bob, answers inline.\n\n8443, the old 8080 is closed since Friday.\nDana renews it; it expires 3 March."
     )
+    nested = "Sure.\n\nOn Mon, Bob <b@x.com> wrote:\n> On Sun, Carol <c@x.com> wrote:\n>> old\n> When?\nMonday."
+    assert new_content(nested) == "Sure.\n\nMonday."  # a quoted attribution is a quoted line like any other
 
 
 FORWARDED = "Hi, I was charged twice for INV-88231.\nPlease refund one of them."
