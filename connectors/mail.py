@@ -6,8 +6,9 @@ whose text is the message's new content, at most `max_body_bytes` of it, convert
 prefix of an HTML body (what is left out is a skip by policy saying so), plus its readable
 attachments; a body part that could not be read is left out and is a failed skip of the message,
 never indexed as its raw encoding. `MailArchiveConnector` reads a folder of .eml / RFC 822 files,
-mbox files and Maildirs, incrementally by file mtime and size; a message over `max_file_bytes` (a
-file, or one message of an mbox) is a skip by policy, never read into memory.
+mbox files and Maildirs, incrementally by file mtime and size (an mbox message read as sent: the
+writer's `>From ` escapes undone); a message over `max_file_bytes` (a file, or one message of an
+mbox) is a skip by policy, never read into memory.
 """
 
 from __future__ import annotations
