@@ -6,8 +6,9 @@ whose text is the message's new content, at most `max_body_bytes` of it, convert
 prefix of an HTML body (what is left out is a skip by policy saying so), plus its readable
 attachments; a body part that could not be read is left out and is a failed skip of the message,
 never indexed as its raw encoding. `MailArchiveConnector` reads a folder of .eml / RFC 822 files,
-mbox files and Maildirs, incrementally by file mtime and size; a message over `max_file_bytes` (a
-file, or one message of an mbox) is a skip by policy, never read into memory.
+mbox files and Maildirs, incrementally by file mtime and size (an mbox message read as sent: the
+writer's `>From ` escapes undone); a message over `max_file_bytes` (a file, or one message of an
+mbox) is a skip by policy, never read into memory.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import mailbox
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -166,7 +168,7 @@ def _body(doc_id: str, msg: MailMessage, cap: int) -> tuple[str, list[Skipped]]:
     title = msg.subject.strip() or None
     skipped = [Skipped(id=f"{doc_id}#body", reason=reason, title=title) for reason in msg.left_out]
     html, cut = html_prefix(msg.html, HTML_PER_TEXT_BYTE * cap) if msg.html else (msg.html, False)
-    text = body_text(html, msg.text)
+    text = body_text(html, msg.text, msg.subject)
     size = len(text.encode())
     if size > cap or cut:
         text = text.encode()[:cap].decode(errors="ignore")
@@ -385,7 +387,8 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
             box = mailbox.mbox(full, create=False)
             try:
                 for n, key in enumerate(box.keys()):
-                    yield f"{rel}#{n}", _stored_size(box, key), partial(box.get_bytes, key), f"{full.as_uri()}#{n}"
+                    read = partial(_mbox_bytes, box, key)
+                    yield f"{rel}#{n}", _stored_size(box, key), read, f"{full.as_uri()}#{n}"
             finally:
                 box.close()
 
@@ -408,6 +411,16 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
             return
         yield from skipped
         yield document
+
+
+_MBOX_ESCAPE = re.compile(rb"^>(>*From )", re.M)
+
+
+def _mbox_bytes(box: mailbox.mbox, key: str) -> bytes:
+    """An mbox message's bytes as sent: a line its writer escaped because it began "From " (mboxo
+    and mboxrd write ">From ", mboxrd one more ">" before a ">From " line) loses one ">", as RFC 4155
+    has the reader do. (An mboxo writer leaves a line that began ">From " as it is: it loses its ">".)"""
+    return _MBOX_ESCAPE.sub(rb"\1", box.get_bytes(key))
 
 
 def _stored_size(box: mailbox.mbox, key: str) -> int:

@@ -1,15 +1,22 @@
 """Mail bodies as retrievable text: the new content of a message, not the thread it quotes.
 
 Replies carry the whole chain below them ("-----Original Message-----", "On ... wrote:", `>`
-lines, Lotus Notes "Forwarded by" banners); indexing that again in every reply drowns search in
-duplicates. `new_content` keeps what the sender wrote, drops the signature, and keeps the quote
-when it is all there is (a bare forward). A subject is plain text too (`plain_subject`): its markup
-dropped, other text in angle brackets kept.
+lines, Outlook's From:/Sent: block); indexing that again in every reply drowns search in
+duplicates. `new_content` keeps what the sender wrote, wherever it is (answers between quoted
+lines too), drops the signature, and keeps the quote when it is all there is. Only real quoted
+history is trimmed: an attribution or header block over quoted text (a client's, naming an
+address or with `>` lines below), never text that merely looks like one (an itinerary's From:/To:
+lines, a sentence ending "wrote:"): losing a message's own words is worse than indexing a quote
+twice. A forwarded message (Gmail's, Apple's, Lotus Notes' banner; Outlook's block under a FW:
+subject) is content, kept whole after the note: its recipient has no other copy of it. A subject
+is plain text too (`plain_subject`): its markup dropped, other text in angle brackets kept.
 
 Also RFC 822 parsing, lenient the way mail needs: a header reads as its sender meant it whatever
 its charset claims (`header_text`, never an error), a multipart whose boundary matches none of its
 lines is parsed with the boundary its parts use (`rebounded`), and a body part is text or an
-`ItemError` saying why it is left out, never its undecoded transfer encoding (`part_text`).
+`ItemError` saying why it is left out, never its undecoded transfer encoding (`part_text`). The
+charset labels the WHATWG Encoding Standard reads as Windows-1252 (iso-8859-1, latin1, us-ascii)
+are read so, in bodies and headers, as mail clients read them.
 """
 
 from __future__ import annotations
@@ -30,18 +37,22 @@ from inlet.errors import ItemError
 
 from .extract import decode, html_to_text, looks_binary
 
-_SEPARATORS = [
-    re.compile(r"^-{2,}\s*original message\s*-{2,}", re.I),
-    re.compile(r"^-{2,}\s*forwarded (by|message)\b", re.I),
-    re.compile(r"^-{3,}\s*begin forwarded message", re.I),
-    re.compile(r"^.{0,200}\bwrote:\s*$", re.I),  # "On Mon, Bob <b@x> wrote:", "b@x wrote:"
-    re.compile(r"^_{10,}\s*$"),
+_FORWARD = [  # a forwarded message's banner: what follows is the forwarded message, kept
+    re.compile(r"^-{2,}\s*forwarded (by|message)\b", re.I),  # Gmail, Thunderbird, Lotus Notes
+    re.compile(r"^-*\s*begin forwarded message:?\s*-*$", re.I),  # Apple Mail
 ]
+_ORIGINAL = re.compile(r"^-{2,}\s*original message\s*-{2,}", re.I)  # Outlook: a reply's, or under FW:, a forward's
+_RULE = re.compile(r"^_{10,}\s*$")  # Outlook's rule above the quoted message's header block
+_WROTE_END = re.compile(r"^.{0,200}\bwrote:\s*$", re.I)  # "On Mon, Bob <b@x> wrote:", "b@x wrote:"
 # An attribution a mail client wrapped: "On Mon, Dec 7, 2026 at 10:00 AM Alice <a@x>" / "wrote:"
 _WROTE = re.compile(r"^(<?\S+@\S+>?\s+)?wrote:\s*$", re.I)
 _ATTRIBUTION_START = re.compile(r"^On\b(?=.*\d).{6,200}$")
 _HEADER_START = re.compile(r"^\*{0,2}from:\*{0,2}\s", re.I)
 _HEADER_NEXT = re.compile(r"^\*{0,2}(sent|date|to):\*{0,2}\s", re.I)
+_HEADER_MAIL = re.compile(r"^\*{0,2}(sent|sent by|subject|cc):", re.I)  # only a mail's header block has these
+# A forward's subject: "Fwd:", "FW:", and Outlook's in German, French, Spanish/Italian, Portuguese, Nordic
+_FORWARD_SUBJECT = re.compile(r"^\s*(fwd?|wg|tr|rv|enc|vs|vb)\s*(\[\d+\])?\s*:", re.I)
+_MBOX_FROM = re.compile(r"^>+From ")  # an mbox's escape of a body line starting "From "
 _SIGNATURE = [
     re.compile(r"^--\s*$"),
     re.compile(r"^sent from my (iphone|ipad|blackberry|android|mobile|samsung)", re.I),
@@ -59,34 +70,130 @@ def normalise(text: str) -> str:
     return "\n".join(out).strip()
 
 
-def new_content(text: str) -> str:
-    """The part of a body its sender wrote; the whole body when nothing new precedes the quote."""
+def new_content(text: str, subject: str = "") -> str:
+    """The part of a body its sender wrote, with every message it forwards; the whole body when
+    nothing new precedes the quote. `subject` tells an Outlook forward (FW:) from a reply."""
     full = normalise(text)
-    lines = full.split("\n")
-    cut = _first_cut(lines)
-    kept = [line for line in lines[:cut] if not line.lstrip().startswith(">")]
-    fresh = "\n".join(kept).strip()
+    fresh = normalise("\n".join(_own(full.split("\n"), _is_forward(subject))))
     return fresh if fresh else full
 
 
-def _first_cut(lines: list[str]) -> int:
-    for n, raw in enumerate(lines):
-        line = raw.strip()
-        if any(p.match(line) for p in _SIGNATURE) and n > 0:
-            return n
-        if any(p.match(line) for p in _SEPARATORS):
-            wrapped = n > 0 and _WROTE.match(line) and _ATTRIBUTION_START.match(lines[n - 1].strip())
-            return n - 1 if wrapped else n
-        if _HEADER_START.match(line) and any(_HEADER_NEXT.match(x.strip()) for x in lines[n + 1 : n + 4]):
-            return n
-    return len(lines)
+def _is_forward(subject: str) -> bool:
+    """Whether a subject is a forward's ("Fwd: x", "FW: RE: x"; "RE: FW: x" is a reply)."""
+    return _FORWARD_SUBJECT.match(subject) is not None
 
 
-def body_text(html: str | None, plain: str | None) -> str:
+def _own(lines: list[str], forward: bool) -> list[str]:
+    """The lines of a message its sender wrote (answers between quoted lines too), then the message
+    it forwards, whole: the recipient has no other copy of it. Reply history ends it: an Original
+    Message rule, a rule or a header block over a quoted mail, an attribution with an address over
+    unquoted history, a signature (a forward below one is still kept)."""
+    kept: list[str] = []
+    n = 0
+    while n < len(lines):
+        line = lines[n].strip()
+        if line.startswith(">"):  # a quoted line, whatever it quotes
+            if _MBOX_FROM.match(line) and not (_quoted(_previous_text(lines, n)) or _quoted(_next_text(lines, n + 1))):
+                kept.append(line[1:])  # an mbox writer's ">From " amid no quote: the sender's line
+            n += 1
+            continue
+        if not _notable(line):  # most lines: nothing below can match them
+            kept.append(lines[n])
+            n += 1
+            continue
+        if n > 0 and any(p.match(line) for p in _SIGNATURE):
+            at = next((k for k in range(n + 1, len(lines)) if _boundary(lines, k, forward) == "forward"), None)
+            return kept if at is None else _with_forward(kept, lines[at:])
+        kind = _boundary(lines, n, forward)
+        if kind == "forward":
+            return _with_forward(kept, lines[n:])
+        if kind == "history":
+            return kept
+        span = _attribution(lines, n)
+        if span:
+            after = _next_text(lines, n + span)
+            if after.startswith(">"):  # quoted below: the answers between the quoted lines are kept
+                n += span
+                continue
+            if "@" in " ".join(lines[n : n + span]):  # a client's attribution over unquoted history
+                return kept
+        kept.append(lines[n])
+        n += 1
+    return kept
+
+
+_NOTABLE_STARTS = ("-", "_", "*", "from", "begin", "sent from", "get outlook", "on")
+
+
+def _notable(line: str) -> bool:
+    """Whether a stripped line may be a signature, banner, rule, header or attribution line:
+    what these start or end with, checked before the patterns that tell them apart."""
+    return line.lower().startswith(_NOTABLE_STARTS) or line[-6:].lower() == "wrote:"
+
+
+FORWARDED_HEADING = "## Forwarded message"
+
+
+def _with_forward(note: list[str], forwarded: list[str]) -> list[str]:
+    """A note and the message it forwards, under a heading of its own (a passage apart from the
+    note, as an attachment's is) when there is a note."""
+    if not "".join(note).strip():
+        return forwarded
+    return [*note, "", FORWARDED_HEADING, "", *forwarded]
+
+
+def _boundary(lines: list[str], n: int, forward: bool) -> str | None:
+    """'forward' where a forwarded message starts at line `n`, 'history' where reply history does."""
+    line = lines[n].strip()
+    if any(p.match(line) for p in _FORWARD):
+        return "forward"
+    rule = _RULE.match(line) and _HEADER_START.match(_next_text(lines, n + 1))
+    if _ORIGINAL.match(line) or rule or _header_block(lines, n):
+        return "forward" if forward else "history"
+    return None
+
+
+def _header_block(lines: list[str], n: int) -> bool:
+    """A quoted mail's header block starts at line `n`: "From:" with an address or followed by
+    "Sent:"/"Subject:"/"Cc:" (an itinerary's From:/To:/Date: lines are not one), and another header
+    line right below it."""
+    line = lines[n].strip()
+    if not _HEADER_START.match(line):
+        return False
+    following = [x.strip() for x in lines[n + 1 : n + 16]]  # a long To: list wraps over lines
+    if not any(_HEADER_NEXT.match(x) for x in following[:3]):
+        return False
+    return "@" in line or any(_HEADER_MAIL.match(x) for x in following)
+
+
+def _attribution(lines: list[str], n: int) -> int:
+    """How many lines an attribution ("On Mon, Bob <b@x> wrote:") at line `n` spans: 0, 1 or 2."""
+    line = lines[n].strip()
+    if _WROTE_END.match(line):
+        return 1
+    if _ATTRIBUTION_START.match(line) and n + 1 < len(lines) and _WROTE.match(lines[n + 1].strip()):
+        return 2
+    return 0
+
+
+def _next_text(lines: list[str], n: int) -> str:
+    return next((x.strip() for x in lines[n : n + 3] if x.strip()), "")
+
+
+def _quoted(line: str) -> bool:
+    """A line of a quote: `>` before it, and not an mbox writer's escaped "From " line."""
+    return line.startswith(">") and not _MBOX_FROM.match(line)
+
+
+def _previous_text(lines: list[str], n: int) -> str:
+    return next((x.strip() for x in reversed(lines[max(0, n - 2) : n]) if x.strip()), "")
+
+
+def body_text(html: str | None, plain: str | None, subject: str = "") -> str:
     """Clean new content from whichever body the message has (HTML preferred, as Outlook sends)."""
     if html:
-        return new_content(html_to_text(html))
-    return new_content(plain or "")
+        return new_content(html_to_text(html), subject)
+    return new_content(plain or "", subject)
 
 
 # --- RFC 822 --------------------------------------------------------------------------------------
@@ -148,9 +255,11 @@ def _unescaped(value: str) -> str:
 
 
 def _word(data: bytes, charset: str | None) -> str:
+    if charset and (text := _in_charset(data, charset)) is not None:
+        return text
     try:  # unencoded runs come back as raw-unicode-escape bytes
-        return data.decode(charset or "raw-unicode-escape")
-    except (LookupError, UnicodeDecodeError):
+        return data.decode("raw-unicode-escape") if charset is None else decode(data)
+    except UnicodeDecodeError:
         return decode(data)
 
 
@@ -263,11 +372,38 @@ def part_text(part: EmailMessage) -> str:
 
 
 def _in_charset(payload: bytes, charset: str) -> str | None:
-    """The payload in this charset; None when it is no text in it (or no charset Python knows)."""
+    """The payload in this charset; None when it is no text in it (or no charset Python knows).
+    The labels the WHATWG Encoding Standard reads as Windows-1252 (iso-8859-1, latin1, ...) are read
+    so, as mail clients and browsers do: mail labelled Latin-1 is nearly always Windows-1252, and
+    read as Latin-1 its ’ “ ” – € would be C1 control characters. A us-ascii label promises no 8-bit
+    bytes: any there are UTF-8 when they read as UTF-8, else Windows-1252."""
+    label = charset.strip().lower()
+    if label in _ASCII_LABELS:
+        try:
+            return payload.decode("utf-8")
+        except UnicodeDecodeError:
+            return windows_1252(payload)
+    if label in _WINDOWS_1252_LABELS:
+        return windows_1252(payload)
     try:
         return payload.decode(charset)
     except (LookupError, UnicodeDecodeError):
         return None
+
+
+# The WHATWG Encoding Standard's labels of windows-1252 (https://encoding.spec.whatwg.org/#names-and-labels)
+_ASCII_LABELS = frozenset({"us-ascii", "ascii", "ansi_x3.4-1968"})
+_WINDOWS_1252_LABELS = _ASCII_LABELS | frozenset(
+    "cp1252 cp819 csisolatin1 ibm819 iso-8859-1 iso-ir-100 iso8859-1 iso88591 iso_8859-1 iso_8859-1:1987 "
+    "l1 latin1 latin-1 windows-1252 x-cp1252".split()
+)
+# Windows-1252's characters for the bytes 0x80-0x9F; the five it leaves undefined stay as Latin-1 reads them
+_C1_AS_1252 = {n: bytes([n]).decode("cp1252", "ignore") or chr(n) for n in range(0x80, 0xA0)}
+
+
+def windows_1252(data: bytes) -> str:
+    """Bytes as the WHATWG Encoding Standard reads windows-1252: every byte is a character."""
+    return data.decode("latin-1").translate(_C1_AS_1252)
 
 
 def _whole_groups(part: EmailMessage) -> bytes:

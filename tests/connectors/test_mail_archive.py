@@ -103,6 +103,21 @@ def test_mbox_messages_and_shrinking_mbox(tmp_path: Path) -> None:
     assert {i.id for i in items if isinstance(i, Deletion)} == {"arch:archive.mbox#2"}
 
 
+def test_mbox_body_lines_beginning_from_are_read_as_sent(tmp_path: Path) -> None:
+    """An mbox writer stores a body line "From ..." as ">From ...": read back, the message says what was sent."""
+    import mailbox
+
+    body = "Hi Alice,\n\n> Does it close this month?\nFrom the board's view the narwhalpoint deal closes on 30 June."
+    body += "\n\nBob"
+    box = mailbox.mbox(tmp_path / "archive.mbox")
+    box.add(mail("deal", body))
+    box.flush()
+    box.close()
+    assert b"\n>From the board" in (tmp_path / "archive.mbox").read_bytes()
+    text = docs(run(archive(tmp_path))[0])["arch:archive.mbox#0"].text
+    assert text.endswith("Hi Alice,\n\nFrom the board's view the narwhalpoint deal closes on 30 June.\n\nBob")
+
+
 def test_maildir_flag_rename_keeps_the_id(tmp_path: Path) -> None:
     for sub in ("cur", "new", "tmp"):
         (tmp_path / "box" / sub).mkdir(parents=True)
@@ -204,6 +219,91 @@ def test_new_content(body: str, expected: str) -> None:
     assert new_content(body) == expected
 
 
+ITINERARY = (
+    "Dear Ms Smith, your booking reference is QX7P2L. Your itinerary:\nFlight LX 318\nFrom: Zurich (ZRH) 07:05\n"
+    "To: London Heathrow (LHR) 07:50\nDate: 12 December 2026\n\nReturn flight LX 319\nFrom: London (LHR) 18:10\n"
+    "To: Zurich (ZRH) 20:55\nDate: 19 December 2026\n\nBaggage allowance: one bag of 23 kg."
+)
+AUDIT = "Team,\nHere is what the auditor wrote:\nAll invoices above 10,000 EUR need two approvals.\nApply this now."
+
+
+@pytest.mark.parametrize("body", [ITINERARY, AUDIT, "Board notes.\n\n>From Monday the desk closes at 5.\n\nBob"])
+def test_ordinary_mail_that_looks_like_a_quote_is_kept_whole(body: str) -> None:
+    """From:/To:/Date: lines with no address, a sentence ending in "wrote:" with nothing quoted below
+    it, an mbox's ">From " line alone: the message's own text, not quoted history."""
+    assert new_content(body) == body.replace(">From", "From")
+
+
+def test_a_reply_history_is_still_trimmed_whoever_wrote_it() -> None:
+    history = "\n\nOn Mon, 7 Dec 2026 at 10:00, Bob <bob@example.com> wrote:\nThe old message, unquoted."
+    assert new_content("Sounds good." + history) == "Sounds good."
+    outlook = "\n\nFrom: Smith, Bob\nSent: Monday, 7 December 2026 10:00\nTo: Ann\nSubject: RE: rota\n\nold"
+    assert new_content("Done." + outlook) == "Done."
+    assert new_content("Done.\n\nFrom: bob@example.com\nTo: ann@example.com\n\nold") == "Done."
+
+
+def test_answers_written_between_quoted_questions_are_kept() -> None:
+    body = (
+        "Hi Bob, answers inline.\n\nOn Mon, 7 Dec 2026, Bob <bob@example.com> wrote:\n"
+        "> Which port does the ibisrelay use?\n8443, the old 8080 is closed since Friday.\n"
+        "> Who owns the certificate?\nDana renews it; it expires 3 March.\n>\n> Thanks, Bob\n-- \nAlice"
+    )
+    assert new_content(body) == (
+        "Hi Bob, answers inline.\n\n8443, the old 8080 is closed since Friday.\nDana renews it; it expires 3 March."
+    )
+    nested = "Sure.\n\nOn Mon, Bob <b@x.com> wrote:\n> On Sun, Carol <c@x.com> wrote:\n>> old\n> When?\nMonday."
+    assert new_content(nested) == "Sure.\n\nMonday."  # a quoted attribution is a quoted line like any other
+
+
+FORWARDED = "Hi, I was charged twice for INV-88231.\nPlease refund one of them."
+
+
+@pytest.mark.parametrize(
+    ("subject", "note", "block"),
+    [
+        (  # Gmail: its banner, whatever the subject
+            "Double charge",
+            "FYI, can you handle this one?\n-- \nBob",
+            "---------- Forwarded message ---------\nFrom: Carla <carla@example.org>\nDate: Mon, 7 Dec 2026\n"
+            "Subject: Double charge\nTo: <bob@example.com>\n\n",
+        ),
+        (  # Apple Mail
+            "Fwd: Double charge",
+            "FYI, can you handle this one?",
+            "Begin forwarded message:\n\nFrom: Carla <carla@example.org>\nSubject: Double charge\n"
+            "Date: 7 December 2026\n\n",
+        ),
+        (  # Outlook: its reply's rule and header block, under a FW: subject
+            "FW: Double charge",
+            "FYI, can you handle this one?",
+            "________________________________\nFrom: Carla <carla@example.org>\nSent: Monday, 7 December 2026 10:00\n"
+            "To: Bob\nSubject: Double charge\n\n",
+        ),
+        (  # Outlook as plain text
+            "Fw: Double charge",
+            "FYI, can you handle this one?",
+            "-----Original Message-----\nFrom: Carla\nSent: Monday, 7 December 2026 10:00\nSubject: Double charge\n\n",
+        ),
+    ],
+)
+def test_a_forward_with_a_note_keeps_the_forwarded_message(subject: str, note: str, block: str) -> None:
+    """The forwarded message is content, whole (the recipient has no other copy of it, nor of what it quotes)."""
+    forwarded = FORWARDED + "\n\nOn Sun, 6 Dec 2026, Bob <bob@example.com> wrote:\n> Your order shipped."
+    text = new_content(f"{note}\n\n{block}{forwarded}", subject)
+    assert text.startswith("FYI, can you handle this one?\n") and "-- \nBob" not in text
+    assert text.endswith("\n\n## Forwarded message\n\n" + block.strip() + "\n\n" + forwarded)  # a passage apart
+
+
+def test_an_outlook_reply_is_trimmed_where_its_forward_is_kept(tmp_path: Path) -> None:
+    block = "\n\n________________________________\nFrom: Landlord <l@example.org>\nSent: Monday\nTo: Bob\n"
+    block += "Subject: Lease\n\n"
+    body = "Please review before Friday." + block + "The lease of Bernstrasse 12 ends in March."
+    forward, _ = read_raw(tmp_path, bytes(mail("FW: Lease", body)))
+    assert forward.text.endswith("Subject: Lease\n\nThe lease of Bernstrasse 12 ends in March.")
+    reply, _ = read_raw(tmp_path, bytes(mail("RE: FW: Lease", body)))
+    assert reply.text.endswith("Please review before Friday.")
+
+
 def read_raw(tmp_path: Path, raw: bytes, **kw: Any) -> tuple[Document, list[Skipped]]:
     """The document of one raw message in an archive, and the skips its reading yielded."""
     (tmp_path / "a.eml").write_bytes(raw)
@@ -249,6 +349,21 @@ def test_headers_in_unknown_charsets_or_raw_8bit_read_as_sent(tmp_path: Path) ->
     assert "Cc: Françoise <fr@example.com>" in doc.text and "\ufffd" not in doc.text
     doc, _ = read_raw(tmp_path, b"From: ann@example.com\r\nSubject: r\xe9sum\xe9 \x80 draft\r\n\r\nCV.\r\n")
     assert doc.title == "résumé € draft"  # 8-bit bytes that are no UTF-8: Windows-1252
+
+
+@pytest.mark.parametrize("label", ["iso-8859-1", "latin1", "us-ascii", "ISO-8859-1"])
+def test_windows_1252_mail_labelled_latin_1_reads_as_windows_1252(tmp_path: Path, label: str) -> None:
+    """Mail labelled Latin-1 or ASCII is mostly Windows-1252 (WHATWG Encoding Standard): its ’ “ ” – €
+    are read as such, never as C1 control characters, and a short such body is text, not binary."""
+    subject = f"Subject: =?{label}?Q?Budget_=80_it=92s_final?=\r\n".encode()
+    plain = f"Content-Type: text/plain; charset={label}\r\nContent-Transfer-Encoding: ".encode()
+    head = b"From: ann@example.com\r\nTo: bob@example.com\r\n" + subject
+    doc, skipped = read_raw(tmp_path, head + plain + b"8bit\r\n\r\nIt\x92s \x80100 \x96 approved.\r\n")
+    assert doc.title == "Budget € it’s final" and doc.text.endswith("It’s €100 – approved.") and not skipped
+    doc, skipped = read_raw(
+        tmp_path, HEAD + plain + b"quoted-printable\r\n\r\nWe=92ll pay =80250 for the =93okapi=94 badge.\r\n"
+    )
+    assert doc.text.endswith("We’ll pay €250 for the “okapi” badge.") and not skipped
 
 
 def test_a_body_part_whose_base64_cannot_be_decoded_is_never_indexed_as_base64(tmp_path: Path) -> None:
