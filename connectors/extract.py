@@ -235,19 +235,32 @@ def decode(data: bytes) -> str:
     return data.decode("latin-1")
 
 
-def _codec(label: str) -> str | None:
+_UNKNOWN_TO_PYTHON = {"iso88591": "iso8859-1", "x-cp1252": "cp1252"}  # WHATWG labels codecs lacks
+
+
+def codec_of(label: str) -> str | None:
     """The codec a charset label names, as browsers read it (`_AS_BROWSERS_READ`); None if unknown."""
+    label = label.strip().lower()
     try:
-        name = codecs.lookup(label).name
+        name = codecs.lookup(_UNKNOWN_TO_PYTHON.get(label, label)).name
     except LookupError:
         return None
     return _AS_BROWSERS_READ.get(name, name)
 
 
+# Windows-1252's characters for the bytes 0x80-0x9F; the five it leaves undefined stay as Latin-1 reads them
+_C1_AS_1252 = {n: bytes([n]).decode("cp1252", "ignore") or chr(n) for n in range(0x80, 0xA0)}
+
+
+def windows_1252(data: bytes) -> str:
+    """Bytes as the WHATWG Encoding Standard reads windows-1252: every byte is a character."""
+    return data.decode("latin-1").translate(_C1_AS_1252)
+
+
 def _declared(data: bytes) -> str | None:
     """The codec of the charset `data` declares (an XML declaration, an HTML `<meta>` near the top)."""
     found = _XML_DECLARED.match(data) or _META_DECLARED.search(data, 0, 1024)
-    codec = _codec(found[1].decode("ascii")) if found else None
+    codec = codec_of(found[1].decode("ascii")) if found else None
     return None if codec in (None, "utf-16", "utf-16-le", "utf-16-be", "utf-32") else codec
 
 
@@ -290,7 +303,7 @@ def _legacy(data: bytes) -> str | None:
     ):
         return "cp1252"  # the detector would name a similar code page for short Western text
     best = from_bytes(sample).best()
-    return None if best is None or best.encoding.startswith(("utf_16", "utf_32")) else _codec(best.encoding)
+    return None if best is None or best.encoding.startswith(("utf_16", "utf_32")) else codec_of(best.encoding)
 
 
 # Control characters other than tab, newline, form feed, carriage return and escape (C0, DEL and

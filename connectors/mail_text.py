@@ -22,6 +22,7 @@ are read so, in bodies and headers, as mail clients read them.
 from __future__ import annotations
 
 import base64
+import codecs
 import datetime as dt
 import html as html_lib
 import re
@@ -35,7 +36,7 @@ from functools import partial
 
 from inlet.errors import ItemError
 
-from .extract import decode, html_to_text, looks_binary
+from .extract import codec_of, decode, html_to_text, looks_binary, windows_1252
 
 _FORWARD = [  # a forwarded message's banner: what follows is the forwarded message, kept
     re.compile(r"^-{2,}\s*forwarded (by|message)\b", re.I),  # Gmail, Thunderbird, Lotus Notes
@@ -373,37 +374,31 @@ def part_text(part: EmailMessage) -> str:
 
 def _in_charset(payload: bytes, charset: str) -> str | None:
     """The payload in this charset; None when it is no text in it (or no charset Python knows).
-    The labels the WHATWG Encoding Standard reads as Windows-1252 (iso-8859-1, latin1, ...) are read
-    so, as mail clients and browsers do: mail labelled Latin-1 is nearly always Windows-1252, and
-    read as Latin-1 its ’ “ ” – € would be C1 control characters. A us-ascii label promises no 8-bit
-    bytes: any there are UTF-8 when they read as UTF-8, else Windows-1252."""
-    label = charset.strip().lower()
-    if label in _ASCII_LABELS:
+    Labels are read as the WHATWG Encoding Standard reads them (`extract.codec_of`), as mail
+    clients and browsers do: mail labelled Latin-1 is nearly always Windows-1252, and read as
+    Latin-1 its ’ “ ” – € would be C1 control characters. A us-ascii label promises no 8-bit bytes:
+    any there are UTF-8 when they read as UTF-8, else Windows-1252."""
+    codec = codec_of(charset)
+    if codec is None:
+        return None
+    if _named_ascii(charset):
         try:
             return payload.decode("utf-8")
         except UnicodeDecodeError:
             return windows_1252(payload)
-    if label in _WINDOWS_1252_LABELS:
+    if codec == "cp1252":
         return windows_1252(payload)
     try:
-        return payload.decode(charset)
-    except (LookupError, UnicodeDecodeError):
+        return payload.decode(codec)
+    except UnicodeDecodeError:
         return None
 
 
-# The WHATWG Encoding Standard's labels of windows-1252 (https://encoding.spec.whatwg.org/#names-and-labels)
-_ASCII_LABELS = frozenset({"us-ascii", "ascii", "ansi_x3.4-1968"})
-_WINDOWS_1252_LABELS = _ASCII_LABELS | frozenset(
-    "cp1252 cp819 csisolatin1 ibm819 iso-8859-1 iso-ir-100 iso8859-1 iso88591 iso_8859-1 iso_8859-1:1987 "
-    "l1 latin1 latin-1 windows-1252 x-cp1252".split()
-)
-# Windows-1252's characters for the bytes 0x80-0x9F; the five it leaves undefined stay as Latin-1 reads them
-_C1_AS_1252 = {n: bytes([n]).decode("cp1252", "ignore") or chr(n) for n in range(0x80, 0xA0)}
-
-
-def windows_1252(data: bytes) -> str:
-    """Bytes as the WHATWG Encoding Standard reads windows-1252: every byte is a character."""
-    return data.decode("latin-1").translate(_C1_AS_1252)
+def _named_ascii(label: str) -> bool:
+    try:
+        return codecs.lookup(label.strip().lower()).name == "ascii"
+    except LookupError:
+        return False
 
 
 def _whole_groups(part: EmailMessage) -> bytes:
