@@ -22,9 +22,11 @@ restarted daemon, nor in any daemon sharing the database. Runs an operator asks 
 the console's "run now") are not held back.
 
 Change events (`events.py`: Slack Socket Mode, Graph subscriptions, Drive push channels) add
-debounced incremental syncs between scheduled ones, through the same per-source guard; the
-schedule stays the reconciling pass. After every run, its source's change events follow the
-checkpoint it saved (a folder a run found gets its subscription).
+debounced incremental syncs between scheduled ones, through the same per-source guard; the schedule
+stays the reconciling pass. A service notifies only changes made after a subscription exists, so
+each subscription made where none was held (at start: after a restart or a crash) is followed by one
+incremental catch-up sync of what it watches, whatever `due_at_start` says. After every run, its
+source's change events follow the checkpoint it saved (a folder a run found gets its subscription).
 
 The process around it (index, state, API, local channel, signals) is assembled by
 `inlet.compose.run_daemon`; this module knows no server. `--serve` runs the API in that process
@@ -191,14 +193,19 @@ class Daemon:
         self.scheduler.start()
         self.publish()
         if events:
-            env = getattr(self.engine, "env", None)
-            self.events = event_loop_for(
-                self.settings,
-                lambda name: self.settings.connector(name, env),
-                self.event_sync,
-                open_backend(self.settings).event_writer,
-            )
-            self.events.start()
+            self.start_events()
+
+    def start_events(self) -> None:
+        """Hear the sources' change events: a new `EventLoop`, each source's subscriptions made
+        anew (and, as the services notify only later changes, each followed by a catch-up sync)."""
+        env = getattr(self.engine, "env", None)
+        self.events = event_loop_for(
+            self.settings,
+            lambda name: self.settings.connector(name, env),
+            self.event_sync,
+            open_backend(self.settings).event_writer,
+        )
+        self.events.start()
 
     def event_sync(self, name: str, scope: frozenset[str] | None = None) -> RunResult | None:
         """A sync asked for by change events (of the containers in `scope` only, unless None): after

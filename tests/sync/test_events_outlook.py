@@ -162,3 +162,44 @@ def _events_flow_in(stack: EventStack, folder: str, word: str) -> None:
     wait_for(lambda: _watching(stack, folder) and stack.report()["live"], what="a subscription for the new folder")
     graph.add_message(stack.sb.ws, BADEER, folder, f"{word} confirmation", f"{word} confirms the trade")
     wait_for(lambda: stack.searchable(word), what="a message posted into the new folder searchable by its event")
+
+
+def _restart_events(stack: EventStack) -> None:
+    """What a restarted daemon does for its events: the old subscriptions removed, new ones made."""
+    assert stack.daemon.events is not None
+    stack.daemon.events.stop()
+    stack.daemon.start_events()
+
+
+def test_a_change_made_while_the_daemon_was_down_is_synced_when_its_events_start(stack: EventStack) -> None:
+    """Graph notifies only changes made after a subscription exists, and the schedule is hours away:
+    a message that arrived while the daemon restarted is synced by the catch-up that follows the
+    new subscription."""
+    assert stack.daemon.events is not None
+    stack.daemon.events.stop()
+    assert not _subs(stack).subs  # removed on exit, as documented
+    graph.add_message(stack.sb.ws, BADEER, "inbox", "Crimson octopus sighting", "Crimson octopus at the dock")
+    stack.daemon.start_events()
+    wait_for(lambda: stack.searchable("octopus"), what="a message of the downtime synced at start")
+
+
+def test_a_throttled_subscription_is_not_waited_out_and_status_says_why(
+    stack: EventStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Graph throttling subscription creation (429, Retry-After: 30): the events' start tries once and
+    returns (no in-line retries holding the daemon's start and its signals); the next try waits for
+    the Retry-After; the status says events are down, and why."""
+    assert stack.daemon.events is not None
+    stack.daemon.events.stop()
+    faults = stack.sb.faults
+    faults.fail("graph", "subscriptions", 429, times=1000, retry_after=30)
+    before = faults.rejected["graph:subscriptions"]
+    try:
+        stack.daemon.start_events()
+        report = stack.report()
+        assert faults.rejected["graph:subscriptions"] == before + 1
+        assert not report["live"] and "429" in report["reason"]
+        assert "next try in 30s" in caplog.text and "served by" not in caplog.text
+    finally:
+        faults.clear()
+        _restart_events(stack)
