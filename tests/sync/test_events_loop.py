@@ -167,5 +167,5 @@ def test_stop_reaches_a_source_whose_start_failed_and_status_says_why() -> None:
     event_loop.start()
     report = event_loop.report("s")
     event_loop.stop()
-    assert report["live"] is False and report["reason"] == "service unreachable"
     assert source.stopped
+    assert report["live"] is False and report["reason"] == "service unreachable"
