@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from inlet.sandbox import graph
+from inlet.status import sources_status
 from inlet.sandbox.graph_seed import text_to_html
 from inlet.sandbox.graph_subscriptions import Subscriptions, subscriptions
 from inlet.sandbox.server import Sandbox
@@ -200,6 +201,8 @@ def test_a_throttled_subscription_is_not_waited_out_and_status_says_why(
         assert faults.rejected["graph:subscriptions"] == before + 1
         assert not report["live"] and "429" in report["reason"]
         assert "next try in 30s" in caplog.text and "served by" not in caplog.text
+        shown = next(s for s in sources_status(stack.settings)["sources"] if s["name"] == SOURCE)["events"]
+        assert shown["live"] is False and "429" in shown["reason"]  # what `inlet status` prints
     finally:
         faults.clear()
         _restart_events(stack)
