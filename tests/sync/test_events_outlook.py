@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -206,3 +207,21 @@ def test_a_throttled_subscription_is_not_waited_out_and_status_says_why(
     finally:
         faults.clear()
         _restart_events(stack)
+
+
+def test_a_crashed_daemons_subscription_is_removed_when_events_start_again(stack: EventStack) -> None:
+    """A daemon killed (-9) leaves its subscription at Graph: each change is then notified twice, one
+    refused as forged, until it expires days later. The next start deletes the subscriptions on the
+    source's hook it does not hold, and leaves those of other hooks alone."""
+    subs = _subs(stack)
+    live = next(iter(subs.subs.values()))
+    orphan = replace(live, id="orphan-of-a-crash", client_state="a dead process's secret")
+    other = replace(live, id="another-apps", notification_url="https://elsewhere.example.com/hook")
+    subs.subs.update({orphan.id: orphan, other.id: other})
+    try:
+        _restart_events(stack)
+        wait_for(lambda: stack.report()["live"], what="events live again")
+        assert orphan.id not in subs.subs and other.id in subs.subs
+        assert [s.notification_url for s in subs.subs.values()].count(_hook(stack)) == 1
+    finally:
+        subs.subs.pop(other.id, None)
