@@ -122,6 +122,7 @@ class EventLoop:
     def _keep(self, source: _Source) -> None:
         """Start `source`'s event source (again after a refusal, once its back-off ends), then keep it
         alive; no call waits in line, and every wait ends when the loop stops."""
+        self._publish(source)  # `inlet status`: down, "starting", while the first try runs
         with waits_end_when(self._stop.is_set), without_waits():
             self._start_source(source)
             source.first_try.set()
