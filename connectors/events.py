@@ -79,11 +79,13 @@ class Retry:
     def due(self) -> bool:
         return self._clock() >= self.at
 
-    def failed(self) -> float:
-        """Note a failure; returns the seconds until the next try."""
+    def failed(self, at_least: float | None = None) -> float:
+        """Note a failure; returns the seconds until the next try: never fewer than `at_least` (the
+        service's `Retry-After`: trying before it ends only meets the throttle again)."""
         self.wait = min(self.cap, self.wait * 2 or self.first)
-        self.at = self._clock() + self.wait
-        return self.wait
+        wait = max(self.wait, at_least or 0.0)
+        self.at = self._clock() + wait
+        return wait
 
     def succeeded(self) -> None:
         self.wait, self.at = 0.0, 0.0
@@ -93,16 +95,20 @@ Emit = Callable[[Hint], None]
 
 
 class EventSource(ABC):
-    """Pushes `Hint`s to `emit` between `start` and `stop`; `live` says whether it hears changes now.
+    """Pushes `Hint`s to `emit` between `start` and `stop`; `live` says whether it hears changes now,
+    and `reason`, when it does not, why (the last failure, for `inlet status`).
 
-    `maintain` is called every few seconds by the daemon, from its own thread: renew what expires,
-    reconnect what dropped. It must not block for long.
+    `maintain` is called every few seconds by the daemon, from a thread of the source's own: renew
+    what expires, reconnect what dropped. It must not block for long: the daemon calls `start` and
+    `maintain` within `without_waits` (kit.retry), so a throttled call fails at once, into a
+    back-off of the event source's own.
     """
 
     follows = False  # whether `follow` does anything (else the daemon reads no checkpoint for it)
 
     def __init__(self) -> None:
         self.live = False
+        self.reason = ""
         self.emit: Emit = lambda hint: None
         self._seen: dict[str, float] = {}
         self._seen_lock = threading.Lock()

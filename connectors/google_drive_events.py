@@ -13,6 +13,11 @@ it is refused (answered as a hook nobody registered). A channel is held from bef
 project is a `WebhookNotVerifiedError` (configuration, not a refused credential). Channels cannot be
 extended: the kit's `Renewals` opens a new one in the last third of the current one's lifetime,
 then stops the old (both are held meanwhile); `stop()` stops them (`channels.stop`) in bounded time.
+A channel is opened only where none is held: a start tried again after a failure (one shared drive's
+`changes.watch` refused) opens what is missing, never a second channel beside a held one, and the
+daemon stops a source's channels on exit whether or not its start succeeded. A channel notifies only
+changes made after `changes.watch`, so each channel opened where none was held (at start: changes made
+while the daemon was down) is followed by a hint: one incremental sync reads what it did not hear.
 """
 
 from __future__ import annotations
@@ -45,7 +50,12 @@ class DrivePushChannels(EventSource):
         self.url = url
         self.token = secrets.token_urlsafe(24)
         self.renewals = Renewals(
-            source=connector.name, what="push channel", lifetime=lifetime, create=self._open, remove=self._stop
+            source=connector.name,
+            what="push channel",
+            lifetime=lifetime,
+            create=self._open,
+            remove=self._stop,
+            missed=lambda sub: self.emit(Hint(None)),
         )
         self.channel = self.renewals.add(USER_LOG)  # the user's log's; shared drives' are added as found
         self.held: set[str] = set()  # ids of the channels whose messages are accepted
@@ -54,9 +64,9 @@ class DrivePushChannels(EventSource):
     def start(self, emit: Emit) -> None:
         self.emit = emit
         self._follow_drives()
-        for sub in list(self.renewals.subs.values()):
-            self._open(sub)
-        self.live = True
+        self._renew()
+        if self.renewals.refused is not None:  # e.g. an unverified domain: said once, by the daemon
+            raise self.renewals.refused
 
     def _follow_drives(self) -> None:
         """A channel for each shared drive the source syncs (added, or dropped once left)."""
@@ -114,8 +124,14 @@ class DrivePushChannels(EventSource):
                 log.warning(
                     "source %r: listing the shared drives for push channels failed: %s", self.connector.name, exc
                 )
-        self.renewals.maintain()
-        self.live = self.renewals.live
+        self._renew()
+
+    def _renew(self) -> None:
+        """Open what is missing, replace what expires (the kit's `Renewals`); a `ConfigError` raised."""
+        try:
+            self.renewals.maintain()
+        finally:
+            self.live, self.reason = self.renewals.live, self.renewals.reason
 
     def stop(self) -> None:
         self.live = False

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 
 class MicrosoftFilesConfig(GraphSourceConfig):
+    MAX_SUBSCRIPTION_LIFETIME = (42300, "OneDrive and SharePoint drives (about 29 days)")
     users: list[str] = Field(default_factory=list, description="users whose OneDrive is read")
     sites: list[str] = Field(
         default_factory=list,

@@ -109,6 +109,7 @@ WELL_KNOWN = frozenset(
 
 
 class OutlookConfig(GraphSourceConfig):
+    MAX_SUBSCRIPTION_LIFETIME = (10080, "Outlook mail (7 days)")
     mailboxes: list[str] = Field(min_length=1, description="mailbox addresses (or user ids) to sync")
     notifications_url: str | None = Field(
         None,

@@ -87,6 +87,7 @@ log = logging.getLogger(__name__)
 
 
 class TeamsConfig(GraphSourceConfig):
+    MAX_SUBSCRIPTION_LIFETIME = (60, "Teams channel messages (one hour)")
     teams: list[str] = Field(["*"], description="team display-name globs (default: every team)")
     channels: list[str] = Field(["*"], description="channel-name globs (default: every channel)")
     notifications_url: str | None = Field(

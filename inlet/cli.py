@@ -630,7 +630,9 @@ def _print_source(s: dict[str, Any], detail: bool) -> None:
     if s.get("events"):
         ev = s["events"]
         click.echo(
-            f"  change events: {'live' if ev['live'] else 'down'}; last event "
+            f"  change events: {'live' if ev['live'] else 'down'}"
+            + (f" ({ev['reason']})" if not ev["live"] and ev.get("reason") else "")
+            + "; last event "
             f"{ev['last_event_at'] or 'none yet'}"
             + (f"; event to searchable {ev['latency_seconds']:.1f}s" if ev.get("latency_seconds") is not None else "")
         )

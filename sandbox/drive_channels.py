@@ -9,7 +9,9 @@ no body: a change only a shared drive's log holds reaches only that drive's chan
 `POST /drive/v3/channels/stop` closes a channel (404 for one it does not know). Expired channels
 post nothing. With `verified_domains` set, an address on any other host is refused as Drive refuses
 one whose domain the project has not verified (401 `push.webhookUrlUnauthorized`).
-`Faults.events("drive")` may drop, delay or duplicate change messages.
+`Faults.events("drive")` may drop, delay or duplicate change messages; a fault armed on
+`changes.watch:drive` fails only the shared drives' `changes.watch` (one drive's backend in trouble
+while the user's log answers).
 """
 
 from __future__ import annotations
@@ -102,6 +104,11 @@ class Channels:
         wanted = float(body["expiration"]) / 1000 if body.get("expiration") else now + 3600
         params = request.query_params
         drive_id = params.get("driveId")
+        fault = ctx.faults.check("drive", "changes.watch:drive", drive_id or "") if drive_id else None
+        if fault is not None:
+            raise DriveError(
+                fault.status, "Backend Error", fault.reason or "backendError", retry_after=fault.retry_after
+            )
         with ctx.ws.lock:
             if drive_id and drive_id not in ds.state(ctx.ws).drives:
                 raise DriveError(404, f"Shared drive not found: {drive_id}", "notFound", "driveId")

@@ -2,12 +2,13 @@
 
 `POST /subscriptions` first validates the `notificationUrl` the way Graph does (a POST with
 `?validationToken=...` that must echo the token as text/plain with 200 within 10 s), refuses an
-expiry beyond `max_lifetime`, and answers 201 with the subscription. `PATCH` renews it, `DELETE`
-removes it. Every message created, updated, moved or deleted in a subscribed folder (through the
-sandbox's API: `MailState.listeners`) is posted to its `notificationUrl` with the `clientState`
-(from one background thread, in order; `Faults.events("graph", ...)` may drop, delay or duplicate
-them); an expired subscription posts nothing and disappears. A channel message's notification
-names the message (a reply as `.../messages('ROOT')/replies('ID')`). `lifecycle()` posts a lifecycle
+expiry beyond `max_lifetime`, and answers 201 with the subscription. `GET /subscriptions` lists the
+unexpired ones (the app's, in the tenant), `PATCH` renews one, `DELETE` removes it. Every message
+created, updated, moved or deleted in a subscribed folder (through the sandbox's API:
+`MailState.listeners`) is posted to its `notificationUrl` with the `clientState` (from one
+background thread, in order; `Faults.events("graph", ...)` may drop, delay or duplicate them); an
+expired subscription posts nothing and disappears. A channel message's notification names the
+message (a reply as `.../messages('ROOT')/replies('ID')`). `lifecycle()` posts a lifecycle
 notification (`reauthorizationRequired`, `missed`, `subscriptionRemoved`) on demand.
 """
 
@@ -238,6 +239,16 @@ class Subscriptions:
             )
         return None
 
+    async def listing(self, request: Request) -> Response:
+        now = self.ctx.ws.clock()
+        with self._lock:
+            live = [sub.json() for sub in self.subs.values() if sub.expires > now]
+        for sub in live:
+            sub.pop("@odata.context", None)
+        return JSONResponse(
+            {"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#subscriptions", "value": live}
+        )
+
     async def one(self, request: Request) -> Response:
         with self._lock:
             sub = self.subs.get(request.path_params["sub"])
@@ -279,7 +290,11 @@ def routes(ctx: Any, guard: Any) -> list[BaseRoute]:
     async def one(request: Request) -> Response:
         return guard(request, "subscriptions") or await subs.one(request)
 
+    async def listing(request: Request) -> Response:
+        return guard(request, "subscriptions.list") or await subs.listing(request)
+
     return [
         Route("/v1.0/subscriptions", create, methods=["POST"]),
+        Route("/v1.0/subscriptions", listing, methods=["GET"]),
         Route("/v1.0/subscriptions/{sub}", one, methods=["GET", "PATCH", "DELETE"]),
     ]

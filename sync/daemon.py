@@ -12,7 +12,9 @@ A failed run is retried after a capped exponential backoff (30 s, 1 min, 2 min, 
 once per streak, not once per attempt. A sync that cannot even start because the index database
 cannot be reached counts as such a failure (one line naming the source and `database_url`). At
 start-up a source whose run fell due while no daemon was running (judged from its last run in the
-state DB) runs at once, once; an interrupted backfill resumes from its checkpoint.
+state DB) runs at once, once; an interrupted backfill resumes from its checkpoint, and so does a
+source whose last event run (a scoped sync a change event asked for) was cut short by a crash or by
+shutdown: the service will not notify that change again.
 
 A run that failed because its service asked for a longer wait than a call waits out (a 429 with
 `Retry-After: 900`: `RunResult.retry_after`) is retried no earlier than that, whatever the backoff.
@@ -22,9 +24,11 @@ restarted daemon, nor in any daemon sharing the database. Runs an operator asks 
 the console's "run now") are not held back.
 
 Change events (`events.py`: Slack Socket Mode, Graph subscriptions, Drive push channels) add
-debounced incremental syncs between scheduled ones, through the same per-source guard; the
-schedule stays the reconciling pass. After every run, its source's change events follow the
-checkpoint it saved (a folder a run found gets its subscription).
+debounced incremental syncs between scheduled ones, through the same per-source guard; the schedule
+stays the reconciling pass. A service notifies only changes made after a subscription exists, so
+each subscription made where none was held (at start: after a restart or a crash) is followed by one
+incremental catch-up sync of what it watches, whatever `due_at_start` says. After every run, its
+source's change events follow the checkpoint it saved (a folder a run found gets its subscription).
 
 The process around it (index, state, API, local channel, signals) is assembled by
 `inlet.compose.run_daemon`; this module knows no server. `--serve` runs the API in that process
@@ -77,16 +81,26 @@ def backoff(streak: int, cap: float, base: float = RETRY_BASE) -> float:
     return min(cap, base * 2 ** max(0, min(streak, 32) - 1))
 
 
-def due_at_start(source: SourceConfig, state: SourceState, last: RunRecord | None, now: float) -> str | None:
-    """Why a source must run as soon as the daemon starts, or None to wait for its schedule."""
+def _interrupted(run: RunRecord | None) -> bool:
+    """Stopped (SIGTERM past the grace) or killed: the run did not finish what it read."""
+    return run is not None and (run.outcome == "interrupted" or (run.outcome == "failed" and run.error == ORPHANED))
+
+
+def due_at_start(
+    source: SourceConfig, state: SourceState, last: RunRecord | None, now: float, event: RunRecord | None = None
+) -> str | None:
+    """Why a source must run as soon as the daemon starts, or None to wait for its schedule. `last` is
+    its last sync or backfill; `event`, its last event run (a scoped sync a change event asked for)."""
     if not (source.schedule or source.every):
         return None
     if state.phase == "new" or last is None:
         return "never synced"
     if state.phase == "backfill":
         return "its backfill was interrupted"
-    if last.outcome == "interrupted" or (last.outcome == "failed" and last.error == ORPHANED):
+    if _interrupted(last):
         return "its last sync was interrupted"  # stopped (SIGTERM) or killed: it resumes from its checkpoint
+    if _interrupted(event) and event is not None and event.started_at >= last.started_at:
+        return "its last event sync was interrupted"  # the service will not notify that change again
     if source.schedule:
         after = datetime.fromtimestamp(last.started_at + 1, timezone.utc)
         cron = trigger(source)
@@ -126,7 +140,7 @@ class Daemon:
             self._close_orphans(source.name)
             state = self.state.source(source.name)
             last = self.state.last_run(source.name, kinds=("sync", "backfill"))
-            why = due_at_start(source, state, last, now)
+            why = due_at_start(source, state, last, now, self.state.last_run(source.name, kinds=("event",)))
             throttled = self._throttled_until(source.name)
             if throttled is not None:
                 self._backoff_until[source.name] = throttled
@@ -191,14 +205,19 @@ class Daemon:
         self.scheduler.start()
         self.publish()
         if events:
-            env = getattr(self.engine, "env", None)
-            self.events = event_loop_for(
-                self.settings,
-                lambda name: self.settings.connector(name, env),
-                self.event_sync,
-                open_backend(self.settings).event_writer,
-            )
-            self.events.start()
+            self.start_events()
+
+    def start_events(self) -> None:
+        """Hear the sources' change events: a new `EventLoop`, each source's subscriptions made
+        anew (and, as the services notify only later changes, each followed by a catch-up sync)."""
+        env = getattr(self.engine, "env", None)
+        self.events = event_loop_for(
+            self.settings,
+            lambda name: self.settings.connector(name, env),
+            self.event_sync,
+            open_backend(self.settings).event_writer,
+        )
+        self.events.start()
 
     def event_sync(self, name: str, scope: frozenset[str] | None = None) -> RunResult | None:
         """A sync asked for by change events (of the containers in `scope` only, unless None): after
@@ -331,6 +350,9 @@ class Daemon:
         last = self.state.last_run(name, kinds=("sync", "backfill"))
         if why == "retry" or state.phase != "incremental" or last is None or last.finished_at is None:
             return True
+        event = self.state.last_run(name, kinds=("event",))
+        if _interrupted(event) and event is not None and event.started_at >= last.started_at:
+            return True  # an event run a crash ended: its change is not notified again
         source = self.settings.source(name)
         if source.every:
             return self.clock() - last.finished_at >= parse_duration(source.every) / 2

@@ -12,9 +12,16 @@ and how it hears changes. A batch of hints that all name a container makes a sco
 those containers (`Connector.load_scope`: one Slack channel, one mail folder); a hint naming none
 (a Drive change) makes an incremental sync of the whole source. Each source's state (live or not,
 the last event, event-to-searchable latency) is written to the state database for `inlet status`
-and `/metrics`. After every run of a source whose event source `follows` checkpoints, that source is
-handed the checkpoint of the finished backfill (`follow`), so it watches a container a run found
-new (or stops watching one gone) without a restart.
+and `/metrics`, with the reason when not live.
+
+Each source's event source is started and kept alive (`maintain`) on a thread of its own, every call
+within `without_waits` (kit.retry): a throttled or failing subscription call fails at once into the
+source's back-off (never before the service's `Retry-After`), so one source's trouble never holds
+another's renewals, the daemon's start (which waits at most `START_WAIT` seconds for the first
+tries) or its shutdown. `stop()` reaches every source whose start was tried, started or not, so what
+a failed start opened is removed too. After every run of a source whose event source `follows`
+checkpoints, that source is handed the checkpoint of the finished backfill (`follow`), so it watches
+a container a run found new (or stops watching one gone) without a restart.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inlet.connectors.events import EventSource, Hint, Retry
+from inlet.connectors.kit.retry import waits_end_when, without_waits
 from inlet.storage import EventStatusWriter
 
 
@@ -39,6 +47,8 @@ DEBOUNCE = 0.15  # seconds of quiet after a hint before its source syncs (a burs
 DEBOUNCE_CAP = 4  # ... but never more than this many DEBOUNCEs after the first hint
 MAINTAIN_EVERY = 1.0  # seconds between maintain() calls (renewals, reconnects)
 STOP_DEADLINE = 8.0  # seconds every event source together gets to remove its subscriptions
+KEEPER_GRACE = 2.0  # seconds stop() waits for a start or renewal in flight before removing subscriptions
+START_WAIT = 10.0  # seconds start() waits for the sources' first start tries (each goes on in its thread)
 RunSync = Callable[[str, "frozenset[str] | None"], Any]
 """The daemon's guarded sync of one source (of the given containers only, unless None); returns
 None when it did not run."""
@@ -56,7 +66,11 @@ class _Source:
     last_event_at: float | None = None
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=200))
     started: bool = False
+    tried: bool = False  # its start was called (stop() must reach what it opened, started or not)
+    reason: str = ""  # why its start failed, until it succeeds
+    first_try: threading.Event = field(default_factory=threading.Event)  # its first start try is over
     shown_live: bool | None = None  # `live` as last published
+    shown_reason: str | None = None
     syncing: bool = False  # an event sync of it is in flight
     hints: int = 0  # hints received, for tests and benchmarks
     retry: Retry = field(default_factory=lambda: Retry(first=1.0))  # starting again after a refusal
@@ -82,6 +96,7 @@ class EventLoop:
         self._stop = threading.Event()
         self._cond = threading.Condition()
         self._threads: list[threading.Thread] = []
+        self._keepers: list[threading.Thread] = []  # one a source: starts its event source, keeps it alive
         self.abandoned: list[str] = []  # sources still removing their subscriptions when stop() gave up
 
     def receiver(self, type_: str, name: str) -> EventSource | None:
@@ -91,30 +106,60 @@ class EventLoop:
 
     # --- life cycle -------------------------------------------------------------------------------
     def start(self) -> None:
+        """Start every source's event source, each on its own thread; wait at most `START_WAIT`
+        seconds in all for the first tries (a source still starting then goes on in its thread)."""
         for source in self.sources.values():
+            for target, role in ((self._work, "events"), (self._keep, "keep")):
+                thread = threading.Thread(
+                    target=target, args=(source,), daemon=True, name=f"inlet-{role}-{source.name}"
+                )
+                thread.start()
+                (self._keepers if role == "keep" else self._threads).append(thread)
+        ends = time.monotonic() + START_WAIT
+        for source in self.sources.values():
+            source.first_try.wait(max(0.0, ends - time.monotonic()))
+
+    def _keep(self, source: _Source) -> None:
+        """Start `source`'s event source (again after a refusal, once its back-off ends), then keep it
+        alive; no call waits in line, and every wait ends when the loop stops."""
+        self._publish(source)  # `inlet status`: down, "starting", while the first try runs
+        with waits_end_when(self._stop.is_set), without_waits():
             self._start_source(source)
-            thread = threading.Thread(
-                target=self._work, args=(source,), daemon=True, name=f"inlet-events-{source.name}"
-            )
-            thread.start()
-            self._threads.append(thread)
-        if self.sources:
-            maintainer = threading.Thread(target=self._maintain, daemon=True, name="inlet-events-maintain")
-            maintainer.start()
-            self._threads.append(maintainer)
+            source.first_try.set()
+            while not self._stop.wait(MAINTAIN_EVERY):
+                if not source.started:
+                    if source.retry.due():
+                        self._start_source(source)
+                    continue
+                try:
+                    source.events.maintain()
+                except Exception as exc:  # retried at the next tick; the schedule covers the gap
+                    log.warning("source %r: keeping change events alive failed: %s", source.name, exc)
+                now = self.report(source.name)
+                if now["live"] != source.shown_live:
+                    log.info("source %r: change events %s", source.name, "live" if now["live"] else "down")
+                if (now["live"], now["reason"]) != (source.shown_live, source.shown_reason):
+                    self._publish(source)
 
     def _start_source(self, source: _Source) -> None:
+        if self._stop.is_set():
+            return
+        source.tried = True
         try:
             source.events.start(functools.partial(self.hint, source.name))
-            source.started = True
+            source.started, source.reason = True, ""
             source.retry.succeeded()
-            log.info("source %r: change events on", source.name)
-        except Exception as exc:  # the schedule still syncs it; maintain() tries again
+            if source.events.live:
+                log.info("source %r: change events on", source.name)
+            else:  # e.g. a throttled subscription: tried again after its back-off, logged there
+                log.info("source %r: change events started, not live yet: %s", source.name, source.events.reason)
+        except Exception as exc:  # the schedule still syncs it; tried again after a back-off
+            source.reason = str(exc)
             log.warning(
                 "source %r: change events could not start (%s); the schedule still syncs it; next try in %.0fs",
                 source.name,
                 exc,
-                source.retry.failed(),
+                source.retry.failed(getattr(exc, "retry_after", None)),
             )
         self._publish(source)
 
@@ -129,6 +174,9 @@ class EventLoop:
             self._stop.set()
             self._cond.notify_all()
         ends = time.monotonic() + deadline
+        kept = time.monotonic() + min(KEEPER_GRACE, deadline / 2)
+        for keeper in self._keepers:  # a start or renewal in flight ends first: what it opens is stopped too
+            keeper.join(max(0.0, kept - time.monotonic()))
         stopping = [
             (
                 source,
@@ -137,10 +185,10 @@ class EventLoop:
                 ),
             )
             for source in self.sources.values()
-            if source.started
+            if source.tried
         ]
         for source, thread in stopping:
-            source.started = False
+            source.started = source.tried = False
             thread.start()
         for source, thread in stopping:
             thread.join(max(0.0, ends - time.monotonic()))
@@ -223,23 +271,6 @@ class EventLoop:
             source.syncing = True
             return batch
 
-    def _maintain(self) -> None:
-        while not self._stop.wait(MAINTAIN_EVERY):
-            for source in self.sources.values():
-                if self._stop.is_set():
-                    return
-                if not source.started:
-                    if source.retry.due():
-                        self._start_source(source)
-                    continue
-                try:
-                    source.events.maintain()
-                except Exception as exc:  # retried at the next tick; the schedule covers the gap
-                    log.warning("source %r: keeping change events alive failed: %s", source.name, exc)
-                if source.events.live != source.shown_live:
-                    log.info("source %r: change events %s", source.name, "live" if source.events.live else "down")
-                    self._publish(source)
-
     def follow(self, name: str, checkpoint: Callable[[], dict[str, Any] | None]) -> None:
         """A run of `name` ended: its event source, when it follows checkpoints, gets what
         `checkpoint()` reads (None: nothing to follow, e.g. a backfill still under way)."""
@@ -261,11 +292,15 @@ class EventLoop:
 
     # --- visibility -------------------------------------------------------------------------------
     def report(self, name: str) -> dict[str, Any]:
-        """live, last event time, and event-to-searchable latency (last, p50, p99) of one source."""
+        """live (and when not, the reason), last event time, and event-to-searchable latency (last,
+        p50, p99) of one source."""
         source = self.sources[name]
         lat = sorted(source.latencies)
+        live = bool(source.started and source.events.live)
+        reason = source.events.reason if source.started else source.reason or ("" if source.tried else "starting")
         return {
-            "live": bool(source.started and source.events.live),
+            "live": live,
+            "reason": None if live else reason or None,
             "last_event_at": source.last_event_at,
             "latency_seconds": source.latencies[-1] if lat else None,
             "latency_p50_seconds": statistics.median(lat) if lat else None,
@@ -274,7 +309,7 @@ class EventLoop:
 
     def _publish(self, source: _Source) -> None:
         report = self.report(source.name)
-        source.shown_live = report["live"]
+        source.shown_live, source.shown_reason = report["live"], report["reason"]
         if self.status is None:
             return
         try:

@@ -410,6 +410,23 @@ def test_a_tenant_that_cannot_be_one_is_a_config_error(tmp_path: Path, tenant: s
         load_config(graph_source(tmp_path, tenant=tenant))
 
 
+@pytest.mark.parametrize(
+    ("kind", "too_long", "longest", "limit"),
+    [("outlook", "8d", "7d", "10080"), ("teams", "2h", "1h", "60"), ("microsoft_files", "30d", "29d", "42300")],
+)
+def test_a_subscription_lifetime_past_graphs_limit_is_a_config_error(
+    tmp_path: Path, kind: str, too_long: str, longest: str, limit: str
+) -> None:
+    """Graph refuses (400) a subscription that would outlive its limit for the resource, so the events
+    would never go live: said before anything runs, naming the key, the source, the file and the limit."""
+    with pytest.raises(ConfigError) as info:
+        load_config(graph_source(tmp_path, kind, more=f'subscription_lifetime = "{too_long}"\n'))
+    message = str(info.value)
+    assert "key 'subscription_lifetime'" in message and "'m'" in message and "c.toml" in message
+    assert f"at most {limit} minutes" in message
+    load_config(graph_source(tmp_path, kind, more=f'subscription_lifetime = "{longest}"\n'))
+
+
 def test_the_example_documents_every_key_of_every_built_in_source_type():
     """A key a connector adds (beyond the keys every source has) appears in its example block,
     set or commented out, so config.example.toml stays the reference an operator copies from."""

@@ -27,7 +27,7 @@ re-exported here.
 from .checkpoint import CheckpointModel
 from .paging import Pager, StuckTokenError, cursor, next_link, page_token, pages
 from .ratelimit import Buckets, TokenBucket
-from .renewal import RENEW_AT, Backoff, Renewals, Subscription
+from .renewal import RENEW_AT, Backoff, Gone, Renewals, Subscription
 from .retries import GIVE_UP_AFTER, Failure, Retries
 from .retry import Attempts, RetryPolicy, retriable_status, retry_after
 from .transport import RetryTransport, ssl_context
@@ -40,6 +40,7 @@ __all__ = [
     "Buckets",
     "CheckpointModel",
     "Failure",
+    "Gone",
     "Pager",
     "Renewals",
     "Retries",

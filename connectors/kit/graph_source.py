@@ -4,7 +4,9 @@ A Graph connector (outlook, microsoft_files, teams) subclasses `GraphSourceConfi
 `GraphConnector` for itself: its `client()` is a `GraphClient` signed in with the app's secret (read
 from the environment variable `client_secret_env` names), and `check()` asks the identity platform
 for a token, so a refused secret is a `CredentialsError` naming the source before any run starts.
-`authority_url` must be https:// (msal takes no other): a plain-http one is a configuration error.
+`authority_url` must be https:// (msal takes no other): a plain-http one is a configuration error, and
+so is a `subscription_lifetime` longer than Graph allows for the source's resource
+(`MAX_SUBSCRIPTION_LIFETIME`: Graph refuses such a subscription rather than shortening it).
 `with_client` runs a reader with a fresh client that is closed however the reader ends, and
 `webhooks` is the source's change events: a subscription per resource, only with `notifications_url`.
 """
@@ -28,6 +30,9 @@ from .retry import RetryPolicy
 class GraphSourceConfig(SourceConfig):
     """The keys of the app registration and of the Graph endpoint."""
 
+    # Graph's longest subscription for the source's resource (minutes, and what they are for)
+    MAX_SUBSCRIPTION_LIFETIME: ClassVar[tuple[int, str]] = (10080, "mail")
+
     tenant_id: str = Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9.-]*$",
         description="directory (tenant) id or domain, e.g. contoso.onmicrosoft.com",
@@ -44,6 +49,18 @@ class GraphSourceConfig(SourceConfig):
     # Each source restates these two with its hook path and Graph's lifetime limit for its resource.
     notifications_url: str | None = Field(None, description="public HTTPS URL of this source's hook (daemon)")
     subscription_lifetime: Interval = Field("1h", description="how long each subscription lasts before renewal")
+
+    @field_validator("subscription_lifetime")
+    @classmethod
+    def _within_graph_limit(cls, value: str) -> str:
+        """Graph answers 400 to a subscription that would outlive its limit for the resource (and the
+        events would never go live): said here, naming the limit."""
+        minutes, what = cls.MAX_SUBSCRIPTION_LIFETIME
+        if parse_duration(value) > minutes * 60:
+            raise ValueError(
+                f"{value!r} is longer than Graph allows a subscription for {what}: at most {minutes} minutes"
+            )
+        return value
 
     @field_validator("authority_url")
     @classmethod

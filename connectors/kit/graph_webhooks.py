@@ -8,11 +8,16 @@ Invariants: a notification counts only when it carries the `clientState` this pr
 start (anything else did not come from Graph for us) and names a subscription we hold; it becomes a
 `Hint` for the container (drive or channel id) its subscription watches, or for the finer one
 `refine` reads from the notification's `resource` (a Teams thread). Lifecycle notifications:
-`reauthorizationRequired` renews now, `subscriptionRemoved` subscribes again and is a hint,
-`missed` is a hint. A renewal Graph answers 404 (expired, removed) subscribes again and is a hint:
-changes may have been missed. Validation requests (`POST ?validationToken=`) are echoed. A request
-without one notification of ours is refused (answered as a hook nobody registered; the reason is
-logged once by the server); notifications of others beside ours are ignored, counted in one line.
+`reauthorizationRequired` renews now, `subscriptionRemoved` subscribes again, `missed` is a hint.
+Graph notifies only changes made after a subscription is created, so every subscription created
+where none was held is a hint for its container (the kit's `Renewals`: `missed`): the first one at
+start (a change made while the daemon was down or restarting), one after `subscriptionRemoved`, and
+one replacing a subscription a renewal found gone (404). At the first start, the subscriptions on
+the source's hook URL that this process does not hold (a crashed daemon's) are deleted: they would
+notify every change a second time, refused, until they expire. Validation requests
+(`POST ?validationToken=`) are echoed. A request without one notification of ours is refused
+(answered as a hook nobody registered; the reason is logged once by the server); notifications of
+others beside ours are ignored, counted in one line.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from inlet.errors import InletError
+
 from ..events import Emit, EventSource, Hint, WebhookRequest, WebhookResponse, refused
 from .graph import GraphClient, GraphError, graph_time
-from .renewal import Renewals, Subscription
+from .renewal import Gone, Renewals, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +71,7 @@ class GraphWebhooks(EventSource):
         self._new_client, self._resources, self.change_type = client, resources, change_type
         self.client_state = secrets.token_urlsafe(24)
         self.client: GraphClient | None = None
+        self._swept = False  # the leftovers of an earlier process are removed at the first start
         self.renewals = Renewals(
             source=source,
             what=what,
@@ -72,6 +80,7 @@ class GraphWebhooks(EventSource):
             renew=self._renew,
             remove=self._remove,
             advice=f"is {url} served by `inlet daemon --serve`?",
+            missed=lambda sub: self.emit(Hint(sub.key)),
         )
 
     def start(self, emit: Emit) -> None:
@@ -79,12 +88,42 @@ class GraphWebhooks(EventSource):
         self.client = self._new_client()
         for container, resource in self._resources(self.client).items():
             self.renewals.add(container, resource=resource)
+        if not self._swept:
+            self._remove_leftovers()
         self.maintain()
+
+    def _remove_leftovers(self) -> None:
+        """Delete the subscriptions on this source's hook URL that this process does not hold: a
+        crashed (or SIGKILLed) daemon's, which would otherwise notify every change a second time,
+        refused, until they expire, and count against Graph's quotas. Best effort: one left behind
+        expires by itself."""
+        assert self.client is not None
+        held = {sub.id for sub in self.renewals.subs.values() if sub.id}
+        try:
+            listed = [sub for page in self.client.pages("/subscriptions") for sub in page.get("value", [])]
+            self._swept = True
+            leftovers = [s for s in listed if s.get("notificationUrl") == self.url and s.get("id") not in held]
+            for sub in leftovers:
+                self.client.request("DELETE", f"/subscriptions/{sub['id']}")
+        except InletError as exc:
+            log.info(
+                "source %r: could not remove leftover subscriptions (they expire by themselves): %s", self.source, exc
+            )
+            return
+        if leftovers:
+            log.info(
+                "source %r: removed %d subscription(s) on %s left by a daemon that did not stop cleanly",
+                self.source,
+                len(leftovers),
+                self.url,
+            )
 
     def maintain(self) -> None:
         self._apply_followed()
-        self.renewals.maintain()
-        self.live = self.renewals.live
+        try:
+            self.renewals.maintain()
+        finally:
+            self.live, self.reason = self.renewals.live, self.renewals.reason
 
     def follow(self, checkpoint: dict[str, Any]) -> None:
         if self._watched is not None:
@@ -148,11 +187,9 @@ class GraphWebhooks(EventSource):
                 "PATCH", f"/subscriptions/{sub.id}", body={"expirationDateTime": self._expiry()}
             )
         except GraphError as exc:
-            if exc.status != 404:
-                raise
-            self._create(sub)  # expired or removed: subscribe again, and sync what may have been missed
-            self.emit(Hint(sub.key))
-            return
+            if exc.status == 404:  # expired or removed: subscribed again, and what was missed synced
+                raise Gone(str(exc)) from exc
+            raise
         sub.expires = _epoch(answer["expirationDateTime"])
 
     def _remove(self, sub: Subscription) -> None:
@@ -197,7 +234,8 @@ class GraphWebhooks(EventSource):
             sub.renew_now = True
             return
         if event == "subscriptionRemoved":
-            sub.id = None  # maintain() subscribes again
+            sub.id = None  # maintain() subscribes again, then catches up (`missed`)
+            return
         resource = str(note.get("resource") or "")
         self.emit(Hint(self.refine(sub.key, resource) if self.refine and not event else sub.key))
 

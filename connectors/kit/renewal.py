@@ -4,8 +4,16 @@ Invariants:
 - A subscription is renewed once less than a third of its lifetime is left (the lifetime the
   service granted when shorter than the one asked: Drive caps channels at 7 days), or at once when
   the service asks (`renew_now`), and created when it has none; `maintain()` does both, never blocks
-  on a failed one (it is tried again after a back-off of 5 s doubling to 5 min, while the schedule
-  covers the gap) and sets `live` only while every subscription is held and unexpired.
+  on a failed one: every call is tried once (`without_waits`: a throttled call is not waited out in
+  line), and a failure is tried again after a back-off of 5 s doubling to 5 min, never before the
+  service's `Retry-After`, while the schedule covers the gap. `live` is true only while every
+  subscription is held and unexpired; `reason` says why it is not (the last failure).
+- A subscription created where none was held (the first one, one that lapsed, one the service no
+  longer has: `renew` raises `Gone`) is followed by `missed(sub)`: the service notifies only changes
+  made after it, so what changed meanwhile (while the daemon was down) needs one catch-up sync. A
+  replacement made while the old one is still held (what cannot be extended) is no gap.
+- A `ConfigError` (the configuration must change: retrying cannot help) is backed off like any
+  failure, then raised for the caller to report, once a try; `refused` keeps it until a try succeeds.
 - `stop()` removes every held subscription in parallel and returns within `remove_timeout` seconds
   whatever the service does: a removal still running then is abandoned (the subscription expires by
   itself). Shutdown must finish in bounded time.
@@ -26,9 +34,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from inlet.errors import InletError
+from inlet.errors import ConfigError, InletError, RetriableError
 
 from ..events import Retry as Backoff
+from .retry import without_waits
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +61,10 @@ class Subscription:
 Call = Callable[[Subscription], None]
 
 
+class Gone(InletError):
+    """Raised by `renew`: the service no longer has the subscription (expired, removed)."""
+
+
 class Renewals:
     """The subscriptions of one source, kept alive by `maintain()` and removed by `stop()`."""
 
@@ -67,16 +80,25 @@ class Renewals:
         clock: Callable[[], float] = time.time,
         remove_timeout: float = 5.0,
         advice: str = "",
+        missed: Call | None = None,
     ) -> None:
         self.source, self.what, self.lifetime = source, what, lifetime
-        self.advice = f" ({advice})" if advice else ""  # said with every failure, e.g. what to check
+        self.advice = f" ({advice})" if advice else ""  # said with a refusal (not a throttle), what to check
         self._create, self._renew, self._remove = create, renew, remove
+        self._missed = missed
         self.clock = clock
         self.remove_timeout = remove_timeout
         self.subs: dict[str, Subscription] = {}
         self.live = False
+        self.reason = ""  # why not live: the last failure, until every subscription is held
+        self.refused: ConfigError | None = None  # the last configuration refusal, until a try succeeds
 
     def add(self, key: str, **data: Any) -> Subscription:
+        """Keep a subscription for `key`; one already kept stays (held, with its id), its data updated."""
+        sub = self.subs.get(key)
+        if sub is not None:
+            sub.data.update(data)
+            return sub
         sub = self.subs[key] = Subscription(key, data, backoff=Backoff(clock=self.clock))
         return sub
 
@@ -91,29 +113,46 @@ class Renewals:
         return sub.id is None or sub.renew_now or sub.expires - self.clock() < lifetime * RENEW_AT
 
     def maintain(self) -> None:
+        refused: ConfigError | None = None
         for sub in list(self.subs.values()):
             if not sub.backoff.due() or not self.due(sub):
                 continue
             try:
-                self._refresh(sub)
+                with without_waits():
+                    self._refresh(sub)
                 sub.backoff.succeeded()
+                self.refused = None
             except InletError as exc:  # tried again later; the schedule covers the gap
+                throttled = isinstance(exc, RetriableError)
+                wait = sub.backoff.failed(exc.retry_after if isinstance(exc, RetriableError) else None)
+                self.reason = f"{self.what} {sub.key[-12:]}: {exc}"
+                if isinstance(exc, ConfigError):
+                    refused = self.refused = refused or exc
+                    continue
                 log.warning(
-                    "source %r: %s %s: %s%s; next try in %.0fs",
+                    "source %r: %s; next try in %.0fs",
                     self.source,
-                    self.what,
-                    sub.key[-12:],
-                    exc,
-                    self.advice,
-                    sub.backoff.failed(),
+                    self.reason + ("" if throttled else self.advice),
+                    wait,
                 )
         now = self.clock()
         self.live = bool(self.subs) and all(s.id and s.expires > now for s in self.subs.values())
+        if self.live:
+            self.reason = ""
+        elif not self.reason:
+            self.reason = f"no {self.what} held" if self.subs else f"nothing to watch with a {self.what}"
+        if refused is not None:
+            raise refused
 
     def _refresh(self, sub: Subscription) -> None:
         now = self.clock()
+        gap = sub.id is None or sub.expires <= now  # nothing was listening: changes may have been missed
         if sub.id is not None and self._renew is not None:
-            self._renew(sub)
+            try:
+                self._renew(sub)
+            except Gone:
+                sub.id, gap = None, True
+                self._create(sub)
         elif sub.id is None:
             self._create(sub)
         else:  # not extendable: a new one first, so no change falls between the two
@@ -121,6 +160,8 @@ class Renewals:
             self._create(sub)
             self._remove_quietly(old)
         sub.renew_now, sub.granted = False, sub.expires - now
+        if gap and self._missed is not None:
+            self._missed(sub)
 
     def _remove_quietly(self, sub: Subscription) -> None:
         try:

@@ -13,6 +13,9 @@ Invariants:
   that share at random so parallel workers do not retry in step. A wait ends early when the run
   it serves stops (`waits_end_when`, which the engine holds around each run): the call then gives
   up as if its tries were spent, and the run ends at its last checkpoint, resuming from there.
+  Within `without_waits` a call is tried once: a retriable failure gives up at once, unlogged, and
+  the caller's `RetriableError` carries the `Retry-After` to a back-off of its own (change-event
+  subscriptions: a throttled one must not hold the thread that keeps the others alive).
 - Throttling (429), server errors (5xx but 501) and network failures (reset, refused, stalled) are
   retriable; Google's 403 with a rate-limit reason is throttling too. Anything else is not.
 - Each wait is one log line, written here, naming the source, the call and the reason: at WARNING
@@ -44,6 +47,7 @@ RATE_LIMIT_REASONS = frozenset({"userRateLimitExceeded", "rateLimitExceeded"})  
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (OSError, http.client.HTTPException)  # URLError is an OSError
 STOP_POLL = 0.2  # seconds between two looks, during a wait, at whether the run stops
 _stopping: ContextVar[Callable[[], bool] | None] = ContextVar("inlet_run_stopping", default=None)
+_no_waits: ContextVar[bool] = ContextVar("inlet_no_waits", default=False)
 
 
 @contextmanager
@@ -55,6 +59,17 @@ def waits_end_when(stopping: Callable[[], bool]) -> Iterator[None]:
         yield
     finally:
         _stopping.reset(token)
+
+
+@contextmanager
+def without_waits() -> Iterator[None]:
+    """Within this block (this thread's context), a call is not retried: its first retriable failure
+    ends it, and the caller backs off by itself (honouring the failure's `Retry-After`)."""
+    token = _no_waits.set(True)
+    try:
+        yield
+    finally:
+        _no_waits.reset(token)
 
 
 def stopping() -> bool:
@@ -144,7 +159,7 @@ class Attempts:
         """Note a retriable failure: the seconds to wait before the next try (logged), or None when
         the budget is spent. For adapters whose library sleeps in a later step; others use `retry`."""
         self.failures += 1
-        if self.failures >= self.policy.attempts or stopping():
+        if self.failures >= self.policy.attempts or stopping() or _no_waits.get():
             return None
         if retry_after is not None and retry_after > self.policy.max_retry_after:
             log.warning(

@@ -16,7 +16,7 @@ from inlet.connectors.events import Hint, WebhookRequest
 from inlet.connectors.google_drive import GoogleDriveConfig, GoogleDriveConnector
 from inlet.connectors.google_drive_client import DriveApiError
 from inlet.connectors.model import ACL, AclUpdate, Checkpoint, Deletion, Document, Item, Progress, Skipped
-from inlet.errors import ConfigError, CredentialsError, NothingInScopeError, RetriableError
+from inlet.errors import ConfigError, CredentialsError, InletError, NothingInScopeError, RetriableError
 from inlet.index.search import SearchRequest, search
 from inlet.index.store import Index
 from inlet.sandbox import drive
@@ -495,6 +495,33 @@ def test_a_webhook_address_on_an_unverified_domain_is_a_config_error_and_the_sch
     assert docs(run(c.load(None))[0])  # polling is untouched: the credentials are good
 
 
+def test_while_a_shared_drives_watch_fails_no_second_channel_is_opened_and_stop_closes_all(sb: Sandbox) -> None:
+    """A shared drive's `changes.watch` failing (its backend in trouble) leaves the user's log's
+    channel open and live-less events: starting again, and every renewal round meanwhile, opens
+    only what is missing, never a second channel on the user's log; `stop()` closes every one."""
+    from inlet.sandbox.drive_channels import channels
+
+    chans = channels(sb.ctx)
+    chans.open.clear()
+    sb.faults.fail("drive", "changes.watch:drive", 503, times=1000)
+    try:
+        c = connector(sb, push_url="http://127.0.0.1:9/hooks/google_drive/team-drive", retries=1)
+        events = c.events()
+        assert events is not None
+        for _ in range(3):  # the daemon's tries to start it, then its renewal rounds
+            try:
+                events.start(lambda hint: None)
+            except InletError:
+                pass
+            events.maintain()
+        assert [ch.drive_id for ch in chans.open.values()] == [None]  # the user's log's, once
+        assert not events.live and "503" in events.reason
+        events.stop()
+        assert not chans.open
+    finally:
+        sb.faults.clear()
+
+
 def test_push_messages_sent_before_the_watch_answers_are_accepted(sb: Sandbox) -> None:
     """Drive may post a new channel's `sync` and first `change` before `changes.watch` has answered;
     a channel's messages are refused once it is stopped."""
@@ -516,11 +543,12 @@ def test_push_messages_sent_before_the_watch_answers_are_accepted(sb: Sandbox) -
     hints: list[Hint] = []
     events.start(hints.append)
     first = events.channel.id
-    assert first is not None and answers == {first: 200} and len(hints) == 1
+    assert first is not None and answers == {first: 200}
+    assert [h.key for h in hints] == [f"{first}:", ""]  # its message, then the catch-up of a first channel
     events.channel.renew_now = True
-    events.maintain()  # a new channel, then the old one stopped
+    events.maintain()  # a new channel, then the old one stopped: no gap, no catch-up
     second = events.channel.id
-    assert second != first and answers[str(second)] == 200 and len(hints) == 2
+    assert second != first and answers[str(second)] == 200 and len(hints) == 3
     assert post(first, events.token) == 404 and post(str(second), events.token) == 200
 
 

@@ -22,7 +22,7 @@ from inlet.errors import SourceBusyError
 from inlet.storage.lock import FileLock
 from inlet.status import SourcesCollector, sources_status
 from inlet.sync.daemon import RETRY_BASE, Daemon, backoff, due_at_start
-from inlet.sync.engine import Engine, RunResult
+from inlet.sync.engine import ORPHANED, Engine, RunResult
 from inlet.storage.sqlite.leases import FolderLeases
 from inlet.storage import RunRecord, SourceState
 from inlet.storage.sqlite.state import SqliteState
@@ -107,9 +107,12 @@ def make_daemon(
     return Daemon(settings, engine, clock=clock or Clock()), engine  # type: ignore[arg-type]
 
 
-def past_run(state: SqliteState, name: str, started: float, finished: float, outcome: str = "ok") -> None:
-    state.save_source(SourceState(name, {"n": 1}, "incremental", 1, None, finished))
-    run = state.start_run(name, "sync")
+def past_run(
+    state: SqliteState, name: str, started: float, finished: float, outcome: str = "ok", kind: str = "sync"
+) -> None:
+    if kind != "event":  # a scoped event run moves no source-wide checkpoint
+        state.save_source(SourceState(name, {"n": 1}, "incremental", 1, None, finished))
+    run = state.start_run(name, kind)
     state._exec(
         "UPDATE runs SET started_at = ?, finished_at = ?, outcome = ? WHERE id = ?",
         (started, finished, outcome, run.id),
@@ -175,6 +178,24 @@ def test_a_run_missed_while_down_runs_once_at_start(tmp_path: Path, state: Sqlit
     catchups = {j.split(":", 1)[1] for j in jobs(daemon) if j.startswith("catchup:")}
     assert catchups == {"late-cron", "late-tick", "never", "halfway", "stopped"}  # once each; a paused one waits
     assert fire_times(jobs(daemon)["catchup:late-tick"], NOON - 1, 1) == [NOON]
+
+
+def test_an_event_run_cut_short_while_down_runs_again_at_start(tmp_path: Path, state: SqliteState) -> None:
+    """A change event's scoped run killed (or stopped past the grace) consumed the service's only
+    notification of that change: the restarted daemon catches the source up at once, as after an
+    interrupted scheduled run, instead of waiting for the schedule."""
+    for name in ("killed", "stopped", "finished", "older"):
+        past_run(state, name, NOON - 600, NOON - 590)  # a recent scheduled sync: nothing missed by it
+    past_run(state, "killed", NOON - 120, NOON - 60, outcome="failed", kind="event")
+    state._exec("UPDATE runs SET error = ? WHERE source = 'killed' AND kind = 'event'", (ORPHANED,))  # kill -9
+    past_run(state, "stopped", NOON - 120, NOON - 60, outcome="interrupted", kind="event")
+    past_run(state, "finished", NOON - 120, NOON - 60, kind="event")
+    past_run(state, "older", NOON - 900, NOON - 890, outcome="interrupted", kind="event")  # the sync came after
+    daemon, _ = make_daemon(
+        tmp_path, state, *({"name": n, "every": "1h"} for n in ("killed", "stopped", "finished", "older"))
+    )
+    daemon.schedule()
+    assert {j.split(":", 1)[1] for j in jobs(daemon) if j.startswith("catchup:")} == {"killed", "stopped"}
 
 
 def test_due_at_start_is_judged_from_the_last_run() -> None:

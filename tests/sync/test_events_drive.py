@@ -133,3 +133,14 @@ def test_channels_are_replaced_before_they_expire_and_stopped_on_shutdown(stack:
     stack.daemon.events.sources[SOURCE].events.stop()
     assert open_ids <= set(chans.stopped) and not chans.open
     stack.daemon.events.sources[SOURCE].events.maintain()  # reopen for the module's other tests
+
+
+def test_a_change_made_while_the_daemon_was_down_is_synced_when_its_events_start(stack: EventStack) -> None:
+    """A channel notifies only changes made after `changes.watch`, and the schedule is hours away: a
+    file added while the daemon restarted is synced by the catch-up that follows the new channels."""
+    assert stack.daemon.events is not None
+    stack.daemon.events.stop()
+    assert not _chans(stack).open  # stopped on exit, as documented
+    _add(stack, "violet.txt", "Violet glacier survey results")
+    stack.daemon.start_events()
+    wait_for(lambda: stack.searchable("glacier"), what="a file of the downtime synced at start")

@@ -117,3 +117,55 @@ def test_a_refused_start_is_retried_and_stop_reaches_the_source() -> None:
 def test_first_time_deduplicates_event_ids() -> None:
     source = Manual()
     assert source.first_time("Ev1") and not source.first_time("Ev1") and source.first_time("Ev2")
+
+
+class Held(Manual):
+    """Its start, or its maintain, stays in a call (a service that does not answer) until released."""
+
+    def __init__(self, in_start: bool) -> None:
+        super().__init__()
+        self.release = threading.Event()
+        self.in_start = in_start
+        self.maintained = 0
+
+    def start(self, emit: Emit) -> None:
+        if self.in_start:
+            assert self.release.wait(30)
+        super().start(emit)
+
+    def maintain(self) -> None:
+        self.maintained += 1
+        if not self.in_start:
+            assert self.release.wait(30)
+
+
+@pytest.mark.parametrize("held_in", ["start", "maintain"])
+def test_one_source_held_in_a_call_does_not_hold_the_others(held_in: str) -> None:
+    """A source whose subscription call does not return (its start, or a renewal) holds neither the
+    others' start nor their renewals: each source is kept on a thread of its own."""
+    held, other = Held(in_start=held_in == "start"), Held(in_start=False)
+    other.release.set()
+    event_loop = EventLoop([("held", "test", held), ("other", "test", other)], Runs(), debounce=0.05)
+    starting = threading.Thread(target=event_loop.start, daemon=True)
+    starting.start()
+    try:
+        wait_for(lambda: event_loop.report("other")["live"], what="the other source live")
+        seen = other.maintained
+        wait_for(lambda: other.maintained >= seen + 2, what="the other source kept alive meanwhile")
+        assert not event_loop.report("held")["live"] or held_in == "maintain"
+    finally:
+        held.release.set()
+        starting.join(30)
+        event_loop.stop()
+
+
+def test_stop_reaches_a_source_whose_start_failed_and_status_says_why() -> None:
+    """A start that failed halfway may have opened something (a channel): stop() reaches it too; and
+    while events are down the report says why."""
+    source = Manual(refusals=100)
+    event_loop = EventLoop([("s", "test", source)], Runs())
+    event_loop.start()
+    report = event_loop.report("s")
+    event_loop.stop()
+    assert source.stopped
+    assert report["live"] is False and report["reason"] == "service unreachable"

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
 
 from inlet.sandbox import graph
+from inlet.status import sources_status
 from inlet.sandbox.graph_seed import text_to_html
 from inlet.sandbox.graph_subscriptions import Subscriptions, subscriptions
 from inlet.sandbox.server import Sandbox
@@ -162,3 +164,64 @@ def _events_flow_in(stack: EventStack, folder: str, word: str) -> None:
     wait_for(lambda: _watching(stack, folder) and stack.report()["live"], what="a subscription for the new folder")
     graph.add_message(stack.sb.ws, BADEER, folder, f"{word} confirmation", f"{word} confirms the trade")
     wait_for(lambda: stack.searchable(word), what="a message posted into the new folder searchable by its event")
+
+
+def _restart_events(stack: EventStack) -> None:
+    """What a restarted daemon does for its events: the old subscriptions removed, new ones made."""
+    assert stack.daemon.events is not None
+    stack.daemon.events.stop()
+    stack.daemon.start_events()
+
+
+def test_a_change_made_while_the_daemon_was_down_is_synced_when_its_events_start(stack: EventStack) -> None:
+    """Graph notifies only changes made after a subscription exists, and the schedule is hours away:
+    a message that arrived while the daemon restarted is synced by the catch-up that follows the
+    new subscription."""
+    assert stack.daemon.events is not None
+    stack.daemon.events.stop()
+    assert not _subs(stack).subs  # removed on exit, as documented
+    graph.add_message(stack.sb.ws, BADEER, "inbox", "Crimson octopus sighting", "Crimson octopus at the dock")
+    stack.daemon.start_events()
+    wait_for(lambda: stack.searchable("octopus"), what="a message of the downtime synced at start")
+
+
+def test_a_throttled_subscription_is_not_waited_out_and_status_says_why(
+    stack: EventStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Graph throttling subscription creation (429, Retry-After: 30): the events' start tries once and
+    returns (no in-line retries holding the daemon's start and its signals); the next try waits for
+    the Retry-After; the status says events are down, and why."""
+    assert stack.daemon.events is not None
+    stack.daemon.events.stop()
+    faults = stack.sb.faults
+    faults.fail("graph", "subscriptions", 429, times=1000, retry_after=30)
+    before = faults.rejected["graph:subscriptions"]
+    try:
+        stack.daemon.start_events()
+        report = stack.report()
+        assert faults.rejected["graph:subscriptions"] == before + 1
+        assert not report["live"] and "429" in report["reason"]
+        assert "next try in 30s" in caplog.text and "served by" not in caplog.text
+        shown = next(s for s in sources_status(stack.settings)["sources"] if s["name"] == SOURCE)["events"]
+        assert shown["live"] is False and "429" in shown["reason"]  # what `inlet status` prints
+    finally:
+        faults.clear()
+        _restart_events(stack)
+
+
+def test_a_crashed_daemons_subscription_is_removed_when_events_start_again(stack: EventStack) -> None:
+    """A daemon killed (-9) leaves its subscription at Graph: each change is then notified twice, one
+    refused as forged, until it expires days later. The next start deletes the subscriptions on the
+    source's hook it does not hold, and leaves those of other hooks alone."""
+    subs = _subs(stack)
+    live = next(iter(subs.subs.values()))
+    orphan = replace(live, id="orphan-of-a-crash", client_state="a dead process's secret")
+    other = replace(live, id="another-apps", notification_url="https://elsewhere.example.com/hook")
+    subs.subs.update({orphan.id: orphan, other.id: other})
+    try:
+        _restart_events(stack)
+        wait_for(lambda: stack.report()["live"], what="events live again")
+        assert orphan.id not in subs.subs and other.id in subs.subs
+        assert [s.notification_url for s in subs.subs.values()].count(_hook(stack)) == 1
+    finally:
+        subs.subs.pop(other.id, None)

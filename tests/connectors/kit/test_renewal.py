@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from inlet.connectors.kit import Renewals, Subscription
+from inlet.connectors.kit import Gone, Renewals, RetryPolicy, Subscription
 from inlet.errors import InletError, RetriableError
 
 
@@ -20,12 +20,13 @@ class Service:
         self.clock, self.lifetime = clock, lifetime
         self.calls: list[tuple[str, str | None]] = []
         self.fail = 0
+        self.error: type[InletError] = RetriableError
         self._ids = itertools.count(1)
 
     def _maybe_fail(self) -> None:
         if self.fail:
             self.fail -= 1
-            raise RetriableError("service unavailable")
+            raise self.error("service unavailable")
 
     def create(self, sub: Subscription) -> None:
         self._maybe_fail()
@@ -79,13 +80,14 @@ def test_a_failure_is_backed_off_and_not_live_until_it_succeeds(caplog: pytest.L
     subs = renewals(service, clock)
     subs.advice = " (is the hook served?)"
     subs.add("inbox")
-    service.fail = 2
+    service.fail, service.error = 2, InletError  # a refusal: the advice says what to check
     with caplog.at_level(logging.WARNING, logger="inlet.connectors.kit.renewal"):
         subs.maintain()
     assert not subs.live and service.calls == []
     assert [r.getMessage() for r in caplog.records] == [
         "source 'mail': subscription inbox: service unavailable (is the hook served?); next try in 5s"
     ]
+    assert subs.reason == "subscription inbox: service unavailable"  # for `inlet status`
     clock[0] += 4.9  # first back-off: 5 s
     subs.maintain()
     assert service.fail == 1  # not tried yet
@@ -94,7 +96,7 @@ def test_a_failure_is_backed_off_and_not_live_until_it_succeeds(caplog: pytest.L
     assert service.fail == 0 and not subs.live  # tried, failed again: next in 10 s
     clock[0] += 10.0
     subs.maintain()
-    assert subs.live and service.calls == [("create", "s1")]
+    assert subs.live and service.calls == [("create", "s1")] and subs.reason == ""
 
 
 def test_what_cannot_be_extended_is_replaced_before_the_old_one_is_removed() -> None:
@@ -161,3 +163,87 @@ def test_stop_removes_all_within_the_time_bound_whatever_the_service_does() -> N
     release.set()
     assert sorted(service.calls[3:]) == [("remove", "s1"), ("remove", "s2"), ("remove", "s3")]
     assert not subs.live and all(sub.id is None for sub in subs.subs.values())
+
+
+def test_a_throttled_call_is_tried_once_and_not_again_before_its_retry_after(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A subscription call the service throttles (429, Retry-After: 30) is not waited out in line (the
+    thread keeps every other subscription alive): it fails at once into the back-off, whose next try
+    is no earlier than the Retry-After; the advice about the hook is not given for a throttle."""
+    clock = [0.0]
+    service = Service(clock, lifetime=600.0)
+    slept: list[float] = []
+    policy = RetryPolicy(sleep=slept.append, jitter=0.0)
+    throttled = [3]
+
+    def create(sub: Subscription) -> None:  # as the retrying transport under a Graph call
+        attempts = policy.start("mail", "POST /subscriptions")
+        while throttled[0]:
+            throttled[0] -= 1
+            if not attempts.retry("HTTP 429", 30.0, throttled=True):
+                raise RetriableError("Graph answered 429", retry_after=30.0)
+        service.create(sub)
+
+    subs = renewals(service, clock)
+    subs._create = create
+    subs.advice = " (is the hook served?)"
+    subs.add("inbox")
+    with caplog.at_level(logging.WARNING, logger="inlet.connectors.kit.renewal"):
+        subs.maintain()
+    assert slept == [] and throttled == [2] and not subs.live
+    assert "429" in subs.reason and "hook served" not in caplog.text and "next try in 30s" in caplog.text
+    clock[0] += 29.0  # the back-off alone would try again after 5 s
+    subs.maintain()
+    assert throttled == [2]
+    throttled[0] = 0
+    clock[0] += 1.0
+    subs.maintain()
+    assert subs.live and service.calls == [("create", "s1")]
+
+
+def test_a_subscription_made_where_none_was_held_asks_for_a_catch_up() -> None:
+    """The service notifies only changes made after a subscription exists: each one created where none
+    was held (the first, one found gone at renewal, one that lapsed) calls `missed`; a renewal, or a
+    replacement made while the old one still listens, does not."""
+    clock = [0.0]
+    service = Service(clock, lifetime=90.0)
+    missed: list[str | None] = []
+    gone = [False]
+
+    def renew(sub: Subscription) -> None:
+        if gone[0]:
+            gone[0] = False
+            raise Gone("404 ResourceNotFound")
+        service.renew(sub)
+
+    subs = Renewals(
+        source="mail",
+        what="subscription",
+        lifetime=90.0,
+        create=service.create,
+        renew=renew,
+        remove=service.remove,
+        clock=lambda: clock[0],
+        missed=lambda sub: missed.append(sub.id),
+    )
+    subs.add("inbox")
+    subs.maintain()
+    assert missed == ["s1"]
+    clock[0] += 61.0
+    subs.maintain()
+    assert missed == ["s1"] and service.calls[-1] == ("renew", "s1")
+    gone[0] = True
+    clock[0] += 61.0
+    subs.maintain()
+    assert missed == ["s1", "s2"] and subs.live
+    replaced = renewals(service, clock, extendable=False)
+    replaced._missed = lambda sub: missed.append(sub.id)
+    replaced.add("changes")
+    replaced.maintain()
+    clock[0] += 61.0
+    replaced.maintain()  # the old one listened until the new one was made: no gap
+    assert missed == ["s1", "s2", "s3"] and replaced.subs["changes"].id == "s4"
+    clock[0] += 200.0  # lapsed unnoticed (a sleeping laptop)
+    replaced.maintain()
+    assert missed == ["s1", "s2", "s3", "s5"]
