@@ -217,3 +217,11 @@ def migrate(db: psycopg.Connection[Any], where: str) -> list[str]:
 def m016_run_retry_at(db: psycopg.Connection[Any]) -> None:
     """When the service that failed a run allows the next call (its Retry-After): every daemon waits."""
     db.execute("ALTER TABLE runs ADD COLUMN retry_at DOUBLE PRECISION")
+
+
+@DATABASE.step
+def m017_source_coverage(db: psycopg.Connection[Any]) -> None:
+    """How far back a source's completed passes reach (`SourceState.covered`), apart from the date
+    the current pass loads from; a source past its backfill covers what its last pass did."""
+    db.execute("ALTER TABLE sources ADD COLUMN covered TEXT")
+    db.execute("UPDATE sources SET covered = COALESCE(since, 'all') WHERE phase = 'incremental'")

@@ -211,3 +211,58 @@ def test_a_database_s_sources_gain_an_unrecorded_scope_digest(database_url: str)
         )
     config = IndexConfig(path=Path("unused"), database_url=database_url, chroma_url="http://127.0.0.1:1")
     keeps_a_source_with_no_scope_digest_yet(PgState(config))  # which applies the steps it lacks
+
+
+SOURCES_BEFORE_COVERAGE = (  # (name, phase, since) as a release before `covered` left them
+    ("full", "incremental", None),
+    ("limited", "incremental", "2024-01-01T00:00:00+00:00"),
+    ("running", "backfill", "2025-01-01T00:00:00+00:00"),
+)
+
+
+def covers_what_its_last_pass_did(state: StateStore) -> None:
+    """A source past its backfill covers what its last pass did; one in a backfill, nothing known
+    yet; a later `--since` pass saved on top keeps the wider coverage (probe 23a F6)."""
+    try:
+        assert {name: state.source(name).covered for name, _, _ in SOURCES_BEFORE_COVERAGE} == {
+            "full": "all",
+            "limited": "2024-01-01T00:00:00+00:00",
+            "running": None,
+        }
+        full = state.source("full")
+        full.phase, full.since = "backfill", "2024-06-01T00:00:00+00:00"
+        state.save_source(full)
+        assert state.source("full").indexed_since() == "all"
+    finally:
+        state.close()
+
+
+def test_a_folder_s_sources_gain_the_coverage_of_their_last_pass(tmp_path: Path) -> None:
+    from inlet.storage.sqlite.state import SqliteState
+
+    earlier = Migrations("state")
+    for _, step in STATE.steps[: STATE.names.index("m006_source_coverage")]:
+        earlier.step(step)
+    db = connect(tmp_path / "state.db", earlier)
+    db.executemany("INSERT INTO sources (name, phase, generation, since) VALUES (?, ?, 1, ?)", SOURCES_BEFORE_COVERAGE)
+    db.close()
+    covers_what_its_last_pass_did(SqliteState(tmp_path / "state.db"))
+    assert "m006_source_coverage" in applied(tmp_path / "state.db")
+
+
+def test_a_database_s_sources_gain_the_coverage_of_their_last_pass(database_url: str) -> None:
+    import psycopg
+
+    from inlet.storage.postgres.state import PgState
+
+    before = DATABASE.names.index("m017_source_coverage")
+    with psycopg.connect(database_url, autocommit=True) as db, db.transaction():  # as the release before left it
+        for _, step in DATABASE.steps[:before]:
+            step(db)
+        db.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
+        for name in DATABASE.names[:before]:
+            db.execute("INSERT INTO schema_migrations VALUES (%s, 0)", (name,))
+        for row in SOURCES_BEFORE_COVERAGE:
+            db.execute("INSERT INTO sources (name, phase, generation, since) VALUES (%s, %s, 1, %s)", row)
+    config = IndexConfig(path=Path("unused"), database_url=database_url, chroma_url="http://127.0.0.1:1")
+    covers_what_its_last_pass_did(PgState(config))  # which applies the steps it lacks
