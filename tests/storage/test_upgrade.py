@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -194,23 +195,29 @@ def test_a_folder_s_sources_gain_an_unrecorded_scope_digest(tmp_path: Path) -> N
     keeps_a_source_with_no_scope_digest_yet(SqliteState(tmp_path / "state.db"))
 
 
-def test_a_database_s_sources_gain_an_unrecorded_scope_digest(database_url: str) -> None:
+def database_before(database_url: str, step: str, insert: str, rows: list[tuple[Any, ...]]) -> StateStore:
+    """The state of a database as the release before `step` left it, holding `rows` (written by
+    `insert`), opened by this inlet: which applies the steps it lacks."""
     import psycopg
 
     from inlet.storage.postgres.state import PgState
 
-    before = DATABASE.names.index("m015_scope_fingerprint")
-    with psycopg.connect(database_url, autocommit=True) as db, db.transaction():  # as the release before left it
-        for _, step in DATABASE.steps[:before]:
-            step(db)
+    before = DATABASE.names.index(step)
+    with psycopg.connect(database_url, autocommit=True) as db, db.transaction():
+        for _, earlier in DATABASE.steps[:before]:
+            earlier(db)
         db.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
         for name in DATABASE.names[:before]:
             db.execute("INSERT INTO schema_migrations VALUES (%s, 0)", (name,))
-        db.execute(
-            "INSERT INTO sources (name, checkpoint, phase, generation) VALUES ('s', '{\"n\": 1}', 'incremental', 2)"
-        )
-    config = IndexConfig(path=Path("unused"), database_url=database_url, chroma_url="http://127.0.0.1:1")
-    keeps_a_source_with_no_scope_digest_yet(PgState(config))  # which applies the steps it lacks
+        for row in rows:
+            db.execute(insert, row)
+    return PgState(IndexConfig(path=Path("unused"), database_url=database_url, chroma_url="http://127.0.0.1:1"))
+
+
+def test_a_database_s_sources_gain_an_unrecorded_scope_digest(database_url: str) -> None:
+    insert = "INSERT INTO sources (name, checkpoint, phase, generation) VALUES (%s, %s, 'incremental', 2)"
+    state = database_before(database_url, "m015_scope_fingerprint", insert, [("s", '{"n": 1}')])
+    keeps_a_source_with_no_scope_digest_yet(state)
 
 
 SOURCES_BEFORE_COVERAGE = (  # (name, phase, since) as a release before `covered` left them
@@ -251,18 +258,7 @@ def test_a_folder_s_sources_gain_the_coverage_of_their_last_pass(tmp_path: Path)
 
 
 def test_a_database_s_sources_gain_the_coverage_of_their_last_pass(database_url: str) -> None:
-    import psycopg
-
-    from inlet.storage.postgres.state import PgState
-
-    before = DATABASE.names.index("m017_source_coverage")
-    with psycopg.connect(database_url, autocommit=True) as db, db.transaction():  # as the release before left it
-        for _, step in DATABASE.steps[:before]:
-            step(db)
-        db.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
-        for name in DATABASE.names[:before]:
-            db.execute("INSERT INTO schema_migrations VALUES (%s, 0)", (name,))
-        for row in SOURCES_BEFORE_COVERAGE:
-            db.execute("INSERT INTO sources (name, phase, generation, since) VALUES (%s, %s, 1, %s)", row)
-    config = IndexConfig(path=Path("unused"), database_url=database_url, chroma_url="http://127.0.0.1:1")
-    covers_what_its_last_pass_did(PgState(config))  # which applies the steps it lacks
+    insert = "INSERT INTO sources (name, phase, generation, since) VALUES (%s, %s, 1, %s)"
+    covers_what_its_last_pass_did(
+        database_before(database_url, "m017_source_coverage", insert, list(SOURCES_BEFORE_COVERAGE))
+    )
