@@ -174,7 +174,9 @@ def backfill(
         settings.source(source)
         holder = _holder(settings)
         if holder is not None:
-            results = _runs_in_holder(holder, settings, [source], "backfill", since=_date(since), restart=restart)
+            results = _runs_in_holder(
+                holder, settings, [source], "backfill", since=_date(since), restart=restart, progress=not as_json
+            )
         else:
             with _engine(settings, progress=not as_json) as engine:
                 _preflight(settings, [source])
@@ -195,7 +197,7 @@ def sync(sources: tuple[str, ...], config_path: str | None, as_json: bool, verbo
         names = [settings.source(s).name for s in sources] or [s.name for s in settings.sources]
         holder = _holder(settings)
         if holder is not None:
-            results = _runs_in_holder(holder, settings, names, "sync")
+            results = _runs_in_holder(holder, settings, names, "sync", progress=not as_json)
         else:
             with _engine(settings, progress=not as_json) as engine:
                 _preflight(settings, names)
@@ -371,19 +373,27 @@ def _holder(settings: Any) -> Any:
 
 
 def _runs_in_holder(
-    holder: Any, settings: Any, names: list[str], kind: str, since: datetime | None = None, restart: bool = False
+    holder: Any,
+    settings: Any,
+    names: list[str],
+    kind: str,
+    since: datetime | None = None,
+    restart: bool = False,
+    progress: bool = False,
 ) -> list[Any]:
     """The runs, made by the process holding the index, with the secrets of this shell (the
     variables the sources' `*_env` keys name, checked here first as for a direct run). Ctrl-C (or
     SIGTERM) asks it to end them at their next checkpoint, and the command reports them
     `interrupted`, as a direct run would; a second Ctrl-C quits at once (the holder's run then
-    ends at its next checkpoint on its own)."""
+    ends at its next checkpoint on its own). With `progress`, a terminal shows the progress bar a
+    direct run shows, drawn from what the holder reports (`_drawn_from`)."""
     import uuid
 
     from inlet.config import source_secrets
 
     _preflight(settings, names)
     from inlet.process import stop_on_signals
+    from inlet.progress import progress_display
     from inlet.server.local_commands import runs_from
     from inlet.sync.engine import STOP_GRACE
 
@@ -406,11 +416,50 @@ def _runs_in_holder(
         "since": since.isoformat() if since else None,
         "env": source_secrets(settings, names, os.environ),
     }
-    results = runs_from(holder.call("run", {**args, "token": token}))
+    with progress_display(progress) as on_progress, _drawn_from(holder, token, on_progress):
+        results = runs_from(holder.call("run", {**args, "token": token}))
     for run in results:  # the holder logged a failure in its own log; this shell's stderr says it too
         if run.outcome == "failed":
             log.error("%s" if run.credentials_refused else f"source {run.source!r} failed: %s", run.error)
     return results
+
+
+@contextmanager
+def _drawn_from(holder: Any, token: str, on_progress: Any) -> Iterator[None]:
+    """While inside, ask the holder every PROGRESS_EVERY seconds (on a connection of its own) for
+    the progress of forwarded run `token` and give it to `on_progress` (None: nothing is drawn);
+    once more at the end, so the bar ends where the run did. A holder that cannot say (an older
+    inlet, or gone: the run's own answer says so) leaves the display as it is."""
+    if on_progress is None:
+        yield
+        return
+    from inlet.server.local_commands import progress_from
+    from inlet.sync.engine import PROGRESS_EVERY
+
+    ended = threading.Event()
+
+    def draw() -> bool:
+        try:
+            shown = progress_from(holder.call("progress", {"token": token}))
+        except InletError as exc:
+            log.debug("no progress from the process holding the index: %s", exc)
+            return False
+        for run, progress in shown:
+            on_progress(run, progress)
+        return True
+
+    def watch() -> None:
+        while not ended.wait(PROGRESS_EVERY) and draw():
+            pass
+
+    watcher = threading.Thread(target=watch, daemon=True, name="inlet-progress")
+    watcher.start()
+    try:
+        yield
+    finally:
+        ended.set()
+        watcher.join()
+    draw()
 
 
 @cli.command()

@@ -23,7 +23,7 @@ from inlet.config import Settings
 from inlet.index.store import Index
 from inlet.process import listen, stop_on_signals, wait
 from inlet.server.listener import ServerThread, local_url
-from inlet.server.local_commands import Runner, start_local_commands
+from inlet.server.local_commands import ProgressBoard, Runner, start_local_commands
 from inlet.storage import Leases, StateStore, open_backend
 from inlet.sync.daemon import SHUTDOWN_DEADLINE, SHUTDOWN_GRACE, WATCHDOG_MARGIN, Daemon, overdue
 from inlet.sync.engine import Engine, RunResult
@@ -87,10 +87,11 @@ def run_daemon(settings: Settings, api: ApiListener | None = None, *, grace: flo
     lock_info: dict[str, Any] = {"role": "daemon"}
     if api:
         lock_info.update(api_url=api.url, api_file=str(Path(settings.index.path) / api.api_file_name))
-    with assembled(settings, stop, **lock_info) as parts:
+    board = ProgressBoard()  # what a forwarded `inlet backfill` draws, as its own run would
+    with assembled(settings, stop, on_progress=board.update, **lock_info) as parts:
         daemon = Daemon(settings, parts.engine)
         server = api.start(settings, parts.index, parts.state, daemon) if api else None
-        local = start_local_commands(settings, parts.index, parts.state, daemon.run_for_client)
+        local = start_local_commands(settings, parts.index, parts.state, daemon.run_for_client, board)
         try:
             daemon.start()
             log.info(
@@ -168,7 +169,8 @@ def local_commands_of_server(settings: Settings, index: Index) -> Iterator[None]
     the server exits)."""
     stop = threading.Event()
     state = open_backend(settings).state()
-    local = start_local_commands(settings, index, state, engine_runner(settings, index, state, stop))
+    board = ProgressBoard()
+    local = start_local_commands(settings, index, state, engine_runner(settings, index, state, stop, board), board)
     try:
         yield
     finally:
@@ -178,9 +180,11 @@ def local_commands_of_server(settings: Settings, index: Index) -> Iterator[None]
         state.close()
 
 
-def engine_runner(settings: Settings, index: Index, state: StateStore, stop: threading.Event) -> Runner:
-    """Runs for a holder without a daemon (`inlet serve`): an engine made on first use; setting
-    `stop` ends its runs at their next checkpoint."""
+def engine_runner(
+    settings: Settings, index: Index, state: StateStore, stop: threading.Event, board: ProgressBoard | None = None
+) -> Runner:
+    """Runs for a holder without a daemon (`inlet serve`): an engine made on first use, reporting
+    its progress to `board`; setting `stop` ends its runs at their next checkpoint."""
     engines: list[Engine] = []
     made = threading.Lock()
 
@@ -194,7 +198,8 @@ def engine_runner(settings: Settings, index: Index, state: StateStore, stop: thr
     ) -> RunResult:
         with made:
             if not engines:
-                engines.append(Engine(settings, index, state, env=os.environ, stop=stop))
+                on_progress = board.update if board is not None else None
+                engines.append(Engine(settings, index, state, env=os.environ, stop=stop, on_progress=on_progress))
         return engines[0].run(name, kind, since=since, restart=restart, cancel=cancel, env=env)
 
     return run

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 STREAM_LOGGER = "inlet.audit"
 DOCUMENTS = "/v1/documents/"  # GET /v1/documents/{id}: the rest of the path is the id asked for
 AUDITED_PREFIXES = ("/v1/search", "/v1/context", DOCUMENTS, "/v1/admin/")
+MCP_PATH = "/mcp"  # its tool calls write their lines in mcp.py; one refused before the tool ran, here
 WARN_EVERY = 60.0  # seconds between two warnings about lost lines
 
 
@@ -183,8 +184,10 @@ async def name_refused(scope: Scope, receive: Receive | None, entry: KeyEntry, b
     """Put the user and query a refused request named where the audit reads them, as its route
     would have (a 429, a 403 for a token's scope or a key's rights, a 422 for a bad field): the
     body's `user` and `query` (read from `receive` when the route did not read it; the body limit,
-    outside, has bounded it), or the user a GET route names. A request naming a user its key may
-    not name leaves only the key; what a route already put there stays."""
+    outside, has bounded it), or the user a GET route names. An MCP `tools/call` refused before
+    its tool ran (/mcp: the key check, the user it names) is named as the tool would have: its
+    tool, its `query` or `id`, the user of the header or `?user=`. A request naming a user its key
+    may not name leaves only the key; what a route already put there stays."""
     state = scope.setdefault("state", {})
     if body is None and receive is not None and scope.get("method") == "POST":
         message = await receive()
@@ -192,7 +195,8 @@ async def name_refused(scope: Scope, receive: Receive | None, entry: KeyEntry, b
             body = json.loads(message.get("body", b"") or b"null")
         except (ValueError, RecursionError):
             body = None
-    body = body if isinstance(body, dict) else {}
+    call = _tool_call(body) if scope.get("path") == MCP_PATH else None
+    body = body if isinstance(body, dict) and call is None else {}
     requested = body.get("user") if isinstance(body.get("user"), str) else None
     if state.get("caller") is None:
         try:
@@ -202,7 +206,29 @@ async def name_refused(scope: Scope, receive: Receive | None, entry: KeyEntry, b
         except ApiError:
             pass
     if state.get("audit") is None:
-        state["audit"] = {"query": body.get("query") if isinstance(body.get("query"), str) else None, "doc_ids": []}
+        facts = call["arguments"] if call is not None else body
+        state["audit"] = {
+            "query": _text(facts.get("query")) if call is None or call["name"] == "search" else None,
+            "doc_ids": [],
+        }
+        if call is not None:
+            state["audit"]["tool"] = call["name"]
+            state["audit"]["requested_id"] = _text(facts.get("id")) if call["name"] == "fetch" else None
+
+
+def _tool_call(body: Any) -> dict[str, Any] | None:
+    """The `name` and `arguments` of the JSON-RPC `tools/call` in an /mcp body (a message, or the
+    first of a batch), or None: a body that calls no tool (initialize, tools/list) writes no line."""
+    for message in body if isinstance(body, list) else [body]:
+        params = message.get("params") if isinstance(message, dict) and message.get("method") == "tools/call" else None
+        if isinstance(params, dict) and isinstance(params.get("name"), str):
+            arguments = params.get("arguments")
+            return {"name": params["name"], "arguments": arguments if isinstance(arguments, dict) else {}}
+    return None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 class AuditMiddleware:
@@ -210,7 +236,8 @@ class AuditMiddleware:
     what it asked and returned in `request.state.audit` (`{"query", "doc_ids"}`); the key and the
     caller come from the key check (`KeyGuard`, inside this one) and the route. A request the key
     check refused without knowing who sent it (401) gets no line; a token refused for its scope
-    (403) names its subject."""
+    (403) names its subject. An /mcp request gets a line here only when it was a tool call refused
+    before the tool ran (`name_refused` put its `tool` there): the tools write their own."""
 
     def __init__(self, app: ASGIApp, audit: AuditLog) -> None:
         self.app = app
@@ -221,7 +248,7 @@ class AuditMiddleware:
         if (
             scope["type"] != "http"
             or not self.audit.enabled
-            or not path.startswith(AUDITED_PREFIXES)
+            or not (path.startswith(AUDITED_PREFIXES) or path == MCP_PATH)
             or (path.startswith("/v1/admin/") and scope.get("method") in ("GET", "HEAD"))
         ):
             await self.app(scope, receive, send)
@@ -239,7 +266,9 @@ class AuditMiddleware:
             await self.app(scope, receive, send_wrapped)
         finally:
             state = scope.get("state", {})
-            if state.get("key") is not None:  # else refused by the key check: a 401 names nobody
+            refused_call = (state.get("audit") or {}).get("tool") is not None
+            # else refused by the key check (a 401 names nobody), or /mcp answered by its tools
+            if state.get("key") is not None and (path != MCP_PATH or refused_call):
                 self._record(scope, path, status, started)
 
     def _record(self, scope: Scope, path: str, status: int, started: float) -> None:
@@ -252,10 +281,12 @@ class AuditMiddleware:
             caller=state.get("caller"),
             status=status,
             ms=(time.perf_counter() - started) * 1000,
-            route=f"{scope.get('method')} {route}",
+            route=None if path == MCP_PATH else f"{scope.get('method')} {route}",
+            tool=facts.get("tool"),
             query=facts.get("query"),
             doc_ids=facts.get("doc_ids", ()),
-            requested_id=path[len(DOCUMENTS) :] if document else None,  # the route's {id}, whatever the answer
+            # the route's {id} (or the tool's), whatever the answer
+            requested_id=path[len(DOCUMENTS) :] if document else facts.get("requested_id"),
         )
 
 

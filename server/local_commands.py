@@ -11,6 +11,7 @@ and the wire format are `inlet.server.local_channel`; this module holds the oper
 | `status` | - | `inlet status --json` |
 | `run` | `sources`, `kind` (`sync`/`backfill`), `since` (ISO), `restart`, `token`, `env` (3) | `{"runs": [...]}` (1) |
 | `cancel` | `token` (of a `run` under way) | `{"cancelled": bool}` (2) |
+| `progress` | `token` (of a `run`) | `{"runs": [{"run", "progress"}]}` (5) |
 | `forget` | `source` (not configured) | `inlet forget --json` (4) |
 | `mcp_search` | `query`, `user` | the MCP `search` tool's object |
 | `mcp_fetch` | `id`, `user` | the MCP `fetch` tool's object |
@@ -24,10 +25,15 @@ the run reads its secrets there first, then in this process's environment, so a 
 uses the same credentials as a direct one (a rotated secret included). Only the command's own runs
 use them; the holder's scheduled runs keep its own environment.
 (4) the holder refuses a source its own configuration names (`inlet.sync.forget`).
+(5) the latest progress of each source the run `token` has started (`run`: its counts so far, as
+`RunRecord`; `progress`: as the engine's `RunProgress`), kept by the holder's `ProgressBoard`
+(its engine's `on_progress`), and still answered for a while after the run ended: the command
+asks for it on a second connection while it waits for `run`, and once more after, and draws the
+progress bar a direct run draws (`inlet.progress`).
 
 A run asked for while the same source runs (on its schedule, or for another command) is refused
-with the `SourceBusyError` the command gets when run directly; runs happen in the holder, so the
-client waits for the answer (no progress display).
+with the `SourceBusyError` the command gets when run directly; runs happen in the holder, and the
+client waits for the answer, drawing their progress on a terminal.
 
 The CLI imports this module for `runs_from` alone, so the handlers import what they use (search,
 status, backup, the MCP tools) inside: a forwarded `inlet sync` stays as quick to start as the rest.
@@ -38,30 +44,59 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from inlet.config import Settings
 from inlet.errors import ConfigError, InletError
-from inlet.sync.engine import RunResult
+from inlet.storage import RunRecord
+from inlet.sync.engine import RunProgress, RunResult
 from inlet.server.local_channel import Handler, LocalServer
 
 from .auth import Caller
 from .errors import ApiError
 
 log = logging.getLogger(__name__)
+FINISHED_KEPT = 64  # forwarded runs whose last progress is still answered after they ended
 
 # (source, kind, since, restart, cancel, env): `cancel` set ends the run at its next checkpoint; `env`
 # holds the secrets the command brought, read before the holder's own environment
 Runner = Callable[[str, str, "datetime | None", bool, "threading.Event | None", Mapping[str, str]], RunResult]
 
 
+class ProgressBoard:
+    """The latest progress of each source's run in the holder: give `update` to its engine as
+    `on_progress` (every run reports there, scheduled ones too, at most twice a second)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: dict[str, tuple[RunRecord, RunProgress]] = {}
+
+    def update(self, run: RunRecord, progress: RunProgress) -> None:
+        with self._lock:
+            self._latest[run.source] = (run, progress)
+
+    def since(self, source: str, started: float) -> dict[str, Any] | None:
+        """The latest progress of `source`'s run if that run started at `started` or later (the
+        wire form of the `progress` op); None before it reported anything."""
+        with self._lock:
+            latest = self._latest.get(source)
+        if latest is None or latest[0].started_at < started:
+            return None
+        return {"run": latest[0].as_dict(), "progress": asdict(latest[1])}
+
+
 class LocalCommands:
     """The holder's handlers, over its open index and state DB; `run` syncs one source."""
 
-    def __init__(self, settings: Settings, index: Any, state: Any, run: Runner) -> None:
+    def __init__(
+        self, settings: Settings, index: Any, state: Any, run: Runner, board: ProgressBoard | None = None
+    ) -> None:
         from .mcp import InletTools  # the MCP SDK alone costs ~1 s
         from .service import Retrieval
 
@@ -69,8 +104,12 @@ class LocalCommands:
         self.index = index
         self.state = state
         self.run_source = run
+        self.board = board or ProgressBoard()  # without the engine's reports, no progress to answer
         self._lock = threading.Lock()
         self._cancels: dict[str, threading.Event] = {}  # run token -> its cancel (a forwarded `run`)
+        # run token -> (source, when the forwarded run of it started), for `progress`
+        self._started: dict[str, list[tuple[str, float]]] = {}
+        self._finished: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()  # token -> its last progress
         retrieval = Retrieval(index)
         retrieval.ready.set()  # the index is open; the model loads on the first query
         self.tools = InletTools(retrieval, settings.server.recency_half_life_days, _no_session)
@@ -81,6 +120,7 @@ class LocalCommands:
             "status": self.status,
             "run": self.run,
             "cancel": self.cancel,
+            "progress": self.progress,
             "mcp_search": self.mcp_search,
             "mcp_fetch": self.mcp_fetch,
             "backup": self.backup,
@@ -151,18 +191,41 @@ class LocalCommands:
         log.info("local command: %s of %s", kind, ", ".join(names))
         env = {str(k): str(v) for k, v in (args.get("env") or {}).items()}
         token, cancel = str(args.get("token") or ""), threading.Event()
+        started: list[tuple[str, float]] = []
         with self._lock:
             self._cancels[token] = cancel
+            if token:
+                self._started[token] = started
+        results = []
         try:
-            results = [
-                self.run_source(name, kind, since, bool(args.get("restart")), cancel, env)
-                for name in names
-                if not cancel.is_set()  # like a direct run: after Ctrl-C, no next source
-            ]
+            for name in names:
+                if cancel.is_set():  # like a direct run: after Ctrl-C, no next source
+                    break
+                with self._lock:
+                    started.append((name, time.time()))
+                results.append(self.run_source(name, kind, since, bool(args.get("restart")), cancel, env))
         finally:
+            last = self._progress_of(started)
             with self._lock:
                 self._cancels.pop(token, None)
+                self._started.pop(token, None)
+                if token:
+                    self._finished[token] = last
+                    while len(self._finished) > FINISHED_KEPT:
+                        self._finished.popitem(last=False)
         return {"runs": [{**r.as_json(), "credentials_refused": r.credentials_refused} for r in results]}
+
+    def progress(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """The latest progress of each source forwarded run `token` started (empty before its first
+        report, or for a token this holder does not know)."""
+        token = str(args.get("token") or "")
+        with self._lock:
+            started = list(self._started.get(token, ())) if token else []
+            finished = self._finished.get(token) if token and not started else None
+        return {"runs": finished if finished is not None else self._progress_of(started)}
+
+    def _progress_of(self, started: list[tuple[str, float]]) -> list[dict[str, Any]]:
+        return [shown for name, at in list(started) if (shown := self.board.since(name, at)) is not None]
 
     def cancel(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """The command that asked for run `token` was interrupted (Ctrl-C): end that run at its next
@@ -200,15 +263,18 @@ def _no_session(ctx: Any) -> Caller:
     raise InletError("local MCP calls name their user in the request")
 
 
-def start_local_commands(settings: Settings, index: Any, state: Any, run: Runner) -> LocalServer | None:
+def start_local_commands(
+    settings: Settings, index: Any, state: Any, run: Runner, board: ProgressBoard | None = None
+) -> LocalServer | None:
     """Answer local commands on `<index>/inlet.sock`; None when not needed or not possible.
+    `board` is where the engine that `run` uses reports progress (its `on_progress`).
 
     Only for an embedded index (with `[index].chroma_url` every process opens the index itself).
     A channel that cannot start is logged and skipped: the holder's own work goes on.
     """
     if settings.index.chroma_url:
         return None
-    commands = LocalCommands(settings, index, state, run)
+    commands = LocalCommands(settings, index, state, run, board)
     try:
         return LocalServer(Path(settings.index.path), commands.handlers(), config_id=settings.fingerprint())
     except (InletError, OSError) as exc:
@@ -222,4 +288,18 @@ def runs_from(payload: Mapping[str, Any]) -> list[RunResult]:
     return [RunResult(**{k: v for k, v in run.items() if k in fields}) for run in payload["runs"]]
 
 
-__all__ = ["LocalCommands", "Runner", "runs_from", "start_local_commands"]
+def progress_from(payload: Mapping[str, Any]) -> list[tuple[RunRecord, RunProgress]]:
+    """The answer of `progress` as the engine's `on_progress` arguments, for the CLI's display."""
+    shown = []
+    for entry in payload.get("runs") or ():
+        run, progress = entry["run"], entry["progress"]
+        shown.append(
+            (
+                RunRecord(**{k: v for k, v in run.items() if k in RunRecord.__dataclass_fields__}),
+                RunProgress(**{k: v for k, v in progress.items() if k in RunProgress.__dataclass_fields__}),
+            )
+        )
+    return shown
+
+
+__all__ = ["LocalCommands", "ProgressBoard", "Runner", "progress_from", "runs_from", "start_local_commands"]

@@ -32,7 +32,7 @@ from inlet.index.relevance import default_min_relevance
 from inlet.index.search import SearchRequest
 from inlet.index.store import Index
 
-from .audit import AuditLog
+from .audit import AuditLog, name_refused
 from inlet.connectors.model import well_formed_user
 
 from .auth import Caller, caller_for, named_user
@@ -283,7 +283,9 @@ class McpHttpAuth:
     REST routes; the resolved `Caller` travels in `scope['state']`. A key or token the API's guard
     already checked (`scope['state']['key']`) is not verified twice. With rate limits on, a message
     that calls no tool (initialize, tools/list, a notification) spends the caller's token here and
-    is answered 429 over the limit; a tool call spends it in `InletTools`, which answers a tool error."""
+    is answered 429 over the limit; a tool call spends it in `InletTools`, which answers a tool error.
+    A tool call refused here (the user it names, its content type) is audited by `name_refused`, as
+    a refused /v1 request is: the tools, which write the other lines, never see it."""
 
     def __init__(
         self, app: ASGIApp, auth: Authenticator, limiter: RateLimiter | None = None, metrics: Any = None
@@ -299,11 +301,18 @@ class McpHttpAuth:
             entry = scope.get("state", {}).get("key") or await self.auth.authenticate(
                 headers.get("authorization"), scope
             )
-            caller = caller_for(entry, named_user(scope))
         except ApiError as exc:
             await send_error(send, exc.status, exc.code, exc.message, exc.headers)
             return
-        scope.setdefault("state", {})["caller"] = caller
+        state = scope.setdefault("state", {})
+        state["key"] = entry
+        try:
+            caller = caller_for(entry, named_user(scope))
+        except ApiError as exc:  # an on_behalf_of key naming nobody (400), a user key naming another (403) ...
+            await name_refused(scope, receive, entry)  # ... still asked its tool call: the audit names it
+            await send_error(send, exc.status, exc.code, exc.message, exc.headers)
+            return
+        state["caller"] = caller
         if self.limiter is not None and scope.get("method") == "POST":
             receive, body = await _buffered(receive)
             try:
@@ -318,6 +327,7 @@ class McpHttpAuth:
                 await send_error(send, 429, "rate_limited", message, {"Retry-After": retry_after(wait)})
                 return
         if scope.get("method") == "POST" and not is_json(headers.get("content-type", "")):
+            await name_refused(scope, receive, entry)  # a tool call sent as another type is still one
             message = "MCP messages are JSON: send 'Content-Type: application/json'"  # in the API's error shape
             await send_error(send, 415, "unsupported_media_type", message)
             return

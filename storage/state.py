@@ -19,7 +19,7 @@ from .dialect import Dialect
 from .types import RUN_COLUMNS, Fence, RunRecord, SourceState, skip_row, streak_of
 
 RUN_FIELDS = f"{RUN_COLUMNS}, id"
-SOURCE_COLUMNS = ("name", "checkpoint", "phase", "generation", "since", "last_prune", "recent", "scope")
+SOURCE_COLUMNS = ("name", "checkpoint", "phase", "generation", "since", "last_prune", "recent", "scope", "covered")
 
 
 class SqlState:
@@ -49,7 +49,7 @@ class SqlState:
         rows = self._exec(f"SELECT {', '.join(SOURCE_COLUMNS[1:])} FROM sources WHERE name = ?", (name,))
         if not rows:
             return SourceState(name)
-        checkpoint, phase, generation, since, last_prune, recent, scope = rows[0]
+        checkpoint, phase, generation, since, last_prune, recent, scope, covered = rows[0]
         return SourceState(
             name,
             json.loads(checkpoint) if checkpoint else None,
@@ -59,6 +59,7 @@ class SqlState:
             last_prune,
             recent=recent,
             scope=json.loads(scope) if scope else None,
+            covered=covered,
         )
 
     def save_source(self, state: SourceState) -> None:
@@ -75,6 +76,7 @@ class SqlState:
                     state.last_prune,
                     state.recent,
                     json.dumps(state.scope, sort_keys=True) if state.scope is not None else None,
+                    state.covered,
                 ),
             )
 

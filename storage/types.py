@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
 from typing import Any
 
 from inlet.connectors.model import Document
@@ -103,15 +104,35 @@ class SourceState:
     # as its last full pass started with them; None: not recorded yet (a new source, or an index made
     # before digests, whose next run records the keys it runs with).
     scope: dict[str, str] | None = None
+    # How far back the completed passes have indexed the source: "all" after a full pass, else the
+    # earliest `--since` date of the passes since then (a later `--since` pass deletes nothing, so
+    # it never narrows it); None before any pass completed. `since` is only the current pass's date.
+    covered: str | None = None
 
     def indexed_since(self) -> str | None:
-        """How far back the source is indexed: "all" after a full backfill, the `--since` date after
-        a limited one, the recent window's start while a backfill goes further back, else None."""
+        """How far back the source is searchable: what its completed passes covered ("all" after a
+        full backfill, else the earliest `--since` date) or, while a backfill runs, the earlier of
+        that and the recent window's start; None when neither exists yet."""
         if self.phase == "incremental":
-            return self.since or "all"
+            return self.covered or "all"  # a state written without one: as before coverage was recorded
         if self.phase == "backfill":
-            return self.recent
+            return widest(self.covered, self.recent)
         return None
+
+    def pass_completed(self) -> None:
+        """Record a completed backfill pass: a full one covers "all"; a `--since` one extends the
+        coverage back to its date, and narrows nothing an earlier pass covered."""
+        self.covered = "all" if self.since is None else widest(self.covered, self.since)
+
+
+def widest(a: str | None, b: str | None) -> str | None:
+    """The coverage reaching further back of `a` and `b`: "all" over any time, the earlier of two
+    times (RFC 3339, compared as instants), either one over None."""
+    if a is None or b is None:
+        return a or b
+    if "all" in (a, b):
+        return "all"
+    return min(a, b, key=lambda when: datetime.fromisoformat(when).timestamp())
 
 
 ORPHANED = (  # the error of a run whose process stopped before finishing it (closed by the next run)

@@ -5,7 +5,9 @@ The engine knows no service. It batches what a connector yields, applies each ba
 checkpoint only once everything yielded before it is committed, so a crash anywhere resumes from
 the last checkpoint and re-applies, idempotently, what came after it. A full pass (a backfill with
 no `--since`) stamps every document it sees with a generation number; when the
-pass completes, documents of the source it did not see are deleted. A skip deletes nothing by
+pass completes, documents of the source it did not see are deleted. A completed pass records how
+far back the source is searchable (`SourceState.covered`): "all" after a full pass, while a `--since`
+pass, which deletes nothing, only ever extends it back to its date. A skip deletes nothing by
 itself (its id names an item, not always a document: `doc#body`, an attachment): a connector whose
 item leaves the index by policy yields its `Deletion` too; a failed skip of an item that a later
 `Document` of the same run reads after all is neither counted nor listed. A run changes its own
@@ -390,6 +392,7 @@ class Engine:
                 source.last_prune,
                 fence,
                 scope=reads,
+                covered=source.covered,  # a new pass deletes nothing older by itself: what was covered stays
             )
             self.state.save_source(source)
             kind = "backfill"  # a first sync of a new source, or a changed scope's, is a backfill: record it as one
@@ -494,6 +497,7 @@ class Engine:
                     run.deleted += self.index.prune(source.name, source.generation, source.fence, tuple(unlisted))
             source.phase = "incremental"
             source.last_prune = time.time() if source.since is None else source.last_prune
+            source.pass_completed()
         if resumed and (connector.deletions_from_checkpoint or blank):
             self._reconcile(connector, source, run)
         self.state.save_source(source)

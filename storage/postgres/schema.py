@@ -233,3 +233,11 @@ def m017_repost_words(db: psycopg.Connection[Any]) -> None:
     ASCII gets the postings it had; the rest of a database made before is found only now."""
     done = _repost(db)
     log.info("index database: re-indexed the keywords of %d chunks", done)
+
+
+@DATABASE.step
+def m018_source_coverage(db: psycopg.Connection[Any]) -> None:
+    """How far back a source's completed passes reach (`SourceState.covered`), apart from the date
+    the current pass loads from; a source past its backfill covers what its last pass did."""
+    db.execute("ALTER TABLE sources ADD COLUMN covered TEXT")
+    db.execute("UPDATE sources SET covered = COALESCE(since, 'all') WHERE phase = 'incremental'")

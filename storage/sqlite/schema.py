@@ -170,6 +170,19 @@ def m005_run_retry_at(db: sqlite3.Connection) -> None:
     run_script(db, "ALTER TABLE runs ADD COLUMN retry_at REAL")
 
 
+@STATE.step
+def m006_source_coverage(db: sqlite3.Connection) -> None:
+    """How far back a source's completed passes reach (`SourceState.covered`), apart from the date
+    the current pass loads from; a source past its backfill covers what its last pass did."""
+    run_script(
+        db,
+        """
+    ALTER TABLE sources ADD COLUMN covered TEXT;
+    UPDATE sources SET covered = COALESCE(since, 'all') WHERE phase = 'incremental'
+    """,
+    )
+
+
 def refuse_newer(db: sqlite3.Connection, path: Path, migrations: Migrations) -> None:
     """`Migrations.check` for a connection opened read-only: a file holding steps this inlet does
     not know is refused (a file from before the record passes: its next writer migrates it)."""

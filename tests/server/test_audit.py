@@ -31,6 +31,7 @@ from .conftest import AGENT, ALICE, BOB, KEYS, OPS, corpus, corpus_sources, serv
 from .test_mcp import http_client
 
 PASSAGES = [d.text for d in corpus()]
+KIM, BOB_EMAIL = "kim@example.com", "bob@other.org"
 
 
 def requests(client: TestClient) -> list[Any]:
@@ -189,6 +190,46 @@ def test_mcp_over_http_writes_a_line_per_tool_call(tmp_path: Path, index: Index)
     assert lines[1]["doc_ids"] == ["drive:f1"]
     assert [line.get("requested_id") for line in lines] == [None, "drive:f1", "eng:nope"]  # also when refused
     assert_clean(log.read_text())
+
+
+def test_an_mcp_tool_call_refused_before_its_tool_ran_is_written_too(tmp_path: Path, index: Index) -> None:
+    """Probe 23b F1: a `tools/call` that /mcp refuses at the HTTP level (an on_behalf_of key naming
+    no user: 400; a user key naming someone else: 403) writes its line, with the tool and what it
+    asked, as the same question to /v1/search does; a refused message that calls no tool writes
+    none, and an answered call still writes one line (the tool's)."""
+    log = tmp_path / "audit.jsonl"
+    app = create_app(settings_for(index.path, audit_log=str(log)), index=index, env=KEYS)
+    mcp = {"Accept": "application/json, text/event-stream"}
+
+    def call(tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        return {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": arguments}}
+
+    with TestClient(app) as client:
+        assert app.state.retrieval.ready.wait(30)
+        nobody = client.post("/mcp", json=call("search", {"query": "is alice being fired"}), headers={**AGENT, **mcp})
+        other = client.post(
+            "/mcp", json=call("fetch", {"id": "eng:C2/200"}), headers={**ALICE, **mcp, "X-Inlet-User": BOB_EMAIL}
+        )
+        listing = client.post(
+            "/mcp", json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, headers={**AGENT, **mcp}
+        )
+        answered = client.post(
+            "/mcp", json=call("search", {"query": "pipeline review"}), headers={**AGENT, **mcp, "X-Inlet-User": KIM}
+        )
+        same = client.post("/v1/search", json={"query": "is alice being fired"}, headers=AGENT)
+    assert [r.status_code for r in (nobody, other, listing, answered, same)] == [400, 403, 400, 200, 400]
+    assert nobody.json()["error"]["code"] == "user_required"
+    lines = lines_of(log)
+    assert [(line.get("tool") or line["route"], line["status"], line["user"]) for line in lines] == [
+        ("search", 400, None),
+        ("fetch", 403, "alice@example.com"),  # a user key acts for its own user, whom it names
+        ("search", 200, KIM),
+        ("POST /v1/search", 400, None),
+    ]
+    assert lines[0]["query"] == "is alice being fired" == lines[3]["query"] and "route" not in lines[0]
+    assert (lines[0]["key"], lines[0]["kind"]) == ("support-agent", "on_behalf_of")
+    assert lines[1]["requested_id"] == "eng:C2/200" and "query" not in lines[1]
+    assert (lines[1]["key"], lines[1]["kind"]) == ("alice-laptop", "user")
 
 
 def test_mcp_on_stdio_writes_a_line_per_tool_call(tmp_path: Path, embedder: Embedder) -> None:

@@ -724,11 +724,17 @@ def test_the_audit_log_names_the_tokens_subject_and_issuer_never_the_token(
             "/v1/search", json={"query": "what did alice ask"}, headers={"Authorization": f"Bearer {scopeless}"}
         )
         assert refused.status_code == 403
+        asked = {"name": "search", "arguments": {"query": "what did alice ask the agent"}}
+        call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": asked}
+        mcp = {"Authorization": f"Bearer {scopeless}", "Accept": "application/json, text/event-stream"}
+        assert client.post("/mcp", json=call, headers=mcp).status_code == 403  # probe 23b F1: written too
         assert (
             client.post("/v1/search", json={"query": "x"}, headers={"Authorization": "Bearer nobody"}).status_code
             == 401
         )
-    line, denied = [json.loads(text) for text in log.read_text().splitlines()]  # a 401 names nobody: no line
+    line, denied, tool = [json.loads(text) for text in log.read_text().splitlines()]  # a 401 names nobody: no line
+    assert (tool["tool"], tool["status"], tool["user"]) == ("search", 403, ALICE_EMAIL)
+    assert tool["query"] == "what did alice ask the agent" and tool["subject"] == denied["subject"]
     subject = jwt.decode(token, options={"verify_signature": False})["sub"]
     assert line["subject"] == subject and line["issuer"] == idp.issuer and "key" not in line
     assert line["user"] == ALICE_EMAIL and line["route"] == "POST /v1/search"

@@ -283,3 +283,50 @@ def test_a_database_s_postings_are_rewritten_with_the_index_s_words(database_url
         assert [c for c, _ in catalog.lexical("billing", Filters(), 5)] == ["t:en#0"]
     finally:
         catalog.close()
+
+
+SOURCES_BEFORE_COVERAGE = (  # (name, phase, since) as a release before `covered` left them
+    ("full", "incremental", None),
+    ("limited", "incremental", "2024-01-01T00:00:00+00:00"),
+    ("running", "backfill", "2025-01-01T00:00:00+00:00"),
+)
+
+
+def covers_what_its_last_pass_did(state: StateStore) -> None:
+    """A source past its backfill covers what its last pass did; one in a backfill, nothing known
+    yet; a later `--since` pass saved on top keeps the wider coverage (probe 23a F6)."""
+    try:
+        assert {name: state.source(name).covered for name, _, _ in SOURCES_BEFORE_COVERAGE} == {
+            "full": "all",
+            "limited": "2024-01-01T00:00:00+00:00",
+            "running": None,
+        }
+        full = state.source("full")
+        full.phase, full.since = "backfill", "2024-06-01T00:00:00+00:00"
+        state.save_source(full)
+        assert state.source("full").indexed_since() == "all"
+    finally:
+        state.close()
+
+
+def test_a_folder_s_sources_gain_the_coverage_of_their_last_pass(tmp_path: Path) -> None:
+    from inlet.storage.sqlite.state import SqliteState
+
+    earlier = Migrations("state")
+    for _, step in STATE.steps[: STATE.names.index("m006_source_coverage")]:
+        earlier.step(step)
+    db = connect(tmp_path / "state.db", earlier)
+    db.executemany("INSERT INTO sources (name, phase, generation, since) VALUES (?, ?, 1, ?)", SOURCES_BEFORE_COVERAGE)
+    db.close()
+    covers_what_its_last_pass_did(SqliteState(tmp_path / "state.db"))
+    assert "m006_source_coverage" in applied(tmp_path / "state.db")
+
+
+def test_a_database_s_sources_gain_the_coverage_of_their_last_pass(database_url: str) -> None:
+    from inlet.storage.postgres.state import PgState
+
+    with database_before(database_url, "m018_source_coverage") as db:
+        for row in SOURCES_BEFORE_COVERAGE:
+            db.execute("INSERT INTO sources (name, phase, generation, since) VALUES (%s, %s, 1, %s)", row)
+    config = IndexConfig(path=Path("unused"), database_url=database_url, chroma_url="http://127.0.0.1:1")
+    covers_what_its_last_pass_did(PgState(config))

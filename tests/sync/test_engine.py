@@ -242,6 +242,35 @@ def test_since_limited_backfill_never_prunes(engine):
     assert indexed(engine) == ["one:1", "one:2"]
 
 
+def test_a_later_since_backfill_never_narrows_what_earlier_passes_covered(engine):
+    """Probe 23a F6: a `--since` backfill after a full one deletes nothing, so the source stays
+    searchable all the way back ("all"), during that pass and after it; `--since` passes alone
+    cover back to the earliest of their dates, and a full pass covers everything again."""
+    during: list = []
+
+    def looked(n: int):  # the coverage `inlet status` reports while the pass runs
+        return lambda c: (during.append(engine.state.source("one").indexed_since()), doc(n)(c))[1]
+
+    def pass_(since: datetime | None) -> str | None:
+        engine.run("one", "backfill", since=since)
+        return engine.state.source("one").indexed_since()
+
+    Script.plan = [[looked(n), Checkpoint(state={})] for n in (1, 2, 3, 4, 5)]
+    assert pass_(datetime(2024, 6, 1, tzinfo=timezone.utc)) == "2024-06-01T00:00:00+00:00"
+    assert pass_(datetime(2025, 1, 1, tzinfo=timezone.utc)) == "2024-06-01T00:00:00+00:00"  # not narrowed
+    assert pass_(datetime(2023, 1, 1, tzinfo=timezone.utc)) == "2023-01-01T00:00:00+00:00"  # extended back
+    assert pass_(None) == "all"
+    assert pass_(datetime(2024, 1, 1, tzinfo=timezone.utc)) == "all"
+    assert during == [
+        None,
+        "2024-06-01T00:00:00+00:00",
+        "2024-06-01T00:00:00+00:00",
+        "2023-01-01T00:00:00+00:00",
+        "all",
+    ]
+    assert indexed(engine) == ["one:4", "one:5"]  # the full pass pruned what it did not see; the last kept all
+
+
 def test_incremental_sync_applies_deletions_and_counts_skips(engine):
     Script.plan = [
         [doc(1), doc(2), Checkpoint(state={"v": 1})],

@@ -315,3 +315,89 @@ def test_a_source_added_after_the_holder_started_is_said_so_not_denied(tmp_path:
         finally:
             local.close()
             state.close()
+
+
+def test_a_forwarded_backfill_draws_the_progress_bar_a_direct_one_draws(
+    tmp_path: Path, text_hash_embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Probe 23a F5: on a terminal, a backfill forwarded to the holder showed nothing until its
+    final line. The command now draws the holder's progress of its run while it waits (the run
+    goes on only once a frame reached the terminal), and the bar ends where the run did."""
+    import fcntl
+    import struct
+    import sys
+    import termios
+
+    from inlet.cli import cli as inlet_cli
+    from inlet.connectors.files import FilesConnector
+    from inlet.server.local_commands import ProgressBoard
+    from inlet.sync.engine import Engine
+
+    config = make_workdir(tmp_path)
+    settings = load_config(config)
+    drawn = threading.Event()
+
+    class Waiting(FilesConnector):
+        """Reads nothing until the command drew the run's first report (0 items) on its terminal."""
+
+        def load(self, checkpoint, *, since=None):
+            assert drawn.wait(60), "the command drew nothing while the holder's run went on"
+            yield from super().load(checkpoint, since=since)
+
+    class WaitingEngine(Engine):
+        def connector(self, name, env=None):
+            return Waiting(self.settings.source(name))
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))
+    shown = bytearray()
+
+    def read_terminal() -> None:
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the terminal's other end closed: all was read
+                return
+            if not chunk:
+                return
+            shown.extend(chunk)
+            if b"notes" in shown and b"0 items" in shown:
+                drawn.set()
+
+    reader = threading.Thread(target=read_terminal, daemon=True)
+    reader.start()
+    monkeypatch.setenv("COLUMNS", "200")
+    board = ProgressBoard()
+    with Index(settings.index, embedder=text_hash_embedder) as index:
+        state = SqliteState(index.path / "state.db")
+        engine = WaitingEngine(settings, index, state, env={}, on_progress=board.update)
+
+        def run(name, kind, since, restart, cancel, env=None):
+            return engine.run(name, kind, since=since, restart=restart, cancel=cancel, env=env)
+
+        local = start_local_commands(settings, index, state, run, board)
+        assert local is not None
+        terminal = open(slave, "w", encoding="utf-8", closefd=False)
+        try:
+            monkeypatch.setattr(sys, "stderr", terminal)
+            inlet_cli.main(["backfill", "notes", "--config", str(config)], standalone_mode=False)
+            terminal.flush()
+        finally:
+            monkeypatch.undo()
+            terminal.close()
+            os.close(slave)
+            local.close()
+            state.close()
+    reader.join(60)
+    os.close(master)
+    text = shown.decode("utf-8", "replace")
+    assert drawn.is_set() and "3/3 files" in text and "· 3 indexed ·" in text, text[-2000:]  # the last frame
+    assert state_outcomes(tmp_path) == ["ok"]
+
+
+def state_outcomes(tmp_path: Path) -> list[str]:
+    state = SqliteState(tmp_path / "index" / "state.db")
+    try:
+        return [run.outcome for run in state.runs("notes")]
+    finally:
+        state.close()
