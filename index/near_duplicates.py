@@ -1,0 +1,105 @@
+"""Near-duplicate passages: the same text, not merely the same template.
+
+Invariant: two passages are near-duplicates when they hold the same message text with the same
+facts. Most (`THRESHOLD`) of the smaller one's 5-word shingles must appear in the other, and
+where the two texts align word by word, no stretch of one may stand in for a stretch of the other
+holding a different number, date or identifier (a word with a digit in it, or a month's name):
+weekly reports, form letters and tickets made from one template are different documents, while a
+mail quoted in a reply, a forwarded copy or one file in two folders are one.
+
+The comparison is on the message text (`message_text`): header lines (`From:`, `To:`, `Cc:`,
+`Date:`, `Sent:`, `Subject:`...: inlet's own block at the head of a mail, and the ones a forward or
+a reply quotes), forward and reply markers (`---------- Forwarded message ---------`,
+`-----Original Message-----`, `On ... wrote:`) are left out, so a short mail and a bare forward of
+it are one text however short. A passage with fewer than `MIN_WORDS` words of message text (a
+one-line "Thanks!") is compared whole, header lines included: two people's same short reply are
+two documents.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from difflib import SequenceMatcher
+
+SIZE = 5  # words per shingle
+THRESHOLD = 0.7  # share of the smaller passage's shingles that must be in the other
+MIN_WORDS = 10  # message text shorter than this is compared with its header lines
+
+_WORDS = re.compile(r"\w+")
+_HEADER = re.compile(r"^[\s>]*(from|to|cc|bcc|date|sent|subject|reply-to)[ \t]*:", re.IGNORECASE)
+_MARKER = re.compile(
+    r"^[\s>]*(-{2,}.*\b(forwarded|original message)\b.*|begin forwarded message:?\s*|.{0,200}\bwrote:\s*)$",
+    re.IGNORECASE,
+)
+_MARKER_END = re.compile(r"-{3,}\s*$")  # a marker wrapped over two lines: "... on 11/16/2000" / "02:51 PM -----"
+_REPLY_START = re.compile(r"^[\s>]*on\s", re.IGNORECASE)  # "On Mon, Dec 6, 2026 at 6:12 PM Dana <" / "dana@x> wrote:"
+_MONTHS = frozenset(
+    "january february march april may june july august september october november december "
+    "jan feb mar apr jun jul aug sep sept oct nov dec".split()
+)
+
+
+@dataclass(frozen=True)
+class Marks:
+    """What near-duplicate detection compares of a passage: its words and their shingles."""
+
+    words: tuple[str, ...]
+    shingles: frozenset[tuple[str, ...]]
+
+
+def message_text(text: str) -> str:
+    """`text` without header lines (and their indented continuations) or forward and reply markers."""
+    kept: list[str] = []
+    after: str | None = None  # the header line or marker just left out, if the line before was one
+    for line in text.splitlines():
+        if _HEADER.match(line) or _MARKER.match(line):
+            if line.rstrip().endswith("wrote:") and kept and _REPLY_START.match(kept[-1]):
+                kept.pop()  # the first half of a wrapped "On ... wrote:"
+            after = line
+            continue
+        if after is not None and line.strip():
+            if line[:1] in (" ", "\t") and _HEADER.match(after):
+                continue  # a header line's folded continuation
+            if _MARKER_END.search(line) and not _MARKER_END.search(after) and _MARKER.match(after):
+                continue  # the second half of a wrapped marker
+        after = None
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def marks(text: str) -> Marks:
+    words = _WORDS.findall(message_text(text).lower())
+    if len(words) < MIN_WORDS:
+        words = _WORDS.findall(text.lower())
+    if len(words) < SIZE:
+        return Marks(tuple(words), frozenset([tuple(words)]))
+    return Marks(tuple(words), frozenset(zip(*(words[i:] for i in range(SIZE)))))
+
+
+def near_duplicates(a: Marks, b: Marks) -> bool:
+    """The same text: most of the smaller one's shingles in the other, and no fact differing."""
+    if not a.shingles or not b.shingles:
+        return False
+    if len(a.shingles & b.shingles) < THRESHOLD * min(len(a.shingles), len(b.shingles)):
+        return False
+    return not _facts_differ(a.words, b.words)
+
+
+def _facts_differ(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    """Whether, aligned word by word, a stretch of `a` is replaced in `b` by one whose facts differ
+    (week 14 -> week 15, 4120 pallets -> 3870). Words only one side has (a reply's own lines, the
+    ends a chunk boundary cut) are additions, not differences."""
+    if a == b:
+        return False
+    matcher = SequenceMatcher(None, a, b, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "replace":
+            mine, theirs = _facts(a[i1:i2]), _facts(b[j1:j2])
+            if mine and theirs and mine != theirs:
+                return True
+    return False
+
+
+def _facts(words: tuple[str, ...]) -> set[str]:
+    return {w for w in words if w in _MONTHS or any(ch.isdigit() for ch in w)}
