@@ -11,9 +11,11 @@ The comparison is on the message text (`message_text`): header lines (`From:`, `
 `Date:`, `Sent:`, `Subject:`...: inlet's own block at the head of a mail, and the ones a forward or
 a reply quotes), forward and reply markers (`---------- Forwarded message ---------`,
 `-----Original Message-----`, `On ... wrote:`) are left out, so a short mail and a bare forward of
-it are one text however short. A passage with fewer than `MIN_WORDS` words of message text (a
-one-line "Thanks!") is compared whole, header lines included: two people's same short reply are
-two documents.
+it are one text however short. Two mails of their own (neither forwards nor quotes anything) sent
+on different days are two documents even with the same text: a weekly reminder sent three times is
+three mails (`sent`); the same text sent again that day, to someone else, is a copy. A passage
+with fewer than `MIN_WORDS` words of message text (a one-line "Thanks!") is compared whole, header
+lines included: two people's same short reply are two documents.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ _MARKER = re.compile(
 )
 _MARKER_END = re.compile(r"-{3,}\s*$")  # a marker wrapped over two lines: "... on 11/16/2000" / "02:51 PM -----"
 _REPLY_START = re.compile(r"^[\s>]*on\s", re.IGNORECASE)  # "On Mon, Dec 6, 2026 at 6:12 PM Dana <" / "dana@x> wrote:"
+_DAY = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")  # inlet writes a mail's Date as 2026-12-06 18:12 UTC
 _MONTHS = frozenset(
     "january february march april may june july august september october november december "
     "jan feb mar apr jun jul aug sep sept oct nov dec".split()
@@ -46,6 +49,7 @@ class Marks:
 
     words: tuple[str, ...]
     shingles: frozenset[tuple[str, ...]]
+    sent: str = ""  # the day heading a mail that forwards or quotes nothing (`sent`)
 
 
 def message_text(text: str) -> str:
@@ -68,18 +72,33 @@ def message_text(text: str) -> str:
     return "\n".join(kept)
 
 
+def sent(text: str) -> str:
+    """The day of the `Date:` line heading `text` (inlet's header block), if `text` forwards or
+    quotes nothing (no marker, no `>` line): a mail of its own, which a mail of the same text on
+    another day does not repeat (one sent again minutes later, to someone else, does)."""
+    head, _, _ = text.lstrip("\n").partition("\n\n")
+    lines = head.splitlines()
+    if not lines or not all(_HEADER.match(line) or line[:1] in (" ", "\t") for line in lines):
+        return ""
+    if any(_MARKER.match(line) or line.lstrip().startswith(">") for line in text.splitlines()):
+        return ""
+    dates = (_DAY.search(line) for line in lines if line.strip().lower().startswith("date"))
+    return next((day.group() for day in dates if day), "")
+
+
 def marks(text: str) -> Marks:
     words = _WORDS.findall(message_text(text).lower())
     if len(words) < MIN_WORDS:
         words = _WORDS.findall(text.lower())
     if len(words) < SIZE:
-        return Marks(tuple(words), frozenset([tuple(words)]))
-    return Marks(tuple(words), frozenset(zip(*(words[i:] for i in range(SIZE)))))
+        return Marks(tuple(words), frozenset([tuple(words)]), sent(text))
+    return Marks(tuple(words), frozenset(zip(*(words[i:] for i in range(SIZE)))), sent(text))
 
 
 def near_duplicates(a: Marks, b: Marks) -> bool:
-    """The same text: most of the smaller one's shingles in the other, and no fact differing."""
-    if not a.shingles or not b.shingles:
+    """The same text: most of the smaller one's shingles in the other, no fact differing, and not two
+    mails of their own sent on different days."""
+    if not a.shingles or not b.shingles or (a.sent and b.sent and a.sent != b.sent):
         return False
     if len(a.shingles & b.shingles) < THRESHOLD * min(len(a.shingles), len(b.shingles)):
         return False

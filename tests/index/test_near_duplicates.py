@@ -87,3 +87,20 @@ def test_the_same_short_reply_from_two_people_is_two_documents():
     second = f"From: carol@example.com\nTo: erin@example.com\nDate: 2026-11-02 16:05 UTC\n\n{thanks}"
     assert not same(first, second)
     assert same(first, first)
+
+
+def test_the_same_mail_sent_on_other_days_is_another_mail_but_a_copy_of_it_is_not():
+    """A weekly reminder sent on two Mondays is two mails; the same mail read through another source
+    (its header written another way), or sent again that day to another list, is one."""
+    reminder = (
+        "Reminder: the timesheet for this week is due on Friday at noon. Please submit it in the HR portal "
+        "and ask your manager to approve it before the payroll run."
+    )
+    monday = f"From: hr@example.com\nTo: staff@example.com\nDate: 2026-11-30 08:00 UTC\n\n{reminder}"
+    next_monday = f"From: hr@example.com\nTo: staff@example.com\nDate: 2026-12-07 08:00 UTC\n\n{reminder}"
+    copy = f"From: HR <hr@example.com>\nTo: All staff <staff@example.com>\nDate: 2026-11-30 08:00 UTC\n\n{reminder}"
+    again = f"From: hr@example.com\nTo: contractors@example.com\nDate: 2026-11-30 08:03 UTC\n\n{reminder}"
+    assert not same(monday, next_monday)
+    assert same(monday, copy)
+    assert same(monday, again)  # sent again minutes later, to another list
+    assert same(next_monday, f"Date: 2026-12-07 09:00 UTC\n\n---------- Forwarded message ---------\n{next_monday}")
