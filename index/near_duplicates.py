@@ -74,13 +74,14 @@ def message_text(text: str) -> str:
 
 def sent(text: str) -> str:
     """The day of the `Date:` line heading `text` (inlet's header block), if `text` forwards or
-    quotes nothing (no marker, no `>` line): a mail of its own, which a mail of the same text on
-    another day does not repeat (one sent again minutes later, to someone else, does)."""
-    head, _, _ = text.lstrip("\n").partition("\n\n")
+    quotes nothing (no marker, no `>` line, no header line past its head, as an attached mail's):
+    a mail of its own, which a mail of the same text on another day does not repeat (one sent again
+    minutes later, to someone else, does)."""
+    head, _, rest = text.lstrip("\n").partition("\n\n")
     lines = head.splitlines()
     if not lines or not all(_HEADER.match(line) or line[:1] in (" ", "\t") for line in lines):
         return ""
-    if any(_MARKER.match(line) or line.lstrip().startswith(">") for line in text.splitlines()):
+    if any(_HEADER.match(line) or _MARKER.match(line) or line.lstrip().startswith(">") for line in rest.splitlines()):
         return ""
     dates = (_DAY.search(line) for line in lines if line.strip().lower().startswith("date"))
     return next((day.group() for day in dates if day), "")

@@ -103,4 +103,6 @@ def test_the_same_mail_sent_on_other_days_is_another_mail_but_a_copy_of_it_is_no
     assert not same(monday, next_monday)
     assert same(monday, copy)
     assert same(monday, again)  # sent again minutes later, to another list
+    attached = f"From: bob@example.com\nDate: 2026-12-08 10:00 UTC\n\n{monday}"  # a forward as attachment
+    assert same(attached, monday)
     assert same(next_monday, f"Date: 2026-12-07 09:00 UTC\n\n---------- Forwarded message ---------\n{next_monday}")
