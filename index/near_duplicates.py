@@ -45,7 +45,8 @@ _MONTHS = frozenset(
 
 @dataclass(frozen=True)
 class Marks:
-    """What near-duplicate detection compares of a passage: its words and their shingles."""
+    """What near-duplicate detection compares of a passage: the words of its message text, their
+    shingles and, for a mail of its own, the day it was sent."""
 
     words: tuple[str, ...]
     shingles: frozenset[tuple[str, ...]]
@@ -88,6 +89,7 @@ def sent(text: str) -> str:
 
 
 def marks(text: str) -> Marks:
+    """A passage's `Marks`, computed once per passage and compared with `near_duplicates`."""
     words = _WORDS.findall(message_text(text).lower())
     if len(words) < MIN_WORDS:
         words = _WORDS.findall(text.lower())
