@@ -24,11 +24,12 @@ import re
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
+from inlet.storage.lexical import words as lexical_words
+
 SIZE = 5  # words per shingle
 THRESHOLD = 0.7  # share of the smaller passage's shingles that must be in the other
 MIN_WORDS = 10  # message text shorter than this is compared with its header lines
 
-_WORDS = re.compile(r"\w+")
 _HEADER = re.compile(r"^[\s>]*(from|to|cc|bcc|date|sent|subject|reply-to)[ \t]*:", re.IGNORECASE)
 _MARKER = re.compile(
     r"^[\s>]*(-{2,}.*\b(forwarded|original message)\b.*|begin forwarded message:?\s*|.{0,200}\bwrote:\s*)$",
@@ -90,9 +91,9 @@ def sent(text: str) -> str:
 
 def marks(text: str) -> Marks:
     """A passage's `Marks`, computed once per passage and compared with `near_duplicates`."""
-    words = _WORDS.findall(message_text(text).lower())
+    words = lexical_words(message_text(text))  # the index's words: an NFD copy of a passage is the same
     if len(words) < MIN_WORDS:
-        words = _WORDS.findall(text.lower())
+        words = lexical_words(text)
     if len(words) < SIZE:
         return Marks(tuple(words), frozenset([tuple(words)]), sent(text))
     return Marks(tuple(words), frozenset(zip(*(words[i:] for i in range(SIZE)))), sent(text))
