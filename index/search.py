@@ -5,7 +5,8 @@ ACL included, inside their queries, so `k` results come back whenever `k` visibl
 exist. After fusion: a mild recency preference, passages grouped by document (the best passage is
 the result's `text`, up to three more of its matching passages ride along in `passages`, and a
 document is scored by all of them), near-duplicate documents collapsed (a thread quoted in three
-mails is one result), each result's calibrated `relevance` with the answer's `match`
+mails is one result; `near_duplicates.py`: the same message text with the same facts, so reports
+made from one template stay apart), each result's calibrated `relevance` with the answer's `match`
 (`relevance.py`), and the likely answers (relevance at or above `min_relevance`) moved first.
 What the question asks beyond its words (a time, a source, a person: `interpret.py`) filters or
 boosts the search; a filter the request sets itself (a window, sources or source types) replaces
@@ -29,11 +30,11 @@ from typing import Any
 
 from inlet.connectors.model import Document, iso_time, principals_for
 from inlet.errors import UnknownFilterError
-from inlet.storage.lexical import words as lexical_words
 from inlet.storage.types import Filters, chunk_doc_id
 
 from . import relevance as rel
 from .interpret import Interpretation, People, interpret
+from .near_duplicates import Marks, marks, near_duplicates
 from .store import Index
 
 _LEXICAL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="inlet-bm25")
@@ -479,14 +480,15 @@ def _involves(doc: Document, people: set[str]) -> bool:
 
 def _diversify(index: Index, groups: list[_Group], k: int, more: int) -> list[_Group]:
     """The best `k` documents, each with its best passage and up to `more` other matching
-    passages; a document whose best passage nearly repeats a chosen one's (a forward, a quote) is
-    dropped, and so is a copy: one of the same time, to the second, that shares a passage with a
-    chosen one or carries the same mail's `message_id` (the same mail through Outlook and Gmail,
-    whose best passages may differ, or whose attachments the two sources read differently). Texts
-    are read a page of 2 x `k` documents at a time: usually one page is enough."""
+    passages; a document whose best passage nearly repeats a chosen one's (a forward, a quote: the
+    same message text with the same facts, `near_duplicates`) is dropped, and so is a copy: one of
+    the same time, to the second, that shares a passage with a chosen one or carries the same mail's
+    `message_id` (the same mail through Outlook and Gmail, whose best passages may differ, or whose
+    attachments the two sources read differently). Texts are read a page of 2 x `k` documents at a
+    time: usually one page is enough."""
     chosen: list[_Group] = []
-    shingles: list[set[tuple[str, ...]]] = []
-    by_time: dict[float, list[set[tuple[str, ...]]]] = {}  # a chosen document's time -> its passages' shingles
+    best_marks: list[Marks] = []  # each chosen document's best passage
+    by_time: dict[float, list[Marks]] = {}  # a chosen document's time -> its passages' marks
     ids_by_time: dict[float, list[str]] = {}  # a chosen document's time -> the chosen documents of that time
     message_ids = _MessageIds(index)
     texts: dict[str, str | None] = {}
@@ -503,27 +505,27 @@ def _diversify(index: Index, groups: list[_Group], k: int, more: int) -> list[_G
         if not passages:
             continue
         best, text = passages[0]
-        marks = [_shingles(t) for _, t in passages]
-        if any(_similar(marks[0], other) for other in shingles):
+        found_marks = [marks(t) for _, t in passages]
+        if any(near_duplicates(found_marks[0], other) for other in best_marks):
             continue
         twins = by_time.get(best.ts, []) if best.ts > 0 else []
-        if any(_similar(m, other) for m in marks for other in twins):
+        if any(near_duplicates(m, other) for m in found_marks for other in twins):
             continue
         if best.ts > 0 and message_ids.shared(group.doc_id, ids_by_time.get(best.ts, [])):
             continue
         best.text = text
         group.passages = [best]
         group.texts = [text]
-        kept = [marks[0]]
-        for (c, other), other_marks in zip(passages[1:], marks[1:]):
-            if not any(_similar(other_marks, m) for m in kept):
+        kept = [found_marks[0]]
+        for (c, other), other_marks in zip(passages[1:], found_marks[1:]):
+            if not any(near_duplicates(other_marks, m) for m in kept):
                 c.text = other
                 group.passages.append(c)
                 group.texts.append(other)
                 kept.append(other_marks)
         chosen.append(group)
-        shingles.append(marks[0])
-        by_time.setdefault(best.ts, []).extend(marks)
+        best_marks.append(found_marks[0])
+        by_time.setdefault(best.ts, []).extend(found_marks)
         ids_by_time.setdefault(best.ts, []).append(group.doc_id)
         if len(chosen) == k:
             break
@@ -631,17 +633,3 @@ def features_of(
             }
         )
     return out
-
-
-def _shingles(text: str, size: int = 5) -> set[tuple[str, ...]]:
-    words = lexical_words(text)  # the index's words: an NFD copy of a passage is the same passage
-    if len(words) < size:
-        return {tuple(words)}
-    return set(zip(*(words[i:] for i in range(size))))
-
-
-def _similar(a: set[tuple[str, ...]], b: set[tuple[str, ...]], threshold: float = 0.7) -> bool:
-    """Near-duplicates: most of the smaller passage's shingles appear in the other."""
-    if not a or not b:
-        return False
-    return len(a & b) / min(len(a), len(b)) >= threshold

@@ -166,6 +166,43 @@ def test_near_duplicates_collapse(index):
     assert len(hits) == 1
 
 
+def test_documents_from_one_template_are_each_a_result(index):
+    """Tickets written from one form differ only in their number, floor and date: each is a
+    different fault, and an agent asking for the badge reader faults must see every one."""
+    form = (
+        "Ticket {number}: the badge reader at the north entrance of floor {floor} stopped accepting "
+        "cards on {date}. Facilities checked the power supply and the network cable, replaced the reader "
+        "with a spare from the store room and confirmed that staff badges open the door again. The faulty "
+        "unit goes back to the vendor under the maintenance contract; no further action is needed."
+    )
+    tickets = [("INC-4471", 3, "2 March 2026"), ("INC-4502", 5, "9 March 2026"), ("INC-4533", 2, "16 March 2026")]
+    texts = [form.format(number=n, floor=f, date=d) for n, f, d in tickets]
+    index.apply([doc(60 + i, text, source="ops") for i, text in enumerate(texts)], generation=1)
+    got = ids(index, "badge reader stopped accepting cards ticket", k=5, sources=("ops",))
+    assert sorted(got) == ["ops:60", "ops:61", "ops:62"]
+
+
+def test_a_short_mail_and_a_bare_forward_of_it_are_one_result(index):
+    """The two passages differ only in inlet's header block and the forward's attribution lines."""
+    body = (
+        "Our invoice INV-77310 was charged twice on the corporate card ending 4417. Please refund the "
+        "duplicate charge of 1,250 EUR to the same card before the end of the month."
+    )
+    original = f"From: dana@customer.example\nTo: bob@example.com\nDate: 2026-12-06 18:12 UTC\n\n{body}"
+    forward = (
+        "From: bob@example.com\nTo: alice@example.com\nDate: 2026-12-07 08:00 UTC\n\n"
+        "---------- Forwarded message ---------\nFrom: Dana Customer <dana@customer.example>\n"
+        f"Date: Sun, Dec 6, 2026 at 6:12 PM\nSubject: Double charge\nTo: <bob@example.com>\n\n{body}"
+    )
+    mails = [
+        doc(70, original, source="mail", source_type="mail_archive", title="Double charge"),
+        doc(71, forward, source="mail", source_type="mail_archive", title="Fwd: Double charge", when=2025),
+    ]
+    index.apply(mails, generation=1)
+    got = ids(index, "INV-77310 refund duplicate charge", k=5, sources=("mail",))
+    assert len(got) == 1 and got[0] in ("mail:70", "mail:71")
+
+
 def test_a_copy_through_another_source_collapses_but_a_later_reply_quoting_it_stays(index):
     body = " ".join(
         f"Section {n}: the Zanzibar pipeline capacity auction moves to week {n} and bids stay sealed."

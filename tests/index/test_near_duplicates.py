@@ -1,0 +1,108 @@
+"""Near-duplicate passages: the same message text with the same facts, not one template's fill-ins."""
+
+from inlet.index.near_duplicates import marks, message_text, near_duplicates
+
+
+def same(a: str, b: str) -> bool:
+    return near_duplicates(marks(a), marks(b))
+
+
+def report(week: int, date: str, received: int, shipped: int) -> str:
+    return (
+        f"Weekly warehouse report, week {week} ({date})\n\nSite: Rotterdam distribution centre. Prepared by the "
+        f"logistics operations team for the regional board. Inbound pallets received: {received}. Outbound "
+        f"pallets shipped: {shipped}. Dock utilisation stayed within the agreed band and no safety incidents were "
+        "recorded on the loading bays. Forklift maintenance followed the quarterly plan and the cold-store "
+        "temperature logs were reviewed and signed off by the site manager."
+    )
+
+
+BODY = (
+    "Our invoice INV-77310 was charged twice on the corporate card ending 4417. Please refund the duplicate "
+    "charge of 1,250 EUR to the same card before the end of the month."
+)
+ORIGINAL = f"From: dana@customer.example\nTo: bob@example.com\nDate: 2026-12-06 18:12 UTC\n\n{BODY}"
+FORWARD = (
+    "From: bob@example.com\nTo: alice@example.com\nDate: 2026-12-07 08:00 UTC\n\n"
+    "---------- Forwarded message ---------\nFrom: Dana Customer <dana@customer.example>\n"
+    "Date: Sun, Dec 6, 2026 at 6:12 PM\nSubject: Double charge\nTo: <bob@example.com>\n\n" + BODY
+)
+
+
+def test_reports_from_one_template_with_other_figures_are_different_documents():
+    week14, week15 = report(14, "6 April 2026", 4120, 3980), report(15, "13 April 2026", 3870, 4210)
+    assert not same(week14, week15)
+    assert not same(week14, report(14, "6 April 2026", 4120, 3981))  # one figure differs
+    assert not same(report(14, "6 April 2026", 1, 2), report(14, "6 May 2026", 1, 2))  # the month
+    assert same(week14, report(14, "6 April 2026", 4120, 3980))
+
+
+def test_a_short_mail_and_a_bare_forward_of_it_are_one_text():
+    assert message_text(FORWARD).strip() == BODY
+    assert same(ORIGINAL, FORWARD)
+
+
+def test_a_reply_quoting_a_mail_under_an_original_message_block_repeats_it():
+    reply = (
+        "From: bob@example.com\nTo: dana@customer.example\nDate: 2026-12-07 09:30 UTC\n\nDone.\n\n"
+        "-----Original Message-----\nFrom: Dana Customer\nSent: Sunday, December 06, 2026 6:12 PM\n"
+        "To: Bob\nSubject: Double charge\n\n" + BODY
+    )
+    assert same(reply, ORIGINAL)
+
+
+def test_wrapped_markers_and_folded_headers_are_left_out():
+    text = (
+        "From: phillip.allen@enron.com\nTo: paula.harris@enron.com,\n  faith.killen@enron.com\n"
+        "Date: 2000-11-16 14:51 UTC\n\n---------------------- Forwarded by Phillip K Allen/HOU/ECT on 11/16/2000\n"
+        "02:51 PM ---------------------------\nTo: Faith Killen/HOU/ECT@ECT\ncc:\nSubject: Re: West Gas 2001 Plan\n\n"
+        "Faith, the plan is attached.\n\n"
+        "On Mon, Nov 13, 2000 at 9:02 AM Faith Killen <\nfaith.killen@enron.com> wrote:\n"
+        "> Please send the plan."
+    )
+    assert message_text(text).split() == [
+        "Faith,",
+        "the",
+        "plan",
+        "is",
+        "attached.",
+        ">",
+        "Please",
+        "send",
+        "the",
+        "plan.",
+    ]
+
+
+def test_words_only_one_side_has_are_additions_not_differences():
+    """A reply's own line above the quote, or the end a chunk boundary cut off, holds facts the other
+    passage lacks without contradicting it."""
+    assert same(f"Refund booked on 7 December as ticket 5521.\n\n> {BODY}", BODY)
+    assert same(BODY, BODY.rsplit(" 1,250", 1)[0])
+
+
+def test_the_same_short_reply_from_two_people_is_two_documents():
+    thanks = "Thanks, will do."
+    first = f"From: bob@example.com\nTo: dana@customer.example\nDate: 2026-12-07 09:30 UTC\n\n{thanks}"
+    second = f"From: carol@example.com\nTo: erin@example.com\nDate: 2026-11-02 16:05 UTC\n\n{thanks}"
+    assert not same(first, second)
+    assert same(first, first)
+
+
+def test_the_same_mail_sent_on_other_days_is_another_mail_but_a_copy_of_it_is_not():
+    """A weekly reminder sent on two Mondays is two mails; the same mail read through another source
+    (its header written another way), or sent again that day to another list, is one."""
+    reminder = (
+        "Reminder: the timesheet for this week is due on Friday at noon. Please submit it in the HR portal "
+        "and ask your manager to approve it before the payroll run."
+    )
+    monday = f"From: hr@example.com\nTo: staff@example.com\nDate: 2026-11-30 08:00 UTC\n\n{reminder}"
+    next_monday = f"From: hr@example.com\nTo: staff@example.com\nDate: 2026-12-07 08:00 UTC\n\n{reminder}"
+    copy = f"From: HR <hr@example.com>\nTo: All staff <staff@example.com>\nDate: 2026-11-30 08:00 UTC\n\n{reminder}"
+    again = f"From: hr@example.com\nTo: contractors@example.com\nDate: 2026-11-30 08:03 UTC\n\n{reminder}"
+    assert not same(monday, next_monday)
+    assert same(monday, copy)
+    assert same(monday, again)  # sent again minutes later, to another list
+    attached = f"From: bob@example.com\nDate: 2026-12-08 10:00 UTC\n\n{monday}"  # a forward as attachment
+    assert same(attached, monday)
+    assert same(next_monday, f"Date: 2026-12-07 09:00 UTC\n\n---------- Forwarded message ---------\n{next_monday}")
