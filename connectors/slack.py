@@ -4,18 +4,24 @@ Sync model (state in the checkpoint, per channel):
 - `newest`: the newest parent ts seen; a run re-reads history from min(newest, now - lookback), so
   new messages, new replies to recent threads, and edits and deletions in the look-back window
   are caught with (usually) one `conversations.history` call per channel;
-- `threads`: for each parent with replies, a fingerprint (reply_count, latest_reply, edit): a
-  thread is re-read with `conversations.replies` only when its fingerprint changes or its last
-  reply is inside the look-back window;
+- `threads`: for each parent with replies, a fingerprint (reply_count, latest_reply, edit, and
+  the parent's files by id and mode: a deleted file turns to Slack's `tombstone` without an edit;
+  single messages in the window keep one too, in `recent`): a thread is re-read with
+  `conversations.replies` only when its fingerprint changes or its last reply is inside the
+  look-back window;
 - every `reconcile_every`, history is read from the beginning (parents only) to catch late
   replies to old threads and threads deleted long ago; `live_ids()` lets the engine prune the
   rest (threads of one deleted outside the window, channels gone).
 A scan goes newest to oldest and checkpoints after every page with the `latest` bound reached,
 so an interrupted backfill resumes mid-channel; the resumed run then also reads the channels
 joined since it was planned (after the planned ones), not those it finished. Private channels'
-members are read every run: a changed membership (or name, or visibility) re-yields the
-channel's documents with the new ACL, which the engine applies without re-embedding. A member or
-DM partner Slack calls deactivated (`deleted`) is no reader.
+members are read every run: a changed membership (or name, or visibility: a public channel made
+private keeps its id) re-yields all the channel's documents with the new ACL, which the engine
+applies without re-embedding. A member or DM partner Slack calls deactivated (`deleted`) is no
+reader. Slack's notice of a visibility change (`channel_convert_to_private`/`_public`) is no
+document. A channel Slack calls gone (`SKIP_CHANNEL`: archived or deleted mid-run) is a skip with
+that reason whether its history or a thread's `conversations.replies` says so: the rest of the
+channel is not read, the other channels are.
 
 Slack ejects the bot from a channel when it is archived (`is_archived`, not `is_member`; its
 history answers `not_in_channel`). With `include_archived`, such a channel the checkpoint knows is
@@ -28,7 +34,10 @@ A change event asks for a scoped run (`load_scope`). A message, edit, deletion o
 or edited single message from the payload itself, a deleted one as a deletion, anything inside a
 thread (a reply, its edit or deletion, a parent with replies, a shared file) with one
 `conversations.replies`; the channel's name and ACL come from its checkpoint entry, so neither
-`conversations.info` nor `conversations.members` is called. Such a run only adds to the
+`conversations.info` nor `conversations.members` is called, unless an event's `channel_type` says
+the channel's kind changed (made private or public): it is then read as a bare channel. A
+`file_deleted` event re-reads the threads whose documents name the file (checkpoint key `files`:
+thread -> file ids), or the channel as a bare one when none is known. Such a run only adds to the
 checkpoint: each thread it wrote is marked so the next scheduled run re-reads it, the channel's
 `newest` is left alone (so that run skips nothing), and a thread it deleted is forgotten. Slack
 sends an event again when its acknowledgement was lost, and does not order them, so each message
@@ -36,7 +45,7 @@ an event wrote or deleted is remembered for `EVENT_MEMORY` (checkpoint key `even
 edit it holds, or `deleted`): an older edit, or any event of a deleted message, changes nothing. A
 channel the config no longer selects (`channels`, `include_dms`, `include_private`) is read as a
 bare channel, which drops it. A bare
-channel (membership, rename, archival events; or a payload the run cannot find) is read as the
+channel (membership, rename, archival, visibility events; or a payload the run cannot find) is read as the
 schedule would read it: `conversations.info` (and its members when private) instead of listing
 the workspace, then its recent history from its own checkpoint entry. People are looked up one by
 one (`users.info`) unless a run of this process has met them; channel names in mentions come from
@@ -84,7 +93,7 @@ from .kit import CheckpointModel, Pager, Retries, RetryPolicy, cursor
 from .kit.scope import check_scope, warn
 from .model import ACL, Checkpoint, Deletion, Item, Progress, Skipped
 from .slack_client import TIERS, MissingScope, SlackAPI, SlackError
-from .slack_events import INBOX, SlackSocketEvents, split_container
+from .slack_events import CONVERSIONS, INBOX, SlackSocketEvents, split_container
 from .slack_export import SlackExportConnector
 from .slack_render import ChannelInfo, Directory, Person, files_of, is_external, is_parent, thread_doc
 
@@ -92,11 +101,19 @@ log = logging.getLogger(__name__)
 
 __all__ = ["SlackConfig", "SlackConnector", "SlackExportConnector"]
 
-SKIP_CHANNEL = frozenset({"not_in_channel", "channel_not_found", "is_archived", "access_denied"})
+# Slack's answers that a channel is gone or no longer readable by the bot: a skip of the channel, with what it means
+SKIP_CHANNEL: dict[str, str] = {
+    "not_in_channel": "the bot is no longer in it (archived, or the bot removed)",
+    "channel_not_found": "Slack no longer finds it (deleted, or the bot removed from a private channel)",
+    "is_archived": "archived",
+    "access_denied": "Slack denies the bot access",
+}
 LIST_USERS_AFTER = 50  # a scoped run looks people up one by one (users.info), then lists them all
 EVENT_MARK = "event"  # a thread fingerprint no message has: the next scheduled run re-reads the thread
 EVENT_MEMORY = 3600.0  # seconds an event's write or deletion is remembered (Slack retries within minutes)
 DELETED = "deleted"
+# an event's `channel_type` -> the kind of conversation it says the channel is
+CHANNEL_TYPES = {"channel": "public_channel", "group": "private_channel", "mpim": "mpim", "im": "im"}
 # Each kind of conversation: what an operator calls it, and the setting that stops reading it.
 KINDS: dict[str, tuple[str, str]] = {
     "private_channel": ("private channels", "include_private = false"),
@@ -257,11 +274,16 @@ class _State(CheckpointModel):
     names: dict[str, str] = {}
     team_url: str = ""
     retries: Retries = Field(default_factory=Retries)  # "CHANNEL:TS" of threads with a file not read
+    files: dict[str, list[str]] = {}  # "CHANNEL:TS" -> the files its document names (for `file_deleted`)
 
 
 def _fingerprint(msg: Mapping[str, Any]) -> str:
+    """What history shows of a message that its document depends on: replies, edit, subtype, and
+    its files by id and mode (a deleted file turns to mode `tombstone` and no edit is made)."""
     edited = (msg.get("edited") or {}).get("ts", "")
-    return f"{msg.get('reply_count', 0)}|{msg.get('latest_reply', '')}|{edited}|{msg.get('subtype', '')}"
+    fp = f"{msg.get('reply_count', 0)}|{msg.get('latest_reply', '')}|{edited}|{msg.get('subtype', '')}"
+    files = ",".join(f"{f.get('id', '')}:{f.get('mode', '')}" for f in files_of(msg))
+    return f"{fp}|{files}" if files else fp  # a message without files keeps the fingerprint it had
 
 
 def _acl_key(chan: ChannelInfo) -> str:
@@ -294,6 +316,12 @@ def _known_channel(cid: str, cs: Mapping[str, Any] | None) -> ChannelInfo | None
     return chan if _acl_key(chan) == cs["acl"] else None
 
 
+def _same_kind(chan: ChannelInfo, events: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether the events' `channel_type` agrees with the channel's kind in the checkpoint; a channel
+    made private (or public) whose notice was missed is never written with its old ACL."""
+    return all(CHANNEL_TYPES.get(e.get("channel_type", ""), chan.kind) == chan.kind for e in events)
+
+
 def _human(person: Person) -> bool:
     """A person Slack described (not a failed lookup) who can hold an email: no bot, not Slackbot,
     not deactivated."""
@@ -309,15 +337,16 @@ class _EventPlan:
     """What a channel's message events change: single messages to write from their payload,
     threads to re-read (one `conversations.replies` each), top-level messages deleted."""
 
-    def __init__(self) -> None:
+    def __init__(self, holders: Callable[[str], list[str]]) -> None:
+        self.holders = holders  # a file's id -> the threads (parent ts) of this channel that name it
         self.messages: dict[str, dict[str, Any]] = {}
         self.threads: dict[str, None] = {}  # ordered set of parent ts
         self.deleted: dict[str, None] = {}
 
     @classmethod
-    def of(cls, events: Iterable[Mapping[str, Any]]) -> _EventPlan | None:
+    def of(cls, events: Iterable[Mapping[str, Any]], holders: Callable[[str], list[str]]) -> _EventPlan | None:
         """The plan, or None when an event does not say enough (the channel is read instead)."""
-        plan = cls()
+        plan = cls(holders)
         for event in sorted(events, key=lambda e: float(e.get("event_ts") or e.get("ts") or 0)):
             if not plan._add(event):
                 return None
@@ -328,6 +357,12 @@ class _EventPlan:
 
     def _add(self, event: Mapping[str, Any]) -> bool:
         subtype = event.get("subtype")
+        if subtype in CONVERSIONS:  # the channel's visibility changed: its info and members are read
+            return False
+        if event.get("type") == "file_deleted":  # the threads that named the file are read again
+            holders = self.holders(str(event.get("file_id") or ""))
+            self.threads.update(dict.fromkeys(holders))
+            return bool(holders)  # a file no document is known to name: the channel's recent history
         if subtype == "message_deleted":
             ts, before = event.get("deleted_ts"), event.get("previous_message")
             if not ts or not isinstance(before, Mapping):
@@ -581,12 +616,14 @@ class _Crawl:
             self.directory.people.update(_met(self.conn))
             run = self.state.run = {"todo": [], "reconcile": False, "scan": None}
             for cid, events in sorted(self._events_by_channel(scope).items()):
-                plan = _EventPlan.of(events) if events is not None else None
+                plan = _EventPlan.of(events, self._holders(cid)) if events is not None else None
                 chan = _known_channel(cid, self.state.channels.get(cid)) if plan is not None else None
                 if chan is not None and not self._selected(chan):
                     chan = None  # read as a bare channel: the config dropped it since it was indexed
+                if chan is not None and not _same_kind(chan, events or []):
+                    chan = None  # made private or public since: read bare, its members are the ACL
                 if plan is not None and chan is not None:
-                    yield from self._apply(chan, plan)
+                    yield from self._unless_gone(chan, self._apply(chan, plan))
                 else:
                     yield from self._scan_channel(cid)
                 run["scan"] = None
@@ -605,15 +642,27 @@ class _Crawl:
         """Each channel's event payloads from the inbox; None: read the channel (a bare channel in
         the scope, or a payload not found)."""
         found: dict[str, list[dict[str, Any]] | None] = {}
+        taken: dict[str, dict[str, Any] | None] = {}  # an event naming several channels is taken once
         for container in sorted(scope):
             cid, event_id = split_container(container)
-            event = INBOX.take(self.conn.name, event_id) if event_id else None
+            if event_id and event_id not in taken:
+                taken[event_id] = INBOX.take(self.conn.name, event_id)
+            event = taken[event_id] if event_id else None
             events = found.setdefault(cid, [])
             if event is None:
                 found[cid] = None
             elif events is not None:
                 events.append(event)
         return found
+
+    def _holders(self, cid: str) -> Callable[[str], list[str]]:
+        """A file's id -> the threads (parent ts) of channel `cid` whose documents name it."""
+
+        def holders(file_id: str) -> list[str]:
+            natives = (n for n, ids in self.state.files.items() if file_id in ids)
+            return sorted(ts for c, _, ts in (n.partition(":") for n in natives) if c == cid)
+
+        return holders
 
     def _scan_channel(self, cid: str) -> Iterator[Item]:
         try:
@@ -682,6 +731,7 @@ class _Crawl:
     def _deleted(self, cid: str, ts: str) -> Deletion:
         """The thread's deletion; a file of it that failed to read is no longer reported."""
         self.state.retries.forget(f"{cid}:{ts}")
+        self.state.files.pop(f"{cid}:{ts}", None)
         return Deletion(id=self.conn.doc_id(f"{cid}:{ts}"))
 
     def _drop_channel(self, cid: str) -> Iterator[Item]:
@@ -692,6 +742,8 @@ class _Crawl:
             yield self._deleted(cid, ts)
         for native in [n for n in self.state.retries.failed if n.partition(":")[0] == cid]:
             self.state.retries.forget(native)  # the prune removes its document
+        for native in [n for n in self.state.files if n.partition(":")[0] == cid]:
+            del self.state.files[native]
 
     def _begin(self) -> Iterator[Item]:
         state = self.state
@@ -751,6 +803,20 @@ class _Crawl:
         return self.state.run
 
     def _channel(self, chan: ChannelInfo) -> Iterator[Item]:
+        yield from self._unless_gone(chan, self._read_channel(chan))
+
+    def _unless_gone(self, chan: ChannelInfo, items: Iterator[Item]) -> Iterator[Item]:
+        """`items`, read from `chan`, until Slack says the channel is gone or the bot out of it
+        (`SKIP_CHANNEL` from a thread's `conversations.replies`: archived or deleted meanwhile):
+        then the rest of the channel is a skip with that reason, as when its history says so."""
+        try:
+            yield from items
+        except SlackError as exc:
+            if isinstance(exc, MissingScope) or exc.error not in SKIP_CHANNEL:
+                raise
+            yield self._skip_channel(chan, exc)
+
+    def _read_channel(self, chan: ChannelInfo) -> Iterator[Item]:
         if chan.id in self.frozen:  # archived, the bot ejected: its documents stay as they are
             log.info("source %r: channel %s is archived: its documents are kept as they are", self.conn.name, chan.name)
             return
@@ -804,7 +870,12 @@ class _Crawl:
         yield from self._finish(chan, cs, scan, seen)
 
     def _parent(
-        self, chan: ChannelInfo, msg: dict[str, Any], cs: dict[str, Any], scan: dict[str, Any], seen: set[str]
+        self,
+        chan: ChannelInfo,
+        msg: dict[str, Any],
+        cs: dict[str, Any],
+        scan: dict[str, Any],
+        seen: set[str],
     ) -> Iterator[Item]:
         ts = msg["ts"]
         threads: dict[str, str] = cs["threads"]
@@ -845,7 +916,7 @@ class _Crawl:
             if exc.error == "invalid_cursor":  # expired mid-thread: the next run re-reads it
                 yield Skipped(id=self.conn.doc_id(f"{chan.id}:{parent['ts']}"), reason=str(exc))
                 return
-            raise
+            raise  # SKIP_CHANNEL: the caller skips the channel (`_unless_gone`)
         if not known and parent["ts"] not in found:
             yield self._deleted(chan.id, parent["ts"])
             return
@@ -858,7 +929,8 @@ class _Crawl:
         """A thread (or message) whose file could not be read, read again whole (noted by `_document`)."""
         cid, ts = native.split(":", 1)
         if cid in self.channels and cid not in self.frozen:  # else not read any more: the replay forgets it
-            yield from self._thread(self.channels[cid], {"ts": ts}, known=False)
+            chan = self.channels[cid]
+            yield from self._unless_gone(chan, self._thread(chan, {"ts": ts}, known=False))
 
     def _document(self, chan: ChannelInfo, messages: list[dict[str, Any]]) -> Iterator[Item]:
         """The thread's document; a file of it that could not be read is a failed skip, and the
@@ -882,6 +954,11 @@ class _Crawl:
             self.state.retries.note(native, unread[0])
         else:
             self.state.retries.forget(native)
+        named = [f["id"] for msg in messages for f in files_of(msg) if f.get("id") and f.get("mode") != "tombstone"]
+        if named:
+            self.state.files[native] = named
+        else:
+            self.state.files.pop(native, None)
         t = thread_doc(chan, messages, self.directory, self.team_url, texts)
         yield self.conn.document(
             t.native_id,
@@ -961,6 +1038,7 @@ class _Crawl:
     def _skip_channel(self, chan: ChannelInfo, exc: SlackError) -> Skipped:
         if exc.error in SKIP_CHANNEL:
             log.warning("source %r: skipping channel %s (%s): %s", self.conn.name, chan.name, chan.id, exc.error)
-            return Skipped(id=self.conn.doc_id(chan.id), reason=f"channel {chan.name}: {exc.error}", failed=False)
+            reason = f"channel {chan.name}: {exc.error}: {SKIP_CHANNEL[exc.error]}"
+            return Skipped(id=self.conn.doc_id(chan.id), reason=reason, failed=False)
         log.error("source %r: channel %s failed: %s", self.conn.name, chan.name, exc)
         return Skipped(id=self.conn.doc_id(chan.id), reason=f"channel {chan.name}: {exc.error}")

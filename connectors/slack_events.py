@@ -5,18 +5,24 @@ within seconds), deduplicated by `event_id` (redeliveries and duplicates carry t
 turned into a `Hint`. A message, edit, deletion or thread reply (`message` and its subtypes) names
 `channel/event_id` and leaves its payload in `INBOX`, so the scoped run it asks for updates the one
 thread from the payload (plus at most one `conversations.replies`) instead of re-reading the
-channel; renames and archivals (a changed name or visibility re-yields the channel's documents) and
-membership changes (an ACL change) name the bare channel: its info, members and recent history are
-read again. The bot removed from a channel (`channel_left`, `group_left`) names it too: read as a
-scheduled run reads it, it is dropped; a changed id (`channel_id_changed`) names both ids (the old
-one is dropped, the new one read whole). A deactivated user (`user_change` with `deleted`) names no
-channel: a whole sync re-reads every channel's members, so the user leaves every ACL. A payload the
-run cannot find (another process, a full inbox) makes it read the channel as for a bare name, so
-the inbox is an optimisation, never the record. On `disconnect` the client opens a new connection
-by itself; `maintain()` (every second) reports whether one is up, asking the socket itself whether
-the service ended it: slack_sdk's client reads an ended socket as quiet until its pings have failed
-for some 25 s, so a lost connection is closed at once (the client then opens a new one) and `live`
-turns false within a second, not after that wait.
+channel; renames, archivals, a channel made private or public (Slack tells it as a `message` of
+subtype `channel_convert_to_private` / `_public`: a notice, never a document) and membership changes
+(an ACL change) name the bare channel: its info, members and recent history are read again, and a
+changed name or visibility re-yields all the channel's documents. A deleted file (`file_deleted`)
+names the channels Slack says it was shared in (`channel_ids`; none given: the whole source) with
+its payload: the run reads again the threads whose documents name the file (the checkpoint knows
+them), or the channel's recent history when it knows none; a message whose file is now Slack's
+tombstone is written again without the file's text. The bot removed from a channel (`channel_left`,
+`group_left`) names it too: read as a scheduled run reads it, it is dropped; a changed id
+(`channel_id_changed`) names both ids (the old one is dropped, the new one read whole). A
+deactivated user (`user_change` with `deleted`) names no channel: a whole sync re-reads every
+channel's members, so the user leaves every ACL. A payload the run cannot find (another process, a
+full inbox) makes it read the channel as for a bare name, so the inbox is an optimisation, never the
+record. On `disconnect` the client opens a new connection by itself; `maintain()` (every second)
+reports whether one is up, asking the socket itself whether the service ended it: slack_sdk's client
+reads an ended socket as quiet until its pings have failed for some 25 s, so a lost connection is
+closed at once (the client then opens a new one) and `live` turns false within a second, not after
+that wait.
 """
 
 from __future__ import annotations
@@ -55,6 +61,9 @@ CHANNEL_EVENTS = frozenset(
     }
 )
 MEMBER_EVENTS = frozenset({"member_joined_channel", "member_left_channel"})
+# `message` subtypes that tell a channel's visibility changed (its id stays): the channel is read
+# bare (info, members), never written from the payload
+CONVERSIONS = frozenset({"channel_convert_to_private", "channel_convert_to_public"})
 REFUSED = frozenset({"invalid_auth", "not_authed", "not_allowed_token_type", "token_revoked", "account_inactive"})
 EVENT_SEP = "/"  # a message hint's container: channel id, EVENT_SEP, event id
 # poll() events of a socket the peer closed (POLLRDHUP: Linux) or reset
@@ -94,8 +103,13 @@ def hints_for(event: dict[str, Any]) -> list[Hint]:
     """The hints an Events API event gives; none for events that change no indexed document."""
     kind = event.get("type")
     at = _stamp(event.get("event_ts") or event.get("ts"))
+    if kind == "message" and event.get("subtype") in CONVERSIONS:
+        return [Hint(str(event["channel"]), at, acl=True)] if event.get("channel") else []
     if kind == "message":
         return [Hint(str(event["channel"]), at)] if event.get("channel") else []
+    if kind == "file_deleted":  # the threads that shared it, in each channel it was shared in
+        ids = [cid for cid in event.get("channel_ids") or [] if cid]
+        return [Hint(str(cid), at) for cid in ids] if ids else [Hint(None, at)]
     if kind in CHANNEL_EVENTS:
         channel = event.get("channel")
         cid = channel.get("id") if isinstance(channel, dict) else channel
@@ -108,6 +122,14 @@ def hints_for(event: dict[str, Any]) -> list[Hint]:
     if kind == "user_change" and (event.get("user") or {}).get("deleted"):
         return [Hint(None, at, acl=True)]  # a deactivation: every channel's members, read by a whole sync
     return []
+
+
+def carries_payload(event: dict[str, Any]) -> bool:
+    """Whether the scoped run writes from the event's payload (a message, edit, deletion, reply),
+    rather than reading its channel."""
+    if event.get("type") == "file_deleted":
+        return True
+    return event.get("type") == "message" and event.get("subtype") not in CONVERSIONS
 
 
 def _stamp(value: Any) -> float:
@@ -163,7 +185,7 @@ class SlackSocketEvents(EventSource):
         event = payload.get("event") or {}
         for hint in hints_for(event):
             container = hint.container
-            if event.get("type") == "message" and container:  # the run takes the payload from the inbox
+            if carries_payload(event) and container:  # the run takes the payload from the inbox
                 INBOX.put(self.source, event_id, event)
                 container = f"{container}{EVENT_SEP}{event_id}"
             self.emit(Hint(container, hint.at, hint.acl, event_id))

@@ -433,6 +433,65 @@ def test_membership_change_updates_acl_with_same_text(sb: Sandbox) -> None:
         assert d.content_hash() == first.docs[i].content_hash()  # no re-embedding needed
 
 
+def test_a_channel_made_private_then_public_relabels_every_thread_and_its_notice_is_no_document(sb: Sandbox) -> None:
+    conn = make(sb)
+    first = run(conn)
+    threads = {i for i in first.docs if f":{SAILOR}:" in i}
+    assert threads and all(first.docs[i].acl.public for i in threads)
+    notice = slack.convert_channel(sb.ws, SAILOR, private=True, user=HAMZA)  # the id stays; Slack posts a notice
+    members = sorted(sb.ws.users[u].email for u in sb.ws.slack.channels[SAILOR].members if u != slack.BOT_USER)
+    made_private = run(conn, first.checkpoint)
+    assert f"team-slack:{SAILOR}:{notice}" not in made_private.docs
+    assert {i for i in made_private.docs if f":{SAILOR}:" in i} == threads  # every thread, old ones too
+    assert all(made_private.docs[i].acl.users == members and not made_private.docs[i].acl.public for i in threads)
+    assert all(made_private.docs[i].content_hash() == first.docs[i].content_hash() for i in threads)
+    slack.convert_channel(sb.ws, SAILOR, private=False, user=HAMZA)
+    made_public = run(conn, made_private.checkpoint)
+    assert {i for i in made_public.docs if f":{SAILOR}:" in i} == threads
+    assert all(made_public.docs[i].acl.public for i in threads)
+
+
+def test_a_message_heard_after_a_missed_conversion_is_never_written_with_the_old_acl(sb: Sandbox) -> None:
+    conn = make(sb)
+    cp = run(conn).checkpoint
+    slack.convert_channel(sb.ws, SAILOR, private=True, user=HAMZA)  # its notice's event was lost
+    ts = slack.post_message(sb.ws, SAILOR, "salary bands after the conversion", HAMZA)
+    heard = {"user": HAMZA, "text": "salary bands after the conversion", "ts": ts, "channel_type": "group"}
+    r = _event(conn, cp, SAILOR, "EvAfterConversion", heard)
+    new = r.docs[f"team-slack:{SAILOR}:{ts}"]
+    assert not new.acl.public and "hamza@example.com" in new.acl.users
+    assert all(not d.acl.public for i, d in r.docs.items() if f":{SAILOR}:" in i)
+
+
+def test_a_file_deleted_from_a_message_leaves_its_document_at_the_next_sync(sb: Sandbox) -> None:
+    note = slack.add_file(sb.ws, "keys.txt", b"the staging password is hunter2", "text/plain", HAMZA)
+    ts = slack.post_message(sb.ws, SAILOR, "oops, wrong file", HAMZA, files=[note.id])  # no replies, in the window
+    conn = make(sb)
+    first = run(conn)
+    key = f"team-slack:{SAILOR}:{ts}"
+    assert "hunter2" in first.docs[key].text
+    slack.delete_file(sb.ws, note.id)  # the message now shows {"id", "mode": "tombstone"}, no edit
+    after = run(conn, first.checkpoint)
+    assert "hunter2" not in after.docs[key].text and "keys.txt" not in after.docs[key].text
+    assert "oops, wrong file" in after.docs[key].text
+    assert not run(conn, after.checkpoint).docs  # then nothing again
+
+
+def test_a_file_deleted_event_rereads_the_thread_that_named_it_however_old(sb: Sandbox) -> None:
+    conn = make(sb)
+    cp = run(conn).checkpoint
+    budget = f"team-slack:{OPS}:1459300500.000100"  # years old: far outside the look-back window
+    deck = next(f for f in sb.ws.slack.files.values() if f.name == "budget.docx")
+    slack.delete_file(sb.ws, deck.id)
+    sb.faults.reset_counts()
+    event = {"type": "file_deleted", "file_id": deck.id, "channel_ids": [OPS], "event_ts": f"{time.time():.6f}"}
+    INBOX.put(conn.name, "EvFileGone", event)
+    r = Run(list(conn.load_scope(cp, frozenset({f"{OPS}/EvFileGone"}))))
+    assert "Compute credits" not in r.docs[budget].text and "[file: logo.png]" in r.docs[budget].text
+    assert sb.faults.count("slack:conversations.replies") == 1 and sb.faults.count("slack:conversations.history") == 0
+    assert deck.id not in r.checkpoint["files"][f"{OPS}:1459300500.000100"]
+
+
 def test_channels_that_disappear_are_deleted(sb: Sandbox) -> None:
     conn = make(sb)
     first = run(conn)
@@ -585,6 +644,23 @@ def test_not_in_channel_skips_that_channel(sb: Sandbox) -> None:
     assert [s.id for s in r.skipped] == [f"team-slack:{ENRIQUE}"] and not r.skipped[0].failed
     assert not any(f":{ENRIQUE}:" in i for i in r.docs)
     assert any(f":{SAILOR}:" in i for i in r.docs)
+
+
+@pytest.mark.parametrize("error", ["not_in_channel", "channel_not_found"])
+def test_a_channel_gone_while_its_threads_are_read_is_a_skip_and_the_rest_is_indexed(sb: Sandbox, error: str) -> None:
+    # Archived or deleted between its history page and a thread's replies: Slack answers the replies so.
+    sb.faults.fail("slack", "conversations.replies", 200, reason=error, times=1)
+    r = run(make(sb))  # no exception: the run goes on
+    assert [s.id for s in r.skipped] == [f"team-slack:{ENRIQUE}"] and not r.skipped[0].failed
+    assert error in r.skipped[0].reason and "enrique" in r.skipped[0].reason
+    assert any(f":{OPS}:" in i for i in r.docs) and any(f":{DM}:" in i for i in r.docs)
+    assert r.checkpoint["run"] is None
+    cp = run(make(sb)).checkpoint  # the channel indexed; then an event of it, when it is gone
+    ts = slack.post_message(sb.ws, ENRIQUE, "a reply", HAMZA, thread_ts="1459200000.000100")
+    sb.faults.fail("slack", "conversations.replies", 200, reason=error, times=1)
+    reply = {"user": HAMZA, "text": "a reply", "ts": ts, "thread_ts": "1459200000.000100"}
+    hinted = _event(make(sb), cp, ENRIQUE, "EvReplyGone", reply)
+    assert [s.id for s in hinted.skipped] == [f"team-slack:{ENRIQUE}"] and not hinted.docs
 
 
 @pytest.mark.parametrize("cut", [3, 17, 40, 95, 150])
@@ -755,14 +831,21 @@ def test_event_plan_writes_single_messages_rereads_threads_and_deletes_from_payl
         "event_ts": "15.0",
         "previous_message": {"ts": "8.0", "thread_ts": "8.0", "reply_count": 2},
     }
-    plan = _EventPlan.of([reply_edit, gone, top, reply, parent_gone])
+    nobody = lambda file_id: []  # noqa: E731  (no document is known to name a file)
+    plan = _EventPlan.of([reply_edit, gone, top, reply, parent_gone], nobody)
     assert plan is not None
     assert list(plan.messages) == ["10.0"] and "channel" not in plan.messages["10.0"]
     assert list(plan.threads) == ["11.0", "8.0"] and list(plan.deleted) == ["9.0"]
-    posted_then_deleted = _EventPlan.of([top, {**gone, "deleted_ts": "10.0", "previous_message": top}])
+    posted_then_deleted = _EventPlan.of([top, {**gone, "deleted_ts": "10.0", "previous_message": top}], nobody)
     assert posted_then_deleted is not None
     assert not posted_then_deleted.messages and list(posted_then_deleted.deleted) == ["10.0"]
-    assert _EventPlan.of([{"type": "message", "subtype": "message_deleted", "deleted_ts": "9.0"}]) is None
+    assert _EventPlan.of([{"type": "message", "subtype": "message_deleted", "deleted_ts": "9.0"}], nobody) is None
+    converted = {"type": "message", "subtype": "channel_convert_to_private", "ts": "16.0", "channel_type": "group"}
+    assert _EventPlan.of([top, converted], nobody) is None  # the channel's info and members are read
+    file_gone = {"type": "file_deleted", "file_id": "F1", "channel_ids": ["C1"], "event_ts": "17.0"}
+    held = _EventPlan.of([file_gone], lambda file_id: ["7.0"] if file_id == "F1" else [])
+    assert held is not None and list(held.threads) == ["7.0"]
+    assert _EventPlan.of([file_gone], nobody) is None  # no document known to name it: the recent history
 
 
 def test_slack_export_channels_that_match_nothing_are_named_and_a_typo_alone_reads_and_prunes_nothing() -> None:
