@@ -10,7 +10,11 @@ Sync model (state in the checkpoint, per channel):
   `conversations.replies` only when its fingerprint changes or its last reply is inside the
   look-back window;
 - every `reconcile_every`, history is read from the beginning (parents only) to catch late
-  replies to old threads and threads deleted long ago; `live_ids()` lets the engine prune the
+  replies to old threads and threads deleted long ago; history shows nothing of an edited reply
+  (or a file deleted from one), so with `reread_threads_every` each reconcile also reads whole its
+  share of the channel's threads, the next after `reread_after` in ts order (wrapping round):
+  every thread is read again about once a period, changed or not (off by default: it costs a
+  `conversations.replies` call per thread and period); `live_ids()` lets the engine prune the
   rest (threads of one deleted outside the window, channels gone).
 A scan goes newest to oldest and checkpoints after every page with the `latest` bound reached,
 so an interrupted backfill resumes mid-channel; the resumed run then also reads the channels
@@ -75,6 +79,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import math
 import logging
 import threading
 import time
@@ -130,6 +135,12 @@ class SlackConfig(SourceConfig):
     base_url: str = Field("https://slack.com/api/", description="Web API base URL (GovSlack, tests)")
     lookback_days: float = Field(7, ge=0, description="days of history re-read each sync for edits/deletions")
     reconcile_every: Interval = Field("24h", description="how often to re-read all history for late replies")
+    reread_threads_every: Interval | None = Field(
+        None,
+        description="about how often every thread is read again whole, however quiet: each reconcile reads "
+        "its share (catches edits and deleted files in replies, which history does not show; costs a "
+        "conversations.replies call per thread each period); default: never",
+    )
     page_size: int = Field(200, ge=1, le=999, description="messages per history/replies call")
     pace: dict[str, float] = Field(
         default_factory=dict,
@@ -779,10 +790,12 @@ class _Crawl:
     def _plan(self, chan: ChannelInfo, cs: dict[str, Any] | None) -> dict[str, Any]:
         now = self.conn.clock()
         window = now - self.cfg.lookback_days * 86400
+        reread: list[str] = []
         if cs is None or cs["acl"] != _acl_key(chan):
             oldest, force = self.floor, True
         elif self._run["reconcile"]:
             oldest, force = self.floor, False
+            reread = self._reread_share(cs)
         else:
             oldest, force = max(self.floor, min(float(cs["newest"] or 0), window)), False
         return {
@@ -794,7 +807,21 @@ class _Crawl:
             "top": None,
             "seen": [],
             "recent": {},
+            "reread": reread,
         }
+
+    def _reread_share(self, cs: Mapping[str, Any]) -> list[str]:
+        """The threads (parent ts) this reconcile reads again whole, unchanged or not: with
+        `reread_threads_every`, the next share of the channel's threads after the last one read so
+        (`reread_after`), wrapping round, so every thread is read again about once a period."""
+        if not self.cfg.reread_threads_every:
+            return []
+        threads = sorted(cs["threads"], key=float)
+        ratio = parse_duration(self.cfg.reconcile_every) / parse_duration(self.cfg.reread_threads_every)
+        share = min(len(threads), math.ceil(len(threads) * ratio))
+        after = float(cs.get("reread_after") or 0)
+        following = [ts for ts in threads if float(ts) > after]
+        return (following + [ts for ts in threads if float(ts) <= after])[:share]
 
     @property
     def _run(self) -> dict[str, Any]:
@@ -857,9 +884,10 @@ class _Crawl:
             messages = page.get("messages", [])
             if messages and scan["top"] is None:
                 scan["top"] = messages[0]["ts"]
+            reread = set(scan.get("reread") or ())
             for msg in messages:
                 if is_parent(msg):
-                    yield from self._parent(chan, msg, cs, scan, seen)
+                    yield from self._parent(chan, msg, cs, scan, seen, reread)
             if messages:
                 scan["latest"] = messages[-1]["ts"]
             scan["seen"] = sorted(seen)
@@ -876,6 +904,7 @@ class _Crawl:
         cs: dict[str, Any],
         scan: dict[str, Any],
         seen: set[str],
+        reread: set[str],
     ) -> Iterator[Item]:
         ts = msg["ts"]
         threads: dict[str, str] = cs["threads"]
@@ -883,7 +912,7 @@ class _Crawl:
         if msg.get("reply_count") or msg.get("latest_reply"):
             seen.add(ts)
             active = float(msg.get("latest_reply") or ts) >= scan["window"]
-            if scan["force"] or active or threads.get(ts) != fp:
+            if scan["force"] or active or threads.get(ts) != fp or ts in reread:
                 yield from self._thread(chan, msg)
             threads[ts] = fp
             return
@@ -1026,6 +1055,8 @@ class _Crawl:
         tops = [t for t in (cs["newest"], scan["top"]) if t]
         cs["newest"] = max(tops, key=float) if tops else None
         cs["acl"] = _acl_key(chan)
+        if scan.get("reread"):
+            cs["reread_after"] = scan["reread"][-1]
         cs.update(
             name=chan.name,
             kind=chan.kind,

@@ -421,6 +421,30 @@ def test_reconciliation_catches_late_replies_to_old_threads_and_deletions(sb: Sa
     assert not r3.docs and not r3.deleted
 
 
+def test_an_edited_reply_of_a_quiet_thread_is_read_again_by_the_reconciles_share(sb: Sandbox) -> None:
+    now = [time.time()]
+    old = "1459200000.000100"  # a years-old thread, one of two in #enrique
+    reply = sb.ws.slack.channels[ENRIQUE].replies[old][0].ts
+    plain = make(sb, clock=lambda: now[0], channels=["enrique"])
+    cp = run(plain).checkpoint
+    slack.edit_message(sb.ws, ENRIQUE, reply, "Tests pass; the password was REDACTED")
+    now[0] += 2 * DAY  # a reconcile: history shows nothing of a reply's edit (the limit without the key)
+    assert f"team-slack:{ENRIQUE}:{old}" not in run(plain, cp).docs
+    rolling = make(sb, clock=lambda: now[0], channels=["enrique"], reread_threads_every="2d")
+    threads = {f"team-slack:{ENRIQUE}:{ts}" for ts in cp["channels"][ENRIQUE]["threads"]}
+    assert len(threads) == 2
+    read: dict[str, Document] = {}
+    for _ in range(2):  # reconcile_every 24h, every thread once in 2 days: half the threads each time
+        now[0] += 2 * DAY
+        sb.faults.reset_counts()
+        r = run(rolling, cp)
+        cp = r.checkpoint
+        assert sb.faults.count("slack:conversations.replies") == 1
+        read.update({i: d for i, d in r.docs.items() if i in threads and i not in read})
+    assert set(read) == threads  # each thread once in the two reconciles
+    assert "REDACTED" in read[f"team-slack:{ENRIQUE}:{old}"].text
+
+
 def test_membership_change_updates_acl_with_same_text(sb: Sandbox) -> None:
     conn = make(sb)
     first = run(conn)
