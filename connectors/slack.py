@@ -33,29 +33,28 @@ kept `frozen`: never read, its entry (name, ACL, threads) left as it is, nothing
 `live_ids` vouches for all its documents with a `LivePrefix` (it cannot list them: old single
 messages are in no checkpoint). Without `include_archived`, or never indexed, it is dropped.
 
-A change event asks for a scoped run (`load_scope`). A message, edit, deletion or reply event
-(scope entry `channel/event_id`, its payload in the events inbox) updates just its thread: a new
-or edited single message from the payload itself, a deleted one as a deletion, anything inside a
-thread (a reply, its edit or deletion, a parent with replies, a shared file) with one
-`conversations.replies`; the channel's name and ACL come from its checkpoint entry, so neither
-`conversations.info` nor `conversations.members` is called, unless an event's `channel_type` says
-the channel's kind changed (made private or public): it is then read as a bare channel. A
-`file_deleted` event re-reads the threads whose documents name the file (checkpoint key `files`:
-thread -> file ids), or the channel as a bare one when none is known. Such a run only adds to the
-checkpoint: each thread it wrote is marked so the next scheduled run re-reads it, the channel's
-`newest` is left alone (so that run skips nothing), and a thread it deleted is forgotten. Slack
-sends an event again when its acknowledgement was lost, and does not order them, so each message
-an event wrote or deleted is remembered for `EVENT_MEMORY` (checkpoint key `events`: ts -> the
-edit it holds, or `deleted`): an older edit, or any event of a deleted message, changes nothing. A
-channel the config no longer selects (`channels`, `include_dms`, `include_private`) is read as a
-bare channel, which drops it. A bare
-channel (membership, rename, archival, visibility events; or a payload the run cannot find) is read as the
-schedule would read it: `conversations.info` (and its members when private) instead of listing
-the workspace, then its recent history from its own checkpoint entry. People are looked up one by
-one (`users.info`) unless a run of this process has met them; channel names in mentions come from
-the names the last full run saved. A scoped run never yields a checkpoint with a run in progress,
-so an interrupted one leaves the scheduled pass exactly as it was; it deletes only threads of the
-channels it read (or all of a channel it finds deleted or left).
+A change event asks for a scoped run (`load_scope`). A message, edit, deletion or reply event (scope
+entry `channel/event_id`, its payload in the events inbox) updates just its thread: a new or edited
+single message from the payload itself, a deleted one as a deletion, anything inside a thread (a
+reply, its edit or deletion, a parent with replies, a shared file) with one `conversations.replies`;
+the channel's name and ACL come from its checkpoint entry, so neither `conversations.info` nor
+`conversations.members` is called, unless an event's `channel_type` says the channel's kind changed
+(made private or public): it is then read as a bare channel. A `file_deleted` event re-reads the
+threads whose documents name the file (checkpoint key `files`: thread -> file ids), or the channel
+as a bare one when none is known. Such a run only adds to the checkpoint: each thread it wrote is
+marked so the next scheduled run re-reads it, the channel's `newest` is left alone (so that run
+skips nothing), and a thread it deleted is forgotten. Slack sends an event again when its
+acknowledgement was lost, and does not order them, so each message an event wrote or deleted is
+remembered for `EVENT_MEMORY` (checkpoint key `events`: ts -> the edit it holds, or `deleted`): an
+older edit, or any event of a deleted message, changes nothing. A channel the config no longer
+selects (`channels`, `include_dms`, `include_private`) is read as a bare channel, which drops it. A
+bare channel (membership, rename, archival, visibility events; or a payload the run cannot find) is
+read as the schedule would read it: `conversations.info` (and its members when private) instead of
+listing the workspace, then its recent history from its own checkpoint entry. People are looked up
+one by one (`users.info`) unless a run of this process has met them; channel names in mentions come
+from the names the last full run saved. A scoped run never yields a checkpoint with a run in
+progress, so an interrupted one leaves the scheduled pass exactly as it was; it deletes only threads
+of the channels it read (or all of a channel it finds deleted or left).
 
 A token without the scope one kind of conversation needs (`groups:*` private channels, `mpim:*`
 group DMs, `im:*` DMs: Slack's `missing_scope` and its `needed`) costs only that kind: the listing
@@ -79,8 +78,8 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import math
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
