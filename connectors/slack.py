@@ -16,16 +16,18 @@ Sync model (state in the checkpoint, per channel):
   every thread is read again about once a period, changed or not (off by default: it costs a
   `conversations.replies` call per thread and period); `live_ids()` lets the engine prune the
   rest (threads of one deleted outside the window, channels gone).
-A scan goes newest to oldest and checkpoints after every page with the `latest` bound reached,
-so an interrupted backfill resumes mid-channel; the resumed run then also reads the channels
-joined since it was planned (after the planned ones), not those it finished. Private channels'
-members are read every run: a changed membership (or name, or visibility: a public channel made
-private keeps its id) re-yields all the channel's documents with the new ACL, which the engine
-applies without re-embedding. A member or DM partner Slack calls deactivated (`deleted`) is no
-reader. Slack's notice of a visibility change (`channel_convert_to_private`/`_public`) is no
-document. A channel Slack calls gone (`SKIP_CHANNEL`: archived or deleted mid-run) is a skip with
-that reason whether its history or a thread's `conversations.replies` says so: the rest of the
-channel is not read, the other channels are.
+A scan goes newest to oldest and checkpoints after every page with the `latest` bound reached, so an
+interrupted backfill resumes mid-channel; the resumed run then also reads the channels joined since
+it was planned (after the planned ones), not those it finished. Private channels' members are read
+every run. When only who reads a channel changed (its members, `domains`), one read of its history
+re-labels every document of it (`AclUpdate`s, committed page by page: no thread is read again,
+nothing embedded again), then the run goes on as usual; a changed name or visibility (a public
+channel made private keeps its id) re-yields all the channel's documents, after that re-labelling
+when the readers changed too, so the new ACL never waits for the threads. A member or DM partner
+Slack calls deactivated (`deleted`) is no reader. Slack's notice of a visibility change
+(`channel_convert_to_private`/`_public`) is no document. A channel Slack calls gone (`SKIP_CHANNEL`:
+archived or deleted mid-run) is a skip with that reason whether its history or a thread's
+`conversations.replies` says so: the rest of the channel is not read, the other channels are.
 
 Slack ejects the bot from a channel when it is archived (`is_archived`, not `is_member`; its
 history answers `not_in_channel`). With `include_archived`, such a channel the checkpoint knows is
@@ -95,7 +97,7 @@ from .events import EventSource
 from .extract import extract_text, kind_of
 from .kit import CheckpointModel, Pager, Retries, RetryPolicy, cursor
 from .kit.scope import check_scope, warn
-from .model import ACL, Checkpoint, Deletion, Item, Progress, Skipped
+from .model import ACL, AclUpdate, Checkpoint, Deletion, Item, Progress, Skipped
 from .slack_client import TIERS, MissingScope, SlackAPI, SlackError
 from .slack_events import CONVERSIONS, INBOX, SlackSocketEvents, split_container
 from .slack_export import SlackExportConnector
@@ -324,6 +326,15 @@ def _known_channel(cid: str, cs: Mapping[str, Any] | None) -> ChannelInfo | None
     acl = ACL(public=cs["public"], users=cs["users"], domains=cs.get("domains", []))
     chan = ChannelInfo(cid, cs["name"], cs["kind"], acl)
     return chan if _acl_key(chan) == cs["acl"] else None
+
+
+def _readers(cs: Mapping[str, Any]) -> tuple[bool, list[str], list[str]]:
+    """Who reads a channel's documents, as its checkpoint entry last had it."""
+    return bool(cs["public"]), sorted(cs["users"]), sorted(cs.get("domains", []))
+
+
+def _readers_of(acl: ACL) -> tuple[bool, list[str], list[str]]:
+    return acl.public, sorted(acl.users), sorted(acl.domains)
 
 
 def _same_kind(chan: ChannelInfo, events: Iterable[Mapping[str, Any]]) -> bool:
@@ -790,8 +801,10 @@ class _Crawl:
         now = self.conn.clock()
         window = now - self.cfg.lookback_days * 86400
         reread: list[str] = []
-        if cs is None or cs["acl"] != _acl_key(chan):
-            oldest, force = self.floor, True
+        relabel = cs is not None and "kind" in cs and _readers(cs) != _readers_of(chan.acl)
+        same = cs is not None and "kind" in cs and (cs["name"], cs["kind"]) == (chan.name, chan.kind)
+        if cs is None or (cs["acl"] != _acl_key(chan) and not (relabel and same)):
+            oldest, force = self.floor, True  # new, renamed, made private or public: every document again
         elif self._run["reconcile"]:
             oldest, force = self.floor, False
             reread = self._reread_share(cs)
@@ -807,6 +820,7 @@ class _Crawl:
             "seen": [],
             "recent": {},
             "reread": reread,
+            "relabel": relabel,
         }
 
     def _reread_share(self, cs: Mapping[str, Any]) -> list[str]:
@@ -851,6 +865,9 @@ class _Crawl:
         scan = run["scan"] if run["scan"] and run["scan"]["channel"] == chan.id else None
         if scan is None:
             scan = run["scan"] = self._plan(chan, cs)
+        if scan.get("relabel"):
+            yield from self._relabel(chan)
+            scan["relabel"] = False
         if cs is None:
             cs = {"acl": "", "newest": None, "threads": {}, "recent": {}}
         seen = set(scan["seen"])
@@ -895,6 +912,27 @@ class _Crawl:
             self.state.channels[chan.id] = cs
             yield self._checkpoint()
         yield from self._finish(chan, cs, scan, seen)
+
+    def _relabel(self, chan: ChannelInfo) -> Iterator[Item]:
+        """Every document of the channel takes its new readers, before anything else of it is read:
+        one `AclUpdate` per parent in its history (nothing re-read or embedded again; an id the
+        index does not hold is ignored), committed page by page. An interrupted pass starts over."""
+        log.info("source %r: the readers of %s changed; re-labelling its documents", self.conn.name, chan.name)
+        oldest = f"{self.floor:.6f}" if self.floor else None
+        try:
+            for page in self.api.pages(
+                "conversations.history", channel=chan.id, limit=self.cfg.page_size, oldest=oldest
+            ):
+                for msg in page.get("messages", []):
+                    if is_parent(msg):
+                        yield AclUpdate(id=self.conn.doc_id(f"{chan.id}:{msg['ts']}"), acl=chan.acl)
+                yield self._checkpoint()
+        except MissingScope as exc:
+            self.lack(exc, [chan.kind])  # the channel's read then says so
+        except SlackError as exc:
+            if exc.error in SKIP_CHANNEL:
+                raise
+            log.info("source %r: re-labelling %s stopped (%s): its read goes on", self.conn.name, chan.name, exc)
 
     def _parent(
         self,

@@ -7,22 +7,22 @@ turned into a `Hint`. A message, edit, deletion or thread reply (`message` and i
 thread from the payload (plus at most one `conversations.replies`) instead of re-reading the
 channel; renames, archivals, a channel made private or public (Slack tells it as a `message` of
 subtype `channel_convert_to_private` / `_public`: a notice, never a document) and membership changes
-(an ACL change) name the bare channel: its info, members and recent history are read again, and a
-changed name or visibility re-yields all the channel's documents. A deleted file (`file_deleted`)
-names the channels Slack says it was shared in (`channel_ids`; none given: the whole source) with
-its payload: the run reads again the threads whose documents name the file (the checkpoint knows
-them), or the channel's recent history when it knows none; a message whose file is now Slack's
-tombstone is written again without the file's text. The bot removed from a channel (`channel_left`,
-`group_left`) names it too: read as a scheduled run reads it, it is dropped; a changed id
-(`channel_id_changed`) names both ids (the old one is dropped, the new one read whole). A
-deactivated user (`user_change` with `deleted`) names no channel: a whole sync re-reads every
-channel's members, so the user leaves every ACL. A payload the run cannot find (another process, a
-full inbox) makes it read the channel as for a bare name, so the inbox is an optimisation, never the
-record. On `disconnect` the client opens a new connection by itself; `maintain()` (every second)
-reports whether one is up, asking the socket itself whether the service ended it: slack_sdk's client
-reads an ended socket as quiet until its pings have failed for some 25 s, so a lost connection is
-closed at once (the client then opens a new one) and `live` turns false within a second, not after
-that wait.
+(an ACL change) name the bare channel: its info, members and recent history are read again: new
+readers re-label every document of the channel from one read of its history (no thread read again),
+and a changed name or visibility re-yields them all. A deleted file (`file_deleted`) names the
+channels Slack says it was shared in (`channel_ids`; none given: the whole source) with its payload:
+the run reads again the threads whose documents name the file (the checkpoint knows them), or the
+channel's recent history when it knows none; a message whose file is now Slack's tombstone is
+written again without the file's text. The bot removed from a channel (`channel_left`, `group_left`)
+names it too: read as a scheduled run reads it, it is dropped; a changed id (`channel_id_changed`)
+names both ids (the old one is dropped, the new one read whole). A deactivated user (`user_change`
+with `deleted`) names no channel: a whole sync re-reads every channel's members, so the user leaves
+every ACL. A payload the run cannot find (another process, a full inbox) makes it read the channel
+as for a bare name, so the inbox is an optimisation, never the record. On `disconnect` the client
+opens a new connection by itself; `maintain()` (every second) reports whether one is up, asking the
+socket itself whether the service ended it: slack_sdk's client reads an ended socket as quiet until
+its pings have failed for some 25 s, so a lost connection is closed at once (the client then opens a
+new one) and `live` turns false within a second, not after that wait.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from inlet.connectors.base import LivePrefix
-from inlet.connectors.model import Checkpoint, Deletion, Document, Item, Skipped
+from inlet.connectors.model import AclUpdate, Checkpoint, Deletion, Document, Item, Skipped
 from inlet.connectors.slack_events import INBOX
 from inlet.connectors.slack import SlackConfig, SlackConnector, SlackExportConnector
 from inlet.connectors.slack_client import pacing
@@ -62,6 +62,10 @@ class Run:
     @property
     def deleted(self) -> set[str]:
         return {i.id for i in self.items if isinstance(i, Deletion)}
+
+    @property
+    def relabelled(self) -> dict[str, AclUpdate]:
+        return {i.id: i for i in self.items if isinstance(i, AclUpdate)}
 
     @property
     def skipped(self) -> list[Skipped]:
@@ -127,14 +131,14 @@ def test_domains_narrow_public_channels_and_a_change_reaches_every_thread(sb: Sa
     first = run(make(sb))
     public = {i for i, d in first.docs.items() if d.metadata["channel_type"] == "public_channel"}
     assert public and all(first.docs[i].acl.public for i in public)
+    sb.faults.reset_counts()
     narrowed = run(make(sb, domains=["example.com"]), first.checkpoint)  # nothing changed at Slack
-    assert public <= set(narrowed.docs)  # every thread of a public channel again, with its new readers
-    assert all(narrowed.docs[i].acl.domains == ["example.com"] and not narrowed.docs[i].acl.public for i in public)
-    private = (
-        doc(narrowed, OPS, "1459300000.000100") if f"team-slack:{OPS}:1459300000.000100" in narrowed.docs else None
-    )
-    assert private is None or private.acl.users  # private channels keep their members
-    assert not run(make(sb, domains=["example.com"]), narrowed.checkpoint).docs  # and then nothing again
+    relabelled = narrowed.relabelled  # every thread of a public channel, with its new readers, unread
+    assert public <= set(relabelled) and not narrowed.docs and sb.faults.count("slack:conversations.replies") == 0
+    assert all(relabelled[i].acl.domains == ["example.com"] and not relabelled[i].acl.public for i in public)
+    assert not any(f":{OPS}:" in i for i in relabelled)  # private channels keep their members
+    again = run(make(sb, domains=["example.com"]), narrowed.checkpoint)
+    assert not again.docs and not again.relabelled  # and then nothing again
 
 
 def test_bot_messages_files_dms_and_private_acl(sb: Sandbox) -> None:
@@ -445,16 +449,20 @@ def test_an_edited_reply_of_a_quiet_thread_is_read_again_by_the_reconciles_share
     assert "REDACTED" in read[f"team-slack:{ENRIQUE}:{old}"].text
 
 
-def test_membership_change_updates_acl_with_same_text(sb: Sandbox) -> None:
+def test_a_membership_change_relabels_every_document_without_reading_a_thread(sb: Sandbox) -> None:
     conn = make(sb)
     first = run(conn)
     slack.leave_channel(sb.ws, OPS, HERMIONE)
+    sb.faults.reset_counts()
     r = run(conn, first.checkpoint)
-    ops = {i: d for i, d in r.docs.items() if f":{OPS}:" in i}
-    assert set(ops) == {i for i in first.docs if f":{OPS}:" in i} and set(r.docs) == set(ops)
-    for i, d in ops.items():
-        assert d.acl.users == ["hamza@example.com"]
-        assert d.content_hash() == first.docs[i].content_hash()  # no re-embedding needed
+    # Only who reads it changed: every document of the channel re-labelled, old ones too, none read again
+    assert set(r.relabelled) == {i for i in first.docs if f":{OPS}:" in i} and not r.docs
+    assert all(u.acl.users == ["hamza@example.com"] for u in r.relabelled.values())
+    assert sb.faults.count("slack:conversations.replies") == 0 and sb.faults.count("slack:files.info") == 0
+    items = r.items
+    first_update = next(n for n, i in enumerate(items) if isinstance(i, AclUpdate))
+    assert any(isinstance(i, Checkpoint) for i in items[first_update:])  # committed as the history is read
+    assert not run(conn, r.checkpoint).relabelled  # and then nothing again
 
 
 def test_a_channel_made_private_then_public_relabels_every_thread_and_its_notice_is_no_document(sb: Sandbox) -> None:
@@ -469,6 +477,13 @@ def test_a_channel_made_private_then_public_relabels_every_thread_and_its_notice
     assert {i for i in made_private.docs if f":{SAILOR}:" in i} == threads  # every thread, old ones too
     assert all(made_private.docs[i].acl.users == members and not made_private.docs[i].acl.public for i in threads)
     assert all(made_private.docs[i].content_hash() == first.docs[i].content_hash() for i in threads)
+    # the new readers first, committed, from one read of its history; then the documents read again
+    mine = [i for i in made_private.items if isinstance(i, Checkpoint) or f":{SAILOR}:" in getattr(i, "id", "")]
+    first_doc = next(n for n, i in enumerate(mine) if isinstance(i, Document))
+    assert set(made_private.relabelled) == threads and all(
+        u.acl.users == members for u in made_private.relabelled.values()
+    )
+    assert all(not isinstance(i, Document) for i in mine[:first_doc]) and isinstance(mine[first_doc - 1], Checkpoint)
     slack.convert_channel(sb.ws, SAILOR, private=False, user=HAMZA)
     made_public = run(conn, made_private.checkpoint)
     assert {i for i in made_public.docs if f":{SAILOR}:" in i} == threads
