@@ -773,6 +773,16 @@ def test_paced_client_stays_under_the_tier_limits(sb: Sandbox) -> None:
     assert sum(sb.faults.rejected.values()) <= 1
 
 
+def test_sources_of_one_bot_token_share_its_pacing(sb: Sandbox) -> None:
+    # Slack counts calls per method per app per workspace: two sources splitting a workspace by
+    # `channels` draw on one budget, or together they send twice the tier and meet 429s.
+    eng, ops = make(sb, name="eng-slack", channels=["enrique"]), make(sb, name="ops-slack", channels=["private-ops"])
+    assert eng.client().pacer is ops.client().pacer
+    values = {"name": "other-slack", "type": "slack", "token_env": "T", "base_url": sb.ctx.http_url + "/api/"}
+    other = SlackConnector(SlackConfig(**values), {"T": "xoxb-another-app-or-workspace"})
+    assert other.client().pacer is not eng.client().pacer
+
+
 # --- rendering -----------------------------------------------------------------------------------------
 
 
