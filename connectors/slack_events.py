@@ -1,5 +1,9 @@
 """Slack change events over Socket Mode (slack_sdk's own client: no public endpoint, no extra package).
 
+A process opens one connection per app-level token (`_Connection`), whatever the number of sources
+using it: Slack hands each event to one of an app's open connections at random, so a connection
+per source would give each source only a share of its events; each event goes to every source on
+the connection, which keeps what its config selects (its run reads nothing of a channel it does not).
 Every `events_api` envelope is acknowledged at once (Slack redelivers what is not acknowledged
 within seconds), deduplicated by `event_id` (redeliveries and duplicates carry the same one), and
 turned into a `Hint`. A message, edit, deletion or thread reply (`message` and its subtypes) names
@@ -27,6 +31,7 @@ new one) and `live` turns false within a second, not after that wait.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import select
 import threading
@@ -139,19 +144,34 @@ def _stamp(value: Any) -> float:
         return time.time()
 
 
-class SlackSocketEvents(EventSource):
-    """One Socket Mode connection (reopened on `disconnect` and on loss) for one source."""
+class _Connection:
+    """One Socket Mode connection of an app-level token in the process, shared by every source that
+    uses the token: Slack hands each event to one of an app's open connections at random, so a
+    connection per source would give each source only a share of its events. Each event is
+    acknowledged once and handed to every source on the connection (each keeps what it reads)."""
 
-    def __init__(self, source: str, app_token: str, base_url: str, timeout: float = 30.0) -> None:
-        super().__init__()
-        self.source = source
-        self.app_token = app_token
-        self.base_url = base_url
-        self.timeout = timeout
+    def __init__(self, app_token: str, base_url: str, timeout: float) -> None:
+        self.app_token, self.base_url, self.timeout = app_token, base_url, timeout
         self.client: SocketModeClient | None = None
+        self.sources: dict[int, SlackSocketEvents] = {}
+        self.lock = threading.Lock()
 
-    def start(self, emit: Emit) -> None:
-        self.emit = emit
+    def join(self, events: SlackSocketEvents) -> None:
+        """Hand `events` every event from now on, opening the connection for the first source."""
+        with self.lock:
+            if self.client is None:
+                self.client = self._open(events.source)
+            self.sources[id(events)] = events
+
+    def leave(self, events: SlackSocketEvents) -> None:
+        """Stop handing `events` anything; the last source to leave closes the connection."""
+        with self.lock:
+            self.sources.pop(id(events), None)
+            client, self.client = (self.client, None) if not self.sources else (None, self.client)
+        if client is not None:
+            client.close()
+
+    def _open(self, source: str) -> SocketModeClient:
         web = WebClient(base_url=self.base_url, timeout=int(max(self.timeout, 1)))
         client = SocketModeClient(self.app_token, web_client=web)
         client.socket_mode_request_listeners.append(self._on_request)  # type: ignore[arg-type]
@@ -162,21 +182,78 @@ class SlackSocketEvents(EventSource):
             error = str(exc.response.get("error", ""))
             if error in REFUSED:
                 raise CredentialsError(
-                    self.source,
+                    source,
                     f"Socket Mode refused the app token ({error}); "
                     "check app_token_env (an xapp- token with connections:write)",
                 ) from None
-            raise RetriableError(f"source {self.source!r}: apps.connections.open failed: {error}") from None
+            raise RetriableError(f"source {source!r}: apps.connections.open failed: {error}") from None
         except OSError as exc:
             client.close()
-            raise RetriableError(f"source {self.source!r}: cannot open the Socket Mode connection: {exc}") from None
-        self.client = client
-        self.live = client.is_connected()
+            raise RetriableError(f"source {source!r}: cannot open the Socket Mode connection: {exc}") from None
+        return client
 
     def _on_request(self, client: SocketModeClient, request: SocketModeRequest) -> None:
         client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
         if request.type != "events_api":
             return
+        with self.lock:
+            sources = list(self.sources.values())
+        for events in sources:
+            events.hear(request)
+
+    def alive(self) -> bool:
+        """Whether the connection is up; one the service ended is closed at once (see the module
+        docstring) so that the client opens a new one."""
+        client = self.client
+        if client is None or not client.is_connected():
+            return False
+        session = client.current_session
+        sock = getattr(session, "sock", None)
+        if sock is None:
+            return True
+        poller = select.poll()
+        try:
+            poller.register(sock, ENDED)
+            if not poller.poll(0):
+                return True
+        except (OSError, ValueError):  # the client closed it meanwhile
+            return False
+        with self.lock:
+            names = ", ".join(sorted(repr(e.source) for e in self.sources.values()))
+        log.warning("source %s: the Socket Mode connection was lost; opening a new one", names)
+        session.close()  # type: ignore[union-attr]
+        return False
+
+
+_connections: dict[tuple[str, str], _Connection] = {}
+_connections_lock = threading.Lock()
+
+
+def _connection(app_token: str, base_url: str, timeout: float) -> _Connection:
+    """The process's one connection of an app-level token (and API)."""
+    key = (hashlib.sha256(app_token.encode()).hexdigest(), base_url)
+    with _connections_lock:
+        if key not in _connections:
+            _connections[key] = _Connection(app_token, base_url, timeout)
+        return _connections[key]
+
+
+class SlackSocketEvents(EventSource):
+    """One source's events, from the Socket Mode connection of its app token (`_Connection`: shared
+    with the other sources of the same app, reopened on `disconnect` and on loss)."""
+
+    def __init__(self, source: str, app_token: str, base_url: str, timeout: float = 30.0) -> None:
+        super().__init__()
+        self.source = source
+        self.connection = _connection(app_token, base_url, timeout)
+
+    def start(self, emit: Emit) -> None:
+        self.emit = emit
+        self.connection.join(self)
+        self.live = self.connection.alive()
+
+    def hear(self, request: SocketModeRequest) -> None:
+        """One `events_api` envelope (acknowledged already): the hints it gives this source."""
         payload = request.payload or {}
         event_id = str(payload.get("event_id") or request.envelope_id)
         if not self.first_time(event_id):
@@ -191,28 +268,8 @@ class SlackSocketEvents(EventSource):
             self.emit(Hint(container, hint.at, hint.acl, event_id))
 
     def maintain(self) -> None:
-        self.live = self.client is not None and self.client.is_connected() and not self._ended()
-
-    def _ended(self) -> bool:
-        """The service ended the current connection (closed or reset it): close it on our side too."""
-        assert self.client is not None
-        session = self.client.current_session
-        sock = getattr(session, "sock", None)
-        if sock is None:
-            return False
-        poller = select.poll()
-        try:
-            poller.register(sock, ENDED)
-            if not poller.poll(0):
-                return False
-        except (OSError, ValueError):  # the client closed it meanwhile
-            return True
-        log.warning("source %r: the Socket Mode connection was lost; opening a new one", self.source)
-        session.close()  # type: ignore[union-attr]
-        return True
+        self.live = self.connection.alive()
 
     def stop(self) -> None:
         self.live = False
-        if self.client is not None:
-            self.client.close()
-            self.client = None
+        self.connection.leave(self)

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from inlet.connectors.slack_events import carries_payload, hints_for
+from inlet.connectors.events import Hint
+from inlet.connectors.slack_events import SlackSocketEvents, carries_payload, hints_for, split_container
 from inlet.sandbox import slack as ss
 from inlet.sandbox.server import Sandbox
 from inlet.sandbox.slack import hub
@@ -180,6 +181,26 @@ def test_a_deleted_file_leaves_the_index_within_seconds(stack: EventStack) -> No
     ss.delete_file(ws, runbook.id)  # file_deleted, with the channel it was shared in
     wait_for(lambda: not stack.searchable("Rotate the cluster credentials"), what="the deleted file's text gone")
     assert stack.searchable("Credentials rotation plan")  # the thread stays
+
+
+def test_sources_of_one_app_share_its_connection_and_all_hear_every_event(stack: EventStack) -> None:
+    # Slack hands each event to one of an app's open connections at random: one per source would
+    # give each source only a share of its events (sources splitting a workspace by `channels`).
+    socket = hub(stack.sb.ws, stack.sb.faults)
+    opened = socket.opened
+    heard: dict[str, list[Hint]] = {"eng-slack": [], "ops-slack": []}
+    sources = [SlackSocketEvents(name, APP_TOKEN, stack.sb.ctx.http_url + "/api/") for name in heard]
+    try:
+        for events in sources:
+            events.start(heard[events.source].append)
+        assert socket.opened == opened and all(events.live for events in sources)  # the daemon's connection
+        ss.post_message(stack.sb.ws, OPS, "Jerboa heard by every source", _member(stack.sb, "hamza@example.com"))
+        wait_for(lambda: all(heard.values()) and stack.searchable("Jerboa"), what="every source hears the event")
+        assert all(split_container(h.container or "")[0] == OPS for hs in heard.values() for h in hs)
+    finally:
+        for events in sources:
+            events.stop()
+    assert socket.connections and stack.report()["live"]  # the daemon's source is still on it
 
 
 # --- what an event run calls --------------------------------------------------------------------
