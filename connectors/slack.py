@@ -4,18 +4,30 @@ Sync model (state in the checkpoint, per channel):
 - `newest`: the newest parent ts seen; a run re-reads history from min(newest, now - lookback), so
   new messages, new replies to recent threads, and edits and deletions in the look-back window
   are caught with (usually) one `conversations.history` call per channel;
-- `threads`: for each parent with replies, a fingerprint (reply_count, latest_reply, edit): a
-  thread is re-read with `conversations.replies` only when its fingerprint changes or its last
-  reply is inside the look-back window;
+- `threads`: for each parent with replies, a fingerprint (reply_count, latest_reply, edit, and
+  the parent's files by id and mode: a deleted file turns to Slack's `tombstone` without an edit;
+  single messages in the window keep one too, in `recent`): a thread is re-read with
+  `conversations.replies` only when its fingerprint changes or its last reply is inside the
+  look-back window;
 - every `reconcile_every`, history is read from the beginning (parents only) to catch late
-  replies to old threads and threads deleted long ago; `live_ids()` lets the engine prune the
+  replies to old threads and threads deleted long ago; history shows nothing of an edited reply
+  (or a file deleted from one), so with `reread_threads_every` each reconcile also reads whole its
+  share of the channel's threads, the next after `reread_after` in ts order (wrapping round):
+  every thread is read again about once a period, changed or not (off by default: it costs a
+  `conversations.replies` call per thread and period); `live_ids()` lets the engine prune the
   rest (threads of one deleted outside the window, channels gone).
-A scan goes newest to oldest and checkpoints after every page with the `latest` bound reached,
-so an interrupted backfill resumes mid-channel; the resumed run then also reads the channels
-joined since it was planned (after the planned ones), not those it finished. Private channels'
-members are read every run: a changed membership (or name, or visibility) re-yields the
-channel's documents with the new ACL, which the engine applies without re-embedding. A member or
-DM partner Slack calls deactivated (`deleted`) is no reader.
+A scan goes newest to oldest and checkpoints after every page with the `latest` bound reached, so an
+interrupted backfill resumes mid-channel; the resumed run then also reads the channels joined since
+it was planned (after the planned ones), not those it finished. Private channels' members are read
+every run. When only who reads a channel changed (its members, `domains`), one read of its history
+re-labels every document of it (`AclUpdate`s, committed page by page: no thread is read again,
+nothing embedded again), then the run goes on as usual; a changed name or visibility (a public
+channel made private keeps its id) re-yields all the channel's documents, after that re-labelling
+when the readers changed too, so the new ACL never waits for the threads. A member or DM partner
+Slack calls deactivated (`deleted`) is no reader. Slack's notice of a visibility change
+(`channel_convert_to_private`/`_public`) is no document. A channel Slack calls gone (`SKIP_CHANNEL`:
+archived or deleted mid-run) is a skip with that reason whether its history or a thread's
+`conversations.replies` says so: the rest of the channel is not read, the other channels are.
 
 Slack ejects the bot from a channel when it is archived (`is_archived`, not `is_member`; its
 history answers `not_in_channel`). With `include_archived`, such a channel the checkpoint knows is
@@ -23,26 +35,28 @@ kept `frozen`: never read, its entry (name, ACL, threads) left as it is, nothing
 `live_ids` vouches for all its documents with a `LivePrefix` (it cannot list them: old single
 messages are in no checkpoint). Without `include_archived`, or never indexed, it is dropped.
 
-A change event asks for a scoped run (`load_scope`). A message, edit, deletion or reply event
-(scope entry `channel/event_id`, its payload in the events inbox) updates just its thread: a new
-or edited single message from the payload itself, a deleted one as a deletion, anything inside a
-thread (a reply, its edit or deletion, a parent with replies, a shared file) with one
-`conversations.replies`; the channel's name and ACL come from its checkpoint entry, so neither
-`conversations.info` nor `conversations.members` is called. Such a run only adds to the
-checkpoint: each thread it wrote is marked so the next scheduled run re-reads it, the channel's
-`newest` is left alone (so that run skips nothing), and a thread it deleted is forgotten. Slack
-sends an event again when its acknowledgement was lost, and does not order them, so each message
-an event wrote or deleted is remembered for `EVENT_MEMORY` (checkpoint key `events`: ts -> the
-edit it holds, or `deleted`): an older edit, or any event of a deleted message, changes nothing. A
-channel the config no longer selects (`channels`, `include_dms`, `include_private`) is read as a
-bare channel, which drops it. A bare
-channel (membership, rename, archival events; or a payload the run cannot find) is read as the
-schedule would read it: `conversations.info` (and its members when private) instead of listing
-the workspace, then its recent history from its own checkpoint entry. People are looked up one by
-one (`users.info`) unless a run of this process has met them; channel names in mentions come from
-the names the last full run saved. A scoped run never yields a checkpoint with a run in progress,
-so an interrupted one leaves the scheduled pass exactly as it was; it deletes only threads of the
-channels it read (or all of a channel it finds deleted or left).
+A change event asks for a scoped run (`load_scope`). A message, edit, deletion or reply event (scope
+entry `channel/event_id`, its payload in the events inbox) updates just its thread: a new or edited
+single message from the payload itself, a deleted one as a deletion, anything inside a thread (a
+reply, its edit or deletion, a parent with replies, a shared file) with one `conversations.replies`;
+the channel's name and ACL come from its checkpoint entry, so neither `conversations.info` nor
+`conversations.members` is called, unless an event's `channel_type` says the channel's kind changed
+(made private or public): it is then read as a bare channel. A `file_deleted` event re-reads the
+threads whose documents name the file (checkpoint key `files`: thread -> file ids), or the channel
+as a bare one when none is known. Such a run only adds to the checkpoint: each thread it wrote is
+marked so the next scheduled run re-reads it, the channel's `newest` is left alone (so that run
+skips nothing), and a thread it deleted is forgotten. Slack sends an event again when its
+acknowledgement was lost, and does not order them, so each message an event wrote or deleted is
+remembered for `EVENT_MEMORY` (checkpoint key `events`: ts -> the edit it holds, or `deleted`): an
+older edit, or any event of a deleted message, changes nothing. A channel the config no longer
+selects (`channels`, `include_dms`, `include_private`) is read as a bare channel, which drops it. A
+bare channel (membership, rename, archival, visibility events; or a payload the run cannot find) is
+read as the schedule would read it: `conversations.info` (and its members when private) instead of
+listing the workspace, then its recent history from its own checkpoint entry. People are looked up
+one by one (`users.info`) unless a run of this process has met them; channel names in mentions come
+from the names the last full run saved. A scoped run never yields a checkpoint with a run in
+progress, so an interrupted one leaves the scheduled pass exactly as it was; it deletes only threads
+of the channels it read (or all of a channel it finds deleted or left).
 
 A token without the scope one kind of conversation needs (`groups:*` private channels, `mpim:*`
 group DMs, `im:*` DMs: Slack's `missing_scope` and its `needed`) costs only that kind: the listing
@@ -67,6 +81,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
@@ -82,9 +97,9 @@ from .events import EventSource
 from .extract import extract_text, kind_of
 from .kit import CheckpointModel, Pager, Retries, RetryPolicy, cursor
 from .kit.scope import check_scope, warn
-from .model import ACL, Checkpoint, Deletion, Item, Progress, Skipped
+from .model import ACL, AclUpdate, Checkpoint, Deletion, Item, Progress, Skipped
 from .slack_client import TIERS, MissingScope, SlackAPI, SlackError
-from .slack_events import INBOX, SlackSocketEvents, split_container
+from .slack_events import CONVERSIONS, INBOX, SlackSocketEvents, split_container
 from .slack_export import SlackExportConnector
 from .slack_render import ChannelInfo, Directory, Person, files_of, is_external, is_parent, thread_doc
 
@@ -92,11 +107,19 @@ log = logging.getLogger(__name__)
 
 __all__ = ["SlackConfig", "SlackConnector", "SlackExportConnector"]
 
-SKIP_CHANNEL = frozenset({"not_in_channel", "channel_not_found", "is_archived", "access_denied"})
+# Slack's answers that a channel is gone or no longer readable by the bot: a skip of the channel, with what it means
+SKIP_CHANNEL: dict[str, str] = {
+    "not_in_channel": "the bot is no longer in it (archived, or the bot removed)",
+    "channel_not_found": "Slack no longer finds it (deleted, or the bot removed from a private channel)",
+    "is_archived": "archived",
+    "access_denied": "Slack denies the bot access",
+}
 LIST_USERS_AFTER = 50  # a scoped run looks people up one by one (users.info), then lists them all
 EVENT_MARK = "event"  # a thread fingerprint no message has: the next scheduled run re-reads the thread
 EVENT_MEMORY = 3600.0  # seconds an event's write or deletion is remembered (Slack retries within minutes)
 DELETED = "deleted"
+# an event's `channel_type` -> the kind of conversation it says the channel is
+CHANNEL_TYPES = {"channel": "public_channel", "group": "private_channel", "mpim": "mpim", "im": "im"}
 # Each kind of conversation: what an operator calls it, and the setting that stops reading it.
 KINDS: dict[str, tuple[str, str]] = {
     "private_channel": ("private channels", "include_private = false"),
@@ -113,6 +136,12 @@ class SlackConfig(SourceConfig):
     base_url: str = Field("https://slack.com/api/", description="Web API base URL (GovSlack, tests)")
     lookback_days: float = Field(7, ge=0, description="days of history re-read each sync for edits/deletions")
     reconcile_every: Interval = Field("24h", description="how often to re-read all history for late replies")
+    reread_threads_every: Interval | None = Field(
+        None,
+        description="about how often every thread is read again whole, however quiet: each reconcile reads "
+        "its share (catches edits and deleted files in replies, which history does not show; costs a "
+        "conversations.replies call per thread each period); default: never",
+    )
     page_size: int = Field(200, ge=1, le=999, description="messages per history/replies call")
     pace: dict[str, float] = Field(
         default_factory=dict,
@@ -257,11 +286,16 @@ class _State(CheckpointModel):
     names: dict[str, str] = {}
     team_url: str = ""
     retries: Retries = Field(default_factory=Retries)  # "CHANNEL:TS" of threads with a file not read
+    files: dict[str, list[str]] = {}  # "CHANNEL:TS" -> the files its document names (for `file_deleted`)
 
 
 def _fingerprint(msg: Mapping[str, Any]) -> str:
+    """What history shows of a message that its document depends on: replies, edit, subtype, and
+    its files by id and mode (a deleted file turns to mode `tombstone` and no edit is made)."""
     edited = (msg.get("edited") or {}).get("ts", "")
-    return f"{msg.get('reply_count', 0)}|{msg.get('latest_reply', '')}|{edited}|{msg.get('subtype', '')}"
+    fp = f"{msg.get('reply_count', 0)}|{msg.get('latest_reply', '')}|{edited}|{msg.get('subtype', '')}"
+    files = ",".join(f"{f.get('id', '')}:{f.get('mode', '')}" for f in files_of(msg))
+    return f"{fp}|{files}" if files else fp  # a message without files keeps the fingerprint it had
 
 
 def _acl_key(chan: ChannelInfo) -> str:
@@ -294,6 +328,21 @@ def _known_channel(cid: str, cs: Mapping[str, Any] | None) -> ChannelInfo | None
     return chan if _acl_key(chan) == cs["acl"] else None
 
 
+def _readers(cs: Mapping[str, Any]) -> tuple[bool, list[str], list[str]]:
+    """Who reads a channel's documents, as its checkpoint entry last had it."""
+    return bool(cs["public"]), sorted(cs["users"]), sorted(cs.get("domains", []))
+
+
+def _readers_of(acl: ACL) -> tuple[bool, list[str], list[str]]:
+    return acl.public, sorted(acl.users), sorted(acl.domains)
+
+
+def _same_kind(chan: ChannelInfo, events: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether the events' `channel_type` agrees with the channel's kind in the checkpoint; a channel
+    made private (or public) whose notice was missed is never written with its old ACL."""
+    return all(CHANNEL_TYPES.get(e.get("channel_type", ""), chan.kind) == chan.kind for e in events)
+
+
 def _human(person: Person) -> bool:
     """A person Slack described (not a failed lookup) who can hold an email: no bot, not Slackbot,
     not deactivated."""
@@ -309,15 +358,16 @@ class _EventPlan:
     """What a channel's message events change: single messages to write from their payload,
     threads to re-read (one `conversations.replies` each), top-level messages deleted."""
 
-    def __init__(self) -> None:
+    def __init__(self, holders: Callable[[str], list[str]]) -> None:
+        self.holders = holders  # a file's id -> the threads (parent ts) of this channel that name it
         self.messages: dict[str, dict[str, Any]] = {}
         self.threads: dict[str, None] = {}  # ordered set of parent ts
         self.deleted: dict[str, None] = {}
 
     @classmethod
-    def of(cls, events: Iterable[Mapping[str, Any]]) -> _EventPlan | None:
+    def of(cls, events: Iterable[Mapping[str, Any]], holders: Callable[[str], list[str]]) -> _EventPlan | None:
         """The plan, or None when an event does not say enough (the channel is read instead)."""
-        plan = cls()
+        plan = cls(holders)
         for event in sorted(events, key=lambda e: float(e.get("event_ts") or e.get("ts") or 0)):
             if not plan._add(event):
                 return None
@@ -328,6 +378,12 @@ class _EventPlan:
 
     def _add(self, event: Mapping[str, Any]) -> bool:
         subtype = event.get("subtype")
+        if subtype in CONVERSIONS:  # the channel's visibility changed: its info and members are read
+            return False
+        if event.get("type") == "file_deleted":  # the threads that named the file are read again
+            holders = self.holders(str(event.get("file_id") or ""))
+            self.threads.update(dict.fromkeys(holders))
+            return bool(holders)  # a file no document is known to name: the channel's recent history
         if subtype == "message_deleted":
             ts, before = event.get("deleted_ts"), event.get("previous_message")
             if not ts or not isinstance(before, Mapping):
@@ -581,12 +637,14 @@ class _Crawl:
             self.directory.people.update(_met(self.conn))
             run = self.state.run = {"todo": [], "reconcile": False, "scan": None}
             for cid, events in sorted(self._events_by_channel(scope).items()):
-                plan = _EventPlan.of(events) if events is not None else None
+                plan = _EventPlan.of(events, self._holders(cid)) if events is not None else None
                 chan = _known_channel(cid, self.state.channels.get(cid)) if plan is not None else None
                 if chan is not None and not self._selected(chan):
                     chan = None  # read as a bare channel: the config dropped it since it was indexed
+                if chan is not None and not _same_kind(chan, events or []):
+                    chan = None  # made private or public since: read bare, its members are the ACL
                 if plan is not None and chan is not None:
-                    yield from self._apply(chan, plan)
+                    yield from self._unless_gone(chan, self._apply(chan, plan))
                 else:
                     yield from self._scan_channel(cid)
                 run["scan"] = None
@@ -605,15 +663,27 @@ class _Crawl:
         """Each channel's event payloads from the inbox; None: read the channel (a bare channel in
         the scope, or a payload not found)."""
         found: dict[str, list[dict[str, Any]] | None] = {}
+        taken: dict[str, dict[str, Any] | None] = {}  # an event naming several channels is taken once
         for container in sorted(scope):
             cid, event_id = split_container(container)
-            event = INBOX.take(self.conn.name, event_id) if event_id else None
+            if event_id and event_id not in taken:
+                taken[event_id] = INBOX.take(self.conn.name, event_id)
+            event = taken[event_id] if event_id else None
             events = found.setdefault(cid, [])
             if event is None:
                 found[cid] = None
             elif events is not None:
                 events.append(event)
         return found
+
+    def _holders(self, cid: str) -> Callable[[str], list[str]]:
+        """A file's id -> the threads (parent ts) of channel `cid` whose documents name it."""
+
+        def holders(file_id: str) -> list[str]:
+            natives = (n for n, ids in self.state.files.items() if file_id in ids)
+            return sorted(ts for c, _, ts in (n.partition(":") for n in natives) if c == cid)
+
+        return holders
 
     def _scan_channel(self, cid: str) -> Iterator[Item]:
         try:
@@ -682,6 +752,7 @@ class _Crawl:
     def _deleted(self, cid: str, ts: str) -> Deletion:
         """The thread's deletion; a file of it that failed to read is no longer reported."""
         self.state.retries.forget(f"{cid}:{ts}")
+        self.state.files.pop(f"{cid}:{ts}", None)
         return Deletion(id=self.conn.doc_id(f"{cid}:{ts}"))
 
     def _drop_channel(self, cid: str) -> Iterator[Item]:
@@ -692,6 +763,8 @@ class _Crawl:
             yield self._deleted(cid, ts)
         for native in [n for n in self.state.retries.failed if n.partition(":")[0] == cid]:
             self.state.retries.forget(native)  # the prune removes its document
+        for native in [n for n in self.state.files if n.partition(":")[0] == cid]:
+            del self.state.files[native]
 
     def _begin(self) -> Iterator[Item]:
         state = self.state
@@ -727,10 +800,14 @@ class _Crawl:
     def _plan(self, chan: ChannelInfo, cs: dict[str, Any] | None) -> dict[str, Any]:
         now = self.conn.clock()
         window = now - self.cfg.lookback_days * 86400
-        if cs is None or cs["acl"] != _acl_key(chan):
-            oldest, force = self.floor, True
+        reread: list[str] = []
+        relabel = cs is not None and "kind" in cs and _readers(cs) != _readers_of(chan.acl)
+        same = cs is not None and "kind" in cs and (cs["name"], cs["kind"]) == (chan.name, chan.kind)
+        if cs is None or (cs["acl"] != _acl_key(chan) and not (relabel and same)):
+            oldest, force = self.floor, True  # new, renamed, made private or public: every document again
         elif self._run["reconcile"]:
             oldest, force = self.floor, False
+            reread = self._reread_share(cs)
         else:
             oldest, force = max(self.floor, min(float(cs["newest"] or 0), window)), False
         return {
@@ -742,7 +819,22 @@ class _Crawl:
             "top": None,
             "seen": [],
             "recent": {},
+            "reread": reread,
+            "relabel": relabel,
         }
+
+    def _reread_share(self, cs: Mapping[str, Any]) -> list[str]:
+        """The threads (parent ts) this reconcile reads again whole, unchanged or not: with
+        `reread_threads_every`, the next share of the channel's threads after the last one read so
+        (`reread_after`), wrapping round, so every thread is read again about once a period."""
+        if not self.cfg.reread_threads_every:
+            return []
+        threads = sorted(cs["threads"], key=float)
+        ratio = parse_duration(self.cfg.reconcile_every) / parse_duration(self.cfg.reread_threads_every)
+        share = min(len(threads), math.ceil(len(threads) * ratio))
+        after = float(cs.get("reread_after") or 0)
+        following = [ts for ts in threads if float(ts) > after]
+        return (following + [ts for ts in threads if float(ts) <= after])[:share]
 
     @property
     def _run(self) -> dict[str, Any]:
@@ -751,6 +843,20 @@ class _Crawl:
         return self.state.run
 
     def _channel(self, chan: ChannelInfo) -> Iterator[Item]:
+        yield from self._unless_gone(chan, self._read_channel(chan))
+
+    def _unless_gone(self, chan: ChannelInfo, items: Iterator[Item]) -> Iterator[Item]:
+        """`items`, read from `chan`, until Slack says the channel is gone or the bot out of it
+        (`SKIP_CHANNEL` from a thread's `conversations.replies`: archived or deleted meanwhile):
+        then the rest of the channel is a skip with that reason, as when its history says so."""
+        try:
+            yield from items
+        except SlackError as exc:
+            if isinstance(exc, MissingScope) or exc.error not in SKIP_CHANNEL:
+                raise
+            yield self._skip_channel(chan, exc)
+
+    def _read_channel(self, chan: ChannelInfo) -> Iterator[Item]:
         if chan.id in self.frozen:  # archived, the bot ejected: its documents stay as they are
             log.info("source %r: channel %s is archived: its documents are kept as they are", self.conn.name, chan.name)
             return
@@ -759,6 +865,9 @@ class _Crawl:
         scan = run["scan"] if run["scan"] and run["scan"]["channel"] == chan.id else None
         if scan is None:
             scan = run["scan"] = self._plan(chan, cs)
+        if scan.get("relabel"):
+            yield from self._relabel(chan)
+            scan["relabel"] = False
         if cs is None:
             cs = {"acl": "", "newest": None, "threads": {}, "recent": {}}
         seen = set(scan["seen"])
@@ -791,9 +900,10 @@ class _Crawl:
             messages = page.get("messages", [])
             if messages and scan["top"] is None:
                 scan["top"] = messages[0]["ts"]
+            reread = set(scan.get("reread") or ())
             for msg in messages:
                 if is_parent(msg):
-                    yield from self._parent(chan, msg, cs, scan, seen)
+                    yield from self._parent(chan, msg, cs, scan, seen, reread)
             if messages:
                 scan["latest"] = messages[-1]["ts"]
             scan["seen"] = sorted(seen)
@@ -803,8 +913,35 @@ class _Crawl:
             yield self._checkpoint()
         yield from self._finish(chan, cs, scan, seen)
 
+    def _relabel(self, chan: ChannelInfo) -> Iterator[Item]:
+        """Every document of the channel takes its new readers, before anything else of it is read:
+        one `AclUpdate` per parent in its history (nothing re-read or embedded again; an id the
+        index does not hold is ignored), committed page by page. An interrupted pass starts over."""
+        log.info("source %r: the readers of %s changed; re-labelling its documents", self.conn.name, chan.name)
+        oldest = f"{self.floor:.6f}" if self.floor else None
+        try:
+            for page in self.api.pages(
+                "conversations.history", channel=chan.id, limit=self.cfg.page_size, oldest=oldest
+            ):
+                for msg in page.get("messages", []):
+                    if is_parent(msg):
+                        yield AclUpdate(id=self.conn.doc_id(f"{chan.id}:{msg['ts']}"), acl=chan.acl)
+                yield self._checkpoint()
+        except MissingScope as exc:
+            self.lack(exc, [chan.kind])  # the channel's read then says so
+        except SlackError as exc:
+            if exc.error in SKIP_CHANNEL:
+                raise
+            log.info("source %r: re-labelling %s stopped (%s): its read goes on", self.conn.name, chan.name, exc)
+
     def _parent(
-        self, chan: ChannelInfo, msg: dict[str, Any], cs: dict[str, Any], scan: dict[str, Any], seen: set[str]
+        self,
+        chan: ChannelInfo,
+        msg: dict[str, Any],
+        cs: dict[str, Any],
+        scan: dict[str, Any],
+        seen: set[str],
+        reread: set[str],
     ) -> Iterator[Item]:
         ts = msg["ts"]
         threads: dict[str, str] = cs["threads"]
@@ -812,7 +949,7 @@ class _Crawl:
         if msg.get("reply_count") or msg.get("latest_reply"):
             seen.add(ts)
             active = float(msg.get("latest_reply") or ts) >= scan["window"]
-            if scan["force"] or active or threads.get(ts) != fp:
+            if scan["force"] or active or threads.get(ts) != fp or ts in reread:
                 yield from self._thread(chan, msg)
             threads[ts] = fp
             return
@@ -845,7 +982,7 @@ class _Crawl:
             if exc.error == "invalid_cursor":  # expired mid-thread: the next run re-reads it
                 yield Skipped(id=self.conn.doc_id(f"{chan.id}:{parent['ts']}"), reason=str(exc))
                 return
-            raise
+            raise  # SKIP_CHANNEL: the caller skips the channel (`_unless_gone`)
         if not known and parent["ts"] not in found:
             yield self._deleted(chan.id, parent["ts"])
             return
@@ -858,7 +995,8 @@ class _Crawl:
         """A thread (or message) whose file could not be read, read again whole (noted by `_document`)."""
         cid, ts = native.split(":", 1)
         if cid in self.channels and cid not in self.frozen:  # else not read any more: the replay forgets it
-            yield from self._thread(self.channels[cid], {"ts": ts}, known=False)
+            chan = self.channels[cid]
+            yield from self._unless_gone(chan, self._thread(chan, {"ts": ts}, known=False))
 
     def _document(self, chan: ChannelInfo, messages: list[dict[str, Any]]) -> Iterator[Item]:
         """The thread's document; a file of it that could not be read is a failed skip, and the
@@ -882,6 +1020,11 @@ class _Crawl:
             self.state.retries.note(native, unread[0])
         else:
             self.state.retries.forget(native)
+        named = [f["id"] for msg in messages for f in files_of(msg) if f.get("id") and f.get("mode") != "tombstone"]
+        if named:
+            self.state.files[native] = named
+        else:
+            self.state.files.pop(native, None)
         t = thread_doc(chan, messages, self.directory, self.team_url, texts)
         yield self.conn.document(
             t.native_id,
@@ -949,6 +1092,8 @@ class _Crawl:
         tops = [t for t in (cs["newest"], scan["top"]) if t]
         cs["newest"] = max(tops, key=float) if tops else None
         cs["acl"] = _acl_key(chan)
+        if scan.get("reread"):
+            cs["reread_after"] = scan["reread"][-1]
         cs.update(
             name=chan.name,
             kind=chan.kind,
@@ -961,6 +1106,7 @@ class _Crawl:
     def _skip_channel(self, chan: ChannelInfo, exc: SlackError) -> Skipped:
         if exc.error in SKIP_CHANNEL:
             log.warning("source %r: skipping channel %s (%s): %s", self.conn.name, chan.name, chan.id, exc.error)
-            return Skipped(id=self.conn.doc_id(chan.id), reason=f"channel {chan.name}: {exc.error}", failed=False)
+            reason = f"channel {chan.name}: {exc.error}: {SKIP_CHANNEL[exc.error]}"
+            return Skipped(id=self.conn.doc_id(chan.id), reason=reason, failed=False)
         log.error("source %r: channel %s failed: %s", self.conn.name, chan.name, exc)
         return Skipped(id=self.conn.doc_id(chan.id), reason=f"channel {chan.name}: {exc.error}")

@@ -4,8 +4,10 @@ Slack limits each Web API method separately ("tiers") per minute, and lets short
 rate through. Pacing every method to its tier (one kit token bucket per method: a burst of
 ten seconds' worth of calls at once, never more than the tier's calls in any minute) keeps a
 large backfill from turning into a storm of 429s while a change event's one or two calls go out at
-once. The buckets of a source are shared by all its runs in the process (`shared_pacing`), so event
-runs one after another stay within the same per-minute budget as one long run; the 429s that
+once. Slack counts the calls per method per app per workspace, which its bot token names: the
+buckets of a token are shared by every run in the process of every source using it
+(`shared_pacing`), so event runs one after another, and two sources of one workspace (split by
+`channels`) running at once, stay within the same per-minute budget as one long run; the 429s that
 still happen, 5xx, and reset or stalled connections are retried by the kit's `RetryPolicy` through
 its slack-sdk adapter (every Web API method the connector calls only reads), one log line per wait
 naming the source, within the policy's attempts and deadline. File downloads go through the kit's
@@ -21,6 +23,7 @@ that kind for; any other missing scope, like a refused token, is a `CredentialsE
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import ipaddress
 import logging
@@ -149,9 +152,10 @@ _shared: dict[tuple[str, str, float, tuple[tuple[str, float], ...]], Buckets] = 
 _shared_lock = threading.Lock()
 
 
-def shared_pacing(source: str, base_url: str, per_minute: Mapping[str, float], scale: float = 1.0) -> Buckets:
-    """The process's one `pacing` of a source (its workspace and tiers): every run of it draws on it."""
-    key = (source, base_url, scale, tuple(sorted(per_minute.items())))
+def shared_pacing(token: str, base_url: str, per_minute: Mapping[str, float], scale: float = 1.0) -> Buckets:
+    """The process's one `pacing` of a bot token (one app in one workspace, as Slack counts calls) and
+    its tiers: every run of every source using the token draws on it."""
+    key = (hashlib.sha256(token.encode()).hexdigest(), base_url, scale, tuple(sorted(per_minute.items())))
     with _shared_lock:
         if key not in _shared:
             _shared[key] = pacing(per_minute, scale)
@@ -176,7 +180,7 @@ class SlackAPI:
         self.token = token
         self.base_url = base_url
         self.policy = policy
-        self.pacer = shared_pacing(source, base_url, pace, pace_scale)
+        self.pacer = shared_pacing(token, base_url, pace, pace_scale)
         self.calls: dict[str, int] = {}
         self.client = WebClient(
             token=token,

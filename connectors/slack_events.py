@@ -1,26 +1,37 @@
 """Slack change events over Socket Mode (slack_sdk's own client: no public endpoint, no extra package).
 
+A process opens one connection per app-level token (`_Connection`), whatever the number of sources
+using it: Slack hands each event to one of an app's open connections at random, so a connection
+per source would give each source only a share of its events; each event goes to every source on
+the connection, which keeps what its config selects (its run reads nothing of a channel it does not).
 Every `events_api` envelope is acknowledged at once (Slack redelivers what is not acknowledged
 within seconds), deduplicated by `event_id` (redeliveries and duplicates carry the same one), and
 turned into a `Hint`. A message, edit, deletion or thread reply (`message` and its subtypes) names
 `channel/event_id` and leaves its payload in `INBOX`, so the scoped run it asks for updates the one
 thread from the payload (plus at most one `conversations.replies`) instead of re-reading the
-channel; renames and archivals (a changed name or visibility re-yields the channel's documents) and
-membership changes (an ACL change) name the bare channel: its info, members and recent history are
-read again. The bot removed from a channel (`channel_left`, `group_left`) names it too: read as a
-scheduled run reads it, it is dropped; a changed id (`channel_id_changed`) names both ids (the old
-one is dropped, the new one read whole). A deactivated user (`user_change` with `deleted`) names no
-channel: a whole sync re-reads every channel's members, so the user leaves every ACL. A payload the
-run cannot find (another process, a full inbox) makes it read the channel as for a bare name, so
-the inbox is an optimisation, never the record. On `disconnect` the client opens a new connection
-by itself; `maintain()` (every second) reports whether one is up, asking the socket itself whether
-the service ended it: slack_sdk's client reads an ended socket as quiet until its pings have failed
-for some 25 s, so a lost connection is closed at once (the client then opens a new one) and `live`
-turns false within a second, not after that wait.
+channel; renames, archivals, a channel made private or public (Slack tells it as a `message` of
+subtype `channel_convert_to_private` / `_public`: a notice, never a document) and membership changes
+(an ACL change) name the bare channel: its info, members and recent history are read again: new
+readers re-label every document of the channel from one read of its history (no thread read again),
+and a changed name or visibility re-yields them all. A deleted file (`file_deleted`) names the
+channels Slack says it was shared in (`channel_ids`; none given: the whole source) with its payload:
+the run reads again the threads whose documents name the file (the checkpoint knows them), or the
+channel's recent history when it knows none; a message whose file is now Slack's tombstone is
+written again without the file's text. The bot removed from a channel (`channel_left`, `group_left`)
+names it too: read as a scheduled run reads it, it is dropped; a changed id (`channel_id_changed`)
+names both ids (the old one is dropped, the new one read whole). A deactivated user (`user_change`
+with `deleted`) names no channel: a whole sync re-reads every channel's members, so the user leaves
+every ACL. A payload the run cannot find (another process, a full inbox) makes it read the channel
+as for a bare name, so the inbox is an optimisation, never the record. On `disconnect` the client
+opens a new connection by itself; `maintain()` (every second) reports whether one is up, asking the
+socket itself whether the service ended it: slack_sdk's client reads an ended socket as quiet until
+its pings have failed for some 25 s, so a lost connection is closed at once (the client then opens a
+new one) and `live` turns false within a second, not after that wait.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import select
 import threading
@@ -55,6 +66,9 @@ CHANNEL_EVENTS = frozenset(
     }
 )
 MEMBER_EVENTS = frozenset({"member_joined_channel", "member_left_channel"})
+# `message` subtypes that tell a channel's visibility changed (its id stays): the channel is read
+# bare (info, members), never written from the payload
+CONVERSIONS = frozenset({"channel_convert_to_private", "channel_convert_to_public"})
 REFUSED = frozenset({"invalid_auth", "not_authed", "not_allowed_token_type", "token_revoked", "account_inactive"})
 EVENT_SEP = "/"  # a message hint's container: channel id, EVENT_SEP, event id
 # poll() events of a socket the peer closed (POLLRDHUP: Linux) or reset
@@ -94,8 +108,13 @@ def hints_for(event: dict[str, Any]) -> list[Hint]:
     """The hints an Events API event gives; none for events that change no indexed document."""
     kind = event.get("type")
     at = _stamp(event.get("event_ts") or event.get("ts"))
+    if kind == "message" and event.get("subtype") in CONVERSIONS:
+        return [Hint(str(event["channel"]), at, acl=True)] if event.get("channel") else []
     if kind == "message":
         return [Hint(str(event["channel"]), at)] if event.get("channel") else []
+    if kind == "file_deleted":  # the threads that shared it, in each channel it was shared in
+        ids = [cid for cid in event.get("channel_ids") or [] if cid]
+        return [Hint(str(cid), at) for cid in ids] if ids else [Hint(None, at)]
     if kind in CHANNEL_EVENTS:
         channel = event.get("channel")
         cid = channel.get("id") if isinstance(channel, dict) else channel
@@ -110,6 +129,14 @@ def hints_for(event: dict[str, Any]) -> list[Hint]:
     return []
 
 
+def carries_payload(event: dict[str, Any]) -> bool:
+    """Whether the scoped run writes from the event's payload (a message, edit, deletion, reply),
+    rather than reading its channel."""
+    if event.get("type") == "file_deleted":
+        return True
+    return event.get("type") == "message" and event.get("subtype") not in CONVERSIONS
+
+
 def _stamp(value: Any) -> float:
     try:
         return float(value)
@@ -117,19 +144,34 @@ def _stamp(value: Any) -> float:
         return time.time()
 
 
-class SlackSocketEvents(EventSource):
-    """One Socket Mode connection (reopened on `disconnect` and on loss) for one source."""
+class _Connection:
+    """One Socket Mode connection of an app-level token in the process, shared by every source that
+    uses the token: Slack hands each event to one of an app's open connections at random, so a
+    connection per source would give each source only a share of its events. Each event is
+    acknowledged once and handed to every source on the connection (each keeps what it reads)."""
 
-    def __init__(self, source: str, app_token: str, base_url: str, timeout: float = 30.0) -> None:
-        super().__init__()
-        self.source = source
-        self.app_token = app_token
-        self.base_url = base_url
-        self.timeout = timeout
+    def __init__(self, app_token: str, base_url: str, timeout: float) -> None:
+        self.app_token, self.base_url, self.timeout = app_token, base_url, timeout
         self.client: SocketModeClient | None = None
+        self.sources: dict[int, SlackSocketEvents] = {}
+        self.lock = threading.Lock()
 
-    def start(self, emit: Emit) -> None:
-        self.emit = emit
+    def join(self, events: SlackSocketEvents) -> None:
+        """Hand `events` every event from now on, opening the connection for the first source."""
+        with self.lock:
+            if self.client is None:
+                self.client = self._open(events.source)
+            self.sources[id(events)] = events
+
+    def leave(self, events: SlackSocketEvents) -> None:
+        """Stop handing `events` anything; the last source to leave closes the connection."""
+        with self.lock:
+            self.sources.pop(id(events), None)
+            client, self.client = (self.client, None) if not self.sources else (None, self.client)
+        if client is not None:
+            client.close()
+
+    def _open(self, source: str) -> SocketModeClient:
         web = WebClient(base_url=self.base_url, timeout=int(max(self.timeout, 1)))
         client = SocketModeClient(self.app_token, web_client=web)
         client.socket_mode_request_listeners.append(self._on_request)  # type: ignore[arg-type]
@@ -140,21 +182,78 @@ class SlackSocketEvents(EventSource):
             error = str(exc.response.get("error", ""))
             if error in REFUSED:
                 raise CredentialsError(
-                    self.source,
+                    source,
                     f"Socket Mode refused the app token ({error}); "
                     "check app_token_env (an xapp- token with connections:write)",
                 ) from None
-            raise RetriableError(f"source {self.source!r}: apps.connections.open failed: {error}") from None
+            raise RetriableError(f"source {source!r}: apps.connections.open failed: {error}") from None
         except OSError as exc:
             client.close()
-            raise RetriableError(f"source {self.source!r}: cannot open the Socket Mode connection: {exc}") from None
-        self.client = client
-        self.live = client.is_connected()
+            raise RetriableError(f"source {source!r}: cannot open the Socket Mode connection: {exc}") from None
+        return client
 
     def _on_request(self, client: SocketModeClient, request: SocketModeRequest) -> None:
         client.send_socket_mode_response(SocketModeResponse(envelope_id=request.envelope_id))
         if request.type != "events_api":
             return
+        with self.lock:
+            sources = list(self.sources.values())
+        for events in sources:
+            events.hear(request)
+
+    def alive(self) -> bool:
+        """Whether the connection is up; one the service ended is closed at once (see the module
+        docstring) so that the client opens a new one."""
+        client = self.client
+        if client is None or not client.is_connected():
+            return False
+        session = client.current_session
+        sock = getattr(session, "sock", None)
+        if sock is None:
+            return True
+        poller = select.poll()
+        try:
+            poller.register(sock, ENDED)
+            if not poller.poll(0):
+                return True
+        except (OSError, ValueError):  # the client closed it meanwhile
+            return False
+        with self.lock:
+            names = ", ".join(sorted(repr(e.source) for e in self.sources.values()))
+        log.warning("source %s: the Socket Mode connection was lost; opening a new one", names)
+        session.close()  # type: ignore[union-attr]
+        return False
+
+
+_connections: dict[tuple[str, str], _Connection] = {}
+_connections_lock = threading.Lock()
+
+
+def _connection(app_token: str, base_url: str, timeout: float) -> _Connection:
+    """The process's one connection of an app-level token (and API)."""
+    key = (hashlib.sha256(app_token.encode()).hexdigest(), base_url)
+    with _connections_lock:
+        if key not in _connections:
+            _connections[key] = _Connection(app_token, base_url, timeout)
+        return _connections[key]
+
+
+class SlackSocketEvents(EventSource):
+    """One source's events, from the Socket Mode connection of its app token (`_Connection`: shared
+    with the other sources of the same app, reopened on `disconnect` and on loss)."""
+
+    def __init__(self, source: str, app_token: str, base_url: str, timeout: float = 30.0) -> None:
+        super().__init__()
+        self.source = source
+        self.connection = _connection(app_token, base_url, timeout)
+
+    def start(self, emit: Emit) -> None:
+        self.emit = emit
+        self.connection.join(self)
+        self.live = self.connection.alive()
+
+    def hear(self, request: SocketModeRequest) -> None:
+        """One `events_api` envelope (acknowledged already): the hints it gives this source."""
         payload = request.payload or {}
         event_id = str(payload.get("event_id") or request.envelope_id)
         if not self.first_time(event_id):
@@ -163,34 +262,14 @@ class SlackSocketEvents(EventSource):
         event = payload.get("event") or {}
         for hint in hints_for(event):
             container = hint.container
-            if event.get("type") == "message" and container:  # the run takes the payload from the inbox
+            if carries_payload(event) and container:  # the run takes the payload from the inbox
                 INBOX.put(self.source, event_id, event)
                 container = f"{container}{EVENT_SEP}{event_id}"
             self.emit(Hint(container, hint.at, hint.acl, event_id))
 
     def maintain(self) -> None:
-        self.live = self.client is not None and self.client.is_connected() and not self._ended()
-
-    def _ended(self) -> bool:
-        """The service ended the current connection (closed or reset it): close it on our side too."""
-        assert self.client is not None
-        session = self.client.current_session
-        sock = getattr(session, "sock", None)
-        if sock is None:
-            return False
-        poller = select.poll()
-        try:
-            poller.register(sock, ENDED)
-            if not poller.poll(0):
-                return False
-        except (OSError, ValueError):  # the client closed it meanwhile
-            return True
-        log.warning("source %r: the Socket Mode connection was lost; opening a new one", self.source)
-        session.close()  # type: ignore[union-attr]
-        return True
+        self.live = self.connection.alive()
 
     def stop(self) -> None:
         self.live = False
-        if self.client is not None:
-            self.client.close()
-            self.client = None
+        self.connection.leave(self)

@@ -37,6 +37,8 @@ NOISE = frozenset(
         "channel_unarchive",
         "group_archive",
         "group_unarchive",
+        "channel_convert_to_private",  # the visibility change itself: the channel's ACL says it
+        "channel_convert_to_public",
     }
 )
 
@@ -280,6 +282,8 @@ def thread_doc(
         prefix = "" if i == 0 else "  ↳ "
         lines.append(f"{prefix}[{when:%Y-%m-%d %H:%M} UTC] {who}: {message_body(msg, directory)}")
         for f in files_of(msg):
+            if f.get("mode") == "tombstone":  # deleted by its owner: neither its text nor its name stays
+                continue
             name = f.get("title") or f.get("name") or f.get("id", "file")
             body = file_texts.get(f.get("id", ""))
             link = f.get("url_private") if is_external(f) else None

@@ -10,7 +10,10 @@ need the token) or external (`mode` "external", `url_private` the other service'
 firing the Events API event Slack sends for it, in Slack's shape: `message` (a reply with
 `thread_ts` and `parent_user_id`, a shared file as `file_share` with its `files`),
 `message_changed` with the new `message` and the `previous_message`, `message_deleted` with
-`deleted_ts` and the `previous_message` (a thread's parent with its `reply_count`).
+`deleted_ts` and the `previous_message` (a thread's parent with its `reply_count`), a channel made
+private or public as Slack's notice message (`channel_convert_to_private`, `_public`) heard with
+the new `channel_type`, and a deleted file as `file_deleted` with its `channel_ids` (messages then
+show the file as a tombstone).
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ class File:
     external_url: str = ""  # a file kept elsewhere (Google Drive...): Slack gives that link as url_private
     external_type: str = ""  # "gdrive", "dropbox", ...
     moved_to: str = ""  # its download answers a redirect here
+    deleted: bool = False  # deleted by its owner: messages show Slack's tombstone, the download is gone
 
 
 @dataclass
@@ -374,7 +378,9 @@ def _event_message(ws: Workspace, chan: Channel, m: Message) -> dict[str, Any]:
     st = state(ws)
     if m.files:
         out["files"] = [
-            {"id": fid, "name": st.files[fid].name, "mimetype": st.files[fid].mimetype, "mode": "hosted"}
+            {"id": fid, "mode": "tombstone"}
+            if st.files[fid].deleted
+            else {"id": fid, "name": st.files[fid].name, "mimetype": st.files[fid].mimetype, "mode": "hosted"}
             for fid in m.files
             if fid in st.files
         ]
@@ -449,6 +455,43 @@ def deactivate_user(ws: Workspace, user: str, deleted: bool = True) -> None:
         event["event_ts"] = _next_ts(ws, st, None)
         for listener in list(st.listeners):
             listener(event)
+
+
+def delete_file(ws: Workspace, file_id: str) -> None:
+    """Delete a shared file like Slack: every message that shared it shows `{"id", "mode": "tombstone"}`,
+    its download and files.info are gone, and every app hears `file_deleted` with the `channel_ids`
+    it was shared in."""
+    with ws.lock:
+        st = state(ws)
+        f = st.files[file_id]
+        f.deleted, f.content = True, b""
+        shared = [
+            c.id
+            for c in st.channels.values()
+            if any(file_id in m.files for m in [*c.messages, *(r for rs in c.replies.values() for r in rs)])
+        ]
+        event = {"type": "file_deleted", "file_id": file_id, "channel_ids": shared, "event_ts": _next_ts(ws, st, None)}
+        for listener in list(st.listeners):
+            listener(event)
+
+
+def convert_channel(ws: Workspace, channel: str, private: bool, user: str) -> str:
+    """Make a channel private (or public) like Slack: it keeps its id and members, and its history
+    gets Slack's notice, a `message` of subtype `channel_convert_to_private` (`_public`), heard with
+    the new `channel_type`. Returns the notice's ts."""
+    with ws.lock:
+        state(ws).channels[channel].is_private = private
+        if private:
+            subtype, text = (
+                "channel_convert_to_private",
+                "made this channel *private*. Now, it can only be viewed or joined by invitation.",
+            )
+        else:
+            subtype, text = (
+                "channel_convert_to_public",
+                "made this channel *public*. Any member in this workspace can see and join it.",
+            )
+        return post_message(ws, channel, text, user, subtype=subtype)
 
 
 def rename_channel(ws: Workspace, channel: str, name: str) -> None:
@@ -570,6 +613,8 @@ def _user_json(ws: Workspace, uid: str) -> dict[str, Any]:
 
 
 def _file_json(ctx_url: str, ws: Workspace, f: File, stub: bool = False) -> dict[str, Any]:
+    if f.deleted:  # as Slack shows a deleted file in the message that shared it
+        return {"id": f.id, "mode": "tombstone"}
     if stub and f.check_file_info:
         return {"id": f.id, "mode": "file_access", "file_access": "check_file_info"}
     base = f"{ctx_url}/files-pri/{ws.team_id}-{f.id}"
@@ -798,6 +843,8 @@ def _api(ctx: Any) -> dict[str, Any]:
         f = state(ws).files.get(args.get("file", ""))
         if f is None:
             raise _Fail("file_not_found")
+        if f.deleted:
+            raise _Fail("file_deleted")
         return _ok(file=_file_json(ctx.http_url, ws, f), comments=[], response_metadata={"next_cursor": ""})
 
     return {
@@ -955,7 +1002,7 @@ def routes(ctx: Any) -> list[BaseRoute]:
             return Response("<html><body>Sign in to Slack</body></html>", media_type="text/html")
         fid = request.path_params["ref"].rsplit("-", 1)[-1]
         f = st.files.get(fid)
-        if f is None:
+        if f is None or f.deleted:
             return Response("file not found", status_code=404)
         if f.moved_to and request.query_params.get("moved") is None:
             return Response(status_code=302, headers={"Location": f.moved_to})
@@ -995,6 +1042,10 @@ def _admin(ctx: Any) -> Any:
                 rename_channel(ws, body["channel"], body["name"])
             elif action == "archive":
                 archive_channel(ws, body["channel"])
+            elif action == "convert":
+                return _ok(ts=convert_channel(ws, body["channel"], bool(body["private"]), body["user"]))
+            elif action == "delete_file":
+                delete_file(ws, body["file"])
             elif action == "socket_disconnect":
                 return _ok(asked=hub(ws, ctx.faults).disconnect())
             elif action == "revoke":

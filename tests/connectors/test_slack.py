@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from inlet.connectors.base import LivePrefix
-from inlet.connectors.model import Checkpoint, Deletion, Document, Item, Skipped
+from inlet.connectors.model import AclUpdate, Checkpoint, Deletion, Document, Item, Skipped
 from inlet.connectors.slack_events import INBOX
 from inlet.connectors.slack import SlackConfig, SlackConnector, SlackExportConnector
 from inlet.connectors.slack_client import pacing
@@ -62,6 +62,10 @@ class Run:
     @property
     def deleted(self) -> set[str]:
         return {i.id for i in self.items if isinstance(i, Deletion)}
+
+    @property
+    def relabelled(self) -> dict[str, AclUpdate]:
+        return {i.id: i for i in self.items if isinstance(i, AclUpdate)}
 
     @property
     def skipped(self) -> list[Skipped]:
@@ -127,14 +131,14 @@ def test_domains_narrow_public_channels_and_a_change_reaches_every_thread(sb: Sa
     first = run(make(sb))
     public = {i for i, d in first.docs.items() if d.metadata["channel_type"] == "public_channel"}
     assert public and all(first.docs[i].acl.public for i in public)
+    sb.faults.reset_counts()
     narrowed = run(make(sb, domains=["example.com"]), first.checkpoint)  # nothing changed at Slack
-    assert public <= set(narrowed.docs)  # every thread of a public channel again, with its new readers
-    assert all(narrowed.docs[i].acl.domains == ["example.com"] and not narrowed.docs[i].acl.public for i in public)
-    private = (
-        doc(narrowed, OPS, "1459300000.000100") if f"team-slack:{OPS}:1459300000.000100" in narrowed.docs else None
-    )
-    assert private is None or private.acl.users  # private channels keep their members
-    assert not run(make(sb, domains=["example.com"]), narrowed.checkpoint).docs  # and then nothing again
+    relabelled = narrowed.relabelled  # every thread of a public channel, with its new readers, unread
+    assert public <= set(relabelled) and not narrowed.docs and sb.faults.count("slack:conversations.replies") == 0
+    assert all(relabelled[i].acl.domains == ["example.com"] and not relabelled[i].acl.public for i in public)
+    assert not any(f":{OPS}:" in i for i in relabelled)  # private channels keep their members
+    again = run(make(sb, domains=["example.com"]), narrowed.checkpoint)
+    assert not again.docs and not again.relabelled  # and then nothing again
 
 
 def test_bot_messages_files_dms_and_private_acl(sb: Sandbox) -> None:
@@ -421,16 +425,110 @@ def test_reconciliation_catches_late_replies_to_old_threads_and_deletions(sb: Sa
     assert not r3.docs and not r3.deleted
 
 
-def test_membership_change_updates_acl_with_same_text(sb: Sandbox) -> None:
+def test_an_edited_reply_of_a_quiet_thread_is_read_again_by_the_reconciles_share(sb: Sandbox) -> None:
+    now = [time.time()]
+    old = "1459200000.000100"  # a years-old thread, one of two in #enrique
+    reply = sb.ws.slack.channels[ENRIQUE].replies[old][0].ts
+    plain = make(sb, clock=lambda: now[0], channels=["enrique"])
+    cp = run(plain).checkpoint
+    slack.edit_message(sb.ws, ENRIQUE, reply, "Tests pass; the password was REDACTED")
+    now[0] += 2 * DAY  # a reconcile: history shows nothing of a reply's edit (the limit without the key)
+    assert f"team-slack:{ENRIQUE}:{old}" not in run(plain, cp).docs
+    rolling = make(sb, clock=lambda: now[0], channels=["enrique"], reread_threads_every="2d")
+    threads = {f"team-slack:{ENRIQUE}:{ts}" for ts in cp["channels"][ENRIQUE]["threads"]}
+    assert len(threads) == 2
+    read: dict[str, Document] = {}
+    for _ in range(2):  # reconcile_every 24h, every thread once in 2 days: half the threads each time
+        now[0] += 2 * DAY
+        sb.faults.reset_counts()
+        r = run(rolling, cp)
+        cp = r.checkpoint
+        assert sb.faults.count("slack:conversations.replies") == 1
+        read.update({i: d for i, d in r.docs.items() if i in threads and i not in read})
+    assert set(read) == threads  # each thread once in the two reconciles
+    assert "REDACTED" in read[f"team-slack:{ENRIQUE}:{old}"].text
+
+
+def test_a_membership_change_relabels_every_document_without_reading_a_thread(sb: Sandbox) -> None:
     conn = make(sb)
     first = run(conn)
     slack.leave_channel(sb.ws, OPS, HERMIONE)
+    sb.faults.reset_counts()
     r = run(conn, first.checkpoint)
-    ops = {i: d for i, d in r.docs.items() if f":{OPS}:" in i}
-    assert set(ops) == {i for i in first.docs if f":{OPS}:" in i} and set(r.docs) == set(ops)
-    for i, d in ops.items():
-        assert d.acl.users == ["hamza@example.com"]
-        assert d.content_hash() == first.docs[i].content_hash()  # no re-embedding needed
+    # Only who reads it changed: every document of the channel re-labelled, old ones too, none read again
+    assert set(r.relabelled) == {i for i in first.docs if f":{OPS}:" in i} and not r.docs
+    assert all(u.acl.users == ["hamza@example.com"] for u in r.relabelled.values())
+    assert sb.faults.count("slack:conversations.replies") == 0 and sb.faults.count("slack:files.info") == 0
+    items = r.items
+    first_update = next(n for n, i in enumerate(items) if isinstance(i, AclUpdate))
+    assert any(isinstance(i, Checkpoint) for i in items[first_update:])  # committed as the history is read
+    assert not run(conn, r.checkpoint).relabelled  # and then nothing again
+
+
+def test_a_channel_made_private_then_public_relabels_every_thread_and_its_notice_is_no_document(sb: Sandbox) -> None:
+    conn = make(sb)
+    first = run(conn)
+    threads = {i for i in first.docs if f":{SAILOR}:" in i}
+    assert threads and all(first.docs[i].acl.public for i in threads)
+    notice = slack.convert_channel(sb.ws, SAILOR, private=True, user=HAMZA)  # the id stays; Slack posts a notice
+    members = sorted(sb.ws.users[u].email for u in sb.ws.slack.channels[SAILOR].members if u != slack.BOT_USER)
+    made_private = run(conn, first.checkpoint)
+    assert f"team-slack:{SAILOR}:{notice}" not in made_private.docs
+    assert {i for i in made_private.docs if f":{SAILOR}:" in i} == threads  # every thread, old ones too
+    assert all(made_private.docs[i].acl.users == members and not made_private.docs[i].acl.public for i in threads)
+    assert all(made_private.docs[i].content_hash() == first.docs[i].content_hash() for i in threads)
+    # the new readers first, committed, from one read of its history; then the documents read again
+    mine = [i for i in made_private.items if isinstance(i, Checkpoint) or f":{SAILOR}:" in getattr(i, "id", "")]
+    first_doc = next(n for n, i in enumerate(mine) if isinstance(i, Document))
+    assert set(made_private.relabelled) == threads and all(
+        u.acl.users == members for u in made_private.relabelled.values()
+    )
+    assert all(not isinstance(i, Document) for i in mine[:first_doc]) and isinstance(mine[first_doc - 1], Checkpoint)
+    slack.convert_channel(sb.ws, SAILOR, private=False, user=HAMZA)
+    made_public = run(conn, made_private.checkpoint)
+    assert {i for i in made_public.docs if f":{SAILOR}:" in i} == threads
+    assert all(made_public.docs[i].acl.public for i in threads)
+
+
+def test_a_message_heard_after_a_missed_conversion_is_never_written_with_the_old_acl(sb: Sandbox) -> None:
+    conn = make(sb)
+    cp = run(conn).checkpoint
+    slack.convert_channel(sb.ws, SAILOR, private=True, user=HAMZA)  # its notice's event was lost
+    ts = slack.post_message(sb.ws, SAILOR, "salary bands after the conversion", HAMZA)
+    heard = {"user": HAMZA, "text": "salary bands after the conversion", "ts": ts, "channel_type": "group"}
+    r = _event(conn, cp, SAILOR, "EvAfterConversion", heard)
+    new = r.docs[f"team-slack:{SAILOR}:{ts}"]
+    assert not new.acl.public and "hamza@example.com" in new.acl.users
+    assert all(not d.acl.public for i, d in r.docs.items() if f":{SAILOR}:" in i)
+
+
+def test_a_file_deleted_from_a_message_leaves_its_document_at_the_next_sync(sb: Sandbox) -> None:
+    note = slack.add_file(sb.ws, "keys.txt", b"the staging password is hunter2", "text/plain", HAMZA)
+    ts = slack.post_message(sb.ws, SAILOR, "oops, wrong file", HAMZA, files=[note.id])  # no replies, in the window
+    conn = make(sb)
+    first = run(conn)
+    key = f"team-slack:{SAILOR}:{ts}"
+    assert "hunter2" in first.docs[key].text
+    slack.delete_file(sb.ws, note.id)  # the message now shows {"id", "mode": "tombstone"}, no edit
+    after = run(conn, first.checkpoint)
+    assert "hunter2" not in after.docs[key].text and "keys.txt" not in after.docs[key].text
+    assert "oops, wrong file" in after.docs[key].text
+    assert not run(conn, after.checkpoint).docs  # then nothing again
+
+
+def test_a_file_deleted_event_rereads_the_thread_that_named_it_however_old(sb: Sandbox) -> None:
+    conn = make(sb)
+    cp = run(conn).checkpoint
+    budget = f"team-slack:{OPS}:1459300500.000100"  # years old: far outside the look-back window
+    deck = next(f for f in sb.ws.slack.files.values() if f.name == "budget.docx")
+    slack.delete_file(sb.ws, deck.id)
+    sb.faults.reset_counts()
+    event = {"type": "file_deleted", "file_id": deck.id, "channel_ids": [OPS], "event_ts": f"{time.time():.6f}"}
+    INBOX.put(conn.name, "EvFileGone", event)
+    r = Run(list(conn.load_scope(cp, frozenset({f"{OPS}/EvFileGone"}))))
+    assert "Compute credits" not in r.docs[budget].text and "[file: logo.png]" in r.docs[budget].text
+    assert sb.faults.count("slack:conversations.replies") == 1 and sb.faults.count("slack:conversations.history") == 0
+    assert deck.id not in r.checkpoint["files"][f"{OPS}:1459300500.000100"]
 
 
 def test_channels_that_disappear_are_deleted(sb: Sandbox) -> None:
@@ -587,6 +685,23 @@ def test_not_in_channel_skips_that_channel(sb: Sandbox) -> None:
     assert any(f":{SAILOR}:" in i for i in r.docs)
 
 
+@pytest.mark.parametrize("error", ["not_in_channel", "channel_not_found"])
+def test_a_channel_gone_while_its_threads_are_read_is_a_skip_and_the_rest_is_indexed(sb: Sandbox, error: str) -> None:
+    # Archived or deleted between its history page and a thread's replies: Slack answers the replies so.
+    sb.faults.fail("slack", "conversations.replies", 200, reason=error, times=1)
+    r = run(make(sb))  # no exception: the run goes on
+    assert [s.id for s in r.skipped] == [f"team-slack:{ENRIQUE}"] and not r.skipped[0].failed
+    assert error in r.skipped[0].reason and "enrique" in r.skipped[0].reason
+    assert any(f":{OPS}:" in i for i in r.docs) and any(f":{DM}:" in i for i in r.docs)
+    assert r.checkpoint["run"] is None
+    cp = run(make(sb)).checkpoint  # the channel indexed; then an event of it, when it is gone
+    ts = slack.post_message(sb.ws, ENRIQUE, "a reply", HAMZA, thread_ts="1459200000.000100")
+    sb.faults.fail("slack", "conversations.replies", 200, reason=error, times=1)
+    reply = {"user": HAMZA, "text": "a reply", "ts": ts, "thread_ts": "1459200000.000100"}
+    hinted = _event(make(sb), cp, ENRIQUE, "EvReplyGone", reply)
+    assert [s.id for s in hinted.skipped] == [f"team-slack:{ENRIQUE}"] and not hinted.docs
+
+
 @pytest.mark.parametrize("cut", [3, 17, 40, 95, 150])
 def test_interrupted_backfill_resumes_mid_channel_losing_nothing(sb: Sandbox, cut: int) -> None:
     full = run(make(sb, page_size=7)).docs
@@ -656,6 +771,16 @@ def test_paced_client_stays_under_the_tier_limits(sb: Sandbox) -> None:
     r = run(make(sb, pace_scale=600.0, page_size=5))
     assert len(r.docs) == len(expected_ids(sb.ws))
     assert sum(sb.faults.rejected.values()) <= 1
+
+
+def test_sources_of_one_bot_token_share_its_pacing(sb: Sandbox) -> None:
+    # Slack counts calls per method per app per workspace: two sources splitting a workspace by
+    # `channels` draw on one budget, or together they send twice the tier and meet 429s.
+    eng, ops = make(sb, name="eng-slack", channels=["enrique"]), make(sb, name="ops-slack", channels=["private-ops"])
+    assert eng.client().pacer is ops.client().pacer
+    values = {"name": "other-slack", "type": "slack", "token_env": "T", "base_url": sb.ctx.http_url + "/api/"}
+    other = SlackConnector(SlackConfig(**values), {"T": "xoxb-another-app-or-workspace"})
+    assert other.client().pacer is not eng.client().pacer
 
 
 # --- rendering -----------------------------------------------------------------------------------------
@@ -755,14 +880,21 @@ def test_event_plan_writes_single_messages_rereads_threads_and_deletes_from_payl
         "event_ts": "15.0",
         "previous_message": {"ts": "8.0", "thread_ts": "8.0", "reply_count": 2},
     }
-    plan = _EventPlan.of([reply_edit, gone, top, reply, parent_gone])
+    nobody = lambda file_id: []  # noqa: E731  (no document is known to name a file)
+    plan = _EventPlan.of([reply_edit, gone, top, reply, parent_gone], nobody)
     assert plan is not None
     assert list(plan.messages) == ["10.0"] and "channel" not in plan.messages["10.0"]
     assert list(plan.threads) == ["11.0", "8.0"] and list(plan.deleted) == ["9.0"]
-    posted_then_deleted = _EventPlan.of([top, {**gone, "deleted_ts": "10.0", "previous_message": top}])
+    posted_then_deleted = _EventPlan.of([top, {**gone, "deleted_ts": "10.0", "previous_message": top}], nobody)
     assert posted_then_deleted is not None
     assert not posted_then_deleted.messages and list(posted_then_deleted.deleted) == ["10.0"]
-    assert _EventPlan.of([{"type": "message", "subtype": "message_deleted", "deleted_ts": "9.0"}]) is None
+    assert _EventPlan.of([{"type": "message", "subtype": "message_deleted", "deleted_ts": "9.0"}], nobody) is None
+    converted = {"type": "message", "subtype": "channel_convert_to_private", "ts": "16.0", "channel_type": "group"}
+    assert _EventPlan.of([top, converted], nobody) is None  # the channel's info and members are read
+    file_gone = {"type": "file_deleted", "file_id": "F1", "channel_ids": ["C1"], "event_ts": "17.0"}
+    held = _EventPlan.of([file_gone], lambda file_id: ["7.0"] if file_id == "F1" else [])
+    assert held is not None and list(held.threads) == ["7.0"]
+    assert _EventPlan.of([file_gone], nobody) is None  # no document known to name it: the recent history
 
 
 def test_slack_export_channels_that_match_nothing_are_named_and_a_typo_alone_reads_and_prunes_nothing() -> None:

@@ -225,3 +225,30 @@ def test_source_block_points_at_the_sandbox(sb: Sandbox) -> None:
     entry = tomllib.loads(block)["sources"][0]
     assert entry["type"] == "slack" and entry["base_url"] == sb.ctx.http_url + "/api/"
     assert env[entry["token_env"]] == slack.TOKEN
+
+
+def test_a_deleted_file_and_a_converted_channel_look_as_at_slack() -> None:
+    ws = Workspace()
+    slack.seed_sample(ws)
+    heard: list[dict[str, object]] = []
+    slack.state(ws).listeners.append(heard.append)
+    with Sandbox(ws) as box:
+        client = WebClient(token=slack.TOKEN, base_url=box.ctx.http_url + "/api/", retry_handlers=[])
+        notes = slack.add_file(ws, "notes.txt", b"secret", "text/plain", "U0BMQB6JE")
+        ts = slack.post_message(ws, SAILOR, "notes", "U0BMQB6JE", files=[notes.id])
+        slack.delete_file(ws, notes.id)
+        msg = client.conversations_history(channel=SAILOR, latest=ts, inclusive=True, limit=1)["messages"][0]
+        assert msg["files"] == [{"id": notes.id, "mode": "tombstone"}] and "edited" not in msg
+        assert _error(lambda: client.files_info(file=notes.id)).response["error"] == "file_deleted"
+        assert heard[-1] == {
+            "type": "file_deleted",
+            "file_id": notes.id,
+            "channel_ids": [SAILOR],
+            "event_ts": heard[-1]["event_ts"],
+        }
+        notice = slack.convert_channel(ws, SAILOR, private=True, user="U0BMQB6JE")
+        info = client.conversations_info(channel=SAILOR)["channel"]
+        assert info["id"] == SAILOR and info["is_private"] and not info["is_channel"]
+        top = client.conversations_history(channel=SAILOR, limit=1)["messages"][0]
+        assert top["ts"] == notice and top["subtype"] == "channel_convert_to_private"
+        assert heard[-1]["subtype"] == "channel_convert_to_private" and heard[-1]["channel_type"] == "group"

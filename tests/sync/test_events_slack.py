@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from inlet.connectors.slack_events import hints_for
+from inlet.connectors.events import Hint
+from inlet.connectors.slack_events import SlackSocketEvents, carries_payload, hints_for, split_container
 from inlet.sandbox import slack as ss
 from inlet.sandbox.server import Sandbox
 from inlet.sandbox.slack import hub
@@ -146,6 +147,60 @@ def test_a_lost_connection_reads_as_down_within_a_second_or_two_and_live_once_ba
     finally:
         socket.restore()
     wait_for(lambda: live() and len(socket.connections) == 1, timeout=15, what="live again on a new connection")
+
+
+def test_a_channel_made_private_or_public_follows_within_seconds(stack: EventStack) -> None:
+    ws, hamza, outsider = stack.sb.ws, _member(stack.sb, "hamza@example.com"), "abilinski@example.com"
+    ss.post_message(ws, OPS, "Tapir budget review", hamza)
+    wait_for(lambda: stack.searchable("Tapir"), what="the message searchable")
+    wait_for(stack.quiet, what="its run finished")
+    assert not stack.searchable("Tapir", user=outsider)
+    stack.sb.faults.events("slack", drop=1)
+    ss.convert_channel(ws, OPS, private=False, user=hamza)  # its event lost: the schedule makes it public
+    result = stack.scheduled_pass()
+    assert result is not None and result.outcome == "ok" and stack.searchable("Tapir", user=outsider)
+    # Made private: Slack's notice is a message (subtype channel_convert_to_private, channel_type "group")
+    ss.convert_channel(ws, OPS, private=True, user=hamza)
+    ss.post_message(ws, OPS, "Okapi salary bands", hamza)
+    wait_for(lambda: stack.searchable("Okapi"), what="the message after the conversion searchable")
+    wait_for(stack.quiet, what="the runs finished")
+    assert not stack.searchable("Okapi", user=outsider) and not stack.searchable("Tapir", user=outsider)
+    assert not stack.searchable("invitation")  # the notice is no document
+    ss.convert_channel(ws, OPS, private=False, user=hamza)  # and public again, heard
+    wait_for(lambda: stack.searchable("Okapi", user=outsider), what="a public channel readable by everyone")
+    ss.convert_channel(ws, OPS, private=True, user=hamza)
+    wait_for(lambda: not stack.searchable("Okapi", user=outsider), what="private again")
+
+
+def test_a_deleted_file_leaves_the_index_within_seconds(stack: EventStack) -> None:
+    ws = stack.sb.ws
+    ss.post_message(ws, OPS, "Aardvark keys", _member(stack.sb, "hamza@example.com"))
+    wait_for(lambda: stack.searchable("Aardvark"), what="the events flowing")
+    runbook = next(f for f in ss.state(ws).files.values() if f.name == "runbook.txt")  # in a years-old thread
+    assert stack.searchable("Rotate the cluster credentials")
+    ss.delete_file(ws, runbook.id)  # file_deleted, with the channel it was shared in
+    wait_for(lambda: not stack.searchable("Rotate the cluster credentials"), what="the deleted file's text gone")
+    assert stack.searchable("Credentials rotation plan")  # the thread stays
+
+
+def test_sources_of_one_app_share_its_connection_and_all_hear_every_event(stack: EventStack) -> None:
+    # Slack hands each event to one of an app's open connections at random: one per source would
+    # give each source only a share of its events (sources splitting a workspace by `channels`).
+    socket = hub(stack.sb.ws, stack.sb.faults)
+    opened = socket.opened
+    heard: dict[str, list[Hint]] = {"eng-slack": [], "ops-slack": []}
+    sources = [SlackSocketEvents(name, APP_TOKEN, stack.sb.ctx.http_url + "/api/") for name in heard]
+    try:
+        for events in sources:
+            events.start(heard[events.source].append)
+        assert socket.opened == opened and all(events.live for events in sources)  # the daemon's connection
+        ss.post_message(stack.sb.ws, OPS, "Jerboa heard by every source", _member(stack.sb, "hamza@example.com"))
+        wait_for(lambda: all(heard.values()) and stack.searchable("Jerboa"), what="every source hears the event")
+        assert all(split_container(h.container or "")[0] == OPS for hs in heard.values() for h in hs)
+    finally:
+        for events in sources:
+            events.stop()
+    assert socket.connections and stack.report()["live"]  # the daemon's source is still on it
 
 
 # --- what an event run calls --------------------------------------------------------------------
@@ -324,9 +379,20 @@ def test_a_deactivated_member_leaves_the_acl_within_seconds(stack: EventStack) -
         ),
         ({"type": "user_change", "user": {"id": "U2", "deleted": True}, "event_ts": "1.0"}, [(None, True)]),
         ({"type": "user_change", "user": {"id": "U2", "deleted": False}, "event_ts": "1.0"}, []),
+        (
+            {"type": "message", "subtype": "channel_convert_to_private", "channel": "C1", "channel_type": "group"},
+            [("C1", True)],
+        ),
+        (
+            {"type": "file_deleted", "file_id": "F1", "channel_ids": ["C1", "G2"], "event_ts": "1.0"},
+            [("C1", False), ("G2", False)],
+        ),
+        ({"type": "file_deleted", "file_id": "F1", "event_ts": "1.0"}, [(None, False)]),
     ],
 )
 def test_removal_id_change_and_deactivation_events_ask_for_runs(
     event: dict[str, Any], hints: list[tuple[str | None, bool]]
 ) -> None:
     assert [(h.container, h.acl) for h in hints_for(event)] == hints
+    # a conversion is read from its channel, never written from its payload
+    assert carries_payload(event) == (event["type"] == "file_deleted")
