@@ -27,6 +27,15 @@ from inlet.storage.sqlite.schema import CATALOG, STATE, connect
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "index-0.1.0"
 
 
+def before(migrations: Migrations, step: str) -> Migrations:
+    """The steps of `migrations` a release before `step` had: a database connected with them is as
+    that release left it."""
+    earlier = Migrations(migrations.name)
+    for _, fn in migrations.steps[: migrations.names.index(step)]:
+        earlier.step(fn)
+    return earlier
+
+
 def inlet(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "INLET_CONFIG": str(cwd / "config.toml")}
     return subprocess.run(
@@ -126,10 +135,7 @@ def test_status_refuses_a_catalog_written_by_a_newer_inlet_too(old_folder: Path)
 
 
 def test_the_people_of_documents_written_before_their_table_are_read_into_it(tmp_path: Path) -> None:
-    earlier = Migrations("catalog")
-    for _, step in CATALOG.steps[: CATALOG.names.index("m003_people")]:
-        earlier.step(step)
-    db = connect(tmp_path / "catalog.db", earlier)
+    db = connect(tmp_path / "catalog.db", before(CATALOG, "m003_people"))
     mail = Document(
         id="m:1", source="m", source_type="outlook", text="hi", author="Ann@Example.com", metadata={"sender": "x@y.org"}
     )
@@ -187,10 +193,7 @@ def keeps_a_source_with_no_scope_digest_yet(state: StateStore) -> None:
 def test_a_folder_s_sources_gain_an_unrecorded_scope_digest(tmp_path: Path) -> None:
     from inlet.storage.sqlite.state import SqliteState
 
-    earlier = Migrations("state")
-    for _, step in STATE.steps[: STATE.names.index("m004_scope_fingerprint")]:
-        earlier.step(step)
-    db = connect(tmp_path / "state.db", earlier)
+    db = connect(tmp_path / "state.db", before(STATE, "m004_scope_fingerprint"))
     db.execute("INSERT INTO sources (name, checkpoint, phase, generation) VALUES ('s', '{\"n\": 1}', 'incremental', 2)")
     db.commit()
     db.close()
@@ -232,10 +235,7 @@ def test_a_folder_s_keyword_index_is_rewritten_with_the_index_s_words(tmp_path: 
     from inlet.storage import Filters
     from inlet.storage.sqlite.catalog import SqliteCatalog
 
-    earlier = Migrations("catalog")
-    for _, step in CATALOG.steps[: CATALOG.names.index("m005_fts_words")]:
-        earlier.step(step)
-    db = connect(tmp_path / "catalog.db", earlier)
+    db = connect(tmp_path / "catalog.db", before(CATALOG, "m005_fts_words"))
     for n, (key, text) in enumerate(OLD_TEXTS.items()):
         doc = Document(id=f"t:{key}", source="t", source_type="files", title=f"note {key}", text=text)
         db.execute(
@@ -312,10 +312,7 @@ def covers_what_its_last_pass_did(state: StateStore) -> None:
 def test_a_folder_s_sources_gain_the_coverage_of_their_last_pass(tmp_path: Path) -> None:
     from inlet.storage.sqlite.state import SqliteState
 
-    earlier = Migrations("state")
-    for _, step in STATE.steps[: STATE.names.index("m006_source_coverage")]:
-        earlier.step(step)
-    db = connect(tmp_path / "state.db", earlier)
+    db = connect(tmp_path / "state.db", before(STATE, "m006_source_coverage"))
     db.executemany("INSERT INTO sources (name, phase, generation, since) VALUES (?, ?, 1, ?)", SOURCES_BEFORE_COVERAGE)
     db.close()
     covers_what_its_last_pass_did(SqliteState(tmp_path / "state.db"))
