@@ -99,8 +99,14 @@ def grants_of(permissions: list[dict[str, Any]], now: dt.datetime | None = None,
     return sorted(out)
 
 
+UPLOAD_ONLY = "createOnly"  # a sharing link that lets its holders add files, never view any (a file request)
+
+
 def _link(perm: dict[str, Any]) -> set[str]:
-    scope = (perm.get("link") or {}).get("scope")
+    link = perm.get("link") or {}
+    if link.get("type") == UPLOAD_ONLY:
+        return set()
+    scope = link.get("scope")
     if scope == "anonymous":
         if perm.get("hasPassword"):  # only who knows the password reads: nobody inlet can name
             return set()

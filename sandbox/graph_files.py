@@ -209,7 +209,7 @@ def perm_json(state: FilesState, perm: Perm, source: Item | None, base: str, ws:
     if perm.link is not None:
         out["link"] = {
             "scope": perm.link,
-            "type": "view" if "read" in perm.roles else "edit",
+            "type": perm.link_type or ("view" if "read" in perm.roles else "edit"),
             "webUrl": f"{base}/sp/share/{perm.id}",
             "preventsDownload": False,
         }

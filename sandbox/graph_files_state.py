@@ -52,6 +52,7 @@ class Perm:
     site_group_id: str | None = None  # its id; default: a small number, as SharePoint numbers them
     claim: str | None = None  # a claims principal's loginName ("c:0t.c|tenant|GROUP-ID")
     link: str | None = None  # sharing link scope: "organization", "anonymous" or "users"
+    link_type: str | None = None  # its type when not what the roles make it: "createOnly" (upload only)
     expires: dt.datetime | None = None  # expirationDateTime
     password: bool = False  # an anonymous link's hasPassword
 

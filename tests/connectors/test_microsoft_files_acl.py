@@ -111,6 +111,16 @@ def test_expired_and_password_protected_anonymous_links_are_not_public(sb: Sandb
     assert {p: d.acl.public for p, d in docs(items).items()} == {"Design/Search design.docx": False}
 
 
+def test_an_upload_only_link_lets_nobody_read(sb: Sandbox) -> None:
+    """A `createOnly` link (a file request) lets its holders add files, never view them: a file
+    under a folder shared so is not public, nor the organisation's."""
+    only(sb, "Search design.docx", roles="write", link="anonymous", link_type="createOnly")
+    only(sb, "Forecast.xlsx", roles="write", link="organization", link_type="createOnly")
+    got = docs(run(connector(sb))[0])
+    assert got["Design/Search design.docx"].acl == ACL()
+    assert got["Forecast.xlsx"].acl == ACL()
+
+
 def test_without_link_shares_anonymous_and_organisation_links_grant_nothing(sb: Sandbox) -> None:
     """`link_shares = false`: only who has the link opens such a file, so it reaches nobody's
     search; a specific-people link still grants its people. The default keeps the mapping."""
