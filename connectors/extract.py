@@ -14,6 +14,7 @@ import io
 import logging
 import mimetypes
 import re
+import textwrap
 from collections.abc import Callable, Iterator
 from html.entities import html5 as _NAMED_REFERENCES
 from pathlib import PurePath
@@ -505,7 +506,8 @@ def html_to_text(html: str) -> str:
     out = _AUTOLINK.sub(r"\1", _links_as_text(out))
     out = _ESCAPED.sub(lambda m: "".join(g for g in m.groups() if g is not None), out)
     out = re.sub(r"(?<=\S) {2,}(?=\S)", " ", out)  # where an image or an empty cell was
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(line.rstrip() for line in out.split("\n"))).strip()
+    text = re.sub(r"\n{3,}", "\n\n", "\n".join(line.rstrip() for line in out.split("\n"))).strip("\n")
+    return textwrap.dedent(text)  # a list or <pre> first keeps its lines' indents relative to each other
 
 
 def _pdf(data: bytes) -> str:

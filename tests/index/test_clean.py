@@ -327,3 +327,16 @@ def test_an_example_page_in_a_markdown_code_fence_does_not_make_the_file_a_page(
     out = clean_text(readme)
     assert out.startswith("# Embed\n\nPaste it:\n\n```html\n") and out.endswith("```\n\nThen run it.")
     assert markup_tags(out) == [] and "Hi" in out
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ("<ul><li>one</li><li>two</li></ul>", "* one\n* two"),
+        ("<ol><li>x</li><li>y</li></ol>", "1. x\n2. y"),
+        ("<pre>  a\n    b</pre>", "a\n  b"),
+    ],
+)
+def test_a_body_that_starts_with_a_list_or_code_keeps_its_lines_level(html: str, text: str) -> None:
+    """A Teams message or mail that is a list is a flat list, not its first item above the rest."""
+    assert html_to_text(html) == text
