@@ -725,7 +725,9 @@ def _text(msg: dict[str, Any]) -> str:
     return "\n".join(p for p in [text.strip(), *cards, *files] if p)
 
 
-_CARD_TEXT = ("title", "subtitle", "text")  # Adaptive Card TextBlocks, hero and thumbnail cards
+# Adaptive Card TextBlocks, hero and thumbnail cards; an Office 365 connector card's sections (what
+# incoming webhooks and connectors such as GitHub or Jira post) head theirs with `activity*`
+_CARD_TEXT = ("title", "subtitle", "text", "activityTitle", "activitySubtitle", "activityText")
 
 
 def _card_text(content: Any) -> str:
@@ -743,12 +745,21 @@ def _card_text(content: Any) -> str:
                 walk(child)
         elif isinstance(node, dict):
             if node.get("type") == "FactSet":
-                lines.extend(f"{f.get('title', '')}: {f.get('value', '')}" for f in node.get("facts") or [])
+                lines.extend(_fact(f) for f in node.get("facts") or [])
                 return
             lines.extend(str(node[key]).strip() for key in _CARD_TEXT if isinstance(node.get(key), str))
-            for value in node.values():
-                if isinstance(value, (dict, list)):
+            if isinstance(node.get("facts"), list):  # a connector card's section: facts of `name` and `value`
+                lines.extend(_fact(f) for f in node["facts"])
+            for key, value in node.items():
+                if isinstance(value, (dict, list)) and key != "facts":
                     walk(value)
 
     walk(content)
     return "\n".join(line for line in lines if line)
+
+
+def _fact(fact: Any) -> str:
+    """A card's fact as "title: value" (Adaptive Cards name it `title`, connector cards `name`)."""
+    if not isinstance(fact, dict):
+        return ""
+    return f"{fact.get('title') or fact.get('name') or ''}: {fact.get('value', '')}"

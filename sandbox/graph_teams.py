@@ -43,6 +43,9 @@ __all__ = ["TeamsApi", "routes", "source", "teams_state", "seed_sample", "seed_g
 _DEFAULT_PAGE = 20
 
 
+CONNECTOR_CARD = "application/vnd.microsoft.teams.card.o365connector"  # an incoming webhook's card (sections)
+
+
 def routes(ctx: Any) -> list[BaseRoute]:
     return []  # mounted by graph_files.routes, which also makes them batchable
 
@@ -116,7 +119,7 @@ def message_json(state: TeamsState, msg: Message, base: str, ws: Any) -> dict[st
         + [
             {
                 "id": f"card{n}",
-                "contentType": "application/vnd.microsoft.card.adaptive",
+                "contentType": CONNECTOR_CARD if "sections" in card else "application/vnd.microsoft.card.adaptive",
                 "contentUrl": None,
                 "name": None,
                 "content": json.dumps(card),  # Graph sends a card as a JSON string

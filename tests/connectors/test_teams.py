@@ -361,14 +361,20 @@ def test_system_events_are_not_threads_and_a_card_is_read_as_its_text(sb: Sandbo
             {"type": "FactSet", "facts": [{"title": "Severity", "value": "2"}]},
         ],
     }
+    hook = {  # an Office 365 connector card, as incoming webhooks (GitHub, Jira) post them
+        "title": "GitHub",
+        "sections": [{"activityTitle": "PR merged", "text": "by bob", "facts": [{"name": "Repo", "value": "inlet"}]}],
+    }
     with sb.ws.lock:
         event = state(sb).post(general.id, "hamza@example.com", "<systemEventMessage/>", kind="systemEventMessage")
         alert = state(sb).post(general.id, "hamza@example.com", '<attachment id="card0"></attachment>', cards=[card])
+        merged = state(sb).post(general.id, "hamza@example.com", '<attachment id="card0"></attachment>', cards=[hook])
     items, _ = run(connector(sb))
     ids = {d.id: d for d in items if isinstance(d, Document)}
     assert thread_id(sb, event) not in ids
     assert "Incident marmot: database failover" in ids[thread_id(sb, alert)].text
     assert "Severity: 2" in ids[thread_id(sb, alert)].text
+    assert "PR merged" in ids[thread_id(sb, merged)].text and "Repo: inlet" in ids[thread_id(sb, merged)].text
 
 
 def test_a_channel_whose_members_are_refused_is_a_skip_and_the_others_go_on(sb: Sandbox) -> None:
