@@ -105,6 +105,9 @@ class EventSource(ABC):
     """
 
     follows = False  # whether `follow` does anything (else the daemon reads no checkpoint for it)
+    # Whether this process is the index's only daemon (the folder setup): then a subscription on the
+    # source's hook that it does not hold was left by an earlier one. The daemon sets it before `start`.
+    sole = True
 
     def __init__(self) -> None:
         self.live = False

@@ -211,11 +211,13 @@ class Daemon:
         """Hear the sources' change events: a new `EventLoop`, each source's subscriptions made
         anew (and, as the services notify only later changes, each followed by a catch-up sync)."""
         env = getattr(self.engine, "env", None)
+        backend = open_backend(self.settings)
         self.events = event_loop_for(
             self.settings,
             lambda name: self.settings.connector(name, env),
             self.event_sync,
-            open_backend(self.settings).event_writer,
+            backend.event_writer,
+            sole=not backend.shared,
         )
         self.events.start()
 

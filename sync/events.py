@@ -329,9 +329,11 @@ def event_loop_for(
     connector_for: Callable[[str], Any],
     run_sync: RunSync,
     status: Callable[[], EventStatusWriter] | None = None,
+    sole: bool = True,
 ) -> EventLoop:
     """An `EventLoop` over every configured source whose connector offers change events; `status`
-    opens where it records their state (`Backend.event_writer`), when there are any."""
+    opens where it records their state (`Backend.event_writer`), when there are any. `sole`: this
+    daemon is the index's only one (not several hosts on one database)."""
     found = []
     for source in settings.sources:
         try:
@@ -340,5 +342,6 @@ def event_loop_for(
             log.error("source %r: change events are off: %s", source.name, exc)
             continue
         if events is not None:
+            events.sole = sole
             found.append((source.name, source.type, events))
     return EventLoop(found, run_sync, status=status() if found and status else None)

@@ -88,7 +88,7 @@ class GraphWebhooks(EventSource):
         self.client = self._new_client()
         for container, resource in self._resources(self.client).items():
             self.renewals.add(container, resource=resource)
-        if not self._swept:
+        if not self._swept and self.sole:  # beside other daemons, theirs are live: never removed
             self._remove_leftovers()
         self.maintain()
 

@@ -225,3 +225,21 @@ def test_a_crashed_daemons_subscription_is_removed_when_events_start_again(stack
         assert [s.notification_url for s in subs.subs.values()].count(_hook(stack)) == 1
     finally:
         subs.subs.pop(other.id, None)
+
+
+def test_beside_other_daemons_a_subscription_not_held_here_is_left_alone(stack: EventStack) -> None:
+    """Several daemons on one database each hold a live subscription on the hook: one that starts
+    must not delete the others' (they are not a crash's leftovers)."""
+    subs = _subs(stack)
+    live = next(iter(subs.subs.values()))
+    other_daemon = replace(live, id="another-daemons", client_state="its own secret")
+    subs.subs[other_daemon.id] = other_daemon
+    events = stack.settings.connector(SOURCE, stack.engine.env).events()
+    assert events is not None
+    events.sole = False  # what the daemon sets when its index is shared (PostgreSQL)
+    try:
+        events.start(lambda hint: None)
+        assert other_daemon.id in subs.subs
+    finally:
+        events.stop()
+        subs.subs.pop(other_daemon.id, None)
