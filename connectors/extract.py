@@ -525,19 +525,33 @@ _LINE_END_HYPHEN = re.compile(r"(?<![^\W\d_])([^\W\d_]++)[-\u00ad\u2010][ \t]*\n
 _HYPHENATED = re.compile(r"(?<![^\W\d_])[^\W\d_]++-[^\W\d_]++")
 
 
+# First parts after which a line-end hyphen is a compound's own (self-service, non-disclosure)
+_COMPOUND_HEADS = frozenset("self non anti semi multi cross well half".split())
+
+
 def _dehyphenated(text: str) -> str:
     """`text` with each word a typesetter broke at a line end ("perfor-" / "mance review") joined
     on the first line ("performance" / "review"), as the page reads. Only when its rest starts in
-    lower case, and the hyphen is kept when the text writes the word with one elsewhere
-    ("well-known")."""
+    lower case; the hyphen is kept where it is likely the compound's own: the text writes the
+    compound with one elsewhere ("well-known"), or not the joined word while it has the rest as a
+    word of its own ("service" beside "self-" / "service"), or the first part is one letter
+    ("e-mail": no typesetter breaks after one) or a prefix of compounds ("self", "non")."""
     compounds = {word.lower() for word in _HYPHENATED.findall(text)}
+    unbroken = _LINE_END_HYPHEN.sub(" ", text)  # the words outside the breaks
+    words = {word.lower() for word in re.findall(r"[^\W\d_]+", unbroken)}
 
     def joined(found: re.Match[str]) -> str:
         head, rest = found[1], found[2]
         if not rest[0].islower():
             return found[0]
-        word = f"{head}-{rest}" if f"{head}-{rest}".lower() in compounds else head + rest
-        return word + "\n"
+        lower = f"{head}{rest}".lower()
+        own = (
+            f"{head}-{rest}".lower() in compounds
+            or (lower not in words and rest.lower() in words)
+            or len(head) == 1
+            or head.lower() in _COMPOUND_HEADS
+        )
+        return (f"{head}-{rest}" if own else head + rest) + "\n"
 
     return _LINE_END_HYPHEN.sub(joined, text).rstrip("\n")
 

@@ -178,6 +178,24 @@ def test_a_word_hyphenated_at_a_pdf_line_end_is_joined_and_a_compound_keeps_its_
 
 
 @pytest.mark.parametrize(
+    ("page", "reads"),
+    [
+        ("Use the self-\nservice portal.", "self-service"),
+        ("Sign the non-\ndisclosure form.", "non-disclosure"),
+        ("Send an e-\nmail today.", "e-mail"),
+        ("The access re-\nview is due. Review it.", "review"),  # the text has the word unbroken
+        ("Our quarterly perfor-\nmance review.", "performance"),
+    ],
+)
+def test_a_compound_broken_at_its_own_hyphen_keeps_it(page: str, reads: str) -> None:
+    """A compound a line end broke at its own hyphen stays one ("self-service" is found as itself
+    and as "self service"); a word the typesetter hyphenated is joined."""
+    from inlet.connectors.extract import _dehyphenated
+
+    assert f" {reads}\n" in _dehyphenated(page)
+
+
+@pytest.mark.parametrize(
     "readme, title",
     [
         ("# Gazelle [![Build Status](https://ci.example.com/g.svg)](https://ci.example.com/g)\n\nText.", "Gazelle"),
