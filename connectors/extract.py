@@ -288,6 +288,20 @@ def _stray_read(found: re.Match[str]) -> str:
     return bytes([ord(found[0]) - 0xDC00]).decode("cp1252", "replace")
 
 
+# Legacy code pages by how much text is written in them (the Windows code page of a script first):
+# the tie-break between pages the detector scores alike
+_PREVALENCE = {
+    name: 2 * rank  # room for a page moved between two
+    for rank, name in enumerate(
+        "cp1252 cp1250 iso8859_2 cp1251 koi8_r gb18030 gbk gb2312 big5 cp932 shift_jis euc_jp cp949 euc_kr "
+        "cp1253 cp1254 cp1255 cp1256 cp1257 cp1258 cp874 tis_620 iso8859_15 iso8859_5 iso8859_7 iso8859_9 "
+        "mac_roman".split()
+    )
+}
+_TIE = 0.01  # detector chaos within this of the best: as clean
+_TIE_COHERENCE = 0.05  # and coherence within this of the best among those: as likely
+
+
 def _legacy(data: bytes) -> str | None:
     """The legacy encoding of bytes that are not UTF-8: Windows-1252 when they read as Western text
     in it or hold too few non-ASCII bytes to tell, else what `charset_normalizer` detects; None when
@@ -303,8 +317,20 @@ def _legacy(data: bytes) -> str | None:
         from_bytes(sample, cp_isolation=["cp1252"]).best() is not None
     ):
         return "cp1252"  # the detector would name a similar code page for short Western text
-    best = from_bytes(sample).best()
-    return None if best is None or best.encoding.startswith(("utf_16", "utf_32")) else codec_of(best.encoding)
+    found = [m for m in from_bytes(sample) if not m.encoding.startswith(("utf_16", "utf_32"))]
+    if not found:
+        return None
+    least = min(m.chaos for m in found)
+    clean = [m for m in found if m.chaos <= least + _TIE]
+    most = max(m.coherence for m in clean)
+    tied = [m for m in clean if m.coherence >= most - _TIE_COHERENCE]
+    # the detector scores code pages of one script alike (Polish reads as well in ISO-8859-10 as in
+    # ISO-8859-2): among those it cannot tell apart, the one people write in; a text without a byte
+    # of 0x80-0x9F is no Windows page's (its š, ž, ś, ź are there), so ISO-8859-2 before Windows-1250
+    rank = dict(_PREVALENCE)
+    if not any(0x80 <= byte <= 0x9F for byte in sample):
+        rank["cp1250"] = rank["iso8859_2"] + 1
+    return codec_of(min(tied, key=lambda m: rank.get(m.encoding, 2 * len(rank))).encoding)
 
 
 # Control characters other than tab, newline, form feed, carriage return and escape (C0, DEL and

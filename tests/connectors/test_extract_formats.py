@@ -177,6 +177,21 @@ def test_a_word_hyphenated_at_a_pdf_line_end_is_joined_and_a_compound_keeps_its_
     assert "the well-known\nrule holds." in text
 
 
+@pytest.mark.parametrize("encoding", ["iso-8859-2", "cp1250"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Zażółć gęślą jaźń - spotkanie w Łodzi w środę.\n",
+        "Spotkanie zarządu odbędzie się w środę w Łodzi. Proszę przygotować sprawozdanie finansowe, plan "
+        "sprzedaży oraz listę zadań na następny kwartał. Źródła danych: księgowość i dział kadr.\n",
+        "Příliš žluťoučký kůň úpěl ďábelské ódy. Schůzka vedení je ve středu v Brně.\n" * 3,
+    ],
+)
+def test_central_european_text_reads_in_either_of_its_code_pages(text: str, encoding: str) -> None:
+    """Polish and Czech read as well in ISO-8859-10 to the detector: the page people write in wins."""
+    assert decode(text.encode(encoding)) == text
+
+
 @pytest.mark.parametrize(
     ("page", "reads"),
     [
