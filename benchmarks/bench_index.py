@@ -17,7 +17,7 @@ import statistics
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,7 @@ def bench_pipeline(embedder: Embedder, docs: int, backends: list[str] | None = N
     batch (no overlap of chunking, embedding and writing), the pipeline before issue 17."""
 
     class MailEngine(Engine):
-        def connector(self, name: str) -> Connector:
+        def connector(self, name: str, env: Mapping[str, str] | None = None) -> Connector:
             return _Mails(self.settings.source(name))
 
     work = Path(tempfile.mkdtemp())
@@ -305,7 +305,7 @@ def bench_checkpoints(pages: int = 1000) -> None:
     from inlet.sync import engine as engine_module
 
     class CrawlEngine(Engine):
-        def connector(self, name: str) -> Connector:
+        def connector(self, name: str, env: Mapping[str, str] | None = None) -> Connector:
             return _Crawl(self.settings.source(name))
 
     work = Path(tempfile.mkdtemp())
