@@ -136,8 +136,9 @@ def _is_ip(host: str) -> bool:
 def pacing(per_minute: Mapping[str, float], scale: float = 1.0, **clock: Any) -> Buckets:
     """One bucket per method: `per_minute[method]` calls a minute less the headroom on average (0:
     unpaced), a sixth of them (`BURST`) at once, and never more than `per_minute[method]` in any
-    minute (stretched by the headroom). `scale` speeds the clock up (a minute lasts 60/scale s:
-    time-scaled benchmarks, custom limits); `clock`: the buckets' `clock` and `sleep` (tests)."""
+    minute (stretched by the headroom, each call counted from when it finished: `SlackAPI.call`).
+    `scale` speeds the clock up (a minute lasts 60/scale s: time-scaled benchmarks, custom limits);
+    `clock`: the buckets' `clock` and `sleep` (tests)."""
     rates = {method: rate * scale / 60.0 / HEADROOM for method, rate in per_minute.items()}
     return Buckets(
         rates,
@@ -195,11 +196,11 @@ class SlackAPI:
         self._http.close()
 
     def call(self, method: str, **params: Any) -> dict[str, Any]:
-        self.pacer.take(method)
         self.calls[method] = self.calls.get(method, 0) + 1
         clean = {k: v for k, v in params.items() if v is not None}
         try:
-            response = self.client.api_call(method, params=clean)
+            with self.pacer.paced(method):
+                response = self.client.api_call(method, params=clean)
         except SlackApiError as exc:
             raise self._translate(method, exc) from exc
         except (OSError, http.client.HTTPException) as exc:  # refused, reset or cut after the retries

@@ -106,3 +106,18 @@ def test_a_stop_ends_a_pacing_wait_and_the_call_gives_up() -> None:
     worker.join(timeout=30)  # a poll every STOP_POLL seconds sees the stop; without it: 600 s
     assert not worker.is_alive()
     assert len(outcome) == 1 and "stopped" in str(outcome[0])
+
+
+def test_a_paced_call_counts_in_the_budget_window_from_when_it_finished() -> None:
+    # The service counts a call when it arrives: a call that left late or travelled long must not
+    # let the one a window after its grant reach the service inside its window (a 429).
+    clock = Clock()
+    buckets = Buckets({"m": 10.0}, bursts={"m": 2}, budgets={"m": 2}, window=10.0, clock=clock, sleep=clock.sleep)
+    with buckets.paced("m"):
+        clock.now += 3.0  # the first call takes three seconds to come back
+    with buckets.paced("m"):
+        pass
+    with buckets.paced("m") as waited:
+        pass
+    assert waited == 10.0  # ten seconds from when the first call finished (103), not from its grant (100)
+    assert buckets.take("m") == 10.0  # and the fourth, a window after the second, which finished at 103 too
