@@ -83,7 +83,10 @@ def utc(value: datetime | None) -> datetime | None:
     return value.astimezone(timezone.utc)
 
 
-PEOPLE_KEYS = ("participants", "sender", "owner")  # metadata naming who took part (`Document.people`)
+# Metadata naming who took part (`Document.people`). `participant_full_names` and `participant_emails`
+# name the `participants` again as a question may (a chat shows a handle: "doubledeez" is Hermione
+# Granger, doubledeez@example.com).
+PEOPLE_KEYS = ("participants", "participant_full_names", "participant_emails", "sender", "owner")
 
 
 def iso_time(value: datetime) -> str:
@@ -120,8 +123,10 @@ class Document(BaseModel):
 
     def people(self) -> list[str]:
         """Who wrote it or took part, lower-cased, sorted: the author and the metadata's
-        `participants`, `sender` and `owner` (recipients are not listed: a mail to a whole list
-        does not make every member a participant). What a question naming a person is matched to."""
+        `participants` (with their `participant_full_names` and `participant_emails`, when a
+        service shows people by another name), `sender` and `owner` (recipients are not listed: a
+        mail to a whole list does not make every member a participant). What a question naming a
+        person is matched to."""
         found = {self.author} if self.author else set()
         for key in PEOPLE_KEYS:
             value = self.metadata.get(key)

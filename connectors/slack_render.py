@@ -3,6 +3,13 @@
 Slack text is "mrkdwn" with angle-bracket entities (`<@U123>`, `<#C123|name>`, `<https://x|label>`,
 `<!here>`), HTML-escaped `& < >`, and `:emoji:` short codes. An index is read by people and
 embedding models, so everything is rendered as a person would read it in the Slack client.
+
+A thread names its people as the client shows them (display name, else full name, else handle):
+in its text, `author` and metadata `participants`. The members the directory describes are also
+named by their profile's full name and email (`participant_full_names`, `participant_emails`), in
+metadata only, so a question naming someone by either ("Hermione Granger", doubledeez@example.com)
+finds the threads that show her as "doubledeez" (`Document.people`). Both come from the same
+`users.list` / `users.info` answers (an export's `users.json`) as the names: no call of their own.
 """
 
 from __future__ import annotations
@@ -101,6 +108,7 @@ class Person:
     email: str = ""
     is_bot: bool = False
     deleted: bool = False  # deactivated: no longer reads the workspace
+    full_name: str = ""  # the profile's real name ("Hermione Granger"), also when the client shows another
 
 
 @dataclass
@@ -114,15 +122,15 @@ class Directory:
 
     def add_user(self, user: Mapping[str, Any]) -> Person:
         profile = user.get("profile") or {}
-        name = (
-            profile.get("display_name")
-            or profile.get("real_name")
-            or user.get("real_name")
-            or user.get("name")
-            or user["id"]
-        )
+        full_name = (profile.get("real_name") or user.get("real_name") or "").strip()
+        name = profile.get("display_name") or full_name or user.get("name") or user["id"]
         person = Person(
-            user["id"], name, (profile.get("email") or "").lower(), bool(user.get("is_bot")), bool(user.get("deleted"))
+            user["id"],
+            name,
+            (profile.get("email") or "").lower(),
+            bool(user.get("is_bot")),
+            bool(user.get("deleted")),
+            full_name,
         )
         self.people[person.id] = person
         return person
@@ -199,12 +207,22 @@ def _block_texts(node: Any) -> Iterable[str]:
             yield from _block_texts(item)
 
 
+def member(msg: Mapping[str, Any], directory: Directory) -> Person | None:
+    """The workspace member who wrote `msg` (None: a deleted message, or a bot's or an app's post
+    under a name of its own)."""
+    if msg.get("subtype") == "tombstone":
+        return None
+    user = msg.get("user") or (msg.get("comment") or {}).get("user")
+    return directory.person(user) if user and not msg.get("username") else None
+
+
 def author(msg: Mapping[str, Any], directory: Directory) -> str:
+    """The name a message's line shows: what the Slack client shows for its writer."""
     if msg.get("subtype") == "tombstone":
         return "(deleted)"
-    user = msg.get("user") or (msg.get("comment") or {}).get("user")
-    if user and not msg.get("username"):
-        return directory.person(user).name
+    person = member(msg, directory)
+    if person is not None:
+        return person.name
     profile = msg.get("bot_profile") or {}
     bot = msg.get("bot_id") or ""
     return msg.get("username") or profile.get("name") or directory.bots.get(bot) or bot or msg.get("user") or "unknown"
@@ -271,11 +289,19 @@ def thread_doc(
     parent = messages[0]
     lines: list[str] = []
     names: list[str] = []
+    full_names: list[str] = []  # the same people by the other names a question may give them
+    emails: list[str] = []
     updated = ts_time(parent["ts"])
     for i, msg in enumerate(messages):
         who = author(msg, directory)
         if msg.get("subtype") != "tombstone" and who not in names:
             names.append(who)
+        person = member(msg, directory)
+        if person is not None and not person.is_bot:  # an app's name is all there is of it
+            if person.full_name and person.full_name not in full_names:
+                full_names.append(person.full_name)
+            if person.email and person.email not in emails:
+                emails.append(person.email)
         when = ts_time(msg["ts"])
         edited = (msg.get("edited") or {}).get("ts")
         updated = max(updated, when, ts_time(edited) if edited else when)
@@ -305,6 +331,8 @@ def thread_doc(
             "channel_type": channel.kind,
             "thread_ts": parent["ts"],
             "participants": names,
+            **({"participant_full_names": full_names} if full_names else {}),
+            **({"participant_emails": emails} if emails else {}),
             "reply_count": len(messages) - 1,
         },
     )

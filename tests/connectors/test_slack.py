@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import threading
 import time
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 
 from inlet.connectors.base import LivePrefix
-from inlet.connectors.model import AclUpdate, Checkpoint, Deletion, Document, Item, Skipped
+from inlet.connectors.model import ACL, AclUpdate, Checkpoint, Deletion, Document, Item, Skipped
 from inlet.connectors.slack_events import INBOX
 from inlet.connectors.slack import SlackConfig, SlackConnector, SlackExportConnector
 from inlet.connectors.slack_client import pacing
@@ -116,9 +117,13 @@ def test_full_backfill_one_document_per_thread(sb: Sandbox) -> None:
         "channel_id": ENRIQUE,
         "channel_type": "public_channel",
         "thread_ts": "1459200000.000100",
-        "participants": ["hamza", "abilinski", "doubledeez"],
+        "participants": ["hamza", "abilinski", "doubledeez"],  # as the Slack client shows them (display names)
+        # the same people as a question may name them: profile full names and emails
+        "participant_full_names": ["Hamza Faran", "Harry Potter", "Hermione Granger"],
+        "participant_emails": ["hamza@example.com", "abilinski@example.com", "doubledeez@example.com"],
         "reply_count": 3,
     }
+    assert {"hermione granger", "doubledeez", "doubledeez@example.com"} <= set(thread.people())
     assert thread.author == "hamza" and thread.acl.public and thread.plain_text  # mrkdwn: never read as HTML
     assert thread.created_at == datetime(2016, 3, 28, 21, 20, 0, 100, tzinfo=timezone.utc)
     assert thread.updated_at == datetime(2016, 3, 28, 21, 23, 0, 100, tzinfo=timezone.utc)
@@ -816,6 +821,9 @@ def test_slack_export_connector_indexes_the_zip_without_a_token() -> None:
     assert len(docs) > 100 and {d.metadata["channel"] for d in docs.values()} == {"enrique", "traveling-sailor"}
     first = docs["export:C0JGLMMNX:1454884927.000002"]
     assert first.text.startswith("[2016-02-07 22:42 UTC] hamza: @abilinski: https://bitbucket.org")
+    # users.json gives full names (its profiles hold no email here): people, not the text, name them
+    assert first.metadata["participants"] == ["hamza"] and first.metadata["participant_full_names"] == ["Hamza Faran"]
+    assert "participant_emails" not in first.metadata and "Hamza Faran" not in first.text
     assert first.url.startswith("https://mesos-magellan.slack.com/archives/C0JGLMMNX/p1454884927000002")
     assert first.acl.domains == ["example.com"] and not first.acl.public
     snippet = next(d for d in docs.values() if "[file: 100 cities]" in d.text)
@@ -826,6 +834,41 @@ def test_slack_export_connector_indexes_the_zip_without_a_token() -> None:
     partial = [i for i in items if isinstance(i, Checkpoint)][0].state
     resumed = {i.id for i in conn.load(partial) if isinstance(i, Document)}
     assert resumed and resumed | {i for i in docs if ":C0JGLMMNX:" in i} == set(docs)
+
+
+def test_a_question_naming_a_member_by_full_name_or_address_finds_their_threads(
+    sb: Sandbox, tmp_path, text_hash_embedder
+) -> None:
+    """Slack shows Hermione Granger as "doubledeez" (her display name); Teams shows her full name
+    and Drive her address. A question naming her any of these ways prefers the threads she is in."""
+    from inlet.config import IndexConfig
+    from inlet.index.search import SearchRequest, answer
+    from inlet.index.store import Index
+
+    threads = list(run(make(sb)).docs.values())
+    her = {"author": "Hermione Granger", "metadata": {"participants": ["Hermione Granger"]}}  # as Teams shows her
+    teams = Document(
+        id="teams:1", source="teams", source_type="teams", text="Standup at ten.", acl=ACL(public=True), **her
+    )
+    hers = {d.id for d in threads if "doubledeez" in d.metadata["participants"]}
+    assert 5 <= len(hers) < len(threads) // 2
+
+    def gain(hits: list[Any]) -> float:  # how high her threads stand (nDCG's gain, over the first 20)
+        return sum(1 / math.log2(2 + n) for n, h in enumerate(hits[:20]) if h.doc_id in hers)
+
+    with Index(IndexConfig(path=tmp_path / "ix"), embedder=text_hash_embedder) as index:
+        index.apply([*threads, teams], generation=1)
+        for query, named in [
+            ("what did Hermione Granger say", ["hermione granger"]),
+            ("what did hermione say", ["hermione granger"]),
+            ("did doubledeez post", ["doubledeez", "doubledeez@example.com"]),
+        ]:
+            got = answer(index, SearchRequest(query=query, k=50, recency_half_life_days=0))
+            assert got.interpreted == {"people": named}, query
+            plain = answer(index, SearchRequest(query=query, k=50, recency_half_life_days=0, interpret=False))
+            assert gain(got.hits) > gain(plain.hits), query  # the same words, nobody named
+        got = answer(index, SearchRequest(query="what did Hermione Granger post in Slack", recency_half_life_days=0))
+        assert got.interpreted == {"source_types": ["slack"], "people": ["hermione granger"]}
 
 
 def test_export_and_api_documents_share_ids_and_text(sb: Sandbox) -> None:
