@@ -20,7 +20,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 PRIVATE_UMASK = 0o077
-_UMASK_LOCK = threading.Lock()  # os.umask is process-wide: one change at a time
+_UMASK_LOCK = threading.RLock()  # os.umask is process-wide: one change at a time (nested: the same mask)
 
 
 @contextmanager

@@ -22,6 +22,7 @@ from pathlib import Path
 from inlet.connectors.model import Document
 
 from ..dialect import SQLITE
+from ..private import private_files
 from ..lexical import COMMON_TERM, DF_TTL, LEXICAL_OVERFETCH, RARE_EXACT, fts5_match, parse_query
 from ..reads import CatalogReads, filter_sql, seen_by
 from ..records import FolderRecords, Records
@@ -42,9 +43,12 @@ class SqliteCatalog(CatalogReads):
     dialect = SQLITE
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = connect(path, CATALOG, synchronous="NORMAL")
+        # It holds every restricted document's text, whichever command opens a new index first
+        # (`inlet status` too): folder 0700, file 0600, and its -wal and -shm inherit the mode.
+        with private_files():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = connect(path, CATALOG, synchronous="NORMAL")
         self._lock = threading.RLock()
         self._idle: list[sqlite3.Connection] = []  # readers no query holds
         self._closed = False

@@ -13,6 +13,7 @@ from inlet.config import IndexConfig
 from inlet.connectors.model import ACL, Document
 from inlet.index.store import Index
 from inlet.storage.lock import FileLock
+from inlet.storage.sqlite.catalog import SqliteCatalog
 from inlet.storage.sqlite.state import SqliteState
 
 
@@ -48,6 +49,20 @@ def test_a_new_index_folder_is_0700_and_its_files_0600(tmp_path: Path, embedder:
     loose = {name: oct(mode) for name, mode in found.items() if mode & 0o077}
     assert loose == {}
     assert os.umask(0o022) == 0o022  # the process umask was given back
+
+
+def test_a_catalog_opened_first_by_a_read_only_command_is_private(tmp_path: Path) -> None:
+    # `inlet status` on a new index opens the catalog before anything made the folder: the
+    # backfill after it writes every restricted document's text into that file.
+    old = os.umask(0o022)
+    try:
+        path = tmp_path / "ix"
+        SqliteCatalog(path / "catalog.db").close()
+        found = modes(path)
+    finally:
+        os.umask(old)
+    assert "catalog.db" in found
+    assert {name: oct(mode) for name, mode in found.items() if mode & 0o077} == {}
 
 
 def test_a_folder_open_to_others_is_reported_at_start(
