@@ -7,9 +7,14 @@ they know about (a `text/html` file, an Outlook body), but HTML also arrives as 
 newsletter pasted into a mail, an export that kept its tags, a plug-in that passes bodies
 through): `plain` runs once in the index's write path, for every other document. An HTML document
 is converted whole; in other text (a README with a centred logo, a `<br>` in a mail) only the lines
-holding HTML are, and the text around them stays as written. Invisible format characters that split
-a word (a soft hyphen, a zero-width space) are dropped from every document. `plain` is a no-op for
-text without either, so such documents keep their content hash and are not re-embedded.
+holding HTML are, and the text around them stays as written. Word's namespace declarations
+(`<?xml:namespace prefix = o ns = "urn:schemas-microsoft-com:office:office" />`, left in a plain-text
+body by a converter that dropped the tags around them) are dropped from any text: nobody writes one,
+and no reader shows one. Other processing instructions in text without HTML (`<?php`, an XML
+file's `<?xml version="1.0"?>` in a README) are what the author wrote and stay. Invisible format
+characters that split a word (a soft hyphen, a zero-width space) are dropped from every document.
+`plain` is a no-op for text without any of these, so such documents keep their content hash and
+are not re-embedded.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ _BLOCK_INDENT = re.compile(r"[ \t]{0,3}")  # before a tag that starts a line: up
 _TAG_OR_LINE_END = re.compile(r"</?[a-zA-Z][^<>]{0,2000}>|\n")  # a line end in a tag is no line's
 _BLANK_LINE = re.compile(r"\n[^\S\n]*(?:\n|\Z)")
 _DECLARATION = re.compile(r"<!DOCTYPE[^<>]{0,2000}>|<\?xml[^<>]{0,2000}\?>", re.I)
+_OFFICE_NAMESPACE = re.compile(r"<\?xml:namespace\s[^<>]{0,2000}>", re.I)  # Word's, ending "/>"
 # A comment, or an element nobody reads; `without_elements` drops each with its content.
 _INVISIBLE_OPENER = re.compile(r"<!--|<(script|style|head)(?=[\s/>])[^<>]{0,2000}>?", re.I)
 _INVISIBLE_ENDS = {
@@ -77,7 +83,9 @@ def looks_like_html(text: str) -> bool:
 
 def clean_text(text: str) -> str:
     """`text` as plain text: an HTML document converted whole; else (plain or Markdown text holding
-    some HTML) its HTML converted and the text around it kept as written; else unchanged."""
+    some HTML) its HTML converted and the text around it kept as written; else unchanged, but for
+    Word's namespace declarations."""
+    text = _OFFICE_NAMESPACE.sub("", text)
     if not looks_like_html(text):
         return text
     if not _is_document(text):

@@ -16,6 +16,14 @@ on different days are two documents even with the same text: a weekly reminder s
 three mails (`sent`); the same text sent again that day, to someone else, is a copy. A passage
 with fewer than `MIN_WORDS` words of message text (a one-line "Thanks!") is compared whole, header
 lines included: two people's same short reply are two documents.
+
+Whole documents (`document_marks`: their first `DOCUMENT_CHARS` characters) are compared by
+`same_document`, which search asks only of two documents of the same time, to the second (the same
+mail through two sources, or in two folders of one mailbox, whose matching passages may differ): the
+same share of shingles, and facts that differ only where neither text has words the other lacks.
+Two different mails of that second therefore stay two even when they share a passage (a long
+disclaimer), and so do two documents of one template. It takes time linear in the texts, where
+aligning two long texts word by word (a report repeating one table) could take minutes.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from inlet.storage.lexical import words as lexical_words
 SIZE = 5  # words per shingle
 THRESHOLD = 0.7  # share of the smaller passage's shingles that must be in the other
 MIN_WORDS = 10  # message text shorter than this is compared with its header lines
+DOCUMENT_CHARS = 100_000  # of a whole document's text, what `document_marks` compares
 
 _HEADER = re.compile(r"^[\s>]*(from|to|cc|bcc|date|sent|subject|reply-to)[ \t]*:", re.IGNORECASE)
 _MARKER = re.compile(
@@ -99,6 +108,16 @@ def marks(text: str) -> Marks:
     return Marks(tuple(words), frozenset(zip(*(words[i:] for i in range(SIZE)))), sent(text))
 
 
+def document_marks(text: str) -> Marks:
+    """A whole document's `Marks`: those of its text's first `DOCUMENT_CHARS` characters, cut where
+    a word ends (a copy's text cut a few words further on only has words the other lacks)."""
+    if len(text) > DOCUMENT_CHARS:
+        cut = text[: DOCUMENT_CHARS + 1]
+        end = max(cut.rfind(" "), cut.rfind("\n"), cut.rfind("\t"))
+        text = cut[:end] if end > 0 else cut[:DOCUMENT_CHARS]
+    return marks(text)
+
+
 def near_duplicates(a: Marks, b: Marks) -> bool:
     """The same text: most of the smaller one's shingles in the other, no fact differing, and not two
     mails of their own sent on different days."""
@@ -107,6 +126,45 @@ def near_duplicates(a: Marks, b: Marks) -> bool:
     if len(a.shingles & b.shingles) < THRESHOLD * min(len(a.shingles), len(b.shingles)):
         return False
     return not _facts_differ(a.words, b.words)
+
+
+def same_document(a: Marks, b: Marks) -> bool:
+    """Whole documents (`document_marks`) holding the same text: most of the smaller one's shingles
+    in the other, not two mails of their own sent on different days, and no fact differing: where
+    both texts leave their shared shingles at the same place, the words each has there (until the
+    shared text resumes) do not each hold a fact the other's lack. Words only one text has are
+    additions (a forward's dated note above one copy, an attachment read into the other, a file's
+    size one source lists); week 14 -> week 15 is not."""
+    if not a.shingles or not b.shingles or (a.sent and b.sent and a.sent != b.sent):
+        return False
+    if a.words == b.words:
+        return True
+    shared = a.shingles & b.shingles
+    if len(shared) < THRESHOLD * min(len(a.shingles), len(b.shingles)):
+        return False
+    mine, theirs = _unshared_facts(a.words, shared), _unshared_facts(b.words, shared)
+    return not any(mine[at] - theirs[at] and theirs[at] - mine[at] for at in mine.keys() & theirs.keys())
+
+
+def _unshared_facts(
+    words: tuple[str, ...], shared: frozenset[tuple[str, ...]]
+) -> dict[tuple[str, ...] | None, set[str]]:
+    """The facts of the stretches of `words` in none of the `shared` shingles, by where each starts:
+    after which shared shingle (None: at the start). One pass over the words."""
+    found: dict[tuple[str, ...] | None, set[str]] = {}
+    last = -SIZE  # where the last shared shingle seen starts
+    at: tuple[str, ...] | None = None  # where the stretch being read starts
+    for i, word in enumerate(words):
+        if i <= len(words) - SIZE or i == 0:
+            if words[i : i + SIZE] in shared:
+                last = i
+        if i - last < SIZE:
+            continue  # in a shared shingle
+        if i == 0 or i - last == SIZE:  # a stretch starts here
+            at = words[i - SIZE : i] if i >= SIZE else None
+        if word in _MONTHS or any(ch.isdigit() for ch in word):
+            found.setdefault(at, set()).add(word)
+    return found
 
 
 def _facts_differ(a: tuple[str, ...], b: tuple[str, ...]) -> bool:

@@ -5,8 +5,9 @@ ACL included, inside their queries, so `k` results come back whenever `k` visibl
 exist. After fusion: a mild recency preference, passages grouped by document (the best passage is
 the result's `text`, up to three more of its matching passages ride along in `passages`, and a
 document is scored by all of them), near-duplicate documents collapsed (a thread quoted in three
-mails is one result; `near_duplicates.py`: the same message text with the same facts, so reports
-made from one template stay apart), each result's calibrated `relevance` with the answer's `match`
+mails is one result, and so is one mail through Outlook and Gmail or in two folders, of the same
+second; `near_duplicates.py`: the same message text with the same facts, so reports made from one
+template stay apart), each result's calibrated `relevance` with the answer's `match`
 (`relevance.py`), and the likely answers (relevance at or above `min_relevance`) moved first.
 What the question asks beyond its words (a time, a source, a person: `interpret.py`) filters or
 boosts the search; a filter the request sets itself (a window, sources or source types) replaces
@@ -34,7 +35,8 @@ from inlet.storage.types import Filters, chunk_doc_id
 
 from . import relevance as rel
 from .interpret import Interpretation, People, interpret
-from .near_duplicates import Marks, marks, near_duplicates
+from .clean import plain
+from .near_duplicates import Marks, document_marks, marks, near_duplicates, same_document
 from .store import Index
 
 _LEXICAL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="inlet-bm25")
@@ -482,15 +484,16 @@ def _diversify(index: Index, groups: list[_Group], k: int, more: int) -> list[_G
     """The best `k` documents, each with its best passage and up to `more` other matching
     passages; a document whose best passage nearly repeats a chosen one's (a forward, a quote: the
     same message text with the same facts, `near_duplicates`) is dropped, and so is a copy: one of
-    the same time, to the second, that shares a passage with a chosen one or carries the same mail's
-    `message_id` (the same mail through Outlook and Gmail, whose best passages may differ, or whose
-    attachments the two sources read differently). Texts are read a page of 2 x `k` documents at a
-    time: usually one page is enough."""
+    the same time, to the second, as a chosen one that shares a matching passage with it, carries
+    the same mail's `message_id` or nearly repeats it as a whole document (the same mail through
+    Outlook and Gmail, or in two folders of one mailbox, whose best passages may differ, or whose
+    attachments the two sources read differently: `_Copies`). Texts are read a page of 2 x `k`
+    documents at a time: usually one page is enough."""
     chosen: list[_Group] = []
     best_marks: list[Marks] = []  # each chosen document's best passage
     by_time: dict[float, list[Marks]] = {}  # a chosen document's time -> its passages' marks
     ids_by_time: dict[float, list[str]] = {}  # a chosen document's time -> the chosen documents of that time
-    message_ids = _MessageIds(index)
+    copies = _Copies(index)
     texts: dict[str, str | None] = {}
     for i, group in enumerate(groups):
         if group.passages[0].chunk_id not in texts:
@@ -511,7 +514,7 @@ def _diversify(index: Index, groups: list[_Group], k: int, more: int) -> list[_G
         twins = by_time.get(best.ts, []) if best.ts > 0 else []
         if any(near_duplicates(m, other) for m in found_marks for other in twins):
             continue
-        if best.ts > 0 and message_ids.shared(group.doc_id, ids_by_time.get(best.ts, [])):
+        if best.ts > 0 and copies.of(group.doc_id, ids_by_time.get(best.ts, [])):
             continue
         best.text = text
         group.passages = [best]
@@ -532,27 +535,44 @@ def _diversify(index: Index, groups: list[_Group], k: int, more: int) -> list[_G
     return chosen
 
 
-class _MessageIds:
-    """The `message_id` metadata of documents, read only for those that share a time, to the
-    second, with a chosen one (rare outside copies of one mail)."""
+class _Copies:
+    """What tells a copy of a chosen document from another document of the same time, to the
+    second: their `message_id` metadata and whole texts, read only for documents that share a time
+    with a chosen one (rare outside copies of one mail), and the texts' marks only when the
+    `message_id`s do not settle it."""
 
     def __init__(self, index: Index) -> None:
         self.index = index
-        self.known: dict[str, str] = {}
+        self.docs: dict[str, Document | None] = {}
+        self.marks: dict[str, Marks] = {}
 
-    def shared(self, doc_id: str, others: Sequence[str]) -> bool:
-        """Whether `doc_id` carries the non-empty `message_id` of one of `others`."""
+    def of(self, doc_id: str, others: Sequence[str]) -> bool:
+        """Whether `doc_id` is a copy of one of `others`: it carries the non-empty `message_id` of
+        one, or its whole text is one's (`same_document`)."""
         if not others:
             return False
-        missing = [d for d in (doc_id, *others) if d not in self.known]
+        missing = [d for d in (doc_id, *others) if d not in self.docs]
         if missing:
-            docs = self.index.catalog.documents(missing)
-            for d in missing:
-                found = docs.get(d)
-                value = found.metadata.get("message_id") if found is not None else None
-                self.known[d] = value.strip() if isinstance(value, str) else ""
-        mine = self.known[doc_id]
-        return bool(mine) and any(self.known[o] == mine for o in others)
+            found = self.index.catalog.documents(missing)
+            self.docs.update((d, found.get(d)) for d in missing)
+        mine = self.docs[doc_id]
+        theirs = [doc for doc in (self.docs[o] for o in others) if doc is not None]
+        if mine is None or not theirs:
+            return False
+        key = _message_id(mine)
+        if key and any(_message_id(doc) == key for doc in theirs):
+            return True
+        return any(same_document(self._marks(mine), self._marks(doc)) for doc in theirs)
+
+    def _marks(self, doc: Document) -> Marks:
+        if doc.id not in self.marks:
+            self.marks[doc.id] = document_marks(plain(doc).text)  # the text its chunks were cut from
+        return self.marks[doc.id]
+
+
+def _message_id(doc: Document) -> str:
+    value = doc.metadata.get("message_id")
+    return value.strip() if isinstance(value, str) else ""
 
 
 def _materialise(index: Index, chosen: list[_Group]) -> list[Hit]:

@@ -62,7 +62,9 @@ class McpSearchItem(BaseModel):
 
 class McpSearchOutput(BaseModel):
     results: list[McpSearchItem] = Field(
-        description="documents likely to answer, best first; results below the default min_relevance are left out"
+        description="documents likely to answer, best first: those at or above the default min_relevance, and none "
+        'when search judges that nothing here answers (match "none" on /v1/search and /v1/context), even if '
+        "some reach it; empty then"
     )
 
 

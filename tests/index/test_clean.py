@@ -131,6 +131,8 @@ def test_converted_html_reads_as_plain_text() -> None:
         "<< File: positions.xls >> attached; a < b and c > d",
         "Use List<String> in Java",
         "if (a<b; c>d) return retry();",
+        "The footer is <?php echo $year; ?> in the template.",
+        '```xml\n<?xml version="1.0" encoding="UTF-8"?>\n<config retries="3"/>\n```',
     ],
 )
 def test_text_without_html_is_left_alone(text: str) -> None:
@@ -138,6 +140,24 @@ def test_text_without_html_is_left_alone(text: str) -> None:
     assert clean_text(text) == text
     document = mail(text)
     assert plain(document) is document  # same object: same content hash, nothing re-embedded
+
+
+WORD_NAMESPACE = '<?xml:namespace prefix = o ns = "urn:schemas-microsoft-com:office:office" />'
+
+
+def test_word_namespace_declarations_go_from_plain_text_too() -> None:
+    """A text/plain body holding what was left of Word's HTML (the Enron "RTO Week" mails): no
+    element tag, so nothing is converted, but the namespace declaration is no text anyone reads."""
+    body = (
+        f"RTO Week -- Summary of Standards and Practices Panel\n\nPanel One: Mandatory RTO Markets{WORD_NAMESPACE}\n"
+        'The panel <?XML:NAMESPACE PREFIX = ST1 NS = "urn:schemas-microsoft-com:office:smarttags" />agreed.'
+    )
+    assert not looks_like_html(body)
+    text = plain(mail(body)).text
+    assert text == (
+        "RTO Week -- Summary of Standards and Practices Panel\n\nPanel One: Mandatory RTO Markets\nThe panel agreed."
+    )
+    assert clean_text(f"<p>Panel One{WORD_NAMESPACE}<o:p></o:p></p>") == "Panel One"
 
 
 def test_stored_markup_is_rechunked_once_then_left_alone(tmp_path, embedder, monkeypatch) -> None:

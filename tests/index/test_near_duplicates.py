@@ -1,6 +1,13 @@
 """Near-duplicate passages: the same message text with the same facts, not one template's fill-ins."""
 
-from inlet.index.near_duplicates import marks, message_text, near_duplicates
+from inlet.index.near_duplicates import (
+    DOCUMENT_CHARS,
+    document_marks,
+    marks,
+    message_text,
+    near_duplicates,
+    same_document,
+)
 
 
 def same(a: str, b: str) -> bool:
@@ -106,3 +113,30 @@ def test_the_same_mail_sent_on_other_days_is_another_mail_but_a_copy_of_it_is_no
     attached = f"From: bob@example.com\nDate: 2026-12-08 10:00 UTC\n\n{monday}"  # a forward as attachment
     assert same(attached, monday)
     assert same(next_monday, f"Date: 2026-12-07 09:00 UTC\n\n---------- Forwarded message ---------\n{next_monday}")
+
+
+def test_whole_documents_are_compared_on_their_head_cut_where_a_word_ends():
+    """A long report through two sources whose headers differ in length: what lies past
+    `DOCUMENT_CHARS` is not read, and the cut falls where a word ends, not inside "4120"."""
+    page = report(14, "2 April", 4120, 3980) + "\n\n"
+    pages = page * (DOCUMENT_CHARS // len(page) + 2)
+    outlook = f"From: Logistics <logistics@example.com>\nDate: 2026-04-02 08:00 UTC\n\n{pages}"
+    gmail = f"From: logistics@example.com\nDate: 2026-04-02 08:00 UTC\n\n{pages}"
+    assert same_document(document_marks(outlook), document_marks(gmail))
+    assert same_document(document_marks(outlook), document_marks(gmail + report(15, "9 April", 3870, 4011)))
+    assert len(document_marks(outlook).words) < len(marks(outlook).words)
+    assert not same_document(document_marks(outlook), document_marks(outlook.replace("4120", "4121")))
+
+
+def test_whole_documents_differ_in_a_fact_but_not_in_what_one_adds():
+    """One mail through Outlook (forwarded with a dated note) and Gmail (its attachment read as
+    text) is one document; two weekly reports of one template, or the same table with one figure
+    changed, are two."""
+    body = "\n\n".join(report(14, "2 April", 4120 + n, 3980) for n in range(0, 40, 10))
+    forward = f"Ina, please print this for the 14 April offsite.\n\n-----Original Message-----\n{body}"
+    attached = f"{body}\n\n## Attachment: pallets.xls\n\nPallets per dock: 310, 295, 288"
+    assert same_document(document_marks(forward), document_marks(attached))
+    assert same_document(document_marks(body), document_marks(forward))
+    other_week = "\n\n".join(report(15, "9 April", 4120 + n, 3870) for n in range(0, 40, 10))
+    assert not same_document(document_marks(body), document_marks(other_week))
+    assert not same_document(document_marks(body), document_marks(body.replace("4130", "4131")))

@@ -12,6 +12,7 @@ from inlet.connectors.model import ACL, Document
 from inlet.errors import IndexLockedError
 from inlet.index.search import SearchRequest, search
 from inlet.index.store import Index
+from inlet.storage import Filters
 
 
 def doc(n: int, text: str, source: str = "wiki", acl: ACL | None = None, when: int = 2024, **extra) -> Document:
@@ -242,6 +243,99 @@ def test_copies_of_one_mail_collapse_by_message_id_even_when_their_passages_diff
     got = ids(index, "Ouzel desk curves", k=10, sources=("outlook", "gmail"))
     assert len({"outlook:50", "gmail:51"} & set(got)) == 1  # the same mail, once
     assert "gmail:52" in got  # another mail of the same second stays
+
+
+@pytest.fixture
+def hashed(tmp_path, text_hash_embedder):
+    """An empty index whose vectors are hashes: for what lexical search keeps or collapses."""
+    with Index(IndexConfig(path=tmp_path / "hx"), embedder=text_hash_embedder) as ix:
+        yield ix
+
+
+def lexical_ids(index, query):
+    hits, _ = search(index, SearchRequest(query=query, k=10, recency_half_life_days=0, mode="lexical"))
+    return [h.doc_id for h in hits]
+
+
+def sent_mail(doc_id: str, text: str, message_id: str) -> Document:
+    """A mail sent 2000-03-13 13:31 UTC (Enron's times are to the minute)."""
+    return Document(
+        id=doc_id,
+        source=doc_id.partition(":")[0],
+        source_type="mail",
+        title="Priority List",
+        text=text,
+        acl=ACL(public=True),
+        updated_at=datetime(2000, 3, 13, 13, 31, tzinfo=timezone.utc),
+        metadata={"message_id": message_id},
+    )
+
+
+ACCOUNTS = ["Compaq", "Avista", "Sempra", "Calpine", "Dynegy", "Reliant", "Mirant", "Duke"] * 3
+PRIORITY_LIST = "\n\n".join(
+    f"Item {n}: the west desk reviews the {name} account with the origination group before the quarter "
+    f"closes, and the traders send their comments on the {name} positions to Ina."
+    for n, name in enumerate(ACCOUNTS)
+)
+
+
+@pytest.mark.parametrize("other", ["gmail:2", "outlook:2"])
+def test_copies_of_one_mail_collapse_when_their_matching_passages_share_nothing(hashed, other):
+    """Phillip's Outlook copy forwards the mail with a note; the other copy (through Gmail, or in a
+    second folder of the mailbox) carries the mail's attachment as text. Each has its own Message-ID
+    (the Enron corpus keeps one mail in several folders), and the query matches the note in one and
+    the attachment in the other: only the documents' whole texts say it is one mail."""
+    forward = (
+        "From: Phillip K Allen <phillip.allen@enron.com>\nTo: ina.rangel@enron.com\nDate: 2000-03-13 13:31 UTC\n\n"
+        "Ina, please print the Wombat version for the offsite.\n\n"
+        f"---------------------- Forwarded by Phillip K Allen/HOU/ECT ----------------------\n\n{PRIORITY_LIST}"
+    )
+    copy = (
+        "From: phillip.allen@enron.com\nTo: ina.rangel@enron.com\nDate: 2000-03-13 13:31 UTC\n\n"
+        f"{PRIORITY_LIST}\n\n## Attachment: list.xls\n\nWombat ranking of the accounts"
+    )
+    hashed.apply([sent_mail("outlook:1", forward, "<1.JavaMail@thyme>"), sent_mail(other, copy, "<2.JavaMail@thyme>")])
+    matching = [chunk for chunk, _ in hashed.lexical("Wombat", Filters(), 10)]
+    assert set(matching) == {"outlook:1#0", f"{other}#{hashed.catalog.stored([other])[other].chunks - 1}"}
+    assert len(lexical_ids(hashed, "Wombat")) == 1  # the same mail, once
+
+
+def test_mails_of_one_second_stay_apart_unless_one_repeats_the_other(hashed):
+    """Different mails sent the same minute: two sharing a long disclaimer, two tickets of one form
+    whose numbers differ, and two people's same short reply. Each is a result."""
+    disclaimer = (
+        "This e-mail is the property of Enron Corp. and/or its relevant affiliate and may contain "
+        "confidential and privileged material for the sole use of the intended recipient(s). Any review, "
+        "use, distribution or disclosure by others is strictly prohibited. If you are not the intended "
+        "recipient (or authorized to receive for the recipient), please contact the sender or reply to "
+        "Enron Corp. at enron.messaging.administration@enron.com and delete all copies of the message."
+    )
+    head = "From: {0}@enron.com\nTo: {1}@enron.com\nDate: 2000-03-13 13:31 UTC\n\n"
+    form = (
+        "Ticket {0}: the Kestrel badge reader at the north entrance of floor {1} stopped accepting cards. "
+        "Facilities checked the power supply and the network cable, replaced the reader with a spare from "
+        "the store room and confirmed that staff badges open the door again."
+    )
+    survey = (
+        "Kestrel survey: before your mailbox moves we would like to know how you use your calendar, which "
+        "folders you share with your assistant, how many messages you archive each month and whether you "
+        "read mail on a handheld device. The answers decide the order in which the floors move."
+    )
+    migration = (
+        "Kestrel migration: please print this now and keep it by your desk. Your mailbox moves over the "
+        "weekend; on Monday open the new client from the desktop icon, sign in with your network password "
+        "and call the help desk on extension 4357 if your folders are missing."
+    )
+    mails = [
+        sent_mail("m:1", head.format("outlook.team", "all.houston") + f"{survey}\n\n{disclaimer}", "<1@x>"),
+        sent_mail("m:2", head.format("outlook.team", "all.houston") + f"{migration}\n\n{disclaimer}", "<2@x>"),
+        sent_mail("m:3", head.format("facilities", "ina.rangel") + form.format("INC-4471", 3), "<3@x>"),
+        sent_mail("m:4", head.format("facilities", "ina.rangel") + form.format("INC-4502", 5), "<4@x>"),
+        sent_mail("m:5", head.format("phillip.allen", "ina.rangel") + "Kestrel: thanks, will do.", "<5@x>"),
+        sent_mail("m:6", head.format("john.arnold", "mike.grigsby") + "Kestrel: thanks, will do.", "<6@x>"),
+    ]
+    hashed.apply(mails)
+    assert sorted(lexical_ids(hashed, "Kestrel")) == [f"m:{n}" for n in range(1, 7)]
 
 
 def test_result_times_are_to_the_millisecond(index):

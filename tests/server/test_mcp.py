@@ -93,6 +93,9 @@ def check_tools(tools: dict[str, Any]) -> None:
     assert tools["search"].input_schema["properties"]["k"]["type"] == "integer"
     assert tools["search"].input_schema["properties"]["query"]["maxLength"] == 4000
     assert set(tools["search"].output_schema["properties"]) == {"results"}
+    # An agent reading the schema learns that a "none" answer withholds even results above the floor.
+    said = tools["search"].output_schema["properties"]["results"]["description"]
+    assert "min_relevance" in said and 'match "none"' in said
     assert tools["fetch"].input_schema["required"] == ["id"]
     assert set(tools["fetch"].output_schema["properties"]) == {"id", "title", "text", "url", "metadata"}
 
