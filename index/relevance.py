@@ -6,11 +6,11 @@ candidates, its BM25 standing, exact identifier or phrase hits, the share of the
 document holds (in its passages and in its title), the same share weighted by each word's rarity
 in the index (inverse document frequency), the share of the query's words the index holds
 nowhere at all (a question about "parental leave" over a corpus that never says "parental"), how
-distinctive the rarest query word the document lacks is, the share of the numbers the query names
-(a year, a quarter, a version: "the 2003 budget", "Q4") that neither the document nor its date
-holds, how many of the document's passages match (an answer spread over a thread's messages or a
-document's sections), and the fused score's margin over the
-next result. A logistic model maps them to 0-1; its coefficients are data
+distinctive the rarest query word the document lacks is, the share of the numbers and months the
+query names (a year, a quarter, a version, a month: "the 2003 budget", "Q4", "the June outage")
+that neither the document nor its date holds, how many of the document's passages match (an
+answer spread over a thread's messages or a document's sections), and the fused score's margin
+over the next result. A logistic model maps them to 0-1; its coefficients are data
 (`relevance_model.json`), fitted by `benchmarks/fit_relevance.py` on the train part of the
 labelled natural questions.
 
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -159,19 +160,86 @@ def missing_rarest(weights: dict[str, float], text: str) -> float:
 
 
 MONTHS = "january february march april may june july august september october november december".split()
+_ABBREVIATIONS = {"jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "aug": 8, "sep": 9, "sept": 9, "oct": 10}
+_ABBREVIATIONS |= {"nov": 11, "dec": 12}
+_MONTH_WORDS = {name: n for n, name in enumerate(MONTHS, 1)} | _ABBREVIATIONS
+_QUERY_MONTH = re.compile(rf"\b({'|'.join(MONTHS)})\b", re.IGNORECASE)
+# "march" is a verb and "may" a modal: lowercase "march" is a month only after a word that
+# introduces a time ("in march", "since march", "the march outage"); "may" only as "May" mid-sentence.
+_BEFORE_MARCH = re.compile(r"\b(?:in|of|since|from|during|until|till|by|before|after|through|the|this|last|next)\s+$")
+_SENTENCE_START = re.compile(r"(?:^\s*|[.!?:;]\s*|\n\s*)$")
+# A date written with numbers: "2024-03", "2001-06-12", "6/3/2001" (6 or 3: month-first or day-first).
+_ISO_MONTH = re.compile(r"\b(?:19|20)\d\d[-/](0?[1-9]|1[0-2])\b")
+_SLASHED = re.compile(r"\b(\d{1,2})/(\d{1,2})/(?:19|20)?\d\d\b")
+
+
+_DAY_AFTER = re.compile(r"^\s+(\d{1,2})(?:st|nd|rd|th)?\b(?![.:,]?\d)")  # "March 30", "June 23, 2000"
+_DAY_BEFORE = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?$")  # "30 March", "the 26th of December"
+
+
+@dataclass(frozen=True)
+class Month:
+    """A month the query names (1-12) and the day written beside it, if any ("March 30": 3, 30)."""
+
+    month: int
+    day: int | None = None
+    day_word: str | None = None  # the day as the index's words spell it ("30", "26th")
+
+
+def query_months(query: str) -> list[Month]:
+    """The months `query` names, each once, in order: "the June outage", "June's release", "mid-june",
+    "March 30" (with its day); "march" lowercase only after a word that introduces a time, "May"
+    only capitalised and not the first word of a sentence ("May I ..." asks permission)."""
+    found: dict[tuple[int, int | None], Month] = {}
+    for m in _QUERY_MONTH.finditer(query):
+        name, before = m[1], query[: m.start()]
+        if name.lower() == "may" and (name != "May" or _SENTENCE_START.search(before)):
+            continue
+        if name == "march" and not _BEFORE_MARCH.search(before.lower()):
+            continue
+        day = _DAY_AFTER.search(query[m.end() :]) or _DAY_BEFORE.search(before)
+        number = MONTHS.index(name.lower()) + 1
+        if day and 1 <= int(day[1]) <= 31:
+            spelt = words(day[0])[0]
+            found.setdefault((number, int(day[1])), Month(number, int(day[1]), spelt))
+        else:
+            found.setdefault((number, None), Month(number))
+    return list(found.values())
+
+
+def text_months(text: str) -> frozenset[int]:
+    """The months `text` names: by name or common abbreviation ("Jun", "Sept"; "may" counts, modal
+    or not), or in a date written with numbers ("2024-03-18"; "6/3/2001" counts June and March)."""
+    held = {_MONTH_WORDS[w] for w in words(text) if w in _MONTH_WORDS}
+    held |= {int(m[1]) for m in _ISO_MONTH.finditer(text)}
+    for m in _SLASHED.finditer(text):
+        held |= {int(f) for f in m.groups() if 1 <= int(f) <= 12}
+    return frozenset(held)
 
 
 def numbers_missing(query: str, text: str, created: datetime | None) -> float:
-    """Share of the query's words holding a digit ("2003", "q4", "p99", "5000") that the text lacks,
-    the document's year and month counting as held (0 when the query names none). A question about
-    the 2003 budget is not answered by the 2001 one, however alike their words."""
-    numbers = [w for w in dict.fromkeys(words(query)) if any(c.isdigit() for c in w)]
-    if not numbers:
+    """Share of the query's numbers, its words holding a digit ("2003", "q4", "p99", "5000") and the
+    months it names ("the June outage"), that the text lacks, the document's year and month counting
+    as held (0 when the query names none). A month with its day ("March 30", "the 26th of December")
+    is one date, held when the month and the day are (the day as a word of the text, or the
+    document's own date). A question about the 2003 budget is not answered by the 2001 one, nor one
+    about the June outage by the March postmortem, however alike their words."""
+    months = query_months(query)
+    days = {m.day_word for m in months}
+    numbers = [w for w in dict.fromkeys(words(query)) if any(c.isdigit() for c in w) and w not in days]
+    if not numbers and not months:
         return 0.0
     held = set(words(text))
     if created is not None:
-        held |= {str(created.year), MONTHS[created.month - 1]}
-    return sum(1 for n in numbers if n not in held) / len(numbers)
+        held.add(str(created.year))
+    lacking = sum(1 for n in numbers if n not in held)
+    if months:
+        named = text_months(text)
+        for m in months:
+            dated = created is not None and created.month == m.month and m.day in (None, created.day)
+            day_held = m.day is None or str(m.day) in held or m.day_word in held
+            lacking += not dated and not (m.month in named and day_held)
+    return lacking / (len(numbers) + len(months))
 
 
 ANSWER_FEATURES = ("best", "terms")
