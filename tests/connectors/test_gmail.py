@@ -16,7 +16,7 @@ import pytest
 
 from inlet.connectors.gmail import GmailConfig, GmailConnector
 from inlet.connectors.model import Checkpoint, Deletion, Document, Item, Progress, Skipped
-from inlet.errors import CredentialsError, NothingInScopeError
+from inlet.errors import CredentialsError, NothingInScopeError, RetriableError
 from inlet.sandbox import gmail
 from inlet.sandbox import gmail_state as gs
 from inlet.sandbox.server import Sandbox
@@ -187,6 +187,13 @@ def test_throttled_parts_of_a_batch_are_sent_again(sb: Sandbox) -> None:
     items, _ = run(connector(sb).load(None))
     assert set(docs(items)) == in_scope(sb, BADEER)
     assert sb.faults.rejected["gmail:messages.get"] == 7
+
+
+def test_server_errors_of_batch_parts_past_the_retries_ask_for_no_wait_gmail_did_not_send(sb: Sandbox) -> None:
+    sb.faults.fail("gmail", "messages.get", 503, times=99)  # no Retry-After
+    with pytest.raises(RetriableError, match="kept refusing") as info:
+        run(connector(sb, retries=1).load(None))
+    assert info.value.retry_after is None  # the run's retry_after: null, not inlet's back-off cap
 
 
 def test_a_mailbox_outside_the_delegation_is_named_and_the_others_sync(sb: Sandbox) -> None:

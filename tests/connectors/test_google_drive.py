@@ -605,6 +605,19 @@ def test_retries_run_out_as_a_retriable_error(sb: Sandbox) -> None:
         run(connector(sb, retries=2).load(None))
 
 
+def test_only_a_retry_after_drive_sent_is_carried_by_the_error_of_retries_run_out(sb: Sandbox) -> None:
+    """A 5xx without `Retry-After` asks for no wait: the run's `retry_after` stays null (inlet's
+    own back-off decides), and `inlet status` shows no wait Drive never asked for."""
+    sb.faults.fail("drive", "changes.*", 500, times=10, reason="backendError")
+    with pytest.raises(RetriableError, match="kept answering 500") as info:
+        connector(sb, retries=1).check()
+    assert info.value.retry_after is None
+    sb.faults.fail("drive", "changes.*", 503, times=10, retry_after=400)  # past the longest wait: fails at once
+    with pytest.raises(RetriableError, match="kept answering 503") as info:
+        connector(sb, retries=1).check()
+    assert info.value.retry_after == 400
+
+
 def test_expired_token_is_refreshed_once(sb: Sandbox) -> None:
     c = connector(sb)
     gen = c.load(None)
@@ -635,7 +648,7 @@ def test_a_token_endpoint_outage_is_retriable_not_refused_credentials(sb: Sandbo
     sb.faults.fail("drive", "token", 503, times=99)
     with pytest.raises(RetriableError, match="token endpoint kept failing") as info:
         connector(sb, retries=1).check()
-    assert not isinstance(info.value, CredentialsError)
+    assert not isinstance(info.value, CredentialsError) and info.value.retry_after is None  # none was sent
     sb.faults.clear()
     drive_auth.revoke(sb.ws)  # 400 invalid_grant: refused, whatever the retries
     with pytest.raises(CredentialsError, match="invalid_grant"):
