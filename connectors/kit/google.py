@@ -10,10 +10,10 @@ Invariants:
   reason, reset or stalled connections) honouring `Retry-After`. The `RetriableError` of a call
   whose retries ran out carries the `Retry-After` the service sent, and None when it sent none (a
   5xx usually): the engine's own back-off then decides, and nothing reports a wait Google never
-  asked for. A token refresh the token endpoint
-  refuses (400 invalid_grant, 401 unauthorized_client) is a `CredentialsError`; one it failed in a
-  way google-auth calls retryable (5xx, 503 temporarily_unavailable) is retried, and past the
-  retries is a `RetriableError` (an outage, not the credentials). A 401 refreshes the token once
+  asked for. A token refresh the token endpoint refuses (400 invalid_grant, 401
+  unauthorized_client) is a `CredentialsError`; one it failed in a way google-auth calls retryable
+  (5xx, 503 temporarily_unavailable) is retried, and past the retries is a `RetriableError` (an
+  outage, not the credentials, and no Retry-After). A 401 refreshes the token once
   (inside `AuthorizedHttp`), after which it is a `CredentialsError`, unless its reason is about
   something else than the token (`NOT_THE_TOKEN`: a push channel's unverified webhook address); any
   other error answer is a `GoogleApiError` carrying status and reason, for the caller to decide
