@@ -5,17 +5,24 @@ Each configured mailbox is read as its owner (the delegation's `subject`) and ke
 
 - First (or after an expired history id): `users.getProfile` gives the history id to follow later,
   then `messages.list` (every label but SPAM and TRASH, or each configured label in turn, with the
-  optional `query`) is read page by page and the messages fetched as `format=raw` through the batch
-  endpoint: one request per `batch_size` messages, 5 quota units a message with its attachments
-  inside (`format=full` would cost 5 more units per attachment through `attachments.get`). A
-  checkpoint follows every 100 messages and each page's end (list token, offset in the page, ids
-  seen), so a resumed listing repeats at most 100 messages.
+  optional `query`: it bounds what a listing reads, never what stays indexed) is read page by page
+  and the messages fetched as `format=raw` through the batch endpoint: one request per
+  `batch_size` messages, 5 quota units a message with its attachments inside (`format=full`
+  would cost 5 more units per attachment through `attachments.get`). A checkpoint follows every
+  100 messages and each page's end (list token, offset in the page, ids seen), so a resumed
+  listing repeats at most 100 messages.
 - Then: history pages from the saved id. A message added, or whose labels changed, is fetched again
   and indexed if it is still in scope; one deleted, or moved to SPAM/TRASH or out of the configured
   labels, is deleted. Label flips that only touch UNREAD, STARRED, IMPORTANT or categories cost
   nothing. A sync with no change is one `history.list` call per mailbox.
-- A history id Gmail no longer knows (404) means one full listing that also deletes what the mailbox
-  held before and no longer lists (checkpoint key `known`, the ids indexed per mailbox).
+- A history id Gmail no longer knows (404) means one listing that also deletes what the mailbox
+  held before and no longer lists (checkpoint key `known`, the ids indexed per mailbox). The
+  history indexes mail whatever `query`, so with a query the re-listing also lists, whatever the
+  query, the mail received since `RELIST_MARGIN` before the history was last known current (key
+  `synced`: when a listing took its start id, or a history read that brought changes reached the
+  end; None in a checkpoint older than the key, which re-lists with the query alone), and a
+  known message it did not list is deleted only if the labels' full listing (ids only) lacks it
+  too. `live_ids` is that full listing: the prune deletes nothing the mailbox still has.
 - A message whose fetch was refused (a failed `Skipped`: a version indexed before is kept) is
   fetched again at the start of each later pass of its mailbox (`kit.retries.Retries`), since
   neither the history nor a listing resumed past it would report it again.
@@ -40,6 +47,7 @@ import base64
 import builtins
 import datetime as dt
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -65,6 +73,7 @@ log = logging.getLogger(__name__)
 
 HIDDEN = frozenset({"SPAM", "TRASH"})
 SAVE_EVERY = 100  # messages between a listing's save points (each saves every id seen so far)
+RELIST_MARGIN = 3600  # seconds a re-listing after an expired history reaches back before the last sync it knows
 # labels whose flips do not change what is indexed (read state, stars, importance, tabs)
 VOLATILE = frozenset(
     {
@@ -119,15 +128,18 @@ class GmailConfig(SourceConfig):
 
 class _Listing(BaseModel):
     start: str  # the history id taken before the listing began
-    label: int = 0  # which entry of the label list is being listed
+    at: float | None = None  # when (time.time()) that id was taken
+    label: int = 0  # which pass is being listed: an entry of the label list (for each query in turn)
     token: str | None = None  # the messages.list page token of the current page
     offset: int = 0  # ids of the current page already read
     seen: list[str] = Field(default_factory=list)
-    prev: list[str] | None = None  # ids known before a re-listing: those not seen are deleted
+    prev: list[str] | None = None  # ids known before a re-listing: those not seen (nor in the mailbox) are deleted
+    after: int | None = None  # a re-listing with a query: mail received since then is listed whatever the query
 
 
 class _Box(BaseModel):
     history: str | None = None  # follow history from here (None: list first)
+    synced: float | None = None  # when the history was known current up to `history` (None: not known)
     listing: _Listing | None = None
     known: list[str] = Field(default_factory=list)  # message ids indexed
     retries: Retries = Field(default_factory=Retries)  # message ids whose fetch failed
@@ -258,19 +270,14 @@ class GmailConnector(Connector[GmailConfig]):
         yield _Saved(mailbox, box.model_copy(deep=True))
 
     def live_ids(self) -> Iterator[str]:
-        """Every message id the sync would index now (ids only: messages.list)."""
+        """Every message id the index may hold: the configured labels' mail, whatever `query` (ids
+        only: messages.list). The query chose what the backfill read; what the history added since
+        stays while the mailbox has it."""
         syncs = [_MailboxSync(self, mailbox, _Box(), None) for mailbox in self.config.mailboxes]
         _something_in_scope(self.name, syncs)  # labels matching nothing: a prune would delete everything
         for sync in syncs:
-            mailbox = sync.mailbox
-            for label in sync.label_ids():
-                pager = Pager(source=self.name, what=f"Gmail messages.list of {mailbox}")
-                while True:
-                    page = sync.client.list_messages(label, self.config.query, pager.token, self.config.page_size)
-                    for ref in page.get("messages", []):
-                        yield self.doc_id(native_id(mailbox, ref["id"]))
-                    if not pager.advance(page.get("nextPageToken")):
-                        break
+            for mid in sync.ids(None):
+                yield self.doc_id(native_id(sync.mailbox, mid))
 
     def acl_for(self, mailbox: str) -> ACL:
         return ACL(users=[mailbox])
@@ -393,10 +400,27 @@ class _MailboxSync:
                 log.warning(
                     "source %s: the history id of %s has expired; listing the mailbox again", self.c.name, self.mailbox
                 )
-                self.box.listing = _Listing(start=str(self.client.profile()["historyId"]), prev=sorted(self.known))
+                synced = self.box.synced if self.query() else None  # what the history would have brought
+                after = int(synced) - RELIST_MARGIN if synced is not None else None
+                self.box.listing = _Listing(**self._start(), prev=sorted(self.known), after=after)
         if self.box.listing is None:
-            self.box.listing = _Listing(start=str(self.client.profile()["historyId"]))
+            self.box.listing = _Listing(**self._start())
         yield from self._list()
+
+    def _start(self) -> dict[str, Any]:
+        """Where a listing's history begins: the mailbox's history id now, and when it was taken."""
+        at = time.time()
+        return {"start": str(self.client.profile()["historyId"]), "at": at}
+
+    def ids(self, query: str | None) -> Iterator[str]:
+        """The ids of the configured labels' messages that `query` selects (None: all of them)."""
+        for label in self.label_ids():
+            pager = Pager(source=self.c.name, what=f"Gmail messages.list of {self.mailbox}")
+            while True:
+                page = self.client.list_messages(label, query, pager.token, self.config.page_size)
+                yield from (ref["id"] for ref in page.get("messages", []))
+                if not pager.advance(page.get("nextPageToken")):
+                    break
 
     def query(self) -> str | None:
         parts = [self.config.query or ""]
@@ -407,16 +431,16 @@ class _MailboxSync:
     def _list(self) -> Iterator[Item | _Save]:
         listing = self.box.listing
         assert listing is not None
-        labels = self.label_ids()
+        queries = [self.query()] if listing.after is None else [self.query(), f"after:{listing.after}"]
+        passes = [(label, query) for query in queries for label in self.label_ids()]
         seen = set(listing.seen)
         unsaved = 0
-        while listing.label < len(labels):
+        while listing.label < len(passes):
+            label, query = passes[listing.label]
             pager = Pager(source=self.c.name, what=f"Gmail messages.list of {self.mailbox}", token=listing.token)
             while True:
                 try:
-                    page = self.client.list_messages(
-                        labels[listing.label], self.query(), pager.token, self.config.page_size
-                    )
+                    page = self.client.list_messages(label, query, pager.token, self.config.page_size)
                 except GoogleApiError as exc:
                     if exc.status != 400 or pager.token is None:
                         raise
@@ -443,24 +467,30 @@ class _MailboxSync:
                 listing.token, listing.offset = pager.token, 0
             listing.label, listing.token, listing.offset = listing.label + 1, None, 0
         kept = seen - self.dropped
-        for gone in sorted(set(listing.prev or []) - kept):
+        unseen = set(listing.prev or []) - kept
+        if unseen and self.query() is not None:  # the query chose what was read, not what stays
+            kept |= (unseen - self.dropped) & set(self.ids(None))
+        for gone in sorted(unseen - kept):
             self.box.retries.forget(gone)
             yield Deletion(id=self.c.doc_id(native_id(self.mailbox, gone)))
         self.known = kept
         self.box.history, self.box.listing, self.box.known = listing.start, None, sorted(kept)
+        self.box.synced = listing.at
 
     def _history(self) -> Iterator[Item | _Save]:
         start = self.box.history
         assert start is not None
         pager = Pager(source=self.c.name, what=f"Gmail history.list of {self.mailbox}")
         while True:
+            asked = time.time()
             page = self.client.history(start, pager.token, self.config.page_size)
             records = page.get("history", [])
             yield from self._apply(records)
             more = pager.advance(page.get("nextPageToken"))
-            if records:
+            if records:  # (a page without records leaves the checkpoint as it was: `synced` stays earlier)
                 self.box.history = str(records[-1]["id"]) if more else str(page["historyId"])
                 self.box.known = sorted(self.known)
+                self.box.synced = self.box.synced if more else asked  # the last page: current as asked
                 yield _SAVE
             if not more:
                 self.box.history = str(page.get("historyId") or self.box.history)

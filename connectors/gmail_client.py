@@ -211,7 +211,7 @@ class MailboxClient:
             ):
                 raise RetriableError(
                     f"source {self.source!r}: Gmail kept refusing {len(throttled)} messages of {self.mailbox}",
-                    retry_after=max(throttled.values()) or self.google.policy.cap,
+                    retry_after=max(throttled.values()) or None,  # the parts' Retry-After, if any
                 )
             pending = list(throttled)
         return out

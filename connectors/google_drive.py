@@ -69,7 +69,13 @@ answers it as "My Drive" without parents: met as a parent, it is kept in the fol
 which ends a path and adds no name (a folder missing from the map ends it too, so `live_ids`, which
 fetches nothing, finds the same paths). A `folders` entry naming no folder id or path and no shared
 drive of the tree is a skip by policy of each run; when none names anything, the run (and
-`live_ids`) raises `NothingInScopeError` before a file is read (`kit.scope`).
+`live_ids`) raises `NothingInScopeError` before a file is read (`kit.scope`). The change log
+reshapes the tree (a folder renamed, moved or removed; a shared drive renamed, left or gone): each
+page applies its folders' and drives' changes first and checks the scope again on the tree they
+leave, before anything is deleted, so a rename that takes the last entry's folder away fails the
+run there, with its checkpoint before that page. A tree no entry names is checked against Drive's
+folders as they are now before the run fails: an entry naming a folder the log has yet to bring
+(renamed back, or named by a later page) lets the run go on.
 
 Progress: Drive's listing carries no count, so a crawl first counts the files it will go through
 (ids only, 1000 a page: about one request per thousand files, against at least one per file for the
@@ -92,7 +98,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_serializer
 
-from inlet.errors import IncompleteListingError, ItemError, RetriableError
+from inlet.errors import IncompleteListingError, ItemError, NothingInScopeError, RetriableError
 
 from .base import ConfigPath, Connector, Interval, SourceConfig, parse_duration
 from .events import EventSource
@@ -229,6 +235,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
     _pool: ThreadPoolExecutor
     _failing = 0  # reads in a row that ended in a `RetriableError` (see OUTAGE_AFTER)
     _refused: set[str] = set()  # listings whose page token this run has restarted once ("files", "changes")
+    _told: set[str] = set()  # ids of the `folders` skips this run has yielded
 
     @property
     def client(self) -> DriveClient:
@@ -287,7 +294,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         if st is None:
             st = _State(start_token=self.client.start_page_token())
             yield st.checkpoint()
-        self._failing, self._refused = 0, set()
+        self._failing, self._refused, self._told = 0, set(), set()
         self._fresh_groups()  # memberships are read again by every run
         with ThreadPoolExecutor(self.config.concurrency, thread_name_prefix=f"drive-{self.name}") as pool:
             self._pool = pool
@@ -295,17 +302,17 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             if crawled:
                 yield from self._crawl(st, since)
             else:
-                yield from warn(self, self._folder_scope(st))
+                yield from self._scope_skips(st)
             yield from self._follow_changes(st, replay=not crawled)  # a crawl has just read every file
 
     def _crawl(self, st: _State, since: datetime | None = None) -> Iterator[Item]:
         if st.folders is None:
             self._load_tree(st, follow=True)
-            unmatched = warn(self, self._folder_scope(st))  # before the tree is saved: nothing to resume
+            unmatched = self._new_skips(self._folder_scope(st))  # before the tree is saved: nothing to resume
             st.members = {d: key for d in st.drives if (key := self._members_key(d)) is not None}
             yield st.checkpoint()
         else:
-            unmatched = warn(self, self._folder_scope(st))
+            unmatched = self._new_skips(self._folder_scope(st))
         yield from unmatched
         q = f"mimeType != '{FOLDER}' and trashed = false"
         if since is not None:
@@ -407,6 +414,27 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         known = paths | set(folders) | set(drives)  # what `in_scope` compares an entry with: paths and ids
         matched = {e for e in self.config.folders if e.strip("/") in known}
         return check_scope(self, "folders", self.config.folders, matched, paths, "folder or shared drive")
+
+    def _scope_skips(self, st: _State) -> list[Skipped]:
+        """The `folders` skips of the tree as the change log has brought it so far (this run's new
+        ones, to yield), checked before anything the tree decides is deleted. When no entry names
+        anything there, Drive's folders are listed as they are now: an entry naming one of them (a
+        folder created, or renamed back, that the log has yet to bring) lets the run go on;
+        otherwise `NothingInScopeError`, the run failing before it deletes anything, its
+        checkpoint still before the change that took the scope away."""
+        try:
+            skips = self._folder_scope(st)
+        except NothingInScopeError:
+            now = _State(start_token="")
+            self._load_tree(now)
+            skips = self._folder_scope(now)
+        return self._new_skips(skips)
+
+    def _new_skips(self, skips: list[Skipped]) -> list[Skipped]:
+        """The `folders` skips this run has not yielded yet (each logged once: `kit.scope.warn`)."""
+        new = [skip for skip in warn(self, skips) if skip.id not in self._told]
+        self._told.update(skip.id for skip in new)
+        return new
 
     def _listing(self, q: str, fields: str) -> CompleteListing:
         return CompleteListing(self.client, q, fields, self.config.shared_drives)
@@ -616,6 +644,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         st.drives.pop(drive, None)
         st.drive_tokens.pop(drive, None)
         st.members.pop(drive, None)
+        yield from self._scope_skips(st)  # the drive `folders` named, gone: the run fails, deleting nothing
         yield from self._unlisted(st)
         yield st.checkpoint()
 
@@ -633,6 +662,8 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         assert st.folders is not None
         files: dict[str, dict[str, Any]] = {}
         moved, left = self._drive_changes([c for c in changes if c.get("changeType") == "drive"], st)
+        folders: list[tuple[str, dict[str, Any] | None]] = []  # (native, live) of the page's folders
+        entries: list[tuple[str, dict[str, Any] | None]] = []  # (native, live) of its files
         for change in changes:
             if change.get("changeType", "file") != "file" or "fileId" not in change:
                 continue
@@ -642,15 +673,22 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             live = None if f is None or f.get("trashed") else f  # None: gone (a removal still readable has its file)
             if st.folders.get(native) == list(ROOT) and not (live and live.get("parents")):
                 continue  # My Drive's root stays the end of paths, whatever Drive names it
-            if native in st.folders or (f and f.get("mimeType") == FOLDER):
-                if live is None:
-                    st.folders.pop(native, None)
-                else:
-                    entry = [live["name"], (live.get("parents") or [None])[0]]
-                    if st.folders.get(native, entry) != entry:
-                        moved.append(native)
-                    st.folders[native] = entry
-            elif live is None:
+            is_folder = native in st.folders or (f and f.get("mimeType") == FOLDER)
+            (folders if is_folder else entries).append((native, live))
+        reshaped = bool(moved) or left  # a drive renamed or gone: paths, and what `folders` names, change
+        for native, live in folders:  # the tree first: the scope is checked on it before anything is deleted
+            if live is None:
+                reshaped = st.folders.pop(native, None) is not None or reshaped
+            else:
+                entry = [live["name"], (live.get("parents") or [None])[0]]
+                if st.folders.get(native, entry) != entry:
+                    moved.append(native)
+                    reshaped = True
+                st.folders[native] = entry
+        if reshaped:
+            yield from self._scope_skips(st)
+        for native, live in entries:
+            if live is None:
                 files.pop(native, None)
                 st.known.discard(native)
                 st.retries.forget(native)

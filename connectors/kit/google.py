@@ -7,10 +7,13 @@ Invariants:
   source and the key; reading it needs no network, so connectors check it in `check_local`.
 - Every request runs through `GoogleService.call`: one token bucket shared by all threads keeps
   them within quota, and retries follow the kit's `RetryPolicy` (429, 5xx, 403 with a rate-limit
-  reason, reset or stalled connections) honouring `Retry-After`. A token refresh the token endpoint
-  refuses (400 invalid_grant, 401 unauthorized_client) is a `CredentialsError`; one it failed in a
-  way google-auth calls retryable (5xx, 503 temporarily_unavailable) is retried, and past the
-  retries is a `RetriableError` (an outage, not the credentials). A 401 refreshes the token once
+  reason, reset or stalled connections) honouring `Retry-After`. The `RetriableError` of a call
+  whose retries ran out carries the `Retry-After` the service sent, and None when it sent none (a
+  5xx usually): the engine's own back-off then decides, and nothing reports a wait Google never
+  asked for. A token refresh the token endpoint refuses (400 invalid_grant, 401
+  unauthorized_client) is a `CredentialsError`; one it failed in a way google-auth calls retryable
+  (5xx, 503 temporarily_unavailable) is retried, and past the retries is a `RetriableError` (an
+  outage, not the credentials, and no Retry-After). A 401 refreshes the token once
   (inside `AuthorizedHttp`), after which it is a `CredentialsError`, unless its reason is about
   something else than the token (`NOT_THE_TOKEN`: a push channel's unverified webhook address); any
   other error answer is a `GoogleApiError` carrying status and reason, for the caller to decide
@@ -180,8 +183,7 @@ class GoogleService:
                     continue
                 raise RetriableError(
                     f"source {self.source!r}: the token endpoint kept failing (an outage there, "
-                    f"not a refusal of the credentials): {exc}",
-                    retry_after=self.policy.cap,
+                    f"not a refusal of the credentials): {exc}"
                 ) from exc
             except unreachable as exc:  # reset, cut or stalled
                 if attempts.retry(type(exc).__name__):
@@ -201,5 +203,5 @@ class GoogleService:
                     continue
                 raise RetriableError(
                     f"source {self.source!r}: {self.label} kept answering {status} {reason}",
-                    retry_after=after or self.policy.cap,
+                    retry_after=after,
                 ) from exc

@@ -16,7 +16,7 @@ import pytest
 
 from inlet.connectors.gmail import GmailConfig, GmailConnector
 from inlet.connectors.model import Checkpoint, Deletion, Document, Item, Progress, Skipped
-from inlet.errors import CredentialsError, NothingInScopeError
+from inlet.errors import CredentialsError, NothingInScopeError, RetriableError
 from inlet.sandbox import gmail
 from inlet.sandbox import gmail_state as gs
 from inlet.sandbox.server import Sandbox
@@ -172,6 +172,42 @@ def test_an_expired_history_id_lists_again_and_finds_deletions(sb: Sandbox) -> N
     assert run(conn.load(state))[0] == [] and sb.faults.calls["gmail:history.list"] == 1
 
 
+def _query_and_history(sb: Sandbox) -> tuple[GmailConnector, list[Item], dict[str, Any] | None, str]:
+    """A backfill limited by `query`, then a mail it does not select, indexed through the history
+    (whatever the query): the connector, the backfill's items, the checkpoint and that mail's id."""
+    conn = connector(sb, query="subject:badge")
+    first, state = run(conn.load(None))
+    assert docs(first) and all("badge" in d.title.lower() for d in docs(first).values())
+    lunch = gmail.add_message(sb.ws, BADEER, "Lunch", "Noon at the usual place.")
+    items, state = run(conn.load(state))
+    assert set(docs(items)) == {f"gm:{BADEER}/{lunch.id}"}
+    return conn, first, state, lunch.id
+
+
+def test_the_prune_keeps_mail_the_history_indexed_outside_the_query_while_the_mailbox_has_it(sb: Sandbox) -> None:
+    conn, first, _, lunch = _query_and_history(sb)
+    assert {f"gm:{BADEER}/{lunch}", *docs(first)} <= set(conn.live_ids())
+    gmail.delete_message(sb.ws, BADEER, lunch)
+    assert f"gm:{BADEER}/{lunch}" not in set(conn.live_ids())
+
+
+def test_an_expired_history_with_a_query_keeps_what_the_mailbox_has_and_reads_what_came_meanwhile(
+    sb: Sandbox,
+) -> None:
+    """The re-listing reads what the query selects, and the mail received since the history was
+    last read whatever the query (the history would have brought it); what it does not list is
+    deleted only when the mailbox no longer has it."""
+    conn, first, state, lunch = _query_and_history(sb)
+    dinner = gmail.add_message(sb.ws, BADEER, "Dinner", "Seven at the usual place.")
+    victim = sorted(docs(first))[0]
+    gmail.delete_message(sb.ws, BADEER, victim.rsplit("/", 1)[1])
+    gmail.expire_history(sb.ws, BADEER)
+    items, state = run(conn.load(state))
+    assert deletions(items) == {victim}  # gone from the mailbox; Lunch is not
+    assert f"gm:{BADEER}/{dinner.id}" in docs(items)  # received while the history was lost
+    assert state is not None and {lunch, dinner.id} <= set(state["mailboxes"][BADEER]["known"])
+
+
 def test_quota_429s_are_waited_out_and_pacing_avoids_them(sb: Sandbox) -> None:
     gs.state(sb.ws).units_per_second = 100  # a stingier quota than the client assumes ...
     items, _ = run(connector(sb, quota_units_per_second=0, batch_size=10).load(None))  # ... and no pacing
@@ -187,6 +223,13 @@ def test_throttled_parts_of_a_batch_are_sent_again(sb: Sandbox) -> None:
     items, _ = run(connector(sb).load(None))
     assert set(docs(items)) == in_scope(sb, BADEER)
     assert sb.faults.rejected["gmail:messages.get"] == 7
+
+
+def test_server_errors_of_batch_parts_past_the_retries_ask_for_no_wait_gmail_did_not_send(sb: Sandbox) -> None:
+    sb.faults.fail("gmail", "messages.get", 503, times=99)  # no Retry-After
+    with pytest.raises(RetriableError, match="kept refusing") as info:
+        run(connector(sb, retries=1).load(None))
+    assert info.value.retry_after is None  # the run's retry_after: null, not inlet's back-off cap
 
 
 def test_a_mailbox_outside_the_delegation_is_named_and_the_others_sync(sb: Sandbox) -> None:

@@ -439,6 +439,81 @@ def test_a_folder_naming_nothing_is_a_listed_skip_of_every_run_and_none_refuses_
             read(connector(sb, folders=["Engneering"]))
 
 
+def _until_it_fails(items: Iterable[Item]) -> list[Item]:
+    """The items a run yields before it raises `NothingInScopeError` (checkpoints included)."""
+    out: list[Item] = []
+    with pytest.raises(NothingInScopeError, match="nothing was read or deleted") as info:
+        for item in items:
+            out.append(item)
+    return [*out, Skipped(id="error", reason=str(info.value))]
+
+
+def _rename_folder(sb: Sandbox, name: str, to: str) -> Any:
+    folder = file_named(sb, name).id
+    ds.edit(sb.ws, folder, name=to)
+    return lambda: ds.edit(sb.ws, folder, name=name)
+
+
+def _move_folder(sb: Sandbox, name: str, to: str) -> Any:
+    folder, parent = file_named(sb, name).id, file_named(sb, name).parents[0]
+    ds.move(sb.ws, folder, file_named(sb, to).id)
+    return lambda: ds.move(sb.ws, folder, parent)
+
+
+def _rename_drive(sb: Sandbox, to: str) -> Any:
+    drive = wiki(sb)
+    ds.rename_drive(sb.ws, drive.id, to)
+    return lambda: ds.rename_drive(sb.ws, drive.id, "Company Wiki")
+
+
+@pytest.mark.parametrize(
+    ("folders", "change"),
+    [
+        (["Engineering"], lambda sb: _rename_folder(sb, "Engineering", "Eng")),
+        (["Engineering/Design Docs"], lambda sb: _move_folder(sb, "Design Docs", "Operations")),
+        (["Company Wiki"], lambda sb: _rename_drive(sb, "Wiki")),
+    ],
+    ids=["folder renamed", "folder moved", "shared drive renamed"],
+)
+def test_the_change_log_taking_every_folders_entry_away_fails_the_sync_before_it_deletes_anything(
+    sb: Sandbox, folders: list[str], change: Any
+) -> None:
+    """The rename arrives through the change log: the scope is checked again on the tree it leaves,
+    before a document is deleted; the checkpoint stays before the change, so the folder named
+    again (renamed back) goes on from there with every document in place."""
+    c = connector(sb, folders=folders)
+    first, state = run(c.load(None))
+    indexed = {d.id for d in first if isinstance(d, Document)}
+    assert indexed
+    undo = change(sb)
+    for _ in range(2):  # failing again, the same way, while nothing names the folder
+        items = _until_it_fails(c.load(state))
+        assert not [i for i in items if isinstance(i, (Deletion, Document, Checkpoint))], items
+        assert f"no folder or shared drive matches {folders[0]!r}" in items[-1].reason
+    undo()
+    items, state = run(c.load(state))
+    assert not [i for i in items if isinstance(i, Deletion)] and {d.id for d in docs(items).values()} <= indexed
+    assert state is not None and {f"team-drive:{n}" for n in state["known"]} == indexed
+
+
+def test_a_scope_the_log_takes_away_on_one_page_and_gives_back_on_a_later_one_does_not_stop_the_sync(
+    sb: Sandbox,
+) -> None:
+    """Checked page by page, a tree no entry names is checked against Drive's folders as they are
+    now: one that names a folder the log has yet to bring lets the run go on (it would fail for
+    ever at that page otherwise)."""
+    ws = sb.ws
+    c = connector(sb, folders=["Engineering"], shared_drives=False, page_size=1)
+    first, state = run(c.load(None))
+    ds.edit(ws, file_named(sb, "Engineering").id, name="Old engineering")  # first in the log
+    ds.edit(ws, file_named(sb, "Operations").id, name="Engineering")
+    items, state = run(c.load(state))
+    below = {"Incident postmortem 2024-03.pdf", "Security policy.docx", "runbook.txt", "README.md", "faq.html"}
+    assert set(docs(items)) == below and docs(items)["runbook.txt"].metadata["folder"] == "Engineering"
+    assert {i.id for i in items if isinstance(i, Deletion)} == {d.id for d in docs(first).values()}  # the old one's
+    assert state is not None and {f"team-drive:{n}" for n in state["known"]} == {d.id for d in docs(items).values()}
+
+
 def test_a_folder_path_filter_on_my_drive_survives_its_root_folder(sb: Sandbox) -> None:
     """Items at the top of My Drive have the root folder ("My Drive", which no listing names) as
     their parent: paths start below it, so a path filter keeps matching once the root is met."""
@@ -605,6 +680,19 @@ def test_retries_run_out_as_a_retriable_error(sb: Sandbox) -> None:
         run(connector(sb, retries=2).load(None))
 
 
+def test_only_a_retry_after_drive_sent_is_carried_by_the_error_of_retries_run_out(sb: Sandbox) -> None:
+    """A 5xx without `Retry-After` asks for no wait: the run's `retry_after` stays null (inlet's
+    own back-off decides), and `inlet status` shows no wait Drive never asked for."""
+    sb.faults.fail("drive", "changes.*", 500, times=10, reason="backendError")
+    with pytest.raises(RetriableError, match="kept answering 500") as info:
+        connector(sb, retries=1).check()
+    assert info.value.retry_after is None
+    sb.faults.fail("drive", "changes.*", 503, times=10, retry_after=400)  # past the longest wait: fails at once
+    with pytest.raises(RetriableError, match="kept answering 503") as info:
+        connector(sb, retries=1).check()
+    assert info.value.retry_after == 400
+
+
 def test_expired_token_is_refreshed_once(sb: Sandbox) -> None:
     c = connector(sb)
     gen = c.load(None)
@@ -635,7 +723,7 @@ def test_a_token_endpoint_outage_is_retriable_not_refused_credentials(sb: Sandbo
     sb.faults.fail("drive", "token", 503, times=99)
     with pytest.raises(RetriableError, match="token endpoint kept failing") as info:
         connector(sb, retries=1).check()
-    assert not isinstance(info.value, CredentialsError)
+    assert not isinstance(info.value, CredentialsError) and info.value.retry_after is None  # none was sent
     sb.faults.clear()
     drive_auth.revoke(sb.ws)  # 400 invalid_grant: refused, whatever the retries
     with pytest.raises(CredentialsError, match="invalid_grant"):
