@@ -11,11 +11,15 @@ The comparison is on the message text (`message_text`): header lines (`From:`, `
 `Date:`, `Sent:`, `Subject:`...: inlet's own block at the head of a mail, and the ones a forward or
 a reply quotes), forward and reply markers (`---------- Forwarded message ---------`,
 `-----Original Message-----`, `On ... wrote:`) are left out, so a short mail and a bare forward of
-it are one text however short. Two mails of their own (neither forwards nor quotes anything) sent
-on different days are two documents even with the same text: a weekly reminder sent three times is
-three mails (`sent`); the same text sent again that day, to someone else, is a copy. A passage
-with fewer than `MIN_WORDS` words of message text (a one-line "Thanks!") is compared whole, header
-lines included: two people's same short reply are two documents.
+it are one text however short. A chat transcript's line labels are left out the same way (a Slack
+thread's `[2016-03-17 15:32 UTC] hamza: `, a Teams thread's `Hermione Granger (2024-03-17 15:32): `,
+as the connectors write them), so a message that quotes another whole and adds a remark repeats it
+however far apart the two were posted. Two mails or chat messages of their own (neither forwards
+nor quotes anything) sent on different days are two documents even with the same text: a weekly
+reminder sent three times is three mails (`sent`); the same text sent again that day, to someone
+else, is a copy. A passage with fewer than `MIN_WORDS` words of message text (a one-line
+"Thanks!") is compared whole, header lines and labels included: two people's same short reply are
+two documents.
 
 Whole documents (`document_marks`: their first `DOCUMENT_CHARS` characters) are compared by
 `same_document`, which search asks only of two documents of the same time, to the second (the same
@@ -47,6 +51,10 @@ _MARKER = re.compile(
 _MARKER_END = re.compile(r"-{3,}\s*$")  # a marker wrapped over two lines: "... on 11/16/2000" / "02:51 PM -----"
 _REPLY_START = re.compile(r"^[\s>]*on\s", re.IGNORECASE)  # "On Mon, Dec 6, 2026 at 6:12 PM Dana <" / "dana@x> wrote:"
 _DAY = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")  # inlet writes a mail's Date as 2026-12-06 18:12 UTC
+_CHAT_LABEL = re.compile(  # a chat message's line label: who posted it, and when
+    r"(?:[ \t]*↳[ \t]*)?\[\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC\] [^\n]{0,200}?:(?: |$)"  # connectors/slack_render.py
+    r"|[^\n:]{0,200}?\(\d{4}-\d{2}-\d{2} \d{2}:\d{2}\):(?: |$)"  # connectors/teams.py
+)
 _MONTHS = frozenset(
     "january february march april may june july august september october november december "
     "jan feb mar apr jun jul aug sep sept oct nov dec".split()
@@ -64,10 +72,16 @@ class Marks:
 
 
 def message_text(text: str) -> str:
-    """`text` without header lines (and their indented continuations) or forward and reply markers."""
+    """`text` without header lines (and their indented continuations), forward and reply markers, or
+    chat line labels (the message after a label stays)."""
     kept: list[str] = []
     after: str | None = None  # the header line or marker just left out, if the line before was one
     for line in text.splitlines():
+        label = _CHAT_LABEL.match(line)
+        if label:
+            after = None
+            kept.append(line[label.end() :])
+            continue
         if _HEADER.match(line) or _MARKER.match(line):
             if line.rstrip().endswith("wrote:") and kept and _REPLY_START.match(kept[-1]):
                 kept.pop()  # the first half of a wrapped "On ... wrote:"
@@ -84,10 +98,18 @@ def message_text(text: str) -> str:
 
 
 def sent(text: str) -> str:
-    """The day of the `Date:` line heading `text` (inlet's header block), if `text` forwards or
-    quotes nothing (no marker, no `>` line, no header line past its head, as an attached mail's):
-    a mail of its own, which a mail of the same text on another day does not repeat (one sent again
-    minutes later, to someone else, does)."""
+    """The day of the `Date:` line heading `text` (inlet's header block), or of the chat line label
+    it starts with, if `text` forwards or quotes nothing (no marker, no `>` line, no header line past
+    its head, as an attached mail's): a mail or chat message of its own, which one of the same text
+    on another day does not repeat (one sent again minutes later, to someone else, does)."""
+    lines = text.lstrip("\n").splitlines()
+    label = _CHAT_LABEL.match(lines[0]) if lines else None
+    if label:
+        said = [line[found.end() :] if (found := _CHAT_LABEL.match(line)) else line for line in lines]
+        if any(_HEADER.match(line) or _MARKER.match(line) or line.lstrip().startswith(">") for line in said):
+            return ""
+        day = _DAY.search(label.group())
+        return day.group() if day else ""
     head, _, rest = text.lstrip("\n").partition("\n\n")
     lines = head.splitlines()
     if not lines or not all(_HEADER.match(line) or line[:1] in (" ", "\t") for line in lines):

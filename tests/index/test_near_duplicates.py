@@ -1,5 +1,7 @@
 """Near-duplicate passages: the same message text with the same facts, not one template's fill-ins."""
 
+from inlet.connectors.model import ACL
+from inlet.connectors.slack_render import ChannelInfo, Directory, Person, thread_doc
 from inlet.index.near_duplicates import (
     DOCUMENT_CHARS,
     document_marks,
@@ -140,3 +142,50 @@ def test_whole_documents_differ_in_a_fact_but_not_in_what_one_adds():
     other_week = "\n\n".join(report(15, "9 April", 4120 + n, 3870) for n in range(0, 40, 10))
     assert not same_document(document_marks(body), document_marks(other_week))
     assert not same_document(document_marks(body), document_marks(body.replace("4130", "4131")))
+
+
+SLACK = Directory(people={uid: Person(uid, name) for uid, name in [("U1", "hamza"), ("U2", "heroeshannibal")]})
+
+
+def slack(ts: str, user: str, text: str, channel: str = "enrique") -> str:
+    """A one-message Slack thread's text, as the Slack connectors write it (`[... UTC] name: ...`)."""
+    where = ChannelInfo(f"C-{channel}", channel, "public_channel", ACL(public=True))
+    return thread_doc(where, [{"ts": ts, "user": user, "text": text}], SLACK, "https://x.slack.com").text
+
+
+SAID = (
+    "Essentially what I'm getting from this is that SA is just a bad metaheuristic for us to try and apply "
+    "to huge problem set and to effectively parallelize"
+)
+
+
+def test_a_chat_message_quoting_another_whole_repeats_it_whoever_posted_it_when():
+    """The line labels of a chat transcript (who, and the minute) are left out like a mail's header
+    lines: they are not the message's facts. A reply that quotes a message and adds a remark hours
+    later repeats it, in Slack as in Teams."""
+    original = slack("1458211102.000009", "U1", SAID)  # 2016-03-17 10:38 UTC
+    reply = slack("1458228721.000002", "U2", f'&gt;"{SAID}"\nso....what now then?')  # 15:32
+    assert original.startswith("[2016-03-17 10:38 UTC] hamza: ") and message_text(original) == SAID
+    assert same(reply, original)
+    thread = f"Hamza Faran (2016-03-17 10:38): {SAID}\n\nHarry Potter (2016-03-18 09:02): done, see the doc"
+    assert message_text(thread) == f"{SAID}\n\ndone, see the doc"
+    assert same(f"Harry Potter (2016-03-18 15:32): > {SAID}\nso....what now then?", thread)
+
+
+def test_chat_messages_of_other_facts_people_or_days_stay_apart():
+    """Two people's same short reply, a bot's report of one template with another figure, and a
+    reminder posted on two days are each a message; the reminder posted again that day to another
+    channel is a copy, as a mail sent again that day is."""
+    assert not same(
+        slack("1458211102.000009", "U1", "Thanks, will do."), slack("1458211105.000001", "U2", "Thanks, will do.")
+    )
+    deploy = "Deploy of the api service version {} to production finished in 4 minutes with 0 errors and 2 warnings"
+    assert not same(
+        slack("1458211102.000009", "U1", deploy.format("1.2")), slack("1458211200.0", "U1", deploy.format("1.3"))
+    )
+    remind = (
+        "Reminder: the retro for this sprint starts at four in the big room, bring one thing to keep and one to drop"
+    )
+    thursday = slack("1458211102.000009", "U1", remind)  # 2016-03-17
+    assert not same(thursday, slack("1458297502.000001", "U1", remind))  # 2016-03-18
+    assert same(thursday, slack("1458211402.000001", "U1", remind, channel="general"))

@@ -338,6 +338,45 @@ def test_mails_of_one_second_stay_apart_unless_one_repeats_the_other(hashed):
     assert sorted(lexical_ids(hashed, "Kestrel")) == [f"m:{n}" for n in range(1, 7)]
 
 
+def slack_message(doc_id: str, posted: datetime, line: str) -> Document:
+    """A one-message Slack thread as the Slack connectors write it: `[... UTC] name: message`."""
+    return Document(
+        id=doc_id,
+        source="slack",
+        source_type="slack",
+        title=f"#enrique: {line.split(': ', 1)[1][:40]}",
+        text=f"[{posted:%Y-%m-%d %H:%M} UTC] {line}",
+        acl=ACL(public=True),
+        updated_at=posted,
+    )
+
+
+def test_a_chat_message_quoting_another_whole_is_one_result_but_a_reminder_on_two_days_is_two(hashed):
+    """heroeshannibal quotes hamza's message hours later and adds a remark: the two lines' times and
+    names are not facts of the message, so the quote collapses into one result. The same reminder
+    posted on two days stays two."""
+    said = (
+        "Essentially what I'm getting from this is that SA is just a bad metaheuristic for us to try and "
+        "apply to huge problem set and to effectively parallelize"
+    )
+    remind = "Reminder: the metaheuristic retro starts at four in the big room, bring one thing to keep and one to drop"
+    hashed.apply(
+        [
+            slack_message("slack:1", datetime(2016, 3, 17, 10, 38, tzinfo=timezone.utc), f"hamza: {said}"),
+            slack_message(
+                "slack:2",
+                datetime(2016, 3, 17, 15, 32, tzinfo=timezone.utc),
+                f'heroeshannibal: >"{said}"\nso....what now then?',
+            ),
+            slack_message("slack:3", datetime(2016, 3, 17, 9, 0, tzinfo=timezone.utc), f"hamza: {remind}"),
+            slack_message("slack:4", datetime(2016, 3, 24, 9, 0, tzinfo=timezone.utc), f"hamza: {remind}"),
+        ]
+    )
+    got = lexical_ids(hashed, "metaheuristic")
+    assert len({"slack:1", "slack:2"} & set(got)) == 1  # the quote, once
+    assert {"slack:3", "slack:4"} <= set(got)
+
+
 def test_result_times_are_to_the_millisecond(index):
     precise = doc(40, "The Kestrel runbook covers the nightly export.", title="Kestrel runbook")
     precise.updated_at = datetime(2024, 5, 1, 9, 30, 40, 123456, tzinfo=timezone.utc)
