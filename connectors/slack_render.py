@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .model import ACL
+from .model import ACL, normal_user
 
 # Subtypes that carry no content worth a document (Slack renders them as grey system lines).
 NOISE = frozenset(
@@ -121,9 +121,8 @@ class Directory:
             or user.get("name")
             or user["id"]
         )
-        person = Person(
-            user["id"], name, (profile.get("email") or "").lower(), bool(user.get("is_bot")), bool(user.get("deleted"))
-        )
+        email = normal_user(profile.get("email") or "")
+        person = Person(user["id"], name, email, bool(user.get("is_bot")), bool(user.get("deleted")))
         self.people[person.id] = person
         return person
 
