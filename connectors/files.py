@@ -7,7 +7,8 @@ text left, binary bytes, over the size cap). The checkpoint also holds the ACL t
 carry: when the config changes it, every file is yielded again (the index re-writes the ACL and
 embeds nothing again). Nothing outside the root is read: paths are resolved, symlinks that leave
 the root are refused (checked again on the file opened for reading: a link retargeted after the
-walk reads nothing), and a link to a folder is not followed (logged). A file is one document
+walk reads nothing, nor does a name swapped for a pipe or a device, which the open never waits
+on), and a link to a folder is not followed (logged). A file is one document
 however many links inside the root point at it: under its own path when the walk lists it, else
 under the first link the walk meets (the others are logged); a link to a file `exclude` leaves
 out is not followed. What cannot be read is never
@@ -33,6 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 from pydantic import Field
@@ -48,6 +50,8 @@ log = logging.getLogger(__name__)
 # "": plain text (e.g. mail dumps)
 SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx", ".pptx", ".xlsx", ""}
 OVER_CAP = "over the size cap"  # a checkpoint entry's hash when the file was too large to read (checked every run)
+# an open that returns at once whatever the name now is (a pipe without a writer, a terminal)
+_OPEN_NOW = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
 _GONE = (FileNotFoundError, NotADirectoryError)  # what reading a path that was deleted meanwhile raises
 _MID_SAVE = "changed while read and read empty (being saved?): its document is kept as it was; read again next run"
 
@@ -195,10 +199,17 @@ class FilesConnector(FolderConnector[FilesConfig]):
 
     def _read(self, rel: str, path: Path) -> bytes | None:
         """The file's bytes, checked on the open file to be one the walk would index: a link
-        retargeted since the walk (outside the root, or to a file `exclude` leaves out) reads
-        nothing (logged; the next walk refuses it)."""
+        retargeted since the walk (outside the root, or to a file `exclude` leaves out), and a
+        name that is no longer a regular file (a pipe or a device swapped in), read nothing
+        (logged; the next walk refuses it). The open does not wait: a pipe with no writer would
+        hold it, and the run, for ever."""
         root = self.config.path.resolve()
-        with path.open("rb") as file:
+        fd = os.open(path, os.O_RDONLY | _OPEN_NOW)
+        with os.fdopen(fd, "rb") as file:
+            if not S_ISREG(os.fstat(fd).st_mode):
+                log.warning("source %r: %s is no longer a regular file; not indexed", self.name, rel)
+                return None
+            os.set_blocking(fd, True)
             real = _opened(file.fileno()) or path.resolve()
             if not real.is_relative_to(root):
                 log.warning("source %r: %s now points outside %s; not indexed", self.name, rel, root)
