@@ -219,8 +219,10 @@ class CatalogReads:
         """Every source holding a document `principals` may see (None: any document), but the
         `unserved` ones. The work is the same whichever source a caller then names, and does not
         grow with a source's documents: a document id starts with its source's name and a colon
-        (`Connector.doc_id`; a name holds none), so whether a principal sees a document of a source
-        is one probe of the ACL's key (principal, id) for that range, per source and principal. (A
+        (`Connector.doc_id`; the sync engine applies no other, and a name holds no colon), so
+        whether a principal sees a document of a source is one probe of the ACL's key (principal,
+        id) for that range, per source and principal (the key compares ids byte-wise on PostgreSQL
+        too: `Dialect.bytewise`). (A
         look at a named source's documents until one is visible took longer the more documents it
         held that the caller may not see: the time told which sources exist.)"""
         sql, params = f"{SOURCES_CTE} SELECT s.source FROM s WHERE s.source IS NOT NULL", list[Any]()
