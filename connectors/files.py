@@ -34,14 +34,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from stat import S_ISREG
 from typing import Any
 
 from pydantic import Field
 
 from inlet.errors import ConfigError, IncompleteListingError, ItemError
 
-from .base import ConfigPath, FolderConfig, FolderConnector
+from .base import ConfigPath, FolderConfig, FolderConnector, open_regular
 from .extract import document_title, extract_text, kind_of
 from .model import Checkpoint, Deletion, Item, Progress, Skipped
 
@@ -50,8 +49,6 @@ log = logging.getLogger(__name__)
 # "": plain text (e.g. mail dumps)
 SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx", ".pptx", ".xlsx", ""}
 OVER_CAP = "over the size cap"  # a checkpoint entry's hash when the file was too large to read (checked every run)
-# an open that returns at once whatever the name now is (a pipe without a writer, a terminal)
-_OPEN_NOW = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
 _GONE = (FileNotFoundError, NotADirectoryError)  # what reading a path that was deleted meanwhile raises
 _MID_SAVE = "changed while read and read empty (being saved?): its document is kept as it was; read again next run"
 
@@ -204,12 +201,11 @@ class FilesConnector(FolderConnector[FilesConfig]):
         (logged; the next walk refuses it). The open does not wait: a pipe with no writer would
         hold it, and the run, for ever."""
         root = self.config.path.resolve()
-        fd = os.open(path, os.O_RDONLY | _OPEN_NOW)
-        with os.fdopen(fd, "rb") as file:
-            if not S_ISREG(os.fstat(fd).st_mode):
-                log.warning("source %r: %s is no longer a regular file; not indexed", self.name, rel)
-                return None
-            os.set_blocking(fd, True)
+        opened = open_regular(path)
+        if opened is None:
+            log.warning("source %r: %s is no longer a regular file; not indexed", self.name, rel)
+            return None
+        with opened as file:
             real = _opened(file.fileno()) or path.resolve()
             if not real.is_relative_to(root):
                 log.warning("source %r: %s now points outside %s; not indexed", self.name, rel, root)
