@@ -222,9 +222,9 @@ class CatalogReads:
         (`Connector.doc_id`; the sync engine applies no other, and a name holds no colon), so
         whether a principal sees a document of a source is one probe of the ACL's key (principal,
         id) for that range, per source and principal (the key compares ids byte-wise on PostgreSQL
-        too: `Dialect.bytewise`). (A
-        look at a named source's documents until one is visible took longer the more documents it
-        held that the caller may not see: the time told which sources exist.)"""
+        too: `Dialect.bytewise`). (A look at a named source's documents until one was visible took
+        longer the more documents it held that the caller may not see: the time told which sources
+        exist.)"""
         sql, params = f"{SOURCES_CTE} SELECT s.source FROM s WHERE s.source IS NOT NULL", list[Any]()
         if unserved:
             cond, params = self.dialect.in_list("s.source", unserved)
