@@ -11,14 +11,17 @@ Copy `connectors/files.py` to start a new one.
 from __future__ import annotations
 
 import builtins
+import errno
 import hashlib
 import json
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Generic, TypeVar, get_args, get_origin
+from stat import S_ISDIR, S_ISREG
+from typing import Annotated, Any, BinaryIO, ClassVar, Generic, TypeVar, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -377,3 +380,27 @@ class FolderConnector(Connector[FolderConfigT]):
     def check_local(self) -> None:
         if not self.config.path.is_dir():
             raise ConfigError(folder_problem(self.name, self.config.path))
+
+
+# an open that returns at once whatever the name now is (a pipe without a writer, a terminal)
+_OPEN_NOW = getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+
+
+def open_regular(path: Path) -> BinaryIO | None:
+    """A folder's file opened for reading, or None when the name is not a regular file (a pipe, a
+    device, a socket), also one put there since the folder was listed. The open never waits: a
+    pipe that no one writes to would hold it, and the run, for ever. `OSError` as `open` raises
+    (`IsADirectoryError` for a folder)."""
+    fd = os.open(path, os.O_RDONLY | _OPEN_NOW)
+    try:
+        mode = os.fstat(fd).st_mode
+        if S_ISDIR(mode):  # as `open` says of a folder
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if S_ISREG(mode):
+            os.set_blocking(fd, True)
+            return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    return None

@@ -7,7 +7,8 @@ text left, binary bytes, over the size cap). The checkpoint also holds the ACL t
 carry: when the config changes it, every file is yielded again (the index re-writes the ACL and
 embeds nothing again). Nothing outside the root is read: paths are resolved, symlinks that leave
 the root are refused (checked again on the file opened for reading: a link retargeted after the
-walk reads nothing), and a link to a folder is not followed (logged). A file is one document
+walk reads nothing, nor does a name swapped for a pipe or a device, which the open never waits
+on), and a link to a folder is not followed (logged). A file is one document
 however many links inside the root point at it: under its own path when the walk lists it, else
 under the first link the walk meets (the others are logged); a link to a file `exclude` leaves
 out is not followed. What cannot be read is never
@@ -39,7 +40,7 @@ from pydantic import Field
 
 from inlet.errors import ConfigError, IncompleteListingError, ItemError
 
-from .base import ConfigPath, FolderConfig, FolderConnector
+from .base import ConfigPath, FolderConfig, FolderConnector, open_regular
 from .extract import document_title, extract_text, kind_of
 from .model import Checkpoint, Deletion, Item, Progress, Skipped
 
@@ -195,10 +196,16 @@ class FilesConnector(FolderConnector[FilesConfig]):
 
     def _read(self, rel: str, path: Path) -> bytes | None:
         """The file's bytes, checked on the open file to be one the walk would index: a link
-        retargeted since the walk (outside the root, or to a file `exclude` leaves out) reads
-        nothing (logged; the next walk refuses it)."""
+        retargeted since the walk (outside the root, or to a file `exclude` leaves out), and a
+        name that is no longer a regular file (a pipe or a device swapped in), read nothing
+        (logged; the next walk refuses it). The open does not wait: a pipe with no writer would
+        hold it, and the run, for ever."""
         root = self.config.path.resolve()
-        with path.open("rb") as file:
+        opened = open_regular(path)
+        if opened is None:
+            log.warning("source %r: %s is no longer a regular file; not indexed", self.name, rel)
+            return None
+        with opened as file:
             real = _opened(file.fileno()) or path.resolve()
             if not real.is_relative_to(root):
                 log.warning("source %r: %s now points outside %s; not indexed", self.name, rel, root)

@@ -67,7 +67,7 @@ from .kit.retries import Retries
 from .kit.retry import RetryPolicy
 from .kit.scope import nothing_in_scope, unmatched, warn
 from .mail import BODY_CAP, DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_MAX_BODY_BYTES, message_document, rfc822_message
-from .model import ACL, Deletion, Document, Item, Progress, Skipped
+from .model import ACL, Deletion, Document, Item, Progress, Skipped, normal_user
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class GmailConfig(SourceConfig):
     @field_validator("mailboxes")
     @classmethod
     def _lower(cls, values: list[str]) -> list[str]:
-        return [v.strip().lower() for v in values]
+        return [normal_user(v) for v in values]
 
 
 class _Listing(BaseModel):

@@ -29,6 +29,7 @@ from typing import Any
 from inlet.errors import CredentialsError
 
 from .kit.google import GoogleApiError, GoogleService
+from .model import normal_user
 
 log = logging.getLogger(__name__)
 
@@ -71,13 +72,13 @@ class Groups:
         once; the group's own address is not among them)."""
         if not self.enabled:
             return []
-        group = group.lower()
+        group = normal_user(group)
         people: set[str] = set()
         seen, todo = {group}, [group]
         with self._lock:
             while todo:
                 for member in self._members(todo.pop()) or []:
-                    email = str(member.get("email") or "").lower()
+                    email = normal_user(str(member.get("email") or ""))
                     kind = str(member.get("type") or "USER").upper()
                     if kind == "GROUP":
                         if email and email not in seen:
@@ -137,7 +138,7 @@ def named_groups(permissions: Iterable[dict[str, Any]]) -> list[str]:
     """The addresses of the groups `permissions` share with (a deleted group's grants nothing)."""
     return sorted(
         {
-            str(p.get("emailAddress")).lower()
+            normal_user(str(p.get("emailAddress")))
             for p in permissions
             if p.get("type") == "group" and p.get("emailAddress") and not p.get("deleted")
         }

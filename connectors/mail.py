@@ -8,12 +8,15 @@ attachments; a body part that could not be read is left out and is a failed skip
 never indexed as its raw encoding. `MailArchiveConnector` reads a folder of .eml / RFC 822 files,
 mbox files and Maildirs, incrementally by file mtime and size (an mbox message read as sent: the
 writer's `>From ` escapes undone); a message over `max_file_bytes` (a file, or one message of an
-mbox) is a skip by policy, never read into memory.
+mbox) is a skip by policy, never read into memory. What is not a regular file (a pipe, a device)
+is not read, nor waited on: a pipe without a writer once held a run for ever.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import logging
 import mailbox
 import os
 import re
@@ -22,13 +25,14 @@ from dataclasses import dataclass, field
 from functools import partial
 from email.message import EmailMessage
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 from pydantic import Field
 
 from inlet.errors import ItemError
 
-from .base import ConfigPath, Connector, FolderConfig, FolderConnector
+from .base import ConfigPath, Connector, FolderConfig, FolderConnector, open_regular
 from .extract import extract_text, html_prefix, kind_of
 from .mail_text import (
     addresses,
@@ -44,6 +48,7 @@ from .mail_text import (
 )
 from .model import ACL, Checkpoint, Deletion, Document, Item, Progress, Skipped
 
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 DEFAULT_MAX_BODY_BYTES = 256 * 1024  # of a body's text: about 300 passages
@@ -367,11 +372,17 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
                     continue
                 full = Path(folder) / name
                 stat = full.stat()
+                if not S_ISREG(stat.st_mode):  # a pipe or a device: opening one may wait for ever
+                    log.info("source %r: %s is not a regular file; not read", self.name, full.relative_to(root))
+                    continue
                 yield full.relative_to(root).as_posix(), [stat.st_mtime_ns, stat.st_size]
 
     def _kind(self, rel: str) -> str | None:
         """'mbox', 'message' (one RFC 822 message: .eml, Enron's "1.", a Maildir file) or None."""
-        with open(self.config.path / rel, "rb") as handle:
+        opened = open_regular(self.config.path / rel)
+        if opened is None:  # no longer a regular file since the scan: no mail
+            return None
+        with opened as handle:
             head = handle.read(4096)
         if head.startswith(b"From "):
             return "mbox"
@@ -382,7 +393,7 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
         message's bytes are read only by calling its reader (before the next one is asked for)."""
         full = self.config.path / rel
         if kind == "message":
-            yield _message_id(rel), full.stat().st_size, full.read_bytes, full.as_uri()
+            yield _message_id(rel), full.stat().st_size, partial(_regular_bytes, full), full.as_uri()
         elif kind == "mbox":
             box = mailbox.mbox(full, create=False)
             try:
@@ -414,6 +425,15 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
 
 
 _MBOX_ESCAPE = re.compile(rb"^>(>*From )", re.M)
+
+
+def _regular_bytes(path: Path) -> bytes:
+    """The bytes of a message file; `OSError` when it is no longer a regular file (never waits)."""
+    opened = open_regular(path)
+    if opened is None:
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    with opened as handle:
+        return handle.read()
 
 
 def _mbox_bytes(box: mailbox.mbox, key: str) -> bytes:

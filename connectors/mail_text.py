@@ -37,6 +37,7 @@ from functools import partial
 from inlet.errors import ItemError
 
 from .extract import codec_of, decode, html_to_text, looks_binary, windows_1252
+from .model import normal_user
 
 _FORWARD = [  # a forwarded message's banner: what follows is the forwarded message, kept
     re.compile(r"^-{2,}\s*forwarded (by|message)\b", re.I),  # Gmail, Thunderbird, Lotus Notes
@@ -334,7 +335,7 @@ def addresses(value: str | None) -> list[tuple[str, str]]:
         pairs = getaddresses([_unescaped(" ".join(value.split()))])
     except Exception:  # noqa: BLE001 - email's header parser raises assorted errors on junk
         return []
-    return [(" ".join(header_text(name).split()), email.lower()) for name, email in pairs if "@" in email]
+    return [(" ".join(header_text(name).split()), normal_user(email)) for name, email in pairs if "@" in email]
 
 
 def header_date(value: str | None) -> dt.datetime | None:

@@ -54,7 +54,7 @@ from urllib.parse import quote
 from .kit.graph_batch import batch_get
 from .kit.graph import GraphClient, GraphError
 from .kit.retry import RetryPolicy
-from .model import ACL
+from .model import ACL, normal_user
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ def _user(identity: dict[str, Any]) -> str | None:
     login = str(site_user.get("loginName") or "").rpartition("|")[2]
     for address in (user.get("email"), user.get("userPrincipalName"), site_user.get("email"), login):
         if "@" in str(address or ""):
-            return f"u:{str(address).lower()}"
+            return f"u:{normal_user(str(address))}"
     if user.get("id"):
         return f"id:{user['id']}"
     if user or site_user:
@@ -315,9 +315,8 @@ def acl_key(acl: ACL) -> str:
 def _domains(answer: dict[str, Any] | GraphError) -> list[str]:
     if isinstance(answer, GraphError):
         raise answer
-    return sorted(
-        {str(d["name"]).lower() for o in answer.get("value", []) for d in o.get("verifiedDomains", []) if d.get("name")}
-    )
+    names = [d["name"] for o in answer.get("value", []) for d in o.get("verifiedDomains", []) if d.get("name")]
+    return sorted({normal_user(str(name)) for name in names})
 
 
 def _emails(answer: dict[str, Any] | GraphError, what: str) -> list[str] | None:
@@ -332,7 +331,7 @@ def _emails(answer: dict[str, Any] | GraphError, what: str) -> list[str] | None:
     for member in answer["value"] if "value" in answer else [answer]:
         if "group" in str(member.get("@odata.type", "")):
             continue  # transitiveMembers lists nested groups' users too
-        email = str(member.get("mail") or member.get("userPrincipalName") or "").lower()
+        email = normal_user(str(member.get("mail") or member.get("userPrincipalName") or ""))
         if "@" in email:
             out.append(email)
     return sorted(set(out))

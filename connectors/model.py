@@ -29,8 +29,8 @@ class ACL(BaseModel):
     @field_validator("users", "domains")
     @classmethod
     def _normalise(cls, values: list[str]) -> list[str]:
-        # Emails and domains compare case-insensitively; sorted so equal ACLs hash equally.
-        return sorted({v.strip().lower() for v in values if v and v.strip()})
+        # Emails and domains compare as `normal_user` folds them; sorted so equal ACLs hash equally.
+        return sorted({normal_user(v) for v in values if v and v.strip()})
 
     def principals(self) -> list[str]:
         """Flat tokens stored with every chunk: `*`, `u:<email>`, `d:<domain>`."""
@@ -39,9 +39,28 @@ class ACL(BaseModel):
 
 
 def normal_user(user: str) -> str:
-    """A user as ACLs compare it (emails are case-insensitive): one person, one spelling. Whatever
-    keys a user (the ACL tokens, a rate-limit bucket) goes through this."""
-    return user.strip().lower()
+    """A user (or a domain) as ACLs compare it: one person, one spelling. Whatever keys a user (the
+    ACL tokens a connector writes and a caller is given, a rate-limit bucket, the audit reader) goes
+    through this.
+
+    Case folds only within a letter: ASCII letters to their lower case, and a non-ASCII character
+    to its lower case only when that is one non-ASCII character whose upper case is it again (`Ü`
+    to `ü`, a final `Σ` to `ς`). Any other character is kept as it is, so two different addresses
+    never fold into one: `\u212aate@example.com` (KELVIN SIGN) stays itself, not kate@example.com, and
+    neither the ANGSTROM SIGN nor a Turkish `İ` becomes another letter. What str.lower() gives is
+    unchanged for every other address (all-ASCII ones above all): stored ACLs need no rewrite."""
+    user = user.strip()
+    folded = user.lower()
+    if len(folded) == len(user) and all(map(_same_letter, user, folded)):
+        return folded
+    return "".join(c.lower() if _same_letter(c, c.lower()) else c for c in user)
+
+
+def _same_letter(char: str, lower: str) -> bool:
+    """Whether `lower`, `char`'s lower case, is the same letter (see `normal_user`)."""
+    if char == lower or char.isascii():
+        return True
+    return len(lower) == 1 and not lower.isascii() and lower.upper() == char
 
 
 # One address: a local part, one "@", a host of non-empty labels; nothing that separates or wraps
@@ -134,7 +153,7 @@ class Document(BaseModel):
                 found.add(value)
             elif isinstance(value, list):
                 found.update(v for v in value if isinstance(v, str))
-        return sorted({p.strip().lower() for p in found if p and p.strip()})
+        return sorted({normal_user(p) for p in found if p and p.strip()})
 
     def content_hash(self) -> str:
         """Hash of what gets embedded: an unchanged hash means no re-embedding."""

@@ -77,7 +77,7 @@ from .kit.graph_source import GraphConnector, GraphSourceConfig
 from .kit.graph import GraphClient, GraphError
 from .kit.retries import Retries
 from .kit.scope import nothing_in_scope, unmatched, warn
-from .model import ACL, Deletion, Document, Item, Progress, Skipped
+from .model import ACL, Deletion, Document, Item, Progress, Skipped, normal_user
 
 log = logging.getLogger(__name__)
 
@@ -140,13 +140,13 @@ class OutlookConfig(GraphSourceConfig):
     @field_validator("mailboxes")
     @classmethod
     def _lower(cls, values: list[str]) -> list[str]:
-        return [v.strip().lower() for v in values]
+        return [normal_user(v) for v in values]
 
     @model_validator(mode="after")
     def _acl_mailboxes(self) -> "OutlookConfig":
         """`acl_users` by mailbox names mailboxes as `mailboxes` does (case aside), and only those."""
         if isinstance(self.acl_users, dict):
-            self.acl_users = {k.strip().lower(): v for k, v in self.acl_users.items()}
+            self.acl_users = {normal_user(k): v for k, v in self.acl_users.items()}
             unknown = sorted(set(self.acl_users) - set(self.mailboxes))
             if unknown:
                 raise ValueError(f"acl_users names mailboxes that mailboxes does not list: {', '.join(unknown)}")
@@ -403,7 +403,7 @@ class _MailboxSync:
             if "@" not in self.mailbox:  # a user id: its documents are for the address its owner signs in with
                 user = self.client.get(self.user, {"$select": "mail,userPrincipalName"})
                 owner = str(user.get("mail") or user.get("userPrincipalName") or self.mailbox)
-                self.owner = self.box["owner"] = owner.lower()
+                self.owner = self.box["owner"] = normal_user(owner)
         except GraphError as exc:  # the mailbox (or, named by id, its owner) cannot be read: a named skip
             if exc.status not in (403, 404):
                 raise
@@ -747,7 +747,7 @@ class _MailboxSync:
 
 def _address(value: dict[str, Any] | None) -> tuple[str, str] | None:
     email = (value or {}).get("emailAddress") or {}
-    address = str(email.get("address") or "").lower()
+    address = normal_user(str(email.get("address") or ""))
     return (str(email.get("name") or ""), address) if address else None
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .model import ACL
+from .model import ACL, normal_user
 
 # Subtypes that carry no content worth a document (Slack renders them as grey system lines).
 NOISE = frozenset(
@@ -127,7 +127,7 @@ class Directory:
         person = Person(
             user["id"],
             name,
-            (profile.get("email") or "").lower(),
+            normal_user(profile.get("email") or ""),
             bool(user.get("is_bot")),
             bool(user.get("deleted")),
             full_name,

@@ -80,7 +80,7 @@ from .kit.paging import Pager
 from .kit.retries import Retries
 from .kit.scope import check_scope, warn
 from .microsoft_files_acl import acl_key
-from .model import ACL, Deletion, Document, Item, Skipped
+from .model import ACL, Deletion, Document, Item, Skipped, normal_user
 from inlet.errors import RetriableError
 
 log = logging.getLogger(__name__)
@@ -261,7 +261,7 @@ def _matches(name: str, globs: list[str]) -> bool:
 
 
 def _emails(answer: dict[str, Any]) -> list[str]:
-    return sorted({str(m.get("email") or "").lower() for m in answer.get("value", []) if m.get("email")})
+    return sorted({normal_user(str(m.get("email") or "")) for m in answer.get("value", []) if m.get("email")})
 
 
 def _members_path(cid: str, ch: ChannelState) -> str:
@@ -547,7 +547,7 @@ class _Run:
         return ACL(
             users=sorted(
                 {
-                    str(m.get("email") or "").lower()
+                    normal_user(str(m.get("email") or ""))
                     for page in self.client.pages(path, {"$top": 999})
                     for m in page.get("value", [])
                     if m.get("email")

@@ -118,7 +118,7 @@ def frequency_of(index: Any, principals: tuple[str, ...] | None = None) -> Frequ
 
     def visible(term: str) -> int:
         held = int(count(term))
-        return held if not term or not held or index.catalog.held_visibly(term, principals) else 0
+        return held if not term or not held or index.held_visibly(term, principals) else 0
 
     return visible
 

@@ -160,9 +160,10 @@ def checked(index: Index, request: SearchRequest, configured: Configured = Confi
     typo is not taken for "nothing here answers".
 
     Types: the configured ones and those the index holds (never secret: every result names its
-    type). Sources: for an operator (no `user`), the configured ones and those the index holds;
-    for a user, only the sources holding a document they may see, so that neither the error nor
-    its absence tells a user of a source hidden from them."""
+    type). Sources: for an operator (no `user`), the configured ones and those the index serves;
+    for a user, only the served sources holding a document they may see, so that neither the
+    error, nor its absence, nor the time either takes tells a user of a source hidden from them (a
+    source no longer configured is unknown to all)."""
     problems: list[str] = []
     types = request.source_types
     if types:
@@ -176,11 +177,11 @@ def checked(index: Index, request: SearchRequest, configured: Configured = Confi
     if request.sources:
         principals = request.filters().principals
         operator = principals is None
-        known = configured.sources if operator else frozenset()
-        held = index.catalog.visible_sources([s for s in request.sources if s not in known], principals)
-        unknown = [s for s in request.sources if s not in known and s not in held]
+        # Every source the caller may see, whichever they named: the same work for a source of
+        # documents hidden from them as for a made-up name, so the time does not tell it either.
+        valid = (configured.sources if operator else frozenset()) | index.visible_sources(principals)
+        unknown = [s for s in request.sources if s not in valid]
         if unknown:
-            valid = known | index.catalog.visible_sources(sorted(index.catalog.counts()), principals)
             where = "valid" if operator else "the sources holding documents you may see"
             problems.append(f"unknown sources {_listed(unknown)}; {where}: {_listed(sorted(valid))}")
     if problems:
@@ -209,8 +210,9 @@ def answer(index: Index, request: SearchRequest) -> Answer:
     if request.interpret and request.mode == "hybrid":
         vocabulary = people_of(index)
         understood = interpret(request.query, request.now, vocabulary, vocabulary.types)
-        if understood.people and request.user is not None:  # name no one the asker sees no document of
-            seen = index.catalog.visible_people(list(understood.people), request.filters().principals)
+        if understood.people and (request.user is not None or index.unserved()):
+            # name no one the asker sees no served document of
+            seen = index.visible_people(list(understood.people), request.filters().principals)
             understood = replace(understood, people=tuple(p for p in understood.people if p in seen))
     understood = _applicable(request, understood)
     narrowed = _narrowed(request, understood)

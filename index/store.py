@@ -7,8 +7,10 @@ through it.)
 
 An index opened with the configured source names (`configured`) never serves documents of other
 sources (`unserved`: removed or renamed in the config, their content and ACLs frozen since): the
-dense, BM25 and exact-match retrievals and `document` (a fetch) leave them out, until `inlet forget`
-deletes them. (The query interpreter's vocabulary of people and source types still counts them.)
+dense, BM25 and exact-match retrievals, `document` (a fetch), the sources a caller may name, the
+people a question may be about and the terms a caller may learn are held leave them out, until
+`inlet forget` deletes them. (The query interpreter's vocabulary of people and source types still
+counts them; a person is understood only when a served document names them.)
 """
 
 from __future__ import annotations
@@ -498,6 +500,19 @@ class Index:
         common case keeps its fast paths)."""
         hidden = self.unserved()
         return replace(filters, unserved=hidden) if hidden else filters
+
+    def visible_sources(self, principals: tuple[str, ...] | None) -> set[str]:
+        """The served sources holding a document the principals may see (None: operator), with the
+        same work whichever source a caller asks about (`CatalogStore.visible_sources`)."""
+        return self.catalog.visible_sources(principals, self.unserved())
+
+    def visible_people(self, persons: list[str], principals: tuple[str, ...] | None) -> set[str]:
+        """The persons among `persons` named by a served document the principals may see."""
+        return self.catalog.visible_people(persons, principals, self.unserved())
+
+    def held_visibly(self, term: str, principals: tuple[str, ...]) -> bool:
+        """Whether a chunk of a served document the principals may see holds `term`."""
+        return self.catalog.held_visibly(term, principals, self.unserved())
 
     def document(self, doc_id: str, principals: tuple[str, ...] | None = None) -> Document | None:
         """The document if it exists, its source is served, and the principals may see it (None:

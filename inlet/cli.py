@@ -134,7 +134,7 @@ def _engine(settings: Any, progress: bool) -> Iterator[Any]:
     from inlet.sync.engine import STOP_GRACE
 
     with writes_to(settings.index.path), progress_display(progress) as on_progress:
-        stop = stop_on_signals(STOPPING.format(grace=STOP_GRACE))
+        stop = stop_on_signals(STOPPING.format(grace=STOP_GRACE), bound=STOP_GRACE)
         with assembled(settings, stop, on_progress=on_progress) as parts:
             yield parts.engine
 
@@ -399,7 +399,7 @@ def _runs_in_holder(
 
     log.info("asking the process holding the index to %s %s", kind, ", ".join(names))
     token = uuid.uuid4().hex
-    stop = stop_on_signals(STOPPING.format(grace=STOP_GRACE))
+    stop = stop_on_signals(STOPPING.format(grace=STOP_GRACE), bound=STOP_GRACE)
 
     def cancel_when_stopped() -> None:
         stop.wait()

@@ -9,6 +9,7 @@ uvicorn or a sync mid-way (uvicorn in the main thread re-raises the signal after
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import signal
 import socket
@@ -17,6 +18,8 @@ import threading
 from typing import Any
 
 from inlet.errors import ConfigError, PortInUseError
+
+log = logging.getLogger(__name__)
 
 
 def listen(host: str, port: int, what: str) -> socket.socket:
@@ -39,9 +42,11 @@ def listen(host: str, port: int, what: str) -> socket.socket:
         raise ConfigError(f"{what} cannot listen on {where}: {reason} (check the host)") from None
 
 
-def stop_on_signals(message: str | None = None) -> threading.Event:
+def stop_on_signals(message: str | None = None, bound: float | None = None) -> threading.Event:
     """An event set by the first SIGINT/SIGTERM (printing `message` on stderr); a second one ends
-    the process at once, as the signal does by default (exit 130 on Ctrl-C)."""
+    the process at once, as the signal does by default (exit 130 on Ctrl-C). With `bound`, the
+    process also ends (exit 1) that many seconds after the first, whatever holds it then (a
+    connector stuck in a system call): what a command promises to take at most."""
     stop = threading.Event()
 
     def handler(signum: int, _frame: Any) -> None:
@@ -52,10 +57,28 @@ def stop_on_signals(message: str | None = None) -> threading.Event:
         stop.set()
         if message:
             print(message, file=sys.stderr, flush=True)
+        if bound is not None:
+            overdue(bound, code=1)
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, handler)
     return stop
+
+
+def overdue(seconds: float, code: int = 0) -> threading.Timer:
+    """Exit the process (`code`) `seconds` from now if it has not exited by then: the bound on
+    stopping holds whatever a connector's cleanup or a stalled service does (runs resume from
+    checkpoints, subscriptions left behind expire by themselves)."""
+
+    def expire() -> None:
+        log.warning("still stopping after %.0f s: exiting now (runs resume from their last checkpoint)", seconds)
+        logging.shutdown()
+        os._exit(code)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    return timer
 
 
 def wait(stop: threading.Event) -> None:

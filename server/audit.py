@@ -305,7 +305,15 @@ def acted_for(line: Mapping[str, Any]) -> str:
     """Whom a line's request acted for, as `inlet audit` prints it: the user, else "operator" for an
     admin key, else "(no user)" (an on_behalf_of key that named none, refused). A line written
     before lines named the key's kind reads as then: no user is "operator"."""
-    return line.get("user") or ("operator" if line.get("kind", "admin") == "admin" else "(no user)")
+    user = line.get("user")
+    return spelt(str(user)) if user else ("operator" if line.get("kind", "admin") == "admin" else "(no user)")
+
+
+def spelt(user: str) -> str:
+    """`user` as a reader tells it apart: each character `normal_user` keeps apart from the letter it
+    looks like (the KELVIN SIGN beside `k`, the ANGSTROM SIGN beside `å`) written `\\uXXXX`, so a
+    line of `\\u212aate@example.com` does not read as kate@example.com's."""
+    return "".join(c if c.isascii() or normal_user(c) == c.lower() else f"\\u{ord(c):04x}" for c in user)
 
 
 def read_audit(path: Path, user: str | None = None, since: datetime | None = None) -> Iterator[dict[str, Any]]:

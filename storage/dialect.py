@@ -29,6 +29,12 @@ class Dialect:
             return f"{column} = ANY(?)", [list(values)]
         return f"{column} IN ({','.join('?' * len(values))})", list(values)
 
+    def bytewise(self, column: str) -> str:
+        """`column` compared in byte order, whatever the database's collation: a range of it is a
+        prefix (PostgreSQL's `COLLATE "C"`, which the index searched must have too; SQLite's text
+        compares so already)."""
+        return f'{column} COLLATE "C"' if self.name == "postgresql" else column
+
     def upsert(
         self,
         table: str,

@@ -23,11 +23,11 @@ SOURCE_TYPES = (
 )
 # The distinct sources, one index probe per source (a loose index scan over `documents_source`),
 # however many documents each holds: cheap enough to ask on a search path now and then.
-SOURCES = (
+SOURCES_CTE = (
     "WITH RECURSIVE s(source) AS (SELECT MIN(source) FROM documents UNION ALL "
-    "SELECT (SELECT MIN(d.source) FROM documents d WHERE d.source > s.source) FROM s WHERE s.source IS NOT NULL) "
-    "SELECT source FROM s WHERE source IS NOT NULL"
+    "SELECT (SELECT MIN(d.source) FROM documents d WHERE d.source > s.source) FROM s WHERE s.source IS NOT NULL)"
 )
+SOURCES = f"{SOURCES_CTE} SELECT source FROM s WHERE source IS NOT NULL"
 PART = 500  # values per `IN` list where the driver has no arrays (SQLite's parameter limit)
 
 
@@ -36,6 +36,16 @@ def seen_by(dialect: Dialect, doc_column: str, principals: Sequence[str]) -> tup
     placeholders), with its parameters: the one ACL check every filtered read makes."""
     cond, params = dialect.in_list("a.principal", principals)
     return f"EXISTS (SELECT 1 FROM acl a WHERE a.doc_id = {doc_column} AND {cond})", params
+
+
+def served(dialect: Dialect, doc_column: str, unserved: Sequence[str]) -> tuple[str, list[Any]]:
+    """The condition that the document `doc_column` names is of none of the `unserved` sources
+    (sources the index holds but no longer serves: the caller's configuration decides), with its
+    parameters; `1 = 1` when there are none."""
+    if not unserved:
+        return "1 = 1", []
+    cond, params = dialect.in_list("u.source", unserved)
+    return f"NOT EXISTS (SELECT 1 FROM documents u WHERE u.doc_id = {doc_column} AND {cond})", params
 
 
 def filter_sql(dialect: Dialect, filters: Filters) -> tuple[list[str], list[Any]]:
@@ -188,31 +198,46 @@ class CatalogReads:
             r[0]: int(r[1]) for r in self._query("SELECT person, COUNT(*) FROM people GROUP BY person ORDER BY person")
         }
 
-    def visible_people(self, persons: list[str], principals: tuple[str, ...] | None) -> set[str]:
-        """The persons among `persons` named by a document `principals` may see (None: any document)."""
+    def visible_people(
+        self, persons: list[str], principals: tuple[str, ...] | None, unserved: Sequence[str] = ()
+    ) -> set[str]:
+        """The persons among `persons` named by a document `principals` may see (None: any
+        document) of a source not `unserved`."""
         if not persons:
             return set()
         cond, params = self.dialect.in_list("p.person", persons)
-        sql = f"SELECT DISTINCT p.person FROM people p WHERE {cond}"
+        kept, more = served(self.dialect, "p.doc_id", unserved)
+        sql = f"SELECT DISTINCT p.person FROM people p WHERE {cond} AND {kept}"
+        params += more
         if principals is not None:
             seen, more = seen_by(self.dialect, "p.doc_id", principals)
             sql += f" AND {seen}"
             params += more
         return {r[0] for r in self._query(self.dialect.sql(sql), params)}
 
-    def visible_sources(self, sources: list[str], principals: tuple[str, ...] | None) -> set[str]:
-        """The sources among `sources` holding a document `principals` may see (None: any
-        document): one look per source, through the source index, that stops at the first."""
-        found = set()
-        for source in dict.fromkeys(sources):
-            sql, params = "SELECT 1 FROM documents d WHERE d.source = ?", [source]
-            if principals is not None:
-                seen, more = seen_by(self.dialect, "d.doc_id", principals)
-                sql += f" AND {seen}"
-                params += more
-            if self._query(self.dialect.sql(sql + " LIMIT 1"), params):
-                found.add(source)
-        return found
+    def visible_sources(self, principals: tuple[str, ...] | None, unserved: Sequence[str] = ()) -> set[str]:
+        """Every source holding a document `principals` may see (None: any document), but the
+        `unserved` ones. The work is the same whichever source a caller then names, and does not
+        grow with a source's documents: a document id starts with its source's name and a colon
+        (`Connector.doc_id`; the sync engine applies no other, and a name holds no colon), so
+        whether a principal sees a document of a source is one probe of the ACL's key (principal,
+        id) for that range, per source and principal (the key compares ids byte-wise on PostgreSQL
+        too: `Dialect.bytewise`). (A look at a named source's documents until one was visible took
+        longer the more documents it held that the caller may not see: the time told which sources
+        exist.)"""
+        sql, params = f"{SOURCES_CTE} SELECT s.source FROM s WHERE s.source IS NOT NULL", list[Any]()
+        if unserved:
+            cond, params = self.dialect.in_list("s.source", unserved)
+            sql += f" AND NOT ({cond})"
+        if principals is not None:
+            cond, more = self.dialect.in_list("a.principal", principals)
+            doc_id = self.dialect.bytewise("a.doc_id")
+            sql += (
+                f" AND EXISTS (SELECT 1 FROM acl a WHERE {cond} "
+                f"AND {doc_id} >= s.source || ':' AND {doc_id} < s.source || ';')"
+            )
+            params += more
+        return {r[0] for r in self._query(self.dialect.sql(sql), params)}
 
     def source_types(self) -> list[str]:
         """The kinds of source indexed (a source has one: its first document's, found through the

@@ -57,6 +57,7 @@ from typing import Any
 from inlet.config import Settings
 from inlet.connectors.base import SourceConfig, parse_duration
 from inlet.errors import IndexUnavailable, InletError, SourceBusyError
+from inlet.process import overdue
 
 from .engine import ORPHANED, STOP_GRACE, Engine, RunResult
 from .events import STOP_DEADLINE, EventLoop, event_loop_for
@@ -552,23 +553,6 @@ def _scheduler(max_parallel: int) -> Any:
 
 def _utc(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, timezone.utc)
-
-
-# --- the daemon process ---------------------------------------------------------------------------
-def overdue(seconds: float) -> threading.Timer:
-    """Exit the process `seconds` from now if it has not exited by then: the bound on stopping
-    holds whatever a connector's cleanup or a stalled service does (runs resume from checkpoints,
-    subscriptions left behind expire by themselves)."""
-
-    def expire() -> None:
-        log.warning("still stopping after %.0f s: exiting now (runs resume from their last checkpoint)", seconds)
-        logging.shutdown()
-        os._exit(0)
-
-    timer = threading.Timer(seconds, expire)
-    timer.daemon = True
-    timer.start()
-    return timer
 
 
 __all__ = ["Daemon", "backoff", "due_at_start", "overdue", "RETRY_BASE", "SHUTDOWN_DEADLINE", "WATCHDOG_MARGIN"]

@@ -10,7 +10,7 @@ Every commit checks the committing run's lease fence in its own transaction (`le
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from inlet.connectors.model import Document
@@ -18,7 +18,7 @@ from inlet.connectors.model import Document
 from . import lexical as pg_lexical
 from ..dialect import POSTGRES
 from ..lexical import LEXICAL_OVERFETCH, RARE_EXACT, parse_query
-from ..reads import CatalogReads, filter_sql, seen_by
+from ..reads import CatalogReads, filter_sql, seen_by, served
 from ..records import Records
 from ..types import Commit, Filters, chunk_id, doc_ts, visible_only
 from .leases import check_fence
@@ -64,15 +64,17 @@ class PgCatalog(CatalogReads):
             total, df = self._frequencies.get(db, {stemmed} - {""})
         return df.get(stemmed, 0) if term else total
 
-    def held_visibly(self, term: str, principals: tuple[str, ...]) -> bool:
-        """Whether a chunk of a document `principals` may see holds `term` (by its Porter stem, as
-        `_frequency` counts it)."""
+    def held_visibly(self, term: str, principals: tuple[str, ...], unserved: Sequence[str] = ()) -> bool:
+        """Whether a chunk of a document `principals` may see, of a source not `unserved`, holds
+        `term` (by its Porter stem, as `_frequency` counts it)."""
         seen, params = seen_by(self.dialect, "c.doc_id", principals)
+        kept, more = served(self.dialect, "c.doc_id", unserved)
         rows = self._query(
             self.dialect.sql(
-                f"SELECT 1 FROM postings p JOIN chunks c ON c.id = p.chunk WHERE p.term = ? AND {seen} LIMIT 1"
+                "SELECT 1 FROM postings p JOIN chunks c ON c.id = p.chunk "
+                f"WHERE p.term = ? AND {seen} AND {kept} LIMIT 1"
             ),
-            [pg_lexical.stem(term), *params],
+            [pg_lexical.stem(term), *params, *more],
         )
         return bool(rows)
 

@@ -241,3 +241,13 @@ def m018_source_coverage(db: psycopg.Connection[Any]) -> None:
     the current pass loads from; a source past its backfill covers what its last pass did."""
     db.execute("ALTER TABLE sources ADD COLUMN covered TEXT")
     db.execute("UPDATE sources SET covered = COALESCE(since, 'all') WHERE phase = 'incremental'")
+
+
+@DATABASE.step
+def m019_acl_key_bytewise(db: psycopg.Connection[Any]) -> None:
+    """The ACL's key (principal, document id) with the id in byte order, whatever the database's
+    collation: the documents of one source a principal may see are then one range of it (ids are
+    `source:...`), so which sources a caller may see is one probe per source and principal
+    (`CatalogReads.visible_sources`). It replaces the primary key: the same rows, one index."""
+    db.execute('CREATE UNIQUE INDEX acl_principal_doc ON acl (principal, doc_id COLLATE "C")')
+    db.execute("ALTER TABLE acl DROP CONSTRAINT acl_pkey")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from inlet.connectors.model import Document
 from ..dialect import SQLITE
 from ..private import private_files
 from ..lexical import COMMON_TERM, DF_TTL, LEXICAL_OVERFETCH, RARE_EXACT, fts5_match, parse_query
-from ..reads import CatalogReads, filter_sql, seen_by
+from ..reads import CatalogReads, filter_sql, seen_by, served
 from ..records import FolderRecords, Records
 from ..types import Commit, Filters, chunk_id, doc_ts, visible_only
 from .schema import CATALOG, connect, fts_columns, transaction
@@ -176,13 +176,15 @@ class SqliteCatalog(CatalogReads):
         self._df[term] = (time.monotonic(), count)
         return count
 
-    def held_visibly(self, term: str, principals: tuple[str, ...]) -> bool:
-        """Whether a chunk of a document `principals` may see holds `term` (FTS5's own tokenizer)."""
+    def held_visibly(self, term: str, principals: tuple[str, ...], unserved: Sequence[str] = ()) -> bool:
+        """Whether a chunk of a document `principals` may see, of a source not `unserved`, holds
+        `term` (FTS5's own tokenizer)."""
         seen, params = seen_by(self.dialect, "c.doc_id", principals)
+        kept, more = served(self.dialect, "c.doc_id", unserved)
         rows = self._query(
             "SELECT 1 FROM chunks_fts f JOIN chunks c ON c.rowid = f.rowid "
-            f"WHERE chunks_fts MATCH ? AND {seen} LIMIT 1",
-            [f'"{term}"', *params],
+            f"WHERE chunks_fts MATCH ? AND {seen} AND {kept} LIMIT 1",
+            [f'"{term}"', *params, *more],
         )
         return bool(rows)
 

@@ -142,6 +142,22 @@ def test_a_link_retargeted_after_the_walk_reads_nothing_outside_or_excluded(root
     assert "zz.md now points outside" in caplog.text and "which exclude leaves out" in caplog.text
 
 
+@pytest.mark.timeout(60)  # the read of a pipe once waited for a writer for ever
+def test_a_name_swapped_for_a_pipe_after_the_walk_reads_nothing_at_once(root, caplog):
+    """A pipe without a writer (`mkfifo x; mv x notes.txt` by anyone who may write to the folder),
+    as the name itself or as a link's new target: the read neither waits nor reads it."""
+    os.mkfifo(root / ".swap")
+    os.replace(root / ".swap", root / "notes.txt")
+    link = root / "zz.md"
+    link.symlink_to(root / "notes.txt")
+    conn = connector(root)
+    with caplog.at_level(logging.INFO, logger="inlet.connectors.files"):
+        assert conn._read("notes.txt", root / "notes.txt") is None and conn._read("zz.md", link) is None
+    assert "notes.txt is no longer a regular file; not indexed" in caplog.text
+    assert "zz.md is no longer a regular file" in caplog.text
+    assert conn._read("guide/setup.md", root / "guide" / "setup.md") == (root / "guide" / "setup.md").read_bytes()
+
+
 def test_include_exclude_and_size_cap(root):
     items, _ = run(connector(root, include=["**/*.md", "*.txt"], exclude=["notes*"]))
     assert [d.id for d in by_type(items, Document)] == ["docs:guide/setup.md"]

@@ -445,8 +445,8 @@ def test_a_message_over_max_file_bytes_is_skipped_unread_until_the_cap_admits_it
     box.close()
     big_size = (tmp_path / "big.eml").stat().st_size
     read: list[str] = []  # what was read whole: a file's path, an mbox message's key
-    path_read, box_read = Path.read_bytes, mailbox.mbox.get_bytes
-    monkeypatch.setattr(Path, "read_bytes", lambda self: read.append(self.name) or path_read(self))
+    path_read, box_read = mail_module._regular_bytes, mailbox.mbox.get_bytes
+    monkeypatch.setattr(mail_module, "_regular_bytes", lambda path: read.append(path.name) or path_read(path))
     monkeypatch.setattr(mailbox.mbox, "get_bytes", lambda self, key, *a: read.append(f"#{key}") or box_read(self, key))
 
     items, state = run(archive(tmp_path, max_file_bytes=5000))
@@ -608,3 +608,17 @@ def test_a_subject_is_plain_text_for_every_mail_connector(tmp_path: Path) -> Non
         body = {"contentType": "text", "content": "Hi."}
         outlook = graph_message({"id": "m1", "subject": subject, "body": body}, "", "")
         assert (outlook.subject or "(no subject)") == title, subject
+
+
+@pytest.mark.timeout(60)  # a pipe in the folder once held the run for ever, waiting for a writer
+def test_a_pipe_in_the_folder_is_not_read_nor_waited_on(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    (tmp_path / "1.").write_text("From: a@x.org\nTo: b@x.org\nSubject: hi\nMessage-ID: <1@x>\n\nhello there\n")
+    os.mkfifo(tmp_path / "2.")
+    with caplog.at_level("INFO", logger="inlet.connectors.mail"):
+        items, state = run(archive(tmp_path))
+    assert list(docs(items)) == ["arch:1."] and set(state["files"]) == {"1."}
+    assert "2. is not a regular file; not read" in caplog.text
+    conn = archive(tmp_path)
+    assert conn._kind("2.") is None  # one put in a file's place after the scan: no mail, no wait
+    with pytest.raises(OSError, match="not a regular file"):
+        mail_module._regular_bytes(tmp_path / "2.")

@@ -333,3 +333,20 @@ def test_a_line_written_before_lines_named_the_key_kind_reads_as_it_did() -> Non
     assert acted_for({"key": "agent", "user": None, "kind": "on_behalf_of"}) == "(no user)"
     assert acted_for({"key": "adm", "user": None, "kind": "admin"}) == "operator"
     assert acted_for({"key": "bob", "user": "bob@x.org", "kind": "user"}) == "bob@x.org"
+
+
+def test_a_look_alike_user_is_neither_the_user_it_looks_like_nor_printed_as_them(tmp_path: Path) -> None:
+    """`\\u212aate@example.com` (KELVIN SIGN) is another user: `inlet audit --user kate@example.com`
+    leaves its lines out, and its own lines name it with the sign spelt out."""
+    from inlet.server.audit import acted_for
+
+    path = tmp_path / "audit.jsonl"
+    audit = AuditLog(str(path))
+    for user in ("kate@example.com", "\u212aate@example.com", "JÜRGEN@example.com"):
+        audit.record(key=None, caller=None, user=user, status=200, ms=1.0, route="POST /v1/search", query=user)
+    audit.close()
+    assert [line["query"] for line in read_audit(path, "Kate@Example.com")] == ["kate@example.com"]
+    assert [line["query"] for line in read_audit(path, "\u212aATE@example.com")] == ["\u212aate@example.com"]
+    assert [line["query"] for line in read_audit(path, "jürgen@example.com")] == ["JÜRGEN@example.com"]
+    assert acted_for({"user": "\u212aate@example.com", "kind": "user"}) == "\\u212aate@example.com"
+    assert acted_for({"user": "JÜRGEN@example.com", "kind": "user"}) == "JÜRGEN@example.com"

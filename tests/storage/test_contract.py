@@ -14,7 +14,7 @@ import pytest
 from inlet.config import IndexConfig, parse_config
 from inlet.connectors.model import ACL, Document, principals_for
 from inlet.errors import SourceBusyError
-from inlet.storage import Backend, Commit, Filters, SourceState, StateStore, chunk_id, open_backend
+from inlet.storage import Backend, CatalogStore, Commit, Filters, SourceState, StateStore, chunk_id, open_backend
 from inlet.storage.reads import COUNTS
 
 ANN = tuple(principals_for("ann@example.com") or ())
@@ -70,10 +70,9 @@ def test_catalog_commits_and_reads_alike(backend: Backend) -> None:
         assert catalog.visible_people(everyone, None) == {"ann@example.com", "bob@other.org"}
         assert catalog.visible_people(everyone, ANN) == {"ann@example.com", "bob@other.org"}
         assert catalog.visible_people(everyone, BOB) == set()  # named only in a document Bob may not see
-        named = ["s", "t", "u", "s"]
-        assert catalog.visible_sources(named, None) == catalog.visible_sources(named, BOB) == {"s", "t"}
-        assert catalog.visible_sources(named, tuple(p for p in ANN if p != "*")) == {"s"}  # s:2, Ann's own
-        assert catalog.visible_sources(named, tuple(p for p in BOB if p != "*")) == set()
+        assert catalog.visible_sources(None) == catalog.visible_sources(BOB) == {"s", "t"}
+        assert catalog.visible_sources(tuple(p for p in ANN if p != "*")) == {"s"}  # s:2, Ann's own
+        assert catalog.visible_sources(tuple(p for p in BOB if p != "*")) == set()
         stored = catalog.stored(["s:1", "s:2", "nope"])
         assert set(stored) == {"s:1", "s:2"} and stored["s:1"].chunks == 2 and stored["s:1"].source == "s"
         assert catalog.document("s:1") == doc(1) and catalog.document("nope") is None
@@ -222,6 +221,83 @@ def test_overview_counts_documents_and_chunks_per_source(backend: Backend, state
     assert overview.planned == ({"s": 100.0} if backend.shared else {})  # the folder's: live pids only
 
 
+def check_visible_sources(catalog: CatalogStore) -> None:
+    """Which sources a caller sees, from ids that share a prefix with another source's name ("hr",
+    "hr-docs", "hra"): a document id is `source:...`, and only a source's own ids are its range."""
+    catalog.commit(
+        Commit(
+            1,
+            [
+                (doc(1, "hr", text="salary review", users=["hr@example.com"]), ["salary review"]),
+                (doc(2, "hr-docs", text="holiday rota"), ["holiday rota"]),
+                (doc(3, "hra", text="audit plan", domains=["other.org"]), ["audit plan"]),
+                (doc(4, "hr", text="pension note", users=["hr@example.com"]), ["pension note"]),
+            ],
+        )
+    )
+    hr = tuple(principals_for("hr@example.com") or ())
+    assert catalog.visible_sources(None) == {"hr", "hr-docs", "hra"}
+    assert catalog.visible_sources(BOB) == {"hr-docs", "hra"} and catalog.visible_sources(ANN) == {"hr-docs"}
+    assert catalog.visible_sources(hr) == {"hr", "hr-docs"}
+    assert catalog.visible_sources(("u:hr@example.com",)) == {"hr"}
+    assert catalog.visible_sources(("d:other.org",)) == {"hra"} and catalog.visible_sources(("u:x",)) == set()
+
+
+def test_which_sources_a_caller_sees_is_each_source_s_own_range_of_ids(backend: Backend) -> None:
+    catalog = backend.catalog()
+    try:
+        check_visible_sources(catalog)
+        if not catalog.dialect.any_array:  # SQLite: one probe of the ACL's key per source and principal
+            plan = str(catalog._query("EXPLAIN QUERY PLAN " + visible_sources_sql(catalog, BOB)))
+            assert "SEARCH a USING PRIMARY KEY (principal=? AND doc_id>? AND doc_id<?)" in plan, plan
+    finally:
+        catalog.close()
+
+
+def visible_sources_sql(catalog: CatalogStore, principals: tuple[str, ...]) -> str:
+    """The statement `visible_sources` runs, with its parameters written in (for a query plan)."""
+    from inlet.storage.reads import SOURCES_CTE
+
+    cond = "a.principal IN (" + ",".join(f"'{p}'" for p in principals) + ")"
+    doc_id = catalog.dialect.bytewise("a.doc_id")
+    return (
+        f"{SOURCES_CTE} SELECT s.source FROM s WHERE s.source IS NOT NULL AND EXISTS (SELECT 1 FROM acl a "
+        f"WHERE {cond} AND {doc_id} >= s.source || ':' AND {doc_id} < s.source || ';')"
+    )
+
+
+def test_which_sources_a_caller_sees_whatever_the_database_collation(postgres_url: str, tmp_path: Path) -> None:
+    """On a database whose text sorts by ICU's rules (';' before ':', punctuation after letters'
+    base), ids still fall in their own source's range: the ACL's key compares them byte-wise, and
+    the probe is an index scan of that key."""
+    import psycopg
+
+    name = "t_icu_collation"
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        try:
+            db.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en'")
+        except psycopg.Error as exc:  # a server built without ICU
+            pytest.skip(f"no ICU collation on this PostgreSQL: {exc}")
+    url = postgres_url.rsplit("/", 1)[0] + f"/{name}"
+    settings = parse_config(
+        {
+            "index": {"path": str(tmp_path / "ix"), "database_url": url, "chroma_url": "http://127.0.0.1:1"},
+            "sources": [{"name": "s", "type": "files", "path": str(tmp_path)}],
+        }
+    )
+    catalog = open_backend(settings).catalog()
+    try:
+        check_visible_sources(catalog)
+        with psycopg.connect(url) as db:
+            assert db.execute("SELECT 'hr-docs:2' < 'hr;' AND 'hr;' < 'hr:'").fetchone() == (True,)  # not bytes
+            db.execute("SET enable_seqscan = off")
+            plan = "\n".join(r[0] for r in db.execute("EXPLAIN " + visible_sources_sql(catalog, BOB)))
+            assert "acl_principal_doc" in plan, plan
+    finally:
+        catalog.close()
+
+
 def test_a_source_no_longer_configured_is_filtered_out_and_its_state_forgotten(
     backend: Backend, state: StateStore
 ) -> None:
@@ -236,6 +312,17 @@ def test_a_source_no_longer_configured_is_filtered_out_and_its_state_forgotten(
         assert catalog.passing(["s:1#0", "t:2#0"], Filters(principals=ANN, unserved=("t",))) == {"s:1#0"}
         assert [c for c, _ in catalog.lexical("kestrel", hidden, 5)] == ["s:1#0"]
         assert catalog.exact_matches('"kestrel"', hidden) == {"s:1#0": 1}
+        # nor does a source, a person or a term of its documents answer (the sources filter, the
+        # people a question is about, the relevance's term counts)
+        tess = doc(3, "t", text="zebrafish").model_copy(update={"author": "tess@example.com"})
+        catalog.commit(Commit(2, [(tess, ["zebrafish"])]))
+        assert catalog.visible_sources(BOB) == {"s", "t"} and catalog.visible_sources(BOB, ("t",)) == {"s"}
+        assert catalog.visible_sources(None, ("t",)) == {"s"}
+        assert catalog.visible_people(["tess@example.com"], BOB) == {"tess@example.com"}
+        assert catalog.visible_people(["tess@example.com"], BOB, ("t",)) == set()
+        assert catalog.visible_people(["tess@example.com"], None, ("t",)) == set()
+        assert catalog.held_visibly("zebrafish", BOB) and not catalog.held_visibly("zebrafish", BOB, ("t",))
+        assert catalog.held_visibly("kestrel", BOB, ("t",))
     finally:
         catalog.close()
     for name in ("s", "t"):

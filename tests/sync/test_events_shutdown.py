@@ -72,3 +72,22 @@ def test_the_watchdog_ends_a_process_whatever_holds_it() -> None:
     proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and time.monotonic() - started < 30
     assert "still stopping after" in proc.stderr
+
+
+def test_a_command_s_stop_bound_ends_it_whatever_holds_it() -> None:
+    """What `inlet backfill` and `inlet sync` promise on their first SIGINT/SIGTERM ("at most 15s"):
+    past the bound the process exits 1 even while its run is stuck in a system call (a read of a
+    pipe nobody writes to once held one for ever, one SIGTERM notwithstanding)."""
+    import subprocess
+    import sys
+
+    program = (
+        "import os, signal, threading, time\nfrom inlet.process import stop_on_signals\n"
+        "stop = stop_on_signals('stopping', bound=0.5)\n"
+        "stuck = threading.Thread(target=time.sleep, args=(600,))\nstuck.start()\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\nstuck.join()\n"
+    )
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and time.monotonic() - started < 30, proc.stderr
+    assert proc.stderr.startswith("stopping\n") and "still stopping after" in proc.stderr
