@@ -11,6 +11,7 @@ back on any exception).
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -196,7 +197,7 @@ def refuse_newer(db: sqlite3.Connection, path: Path, migrations: Migrations) -> 
 def connect(path: Path, migrations: Migrations, timeout: float = 10.0, synchronous: str = "FULL") -> sqlite3.Connection:
     """A writer connection to `path` (WAL, autocommit), its schema migrated in one transaction."""
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=timeout)
-    db.execute("PRAGMA journal_mode = WAL")
+    _wal(db, timeout)
     db.execute(f"PRAGMA synchronous = {synchronous}")
     db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
     try:
@@ -206,6 +207,23 @@ def connect(path: Path, migrations: Migrations, timeout: float = 10.0, synchrono
         db.close()
         raise
     return db
+
+
+def _wal(db: sqlite3.Connection, timeout: float) -> None:
+    """Puts the file in WAL mode, waiting up to `timeout` for another process doing the same: two
+    commands opening a new index at once (`inlet status` beside a backfill) each read the empty
+    file, and SQLite refuses one of them at once, without its busy handler, rather than let both
+    wait for each other's read lock ("database is locked")."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                db.close()
+                raise
+        time.sleep(0.01)
 
 
 @contextmanager
