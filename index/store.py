@@ -23,6 +23,7 @@ from typing import Any
 
 from inlet.config import IndexConfig
 from inlet.connectors.model import ACL, Document
+from inlet.errors import VectorsLost
 from inlet.storage import CatalogStore, Commit, Fence, Filters, StoredDoc, chunk_id, open_backend
 from inlet.storage.lock import FileLock, lock_index
 from inlet.storage.private import private_files, private_folder
@@ -161,14 +162,16 @@ class Index:
             raise
         try:  # the vectors must come from the configured model and backend (`reindexing` re-makes them)
             with private_files():
+                counts = self.catalog.counts()
                 self.keeper = RecordKeeper(
                     self.catalog.records(),
                     self.path,
                     config.chroma_url,
                     self.embedder.fingerprint,
-                    bool(self.catalog.counts()),
+                    bool(counts),
                     reindexing,
                     ef_search=config.ef_search,
+                    chunks=sum(chunks for _, chunks in counts.values()),
                 )
                 self.keeper.open()
         except BaseException:
@@ -519,7 +522,7 @@ class Index:
         filters = self.served(filters)
         try:
             return self._dense(vector, filters, limit)
-        except NotFoundError:  # a reindex on another host switched the collection: follow, or refuse
+        except (NotFoundError, VectorsLost):  # a reindex elsewhere switched the collection: follow, or refuse
             self.keeper.follow()
             return self._dense(vector, filters, limit)
 
