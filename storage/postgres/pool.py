@@ -153,11 +153,11 @@ def _open_pool(url: str, password_env: str | None) -> ConnectionPool:
     try:
         pool.open(wait=True, timeout=OPEN_TIMEOUT)
         with pool.connection() as db:
-            db.answer_timeout = None  # a migration may rewrite every row: it takes what it takes
+            db.answer_timeout = None  # type: ignore[attr-defined]  # a migration may rewrite every row
             try:
                 migrate(db, f"the index database at {server}")
             finally:
-                db.answer_timeout = ANSWER_TIMEOUT
+                db.answer_timeout = ANSWER_TIMEOUT  # type: ignore[attr-defined]
     except SchemaTooNewError:
         pool.close()
         raise
