@@ -38,7 +38,7 @@ class RecordKeeper:
         self.ef_search = ef_search
         self.model = model
         self.reindexing = reindexing
-        self.chunks = chunks  # the catalog's, when the index opened: the vectors its collection must hold
+        self.chunks = chunks  # the catalog's settled chunks at opening: the vectors its collection must hold
         self.lost = False  # the live collection was found lost (`open`); only a reindex opens it so
         self.record = fingerprint.establish(records, model, has_documents)
         if not reindexing:

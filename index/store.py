@@ -171,12 +171,18 @@ class Index:
                     bool(counts),
                     reindexing,
                     ef_search=config.ef_search,
-                    chunks=sum(chunks for _, chunks in counts.values()),
+                    chunks=self._settled_chunks(counts),
                 )
                 self.keeper.open()
         except BaseException:
             self.close()
             raise
+
+    def _settled_chunks(self, counts: Mapping[str, tuple[int, int]]) -> int:
+        """The catalog's chunks but those of documents a write marked and has not settled (killed
+        between Chroma and the catalog, or under way elsewhere): Chroma must hold a vector for each."""
+        marked = sum(chunks for source in counts for _, chunks in self.catalog.unsettled(source))
+        return max(0, sum(chunks for _, chunks in counts.values()) - marked)
 
     @property
     def record(self) -> Record:

@@ -10,7 +10,8 @@ collection keeps the breadth it loaded until it restarts.
 
 A Chroma server that comes back without the index's vectors (its data folder lost or replaced, a
 new server at the same address) is never taken as an empty index: opening refuses a collection
-that is missing, or holds under half as many vectors as the catalog has chunks (`check_held`), and
+that is missing, or holds under half as many vectors as the catalog has settled chunks (those of
+no document a write marked: `Index.repair`) (`check_held`), and
 a call of a running process whose collection is gone raises `VectorsLost` naming `chroma_url` and
 `inlet reindex`, which embeds the catalog's chunks again (the only caller that re-creates it).
 A collection re-created by name (that reindex) is taken up by the running processes' next call.
