@@ -11,10 +11,10 @@ collection keeps the breadth it loaded until it restarts.
 A Chroma server that comes back without the index's vectors (its data folder lost or replaced, a
 new server at the same address) is never taken as an empty index: opening refuses a collection
 that is missing, or holds under half as many vectors as the catalog has settled chunks (those of
-no document a write marked: `Index.repair`) (`check_held`), and
-a call of a running process whose collection is gone raises `VectorsLost` naming `chroma_url` and
-`inlet reindex`, which embeds the catalog's chunks again (the only caller that re-creates it).
-A collection re-created by name (that reindex) is taken up by the running processes' next call.
+no document a write marked: `Index.repair`) (`check_held`); a call of a running process whose
+collection is gone raises `VectorsLost` naming `chroma_url` and `inlet reindex`, which opens the
+index regardless (re-creating the collection) and embeds the catalog's chunks again. A collection
+re-created by name is taken up by the running processes' next call.
 """
 
 from __future__ import annotations
@@ -80,8 +80,8 @@ def open_collection(
 
 def check_held(client: Any, url: str | None, name: str, chunks: int) -> None:
     """Raise `VectorsLost` when the Chroma server at `url` lacks the collection `name`, or holds
-    under `HELD_SHARE` of the catalog's `chunks` in it (a folder's collection is not checked).
-    Writes in flight keep the two a little apart, never by half."""
+    under `HELD_SHARE` of the catalog's settled `chunks` in it (a folder's collection is not
+    checked). Writes under way elsewhere keep the two a little apart, never by half."""
     if url is None or not chunks:
         return
     from chromadb.errors import NotFoundError
