@@ -30,6 +30,7 @@ class RecordKeeper:
         has_documents: bool,
         reindexing: bool = False,
         ef_search: int = vectors.DEFAULT_EF_SEARCH,
+        chunks: int = 0,
     ) -> None:
         self.records = records
         self.path = path
@@ -37,6 +38,8 @@ class RecordKeeper:
         self.ef_search = ef_search
         self.model = model
         self.reindexing = reindexing
+        self.chunks = chunks  # the catalog's settled chunks at opening: the vectors its collection must hold
+        self.lost = False  # the live collection was found lost (`open`); only a reindex opens it so
         self.record = fingerprint.establish(records, model, has_documents)
         if not reindexing:
             fingerprint.check(records.where, self.record, model)
@@ -49,8 +52,22 @@ class RecordKeeper:
 
     def open(self) -> None:
         """Connect to Chroma and open the collection the record names (Chroma is imported here,
-        not at construction)."""
+        not at construction). A Chroma server that lost it (`vectors.check_held`) is refused, unless
+        this is `inlet reindex` (noted in `lost`: it embeds the chunks again) or a restore is under
+        way (a reindex to the record's own model: the collection fills as it goes)."""
+        from inlet.errors import VectorsLost
+
         self.client = vectors.connect(self.path, self.chroma_url)
+        pending = self.record.pending
+        restoring = (
+            pending is not None and pending.model == self.record.model and pending.backend == self.record.backend
+        )
+        try:
+            vectors.check_held(self.client, self.chroma_url, self.record.collection, self.chunks)
+        except VectorsLost:
+            if not (self.reindexing or restoring):
+                raise
+            self.lost = True
         self.collection = self.open_collection(self.record.collection)
 
     def close(self) -> None:

@@ -7,6 +7,10 @@ point resumes where it stopped. The index keeps serving the old vectors until ev
 complete; a sync of a source made meanwhile (with the old setting) sends that source back to the
 queue, so the switch never exposes stale vectors.
 
+A Chroma server that lost the live collection (`vectors.check_held`: `RecordKeeper.lost`) is
+restored the same way: a reindex to the model the record already names, the live collection
+re-created empty meanwhile so the daemons' writes go on (other processes open it meanwhile).
+
 With the record in the index database, daemons on other hosts may write it meanwhile (sending a
 source back to the queue): every write here is refused if the record changed since it was read,
 and the step is then redone from the record as it now stands (`RecordChanged`). Every
@@ -61,8 +65,10 @@ def run_reindex(index: "Index", sources: Sequence[str] = (), on_progress: Progre
     """Re-embed `sources` (default: all) and switch the index over once every source is done."""
     keeper, catalog = index.keeper, index.catalog
     target = index.embedder.fingerprint
-    if keeper.record.fingerprint == target and keeper.record.pending is None:
+    if keeper.record.fingerprint == target and keeper.record.pending is None and not keeper.lost:
         return ReindexResult(up_to_date=True)
+    if keeper.lost:
+        log.warning("%s: the Chroma server lost the index's vectors; embedding every chunk again", keeper.where)
     pending = _pending(keeper, target)
     collection = keeper.open_collection(pending.collection)
     result = ReindexResult()

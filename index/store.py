@@ -25,6 +25,7 @@ from typing import Any
 
 from inlet.config import IndexConfig
 from inlet.connectors.model import ACL, Document
+from inlet.errors import VectorsLost
 from inlet.storage import CatalogStore, Commit, Fence, Filters, StoredDoc, chunk_id, open_backend
 from inlet.storage.lock import FileLock, lock_index
 from inlet.storage.private import private_files, private_folder
@@ -163,19 +164,27 @@ class Index:
             raise
         try:  # the vectors must come from the configured model and backend (`reindexing` re-makes them)
             with private_files():
+                counts = self.catalog.counts()
                 self.keeper = RecordKeeper(
                     self.catalog.records(),
                     self.path,
                     config.chroma_url,
                     self.embedder.fingerprint,
-                    bool(self.catalog.counts()),
+                    bool(counts),
                     reindexing,
                     ef_search=config.ef_search,
+                    chunks=self._settled_chunks(counts) if config.chroma_url else 0,  # checked on a server
                 )
                 self.keeper.open()
         except BaseException:
             self.close()
             raise
+
+    def _settled_chunks(self, counts: Mapping[str, tuple[int, int]]) -> int:
+        """The catalog's chunks but those of documents a write marked and has not settled (killed
+        between Chroma and the catalog, or under way elsewhere): Chroma must hold a vector for each."""
+        marked = sum(chunks for source in counts for _, chunks in self.catalog.unsettled(source))
+        return max(0, sum(chunks for _, chunks in counts.values()) - marked)
 
     @property
     def record(self) -> Record:
@@ -534,7 +543,7 @@ class Index:
         filters = self.served(filters)
         try:
             return self._dense(vector, filters, limit)
-        except NotFoundError:  # a reindex on another host switched the collection: follow, or refuse
+        except (NotFoundError, VectorsLost):  # a reindex elsewhere switched the collection: follow, or refuse
             self.keeper.follow()
             return self._dense(vector, filters, limit)
 

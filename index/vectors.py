@@ -7,6 +7,14 @@ The HNSW search breadth (`[index] ef_search`) is written into the collection's c
 time it is opened, new or existing, before this process queries it: Chroma reads it when it loads
 the collection's HNSW index, so a process (or Chroma server) that has already queried the
 collection keeps the breadth it loaded until it restarts.
+
+A Chroma server that comes back without the index's vectors (its data folder lost or replaced, a
+new server at the same address) is never taken as an empty index: opening refuses a collection
+that is missing, or holds under half as many vectors as the catalog has settled chunks (those of
+no document a write marked: `Index.repair`) (`check_held`); a call of a running process whose
+collection is gone raises `VectorsLost` naming `chroma_url` and `inlet reindex`, which opens the
+index regardless (re-creating the collection) and embeds the catalog's chunks again. A collection
+re-created by name is taken up by the running processes' next call.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from inlet.errors import IndexUnavailable
+from inlet.errors import IndexUnavailable, VectorsLost
 from inlet.storage.records import COLLECTION
 from inlet.connectors.model import Document
 from inlet.storage.types import Filters, chunk_id, doc_ts
@@ -36,6 +44,7 @@ KEY = "key"
 # seconds a Chroma server's answer (a 4,096-vector upsert into a million-chunk collection takes a few
 # on a busy server; a query, milliseconds) and a connection to it may take (`_limit_waits`)
 SERVER_TIMEOUT, SERVER_CONNECT_TIMEOUT = 120.0, 10.0
+HELD_SHARE = 0.5  # a server collection with fewer vectors than this share of the catalog's chunks was lost
 DEFAULT_EF_SEARCH = 200  # Chroma's own is 100: recall@10 0.92 at 1M chunks, 0.97 at 200 (bench_million.py)
 
 
@@ -69,6 +78,34 @@ def open_collection(
     return collection if url is None else _ServerCollection(collection, url, client)
 
 
+def check_held(client: Any, url: str | None, name: str, chunks: int) -> None:
+    """Raise `VectorsLost` when the Chroma server at `url` lacks the collection `name`, or holds
+    under `HELD_SHARE` of the catalog's settled `chunks` in it (a folder's collection is not
+    checked). Writes under way elsewhere keep the two a little apart, never by half."""
+    if url is None or not chunks:
+        return
+    from chromadb.errors import NotFoundError
+
+    with _reaching(url):
+        try:
+            held: int | None = client.get_collection(name, embedding_function=None).count()
+        except NotFoundError:
+            held = None
+    if held is None or held < chunks * HELD_SHARE:
+        raise VectorsLost(lost_words(url, name, chunks, held))
+
+
+def lost_words(url: str, name: str, chunks: int | None, held: int | None) -> str:
+    """What `VectorsLost` says: the server, what it lacks, and what to do."""
+    has = "has no collection" if held is None else f"holds only {held} vectors in the collection"
+    of = f"although the catalog holds {chunks} chunks" if chunks is not None else "which the index was using"
+    return (
+        f"the Chroma server at {url} ([index] chroma_url) {has} {name} {of}: its data was lost or "
+        "it is another server. Restore its data folder, or run `inlet reindex` to embed the "
+        "catalog's chunks again (no source is read); searches find by keywords only until then"
+    )
+
+
 def check_reachable(collection: Any) -> None:
     """Raise `IndexUnavailable` when the Chroma server holding `collection` does not answer its
     heartbeat (a folder's collection is in this process: always reachable)."""
@@ -89,10 +126,30 @@ class _ServerCollection:
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
+            from chromadb.errors import NotFoundError
+
             with _reaching(self._url):
-                return attr(*args, **kwargs)
+                try:
+                    return attr(*args, **kwargs)
+                except NotFoundError:
+                    again = getattr(self._found_again(), name)
+                try:
+                    return again(*args, **kwargs)
+                except NotFoundError:
+                    raise VectorsLost(lost_words(self._url, self._collection.name, None, None)) from None
 
         return call
+
+    def _found_again(self) -> Any:
+        """The collection of this name as the server now holds it (re-created by `inlet reindex`),
+        else `VectorsLost`: a call named the id of a collection the server no longer has."""
+        from chromadb.errors import NotFoundError
+
+        try:
+            self._collection = self._client.get_collection(self._collection.name, embedding_function=None)
+        except NotFoundError:
+            raise VectorsLost(lost_words(self._url, self._collection.name, None, None)) from None
+        return self._collection
 
 
 @contextmanager

@@ -106,6 +106,12 @@ class IndexUnavailable(InletError):
     names it and its key; nothing indexed is lost, and the next run resumes once it is back."""
 
 
+class VectorsLost(IndexUnavailable):
+    """The Chroma server answers but lacks the index's collection, or holds far fewer vectors than
+    the catalog has chunks (its data was lost or replaced): names `chroma_url`, the counts and
+    `inlet reindex`, which embeds the catalog's chunks again."""
+
+
 class StorageError(InletError):
     """The index folder cannot be written (full, read-only, over quota, past the file size limit):
     names the folder; what was committed before is intact and the next run resumes."""

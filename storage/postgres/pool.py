@@ -7,7 +7,15 @@ the middle of a statement, it is the successor that ends it, finding it by `sess
 
 A connection the server ended (a restart, a failover, `pg_terminate_backend`) or one the pool could
 not get raises `IndexUnavailable` naming the server, with the server's own words: a run records
-that as its failure, and the API answers 503.
+that as its failure, and the API answers 503. A server that accepts connections but never answers
+(frozen, a stalled disk) is one too: every exchange with the server on a pool connection waits at
+most `ANSWER_TIMEOUT` (the kernel acknowledges what is sent, so TCP settings never end the wait;
+the server's own `statement_timeout` cannot act while it is frozen), the connection is then closed
+and the pool replaces it. Only the schema migration at opening may take longer.
+
+After an outage the pool reconnects within seconds of the server answering again: its back-off
+between attempts to connect restarts every `RECONNECT_TIMEOUT` seconds (psycopg_pool's doubles up to
+minutes).
 
 How long a connection is waited for depends on who asks. A run (the daemon's work) waits up to the
 pool's timeout, riding out a restart or a busy pool. A request (`storage.impatient`, around each
@@ -51,6 +59,8 @@ NETWORK: dict[str, Any] = {
     "tcp_user_timeout": 60_000,  # ms
 }
 
+ANSWER_TIMEOUT = 120.0  # seconds one exchange with the server may wait for its answer (as a Chroma server's)
+RECONNECT_TIMEOUT = 8.0  # seconds of the pool's attempts to connect (1, 2, 4 s apart) before they start over
 OPEN_TIMEOUT = 15.0  # seconds a process starting waits for the database's first connection
 RECHECK = 2.0  # seconds a failed attempt to connect answers requests before one of them tries again
 REQUEST_CONNECT_TIMEOUT = 3  # seconds a request's own attempt to connect may take (libpq's minimum is 2)
@@ -128,13 +138,26 @@ def _open_pool(url: str, password_env: str | None) -> ConnectionPool:
     _refused_for_good(url, kwargs, server)
     # check: a connection the server dropped while idle (a restart, a failover) is replaced on
     # checkout, not handed to a run that then fails on its first statement
+    # reconnect_failed: the attempts start over at once, their back-off from 1 s again
     pool = _pool_type(server, url, kwargs)(
-        url, kwargs=kwargs, min_size=1, max_size=8, open=False, name="inlet", check=ConnectionPool.check_connection
+        url,
+        kwargs=kwargs,
+        min_size=1,
+        max_size=8,
+        open=False,
+        name="inlet",
+        check=ConnectionPool.check_connection,
+        reconnect_timeout=RECONNECT_TIMEOUT,
+        reconnect_failed=ConnectionPool.check,
     )
     try:
         pool.open(wait=True, timeout=OPEN_TIMEOUT)
         with pool.connection() as db:
-            migrate(db, f"the index database at {server}")
+            db.answer_timeout = None  # type: ignore[attr-defined]  # a migration may rewrite every row
+            try:
+                migrate(db, f"the index database at {server}")
+            finally:
+                db.answer_timeout = ANSWER_TIMEOUT  # type: ignore[attr-defined]
     except SchemaTooNewError:
         pool.close()
         raise
@@ -202,10 +225,24 @@ def _pool_type(server: str, url: str, kwargs: dict[str, Any]) -> type[Connection
     import psycopg
     from psycopg_pool import ConnectionPool, PoolTimeout
 
+    WAIT_TIMEOUT = psycopg.errors._WaitTimeout  # what `Connection.wait` raises past its timeout
     reach = Reach()
 
     class Connection(psycopg.Connection):  # type: ignore[type-arg]
-        """The pool's connections: each attempt of the pool to connect is noted in `reach`."""
+        """The pool's connections: each attempt of the pool to connect is noted in `reach`; each
+        exchange with the server waits at most `answer_timeout` seconds (None: no limit)."""
+
+        answer_timeout: float | None = ANSWER_TIMEOUT
+
+        def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+            limit = self.answer_timeout if timeout is None else timeout
+            try:
+                return super().wait(gen, interval=interval, timeout=limit)
+            except WAIT_TIMEOUT:
+                if timeout is not None:  # psycopg's own limit (a cancel, a notification wait)
+                    raise
+                self.pgconn.finish()  # half-way through an exchange: never usable again
+                raise psycopg.OperationalError(f"the server did not answer within {limit:.0f} s") from None
 
         @classmethod
         def connect(cls, *args: Any, **options: Any) -> Any:

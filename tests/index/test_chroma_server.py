@@ -207,3 +207,48 @@ def test_closing_an_index_closes_its_connections_to_the_chroma_server(tmp_path, 
     for _ in range(10):
         open_and_close()
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_chroma_server_that_comes_back_empty_is_refused_until_a_reindex_restores_it(
+    tmp_path, database_url, text_hash_embedder
+):
+    """Its data folder lost (a new server at the same address): a running index's writes and a new
+    open are each refused naming `chroma_url` and `inlet reindex`, never an empty collection made
+    silently; `inlet reindex` embeds the catalog's chunks again, and the running index goes on."""
+    from urllib.parse import urlparse
+
+    from inlet.errors import VectorsLost
+    from inlet.index.reindex import run_reindex
+
+    docs = [
+        Document(id=f"s:{n}", source="s", source_type="files", title=f"T{n}", text=f"text number {n}") for n in range(6)
+    ]
+    with chroma_server(tmp_path / "server") as url:
+        config = IndexConfig(database_url=database_url, chroma_url=url)
+        running = Index(config, embedder=text_hash_embedder)
+        running.apply(docs)
+    try:
+        with chroma_server(tmp_path / "empty", port=urlparse(url).port):
+            changed = docs[0].model_copy(update={"text": "changed text"})
+            with pytest.raises(VectorsLost, match=f"Chroma server at {url} .*chroma_url.*inlet reindex"):
+                running.apply([changed])
+            # 5: the chunk of the refused write's document is marked (`Index.repair` settles it)
+            with pytest.raises(VectorsLost, match="has no collection inlet_chunks although the catalog holds 5 chunks"):
+                Index(config, embedder=text_hash_embedder)
+            import chromadb  # an older inlet's process made the collection anew and wrote one vector
+
+            client = chromadb.HttpClient(host="127.0.0.1", port=urlparse(url).port)
+            client.create_collection("inlet_chunks", embedding_function=None).add(
+                ids=["s:0#0"], embeddings=[[1.0] * text_hash_embedder.dimension]
+            )
+            with pytest.raises(VectorsLost, match="holds only 1 vectors in the collection inlet_chunks although"):
+                Index(config, embedder=text_hash_embedder)
+            with Index(config, embedder=text_hash_embedder, reindexing=True) as index:
+                result = run_reindex(index)
+                assert result.switched and not result.remaining
+            with Index(config, embedder=text_hash_embedder) as again:
+                assert again.collection.count() == 6
+            assert running.apply([changed]).upserted == 1  # the running index takes up the new collection
+            assert running.collection.count() == 6
+    finally:
+        running.close()

@@ -531,3 +531,72 @@ def test_a_replica_answers_503_at_once_while_its_database_refuses_connections(
             while search("free-key").status_code != 200:  # refused at once for a moment after a failed try
                 assert time.monotonic() < deadline, "requests still refused after the database came back"
             assert search("limited-key").status_code == 200 and client.get("/readyz").status_code == 200
+
+
+def test_a_database_that_stops_answering_fails_the_statement_naming_database_url(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server process of a connection frozen (SIGSTOP: the kernel still acknowledges, so no TCP
+    setting ends the wait): the statement fails once it has waited the answer timeout (shortened
+    here), naming `database_url`, and the pool's next connection works."""
+    import os
+    import signal
+
+    from inlet.errors import IndexUnavailable
+    from inlet.storage.postgres import pool as pools
+
+    monkeypatch.setattr(pools, "ANSWER_TIMEOUT", 1.0)
+    config = IndexConfig(path=Path("unused"), database_url=database_url, chroma_url="http://127.0.0.1:9")
+    pool = pools.connect(config)
+    waiter = ThreadPoolExecutor(1)  # a statement that would wait forever fails the test, not hangs it
+
+    frozen: list[int] = []
+
+    def frozen_statement() -> None:
+        with pool.connection() as db:
+            frozen.append(db.info.backend_pid)
+            os.kill(frozen[0], signal.SIGSTOP)
+            db.execute("SELECT 1")
+
+    try:
+        try:
+            with pytest.raises(IndexUnavailable, match=r"database_url\) cannot be reached.*did not answer within 1 s"):
+                waiter.submit(frozen_statement).result(timeout=30)
+        finally:
+            for backend in frozen:
+                os.kill(backend, signal.SIGCONT)
+            waiter.shutdown()
+        with pool.connection() as db:
+            assert db.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        pools.disconnect(pool)
+
+
+def test_the_pool_keeps_trying_to_reconnect_every_few_seconds_through_an_outage(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """psycopg_pool's back-off doubles between attempts (1, 2, 4 ... 128 s): after a two-minute
+    outage a process stayed cut off about two minutes more. Here its attempts start over after
+    `RECONNECT_TIMEOUT` (shortened), so they keep coming, and the pool connects once the database
+    takes connections again."""
+    from inlet.storage.postgres import pool as pools
+
+    monkeypatch.setattr(pools, "RECONNECT_TIMEOUT", 0.5)
+    config = IndexConfig(path=Path("unused"), database_url=database_url, chroma_url="http://127.0.0.1:9")
+    pool = pools.connect(config)
+    try:
+        accepting(database_url, False)  # its connection ended, new ones refused
+        try:
+            pool.check()  # the pool finds its connection gone and tries to replace it
+            deadline = (
+                time.monotonic() + 30
+            )  # the default back-off (each chain of attempts 1, 2, 4 ... s apart): minutes
+            while pool.reach.failures < 24:  # type: ignore[attr-defined]
+                assert time.monotonic() < deadline, f"{pool.reach.failures} attempts to connect"  # type: ignore[attr-defined]
+                time.sleep(0.05)
+        finally:
+            accepting(database_url, True)
+        with pool.connection(timeout=30) as db:
+            assert db.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        pools.disconnect(pool)
