@@ -102,7 +102,7 @@ def lost_words(url: str, name: str, chunks: int | None, held: int | None) -> str
     return (
         f"the Chroma server at {url} ([index] chroma_url) {has} {name} {of}: its data was lost or "
         "it is another server. Restore its data folder, or run `inlet reindex` to embed the "
-        "catalog's chunks again (no source is read); searches find by keywords only until then"
+        "catalog's chunks again (no source is read; searches find by keywords alone while it runs)"
     )
 
 
