@@ -23,11 +23,11 @@ SOURCE_TYPES = (
 )
 # The distinct sources, one index probe per source (a loose index scan over `documents_source`),
 # however many documents each holds: cheap enough to ask on a search path now and then.
-SOURCES_CTE = (
+SOURCES = (
     "WITH RECURSIVE s(source) AS (SELECT MIN(source) FROM documents UNION ALL "
-    "SELECT (SELECT MIN(d.source) FROM documents d WHERE d.source > s.source) FROM s WHERE s.source IS NOT NULL)"
+    "SELECT (SELECT MIN(d.source) FROM documents d WHERE d.source > s.source) FROM s WHERE s.source IS NOT NULL) "
+    "SELECT s.source FROM s WHERE s.source IS NOT NULL"
 )
-SOURCES = f"{SOURCES_CTE} SELECT source FROM s WHERE source IS NOT NULL"
 PART = 500  # values per `IN` list where the driver has no arrays (SQLite's parameter limit)
 
 
@@ -225,7 +225,7 @@ class CatalogReads:
         too: `Dialect.bytewise`). (A look at a named source's documents until one was visible took
         longer the more documents it held that the caller may not see: the time told which sources
         exist.)"""
-        sql, params = f"{SOURCES_CTE} SELECT s.source FROM s WHERE s.source IS NOT NULL", list[Any]()
+        sql, params = SOURCES, list[Any]()
         if unserved:
             cond, params = self.dialect.in_list("s.source", unserved)
             sql += f" AND NOT ({cond})"

@@ -256,12 +256,12 @@ def test_which_sources_a_caller_sees_is_each_source_s_own_range_of_ids(backend: 
 
 def visible_sources_sql(catalog: CatalogStore, principals: tuple[str, ...]) -> str:
     """The statement `visible_sources` runs, with its parameters written in (for a query plan)."""
-    from inlet.storage.reads import SOURCES_CTE
+    from inlet.storage.reads import SOURCES
 
     cond = "a.principal IN (" + ",".join(f"'{p}'" for p in principals) + ")"
     doc_id = catalog.dialect.bytewise("a.doc_id")
     return (
-        f"{SOURCES_CTE} SELECT s.source FROM s WHERE s.source IS NOT NULL AND EXISTS (SELECT 1 FROM acl a "
+        f"{SOURCES} AND EXISTS (SELECT 1 FROM acl a "
         f"WHERE {cond} AND {doc_id} >= s.source || ':' AND {doc_id} < s.source || ';')"
     )
 
