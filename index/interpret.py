@@ -584,6 +584,13 @@ class People:
         return [counts[0][1]] if most * 2 > total or (central and most >= 2 * runner_up) else []
 
 
+def name_words(person: str) -> set[str]:
+    """The words a question may name `person` by: their name tokens (`_tokens`) and the nicknames
+    of those ("bob" for robert.badeer@enron.com)."""
+    tokens = _tokens(person)
+    return tokens | {nickname for nickname, name in _NICKNAMES.items() if name in tokens}
+
+
 def _tokens(person: str) -> set[str]:
     """The name tokens of a personal address or name: a handle ("hamza"), first and last
     ("phillip.allen", "mark_a_thompson", "bill_williams_iii": initials and a III aside) or a display

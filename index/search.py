@@ -34,7 +34,7 @@ from inlet.errors import UnknownFilterError
 from inlet.storage.types import Filters, chunk_doc_id
 
 from . import relevance as rel
-from .interpret import Interpretation, People, interpret
+from .interpret import Interpretation, People, interpret, name_words
 from .clean import plain
 from .near_duplicates import Marks, document_marks, marks, near_duplicates, same_document
 from .store import Index
@@ -397,6 +397,7 @@ class _Group:
     passages: list[_Candidate]
     score: float = 0.0
     texts: list[str] = field(default_factory=list)
+    named: str = ""  # the name words of the people the query names who are in this document
 
 
 @dataclass
@@ -449,7 +450,9 @@ def _by_document(candidates: list[_Candidate], index: Index, people: Sequence[st
     """Candidates grouped by document, best document first. A document scores its best passage
     plus `SECOND_PASSAGE` of each other matching one (an answer spread over a thread's messages
     beats a lone look-alike line), and `PERSON_BOOST` more when a person the query names wrote it
-    or took part."""
+    or took part. Such a document also holds that person's name words for the relevance features,
+    whatever its text calls them (a Slack thread shows "doubledeez:", not Hermione Granger), unless
+    the person is in most of the candidates (a mailbox's owner): there their name tells none apart."""
     groups: dict[str, _Group] = {}
     for c in candidates:
         group = groups.setdefault(c.doc_id, _Group(c.doc_id, []))
@@ -463,23 +466,26 @@ def _by_document(candidates: list[_Candidate], index: Index, people: Sequence[st
         wanted = set(people)
         top = ordered[:60]
         docs = index.catalog.documents(g.doc_id for g in top)
+        involved = {g.doc_id: _involved(docs[g.doc_id], wanted) if g.doc_id in docs else set() for g in top}
+        everywhere = {p for p in wanted if 2 * sum(p in found for found in involved.values()) > len(top)}
         for group in top:
-            doc = docs.get(group.doc_id)
-            if doc is not None and _involves(doc, wanted):
+            if involved[group.doc_id]:
                 group.score += PERSON_BOOST * max(best, group.score)
+                distinct = involved[group.doc_id] - everywhere
+                group.named = " ".join(sorted(set().union(*map(name_words, distinct))))
         ordered.sort(key=lambda g: g.score, reverse=True)
     return ordered
 
 
-def _involves(doc: Document, people: set[str]) -> bool:
-    """`doc` was written by, sent to or taken part in by one of `people`."""
+def _involved(doc: Document, people: set[str]) -> set[str]:
+    """Those of `people` who wrote `doc`, were sent it or took part in it."""
     recipients = doc.metadata.get("recipients")
     named = set(doc.people())
     if isinstance(recipients, str):
         named.add(recipients.lower())
     elif isinstance(recipients, list):
         named.update(r.lower() for r in recipients)
-    return bool(named & people)
+    return named & people
 
 
 def _diversify(index: Index, groups: list[_Group], k: int, more: int) -> list[_Group]:
@@ -634,23 +640,22 @@ def features_of(
         dense = max((evidence.dense[c] for c in ids if c in evidence.dense), default=evidence.dense_floor)
         following = hits[i + 1].score if i + 1 < len(hits) else 0.0
         created = datetime.fromisoformat(hit.created_at.replace("Z", "+00:00")) if hit.created_at else None
+        held = " ".join([hit.title, *group.texts, group.named])
         out.append(
             {
                 "dense": dense,
                 "dense_gap": dense - evidence.dense_median,
                 "lexical": min(6.0, max((evidence.bm25.get(c, 0.0) for c in ids), default=0.0)),
                 "exact": 1.0 if any(c in evidence.exact for c in ids) else 0.0,
-                "coverage": (covered := rel.coverage(terms, " ".join([hit.title, *group.texts]))),
+                "coverage": (covered := rel.coverage(terms, held)),
                 "title": rel.coverage(terms, hit.title),
                 "margin": max(0.0, (hit.score - following) / top),
                 "relative": max(0.0, hit.score / top),
-                "weighted": rel.weighted_coverage(weights, " ".join([hit.title, *group.texts])),
+                "weighted": rel.weighted_coverage(weights, held),
                 "absent": absent,
                 # Without term counts (a catalog that keeps none) the share of words lacking stands in.
-                "missing": rel.missing_rarest(weights, " ".join([hit.title, *group.texts]))
-                if frequency
-                else 1 - covered,
-                "number": rel.numbers_missing(query, " ".join([hit.title, *group.texts]), created),
+                "missing": rel.missing_rarest(weights, held) if frequency else 1 - covered,
+                "number": rel.numbers_missing(query, held, created),
                 "passages": (len(group.passages) - 1) / MORE_PASSAGES,
             }
         )

@@ -413,6 +413,9 @@ def test_ordinary_words_are_not_people_times_or_sources(query) -> None:
     assert understood.as_dict() == {}, query
 
 
+PHILLIP = "phillip.allen@enron.com"
+
+
 def note(n: str, text: str, source_type: str, when: datetime, author: str = "", title: str = "") -> Document:
     return Document(
         id=f"{source_type}:{n}",
@@ -487,6 +490,22 @@ def test_a_person_the_index_knows_is_preferred(index) -> None:
     got = ask(index, "what did Phillip say about the billing deploy")
     assert got.interpreted == {"people": ["phillip.allen@enron.com"]}
     assert got.hits[0].doc_id == "outlook:2"
+
+
+def test_a_named_person_counts_as_held_where_they_tell_documents_apart(index, tmp_path, embedder) -> None:
+    # The mail never writes "Phillip", but he sent it: the question's words are all held.
+    got = ask(index, "what did Phillip say about the billing deploy")
+    assert got.hits[0].features["coverage"] == 1.0
+    # In a mailbox of his own he is in every document: his name tells none apart, and counts nowhere.
+    mailbox = [
+        note(str(n), f"{subject} for the billing deploy.", "outlook", datetime(2001, 3, n, tzinfo=UTC), author=PHILLIP)
+        for n, subject in enumerate(["Migration notes", "Rollback plan", "Vendor call"], 1)
+    ]
+    with Index(IndexConfig(path=tmp_path / "mailbox"), embedder=embedder) as ix:
+        ix.apply(mailbox, generation=1)
+        got = ask(ix, "what did Phillip say about the billing deploy")
+    assert got.interpreted == {"people": [PHILLIP]}
+    assert [h.features["coverage"] for h in got.hits] == [2 / 3] * 3
 
 
 def test_an_interpretation_that_leaves_nothing_runs_the_plain_query(index) -> None:
