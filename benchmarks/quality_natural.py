@@ -1,6 +1,6 @@
 """Natural questions: recall@5, nDCG@10, top-1/top-3 per kind, duplicates per list, and `match`.
 
-    .venv/bin/python benchmarks/quality_natural.py [--keep DIR] [--split heldout|train|blind|blind2|blind3|all]
+    .venv/bin/python benchmarks/quality_natural.py [--keep DIR] [--split heldout|train|blind|blind2|blind3|blind4|all]
                                                    [--compare REF] [--questions FILE] [--show-misses] [--reliability]
 
 The corpus is what the demo indexes: the sandbox's sample Slack workspace, Drive, Microsoft files
@@ -13,7 +13,8 @@ fitted by `fit_relevance.py`) and may guide ranking changes, `heldout` questions
 `--questions quality_natural_blind.json --split blind` measures the blind set: written apart from
 this one and never tuned on; `--questions quality_natural_blind2.json --split blind2` the second,
 written by someone who never saw the ranking code and measured once; `--questions
-quality_natural_blind3.json --split blind3` the third, written the same way.
+quality_natural_blind3.json --split blind3` the third and `quality_natural_blind4.json --split blind4`
+the fourth, written the same way.
 
 Per answerable question, over the ranked documents (one result per document, k = 10, asked as an
 admin, recency off, `asked_at` as the question's time): top-1, top-3, recall@5 (answer among the
@@ -207,7 +208,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--questions", "--queries", dest="queries", type=Path, default=HERE / "quality_natural.json")
     parser.add_argument("--keep", type=Path, help="build the corpus here (or reuse it) instead of a temp folder")
-    parser.add_argument("--split", choices=("heldout", "train", "blind", "blind2", "blind3", "all"), default="heldout")
+    parser.add_argument(
+        "--split", choices=("heldout", "train", "blind", "blind2", "blind3", "blind4", "all"), default="heldout"
+    )
     parser.add_argument("--compare", metavar="REF", help="also run git REF's ranking code on the same index")
     parser.add_argument("--show-misses", action="store_true", help="print questions whose answer is not in the top 3")
     parser.add_argument("--reliability", action="store_true", help="print the reliability table of `relevance`")
