@@ -1,6 +1,6 @@
 """The blind natural-question sets stay blind and well formed; the paraphrased training set is well formed.
 
-`benchmarks/quality_natural_blind.json`, `..._blind2.json` and `..._blind3.json` are only measured,
+`benchmarks/quality_natural_blind.json`, `..._blind2.json`, `..._blind3.json` and `..._blind4.json` are only measured,
 never tuned on: none of their questions may appear in the set that ranking and `relevance` are
 fitted on, nor in another blind set. `benchmarks/quality_natural_paraphrase.json`
 is training material only (every question `train`) and repeats no question of the other two sets.
@@ -27,6 +27,7 @@ BLIND = {
     "quality_natural_blind.json": "blind",
     "quality_natural_blind2.json": "blind2",
     "quality_natural_blind3.json": "blind3",
+    "quality_natural_blind4.json": "blind4",
 }
 
 
