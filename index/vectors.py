@@ -272,14 +272,19 @@ def where_clause(filters: Filters) -> dict[str, Any] | None:
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
+TIES = 8  # neighbours asked for beyond `limit`, so that equal similarities at the cut are decided by chunk id
+
+
 def query(collection: Any, vector: Any, filters: Filters, limit: int) -> list[tuple[str, float]]:
-    """(chunk id, cosine similarity), best first."""
+    """(chunk id, cosine similarity), best first, equal similarities by chunk id. Copies of one text
+    (a mail in Outlook and Gmail) have one vector: which of them Chroma returns at the cut differs
+    from process to process, and so would the results of the same question."""
     result = collection.query(
-        query_embeddings=[vector], n_results=limit, where=where_clause(filters), include=["distances"]
+        query_embeddings=[vector], n_results=limit + TIES, where=where_clause(filters), include=["distances"]
     )
     ids = result["ids"][0] if result["ids"] else []
     distances = result["distances"][0] if result.get("distances") else []
-    return [(i, 1.0 - float(d)) for i, d in zip(ids, distances)]
+    return sorted(((i, 1.0 - float(d)) for i, d in zip(ids, distances)), key=lambda hit: (-hit[1], hit[0]))[:limit]
 
 
 def chunk_rows(

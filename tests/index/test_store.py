@@ -252,6 +252,16 @@ def hashed(tmp_path, text_hash_embedder):
         yield ix
 
 
+def test_copies_tied_at_the_cut_come_back_by_chunk_id(hashed):
+    """Copies of one text share one vector: the nearest `limit` of them are the same ones in every
+    process (Chroma's own order among equal distances is not)."""
+    copies = [doc(n, "Quarterly figures for the west desk are attached.", title="Figures") for n in range(10, 22)]
+    hashed.apply(copies, generation=1)
+    got = hashed.dense("west desk quarterly figures", Filters(), 4)
+    assert [cid for cid, _ in got] == [f"wiki:{n}#0" for n in range(10, 14)]
+    assert len({score for _, score in got}) == 1
+
+
 def lexical_ids(index, query):
     hits, _ = search(index, SearchRequest(query=query, k=10, recency_half_life_days=0, mode="lexical"))
     return [h.doc_id for h in hits]
