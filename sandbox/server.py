@@ -266,4 +266,6 @@ def _make_tls(workdir: Path, host: str) -> tuple[Path, Path, Path]:
     paths[0].write_bytes(cert.public_bytes(pem))
     paths[1].write_bytes(key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     paths[2].write_bytes(ca.public_bytes(pem))
+    for path in paths:  # inside the index folder, whose files are its owner's alone
+        path.chmod(0o600)
     return paths

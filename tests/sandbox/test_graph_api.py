@@ -256,4 +256,7 @@ def test_a_stopped_sandbox_leaves_no_keys_behind():
     with Sandbox() as box:
         workdir = box.ctx.workdir
         assert (workdir / "server.key").exists() and box.ctx.ca_path.exists()
+        assert {oct(p.stat().st_mode & 0o777) for p in workdir.glob("*.pem")} | {
+            oct((workdir / "server.key").stat().st_mode & 0o777)
+        } == {"0o600"}  # the private key and certificates are the owner's alone
     assert not workdir.exists()
