@@ -161,7 +161,7 @@ def _report_runs(results: list[Any], as_json: bool, resume: str = "sync") -> Non
 
 @cli.command()
 @click.argument("source")
-@click.option("--since", help="only items modified on or after this date (YYYY-MM-DD)")
+@click.option("--since", help="only items modified on or after this date or time (2024-01-31, 2024-01-31T12:00:00Z)")
 @click.option("--restart", is_flag=True, help="start over instead of resuming an interrupted backfill")
 @_common
 def backfill(
@@ -557,7 +557,7 @@ def backup(dest: str, config_path: str | None, as_json: bool, verbose: int) -> N
 
         settings = _settings(config_path)
         folder_index(settings.index, "backup")  # before a database or Chroma server is reached
-        target = Path(dest).absolute()
+        target = Path(os.path.abspath(dest))  # "../bk" written as the folder it names
         report = _held_or_here(settings, "backup", {"dest": str(target)}, lambda: _backup_here(settings, target))
     except InletError as exc:
         _fail(exc)

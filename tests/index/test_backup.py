@@ -162,6 +162,8 @@ def test_inlet_backup_asks_the_holder_and_restore_refuses_to_overwrite(
         try:
             done = CliRunner().invoke(cli, ["backup", str(tmp_path / "copy"), "--json", "--config", str(config)])
             assert done.exit_code == 0, done.output
+            dots = CliRunner().invoke(cli, ["backup", f"{tmp_path}/no/../copy2", "--json", "--config", str(config)])
+            assert json.loads(dots.output)["dest"] == str(tmp_path / "copy2")  # the folder it names, written so
             again = CliRunner().invoke(cli, ["backup", str(tmp_path / "copy"), "--config", str(config)])
             assert again.exit_code != 0 and "not an empty folder" in again.output
             busy = CliRunner().invoke(cli, ["restore", str(tmp_path / "copy"), "--replace", "--config", str(config)])
