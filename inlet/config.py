@@ -147,7 +147,10 @@ class OAuthConfig(TypedConfig):
     )
     user_claim: str = Field("email", description="the claim naming the user (Entra: preferred_username)")
     scopes: list[str] = Field(default_factory=list, description="required scopes (scope or scp claim)")
-    jwks_url: str | None = Field(None, description="default: jwks_uri from the issuer's discovery document")
+    jwks_url: str | None = Field(
+        None,
+        description="default: jwks_uri from the issuer's discovery document; either HTTPS unless on a loopback address",
+    )
     resource_url: str | None = Field(None, description="public base URL, for protected-resource metadata")
     ca_bundle: Path | None = Field(None, description="extra trusted CA (PEM) for the issuer's HTTPS")
     require_email_verified: bool = Field(
@@ -156,34 +159,44 @@ class OAuthConfig(TypedConfig):
 
     @model_validator(mode="after")
     def _urls(self) -> "OAuthConfig":
-        _check_url("issuer", self.issuer, https_unless_loopback=True)
+        check_url("issuer", self.issuer, https_unless_loopback=True)
         if self.jwks_url is not None:
-            _check_url("jwks_url", self.jwks_url, https_unless_loopback=True)
+            check_url("jwks_url", self.jwks_url, https_unless_loopback=True)
         if self.resource_url is not None:
-            _check_url("resource_url", self.resource_url, https_unless_loopback=False)
+            check_url("resource_url", self.resource_url, https_unless_loopback=False)
             self.resource_url = self.resource_url.rstrip("/")
         if not self.user_claim.strip() or (self.audience is not None and not self.audience.strip()):
             raise ValueError("'user_claim' and 'audience' must not be empty")
         return self
 
 
-def _check_url(key: str, value: str, https_unless_loopback: bool) -> None:
-    """An absolute http(s) URL; with `https_unless_loopback`, plain http only for a loopback host."""
-    import ipaddress
+def check_url(key: str, value: str, https_unless_loopback: bool, query_allowed: bool = False) -> None:
+    """An absolute http(s) URL, without a query or fragment unless `query_allowed`; with
+    `https_unless_loopback`, plain http only for a loopback host (keys and tokens never travel in
+    clear: RFC 8414 §2 has the authorization server's URLs use https). A `ValueError` naming `key`
+    otherwise. The rule for `[server.oauth]`'s issuer and jwks_url, and for the jwks_uri an issuer's
+    discovery document names (server/oauth.py, which allows a query there: Azure AD B2C's has one)."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"'{key}' must be an absolute http(s) URL, got {value!r}")
-    if parts.query or parts.fragment:
+    if not query_allowed and (parts.query or parts.fragment):
         raise ValueError(f"'{key}' must not have a query or fragment")
-    if https_unless_loopback and parts.scheme == "http":
-        try:
-            loopback = ipaddress.ip_address(parts.hostname).is_loopback
-        except ValueError:
-            loopback = parts.hostname == "localhost"
-        if not loopback:
-            raise ValueError(f"'{key}' must be an https:// URL (plain http only on a loopback address)")
+    if https_unless_loopback and parts.scheme == "http" and not loopback_host(parts.hostname):
+        raise ValueError(f"'{key}' must be an https:// URL (plain http only on a loopback address)")
+
+
+def loopback_host(hostname: str | None) -> bool:
+    """`localhost` or a loopback IP address (127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    if hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname or "").is_loopback
+    except ValueError:
+        return False
 
 
 class ServerConfig(TypedConfig):

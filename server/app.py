@@ -355,7 +355,8 @@ def create_app(
     # Starlette's Route serves a non-function endpoint as an ASGI app, but add_route() is typed for
     # request handlers only.
     mcp_endpoint: Any = mcp_app
-    app.add_route("/mcp", mcp_endpoint, methods=["GET", "POST", "DELETE"], include_in_schema=False)
+    # Every method reaches it, so each answer comes after the key check and a 405 says `Allow: POST`.
+    app.add_route("/mcp", mcp_endpoint, methods=None, include_in_schema=False)
     add_hook_routes(app)
     add_admin_sync(app, settings)
     for route in metadata_routes(settings.server.oauth, listening_url) if settings.server.oauth is not None else []:

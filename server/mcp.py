@@ -24,7 +24,7 @@ import anyio
 import mcp_types as types
 from mcp.server import Server
 from pydantic import BaseModel, Field
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inlet.config import Settings
 from inlet.errors import ConfigError, IndexLockedError, InletError
@@ -287,7 +287,11 @@ class McpHttpAuth:
     that calls no tool (initialize, tools/list, a notification) spends the caller's token here and
     is answered 429 over the limit; a tool call spends it in `InletTools`, which answers a tool error.
     A tool call refused here (the user it names, its content type) is audited by `name_refused`, as
-    a refused /v1 request is: the tools, which write the other lines, never see it."""
+    a refused /v1 request is: the tools, which write the other lines, never see it.
+    Only POST is served; every other method is a 405 with `Allow: POST` (RFC 9110 §15.5.6), after
+    the key check as every answer here but OPTIONS (which passes the key check, as CORS preflights
+    do): GET in the API's error shape (no event stream), DELETE (no session to end) and the rest
+    with the body of the SDK's transport."""
 
     def __init__(
         self, app: ASGIApp, auth: Authenticator, limiter: RateLimiter | None = None, metrics: Any = None
@@ -298,6 +302,9 @@ class McpHttpAuth:
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("method") == "OPTIONS":  # past the key check, as CORS preflights are; none is served here
+            await _not_allowed(send, "POST JSON-RPC messages to /mcp")
+            return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         try:
             entry = scope.get("state", {}).get("key") or await self.auth.authenticate(
@@ -336,15 +343,33 @@ class McpHttpAuth:
         if scope.get("method") == "GET":
             # Stateless: the server never sends unprompted messages, so it offers no event stream
             # (the MCP transport's 405 answer) rather than one that stays open forever.
-            await send_error(
-                send,
-                405,
-                "method_not_allowed",
-                "this server offers no event stream: POST JSON-RPC messages to /mcp",
-                {"Allow": "POST, DELETE"},
-            )
+            await _not_allowed(send, "this server offers no event stream: POST JSON-RPC messages to /mcp")
             return
+        if scope.get("method") != "POST":  # DELETE (no session to end), PUT, ...: the transport's 405
+            send = _allowing_post(send)
         await self.app(scope, receive, send)
+
+
+ALLOW = "POST"  # the one method /mcp serves: stateless, it has no event stream (GET) and no session to end (DELETE)
+
+
+async def _not_allowed(send: Send, message: str) -> None:
+    """A 405 in the API's error shape, `Allow` naming `ALLOW`."""
+    await send_error(send, 405, "method_not_allowed", message, {"Allow": ALLOW})
+
+
+def _allowing_post(send: Send) -> Send:
+    """`send`, with the `Allow` of a 405 naming `ALLOW` (RFC 9110 §15.5.6: a 405 lists the methods
+    the resource supports): the SDK's stateless transport answers DELETE 405 without one, other
+    methods with one naming GET and DELETE, which are 405 themselves. Its body is left as it is."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] == 405:
+            headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
+            message = {**message, "headers": [*headers, (b"allow", ALLOW.encode())]}
+        await send(message)
+
+    return sending
 
 
 async def _buffered(receive: Receive) -> tuple[Receive, bytes]:

@@ -60,7 +60,7 @@ def _route(scope: Scope, routes: list[Any]) -> str:
     path = getattr(scope.get("route"), "path", None)
     if path:
         return str(path)
-    partial = None  # the path matched, not the method (`PUT /mcp`, `HEAD /v1/search`: a 405)
+    partial = None  # the path matched, not the method (`PUT /healthz`, `HEAD /v1/search`: a 405)
     for candidate in routes:
         try:
             match, _ = candidate.matches(scope)

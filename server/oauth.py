@@ -2,7 +2,10 @@
 
 A Bearer value that is not a configured API key is taken for a JWT from `[server.oauth].issuer`.
 Verification is PyJWT's (signature, `iss`, `aud`, `exp`/`nbf`) with the signing key picked by
-`kid` from the issuer's JWKS through `PyJWKClient`, which caches the set; an unknown `kid` refetches
+`kid` from the issuer's JWKS through `PyJWKClient`, which caches the set. The set is fetched over
+https only (plain http only on a loopback address): `[server.oauth] jwks_url` and a discovered
+`jwks_uri` pass the same rule (`config.check_url`), the latter before anything is fetched from it,
+else tokens are refused as while the provider is unreachable. An unknown `kid` refetches
 it at once, and then not again for a cooldown: a key rotated in moments ago is accepted, and a
 stream of forged tokens with random `kid`s cannot turn inlet into a load generator against the
 identity provider. One fetch at a time, and no request waits on one another started once keys are
@@ -41,7 +44,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Scope
 
-from inlet.config import OAuthConfig, Settings
+from inlet.config import OAuthConfig, Settings, check_url, loopback_host
 from inlet.errors import ConfigError
 from inlet.connectors.model import well_formed_user
 
@@ -245,12 +248,26 @@ class JwtVerifier:
                     f"{url} names issuer {document.get('issuer')!r}, not the configured {self.config.issuer!r}"
                 )
             if isinstance(document.get("jwks_uri"), str):
-                return str(document["jwks_uri"])
+                return self._checked_jwks_uri(url, document["jwks_uri"])
             answers.append(f"{url} has no jwks_uri")
         raise IdentityProviderUnavailable(
             f"no discovery document with a jwks_uri for issuer {self.config.issuer} ({'; '.join(answers)}; "
             "set [server.oauth] jwks_url)"
         )
+
+    def _checked_jwks_uri(self, url: str, jwks_uri: str) -> str:
+        """The discovered `jwks_uri` when it passes the rule a configured `jwks_url` does (https
+        unless on a loopback address, RFC 8414 §2): keys fetched in clear would let anyone on the
+        path sign tokens for any user. Otherwise the provider is unusable, as when unreachable."""
+        try:
+            check_url("jwks_uri", jwks_uri, https_unless_loopback=True, query_allowed=True)
+        except ValueError as exc:
+            raise IdentityProviderUnavailable(
+                f"the discovery document of [server.oauth] issuer {self.config.issuer} ({url}) names "
+                f"jwks_uri {jwks_uri!r}, which is refused: {exc}; tokens are refused until the provider "
+                "publishes an https:// jwks_uri, or set [server.oauth] jwks_url to the https:// URL of its keys"
+            ) from None
+        return jwks_uri
 
     def _discover(self) -> str:
         """`jwks_url()`, not tried again within the cooldown after a failure (an outage is not a
@@ -394,15 +411,9 @@ def warn_on_port_mismatch(config: OAuthConfig, listening: tuple[Any, ...] | None
     server that is not there: warn at start-up. True when it warned."""
     if not config.resource_url or listening is None:
         return False
-    import ipaddress
-
     parts = urlsplit(config.resource_url)
-    try:
-        loopback = parts.hostname == "localhost" or ipaddress.ip_address(parts.hostname or "").is_loopback
-    except ValueError:
-        return False
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    if loopback and port != int(listening[1]):
+    if loopback_host(parts.hostname) and port != int(listening[1]):
         log.warning(
             "[server.oauth] resource_url %s names port %d but the server listens on port %d: OAuth "
             "clients will look for it there (remove resource_url to use the listening address)",

@@ -204,6 +204,19 @@ def test_http_a_body_not_declared_json_gets_the_api_error_shape(base_url: str) -
     assert "application/json" in response.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD", "DELETE", "PUT", "OPTIONS"])
+def test_http_every_405_names_post_alone(base_url: str, method: str) -> None:
+    """Only POST is served (stateless: no event stream, no session to end), and each 405 says so in
+    `Allow` (RFC 9110 §15.5.6); DELETE's body is the MCP transport's own JSON-RPC error."""
+    headers = {"Authorization": "Bearer alice-secret-key", "Accept": "application/json, text/event-stream"}
+    response = httpx.request(method, f"{base_url}/mcp", headers=headers)
+    assert response.status_code == 405 and response.headers["allow"] == "POST"
+    if method == "DELETE":
+        assert "Session termination not supported" in response.json()["error"]["message"]
+    keyless = httpx.request(method, f"{base_url}/mcp")  # OPTIONS passes the key check, as CORS preflights do
+    assert keyless.status_code == (405 if method == "OPTIONS" else 401)
+
+
 # --- stdio --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def stdio_config(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Path:

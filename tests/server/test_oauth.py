@@ -445,6 +445,67 @@ def test_a_discovery_document_that_is_not_a_json_object_is_unavailable_not_a_500
         server.server_close()
 
 
+def test_a_discovered_jwks_uri_over_plain_http_is_refused_before_any_fetch(
+    idp: IdentityProvider, index: Index, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RFC 8414 §2: a jwks_uri uses https. A discovery document naming a plain-http key set on a host
+    that is not a loopback address (0.0.0.0: it would reach this machine, where an "attacker" serves
+    a key set of their own) is refused by the rule a configured `jwks_url` passes: the key set is
+    never fetched, the token its key signed gets 503 `idp_unavailable`, and one warning names the
+    setting and the URL."""
+    attacker = new_key()
+    keys, fetched = answering(json.dumps({"keys": [attacker.jwk()]}).encode())
+    jwks_uri = f"http://0.0.0.0:{keys.server_address[1]}/jwks.json"
+    document: dict[str, str] = {}
+    discovery, asked = answering(lambda: json.dumps(document).encode())
+    issuer = f"http://127.0.0.1:{discovery.server_address[1]}/idp"
+    document.update(issuer=issuer, jwks_uri=jwks_uri)
+    try:
+        oauth = OAuthConfig(issuer=issuer, audience="urn:test", scopes=["inlet.read"])
+        token = idp.sign(claims(idp, "urn:test", iss=issuer), key=attacker)
+        app = create_app(settings_for(index.path, oauth=oauth), index=index, env=KEYS)
+        with contextmanager(serve)(app) as address, caplog.at_level(logging.INFO, logger="inlet.server.oauth"):
+            bearer = {"Authorization": f"Bearer {token}"}
+            answer = httpx.post(f"http://{address}/v1/search", json={"query": "Falcon"}, headers=bearer, timeout=60)
+        assert answer.status_code == 503 and answer.json()["error"]["code"] == "idp_unavailable"
+        said = [r for r in caplog.records if jwks_uri in r.getMessage()]
+        assert len(said) == 1 and said[0].levelno == logging.WARNING
+        assert "[server.oauth] issuer" in said[0].getMessage() and "https://" in said[0].getMessage()
+        assert fetched == [] and asked == ["/idp/.well-known/openid-configuration"]
+    finally:
+        for server in (keys, discovery):
+            server.shutdown()
+            server.server_close()
+
+
+@pytest.mark.parametrize(
+    "jwks_uri,ok",
+    [
+        ("https://tenant.b2clogin.com/tenant.onmicrosoft.com/discovery/v2.0/keys?p=b2c_1_signin", True),  # a query
+        ("http://127.0.0.1:9/jwks", True),
+        ("http://localhost:9/jwks", True),
+        ("http://keys.example/jwks.json", False),
+        ("file:///etc/passwd", False),
+        ("/jwks", False),
+    ],
+)
+def test_a_discovered_jwks_uri_passes_the_https_unless_loopback_rule(jwks_uri: str, ok: bool) -> None:
+    document: dict[str, str] = {}
+    discovery, _ = answering(lambda: json.dumps(document).encode())
+    issuer = f"http://127.0.0.1:{discovery.server_address[1]}/idp"
+    document.update(issuer=issuer, jwks_uri=jwks_uri)
+    try:
+        verifier = JwtVerifier(OAuthConfig(issuer=issuer, audience="urn:test"))
+        if ok:
+            assert verifier.jwks_url() == jwks_uri
+        else:
+            with pytest.raises(IdentityProviderUnavailable, match=r"\[server\.oauth\] issuer .* names jwks_uri"):
+                verifier.jwks_url()
+    finally:
+        discovery.shutdown()
+        discovery.server_close()
+
+
 class HangingKeySet:
     """A loopback key-set endpoint publishing `published`; once `hang` is set, each fetch says so
     (`entered`) and is held until `release` is set (an identity provider that stopped answering)."""
