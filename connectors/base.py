@@ -21,7 +21,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from stat import S_ISDIR, S_ISREG
-from typing import Annotated, Any, BinaryIO, ClassVar, Generic, TypeVar, get_args, get_origin
+from types import UnionType
+from typing import Annotated, Any, BinaryIO, ClassVar, Generic, TypeVar, Union, get_args, get_origin
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -170,31 +171,69 @@ RecentWindow = Annotated[str, AfterValidator(_valid_window)]
 
 
 # Scalar key types, as a config error names them ("must be a number", "must be true or false").
-_SCALARS: dict[Any, str] = {
-    int: "a whole number",
-    float: "a number",
-    bool: "true or false",
-    int | None: "a whole number",
-    float | None: "a number",
-    bool | None: "true or false",
-}
+_SCALARS: dict[Any, str] = {int: "a whole number", float: "a number", bool: "true or false"}
+
+
+def _scalar(annotation: Any) -> Any:
+    """The scalar type (int, float, bool) a key's annotation wants, also through `X | None` and
+    `Annotated[X, ...]`; else None."""
+    if get_origin(annotation) is Annotated:
+        return _scalar(get_args(annotation)[0])
+    if annotation in _SCALARS:
+        return annotation
+    args = [arg for arg in get_args(annotation) if arg is not type(None)]
+    if get_origin(annotation) in (Union, UnionType) and len(args) == 1:
+        return _scalar(args[0])
+    return None
+
+
+def _wrong_kind(annotation: Any, value: Any) -> str | None:
+    """Why `value`, as TOML gave it, is not of the kind `annotation` wants, or None. TOML has
+    typed values: a number or true/false written as a string ("50"), true/false where a number is
+    wanted, a number where true/false is, is each a mistake to name, not a value to convert (pydantic
+    would read `true` as 1, so `max_file_bytes = true` would skip every file). A whole number where
+    any number is wanted (`5` for `5.0`) is a number. The values of a table (`dict[str, float]`) and
+    the items of an array are checked alike."""
+    wanted = _scalar(annotation)
+    if wanted is None:
+        origin, args = get_origin(annotation), get_args(annotation)
+        if origin is dict and len(args) == 2 and isinstance(value, dict):
+            for key, item in value.items():
+                problem = _wrong_kind(args[1], item)
+                if problem:
+                    return f"{key!r}: {problem}"
+        if origin is list and len(args) == 1 and isinstance(value, list):
+            for number, item in enumerate(value, 1):
+                problem = _wrong_kind(args[0], item)
+                if problem:
+                    return f"item {number}: {problem}"
+        return None
+    kind = _SCALARS[wanted]
+    if isinstance(value, str):
+        return f"must be {kind}, not the string {value!r}"
+    if wanted is not bool and isinstance(value, bool):
+        return f"must be {kind}, not {str(value).lower()}"
+    if wanted is bool and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"must be {kind}, not the number {value!r}"
+    return None
 
 
 class TypedConfig(BaseModel):
-    """A table of the config file: an unknown key is refused, and so is a number or true/false
-    written as a string (the sources' tables and `[index]`, `[server]`, `[daemon]` alike)."""
+    """A table of the config file: an unknown key is refused, and so is a value of the wrong kind
+    that pydantic would convert (a number or true/false written as a string, true/false for a
+    number, a number for true/false; `_wrong_kind`), in the sources' tables and `[index]`,
+    `[server]`, `[daemon]` alike."""
 
     model_config = ConfigDict(extra="forbid")
 
     @field_validator("*", mode="before")
     @classmethod
     def _typed(cls, value: Any, info: ValidationInfo) -> Any:
-        """TOML has typed values: a number or true/false written as a string ("50") is a mistake
-        to name, not a value to convert."""
+        """TOML has typed values: one of the wrong kind is a mistake to name, not a value to convert."""
         field = cls.model_fields.get(info.field_name or "")
-        wanted = _SCALARS.get(field.annotation) if field is not None else None
-        if wanted is not None and isinstance(value, str):
-            raise ValueError(f"must be {wanted}, not the string {value!r}")
+        problem = _wrong_kind(field.annotation, value) if field is not None else None
+        if problem:
+            raise ValueError(problem)
         return value
 
 

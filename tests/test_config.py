@@ -363,6 +363,46 @@ def test_the_top_tables_refuse_a_number_or_boolean_written_as_a_string(
     assert said in str(caught.value) and str(config) in str(caught.value)
 
 
+_FILES = 'name = "d"\ntype = "files"\npath = "PATH"\n'
+_SLACK = 'name = "s"\ntype = "slack"\ntoken_env = "T"\n'
+
+
+@pytest.mark.parametrize(
+    ("table", "line", "said"),
+    [
+        ("[server]", "port = true", "[server] key 'port': must be a whole number, not true"),
+        ("[server]", "metrics_public = 1", "[server] key 'metrics_public': must be true or false, not the number 1"),
+        ("[server]", "header_timeout = false", "[server] key 'header_timeout': must be a number, not false"),
+        ("[daemon]", "max_parallel = true", "[daemon] key 'max_parallel': must be a whole number, not true"),
+        ("[index]", "batch_size = true", "[index] key 'batch_size': must be a whole number, not true"),
+        ("[[sources]]", _FILES + "max_file_bytes = true", "source 'd': key 'max_file_bytes': must be a whole number"),
+        ("[[sources]]", _FILES + "checkpoint_every = false", "source 'd': key 'checkpoint_every': must be a whole"),
+        ("[[sources]]", _FILES + "public = 1", "source 'd': key 'public': must be true or false, not the number 1"),
+        (
+            "[[sources]]",
+            _SLACK + 'pace = { "conversations.history" = true }',
+            "key 'pace': 'conversations.history': must be a number",
+        ),
+    ],
+)
+def test_true_or_false_for_a_number_and_a_number_for_true_or_false_are_errors(
+    tmp_path: Path, table: str, line: str, said: str
+) -> None:
+    """pydantic would read `true` as 1 and `1` as true: `max_file_bytes = true` would skip (and so
+    delete) every file of the source, `port = true` would serve on port 1."""
+    config = tmp_path / "c.toml"
+    config.write_text(f"{table}\n{line.replace('PATH', tmp_path.as_posix())}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    assert said in str(caught.value) and str(config) in str(caught.value)
+
+
+def test_a_whole_number_for_a_number_key_stays_accepted(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[server]\nheader_timeout = 5\n")
+    assert load_config(config).server.header_timeout == 5.0
+
+
 @pytest.mark.parametrize(
     "user", ["", "Alice <alice@example.com>", "alice@example.com, bob@example.com", "@example.com"]
 )
