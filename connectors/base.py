@@ -24,7 +24,18 @@ from stat import S_ISDIR, S_ISREG
 from types import UnionType
 from typing import Annotated, Any, BinaryIO, ClassVar, Generic, TypeVar, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from inlet.errors import ConfigError
 
@@ -268,10 +279,38 @@ class SourceConfig(TypedConfig):
         return value
 
 
+def _public_and_listed(public: Any, users: Any, domains: Any) -> str | None:
+    """The problem of `public = true` written together with `users` or `domains`, or None."""
+    listed = [key for key, value in (("users", users), ("domains", domains)) if value]
+    if public is not True or not listed:
+        return None
+    keys = " and ".join(map(repr, listed))
+    return (
+        f"key 'public': true (every item visible to everyone) cannot be set with {keys}: remove "
+        f"'public = true' to show the items only to those listed, or remove {keys}"
+    )
+
+
+def _one_more(exc: ValidationError, problem: str, data: Any) -> ValidationError:
+    """`exc` with `problem` (a rule of several keys, so no key of its own) said after its errors,
+    each kept as it was (type, key, message)."""
+    lines: list[Any] = [
+        {
+            "type": PydanticCustomError(e["type"], "{message}", {"message": e["msg"]}),
+            "loc": e["loc"],
+            "input": e["input"],
+        }
+        for e in exc.errors()
+    ]
+    lines.append({"type": "value_error", "loc": (), "input": data, "ctx": {"error": ValueError(problem)}})
+    return ValidationError.from_exception_data(exc.title, lines)
+
+
 class StaticACLConfig(SourceConfig):
     """For sources whose items carry no permissions (a folder, a mail archive): one ACL for all.
     `public = true` (everyone) together with `users` or `domains` (only them) is refused: the
-    permissive reading would give a source meant to be restricted to everyone."""
+    permissive reading would give a source meant to be restricted to everyone. The refusal is said
+    with the table's other errors, not only once they are fixed (every problem at once)."""
 
     public: bool | None = Field(
         None, description="visible to every user (default when no users/domains; not with users/domains)"
@@ -279,16 +318,22 @@ class StaticACLConfig(SourceConfig):
     users: list[str] = Field(default_factory=list, description="emails that may see every item")
     domains: list[str] = Field(default_factory=list, description="domains whose users may see every item")
 
-    @model_validator(mode="after")
-    def _public_or_listed(self) -> StaticACLConfig:
-        listed = [key for key in ("users", "domains") if getattr(self, key)]
-        if self.public and listed:
-            keys = " and ".join(map(repr, listed))
-            raise ValueError(
-                f"key 'public': true (every item visible to everyone) cannot be set with {keys}: remove "
-                f"'public = true' to show the items only to those listed, or remove {keys}"
-            )
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _public_or_listed(cls, data: Any, handler: ModelWrapValidatorHandler[StaticACLConfig]) -> StaticACLConfig:
+        # a wrap validator, not an "after" one: pydantic skips those when any key failed
+        try:
+            config = handler(data)
+        except ValidationError as exc:
+            raw = data if isinstance(data, Mapping) else {}
+            problem = _public_and_listed(raw.get("public"), raw.get("users"), raw.get("domains"))
+            if problem is None:
+                raise
+            raise _one_more(exc, problem, data) from None
+        problem = _public_and_listed(config.public, config.users, config.domains)
+        if problem is not None:
+            raise ValueError(problem)
+        return config
 
     ACL_KEYS: ClassVar[frozenset[str]] = frozenset({"public", "users", "domains"})
     """A connector whose sync yields only what changed lists these in its `scope_keys`, so a

@@ -547,6 +547,18 @@ def test_public_true_with_users_or_domains_is_a_config_error_not_a_public_source
     assert load_config(write(tmp_path, f"{head}public = true\n")).source("hr").acl().public
 
 
+def test_public_true_with_users_is_reported_with_the_sources_other_errors(tmp_path: Path) -> None:
+    """Every problem at once: the contradiction is not held back until the other keys are right."""
+    text = '[[sources]]\nname = "hr"\ntype = "files"\npath = "docs"\nexlude = ["x"]\nevery = "0s"\n'
+    config = write(tmp_path, text + 'public = true\nusers = ["alice@example.com"]\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    message = str(caught.value)
+    assert "3 problems" in message and "key 'exlude': unknown key (did you mean 'exclude'?)" in message
+    assert "key 'every': '0s' is shorter than '1s'" in message
+    assert "source 'hr': key 'public': true (every item visible to everyone) cannot be set with 'users'" in message
+
+
 def test_uncommenting_the_examples_handbook_readers_restricts_it(tmp_path: Path) -> None:
     """What the example's comment invites (uncomment users / domains) makes the folder private to them."""
     import re
