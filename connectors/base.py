@@ -21,9 +21,21 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from stat import S_ISDIR, S_ISREG
-from typing import Annotated, Any, BinaryIO, ClassVar, Generic, TypeVar, get_args, get_origin
+from types import UnionType
+from typing import Annotated, Any, BinaryIO, ClassVar, Generic, TypeVar, Union, get_args, get_origin
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from inlet.errors import ConfigError
 
@@ -170,31 +182,69 @@ RecentWindow = Annotated[str, AfterValidator(_valid_window)]
 
 
 # Scalar key types, as a config error names them ("must be a number", "must be true or false").
-_SCALARS: dict[Any, str] = {
-    int: "a whole number",
-    float: "a number",
-    bool: "true or false",
-    int | None: "a whole number",
-    float | None: "a number",
-    bool | None: "true or false",
-}
+_SCALARS: dict[Any, str] = {int: "a whole number", float: "a number", bool: "true or false"}
+
+
+def _scalar(annotation: Any) -> Any:
+    """The scalar type (int, float, bool) a key's annotation wants, also through `X | None` and
+    `Annotated[X, ...]`; else None."""
+    if get_origin(annotation) is Annotated:
+        return _scalar(get_args(annotation)[0])
+    if annotation in _SCALARS:
+        return annotation
+    args = [arg for arg in get_args(annotation) if arg is not type(None)]
+    if get_origin(annotation) in (Union, UnionType) and len(args) == 1:
+        return _scalar(args[0])
+    return None
+
+
+def _wrong_kind(annotation: Any, value: Any) -> str | None:
+    """Why `value`, as TOML gave it, is not of the kind `annotation` wants, or None. TOML has
+    typed values: a number or true/false written as a string ("50"), true/false where a number is
+    wanted, a number where true/false is, is each a mistake to name, not a value to convert (pydantic
+    would read `true` as 1, so `max_file_bytes = true` would skip every file). A whole number where
+    any number is wanted (`5` for `5.0`) is a number. The values of a table (`dict[str, float]`) and
+    the items of an array are checked alike."""
+    wanted = _scalar(annotation)
+    if wanted is None:
+        origin, args = get_origin(annotation), get_args(annotation)
+        if origin is dict and len(args) == 2 and isinstance(value, dict):
+            for key, item in value.items():
+                problem = _wrong_kind(args[1], item)
+                if problem:
+                    return f"{key!r}: {problem}"
+        if origin is list and len(args) == 1 and isinstance(value, list):
+            for number, item in enumerate(value, 1):
+                problem = _wrong_kind(args[0], item)
+                if problem:
+                    return f"item {number}: {problem}"
+        return None
+    kind = _SCALARS[wanted]
+    if isinstance(value, str):
+        return f"must be {kind}, not the string {value!r}"
+    if wanted is not bool and isinstance(value, bool):
+        return f"must be {kind}, not {str(value).lower()}"
+    if wanted is bool and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"must be {kind}, not the number {value!r}"
+    return None
 
 
 class TypedConfig(BaseModel):
-    """A table of the config file: an unknown key is refused, and so is a number or true/false
-    written as a string (the sources' tables and `[index]`, `[server]`, `[daemon]` alike)."""
+    """A table of the config file: an unknown key is refused, and so is a value of the wrong kind
+    that pydantic would convert (a number or true/false written as a string, true/false for a
+    number, a number for true/false; `_wrong_kind`), in the sources' tables and `[index]`,
+    `[server]`, `[daemon]` alike."""
 
     model_config = ConfigDict(extra="forbid")
 
     @field_validator("*", mode="before")
     @classmethod
     def _typed(cls, value: Any, info: ValidationInfo) -> Any:
-        """TOML has typed values: a number or true/false written as a string ("50") is a mistake
-        to name, not a value to convert."""
+        """TOML has typed values: one of the wrong kind is a mistake to name, not a value to convert."""
         field = cls.model_fields.get(info.field_name or "")
-        wanted = _SCALARS.get(field.annotation) if field is not None else None
-        if wanted is not None and isinstance(value, str):
-            raise ValueError(f"must be {wanted}, not the string {value!r}")
+        problem = _wrong_kind(field.annotation, value) if field is not None else None
+        if problem:
+            raise ValueError(problem)
         return value
 
 
@@ -229,10 +279,38 @@ class SourceConfig(TypedConfig):
         return value
 
 
+def _public_and_listed(public: Any, users: Any, domains: Any) -> str | None:
+    """The problem of `public = true` written together with `users` or `domains`, or None."""
+    listed = [key for key, value in (("users", users), ("domains", domains)) if value]
+    if public is not True or not listed:
+        return None
+    keys = " and ".join(map(repr, listed))
+    return (
+        f"key 'public': true (every item visible to everyone) cannot be set with {keys}: remove "
+        f"'public = true' to show the items only to those listed, or remove {keys}"
+    )
+
+
+def _one_more(exc: ValidationError, problem: str, data: Any) -> ValidationError:
+    """`exc` with `problem` (a rule of several keys, so no key of its own) said after its errors,
+    each kept as it was (type, key, message)."""
+    lines: list[Any] = [
+        {
+            "type": PydanticCustomError(e["type"], "{message}", {"message": e["msg"]}),
+            "loc": e["loc"],
+            "input": e["input"],
+        }
+        for e in exc.errors()
+    ]
+    lines.append({"type": "value_error", "loc": (), "input": data, "ctx": {"error": ValueError(problem)}})
+    return ValidationError.from_exception_data(exc.title, lines)
+
+
 class StaticACLConfig(SourceConfig):
     """For sources whose items carry no permissions (a folder, a mail archive): one ACL for all.
     `public = true` (everyone) together with `users` or `domains` (only them) is refused: the
-    permissive reading would give a source meant to be restricted to everyone."""
+    permissive reading would give a source meant to be restricted to everyone. The refusal is said
+    with the table's other errors, not only once they are fixed (every problem at once)."""
 
     public: bool | None = Field(
         None, description="visible to every user (default when no users/domains; not with users/domains)"
@@ -240,16 +318,22 @@ class StaticACLConfig(SourceConfig):
     users: list[str] = Field(default_factory=list, description="emails that may see every item")
     domains: list[str] = Field(default_factory=list, description="domains whose users may see every item")
 
-    @model_validator(mode="after")
-    def _public_or_listed(self) -> StaticACLConfig:
-        listed = [key for key in ("users", "domains") if getattr(self, key)]
-        if self.public and listed:
-            keys = " and ".join(map(repr, listed))
-            raise ValueError(
-                f"key 'public': true (every item visible to everyone) cannot be set with {keys}: remove "
-                f"'public = true' to show the items only to those listed, or remove {keys}"
-            )
-        return self
+    @model_validator(mode="wrap")
+    @classmethod
+    def _public_or_listed(cls, data: Any, handler: ModelWrapValidatorHandler[StaticACLConfig]) -> StaticACLConfig:
+        # a wrap validator, not an "after" one: pydantic skips those when any key failed
+        try:
+            config = handler(data)
+        except ValidationError as exc:
+            raw = data if isinstance(data, Mapping) else {}
+            problem = _public_and_listed(raw.get("public"), raw.get("users"), raw.get("domains"))
+            if problem is None:
+                raise
+            raise _one_more(exc, problem, data) from None
+        problem = _public_and_listed(config.public, config.users, config.domains)
+        if problem is not None:
+            raise ValueError(problem)
+        return config
 
     ACL_KEYS: ClassVar[frozenset[str]] = frozenset({"public", "users", "domains"})
     """A connector whose sync yields only what changed lists these in its `scope_keys`, so a

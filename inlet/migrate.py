@@ -1,23 +1,26 @@
 """`inlet migrate --to NEW_CONFIG`: copy an index into the storage another configuration names.
 
 Folder -> PostgreSQL + Chroma server, and back, or between any two. Nothing is re-embedded: each
-document's chunks are copied with their vectors, read from the source's Chroma. The source index
-is only read. The copy is resumable: a document already in the target with the same content, the
-same metadata and the same chunk count is skipped, so an interrupted migration run again continues
-where it stopped. Checkpoints and run history are copied after the documents (a daemon on the
-target resumes each source from its checkpoint, never ahead of its documents), and the migration
-ends with a count check: documents and chunks per source, and vectors, must match.
+document's chunks are copied with their vectors, read from the source's Chroma, so the target's
+`[index]` must name the source's model and backend: another is refused before anything is copied
+(every command on the copy would refuse its vectors). The source index is only read. The copy is
+resumable: a document already in the target with the same content, the same metadata and the same
+chunk count is skipped, so an interrupted migration run again continues where it stopped.
+Checkpoints and run history are copied after the documents (a daemon on the target resumes each
+source from its checkpoint, never ahead of its documents), and the migration ends with a count
+check: documents and chunks per source, and vectors, must match.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from inlet.config import Settings
-from inlet.errors import InletError
+from inlet.errors import ConfigError, InletError
 from inlet.index.store import Index
 from inlet.storage import Commit, StateStore, chunk_id, open_backend
 from inlet.storage.records import Record
@@ -51,6 +54,7 @@ def migrate(source: Settings, target: Settings, progress: Progress | None = None
     """Copy `source`'s index into `target`'s storage; raises MigrationError if the counts differ."""
     if _same_storage(source, target):
         raise InletError("the target configuration names the same index as the source: nothing to migrate")
+    _same_embedding(source, target)
     report = MigrationReport()
     with (
         Index(source.index, role="migrate") as src,
@@ -71,9 +75,29 @@ def migrate(source: Settings, target: Settings, progress: Progress | None = None
     return report
 
 
+def _same_embedding(source: Settings, target: Settings) -> None:
+    """Refuse, before anything is copied, a target whose `[index]` model or backend differs from
+    the source's (`ConfigError`, exit 2, naming the keys and both files): the copy holds the
+    source's vectors, not embedded again, so every command on it would refuse them."""
+    keys = [key for key in ("model", "backend") if getattr(source.index, key) != getattr(target.index, key)]
+    if not keys:
+        return
+    here, there = source.file or "the source configuration", target.file or "the target configuration"
+    mine = " and ".join(f"{key} is {getattr(source.index, key)!r}" for key in keys)
+    theirs = " and ".join(repr(getattr(target.index, key)) for key in keys)
+    wanted = ", ".join(f"{key} = {json.dumps(getattr(source.index, key))}" for key in keys)
+    raise ConfigError(
+        f"{here}: [index] {mine}, but {there} names {theirs}: the copy keeps the source's vectors (nothing "
+        f"is embedded again), so every command on it would refuse them. Set {wanted} in the [index] table of "
+        f"{there} and run `inlet migrate` again (to change the model or backend, run `inlet reindex` on the "
+        "copy after the migration)"
+    )
+
+
 def _copy_record(src: Index, dst: Index) -> None:
     """The target holds the source's vectors, so it takes the source's embedding record (model and
-    backend); an index that already holds vectors of another model is not mixed into."""
+    backend; its configuration names the same, `_same_embedding`), also when it was opened before
+    with another; an index that already holds vectors of another model is not mixed into."""
     if dst.record.fingerprint == src.record.fingerprint:
         return
     if dst.catalog.counts():

@@ -24,7 +24,8 @@ SIGTERM): the run ends at its next checkpoint, as a direct run would, and the co
 the run reads its secrets there first, then in this process's environment, so a forwarded run
 uses the same credentials as a direct one (a rotated secret included). Only the command's own runs
 use them; the holder's scheduled runs keep its own environment.
-(4) the holder refuses a source its own configuration names (`inlet.sync.forget`).
+(4) the holder refuses a source its own configuration names (`inlet.sync.forget`), saying that it must be
+restarted (the command's configuration, checked before, no longer names it).
 (5) the latest progress of each source the run `token` has started (`run`: its counts so far, as
 `RunRecord`; `progress`: as the engine's `RunProgress`), kept by the holder's `ProgressBoard`
 (its engine's `on_progress`), and still answered for a while after the run ended: the command
@@ -129,13 +130,15 @@ class LocalCommands:
 
     def forget(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """`inlet forget SOURCE` beside this process, which holds the index: checked against this
-        process's configuration, with a lease of its own on the source."""
+        process's configuration (a source it still names is refused as this process's: it must be
+        restarted), with a lease of its own on the source."""
         from inlet.storage import open_backend
         from inlet.sync.forget import forget_source
 
         leases = open_backend(self.settings).leases()
         try:
-            return forget_source(self.settings, self.index, self.state, leases, str(args["source"])).as_json()
+            source = str(args["source"])
+            return forget_source(self.settings, self.index, self.state, leases, source, held=True).as_json()
         finally:
             leases.close()
 

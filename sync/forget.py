@@ -5,7 +5,9 @@ operator named the source. A source commented out by mistake therefore keeps its
 vectors (they are not served meanwhile: `Index.unserved`), and a second configuration file naming
 fewer sources of the same index deletes nothing by itself. Forgetting refuses a source that the
 configuration names, one that a live daemon of the folder has on its schedule (a database keeps
-the schedule of a killed daemon too, so there it is only warned about), and one a run holds (its
+the schedule of a killed daemon too, so there it is only warned about), one that the process
+holding the index was started with when the command is forwarded to it (it must be restarted:
+renamed in the file, the source is still its), and one a run holds (its
 lease is taken for the whole deletion, and every write carries its fence). Documents go first,
 batch by batch (an interrupted forget is run again), then the source's checkpoint, runs, skips,
 pause and event rows.
@@ -14,6 +16,7 @@ pause and event rows.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import asdict, dataclass
 
 from inlet.config import Settings
@@ -47,15 +50,37 @@ def refuse_configured(settings: Settings, name: str) -> None:
         )
 
 
-def forget_source(settings: Settings, index: Index, state: StateStore, leases: Leases, name: str) -> Forgotten:
+def _held_configured(settings: Settings, name: str, scheduled: bool) -> SourceBusyError:
+    """The refusal of a forwarded forget by the process holding the index (this one), whose own
+    configuration, read when it started, names source `name`; the command's configuration does
+    not (the command checked that before forwarding), so this process is what must be restarted."""
+    who = "inlet daemon" if scheduled else "inlet process that holds the index"
+    has = "on its schedule" if scheduled else "configured"
+    return SourceBusyError(
+        f"the running {who} (pid {os.getpid()}) still has source {name!r} {has}: it read "
+        f"{settings.file or 'its configuration'} when it started, and that named the source. Restart it "
+        f"(with a configuration that no longer names {name!r}), then run `inlet forget {name}` again "
+        "(its documents stay searchable meanwhile)"
+    )
+
+
+def forget_source(
+    settings: Settings, index: Index, state: StateStore, leases: Leases, name: str, *, held: bool = False
+) -> Forgotten:
     """Delete every document, chunk, vector, lexical row, ACL and the sync state of source `name`,
     which `settings` must not configure (`ConfigError`, exit 2: the command names no such source,
-    or it is configured) and no live daemon may schedule (`SourceBusyError`)."""
+    or it is configured) and no live daemon may schedule (`SourceBusyError`). `held`: this process
+    holds the index and runs the command for another (`inlet forget` beside a daemon, whose
+    configuration no longer names the source); `settings` are the ones it started with, so one
+    naming the source is a refusal saying that this process must be restarted (`SourceBusyError`)."""
     where = settings.file or "the configuration"
+    backend = open_backend(settings)
+    planned = backend.overview(state).planned
+    if held and name in settings.source_names():
+        raise _held_configured(settings, name, name in planned)
     refuse_configured(settings, name)
     docs, chunks = index.catalog.counts().get(name, (0, 0))
-    backend = open_backend(settings)
-    if name in backend.overview(state).planned:
+    if name in planned:
         if not backend.shared:  # the folder's daemons: live processes only
             raise SourceBusyError(
                 f"a running inlet daemon has source {name!r} on its schedule (its configuration still names "

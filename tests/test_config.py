@@ -342,6 +342,10 @@ def test_a_number_or_boolean_written_as_a_string_is_an_error(tmp_path: Path, lin
     assert said in str(caught.value) and str(config) in str(caught.value)
 
 
+_FILES = 'name = "d"\ntype = "files"\npath = "PATH"\n'
+_SLACK = 'name = "s"\ntype = "slack"\ntoken_env = "T"\n'
+
+
 @pytest.mark.parametrize(
     ("table", "line", "said"),
     [
@@ -350,17 +354,38 @@ def test_a_number_or_boolean_written_as_a_string_is_an_error(tmp_path: Path, lin
         ("[daemon]", 'max_parallel = "3"', "key 'max_parallel': must be a whole number, not the string '3'"),
         ("[index]", 'batch_size = "64"', "key 'batch_size': must be a whole number, not the string '64'"),
         ("[[server.api_keys]]", 'name = "k"\nkey_env = "K"\nadmin = "true"', "must be true or false"),
+        # true/false for a number, a number for true/false: pydantic would read `true` as 1 and `1` as
+        # true (`max_file_bytes = true` skipped, and so deleted, every file; `port = true` served on 1)
+        ("[server]", "port = true", "[server] key 'port': must be a whole number, not true"),
+        ("[server]", "metrics_public = 1", "[server] key 'metrics_public': must be true or false, not the number 1"),
+        ("[server]", "header_timeout = false", "[server] key 'header_timeout': must be a number, not false"),
+        ("[daemon]", "max_parallel = true", "[daemon] key 'max_parallel': must be a whole number, not true"),
+        ("[index]", "batch_size = true", "[index] key 'batch_size': must be a whole number, not true"),
+        ("[[sources]]", _FILES + "max_file_bytes = true", "source 'd': key 'max_file_bytes': must be a whole number"),
+        ("[[sources]]", _FILES + "checkpoint_every = false", "source 'd': key 'checkpoint_every': must be a whole"),
+        ("[[sources]]", _FILES + "public = 1", "source 'd': key 'public': must be true or false, not the number 1"),
+        (
+            "[[sources]]",
+            _SLACK + 'pace = { "conversations.history" = true }',
+            "key 'pace': 'conversations.history': must be a number",
+        ),
     ],
 )
-def test_the_top_tables_refuse_a_number_or_boolean_written_as_a_string(
+def test_every_table_refuses_a_value_of_the_wrong_kind_rather_than_converting_it(
     tmp_path: Path, table: str, line: str, said: str
 ) -> None:
     """`metrics_public = "no"` read as false and `"yes"` as true: a security switch is not guessed."""
     config = tmp_path / "c.toml"
-    config.write_text(f"{table}\n{line}\n")
+    config.write_text(f"{table}\n{line.replace('PATH', tmp_path.as_posix())}\n")
     with pytest.raises(ConfigError) as caught:
         load_config(config)
     assert said in str(caught.value) and str(config) in str(caught.value)
+
+
+def test_a_whole_number_for_a_number_key_stays_accepted(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[server]\nheader_timeout = 5\n")
+    assert load_config(config).server.header_timeout == 5.0
 
 
 @pytest.mark.parametrize(
@@ -505,6 +530,18 @@ def test_public_true_with_users_or_domains_is_a_config_error_not_a_public_source
     assert not load_config(write(tmp_path, f"{head}{listed}\n")).source("hr").acl().public
     assert not load_config(write(tmp_path, f"{head}public = false\n{listed}\n")).source("hr").acl().public
     assert load_config(write(tmp_path, f"{head}public = true\n")).source("hr").acl().public
+
+
+def test_public_true_with_users_is_reported_with_the_sources_other_errors(tmp_path: Path) -> None:
+    """Every problem at once: the contradiction is not held back until the other keys are right."""
+    text = '[[sources]]\nname = "hr"\ntype = "files"\npath = "docs"\nexlude = ["x"]\nevery = "0s"\n'
+    config = write(tmp_path, text + 'public = true\nusers = ["alice@example.com"]\n')
+    with pytest.raises(ConfigError) as caught:
+        load_config(config)
+    message = str(caught.value)
+    assert "3 problems" in message and "key 'exlude': unknown key (did you mean 'exclude'?)" in message
+    assert "key 'every': '0s' is shorter than '1s'" in message
+    assert "source 'hr': key 'public': true (every item visible to everyone) cannot be set with 'users'" in message
 
 
 def test_uncommenting_the_examples_handbook_readers_restricts_it(tmp_path: Path) -> None:

@@ -75,18 +75,40 @@ def test_folder_to_postgres_and_back(tmp_path: Path, pg_config: IndexConfig, emb
 
 
 def test_the_target_takes_the_source_models_record(tmp_path: Path, pg_config: IndexConfig, embedder) -> None:  # noqa: F811
-    """Torch vectors copied into a database whose configuration names another backend: the
-    database's record says torch (so its replicas are told to reindex, not served mixed vectors)."""
+    """Torch vectors copied into a database first opened with another backend: the database's record
+    says torch (so its replicas still configured with the other are told to reindex, not served
+    mixed vectors)."""
     from inlet.errors import EmbeddingMismatchError
     from inlet.index.embedding import Embedder
 
     torch = embedder if embedder.backend == "torch" else Embedder(backend="torch")
+    int8 = embedder if embedder.backend == "onnx-int8" else Embedder(backend="onnx-int8")
     folder = IndexConfig(path=tmp_path / "folder", backend="torch")
     with Index(folder, embedder=torch) as index:
         index.apply(corpus()[:5], generation=1)
     target = pg_config.model_copy(update={"backend": "onnx-int8"})
-    assert migrate(settings(folder), settings(target)).copied == 5
+    with Index(target, embedder=int8) as index:  # the empty database records onnx-int8
+        assert index.record.backend == "onnx-int8"
+    assert migrate(settings(folder), settings(target.model_copy(update={"backend": "torch"}))).copied == 5
     with Index(target.model_copy(update={"backend": "torch"}), embedder=torch) as index:
         assert index.record.backend == "torch" and index.collection.count() == 5
     with pytest.raises(EmbeddingMismatchError, match="backend 'torch'"):
-        Index(target, embedder=Embedder(backend="onnx-int8") if embedder.backend != "onnx-int8" else embedder)
+        Index(target, embedder=int8)
+
+
+def test_a_target_naming_another_model_or_backend_is_refused_before_anything_is_copied(tmp_path: Path) -> None:
+    """The copy keeps the source's vectors: with another `[index]` backend every command on it
+    failed (exit 2) after a migration that said it had copied everything."""
+    from inlet.errors import ConfigError
+
+    source = Settings(index=IndexConfig(path=tmp_path / "index", backend="onnx"), file=tmp_path / "config.toml")
+    target = Settings(index=IndexConfig(path=tmp_path / "copy"), file=tmp_path / "copy.toml")
+    with pytest.raises(ConfigError) as caught:
+        migrate(source, target)
+    message = str(caught.value)
+    assert message.startswith(f"{source.file}: [index] backend is 'onnx', but {target.file} names 'onnx-int8'")
+    assert f'Set backend = "onnx" in the [index] table of {target.file}' in message and "model is" not in message
+    assert caught.value.exit_code == 2 and not (tmp_path / "copy").exists() and not (tmp_path / "index").exists()
+    other = target.model_copy(update={"index": IndexConfig(path=tmp_path / "copy", model="x", backend="onnx")})
+    with pytest.raises(ConfigError, match="\\[index\\] model is 'all-MiniLM-L6-v2', but .* names 'x'"):
+        migrate(source, other)

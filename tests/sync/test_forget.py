@@ -149,3 +149,36 @@ def test_forget_is_forwarded_to_the_process_holding_the_index(renamed: Path, tex
         finally:
             local.close()
             state.close()
+
+
+def test_a_forwarded_forget_of_a_source_the_holder_still_names_says_to_restart_the_holder(
+    renamed: Path, text_hash_embedder
+) -> None:
+    """Renamed in the file, then forgotten beside a process started with the old name: the refusal
+    named the edited file ("configured in config.toml: remove it from the config first"), which no
+    longer names it. It is that process (its pid) that has to be restarted."""
+    import os
+    import threading
+    import time
+
+    from inlet.compose import engine_runner
+    from inlet.server.local_commands import start_local_commands
+
+    started_with = load_config(renamed.parent / "old.toml")  # names `notes`; config.toml no longer does
+    with Index(started_with.index, embedder=text_hash_embedder, configured=["notes"]) as index:
+        state = open_backend(started_with).state()
+        run = engine_runner(started_with, index, state, threading.Event())
+        local = start_local_commands(started_with, index, state, run)
+        assert local is not None
+        try:
+            code, out = invoke("forget", "notes", "--config", str(renamed))
+            assert code == 1 and f"the running inlet process that holds the index (pid {os.getpid()})" in out
+            assert f"still has source 'notes' configured: it read {started_with.file} when it started" in out
+            assert "Restart it" in out and "remove it from the config first" not in out
+            state.set_next_runs(os.getpid(), {"notes": time.time() + 600})  # as a daemon records its schedule
+            code, out = invoke("forget", "notes", "--config", str(renamed))
+            assert code == 1 and f"the running inlet daemon (pid {os.getpid()}) still has source 'notes' on its" in out
+            assert index.catalog.counts() == {"notes": (2, 2), "notes-new": (2, 2)}  # nothing deleted
+        finally:
+            local.close()
+            state.close()
