@@ -16,8 +16,9 @@ import hashlib
 import json
 import os
 import re
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from stat import S_ISDIR, S_ISREG
@@ -456,7 +457,11 @@ class Connector(ABC, Generic[ConfigT]):
 
 class FolderConnector(Connector[FolderConfigT]):
     """A connector over a local folder: checking it, with or without the network, is seeing that
-    `path` names a readable folder (a `ConfigError` naming the source and the key otherwise)."""
+    `path` names a readable folder (a `ConfigError` naming the source and the key otherwise). A
+    file caught in the middle of a save is read again after a pause (`read_settled`)."""
+
+    READS = 3  # reads of a file that changes while it is read (or reads empty where it had content)
+    settle_seconds = 0.25  # pause before reading such a file again
 
     def check(self) -> None:
         self.check_local()
@@ -464,6 +469,40 @@ class FolderConnector(Connector[FolderConfigT]):
     def check_local(self) -> None:
         if not self.config.path.is_dir():
             raise ConfigError(folder_problem(self.name, self.config.path))
+
+    def read_settled(
+        self,
+        path: Path,
+        stat: os.stat_result,
+        had_content: bool,
+        read: Callable[[], bytes | None],
+        limit: int | None = None,
+    ) -> tuple[bytes | None, os.stat_result | None]:
+        """(what `read` returned, the file's stat as read) once a read saw it hold still: same mtime
+        and size before and after, as many bytes as its size (its first `limit` bytes: what `read`
+        reads of it) and, for a file that had content and reads empty, empty at a second read too (a
+        file is truncated before it is written again: caught between the two, it is not emptied). A
+        file still changing after `READS` reads is what the last read saw (a log being appended to),
+        with the stat from before that read (the next run reads it again); an empty one that had
+        content has no stat (None): what was indexed from it is kept as it was. `stat` is the file's
+        before the first read. (None, ...) when `read` returns None (nothing to read)."""
+        empty_before = False
+        before = stat
+        data: bytes | None = b""
+        for attempt in range(self.READS):
+            if attempt:
+                time.sleep(self.settle_seconds)  # let a writer caught in the middle of a save finish
+            data = read()
+            if data is None:
+                return None, stat
+            after = path.stat()
+            whole = stat.st_size if limit is None else min(stat.st_size, limit)
+            steady = after.st_mtime_ns == stat.st_mtime_ns and after.st_size == stat.st_size and len(data) == whole
+            if steady and (data or not had_content or empty_before):
+                return data, after
+            empty_before = steady and not data
+            before, stat = stat, after
+        return data, (before if data else None)
 
 
 # an open that returns at once whatever the name now is (a pipe without a writer, a terminal)

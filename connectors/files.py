@@ -13,12 +13,14 @@ however many links inside the root point at it: under its own path when the walk
 under the first link the walk meets (the others are logged); a link to a file `exclude` leaves
 out is not followed. What cannot be read is never
 taken for deleted: a file it may not read, or every file it knew in a folder it may not list,
-keeps its document and its checkpoint entry, and is listed as a failed skip; a root that holds no
+keeps its document and its checkpoint entry, and is listed as a failed skip; so is a file whose
+text cannot be extracted (a damaged .docx), which every run reads again until it reads; a root that holds no
 file at all where files were (an unmounted share's mount point) is one failed skip, and deletes
 nothing. A file name that is not UTF-8 is named with its bytes escaped (`caf\\xe9.md`). A file
 caught in the middle of a save is not taken for what the read saw: one that changes while it is
 read, or reads empty where it had text (truncated, not yet written again), is read again after a
-pause; one that still reads empty and keeps changing keeps its document this run (a skip saying so).
+pause (`FolderConnector.read_settled`); one that still reads empty and keeps changing keeps its
+document this run (a skip saying so).
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ import hashlib
 import json
 import logging
 import os
-import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -78,8 +80,6 @@ class FilesConnector(FolderConnector[FilesConfig]):
     Config = FilesConfig
     deletions_from_checkpoint = True
     recent_first = True  # `since` filters by time at the service (base.Connector.recent_first)
-    READS = 3  # reads of a file that changes while it is read (or reads empty where it had text)
-    settle_seconds = 0.25  # pause before reading such a file again
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: datetime | None = None) -> Iterator[Item]:
         self.check()
@@ -144,7 +144,9 @@ class FilesConnector(FolderConnector[FilesConfig]):
         self, rel: str, path: Path, known: dict[str, list[Any]], since: datetime | None, relabel: bool = False
     ) -> Iterator[Item]:
         """Its document (or skip) when it changed since `known[rel]` (or `relabel`), which is then
-        brought up to date; an `OSError` from reading it escapes with `known` untouched."""
+        brought up to date, but for a file whose text cannot be extracted: its entry then matches no
+        stat (its hash kept), so every run reads it again, and reports it, until it reads. An
+        `OSError` from reading it escapes with `known` untouched."""
         stat = path.stat()
         entry = known.get(rel)
         if since and stat.st_mtime < since.timestamp():
@@ -159,7 +161,7 @@ class FilesConnector(FolderConnector[FilesConfig]):
             known[rel] = [stat.st_mtime_ns, stat.st_size, OVER_CAP]
             return
         had_text = entry is not None and entry[2] not in (None, OVER_CAP)
-        data, read = self._read_settled(rel, path, stat, had_text)
+        data, read = self.read_settled(path, stat, had_text, partial(self._read, rel, path))
         if data is None:
             return
         if read is None:
@@ -167,32 +169,12 @@ class FilesConnector(FolderConnector[FilesConfig]):
             return  # its entry stays as it was: the next run reads the file again
         digest = hashlib.sha256(data).hexdigest()
         if relabel or not (entry and entry[2] == digest):
-            yield from self._document(rel, path, data, read, entry)
+            extracted = yield from self._document(rel, path, data, read, entry)
+            if not extracted:  # damaged: its document is kept, and every run reads it again until it reads
+                if entry is not None:
+                    known[rel] = [None, None, entry[2]]  # no stat matches: read again, what it held kept
+                return
         known[rel] = [read.st_mtime_ns, read.st_size, digest]
-
-    def _read_settled(
-        self, rel: str, path: Path, stat: os.stat_result, had_text: bool
-    ) -> tuple[bytes | None, os.stat_result | None]:
-        """(the file's bytes, its stat as read) once a read saw it hold still: same mtime and size
-        before and after, as many bytes as its size, and, for a file that had text and reads empty,
-        empty at a second read too (a file is truncated before it is written again: caught between the
-        two, it is not emptied). A file still changing after `READS` reads is what the last read saw
-        (a log being appended to), with the stat from before that read (the next run reads it again);
-        an empty one that had text has no stat (None): it is kept as it was. (None, ...) as `_read`."""
-        empty_before = False
-        for attempt in range(self.READS):
-            if attempt:
-                time.sleep(self.settle_seconds)  # let a writer caught in the middle of a save finish
-            data = self._read(rel, path)
-            if data is None:
-                return None, stat
-            after = path.stat()
-            steady = after.st_mtime_ns == stat.st_mtime_ns and after.st_size == stat.st_size == len(data)
-            if steady and (data or not had_text or empty_before):
-                return data, after
-            empty_before = steady and not data
-            before, stat = stat, after
-        return data, (before if data else None)
 
     def _read(self, rel: str, path: Path) -> bytes | None:
         """The file's bytes, checked on the open file to be one the walk would index: a link
@@ -222,19 +204,21 @@ class FilesConnector(FolderConnector[FilesConfig]):
 
     def _document(
         self, rel: str, path: Path, data: bytes, stat: os.stat_result, entry: list[Any] | None = None
-    ) -> Iterator[Item]:
+    ) -> Generator[Item, None, bool]:
+        """The file's document, or a skip; returns False when its text could not be extracted (a
+        failed skip: the version indexed before is kept, with the ACL the config gives it now)."""
         mime = None if path.suffix else "text/plain"
         try:
             text = extract_text(data, path.name, mime)
         except ItemError as exc:  # damaged (an error: its old version is kept), or binary bytes under a text name
             if exc.failed:
-                yield Skipped(id=self.doc_id(rel), reason=str(exc), title=rel)
-            else:
-                yield from self._skipped(rel, str(exc), entry)
-            return
+                yield Skipped(id=self.doc_id(rel), reason=str(exc), title=rel, acl=self.config.acl())
+                return False
+            yield from self._skipped(rel, str(exc), entry)
+            return True
         if not text.strip():
             yield from self._skipped(rel, "no text", entry)
-            return
+            return True
         modified = datetime.fromtimestamp(stat.st_mtime, tz=timezone.utc)
         yield self.document(
             rel,
@@ -246,6 +230,7 @@ class FilesConnector(FolderConnector[FilesConfig]):
             acl=self.config.acl(),
             metadata={"path": rel, "folder": str(Path(rel).parent), "kind": kind_of(path.name) or ""},
         )
+        return True
 
     def _listing(self) -> _Listing:
         """Every indexable file under the root, and the folders that could not be listed;

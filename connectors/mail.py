@@ -9,7 +9,16 @@ never indexed as its raw encoding. `MailArchiveConnector` reads a folder of .eml
 mbox files and Maildirs, incrementally by file mtime and size (an mbox message read as sent: the
 writer's `>From ` escapes undone); a message over `max_file_bytes` (a file, or one message of an
 mbox) is a skip by policy, never read into memory. What is not a regular file (a pipe, a device)
-is not read, nor waited on: a pipe without a writer once held a run for ever.
+is not read, nor waited on: a pipe without a writer once held a run for ever. What cannot be read
+is never taken for deleted. A file that does not read as mail where mail is expected (its name says
+so: .eml, .mbox, a Maildir's; or mail was indexed from it), a file that cannot be read and a message
+that cannot be parsed are failed skips naming what the file held (an mbox's messages by the prefix
+of their ids), which is kept; such a damaged file is read again by every run until it reads. An
+mbox that held messages and reads empty is looked at again after a pause (a mail client truncates
+it before writing it again: `FolderConnector.read_settled`): still empty and changing, its messages
+are kept this run (a skip saying so); empty twice, it was emptied and they leave the index (a
+skip saying so too). Other
+files that are not mail are left out (logged).
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ import logging
 import mailbox
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from email.message import EmailMessage
@@ -32,7 +41,7 @@ from pydantic import Field
 
 from inlet.errors import ItemError
 
-from .base import ConfigPath, Connector, FolderConfig, FolderConnector, open_regular
+from .base import ConfigPath, Connector, FolderConfig, FolderConnector, LivePrefix, open_regular
 from .extract import extract_text, html_prefix, kind_of
 from .mail_text import (
     addresses,
@@ -321,7 +330,7 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
 
     def load(self, checkpoint: dict[str, Any] | None, *, since: dt.datetime | None = None) -> Iterator[Item]:
         self.check()
-        seen: dict[str, list[int]] = dict((checkpoint or {}).get("files", {}))
+        seen: dict[str, list[Any]] = dict((checkpoint or {}).get("files", {}))
         current = dict(self._scan())
         for rel in sorted(set(seen) - set(current)):  # deletions first: a renamed Maildir file
             for native in _natives(rel, seen.pop(rel)):  # comes back under the same id below
@@ -333,20 +342,32 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
             old = seen.get(rel)
             if old is not None and old[:2] == stamp and not (len(old) > 4 and cap > old[4]):
                 continue  # unchanged, and what it holds over the size cap is over this one too
-            count, over = 0, False
+            count, over, unparsed = 0, False, False
             try:
-                kind = self._kind(rel)
+                head, read_as = self._head(rel, had=bool(_natives(rel, old)))
+                if read_as is None:  # emptied where it held messages, and still changing: kept as it was
+                    yield self._file_skip(rel, old, _MID_SAVE, failed=False)
+                    continue
+                kind = self._kind(rel, head, was_mbox=_was_mbox(old))
+                if kind is None and head is not None:
+                    if _named_as_mail(rel) or _natives(rel, old):  # damaged? kept; its entry stays: read again
+                        yield self._file_skip(rel, old, _not_mail(head))
+                        continue
+                    log.info("source %r: %s does not read as mail; not indexed", self.name, rel)
+                if kind == "mbox" and not head and _natives(rel, old):  # empty twice, a pause apart
+                    yield self._file_skip(rel, old, _EMPTIED.format(len(_natives(rel, old))), failed=False)
                 for native, size, read, url in self._messages(rel, kind):
                     count += 1
                     if size > cap:
                         over = True
                         yield from self._too_large(native, size, old is not None)
                     else:
-                        yield from self._emit(native, read(), url, rel, since)
+                        unparsed |= not (yield from self._emit(native, read(), url, rel, since))
             except OSError as exc:  # vanished or unreadable since the scan: named, retried next run
-                yield Skipped(id=self.doc_id(rel), reason=f"cannot read {self.config.path / rel}: {exc.strerror}")
+                yield self._file_skip(rel, old, f"cannot read {self.config.path / rel}: {exc.strerror}")
                 continue
-            seen[rel] = [*stamp, count, int(kind == "mbox")] + ([cap] if over else [])
+            at = [None, None] if unparsed else [read_as.st_mtime_ns, read_as.st_size]  # None: read again
+            seen[rel] = [*at, count, int(kind == "mbox")] + ([cap] if over else [])
             for native in sorted(set(_natives(rel, old)) - set(_natives(rel, seen[rel]))):
                 yield Deletion(id=self.doc_id(native))
             done += 1
@@ -355,9 +376,17 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
         yield Checkpoint(state={"files": seen})
 
     def live_ids(self) -> Iterator[str]:
+        """Every message's id. A file that does not read as mail, or reads empty (damaged, or caught
+        in the middle of a save), vouches for what it may have held: its message's id and a
+        `LivePrefix` of its mbox messages' (the next sync, which knows what it held, decides)."""
         self.check()  # a vanished folder is an error, not "every message was deleted"
         for rel, _ in self._scan():
-            kind = self._kind(rel)
+            head = self._read_head(self.config.path / rel)
+            kind = self._kind(rel, head)
+            if kind is None or not head:
+                yield self.doc_id(_message_id(rel))
+                yield LivePrefix(self.doc_id(f"{rel}#"))
+                continue
             for native, _size, _read, _url in self._messages(rel, kind):
                 yield self.doc_id(native)
 
@@ -377,16 +406,40 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
                     continue
                 yield full.relative_to(root).as_posix(), [stat.st_mtime_ns, stat.st_size]
 
-    def _kind(self, rel: str) -> str | None:
-        """'mbox', 'message' (one RFC 822 message: .eml, Enron's "1.", a Maildir file) or None."""
-        opened = open_regular(self.config.path / rel)
-        if opened is None:  # no longer a regular file since the scan: no mail
+    def _head(self, rel: str, had: bool) -> tuple[bytes | None, os.stat_result | None]:
+        """The file's first `HEAD_BYTES` once it holds still, and its stat as read
+        (`FolderConnector.read_settled`): one that held messages (`had`) and reads empty is looked
+        at again after a pause (a mail client truncates an mbox before writing it again); (b"",
+        None) when it still reads empty and keeps changing; (None, ...) when it is no longer a
+        regular file (never waited on)."""
+        full = self.config.path / rel
+        return self.read_settled(full, full.stat(), had, partial(self._read_head, full), HEAD_BYTES)
+
+    def _read_head(self, path: Path) -> bytes | None:
+        """A file's first `HEAD_BYTES`; None when it is not a regular file (never waited on)."""
+        opened = open_regular(path)
+        if opened is None:
             return None
         with opened as handle:
-            head = handle.read(4096)
-        if head.startswith(b"From "):
+            return handle.read(HEAD_BYTES)
+
+    @staticmethod
+    def _kind(rel: str, head: bytes | None, was_mbox: bool = False) -> str | None:
+        """'mbox', 'message' (one RFC 822 message: .eml, Enron's "1.", a Maildir file) or None (not
+        mail, or not a regular file: `head` None). An empty file is an mbox with no message when it
+        is named as one or `was_mbox`."""
+        if head is None:
+            return None
+        if head.startswith(b"From ") or (not head and (was_mbox or Path(rel).suffix.lower() in MBOX_SUFFIXES)):
             return "mbox"
         return "message" if looks_like_mail(head) else None
+
+    def _file_skip(self, rel: str, old: list[Any] | None, reason: str, failed: bool = True) -> Skipped:
+        """The skip of a file as a whole, naming what was indexed from it: an mbox's messages (all
+        ids starting `rel#`), else its message. A failed one keeps them."""
+        if _was_mbox(old) or Path(rel).suffix.lower() in MBOX_SUFFIXES:
+            return Skipped(id=self.doc_id(f"{rel}#"), reason=reason, failed=failed, title=rel, folder=True)
+        return Skipped(id=self.doc_id(_message_id(rel)), reason=reason, failed=failed, title=rel)
 
     def _messages(self, rel: str, kind: str | None) -> Iterator[tuple[str, int, Callable[[], bytes], str]]:
         """(native id, size in bytes, what reads its bytes, url) of each message in the file; a
@@ -410,21 +463,52 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
         if known:
             yield Deletion(id=self.doc_id(native))
 
-    def _emit(self, native: str, raw: bytes, url: str, rel: str, since: dt.datetime | None) -> Iterator[Item]:
+    def _emit(
+        self, native: str, raw: bytes, url: str, rel: str, since: dt.datetime | None
+    ) -> Generator[Item, None, bool]:
+        """The message's document and what of it was left out; False when it could not be parsed (a
+        failed skip: the version indexed before is kept, and the file is read again next run)."""
         try:
             msg = rfc822_message(native, raw, url=url, folder=Path(rel).parent.as_posix())
             if since is not None and msg.received is not None and msg.received < since:
-                return
+                return True
             c = self.config
             document, skipped = message_document(self, msg, c.acl(), c.max_attachment_bytes, c.max_body_bytes)
         except Exception as exc:  # noqa: BLE001 - a malformed file must not stop the archive
             yield Skipped(id=self.doc_id(native), reason=f"cannot parse message: {exc}")
-            return
+            return False
         yield from skipped
         yield document
+        return True
 
 
 _MBOX_ESCAPE = re.compile(rb"^>(>*From )", re.M)
+HEAD_BYTES = 4096  # of a file, read to tell an mbox, a message or something else
+MESSAGE_SUFFIXES = {".eml", ".emlx"}  # a file named so is a message: one that does not read as mail is an error
+MBOX_SUFFIXES = {".mbox", ".mbx"}  # ... an mbox (empty: no message)
+_EMPTIED = "the mbox is empty now (at two reads a pause apart): its {} messages leave the index"
+_MID_SAVE = (
+    "read empty where it held mail, and changed while read (being rewritten?): "
+    "what was indexed from it is kept as it was; read again next run"
+)
+
+
+def _named_as_mail(rel: str) -> bool:
+    """Whether the file's name says it holds mail: a message or mbox suffix, or a Maildir's cur/ or new/."""
+    path = Path(rel)
+    return path.suffix.lower() in MESSAGE_SUFFIXES | MBOX_SUFFIXES or path.parent.name in {"cur", "new"}
+
+
+def _not_mail(head: bytes) -> str:
+    """Why a file that should hold mail is not read as mail."""
+    if not head:
+        return "cannot parse message: the file is empty"
+    return "cannot parse message: no mail headers at its start (damaged?)"
+
+
+def _was_mbox(stamp: list[Any] | None) -> bool:
+    """Whether a checkpoint entry ([mtime, size, count, is_mbox, ...]) is an mbox's."""
+    return bool(stamp and len(stamp) > 3 and stamp[3])
 
 
 def _regular_bytes(path: Path) -> bytes:
@@ -458,7 +542,7 @@ def _message_id(rel: str) -> str:
     return rel
 
 
-def _natives(rel: str, stamp: list[int] | None) -> list[str]:
+def _natives(rel: str, stamp: list[Any] | None) -> list[str]:
     """Document ids a file held when it had this checkpoint entry [mtime, size, count, is_mbox], and
     a fifth item, the `max_file_bytes` then, when any of them was over it (no document: a skip)."""
     if not stamp or len(stamp) < 4:

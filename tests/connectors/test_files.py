@@ -81,6 +81,42 @@ def test_corrupt_pdf_is_skipped_and_the_rest_goes_on(root):
     assert len(by_type(items, Document)) == 5
 
 
+def test_a_damaged_file_is_read_and_reported_every_run_until_it_reads(root):
+    """A failed extraction keeps the document indexed before; the next run reads the file again
+    (and lists it) rather than taking it for read, also when it was never indexed."""
+    conn = connector(root)
+    _, state = run(conn)
+    plan = root / "plan.docx"
+    plan.write_bytes(plan.read_bytes()[:2000])  # damaged: a cut zip
+    (root / "corrupt.pdf").write_bytes(b"%PDF-1.4 never a pdf")
+    for _ in range(2):  # nothing changes on disk between the two runs
+        items, state = run(conn, state)
+        skipped = {s.id: s for s in by_type(items, Skipped)}
+        assert set(skipped) == {"docs:plan.docx", "docs:corrupt.pdf"} and all(s.failed for s in skipped.values())
+        assert not by_type(items, Document) and not by_type(items, Deletion)
+    assert skipped["docs:plan.docx"].acl == conn.config.acl()  # the kept version takes the ACL configured now
+    plan.write_bytes(make_docx("Quarterly plan", ["The Zanzibar initiative slips a week."]))
+    items, state = run(conn, state)
+    assert [d.id for d in by_type(items, Document)] == ["docs:plan.docx"]
+    assert [s.id for s in by_type(items, Skipped)] == ["docs:corrupt.pdf"]
+    items, _ = run(conn, state)
+    assert not by_type(items, Document) and [s.id for s in by_type(items, Skipped)] == ["docs:corrupt.pdf"]
+
+
+def test_a_file_damaged_then_restored_as_it_was_is_read_again(root):
+    conn = connector(root)
+    _, state = run(conn)
+    plan = root / "plan.docx"
+    good = plan.read_bytes()
+    plan.write_bytes(good[:2000])
+    _, state = run(conn, state)
+    plan.write_bytes(good)  # the copy from before: the index holds its text already
+    items, state = run(conn, state)
+    assert not by_type(items, Skipped) and not by_type(items, Document)
+    items, _ = run(conn, state)
+    assert not by_type(items, Skipped) and not by_type(items, Document)
+
+
 def test_symlinks_out_of_the_root_are_refused(root, tmp_path_factory, caplog):
     outside = tmp_path_factory.mktemp("outside")
     (outside / "secret.txt").write_text("top secret")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import mailbox
 import os
 import tarfile
 from email.message import EmailMessage
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 
 from inlet.connectors import mail as mail_module
+from inlet.connectors.base import LivePrefix
 from inlet.connectors.mail import MailArchiveConfig, MailArchiveConnector
 from inlet.connectors.mail_text import MAX_HEADER_CHARS, header_text, new_content
 from inlet.connectors.model import Checkpoint, Deletion, Document, Progress, Skipped
@@ -84,14 +86,18 @@ def mail(subject: str, body: str, attachment: tuple[str, str, bytes] | None = No
     return msg
 
 
-def test_mbox_messages_and_shrinking_mbox(tmp_path: Path) -> None:
-    box = tmp_path / "archive.mbox"
-    import mailbox
-
+def notes_mbox(box: Path) -> mailbox.mbox:
+    """An mbox at `box` holding three notes (flushed, still open)."""
     mb = mailbox.mbox(box)
     for n in range(3):
         mb.add(mail(f"note {n}", f"body {n}"))
     mb.flush()
+    return mb
+
+
+def test_mbox_messages_and_shrinking_mbox(tmp_path: Path) -> None:
+    box = tmp_path / "archive.mbox"
+    mb = notes_mbox(box)
     conn = archive(tmp_path)
     items, state = run(conn)
     assert set(docs(items)) == {f"arch:archive.mbox#{n}" for n in range(3)}
@@ -105,8 +111,6 @@ def test_mbox_messages_and_shrinking_mbox(tmp_path: Path) -> None:
 
 def test_mbox_body_lines_beginning_from_are_read_as_sent(tmp_path: Path) -> None:
     """An mbox writer stores a body line "From ..." as ">From ...": read back, the message says what was sent."""
-    import mailbox
-
     body = "Hi Alice,\n\n> Does it close this month?\nFrom the board's view the narwhalpoint deal closes on 30 June."
     body += "\n\nBob"
     box = mailbox.mbox(tmp_path / "archive.mbox")
@@ -435,8 +439,6 @@ def test_a_body_over_max_body_bytes_is_cut_there_and_says_so(tmp_path: Path) -> 
 def test_a_message_over_max_file_bytes_is_skipped_unread_until_the_cap_admits_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import mailbox
-
     (tmp_path / "small.eml").write_bytes(bytes(mail("small", "The small one.")))
     (tmp_path / "big.eml").write_bytes(bytes(mail("big", "The big one.\n" + "padding line\n" * 1000)))
     box = mailbox.mbox(tmp_path / "archive.mbox")
@@ -619,6 +621,176 @@ def test_a_pipe_in_the_folder_is_not_read_nor_waited_on(tmp_path: Path, caplog: 
     assert list(docs(items)) == ["arch:1."] and set(state["files"]) == {"1."}
     assert "2. is not a regular file; not read" in caplog.text
     conn = archive(tmp_path)
-    assert conn._kind("2.") is None  # one put in a file's place after the scan: no mail, no wait
+    assert conn._head("2.", had=True)[0] is None  # one put in a file's place after the scan: no mail, no wait
     with pytest.raises(OSError, match="not a regular file"):
         mail_module._regular_bytes(tmp_path / "2.")
+
+
+def good_eml(n: int) -> bytes:
+    return (
+        f"From: Bob <bob@example.com>\nTo: Alice <alice@example.com>\nSubject: Okapi review {n}\n"
+        f"Date: Mon, 2 Mar 2026 10:00:00 +0000\nMessage-ID: <good{n}@example.com>\n\n"
+        f"The okapi review number {n} is on Thursday.\n"
+    ).encode()
+
+
+def test_a_file_named_as_mail_that_does_not_read_as_mail_is_a_failed_skip_and_keeps_its_message(
+    tmp_path: Path,
+) -> None:
+    """Damaged bytes under a message's name are an error, every run until they read; the message
+    indexed from the file before is kept (not deleted, and vouched for to a prune)."""
+    for n in (1, 2):
+        (tmp_path / f"msg{n}.eml").write_bytes(good_eml(n))
+    (tmp_path / "damaged.eml").write_bytes(bytes(range(256)) * 20)
+    (tmp_path / "notes.txt").write_text("not mail, not named as mail: left out")
+    conn = archive(tmp_path)
+    items, state = run(conn)
+    assert set(docs(items)) == {"arch:msg1.eml", "arch:msg2.eml"}
+    (skip,) = [i for i in items if isinstance(i, Skipped)]
+    assert (skip.id, skip.failed, skip.title) == ("arch:damaged.eml", True, "damaged.eml")
+    assert "no mail headers" in skip.reason
+    msg2 = tmp_path / "msg2.eml"
+    msg2.write_bytes(b"\0" * len(good_eml(2)))  # overwritten in place: damaged
+    for _ in range(2):  # read again, and reported, by every run
+        items, state = run(conn, state)
+        assert not [i for i in items if isinstance(i, (Deletion, Document))]
+        assert sorted((s.id, s.failed) for s in items if isinstance(s, Skipped)) == [
+            ("arch:damaged.eml", True),
+            ("arch:msg2.eml", True),
+        ]
+    assert {"arch:msg1.eml", "arch:msg2.eml"} <= set(conn.live_ids())
+    msg2.write_bytes(good_eml(2).replace(b"Thursday", b"Friday"))
+    items, _ = run(conn, state)
+    assert list(docs(items)) == ["arch:msg2.eml"] and "Friday" in docs(items)["arch:msg2.eml"].text
+
+
+def test_a_damaged_mbox_keeps_its_messages_by_their_ids_prefix(tmp_path: Path) -> None:
+    box = tmp_path / "Inbox"  # as Thunderbird names it: no suffix
+    notes_mbox(box).close()
+    conn = archive(tmp_path)
+    _, state = run(conn)
+    box.write_bytes(b"\xff" * 3000)
+    items, _ = run(conn, state)
+    assert not [i for i in items if isinstance(i, (Deletion, Document))]
+    (skip,) = [i for i in items if isinstance(i, Skipped)]
+    assert (skip.id, skip.folder, skip.failed, skip.title) == ("arch:Inbox#", True, True, "Inbox")
+    live = list(conn.live_ids())
+    assert all(f"arch:Inbox#{n}".startswith(tuple(live)) for n in range(3))
+
+
+class _NoPause(MailArchiveConnector):
+    settle_seconds = 0.0  # what a file caught in the middle of a save waits before it is read again
+
+
+class _RewrittenWhileRead(_NoPause):
+    """Reads `victim` first in the middle of a rewrite by a mail client: truncated, read, then written."""
+
+    victim = "archive.mbox"
+    final = b""
+    caught = 0
+
+    def _read_head(self, path: Path) -> bytes | None:
+        if path.name != self.victim or self.caught:
+            return super()._read_head(path)
+        self.caught += 1
+        path.write_bytes(b"")  # the client truncates ...
+        data = super()._read_head(path)
+        path.write_bytes(self.final)  # ... and writes the mbox again right after this read
+        return data
+
+
+class _NeverFinished(_RewrittenWhileRead):
+    """`victim` reads empty at every read and changes at every read (a rewrite that never ends)."""
+
+    def _read_head(self, path: Path) -> bytes | None:
+        if path.name != self.victim:
+            return super()._read_head(path)
+        self.caught += 1
+        path.write_bytes(b"")
+        data = _NoPause._read_head(self, path)
+        path.write_bytes(b"x" * self.caught)
+        return data
+
+
+def test_an_mbox_caught_empty_while_rewritten_keeps_its_messages(tmp_path: Path) -> None:
+    box = tmp_path / "archive.mbox"
+    notes_mbox(box).close()
+    whole = box.read_bytes()
+    config = MailArchiveConfig(name="arch", type="mail_archive", path=tmp_path)
+    _, state = run(archive(tmp_path))
+    box.write_bytes(whole + b"\n")  # changed since: read by the next run, caught in the middle of a rewrite
+    rewritten = _RewrittenWhileRead(config)
+    rewritten.final = whole
+    items, state = run(rewritten, state)
+    assert rewritten.caught == 1 and not [i for i in items if isinstance(i, (Deletion, Skipped))]
+    assert set(docs(items)) == {f"arch:archive.mbox#{n}" for n in range(3)}
+
+    box.write_bytes(whole + b"\n\n")
+    items, after = run(_NeverFinished(config), state)
+    assert not [i for i in items if isinstance(i, (Deletion, Document))]
+    (skip,) = [i for i in items if isinstance(i, Skipped)]
+    assert skip.id == "arch:archive.mbox#" and not skip.failed and "kept as it was" in skip.reason
+    assert after["files"]["archive.mbox"] == state["files"]["archive.mbox"]  # read again by the next run
+
+    box.write_bytes(b"")  # emptied on purpose: empty at two reads a pause apart
+    items, state = run(_NoPause(config), after)
+    assert {i.id for i in items if isinstance(i, Deletion)} == {f"arch:archive.mbox#{n}" for n in range(3)}
+    (skip,) = [i for i in items if isinstance(i, Skipped)]
+    assert skip.id == "arch:archive.mbox#" and not skip.failed and "its 3 messages leave the index" in skip.reason
+    assert LivePrefix("arch:archive.mbox#") in list(archive(tmp_path).live_ids())  # a prune leaves it to a sync
+
+
+def test_a_damaged_message_makes_every_run_partial_and_loses_nothing(tmp_path: Path, text_hash_embedder: Any) -> None:
+    """Through the engine: the damaged file's message stays indexed through a sync, a prune and a
+    full pass, and every run is `partial` until it reads."""
+    from inlet.config import IndexConfig, Settings
+    from inlet.index.store import Index
+    from inlet.storage.sqlite.state import SqliteState
+    from inlet.sync.engine import Engine
+
+    folder = tmp_path / "mail"
+    (folder / "archive/cur").mkdir(parents=True)
+    for n in (1, 2):
+        (folder / f"msg{n}.eml").write_bytes(good_eml(n))
+    maildir = folder / "archive/cur/1700000000.x:2,S"
+    maildir.write_bytes(good_eml(3))
+    source = MailArchiveConfig(name="box", type="mail_archive", path=folder)
+    settings = Settings(index=IndexConfig(path=tmp_path / "store"), sources=[source])
+    with Index(settings.index, embedder=text_hash_embedder) as index:
+        state = SqliteState(tmp_path / "store" / "state.db")
+        engine = Engine(settings, index, state, env={})
+        assert engine.run("box", "backfill").upserted == 3
+        every = set(index.catalog.source_doc_ids("box"))
+        (folder / "msg2.eml").write_bytes(b"\0" * 300)
+        maildir.write_bytes(b"\0" * 300)
+        for kind in ("sync", "sync", "prune", "backfill"):
+            result = engine.prune("box") if kind == "prune" else engine.run("box", kind)
+            assert (result.outcome, result.deleted) == ("ok" if kind == "prune" else "partial", 0), kind
+            assert result.errors == (0 if kind == "prune" else 2), kind
+            assert set(index.catalog.source_doc_ids("box")) == every, kind
+        state.close()
+
+
+def test_a_message_that_cannot_be_parsed_is_read_again_every_run(tmp_path: Path, monkeypatch: Any) -> None:
+    for n in (1, 2):
+        (tmp_path / f"msg{n}.eml").write_bytes(good_eml(n))
+    conn = archive(tmp_path)
+    _, state = run(conn)
+    (tmp_path / "msg2.eml").write_bytes(good_eml(2).replace(b"Thursday", b"Friday"))
+    parse = mail_module.rfc822_message
+
+    def fails_on_msg2(native: str, raw: bytes, **kw: Any) -> Any:
+        if native == "msg2.eml":
+            raise ValueError("a parser bug")
+        return parse(native, raw, **kw)
+
+    monkeypatch.setattr(mail_module, "rfc822_message", fails_on_msg2)
+    for _ in range(2):
+        items, state = run(conn, state)
+        assert [(s.id, s.failed) for s in items if isinstance(s, Skipped)] == [("arch:msg2.eml", True)]
+        assert not [i for i in items if isinstance(i, (Deletion, Document))]
+    monkeypatch.setattr(mail_module, "rfc822_message", parse)
+    items, state = run(conn, state)
+    assert list(docs(items)) == ["arch:msg2.eml"] and "Friday" in docs(items)["arch:msg2.eml"].text
+    items, _ = run(conn, state)
+    assert not docs(items) and not [i for i in items if isinstance(i, Skipped)]
