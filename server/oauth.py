@@ -2,13 +2,9 @@
 
 A Bearer value that is not a configured API key is taken for a JWT from `[server.oauth].issuer`.
 Verification is PyJWT's (signature, `iss`, `aud`, `exp`/`nbf`) with the signing key picked by
-`kid` from the issuer's JWKS through `PyJWKClient`, which caches the set. `kid` is optional
-(RFC 7515 §4.1.4): a token naming none is checked with the set's one key able to verify its `alg`,
-and refused when several are (which one signed is ambiguous). A key that names its `alg` verifies
-only that algorithm; one that names none (RFC 7517 §4.4; Microsoft Entra's) any accepted algorithm
-of its type: RS*/PS* for an RSA key, the ES* of an EC key's curve, EdDSA for an OKP key. An unknown
-`kid` refetches it at once, and then not again for a cooldown: a key rotated in moments ago is
-accepted, and a stream of forged tokens with random `kid`s cannot turn inlet into a load generator against the
+`kid` from the issuer's JWKS through `PyJWKClient`, which caches the set; an unknown `kid` refetches
+it at once, and then not again for a cooldown: a key rotated in moments ago is accepted, and a
+stream of forged tokens with random `kid`s cannot turn inlet into a load generator against the
 identity provider. One fetch at a time, and no request waits on one another started once keys are
 at hand: they are checked with those keys, an unknown `kid` refused at once (so a hanging provider
 holds one request, not all of them). Token checks run in worker threads of their own
@@ -16,6 +12,11 @@ holds one request, not all of them). Token checks run in worker threads of their
 identity provider. Only asymmetric algorithms are
 accepted, so `alg: none` and an HMAC token keyed with the (public) verification key fail before
 any signature check. The verifier is the `mcp` SDK's `TokenVerifier`, producing its `AccessToken`.
+`kid` is optional (RFC 7515 §4.1.4): a token naming none is checked with the set's one key able to
+verify its `alg`, and refused when several are (which one signed is ambiguous). A key that names its
+`alg` verifies only that algorithm; one that names none (RFC 7517 §4.4; Microsoft Entra's) any
+accepted algorithm of its type: RS*/PS* for an RSA key, the ES* of an EC key's curve, EdDSA for an
+OKP key.
 
 A verified token becomes a `KeyEntry` acting as its user (the `user_claim`), so the rest of the
 server treats it exactly like a `user` API key: ACL filtering, and no naming of another user.
