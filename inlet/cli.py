@@ -527,14 +527,14 @@ def audit(user: str | None, since: str | None, config_path: str | None, as_json:
             )
     except InletError as exc:
         _fail(exc)
-    from inlet.server.audit import acted_for, read_audit
+    from inlet.server.audit import acted_for, read_audit, spelt
 
     lines = list(read_audit(Path(target).expanduser(), user, _date(since)))
 
-    def prose() -> None:
+    def prose() -> None:  # what a request or token named is `spelt`: one line per request, no look-alike
         for line in lines:
-            who = line.get("subject") or line.get("key")
-            what = line.get("route") or line.get("tool")
+            who = spelt(str(line.get("subject") or line.get("key")))
+            what = spelt(str(line.get("route") or line.get("tool")))
             digest = line.get("query_sha256") or line.get("requested_id_sha256")
             asked = line.get("query") or line.get("requested_id") or (f"sha256:{digest[:12]}" if digest else "")
             click.echo(

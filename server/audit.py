@@ -24,6 +24,7 @@ import os
 import queue
 import sys
 import time
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -302,18 +303,73 @@ def audit_files(path: Path) -> list[Path]:
 
 
 def acted_for(line: Mapping[str, Any]) -> str:
-    """Whom a line's request acted for, as `inlet audit` prints it: the user, else "operator" for an
-    admin key, else "(no user)" (an on_behalf_of key that named none, refused). A line written
+    """Whom a line's request acted for, as `inlet audit` prints it: the user (`spelt`), else "operator"
+    for an admin key, else "(no user)" (an on_behalf_of key that named none, refused). A line written
     before lines named the key's kind reads as then: no user is "operator"."""
     user = line.get("user")
     return spelt(str(user)) if user else ("operator" if line.get("kind", "admin") == "admin" else "(no user)")
 
 
-def spelt(user: str) -> str:
-    """`user` as a reader tells it apart: each character `normal_user` keeps apart from the letter it
-    looks like (the KELVIN SIGN beside `k`, the ANGSTROM SIGN beside `å`) written `\\uXXXX`, so a
-    line of `\\u212aate@example.com` does not read as kate@example.com's."""
-    return "".join(c if c.isascii() or normal_user(c) == c.lower() else f"\\u{ord(c):04x}" for c in user)
+# Scripts that one name mixes legitimately (Japanese: kanji, hiragana, katakana; Korean: hangul, hanja).
+_ONE_SCRIPT = {"CJK": "HAN", "HIRAGANA": "HAN", "KATAKANA": "HAN", "HANGUL": "HAN", "BOPOMOFO": "HAN"}
+
+
+def _script(letter: str) -> str:
+    """A letter's script, as the first word of its Unicode name says it (LATIN, CYRILLIC, GREEK ...;
+    FULLWIDTH and MATHEMATICAL letters are their own), the CJK scripts as one."""
+    if letter.isascii():
+        return "LATIN"
+    word = unicodedata.name(letter, "UNNAMED").split()[0]
+    return _ONE_SCRIPT.get(word, word)
+
+
+def _mixed_script_letters(text: str) -> set[int]:
+    """The positions of the non-ASCII letters of each word (a run of letters and combining marks) of
+    `text` whose letters are of several scripts: the Cyrillic `о` of `enrоn`, the fullwidth `ｐ` of
+    `ｐhillip`. A word of one script (`josé`, `иван`) has none."""
+    found: set[int] = set()
+    start = None
+    for i, c in enumerate(text + " "):
+        inside = unicodedata.category(c)[0] in "LM"
+        if inside and start is None:
+            start = i
+        elif not inside and start is not None:
+            letters = [(j, text[j]) for j in range(start, i) if unicodedata.category(text[j])[0] == "L"]
+            if len({_script(c) for _, c in letters}) > 1:
+                found.update(j for j, c in letters if not c.isascii())
+            start = None
+    return found
+
+
+_WRITTEN = {"\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _escaped(c: str) -> str:
+    code = ord(c)
+    return _WRITTEN.get(c) or (
+        f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+    )
+
+
+def spelt(text: str) -> str:
+    """`text` (a user, subject, key name, tool or route from a line) on one line, as a reader tells it
+    apart from another: written `\\n`, `\\t`, `\\xNN`, `\\uXXXX` (and a backslash `\\\\`, so none is
+    forged) are control characters (a `sub` with a newline forges no audit line), format and other
+    invisible characters (U+200B ZERO WIDTH SPACE, a bidirectional mark), separators but the ASCII
+    space, a letter that looks like another one (the KELVIN SIGN beside `k`, the ANGSTROM SIGN
+    beside `å`: `normal_user` keeps them apart, and letters whose compatibility form is another
+    character, as the fullwidth `ｐ`), and a non-ASCII letter in a word of mixed scripts (the
+    Cyrillic `о` of `enrоn.com`). `\\u212aate@example.com` does not read as kate@example.com's
+    line; `josé@example.com` and `иван@example.com` read as they are."""
+    mixed = _mixed_script_letters(text)
+    return "".join(_escaped(c) if i in mixed or _unreadable(c) else c for i, c in enumerate(text))
+
+
+def _unreadable(c: str) -> bool:
+    """Whether `c` is to be escaped whatever surrounds it (see `spelt`)."""
+    if c.isascii():
+        return c in _WRITTEN or unicodedata.category(c) == "Cc"
+    return unicodedata.category(c)[0] in "CZ" or normal_user(c) != c.lower() or unicodedata.normalize("NFKC", c) != c
 
 
 def read_audit(path: Path, user: str | None = None, since: datetime | None = None) -> Iterator[dict[str, Any]]:

@@ -15,6 +15,11 @@ holds one request, not all of them). Token checks run in worker threads of their
 identity provider. Only asymmetric algorithms are
 accepted, so `alg: none` and an HMAC token keyed with the (public) verification key fail before
 any signature check. The verifier is the `mcp` SDK's `TokenVerifier`, producing its `AccessToken`.
+`kid` is optional (RFC 7515 §4.1.4): a token naming none is checked with the set's one key able to
+verify its `alg`, and refused when several are (which one signed is ambiguous). A key that names its
+`alg` verifies only that algorithm; one that names none (RFC 7517 §4.4; Microsoft Entra's) any
+accepted algorithm of its type: RS*/PS* for an RSA key, the ES* of an EC key's curve, EdDSA for an
+OKP key.
 
 A verified token becomes a `KeyEntry` acting as its user (the `user_claim`), so the rest of the
 server treats it exactly like a `user` API key: ACL filtering, and no naming of another user.
@@ -56,6 +61,7 @@ log = logging.getLogger(__name__)
 
 # Asymmetric JWS algorithms only: `none` and HS* are never in the allow-list.
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+RSA_ALGORITHMS = frozenset(a for a in ALGORITHMS if a[:2] in ("RS", "PS"))  # what a key of kty RSA can verify
 LEEWAY_SECONDS = 60  # clock skew tolerated on exp/nbf/iat (the contract's maximum)
 JWKS_LIFESPAN_SECONDS = 300  # a cached key set is refetched after this
 JWKS_COOLDOWN_SECONDS = 30.0  # at most one refetch per this for unknown kids
@@ -90,8 +96,38 @@ def _ssl_context(config: OAuthConfig) -> ssl.SSLContext:
     return context
 
 
+def key_algorithms(key: jwt.PyJWK) -> frozenset[str]:
+    """The accepted algorithms `key` may verify: the `alg` its JWK names; without one (RFC 7517 §4.4)
+    every accepted algorithm of its type: RS*/PS* for an RSA key, else the one PyJWT derives from its
+    type and curve (ES256 for P-256, ..., EdDSA for Ed25519), none for a symmetric key."""
+    named = key._jwk_data.get("alg")  # PyJWK keeps the JWK; its `algorithm_name` is a default when none is named
+    if named:
+        return frozenset({str(named)}) & frozenset(ALGORITHMS)
+    if key.key_type == "RSA":
+        return RSA_ALGORITHMS
+    return frozenset({key.algorithm_name}) & frozenset(ALGORITHMS)
+
+
+def key_for(key: jwt.PyJWK, algorithm: str, kid: str | None) -> jwt.PyJWK:
+    """`key` set to verify `algorithm` (PyJWT binds a key to one algorithm, RS256 for an RSA JWK
+    naming none); `TokenRejected` when the key may not verify it (`key_algorithms`)."""
+    usable = key_algorithms(key)
+    if algorithm not in usable:
+        which = f"signing key {kid!r}" if kid else "issuer's signing key"
+        can = f"verifies only {', '.join(sorted(usable))}" if usable else "verifies no accepted algorithm"
+        raise TokenRejected(f"the token is signed {algorithm} but the {which} ({key.key_type}) {can}")
+    if key.algorithm_name == algorithm:
+        return key
+    try:
+        return jwt.PyJWK(key._jwk_data, algorithm)
+    except jwt.PyJWTError as exc:
+        raise TokenRejected(f"the issuer's key cannot verify {algorithm} ({exc})") from None
+
+
 class _KeySetClient(jwt.PyJWKClient):
     """PyJWT's client, except that:
+    - a key without `kid` is a signing key too (PyJWT leaves it out): `only_key` finds it for a
+      token naming no `kid`;
     - one fetch at a time: while it runs, a `kid` among the keys at hand (the last set fetched,
       fresh or not) is answered from them at once; an unknown `kid` waits for that fetch (bounded by
       its timeout) and is looked up in what it brought, never starting another: a key rotated in
@@ -139,6 +175,40 @@ class _KeySetClient(jwt.PyJWKClient):
         if key is None:
             raise jwt.PyJWKClientError(f"no signing key {kid!r} in the issuer's key set")
         return key
+
+    def only_key(self, algorithm: str) -> jwt.PyJWK:
+        """For a token naming no `kid`: the one signing key able to verify `algorithm`
+        (`key_algorithms`) in the set at hand, fetched as for a `kid` (the first fetch is waited
+        for; an expired set is refetched unless a fetch is under way). No refetch is forced: a key
+        rotated in reaches such tokens when the cached set expires (`JWKS_LIFESPAN_SECONDS`).
+        `PyJWKClientError` when no key, or several keys, can verify it (which one signed is ambiguous)."""
+        held = self._held()
+        if self._lock.acquire(blocking=held is None):
+            try:
+                keys = self.get_signing_keys()
+            finally:
+                self._lock.release()
+        else:
+            keys = held or []
+        able = [key for key in keys if algorithm in key_algorithms(key)]
+        if len(able) == 1:
+            return able[0]
+        if not able:
+            raise jwt.PyJWKClientError(
+                f"the token names no signing key ('kid') and the issuer's key set holds none for {algorithm}"
+            )
+        raise jwt.PyJWKClientError(
+            f"the token names no signing key ('kid') and the issuer's key set holds {len(able)} keys for "
+            f"{algorithm}: which one signed it is ambiguous (the issuer must name it in 'kid')"
+        )
+
+    @staticmethod
+    def _get_signing_keys_from_jwk_set(jwk_set: jwt.PyJWKSet) -> list[jwt.PyJWK]:
+        """PyJWT's, keeping the keys without `kid` (a `kid` never matches them: only `only_key` finds them)."""
+        keys = [key for key in jwk_set.keys if key.public_key_use in ("sig", None)]
+        if not keys:
+            raise jwt.PyJWKClientError("The JWKS endpoint did not contain any signing keys")
+        return keys
 
     def _held(self) -> list[jwt.PyJWK] | None:
         """The signing keys of the last set fetched, fresh or expired, while the stale keys may still
@@ -224,7 +294,7 @@ class JwtVerifier:
         self.refresh_cooldown = refresh_cooldown
         self.audiences = audiences(config, listening)
         self._ssl = _ssl_context(config)
-        self._jwks: jwt.PyJWKClient | None = None
+        self._jwks: _KeySetClient | None = None
         self._discovery_failed_at: float | None = None
         self._lock = threading.Lock()
         self._threads = anyio.CapacityLimiter(VERIFY_THREADS)
@@ -282,7 +352,7 @@ class JwtVerifier:
             self._discovery_failed_at = time.monotonic()
             raise
 
-    def _client(self) -> jwt.PyJWKClient:
+    def _client(self) -> _KeySetClient:
         with self._lock:
             if self._jwks is None:
                 url = self._discover()
@@ -304,22 +374,25 @@ class JwtVerifier:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
             raise TokenRejected(f"not a JWT ({exc})") from None
-        if header.get("alg") not in ALGORITHMS:
-            raise TokenRejected(f"algorithm {header.get('alg')!r} is not accepted")
+        algorithm = header.get("alg")
+        if algorithm not in ALGORITHMS:
+            raise TokenRejected(f"algorithm {algorithm!r} is not accepted")
         kid = header.get("kid")
-        if not isinstance(kid, str) or not kid:
-            raise TokenRejected("the token names no signing key ('kid')")
+        if kid is not None and (not isinstance(kid, str) or not kid):
+            raise TokenRejected("the token's 'kid' is not a key id")
         try:
-            key = self._client().get_signing_key(kid)
+            keys = self._client()
+            key = keys.get_signing_key(kid) if kid is not None else keys.only_key(algorithm)
         except jwt.PyJWKClientConnectionError as exc:
             raise IdentityProviderUnavailable(f"cannot fetch the issuer's keys: {exc}") from exc
         except (jwt.PyJWKClientError, jwt.PyJWKSetError) as exc:  # also: the issuer publishes no key at all
-            raise TokenRejected(f"unknown signing key {kid!r}") from exc
+            raise TokenRejected(f"unknown signing key {kid!r}" if kid is not None else str(exc)) from exc
+        key = key_for(key, algorithm, kid)
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key,
-                algorithms=ALGORITHMS,
+                algorithms=[algorithm],
                 audience=self.audiences,
                 issuer=self.config.issuer,
                 leeway=LEEWAY_SECONDS,

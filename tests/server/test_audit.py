@@ -350,3 +350,42 @@ def test_a_look_alike_user_is_neither_the_user_it_looks_like_nor_printed_as_them
     assert [line["query"] for line in read_audit(path, "jürgen@example.com")] == ["JÜRGEN@example.com"]
     assert acted_for({"user": "\u212aate@example.com", "kind": "user"}) == "\\u212aate@example.com"
     assert acted_for({"user": "JÜRGEN@example.com", "kind": "user"}) == "JÜRGEN@example.com"
+
+
+def test_the_prose_keeps_one_line_per_request_and_writes_look_alikes_apart(tmp_path: Path) -> None:
+    """probe27c F8: what a token or request named (`sub`, tool, route, user) cannot forge a line (a
+    newline in a `sub`) nor read as someone else (a Cyrillic `о` in the domain, a trailing ZERO WIDTH
+    SPACE, a fullwidth letter); ordinary non-ASCII names read as they are; `--json` keeps the lines raw."""
+    from inlet.server.auth import KeyEntry
+
+    forged = "eve-1\n2026-12-07T14:00:00.000Z  boss-sub  for phillip.allen@enron.com  POST /v1/search  200"
+    users = [
+        ("sub-cyr", "phillip.allen@enr\u043en.com", "search"),
+        ("sub-zwsp", "phillip.allen@enron.com\u200b", "search"),
+        (forged, "eve@evil.example", "fetch\tfetch"),
+        ("sub-full", "\uff50hillip.allen@enron.com", "search"),
+        ("sub-jose", "josé@exámple.com", "search"),
+        ("sub-ivan", "иван@пример.рф", "search"),
+    ]
+    path = tmp_path / "audit.jsonl"
+    audit = AuditLog(str(path))
+    for subject, user, tool in users:
+        entry = KeyEntry(
+            name="oauth:agent", secret=b"", user=user, on_behalf_of=False, admin=False, subject=subject, issuer="i"
+        )
+        audit.record(key=entry, caller=None, status=200, ms=1.0, tool=tool, query="layoffs list")
+    audit.close()
+    config = tmp_path / "config.toml"
+    config.write_text(f'[index]\npath = "{tmp_path / "index"}"\n[server]\naudit_log = "{path}"\n')
+    prose = CliRunner().invoke(cli, ["audit", "--config", str(config)])
+    assert prose.exit_code == 0, prose.output
+    printed = prose.output.splitlines()
+    assert len(printed) == len(users)  # no forged line
+    assert "  sub-cyr  for phillip.allen@enr\\u043en.com  search  " in printed[0]
+    assert "  sub-zwsp  for phillip.allen@enron.com\\u200b  search  " in printed[1]
+    assert "  eve-1\\n2026-12-07T14:00:00.000Z  boss-sub  for phillip" in printed[2]
+    assert "  for eve@evil.example  fetch\\tfetch  " in printed[2]
+    assert "  for \\uff50hillip.allen@enron.com  " in printed[3]
+    assert "  for josé@exámple.com  " in printed[4] and "  for иван@пример.рф  " in printed[5]
+    raw = json.loads(CliRunner().invoke(cli, ["audit", "--json", "--config", str(config)]).output)["lines"]
+    assert [(line["subject"], line["user"], line["tool"]) for line in raw] == users

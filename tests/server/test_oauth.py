@@ -534,6 +534,97 @@ class HangingKeySet:
         self.server.server_close()
 
 
+def published(*keys: dict[str, Any]) -> tuple[ThreadingHTTPServer, str]:
+    """A loopback key-set endpoint publishing `keys` (JWKs), and its URL."""
+    server, _ = answering(json.dumps({"keys": list(keys)}).encode())
+    return server, f"http://127.0.0.1:{server.server_address[1]}/jwks"
+
+
+def rsa_jwk(key: Any, **fields: Any) -> dict[str, Any]:
+    """`key`'s public JWK with `fields` (None: left out), as an issuer may publish it."""
+    jwk = {**key.jwk(), **fields}
+    return {k: v for k, v in jwk.items() if v is not None}
+
+
+def ec_key() -> tuple[Any, dict[str, Any]]:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    return private, {**jwt.algorithms.ECAlgorithm.to_jwk(private.public_key(), as_dict=True), "use": "sig"}
+
+
+def signed(idp: IdentityProvider, private: Any, algorithm: str, kid: str | None = None) -> str:
+    return jwt.encode(claims(idp, "urn:test"), private, algorithm=algorithm, headers={"kid": kid} if kid else None)
+
+
+def relabelled(token: str, algorithm: str) -> str:
+    """`token` whose header names `algorithm` (its signature is another's: only the key lookup is under test)."""
+    head, payload, signature = token.split(".")
+    header = {**json.loads(jwt.utils.base64url_decode(head)), "alg": algorithm}
+    return ".".join([jwt.utils.base64url_encode(json.dumps(header).encode()).decode(), payload, signature])
+
+
+def test_a_token_naming_no_kid_is_checked_with_the_one_key_for_its_algorithm(idp: IdentityProvider) -> None:
+    """RFC 7515 §4.1.4: `kid` is optional. The set's one RSA key verifies a kid-less RS256 token, its
+    one EC key an ES256 one, a key published without a `kid` too; with two RSA keys which one signed
+    is ambiguous: refused, saying so. A forged kid-less token is still refused by the signature."""
+    rsa_private, (ec_private, ec_jwk) = new_key(), ec_key()
+    server, url = published(rsa_private.jwk(), {**ec_jwk, "kid": "ec-1"})
+    try:
+        verifier = JwtVerifier(OAuthConfig(issuer=idp.issuer, audience="urn:test", jwks_url=url))
+        assert (verifier.verify(signed(idp, rsa_private.private, "RS256")).claims or {})["email"] == ALICE_EMAIL
+        assert (verifier.verify(signed(idp, ec_private, "ES256")).claims or {})["email"] == ALICE_EMAIL
+        with pytest.raises(TokenRejected, match="[Ss]ignature"):
+            verifier.verify(signed(idp, new_key().private, "RS256"))
+        with pytest.raises(TokenRejected, match="holds none for ES384"):
+            verifier.verify(relabelled(signed(idp, ec_private, "ES256"), "ES384"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    server, url = published(rsa_jwk(rsa_private, kid=None))  # the issuer names no key at all
+    try:
+        verifier = JwtVerifier(OAuthConfig(issuer=idp.issuer, audience="urn:test", jwks_url=url))
+        assert (verifier.verify(signed(idp, rsa_private.private, "RS256")).claims or {})["email"] == ALICE_EMAIL
+    finally:
+        server.shutdown()
+        server.server_close()
+    other = new_key()
+    server, url = published(rsa_private.jwk(), other.jwk())
+    try:
+        verifier = JwtVerifier(OAuthConfig(issuer=idp.issuer, audience="urn:test", jwks_url=url))
+        with pytest.raises(TokenRejected, match="holds 2 keys for RS256: which one signed it is ambiguous"):
+            verifier.verify(signed(idp, rsa_private.private, "RS256"))
+        assert verifier.verify(signed(idp, other.private, "RS256", kid=other.kid)).claims  # with a kid: as ever
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_key_naming_no_alg_verifies_every_accepted_algorithm_of_its_type(idp: IdentityProvider) -> None:
+    """RFC 7517 §4.4: a JWK without `alg` (Microsoft Entra publishes none) may verify any algorithm of
+    its type: RS384, RS512, PS256 tokens of an RSA key, not only PyJWT's default RS256; never another
+    type's (ES256 naming the RSA key), nor a curve's other hash. A key naming its `alg` verifies
+    only that one."""
+    bare, named, (ec_private, ec_jwk) = new_key(), new_key(), ec_key()
+    server, url = published(rsa_jwk(bare, alg=None), named.jwk(), {**ec_jwk, "kid": "ec-1"})
+    try:
+        verifier = JwtVerifier(OAuthConfig(issuer=idp.issuer, audience="urn:test", jwks_url=url))
+        for algorithm in ("RS256", "RS384", "RS512", "PS256", "PS512"):
+            token = signed(idp, bare.private, algorithm, kid=bare.kid)
+            assert (verifier.verify(token).claims or {})["email"] == ALICE_EMAIL, algorithm
+        assert verifier.verify(signed(idp, ec_private, "ES256", kid="ec-1")).claims
+        with pytest.raises(TokenRejected, match="verifies only ES256"):
+            verifier.verify(relabelled(signed(idp, ec_private, "ES256", kid="ec-1"), "ES384"))
+        with pytest.raises(TokenRejected, match=f"signing key '{bare.kid}' \\(RSA\\) verifies only PS256"):
+            verifier.verify(signed(idp, ec_private, "ES256", kid=bare.kid))
+        with pytest.raises(TokenRejected, match="verifies only RS256"):
+            verifier.verify(signed(idp, named.private, "RS512", kid=named.kid))
+        assert verifier.verify(signed(idp, named.private, "RS256", kid=named.kid)).claims
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_tokens_with_a_kid_being_fetched_wait_for_that_fetch_and_known_kids_do_not(idp: IdentityProvider) -> None:
     """While one refetch (for an unknown kid) is held by the provider, a known kid verifies with the
     keys at hand at once; other tokens with the rotated kid, and a kid no set holds, wait for that
