@@ -650,10 +650,15 @@ def test_tokens_with_a_kid_being_fetched_wait_for_that_fetch_and_known_kids_do_n
         assert keyset.fetches == 2
 
 
-def test_api_key_requests_never_wait_on_a_hanging_identity_provider(idp: IdentityProvider, index: Index) -> None:
+def test_api_key_requests_never_wait_on_a_hanging_identity_provider(
+    idp: IdentityProvider, index: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """60 tokens with unknown kids arrive while the provider holds a key-set fetch: an API-key
     search is answered meanwhile (token checks have threads of their own); once the fetch ends, the
     60 are refused without fetching again and the request that started it gets the rotated key."""
+    # The fetch is held until the test releases it: on a loaded machine the 61 requests before the
+    # release can take longer than the fetch's 5 s, which would end it early.
+    monkeypatch.setattr("inlet.server.oauth.HTTP_TIMEOUT_SECONDS", 120.0)
     known, rotated, unknown = new_key(), new_key(), new_key()
     with HangingKeySet(known) as keyset, ThreadPoolExecutor(max_workers=61) as pool:
         oauth = OAuthConfig(issuer=idp.issuer, audience="urn:test", scopes=["inlet.read"], jwks_url=keyset.url)
