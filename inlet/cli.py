@@ -28,19 +28,31 @@ from inlet.terminal import one_line
 log = logging.getLogger("inlet")
 
 
-def _output(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option("--json", "as_json", is_flag=True, help="print one JSON document on stdout")(func)
+def _verbose(func: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("-v", "--verbose", count=True, help="more log output (-vv: debug)")(func)
 
 
-def _common(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option(
+def _output(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--json", "as_json", is_flag=True, help="print one JSON document on stdout")(func)
+    return _verbose(func)
+
+
+def _config(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
         "--config",
         "config_path",
         type=click.Path(dir_okay=False),
         help="config file (default: $INLET_CONFIG, else ./config.toml)",
     )(func)
-    return _output(func)
+
+
+def _common(func: Callable[..., Any]) -> Callable[..., Any]:
+    return _output(_config(func))
+
+
+def _serving(func: Callable[..., Any]) -> Callable[..., Any]:
+    """`_common` without --json: a server (serve, daemon, mcp) runs until stopped and prints no result."""
+    return _verbose(_config(func))
 
 
 def _setup_logging(verbose: int) -> None:
@@ -861,8 +873,8 @@ def _listening(settings: Any, host: str | None, port: int | None) -> Any:
 
 @cli.command()
 @_listen_options
-@_common
-def serve(host: str | None, port: int | None, config_path: str | None, as_json: bool, verbose: int) -> None:
+@_serving
+def serve(host: str | None, port: int | None, config_path: str | None, verbose: int) -> None:
     """The retrieval API (and MCP over HTTP at /mcp)."""
     _setup_logging(verbose)
     try:
@@ -875,8 +887,8 @@ def serve(host: str | None, port: int | None, config_path: str | None, as_json: 
 
 @cli.command()
 @click.option("--user", envvar="INLET_USER", help="act as this user (default: $INLET_USER)", callback=_named_user)
-@_common
-def mcp(user: str | None, config_path: str | None, as_json: bool, verbose: int) -> None:
+@_serving
+def mcp(user: str | None, config_path: str | None, verbose: int) -> None:
     """The MCP server on stdio."""
     _setup_logging(verbose)
     try:
@@ -892,10 +904,8 @@ def mcp(user: str | None, config_path: str | None, as_json: bool, verbose: int) 
 @cli.command()
 @click.option("--serve", "with_api", is_flag=True, help="also run the retrieval API in this process")
 @_listen_options
-@_common
-def daemon(
-    with_api: bool, host: str | None, port: int | None, config_path: str | None, as_json: bool, verbose: int
-) -> None:
+@_serving
+def daemon(with_api: bool, host: str | None, port: int | None, config_path: str | None, verbose: int) -> None:
     """Run every source on its schedule until SIGINT/SIGTERM."""
     _setup_logging(max(verbose, 1))
     try:

@@ -216,7 +216,9 @@ class ServerConfig(TypedConfig):
     audit_log: str | None = Field(
         None, description="a JSON-lines file of who asked what, or '-' for the log stream; default off"
     )
-    audit_queries: Literal["text", "hash"] = Field("text", description="'hash': the query's SHA-256, not its text")
+    audit_queries: Literal["text", "hash"] = Field(
+        "text", description="'hash': the query's SHA-256, not its text (a fetch's: the document id's)"
+    )
     audit_max_bytes: int = Field(100 * 1024 * 1024, ge=1024, description="the audit file is rotated at this size")
     audit_backups: int = Field(10, ge=1, le=1000, description="rotated audit files kept")
     rate_limit: RateLimit | None = Field(

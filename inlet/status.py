@@ -190,7 +190,8 @@ def _events(report: dict[str, Any] | None) -> dict[str, Any] | None:
 class SourcesCollector:
     """Prometheus gauges of the sync schedule, read from SQLite at scrape time, labelled by source:
     inlet_source_lag_seconds (since the last successful sync), inlet_source_last_run_timestamp_seconds,
-    inlet_source_next_run_timestamp_seconds, inlet_source_failure_streak and inlet_source_last_run_ok
+    inlet_source_next_run_timestamp_seconds (only for a source a running daemon has on its schedule:
+    under a plain `inlet serve` nothing runs it), inlet_source_failure_streak and inlet_source_last_run_ok
     (1 when the last finished run was ok or partial). Documents, chunks and the last success are the
     server's own `IndexCollector`; register both: `registry.register(SourcesCollector(settings))`.
     """
@@ -225,7 +226,7 @@ class SourcesCollector:
             values = {
                 "lag_seconds": s["lag_seconds"],
                 "last_run_timestamp_seconds": _epoch(last["finished_at"]) if last else None,
-                "next_run_timestamp_seconds": _epoch(s["next_run"]),
+                "next_run_timestamp_seconds": _epoch(s["next_run"]) if s["scheduled"] else None,
                 "failure_streak": s["failure_streak"],
                 "last_run_ok": (1 if last["outcome"] in ("ok", "partial") else 0) if last else None,
                 **_event_values(s["events"]),

@@ -4,8 +4,9 @@ Invariant: a line names who asked (key name, or OAuth subject and issuer) and th
 key (`kind`: admin, on_behalf_of or user), the user acted for (null: none, which is an operator
 only when `kind` is admin), the route or tool, the query (or its SHA-256), the document id a fetch
 asked for (`GET /v1/documents/{id}`, MCP `fetch`; or its SHA-256; whatever the answer, so ids tried
-in vain show too), the returned document ids, the status and the latency; never a key, a token
-or a passage text. Lines are queued and written by one writer thread
+in vain show too), the returned document ids (a fetch's as `sha256:` digests when the id it asked
+for is hashed: the id returned is that one), the status and the latency; never a key, a token or a
+passage text. Lines are queued and written by one writer thread
 (`logging.handlers.QueueListener` over a size-rotated file), so a request never waits on the disk;
 `"-"` sends them to the log stream (logger `inlet.audit`) instead.
 A line the writer cannot write (a full disk, a file made read-only) is lost, and requests go on:
@@ -155,10 +156,13 @@ class AuditLog:
         for field, asked in (("query", query), ("requested_id", requested_id)):
             if asked is not None:
                 if self.hash_queries:
-                    line[f"{field}_sha256"] = hashlib.sha256(asked.encode("utf-8", "replace")).hexdigest()
+                    line[f"{field}_sha256"] = _sha256(asked)
                 else:
                     line[field] = asked
-        line["doc_ids"] = list(dict.fromkeys(doc_ids))
+        returned = list(dict.fromkeys(doc_ids))
+        if self.hash_queries and requested_id is not None:  # a fetch: in clear, the id returned undoes the hash
+            returned = [f"sha256:{_sha256(doc_id)}" for doc_id in returned]
+        line["doc_ids"] = returned
         line["status"] = status
         line["ms"] = round(ms, 1)
         text = json.dumps(line, ensure_ascii=False)
@@ -179,6 +183,10 @@ class AuditLog:
                 handler.close()
             self._listener = None
             self._queue = None
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
 
 
 async def name_refused(scope: Scope, receive: Receive | None, entry: KeyEntry, body: Any = None) -> None:

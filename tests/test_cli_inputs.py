@@ -58,6 +58,14 @@ def test_options_out_of_range_or_not_offered_are_exit_2(args: list[str]) -> None
     assert result.exit_code == 2, result.output
 
 
+@pytest.mark.parametrize("command", ["serve", "daemon", "mcp"])
+def test_servers_offer_no_json_output_they_never_print(command: str) -> None:
+    # they run until stopped and print no result: --json would print nothing (or corrupt MCP's stdout)
+    assert "--json" not in CliRunner().invoke(cli, [command, "--help"]).output
+    result = CliRunner().invoke(cli, [command, "--json"])
+    assert result.exit_code == 2 and "No such option '--json'" in result.output, result.output
+
+
 def test_nothing_indexed_names_the_database_not_an_unused_folder(
     tmp_path: Path, database_url: str, chroma_server_url: str
 ) -> None:

@@ -164,11 +164,26 @@ def test_hashed_queries_keep_only_the_digest(tmp_path: Path, index: Index) -> No
         assert app.state.retrieval.ready.wait(30)
         assert client.post("/v1/search", json={"query": "espresso machine"}, headers=ALICE).status_code == 200
         assert client.get("/v1/documents/eng:C2/200", headers=BOB).status_code == 404
-    line, fetched = lines_of(log)
+        assert client.get("/v1/documents/eng:C1/100", headers=BOB).status_code == 200
+    line, fetched, found = lines_of(log)
     assert "query" not in line and line["query_sha256"] == hashlib.sha256(b"espresso machine").hexdigest()
     assert "espresso" not in log.read_text()
+    assert line["doc_ids"] and not any(d.startswith("sha256:") for d in line["doc_ids"])  # a search's: in clear
     assert "requested_id" not in fetched and fetched["requested_id_sha256"] == hashlib.sha256(b"eng:C2/200").hexdigest()
     assert "eng:C2/200" not in json.dumps(fetched)
+    # a fetch that found its document: the id returned is the id asked for, hashed alike
+    digest = hashlib.sha256(b"eng:C1/100").hexdigest()
+    assert found["requested_id_sha256"] == digest and found["doc_ids"] == [f"sha256:{digest}"]
+    assert "eng:C1/100" not in json.dumps(found)
+    # the MCP fetch tool's line (written by the same `record`)
+    tool_log = tmp_path / "tool.jsonl"
+    audit = AuditLog(str(tool_log), "hash")
+    audit.record(
+        key=None, caller=None, status=200, ms=1.0, tool="fetch", requested_id="eng:C1/100", doc_ids=["eng:C1/100"]
+    )
+    audit.close()
+    (tool,) = lines_of(tool_log)
+    assert tool["requested_id_sha256"] == digest and tool["doc_ids"] == [f"sha256:{digest}"]
 
 
 def test_mcp_over_http_writes_a_line_per_tool_call(tmp_path: Path, index: Index) -> None:

@@ -345,6 +345,10 @@ def test_status_and_metrics_show_the_daemons_next_run_lag_and_streak(tmp_path: P
     finally:
         assert daemon.shutdown(grace=5)
     assert state.daemon_next_runs() == {}
+    # no daemon schedules it now (as under a plain `inlet serve`): no next-run series, the rest stays
+    metrics = {m.name: m.samples for m in SourcesCollector(daemon.settings, state).collect() if m.samples}
+    assert "inlet_source_next_run_timestamp_seconds" not in metrics
+    assert metrics["inlet_source_failure_streak"][0].value == 1
 
 
 # --- a real daemon process on a `files` source (loads the embedding model: three launches in all) ---
