@@ -315,6 +315,39 @@ class McpHttpAuth:
         self.limiter = limiter if limiter is not None and limiter.enabled else None
         self.metrics = metrics
 
+    async def _admit(
+        self, scope: Scope, receive: Receive, send: Send, entry: KeyEntry, json_body: bool
+    ) -> Receive | None:
+        """A POST's `receive` (its body read) once it spent its token and, declared JSON, holds a
+        message the SDK may have; None once answered here (429, or a JSON-RPC error)."""
+        state = scope["state"]
+        caller = state["caller"]
+        receive, body = await _buffered(receive)
+        read = _json(body)
+        asked = None if read is _UNREADABLE else read  # what the audit reads a refused tool call from
+        if self.limiter is not None:
+            try:
+                wait = await self.limiter.check_caller(caller)
+            except ApiError as exc:
+                await send_error(send, exc.status, exc.code, exc.message, exc.headers)
+                return None
+            if wait > 0:
+                if self.metrics is not None:
+                    self.metrics.rate_limited.labels(caller.key_name).inc()
+                if json_body and _calls_a_tool(read):
+                    state["over_limit"] = wait  # its tool answers the tool error (and writes the line)
+                else:
+                    await name_refused(scope, None, entry, asked)
+                    message = limited_message(caller.key_name, wait)
+                    await send_error(send, 429, "rate_limited", message, {"Retry-After": retry_after(wait)})
+                    return None
+        refusal = _refusal(read) if json_body else None
+        if refusal is not None:
+            await name_refused(scope, None, entry, asked)
+            await _send_jsonrpc_error(send, refusal)
+            return None
+        return receive
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         try:
@@ -355,39 +388,6 @@ class McpHttpAuth:
             )
             return
         await self.app(scope, receive, send)
-
-    async def _admit(
-        self, scope: Scope, receive: Receive, send: Send, entry: KeyEntry, json_body: bool
-    ) -> Receive | None:
-        """A POST's `receive` (its body read) once it spent its token and, declared JSON, holds a
-        message the SDK may have; None once answered here (429, or a JSON-RPC error)."""
-        state = scope["state"]
-        caller = state["caller"]
-        receive, body = await _buffered(receive)
-        read = _json(body)
-        asked = None if read is _UNREADABLE else read  # what the audit reads a refused tool call from
-        if self.limiter is not None:
-            try:
-                wait = await self.limiter.check_caller(caller)
-            except ApiError as exc:
-                await send_error(send, exc.status, exc.code, exc.message, exc.headers)
-                return None
-            if wait > 0:
-                if self.metrics is not None:
-                    self.metrics.rate_limited.labels(caller.key_name).inc()
-                if json_body and _calls_a_tool(read):
-                    state["over_limit"] = wait  # its tool answers the tool error (and writes the line)
-                else:
-                    await name_refused(scope, None, entry, asked)
-                    message = limited_message(caller.key_name, wait)
-                    await send_error(send, 429, "rate_limited", message, {"Retry-After": retry_after(wait)})
-                    return None
-        refusal = _refusal(read) if json_body else None
-        if refusal is not None:
-            await name_refused(scope, None, entry, asked)
-            await _send_jsonrpc_error(send, refusal)
-            return None
-        return receive
 
 
 async def _buffered(receive: Receive) -> tuple[Receive, bytes]:
