@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import anyio
 import mcp_types as types
 from mcp.server import Server
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from inlet.config import Settings
@@ -298,14 +298,10 @@ class McpHttpAuth:
     """ASGI guard in front of the SDK's streamable HTTP app: the same keys, tokens and rights as the
     REST routes; the resolved `Caller` travels in `scope['state']`. A key or token the API's guard
     already checked (`scope['state']['key']`) is not verified twice. With rate limits on, every
-    message (every POST) spends one of the caller's tokens here, before anything can refuse it;
-    over the limit, a tool call the tools will run goes on to its tool, which answers a tool error
-    (`over_limit` in the scope), and any other message is answered 429. A JSON body the SDK would
-    not hand to a tool is answered here, as on stdio (`_refusal`): no JSON-RPC 2.0 message (a batch,
-    `"jsonrpc": "1.0"`) is an "invalid request", a `tools/call` naming no tool "invalid params".
-    A tool call refused here (the user it names, its content type, its form, the rate limit) is
-    audited by `name_refused`, as a refused /v1 request is: the tools, which write the other lines,
-    never see it."""
+    message (every POST, a tool call too) spends one of the caller's tokens here (`_admit`), before
+    anything can refuse it; input the SDK would hand to no tool is answered here, as on stdio.
+    A tool call refused here (the user it names, its content type) is audited by `name_refused`, as
+    a refused /v1 request is: the tools, which write the other lines, never see it."""
 
     def __init__(
         self, app: ASGIApp, auth: Authenticator, limiter: RateLimiter | None = None, metrics: Any = None
@@ -319,7 +315,11 @@ class McpHttpAuth:
         self, scope: Scope, receive: Receive, send: Send, entry: KeyEntry, json_body: bool
     ) -> Receive | None:
         """A POST's `receive` (its body read) once it spent its token and, declared JSON, holds a
-        message the SDK may have; None once answered here (429, or a JSON-RPC error)."""
+        message the SDK may have; None once answered here. Over the limit, a tool call its tool
+        will run goes on (`over_limit` in the scope: the tool answers a tool error), any other
+        message is answered 429. A JSON body the SDK would hand to no tool (`_refusal`: no JSON-RPC
+        2.0 message, a `tools/call` naming no tool) is answered a JSON-RPC error. A tool call
+        refused here (its form, the rate limit) is audited by `name_refused`."""
         state = scope["state"]
         caller = state["caller"]
         receive, body = await _buffered(receive)
@@ -431,6 +431,8 @@ def _refusal(read: Any) -> types.JSONRPCError | None:
     words `inlet mcp` uses on stdio (`_invalid_request`; one answer for a batch, id null: one POST
     carries one message); a `tools/call` whose `params` name no tool is "invalid params" (-32602),
     by the SDK's own models."""
+    from pydantic import ValidationError
+
     if read is _UNREADABLE:
         return None
     try:
@@ -739,6 +741,7 @@ class _DrainingReader(_Wrapped):
         """Answer the request ids of a line that is no message; False when it named none."""
         from mcp.shared.message import SessionMessage
         from mcp.types import INVALID_REQUEST, ErrorData, JSONRPCError
+        from pydantic import ValidationError
 
         if not isinstance(error, ValidationError):
             return False

@@ -187,23 +187,6 @@ def test_http_refuses_bad_keys_before_mcp(base_url: str, headers: Any, status: i
     assert "error" in response.json() and "code" in response.json()["error"]
 
 
-def test_http_a_body_not_declared_json_gets_the_api_error_shape(base_url: str) -> None:
-    """`curl -d` declares a form: the answer says what to send, in the API's JSON error shape."""
-    message = '{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}'
-    response = httpx.post(
-        f"{base_url}/mcp",
-        content=message,
-        headers={
-            "Authorization": "Bearer alice-secret-key",
-            "Content-Type": "text/plain",
-            "Accept": "application/json, text/event-stream",
-        },
-    )
-    assert response.status_code == 415
-    assert response.json()["error"]["code"] == "unsupported_media_type"
-    assert "application/json" in response.json()["error"]["message"]
-
-
 def test_http_input_that_is_no_mcp_request_is_answered_as_on_stdio(base_url: str) -> None:
     """Probe 27c F5: a JSON-RPC batch or a `"jsonrpc": "1.0"` message got -32602 "Invalid params"
     with the SDK's validation dump; it is -32600 "invalid request" in the words `inlet mcp` uses
@@ -233,6 +216,23 @@ def test_http_input_that_is_no_mcp_request_is_answered_as_on_stdio(base_url: str
     assert not any("validation" in m.lower() or "pydantic" in m.lower() for m in messages)  # no parser internals
     listing = httpx.post(f"{base_url}/mcp", json={"jsonrpc": "2.0", "id": 10, "method": "tools/list"}, headers=headers)
     assert listing.status_code == 200 and listing.json()["result"]["tools"]
+
+
+def test_http_a_body_not_declared_json_gets_the_api_error_shape(base_url: str) -> None:
+    """`curl -d` declares a form: the answer says what to send, in the API's JSON error shape."""
+    message = '{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}'
+    response = httpx.post(
+        f"{base_url}/mcp",
+        content=message,
+        headers={
+            "Authorization": "Bearer alice-secret-key",
+            "Content-Type": "text/plain",
+            "Accept": "application/json, text/event-stream",
+        },
+    )
+    assert response.status_code == 415
+    assert response.json()["error"]["code"] == "unsupported_media_type"
+    assert "application/json" in response.json()["error"]["message"]
 
 
 # --- stdio --------------------------------------------------------------------------------------
