@@ -194,9 +194,10 @@ async def name_refused(scope: Scope, receive: Receive | None, entry: KeyEntry, b
     would have (a 429, a 403 for a token's scope or a key's rights, a 422 for a bad field): the
     body's `user` and `query` (read from `receive` when the route did not read it; the body limit,
     outside, has bounded it), or the user a GET route names. An MCP `tools/call` refused before
-    its tool ran (/mcp: the key check, the user it names) is named as the tool would have: its
-    tool, its `query` or `id`, the user of the header or `?user=`. A request naming a user its key
-    may not name leaves only the key; what a route already put there stays."""
+    its tool ran (/mcp: the key check, the user it names, the rate limit, its form) is named as the
+    tool would have: its tool (None when it names none), its `query` or `id`, the user of the
+    header or `?user=`. A request naming a user its key may not name leaves only the key; what a
+    route already put there stays."""
     state = scope.setdefault("state", {})
     if body is None and receive is not None and scope.get("method") == "POST":
         message = await receive()
@@ -226,13 +227,19 @@ async def name_refused(scope: Scope, receive: Receive | None, entry: KeyEntry, b
 
 
 def _tool_call(body: Any) -> dict[str, Any] | None:
-    """The `name` and `arguments` of the JSON-RPC `tools/call` in an /mcp body (a message, or the
-    first of a batch), or None: a body that calls no tool (initialize, tools/list) writes no line."""
+    """The `name` (None: it names no tool) and `arguments` of the JSON-RPC `tools/call` in an /mcp
+    body (a message, or the first of a batch), or None: a body that calls no tool (initialize,
+    tools/list) writes no line."""
     for message in body if isinstance(body, list) else [body]:
-        params = message.get("params") if isinstance(message, dict) and message.get("method") == "tools/call" else None
-        if isinstance(params, dict) and isinstance(params.get("name"), str):
-            arguments = params.get("arguments")
-            return {"name": params["name"], "arguments": arguments if isinstance(arguments, dict) else {}}
+        if isinstance(message, dict) and message.get("method") == "tools/call":
+            params = message.get("params")
+            name, arguments = (
+                (params.get("name"), params.get("arguments")) if isinstance(params, dict) else (None, None)
+            )
+            return {
+                "name": name if isinstance(name, str) else None,
+                "arguments": arguments if isinstance(arguments, dict) else {},
+            }
     return None
 
 
@@ -246,7 +253,8 @@ class AuditMiddleware:
     caller come from the key check (`KeyGuard`, inside this one) and the route. A request the key
     check refused without knowing who sent it (401) gets no line; a token refused for its scope
     (403) names its subject. An /mcp request gets a line here only when it was a tool call refused
-    before the tool ran (`name_refused` put its `tool` there): the tools write their own."""
+    before the tool ran (`name_refused` put a `tool` there, None for a call naming none): the tools
+    write their own."""
 
     def __init__(self, app: ASGIApp, audit: AuditLog) -> None:
         self.app = app
@@ -275,7 +283,7 @@ class AuditMiddleware:
             await self.app(scope, receive, send_wrapped)
         finally:
             state = scope.get("state", {})
-            refused_call = (state.get("audit") or {}).get("tool") is not None
+            refused_call = "tool" in (state.get("audit") or {})
             # else refused by the key check (a 401 names nobody), or /mcp answered by its tools
             if state.get("key") is not None and (path != MCP_PATH or refused_call):
                 self._record(scope, path, status, started)

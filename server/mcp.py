@@ -4,7 +4,9 @@ Built on the `mcp` SDK's low-level `Server`, because the tools need the caller o
 on stdio that is the user the process was started for; over HTTP it is resolved from the API key
 or OAuth access token (and, for on_behalf_of keys, the `X-Inlet-User` header or `?user=`) by
 `McpHttpAuth`, behind the `Origin` check (DNS-rebinding protection), before the
-SDK sees the request, and read back from the request scope inside the tool. Tool results carry
+SDK sees the request, and read back from the request scope inside the tool; there every message
+spends its rate-limit token, and input that is no MCP request is answered as on stdio
+(`_invalid_request`: one reading of it for both). Tool results carry
 the object both as `structuredContent` and as one JSON text item; `url` is never empty.
 On stdio (`StdioTools`) the tools answer from the index opened in this process, or forward to the
 process holding it; when that process stops, the next call decides again who answers.
@@ -35,7 +37,7 @@ from inlet.index.store import Index
 from .audit import AuditLog, name_refused
 from inlet.connectors.model import well_formed_user
 
-from .auth import Caller, caller_for, named_user
+from .auth import Caller, KeyEntry, caller_for, named_user
 from .errors import ApiError
 from .local_channel import HolderGoneError, LocalClient, holder_for
 from .middleware import send_error
@@ -132,7 +134,9 @@ class ToolError(Exception):
 
 
 class InletTools:
-    """The two tools over a `Retrieval`, for the caller `caller_of(ctx)` names."""
+    """The two tools over a `Retrieval`, for the caller `caller_of(ctx)` names. A call the rate
+    limit refused (`over_limit_of(ctx)`: the seconds until the caller's next token, which
+    `McpHttpAuth` already spent for it) is a tool error saying so."""
 
     def __init__(
         self,
@@ -140,22 +144,21 @@ class InletTools:
         half_life_days: float,
         caller_of: Callable[[Any], Caller],
         audit: AuditLog | None = None,
-        limiter: RateLimiter | None = None,
-        metrics: Any = None,
+        over_limit_of: Callable[[Any], float] | None = None,
     ) -> None:
         self.retrieval = retrieval
         self.half_life_days = half_life_days
         self.caller_of = caller_of
         self.audit = audit or AuditLog(None)
-        self.limiter = limiter
-        self.metrics = metrics
+        self.over_limit_of = over_limit_of
 
     def server(self) -> Server[Any]:
         async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
             return types.ListToolsResult(tools=TOOLS)
 
         async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-            return await self.call(params.name, params.arguments or {}, self.caller_of(ctx))
+            wait = self.over_limit_of(ctx) if self.over_limit_of is not None else 0.0
+            return await self.call(params.name, params.arguments or {}, self.caller_of(ctx), wait)
 
         return Server(
             "inlet",
@@ -165,10 +168,13 @@ class InletTools:
             on_call_tool=call_tool,
         )
 
-    async def call(self, name: str, arguments: Mapping[str, Any], caller: Caller) -> types.CallToolResult:
-        """The tool's answer, or a tool error; one audit line either way."""
+    async def call(
+        self, name: str, arguments: Mapping[str, Any], caller: Caller, over_limit: float = 0.0
+    ) -> types.CallToolResult:
+        """The tool's answer, or a tool error (`over_limit` > 0: the seconds until the caller may
+        call again); one audit line either way."""
         started = time.perf_counter()
-        result, status = await self._call(name, arguments, caller)
+        result, status = await self._call(name, arguments, caller, over_limit)
         data = result.structured_content or {}
         doc_ids = (
             [r["id"] for r in data.get("results", [])]
@@ -189,12 +195,12 @@ class InletTools:
         )
         return result
 
-    async def _call(self, name: str, arguments: Mapping[str, Any], caller: Caller) -> tuple[types.CallToolResult, int]:
+    async def _call(
+        self, name: str, arguments: Mapping[str, Any], caller: Caller, over_limit: float
+    ) -> tuple[types.CallToolResult, int]:
+        if over_limit > 0:
+            return _tool_error(limited_message(caller.key_name, over_limit)), 429
         try:
-            if self.limiter is not None and (wait := await self.limiter.check_caller(caller)) > 0:
-                if self.metrics is not None:
-                    self.metrics.rate_limited.labels(caller.key_name).inc()
-                return _tool_error(limited_message(caller.key_name, wait)), 429
             if name == "search":
                 result: BaseModel = await anyio.to_thread.run_sync(
                     self.search, _string(arguments, "query", MAX_QUERY_CHARS), caller, _k(arguments)
@@ -280,12 +286,20 @@ def http_caller(ctx: Any) -> Caller:
     return caller
 
 
+def http_over_limit(ctx: Any) -> float:
+    """The seconds until the next token of the caller whose tool call `McpHttpAuth` let through
+    over the rate limit (for the tool to answer its tool error); 0 within the limit."""
+    request = getattr(ctx, "request", None)
+    wait = request.scope.get("state", {}).get("over_limit") if request is not None else None
+    return float(wait) if isinstance(wait, (int, float)) else 0.0
+
+
 class McpHttpAuth:
     """ASGI guard in front of the SDK's streamable HTTP app: the same keys, tokens and rights as the
     REST routes; the resolved `Caller` travels in `scope['state']`. A key or token the API's guard
-    already checked (`scope['state']['key']`) is not verified twice. With rate limits on, a message
-    that calls no tool (initialize, tools/list, a notification) spends the caller's token here and
-    is answered 429 over the limit; a tool call spends it in `InletTools`, which answers a tool error.
+    already checked (`scope['state']['key']`) is not verified twice. With rate limits on, every
+    message (every POST, a tool call too) spends one of the caller's tokens here (`_admit`), before
+    anything can refuse it; input the SDK would hand to no tool is answered here, as on stdio.
     A tool call refused here (the user it names, its content type) is audited by `name_refused`, as
     a refused /v1 request is: the tools, which write the other lines, never see it.
     Only POST is served; every other method is a 405 with `Allow: POST` (RFC 9110 §15.5.6), after
@@ -300,6 +314,43 @@ class McpHttpAuth:
         self.auth = auth
         self.limiter = limiter if limiter is not None and limiter.enabled else None
         self.metrics = metrics
+
+    async def _admit(
+        self, scope: Scope, receive: Receive, send: Send, entry: KeyEntry, json_body: bool
+    ) -> Receive | None:
+        """A POST's `receive` (its body read) once it spent its token and, declared JSON, holds a
+        message the SDK may have; None once answered here. Over the limit, a tool call its tool
+        will run goes on (`over_limit` in the scope: the tool answers a tool error), any other
+        message is answered 429. A JSON body the SDK would hand to no tool (`_refusal`: no JSON-RPC
+        2.0 message, a `tools/call` naming no tool) is answered a JSON-RPC error. A tool call
+        refused here (its form, the rate limit) is audited by `name_refused`."""
+        state = scope["state"]
+        caller = state["caller"]
+        receive, body = await _buffered(receive)
+        read = _json(body)
+        asked = None if read is _UNREADABLE else read  # what the audit reads a refused tool call from
+        if self.limiter is not None:
+            try:
+                wait = await self.limiter.check_caller(caller)
+            except ApiError as exc:
+                await send_error(send, exc.status, exc.code, exc.message, exc.headers)
+                return None
+            if wait > 0:
+                if self.metrics is not None:
+                    self.metrics.rate_limited.labels(caller.key_name).inc()
+                if json_body and _calls_a_tool(read):
+                    state["over_limit"] = wait  # its tool answers the tool error (and writes the line)
+                else:
+                    await name_refused(scope, None, entry, asked)
+                    message = limited_message(caller.key_name, wait)
+                    await send_error(send, 429, "rate_limited", message, {"Retry-After": retry_after(wait)})
+                    return None
+        refusal = _refusal(read) if json_body else None
+        if refusal is not None:
+            await name_refused(scope, None, entry, asked)
+            await _send_jsonrpc_error(send, refusal)
+            return None
+        return receive
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("method") == "OPTIONS":  # past the key check, as CORS preflights are; none is served here
@@ -322,19 +373,11 @@ class McpHttpAuth:
             await send_error(send, exc.status, exc.code, exc.message, exc.headers)
             return
         state["caller"] = caller
-        if self.limiter is not None and scope.get("method") == "POST":
-            receive, body = await _buffered(receive)
-            try:
-                wait = 0.0 if _calls_a_tool(body) else await self.limiter.check_caller(caller)
-            except ApiError as exc:
-                await send_error(send, exc.status, exc.code, exc.message, exc.headers)
+        if scope.get("method") == "POST":
+            admitted = await self._admit(scope, receive, send, entry, is_json(headers.get("content-type", "")))
+            if admitted is None:
                 return
-            if wait > 0:
-                if self.metrics is not None:
-                    self.metrics.rate_limited.labels(caller.key_name).inc()
-                message = limited_message(caller.key_name, wait)
-                await send_error(send, 429, "rate_limited", message, {"Retry-After": retry_after(wait)})
-                return
+            receive = admitted
         if scope.get("method") == "POST" and not is_json(headers.get("content-type", "")):
             await name_refused(scope, receive, entry)  # a tool call sent as another type is still one
             message = "MCP messages are JSON: send 'Content-Type: application/json'"  # in the API's error shape
@@ -389,14 +432,73 @@ async def _buffered(receive: Receive) -> tuple[Receive, bytes]:
     return replay, body
 
 
-def _calls_a_tool(body: bytes) -> bool:
-    """The JSON-RPC message (or batch) holds a `tools/call`; anything unreadable does not."""
+_UNREADABLE: Any = object()
+"""A body that is no JSON (the SDK answers it: -32700 parse error)."""
+
+
+def _json(body: bytes) -> Any:
+    """The body's JSON value, or `_UNREADABLE`."""
     try:
-        message = json.loads(body)
-    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth: the SDK answers
-        return False
-    batch = message if isinstance(message, list) else [message]
-    return any(isinstance(m, dict) and m.get("method") == "tools/call" for m in batch)
+        return json.loads(body)
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
+        return _UNREADABLE
+
+
+def _calls_a_tool(read: Any) -> bool:
+    """`read` is one `tools/call` its tool will answer (the JSON-RPC request the SDK reads, its
+    `params` naming a tool)."""
+    return isinstance(read, dict) and read.get("method") == "tools/call" and _refusal(read) is None
+
+
+def _refusal(read: Any) -> types.JSONRPCError | None:
+    """The JSON-RPC error /mcp answers (400) for the JSON value `read` where the SDK would hand
+    nothing to a tool, or None: no JSON-RPC 2.0 message is an "invalid request" (-32600), with the
+    words `inlet mcp` uses on stdio (`_invalid_request`; one answer for a batch, id null: one POST
+    carries one message); a `tools/call` whose `params` name no tool is "invalid params" (-32602),
+    by the SDK's own models."""
+    from pydantic import ValidationError
+
+    if read is _UNREADABLE:
+        return None
+    try:
+        message = types.jsonrpc_message_adapter.validate_python(read, by_name=False)
+    except (ValidationError, RecursionError):
+        why, ids = _invalid_request(read, "request")
+        answered = ids[0] if len(ids) == 1 and not isinstance(read, list) else None
+        error = types.ErrorData(code=types.INVALID_REQUEST, message=why)
+        return types.JSONRPCError(jsonrpc="2.0", id=answered, error=error)
+    if not isinstance(message, types.JSONRPCRequest) or message.method != "tools/call":
+        return None
+    try:
+        types.CallToolRequestParams.model_validate({} if message.params is None else message.params, by_name=False)
+    except ValidationError:
+        why = "invalid params: tools/call takes 'params' with the tool's 'name' and its 'arguments' (an object)"
+        return types.JSONRPCError(
+            jsonrpc="2.0", id=message.id, error=types.ErrorData(code=types.INVALID_PARAMS, message=why)
+        )
+    return None
+
+
+def _invalid_request(read: Any, per: str) -> tuple[str, list[str | int]]:
+    """Why the JSON value `read`, which the SDK cannot read as one JSON-RPC 2.0 message, is an
+    "invalid request" (one `per` line or request), and the ids of the requests it holds (each of a
+    batch's): the one reading of such input, on stdio and over HTTP."""
+    messages = read if isinstance(read, list) else [read]
+    asked = [m.get("id") for m in messages if isinstance(m, dict) and "method" in m]
+    ids: list[str | int] = [i for i in asked if isinstance(i, (str, int)) and not isinstance(i, bool)]
+    if isinstance(read, list):
+        return f"a JSON-RPC batch: MCP takes one message per {per}", ids
+    if isinstance(read, dict) and read.get("jsonrpc") != "2.0":
+        return 'not a valid MCP message: MCP speaks JSON-RPC 2.0 ("jsonrpc": "2.0")', ids
+    return "not a valid MCP message: not a JSON-RPC 2.0 request, notification or response", ids
+
+
+async def _send_jsonrpc_error(send: Send, error: types.JSONRPCError) -> None:
+    """Answer 400 with one JSON-RPC error (the SDK client reads its code at that status)."""
+    body = error.model_dump_json(by_alias=True, exclude_unset=True).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 400, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def http_app(
@@ -411,9 +513,7 @@ def http_app(
     from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
     from mcp.server.transport_security import TransportSecuritySettings
 
-    server = InletTools(
-        retrieval, settings.server.recency_half_life_days, http_caller, audit, limiter, metrics
-    ).server()
+    server = InletTools(retrieval, settings.server.recency_half_life_days, http_caller, audit, http_over_limit).server()
     # Stateless + JSON answers: every POST is authenticated on its own; no session outlives a key.
     # DNS-rebinding protection is inlet's `OriginGuard` (the server's own origin and cors_origins),
     # not the SDK's, which also pins the Host header and so breaks behind a proxy.
@@ -682,11 +782,7 @@ class _DrainingReader(_Wrapped):
             ),
             None,
         )
-        batch = isinstance(read, list)
-        messages: list[Any] = read if isinstance(read, list) else [read]
-        ids = [m.get("id") for m in messages if isinstance(m, dict) and "method" in m]
-        ids = [i for i in ids if isinstance(i, (str, int)) and not isinstance(i, bool)]
-        why = "a JSON-RPC batch: MCP takes one message per line" if batch else "not a valid MCP message"
+        why, ids = _invalid_request(read, "line")
         for request_id in ids:
             answer = JSONRPCError(jsonrpc="2.0", id=request_id, error=ErrorData(code=INVALID_REQUEST, message=why))
             await self._answers.send(SessionMessage(answer))

@@ -247,6 +247,42 @@ def test_an_mcp_tool_call_refused_before_its_tool_ran_is_written_too(tmp_path: P
     assert (lines[1]["key"], lines[1]["kind"]) == ("alice-laptop", "user")
 
 
+def test_an_mcp_tool_call_refused_for_its_form_is_written_too(tmp_path: Path, index: Index) -> None:
+    """Probe 27c F7: a `tools/call` the SDK refused before its tool ran (no `params`, `params: []`, a
+    batch) wrote no line. It is written with the tool it names (null: none), what it asked and the
+    status of its answer; a refused message that calls no tool writes none."""
+    log = tmp_path / "audit.jsonl"
+    app = create_app(settings_for(index.path, audit_log=str(log)), index=index, env=KEYS)
+    mcp = {**ALICE, "Accept": "application/json, text/event-stream"}
+    search = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "search", "arguments": {"query": "q3 layoffs"}},
+    }
+    bodies: list[Any] = [
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call"},
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": []},
+        {"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "fetch", "arguments": ["eng:C2/200"]}},
+        [search, {"jsonrpc": "2.0", "id": 5, "method": "ping"}],
+        [{"jsonrpc": "2.0", "id": 6, "method": "tools/list"}],  # calls no tool: no line
+        search,
+    ]
+    with TestClient(app) as client:
+        assert app.state.retrieval.ready.wait(30)
+        statuses = [client.post("/mcp", json=body, headers=mcp).status_code for body in bodies]
+    assert statuses == [400, 400, 400, 400, 400, 200]
+    lines = lines_of(log)
+    assert [(line["tool"], line["status"], line.get("query")) for line in lines] == [
+        (None, 400, None),
+        (None, 400, None),
+        ("fetch", 400, None),
+        ("search", 400, "q3 layoffs"),
+        ("search", 200, "q3 layoffs"),
+    ]
+    assert all(line["key"] == "alice-laptop" and line["user"] == "alice@example.com" for line in lines)
+
+
 def test_mcp_on_stdio_writes_a_line_per_tool_call(tmp_path: Path, embedder: Embedder) -> None:
     with Index(IndexConfig(path=tmp_path / "index"), embedder=embedder) as idx:
         idx.apply(corpus())

@@ -187,6 +187,37 @@ def test_http_refuses_bad_keys_before_mcp(base_url: str, headers: Any, status: i
     assert "error" in response.json() and "code" in response.json()["error"]
 
 
+def test_http_input_that_is_no_mcp_request_is_answered_as_on_stdio(base_url: str) -> None:
+    """Probe 27c F5: a JSON-RPC batch or a `"jsonrpc": "1.0"` message got -32602 "Invalid params"
+    with the SDK's validation dump; it is -32600 "invalid request" in the words `inlet mcp` uses
+    on stdio (one answer per POST: a batch's is id null). A `tools/call` naming no tool is -32602."""
+    headers = {"Authorization": "Bearer alice-secret-key", "Accept": "application/json, text/event-stream"}
+    bodies: list[Any] = [
+        [{"jsonrpc": "2.0", "id": 4, "method": "tools/list"}, {"jsonrpc": "2.0", "id": 5, "method": "ping"}],
+        {"jsonrpc": "1.0", "id": 6, "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": []},
+        {"jsonrpc": "2.0", "id": 8, "method": "tools/call"},
+        {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "search", "arguments": []}},
+    ]
+    answers = [httpx.post(f"{base_url}/mcp", json=body, headers=headers) for body in bodies]
+    assert [a.status_code for a in answers] == [400] * 5
+    errors = [(a.json()["jsonrpc"], a.json()["id"], a.json()["error"]["code"]) for a in answers]
+    assert errors == [
+        ("2.0", None, -32600),
+        ("2.0", 6, -32600),
+        ("2.0", 7, -32600),
+        ("2.0", 8, -32602),
+        ("2.0", 9, -32602),
+    ]
+    messages = [a.json()["error"]["message"] for a in answers]
+    assert "a JSON-RPC batch: MCP takes one message per request" in messages[0]
+    assert "not a valid MCP message" in messages[1] and '"jsonrpc": "2.0"' in messages[1]
+    assert "not a valid MCP message" in messages[2] and "'name'" in messages[3] == messages[4]
+    assert not any("validation" in m.lower() or "pydantic" in m.lower() for m in messages)  # no parser internals
+    listing = httpx.post(f"{base_url}/mcp", json={"jsonrpc": "2.0", "id": 10, "method": "tools/list"}, headers=headers)
+    assert listing.status_code == 200 and listing.json()["result"]["tools"]
+
+
 def test_http_a_body_not_declared_json_gets_the_api_error_shape(base_url: str) -> None:
     """`curl -d` declares a form: the answer says what to send, in the API's JSON error shape."""
     message = '{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}'

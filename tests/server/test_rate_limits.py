@@ -9,6 +9,7 @@ import statistics
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -56,24 +57,22 @@ def test_over_the_limit_is_429_with_retry_after_and_counted(index: Index) -> Non
 
 
 def test_mcp_tool_calls_over_the_limit_are_tool_errors(index: Index) -> None:
-    settings = Settings(index=IndexConfig(path=index.path), server=ServerConfig(rate_limit="1/h", rate_burst=2))
-    limiter = RateLimiter.from_settings(settings)
+    """The tool answers a call `McpHttpAuth` let through over the limit (it spent the token) with a
+    tool error naming the wait, and writes no search."""
     retrieval = Retrieval(index)
     retrieval.warm()
-    tools = InletTools(retrieval, 0, lambda ctx: None, limiter=limiter)
+    tools = InletTools(retrieval, 0, lambda ctx: None)
     alice = Caller("alice-laptop", "alice@example.com", admin=False)
-    oauth_bob = Caller("oauth:client", "bob@other.org", admin=False, subject="bob-sub", issuer="https://idp")
-    oauth_carol = Caller("oauth:client", "carol@example.com", admin=False, subject="carol-sub", issuer="https://idp")
 
-    async def calls() -> list[bool]:
-        out = [(await tools.call("search", {"query": "deploy"}, alice)).is_error for _ in range(3)]
-        out += [(await tools.call("fetch", {"id": "eng:C1/100"}, oauth_bob)).is_error for _ in range(3)]
-        out.append((await tools.call("fetch", {"id": "eng:C1/100"}, oauth_carol)).is_error)  # per OAuth user
-        last = await tools.call("search", {"query": "deploy"}, alice)
-        assert "rate limit" in last.content[0].text and "try again in" in last.content[0].text
-        return out
+    async def calls() -> tuple[Any, Any]:
+        return (
+            await tools.call("search", {"query": "deploy"}, alice),
+            await tools.call("search", {"query": "deploy"}, alice, over_limit=2.5),
+        )
 
-    assert anyio.run(calls) == [False, False, True, False, False, True, False]
+    within, over = anyio.run(calls)
+    assert not within.is_error and over.is_error and over.structured_content is None
+    assert over.content[0].text == "rate limit of 'alice-laptop' exceeded: try again in 3 s"
 
 
 def test_an_oauth_users_bucket_is_the_user_as_the_acl_compares_it() -> None:
@@ -106,6 +105,28 @@ def test_mcp_messages_that_call_no_tool_are_limited_over_http_and_tool_calls_ans
         assert client.post("/mcp", json=listing, headers=bob).status_code == 200  # a bucket per key
         metrics = client.get("/metrics", headers=OPS).text
     assert 'inlet_rate_limited_total{key="alice-laptop"} 2.0' in metrics
+
+
+def test_every_mcp_message_spends_one_token_also_a_tool_call_its_tool_never_ran(index: Index) -> None:
+    """Probe 27c F7: a `tools/call` the SDK refused before its tool ran (no `params`, `params: []`)
+    spent no token (the middleware left tool calls to their tool): a client looping on one was never
+    limited. Every message spends exactly one, a tool call too."""
+    app = create_app(limited_settings(index.path, "1/h", "1000/s", burst=3), index=index, env=KEYS)
+    headers = {**ALICE, "Accept": "application/json, text/event-stream"}
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "search", "arguments": SEARCH}}
+    bare = {"jsonrpc": "2.0", "id": 2, "method": "tools/call"}
+    listed = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": []}
+    with TestClient(app) as client:
+        assert app.state.retrieval.ready.wait(30)
+        answers = [client.post("/mcp", json=body, headers=headers) for body in (call, call, bare, bare, listed, call)]
+        metrics = client.get("/metrics", headers=OPS).text
+    assert [a.status_code for a in answers] == [200, 200, 400, 429, 429, 200]
+    assert [a.json()["result"]["isError"] for a in (answers[0], answers[1])] == [False, False]  # one token each
+    assert answers[2].json()["error"]["code"] == -32602  # the third token
+    assert answers[3].json()["error"]["code"] == "rate_limited" and "Retry-After" in answers[3].headers
+    assert answers[5].json()["result"]["isError"] is True  # a tool call the tool runs: a tool error
+    assert "rate limit" in answers[5].json()["result"]["content"][0]["text"]
+    assert 'inlet_rate_limited_total{key="alice-laptop"} 3.0' in metrics  # each refusal counted once
 
 
 def test_a_deeply_nested_mcp_body_is_a_clean_error_with_limits_on(index: Index) -> None:
