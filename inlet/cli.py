@@ -546,7 +546,7 @@ def audit(user: str | None, since: str | None, config_path: str | None, as_json:
     def prose() -> None:  # what a request or token named is `spelt`: one line per request, no look-alike
         for line in lines:
             who = spelt(str(line.get("subject") or line.get("key")))
-            what = spelt(str(line.get("route") or line.get("tool")))
+            what = spelt(str(line.get("route") or line.get("tool") or "tools/call (no tool named)"))
             digest = line.get("query_sha256") or line.get("requested_id_sha256")
             asked = line.get("query") or line.get("requested_id") or (f"sha256:{digest[:12]}" if digest else "")
             click.echo(

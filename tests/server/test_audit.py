@@ -281,6 +281,10 @@ def test_an_mcp_tool_call_refused_for_its_form_is_written_too(tmp_path: Path, in
         ("search", 200, "q3 layoffs"),
     ]
     assert all(line["key"] == "alice-laptop" and line["user"] == "alice@example.com" for line in lines)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[index]\npath = "{tmp_path / "index"}"\n[server]\naudit_log = "{log}"\n')
+    prose = CliRunner().invoke(cli, ["audit", "--config", str(config)]).output.splitlines()
+    assert "for alice@example.com  tools/call (no tool named)  400" in prose[0]  # never "None"
 
 
 def test_mcp_on_stdio_writes_a_line_per_tool_call(tmp_path: Path, embedder: Embedder) -> None:
