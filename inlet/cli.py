@@ -222,7 +222,7 @@ def reindex(sources: tuple[str, ...], config_path: str | None, as_json: bool, ve
         from inlet.index.store import Index
         from inlet.progress import count_display
 
-        with Index(settings.index, reindexing=True) as index, count_display(not as_json, "chunks") as bar:
+        with Index(settings.index, reindexing=True, role="reindex") as index, count_display(not as_json, "chunks") as bar:
             result = run_reindex(
                 index, names, None if bar is None else lambda done, total: bar("re-embedding", done, total)
             )
