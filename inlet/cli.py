@@ -139,7 +139,13 @@ def _engine(settings: Any, progress: bool) -> Iterator[Any]:
             yield parts.engine
 
 
-def _report_runs(results: list[Any], as_json: bool, resume: str = "sync") -> None:
+def _report_runs(results: list[Any], as_json: bool, resume: str = "sync", config_path: str | None = None) -> None:
+    """Each run's outcome; an interrupted one with the command that resumes it, on the same
+    configuration (`--config` as given: without it the command would read another index)."""
+    import shlex
+
+    config = f" --config {shlex.quote(config_path)}" if config_path else ""
+
     def prose() -> None:
         for r in results:
             line = (
@@ -147,7 +153,7 @@ def _report_runs(results: list[Any], as_json: bool, resume: str = "sync") -> Non
                 f"{r.skipped} skipped, {r.errors} errors in {r.seconds:.1f}s"
             )
             if r.outcome == "interrupted":
-                line += f"\n  progress is kept: `inlet {resume} {r.source}` resumes from the last checkpoint"
+                line += f"\n  progress is kept: `inlet {resume} {shlex.quote(r.source)}{config}` resumes from the last checkpoint"
             elif r.error:
                 line += f"\n  error: {r.error}"
             click.echo(line)
@@ -183,7 +189,7 @@ def backfill(
                 results = [engine.run(source, "backfill", since=_date(since), restart=restart)]
     except InletError as exc:
         _fail(exc)
-    _report_runs(results, as_json, resume="backfill")
+    _report_runs(results, as_json, resume="backfill", config_path=config_path)
 
 
 @cli.command()
@@ -204,7 +210,7 @@ def sync(sources: tuple[str, ...], config_path: str | None, as_json: bool, verbo
                 results = [engine.run(name, "sync") for name in names if not engine.stop.is_set()]
     except InletError as exc:
         _fail(exc)
-    _report_runs(results, as_json)
+    _report_runs(results, as_json, config_path=config_path)
 
 
 @cli.command()
