@@ -153,7 +153,8 @@ def _report_runs(results: list[Any], as_json: bool, resume: str = "sync", config
                 f"{r.skipped} skipped, {r.errors} errors in {r.seconds:.1f}s"
             )
             if r.outcome == "interrupted":
-                line += f"\n  progress is kept: `inlet {resume} {shlex.quote(r.source)}{config}` resumes from the last checkpoint"
+                again = f"inlet {resume} {shlex.quote(r.source)}{config}"
+                line += f"\n  progress is kept: `{again}` resumes from the last checkpoint"
             elif r.error:
                 line += f"\n  error: {r.error}"
             click.echo(line)
@@ -228,7 +229,10 @@ def reindex(sources: tuple[str, ...], config_path: str | None, as_json: bool, ve
         from inlet.index.store import Index
         from inlet.progress import count_display
 
-        with Index(settings.index, reindexing=True, role="reindex") as index, count_display(not as_json, "chunks") as bar:
+        with (
+            Index(settings.index, reindexing=True, role="reindex") as index,
+            count_display(not as_json, "chunks") as bar,
+        ):
             result = run_reindex(
                 index, names, None if bar is None else lambda done, total: bar("re-embedding", done, total)
             )

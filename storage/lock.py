@@ -98,11 +98,16 @@ def _refusal(path: Path, holder: dict[str, Any], role: Any) -> IndexLockedError:
     who = f"pid {pid} ({holder.get('command', 'inlet')})"
     serving = holder.get("role") in SERVING or bool(holder.get("api_url"))
     if role in ALONE and serving:
-        stop = "quit the agent app running it" if holder.get("role") == "mcp" else f"Ctrl-C it, or `kill {pid}`"
+        stop = (
+            "quit the agent app running it"
+            if holder.get("role") == "mcp"
+            else f"Ctrl-C, `kill {pid}` or its service manager"
+        )
         return IndexLockedError(
-            f"`inlet {role}` cannot run while pid {pid} ({holder.get('command', 'inlet')}) holds the index at "
+            f"`inlet {role}` cannot run while {who} holds the index at "
             f"{path}: embedded Chroma is open in one process at a time, and that process does not run "
-            f"`inlet {role}` for another. Stop it first ({stop}), run `inlet {role}`, then start it again.",
+            f"`inlet {role}` for another. Stop it first ({stop}), run this command again, then start "
+            "that process again.",
             who,
         )
     hint = f"; its API is at {holder['api_url']}" if holder.get("api_url") else ""
@@ -115,7 +120,7 @@ def _refusal(path: Path, holder: dict[str, Any], role: Any) -> IndexLockedError:
     if role in ALONE:
         return IndexLockedError(
             f"`inlet {role}`: the index at {path} is in use by {who}. Embedded Chroma cannot be shared "
-            f"between processes: wait for it to finish (or stop it), then run `inlet {role}` again.",
+            "between processes: wait for it to finish (or stop it), then run this command again.",
             who,
         )
     refused = f"`inlet {role}`: " if role else ""

@@ -55,7 +55,9 @@ def test_reindex_and_migrate_beside_a_daemon_or_server_say_to_stop_it_first(
         held.release()
     assert result.exit_code == 1, result.output
     assert f"`inlet {command[0]}` cannot run while pid {os.getpid()} (" in result.output
-    assert f"Stop it first (Ctrl-C it, or `kill {os.getpid()}`), run `inlet {command[0]}`" in result.output
+    assert (
+        f"Stop it first (Ctrl-C, `kill {os.getpid()}` or its service manager), run this command again" in result.output
+    )
     assert "query the running server" not in result.output and "wait for it to finish" not in result.output
 
 
@@ -71,4 +73,4 @@ def test_reindex_beside_a_backfill_waits_for_it(tmp_path: Path, monkeypatch) -> 
         held.release()
     assert result.exit_code == 1, result.output
     assert f"`inlet reindex`: the index at {tmp_path / 'index'} is in use by pid {os.getpid()}" in result.output
-    assert "wait for it to finish (or stop it), then run `inlet reindex` again" in result.output
+    assert "wait for it to finish (or stop it), then run this command again" in result.output
