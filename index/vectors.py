@@ -24,10 +24,10 @@ the index, for those an earlier release left (`remove_unused_segments`).
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import sqlite3
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,6 +52,7 @@ KEY = "key"
 # on a busy server; a query, milliseconds) and a connection to it may take (`_limit_waits`)
 SERVER_TIMEOUT, SERVER_CONNECT_TIMEOUT = 120.0, 10.0
 HELD_SHARE = 0.5  # a server collection with fewer vectors than this share of the catalog's chunks was lost
+SEGMENT_FOLDER = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # chroma/<segment id>
 DEFAULT_EF_SEARCH = 200  # Chroma's own is 100: recall@10 0.92 at 1M chunks, 0.97 at 200 (bench_million.py)
 
 
@@ -227,11 +228,13 @@ def remove_unused_segments(client: Any) -> int:
     collection is never taken for unused. Only UUID-named folders are considered; when the database
     cannot be read, nothing is removed."""
     folder = Path(client.get_settings().persist_directory)
-    candidates = [p for p in folder.iterdir() if p.is_dir() and _is_uuid(p.name)] if folder.is_dir() else []
+    candidates = (
+        [p for p in folder.iterdir() if p.is_dir() and SEGMENT_FOLDER.fullmatch(p.name)] if folder.is_dir() else []
+    )
     if not candidates:
         return 0
     try:
-        db = sqlite3.connect(f"file:{folder / 'chroma.sqlite3'}?mode=ro", uri=True, timeout=5)
+        db = sqlite3.connect(f"{(folder / 'chroma.sqlite3').resolve().as_uri()}?mode=ro", uri=True, timeout=5)
         try:
             named = {str(row[0]) for row in db.execute("SELECT id FROM segments")}
         finally:
@@ -247,14 +250,6 @@ def remove_unused_segments(client: Any) -> int:
             freed += size
             log.info("removed %s: the vectors of a deleted collection (%.1f MB)", path, size / 1e6)
     return freed
-
-
-def _is_uuid(name: str) -> bool:
-    try:
-        uuid.UUID(name)
-    except ValueError:
-        return False
-    return True
 
 
 def _client(path: Path, url: str | None) -> Any:

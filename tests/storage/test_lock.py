@@ -16,27 +16,29 @@ from inlet.errors import IndexLockedError
 from inlet.storage.lock import FileLock, lock_index
 
 
-def test_the_holder_is_named_by_its_subcommand_and_arguments(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(sys, "argv", ["/srv/inlet/.venv/bin/inlet", "serve", "--port", "41923"])
-    held = lock_index(tmp_path, api_url="http://127.0.0.1:41923")
+def holder_shown(tmp_path: Path, monkeypatch, argv: list[str], **info: str) -> str:
+    """How a process refused the index names a holder started by `argv`."""
+    monkeypatch.setattr(sys, "argv", argv)
+    held = lock_index(tmp_path, **info)
     try:
         with pytest.raises(IndexLockedError) as refused:
             lock_index(tmp_path)
     finally:
         held.release()
-    assert refused.value.holder == f"pid {os.getpid()} (inlet serve --port 41923)"
+    return refused.value.holder
+
+
+def test_the_holder_is_named_by_its_subcommand_and_arguments(tmp_path: Path, monkeypatch) -> None:
+    argv = ["/srv/inlet/.venv/bin/inlet", "serve", "--port", "41923"]
+    shown = holder_shown(tmp_path, monkeypatch, argv, api_url="http://127.0.0.1:41923")
+    assert shown == f"pid {os.getpid()} (inlet serve --port 41923)"
 
 
 def test_a_long_command_is_cut_between_arguments_never_after_an_option(tmp_path: Path, monkeypatch) -> None:
     config = "/srv/" + "very-long-folder-name/" * 4 + "config.toml"
-    monkeypatch.setattr(sys, "argv", ["inlet", "daemon", "--serve", "--port", "8484", "--config", config, "-v"])
-    held = lock_index(tmp_path, role="daemon")
-    try:
-        with pytest.raises(IndexLockedError) as refused:
-            lock_index(tmp_path)
-    finally:
-        held.release()
-    assert refused.value.holder == f"pid {os.getpid()} (inlet daemon --serve --port 8484 …)"
+    argv = ["inlet", "daemon", "--serve", "--port", "8484", "--config", config, "-v"]
+    shown = holder_shown(tmp_path, monkeypatch, argv, role="daemon")
+    assert shown == f"pid {os.getpid()} (inlet daemon --serve --port 8484 …)"
 
 
 @pytest.mark.parametrize("holder", [{"role": "daemon"}, {"api_url": "http://127.0.0.1:8484"}])
