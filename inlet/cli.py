@@ -220,7 +220,8 @@ def sync(sources: tuple[str, ...], config_path: str | None, as_json: bool, verbo
 def reindex(sources: tuple[str, ...], config_path: str | None, as_json: bool, verbose: int) -> None:
     """Re-embed the stored texts of SOURCES (default: all) with the configured model and backend.
 
-    No source is read again. Resumable; the index serves its old vectors until every source is done."""
+    No source is read again. Resumable; the old vectors stay until every source is done. On the
+    folder index, stop the daemon or server first: nothing answers searches meanwhile."""
     _setup_logging(verbose)
     try:
         settings = _settings(config_path)
