@@ -258,7 +258,8 @@ def restore_index(src: Path, to: Path, replace: bool = False) -> Path | None:
     if to.exists() and not to.is_dir():
         raise ConfigError(f"cannot restore to {to}: it is a file, not a folder")
     occupied = to.is_dir() and any(to.iterdir())
-    lock = lock_index(to) if occupied else None  # a running daemon or server holds it: InletError naming it
+    # a running daemon or server holds it: InletError naming it and saying to stop it first
+    lock = lock_index(to, role="restore") if occupied else None
     try:
         if occupied and not replace:
             raise ConfigError(f"{to} already holds an index: pass --replace to move it aside and restore")

@@ -9,7 +9,8 @@ that holds them; opening it with another model or backend is refused (exit 2) un
 A reindex writes the new collection beside the live one, source by source, saving a cursor
 after every batch (the record is replaced by rename, so a crash leaves the old or the new record,
 never half of one). The live record, and so every search, keeps the old collection until every
-source is complete; then one rename switches the index over and the old collection is dropped.
+source is complete; then one rename switches the index over and the old collection is dropped
+(in a folder, with its files: `vectors.remove_unused_segments`).
 
 The record leaves out the ONNX export's version (`backends.EXPORT_VERSION`), on purpose. Every
 export of a backend is held by tests/index/test_backends.py to the backend's documented cosine

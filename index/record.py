@@ -54,10 +54,15 @@ class RecordKeeper:
         """Connect to Chroma and open the collection the record names (Chroma is imported here,
         not at construction). A Chroma server that lost it (`vectors.check_held`) is refused, unless
         this is `inlet reindex` (noted in `lost`: it embeds the chunks again) or a restore is under
-        way (a reindex to the record's own model: the collection fills as it goes)."""
+        way (a reindex to the record's own model: the collection fills as it goes). A folder's
+        Chroma, which its index lock gives to this process alone, first loses the folders of
+        collections deleted before (`vectors.remove_unused_segments`: an earlier release's reindex
+        left them, and every backup copied them)."""
         from inlet.errors import VectorsLost
 
         self.client = vectors.connect(self.path, self.chroma_url)
+        if self.chroma_url is None:
+            vectors.remove_unused_segments(self.client)
         pending = self.record.pending
         restoring = (
             pending is not None and pending.model == self.record.model and pending.backend == self.record.backend

@@ -15,11 +15,18 @@ no document a write marked: `Index.repair`) (`check_held`); a call of a running 
 collection is gone raises `VectorsLost` naming `chroma_url` and `inlet reindex`, which opens the
 index regardless (re-creating the collection) and embeds the catalog's chunks again. A collection
 re-created by name is taken up by the running processes' next call.
+
+In an index folder, `chroma/` holds no vector segment folder of a deleted collection: Chroma leaves
+them on disk, so dropping a collection (a reindex's old vectors) removes them, and so does opening
+the index, for those an earlier release left (`remove_unused_segments`).
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import shutil
+import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -45,6 +52,7 @@ KEY = "key"
 # on a busy server; a query, milliseconds) and a connection to it may take (`_limit_waits`)
 SERVER_TIMEOUT, SERVER_CONNECT_TIMEOUT = 120.0, 10.0
 HELD_SHARE = 0.5  # a server collection with fewer vectors than this share of the catalog's chunks was lost
+SEGMENT_FOLDER = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # chroma/<segment id>
 DEFAULT_EF_SEARCH = 200  # Chroma's own is 100: recall@10 0.92 at 1M chunks, 0.97 at 200 (bench_million.py)
 
 
@@ -200,10 +208,48 @@ def set_ef_search(collection: Any, ef_search: int, attempts: int = 4) -> None:
 
 
 def drop_collection(client: Any, url: str | None, name: str) -> None:
-    """Delete a collection (the vectors a reindex replaced); absent is fine."""
+    """Delete a collection (the vectors a reindex replaced); absent is fine. In a folder, its
+    segment folders go with it (`remove_unused_segments`): Chroma leaves them on disk."""
     with _reaching(url):
         if name in [c if isinstance(c, str) else c.name for c in client.list_collections()]:
             client.delete_collection(name)
+    if url is None:
+        remove_unused_segments(client)
+
+
+def remove_unused_segments(client: Any) -> int:
+    """Remove the segment folders of the folder Chroma of `client` that no segment of
+    `chroma.sqlite3` names any more; the bytes freed.
+
+    Chroma (from 1.0.15; chroma-core/chroma#5259) deletes a collection from its database but leaves
+    its vector segment folder (`chroma/<segment id>/`, the whole HNSW index) on disk for good, where
+    every backup would copy it. A segment's row is written when its collection is made, before its
+    folder exists, and the folders are listed before the rows are read: a folder of a live
+    collection is never taken for unused. Only UUID-named folders are considered; when the database
+    cannot be read, nothing is removed."""
+    folder = Path(client.get_settings().persist_directory)
+    candidates = (
+        [p for p in folder.iterdir() if p.is_dir() and SEGMENT_FOLDER.fullmatch(p.name)] if folder.is_dir() else []
+    )
+    if not candidates:
+        return 0
+    try:
+        db = sqlite3.connect(f"{(folder / 'chroma.sqlite3').resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            named = {str(row[0]) for row in db.execute("SELECT id FROM segments")}
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        log.warning("cannot read the segments of %s (%s): folders of deleted collections are kept", folder, exc)
+        return 0
+    freed = 0
+    for path in candidates:
+        if path.name not in named:
+            size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+            shutil.rmtree(path, ignore_errors=True)
+            freed += size
+            log.info("removed %s: the vectors of a deleted collection (%.1f MB)", path, size / 1e6)
+    return freed
 
 
 def _client(path: Path, url: str | None) -> Any:

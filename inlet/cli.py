@@ -151,7 +151,13 @@ def _engine(settings: Any, progress: bool) -> Iterator[Any]:
             yield parts.engine
 
 
-def _report_runs(results: list[Any], as_json: bool, resume: str = "sync") -> None:
+def _report_runs(results: list[Any], as_json: bool, resume: str = "sync", config_path: str | None = None) -> None:
+    """Each run's outcome; an interrupted one with the command that resumes it, on the same
+    configuration (`--config` as given: without it the command would read another index)."""
+    import shlex
+
+    config = f" --config {shlex.quote(config_path)}" if config_path else ""
+
     def prose() -> None:
         for r in results:
             line = (
@@ -159,7 +165,8 @@ def _report_runs(results: list[Any], as_json: bool, resume: str = "sync") -> Non
                 f"{r.skipped} skipped, {r.errors} errors in {r.seconds:.1f}s"
             )
             if r.outcome == "interrupted":
-                line += f"\n  progress is kept: `inlet {resume} {r.source}` resumes from the last checkpoint"
+                again = f"inlet {resume} {shlex.quote(r.source)}{config}"
+                line += f"\n  progress is kept: `{again}` resumes from the last checkpoint"
             elif r.error:
                 line += f"\n  error: {r.error}"
             click.echo(line)
@@ -195,7 +202,7 @@ def backfill(
                 results = [engine.run(source, "backfill", since=_date(since), restart=restart)]
     except InletError as exc:
         _fail(exc)
-    _report_runs(results, as_json, resume="backfill")
+    _report_runs(results, as_json, resume="backfill", config_path=config_path)
 
 
 @cli.command()
@@ -216,7 +223,7 @@ def sync(sources: tuple[str, ...], config_path: str | None, as_json: bool, verbo
                 results = [engine.run(name, "sync") for name in names if not engine.stop.is_set()]
     except InletError as exc:
         _fail(exc)
-    _report_runs(results, as_json)
+    _report_runs(results, as_json, config_path=config_path)
 
 
 @cli.command()
@@ -225,7 +232,8 @@ def sync(sources: tuple[str, ...], config_path: str | None, as_json: bool, verbo
 def reindex(sources: tuple[str, ...], config_path: str | None, as_json: bool, verbose: int) -> None:
     """Re-embed the stored texts of SOURCES (default: all) with the configured model and backend.
 
-    No source is read again. Resumable; the index serves its old vectors until every source is done."""
+    No source is read again. Resumable; the old vectors stay until every source is done. On the
+    folder index, stop the daemon or server first: nothing answers searches meanwhile."""
     _setup_logging(verbose)
     try:
         settings = _settings(config_path)
@@ -234,7 +242,10 @@ def reindex(sources: tuple[str, ...], config_path: str | None, as_json: bool, ve
         from inlet.index.store import Index
         from inlet.progress import count_display
 
-        with Index(settings.index, reindexing=True) as index, count_display(not as_json, "chunks") as bar:
+        with (
+            Index(settings.index, reindexing=True, role="reindex") as index,
+            count_display(not as_json, "chunks") as bar,
+        ):
             result = run_reindex(
                 index, names, None if bar is None else lambda done, total: bar("re-embedding", done, total)
             )

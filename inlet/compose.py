@@ -149,7 +149,7 @@ def run_server(settings: Settings) -> None:
     stop = stop_on_signals()
     url = local_url(host, sock.getsockname()[1])
     with (
-        Index(settings.index, api_url=url, configured=settings.source_names()) as index,
+        Index(settings.index, role="serve", api_url=url, configured=settings.source_names()) as index,
         local_commands_of_server(settings, index),
     ):
         app = create_app(settings, index=index, listening=sock.getsockname())

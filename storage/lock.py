@@ -3,6 +3,10 @@
 Embedded Chroma is thread-safe but not process-safe, so one process at a time opens an index
 folder; a source is synced by one run at a time. `flock` locks are released by the kernel when
 the holder exits, so a crashed or killed process never leaves a lock stuck.
+
+A process refused the index is told who holds it (its pid and command line, `command_line`) and
+what to do: a command that needs the folder to itself (`ALONE`: no holder runs it for another)
+beside a process that runs until stopped (`SERVING`) is told to stop that process first.
 """
 
 from __future__ import annotations
@@ -12,10 +16,35 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from inlet.errors import IndexLockedError
+
+# the `role` of commands that need the index folder to themselves: no holder runs them for another
+ALONE = ("reindex", "migrate", "restore")
+SERVING = ("daemon", "serve", "mcp", "demo")  # holders that run until they are stopped
+MAX_COMMAND = 80  # characters of a holder's command line shown
+
+
+def command_line(argv: Sequence[str]) -> str:
+    """`argv` as a person reads it: the program's name (`inlet`, not the path it was run by), the
+    subcommand and its arguments, cut with "…" after about `MAX_COMMAND` characters, never between
+    an option and its value."""
+    if not argv:
+        return "inlet"
+    program = Path(argv[0]).name
+    words = ["inlet" if program.endswith(".py") else program]  # `python -m inlet` runs inlet/__main__.py
+    args, i = list(argv[1:]), 0
+    while i < len(args):
+        takes_value = args[i].startswith("-") and "=" not in args[i] and i + 1 < len(args)
+        group = args[i : i + 2] if takes_value and not args[i + 1].startswith("-") else args[i : i + 1]
+        if len(words) > 1 and len(" ".join(words + group)) > MAX_COMMAND:
+            return " ".join(words) + " …"
+        words += group
+        i += len(group)
+    return " ".join(words)
 
 
 class FileLock:
@@ -36,7 +65,7 @@ class FileLock:
             return False
         handle.seek(0)
         handle.truncate()
-        handle.write(json.dumps({"pid": os.getpid(), "since": time.time(), "command": " ".join(sys.argv[:3]), **info}))
+        handle.write(json.dumps({"pid": os.getpid(), "since": time.time(), "command": command_line(sys.argv), **info}))
         handle.flush()
         self._file = handle
         return True
@@ -56,22 +85,48 @@ class FileLock:
 
 
 def lock_index(path: Path, **info: Any) -> FileLock:
-    """Take the index folder for this process, or explain who has it."""
+    """Take the index folder for this process (`info`, its `role` among it, recorded for the next
+    one), or explain who has it and what the refused command (`role`) can do about it."""
     lock = FileLock(path / "index.lock")
     if not lock.acquire(**info):
-        holder = lock.holder()
-        who = f"pid {holder.get('pid', '?')} ({holder.get('command', 'inlet')})"
-        hint = f"; its API is at {holder['api_url']}" if holder.get("api_url") else ""
-        if holder.get("role") == "mcp":
-            hint = (
-                " (an agent's MCP server: `inlet sync`, `backfill`, `search` and `status` run through it; "
-                "to run `inlet daemon` or `inlet serve`, quit the agent app, start them, then the agent, "
-                "whose `inlet mcp` then asks them)"
-            )
-        raise IndexLockedError(
-            f"the index at {path} is in use by {who}{hint}. Embedded Chroma cannot be shared "
-            "between processes: wait for it to finish, stop it, or query the running server "
-            "(or set [index].chroma_url to use a Chroma server).",
+        raise _refusal(path, lock.holder(), info.get("role"))
+    return lock
+
+
+def _refusal(path: Path, holder: dict[str, Any], role: Any) -> IndexLockedError:
+    pid = holder.get("pid", "?")
+    who = f"pid {pid} ({holder.get('command', 'inlet')})"
+    serving = holder.get("role") in SERVING or bool(holder.get("api_url"))
+    if role in ALONE and serving:
+        stop = (
+            "quit the agent app running it"
+            if holder.get("role") == "mcp"
+            else f"Ctrl-C, `kill {pid}` or its service manager"
+        )
+        return IndexLockedError(
+            f"`inlet {role}` cannot run while {who} holds the index at "
+            f"{path}: embedded Chroma is open in one process at a time, and that process does not run "
+            f"`inlet {role}` for another. Stop it first ({stop}), run this command again, then start "
+            "that process again.",
             who,
         )
-    return lock
+    hint = f"; its API is at {holder['api_url']}" if holder.get("api_url") else ""
+    if holder.get("role") == "mcp":
+        hint = (
+            " (an agent's MCP server: `inlet sync`, `backfill`, `search` and `status` run through it; "
+            "to run `inlet daemon` or `inlet serve`, quit the agent app, start them, then the agent, "
+            "whose `inlet mcp` then asks them)"
+        )
+    if role in ALONE:
+        return IndexLockedError(
+            f"`inlet {role}`: the index at {path} is in use by {who}. Embedded Chroma cannot be shared "
+            "between processes: wait for it to finish (or stop it), then run this command again.",
+            who,
+        )
+    refused = f"`inlet {role}`: " if role else ""
+    return IndexLockedError(
+        f"{refused}the index at {path} is in use by {who}{hint}. Embedded Chroma cannot be shared "
+        "between processes: wait for it to finish, stop it, or query the running server "
+        "(or set [index].chroma_url to use a Chroma server).",
+        who,
+    )

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from pathlib import Path
 
 import pytest
 
 from inlet.config import IndexConfig
 from inlet.errors import EmbeddingMismatchError
 from inlet.storage import records
+from inlet.index import vectors
+from inlet.index.backup import backup_index
 from inlet.index.embedding import Embedder
 from inlet.index.reindex import run_reindex
 from inlet.index.search import SearchRequest, search
@@ -96,3 +100,62 @@ def test_status_refuses_an_index_of_another_backend_as_every_command_does(torch_
     assert "'torch'" in refused.output and "'onnx-int8'" in refused.output and "inlet reindex" in refused.output
     config.write_text(f'[index]\npath = "{torch_index}"\nbackend = "torch"\n')
     assert CliRunner().invoke(cli, ["status", "--config", str(config)]).exit_code == 0
+
+
+def segment_folders(index: Path) -> set[str]:
+    return {p.name for p in (index / "chroma").iterdir() if p.is_dir()}
+
+
+def segments(index: Path) -> set[str]:
+    """The vector segments Chroma's database names: the folders a collection in use owns."""
+    db = sqlite3.connect(index / "chroma" / "chroma.sqlite3")
+    try:
+        return {row[0] for row in db.execute("SELECT id FROM segments WHERE scope = 'VECTOR'")}
+    finally:
+        db.close()
+
+
+@pytest.fixture
+def other_backend(text_hash_embedder) -> Embedder:
+    """The same hashed vectors recorded as another backend: a reindex to it re-makes the collection."""
+    other = type(text_hash_embedder)(backend="onnx" if text_hash_embedder.backend != "onnx" else "onnx-int8")
+    other.count_tokens(["warm up"])
+    return other
+
+
+def test_a_reindex_removes_the_old_vectors_folder(tmp_path, text_hash_embedder, other_backend):
+    """Chroma deletes a collection from its database but leaves its HNSW folder on disk
+    (chroma-core/chroma#5259): the old vectors stayed beside the new, copied by every backup."""
+    path = tmp_path / "ix"
+    with Index(IndexConfig(path=path), embedder=text_hash_embedder) as ix:
+        ix.apply(CORPUS, generation=1)
+    before = segment_folders(path)
+    assert len(before) == 1
+    with Index(IndexConfig(path=path), embedder=other_backend, reindexing=True) as ix:
+        assert run_reindex(ix).switched
+        assert segment_folders(path) == segments(path) and not segment_folders(path) & before
+    with Index(IndexConfig(path=path), embedder=other_backend) as ix:
+        assert ix.collection.count() == len(CORPUS)
+        backup_index(ix, tmp_path / "backup")
+    assert segment_folders(tmp_path / "backup") == segments(path)
+
+
+def test_opening_the_index_removes_a_folder_an_earlier_reindex_left(tmp_path, text_hash_embedder):
+    """An index reindexed by an earlier release holds its old vectors' folder: the next opening
+    removes it, so no backup carries it; the folders of the live collection stay."""
+    path = tmp_path / "ix"
+    with Index(IndexConfig(path=path), embedder=text_hash_embedder) as ix:
+        ix.apply(CORPUS, generation=1)
+    client = vectors.connect(path)
+    try:
+        old = client.create_collection("inlet_chunks_old", embedding_function=None)
+        old.upsert(ids=["a"], embeddings=[[0.1] * text_hash_embedder.dimension])
+        client.delete_collection("inlet_chunks_old")  # as the earlier release dropped it
+    finally:
+        vectors.disconnect(client)
+    assert len(segment_folders(path)) == 2, "Chroma removed the folder itself: chroma-core/chroma#5259 is fixed"
+    with Index(IndexConfig(path=path), embedder=text_hash_embedder) as ix:
+        assert segment_folders(path) == segments(path) and len(segments(path)) == 1
+        assert ix.collection.count() == len(CORPUS)
+        backup_index(ix, tmp_path / "backup")
+    assert segment_folders(tmp_path / "backup") == segments(path)

@@ -214,6 +214,34 @@ def test_ctrl_c_on_a_forwarded_backfill_ends_the_holders_run_and_reports_it_inte
             state.close()
 
 
+def test_an_interrupted_backfill_says_to_resume_it_on_the_same_config(tmp_path: Path, text_hash_embedder) -> None:
+    """The resume hint keeps `--config`: copied without it, the backfill would run on whatever
+    index $INLET_CONFIG or ./config.toml names."""
+    from click.testing import CliRunner
+
+    from inlet.cli import cli as inlet_cli
+
+    settings = load_config(make_workdir(tmp_path))
+    other = tmp_path / "my config.toml"
+    settings.file.rename(other)
+    settings = load_config(other)
+
+    def run(name, kind, since, restart, cancel, env):  # the holder's run, stopped (as by a shutdown)
+        return RunResult(name, "interrupted", 1, 0, 0, 0, 0.5, error="stopped")
+
+    with Index(settings.index, embedder=text_hash_embedder) as index:
+        state = SqliteState(index.path / "state.db")
+        local = start_local_commands(settings, index, state, run)
+        assert local is not None
+        try:
+            result = CliRunner().invoke(inlet_cli, ["backfill", "notes", "--config", str(other)])
+        finally:
+            local.close()
+            state.close()
+    assert result.exit_code == 1, result.output
+    assert f"`inlet backfill notes --config '{other}'` resumes from the last checkpoint" in result.output
+
+
 @dataclass
 class SlackHolder:
     """A holder answering local commands for the sandbox's config (an engine whose environment has
