@@ -11,26 +11,35 @@ walk reads nothing, nor does a name swapped for a pipe or a device, which the op
 on), and a link to a folder is not followed (logged). A file is one document
 however many links inside the root point at it: under its own path when the walk lists it, else
 under the first link the walk meets (the others are logged); a link to a file `exclude` leaves
-out is not followed. What cannot be read is never
-taken for deleted: a file it may not read, or every file it knew in a folder it may not list,
-keeps its document and its checkpoint entry, and is listed as a failed skip; so is a file whose
-text cannot be extracted (a damaged .docx), which every run reads again until it reads; a root that holds no
-file at all where files were (an unmounted share's mount point) is one failed skip, and deletes
-nothing. A file name that is not UTF-8 is named with its bytes escaped (`caf\\xe9.md`). A file
-caught in the middle of a save is not taken for what the read saw: one that changes while it is
-read, or reads empty where it had text (truncated, not yet written again), is read again after a
-pause (`FolderConnector.read_settled`); one that still reads empty and keeps changing keeps its
-document this run (a skip saying so).
+out is not followed. What cannot be read is never taken for deleted: a file it may not read, or
+every file it knew in a folder it may not list, keeps its document and its checkpoint entry, and is
+listed as a failed skip; so is a file whose text cannot be extracted (a damaged .docx), which every
+run reads again until it reads; a root that holds no file at all where files were (an unmounted
+share's mount point), or none left to index (`include`, `exclude` and the types read leave every
+one out), is one failed skip, and deletes nothing. Nothing is left out unsaid: an `include` glob
+the config sets that matches no file of the folder is a skip by policy naming it (`kit.scope`), and
+when none matches, the run and the prune fail (`NothingInScopeError`) before they read or delete
+anything; a file `include` selects whose type is not read (`.rst`, `.png`) is a skip by policy,
+yielded after every file is read (thousands in a code repository must not crowd errors out of the
+skips a run records). The one rule left unlisted: hidden files and folders (a name starting with
+`.`: `.git`, `.env`) are not met at all, but for what an `include` glob naming a dot path
+(`.github/**`) matches. A file name that is not UTF-8 is named with its bytes escaped
+(`caf\\xe9.md`). A file caught in the middle of a save is not taken for what the read saw: one that
+changes while it is read, or reads empty where it had text (truncated, not yet written again), is
+read again after a pause (`FolderConnector.read_settled`); one that still reads empty and keeps
+changing keeps its document this run (a skip saying so).
 """
 
 from __future__ import annotations
 
 import errno
 import fnmatch
+import functools
 import hashlib
 import json
 import logging
 import os
+import re
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -44,12 +53,14 @@ from inlet.errors import ConfigError, IncompleteListingError, ItemError
 
 from .base import ConfigPath, FolderConfig, FolderConnector, open_regular
 from .extract import document_title, extract_text, kind_of
+from .kit.scope import check_scope, warn
 from .model import Checkpoint, Deletion, Item, Progress, Skipped
 
 log = logging.getLogger(__name__)
 
 # "": plain text (e.g. mail dumps)
 SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx", ".pptx", ".xlsx", ""}
+_READ_TYPES = ", ".join(sorted(SUFFIXES - {""})) + " and files without a suffix"
 OVER_CAP = "over the size cap"  # a checkpoint entry's hash when the file was too large to read (checked every run)
 _GONE = (FileNotFoundError, NotADirectoryError)  # what reading a path that was deleted meanwhile raises
 _MID_SAVE = "changed while read and read empty (being saved?): its document is kept as it was; read again next run"
@@ -57,7 +68,10 @@ _MID_SAVE = "changed while read and read empty (being saved?): its document is k
 
 class FilesConfig(FolderConfig):
     path: ConfigPath = Field(description="the folder to index")
-    include: list[str] = Field(default_factory=lambda: ["**/*"], description="globs of files to index")
+    include: list[str] = Field(
+        default_factory=lambda: ["**/*"],
+        description="globs of files to index (hidden files and folders only when a glob names them: '.github/**')",
+    )
     exclude: list[str] = Field(default_factory=list, description="globs of files to leave out")
     max_file_bytes: int = Field(20_000_000, ge=1, description="larger files are skipped")
     checkpoint_every: int = Field(20, ge=1, description="files read between checkpoints")
@@ -65,10 +79,17 @@ class FilesConfig(FolderConfig):
 
 @dataclass
 class _Listing:
-    """What a walk of the root found: the indexable files, and the folders it could not list."""
+    """What a walk of the root found: the indexable files, the folders it could not list, and
+    what `include` is checked against."""
 
     files: list[tuple[str, Path]] = field(default_factory=list)  # (relative path, path), in a stable order
     unlisted: dict[str, str] = field(default_factory=dict)  # relative folder -> why it could not be listed
+    met: list[str] = field(
+        default_factory=list
+    )  # every file met (a hidden one: when a glob names it), before include and exclude
+    folders: list[str] = field(default_factory=list)  # every folder met, entered or not (names to suggest)
+    matched: set[str] = field(default_factory=set)  # the include globs matching a file met
+    unread: list[tuple[str, str]] = field(default_factory=list)  # (relative path, suffix): selected, type not read
 
     def hides(self, rel: str) -> bool:
         """True when `rel` lies in a folder that could not be listed: it may well still be there."""
@@ -87,17 +108,23 @@ class FilesConnector(FolderConnector[FilesConfig]):
         acl = json.dumps(self.config.acl().model_dump(), sort_keys=True)
         relabel = (checkpoint or {}).get("acl", acl) != acl  # every file again, with the new ACL
         listing = self._listing()  # counted first: the bar gets a total and a time left
+        unmatched = warn(self, self._include_scope(listing))  # none matching: NothingInScopeError, nothing read
         if known and not listing.files and not listing.unlisted:
+            reason = f"{_nothing_indexed(listing, len(known))}: nothing is deleted"
+            if not listing.met:
+                reason += " (an unmounted share?)"
             yield Skipped(
                 id=self.doc_id(""),
                 title=f"{self.config.path}",
-                reason=f"the folder holds no file now ({len(known)} before): nothing is deleted (an unmounted "
-                f"share?); if it was emptied on purpose, `inlet backfill {self.name}` removes its documents",
+                reason=f"{reason}; if that is on purpose, `inlet backfill {self.name}` removes its documents",
                 folder=True,
             )
+            yield from unmatched
+            yield from self._unread(listing)
             yield Checkpoint(state={"files": known, "acl": acl})
             return
         yield Progress(total=len(listing.files), unit="files")
+        yield from unmatched
         for folder, why in listing.unlisted.items():
             reason = f"folder cannot be listed ({why}); its files are kept as they were"
             yield Skipped(id=self.doc_id(folder + "/"), reason=reason, title=folder + "/", folder=True)
@@ -119,6 +146,7 @@ class FilesConnector(FolderConnector[FilesConfig]):
         for rel in sorted(set(known) - present):
             del known[rel]
             yield Deletion(id=self.doc_id(rel))
+        yield from self._unread(listing)
         done = acl if not (relabel and unread) else (checkpoint or {}).get("acl", acl)
         yield Checkpoint(state={"files": dict(known), "acl": done})
 
@@ -127,10 +155,12 @@ class FilesConnector(FolderConnector[FilesConfig]):
         are not known to be gone)."""
         self.check()  # a vanished folder is an error, not "every file was deleted"
         listing = self._listing()
+        self._include_scope(listing)  # no glob matching a file: NothingInScopeError, nothing deleted
         if not listing.files and not listing.unlisted:
+            unmounted = "" if listing.met else " (an unmounted share?)"
             raise IncompleteListingError(
-                f"source {self.name!r}: {self.config.path} holds no file (an unmounted share?); nothing is taken "
-                f"for deleted (if it was emptied on purpose, `inlet backfill {self.name}` removes its documents)"
+                f"source {self.name!r}: in {self.config.path}, {_nothing_indexed(listing)}{unmounted}; nothing is "
+                f"taken for deleted (if that is on purpose, `inlet backfill {self.name}` removes its documents)"
             )
         if listing.unlisted:
             folders = "; ".join(f"{folder}/ ({why})" for folder, why in listing.unlisted.items())
@@ -139,6 +169,27 @@ class FilesConnector(FolderConnector[FilesConfig]):
                 "for deleted until the process may read it"
             )
         return (self.doc_id(rel) for rel, _ in listing.files)
+
+    def _include_scope(self, listing: _Listing) -> list[Skipped]:
+        """A skip by policy for each `include` glob the config sets that matches no file the walk
+        met (`kit.scope`: the closest paths, folders as `folder/**` and types as `**/*.md` are
+        offered), `NothingInScopeError` when none matches. Unchecked: the default (every file), and
+        a folder that holds no file at all (nothing to tell a typo by: the emptied-folder skip says so)."""
+        globs = self.config.include if "include" in self.config.model_fields_set else []
+        if not listing.met or set(globs) <= listing.matched:
+            return []
+        types = {f"**/*{Path(rel).suffix}" for rel in listing.met if Path(rel).suffix}
+        names = {*listing.met, *(f"{folder}/**" for folder in listing.folders), *types}
+        return check_scope(self, "include", globs, listing.matched, names, "file path in the folder")
+
+    def _unread(self, listing: _Listing) -> Iterator[Skipped]:
+        """A skip by policy for each file `include` selects whose type is not read (nothing of it
+        was ever indexed: no deletion, no checkpoint entry)."""
+        reasons: dict[str, str] = {}
+        for rel, suffix in listing.unread:
+            if suffix not in reasons:
+                reasons[suffix] = f"its type ({suffix}) is not read: only {_READ_TYPES} are"
+            yield Skipped(id=self.doc_id(rel), reason=reasons[suffix], failed=False, title=rel)
 
     def _file(
         self, rel: str, path: Path, known: dict[str, list[Any]], since: datetime | None, relabel: bool = False
@@ -233,11 +284,17 @@ class FilesConnector(FolderConnector[FilesConfig]):
         return True
 
     def _listing(self) -> _Listing:
-        """Every indexable file under the root, and the folders that could not be listed;
-        `ConfigError` when the root itself cannot be listed."""
+        """Every indexable file under the root, the folders that could not be listed, the files
+        met and the include globs that matched one; `ConfigError` when the root itself cannot be
+        listed. A hidden file (a name starting with `.`, or in such a folder) is met only when an
+        include glob naming a dot path matches it, and a hidden folder entered only when a dot
+        part of such a glob matches its name (`.github/**` enters `.github`, never `.git`)."""
         root = self.config.path.resolve()
         found = _Listing()
         found_at: list[tuple[str, Path, Path]] = []  # (relative path, path, real path) of each file
+        include = list(dict.fromkeys(self.config.include))
+        dotted = [glob for glob in include if _dot_parts(glob)]
+        dot_parts = {part for glob in dotted for part in _dot_parts(glob)}
 
         def unlisted(exc: OSError) -> None:
             folder = Path(exc.filename)
@@ -249,7 +306,13 @@ class FilesConnector(FolderConnector[FilesConfig]):
         for folder, dirs, files in os.walk(root, onerror=unlisted, followlinks=False):
             dirs.sort()
             here = Path(folder).relative_to(root)
-            dirs[:] = [d for d in dirs if not d.startswith(".") and not self._excluded_folder((here / d).as_posix())]
+            found.folders.extend(_printable((here / d).as_posix()) for d in dirs)
+            dirs[:] = [
+                d
+                for d in dirs
+                if (not d.startswith(".") or any(fnmatch.fnmatchcase(d, part) for part in dot_parts))
+                and not self._excluded_folder((here / d).as_posix())
+            ]
             for name in dirs:
                 if (Path(folder) / name).is_symlink():  # os.walk does not enter it
                     log.info(
@@ -260,7 +323,16 @@ class FilesConnector(FolderConnector[FilesConfig]):
             for name in sorted(files):
                 path = Path(folder) / name
                 rel = _printable(path.relative_to(root).as_posix())
-                if name.startswith(".") or path.suffix.lower() not in SUFFIXES or not self._wanted(rel):
+                hidden = name.startswith(".") or any(part.startswith(".") for part in here.parts)
+                hits = {glob for glob in (dotted if hidden else include) if _glob(glob).match(rel)}
+                if hidden and not hits:
+                    continue  # left out unseen, as `.git` and `.env` are
+                found.met.append(rel)
+                found.matched |= hits
+                if not hits or _matches(rel, self.config.exclude):
+                    continue
+                if path.suffix.lower() not in SUFFIXES:
+                    found.unread.append((rel, path.suffix))
                     continue
                 real = self._regular_inside(rel, path, root)
                 if real is not None and self._target_wanted(rel, real.relative_to(root).as_posix()):
@@ -305,9 +377,6 @@ class FilesConnector(FolderConnector[FilesConfig]):
             return None
         return real
 
-    def _wanted(self, rel: str) -> bool:
-        return _matches(rel, self.config.include) and not _matches(rel, self.config.exclude)
-
     def _target_wanted(self, rel: str, target: str) -> bool:
         """False (logged) when `rel` is a link to a file `exclude` leaves out: a link never brings
         back what the config excludes."""
@@ -335,7 +404,31 @@ def _opened(fd: int) -> Path | None:
 
 def _matches(rel: str, patterns: list[str]) -> bool:
     """Whether a glob matches `rel`; `**/` also matches no folder at all ("docs/**/*.md": docs/a.md)."""
-    return any(fnmatch.fnmatchcase(rel, variant) for p in patterns for variant in _zero_folder_forms(p))
+    return any(_glob(p).match(rel) for p in patterns)
+
+
+@functools.lru_cache(maxsize=1024)
+def _glob(pattern: str) -> re.Pattern[str]:
+    """`pattern` as one expression matching what `fnmatch.fnmatchcase` matches with any of its
+    `_zero_folder_forms` (built once, not for every file)."""
+    return re.compile("|".join(f"(?:{fnmatch.translate(form)})" for form in sorted(_zero_folder_forms(pattern))))
+
+
+def _dot_parts(glob: str) -> list[str]:
+    """The parts of `glob` naming a hidden file or folder (`.github` of `.github/**`)."""
+    return [part for part in glob.split("/") if part.startswith(".")]
+
+
+def _nothing_indexed(listing: _Listing, before: int | None = None) -> str:
+    """Why a walk gave no file to index: the folder holds none (of those not hidden), or `include`,
+    `exclude` and the types read leave every one out."""
+    was = f" ({before} before)" if before is not None else ""
+    if not listing.met:
+        return f"the folder holds no file now{was}"
+    return (
+        f"no file of the folder is left to index now{was}: `include` and `exclude` leave every one out, or "
+        "its type is not read"
+    )
 
 
 def _zero_folder_forms(pattern: str) -> set[str]:

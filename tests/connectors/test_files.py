@@ -13,7 +13,7 @@ import pytest
 from inlet.connectors.extract import extract_text
 from inlet.connectors.files import FilesConnector
 from inlet.connectors.model import Checkpoint, Deletion, Document, Skipped
-from inlet.errors import ConfigError, IncompleteListingError, NotTextError
+from inlet.errors import ConfigError, IncompleteListingError, NothingInScopeError, NotTextError
 from inlet.sandbox.documents import make_docx, make_pdf, make_pptx, make_xlsx
 
 
@@ -40,7 +40,6 @@ def root(tmp_path: Path) -> Path:
     (tmp_path / "page.html").write_text("<html><body><h1>Welcome</h1><p>Hello <b>team</b></p></body></html>")
     (tmp_path / "report.pdf").write_bytes(make_pdf("Revenue grew in the Pelican region", []))
     (tmp_path / "plan.docx").write_bytes(make_docx("Quarterly plan", ["The Zanzibar initiative ships."]))
-    (tmp_path / "image.png").write_bytes(b"\x89PNG not text")
     return tmp_path
 
 
@@ -637,3 +636,72 @@ def test_a_file_caught_in_the_middle_of_a_save_is_read_again_not_deleted(root):
     (skip,) = by_type(items, Skipped)
     assert skip.id == "docs:notes.txt" and not skip.failed and "kept as it was" in skip.reason
     assert after["files"]["notes.txt"] == state["files"]["notes.txt"]  # read again by the next run
+
+
+def test_an_include_glob_matching_no_file_is_a_skip_naming_it_and_the_closest_glob(root, caplog):
+    conn = connector(root, include=["**/*.md", "**/*.txtt"])
+    with caplog.at_level(logging.WARNING):
+        items, _ = run(conn)
+    assert [d.id for d in by_type(items, Document)] == ["docs:guide/setup.md"]
+    (skip,) = by_type(items, Skipped)
+    assert skip.id == "docs:include=**/*.txtt" and not skip.failed  # a skip by policy: the run stays ok
+    assert "key 'include'" in skip.reason and "'**/*.txtt'" in skip.reason and "'**/*.txt'" in skip.reason
+    assert "'**/*.txtt'" in caplog.text
+
+
+def test_include_globs_matching_no_file_fail_the_run_and_the_prune_deleting_nothing(root):
+    _, state = run(connector(root))
+    typo = connector(root, include=["**/*.mdx"])
+    for checkpoint in (state, None):  # a sync, and the backfill its message once advised
+        with pytest.raises(NothingInScopeError, match=r"key 'include'.*'\*\*/\*\.mdx'.*closest: '\*\*/\*\.md'"):
+            list(typo.load(checkpoint))
+    with pytest.raises(NothingInScopeError, match="include"):
+        list(typo.live_ids())
+
+
+def test_a_folder_whose_files_exclude_leaves_all_out_deletes_nothing_and_says_why(root):
+    _, state = run(connector(root))
+    items, after = run(connector(root, exclude=["**"]), state)
+    assert not by_type(items, Deletion) and after["files"] == state["files"]
+    (skip,) = by_type(items, Skipped)
+    assert skip.failed and skip.folder and "no file of the folder is left to index now (5 before)" in skip.reason
+    assert "unmounted" not in skip.reason  # the folder is there: it is the config that leaves everything out
+
+
+@pytest.fixture
+def dotted(tmp_path: Path) -> Path:
+    for rel in ("a.md", ".github/CONTRIBUTING.md", ".hidden/n.md", ".notes.md", ".git/HEAD", ".gitignore"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(f"# {rel}\n\nsome text\n")
+    return tmp_path
+
+
+def test_hidden_files_are_left_out_unless_an_include_glob_names_them(dotted):
+    items, _ = run(connector(dotted))
+    assert [d.id for d in by_type(items, Document)] == ["docs:a.md"] and not by_type(items, Skipped)
+    items, _ = run(connector(dotted, include=["**/*", ".github/**", ".notes.md"]))
+    ids = {d.id for d in by_type(items, Document)}
+    assert ids == {"docs:a.md", "docs:.github/CONTRIBUTING.md", "docs:.notes.md"}  # not .git (a `.github` prefix)
+    assert not by_type(items, Skipped)
+
+
+def test_a_file_of_a_type_not_read_is_a_skip_by_policy_after_every_file_read(root):
+    (root / "api.rst").write_text("API\n===\n")
+    (root / "guide" / "shot.PNG").write_bytes(b"\x89PNG")
+    (root / "data.csv").write_text("a,b\n")
+    (root / "zz-broken.pdf").write_bytes(b"%PDF-1.4 this is not a pdf")
+    (root / ".secret.json").write_text("{}")  # hidden: left out unseen
+    conn = connector(root, exclude=["*.csv"])
+    items, state = run(conn)
+    skipped = by_type(items, Skipped)
+    assert [(s.id, s.failed) for s in skipped] == [
+        ("docs:zz-broken.pdf", True),  # an error comes first: the skips a run records are capped
+        ("docs:api.rst", False),
+        ("docs:guide/shot.PNG", False),
+    ]
+    assert skipped[1].reason.startswith("its type (.rst) is not read: only .docx") and ".md" in skipped[1].reason
+    assert items.index(skipped[1]) > max(items.index(d) for d in by_type(items, Document))
+    assert not {"api.rst", "guide/shot.PNG"} & set(state["files"])  # no entry: nothing of it is a change
+    again, _ = run(conn, state)
+    assert [s.id for s in by_type(again, Skipped) if not s.failed] == ["docs:api.rst", "docs:guide/shot.PNG"]
+    assert not by_type(again, Deletion) and not by_type(again, Document)
