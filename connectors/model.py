@@ -104,7 +104,9 @@ def utc(value: datetime | None) -> datetime | None:
 
 # Metadata naming who took part (`Document.people`). `participant_full_names` and `participant_emails`
 # name the `participants` again as a question may (a chat shows a handle: "doubledeez" is Hermione
-# Granger, doubledeez@example.com).
+# Granger, doubledeez@example.com), entry by entry: position i of each is one person ("" where that
+# name is unknown), which is how the index knows the three are one (`Document.identities`).
+ALSO_NAMED = ("participant_full_names", "participant_emails")
 PEOPLE_KEYS = ("participants", "participant_full_names", "participant_emails", "sender", "owner")
 
 
@@ -154,6 +156,28 @@ class Document(BaseModel):
             elif isinstance(value, list):
                 found.update(v for v in value if isinstance(v, str))
         return sorted({normal_user(p) for p in found if p and p.strip()})
+
+    def identities(self) -> dict[str, str]:
+        """Which of `people` are one person: for each participant named more than one way (the
+        `participants` entry and the `participant_full_names` / `participant_emails` entries at
+        the same position), each of those names -> the person's identifier, their address when
+        the document has it, else the `participants` entry. A document whose lists are not of
+        one length (unaligned, as written before they were kept aligned) links no one: which name
+        is whose is then not known."""
+        lists = {key: self.metadata.get(key) for key in ("participants", *ALSO_NAMED) if key in self.metadata}
+        shown = lists.get("participants")
+        if len(lists) < 2 or not isinstance(shown, list):
+            return {}
+        if any(not isinstance(v, list) or len(v) != len(shown) for v in lists.values()):
+            return {}
+        linked: dict[str, str] = {}
+        for i in range(len(shown)):
+            names = [v[i] if isinstance(v[i], str) else "" for v in lists.values()]  # type: ignore[index]
+            keys = [normal_user(n) for n in names if n.strip()]  # the participants entry, then the email last
+            if len(set(keys)) > 1:
+                address = normal_user(names[-1]) if "participant_emails" in lists and names[-1].strip() else ""
+                linked.update((key, address or keys[0]) for key in keys)
+        return linked
 
     def content_hash(self) -> str:
         """Hash of what gets embedded: an unchanged hash means no re-embedding."""

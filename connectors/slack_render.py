@@ -6,8 +6,9 @@ embedding models, so everything is rendered as a person would read it in the Sla
 
 A thread names its people as the client shows them (display name, else full name, else handle):
 in its text, `author` and metadata `participants`. The members the directory describes are also
-named by their profile's full name and email (`participant_full_names`, `participant_emails`), in
-metadata only, so a question naming someone by either ("Hermione Granger", doubledeez@example.com)
+named by their profile's full name and email (`participant_full_names`, `participant_emails`, each
+entry the same member as the `participants` entry at its position, "" where the directory has
+none), in metadata only, so a question naming someone by either ("Hermione Granger", doubledeez@example.com)
 finds the threads that show her as "doubledeez" (`Document.people`). Both come from the same
 `users.list` / `users.info` answers (an export's `users.json`) as the names: no call of their own.
 """
@@ -289,19 +290,19 @@ def thread_doc(
     parent = messages[0]
     lines: list[str] = []
     names: list[str] = []
-    full_names: list[str] = []  # the same people by the other names a question may give them
+    # The same people by the other names a question may give them, position by position ("" where
+    # the directory has none, or for an app: its name is all there is of it).
+    full_names: list[str] = []
     emails: list[str] = []
     updated = ts_time(parent["ts"])
     for i, msg in enumerate(messages):
         who = author(msg, directory)
         if msg.get("subtype") != "tombstone" and who not in names:
             names.append(who)
-        person = member(msg, directory)
-        if person is not None and not person.is_bot:  # an app's name is all there is of it
-            if person.full_name and person.full_name not in full_names:
-                full_names.append(person.full_name)
-            if person.email and person.email not in emails:
-                emails.append(person.email)
+            person = member(msg, directory)
+            described = person if person is not None and not person.is_bot else None
+            full_names.append(described.full_name if described else "")
+            emails.append(described.email if described else "")
         when = ts_time(msg["ts"])
         edited = (msg.get("edited") or {}).get("ts")
         updated = max(updated, when, ts_time(edited) if edited else when)
@@ -331,8 +332,8 @@ def thread_doc(
             "channel_type": channel.kind,
             "thread_ts": parent["ts"],
             "participants": names,
-            **({"participant_full_names": full_names} if full_names else {}),
-            **({"participant_emails": emails} if emails else {}),
+            **({"participant_full_names": full_names} if any(full_names) else {}),
+            **({"participant_emails": emails} if any(emails) else {}),
             "reply_count": len(messages) - 1,
         },
     )

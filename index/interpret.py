@@ -6,8 +6,9 @@ model: time phrases ("yesterday", "last week", "in March 2001", "between January
 from the question's time; source words ("in Slack", "the email", "the doc", "SharePoint") become a
 `source_types` filter limited to the types the index holds; names the index knows as an author,
 sender or participant ("what did Phillip say") become people whose documents are preferred (a
-name many people share means the one most of its documents belong to). The caller runs the plain
-query when the filters would leave nothing.
+name many people share means the one most of its documents belong to), every name of theirs the
+question matched, and reported once per person, by the address the index knows (`People.person`).
+The caller runs the plain query when the filters would leave nothing.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -158,8 +159,10 @@ class Interpretation:
     after: datetime | None = None
     before: datetime | None = None
     source_types: tuple[str, ...] = ()
-    people: tuple[str, ...] = ()
+    people: tuple[str, ...] = ()  # every name of theirs the index holds: what the search prefers
     query: str = ""  # the query without the phrases that became filters
+    # name -> the one name its person is reported by (`People.person`); a name not here is its own
+    reported: Mapping[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -170,7 +173,7 @@ class Interpretation:
         if self.source_types:
             out["source_types"] = list(self.source_types)
         if self.people:
-            out["people"] = list(self.people)
+            out["people"] = list(dict.fromkeys(self.reported.get(p, p) for p in self.people))
         return out
 
     @property
@@ -459,11 +462,13 @@ def _before(query: str, start: int) -> str:
 class People:
     """The index's vocabulary of people: name tokens (of personal addresses, handles and names) of
     everyone who wrote or took part in a document (`Document.people`, which the catalog keeps in
-    a table of its own), with the addresses they stand for, and the kinds of source indexed. Read
-    on the first query, then again at most every `REFRESH_S` in a background thread while queries
-    go on with the vocabulary they have. A read costs the people table's grouped count and the
-    catalog's count of documents, not a read of documents: a million-chunk index is not re-read
-    to learn one new author."""
+    a table of its own), with the names they stand for, which of those names are one person's
+    (`Document.identities`, kept in the same table: a Slack member's handle, full name and
+    address) and the kinds of source indexed. Read on the first query, then again at most every
+    `REFRESH_S` in a background thread while queries go on with the vocabulary they have. A read
+    costs the people table's grouped count and its linked names, and the catalog's count of
+    documents, not a read of documents: a million-chunk index is not re-read to learn one new
+    author."""
 
     REFRESH_S = 60.0
     # Someone in at least one indexed document in this many is central to the index (a mailbox's
@@ -477,6 +482,7 @@ class People:
         self._building = False
         self.names: dict[str, set[str]] = {}
         self.documents: dict[str, int] = {}  # person -> documents they wrote or took part in
+        self.linked: dict[str, str] = {}  # a name -> the one name its person is reported by (`person`)
         self.types: set[str] = set()
         self.total = 0  # documents in the index
 
@@ -495,9 +501,10 @@ class People:
         return reader
 
     def _build(self, index: "Index") -> None:
-        names, documents, types, total = self.names, self.documents, self.types, self.total
+        names, documents, linked, types, total = self.names, self.documents, self.linked, self.types, self.total
         try:
             documents, kinds = index.catalog.people(), index.catalog.source_types()
+            linked = _linked(index.catalog.identities())
             total = sum(n for n, _ in index.catalog.counts().values())
             names = {}
             for person in documents:
@@ -509,11 +516,20 @@ class People:
         finally:
             with self._lock:
                 self._building = False
-                self.names, self.documents, self.types, self.total = names, documents, types, total
+                self.names, self.documents, self.linked = names, documents, linked
+                self.types, self.total = types, total
                 self._read_at = time.monotonic()
 
+    def person(self, name: str) -> str:
+        """The one name `name`'s person is reported by: their address when the index knows one,
+        else the handle a document links the name to, else `name` itself (also when two people
+        share it: "john smith" of two workspaces stays "john smith")."""
+        return self.linked.get(name, name)
+
     def find(self, query: str) -> tuple[str, ...]:
-        """Addresses of the people the query names: a known name token that is capitalised
+        """The names (as `Document.people` gives them: addresses, handles, full names) of the
+        people the query names, every one that has the word (`person` tells which are one
+        person's): a known name token that is capitalised
         mid-sentence (unless it is a month's or a weekday's) or sits where a person does ("did X
         say", "X's"; before "said", "wants", ... only a capitalised word or a whole handle, so "you
         may want" names no May; after "from", "to" or "with" only a whole handle: "to abilinski").
@@ -582,6 +598,22 @@ class People:
         most, runner_up = counts[0][0], counts[1][0]
         central = bool(self.total) and most * self.OWNER_SHARE >= self.total  # a mailbox's owner, say
         return [counts[0][1]] if most * 2 > total or (central and most >= 2 * runner_up) else []
+
+
+def _linked(identities: Mapping[str, set[str]]) -> dict[str, str]:
+    """name -> the one name its person is reported by, from the names documents link (the people
+    table's identities: name -> the identifiers it stands for): the one address among them or
+    theirs ("hamza" of an export that has no emails, and of the API that has hamza@example.com,
+    is hamza@example.com), else the one identifier. A name standing for two addresses, or two
+    names without one, is nobody's in particular and is not linked."""
+    linked: dict[str, str] = {}
+    for name, ids in identities.items():
+        reach = ids | {far for i in ids for far in identities.get(i, ())}
+        addresses = {i for i in reach if "@" in i}
+        one = addresses if addresses else ids
+        if len(one) == 1 and (only := next(iter(one))) != name:
+            linked[name] = only
+    return linked
 
 
 def name_words(person: str) -> set[str]:
@@ -696,4 +728,5 @@ def interpret(query: str, now: datetime | None, people: People, types_known: Ite
         source_types=types,
         people=found,
         query=stripped if len(stripped) >= 3 else query,
+        reported={name: people.person(name) for name in found},
     )

@@ -211,16 +211,20 @@ def answer(index: Index, request: SearchRequest) -> Answer:
         vocabulary = people_of(index)
         understood = interpret(request.query, request.now, vocabulary, vocabulary.types)
         if understood.people and (request.user is not None or index.unserved()):
-            # name no one the asker sees no served document of
-            seen = index.visible_people(list(understood.people), request.filters().principals)
-            understood = replace(understood, people=tuple(p for p in understood.people if p in seen))
+            # name no one the asker sees no served document of, nor by an address they see nowhere
+            reported = understood.reported
+            asked = list(dict.fromkeys([*understood.people, *reported.values()]))
+            seen = index.visible_people(asked, request.filters().principals)
+            kept = tuple(p for p in understood.people if p in seen)
+            shown = {p: r for p, r in reported.items() if p in kept and r in seen}
+            understood = replace(understood, people=kept, reported=shown)
     understood = _applicable(request, understood)
     narrowed = _narrowed(request, understood)
     pool: list[Hit] = []
     if narrowed is not None:
         pool = _ranked(index, narrowed, understood.query, understood.people)
     if not pool:  # nothing, or nothing within what the query was understood to ask: the plain query
-        understood = Interpretation(query=request.query, people=understood.people)
+        understood = Interpretation(query=request.query, people=understood.people, reported=understood.reported)
         pool = _ranked(index, request, request.query, understood.people)
     # `match` judges every document scored, whatever `k`: a list of 3 has the verdict of the 10.
     relevances = [h.relevance for h in pool]

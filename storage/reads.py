@@ -198,6 +198,15 @@ class CatalogReads:
             r[0]: int(r[1]) for r in self._query("SELECT person, COUNT(*) FROM people GROUP BY person ORDER BY person")
         }
 
+    def identities(self) -> dict[str, set[str]]:
+        """Each name of the people table that a document says is one of a person's names
+        (`Document.identities`) -> the identifiers it stands for there (one, unless two people
+        share it)."""
+        found: dict[str, set[str]] = {}
+        for person, identity in self._query("SELECT DISTINCT person, identity FROM people WHERE identity IS NOT NULL"):
+            found.setdefault(person, set()).add(identity)
+        return found
+
     def visible_people(
         self, persons: list[str], principals: tuple[str, ...] | None, unserved: Sequence[str] = ()
     ) -> set[str]:

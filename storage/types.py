@@ -7,7 +7,7 @@ catalog; its `Fence` is the lease the committing run holds (None: no lease to ch
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
@@ -50,6 +50,18 @@ def visible_only(
 def doc_ts(doc: Document) -> float:
     when = doc.updated_at or doc.created_at
     return when.timestamp() if when else 0.0
+
+
+def people_rows(docs: Iterable[Document]) -> list[tuple[str, str, str | None]]:
+    """The people table's rows of `docs`: (person, document id, identity) for each of a document's
+    `people`, with the identifier of the person that name is one of (`Document.identities`: an
+    address, else a handle), else None. Every writer of the table (both backends, their
+    migrations) writes these."""
+    rows: list[tuple[str, str, str | None]] = []
+    for doc in docs:
+        identities = doc.identities()
+        rows += [(person, doc.id, identities.get(person)) for person in doc.people()]
+    return rows
 
 
 def chunk_id(doc_id: str, n: int) -> str:

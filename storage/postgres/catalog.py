@@ -20,7 +20,7 @@ from ..dialect import POSTGRES
 from ..lexical import LEXICAL_OVERFETCH, RARE_EXACT, parse_query
 from ..reads import CatalogReads, filter_sql, seen_by, served
 from ..records import Records
-from ..types import Commit, Filters, chunk_id, doc_ts, visible_only
+from ..types import Commit, Filters, chunk_id, doc_ts, people_rows, visible_only
 from .leases import check_fence
 from .pool import connect, disconnect, server_name
 from .records import PgRecords
@@ -230,11 +230,11 @@ class PgCatalog(CatalogReads):
                 for row in acl:
                     copy.write_row(row)
         db.execute("DELETE FROM people WHERE doc_id = ANY(%s)", (ids,))
-        people = [(p, d.id) for d in docs for p in d.people()]
+        people = people_rows(docs)
         if people:
-            with db.cursor().copy("COPY people (person, doc_id) FROM STDIN") as copy:
-                for row in people:
-                    copy.write_row(row)
+            with db.cursor().copy("COPY people (person, doc_id, identity) FROM STDIN") as copy:
+                for named in people:
+                    copy.write_row(named)
 
     @staticmethod
     def _put_chunks(db: psycopg.Connection[Any], rows: list[ChunkRow]) -> tuple[int, int, Counter[str]]:

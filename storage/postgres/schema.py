@@ -12,6 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..migrations import Migrations
+from ..types import people_rows
 from . import lexical
 
 if TYPE_CHECKING:
@@ -189,8 +190,8 @@ def m013_people(db: psycopg.Connection[Any]) -> None:
         while rows := bodies.fetchmany(2000):
             docs = [Document.model_validate_json(body) for (body,) in rows]
             with db.cursor().copy("COPY people (person, doc_id) FROM STDIN") as copy:
-                for row in [(p, d.id) for d in docs for p in d.people()]:
-                    copy.write_row(row)
+                for row in people_rows(docs):
+                    copy.write_row(row[:2])
 
 
 @DATABASE.step
@@ -251,3 +252,24 @@ def m019_acl_key_bytewise(db: psycopg.Connection[Any]) -> None:
     (`CatalogReads.visible_sources`). It replaces the primary key: the same rows, one index."""
     db.execute('CREATE UNIQUE INDEX acl_principal_doc ON acl (principal, doc_id COLLATE "C")')
     db.execute("ALTER TABLE acl DROP CONSTRAINT acl_pkey")
+
+
+@DATABASE.step
+def m020_people_identity(db: psycopg.Connection[Any]) -> None:
+    """Which of the people table's names are one person (`Document.identities`: a Slack member's
+    handle, full name and address): the vocabulary reports each person once, by one name. Only
+    documents that name someone more than one way have such rows to fill."""
+    from inlet.connectors.model import Document
+
+    db.execute("ALTER TABLE people ADD COLUMN identity TEXT")
+    with db.cursor(name="people_identity") as bodies:
+        bodies.execute(
+            "SELECT body FROM documents WHERE body LIKE '%participant_full_names%' OR body LIKE '%participant_emails%'"
+        )
+        while rows := bodies.fetchmany(2000):
+            linked = [row for row in people_rows(Document.model_validate_json(b) for (b,) in rows) if row[2]]
+            with db.cursor() as cur:
+                cur.executemany(
+                    "UPDATE people SET identity = %s WHERE person = %s AND doc_id = %s",
+                    [(i, p, d) for p, d, i in linked],
+                )

@@ -26,7 +26,7 @@ from ..private import private_files
 from ..lexical import COMMON_TERM, DF_TTL, LEXICAL_OVERFETCH, RARE_EXACT, fts5_match, parse_query
 from ..reads import CatalogReads, filter_sql, seen_by, served
 from ..records import FolderRecords, Records
-from ..types import Commit, Filters, chunk_id, doc_ts, visible_only
+from ..types import Commit, Filters, chunk_id, doc_ts, people_rows, visible_only
 from .schema import CATALOG, connect, fts_columns, transaction
 
 READ_MMAP_BYTES = 1 << 30  # readers map the file: pages shared by all threads, no read() copies (-10% BM25)
@@ -234,7 +234,7 @@ class SqliteCatalog(CatalogReads):
         db.execute("DELETE FROM acl WHERE doc_id = ?", [doc.id])
         db.executemany("INSERT INTO acl (principal, doc_id) VALUES (?, ?)", [(p, doc.id) for p in doc.acl.principals()])
         db.execute("DELETE FROM people WHERE doc_id = ?", [doc.id])
-        db.executemany("INSERT INTO people (person, doc_id) VALUES (?, ?)", [(p, doc.id) for p in doc.people()])
+        db.executemany("INSERT INTO people (person, doc_id, identity) VALUES (?, ?, ?)", people_rows([doc]))
         if texts is not None:
             SqliteCatalog._drop_chunks(db, doc.id)
             for n, text in enumerate(texts):

@@ -20,6 +20,7 @@ from inlet.connectors.model import Document
 
 from ..lexical import words
 from ..migrations import Migrations, run_script
+from ..types import people_rows
 
 CATALOG = Migrations("catalog")
 STATE = Migrations("state")
@@ -79,9 +80,7 @@ def m003_people(db: sqlite3.Connection) -> None:
     bodies = db.execute("SELECT body FROM documents")
     while rows := bodies.fetchmany(2000):
         docs = [Document.model_validate_json(body) for (body,) in rows]
-        db.executemany(
-            "INSERT INTO people (person, doc_id) VALUES (?, ?)", [(p, d.id) for d in docs for p in d.people()]
-        )
+        db.executemany("INSERT INTO people (person, doc_id) VALUES (?, ?)", [row[:2] for row in people_rows(docs)])
 
 
 @CATALOG.step
@@ -111,6 +110,22 @@ def m005_fts_words(db: sqlite3.Connection) -> None:
         db.executemany(
             "INSERT INTO chunks_fts (rowid, title, text) VALUES (?, ?, ?)",
             [(rowid, *fts_columns(title, text)) for rowid, text, title in batch],
+        )
+
+
+@CATALOG.step
+def m006_people_identity(db: sqlite3.Connection) -> None:
+    """Which of the people table's names are one person (`Document.identities`: a Slack member's
+    handle, full name and address): the vocabulary reports each person once, by one name. Only
+    documents that name someone more than one way have such rows to fill."""
+    db.execute("ALTER TABLE people ADD COLUMN identity TEXT")
+    bodies = db.execute(
+        "SELECT body FROM documents WHERE body LIKE '%participant_full_names%' OR body LIKE '%participant_emails%'"
+    )
+    while rows := bodies.fetchmany(2000):
+        linked = [row for row in people_rows(Document.model_validate_json(b) for (b,) in rows) if row[2]]
+        db.executemany(
+            "UPDATE people SET identity = ? WHERE person = ? AND doc_id = ?", [(i, p, d) for p, d, i in linked]
         )
 
 

@@ -585,3 +585,90 @@ def test_a_person_or_source_is_named_only_to_someone_who_sees_a_document_of_it(t
             "source_types": ["outlook"]
         }
         assert ask(ix, "the email about the acquisition", user="intern@example.com").interpreted == {}
+
+
+def slack_thread(n: str, text: str, members: list[tuple[str, str, str]], acl: ACL, source: str = "slack") -> Document:
+    """A Slack thread as the connector writes it: each member's display name, full name and email
+    at one position of `participants`, `participant_full_names`, `participant_emails`."""
+    shown, full, emails = (list(column) for column in zip(*members))
+    metadata: dict = {"participants": shown, "participant_full_names": full}
+    if any(emails):
+        metadata["participant_emails"] = emails
+    return Document(
+        id=f"{source}:{n}", source=source, source_type="slack", text=text, author=shown[0], metadata=metadata, acl=acl
+    )
+
+
+HERMIONE = ("doubledeez", "Hermione Granger", "doubledeez@example.com")
+HAMZA = ("hamza", "Hamza Faran", "hamza@example.com")
+
+
+def test_interpreted_names_each_person_once_by_their_address(tmp_path, text_hash_embedder) -> None:
+    """A Slack member is three names in the index (handle, full name, address) and Teams shows the
+    full name: `interpreted.people` names the person once, by the address the index knows."""
+    staff = ACL(users=["staff@example.com"])
+    threads = [
+        slack_thread("1", "Release checklist for enrique.", [HAMZA, HERMIONE], staff),
+        slack_thread("2", "The bot posted the build.", [("buildbot", "", ""), HERMIONE], staff),
+    ]
+    as_teams_shows_her = {"author": "Hermione Granger", "metadata": {"participants": ["Hermione Granger"]}}
+    standup = Document(
+        id="teams:1",
+        source="teams",
+        source_type="teams",
+        text="Standup at ten.",
+        acl=ACL(public=True),
+        **as_teams_shows_her,
+    )
+    with Index(IndexConfig(path=tmp_path / "ix"), embedder=text_hash_embedder) as ix:
+        ix.apply([*threads, standup], generation=1)
+        for query in ("what did hamza say", "what did Hamza Faran say"):
+            assert ask(ix, query).interpreted == {"people": ["hamza@example.com"]}, query
+        for query in ("what did Hermione Granger say in Teams", "did doubledeez post", "what did hermione say"):
+            assert ask(ix, query).interpreted["people"] == ["doubledeez@example.com"], query
+        # the search still prefers every document of hers, whichever name it holds
+        got = ask(ix, "what did Hermione Granger say", k=3)
+        assert {h.doc_id for h in got.hits} == {"slack:1", "slack:2", "teams:1"}
+        # someone who sees only the Teams standup is not told the address from threads hidden from them
+        assert ask(ix, "what did Hermione Granger say", user="guest@other.example").interpreted == {
+            "people": ["hermione granger"]
+        }
+        assert ask(ix, "what did Hermione Granger say", user="staff@example.com").interpreted == {
+            "people": ["doubledeez@example.com"]
+        }
+
+
+def test_a_handle_without_an_address_in_one_source_is_the_person_another_gives_one(
+    tmp_path, text_hash_embedder
+) -> None:
+    """An export's users.json may hold no emails: there "hamza" and "Hamza Faran" are linked to the
+    handle; the API's thread links both to his address, so both sources' names report that."""
+    public = ACL(public=True)
+    export = slack_thread("1", "Release notes drafted.", [("hamza", "Hamza Faran", "")], public, source="export")
+    api = slack_thread("2", "Tests pass on the cluster.", [HAMZA], public)
+    with Index(IndexConfig(path=tmp_path / "ix"), embedder=text_hash_embedder) as ix:
+        ix.apply([export], generation=1)
+        assert ask(ix, "what did hamza say").interpreted == {"people": ["hamza"]}  # the only name it has
+        ix.apply([api], generation=2)
+        vocabulary = People()  # read again (a search process does so within a minute)
+        vocabulary.refresh(ix)
+        assert vocabulary.find("what did Hamza Faran say") == ("hamza", "hamza faran", "hamza@example.com")
+        for query in ("what did Hamza Faran say", "what did hamza say"):
+            got = interpret(query, NOW, vocabulary, vocabulary.types)
+            assert got.as_dict() == {"people": ["hamza@example.com"]}, query
+
+
+def test_only_aligned_participant_lists_link_names() -> None:
+    """Which name is whose is known only position by position: lists of other lengths (as written
+    before they were aligned) link no one, and a bot's empty entries link nothing."""
+    aligned = slack_thread("1", "x", [HAMZA, ("buildbot", "", "")], ACL(public=True))
+    assert aligned.identities() == {
+        "hamza": "hamza@example.com",
+        "hamza faran": "hamza@example.com",
+        "hamza@example.com": "hamza@example.com",
+    }
+    unaligned = aligned.model_copy(
+        update={"metadata": {**aligned.metadata, "participant_full_names": ["Hamza Faran"], "participant_emails": []}}
+    )
+    assert unaligned.identities() == {}
+    assert set(unaligned.people()) == {"hamza", "buildbot", "hamza faran"}

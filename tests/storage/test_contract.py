@@ -100,7 +100,12 @@ def test_catalog_commits_and_reads_alike(backend: Backend) -> None:
         assert catalog.people() == {}  # its one document with people is gone
         relabelled = doc(1).model_copy(update={"author": "cid@example.com"})
         catalog.commit(Commit(3, relabelled=[relabelled]))
-        assert catalog.people() == {"cid@example.com": 1}
+        assert catalog.people() == {"cid@example.com": 1} and catalog.identities() == {}
+        # a member named three ways (a Slack thread): each name is linked to their address
+        member = {"participants": ["cid"], "participant_full_names": ["Cid Moreau"], "participant_emails": ["c@x.org"]}
+        catalog.commit(Commit(4, relabelled=[relabelled.model_copy(update={"metadata": member})]))
+        one = {"c@x.org"}
+        assert catalog.identities() == {"cid": one, "cid moreau": one, "c@x.org": one}
     finally:
         catalog.close()
 

@@ -155,6 +155,60 @@ def test_the_people_of_documents_written_before_their_table_are_read_into_it(tmp
         db.close()
 
 
+THREAD = Document(  # a Slack thread: its member "hamza" is also Hamza Faran, hamza@example.com
+    id="s:1",
+    source="s",
+    source_type="slack",
+    text="hi",
+    author="hamza",
+    metadata={
+        "participants": ["hamza"],
+        "participant_full_names": ["Hamza Faran"],
+        "participant_emails": ["hamza@example.com"],
+    },
+)
+LINKED = [
+    ("hamza", "hamza@example.com"),
+    ("hamza faran", "hamza@example.com"),
+    ("hamza@example.com", "hamza@example.com"),
+]
+
+
+def test_the_names_of_one_person_written_before_they_were_linked_are_linked(tmp_path: Path) -> None:
+    db = connect(tmp_path / "catalog.db", before(CATALOG, "m006_people_identity"))
+    db.execute(
+        "INSERT INTO documents (doc_id, source, source_type, content_hash, meta_hash, chunks, body) "
+        "VALUES (?, ?, ?, '', '', 0, ?)",
+        [THREAD.id, THREAD.source, THREAD.source_type, THREAD.model_dump_json()],
+    )
+    db.executemany("INSERT INTO people (person, doc_id) VALUES (?, ?)", [(p, THREAD.id) for p in THREAD.people()])
+    db.commit()
+    db.close()
+    db = connect(tmp_path / "catalog.db", CATALOG)
+    try:
+        assert db.execute("SELECT person, identity FROM people ORDER BY person").fetchall() == LINKED
+    finally:
+        db.close()
+
+
+def test_the_names_of_one_person_in_a_database_are_linked_on_migration(database_url: str) -> None:
+    with database_before(database_url, "m020_people_identity") as db:
+        db.execute(
+            "INSERT INTO documents (doc_id, source, source_type, content_hash, meta_hash, chunks, body) "
+            "VALUES (%s, %s, %s, '', '', 0, %s)",
+            (THREAD.id, THREAD.source, THREAD.source_type, THREAD.model_dump_json()),
+        )
+        for person in THREAD.people():
+            db.execute("INSERT INTO people (person, doc_id) VALUES (%s, %s)", (person, THREAD.id))
+    config = IndexConfig(path=Path("unused"), database_url=database_url, chroma_url="http://127.0.0.1:1")
+    connection = pool.connect(config)
+    try:
+        with connection.connection() as db:
+            assert db.execute("SELECT person, identity FROM people ORDER BY person").fetchall() == LINKED
+    finally:
+        pool.disconnect(connection)
+
+
 def test_a_database_of_numbered_migrations_is_adopted_and_migrated_on(database_url: str) -> None:
     import psycopg
 
