@@ -162,12 +162,12 @@ def url_problem(
         parts.port  # noqa: B018 - a port that is not a number, or out of range, raises here
     except ValueError as exc:
         return f"{shown!r} cannot be read as a URL ({exc})"
+    if https_only and (parts.scheme != "https" or not parts.hostname):
+        return f"{shown!r} must be an https:// URL with a host"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"{shown!r} must be an absolute http(s) URL, with its scheme and host (such as https://host/path)"
     if not query_allowed and (parts.query or parts.fragment):
         return f"{shown!r} must not have a query (?...) or fragment (#...)"
-    if https_only and parts.scheme != "https":
-        return f"{shown!r} must be an https:// URL"
     if https_unless_loopback and parts.scheme == "http" and not loopback_host(parts.hostname):
         return f"{shown!r} must be an https:// URL (plain http only on a loopback address)"
     return None
