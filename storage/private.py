@@ -40,12 +40,12 @@ def private_files() -> Iterator[None]:
 
 def private_folder(path: Path, key: str | None = None, *, warn_open: bool = True) -> None:
     """Create `path` (and missing parents) 0700, or warn (unless not `warn_open`: the caller's
-    caller does) when an existing one is open to others.
-    A `ConfigError` when a file is where the folder must be, a `StorageError` when it cannot be
-    created (permission denied, a read-only disk): each names the folder, and `key`, the
-    configuration key it comes from (`[index] path`), when given."""
+    caller does) when an existing one is open to others. For a folder a configuration `key` names
+    (`[index] path`): a `ConfigError` when a file is where the folder must be, a `StorageError`
+    when it cannot be created (permission denied, a read-only disk), each naming the key and the
+    folder; without `key` (a backup's destination, whose caller words it), the `OSError`."""
     named = f"{key}: " if key else ""
-    blocked = not_a_folder(path)
+    blocked = not_a_folder(path) if key else None
     if blocked:
         raise ConfigError(f"{named}{blocked}")
     try:
@@ -54,6 +54,8 @@ def private_folder(path: Path, key: str | None = None, *, warn_open: bool = True
             with private_files():
                 path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        if key is None:
+            raise
         why = (
             "permission denied: this account may not create it (make its parent folder writable, or choose "
             "another path)"
