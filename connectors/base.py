@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from stat import S_ISDIR, S_ISREG
 from types import UnionType
+from urllib.parse import urlsplit
 from typing import Annotated, Any, BinaryIO, ClassVar, Generic, TypeVar, Union, get_args, get_origin
 
 from pydantic import (
@@ -39,6 +40,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from inlet.errors import ConfigError
+from inlet.logs import shown_url
 
 from .events import EventSource
 from .model import ACL, Document, Item
@@ -48,12 +50,14 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")  # what an `*_env` value is echoed as: anything else may be a secret
 
 
-def unset_env(key: str, var: str | None) -> str:
+def unset_env(key: str, var: str | None, env: Mapping[str, str] | None = None) -> str:
     """Why config key `key` (e.g. `token_env`) gives no secret: the variable `var` it names is
-    unset, or, when `var` does not look like a variable's name (a secret pasted in its place), that
-    the key must name one; such a value is never echoed."""
+    unset, or set but empty in `env` (what `export X=$(cat missing-file)` leaves), or, when `var`
+    does not look like a variable's name (a secret pasted in its place), that the key must name
+    one; such a value is never echoed."""
     if var and _ENV_NAME.match(var):
-        return f"environment variable {var!r} (named by key {key!r}) is not set"
+        state = "is set but empty" if env is not None and var in env else "is not set"
+        return f"environment variable {var!r} (named by key {key!r}) {state}"
     example = key.removesuffix("_env").upper() or "MY_SECRET"
     return (
         f"key {key!r} must name an environment variable (such as {example}) that holds the secret, "
@@ -87,6 +91,22 @@ def folder_problem(source: str, path: Path) -> str:
     return f"source {source!r}: key 'path': {path} {what}"
 
 
+def not_a_folder(path: Path) -> str | None:
+    """Why no folder can be at `path`, or None: `path`, or the nearest of its parents that exists,
+    is a file. For a folder inlet creates when missing (`[index] path`), checked with the config
+    and again when it is created (storage/private.py)."""
+    for at in (path, *path.parents):
+        try:
+            if not at.exists():
+                continue
+            if at.is_dir():
+                return None
+        except OSError:  # not readable: creating the folder says why
+            return None
+        return f"{path} is a file, not a folder" if at == path else f"{path} cannot be a folder: {at} is a file"
+    return None
+
+
 class _MustExist:
     """Marks a `ConfigPath`: `missing_paths` reports it when nothing is there."""
 
@@ -113,6 +133,57 @@ def _certificates(value: Path) -> Path:
 
 CaBundle = Annotated[ConfigPath, AfterValidator(_certificates)]
 """An extra trusted CA bundle: a `ConfigPath` that, when it exists, must hold PEM certificates."""
+
+
+def loopback_host(hostname: str | None) -> bool:
+    """`localhost` or a loopback IP address (127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    if hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname or "").is_loopback
+    except ValueError:
+        return False
+
+
+def url_problem(
+    value: str, *, https_only: bool = False, https_unless_loopback: bool = False, query_allowed: bool = False
+) -> str | None:
+    """Why `value` is not a URL inlet can call, or None: it must be an absolute http(s) URL with a
+    host, without a query or fragment unless `query_allowed`; only https:// with `https_only`; plain
+    http only on a loopback host with `https_unless_loopback` (keys and tokens never travel in clear).
+    The one check of every URL-valued key: a source's service URLs (`ServiceUrl`), `authority_url`,
+    `[server.oauth]`'s (`check_url`), so a malformed one is a configuration error naming the key
+    before anything runs, not a library's error at the first request. The value is shown through
+    `shown_url` (never a password or token written into it)."""
+    shown = shown_url(value)
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - a port that is not a number, or out of range, raises here
+    except ValueError as exc:
+        return f"{shown!r} cannot be read as a URL ({exc})"
+    if https_only and (parts.scheme != "https" or not parts.hostname):
+        return f"{shown!r} must be an https:// URL with a host"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{shown!r} must be an absolute http(s) URL, with its scheme and host (such as https://host/path)"
+    if not query_allowed and (parts.query or parts.fragment):
+        return f"{shown!r} must not have a query (?...) or fragment (#...)"
+    if https_unless_loopback and parts.scheme == "http" and not loopback_host(parts.hostname):
+        return f"{shown!r} must be an https:// URL (plain http only on a loopback address)"
+    return None
+
+
+def _service_url(value: str) -> str:
+    problem = url_problem(value.strip())
+    if problem:
+        raise ValueError(problem)
+    return value.strip()
+
+
+ServiceUrl = Annotated[str, AfterValidator(_service_url)]
+"""A URL-valued source key (an API's base URL, a webhook's public address): an absolute http(s)
+URL with a host and no query (`url_problem`), else a configuration error naming the key."""
 
 
 def _must_exist(annotation: Any) -> bool:
@@ -411,7 +482,7 @@ class Connector(ABC, Generic[ConfigT]):
         var = getattr(self.config, key)
         value = self.env.get(var) if var else None
         if not value:
-            raise ConfigError(f"source {self.name!r}: {unset_env(key, var)}")
+            raise ConfigError(f"source {self.name!r}: {unset_env(key, var, self.env)}")
         return value
 
     def check(self) -> None:

@@ -57,7 +57,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from inlet.errors import ConfigError, CredentialsError, InletError
 
-from .base import ConfigPath, Connector, SourceConfig
+from .base import ConfigPath, Connector, ServiceUrl, SourceConfig
 from .fan_in import merged
 from .gmail_client import SCOPES, MailboxClient, MailboxRefused, delegation_refused
 from .kit.checkpoint import CheckpointModel
@@ -99,7 +99,9 @@ class GmailConfig(SourceConfig):
         default_factory=list, description="label names or ids to sync; default: every label but SPAM and TRASH"
     )
     query: str | None = Field(None, description="Gmail search limiting the backfill, e.g. 'newer_than:2y'")
-    api_endpoint: str | None = Field(None, description="Gmail API root, e.g. https://gmail.googleapis.com/ (tests)")
+    api_endpoint: ServiceUrl | None = Field(
+        None, description="Gmail API root, e.g. https://gmail.googleapis.com/ (tests)"
+    )
     max_attachment_bytes: int = Field(DEFAULT_MAX_ATTACHMENT_BYTES, description="larger attachments are skipped")
     max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1, description=BODY_CAP)
     batch_size: int = Field(

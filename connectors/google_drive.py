@@ -100,7 +100,7 @@ from pydantic import Field, field_serializer
 
 from inlet.errors import IncompleteListingError, ItemError, NothingInScopeError, RetriableError
 
-from .base import ConfigPath, Connector, Interval, SourceConfig, parse_duration
+from .base import ConfigPath, Connector, Interval, ServiceUrl, SourceConfig, parse_duration
 from .events import EventSource
 from .google_drive_client import SCOPES, USER, CompleteListing, DriveApiError, DriveClient
 from .google_drive_events import DrivePushChannels
@@ -147,7 +147,7 @@ class GoogleDriveConfig(SourceConfig):
         description="service-account or authorized-user JSON (its token_uri is used to refresh)"
     )
     subject: str | None = Field(None, description="user to impersonate (domain-wide delegation)")
-    api_endpoint: str | None = Field(
+    api_endpoint: ServiceUrl | None = Field(
         None, description="Drive API base, e.g. https://www.googleapis.com/drive/v3/ (tests, proxies)"
     )
     folders: list[str] = Field(
@@ -161,7 +161,7 @@ class GoogleDriveConfig(SourceConfig):
         description="a file shared with a Google Group is found by the group's members too (read with the "
         "Admin SDK Directory API: grant the scope " + DIRECTORY_SCOPE + "); false: by the group's address only",
     )
-    directory_endpoint: str | None = Field(
+    directory_endpoint: ServiceUrl | None = Field(
         None,
         description="Directory API base (tests, proxies); default: Google's, or the root of `api_endpoint` "
         "when that ends in drive/v3/",
@@ -179,7 +179,7 @@ class GoogleDriveConfig(SourceConfig):
     retries: int = Field(5, ge=0, le=20, description="retries of 429 / 5xx / rate-limit 403")
     backoff_seconds: float = Field(1.0, ge=0, description="first retry delay (doubles each time)")
     timeout: float = Field(60.0, gt=0, description="seconds per HTTP request (a stalled answer is retried)")
-    push_url: str | None = Field(
+    push_url: ServiceUrl | None = Field(
         None,
         description="public HTTPS URL of this source's hook "
         "(.../hooks/google_drive/NAME): changes.watch push channels (daemon)",

@@ -24,7 +24,7 @@ from pydantic import Field, model_validator
 
 from inlet.errors import RetriableError
 
-from .base import Interval
+from .base import Interval, ServiceUrl
 from .events import EventSource
 from .kit.graph_source import GraphConnector, GraphSourceConfig
 from .kit.graph import GraphClient
@@ -50,7 +50,7 @@ class MicrosoftFilesConfig(GraphSourceConfig):
         "false: such links grant nothing (only who has the link opens the file)",
     )
     max_file_mb: float = Field(50.0, gt=0, description="larger files are skipped, with the reason recorded")
-    notifications_url: str | None = Field(
+    notifications_url: ServiceUrl | None = Field(
         None,
         description="public HTTPS URL of this source's hook "
         "(.../hooks/microsoft_files/NAME): Graph change notifications (daemon)",

@@ -67,7 +67,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import Field, field_validator, model_validator
 
-from .base import Interval
+from .base import Interval, ServiceUrl
 from .events import EventSource
 from .extract import kind_of
 from .mail import BODY_CAP, DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_MAX_BODY_BYTES, MailAttachment, MailMessage
@@ -111,7 +111,7 @@ WELL_KNOWN = frozenset(
 class OutlookConfig(GraphSourceConfig):
     MAX_SUBSCRIPTION_LIFETIME = (10080, "Outlook mail (7 days)")
     mailboxes: list[str] = Field(min_length=1, description="mailbox addresses (or user ids) to sync")
-    notifications_url: str | None = Field(
+    notifications_url: ServiceUrl | None = Field(
         None,
         description="public HTTPS URL of this source's hook "
         "(.../hooks/outlook/NAME): Graph change notifications (daemon)",

@@ -92,7 +92,7 @@ from pydantic import Field, field_validator
 
 from inlet.errors import ConfigError, CredentialsError, IncompleteListingError, ItemError
 
-from .base import Connector, Interval, LivePrefix, SourceConfig, parse_duration
+from .base import Connector, Interval, LivePrefix, ServiceUrl, SourceConfig, parse_duration
 from .events import EventSource
 from .extract import extract_text, kind_of
 from .kit import CheckpointModel, Pager, Retries, RetryPolicy, cursor
@@ -133,7 +133,7 @@ class SlackConfig(SourceConfig):
     channels: list[str] = Field(
         default_factory=list, description="channel name (or id) globs; default: every channel the bot is in"
     )
-    base_url: str = Field("https://slack.com/api/", description="Web API base URL (GovSlack, tests)")
+    base_url: ServiceUrl = Field("https://slack.com/api/", description="Web API base URL (GovSlack, tests)")
     lookback_days: float = Field(7, ge=0, description="days of history re-read each sync for edits/deletions")
     reconcile_every: Interval = Field("24h", description="how often to re-read all history for late replies")
     reread_threads_every: Interval | None = Field(

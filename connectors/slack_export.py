@@ -23,7 +23,7 @@ from pydantic import Field
 
 from inlet.errors import ConfigError
 
-from .base import ConfigPath, Connector, StaticACLConfig
+from .base import ConfigPath, Connector, ServiceUrl, StaticACLConfig
 from .extract import kind_of
 from .kit.scope import check_scope, warn
 from .model import ACL, Checkpoint, Item, Skipped
@@ -36,7 +36,7 @@ _LABEL = re.compile(r"\|([^>|]+)>")
 class SlackExportConfig(StaticACLConfig):
     path: ConfigPath = Field(description="the export ZIP")
     channels: list[str] = Field(default_factory=list, description="channel name globs (default: all)")
-    team_url: str | None = Field(None, description="e.g. https://acme.slack.com/ (default: found in the export)")
+    team_url: ServiceUrl | None = Field(None, description="e.g. https://acme.slack.com/ (default: found in the export)")
     private_members: bool = Field(True, description="private channels and DMs: ACL = their members' emails")
     include_dms: bool = Field(True, description="index DMs and group DMs in the export")
 

@@ -69,7 +69,7 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
-from .base import Interval, parse_duration
+from .base import Interval, ServiceUrl, parse_duration
 from .events import EventSource
 from .extract import html_to_text
 from .kit.graph_batch import batch_get
@@ -90,7 +90,7 @@ class TeamsConfig(GraphSourceConfig):
     MAX_SUBSCRIPTION_LIFETIME = (60, "Teams channel messages (one hour)")
     teams: list[str] = Field(["*"], description="team display-name globs (default: every team)")
     channels: list[str] = Field(["*"], description="channel-name globs (default: every channel)")
-    notifications_url: str | None = Field(
+    notifications_url: ServiceUrl | None = Field(
         None,
         description="public HTTPS URL of this source's hook "
         "(.../hooks/teams/NAME): Graph change notifications (daemon)",

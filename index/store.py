@@ -150,7 +150,7 @@ class Index:
         self._unserved: tuple[tuple[str, ...], float] = ((), -SOURCES_TTL)
         backend = open_backend(config)
         if not backend.shared:  # with a database nothing is kept on local disk
-            private_folder(self.path)
+            private_folder(self.path, "[index] path")
         with private_files():
             self._lock: FileLock | None = lock_index(self.path, **lock_info) if lock and not config.chroma_url else None
         self._writing = threading.RLock()  # a write, and the reads that must not see half of one

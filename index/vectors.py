@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from inlet.errors import IndexUnavailable, VectorsLost
+from inlet.logs import shown_url
 from inlet.storage.records import COLLECTION
 from inlet.connectors.model import Document
 from inlet.storage.types import Filters, chunk_id, doc_ts
@@ -108,7 +109,7 @@ def lost_words(url: str, name: str, chunks: int | None, held: int | None) -> str
     has = "has no collection" if held is None else f"holds only {held} vectors in the collection"
     of = f"although the catalog holds {chunks} chunks" if chunks is not None else "which the index was using"
     return (
-        f"the Chroma server at {url} ([index] chroma_url) {has} {name} {of}: its data was lost or "
+        f"the Chroma server at {shown_url(url)} ([index] chroma_url) {has} {name} {of}: its data was lost or "
         "it is another server. Restore its data folder, or run `inlet reindex` to embed the "
         "catalog's chunks again (no source is read; searches find by keywords alone while it runs)"
     )
@@ -171,7 +172,8 @@ def _reaching(url: str | None) -> Iterator[None]:
         if url is None or (isinstance(exc, ValueError) and "Could not connect" not in str(exc)):
             raise
         raise IndexUnavailable(
-            f"the Chroma server at {url} ([index] chroma_url) cannot be reached ({type(exc).__name__}: {exc}); "
+            f"the Chroma server at {shown_url(url)} ([index] chroma_url) cannot be reached "
+            f"({type(exc).__name__}: {exc}); "
             "nothing indexed is lost: start it (`chroma run`) and the next run resumes"
         ) from exc
 

@@ -23,10 +23,13 @@ from inlet.connectors.base import (
     RecentWindow,
     SourceConfig,
     TypedConfig,
+    loopback_host as loopback_host,  # re-exported: server/oauth.py names hosts by the same rule
     missing_keys,
     missing_paths,
+    not_a_folder,
     recent_window,
     unset_env,
+    url_problem,
 )
 from inlet.connectors.model import well_formed_user
 from inlet.connectors.registry import connector_class
@@ -171,32 +174,12 @@ class OAuthConfig(TypedConfig):
 
 
 def check_url(key: str, value: str, https_unless_loopback: bool, query_allowed: bool = False) -> None:
-    """An absolute http(s) URL, without a query or fragment unless `query_allowed`; with
-    `https_unless_loopback`, plain http only for a loopback host (keys and tokens never travel in
-    clear: RFC 8414 §2 has the authorization server's URLs use https). A `ValueError` naming `key`
-    otherwise. The rule for `[server.oauth]`'s issuer and jwks_url, and for the jwks_uri an issuer's
-    discovery document names (server/oauth.py, which allows a query there: Azure AD B2C's has one)."""
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"'{key}' must be an absolute http(s) URL, got {value!r}")
-    if not query_allowed and (parts.query or parts.fragment):
-        raise ValueError(f"'{key}' must not have a query or fragment")
-    if https_unless_loopback and parts.scheme == "http" and not loopback_host(parts.hostname):
-        raise ValueError(f"'{key}' must be an https:// URL (plain http only on a loopback address)")
-
-
-def loopback_host(hostname: str | None) -> bool:
-    """`localhost` or a loopback IP address (127.0.0.0/8, ::1)."""
-    import ipaddress
-
-    if hostname == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(hostname or "").is_loopback
-    except ValueError:
-        return False
+    """`connectors.base.url_problem` as a `ValueError` naming `key`: the rule for `[server.oauth]`'s
+    issuer and jwks_url, and for the jwks_uri an issuer's discovery document names (server/oauth.py,
+    which allows a query there: Azure AD B2C's has one)."""
+    problem = url_problem(value, https_unless_loopback=https_unless_loopback, query_allowed=query_allowed)
+    if problem:
+        raise ValueError(f"{key!r}: {problem}")
 
 
 class ServerConfig(TypedConfig):
@@ -278,6 +261,8 @@ class Settings(BaseModel):
 def find_config(explicit: str | Path | None) -> Path:
     """--config, else $INLET_CONFIG, else ./config.toml."""
     path = Path(explicit or os.environ.get("INLET_CONFIG") or "config.toml")
+    if path.is_dir():
+        raise ConfigError(f"configuration file {path} is a folder, not a file (pass --config or set INLET_CONFIG)")
     if not path.is_file():
         raise ConfigError(f"configuration file {path} not found (pass --config or set INLET_CONFIG)")
     return path
@@ -325,6 +310,9 @@ def parse_config(raw: dict[str, Any], path: Path | None = None, *, check_paths: 
     oauth = server.oauth if server is not None else None
     if oauth is not None and oauth.ca_bundle is not None:
         oauth.ca_bundle = _beside(path, oauth.ca_bundle)
+    blocked = not_a_folder(index.path) if check_paths and index is not None and not index.database_url else None
+    if blocked:  # created when missing, but a file cannot become the index folder
+        problems.append(f"[index] key 'path': {blocked}")
     if check_paths and oauth is not None and oauth.ca_bundle is not None and not oauth.ca_bundle.exists():
         problems.append(f"[server.oauth] key 'ca_bundle': {oauth.ca_bundle} does not exist")
     sources = raw.get("sources", [])
@@ -445,7 +433,7 @@ def check_index_secret(settings: Settings, env: Mapping[str, str]) -> None:
     `ConfigError` (exit 2) naming the file and key otherwise, before the database is tried."""
     var = settings.index.database_password_env
     if settings.index.database_url and var and not env.get(var):
-        problem = f"[index] {unset_env('database_password_env', var)}"
+        problem = f"[index] {unset_env('database_password_env', var, env)}"
         raise ConfigError(_report(str(settings.file or "config"), [problem]))
 
 
@@ -471,7 +459,7 @@ def preflight(settings: Settings, names: list[str], env: Mapping[str, str]) -> N
     for name in names:
         for key, var in _secret_keys(settings.source(name)):
             if not env.get(var):
-                problems.append(f"source {name!r}: {unset_env(key, var)}")
+                problems.append(f"source {name!r}: {unset_env(key, var, env)}")
         try:
             settings.connector(name, env).check_local()
         except ConfigError as exc:

@@ -77,7 +77,7 @@ class KeyRing:
                 key.key_env, ""
             ).strip()  # as a request's token is read: a secret file's newline is no part of it
             if not value:
-                log.warning("API key %r is disabled: %s", key.name, unset_env("key_env", key.key_env))
+                log.warning("API key %r is disabled: %s", key.name, unset_env("key_env", key.key_env, env))
                 continue
             twin = next((e.name for e in self.entries if hmac.compare_digest(e.secret, value.encode())), None)
             if twin is not None:
@@ -126,7 +126,7 @@ def warn_without_keys(settings: Settings, env: Mapping[str, str]) -> bool:
     answer 401 to every request. True when it warned."""
     if any(env.get(key.key_env, "").strip() for key in settings.server.api_keys) or settings.server.oauth is not None:
         return False  # a key, or OAuth access tokens ([server.oauth])
-    unset = "; ".join(f"key {key.name!r}: {unset_env('key_env', key.key_env)}" for key in settings.server.api_keys)
+    unset = "; ".join(f"key {key.name!r}: {unset_env('key_env', key.key_env, env)}" for key in settings.server.api_keys)
     log.error(
         "NO USABLE API KEY: every request but /healthz will be answered 401. %s",
         unset or "Add a [[server.api_keys]] entry (see config.example.toml) and set its key_env variable.",

@@ -85,6 +85,7 @@ class FolderBackend:
         as `inlet search` or `inlet backup`, checks it here, read-only)."""
         from .sqlite.catalog import SqliteCatalog
 
+        self._folder()
         self._refuse_newer(self.path / "state.db", STATE)
         return SqliteCatalog(self.path / "catalog.db")
 
@@ -99,9 +100,17 @@ class FolderBackend:
         finally:
             db.close()
 
+    def _folder(self) -> None:
+        """The index folder, created (0700) when missing; an error naming `[index] path` when it
+        cannot be (one open to others is warned of by `Index`, once)."""
+        from .private import private_folder
+
+        private_folder(self.path, "[index] path", warn_open=False)
+
     def state(self) -> StateStore:
         from .sqlite.state import SqliteState
 
+        self._folder()
         return SqliteState(self.path / "state.db")
 
     def leases(self) -> Leases:

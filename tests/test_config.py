@@ -591,3 +591,127 @@ def test_durations_where_zero_means_something_stay_accepted(tmp_path: Path) -> N
     settings = load_config(write(tmp_path, text))
     assert settings.daemon.jitter == "0s" and settings.source("handbook").every == "1s"
     assert settings.recent_window("handbook") == 0
+
+
+# --- round 27 probe: URL keys, [index] path and model, and messages that say what is wrong --------
+_URL_SOURCES = {
+    "slack": 'token_env = "T"\n',
+    "slack_export": 'path = "export.zip"\n',
+    "google_drive": 'credentials_file = "sa.json"\n',
+    "gmail": 'credentials_file = "sa.json"\nmailboxes = ["a@example.com"]\n',
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "key"),
+    [
+        ("slack", "base_url"),
+        ("slack_export", "team_url"),
+        ("google_drive", "api_endpoint"),
+        ("google_drive", "directory_endpoint"),
+        ("google_drive", "push_url"),
+        ("gmail", "api_endpoint"),
+        ("outlook", "graph_url"),
+        ("teams", "graph_url"),
+        ("microsoft_files", "graph_url"),
+        ("outlook", "notifications_url"),
+    ],
+)
+@pytest.mark.parametrize("value", ["ftp://127.0.0.1/api/", "slack.com/api/", "not a url", "https://h:99999/"])
+def test_a_malformed_service_url_is_a_config_error_naming_file_source_and_key(
+    tmp_path: Path, kind: str, key: str, value: str
+) -> None:
+    """Each URL-valued key passes the check `authority_url` has (exit 2 before anything runs), not
+    a library's error (SlackRequestError, RelativeURIError, KeyError 'ftp') at the first request."""
+    if kind in _URL_SOURCES:
+        config = write(tmp_path, f'[[sources]]\nname = "m"\ntype = "{kind}"\n{_URL_SOURCES[kind]}{key} = "{value}"\n')
+    else:
+        config = graph_source(tmp_path, kind, more=f'{key} = "{value}"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(config)
+    message = str(info.value)
+    assert str(config) in message and f"source 'm': key '{key}'" in message, message
+    assert "URL" in message
+
+
+def test_a_service_url_shows_no_password_or_token_in_its_error_and_a_good_one_is_kept(tmp_path: Path) -> None:
+    config = write(
+        tmp_path, '[[sources]]\nname = "m"\ntype = "slack"\ntoken_env = "T"\nbase_url = "https://u:Pw9@h/api/?t=Tok9"\n'
+    )
+    with pytest.raises(ConfigError, match=r"key 'base_url': 'https://h/api/' must not have a query") as info:
+        load_config(config)
+    assert "Pw9" not in str(info.value) and "Tok9" not in str(info.value)
+    config.write_text(
+        '[[sources]]\nname = "m"\ntype = "slack"\ntoken_env = "T"\nbase_url = " http://127.0.0.1:9/api"\n'
+    )
+    assert load_config(config).source("m").base_url == "http://127.0.0.1:9/api/"
+
+
+@pytest.mark.parametrize("under", [False, True])
+def test_an_index_path_that_is_a_file_is_a_config_error_naming_the_key(tmp_path: Path, under: bool) -> None:
+    from click.testing import CliRunner
+
+    from inlet.cli import cli
+
+    (tmp_path / "afile").write_text("x")
+    index = "afile/idx" if under else "afile"
+    config = write(tmp_path, GOOD.replace('path = "store"', f'path = "{index}"'))
+    (tmp_path / "docs").mkdir()
+    with pytest.raises(ConfigError, match=r"\[index\] key 'path': .*afile.* is a file"):
+        load_config(config, check_paths=True)
+    result = CliRunner().invoke(cli, ["status", "--config", str(config)])
+    assert result.exit_code == 2 and "[index] key 'path'" in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_index_folder_that_cannot_be_created_is_a_storage_error_naming_the_key(tmp_path: Path) -> None:
+    """A folder the process may not create (permission denied, here a name too long) names `[index]
+    path` and the reason, not a traceback from the catalog (a file in the way: a ConfigError)."""
+    from inlet.config import IndexConfig
+    from inlet.errors import StorageError
+    from inlet.storage.backend import open_backend
+
+    too_long = IndexConfig(path=tmp_path / ("x" * 300) / "ix")
+    with pytest.raises(StorageError, match=r"\[index\] path: cannot create the folder .*xxx.*: File name too long"):
+        open_backend(too_long).catalog()
+    with pytest.raises(StorageError, match=r"\[index\] path"):
+        open_backend(too_long).state()
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ConfigError, match=r"\[index\] path: .*afile is a file, not a folder"):
+        open_backend(IndexConfig(path=tmp_path / "afile")).catalog()
+
+
+def test_a_config_path_that_is_a_folder_is_not_called_missing(tmp_path: Path, monkeypatch) -> None:
+    from inlet.config import find_config
+
+    (tmp_path / "config.toml").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("INLET_CONFIG", raising=False)
+    with pytest.raises(ConfigError, match="config.toml is a folder, not a file"):
+        find_config(None)
+    monkeypatch.setenv("INLET_CONFIG", str(tmp_path / "config.toml"))
+    with pytest.raises(ConfigError, match="is a folder, not a file"):
+        find_config(None)
+    with pytest.raises(ConfigError, match="not found"):
+        find_config(tmp_path / "nothing.toml")
+
+
+def test_a_secret_variable_set_to_the_empty_string_is_said_to_be_empty_not_unset(tmp_path: Path) -> None:
+    from inlet.config import check_index_secret, preflight
+
+    (tmp_path / "docs").mkdir()
+    text = GOOD + '\n[[sources]]\nname = "chat"\ntype = "slack"\ntoken_env = "INLET_TEST_EMPTY_TOKEN"\n'
+    settings = load_config(write(tmp_path, text))
+    with pytest.raises(ConfigError, match=r"'INLET_TEST_EMPTY_TOKEN' \(named by key 'token_env'\) is set but empty"):
+        preflight(settings, ["chat"], {"INLET_TEST_EMPTY_TOKEN": ""})
+    with pytest.raises(ConfigError, match="is set but empty"):
+        settings.connector("chat", {"INLET_TEST_EMPTY_TOKEN": ""}).secret("token_env")
+    with pytest.raises(ConfigError, match=r"'INLET_TEST_EMPTY_TOKEN' \(named by key 'token_env'\) is not set"):
+        preflight(settings, ["chat"], {})
+    pg = write(
+        tmp_path,
+        '[index]\ndatabase_url = "postgresql://inlet@127.0.0.1:1/inlet"\n'
+        'database_password_env = "INLET_TEST_EMPTY_PW"\nchroma_url = "http://127.0.0.1:1"\n',
+    )
+    with pytest.raises(ConfigError, match="'INLET_TEST_EMPTY_PW' .* is set but empty"):
+        check_index_secret(load_config(pg), {"INLET_TEST_EMPTY_PW": ""})

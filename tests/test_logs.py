@@ -58,3 +58,34 @@ def test_tokens_and_cursors_never_reach_the_log(restore_logging: None) -> None:
         failed = logging.LogRecord("inlet", logging.ERROR, __file__, 1, "boom", None, sys.exc_info())
     text = handler.format(failed)
     assert "SECRETCURSOR" not in text and "abcdef" not in text and "conversations.history?[redacted]" in text
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://admin:PassLeak42@127.0.0.1:29871/?token=TokLeak7", "http://127.0.0.1:29871/"),
+        ("https://h.example.com:8000/api/v1#TokLeak7", "https://h.example.com:8000/api/v1"),
+        ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+        ("user:PassLeak42@host/x", "user:host/x"),
+        ("http://[PassLeak42", "(a value that does not parse as a URL: not shown)"),
+    ],
+)
+def test_a_url_named_in_an_error_shows_no_user_info_query_or_fragment(url: str, shown: str) -> None:
+    assert logs.shown_url(url) == shown
+
+
+def test_an_unreachable_chroma_server_is_named_without_the_password_or_token_in_its_url(tmp_path) -> None:
+    """`[index] chroma_url` is shown as `database_url` is: a credential written into it never is."""
+    from inlet.config import IndexConfig
+    from inlet.errors import IndexUnavailable
+    from inlet.index.store import Index
+    from inlet.index.vectors import lost_words
+
+    url = "http://admin:PassLeak42@127.0.0.1:1/?token=TokLeak7"
+    with pytest.raises(
+        IndexUnavailable, match=r"Chroma server at http://127\.0\.0\.1:1/ \(\[index\] chroma_url\)"
+    ) as info:
+        Index(IndexConfig(path=tmp_path / "ix", chroma_url=url))  # the model is loaded only to embed: not here
+    assert "PassLeak42" not in str(info.value) and "TokLeak7" not in str(info.value)
+    lost = lost_words(url, "chunks", 10, None)
+    assert "http://127.0.0.1:1/ ([index] chroma_url)" in lost and "PassLeak42" not in lost and "TokLeak7" not in lost

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar, Generic, TypeVar
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import Field, field_validator
 
-from ..base import CaBundle, Connector, Interval, SourceConfig, parse_duration
+from ..base import CaBundle, Connector, Interval, ServiceUrl, SourceConfig, parse_duration, url_problem
 from ..events import EventSource
 from .graph import SCOPE, GraphClient
 from .graph_webhooks import GraphWebhooks
@@ -39,7 +38,7 @@ class GraphSourceConfig(SourceConfig):
     )
     client_id: str = Field(pattern=r"\S", description="application (client) id of the app registration")
     client_secret_env: str = Field(description="environment variable holding the client secret")
-    graph_url: str = Field("https://graph.microsoft.com/v1.0", description="Graph endpoint incl. version")
+    graph_url: ServiceUrl = Field("https://graph.microsoft.com/v1.0", description="Graph endpoint incl. version")
     authority_url: str = Field(
         "https://login.microsoftonline.com", description="identity platform host (https:// only: msal refuses http)"
     )
@@ -47,7 +46,7 @@ class GraphSourceConfig(SourceConfig):
     scope: str = Field(SCOPE, description="token scope (national clouds: their Graph host)")
     timeout: float = Field(60.0, gt=0, description="seconds per HTTP request")
     # Each source restates these two with its hook path and Graph's lifetime limit for its resource.
-    notifications_url: str | None = Field(None, description="public HTTPS URL of this source's hook (daemon)")
+    notifications_url: ServiceUrl | None = Field(None, description="public HTTPS URL of this source's hook (daemon)")
     subscription_lifetime: Interval = Field("1h", description="how long each subscription lasts before renewal")
 
     @field_validator("subscription_lifetime")
@@ -67,10 +66,10 @@ class GraphSourceConfig(SourceConfig):
     def _https_authority(cls, value: str) -> str:
         """msal signs in only through an https:// authority (loopback included): anything else is
         refused here, as a configuration error, not at the first token request as refused credentials."""
-        parts = urlsplit(value.strip())
-        if parts.scheme != "https" or not parts.hostname:
+        problem = url_problem(value.strip(), https_only=True)
+        if problem:
             raise ValueError(
-                f"{value!r} must be an https:// URL such as https://login.microsoftonline.com "
+                f"{problem}, such as https://login.microsoftonline.com "
                 "(the identity platform is only reached over HTTPS, also for a local emulator)"
             )
         return value.strip()

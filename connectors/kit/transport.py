@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 
 from inlet.errors import CredentialsError, InletError, RetriableError
+from inlet.logs import shown_url
 
 from .retry import RetryPolicy, retriable_status, retry_after
 
@@ -123,7 +124,7 @@ def http_failure(exc: httpx.HTTPError, source: str) -> InletError:
         request: httpx.Request | None = exc.request
     except RuntimeError:  # an error raised outside a request
         request = None
-    call = f"{request.method} {request.url.copy_with(query=None, fragment=None, userinfo=b'')}" if request else "a call"
+    call = f"{request.method} {shown_url(str(request.url))}" if request else "a call"
     if not isinstance(exc, httpx.HTTPStatusError):
         return RetriableError(f"source {source!r}: {call} failed: {type(exc).__name__}: {exc}")
     status = exc.response.status_code

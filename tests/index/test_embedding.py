@@ -1,6 +1,7 @@
 """Query embeddings: the fast path gives the corpus path's vectors; concurrent queries share a batch."""
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,3 +76,33 @@ def test_an_idle_worker_exits_and_the_next_query_starts_another():
     worker.join(30)  # exits once idle: it no longer pins the model
     assert not worker.is_alive()
     assert batcher.encode("bbb")[0] == 3.0  # a new worker serves the next query
+
+
+@pytest.mark.parametrize(
+    ("files", "lacking"),
+    [
+        ({}, "neither modules.json nor config.json"),
+        ({"config.json": "{}"}, "no weights"),  # a sub-folder of a download (1_Pooling holds a config.json)
+        ({"modules.json": "[]", "README.md": "x"}, "no weights"),
+    ],
+)
+def test_a_model_folder_without_a_model_is_a_config_error_naming_the_key(tmp_path, files, lacking) -> None:
+    """Refused when the configuration is used, not by the loader at the first embedding (a
+    traceback after 20 s, every run)."""
+    from inlet.errors import ConfigError
+    from inlet.index.embedding import Embedder, resolve_model
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    with pytest.raises(ConfigError, match=rf"\[index\] key 'model': the folder {folder} .*{lacking}"):
+        resolve_model(str(folder))
+    with pytest.raises(ConfigError, match=r"\[index\] key 'model'"):
+        Embedder(str(folder))
+    (folder / "sub").mkdir()
+    (folder / "sub" / "model.safetensors").write_bytes(b"x")
+    if files:  # weights beside modules.json or config.json (or in a module's folder): a model
+        assert resolve_model(str(folder)) == str(folder)
+    packaged = Path(resolve_model("all-MiniLM-L6-v2"))  # the packaged default passes the same check
+    assert (packaged / "modules.json").is_file()
