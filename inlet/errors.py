@@ -62,6 +62,13 @@ class NotTextError(ItemError):
     failed = False
 
 
+class UnpacksTooLargeError(ItemError):
+    """An item packed in a zip (a DOCX, PPTX or XLSX file) whose parts unpack to more than inlet
+    reads of one file: skipped by policy, before anything is inflated."""
+
+    failed = False
+
+
 class NothingInScopeError(ConfigError):
     """Every entry of a config key that chooses what a source reads (`channels`, `folders`, `teams`,
     `include`) matched nothing at the service: the run would read nothing, and a full pass would
