@@ -6,7 +6,8 @@ under such a name are refused (`NotTextError`), never indexed as mojibake. A DOC
 file (a zip of parts) is opened only when its parts unpack to at most its own size plus
 `UNPACK_ALLOWANCE`, by the sizes its zip directory declares, checked before anything is inflated:
 a small file that unpacks to gigabytes is refused by policy (`UnpacksTooLargeError`), not read
-until the process runs out of memory.
+until the process runs out of memory. A PDF, which declares no such sizes, is refused as soon as
+its pages' contents unpack past the same limit, before any is parsed.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ _TEXT_SUFFIXES = {
 # and python-pptx load every part whole and parse the XML ones into trees of about ten times their
 # size, so 100 MB of XML is about 1 GB of memory; the body of a 5,000-page Word file is about 55 MB.
 # Pictures and media are stored about as packed: the caller already holds them (within its
-# `max_file_bytes`), hence the file's own size on top.
+# `max_file_bytes`), hence the file's own size on top. A PDF's page contents have the same bound.
 UNPACK_ALLOWANCE = 100_000_000
 _PACKAGES = ("docx", "pptx", "xlsx")
 
@@ -100,7 +101,7 @@ def extract_text(data: bytes, name: str, mime: str | None = None) -> str:
         if kind == "html":
             return html_to_text(_text(data, name))
         if kind == "pdf":
-            return _pdf(data)
+            return _pdf(data, name)
         if kind == "docx":
             return _docx(data)
         if kind == "pptx":
@@ -577,11 +578,25 @@ def html_to_text(html: str) -> str:
     return textwrap.dedent(text)  # a list or <pre> first keeps its lines' indents relative to each other
 
 
-def _pdf(data: bytes) -> str:
-    """The pages' text layer, pages apart, a word hyphenated at a line end joined (`_dehyphenated`)."""
+def _pdf(data: bytes, name: str) -> str:
+    """The pages' text layer, pages apart, a word hyphenated at a line end joined (`_dehyphenated`).
+    The reader keeps what it inflated, and a PDF says nothing of its streams' sizes unpacked: the
+    pages' contents are inflated (pypdf bounds each page's to 75 MB) and counted first, and past
+    the file's own size plus `UNPACK_ALLOWANCE` the file is refused (`UnpacksTooLargeError`)
+    before another page is inflated or any is parsed."""
     from pypdf import PdfReader
 
     reader = PdfReader(io.BytesIO(data))
+    limit, unpacked = len(data) + UNPACK_ALLOWANCE, 0
+    for number, page in enumerate(reader.pages, 1):
+        contents = page.get_contents()  # inflated once: the text's extraction below reads it again
+        unpacked += len(contents.get_data()) if contents is not None else 0
+        if unpacked > limit:
+            raise UnpacksTooLargeError(
+                f"{name}: the contents of its first {number} pages unpack to {_megabytes(unpacked)}, over the "
+                f"limit of {_megabytes(limit)} (its own {_megabytes(len(data))} plus "
+                f"{_megabytes(UNPACK_ALLOWANCE)}): not read"
+            )
     pages = [_dehyphenated((page.extract_text() or "").strip()) for page in reader.pages]
     return "\n\n".join(p for p in pages if p)
 

@@ -63,8 +63,9 @@ class NotTextError(ItemError):
 
 
 class UnpacksTooLargeError(ItemError):
-    """An item packed in a zip (a DOCX, PPTX or XLSX file) whose parts unpack to more than inlet
-    reads of one file: skipped by policy, before anything is inflated."""
+    """A file whose contents unpack to more than inlet reads of one (the zip parts of a DOCX, PPTX
+    or XLSX file, checked before anything is inflated; a PDF's page contents, before any is
+    parsed): skipped by policy."""
 
     failed = False
 

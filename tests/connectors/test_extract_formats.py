@@ -333,3 +333,47 @@ def test_a_part_holding_more_than_its_declared_size_is_read_no_further():
     with pytest.raises(ItemError, match="cannot read docx .*CRC") as err:
         extract_text(lying, "plan.docx")
     assert err.value.failed
+
+
+def _pdf_of_pages(pages: int, padding: int) -> bytes:
+    """A PDF of `pages` pages, each saying "hello" in a content stream of `padding` blanks more:
+    a few hundred KB, its pages' contents unpacking to `pages * padding` bytes."""
+    import io
+    import zlib
+
+    stream = zlib.compress(b"BT /F1 12 Tf 72 720 Td (hello) Tj ET\n" + b" " * padding, 1)
+    kids = " ".join(f"{4 + 2 * n} 0 R" for n in range(pages))
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>".encode(),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    for n in range(pages):
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+            f"/Contents {5 + 2 * n} 0 R >>".encode()
+        )
+        objects.append(f"<< /Length {len(stream)} /Filter /FlateDecode >>\nstream\n".encode() + stream + b"\nendstream")
+    out, offsets = io.BytesIO(b"%PDF-1.4\n"), []
+    out.seek(0, 2)
+    for number, body in enumerate(objects, 1):
+        offsets.append(out.tell())
+        out.write(f"{number} 0 obj\n".encode() + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode())
+    out.write("".join(f"{at:010d} 00000 n \n" for at in offsets).encode())
+    out.write(f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode())
+    return out.getvalue()
+
+
+def test_a_pdf_whose_pages_unpack_past_the_limit_is_refused_before_the_next_page_is_read():
+    """pypdf keeps what it inflated, and a PDF declares no unpacked sizes: 180 MB of contents in a
+    file of 0.5 MB are counted page by page and refused past the limit, before any is parsed."""
+    from inlet.errors import UnpacksTooLargeError
+
+    assert extract_text(_pdf_of_pages(3, 1_000), "small.pdf") == "hello\n\nhello\n\nhello"
+    bomb = _pdf_of_pages(3, 60_000_000)
+    assert len(bomb) < 1_000_000
+    with pytest.raises(UnpacksTooLargeError, match=r"the contents of its first 2 pages unpack to 120\.0 MB") as err:
+        extract_text(bomb, "big.pdf")  # the third page is never inflated, no page parsed (seconds each)
+    assert not err.value.failed
