@@ -2,7 +2,12 @@
 
 Shared by the files, Slack, Drive and mail connectors so a PDF reads the same wherever it lives.
 What is read as text (plain text, Markdown, HTML, a file without a suffix) is text: binary bytes
-under such a name are refused (`NotTextError`), never indexed as mojibake.
+under such a name are refused (`NotTextError`), never indexed as mojibake. A DOCX, PPTX or XLSX
+file (a zip of parts) is opened only when its parts unpack to at most its own size plus
+`UNPACK_ALLOWANCE`, by the sizes its zip directory declares, checked before anything is inflated:
+a small file that unpacks to gigabytes is refused by policy (`UnpacksTooLargeError`), not read
+until the process runs out of memory. A PDF, which declares no such sizes, is refused as soon as
+its pages' contents unpack past the same limit, before any is parsed.
 """
 
 from __future__ import annotations
@@ -15,12 +20,13 @@ import logging
 import mimetypes
 import re
 import textwrap
+import zipfile
 from collections.abc import Callable, Iterator
 from html.entities import html5 as _NAMED_REFERENCES
 from pathlib import PurePath
 from typing import Any
 
-from inlet.errors import ItemError, NotTextError
+from inlet.errors import ItemError, NotTextError, UnpacksTooLargeError
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +63,15 @@ _TEXT_SUFFIXES = {
 }
 
 
+# What the parts of a DOCX, PPTX or XLSX file may unpack to beyond the file's own size. python-docx
+# and python-pptx load every part whole and parse the XML ones into trees of about ten times their
+# size, so 100 MB of XML is about 1 GB of memory; the body of a 5,000-page Word file is about 55 MB.
+# Pictures and media are stored about as packed: the caller already holds them (within its
+# `max_file_bytes`), hence the file's own size on top. A PDF's page contents have the same bound.
+UNPACK_ALLOWANCE = 100_000_000
+_PACKAGES = ("docx", "pptx", "xlsx")
+
+
 def kind_of(name: str, mime: str | None = None) -> str | None:
     """'pdf', 'docx', 'pptx', 'xlsx', 'html', 'text', or None when inlet cannot read it."""
     mime = (mime or mimetypes.guess_type(name)[0] or "").split(";")[0].strip().lower()
@@ -73,16 +88,20 @@ def kind_of(name: str, mime: str | None = None) -> str | None:
 
 
 def extract_text(data: bytes, name: str, mime: str | None = None) -> str:
-    """Readable text of a file; `ItemError` when it is corrupt or of a kind inlet cannot read."""
+    """Readable text of a file; `ItemError` when it is corrupt or of a kind inlet cannot read, and
+    `UnpacksTooLargeError` (a skip by policy) for a DOCX, PPTX or XLSX file that unpacks past
+    `UNPACK_ALLOWANCE`, decided before any part is inflated."""
     kind = kind_of(name, mime)
     try:
+        if kind in _PACKAGES:
+            _within_unpack_limit(data, name)
         if kind == "text":
             text = _text(data, name)
             return _without_front_matter(text)[1] if _is_markdown(name) else text
         if kind == "html":
             return html_to_text(_text(data, name))
         if kind == "pdf":
-            return _pdf(data)
+            return _pdf(data, name)
         if kind == "docx":
             return _docx(data)
         if kind == "pptx":
@@ -94,6 +113,26 @@ def extract_text(data: bytes, name: str, mime: str | None = None) -> str:
     except Exception as exc:  # the parsers raise a zoo of types on corrupt input
         raise ItemError(f"{name}: cannot read {kind or 'file'} ({type(exc).__name__}: {exc})") from exc
     raise ItemError(f"{name}: unsupported file type {mime or PurePath(name).suffix or '?'}")
+
+
+def _within_unpack_limit(data: bytes, name: str) -> None:
+    """`UnpacksTooLargeError` when the parts of the zip package `data` unpack to more than its own
+    size plus `UNPACK_ALLOWANCE`, by the sizes its central directory declares: nothing is inflated
+    to tell. Those sizes bound what the parsers read: Python's `zipfile` stops inflating a part at
+    its declared size, and a part that holds more fails its CRC check (a damaged file, an error),
+    so a directory that lies cannot make a read go past the limit."""
+    with zipfile.ZipFile(io.BytesIO(data)) as package:
+        unpacked = sum(info.file_size for info in package.infolist())
+    limit = len(data) + UNPACK_ALLOWANCE
+    if unpacked > limit:
+        raise UnpacksTooLargeError(
+            f"{name}: unpacks to {_megabytes(unpacked)}, over the limit of {_megabytes(limit)} "
+            f"(its own {_megabytes(len(data))} plus {_megabytes(UNPACK_ALLOWANCE)}): not read"
+        )
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:,.1f} MB"
 
 
 _HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title>|<h1[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
@@ -129,10 +168,13 @@ def document_title(data: bytes, name: str, text: str, mime: str | None = None) -
     title, else its first heading near the top (a Markdown `#` line or an HTML `<h1>`), as it
     renders: no badges, images, link targets, code or emphasis marks; None when it has none
     (callers fall back to the path). A slide deck's or a workbook's headings are inlet's own
-    section markers ("Slide 1", a sheet's name), never its title."""
+    section markers ("Slide 1", a sheet's name), never its title. A package that unpacks past
+    `UNPACK_ALLOWANCE` is not opened: it has no metadata title."""
     kind = kind_of(name, mime)
     found: str | None = None
     try:
+        if kind in _PACKAGES:
+            _within_unpack_limit(data, name)
         if kind == "html":
             match = _HTML_TITLE.search(decode(data[:200_000]))
             found = (
@@ -536,11 +578,25 @@ def html_to_text(html: str) -> str:
     return textwrap.dedent(text)  # a list or <pre> first keeps its lines' indents relative to each other
 
 
-def _pdf(data: bytes) -> str:
-    """The pages' text layer, pages apart, a word hyphenated at a line end joined (`_dehyphenated`)."""
+def _pdf(data: bytes, name: str) -> str:
+    """The pages' text layer, pages apart, a word hyphenated at a line end joined (`_dehyphenated`).
+    The reader keeps what it inflated, and a PDF says nothing of its streams' sizes unpacked: the
+    pages' contents are inflated (pypdf bounds each page's to 75 MB) and counted first, and past
+    the file's own size plus `UNPACK_ALLOWANCE` the file is refused (`UnpacksTooLargeError`)
+    before another page is inflated or any is parsed."""
     from pypdf import PdfReader
 
     reader = PdfReader(io.BytesIO(data))
+    limit, unpacked = len(data) + UNPACK_ALLOWANCE, 0
+    for number, page in enumerate(reader.pages, 1):
+        contents = page.get_contents()  # inflated once: the text's extraction below reads it again
+        unpacked += len(contents.get_data()) if contents is not None else 0
+        if unpacked > limit:
+            raise UnpacksTooLargeError(
+                f"{name}: the contents of its first {number} pages unpack to {_megabytes(unpacked)}, over the "
+                f"limit of {_megabytes(limit)} (its own {_megabytes(len(data))} plus "
+                f"{_megabytes(UNPACK_ALLOWANCE)}): not read"
+            )
     pages = [_dehyphenated((page.extract_text() or "").strip()) for page in reader.pages]
     return "\n\n".join(p for p in pages if p)
 

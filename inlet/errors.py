@@ -62,6 +62,14 @@ class NotTextError(ItemError):
     failed = False
 
 
+class UnpacksTooLargeError(ItemError):
+    """A file whose contents unpack to more than inlet reads of one (the zip parts of a DOCX, PPTX
+    or XLSX file, checked before anything is inflated; a PDF's page contents, before any is
+    parsed): skipped by policy."""
+
+    failed = False
+
+
 class NothingInScopeError(ConfigError):
     """Every entry of a config key that chooses what a source reads (`channels`, `folders`, `teams`,
     `include`) matched nothing at the service: the run would read nothing, and a full pass would

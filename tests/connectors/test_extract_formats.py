@@ -232,3 +232,148 @@ def test_terminal_escape_sequences_are_not_text():
         b"\x1b]8;;https://ci.example.com/7\x1b\\job 7\x1b]8;;\x1b\\\n"
     )
     assert extract_text(log, "ci-output.txt") == "TIMEOUT upstream pelicanstore did not answer\nPASSED see job 7\n"
+
+
+# A DOCX, PPTX or XLSX file small on disk whose parts unpack to far more (probe27d F9)
+UNPACK_ALLOWANCE = 100_000_000  # what its parts may unpack to beyond its own size (docs/connectors/files.md)
+_BODIES = {
+    "plan.docx": "word/document.xml",
+    "deck.pptx": "ppt/slides/slide1.xml",
+    "sheet.xlsx": "xl/worksheets/sheet1.xml",
+}
+
+
+def _package(name: str) -> bytes:
+    from inlet.sandbox.documents import make_docx, make_pptx, make_xlsx
+
+    if name.endswith(".docx"):
+        return make_docx("Launch plan", ["The launch date is March 3."])
+    if name.endswith(".pptx"):
+        return make_pptx("Launch plan", [])
+    return make_xlsx("Launch plan", {"Dates": [["launch", "March 3"]]})
+
+
+def _rezipped(package: bytes, member: str, padding: int) -> bytes:
+    """`package` with `padding` bytes of blanks after the XML of `member`: still a valid package,
+    a few hundred KB on disk (blanks deflate about 230:1 even at the fastest level), unpacking to
+    `padding` bytes more."""
+    import io
+    import zipfile
+
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(package)) as old,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as new,
+    ):
+        for info in old.infolist():
+            with old.open(info) as part, new.open(info.filename, "w", force_zip64=True) as to:
+                to.write(part.read())
+                if info.filename == member:
+                    blanks = b" " * 4_000_000
+                    for at in range(0, padding, len(blanks)):
+                        to.write(blanks[: padding - at])
+    return out.getvalue()
+
+
+def _declaring(package: bytes, member: str, size: int) -> bytes:
+    """`package` with its central directory declaring `size` unpacked bytes for `member` (what
+    it holds is unchanged: a part that holds less than declared reads whole, its CRC intact)."""
+    import struct
+
+    header = struct.unpack_from("<I", package, package.rindex(b"PK\x05\x06") + 16)[0]  # the directory's start
+    while package[header : header + 4] == b"PK\x01\x02":
+        name, extra, comment = struct.unpack_from("<3H", package, header + 28)
+        if package[header + 46 : header + 46 + name].decode() == member:
+            return package[: header + 24] + struct.pack("<I", size) + package[header + 28 :]
+        header += 46 + name + extra + comment
+    raise AssertionError(f"no {member} in the package")
+
+
+@pytest.mark.parametrize("name", _BODIES)
+def test_an_office_file_that_unpacks_past_the_limit_is_skipped_by_policy_naming_its_size(name):
+    from inlet.errors import UnpacksTooLargeError
+
+    bomb = _rezipped(_package(name), _BODIES[name], UNPACK_ALLOWANCE + 2_000_000)
+    assert len(bomb) < 1_000_000  # far under any max_file_bytes
+    with pytest.raises(UnpacksTooLargeError, match=r"unpacks to 10[23]\.\d MB, over the limit of 100\.\d MB") as err:
+        extract_text(bomb, name)
+    assert not err.value.failed  # a skip by policy: the run stays ok
+
+
+@pytest.mark.parametrize("name", _BODIES)
+def test_the_limit_is_decided_on_the_zip_directory_before_anything_is_parsed(name):
+    """The part holds a few KB and would read as it always did: only its declared size is over
+    the limit, so a refusal shows the decision was made before any part was inflated or parsed."""
+    import io
+    import zipfile
+
+    from inlet.connectors.extract import document_title
+    from inlet.errors import UnpacksTooLargeError
+
+    package = _package(name)
+    assert "Launch" in extract_text(package, name) or "March 3" in extract_text(package, name)
+    claims = _declaring(package, _BODIES[name], 3_000_000_000)
+    with pytest.raises(UnpacksTooLargeError, match=r"unpacks to 3,000\.\d MB"):
+        extract_text(claims, name)
+    assert document_title(claims, name, "") is None  # the title's reader refuses it too
+    # at the limit exactly, it is read as before
+    with zipfile.ZipFile(io.BytesIO(package)) as parts:
+        others = sum(i.file_size for i in parts.infolist() if i.filename != _BODIES[name])
+    at_limit = _declaring(package, _BODIES[name], len(package) + UNPACK_ALLOWANCE - others)
+    assert extract_text(at_limit, name) == extract_text(package, name)
+
+
+def test_a_part_holding_more_than_its_declared_size_is_read_no_further():
+    """What the directory declares bounds what is inflated: a part that holds more is cut there
+    and fails its CRC check (a damaged file, an error), not read to its end."""
+    from inlet.errors import ItemError
+
+    package = _rezipped(_package("plan.docx"), "word/document.xml", 20_000_000)
+    lying = _declaring(package, "word/document.xml", 4_000)
+    with pytest.raises(ItemError, match="cannot read docx .*CRC") as err:
+        extract_text(lying, "plan.docx")
+    assert err.value.failed
+
+
+def _pdf_of_pages(pages: int, padding: int) -> bytes:
+    """A PDF of `pages` pages, each saying "hello" in a content stream of `padding` blanks more:
+    a few hundred KB, its pages' contents unpacking to `pages * padding` bytes."""
+    import io
+    import zlib
+
+    stream = zlib.compress(b"BT /F1 12 Tf 72 720 Td (hello) Tj ET\n" + b" " * padding, 1)
+    kids = " ".join(f"{4 + 2 * n} 0 R" for n in range(pages))
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>".encode(),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    for n in range(pages):
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> "
+            f"/Contents {5 + 2 * n} 0 R >>".encode()
+        )
+        objects.append(f"<< /Length {len(stream)} /Filter /FlateDecode >>\nstream\n".encode() + stream + b"\nendstream")
+    out, offsets = io.BytesIO(b"%PDF-1.4\n"), []
+    out.seek(0, 2)
+    for number, body in enumerate(objects, 1):
+        offsets.append(out.tell())
+        out.write(f"{number} 0 obj\n".encode() + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode())
+    out.write("".join(f"{at:010d} 00000 n \n" for at in offsets).encode())
+    out.write(f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode())
+    return out.getvalue()
+
+
+def test_a_pdf_whose_pages_unpack_past_the_limit_is_refused_before_the_next_page_is_read():
+    """pypdf keeps what it inflated, and a PDF declares no unpacked sizes: 180 MB of contents in a
+    file of 0.5 MB are counted page by page and refused past the limit, before any is parsed."""
+    from inlet.errors import UnpacksTooLargeError
+
+    assert extract_text(_pdf_of_pages(3, 1_000), "small.pdf") == "hello\n\nhello\n\nhello"
+    bomb = _pdf_of_pages(3, 60_000_000)
+    assert len(bomb) < 1_000_000
+    with pytest.raises(UnpacksTooLargeError, match=r"the contents of its first 2 pages unpack to 120\.0 MB") as err:
+        extract_text(bomb, "big.pdf")  # the third page is never inflated, no page parsed (seconds each)
+    assert not err.value.failed

@@ -2,6 +2,7 @@ import logging
 import os
 import pickle
 import random
+import re
 import shutil
 import stat
 import tempfile
@@ -198,6 +199,33 @@ def test_include_exclude_and_size_cap(root):
     assert [d.id for d in by_type(items, Document)] == ["docs:guide/setup.md"]
     items, _ = run(connector(root, max_file_bytes=40))
     assert {s.id for s in by_type(items, Skipped) if not s.failed} >= {"docs:report.pdf", "docs:plan.docx"}
+
+
+def test_a_docx_that_unpacks_to_far_more_than_its_size_is_skipped_by_policy(root):
+    """A file under max_file_bytes whose parts unpack past the limit is not read (probe27d F9):
+    listed with its unpacked size, the run stays ok, and its old text leaves the index."""
+    import io
+    import zipfile
+
+    conn = connector(root)
+    _, state = run(conn)
+    out = io.BytesIO()
+    plan = zipfile.ZipFile(io.BytesIO(make_docx("Quarterly plan", ["The launch date is March 3."])))
+    with plan, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as package:
+        for part in plan.namelist():
+            with package.open(part, "w", force_zip64=True) as to:
+                to.write(plan.read(part))
+                for _ in range(26 if part == "word/document.xml" else 0):
+                    to.write(b" " * 4_000_000)  # 104 MB of blanks after the body: about 450 KB packed
+    (root / "plan.docx").write_bytes(out.getvalue())
+    os.utime(root / "plan.docx", ns=(1, 10**18))
+    items, _ = run(conn, state)
+    [skip] = by_type(items, Skipped)
+    assert skip.id == "docs:plan.docx" and not skip.failed
+    assert re.search(
+        r"unpacks to 104\.\d MB, over the limit of 100\.\d MB \(its own 0\.\d MB plus 100\.0 MB\)", skip.reason
+    )
+    assert [d.id for d in by_type(items, Deletion)] == ["docs:plan.docx"]
 
 
 def test_checkpoints_during_a_long_pass_allow_resuming(root):
