@@ -432,7 +432,7 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
             return None
         if head.startswith(b"From ") or (not head and (was_mbox or Path(rel).suffix.lower() in MBOX_SUFFIXES)):
             return "mbox"
-        return "message" if looks_like_mail(head) else None
+        return "message" if looks_like_mail(_unwrapped(rel, head)) else None
 
     def _file_skip(self, rel: str, old: list[Any] | None, reason: str, failed: bool = True) -> Skipped:
         """The skip of a file as a whole, naming what was indexed from it: an mbox's messages (all
@@ -446,7 +446,8 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
         message's bytes are read only by calling its reader (before the next one is asked for)."""
         full = self.config.path / rel
         if kind == "message":
-            yield _message_id(rel), full.stat().st_size, partial(_regular_bytes, full), full.as_uri()
+            read = partial(_message_bytes, rel, full)
+            yield _message_id(rel), full.stat().st_size, read, full.as_uri()
         elif kind == "mbox":
             box = mailbox.mbox(full, create=False)
             try:
@@ -518,6 +519,20 @@ def _regular_bytes(path: Path) -> bytes:
         raise OSError(errno.EINVAL, "not a regular file", str(path))
     with opened as handle:
         return handle.read()
+
+
+def _message_bytes(rel: str, path: Path) -> bytes:
+    """The message a message file holds (`_unwrapped`)."""
+    return _unwrapped(rel, _regular_bytes(path))
+
+
+def _unwrapped(rel: str, raw: bytes) -> bytes:
+    """An Apple Mail `.emlx` file's message: the file is a line giving the message's length in
+    bytes, the message, then a property list of Mail's own flags. Any other file as it is."""
+    if Path(rel).suffix.lower() != ".emlx":
+        return raw
+    count, _, rest = raw.partition(b"\n")
+    return rest[: int(count)] if count.strip().isdigit() else raw
 
 
 def _mbox_bytes(box: mailbox.mbox, key: str) -> bytes:

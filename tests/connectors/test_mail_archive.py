@@ -135,6 +135,17 @@ def test_maildir_flag_rename_keeps_the_id(tmp_path: Path) -> None:
     assert kinds == [("Deletion", "arch:box/1717.M1.host"), ("Document", "arch:box/1717.M1.host")]
 
 
+def test_an_apple_mail_emlx_file_is_read_as_the_message_it_holds(tmp_path: Path) -> None:
+    raw = bytes(mail("Quarterly review", "The review moves to Friday."))
+    flags = b'<?xml version="1.0" encoding="UTF-8"?>\n<plist version="1.0"><dict><key>flags</key></dict></plist>\n'
+    (tmp_path / "Messages").mkdir()
+    (tmp_path / "Messages/123.emlx").write_bytes(b"%d\n" % len(raw) + raw + flags)
+    items, _ = run(archive(tmp_path))
+    got = docs(items)["arch:Messages/123.emlx"]
+    assert got.title == "Quarterly review" and "The review moves to Friday." in got.text
+    assert "plist" not in got.text
+
+
 def test_a_long_recipient_list_is_counted_in_the_text_and_kept_whole_in_the_metadata(tmp_path: Path) -> None:
     msg = mail("all hands", "The all-hands moves to Thursday.")
     msg.replace_header("To", ", ".join(f"person{n}@example.com" for n in range(40)))
