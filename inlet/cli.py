@@ -926,12 +926,15 @@ def daemon(with_api: bool, host: str | None, port: int | None, config_path: str 
             raise click.BadParameter("--host and --port need --serve", param_hint="--host/--port")
         settings = _listening(_settings(config_path), host, port)
         _preflight(settings, [s.name for s in settings.sources])
+        from inlet.process import stop_on_signals
+
+        stop = stop_on_signals()  # before the port accepts: a signal from then on stops the daemon cleanly
         api = None
         if with_api:
             from inlet.server.daemon_api import ApiPlan
 
             api = ApiPlan.bind(settings)  # before the index lock, which records the API's URL
-        sys.exit(run_daemon(settings, api))
+        sys.exit(run_daemon(settings, api, stop=stop))
     except InletError as exc:
         _fail(exc)
 

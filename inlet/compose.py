@@ -77,11 +77,18 @@ class ApiListener(Protocol):
     def start(self, settings: Settings, index: Any, state: Any, daemon: Daemon) -> Any: ...
 
 
-def run_daemon(settings: Settings, api: ApiListener | None = None, *, grace: float = SHUTDOWN_GRACE) -> int:
-    """`inlet daemon`: run until SIGINT/SIGTERM; 0 once runs in flight saved their checkpoints (or
-    `grace` ran out). With `api`, the API is served too (its `start(...)` returns something with a
-    `stop()`)."""
-    stop = stop_on_signals()
+def run_daemon(
+    settings: Settings,
+    api: ApiListener | None = None,
+    *,
+    grace: float = SHUTDOWN_GRACE,
+    stop: threading.Event | None = None,
+) -> int:
+    """`inlet daemon`: run until SIGINT/SIGTERM (`stop`: the event `stop_on_signals` gave before
+    `api` was bound, so that a signal once its port accepts stops it cleanly); 0 once runs in
+    flight saved their checkpoints (or `grace` ran out). With `api`, the API is served too (its
+    `start(...)` returns something with a `stop()`)."""
+    stop = stop if stop is not None else stop_on_signals()
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # its INFO is one line per job fire
     lock_info: dict[str, Any] = {"role": "daemon"}
@@ -145,8 +152,8 @@ def run_server(settings: Settings) -> None:
     log.setLevel(logging.INFO)  # "serving on ..." and "stopped" show at the default level, as the server's lines
     serve_queries()  # one batching worker embeds queries; the other cores serve BM25, Chroma and HTTP
     host, port = settings.server.host, settings.server.port
+    stop = stop_on_signals()  # before the port accepts: a signal from then on stops the server cleanly
     sock = listen(host, port, "[server]")
-    stop = stop_on_signals()
     url = local_url(host, sock.getsockname()[1])
     with (
         Index(settings.index, role="serve", api_url=url, configured=settings.source_names()) as index,
