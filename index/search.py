@@ -23,6 +23,7 @@ import contextvars
 import math
 import statistics
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -135,12 +136,14 @@ def shown(match: str, relevance: float, floor: float) -> bool:
     return relevance >= floor and not (match == "none" and floor >= rel.model().min_relevance)
 
 
-_PEOPLE: dict[int, People] = {}
+# Keyed by the index itself, held weakly: a closed index's vocabulary goes with it (keyed by `id`, a
+# new index given a freed index's id would answer with the old one's people for up to a minute).
+_PEOPLE: weakref.WeakKeyDictionary[Index, People] = weakref.WeakKeyDictionary()
 
 
 def people_of(index: Index) -> People:
     """The index's vocabulary of people (built lazily, refreshed as the index changes)."""
-    vocabulary = _PEOPLE.setdefault(id(index), People())
+    vocabulary = _PEOPLE.setdefault(index, People())
     vocabulary.refresh(index)
     return vocabulary
 

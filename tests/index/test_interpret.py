@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import datetime, timezone
 
 import pytest
@@ -672,3 +673,19 @@ def test_only_aligned_participant_lists_link_names() -> None:
     )
     assert unaligned.identities() == {}
     assert set(unaligned.people()) == {"hamza", "buildbot", "hamza faran"}
+
+
+def test_a_vocabulary_of_people_goes_with_its_index(tmp_path, text_hash_embedder) -> None:
+    """Vocabularies are kept per index object: a closed index's goes with it, so a new index (which
+    may get the freed one's `id`) never answers with the people of the old one."""
+    from inlet.index import search
+
+    held = len(search._PEOPLE)
+    ix = Index(IndexConfig(path=tmp_path / "ix"), embedder=text_hash_embedder)
+    with ix:
+        ix.apply([note("1", "Cafeteria menu for the week.", "slack", NOW, author="chef@example.com")], generation=1)
+        assert ask(ix, "what did Chef say").interpreted == {"people": ["chef@example.com"]}
+        assert len(search._PEOPLE) == held + 1
+    del ix
+    gc.collect()
+    assert len(search._PEOPLE) == held
