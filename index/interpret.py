@@ -2,13 +2,14 @@
 
 Invariant: an interpretation only narrows or reorders what the plain query would find. Rules, no
 model: time phrases ("yesterday", "last week", "in March 2001", "between January and March",
-"on 12 March 2001", "since 2000", "since yesterday") become an `after` / `before` window measured
-from the question's time; source words ("in Slack", "the email", "the doc", "SharePoint") become a
-`source_types` filter limited to the types the index holds; names the index knows as an author,
-sender or participant ("what did Phillip say") become people whose documents are preferred (a
-name many people share means the one most of its documents belong to), every name of theirs the
-question matched, and reported once per person, by the address the index knows (`People.person`).
-The caller runs the plain query when the filters would leave nothing.
+"on 12 March 2001", "10/29/2001", "since 2000", "since yesterday") become an `after` / `before`
+window measured from the question's time, and ending there when that time is given; source words
+("in Slack", "the email", "the doc", "SharePoint") become a `source_types` filter limited to the
+types the index holds; names the index knows as an author, sender or participant ("what did
+Phillip say") become people whose documents are preferred (a name many people share means the one
+most of its documents belong to), every name of theirs the question matched, and reported once
+per person, by the address the index knows (`People.person`). The caller runs the plain query
+when the filters would leave nothing.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 _MONTHS = {name.lower(): n for n, name in enumerate(calendar.month_name) if name}
 _MONTHS.update({name.lower(): n for n, name in enumerate(calendar.month_abbr) if name})
+_MONTHS["sept"] = 9  # the usual US abbreviation ("Sept. 5")
 _MONTHS.pop("may", None)  # "may" is a verb far more often than a month: only "in May" / "May 2001"
 _MONTH_RE = "|".join(sorted((*_MONTHS, "may"), key=len, reverse=True))
 _YEAR = r"(19[89]\d|20\d\d)"
@@ -213,6 +215,14 @@ _M = rf"({_MONTH_RE})\.?"
 _DAY = r"(\d{1,2})(?:st|nd|rd|th)?"
 _WEEKDAYS = "monday tuesday wednesday thursday friday saturday sunday".split()
 _COUNTS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+# "3", "two", "a couple of", "a few" (read as three)
+_COUNT = rf"(\d{{1,3}}|(?:a\s+)?couple(?:\s+of)?|(?:a\s+)?few|{'|'.join(_COUNTS)})"
+# A number before a unit or a counted noun is a quantity, not a year: "from 2000 contracts", "2000 MW".
+_NOT_A_COUNT = (
+    r"(?!\s+(?:mw|mwh|kw|kwh|gw|gwh|megawatts?|mmbtus?|dths?|mcf|bcf|bbls?|barrels?|tons?|contracts?|"
+    r"dollars?|usd|cents?|shares?|lots?|units?|people|employees|customers|users|accounts?|deals?|trades?|"
+    r"homes|miles?|pounds?|points?|bps|hours?|minutes?|times|records?|rows?|items?|pages?|copies)\b)"
+)
 _QUARTERS = {"first": 1, "second": 2, "third": 3, "fourth": 4, "last": 4}
 
 
@@ -221,6 +231,27 @@ _Reading = Callable[[re.Match[str], datetime], _Window | None]  # (match, the qu
 
 def _rules(*pairs: tuple[str, _Reading]) -> list[tuple[re.Pattern[str], _Reading]]:
     return [(re.compile(pattern, re.I), reading) for pattern, reading in pairs]
+
+
+def _count(word: str) -> int:
+    """The number a `_COUNT` word says."""
+    word = word.lower()
+    if word.isdigit():
+        return int(word)
+    return 2 if "couple" in word else 3 if "few" in word else _COUNTS[word]
+
+
+def _us_date(m: re.Match[str], now: datetime) -> _Window | None:
+    """ "10/29/2001", "11/27/01": month first, as the mail writes it (a first number over 12 is the day)."""
+    first, second, y = int(m[1]), int(m[2]), int(m[3])
+    year = y if len(m[3]) == 4 else (2000 + y if y < 70 else 1900 + y)
+    month, day = (second, first) if first > 12 else (first, second)
+    return _date(year, month, day)
+
+
+def _week_of(day: _Window | None) -> _Window | None:
+    """ "the week of May 7": seven days from that day."""
+    return None if day is None or day[0] is None else (day[0], day[0] + timedelta(days=7))
 
 
 def _year(y: str) -> tuple[datetime, datetime]:
@@ -284,20 +315,36 @@ _TIME_RULES = _rules(
         rf"(?:{_M}\s+)?{_DAY}(?:,?\s+{_YEAR})?\b",
         _between_days,
     ),
+    (
+        rf"\b(?:the\s+)?week\s+of\s+{_M}\s+{_DAY}(?:,?\s+{_YEAR})?\b",
+        lambda m, now: _week_of(
+            _date(int(m[3]), _month_no(m[1]), int(m[2])) if m[3] else _recent_date(now, _month_no(m[1]), int(m[2]))
+        ),
+    ),
+    (
+        rf"\b(?:the\s+)?week\s+of\s+(?:the\s+)?{_DAY}\s+(?:of\s+)?{_M}(?!\w)(?:,?\s+{_YEAR}\b)?",
+        lambda m, now: _week_of(
+            _date(int(m[3]), _month_no(m[2]), int(m[1])) if m[3] else _recent_date(now, _month_no(m[2]), int(m[1]))
+        ),
+    ),
     (r"\b(\d{4})-(\d{2})-(\d{2})\b", lambda m, now: _date(int(m[1]), int(m[2]), int(m[3]))),
+    (r"(?<![\w/.-])(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})(?![\w/])", _us_date),
     (rf"\b{_M}\s+{_DAY},?\s+{_YEAR}\b", lambda m, now: _date(int(m[3]), _month_no(m[1]), int(m[2]))),
     (rf"\b{_DAY}\s+(?:of\s+)?{_M},?\s+{_YEAR}\b", lambda m, now: _date(int(m[3]), _month_no(m[2]), int(m[1]))),
     (rf"\bon\s+{_M}\s+{_DAY}\b", lambda m, now: _recent_date(now, _month_no(m[1]), int(m[2]))),
-    (rf"\bon\s+(?:the\s+)?{_DAY}\s+(?:of\s+)?{_M}", lambda m, now: _recent_date(now, _month_no(m[2]), int(m[1]))),
+    (
+        rf"\bon\s+(?:the\s+)?{_DAY}\s+(?:of\s+)?{_M}(?!\w)",
+        lambda m, now: _recent_date(now, _month_no(m[2]), int(m[1])),
+    ),
     (
         rf"\b(since|after|before|until|till|through)\s+{_M},?\s+(?:of\s+)?{_YEAR}\b",  # "from March 2001": the month
         lambda m, now: _bound(m[1], *_named_month(now, m[2], m[3])),
     ),
     (
-        rf"\b(since|after|before|until|till)\s+{_M}(?!\s*\d)",
+        rf"\b(since|after|before|until|till)\s+{_M}(?!\w)(?!\s*\d)",
         lambda m, now: _bound(m[1], *_named_month(now, m[2], None)),
     ),
-    (rf"\b(since|after|before|until|till)\s+{_YEAR}\b", lambda m, now: _bound(m[1], *_year(m[2]))),
+    (rf"\b(since|after|before|until|till)\s+{_YEAR}\b{_NOT_A_COUNT}", lambda m, now: _bound(m[1], *_year(m[2]))),
     (
         rf"\b(?:between|from)\s+{_YEAR}\s+(?:and|to|until|till|through|-)\s+{_YEAR}\b",
         lambda m, now: (_year(m[1])[0], _year(m[2])[1]) if m[1] <= m[2] else None,  # else "from 2001" alone
@@ -323,8 +370,8 @@ _TIME_RULES = _rules(
     (r"\b(?:last|over\s+the|this\s+past)\s+weekend\b", lambda m, now: _weekend(_day(now))),
     (r"\btoday\b|\bthis morning\b", lambda m, now: None if _in_a_name(m) else (_day(now), None)),
     (
-        rf"\b(\d{{1,3}}|{'|'.join(_COUNTS)})\s+(day|week|month|year)s?\s+ago\b",
-        lambda m, now: _ago(now, _COUNTS.get(m[1].lower()) or int(m[1]), m[2]),
+        rf"\b{_COUNT}\s+(day|week|month|year)s?\s+ago\b",
+        lambda m, now: _ago(now, _count(m[1]), m[2]),
     ),
     (
         # "since Monday": the day, made open-ended by `_BOUND_BEFORE` like any other phrase
@@ -333,8 +380,12 @@ _TIME_RULES = _rules(
         lambda m, now: _weekday(_day(now), _WEEKDAYS.index(m[1].lower())),
     ),
     (
-        rf"\b(?:in the\s+)?(?:last|past)\s+(\d{{1,3}}|{'|'.join(_COUNTS)})\s+(day|week|month|year)s?\b",
-        lambda m, now: (now - _span(_COUNTS.get(m[1].lower()) or int(m[1]), m[2]), None),
+        rf"\b(?:in the\s+)?(?:last|past)\s+{_COUNT}\s+(day|week|month|year)s?\b",
+        lambda m, now: (now - _span(_count(m[1]), m[2]), None),
+    ),
+    (  # "over the last month", "in the past year": the 30 (365) days before the question, not a calendar month
+        r"\b(?:(?:in|over|during|within)\s+the\s+(?:last|past)|(?:the\s+)?past)\s+(day|month|year)\b",
+        lambda m, now: (now - _span(1, m[1]), None),
     ),
     (r"\blast\s+week\b|\bpast\s+week\b", lambda m, now: (_day(now) - timedelta(days=7), None)),
     (r"\bthis\s+week\b", lambda m, now: (_day(now) - timedelta(days=_day(now).weekday()), None)),
@@ -347,7 +398,7 @@ _TIME_RULES = _rules(
     (rf"\b(?:in|during|from|of)?\s*{_M},?\s+(?:of\s+)?{_YEAR}\b", lambda m, now: _named_month(now, m[1], m[2])),
     (rf"\blast\s+{_M}(?!\w)(?!\s*\d)", lambda m, now: _month(*_latest(now - timedelta(days=now.day), _month_no(m[1])))),
     (rf"\b(?:in|during|from)\s+{_M}(?!\w)(?!\s*\d)", lambda m, now: _named_month(now, m[1], None)),
-    (rf"\b(?:in|during|from)\s+{_YEAR}\b", lambda m, now: _year(m[1])),
+    (rf"\b(?:in|during|from)\s+{_YEAR}\b{_NOT_A_COUNT}", lambda m, now: _year(m[1])),
 )
 
 
@@ -709,9 +760,12 @@ def _disjoint(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def interpret(query: str, now: datetime | None, people: People, types_known: Iterable[str]) -> Interpretation:
-    """Time window, source types and people of `query`, and the query without the filter phrases."""
+    """Time window, source types and people of `query`, and the query without the filter phrases.
+    Given the question's time (`now`), a window without an end ends there."""
     moment = now or datetime.now(timezone.utc)
     after, before, spans = time_window(query, moment)
+    if now is not None and after is not None and before is None:
+        before = moment  # "last week", "since March": nothing after the question answers it
     types, source_spans = source_types(query, types_known)
     spans = _disjoint(spans + source_spans)
     unnamed = query  # "since May" names a month, not Tom May; "in Outlook" a source, not its team

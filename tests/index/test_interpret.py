@@ -97,6 +97,36 @@ UTC = timezone.utc
         ("hires in 2000 and 2001", datetime(2000, 1, 1, tzinfo=UTC), datetime(2002, 1, 1, tzinfo=UTC)),
         ("deals in 2000 or in 2001", datetime(2000, 1, 1, tzinfo=UTC), datetime(2002, 1, 1, tzinfo=UTC)),
         ("Windows 2000 vs 2003", None, None),  # names, not times
+        # a month only as a whole word: "after Mark" is a name, "on 3 decisions" a count
+        ("what happened after Mark left", None, None),
+        ("what did we do before Marcus started", None, None),
+        ("how was trading until Junior moved desks", None, None),
+        ("what did we do after Decker's visit", None, None),
+        ("comments on 3 decisions from the meeting", None, None),
+        ("what did we hear on 1 Marketing plan", None, None),
+        ("the rates before Mar. and after", None, datetime(2001, 3, 1, tzinfo=UTC)),
+        ("the call on 3 Dec", datetime(2000, 12, 3, tzinfo=UTC), datetime(2000, 12, 4, tzinfo=UTC)),
+        # a number before a unit or a counted noun is a quantity, not a year
+        ("how did volume grow from 2000 contracts a day", None, None),
+        ("we went from 2000 MW to 3000 MW", None, None),
+        ("what is the rate in 2050 dollars", None, None),
+        ("hires since 2000 people joined", None, None),
+        # numeric dates as the mail writes them (month first), and the week of a day
+        ("Enron Mentions on 10/29/2000", datetime(2000, 10, 29, tzinfo=UTC), datetime(2000, 10, 30, tzinfo=UTC)),
+        ("the bid on 11/27/00", datetime(2000, 11, 27, tzinfo=UTC), datetime(2000, 11, 28, tzinfo=UTC)),
+        ("what happened the week of March 5 2001", datetime(2001, 3, 5, tzinfo=UTC), datetime(2001, 3, 12, tzinfo=UTC)),
+        ("the week of the 5th of March", datetime(2001, 3, 5, tzinfo=UTC), datetime(2001, 3, 12, tzinfo=UTC)),
+        ("see docs/1/2/2001", None, None),  # a path, not a date
+        # "Sept", "the past month" (30 days, not last calendar month), "a few", "a couple of"
+        ("the rates in Sept 2000", datetime(2000, 9, 1, tzinfo=UTC), datetime(2000, 10, 1, tzinfo=UTC)),
+        ("what changed over the last month", datetime(2001, 3, 12, 15, 30, tzinfo=UTC), None),
+        ("bids in the past month", datetime(2001, 3, 12, 15, 30, tzinfo=UTC), None),
+        ("alerts in the past few days", datetime(2001, 4, 8, 15, 30, tzinfo=UTC), None),
+        (
+            "what did we ship a couple of weeks ago",
+            datetime(2001, 3, 21, 15, 30, tzinfo=UTC),
+            datetime(2001, 4, 4, 15, 30, tzinfo=UTC),
+        ),
     ],
 )
 def test_time_phrases_are_windows_relative_to_the_question(query, after, before) -> None:
@@ -141,6 +171,15 @@ def test_source_words_are_cut_once_and_a_verb_stays() -> None:
     assert understood.query == "did harry email suresh about the deal"
     assert interpret("the Teams message about the outage", NOW, people, {"teams"}).source_types == ("teams",)
     assert interpret("how many teams meet weekly", NOW, people, {"teams"}).source_types == ()
+
+
+def test_an_open_window_ends_at_the_question_time_it_was_asked_at() -> None:
+    for query in ("deploys last week", "prices since March", "hires this quarter", "mail in the last 3 days"):
+        understood = interpret(query, NOW, People(), {"outlook"})
+        assert understood.before == NOW and understood.after is not None and understood.after < NOW, query
+    assert interpret("deploys last week", None, People(), {"outlook"}).before is None  # asked now: nothing later
+    closed = interpret("the budget in March 2001", NOW, People(), {"outlook"})
+    assert closed.before == datetime(2001, 4, 1, tzinfo=UTC)
 
 
 def test_interpreted_times_are_to_the_millisecond() -> None:
