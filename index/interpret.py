@@ -5,7 +5,8 @@ model: time phrases ("yesterday", "last week", "in March 2001", "between January
 "on 12 March 2001", "10/29/2001", "since 2000", "since yesterday") become an `after` / `before`
 window measured from the question's time, and ending there when that time is given; source words
 ("in Slack", "the email", "the doc", "SharePoint") become a `source_types` filter limited to the
-types the index holds; names the index knows as an author, sender or participant ("what did
+types the index holds; a phrase its clause denies ("not in Slack", `negated`) becomes none, and
+is not searched for either; names the index knows as an author, sender or participant ("what did
 Phillip say") become people whose documents are preferred (a name many people share means the one
 most of its documents belong to), every name of theirs the question matched, and reported once
 per person, by the address the index knows (`People.person`). The caller runs the plain query
@@ -39,6 +40,9 @@ _YEAR = r"(19[89]\d|20\d\d)"
 
 _MAIL_WORDS = r"inbox|mailbox|e-?mails?|mails?|messages?|folders?"
 _IN_MY = r"(?:in|from|via|on)\s+(?:my\s+|his\s+|her\s+|their\s+|our\s+)?"  # "in my Outlook"
+_NOT_AFTER_CHANGE = "".join(
+    rf"(?<!\b{word}\s)" for word in ("change", "changes", "changed", "shift", "shifts", "swing", "turn", "improvement")
+)
 # Source words -> the source types they name (only those the index holds are used).
 SOURCE_WORDS: dict[str, tuple[str, ...]] = {
     "slack": ("slack", "slack_export"),
@@ -56,9 +60,12 @@ _SOURCE_PATTERNS: list[tuple[re.Pattern[str], str, bool]] = [  # (words, source 
         "slack",
         True,
     ),
+    # "teams" is also a plural noun ("the reorg's impact on teams", "in teams of two"): after a
+    # preposition it is the service only capitalised or with "MS"/"Microsoft", and not before "of".
     (
         re.compile(
-            r"\b(?:in|on|from|via)\s+(?:ms\s+|microsoft\s+)?teams\b|\bteams\s+(?:message|thread|channel|post|chat)s?\b",
+            r"\b(?:in|on|from|via)\s+(?:(?:ms|microsoft)\s+teams|(?-i:Teams))\b(?!\s+of\b)"
+            r"|\bteams\s+(?:message|thread|channel|post|chat)s?\b",
             re.I,
         ),
         "teams",
@@ -67,11 +74,12 @@ _SOURCE_PATTERNS: list[tuple[re.Pattern[str], str, bool]] = [  # (words, source 
     # A mail service by name means it alone, as "SharePoint" and "Google Docs" do. "Gmail" is always
     # the service; "outlook" is also a noun ("the outlook for next year", "a change in outlook for
     # gas"), so it is the service only as a place mail is in ("in Outlook", "from my Outlook") or
-    # before a word of mail ("Outlook inbox", "Outlook email").
+    # before a word of mail ("Outlook inbox", "Outlook email"), and not after a word of change ("a
+    # change in outlook among traders").
     (re.compile(rf"(?:\b{_IN_MY})?\bgmail\b(?:\s+(?:{_MAIL_WORDS})\b)?", re.I), "gmail", True),
     (
         re.compile(
-            rf"\b{_IN_MY}outlook\b(?:\s+(?:{_MAIL_WORDS})\b)?(?!\s+(?:for|on|of)\b)"
+            rf"{_NOT_AFTER_CHANGE}\b{_IN_MY}outlook\b(?:\s+(?:{_MAIL_WORDS})\b)?(?!\s+(?:for|on|of)\b)"
             rf"|\boutlook\s+(?:{_MAIL_WORDS})\b",
             re.I,
         ),
@@ -195,19 +203,46 @@ def _month(year: int, month: int) -> tuple[datetime, datetime]:
 
 def time_window(query: str, now: datetime) -> tuple[datetime | None, datetime | None, list[tuple[int, int]]]:
     """The [after, before) window a time phrase of `query` names, relative to `now`, and its spans.
-    The first phrase found counts; a phrase naming no real date ("February 30") names none."""
+    The first phrase found counts; a phrase naming no real date ("February 30") names none, and a
+    negated one ("but not last week", `negated`) none either (its span is returned with the
+    window's: its words are no topic)."""
     now = now.astimezone(timezone.utc)
+    skipped: list[tuple[int, int]] = []
     for pattern, window in _TIME_RULES:
         for match in pattern.finditer(query):
             found = window(match, now)
             if found is None:
                 continue
             bound = _BOUND_BEFORE.search(query[: match.start()])
+            start = bound.start() if bound is not None and found[0] is not None else match.start()
+            if negated(query, start):
+                skipped.append((start, match.end()))
+                continue
             if bound is None or found[0] is None:
-                return found[0], found[1], [match.span()]
+                return found[0], found[1], [*skipped, match.span()]
             after, before = _bound(bound[1], found[0], found[1] or now)  # "since yesterday": until now
-            return after, before, [(bound.start(), match.end())]
-    return None, None, []
+            return after, before, [*skipped, (bound.start(), match.end())]
+    return None, None, skipped
+
+
+# Words that deny a place or time after them in their clause: "not in Slack", "the plan isn't in
+# Drive", "I couldn't find it in Slack", "anything except the email", "other than last week". A
+# negated verb of another kind denies the act, not the place: "why couldn't Bob come in June 2000".
+_NEGATION = re.compile(
+    r"\b(?:not|never|except|excluding|besides|outside|other\s+than|apart\s+from|instead\s+of|rather\s+than"
+    r"|(?:is|was|are|were)n'?t"
+    r"|(?:ca|could|did|do|does|wo|would)(?:n'?t|\s+not)\s+(?:\w+\s+)?(?:find|see|locate|spot)|cannot\s+(?:find|see))\b",
+    re.I,
+)
+_CLAUSE_END = re.compile(r"[,;:.!?()]|\b(?:but|and\s+then)\b", re.I)
+
+
+def negated(query: str, start: int) -> bool:
+    """Whether the phrase at `start` is denied: a negation (`_NEGATION`) before it in its clause (after
+    the last punctuation or "but", within `CUE_WINDOW` characters)."""
+    clause = _before(query, start)
+    ends = list(_CLAUSE_END.finditer(clause))
+    return bool(_NEGATION.search(clause[ends[-1].end() :] if ends else clause))
 
 
 _Window = tuple[datetime | None, datetime | None]
@@ -480,13 +515,19 @@ _NAMED_ALONE = {"drive": {"google", "microsoft"}, "mail": {"outlook", "gmail"}}
 
 
 def source_types(query: str, known: Iterable[str]) -> tuple[tuple[str, ...], list[tuple[int, int]]]:
-    """The source types the query's source words name, among `known`, and the words' spans."""
+    """The source types the query's source words name, among `known`, and the words' spans (also
+    of those negated: "not the one in Slack" names no filter)."""
     known = set(known)
     found: list[str] = []
     spans: list[tuple[int, int]] = []
     named: set[str] = set()
     for pattern, word, cut in _SOURCE_PATTERNS:
-        match = pattern.search(query)
+        match = None
+        for candidate in pattern.finditer(query):
+            if not negated(query, candidate.start()):
+                match = candidate
+                break
+            spans += [candidate.span()] if cut else []  # "not in Slack": no filter, and no topic either
         if match:
             if named & _NAMED_ALONE.get(word, set()):  # "the SharePoint doc", "Gmail emails": only the one named
                 spans += [match.span()] if cut else []
