@@ -7,10 +7,11 @@ window measured from the question's time, and ending there when that time is giv
 ("in Slack", "the email", "the doc", "SharePoint") become a `source_types` filter limited to the
 types the index holds; a phrase its clause denies ("not in Slack", `negated`) becomes none, and
 is not searched for either; names the index knows as an author, sender or participant ("what did
-Phillip say") become people whose documents are preferred (a name many people share means the one
-most of its documents belong to), every name of theirs the question matched, and reported once
-per person, by the address the index knows (`People.person`). The caller runs the plain query
-when the filters would leave nothing.
+Phillip say", "emails from jsmith", "Phillip's email") become people whose documents are preferred
+(a name many people share means the one most of its documents belong to), every name of theirs
+the question matched, and reported once per person, by the address the index knows
+(`People.person`). Recency words ("latest", "most recent") are no topic: they leave the query, as
+the filter phrases do. The caller runs the plain query when the filters would leave nothing.
 """
 
 from __future__ import annotations
@@ -88,11 +89,11 @@ _SOURCE_PATTERNS: list[tuple[re.Pattern[str], str, bool]] = [  # (words, source 
     ),
     # "the email about X", "emails from Phillip", "did Harry email Suresh" name the source; "a phishing
     # email" is a topic, and so is "a suspicious phishing email to security" (a word between the
-    # article and "email" makes it one).
+    # article and "email" makes it one). In "Phillip's email about" the name is no source word.
     (
         re.compile(
             r"\b(?:in|from|via|by|on)\s+(?:the\s+|an?\s+|my\s+|his\s+|her\s+|their\s+)?(?:e-?mails?|mails?|"
-            r"inbox|mailbox)\b|\b(?:the|an?|my|his|her|their|this|that|these|those|\w+'s)\s+e-?mails?\s+"
+            r"inbox|mailbox)\b|(?:\b(?:the|an?|my|his|her|their|this|that|these|those)|(?<=\w's))\s+e-?mails?\s+"
             r"(?:about|from|to|where|that|with|on|in)\b|(?:\be-?mails|^\s*e-?mail)\s+(?:about|from|to|where|that|with|on|in)\b|"
             r"\be-?mail(?:ed)?\s+(?:me|us|you|him|her|them)\b|\be-?mailed\b",
             re.I,
@@ -136,6 +137,11 @@ _PERSON_CUES = re.compile(
     r"\b(?:did|does|has|had|ask(?:ed)?|tell|told|email(?:ed)?|wrote|say|said|think|thought|post(?:ed)?)\s+$",
     re.I,
 )
+# After "email" these are the mail's things, not someone mailed: "Phillip's email address".
+_MAIL_THINGS = {
+    *"address addresses list lists thread threads chain chains server servers account accounts".split(),
+    *"alias aliases signature client system group inbox folder attachment attachments archive".split(),
+}
 # After these a lowercase word is a thing as often as a person ("with cash", "from south", "send
 # cash"): it counts only as someone's whole handle ("to abilinski"), not as a surname (michelle.cash).
 _THING_OR_PERSON = re.compile(r"\b(?:from|by|to|with|send|sent)\s+$", re.I)
@@ -514,6 +520,17 @@ def _latest(now: datetime, month: int) -> tuple[int, int]:
 _NAMED_ALONE = {"drive": {"google", "microsoft"}, "mail": {"outlook", "gmail"}}
 
 
+# The words of a source phrase that name the source (its prepositions and a possessive name are cues
+# for a person: "emails from jsmith", "Phillip's email about the rent roll").
+_SOURCE_NOUN = re.compile(
+    r"\b(?:slack|teams|ms|microsoft|outlook|gmail|sharepoint|onedrive|google|drive|docs?|sheets?|slides|"
+    r"e-?mail(?:s|ed)?|mails?|inbox|mailbox|messages?|threads?|channels?|posts?|dms?|chats?|files?|folders?)\b",
+    re.I,
+)
+# "latest", "newest", "most recent", "recent": a wish for new documents, no topic to search for.
+_RECENCY = re.compile(r"\b(?:latest|newest|most\s+recent|recent)\b", re.I)
+
+
 def source_types(query: str, known: Iterable[str]) -> tuple[tuple[str, ...], list[tuple[int, int]]]:
     """The source types the query's source words name, among `known`, and the words' spans (also
     of those negated: "not the one in Slack" names no filter)."""
@@ -642,20 +659,23 @@ class People:
             if _OFFICE.search(before):  # "Governor Gray Davis": none of its capitalised words is a colleague
                 surnames.update(j for j in range(i + 1, min(i + 3, len(words))) if words[j][0][0].isupper())
                 continue
-            capitalised = match[0][0].isupper() and match.start() > 0 and word not in _CALENDAR
+            following = words[i + 1] if i + 1 < len(words) and "'" not in match[0] else None  # "Carla's D.C."
+            adjacent = following is not None and not query[match.end() : following.start()].strip()
+            # capitalised mid-sentence, or first before a capitalised possessive: "Larry May's email"
+            leads = adjacent and following is not None and following[0][0].isupper() and following[0].endswith("'s")
+            capitalised = match[0][0].isupper() and word not in _CALENDAR and (match.start() > 0 or leads)
             possessive = match[0].lower().endswith("'s") and word not in _NOT_POSSESSIVE  # "Bob's memo", not "May's"
             cued = (
                 capitalised
                 or possessive
-                or bool(_PERSON_CUES.search(before))
+                or bool(_PERSON_CUES.search(before) and word not in _MAIL_THINGS)
                 or bool(_PERSON_AFTER.match(after) and (match[0][0].isupper() or self._handle(word)))
                 or bool(_THING_OR_PERSON.search(before) and self._handle(word))
             )
             if not cued:
                 continue
             candidates = self._named(word)
-            following = words[i + 1] if i + 1 < len(words) and "'" not in match[0] else None  # "Carla's D.C."
-            if candidates and following is not None and not query[match.end() : following.start()].strip():
+            if candidates and following is not None and adjacent:
                 second = following[0].split("'")[0].lower()
                 both = candidates & self._named(second)
                 if both or (following[0][0].isupper() and second not in _CALENDAR):
@@ -732,6 +752,7 @@ def _tokens(person: str) -> set[str]:
 
 _SUFFIXES = {"iii"}  # shorter suffixes (Jr, II, IV) are no name token anyway
 _NOT_A_PERSON = {
+    "address",  # no.address@: a placeholder for mail without an address
     "admin",
     "alert",
     "alerts",
@@ -754,6 +775,7 @@ _NOT_A_PERSON = {
     "noreply",
     "notice",
     "office",
+    "recipients",  # undisclosed-recipients@
     "reply",
     "sales",
     "service",
@@ -761,6 +783,7 @@ _NOT_A_PERSON = {
     "support",
     "system",
     "team",
+    "undisclosed",
     "unsubscribe",
     "update",
     "updates",
@@ -800,23 +823,35 @@ def _disjoint(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+def _blanked(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    for start, end in spans:
+        text = text[:start] + " " * (end - start) + text[end:]
+    return text
+
+
+def _cut(query: str, spans: list[tuple[int, int]]) -> str:
+    for start, end in sorted(_disjoint(spans), reverse=True):
+        query = query[:start] + " " + query[end:]
+    return " ".join(query.split())
+
+
 def interpret(query: str, now: datetime | None, people: People, types_known: Iterable[str]) -> Interpretation:
-    """Time window, source types and people of `query`, and the query without the filter phrases.
-    Given the question's time (`now`), a window without an end ends there."""
+    """Time window, source types and people of `query`, and the query without the filter phrases
+    and recency words. Given the question's time (`now`), a window without an end ends there."""
     moment = now or datetime.now(timezone.utc)
-    after, before, spans = time_window(query, moment)
+    after, before, time_spans = time_window(query, moment)
     if now is not None and after is not None and before is None:
         before = moment  # "last week", "since March": nothing after the question answers it
     types, source_spans = source_types(query, types_known)
-    spans = _disjoint(spans + source_spans)
-    unnamed = query  # "since May" names a month, not Tom May; "in Outlook" a source, not its team
-    for start, end in spans:
-        unnamed = unnamed[:start] + " " * (end - start) + unnamed[end:]
+    recency = [m.span() for m in _RECENCY.finditer(query) if not _in_a_name(m)]
+    # "since May" names a month, not Tom May; "in Outlook" a source, not its team. Only a source's
+    # own words are blanked: "emails from jsmith" and "Phillip's email about" keep their cue.
+    unnamed = _blanked(query, time_spans)
+    unnamed = _blanked(unnamed, [m.span() for s, e in source_spans for m in _SOURCE_NOUN.finditer(query, s, e)])
     found = people.find(unnamed)
-    stripped = query
-    for start, end in sorted(spans, reverse=True):
-        stripped = stripped[:start] + " " + stripped[end:]
-    stripped = " ".join(stripped.split())
+    stripped = _cut(query, time_spans + source_spans + recency)
+    if len(stripped) < 3:  # all of it was filters ("the latest Teams message"): the query less its recency words
+        stripped = _cut(query, recency)
     return Interpretation(
         after=after,
         before=before,

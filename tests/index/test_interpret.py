@@ -218,6 +218,13 @@ def test_an_open_window_ends_at_the_question_time_it_was_asked_at() -> None:
     assert closed.before == datetime(2001, 4, 1, tzinfo=UTC)
 
 
+def test_recency_words_are_no_topic() -> None:
+    understood = interpret("the latest deploy notes in Slack", NOW, People(), {"slack"})
+    assert (understood.source_types, understood.query) == (("slack",), "the deploy notes")
+    assert interpret("latest Teams message", NOW, People(), {"teams"}).query == "Teams message"
+    assert interpret("the most recent budget", NOW, People(), {"slack"}).query == "the budget"
+
+
 def test_interpreted_times_are_to_the_millisecond() -> None:
     moment = datetime(2001, 4, 11, 15, 30, 1, 313295, tzinfo=UTC)
     understood = interpret("mail in the last 3 days", moment, People(), {"outlook"})
@@ -343,6 +350,36 @@ def test_a_shared_name_means_the_person_most_of_its_documents_belong_to() -> Non
     people.names.setdefault("outlook", set()).add("outlook.team@enron.com")
     in_outlook = interpret("how do I reset my password in Outlook", NOW, people, {"outlook"})
     assert in_outlook.as_dict() == {"source_types": ["outlook"]}
+
+
+def test_a_person_stays_named_in_a_source_phrase() -> None:
+    """ "emails from X", "the email to X", "X's email": the mail is the source, X the person."""
+    people = vocabulary(
+        {
+            "jsmith@austintx.com": 4,
+            "phillip.allen@enron.com": 200,
+            "larry.may@enron.com": 22,
+            "louise.kitchen@enron.com": 9,
+        }
+    )
+    for query, person in [
+        ("emails from jsmith about the release", "jsmith@austintx.com"),
+        ("the email to jsmith about Leander", "jsmith@austintx.com"),
+        ("Phillip's email about the rent roll", "phillip.allen@enron.com"),
+        ("Larry May's email from March 2001", "larry.may@enron.com"),
+        ("Louise Kitchen's email about NETCO", "louise.kitchen@enron.com"),
+    ]:
+        understood = interpret(query, NOW, people, {"outlook", "gmail"})
+        assert (understood.source_types, understood.people) == (("outlook", "gmail"), (person,)), query
+    assert interpret("Phillip's email about the rent roll", NOW, people, {"outlook"}).query == "Phillip's the rent roll"
+
+
+def test_an_email_address_names_nobody() -> None:
+    people = vocabulary({"phillip.allen@enron.com": 200, "no.address@enron.com": 12, "john.list@enron.com": 3})
+    assert _tokens("no.address@enron.com") == set() and _tokens("undisclosed-recipients@enron.com") == set()
+    assert people.find("what is Phillip's email address") == ("phillip.allen@enron.com",)
+    assert people.find("I need the email list of the CAISO contacts") == ()
+    assert people.find("did Phillip email list the bids") == ("phillip.allen@enron.com",)
 
 
 def vocabulary(documents: dict[str, int], total: int = 0) -> People:
