@@ -6,10 +6,11 @@ Invariants:
   application access policy) is a failed skip of the run naming it; what was indexed from it is
   kept, and the other targets go on: the run ends `partial`.
 - A run that could read none of its targets, and was refused one at least, read nothing at all:
-  `Refusals.check` fails it with `AccessRefusedError`, naming the source, every target it could not
-  read and why, and what to grant, so `inlet status`, the failure streak and the lag say the source
-  is failing, as they do for refused credentials. Nothing is deleted: the run ends before any
-  prune, and the engine saves the checkpoint it had reached.
+  `Refusals.check` fails it with `AccessRefusedError`, naming the source, the targets it could not
+  read and why (the first `NAMED`; the others counted: each is a skip `inlet status` lists), and
+  what to grant, so `inlet status`, the failure streak and the lag say the source is failing, as
+  they do for refused credentials. Nothing is deleted: the run ends before any prune, and the
+  engine saves the checkpoint it had reached.
 - A target not found (404) is unread but not refused: a run none of whose targets exist stays
   `partial`, each skip naming one.
 
@@ -21,6 +22,8 @@ some targets only, never checks).
 from __future__ import annotations
 
 from inlet.errors import AccessRefusedError
+
+NAMED = 3  # targets the error names with their reasons; the others are counted (each is a listed skip)
 
 
 class Refusals:
@@ -47,7 +50,12 @@ class Refusals:
         """`AccessRefusedError` when no target was read and one at least was refused."""
         if self.read or not self.refused:
             return
+        reasons = list(self.unread.values())
+        more = len(reasons) - NAMED
+        listed = "; ".join(reasons[:NAMED]) + (
+            f"; and {more} more, each a skip `inlet status {self.source}` lists" if more > 0 else ""
+        )
         raise AccessRefusedError(
             f"source {self.source!r}: no {self.targets} it is configured to read could be read "
-            f"({'; '.join(self.unread.values())}); nothing was read and what was indexed is kept: {self.advice}"
+            f"({listed}); nothing was read and what was indexed is kept: {self.advice}"
         )
