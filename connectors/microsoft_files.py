@@ -28,8 +28,9 @@ from .base import Interval, ServiceUrl
 from .events import EventSource
 from .kit.graph_source import GraphConnector, GraphSourceConfig
 from .kit.graph import GraphClient
+from .kit.graph_webhooks import Resource
 from .kit.scope import check_scope
-from .microsoft_files_sync import FilesCheckpoint, FilesRun
+from .microsoft_files_sync import SITES_PERMISSION, FilesCheckpoint, FilesRun
 from .model import Item, Skipped
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,12 @@ class MicrosoftFilesConnector(GraphConnector[MicrosoftFilesConfig]):
     recent_first = True  # `since` skips reading older items (the listing covers all): Connector.recent_first
     # delta reports changed files only; drives (`users`, `sites`, `drives`) are dropped or read whole by the sync itself
     scope_keys = frozenset({"include", "link_shares"})
+    permissions = (  # docs/connectors/microsoft-files.md's table
+        (r"^/sites/", SITES_PERMISSION),
+        (r"^/(drives/|users/[^/]+/drive)", "Files.Read.All"),
+        (r"^/groups/", "GroupMember.Read.All"),
+        (r"^/organization", "Organization.Read.All"),
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -115,19 +122,21 @@ class MicrosoftFilesConnector(GraphConnector[MicrosoftFilesConfig]):
 
     def events(self) -> EventSource | None:
         """A Graph subscription on each drive's root (Graph posts `updated` for any change below it)."""
-        return self.webhooks(self.drive_roots, "updated", watched=self.checkpoint_resources)
+        return self.webhooks(
+            self.drive_roots, "updated", what="subscription for drive", watched=self.checkpoint_resources
+        )
 
     def drive_roots(self, client: GraphClient) -> dict[str, str]:
         """{drive id: its root's resource path} of every drive a sync reads."""
         targets, _ = FilesRun(self, client, FilesCheckpoint()).discover()
-        return {d["id"]: _root_of(d["id"]) for d in targets}
+        return {d["id"]: _root_of(d["id"], d["site"], str(d.get("name") or "")) for d in targets}
 
     def checkpoint_resources(self, checkpoint: dict[str, Any]) -> dict[str, str]:
         """The same, of the drives a checkpoint says the runs read (no call): a drive a run found new
         gets its subscription, one it dropped loses it."""
         st = FilesCheckpoint.load(checkpoint, source=self.name) or FilesCheckpoint()
         refused = set(st.refused)
-        return {drive: _root_of(drive) for drive, ds in st.drives.items() if ds.target not in refused}
+        return {drive: _root_of(drive, ds.site, ds.name) for drive, ds in st.drives.items() if ds.target not in refused}
 
     def include_scope(self, paths: set[str]) -> list[Skipped]:
         """A skip by policy for each `include` glob the config sets that matches none of the drives'
@@ -146,9 +155,10 @@ class MicrosoftFilesConnector(GraphConnector[MicrosoftFilesConfig]):
         )
 
 
-def _root_of(drive_id: str) -> str:
-    """The Graph resource of a drive's root (what a subscription watches: any change below it)."""
-    return f"/drives/{drive_id}/root"
+def _root_of(drive_id: str, site: str, name: str) -> Resource:
+    """The Graph resource of a drive's root (what a subscription watches: any change below it),
+    labelled by its site and name (`Engineering/Documents`), else its id."""
+    return Resource(f"/drives/{drive_id}/root", "/".join(p for p in (site, name) if p) or drive_id)
 
 
 def _iso(value: dt.datetime | None) -> str | None:

@@ -260,7 +260,8 @@ class Principals:
                 raise GraphError(
                     403,
                     answer.code,
-                    f"{str(answer).partition(': ')[2]} (reading a user a permission names by id needs User.Read.All)",
+                    f"{answer.message} (reading a user a permission names by id needs User.Read.All)",
+                    answer.call,
                 )
             else:
                 self.read[key] = _emails(

@@ -2,9 +2,11 @@
 
 The drives to read come from the config on every run (one `$batch` call): each listed user's
 OneDrive, every document library of each listed site, each listed drive id. A site or user the app
-may not read (403, e.g. a `Sites.Selected` app the site was not granted to) is a `Skipped` that
-names it, and the other drives go on; its documents are kept. A drive no longer configured has its
-documents deleted.
+may not read (403, e.g. a `Sites.Selected` app the site was not granted to), or a drive whose delta
+it may not read, is a `Skipped` that names it and the permission it needs, and the other drives go
+on; its documents are kept. When Graph refuses every target and the run reads no drive (the app's
+consent withdrawn), the run fails with `AccessRefusedError` instead, deleting nothing
+(`kit.refusals`). A drive no longer configured has its documents deleted.
 
 Each drive is followed with its own `root/delta` round, checkpointed after every page (the link to
 resume from: `@odata.nextLink` mid-round, `@odata.deltaLink` between rounds). The checkpoint keeps,
@@ -56,8 +58,9 @@ from inlet.errors import CredentialsError, ItemError, RetriableError
 from .extract import document_title, extract_text, kind_of
 from .kit.graph_batch import batch_get
 from .kit.checkpoint import CheckpointModel, Migration
-from .kit.graph import GraphClient, GraphError, before
+from .kit.graph import GraphClient, GraphError, before, refusal
 from .kit.paging import Pager
+from .kit.refusals import Refusals
 from .kit.retries import Retries
 from .kit.retry import retry_after
 from .kit.scope import warn
@@ -76,6 +79,12 @@ DELTA_HEADERS = {
     "Prefer": "deltashowremovedasdeleted, deltatraversepermissiongaps, deltashowsharingchanges, deltaExcludeParent",
     "deltaExcludeParent": "true",
 }
+# what a refused site needs (`GraphConnector.permissions`, a skip's reason)
+SITES_PERMISSION = "Sites.Read.All, or Sites.Selected and a grant of the site (POST /sites/{site-id}/permissions)"
+REFUSED_ADVICE = (
+    "check that the app still holds Files.Read.All (OneDrives, drives by id) and Sites.Read.All or "
+    "Sites.Selected with each site granted, with admin consent"
+)
 # a file's state: indexed, skipped, out of scope, before since, unreadable (its version indexed before is kept)
 DOC, SKIP, OUT, OLD, ERR = "doc", "skip", "out", "old", "err"
 KEPT = (DOC, ERR)  # states whose file may be in the index: a deletion must reach it
@@ -123,6 +132,7 @@ class FilesRun:
         self.principals = Principals(client, conn.policy, self.now)
         self.reported: set[str] = set()  # unresolved site groups already reported this run
         self.max_bytes = int(conn.config.max_file_mb * 1024 * 1024)
+        self.refusals = Refusals(conn.name, "drive", REFUSED_ADVICE)  # a full run read none: it fails
 
     # --- drives --------------------------------------------------------------------------------
     def discover(self) -> tuple[list[dict[str, Any]], list[Skipped]]:
@@ -158,16 +168,14 @@ class FilesRun:
         return targets, problems
 
     def _refused(self, target: str, error: GraphError) -> Skipped:
+        """The failed skip of a target (`site:...`, `user:...`, `drive:...`) Graph refused (401, 403)
+        or does not find (404), noted in `refusals`."""
         kind, _, ref = target.partition(":")
-        if error.status in (401, 403):
-            hint = (
-                " (a Sites.Selected app reads only the sites granted to it: POST /sites/{site-id}/permissions)"
-                if kind == "site"
-                else ""
-            )
-            reason = f"{kind} {ref!r}: the app may not read it ({error}){hint}"
+        if error.refused:
+            reason = refusal(f"{kind} {ref!r}", error, SITES_PERMISSION if kind == "site" else "Files.Read.All")
         else:
             reason = f"{kind} {ref!r}: not found ({error})"
+        self.refusals.skip(target, reason, refused=error.refused)
         log.error("source %r: %s", self.c.name, reason)
         return Skipped(id=self.c.doc_id(target), reason=reason)
 
@@ -189,6 +197,7 @@ class FilesRun:
             ds.target, ds.name, ds.site = drive["target"], str(drive.get("name") or ""), drive["site"]
             ds.group, ds.group_name = drive["group"]
         yield from self.run_drives([d["id"] for d in targets])
+        self.refusals.check()  # every target refused, no drive read: the run fails, deleting nothing
         if not problems:
             yield from warn(self.c, self.include_scope([d["id"] for d in targets]))
 
@@ -240,10 +249,11 @@ class FilesRun:
                     pager = Pager(source=self.c.name, what=f"delta of drive {ds.name!r}")
                     yield self.st.checkpoint()
                     continue
-                if exc.status in (403, 404):
+                if exc.status in (401, 403, 404):
                     yield self._refused(f"drive:{drive_id}", exc)
                     return
                 raise
+            self.refusals.readable(drive_id)
             yield from _Page(self, drive_id, ds).apply(page.get("value", []))
             yield from self.unresolved()
             next_link = page.get("@odata.nextLink")

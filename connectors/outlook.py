@@ -14,7 +14,12 @@ rounds) and the ids of the messages the folder holds, so that:
 - a folder whose path changed (renamed, or moved) is listed again whole, like a 410, so every
   message's document names its folder as it is now;
 - a mailbox whose readers changed (`acl_users`: checkpoint key `acl`) has its folders listed again
-  whole, like a 410, so every message gets the new ACL (the index re-embeds nothing).
+  whole, like a 410, so every message gets the new ACL (the index re-embeds nothing);
+- a mailbox Graph refuses (403: `Mail.Read` or the app's consent withdrawn, an application access
+  policy) or does not find (404) is a failed skip naming it and what to grant, its documents kept;
+  when every mailbox is unavailable and one at least refused, the run fails with
+  `AccessRefusedError` before reading anything (`kit.refusals`); `live_ids` raises
+  `IncompleteListingError` while any mailbox is unavailable (none of its messages is taken for gone).
 
 A message whose attachments could not be listed (a 4xx) is indexed without them, with a failed
 skip, and remembered in its mailbox's checkpoint (`kit.retries.Retries`): every later full run reads
@@ -74,10 +79,13 @@ from .mail import BODY_CAP, DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_MAX_BODY_BYTES
 from .mail import attached_message, message_document
 from .kit import CheckpointModel, Pager, RetryPolicy, next_link
 from .kit.graph_source import GraphConnector, GraphSourceConfig
-from .kit.graph import GraphClient, GraphError
+from .kit.graph_webhooks import Resource
+from .kit.graph import GraphClient, GraphError, refusal
+from .kit.refusals import Refusals
 from .kit.retries import Retries
 from .kit.scope import nothing_in_scope, unmatched, warn
 from .model import ACL, Deletion, Document, Item, Progress, Skipped, normal_user
+from inlet.errors import IncompleteListingError
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +95,10 @@ SELECT = (
 )
 ATTACHMENT_FIELDS = "id,name,contentType,size,isInline"  # no contentBytes; each entry keeps its @odata.type
 EXPAND_ITEM = "microsoft.graph.itemattachment/item"  # an item attachment with the message it holds
+REFUSED_ADVICE = (
+    "check that the app still holds the application permission Mail.Read with admin consent, and that no "
+    "application access policy leaves these mailboxes out"
+)
 BUILT_CHARS = 32_000_000  # text of the messages a recent pass built that the full pass may reuse (`_Built`)
 WELL_KNOWN = frozenset(
     {
@@ -224,6 +236,7 @@ class OutlookConnector(GraphConnector[OutlookConfig]):
     type = "outlook"
     Config = OutlookConfig
     user_agent = "inlet-outlook/0.1"
+    permissions = ((r"^/users/[^/]+$", "User.Read.All"), (r"^/users/", "Mail.Read"))  # docs/connectors/outlook.md
     recent_first = True  # `since` filters by time at the service (base.Connector.recent_first)
 
     def __init__(
@@ -257,8 +270,14 @@ class OutlookConnector(GraphConnector[OutlookConfig]):
             yield state.checkpoint()
         tally = _Tally()
         syncs = [_MailboxSync(self, client, mailbox, state, tally) for mailbox in self.config.mailboxes]
+        refusals = Refusals(self.name, "mailbox", REFUSED_ADVICE)
         for sync in syncs:
             sync.list_folders()
+            if isinstance(sync.folders, GraphError):
+                refusals.skip(sync.mailbox, sync.unavailable(), refused=sync.folders.refused)
+            else:
+                refusals.readable(sync.mailbox)
+        refusals.check()  # every mailbox unavailable, one refused at least: the run fails, reading nothing
         self._something_in_scope(syncs)
         if tally.total and not state.since:
             yield Progress(total=tally.total, done=0, unit="messages")
@@ -310,8 +329,8 @@ class OutlookConnector(GraphConnector[OutlookConfig]):
         if readable and all(len(s.unmatched) == len(entries) for s in readable):
             raise nothing_in_scope(self.name, [skip for s in readable for skip in s.unmatched])
 
-    def synced_folders(self, client: GraphClient) -> list[tuple[str, str]]:
-        """(mailbox, folder id) of every folder a sync reads (unavailable mailboxes left out)."""
+    def synced_folders(self, client: GraphClient) -> list[tuple[str, "_Folder"]]:
+        """(mailbox, folder) of every folder a sync reads (unavailable mailboxes left out)."""
         found = []
         for mailbox in self.config.mailboxes:
             try:
@@ -320,7 +339,7 @@ class OutlookConnector(GraphConnector[OutlookConfig]):
                 if exc.status not in (403, 404):
                     raise
                 continue
-            found += [(mailbox, f.id) for f in folders]
+            found += [(mailbox, f) for f in folders]
         return found
 
     def events(self) -> EventSource | None:
@@ -333,7 +352,7 @@ class OutlookConnector(GraphConnector[OutlookConfig]):
 
     def folder_resources(self, client: GraphClient) -> dict[str, str]:
         """{folder id: its messages' resource path} of every folder a sync reads (a subscription each)."""
-        return {folder: _messages_of(mailbox, folder) for mailbox, folder in self.synced_folders(client)}
+        return {f.id: _messages_of(mailbox, f.id, f.path) for mailbox, f in self.synced_folders(client)}
 
     def checkpoint_resources(self, checkpoint: dict[str, Any]) -> dict[str, str]:
         """The same, of the folders a checkpoint says the runs sync (no call): a folder a run found
@@ -341,9 +360,9 @@ class OutlookConnector(GraphConnector[OutlookConfig]):
         state = _State.load(checkpoint, source=self.name)
         boxes = state.mailboxes if state is not None else {}
         return {
-            folder: _messages_of(mailbox, folder)
+            folder: _messages_of(mailbox, folder, entry.get("path", ""))
             for mailbox in self.config.mailboxes
-            for folder in boxes.get(mailbox, {}).get("folders", {})
+            for folder, entry in boxes.get(mailbox, {}).get("folders", {}).items()
         }
 
     def acl_for(self, mailbox: str, owner: str | None = None) -> ACL:
@@ -354,9 +373,10 @@ class OutlookConnector(GraphConnector[OutlookConfig]):
         return ACL(users=[owner or mailbox, *users])
 
 
-def _messages_of(mailbox: str, folder: str) -> str:
-    """The Graph resource of a folder's messages (what a subscription watches)."""
-    return f"/users/{mailbox}/mailFolders('{folder}')/messages"
+def _messages_of(mailbox: str, folder: str, path: str) -> Resource:
+    """The Graph resource of a folder's messages (what a subscription watches), labelled by the
+    mailbox and the folder's path (`a@b.com/Inbox/Projects`), else its id."""
+    return Resource(f"/users/{mailbox}/mailFolders('{folder}')/messages", f"{mailbox}/{path or folder}")
 
 
 def _fresh_state(since: dt.datetime | None) -> _State:
@@ -420,9 +440,8 @@ class _MailboxSync:
         if self.folders is None:
             self.list_folders()
         if isinstance(self.folders, GraphError):
-            exc = self.folders
-            log.warning("source %s: mailbox %s skipped: %s", self.c.name, self.mailbox, exc)
-            yield Skipped(id=self.c.doc_id(f"mailbox:{self.mailbox}"), reason=f"mailbox unavailable: {exc}")
+            log.warning("source %s: %s", self.c.name, self.unavailable())
+            yield Skipped(id=self.c.doc_id(f"mailbox:{self.mailbox}"), reason=self.unavailable())
             return
         yield from warn(self.c, self.unmatched)
         wanted = self.folders or []
@@ -433,6 +452,11 @@ class _MailboxSync:
         yield from self._drop_folders()
         for folder in wanted:
             yield from self._sync_folder(folder)
+
+    def unavailable(self) -> str:
+        """Why the mailbox cannot be read (its listing's error), and what to grant when refused."""
+        assert isinstance(self.folders, GraphError)
+        return refusal(f"mailbox {self.mailbox}", self.folders, self.c.permission(self.folders.call), "unavailable")
 
     def _relabel(self) -> None:
         """When the mailbox's readers changed, every folder is listed again whole (as after a 410)."""
@@ -471,8 +495,9 @@ class _MailboxSync:
 
     def live_ids(self) -> Iterator[str]:
         wanted = self.folders if self.folders is not None else self.readable_folders()
-        if isinstance(wanted, GraphError):
-            return  # an unavailable mailbox proves nothing gone: keep its documents
+        if isinstance(wanted, GraphError):  # an unavailable mailbox proves nothing gone: keep its documents
+            self.folders = wanted
+            raise IncompleteListingError(f"source {self.c.name!r}: {self.unavailable()}, so no deletion is decided")
         for folder in wanted:
             url, params = self._first_request(folder)
             params["$select"] = "id"

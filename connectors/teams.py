@@ -7,7 +7,11 @@ direct members and those of the teams it is shared with), one `$batch` per 20 li
 no longer listed has its threads deleted; one whose members cannot be read is a failed skip that
 keeps its threads, and the other channels go on. A team whose channel list Graph refuses (403,
 404: a team being deleted, or not provisioned yet) is a failed skip too: its channels the
-checkpoint knows are kept as they are (folder skips, no subscription), and the other teams go on.
+checkpoint knows are kept as they are (folder skips, no subscription), and the other teams go on;
+so is a channel whose messages Graph refuses. A refusal's skip names the permission the call needs
+(`permissions`). When Graph refuses every team and channel and the run reads no channel's
+messages (`ChannelMessage.Read.All` or the app's consent withdrawn), the run fails with
+`AccessRefusedError`, deleting nothing (`kit.refusals`); so does a refused `GET /teams`.
 A configured `teams` or `channels` glob that matches nothing listed is a skip by policy of each
 run; when none of a key's globs matches, the run (and `live_ids`) raises `NothingInScopeError`
 before a channel is dropped (`kit.scope`).
@@ -75,8 +79,10 @@ from .extract import html_to_text
 from .kit.graph_batch import batch_get
 from .kit.checkpoint import CheckpointModel
 from .kit.graph_source import GraphConnector, GraphSourceConfig
-from .kit.graph import GraphClient, GraphError, before, graph_time
+from .kit.graph_webhooks import Resource
+from .kit.graph import GraphClient, GraphError, before, graph_time, refusal
 from .kit.paging import Pager
+from .kit.refusals import Refusals
 from .kit.retries import Retries
 from .kit.scope import check_scope, warn
 from .microsoft_files_acl import acl_key
@@ -84,6 +90,12 @@ from .model import ACL, Deletion, Document, Item, Skipped, normal_user
 from inlet.errors import RetriableError
 
 log = logging.getLogger(__name__)
+
+MESSAGES_PERMISSION = "ChannelMessage.Read.All"
+REFUSED_ADVICE = (
+    "check that the app still holds the application permissions Team.ReadBasic.All, Channel.ReadBasic.All, "
+    "TeamMember.Read.All, ChannelMember.Read.All and ChannelMessage.Read.All, with admin consent"
+)
 
 
 class TeamsConfig(GraphSourceConfig):
@@ -151,6 +163,13 @@ class TeamsConnector(GraphConnector[TeamsConfig]):
     type = "teams"
     Config = TeamsConfig
     user_agent = "inlet-teams/0.1"
+    permissions = (  # docs/connectors/teams.md's table
+        (r"^/teams$", "Team.ReadBasic.All"),
+        (r"^/teams/[^/]+/channels$", "Channel.ReadBasic.All"),
+        (r"^/teams/[^/]+/members$", "TeamMember.Read.All"),
+        (r"^/teams/[^/]+/channels/[^/]+/(allMembers|members)$", "ChannelMember.Read.All"),
+        (r"/messages", MESSAGES_PERMISSION),
+    )
     recent_first = True  # `since` skips reading older items (the listing covers all): Connector.recent_first
     # A first delta round lists no deleted roots, so a round restarted after a kill cannot report a
     # thread the killed run indexed past its last checkpoint and the source deleted since: the
@@ -215,13 +234,14 @@ class TeamsConnector(GraphConnector[TeamsConfig]):
         return self.webhooks(
             self.channel_resources,
             "created,updated,deleted",
+            what="subscription for channel",
             refine=_thread_of,
             watched=self.checkpoint_resources,
         )
 
     def channel_resources(self, client: GraphClient) -> dict[str, str]:
         return {
-            cid: _messages_of(ch.team_id, cid)
+            cid: _messages_of(ch, cid)
             for cid, ch, acl in _Run(self, client, TeamsCheckpoint()).discover()
             if not isinstance(acl, GraphError)
         }
@@ -231,12 +251,13 @@ class TeamsConnector(GraphConnector[TeamsConfig]):
         run found new gets its subscription, one it dropped loses it."""
         st = TeamsCheckpoint.load(checkpoint, source=self.name) or TeamsCheckpoint()
         unread = set(st.unread)
-        return {cid: _messages_of(ch.team_id, cid) for cid, ch in st.channels.items() if cid not in unread}
+        return {cid: _messages_of(ch, cid) for cid, ch in st.channels.items() if cid not in unread}
 
 
-def _messages_of(team_id: str, channel_id: str) -> str:
-    """The Graph resource of a channel's messages (what a subscription watches)."""
-    return f"/teams/{team_id}/channels/{channel_id}/messages"
+def _messages_of(ch: ChannelState, channel_id: str) -> Resource:
+    """The Graph resource of a channel's messages (what a subscription watches), labelled by the
+    channel's team and name."""
+    return Resource(f"/teams/{ch.team_id}/channels/{channel_id}/messages", f"{ch.team}/{ch.name}")
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -284,6 +305,7 @@ class _Run:
         self.refused: dict[str, tuple[str, GraphError]] = {}  # team id -> (name, why its channels are not listed)
         self.read: set[tuple[str, str]] = set()  # (channel, root) of the threads this run read
         self.unmatched: list[Skipped] = []  # a skip by policy per `teams` / `channels` glob that matched nothing
+        self.refusals = Refusals(conn.name, "team or channel", REFUSED_ADVICE)  # a full run read none: it fails
 
     def discover(self) -> list[tuple[str, ChannelState, ACL | GraphError]]:
         """(channel id, its state, its ACL) of every channel the config selects; in place of the
@@ -360,12 +382,10 @@ class _Run:
         self.st.unread = sorted(kept | {cid for cid, _, acl in found if isinstance(acl, GraphError)})
         for cid, fresh, acl in found:
             if isinstance(acl, GraphError):  # its threads stay as they are, with the ACL they have
-                yield Skipped(
-                    id=self.c.doc_id(f"{cid}:"),
-                    title=f"channel {fresh.team}/{fresh.name}",
-                    reason=f"channel {fresh.team}/{fresh.name}: its members cannot be read ({acl})",
-                    folder=True,
-                )
+                what = f"channel {fresh.team}/{fresh.name}"
+                reason = refusal(what, acl, self.c.permission(acl.call), "its members cannot be read")
+                self.refusals.skip(cid, reason, refused=acl.refused)
+                yield Skipped(id=self.c.doc_id(f"{cid}:"), title=what, reason=reason, folder=True)
                 continue
             ch = self.st.channels.setdefault(cid, fresh)
             if (ch.team, ch.name) != (fresh.team, fresh.name):
@@ -380,16 +400,15 @@ class _Run:
                 _reread(ch)
             ch.team, ch.name, ch.kind = fresh.team, fresh.name, fresh.kind
             yield from self.channel(cid, acl, sweep=True)
+        self.refusals.check()  # every team and channel refused, none read: the run fails, deleting nothing
 
     def _refused(self) -> Iterator[Skipped]:
         """A failed skip for each team whose channels Graph would not list, and a folder skip for
         each of its channels the checkpoint knows: their threads stay as indexed (not pruned)."""
         for team_id, (name, exc) in self.refused.items():
-            yield Skipped(
-                id=self.c.doc_id(f"team:{team_id}"),
-                title=f"team {name}",
-                reason=f"team {name}: its channels cannot be listed ({exc})",
-            )
+            reason = refusal(f"team {name}", exc, self.c.permission(exc.call), "its channels cannot be listed")
+            self.refusals.skip(f"team:{team_id}", reason, refused=exc.refused)
+            yield Skipped(id=self.c.doc_id(f"team:{team_id}"), title=f"team {name}", reason=reason)
             for cid, ch in self.st.channels.items():
                 if ch.team_id == team_id:
                     yield Skipped(
@@ -462,13 +481,14 @@ class _Run:
                     url, params = self._first(cid, ch)
                     pager = Pager(source=self.c.name, what=f"delta of channel {ch.name!r}")
                     continue
-                if exc.status in (403, 404):
-                    yield Skipped(
-                        id=self.c.doc_id(f"channel:{cid}"),
-                        reason=f"channel {ch.team}/{ch.name}: the app may not read it ({exc})",
-                    )
+                if exc.status in (401, 403, 404):
+                    cannot = "the app may not read it" if exc.refused else "not found"
+                    reason = refusal(f"channel {ch.team}/{ch.name}", exc, MESSAGES_PERMISSION, cannot)
+                    self.refusals.skip(cid, reason, refused=exc.refused)
+                    yield Skipped(id=self.c.doc_id(f"channel:{cid}"), reason=reason)
                     return
                 raise
+            self.refusals.readable(cid)
             yield from self._roots(cid, ch, acl, page.get("value", []))
             next_link = page.get("@odata.nextLink")
             if pager.advance(next_link):

@@ -78,6 +78,14 @@ class NothingInScopeError(ConfigError):
     key's pass starts over."""
 
 
+class AccessRefusedError(InletError):
+    """The service refused a source every target it is configured to read (each drive, mailbox or
+    channel), or a call its whole run needs (`GET /teams`): the app's consent or a permission was
+    withdrawn. The run read nothing, so it fails rather than ending `partial`, and deletes nothing;
+    names the source, what was refused and why, and the permission to grant
+    (`connectors.kit.refusals`)."""
+
+
 class IncompleteListingError(InletError):
     """A source could not list all it holds (a folder it may not read): nothing it holds may be
     taken for deleted until it can; names what could not be listed and why."""

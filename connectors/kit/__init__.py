@@ -9,7 +9,10 @@
 - `checkpoint`: `CheckpointModel`, a typed, versioned checkpoint stored as a plain dict.
 - `retries`: `Retries`, a checkpoint field remembering the items whose read failed, read again by
   every later run until read, gone or given up (then still a failed skip each run).
-- `renewal`: `Renewals`, subscriptions renewed at a third of their lifetime and removed in bounded time.
+- `renewal`: `Renewals`, subscriptions renewed at a third of their lifetime and removed in bounded time,
+  a failing one named by its label.
+- `refusals`: `Refusals`, the targets a run was refused: a failed skip each, `AccessRefusedError`
+  when every one was refused and none read.
 - `graph`: `GraphClient` (msal over httpx, token refresh on 401, `GraphError`).
 - `graph_batch`: `batch_get`, GETs in `$batch` requests of 20, each answer retried by the policy.
 - `graph_webhooks`: `GraphWebhooks`, Graph subscriptions and their notifications (Outlook, files, Teams).
@@ -27,6 +30,7 @@ re-exported here.
 from .checkpoint import CheckpointModel
 from .paging import Pager, StuckTokenError, cursor, next_link, page_token, pages
 from .ratelimit import Buckets, TokenBucket
+from .refusals import Refusals
 from .renewal import RENEW_AT, Backoff, Gone, Renewals, Subscription
 from .retries import GIVE_UP_AFTER, Failure, Retries
 from .retry import Attempts, RetryPolicy, retriable_status, retry_after
@@ -42,6 +46,7 @@ __all__ = [
     "Failure",
     "Gone",
     "Pager",
+    "Refusals",
     "Renewals",
     "Retries",
     "RetryPolicy",

@@ -39,13 +39,30 @@ SCOPE = "https://graph.microsoft.com/.default"
 
 
 class GraphError(InletError):
-    """A Graph answer the caller decides about (404 mailbox/folder, 410 sync state, ...); one that
-    escapes the connector fails the run with this message."""
+    """A Graph answer the caller decides about (404 mailbox/folder, 410 sync state, ...), naming the
+    call Graph answered (`GET /teams`) when known; a refusal (401, 403) that escapes the connector
+    becomes an `AccessRefusedError` (`GraphConnector.with_client`), any other fails the run with
+    this message."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{status} {code}: {message}")
+    def __init__(self, status: int, code: str, message: str, call: str = "") -> None:
+        super().__init__(f"{call + ': ' if call else ''}{status} {code}: {message}")
         self.status = status
         self.code = code
+        self.message = message
+        self.call = call  # "GET /teams/t1/channels" (no query), or ""
+
+    @property
+    def refused(self) -> bool:
+        """Graph says the app may not make this call (a permission or its consent missing)."""
+        return self.status in (401, 403)
+
+
+def refusal(what: str, error: GraphError, permission: str = "", cannot: str = "the app may not read it") -> str:
+    """How a Graph refusal reads, in a skip's reason or a run's error: what was refused (`cannot`
+    says how), the call and Graph's answer, and, for a refusal (401, 403), the application permission
+    that grants it (the connector's page lists them)."""
+    need = f"; the app needs the application permission {permission}, with admin consent"
+    return f"{what}: {cannot} ({error}){need if permission and error.refused else ''}"
 
 
 class _MsalHttp:
@@ -179,8 +196,13 @@ class GraphClient:
             )
         if response.status_code >= 400:
             code, message = error_of(response)
-            raise GraphError(response.status_code, code, message)
+            raise GraphError(response.status_code, code, message, self.call(method, url))
         return response.json() if response.content else {}  # type: ignore[no-any-return]
+
+    def call(self, method: str, url: str) -> str:
+        """`GET /teams/t1/channels`: a call as an error names it (its path under `graph_url`, no query)."""
+        path, base = httpx.URL(url).path, httpx.URL(self.graph_url).path.rstrip("/")
+        return f"{method} {path.removeprefix(base) if base and path.startswith(base + '/') else path}"
 
     def url(self, path_or_url: str) -> str:
         """A path under `graph_url`, or a link Graph gave moved onto `graph_url`'s scheme and host."""

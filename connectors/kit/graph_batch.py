@@ -49,7 +49,9 @@ def batch_get(
                     wait = max(wait, retry_after(sub.get("headers") or {}) or 0.0)
                 elif status >= 400:
                     error = body.get("error") or {}
-                    out[path] = GraphError(status, str(error.get("code", "")), str(error.get("message", "")))
+                    out[path] = GraphError(
+                        status, str(error.get("code", "")), str(error.get("message", "")), f"GET {path.split('?')[0]}"
+                    )
                 else:
                     out[path] = _all_pages(client, body)
             if again and not attempts.retry(

@@ -7,12 +7,16 @@ for a token, so a refused secret is a `CredentialsError` naming the source befor
 `authority_url` must be https:// (msal takes no other): a plain-http one is a configuration error, and
 so is a `subscription_lifetime` longer than Graph allows for the source's resource
 (`MAX_SUBSCRIPTION_LIFETIME`: Graph refuses such a subscription rather than shortening it).
-`with_client` runs a reader with a fresh client that is closed however the reader ends, and
-`webhooks` is the source's change events: a subscription per resource, only with `notifications_url`.
+`with_client` runs a reader with a fresh client that is closed however the reader ends; a Graph
+refusal (401, 403) that escapes the reader (a call the whole run needs, `GET /teams`) leaves as an
+`AccessRefusedError` naming the source, the call, Graph's answer and the application permission the
+connector's `permissions` give for that call. `webhooks` is the source's change events: a
+subscription per resource, only with `notifications_url`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -21,7 +25,9 @@ from pydantic import Field, field_validator
 
 from ..base import CaBundle, Connector, Interval, ServiceUrl, SourceConfig, parse_duration, url_problem
 from ..events import EventSource
-from .graph import SCOPE, GraphClient
+from inlet.errors import AccessRefusedError
+
+from .graph import SCOPE, GraphClient, GraphError, refusal
 from .graph_webhooks import GraphWebhooks
 from .retry import RetryPolicy
 
@@ -85,6 +91,9 @@ class GraphConnector(Connector[GraphConfigT], Generic[GraphConfigT]):
     `transport` replaces the network (tests); `policy` is how calls are retried."""
 
     user_agent: ClassVar[str] = "inlet/0.1"
+    # (regular expression over a call's path, the application permission it needs), first match
+    # first: what a refusal of that call tells the operator to grant (the connector page's table)
+    permissions: ClassVar[tuple[tuple[str, str], ...]] = ()
 
     def __init__(
         self,
@@ -127,8 +136,17 @@ class GraphConnector(Connector[GraphConfigT], Generic[GraphConfigT]):
         client = self.client()
         try:
             yield from read(client)
+        except GraphError as exc:
+            if not exc.refused:
+                raise
+            raise AccessRefusedError(refusal(f"source {self.name!r}", exc, self.permission(exc.call))) from exc
         finally:
             client.close()
+
+    def permission(self, call: str) -> str:
+        """The application permission a Graph call (`GET /teams`) needs, per `permissions`; "" if unknown."""
+        path = call.partition(" ")[2]
+        return next((needed for pattern, needed in self.permissions if re.search(pattern, path)), "")
 
     def webhooks(
         self,

@@ -4,6 +4,9 @@ source's hook URL. The resources are listed when the daemon starts it; with `wat
 checkpoint names), they then follow each checkpoint the daemon hands over (`follow`): the next
 `maintain()` subscribes to a container new in it and removes the subscription of one gone from it.
 
+Each resource may be a `Resource`, a path with a `label` (what it is to a person: `Engineering/General`,
+`a@b.com/Inbox`), by which `inlet status` and the log name its subscription when it fails.
+
 Invariants: a notification counts only when it carries the `clientState` this process chose at
 start (anything else did not come from Graph for us) and names a subscription we hold; it becomes a
 `Hint` for the container (drive or channel id) its subscription watches, or for the finer one
@@ -41,7 +44,23 @@ log = logging.getLogger(__name__)
 ACCEPTED = WebhookResponse(202)
 
 
-Resources = dict[str, str]  # {container id: Graph resource path}
+class Resource(str):
+    """A Graph resource path a subscription watches, with `label`: what it is to a person
+    (`Engineering/General`), how a failing subscription is named (the path itself when none)."""
+
+    label: str
+
+    def __new__(cls, path: str, label: str = "") -> "Resource":
+        made = super().__new__(cls, path)
+        made.label = label or path
+        return made
+
+
+Resources = dict[str, str]  # {container id: Graph resource path, or a `Resource` with its label}
+
+
+def _label(resource: str) -> str:
+    return resource.label if isinstance(resource, Resource) else resource
 
 
 class GraphWebhooks(EventSource):
@@ -87,7 +106,7 @@ class GraphWebhooks(EventSource):
         self.emit = emit
         self.client = self._new_client()
         for container, resource in self._resources(self.client).items():
-            self.renewals.add(container, resource=resource)
+            self.renewals.add(container, _label(resource), resource=str(resource))
         if not self._swept and self.sole:  # beside other daemons, theirs are live: never removed
             self._remove_leftovers()
         self.maintain()
@@ -142,7 +161,7 @@ class GraphWebhooks(EventSource):
         for key in gone:
             self.renewals.drop(key)
         for key, resource in new.items():
-            self.renewals.add(key, resource=resource)
+            self.renewals.add(key, _label(resource), resource=str(resource))
         if gone or new:
             log.info(
                 "source %r: after its last run, %d new %s(s), %d removed",

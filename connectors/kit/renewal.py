@@ -7,7 +7,9 @@ Invariants:
   on a failed one: every call is tried once (`without_waits`: a throttled call is not waited out in
   line), and a failure is tried again after a back-off of 5 s doubling to 5 min, never before the
   service's `Retry-After`, while the schedule covers the gap. `live` is true only while every
-  subscription is held and unexpired; `reason` says why it is not (the last failure).
+  subscription is held and unexpired; `reason` says why it is not (the last failure, naming the
+  subscription by its `label`: what it watches to a person, such as a channel's team and name or a
+  folder's path; else by its whole key).
 - A subscription created where none was held (the first one, one that lapsed, one the service no
   longer has: `renew` raises `Gone`) is followed by `missed(sub)`: the service notifies only changes
   made after it, so what changed meanwhile (while the daemon was down) needs one catch-up sync. A
@@ -46,11 +48,13 @@ RENEW_AT = 1 / 3  # renew when less than this share of the lifetime is left
 
 @dataclass
 class Subscription:
-    """One subscription: `key` names what it watches (a folder id, 'changes'); `data` holds what the
-    service needs besides the id (a mailbox, a Drive resource id)."""
+    """One subscription: `key` names what it watches (a folder id, 'changes'), `label` says it to a
+    person ('Engineering/General', 'a@b.com/Inbox'); `data` holds what the service needs besides the
+    id (a mailbox, a Drive resource id)."""
 
     key: str
     data: dict[str, Any] = field(default_factory=dict)
+    label: str = ""
     id: str | None = None
     expires: float = 0.0  # epoch seconds
     granted: float = 0.0  # the lifetime the service gave at the last create or renew (seconds)
@@ -93,13 +97,15 @@ class Renewals:
         self.reason = ""  # why not live: the last failure, until every subscription is held
         self.refused: ConfigError | None = None  # the last configuration refusal, until a try succeeds
 
-    def add(self, key: str, **data: Any) -> Subscription:
-        """Keep a subscription for `key`; one already kept stays (held, with its id), its data updated."""
+    def add(self, key: str, label: str = "", **data: Any) -> Subscription:
+        """Keep a subscription for `key` (`label`: how a failure names it, else by `key`); one already
+        kept stays (held, with its id), its label and data updated."""
         sub = self.subs.get(key)
         if sub is not None:
             sub.data.update(data)
+            sub.label = label or sub.label
             return sub
-        sub = self.subs[key] = Subscription(key, data, backoff=Backoff(clock=self.clock))
+        sub = self.subs[key] = Subscription(key, data, label, backoff=Backoff(clock=self.clock))
         return sub
 
     def drop(self, key: str) -> None:
@@ -125,7 +131,7 @@ class Renewals:
             except InletError as exc:  # tried again later; the schedule covers the gap
                 throttled = isinstance(exc, RetriableError)
                 wait = sub.backoff.failed(exc.retry_after if isinstance(exc, RetriableError) else None)
-                self.reason = f"{self.what} {sub.key[-12:]}: {exc}"
+                self.reason = f"{self.what} {sub.label or sub.key}: {exc}"
                 if isinstance(exc, ConfigError):
                     refused = self.refused = refused or exc
                     continue

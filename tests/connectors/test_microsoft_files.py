@@ -10,12 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
-from inlet.connectors.kit.graph import GraphError
 from inlet.connectors.kit.retry import RetryPolicy
 from inlet.connectors.kit.transport import ssl_context
 from inlet.connectors.microsoft_files import MicrosoftFilesConfig, MicrosoftFilesConnector
 from inlet.connectors.model import Checkpoint, Deletion, Document, Skipped
-from inlet.errors import CredentialsError, NothingInScopeError
+from inlet.errors import AccessRefusedError, CredentialsError, NothingInScopeError
 from inlet.sandbox import graph_files
 from inlet.sandbox.graph_files_seed import perm
 from inlet.sandbox.graph_files_state import FilesState, Item
@@ -140,8 +139,9 @@ def test_reading_users_by_id_without_the_permission_names_it(sb: Sandbox) -> Non
     with sb.ws.lock:
         state(sb).identities = "id"
     sb.faults.fail("graph", "users", 403, times=100, reason="Authorization_RequestDenied")
-    with pytest.raises(GraphError, match="needs User.Read.All"):
+    with pytest.raises(AccessRefusedError, match="needs User.Read.All") as refused:
         run(connector(sb))
+    assert str(refused.value).startswith("source 'sandbox-files': ") and "GET /users/" in str(refused.value)
 
 
 def test_a_user_graph_no_longer_finds_grants_nobody(sb: Sandbox) -> None:
@@ -428,3 +428,47 @@ def test_delta_asks_for_no_parents_with_the_documented_header(sb: Sandbox) -> No
     assert all(
         {"deltashowsharingchanges", "deltashowremovedasdeleted", "deltatraversepermissiongaps"} <= a for a in asked
     )
+
+
+def until_failure(conn: MicrosoftFilesConnector, checkpoint: dict[str, Any]) -> tuple[list[Any], Exception]:
+    """What a run yields before it fails, and its error (a run that ends is a test failure)."""
+    items: list[Any] = []
+    with pytest.raises(AccessRefusedError) as caught:
+        items.extend(conn.load(checkpoint))
+    return items, caught.value
+
+
+@pytest.mark.parametrize("where", [("sites", "drive"), ("delta",)], ids=["discovery", "delta"])
+def test_every_target_refused_fails_the_run_naming_them_and_deletes_nothing(
+    sb: Sandbox, where: tuple[str, ...]
+) -> None:
+    """The app's consent withdrawn: Graph refuses every site and drive (when they are listed, or
+    when their delta is read). A run that read nothing is a failed run, not `partial`."""
+    conn = connector(sb)
+    _, cp = run(conn)
+    for route in where:
+        sb.faults.fail("graph", route, 403, times=1000, reason="Authorization_RequestDenied")
+    items, error = until_failure(conn, cp)
+    message = str(error)
+    assert message.startswith("source 'sandbox-files': no drive it is configured to read could be read")
+    assert "Authorization_RequestDenied" in message and "Files.Read.All" in message and "admin consent" in message
+    assert not deleted(items) and not docs(items)
+    skips = [i for i in items if isinstance(i, Skipped)]
+    assert len(skips) > 1 and all(s.failed and "the app needs the application permission" in s.reason for s in skips)
+    assert all(s.reason in message for s in skips[:3])  # the first refused targets, by name, and why
+    more = len(skips) - 3
+    assert (f"and {more} more, each a skip `inlet status sandbox-files` lists" in message) == (more > 0)
+
+
+def test_a_refused_drive_among_readable_ones_stays_a_named_skip(sb: Sandbox) -> None:
+    """One drive's delta refused (Files.Read.All missing for it): a failed skip naming the call and the
+    permission; the other drives are read and the run goes on."""
+    conn = connector(sb)
+    _, cp = run(conn)
+    sb.faults.fail("graph", "delta", 403, times=1, reason="accessDenied")
+    items, _ = run(conn, cp)
+    [skip] = [i for i in items if isinstance(i, Skipped)]
+    assert skip.failed and skip.id.startswith("sandbox-files:drive:")
+    assert "GET /drives/" in skip.reason and "/root/delta: 403 accessDenied" in skip.reason
+    assert skip.reason.endswith("the app needs the application permission Files.Read.All, with admin consent")
+    assert not deleted(items)

@@ -14,7 +14,13 @@ import pytest
 from inlet.connectors.kit.graph import GraphClient
 from inlet.connectors.model import Checkpoint, Deletion, Document, Progress, Skipped
 from inlet.connectors.outlook import OutlookConfig, OutlookConnector
-from inlet.errors import CredentialsError, NothingInScopeError, RetriableError
+from inlet.errors import (
+    AccessRefusedError,
+    CredentialsError,
+    IncompleteListingError,
+    NothingInScopeError,
+    RetriableError,
+)
 from inlet.sandbox import graph
 from inlet.sandbox.server import Sandbox
 
@@ -515,3 +521,24 @@ def test_an_attachment_that_cannot_be_read_loses_no_other(fresh: Sandbox) -> Non
     assert failed.id == f"{doc.id}#attachments" and "404" in failed.reason
     items, _ = run(conn, state)
     assert "Kestrel bids close at noon" in docs(items)[f"sandbox-mail:{host.id}"].text
+
+
+def test_every_mailbox_refused_fails_the_run_naming_them_and_what_to_grant(fresh: Sandbox) -> None:
+    """Mail.Read's consent withdrawn (or an application access policy leaving the mailboxes out):
+    Graph refuses every mailbox. The run reads nothing and fails, naming each mailbox and what to
+    check, rather than ending `partial`; nothing is deleted, and a prune decides nothing."""
+    conn = connector(fresh, mailboxes=[ALLEN, BADEER])
+    _, state = run(conn)
+    fresh.faults.fail("graph", "mailFolders", 403, times=1000, reason="ErrorAccessDenied")
+    items: list[Any] = []
+    with pytest.raises(AccessRefusedError) as caught:
+        items.extend(conn.load(state))
+    message = str(caught.value)
+    assert message.startswith("source 'sandbox-mail': no mailbox it is configured to read could be read")
+    for mailbox in (ALLEN, BADEER):
+        assert f"mailbox {mailbox}: unavailable (GET /users/{mailbox}/mailFolders: 403 ErrorAccessDenied" in message
+    assert "the app needs the application permission Mail.Read, with admin consent" in message
+    assert "application access policy" in message
+    assert not deletions(items) and not docs(items)
+    with pytest.raises(IncompleteListingError, match=f"mailbox {ALLEN}: unavailable"):
+        set(conn.live_ids())  # an unreadable mailbox proves none of its messages gone

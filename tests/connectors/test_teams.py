@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from inlet.connectors.kit.retry import RetryPolicy
-from inlet.errors import NothingInScopeError, RetriableError
+from inlet.errors import AccessRefusedError, NothingInScopeError, RetriableError
 from inlet.connectors.model import Checkpoint, Deletion, Document, Skipped
 from inlet.connectors.teams import TeamsConfig, TeamsConnector, _thread_of
 from inlet.sandbox import graph_teams
@@ -516,3 +516,47 @@ def test_replies_the_sync_could_not_check_are_a_failed_skip_kept_and_read_again(
     items, _ = run(conn, cp)
     assert skips[0].id in {d.id for d in items if isinstance(d, Document)}  # read again, whole
     assert not [i for i in items if isinstance(i, Skipped)]
+
+
+def test_a_refused_team_list_names_the_source_the_call_and_the_permission(sb: Sandbox) -> None:
+    """`GET /teams` refused (the app's consent withdrawn): the run's error says whose, which call and
+    what to grant, not only Graph's `403 Authorization_RequestDenied`."""
+    conn = connector(sb)
+    _, cp = run(conn)
+    sb.faults.fail("graph", "teams", 403, times=100, reason="Authorization_RequestDenied")
+    with pytest.raises(AccessRefusedError) as caught:
+        run(conn, cp)
+    message = str(caught.value)
+    assert message.startswith("source 'sandbox-teams': the app may not read it (GET /teams: 403 Authorization_")
+    assert message.endswith("the app needs the application permission Team.ReadBasic.All, with admin consent")
+
+
+def test_every_channel_s_messages_refused_fails_the_run_and_one_refused_stays_a_skip(sb: Sandbox) -> None:
+    """ChannelMessage.Read.All withdrawn: every channel's delta refused, nothing read: the run fails,
+    naming each channel, and deletes nothing. One channel refused among readable ones is a failed
+    skip naming the permission; the others are read."""
+    conn = connector(sb)
+    _, cp = run(conn)
+    sb.faults.fail("graph", "messages.delta", 403, times=1, reason="Forbidden")
+    items, cp = run(conn, cp)
+    [skip] = [i for i in items if isinstance(i, Skipped)]
+    assert skip.failed and "/messages/delta: 403 Forbidden" in skip.reason
+    assert skip.reason.endswith("the app needs the application permission ChannelMessage.Read.All, with admin consent")
+    sb.faults.fail("graph", "messages.delta", 403, times=1000, reason="Forbidden")
+    items = []
+    with pytest.raises(AccessRefusedError) as caught:
+        items.extend(conn.load(cp))
+    message = str(caught.value)
+    assert message.startswith("source 'sandbox-teams': no team or channel it is configured to read could be read")
+    assert "channel Engineering/General: the app may not read it" in message and "ChannelMessage.Read.All" in message
+    assert not [i for i in items if isinstance(i, (Deletion, Document))]
+
+
+def test_a_subscription_is_labelled_by_its_channel_s_team_and_name(backfill: Any, shared: Sandbox) -> None:
+    """A failing subscription is named by its channel (`inlet status`), not by the tail of its id:
+    every channel id ends in `@thread.tacv2`."""
+    conn = connector(shared)
+    watched = conn.checkpoint_resources(backfill[1])
+    general = channel(shared, "General")
+    assert watched[general.id] == f"/teams/{general.team_id}/channels/{general.id}/messages"
+    assert watched[general.id].label == "Engineering/General"  # type: ignore[attr-defined]

@@ -247,3 +247,25 @@ def test_a_subscription_made_where_none_was_held_asks_for_a_catch_up() -> None:
     clock[0] += 200.0  # lapsed unnoticed (a sleeping laptop)
     replaced.maintain()
     assert missed == ["s1", "s2", "s3", "s5"]
+
+
+def test_a_failing_subscription_is_named_by_its_label_else_its_whole_key(caplog: pytest.LogCaptureFixture) -> None:
+    """Every Teams channel id ends in `@thread.tacv2`: a failure names the channel by the label its
+    connector gave (its team and name), and one without a label by its whole key, never a tail."""
+    clock = [0.0]
+    service = Service(clock, lifetime=600.0)
+    service.error = InletError
+    subs = renewals(service, clock)
+    subs.add("19:gen@thread.tacv2", label="Engineering/General")
+    service.fail = 1
+    with caplog.at_level(logging.WARNING):
+        subs.maintain()
+    assert subs.reason == "subscription Engineering/General: service unavailable"
+    assert "subscription Engineering/General: service unavailable" in caplog.text
+    subs.add("19:gen@thread.tacv2")  # added again without a label (a checkpoint followed): it keeps its own
+    assert subs.subs["19:gen@thread.tacv2"].label == "Engineering/General"
+    other = renewals(service, clock)
+    other.add("19:b8f0c2d1e5a94f7c@thread.tacv2")
+    service.fail = 1
+    other.maintain()
+    assert other.reason == "subscription 19:b8f0c2d1e5a94f7c@thread.tacv2: service unavailable"
