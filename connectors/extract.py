@@ -257,35 +257,24 @@ def decode(data: bytes, charset: str | None = None) -> str:
             pass
     if charset and (labelled := in_charset(data, charset)) is not None:
         return labelled.removeprefix("\ufeff")
-    if _ISO2022_SHIFT.search(data) and data.isascii():
-        for codec in ("iso2022_jp", "iso2022_jp_ext", "iso2022_jp_2"):
+    shifted = _ISO2022_SHIFT.search(data) and data.isascii()
+    read = _first_reading(data, ("iso2022_jp", "iso2022_jp_ext", "iso2022_jp_2") if shifted else ())
+    read = read if read is not None else _utf16_without_bom(data)
+    read = read if read is not None else _first_reading(data, ("utf-8-sig", _declared(data)))
+    read = read if read is not None else _mostly_utf8(data)
+    read = read if read is not None else _first_reading(data, (_legacy(data), "cp1252"))
+    return read if read is not None else data.decode("latin-1")
+
+
+def _first_reading(data: bytes, names: tuple[str | None, ...]) -> str | None:
+    """`data` in the first codec of `names` (None names none) it is text in; None when in none."""
+    for codec in names:
+        if codec is not None:
             try:
                 return data.decode(codec)
             except UnicodeDecodeError:
                 continue
-    wide = _utf16_without_bom(data)
-    if wide is not None:
-        return wide
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    declared = _declared(data)
-    if declared is not None:
-        try:
-            return data.decode(declared)
-        except UnicodeDecodeError:
-            pass
-    mostly = _mostly_utf8(data)
-    if mostly is not None:
-        return mostly
-    for encoding in (_legacy(data), "cp1252"):
-        if encoding is not None:
-            try:
-                return data.decode(encoding)
-            except UnicodeDecodeError:
-                continue
-    return data.decode("latin-1")
+    return None
 
 
 # ISO-2022-JP's switch to JIS X 0208 (`ESC $ B`, `ESC $ @`) or JIS X 0212 (`ESC $ ( D`)
