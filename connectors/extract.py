@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import codecs
 import datetime
+import functools
 import html as html_lib
 import io
 import logging
 import mimetypes
 import re
 import textwrap
+import unicodedata
 import zipfile
 from collections.abc import Callable, Iterator
 from html.entities import html5 as _NAMED_REFERENCES
@@ -27,6 +29,8 @@ from pathlib import PurePath
 from typing import Any
 
 from inlet.errors import ItemError, NotTextError, UnpacksTooLargeError
+
+from .charsets import AS_BROWSERS_READ, WHATWG_LABELS
 
 log = logging.getLogger(__name__)
 
@@ -90,16 +94,18 @@ def kind_of(name: str, mime: str | None = None) -> str | None:
 def extract_text(data: bytes, name: str, mime: str | None = None) -> str:
     """Readable text of a file; `ItemError` when it is corrupt or of a kind inlet cannot read, and
     `UnpacksTooLargeError` (a skip by policy) for a DOCX, PPTX or XLSX file that unpacks past
-    `UNPACK_ALLOWANCE`, decided before any part is inflated."""
+    `UNPACK_ALLOWANCE`, decided before any part is inflated. A `charset` parameter of `mime` (a mail
+    attachment's `text/plain; charset=ISO-2022-JP`) says how text is read (`decode`)."""
     kind = kind_of(name, mime)
+    charset = _CHARSET_PARAMETER.search(mime or "")
     try:
         if kind in _PACKAGES:
             _within_unpack_limit(data, name)
         if kind == "text":
-            text = _text(data, name)
+            text = _text(data, name, charset[1] if charset else None)
             return _without_front_matter(text)[1] if _is_markdown(name) else text
         if kind == "html":
-            return html_to_text(_text(data, name))
+            return html_to_text(_text(data, name, charset[1] if charset else None))
         if kind == "pdf":
             return _pdf(data, name)
         if kind == "docx":
@@ -113,6 +119,9 @@ def extract_text(data: bytes, name: str, mime: str | None = None) -> str:
     except Exception as exc:  # the parsers raise a zoo of types on corrupt input
         raise ItemError(f"{name}: cannot read {kind or 'file'} ({type(exc).__name__}: {exc})") from exc
     raise ItemError(f"{name}: unsupported file type {mime or PurePath(name).suffix or '?'}")
+
+
+_CHARSET_PARAMETER = re.compile(r""";\s*charset\s*=\s*["']?([^"';\s]+)""", re.I)
 
 
 def _within_unpack_limit(data: bytes, name: str) -> None:
@@ -222,18 +231,6 @@ def _heading_text(heading: str) -> str | None:
     return " ".join(html_lib.unescape(heading).split()) or None
 
 
-# Labels read as the larger encoding browsers decode them as (WHATWG Encoding Standard): a page
-# labelled Latin-1 or ASCII is Windows-1252, GB2312 is GBK's superset GB18030, Shift_JIS is Windows-31J.
-_AS_BROWSERS_READ = {
-    "iso8859-1": "cp1252",
-    "ascii": "cp1252",
-    "gb2312": "gb18030",
-    "gbk": "gb18030",
-    "shift_jis": "cp932",
-    "euc_kr": "cp949",
-    "iso8859-9": "cp1254",
-    "tis-620": "cp874",
-}
 # A charset the bytes declare (HTML Standard "prescan"; XML 1.0 §4.3.3): an XML declaration at the
 # start, a <meta charset> or <meta http-equiv content="...; charset=..."> in the first 1024 bytes
 _XML_DECLARED = re.compile(rb"""\A<\?xml[^>]{0,200}?\bencoding\s*=\s*["']([A-Za-z0-9._:-]{1,40})["']""")
@@ -243,52 +240,98 @@ _DETECT_MIN = 8  # fewer non-ASCII bytes tell the detector nothing ("\x80100" is
 _MOSTLY_UTF8 = 3  # valid non-ASCII UTF-8 characters needed per stray byte (or cut sequence) to read it as UTF-8
 
 
-def decode(data: bytes) -> str:
+def decode(data: bytes, charset: str | None = None) -> str:
     """Text of bytes in whatever encoding they are, as a browser or editor shows them: UTF-16 or
-    UTF-8 with its byte order mark; UTF-8; the charset the text declares (an XML declaration, an
-    HTML `<meta charset>`); UTF-8 but for a few stray bytes (each read alone, as Windows-1252: the
-    rest of the text is not turned into mojibake for one pasted dash); else Windows-1252 when the
-    text reads as a Western language, else the legacy encoding `charset_normalizer` detects (GBK,
-    Shift_JIS, EUC-KR, Windows-1251, ...), else Latin-1, which reads any bytes: see `_text` for
-    refusing binary ones."""
+    UTF-8 with its byte order mark; the `charset` label the bytes came with (a MIME part's:
+    `in_charset`) when they are text in it; ISO-2022-JP by its shift sequences (`ESC $ B`, 7-bit
+    Japanese mail and notes); UTF-16 without a byte order mark (`_utf16_without_bom`); UTF-8; the
+    charset the text declares (an XML declaration, an HTML `<meta charset>`); UTF-8 but for a few
+    stray bytes (each read alone, as Windows-1252: the rest of the text is not turned into mojibake
+    for one pasted dash); else Windows-1252 when the text reads as a Western language, else the
+    legacy encoding `charset_normalizer` detects (GBK, Shift_JIS, EUC-KR, Windows-1251, ...: `_legacy`),
+    else Latin-1, which reads any bytes: see `_text` for refusing binary ones."""
     if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
         try:
             return data.decode("utf-16")
         except UnicodeDecodeError:
             pass
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    declared = _declared(data)
-    if declared is not None:
-        try:
-            return data.decode(declared)
-        except UnicodeDecodeError:
-            pass
-    mostly = _mostly_utf8(data)
-    if mostly is not None:
-        return mostly
-    for encoding in (_legacy(data), "cp1252"):
-        if encoding is not None:
+    if charset and (labelled := in_charset(data, charset)) is not None:
+        return labelled.removeprefix("\ufeff")
+    shifted = _ISO2022_SHIFT.search(data) and data.isascii()
+    read = _first_reading(data, ("iso2022_jp", "iso2022_jp_ext", "iso2022_jp_2") if shifted else ())
+    read = read if read is not None else _utf16_without_bom(data)
+    read = read if read is not None else _first_reading(data, ("utf-8-sig", _declared(data)))
+    read = read if read is not None else _mostly_utf8(data)
+    read = read if read is not None else _first_reading(data, (_legacy(data), "cp1252"))
+    return read if read is not None else data.decode("latin-1")
+
+
+def _first_reading(data: bytes, names: tuple[str | None, ...]) -> str | None:
+    """`data` in the first codec of `names` (None names none) it is text in; None when in none."""
+    for codec in names:
+        if codec is not None:
             try:
-                return data.decode(encoding)
+                return data.decode(codec)
             except UnicodeDecodeError:
                 continue
-    return data.decode("latin-1")
+    return None
 
 
-_UNKNOWN_TO_PYTHON = {"iso88591": "iso8859-1", "x-cp1252": "cp1252"}  # WHATWG labels codecs lacks
+# ISO-2022-JP's switch to JIS X 0208 (`ESC $ B`, `ESC $ @`) or JIS X 0212 (`ESC $ ( D`)
+_ISO2022_SHIFT = re.compile(rb"\x1b\$(?:[@B]|\(D)")
+_UTF16_NULS = 0.4  # share of one byte position that is NUL in UTF-16 text mostly of Latin letters
+_UTF16_OTHER_NULS = 0.05  # and of the other: NUL in text is a U+0000 or a U+xx00, rare
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """`data` as UTF-16 without a byte order mark (what `iconv -t UTF-16LE`, `bcp -w` and
+    `Encoding.Unicode.GetBytes` write), when one byte of each pair is NUL far more often than the
+    other (the high byte of Latin text) and it decodes as UTF-16 in that order; else None. Text with
+    few Latin letters cannot be told this way: it is left to the other guesses."""
+    if len(data) < 4 or len(data) % 2 or b"\x00" not in data:
+        return None
+    sample = data[:_DETECT_SAMPLE]
+    pairs = len(sample) // 2
+    even, odd = sample[0::2].count(0) / pairs, sample[1::2].count(0) / pairs
+    for nuls, other, codec in ((odd, even, "utf-16-le"), (even, odd, "utf-16-be")):
+        if nuls >= _UTF16_NULS and other <= _UTF16_OTHER_NULS:
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError:
+                return None
+    return None
 
 
 def codec_of(label: str) -> str | None:
-    """The codec a charset label names, as browsers read it (`_AS_BROWSERS_READ`); None if unknown."""
-    label = label.strip().lower()
+    """The codec a charset label names, as browsers read it (`charsets.WHATWG_LABELS`, else Python's
+    codec registry); None if unknown."""
+    label = label.strip().strip("\"'").strip().lower()
     try:
-        name = codecs.lookup(_UNKNOWN_TO_PYTHON.get(label, label)).name
-    except LookupError:
+        name = codecs.lookup(WHATWG_LABELS.get(label, label)).name
+    except (LookupError, ValueError):  # ValueError: a label with a NUL
         return None
-    return _AS_BROWSERS_READ.get(name, name)
+    return AS_BROWSERS_READ.get(name, name)
+
+
+def in_charset(data: bytes, label: str) -> str | None:
+    """`data` read as its charset label says (a MIME part's `charset`, read as mail clients and
+    browsers read it: `codec_of`); None when the label is unknown or the bytes are no text in it.
+    A label read as Windows-1252 (us-ascii, iso-8859-1, windows-1252) is the one commonly wrong:
+    bytes that are valid UTF-8 holding a multi-byte character are UTF-8 (Latin-1 text almost never
+    forms such sequences, "Ã¼"; a web form or script that declares Latin-1 and sends UTF-8 does),
+    else Windows-1252, which reads any byte."""
+    codec = codec_of(label)
+    if codec is None:
+        return None
+    if codec == "cp1252":
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            return windows_1252(data)
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError:
+        return None
 
 
 # Windows-1252's characters for the bytes 0x80-0x9F; the five it leaves undefined stay as Latin-1 reads them
@@ -342,12 +385,80 @@ _PREVALENCE = {
 }
 _TIE = 0.01  # detector chaos within this of the best: as clean
 _TIE_COHERENCE = 0.05  # and coherence within this of the best among those: as likely
+# Readings whose chaos is within this of the best are compared by their unlikely characters first:
+# the detector scores Shift_JIS read as Korean (rare Hangul syllables) cleaner than as Japanese
+_PLAUSIBLE = 0.1
+# IBM mainframe code pages: any run of bytes over 0x80 reads as Latin letters in them, and no text
+# on a workplace's disks or in its mail is in one (a mainframe's export is converted on transfer)
+_EBCDIC = frozenset("cp037 cp273 cp424 cp500 cp875 cp1026 cp1140".split())
+_UNLIKELY_TIE = 0.05  # share of unlikely characters within this of the fewest: as likely
+_JAPANESE_CODECS = ("cp932", "shift_jis", "euc_j", "iso2022_jp")
+
+
+def _unlikely_share(text: str, codec: str) -> float:
+    """The share of the non-ASCII characters of a reading of bytes in `codec` that text in its
+    language hardly holds (`_unlikely`): mojibake is made of them."""
+    japanese = codec.startswith(_JAPANESE_CODECS)
+    wide = [c for c in text if c >= "\x80"]
+    if not wide:
+        return 0.0
+    return (sum(_unlikely(c, japanese) for c in wide) + len(_THAI_MARK_ALONE.findall(text))) / len(wide)
+
+
+# A Thai vowel or tone mark written above or below a letter, where no letter is before it
+_THAI_MARK_ALONE = re.compile(r"(?<![\u0e01-\u0e2e\u0e31-\u0e3a\u0e47-\u0e4e])[\u0e31\u0e34-\u0e3a\u0e47-\u0e4e]")
+
+
+@functools.lru_cache(maxsize=65536)
+def _unlikely(char: str, japanese: bool) -> bool:
+    """Whether a character is one text hardly holds, as a reading of legacy bytes: a control,
+    private-use or unassigned code point; a Hangul syllable outside KS X 1001's 2,350 (the
+    extension of Windows-949 that Shift_JIS kana and kanji decode into) or a lone Hangul letter;
+    kana outside a Japanese code page's reading, or half-width kana; a Han character in none of the
+    national sets of common characters (GB 2312, JIS X 0208, Big5's level 1); Thai digits and
+    signs, Arabic presentation forms, CJK vertical and small forms (what code pages' corners hold)."""
+    code = ord(char)
+    if unicodedata.category(char) in ("Cc", "Co", "Cn", "Cs") and char not in "\x85":
+        return True
+    if 0xAC00 <= code <= 0xD7A3:
+        return len(char.encode("euc_kr")) != 2  # Python spells the others as 8-byte jamo sequences
+    if 0x3040 <= code <= 0x30FF:
+        return not japanese
+    if 0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF or 0xF900 <= code <= 0xFAFF:
+        return not (_encodes(char, "gb2312") or _encodes(char, "euc_jp") or _big5_level_1(char))
+    return (
+        0x3131 <= code <= 0x318E
+        or 0xFF61 <= code <= 0xFF9F
+        or 0x0E4F <= code <= 0x0E5B
+        or 0xFB50 <= code <= 0xFDFF
+        or 0xFE70 <= code <= 0xFEFF
+        or 0xFE10 <= code <= 0xFE6F
+    )
+
+
+def _encodes(char: str, codec: str) -> bool:
+    try:
+        char.encode(codec)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _big5_level_1(char: str) -> bool:
+    """Whether a Han character is among Big5's 5,401 frequent ones (lead bytes 0xA4-0xC6)."""
+    try:
+        lead = char.encode("big5")[0]
+    except UnicodeEncodeError:
+        return False
+    return 0xA4 <= lead <= 0xC6
 
 
 def _legacy(data: bytes) -> str | None:
     """The legacy encoding of bytes that are not UTF-8: Windows-1252 when they read as Western text
-    in it or hold too few non-ASCII bytes to tell, else what `charset_normalizer` detects; None when
-    it finds none (binary bytes, say)."""
+    in it or hold too few non-ASCII bytes to tell, else what `charset_normalizer` detects (no
+    mainframe page): of its readings about as clean (`_PLAUSIBLE`), those with the fewest unlikely
+    characters (`_unlikely_share`), then the cleanest, the most coherent, the most written
+    (`_PREVALENCE`); None when it finds none (binary bytes, say)."""
     from charset_normalizer import from_bytes
 
     if b"\x00" in data:  # no legacy text holds NUL: binary (the detector would try UTF-16 and UTF-32)
@@ -359,11 +470,18 @@ def _legacy(data: bytes) -> str | None:
         from_bytes(sample, cp_isolation=["cp1252"]).best() is not None
     ):
         return "cp1252"  # the detector would name a similar code page for short Western text
-    found = [m for m in from_bytes(sample) if not m.encoding.startswith(("utf_16", "utf_32"))]
+    found = [
+        m for m in from_bytes(sample) if not m.encoding.startswith(("utf_16", "utf_32")) and m.encoding not in _EBCDIC
+    ]
     if not found:
         return None
     least = min(m.chaos for m in found)
-    clean = [m for m in found if m.chaos <= least + _TIE]
+    plausible = [m for m in found if m.chaos <= least + _PLAUSIBLE]
+    if len(plausible) > 1:  # the reading made of the characters its language writes
+        unlikely = [_unlikely_share(str(m), m.encoding) for m in plausible]
+        plausible = [m for m, share in zip(plausible, unlikely) if share <= min(unlikely) + _UNLIKELY_TIE]
+        least = min(m.chaos for m in plausible)
+    clean = [m for m in plausible if m.chaos <= least + _TIE]
     most = max(m.coherence for m in clean)
     tied = [m for m in clean if m.coherence >= most - _TIE_COHERENCE]
     # the detector scores code pages of one script alike (Polish reads as well in ISO-8859-10 as in
@@ -386,10 +504,10 @@ _TERMINAL_ESCAPE = re.compile(
 )
 
 
-def _text(data: bytes, name: str) -> str:
-    """`decode(data)` without terminal escape sequences (`without_terminal_escapes`), refused
-    (`NotTextError`) when it holds a NUL or too many control characters."""
-    text = without_terminal_escapes(decode(data))
+def _text(data: bytes, name: str, charset: str | None = None) -> str:
+    """`decode(data, charset)` without terminal escape sequences (`without_terminal_escapes`),
+    refused (`NotTextError`) when it holds a NUL or too many control characters."""
+    text = without_terminal_escapes(decode(data, charset))
     if looks_binary(text):
         raise NotTextError(f"{name}: binary content, not text")
     return text

@@ -69,7 +69,7 @@ HTML_PER_TEXT_BYTE = 4  # of an HTML body, characters converted per byte of max_
 @dataclass
 class MailAttachment:
     name: str
-    content_type: str
+    content_type: str  # with a text part's `charset` parameter: how its bytes are read (`extract_text`)
     data: bytes | None  # None when not downloaded (over the size cap)
     size: int = 0
     inline: bool = False
@@ -245,7 +245,9 @@ def rfc822_message(native_id: str, raw: bytes, url: str = "", folder: str = "") 
         elif filename or part.get_content_disposition() == "attachment":
             data = part.get_payload(decode=True)
             data = data if isinstance(data, bytes) else b""
-            attachments.append(MailAttachment(filename or "attachment", ctype, data, len(data)))
+            charset = part.get_content_charset()  # how a text attachment is read (RFC 2046 §4.1.2)
+            typed = f"{ctype}; charset={charset}" if charset and part.get_content_maintype() == "text" else ctype
+            attachments.append(MailAttachment(filename or "attachment", typed, data, len(data)))
         elif ctype in ("text/html", "text/plain") or part.get_content_maintype() == "multipart":
             try:  # a multipart leaf: no boundary split it (`_leaves`), its payload is the body
                 (htmls if ctype == "text/html" else plains).append(part_text(part))

@@ -14,15 +14,15 @@ is plain text too (`plain_subject`): its markup dropped, other text in angle bra
 Also RFC 822 parsing, lenient the way mail needs: a header reads as its sender meant it whatever
 its charset claims (`header_text`, never an error), a multipart whose boundary matches none of its
 lines is parsed with the boundary its parts use (`rebounded`), and a body part is text or an
-`ItemError` saying why it is left out, never its undecoded transfer encoding (`part_text`). The
-charset labels the WHATWG Encoding Standard reads as Windows-1252 (iso-8859-1, latin1, us-ascii)
-are read so, in bodies and headers, as mail clients read them.
+`ItemError` saying why it is left out, never its undecoded transfer encoding (`part_text`). Charset
+labels are read as the WHATWG Encoding Standard reads them (`extract.in_charset`), in bodies and
+headers, as mail clients read them: iso-8859-1 and us-ascii as Windows-1252, and bytes so labelled
+that are valid UTF-8 as UTF-8.
 """
 
 from __future__ import annotations
 
 import base64
-import codecs
 import datetime as dt
 import html as html_lib
 import re
@@ -36,7 +36,7 @@ from functools import partial
 
 from inlet.errors import ItemError
 
-from .extract import codec_of, decode, html_to_text, looks_binary, windows_1252
+from .extract import decode, html_to_text, in_charset, looks_binary
 from .model import normal_user
 
 _FORWARD = [  # a forwarded message's banner: what follows is the forwarded message, kept
@@ -257,7 +257,7 @@ def _unescaped(value: str) -> str:
 
 
 def _word(data: bytes, charset: str | None) -> str:
-    if charset and (text := _in_charset(data, charset)) is not None:
+    if charset and (text := in_charset(data, charset)) is not None:
         return text
     try:  # unencoded runs come back as raw-unicode-escape bytes
         return data.decode("raw-unicode-escape") if charset is None else decode(data)
@@ -363,7 +363,7 @@ def part_text(part: EmailMessage) -> str:
         return str(payload or "")
     if any(isinstance(d, InvalidBase64LengthDefect) for d in part.defects):
         payload = _whole_groups(part)
-    text = _in_charset(payload, part.get_content_charset() or "utf-8-sig")
+    text = in_charset(payload, part.get_content_charset() or "utf-8-sig")
     corrupt = any(isinstance(d, (InvalidBase64CharactersDefect, InvalidBase64LengthDefect)) for d in part.defects)
     if corrupt and (text is None or looks_binary(text)):
         raise ItemError(f"a {part.get_content_type()} part's base64 is corrupt (it decodes to no text): left out")
@@ -371,35 +371,6 @@ def part_text(part: EmailMessage) -> str:
     if looks_binary(text):
         raise ItemError(f"a {part.get_content_type()} part holds binary bytes, not text: left out")
     return text
-
-
-def _in_charset(payload: bytes, charset: str) -> str | None:
-    """The payload in this charset; None when it is no text in it (or no charset Python knows).
-    Labels are read as the WHATWG Encoding Standard reads them (`extract.codec_of`), as mail
-    clients and browsers do: mail labelled Latin-1 is nearly always Windows-1252, and read as
-    Latin-1 its ’ “ ” – € would be C1 control characters. A us-ascii label promises no 8-bit bytes:
-    any there are UTF-8 when they read as UTF-8, else Windows-1252."""
-    codec = codec_of(charset)
-    if codec is None:
-        return None
-    if _named_ascii(charset):
-        try:
-            return payload.decode("utf-8")
-        except UnicodeDecodeError:
-            return windows_1252(payload)
-    if codec == "cp1252":
-        return windows_1252(payload)
-    try:
-        return payload.decode(codec)
-    except UnicodeDecodeError:
-        return None
-
-
-def _named_ascii(label: str) -> bool:
-    try:
-        return codecs.lookup(label.strip().lower()).name == "ascii"
-    except LookupError:
-        return False
 
 
 def _whole_groups(part: EmailMessage) -> bytes:

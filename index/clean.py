@@ -13,6 +13,11 @@ body by a converter that dropped the tags around them) are dropped from any text
 and no reader shows one. Other processing instructions in text without HTML (`<?php`, an XML
 file's `<?xml version="1.0"?>` in a README) are what the author wrote and stay. Invisible format
 characters that split a word (a soft hyphen, a zero-width space) are dropped from every document.
+No reader is handed what no reader sees (`readable`, for every title and text, when indexed and
+again when served, for documents indexed before): control characters but tab and newline, bidi
+embedding, override and isolate controls (a title "Invoice <U+202E>fdp.exe" shows as "Invoice
+exe.pdf"), and Unicode tag characters (invisible text a language model still reads); every line
+end (CR LF, CR, vertical tab, form feed, NEL, U+2028) is a newline, U+2029 a blank line.
 `plain` is a no-op for text without any of these, so such documents keep their content hash and
 are not re-embedded.
 """
@@ -23,6 +28,7 @@ import bisect
 import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from inlet.connectors.extract import html_to_text, without_elements
 
@@ -69,6 +75,38 @@ _SPACED_LETTER = r"[^\W_\u0590-\U0010ffff]|[\u0300-\u036f\u1e00-\u1fff]"
 _INVISIBLE = re.compile(
     rf"\u00ad\r?\n(?=\w)|[\u00ad\u2060\ufeff]|(?<={_SPACED_LETTER})[\u200b-\u200d]+(?={_SPACED_LETTER})"
 )
+
+
+# Line ends other than "\n" (Windows', classic Mac's, Word's vertical tab, a form feed between
+# pages, NEL, the line and paragraph separators)
+_LINE_END = re.compile("\r\n?|[\v\f\x85\u2028]")
+# What no reader is shown: C0 and C1 controls but tab and newline; bidi embeddings, overrides and
+# isolates ("Trojan Source"; the marks U+200E/U+200F stay: they only place punctuation); interlinear
+# annotation controls; the tag block, invisible text ("ASCII smuggling") but an emoji flag's tag
+# sequence (the flag of Scotland), kept as group 1.
+_UNSEEN = re.compile(
+    "(\U0001f3f4[\U000e0020-\U000e007e]{1,8}\U000e007f)"
+    "|[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufff9-\ufffb\U000e0000-\U000e007f]"
+)
+
+
+def readable(text: str) -> str:
+    """`text` as a reader is shown it: every line end a newline (a paragraph separator a blank
+    line), without controls, bidi embedding/override/isolate characters and tag characters
+    (`_UNSEEN`), nor the invisible characters that split a word (`visible_text`). The one cleaning
+    of what the index stores and of every title and passage the server hands out."""
+    text = _LINE_END.sub("\n", text).replace("\u2029", "\n\n")
+    return visible_text(_UNSEEN.sub(lambda found: found[1] or "", text))
+
+
+# In a link, every control (tab and line ends too), the line and paragraph separators and `_UNSEEN`'s
+_URL_UNSEEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufff9-\ufffb\U000e0000-\U000e007f]")
+
+
+def readable_url(url: str) -> str:
+    """`url` with each character `readable` would drop or turn into a line end percent-encoded (as
+    UTF-8): the link still works, and shows no reversed text or hidden tag."""
+    return _URL_UNSEEN.sub(lambda found: quote(found[0], safe=""), url)
 
 
 def markup_tags(text: str) -> list[str]:
@@ -183,10 +221,9 @@ def visible_text(text: str) -> str:
 
 def plain(doc: "Document") -> "Document":
     """`doc` with a plain-text body: the same object when its text holds no HTML (or its connector
-    made it plain) and neither it nor its title an invisible format character (`visible_text`),
-    else a copy whose text and title (and so content hash: stored markup is re-chunked once) are
-    converted."""
-    text = visible_text(doc.text)  # first: "<sc\u200bript>" is a tag once the reader's eye joins it
+    made it plain) and neither it nor its title anything `readable` changes, else a copy whose
+    text and title (and so content hash: stored markup is re-chunked once) are converted."""
+    text = readable(doc.text)  # first: "<sc\u200bript>" is a tag once the reader's eye joins it
     text = text if doc.plain_text else clean_text(text)
-    title = visible_text(doc.title) if doc.title else doc.title
+    title = readable(doc.title) if doc.title else doc.title
     return doc if (text, title) == (doc.text, doc.title) else doc.model_copy(update={"text": text, "title": title})

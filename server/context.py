@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from inlet.index.clean import readable
 from inlet.index.search import Hit
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
@@ -42,10 +43,10 @@ PREAMBLE = (
 _LT = "<\uff1c\ufe64\u2039\u3008\u2329\u27e8\u02c2\u1438\u276e\u276c\u29fc\u300a"
 _GT = ">\uff1e\ufe65\u203a\u3009\u232a\u27e9\u02c3\u1433\u276f\u276d\u29fd\u300b"
 _ESCAPES = str.maketrans({"&": "&amp;", **dict.fromkeys(_LT, "&lt;"), **dict.fromkeys(_GT, "&gt;")})
-_LINE_BREAK = re.compile("\r\n|[\r\v\f\x85\u2028\u2029]")
-# Control and invisible format characters: C0/C1 controls (tab and newline kept), soft hyphen,
-# zero-width and joiner characters, bidi marks and overrides, word joiners, BOM, interlinear
-# annotation, and the Unicode tag block (invisible "ASCII smuggling").
+# Beyond what no served field holds (`index.clean.readable`: controls, bidi overrides, tag
+# characters, every line end a newline), what a passage in a prompt must not hold either, as it
+# could hide a fence's spelling: soft hyphen, zero-width and joiner characters, bidi marks, word
+# joiners, BOM, fillers and variation selectors.
 _INVISIBLE = re.compile(
     "[\x00-\x08\x0b-\x1f\x7f-\x9f\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f"
     "\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb"
@@ -75,7 +76,7 @@ class Packed:
 def neutral_text(text: str) -> str:
     """A passage that cannot forge the context's structure: entities for `&`, `<`, `>` and their
     look-alikes, no invisible characters, one kind of line break, header-like lines escaped."""
-    text = _INVISIBLE.sub("", _LINE_BREAK.sub("\n", text)).translate(_ESCAPES)
+    text = _INVISIBLE.sub("", readable(text)).translate(_ESCAPES)
     return _FAKE_HEADER.sub(lambda m: m.group(1) + "\\", text)
 
 

@@ -33,6 +33,47 @@ def test_legacy_encodings_are_read_as_the_text_they_hold(encoding, text):
     assert extract_text(text.encode(encoding) + b"\r\n", "notes.txt").strip() == text
 
 
+# Ordinary office sentences the encoding detector once read as Korean or Thai mojibake (probe29d N1):
+# their Korean reading is made of Hangul syllables outside KS X 1001, their Thai one of digits and signs
+_MISREAD_ONCE = [
+    ("shift_jis", "会議は金曜日に延期されました。担当は佐藤さんです。"),
+    ("shift_jis", "倉庫の鍵は田中さんが持っています。"),
+    ("shift_jis", "請求書を添付しますので、ご確認ください。"),
+    ("cp932", "見積書を送付いたします。よろしくお願いいたします。"),
+    ("shift_jis", "会議は金曜日に延期されました。担当は佐藤さんです。倉庫の鍵は田中さんが持っています。"),
+    ("gbk", "预算审批被推迟了。"),
+    ("euc_jp", "倉庫の鍵は田中さんが持っています。"),
+    ("euc_jp", "予算の承認が遅れています。"),
+    ("big5", "您好，請問明天的會議幾點開始？"),
+    ("big5", "財務部李經理"),
+]
+
+
+@pytest.mark.parametrize("encoding, text", _MISREAD_ONCE)
+def test_japanese_and_chinese_legacy_text_is_not_read_as_korean_or_thai(encoding: str, text: str) -> None:
+    assert decode(text.encode(encoding)) == text
+    assert decode((text + "\n").encode(encoding)) == text + "\n"
+
+
+def test_utf16_without_a_byte_order_mark_is_text() -> None:
+    """What `iconv -t UTF-16LE` and `bcp -w` write is read, not refused as binary (probe29d N9)."""
+    text = "The capybarahub backup runs nightly at 01:00 on the NAS.\n"
+    assert extract_text(text.encode("utf-16-le"), "backup.txt") == text
+    assert extract_text(text.encode("utf-16-be"), "backup.txt") == text
+
+
+def test_iso_2022_jp_text_is_read_by_its_shift_sequences() -> None:
+    """7-bit Japanese (RFC 1468) with no label is not UTF-8 less its escapes (probe29d N11)."""
+    notes = "議事録：倉庫の鍵は田中さんが持っています。次回は金曜日です。\n"
+    assert extract_text(notes.encode("iso2022_jp"), "minutes.txt") == notes
+
+
+def test_a_charset_parameter_of_the_type_says_how_text_is_read() -> None:
+    notes = "会議は金曜日に延期されました。担当は佐藤さんです。\n"
+    assert extract_text(notes.encode("shift_jis"), "a.txt", 'text/plain; charset="Shift_JIS"') == notes
+    assert extract_text(notes.encode("euc_jp"), "a.txt", "text/plain; charset=x-euc-jp") == notes
+
+
 def test_the_charset_html_or_xml_declares_is_honoured():
     russian = "Заявление на отпуск подписывает бухгалтерия."
     page = f'<html><head><meta charset="windows-1251"></head><body><p>{russian}</p></body></html>'

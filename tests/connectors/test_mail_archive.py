@@ -381,6 +381,46 @@ def test_windows_1252_mail_labelled_latin_1_reads_as_windows_1252(tmp_path: Path
     assert doc.text.endswith("We’ll pay €250 for the “okapi” badge.") and not skipped
 
 
+@pytest.mark.parametrize("label", ["iso-8859-1", "windows-1252", "us-ascii"])
+def test_utf8_mail_labelled_latin_1_reads_as_utf8(tmp_path: Path, label: str) -> None:
+    """Bytes labelled Latin-1 that are valid UTF-8 with multi-byte characters are UTF-8 (probe29d N17)."""
+    body = "Grüße aus München – das Budget für Jürgen ist freigegeben: 250 €."
+    head = HEAD + f"Content-Type: text/plain; charset={label}\r\nContent-Transfer-Encoding: 8bit\r\n\r\n".encode()
+    doc, _ = read_raw(tmp_path, head + body.encode() + b"\r\n")
+    assert doc.text.endswith(body)
+
+
+@pytest.mark.parametrize(
+    ("label", "codec", "text"),
+    [
+        ("iso-8859-8-i", "iso8859_8", "הפגישה נדחתה ליום שישי."),
+        ("x-mac-roman", "mac_roman", "La réunion est reportée à vendredi. Résumé joint."),
+        ("x-euc-jp", "euc_jp", "会議は金曜日に延期されました。担当は佐藤さんです。"),
+        ("x-sjis", "cp932", "会議は金曜日に延期されました。担当は佐藤さんです。"),
+        ("ks_c_5601-1987", "cp949", "회의는 금요일로 연기되었습니다."),
+        ("gb_2312-80", "gbk", "预算审批被推迟了。"),
+    ],
+)
+def test_charset_labels_are_read_as_the_whatwg_table_says(tmp_path: Path, label: str, codec: str, text: str) -> None:
+    """Labels mail clients and browsers know and Python's codecs do not (probe29d N16)."""
+    head = HEAD + f"Content-Type: text/plain; charset={label}\r\nContent-Transfer-Encoding: 8bit\r\n\r\n".encode()
+    doc, skipped = read_raw(tmp_path, head + text.encode(codec) + b"\r\n")
+    assert doc.text.endswith(text) and not skipped
+
+
+@pytest.mark.parametrize("charset", ["ISO-2022-JP", "Shift_JIS"])
+def test_a_text_attachment_is_read_in_its_declared_charset(tmp_path: Path, charset: str) -> None:
+    """A text attachment's `charset` parameter says how it is read, as a body's does (probe29d N11)."""
+    notes = "会議は金曜日に延期されました。担当は佐藤さんです。倉庫の鍵は田中さんが持っています。"
+    part = (
+        f"--b\r\nContent-Type: text/plain; charset={charset}; name=minutes.txt\r\n"
+        "Content-Disposition: attachment; filename=minutes.txt\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    ).encode() + base64.encodebytes(notes.encode(charset))
+    raw = HEAD + b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n'
+    doc, skipped = read_raw(tmp_path, raw + b"See attached.\r\n" + part + b"--b--\r\n")
+    assert doc.text.endswith(f"## Attachment: minutes.txt\n\n{notes}") and not skipped
+
+
 def test_a_body_part_whose_base64_cannot_be_decoded_is_never_indexed_as_base64(tmp_path: Path) -> None:
     text = base64.b64encode("Bring the badge on Monday, please.".encode()).decode()
     one_too_many = HEAD + b"Content-Transfer-Encoding: base64\r\n\r\n" + text.rstrip("=").encode() + b"Qx\r\n"
