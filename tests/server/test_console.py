@@ -67,6 +67,28 @@ def test_a_trailing_slash_redirects_to_a_path_not_to_the_host_the_client_named(c
     client, _ = console
     moved = client.get("/console/", headers={"Host": "evil.example"}, follow_redirects=False)
     assert moved.status_code == 307 and moved.headers["location"] == "/console"
+    forged = {"Host": "evil.example", "X-Forwarded-Proto": "https"}
+    for path, to in [("/console//", "/console"), ("/console/console.js/", "/console/console.js")]:
+        moved = client.get(path, headers=forged, follow_redirects=False)  # no key needed here
+        assert moved.status_code == 307 and moved.headers["location"] == to, path
+    moved = client.get("/v1/sources/?x=1", headers={**forged, **OPS}, follow_redirects=False)
+    assert moved.status_code == 307 and moved.headers["location"] == "/v1/sources?x=1"
+    assert client.get("/v1/nothing/", headers=OPS, follow_redirects=False).status_code == 404
+
+
+def test_answers_holding_data_are_not_stored_by_caches_and_vary_with_the_caller(console: Any) -> None:
+    client, _ = console
+    for answer in [
+        client.get("/v1/admin/console", headers=OPS),
+        client.get("/v1/sources", headers=OPS),
+        client.get("/metrics", headers=OPS),
+        client.get("/openapi.json", headers=OPS),
+        client.post("/v1/context", json={"query": "handbook"}, headers=OPS),
+        client.get("/v1/admin/console"),  # a 401 too
+    ]:
+        assert answer.headers["cache-control"] == "no-store", answer.url
+        vary = {v.strip().lower() for v in answer.headers["vary"].split(",")}
+        assert {"authorization", "x-inlet-user"} <= vary, answer.url
 
 
 def test_console_data_needs_an_admin_key(console: Any) -> None:
@@ -199,4 +221,21 @@ def test_the_current_error_has_its_time_and_goes_once_a_run_succeeds(tmp_path: P
     assert skips["items"] == [
         {"id": "handbook:big.pdf", "title": "big.pdf", "reason": "larger than 1000 bytes", "failed": False}
     ]
+    state.close()
+
+
+def test_a_run_that_could_not_read_items_shows_among_the_errors(tmp_path: Path) -> None:
+    """probe29e F12: "no errors in the recent runs" above a partial run that counted 1 error."""
+    from inlet.server.console import overview
+
+    settings = with_sources(settings_for(tmp_path / "index"), tmp_path)
+    state = SqliteState(tmp_path / "state.db")
+    partial = state.start_run("handbook", "backfill")
+    partial.outcome, partial.errors, partial.upserted = "partial", 1, 2
+    state.add_skip(partial.id, 1, "handbook:bad.pdf", "bad.pdf", "PdfStreamError: damaged", True)
+    state.finish_run(partial)
+    handbook = next(s for s in overview(settings, state)["sources"] if s["name"] == "handbook")
+    assert [e["error"] for e in handbook["recent_errors"]] == ["1 item(s) could not be read: see the items not indexed"]
+    assert handbook["recent_errors"][0]["kind"] == "backfill" and handbook["recent_errors"][0]["at"]
+    assert handbook["recent_skips"]["items"][0]["failed"] is True
     state.close()
