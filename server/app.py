@@ -361,8 +361,10 @@ def create_app(
         """Prometheus metrics (admin keys only, they name every source and its counts, unless
         `[server] metrics_public`; on a loopback listener, keyless only for a `Host` naming this
         machine, against DNS rebinding)."""
-        key = getattr(request.state, "key", None)  # checked unless keyless (`KeyGuard.local`)
-        if not settings.server.metrics_public or key is not None:
+        key: KeyEntry | None = getattr(request.state, "key", None)  # checked unless keyless (`KeyGuard.local`)
+        if key is None and not settings.server.metrics_public:  # KeyGuard lets none through: never served keyless
+            raise ApiError(401, "unauthorized", "missing API key: send 'Authorization: Bearer KEY'")
+        if key is not None:
             request.state.caller = require_admin(key, "GET /metrics")
         return Response(await run_in_threadpool(metrics.render), media_type=CONTENT_TYPE)
 

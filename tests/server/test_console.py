@@ -3,6 +3,7 @@ pauses persist in the state database and hold back the daemon's schedule."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -239,3 +240,30 @@ def test_a_run_that_could_not_read_items_shows_among_the_errors(tmp_path: Path) 
     assert handbook["recent_errors"][0]["kind"] == "backfill" and handbook["recent_errors"][0]["at"]
     assert handbook["recent_skips"]["items"][0]["failed"] is True
     state.close()
+
+
+def test_the_user_box_takes_any_user_the_api_takes(console: Any) -> None:
+    """probe29e F4: `<input type=email>` made the browser refuse `alice`, `U024BE7LH` and
+    `jürgen@example.com` (the API takes each) before the console sent anything."""
+    client, _ = console
+    page = client.get("/console").text
+    box = re.search(r"<input id=\"as-user\"[^>]*>", page)
+    assert box is not None and 'type="text"' in box[0] and "email" not in box[0].split("placeholder")[0]
+    for user in ("alice", "U024BE7LH", "jürgen@example.com"):
+        answer = client.post("/v1/context", json={"query": "handbook", "user": user}, headers=OPS)
+        assert answer.status_code == 200, user
+
+
+def test_the_console_shows_synced_text_by_the_command_lines_rule_and_times_in_utc(console: Any) -> None:
+    """probe29e F6, F9: the console's character rule is the terminal's (bidi overrides, isolates,
+    marks and controls spelled out), and its times are UTC (`toLocale*` showed the browser's zone
+    with no name)."""
+    from inlet.terminal import _CONTROL
+
+    client, _ = console
+    script = client.get("/console/console.js").text
+    rule = re.search(r"const CONTROL = /(\[.*?\])/g;", script)
+    assert rule is not None
+    js = re.compile(rule[1])  # the JS class's \xNN and \uNNNN escapes read alike in Python
+    assert [c for c in range(0x10000) if js.match(chr(c))] == [c for c in range(0x10000) if _CONTROL.match(chr(c))]
+    assert "toLocale" not in script and "toISOString" in script
