@@ -436,7 +436,7 @@ async function refresh() {
       state.data = null;
       $("app").hidden = true;
       $("app").classList.remove("stale");
-      say(error.status === 401 ? "That key is not valid (any more): type the admin key and press Connect." :
+      say(error.status === 401 ? "That key is not valid. Type an admin key and press Connect." :
         "Refused: the console needs an admin key; type one and press Connect.", true, "load");
       return "refused";
     }
