@@ -40,7 +40,12 @@ def listening_text(host: str, port: int) -> str:
     """What a start-up line names: the URL a local client uses, and, for a wildcard, that every
     address of the machine listens (`every address (0.0.0.0), e.g. http://127.0.0.1:8484`)."""
     url = local_url(host, port)
-    return f"every address ({host or '0.0.0.0'}), e.g. {url}" if host in ("0.0.0.0", "", "::") else url
+    return f"{_everywhere(host)}, e.g. {url}" if _everywhere(host) else url
+
+
+def _everywhere(host: str) -> str | None:
+    """`every address (0.0.0.0)` for a wildcard host, else None."""
+    return f"every address ({host or '0.0.0.0'})" if host in ("0.0.0.0", "", "::") else None
 
 
 def warn_if_reachable_in_clear(host: str, port: int) -> None:
@@ -48,11 +53,13 @@ def warn_if_reachable_in_clear(host: str, port: int) -> None:
     API keys (the console's admin key on every refresh) and answers cross the network readable."""
     if loopback_host(host):
         return
+    where = _everywhere(host) or host
     log.warning(
-        "the API listens on %s over plain HTTP: other hosts can reach it, and the keys they send (the "
-        "console's admin key on every refresh) and its answers travel unencrypted; serve it to other "
-        "hosts through a TLS reverse proxy (docs/operations/security.md), or listen on 127.0.0.1",
-        listening_text(host, port),
+        "the API speaks plain HTTP on %s, port %d: other hosts can reach it, and the keys they send (the "
+        "console's admin key on every refresh) and its answers cross the network unencrypted; serve it to "
+        "other hosts through a TLS reverse proxy (docs/operations/security.md), or listen on 127.0.0.1",
+        where,
+        port,
     )
 
 
