@@ -186,11 +186,10 @@ def document_title(data: bytes, name: str, text: str, mime: str | None = None) -
             _within_unpack_limit(data, name)
         if kind == "html":
             match = _HTML_TITLE.search(decode(data[:200_000]))
-            found = (
-                html_lib.unescape(_bare_ampersands_escaped(re.sub(r"<[^>]+>", "", match[1] or match[2] or "")))
-                if match
-                else None
-            )
+            # <title> is text up to </title> (RCDATA: `Why <div> beats <table>` is its text); an
+            # <h1> holds markup, of which only the text counts
+            raw = None if match is None else match[1] if match[1] is not None else re.sub(r"<[^>]+>", "", match[2])
+            found = None if raw is None else html_lib.unescape(_bare_ampersands_escaped(raw))
         elif kind == "pdf":
             from pypdf import PdfReader
 

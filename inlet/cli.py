@@ -664,9 +664,9 @@ def _print_source(s: dict[str, Any], detail: bool) -> None:
             when = (
                 "the last run"
                 if skips["finished_at"] == last["finished_at"]
-                else f"the last run skipped nothing; the {skips['kind']} that ended {skips['finished_at']}"
-            )
-            click.echo(f"  skipped items ({when}; {len(items)} of {skips['total']} listed):")
+                else f"the last run indexed every item; the {skips['kind']} that ended {skips['finished_at']}"
+            )  # skipped by policy or unreadable (its errors): each item says which
+            click.echo(f"  items not indexed ({when}; {len(items)} of {skips['total']} listed):")
             for item in items:
                 mark = "unreadable" if item.get("failed") else "skipped"
                 title, item_id, reason = (one_line(str(item[key])) for key in ("title", "id", "reason"))

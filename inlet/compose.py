@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from inlet.config import Settings
 from inlet.index.store import Index
 from inlet.process import listen, stop_on_signals, wait
-from inlet.server.listener import ServerThread, local_url
+from inlet.server.listener import ServerThread, listening_text, local_url
 from inlet.server.local_commands import ProgressBoard, Runner, start_local_commands
 from inlet.storage import Leases, StateStore, open_backend
 from inlet.sync.daemon import SHUTDOWN_DEADLINE, SHUTDOWN_GRACE, WATCHDOG_MARGIN, Daemon, overdue
@@ -161,7 +161,8 @@ def run_server(settings: Settings) -> None:
     ):
         app = create_app(settings, index=index, listening=sock.getsockname())
         server = ServerThread(app, sock, settings.server)  # not the main thread: the signals stay here
-        log.info("serving the retrieval API on %s (MCP at /mcp); Ctrl-C to stop", url)
+        listening = listening_text(host, sock.getsockname()[1])
+        log.info("serving the retrieval API on %s (MCP at /mcp); Ctrl-C to stop", listening)
         try:
             wait(stop)
         finally:

@@ -13,6 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -182,11 +183,47 @@ def check_url(key: str, value: str, https_unless_loopback: bool, query_allowed: 
         raise ValueError(f"{key!r}: {problem}")
 
 
+def normalise_origin(value: str) -> str:
+    """`value` as a browser serialises an origin (RFC 6454 §6.1): lower-case `scheme://host`, the
+    port only when not the scheme's default, no path or trailing slash. The one reading of
+    `[server] cors_origins`, used by the CORS layer and by the /mcp Origin check alike (and on the
+    `Origin` header a request carries). `ValueError` for anything that is not one origin: `*` among
+    them (list each browser origin; a wildcard would also lift /mcp's DNS-rebinding protection)."""
+    text = value.strip()
+    if text == "*":
+        raise ValueError(
+            "'*' is not accepted: list each browser origin that may call the API, as scheme://host[:port] "
+            "(a wildcard would also let any web page past /mcp's DNS-rebinding check)"
+        )
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{value!r} cannot be read as an origin ({exc})") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(
+            f"{value!r} must be an origin: http:// or https://, a host, maybe a port (https://app.example)"
+        )
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"{value!r} must be an origin, scheme://host[:port], without a path, query or user")
+    scheme = parts.scheme.lower()
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    default = {"http": 80, "https": 443}[scheme]
+    return f"{scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
+
+
+Origin = Annotated[str, AfterValidator(normalise_origin)]
+
+
 class ServerConfig(TypedConfig):
     host: str = "127.0.0.1"
     port: int = Field(8484, ge=0, le=65535)
     api_keys: list[ApiKey] = Field(default_factory=list)
-    cors_origins: list[str] = Field(default_factory=list, description="CORS is off unless listed")
+    cors_origins: list[Origin] = Field(
+        default_factory=list,
+        description="browser origins (scheme://host[:port]) allowed to call the API and /mcp; CORS is off unless "
+        "listed; '*' is refused",
+    )
     recency_half_life_days: float = Field(180, ge=0, description="0 turns the recency preference off")
     max_body_bytes: int = Field(64 * 1024, ge=1024)
     header_timeout: float = Field(10.0, gt=0, le=300, description="seconds a client has to send a request's headers")

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import threading
+from urllib.parse import urlsplit
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,10 +24,11 @@ from typing import Any
 
 from fastapi import FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from inlet.errors import IndexUnavailable
@@ -49,6 +51,7 @@ from .auth import (
     warn_without_keys,
 )
 from .console import add_console, is_console_path
+from .origin import names_this_machine
 from .content_type import JsonBody, unsupported_media_type
 from .admin import add_admin_sync
 from .audit import AuditLog, AuditMiddleware, name_refused
@@ -122,18 +125,28 @@ The documentation site's <em>API and MCP reference</em> describes each route.</p
 class KeyGuard:
     """Rejects requests without a valid key or token (401/403) before routing; puts it in the scope."""
 
-    def __init__(self, app: ASGIApp, auth: Authenticator, public: frozenset[str] = PUBLIC_PATHS) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        auth: Authenticator,
+        public: frozenset[str] = PUBLIC_PATHS,
+        local: frozenset[str] = frozenset(),
+        own_hosts: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.auth = auth
         self.public = public
+        self.local = local  # keyless only for a Host naming this machine (`origin.names_this_machine`)
+        self.own_hosts = own_hosts
+
+    def _keyless(self, scope: Scope) -> bool:
+        path = scope["path"]
+        if path in self.local:
+            return names_this_machine(scope, self.own_hosts)
+        return path in self.public or is_console_path(path)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["path"] in self.public
-            or is_console_path(scope["path"])
-            or scope.get("method") == "OPTIONS"
-        ):
+        if scope["type"] != "http" or self._keyless(scope) or scope.get("method") == "OPTIONS":
             if declares_body(scope):  # none of them reads one: a body is refused before it is read
                 message = f"{scope['method']} {scope['path']} takes no request body"
                 await send_error(send, 413, "payload_too_large", message, {"connection": "close"})
@@ -249,6 +262,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        redirect_slashes=False,  # `_handlers` redirects a trailing slash with a path, not the client's Host
         description="Permission-aware retrieval over Slack, Google Drive, Gmail and "
         "Microsoft 365. Every route but /healthz and /readyz needs `Authorization: Bearer KEY` "
         "(an API key or an OAuth access token). An on_behalf_of key names the user with the body's "
@@ -345,9 +359,13 @@ def create_app(
     )
     async def prometheus(request: Request) -> Response:
         """Prometheus metrics (admin keys only, they name every source and its counts, unless
-        `[server] metrics_public`)."""
-        if not settings.server.metrics_public:
-            request.state.caller = require_admin(request.state.key, "GET /metrics")
+        `[server] metrics_public`; on a loopback listener, keyless only for a `Host` naming this
+        machine, against DNS rebinding)."""
+        key: KeyEntry | None = getattr(request.state, "key", None)  # checked unless keyless (`KeyGuard.local`)
+        if key is None and not settings.server.metrics_public:  # KeyGuard lets none through: never served keyless
+            raise ApiError(401, "unauthorized", "missing API key: send 'Authorization: Bearer KEY'")
+        if key is not None:
+            request.state.caller = require_admin(key, "GET /metrics")
         return Response(await run_in_threadpool(metrics.render), media_type=CONTENT_TYPE)
 
     add_console(app, settings, state)
@@ -361,8 +379,8 @@ def create_app(
     add_admin_sync(app, settings)
     for route in metadata_routes(settings.server.oauth, listening_url) if settings.server.oauth is not None else []:
         app.router.routes.append(route)
-    public = PUBLIC_PATHS | ({"/metrics"} if settings.server.metrics_public else set())
-    _declare_bearer(app, public)
+    local = frozenset({"/metrics"} if settings.server.metrics_public else ())
+    _declare_bearer(app, PUBLIC_PATHS | local)
     app.add_middleware(HeadAsGet)  # innermost: the checks below see the HEAD, the routes a GET
     app.add_middleware(JsonBody)
     app.add_middleware(RateLimit, limiter=limiter, metrics=metrics)  # reads the bounded body of a 429 for its audit
@@ -372,7 +390,9 @@ def create_app(
         idle_timeout=settings.server.body_timeout,
         quick=(HOOKS_PREFIX, min(HOOK_BODY_SECONDS, settings.server.body_timeout)),
     )
-    app.add_middleware(KeyGuard, auth=auth, public=public)
+    oauth = settings.server.oauth
+    own_hosts = (urlsplit(oauth.resource_url).hostname or "",) if oauth is not None and oauth.resource_url else ()
+    app.add_middleware(KeyGuard, auth=auth, local=local, own_hosts=own_hosts)
     app.add_middleware(AuditMiddleware, audit=audit)  # outside the key check: a token refused its scope is audited
     app.add_middleware(ObserveMiddleware, metrics=metrics, routes=app.router.routes)
     _allow_origins(app, settings.server.cors_origins)
@@ -442,6 +462,21 @@ async def _audited(request: Request, body: Any = None) -> None:
         await name_refused(request.scope, None, entry, body)
 
 
+def _without_slash(request: Request) -> str | None:
+    """Where a path with a trailing slash that no route takes is served without it (`/console/`,
+    `/v1/sources/`), as a path-only URL: Starlette's own redirect is built from the `Host` (and
+    `X-Forwarded-Proto`) the client sent, which a cache in front could store for others (Host
+    header injection). None when no route takes the path without its slash either."""
+    path = request.scope["path"]
+    if not path.endswith("/") or path == "/":
+        return None
+    scope = {**request.scope, "path": path.rstrip("/")}
+    if not any(route.matches(scope)[0] != Match.NONE for route in request.app.router.routes):
+        return None
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    return request.scope.get("root_path", "") + scope["path"] + (f"?{query}" if query else "")
+
+
 def _handlers(app: FastAPI) -> None:
     """Every error in the contract's shape; malformed input is a 4xx, never a 500."""
 
@@ -465,7 +500,9 @@ def _handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("invalid_request", "; ".join(parts) or "invalid request"), 422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and (moved := _without_slash(request)) is not None:
+            return RedirectResponse(moved, 307)
         code = STATUS_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
         if exc.status_code == 400 and message == BODY_UNREADABLE:  # FastAPI's words for a body it cannot decode

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.responses import FileResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from inlet.config import Settings
@@ -74,17 +74,27 @@ def run_json(run: RunRecord) -> dict[str, Any]:
     }
 
 
+def _run_errors(run: RunRecord) -> str:
+    """What went wrong in `run`: its own error, and how many items it could not read (those are
+    listed, with their reasons, among the items not indexed)."""
+    unread = f"{run.errors} item(s) could not be read: see the items not indexed" if run.errors else ""
+    return "; ".join(part for part in (run.error, unread) if part)
+
+
 def overview(settings: Settings, state: StateStore) -> dict[str, Any]:
     """`sources_status` (with `recent_skips`) plus, per source: its run history (newest first), its
-    recent errors with their times, `current_error` (the last run's, only while that run failed: a
-    recovered source has none) and `paused_since`."""
+    recent errors with their times (a run's own error, and the count of items it could not read),
+    `current_error` (the last run's, only while that run failed: a recovered source has none) and
+    `paused_since`."""
     report = sources_status(settings, state)
     paused = state.paused()
     for source in report["sources"]:
         runs = state.recent_runs(source["name"], HISTORY)
         source["history"] = [run_json(r) for r in runs]
         source["recent_errors"] = [
-            {"at": iso(r.finished_at or r.started_at), "kind": r.kind, "error": r.error} for r in runs if r.error
+            {"at": iso(r.finished_at or r.started_at), "kind": r.kind, "error": _run_errors(r)}
+            for r in runs
+            if r.error or r.errors
         ][:10]
         last = source["last_run"]
         failed = last is not None and last["outcome"] == "failed" and last["error"]
@@ -119,11 +129,6 @@ def add_console(app: FastAPI, settings: Settings, state: StateStore | None) -> N
     @app.get("/console", include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html", headers=HEADERS)
-
-    @app.get("/console/", include_in_schema=False)
-    async def slash(request: Request) -> RedirectResponse:
-        """A path-only redirect: the default one is built from the Host header the client sent."""
-        return RedirectResponse(f"{request.scope.get('root_path', '')}/console", 307)
 
     @app.get("/console/{name}", include_in_schema=False)
     async def static(name: str) -> FileResponse:

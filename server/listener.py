@@ -7,6 +7,7 @@ seconds of the connection (or of the previous response) and hold at most `MAX_HE
 after `[server] idle_timeout`, connections past `max_connections()` are closed as they arrive (the
 process keeps descriptors for its index, its local channel and its outgoing calls), and the app
 itself carries the same middleware (key check, body limits, security headers; `app.create_app`).
+A listener other hosts can reach is warned about at start: it speaks plain HTTP (`warn_if_reachable_in_clear`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import socket
 import threading
 from typing import Any
 
-from inlet.config import ServerConfig
+from inlet.config import ServerConfig, loopback_host
 
 from .timeouts import MAX_HEADER_BYTES, uvicorn_protocol
 
@@ -33,6 +34,33 @@ def local_url(host: str, port: int) -> str:
         "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host == "::" else f"[{host}]" if ":" in host else host
     )
     return f"http://{local}:{port}"
+
+
+def listening_text(host: str, port: int) -> str:
+    """What a start-up line names: the URL a local client uses, and, for a wildcard, that every
+    address of the machine listens (`every address (0.0.0.0), e.g. http://127.0.0.1:8484`)."""
+    url = local_url(host, port)
+    return f"{_everywhere(host)}, e.g. {url}" if _everywhere(host) else url
+
+
+def _everywhere(host: str) -> str | None:
+    """`every address (0.0.0.0)` for a wildcard host, else None."""
+    return f"every address ({host or '0.0.0.0'})" if host in ("0.0.0.0", "", "::") else None
+
+
+def warn_if_reachable_in_clear(host: str, port: int) -> None:
+    """A warning when the listener takes connections from other hosts: it speaks plain HTTP, so
+    API keys (the console's admin key on every refresh) and answers cross the network readable."""
+    if loopback_host(host):
+        return
+    where = _everywhere(host) or host
+    log.warning(
+        "the API speaks plain HTTP on %s, port %d: other hosts can reach it, and the keys they send (the "
+        "console's admin key on every refresh) and its answers cross the network unencrypted; serve it to "
+        "other hosts through a TLS reverse proxy (docs/operations/security.md), or listen on 127.0.0.1",
+        where,
+        port,
+    )
 
 
 def max_connections(limit: int | None = None) -> int:
@@ -73,6 +101,8 @@ class ServerThread:
         import uvicorn
 
         self.sock = sock
+        bound = sock.getsockname()
+        warn_if_reachable_in_clear(str(bound[0]), int(bound[1]))
         self.server = uvicorn.Server(uvicorn_config(app, server))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True, name=name)
         self.thread.start()

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import anyio
 import mcp_types as types
@@ -526,7 +527,8 @@ def http_app(
         max_request_body_size=settings.server.max_body_bytes,
     )
     oauth = settings.server.oauth
-    own = [oauth.resource_url] if oauth is not None and oauth.resource_url else []
+    public = urlsplit(oauth.resource_url) if oauth is not None and oauth.resource_url else None
+    own = [f"{public.scheme}://{public.netloc}"] if public is not None else []  # its origin, not its path
     guard = McpHttpAuth(manager.asgi_app, auth, limiter, metrics)
     return OriginGuard(guard, settings.server.cors_origins, own), manager
 

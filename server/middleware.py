@@ -12,8 +12,11 @@ is answered 401 before a byte of its body is read, whatever the size it declares
 body of every request, whatever its method (a GET may carry a body too) and framing (chunked
 bodies declare no length), in size and in time: a body that stalls between two chunks, or takes
 over twice that in all, is answered 408.
-Every response carries `SECURITY_HEADERS` (no content sniffing, no referrer). A HEAD is answered
-as the GET it mirrors, without the body (`HeadAsGet`).
+Every response carries `SECURITY_HEADERS` (no content sniffing, no referrer, and `Cache-Control:
+no-store`: an answer holds what one key may see, so no browser or proxy cache keeps it) and says it
+varies with `Authorization` and `X-Inlet-User` (`VARY`, added to any `Vary` the route set), so a
+cache that stores it anyway never serves one caller's answer to another. A HEAD is answered as the
+GET it mirrors, without the body (`HeadAsGet`).
 """
 
 from __future__ import annotations
@@ -36,7 +39,12 @@ from .metrics import Metrics
 
 access_log = logging.getLogger("inlet.server.access")
 BODY_IDLE_TIMEOUT = 30.0  # seconds a request body may stall between two of its chunks
-SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"))
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+)
+VARY = b"Authorization, X-Inlet-User"  # what an answer depends on besides its URL
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -138,6 +146,9 @@ class ObserveMiddleware:
                 headers.append((b"x-request-id", request_id.encode()))
                 present = {k.lower() for k, _ in headers}
                 headers.extend((k, v) for k, v in SECURITY_HEADERS if k not in present)
+                headers = [(k, v + b", " + VARY if k.lower() == b"vary" else v) for k, v in headers]
+                if b"vary" not in present:
+                    headers.append((b"vary", VARY))
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -179,7 +179,9 @@ def test_the_console_in_a_browser(serving: tuple[str, subprocess.Popen, Path]) -
         assert not any(doc.startswith(mail) for doc in outsider)
         assert owner != outsider
 
-        page.click("button[data-action='run'][data-source='sandbox-slack']")
+        run_now = "button[data-action='run'][data-source='sandbox-slack']"
+        assert page.get_attribute(run_now, "aria-label") == "Run now: sandbox-slack"  # probe29e F10
+        page.click(run_now)
         expect(page.locator("#message")).to_contain_text("run of sandbox-slack: requested")
         wait_for(
             "the requested run",

@@ -3,18 +3,59 @@
 // the server is written with textContent, never parsed as HTML. Two views: the overview (every
 // source, search as a user) and a page per source (`#source=NAME`: runs, errors with their times,
 // skipped items with reasons, change events).
+// Text from synced documents is shown with its bidirectional overrides and control characters
+// spelled out (`visible`, the command line's rule), so a title cannot reorder what the operator
+// reads. Each refresh updates the page in place (`patch`): focus and a text selection stay.
+// A refresh that fails keeps the last data on screen and retries with back-off; only a key the
+// server refuses (401/403) stops it. Times are UTC, written as `inlet status` writes them.
 "use strict";
 
 const REFRESH_MS = 5000;
+const RETRY_MAX_MS = 60000;
 const OUTCOMES = { ok: "#2e7d32", partial: "#f9a825", failed: "#c62828", interrupted: "#9e9e9e", running: "#1565c0" };
-const state = { key: sessionStorage.getItem("inlet-key") || "", data: null, timer: null };
+const state = { key: sessionStorage.getItem("inlet-key") || "", data: null, timer: null, generation: 0, failures: 0, loadedAt: null };
 const $ = (id) => document.getElementById(id);
+
+// C0 controls but newline and tab, DEL, C1 controls, and the Unicode bidi marks, embeddings,
+// overrides and isolates: written as \xNN / \uNNNN, as `inlet` writes them to a terminal.
+const CONTROL = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+function visible(text) {
+  return String(text).replace(CONTROL, (c) => {
+    const code = c.charCodeAt(0);
+    return code < 0x100 ? "\\x" + code.toString(16).padStart(2, "0") : "\\u" + code.toString(16).padStart(4, "0");
+  });
+}
 
 function el(tag, text, cls) {
   const node = document.createElement(tag);
-  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (text !== undefined && text !== null) node.textContent = visible(text);
   if (cls) node.className = cls;
   return node;
+}
+
+function setText(node, text) {   // only when it changed: a selection in it stays
+  const shown = visible(text);
+  if (node.textContent !== shown) node.textContent = shown;
+}
+
+// Make `parent`'s children look like `fresh` (nodes built by this script), reusing the nodes
+// already there where the tag is the same: the focused button and selected text survive a refresh.
+function patch(parent, fresh) {
+  const old = Array.from(parent.childNodes);
+  fresh.forEach((node, i) => {
+    const current = old[i];
+    if (!current) parent.append(node);
+    else if (current.nodeType !== node.nodeType || current.nodeName !== node.nodeName) parent.replaceChild(node, current);
+    else if (node.nodeType !== Node.ELEMENT_NODE) { if (current.nodeValue !== node.nodeValue) current.nodeValue = node.nodeValue; }
+    else {
+      for (const attr of Array.from(current.attributes)) if (!node.hasAttribute(attr.name)) current.removeAttribute(attr.name);
+      for (const attr of Array.from(node.attributes)) {
+        if (current.getAttribute(attr.name) !== attr.value) current.setAttribute(attr.name, attr.value);
+      }
+      patch(current, Array.from(node.childNodes));
+    }
+  });
+  for (let i = fresh.length; i < old.length; i++) old[i].remove();
 }
 
 // A table cell whose label shows on narrow screens (each row is then a card of label: value lines).
@@ -24,7 +65,7 @@ function cell(label, content, cls) {
   const value = el("div", undefined, cls);
   for (const part of Array.isArray(content) ? content : [content]) {
     if (part === undefined || part === null) continue;
-    value.append(part instanceof Node ? part : document.createTextNode(String(part)));
+    value.append(part instanceof Node ? part : document.createTextNode(visible(part)));
   }
   td.append(value);
   return td;
@@ -44,7 +85,7 @@ function safeHref(url) {
 
 // `kind` "load" marks a message about loading the data: the next successful load clears it.
 function say(text, bad, kind) {
-  $("message").textContent = text || "";
+  setText($("message"), text || "");
   $("message").className = bad ? "bad" : "";
   $("message").dataset.kind = kind || "";
 }
@@ -74,8 +115,13 @@ function ago(seconds) {
   return (seconds / 86400).toFixed(1) + " d";
 }
 
+// UTC, as `inlet status` and the API write times (to the second): 2026-12-07T16:57:37Z.
 function when(stamp) {
-  return stamp ? new Date(stamp).toLocaleString() : "—";
+  return stamp ? new Date(stamp).toISOString().replace(/\.\d+Z$/, "Z") : "—";
+}
+
+function clock(date) {   // the time of day, UTC: 16:57:37Z
+  return date.toISOString().slice(11, 19) + "Z";
 }
 
 function health(source) {
@@ -89,8 +135,13 @@ function detailHref(name) {
 }
 
 function chosenSource() {
-  const match = /^#source=(.+)$/.exec(location.hash);
-  return match ? decodeURIComponent(match[1]) : null;
+  const match = /^#source=(.+)$/s.exec(location.hash);
+  if (!match) return null;
+  try {
+    return decodeURIComponent(match[1]);
+  } catch (e) {   // a malformed escape (a link cut short): no source has that name, and the page says so
+    return match[1];
+  }
 }
 
 function runningText(run) {
@@ -159,17 +210,19 @@ function errorContent(source) {
   return [el("div", current.error, "bad"), el("div", "at " + when(current.at), "muted")];
 }
 
+// Clicks reach `act` through one listener on the document (`data-action`, `data-source`), so a
+// button kept across refreshes acts on the source its row shows now.
 function actionButton(source, action, label) {
   const button = el("button", label);
   button.type = "button";
   button.dataset.action = action;
   button.dataset.source = source.name;
+  button.setAttribute("aria-label", `${label}: ${source.name}`);
   const runs = action === "run" || action === "backfill";
   if (runs && state.data && !state.data.can_run) {
     button.disabled = true;
     button.title = "this process does not run sources (use inlet daemon --serve)";
   }
-  button.addEventListener("click", () => act(source.name, action));
   return button;
 }
 
@@ -189,8 +242,7 @@ function nameContent(source) {
 }
 
 function renderSources() {
-  const body = $("sources").querySelector("tbody");
-  body.replaceChildren();
+  const rows = [];
   $("no-daemon").hidden = state.data.can_run || state.data.sources.some((s) => s.scheduled);
   for (const source of state.data.sources) {
     const row = el("tr");
@@ -202,8 +254,9 @@ function renderSources() {
       cell("Failures", source.failure_streak || 0, source.failure_streak ? "bad" : ""),
       cell("Events", eventsContent(source)), cell("Last error", errorContent(source), "error"),
       cell("Actions", actions(source)));
-    body.append(row);
+    rows.push(row);
   }
+  patch($("sources").querySelector("tbody"), rows);
   renderUnconfigured(state.data.unconfigured || []);
 }
 
@@ -211,31 +264,27 @@ function renderSources() {
 // until `inlet forget NAME` deletes them.
 function renderUnconfigured(sources) {
   const list = $("unconfigured");
-  list.replaceChildren();
   list.hidden = sources.length === 0;
-  for (const source of sources) {
-    list.append(el("li", `Not configured: ${source.name}, ${source.documents} documents (not served; ` +
-      `removed or renamed in the config?). \`${source.remove}\` deletes them; put the source back in the config to keep them.`));
-  }
+  patch(list, sources.map((source) => el("li", `Not configured: ${source.name}, ${source.documents} documents (not served; ` +
+      `removed or renamed in the config?). \`${source.remove}\` deletes them; put the source back in the config to keep them.`)));
 }
 
-function fact(list, term, value) {
-  list.append(el("dt", term));
+function fact(list, term, value) {   // `list`: the nodes of a <dl>, built up
+  list.push(el("dt", term));
   const dd = el("dd");
-  for (const part of Array.isArray(value) ? value : [value]) dd.append(part instanceof Node ? part : String(part));
-  list.append(dd);
+  for (const part of Array.isArray(value) ? value : [value]) dd.append(part instanceof Node ? part : visible(part));
+  list.push(dd);
 }
 
 function renderDetail(name) {
   const source = state.data.sources.find((s) => s.name === name);
   if (!source) { say(`No source named ${name}.`, true); location.hash = ""; return; }
-  $("detail-title").textContent = `${source.name} (${source.type})`;
+  setText($("detail-title"), `${source.name} (${source.type})`);
   const banner = $("detail-paused");
   banner.hidden = !source.paused;
-  banner.textContent = source.paused ? "Paused" + (source.paused_since ? " since " + when(source.paused_since) : "")
-    + ": its schedule runs nothing until resumed." : "";
-  const facts = $("detail-facts");
-  facts.replaceChildren();
+  setText(banner, source.paused ? "Paused" + (source.paused_since ? " since " + when(source.paused_since) : "")
+    + ": its schedule runs nothing until resumed." : "");
+  const facts = [];
   fact(facts, "Documents", `${source.documents} documents, ${source.chunks} chunks`);
   fact(facts, "Indexed", indexedText(source));
   fact(facts, "Last run", lastRunContent(source));
@@ -243,48 +292,50 @@ function renderDetail(name) {
   fact(facts, "Next run", nextRunContent(source));
   if (source.failure_streak) fact(facts, "Failing", el("span", `${source.failure_streak} failed run(s) in a row`, "bad"));
   if (source.current_error) fact(facts, "Current error", errorContent(source));
-  $("detail-actions").replaceChildren(...actions(source));
+  patch($("detail-facts"), facts);
+  patch($("detail-actions"), actions(source));
 
   const runs = source.history || [];
   drawChart([...runs].reverse());
-  const runRows = $("runs").querySelector("tbody");
-  runRows.replaceChildren();
+  const runRows = [];
   for (const run of runs) {
     const row = el("tr");
     row.append(cell("Started", when(run.started_at)), cell("Finished", when(run.finished_at)), cell("Kind", run.kind),
       cell("Outcome", run.outcome, run.outcome === "failed" ? "bad" : run.outcome === "partial" ? "warn" : "ok"),
       cell("Seconds", run.seconds ?? "…"), cell("Upserted", run.upserted), cell("Deleted", run.deleted),
       cell("Skipped", run.skipped), cell("Errors", run.errors), cell("Error", run.error || "", "error"));
-    runRows.append(row);
+    runRows.push(row);
   }
-  const errorRows = $("errors").querySelector("tbody");
-  errorRows.replaceChildren();
+  patch($("runs").querySelector("tbody"), runRows);
+  const errorRows = [];   // a run's own error, and how many items it could not read
   for (const error of source.recent_errors || []) {
     const row = el("tr");
     row.append(cell("When", when(error.at)), cell("Run", error.kind || ""), cell("Error", error.error, "error"));
-    errorRows.append(row);
+    errorRows.push(row);
   }
-  if (!(source.recent_errors || []).length) errorRows.append(emptyRow(3, "no errors in the recent runs"));
-  const skipRows = $("skipped").querySelector("tbody");
-  skipRows.replaceChildren();
-  const skips = source.recent_skips;   // the newest run that skipped anything (maybe not the last run)
+  if (!errorRows.length) errorRows.push(emptyRow(3, "no errors in the recent runs"));
+  patch($("errors").querySelector("tbody"), errorRows);
+  const skipRows = [];
+  // the newest run that left items out, skipped by policy or unreadable (maybe not the last run)
+  const skips = source.recent_skips;
   const items = skips ? skips.items : [];
-  $("skipped-title").textContent = skips ? `Skipped by the ${skips.kind} that ended ${when(skips.finished_at)}` :
-    "Skipped items";
+  setText($("skipped-title"), skips ? `Not indexed by the ${skips.kind} that ended ${when(skips.finished_at)}` :
+    "Items not indexed");
   for (const item of items) {
     const row = el("tr");
     row.dataset.itemId = item.id;
     const title = el("div", item.title);
     row.append(cell("Item", [title, el("div", item.id, "muted")]), cell("Why", item.reason, "error"),
       cell("Kind", item.failed ? "could not be read" : "skipped by policy", item.failed ? "bad" : "muted"));
-    skipRows.append(row);
+    skipRows.push(row);
   }
-  if (!items.length) skipRows.append(emptyRow(3, "nothing skipped in the recent runs"));
-  else if (skips.total > items.length) skipRows.append(emptyRow(3, `the first ${items.length} of ${skips.total} are shown`));
+  if (!items.length) skipRows.push(emptyRow(3, "every item of the recent runs was indexed"));
+  else if (skips.total > items.length) skipRows.push(emptyRow(3, `the first ${items.length} of ${skips.total} are shown`));
+  patch($("skipped").querySelector("tbody"), skipRows);
   const events = source.events;
-  $("events").textContent = !events ? "no change events: the source syncs on its schedule" :
+  setText($("events"), !events ? "no change events: the source syncs on its schedule" :
     `${events.live ? "live" : "down"}; last event ${events.last_event_at ? when(events.last_event_at) : "none yet"}` +
-    (events.latency_seconds !== undefined && events.latency_seconds !== null ? `; event to searchable ${events.latency_seconds.toFixed(1)} s` : "");
+    (events.latency_seconds !== undefined && events.latency_seconds !== null ? `; event to searchable ${events.latency_seconds.toFixed(1)} s` : ""));
 }
 
 function emptyRow(columns, text) {
@@ -306,14 +357,14 @@ function seconds(value) {
   return value + " s";
 }
 
-function shortTime(stamp) {
-  return stamp ? new Date(stamp).toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" }) : "";
+function shortTime(stamp) {   // 12-07 16:57Z (UTC)
+  return stamp ? new Date(stamp).toISOString().slice(5, 16).replace("T", " ") + "Z" : "";
 }
 
 function svg(tag, attrs, text) {
   const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
   for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
-  if (text !== undefined) node.textContent = text;
+  if (text !== undefined) node.textContent = visible(text);
   return node;
 }
 
@@ -350,16 +401,14 @@ function drawChart(runs) {
   }
   chart.append(svg("text", { x: left + plotW / 2, y: height - 6, "text-anchor": "middle" },
     runs.length ? `run start (the last ${runs.length} run${runs.length === 1 ? "" : "s"})` : "no runs yet"));
-  $("chart").replaceChildren(chart);
-  const legend = $("legend");
-  legend.replaceChildren();
-  for (const [outcome, colour] of Object.entries(OUTCOMES)) {
+  patch($("chart"), [chart]);
+  patch($("legend"), Object.entries(OUTCOMES).map(([outcome, colour]) => {
     const item = el("span");
     const swatch = el("i");
     swatch.style.background = colour;
     item.append(swatch, outcome);
-    legend.append(item);
-  }
+    return item;
+  }));
 }
 
 function render() {
@@ -370,22 +419,50 @@ function render() {
   else renderSources();
 }
 
+function retryDelay(failures) {   // 5 s, 10 s, 20 s, 40 s, then every minute
+  return Math.min(RETRY_MAX_MS, REFRESH_MS * 2 ** Math.max(0, failures - 1));
+}
+
+// One load of the console's data: "ok"; "refused" (the key: 401/403, polling stops until a key is
+// typed again); "failed" (anything else: the daemon restarting, a 503 or 429; the last data stays
+// on screen, marked stale, and the poll retries with back-off).
 async function refresh() {
+  let data;
   try {
-    state.data = await api("GET", "/v1/admin/console");
+    data = await api("GET", "/v1/admin/console");
   } catch (error) {
-    stop();
-    if (error.status === 401) say("That key is not valid.", true, "load");
-    else if (error.status === 403) say("Refused: the console needs an admin key.", true, "load");
-    else say("Could not load the console: " + error.message, true, "load");
-    $("app").hidden = true;
-    return;
+    if (error.status === 401 || error.status === 403) {
+      stop();
+      state.data = null;
+      $("app").hidden = true;
+      $("app").classList.remove("stale");
+      say(error.status === 401 ? "That key is not valid. Type an admin key and press Connect." :
+        "Refused: the console needs an admin key; type one and press Connect.", true, "load");
+      return "refused";
+    }
+    state.failures += 1;
+    const shown = state.loadedAt ? `showing the data of ${clock(state.loadedAt)}; ` : "";
+    say(`Reconnecting: could not load the console (${error.message}); ${shown}next try in ` +
+      `${Math.round(retryDelay(state.failures) / 1000)} s.`, true, "load");
+    $("app").classList.toggle("stale", Boolean(state.data));
+    return "failed";
   }
+  state.data = data;
+  state.failures = 0;
+  state.loadedAt = new Date();
   if ($("message").dataset.kind === "load") say("");
+  $("app").classList.remove("stale");
   $("app").hidden = false;
   $("logout").hidden = false;
-  $("updated").textContent = "updated " + new Date().toLocaleTimeString();
+  setText($("updated"), "updated " + clock(state.loadedAt));
   render();
+  return "ok";
+}
+
+async function poll(generation) {
+  const outcome = await refresh();
+  if (generation !== state.generation || outcome === "refused") return;
+  state.timer = setTimeout(() => poll(generation), outcome === "ok" ? REFRESH_MS : retryDelay(state.failures));
 }
 
 const CONFIRM = {
@@ -413,8 +490,9 @@ async function search(event) {
   const user = $("as-user").value.trim();
   if (user) body.user = user;
   const list = $("passages");
-  list.replaceChildren();
+  list.replaceChildren();   // a new search: nothing of the last one stays, whatever this one answers
   $("context").textContent = "";
+  say("Searching as " + (user || "the operator") + "…");
   try {
     const answer = await api("POST", "/v1/context", body);
     for (const hit of answer.results) {
@@ -432,7 +510,7 @@ async function search(event) {
       list.append(item);
     }
     if (!answer.results.length) list.append(el("li", "no passages visible to " + (user || "the operator"), "muted"));
-    $("context").textContent = answer.context;
+    $("context").textContent = visible(answer.context);
     say(`${answer.results.length} passage(s), ${answer.citations.length} citation(s) for ${user || "the operator"}.`);
   } catch (error) {
     say("Search refused: " + error.message, true);
@@ -441,14 +519,20 @@ async function search(event) {
 
 function start() {
   stop();
-  refresh();
-  state.timer = setInterval(refresh, REFRESH_MS);
+  state.failures = 0;
+  poll(state.generation);
 }
 
-function stop() {
-  if (state.timer) clearInterval(state.timer);
+function stop() {   // a poll under way finds the generation changed and schedules nothing
+  state.generation += 1;
+  if (state.timer) clearTimeout(state.timer);
   state.timer = null;
 }
+
+document.addEventListener("click", (event) => {   // every source action button, once
+  const button = event.target.closest ? event.target.closest("button[data-action]") : null;
+  if (button && !button.disabled) act(button.dataset.source, button.dataset.action);
+});
 
 document.addEventListener("DOMContentLoaded", () => {
   $("login").addEventListener("submit", (event) => {
@@ -468,5 +552,6 @@ document.addEventListener("DOMContentLoaded", () => {
   });
   window.addEventListener("hashchange", () => { if (state.data) render(); window.scrollTo(0, 0); });
   $("search").addEventListener("submit", search);
+
   if (state.key) start();
 });

@@ -418,3 +418,20 @@ def test_a_pdf_whose_pages_unpack_past_the_limit_is_refused_before_the_next_page
     with pytest.raises(UnpacksTooLargeError, match=r"the contents of its first 2 pages unpack to 120\.0 MB") as err:
         extract_text(bomb, "big.pdf")  # the third page is never inflated, no page parsed (seconds each)
     assert not err.value.failed
+
+
+@pytest.mark.parametrize(
+    "title",
+    ["Why <div> beats <table> for layout", "Generics: List<String> vs List<Object>", "a < b > c", "Q&amp;A &lt;b&gt;"],
+)
+def test_an_html_title_is_its_text_tag_like_words_included(title):
+    """probe29e F8: <title> is text up to </title> (RCDATA), as a browser's tab shows it; only an
+    <h1> fallback holds markup to drop."""
+    import html
+
+    from inlet.connectors.extract import document_title
+
+    page = f"<html><head><title>{title}</title></head><body><p>x</p></body></html>".encode()
+    assert document_title(page, "page.html", "x", "text/html") == html.unescape(title)
+    headed = b"<html><body><h1>On <em>call</em> rota</h1><p>x</p></body></html>"
+    assert document_title(headed, "page.html", "x", "text/html") == "On call rota"

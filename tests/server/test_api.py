@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from fastapi.testclient import TestClient
 
+from inlet.config import parse_config
 from inlet.index.store import Index
 from inlet.server.app import create_app
 from inlet.server.models import MIN_RELEVANCE
@@ -602,6 +603,33 @@ def test_cors_off_by_default_on_when_configured(client: TestClient, index: Index
         assert refused.status_code == 401 and refused.headers["access-control-allow-origin"] == "https://app.example"
         exposed = refused.headers["access-control-expose-headers"].lower()
         assert "www-authenticate" in exposed and "retry-after" in exposed
+
+
+def test_cors_origins_are_read_as_browsers_send_origins_by_cors_and_the_mcp_check_alike(index: Index) -> None:
+    """probe29e F7: listed with a trailing slash or capitals, an origin passed the /mcp check but
+    its preflight was refused; `*` allowed every preflight and refused every /mcp request."""
+    from inlet.errors import ConfigError
+
+    origin = {"Origin": "https://app.example"}
+    settings = settings_for(index.path, cors_origins=["https://App.Example/"])
+    assert settings.server.cors_origins == ["https://app.example"]
+    for cors in client_for(settings, index):
+        preflight = cors.options(
+            "/mcp",
+            headers={
+                **origin,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization",
+            },
+        )
+        assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == origin["Origin"]
+        called = cors.post("/mcp", json={}, headers={**origin, **OPS, "Accept": "application/json, text/event-stream"})
+        assert called.status_code != 403 and called.headers["access-control-allow-origin"] == origin["Origin"]
+        other = cors.post("/mcp", json={}, headers={"Origin": "https://other.example", **OPS})
+        assert other.status_code == 403 and other.json()["error"]["code"] == "forbidden_origin"
+    for wrong in ["*", "https://app.example/path", "app.example", "https://app.example?x=1"]:
+        with pytest.raises(ConfigError, match=r"\[server\] key 'cors_origins.0'"):
+            parse_config({"server": {"cors_origins": [wrong]}}, Path("inlet.toml"))
 
 
 def test_context_packs_only_results_at_or_above_min_relevance(client: TestClient) -> None:

@@ -3,6 +3,7 @@ pauses persist in the state database and hold back the daemon's schedule."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,6 +68,28 @@ def test_a_trailing_slash_redirects_to_a_path_not_to_the_host_the_client_named(c
     client, _ = console
     moved = client.get("/console/", headers={"Host": "evil.example"}, follow_redirects=False)
     assert moved.status_code == 307 and moved.headers["location"] == "/console"
+    forged = {"Host": "evil.example", "X-Forwarded-Proto": "https"}
+    for path, to in [("/console//", "/console"), ("/console/console.js/", "/console/console.js")]:
+        moved = client.get(path, headers=forged, follow_redirects=False)  # no key needed here
+        assert moved.status_code == 307 and moved.headers["location"] == to, path
+    moved = client.get("/v1/sources/?x=1", headers={**forged, **OPS}, follow_redirects=False)
+    assert moved.status_code == 307 and moved.headers["location"] == "/v1/sources?x=1"
+    assert client.get("/v1/nothing/", headers=OPS, follow_redirects=False).status_code == 404
+
+
+def test_answers_holding_data_are_not_stored_by_caches_and_vary_with_the_caller(console: Any) -> None:
+    client, _ = console
+    for answer in [
+        client.get("/v1/admin/console", headers=OPS),
+        client.get("/v1/sources", headers=OPS),
+        client.get("/metrics", headers=OPS),
+        client.get("/openapi.json", headers=OPS),
+        client.post("/v1/context", json={"query": "handbook"}, headers=OPS),
+        client.get("/v1/admin/console"),  # a 401 too
+    ]:
+        assert answer.headers["cache-control"] == "no-store", answer.url
+        vary = {v.strip().lower() for v in answer.headers["vary"].split(",")}
+        assert {"authorization", "x-inlet-user"} <= vary, answer.url
 
 
 def test_console_data_needs_an_admin_key(console: Any) -> None:
@@ -200,3 +223,47 @@ def test_the_current_error_has_its_time_and_goes_once_a_run_succeeds(tmp_path: P
         {"id": "handbook:big.pdf", "title": "big.pdf", "reason": "larger than 1000 bytes", "failed": False}
     ]
     state.close()
+
+
+def test_a_run_that_could_not_read_items_shows_among_the_errors(tmp_path: Path) -> None:
+    """probe29e F12: "no errors in the recent runs" above a partial run that counted 1 error."""
+    from inlet.server.console import overview
+
+    settings = with_sources(settings_for(tmp_path / "index"), tmp_path)
+    state = SqliteState(tmp_path / "state.db")
+    partial = state.start_run("handbook", "backfill")
+    partial.outcome, partial.errors, partial.upserted = "partial", 1, 2
+    state.add_skip(partial.id, 1, "handbook:bad.pdf", "bad.pdf", "PdfStreamError: damaged", True)
+    state.finish_run(partial)
+    handbook = next(s for s in overview(settings, state)["sources"] if s["name"] == "handbook")
+    assert [e["error"] for e in handbook["recent_errors"]] == ["1 item(s) could not be read: see the items not indexed"]
+    assert handbook["recent_errors"][0]["kind"] == "backfill" and handbook["recent_errors"][0]["at"]
+    assert handbook["recent_skips"]["items"][0]["failed"] is True
+    state.close()
+
+
+def test_the_user_box_takes_any_user_the_api_takes(console: Any) -> None:
+    """probe29e F4: `<input type=email>` made the browser refuse `alice`, `U024BE7LH` and
+    `jürgen@example.com` (the API takes each) before the console sent anything."""
+    client, _ = console
+    page = client.get("/console").text
+    box = re.search(r"<input id=\"as-user\"[^>]*>", page)
+    assert box is not None and 'type="text"' in box[0] and "email" not in box[0].split("placeholder")[0]
+    for user in ("alice", "U024BE7LH", "jürgen@example.com"):
+        answer = client.post("/v1/context", json={"query": "handbook", "user": user}, headers=OPS)
+        assert answer.status_code == 200, user
+
+
+def test_the_console_shows_synced_text_by_the_command_lines_rule_and_times_in_utc(console: Any) -> None:
+    """probe29e F6, F9: the console's character rule is the terminal's (bidi overrides, isolates,
+    marks and controls spelled out), and its times are UTC (`toLocale*` showed the browser's zone
+    with no name)."""
+    from inlet.terminal import _CONTROL
+
+    client, _ = console
+    script = client.get("/console/console.js").text
+    rule = re.search(r"const CONTROL = /(\[.*?\])/g;", script)
+    assert rule is not None
+    js = re.compile(rule[1])  # the JS class's \xNN and \uNNNN escapes read alike in Python
+    assert [c for c in range(0x10000) if js.match(chr(c))] == [c for c in range(0x10000) if _CONTROL.match(chr(c))]
+    assert "toLocale" not in script and "toISOString" in script

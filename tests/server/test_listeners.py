@@ -146,3 +146,28 @@ def test_a_flood_of_idle_connections_leaves_descriptors_and_is_over_within_the_d
         assert time.monotonic() < deadline, f"descriptors not released: {daemon.descriptors()} (before: {before})"
         time.sleep(0.2)
     assert daemon.popen.poll() is None
+
+
+def test_a_listener_other_hosts_reach_says_so_and_warns_of_plain_http(caplog: pytest.LogCaptureFixture) -> None:
+    """probe29e F13: `--host 0.0.0.0` was announced as http://127.0.0.1:PORT, with no word that
+    keys then cross the network unencrypted."""
+    from inlet.config import ServerConfig
+    from inlet.server.listener import ServerThread, listening_text
+
+    assert listening_text("0.0.0.0", 8484) == "every address (0.0.0.0), e.g. http://127.0.0.1:8484"
+    assert listening_text("127.0.0.1", 8484) == "http://127.0.0.1:8484"
+
+    async def app(scope: object, receive: object, send: object) -> None:  # never called
+        raise AssertionError
+
+    for host, warned in [("127.0.0.1", False), ("0.0.0.0", True)]:
+        caplog.clear()
+        sock = socket.socket()
+        sock.bind((host, 0))
+        sock.listen()
+        with caplog.at_level("WARNING", logger="inlet.server.listener"):
+            ServerThread(app, sock, ServerConfig()).stop(timeout=10)
+        said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert bool(said) is warned, said
+        if warned:
+            assert "plain HTTP" in said[0] and "every address (0.0.0.0)" in said[0]

@@ -41,7 +41,7 @@ from inlet.sandbox.workspace import Workspace
 from inlet.server.app import create_app
 from inlet.server.oauth import IdentityProviderUnavailable, JwtVerifier, TokenRejected, audiences
 
-from .conftest import ALICE, KEYS, serve, settings_for
+from .conftest import ALICE, KEYS, OPS, serve, settings_for
 from .test_mcp import check_as_member, check_as_outsider, tool_session
 
 ALICE_EMAIL, BOB_EMAIL = "alice@example.com", "bob@other.org"
@@ -708,6 +708,24 @@ def test_metrics_public(index: Index) -> None:
         with TestClient(app) as client:
             assert client.get("/metrics").status_code == status
             assert client.get("/readyz").status_code in (200, 503)
+
+
+def test_public_metrics_on_a_loopback_listener_need_a_key_under_another_host_name(index: Index) -> None:
+    """probe29e F11: a DNS-rebound page's same-origin fetch("/metrics") sends no Origin and its own
+    name in Host: on 127.0.0.1 with metrics_public it read every source's series."""
+    app = create_app(settings_for(index.path, metrics_public=True), index=index, env=KEYS)
+    with TestClient(app, base_url="http://127.0.0.1:8484") as client:  # the socket is loopback
+        assert client.get("/metrics").status_code == 200  # Host: 127.0.0.1:8484
+        for host in ("localhost:8484", "[::1]:8484", "127.0.0.1"):
+            assert client.get("/metrics", headers={"Host": host}).status_code == 200, host
+        rebound = {"Host": "rebind.attacker.example:8484"}
+        refused = client.get("/metrics", headers=rebound)
+        assert refused.status_code == 401 and "inlet_" not in refused.text
+        assert client.get("/metrics", headers={**rebound, **ALICE}).status_code == 403
+        assert client.get("/metrics", headers={**rebound, **OPS}).status_code == 200
+        assert client.get("/healthz", headers=rebound).status_code == 200  # reveals nothing
+        elsewhere = "http://192.0.2.7:8484/metrics"  # a socket other hosts reach: under any name anyway
+        assert client.get(elsewhere, headers={"Host": "inlet.example"}).status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -72,7 +72,9 @@ def test_a_skip_by_policy_is_ok_and_listed_an_unreadable_item_is_partial(tmp_pat
         assert report["last_run"]["skipped_items"] == []  # the last run's own list: empty ...
         assert {i["id"] for i in report["recent_skips"]["items"]} == set(items)  # ... the skips stay in view
         prose = CliRunner().invoke(cli, ["status", "handbook", "--config", str(config)]).output
-        assert "the last run skipped nothing; the sync that ended" in prose and "broken.pdf" in prose, prose
+        # probe29e F12: "0 skipped, 1 errors" then "skipped items": the unreadable one is not a skip
+        assert "items not indexed (the last run indexed every item; the sync that ended" in prose, prose
+        assert "broken.pdf" in prose and "unreadable: " in prose, prose
         shutil.rmtree(folder)
         failed = engine.run("handbook", "sync")
         assert failed.outcome == "failed" and failed.errors >= 1  # issue 28.4: not "0 errors"
