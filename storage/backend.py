@@ -4,9 +4,11 @@ Without `[index].database_url` everything stays in the index folder: `catalog.db
 (SQLite) beside embedded Chroma (or a Chroma server), `flock` files for leases and
 `embedding.json` for the embedding record. With it, catalog, state, leases, event status and the
 record are tables of one database that any number of daemons and API replicas share. Callers get
-a `Backend` and open the stores they need from it; none of them asks which one it is. Each store's
-module is imported when it is opened, inside the method: a folder index never loads psycopg, and a
-database one never the SQLite stores.
+a `Backend` and open the stores they need from it; none of them asks which one it is. A reader
+(`inlet status`) opens `read_state` and `read_record`, which never migrate the folder's files (an
+earlier inlet may still use them; `upgrade_pending` names the steps its next writer applies).
+Each store's module is imported when it is opened, inside the method: a folder index never loads
+psycopg, and a database one never the SQLite stores.
 """
 
 from __future__ import annotations
@@ -101,14 +103,7 @@ class FolderBackend:
 
     @staticmethod
     def _refuse_newer(path: Path, migrations: Any) -> None:
-        if not path.is_file():
-            return
-        db = sqlite3.connect(path, timeout=10)  # not mode=ro: closing it removes the -wal and -shm it made
-        try:
-            db.execute("PRAGMA query_only = ON")
-            refuse_newer(db, path, migrations)
-        finally:
-            db.close()
+        pending(path, migrations)  # read-only; refuses steps this inlet does not know
 
     def _folder(self) -> None:
         """The index folder, created (0700) when missing; an error naming `[index] path` when it
