@@ -359,7 +359,8 @@ def _public_and_listed(public: Any, users: Any, domains: Any) -> str | None:
     keys = " and ".join(map(repr, listed))
     return (
         f"key 'public': true (every item visible to everyone) cannot be set with {keys}: remove "
-        f"'public = true' to show the items only to those listed, or remove {keys}"
+        f"'public = true' to show the items only to those listed (the next sync labels the items already "
+        f"indexed again), or remove {keys}"
     )
 
 

@@ -14,7 +14,9 @@ under the first link the walk meets (the others are logged); a link to a file `e
 out is not followed. What cannot be read is never taken for deleted: a file it may not read, or
 every file it knew in a folder it may not list, keeps its document and its checkpoint entry, and is
 listed as a failed skip; so is a file whose text cannot be extracted (a damaged .docx), which every
-run reads again until it reads; a root that holds no file at all where files were (an unmounted
+run reads again until it reads (a checkpoint from before such entries were marked, without
+`FAILED_MARKED`, gets each of its PDF, DOCX, PPTX and XLSX files extracted once more, so a damaged
+file an earlier release took for read is found again); a root that holds no file at all where files were (an unmounted
 share's mount point), or none left to index (`include`, `exclude` and the types read leave every
 one out), is one failed skip, and deletes nothing. Nothing is left out unsaid: an `include` glob
 the config sets that matches no file of the folder is a skip by policy naming it (`kit.scope`), and
@@ -62,6 +64,9 @@ log = logging.getLogger(__name__)
 SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx", ".pptx", ".xlsx", ""}
 _READ_TYPES = ", ".join(sorted(SUFFIXES - {""})) + " and files without a suffix"
 OVER_CAP = "over the size cap"  # a checkpoint entry's hash when the file was too large to read (checked every run)
+UNEXTRACTED = "text not extracted"  # the hash of a damaged file whose entry held its own bytes' hash
+FAILED_MARKED = "failed_marked"  # in a checkpoint whose files that failed to extract match no stat (see `_file`)
+EXTRACTED_KINDS = ("pdf", "docx", "pptx", "xlsx")  # the kinds whose extraction can fail (damaged)
 _GONE = (FileNotFoundError, NotADirectoryError)  # what reading a path that was deleted meanwhile raises
 _MID_SAVE = "changed while read and read empty (being saved?): its document is kept as it was; read again next run"
 
@@ -107,6 +112,10 @@ class FilesConnector(FolderConnector[FilesConfig]):
         known: dict[str, list[Any]] = dict((checkpoint or {}).get("files", {}))
         acl = json.dumps(self.config.acl().model_dump(), sort_keys=True)
         relabel = (checkpoint or {}).get("acl", acl) != acl  # every file again, with the new ACL
+        # written before a failed extraction left its entry matching no stat: a damaged file's entry
+        # then matched it, so each file of a kind that can fail is extracted once more (this pass)
+        recheck = bool(known) and not (checkpoint or {}).get(FAILED_MARKED)
+        marked = {} if recheck else {FAILED_MARKED: True}
         listing = self._listing()  # counted first: the bar gets a total and a time left
         unmatched = warn(self, self._include_scope(listing))  # none matching: NothingInScopeError, nothing read
         if known and not listing.files and not listing.unlisted:
@@ -121,7 +130,7 @@ class FilesConnector(FolderConnector[FilesConfig]):
             )
             yield from unmatched
             yield from self._unread(listing)
-            yield Checkpoint(state={"files": known, "acl": acl})
+            yield Checkpoint(state={"files": known, "acl": acl, **marked})
             return
         yield Progress(total=len(listing.files), unit="files")
         yield from unmatched
@@ -133,7 +142,8 @@ class FilesConnector(FolderConnector[FilesConfig]):
         for n, (rel, path) in enumerate(listing.files, 1):
             yield Progress(done=n - 1)
             try:
-                yield from self._file(rel, path, known, since, relabel)
+                again = recheck and kind_of(rel) in EXTRACTED_KINDS
+                yield from self._file(rel, path, known, since, relabel or again)
             except _GONE:
                 continue  # deleted since the walk: a deletion, not an error
             except OSError as exc:  # its entry stays: what was indexed is kept until it can be read
@@ -141,14 +151,14 @@ class FilesConnector(FolderConnector[FilesConfig]):
                 yield Skipped(id=self.doc_id(rel), reason=f"cannot be read ({_reason(exc)})", title=rel)
             present.add(rel)
             if n % self.config.checkpoint_every == 0:
-                yield Checkpoint(state={"files": dict(known), **({} if relabel else {"acl": acl})})
+                yield Checkpoint(state={"files": dict(known), **({} if relabel else {"acl": acl}), **marked})
         yield Progress(done=len(listing.files))
         for rel in sorted(set(known) - present):
             del known[rel]
             yield Deletion(id=self.doc_id(rel))
         yield from self._unread(listing)
         done = acl if not (relabel and unread) else (checkpoint or {}).get("acl", acl)
-        yield Checkpoint(state={"files": dict(known), "acl": done})
+        yield Checkpoint(state={"files": dict(known), "acl": done, FAILED_MARKED: True})
 
     def live_ids(self) -> Iterator[str]:
         """Every file's id; `IncompleteListingError` when a folder cannot be listed (its files
@@ -222,8 +232,9 @@ class FilesConnector(FolderConnector[FilesConfig]):
         if relabel or not (entry and entry[2] == digest):
             extracted = yield from self._document(rel, path, data, read, entry)
             if not extracted:  # damaged: its document is kept, and every run reads it again until it reads
-                if entry is not None:
-                    known[rel] = [None, None, entry[2]]  # no stat matches: read again, what it held kept
+                if entry is not None:  # no stat matches: read again, the hash of what it held kept (not
+                    # the damaged bytes' own, which an earlier release recorded: they would pass for read)
+                    known[rel] = [None, None, entry[2] if entry[2] != digest else UNEXTRACTED]
                 return
         known[rel] = [read.st_mtime_ns, read.st_size, digest]
 

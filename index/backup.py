@@ -18,7 +18,9 @@ pid): the copy is scheduled by no daemon until one runs on it.
 
 A restore never touches the index already at its target until the backup has been copied into a
 folder beside it and verified there (every file the manifest lists, same size and SHA-256; every
-SQLite file passes its integrity check; schema steps this inlet knows); a bad backup leaves nothing
+SQLite file passes its integrity check; schema steps this inlet knows; a backup from before the
+listing holds as many files as its manifest counts, empty SQLite side files left by a reader that
+opened it in place not counted); a bad backup leaves nothing
 behind, and a restore that cannot write its copy (a full disk) says so without blaming the backup. A
 backup is only read: a restore into it, or into a folder inside it, is refused. Runs the copy shows
 unfinished are closed as a crash leaves them (`close_orphan_runs`): the process running them is not
@@ -61,6 +63,7 @@ SCHEMAS = {"catalog.db": CATALOG, "state.db": STATE}
 # The holder's own runtime files: its lock, socket and API address are not part of the index.
 SKIPPED = {"inlet.sock", "index.lock", "daemon-api.json", "locks"}
 SKIPPED_SUFFIXES = ("-wal", "-shm", "-journal", ".lock")
+SIDE_SUFFIXES = ("-wal", "-journal")  # SQLite's side files a backup never holds (-shm is never copied)
 RESTORED_MID_RUN = (
     "interrupted: the backup this index was restored from was taken during the run; "
     "the next run resumes from its last checkpoint"
@@ -345,10 +348,21 @@ def _verify(src: Path, staged: Path, manifest: dict[str, Any]) -> None:
     listing: dict[str, dict[str, Any]] | None = manifest.get("listing")
     copied = _listing(staged)
     if listing is None:  # a backup from before the listing: as many files as it counted
-        if len(copied) != manifest.get("files"):
+        # such a backup holds no SQLite side file: one is what a reader opening it in place left (an
+        # earlier release's restore did); empty, it holds nothing and is not counted
+        side = [name for name in copied if name.endswith(SIDE_SUFFIXES)]
+        counted = len(copied) - sum(1 for name in side if copied[name]["bytes"] == 0)
+        if counted != manifest.get("files"):
             missing = "".join(f"{name} is missing; " for name in SCHEMAS if name not in copied)
+            extra = [name for name in side if copied[name]["bytes"]]
+            left = (
+                f" (beside them {', '.join(extra)}, which a backup does not hold: SQLite left it opening the "
+                "backup in place)"
+                if extra
+                else ""
+            )
             raise BackupError(
-                f"backup {src}: {missing}it holds {len(copied)} files, its {MANIFEST} counts {manifest.get('files')}"
+                f"backup {src}: {missing}it holds {counted} files{left}, its {MANIFEST} counts {manifest.get('files')}"
             )
     else:
         for name, want in listing.items():

@@ -135,6 +135,11 @@ STOPPING = (
     "inlet: stopping at the next checkpoint (at most {grace:.0f}s; Ctrl-C again quits at once); what is indexed is kept"
 )
 
+UPGRADE_PENDING = (
+    "index written by an earlier inlet: the next command that writes to it (sync, backfill, daemon, serve, ...) "
+    "upgrades its schema ({steps} step(s)), after which the earlier inlet refuses it; status reads it as it is"
+)
+
 
 @contextmanager
 def _engine(settings: Any, progress: bool) -> Iterator[Any]:
@@ -512,6 +517,8 @@ def status(source: str | None, config_path: str | None, as_json: bool, verbose: 
         payload = {**payload, "sources": [s for s in payload["sources"] if s["name"] == source]}
 
     def prose() -> None:
+        if payload.get("upgrade"):
+            click.echo(UPGRADE_PENDING.format(steps=len(payload["upgrade"])))
         if not payload["sources"]:
             click.echo("no sources configured: add [[sources]] to the config (config.example.toml documents each type)")
         for s in payload["sources"]:
@@ -626,16 +633,11 @@ def _refuse_other_vectors(settings: Any) -> None:
     from inlet.index.fingerprint import check
     from inlet.storage import open_backend
 
-    catalog = open_backend(settings).catalog()
-    try:
-        records = catalog.records()
-        record = records.read()
-    finally:
-        catalog.close()
+    record, where = open_backend(settings).read_record()  # the folder's catalog is not opened: not upgraded
     wanted = {"model": settings.index.model, "backend": settings.index.backend}
     pending = record.pending if record is not None else None
     if record is not None and not (pending and {"model": pending.model, "backend": pending.backend} == wanted):
-        check(records.where, record, wanted)
+        check(where, record, wanted)
 
 
 def _print_source(s: dict[str, Any], detail: bool) -> None:

@@ -2,7 +2,9 @@
 
 No vector store and no index lock: status works while a sync or the daemon holds the index. It
 reads whichever backend `open_backend` opens (the folder's SQLite files, or PostgreSQL with every
-host's daemons). Besides the configured sources it lists, under `unconfigured`, the sources whose
+host's daemons), and never upgrades the folder's schema: files an earlier inlet wrote are read as
+they are (the state through a migrated copy in memory), and `upgrade` names the steps the next
+command that writes applies. Besides the configured sources it lists, under `unconfigured`, the sources whose
 documents the index still holds although the configuration no longer names them (removed or
 renamed: not served, see `inlet.index.store`), with the command that deletes them.
 """
@@ -61,7 +63,7 @@ def _running(run: dict[str, Any] | None, held: bool) -> dict[str, Any] | None:
 def sources_status(settings: Settings, state: StateStore | None = None) -> dict[str, Any]:
     backend = open_backend(settings)
     own = state is None
-    state = state or backend.state()
+    state = state or backend.read_state()
     try:
         overview = backend.overview(state)
         counts, planned, holders = overview.counts, overview.planned, overview.holders
@@ -129,7 +131,8 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
             for name, (docs, chunks) in sorted(counts.items())
             if name not in configured
         ]
-        return {"sources": out, "unconfigured": unconfigured}
+        # a process holding its own state opened (so upgraded) the index: nothing is pending then
+        return {"sources": out, "unconfigured": unconfigured, "upgrade": backend.upgrade_pending() if own else []}
     finally:
         if own:
             state.close()

@@ -15,9 +15,12 @@ Protocol (version 1), one request per connection, UTF-8 JSON, one object per lin
 - client → holder: `{"protocol": 1, "op": NAME, "args": {...}}`
 - holder → client: exactly one line, `{"ok": true, "result": ...}` or
   `{"ok": false, "error": {"type": CLASS, "message": TEXT, "exit_code": N}}`, then it closes. Either
-  also carries `"config"`, the digest of the holder's settings (`Settings.fingerprint`): a client
-  whose own config differs (edited since the holder started, or another file) warns that the command
-  ran with the holder's.
+  also carries `"schema"`, the newest schema steps the holder's inlet knows (`folder_schema`), and
+  `"config"`, the digest of the holder's settings (`Settings.fingerprint`). A client of another
+  release (a holder's schema differs from its own, or is absent: a release before it was reported)
+  warns that the command ran with that release's code, naming both, and to stop the holder before
+  upgrading; one of the same release whose own config differs (edited since the holder started, or
+  another file) warns that the command ran with the holder's.
 `type` names the `InletError` class the holder raised (`ConfigError`, `SourceBusyError`, ...); the
 client re-raises it as a `ForwardedError` carrying the same message and exit code, so a forwarded
 command fails exactly as it would have run directly. The ops and their arguments are defined by
@@ -46,6 +49,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inlet.errors import InletError
+from inlet.storage import folder_schema
+from inlet.storage.lock import FileLock
 
 if TYPE_CHECKING:
     from inlet.config import Settings
@@ -197,7 +202,7 @@ class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         os.chmod(self.path, 0o600)
 
     def dispatch(self, line: bytes) -> dict[str, Any]:
-        answer = self._run(line)
+        answer = {**self._run(line), "schema": folder_schema()}
         return {**answer, "config": self.config_id} if self.config_id else answer
 
     def _run(self, line: bytes) -> dict[str, Any]:
@@ -354,7 +359,7 @@ class LocalClient:
             answer = json.loads(line)
         except ValueError:
             raise ChannelError(f"unreadable answer on {self.path}: {line[:200]!r}") from None
-        self._compare_config(answer.get("config"))
+        self._compare(answer.get("schema"), answer.get("config"))
         if answer.get("ok"):
             return answer.get("result")
         error = answer.get("error") or {}
@@ -362,8 +367,26 @@ class LocalClient:
             str(error.get("type", "InletError")), str(error.get("message", "failed")), int(error.get("exit_code", 1))
         )
 
-    def _compare_config(self, held: Any) -> None:
-        if self._warned or not self.config_id or not held or held == self.config_id:
+    def _compare(self, schema: Any, held: Any) -> None:
+        """Warn once when the holder is another release, else when it runs another configuration."""
+        if self._warned:
+            return
+        if schema != folder_schema():
+            self._warned = True
+            who = FileLock(self.path.parent / "index.lock").holder()
+            log.warning(
+                "the inlet process holding the index (%s, pid %s) is %s; this command's knows %s: it ran this "
+                "command with its own code. Stop it and start it again with this inlet (which upgrades the index) "
+                "before relying on what it writes",
+                self.path.parent,
+                who.get("pid", "?"),
+                f"another release of inlet (schema {schema})"
+                if schema
+                else "an earlier release of inlet (one that does not report its schema)",
+                folder_schema(),
+            )
+            return
+        if not self.config_id or not held or held == self.config_id:
             return
         self._warned = True
         log.warning(

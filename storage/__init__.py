@@ -12,7 +12,7 @@ Layers inside, each looking only down:
 Storage knows no connector (only the document model), no sync and no server.
 """
 
-from .backend import Backend, open_backend
+from .backend import Backend, folder_schema, open_backend
 from .patience import impatient
 from .protocols import CatalogStore, EventStatusWriter, Leases, StateStore
 from .records import Records
@@ -47,6 +47,7 @@ __all__ = [
     "StoredDoc",
     "chunk_doc_id",
     "chunk_id",
+    "folder_schema",
     "impatient",
     "open_backend",
     "visible_only",

@@ -4,9 +4,11 @@ Without `[index].database_url` everything stays in the index folder: `catalog.db
 (SQLite) beside embedded Chroma (or a Chroma server), `flock` files for leases and
 `embedding.json` for the embedding record. With it, catalog, state, leases, event status and the
 record are tables of one database that any number of daemons and API replicas share. Callers get
-a `Backend` and open the stores they need from it; none of them asks which one it is. Each store's
-module is imported when it is opened, inside the method: a folder index never loads psycopg, and a
-database one never the SQLite stores.
+a `Backend` and open the stores they need from it; none of them asks which one it is. A reader
+(`inlet status`) opens `read_state` and `read_record`, which never migrate the folder's files (an
+earlier inlet may still use them; `upgrade_pending` names the steps its next writer applies).
+Each store's module is imported when it is opened, inside the method: a folder index never loads
+psycopg, and a database one never the SQLite stores.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from inlet.process import alive
 
 from .protocols import CatalogStore, EventStatusWriter, Leases, RateBuckets, StateStore
 from .reads import COUNTS
-from .sqlite.schema import CATALOG, STATE, refuse_newer
+from .records import Record
+from .sqlite.schema import CATALOG, STATE, pending, refuse_newer
 
 DEFAULT_LEASE = 60.0  # seconds, when only the [index] table is known (`[daemon] lease` otherwise)
 
@@ -46,11 +49,20 @@ class Backend(Protocol):
 
     def catalog(self) -> CatalogStore: ...
     def state(self) -> StateStore: ...
+    def read_state(self) -> StateStore: ...  # for a reader (`inlet status`): never migrates the folder
+    def read_record(self) -> tuple[Record | None, str]: ...  # the embedding record and where it is kept
+    def upgrade_pending(self) -> list[str]: ...  # the schema steps the next writer applies ("catalog m003_people")
     def leases(self) -> Leases: ...
     def rate_buckets(self) -> RateBuckets | None: ...  # None: each process keeps its own
     def event_writer(self) -> EventStatusWriter: ...
     def event_status(self) -> dict[str, dict[str, Any]]: ...
     def overview(self, state: StateStore) -> Overview: ...
+
+
+def folder_schema() -> str:
+    """The newest schema steps this inlet knows of the folder's files: which release a process is,
+    as far as the index can tell (the local channel's holder reports it; `LocalClient` compares)."""
+    return f"catalog {CATALOG.names[-1]}, state {STATE.names[-1]}"
 
 
 def open_backend(settings: Settings | IndexConfig) -> Backend:
@@ -91,14 +103,7 @@ class FolderBackend:
 
     @staticmethod
     def _refuse_newer(path: Path, migrations: Any) -> None:
-        if not path.is_file():
-            return
-        db = sqlite3.connect(path, timeout=10)  # not mode=ro: closing it removes the -wal and -shm it made
-        try:
-            db.execute("PRAGMA query_only = ON")
-            refuse_newer(db, path, migrations)
-        finally:
-            db.close()
+        pending(path, migrations)  # read-only; refuses steps this inlet does not know
 
     def _folder(self) -> None:
         """The index folder, created (0700) when missing; an error naming `[index] path` when it
@@ -112,6 +117,32 @@ class FolderBackend:
 
         self._folder()
         return SqliteState(self.path / "state.db")
+
+    def read_state(self) -> StateStore:
+        """The state as `state`, but a file an earlier inlet wrote is read through a migrated copy
+        in memory (`SqliteState.copy`): `inlet status` never upgrades the folder, its next writer does."""
+        from .sqlite.state import SqliteState
+
+        if pending(self.path / "state.db", STATE):
+            return SqliteState.copy(self.path / "state.db")
+        return self.state()
+
+    def read_record(self) -> tuple[Record | None, str]:
+        """The embedding record (`embedding.json`), read without opening the catalog; the folder
+        refused, as `catalog` refuses it, when a file holds schema steps this inlet does not know."""
+        from .records import FolderRecords
+
+        self._refuse_newer(self.path / "state.db", STATE)
+        self._refuse_newer(self.path / "catalog.db", CATALOG)
+        records = FolderRecords(self.path)
+        return records.read(), records.where
+
+    def upgrade_pending(self) -> list[str]:
+        return [
+            f"{name} {step}"
+            for name, migrations in (("catalog", CATALOG), ("state", STATE))
+            for step in pending(self.path / f"{name}.db", migrations)
+        ]
 
     def leases(self) -> Leases:
         from .sqlite.leases import FolderLeases
@@ -175,6 +206,20 @@ class DatabaseBackend:
         from .postgres.state import PgState
 
         return PgState(self.config)
+
+    def read_state(self) -> StateStore:
+        return self.state()
+
+    def read_record(self) -> tuple[Record | None, str]:
+        catalog = self.catalog()
+        try:
+            records = catalog.records()
+            return records.read(), records.where
+        finally:
+            catalog.close()
+
+    def upgrade_pending(self) -> list[str]:
+        return []  # every process migrates the database when it first connects (unless refused)
 
     def leases(self) -> Leases:
         from .postgres.leases import PgLeases

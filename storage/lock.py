@@ -84,6 +84,27 @@ class FileLock:
             return {}
 
 
+def other_holder(path: Path) -> dict[str, Any] | None:
+    """Who holds the index folder `path` (what its lock file says, as `FileLock.holder`), when a
+    live process other than this one does; None when nobody does. The lock is tested, not taken
+    (a shared `flock`, released at once), and its file is never created here."""
+    lock = path / "index.lock"
+    info = FileLock(lock).holder()
+    if info.get("pid") == os.getpid():
+        return None
+    try:
+        handle = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return info
+    finally:
+        os.close(handle)  # releases the shared lock if it was taken
+    return None
+
+
 def lock_index(path: Path, **info: Any) -> FileLock:
     """Take the index folder for this process (`info`, its `role` among it, recorded for the next
     one), or explain who has it and what the refused command (`role`) can do about it."""

@@ -3,7 +3,12 @@
 Each step is a function named for what it does (`m003_chunk_key_column`), registered in order by
 `Migrations.step`; a database records each step it has applied in `schema_migrations`, so a step
 runs once, and a step a database has but this code does not know means that a newer inlet wrote
-it: such a database is refused (`SchemaTooNewError`, exit 2), never guessed at. Databases made
+it: such a database is refused (`SchemaTooNewError`, exit 2), never guessed at. Steps are applied
+only while no process of an earlier inlet uses the database (`UpgradeBlockedError`, exit 2): a
+step it does not know would leave it writing with its own rules beside data migrated to new ones.
+A database with steps to apply is by that alone one that no process of this inlet has opened
+since, so any live holder of it (the folder's index lock, a source's lease in PostgreSQL) runs an
+earlier release: the `guard` each caller gives `apply` looks for one. Databases made
 before the record existed are adopted: the folder's SQLite files (whose first steps are
 `IF NOT EXISTS`, so they are simply run again) and PostgreSQL's numbered `schema_version`, whose
 first N steps are recorded as applied.
@@ -26,6 +31,14 @@ class SchemaTooNewError(ConfigError):
     """The database holds schema steps this inlet does not know: a newer release wrote it."""
 
 
+class UpgradeBlockedError(ConfigError):
+    """The database's schema needs steps this inlet would apply, but a live process of an earlier
+    inlet uses it: names that process and what to do (stop it first)."""
+
+
+Guard = Callable[[Any, list[str]], None]  # (connection, the step names about to run): raises to refuse
+
+
 class Migrations:
     """The ordered steps of one database; `step` registers a function (use it as a decorator)."""
 
@@ -41,11 +54,20 @@ class Migrations:
     def names(self) -> list[str]:
         return [name for name, _ in self.steps]
 
-    def apply(self, db: Any, mark: str, where: str, adopted: Callable[[Any], int] | None = None) -> list[str]:
+    def apply(
+        self,
+        db: Any,
+        mark: str,
+        where: str,
+        adopted: Callable[[Any], int] | None = None,
+        guard: Guard | None = None,
+    ) -> list[str]:
         """Apply the steps `db` lacks, inside the caller's transaction; returns their names.
 
         `mark` is the driver's placeholder; `adopted(db)` says how many leading steps a database
-        made before the record already has (called only when the record is empty)."""
+        made before the record already has (called only when the record is empty); `guard(db,
+        names)` is called before the first step runs, with the names of those about to, and
+        refuses by raising (`UpgradeBlockedError`): nothing is applied then."""
         db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
         applied = {r[0] for r in db.execute("SELECT name FROM schema_migrations").fetchall()}
         self.check(applied, where)
@@ -55,6 +77,8 @@ class Migrations:
                     f"INSERT INTO schema_migrations (name, applied_at) VALUES ({mark}, {mark})", (name, time.time())
                 )
                 applied.add(name)
+        if guard is not None and (names := self.pending(applied)):
+            guard(db, names)
         done = []
         for name, fn in self.steps:
             if name in applied:
@@ -65,6 +89,10 @@ class Migrations:
             done.append(name)
         return done
 
+    def pending(self, applied: set[str]) -> list[str]:
+        """The names of the steps a database that has `applied` lacks, in order."""
+        return [name for name in self.names if name not in applied]
+
     def check(self, applied: set[str], where: str) -> None:
         """Refuse a database whose `applied` steps include one this inlet does not know (`apply`
         checks first; a reader that migrates nothing, its database opened read-only, calls it alone)."""
@@ -74,6 +102,18 @@ class Migrations:
                 f"{where}: its {self.name} schema has step(s) {', '.join(unknown)}, which this inlet does not know: "
                 "a newer inlet wrote it. Run that version (or newer) of inlet against it; this one leaves it as it is"
             )
+
+
+def blocked(where: str, holder: str, names: list[str], stop: str) -> UpgradeBlockedError:
+    """The refusal to upgrade `where` while `holder` ("pid 4242 (inlet daemon)"), a process of an
+    earlier inlet, uses it: `names` the steps it would apply, `stop` how to stop that process."""
+    shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+    return UpgradeBlockedError(
+        f"{where} is in use by {holder}, a process of an earlier inlet (its schema lacks step(s) {shown}, "
+        "which this inlet would apply now): it would go on writing with its own rules beside what the upgrade "
+        f"changed. Stop it first ({stop}), then run this command again, which upgrades the index, and start "
+        "that process again with this inlet. Nothing was changed"
+    )
 
 
 def run_script(db: Any, script: str) -> None:

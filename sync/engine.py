@@ -37,7 +37,9 @@ keys changed since then is a full pass like a backfill's (new generation, no che
 at its end), recorded as a backfill: an incremental read cannot see that a channel left the scope,
 or that a folder joined it. A scoped event run never starts one (the next sync does); a state with
 no digest yet (a new source, an index made before digests) records the current one, and so does a
-full pass that starts from scratch.
+full pass that starts from scratch, but for a static ACL key (`StaticACLConfig.ACL_KEYS`): with no
+digest of it, what ACL the indexed items carry is unknown, so the next sync reads the source whole
+once and labels them as configured.
 
 A run that fails with `NothingInScopeError` (every entry of a scope key matched nothing at the
 service: a typo) has deleted nothing: the prune comes only at a full pass's end. During a full pass
@@ -60,7 +62,7 @@ from pathlib import Path
 from typing import Any
 
 from inlet.config import Settings
-from inlet.connectors.base import Connector, LivePrefix
+from inlet.connectors.base import Connector, LivePrefix, StaticACLConfig
 from inlet.connectors.kit.retry import waits_end_when
 from inlet.connectors.kit.transport import http_errors
 from inlet.connectors.model import ACL, AclUpdate, Checkpoint, Deletion, Document, Progress, Skipped
@@ -447,10 +449,22 @@ class Engine:
 
     def _scope_changed(self, source: SourceState, reads: dict[str, str]) -> bool:
         """Whether the config keys that choose what an incremental source reads changed since its
-        last full pass (logged once: the run that follows reads it whole)."""
-        if source.phase != "incremental" or source.scope is None:
+        last full pass (logged once: the run that follows reads it whole). A static ACL key with no
+        digest yet (a state an earlier inlet wrote) counts as changed: what ACL the indexed items
+        carry is not known (they may have been indexed public), so they are labelled again."""
+        if source.phase != "incremental":
             return False
-        changed = [key for key, digest in reads.items() if key in source.scope and source.scope[key] != digest]
+        recorded = source.scope or {}
+        unknown = sorted(key for key in reads if key in StaticACLConfig.ACL_KEYS and key not in recorded)
+        if unknown:
+            log.warning(
+                "source %r: its state has no record of the access settings (%s) its documents were indexed "
+                "with (an earlier inlet wrote it); reading it whole once to label them as configured now",
+                source.name,
+                ", ".join(unknown),
+            )
+            return True
+        changed = [key for key, digest in reads.items() if key in recorded and recorded[key] != digest]
         if changed:
             log.warning(
                 "source %r: its configuration changed what it reads (keys %s); reading it whole",

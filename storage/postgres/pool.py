@@ -1,5 +1,6 @@
 """One connection pool per database URL and process, shared by catalog, state, leases and event
-status, opened with the schema migrated (`schema.migrate`).
+status, opened with the schema migrated (`schema.migrate`: refused while a process of an earlier
+inlet holds a live lease).
 
 A process frozen (SIGSTOP) inside a commit holds its lease row's lock: the server ends such a
 session after IDLE_IN_TRANSACTION_MS, so a successor's takeover waits at most that long; frozen in
@@ -38,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from inlet.errors import DatabaseError, IndexUnavailable
 
-from ..migrations import SchemaTooNewError
+from ..migrations import SchemaTooNewError, UpgradeBlockedError
 from ..patience import is_impatient
 from .schema import migrate
 
@@ -155,10 +156,10 @@ def _open_pool(url: str, password_env: str | None) -> ConnectionPool:
         with pool.connection() as db:
             db.answer_timeout = None  # type: ignore[attr-defined]  # a migration may rewrite every row
             try:
-                migrate(db, f"the index database at {server}")
+                migrate(db, f"the index database at {server}", holder_name())
             finally:
                 db.answer_timeout = ANSWER_TIMEOUT  # type: ignore[attr-defined]
-    except SchemaTooNewError:
+    except (SchemaTooNewError, UpgradeBlockedError):
         pool.close()
         raise
     except Exception as exc:

@@ -1,6 +1,8 @@
 """The index database's schema as named steps (`storage/migrations.py`), applied on start under an
 advisory lock so several starters do not race.
 
+No step is applied while a live lease names a process of an earlier inlet (`migrate`).
+
 Databases made before named steps recorded numbered versions in `schema_version` (1 to 9): such a
 database is adopted, its first N steps recorded as applied, and migrated on from there. The steps
 keep the numbered migrations' DDL as it was, so an adopted database and a new one are the same.
@@ -11,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ..migrations import Migrations
+from ..migrations import Migrations, blocked
 from ..types import people_rows
 from . import lexical
 
@@ -214,11 +216,36 @@ def _numbered(db: psycopg.Connection[Any]) -> int:
     return int(row[0]) if row and row[0] is not None else 0
 
 
-def migrate(db: psycopg.Connection[Any], where: str) -> list[str]:
-    """Apply the steps this database lacks, in one transaction; returns their names."""
+def migrate(db: psycopg.Connection[Any], where: str, me: str = "") -> list[str]:
+    """Apply the steps this database lacks, in one transaction; returns their names. Refused
+    (`UpgradeBlockedError`) while a process other than `me` (`pool.holder_name`) holds a live lease:
+    steps to apply mean no process of this inlet connected since, so it runs an earlier one."""
+
+    def guard(db: psycopg.Connection[Any], names: list[str]) -> None:
+        if db.execute("SELECT to_regclass('leases')").fetchone()[0] is None:  # type: ignore[index]
+            return
+        live = db.execute(
+            "SELECT holder, min(source), count(*), max(extract(epoch FROM expires - now())) FROM leases "
+            "WHERE expires > now() AND holder <> %s GROUP BY holder ORDER BY holder",
+            (me,),
+        ).fetchall()
+        if live:
+            who = " and ".join(
+                f"{holder} (holding the lease of source {source!r}"
+                + (f" and {count - 1} more" if count > 1 else "")
+                + f", live for {float(left):.0f} s more)"
+                for holder, source, count, left in live
+            )
+            raise blocked(
+                where,
+                who,
+                names,
+                "stop the daemons of the earlier inlet on every host; a stopped one's lease lapses by itself",
+            )
+
     with db.transaction():
         db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-        return DATABASE.apply(db, "%s", where, adopted=_numbered)
+        return DATABASE.apply(db, "%s", where, adopted=_numbered, guard=guard)
 
 
 @DATABASE.step

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from inlet.connectors.model import Document
 
 from ..lexical import words
-from ..migrations import Migrations, run_script
+from ..lock import other_holder
+from ..migrations import Migrations, blocked, run_script
 from ..types import people_rows
 
 CATALOG = Migrations("catalog")
@@ -217,11 +218,52 @@ def connect(path: Path, migrations: Migrations, timeout: float = 10.0, synchrono
     db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
     try:
         with transaction(db, "BEGIN IMMEDIATE"):
-            migrations.apply(db, "?", f"the index file {path}")
+            migrations.apply(db, "?", f"the index file {path}", guard=_no_earlier_holder(path))
     except BaseException:
         db.close()
         raise
     return db
+
+
+def _no_earlier_holder(path: Path) -> Callable[[sqlite3.Connection, list[str]], None]:
+    """The guard of `Migrations.apply` for the index file `path`: an existing file (a new one is
+    created, not upgraded) is not migrated while another live process holds its folder's index lock.
+    Steps to apply mean no process of this inlet opened it since: that holder is an earlier one."""
+
+    def guard(db: sqlite3.Connection, names: list[str]) -> None:
+        tables = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name != 'schema_migrations'")
+        if tables.fetchone() is None:
+            return
+        holder = other_holder(path.parent)
+        if holder is not None:
+            pid = holder.get("pid", "?")
+            who = f"pid {pid} ({holder.get('command', 'inlet')})"
+            raise blocked(f"the index at {path.parent}", who, names, f"Ctrl-C, `kill {pid}` or its service manager")
+
+    return guard
+
+
+def pending(path: Path, migrations: Migrations) -> list[str]:
+    """The steps of `migrations` the existing file `path` lacks (read-only; [] when it is absent or
+    new): what the next process of this inlet that writes to it applies."""
+    if not path.is_file():
+        return []
+    db = sqlite3.connect(path, timeout=10)  # not mode=ro: closing it removes the -wal and -shm it made
+    try:
+        db.execute("PRAGMA query_only = ON")
+        if (
+            db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name != 'schema_migrations'").fetchone()
+            is None
+        ):
+            return []
+        try:
+            applied = {r[0] for r in db.execute("SELECT name FROM schema_migrations")}
+        except sqlite3.OperationalError:
+            applied = set()
+        migrations.check(applied, f"the index file {path}")
+        return migrations.pending(applied)
+    finally:
+        db.close()
 
 
 def _wal(db: sqlite3.Connection, timeout: float) -> None:

@@ -2,6 +2,8 @@
 
 One process syncs a source at a time (its `flock` lease dies with it), so nothing is fenced; the
 process running a run or a daemon's schedule is named by its pid, which `inlet status` checks.
+A file an earlier inlet wrote is read by `inlet status` through `SqliteState.copy`, a migrated
+copy in memory: reading never upgrades the file (its next writer does).
 """
 
 from __future__ import annotations
@@ -24,11 +26,28 @@ from .schema import STATE, connect, transaction
 class SqliteState(SqlState):
     dialect = SQLITE
 
-    def __init__(self, path: Path) -> None:
-        private_folder(path.parent)
-        with private_files():  # the -wal and -shm files inherit the database's mode
-            self._db = connect(path, STATE)
+    def __init__(self, path: Path, db: sqlite3.Connection | None = None) -> None:
+        if db is None:
+            private_folder(path.parent)
+            with private_files():  # the -wal and -shm files inherit the database's mode
+                db = connect(path, STATE)
+        self._db = db
         self._lock = threading.Lock()
+
+    @classmethod
+    def copy(cls, path: Path) -> "SqliteState":
+        """The state of the existing file `path` for reading, in memory, migrated there: the file is
+        read (as a backup reads it) and never written. Its writes go to the copy alone."""
+        db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        source = sqlite3.connect(path, timeout=10)
+        try:
+            source.execute("PRAGMA query_only = ON")
+            source.backup(db)
+        finally:
+            source.close()
+        with transaction(db, "BEGIN IMMEDIATE"):
+            STATE.apply(db, "?", f"the index file {path}")
+        return cls(path, db)
 
     def close(self) -> None:
         self._db.close()

@@ -103,6 +103,29 @@ def test_a_damaged_file_is_read_and_reported_every_run_until_it_reads(root):
     assert not by_type(items, Document) and [s.id for s in by_type(items, Skipped)] == ["docs:corrupt.pdf"]
 
 
+def test_damaged_files_an_earlier_release_took_for_read_are_found_again(root):
+    """A checkpoint from before failed extractions were marked gave a damaged file the entry of a
+    file read (its stat and hash): the first run with it extracts each PDF/DOCX once more, so the
+    damaged ones are listed again, and every run after that, until they read."""
+    import hashlib
+
+    conn = connector(root)
+    plan = root / "plan.docx"
+    plan.write_bytes(plan.read_bytes()[:2000])  # damaged: a cut zip
+    (root / "corrupt.pdf").write_bytes(b"%PDF-1.4 never a pdf")
+    _, state = run(conn)
+    earlier = {key: value for key, value in state.items() if key != "failed_marked"}
+    for name in ("plan.docx", "corrupt.pdf"):  # as the earlier release wrote them
+        stat = (root / name).stat()
+        digest = hashlib.sha256((root / name).read_bytes()).hexdigest()
+        earlier["files"] = {**earlier["files"], name: [stat.st_mtime_ns, stat.st_size, digest]}
+    for _ in range(2):  # nothing changes on disk between the two runs
+        items, earlier = run(conn, earlier)
+        skipped = {s.id for s in by_type(items, Skipped) if s.failed}
+        assert skipped == {"docs:plan.docx", "docs:corrupt.pdf"} and not by_type(items, Deletion)
+    assert not by_type(items, Document)  # the second run extracts the damaged files alone
+
+
 def test_a_file_damaged_then_restored_as_it_was_is_read_again(root):
     conn = connector(root)
     _, state = run(conn)

@@ -263,6 +263,28 @@ def test_a_backup_missing_a_file_is_refused(tmp_path: Path, made: Path, live: Pa
     assert_refused(restore_cli(backup, live), live, before, "state.db is missing", "counts")
 
 
+def test_a_backup_from_before_the_listing_restores_beside_the_empty_side_files_a_reader_left(
+    tmp_path: Path, made: Path, live: Path
+) -> None:
+    """An earlier release's restore opened the backup's SQLite files in place, leaving empty -wal and
+    -shm files in it: they hold nothing, and the backup restores. A side file holding something is
+    named when the count is refused."""
+    backup = tmp_path / "backup"
+    shutil.copytree(made, backup)
+    drop_listing(backup)
+    for name in ("catalog.db", "state.db"):
+        for side in ("-wal", "-shm"):
+            (backup / f"{name}{side}").write_bytes(b"")
+    restored = tmp_path / "restored"
+    done = CliRunner().invoke(cli, ["restore", str(backup), "--to", str(restored)])
+    assert done.exit_code == 0, done.output
+    assert (restored / "catalog.db").is_file()
+    shutil.rmtree(restored)
+    before = files_of(live)
+    (backup / "state.db-wal").write_bytes(b"x" * 32)
+    assert_refused(restore_cli(backup, live), live, before, "state.db-wal", "counts")
+
+
 def test_a_backup_of_a_newer_schema_is_refused(tmp_path: Path, made: Path, live: Path) -> None:
     before = files_of(live)
     backup = tmp_path / "backup"

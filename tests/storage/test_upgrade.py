@@ -18,6 +18,7 @@ import pytest
 
 from inlet.config import IndexConfig
 from inlet.connectors.model import Document
+from inlet.errors import ConfigError
 from inlet.storage import StateStore
 from inlet.storage.migrations import Migrations, SchemaTooNewError
 from inlet.storage.postgres import pool
@@ -89,8 +90,7 @@ def test_the_previous_release_s_folder_opens_searches_and_syncs(old_folder: Path
 
 
 def test_a_folder_written_by_a_newer_inlet_is_refused_with_exit_2(old_folder: Path) -> None:
-    first = inlet(old_folder, "status", "--json")  # migrates state.db (status reads the catalog read-only)
-    assert first.returncode == 0, first.stderr
+    connect(old_folder / "index" / "state.db", STATE).close()  # migrated, as any command writing to it does
     db = sqlite3.connect(old_folder / "index" / "state.db")
     db.execute("INSERT INTO schema_migrations VALUES ('m999_from_the_future', 0)")
     db.commit()
@@ -120,6 +120,89 @@ def test_search_and_backup_refuse_a_state_written_by_a_newer_inlet_naming_it(old
     assert backed_up.exit_code == 2, backed_up.output
     assert f"{old_folder / 'index' / 'state.db'}:" in " ".join(backed_up.output.split())
     assert "m999_from_the_future" in backed_up.output and not dest.exists()
+
+
+def tables(path: Path) -> list[tuple[str, str]]:
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT name, sql FROM sqlite_master ORDER BY name").fetchall()
+    finally:
+        db.close()
+
+
+def test_status_reads_a_folder_an_earlier_inlet_wrote_without_upgrading_it(old_folder: Path) -> None:
+    """`inlet status` is a look, not an upgrade: the earlier release can still open the folder after
+    it. It shows what the folder holds (its runs read through a migrated copy in memory) and says
+    that the next command that writes upgrades it."""
+    from click.testing import CliRunner
+
+    from inlet.cli import cli
+
+    index = old_folder / "index"
+    before_ = {name: tables(index / name) for name in ("catalog.db", "state.db")}
+    config = str(old_folder / "config.toml")
+    shown = CliRunner().invoke(cli, ["status", "--json", "--config", config])
+    assert shown.exit_code == 0, shown.output
+    payload = json.loads(shown.output)
+    handbook = next(s for s in payload["sources"] if s["name"] == "handbook")
+    assert handbook["documents"] == 2 and handbook["last_run"]["outcome"] == "ok"
+    assert "catalog m003_people" in payload["upgrade"] and "state m004_scope_fingerprint" in payload["upgrade"]
+    prose = CliRunner().invoke(cli, ["status", "--config", config])
+    assert prose.exit_code == 0 and "index written by an earlier inlet" in prose.output, prose.output
+    assert {name: tables(index / name) for name in ("catalog.db", "state.db")} == before_  # nothing migrated
+
+    connect(index / "catalog.db", CATALOG).close()  # as a command that writes (`inlet search`) opens it
+    after = json.loads(CliRunner().invoke(cli, ["status", "--json", "--config", config]).output)
+    assert after["upgrade"] == ["state " + name for name in STATE.names]
+
+
+@pytest.fixture
+def held(old_folder: Path) -> Iterator[int]:
+    """The folder's index lock held by another process (as a daemon of an earlier inlet holds it:
+    its pid and command written in the lock file); yields its pid."""
+    script = (
+        "import fcntl, json, os, sys\n"
+        "f = open(sys.argv[1], 'a+')\n"
+        "fcntl.flock(f, fcntl.LOCK_EX)\n"
+        "f.truncate(0); f.write(json.dumps({'pid': os.getpid(), 'command': 'inlet daemon'})); f.flush()\n"
+        "print('held', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script, str(old_folder / "index" / "index.lock")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        yield holder.pid
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=30)
+
+
+def test_no_command_upgrades_a_folder_an_earlier_inlet_holds(old_folder: Path, held: int) -> None:
+    """A process of an earlier inlet holding the folder would go on writing with its own rules
+    beside a migrated schema: opening either file for writing is refused with exit 2, naming that
+    process's pid and to stop it first; nothing is changed. `inlet status` still reads."""
+    from click.testing import CliRunner
+
+    from inlet.cli import cli
+
+    index = old_folder / "index"
+    before_ = {name: tables(index / name) for name in ("catalog.db", "state.db")}
+    for name, migrations in (("catalog.db", CATALOG), ("state.db", STATE)):
+        with pytest.raises(ConfigError) as refused:  # UpgradeBlockedError
+            connect(index / name, migrations)
+        assert refused.value.exit_code == 2
+        message = " ".join(str(refused.value).split())
+        assert f"pid {held} (inlet daemon)" in message and "earlier inlet" in message and "Stop it first" in message
+    config = str(old_folder / "config.toml")
+    shown = CliRunner().invoke(cli, ["status", "--json", "--config", config])
+    assert shown.exit_code == 0 and json.loads(shown.output)["upgrade"], shown.output
+    assert {name: tables(index / name) for name in ("catalog.db", "state.db")} == before_
 
 
 def test_status_refuses_a_catalog_written_by_a_newer_inlet_too(old_folder: Path) -> None:
@@ -381,3 +464,28 @@ def test_a_database_s_sources_gain_the_coverage_of_their_last_pass(database_url:
             db.execute("INSERT INTO sources (name, phase, generation, since) VALUES (%s, %s, 1, %s)", row)
     config = IndexConfig(path=Path("unused"), database_url=database_url, chroma_url="http://127.0.0.1:1")
     covers_what_its_last_pass_did(PgState(config))
+
+
+def test_a_database_is_not_upgraded_while_a_daemon_of_an_earlier_inlet_holds_a_lease(database_url: str) -> None:
+    """A rolling upgrade with an earlier daemon still syncing: the first process of this inlet would
+    migrate the database under it, and it would go on writing with its own rules. Refused with
+    exit 2 naming the lease holder; nothing applied. Once its lease lapses (the daemon stopped), the
+    same command upgrades the database."""
+    import psycopg
+
+    from inlet.storage.postgres.state import PgState
+
+    with database_before(database_url, "m020_people_identity") as db:
+        db.execute("INSERT INTO leases VALUES ('gmail', 'oldhost:17894', 7, now() + interval '60 seconds')")
+    config = IndexConfig(path=Path("unused"), database_url=database_url, chroma_url="http://127.0.0.1:1")
+    with pytest.raises(ConfigError) as refused:  # UpgradeBlockedError
+        PgState(config)
+    message = " ".join(str(refused.value).split())
+    assert refused.value.exit_code == 2
+    assert "oldhost:17894" in message and "'gmail'" in message and "m020_people_identity" in message
+    with psycopg.connect(database_url, autocommit=True) as db:
+        assert "m020_people_identity" not in {r[0] for r in db.execute("SELECT name FROM schema_migrations")}
+        db.execute("UPDATE leases SET expires = now() - interval '1 second'")
+    PgState(config).close()
+    with psycopg.connect(database_url, autocommit=True) as db:
+        assert "m020_people_identity" in {r[0] for r in db.execute("SELECT name FROM schema_migrations")}

@@ -294,3 +294,38 @@ def test_a_client_whose_config_differs_from_the_holders_is_warned_once(
             "command's (the file changed since it started, or it is another file): it answered with its own; "
             "restart it to apply this one"
         ]
+
+
+def test_a_holder_of_an_earlier_release_is_named_as_such_not_as_another_configuration(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A holder of a release before the schema was reported answers with its config digest alone
+    (which differs: the settings' digest changed between releases): the warning names the release
+    difference and the holder's pid, not a changed configuration file."""
+    import json
+    import socketserver
+    import threading
+
+    from inlet.storage.sqlite.schema import CATALOG, STATE
+
+    class Earlier(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            self.rfile.readline()
+            self.wfile.write(json.dumps({"ok": True, "result": {"echo": {}}, "config": "an-older-digest"}).encode())
+            self.wfile.write(b"\n")
+
+    (tmp_path / "index.lock").write_text(json.dumps({"pid": 4242, "command": "inlet daemon"}))
+    earlier = socketserver.UnixStreamServer(str(socket_path(tmp_path)), Earlier)
+    threading.Thread(target=earlier.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="inlet.server.local_channel"):
+            client = LocalClient(socket_path(tmp_path), "this-digest")
+            assert client.call("echo") == {"echo": {}}
+            client.call("echo")
+    finally:
+        earlier.shutdown()
+        earlier.server_close()
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 1 and "another configuration" not in messages[0]
+    assert "pid 4242" in messages[0] and "an earlier release of inlet" in messages[0]
+    assert f"catalog {CATALOG.names[-1]}, state {STATE.names[-1]}" in messages[0] and "Stop it" in messages[0]
