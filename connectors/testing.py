@@ -51,7 +51,7 @@ from inlet.errors import ConfigError, CredentialsError
 from . import registry
 from .base import Connector
 from .kit.transport import http_errors
-from .model import AclUpdate, Checkpoint, Deletion, Document, Item, Skipped
+from .model import AclUpdate, Checkpoint, Deletion, Document, Item, Skipped, not_json
 
 SHOWN = 5  # ids a failure message names at most
 RESUMES = 4  # mid-pass checkpoints of the incremental pass after `Case.mutate` resumed from, at most
@@ -151,22 +151,6 @@ def _reloaded(state: dict[str, Any]) -> dict[str, Any]:
         return _stored(state)
     except (TypeError, ValueError):
         return copy.deepcopy(state)
-
-
-def _not_json(value: Any, path: str = "state") -> str | None:
-    """Where `value` does not come back equal from a JSON round trip, and why; None if it does."""
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            if not isinstance(key, str):
-                return f"{path} has the key {key!r}, a {type(key).__name__} (JSON keys are strings)"
-            if (found := _not_json(inner, f"{path}[{key!r}]")) is not None:
-                return found
-        return None
-    if isinstance(value, list):
-        return next((f for n, v in enumerate(value) if (f := _not_json(v, f"{path}[{n}]")) is not None), None)
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return None
-    return f"{path} is a {type(value).__name__} ({value!r:.80})"
 
 
 class _Tried:
@@ -372,7 +356,7 @@ def check_checkpoints_are_json(runs: Runs) -> None:
     for k, n in enumerate(runs.first.checkpoints, 1):
         item = runs.first.items[n]
         assert isinstance(item, Checkpoint)
-        why = _not_json(item.state)
+        why = not_json(item.state)
         assert why is None, (
             f"checkpoint {k} of the first full pass (item {n}) does not survive a JSON round trip, as the engine "
             f"stores it: {why}"
