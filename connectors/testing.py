@@ -3,10 +3,11 @@
 Invariant: every connector type passes the same contract checks, run against a source configured
 the way a user would (a `[[sources]]` table through `parse_config`, so the type must be registered
 in the `inlet.connectors` entry-point group): config errors name the key; `check` passes with good
-credentials and names the source with bad ones; a full pass yields well-formed, unique documents,
-no `Deletion` (there is nothing to delete yet) and ends with a JSON checkpoint; every id any pass
-yields is the source's (`source:...`); passes are deterministic; an unchanged source yields no
-changed content; resuming from a mid-pass checkpoint loses nothing; `live_ids` (when implemented)
+credentials and names the source with bad ones; a full pass yields well-formed, unique documents
+(visible to someone, their ACL users e-mail addresses: a group's name there is a group not
+expanded), no `Deletion` (there is nothing to delete yet) and ends with a JSON checkpoint; every
+id any pass yields is the source's (`source:...`); passes are deterministic; an unchanged source
+yields no changed content; resuming from a mid-pass checkpoint loses nothing; `live_ids` (when implemented)
 matches a pass; `since` limits a backfill; and, when the case can change its source
 (`Case.mutate`), an incremental pass yields the edit and the deletion, with the right ids,
 resuming it from any of its mid-pass checkpoints still delivers both, and a further incremental
@@ -51,7 +52,7 @@ from inlet.errors import ConfigError, CredentialsError
 from . import registry
 from .base import Connector
 from .kit.transport import http_errors
-from .model import AclUpdate, Checkpoint, Deletion, Document, Item, Skipped, not_json
+from .model import AclUpdate, Checkpoint, Deletion, Document, Item, Skipped, not_json, well_formed_user
 
 SHOWN = 5  # ids a failure message names at most
 RESUMES = 4  # mid-pass checkpoints of the incremental pass after `Case.mutate` resumed from, at most
@@ -318,6 +319,12 @@ def check_full_pass_is_well_formed(runs: Runs) -> None:
         assert doc.text.strip(), f"{doc.id} has no text"
         assert doc.url, f"{doc.id} has no url"
         assert doc.acl.public or doc.acl.users or doc.acl.domains, f"{doc.id} is visible to no user"
+        for user in doc.acl.users:
+            assert well_formed_user(user, address=True), (
+                f"{user!r} in {doc.id}'s ACL users is not an e-mail address: expand groups to their members' addresses"
+            )
+        for domain in doc.acl.domains:
+            assert "@" not in domain, f"{domain!r} in {doc.id}'s ACL domains is an address: put it in users"
         if runs.case.api:
             assert doc.url.startswith(("http://", "https://")), f"{doc.id}: url {doc.url!r} is not http(s)"
         for stamp in (doc.created_at, doc.updated_at):
