@@ -13,10 +13,10 @@ item leaves the index by policy yields its `Deletion` too; a failed skip of an i
 `Document` of the same run reads after all is neither counted nor listed. A run changes its own
 source's documents only: an item whose id is not `source:...` (or a document naming another
 source) is a connector bug, never applied, and counted as a failed skip naming it; a checkpoint
-that is not JSON is one too, and fails the run where the engine takes it, naming where in its
-state (the last good checkpoint stays saved). A run holds
-its source's lease (`leases.py`) throughout, and every commit it makes (documents, checkpoint)
-carries the lease's fence: a run whose lease was taken over can commit nothing more.
+the engine saves that is not JSON is one too, and fails the run there, naming where in its state
+(the last good checkpoint stays saved). A run holds its source's lease (`leases.py`) throughout,
+and every commit it makes (documents, checkpoint) carries the lease's fence: a run whose lease was
+taken over can commit nothing more.
 
 Recent first: a fresh backfill of a connector that declares `recent_first` starts with a recent
 pass, `load(None, since=now - window)` (`[index] recent_first`, per source too), whose documents are
