@@ -7,8 +7,8 @@ credentials and names the source with bad ones; a full pass yields well-formed, 
 (visible to someone, their ACL users e-mail addresses: a group's name there is a group not
 expanded), no `Deletion` (there is nothing to delete yet) and ends with a JSON checkpoint; every
 id any pass yields is the source's (`source:...`); passes are deterministic; an unchanged source
-yields no changed content; resuming from a mid-pass checkpoint loses nothing; `live_ids` (when implemented)
-matches a pass; `since` limits a backfill; and, when the case can change its source
+yields no changed content; resuming from a mid-pass checkpoint loses nothing; `live_ids` (when
+implemented) matches a pass; `since` limits a backfill; and, when the case can change its source
 (`Case.mutate`), an incremental pass yields the edit and the deletion, with the right ids,
 resuming it from any of its mid-pass checkpoints still delivers both, and a further incremental
 pass from its final checkpoint yields neither again.
