@@ -206,9 +206,31 @@ class Deletion(BaseModel):
 
 
 class Checkpoint(BaseModel):
-    """Opaque, JSON-serialisable connector state; saved only once everything before it is indexed."""
+    """Opaque, JSON-serialisable connector state; saved only once everything before it is indexed
+    (a state that is not JSON fails the run as a connector bug, `not_json` saying where)."""
 
     state: dict[str, Any]
+
+
+def not_json(value: Any, path: str = "state", *, exact: bool = True) -> str | None:
+    """Where `value` (a checkpoint's state) is not JSON, and why (`state['seen'] is a set ({1, 2})`);
+    None if it is. `exact`: also where it would not come back equal from a JSON round trip (a
+    tuple, a key that is not a string), as the conformance suite requires; without it, only what
+    cannot be written as JSON at all, as the engine requires."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if not isinstance(key, str) and (exact or not (key is None or isinstance(key, (int, float, bool)))):
+                return f"{path} has the key {key!r}, a {type(key).__name__} (JSON keys are strings)"
+            if (found := not_json(inner, f"{path}[{key!r}]", exact=exact)) is not None:
+                return found
+        return None
+    if isinstance(value, list) or (isinstance(value, tuple) and not exact):
+        return next(
+            (f for n, v in enumerate(value) if (f := not_json(v, f"{path}[{n}]", exact=exact)) is not None), None
+        )
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return None
+    return f"{path} is a {type(value).__name__} ({value!r:.80})"
 
 
 class Skipped(BaseModel):

@@ -3,7 +3,9 @@
 A type name means one connector or none: a built-in keeps its name (a plug-in claiming it is
 refused), and a name two plug-ins claim is refused for both (a source of that type is a config
 error naming them). Refused entries are listed by `inlet connectors`, with why. A plug-in that
-fails to import is a `ConfigError` naming the entry point and the import's error.
+fails to import, or whose class's `type` is not its entry point's name (the type a config, `inlet
+status` and a hook's URL say must be the one its documents' `source_type` says), is a `ConfigError`
+naming the entry point and why.
 """
 
 from __future__ import annotations
@@ -81,4 +83,10 @@ def connector_class(type_name: str) -> type[Connector]:
         ) from exc
     if not (isinstance(cls, type) and issubclass(cls, Connector)):
         raise ConfigError(f"entry point {type_name!r} in {GROUP} is not an inlet Connector class")
+    if cls.type != type_name:
+        raise ConfigError(
+            f"connector type {type_name!r}: plug-in {ep.value} ({_dist(ep)}) is a connector of type "
+            f"{cls.type!r}: an entry point's name must be its class's `type` (the documents' source_type); "
+            "rename one of them"
+        )
     return cls

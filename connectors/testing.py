@@ -3,12 +3,15 @@
 Invariant: every connector type passes the same contract checks, run against a source configured
 the way a user would (a `[[sources]]` table through `parse_config`, so the type must be registered
 in the `inlet.connectors` entry-point group): config errors name the key; `check` passes with good
-credentials and names the source with bad ones; a full pass yields well-formed, unique documents,
-no `Deletion` (there is nothing to delete yet) and ends with a JSON checkpoint; every id any pass
-yields is the source's (`source:...`); passes are deterministic; an unchanged source yields no
-changed content; resuming from a mid-pass checkpoint loses nothing; `live_ids` (when implemented)
-matches a pass; `since` limits a backfill; and, when the case can change its source
-(`Case.mutate`), an incremental pass yields the edit and the deletion, with the right ids.
+credentials and names the source with bad ones; a full pass yields well-formed, unique documents
+(visible to someone, their ACL users e-mail addresses: a group's name there is a group not
+expanded), no `Deletion` (there is nothing to delete yet) and ends with a JSON checkpoint; every
+id any pass yields is the source's (`source:...`); passes are deterministic; an unchanged source
+yields no changed content; resuming from a mid-pass checkpoint loses nothing; `live_ids` (when
+implemented) matches a pass; `since` limits a backfill; and, when the case can change its source
+(`Case.mutate`), an incremental pass yields the edit and the deletion, with the right ids,
+resuming it from any of its mid-pass checkpoints still delivers both, and a further incremental
+pass from its final checkpoint yields neither again.
 
 A plug-in's tests provide a `conformance_case` fixture (a `Case`) and subclass the suite:
 
@@ -23,12 +26,14 @@ A plug-in's tests provide a `conformance_case` fixture (a `Case`) and subclass t
 
 Each case is loaded once per class, every pass before any test looks at one (two full passes, one
 incremental pass from the final checkpoint, one resume from a mid-pass checkpoint, two `since`
-passes, `live_ids`, then `mutate` and an incremental pass after it); the tests assert on those
-passes. The connector is called as the engine calls it: its httpx errors leave as inlet's typed
-errors naming the source (`kit.transport.http_errors`), in `check` too. The checks are plain
-functions (`check_*`) that raise `AssertionError` with a message naming the ids at fault (pytest
-does not rewrite the asserts of an installed module); pytest is needed only for the
-`ConformanceSuite` class, which exists when pytest is installed (inlet does not require it).
+passes, `live_ids`, then `mutate`, an incremental pass after it, resumes of that pass from up to
+`RESUMES` of its distinct mid-pass checkpoints and one more incremental pass from its final one);
+the tests assert on those passes. The connector is called as the engine calls it: its httpx
+errors leave as inlet's typed errors naming the source (`kit.transport.http_errors`), in `check`
+too. The checks are plain functions (`check_*`) that raise `AssertionError` with a message naming
+the ids at fault (pytest does not rewrite the asserts of an installed module); pytest is needed
+only for the `ConformanceSuite` class, which exists when pytest is installed (inlet does not
+require it).
 """
 
 from __future__ import annotations
@@ -47,9 +52,10 @@ from inlet.errors import ConfigError, CredentialsError
 from . import registry
 from .base import Connector
 from .kit.transport import http_errors
-from .model import AclUpdate, Checkpoint, Deletion, Document, Item, Skipped
+from .model import AclUpdate, Checkpoint, Deletion, Document, Item, Skipped, not_json, well_formed_user
 
 SHOWN = 5  # ids a failure message names at most
+RESUMES = 4  # mid-pass checkpoints of the incremental pass after `Case.mutate` resumed from, at most
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,7 +77,8 @@ class Case:
     `mutate`: optional; called once, after every other pass, to edit one item's text (when the
     source's items can be edited) and delete another at the source; returns their document ids.
     An incremental pass from the first full pass's final checkpoint must then yield the edited
-    document and a `Deletion` of the other."""
+    document and a `Deletion` of the other (also when resumed from one of its mid-pass
+    checkpoints), and a pass from its final checkpoint neither of them again."""
 
     raw: dict[str, Any]
     env: dict[str, str] = field(default_factory=dict)
@@ -147,22 +154,6 @@ def _reloaded(state: dict[str, Any]) -> dict[str, Any]:
         return copy.deepcopy(state)
 
 
-def _not_json(value: Any, path: str = "state") -> str | None:
-    """Where `value` does not come back equal from a JSON round trip, and why; None if it does."""
-    if isinstance(value, dict):
-        for key, inner in value.items():
-            if not isinstance(key, str):
-                return f"{path} has the key {key!r}, a {type(key).__name__} (JSON keys are strings)"
-            if (found := _not_json(inner, f"{path}[{key!r}]")) is not None:
-                return found
-        return None
-    if isinstance(value, list):
-        return next((f for n, v in enumerate(value) if (f := _not_json(v, f"{path}[{n}]")) is not None), None)
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return None
-    return f"{path} is a {type(value).__name__} ({value!r:.80})"
-
-
 class _Tried:
     """What a call returned, or what it raised (raised again where a check looks at it)."""
 
@@ -195,6 +186,8 @@ class Runs:
     live: _Tried  # set of ids `live_ids` lists, or None: not implemented
     change: Change | None = None
     changed: Pass | None = None  # the incremental pass after `case.mutate`
+    changed_resumed: list[tuple[int, Pass]] = field(default_factory=list)  # (index in `changed`, pass from there)
+    again: Pass | None = None  # an incremental pass from `changed`'s final checkpoint
 
     def __repr__(self) -> str:  # a failing test's arguments are shown: not thousands of items
         return f"Runs({self.case.name!r}: {len(self.first.items)} items in a full pass)"
@@ -215,7 +208,9 @@ class Runs:
         )
         if case.mutate is not None:
             runs.change = case.mutate()
-            runs.changed = case.load(final)
+            runs.changed = changed = case.load(final)
+            runs.changed_resumed = [(n, case.load(_reloaded(state))) for n, state in _mid_states(changed)]
+            runs.again = case.load(changed.final_state())
         return runs
 
     def passes(self) -> Iterable[tuple[str, Pass, bool]]:
@@ -229,6 +224,25 @@ class Runs:
             yield "the pass since a future time", self.since.value[2], True
         if self.changed is not None:
             yield "the incremental pass after Case.mutate", self.changed, False
+        for n, run in self.changed_resumed:
+            yield f"the pass resumed from item {n} of the incremental pass after Case.mutate", run, False
+        if self.again is not None:
+            yield "the incremental pass after that one", self.again, False
+
+
+def _mid_states(run: Pass) -> list[tuple[int, dict[str, Any]]]:
+    """The distinct checkpoints `run` yields before its last, each where it first appears, at most
+    `RESUMES` of them spread over the pass (each costs a pass)."""
+    found: dict[str, tuple[int, dict[str, Any]]] = {}
+    for n in run.checkpoints[:-1]:
+        item = run.items[n]
+        assert isinstance(item, Checkpoint)
+        state = _reloaded(item.state)
+        found.setdefault(json.dumps(state, sort_keys=True, default=repr), (n, state))
+    marks = list(found.values())
+    if len(marks) <= RESUMES:
+        return marks
+    return [marks[round(k * (len(marks) - 1) / (RESUMES - 1))] for k in range(RESUMES)]
 
 
 def _since(case: Case, first: Pass) -> tuple[datetime, Pass, Pass] | None:
@@ -305,6 +319,12 @@ def check_full_pass_is_well_formed(runs: Runs) -> None:
         assert doc.text.strip(), f"{doc.id} has no text"
         assert doc.url, f"{doc.id} has no url"
         assert doc.acl.public or doc.acl.users or doc.acl.domains, f"{doc.id} is visible to no user"
+        for user in doc.acl.users:
+            assert well_formed_user(user, address=True), (
+                f"{user!r} in {doc.id}'s ACL users is not an e-mail address: expand groups to their members' addresses"
+            )
+        for domain in doc.acl.domains:
+            assert "@" not in domain, f"{domain!r} in {doc.id}'s ACL domains is an address: put it in users"
         if runs.case.api:
             assert doc.url.startswith(("http://", "https://")), f"{doc.id}: url {doc.url!r} is not http(s)"
         for stamp in (doc.created_at, doc.updated_at):
@@ -343,7 +363,7 @@ def check_checkpoints_are_json(runs: Runs) -> None:
     for k, n in enumerate(runs.first.checkpoints, 1):
         item = runs.first.items[n]
         assert isinstance(item, Checkpoint)
-        why = _not_json(item.state)
+        why = not_json(item.state)
         assert why is None, (
             f"checkpoint {k} of the first full pass (item {n}) does not survive a JSON round trip, as the engine "
             f"stores it: {why}"
@@ -446,6 +466,67 @@ def check_an_edit_and_a_deletion_reach_an_incremental_pass(runs: Runs) -> bool:
     return True
 
 
+def _arrived(items: Iterable[Item], change: Change, old_content: str | None) -> tuple[bool, bool]:
+    """Whether `items` hold the edit (the edited document with other content than `old_content`)
+    and the deletion `change` names."""
+    edited = deleted = False
+    for item in items:
+        if isinstance(item, Document) and item.id == change.edited and item.content_hash() != old_content:
+            edited = True
+        elif isinstance(item, Deletion) and item.id == change.deleted:
+            deleted = True
+    return change.edited is None or edited, deleted
+
+
+def check_resuming_an_incremental_pass_loses_no_change(runs: Runs) -> bool:
+    """After `Case.mutate`, resuming the incremental pass from any of its mid-pass checkpoints still
+    delivers the edit and the deletion: yielded before that checkpoint or by the resumed pass. A
+    checkpoint that runs ahead of what the pass yielded (a change feed's position saved before the
+    changes it covers were yielded) loses them for good when a run fails after it. False when the
+    case has no `mutate` or that pass yields no checkpoint before its last (nothing checked)."""
+    change, changed = runs.change, runs.changed
+    if change is None or changed is None or not runs.changed_resumed:
+        return False
+    old = runs.first.hashes.get(change.edited or "", ("", ""))[0]
+    for n, resumed in runs.changed_resumed:
+        edited, deleted = _arrived([*changed.items[:n], *resumed.items], change, old)
+        lost = [
+            what
+            for what, ok in (
+                (f"the edit of {change.edited!r}", edited),
+                (f"the deletion of {change.deleted!r}", deleted),
+            )
+            if not ok
+        ]
+        assert not lost, (
+            f"resuming the incremental pass after Case.mutate from its checkpoint at item {n} loses "
+            f"{' and '.join(lost)}: yielded neither before that checkpoint nor after it (a checkpoint must not "
+            "run ahead of what the pass has yielded: save a change feed's position after the changes it covers)"
+        )
+    return True
+
+
+def check_an_incremental_checkpoint_keeps_its_position(runs: Runs) -> bool:
+    """After `Case.mutate`, an incremental pass from the final checkpoint of the pass that yielded the
+    edit and the deletion yields neither again: that checkpoint keeps the position the pass reached
+    (one that stays where the pass started re-reads the same changes on every sync, more each time).
+    The edited document may come again only when an incremental pass over the unchanged source
+    re-yielded it too (a connector that re-reads everything). False when the case has no `mutate`."""
+    change, again = runs.change, runs.again
+    if change is None or again is None:
+        return False
+    where = "an incremental pass from the final checkpoint of the incremental pass after Case.mutate"
+    why = "that checkpoint does not keep the position the pass reached, so every sync re-reads the same changes"
+    assert change.deleted not in again.deletions, f"{where} yields the Deletion of {change.deleted!r} again: {why}"
+    rereads = {d.id for d in runs.incremental.docs}
+    if change.edited is not None and change.edited not in rereads:
+        assert change.edited not in {d.id for d in again.docs}, (
+            f"{where} yields the edited {change.edited!r} again, though an incremental pass over the unchanged "
+            f"source did not yield it: {why}"
+        )
+    return True
+
+
 try:
     import pytest
 except ImportError:  # pragma: no cover - the checks above work without pytest
@@ -501,4 +582,12 @@ else:
 
         def test_an_edit_and_a_deletion_reach_an_incremental_pass(self, conformance_runs: Runs) -> None:
             if not check_an_edit_and_a_deletion_reach_an_incremental_pass(conformance_runs):
+                pytest.skip("the case has no mutate: nothing changes the source between passes")
+
+        def test_resuming_an_incremental_pass_loses_no_change(self, conformance_runs: Runs) -> None:
+            if not check_resuming_an_incremental_pass_loses_no_change(conformance_runs):
+                pytest.skip("no mutate, or the incremental pass after it yields no checkpoint before its last")
+
+        def test_an_incremental_checkpoint_keeps_its_position(self, conformance_runs: Runs) -> None:
+            if not check_an_incremental_checkpoint_keeps_its_position(conformance_runs):
                 pytest.skip("the case has no mutate: nothing changes the source between passes")

@@ -12,9 +12,11 @@ itself (its id names an item, not always a document: `doc#body`, an attachment):
 item leaves the index by policy yields its `Deletion` too; a failed skip of an item that a later
 `Document` of the same run reads after all is neither counted nor listed. A run changes its own
 source's documents only: an item whose id is not `source:...` (or a document naming another
-source) is a connector bug, never applied, and counted as a failed skip naming it. A run holds
-its source's lease (`leases.py`) throughout, and every commit it makes (documents, checkpoint)
-carries the lease's fence: a run whose lease was taken over can commit nothing more.
+source) is a connector bug, never applied, and counted as a failed skip naming it; a checkpoint
+the engine saves that is not JSON is one too, and fails the run there, naming where in its state
+(the last good checkpoint stays saved). A run holds its source's lease (`leases.py`) throughout,
+and every commit it makes (documents, checkpoint) carries the lease's fence: a run whose lease was
+taken over can commit nothing more.
 
 Recent first: a fresh backfill of a connector that declares `recent_first` starts with a recent
 pass, `load(None, since=now - window)` (`[index] recent_first`, per source too), whose documents are
@@ -50,7 +52,7 @@ what the corrected scope holds and pruning it.
 
 from __future__ import annotations
 
-import copy
+import json
 import logging
 import os
 import threading
@@ -65,7 +67,7 @@ from inlet.config import Settings
 from inlet.connectors.base import Connector, LivePrefix, StaticACLConfig
 from inlet.connectors.kit.retry import waits_end_when
 from inlet.connectors.kit.transport import http_errors
-from inlet.connectors.model import ACL, AclUpdate, Checkpoint, Deletion, Document, Progress, Skipped
+from inlet.connectors.model import ACL, AclUpdate, Checkpoint, Deletion, Document, Progress, Skipped, not_json
 from inlet.errors import (
     CredentialsError,
     IncompleteListingError,
@@ -156,8 +158,9 @@ class _CheckpointWriter:
     A Drive checkpoint listing 100k file ids takes ~45 ms to write, and one comes with every page of
     100 files. A skipped write only lengthens the re-read after a crash: the resumed run starts from
     an older checkpoint, and documents it sees again unchanged are not re-embedded. Checkpoints are
-    copied while the connector is paused at them (their state may share objects the connector goes on
-    changing) and written once every batch before them is (`Pipeline.after`)."""
+    copied, as JSON, while the connector is paused at them (their state may share objects the
+    connector goes on changing) and written once every batch before them is (`Pipeline.after`); a
+    state that is not JSON fails the run there, as a connector bug naming where in it (`stored`)."""
 
     def __init__(self, state: StateStore, source: SourceState) -> None:
         self.state = state
@@ -170,12 +173,22 @@ class _CheckpointWriter:
         if not now and time.monotonic() - self.written_at < self.cost / CHECKPOINT_SHARE:
             return False
         started = time.monotonic()
-        snapshot = copy.deepcopy(checkpoint)  # the connector goes on while the batches before it are written
+        snapshot = self.stored(checkpoint)  # the connector goes on while the batches before it are written
         copied = time.monotonic() - started
         self.written_at = time.monotonic()  # no second snapshot before this one is written and timed
         self.cost = max(self.cost, copied)
         pipeline.after(lambda: self._write(snapshot, copied))
         return True
+
+    def stored(self, checkpoint: dict[str, Any]) -> dict[str, Any]:
+        """`checkpoint` as it is stored and read back (a copy); `InletError` when it is not JSON."""
+        try:
+            return json.loads(json.dumps(checkpoint))  # type: ignore[no-any-return]
+        except (TypeError, ValueError) as exc:
+            why = not_json(checkpoint, exact=False) if isinstance(exc, TypeError) else None
+            raise InletError(
+                f"connector bug: source {self.source.name!r} yielded a checkpoint that is not JSON: {why or exc}"
+            ) from None
 
     def _write(self, checkpoint: dict[str, Any], copied: float) -> None:
         self.source.checkpoint = checkpoint
@@ -190,6 +203,9 @@ class _NoCheckpoints:
 
     def offer(self, checkpoint: dict[str, Any], pipeline: Pipeline, *, now: bool = False) -> bool:
         return False
+
+    def stored(self, checkpoint: dict[str, Any]) -> dict[str, Any]:
+        return checkpoint
 
 
 class _Reporter(RunProgress):
@@ -660,9 +676,9 @@ class Engine:
                 elif isinstance(item, Checkpoint):
                     self._flush(batch, source, pipeline)
                     batch = _Batch()
-                    last_checkpoint = item.state
-                    if checkpoints.offer(item.state, pipeline, now=stop.is_set()):
+                    if checkpoints.offer(item.state, pipeline, now=stop.is_set()):  # not JSON: raises
                         saved = item.state
+                    last_checkpoint = item.state
                     if stop.is_set():
                         return _STOPPED
                 if batch.full():
@@ -680,6 +696,8 @@ class Engine:
             close = getattr(items, "close", None)
             if close is not None:
                 close()
+        if last_checkpoint is not None and last_checkpoint is not saved:  # the budget skipped it: saved below
+            checkpoints.stored(last_checkpoint)
         self._flush(batch, source, pipeline)
         return last_checkpoint
 

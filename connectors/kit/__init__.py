@@ -9,6 +9,8 @@
 - `checkpoint`: `CheckpointModel`, a typed, versioned checkpoint stored as a plain dict.
 - `retries`: `Retries`, a checkpoint field remembering the items whose read failed, read again by
   every later run until read, gone or given up (then still a failed skip each run).
+- `oauth`: `ClientCredentials`, an `httpx.Auth` for OAuth2 client credentials: a token renewed before
+  it expires and on a 401 (a retry below the auth flow re-sends the old header; its 401 renews).
 - `renewal`: `Renewals`, subscriptions renewed at a third of their lifetime and removed in bounded time,
   a failing one named by its label.
 - `refusals`: `Refusals`, the targets a run was refused: a failed skip each, `AccessRefusedError`
@@ -28,6 +30,7 @@ re-exported here.
 """
 
 from .checkpoint import CheckpointModel
+from .oauth import ClientCredentials
 from .paging import Pager, StuckTokenError, cursor, next_link, page_token, pages
 from .ratelimit import Buckets, TokenBucket
 from .refusals import Refusals
@@ -43,6 +46,7 @@ __all__ = [
     "Backoff",
     "Buckets",
     "CheckpointModel",
+    "ClientCredentials",
     "Failure",
     "Gone",
     "Pager",

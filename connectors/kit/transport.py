@@ -5,7 +5,9 @@ requests only, reset or stalled connections: a POST that may have been served is
 one that never connected is),
 honouring `Retry-After`; the last answer, retriable or not, is returned to the caller, who maps it
 onto inlet's errors. The body is read inside the retry loop, so a connection cut halfway through an
-answer is retried too (httpx would otherwise read it after the transport has returned).
+answer is retried too (httpx would otherwise read it after the transport has returned). Retries are
+made below httpx's auth flow: each try re-sends the request with the header it had, so a token that
+expires during a wait comes back as a 401, for the auth to renew (`oauth.ClientCredentials`).
 
 An httpx error a connector lets out of its run (a network failure after the retries, or
 `raise_for_status()` on an answer it cannot use) becomes inlet's typed error in `http_errors`

@@ -22,6 +22,7 @@ from inlet.connectors.testing import (
     Change,
     Runs,
     check_an_edit_and_a_deletion_reach_an_incremental_pass,
+    check_an_incremental_checkpoint_keeps_its_position,
     check_checkpoints_are_json,
     check_credentials,
     check_every_id_is_the_sources,
@@ -30,6 +31,7 @@ from inlet.connectors.testing import (
     check_ids_are_unique_within_a_pass,
     check_live_ids_match_a_full_pass,
     check_resume_loses_nothing,
+    check_resuming_an_incremental_pass_loses_no_change,
     check_since_limits_a_backfill,
     check_skipped_items_have_ids,
     check_unchanged_source_yields_no_changed_content,
@@ -58,6 +60,8 @@ class Desk(Connector[DeskConfig]):
         Desk.loads += 1
         bugs = self.bugs
         seen: dict[str, str] = dict((checkpoint or {}).get("seen", {}))
+        if checkpoint is not None and "ahead" in bugs:  # the service's state saved before reading its changes
+            yield Checkpoint(state={"seen": dict(self.tickets)})
         for native in sorted(set(seen) - set(self.tickets)):
             del seen[native]
             yield Deletion(id=native if "raw_delete" in bugs else self.doc_id(native))
@@ -65,7 +69,7 @@ class Desk(Connector[DeskConfig]):
             yield Deletion(id=self.doc_id("T-3"))  # an unreadable ticket "deleted" instead of skipped
         for native, text in sorted(self.tickets.items()):
             stamp = datetime(2024, 1, int(native[2:]), tzinfo=timezone.utc)
-            if seen.get(native) == text or (since is not None and stamp < since):
+            if (seen.get(native) == text and "reread" not in bugs) or (since is not None and stamp < since):
                 continue
             if "nondeterministic" in bugs:
                 text += f" (read {Desk.loads})"
@@ -75,7 +79,7 @@ class Desk(Connector[DeskConfig]):
                 text=text,
                 url=f"https://desk.test/{native}",
                 updated_at=stamp,
-                acl=ACL(public=True),
+                acl=ACL(users=["eng", "all-staff"]) if "raw_groups" in bugs else ACL(public=True),
             )
             yield doc
             if "twice" in bugs and native == "T-2":
@@ -90,7 +94,7 @@ class Desk(Connector[DeskConfig]):
             yield Checkpoint(state=state)
         if "foreign" in bugs:
             yield Deletion(id="handbook:llama.txt")
-        yield Checkpoint(state={"seen": seen})
+        yield Checkpoint(state=checkpoint if checkpoint is not None and "regress" in bugs else {"seen": seen})
 
     def live_ids(self) -> Iterator[str]:
         return (self.doc_id(n) for n in self.tickets)
@@ -141,11 +145,14 @@ def test_the_correct_connector_passes_every_check() -> None:
         check_unchanged_source_yields_no_changed_content,
         check_full_passes_are_deterministic,
         check_resume_loses_nothing,
+        check_resuming_an_incremental_pass_loses_no_change,
         check_since_limits_a_backfill,
     ):
         check(runs)
     assert check_live_ids_match_a_full_pass(runs)
     assert check_an_edit_and_a_deletion_reach_an_incremental_pass(runs)
+    assert check_resuming_an_incremental_pass_loses_no_change(runs)
+    assert check_an_incremental_checkpoint_keeps_its_position(runs)
 
 
 def test_check_runs_inside_the_engines_http_error_mapping() -> None:
@@ -188,3 +195,39 @@ def test_a_checkpoint_that_is_not_json_fails_its_own_check_only() -> None:
     assert "checkpoint 1 of the first full pass (item 1)" in message and "state['at'] is a datetime" in message
     check_resume_loses_nothing(runs)
     check_unchanged_source_yields_no_changed_content(runs)
+
+
+def test_an_incremental_checkpoint_ahead_of_what_was_read_is_named() -> None:
+    """A change feed's position saved before the changes it covers: a run failing after it loses
+    them for good, though every incremental pass run to its end looks right."""
+    runs = Runs.of(desk("ahead"))
+    check_an_edit_and_a_deletion_reach_an_incremental_pass(runs)  # whole passes cannot tell
+    check_resume_loses_nothing(runs)
+    message = fails(check_resuming_an_incremental_pass_loses_no_change, runs)
+    assert "from its checkpoint at item 0 loses the edit of 'helpdesk:T-2' and the deletion of 'helpdesk:T-5'" in (
+        message
+    ), message
+
+
+def test_an_incremental_checkpoint_that_never_advances_is_named() -> None:
+    """A final checkpoint kept where the pass started: every sync re-reads the same changes."""
+    runs = Runs.of(desk("regress"))
+    check_an_edit_and_a_deletion_reach_an_incremental_pass(runs)
+    check_unchanged_source_yields_no_changed_content(runs)
+    message = fails(check_an_incremental_checkpoint_keeps_its_position, runs)
+    assert "yields the Deletion of 'helpdesk:T-5' again" in message and "does not keep the position" in message
+
+
+def test_a_connector_that_rereads_everything_may_yield_the_edit_again() -> None:
+    """Re-yielding every document on every pass is slow, not wrong: the edit coming again is then no
+    sign of a checkpoint that stays behind."""
+    runs = Runs.of(desk("reread"))
+    assert check_an_incremental_checkpoint_keeps_its_position(runs)
+    assert runs.again is not None and "helpdesk:T-2" in {d.id for d in runs.again.docs}
+
+
+def test_a_group_name_in_acl_users_is_named_with_its_document() -> None:
+    """`ACL.users` holds addresses; a group's name there (the group not expanded to its members)
+    lets no member find the item, while the run looks fine."""
+    message = fails(check_full_pass_is_well_formed, Runs.of(desk("raw_groups")))
+    assert "'all-staff' in helpdesk:T-1's ACL users is not an e-mail address: expand groups" in message, message

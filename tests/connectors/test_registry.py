@@ -109,3 +109,27 @@ def test_a_name_two_plug_ins_claim_is_refused_for_both(tmp_path, monkeypatch, fr
         ConfigError, match=r"connector type 'wiki' is ambiguous: .*wiki_one.* and wiki_two.*uninstall one"
     ):
         registry.connector_class("wiki")
+
+
+def test_an_entry_point_named_otherwise_than_its_class_type_is_broken_naming_both(
+    tmp_path, monkeypatch, fresh_registry
+):
+    """A renamed entry point (`quilldesk` for a class of type `quill`) would index documents whose
+    source_type no config, status or search filter names: it is refused where the class is loaded."""
+    from click.testing import CliRunner
+
+    from inlet.cli import cli
+
+    (tmp_path / "alias_plugin.py").write_text(
+        "from inlet.connectors import Connector, SourceConfig\n\n"
+        "class Quill(Connector):\n    type = 'quill'\n    Config = SourceConfig\n"
+    )
+    plug_in(tmp_path, "alias_plugin", "quilldesk = alias_plugin:Quill")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError) as caught:
+        registry.connector_class("quilldesk")
+    assert "connector type 'quilldesk': plug-in alias_plugin:Quill (alias_plugin)" in str(caught.value)
+    assert "is a connector of type 'quill'" in str(caught.value) and "rename one" in str(caught.value)
+    shown = CliRunner().invoke(cli, ["connectors"]).output
+    assert "quilldesk  (alias_plugin:Quill)  BROKEN: connector type 'quilldesk'" in shown
+    sys.modules.pop("alias_plugin", None)

@@ -764,6 +764,26 @@ def test_items_naming_another_source_are_refused_and_listed_as_connector_bugs(en
     assert "says its source is 'two'" in skips[5]["reason"]
 
 
+def test_a_checkpoint_that_is_not_json_fails_the_run_as_a_connector_bug_saying_where(engine, caplog):
+    """Where the engine takes a checkpoint it checks it is JSON: the run fails naming the source and
+    where in the state (not a TypeError from the storage, later, in another thread); the last good
+    checkpoint stays saved and what came before the bad one is indexed."""
+    Script.plan = [[doc(1), Checkpoint(state={"at": 1}), doc(2), Checkpoint(state={"at": 2, "seen": {7}})]]
+    result = engine.run("one", "backfill")
+    assert result.outcome == "failed"
+    assert (
+        result.error
+        == "connector bug: source 'one' yielded a checkpoint that is not JSON: state['seen'] is a set ({7})"
+    )
+    assert engine.state.source("one").checkpoint == {"at": 1}
+    assert engine.state.last_run("one").error == result.error  # what `inlet status` shows
+    assert not [r for r in caplog.records if r.exc_info], "logged once, without a traceback"
+    Script.plan = [[RuntimeError("network down")], [doc(3), Checkpoint(state={"at": (3, 4)})]]
+    assert engine.run("one", "sync").outcome == "failed"  # resumes from {"at": 1}
+    assert engine.run("one", "sync").outcome == "ok"  # a tuple is stored as a list: JSON enough to run
+    assert engine.state.source("one").checkpoint == {"at": [3, 4]}
+
+
 def test_a_failed_skip_read_later_in_the_same_run_is_neither_an_error_nor_listed(engine):
     """A connector replays an item whose read failed before (a stale failed skip), then its change
     feed reports it and it is read: the run that read it is `ok` and lists nothing as unreadable."""
