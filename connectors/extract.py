@@ -157,8 +157,13 @@ _HEADING_MARKUP = [
     (re.compile(r"(\*{1,3}|~~)(?=\S)(.+?)(?<=\S)\1"), r"\2"),
     (re.compile(r"(?<!\w)(_{1,3})(?=\S)(.+?)(?<=\S)\1(?!\w)"), r"\2"),
 ]
-# YAML front matter at the top of a Markdown file: metadata, not text (its `title:` is the title)
+# YAML front matter at the top of a Markdown file: metadata, not text (its `title:` is the title).
+# Only a block of `key: value` lines is front matter (with indented or `- ` continuation lines,
+# comments and blank lines): a note, a slide file or an export that opens with a `---` rule and a
+# sentence keeps that sentence.
 _FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S | re.M)
+_FRONT_MATTER_KEY = re.compile(r"[A-Za-z_][\w.-]*+[ \t]*+:(?:[ \t]|\Z)")
+_FRONT_MATTER_MORE = re.compile(r"[ \t]|-(?:[ \t]|\Z)|#|\Z")  # a continuation, list item, comment or blank
 _FRONT_MATTER_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t]*$", re.M)
 
 
@@ -167,9 +172,19 @@ def _is_markdown(name: str) -> bool:
 
 
 def _without_front_matter(text: str) -> tuple[str, str]:
-    """(its front matter, the text after it); ("", text) when it has none."""
+    """(its front matter, the text after it); ("", text) when it has none: no `---` block at the
+    top, or one that is not `key: value` lines (`_FRONT_MATTER_KEY`)."""
     found = _FRONT_MATTER.match(text)
-    return (found[1], text[found.end() :]) if found else ("", text)
+    if found is None:
+        return "", text
+    lines = [line.rstrip("\r") for line in found[1].split("\n")]
+    keyed = [line for line in lines if not _FRONT_MATTER_MORE.match(line)]
+    if not all(_FRONT_MATTER_KEY.match(line) for line in keyed):
+        return "", text
+    first = next((line for line in lines if line.strip() and not line.startswith("#")), None)
+    if first is not None and not _FRONT_MATTER_KEY.match(first):
+        return "", text  # a list or an indented block is no mapping's start
+    return found[1], text[found.end() :]
 
 
 def document_title(data: bytes, name: str, text: str, mime: str | None = None) -> str | None:

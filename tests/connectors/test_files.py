@@ -563,6 +563,21 @@ def test_markdown_front_matter_is_metadata_and_its_title_the_title(root):
     assert doc.title == "Release Train" and doc.text.strip() == "Ships every Tuesday."
 
 
+def test_a_markdown_file_opening_with_a_rule_and_a_sentence_keeps_the_sentence(root):
+    """Only `key: value` lines between `---` lines are front matter: a note or a slide file that
+    opens with a rule keeps its first section, however it continues."""
+    (root / "hr.md").write_text(
+        "---\nThe sealiondock rollout starts Monday and the hangar opens at six\n---\n\nSecond part of the note.\n"
+    )
+    (root / "slides.md").write_text("---\n- first slide: the otterquay kickoff\n- agenda\n---\nSecond slide\n")
+    (root / "meta.md").write_text("---\ntitle: Plan\ntags:\n  - ops\n  - q3\nsummary: |\n  Long\n---\nBody.\n")
+    docs = {d.id: d for d in by_type(run(connector(root))[0], Document)}
+    assert "The sealiondock rollout starts Monday and the hangar opens at six" in docs["docs:hr.md"].text
+    assert "Second part of the note." in docs["docs:hr.md"].text
+    assert "the otterquay kickoff" in docs["docs:slides.md"].text
+    assert docs["docs:meta.md"].text.strip() == "Body." and docs["docs:meta.md"].title == "Plan"
+
+
 def test_a_deck_of_pictures_only_has_no_text(root):
     (root / "photos.pptx").write_bytes(make_pptx("", [("", "")]))  # slides with nothing written on them
     items, _ = run(connector(root))
