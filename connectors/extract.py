@@ -28,7 +28,7 @@ from html.entities import html5 as _NAMED_REFERENCES
 from pathlib import PurePath
 from typing import Any
 
-from inlet.errors import ItemError, NotTextError, UnpacksTooLargeError
+from inlet.errors import EncryptedError, ItemError, NotTextError, UnpacksTooLargeError
 
 from .charsets import AS_BROWSERS_READ, WHATWG_LABELS
 
@@ -715,10 +715,15 @@ def _pdf(data: bytes, name: str) -> str:
     The reader keeps what it inflated, and a PDF says nothing of its streams' sizes unpacked: the
     pages' contents are inflated (pypdf bounds each page's to 75 MB) and counted first, and past
     the file's own size plus `UNPACK_ALLOWANCE` the file is refused (`UnpacksTooLargeError`)
-    before another page is inflated or any is parsed."""
+    before another page is inflated or any is parsed. Then the values filled into its form's text
+    and choice fields, each as "field: value" (a value the pages already show is not repeated). An
+    encrypted PDF is read when its user password is empty (anyone may open it), else refused
+    by policy (`EncryptedError`)."""
     from pypdf import PdfReader
 
     reader = PdfReader(io.BytesIO(data))
+    if reader.is_encrypted and not reader.decrypt(""):
+        raise EncryptedError(f"{name}: encrypted PDF (password-protected): not read")
     limit, unpacked = len(data) + UNPACK_ALLOWANCE, 0
     for number, page in enumerate(reader.pages, 1):
         contents = page.get_contents()  # inflated once: the text's extraction below reads it again
@@ -730,7 +735,23 @@ def _pdf(data: bytes, name: str) -> str:
                 f"{_megabytes(UNPACK_ALLOWANCE)}): not read"
             )
     pages = [_dehyphenated((page.extract_text() or "").strip()) for page in reader.pages]
-    return "\n\n".join(p for p in pages if p)
+    shown = "\n".join(pages)
+    filled = [line for line in _pdf_form_values(reader) if line.split(": ", 1)[1] not in shown]
+    return "\n\n".join([p for p in pages if p] + (["\n".join(filled)] if filled else []))
+
+
+def _pdf_form_values(reader: Any) -> Iterator[str]:
+    """ "field: value" of each text or choice field of a PDF's form that holds a value, by the name
+    a viewer shows for it (its tooltip, else its own name)."""
+    for qualified, field in (reader.get_fields() or {}).items():
+        if field.get("/FT") not in ("/Tx", "/Ch"):
+            continue  # buttons (check boxes, radio buttons) and signatures hold no text
+        value = field.get("/V")
+        values = value if isinstance(value, list) else [value]
+        text = ", ".join(" ".join(str(v).split()) for v in values if v is not None and str(v).strip())
+        if text:
+            label = " ".join(str(field.get("/TU") or field.get("/T") or qualified).split())
+            yield f"{label}: {text}"
 
 
 # A word broken at a line end with a hyphen (or a soft hyphen, or U+2010), its rest starting the next line

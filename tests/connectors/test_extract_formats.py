@@ -435,3 +435,68 @@ def test_an_html_title_is_its_text_tag_like_words_included(title):
     assert document_title(page, "page.html", "x", "text/html") == html.unescape(title)
     headed = b"<html><body><h1>On <em>call</em> rota</h1><p>x</p></body></html>"
     assert document_title(headed, "page.html", "x", "text/html") == "On call rota"
+
+
+def _pdf_rewritten(pdf: bytes, change) -> bytes:
+    """`pdf` copied by pypdf's writer, `change(writer)` applied before it is written."""
+    import io
+
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    writer.append(PdfReader(io.BytesIO(pdf)))
+    change(writer)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_an_encrypted_pdf_is_a_skip_by_policy_and_one_anyone_may_open_is_read():
+    """A PDF locked with a user password stays unreadable whatever the run does: a skip with its
+    reason, the run ok; one with an empty user password (only printing or copying restricted) is read."""
+    from inlet.errors import EncryptedError
+    from inlet.sandbox.documents import make_pdf
+
+    pdf = make_pdf("Pay", ["Salary review of the ibexfold team."])
+    locked = _pdf_rewritten(pdf, lambda w: w.encrypt(user_password="secret", owner_password="owner"))
+    with pytest.raises(EncryptedError, match=r"^pay\.pdf: encrypted PDF \(password-protected\): not read$") as err:
+        extract_text(locked, "pay.pdf")
+    assert not err.value.failed
+    open_to_all = _pdf_rewritten(pdf, lambda w: w.encrypt(user_password="", owner_password="owner"))
+    assert "Salary review of the ibexfold team." in extract_text(open_to_all, "pay.pdf")
+
+
+def test_the_values_filled_into_a_pdf_form_are_text():
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject, NumberObject, TextStringObject
+
+    from inlet.sandbox.documents import make_pdf
+
+    def fill(writer):
+        def field(name, kind, value):
+            return writer._add_object(
+                DictionaryObject(
+                    {
+                        NameObject("/FT"): NameObject(kind),
+                        NameObject("/T"): TextStringObject(name),
+                        NameObject("/V"): value,
+                        NameObject("/Type"): NameObject("/Annot"),
+                        NameObject("/Subtype"): NameObject("/Widget"),
+                        NameObject("/Rect"): ArrayObject([NumberObject(n) for n in (72, 500, 400, 520)]),
+                    }
+                )
+            )
+
+        fields = ArrayObject(
+            [
+                field("Employee", "/Tx", TextStringObject("Zebulon Quaggafield")),
+                field("Approved", "/Btn", NameObject("/Yes")),
+                field("Notes", "/Tx", TextStringObject("")),
+            ]
+        )
+        writer.pages[0][NameObject("/Annots")] = fields
+        writer._root_object[NameObject("/AcroForm")] = DictionaryObject({NameObject("/Fields"): fields})
+
+    form = _pdf_rewritten(make_pdf("Leave request", ["Filled in by the employee."]), fill)
+    assert (
+        extract_text(form, "form.pdf") == "Leave request\nFilled in by the employee.\n\nEmployee: Zebulon Quaggafield"
+    )
