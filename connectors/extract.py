@@ -803,26 +803,96 @@ _DOCX_SHOWN = {
 def _docx(data: bytes) -> str:
     """The body's paragraphs and tables in document order (a table where it stands, each row on a
     line, its cells ` | `-joined), headings as `#` lines, with the text of content controls and
-    tracked insertions, without tracked deletions."""
+    tracked insertions, without tracked deletions; a text box's paragraphs after the paragraph
+    that anchors it; an imported chunk (`w:altChunk`: HTML, a web page archive or plain text,
+    what web apps' "export to Word" writes) where it stands, read as such. Then the footnotes,
+    the endnotes and the comments (each as "Comment (author): text")."""
     import docx
-    from docx.text.paragraph import Paragraph
+    from docx.opc.constants import RELATIONSHIP_TYPE as RT
+    from docx.oxml import parse_xml
 
     document = docx.Document(io.BytesIO(data))
-    parts: list[str] = []
-    for block in _docx_within(document.element.body, ("p", "tbl")):
+    parts = list(_docx_blocks(document.element.body, document))
+    notes = {rel.reltype: rel.target_part for rel in document.part.rels.values() if not rel.is_external}
+    for kind, tag in ((RT.FOOTNOTES, "footnote"), (RT.ENDNOTES, "endnote"), (RT.COMMENTS, "comment")):
+        if kind not in notes:
+            continue
+        for note in parse_xml(notes[kind].blob).iterchildren(f"{_W}{tag}"):
+            if note.get(f"{_W}type", "normal") != "normal":
+                continue  # the separator lines above the notes
+            text = "\n\n".join(_docx_blocks(note, document))
+            if text and tag == "comment":
+                author = " ".join((note.get(f"{_W}author") or "").split())
+                text = f"Comment ({author}): {text}" if author else f"Comment: {text}"
+            if text:
+                parts.append(text)
+    return "\n\n".join(parts)
+
+
+def _docx_blocks(container: Any, document: Any) -> Iterator[str]:
+    """The text of the blocks of a body, a note, a comment or a text box (`_docx`), in order."""
+    from docx.text.paragraph import Paragraph
+
+    for block in _docx_within(container, ("p", "tbl", "altChunk")):
         if block.tag == f"{_W}tbl":
-            parts.extend(row for row in _docx_rows(block) if row.strip(" |"))
+            yield from (row for row in _docx_rows(block) if row.strip(" |"))
+            continue
+        if block.tag == f"{_W}altChunk":
+            text = _docx_chunk(document, block)
+            if text:
+                yield text
             continue
         text = _docx_text(block).strip()
-        if not text:
-            continue
-        style = Paragraph(block, document).style
-        name = (style.name if style is not None else "") or ""
-        if name.startswith("Heading"):
-            level = name.removeprefix("Heading").strip()
-            text = "#" * (int(level) if level.isdigit() else 1) + " " + text
-        parts.append(text)
-    return "\n\n".join(parts)
+        if text:
+            style = Paragraph(block, document).style
+            name = (style.name if style is not None else "") or ""
+            if name.startswith("Heading"):
+                level = name.removeprefix("Heading").strip()
+                text = "#" * (int(level) if level.isdigit() else 1) + " " + text
+            yield text
+        for box in _docx_text_boxes(block):
+            yield from _docx_blocks(box, document)
+
+
+_MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
+_R_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+
+
+def _docx_text_boxes(paragraph: Any) -> Iterator[Any]:
+    """The text boxes (`w:txbxContent`) a paragraph anchors, once each: Word writes each twice, as
+    a drawing and as its VML fallback (`mc:Fallback`, left out), and a box inside a box is its
+    outer box's."""
+    for box in paragraph.iter(f"{_W}txbxContent"):
+        above = box.getparent()
+        while above is not None and above is not paragraph and above.tag not in (_MC_FALLBACK, f"{_W}txbxContent"):
+            above = above.getparent()
+        if above is paragraph:
+            yield box
+
+
+def _docx_chunk(document: Any, chunk: Any) -> str:
+    """The text of an imported chunk (`w:altChunk`): an HTML part through `html_to_text`, a web page
+    archive (MHT) by its HTML part, plain text as it is; "" for any other kind (RTF, a nested DOCX)."""
+    import email
+
+    part = document.part.related_parts.get(chunk.get(_R_ID))
+    if part is None:
+        return ""
+    kind = part.content_type.split(";")[0].strip().lower()
+    if kind in ("text/html", "application/xhtml+xml"):
+        return html_to_text(decode(part.blob)).strip()
+    if kind == "text/plain":
+        return decode(part.blob).strip()
+    if kind in ("message/rfc822", "multipart/related", "application/x-mimearchive"):
+        archive = email.message_from_bytes(part.blob)
+        for piece in archive.walk():
+            if piece.get_content_type() in ("text/html", "text/plain"):
+                payload = piece.get_payload(decode=True)
+                if not isinstance(payload, bytes):
+                    continue
+                text = decode(payload, piece.get_content_charset())
+                return (html_to_text(text) if piece.get_content_type() == "text/html" else text).strip()
+    return ""
 
 
 def _docx_within(element: Any, tags: tuple[str, ...]) -> Iterator[Any]:
@@ -840,13 +910,19 @@ def _docx_text(paragraph: Any) -> str:
     return "".join(run.text for run in _docx_within(paragraph, ("r",)))
 
 
+def _docx_cell_text(paragraph: Any) -> str:
+    """A paragraph's text in a table cell, with the paragraphs of the text boxes it anchors."""
+    boxes = [_docx_cell_text(p) for box in _docx_text_boxes(paragraph) for p in _docx_within(box, ("p",))]
+    return " ".join([_docx_text(paragraph), *boxes])
+
+
 def _docx_rows(table: Any) -> Iterator[str]:
     """A table's rows, each its cells' text ` | `-joined (a cell's paragraphs and nested tables on one line)."""
     for row in _docx_within(table, ("tr",)):
         cells = []
         for cell in _docx_within(row, ("tc",)):
             blocks = _docx_within(cell, ("p", "tbl"))
-            text = " ".join(" ".join(_docx_rows(b)) if b.tag == f"{_W}tbl" else _docx_text(b) for b in blocks)
+            text = " ".join(" ".join(_docx_rows(b)) if b.tag == f"{_W}tbl" else _docx_cell_text(b) for b in blocks)
             cells.append(" ".join(text.split()))
         yield " | ".join(cells)
 

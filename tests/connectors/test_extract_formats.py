@@ -500,3 +500,99 @@ def test_the_values_filled_into_a_pdf_form_are_text():
     assert (
         extract_text(form, "form.pdf") == "Leave request\nFilled in by the employee.\n\nEmployee: Zebulon Quaggafield"
     )
+
+
+def _docx_part(document, name: str, content_type: str, reltype: str, blob: bytes) -> str:
+    """Add a part to a python-docx document, related to its main part: the relationship's id."""
+    from docx.opc.packuri import PackURI
+    from docx.opc.part import Part
+
+    part = Part(PackURI(name), content_type, blob, document.part.package)
+    return document.part.relate_to(part, reltype)
+
+
+RELS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/"
+TEXT_BOX = (
+    '<w:p xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main" '
+    'xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006" '
+    'xmlns:wps="http://schemas.microsoft.com/office/word/2010/wordprocessingShape" '
+    'xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing" '
+    'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" xmlns:v="urn:schemas-microsoft-com:vml">'
+    '<w:r><w:t xml:space="preserve">Anchor. </w:t></w:r><w:r><mc:AlternateContent><mc:Choice Requires="wps"><w:drawing>'
+    '<wp:anchor><wp:docPr id="5" name="Text Box 5"/><a:graphic><a:graphicData '
+    'uri="http://schemas.microsoft.com/office/word/2010/wordprocessingShape"><wps:wsp><wps:txbx><w:txbxContent>'
+    "<w:p><w:r><w:t>Text box: the gannetline deadline is 30 April.</w:t></w:r></w:p>"
+    "</w:txbxContent></wps:txbx></wps:wsp></a:graphicData></a:graphic></wp:anchor></w:drawing></mc:Choice>"
+    "<mc:Fallback><w:pict><v:shape><v:textbox><w:txbxContent><w:p><w:r><w:t>Text box: the gannetline deadline is "
+    "30 April.</w:t></w:r></w:p></w:txbxContent></v:textbox></v:shape></w:pict></mc:Fallback></mc:AlternateContent>"
+    "</w:r></w:p>"
+)
+
+
+def _notes(kind: str, text: str) -> bytes:
+    """A footnotes or endnotes part: its two separators and one note saying `text`."""
+    return (
+        f'<w:{kind}s {W}><w:{kind} w:type="separator" w:id="-1"><w:p><w:r><w:separator/></w:r></w:p></w:{kind}>'
+        f'<w:{kind} w:type="continuationSeparator" w:id="0"><w:p><w:r><w:continuationSeparator/></w:r></w:p>'
+        f'</w:{kind}><w:{kind} w:id="1"><w:p><w:r><w:t>{text}</w:t></w:r></w:p></w:{kind}></w:{kind}s>'
+    ).encode()
+
+
+def test_docx_text_boxes_footnotes_endnotes_and_comments_are_text():
+    from docx.oxml import parse_xml
+
+    main = "application/vnd.openxmlformats-officedocument.wordprocessingml"
+
+    def build(document):
+        paragraph = document.add_paragraph("The serval contract renews annually.")
+        document.element.body[-1].addprevious(parse_xml(TEXT_BOX))
+        document.add_paragraph("Last body paragraph.")
+        footnotes = _notes("footnote", "The penalty for the serval contract is 5 percent.")
+        _docx_part(document, "/word/footnotes.xml", f"{main}.footnotes+xml", RELS + "footnotes", footnotes)
+        endnotes = _notes("endnote", "Source: the marmotannex.")
+        _docx_part(document, "/word/endnotes.xml", f"{main}.endnotes+xml", RELS + "endnotes", endnotes)
+        document.add_comment(paragraph.runs, text="Legal says the walrusclause must be removed.", author="Legal")
+
+    assert extract_text(_docx(build), "contract.docx").split("\n\n") == [
+        "The serval contract renews annually.",
+        "Anchor.",
+        "Text box: the gannetline deadline is 30 April.",  # once: its VML fallback is the same box
+        "Last body paragraph.",
+        "The penalty for the serval contract is 5 percent.",
+        "Source: the marmotannex.",
+        "Comment (Legal): Legal says the walrusclause must be removed.",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "chunk"),
+    [
+        (
+            "text/html",
+            b"<html><body><h1>Incident report</h1><p>The toucanfield outage lasted 47 minutes.</p></body></html>",
+        ),
+        (
+            "message/rfc822",
+            b"MIME-Version: 1.0\r\nContent-Type: multipart/related; boundary=B\r\n\r\n--B\r\n"
+            b"Content-Type: text/html; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+            b"<h1>Incident report</h1><p>The toucanfield outage lasted 47 minutes.</p>\r\n--B--\r\n",
+        ),
+    ],
+    ids=["html", "web-archive"],
+)
+def test_a_docx_of_an_imported_html_chunk_is_read_where_the_chunk_stands(content_type, chunk):
+    """Web apps' "export to Word" writes the document as HTML imported by a `w:altChunk`."""
+    from docx.oxml import parse_xml
+
+    def build(document):
+        document.add_paragraph("Exported from the tracker.")
+        rid = _docx_part(document, "/word/afchunk.htm", content_type, RELS + "aFChunk", chunk)
+        document.element.body[-1].addprevious(parse_xml(f'<w:altChunk {W} xmlns:r="{RELS[:-1]}" r:id="{rid}"/>'))
+        document.add_paragraph("End of export.")
+
+    assert extract_text(_docx(build), "incident.docx").split("\n\n") == [
+        "Exported from the tracker.",
+        "# Incident report",
+        "The toucanfield outage lasted 47 minutes.",
+        "End of export.",
+    ]
