@@ -929,7 +929,8 @@ def _docx_rows(table: Any) -> Iterator[str]:
 
 def _pptx(data: bytes) -> str:
     """Each slide with text as a `## Slide N` heading and the text of its shapes: text frames,
-    tables (a row per line, cells ` | `-joined) and the shapes inside groups."""
+    tables (a row per line, cells ` | `-joined), SmartArt graphics (a line per node) and the
+    shapes inside groups."""
     from pptx import Presentation
 
     slides = []
@@ -946,12 +947,47 @@ def _pptx_texts(shapes: Any) -> Iterator[str]:
     for shape in shapes:
         if shape.shape_type == MSO_SHAPE_TYPE.GROUP:
             yield from _pptx_texts(shape.shapes)
+        elif (diagram := _smartart_data(shape)) is not None:
+            yield "\n".join(_smartart_texts(diagram))
         elif shape.has_text_frame:
             yield shape.text_frame.text.strip()
         elif getattr(shape, "has_table", False):
             for row in shape.table.rows:
                 line = " | ".join(" ".join(cell.text.split()) for cell in row.cells if not cell.is_spanned)
                 yield line if line.strip(" |") else ""
+
+
+_DGM = "{http://schemas.openxmlformats.org/drawingml/2006/diagram}"
+_A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
+_SMARTART = "http://schemas.openxmlformats.org/drawingml/2006/diagram"
+
+
+def _smartart_data(shape: Any) -> bytes | None:
+    """The data part of a SmartArt graphic (a graphic frame pointing at a diagram), else None."""
+    element = shape.element
+    data = element.find(f"{_A}graphic/{_A}graphicData[@uri='{_SMARTART}']/{_DGM}relIds")
+    if data is None:
+        return None
+    rid = data.get("{http://schemas.openxmlformats.org/officeDocument/2006/relationships}dm")
+    try:
+        return shape.part.related_part(rid).blob
+    except KeyError:
+        return None
+
+
+def _smartart_texts(data: bytes) -> Iterator[str]:
+    """The text of a SmartArt graphic's nodes (its data part's points, in their order): a line per
+    paragraph; the points PowerPoint adds for its own layout and connectors hold none."""
+    from pptx.oxml import parse_xml
+
+    model = parse_xml(data)
+    for point in model.iter(f"{_DGM}pt"):
+        if point.get("type", "node") not in ("node", "asst"):
+            continue
+        for paragraph in point.iterfind(f"{_DGM}t/{_A}p"):
+            line = " ".join("".join(run.text or "" for run in paragraph.iter(f"{_A}t")).split())
+            if line:
+                yield line
 
 
 def _xlsx(data: bytes) -> str:

@@ -596,3 +596,49 @@ def test_a_docx_of_an_imported_html_chunk_is_read_where_the_chunk_stands(content
         "The toucanfield outage lasted 47 minutes.",
         "End of export.",
     ]
+
+
+def test_pptx_smartart_text_is_read():
+    """SmartArt (process steps, org charts) keeps its text in the diagram's data part, which the
+    slide's graphic frame points at, as PowerPoint writes it."""
+    from pptx import Presentation
+    from pptx.opc.package import Part
+    from pptx.opc.packuri import PackURI
+    from pptx.oxml import parse_xml
+
+    a, dgm = (
+        "http://schemas.openxmlformats.org/drawingml/2006/main",
+        "http://schemas.openxmlformats.org/drawingml/2006/diagram",
+    )
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[5])
+    slide.shapes.title.text = "Onboarding of the quetzalpoint team"
+    steps = ["Step 1: laptop from the IT desk", "Step 2: badge at reception", "Step 3: security training"]
+
+    def point(n: int, text: str, kind: str = "") -> str:
+        paragraph = f"<a:p><a:r><a:t>{text}</a:t></a:r></a:p>" if text else "<a:p/>"
+        return f'<dgm:pt modelId="{{{n}}}"{kind}><dgm:prSet/><dgm:spPr/><dgm:t><a:bodyPr/>{paragraph}</dgm:t></dgm:pt>'
+
+    points = point(0, "", ' type="doc"') + "".join(point(n, s) for n, s in enumerate(steps, 1))
+    points += point(9, "", ' type="sibTrans"')  # a connector between two steps: no text
+    data = (
+        f'<dgm:dataModel xmlns:dgm="{dgm}" xmlns:a="{a}"><dgm:ptLst>{points}</dgm:ptLst><dgm:cxnLst/></dgm:dataModel>'
+    )
+    part = Part(PackURI("/ppt/diagrams/data1.xml"), f"{_DRAWINGML}.diagramData+xml", deck.part.package, data.encode())
+    rid = slide.part.relate_to(part, RELS + "diagramData")
+    slide.shapes._spTree.append(
+        parse_xml(
+            f'<p:graphicFrame xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main" xmlns:a="{a}" '
+            f'xmlns:r="{RELS[:-1]}"><p:nvGraphicFramePr><p:cNvPr id="10" name="Diagram 1"/><p:cNvGraphicFramePr/>'
+            '<p:nvPr/></p:nvGraphicFramePr><p:xfrm><a:off x="0" y="0"/><a:ext cx="7315200" cy="3657600"/></p:xfrm>'
+            f'<a:graphic><a:graphicData uri="{dgm}"><dgm:relIds xmlns:dgm="{dgm}" r:dm="{rid}"/></a:graphicData>'
+            "</a:graphic></p:graphicFrame>"
+        )
+    )
+    assert extract_text(_saved(deck), "onboarding.pptx") == (
+        "## Slide 1\n\nOnboarding of the quetzalpoint team\nStep 1: laptop from the IT desk\n"
+        "Step 2: badge at reception\nStep 3: security training"
+    )
+
+
+_DRAWINGML = "application/vnd.openxmlformats-officedocument.drawingml"
