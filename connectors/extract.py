@@ -994,14 +994,22 @@ def _xlsx(data: bytes) -> str:
     """Each sheet as a heading and its rows as ` | `-joined cell values (computed values, not
     formulas; a date as its ISO date, a percentage as one), without the columns that are empty in
     every row nor a row's empty cells after its last value: a formatted but empty cell far to the
-    right does not pad every row with empty cells."""
+    right does not pad every row with empty cells. A formula whose value the file does not hold
+    (a workbook a program wrote, never opened in a spreadsheet app to compute it) is shown as the
+    formula (`=SUM(B2:B9)`), not as an empty cell."""
     from openpyxl import load_workbook
 
     book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    formulas = load_workbook(io.BytesIO(data), read_only=True) if _uncached_formulas(data) else None
     sheets = []
     try:
-        for sheet in book.worksheets:
-            grid = [[_xlsx_value(cell) for cell in row] for row in sheet.iter_rows()]
+        for number, sheet in enumerate(book.worksheets):
+            rows_of = sheet.iter_rows()
+            if formulas is None:
+                grid = [[_xlsx_value(cell) for cell in row] for row in rows_of]
+            else:
+                pairs = zip(rows_of, formulas.worksheets[number].iter_rows())
+                grid = [[_xlsx_value(c) or _xlsx_formula(f) for c, f in zip(row, same)] for row, same in pairs]
             used = sorted({n for row in grid for n, value in enumerate(row) if value})
             rows = [
                 " | ".join(_without_trailing_empties([row[n] if n < len(row) else "" for n in used])) for row in grid
@@ -1011,7 +1019,41 @@ def _xlsx(data: bytes) -> str:
                 sheets.append(f"## {sheet.title}\n\n" + "\n".join(rows))
     finally:
         book.close()
+        if formulas is not None:
+            formulas.close()
     return "\n\n".join(sheets)
+
+
+# A cell holding a formula and no value: `<c r="B4"><f>SUM(B2:B3)</f><v></v></c>` (or no `<v>`)
+_UNCACHED_FORMULA = re.compile(
+    rb"<(?:\w+:)?f\b[^<>]*+(?:/>|>[^<]*+</(?:\w+:)?f>)\s*+(?:<(?:\w+:)?v\s*/>|<(?:\w+:)?v>\s*</(?:\w+:)?v>)?\s*</(?:\w+:)?c>"
+)
+_SCAN = 1 << 20  # bytes of a sheet's XML searched at a time
+_OVERLAP = 65_536  # more than a cell with a formula (at most 8,192 characters) takes
+
+
+def _uncached_formulas(data: bytes) -> bool:
+    """Whether a sheet of the workbook `data` holds a formula without its value, read a slice of
+    its XML at a time (the sheets' sizes are within `UNPACK_ALLOWANCE`, checked before)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as package:
+        for name in package.namelist():
+            if not (name.startswith("xl/worksheets/") and name.endswith(".xml")):
+                continue
+            with package.open(name) as part:
+                tail = b""
+                while chunk := part.read(_SCAN):
+                    window = tail + chunk
+                    if _UNCACHED_FORMULA.search(window):
+                        return True
+                    tail = window[-_OVERLAP:]
+    return False
+
+
+def _xlsx_formula(cell: Any) -> str:
+    """A formula cell's formula as the spreadsheet's formula bar shows it (`=SUM(B2:B3)`), else ""."""
+    value = getattr(cell, "value", None)
+    value = getattr(value, "text", value)  # an array formula
+    return value if isinstance(value, str) and value.startswith("=") else ""
 
 
 def _without_trailing_empties(values: list[str]) -> list[str]:

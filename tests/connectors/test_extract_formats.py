@@ -642,3 +642,33 @@ def test_pptx_smartart_text_is_read():
 
 
 _DRAWINGML = "application/vnd.openxmlformats-officedocument.drawingml"
+
+
+def test_an_xlsx_formula_without_a_stored_value_shows_the_formula():
+    """A workbook a program wrote (openpyxl, pandas) holds formulas without their values until a
+    spreadsheet app computes them: the formula is shown, not an empty cell; a formula whose value
+    the file holds (Excel saved it) reads as its value."""
+    import io
+    import zipfile
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Fleet"
+    sheet.append(["Item", "Amount"])
+    sheet.append(["puffinfleet fuel", 1200])
+    sheet.append(["puffinfleet crew", 800])
+    sheet.append(["Total", "=SUM(B2:B3)"])
+    sheet.append(["Doubled", "=B4*2"])
+    written = zipfile.ZipFile(io.BytesIO(_saved(book)))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as package:
+        for name in written.namelist():
+            part = written.read(name)
+            if name == "xl/worksheets/sheet1.xml":  # the total's value stored, as Excel saves it
+                part = part.replace(b"<f>SUM(B2:B3)</f><v></v>", b"<f>SUM(B2:B3)</f><v>2000</v>")
+            package.writestr(name, part)
+    assert extract_text(out.getvalue(), "fleet.xlsx") == (
+        "## Fleet\n\nItem | Amount\npuffinfleet fuel | 1200\npuffinfleet crew | 800\nTotal | 2000\nDoubled | =B4*2"
+    )
