@@ -578,6 +578,21 @@ def test_a_markdown_file_opening_with_a_rule_and_a_sentence_keeps_the_sentence(r
     assert docs["docs:meta.md"].text.strip() == "Body." and docs["docs:meta.md"].title == "Plan"
 
 
+def test_a_password_protected_pdf_is_a_skip_by_policy_with_its_reason(root):
+    import io
+
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    writer.append(PdfReader(io.BytesIO(make_pdf("Pay", ["Salaries of the ibexfold team."]))))
+    writer.encrypt(user_password="secret", owner_password="owner")
+    writer.write(root / "pay.pdf")
+    items, _ = run(connector(root))
+    assert [(s.id, s.reason, s.failed) for s in by_type(items, Skipped)] == [
+        ("docs:pay.pdf", "pay.pdf: encrypted PDF (password-protected): not read", False)
+    ]
+
+
 def test_a_deck_of_pictures_only_has_no_text(root):
     (root / "photos.pptx").write_bytes(make_pptx("", [("", "")]))  # slides with nothing written on them
     items, _ = run(connector(root))
