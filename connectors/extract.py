@@ -7,7 +7,8 @@ file (a zip of parts) is opened only when its parts unpack to at most its own si
 `UNPACK_ALLOWANCE`, by the sizes its zip directory declares, checked before anything is inflated:
 a small file that unpacks to gigabytes is refused by policy (`UnpacksTooLargeError`), not read
 until the process runs out of memory. A PDF, which declares no such sizes, is refused as soon as
-its pages' contents unpack past the same limit, before any is parsed.
+its pages' contents unpack past the same limit, before any is parsed. A PDF locked with a
+password inlet does not have is refused by policy too (`EncryptedError`): no run can read it.
 """
 
 from __future__ import annotations
@@ -94,7 +95,8 @@ def kind_of(name: str, mime: str | None = None) -> str | None:
 def extract_text(data: bytes, name: str, mime: str | None = None) -> str:
     """Readable text of a file; `ItemError` when it is corrupt or of a kind inlet cannot read, and
     `UnpacksTooLargeError` (a skip by policy) for a DOCX, PPTX or XLSX file that unpacks past
-    `UNPACK_ALLOWANCE`, decided before any part is inflated. A `charset` parameter of `mime` (a mail
+    `UNPACK_ALLOWANCE`, decided before any part is inflated, or for a PDF locked with a password
+    (`EncryptedError`, also a skip by policy). A `charset` parameter of `mime` (a mail
     attachment's `text/plain; charset=ISO-2022-JP`) says how text is read (`decode`)."""
     kind = kind_of(name, mime)
     charset = _CHARSET_PARAMETER.search(mime or "")
