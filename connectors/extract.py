@@ -7,7 +7,8 @@ file (a zip of parts) is opened only when its parts unpack to at most its own si
 `UNPACK_ALLOWANCE`, by the sizes its zip directory declares, checked before anything is inflated:
 a small file that unpacks to gigabytes is refused by policy (`UnpacksTooLargeError`), not read
 until the process runs out of memory. A PDF, which declares no such sizes, is refused as soon as
-its pages' contents unpack past the same limit, before any is parsed.
+its pages' contents unpack past the same limit, before any is parsed. A PDF locked with a
+password inlet does not have is refused by policy too (`EncryptedError`): no run can read it.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from html.entities import html5 as _NAMED_REFERENCES
 from pathlib import PurePath
 from typing import Any
 
-from inlet.errors import ItemError, NotTextError, UnpacksTooLargeError
+from inlet.errors import EncryptedError, ItemError, NotTextError, UnpacksTooLargeError
 
 from .charsets import AS_BROWSERS_READ, WHATWG_LABELS
 
@@ -94,7 +95,8 @@ def kind_of(name: str, mime: str | None = None) -> str | None:
 def extract_text(data: bytes, name: str, mime: str | None = None) -> str:
     """Readable text of a file; `ItemError` when it is corrupt or of a kind inlet cannot read, and
     `UnpacksTooLargeError` (a skip by policy) for a DOCX, PPTX or XLSX file that unpacks past
-    `UNPACK_ALLOWANCE`, decided before any part is inflated. A `charset` parameter of `mime` (a mail
+    `UNPACK_ALLOWANCE`, decided before any part is inflated, or for a PDF locked with a password
+    (`EncryptedError`, also a skip by policy). A `charset` parameter of `mime` (a mail
     attachment's `text/plain; charset=ISO-2022-JP`) says how text is read (`decode`)."""
     kind = kind_of(name, mime)
     charset = _CHARSET_PARAMETER.search(mime or "")
@@ -157,8 +159,13 @@ _HEADING_MARKUP = [
     (re.compile(r"(\*{1,3}|~~)(?=\S)(.+?)(?<=\S)\1"), r"\2"),
     (re.compile(r"(?<!\w)(_{1,3})(?=\S)(.+?)(?<=\S)\1(?!\w)"), r"\2"),
 ]
-# YAML front matter at the top of a Markdown file: metadata, not text (its `title:` is the title)
+# YAML front matter at the top of a Markdown file: metadata, not text (its `title:` is the title).
+# Only a block of `key: value` lines is front matter (with indented or `- ` continuation lines,
+# comments and blank lines): a note, a slide file or an export that opens with a `---` rule and a
+# sentence keeps that sentence.
 _FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|\Z)", re.S | re.M)
+_FRONT_MATTER_KEY = re.compile(r"[A-Za-z_][\w.-]*+[ \t]*+:(?:[ \t]|\Z)")
+_FRONT_MATTER_MORE = re.compile(r"[ \t]|-(?:[ \t]|\Z)|#|\Z")  # a continuation, list item, comment or blank
 _FRONT_MATTER_TITLE = re.compile(r"^title:[ \t]*(.+?)[ \t]*$", re.M)
 
 
@@ -167,9 +174,19 @@ def _is_markdown(name: str) -> bool:
 
 
 def _without_front_matter(text: str) -> tuple[str, str]:
-    """(its front matter, the text after it); ("", text) when it has none."""
+    """(its front matter, the text after it); ("", text) when it has none: no `---` block at the
+    top, or one that is not `key: value` lines (`_FRONT_MATTER_KEY`)."""
     found = _FRONT_MATTER.match(text)
-    return (found[1], text[found.end() :]) if found else ("", text)
+    if found is None:
+        return "", text
+    lines = [line.rstrip("\r") for line in found[1].split("\n")]
+    keyed = [line for line in lines if not _FRONT_MATTER_MORE.match(line)]
+    if not all(_FRONT_MATTER_KEY.match(line) for line in keyed):
+        return "", text
+    first = next((line for line in lines if line.strip() and not line.startswith("#")), None)
+    if first is not None and not _FRONT_MATTER_KEY.match(first):
+        return "", text  # a list or an indented block is no mapping's start
+    return found[1], text[found.end() :]
 
 
 def document_title(data: bytes, name: str, text: str, mime: str | None = None) -> str | None:
@@ -700,10 +717,15 @@ def _pdf(data: bytes, name: str) -> str:
     The reader keeps what it inflated, and a PDF says nothing of its streams' sizes unpacked: the
     pages' contents are inflated (pypdf bounds each page's to 75 MB) and counted first, and past
     the file's own size plus `UNPACK_ALLOWANCE` the file is refused (`UnpacksTooLargeError`)
-    before another page is inflated or any is parsed."""
+    before another page is inflated or any is parsed. Then the values filled into its form's text
+    and choice fields, each as "field: value" (a value the pages already show is not repeated). An
+    encrypted PDF is read when its user password is empty (anyone may open it), else refused
+    by policy (`EncryptedError`)."""
     from pypdf import PdfReader
 
     reader = PdfReader(io.BytesIO(data))
+    if reader.is_encrypted and not reader.decrypt(""):
+        raise EncryptedError(f"{name}: encrypted PDF (password-protected): not read")
     limit, unpacked = len(data) + UNPACK_ALLOWANCE, 0
     for number, page in enumerate(reader.pages, 1):
         contents = page.get_contents()  # inflated once: the text's extraction below reads it again
@@ -715,7 +737,23 @@ def _pdf(data: bytes, name: str) -> str:
                 f"{_megabytes(UNPACK_ALLOWANCE)}): not read"
             )
     pages = [_dehyphenated((page.extract_text() or "").strip()) for page in reader.pages]
-    return "\n\n".join(p for p in pages if p)
+    shown = "\n".join(pages)
+    filled = [line for line in _pdf_form_values(reader) if line.split(": ", 1)[1] not in shown]
+    return "\n\n".join([p for p in pages if p] + (["\n".join(filled)] if filled else []))
+
+
+def _pdf_form_values(reader: Any) -> Iterator[str]:
+    """ "field: value" of each text or choice field of a PDF's form that holds a value, by the name
+    a viewer shows for it (its tooltip, else its own name)."""
+    for qualified, field in (reader.get_fields() or {}).items():
+        if field.get("/FT") not in ("/Tx", "/Ch"):
+            continue  # buttons (check boxes, radio buttons) and signatures hold no text
+        value = field.get("/V")
+        values = value if isinstance(value, list) else [value]
+        text = ", ".join(" ".join(str(v).split()) for v in values if v is not None and str(v).strip())
+        if text:
+            label = " ".join(str(field.get("/TU") or field.get("/T") or qualified).split())
+            yield f"{label}: {text}"
 
 
 # A word broken at a line end with a hyphen (or a soft hyphen, or U+2010), its rest starting the next line
@@ -767,26 +805,96 @@ _DOCX_SHOWN = {
 def _docx(data: bytes) -> str:
     """The body's paragraphs and tables in document order (a table where it stands, each row on a
     line, its cells ` | `-joined), headings as `#` lines, with the text of content controls and
-    tracked insertions, without tracked deletions."""
+    tracked insertions, without tracked deletions; a text box's paragraphs after the paragraph
+    that anchors it; an imported chunk (`w:altChunk`: HTML, a web page archive or plain text,
+    what web apps' "export to Word" writes) where it stands, read as such. Then the footnotes,
+    the endnotes and the comments (each as "Comment (author): text")."""
     import docx
-    from docx.text.paragraph import Paragraph
+    from docx.opc.constants import RELATIONSHIP_TYPE as RT
+    from docx.oxml import parse_xml
 
     document = docx.Document(io.BytesIO(data))
-    parts: list[str] = []
-    for block in _docx_within(document.element.body, ("p", "tbl")):
+    parts = list(_docx_blocks(document.element.body, document))
+    notes = {rel.reltype: rel.target_part for rel in document.part.rels.values() if not rel.is_external}
+    for kind, tag in ((RT.FOOTNOTES, "footnote"), (RT.ENDNOTES, "endnote"), (RT.COMMENTS, "comment")):
+        if kind not in notes:
+            continue
+        for note in parse_xml(notes[kind].blob).iterchildren(f"{_W}{tag}"):
+            if note.get(f"{_W}type", "normal") != "normal":
+                continue  # the separator lines above the notes
+            text = "\n\n".join(_docx_blocks(note, document))
+            if text and tag == "comment":
+                author = " ".join((note.get(f"{_W}author") or "").split())
+                text = f"Comment ({author}): {text}" if author else f"Comment: {text}"
+            if text:
+                parts.append(text)
+    return "\n\n".join(parts)
+
+
+def _docx_blocks(container: Any, document: Any) -> Iterator[str]:
+    """The text of the blocks of a body, a note, a comment or a text box (`_docx`), in order."""
+    from docx.text.paragraph import Paragraph
+
+    for block in _docx_within(container, ("p", "tbl", "altChunk")):
         if block.tag == f"{_W}tbl":
-            parts.extend(row for row in _docx_rows(block) if row.strip(" |"))
+            yield from (row for row in _docx_rows(block) if row.strip(" |"))
+            continue
+        if block.tag == f"{_W}altChunk":
+            text = _docx_chunk(document, block)
+            if text:
+                yield text
             continue
         text = _docx_text(block).strip()
-        if not text:
-            continue
-        style = Paragraph(block, document).style
-        name = (style.name if style is not None else "") or ""
-        if name.startswith("Heading"):
-            level = name.removeprefix("Heading").strip()
-            text = "#" * (int(level) if level.isdigit() else 1) + " " + text
-        parts.append(text)
-    return "\n\n".join(parts)
+        if text:
+            style = Paragraph(block, document).style
+            name = (style.name if style is not None else "") or ""
+            if name.startswith("Heading"):
+                level = name.removeprefix("Heading").strip()
+                text = "#" * (int(level) if level.isdigit() else 1) + " " + text
+            yield text
+        for box in _docx_text_boxes(block):
+            yield from _docx_blocks(box, document)
+
+
+_MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
+_R_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+
+
+def _docx_text_boxes(paragraph: Any) -> Iterator[Any]:
+    """The text boxes (`w:txbxContent`) a paragraph anchors, once each: Word writes each twice, as
+    a drawing and as its VML fallback (`mc:Fallback`, left out), and a box inside a box is its
+    outer box's."""
+    for box in paragraph.iter(f"{_W}txbxContent"):
+        above = box.getparent()
+        while above is not None and above is not paragraph and above.tag not in (_MC_FALLBACK, f"{_W}txbxContent"):
+            above = above.getparent()
+        if above is paragraph:
+            yield box
+
+
+def _docx_chunk(document: Any, chunk: Any) -> str:
+    """The text of an imported chunk (`w:altChunk`): an HTML part through `html_to_text`, a web page
+    archive (MHT) by its HTML part, plain text as it is; "" for any other kind (RTF, a nested DOCX)."""
+    import email
+
+    part = document.part.related_parts.get(chunk.get(_R_ID))
+    if part is None:
+        return ""
+    kind = part.content_type.split(";")[0].strip().lower()
+    if kind in ("text/html", "application/xhtml+xml"):
+        return html_to_text(decode(part.blob)).strip()
+    if kind == "text/plain":
+        return decode(part.blob).strip()
+    if kind in ("message/rfc822", "multipart/related", "application/x-mimearchive"):
+        archive = email.message_from_bytes(part.blob)
+        for piece in archive.walk():
+            if piece.get_content_type() in ("text/html", "text/plain"):
+                payload = piece.get_payload(decode=True)
+                if not isinstance(payload, bytes):
+                    continue
+                text = decode(payload, piece.get_content_charset())
+                return (html_to_text(text) if piece.get_content_type() == "text/html" else text).strip()
+    return ""
 
 
 def _docx_within(element: Any, tags: tuple[str, ...]) -> Iterator[Any]:
@@ -804,20 +912,27 @@ def _docx_text(paragraph: Any) -> str:
     return "".join(run.text for run in _docx_within(paragraph, ("r",)))
 
 
+def _docx_cell_text(paragraph: Any) -> str:
+    """A paragraph's text in a table cell, with the paragraphs of the text boxes it anchors."""
+    boxes = [_docx_cell_text(p) for box in _docx_text_boxes(paragraph) for p in _docx_within(box, ("p",))]
+    return " ".join([_docx_text(paragraph), *boxes])
+
+
 def _docx_rows(table: Any) -> Iterator[str]:
     """A table's rows, each its cells' text ` | `-joined (a cell's paragraphs and nested tables on one line)."""
     for row in _docx_within(table, ("tr",)):
         cells = []
         for cell in _docx_within(row, ("tc",)):
             blocks = _docx_within(cell, ("p", "tbl"))
-            text = " ".join(" ".join(_docx_rows(b)) if b.tag == f"{_W}tbl" else _docx_text(b) for b in blocks)
+            text = " ".join(" ".join(_docx_rows(b)) if b.tag == f"{_W}tbl" else _docx_cell_text(b) for b in blocks)
             cells.append(" ".join(text.split()))
         yield " | ".join(cells)
 
 
 def _pptx(data: bytes) -> str:
     """Each slide with text as a `## Slide N` heading and the text of its shapes: text frames,
-    tables (a row per line, cells ` | `-joined) and the shapes inside groups."""
+    tables (a row per line, cells ` | `-joined), SmartArt graphics (a line per node) and the
+    shapes inside groups."""
     from pptx import Presentation
 
     slides = []
@@ -834,6 +949,8 @@ def _pptx_texts(shapes: Any) -> Iterator[str]:
     for shape in shapes:
         if shape.shape_type == MSO_SHAPE_TYPE.GROUP:
             yield from _pptx_texts(shape.shapes)
+        elif (diagram := _smartart_data(shape)) is not None:
+            yield "\n".join(_smartart_texts(diagram))
         elif shape.has_text_frame:
             yield shape.text_frame.text.strip()
         elif getattr(shape, "has_table", False):
@@ -842,18 +959,59 @@ def _pptx_texts(shapes: Any) -> Iterator[str]:
                 yield line if line.strip(" |") else ""
 
 
+_DGM = "{http://schemas.openxmlformats.org/drawingml/2006/diagram}"
+_A = "{http://schemas.openxmlformats.org/drawingml/2006/main}"
+_SMARTART = "http://schemas.openxmlformats.org/drawingml/2006/diagram"
+
+
+def _smartart_data(shape: Any) -> bytes | None:
+    """The data part of a SmartArt graphic (a graphic frame pointing at a diagram), else None."""
+    element = shape.element
+    data = element.find(f"{_A}graphic/{_A}graphicData[@uri='{_SMARTART}']/{_DGM}relIds")
+    if data is None:
+        return None
+    rid = data.get("{http://schemas.openxmlformats.org/officeDocument/2006/relationships}dm")
+    try:
+        return shape.part.related_part(rid).blob
+    except KeyError:
+        return None
+
+
+def _smartart_texts(data: bytes) -> Iterator[str]:
+    """The text of a SmartArt graphic's nodes (its data part's points, in their order): a line per
+    paragraph; the points PowerPoint adds for its own layout and connectors hold none."""
+    from pptx.oxml import parse_xml
+
+    model = parse_xml(data)
+    for point in model.iter(f"{_DGM}pt"):
+        if point.get("type", "node") not in ("node", "asst"):
+            continue
+        for paragraph in point.iterfind(f"{_DGM}t/{_A}p"):
+            line = " ".join("".join(run.text or "" for run in paragraph.iter(f"{_A}t")).split())
+            if line:
+                yield line
+
+
 def _xlsx(data: bytes) -> str:
     """Each sheet as a heading and its rows as ` | `-joined cell values (computed values, not
     formulas; a date as its ISO date, a percentage as one), without the columns that are empty in
     every row nor a row's empty cells after its last value: a formatted but empty cell far to the
-    right does not pad every row with empty cells."""
+    right does not pad every row with empty cells. A formula whose value the file does not hold
+    (a workbook a program wrote, never opened in a spreadsheet app to compute it) is shown as the
+    formula (`=SUM(B2:B9)`), not as an empty cell."""
     from openpyxl import load_workbook
 
     book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    formulas = load_workbook(io.BytesIO(data), read_only=True) if _uncached_formulas(data) else None
     sheets = []
     try:
-        for sheet in book.worksheets:
-            grid = [[_xlsx_value(cell) for cell in row] for row in sheet.iter_rows()]
+        for number, sheet in enumerate(book.worksheets):
+            rows_of = sheet.iter_rows()
+            if formulas is None:
+                grid = [[_xlsx_value(cell) for cell in row] for row in rows_of]
+            else:
+                pairs = zip(rows_of, formulas.worksheets[number].iter_rows())
+                grid = [[_xlsx_value(c) or _xlsx_formula(f) for c, f in zip(row, same)] for row, same in pairs]
             used = sorted({n for row in grid for n, value in enumerate(row) if value})
             rows = [
                 " | ".join(_without_trailing_empties([row[n] if n < len(row) else "" for n in used])) for row in grid
@@ -863,7 +1021,41 @@ def _xlsx(data: bytes) -> str:
                 sheets.append(f"## {sheet.title}\n\n" + "\n".join(rows))
     finally:
         book.close()
+        if formulas is not None:
+            formulas.close()
     return "\n\n".join(sheets)
+
+
+# A cell holding a formula and no value: `<c r="B4"><f>SUM(B2:B3)</f><v></v></c>` (or no `<v>`)
+_UNCACHED_FORMULA = re.compile(
+    rb"<(?:\w+:)?f\b[^<>]*+(?:/>|>[^<]*+</(?:\w+:)?f>)\s*+(?:<(?:\w+:)?v\s*/>|<(?:\w+:)?v>\s*</(?:\w+:)?v>)?\s*</(?:\w+:)?c>"
+)
+_SCAN = 1 << 20  # bytes of a sheet's XML searched at a time
+_OVERLAP = 65_536  # more than a cell with a formula (at most 8,192 characters) takes
+
+
+def _uncached_formulas(data: bytes) -> bool:
+    """Whether a sheet of the workbook `data` holds a formula without its value, read a slice of
+    its XML at a time (the sheets' sizes are within `UNPACK_ALLOWANCE`, checked before)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as package:
+        for name in package.namelist():
+            if not (name.startswith("xl/worksheets/") and name.endswith(".xml")):
+                continue
+            with package.open(name) as part:
+                tail = b""
+                while chunk := part.read(_SCAN):
+                    window = tail + chunk
+                    if _UNCACHED_FORMULA.search(window):
+                        return True
+                    tail = window[-_OVERLAP:]
+    return False
+
+
+def _xlsx_formula(cell: Any) -> str:
+    """A formula cell's formula as the spreadsheet's formula bar shows it (`=SUM(B2:B3)`), else ""."""
+    value = getattr(cell, "value", None)
+    value = getattr(value, "text", value)  # an array formula
+    return value if isinstance(value, str) and value.startswith("=") else ""
 
 
 def _without_trailing_empties(values: list[str]) -> list[str]:

@@ -5,7 +5,6 @@ Pure functions over Drive's File resources, apart from `fetch_text`, which takes
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -57,21 +56,6 @@ def skip_reason(f: dict[str, Any], max_bytes: int) -> str | None:
     return None
 
 
-# The Markdown export carries a Doc's images as base64 `data:` URIs, referenced (`![][image1]` and
-# a `[image1]: <data:image/png;base64,...>` line) or inline (`![alt](data:...)`): bytes, not text.
-_IMAGE_DEFINITION = re.compile(r"^[ \t]*\[[^\]\n]+\]:[ \t]*<?data:[^\n]*$\n?", re.M)
-_IMAGE_REFERENCE = re.compile(r"!\[([^\]\n]*)\]\[[^\]\n]*\]")
-_INLINE_IMAGE = re.compile(r"!\[([^\]\n]*)\]\(<?data:[^)\n]*\)")
-
-
-def without_embedded_images(markdown: str) -> str:
-    """`markdown` without its base64 images; an image's alt text stays."""
-    if "data:" not in markdown:
-        return markdown
-    text = _IMAGE_DEFINITION.sub("", markdown)
-    return _INLINE_IMAGE.sub(r"\1", _IMAGE_REFERENCE.sub(r"\1", text))
-
-
 class TooLarge(Exception):
     """An export came back bigger than the size cap."""
 
@@ -92,8 +76,9 @@ def fetch_text(client: DriveClient, f: dict[str, Any], doc_format: str, max_byte
             raise TooLarge(f"export over the size cap ({len(data)} > {max_bytes} bytes)")
         if target == XLSX:
             return extract_text(data, f.get("name", ""), XLSX).strip()
-        text = data.decode("utf-8", "replace")
-        return without_embedded_images(text).strip() if target == "text/markdown" else text.strip()
+        # a Doc's images come as base64 `data:` URIs in its Markdown: the index leaves them out
+        # (`inlet.index.clean.without_embedded_data`), as of every document
+        return data.decode("utf-8", "replace").strip()
     return extract_text(client.download(f["id"]), f.get("name", ""), mime).strip()
 
 

@@ -12,7 +12,9 @@ holding HTML are, and the text around them stays as written. Word's namespace de
 body by a converter that dropped the tags around them) are dropped from any text: nobody writes one,
 and no reader shows one. Other processing instructions in text without HTML (`<?php`, an XML
 file's `<?xml version="1.0"?>` in a README) are what the author wrote and stay. Invisible format
-characters that split a word (a soft hyphen, a zero-width space) are dropped from every document.
+characters that split a word (a soft hyphen, a zero-width space) are dropped from every document,
+and so are bytes written into text as base64 (`without_embedded_data`: a pasted image's `data:`
+URI, its alt text kept; a key or an attachment left encoded), which no reader reads as words.
 No reader is handed what no reader sees (`readable`, for every title and text, when indexed and
 again when served, for documents indexed before): control characters but tab and newline, bidi
 embedding, override and isolate controls (a title "Invoice <U+202E>fdp.exe" shows as "Invoice
@@ -107,6 +109,36 @@ def readable_url(url: str) -> str:
     """`url` with each character `readable` would drop or turn into a line end percent-encoded (as
     UTF-8): the link still works, and shows no reversed text or hidden tag."""
     return _URL_UNSEEN.sub(lambda found: quote(found[0], safe=""), url)
+
+
+# Bytes written into text as base64. A Markdown image or link whose target is a `data:` URI is its
+# alt text (inline, or by a reference whose definition is one: a Google Doc's Markdown export);
+# any other base64 `data:` URI goes (an `<img src>` in a pasted page, a CSS `url()`); so does a run
+# of base64 of 200 characters or more, unbroken or wrapped in lines of 60 or more (MIME, PEM, PGP),
+# that mixes capitals, small letters and digits as encoded bytes do and no word or identifier does.
+_DATA_LINK = re.compile(r"!?\[([^\]\n]*+)\]\(<?data:[^)\n]*+\)")
+_DATA_DEFINITION = re.compile(r"^[ \t]{0,3}\[([^\]\n]++)\]:[ \t]*+<?data:[^\n]*+(?:\n|\Z)", re.M)
+_REFERENCE = re.compile(r"!?\[([^\]\n]*+)\]\[([^\]\n]*+)\]")
+_DATA_URI = re.compile(r"data:[\w.+-]++/[\w.+-]++(?:;[\w.+-]++=[^;,\s\"')]*+)*+;base64,[A-Za-z0-9+/]*+=*+", re.I)
+_BASE64_RUN = re.compile(
+    r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{200,}+=*+(?![A-Za-z0-9+/=])"  # unbroken
+    r"|(?:^[ \t]*+[A-Za-z0-9+/]{60,}+=*+[ \t]*+\n){3,}+(?:[ \t]*+[A-Za-z0-9+/]++=*+[ \t]*+(?:\n|\Z))?",  # wrapped
+    re.M,
+)
+_ENCODED = (re.compile("[A-Z]"), re.compile("[a-z]"), re.compile("[0-9]"))
+
+
+def without_embedded_data(text: str) -> str:
+    """`text` without the bytes written into it as base64 (`_DATA_LINK` to `_BASE64_RUN`): a
+    Markdown image or link to a `data:` URI is its alt text, and everything else it was is left
+    out; unchanged when it holds none."""
+    if "data:" in text:
+        labels = {m[1].strip().lower() for m in _DATA_DEFINITION.finditer(text)}
+        text = _DATA_LINK.sub(r"\1", _DATA_DEFINITION.sub("", text))
+        if labels:
+            text = _REFERENCE.sub(lambda m: m[1] if (m[2] or m[1]).strip().lower() in labels else m[0], text)
+        text = _DATA_URI.sub("", text)
+    return _BASE64_RUN.sub(lambda m: "" if all(c.search(m[0]) for c in _ENCODED) else m[0], text)
 
 
 def markup_tags(text: str) -> list[str]:
@@ -221,9 +253,11 @@ def visible_text(text: str) -> str:
 
 def plain(doc: "Document") -> "Document":
     """`doc` with a plain-text body: the same object when its text holds no HTML (or its connector
-    made it plain) and neither it nor its title anything `readable` changes, else a copy whose
-    text and title (and so content hash: stored markup is re-chunked once) are converted."""
-    text = readable(doc.text)  # first: "<sc\u200bript>" is a tag once the reader's eye joins it
+    made it plain), no base64 (`without_embedded_data`, whichever connector made it), and neither
+    it nor its title anything `readable` changes, else a copy whose text and title (and so content
+    hash: stored markup is re-chunked once) are converted."""
+    # readable first: "<sc\u200bript>" is a tag once the reader's eye joins it
+    text = without_embedded_data(readable(doc.text))
     text = text if doc.plain_text else clean_text(text)
     title = readable(doc.title) if doc.title else doc.title
     return doc if (text, title) == (doc.text, doc.title) else doc.model_copy(update={"text": text, "title": title})

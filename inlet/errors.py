@@ -70,6 +70,13 @@ class UnpacksTooLargeError(ItemError):
     failed = False
 
 
+class EncryptedError(ItemError):
+    """A file locked with a password inlet does not have (an encrypted PDF): it stays unreadable
+    until it is saved without one, so it is skipped by policy, not an error of every run."""
+
+    failed = False
+
+
 class NothingInScopeError(ConfigError):
     """Every entry of a config key that chooses what a source reads (`channels`, `folders`, `teams`,
     `include`) matched nothing at the service: the run would read nothing, and a full pass would

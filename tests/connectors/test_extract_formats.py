@@ -435,3 +435,240 @@ def test_an_html_title_is_its_text_tag_like_words_included(title):
     assert document_title(page, "page.html", "x", "text/html") == html.unescape(title)
     headed = b"<html><body><h1>On <em>call</em> rota</h1><p>x</p></body></html>"
     assert document_title(headed, "page.html", "x", "text/html") == "On call rota"
+
+
+def _pdf_rewritten(pdf: bytes, change) -> bytes:
+    """`pdf` copied by pypdf's writer, `change(writer)` applied before it is written."""
+    import io
+
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    writer.append(PdfReader(io.BytesIO(pdf)))
+    change(writer)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_an_encrypted_pdf_is_a_skip_by_policy_and_one_anyone_may_open_is_read():
+    """A PDF locked with a user password stays unreadable whatever the run does: a skip with its
+    reason, the run ok; one with an empty user password (only printing or copying restricted) is read."""
+    from inlet.errors import EncryptedError
+    from inlet.sandbox.documents import make_pdf
+
+    pdf = make_pdf("Pay", ["Salary review of the ibexfold team."])
+    locked = _pdf_rewritten(pdf, lambda w: w.encrypt(user_password="secret", owner_password="owner"))
+    with pytest.raises(EncryptedError, match=r"^pay\.pdf: encrypted PDF \(password-protected\): not read$") as err:
+        extract_text(locked, "pay.pdf")
+    assert not err.value.failed
+    open_to_all = _pdf_rewritten(pdf, lambda w: w.encrypt(user_password="", owner_password="owner"))
+    assert "Salary review of the ibexfold team." in extract_text(open_to_all, "pay.pdf")
+
+
+def test_the_values_filled_into_a_pdf_form_are_text():
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject, NumberObject, TextStringObject
+
+    from inlet.sandbox.documents import make_pdf
+
+    def fill(writer):
+        def field(name, kind, value):
+            return writer._add_object(
+                DictionaryObject(
+                    {
+                        NameObject("/FT"): NameObject(kind),
+                        NameObject("/T"): TextStringObject(name),
+                        NameObject("/V"): value,
+                        NameObject("/Type"): NameObject("/Annot"),
+                        NameObject("/Subtype"): NameObject("/Widget"),
+                        NameObject("/Rect"): ArrayObject([NumberObject(n) for n in (72, 500, 400, 520)]),
+                    }
+                )
+            )
+
+        fields = ArrayObject(
+            [
+                field("Employee", "/Tx", TextStringObject("Zebulon Quaggafield")),
+                field("Approved", "/Btn", NameObject("/Yes")),
+                field("Notes", "/Tx", TextStringObject("")),
+            ]
+        )
+        writer.pages[0][NameObject("/Annots")] = fields
+        writer._root_object[NameObject("/AcroForm")] = DictionaryObject({NameObject("/Fields"): fields})
+
+    form = _pdf_rewritten(make_pdf("Leave request", ["Filled in by the employee."]), fill)
+    assert (
+        extract_text(form, "form.pdf") == "Leave request\nFilled in by the employee.\n\nEmployee: Zebulon Quaggafield"
+    )
+
+
+def _docx_part(document, name: str, content_type: str, reltype: str, blob: bytes) -> str:
+    """Add a part to a python-docx document, related to its main part: the relationship's id."""
+    from docx.opc.packuri import PackURI
+    from docx.opc.part import Part
+
+    part = Part(PackURI(name), content_type, blob, document.part.package)
+    return document.part.relate_to(part, reltype)
+
+
+RELS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships/"
+TEXT_BOX = (
+    '<w:p xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main" '
+    'xmlns:mc="http://schemas.openxmlformats.org/markup-compatibility/2006" '
+    'xmlns:wps="http://schemas.microsoft.com/office/word/2010/wordprocessingShape" '
+    'xmlns:wp="http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing" '
+    'xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" xmlns:v="urn:schemas-microsoft-com:vml">'
+    '<w:r><w:t xml:space="preserve">Anchor. </w:t></w:r><w:r><mc:AlternateContent><mc:Choice Requires="wps"><w:drawing>'
+    '<wp:anchor><wp:docPr id="5" name="Text Box 5"/><a:graphic><a:graphicData '
+    'uri="http://schemas.microsoft.com/office/word/2010/wordprocessingShape"><wps:wsp><wps:txbx><w:txbxContent>'
+    "<w:p><w:r><w:t>Text box: the gannetline deadline is 30 April.</w:t></w:r></w:p>"
+    "</w:txbxContent></wps:txbx></wps:wsp></a:graphicData></a:graphic></wp:anchor></w:drawing></mc:Choice>"
+    "<mc:Fallback><w:pict><v:shape><v:textbox><w:txbxContent><w:p><w:r><w:t>Text box: the gannetline deadline is "
+    "30 April.</w:t></w:r></w:p></w:txbxContent></v:textbox></v:shape></w:pict></mc:Fallback></mc:AlternateContent>"
+    "</w:r></w:p>"
+)
+
+
+def _notes(kind: str, text: str) -> bytes:
+    """A footnotes or endnotes part: its two separators and one note saying `text`."""
+    return (
+        f'<w:{kind}s {W}><w:{kind} w:type="separator" w:id="-1"><w:p><w:r><w:separator/></w:r></w:p></w:{kind}>'
+        f'<w:{kind} w:type="continuationSeparator" w:id="0"><w:p><w:r><w:continuationSeparator/></w:r></w:p>'
+        f'</w:{kind}><w:{kind} w:id="1"><w:p><w:r><w:t>{text}</w:t></w:r></w:p></w:{kind}></w:{kind}s>'
+    ).encode()
+
+
+def test_docx_text_boxes_footnotes_endnotes_and_comments_are_text():
+    from docx.oxml import parse_xml
+
+    main = "application/vnd.openxmlformats-officedocument.wordprocessingml"
+
+    def build(document):
+        paragraph = document.add_paragraph("The serval contract renews annually.")
+        document.element.body[-1].addprevious(parse_xml(TEXT_BOX))
+        document.add_paragraph("Last body paragraph.")
+        footnotes = _notes("footnote", "The penalty for the serval contract is 5 percent.")
+        _docx_part(document, "/word/footnotes.xml", f"{main}.footnotes+xml", RELS + "footnotes", footnotes)
+        endnotes = _notes("endnote", "Source: the marmotannex.")
+        _docx_part(document, "/word/endnotes.xml", f"{main}.endnotes+xml", RELS + "endnotes", endnotes)
+        document.add_comment(paragraph.runs, text="Legal says the walrusclause must be removed.", author="Legal")
+
+    assert extract_text(_docx(build), "contract.docx").split("\n\n") == [
+        "The serval contract renews annually.",
+        "Anchor.",
+        "Text box: the gannetline deadline is 30 April.",  # once: its VML fallback is the same box
+        "Last body paragraph.",
+        "The penalty for the serval contract is 5 percent.",
+        "Source: the marmotannex.",
+        "Comment (Legal): Legal says the walrusclause must be removed.",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "chunk"),
+    [
+        (
+            "text/html",
+            b"<html><body><h1>Incident report</h1><p>The toucanfield outage lasted 47 minutes.</p></body></html>",
+        ),
+        (
+            "message/rfc822",
+            b"MIME-Version: 1.0\r\nContent-Type: multipart/related; boundary=B\r\n\r\n--B\r\n"
+            b"Content-Type: text/html; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+            b"<h1>Incident report</h1><p>The toucanfield outage lasted 47 minutes.</p>\r\n--B--\r\n",
+        ),
+    ],
+    ids=["html", "web-archive"],
+)
+def test_a_docx_of_an_imported_html_chunk_is_read_where_the_chunk_stands(content_type, chunk):
+    """Web apps' "export to Word" writes the document as HTML imported by a `w:altChunk`."""
+    from docx.oxml import parse_xml
+
+    def build(document):
+        document.add_paragraph("Exported from the tracker.")
+        rid = _docx_part(document, "/word/afchunk.htm", content_type, RELS + "aFChunk", chunk)
+        document.element.body[-1].addprevious(parse_xml(f'<w:altChunk {W} xmlns:r="{RELS[:-1]}" r:id="{rid}"/>'))
+        document.add_paragraph("End of export.")
+
+    assert extract_text(_docx(build), "incident.docx").split("\n\n") == [
+        "Exported from the tracker.",
+        "# Incident report",
+        "The toucanfield outage lasted 47 minutes.",
+        "End of export.",
+    ]
+
+
+def test_pptx_smartart_text_is_read():
+    """SmartArt (process steps, org charts) keeps its text in the diagram's data part, which the
+    slide's graphic frame points at, as PowerPoint writes it."""
+    from pptx import Presentation
+    from pptx.opc.package import Part
+    from pptx.opc.packuri import PackURI
+    from pptx.oxml import parse_xml
+
+    a, dgm = (
+        "http://schemas.openxmlformats.org/drawingml/2006/main",
+        "http://schemas.openxmlformats.org/drawingml/2006/diagram",
+    )
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[5])
+    slide.shapes.title.text = "Onboarding of the quetzalpoint team"
+    steps = ["Step 1: laptop from the IT desk", "Step 2: badge at reception", "Step 3: security training"]
+
+    def point(n: int, text: str, kind: str = "") -> str:
+        paragraph = f"<a:p><a:r><a:t>{text}</a:t></a:r></a:p>" if text else "<a:p/>"
+        return f'<dgm:pt modelId="{{{n}}}"{kind}><dgm:prSet/><dgm:spPr/><dgm:t><a:bodyPr/>{paragraph}</dgm:t></dgm:pt>'
+
+    points = point(0, "", ' type="doc"') + "".join(point(n, s) for n, s in enumerate(steps, 1))
+    points += point(9, "", ' type="sibTrans"')  # a connector between two steps: no text
+    data = (
+        f'<dgm:dataModel xmlns:dgm="{dgm}" xmlns:a="{a}"><dgm:ptLst>{points}</dgm:ptLst><dgm:cxnLst/></dgm:dataModel>'
+    )
+    part = Part(PackURI("/ppt/diagrams/data1.xml"), f"{_DRAWINGML}.diagramData+xml", deck.part.package, data.encode())
+    rid = slide.part.relate_to(part, RELS + "diagramData")
+    slide.shapes._spTree.append(
+        parse_xml(
+            f'<p:graphicFrame xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main" xmlns:a="{a}" '
+            f'xmlns:r="{RELS[:-1]}"><p:nvGraphicFramePr><p:cNvPr id="10" name="Diagram 1"/><p:cNvGraphicFramePr/>'
+            '<p:nvPr/></p:nvGraphicFramePr><p:xfrm><a:off x="0" y="0"/><a:ext cx="7315200" cy="3657600"/></p:xfrm>'
+            f'<a:graphic><a:graphicData uri="{dgm}"><dgm:relIds xmlns:dgm="{dgm}" r:dm="{rid}"/></a:graphicData>'
+            "</a:graphic></p:graphicFrame>"
+        )
+    )
+    assert extract_text(_saved(deck), "onboarding.pptx") == (
+        "## Slide 1\n\nOnboarding of the quetzalpoint team\nStep 1: laptop from the IT desk\n"
+        "Step 2: badge at reception\nStep 3: security training"
+    )
+
+
+_DRAWINGML = "application/vnd.openxmlformats-officedocument.drawingml"
+
+
+def test_an_xlsx_formula_without_a_stored_value_shows_the_formula():
+    """A workbook a program wrote (openpyxl, pandas) holds formulas without their values until a
+    spreadsheet app computes them: the formula is shown, not an empty cell; a formula whose value
+    the file holds (Excel saved it) reads as its value."""
+    import io
+    import zipfile
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Fleet"
+    sheet.append(["Item", "Amount"])
+    sheet.append(["puffinfleet fuel", 1200])
+    sheet.append(["puffinfleet crew", 800])
+    sheet.append(["Total", "=SUM(B2:B3)"])
+    sheet.append(["Doubled", "=B4*2"])
+    written = zipfile.ZipFile(io.BytesIO(_saved(book)))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as package:
+        for name in written.namelist():
+            part = written.read(name)
+            if name == "xl/worksheets/sheet1.xml":  # the total's value stored, as Excel saves it
+                part = part.replace(b"<f>SUM(B2:B3)</f><v></v>", b"<f>SUM(B2:B3)</f><v>2000</v>")
+            package.writestr(name, part)
+    assert extract_text(out.getvalue(), "fleet.xlsx") == (
+        "## Fleet\n\nItem | Amount\npuffinfleet fuel | 1200\npuffinfleet crew | 800\nTotal | 2000\nDoubled | =B4*2"
+    )

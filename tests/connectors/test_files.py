@@ -586,6 +586,36 @@ def test_markdown_front_matter_is_metadata_and_its_title_the_title(root):
     assert doc.title == "Release Train" and doc.text.strip() == "Ships every Tuesday."
 
 
+def test_a_markdown_file_opening_with_a_rule_and_a_sentence_keeps_the_sentence(root):
+    """Only `key: value` lines between `---` lines are front matter: a note or a slide file that
+    opens with a rule keeps its first section, however it continues."""
+    (root / "hr.md").write_text(
+        "---\nThe sealiondock rollout starts Monday and the hangar opens at six\n---\n\nSecond part of the note.\n"
+    )
+    (root / "slides.md").write_text("---\n- first slide: the otterquay kickoff\n- agenda\n---\nSecond slide\n")
+    (root / "meta.md").write_text("---\ntitle: Plan\ntags:\n  - ops\n  - q3\nsummary: |\n  Long\n---\nBody.\n")
+    docs = {d.id: d for d in by_type(run(connector(root))[0], Document)}
+    assert "The sealiondock rollout starts Monday and the hangar opens at six" in docs["docs:hr.md"].text
+    assert "Second part of the note." in docs["docs:hr.md"].text
+    assert "the otterquay kickoff" in docs["docs:slides.md"].text
+    assert docs["docs:meta.md"].text.strip() == "Body." and docs["docs:meta.md"].title == "Plan"
+
+
+def test_a_password_protected_pdf_is_a_skip_by_policy_with_its_reason(root):
+    import io
+
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    writer.append(PdfReader(io.BytesIO(make_pdf("Pay", ["Salaries of the ibexfold team."]))))
+    writer.encrypt(user_password="secret", owner_password="owner")
+    writer.write(root / "pay.pdf")
+    items, _ = run(connector(root))
+    assert [(s.id, s.reason, s.failed) for s in by_type(items, Skipped)] == [
+        ("docs:pay.pdf", "pay.pdf: encrypted PDF (password-protected): not read", False)
+    ]
+
+
 def test_a_deck_of_pictures_only_has_no_text(root):
     (root / "photos.pptx").write_bytes(make_pptx("", [("", "")]))  # slides with nothing written on them
     items, _ = run(connector(root))

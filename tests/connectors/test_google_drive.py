@@ -777,13 +777,13 @@ def test_corrupt_pdf_in_changes_is_skipped_and_the_rest_goes_on(sb: Sandbox) -> 
 
 
 def test_a_docs_images_are_left_out_of_its_markdown_text() -> None:
-    from inlet.connectors.google_drive_content import without_embedded_images
+    from inlet.index.clean import without_embedded_data
 
     exported = (
         "# Plan\n\nThe chart ![][image1] and ![the logo](data:image/png;base64,iVBORw0KGgo=) below.\n\n"
         "[docs]: https://example.com\n\n[image1]: <data:image/png;base64,AAECAwQFBgcICQoL>\n"
     )
-    text = without_embedded_images(exported)
+    text = without_embedded_data(exported)
     assert "base64" not in text and "data:" not in text
     assert "The chart  and the logo below." in text and "[docs]: https://example.com" in text
 

@@ -377,3 +377,32 @@ def test_line_ends_controls_bidi_overrides_and_tag_characters_are_not_stored() -
         f"Agenda\nThe quailfort review\nDock 7\nPage two\nLine two\n\nNext.\nLast.\nEnd  isolated {scotland} bell"
     )
     assert plain(cleaned) is cleaned  # clean text is left as it is: its content hash does not change
+
+
+def test_base64_in_a_document_is_left_out_and_a_pasted_images_alt_text_kept() -> None:
+    """A Markdown runbook's pasted image (a `data:` URI of 200 KB) would be ~800 chunks of base64:
+    whichever connector made the text, the index keeps the alt text and drops the bytes, and a
+    certificate pasted as PEM lines and a bare base64 run go the same way."""
+    import base64
+    import random
+
+    rng = random.Random(1)
+    blob = base64.b64encode(rng.randbytes(150_000)).decode()
+    pem = base64.b64encode(rng.randbytes(600)).decode()
+    runbook = (
+        "# Failover runbook\n\nThe heronswitch failover is started from the ops console.\n\n"
+        f"![network diagram](data:image/png;base64,{blob})\n\nAfter failover, check the replication lag.\n\n"
+        "-----BEGIN CERTIFICATE-----\n"
+        + "\n".join(pem[n : n + 64] for n in range(0, len(pem), 64))
+        + "\n-----END CERTIFICATE-----\n\nThe key: "
+        + pem[:300]
+        + " (rotated yearly).\n"
+    )
+    doc = plain(mail(runbook))
+    assert doc.text == (
+        "# Failover runbook\n\nThe heronswitch failover is started from the ops console.\n\n"
+        "network diagram\n\nAfter failover, check the replication lag.\n\n"
+        "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n\nThe key:  (rotated yearly).\n"
+    )
+    ordinary = mail("Build abc123def456 of https://example.com/AbC/x?y=1 passed. " + "ab12" * 80)
+    assert plain(ordinary) is ordinary  # hex, identifiers and links are words: nothing changes
