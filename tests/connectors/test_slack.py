@@ -19,8 +19,9 @@ from inlet.connectors.base import LivePrefix
 from inlet.connectors.model import ACL, AclUpdate, Checkpoint, Deletion, Document, Item, Skipped
 from inlet.connectors.slack_events import INBOX
 from inlet.connectors.slack import SlackConfig, SlackConnector, SlackExportConnector
+from inlet.storage.types import people_rows
 from inlet.connectors.slack_client import pacing
-from inlet.connectors.slack_render import NOISE, Directory, Person, permalink, render
+from inlet.connectors.slack_render import NOISE, ChannelInfo, Directory, Person, permalink, render, thread_doc
 from inlet.errors import CredentialsError, IncompleteListingError, NothingInScopeError, RetriableError
 from inlet.sandbox import slack
 from inlet.sandbox.server import Sandbox
@@ -637,6 +638,26 @@ def test_an_event_of_a_conversation_the_config_no_longer_selects_drops_it(sb: Sa
     assert DM not in after.checkpoint["channels"]
 
 
+def test_a_huddle_nobody_wrote_in_is_no_document_and_one_with_chat_is_its_thread(sb: Sandbox) -> None:
+    quiet = slack.post_message(sb.ws, ENRIQUE, "", HAMZA, subtype="huddle_thread")  # Slack's notice: no text
+    chat = slack.post_message(sb.ws, ENRIQUE, "", HARRY, subtype="huddle_thread")
+    slack.post_message(sb.ws, ENRIQUE, "the link from the huddle", HAMZA, thread_ts=chat)
+    conn = make(sb)
+    r = run(conn)
+    assert f"team-slack:{ENRIQUE}:{quiet}" not in r.docs and f"team-slack:{ENRIQUE}:{quiet}" not in set(conn.live_ids())
+    thread = doc(r, ENRIQUE, chat)
+    assert thread.title == "#enrique: started a huddle"
+    assert (
+        thread.text.splitlines()[0].endswith("abilinski: started a huddle")
+        and "the link from the huddle" in thread.text
+    )
+    later = slack.post_message(sb.ws, ENRIQUE, "", HAMZA, subtype="huddle_thread")
+    heard = _event(
+        conn, r.checkpoint, ENRIQUE, "EvHuddle", {"subtype": "huddle_thread", "user": HAMZA, "text": "", "ts": later}
+    )
+    assert not heard.docs  # heard as it starts: nothing to write either
+
+
 # --- errors and limits ---------------------------------------------------------------------------------
 
 
@@ -789,6 +810,49 @@ def test_sources_of_one_bot_token_share_its_pacing(sb: Sandbox) -> None:
 
 
 # --- rendering -----------------------------------------------------------------------------------------
+
+
+def test_writers_sharing_a_shown_name_are_each_a_participant_and_the_name_links_neither() -> None:
+    """Slack display names are not unique: two members shown as "sam", and an app posting as "alice"
+    before the member alice, are each listed with their own full name and address; the shared name
+    links to no one person."""
+    directory = Directory()
+    for uid, shown, full in (
+        ("U1", "alice", "Alice Archer"),
+        ("U7", "sam", "Samuel Onewater"),
+        ("U8", "sam", "Samantha Twofield"),
+    ):
+        email = f"{full.split()[0].lower()}@ex.com"
+        directory.add_user(
+            {"id": uid, "name": uid.lower(), "profile": {"display_name": shown, "real_name": full, "email": email}}
+        )
+    parent = {
+        "ts": "1.000100",
+        "subtype": "bot_message",
+        "bot_id": "B1",
+        "username": "alice",
+        "text": "send the budget",
+    }
+    replies = [
+        {"ts": "2.000100", "thread_ts": "1.000100", "user": "U1", "text": "sent it"},
+        {"ts": "3.000100", "thread_ts": "1.000100", "user": "U7", "text": "I do for sales"},
+        {"ts": "4.000100", "thread_ts": "1.000100", "user": "U8", "text": "I do for marketing"},
+        {"ts": "5.000100", "thread_ts": "1.000100", "user": "U7", "text": "thanks"},
+    ]
+    chan = ChannelInfo("C1", "general", "public_channel", ACL(public=True))
+    t = thread_doc(chan, [parent, *replies], directory, "https://ex.slack.com/")
+    assert t.metadata["participants"] == ["alice", "alice", "sam", "sam"]
+    assert t.metadata["participant_full_names"] == ["", "Alice Archer", "Samuel Onewater", "Samantha Twofield"]
+    assert t.metadata["participant_emails"] == ["", "alice@ex.com", "samuel@ex.com", "samantha@ex.com"]
+    thread = Document(
+        id="s:C1:1.000100", source="s", source_type="slack", text=t.text, author=t.author, metadata=t.metadata
+    )
+    links = thread.identities()
+    assert links["samantha twofield"] == links["samantha@ex.com"] == "samantha@ex.com"
+    assert links["samuel onewater"] == "samuel@ex.com" and links["alice"] == "alice@ex.com"
+    assert "sam" not in links  # two people's name: linked to neither
+    rows = {person: identity for person, _, identity in people_rows([thread])}
+    assert rows["sam"] is None and rows["samantha twofield"] == "samantha@ex.com"
 
 
 def test_render_mrkdwn_readably() -> None:
