@@ -18,8 +18,11 @@ Sync model (state in the checkpoint, per channel):
   rest (threads of one deleted outside the window, channels gone).
 A scan goes newest to oldest and checkpoints after every page with the `latest` bound reached, so an
 interrupted backfill resumes mid-channel; the resumed run then also reads the channels joined since
-it was planned (after the planned ones), not those it finished. Private channels' members are read
-every run. When only who reads a channel changed (its members, `domains`), one read of its history
+it was planned (after the planned ones), not those it finished. The engine's listing after the
+resumed run (`live_ids_after`) lists only the channels that were left to read (`unsettled`): what
+the interrupted run wrote after its last checkpoint is there; the finished ones are vouched for.
+Private channels' members are read every run. When only who reads a channel changed (its members,
+`domains`), one read of its history
 re-labels every document of it (`AclUpdate`s, committed page by page: no thread is read again,
 nothing embedded again), then the run goes on as usual; a changed name or visibility (a public
 channel made private keeps its id) re-yields all the channel's documents, after that re-labelling
@@ -246,13 +249,28 @@ class SlackConnector(Connector[SlackConfig]):
         vouches for all its documents (`LivePrefix`). A channel that is gone (`SKIP_CHANNEL`) lists
         nothing; one that answers another error, as a full run skips it, makes the listing
         incomplete: its documents are not known to be gone."""
+        return self._listing(None)
+
+    def live_ids_after(self, checkpoint: dict[str, Any] | None) -> Iterable[str]:
+        """After a resumed run: only the channels the unfinished run had not finished by
+        `checkpoint` (its plan's `todo`, and the `unsettled` ones of the runs it resumed before)
+        are listed; what it wrote after saving the checkpoint is in them. Every other channel
+        listed now is vouched for (`LivePrefix`): its deletions are the next sync's, as without
+        the crash. A checkpoint with no run in progress (or none): the whole listing."""
+        state = _State.load(checkpoint, source=self.name) if checkpoint else None
+        if state is None or state.run is None:
+            return self._listing(None)
+        return self._listing(set(state.run["todo"]) | set(state.run.get("unsettled", [])))
+
+    def _listing(self, only: set[str] | None) -> Iterator[str]:
+        """`live_ids`, listing only the channels in `only` (None: all) and vouching for the others."""
         crawl = _Crawl(self, None, None)
         crawl.listing = True
         crawl.start()
         failed: list[str] = []
         for chan in crawl.channels.values():
-            if chan.id in crawl.frozen:  # archived: the bot may no longer read it, nor anyone change it
-                yield LivePrefix(self.doc_id(f"{chan.id}:"))
+            if chan.id in crawl.frozen or (only is not None and chan.id not in only):
+                yield LivePrefix(self.doc_id(f"{chan.id}:"))  # archived: nobody can change it; or finished
                 continue
             try:
                 for page in crawl.api.pages("conversations.history", channel=chan.id, limit=self.config.page_size):
@@ -276,9 +294,10 @@ class SlackConnector(Connector[SlackConfig]):
 class _State(CheckpointModel):
     """The checkpoint. `channels`: per channel id {acl, newest, threads, recent, name, kind, public,
     users} (the last three: the ACL, for event runs; entries without them are read as before);
-    `run`: the run in progress ({todo, planned, reconcile, scan}; `planned`: every channel it
-    meant to read, so a resumed run tells one joined since), None between runs; `names`: channel
-    names for mentions."""
+    `run`: the run in progress ({todo, planned, reconcile, scan, unsettled}; `planned`: every
+    channel it meant to read, so a resumed run tells one joined since; `unsettled`: the channels
+    left to read when it was resumed, each time, for `live_ids_after`), None between runs;
+    `names`: channel names for mentions."""
 
     channels: dict[str, dict[str, Any]] = {}
     run: dict[str, Any] | None = None
@@ -606,7 +625,8 @@ class _Crawl:
             state = self.state
             if state.run is None:
                 yield from self._begin()
-            else:
+            else:  # resumed: what the run wrote after its last checkpoint is in the channels left
+                state.run["unsettled"] = sorted(set(state.run.get("unsettled", [])) | set(state.run["todo"]))
                 self._add_joined()
             run = self._run
             todo = list(run["todo"])

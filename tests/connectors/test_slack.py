@@ -773,6 +773,37 @@ def test_a_resumed_run_also_reads_a_channel_joined_since_its_plan_after_the_plan
     assert rest.checkpoint["run"] is None and RANDOM in rest.checkpoint["channels"]
 
 
+def test_the_listing_after_a_resumed_run_reads_only_the_channels_it_had_left(sb: Sandbox) -> None:
+    """What an interrupted run wrote after its last checkpoint is in the channels it had not
+    finished (also those of an earlier resume: `unsettled`); the finished ones are vouched for, not
+    listed: their deletions are the next sync's, as without the crash."""
+    planned: list[str] = []
+    last: dict[str, Any] = {}
+    for item in make(sb).load(None):
+        if isinstance(item, Checkpoint):
+            planned = planned or list(item.state["run"]["todo"])
+            if item.state["run"]["todo"] != planned:
+                last = item.state  # killed once the plan's first channel is done
+                break
+    finished, left = planned[0], planned[1:]
+    second: dict[str, Any] = {}
+    for item in make(sb).load(last):
+        if isinstance(item, Checkpoint) and item.state["run"] and item.state["run"]["todo"] != left:
+            second = item.state  # the resumed run killed too, once it finished the next channel
+            break
+    assert second["run"]["todo"] == left[1:]
+    sb.faults.reset_counts()
+    whole = set(make(sb).live_ids())
+    listed_all = sb.faults.count("slack:conversations.history")
+    sb.faults.reset_counts()
+    after = set(make(sb).live_ids_after(second))
+    assert LivePrefix(f"team-slack:{finished}:") in after  # vouched for, not read
+    assert not any(i.startswith(f"team-slack:{finished}:") for i in after if not isinstance(i, LivePrefix))
+    assert {i for i in whole if i.startswith(f"team-slack:{left[0]}:")} <= after  # listed: left by the first crash
+    assert 0 < sb.faults.count("slack:conversations.history") < listed_all
+    assert set(make(sb).live_ids_after(None)) == whole  # no checkpoint saved: the whole listing
+
+
 def test_pacer_lets_a_burst_through_within_the_per_minute_budget() -> None:
     now = [0.0]
     granted: list[float] = []
