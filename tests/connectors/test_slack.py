@@ -658,6 +658,58 @@ def test_a_huddle_nobody_wrote_in_is_no_document_and_one_with_chat_is_its_thread
     assert not heard.docs  # heard as it starts: nothing to write either
 
 
+def test_an_event_run_commits_what_its_payloads_hold_before_reading_any_thread(sb: Sandbox) -> None:
+    """A burst's new single messages need no call: they are yielded, and checkpointed (the engine
+    commits at a checkpoint), before any thread of the same run is read at the replies tier, even
+    one of a channel that comes first."""
+    conn = make(sb)
+    cp = run(conn).checkpoint
+    parent = "1459200000.000100"
+    reply = slack.post_message(sb.ws, ENRIQUE, "a late reply", HAMZA, thread_ts=parent)
+    new = slack.post_message(sb.ws, SAILOR, "a new message with no replies", HAMZA)
+    INBOX.put(
+        conn.name, "EvReply", {"type": "message", "channel": ENRIQUE, "user": HAMZA, "ts": reply, "thread_ts": parent}
+    )
+    INBOX.put(
+        conn.name, "EvNew", {"type": "message", "channel": SAILOR, "user": HAMZA, "text": "a new message", "ts": new}
+    )
+    sb.faults.reset_counts()
+    items: list[Item] = []
+    replies_when_committed: int | None = None
+    for item in conn.load_scope(cp, frozenset({f"{ENRIQUE}/EvReply", f"{SAILOR}/EvNew"})):
+        items.append(item)
+        written = any(isinstance(i, Document) and i.id.endswith(new) for i in items)
+        if isinstance(item, Checkpoint) and written and replies_when_committed is None:
+            replies_when_committed = sb.faults.count("slack:conversations.replies")
+    assert replies_when_committed == 0
+    r = Run(items)
+    assert f"team-slack:{SAILOR}:{new}" in r.docs and "a late reply" in doc(r, ENRIQUE, parent).text
+    assert sb.faults.count("slack:conversations.replies") == 1
+
+
+def test_a_changed_email_relabels_the_channels_its_old_address_read_at_once(sb: Sandbox) -> None:
+    conn = make(sb)
+    first = run(conn)  # the process meets every member (users.list)
+    ops = {i for i in first.docs if f":{OPS}:" in i}
+    assert ops and all("hamza@example.com" in first.docs[i].acl.users for i in ops)
+    sb.faults.reset_counts()
+    INBOX.put(conn.name, "EvStatus", slack.user_change_event(sb.ws, HAMZA))  # a status change: same email
+    quiet = Run(list(conn.load_scope(first.checkpoint, frozenset({f"@{HAMZA}/EvStatus"}))))
+    assert not quiet.docs and not quiet.relabelled
+    assert sb.faults.count("slack:conversations.members") == sb.faults.count("slack:conversations.history") == 0
+    slack.change_email(sb.ws, HAMZA, "hamza@rebrand.example.com")
+    INBOX.put(conn.name, "EvEmail", slack.user_change_event(sb.ws, HAMZA))
+    changed = Run(list(conn.load_scope(quiet.checkpoint, frozenset({f"@{HAMZA}/EvEmail"}))))
+    assert ops <= set(changed.relabelled)
+    assert all(changed.relabelled[i].acl.users == ["doubledeez@example.com", "hamza@rebrand.example.com"] for i in ops)
+    assert not any(f":{ENRIQUE}:" in i for i in changed.relabelled)  # a public channel's readers are the same
+    assert sb.faults.count("slack:users.list") == 0  # the channels the old address read, not a whole run
+    stranger = {"type": "user_change", "user": {"id": "U0ELSEWHERE", "profile": {"email": "x@other.example.com"}}}
+    INBOX.put(conn.name, "EvElsewhere", stranger)  # a member of another workspace the app is in
+    other = Run(list(conn.load_scope(changed.checkpoint, frozenset({"@U0ELSEWHERE/EvElsewhere"}))))
+    assert not other.docs and not other.relabelled and sb.faults.count("slack:users.list") == 0
+
+
 # --- errors and limits ---------------------------------------------------------------------------------
 
 
