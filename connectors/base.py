@@ -440,7 +440,7 @@ class Connector(ABC, Generic[ConfigT]):
     Config: ClassVar[builtins.type[SourceConfig]]  # builtins: `type` is the attribute above
     # True when `load` finds deletions by comparing the source with what its checkpoint remembers
     # (a folder, a mail archive): what an interrupted run indexed after its last checkpoint is then
-    # forgotten, and the engine settles it with `live_ids` once the resumed full pass ends.
+    # forgotten, and the engine settles it with `live_ids_after` once the resumed full pass ends.
     deletions_from_checkpoint: ClassVar[bool] = False
     # True when `load(None, since=...)` lists only what changed since then, at a cost that shrinks
     # with the window (the service filters by time: Slack `oldest`, a Drive `modifiedTime` query,
@@ -521,6 +521,15 @@ class Connector(ABC, Generic[ConfigT]):
         """Every document id that still exists, for reconciliation (prune); a `LivePrefix` among them
         vouches for every id it starts. Optional."""
         raise NotImplementedError
+
+    def live_ids_after(self, checkpoint: dict[str, Any] | None) -> Iterable[str]:
+        """`live_ids` for the reconciling at the end of a run that resumed an unfinished one from
+        `checkpoint` (the last one that run saved; None: it saved none): what the unfinished run
+        can have indexed after saving it must be listed as `live_ids` lists it; the rest may be
+        vouched for with `LivePrefix`es instead of listed (what the checkpoint says was finished:
+        the next sync finds its deletions as it would without the crash). Optional: by default the
+        whole listing, which is always right."""
+        return self.live_ids()
 
     def events(self) -> EventSource | None:
         """Where to hear about changes as they happen (see `events.py`), or None. Optional."""

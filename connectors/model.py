@@ -161,23 +161,26 @@ class Document(BaseModel):
         """Which of `people` are one person: for each participant named more than one way (the
         `participants` entry and the `participant_full_names` / `participant_emails` entries at
         the same position), each of those names -> the person's identifier, their address when
-        the document has it, else the `participants` entry. A document whose lists are not of
-        one length (unaligned, as written before they were kept aligned) links no one: which name
-        is whose is then not known."""
+        the document has it, else the `participants` entry. A name two of its participants share
+        (two members both shown as "sam") is linked to neither: the document does not say which
+        one a question means (each one's full name and address still name them). A document whose
+        lists are not of one length (unaligned, as written before they were kept aligned) links no
+        one: which name is whose is then not known."""
         lists = {key: self.metadata.get(key) for key in ("participants", *ALSO_NAMED) if key in self.metadata}
         shown = lists.get("participants")
         if len(lists) < 2 or not isinstance(shown, list):
             return {}
         if any(not isinstance(v, list) or len(v) != len(shown) for v in lists.values()):
             return {}
-        linked: dict[str, str] = {}
+        linked: dict[str, set[str]] = {}
         for i in range(len(shown)):
             names = [v[i] if isinstance(v[i], str) else "" for v in lists.values()]  # type: ignore[index]
             keys = [normal_user(n) for n in names if n.strip()]  # the participants entry, then the email last
             if len(set(keys)) > 1:
                 address = normal_user(names[-1]) if "participant_emails" in lists and names[-1].strip() else ""
-                linked.update((key, address or keys[0]) for key in keys)
-        return linked
+                for key in keys:
+                    linked.setdefault(key, set()).add(address or keys[0])
+        return {key: next(iter(ids)) for key, ids in linked.items() if len(ids) == 1}
 
     def content_hash(self) -> str:
         """Hash of what gets embedded: an unchanged hash means no re-embedding."""

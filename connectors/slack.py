@@ -18,8 +18,11 @@ Sync model (state in the checkpoint, per channel):
   rest (threads of one deleted outside the window, channels gone).
 A scan goes newest to oldest and checkpoints after every page with the `latest` bound reached, so an
 interrupted backfill resumes mid-channel; the resumed run then also reads the channels joined since
-it was planned (after the planned ones), not those it finished. Private channels' members are read
-every run. When only who reads a channel changed (its members, `domains`), one read of its history
+it was planned (after the planned ones), not those it finished. The engine's listing after the
+resumed run (`live_ids_after`) lists only the channels that were left to read (`unsettled`): what
+the interrupted run wrote after its last checkpoint is there; the finished ones are vouched for.
+Private channels' members are read every run. When only who reads a channel changed (its members,
+`domains`), one read of its history
 re-labels every document of it (`AclUpdate`s, committed page by page: no thread is read again,
 nothing embedded again), then the run goes on as usual; a changed name or visibility (a public
 channel made private keeps its id) re-yields all the channel's documents, after that re-labelling
@@ -45,8 +48,10 @@ the channel's name and ACL come from its checkpoint entry, so neither `conversat
 threads whose documents name the file (checkpoint key `files`: thread -> file ids), or the channel
 as a bare one when none is known. Such a run only adds to the checkpoint: each thread it wrote is
 marked so the next scheduled run re-reads it, the channel's `newest` is left alone (so that run
-skips nothing), and a thread it deleted is forgotten. Slack sends an event again when its
-acknowledgement was lost, and does not order them, so each message an event wrote or deleted is
+skips nothing), and a thread it deleted is forgotten. What the payloads say of every channel of the
+run (single messages written, deletions) is yielded first and checkpointed, so the engine commits
+it before any thread is read: a burst's new messages never wait for the replies tier. Slack sends
+an event again when its acknowledgement was lost, and does not order them, so each message an event wrote or deleted is
 remembered for `EVENT_MEMORY` (checkpoint key `events`: ts -> the edit it holds, or `deleted`): an
 older edit, or any event of a deleted message, changes nothing. A channel the config no longer
 selects (`channels`, `include_dms`, `include_private`) is read as a bare channel, which drops it. A
@@ -99,7 +104,7 @@ from .kit import CheckpointModel, Pager, Retries, RetryPolicy, cursor
 from .kit.scope import check_scope, warn
 from .model import ACL, AclUpdate, Checkpoint, Deletion, Item, Progress, Skipped
 from .slack_client import TIERS, MissingScope, SlackAPI, SlackError
-from .slack_events import CONVERSIONS, INBOX, SlackSocketEvents, split_container
+from .slack_events import CONVERSIONS, INBOX, PERSON, SlackSocketEvents, split_container
 from .slack_export import SlackExportConnector
 from .slack_render import ChannelInfo, Directory, Person, files_of, is_external, is_parent, thread_doc
 
@@ -231,8 +236,12 @@ class SlackConnector(Connector[SlackConfig]):
         crawl = _Crawl(self, checkpoint, None)
         if crawl.fresh or crawl.state.run is not None:  # a full run to finish first: it covers these too
             yield from crawl.run()
+            return
+        touched = crawl.people_changed(scope)
+        if touched is None:  # a member's readers changed where no checkpoint tells: every channel's members
+            yield from crawl.run()
         else:
-            yield from crawl.run_scope(scope)
+            yield from crawl.run_scope(scope - {c for c in scope if c.startswith(PERSON)}, touched)
 
     def events(self) -> EventSource | None:
         if not self.config.events:
@@ -246,13 +255,28 @@ class SlackConnector(Connector[SlackConfig]):
         vouches for all its documents (`LivePrefix`). A channel that is gone (`SKIP_CHANNEL`) lists
         nothing; one that answers another error, as a full run skips it, makes the listing
         incomplete: its documents are not known to be gone."""
+        return self._listing(None)
+
+    def live_ids_after(self, checkpoint: dict[str, Any] | None) -> Iterable[str]:
+        """After a resumed run: only the channels the unfinished run had not finished by
+        `checkpoint` (its plan's `todo`, and the `unsettled` ones of the runs it resumed before)
+        are listed; what it wrote after saving the checkpoint is in them. Every other channel
+        listed now is vouched for (`LivePrefix`): its deletions are the next sync's, as without
+        the crash. A checkpoint with no run in progress (or none): the whole listing."""
+        state = _State.load(checkpoint, source=self.name) if checkpoint else None
+        if state is None or state.run is None:
+            return self._listing(None)
+        return self._listing(set(state.run["todo"]) | set(state.run.get("unsettled", [])))
+
+    def _listing(self, only: set[str] | None) -> Iterator[str]:
+        """`live_ids`, listing only the channels in `only` (None: all) and vouching for the others."""
         crawl = _Crawl(self, None, None)
         crawl.listing = True
         crawl.start()
         failed: list[str] = []
         for chan in crawl.channels.values():
-            if chan.id in crawl.frozen:  # archived: the bot may no longer read it, nor anyone change it
-                yield LivePrefix(self.doc_id(f"{chan.id}:"))
+            if chan.id in crawl.frozen or (only is not None and chan.id not in only):
+                yield LivePrefix(self.doc_id(f"{chan.id}:"))  # archived: nobody can change it; or finished
                 continue
             try:
                 for page in crawl.api.pages("conversations.history", channel=chan.id, limit=self.config.page_size):
@@ -276,9 +300,10 @@ class SlackConnector(Connector[SlackConfig]):
 class _State(CheckpointModel):
     """The checkpoint. `channels`: per channel id {acl, newest, threads, recent, name, kind, public,
     users} (the last three: the ACL, for event runs; entries without them are read as before);
-    `run`: the run in progress ({todo, planned, reconcile, scan}; `planned`: every channel it
-    meant to read, so a resumed run tells one joined since), None between runs; `names`: channel
-    names for mentions."""
+    `run`: the run in progress ({todo, planned, reconcile, scan, unsettled}; `planned`: every
+    channel it meant to read, so a resumed run tells one joined since; `unsettled`: the channels
+    left to read when it was resumed, each time, for `live_ids_after`), None between runs;
+    `names`: channel names for mentions."""
 
     channels: dict[str, dict[str, Any]] = {}
     run: dict[str, Any] | None = None
@@ -606,7 +631,8 @@ class _Crawl:
             state = self.state
             if state.run is None:
                 yield from self._begin()
-            else:
+            else:  # resumed: what the run wrote after its last checkpoint is in the channels left
+                state.run["unsettled"] = sorted(set(state.run.get("unsettled", [])) | set(state.run["todo"]))
                 self._add_joined()
             run = self._run
             todo = list(run["todo"])
@@ -628,14 +654,63 @@ class _Crawl:
             _remember(self.conn, self.directory.people)
             log.info("source %r: API calls %s", self.conn.name, self.api.calls)
 
-    def run_scope(self, scope: frozenset[str]) -> Iterator[Item]:
-        """Only the channels in `scope`, each from its own checkpoint entry; nothing else is read."""
+    def people_changed(self, scope: frozenset[str]) -> set[str] | None:
+        """The channels whose readers the members' profile changes in `scope` (`@USER/event_id`:
+        `user_change`) change, from the checkpoint: those whose readers hold an email that changed
+        (none for a status or avatar change, or a bot); None when the checkpoint cannot tell (a
+        member of this workspace this process never met, whose address reads no channel it knows;
+        one reactivated or given a first email; a payload not found): then every channel's members
+        are read (a whole run; once met, a member costs no more). The directory takes the new
+        profiles."""
+        for uid, person in _met(self.conn).items():
+            self.directory.people.setdefault(uid, person)
+        touched: set[str] = set()
+        for container in sorted(c for c in scope if c.startswith(PERSON)):
+            _, event_id = split_container(container)
+            event = INBOX.take(self.conn.name, event_id) if event_id else None
+            user = event.get("user") if event else None
+            if not isinstance(user, dict) or not user.get("id"):
+                return None
+            before = self.directory.people.get(user["id"])
+            after = self.directory.add_user(user)
+            if after.is_bot or before is not None and (before.email, before.deleted) == (after.email, after.deleted):
+                continue
+            if before is None and (self._reader_anywhere(after.email) or not self._ours(after.id)):
+                continue  # the ACLs know the address already; or a member of another workspace of the app
+            if before is None or before.deleted or not before.email:
+                return None
+            log.info(
+                "source %r: the email of %s changed: re-reading their channels' members", self.conn.name, after.name
+            )
+            touched.update(cid for cid, cs in self.state.channels.items() if before.email in cs.get("users", ()))
+        return touched
+
+    def _reader_anywhere(self, email: str) -> bool:
+        """Whether `email` reads a channel the checkpoint knows (by its members)."""
+        return bool(email) and any(email in cs.get("users", ()) for cs in self.state.channels.values())
+
+    def _ours(self, uid: str) -> bool:
+        """Whether Slack describes `uid` to this source's token (`users.info`): an app in two
+        workspaces hears each one's members."""
+        try:
+            self.api.call("users.info", user=uid)
+        except SlackError as exc:
+            if exc.error in ("user_not_found", "users_not_found"):
+                return False
+            raise
+        return True
+
+    def run_scope(self, scope: frozenset[str], touched: Iterable[str] = ()) -> Iterator[Item]:
+        """Only the channels in `scope`, each from its own checkpoint entry, and those `touched` by a
+        member's changed email, read bare; nothing else is read."""
         self.scoped = True
         try:
             self.team_url = self.state.team_url or self.api.call("auth.test").get("url") or "https://slack.com/"
             self.directory.channels.update(self.state.names)
-            self.directory.people.update(_met(self.conn))
+            for uid, person in _met(self.conn).items():  # a profile `people_changed` took stays
+                self.directory.people.setdefault(uid, person)
             run = self.state.run = {"todo": [], "reconcile": False, "scan": None}
+            planned: dict[str, tuple[ChannelInfo, _EventPlan] | None] = dict.fromkeys(touched)  # None: read bare
             for cid, events in sorted(self._events_by_channel(scope).items()):
                 plan = _EventPlan.of(events, self._holders(cid)) if events is not None else None
                 chan = _known_channel(cid, self.state.channels.get(cid)) if plan is not None else None
@@ -643,10 +718,21 @@ class _Crawl:
                     chan = None  # read as a bare channel: the config dropped it since it was indexed
                 if chan is not None and not _same_kind(chan, events or []):
                     chan = None  # made private or public since: read bare, its members are the ACL
-                if plan is not None and chan is not None:
-                    yield from self._unless_gone(chan, self._apply(chan, plan))
-                else:
+                if cid not in planned:  # a channel `touched` is read bare: its members are read again
+                    planned[cid] = (chan, plan) if plan is not None and chan is not None else None
+            # What the payloads hold needs no call: written, and committed (the checkpoint), before
+            # any thread of the batch is read at the replies tier.
+            for both in planned.values():
+                if both is not None:
+                    yield from self._unless_gone(both[0], self._apply(*both))
+            yield self._checkpoint()
+            for cid, both in sorted(planned.items()):
+                if both is None:
                     yield from self._scan_channel(cid)
+                elif both[1].threads:
+                    yield from self._unless_gone(both[0], self._reread(*both))
+                else:
+                    continue
                 run["scan"] = None
                 yield self._checkpoint()
             self.state.run = None
@@ -699,8 +785,9 @@ class _Crawl:
             yield from self._drop_channel(cid)
 
     def _apply(self, chan: ChannelInfo, plan: _EventPlan) -> Iterator[Item]:
-        """A channel's message events: written from their payloads and one `conversations.replies` per
-        thread; the checkpoint only learns of them (see the module docstring)."""
+        """What a channel's message events say by their payloads alone: single messages written,
+        top-level messages deleted, and the threads to read marked (`_reread` reads them); the
+        checkpoint only learns of them (see the module docstring)."""
         cs = self.state.channels[chan.id]
         now = self.conn.clock()
         memory = {ts: seen for ts, seen in cs.get("events", {}).items() if now - seen[1] < EVENT_MEMORY}
@@ -712,15 +799,19 @@ class _Crawl:
             memory[ts] = [str(_edit_of(msg)), now]
             cs["recent"][ts] = EVENT_MARK
             yield from self._document(chan, [msg])
-        for ts in plan.threads:
-            cs["threads"][ts] = EVENT_MARK
-            yield from self._thread(chan, {"ts": ts}, known=False)
         for ts in plan.deleted:
             memory[ts] = [DELETED, now]
             cs["threads"].pop(ts, None)
             cs["recent"].pop(ts, None)
             yield self._deleted(chan.id, ts)
+        for ts in plan.threads:  # an interrupted run leaves them to the next scheduled run
+            cs["threads"][ts] = EVENT_MARK
         cs["events"] = memory
+
+    def _reread(self, chan: ChannelInfo, plan: _EventPlan) -> Iterator[Item]:
+        """The threads a channel's message events touched, one `conversations.replies` each."""
+        for ts in plan.threads:
+            yield from self._thread(chan, {"ts": ts}, known=False)
 
     def _selected(self, chan: ChannelInfo) -> bool:
         """Whether the config selects the channel now (its kind, its name)."""

@@ -21,8 +21,11 @@ written again without the file's text. The bot removed from a channel (`channel_
 names it too: read as a scheduled run reads it, it is dropped; a changed id (`channel_id_changed`)
 names both ids (the old one is dropped, the new one read whole). A deactivated user (`user_change`
 with `deleted`) names no channel: a whole sync re-reads every channel's members, so the user leaves
-every ACL. A payload the run cannot find (another process, a full inbox) makes it read the channel
-as for a bare name, so the inbox is an optimisation, never the record. On `disconnect` the client
+every ACL. Any other `user_change` of a member names `@USER/event_id` with its payload: the run
+compares the profile with the one it knew, and a changed email re-reads the members of the channels
+whose readers held the old address (a status or avatar change costs nothing; see connectors/slack.py).
+A payload the run cannot find (another process, a full inbox) makes it read the channel as for a
+bare name, so the inbox is an optimisation, never the record. On `disconnect` the client
 opens a new connection by itself; `maintain()` (every second) reports whether one is up, asking the
 socket itself whether the service ended it: slack_sdk's client reads an ended socket as quiet until
 its pings have failed for some 25 s, so a lost connection is closed at once (the client then opens a
@@ -71,6 +74,7 @@ MEMBER_EVENTS = frozenset({"member_joined_channel", "member_left_channel"})
 CONVERSIONS = frozenset({"channel_convert_to_private", "channel_convert_to_public"})
 REFUSED = frozenset({"invalid_auth", "not_authed", "not_allowed_token_type", "token_revoked", "account_inactive"})
 EVENT_SEP = "/"  # a message hint's container: channel id, EVENT_SEP, event id
+PERSON = "@"  # a member's changed profile: PERSON, user id (EVENT_SEP, event id), where a channel id would be
 # poll() events of a socket the peer closed (POLLRDHUP: Linux) or reset
 ENDED = select.POLLHUP | select.POLLERR | getattr(select, "POLLRDHUP", 0)
 
@@ -124,15 +128,18 @@ def hints_for(event: dict[str, Any]) -> list[Hint]:
         return [Hint(str(cid), at) for cid in ids if cid]
     if kind in MEMBER_EVENTS and event.get("channel"):
         return [Hint(str(event["channel"]), at, acl=True)]
-    if kind == "user_change" and (event.get("user") or {}).get("deleted"):
+    user = event.get("user") if kind == "user_change" else None
+    if isinstance(user, dict) and user.get("deleted"):
         return [Hint(None, at, acl=True)]  # a deactivation: every channel's members, read by a whole sync
+    if isinstance(user, dict) and user.get("id") and not user.get("is_bot"):  # the run compares the email
+        return [Hint(f"{PERSON}{user['id']}", at, acl=True)]
     return []
 
 
 def carries_payload(event: dict[str, Any]) -> bool:
     """Whether the scoped run writes from the event's payload (a message, edit, deletion, reply),
-    rather than reading its channel."""
-    if event.get("type") == "file_deleted":
+    or compares it with what it knows (a member's profile), rather than reading its channel."""
+    if event.get("type") in ("file_deleted", "user_change"):
         return True
     return event.get("type") == "message" and event.get("subtype") not in CONVERSIONS
 

@@ -27,7 +27,7 @@ from .base import ConfigPath, Connector, ServiceUrl, StaticACLConfig
 from .extract import kind_of
 from .kit.scope import check_scope, warn
 from .model import ACL, Checkpoint, Item, Skipped
-from .slack_render import NOISE, ChannelInfo, Directory, files_of, thread_doc
+from .slack_render import NOISE, ChannelInfo, Directory, empty_huddle, files_of, thread_doc
 
 _TEAM_URL = re.compile(r"https://([a-z0-9-]+)\.slack\.com/")
 _LABEL = re.compile(r"\|([^>|]+)>")
@@ -159,6 +159,8 @@ class _Export:
                 by_thread[msg.get("thread_ts") or msg["ts"]].append(msg)
         for _, messages in sorted(by_thread.items(), key=lambda kv: float(kv[0])):
             messages.sort(key=lambda m: float(m["ts"]))
+            if len(messages) == 1 and empty_huddle(messages[0]):  # a huddle nobody wrote in: no content
+                continue
             texts = {
                 f["id"]: f["preview"]
                 for m in messages

@@ -5,8 +5,10 @@ Slack text is "mrkdwn" with angle-bracket entities (`<@U123>`, `<#C123|name>`, `
 embedding models, so everything is rendered as a person would read it in the Slack client.
 
 A thread names its people as the client shows them (display name, else full name, else handle):
-in its text, `author` and metadata `participants`. The members the directory describes are also
-named by their profile's full name and email (`participant_full_names`, `participant_emails`, each
+in its text, `author` and metadata `participants`, one entry per writer (a member by user id, an
+app by its own identity: `writer`), so a shown name two writers share is listed for each. The
+members the directory describes are also named by their profile's full name and email
+(`participant_full_names`, `participant_emails`, each
 entry the same member as the `participants` entry at its position, "" where the directory has
 none), in metadata only, so a question naming someone by either ("Hermione Granger", doubledeez@example.com)
 finds the threads that show her as "doubledeez" (`Document.people`). Both come from the same
@@ -49,6 +51,8 @@ NOISE = frozenset(
         "channel_convert_to_public",
     }
 )
+
+HUDDLE = "huddle_thread"  # a huddle's notice in its channel: its chat is the thread under it (`empty_huddle`)
 
 _ENTITY = re.compile(r"<([^<>]+)>")
 _EMOJI = re.compile(r":([a-z0-9_+\-']+):(?::skin-tone-\d:)?")
@@ -185,6 +189,8 @@ def message_body(msg: Mapping[str, Any], directory: Directory) -> str:
     """The text of one message, with attachments (bot posts) and block text when `text` is empty."""
     if msg.get("subtype") == "tombstone":
         return "(message deleted)"
+    if msg.get("subtype") == HUDDLE and _wordless(msg):  # the huddle's chat is its thread's replies
+        return "started a huddle"
     parts = [render(msg.get("text") or "", directory)]
     for att in msg.get("attachments") or []:
         bits = [att.get(k) for k in ("pretext", "title", "text")]
@@ -227,6 +233,16 @@ def author(msg: Mapping[str, Any], directory: Directory) -> str:
     profile = msg.get("bot_profile") or {}
     bot = msg.get("bot_id") or ""
     return msg.get("username") or profile.get("name") or directory.bots.get(bot) or bot or msg.get("user") or "unknown"
+
+
+def writer(msg: Mapping[str, Any], directory: Directory) -> str:
+    """Who wrote a message, one key per person: a member by their user id (shown names are not
+    unique: two members may both show as "sam"), a bot's or app's post by its own bot id and the
+    name it posts under (an app posting as "alice" is not the member alice)."""
+    person = member(msg, directory)
+    if person is not None:
+        return f"user:{person.id}"
+    return f"app:{msg.get('bot_id') or ''}:{author(msg, directory)}"
 
 
 def ts_time(ts: str) -> datetime:
@@ -289,7 +305,8 @@ def thread_doc(
     file_texts = file_texts or {}
     parent = messages[0]
     lines: list[str] = []
-    names: list[str] = []
+    writers: list[str] = []  # one key per person (`writer`), in the order they first wrote
+    names: list[str] = []  # each writer's shown name: two people may share one ("sam")
     # The same people by the other names a question may give them, position by position ("" where
     # the directory has none, or for an app: its name is all there is of it).
     full_names: list[str] = []
@@ -297,7 +314,9 @@ def thread_doc(
     updated = ts_time(parent["ts"])
     for i, msg in enumerate(messages):
         who = author(msg, directory)
-        if msg.get("subtype") != "tombstone" and who not in names:
+        key = writer(msg, directory)
+        if msg.get("subtype") != "tombstone" and key not in writers:
+            writers.append(key)
             names.append(who)
             person = member(msg, directory)
             described = person if person is not None and not person.is_bot else None
@@ -348,6 +367,20 @@ def _first_words(text: str, most: int = 60) -> str:
 
 
 def is_parent(msg: Mapping[str, Any]) -> bool:
-    """A message that starts a thread document (not a reply shown in the channel, not a system line)."""
+    """A message that starts a thread document (not a reply shown in the channel, not a system line,
+    not a huddle's notice with nothing said: `empty_huddle`)."""
     thread = msg.get("thread_ts")
-    return (not thread or thread == msg.get("ts")) and msg.get("subtype") not in NOISE
+    return (not thread or thread == msg.get("ts")) and msg.get("subtype") not in NOISE and not empty_huddle(msg)
+
+
+def empty_huddle(msg: Mapping[str, Any]) -> bool:
+    """A huddle's notice (`huddle_thread`: Slack posts it, without text, when a huddle starts) that
+    nobody replied to: no content. With replies (the huddle's chat) it starts a thread like any
+    message, its line reading "started a huddle"."""
+    replied = msg.get("reply_count") or msg.get("latest_reply")
+    return msg.get("subtype") == HUDDLE and not replied and _wordless(msg)
+
+
+def _wordless(msg: Mapping[str, Any]) -> bool:
+    """No text, attachment or file of its own."""
+    return not (msg.get("text") or "").strip() and not msg.get("attachments") and not files_of(msg)

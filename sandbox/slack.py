@@ -450,11 +450,28 @@ def deactivate_user(ws: Workspace, user: str, deleted: bool = True) -> None:
     every app hears `user_change` with the user as users.info gives it."""
     with ws.lock:
         ws.users[user].deleted = deleted
-        event = {"type": "user_change", "user": _user_json(ws, user), "cache_ts": int(ws.clock())}
-        st = state(ws)
-        event["event_ts"] = _next_ts(ws, st, None)
-        for listener in list(st.listeners):
-            listener(event)
+        _user_changed(ws, user)
+
+
+def change_email(ws: Workspace, user: str, email: str) -> None:
+    """Change a user's email (a rebrand, a new name); every app hears `user_change`."""
+    with ws.lock:
+        ws.users[user].email = email
+        _user_changed(ws, user)
+
+
+def user_change_event(ws: Workspace, user: str) -> dict[str, Any]:
+    """The `user_change` event Slack sends for `user` as it is now (any profile change)."""
+    with ws.lock:
+        return {"type": "user_change", "user": _user_json(ws, user), "cache_ts": int(ws.clock())}
+
+
+def _user_changed(ws: Workspace, user: str) -> None:
+    event = user_change_event(ws, user)
+    st = state(ws)
+    event["event_ts"] = _next_ts(ws, st, None)
+    for listener in list(st.listeners):
+        listener(event)
 
 
 def delete_file(ws: Workspace, file_id: str) -> None:

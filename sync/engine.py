@@ -504,6 +504,7 @@ class Engine:
         # change feed anew (a history id, a delta round taken now): what the unfinished run indexed
         # and the source deleted since is in no feed, whatever the connector.
         blank = after_crash and source.checkpoint is None
+        resumed_from = source.checkpoint  # what the unfinished run saved last: `_reconcile` asks about the rest
         progress = _Reporter(self, run)
         progress.tick(force=True)  # `inlet status` sees the run (and, killed, closes it) before any call of it
         with self._write_lock:  # what a killed run of this source left half-written, before any new write
@@ -529,7 +530,7 @@ class Engine:
             source.last_prune = time.time() if source.since is None else source.last_prune
             source.pass_completed()
         if resumed and (connector.deletions_from_checkpoint or blank):
-            self._reconcile(connector, source, run)
+            self._reconcile(connector, source, run, resumed_from)
         self.state.save_source(source)
         progress.tick(force=True)
 
@@ -594,19 +595,23 @@ class Engine:
             stopping=lambda: stop.overdue(self.stop_work),
         )
 
-    def _reconcile(self, connector: Connector, source: SourceState, run: RunRecord) -> None:
+    def _reconcile(
+        self, connector: Connector, source: SourceState, run: RunRecord, resumed_from: dict[str, Any] | None
+    ) -> None:
         """After a run that followed an unfinished one (killed, stopped or failed), delete what the
         source no longer has.
 
-        The unfinished run may have committed documents after its last saved checkpoint. In a full
-        pass they carry its generation, so if they vanished before the resume, the prune keeps
-        them; and a connector that finds deletions by its checkpoint's memory (files, mail
-        archives, Slack) never learns of them. Asking the source what exists settles it, once per
-        crash. A change feed (Drive, Gmail, Outlook) reports them once it resumes from a saved
-        position; when the unfinished run saved none, the feed starts anew after them, and the
-        source is asked whatever the connector."""
+        The unfinished run may have committed documents after its last saved checkpoint
+        (`resumed_from`, where this run started; None: it saved none). In a full pass they carry
+        its generation, so if they vanished before the resume, the prune keeps them; and a
+        connector that finds deletions by its checkpoint's memory (files, mail archives, Slack)
+        never learns of them. Asking the source what exists settles it, once per crash: the
+        connector's `live_ids_after(resumed_from)`, which may list only what came after that
+        checkpoint and vouch for the rest. A change feed (Drive, Gmail, Outlook) reports them once
+        it resumes from a saved position; when the unfinished run saved none, the feed starts anew
+        after them, and the source is asked whatever the connector."""
         try:
-            live = set(connector.live_ids())
+            live = set(connector.live_ids_after(resumed_from))
         except NotImplementedError:
             return
         except IncompleteListingError as exc:  # what it could not list is not known to be gone

@@ -19,8 +19,9 @@ from inlet.connectors.base import LivePrefix
 from inlet.connectors.model import ACL, AclUpdate, Checkpoint, Deletion, Document, Item, Skipped
 from inlet.connectors.slack_events import INBOX
 from inlet.connectors.slack import SlackConfig, SlackConnector, SlackExportConnector
+from inlet.storage.types import people_rows
 from inlet.connectors.slack_client import pacing
-from inlet.connectors.slack_render import NOISE, Directory, Person, permalink, render
+from inlet.connectors.slack_render import NOISE, ChannelInfo, Directory, Person, permalink, render, thread_doc
 from inlet.errors import CredentialsError, IncompleteListingError, NothingInScopeError, RetriableError
 from inlet.sandbox import slack
 from inlet.sandbox.server import Sandbox
@@ -637,6 +638,78 @@ def test_an_event_of_a_conversation_the_config_no_longer_selects_drops_it(sb: Sa
     assert DM not in after.checkpoint["channels"]
 
 
+def test_a_huddle_nobody_wrote_in_is_no_document_and_one_with_chat_is_its_thread(sb: Sandbox) -> None:
+    quiet = slack.post_message(sb.ws, ENRIQUE, "", HAMZA, subtype="huddle_thread")  # Slack's notice: no text
+    chat = slack.post_message(sb.ws, ENRIQUE, "", HARRY, subtype="huddle_thread")
+    slack.post_message(sb.ws, ENRIQUE, "the link from the huddle", HAMZA, thread_ts=chat)
+    conn = make(sb)
+    r = run(conn)
+    assert f"team-slack:{ENRIQUE}:{quiet}" not in r.docs and f"team-slack:{ENRIQUE}:{quiet}" not in set(conn.live_ids())
+    thread = doc(r, ENRIQUE, chat)
+    assert thread.title == "#enrique: started a huddle"
+    assert (
+        thread.text.splitlines()[0].endswith("abilinski: started a huddle")
+        and "the link from the huddle" in thread.text
+    )
+    later = slack.post_message(sb.ws, ENRIQUE, "", HAMZA, subtype="huddle_thread")
+    heard = _event(
+        conn, r.checkpoint, ENRIQUE, "EvHuddle", {"subtype": "huddle_thread", "user": HAMZA, "text": "", "ts": later}
+    )
+    assert not heard.docs  # heard as it starts: nothing to write either
+
+
+def test_an_event_run_commits_what_its_payloads_hold_before_reading_any_thread(sb: Sandbox) -> None:
+    """A burst's new single messages need no call: they are yielded, and checkpointed (the engine
+    commits at a checkpoint), before any thread of the same run is read at the replies tier, even
+    one of a channel that comes first."""
+    conn = make(sb)
+    cp = run(conn).checkpoint
+    parent = "1459200000.000100"
+    reply = slack.post_message(sb.ws, ENRIQUE, "a late reply", HAMZA, thread_ts=parent)
+    new = slack.post_message(sb.ws, SAILOR, "a new message with no replies", HAMZA)
+    INBOX.put(
+        conn.name, "EvReply", {"type": "message", "channel": ENRIQUE, "user": HAMZA, "ts": reply, "thread_ts": parent}
+    )
+    INBOX.put(
+        conn.name, "EvNew", {"type": "message", "channel": SAILOR, "user": HAMZA, "text": "a new message", "ts": new}
+    )
+    sb.faults.reset_counts()
+    items: list[Item] = []
+    replies_when_committed: int | None = None
+    for item in conn.load_scope(cp, frozenset({f"{ENRIQUE}/EvReply", f"{SAILOR}/EvNew"})):
+        items.append(item)
+        written = any(isinstance(i, Document) and i.id.endswith(new) for i in items)
+        if isinstance(item, Checkpoint) and written and replies_when_committed is None:
+            replies_when_committed = sb.faults.count("slack:conversations.replies")
+    assert replies_when_committed == 0
+    r = Run(items)
+    assert f"team-slack:{SAILOR}:{new}" in r.docs and "a late reply" in doc(r, ENRIQUE, parent).text
+    assert sb.faults.count("slack:conversations.replies") == 1
+
+
+def test_a_changed_email_relabels_the_channels_its_old_address_read_at_once(sb: Sandbox) -> None:
+    conn = make(sb)
+    first = run(conn)  # the process meets every member (users.list)
+    ops = {i for i in first.docs if f":{OPS}:" in i}
+    assert ops and all("hamza@example.com" in first.docs[i].acl.users for i in ops)
+    sb.faults.reset_counts()
+    INBOX.put(conn.name, "EvStatus", slack.user_change_event(sb.ws, HAMZA))  # a status change: same email
+    quiet = Run(list(conn.load_scope(first.checkpoint, frozenset({f"@{HAMZA}/EvStatus"}))))
+    assert not quiet.docs and not quiet.relabelled
+    assert sb.faults.count("slack:conversations.members") == sb.faults.count("slack:conversations.history") == 0
+    slack.change_email(sb.ws, HAMZA, "hamza@rebrand.example.com")
+    INBOX.put(conn.name, "EvEmail", slack.user_change_event(sb.ws, HAMZA))
+    changed = Run(list(conn.load_scope(quiet.checkpoint, frozenset({f"@{HAMZA}/EvEmail"}))))
+    assert ops <= set(changed.relabelled)
+    assert all(changed.relabelled[i].acl.users == ["doubledeez@example.com", "hamza@rebrand.example.com"] for i in ops)
+    assert not any(f":{ENRIQUE}:" in i for i in changed.relabelled)  # a public channel's readers are the same
+    assert sb.faults.count("slack:users.list") == 0  # the channels the old address read, not a whole run
+    stranger = {"type": "user_change", "user": {"id": "U0ELSEWHERE", "profile": {"email": "x@other.example.com"}}}
+    INBOX.put(conn.name, "EvElsewhere", stranger)  # a member of another workspace the app is in
+    other = Run(list(conn.load_scope(changed.checkpoint, frozenset({"@U0ELSEWHERE/EvElsewhere"}))))
+    assert not other.docs and not other.relabelled and sb.faults.count("slack:users.list") == 0
+
+
 # --- errors and limits ---------------------------------------------------------------------------------
 
 
@@ -752,6 +825,37 @@ def test_a_resumed_run_also_reads_a_channel_joined_since_its_plan_after_the_plan
     assert rest.checkpoint["run"] is None and RANDOM in rest.checkpoint["channels"]
 
 
+def test_the_listing_after_a_resumed_run_reads_only_the_channels_it_had_left(sb: Sandbox) -> None:
+    """What an interrupted run wrote after its last checkpoint is in the channels it had not
+    finished (also those of an earlier resume: `unsettled`); the finished ones are vouched for, not
+    listed: their deletions are the next sync's, as without the crash."""
+    planned: list[str] = []
+    last: dict[str, Any] = {}
+    for item in make(sb).load(None):
+        if isinstance(item, Checkpoint):
+            planned = planned or list(item.state["run"]["todo"])
+            if item.state["run"]["todo"] != planned:
+                last = item.state  # killed once the plan's first channel is done
+                break
+    finished, left = planned[0], planned[1:]
+    second: dict[str, Any] = {}
+    for item in make(sb).load(last):
+        if isinstance(item, Checkpoint) and item.state["run"] and item.state["run"]["todo"] != left:
+            second = item.state  # the resumed run killed too, once it finished the next channel
+            break
+    assert second["run"]["todo"] == left[1:]
+    sb.faults.reset_counts()
+    whole = set(make(sb).live_ids())
+    listed_all = sb.faults.count("slack:conversations.history")
+    sb.faults.reset_counts()
+    after = set(make(sb).live_ids_after(second))
+    assert LivePrefix(f"team-slack:{finished}:") in after  # vouched for, not read
+    assert not any(i.startswith(f"team-slack:{finished}:") for i in after if not isinstance(i, LivePrefix))
+    assert {i for i in whole if i.startswith(f"team-slack:{left[0]}:")} <= after  # listed: left by the first crash
+    assert 0 < sb.faults.count("slack:conversations.history") < listed_all
+    assert set(make(sb).live_ids_after(None)) == whole  # no checkpoint saved: the whole listing
+
+
 def test_pacer_lets_a_burst_through_within_the_per_minute_budget() -> None:
     now = [0.0]
     granted: list[float] = []
@@ -789,6 +893,49 @@ def test_sources_of_one_bot_token_share_its_pacing(sb: Sandbox) -> None:
 
 
 # --- rendering -----------------------------------------------------------------------------------------
+
+
+def test_writers_sharing_a_shown_name_are_each_a_participant_and_the_name_links_neither() -> None:
+    """Slack display names are not unique: two members shown as "sam", and an app posting as "alice"
+    before the member alice, are each listed with their own full name and address; the shared name
+    links to no one person."""
+    directory = Directory()
+    for uid, shown, full in (
+        ("U1", "alice", "Alice Archer"),
+        ("U7", "sam", "Samuel Onewater"),
+        ("U8", "sam", "Samantha Twofield"),
+    ):
+        email = f"{full.split()[0].lower()}@ex.com"
+        directory.add_user(
+            {"id": uid, "name": uid.lower(), "profile": {"display_name": shown, "real_name": full, "email": email}}
+        )
+    parent = {
+        "ts": "1.000100",
+        "subtype": "bot_message",
+        "bot_id": "B1",
+        "username": "alice",
+        "text": "send the budget",
+    }
+    replies = [
+        {"ts": "2.000100", "thread_ts": "1.000100", "user": "U1", "text": "sent it"},
+        {"ts": "3.000100", "thread_ts": "1.000100", "user": "U7", "text": "I do for sales"},
+        {"ts": "4.000100", "thread_ts": "1.000100", "user": "U8", "text": "I do for marketing"},
+        {"ts": "5.000100", "thread_ts": "1.000100", "user": "U7", "text": "thanks"},
+    ]
+    chan = ChannelInfo("C1", "general", "public_channel", ACL(public=True))
+    t = thread_doc(chan, [parent, *replies], directory, "https://ex.slack.com/")
+    assert t.metadata["participants"] == ["alice", "alice", "sam", "sam"]
+    assert t.metadata["participant_full_names"] == ["", "Alice Archer", "Samuel Onewater", "Samantha Twofield"]
+    assert t.metadata["participant_emails"] == ["", "alice@ex.com", "samuel@ex.com", "samantha@ex.com"]
+    thread = Document(
+        id="s:C1:1.000100", source="s", source_type="slack", text=t.text, author=t.author, metadata=t.metadata
+    )
+    links = thread.identities()
+    assert links["samantha twofield"] == links["samantha@ex.com"] == "samantha@ex.com"
+    assert links["samuel onewater"] == "samuel@ex.com" and links["alice"] == "alice@ex.com"
+    assert "sam" not in links  # two people's name: linked to neither
+    rows = {person: identity for person, _, identity in people_rows([thread])}
+    assert rows["sam"] is None and rows["samantha twofield"] == "samantha@ex.com"
 
 
 def test_render_mrkdwn_readably() -> None:

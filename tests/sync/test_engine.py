@@ -489,10 +489,10 @@ class RememberingEngine(Engine):
         return Remembering(self.settings.source(name))
 
 
-def unfinished_sync(engine, later_syncs: int) -> "RememberingEngine":
+def unfinished_sync(engine, later_syncs: int, kind: type[Engine] = RememberingEngine) -> Engine:
     """A backfill of one:1, then a sync that commits a full batch past its last checkpoint and
     fails; `later_syncs` more loads each yield only that checkpoint."""
-    engine = RememberingEngine(engine.settings, engine.index, engine.state)
+    engine = kind(engine.settings, engine.index, engine.state)
     past = [doc(n) for n in range(2, 2 + BATCH_DOCS)]  # one full batch: written before any checkpoint
     Script.plan = [
         [doc(1), Checkpoint(state={"at": 1})],
@@ -515,6 +515,34 @@ def test_a_sync_after_an_unfinished_one_deletes_what_it_committed_past_its_check
     assert indexed(engine) == ["one:1"]
     Remembering.live = []  # after a clean run the source is not asked again
     assert engine.run("one", "sync").deleted == 0 and indexed(engine) == ["one:1"]
+
+
+class Vouching(Remembering):
+    """Lists only what an unfinished run can have written past the checkpoint it is told of, and
+    vouches for the rest (as Slack does for the channels the run had finished)."""
+
+    asked: list[object] = []
+
+    def live_ids_after(self, checkpoint):
+        Vouching.asked.append(checkpoint)
+        return [LivePrefix("one:1"), "one:2"]  # one:1 (and one:10...) vouched for, one:2 listed
+
+
+class VouchingEngine(Engine):
+    def connector(self, name: str, env: object = None) -> Connector:
+        return Vouching(self.settings.source(name))
+
+
+def test_the_listing_after_a_resumed_run_is_told_the_checkpoint_it_resumed_from(engine):
+    """The reconciling asks `live_ids_after(checkpoint)`, the checkpoint the resumed run started
+    from: what it vouches for stays, what it neither lists nor vouches for goes."""
+    Vouching.asked = []
+    Remembering.live = []  # the whole listing would say nothing exists
+    engine = unfinished_sync(engine, later_syncs=1, kind=VouchingEngine)
+    assert engine.run("one", "sync").outcome == "ok"
+    assert Vouching.asked == [{"at": 1}]
+    kept = ["one:1", "one:2", *(f"one:{n}" for n in range(10, 2 + BATCH_DOCS) if str(n).startswith("1"))]
+    assert indexed(engine) == sorted(kept)
 
 
 class Feeding(Script):

@@ -368,6 +368,22 @@ def test_a_deactivated_member_leaves_the_acl_within_seconds(stack: EventStack) -
         stack.scheduled_pass()
 
 
+def test_a_changed_email_reaches_the_acl_within_seconds(stack: EventStack) -> None:
+    ws, old, new = stack.sb.ws, "doubledeez@example.com", "hermione@rebrand.example.com"
+    ss.post_message(ws, OPS, "Narwhal offsite budget", _member(stack.sb, "hamza@example.com"))
+    wait_for(lambda: stack.searchable("Narwhal", user=old), what="the member reads the message")
+    uid = _member(stack.sb, old)
+    ss.change_email(ws, uid, new)  # user_change with the new profile
+    try:
+        wait_for(
+            lambda: stack.searchable("Narwhal", user=new) and not stack.searchable("Narwhal", user=old),
+            what="the new address reads the channel, the old one nothing",
+        )
+    finally:
+        ss.change_email(ws, uid, old)
+        wait_for(lambda: stack.searchable("Narwhal", user=old), what="the address back")
+
+
 @pytest.mark.parametrize(
     ("event", "hints"),
     [
@@ -378,7 +394,9 @@ def test_a_deactivated_member_leaves_the_acl_within_seconds(stack: EventStack) -
             [("G1", False), ("C9", False)],
         ),
         ({"type": "user_change", "user": {"id": "U2", "deleted": True}, "event_ts": "1.0"}, [(None, True)]),
-        ({"type": "user_change", "user": {"id": "U2", "deleted": False}, "event_ts": "1.0"}, []),
+        # any other profile change: the run compares the email with the one it knew (`@USER`)
+        ({"type": "user_change", "user": {"id": "U2", "deleted": False}, "event_ts": "1.0"}, [("@U2", True)]),
+        ({"type": "user_change", "user": {"id": "B2", "is_bot": True}, "event_ts": "1.0"}, []),
         (
             {"type": "message", "subtype": "channel_convert_to_private", "channel": "C1", "channel_type": "group"},
             [("C1", True)],
@@ -395,4 +413,4 @@ def test_removal_id_change_and_deactivation_events_ask_for_runs(
 ) -> None:
     assert [(h.container, h.acl) for h in hints_for(event)] == hints
     # a conversion is read from its channel, never written from its payload
-    assert carries_payload(event) == (event["type"] == "file_deleted")
+    assert carries_payload(event) == (event["type"] in ("file_deleted", "user_change"))
