@@ -260,7 +260,7 @@ def rfc822_message(native_id: str, raw: bytes, url: str = "", folder: str = "") 
         ctype = part.get_content_type()
         filename = part.get_filename()
         if ctype in SMIME_TYPES:
-            withheld.append(_SMIME_UNREAD.get(smime_type(part), _SMIME_UNREAD["signed-data"]))
+            withheld.append(_SMIME_UNREAD.get(smime_type(part), _SMIME_UNREAD[""]))
         elif ctype == "message/rfc822":
             attachments.append(_attached_message(part, filename))
         elif is_calendar(ctype, filename or "") and not (filename or part.get_content_disposition() == "attachment"):
@@ -312,6 +312,7 @@ _SMIME_UNREAD = {
     "authenveloped-data": "encrypted mail (S/MIME): its body cannot be read without the recipient's key",
     "signed-data": "signed mail (S/MIME) whose signed content cannot be read: body not read",
     "compressed-data": "compressed mail (S/MIME): body not read",
+    "": "S/MIME mail whose content cannot be read (encrypted?): body not read",
 }
 
 
