@@ -6,22 +6,22 @@ whose text is the message's new content, at most `max_body_bytes` of it, convert
 prefix of an HTML body (what is left out is a skip by policy saying so), plus its readable
 attachments; a body part that could not be read is left out and is a failed skip of the message,
 never indexed as its raw encoding. `MailArchiveConnector` reads a folder of .eml / RFC 822 files,
-mbox files and Maildirs, incrementally by file mtime and size (an mbox message starts at an RFC
-4155 From_ line only, never at a body line a writer left unescaped, and is read as sent: the
-writer's `>From ` escapes undone); a message over `max_file_bytes` (a file, or one message of an
-mbox) is a skip by policy, never read into memory. An undated message file is dated by its mtime
-(`rfc822_message` tried its Received headers). Outlook's files (.msg, .pst) are skips by policy
-of every run, saying how to export them. What is not a regular file (a pipe, a device)
-is not read, nor waited on: a pipe without a writer once held a run for ever. What cannot be read
-is never taken for deleted. A file that does not read as mail where mail is expected (its name says
-so: .eml, .mbox, a Maildir's; or mail was indexed from it), a file that cannot be read and a message
-that cannot be parsed are failed skips naming what the file held (an mbox's messages by the prefix
-of their ids), which is kept; such a damaged file is read again by every run until it reads. An
-mbox that held messages and reads empty is looked at again after a pause (a mail client truncates
-it before writing it again: `FolderConnector.read_settled`): still empty and changing, its messages
-are kept this run (a skip saying so); empty twice, it was emptied and they leave the index (a
-skip saying so too). Other
-files that are not mail are left out (logged).
+mbox files and Maildirs, incrementally by file mtime and size (an mbox message starts at an RFC 4155
+From_ line only, never at a body line a writer left unescaped, and is read as sent: the writer's
+`>From ` escapes undone); a message over `max_file_bytes` (a file, or one message of an mbox) is a
+skip by policy, never read into memory. A message its headers do not date (`rfc822_message`: Date,
+else Received) is dated by its From_ line in an mbox, else by its file's mtime. Outlook's files
+(.msg, .pst) are skips by policy of every run, saying how to export them. What is not a regular file
+(a pipe, a device) is not read, nor waited on: a pipe without a writer once held a run for ever.
+What cannot be read is never taken for deleted. A file that does not read as mail where mail is
+expected (its name says so: .eml, .mbox, a Maildir's; or mail was indexed from it), a file that
+cannot be read and a message that cannot be parsed are failed skips naming what the file held (an
+mbox's messages by the prefix of their ids), which is kept; such a damaged file is read again by
+every run until it reads. An mbox that held messages and reads empty is looked at again after a
+pause (a mail client truncates it before writing it again: `FolderConnector.read_settled`): still
+empty and changing, its messages are kept this run (a skip saying so); empty twice, it was emptied
+and they leave the index (a skip saying so too). Other files that are not mail are left out
+(logged).
 """
 
 from __future__ import annotations
@@ -395,6 +395,10 @@ def attached_message(message: MailMessage, filename: str | None = None) -> MailA
     return MailAttachment(filename or f"{message.subject or 'message'}.eml", "message/rfc822", None, message=message)
 
 
+# (native id, size, reader of its bytes, url, the date of an undated message): `_messages`
+_Entry = tuple[str, int, Callable[[], bytes], str, Callable[[], dt.datetime | None]]
+
+
 # --- the archive connector ------------------------------------------------------------------------
 class MailArchiveConfig(FolderConfig):
     path: ConfigPath = Field(description="folder of .eml / RFC 822 files, mbox files or Maildirs")
@@ -447,13 +451,13 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
                     log.info("source %r: %s does not read as mail; not indexed", self.name, rel)
                 if kind == "mbox" and not head and _natives(rel, old):  # empty twice, a pause apart
                     yield self._file_skip(rel, old, _EMPTIED.format(len(_natives(rel, old))), failed=False)
-                for native, size, read, url in self._messages(rel, kind):
+                for native, size, read, url, undated in self._messages(rel, kind):
                     count += 1
                     if size > cap:
                         over = True
                         yield from self._too_large(native, size, old is not None)
                     else:
-                        unparsed |= not (yield from self._emit(native, read(), url, rel, since))
+                        unparsed |= not (yield from self._emit(native, read(), url, rel, since, undated))
             except OSError as exc:  # vanished or unreadable since the scan: named, retried next run
                 yield self._file_skip(rel, old, f"cannot read {self.config.path / rel}: {exc.strerror}")
                 continue
@@ -478,7 +482,7 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
                 yield self.doc_id(_message_id(rel))
                 yield LivePrefix(self.doc_id(f"{rel}#"))
                 continue
-            for native, _size, _read, _url in self._messages(rel, kind):
+            for native, *_ in self._messages(rel, kind):
                 yield self.doc_id(native)
 
     # --- reading ----------------------------------------------------------------------------------
@@ -533,18 +537,19 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
             return Skipped(id=self.doc_id(f"{rel}#"), reason=reason, failed=failed, title=rel, folder=True)
         return Skipped(id=self.doc_id(_message_id(rel)), reason=reason, failed=failed, title=rel)
 
-    def _messages(self, rel: str, kind: str | None) -> Iterator[tuple[str, int, Callable[[], bytes], str]]:
-        """(native id, size in bytes, what reads its bytes, url) of each message in the file; a
-        message's bytes are read only by calling its reader (before the next one is asked for)."""
+    def _messages(self, rel: str, kind: str | None) -> Iterator[_Entry]:
+        """(native id, size in bytes, what reads its bytes, url, the date of an undated message)
+        of each message in the file: a message file's mtime, an mbox message's From_ line's date.
+        A message's bytes are read only by calling its reader (before the next one is asked for)."""
         full = self.config.path / rel
         if kind == "message":
             read = partial(_message_bytes, rel, full)
-            yield _message_id(rel), full.stat().st_size, read, full.as_uri()
+            yield _message_id(rel), full.stat().st_size, read, full.as_uri(), partial(_mtime, full)
         elif kind == "mbox":
             with full.open("rb") as handle:
-                for n, (start, end) in enumerate(_mbox_spans(handle)):
+                for n, (start, end, line) in enumerate(_mbox_spans(handle)):
                     read = partial(_mbox_bytes, handle, start, end)
-                    yield f"{rel}#{n}", end - start, read, f"{full.as_uri()}#{n}"
+                    yield f"{rel}#{n}", end - start, read, f"{full.as_uri()}#{n}", partial(_from_line_date, line)
 
     def _too_large(self, native: str, size: int, known: bool) -> Iterator[Item]:
         """A message over `max_file_bytes`, not read: a skip by policy; what was indexed of it goes."""
@@ -554,15 +559,21 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
             yield Deletion(id=self.doc_id(native))
 
     def _emit(
-        self, native: str, raw: bytes, url: str, rel: str, since: dt.datetime | None
+        self,
+        native: str,
+        raw: bytes,
+        url: str,
+        rel: str,
+        since: dt.datetime | None,
+        undated: Callable[[], dt.datetime | None],
     ) -> Generator[Item, None, bool]:
         """The message's document and what of it was left out; False when it could not be parsed (a
-        failed skip: the version indexed before is kept, and the file is read again next run)."""
+        failed skip: the version indexed before is kept, and the file is read again next run). A
+        message neither its Date nor a Received header dates is dated by `undated()`."""
         try:
             msg = rfc822_message(native, raw, url=url, folder=Path(rel).parent.as_posix())
-            if msg.received is None and native == _message_id(rel):  # undated, not in an mbox: the file's time
-                mtime = (self.config.path / rel).stat().st_mtime
-                msg.received = msg.sent = dt.datetime.fromtimestamp(mtime, dt.timezone.utc)
+            if msg.received is None:
+                msg.received = msg.sent = undated()
             if since is not None and msg.received is not None and msg.received < since:
                 return True
             c = self.config
@@ -645,8 +656,8 @@ def _mbox_bytes(handle: BinaryIO, start: int, end: int) -> bytes:
 # date: [weekday] month day time [zone...] year ("From - Thu Dec 03 10:00:00 2026", Google
 # Takeout's "From 1234@xxx Mon Mar 13 10:12:34 +0000 2023")
 _FROM_LINE = re.compile(
-    rb"^From (?:\S*|\"[^\"]*\"\S*) +(?:[A-Za-z]{3},? +)?[A-Za-z]{3} +\d{1,2} +\d{1,2}:\d{2}(?::\d{2})?"
-    rb"(?: +(?:[A-Za-z]{1,5}|[+-]\d{4}))* +\d{4}\b"
+    rb"^From (?:\S*|\"[^\"]*\"\S*) +(?:[A-Za-z]{3},? +)?(?P<month>[A-Za-z]{3}) +(?P<day>\d{1,2}) +"
+    rb"(?P<time>\d{1,2}:\d{2}(?::\d{2})?)(?P<zones>(?: +(?:[A-Za-z]{1,5}|[+-]\d{4}))*) +(?P<year>\d{4})\b"
 )
 _FIELD = re.compile(rb"^[!-9;-~]+:")  # a header line's field name
 
@@ -660,11 +671,13 @@ def _separates(line: bytes, after: bytes) -> bool:
     return bool(_FROM_LINE.match(line)) or looks_like_mail(after)
 
 
-def _mbox_spans(handle: BinaryIO) -> list[tuple[int, int]]:
+def _mbox_spans(handle: BinaryIO) -> list[tuple[int, int, bytes]]:
     """Where each message of an mbox lies: the (start, end) offsets of its bytes, after its From_
-    line and before the blank line that ends it (`_separates` tells which lines start one)."""
-    spans: list[tuple[int, int]] = []
+    line and before the blank line that ends it (`_separates` tells which lines start one), and
+    its From_ line."""
+    spans: list[tuple[int, int, bytes]] = []
     start = pos = 0
+    separator = b""
     blank = 0  # the length of the line before, when it was blank
     for line in iter(handle.readline, b""):
         here = pos + len(line)
@@ -673,13 +686,27 @@ def _mbox_spans(handle: BinaryIO) -> list[tuple[int, int]]:
             handle.seek(here)
             if pos == 0 or _separates(line, after):
                 if pos:
-                    spans.append((start, pos - blank))
-                start = here
+                    spans.append((start, pos - blank, separator))
+                start, separator = here, line
         blank = len(line) if line in (b"\n", b"\r\n") else 0
         pos = here
     if pos:
-        spans.append((start, pos))
+        spans.append((start, pos, separator))
     return spans
+
+
+def _from_line_date(line: bytes) -> dt.datetime | None:
+    """The date of an mbox From_ line (UTC unless it gives a numeric zone); None when it has none."""
+    found = _FROM_LINE.match(line)
+    if found is None:
+        return None
+    zone = re.search(rb"[+-]\d{4}", found["zones"])
+    stamp = b" ".join([found["day"], found["month"], found["year"], found["time"], zone[0] if zone else b"+0000"])
+    return header_date(stamp.decode("ascii"))
+
+
+def _mtime(path: Path) -> dt.datetime:
+    return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
 
 
 def _message_id(rel: str) -> str:

@@ -208,7 +208,7 @@ MBOX = (
     "From here on the procurement team owns it.\n\nFrom 10:00 in 2026 Dec 3 the desk is closed.\nNote: really.\n\n"
     "From eve@example.com  Wed Dec  2 10:00:00 2026\nFrom: Eve <eve@example.com>\nTo: alice@example.com\n"
     "Subject: Gorillaport\nDate: Wed, 2 Dec 2026 10:00:00 +0000\n\nThe gorillaport contract is signed.\n\n"
-    "From 1234@xxx Thu Dec 03 10:00:00 +0000 2026\nX-GM-THRID: 1\nSubject: Takeout\nFrom: eve@example.com\n\n"
+    "From 1234@xxx Thu Dec 03 11:00:00 +0100 2026\nX-GM-THRID: 1\nSubject: Takeout\nFrom: eve@example.com\n\n"
     "Lemmingdock window.\n"
 )
 
@@ -222,6 +222,8 @@ def test_an_unescaped_from_line_in_an_mbox_body_does_not_split_the_message(tmp_p
         "From 10:00 in 2026 Dec 3 the desk is closed.\nNote: really."
     )
     assert [d.title for d in got.values()] == ["About the ibexrail", "Gorillaport", "Takeout"]
+    takeout = got["arch:archive.mbox#2"].created_at  # undated: its From_ line's date
+    assert takeout is not None and takeout.isoformat() == "2026-12-03T10:00:00+00:00"
     assert got["arch:archive.mbox#2"].text.endswith("Lemmingdock window.")
 
 
