@@ -290,7 +290,7 @@ def rfc822_message(native_id: str, raw: bytes, url: str = "", folder: str = "") 
     return MailMessage(
         native_id=native_id,
         subject=header_text(raw_header(email, "Subject")),
-        html="\n".join(htmls) if htmls else None,
+        html="\n".join(htmls) if htmls and (plain is None or _has_alternatives(email)) else None,
         text=plain,
         sender=senders[0] if senders else None,
         to=addresses(raw_header(email, "To")),
@@ -305,6 +305,12 @@ def rfc822_message(native_id: str, raw: bytes, url: str = "", folder: str = "") 
         withheld=withheld,
         events=events,
     )
+
+
+def _has_alternatives(email: EmailMessage) -> bool:
+    """Whether a message holds a multipart/alternative: its HTML may be its plain body's other form
+    (`chosen_body`); else an HTML part beside a plain body (a gateway's footer) is not read."""
+    return any(part.get_content_type() == "multipart/alternative" for part in email.walk())
 
 
 _SMIME_UNREAD = {

@@ -233,12 +233,14 @@ _WORD = re.compile(r"\w+")
 
 
 def _richer(html_text: str, plain: str) -> bool:
-    """Whether an HTML body's text says what the plain one does not: more than a third of its
-    distinct words (three at least) are not in the plain text. Two forms of one body share nearly
-    all their words, whatever their layout and links."""
-    theirs = set(_WORD.findall(html_text.lower()))
-    missing = theirs - set(_WORD.findall(plain.lower()))
-    return len(missing) >= 3 and 3 * len(missing) > len(theirs)
+    """Whether an HTML body's text says what the plain one does not: it is no shorter, and more
+    than a third of its distinct words (three at least) are not in the plain text. Two forms of
+    one body share nearly all their words, whatever their layout and links; a short HTML part
+    beside a plain body (a gateway's disclaimer) is no richer form of it."""
+    words, ours = _WORD.findall(html_text.lower()), _WORD.findall(plain.lower())
+    theirs = set(words)
+    missing = theirs - set(ours)
+    return len(words) >= len(ours) and len(missing) >= 3 and 3 * len(missing) > len(theirs)
 
 
 _CID = re.compile(r"\[cid:[^\]\s]*\](?:<[a-z][a-z0-9+.-]*:[^<>\s]*>)?", re.I)  # a picture, and a link on it

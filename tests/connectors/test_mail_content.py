@@ -49,10 +49,18 @@ def test_a_stub_text_alternative_gives_way_to_the_html_one(tmp_path: Path) -> No
     assert "HTML capable client" not in doc.text
 
 
+def test_an_html_part_beside_a_plain_body_is_no_other_form_of_it(tmp_path: Path) -> None:
+    raw = alternative("OK, approved.", "<p>" + "This e-mail and its attachments are confidential. " * 3 + "</p>")
+    doc, _ = read(tmp_path, raw.replace("multipart/alternative", "multipart/mixed"))  # a gateway's footer
+    assert doc.text.endswith("\n\nOK, approved.")
+
+
 def test_two_forms_of_one_body_keep_the_plain_one() -> None:
     plain = "Hi Alice,\n\nThe heronpark rota is attached; Dana is on call Friday.\n\nBob"
     html = "<p>Hi Alice,</p><p>The <b>heronpark</b> rota is attached; Dana is on call <i>Friday</i>.</p><p>Bob</p>"
     assert mail_text.chosen_body(html, plain) == (plain, False)
+    disclaimer = "<p>This e-mail is confidential and meant for its addressee only.</p>"  # not the body's form
+    assert mail_text.chosen_body(disclaimer, plain) == (plain, False)
     assert mail_text.chosen_body(html, "  ") == (
         "Hi Alice,\n\nThe heronpark rota is attached; Dana is on call Friday.\n\nBob",
         True,
