@@ -34,17 +34,19 @@ def calendar_text(ics: str) -> str:
     and Attendees lines, then its description; "" when it holds none (lines unfolded, escapes read)."""
     events: list[str] = []
     props: list[tuple[str, dict[str, str], str]] | None = None
-    method = ""
+    method, inner = "", 0  # inner: depth in a component of the event (an alarm's DESCRIPTION is not its)
     for line in _FOLD.sub("", ics).splitlines():
         name, params, value = _property(line)
         if name == "METHOD":
             method = value.upper()
         elif name == "BEGIN" and value.upper() == "VEVENT":
-            props = []
+            props, inner = [], 0
         elif name == "END" and value.upper() == "VEVENT" and props is not None:
             events.append(_event(props, method))
             props = None
-        elif props is not None and name:
+        elif props is not None and name in ("BEGIN", "END"):
+            inner += 1 if name == "BEGIN" else -1
+        elif props is not None and name and not inner:
             props.append((name, params, value))
     return "\n\n".join(e for e in events if e)
 

@@ -121,6 +121,8 @@ def test_an_ics_attachment_alone_is_read_as_its_event(tmp_path: Path) -> None:
     assert "## Attachment: kickoff.ics\n\n## Event: Design review of the heronpeak API\nWhen: 2026-12-10" in doc.text
     assert "DTSTART" not in doc.text and "\\," not in doc.text
     assert calendar_text("not a calendar") == ""
+    alarm = "BEGIN:VEVENT\nSUMMARY:Standup\nBEGIN:VALARM\nACTION:DISPLAY\nDESCRIPTION:Reminder\nEND:VALARM\nEND:VEVENT"
+    assert calendar_text(alarm) == "## Event: Standup"  # an alarm's description is not the event's
 
 
 def test_saved_mail_attached_as_octet_stream_is_read_as_a_message(tmp_path: Path) -> None:
