@@ -6,19 +6,22 @@ whose text is the message's new content, at most `max_body_bytes` of it, convert
 prefix of an HTML body (what is left out is a skip by policy saying so), plus its readable
 attachments; a body part that could not be read is left out and is a failed skip of the message,
 never indexed as its raw encoding. `MailArchiveConnector` reads a folder of .eml / RFC 822 files,
-mbox files and Maildirs, incrementally by file mtime and size (an mbox message read as sent: the
-writer's `>From ` escapes undone); a message over `max_file_bytes` (a file, or one message of an
-mbox) is a skip by policy, never read into memory. What is not a regular file (a pipe, a device)
-is not read, nor waited on: a pipe without a writer once held a run for ever. What cannot be read
-is never taken for deleted. A file that does not read as mail where mail is expected (its name says
-so: .eml, .mbox, a Maildir's; or mail was indexed from it), a file that cannot be read and a message
-that cannot be parsed are failed skips naming what the file held (an mbox's messages by the prefix
-of their ids), which is kept; such a damaged file is read again by every run until it reads. An
-mbox that held messages and reads empty is looked at again after a pause (a mail client truncates
-it before writing it again: `FolderConnector.read_settled`): still empty and changing, its messages
-are kept this run (a skip saying so); empty twice, it was emptied and they leave the index (a
-skip saying so too). Other
-files that are not mail are left out (logged).
+mbox files and Maildirs, incrementally by file mtime and size (an mbox message starts at an RFC 4155
+From_ line only, never at a body line a writer left unescaped, and is read as sent: the writer's
+`>From ` escapes undone); a message over `max_file_bytes` (a file, or one message of an mbox) is a
+skip by policy, never read into memory. A message its headers do not date (`rfc822_message`: Date,
+else Received) is dated by its From_ line in an mbox, else by its file's mtime. Outlook's files
+(.msg, .pst) are skips by policy of every run, saying how to export them. What is not a regular file
+(a pipe, a device) is not read, nor waited on: a pipe without a writer once held a run for ever.
+What cannot be read is never taken for deleted. A file that does not read as mail where mail is
+expected (its name says so: .eml, .mbox, a Maildir's; or mail was indexed from it), a file that
+cannot be read and a message that cannot be parsed are failed skips naming what the file held (an
+mbox's messages by the prefix of their ids), which is kept; such a damaged file is read again by
+every run until it reads. An mbox that held messages and reads empty is looked at again after a
+pause (a mail client truncates it before writing it again: `FolderConnector.read_settled`): still
+empty and changing, its messages are kept this run (a skip saying so); empty twice, it was emptied
+and they leave the index (a skip saying so too). Other files that are not mail are left out
+(logged).
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import logging
-import mailbox
 import os
 import re
 from collections.abc import Callable, Generator, Iterator
@@ -35,7 +37,7 @@ from functools import partial
 from email.message import EmailMessage
 from pathlib import Path
 from stat import S_ISREG
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import Field
 
@@ -43,17 +45,20 @@ from inlet.errors import ItemError
 
 from .base import ConfigPath, Connector, FolderConfig, FolderConnector, LivePrefix, open_regular
 from .extract import extract_text, html_prefix, kind_of
+from .mail_parts import SMIME_TYPES, calendar_text, is_calendar, signed_content, smime_type
 from .mail_text import (
     addresses,
-    body_text,
+    chosen_body,
     header_date,
     header_text,
     looks_like_mail,
+    new_content,
     parse_rfc822,
     part_text,
     plain_subject,
     raw_header,
     rebounded,
+    unflowed,
 )
 from .model import ACL, Checkpoint, Deletion, Document, Item, Progress, Skipped
 
@@ -99,6 +104,8 @@ class MailMessage:
     mailbox: str = ""
     attachments: list[MailAttachment] = field(default_factory=list)
     left_out: list[str] = field(default_factory=list)  # why parts of the body were left out (unreadable)
+    withheld: list[str] = field(default_factory=list)  # why parts of the body were not read (by policy: encrypted)
+    events: list[str] = field(default_factory=list)  # an invitation's events as text (`calendar_text`)
     extra: dict[str, Any] = field(default_factory=dict)  # service-specific metadata (Gmail's thread_id, labels)
 
     def __post_init__(self) -> None:
@@ -177,12 +184,15 @@ def _header_block(msg: MailMessage) -> str:
 
 
 def _body(doc_id: str, msg: MailMessage, cap: int) -> tuple[str, list[Skipped]]:
-    """The body's new content, its first `cap` bytes (UTF-8) when longer, and skips saying what was
-    left out. Of an HTML body, at most `HTML_PER_TEXT_BYTE * cap` characters are converted (`html_prefix`)."""
+    """The body's new content, its first `cap` bytes (UTF-8) when longer, then its events, and
+    skips saying what was left out. Of an HTML body, at most `HTML_PER_TEXT_BYTE * cap` characters
+    are converted (`html_prefix`)."""
     title = msg.subject.strip() or None
     skipped = [Skipped(id=f"{doc_id}#body", reason=reason, title=title) for reason in msg.left_out]
+    skipped += [Skipped(id=f"{doc_id}#body", reason=reason, failed=False, title=title) for reason in msg.withheld]
     html, cut = html_prefix(msg.html, HTML_PER_TEXT_BYTE * cap) if msg.html else (msg.html, False)
-    text = body_text(html, msg.text, msg.subject)
+    chosen, from_html = chosen_body(html, msg.text)
+    text, cut = new_content(chosen, msg.subject), cut and from_html
     size = len(text.encode())
     if size > cap or cut:
         text = text.encode()[:cap].decode(errors="ignore")
@@ -192,7 +202,7 @@ def _body(doc_id: str, msg: MailMessage, cap: int) -> tuple[str, list[Skipped]]:
             whole = f"its {size} bytes of text"
         reason = f"body truncated at {min(size, cap)} bytes of {whole} (max_body_bytes)"
         skipped.append(Skipped(id=f"{doc_id}#body", reason=reason, failed=False, title=title))
-    return text, skipped
+    return "\n\n".join(t for t in [text, *msg.events] if t), skipped
 
 
 def _participants(msg: MailMessage) -> list[str]:
@@ -205,6 +215,8 @@ def _attachment_text(doc_id: str, att: MailAttachment, cap: int, body_cap: int) 
     `body_cap`) and what of it was left out."""
     if att.message is not None:
         return _attached_text(f"{doc_id}#{att.name}", att.message, body_cap)
+    if att.data is not None and len(att.data) <= cap and is_calendar(att.content_type, att.name):
+        return _events(att.data, att.content_type), []  # an invitation: its events, not iCalendar lines
     if att.name_only or kind_of(att.name, att.content_type) is None:
         return "", []  # links, images, spreadsheets, archives: nothing inlet reads
     if att.data is None or att.size > cap or len(att.data) > cap:
@@ -229,37 +241,56 @@ def _attached_text(att_id: str, message: MailMessage, body_cap: int) -> tuple[st
 # --- RFC 822 messages ------------------------------------------------------------------------------
 def rfc822_message(native_id: str, raw: bytes, url: str = "", folder: str = "") -> MailMessage:
     """Parse a raw message (an .eml file, one mbox entry, a Maildir file). The body is every
-    inline text part in order (a body split around an inline image is one body); a message
-    attached to it (a forward as attachment) is an attachment holding its text. A part that
-    cannot be read is left out and named in `left_out`."""
+    inline text part in order (a body split around an inline image is one body), a
+    `format=flowed` one unflowed (RFC 3676), and of a multipart/alternative's plain and HTML forms
+    the one `chosen_body` picks; an invitation's events follow it (`calendar_text`; the same
+    events attached as an `.ics` are not read twice); a message attached to it (a forward as
+    attachment, typed `message/rfc822` or a `.eml` file that reads as mail) is an attachment
+    holding its text; an opaque-signed S/MIME body is read as the MIME it wraps. A part that
+    cannot be read is left out and named in `left_out`; an encrypted body is named in `withheld`.
+    Its date is the Date header's, else that of the newest Received header (a draft, a script's mail)."""
     email = parse_rfc822(raw)
     htmls: list[str] = []
     plains: list[str] = []
+    events: list[str] = []
     attachments: list[MailAttachment] = []
     left_out: list[str] = []
+    withheld: list[str] = []
     for part in _leaves(email):
         ctype = part.get_content_type()
         filename = part.get_filename()
-        if ctype == "message/rfc822":
+        if ctype in SMIME_TYPES:
+            withheld.append(_SMIME_UNREAD.get(smime_type(part), _SMIME_UNREAD[""]))
+        elif ctype == "message/rfc822":
             attachments.append(_attached_message(part, filename))
+        elif is_calendar(ctype, filename or "") and not (filename or part.get_content_disposition() == "attachment"):
+            try:
+                events.append(calendar_text(part_text(part)))
+            except ItemError as exc:
+                left_out.append(str(exc))
         elif filename or part.get_content_disposition() == "attachment":
             data = part.get_payload(decode=True)
             data = data if isinstance(data, bytes) else b""
             charset = part.get_content_charset()  # how a text attachment is read (RFC 2046 §4.1.2)
             typed = f"{ctype}; charset={charset}" if charset and part.get_content_maintype() == "text" else ctype
-            attachments.append(MailAttachment(filename or "attachment", typed, data, len(data)))
+            attachments.append(_file_attachment(filename or "attachment", typed, data))
         elif ctype in ("text/html", "text/plain") or part.get_content_maintype() == "multipart":
             try:  # a multipart leaf: no boundary split it (`_leaves`), its payload is the body
-                (htmls if ctype == "text/html" else plains).append(part_text(part))
+                text = part_text(part)
             except ItemError as exc:
                 left_out.append(str(exc))
+                continue
+            if ctype == "text/plain" and str(part.get_param("format", "")).lower() == "flowed":
+                text = unflowed(text, str(part.get_param("delsp", "")).lower() == "yes")
+            (htmls if ctype == "text/html" else plains).append(text)
     senders = addresses(raw_header(email, "From"))
-    when = header_date(email.get("Date"))
-    plain = "\n\n".join(p for p in plains if p.strip()) or None  # an empty text part leaves the HTML one
+    when = header_date(email.get("Date")) or _received_date(email)
+    plain = "\n\n".join(p for p in plains if p.strip()) or None
+    events = [e for e in events if e]
     return MailMessage(
         native_id=native_id,
         subject=header_text(raw_header(email, "Subject")),
-        html="\n".join(htmls) if htmls and plain is None else None,
+        html="\n".join(htmls) if htmls and (plain is None or _has_alternatives(email)) else None,
         text=plain,
         sender=senders[0] if senders else None,
         to=addresses(raw_header(email, "To")),
@@ -269,9 +300,63 @@ def rfc822_message(native_id: str, raw: bytes, url: str = "", folder: str = "") 
         url=url,
         message_id=str(email.get("Message-ID", "")).strip(),
         folder=folder,
-        attachments=attachments,
+        attachments=[a for a in attachments if not _repeats(a, events)],
         left_out=left_out,
+        withheld=withheld,
+        events=events,
     )
+
+
+def _has_alternatives(email: EmailMessage) -> bool:
+    """Whether a message holds a multipart/alternative: its HTML may be its plain body's other form
+    (`chosen_body`); else an HTML part beside a plain body (a gateway's footer) is not read."""
+    return any(part.get_content_type() == "multipart/alternative" for part in email.walk())
+
+
+_SMIME_UNREAD = {
+    "enveloped-data": "encrypted mail (S/MIME): its body cannot be read without the recipient's key",
+    "authenveloped-data": "encrypted mail (S/MIME): its body cannot be read without the recipient's key",
+    "signed-data": "signed mail (S/MIME) whose signed content cannot be read: body not read",
+    "compressed-data": "compressed mail (S/MIME): body not read",
+    "": "S/MIME mail whose content cannot be read (encrypted?): body not read",
+}
+
+
+def _file_attachment(name: str, ctype: str, data: bytes) -> MailAttachment:
+    """An attached file; one named `.eml` that reads as mail (saved mail attached as
+    `application/octet-stream`) is an attached message, read as a `message/rfc822` part is."""
+    if name.lower().endswith(".eml") and looks_like_mail(data[:HEAD_BYTES]):
+        return attached_message(rfc822_message("", data), name)
+    return MailAttachment(name, ctype, data, len(data))
+
+
+def _repeats(att: MailAttachment, events: list[str]) -> bool:
+    """Whether an attachment is an invitation whose events the body already holds (Outlook and
+    Google send them twice: as the message's calendar part and as `invite.ics`)."""
+    if not events or att.data is None or not is_calendar(att.content_type, att.name):
+        return False
+    return _events(att.data, att.content_type) in events
+
+
+def _events(data: bytes, content_type: str) -> str:
+    """An attached invitation's events (`calendar_text`), its bytes read as a text file in its
+    part's charset (`extract_text`); "" when they are no text."""
+    try:
+        return calendar_text(extract_text(data, "invitation.txt", content_type))
+    except ItemError:
+        return ""
+
+
+_RECEIVED_DATE = re.compile(r";\s*([^;]+?)\s*$")
+
+
+def _received_date(email: EmailMessage) -> dt.datetime | None:
+    """The date of the first (newest) Received header that has one: when the message arrived."""
+    for name, value in email.raw_items():
+        if name.lower() == "received" and (found := _RECEIVED_DATE.search(" ".join(str(value).split()))):
+            if (when := header_date(found[1])) is not None:
+                return when
+    return None
 
 
 MAX_REBOUNDS = 4  # multiparts of one message split again by a guessed boundary (each re-reads its bytes)
@@ -280,12 +365,19 @@ MAX_REBOUNDS = 4  # multiparts of one message split again by a guessed boundary 
 def _leaves(part: EmailMessage, rebounds: list[int] | None = None) -> Iterator[EmailMessage]:
     """The parts holding content, in order; an attached message is one part, not its insides; a
     multipart whose boundary split nothing is split by the boundary its parts use (the first
-    `MAX_REBOUNDS` of a message: each costs a parse of its bytes), else one part."""
+    `MAX_REBOUNDS` of a message: each costs a parse of its bytes), else one part; an opaque-signed
+    S/MIME part is the parts it wraps (no key is needed to read them)."""
     rebounds = [0] if rebounds is None else rebounds  # one count for the whole message
     fixed = None
     if part.get_content_maintype() == "multipart" and not part.is_multipart() and rebounds[0] < MAX_REBOUNDS:
         rebounds[0] += 1
         fixed = rebounded(part)
+    elif part.get_content_type() in SMIME_TYPES and smime_type(part) in ("signed-data", ""):
+        payload = part.get_payload(decode=True)
+        inner = signed_content(payload) if isinstance(payload, bytes) and rebounds[0] < MAX_REBOUNDS else None
+        if inner is not None:
+            rebounds[0] += 1  # a wrapped body may wrap another: bounded as a re-split is
+            fixed = parse_rfc822(inner)
     if fixed is not None:
         yield from _leaves(fixed, rebounds)
     elif part.get_content_type() != "message/rfc822" and part.is_multipart():
@@ -307,6 +399,10 @@ def attached_message(message: MailMessage, filename: str | None = None) -> MailA
     """An attached message (a forward as attachment, Outlook's item attachment) as an attachment of
     the message holding it, read as its From, Date and Subject, and its body (`_attached_text`)."""
     return MailAttachment(filename or f"{message.subject or 'message'}.eml", "message/rfc822", None, message=message)
+
+
+# (native id, size, reader of its bytes, url, the date of an undated message): `_messages`
+_Entry = tuple[str, int, Callable[[], bytes], str, Callable[[], dt.datetime | None]]
 
 
 # --- the archive connector ------------------------------------------------------------------------
@@ -341,6 +437,9 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
         yield Progress(total=len(current), unit="files")
         for number, (rel, stamp) in enumerate(sorted(current.items())):
             yield Progress(done=number)
+            if (unread := OUTLOOK_FILES.get(Path(rel).suffix.lower())) is not None:  # mail it cannot read: said
+                yield Skipped(id=self.doc_id(rel), reason=unread, failed=False, title=rel)  # each run
+                continue
             old = seen.get(rel)
             if old is not None and old[:2] == stamp and not (len(old) > 4 and cap > old[4]):
                 continue  # unchanged, and what it holds over the size cap is over this one too
@@ -358,13 +457,13 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
                     log.info("source %r: %s does not read as mail; not indexed", self.name, rel)
                 if kind == "mbox" and not head and _natives(rel, old):  # empty twice, a pause apart
                     yield self._file_skip(rel, old, _EMPTIED.format(len(_natives(rel, old))), failed=False)
-                for native, size, read, url in self._messages(rel, kind):
+                for native, size, read, url, undated in self._messages(rel, kind):
                     count += 1
                     if size > cap:
                         over = True
                         yield from self._too_large(native, size, old is not None)
                     else:
-                        unparsed |= not (yield from self._emit(native, read(), url, rel, since))
+                        unparsed |= not (yield from self._emit(native, read(), url, rel, since, undated))
             except OSError as exc:  # vanished or unreadable since the scan: named, retried next run
                 yield self._file_skip(rel, old, f"cannot read {self.config.path / rel}: {exc.strerror}")
                 continue
@@ -389,7 +488,7 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
                 yield self.doc_id(_message_id(rel))
                 yield LivePrefix(self.doc_id(f"{rel}#"))
                 continue
-            for native, _size, _read, _url in self._messages(rel, kind):
+            for native, *_ in self._messages(rel, kind):
                 yield self.doc_id(native)
 
     # --- reading ----------------------------------------------------------------------------------
@@ -432,7 +531,8 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
         is named as one or `was_mbox`."""
         if head is None:
             return None
-        if head.startswith(b"From ") or (not head and (was_mbox or Path(rel).suffix.lower() in MBOX_SUFFIXES)):
+        first, _, rest = head.partition(b"\n")
+        if _separates(first, rest) or (not head and (was_mbox or Path(rel).suffix.lower() in MBOX_SUFFIXES)):
             return "mbox"
         return "message" if looks_like_mail(_unwrapped(rel, head)) else None
 
@@ -443,21 +543,19 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
             return Skipped(id=self.doc_id(f"{rel}#"), reason=reason, failed=failed, title=rel, folder=True)
         return Skipped(id=self.doc_id(_message_id(rel)), reason=reason, failed=failed, title=rel)
 
-    def _messages(self, rel: str, kind: str | None) -> Iterator[tuple[str, int, Callable[[], bytes], str]]:
-        """(native id, size in bytes, what reads its bytes, url) of each message in the file; a
-        message's bytes are read only by calling its reader (before the next one is asked for)."""
+    def _messages(self, rel: str, kind: str | None) -> Iterator[_Entry]:
+        """(native id, size in bytes, what reads its bytes, url, the date of an undated message)
+        of each message in the file: a message file's mtime, an mbox message's From_ line's date.
+        A message's bytes are read only by calling its reader (before the next one is asked for)."""
         full = self.config.path / rel
         if kind == "message":
             read = partial(_message_bytes, rel, full)
-            yield _message_id(rel), full.stat().st_size, read, full.as_uri()
+            yield _message_id(rel), full.stat().st_size, read, full.as_uri(), partial(_mtime, full)
         elif kind == "mbox":
-            box = mailbox.mbox(full, create=False)
-            try:
-                for n, key in enumerate(box.keys()):
-                    read = partial(_mbox_bytes, box, key)
-                    yield f"{rel}#{n}", _stored_size(box, key), read, f"{full.as_uri()}#{n}"
-            finally:
-                box.close()
+            with full.open("rb") as handle:
+                for n, (start, end, line) in enumerate(_mbox_spans(handle)):
+                    read = partial(_mbox_bytes, handle, start, end)
+                    yield f"{rel}#{n}", end - start, read, f"{full.as_uri()}#{n}", partial(_from_line_date, line)
 
     def _too_large(self, native: str, size: int, known: bool) -> Iterator[Item]:
         """A message over `max_file_bytes`, not read: a skip by policy; what was indexed of it goes."""
@@ -467,12 +565,21 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
             yield Deletion(id=self.doc_id(native))
 
     def _emit(
-        self, native: str, raw: bytes, url: str, rel: str, since: dt.datetime | None
+        self,
+        native: str,
+        raw: bytes,
+        url: str,
+        rel: str,
+        since: dt.datetime | None,
+        undated: Callable[[], dt.datetime | None],
     ) -> Generator[Item, None, bool]:
         """The message's document and what of it was left out; False when it could not be parsed (a
-        failed skip: the version indexed before is kept, and the file is read again next run)."""
+        failed skip: the version indexed before is kept, and the file is read again next run). A
+        message neither its Date nor a Received header dates is dated by `undated()`."""
         try:
             msg = rfc822_message(native, raw, url=url, folder=Path(rel).parent.as_posix())
+            if msg.received is None:
+                msg.received = msg.sent = undated()
             if since is not None and msg.received is not None and msg.received < since:
                 return True
             c = self.config
@@ -494,6 +601,12 @@ _MID_SAVE = (
     "read empty where it held mail, and changed while read (being rewritten?): "
     "what was indexed from it is kept as it was; read again next run"
 )
+
+
+OUTLOOK_FILES = {  # mail in a format not read, by suffix: a skip by policy saying what to do
+    suffix: f"Outlook {suffix} files are not read: export the mail as .eml or .mbox"
+    for suffix in (".msg", ".pst", ".ost", ".olm")
+}
 
 
 def _named_as_mail(rel: str) -> bool:
@@ -537,18 +650,69 @@ def _unwrapped(rel: str, raw: bytes) -> bytes:
     return rest[: int(count)] if count.strip().isdigit() else raw
 
 
-def _mbox_bytes(box: mailbox.mbox, key: str) -> bytes:
+def _mbox_bytes(handle: BinaryIO, start: int, end: int) -> bytes:
     """An mbox message's bytes as sent: a line its writer escaped because it began "From " (mboxo
     and mboxrd write ">From ", mboxrd one more ">" before a ">From " line) loses one ">", as RFC 4155
     has the reader do. (An mboxo writer leaves a line that began ">From " as it is: it loses its ">".)"""
-    return _MBOX_ESCAPE.sub(rb"\1", box.get_bytes(key))
+    handle.seek(start)
+    return _MBOX_ESCAPE.sub(rb"\1", handle.read(end - start))
 
 
-def _stored_size(box: mailbox.mbox, key: str) -> int:
-    """The size of an mbox message's bytes, read from the mbox's table of contents, not the file."""
-    stored = box.get_file(key)  # a view of the mbox file (closing it would close the mbox)
-    stored.seek(0, os.SEEK_END)
-    return stored.tell()
+# RFC 4155's From_ line, as mutt's `is_from` reads it: "From ", the sender (maybe none), then a
+# date: [weekday] month day time [zone...] year ("From - Thu Dec 03 10:00:00 2026", Google
+# Takeout's "From 1234@xxx Mon Mar 13 10:12:34 +0000 2023")
+_FROM_LINE = re.compile(
+    rb"^From (?:\S*|\"[^\"]*\"\S*) +(?:[A-Za-z]{3},? +)?(?P<month>[A-Za-z]{3}) +(?P<day>\d{1,2}) +"
+    rb"(?P<time>\d{1,2}:\d{2}(?::\d{2})?)(?P<zones>(?: +(?:[A-Za-z]{1,5}|[+-]\d{4}))*) +(?P<year>\d{4})\b"
+)
+_FIELD = re.compile(rb"^[!-9;-~]+:")  # a header line's field name
+
+
+def _separates(line: bytes, after: bytes) -> bool:
+    """Whether an mbox line starts a message: a line starting "From " right over a header line,
+    and either a From_ line with a date or over a block that reads as mail headers. A body line a
+    writer did not escape ("From here on ...") is neither, and stays in its message."""
+    if not (line.startswith(b"From ") and _FIELD.match(after)):
+        return False
+    return bool(_FROM_LINE.match(line)) or looks_like_mail(after)
+
+
+def _mbox_spans(handle: BinaryIO) -> list[tuple[int, int, bytes]]:
+    """Where each message of an mbox lies: the (start, end) offsets of its bytes, after its From_
+    line and before the blank line that ends it (`_separates` tells which lines start one), and
+    its From_ line."""
+    spans: list[tuple[int, int, bytes]] = []
+    start = pos = 0
+    separator = b""
+    blank = 0  # the length of the line before, when it was blank
+    for line in iter(handle.readline, b""):
+        here = pos + len(line)
+        if line.startswith(b"From "):
+            after = handle.read(HEAD_BYTES)
+            handle.seek(here)
+            if pos == 0 or _separates(line, after):
+                if pos:
+                    spans.append((start, pos - blank, separator))
+                start, separator = here, line
+        blank = len(line) if line in (b"\n", b"\r\n") else 0
+        pos = here
+    if pos:
+        spans.append((start, pos, separator))
+    return spans
+
+
+def _from_line_date(line: bytes) -> dt.datetime | None:
+    """The date of an mbox From_ line (UTC unless it gives a numeric zone); None when it has none."""
+    found = _FROM_LINE.match(line)
+    if found is None:
+        return None
+    zone = re.search(rb"[+-]\d{4}", found["zones"])
+    stamp = b" ".join([found["day"], found["month"], found["year"], found["time"], zone[0] if zone else b"+0000"])
+    return header_date(stamp.decode("ascii"))
+
+
+def _mtime(path: Path) -> dt.datetime:
+    return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
 
 
 def _message_id(rel: str) -> str:

@@ -7,7 +7,9 @@ lines too), drops the signature, and keeps the quote when it is all there is. On
 history is trimmed: an attribution or header block over quoted text (a client's, naming an
 address or with `>` lines below), never text that merely looks like one (an itinerary's From:/To:
 lines, a sentence ending "wrote:"): losing a message's own words is worse than indexing a quote
-twice. A forwarded message (Gmail's, Apple's, Lotus Notes' banner; Outlook's block under a FW:
+twice, so a note announcing answers written into the quote ("see my answers in red below") keeps
+it. Of a body's plain and HTML forms the plain one is read unless the HTML says clearly more
+(`chosen_body`). A forwarded message (Gmail's, Apple's, Lotus Notes' banner; Outlook's block under a FW:
 subject) is content, kept whole after the note: its recipient has no other copy of it. A subject
 is plain text too (`plain_subject`): its markup dropped, other text in angle brackets kept.
 
@@ -110,7 +112,7 @@ def _own(lines: list[str], forward: bool) -> list[str]:
         if kind == "forward":
             return _with_forward(kept, lines[n:])
         if kind == "history":
-            return kept
+            return _with_answers(kept, lines[n:])
         span = _attribution(lines, n)
         if span:
             after = _next_text(lines, n + span)
@@ -118,10 +120,27 @@ def _own(lines: list[str], forward: bool) -> list[str]:
                 n += span
                 continue
             if "@" in " ".join(lines[n : n + span]):  # a client's attribution over unquoted history
-                return kept
+                return _with_answers(kept, lines[n:])
         kept.append(lines[n])
         n += 1
     return kept
+
+
+# A note saying its answers are written into the quoted mail ("see my answers in red below",
+# "comments inline"): Outlook marks them by colour or a tag, not by `>`, so they sit in what looks
+# like unchanged history
+_ANSWERS_INSIDE = re.compile(
+    r"\b(answers?|answered|responses?|responded|replies|replied|comments?|commented|notes|remarks|thoughts)\b"
+    r"[^\n]{0,40}?\b(inline|in-line|interspersed|below|in (red|blue|green|purple|orange|bold|caps|colou?r))\b"
+    r"|\b(inline|in-line)\b[^\n]{0,20}?\b(answers?|responses?|replies|comments?)\b",
+    re.I,
+)
+
+
+def _with_answers(kept: list[str], history: list[str]) -> list[str]:
+    """The sender's lines, and the history below them too when they say their answers are written
+    into it (`_ANSWERS_INSIDE`): losing the answers is worse than indexing a quote twice."""
+    return kept + history if _ANSWERS_INSIDE.search("\n".join(kept)) else kept
 
 
 _NOTABLE_STARTS = ("-", "_", "*", "from", "begin", "sent from", "get outlook", "on")
@@ -192,10 +211,73 @@ def _previous_text(lines: list[str], n: int) -> str:
 
 
 def body_text(html: str | None, plain: str | None, subject: str = "") -> str:
-    """Clean new content from whichever body the message has (HTML preferred, as Outlook sends)."""
+    """Clean new content from whichever body the message has (`chosen_body`)."""
+    return new_content(chosen_body(html, plain)[0], subject)
+
+
+def chosen_body(html: str | None, plain: str | None) -> tuple[str, bool]:
+    """The text of a message's body, and whether it is its HTML's. Of a message with both (the two
+    forms of one body in a multipart/alternative) the plain one, unless the HTML one says what it
+    does not (`_richer`): a stub ("view this message in an HTML capable client") or a shortened
+    text part loses nothing (RFC 2046 puts the richer form last; every client shows it). A plain
+    body is read with Outlook's plain-text conventions undone (`without_outlook_marks`)."""
+    text = plain if plain and plain.strip() else None
     if html:
-        return new_content(html_to_text(html), subject)
-    return new_content(plain or "", subject)
+        converted = html_to_text(html)
+        if text is None or _richer(converted, text):
+            return converted, True
+    return without_outlook_marks(text or ""), False
+
+
+_WORD = re.compile(r"\w+")
+
+
+def _richer(html_text: str, plain: str) -> bool:
+    """Whether an HTML body's text says what the plain one does not: it is no shorter, and more
+    than a third of its distinct words (three at least) are not in the plain text. Two forms of
+    one body share nearly all their words, whatever their layout and links; a short HTML part
+    beside a plain body (a gateway's disclaimer) is no richer form of it."""
+    words, ours = _WORD.findall(html_text.lower()), _WORD.findall(plain.lower())
+    theirs = set(words)
+    missing = theirs - set(ours)
+    return len(words) >= len(ours) and len(missing) >= 3 and 3 * len(missing) > len(theirs)
+
+
+_CID = re.compile(r"\[cid:[^\]\s]*\](?:<[a-z][a-z0-9+.-]*:[^<>\s]*>)?", re.I)  # a picture, and a link on it
+_MAILTO = re.compile(r"(\S+@[^\s<>]+)<mailto:\1>", re.I)
+_LINKED = re.compile(r"(?<=[^\s<>(\[])<((?:https?|ftp|mailto):[^<>\s]+)>", re.I)
+
+
+def without_outlook_marks(text: str) -> str:
+    """A plain body as Outlook writes one, read as its HTML reads: a picture's `[cid:...]`
+    placeholder left out (with a link on it), `name@x<mailto:name@x>` as the address, a link's
+    `text<url>` as "text (url)", as `html_to_text` writes links."""
+    return _LINKED.sub(r" (\1)", _MAILTO.sub(r"\1", _CID.sub("", text)))
+
+
+def unflowed(text: str, delsp: bool) -> str:
+    """A `format=flowed` body (RFC 3676) as its sender wrote it: a line ending in a space (a soft
+    break, "-- " aside) joins the next line of the same quote depth, its trailing space dropped
+    too when `delsp` (the sender's client broke a word or CJK text there), and a stuffed line
+    (a space before its text) loses that space."""
+    out: list[str] = []
+    joining = False
+    for line in text.replace("\r\n", "\n").split("\n"):
+        depth = len(line) - len(line.lstrip(">"))
+        body = line[depth:]
+        body = body[1:] if body.startswith(" ") else body  # space-stuffed
+        if joining and out and _depth(out[-1]) == depth:
+            out[-1] += body
+        else:
+            out.append(">" * depth + (" " if depth and body else "") + body)
+        joining = body.endswith(" ") and body != "-- "
+        if joining and delsp:
+            out[-1] = out[-1][:-1]
+    return "\n".join(out)
+
+
+def _depth(line: str) -> int:
+    return len(line) - len(line.lstrip(">"))
 
 
 # --- RFC 822 --------------------------------------------------------------------------------------
