@@ -441,7 +441,7 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
                 yield Skipped(id=self.doc_id(rel), reason=unread, failed=False, title=rel)  # each run
                 continue
             old = seen.get(rel)
-            if old is not None and old[:2] == stamp and not (len(old) > 4 and cap > old[4]):
+            if old is not None and old[:2] == stamp and not (len(old) > 4 and cap > old[4]) and not _split_before(old):
                 continue  # unchanged, and what it holds over the size cap is over this one too
             count, over, unparsed = 0, False, False
             try:
@@ -468,7 +468,7 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
                 yield self._file_skip(rel, old, f"cannot read {self.config.path / rel}: {exc.strerror}")
                 continue
             at = [None, None] if unparsed else [read_as.st_mtime_ns, read_as.st_size]  # None: read again
-            seen[rel] = [*at, count, int(kind == "mbox")] + ([cap] if over else [])
+            seen[rel] = [*at, count, MBOX_SPLIT if kind == "mbox" else 0] + ([cap] if over else [])
             for native in sorted(set(_natives(rel, old)) - set(_natives(rel, seen[rel]))):
                 yield Deletion(id=self.doc_id(native))
             done += 1
@@ -625,6 +625,17 @@ def _not_mail(head: bytes) -> str:
 def _was_mbox(stamp: list[Any] | None) -> bool:
     """Whether a checkpoint entry ([mtime, size, count, is_mbox, ...]) is an mbox's."""
     return bool(stamp and len(stamp) > 3 and stamp[3])
+
+
+# An mbox entry's fourth item: 1 when it was split at every "From " line after a blank line (before
+# 2026-12), `MBOX_SPLIT` since it is split at From_ lines only. An entry split the old way is read
+# once more, unchanged or not: its message numbers may differ from what the file now gives.
+MBOX_SPLIT = 2
+
+
+def _split_before(stamp: list[Any]) -> bool:
+    """Whether an mbox's checkpoint entry numbers its messages as the earlier splitter did."""
+    return len(stamp) > 3 and stamp[3] == 1
 
 
 def _regular_bytes(path: Path) -> bytes:

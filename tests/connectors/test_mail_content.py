@@ -12,7 +12,7 @@ from typing import Any
 from inlet.connectors.mail import MailArchiveConfig, MailArchiveConnector
 from inlet.connectors import mail_text
 from inlet.connectors.mail_parts import calendar_text, signed_content
-from inlet.connectors.model import Checkpoint, Document, Skipped
+from inlet.connectors.model import Checkpoint, Deletion, Document, Skipped
 
 HEAD = "From: Bob <bob@example.com>\r\nTo: Alice <alice@example.com>\r\nDate: Mon, 7 Dec 2026 09:00:00 +0000\r\n"
 MIME = "MIME-Version: 1.0\r\n"
@@ -235,6 +235,21 @@ def test_an_unescaped_from_line_in_an_mbox_body_does_not_split_the_message(tmp_p
     takeout = got["arch:archive.mbox#2"].created_at  # undated: its From_ line's date
     assert takeout is not None and takeout.isoformat() == "2026-12-03T10:00:00+00:00"
     assert got["arch:archive.mbox#2"].text.endswith("Lemmingdock window.")
+
+
+def test_an_mbox_an_earlier_release_split_at_a_body_line_is_read_again_unchanged(tmp_path: Path) -> None:
+    """Before, "From here on" split the first message in two: its checkpoint entry (marked 1) counts
+    four messages. Unchanged as the file is, the next run reads it again and numbers it anew."""
+    (tmp_path / "archive.mbox").write_text(MBOX)
+    conn = MailArchiveConnector(MailArchiveConfig(name="arch", type="mail_archive", path=tmp_path))
+    mtime, size, count, marker = _state(conn, None)["files"]["archive.mbox"]
+    assert (count, marker) == (3, 2)
+    items = list(conn.load({"files": {"archive.mbox": [mtime, size, 4, 1]}}))
+    assert sorted(i.id for i in items if isinstance(i, Document)) == [f"arch:archive.mbox#{n}" for n in range(3)]
+    assert [i.id for i in items if isinstance(i, Deletion)] == ["arch:archive.mbox#3"]
+    assert items[-1].state["files"]["archive.mbox"][2:] == [3, 2]
+    # and read the new way, it is not read again
+    assert not [i for i in conn.load(items[-1].state) if isinstance(i, Document)]
 
 
 def test_a_text_file_starting_with_from_is_no_mbox(tmp_path: Path) -> None:
