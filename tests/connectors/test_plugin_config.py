@@ -60,24 +60,14 @@ class Base(Connector):
         yield Checkpoint(state={})
 
 
-class BadCfg(Base):
-    type = "quill_badcfg"
-    Config = PlainConfig
+def _typed(type_name, config):
+    return type(type_name, (Base,), {"type": type_name, "Config": config})
 
 
-class Nested(Base):
-    type = "quill_nested"
-    Config = NestedConfig
-
-
-class Deep(Base):
-    type = "quill_deep"
-    Config = DeepConfig
-
-
-class Typed(Base):
-    type = "quill_typed"
-    Config = TypedNestedConfig
+BadCfg = _typed("quill_badcfg", PlainConfig)
+Nested = _typed("quill_nested", NestedConfig)
+Deep = _typed("quill_deep", DeepConfig)
+Typed = _typed("quill_typed", TypedNestedConfig)
 """
 
 
