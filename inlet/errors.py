@@ -96,8 +96,9 @@ class AccessRefusedError(InletError):
 class ConnectorBugError(InletError):
     """A connector broke the contract in a way that leaves nothing safe to apply: it yielded
     something that is not an inlet item (a generator for `yield from`, a method not called, a dict
-    for a `Checkpoint`), or its `live_ids()` listed ids not of its source. The run (or prune) fails
-    before any deletion it would have made; names the source and what was yielded or listed."""
+    for a `Checkpoint`), a checkpoint that is not JSON, or its `live_ids()` listed ids not of its
+    source. The run (or prune) fails before any deletion it would have made; names the source and
+    what was yielded or listed."""
 
 
 class IncompleteListingError(InletError):

@@ -195,12 +195,12 @@ class _CheckpointWriter:
         return True
 
     def stored(self, checkpoint: dict[str, Any]) -> dict[str, Any]:
-        """`checkpoint` as it is stored and read back (a copy); `InletError` when it is not JSON."""
+        """`checkpoint` as it is stored and read back (a copy); `ConnectorBugError` when it is not JSON."""
         try:
             return json.loads(json.dumps(checkpoint))  # type: ignore[no-any-return]
         except (TypeError, ValueError) as exc:
             why = not_json(checkpoint, exact=False) if isinstance(exc, TypeError) else None
-            raise InletError(
+            raise ConnectorBugError(
                 f"connector bug: source {self.source.name!r} yielded a checkpoint that is not JSON: {why or exc}"
             ) from None
 
