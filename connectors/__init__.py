@@ -5,7 +5,16 @@ Graph and Google clients) is the kit, `inlet.connectors.kit`; the conformance su
 passes, built-in or plug-in, is `inlet.connectors.testing`.
 """
 
-from .base import ConfigPath, Connector, FolderConfig, FolderConnector, SourceConfig, StaticACLConfig, parse_duration
+from .base import (
+    ConfigPath,
+    Connector,
+    FolderConfig,
+    FolderConnector,
+    SourceConfig,
+    StaticACLConfig,
+    TypedConfig,
+    parse_duration,
+)
 from .model import ACL, AclUpdate, Checkpoint, Deletion, Document, Item, Progress, Skipped, principals_for
 
 __all__ = [
@@ -23,6 +32,7 @@ __all__ = [
     "Skipped",
     "SourceConfig",
     "StaticACLConfig",
+    "TypedConfig",
     "parse_duration",
     "principals_for",
 ]

@@ -305,7 +305,8 @@ class TypedConfig(BaseModel):
     """A table of the config file: an unknown key is refused, and so is a value of the wrong kind
     that pydantic would convert (a number or true/false written as a string, true/false for a
     number, a number for true/false; `_wrong_kind`), in the sources' tables and `[index]`,
-    `[server]`, `[daemon]` alike."""
+    `[server]`, `[daemon]` alike. A connector's sub-table (`[sources.retry]`) is one too: a plain
+    `BaseModel` there is refused when the connector is loaded (`config_problem`)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -349,6 +350,50 @@ class SourceConfig(TypedConfig):
 
             CronTrigger.from_crontab(value)  # ValueError names the bad field
         return value
+
+
+def config_problem(config: Any) -> str | None:
+    """Why `config`, a connector's `Config`, cannot read a `[[sources]]` table as inlet reads every
+    table, or None: it must be a `SourceConfig` (the keys every source has: `name`, `type`, the
+    schedule), and every sub-table among its keys a `TypedConfig` (a plain pydantic `BaseModel`
+    would ignore an unknown key and read `true` as 1). Checked when a connector class is loaded, so
+    a plug-in that breaks it is refused before any config is read, naming the class."""
+    if not (isinstance(config, type) and issubclass(config, SourceConfig)):
+        named = config.__qualname__ if isinstance(config, type) else repr(config)
+        kind = "a plain pydantic BaseModel" if isinstance(config, type) and issubclass(config, BaseModel) else "not"
+        return (
+            f"its Config ({named}) is {kind} a SourceConfig: subclass inlet.connectors.SourceConfig "
+            "(or FolderConfig, StaticACLConfig), which holds the keys every source has and refuses unknown keys"
+        )
+    return _plain_table(config, "", set())
+
+
+def _plain_table(model: type[BaseModel], prefix: str, seen: set[type]) -> str | None:
+    """The first key of `model` (a `TypedConfig`), its sub-tables' too, whose table is a plain
+    pydantic `BaseModel`, as `config_problem` words it; None when there is none."""
+    seen.add(model)
+    for key, field in model.model_fields.items():
+        for table in _models_in(field.annotation):
+            if not issubclass(table, TypedConfig):
+                return (
+                    f"key '{prefix}{key}' of its Config ({model.__qualname__}) is a table read by "
+                    f"{table.__qualname__}, a plain pydantic BaseModel: subclass inlet.connectors.TypedConfig "
+                    "instead, so that an unknown key or a value of the wrong kind in it is refused, as in the "
+                    "source's own keys"
+                )
+            if table not in seen and (problem := _plain_table(table, f"{prefix}{key}.", seen)):
+                return problem
+    return None
+
+
+def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
+    """The pydantic models `annotation` holds (itself, or inside `X | None`, `list[X]`,
+    `dict[str, X]`, `Annotated[X, ...]`)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        yield annotation
+        return
+    for arg in get_args(annotation):
+        yield from _models_in(arg)
 
 
 def _public_and_listed(public: Any, users: Any, domains: Any) -> str | None:

@@ -35,7 +35,9 @@ it is indexed), so that:
   every drive, as after a 410, so every file's permissions are read again;
 - a file whose content or permissions could not be read (a failed `Skipped`: its indexed version is
   kept) is read again, content and current permissions, at the start of each later round of its
-  drive (`kit.retries.Retries`), so a sharing change the failed read missed still reaches the index.
+  drive in a whole run (`kit.retries.Retries`; an event's scoped run, `load_scope`, leaves it to the
+  next one, so a change is searchable without waiting out the retries of another file), so a
+  sharing change the failed read missed still reaches the index.
 
 Permissions are read with `$batch` (20 items per call) for the files of a page that need them;
 sharing-only changes arrive in delta through `Prefer: deltashowsharingchanges`, and
@@ -196,7 +198,7 @@ class FilesRun:
             ds = self.st.drives.setdefault(drive["id"], DriveState())
             ds.target, ds.name, ds.site = drive["target"], str(drive.get("name") or ""), drive["site"]
             ds.group, ds.group_name = drive["group"]
-        yield from self.run_drives([d["id"] for d in targets])
+        yield from self.run_drives([d["id"] for d in targets], replay=True)
         self.refusals.check()  # every target refused, no drive read: the run fails, deleting nothing
         if not problems:
             yield from warn(self.c, self.include_scope([d["id"] for d in targets]))
@@ -209,12 +211,14 @@ class FilesRun:
         drives = [self.st.drives[d] for d in drive_ids]
         return self.c.include_scope({_path(ds, e["p"], e["n"])[0] for ds in drives for e in ds.files.values()})
 
-    def run_drives(self, drive_ids: list[str]) -> Iterator[Item]:
+    def run_drives(self, drive_ids: list[str], replay: bool = False) -> Iterator[Item]:
+        """The delta rounds of these drives; with `replay` (a whole run, not an event's scoped one),
+        each drive's failed reads first."""
         self.principals.load_many(
             (e["g"], site_of(self.st.drives[d])) for d in drive_ids for e in self.st.drives[d].files.values()
         )
         for drive_id in drive_ids:
-            yield from self._drive(drive_id)
+            yield from self._drive(drive_id, replay)
 
     def unresolved(self) -> Iterator[Skipped]:
         """A skip (by policy: the run stays ok) for each site group found unresolved since the last
@@ -227,11 +231,12 @@ class FilesRun:
     def _first(self, drive_id: str) -> tuple[str, dict[str, Any]]:
         return f"/drives/{drive_id}/root/delta", {"$top": self.c.config.page_size}
 
-    def _drive(self, drive_id: str) -> Iterator[Item]:
+    def _drive(self, drive_id: str, replay: bool) -> Iterator[Item]:
         ds = self.st.drives[drive_id]
         url, params = (ds.link, None) if ds.link else self._first(drive_id)
         pager = Pager(source=self.c.name, what=f"delta of drive {ds.name!r}", token=ds.link)
-        yield from ds.retries.replay(_Page(self, drive_id, ds).retry)
+        if replay:  # an event's scoped run leaves them to the next whole run: the change comes first
+            yield from ds.retries.replay(_Page(self, drive_id, ds).retry)
         while True:
             try:
                 page = self.client.get(url, params, DELTA_HEADERS)

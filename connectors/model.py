@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any, Union
 
@@ -279,6 +280,25 @@ class Progress(BaseModel):
 
 
 Item = Union[Document, Deletion, Checkpoint, Skipped, Progress, AclUpdate]
+ITEMS = (Document, Deletion, Skipped, Checkpoint, Progress, AclUpdate)  # what `Connector.load` may yield
+
+
+def not_an_item(item: object) -> str | None:
+    """What `item`, yielded by a connector, is when it is not one of inlet's `ITEMS`, and the slip
+    that usually makes it (`yield` for `yield from`, a method not called, a checkpoint's bare
+    state); None for an item. The engine fails a run on one, the conformance suite a test."""
+    if isinstance(item, ITEMS):
+        return None
+    if isinstance(item, Iterator):
+        slip = "`yield` written for `yield from`?"
+    elif callable(item):
+        slip = "a method yielded without calling it (`state.checkpoint` for `state.checkpoint()`)?"
+    elif isinstance(item, Mapping):
+        slip = "a checkpoint's state yielded without `Checkpoint(state=...)`?"
+    else:
+        slip = "only inlet's items are applied"
+    expected = ", ".join(t.__name__ for t in ITEMS)
+    return f"{type(item).__name__} ({item!r:.80}), not an inlet item (expected {expected}): {slip}"
 
 
 def _digest(payload: Any) -> str:

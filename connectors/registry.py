@@ -3,9 +3,11 @@
 A type name means one connector or none: a built-in keeps its name (a plug-in claiming it is
 refused), and a name two plug-ins claim is refused for both (a source of that type is a config
 error naming them). Refused entries are listed by `inlet connectors`, with why. A plug-in that
-fails to import, or whose class's `type` is not its entry point's name (the type a config, `inlet
-status` and a hook's URL say must be the one its documents' `source_type` says), is a `ConfigError`
-naming the entry point and why.
+fails to import, whose class's `type` is not its entry point's name (the type a config, `inlet
+status` and a hook's URL say must be the one its documents' `source_type` says), or whose `Config`
+cannot read a source's table as inlet reads every table (`base.config_problem`: not a
+`SourceConfig`, or a sub-table that is a plain pydantic `BaseModel`) is a `ConfigError` naming the
+entry point and why.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from importlib.metadata import EntryPoint, entry_points
 
 from inlet.errors import ConfigError
 
-from .base import Connector
+from .base import Connector, config_problem
 
 GROUP = "inlet.connectors"
 BUILTIN = "inlet"  # the distribution whose connectors keep their type names
@@ -89,4 +91,6 @@ def connector_class(type_name: str) -> type[Connector]:
             f"{cls.type!r}: an entry point's name must be its class's `type` (the documents' source_type); "
             "rename one of them"
         )
+    if problem := config_problem(getattr(cls, "Config", None)):
+        raise ConfigError(f"connector type {type_name!r}: plug-in {ep.value} ({_dist(ep)}): {problem}")
     return cls

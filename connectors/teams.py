@@ -38,8 +38,10 @@ with the new ACL and the same text: the index re-writes ACLs and re-embeds nothi
 or channel is re-read the same way (its threads carry both names). An expired delta
 link (410) re-reads the channel and deletes the threads it does not list again. A thread whose
 replies could not be read (a failed `Skipped`: its indexed version is kept) is read again, root and
-replies with the channel's current ACL, at the start of each later round of its channel
-(`kit.retries.Retries`), so neither a new thread nor a membership change is lost to one failed read.
+replies with the channel's current ACL, at the start of each later round of its channel in a whole
+run (`kit.retries.Retries`; an event's scoped run leaves it to the next one, so the change it
+announces is not held up by the retries of another thread), so neither a new thread nor a
+membership change is lost to one failed read.
 A change notification on a channel asks for a scoped run (`load_scope`) of that channel only; one
 that names a message (`.../messages('ROOT')`, or a reply of it) asks for that thread too
 (`CHANNEL/ROOT`), which the scoped run reads again after the channel's round, whether or not delta
@@ -458,8 +460,11 @@ class _Run:
         self, cid: str, acl: ACL | None, threads: list[str] | None = None, *, sweep: bool = False
     ) -> Iterator[Item]:
         """One delta round of a channel, then the threads of `threads` read again; `acl` None: as
-        the checkpoint last had it (a scoped run). `sweep` (a scheduled run): then the replies delta
-        does not report, of the recently active threads or, when due, of all (`_sweep`)."""
+        the checkpoint last had it (a scoped run). `sweep` (a whole run, not an event's scoped one):
+        first the threads whose read failed (`Retries.replay`: a scoped run leaves them to the next
+        whole run, so an event's change is searchable without waiting out their retries), then, after
+        the round, the replies delta does not report, of the recently active threads or, when due, of
+        all (`_sweep`)."""
         ch = self.st.channels[cid]
         if acl is None:
             acl = self._acl(cid, ch)
@@ -470,7 +475,8 @@ class _Run:
         ch.acl = key
         url, params = (ch.link, None) if ch.link else self._first(cid, ch)
         pager = Pager(source=self.c.name, what=f"delta of channel {ch.name!r}", token=ch.link)
-        yield from ch.retries.replay(lambda root_id: self._retry(cid, ch, acl, root_id))
+        if sweep:
+            yield from ch.retries.replay(lambda root_id: self._retry(cid, ch, acl, root_id))
         while True:
             try:
                 page = self.client.get(url, params)

@@ -6,12 +6,12 @@ in the `inlet.connectors` entry-point group): config errors name the key; `check
 credentials and names the source with bad ones; a full pass yields well-formed, unique documents
 (visible to someone, their ACL users e-mail addresses: a group's name there is a group not
 expanded), no `Deletion` (there is nothing to delete yet) and ends with a JSON checkpoint; every
-id any pass yields is the source's (`source:...`); passes are deterministic; an unchanged source
-yields no changed content; resuming from a mid-pass checkpoint loses nothing; `live_ids` (when
-implemented) matches a pass; `since` limits a backfill; and, when the case can change its source
-(`Case.mutate`), an incremental pass yields the edit and the deletion, with the right ids,
-resuming it from any of its mid-pass checkpoints still delivers both, and a further incremental
-pass from its final checkpoint yields neither again.
+pass yields inlet items only (`ITEMS`), each the source's (`source:...`); passes are deterministic;
+an unchanged source yields no changed content; resuming from a mid-pass checkpoint loses nothing;
+`live_ids` (when implemented) matches a pass; `since` limits a backfill; and, when the case can
+change its source (`Case.mutate`), an incremental pass yields the edit and the deletion, with the
+right ids, resuming it from any of its mid-pass checkpoints still delivers both, and a further
+incremental pass from its final checkpoint yields neither again.
 
 A plug-in's tests provide a `conformance_case` fixture (a `Case`) and subclass the suite:
 
@@ -52,7 +52,7 @@ from inlet.errors import ConfigError, CredentialsError
 from . import registry
 from .base import Connector
 from .kit.transport import http_errors
-from .model import AclUpdate, Checkpoint, Deletion, Document, Item, Skipped, not_json, well_formed_user
+from .model import AclUpdate, Checkpoint, Deletion, Document, Item, Skipped, not_an_item, not_json, well_formed_user
 
 SHOWN = 5  # ids a failure message names at most
 RESUMES = 4  # mid-pass checkpoints of the incremental pass after `Case.mutate` resumed from, at most
@@ -354,6 +354,18 @@ def check_every_id_is_the_sources(runs: Runs) -> None:
         )
 
 
+def check_every_item_is_an_inlet_item(runs: Runs) -> None:
+    """Every pass yields only inlet's items (`model.ITEMS`): anything else (a generator where
+    `yield from` was meant, a checkpoint method not called, a checkpoint's bare state) fails the
+    engine's run as a connector bug, so that a full pass of nothing deletes nothing."""
+    for label, run, _ in runs.passes():
+        wrong = [(n, what) for n, i in enumerate(run.items) if (what := not_an_item(i)) is not None]
+        assert not wrong, (
+            f"{label} yields, at item {wrong[0][0]} (and {len(wrong) - 1} more), {wrong[0][1]}; "
+            "the engine fails such a run"
+        )
+
+
 def check_ids_are_unique_within_a_pass(runs: Runs) -> None:
     twice = [i for i, n in Counter(d.id for d in runs.first.docs).items() if n > 1]
     assert not twice, f"a full pass yields these documents more than once: {_some(twice)}"
@@ -553,6 +565,9 @@ else:
         def test_every_yielded_id_is_the_sources(self, conformance_runs: Runs) -> None:
             check_every_id_is_the_sources(conformance_runs)
 
+        def test_every_yielded_item_is_an_inlet_item(self, conformance_runs: Runs) -> None:
+            check_every_item_is_an_inlet_item(conformance_runs)
+
         def test_ids_are_unique_within_a_pass(self, conformance_runs: Runs) -> None:
             check_ids_are_unique_within_a_pass(conformance_runs)
 
@@ -570,6 +585,7 @@ else:
 
         def test_resuming_from_a_mid_pass_checkpoint_loses_nothing(self, conformance_runs: Runs) -> None:
             if conformance_runs.resumed_at == len(conformance_runs.first.items) - 1:
+                check_every_item_is_an_inlet_item(conformance_runs)  # a checkpoint yielded wrong is no sample's
                 pytest.skip("the sample pass yields no checkpoint before its last: a crash restarts the pass")
             check_resume_loses_nothing(conformance_runs)
 

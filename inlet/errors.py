@@ -93,6 +93,14 @@ class AccessRefusedError(InletError):
     (`connectors.kit.refusals`)."""
 
 
+class ConnectorBugError(InletError):
+    """A connector broke the contract in a way that leaves nothing safe to apply: it yielded
+    something that is not an inlet item (a generator for `yield from`, a method not called, a dict
+    for a `Checkpoint`), a checkpoint that is not JSON, or its `live_ids()` listed ids not of its
+    source. The run (or prune) fails before any deletion it would have made; names the source and
+    what was yielded or listed."""
+
+
 class IncompleteListingError(InletError):
     """A source could not list all it holds (a folder it may not read): nothing it holds may be
     taken for deleted until it can; names what could not be listed and why."""

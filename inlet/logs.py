@@ -4,7 +4,7 @@ What an operator reads at the default level is inlet's own: the client libraries
 googleapiclient, msal, chromadb, ...) log every request at INFO, with page tokens, delta links and
 cursors in the URLs, so they are kept at WARNING unless `-vv`. Whatever is logged, a URL's query
 string and anything shaped like a Slack token are redacted on the way out, tracebacks included;
-an error naming a URL shows it through `shown_url` (no user info, no query).
+an error naming a URL shows it through `shown_url` (no user info, no query values).
 """
 
 from __future__ import annotations
@@ -37,19 +37,24 @@ def redact(text: str) -> str:
     return _SLACK_TOKEN.sub("xox?-[redacted]", _URL_QUERY.sub(r"\1?[redacted]", text))
 
 
-def shown_url(url: str) -> str:
+def shown_url(url: str, *, query_names: bool = False) -> str:
     """`url` as a message may show it: scheme, host, port and path, without the user info, query or
     fragment, where a password or a token may be written (`https://u:pw@h:1/p?token=t` ->
     `https://h:1/p`). The one rule for every URL inlet names in an error (a configured service URL,
-    `[index] chroma_url`); a value that does not parse as a URL is not shown."""
-    from urllib.parse import urlsplit, urlunsplit
+    `[index] chroma_url`, a service's next-page link); a value that does not parse as a URL is not
+    shown. `query_names`: the query's parameter names are kept, each value replaced by `…`
+    (`https://h/p?token=…&page=…`), to tell two links of one listing apart without their values."""
+    from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
     try:
         parts = urlsplit(url.strip())
     except ValueError:
         return "(a value that does not parse as a URL: not shown)"
     path = parts.path if parts.netloc else parts.path.rpartition("@")[2]  # "user:pw@host" without a scheme
-    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], path, "", ""))
+    names = [name for name, _ in parse_qsl(parts.query, keep_blank_values=True)] if query_names else []
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], path, "", "")) + (
+        "?" + "&".join(f"{name}=…" for name in names) if names else ""
+    )
 
 
 class RedactingFormatter(logging.Formatter):

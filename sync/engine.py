@@ -14,9 +14,12 @@ item leaves the index by policy yields its `Deletion` too; a failed skip of an i
 source's documents only: an item whose id is not `source:...` (or a document naming another
 source) is a connector bug, never applied, and counted as a failed skip naming it; a checkpoint
 the engine saves that is not JSON is one too, and fails the run there, naming where in its state
-(the last good checkpoint stays saved). A run holds its source's lease (`leases.py`) throughout,
-and every commit it makes (documents, checkpoint) carries the lease's fence: a run whose lease was
-taken over can commit nothing more.
+(the last good checkpoint stays saved). So is, failing the run before any prune, anything yielded
+that is not an inlet item (a generator where `yield from` was meant, a method not called, a dict
+for a `Checkpoint`), and a `live_ids()` listing ids not of the source (a prune or reconciliation by
+it deletes nothing). A run holds its source's lease (`leases.py`) throughout, and every commit it
+makes (documents, checkpoint) carries the lease's fence: a run whose lease was taken over can
+commit nothing more.
 
 Recent first: a fresh backfill of a connector that declares `recent_first` starts with a recent
 pass, `load(None, since=now - window)` (`[index] recent_first`, per source too), whose documents are
@@ -67,11 +70,22 @@ from inlet.config import Settings
 from inlet.connectors.base import Connector, LivePrefix, StaticACLConfig
 from inlet.connectors.kit.retry import waits_end_when
 from inlet.connectors.kit.transport import http_errors
-from inlet.connectors.model import ACL, AclUpdate, Checkpoint, Deletion, Document, Progress, Skipped, not_json
+from inlet.connectors.model import (
+    ACL,
+    AclUpdate,
+    Checkpoint,
+    Deletion,
+    Document,
+    Progress,
+    Skipped,
+    not_an_item,
+    not_json,
+)
 from inlet.errors import (
     CredentialsError,
     IncompleteListingError,
     IndexUnavailable,
+    ConnectorBugError,
     InletError,
     LeaseLostError,
     NothingInScopeError,
@@ -181,12 +195,12 @@ class _CheckpointWriter:
         return True
 
     def stored(self, checkpoint: dict[str, Any]) -> dict[str, Any]:
-        """`checkpoint` as it is stored and read back (a copy); `InletError` when it is not JSON."""
+        """`checkpoint` as it is stored and read back (a copy); `ConnectorBugError` when it is not JSON."""
         try:
             return json.loads(json.dumps(checkpoint))  # type: ignore[no-any-return]
         except (TypeError, ValueError) as exc:
             why = not_json(checkpoint, exact=False) if isinstance(exc, TypeError) else None
-            raise InletError(
+            raise ConnectorBugError(
                 f"connector bug: source {self.source.name!r} yielded a checkpoint that is not JSON: {why or exc}"
             ) from None
 
@@ -611,7 +625,7 @@ class Engine:
         it resumes from a saved position; when the unfinished run saved none, the feed starts anew
         after them, and the source is asked whatever the connector."""
         try:
-            live = set(connector.live_ids_after(resumed_from))
+            live = _live_ids(connector.live_ids_after(resumed_from), source.name)
         except NotImplementedError:
             return
         except IncompleteListingError as exc:  # what it could not list is not known to be gone
@@ -640,7 +654,9 @@ class Engine:
         skips the full pass meets and counts again); returns the last checkpoint's state, or
         _STOPPED when `stop` ended the run early. The ids of folder skips (`Skipped.folder`) are
         added to `unlisted`. An item naming another source's document (`_foreign`) is a connector
-        bug: never applied, counted as a failed skip naming it."""
+        bug: never applied, counted as a failed skip naming it. Anything yielded that is not an
+        inlet item (`model.not_an_item`) is a connector bug that fails the run (`ConnectorBugError`): what the
+        pass yielded is then unknown, so it must not end, and its prune must not run."""
         batch = _Batch()
         checkpoints: _CheckpointWriter | _NoCheckpoints = (
             _CheckpointWriter(self.state, source) if skips is not None else _NoCheckpoints()
@@ -655,6 +671,11 @@ class Engine:
                 else connector.load_scope(source.checkpoint, scope)
             )
             for item in items:
+                if (what := not_an_item(item)) is not None:  # before anything of the pass is pruned by it
+                    raise ConnectorBugError(
+                        f"connector bug: source {source.name!r} yielded {what}; the run stopped without deleting "
+                        "anything by it"
+                    )
                 progress.seen += 1
                 if stop.overdue(self.stop_work) and not isinstance(item, Checkpoint):
                     return _STOPPED  # the batch under way is dropped: re-read on resume
@@ -777,11 +798,12 @@ class Engine:
         """Reconcile deletions: drop indexed documents the source no longer has. Its listing
         (`live_ids`) is called as `load` is in a run: a wait between a call's tries ends when the
         engine stops, and an httpx error leaves as inlet's typed error naming the source; a failed
-        listing deletes nothing and is returned as a failed result (the caller logs it)."""
+        listing, or one naming an id not of the source (`_live_ids`), deletes nothing and is returned
+        as a failed result (the caller logs it)."""
         connector = self.connector(name)
         try:
             with waits_end_when(self.stop.is_set), http_errors(name):
-                live = set(connector.live_ids())
+                live = _live_ids(connector.live_ids(), name)
         except NotImplementedError:
             return self.run(name, "backfill", restart=True)  # a full pass reconciles too
         except InletError as exc:  # e.g. the folder vanished, a refused token: nothing is deleted
@@ -834,6 +856,21 @@ def _foreign(item: Document | Deletion | Skipped | AclUpdate, source: str) -> st
     if isinstance(item, Document) and item.source != source:
         return f"connector bug: a Document of source {source!r} says its source is {item.source!r}; not applied"
     return None
+
+
+def _live_ids(listing: Iterable[str], source: str) -> set[str]:
+    """A connector's `listing` (`live_ids`, `live_ids_after`), every id checked to be `source`'s: a
+    listing naming ids of no document of it (native ids without `Connector.doc_id`) would have every
+    document pruned, so it is a connector bug (`ConnectorBugError`) and nothing is deleted."""
+    live = set(listing)
+    foreign = sorted(str(i) for i in live if not (isinstance(i, str) and i.startswith(f"{source}:")))
+    if foreign:
+        shown = ", ".join(repr(i) for i in foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise ConnectorBugError(
+            f"connector bug: live_ids() of source {source!r} listed {len(foreign)} id(s) not of this source "
+            f"({shown}; ids start with '{source}:', Connector.doc_id); nothing was deleted"
+        )
+    return live
 
 
 def _gone(ids: Iterable[str], live: set[str]) -> list[str]:

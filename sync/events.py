@@ -12,7 +12,8 @@ and how it hears changes. A batch of hints that all name a container makes a sco
 those containers (`Connector.load_scope`: one Slack channel, one mail folder); a hint naming none
 (a Drive change) makes an incremental sync of the whole source. Each source's state (live or not,
 the last event, event-to-searchable latency) is written to the state database for `inlet status`
-and `/metrics`, with the reason when not live.
+and `/metrics`, with the reason when not live; a source whose `events()` itself failed is written
+as down with its error (an exception other than inlet's is a connector bug: its type is named).
 
 Each source's event source is started and kept alive (`maintain`) on a thread of its own, every call
 within `without_waits` (kit.retry): a throttled or failing subscription call fails at once into the
@@ -32,12 +33,13 @@ import statistics
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from inlet.connectors.events import EventSource, Hint, Retry
 from inlet.connectors.kit.retry import waits_end_when, without_waits
+from inlet.errors import InletError
 from inlet.storage import EventStatusWriter
 
 
@@ -87,8 +89,10 @@ class EventLoop:
         status: EventStatusWriter | None = None,
         debounce: float = DEBOUNCE,
         clock: Callable[[], float] = time.time,
+        off: Mapping[str, str] | None = None,
     ) -> None:
         self.sources = {name: _Source(name, type_, ev) for name, type_, ev in sources}
+        self.off = dict(off or {})  # sources whose `events()` failed -> why: shown down, never started
         self.run_sync = run_sync
         self.status = status
         self.debounce = debounce
@@ -107,7 +111,10 @@ class EventLoop:
     # --- life cycle -------------------------------------------------------------------------------
     def start(self) -> None:
         """Start every source's event source, each on its own thread; wait at most `START_WAIT`
-        seconds in all for the first tries (a source still starting then goes on in its thread)."""
+        seconds in all for the first tries (a source still starting then goes on in its thread).
+        A source whose `events()` failed is recorded as down, with why, for `inlet status`."""
+        for name, why in self.off.items():
+            self._save(name, {"live": False, "reason": why, "last_event_at": None, "latency_seconds": None})
         for source in self.sources.values():
             for target, role in ((self._work, "events"), (self._keep, "keep")):
                 thread = threading.Thread(
@@ -310,12 +317,15 @@ class EventLoop:
     def _publish(self, source: _Source) -> None:
         report = self.report(source.name)
         source.shown_live, source.shown_reason = report["live"], report["reason"]
+        self._save(source.name, report)
+
+    def _save(self, name: str, report: dict[str, Any]) -> None:
         if self.status is None:
             return
         try:
-            self.status.save(source.name, report)
+            self.status.save(name, report)
         except Exception:  # visibility must never stop syncing
-            log.debug("could not record event status of %r", source.name, exc_info=True)
+            log.debug("could not record event status of %r", name, exc_info=True)
 
 
 def scope_of(hints: Iterable[Hint]) -> frozenset[str] | None:
@@ -335,13 +345,22 @@ def event_loop_for(
     opens where it records their state (`Backend.event_writer`), when there are any. `sole`: this
     daemon is the index's only one (not several hosts on one database)."""
     found = []
+    off: dict[str, str] = {}  # `inlet status` shows them down, with why
     for source in settings.sources:
         try:
             events = connector_for(source.name).events()
-        except Exception as exc:  # e.g. a missing app token: named once; the schedule still runs
+        except InletError as exc:  # e.g. a missing app token: named once; the schedule still runs
             log.error("source %r: change events are off: %s", source.name, exc)
+            off[source.name] = str(exc)
+            continue
+        except Exception as exc:  # a connector bug: its type and message; the traceback with -vv
+            off[source.name] = f"connector bug in events(): {type(exc).__name__}: {exc}"
+            log.error(
+                "source %r: change events are off: %s; the schedule still syncs it", source.name, off[source.name]
+            )
+            log.debug("events() of source %r failed", source.name, exc_info=True)
             continue
         if events is not None:
             events.sole = sole
             found.append((source.name, source.type, events))
-    return EventLoop(found, run_sync, status=status() if found and status else None)
+    return EventLoop(found, run_sync, status=status() if (found or off) and status else None, off=off)

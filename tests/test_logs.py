@@ -74,6 +74,12 @@ def test_a_url_named_in_an_error_shows_no_user_info_query_or_fragment(url: str, 
     assert logs.shown_url(url) == shown
 
 
+def test_a_url_may_be_shown_with_its_query_names_never_its_values() -> None:
+    url = "https://u:PassLeak42@h.test/p?access_token=TokLeak7&page=2&flag#frag"
+    assert logs.shown_url(url, query_names=True) == "https://h.test/p?access_token=…&page=…&flag=…"
+    assert logs.shown_url("https://h.test/p", query_names=True) == "https://h.test/p"
+
+
 def test_an_unreachable_chroma_server_is_named_without_the_password_or_token_in_its_url(tmp_path) -> None:
     """`[index] chroma_url` is shown as `database_url` is: a credential written into it never is."""
     from inlet.config import IndexConfig

@@ -2,7 +2,8 @@
 
 Invariant: a pager never requests the same page twice in one listing. A service that answers with a
 token it already gave (a stuck cursor) raises `StuckTokenError`, a `RetriableError`, instead of
-looping for ever; the run fails, names the source and the call, and the next run starts over.
+looping for ever; the run fails, names the source, the call and the pages that gave the token (a
+next link without its query's values, where a token may be), and the next run starts over.
 
 `Pager` is the state (token, pages seen) for loops that must do something between pages (yield a
 checkpoint holding the token); `pages()` is the loop itself for everything else. `cursor`,
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from inlet.errors import RetriableError
+from inlet.logs import shown_url
 
 P = TypeVar("P")
 
@@ -31,7 +33,7 @@ class Pager:
         self.token = token
         self.done = False
         self.pages = 0
-        self._seen: set[str] = {token} if token else set()
+        self._seen: dict[str, int] = {token: 0} if token else {}  # token -> the page that gave it (0: resumed)
 
     def advance(self, next_token: str | None) -> bool:
         """Move past a page whose next token is `next_token`; False when that was the last page."""
@@ -40,13 +42,24 @@ class Pager:
             self.done = True
             return False
         if next_token in self._seen:
+            first = self._seen[next_token]
+            before = f"page {first}" if first else "the page this listing resumed from"
             raise StuckTokenError(
                 f"source {self.source!r}: {self.what} answered the same page token twice "
-                f"({next_token[:40]!r}); the listing stopped so as not to loop for ever"
+                f"(page {self.pages} gave {_shown(next_token)}, as {before} did); the listing stopped "
+                "so as not to loop for ever"
             )
-        self._seen.add(next_token)
+        self._seen[next_token] = self.pages
         self.token = next_token
         return True
+
+
+def _shown(token: str) -> str:
+    """A page token as an error shows it: a next link without its query's values (a token may be
+    written there: `shown_url`), a cursor by its first 40 characters."""
+    if "://" in token or token.startswith("/") or "?" in token:
+        return shown_url(token, query_names=True)
+    return repr(token[:40])
 
 
 def pages(

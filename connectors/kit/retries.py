@@ -5,10 +5,12 @@ Invariants:
   past the item would never report it again. So a connector notes each item's outcome
   (`Retries.note`) in the same checkpoint as the feed's position: an item whose read failed is
   remembered by its native id, with the reason, its title and how many reads failed in a row.
-- Each later run reads every remembered item again first (`Retries.replay`, through the connector's
-  own read of one item by id) and notes what it gave: a `Document` or a skip by policy forgets it
-  (yielded as usual), a `Deletion` (gone: 404) forgets it, another failed `Skipped` counts one
-  attempt more. A read that yields nothing of the item (out of scope now) forgets it.
+- Each later whole run (`load`; an event's scoped run, `load_scope`, leaves them to it, so the
+  change it announces is not held up by their retries) reads every remembered item again first
+  (`Retries.replay`, through the connector's own read of one item by id) and notes what it gave:
+  a `Document` or a skip by policy forgets it (yielded as usual), a `Deletion` (gone: 404) forgets
+  it, another failed `Skipped` counts one attempt more. A read that yields nothing of the item
+  (out of scope now) forgets it.
 - After `GIVE_UP_AFTER` failed reads in a row the item is no longer read by a replay, but never
   silently dropped: every run yields its failed `Skipped` again (the run stays `partial`, the
   operator sees it in `inlet status`, the indexed version is kept), at its replay or, for a

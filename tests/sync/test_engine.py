@@ -914,3 +914,69 @@ def test_a_run_ended_by_the_engine_closes_the_connectors_generator_and_its_threa
     assert result.outcome == "failed" and "the engine's side failed" in result.error
     assert closed.is_set()
     assert not [t.name for t in threading.enumerate() if t.name.startswith("test-fan-in")]
+
+
+def _generator_for_yield_from(c):
+    """`yield c._read(...)` where `yield from` was meant: a generator object, not its items."""
+    return (d for d in [doc(9)(c)])
+
+
+@pytest.mark.parametrize(
+    ("slip", "named"),
+    [
+        (_generator_for_yield_from, "yielded generator (<generator object"),
+        (lambda c: c.load, "yielded method (<bound method"),  # `state.checkpoint` not called
+        ({"at": 9}, "yielded dict ({'at': 9})"),  # the state without `Checkpoint(state=...)`
+    ],
+    ids=["generator", "method", "dict"],
+)
+def test_anything_yielded_that_is_not_an_item_fails_the_run_and_a_full_pass_deletes_nothing(
+    engine, caplog, slip, named
+):
+    """A connector updated with a one-word slip yields, for every item, something the engine has no
+    use for: the run fails naming the source and what it yielded, and a `backfill --restart` (a
+    full pass, whose end would prune everything it did not see) deletes nothing."""
+    Script.plan = [[doc(1), doc(2), Checkpoint(state={"at": 2})]]
+    engine.run("one", "backfill")
+    Script.plan = [[doc(1), slip, slip, Checkpoint(state={"at": 3})]]
+    result = engine.run("one", "backfill", restart=True)
+    assert (result.outcome, result.deleted) == ("failed", 0), result
+    assert result.error.startswith("connector bug: source 'one' " + named), result.error
+    assert "expected Document, Deletion, Skipped, Checkpoint, Progress, AclUpdate" in result.error
+    assert indexed(engine) == ["one:1", "one:2"]
+    assert engine.state.source("one").phase == "backfill"  # the pass did not end: the next run resumes it
+    assert not any(r.exc_info for r in caplog.records)  # one line naming it, no traceback
+
+
+class ListingNative(Script):
+    """`live_ids()` yields the service's own ids, without `doc_id` (a connector bug)."""
+
+    def live_ids(self):
+        return ["1", "2", "one:2"]
+
+
+class ListingNativeEngine(Engine):
+    def connector(self, name: str, env: object = None) -> Connector:
+        return ListingNative(self.settings.source(name))
+
+
+def test_a_prune_whose_listing_names_ids_of_no_document_of_the_source_deletes_nothing(engine, caplog):
+    """Not one id the listing gave is the source's: taken as is, every document would be gone. The
+    prune fails naming the ids (a connector bug) and deletes nothing."""
+    engine = ListingNativeEngine(engine.settings, engine.index, engine.state)
+    Script.plan = [[doc(1), doc(2), Checkpoint(state={})]]
+    engine.run("one", "backfill")
+    result = engine.prune("one")
+    assert (result.outcome, result.deleted) == ("failed", 0)
+    assert "connector bug: live_ids() of source 'one' listed 2 id(s) not of this source ('1', '2'" in result.error
+    assert indexed(engine) == ["one:1", "one:2"]
+
+
+def test_a_reconciling_listing_of_ids_of_no_document_of_the_source_fails_the_run_and_deletes_nothing(engine):
+    """The sync after an unfinished one asks the source what exists: a listing of native ids fails
+    that run as a connector bug instead of deleting every document."""
+    Remembering.live = ["1"]
+    engine = unfinished_sync(engine, later_syncs=1)
+    result = engine.run("one", "sync")
+    assert (result.outcome, result.deleted) == ("failed", 0) and "live_ids() of source 'one'" in result.error
+    assert len(indexed(engine)) == 1 + BATCH_DOCS

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from inlet.connectors.events import Emit, EventSource, Hint
+from inlet.storage.sqlite.state import SqliteState
 from inlet.sync.events import EventLoop
 
 from .events_stack import wait_for
@@ -169,3 +170,64 @@ def test_stop_reaches_a_source_whose_start_failed_and_status_says_why() -> None:
     event_loop.stop()
     assert source.stopped
     assert report["live"] is False and report["reason"] == "service unreachable"
+
+
+def test_a_connector_whose_events_raise_is_named_with_the_error_s_type_and_shown_down(tmp_path, caplog) -> None:
+    """`events()` raising a plug-in's bug (a KeyError) is logged with the exception's type, its
+    traceback at debug, and `inlet status` shows the source's change events down with that error;
+    inlet's own errors (a missing token) are one line, shown the same way. The others still start."""
+    import logging
+
+    from click.testing import CliRunner
+
+    from inlet.cli import cli
+    from inlet.config import parse_config
+    from inlet.errors import ConfigError
+    from inlet.storage.backend import open_backend
+    from inlet.sync.events import event_loop_for
+
+    (tmp_path / "docs").mkdir()
+    config = tmp_path / "inlet.toml"
+    config.write_text(
+        f'[index]\npath = "{tmp_path / "idx"}"\n'
+        + "".join(
+            f'[[sources]]\nname = "{n}"\ntype = "files"\npath = "{tmp_path / "docs"}"\n' for n in ("kb", "b", "c")
+        )
+    )
+    settings = parse_config(__import__("tomllib").loads(config.read_text()), config)
+    (tmp_path / "idx").mkdir()
+    SqliteState(tmp_path / "idx" / "state.db").close()  # the index a daemon has made by then
+    source = Manual()
+
+    class Connector:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def events(self) -> EventSource | None:
+            if self.name == "kb":
+                raise KeyError("hook")
+            if self.name == "b":
+                raise ConfigError("source 'b': environment variable 'HOOK' (named by key 'hook_secret_env') is not set")
+            return source
+
+    caplog.set_level(logging.DEBUG, logger="inlet.sync.events")
+    loop = event_loop_for(settings, Connector, Runs(), open_backend(settings).event_writer)
+    try:
+        loop.start()
+        assert list(loop.sources) == ["c"] and source.live
+        errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+        assert [r.getMessage() for r in errors] == [
+            "source 'kb': change events are off: connector bug in events(): KeyError: 'hook'; "
+            "the schedule still syncs it",
+            "source 'b': change events are off: source 'b': environment variable 'HOOK' "
+            "(named by key 'hook_secret_env') is not set",
+        ]
+        assert not any(r.exc_info for r in errors)
+        assert any(r.levelno == logging.DEBUG and r.exc_info and r.exc_info[0] is KeyError for r in caplog.records)
+        status = open_backend(settings).event_status()
+        assert status["kb"]["live"] is False and "KeyError: 'hook'" in status["kb"]["reason"]
+        shown = CliRunner().invoke(cli, ["status", "--config", str(config)]).output
+        assert "change events: down (connector bug in events(): KeyError: 'hook')" in shown, shown
+        assert "change events: down (source 'b': environment variable 'HOOK'" in shown
+    finally:
+        loop.stop()

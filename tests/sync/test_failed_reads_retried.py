@@ -247,3 +247,54 @@ def test_drive_a_backfill_whose_listing_is_incomplete_narrows_it_and_deletes_not
         again = ix.run("backfill")
         assert outcome(again) == ("ok", 0) and again.deleted == 0
         assert set(ix.index.catalog.source_doc_ids("sandbox-drive")) == before
+
+
+def test_files_an_event_s_scoped_run_leaves_failed_reads_to_the_next_whole_run(
+    tmp_path: Path, text_hash_embedder: Any
+) -> None:
+    """A change event's scoped run (`load_scope`) reads the change it announces and not the
+    remembered failed reads, whose retries would hold it up (each file its own tries and backoff);
+    the next whole run reads them again."""
+    with Sandbox() as sb, indexed(sb, tmp_path, text_hash_embedder, "sandbox-files", sites=[]) as ix:
+        files = graph_files.files_state(sb.ws)
+        assert outcome(ix.run("backfill")) == ("ok", 0)
+        notes = next(i for i in files.items.values() if i.name == "Notes.txt")
+        with sb.ws.lock:
+            files.edit_item(notes.id, b"Personal notes: the quarterly search quality review moved to May.")
+        sb.faults.fail("graph", "content", 403, times=1)
+        assert outcome(ix.run()) == ("partial", 1)  # remembered, the old version kept
+        with sb.ws.lock:
+            okapi = files.add_item(
+                notes.drive_id, None, "Okapi.txt", b"An okapi was seen near the river.", "text/plain"
+            )
+        sb.faults.fail("graph", "item", 403, times=1)  # what reading Notes.txt again would meet
+        scoped = ix.engine.run(ix.source, "sync", scope=frozenset({notes.drive_id}))
+        assert (scoped.outcome, scoped.errors, scoped.upserted) == ("ok", 0, 1), scoped  # Okapi only
+        assert ix.engine.state.last_run(ix.source).kind == "event"
+        assert f"sandbox-files:{okapi.id}" in ix.index.catalog.source_doc_ids(ix.source)
+        assert outcome(ix.run()) == ("partial", 1)  # the whole run reads Notes.txt again: refused
+        assert outcome(ix.run()) == ("ok", 0)
+        assert "moved to May" in ix.index.document(f"sandbox-files:{notes.id}").text
+
+
+def test_teams_an_event_s_scoped_run_leaves_failed_reads_to_the_next_whole_run(
+    tmp_path: Path, text_hash_embedder: Any
+) -> None:
+    """A channel's scoped run (a change notification) does not read its failed threads again; the
+    next whole run does."""
+    with Sandbox() as sb, indexed(sb, tmp_path, text_hash_embedder, "sandbox-teams", teams=["Support"]) as ix:
+        teams = graph_teams.teams_state(sb.ws)
+        assert outcome(ix.run("backfill")) == ("ok", 0)
+        support = next(t for t in teams.teams.values() if t.name == "Support")
+        desk = next(c for c in teams.channels.values() if c.team_id == support.id)
+        with sb.ws.lock:
+            bison = teams.post(desk.id, "heroeshannibal@example.com", "<p>Bison rollout starts Monday.</p>")
+            teams.post(desk.id, "heroeshannibal@example.com", "<p>Bison canary is green.</p>", bison.id)
+        sb.faults.fail("graph", "replies", 403, times=2)  # the new thread, and its read again in the same run
+        assert outcome(ix.run()) == ("partial", 1)  # remembered
+        sb.faults.fail("graph", "replies", 403, times=1)  # what reading it again would meet
+        scoped = ix.engine.run(ix.source, "sync", scope=frozenset({desk.id}))
+        assert (scoped.outcome, scoped.errors) == ("ok", 0), scoped
+        assert outcome(ix.run()) == ("partial", 1)  # the whole run reads it again: refused
+        assert outcome(ix.run()) == ("ok", 0)
+        assert f"sandbox-teams:{desk.id}:{bison.id}" in ix.index.catalog.source_doc_ids(ix.source)

@@ -45,3 +45,22 @@ def test_token_readers_of_each_service() -> None:
     assert page_token({"nextPageToken": "p"}) == "p" and page_token({}) is None
     assert next_link({"@odata.nextLink": "https://g/x?$skiptoken=1"}) == "https://g/x?$skiptoken=1"
     assert next_link({"@odata.deltaLink": "https://g/d"}) is None
+
+
+def test_a_repeated_next_link_is_shown_without_its_query_values() -> None:
+    """A next link may carry an access token in its query (Facebook's `paging.next`): the error,
+    logged and shown by `inlet status`, names the link's parameters, not their values, and the
+    pages that gave it."""
+    pager = Pager(source="feed", what="GET /v1/feed")
+    link = "https://user:PassLeak42@a.io/v1/feed?access_token=EAABsecretTok&after=QVFIUk"
+    assert pager.advance(link)
+    assert pager.advance("https://a.io/v1/feed?access_token=EAABsecretTok&after=QVFIUl")
+    with pytest.raises(StuckTokenError) as caught:
+        pager.advance(link)
+    message = str(caught.value)
+    assert "https://a.io/v1/feed?access_token=…&after=…" in message and "page 3 gave" in message, message
+    assert "as page 1 did" in message
+    assert not any(secret in message for secret in ("EAAB", "QVFIUk", "PassLeak42")), message
+    relative = Pager(source="kb", what="GET /api/changes", token="/api/changes?since=7&offset=2")
+    with pytest.raises(StuckTokenError, match=r"/api/changes\?since=…&offset=…, as the page this listing resumed"):
+        relative.advance("/api/changes?since=7&offset=2")
