@@ -345,6 +345,12 @@ def _bound(word: str, start: datetime, end: datetime) -> _Window:
     return (None, start) if word == "before" else (None, end)  # until, till, through
 
 
+def _bound_day(word: str, now: datetime, month: int, day: int, year: str | None) -> _Window | None:
+    """A bound word in front of a day ("until June 30"): open-ended from or to that day."""
+    found = _date(int(year), month, day) if year else _recent_date(now, month, day)
+    return _bound(word, *found) if found and found[0] and found[1] else None
+
+
 # (pattern, how its match reads as a window or None), most specific first; compiled once.
 _TIME_RULES = _rules(
     (
@@ -376,6 +382,14 @@ _TIME_RULES = _rules(
     (
         rf"\bon\s+(?:the\s+)?{_DAY}\s+(?:of\s+)?{_M}(?!\w)",
         lambda m, now: _recent_date(now, _month_no(m[2]), int(m[1])),
+    ),
+    (  # "since March 30", "before the 15th of March 2001": from or to that day
+        rf"\b(since|after|before|until|till|through)\s+{_M}\s+{_DAY}(?:,?\s+{_YEAR})?\b(?![/:.]\d)",
+        lambda m, now: _bound_day(m[1], now, _month_no(m[2]), int(m[3]), m[4]),
+    ),
+    (
+        rf"\b(since|after|before|until|till|through)\s+(?:the\s+)?{_DAY}\s+(?:of\s+)?{_M}(?!\w)(?:,?\s+{_YEAR}\b)?",
+        lambda m, now: _bound_day(m[1], now, _month_no(m[3]), int(m[2]), m[4]),
     ),
     (
         rf"\b(since|after|before|until|till|through)\s+{_M},?\s+(?:of\s+)?{_YEAR}\b",  # "from March 2001": the month

@@ -41,6 +41,11 @@ UTC = timezone.utc
         ),  # not yet this year
         ("the call on February 30, 2001", None, None),  # no such day: no time
         ("prices since March", datetime(2001, 3, 1, tzinfo=UTC), None),
+        ("prices since March 30", datetime(2001, 3, 30, tzinfo=UTC), None),
+        ("deals after March 30", datetime(2001, 3, 31, tzinfo=UTC), None),
+        ("bids before the 15th of March", None, datetime(2001, 3, 15, tzinfo=UTC)),
+        ("the plan until June 30, 2000", None, datetime(2000, 7, 1, tzinfo=UTC)),
+        ("since March 3, 2001 the desk", datetime(2001, 3, 3, tzinfo=UTC), None),
         ("the memo from March", datetime(2001, 3, 1, tzinfo=UTC), datetime(2001, 4, 1, tzinfo=UTC)),
         ("notes from last April", datetime(2000, 4, 1, tzinfo=UTC), datetime(2000, 5, 1, tzinfo=UTC)),
         ("the offsite last May", datetime(2000, 5, 1, tzinfo=UTC), datetime(2000, 6, 1, tzinfo=UTC)),
