@@ -376,7 +376,9 @@ def test_line_ends_controls_bidi_overrides_and_tag_characters_are_not_stored() -
     assert cleaned.text == (
         f"Agenda\nThe quailfort review\nDock 7\nPage two\nLine two\n\nNext.\nLast.\r\nEnd  isolated {scotland} bell"
     )  # CR LF stays as written (see below); what is served is `readable`:
-    assert readable(cleaned.text).startswith("Agenda\nThe quailfort review\n") and "Last.\nEnd" in readable(cleaned.text)
+    assert readable(cleaned.text).startswith("Agenda\nThe quailfort review\n") and "Last.\nEnd" in readable(
+        cleaned.text
+    )
     assert plain(cleaned) is cleaned  # clean text is left as it is: its content hash does not change
 
 
@@ -398,7 +400,10 @@ def test_tag_text_after_a_black_flag_is_dropped_and_the_subdivision_flags_stay()
         ("Name,Dock\r\nquailfort,7\r\n", None),  # a Windows CSV or text file: the same object
         ("Line one\r\n\r\nLine two\r\n", None),
         # (what plain made of these before `readable` was, review29 F2)
-        ("# Notes\r\n\r\nSee the <b>quailfort</b> plan\r\nline two\r\n", "# Notes\r\n\r\nSee the quailfort plan\nline two"),
+        (
+            "# Notes\r\n\r\nSee the <b>quailfort</b> plan\r\nline two\r\n",
+            "# Notes\r\n\r\nSee the quailfort plan\nline two",
+        ),
         ("Hi,\r\n<table><tr><td>Dock 7</td></tr></table>\r\nBye\r\n", "Hi,\r\nDock 7\n\nBye"),
     ],
 )
