@@ -32,7 +32,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from inlet.connectors.extract import html_to_text, without_elements
@@ -124,6 +124,18 @@ def _without_unseen(text: str, line_end: re.Pattern[str]) -> str:
         return text
     text = line_end.sub("\n", text).replace("\u2029", "\n\n")
     return visible_text(_UNSEEN.sub(lambda found: found[1] or "", text))
+
+
+def readable_values(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` (a document's metadata) with its texts, and texts in lists (a mail's recipients),
+    `readable`."""
+
+    def value(v: Any) -> Any:
+        if isinstance(v, str):
+            return readable(v)
+        return [readable(x) if isinstance(x, str) else x for x in v] if isinstance(v, list) else v
+
+    return {k: value(v) for k, v in values.items()}
 
 
 # In a link, every control (tab and line ends too), the line and paragraph separators and `_UNSEEN`'s

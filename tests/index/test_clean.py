@@ -458,3 +458,21 @@ def test_base64_in_a_document_is_left_out_and_a_pasted_images_alt_text_kept() ->
     )
     ordinary = mail("Build abc123def456 of https://example.com/AbC/x?y=1 passed. " + "ab12" * 80)
     assert plain(ordinary) is ordinary  # hex, identifiers and links are words: nothing changes
+
+
+def test_every_caller_of_the_index_is_handed_readable_text(tmp_path, text_hash_embedder) -> None:
+    """`answer` and `Index.document` hand out what `readable` makes of the stored text (a Windows
+    file's CR LF is stored as written, and served as a newline), so the API, MCP, the local channel,
+    `inlet search` and the demo serve the same (review29 F7)."""
+    from inlet.index.search import SearchRequest, answer
+
+    doc = mail("Dock 7 at the quailfort\r\nopens on Monday.").model_copy(update={"title": "Quailfort\r\nrota"})
+    with Index(IndexConfig(path=tmp_path / "ix"), embedder=text_hash_embedder) as index:
+        index.apply([doc], generation=1)
+        assert index.catalog.document("mail:1").text == doc.text  # stored as written
+        got = answer(index, SearchRequest(query="quailfort dock", k=3))
+        assert [(h.title, h.text) for h in got.hits] == [
+            ("Quailfort\nrota", "Dock 7 at the quailfort\nopens on Monday.")
+        ]
+        served = index.document("mail:1")
+        assert served is not None and (served.title, served.text) == (got.hits[0].title, got.hits[0].text)
