@@ -75,6 +75,11 @@ def test_a_trailing_slash_redirects_to_a_path_not_to_the_host_the_client_named(c
     moved = client.get("/v1/sources/?x=1", headers={**forged, **OPS}, follow_redirects=False)
     assert moved.status_code == 307 and moved.headers["location"] == "/v1/sources?x=1"
     assert client.get("/v1/nothing/", headers=OPS, follow_redirects=False).status_code == 404
+    # behind a proxy serving inlet under a path, the path holds it once (review29 F13)
+    under = TestClient(client.app, raise_server_exceptions=False, root_path="/inlet")
+    for path, to in [("/inlet/v1/sources/", "/inlet/v1/sources"), ("/inlet/console/", "/inlet/console")]:
+        moved = under.get(path, headers=OPS, follow_redirects=False)
+        assert moved.status_code == 307 and moved.headers["location"] == to, path
 
 
 def test_answers_holding_data_are_not_stored_by_caches_and_vary_with_the_caller(console: Any) -> None:
