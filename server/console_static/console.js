@@ -329,7 +329,7 @@ function renderDetail(name) {
       cell("Kind", item.failed ? "could not be read" : "skipped by policy", item.failed ? "bad" : "muted"));
     skipRows.push(row);
   }
-  if (!items.length) skipRows.push(emptyRow(3, "every item of the recent runs was indexed"));
+  if (!items.length) skipRows.push(emptyRow(3, "no recent run left an item out"));
   else if (skips.total > items.length) skipRows.push(emptyRow(3, `the first ${items.length} of ${skips.total} are shown`));
   patch($("skipped").querySelector("tbody"), skipRows);
   const events = source.events;
