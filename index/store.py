@@ -532,7 +532,11 @@ class Index:
         doc = self.catalog.document(doc_id)
         if doc is None or doc.source in self.unserved():
             return None
-        fields = {"title": readable(doc.title), "text": readable(doc.text), "author": readable(doc.author)}
+        fields: dict[str, Any] = {
+            "title": readable(doc.title),
+            "text": readable(doc.text),
+            "author": readable(doc.author),
+        }
         fields.update(url=readable_url(doc.url), metadata=readable_values(doc.metadata))
         return doc.model_copy(update=fields)
 
