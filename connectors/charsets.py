@@ -1,13 +1,15 @@
 """Charset labels as browsers and mail clients read them: the WHATWG Encoding Standard's label table.
 
-Invariant: one table maps every label the Encoding Standard lists (about 220: `x-sjis`,
-`iso-8859-8-i`, `x-mac-roman`, `ks_c_5601-1987`, ...) to the Python codec that reads its bytes as a
-browser does, including the Standard's own readings of a label as a larger encoding (a page labelled
-Latin-1 or ASCII is Windows-1252, GB2312 is GB18030, Shift_JIS is Windows-31J, EUC-KR is
-Windows-949, Big5 is Big5-HKSCS). The labels the Standard maps to "replacement" for web security
+Invariant: one table maps every label the Encoding Standard lists that Python can read (about 220:
+`x-sjis`, `iso-8859-8-i`, `x-mac-roman`, `ks_c_5601-1987`, ...; not ISO-2022-CN, `x-user-defined`
+nor "replacement" itself, which have no codec: such a label is read as unlabelled) to the Python
+codec that reads its bytes as a browser does, including the Standard's own readings of a label as a
+larger encoding (a page labelled Latin-1 or ASCII is Windows-1252, GB2312 is GB18030, Shift_JIS is
+Windows-31J, EUC-KR is Windows-949, Big5 is Big5-HKSCS). The labels the Standard maps to "replacement" for web security
 (ISO-2022-KR, HZ-GB-2312) name encodings mail did use: they are read with Python's codecs. A label
 outside the table is looked up in Python's codec registry (`utf-7`, `cp850`), then read as browsers
-read its canonical name. `extract.codec_of` is the one reader of this table.
+read its canonical name; one naming a codec of no text encoding (`zlib`, `base64`, `rot13`) is
+unknown. `extract.codec_of` is the one reader of this table.
 """
 
 from __future__ import annotations

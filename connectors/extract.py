@@ -288,7 +288,7 @@ def _first_reading(data: bytes, names: tuple[str | None, ...]) -> str | None:
         if codec is not None:
             try:
                 return data.decode(codec)
-            except UnicodeDecodeError:
+            except (UnicodeError, LookupError):  # no text in it, or (`_legacy`'s guess) no codec for text
                 continue
     return None
 
@@ -318,15 +318,23 @@ def _utf16_without_bom(data: bytes) -> str | None:
     return None
 
 
+# Text codecs in Python's registry that read no charset: one refuses every byte, the others turn
+# escapes or ASCII runs into other characters (`\x41`, "bcher-kva")
+_NO_CHARSET = frozenset({"undefined", "punycode", "idna", "unicode-escape", "raw-unicode-escape"})
+
+
 def codec_of(label: str) -> str | None:
     """The codec a charset label names, as browsers read it (`charsets.WHATWG_LABELS`, else Python's
-    codec registry); None if unknown."""
+    codec registry); None if unknown, or if it names no text encoding (`charset=zlib`, `base64`,
+    `rot13`: Python's bytes-to-bytes and text-to-text codecs) or no charset (`_NO_CHARSET`)."""
     label = label.strip().strip("\"'").strip().lower()
     try:
-        name = codecs.lookup(WHATWG_LABELS.get(label, label)).name
+        info = codecs.lookup(WHATWG_LABELS.get(label, label))
     except (LookupError, ValueError):  # ValueError: a label with a NUL
         return None
-    return AS_BROWSERS_READ.get(name, name)
+    if not info._is_text_encoding or info.name in _NO_CHARSET:
+        return None
+    return AS_BROWSERS_READ.get(info.name, info.name)
 
 
 def in_charset(data: bytes, label: str) -> str | None:
@@ -346,7 +354,7 @@ def in_charset(data: bytes, label: str) -> str | None:
             return windows_1252(data)
     try:
         return data.decode(codec)
-    except UnicodeDecodeError:
+    except (UnicodeError, LookupError):  # no text in it; a codec that cannot decode: detection reads it
         return None
 
 

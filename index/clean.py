@@ -16,12 +16,15 @@ characters that split a word (a soft hyphen, a zero-width space) are dropped fro
 and so are bytes written into text as base64 (`without_embedded_data`: a pasted image's `data:`
 URI, its alt text kept; a key or an attachment left encoded), which no reader reads as words.
 No reader is handed what no reader sees (`readable`, for every title and text, when indexed and
-again when served, for documents indexed before): control characters but tab and newline, bidi
-embedding, override and isolate controls (a title "Invoice <U+202E>fdp.exe" shows as "Invoice
-exe.pdf"), and Unicode tag characters (invisible text a language model still reads); every line
-end (CR LF, CR, vertical tab, form feed, NEL, U+2028) is a newline, U+2029 a blank line.
-`plain` is a no-op for text without any of these, so such documents keep their content hash and
-are not re-embedded.
+again when served, for documents indexed before; at indexing also after character references are
+decoded, so `&#x202E;` in an HTML body is no override either): control characters but tab and
+newline, bidi embedding, override and isolate controls (a title "Invoice <U+202E>fdp.exe" shows as
+"Invoice exe.pdf"), and Unicode tag characters (invisible text a language model still reads, but
+the three subdivision flags' tag sequences: the flag of Scotland); every line end (CR LF, CR,
+vertical tab, form feed, NEL, U+2028) is a newline, U+2029 a blank line. The index keeps CR LF as
+it was written (the chunker splits lines at the LF; served text is `readable`), so a Windows text
+file or CSV keeps the content hash it had. `plain` is a no-op for text without any of these, so
+such documents keep their content hash and are not re-embedded.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from inlet.connectors.extract import html_to_text, without_elements
@@ -80,25 +83,59 @@ _INVISIBLE = re.compile(
 
 
 # Line ends other than "\n" (Windows', classic Mac's, Word's vertical tab, a form feed between
-# pages, NEL, the line and paragraph separators)
+# pages, NEL, the line and paragraph separators); `_STORED_LINE_END` all but CR LF, which the index
+# keeps as written
 _LINE_END = re.compile("\r\n?|[\v\f\x85\u2028]")
+_STORED_LINE_END = re.compile("\r(?!\n)|[\v\f\x85\u2028]")
 # What no reader is shown: C0 and C1 controls but tab and newline; bidi embeddings, overrides and
 # isolates ("Trojan Source"; the marks U+200E/U+200F stay: they only place punctuation); interlinear
-# annotation controls; the tag block, invisible text ("ASCII smuggling") but an emoji flag's tag
-# sequence (the flag of Scotland), kept as group 1.
-_UNSEEN = re.compile(
-    "(\U0001f3f4[\U000e0020-\U000e007e]{1,8}\U000e007f)"
-    "|[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufff9-\ufffb\U000e0000-\U000e007f]"
+# annotation controls; the tag block, invisible text ("ASCII smuggling"), but the tag sequences of
+# the three subdivision flags there are (England, Scotland, Wales: black flag, "gb" and "eng",
+# "sct" or "wls" in tags, cancel tag), kept as group 1. Not CR: the line ends go first, and what
+# `_STORED_LINE_END` leaves of CR is CR LF.
+_FLAG = (
+    "(\U0001f3f4\U000e0067\U000e0062"  # black flag, "gb"
+    "(?:\U000e0065\U000e006e\U000e0067|\U000e0073\U000e0063\U000e0074|\U000e0077\U000e006c\U000e0073)"  # eng sct wls
+    "\U000e007f)"
 )
+_CONTROLS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufff9-\ufffb\U000e0000-\U000e007f"
+_UNSEEN = re.compile(f"{_FLAG}|[{_CONTROLS}]")
+# Any character `readable` changes (`_LINE_END`, `_UNSEEN`, `_INVISIBLE`'s): text without one is
+# returned as it is, after one search
+_CHANGED = re.compile(f"[\r\u00ad\u200b-\u200d\u2028\u2029\u2060\ufeff{_CONTROLS}]")
 
 
 def readable(text: str) -> str:
     """`text` as a reader is shown it: every line end a newline (a paragraph separator a blank
     line), without controls, bidi embedding/override/isolate characters and tag characters
-    (`_UNSEEN`), nor the invisible characters that split a word (`visible_text`). The one cleaning
-    of what the index stores and of every title and passage the server hands out."""
-    text = _LINE_END.sub("\n", text).replace("\u2029", "\n\n")
+    (`_UNSEEN`), nor the invisible characters that split a word (`visible_text`); `text` itself
+    when it holds none. The one cleaning of every title, passage and field the index hands out."""
+    return _without_unseen(text, _LINE_END)
+
+
+def _stored(text: str) -> str:
+    """`readable(text)` but that CR LF stays as written: what the index stores (a Windows text
+    file keeps the content hash it had before `readable` was)."""
+    return _without_unseen(text, _STORED_LINE_END)
+
+
+def _without_unseen(text: str, line_end: re.Pattern[str]) -> str:
+    if not _CHANGED.search(text):
+        return text
+    text = line_end.sub("\n", text).replace("\u2029", "\n\n")
     return visible_text(_UNSEEN.sub(lambda found: found[1] or "", text))
+
+
+def readable_values(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` (a document's metadata) with its texts, and texts in lists (a mail's recipients),
+    `readable`."""
+
+    def value(v: Any) -> Any:
+        if isinstance(v, str):
+            return readable(v)
+        return [readable(x) if isinstance(x, str) else x for x in v] if isinstance(v, list) else v
+
+    return {k: value(v) for k, v in values.items()}
 
 
 # In a link, every control (tab and line ends too), the line and paragraph separators and `_UNSEEN`'s
@@ -182,8 +219,8 @@ def _visible_markup(text: str) -> str:
 
 def _converted(html: str) -> str:
     """`html` as text, without any tag the converter left (`&lt;b&gt;`) or its references spell
-    (`&lt;sc&#8203;ript&gt;`: its invisible characters are dropped first)."""
-    return _without_tags(visible_text(html_to_text(_literal_brackets(html))))
+    (`&lt;sc&#8203;ript&gt;`: what no reader sees of the decoded text is dropped first)."""
+    return _without_tags(_stored(html_to_text(_literal_brackets(html))))
 
 
 def _without_tags(text: str) -> str:
@@ -254,10 +291,11 @@ def visible_text(text: str) -> str:
 def plain(doc: "Document") -> "Document":
     """`doc` with a plain-text body: the same object when its text holds no HTML (or its connector
     made it plain), no base64 (`without_embedded_data`, whichever connector made it), and neither
-    it nor its title anything `readable` changes, else a copy whose text and title (and so content
-    hash: stored markup is re-chunked once) are converted."""
-    # readable first: "<sc\u200bript>" is a tag once the reader's eye joins it
-    text = without_embedded_data(readable(doc.text))
-    text = text if doc.plain_text else clean_text(text)
-    title = readable(doc.title) if doc.title else doc.title
+    it nor its title anything `readable` changes but CR LF, else a copy whose text and title (and so
+    content hash: stored markup is re-chunked once) are converted."""
+    # readable first: "<sc\u200bript>" is a tag once the reader's eye joins it; and again once
+    # `clean_text` has decoded the references of HTML ("&#x202E;" is an override then)
+    text = without_embedded_data(_stored(doc.text))
+    text = text if doc.plain_text else _stored(clean_text(text))
+    title = _stored(doc.title) if doc.title else doc.title
     return doc if (text, title) == (doc.text, doc.title) else doc.model_copy(update={"text": text, "title": title})

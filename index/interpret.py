@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from inlet.connectors.model import iso_time
 
+from .relevance import content_terms
+
 if TYPE_CHECKING:
     from .store import Index
 
@@ -93,7 +95,7 @@ _SOURCE_PATTERNS: list[tuple[re.Pattern[str], str, bool]] = [  # (words, source 
     (
         re.compile(
             r"\b(?:in|from|via|by|on)\s+(?:the\s+|an?\s+|my\s+|his\s+|her\s+|their\s+)?(?:e-?mails?|mails?|"
-            r"inbox|mailbox)\b|(?:\b(?:the|an?|my|his|her|their|this|that|these|those)|(?<=\w's))\s+e-?mails?\s+"
+            r"inbox|mailbox)\b|(?:\b(?:the|an?|my|his|her|their|this|that|these|those)|(?<=\w['’]s))\s+e-?mails?\s+"
             r"(?:about|from|to|where|that|with|on|in)\b|(?:\be-?mails|^\s*e-?mail)\s+(?:about|from|to|where|that|with|on|in)\b|"
             r"\be-?mail(?:ed)?\s+(?:me|us|you|him|her|them)\b|\be-?mailed\b",
             re.I,
@@ -156,7 +158,7 @@ _ORDINARY = {
 # "'s" after these is a contraction or a thing's: "what's", "May's numbers", "today's call".
 _NOT_POSSESSIVE = {*_CALENDAR, "what", "that", "there", "here", "who", "where", "how", "let", "today", "everyone"}
 _PERSON_AFTER = re.compile(
-    r"^(?:'s|\s+(?:say|said|says|write|wrote|writes|post|posted|think|thought|send|sent|"
+    r"^(?:['’]s|\s+(?:say|said|says|write|wrote|writes|post|posted|think|thought|send|sent|"
     r"ask|asked|want|wanted|decide|decided|mention|mentioned|propose|proposed))\b",
     re.I,
 )
@@ -231,24 +233,37 @@ def time_window(query: str, now: datetime) -> tuple[datetime | None, datetime | 
     return None, None, skipped
 
 
-# Words that deny a place or time after them in their clause: "not in Slack", "the plan isn't in
-# Drive", "I couldn't find it in Slack", "anything except the email", "other than last week". A
-# negated verb of another kind denies the act, not the place: "why couldn't Bob come in June 2000".
+# Words that deny the place or time right after them: "not in Slack", "not the one in Slack", "the
+# plan isn't in Drive", "never last week", "anything except the email", "outside Slack", "besides
+# Slack", "other than last week". Elsewhere in the clause a "not" denies an act, not the place: "why
+# was the contract not signed in June 2000", "what did outside counsel say in Slack". Not finding
+# something somewhere denies the place wherever it is in the clause ("I couldn't find the plan in
+# Slack"); another negated verb does not ("why couldn't Bob come in June 2000"). An apostrophe is
+# typed either way ("isn't", "isn’t").
 _NEGATION = re.compile(
-    r"\b(?:not|never|except|excluding|besides|outside|other\s+than|apart\s+from|instead\s+of|rather\s+than"
-    r"|(?:is|was|are|were)n'?t"
-    r"|(?:ca|could|did|do|does|wo|would)(?:n'?t|\s+not)\s+(?:\w+\s+)?(?:find|see|locate|spot)|cannot\s+(?:find|see))\b",
+    r"\b(?:not|never|except|excluding|besides|outside(?:\s+of)?|other\s+than|apart\s+from|instead\s+of"
+    r"|rather\s+than|(?:is|was|are|were)n['’]?t)"
+    r"(?:\s+(?:the\s+ones?|anything|anywhere|any|those|ones?))?"
+    r"(?:\s+(?:in|from|on|at|during|via|within|inside|through|over))?(?:\s+(?:the|an?|my|our|this|that|those))?"
+    r"\s*$",
+    re.I,
+)
+_NOT_FOUND = re.compile(
+    r"\b(?:(?:ca|could|did|do|does|wo|would)(?:n['’]?t|\s+not)\s+(?:\w+\s+)?(?:find|see|locate|spot)"
+    r"|cannot\s+(?:find|see))\b",
     re.I,
 )
 _CLAUSE_END = re.compile(r"[,;:.!?()]|\b(?:but|and\s+then)\b", re.I)
 
 
 def negated(query: str, start: int) -> bool:
-    """Whether the phrase at `start` is denied: a negation (`_NEGATION`) before it in its clause (after
-    the last punctuation or "but", within `CUE_WINDOW` characters)."""
+    """Whether the phrase at `start` is denied: a negation right before it (`_NEGATION`), or not
+    finding something (`_NOT_FOUND`) before it in its clause (after the last punctuation or "but",
+    within `CUE_WINDOW` characters)."""
     clause = _before(query, start)
     ends = list(_CLAUSE_END.finditer(clause))
-    return bool(_NEGATION.search(clause[ends[-1].end() :] if ends else clause))
+    clause = clause[ends[-1].end() :] if ends else clause
+    return bool(_NEGATION.search(clause) or _NOT_FOUND.search(clause))
 
 
 _Window = tuple[datetime | None, datetime | None]
@@ -431,7 +446,7 @@ _TIME_RULES = _rules(
     (
         # "since Monday": the day, made open-ended by `_BOUND_BEFORE` like any other phrase
         rf"(?:\b(?:last|on|from)\s+|{'|'.join(f'(?<={w} )' for w in _BOUND_WORDS)})(?:last\s+)?"
-        rf"({'|'.join(_WEEKDAYS)})(?:'s)?\b",
+        rf"({'|'.join(_WEEKDAYS)})(?:['’]s)?\b",
         lambda m, now: _weekday(_day(now), _WEEKDAYS.index(m[1].lower())),
     ),
     (
@@ -843,6 +858,16 @@ def _blanked(text: str, spans: Iterable[tuple[int, int]]) -> str:
     return text
 
 
+# Words that ask for something without saying what: "show the newest Slack message"
+_ASKING = frozenset("show find give list open fetch search look see me us".split())
+
+
+def _says_something(query: str) -> bool:
+    """Whether `query` holds a word that is no stop word nor a request ("the", "any", "show the":
+    nothing to search for)."""
+    return any(term not in _ASKING for term in content_terms(query))
+
+
 def _cut(query: str, spans: list[tuple[int, int]]) -> str:
     for start, end in sorted(_disjoint(spans), reverse=True):
         query = query[:start] + " " + query[end:]
@@ -864,13 +889,13 @@ def interpret(query: str, now: datetime | None, people: People, types_known: Ite
     unnamed = _blanked(unnamed, [m.span() for s, e in source_spans for m in _SOURCE_NOUN.finditer(query, s, e)])
     found = people.find(unnamed)
     stripped = _cut(query, time_spans + source_spans + recency)
-    if len(stripped) < 3:  # all of it was filters ("the latest Teams message"): the query less its recency words
+    if not _says_something(stripped):  # all of it was filters ("the latest Teams message"): less its recency words
         stripped = _cut(query, recency)
     return Interpretation(
         after=after,
         before=before,
         source_types=types,
         people=found,
-        query=stripped if len(stripped) >= 3 else query,
+        query=stripped if _says_something(stripped) else query,
         reported={name: people.person(name) for name in found},
     )

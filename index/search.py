@@ -12,7 +12,9 @@ template stay apart), each result's calibrated `relevance` with the answer's `ma
 What the question asks beyond its words (a time, a source, a person: `interpret.py`) filters or
 boosts the search; a filter the request sets itself (a window, sources or source types) replaces
 the one read from the question, and when the filters would leave nothing, the plain query runs.
-The answer's `interpreted` holds only what the search applied. `checked` refuses a source or
+The answer's `interpreted` holds only what the search applied. Every result's title, passages,
+author and text metadata are `readable` and its link `readable_url` (`clean.py`), whoever asked:
+the API, MCP, the local channel, `inlet search`, the demo. `checked` refuses a source or
 source type the deployment does not have (an `UnknownFilterError` naming the valid ones) before a
 search would answer a typo with nothing.
 """
@@ -36,7 +38,7 @@ from inlet.storage.types import Filters, chunk_doc_id
 
 from . import relevance as rel
 from .interpret import Interpretation, People, interpret, name_words
-from .clean import plain
+from .clean import plain, readable, readable_url, readable_values
 from .near_duplicates import Marks, document_marks, marks, near_duplicates, same_document
 from .store import Index
 
@@ -233,10 +235,25 @@ def answer(index: Index, request: SearchRequest) -> Answer:
     relevances = [h.relevance for h in pool]
     decided_from = rel.answer_features(relevances, request.query)
     return Answer(
-        hits=pool[: request.k],
+        hits=[readable_hit(h) for h in pool[: request.k]],
         match=rel.model().match(relevances, decided_from),
-        interpreted=understood.as_dict(),
+        interpreted=readable_values(understood.as_dict()),
         took_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+def readable_hit(hit: Hit) -> Hit:
+    """`hit` with its title, passages, author and text metadata `readable`, its link `readable_url`:
+    what every caller of `answer` hands out (a document indexed before `readable` was still holds
+    bidi overrides, tag characters or control characters)."""
+    return replace(
+        hit,
+        title=readable(hit.title),
+        text=readable(hit.text),
+        passages=[readable(p) for p in hit.passages],
+        author=readable(hit.author),
+        url=readable_url(hit.url),
+        metadata=readable_values(hit.metadata),
     )
 
 

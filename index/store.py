@@ -34,7 +34,7 @@ from inlet.storage.types import chunk_doc_id, doc_ts
 
 from . import dedup, vectors
 from .chunking import TokenCounter, chunk_text
-from .clean import plain
+from .clean import plain, readable, readable_url, readable_values
 from .embedding import Embedder
 from .record import RecordKeeper
 from .vectors import chunk_rows
@@ -525,11 +525,20 @@ class Index:
 
     def document(self, doc_id: str, principals: tuple[str, ...] | None = None) -> Document | None:
         """The document if it exists, its source is served, and the principals may see it (None:
-        operator)."""
+        operator), as it is handed out: its title, text, author and text metadata `readable`, its
+        link `readable_url` (one indexed before `readable` was may still hold what no reader sees)."""
         if not self.catalog.visible(doc_id, principals):
             return None
         doc = self.catalog.document(doc_id)
-        return None if doc is None or doc.source in self.unserved() else doc
+        if doc is None or doc.source in self.unserved():
+            return None
+        fields: dict[str, Any] = {
+            "title": readable(doc.title),
+            "text": readable(doc.text),
+            "author": readable(doc.author),
+        }
+        fields.update(url=readable_url(doc.url), metadata=readable_values(doc.metadata))
+        return doc.model_copy(update=fields)
 
     def dense(self, query: str, filters: Filters, limit: int) -> list[tuple[str, float]]:
         """Nearest chunks passing `filters`. Chroma's metadata pre-filter (a `where`, the ACL

@@ -663,10 +663,12 @@ def _print_source(s: dict[str, Any], detail: bool) -> None:
         skips: dict[str, Any] = s.get("recent_skips") or {"items": []}
         items = skips["items"]
         if items and detail:
+            # the last run left none out when it ended ok; a failed or interrupted one may have read nothing
+            did = "left no item out" if last["outcome"] == "ok" else f"ended {last['outcome']}"
             when = (
                 "the last run"
                 if skips["finished_at"] == last["finished_at"]
-                else f"the last run indexed every item; the {skips['kind']} that ended {skips['finished_at']}"
+                else f"the last run {did}; the {skips['kind']} that ended {skips['finished_at']}"
             )  # skipped by policy or unreadable (its errors): each item says which
             click.echo(f"  items not indexed ({when}; {len(items)} of {skips['total']} listed):")
             for item in items:

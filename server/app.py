@@ -391,7 +391,8 @@ def create_app(
         quick=(HOOKS_PREFIX, min(HOOK_BODY_SECONDS, settings.server.body_timeout)),
     )
     oauth = settings.server.oauth
-    own_hosts = (urlsplit(oauth.resource_url).hostname or "",) if oauth is not None and oauth.resource_url else ()
+    own_host = urlsplit(oauth.resource_url).hostname if oauth is not None and oauth.resource_url else None
+    own_hosts = (own_host,) if own_host else ()  # never "": an empty Host names no machine
     app.add_middleware(KeyGuard, auth=auth, local=local, own_hosts=own_hosts)
     app.add_middleware(AuditMiddleware, audit=audit)  # outside the key check: a token refused its scope is audited
     app.add_middleware(ObserveMiddleware, metrics=metrics, routes=app.router.routes)
@@ -474,7 +475,7 @@ def _without_slash(request: Request) -> str | None:
     if not any(route.matches(scope)[0] != Match.NONE for route in request.app.router.routes):
         return None
     query = request.scope.get("query_string", b"").decode("latin-1")
-    return request.scope.get("root_path", "") + scope["path"] + (f"?{query}" if query else "")
+    return scope["path"] + (f"?{query}" if query else "")  # the path holds the root path already
 
 
 def _handlers(app: FastAPI) -> None:

@@ -3,14 +3,13 @@
 Plain synchronous functions over one shared, already-open `Index`: callers on an event loop run
 them in a worker thread (embedding a query and scoring are CPU-bound). The ACL is applied inside
 the index queries (`SearchRequest.user`, `Index.document(principals)`), never after the fact.
-Every title, passage, author and text field of a result or a document leaves here `readable`
-(`index.clean`), its link `readable_url`: the index stores text so since it was made so, and a document indexed before
-still holds bidi overrides, tag characters or control characters that no route nor tool hands out.
+Every title, passage, author and text field of a result or a document comes `readable`
+(`index.clean`), its link `readable_url`, from the index itself (`index.search.answer`,
+`Index.document`): the API, MCP, the local channel, the command line and the demo hand out the same.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
@@ -18,8 +17,7 @@ from typing import Any
 
 from inlet.connectors.model import principals_for
 from inlet.errors import IndexUnavailable, UnknownFilterError
-from inlet.index.clean import readable, readable_url
-from inlet.index.search import Answer, Configured, Hit, SearchRequest, answer, checked, search
+from inlet.index.search import Answer, Configured, SearchRequest, answer, checked
 from inlet.index.store import Index
 
 from .auth import Caller
@@ -84,19 +82,12 @@ class Retrieval:
             raise ApiError(503, "not_ready", self.error or "the index and model are still loading")
         return self.index
 
-    def search(self, request: SearchRequest) -> tuple[list[Hit], float]:
-        index = self._index()
-        with index.embedder.budget.admit():  # a backfill in this process keeps its share of the cores
-            hits, took = search(index, request)
-        return [readable_hit(h) for h in hits], took
-
     def answer(self, request: SearchRequest) -> Answer:
         """The results with their relevance, the match and what the query was understood to ask."""
         index = self._index()
         request = self._checked(index, request)
-        with index.embedder.budget.admit():
-            got = answer(index, request)
-        return dataclasses.replace(got, hits=[readable_hit(h) for h in got.hits])
+        with index.embedder.budget.admit():  # a backfill in this process keeps its share of the cores
+            return answer(index, request)
 
     def _checked(self, index: Index, request: SearchRequest) -> SearchRequest:
         """`request` with its filters checked (`checked`); a 422 `invalid_request` naming an unknown
@@ -116,7 +107,6 @@ class Retrieval:
         request = self._checked(index, request)
         with index.embedder.budget.admit():
             got = answer(index, request)
-        got = dataclasses.replace(got, hits=[readable_hit(h) for h in got.hits])
         qualifying = got.qualifying(min_relevance)
         packed = pack(qualifying, budget, index.embedder.count_tokens)
         match = got.match if qualifying else "none"
@@ -125,36 +115,7 @@ class Retrieval:
     def document(self, doc_id: str, caller: Caller) -> Any:
         """The document, or None when absent or not visible to the caller (indistinguishable)."""
         principals = principals_for(caller.user)
-        doc = self._index().document(doc_id, tuple(principals) if principals is not None else None)
-        if doc is None:
-            return None
-        fields = {"title": readable(doc.title), "text": readable(doc.text), "author": readable(doc.author)}
-        fields["url"] = readable_url(doc.url)
-        return doc.model_copy(update={**fields, "metadata": _readable_values(doc.metadata)})
+        return self._index().document(doc_id, tuple(principals) if principals is not None else None)
 
     def counts(self) -> dict[str, tuple[int, int]]:
         return self.index.catalog.counts() if self.index is not None else {}
-
-
-def readable_hit(hit: Hit) -> Hit:
-    """`hit` with its title, passages, author and text metadata `readable`, its link `readable_url`."""
-    return dataclasses.replace(
-        hit,
-        title=readable(hit.title),
-        text=readable(hit.text),
-        passages=[readable(p) for p in hit.passages],
-        author=readable(hit.author),
-        url=readable_url(hit.url),
-        metadata=_readable_values(hit.metadata),
-    )
-
-
-def _readable_values(metadata: dict[str, Any]) -> dict[str, Any]:
-    """`metadata` with its text values (and texts in lists: a mail's recipients) `readable`."""
-
-    def value(v: Any) -> Any:
-        if isinstance(v, str):
-            return readable(v)
-        return [readable(x) if isinstance(x, str) else x for x in v] if isinstance(v, list) else v
-
-    return {k: value(v) for k, v in metadata.items()}

@@ -329,7 +329,7 @@ function renderDetail(name) {
       cell("Kind", item.failed ? "could not be read" : "skipped by policy", item.failed ? "bad" : "muted"));
     skipRows.push(row);
   }
-  if (!items.length) skipRows.push(emptyRow(3, "every item of the recent runs was indexed"));
+  if (!items.length) skipRows.push(emptyRow(3, "no recent run left an item out"));
   else if (skips.total > items.length) skipRows.push(emptyRow(3, `the first ${items.length} of ${skips.total} are shown`));
   patch($("skipped").querySelector("tbody"), skipRows);
   const events = source.events;
@@ -426,11 +426,13 @@ function retryDelay(failures) {   // 5 s, 10 s, 20 s, 40 s, then every minute
 // One load of the console's data: "ok"; "refused" (the key: 401/403, polling stops until a key is
 // typed again); "failed" (anything else: the daemon restarting, a 503 or 429; the last data stays
 // on screen, marked stale, and the poll retries with back-off).
-async function refresh() {
+async function refresh() {   // "stale": stopped (logged out) while it waited: it shows nothing
+  const generation = state.generation;
   let data;
   try {
     data = await api("GET", "/v1/admin/console");
   } catch (error) {
+    if (generation !== state.generation) return "stale";
     if (error.status === 401 || error.status === 403) {
       stop();
       state.data = null;
@@ -447,6 +449,7 @@ async function refresh() {
     $("app").classList.toggle("stale", Boolean(state.data));
     return "failed";
   }
+  if (generation !== state.generation) return "stale";
   state.data = data;
   state.failures = 0;
   state.loadedAt = new Date();

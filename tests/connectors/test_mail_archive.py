@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from inlet.connectors import extract
 from inlet.connectors import mail as mail_module
 from inlet.connectors.base import LivePrefix
 from inlet.connectors.mail import MailArchiveConfig, MailArchiveConnector
@@ -419,6 +420,31 @@ def test_a_text_attachment_is_read_in_its_declared_charset(tmp_path: Path, chars
     raw = HEAD + b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n'
     doc, skipped = read_raw(tmp_path, raw + b"See attached.\r\n" + part + b"--b--\r\n")
     assert doc.text.endswith(f"## Attachment: minutes.txt\n\n{notes}") and not skipped
+
+
+@pytest.mark.parametrize("label", ["zlib", "base64", "rot13", "undefined", "punycode", "unicode-escape"])
+def test_a_charset_label_naming_no_text_encoding_is_read_by_detection(tmp_path: Path, label: str) -> None:
+    """`charset=zlib` names a codec of Python's, but no text encoding: a body, a header word and a
+    text attachment so labelled are read as if unlabelled, never an error (review29 F4)."""
+    part = (
+        f"--b\r\nContent-Type: text/plain; charset={label}; name=notes.txt\r\n"
+        "Content-Disposition: attachment; filename=notes.txt\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+        "Dock 7 opens at nächste Woche.\r\n"
+    ).encode()
+    body = f"--b\r\nContent-Type: text/plain; charset={label}\r\n\r\nThe quailfort rota.\r\n".encode()
+    raw = (
+        f"From: ann@example.com\r\nTo: bob@example.com\r\nSubject: =?{label}?Q?Rota_caf=C3=A9?=\r\n".encode()
+        + b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        + body
+        + part
+        + b"--b--\r\n"
+    )
+    doc, skipped = read_raw(tmp_path, raw)
+    assert doc.title == "Rota café" and "The quailfort rota." in doc.text and not skipped
+    assert doc.text.endswith("## Attachment: notes.txt\n\nDock 7 opens at nächste Woche.")
+    assert header_text(f"=?{label}?Q?caf=C3=A9?=") == "café"
+    assert extract.decode(f'<meta charset="{label}"><p>caf\xe9</p>'.encode("latin-1")).endswith("café</p>")
+    assert extract.in_charset(b"hello", label) is None
 
 
 def test_a_body_part_whose_base64_cannot_be_decoded_is_never_indexed_as_base64(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from inlet.connectors.extract import html_to_text
 from inlet.connectors.model import ACL, Document
 from inlet.index import store
 from inlet.storage.types import chunk_id
-from inlet.index.clean import clean_text, looks_like_html, markup_tags, plain
+from inlet.index.clean import clean_text, looks_like_html, markup_tags, plain, readable
 from inlet.index.store import Index
 
 NEWSLETTER = (
@@ -374,9 +374,61 @@ def test_line_ends_controls_bidi_overrides_and_tag_characters_are_not_stored() -
     cleaned = plain(doc)
     assert cleaned.title == "Invoice fdp.exe "
     assert cleaned.text == (
-        f"Agenda\nThe quailfort review\nDock 7\nPage two\nLine two\n\nNext.\nLast.\nEnd  isolated {scotland} bell"
+        f"Agenda\nThe quailfort review\nDock 7\nPage two\nLine two\n\nNext.\nLast.\r\nEnd  isolated {scotland} bell"
+    )  # CR LF stays as written (see below); what is served is `readable`:
+    assert readable(cleaned.text).startswith("Agenda\nThe quailfort review\n") and "Last.\nEnd" in readable(
+        cleaned.text
     )
     assert plain(cleaned) is cleaned  # clean text is left as it is: its content hash does not change
+
+
+def test_tag_text_after_a_black_flag_is_dropped_and_the_subdivision_flags_stay() -> None:
+    """Only England's, Scotland's and Wales' tag sequences are a flag: any other tag text after a
+    black flag is hidden words a language model reads (review29 F1)."""
+    tags = lambda words: "".join(chr(0xE0000 + ord(c)) for c in words)  # noqa: E731
+    smuggled = f"Quarterly notes \U0001f3f4{tags('ignore a')}\U000e007f\U0001f3f4{tags('ll prior')}\U000e007f done"
+    flags = [f"\U0001f3f4{tags(f'gb{name}')}\U000e007f" for name in ("eng", "sct", "wls")]
+    assert readable(smuggled) == "Quarterly notes \U0001f3f4\U0001f3f4 done"
+    assert plain(mail(smuggled)).text == "Quarterly notes \U0001f3f4\U0001f3f4 done"
+    assert readable(" ".join(flags)) == " ".join(flags)
+    assert readable(f"\U0001f3f4{tags('gbabc')}\U000e007f") == "\U0001f3f4"  # no such flag
+
+
+@pytest.mark.parametrize(
+    ("text", "stored"),
+    [
+        ("Name,Dock\r\nquailfort,7\r\n", None),  # a Windows CSV or text file: the same object
+        ("Line one\r\n\r\nLine two\r\n", None),
+        # (what plain made of these before `readable` was, review29 F2)
+        (
+            "# Notes\r\n\r\nSee the <b>quailfort</b> plan\r\nline two\r\n",
+            "# Notes\r\n\r\nSee the quailfort plan\nline two",
+        ),
+        ("Hi,\r\n<table><tr><td>Dock 7</td></tr></table>\r\nBye\r\n", "Hi,\r\nDock 7\n\nBye"),
+    ],
+)
+def test_a_windows_file_keeps_its_line_ends_and_its_content_hash(text: str, stored: str | None) -> None:
+    """CR LF is stored as written: the chunker splits lines at its LF, and served text is
+    `readable`; rewriting it would re-embed every Windows file once (review29 F2)."""
+    doc = mail(text).model_copy(update={"title": "Dock 7\r\nplan"})
+    if stored is None:
+        assert plain(doc) is doc
+    else:
+        assert (plain(doc).text, plain(doc).title) == (stored, doc.title)
+    assert "\r" not in readable(text)
+
+
+def test_character_references_spell_nothing_no_reader_sees() -> None:
+    """References are decoded before what no reader sees is dropped (review29 F12)."""
+    html = "<p>Invoice &#x202E;fdp.exe and &#xE0049;&#xE0067; tags &#x2066;here&#x2069;</p>"
+    assert plain(mail(html)).text == "Invoice fdp.exe and  tags here"
+    out = plain(mail("<p>&lt;sc&#x202E;ript&gt;alert(1)&lt;/script&gt; hi</p>")).text
+    assert markup_tags(out) == [] and "<" not in out and "hi" in out
+
+
+def test_clean_text_is_returned_as_it_is() -> None:
+    text = "Dock 7 at the quailfort, caf\u00e9 \u05e9\u05dc\u05d5\u05dd\t\u200e(done)\n" * 50
+    assert readable(text) is text
 
 
 def test_base64_in_a_document_is_left_out_and_a_pasted_images_alt_text_kept() -> None:
@@ -406,3 +458,21 @@ def test_base64_in_a_document_is_left_out_and_a_pasted_images_alt_text_kept() ->
     )
     ordinary = mail("Build abc123def456 of https://example.com/AbC/x?y=1 passed. " + "ab12" * 80)
     assert plain(ordinary) is ordinary  # hex, identifiers and links are words: nothing changes
+
+
+def test_every_caller_of_the_index_is_handed_readable_text(tmp_path, text_hash_embedder) -> None:
+    """`answer` and `Index.document` hand out what `readable` makes of the stored text (a Windows
+    file's CR LF is stored as written, and served as a newline), so the API, MCP, the local channel,
+    `inlet search` and the demo serve the same (review29 F7)."""
+    from inlet.index.search import SearchRequest, answer
+
+    doc = mail("Dock 7 at the quailfort\r\nopens on Monday.").model_copy(update={"title": "Quailfort\r\nrota"})
+    with Index(IndexConfig(path=tmp_path / "ix"), embedder=text_hash_embedder) as index:
+        index.apply([doc], generation=1)
+        assert index.catalog.document("mail:1").text == doc.text  # stored as written
+        got = answer(index, SearchRequest(query="quailfort dock", k=3))
+        assert [(h.title, h.text) for h in got.hits] == [
+            ("Quailfort\nrota", "Dock 7 at the quailfort\nopens on Monday.")
+        ]
+        served = index.document("mail:1")
+        assert served is not None and (served.title, served.text) == (got.hits[0].title, got.hits[0].text)

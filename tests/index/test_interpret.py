@@ -139,6 +139,15 @@ UTC = timezone.utc
             datetime(2000, 6, 1, tzinfo=UTC),
             datetime(2000, 7, 1, tzinfo=UTC),
         ),
+        # a "not" that denies the act, not the time (review29 F5)
+        (
+            "why was the contract not signed in June 2000",
+            datetime(2000, 6, 1, tzinfo=UTC),
+            datetime(2000, 7, 1, tzinfo=UTC),
+        ),
+        ("memos I have not read since March 2001", datetime(2001, 3, 1, tzinfo=UTC), None),
+        ("the budget, not since March", None, None),
+        ("the memo not from last week", None, None),
     ],
 )
 def test_time_phrases_are_windows_relative_to_the_question(query, after, before) -> None:
@@ -203,6 +212,13 @@ def test_source_words_are_cut_once_and_a_verb_stays() -> None:
         ("other than in Slack, where was the reorg discussed", ()),
         ("it is not in Drive but in Slack", ("slack",)),  # the clause after "but" is not denied
         ("why couldn't the bot post in Slack", ("slack",)),  # the act is denied, not the place
+        # a negation denies the place right after it, or a finding (review29 F5); either apostrophe
+        ("the deal that did not close in Slack", ("slack",)),
+        ("what did outside counsel say in Slack", ("slack",)),
+        ("I couldn’t find the reorg plan in Slack", ()),
+        ("the plan isn’t in Drive", ()),
+        ("the plan isnt in Drive", ()),
+        ("the reorg notes, but not in Drive", ()),
     ],
 )
 def test_a_noun_or_a_negated_source_word_is_no_filter(query, types) -> None:
@@ -227,6 +243,10 @@ def test_recency_words_are_no_topic() -> None:
     understood = interpret("the latest deploy notes in Slack", NOW, People(), {"slack"})
     assert (understood.source_types, understood.query) == (("slack",), "the deploy notes")
     assert interpret("latest Teams message", NOW, People(), {"teams"}).query == "Teams message"
+    # a stop word or a request is nothing to search for either (review29 F6)
+    assert interpret("the latest Teams message", NOW, People(), {"teams"}).query == "the Teams message"
+    assert interpret("any recent Slack posts", NOW, People(), {"slack"}).query == "any Slack posts"
+    assert interpret("show the newest Slack message", NOW, People(), {"slack"}).query == "show the Slack message"
     assert interpret("the most recent budget", NOW, People(), {"slack"}).query == "the budget"
 
 
@@ -812,4 +832,4 @@ def test_a_vocabulary_of_people_goes_with_its_index(tmp_path, text_hash_embedder
     gone = id(ix)
     del ix
     gc.collect()
-    assert gone not in search._PEOPLE and all(id(kept) != gone for kept in list(search._PEOPLE.keys()))
+    assert all(id(kept) != gone for kept in list(search._PEOPLE.keys()))  # (an int is in no WeakKeyDictionary)

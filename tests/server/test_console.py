@@ -3,7 +3,9 @@ pauses persist in the state database and hold back the daemon's schedule."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,6 +77,11 @@ def test_a_trailing_slash_redirects_to_a_path_not_to_the_host_the_client_named(c
     moved = client.get("/v1/sources/?x=1", headers={**forged, **OPS}, follow_redirects=False)
     assert moved.status_code == 307 and moved.headers["location"] == "/v1/sources?x=1"
     assert client.get("/v1/nothing/", headers=OPS, follow_redirects=False).status_code == 404
+    # behind a proxy serving inlet under a path, the path holds it once (review29 F13)
+    under = TestClient(client.app, raise_server_exceptions=False, root_path="/inlet")
+    for path, to in [("/inlet/v1/sources/", "/inlet/v1/sources"), ("/inlet/console/", "/inlet/console")]:
+        moved = under.get(path, headers=OPS, follow_redirects=False)
+        assert moved.status_code == 307 and moved.headers["location"] == to, path
 
 
 def test_answers_holding_data_are_not_stored_by_caches_and_vary_with_the_caller(console: Any) -> None:
@@ -267,3 +274,29 @@ def test_the_console_shows_synced_text_by_the_command_lines_rule_and_times_in_ut
     js = re.compile(rule[1])  # the JS class's \xNN and \uNNNN escapes read alike in Python
     assert [c for c in range(0x10000) if js.match(chr(c))] == [c for c in range(0x10000) if _CONTROL.match(chr(c))]
     assert "toLocale" not in script and "toISOString" in script
+
+
+def test_a_refresh_under_way_at_logout_shows_nothing(console: Any) -> None:
+    """review29 F8: the console's answer arriving after "Logout" neither shows the page again nor
+    keeps the data (the refresh was started before `stop`)."""
+    client, _ = console
+    script = client.get("/console/console.js").text
+    refresh = re.search(r"^async function refresh\(\) \{.*?^\}\n", script, re.M | re.S)
+    stop = re.search(r"^function stop\(\) \{.*?^\}\n", script, re.M | re.S)
+    assert refresh is not None and stop is not None
+    program = (
+        "const state = { generation: 0, failures: 0, data: null, timer: null, loadedAt: null };\n"
+        "const nodes = {};\n"
+        "const $ = (id) => (nodes[id] ||= { hidden: true, dataset: {}, classList: { remove() {}, toggle() {} } });\n"
+        "let answered; const api = () => new Promise((ok) => { answered = ok; });\n"
+        "let rendered = 0; const render = () => { rendered += 1; };\n"
+        "const say = () => {}; const clock = () => ''; const setText = () => {};\n"
+        + refresh[0]
+        + stop[0]
+        + "(async () => { const pending = refresh(); stop(); answered({ sources: [] });\n"
+        "  const outcome = await pending;\n"
+        "  console.log(JSON.stringify([outcome, $('app').hidden, $('logout').hidden, rendered, state.data]));\n"
+        "})();\n"
+    )
+    out = subprocess.run(["node", "-e", program], capture_output=True, text=True, check=True, timeout=30).stdout
+    assert json.loads(out) == ["stale", True, True, 0, None]

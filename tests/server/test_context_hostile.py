@@ -206,7 +206,7 @@ def test_no_route_nor_tool_hands_out_bidi_overrides_tag_or_control_characters(ho
 
 def test_a_document_indexed_before_is_served_readable() -> None:
     """What the index stored before text was made `readable` at indexing is made so when served."""
-    from inlet.server.service import readable_hit
+    from inlet.index.search import readable_hit
 
     raw = replace(hit("a", "x"), title="Invoice \u202efdp.exe\u202c", text="Agenda\rOne\x0bTwo\x0cThree\u2028Four")
     raw = replace(raw, passages=["hidden \U000e0049\U000e0067 tag"], metadata={"path": "a\u202eb.txt", "n": 3})

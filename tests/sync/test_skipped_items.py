@@ -73,12 +73,16 @@ def test_a_skip_by_policy_is_ok_and_listed_an_unreadable_item_is_partial(tmp_pat
         assert {i["id"] for i in report["recent_skips"]["items"]} == set(items)  # ... the skips stay in view
         prose = CliRunner().invoke(cli, ["status", "handbook", "--config", str(config)]).output
         # probe29e F12: "0 skipped, 1 errors" then "skipped items": the unreadable one is not a skip
-        assert "items not indexed (the last run indexed every item; the sync that ended" in prose, prose
+        assert "items not indexed (the last run left no item out; the sync that ended" in prose, prose
         assert "broken.pdf" in prose and "unreadable: " in prose, prose
         shutil.rmtree(folder)
         failed = engine.run("handbook", "sync")
         assert failed.outcome == "failed" and failed.errors >= 1  # issue 28.4: not "0 errors"
         assert sources_status(settings, state)["sources"][0]["last_run"]["errors"] >= 1
+        folder.mkdir()  # (the configuration names it)
+        prose = CliRunner().invoke(cli, ["status", "handbook", "--config", str(config)]).output
+        # review29 F10: a run that failed before reading anything indexed nothing, let alone every item
+        assert "items not indexed (the last run ended failed; the sync that ended" in prose, prose
 
 
 def test_status_source_prints_the_skipped_items_and_json_carries_them(tmp_path, embedder):
