@@ -363,7 +363,9 @@ def _bound(word: str, start: datetime, end: datetime) -> _Window:
 def _bound_day(word: str, now: datetime, month: int, day: int, year: str | None) -> _Window | None:
     """A bound word in front of a day ("until June 30"): open-ended from or to that day."""
     found = _date(int(year), month, day) if year else _recent_date(now, month, day)
-    return _bound(word, *found) if found and found[0] and found[1] else None
+    if found is None or found[0] is None or found[1] is None:
+        return None
+    return _bound(word, found[0], found[1])
 
 
 # (pattern, how its match reads as a window or None), most specific first; compiled once.
