@@ -18,7 +18,6 @@ reading the CORS layer's list went through at configuration load.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections.abc import Iterable
 
@@ -41,11 +40,8 @@ def _local_origins(scope: Scope) -> set[str]:
     host, port = str(server[0]), server[1]
     scheme = scope.get("scheme", "http")
     names = {f"[{host}]" if ":" in host else host}
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            names |= {"localhost", "127.0.0.1", "[::1]"}
-    except ValueError:
-        pass
+    if loopback_host(host):
+        names |= {"localhost", "127.0.0.1", "[::1]"}
     return {_origin(f"{scheme}://{name}:{port}") for name in names}
 
 
