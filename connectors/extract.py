@@ -815,14 +815,16 @@ def _docx(data: bytes) -> str:
     line, its cells ` | `-joined), headings as `#` lines, with the text of content controls and
     tracked insertions, without tracked deletions; a text box's paragraphs after the paragraph
     that anchors it; an imported chunk (`w:altChunk`: HTML, a web page archive or plain text,
-    what web apps' "export to Word" writes) where it stands, read as such. Then the footnotes,
-    the endnotes and the comments (each as "Comment (author): text")."""
+    what web apps' "export to Word" writes) where it stands, read as such. Then the headers and
+    footers (each distinct text once), the footnotes, the endnotes and the comments (each as
+    "Comment (author): text")."""
     import docx
     from docx.opc.constants import RELATIONSHIP_TYPE as RT
     from docx.oxml import parse_xml
 
     document = docx.Document(io.BytesIO(data))
     parts = list(_docx_blocks(document.element.body, document))
+    parts.extend(_docx_headers_and_footers(document))
     notes = {rel.reltype: rel.target_part for rel in document.part.rels.values() if not rel.is_external}
     for kind, tag in ((RT.FOOTNOTES, "footnote"), (RT.ENDNOTES, "endnote"), (RT.COMMENTS, "comment")):
         if kind not in notes:
@@ -837,6 +839,26 @@ def _docx(data: bytes) -> str:
             if text:
                 parts.append(text)
     return "\n\n".join(parts)
+
+
+def _docx_headers_and_footers(document: Any) -> Iterator[str]:
+    """The text of the headers and footers every section references (first page, even and odd
+    pages), each distinct text once: they repeat on every page, but they hold what a reader sees
+    ("Confidential: Project Marmot draft", the author, a revision)."""
+    from docx.oxml import parse_xml
+
+    seen: set[str] = set()
+    for section in document.element.body.iter(f"{_W}sectPr"):
+        for reference in section:
+            if reference.tag not in (f"{_W}headerReference", f"{_W}footerReference"):
+                continue
+            part = document.part.related_parts.get(reference.get(_R_ID))
+            if part is None:
+                continue
+            text = "\n\n".join(_docx_blocks(parse_xml(part.blob), document))
+            if text and text not in seen:
+                seen.add(text)
+                yield text
 
 
 def _docx_blocks(container: Any, document: Any) -> Iterator[str]:
@@ -939,13 +961,16 @@ def _docx_rows(table: Any) -> Iterator[str]:
 
 def _pptx(data: bytes) -> str:
     """Each slide with text as a `## Slide N` heading and the text of its shapes: text frames,
-    tables (a row per line, cells ` | `-joined), SmartArt graphics (a line per node) and the
-    shapes inside groups."""
+    tables (a row per line, cells ` | `-joined), SmartArt graphics (a line per node), charts (their
+    title, series and categories) and the shapes inside groups; then its speaker notes."""
     from pptx import Presentation
 
     slides = []
     for number, slide in enumerate(Presentation(io.BytesIO(data)).slides, 1):
         texts = [t for t in _pptx_texts(slide.shapes) if t]
+        notes = slide.notes_slide.notes_text_frame if slide.has_notes_slide else None
+        if notes is not None and notes.text.strip():
+            texts.append("Notes: " + notes.text.strip())
         if texts:  # a slide of pictures only adds no heading: a deck of them has no text
             slides.append(f"## Slide {number}\n\n" + "\n".join(texts))
     return "\n\n".join(slides)
@@ -961,10 +986,26 @@ def _pptx_texts(shapes: Any) -> Iterator[str]:
             yield "\n".join(_smartart_texts(diagram))
         elif shape.has_text_frame:
             yield shape.text_frame.text.strip()
+        elif getattr(shape, "has_chart", False):
+            yield _pptx_chart(shape.chart)
         elif getattr(shape, "has_table", False):
             for row in shape.table.rows:
                 line = " | ".join(" ".join(cell.text.split()) for cell in row.cells if not cell.is_spanned)
                 yield line if line.strip(" |") else ""
+
+
+def _pptx_chart(chart: Any) -> str:
+    """A chart as words: `Chart: title`, its series' names and its categories (the numbers are
+    drawn, not written, and say little to a search)."""
+    title = chart.chart_title.text_frame.text.strip() if chart.has_title and chart.chart_title.has_text_frame else ""
+    lines = [f"Chart: {title}" if title else "Chart"]
+    series = [name for plot in chart.plots for name in (s.name for s in plot.series) if name]
+    if series:
+        lines.append("Series: " + ", ".join(dict.fromkeys(series)))
+    categories = [str(c) for plot in chart.plots[:1] for c in plot.categories if str(c).strip()]
+    if categories:
+        lines.append("Categories: " + ", ".join(categories))
+    return "\n".join(lines) if len(lines) > 1 or title else ""
 
 
 _DGM = "{http://schemas.openxmlformats.org/drawingml/2006/diagram}"

@@ -188,6 +188,33 @@ def test_pptx_tables_and_grouped_shapes_are_text():
     )
 
 
+def test_pptx_speaker_notes_and_charts_are_text():
+    from pptx import Presentation
+    from pptx.chart.data import CategoryChartData
+    from pptx.enum.chart import XL_CHART_TYPE
+    from pptx.util import Inches
+
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[5])
+    slide.shapes.title.text = "Pipeline"
+    data = CategoryChartData()
+    data.categories = ["Q1", "Q2"]
+    data.add_series("Wombatline bookings", (1.5, 2.5))
+    data.add_series("Churn", (0.2, 0.1))
+    chart = slide.shapes.add_chart(
+        XL_CHART_TYPE.COLUMN_CLUSTERED, Inches(1), Inches(2), Inches(6), Inches(4), data
+    ).chart
+    chart.has_title = True
+    chart.chart_title.text_frame.text = "Bookings by quarter"
+    slide.notes_slide.notes_text_frame.text = "Say that the kinkajoudeal closed in March."
+    blank = deck.slides.add_slide(deck.slide_layouts[6])
+    blank.notes_slide.notes_text_frame.text = " "  # a notes page left empty adds nothing
+    assert extract_text(_saved(deck), "pipeline.pptx") == (
+        "## Slide 1\n\nPipeline\nChart: Bookings by quarter\nSeries: Wombatline bookings, Churn\n"
+        "Categories: Q1, Q2\nNotes: Say that the kinkajoudeal closed in March."
+    )
+
+
 def test_xlsx_rows_are_not_padded_by_an_empty_formatted_cell_and_values_read_as_shown():
     import datetime
 
@@ -561,6 +588,28 @@ def test_docx_text_boxes_footnotes_endnotes_and_comments_are_text():
         "The penalty for the serval contract is 5 percent.",
         "Source: the marmotannex.",
         "Comment (Legal): Legal says the walrusclause must be removed.",
+    ]
+
+
+def test_docx_headers_and_footers_are_text_each_distinct_one_once():
+    def build(document):
+        document.add_paragraph("The ocelot budget is final.")
+        first = document.sections[0]
+        first.header.paragraphs[0].text = "Confidential: Project Quokkaharbour draft"
+        first.footer.paragraphs[0].text = "Prepared by the finance team"
+        first.different_first_page_header_footer = True
+        first.first_page_header.paragraphs[0].text = "Confidential: Project Quokkaharbour draft"
+        second = document.add_section()
+        second.header.is_linked_to_previous = False
+        second.header.paragraphs[0].text = "Appendix: revision 7"
+        document.add_paragraph("The appendix lists the vendors.")
+
+    assert extract_text(_docx(build), "budget.docx").split("\n\n") == [
+        "The ocelot budget is final.",
+        "The appendix lists the vendors.",
+        "Confidential: Project Quokkaharbour draft",  # the default and the first page's header: once
+        "Prepared by the finance team",
+        "Appendix: revision 7",
     ]
 
 
