@@ -40,6 +40,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from inlet.errors import ConfigError
+from inlet import logs
 from inlet.logs import shown_url
 
 from .events import EventSource
@@ -529,7 +530,7 @@ class Connector(ABC, Generic[ConfigT]):
         value = self.env.get(var) if var else None
         if not value:
             raise ConfigError(f"source {self.name!r}: {unset_env(key, var, self.env)}")
-        return value
+        return logs.secret(value)
 
     def check(self) -> None:
         """Validate credentials cheaply; raise `CredentialsError` naming the source if refused."""

@@ -3,12 +3,15 @@
 What an operator reads at the default level is inlet's own: the client libraries (httpx, urllib3,
 googleapiclient, msal, chromadb, ...) log every request at INFO, with page tokens, delta links and
 cursors in the URLs, so they are kept at WARNING unless `-vv`. Whatever is logged, a URL's query
-string and anything shaped like a Slack token are redacted on the way out, tracebacks included;
-an error naming a URL shows it through `shown_url` (no user info, no query values).
+string, anything shaped like a Slack token and every secret value a connector or the index read
+from the environment (`secret`: a Graph client secret, a database password) are redacted on the
+way out, tracebacks included; an error naming a URL shows it through `shown_url` (no user info,
+no query values).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -32,9 +35,25 @@ _URL_QUERY = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s?#'\"<>]+)\?[^\s'\"<>]*", r
 _SLACK_TOKEN = re.compile(r"\bxox[a-z]-[A-Za-z0-9-]+")
 
 
+SECRET_MIN = 8  # a shorter value is too likely to be ordinary text to be blanked wherever it stands
+_secrets: set[str] = set()
+
+
+def secret(value: str) -> str:
+    """`value`, a secret read from the environment, from now on redacted wherever a log line holds
+    it, also as a JSON string writes it (a request that carries it)."""
+    if len(value) >= SECRET_MIN:
+        _secrets.update({value, json.dumps(value)[1:-1]})
+    return value
+
+
 def redact(text: str) -> str:
-    """`text` without URL query strings (tokens, cursors, delta links) or Slack tokens."""
-    return _SLACK_TOKEN.sub("xox?-[redacted]", _URL_QUERY.sub(r"\1?[redacted]", text))
+    """`text` without URL query strings (tokens, cursors, delta links), Slack tokens or the values
+    `secret` registered."""
+    text = _SLACK_TOKEN.sub("xox?-[redacted]", _URL_QUERY.sub(r"\1?[redacted]", text))
+    for value in sorted(_secrets, key=len, reverse=True):
+        text = text.replace(value, "[redacted]")
+    return text
 
 
 def shown_url(url: str, *, query_names: bool = False) -> str:

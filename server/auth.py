@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import Scope
 
+from inlet import logs
 from inlet.config import ApiKey, Settings
 from inlet.connectors.base import unset_env
 from inlet.connectors.model import normal_user, well_formed_user
@@ -79,6 +80,7 @@ class KeyRing:
             if not value:
                 log.warning("API key %r is disabled: %s", key.name, unset_env("key_env", key.key_env, env))
                 continue
+            logs.secret(value)
             twin = next((e.name for e in self.entries if hmac.compare_digest(e.secret, value.encode())), None)
             if twin is not None:
                 raise ConfigError(

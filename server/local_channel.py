@@ -206,6 +206,7 @@ class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         return {**answer, "config": self.config_id} if self.config_id else answer
 
     def _run(self, line: bytes) -> dict[str, Any]:
+        request: Any = None
         try:
             request = json.loads(line)
             if not isinstance(request, dict) or request.get("protocol") != PROTOCOL:
@@ -225,11 +226,22 @@ class _UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         except InletError as exc:
             return {"ok": False, "error": _error_body(exc)}
         except Exception as exc:  # a bug must reach the client as an error, not a hang
-            log.exception("local channel: %s failed", line[:200])
+            # Named by its operation and sources, never its line: `args.env` holds the secrets the
+            # client forwarded, and the request its channel token.
+            log.exception("local channel: %s failed", _described(request))
             return {
                 "ok": False,
                 "error": {"type": type(exc).__name__, "message": f"internal error: {exc}", "exit_code": 1},
             }
+
+
+def _described(request: Any) -> str:
+    """A request as a log line may show it: its operation and the sources it names."""
+    if not isinstance(request, dict):
+        return "a request"
+    args = request.get("args")
+    sources = (args.get("sources") or args.get("source")) if isinstance(args, dict) else None
+    return f"{str(request.get('op'))[:40]!r}" + (f" of {str(sources)[:200]}" if sources else "")
 
 
 def _error_body(exc: InletError) -> dict[str, Any]:

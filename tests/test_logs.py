@@ -60,6 +60,33 @@ def test_tokens_and_cursors_never_reach_the_log(restore_logging: None) -> None:
     assert "SECRETCURSOR" not in text and "abcdef" not in text and "conversations.history?[redacted]" in text
 
 
+def test_a_secret_read_from_the_environment_is_redacted_wherever_a_line_holds_it(restore_logging: None) -> None:
+    from inlet.config import parse_config
+    from inlet.connectors.registry import connector_class
+
+    handler = logs.configure(1)
+    value = 'Q8q~graph"client\\secret-for-the-log'
+    source = {
+        "name": "mail",
+        "type": "outlook",
+        "tenant_id": "t",
+        "client_id": "c",
+        "client_secret_env": "LOG_TEST_SECRET",
+        "mailboxes": ["a@example.com"],
+    }
+    settings = parse_config({"sources": [source]})
+    connector = connector_class("outlook")(settings.source("mail"), {"LOG_TEST_SECRET": value})
+    assert connector.secret("client_secret_env") == value
+    import json
+
+    request = json.dumps({"env": {"LOG_TEST_SECRET": value}})
+    record = logging.LogRecord("inlet", logging.ERROR, __file__, 1, "failed: %s / %s", (value, request), None)
+    line = handler.format(record)
+    assert value not in line and json.dumps(value)[1:-1] not in line and line.count("[redacted]") == 2
+    short = logging.LogRecord("inlet", logging.INFO, __file__, 1, "the word graph stays", None, None)
+    assert handler.format(short).endswith("the word graph stays")
+
+
 @pytest.mark.parametrize(
     ("url", "shown"),
     [

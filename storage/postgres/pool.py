@@ -37,6 +37,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from inlet import logs
 from inlet.errors import DatabaseError, IndexUnavailable
 
 from ..migrations import SchemaTooNewError, UpgradeBlockedError
@@ -134,7 +135,7 @@ def _open_pool(url: str, password_env: str | None) -> ConnectionPool:
     if password_env:
         if password_env not in os.environ:
             raise DatabaseError(f"[index].database_password_env names {password_env}, which is not set")
-        kwargs["password"] = os.environ[password_env]
+        kwargs["password"] = logs.secret(os.environ[password_env])
     server = server_name(url)
     _refused_for_good(url, kwargs, server)
     # check: a connection the server dropped while idle (a restart, a failover) is replaced on

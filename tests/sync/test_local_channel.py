@@ -8,6 +8,7 @@ import logging
 import os
 import shutil
 import socket
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -43,9 +44,13 @@ def refuse(args: Any) -> Any:
     raise ConfigError("config.toml: no source named 'x'")
 
 
+def crash(args: Any) -> Any:
+    raise sqlite3.OperationalError("database or disk is full")
+
+
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[LocalServer]:
-    with LocalServer(tmp_path, {"echo": echo, "refuse": refuse}) as srv:
+    with LocalServer(tmp_path, {"echo": echo, "refuse": refuse, "crash": crash}) as srv:
         yield srv
 
 
@@ -66,6 +71,18 @@ def test_errors_come_back_typed_with_their_exit_code(server: LocalServer, tmp_pa
     with pytest.raises(ForwardedError, match="unknown operation 'nope'") as unknown:
         client.call("nope")
     assert unknown.value.exit_code == 1
+
+
+def test_a_request_that_fails_unexpectedly_is_logged_by_its_operation_never_its_forwarded_secrets(
+    server: LocalServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "Q8q~forwarded.graph-client-secret"
+    with caplog.at_level(logging.ERROR, logger="inlet.server.local_channel"):
+        with pytest.raises(ForwardedError, match="internal error: database or disk is full"):
+            LocalClient(server.path).call("crash", {"sources": ["mail"], "env": {"GRAPH_SECRET": secret}})
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "'crash' of ['mail'] failed" in logged
+    assert secret not in logged and "GRAPH_SECRET" not in logged
 
 
 def test_a_request_over_the_channels_limit_is_refused_by_the_client_by_its_size(server: LocalServer) -> None:
