@@ -69,6 +69,7 @@ from .errors import (
     unavailable,
 )
 from .hooks import HOOK_BODY_SECONDS, add_hook_routes, not_found, registered
+from .hooks import refuse as refuse_hook
 from .hooks import PREFIX as HOOKS_PREFIX
 from .metrics import CONTENT_TYPE, Metrics, last_success_reader
 from .middleware import BodyLimit, HeadAsGet, ObserveMiddleware, declares_body, send_error
@@ -388,7 +389,7 @@ def create_app(
         BodyLimit,
         max_body_bytes=settings.server.max_body_bytes,  # inside the key check
         idle_timeout=settings.server.body_timeout,
-        quick=(HOOKS_PREFIX, min(HOOK_BODY_SECONDS, settings.server.body_timeout)),
+        quick=(HOOKS_PREFIX, min(HOOK_BODY_SECONDS, settings.server.body_timeout), refuse_hook),
     )
     oauth = settings.server.oauth
     own_host = urlsplit(oauth.resource_url).hostname if oauth is not None and oauth.resource_url else None

@@ -10,11 +10,12 @@ not reveal which sources listen for events. The one exception is the documented 
 handshake (Graph echoes a `validationToken` to the URL it subscribes). Every hook answer is
 `text/plain` with `nosniff`; a body that makes an event source fail is a 404 too, never a 500.
 The body was bounded before routing (`middleware.BodyLimit`, within `HOOK_BODY_SECONDS`: the
-services send a small body at once). A hook nobody registered is answered before its body is
-read (`KeyGuard` asks `registered`), so an unauthenticated trickle to a made-up hook holds no
-connection (the answer is the same; only its timing tells that a live hook read the body
-first). A refused request is one log line, however many notifications it held, and one count in
-`inlet_webhook_refused_total`.
+services send a small body at once); a body over the limit or too slow is refused with the same
+404 (`refuse`), never a 413 or 408 that only a live hook would give. A hook nobody registered
+is answered before its body is read (`KeyGuard` asks `registered`), so an unauthenticated
+trickle to a made-up hook holds no connection (the answer is the same; only its timing tells
+that a live hook read the body first). A refused request is one log line, however many
+notifications it held, and one count in `inlet_webhook_refused_total`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ def registered(app: Any, path: str) -> bool:
 def not_found() -> Response:
     """What any hook that is not (or refuses) a live event source answers."""
     return _answer(NOT_FOUND)
+
+
+async def refuse(scope: Any, receive: Any, send: Any) -> None:
+    """`not_found` as an ASGI app: what `middleware.BodyLimit` answers a hook's body that is too
+    large or stalls, the same answer as a hook nobody registered."""
+    await not_found()(scope, receive, send)
 
 
 def _none(_type: str, _source: str) -> EventSource | None:

@@ -11,7 +11,8 @@ The body is read by `BodyLimit`, which sits inside the key check: a request with
 is answered 401 before a byte of its body is read, whatever the size it declares. It bounds the
 body of every request, whatever its method (a GET may carry a body too) and framing (chunked
 bodies declare no length), in size and in time: a body that stalls between two chunks, or takes
-over twice that in all, is answered 408.
+over twice that in all, is answered 408 (on the `quick` paths, the webhooks, both refusals are
+their own answer: the 404 of a hook nobody registered).
 Every response carries `SECURITY_HEADERS` (no content sniffing, no referrer, and `Cache-Control:
 no-store`: an answer holds what one key may see, so no browser or proxy cache keeps it) and says it
 varies with `Authorization` and `X-Inlet-User` (`VARY`, added to any `Vary` the route set), so a
@@ -193,7 +194,7 @@ class BodyLimit:
         app: ASGIApp,
         max_body_bytes: int,
         idle_timeout: float = BODY_IDLE_TIMEOUT,
-        quick: tuple[str, float] | None = None,
+        quick: tuple[str, float, ASGIApp] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
@@ -205,19 +206,18 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         timeout = self.idle_timeout
+        refusal: ASGIApp | None = None
         if self.quick is not None and scope["path"].startswith(self.quick[0]):
-            timeout = self.quick[1]
+            _, timeout, refusal = self.quick
         try:
             replay = None if self._declared_too_large(scope) else await self._read_body(receive, timeout)
         except TimeoutError:
-            await send_error(
-                send,
-                408,
-                "request_timeout",
-                f"the request body stalled (over {timeout:.0f} s between two parts, "
-                f"or over {2 * timeout:.0f} s in all)",
-                {"connection": "close"},
-            )
+            replay = None
+            if refusal is None:
+                await self._stalled(send, timeout)
+                return
+        if replay is None and refusal is not None:
+            await refusal(scope, receive, send)  # their own answer: it tells nothing of what the path is
             return
         if replay is None:
             await send_error(
@@ -229,6 +229,16 @@ class BodyLimit:
             )
             return
         await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _stalled(send: Send, timeout: float) -> None:
+        await send_error(
+            send,
+            408,
+            "request_timeout",
+            f"the request body stalled (over {timeout:.0f} s between two parts, or over {2 * timeout:.0f} s in all)",
+            {"connection": "close"},
+        )
 
     def _declared_too_large(self, scope: Scope) -> bool:
         length = _header(scope, b"content-length")
