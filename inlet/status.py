@@ -65,6 +65,10 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
     own = state is None
     state = state or backend.read_state()
     try:
+        # The runs in flight first, then the leases: a run is started under its lease, so one read
+        # before the leases were shows its lease held; read after, a run that began between the
+        # two reads would have looked like one whose process had gone.
+        in_flight = {source.name: state.running(source.name) for source in settings.sources}
         overview = backend.overview(state)
         counts, planned, holders = overview.counts, overview.planned, overview.holders
         paused = state.paused()
@@ -72,7 +76,7 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
         out = []
         for source in settings.sources:
             held = not backend.shared or bool(holders.get(source.name))
-            unfinished = state.running(source.name)
+            unfinished = in_flight[source.name]
             last = _orphaned(state, source.name, unfinished, held) or state.last_run(source.name)
             ok = state.last_run(source.name, successful=True)
             if source.name in planned:

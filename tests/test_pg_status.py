@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -39,6 +41,48 @@ def test_status_and_console_show_the_lease_holder(database_url: str, tmp_path: P
             rows = {s["name"]: s for s in overview(settings, state)["sources"]}
             assert rows["notes"]["holder"]["holder"] == leases.holder and rows["idle"]["holder"] is None
         assert "held by" not in CliRunner().invoke(cli, ["status", "--config", str(config)]).output
+    finally:
+        leases.close()
+        state.close()
+
+
+class StartsARunWhenAsked:
+    """The real state store, but a daemon on another host takes the source's lease and starts a
+    run just as `running` is first asked: the moment `inlet status` races with a run starting."""
+
+    def __init__(self, state: Any, leases: PgLeases, source: str, held: ExitStack) -> None:
+        self.state, self.leases, self.racing, self.held = state, leases, source, held
+
+    def running(self, name: str) -> Any:
+        if name == self.racing and not self.held._exit_callbacks:
+            self.held.enter_context(self.leases.hold(name))
+            self.state.save_progress(self.state.start_run(name, "sync"), 0, None, None, None)
+        return self.state.running(name)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.state, name)
+
+
+def test_a_run_starting_while_status_reads_is_shown_running_never_failed(database_url: str, tmp_path: Path) -> None:
+    from inlet.status import sources_status
+
+    (tmp_path / "docs").mkdir()
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[index]\ndatabase_url = "{database_url}"\nchroma_url = "http://unused"\n'
+        f'[[sources]]\nname = "notes"\ntype = "files"\npath = "{tmp_path / "docs"}"\n'
+    )
+    settings = load_config(config)
+    leases = PgLeases(settings.index, 30.0)
+    state = open_backend(settings.index).state()
+    try:
+        with ExitStack() as held:
+            racing = StartsARunWhenAsked(state, leases, "notes", held)
+            report = sources_status(settings, racing)["sources"][0]  # type: ignore[arg-type]
+            assert held._exit_callbacks, "the run was started during the read"
+            assert report["running"] is not None and report["running"]["kind"] == "sync"
+            assert report["last_run"] is None or report["last_run"]["outcome"] != "failed", report["last_run"]
+            assert report["holder"]["holder"] == leases.holder
     finally:
         leases.close()
         state.close()
