@@ -24,12 +24,14 @@ process dies and never while it lives, so they need no fence.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from inlet.errors import LeaseLostError, SourceBusyError
+from inlet.process import alive
 
 from ..types import Fence
 from .pool import connect, disconnect, holder_name, session_name
@@ -75,8 +77,11 @@ class PgLeases:
         with self.pool.connection() as db:
             row = self._take(db, source)
             if row is None:
-                holder = db.execute("SELECT holder FROM leases WHERE source = %s", (source,)).fetchone()
-                raise SourceBusyError(f"source {source!r} is already being synced (by {holder[0] if holder else '?'})")
+                held = db.execute(
+                    "SELECT holder, to_char(expires AT TIME ZONE 'UTC', 'HH24:MI:SS') FROM leases WHERE source = %s",
+                    (source,),
+                ).fetchone()
+                raise SourceBusyError(_busy(source, *(held or ("?", None))))
         fence = Fence(source, int(row[0]))
         with self._lock:
             self._held[source] = fence
@@ -149,6 +154,21 @@ class PgLeases:
                 "SELECT source, holder, extract(epoch FROM expires) FROM leases WHERE expires > now()"
             ).fetchall()
         return {r[0]: {"holder": r[1], "expires": float(r[2])} for r in rows}
+
+
+def _busy(source: str, holder: str, until: str | None) -> str:
+    """Why `source` cannot be synced now: who holds its lease, and until when. A holder of this host
+    whose process has ended (killed: it could not release the lease) is said to be gone, and the
+    time its lease lapses is when a run may start."""
+    host, _, pid = holder.rpartition(":")
+    lapses = f" until {until} UTC" if until else ""
+    if host == socket.gethostname() and pid.isdigit() and not alive(int(pid)):
+        return (
+            f"source {source!r} is still leased to {holder}, a process of this host that has ended "
+            f"(killed before it could release the lease){lapses}: run again after that, it resumes "
+            "from the last checkpoint"
+        )
+    return f"source {source!r} is already being synced (by {holder}{', lease' + lapses if until else ''})"
 
 
 def _end_stuck_holder(db: psycopg.Connection[Any], source: str) -> bool:

@@ -287,6 +287,44 @@ def test_a_replaced_lease_holder_cannot_commit(database_url: str) -> None:
         state.close()
 
 
+def test_a_lease_left_by_a_killed_process_of_this_host_says_so_and_until_when(database_url: str) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    import psycopg
+
+    config = IndexConfig(database_url=database_url, chroma_url="http://unused")
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = f"{socket.gethostname()}:{ended.stdout.strip()}"
+    leases = PgLeases(config, 30.0)
+    try:
+        with psycopg.connect(database_url, autocommit=True) as db:  # what `inlet backfill` killed by -9 leaves
+            db.execute(
+                "INSERT INTO leases (source, holder, fence, expires) VALUES ('k', %s, 7, now() + interval '60 s')",
+                (dead,),
+            )
+        with pytest.raises(SourceBusyError) as busy:
+            leases.acquire("k")
+        message = str(busy.value)
+        assert f"still leased to {dead}, a process of this host that has ended" in message
+        assert re.search(r"until \d\d:\d\d:\d\d UTC: run again after that", message), message
+        with pytest.raises(SourceBusyError, match=r"already being synced \(by .+, lease until \d\d:\d\d:\d\d UTC\)"):
+            _held_by_live(database_url, leases)
+    finally:
+        leases.close()
+
+
+def _held_by_live(database_url: str, leases: PgLeases) -> None:
+    """`leases` asks for a source this live process holds through another lease object."""
+    other = PgLeases(IndexConfig(database_url=database_url, chroma_url="http://unused"), 30.0)
+    try:
+        other.acquire("live")
+        leases.acquire("live")
+    finally:
+        other.close()
+
+
 def test_a_holder_frozen_inside_a_commit_is_cut_off_when_its_lease_runs_out(database_url: str) -> None:
     import psycopg
 
