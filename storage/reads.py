@@ -121,6 +121,22 @@ class CatalogReads:
             for r in self._select("SELECT doc_id, ts FROM documents WHERE {IN}", "doc_id", list(dict.fromkeys(doc_ids)))
         }
 
+    def newest(self, filters: Filters, people: Sequence[str], limit: int) -> list[tuple[str, float]]:
+        """The `limit` newest documents passing `filters` (ACL, sources, source types, time window,
+        unserved sources: `filter_sql`, inside the query like every filtered read) and, when
+        `people` are given, naming one of them (the people table: they wrote it or took part), as
+        (doc_id, time) newest first, ties by id. A document without a time (0) or without chunks
+        (nothing a result could show) is none of them. Storage only orders by time: what counts as
+        an answer is the search's to say."""
+        where, params = filter_sql(self.dialect, filters)
+        where += ["d.ts > 0", "d.chunks > 0"]
+        if people:
+            cond, more = self.dialect.in_list("p.person", list(dict.fromkeys(people)))
+            where.append(f"EXISTS (SELECT 1 FROM people p WHERE p.doc_id = d.doc_id AND {cond})")
+            params += more
+        sql = f"SELECT d.doc_id, d.ts FROM documents d WHERE {' AND '.join(where)} ORDER BY d.ts DESC, d.doc_id LIMIT ?"
+        return [(r[0], float(r[1])) for r in self._query(self.dialect.sql(sql), [*params, limit])]
+
     def chunk_texts(self, chunk_ids: Iterable[str]) -> dict[str, str]:
         return {
             r[0]: r[1]

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,39 @@ def test_catalog_commits_and_reads_alike(backend: Backend) -> None:
         catalog.commit(Commit(4, relabelled=[relabelled.model_copy(update={"metadata": member})]))
         one = {"c@x.org"}
         assert catalog.identities() == {"cid": one, "cid moreau": one, "c@x.org": one}
+    finally:
+        catalog.close()
+
+
+def test_the_newest_documents_are_read_within_the_filters_the_acl_and_the_people(backend: Backend) -> None:
+    """`newest`: documents passing the filters, ACL included, of the people named, newest first."""
+    catalog = backend.catalog()
+    try:
+        day = 86400.0
+
+        def dated(n: int, source: str, days: float, author: str = "", **acl: object) -> Document:
+            when = datetime.fromtimestamp(1_000_000_000 + days * day, timezone.utc)
+            return doc(n, source, **acl).model_copy(update={"updated_at": when, "author": author})
+
+        docs = [
+            dated(1, "s", 1, "ann@example.com"),
+            dated(2, "s", 3, "bob@other.org"),
+            dated(3, "s", 5, users=["ann@example.com"]),  # the newest, Ann's alone
+            dated(4, "t", 4, "ann@example.com"),
+            doc(5),  # no time: never among the newest
+        ]
+        catalog.commit(Commit(1, [(d, [d.text]) for d in docs]))
+        assert catalog.newest(Filters(), (), 10) == [
+            (f"{s}", 1_000_000_000 + n * day) for s, n in [("s:3", 5), ("t:4", 4), ("s:2", 3), ("s:1", 1)]
+        ]
+        assert [d for d, _ in catalog.newest(Filters(principals=BOB), (), 10)] == ["t:4", "s:2", "s:1"]
+        assert [d for d, _ in catalog.newest(Filters(principals=BOB), (), 2)] == ["t:4", "s:2"]
+        assert [d for d, _ in catalog.newest(Filters(sources=("s",), principals=BOB), (), 10)] == ["s:2", "s:1"]
+        assert [d for d, _ in catalog.newest(Filters(unserved=("t",)), (), 10)] == ["s:3", "s:2", "s:1"]
+        window = Filters(after=1_000_000_000 + 2 * day, before=1_000_000_000 + 4.5 * day)
+        assert [d for d, _ in catalog.newest(window, (), 10)] == ["t:4", "s:2"]
+        assert [d for d, _ in catalog.newest(Filters(principals=BOB), ("ann@example.com",), 10)] == ["t:4", "s:1"]
+        assert catalog.newest(Filters(source_types=("mail",)), (), 10) == []
     finally:
         catalog.close()
 
