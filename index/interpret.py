@@ -10,8 +10,12 @@ is not searched for either; names the index knows as an author, sender or partic
 Phillip say", "emails from jsmith", "Phillip's email") become people whose documents are preferred
 (a name many people share means the one most of its documents belong to), every name of theirs
 the question matched, and reported once per person, by the address the index knows
-(`People.person`). Recency words ("latest", "most recent") are no topic: they leave the query, as
-the filter phrases do. The caller runs the plain query when the filters would leave nothing.
+(`People.person`). Recency words ("latest", "newest", "most recent") are no topic: they leave the
+query, as the filter phrases do, and ask for the newest documents (`newest`, reported as `"sort":
+"newest"`); a bare "recent" before another noun says which of a thing the topic is ("recent
+graduates") and stays. `topic` says whether anything is left to search for beyond the filters, the
+people named, the recency words and kinds of document ("the latest email from Phillip" has none).
+The caller runs the plain query when the filters would leave nothing.
 """
 
 from __future__ import annotations

@@ -12,7 +12,10 @@ template stay apart), each result's calibrated `relevance` with the answer's `ma
 What the question asks beyond its words (a time, a source, a person: `interpret.py`) filters or
 boosts the search; a filter the request sets itself (a window, sources or source types) replaces
 the one read from the question, and when the filters would leave nothing, the plain query runs.
-The answer's `interpreted` holds only what the search applied. Every result's title, passages,
+A question for the newest thing ("the latest Teams message", "newest email from jsmith": no topic
+beyond its filters and people) gets the newest documents the caller may see within them, newest
+first (`_newest`); with a topic left ("the latest on the price cap"), the likely answers go newest
+first (`_newest_first`). The answer's `interpreted` holds only what the search applied. Every result's title, passages,
 author and text metadata are `readable` and its link `readable_url` (`clean.py`), whoever asked:
 the API, MCP, the local channel, `inlet search`, the demo. `checked` refuses a source or
 source type the deployment does not have (an `UnknownFilterError` naming the valid ones) before a

@@ -9,8 +9,9 @@ An index opened with the configured source names (`configured`) never serves doc
 sources (`unserved`: removed or renamed in the config, their content and ACLs frozen since): the
 dense, BM25 and exact-match retrievals, the newest documents (`newest`), `document` (a fetch),
 the sources a caller may name, the people a question may be about and the terms a caller may
-learn are held leave them out, until `inlet forget` deletes them. (The query interpreter's vocabulary of people and source types still
-counts them; a person is understood only when a served document names them.)
+learn are held leave them out, until `inlet forget` deletes them. (The query interpreter's
+vocabulary of people and source types still counts them; a person is understood only when a
+served document names them.)
 """
 
 from __future__ import annotations
