@@ -15,11 +15,11 @@ the one read from the question, and when the filters would leave nothing, the pl
 A question for the newest thing ("the latest Teams message", "newest email from jsmith": no topic
 beyond its filters and people) gets the newest documents the caller may see within them, newest
 first (`_newest`); with a topic left ("the latest on the price cap"), the likely answers go newest
-first (`_newest_first`). The answer's `interpreted` holds only what the search applied. Every result's title, passages,
-author and text metadata are `readable` and its link `readable_url` (`clean.py`), whoever asked:
-the API, MCP, the local channel, `inlet search`, the demo. `checked` refuses a source or
-source type the deployment does not have (an `UnknownFilterError` naming the valid ones) before a
-search would answer a typo with nothing.
+first (`_newest_first`). The answer's `interpreted` holds only what the search applied. Every
+result's title, passages, author and text metadata are `readable` and its link `readable_url`
+(`clean.py`), whoever asked: the API, MCP, the local channel, `inlet search`, the demo. `checked`
+refuses a source or source type the deployment does not have (an `UnknownFilterError` naming the
+valid ones) before a search would answer a typo with nothing.
 """
 
 from __future__ import annotations
