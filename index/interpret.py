@@ -10,8 +10,12 @@ is not searched for either; names the index knows as an author, sender or partic
 Phillip say", "emails from jsmith", "Phillip's email") become people whose documents are preferred
 (a name many people share means the one most of its documents belong to), every name of theirs
 the question matched, and reported once per person, by the address the index knows
-(`People.person`). Recency words ("latest", "most recent") are no topic: they leave the query, as
-the filter phrases do. The caller runs the plain query when the filters would leave nothing.
+(`People.person`). Recency words ("latest", "newest", "most recent") are no topic: they leave the
+query, as the filter phrases do, and ask for the newest documents (`newest`, reported as `"sort":
+"newest"`); a bare "recent" before another noun says which of a thing the topic is ("recent
+graduates") and stays. `topic` says whether anything is left to search for beyond the filters, the
+people named, the recency words and kinds of document ("the latest email from Phillip" has none).
+The caller runs the plain query when the filters would leave nothing.
 """
 
 from __future__ import annotations
@@ -181,6 +185,8 @@ class Interpretation:
     query: str = ""  # the query without the phrases that became filters
     # name -> the one name its person is reported by (`People.person`); a name not here is its own
     reported: Mapping[str, str] = field(default_factory=dict)
+    newest: bool = False  # a recency word asked for the newest documents ("the latest", "most recent")
+    topic: bool = True  # words beyond filters, people, recency and kinds of document are left to search for
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -192,6 +198,8 @@ class Interpretation:
             out["source_types"] = list(self.source_types)
         if self.people:
             out["people"] = list(dict.fromkeys(self.reported.get(p, p) for p in self.people))
+        if self.newest:
+            out["sort"] = "newest"
         return out
 
     @property
@@ -558,8 +566,42 @@ _SOURCE_NOUN = re.compile(
     r"e-?mail(?:s|ed)?|mails?|inbox|mailbox|messages?|threads?|channels?|posts?|dms?|chats?|files?|folders?)\b",
     re.I,
 )
-# "latest", "newest", "most recent", "recent": a wish for new documents, no topic to search for.
+# "latest", "newest", "most recent", "recent": a wish for the newest documents, no topic to search for.
 _RECENCY = re.compile(r"\b(?:latest|newest|most\s+recent|recent)\b", re.I)
+# Words that say what kind of thing is wanted, not what it is about: with only these (and filters,
+# people and recency words) left, "the latest email from Phillip" asks for no topic.
+_NO_TOPIC = frozenset(
+    """message messages email emails mail mails post posts thread threads chat chats dm dms update updates news
+    version versions one ones thing things stuff item items file files doc docs document documents activity reply
+    replies wrote write writes written sent send sends posted shared share shares""".split()
+)
+# Before another word, a bare "recent" says which of a thing the topic is ("recent graduates", "the
+# recent storms"): it stays in the query and asks for nothing new. Before a preposition, a source
+# word or a word of `_NO_TOPIC` ("recent emails from Phillip", "anything recent on the cap"), or at
+# the end, it asks for the newest documents.
+_RECENT_THING = re.compile(
+    r"\s+(?!(?:from|by|on|about|in|to|with|regarding|re|for|of|at|and|or|ms|microsoft|slack|teams|outlook|gmail|"
+    rf"drive|sharepoint|onedrive|google|{'|'.join(sorted(_NO_TOPIC))})\b)[a-z]",
+    re.I,
+)
+
+
+def _recency(query: str) -> list[tuple[int, int]]:
+    """The spans of the recency words that ask for the newest documents: not inside a name ("the
+    Latest News digest"), nor a bare "recent" that describes the topic (`_RECENT_THING`)."""
+    return [
+        m.span()
+        for m in _RECENCY.finditer(query)
+        if not _in_a_name(m) and not (m[0].lower() == "recent" and _RECENT_THING.match(query, m.end()))
+    ]
+
+
+def _has_topic(query: str, people: Iterable[str]) -> bool:
+    """Whether `query` (the question less its filter phrases and recency words) asks about
+    something: a content word that is no request ("show me"), no kind of document or act of
+    sending (`_NO_TOPIC`) and no name of the `people` it names."""
+    named = set().union(*map(name_words, people)) if people else set()
+    return any(t not in _ASKING and t not in _NO_TOPIC and t not in named for t in content_terms(query))
 
 
 def source_types(query: str, known: Iterable[str]) -> tuple[tuple[str, ...], list[tuple[int, int]]]:
@@ -883,14 +925,17 @@ def interpret(query: str, now: datetime | None, people: People, types_known: Ite
     after, before, time_spans = time_window(query, moment)
     if now is not None and after is not None and before is None:
         before = moment  # "last week", "since March": nothing after the question answers it
-    types, source_spans = source_types(query, types_known)
-    recency = [m.span() for m in _RECENCY.finditer(query) if not _in_a_name(m)]
+    recency = _recency(query)
+    # Source words are read as if the recency words were not there: "latest email from Phillip" is
+    # "email from Phillip", a mail's.
+    types, source_spans = source_types(_blanked(query, recency), types_known)
     # "since May" names a month, not Tom May; "in Outlook" a source, not its team. Only a source's
     # own words are blanked: "emails from jsmith" and "Phillip's email about" keep their cue.
     unnamed = _blanked(query, time_spans)
     unnamed = _blanked(unnamed, [m.span() for s, e in source_spans for m in _SOURCE_NOUN.finditer(query, s, e)])
     found = people.find(unnamed)
     stripped = _cut(query, time_spans + source_spans + recency)
+    topic = _has_topic(stripped, found)
     if not _says_something(stripped):  # all of it was filters ("the latest Teams message"): less its recency words
         stripped = _cut(query, recency)
     return Interpretation(
@@ -900,4 +945,6 @@ def interpret(query: str, now: datetime | None, people: People, types_known: Ite
         people=found,
         query=stripped if _says_something(stripped) else query,
         reported={name: people.person(name) for name in found},
+        newest=bool(recency),
+        topic=topic,
     )

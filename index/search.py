@@ -12,11 +12,14 @@ template stay apart), each result's calibrated `relevance` with the answer's `ma
 What the question asks beyond its words (a time, a source, a person: `interpret.py`) filters or
 boosts the search; a filter the request sets itself (a window, sources or source types) replaces
 the one read from the question, and when the filters would leave nothing, the plain query runs.
-The answer's `interpreted` holds only what the search applied. Every result's title, passages,
-author and text metadata are `readable` and its link `readable_url` (`clean.py`), whoever asked:
-the API, MCP, the local channel, `inlet search`, the demo. `checked` refuses a source or
-source type the deployment does not have (an `UnknownFilterError` naming the valid ones) before a
-search would answer a typo with nothing.
+A question for the newest thing ("the latest Teams message", "newest email from jsmith": no topic
+beyond its filters and people) gets the newest documents the caller may see within them, newest
+first (`_newest`); with a topic left ("the latest on the price cap"), the likely answers go newest
+first (`_newest_first`). The answer's `interpreted` holds only what the search applied. Every
+result's title, passages, author and text metadata are `readable` and its link `readable_url`
+(`clean.py`), whoever asked: the API, MCP, the local channel, `inlet search`, the demo. `checked`
+refuses a source or source type the deployment does not have (an `UnknownFilterError` naming the
+valid ones) before a search would answer a typo with nothing.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from typing import Any
 
 from inlet.connectors.model import Document, iso_time, principals_for
 from inlet.errors import UnknownFilterError
-from inlet.storage.types import Filters, chunk_doc_id
+from inlet.storage.types import Filters, chunk_doc_id, chunk_id
 
 from . import relevance as rel
 from .interpret import Interpretation, People, interpret, name_words
@@ -226,14 +229,23 @@ def answer(index: Index, request: SearchRequest) -> Answer:
     understood = _applicable(request, understood)
     narrowed = _narrowed(request, understood)
     pool: list[Hit] = []
-    if narrowed is not None:
+    listed = False
+    if understood.newest and not understood.topic:  # "the latest Teams message": the newest documents
+        pool = _newest(index, narrowed or request, understood.people)
+        listed = bool(pool)
+    if not pool and narrowed is not None:
         pool = _ranked(index, narrowed, understood.query, understood.people)
     if not pool:  # nothing, or nothing within what the query was understood to ask: the plain query
-        understood = Interpretation(query=request.query, people=understood.people, reported=understood.reported)
+        understood = Interpretation(
+            query=request.query, people=understood.people, reported=understood.reported, newest=understood.newest
+        )
         pool = _ranked(index, request, request.query, understood.people)
-    # `match` judges every document scored, whatever `k`: a list of 3 has the verdict of the 10.
+    if understood.newest and not listed:
+        pool = _newest_first(pool)
+    # `match` judges every document scored, whatever `k`: a list of 3 has the verdict of the 10; a
+    # listing of the newest documents is answered by its first (`_newest`).
     relevances = [h.relevance for h in pool]
-    decided_from = rel.answer_features(relevances, request.query)
+    decided_from = None if listed else rel.answer_features(relevances, request.query)
     return Answer(
         hits=[readable_hit(h) for h in pool[: request.k]],
         match=rel.model().match(relevances, decided_from),
@@ -278,6 +290,43 @@ def _narrowed(request: SearchRequest, understood: Interpretation) -> SearchReque
     if understood.source_types:
         changes["source_types"] = understood.source_types
     return replace(request, **changes)
+
+
+def _newest_first(hits: list[Hit]) -> list[Hit]:
+    """`hits` with the likely answers (relevance at or above the model's `min_relevance`, the floor
+    of `_reordered`) newest first, by their document's time (updated, else created; none: last),
+    and the rest after them in their order: "the latest on the price cap" is answered by the newest
+    answer. Relevance values stay as they are."""
+    floor = rel.model().min_relevance
+    likely = sorted((h for h in hits if h.relevance >= floor), key=_time, reverse=True)
+    return likely + [h for h in hits if h.relevance < floor]
+
+
+def _time(hit: Hit) -> float:
+    """The hit's document time in epoch seconds (updated, else created; 0 when unknown)."""
+    when = hit.updated_at or hit.created_at
+    return datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp() if when else 0.0
+
+
+NEWEST_DECAY = 0.75  # a listing's relevance: `strong` for the newest, each next one this share of the one before
+NEWEST_READ = 3  # x the pool: documents read for a listing, so that copies dropped still leave a full one
+
+
+def _newest(index: Index, request: SearchRequest, people: Sequence[str]) -> list[Hit]:
+    """The newest documents the caller may see within the request's filters (and of `people`, when
+    the question names someone), newest first, copies collapsed as in a search (`_diversify`), each
+    with its first passage: what a question with no topic beyond them asks for ("the latest Teams
+    message", "newest email from jsmith"). The newest answers it: its relevance is the model's
+    `strong`, and each next one's `NEWEST_DECAY` of the one before (with the default floor, the
+    first six are shown to an agent), so `match` is `strong`. Empty when no document passes."""
+    pool = max(request.k, RERANK_POOL)
+    found = index.newest(request.filters(), people, NEWEST_READ * pool)
+    groups = [_Group(doc_id, [_Candidate(chunk_id(doc_id, 0), doc_id, 0.0, ts=ts)]) for doc_id, ts in found]
+    hits = _materialise(index, _diversify(index, groups, pool, 0))
+    strong = rel.model().strong
+    for i, hit in enumerate(hits):
+        hit.relevance = hit.score = round(strong * NEWEST_DECAY**i, 4)
+    return hits
 
 
 def _ranked(index: Index, request: SearchRequest, query: str, people: Sequence[str]) -> list[Hit]:

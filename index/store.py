@@ -7,10 +7,11 @@ through it.)
 
 An index opened with the configured source names (`configured`) never serves documents of other
 sources (`unserved`: removed or renamed in the config, their content and ACLs frozen since): the
-dense, BM25 and exact-match retrievals, `document` (a fetch), the sources a caller may name, the
-people a question may be about and the terms a caller may learn are held leave them out, until
-`inlet forget` deletes them. (The query interpreter's vocabulary of people and source types still
-counts them; a person is understood only when a served document names them.)
+dense, BM25 and exact-match retrievals, the newest documents (`newest`), `document` (a fetch),
+the sources a caller may name, the people a question may be about and the terms a caller may
+learn are held leave them out, until `inlet forget` deletes them. (The query interpreter's
+vocabulary of people and source types still counts them; a person is understood only when a
+served document names them.)
 """
 
 from __future__ import annotations
@@ -568,6 +569,11 @@ class Index:
 
     def lexical(self, query: str, filters: Filters, limit: int) -> list[tuple[str, float]]:
         return self.catalog.lexical(query, self.served(filters), limit)
+
+    def newest(self, filters: Filters, people: Sequence[str], limit: int) -> list[tuple[str, float]]:
+        """The `limit` newest served documents passing `filters`, of one of `people` when any are
+        given, as (doc_id, time) newest first (`CatalogStore.newest`)."""
+        return self.catalog.newest(self.served(filters), people, limit)
 
     def exact_matches(self, query: str, filters: Filters) -> dict[str, int]:
         return self.catalog.exact_matches(query, self.served(filters))

@@ -167,6 +167,12 @@ class Interpreted(BaseModel):
     people: list[str] | None = Field(
         None, exclude_if=_absent, description="people the index knows whose documents are preferred"
     )
+    sort: Literal["newest"] | None = Field(
+        None,
+        exclude_if=_absent,
+        description='"newest": the question asked for the newest thing ("the latest Teams message"); the likely '
+        "answers, or with no topic the newest documents within the filters, come newest first",
+    )
 
 
 class SearchResponse(BaseModel):

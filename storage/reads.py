@@ -74,6 +74,26 @@ def filter_sql(dialect: Dialect, filters: Filters) -> tuple[list[str], list[Any]
     return where, params
 
 
+def newest_sql(dialect: Dialect, filters: Filters, people: Sequence[str]) -> tuple[str, list[Any]]:
+    """The statement reading the newest documents (`?` placeholders, the last one the limit) and its
+    other parameters: documents passing `filters` (ACL, sources, source types, time window, unserved
+    sources: `filter_sql`, inside the query like every filtered read) and, when `people` are given,
+    naming one of them (the people table: they wrote it or took part), newest first, ties by id
+    (descending). A document without a time (0) or without chunks (nothing a result could show) is
+    none of them. It walks the `documents_newest` index from its end, which holds every column the
+    filters other than the ACL and people read, and stops once `limit` documents pass: "the latest
+    Teams message" reads no document's row (a caller who may see few of the newest documents walks
+    further, probing the ACL's key for each)."""
+    where, params = filter_sql(dialect, filters)
+    where += ["d.ts > 0", "d.chunks > 0"]
+    if people:
+        cond, more = dialect.in_list("p.person", list(dict.fromkeys(people)))
+        where.append(f"EXISTS (SELECT 1 FROM people p WHERE p.doc_id = d.doc_id AND {cond})")
+        params += more
+    where_sql = " AND ".join(where)
+    return f"SELECT d.doc_id, d.ts FROM documents d WHERE {where_sql} ORDER BY d.ts DESC, d.doc_id DESC LIMIT ?", params
+
+
 class CatalogReads:
     dialect: Dialect
 
@@ -120,6 +140,13 @@ class CatalogReads:
             r[0]: r[1]
             for r in self._select("SELECT doc_id, ts FROM documents WHERE {IN}", "doc_id", list(dict.fromkeys(doc_ids)))
         }
+
+    def newest(self, filters: Filters, people: Sequence[str], limit: int) -> list[tuple[str, float]]:
+        """The `limit` newest documents passing `filters` and naming one of `people` when any are
+        given, as (doc_id, time) newest first (`newest_sql`). Storage only orders by time: what
+        counts as an answer is the search's to say."""
+        sql, params = newest_sql(self.dialect, filters, people)
+        return [(r[0], float(r[1])) for r in self._query(self.dialect.sql(sql), [*params, limit])]
 
     def chunk_texts(self, chunk_ids: Iterable[str]) -> dict[str, str]:
         return {

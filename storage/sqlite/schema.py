@@ -130,6 +130,13 @@ def m006_people_identity(db: sqlite3.Connection) -> None:
         )
 
 
+@CATALOG.step
+def m007_newest_index(db: sqlite3.Connection) -> None:
+    """The documents by time, with what the filters read (`reads.newest_sql`): "the latest Teams
+    message" walks it from its end instead of scanning every document's row."""
+    run_script(db, "CREATE INDEX documents_newest ON documents (ts, doc_id, source, source_type, chunks)")
+
+
 @STATE.step
 def m001_state_tables(db: sqlite3.Connection) -> None:
     run_script(

@@ -10,6 +10,7 @@ import pytest
 from inlet.config import IndexConfig
 from inlet.connectors.model import ACL, Document
 from inlet.index.interpret import People, _tokens, interpret, source_types, time_window
+from inlet.index.relevance import model as relevance_model
 from inlet.index.search import SearchRequest, answer
 from inlet.index.store import Index
 
@@ -248,6 +249,37 @@ def test_recency_words_are_no_topic() -> None:
     assert interpret("any recent Slack posts", NOW, People(), {"slack"}).query == "any Slack posts"
     assert interpret("show the newest Slack message", NOW, People(), {"slack"}).query == "show the Slack message"
     assert interpret("the most recent budget", NOW, People(), {"slack"}).query == "the budget"
+
+
+@pytest.mark.parametrize(
+    ("query", "newest", "topic", "types"),
+    [
+        ("what's the latest Teams message", True, False, ("teams",)),
+        ("latest email from Phillip", True, False, ("outlook",)),  # the source word past "latest"
+        ("show me the newest email from jsmith", True, False, ("outlook",)),
+        ("latest in Slack", True, False, ("slack",)),
+        ("what's the latest?", True, False, ()),
+        ("anything recent from Phillip", True, False, ()),
+        ("the latest update Phillip sent", True, False, ()),
+        ("the most recent update on the price cap", True, True, ()),
+        ("newest version of the price cap charts", True, True, ()),
+        ("any recent news on the merger", True, True, ()),
+        ("the price cap charts", False, True, ()),
+        ("what did recent graduates say about the program", False, True, ()),  # which graduates: the topic
+        ("the Latest News digest on gas prices", False, True, ()),  # a name
+    ],
+)
+def test_recency_words_ask_for_the_newest(query, newest, topic, types) -> None:
+    people = People()
+    people.names = {"phillip": {PHILLIP}, "allen": {PHILLIP}, "jsmith": {"jsmith@example.com"}}
+    understood = interpret(query, NOW, people, {"teams", "slack", "outlook"})
+    assert (understood.newest, understood.topic, understood.source_types) == (newest, topic, types), query
+    assert ("sort" in understood.as_dict()) == newest and understood.as_dict().get("sort", "newest") == "newest"
+
+
+def test_a_recent_thing_stays_in_the_query() -> None:
+    assert interpret("what did recent graduates say", NOW, People(), ()).query == "what did recent graduates say"
+    assert interpret("recent emails about the merger", NOW, People(), ()).query == "emails about the merger"
 
 
 def test_interpreted_times_are_to_the_millisecond() -> None:
@@ -672,6 +704,19 @@ def test_interpreted_leaves_out_what_the_request_overrode(index) -> None:
     assert [h.doc_id for h in got.hits] == ["outlook:2"]
     got = ask(index, "the billing deploy in Slack in March 2001", sources=("google_drive",))
     assert "source_types" not in got.interpreted
+
+
+def test_the_latest_on_a_topic_puts_the_newest_likely_answer_first(index) -> None:
+    floor = relevance_model().min_relevance
+    plain = ask(index, "the latest on the billing deploy", k=4, interpret=False)
+    got = ask(index, "the latest on the billing deploy", k=4)
+    assert got.interpreted == {"sort": "newest"} and "sort" not in plain.interpreted
+    likely = [h for h in got.hits if h.relevance >= floor]
+    assert len(likely) >= 2 and got.hits[: len(likely)] == likely
+    times = [h.updated_at for h in likely]
+    assert times == sorted(times, reverse=True)
+    assert {h.doc_id: h.relevance for h in got.hits} == {h.doc_id: h.relevance for h in plain.hits}
+    assert [h.doc_id for h in got.hits] != [h.doc_id for h in plain.hits]
 
 
 def test_one_result_per_document_with_its_other_passages(index) -> None:

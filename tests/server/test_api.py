@@ -255,6 +255,14 @@ def test_search_result_shape(client: TestClient) -> None:
     assert scores == sorted(scores, reverse=True)
 
 
+def test_the_latest_slack_message_is_the_newest_the_caller_may_see(client: TestClient) -> None:
+    for headers, newest in ((BOB, "eng:C1/100"), (ALICE, "eng:C2/200")):  # C2 is newer, and Alice's alone
+        body = client.post("/v1/search", json={"query": "what's the latest Slack message"}, headers=headers).json()
+        assert body["interpreted"] == {"source_types": ["slack"], "sort": "newest"}
+        assert body["results"][0]["doc_id"] == newest and body["match"] == "strong"
+        assert {r["doc_id"] for r in body["results"]} <= {"eng:C1/100", "eng:C2/200"}
+
+
 def test_near_duplicates_collapse(client: TestClient) -> None:
     found = search(client, ALICE, query="quarterly pipeline review Houston storage forecasts")
     assert len({"mail:m1", "mail:m2"} & set(found)) == 1
@@ -653,7 +661,7 @@ def test_openapi_schemas_match_responses(client: TestClient) -> None:
     assert {"results", "match", "interpreted"} <= set(schemas["SearchResponse"]["properties"])
     assert {"context", "citations", "results", "match", "interpreted"} <= set(schemas["ContextResponse"]["properties"])
     assert schemas["ContextBody"]["properties"]["min_relevance"]["default"] == MIN_RELEVANCE
-    assert set(schemas["Interpreted"]["properties"]) == {"after", "before", "source_types", "people"}
+    assert set(schemas["Interpreted"]["properties"]) == {"after", "before", "source_types", "people", "sort"}
     post = spec["paths"]["/v1/search"]["post"]
     assert post["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/SearchResponse")
     assert post["responses"]["401"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
