@@ -45,7 +45,9 @@ still reach the index. A file that keeps answering a server error is such a fail
 
 Drive shows a file's sharing only to who may share it: a file the reading identity may only view
 (`permissions.list` answers 403 `insufficientFilePermissions`) is indexed for its owners and that
-identity (`subject`), the readers known for certain: never wider than its real sharing.
+identity, the readers known for certain: never wider than its real sharing. The identity is
+`subject`, or the service account; an authorized user's credentials do not name their user, so
+Drive is asked who it is (`about.get`, once a run, when the first such file is met).
 
 A listing over all drives that Drive calls incomplete (`incompleteSearch`) is narrowed, as Drive
 advises: My Drive (`corpora=user`) and each shared drive (`corpora=drive`) are listed on their own,
@@ -119,7 +121,7 @@ from .google_drive_content import (
 )
 from .kit import CheckpointModel, Pager, Retries, RetryPolicy, page_token
 from .kit.checkpoint import Migration
-from .kit.google import load_credentials
+from .kit.google import acting_as, load_credentials
 from .kit.retry import stopping
 from .kit.scope import check_scope, warn
 from .model import ACL, AclUpdate, Deletion, Document, Item, Progress, Skipped
@@ -236,12 +238,16 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
     _failing = 0  # reads in a row that ended in a `RetriableError` (see OUTAGE_AFTER)
     _refused: set[str] = set()  # listings whose page token this run has restarted once ("files", "changes")
     _told: set[str] = set()  # ids of the `folders` skips this run has yielded
+    _acting_as: str | None = None  # who the credentials file says it reads as (None: an authorized user)
+    _reader: str | None = None  # the address the credentials read as, once known this run (`_reading_identity`)
+    _reader_lock: threading.Lock
 
     @property
     def client(self) -> DriveClient:
         if self._client is None:
             c = self.config
             creds = load_credentials(c.credentials_file, c.subject, self.name, SCOPES)
+            self._acting_as = acting_as(creds, c.subject)
             policy = RetryPolicy(attempts=c.retries + 1, backoff=c.backoff_seconds, cap=60.0)
             self._client = DriveClient(
                 self.name, creds, c.api_endpoint, policy=policy, per_second=c.max_requests_per_second, timeout=c.timeout
@@ -295,6 +301,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             st = _State(start_token=self.client.start_page_token())
             yield st.checkpoint()
         self._failing, self._refused, self._told = 0, set(), set()
+        self._reader, self._reader_lock = None, threading.Lock()
         self._fresh_groups()  # memberships are read again by every run
         with ThreadPoolExecutor(self.config.concurrency, thread_name_prefix=f"drive-{self.name}") as pool:
             self._pool = pool
@@ -857,13 +864,13 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
 
     def _permissions(self, f: dict[str, Any]) -> list[dict[str, Any]]:
         """The file's sharing; for a file the reader may only view (Drive shows the sharing to who
-        may share), its owners and the reader (`subject`), as user permissions."""
+        may share), its owners and the reader (`_reading_identity`), as user permissions."""
         try:
             return self.client.permissions(f["id"])
         except DriveApiError as err:
             if err.status != 403 or err.reason != "insufficientFilePermissions":
                 raise
-        readers = [o.get("emailAddress") for o in f.get("owners") or []] + [self.config.subject]
+        readers = [o.get("emailAddress") for o in f.get("owners") or []] + [self._reading_identity()]
         log.info(
             "source %r: %s: its sharing is shown only to who may share it; indexed for %s",
             self.name,
@@ -871,6 +878,15 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             ", ".join(r for r in readers if r) or "admins only",
         )
         return [{"type": "user", "role": "reader", "emailAddress": r} for r in readers if r]
+
+    def _reading_identity(self) -> str:
+        """Who the credentials read as: `subject`, the service account, or the authorized user, whom
+        only Drive can name (`about.get`, asked once a run, by the first file that needs it)."""
+        with self._reader_lock:
+            if self._reader is None:
+                client = self.client
+                self._reader = self._acting_as or client.user_email()
+            return self._reader
 
     def _document(
         self, f: dict[str, Any], text: str, perms: list[dict[str, Any]], path: str, drives: dict[str, str]

@@ -201,6 +201,12 @@ class DriveClient(GoogleService):
             )
         }
 
+    def user_email(self) -> str:
+        """The address of the user the credentials read as (`about.get`): how an authorized user's
+        credentials, which do not name their user, are known by."""
+        about = self.call(lambda s: s.about().get(fields="user(emailAddress)"))
+        return str(about["user"]["emailAddress"])
+
     def download(self, file_id: str) -> bytes:
         return bytes(self.call(lambda s: s.files().get_media(fileId=file_id, supportsAllDrives=True)))
 

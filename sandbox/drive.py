@@ -2,9 +2,9 @@
 
 Serves what a sync client uses: files.list/get/export (with `alt=media` and Range), changes
 (startPageToken, list), permissions.list (of a file, or of a shared drive: its members),
-drives.list, with each user's My Drive root folder (`files.get` of its id or of `root`; never
-listed), with the `fields` projection, a useful subset of `q`, shared drives, and errors in
-Google's envelope. Each shared drive keeps its own change log
+drives.list, about.get (who the caller is: its `user`), with each user's My Drive root folder
+(`files.get` of its id or of `root`; never listed), with the `fields` projection, a useful subset
+of `q`, shared drives, and errors in Google's envelope. Each shared drive keeps its own change log
 (`driveId`); the user's log carries the changes to shared drives themselves (`changeType: "drive"`,
 no `fileId`) and, unless `drive_items_in_user_log` is off (Drive does not promise them), its
 drives' items' changes. A file moved between logs leaves a `removed` change in the old one, with
@@ -42,6 +42,7 @@ from .drive_auth import (
     revoke,
     service_account_info,
     token_route,
+    token_user,
     token_valid,
 )
 from .documents import make_xlsx
@@ -304,6 +305,15 @@ def _drive(d: ds.SharedDrive) -> dict[str, Any]:
     return {"kind": "drive#drive", "id": d.id, "name": d.name, "createdTime": ds.rfc3339(d.created), "hidden": False}
 
 
+async def about_get(ctx: Any, request: Request) -> Response:
+    """Who the caller is (`user`): Drive asks for `fields`, as Google's about.get does."""
+    if not request.query_params.get("fields"):
+        raise DriveError(400, "The 'fields' parameter is required for this method.", "required", "fields")
+    email = token_user(ctx.ws, request.headers.get("authorization", ""))
+    user = {"kind": "drive#user", "displayName": email.split("@")[0], "emailAddress": email, "me": True}
+    return JSONResponse(project({"kind": "drive#about", "user": user}, _fields(request, "")))
+
+
 # --- changes ---------------------------------------------------------------------------------
 async def start_page_token(ctx: Any, request: Request) -> Response:
     with ctx.ws.lock:
@@ -513,6 +523,7 @@ def routes(ctx: Any) -> list[BaseRoute]:
         ("files.export", "/files/{file_id}/export", files_export),
         ("permissions.list", "/files/{file_id}/permissions", permissions_list),
         ("drives.list", "/drives", drives_list),
+        ("about.get", "/about", about_get),
         ("changes.getStartPageToken", "/changes/startPageToken", start_page_token),
         ("changes.list", "/changes", changes_list),
     ]

@@ -66,6 +66,7 @@ class AuthState:
     undelegated: set[str] = field(default_factory=set)  # subjects the domain-wide delegation does not cover
     delegated_scopes: set[str] | None = None  # scopes the domain-wide delegation grants; None: any
     user_scopes: frozenset[str] = frozenset({"https://www.googleapis.com/auth/drive.readonly", GMAIL_SCOPE})
+    user_email: str = ""  # who granted the refresh token (about.get); "": the workspace's first user
 
 
 def auth(ws: Any) -> AuthState:
@@ -144,6 +145,18 @@ def token_principal(ws: Any, header: str) -> str:
     """Who the (valid) bearer token of `header` acts as."""
     with ws.lock:
         return str(auth(ws).tokens[header[7:].strip()].principal)
+
+
+def token_user(ws: Any, header: str) -> str:
+    """The address of the user the (valid) bearer token of `header` acts as, as Drive's `about.get`
+    names it: the delegated subject, the service account, or the authorized user who granted the
+    refresh token (`AuthState.user_email`, by default the workspace's first user)."""
+    principal = token_principal(ws, header)
+    with ws.lock:
+        a = auth(ws)
+        if principal != a.client_id:
+            return principal
+        return a.user_email or next((u.email for u in ws.users.values()), "")
 
 
 def _oauth_error(status: int, error: str, description: str) -> JSONResponse:

@@ -18,7 +18,8 @@
 - `graph`: `GraphClient` (msal over httpx, token refresh on 401, `GraphError`).
 - `graph_batch`: `batch_get`, GETs in `$batch` requests of 20, each answer retried by the policy.
 - `graph_webhooks`: `GraphWebhooks`, Graph subscriptions and their notifications (Outlook, files, Teams).
-- `google`: `load_credentials` and `GoogleService` (request execution, `GoogleApiError`).
+- `google`: `load_credentials` (and `acting_as`: who they read as, when the file says) and
+  `GoogleService` (request execution, `GoogleApiError`).
 - `scope`: configured channels, folders, labels or globs that match nothing at the service: a listed
   skip each, and `NothingInScopeError` when none matches (a typo must not empty a source).
 

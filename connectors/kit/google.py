@@ -5,6 +5,8 @@ Invariants:
   user it acts as) or an authorized user; `scopes` are the connector's. A file that cannot be read,
   is neither kind, or is an authorized user asked to act as someone is a `ConfigError` naming the
   source and the key; reading it needs no network, so connectors check it in `check_local`.
+  `acting_as` names who they read as when the file says (the subject, or the service account); an
+  authorized user's file does not, and only the API can name that user.
 - Every request runs through `GoogleService.call`: one token bucket shared by all threads keeps
   them within quota, and retries follow the kit's `RetryPolicy` (429, 5xx, 403 with a rate-limit
   reason, reset or stalled connections) honouring `Retry-After`. The `RetriableError` of a call
@@ -93,6 +95,14 @@ def load_credentials(
         f"source {source!r}: key 'credentials_file': {path} is neither a service_account "
         f"nor an authorized_user credentials file (type {kind!r})"
     )
+
+
+def acting_as(credentials: Any, subject: str | None) -> str | None:
+    """The address the credentials of `load_credentials(..., subject, ...)` read as, when the file
+    names it: the delegated `subject`, or the service account itself. None for an authorized user:
+    the file holds a refresh token, not who granted it; only the API can tell (Drive's `about.get`)."""
+    email = getattr(credentials, "service_account_email", None)
+    return None if email is None else str(subject or email)
 
 
 def location_of(err: Any) -> str:

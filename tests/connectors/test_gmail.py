@@ -4,6 +4,7 @@ and a mailbox the domain-wide delegation does not cover."""
 
 from __future__ import annotations
 
+import email
 import json
 import os
 import subprocess
@@ -206,6 +207,31 @@ def test_an_expired_history_with_a_query_keeps_what_the_mailbox_has_and_reads_wh
     assert deletions(items) == {victim}  # gone from the mailbox; Lunch is not
     assert f"gm:{BADEER}/{dinner.id}" in docs(items)  # received while the history was lost
     assert state is not None and {lunch, dinner.id} <= set(state["mailboxes"][BADEER]["known"])
+
+
+def test_an_expired_history_with_a_query_reads_old_mail_that_entered_the_labels_meanwhile(sb: Sandbox) -> None:
+    """Old mail restored from the trash while the history was lost is what the history would have
+    brought, though the query does not select it: the re-listing reads it, and no other old mail."""
+    box = gs.mailbox(sb.ws, BADEER)
+    old = sorted(
+        m.id
+        for m in box.messages.values()
+        if "INBOX" in m.labels and "badge" not in str(email.message_from_bytes(m.raw)["Subject"]).lower()
+    )
+    back, restored, untouched = old[:3]
+    gmail.trash(sb.ws, BADEER, back)  # in the trash when the backfill lists
+    conn = connector(sb, query="subject:badge")
+    first, state = run(conn.load(None))
+    assert docs(first) and not {back, restored, untouched} & {d.rsplit("/", 1)[1] for d in docs(first)}
+    gmail.trash(sb.ws, BADEER, restored)  # out of the labels, through the history
+    _, state = run(conn.load(state))
+    for mid in (back, restored):
+        gmail.relabel(sb.ws, BADEER, mid, remove=["TRASH"])
+    gmail.expire_history(sb.ws, BADEER)
+    items, state = run(conn.load(state))
+    assert set(docs(items)) == {*docs(first), f"gm:{BADEER}/{back}", f"gm:{BADEER}/{restored}"}  # not `untouched`
+    sb.faults.reset_counts()
+    assert run(conn.load(state))[0] == [] and sb.faults.calls["gmail:history.list"] == 1
 
 
 def test_quota_429s_are_waited_out_and_pacing_avoids_them(sb: Sandbox) -> None:

@@ -674,6 +674,27 @@ def test_a_file_the_reader_may_only_view_is_indexed_for_the_readers_known(sb: Sa
     assert calendar.acl == ACL(users=[someone])  # never wider than its real sharing
 
 
+def test_a_file_an_authorized_user_may_only_view_is_indexed_for_that_user(sb: Sandbox) -> None:
+    """An authorized_user file does not say who granted it: Drive's about.get does, asked once a run,
+    and only when a file's sharing is hidden; that user finds what was shared with them to view."""
+    me = next(iter(sb.ws.users.values())).email
+    drive_auth.auth(sb.ws).user_email = me
+    c = connector(sb, "authorized_user", expand_groups=False)  # no directory: an authorized user is no admin
+    _, state = run(c.load(None))
+    assert sb.faults.count("drive:about.get") == 0  # every sharing readable: nobody asked
+    sb.faults.fail("drive", "permissions.list", 403, times=1000, reason="insufficientFilePermissions")
+    for name in ("Holiday calendar", "Expense policy.pdf"):  # in a shared drive: Drive lists no sharing with them
+        ds.edit(sb.ws, file_named(sb, name).id, name=name + " (edited)")
+    sb.faults.reset_counts()
+    items, state = run(c.load(state))
+    found = docs(items)
+    assert set(found) == {"Holiday calendar (edited)", "Expense policy.pdf (edited)"}
+    assert [d.acl for d in found.values()] == [ACL(users=[me])] * 2  # never wider than its real sharing
+    assert sb.faults.count("drive:about.get") == 1  # once a run, whatever the files
+    sb.faults.reset_counts()
+    assert run(c.load(state))[0] == [] and sb.faults.count("drive:about.get") == 0  # nothing read: not asked
+
+
 def test_retries_run_out_as_a_retriable_error(sb: Sandbox) -> None:
     sb.faults.fail("drive", "changes.*", 503, times=10)
     with pytest.raises(RetriableError):

@@ -100,6 +100,7 @@ def test_responses_match_the_discovery_schemas(sb: Sandbox, api: httpx.Client) -
     assert_schema(changes, {"$ref": "ChangeList"})
     assert changes["changes"] and "file" in changes["changes"][0]
     assert_schema(api.get("/drives", params={"fields": "*"}).json(), {"$ref": "DriveList"})
+    assert_schema(api.get("/about", params={"fields": "*"}).json(), {"$ref": "About"})
 
 
 # --- files.list ------------------------------------------------------------------------------
@@ -414,6 +415,22 @@ def test_refresh_tokens_expiry_and_revocation(sb: Sandbox) -> None:
     assert expired.status_code == 401 and expired.json()["error"]["status"] == "UNAUTHENTICATED"
     httpx.post(sb.ctx.http_url + "/_admin/drive/revoke", json={"revoked": True})
     assert httpx.post(url, data=form).json()["error"] == "invalid_grant"
+
+
+def test_about_names_the_user_the_token_reads_as(sb: Sandbox, api: httpx.Client) -> None:
+    assert api.get("/about").json()["error"]["errors"][0]["reason"] == "required"  # Drive asks for `fields`
+    me = api.get("/about", params={"fields": "user(emailAddress)"}).json()
+    assert me == {"user": {"emailAddress": drive_auth.CLIENT_EMAIL}}  # the service account itself
+    info = drive_auth.authorized_user_info(sb.ws, "unused")
+    form = {"grant_type": "refresh_token", **{k: info[k] for k in ("client_id", "client_secret", "refresh_token")}}
+    token = httpx.post(sb.ctx.http_url + drive_auth.TOKEN_PATH, data=form).json()["access_token"]
+    drive_auth.auth(sb.ws).user_email = "dana@example.com"  # who granted the refresh token
+    user = httpx.get(
+        sb.ctx.http_url + "/drive/v3/about",
+        params={"fields": "user(emailAddress)"},
+        headers={"Authorization": f"Bearer {token}"},
+    ).json()["user"]
+    assert user == {"emailAddress": "dana@example.com"}
 
 
 # --- admin and seeds -------------------------------------------------------------------------
