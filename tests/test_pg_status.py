@@ -21,14 +21,19 @@ from inlet.storage.postgres.leases import PgLeases
 from inlet.server.console import overview
 
 
-def test_status_and_console_show_the_lease_holder(database_url: str, tmp_path: Path) -> None:
+def _files_sources(tmp_path: Path, database_url: str, *names: str) -> Path:
+    """A config of `files` sources `names` (one empty folder) on the PostgreSQL index."""
     (tmp_path / "docs").mkdir()
     config = tmp_path / "config.toml"
     config.write_text(
         f'[index]\ndatabase_url = "{database_url}"\nchroma_url = "http://unused"\n'
-        f'[[sources]]\nname = "notes"\ntype = "files"\npath = "{tmp_path / "docs"}"\n'
-        f'[[sources]]\nname = "idle"\ntype = "files"\npath = "{tmp_path / "docs"}"\n'
+        + "".join(f'[[sources]]\nname = "{n}"\ntype = "files"\npath = "{tmp_path / "docs"}"\n' for n in names)
     )
+    return config
+
+
+def test_status_and_console_show_the_lease_holder(database_url: str, tmp_path: Path) -> None:
+    config = _files_sources(tmp_path, database_url, "notes", "idle")
     settings = load_config(config)
     leases = PgLeases(settings.index, 30.0)
     state = open_backend(settings.index).state()
@@ -66,13 +71,7 @@ class StartsARunWhenAsked:
 def test_a_run_starting_while_status_reads_is_shown_running_never_failed(database_url: str, tmp_path: Path) -> None:
     from inlet.status import sources_status
 
-    (tmp_path / "docs").mkdir()
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[index]\ndatabase_url = "{database_url}"\nchroma_url = "http://unused"\n'
-        f'[[sources]]\nname = "notes"\ntype = "files"\npath = "{tmp_path / "docs"}"\n'
-    )
-    settings = load_config(config)
+    settings = load_config(_files_sources(tmp_path, database_url, "notes"))
     leases = PgLeases(settings.index, 30.0)
     state = open_backend(settings.index).state()
     try:
