@@ -115,8 +115,12 @@ def due_at_start(
 class Daemon:
     """Schedules the sources of `settings` on `engine`; `clock` (epoch seconds) is replaceable in tests."""
 
-    def __init__(self, settings: Settings, engine: Engine, *, clock: Clock = time.time, scheduler: Any = None) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine, *, clock: Clock = time.time, scheduler: Any = None, hooks: bool = False
+    ) -> None:
+        """`hooks`: this process serves the API (`--serve`), so webhook change events can be heard."""
         self.settings = settings
+        self.hooks = hooks
         self.engine = engine
         self.state = engine.state
         self.stop = engine.stop
@@ -219,6 +223,7 @@ class Daemon:
             self.event_sync,
             backend.event_writer,
             sole=not backend.shared,
+            hooks=self.hooks,
         )
         self.events.start()
 
