@@ -7,6 +7,10 @@ from running twice (in this process or another), and its `stop` event turns SIGI
 - `misfire_grace_time=None`: a late run (every worker busy, a suspended laptop) still runs, because
   a late sync beats a dropped one (APScheduler's default drops a run that is more than 1 s late);
 - `max_instances=1`, plus a per-source guard shared by a source's sync, retry and prune jobs.
+A sync the daemon starts by itself (scheduled, catch-up, retry, takeover) that finds that guard
+held (a change event's run, a prune, an operator's run) is not dropped: it is owed, once however
+many fall due meanwhile, and queued the moment the guard is released; it then runs unless a sync or
+backfill of the source started since it was owed (that run did its work).
 A failed run is retried after a capped exponential backoff (30 s, 1 min, 2 min, ... up to
 `[daemon].retry_max`); the regular schedule waits out the backoff too, and the failure is logged
 once per streak, not once per attempt. A sync that cannot even start because the index database
@@ -75,6 +79,7 @@ SHUTDOWN_GRACE = STOP_GRACE  # longest wait for runs in flight to reach their ne
 SHUTDOWN_DEADLINE = 20.0  # from SIGTERM to exit, whatever the services and connectors do
 WATCHDOG_MARGIN = 2.0  # the watchdog exits this much before the deadline (logging, interpreter exit)
 Clock = Callable[[], float]
+Mark = tuple[int | None, float | None] | None  # a source's last sync or backfill: (id, finished_at)
 
 
 def backoff(streak: int, cap: float, base: float = RETRY_BASE) -> float:
@@ -130,6 +135,8 @@ class Daemon:
         self.scheduler = scheduler or _scheduler(settings.daemon.max_parallel)
         self.sources = [s for s in settings.sources if s.schedule or s.every]
         self._guards = {s.name: threading.Lock() for s in settings.sources}
+        self._owed: dict[str, tuple[str, Mark]] = {}  # source -> why, last sync when owed (`_take`)
+        self._owed_lock = threading.Lock()  # a guard's release and a sync owed to it, one at a time
         self._failing: dict[str, int] = {}  # source -> failure streak, while failing
         self._backoff_until: dict[str, float] = {}
         self._manual = 0  # operator requests so far (each its own job)
@@ -292,17 +299,30 @@ class Daemon:
 
     def sync_job(self, name: str, why: str = "schedule") -> RunResult | None:
         """One scheduled sync; skipped while the source is paused, runs elsewhere or backs off after
-        a failure. An index database that cannot be reached before the run could start (to read the
-        pauses, take the lease) fails it as a run that started would: one line, then the backoff
-        (no run is recorded: the database holds the records)."""
+        a failure; owed while a run of it is in flight here (`_take`). An index database that cannot
+        be reached before the run could start (to read the pauses, take the lease) fails it as a run
+        that started would: one line, then the backoff (no run is recorded: the database holds the
+        records)."""
+        return self._guarded_sync_job(name, why, None)
+
+    def _owed_job(self, name: str, why: str, mark: Mark) -> RunResult | None:
+        """A sync owed while a run of its source was in flight, queued once that run ended: skipped
+        when a sync or backfill started since it was owed (or was the run in flight), which did its work."""
+        if mark is None or mark[1] is not None:  # none was in flight when it was owed
+            if self._last_sync(name) == mark:
+                return self._guarded_sync_job(name, why, mark)
+        log.info("sync of %r that waited for the run in progress skipped: a sync of it ran meanwhile", name)
+        return None
+
+    def _guarded_sync_job(self, name: str, why: str, mark: Mark) -> RunResult | None:
         try:
-            return self._sync_job(name, why)
+            return self._sync_job(name, why, mark)
         except IndexUnavailable as exc:
             result = RunResult(name, "failed", 0, 0, 0, 1, 0.0, str(exc))
             self._after(name, result)
             return result
 
-    def _sync_job(self, name: str, why: str) -> RunResult | None:
+    def _sync_job(self, name: str, why: str, mark: Mark = None) -> RunResult | None:
         if name in self.state.paused():
             log.debug("sync of %r skipped: its schedule is paused", name)
             return None
@@ -317,9 +337,7 @@ class Daemon:
             if why in _REQUEUED:  # due once the wait ends (a scheduled one: at the schedule's next time)
                 self._once(f"{_REQUEUED[why]}:{name}", self.sync_job, throttled, name, why)
             return None
-        guard = self._guards[name]
-        if not guard.acquire(blocking=False):
-            log.info("sync of %r skipped: a run of it is still in progress", name)
+        if not self._take(name, why, mark):
             return None
         try:
             if self.engine.leases.shared:
@@ -335,9 +353,48 @@ class Daemon:
             self._watch_lease(name)
             return None
         finally:
-            guard.release()
+            self._release(name)
         self._after(name, result)
         return result
+
+    def _last_sync(self, name: str) -> Mark:
+        last = self.state.last_run(name, kinds=("sync", "backfill"))
+        return (last.id, last.finished_at) if last is not None else None
+
+    def _take(self, name: str, why: str, mark: Mark = None) -> bool:
+        """Take the source's guard for a sync the daemon started by itself, or, while a run of the
+        source holds it, owe the sync to that run's end (`_release`; `mark`: the source's last sync
+        when it was first owed)."""
+        guard = self._guards[name]
+        if guard.acquire(blocking=False):
+            return True
+        mark = mark if mark is not None else self._last_sync(name)  # read before taking the lock
+        with self._owed_lock:
+            if guard.acquire(blocking=False):  # the run ended meanwhile
+                return True
+            owed = name in self._owed
+            if not owed:
+                self._owed[name] = (why, mark)
+        if not owed:
+            log.info("sync of %r (%s) waits for the run of it in progress: it runs right after", name, why)
+        return False
+
+    def _release(self, name: str) -> None:
+        """Release the source's guard; a sync owed meanwhile is queued now."""
+        with self._owed_lock:
+            self._guards[name].release()
+            owed = self._owed.pop(name, None)
+        if owed is not None and not self.stop.is_set():
+            self._once(f"queued:{name}", self._owed_job, self.clock(), name, *owed)
+
+    @contextmanager
+    def _holding(self, name: str) -> Iterator[None]:
+        """The source's guard, waited for (runs an operator or a change event asked for)."""
+        self._guards[name].acquire()
+        try:
+            yield
+        finally:
+            self._release(name)
 
     def _watch_lease(self, name: str) -> None:
         """With shared leases, ask again when the holder's lease would expire: if the holder died,
@@ -382,8 +439,7 @@ class Daemon:
         last = self.state.source(name).last_prune
         if last is not None and self.clock() - last < 0.9 * every:
             return None
-        guard = self._guards[name]
-        if not guard.acquire(blocking=False):
+        if not self._guards[name].acquire(blocking=False):
             self._once(f"prune-retry:{name}", self.prune_job, self.clock() + BUSY_RETRY, name)
             return None
         try:
@@ -392,7 +448,7 @@ class Daemon:
             self._once(f"prune-retry:{name}", self.prune_job, self.clock() + BUSY_RETRY, name)
             return None
         finally:
-            guard.release()
+            self._release(name)
         if result.outcome == "failed":
             log.warning(
                 "prune of %r failed: %s (next try in %s)", name, result.error, self.settings.source(name).prune_every
@@ -406,7 +462,7 @@ class Daemon:
         for name in names:
             if self.stop.is_set():
                 break
-            with self._guards[name], self._counted():
+            with self._holding(name), self._counted():
                 try:
                     result = self.engine.run(name, "sync", scope=scope)
                 except SourceBusyError as exc:
@@ -423,7 +479,7 @@ class Daemon:
         self._once(f"manual:{name}:{self._manual}", self._manual_job, self.clock(), name, restart_backfill)
 
     def _manual_job(self, name: str, restart_backfill: bool) -> RunResult | None:
-        with self._guards[name]:
+        with self._holding(name):
             try:
                 if restart_backfill:
                     result = self.engine.run(name, "backfill", restart=True)
@@ -457,7 +513,7 @@ class Daemon:
             with self._counted():
                 result = self.engine.run(name, kind, since=since, restart=restart, cancel=cancel, env=env)
         finally:
-            guard.release()
+            self._release(name)
         self._after(name, result)
         self.publish()
         return result
@@ -529,7 +585,7 @@ class Daemon:
         for job in self.scheduler.get_jobs():
             kind, _, name = job.id.partition(":")
             when = getattr(job, "next_run_time", None)
-            if name in times and kind in ("sync", "catchup", "retry") and when is not None:
+            if name in times and kind in ("sync", "catchup", "retry", "queued") and when is not None:
                 until = self._backoff_until.get(name)
                 if kind == "sync" and until is not None and when.timestamp() < until:
                     continue

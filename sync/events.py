@@ -5,7 +5,8 @@ change announced while a run of its source is in flight (which may already have 
 channel or folder) always gets a run of its own. Hints of one source arriving within `debounce`
 seconds of each other make one run (never delayed more than `DEBOUNCE_CAP` times that); runs go
 through the daemon's per-source guard, so an event never runs a source twice at once, and a
-scheduled run and an event run of one source queue behind each other.
+scheduled run and an event run of one source queue behind each other (a scheduled run due during an
+event run is owed to its end: the daemon's `_take`).
 
 This module knows no service: a connector's `events()` (see `connectors/events.py`) says whether
 and how it hears changes. A batch of hints that all name a container makes a scoped sync of just
