@@ -29,10 +29,13 @@ the console's "run now") are not held back.
 
 Change events (`events.py`: Slack Socket Mode, Graph subscriptions, Drive push channels) add
 debounced incremental syncs between scheduled ones, through the same per-source guard; the schedule
-stays the reconciling pass. A service notifies only changes made after a subscription exists, so
-each subscription made where none was held (at start: after a restart or a crash) is followed by one
-incremental catch-up sync of what it watches, whatever `due_at_start` says. After every run, its
-source's change events follow the checkpoint it saved (a folder a run found gets its subscription).
+stays the reconciling pass. An event sync that finds the source's lease held by another daemon (a
+shared database) is no failure: it runs again when that lease ends (that run may have read past the
+change before it happened), one for all the events heard meanwhile. A service notifies only changes
+made after a subscription exists, so each subscription made where none was held (at start: after a
+restart or a crash) is followed by one incremental catch-up sync of what it watches, whatever
+`due_at_start` says. After every run, its source's change events follow the checkpoint it saved (a
+folder a run found gets its subscription).
 
 The process around it (index, state, API, local channel, signals) is assembled by
 `inlet.compose.run_daemon`; this module knows no server. `--serve` runs the API in that process
@@ -121,7 +124,13 @@ class Daemon:
     """Schedules the sources of `settings` on `engine`; `clock` (epoch seconds) is replaceable in tests."""
 
     def __init__(
-        self, settings: Settings, engine: Engine, *, clock: Clock = time.time, scheduler: Any = None, hooks: bool = False
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        clock: Clock = time.time,
+        scheduler: Any = None,
+        hooks: bool = False,
     ) -> None:
         """`hooks`: this process serves the API (`--serve`), so webhook change events can be heard."""
         self.settings = settings
@@ -137,6 +146,7 @@ class Daemon:
         self._guards = {s.name: threading.Lock() for s in settings.sources}
         self._owed: dict[str, tuple[str, Mark]] = {}  # source -> why, last sync when owed (`_take`)
         self._owed_lock = threading.Lock()  # a guard's release and a sync owed to it, one at a time
+        self._after_lease: dict[str, frozenset[str] | None] = {}  # event syncs waiting for another host
         self._failing: dict[str, int] = {}  # source -> failure streak, while failing
         self._backoff_until: dict[str, float] = {}
         self._manual = 0  # operator requests so far (each its own job)
@@ -237,12 +247,48 @@ class Daemon:
     def event_sync(self, name: str, scope: frozenset[str] | None = None) -> RunResult | None:
         """A sync asked for by change events (of the containers in `scope` only, unless None): after
         any run of the source in flight, never beside it; none while its service asked for no call
-        (the retry after the wait reads the whole source)."""
+        (the retry after the wait reads the whole source). While another daemon holds the source's
+        lease, it follows that daemon's run (`_follow_lease`): not a failure."""
         throttled = self._throttled_until(name)
         if throttled is not None:
             log.debug("event sync of %r skipped: its service asked for no call before %s", name, _utc(throttled))
             return None
-        return next(iter(self.run_now([name], scope)), None)
+        if self.stop.is_set():
+            return None
+        try:
+            return self._run_held(name, scope)
+        except SourceBusyError as exc:
+            self._follow_lease(name, scope, exc)
+            return None
+        finally:
+            self.publish()
+
+    def _follow_lease(self, name: str, scope: frozenset[str] | None, exc: SourceBusyError) -> None:
+        """Another daemon runs the source, and may have read past the change before it happened:
+        the event sync runs again once that daemon's lease ends (as `_watch_lease` does for a
+        scheduled one), one for every event meanwhile (their containers merged)."""
+        with self._owed_lock:
+            waiting = name in self._after_lease
+            held = self._after_lease.get(name)
+            self._after_lease[name] = scope if not waiting else None if held is None or scope is None else held | scope
+        if waiting or self.stop.is_set():
+            return
+        when = self._lease_ends(name)
+        log.info(
+            "change event sync of %r follows the run of it in progress elsewhere (%s): "
+            "it runs when that lease ends, at %s",
+            name,
+            exc,
+            _utc(when).isoformat(timespec="seconds"),
+        )
+        self._once(f"event-after:{name}", self._event_after_lease, when, name)
+
+    def _event_after_lease(self, name: str) -> RunResult | None:
+        with self._owed_lock:
+            if name not in self._after_lease:
+                return None
+            scope = self._after_lease.pop(name)
+        return self.event_sync(name, scope)
 
     def shutdown(self, grace: float = SHUTDOWN_GRACE) -> bool:
         """Stop firing, let runs in flight stop at their next checkpoint while event sources remove
@@ -401,9 +447,12 @@ class Daemon:
         this daemon takes the source over then (and resumes its checkpoint); if it lives, it renewed."""
         if not self.engine.leases.shared or self.stop.is_set():
             return
-        expires = self.engine.leases.holders().get(name, {}).get("expires")
-        when = max(self.clock(), float(expires) + 0.05) if expires is not None else self.clock() + BUSY_RETRY
-        self._once(f"takeover:{name}", self.sync_job, when, name, "takeover")
+        self._once(f"takeover:{name}", self.sync_job, self._lease_ends(name), name, "takeover")
+
+    def _lease_ends(self, name: str) -> float:
+        """When the source's lease held elsewhere ends (`BUSY_RETRY` from now if that is unknown)."""
+        expires = self.engine.leases.holders().get(name, {}).get("expires") if self.engine.leases.shared else None
+        return max(self.clock(), float(expires) + 0.05) if expires is not None else self.clock() + BUSY_RETRY
 
     def _still_due(self, name: str, why: str) -> bool:
         """With leases shared by several daemons, whether a sync is still wanted once this one holds
@@ -455,22 +504,30 @@ class Daemon:
             )
         return result
 
-    def run_now(self, names: list[str], scope: frozenset[str] | None = None) -> list[RunResult]:
-        """Sync `names` now (the admin route behind `inlet sync`), after any run of them in flight;
-        `scope` limits the sync to those containers (change events)."""
+    def run_now(self, names: list[str]) -> list[RunResult]:
+        """Sync `names` now (the admin route behind `inlet sync`), after any run of them in flight
+        here; one another process runs is not synced (a failed result says so to the caller, but it
+        is no failure of the source: no failure streak, no backoff)."""
         results = []
         for name in names:
             if self.stop.is_set():
                 break
-            with self._holding(name), self._counted():
-                try:
-                    result = self.engine.run(name, "sync", scope=scope)
-                except SourceBusyError as exc:
-                    result = RunResult(name, "failed", 0, 0, 0, 1, 0.0, str(exc))
-            self._after(name, result)
+            try:
+                result = self._run_held(name, None)
+            except SourceBusyError as exc:
+                log.info("sync of %r asked for now not run: %s", name, exc)
+                result = RunResult(name, "failed", 0, 0, 0, 1, 0.0, str(exc))
             results.append(result)
         self.publish()
         return results
+
+    def _run_held(self, name: str, scope: frozenset[str] | None) -> RunResult:
+        """A sync after any run of the source in flight here (of the containers in `scope` only,
+        unless None); SourceBusyError while another process holds the source's lease."""
+        with self._holding(name), self._counted():
+            result = self.engine.run(name, "sync", scope=scope)
+        self._after(name, result)
+        return result
 
     def start_now(self, name: str, restart_backfill: bool = False) -> None:
         """Queue a run of `name` at once, in the scheduler's pool (the console's "run now" and "restart

@@ -265,7 +265,9 @@ def test_webhook_events_are_not_opened_by_a_daemon_that_serves_no_hooks(tmp_path
         (tmp_path / "idx").mkdir()
         SqliteState(tmp_path / "idx" / "state.db").close()
         env = {**os.environ, **secrets}
-        loop = event_loop_for(settings, lambda name: settings.connector(name, env), Runs(), open_backend(settings).event_writer)
+        loop = event_loop_for(
+            settings, lambda name: settings.connector(name, env), Runs(), open_backend(settings).event_writer
+        )
         try:
             loop.start()
             assert not loop.sources and not channels(sb.ctx).open
