@@ -168,6 +168,19 @@ def test_a_frozen_daemon_is_fenced_out_when_it_wakes(tmp_path: Path, database_ur
         stop(frozen, *([successor] if successor else []))
 
 
+def one_source(tmp_path: Path, database_url: str, name: str) -> Any:
+    """Settings of one hourly `files` source on the test's database (no Chroma is reached)."""
+    from inlet.config import parse_config
+
+    (tmp_path / "docs").mkdir()
+    raw = {
+        "index": {"database_url": database_url, "chroma_url": "http://unused"},
+        "daemon": {"jitter": "0s"},
+        "sources": [{"name": name, "type": "files", "path": str(tmp_path / "docs"), "every": "1h"}],
+    }
+    return parse_config(raw, tmp_path / "config.toml")
+
+
 def test_a_sync_due_while_the_database_refuses_is_one_failure_line_and_a_retry(
     tmp_path: Path, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -175,19 +188,12 @@ def test_a_sync_due_while_the_database_refuses_is_one_failure_line_and_a_retry(
     `database_url` (no traceback), and retried with the backoff of a failed run."""
     import logging
 
-    from inlet.config import parse_config
     from inlet.storage.postgres.state import PgState
     from inlet.sync.daemon import RETRY_BASE, Daemon
     from tests.index.test_pg_storage import accepting
     from tests.sync.test_daemon import Clock, FakeEngine, jobs
 
-    (tmp_path / "docs").mkdir()
-    raw = {
-        "index": {"database_url": database_url, "chroma_url": "http://unused"},
-        "daemon": {"jitter": "0s"},
-        "sources": [{"name": "notes", "type": "files", "path": str(tmp_path / "docs"), "every": "1h"}],
-    }
-    settings = parse_config(raw, tmp_path / "config.toml")
+    settings = one_source(tmp_path, database_url, "notes")
     state = PgState(settings.index)
     state.pool.timeout = 1.0  # type: ignore[attr-defined]  # a run's wait for a connection, short here
     clock = Clock()
@@ -216,7 +222,6 @@ def test_an_event_heard_while_another_daemon_runs_the_source_follows_that_run(
     import logging
     from datetime import timezone
 
-    from inlet.config import parse_config
     from inlet.storage.postgres.leases import PgLeases
     from inlet.storage.postgres.state import PgState
     from inlet.sync.daemon import Daemon
@@ -230,13 +235,7 @@ def test_an_event_heard_while_another_daemon_runs_the_source_follows_that_run(
                 self.scopes.append(scope)
                 return super().run(name, kind, scope=scope)
 
-    (tmp_path / "docs").mkdir()
-    raw = {
-        "index": {"database_url": database_url, "chroma_url": "http://unused"},
-        "daemon": {"jitter": "0s"},
-        "sources": [{"name": "mail", "type": "files", "path": str(tmp_path / "docs"), "every": "1h"}],
-    }
-    settings = parse_config(raw, tmp_path / "config.toml")
+    settings = one_source(tmp_path, database_url, "mail")
     state = PgState(settings.index)
     engine = LeasedEngine(state, tmp_path / "index")
     engine.leases, engine.scopes = PgLeases(settings.index, 30), []  # type: ignore[assignment,attr-defined]
