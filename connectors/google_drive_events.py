@@ -23,7 +23,8 @@ Drive never checks the address it is given, so a channel opened is not yet a cha
 posts its `sync` message right after `changes.watch`, and a channel none of whose messages reached
 the hook within `SYNC_WAIT` seconds of its opening (`push_url` names another hook, or a proxy routes
 it elsewhere) makes the source's events read down, saying so (logged once a channel), until one of
-its messages arrives. The wait is measured on `renewals.clock`.
+its messages arrives; a channel opened after that (a renewal, to the same address) reads down at
+once, until heard. The wait is measured on `renewals.clock`.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ class DrivePushChannels(EventSource):
         self.held: set[str] = set()  # ids of the channels whose messages are accepted
         self.opened: dict[str, float] = {}  # channel id -> when its `changes.watch` was sent (renewals.clock)
         self.heard: set[str] = set()  # ids of the channels a message of which reached the hook
-        self._told: set[str] = set()  # channels already logged as deaf
+        self.unheard = False  # a channel was found deaf: new ones read down too until heard (logged once)
         self._drives_listed: float | None = None  # time.monotonic() of the last listing
 
     def start(self, emit: Emit) -> None:
@@ -133,7 +134,6 @@ class DrivePushChannels(EventSource):
         self.held.discard(channel)
         self.opened.pop(channel, None)
         self.heard.discard(channel)
-        self._told.discard(channel)
 
     def maintain(self) -> None:
         if self._drives_listed is None or time.monotonic() - self._drives_listed >= DRIVES_EVERY:
@@ -152,29 +152,31 @@ class DrivePushChannels(EventSource):
         finally:
             self.live, self.reason = self.renewals.live, self.renewals.reason
             deaf = self._deaf()
-            if self.live and deaf is not None:
+            if self.live and deaf:
                 self.live = False
                 self.reason = (
                     f"Drive's sync message for the channel never reached /hooks/google_drive/{self.connector.name}: "
                     "is push_url routed to this hook?"
                 )
-                if deaf not in self._told:
-                    self._told.add(deaf)
+                if not self.unheard:
                     log.warning(
                         "source %r: change events down: %s (push_url = %s); the schedule still syncs it",
                         self.connector.name,
                         self.reason,
                         self.url,
                     )
+            self.unheard = deaf
 
-    def _deaf(self) -> str | None:
-        """A held channel none of whose messages reached the hook `SYNC_WAIT` s after it opened, if any."""
+    def _deaf(self) -> bool:
+        """Whether a held channel has had none of its messages reach the hook `SYNC_WAIT` s after it
+        opened (at once, for a channel opened after one was found so: a renewal, the same address)."""
         now = self.renewals.clock()
         for sub in list(self.renewals.subs.values()):
             channel = sub.id
-            if channel and channel not in self.heard and now - self.opened.get(channel, now) >= SYNC_WAIT:
-                return channel
-        return None
+            if channel and channel not in self.heard:
+                if self.unheard or now - self.opened.get(channel, now) >= SYNC_WAIT:
+                    return True
+        return False
 
     def stop(self) -> None:
         self.live = False
