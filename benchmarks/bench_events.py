@@ -163,7 +163,9 @@ def daemon_for(
             env = {**os.environ, **env}  # the sandbox's tokens
             Engine(parse_config(unpaced), index, state, env=env).run(SOURCES[service], "sync")
             engine = Engine(settings, index, state, env=env)
-            daemon = (daemon_class or (WholeSourceDaemon if whole else Daemon))(settings, engine)
+            daemon = (daemon_class or (WholeSourceDaemon if whole else Daemon))(
+                settings, engine, hooks=plan is not None
+            )
             api = plan.start(settings, index, state, daemon) if plan else None
             daemon.start(events=events)
             try:

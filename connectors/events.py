@@ -9,6 +9,8 @@ cost but freshness, and nothing it does touches the index.
 An event source that listens by webhook (Graph change notifications, Drive push channels) is also
 handed the HTTP requests the API receives at `/hooks/{type}/{source}` (`webhook`), as plain values,
 so it needs no web framework; one that opens its own connection (Slack Socket Mode) never gets any.
+It names the configuration key of its hook's public address (`hook_key`): a daemon that serves no
+API (`inlet daemon` without `--serve`) never starts it, since nothing there could hear the service.
 
 An event source that watches containers one by one (a Graph subscription per mail folder) may
 `follow` the source's checkpoint: after each run past the backfill the daemon hands it the checkpoint
@@ -105,6 +107,9 @@ class EventSource(ABC):
     """
 
     follows = False  # whether `follow` does anything (else the daemon reads no checkpoint for it)
+    # The configuration key of the public address of its `/hooks/{type}/{source}` ('push_url'), for
+    # one that listens by webhook; "" for one that opens its own connection (Slack Socket Mode).
+    hook_key = ""
     # Whether this process is the index's only daemon (the folder setup): then a subscription on the
     # source's hook that it does not hold was left by an earlier one. The daemon sets it before `start`.
     sole = True

@@ -18,6 +18,13 @@ A channel is opened only where none is held: a start tried again after a failure
 daemon stops a source's channels on exit whether or not its start succeeded. A channel notifies only
 changes made after `changes.watch`, so each channel opened where none was held (at start: changes made
 while the daemon was down) is followed by a hint: one incremental sync reads what it did not hear.
+
+Drive never checks the address it is given, so a channel opened is not yet a channel heard: Drive
+posts its `sync` message right after `changes.watch`, and a channel none of whose messages reached
+the hook within `SYNC_WAIT` seconds of its opening (`push_url` names another hook, or a proxy routes
+it elsewhere) makes the source's events read down, saying so (logged once a channel), until one of
+its messages arrives; a channel opened after that (a renewal, to the same address) reads down at
+once, until heard. The wait is measured on `renewals.clock`.
 """
 
 from __future__ import annotations
@@ -41,9 +48,12 @@ log = logging.getLogger(__name__)
 
 DRIVES_EVERY = 600.0  # seconds between two listings of the shared drives that get a channel each
 USER_LOG = "changes"  # the key of the user's log's channel; a shared drive's is "drive:<id>"
+SYNC_WAIT = 15.0  # seconds a new channel's `sync` message may take to reach the hook before it reads deaf
 
 
 class DrivePushChannels(EventSource):
+    hook_key = "push_url"
+
     def __init__(self, connector: GoogleDriveConnector, url: str, lifetime: float) -> None:
         super().__init__()
         self.connector = connector
@@ -59,6 +69,9 @@ class DrivePushChannels(EventSource):
         )
         self.channel = self.renewals.add(USER_LOG)  # the user's log's; shared drives' are added as found
         self.held: set[str] = set()  # ids of the channels whose messages are accepted
+        self.opened: dict[str, float] = {}  # channel id -> when its `changes.watch` was sent (renewals.clock)
+        self.heard: set[str] = set()  # ids of the channels a message of which reached the hook
+        self.unheard = False  # a channel was found deaf: new ones read down too until heard (logged once)
         self._drives_listed: float | None = None  # time.monotonic() of the last listing
 
     def start(self, emit: Emit) -> None:
@@ -85,6 +98,7 @@ class DrivePushChannels(EventSource):
         expires = time.time() + self.renewals.lifetime
         channel = str(uuid.uuid4())
         self.held.add(channel)
+        self.opened[channel] = self.renewals.clock()
         try:
             answer = client.watch_changes(
                 client.start_page_token(drive),
@@ -99,7 +113,7 @@ class DrivePushChannels(EventSource):
                 drive,
             )
         except BaseException as exc:
-            self.held.discard(channel)
+            self._forget(channel)
             if isinstance(exc, GoogleApiError) and exc.reason == WEBHOOK_NOT_VERIFIED:
                 raise WebhookNotVerifiedError(
                     self.connector.name,
@@ -113,8 +127,13 @@ class DrivePushChannels(EventSource):
 
     def _stop(self, sub: Subscription) -> None:
         assert sub.id is not None
-        self.held.discard(sub.id)
+        self._forget(sub.id)
         self.connector.client.stop_channel(sub.id, sub.data["resource_id"])
+
+    def _forget(self, channel: str) -> None:
+        self.held.discard(channel)
+        self.opened.pop(channel, None)
+        self.heard.discard(channel)
 
     def maintain(self) -> None:
         if self._drives_listed is None or time.monotonic() - self._drives_listed >= DRIVES_EVERY:
@@ -132,6 +151,32 @@ class DrivePushChannels(EventSource):
             self.renewals.maintain()
         finally:
             self.live, self.reason = self.renewals.live, self.renewals.reason
+            deaf = self._deaf()
+            if self.live and deaf:
+                self.live = False
+                self.reason = (
+                    f"Drive's sync message for the channel never reached /hooks/google_drive/{self.connector.name}: "
+                    "is push_url routed to this hook?"
+                )
+                if not self.unheard:
+                    log.warning(
+                        "source %r: change events down: %s (push_url = %s); the schedule still syncs it",
+                        self.connector.name,
+                        self.reason,
+                        self.url,
+                    )
+            self.unheard = deaf
+
+    def _deaf(self) -> bool:
+        """Whether a held channel has had none of its messages reach the hook `SYNC_WAIT` s after it
+        opened (at once, for a channel opened after one was found so: a renewal, the same address)."""
+        now = self.renewals.clock()
+        for sub in list(self.renewals.subs.values()):
+            channel = sub.id
+            if channel and channel not in self.heard:
+                if self.unheard or now - self.opened.get(channel, now) >= SYNC_WAIT:
+                    return True
+        return False
 
     def stop(self) -> None:
         self.live = False
@@ -146,6 +191,7 @@ class DrivePushChannels(EventSource):
         given = request.headers.get("x-goog-channel-token", "").encode("utf-8", "replace")
         if not secrets.compare_digest(given, self.token.encode()):
             return refused("wrong channel token")
+        self.heard.add(channel)  # the address reaches this hook: the channel is heard
         if request.headers.get("x-goog-resource-state") != "sync":
             number = request.headers.get("x-goog-message-number", "")
             self.emit(Hint(None, key=f"{channel}:{number}"))

@@ -96,7 +96,7 @@ def run_daemon(
         lock_info.update(api_url=api.url, api_file=str(Path(settings.index.path) / api.api_file_name))
     board = ProgressBoard()  # what a forwarded `inlet backfill` draws, as its own run would
     with assembled(settings, stop, on_progress=board.update, **lock_info) as parts:
-        daemon = Daemon(settings, parts.engine)
+        daemon = Daemon(settings, parts.engine, hooks=api is not None)  # webhooks are heard only with the API
         server = api.start(settings, parts.index, parts.state, daemon) if api else None
         local = start_local_commands(settings, parts.index, parts.state, daemon.run_for_client, board)
         try:

@@ -7,6 +7,10 @@ from running twice (in this process or another), and its `stop` event turns SIGI
 - `misfire_grace_time=None`: a late run (every worker busy, a suspended laptop) still runs, because
   a late sync beats a dropped one (APScheduler's default drops a run that is more than 1 s late);
 - `max_instances=1`, plus a per-source guard shared by a source's sync, retry and prune jobs.
+A sync the daemon starts by itself (scheduled, catch-up, retry, takeover) that finds that guard
+held (a change event's run, a prune, an operator's run) is not dropped: it is owed, once however
+many fall due meanwhile, and queued the moment the guard is released; it then runs unless a sync or
+backfill of the source started since it was owed (that run did its work).
 A failed run is retried after a capped exponential backoff (30 s, 1 min, 2 min, ... up to
 `[daemon].retry_max`); the regular schedule waits out the backoff too, and the failure is logged
 once per streak, not once per attempt. A sync that cannot even start because the index database
@@ -25,10 +29,13 @@ the console's "run now") are not held back.
 
 Change events (`events.py`: Slack Socket Mode, Graph subscriptions, Drive push channels) add
 debounced incremental syncs between scheduled ones, through the same per-source guard; the schedule
-stays the reconciling pass. A service notifies only changes made after a subscription exists, so
-each subscription made where none was held (at start: after a restart or a crash) is followed by one
-incremental catch-up sync of what it watches, whatever `due_at_start` says. After every run, its
-source's change events follow the checkpoint it saved (a folder a run found gets its subscription).
+stays the reconciling pass. An event sync that finds the source's lease held by another daemon (a
+shared database) is no failure: it runs again when that lease ends (that run may have read past the
+change before it happened), one for all the events heard meanwhile. A service notifies only changes
+made after a subscription exists, so each subscription made where none was held (at start: after a
+restart or a crash) is followed by one incremental catch-up sync of what it watches, whatever
+`due_at_start` says. After every run, its source's change events follow the checkpoint it saved (a
+folder a run found gets its subscription).
 
 The process around it (index, state, API, local channel, signals) is assembled by
 `inlet.compose.run_daemon`; this module knows no server. `--serve` runs the API in that process
@@ -75,6 +82,7 @@ SHUTDOWN_GRACE = STOP_GRACE  # longest wait for runs in flight to reach their ne
 SHUTDOWN_DEADLINE = 20.0  # from SIGTERM to exit, whatever the services and connectors do
 WATCHDOG_MARGIN = 2.0  # the watchdog exits this much before the deadline (logging, interpreter exit)
 Clock = Callable[[], float]
+Mark = tuple[int | None, float | None] | None  # a source's last sync or backfill: (id, finished_at)
 
 
 def backoff(streak: int, cap: float, base: float = RETRY_BASE) -> float:
@@ -115,8 +123,18 @@ def due_at_start(
 class Daemon:
     """Schedules the sources of `settings` on `engine`; `clock` (epoch seconds) is replaceable in tests."""
 
-    def __init__(self, settings: Settings, engine: Engine, *, clock: Clock = time.time, scheduler: Any = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        clock: Clock = time.time,
+        scheduler: Any = None,
+        hooks: bool = False,
+    ) -> None:
+        """`hooks`: this process serves the API (`--serve`), so webhook change events can be heard."""
         self.settings = settings
+        self.hooks = hooks
         self.engine = engine
         self.state = engine.state
         self.stop = engine.stop
@@ -126,6 +144,9 @@ class Daemon:
         self.scheduler = scheduler or _scheduler(settings.daemon.max_parallel)
         self.sources = [s for s in settings.sources if s.schedule or s.every]
         self._guards = {s.name: threading.Lock() for s in settings.sources}
+        self._owed: dict[str, tuple[str, Mark]] = {}  # source -> why, last sync when owed (`_take`)
+        self._owed_lock = threading.Lock()  # a guard's release and a sync owed to it, one at a time
+        self._after_lease: dict[str, frozenset[str] | None] = {}  # event syncs waiting for another host
         self._failing: dict[str, int] = {}  # source -> failure streak, while failing
         self._backoff_until: dict[str, float] = {}
         self._manual = 0  # operator requests so far (each its own job)
@@ -219,18 +240,55 @@ class Daemon:
             self.event_sync,
             backend.event_writer,
             sole=not backend.shared,
+            hooks=self.hooks,
         )
         self.events.start()
 
     def event_sync(self, name: str, scope: frozenset[str] | None = None) -> RunResult | None:
         """A sync asked for by change events (of the containers in `scope` only, unless None): after
         any run of the source in flight, never beside it; none while its service asked for no call
-        (the retry after the wait reads the whole source)."""
+        (the retry after the wait reads the whole source). While another daemon holds the source's
+        lease, it follows that daemon's run (`_follow_lease`): not a failure."""
         throttled = self._throttled_until(name)
         if throttled is not None:
             log.debug("event sync of %r skipped: its service asked for no call before %s", name, _utc(throttled))
             return None
-        return next(iter(self.run_now([name], scope)), None)
+        if self.stop.is_set():
+            return None
+        try:
+            return self._run_held(name, scope)
+        except SourceBusyError as exc:
+            self._follow_lease(name, scope, exc)
+            return None
+        finally:
+            self.publish()
+
+    def _follow_lease(self, name: str, scope: frozenset[str] | None, exc: SourceBusyError) -> None:
+        """Another daemon runs the source, and may have read past the change before it happened:
+        the event sync runs again once that daemon's lease ends (as `_watch_lease` does for a
+        scheduled one), one for every event meanwhile (their containers merged)."""
+        with self._owed_lock:
+            waiting = name in self._after_lease
+            held = self._after_lease.get(name)
+            self._after_lease[name] = scope if not waiting else None if held is None or scope is None else held | scope
+        if waiting or self.stop.is_set():
+            return
+        when = self._lease_ends(name)
+        log.info(
+            "change event sync of %r follows the run of it in progress elsewhere (%s): "
+            "it runs when that lease ends, at %s",
+            name,
+            exc,
+            _utc(when).isoformat(timespec="seconds"),
+        )
+        self._once(f"event-after:{name}", self._event_after_lease, when, name)
+
+    def _event_after_lease(self, name: str) -> RunResult | None:
+        with self._owed_lock:
+            if name not in self._after_lease:
+                return None
+            scope = self._after_lease.pop(name)
+        return self.event_sync(name, scope)
 
     def shutdown(self, grace: float = SHUTDOWN_GRACE) -> bool:
         """Stop firing, let runs in flight stop at their next checkpoint while event sources remove
@@ -287,17 +345,30 @@ class Daemon:
 
     def sync_job(self, name: str, why: str = "schedule") -> RunResult | None:
         """One scheduled sync; skipped while the source is paused, runs elsewhere or backs off after
-        a failure. An index database that cannot be reached before the run could start (to read the
-        pauses, take the lease) fails it as a run that started would: one line, then the backoff
-        (no run is recorded: the database holds the records)."""
+        a failure; owed while a run of it is in flight here (`_take`). An index database that cannot
+        be reached before the run could start (to read the pauses, take the lease) fails it as a run
+        that started would: one line, then the backoff (no run is recorded: the database holds the
+        records)."""
+        return self._guarded_sync_job(name, why, None)
+
+    def _owed_job(self, name: str, why: str, mark: Mark) -> RunResult | None:
+        """A sync owed while a run of its source was in flight, queued once that run ended: skipped
+        when a sync or backfill started since it was owed (or was the run in flight), which did its work."""
+        if mark is None or mark[1] is not None:  # none was in flight when it was owed
+            if self._last_sync(name) == mark:
+                return self._guarded_sync_job(name, why, mark)
+        log.info("sync of %r that waited for the run in progress skipped: a sync of it ran meanwhile", name)
+        return None
+
+    def _guarded_sync_job(self, name: str, why: str, mark: Mark) -> RunResult | None:
         try:
-            return self._sync_job(name, why)
+            return self._sync_job(name, why, mark)
         except IndexUnavailable as exc:
             result = RunResult(name, "failed", 0, 0, 0, 1, 0.0, str(exc))
             self._after(name, result)
             return result
 
-    def _sync_job(self, name: str, why: str) -> RunResult | None:
+    def _sync_job(self, name: str, why: str, mark: Mark = None) -> RunResult | None:
         if name in self.state.paused():
             log.debug("sync of %r skipped: its schedule is paused", name)
             return None
@@ -312,9 +383,7 @@ class Daemon:
             if why in _REQUEUED:  # due once the wait ends (a scheduled one: at the schedule's next time)
                 self._once(f"{_REQUEUED[why]}:{name}", self.sync_job, throttled, name, why)
             return None
-        guard = self._guards[name]
-        if not guard.acquire(blocking=False):
-            log.info("sync of %r skipped: a run of it is still in progress", name)
+        if not self._take(name, why, mark):
             return None
         try:
             if self.engine.leases.shared:
@@ -330,18 +399,60 @@ class Daemon:
             self._watch_lease(name)
             return None
         finally:
-            guard.release()
+            self._release(name)
         self._after(name, result)
         return result
+
+    def _last_sync(self, name: str) -> Mark:
+        last = self.state.last_run(name, kinds=("sync", "backfill"))
+        return (last.id, last.finished_at) if last is not None else None
+
+    def _take(self, name: str, why: str, mark: Mark = None) -> bool:
+        """Take the source's guard for a sync the daemon started by itself, or, while a run of the
+        source holds it, owe the sync to that run's end (`_release`; `mark`: the source's last sync
+        when it was first owed)."""
+        guard = self._guards[name]
+        if guard.acquire(blocking=False):
+            return True
+        mark = mark if mark is not None else self._last_sync(name)  # read before taking the lock
+        with self._owed_lock:
+            if guard.acquire(blocking=False):  # the run ended meanwhile
+                return True
+            owed = name in self._owed
+            if not owed:
+                self._owed[name] = (why, mark)
+        if not owed:
+            log.info("sync of %r (%s) waits for the run of it in progress: it runs right after", name, why)
+        return False
+
+    def _release(self, name: str) -> None:
+        """Release the source's guard; a sync owed meanwhile is queued now."""
+        with self._owed_lock:
+            self._guards[name].release()
+            owed = self._owed.pop(name, None)
+        if owed is not None and not self.stop.is_set():
+            self._once(f"queued:{name}", self._owed_job, self.clock(), name, *owed)
+
+    @contextmanager
+    def _holding(self, name: str) -> Iterator[None]:
+        """The source's guard, waited for (runs an operator or a change event asked for)."""
+        self._guards[name].acquire()
+        try:
+            yield
+        finally:
+            self._release(name)
 
     def _watch_lease(self, name: str) -> None:
         """With shared leases, ask again when the holder's lease would expire: if the holder died,
         this daemon takes the source over then (and resumes its checkpoint); if it lives, it renewed."""
         if not self.engine.leases.shared or self.stop.is_set():
             return
-        expires = self.engine.leases.holders().get(name, {}).get("expires")
-        when = max(self.clock(), float(expires) + 0.05) if expires is not None else self.clock() + BUSY_RETRY
-        self._once(f"takeover:{name}", self.sync_job, when, name, "takeover")
+        self._once(f"takeover:{name}", self.sync_job, self._lease_ends(name), name, "takeover")
+
+    def _lease_ends(self, name: str) -> float:
+        """When the source's lease held elsewhere ends (`BUSY_RETRY` from now if that is unknown)."""
+        expires = self.engine.leases.holders().get(name, {}).get("expires") if self.engine.leases.shared else None
+        return max(self.clock(), float(expires) + 0.05) if expires is not None else self.clock() + BUSY_RETRY
 
     def _still_due(self, name: str, why: str) -> bool:
         """With leases shared by several daemons, whether a sync is still wanted once this one holds
@@ -377,8 +488,7 @@ class Daemon:
         last = self.state.source(name).last_prune
         if last is not None and self.clock() - last < 0.9 * every:
             return None
-        guard = self._guards[name]
-        if not guard.acquire(blocking=False):
+        if not self._guards[name].acquire(blocking=False):
             self._once(f"prune-retry:{name}", self.prune_job, self.clock() + BUSY_RETRY, name)
             return None
         try:
@@ -387,29 +497,37 @@ class Daemon:
             self._once(f"prune-retry:{name}", self.prune_job, self.clock() + BUSY_RETRY, name)
             return None
         finally:
-            guard.release()
+            self._release(name)
         if result.outcome == "failed":
             log.warning(
                 "prune of %r failed: %s (next try in %s)", name, result.error, self.settings.source(name).prune_every
             )
         return result
 
-    def run_now(self, names: list[str], scope: frozenset[str] | None = None) -> list[RunResult]:
-        """Sync `names` now (the admin route behind `inlet sync`), after any run of them in flight;
-        `scope` limits the sync to those containers (change events)."""
+    def run_now(self, names: list[str]) -> list[RunResult]:
+        """Sync `names` now (the admin route behind `inlet sync`), after any run of them in flight
+        here; one another process runs is not synced (a failed result says so to the caller, but it
+        is no failure of the source: no failure streak, no backoff)."""
         results = []
         for name in names:
             if self.stop.is_set():
                 break
-            with self._guards[name], self._counted():
-                try:
-                    result = self.engine.run(name, "sync", scope=scope)
-                except SourceBusyError as exc:
-                    result = RunResult(name, "failed", 0, 0, 0, 1, 0.0, str(exc))
-            self._after(name, result)
+            try:
+                result = self._run_held(name, None)
+            except SourceBusyError as exc:
+                log.info("sync of %r asked for now not run: %s", name, exc)
+                result = RunResult(name, "failed", 0, 0, 0, 1, 0.0, str(exc))
             results.append(result)
         self.publish()
         return results
+
+    def _run_held(self, name: str, scope: frozenset[str] | None) -> RunResult:
+        """A sync after any run of the source in flight here (of the containers in `scope` only,
+        unless None); SourceBusyError while another process holds the source's lease."""
+        with self._holding(name), self._counted():
+            result = self.engine.run(name, "sync", scope=scope)
+        self._after(name, result)
+        return result
 
     def start_now(self, name: str, restart_backfill: bool = False) -> None:
         """Queue a run of `name` at once, in the scheduler's pool (the console's "run now" and "restart
@@ -418,7 +536,7 @@ class Daemon:
         self._once(f"manual:{name}:{self._manual}", self._manual_job, self.clock(), name, restart_backfill)
 
     def _manual_job(self, name: str, restart_backfill: bool) -> RunResult | None:
-        with self._guards[name]:
+        with self._holding(name):
             try:
                 if restart_backfill:
                     result = self.engine.run(name, "backfill", restart=True)
@@ -452,7 +570,7 @@ class Daemon:
             with self._counted():
                 result = self.engine.run(name, kind, since=since, restart=restart, cancel=cancel, env=env)
         finally:
-            guard.release()
+            self._release(name)
         self._after(name, result)
         self.publish()
         return result
@@ -524,7 +642,7 @@ class Daemon:
         for job in self.scheduler.get_jobs():
             kind, _, name = job.id.partition(":")
             when = getattr(job, "next_run_time", None)
-            if name in times and kind in ("sync", "catchup", "retry") and when is not None:
+            if name in times and kind in ("sync", "catchup", "retry", "queued") and when is not None:
                 until = self._backoff_until.get(name)
                 if kind == "sync" and until is not None and when.timestamp() < until:
                     continue

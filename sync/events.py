@@ -5,7 +5,8 @@ change announced while a run of its source is in flight (which may already have 
 channel or folder) always gets a run of its own. Hints of one source arriving within `debounce`
 seconds of each other make one run (never delayed more than `DEBOUNCE_CAP` times that); runs go
 through the daemon's per-source guard, so an event never runs a source twice at once, and a
-scheduled run and an event run of one source queue behind each other.
+scheduled run and an event run of one source queue behind each other (a scheduled run due during an
+event run is owed to its end: the daemon's `_take`).
 
 This module knows no service: a connector's `events()` (see `connectors/events.py`) says whether
 and how it hears changes. A batch of hints that all name a container makes a scoped sync of just
@@ -14,6 +15,9 @@ those containers (`Connector.load_scope`: one Slack channel, one mail folder); a
 the last event, event-to-searchable latency) is written to the state database for `inlet status`
 and `/metrics`, with the reason when not live; a source whose `events()` itself failed is written
 as down with its error (an exception other than inlet's is a connector bug: its type is named).
+A source that hears changes by webhook (`EventSource.hook_key`) is started only by a daemon that
+serves the API (`hooks`); elsewhere nothing could hear the service, so nothing is opened and it is
+shown down, naming the key and `inlet daemon --serve`.
 
 Each source's event source is started and kept alive (`maintain`) on a thread of its own, every call
 within `without_waits` (kit.retry): a throttled or failing subscription call fails at once into the
@@ -340,10 +344,14 @@ def event_loop_for(
     run_sync: RunSync,
     status: Callable[[], EventStatusWriter] | None = None,
     sole: bool = True,
+    hooks: bool = False,
 ) -> EventLoop:
     """An `EventLoop` over every configured source whose connector offers change events; `status`
     opens where it records their state (`Backend.event_writer`), when there are any. `sole`: this
-    daemon is the index's only one (not several hosts on one database)."""
+    daemon is the index's only one (not several hosts on one database). `hooks`: this process
+    serves the API, so its `/hooks/` can hear webhooks; without it, an event source that listens by
+    webhook (`hook_key`) is not started (no subscription or channel is opened that nothing here
+    could hear) and is shown down, saying so."""
     found = []
     off: dict[str, str] = {}  # `inlet status` shows them down, with why
     for source in settings.sources:
@@ -359,6 +367,15 @@ def event_loop_for(
                 "source %r: change events are off: %s; the schedule still syncs it", source.name, off[source.name]
             )
             log.debug("events() of source %r failed", source.name, exc_info=True)
+            continue
+        if events is not None and events.hook_key and not hooks:
+            off[source.name] = (
+                f"{events.hook_key} needs `inlet daemon --serve`: no process here serves "
+                f"/hooks/{source.type}/{source.name}"
+            )
+            log.warning(
+                "source %r: change events are off: %s; the schedule still syncs it", source.name, off[source.name]
+            )
             continue
         if events is not None:
             events.sole = sole

@@ -67,6 +67,8 @@ class GraphWebhooks(EventSource):
     """`resources()` -> {container id: Graph resource path}, read when the daemon starts it;
     `watched(checkpoint)` -> the same, of the containers a checkpoint names (optional)."""
 
+    hook_key = "notifications_url"
+
     def __init__(
         self,
         *,

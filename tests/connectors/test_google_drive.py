@@ -627,6 +627,44 @@ def test_push_messages_sent_before_the_watch_answers_are_accepted(sb: Sandbox) -
     assert post(first, events.token) == 404 and post(str(second), events.token) == 200
 
 
+def test_a_channel_whose_sync_message_never_reaches_the_hook_reads_down_until_a_message_does(
+    sb: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Drive accepts any address: a `push_url` routed elsewhere (here, nothing listens) leaves the
+    channel open and deaf. Its `sync` message not heard within SYNC_WAIT s reads as down, saying
+    why (probe31f F2); the first message that reaches the hook makes it live again."""
+    import time as _time
+
+    from inlet.connectors.google_drive_events import SYNC_WAIT
+
+    c = connector(sb, push_url="http://127.0.0.1:9/hooks/google_drive/other-drive", shared_drives=False)
+    events = c.events()
+    assert events is not None
+    now = [_time.time()]
+    events.renewals.clock = lambda: now[0]  # type: ignore[attr-defined]
+    try:
+        events.start(lambda hint: None)
+        assert events.live  # Drive's sync message may still be on its way
+        now[0] += SYNC_WAIT
+        events.maintain()
+        assert not events.live
+        assert events.reason == (
+            "Drive's sync message for the channel never reached /hooks/google_drive/team-drive: "
+            "is push_url routed to this hook?"
+        )
+        events.channel.renew_now = True  # type: ignore[attr-defined]
+        events.maintain()  # its replacement, to the same address, is not given the benefit of the doubt
+        assert not events.live and "is push_url routed to this hook?" in events.reason
+        assert caplog.text.count("is push_url routed to this hook?") == 1  # logged once
+        channel = events.channel.id  # type: ignore[attr-defined]
+        headers = {"x-goog-channel-id": channel, "x-goog-channel-token": events.token, "x-goog-resource-state": "sync"}
+        assert events.webhook(WebhookRequest("POST", {}, headers, b"")).status == 200  # type: ignore[union-attr]
+        events.maintain()
+        assert events.live and not events.reason
+    finally:
+        events.stop()
+
+
 # --- errors -----------------------------------------------------------------------------------
 def test_rate_limits_and_server_errors_are_retried(sb: Sandbox) -> None:
     clean, _ = run(connector(sb).load(None))

@@ -109,7 +109,7 @@ def event_stack(
         state = SqliteState(Path(settings.index.path) / "state.db")
         engine = Engine(settings, index, state, env=full_env)
         assert engine.run(source, "sync").outcome == "ok"
-        daemon = Daemon(settings, engine)
+        daemon = Daemon(settings, engine, hooks=plan is not None)
         api = plan.start(settings, index, state, daemon) if plan else None
         daemon.start()
         try:

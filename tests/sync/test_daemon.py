@@ -74,8 +74,9 @@ class FakeEngine:
             with self._lock:
                 self.running -= 1
 
-    def run(self, name: str, kind: str = "sync", **_: Any) -> RunResult:
+    def run(self, name: str, kind: str = "sync", scope: frozenset[str] | None = None, **_: Any) -> RunResult:
         script = self.outcomes.get(name)
+        kind = "event" if scope is not None else kind  # a scoped run is recorded so, as the engine does
         return self._record(name, kind, script.pop(0) if script else "ok")
 
     def prune(self, name: str) -> RunResult:
@@ -265,6 +266,37 @@ def test_overlapping_runs_of_a_source_are_refused(tmp_path: Path, state: SqliteS
         engine.hold.set()
         first.join(10)
     assert engine.calls == [("slow", "sync")]
+    owed = jobs(daemon)["queued:slow"]  # owed to the run's end, then queued ...
+    assert owed.func(*owed.args) is None and engine.calls == [("slow", "sync")]  # ... which did its work
+
+
+def _fire(daemon: Daemon, job_id: str) -> Any:
+    """Run a pending one-shot job as the scheduler would, and drop it."""
+    job = jobs(daemon)[job_id]
+    job.remove()
+    return job.func(*job.args)
+
+
+def test_a_sync_due_during_an_event_run_runs_right_after_it_once(tmp_path: Path, state: SqliteState) -> None:
+    """An event run is scoped (one folder): a reconcile that falls due meanwhile is owed, not
+    dropped, and queued once, however often it fell due, when the event run ends (probe31f F3)."""
+    daemon, engine = make_daemon(tmp_path, state, {"name": "mail", "every": "1m"})
+    past_run(state, "mail", NOON - 120, NOON - 60)
+    engine.hold = threading.Event()
+    event = threading.Thread(target=daemon.event_sync, args=("mail", frozenset({"inbox"})))
+    event.start()
+    assert engine.entered.acquire(timeout=10)
+    try:
+        assert daemon.sync_job("mail") is None and daemon.sync_job("mail") is None
+        assert not [j for j in jobs(daemon) if j.startswith("queued:")]  # not beside the event run
+    finally:
+        engine.hold.set()
+        event.join(10)
+    assert [j for j in jobs(daemon) if j.startswith("queued:")] == ["queued:mail"]
+    result = _fire(daemon, "queued:mail")
+    assert result is not None and result.outcome == "ok"
+    assert engine.calls == [("mail", "event"), ("mail", "sync")]
+    assert not [j for j in jobs(daemon) if j.startswith("queued:")]
 
 
 def test_a_run_held_by_another_process_is_skipped(tmp_path: Path, state: SqliteState) -> None:

@@ -90,6 +90,14 @@ def _watched(stack: EventStack) -> set[str | None]:
     return {c.drive_id for c in _chans(stack).open.values()}
 
 
+def test_every_channels_sync_message_reaches_the_hook(stack: EventStack) -> None:
+    """Drive (and the sandbox) post a `sync` message right after `changes.watch`: heard at the hook,
+    it confirms the channel, so its events stay live past the SYNC_WAIT a deaf channel gets."""
+    events = stack.daemon.events.sources[SOURCE].events  # type: ignore[union-attr]
+    wait_for(lambda: _chans(stack).open.keys() <= events.heard, what="every channel's sync message heard")
+    assert stack.report()["live"]
+
+
 def test_hook_checks_the_channel_token(stack: EventStack) -> None:
     hook = str(stack.settings.source(SOURCE).push_url)  # type: ignore[attr-defined]
     channel = next(iter(_chans(stack).open.values()))

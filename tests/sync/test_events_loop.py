@@ -6,6 +6,7 @@ callable that records them, as the daemon's guarded sync is one."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from collections.abc import Iterator
 
 import pytest
@@ -231,3 +232,52 @@ def test_a_connector_whose_events_raise_is_named_with_the_error_s_type_and_shown
         assert "change events: down (source 'b': environment variable 'HOOK'" in shown
     finally:
         loop.stop()
+
+
+def test_webhook_events_are_not_opened_by_a_daemon_that_serves_no_hooks(tmp_path: Path) -> None:
+    """`inlet daemon` without `--serve`: nothing serves `/hooks/`, so no Drive channel or Graph
+    subscription is opened (it would read live while deaf) and `inlet status` says what is missing
+    (probe31f F2). Socket Mode needs no hook: a Slack source's events start as ever."""
+    import os
+    import tomllib
+
+    from click.testing import CliRunner
+
+    from inlet.cli import cli
+    from inlet.config import parse_config
+    from inlet.sandbox.drive_channels import channels
+    from inlet.sandbox.server import Sandbox
+    from inlet.storage.backend import open_backend
+    from inlet.sync.events import event_loop_for
+
+    with Sandbox() as sb:
+        text, secrets = sb.config(tmp_path / "idx")
+        raw = tomllib.loads(text)
+        urls = {"sandbox-drive": "push_url", "sandbox-mail": "notifications_url"}
+        raw["sources"] = [
+            {**s, urls[s["name"]]: f"http://127.0.0.1:9/hooks/{s['type']}/{s['name']}"}
+            for s in raw["sources"]
+            if s["name"] in urls
+        ]
+        config = tmp_path / "inlet.toml"
+        settings = parse_config(raw, config)
+        config.write_text(text)
+        (tmp_path / "idx").mkdir()
+        SqliteState(tmp_path / "idx" / "state.db").close()
+        env = {**os.environ, **secrets}
+        loop = event_loop_for(
+            settings, lambda name: settings.connector(name, env), Runs(), open_backend(settings).event_writer
+        )
+        try:
+            loop.start()
+            assert not loop.sources and not channels(sb.ctx).open
+            status = open_backend(settings).event_status()
+            assert status["sandbox-drive"]["live"] is False
+            assert status["sandbox-drive"]["reason"] == (
+                "push_url needs `inlet daemon --serve`: no process here serves /hooks/google_drive/sandbox-drive"
+            )
+            assert status["sandbox-mail"]["reason"].startswith("notifications_url needs `inlet daemon --serve`")
+            shown = CliRunner().invoke(cli, ["status", "--config", str(config)]).output
+            assert "change events: down (push_url needs `inlet daemon --serve`" in shown, shown
+        finally:
+            loop.stop()

@@ -168,6 +168,19 @@ def test_a_frozen_daemon_is_fenced_out_when_it_wakes(tmp_path: Path, database_ur
         stop(frozen, *([successor] if successor else []))
 
 
+def one_source(tmp_path: Path, database_url: str, name: str) -> Any:
+    """Settings of one hourly `files` source on the test's database (no Chroma is reached)."""
+    from inlet.config import parse_config
+
+    (tmp_path / "docs").mkdir()
+    raw = {
+        "index": {"database_url": database_url, "chroma_url": "http://unused"},
+        "daemon": {"jitter": "0s"},
+        "sources": [{"name": name, "type": "files", "path": str(tmp_path / "docs"), "every": "1h"}],
+    }
+    return parse_config(raw, tmp_path / "config.toml")
+
+
 def test_a_sync_due_while_the_database_refuses_is_one_failure_line_and_a_retry(
     tmp_path: Path, database_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -175,19 +188,12 @@ def test_a_sync_due_while_the_database_refuses_is_one_failure_line_and_a_retry(
     `database_url` (no traceback), and retried with the backoff of a failed run."""
     import logging
 
-    from inlet.config import parse_config
     from inlet.storage.postgres.state import PgState
     from inlet.sync.daemon import RETRY_BASE, Daemon
     from tests.index.test_pg_storage import accepting
     from tests.sync.test_daemon import Clock, FakeEngine, jobs
 
-    (tmp_path / "docs").mkdir()
-    raw = {
-        "index": {"database_url": database_url, "chroma_url": "http://unused"},
-        "daemon": {"jitter": "0s"},
-        "sources": [{"name": "notes", "type": "files", "path": str(tmp_path / "docs"), "every": "1h"}],
-    }
-    settings = parse_config(raw, tmp_path / "config.toml")
+    settings = one_source(tmp_path, database_url, "notes")
     state = PgState(settings.index)
     state.pool.timeout = 1.0  # type: ignore[attr-defined]  # a run's wait for a connection, short here
     clock = Clock()
@@ -205,3 +211,57 @@ def test_a_sync_due_while_the_database_refuses_is_one_failure_line_and_a_retry(
     assert "'notes' is failing" in errors[0].getMessage() and "database_url" in errors[0].getMessage()
     assert "retry:notes" in jobs(daemon)
     assert daemon._backoff_until["notes"] == clock.now + 2 * RETRY_BASE  # the second failure in a row
+
+
+def test_an_event_heard_while_another_daemon_runs_the_source_follows_that_run(
+    tmp_path: Path, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another host holds the source's lease: the change event's sync is no failure (no ERROR, no
+    streak, no backoff); it runs again when that lease ends, once for every event meanwhile, their
+    containers merged (probe31b F2)."""
+    import logging
+    from datetime import timezone
+
+    from inlet.storage.postgres.leases import PgLeases
+    from inlet.storage.postgres.state import PgState
+    from inlet.sync.daemon import Daemon
+    from tests.sync.test_daemon import Clock, FakeEngine, jobs
+
+    class LeasedEngine(FakeEngine):
+        """Runs only while holding the source's lease, as the engine does."""
+
+        def run(self, name: str, kind: str = "sync", scope: frozenset[str] | None = None, **_: Any) -> Any:
+            with self.leases.hold(name):
+                self.scopes.append(scope)
+                return super().run(name, kind, scope=scope)
+
+    settings = one_source(tmp_path, database_url, "mail")
+    state = PgState(settings.index)
+    engine = LeasedEngine(state, tmp_path / "index")
+    engine.leases, engine.scopes = PgLeases(settings.index, 30), []  # type: ignore[assignment,attr-defined]
+    other = PgLeases(settings.index, 30)  # another host's daemon
+    daemon = Daemon(settings, engine, clock=Clock())  # type: ignore[arg-type]
+    try:
+        fence = other.acquire("mail")
+        expires = other.holders()["mail"]["expires"]
+        with caplog.at_level(logging.INFO, logger="inlet"):
+            assert daemon.event_sync("mail", frozenset({"inbox"})) is None
+            assert daemon.event_sync("mail", frozenset({"sent"})) is None  # another event meanwhile
+        assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+        assert "follows the run of it in progress elsewhere" in caplog.text
+        assert state.failure_streak("mail") == 0 and not daemon._backoff_until and not daemon._failing
+        follow = [j for j in jobs(daemon) if j.startswith("event-after:")]
+        assert follow == ["event-after:mail"] and "retry:mail" not in jobs(daemon)
+        when = jobs(daemon)["event-after:mail"].trigger.run_date.astimezone(timezone.utc).timestamp()
+        assert expires <= when < expires + 1  # when the other daemon's lease ends
+        other.release(fence)
+        job = jobs(daemon)["event-after:mail"]
+        job.remove()
+        result = job.func(*job.args)
+        assert result is not None and result.outcome == "ok"
+        assert engine.scopes == [frozenset({"inbox", "sent"})]  # type: ignore[attr-defined]
+        assert engine.calls == [("mail", "event")]
+    finally:
+        other.close()
+        engine.leases.close()  # type: ignore[attr-defined]
+        state.close()
