@@ -823,7 +823,7 @@ def _docx(data: bytes) -> str:
     from docx.oxml import parse_xml
 
     document = docx.Document(io.BytesIO(data))
-    parts = list(_docx_blocks(document.element.body, document))
+    parts = list(_docx_blocks(document.element.body, document, document.part))
     parts.extend(_docx_headers_and_footers(document))
     notes = {rel.reltype: rel.target_part for rel in document.part.rels.values() if not rel.is_external}
     for kind, tag in ((RT.FOOTNOTES, "footnote"), (RT.ENDNOTES, "endnote"), (RT.COMMENTS, "comment")):
@@ -832,7 +832,7 @@ def _docx(data: bytes) -> str:
         for note in parse_xml(notes[kind].blob).iterchildren(f"{_W}{tag}"):
             if note.get(f"{_W}type", "normal") != "normal":
                 continue  # the separator lines above the notes
-            text = "\n\n".join(_docx_blocks(note, document))
+            text = "\n\n".join(_docx_blocks(note, document, notes[kind]))
             if text and tag == "comment":
                 author = " ".join((note.get(f"{_W}author") or "").split())
                 text = f"Comment ({author}): {text}" if author else f"Comment: {text}"
@@ -855,14 +855,15 @@ def _docx_headers_and_footers(document: Any) -> Iterator[str]:
             part = document.part.related_parts.get(reference.get(_R_ID))
             if part is None:
                 continue
-            text = "\n\n".join(_docx_blocks(parse_xml(part.blob), document))
+            text = "\n\n".join(_docx_blocks(parse_xml(part.blob), document, part))
             if text and text not in seen:
                 seen.add(text)
                 yield text
 
 
-def _docx_blocks(container: Any, document: Any) -> Iterator[str]:
-    """The text of the blocks of a body, a note, a comment or a text box (`_docx`), in order."""
+def _docx_blocks(container: Any, document: Any, part: Any) -> Iterator[str]:
+    """The text of the blocks of a body, a note, a comment, a header or a text box (`_docx`), in
+    order; `part` is the package part holding them, whose relationships their ids name."""
     from docx.text.paragraph import Paragraph
 
     for block in _docx_within(container, ("p", "tbl", "altChunk")):
@@ -870,7 +871,7 @@ def _docx_blocks(container: Any, document: Any) -> Iterator[str]:
             yield from (row for row in _docx_rows(block) if row.strip(" |"))
             continue
         if block.tag == f"{_W}altChunk":
-            text = _docx_chunk(document, block)
+            text = _docx_chunk(part, block)
             if text:
                 yield text
             continue
@@ -883,7 +884,7 @@ def _docx_blocks(container: Any, document: Any) -> Iterator[str]:
                 text = "#" * (int(level) if level.isdigit() else 1) + " " + text
             yield text
         for box in _docx_text_boxes(block):
-            yield from _docx_blocks(box, document)
+            yield from _docx_blocks(box, document, part)
 
 
 _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
@@ -902,12 +903,12 @@ def _docx_text_boxes(paragraph: Any) -> Iterator[Any]:
             yield box
 
 
-def _docx_chunk(document: Any, chunk: Any) -> str:
+def _docx_chunk(owner: Any, chunk: Any) -> str:
     """The text of an imported chunk (`w:altChunk`): an HTML part through `html_to_text`, a web page
     archive (MHT) by its HTML part, plain text as it is; "" for any other kind (RTF, a nested DOCX)."""
     import email
 
-    part = document.part.related_parts.get(chunk.get(_R_ID))
+    part = owner.related_parts.get(chunk.get(_R_ID))
     if part is None:
         return ""
     kind = part.content_type.split(";")[0].strip().lower()
@@ -994,15 +995,25 @@ def _pptx_texts(shapes: Any) -> Iterator[str]:
                 yield line if line.strip(" |") else ""
 
 
+_C = "{http://schemas.openxmlformats.org/drawingml/2006/chart}"
+
+
 def _pptx_chart(chart: Any) -> str:
     """A chart as words: `Chart: title`, its series' names and its categories (the numbers are
-    drawn, not written, and say little to a search)."""
-    title = chart.chart_title.text_frame.text.strip() if chart.has_title and chart.chart_title.has_text_frame else ""
+    drawn, not written, and say little to a search). Read from the chart's XML, which every plot
+    type writes alike (python-pptx's plot objects know only the 2-D kinds)."""
+    space = chart._chartSpace
+    paragraphs = space.iterfind(f"{_C}chart/{_C}title//{_A}p")
+    title = " ".join(" ".join("".join(t.text or "" for t in p.iter(f"{_A}t")) for p in paragraphs).split())
+    series = [
+        " ".join(v.text.split()) for v in space.iterfind(f".//{_C}ser/{_C}tx//{_C}v") if v.text and v.text.strip()
+    ]
+    first = space.find(f".//{_C}ser")
+    points = [] if first is None else first.iterfind(f"{_C}cat//{_C}pt/{_C}v")
+    categories = [" ".join(v.text.split()) for v in points if v.text and v.text.strip()]
     lines = [f"Chart: {title}" if title else "Chart"]
-    series = [name for plot in chart.plots for name in (s.name for s in plot.series) if name]
     if series:
         lines.append("Series: " + ", ".join(dict.fromkeys(series)))
-    categories = [str(c) for plot in chart.plots[:1] for c in plot.categories if str(c).strip()]
     if categories:
         lines.append("Categories: " + ", ".join(categories))
     return "\n".join(lines) if len(lines) > 1 or title else ""

@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import sys
+import threading
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 QUIET = (
@@ -36,14 +37,18 @@ _SLACK_TOKEN = re.compile(r"\bxox[a-z]-[A-Za-z0-9-]+")
 
 
 SECRET_MIN = 8  # a shorter value is too likely to be ordinary text to be blanked wherever it stands
-_secrets: set[str] = set()
+_secrets: tuple[str, ...] = ()  # longest first; replaced whole, so a line being redacted sees one
+_registering = threading.Lock()
 
 
 def secret(value: str) -> str:
     """`value`, a secret read from the environment, from now on redacted wherever a log line holds
-    it, also as a JSON string writes it (a request that carries it)."""
+    it, also as a JSON string writes it (a request that carries it); one under SECRET_MIN
+    characters is not (such a secret is guessable anyway)."""
+    global _secrets
     if len(value) >= SECRET_MIN:
-        _secrets.update({value, json.dumps(value)[1:-1]})
+        with _registering:
+            _secrets = tuple(sorted({*_secrets, value, json.dumps(value)[1:-1]}, key=len, reverse=True))
     return value
 
 
@@ -51,7 +56,7 @@ def redact(text: str) -> str:
     """`text` without URL query strings (tokens, cursors, delta links), Slack tokens or the values
     `secret` registered."""
     text = _SLACK_TOKEN.sub("xox?-[redacted]", _URL_QUERY.sub(r"\1?[redacted]", text))
-    for value in sorted(_secrets, key=len, reverse=True):
+    for value in _secrets:
         text = text.replace(value, "[redacted]")
     return text
 

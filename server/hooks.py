@@ -49,9 +49,15 @@ def not_found() -> Response:
     return _answer(NOT_FOUND)
 
 
-async def refuse(scope: Any, receive: Any, send: Any) -> None:
-    """`not_found` as an ASGI app: what `middleware.BodyLimit` answers a hook's body that is too
-    large or stalls, the same answer as a hook nobody registered."""
+async def refuse(scope: Any, receive: Any, send: Any, why: str) -> None:
+    """What `middleware.BodyLimit` answers a hook's body that is too large or stalls (`why`): the
+    answer of a hook nobody registered, logged and counted as every refusal is (only the hooks of
+    live event sources reach the body limit, so their names tell an onlooker nothing)."""
+    name = scope["path"][len(PREFIX) :].partition("/")[2]
+    log.warning("source %r: webhook %s refused: %s", name, scope.get("method"), why)
+    metrics = getattr(getattr(scope.get("app"), "state", None), "metrics", None)
+    if metrics is not None:
+        metrics.webhook_refused.labels(name).inc()
     await not_found()(scope, receive, send)
 
 

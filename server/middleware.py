@@ -28,6 +28,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.routing import Match
@@ -182,6 +183,9 @@ class ObserveMiddleware:
         )
 
 
+Refusal = Callable[[Scope, Receive, Send, str], Awaitable[None]]  # a path's own answer to a body it refuses, and why
+
+
 class BodyLimit:
     """Reads the body of every request (chunked uploads have no Content-Length) up to the size
     limit, each chunk within `idle_timeout` seconds and the whole within twice that (paths under
@@ -194,7 +198,7 @@ class BodyLimit:
         app: ASGIApp,
         max_body_bytes: int,
         idle_timeout: float = BODY_IDLE_TIMEOUT,
-        quick: tuple[str, float, ASGIApp] | None = None,
+        quick: tuple[str, float, Refusal] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
@@ -206,18 +210,22 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         timeout = self.idle_timeout
-        refusal: ASGIApp | None = None
+        refusal: Refusal | None = None
         if self.quick is not None and scope["path"].startswith(self.quick[0]):
             _, timeout, refusal = self.quick
+        why = f"its body is over {self.max_body_bytes} bytes"
         try:
             replay = None if self._declared_too_large(scope) else await self._read_body(receive, timeout)
         except TimeoutError:
-            replay = None
+            replay, why = (
+                None,
+                f"its body stalled (over {timeout:.0f} s between two parts, or {2 * timeout:.0f} s in all)",
+            )
             if refusal is None:
                 await self._stalled(send, timeout)
                 return
         if replay is None and refusal is not None:
-            await refusal(scope, receive, send)  # their own answer: it tells nothing of what the path is
+            await refusal(scope, receive, send, why)  # their own answer: it tells nothing of what the path is
             return
         if replay is None:
             await send_error(

@@ -207,11 +207,17 @@ def test_pptx_speaker_notes_and_charts_are_text():
     chart.has_title = True
     chart.chart_title.text_frame.text = "Bookings by quarter"
     slide.notes_slide.notes_text_frame.text = "Say that the kinkajoudeal closed in March."
+    three_d = slide.shapes.add_chart(XL_CHART_TYPE.COLUMN_CLUSTERED, Inches(1), Inches(5), Inches(3), Inches(2), data)
+    three_d.chart.has_title = True
+    three_d.chart.chart_title.text_frame.text = "Bookings in 3-D"
+    plot = three_d.chart._chartSpace.find(".//{http://schemas.openxmlformats.org/drawingml/2006/chart}barChart")
+    plot.tag = plot.tag.replace("barChart", "bar3DChart")  # a plot type python-pptx's plot objects refuse
     blank = deck.slides.add_slide(deck.slide_layouts[6])
     blank.notes_slide.notes_text_frame.text = " "  # a notes page left empty adds nothing
     assert extract_text(_saved(deck), "pipeline.pptx") == (
         "## Slide 1\n\nPipeline\nChart: Bookings by quarter\nSeries: Wombatline bookings, Churn\n"
-        "Categories: Q1, Q2\nNotes: Say that the kinkajoudeal closed in March."
+        "Categories: Q1, Q2\nChart: Bookings in 3-D\nSeries: Wombatline bookings, Churn\nCategories: Q1, Q2\n"
+        "Notes: Say that the kinkajoudeal closed in March."
     )
 
 
@@ -603,6 +609,15 @@ def test_docx_headers_and_footers_are_text_each_distinct_one_once():
         second.header.is_linked_to_previous = False
         second.header.paragraphs[0].text = "Appendix: revision 7"
         document.add_paragraph("The appendix lists the vendors.")
+        # an imported chunk in a header: its id is the header part's own relationship, not the body's
+        from docx.opc.packuri import PackURI
+        from docx.opc.part import Part
+        from docx.oxml import parse_xml
+
+        html = Part(PackURI("/word/hchunk.htm"), "text/html", b"<p>Draft of the dingo deal</p>", document.part.package)
+        rid = second.header.part.relate_to(html, RELS + "aFChunk")
+        chunk = f'<w:altChunk {W} xmlns:r="{RELS[:-1]}" r:id="{rid}"/>'
+        second.header._element.append(parse_xml(chunk))
 
     assert extract_text(_docx(build), "budget.docx").split("\n\n") == [
         "The ocelot budget is final.",
@@ -610,6 +625,7 @@ def test_docx_headers_and_footers_are_text_each_distinct_one_once():
         "Confidential: Project Quokkaharbour draft",  # the default and the first page's header: once
         "Prepared by the finance team",
         "Appendix: revision 7",
+        "Draft of the dingo deal",
     ]
 
 
