@@ -390,7 +390,7 @@ def _unreadable(c: str) -> bool:
 
 def read_audit(path: Path, user: str | None = None, since: datetime | None = None) -> Iterator[dict[str, Any]]:
     """Each line of the audit files, oldest first, for `user` (case-insensitive) from `since` on;
-    a line that is not JSON (a torn write) is skipped with a warning."""
+    a line that is not a JSON object (a torn write, a hand edit) is skipped with a warning."""
     wanted = normal_user(user) if user else None
     for file in audit_files(path):
         with file.open(encoding="utf-8", errors="replace") as lines:
@@ -398,6 +398,8 @@ def read_audit(path: Path, user: str | None = None, since: datetime | None = Non
                 try:
                     line = json.loads(text)
                 except ValueError:
+                    line = None
+                if not isinstance(line, dict):
                     log.warning("%s:%d is not an audit line; skipped", file, number)
                     continue
                 if wanted is not None and normal_user(str(line.get("user") or "")) != wanted:

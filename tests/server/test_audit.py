@@ -345,6 +345,24 @@ def test_inlet_audit_reads_rotated_files_by_user_and_date(tmp_path: Path) -> Non
     assert prose.exit_code == 0 and prose.output.count("\n") == 20 and "question 38" in prose.output
 
 
+def test_inlet_audit_skips_a_line_that_is_json_but_not_an_object(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    lines = [
+        json.dumps({"user": "alice@example.com", "query": f"q{n}", "time": "2026-01-01T00:00:00Z"}) for n in range(2)
+    ]
+    path.write_text("\n".join([lines[0], "12.5", "[]", '"x"', "null", "{torn", lines[1]]) + "\n")
+    with caplog.at_level("WARNING", logger="inlet.server.audit"):
+        assert [line["query"] for line in read_audit(path, "alice@example.com")] == ["q0", "q1"]
+    skipped = [r.getMessage() for r in caplog.records if r.name == "inlet.server.audit"]
+    assert len(skipped) == 5 and all("is not an audit line; skipped" in message for message in skipped)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[index]\npath = "{tmp_path / "index"}"\n[server]\naudit_log = "{path}"\n')
+    prose = CliRunner().invoke(cli, ["audit", "--config", str(config)])
+    assert prose.exit_code == 0 and "q0" in prose.output and "q1" in prose.output, prose.output
+
+
 def test_audit_off_by_default_and_dash_goes_to_the_log_stream(index: Index, caplog: pytest.LogCaptureFixture) -> None:
     assert ServerConfig().audit_log is None
     app = create_app(settings_for(index.path, audit_log="-"), index=index, env=KEYS)
