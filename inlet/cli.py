@@ -175,8 +175,10 @@ def _engine(settings: Any, progress: bool) -> Iterator[Any]:
 
 
 def _report_runs(results: list[Any], as_json: bool, resume: str = "sync", config_path: str | None = None) -> None:
-    """Each run's outcome; an interrupted one with the command that resumes it, on the same
-    configuration (`--config` as given: without it the command would read another index)."""
+    """Each run's outcome; a backfill pass that read only items modified since a date says so; an
+    interrupted one with the command that resumes it, on the same configuration (`--config` as
+    given: without it the command would read another index) and its `--since` (a backfill without
+    it starts the full pass instead)."""
     import shlex
 
     config = f" --config {shlex.quote(config_path)}" if config_path else ""
@@ -187,8 +189,11 @@ def _report_runs(results: list[Any], as_json: bool, resume: str = "sync", config
                 f"{r.source}: {r.outcome} — {r.upserted} upserted, {r.deleted} deleted, "
                 f"{r.skipped} skipped, {r.errors} errors in {r.seconds:.1f}s"
             )
+            if r.since:
+                line += f"\n  a backfill of the items modified since {r.since} only"
             if r.outcome == "interrupted":
-                again = f"inlet {resume} {shlex.quote(r.source)}{config}"
+                since = f" --since {shlex.quote(r.since)}" if r.since and resume == "backfill" else ""
+                again = f"inlet {resume} {shlex.quote(r.source)}{since}{config}"
                 line += f"\n  progress is kept: `{again}` resumes from the last checkpoint"
             elif r.error:
                 line += f"\n  error: {r.error}"
