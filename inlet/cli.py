@@ -127,6 +127,7 @@ class _Inlet(click.Group):
     account's: `inlet.index.disk`) in one line naming `[index] path`, the folder and the cause, exit 1."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        _LOADED.clear()  # what an earlier command in this process (a test's) read is not this one's
         try:
             return super().invoke(ctx)
         except Exception as exc:
