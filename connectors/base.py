@@ -29,6 +29,7 @@ from typing import Annotated, Any, BinaryIO, ClassVar, Generic, TypeVar, Union, 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
@@ -112,7 +113,18 @@ class _MustExist:
     """Marks a `ConfigPath`: `missing_paths` reports it when nothing is there."""
 
 
-ConfigPath = Annotated[Path, AfterValidator(_relative_to_config), _MustExist()]
+def _named(value: Any) -> Any:
+    """An empty string is no path (a template's unset variable), not the configuration's folder,
+    which `Path("")` would make it: that is `"."`, said on purpose."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError('is empty: name a path ("." for the configuration file\'s own folder)')
+    return value
+
+
+NamedPath = Annotated[Path, BeforeValidator(_named)]
+"""A path in the config file that may not be empty."""
+
+ConfigPath = Annotated[NamedPath, AfterValidator(_relative_to_config), _MustExist()]
 """A path in the config file that must exist (a folder, a CA bundle, a credentials file):
 relative paths are taken from the config file's folder, and a missing one is a configuration
 error naming the key, the source and the path, reported before any command runs."""
@@ -209,7 +221,7 @@ def missing_keys(model: type[BaseModel], values: Mapping[str, Any], base_dir: Pa
             continue
         value = values.get(key)
         for item in value if isinstance(value, (list, tuple)) else [value]:
-            if not isinstance(item, (str, Path)):
+            if not isinstance(item, (str, Path)) or not str(item).strip():  # none, or empty: validation says
                 continue
             path = Path(item) if base_dir is None or Path(item).is_absolute() else base_dir / item
             if not path.exists():

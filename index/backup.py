@@ -22,7 +22,9 @@ SQLite file passes its integrity check; schema steps this inlet knows; a backup 
 listing holds as many files as its manifest counts, empty SQLite side files left by a reader that
 opened it in place not counted); a bad backup leaves nothing
 behind, and a restore that cannot write its copy (a full disk) says so without blaming the backup. A
-backup is only read: a restore into it, or into a folder inside it, is refused. Runs the copy shows
+backup is only read: a restore into it, or into a folder inside it, is refused; so is one into a
+folder that is not empty and holds no index (`INDEX_MARKS`), with or without `replace`, before
+anything is written there. Runs the copy shows
 unfinished are closed as a crash leaves them (`close_orphan_runs`): the process running them is not
 running them in the copy.
 """
@@ -47,6 +49,7 @@ from inlet.index import disk
 from inlet.storage.lock import lock_index
 from inlet.storage.migrations import Migrations
 from inlet.storage.private import private_folder
+from inlet.storage.records import RECORD
 from inlet.storage.sqlite.schema import CATALOG, STATE
 from inlet.storage.sqlite.state import SqliteState
 
@@ -261,6 +264,11 @@ def restore_index(src: Path, to: Path, replace: bool = False) -> Path | None:
     if to.exists() and not to.is_dir():
         raise ConfigError(f"cannot restore to {to}: it is a file, not a folder")
     occupied = to.is_dir() and any(to.iterdir())
+    if occupied and not _holds_index(to):  # a mistyped --to: never moved aside as "the index that was there"
+        raise ConfigError(
+            f"cannot restore to {to}: it is not empty and holds no inlet index (no {', '.join(INDEX_MARKS)}); "
+            "restore to a new or empty folder, or to an index"
+        )
     # a running daemon or server holds it: InletError naming it and saying to stop it first
     lock = lock_index(to, role="restore") if occupied else None
     try:
@@ -273,6 +281,14 @@ def restore_index(src: Path, to: Path, replace: bool = False) -> Path | None:
             lock.release()
     log.info("backup %s restored to %s%s", src, to, f" (the index there moved to {aside})" if aside else "")
     return aside
+
+
+INDEX_MARKS = (*SCHEMAS, "chroma", RECORD, "index.lock")
+"""What only an inlet index folder holds: a non-empty folder without any of them is not one."""
+
+
+def _holds_index(folder: Path) -> bool:
+    return any((folder / name).exists() for name in INDEX_MARKS)
 
 
 def _apart(src: Path, to: Path) -> None:

@@ -67,12 +67,12 @@ def _settings(config_path: str | None) -> Any:
     from inlet.config import check_index_secret, find_config, load_config
 
     settings = load_config(find_config(config_path), check_paths=True)
-    _LOADED[:] = [settings.file]
+    _LOADED[:] = [settings.file, settings.index.path]
     check_index_secret(settings, os.environ)
     return settings
 
 
-_LOADED: list[Any] = []  # the configuration file this command read, for errors found after loading it
+_LOADED: list[Any] = []  # the configuration file this command read and its index folder, for errors found after
 
 
 def _preflight(settings: Any, names: list[str]) -> None:
@@ -122,7 +122,27 @@ def _named_user(ctx: click.Context, param: click.Parameter, value: str | None) -
     return value.strip() if value is not None else None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Inlet(click.Group):
+    """The commands, each of which ends a failure its index folder explains (read-only, full, another
+    account's: `inlet.index.disk`) in one line naming `[index] path`, the folder and the cause, exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        _LOADED.clear()  # what an earlier command in this process (a test's) read is not this one's
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if len(_LOADED) < 2:  # no configuration read yet: no index folder to blame
+                raise
+            from inlet.index.disk import storage_error
+
+            error = storage_error(exc, _LOADED[1])
+            if error is None:
+                raise
+            log.debug("the index folder failed", exc_info=True)
+            _fail(error)
+
+
+@click.group(cls=_Inlet, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="inlet")
 def cli() -> None:
     """inlet: workplace data (Slack, Google Drive, Microsoft 365, Gmail, folders) as permission-aware agent context."""
@@ -145,20 +165,21 @@ UPGRADE_PENDING = (
 def _engine(settings: Any, progress: bool) -> Iterator[Any]:
     """An engine whose runs SIGINT/SIGTERM end at their next checkpoint (recorded `interrupted`)."""
     from inlet.compose import assembled
-    from inlet.index.disk import writes_to
     from inlet.process import stop_on_signals
     from inlet.progress import progress_display
     from inlet.sync.engine import STOP_GRACE
 
-    with writes_to(settings.index.path), progress_display(progress) as on_progress:
+    with progress_display(progress) as on_progress:
         stop = stop_on_signals(STOPPING.format(grace=STOP_GRACE), bound=STOP_GRACE)
         with assembled(settings, stop, on_progress=on_progress) as parts:
             yield parts.engine
 
 
 def _report_runs(results: list[Any], as_json: bool, resume: str = "sync", config_path: str | None = None) -> None:
-    """Each run's outcome; an interrupted one with the command that resumes it, on the same
-    configuration (`--config` as given: without it the command would read another index)."""
+    """Each run's outcome; a backfill pass that read only items modified since a date says so; an
+    interrupted one with the command that resumes it, on the same configuration (`--config` as
+    given: without it the command would read another index) and its `--since` (a backfill without
+    it starts the full pass instead)."""
     import shlex
 
     config = f" --config {shlex.quote(config_path)}" if config_path else ""
@@ -169,8 +190,11 @@ def _report_runs(results: list[Any], as_json: bool, resume: str = "sync", config
                 f"{r.source}: {r.outcome} — {r.upserted} upserted, {r.deleted} deleted, "
                 f"{r.skipped} skipped, {r.errors} errors in {r.seconds:.1f}s"
             )
+            if r.since:
+                line += f"\n  a backfill of the items modified since {r.since} only"
             if r.outcome == "interrupted":
-                again = f"inlet {resume} {shlex.quote(r.source)}{config}"
+                since = f" --since {shlex.quote(r.since)}" if r.since and resume == "backfill" else ""
+                again = f"inlet {resume} {shlex.quote(r.source)}{since}{config}"
                 line += f"\n  progress is kept: `{again}` resumes from the last checkpoint"
             elif r.error:
                 line += f"\n  error: {r.error}"
@@ -379,10 +403,8 @@ def _held_or_here(settings: Any, op: str, args: dict[str, Any], here: Callable[[
 
 def _forget_here(settings: Any, source: str) -> dict[str, Any]:
     from inlet.compose import forget
-    from inlet.index.disk import writes_to
 
-    with writes_to(settings.index.path):
-        return forget(settings, source).as_json()
+    return forget(settings, source).as_json()
 
 
 def _backup_here(settings: Any, target: Path) -> dict[str, Any]:

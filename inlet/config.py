@@ -25,6 +25,7 @@ from inlet.connectors.base import (
     SourceConfig,
     TypedConfig,
     loopback_host as loopback_host,  # re-exported: server/oauth.py names hosts by the same rule
+    NamedPath,
     missing_keys,
     missing_paths,
     not_a_folder,
@@ -55,7 +56,7 @@ def _postgres_url(url: str | None) -> str | None:
 
 
 class IndexConfig(TypedConfig):
-    path: Path = Field(Path(".inlet"), description="embedded store: Chroma files + state database")
+    path: NamedPath = Field(Path(".inlet"), description="embedded store: Chroma files + state database")
     chroma_url: str | None = Field(None, description="use a Chroma server instead of the embedded store")
     database_url: Annotated[str | None, AfterValidator(_postgres_url)] = Field(
         None, description="PostgreSQL for catalog, state and leases (needs chroma_url)"

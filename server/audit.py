@@ -51,14 +51,46 @@ WARN_EVERY = 60.0  # seconds between two warnings about lost lines
 class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
     """A rotating file only its owner may read or write (0600), as every file inlet writes: the
     lines name users and hold their queries. A line it cannot write is counted in `lost` and
-    warned about (at most once every `WARN_EVERY` seconds) without its text."""
+    warned about (at most once every `WARN_EVERY` seconds) without its text. A file moved or
+    removed under it (an external logrotate, an operator archiving it) is noticed at the next line,
+    said once in the log, and a new file is opened at the path, as `WatchedFileHandler` does."""
 
     lost = 0
     _warned = float("-inf")
+    _opened: tuple[int, int] | None = None  # (device, inode) of the file open now
 
     def _open(self) -> Any:
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        found = os.fstat(fd)
+        self._opened = (found.st_dev, found.st_ino)
         return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._reopen_if_moved()
+        super().emit(record)
+
+    def _reopen_if_moved(self) -> None:
+        if self.stream is None or self._opened is None:
+            return
+        try:
+            found = os.stat(self.baseFilename)
+        except FileNotFoundError:
+            found = None
+        except OSError:  # cannot tell: the write says what is wrong
+            return
+        if found is not None and (found.st_dev, found.st_ino) == self._opened:
+            return
+        log.warning(
+            "audit log %s was moved or removed while in use: writing a new file there (rotate it with "
+            "[server] audit_max_bytes, not by moving it)",
+            self.baseFilename,
+        )
+        stream, self.stream = self.stream, None
+        try:
+            stream.close()
+        except OSError as exc:  # what was buffered went to the old file, or nowhere
+            self._lost(exc)
+        # the write opens the new file: a failure there is a lost line, counted and warned about
 
     def handleError(self, record: logging.LogRecord) -> None:
         """Called by `emit` on a failed write (logging's default prints the record, query and all)."""
@@ -390,14 +422,20 @@ def _unreadable(c: str) -> bool:
 
 def read_audit(path: Path, user: str | None = None, since: datetime | None = None) -> Iterator[dict[str, Any]]:
     """Each line of the audit files, oldest first, for `user` (case-insensitive) from `since` on;
-    a line that is not JSON (a torn write) is skipped with a warning."""
+    a line that is not a JSON object (a torn write, a hand edit) is skipped with a warning, and no
+    file at all is warned about (never written, or moved or removed)."""
     wanted = normal_user(user) if user else None
-    for file in audit_files(path):
+    files = audit_files(path)
+    if not files:
+        log.warning("audit log %s does not exist: no server wrote it yet, or it was moved or removed", path)
+    for file in files:
         with file.open(encoding="utf-8", errors="replace") as lines:
             for number, text in enumerate(lines, 1):
                 try:
                     line = json.loads(text)
                 except ValueError:
+                    line = None
+                if not isinstance(line, dict):
                     log.warning("%s:%d is not an audit line; skipped", file, number)
                     continue
                 if wanted is not None and normal_user(str(line.get("user") or "")) != wanted:

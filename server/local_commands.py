@@ -116,7 +116,9 @@ class LocalCommands:
         self.tools = InletTools(retrieval, settings.server.recency_half_life_days, _no_session)
 
     def handlers(self) -> dict[str, Handler]:
-        return {
+        """The ops, each of which fails on a full, read-only or inaccessible index folder with the
+        `StorageError` the command run alone gives (`inlet.index.disk`), not an internal error."""
+        table: dict[str, Handler] = {
             "search": self.search,
             "status": self.status,
             "run": self.run,
@@ -127,6 +129,22 @@ class LocalCommands:
             "backup": self.backup,
             "forget": self.forget,
         }
+        return {op: self._storage_explained(handler) for op, handler in table.items()}
+
+    def _storage_explained(self, handler: Handler) -> Handler:
+        from inlet.index.disk import storage_error
+
+        def explained(args: Mapping[str, Any]) -> Any:
+            try:
+                return handler(args)
+            except Exception as exc:
+                error = storage_error(exc, self.index.path)
+                if error is None:
+                    raise
+                log.error("%s", error)  # the command that forwarded it says so too, on its stderr
+                raise error from exc
+
+        return explained
 
     def forget(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """`inlet forget SOURCE` beside this process, which holds the index: checked against this

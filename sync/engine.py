@@ -7,7 +7,10 @@ the last checkpoint and re-applies, idempotently, what came after it. A full pas
 no `--since`) stamps every document it sees with a generation number; when the
 pass completes, documents of the source it did not see are deleted. A completed pass records how
 far back the source is searchable (`SourceState.covered`): "all" after a full pass, while a `--since`
-pass, which deletes nothing, only ever extends it back to its date. A skip deletes nothing by
+pass, which deletes nothing, only ever extends it back to its date. A backfill resumes an
+interrupted one only when that pass reads all it asks (a full pass, or a `--since` one from no
+later a date): a plain backfill after an interrupted `--since` one starts the full pass anew, and a
+run's result names the `--since` date of the pass it read. A skip deletes nothing by
 itself (its id names an item, not always a document: `doc#body`, an attachment): a connector whose
 item leaves the index by policy yields its `Deletion` too; a failed skip of an item that a later
 `Document` of the same run reads after all is neither counted nor listed. A run changes its own
@@ -149,6 +152,9 @@ class RunResult:
     # a failed run's service asked for no call for this many seconds (the Retry-After of its
     # `RetriableError`, longer than a call waits): the next run waits for it (`Daemon._after`)
     retry_after: float | None = None
+    # the `--since` date (ISO) of the backfill pass the run read: only items modified since then;
+    # None: the full history, or a sync
+    since: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -162,7 +168,23 @@ class RunResult:
             "error": self.error,
             "embedded": self.embedded,
             "retry_after": self.retry_after,
+            "since": self.since,
         }
+
+
+def _reads_all_of(saved: str | None, asked: datetime | None) -> bool:
+    """Whether a backfill pass from `saved` (ISO; None: the full history) reads all that one from
+    `asked` would."""
+    if saved is None:
+        return True
+    if asked is None:
+        return False
+    start = datetime.fromisoformat(saved)
+    return _aware(start) <= _aware(asked)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 class _CheckpointWriter:
@@ -413,7 +435,33 @@ class Engine:
         connector = self.connector(name, env)
         reads = connector.scope_fingerprint()
         rescope = kind == "sync" and scope is None and self._scope_changed(source, reads)
-        fresh = kind == "backfill" and (restart or source.phase != "backfill") or source.phase == "new" or rescope
+        # A backfill resumes the interrupted one only when that pass reads at least what this one asks
+        # (`_reads_all_of`): a plain backfill after an interrupted `--since` one starts the full pass
+        # instead of finishing the narrower one (what that indexed is kept, and not embedded again).
+        narrower = kind == "backfill" and source.phase == "backfill" and not _reads_all_of(source.since, since)
+        fresh = (
+            kind == "backfill"
+            and (restart or source.phase != "backfill" or narrower)
+            or source.phase == "new"
+            or rescope
+        )
+        if narrower and not restart:
+            log.warning(
+                "source %r: the interrupted backfill read only items modified since %s; this one reads %s, so it "
+                "starts anew (what the interrupted one indexed is kept)",
+                name,
+                source.since,
+                f"those since {since.isoformat()}" if since else "the full history",
+            )
+        elif kind == "backfill" and source.phase == "backfill" and not fresh and since is not None:
+            if source.since != since.isoformat():
+                log.warning(
+                    "source %r: resuming the interrupted backfill of %s, which holds all --since %s asks "
+                    "(--restart starts that one instead)",
+                    name,
+                    f"items since {source.since}" if source.since else "the full history",
+                    since.isoformat(),
+                )
         if fresh:
             source = SourceState(
                 name,
@@ -443,6 +491,7 @@ class Engine:
         unclean = bool(previous) and previous[0].outcome not in ("ok", "partial")  # killed, stopped or failed
         run = self.state.start_run(name, kind)
         started = time.monotonic()
+        reads_since = source.since if kind == "backfill" else None  # what this run's pass reads, said in its result
         try:
             # a wait between a call's tries ends when the run stops; an httpx error leaves as inlet's
             with waits_end_when(stop.is_set), http_errors(name):
@@ -457,25 +506,25 @@ class Engine:
                 )
         except CredentialsError as exc:
             log.error("%s", exc)  # names the source; stderr is where an operator looks first
-            return self._finish(run, started, "failed", str(exc), credentials=True)
+            return self._finish(run, started, "failed", str(exc), credentials=True, since=reads_since)
         except InletError as exc:
             if stop.is_set() and isinstance(exc, RetriableError):  # a call gave up waiting: the run stops
-                return self._finish(run, started, "interrupted", INTERRUPTED)
+                return self._finish(run, started, "interrupted", INTERRUPTED, since=reads_since)
             if isinstance(exc, NothingInScopeError) and source.phase == "backfill" and source.checkpoint is not None:
                 source.checkpoint = None  # what the pass read, it read through a scope that matched nothing
                 self.state.save_source(source)
             log.error("source %r failed: %s", name, exc)
-            return self._finish(run, started, "failed", str(exc), retry_after=_retry_after(exc))
+            return self._finish(run, started, "failed", str(exc), retry_after=_retry_after(exc), since=reads_since)
         except Exception as exc:  # a connector bug must not take the daemon down
             full = storage_error(exc, self.index.path)
             if full is not None:  # a full or read-only index folder: its name and cause, no traceback
                 log.error("source %r failed: %s", name, full)
-                return self._finish(run, started, "failed", str(full))
+                return self._finish(run, started, "failed", str(full), since=reads_since)
             log.exception("source %r failed", name)
-            return self._finish(run, started, "failed", f"{type(exc).__name__}: {exc}")
+            return self._finish(run, started, "failed", f"{type(exc).__name__}: {exc}", since=reads_since)
         if stop.is_set():
-            return self._finish(run, started, "interrupted", INTERRUPTED)
-        return self._finish(run, started, "partial" if run.errors else "ok", None)
+            return self._finish(run, started, "interrupted", INTERRUPTED, since=reads_since)
+        return self._finish(run, started, "partial" if run.errors else "ok", None, since=reads_since)
 
     def _scope_changed(self, source: SourceState, reads: dict[str, str]) -> bool:
         """Whether the config keys that choose what an incremental source reads changed since its
@@ -748,6 +797,7 @@ class Engine:
         error: str | None,
         credentials: bool = False,
         retry_after: float | None = None,
+        since: str | None = None,
     ) -> RunResult:
         run.outcome = outcome
         run.error = error
@@ -780,6 +830,7 @@ class Engine:
             run.embedded,
             credentials,
             retry_after,
+            since,
         )
 
     def _record(self, run: RunRecord) -> None:

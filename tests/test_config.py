@@ -681,6 +681,20 @@ def test_an_index_folder_that_cannot_be_created_is_a_storage_error_naming_the_ke
         open_backend(IndexConfig(path=tmp_path / "afile")).catalog()
 
 
+def test_an_empty_path_is_no_path_not_the_configuration_folder(tmp_path: Path) -> None:
+    """Probe 31e F9: `path = ""` (a template's unset variable) is refused naming the key, for the
+    index and a source alike, once each; `"."` is the configuration's folder, said on purpose."""
+    config = tmp_path / "config.toml"
+    config.write_text('[index]\npath = ""\n[[sources]]\nname = "docs"\ntype = "files"\npath = " "\n')
+    with pytest.raises(ConfigError) as refused:
+        load_config(config, check_paths=True)
+    problems = str(refused.value)
+    assert "[index] key 'path': is empty" in problems and "source 'docs': key 'path': is empty" in problems
+    assert "does not exist" not in problems  # said once, as empty
+    config.write_text('[index]\npath = "."\n')
+    assert load_config(config, check_paths=True).index.path == tmp_path
+
+
 def test_a_config_path_that_is_a_folder_is_not_called_missing(tmp_path: Path, monkeypatch) -> None:
     from inlet.config import find_config
 

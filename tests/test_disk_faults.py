@@ -23,7 +23,7 @@ from inlet.index.store import Index
 from inlet.sync.engine import Engine
 from inlet.storage.sqlite.state import SqliteState
 
-from inlet.config import Settings, parse_config
+from inlet.config import Settings, load_config, parse_config
 from tests.test_crash_matrix import WORDS, snapshot
 
 # Long words the model's tokenizer keeps whole: many bytes on disk for few chunks to embed.
@@ -100,6 +100,16 @@ def cli_sync(config: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def write_config(folder: Path, index: Path, docs: Path, source_keys: str, sections: str = "") -> Path:
+    """`folder/config.toml`: the index, `sections`, and a `notes` files source of `docs` with `source_keys`."""
+    config = folder / "config.toml"
+    config.write_text(
+        f'[index]\npath = "{index}"\n{sections}[[sources]]\nname = "notes"\ntype = "files"\n'
+        f'path = "{docs}"\n{source_keys}'
+    )
+    return config
+
+
 def run_here(settings: Settings, embedder: Any) -> str:
     with Index(settings.index, embedder=embedder) as index:
         state = SqliteState(Path(settings.index.path) / "state.db")
@@ -131,11 +141,7 @@ def test_a_full_then_read_only_index_folder_fails_clearly_and_loses_nothing(
         "index": {"path": str(index)},
         "sources": [{"name": "notes", "type": "files", "path": str(docs), "checkpoint_every": 4}],
     }
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[index]\npath = "{index}"\n[[sources]]\nname = "notes"\ntype = "files"\n'
-        f'path = "{docs}"\ncheckpoint_every = 4\n'
-    )
+    config = write_config(tmp_path, index, docs, "checkpoint_every = 4\n")
     settings = parse_config(raw)
     assert run_here(settings, embedder) == "ok"
     before = intact(settings, embedder)
@@ -174,3 +180,134 @@ def test_a_full_then_read_only_index_folder_fails_clearly_and_loses_nothing(
     assert got == intact(clean, embedder)
     assert len(got["documents"]) == 16
     vectors.disconnect(held)
+
+
+COMMANDS = [
+    ["status"],
+    ["status", "--json"],
+    ["search", "budget"],
+    ["backup", "BACKUP"],
+    ["sync"],
+    ["reindex"],
+    ["serve"],
+    ["daemon"],
+    ["mcp", "--user", "a@example.com"],
+]
+
+
+def each_command(config: Path, backup: Path) -> Iterator[tuple[list[str], Any]]:
+    from click.testing import CliRunner
+
+    from inlet.cli import cli
+
+    for command in COMMANDS:
+        args = [str(backup) if a == "BACKUP" else a for a in command]
+        yield command, CliRunner().invoke(cli, [*args, "--config", str(config)])
+
+
+def notes_index(tmp_path: Path, index: Path, embedder: Any) -> tuple[Path, Settings]:
+    """A `notes` files source backfilled into `index`; its config file and settings."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    write_notes(docs, 0, 4, 20)
+    config = write_config(tmp_path, index, docs, 'every = "1h"\n', '[server]\nport = 0\n[daemon]\njitter = "0s"\n')
+    settings = load_config(config)
+    assert run_here(settings, embedder) == "ok"
+    return config, settings
+
+
+def test_every_command_names_a_read_only_or_full_index_folder_and_a_forwarded_run_says_it_as_alone(
+    small_disk: Path, tmp_path: Path, text_hash_embedder: Any
+) -> None:
+    """Not only `sync`: whatever command meets a read-only or full index folder ends in one line
+    naming `[index] path`, the folder and the cause, exit 1, no traceback; a sync or backfill
+    forwarded to the process holding the index fails with the same line and exit code as alone."""
+    from click.testing import CliRunner
+
+    from inlet.cli import cli
+    from inlet.server.local_commands import start_local_commands
+
+    index = small_disk / "index"
+    config, settings = notes_index(tmp_path, index, text_hash_embedder)
+    subprocess.run(["mount", "--bind", str(index), str(index)], check=True)
+    subprocess.run(["mount", "-o", "remount,bind,ro", str(index)], check=True)
+    try:
+        read_only = list(each_command(config, tmp_path / "backup"))
+    finally:
+        subprocess.run(["umount", str(index)], check=True)
+    for command, done in read_only:
+        assert done.exit_code == 1 and isinstance(done.exception, SystemExit), (command, done.output, done.exception)
+        assert f"inlet: [index] path: the index folder {index} is on a read-only file system" in done.output, command
+
+    with Index(settings.index, embedder=text_hash_embedder) as held:  # a holder, started before the disk filled
+        state = SqliteState(held.path / "state.db")
+        engine = Engine(settings, held, state)
+
+        def run(name, kind, since, restart, cancel, env=None):
+            return engine.run(name, kind, since=since, restart=restart, cancel=cancel, env=env)
+
+        local = start_local_commands(settings, held, state, run)
+        assert local is not None
+        filler = fill(small_disk, leave=0)
+        try:
+            forwarded = [
+                CliRunner().invoke(cli, [*args, "--config", str(config)])
+                for args in (["sync", "--json"], ["backfill", "notes"])
+            ]
+        finally:
+            local.close()
+            state.close()
+    full = f"inlet: [index] path: the index folder {index} is full (no space left on the device)"
+    for done in forwarded:
+        assert done.exit_code == 1 and done.stdout == "", done.output
+        assert full in done.output and "internal error" not in done.output, done.output
+    filler.unlink()  # the holder's closing freed a few blocks (its write-ahead logs): fill them too
+    filler = fill(small_disk, leave=0)
+    for command, done in each_command(config, tmp_path / "backup"):  # nobody holds it now
+        assert done.exit_code == 1 and isinstance(done.exception, SystemExit), (command, done.output, done.exception)
+        assert full in done.output, (command, done.output)
+    filler.unlink()
+    assert run_here(settings, text_hash_embedder) == "ok"  # room again: nothing was lost
+    assert len(intact(settings, text_hash_embedder)["documents"]) == 4
+
+
+def test_an_index_folder_of_another_account_says_to_run_as_that_account(text_hash_embedder: Any) -> None:
+    """The service account's index (0700, as inlet makes it) used from another login: one line
+    saying whose it is, not a PermissionError traceback. Run as root, the test takes the effective
+    ids of `nobody` for the one command (the kernel's own permission checks; back to root after)."""
+    import pwd
+    import shutil
+    import tempfile
+
+    from click.testing import CliRunner
+
+    from inlet.cli import cli
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to run the command as another account")
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no account 'nobody' to run the command as")
+    home = Path(tempfile.mkdtemp())  # outside pytest's root-only folders: `nobody` reads the config
+    try:
+        home.chmod(0o755)
+        config, _settings = notes_index(home, home / "index", text_hash_embedder)
+        config.chmod(0o644)
+        assert (home / "index").stat().st_mode & 0o777 == 0o700
+        args = ["status", "--config", str(config)]
+        assert CliRunner().invoke(cli, args).exit_code == 0  # as root, its owner (and every module is loaded)
+        os.setegid(nobody.pw_gid)
+        os.seteuid(nobody.pw_uid)
+        try:
+            done = CliRunner().invoke(cli, args)
+        finally:
+            os.seteuid(0)
+            os.setegid(0)
+    finally:
+        shutil.rmtree(home)
+    assert done.exit_code == 1 and isinstance(done.exception, SystemExit), (done.output, done.exception)
+    assert done.output.strip() == (
+        f"inlet: [index] path: the index folder {home / 'index'} belongs to another account (root): run inlet as "
+        "root, the account that owns it (a daemon or server root runs answers only root's commands)"
+    )

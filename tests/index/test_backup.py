@@ -253,6 +253,24 @@ def test_a_damaged_backup_is_refused_before_the_index_it_would_replace_is_touche
     assert_refused(restore_cli(backup, live), live, before, "catalog.db", "damaged")
 
 
+def test_a_non_empty_folder_that_holds_no_index_is_never_restored_over_nor_moved_aside(
+    tmp_path: Path, made: Path
+) -> None:
+    """Probe 31e F8: a mistyped `--to` (a folder a `files` source reads, say) is refused, with or
+    without --replace, and not called an index; nothing is created in it or beside it."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "notes.txt").write_text("mine")
+    for done in (
+        CliRunner().invoke(cli, ["restore", str(made), "--to", str(photos)]),
+        restore_cli(made, photos),
+    ):
+        assert done.exit_code == 2, done.output
+        assert "is not empty and holds no inlet index" in done.output and "already holds" not in done.output
+        assert [p.name for p in photos.iterdir()] == ["notes.txt"]
+        assert not list(tmp_path.glob("photos.*"))
+
+
 def test_a_backup_missing_a_file_is_refused(tmp_path: Path, made: Path, live: Path) -> None:
     before = files_of(live)
     backup = tmp_path / "backup"

@@ -44,10 +44,19 @@ def test_cause_reads_errno_sqlite_and_chroma_wording(exc: Exception, code: int |
 def test_the_error_names_the_folder_and_keeps_other_failures_as_they_are(tmp_path) -> None:
     error = storage_error(OSError(errno.ENOSPC, "No space left on device"), tmp_path)
     assert isinstance(error, StorageError) and error.exit_code == 1
-    assert str(error).startswith(f"the index folder {tmp_path} is full")
+    assert str(error).startswith(f"[index] path: the index folder {tmp_path} is full")
     with pytest.raises(StorageError, match="read-only file system"):
         with writes_to(tmp_path):
             raise sqlite3.OperationalError("attempt to write a readonly database")
     with pytest.raises(KeyError):
         with writes_to(tmp_path):
             raise KeyError("not a disk problem")
+
+
+def test_a_storage_failure_that_does_not_say_why_is_explained_by_the_folder_or_left_alone(tmp_path) -> None:
+    """SQLite's "unable to open database file" says nothing of the cause: a healthy folder leaves
+    it as it is (a bug to report, with its traceback); a failure that is no storage one never
+    blames the folder."""
+    unexplained = sqlite3.OperationalError("unable to open database file")
+    assert storage_error(unexplained, tmp_path) is None
+    assert storage_error(KeyError("x"), tmp_path) is None

@@ -345,6 +345,59 @@ def test_inlet_audit_reads_rotated_files_by_user_and_date(tmp_path: Path) -> Non
     assert prose.exit_code == 0 and prose.output.count("\n") == 20 and "question 38" in prose.output
 
 
+def test_inlet_audit_skips_a_line_that_is_json_but_not_an_object(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    lines = [
+        json.dumps({"user": "alice@example.com", "query": f"q{n}", "time": "2026-01-01T00:00:00Z"}) for n in range(2)
+    ]
+    path.write_text("\n".join([lines[0], "12.5", "[]", '"x"', "null", "{torn", lines[1]]) + "\n")
+    with caplog.at_level("WARNING", logger="inlet.server.audit"):
+        assert [line["query"] for line in read_audit(path, "alice@example.com")] == ["q0", "q1"]
+    skipped = [r.getMessage() for r in caplog.records if r.name == "inlet.server.audit"]
+    assert len(skipped) == 5 and all("is not an audit line; skipped" in message for message in skipped)
+    config = tmp_path / "config.toml"
+    config.write_text(f'[index]\npath = "{tmp_path / "index"}"\n[server]\naudit_log = "{path}"\n')
+    prose = CliRunner().invoke(cli, ["audit", "--config", str(config)])
+    assert prose.exit_code == 0 and "q0" in prose.output and "q1" in prose.output, prose.output
+
+
+def test_an_audit_file_moved_or_removed_under_the_writer_is_opened_anew(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Probe 31e F11: a file moved (an external logrotate) or removed while a server writes it: the
+    next line goes to a new file at the path (0600), said once each time in the log; `inlet audit`
+    on no file at all says so."""
+    import logging
+
+    from inlet.server.audit import _PrivateRotatingFile
+
+    path = tmp_path / "audit.jsonl"
+    writer = _PrivateRotatingFile(path, maxBytes=0, backupCount=0, encoding="utf-8")
+    writer.setFormatter(logging.Formatter("%(message)s"))
+
+    def write(text: str) -> None:  # as the audit log's writer thread does, here in this thread
+        writer.handle(logging.makeLogRecord({"msg": text}))
+
+    write("one")
+    moved = tmp_path / "audit.jsonl-20261207"
+    path.rename(moved)
+    with caplog.at_level("WARNING", logger="inlet.server.audit"):
+        write("two")
+        path.unlink()
+        write("three")
+    writer.close()
+    assert moved.read_text() == "one\n" and path.read_text() == "three\n"
+    assert path.stat().st_mode & 0o777 == 0o600 and writer.lost == 0
+    said = [r.getMessage() for r in caplog.records if r.name == "inlet.server.audit"]
+    assert len(said) == 2 and all("was moved or removed while in use" in m for m in said)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="inlet.server.audit"):
+        assert list(read_audit(tmp_path / "gone.jsonl")) == []
+    assert "gone.jsonl does not exist" in caplog.text
+
+
 def test_audit_off_by_default_and_dash_goes_to_the_log_stream(index: Index, caplog: pytest.LogCaptureFixture) -> None:
     assert ServerConfig().audit_log is None
     app = create_app(settings_for(index.path, audit_log="-"), index=index, env=KEYS)

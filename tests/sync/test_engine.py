@@ -423,6 +423,46 @@ def test_stop_ends_the_run_at_the_next_checkpoint(engine):
     assert indexed(engine) == ["one:1", "one:2"]
 
 
+def test_the_backfill_asked_decides_what_is_read_after_an_interrupted_one(engine, caplog):
+    """Probe 31e F5: a plain backfill after an interrupted `--since` one reads the full history
+    (the narrower pass is not silently finished in its place); a `--since` backfill after an
+    interrupted full one resumes that pass, which reads all it asks, and says so; a run's result
+    names the `--since` date of the pass it read."""
+    since = datetime(2025, 1, 1, tzinfo=timezone.utc)
+
+    def stop_now(c):
+        engine.stop.set()
+        return c.document("2", title="Doc 2", text="two")
+
+    Script.plan = [
+        [doc(1), stop_now, Checkpoint(state={"at": 2}), doc(3), Checkpoint(state={"at": 3})],
+        [doc(1), doc(2), doc(3), doc(4), Checkpoint(state={"at": 4})],
+    ]
+    first = engine.run("one", "backfill", since=since)
+    assert first.outcome == "interrupted"
+    engine.stop.clear()
+    with caplog.at_level("WARNING", logger="inlet.sync.engine"):
+        full = engine.run("one", "backfill")
+    assert Script.calls[-1] == (None, None)  # the full pass, from its start
+    assert (first.since, full.outcome, full.since) == (since.isoformat(), "ok", None)
+    assert "read only items modified since 2025-01-01T00:00:00+00:00" in caplog.text and "full history" in caplog.text
+    assert engine.state.source("one").indexed_since() == "all"
+    assert indexed(engine) == ["one:1", "one:2", "one:3", "one:4"]
+
+    caplog.clear()
+    Script.plan = [
+        [doc(1), stop_now, Checkpoint(state={"at": 2}), doc(3)],
+        [doc(3), Checkpoint(state={"at": 3})],
+    ]
+    assert engine.run("one", "backfill", restart=True).outcome == "interrupted"
+    engine.stop.clear()
+    with caplog.at_level("WARNING", logger="inlet.sync.engine"):
+        resumed = engine.run("one", "backfill", since=since)
+    assert Script.calls[-1] == ({"at": 2}, None)  # the full pass resumed: it reads all --since asks
+    assert (resumed.outcome, resumed.since) == ("ok", None)
+    assert "resuming the interrupted backfill of the full history" in caplog.text
+
+
 def test_a_stop_while_the_last_batch_embeds_cuts_it_short_and_the_backfill_stays_unfinished(engine, monkeypatch):
     """The connector is done and its one huge document is embedding when the stop comes: the
     embedding ends after the turn under way, not after every turn of the file, and the run

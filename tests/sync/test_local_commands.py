@@ -242,6 +242,37 @@ def test_an_interrupted_backfill_says_to_resume_it_on_the_same_config(tmp_path: 
     assert f"`inlet backfill notes --config '{other}'` resumes from the last checkpoint" in result.output
 
 
+def test_an_interrupted_since_backfill_says_to_resume_it_with_its_since(tmp_path: Path, text_hash_embedder) -> None:
+    """Probe 31e F5: the resume hint of a `--since` backfill keeps its `--since` (without it the
+    command starts the full pass instead), and the run says it read only items since that date."""
+    from click.testing import CliRunner
+
+    from inlet.cli import cli as inlet_cli
+
+    settings = load_config(make_workdir(tmp_path))
+    since = "2025-01-01T00:00:00+00:00"
+
+    def run(name, kind, asked, restart, cancel, env):  # the holder's run of a --since pass, stopped
+        return RunResult(name, "interrupted", 1, 0, 0, 0, 0.5, error="stopped", since=asked.isoformat())
+
+    with Index(settings.index, embedder=text_hash_embedder) as index:
+        state = SqliteState(index.path / "state.db")
+        local = start_local_commands(settings, index, state, run)
+        assert local is not None
+        try:
+            args = ["backfill", "notes", "--since", "2025-01-01", "--config", str(settings.file)]
+            result = CliRunner().invoke(inlet_cli, args)
+            as_json = CliRunner().invoke(inlet_cli, [*args, "--json"])
+        finally:
+            local.close()
+            state.close()
+    assert result.exit_code == 1, result.output
+    assert f"a backfill of the items modified since {since} only" in result.output
+    again = f"`inlet backfill notes --since {since} --config {settings.file}` resumes from the last checkpoint"
+    assert again in result.output, result.output
+    assert json.loads(as_json.stdout)["runs"][0]["since"] == since
+
+
 @dataclass
 class SlackHolder:
     """A holder answering local commands for the sandbox's config (an engine whose environment has
