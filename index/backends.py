@@ -32,6 +32,8 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import uuid
 import warnings
@@ -227,12 +229,15 @@ def _traceable(st_model: Any, names: list[str]) -> Any:
 def _export(st_model: Any, dest: Path) -> None:
     """The traced model, then fused by ONNX Runtime's BERT optimizer (models it does not know as
     BERT-like keep the plain graph: fusion is a speed-up, never needed for the vectors)."""
-    raw = dest.with_name(dest.name + ".raw")
+    # in a folder of its own: the optimizer writes its working files (`model-inferred.onnx`) beside
+    # its input, under names two processes exporting at once would share
+    work = Path(tempfile.mkdtemp(prefix=".export-", dir=dest.parent))
     try:
+        raw = work / "model.onnx"
         _trace(st_model, raw)
         _fuse(st_model, raw, dest)
     finally:
-        raw.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _trace(st_model: Any, dest: Path) -> None:
