@@ -37,8 +37,9 @@ import tempfile
 import threading
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -229,13 +230,19 @@ def _traceable(st_model: Any, names: list[str]) -> Any:
 def _export(st_model: Any, dest: Path) -> None:
     """The traced model, then fused by ONNX Runtime's BERT optimizer (models it does not know as
     BERT-like keep the plain graph: fusion is a speed-up, never needed for the vectors)."""
-    # in a folder of its own: the optimizer writes its working files (`model-inferred.onnx`) beside
-    # its input, under names two processes exporting at once would share
-    work = Path(tempfile.mkdtemp(prefix=".export-", dir=dest.parent))
-    try:
+    with _workspace(dest.parent) as work:
         raw = work / "model.onnx"
         _trace(st_model, raw)
         _fuse(st_model, raw, dest)
+
+
+@contextmanager
+def _workspace(near: Path) -> Iterator[Path]:
+    """A folder of this export's own beside `near`: ONNX Runtime's tools write working files
+    beside their input (`model-inferred.onnx`), under names two processes exporting at once share."""
+    work = Path(tempfile.mkdtemp(prefix=".export-", dir=near))
+    try:
+        yield work
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -311,15 +318,18 @@ def _quantize(source: Path, dest: Path) -> None:
     quiet = _QuietRoot()
     logging.getLogger().addFilter(quiet)  # ONNX Runtime logs an advisory on the root logger
     try:
-        # the fused operators are ONNX Runtime's own, which shape inference does not type: their
-        # outputs are float32, as `DefaultTensorType` says
-        quantize_dynamic(
-            str(source),
-            str(dest),
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
+        with _workspace(dest.parent) as work:
+            own = work / source.name
+            os.link(source, own)  # the quantizer's working files go beside this name, not the cache's
+            # the fused operators are ONNX Runtime's own, which shape inference does not type: their
+            # outputs are float32, as `DefaultTensorType` says
+            quantize_dynamic(
+                str(own),
+                str(dest),
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
     finally:
         logging.getLogger().removeFilter(quiet)
 
