@@ -231,6 +231,9 @@ class ServerConfig(TypedConfig):
     body_timeout: float = Field(
         30.0, gt=0, le=300, description="seconds a request body may stall; the whole body within twice this"
     )
+    send_timeout: float = Field(
+        30.0, gt=0, le=300, description="seconds an answer may wait for a client that reads none of it"
+    )
     metrics_public: bool = Field(False, description="serve /metrics without a key")
     oauth: OAuthConfig | None = Field(None, description="accept OAuth access tokens beside API keys")
     audit_log: str | None = Field(

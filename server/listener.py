@@ -4,7 +4,9 @@
 same bounds hold on each: a request's headers must arrive within `[server] header_timeout`
 seconds of the connection (or of the previous response) and hold at most `MAX_HEADER_BYTES`
 (a 431 and the connection closed past it), an idle keep-alive connection is closed
-after `[server] idle_timeout`, connections past `max_connections()` are closed as they arrive (the
+after `[server] idle_timeout`, an answer the client reads none of for `[server] send_timeout`
+closes its connection, at most `timeouts.MAX_PIPELINED` requests wait behind the one being
+answered, connections past `max_connections()` are closed as they arrive (the
 process keeps descriptors for its index, its local channel and its outgoing calls), and the app
 itself carries the same middleware (key check, body limits, security headers; `app.create_app`).
 A listener other hosts can reach is warned about at start: it speaks plain HTTP (`warn_if_reachable_in_clear`).
@@ -80,7 +82,7 @@ def uvicorn_config(app: Any, server: ServerConfig) -> Any:
 
     logging.getLogger("inlet.server.access").setLevel(logging.INFO)
     logging.getLogger("inlet.server.app").setLevel(logging.INFO)
-    protocol = uvicorn_protocol(server.header_timeout, max_connections())
+    protocol = uvicorn_protocol(server.header_timeout, max_connections(), server.send_timeout)
     return uvicorn.Config(
         app,
         log_config=None,

@@ -157,9 +157,7 @@ def test_refused_for_a_bad_field_or_the_keys_rights_names_the_user_and_query(tmp
     ]
 
 
-def test_hashed_queries_keep_only_the_digest(
-    tmp_path: Path, index: Index, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_hashed_queries_keep_only_the_digest(tmp_path: Path, index: Index, caplog: pytest.LogCaptureFixture) -> None:
     log = tmp_path / "audit.jsonl"
     app = create_app(settings_for(index.path, audit_log=str(log), audit_queries="hash"), index=index, env=KEYS)
     with TestClient(app) as client, caplog.at_level("INFO", logger="inlet.server.access"):
