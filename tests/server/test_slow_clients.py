@@ -213,6 +213,14 @@ def test_pipelined_requests_queue_only_so_far(listener: tuple[str, int]) -> None
     assert closed, f"the server read {sent / 2**20:.1f} MiB of pipelined requests"
 
 
+def test_forwarding_headers_name_no_client(listener: tuple[str, int]) -> None:
+    """probe31a #3: uvicorn's default trusted X-Forwarded-For/-Proto from 127.0.0.1, i.e. from every
+    local client, so any of them chose the address the access log names."""
+    forged = {"X-Forwarded-For": "203.0.113.66", "X-Forwarded-Proto": "https", "Forwarded": "for=203.0.113.66"}
+    answer = httpx.get(f"http://{listener[0]}:{listener[1]}/who", headers=forged, timeout=30)
+    assert answer.json() == {"client": "127.0.0.1", "scheme": "http"}
+
+
 # --- bodies, at the ASGI boundary ------------------------------------------------------------------
 def run_asgi(
     app: Any, headers: list[tuple[bytes, bytes]], receive: Any, path: str = "/v1/search"
