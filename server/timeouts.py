@@ -19,23 +19,28 @@ bounded by `middleware.BodyLimit`.
 
 The other direction is bounded too. A client that stops reading its answers fills the socket's
 buffers; the transport then pauses writing (`pause_writing`) and the response waits for the client.
-A deadline is armed there: if the client has taken none of the waiting bytes after `send_timeout`
-seconds (it is re-armed each time it has taken some), the connection is aborted, which frees its
-slot and whatever it buffered. And a client that pipelines requests without waiting for the answers
-would make httptools parse every request of each read into a queue without limit (uvicorn's
-`pipeline`: thousands of requests a read, ~50 bytes held per byte sent): past MAX_PIPELINED queued
-requests they are dropped, nothing more is read or served and the connection is closed once the
-request being answered is (RFC 9112 §9.3.2: a client that pipelines retries what was not
-answered). h11 parses no request before the previous one
-is answered (it keeps the unparsed bytes instead, a read at most per answer), so only httptools
-queues parsed requests.
+A deadline is armed there (and whenever a response ends, or the connection is closed, with bytes
+still waiting): if the client has taken none of the waiting bytes (the transport's buffer and the
+kernel's send queue) after `send_timeout` seconds, the connection is aborted, which frees its slot
+and whatever it buffered; each time it has taken some, the deadline starts again.
+
+A client that pipelines requests without waiting for the answers would make httptools parse every
+request of each read into a queue without limit (uvicorn's `pipeline`: thousands of requests a
+read, ~50 bytes held per byte sent): past MAX_PIPELINED queued requests they are dropped, nothing
+more is read or served, and the connection is closed once the request being answered is (RFC 9112
+§9.3.2: a client that pipelines retries what was not answered). h11 parses no request before the
+previous one is answered (it keeps the unparsed bytes instead, a read at most per answer), so only
+httptools queues parsed requests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
+import struct
+import termios
 import time
 from typing import Any
 
@@ -62,6 +67,16 @@ def _too_large_response(max_header_bytes: int) -> bytes:
     return head.encode("latin-1") + body
 
 
+def _kernel_unsent(transport: Any) -> int:
+    """Bytes in the socket's send queue not yet acknowledged by the peer (Linux `SIOCOUTQ`); 0
+    where the system does not say."""
+    sock = transport.get_extra_info("socket")
+    try:
+        return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0])
+    except (AttributeError, OSError, ValueError):
+        return 0
+
+
 def bounded_protocol(
     base: type[asyncio.Protocol],
     timeout: float = HEADER_TIMEOUT,
@@ -82,7 +97,8 @@ def bounded_protocol(
         _header_bytes = 0  # received while the current request's headers are awaited
         _tail = b""  # the last bytes of the previous read: an empty line split across two reads
         _send_deadline: asyncio.TimerHandle | None = None
-        _unsent = 0  # bytes waiting for the client when the send deadline was armed
+        _unsent = 0  # bytes waiting for the client when the send deadline was armed (`_waiting`)
+        _drained = False  # writing resumed since then (the buffer fell below its low mark)
         _answering: Any = None  # httptools: the cycle being answered (uvicorn's `cycle` is the last parsed)
         _overflowed = False  # over `max_pipelined`: nothing more is read or served
 
@@ -151,6 +167,10 @@ def bounded_protocol(
             super().pause_writing()
             self._watch_send()
 
+        def resume_writing(self) -> None:
+            self._drained = True  # the client took some: progress, however much is written after
+            super().resume_writing()
+
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
             if self._send_deadline is not None:
@@ -161,16 +181,20 @@ def bounded_protocol(
         def _watch_send(self) -> None:
             """Arm the send deadline if bytes wait for the client and it is not armed yet."""
             if self._send_deadline is None and self.transport.get_write_buffer_size():
-                self._unsent = self.transport.get_write_buffer_size()
+                self._unsent, self._drained = self._waiting(), False
                 self._send_deadline = self.loop.call_later(send_timeout, self._send_late)
+
+        def _waiting(self) -> int:
+            """Bytes of answers the client has not taken: the transport's buffer and the kernel's
+            send queue (which alone moves while a slow client reads a large buffer down)."""
+            return self.transport.get_write_buffer_size() + _kernel_unsent(self.transport)
 
         def _send_late(self) -> None:
             """`send_timeout` seconds since the deadline was armed: nothing waits any more, done;
-            the client took some, wait again; it took none, abort (a close waits for the buffer to
-            drain, for ever if the client never reads)."""
+            the client took some (less waits, or writing resumed meanwhile), wait again; it took
+            none, abort (a close waits for the buffer to drain, for ever if the client never reads)."""
             self._send_deadline = None
-            left = self.transport.get_write_buffer_size()
-            if left < self._unsent:
+            if self._drained or self._waiting() < self._unsent:
                 self._watch_send()
                 return
             log.info(
