@@ -215,10 +215,24 @@ def test_pipelined_requests_queue_only_so_far(listener: tuple[str, int]) -> None
 
 def test_forwarding_headers_name_no_client(listener: tuple[str, int]) -> None:
     """probe31a #3: uvicorn's default trusted X-Forwarded-For/-Proto from 127.0.0.1, i.e. from every
-    local client, so any of them chose the address the access log names."""
+    local client, so any of them chose the address the access log names. Now only a peer listed in
+    `[server] trusted_proxies` is a proxy."""
     forged = {"X-Forwarded-For": "203.0.113.66", "X-Forwarded-Proto": "https", "Forwarded": "for=203.0.113.66"}
     answer = httpx.get(f"http://{listener[0]}:{listener[1]}/who", headers=forged, timeout=30)
     assert answer.json() == {"client": "127.0.0.1", "scheme": "http"}
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    behind_proxy = ServerThread(bare_app, sock, ServerConfig(trusted_proxies=["127.0.0.0/8"]))
+    try:
+        answer = httpx.get(f"http://127.0.0.1:{sock.getsockname()[1]}/who", headers=forged, timeout=30)
+    finally:
+        behind_proxy.stop(timeout=30)
+    assert answer.json() == {"client": "203.0.113.66", "scheme": "https"}
+    for wrong in ("*", "proxy.example", "10.0.0.0/33"):
+        with pytest.raises(ValueError, match="IP address or network of a reverse proxy"):
+            ServerConfig(trusted_proxies=[wrong])
 
 
 # --- bodies, at the ASGI boundary ------------------------------------------------------------------
