@@ -6,6 +6,7 @@ Every problem is reported before anything runs, naming the file, the source and 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 
 import difflib
 import os
@@ -184,6 +185,19 @@ def check_url(key: str, value: str, https_unless_loopback: bool, query_allowed: 
         raise ValueError(f"{key!r}: {problem}")
 
 
+def proxy_network(value: str) -> str:
+    """One `[server] trusted_proxies` entry: an IP address or network (`10.0.0.0/8`), written as
+    `ipaddress` reads it. `ValueError` for anything else, `*` among them (every client would be
+    trusted to name itself)."""
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError:
+        raise ValueError(
+            f"{value!r} must be the IP address or network of a reverse proxy (127.0.0.1, 10.0.0.0/8); "
+            "forwarding headers from any other peer are ignored"
+        ) from None
+
+
 def normalise_origin(value: str) -> str:
     """`value` as a browser serialises an origin (RFC 6454 §6.1): lower-case `scheme://host`, the
     port only when not the scheme's default, no path or trailing slash. The one reading of
@@ -214,6 +228,7 @@ def normalise_origin(value: str) -> str:
 
 
 Origin = Annotated[str, AfterValidator(normalise_origin)]
+ProxyNetwork = Annotated[str, AfterValidator(proxy_network)]
 
 
 class ServerConfig(TypedConfig):
@@ -231,6 +246,13 @@ class ServerConfig(TypedConfig):
     idle_timeout: float = Field(5.0, gt=0, le=300, description="seconds an idle keep-alive connection stays open")
     body_timeout: float = Field(
         30.0, gt=0, le=300, description="seconds a request body may stall; the whole body within twice this"
+    )
+    send_timeout: float = Field(
+        30.0, gt=0, le=300, description="seconds an answer may wait for a client that reads none of it"
+    )
+    trusted_proxies: list[ProxyNetwork] = Field(
+        default_factory=list,
+        description="reverse proxies whose X-Forwarded-For/-Proto name the client and scheme; default none",
     )
     metrics_public: bool = Field(False, description="serve /metrics without a key")
     oauth: OAuthConfig | None = Field(None, description="accept OAuth access tokens beside API keys")

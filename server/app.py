@@ -396,7 +396,12 @@ def create_app(
     own_hosts = (own_host,) if own_host else ()  # never "": an empty Host names no machine
     app.add_middleware(KeyGuard, auth=auth, local=local, own_hosts=own_hosts)
     app.add_middleware(AuditMiddleware, audit=audit)  # outside the key check: a token refused its scope is audited
-    app.add_middleware(ObserveMiddleware, metrics=metrics, routes=app.router.routes)
+    app.add_middleware(
+        ObserveMiddleware,
+        metrics=metrics,
+        routes=app.router.routes,
+        hash_paths=settings.server.audit_queries == "hash",  # the access log keeps no id the audit hashes
+    )
     _allow_origins(app, settings.server.cors_origins)
     return app
 

@@ -188,12 +188,12 @@ class AuditLog:
         for field, asked in (("query", query), ("requested_id", requested_id)):
             if asked is not None:
                 if self.hash_queries:
-                    line[f"{field}_sha256"] = _sha256(asked)
+                    line[f"{field}_sha256"] = sha256_hex(asked)
                 else:
                     line[field] = asked
         returned = list(dict.fromkeys(doc_ids))
         if self.hash_queries and requested_id is not None:  # a fetch: in clear, the id returned undoes the hash
-            returned = [f"sha256:{_sha256(doc_id)}" for doc_id in returned]
+            returned = [f"sha256:{sha256_hex(doc_id)}" for doc_id in returned]
         line["doc_ids"] = returned
         line["status"] = status
         line["ms"] = round(ms, 1)
@@ -217,7 +217,8 @@ class AuditLog:
             self._queue = None
 
 
-def _sha256(text: str) -> str:
+def sha256_hex(text: str) -> str:
+    """The SHA-256 of `text` (UTF-8), as `audit_queries = "hash"` writes what it hides."""
     return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
 
 

@@ -4,8 +4,12 @@
 same bounds hold on each: a request's headers must arrive within `[server] header_timeout`
 seconds of the connection (or of the previous response) and hold at most `MAX_HEADER_BYTES`
 (a 431 and the connection closed past it), an idle keep-alive connection is closed
-after `[server] idle_timeout`, connections past `max_connections()` are closed as they arrive (the
-process keeps descriptors for its index, its local channel and its outgoing calls), and the app
+after `[server] idle_timeout`, an answer the client reads none of for `[server] send_timeout`
+closes its connection, at most `timeouts.MAX_PIPELINED` requests wait behind the one being
+answered, forwarding headers (`X-Forwarded-For`, `X-Forwarded-Proto`) are ignored unless they
+come from a peer in `[server] trusted_proxies` (else the client is the socket's peer),
+connections past `max_connections()` are closed as they arrive (the process keeps descriptors
+for its index, its local channel and its outgoing calls), and the app
 itself carries the same middleware (key check, body limits, security headers; `app.create_app`).
 A listener other hosts can reach is warned about at start: it speaks plain HTTP (`warn_if_reachable_in_clear`).
 """
@@ -80,7 +84,7 @@ def uvicorn_config(app: Any, server: ServerConfig) -> Any:
 
     logging.getLogger("inlet.server.access").setLevel(logging.INFO)
     logging.getLogger("inlet.server.app").setLevel(logging.INFO)
-    protocol = uvicorn_protocol(server.header_timeout, max_connections())
+    protocol = uvicorn_protocol(server.header_timeout, max_connections(), server.send_timeout)
     return uvicorn.Config(
         app,
         log_config=None,
@@ -90,6 +94,9 @@ def uvicorn_config(app: Any, server: ServerConfig) -> Any:
         timeout_graceful_shutdown=round(GRACEFUL_SHUTDOWN),
         h11_max_incomplete_event_size=MAX_HEADER_BYTES,  # h11's own bound; the protocol's holds for any parser
         server_header=False,
+        # X-Forwarded-For/-Proto only from the reverse proxies the operator named: any client can send them
+        proxy_headers=bool(server.trusted_proxies),
+        forwarded_allow_ips=list(server.trusted_proxies),
     )
 
 

@@ -5,7 +5,10 @@ within seconds, not after the connection pool's timeout (which the daemon's runs
 
 Pure ASGI (not BaseHTTPMiddleware) so streamed responses (MCP's server-sent events) pass through
 untouched. The access log is one JSON object per request on the `inlet.server.access` logger; it
-names the API key (its configured name, never its value) and the acting user.
+names the API key (its configured name, never its value) and the acting user. With
+`audit_queries = "hash"` its `path` hides what the audit line hides: it is the route's template
+(`/v1/documents/{doc_id}`, not the id asked for), or `sha256:` and the path's digest when no route
+matched.
 
 The body is read by `BodyLimit`, which sits inside the key check: a request without a valid key
 is answered 401 before a byte of its body is read, whatever the size it declares. It bounds the
@@ -36,6 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inlet.storage import impatient
 
+from .audit import sha256_hex
 from .errors import error_body
 from .metrics import Metrics
 
@@ -123,12 +127,15 @@ async def send_error(send: Send, status: int, code: str, message: str, headers: 
 
 class ObserveMiddleware:
     """Assigns or echoes X-Request-ID, logs each request, records metrics; the request's storage
-    calls are `impatient`."""
+    calls are `impatient`. `hash_paths` (`audit_queries = "hash"`): no path in clear in the log."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, routes: list[Any] | None = None) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, routes: list[Any] | None = None, hash_paths: bool = False
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.routes = routes if routes is not None else []
+        self.hash_paths = hash_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -166,12 +173,15 @@ class ObserveMiddleware:
         self.metrics.observe(route, method, status, seconds)
         state: dict[str, Any] = scope.get("state", {})
         caller = state.get("caller")
+        path = scope.get("path")
+        if self.hash_paths:  # the template names no document; a path no route took is hashed whole
+            path = route if route != "unmatched" else f"sha256:{sha256_hex(str(path))}"
         access_log.info(
             json.dumps(
                 {
                     "request_id": request_id,
                     "method": method,
-                    "path": scope.get("path"),
+                    "path": path,
                     "route": route,
                     "status": status,
                     "ms": round(seconds * 1000, 1),

@@ -1,6 +1,7 @@
 """Bounds on slow and greedy clients: a request's headers must arrive within HEADER_TIMEOUT
-seconds and hold at most MAX_HEADER_BYTES, and no more than a fixed number of client connections
-are open at once.
+seconds and hold at most MAX_HEADER_BYTES, a response the client reads none of for SEND_TIMEOUT
+seconds closes its connection, a connection has at most MAX_PIPELINED requests queued behind the
+one being answered, and no more than a fixed number of client connections are open at once.
 
 uvicorn times out an idle keep-alive connection but not one that trickles its request line and
 headers a byte at a time, so a handful of slow clients can hold every connection open forever.
@@ -15,13 +16,31 @@ uvicorn uses (httptools has no limit of its own and keeps every header byte in m
 are open is closed at once, so a
 flood of idle connections cannot take every file descriptor of the process. Slow bodies are
 bounded by `middleware.BodyLimit`.
+
+The other direction is bounded too. A client that stops reading its answers fills the socket's
+buffers; the transport then pauses writing (`pause_writing`) and the response waits for the client.
+A deadline is armed there (and whenever a response ends, or the connection is closed, with bytes
+still waiting): if the client has taken none of the waiting bytes (the transport's buffer and the
+kernel's send queue) after `send_timeout` seconds, the connection is aborted, which frees its slot
+and whatever it buffered; each time it has taken some, the deadline starts again.
+
+A client that pipelines requests without waiting for the answers would make httptools parse every
+request of each read into a queue without limit (uvicorn's `pipeline`: thousands of requests a
+read, ~50 bytes held per byte sent): past MAX_PIPELINED queued requests they are dropped, nothing
+more is read or served, and the connection is closed once the request being answered is (RFC 9112
+§9.3.2: a client that pipelines retries what was not answered). h11 parses no request before the
+previous one is answered (it keeps the unparsed bytes instead, a read at most per answer), so only
+httptools queues parsed requests.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
+import struct
+import termios
 import time
 from typing import Any
 
@@ -30,6 +49,8 @@ from .errors import error_body
 log = logging.getLogger(__name__)
 HEADER_TIMEOUT = 10.0  # seconds from connection (or the previous response) to complete headers
 MAX_HEADER_BYTES = 64 * 1024  # request line and headers of one request
+SEND_TIMEOUT = 30.0  # seconds a response may wait for the client to read any of it
+MAX_PIPELINED = 16  # requests a connection may have queued behind the one being answered
 
 
 def _too_large_response(max_header_bytes: int) -> bytes:
@@ -46,14 +67,28 @@ def _too_large_response(max_header_bytes: int) -> bytes:
     return head.encode("latin-1") + body
 
 
+def _kernel_unsent(transport: Any) -> int:
+    """Bytes in the socket's send queue not yet acknowledged by the peer (Linux `SIOCOUTQ`); 0
+    where the system does not say."""
+    sock = transport.get_extra_info("socket")
+    try:
+        return int(struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0])
+    except (AttributeError, OSError, ValueError):
+        return 0
+
+
 def bounded_protocol(
     base: type[asyncio.Protocol],
     timeout: float = HEADER_TIMEOUT,
     max_connections: int | None = None,
     max_header_bytes: int = MAX_HEADER_BYTES,
+    send_timeout: float = SEND_TIMEOUT,
+    max_pipelined: int = MAX_PIPELINED,
 ) -> type[asyncio.Protocol]:
     """`base` (a uvicorn HTTP protocol) with a deadline on the arrival of each request's headers,
-    a bound on their size and, when `max_connections` is set, a cap on the open connections."""
+    a bound on their size, a deadline on a response the client does not read, a bound on the
+    requests queued behind the one being answered and, when `max_connections` is set, a cap on the
+    open connections."""
     too_large = _too_large_response(max_header_bytes)
 
     class HeaderDeadline(base):  # type: ignore[valid-type, misc]
@@ -61,6 +96,11 @@ def bounded_protocol(
         _waiting_cycle: Any = None
         _header_bytes = 0  # received while the current request's headers are awaited
         _tail = b""  # the last bytes of the previous read: an empty line split across two reads
+        _send_deadline: asyncio.TimerHandle | None = None
+        _unsent = 0  # bytes waiting for the client when the send deadline was armed (`_waiting`)
+        _drained = False  # writing resumed since then (the buffer fell below its low mark)
+        _answering: Any = None  # httptools: the cycle being answered (uvicorn's `cycle` is the last parsed)
+        _overflowed = False  # over `max_pipelined`: nothing more is read or served
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -71,6 +111,8 @@ def bounded_protocol(
             self._arm()
 
         def data_received(self, data: bytes) -> None:
+            if self._overflowed:
+                return  # closing once the request being answered is: what follows is not served
             if self._deadline is not None and self._headers_over(data):
                 if not self.transport.is_closing():
                     self._refuse_headers()
@@ -91,12 +133,76 @@ def bounded_protocol(
             return self._header_bytes > max_header_bytes
 
         def on_response_complete(self) -> None:
+            if getattr(self, "pipeline", None):
+                self._answering = self.pipeline[-1][0]  # the request uvicorn starts next
             super().on_response_complete()
+            self._watch_send()  # an answer the kernel could not take yet: closing waits for it
             self._arm()
+
+        def on_headers_complete(self) -> None:
+            """httptools' callback for each parsed request (h11 has none: it parses no request
+            before the previous one is answered). Past `max_pipelined` queued ones, the queue is
+            dropped and the connection closes once the request being answered is."""
+            if self._overflowed:
+                return  # the rest of the read that overflowed: not served
+            super().on_headers_complete()
+            if not self.pipeline:
+                self._answering = self.cycle  # started at once
+            elif len(self.pipeline) > max_pipelined:
+                log.info(
+                    "closing a connection from %s: over %d pipelined requests waiting for an answer",
+                    (self.client or ("?",))[0],
+                    max_pipelined,
+                )
+                self._overflowed = True
+                self.pipeline.clear()
+                answering = self._answering
+                if answering is not None and not answering.response_complete:
+                    answering.keep_alive = False  # uvicorn closes after it; a close now cuts it off
+                else:
+                    self.transport.close()
+                    self._watch_send()
+
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            self._watch_send()
+
+        def resume_writing(self) -> None:
+            self._drained = True  # the client took some: progress, however much is written after
+            super().resume_writing()
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
+            if self._send_deadline is not None:
+                self._send_deadline.cancel()
+                self._send_deadline = None
             super().connection_lost(exc)
+
+        def _watch_send(self) -> None:
+            """Arm the send deadline if bytes wait for the client and it is not armed yet."""
+            if self._send_deadline is None and self.transport.get_write_buffer_size():
+                self._unsent, self._drained = self._waiting(), False
+                self._send_deadline = self.loop.call_later(send_timeout, self._send_late)
+
+        def _waiting(self) -> int:
+            """Bytes of answers the client has not taken: the transport's buffer and the kernel's
+            send queue (which alone moves while a slow client reads a large buffer down)."""
+            return self.transport.get_write_buffer_size() + _kernel_unsent(self.transport)
+
+        def _send_late(self) -> None:
+            """`send_timeout` seconds since the deadline was armed: nothing waits any more, done;
+            the client took some (less waits, or writing resumed meanwhile), wait again; it took
+            none, abort (a close waits for the buffer to drain, for ever if the client never reads)."""
+            self._send_deadline = None
+            if self._drained or self._waiting() < self._unsent:
+                self._watch_send()
+                return
+            log.info(
+                "closing a connection from %s: the client read none of its answer within %g s",
+                (self.client or ("?",))[0],
+                send_timeout,
+            )
+            self.transport.abort()
 
         def _arm(self) -> None:
             self._disarm()
@@ -121,6 +227,7 @@ def bounded_protocol(
             )
             self.transport.write(too_large)
             self.transport.close()
+            self._watch_send()
 
         def _late(self) -> None:
             self._deadline = None
@@ -131,6 +238,7 @@ def bounded_protocol(
                     timeout,
                 )
                 self.transport.close()
+                self._watch_send()
 
     refused = {"at": 0.0}
 
@@ -144,9 +252,11 @@ def bounded_protocol(
     return HeaderDeadline
 
 
-def uvicorn_protocol(timeout: float = HEADER_TIMEOUT, max_connections: int | None = None) -> type[asyncio.Protocol]:
+def uvicorn_protocol(
+    timeout: float = HEADER_TIMEOUT, max_connections: int | None = None, send_timeout: float = SEND_TIMEOUT
+) -> type[asyncio.Protocol]:
     """The protocol uvicorn would pick by itself ("auto": httptools when installed), bounded (its
-    headers' size included: `bounded_protocol`)."""
+    headers' size, unread answers and pipelined requests included: `bounded_protocol`)."""
     base: type[asyncio.Protocol]
     try:
         import httptools  # noqa: F401
@@ -158,4 +268,4 @@ def uvicorn_protocol(timeout: float = HEADER_TIMEOUT, max_connections: int | Non
         from uvicorn.protocols.http.h11_impl import H11Protocol
 
         base = H11Protocol
-    return bounded_protocol(base, timeout, max_connections)
+    return bounded_protocol(base, timeout, max_connections, send_timeout=send_timeout)

@@ -157,14 +157,23 @@ def test_refused_for_a_bad_field_or_the_keys_rights_names_the_user_and_query(tmp
     ]
 
 
-def test_hashed_queries_keep_only_the_digest(tmp_path: Path, index: Index) -> None:
+def test_hashed_queries_keep_only_the_digest(tmp_path: Path, index: Index, caplog: pytest.LogCaptureFixture) -> None:
     log = tmp_path / "audit.jsonl"
     app = create_app(settings_for(index.path, audit_log=str(log), audit_queries="hash"), index=index, env=KEYS)
-    with TestClient(app) as client:
+    with TestClient(app) as client, caplog.at_level("INFO", logger="inlet.server.access"):
         assert app.state.retrieval.ready.wait(30)
         assert client.post("/v1/search", json={"query": "espresso machine"}, headers=ALICE).status_code == 200
         assert client.get("/v1/documents/eng:C2/200", headers=BOB).status_code == 404
         assert client.get("/v1/documents/eng:C1/100", headers=BOB).status_code == 200
+        assert client.get("/v1/document/eng:C1/100", headers=BOB).status_code == 404  # no route: the path hashed
+    # the access log of the same requests hides the ids too: the route's template, or a digest
+    access = [json.loads(r.getMessage()) for r in caplog.records if r.name == "inlet.server.access"]
+    assert [a["path"] for a in access] == [
+        "/v1/search",
+        *[a["route"] for a in access[1:3]],
+        f"sha256:{hashlib.sha256(b'/v1/document/eng:C1/100').hexdigest()}",
+    ]
+    assert "{" in access[1]["route"] and not any("eng:C" in r.getMessage() for r in caplog.records)
     line, fetched, found = lines_of(log)
     assert "query" not in line and line["query_sha256"] == hashlib.sha256(b"espresso machine").hexdigest()
     assert "espresso" not in log.read_text()

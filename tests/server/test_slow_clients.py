@@ -1,26 +1,35 @@
 """Slow or hostile clients are bounded: headers have a deadline, a stalled body is a 408, a body
-is never read before the key is checked, and GET /mcp opens no never-ending event stream."""
+is never read before the key is checked, an answer nobody reads has a deadline, pipelined requests
+queue only so far, forwarding headers name no client, and GET /mcp opens no never-ending event
+stream."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
+import tracemalloc
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from inlet.config import Settings
+from inlet.config import ServerConfig, Settings
 from inlet.index.store import Index
 from inlet.server.app import create_app
+from inlet.server.listener import ServerThread
 from inlet.server.middleware import BodyLimit
-from inlet.server.timeouts import uvicorn_protocol
+from inlet.server.timeouts import MAX_PIPELINED, uvicorn_protocol
 
 from .conftest import ALICE, KEYS, serve
 
 DEADLINE = 0.5
+SEND_TIMEOUT = 0.5
+SLACK = 5.0  # seconds beyond a deadline, for a loaded two-core machine
+BIG = 16 * 2**20  # an answer larger than any socket buffer: the writer must wait for the reader
+LIMIT = 8 * 2**20  # bytes a hostile connection may make the server allocate
 
 
 @pytest.fixture(scope="module")
@@ -110,6 +119,120 @@ def test_get_mcp_offers_no_event_stream(served: str) -> None:
     assert stream.status_code == 405 and stream.headers["allow"] == "POST"
     assert stream.json()["error"]["code"] == "method_not_allowed"
     assert httpx.get(f"http://{served}/mcp", headers={"Accept": "text/event-stream"}, timeout=30).status_code == 401
+
+
+# --- the listener's other bounds, on a bare app ----------------------------------------------------
+async def bare_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """`/big`: BIG bytes; anything else: the client and scheme the server took the request from."""
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    big = scope["path"] == "/big"
+    body = b"" if big else json.dumps({"client": scope["client"][0], "scheme": scope["scheme"]}).encode()
+    length = BIG if big else len(body)
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", str(length).encode())]})
+    if big:
+        for _ in range(BIG // 65536):
+            await send({"type": "http.response.body", "body": b"x" * 65536, "more_body": True})
+    await send({"type": "http.response.body", "body": body})
+
+
+@pytest.fixture(scope="module")
+def bare() -> Iterator[ServerThread]:
+    """`bare_app` behind inlet's listener configuration (`ServerThread`), with a short send deadline."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    thread = ServerThread(bare_app, sock, ServerConfig(send_timeout=SEND_TIMEOUT))
+    yield thread
+    thread.stop(timeout=30)
+
+
+@pytest.fixture
+def listener(bare: ServerThread) -> tuple[str, int]:
+    return "127.0.0.1", int(bare.sock.getsockname()[1])
+
+
+def test_an_answer_the_client_never_reads_closes_its_connection(
+    bare: ServerThread, listener: tuple[str, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    """probe31a #1: clients that sent a request and never read the answer held their connection (and
+    its slot) for ever; now the connection is dropped once the client took nothing for send_timeout."""
+    connections = bare.server.server_state.connections  # the slots `max_connections` counts
+    with socket.socket() as conn, caplog.at_level("INFO", logger="inlet.server.timeouts"):
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        conn.connect(listener)
+        conn.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        deadline = time.monotonic() + SEND_TIMEOUT + SLACK
+        while not any("read none of its answer" in r.getMessage() for r in caplog.records) or connections:
+            assert time.monotonic() < deadline, "the server still holds a connection nobody reads"
+            time.sleep(0.05)
+        received = b""
+        while chunk := conn.recv(2**20):  # what the kernel still had, then the end: cut short
+            received += chunk
+    assert len(received) < BIG
+    answer = httpx.get(f"http://{listener[0]}:{listener[1]}/who", timeout=30)
+    assert answer.status_code == 200  # the listener serves on
+
+
+def test_pipelined_requests_queue_only_so_far(listener: tuple[str, int]) -> None:
+    """probe31a #2: one connection pipelining tiny requests made httptools queue every one it parsed
+    (~50 bytes held per byte sent, never given back). Past MAX_PIPELINED waiting, the connection is
+    closed after the answer in progress, whether the client reads its answers or not."""
+    one = b"GET /who HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(listener, timeout=30) as conn:
+        conn.sendall(one * 200)
+        received = b""
+        try:
+            while chunk := conn.recv(65536):  # until the server closes
+                received += chunk
+        except ConnectionResetError:
+            pass
+    assert 1 <= received.count(b"HTTP/1.1 200 ") <= 1 + MAX_PIPELINED, received.count(b"HTTP/1.1 200 ")
+
+    piece, sent, closed, stalled = one * 2048, 0, False, 0  # 64 KiB at a time, never reading an answer
+    tracemalloc.start()
+    with socket.socket() as conn:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        conn.connect(listener)
+        conn.settimeout(1)
+        while sent < 64 * 2**20 and tracemalloc.get_traced_memory()[1] < LIMIT and stalled < 30:
+            try:
+                sent += conn.send(piece)
+                stalled = 0
+            except TimeoutError:
+                stalled += 1  # the server reads no more for now; it may read on
+            except OSError:
+                closed = True  # by the server: what the test wants
+                break
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < LIMIT, f"over {peak / 2**20:.1f} MiB allocated after {sent / 2**20:.1f} MiB were sent"
+    assert closed, f"the server read {sent / 2**20:.1f} MiB of pipelined requests"
+
+
+def test_forwarding_headers_name_no_client(listener: tuple[str, int]) -> None:
+    """probe31a #3: uvicorn's default trusted X-Forwarded-For/-Proto from 127.0.0.1, i.e. from every
+    local client, so any of them chose the address the access log names. Now only a peer listed in
+    `[server] trusted_proxies` is a proxy."""
+    forged = {"X-Forwarded-For": "203.0.113.66", "X-Forwarded-Proto": "https", "Forwarded": "for=203.0.113.66"}
+    answer = httpx.get(f"http://{listener[0]}:{listener[1]}/who", headers=forged, timeout=30)
+    assert answer.json() == {"client": "127.0.0.1", "scheme": "http"}
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    behind_proxy = ServerThread(bare_app, sock, ServerConfig(trusted_proxies=["127.0.0.0/8"]))
+    try:
+        answer = httpx.get(f"http://127.0.0.1:{sock.getsockname()[1]}/who", headers=forged, timeout=30)
+    finally:
+        behind_proxy.stop(timeout=30)
+    assert answer.json() == {"client": "203.0.113.66", "scheme": "https"}
+    for wrong in ("*", "proxy.example", "10.0.0.0/33"):
+        with pytest.raises(ValueError, match="IP address or network of a reverse proxy"):
+            ServerConfig(trusted_proxies=[wrong])
 
 
 # --- bodies, at the ASGI boundary ------------------------------------------------------------------
