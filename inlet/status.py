@@ -7,6 +7,8 @@ they are (the state through a migrated copy in memory), and `upgrade` names the 
 command that writes applies. Besides the configured sources it lists, under `unconfigured`, the sources whose
 documents the index still holds although the configuration no longer names them (removed or
 renamed: not served, see `inlet.index.store`), with the command that deletes them.
+A last run recorded more than a minute in this host's future (`recorded_ahead_seconds`) was timed by
+another clock: the report says so, and the schedule counts from now (`sync.schedule.counted_from`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from inlet.config import Settings
 from inlet.process import alive
-from inlet.sync.schedule import next_run
+from inlet.sync.schedule import ahead, next_run
 from inlet.storage import ORPHANED, RunRecord, StateStore, open_backend
 
 
@@ -89,6 +91,7 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
             if due is not None and wait is not None and due.timestamp() < wait:
                 due = datetime.fromtimestamp(wait, timezone.utc)
             docs, chunks = counts.get(source.name, (0, 0))
+            skew = ahead(last.finished_at or last.started_at, datetime.now(timezone.utc).timestamp()) if last else None
             out.append(
                 {
                     "name": source.name,
@@ -114,6 +117,8 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
                     },
                     "next_run": iso(due.timestamp()) if due else None,
                     "retry_not_before": iso(wait),
+                    # the last run's time lies this far in this host's future: timed by another clock
+                    "recorded_ahead_seconds": round(skew) if skew is not None else None,
                     # True: a running daemon has the source on its schedule; False: next_run is only when
                     # the schedule would run it, as no daemon runs it now (`inlet serve` alone runs nothing)
                     "scheduled": source.name in planned,
