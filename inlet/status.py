@@ -13,6 +13,7 @@ another clock: the report says so, and the schedule counts from now (`sync.sched
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
@@ -30,6 +31,10 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, timezone.utc)
+
+
 def _gone(run: dict[str, Any], held: bool) -> bool:
     """Whether no process runs `run` (`StateStore.running`) any more: its process is dead, or on a
     shared index its source's lease is not `held` (a process on another host cannot be asked)."""
@@ -40,7 +45,7 @@ def _running(run: dict[str, Any] | None, held: bool) -> dict[str, Any] | None:
     """The run in flight, with its counts, its total and time left when known."""
     if run is None or _gone(run, held):
         return None
-    now = datetime.now(timezone.utc).timestamp()
+    now = time.time()
     done, total = run["done"], run["total"]
     eta = None
     if total is not None and done:
@@ -81,17 +86,18 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
             unfinished = in_flight[source.name]
             last = _orphaned(state, source.name, unfinished, held) or state.last_run(source.name)
             ok = state.last_run(source.name, successful=True)
+            now = time.time()  # this host's clock, which the state gives its times in
             if source.name in planned:
                 ts = planned[source.name]
-                due = datetime.fromtimestamp(ts, timezone.utc) if ts is not None else None
+                due = _utc(ts) if ts is not None else None
             else:
-                due = next_run(source, last.finished_at if last else None)
+                due = next_run(source, last.finished_at if last else None, _utc(now))
             # the service that failed the last run asked for no call before this: no run starts earlier
-            wait = last.waits_until(datetime.now(timezone.utc).timestamp()) if last else None
+            wait = last.waits_until(now) if last else None
             if due is not None and wait is not None and due.timestamp() < wait:
-                due = datetime.fromtimestamp(wait, timezone.utc)
+                due = _utc(wait)
             docs, chunks = counts.get(source.name, (0, 0))
-            skew = ahead(last.finished_at or last.started_at, datetime.now(timezone.utc).timestamp()) if last else None
+            skew = ahead(last.finished_at or last.started_at, now) if last else None
             out.append(
                 {
                     "name": source.name,
@@ -123,9 +129,7 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
                     # the schedule would run it, as no daemon runs it now (`inlet serve` alone runs nothing)
                     "scheduled": source.name in planned,
                     "last_success": iso(ok.finished_at) if ok else None,
-                    "lag_seconds": round(datetime.now(timezone.utc).timestamp() - ok.finished_at, 1)
-                    if ok and ok.finished_at
-                    else None,
+                    "lag_seconds": round(now - ok.finished_at, 1) if ok and ok.finished_at else None,
                     "failure_streak": state.failure_streak(source.name),
                     "paused": source.name in paused,
                     "events": _events(events.get(source.name)),

@@ -181,8 +181,9 @@ class SqlState:
         )
         out = dict(zip(keys, rows[0]))
         offset = self.clock_offset()
-        out["started_at"] -= offset
-        out["updated"] -= offset
+        if offset:
+            out["started_at"] -= offset
+            out["updated"] -= offset
         if owner != "pid":
             out["pid"] = None
         return out

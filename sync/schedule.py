@@ -1,9 +1,10 @@
 """When a source runs next: its cron `schedule`, else its `every` interval, else only on demand.
 
 An interval counts from the end of the source's last run, as recorded, but never from a time in
-this host's future: a run recorded more than `FUTURE_SLACK` ahead was timed by another clock (a
-host whose clock ran ahead under an inlet that kept each host's own time, or this host's clock
-since set back), and the schedule counts from now instead of waiting for that time.
+this host's future (`counted_from`: from now then, instead of waiting for that time). A run
+recorded more than `FUTURE_SLACK` ahead was timed by another clock (a host whose clock ran ahead
+under an inlet that kept each host's own time, or this host's clock since set back): `ahead` says
+by how much, `inlet status` shows it, and the daemon does not take such a run as a recent one.
 """
 
 from __future__ import annotations

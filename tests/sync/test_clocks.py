@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from inlet.cli import cli
 from inlet.config import parse_config
 from inlet.status import sources_status
 from inlet.storage import RunRecord, SourceState
@@ -160,6 +162,14 @@ def test_a_run_recorded_in_this_hosts_future_is_flagged_and_scheduled_from_now(t
     (row,) = sources_status(daemon.settings, state)["sources"]
     assert row["recorded_ahead_seconds"] == pytest.approx(HOUR, abs=5)
     assert epoch(row["next_run"]) == pytest.approx(now + 1800, abs=5)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[index]\npath = "{tmp_path / "index"}"\n'
+        f'[[sources]]\nname = "docs"\ntype = "files"\npath = "{tmp_path / "docs"}"\nevery = "30m"\n'
+    )
+    prose = CliRunner().invoke(cli, ["status", "--config", str(config)])
+    assert prose.exit_code == 0, prose.output
+    assert "clock: its last run is recorded" in prose.output and "in this host's future" in prose.output
 
 
 @pytest.fixture
