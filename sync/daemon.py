@@ -13,8 +13,8 @@ once per streak, not once per attempt. A sync that cannot even start because the
 cannot be reached counts as such a failure (one line naming the source and `database_url`). At
 start-up a source whose run fell due while no daemon was running (judged from its last run in the
 state DB) runs at once, once; an interval counts from the end of the last run, whichever daemon ran
-it, and never from a time in this host's future (`schedule.counted_from`: a run recorded ahead was
-timed by another clock); an interrupted backfill resumes from its checkpoint, and so does a
+it, and never from a time in this host's future (`schedule.counted_from`: a run or prune recorded
+ahead was timed by another clock); an interrupted backfill resumes from its checkpoint, and so does a
 source whose last event run (a scoped sync a change event asked for) was cut short by a crash or by
 shutdown: the service will not notify that change again.
 
@@ -176,7 +176,7 @@ class Daemon:
             if state.last_prune is None or state.last_prune + every <= now:
                 self._once(f"prune-now:{source.name}", self.prune_job, now, source.name)
             else:
-                first = state.last_prune + every
+                first = counted_from(state.last_prune, now) + every
         self._add(
             f"prune:{source.name}",
             self.prune_job,
@@ -380,7 +380,7 @@ class Daemon:
             return None
         every = parse_duration(self.settings.source(name).prune_every)
         last = self.state.source(name).last_prune
-        if last is not None and self.clock() - last < 0.9 * every:
+        if last is not None and ahead(last, self.clock()) is None and self.clock() - last < 0.9 * every:
             return None
         guard = self._guards[name]
         if not guard.acquire(blocking=False):

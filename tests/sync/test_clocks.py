@@ -152,12 +152,18 @@ def test_a_run_recorded_in_this_hosts_future_is_flagged_and_scheduled_from_now(t
     """Left by an inlet that kept each host's own clock (or this host's clock was set back): the
     schedule counts from now instead of waiting for that time, and `inlet status` says so."""
     now = time.time()
-    state.save_source(SourceState("docs", {"n": 1}, "incremental", 1, None, now))
+    state.save_source(SourceState("docs", {"n": 1}, "incremental", 1, None, now + HOUR))  # a prune then too
     state.add_run(RunRecord("docs", "sync", now + HOUR - 5, now + HOUR, "ok"))
-    daemon, _ = make_daemon(tmp_path, state, {"name": "docs", "every": "30m"}, clock=Clock(now))
+    daemon, engine = make_daemon(
+        tmp_path, state, {"name": "docs", "every": "30m", "prune_every": "1h"}, clock=Clock(now)
+    )
     daemon.schedule()
-    fire = jobs(daemon)["sync:docs"].trigger.get_next_fire_time(None, datetime.fromtimestamp(now, timezone.utc))
+    at = datetime.fromtimestamp(now, timezone.utc)
+    fire = jobs(daemon)["sync:docs"].trigger.get_next_fire_time(None, at)
     assert fire.timestamp() == pytest.approx(now + 1800, abs=1)  # not an hour and a half away
+    assert jobs(daemon)["prune:docs"].trigger.get_next_fire_time(None, at).timestamp() == pytest.approx(
+        now + HOUR, abs=1
+    )  # not two hours away
     assert daemon._still_due("docs", "schedule")  # when it really ended is unknown: not taken as recent
     (row,) = sources_status(daemon.settings, state)["sources"]
     assert row["recorded_ahead_seconds"] == pytest.approx(HOUR, abs=5)
@@ -170,6 +176,8 @@ def test_a_run_recorded_in_this_hosts_future_is_flagged_and_scheduled_from_now(t
     prose = CliRunner().invoke(cli, ["status", "--config", str(config)])
     assert prose.exit_code == 0, prose.output
     assert "clock: its last run is recorded" in prose.output and "in this host's future" in prose.output
+    daemon.prune_job("docs")  # as the prune fires: not skipped as if one had just run
+    assert ("docs", "prune") in engine.calls
 
 
 @pytest.fixture
