@@ -718,6 +718,11 @@ def _print_source(s: dict[str, Any], detail: bool) -> None:
         + (" (schedule paused by an operator)" if s.get("paused") else "")
         + (" (when a daemon runs: none runs this source now)" if unscheduled else "")
     )
+    if s.get("recorded_ahead_seconds"):
+        click.echo(
+            f"  clock: its last run is recorded {_duration(s['recorded_ahead_seconds'])} in this host's future "
+            "(a host's clock is wrong, or this one was set back): the schedule counts from now"
+        )
     if s.get("retry_not_before"):
         click.echo(
             f"  its service asked for no call before {s['retry_not_before']} (Retry-After): "

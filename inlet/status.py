@@ -7,17 +7,20 @@ they are (the state through a migrated copy in memory), and `upgrade` names the 
 command that writes applies. Besides the configured sources it lists, under `unconfigured`, the sources whose
 documents the index still holds although the configuration no longer names them (removed or
 renamed: not served, see `inlet.index.store`), with the command that deletes them.
+A last run recorded more than a minute in this host's future (`recorded_ahead_seconds`) was timed by
+another clock: the report says so, and the schedule counts from now (`sync.schedule.counted_from`).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
 from inlet.config import Settings
 from inlet.process import alive
-from inlet.sync.schedule import next_run
+from inlet.sync.schedule import ahead, next_run
 from inlet.storage import ORPHANED, RunRecord, StateStore, open_backend
 
 
@@ -26,6 +29,10 @@ def iso(ts: float | None) -> str | None:
     if ts is None:
         return None
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, timezone.utc)
 
 
 def _gone(run: dict[str, Any], held: bool) -> bool:
@@ -38,7 +45,7 @@ def _running(run: dict[str, Any] | None, held: bool) -> dict[str, Any] | None:
     """The run in flight, with its counts, its total and time left when known."""
     if run is None or _gone(run, held):
         return None
-    now = datetime.now(timezone.utc).timestamp()
+    now = time.time()
     done, total = run["done"], run["total"]
     eta = None
     if total is not None and done:
@@ -79,16 +86,18 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
             unfinished = in_flight[source.name]
             last = _orphaned(state, source.name, unfinished, held) or state.last_run(source.name)
             ok = state.last_run(source.name, successful=True)
+            now = time.time()  # this host's clock, which the state gives its times in
             if source.name in planned:
                 ts = planned[source.name]
-                due = datetime.fromtimestamp(ts, timezone.utc) if ts is not None else None
+                due = _utc(ts) if ts is not None else None
             else:
-                due = next_run(source, last.finished_at if last else None)
+                due = next_run(source, last.finished_at if last else None, _utc(now))
             # the service that failed the last run asked for no call before this: no run starts earlier
-            wait = last.waits_until(datetime.now(timezone.utc).timestamp()) if last else None
+            wait = last.waits_until(now) if last else None
             if due is not None and wait is not None and due.timestamp() < wait:
-                due = datetime.fromtimestamp(wait, timezone.utc)
+                due = _utc(wait)
             docs, chunks = counts.get(source.name, (0, 0))
+            skew = ahead(last.finished_at or last.started_at, now) if last else None
             out.append(
                 {
                     "name": source.name,
@@ -114,13 +123,13 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
                     },
                     "next_run": iso(due.timestamp()) if due else None,
                     "retry_not_before": iso(wait),
+                    # the last run's time lies this far in this host's future: timed by another clock
+                    "recorded_ahead_seconds": round(skew) if skew is not None else None,
                     # True: a running daemon has the source on its schedule; False: next_run is only when
                     # the schedule would run it, as no daemon runs it now (`inlet serve` alone runs nothing)
                     "scheduled": source.name in planned,
                     "last_success": iso(ok.finished_at) if ok else None,
-                    "lag_seconds": round(datetime.now(timezone.utc).timestamp() - ok.finished_at, 1)
-                    if ok and ok.finished_at
-                    else None,
+                    "lag_seconds": round(now - ok.finished_at, 1) if ok and ok.finished_at else None,
                     "failure_streak": state.failure_streak(source.name),
                     "paused": source.name in paused,
                     "events": _events(events.get(source.name)),

@@ -247,17 +247,19 @@ class DatabaseBackend:
 
         from .postgres.pool import connect, disconnect
 
+        offset = state.clock_offset()  # the database's times, shown in this host's clock
         pool = connect(self.config)
         try:
             with pool.connection() as db:
                 counts = {r[0]: (int(r[1]), int(r[2])) for r in db.execute(COUNTS)}
-                planned: dict[str, float | None] = dict(
-                    db.execute("SELECT source, next_run FROM daemon_schedule").fetchall()
-                )
+                planned: dict[str, float | None] = {
+                    source: None if ts is None else ts - offset
+                    for source, ts in db.execute("SELECT source, next_run FROM daemon_schedule")
+                }
                 holders: dict[str, dict[str, Any] | None] = {
                     r[0]: {
                         "holder": r[1],
-                        "lease_expires": datetime.fromtimestamp(float(r[2]), timezone.utc)
+                        "lease_expires": datetime.fromtimestamp(float(r[2]) - offset, timezone.utc)
                         .isoformat(timespec="milliseconds")
                         .replace("+00:00", "Z"),  # as every time in `inlet status`
                     }

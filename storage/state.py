@@ -5,13 +5,19 @@ what really differs: the folder (`sqlite/state.py`, SQLite `state.db`, WAL, so `
 reads while a sync writes) names a run's process by pid and needs no fence (its leases are
 `flock`s); the database (`postgres/state.py`) saves a checkpoint only while the saving run's lease
 fence is current, checked in the save's own transaction, and names processes by host and pid.
+
+Times (a run's start, end and `retry_at`, progress, a prune, a pause, the daemon's plans) are
+epoch seconds of this host's clock (`clock`) to every caller, so a daemon compares them with its
+own clock and its scheduler's. Where several hosts share the state (the database), they are kept in
+the database's clock, as its leases are: each process adds `clock_offset` (how far the database's
+clock runs ahead of its own) when it writes one and subtracts it when it reads one, so a host whose
+clock is wrong moves no other host's schedule. The folder is one host: its offset is 0.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -26,6 +32,12 @@ class SqlState:
     """The shared statements; subclasses give `_connection` (a connection inside a transaction)."""
 
     dialect: Dialect
+    clock: Callable[[], float]  # this host's clock (epoch seconds), set by each backend's constructor
+
+    def clock_offset(self) -> float:
+        """Seconds the clock the state keeps its times in runs ahead of this host's `clock`: 0 for
+        the folder (one host); the database's, measured (`postgres/state.py`)."""
+        return 0.0
 
     def _connection(self) -> AbstractContextManager[Any]:
         raise NotImplementedError
@@ -42,10 +54,14 @@ class SqlState:
             return cur.fetchall() if cur.description else []
 
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> Iterator[RunRecord]:
-        return (RunRecord(*r) for r in self._exec(sql, params))
+        """Runs, their times in this host's clock."""
+        rows = self._exec(sql, params)
+        back = -self.clock_offset() if rows else 0.0
+        return (RunRecord(*r).moved(back) for r in rows)
 
     # --- checkpoints --------------------------------------------------------------------------
     def source(self, name: str) -> SourceState:
+        offset = self.clock_offset()
         rows = self._exec(f"SELECT {', '.join(SOURCE_COLUMNS[1:])} FROM sources WHERE name = ?", (name,))
         if not rows:
             return SourceState(name)
@@ -56,13 +72,14 @@ class SqlState:
             phase,
             generation,
             since,
-            last_prune,
+            None if last_prune is None else last_prune - offset,
             recent=recent,
             scope=json.loads(scope) if scope else None,
             covered=covered,
         )
 
     def save_source(self, state: SourceState) -> None:
+        offset = self.clock_offset()  # measured before the transaction's connection is taken
         with self._connection() as db:
             self._check_fence(db, state.fence)
             db.execute(
@@ -73,7 +90,7 @@ class SqlState:
                     state.phase,
                     state.generation,
                     state.since,
-                    state.last_prune,
+                    None if state.last_prune is None else state.last_prune + offset,
                     state.recent,
                     json.dumps(state.scope, sort_keys=True) if state.scope is not None else None,
                     state.covered,
@@ -82,21 +99,23 @@ class SqlState:
 
     # --- runs ---------------------------------------------------------------------------------
     def start_run(self, source: str, kind: str) -> RunRecord:
-        run = RunRecord(source=source, kind=kind, started_at=time.time())
+        run = RunRecord(source=source, kind=kind, started_at=self.clock())
         run.id = self._exec(
-            "INSERT INTO runs (source, kind, started_at) VALUES (?,?,?) RETURNING id", (source, kind, run.started_at)
+            "INSERT INTO runs (source, kind, started_at) VALUES (?,?,?) RETURNING id",
+            (source, kind, run.started_at + self.clock_offset()),
         )[0][0]
         return run
 
     def finish_run(self, run: RunRecord) -> None:
         """Record how the run ended, unless it is closed already: a process that lost its lease (a
         frozen daemon that wakes) must not rewrite how its successor closed the run."""
-        run.finished_at = time.time()
+        run.finished_at = self.clock()
+        stored = run.moved(self.clock_offset())
         self._exec(
             "UPDATE runs SET finished_at = ?, outcome = ?, upserted = ?, deleted = ?, skipped = ?, errors = ?, "
             "embedded = ?, error = ?, retry_at = ? WHERE id = ? AND finished_at IS NULL",
             (
-                run.finished_at,
+                stored.finished_at,
                 run.outcome,
                 run.upserted,
                 run.deleted,
@@ -104,7 +123,7 @@ class SqlState:
                 run.errors,
                 run.embedded,
                 run.error,
-                run.retry_at,
+                stored.retry_at,
                 run.id,
             ),
         )
@@ -112,6 +131,7 @@ class SqlState:
     def save_progress(self, run: RunRecord, seen: int, done: int | None, total: int | None, unit: str | None) -> None:
         """The counts of a run in flight, where `inlet status` reads them."""
         owner, who = self._progress_owner()
+        updated = self.clock() + self.clock_offset()
         with self._connection() as db:
             db.execute(
                 self.dialect.sql(
@@ -125,7 +145,7 @@ class SqlState:
                         "run_progress", ["run_id", owner, "seen", "done", "total", "unit", "updated"], ["run_id"]
                     )
                 ),
-                (run.id, who, seen, done, total, unit, time.time()),
+                (run.id, who, seen, done, total, unit, updated),
             )
 
     def _progress_owner(self) -> tuple[str, Any]:
@@ -160,6 +180,10 @@ class SqlState:
             "updated",
         )
         out = dict(zip(keys, rows[0]))
+        offset = self.clock_offset()
+        if offset:
+            out["started_at"] -= offset
+            out["updated"] -= offset
         if owner != "pid":
             out["pid"] = None
         return out
@@ -188,7 +212,8 @@ class SqlState:
         return list(self._rows(f"SELECT {RUN_FIELDS} FROM runs WHERE source = ? ORDER BY id", (source,)))
 
     def add_run(self, run: RunRecord) -> None:
-        """Record a finished run as it is (copied from another index)."""
+        """Record a finished run as it is (copied from another index; its times of this host's clock)."""
+        run = run.moved(self.clock_offset())
         values = (
             run.source,
             run.kind,
@@ -217,6 +242,7 @@ class SqlState:
     def close_orphan_runs(self, source: str, error: str) -> int:
         """Mark runs left unfinished by a process that died as failed; call only while holding the
         source's lease (so no live process is running them)."""
+        now = self.clock() + self.clock_offset()
         with self._connection() as db:
             return db.execute(
                 self.dialect.sql(
@@ -224,7 +250,7 @@ class SqlState:
                     "errors = errors + 1, error = ? "
                     "WHERE source = ? AND finished_at IS NULL"
                 ),
-                (time.time(), error, source),
+                (now, error, source),
             ).rowcount
 
     def sources_with_unfinished_runs(self) -> list[str]:
@@ -281,15 +307,22 @@ class SqlState:
 
     def daemon_next_runs(self) -> dict[str, tuple[float | None, int]]:
         """source -> (next run, daemon pid), as the last daemon to run wrote it."""
-        return {name: (ts, pid) for name, ts, pid in self._exec("SELECT source, next_run, pid FROM daemon_schedule")}
+        rows = self._exec("SELECT source, next_run, pid FROM daemon_schedule")
+        offset = self.clock_offset() if rows else 0.0
+        return {name: (None if ts is None else ts - offset, pid) for name, ts, pid in rows}
 
     # --- operator pauses: kept here so that they survive restarts and reach every process --------
     def set_paused(self, source: str, paused: bool) -> None:
         if paused:
-            self._exec(self.dialect.upsert("paused", ["source", "since"], ["source"], keep=True), (source, time.time()))
+            self._exec(
+                self.dialect.upsert("paused", ["source", "since"], ["source"], keep=True),
+                (source, self.clock() + self.clock_offset()),
+            )
         else:
             self._exec("DELETE FROM paused WHERE source = ?", (source,))
 
     def paused(self) -> dict[str, float]:
         """source -> since when (epoch seconds) its schedule is paused."""
-        return {name: since for name, since in self._exec("SELECT source, since FROM paused")}
+        rows = self._exec("SELECT source, since FROM paused")
+        offset = self.clock_offset() if rows else 0.0
+        return {name: since - offset for name, since in rows}

@@ -8,7 +8,7 @@ catalog; its `Fence` is the lease the committing run holds (None: no lease to ch
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -173,6 +173,18 @@ class RunRecord:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def moved(self, by: float) -> RunRecord:
+        """The same run with its times moved `by` seconds: from one clock to another (the state
+        keeps times in the database's clock, and shows them in this host's: `SqlState`)."""
+        if not by:
+            return self
+        return replace(
+            self,
+            started_at=self.started_at + by,
+            finished_at=None if self.finished_at is None else self.finished_at + by,
+            retry_at=None if self.retry_at is None else self.retry_at + by,
+        )
 
     def waits_until(self, now: float) -> float | None:
         """When the service that failed this run allows the next call, if that is after `now`: the

@@ -16,7 +16,9 @@ A failed run is retried after a capped exponential backoff (30 s, 1 min, 2 min, 
 once per streak, not once per attempt. A sync that cannot even start because the index database
 cannot be reached counts as such a failure (one line naming the source and `database_url`). At
 start-up a source whose run fell due while no daemon was running (judged from its last run in the
-state DB) runs at once, once; an interrupted backfill resumes from its checkpoint, and so does a
+state DB) runs at once, once; an interval counts from the end of the last run, whichever daemon ran
+it, and never from a time in this host's future (`schedule.counted_from`: a run or prune recorded
+ahead was timed by another clock); an interrupted backfill resumes from its checkpoint, and so does a
 source whose last event run (a scoped sync a change event asked for) was cut short by a crash or by
 shutdown: the service will not notify that change again.
 
@@ -68,7 +70,7 @@ from inlet.process import overdue
 
 from .engine import ORPHANED, STOP_GRACE, Engine, RunResult
 from .events import STOP_DEADLINE, EventLoop, event_loop_for
-from .schedule import trigger
+from .schedule import ahead, counted_from, trigger
 from inlet.storage import RunRecord, SourceState, open_backend
 
 log = logging.getLogger(__name__)
@@ -181,7 +183,8 @@ class Daemon:
                 log.info("source %r runs now: %s", source.name, why)
                 self._once(f"catchup:{source.name}", self.sync_job, now, source.name, "catch-up")
             elif source.every and last:
-                start = _utc((last.finished_at or last.started_at) + parse_duration(source.every))
+                ended = counted_from(last.finished_at or last.started_at, now)
+                start = _utc(ended + parse_duration(source.every))
             self._add(f"sync:{source.name}", self.sync_job, trigger(source, self.jitter, start), source.name)
             self._schedule_prune(source, state, now)
 
@@ -194,7 +197,7 @@ class Daemon:
             if state.last_prune is None or state.last_prune + every <= now:
                 self._once(f"prune-now:{source.name}", self.prune_job, now, source.name)
             else:
-                first = state.last_prune + every
+                first = counted_from(state.last_prune, now) + every
         self._add(
             f"prune:{source.name}",
             self.prune_job,
@@ -468,6 +471,8 @@ class Daemon:
         if _interrupted(event) and event is not None and event.started_at >= last.started_at:
             return True  # an event run a crash ended: its change is not notified again
         source = self.settings.source(name)
+        if ahead(last.finished_at, self.clock()) is not None:
+            return True  # timed by another clock: when it really ended is unknown
         if source.every:
             return self.clock() - last.finished_at >= parse_duration(source.every) / 2
         return due_at_start(source, state, last, self.clock()) is not None
@@ -486,7 +491,7 @@ class Daemon:
             return None
         every = parse_duration(self.settings.source(name).prune_every)
         last = self.state.source(name).last_prune
-        if last is not None and self.clock() - last < 0.9 * every:
+        if last is not None and ahead(last, self.clock()) is None and self.clock() - last < 0.9 * every:
             return None
         if not self._guards[name].acquire(blocking=False):
             self._once(f"prune-retry:{name}", self.prune_job, self.clock() + BUSY_RETRY, name)

@@ -6,7 +6,8 @@ The invariant, before any code: at any moment at most one run's commits for a so
 - Every commit of the run (a batch of documents, a checkpoint) names that fence and is refused
   unless it is still the current, unexpired one: the check happens in the commit's own transaction
   (`SELECT ... FOR SHARE` on the lease row), so a takeover waits for a commit in flight and a
-  commit after a takeover fails. Time is the database's clock, never the daemon's.
+  commit after a takeover fails. Time is the database's clock, never the daemon's (`holders` gives
+  each lease's end in this host's clock, as the time left by the database's clock from now).
 - A live holder renews its leases every `lease / 3`; a holder that stops renewing (killed, frozen,
   cut off) loses them after `lease`, and the next daemon that asks takes the source over and
   resumes from its last fenced checkpoint. A refused commit raises LeaseLostError: the run ends as
@@ -26,7 +27,8 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -50,8 +52,9 @@ class PgLeases:
 
     shared = True
 
-    def __init__(self, config: IndexConfig, lease_seconds: float) -> None:
+    def __init__(self, config: IndexConfig, lease_seconds: float, clock: Callable[[], float] = time.time) -> None:
         self.pool = connect(config)
+        self.clock = clock  # this host's (epoch seconds): what `holders` gives times in
         self.seconds = lease_seconds
         self.holder = holder_name()
         self._held: dict[str, Fence] = {}
@@ -148,12 +151,15 @@ class PgLeases:
                 log.warning("could not renew leases (tried again in %.0fs): %s", self.seconds / 3, exc)
 
     def holders(self) -> dict[str, dict[str, Any]]:
-        """source -> {holder, expires (epoch seconds)} for live leases."""
+        """source -> {holder, expires (epoch seconds of this host's clock)} for live leases: a host
+        whose clock is wrong waits as long as the lease has left, not until the database's time."""
         with self.pool.connection() as db:
             rows = db.execute(
-                "SELECT source, holder, extract(epoch FROM expires) FROM leases WHERE expires > now()"
+                "SELECT source, holder, extract(epoch FROM expires - clock_timestamp()) FROM leases "
+                "WHERE expires > now()"
             ).fetchall()
-        return {r[0]: {"holder": r[1], "expires": float(r[2])} for r in rows}
+            now = self.clock()
+        return {r[0]: {"holder": r[1], "expires": now + float(r[2])} for r in rows}
 
 
 def _busy(source: str, holder: str, until: str | None) -> str:

@@ -33,6 +33,7 @@ class SqliteState(SqlState):
                 db = connect(path, STATE)
         self._db = db
         self._lock = threading.Lock()
+        self.clock = time.time
 
     @classmethod
     def copy(cls, path: Path) -> "SqliteState":
@@ -62,7 +63,7 @@ class SqliteState(SqlState):
         return "pid", os.getpid()
 
     def set_next_runs(self, pid: int, next_runs: dict[str, float | None]) -> None:
-        now = time.time()
+        now = self.clock()
         with self._connection() as db:
             db.executemany(
                 SQLITE.upsert("daemon_schedule", ["source", "next_run", "pid", "updated"], ["source"]),
