@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -34,13 +35,14 @@ from inlet.errors import ConfigError, IndexLockedError, InletError
 from inlet.index.relevance import default_min_relevance
 from inlet.index.search import SearchRequest
 from inlet.index.store import Index
+from inlet.storage.lock import SERVING, FileLock
 
 from .audit import AuditLog, name_refused
 from inlet.connectors.model import well_formed_user
 
 from .auth import Caller, KeyEntry, caller_for, named_user
 from .errors import ApiError
-from .local_channel import HolderGoneError, LocalClient, holder_for
+from .local_channel import HANDOVER_SECONDS, HOLDER_POLL, HolderGoneError, LocalClient, holder_for
 from .middleware import send_error
 from .models import MAX_QUERY_CHARS, iso
 from .content_type import is_json
@@ -544,9 +546,16 @@ class StdioTools(InletTools):
     Which one answers is decided at start (`start`), and again by a call that finds the holder gone
     (it stopped: an upgrade, a crash, Ctrl-C), as at start: a holder listening (again) is asked;
     with none, the index is opened here (`open_index`, inside `holding`: local commands then run
-    here) and answers every later call. An index held by a process that answers no local commands
-    (a direct `inlet backfill`) makes the call a tool error saying what the person can do; the next
-    call decides again. Only this user's processes are asked (the channel's peer check)."""
+    here) and answers every later call. An index held by another serving inlet process that is not
+    listening yet or any more (starting, stopping: `SERVING` roles) is waited for, up to
+    `HANDOVER_SECONDS`, as is the process this one handed the index to. An index held by a process
+    that answers no local commands (a direct `inlet backfill`) makes the call a tool error saying
+    what the person can do; the next call decides again. Only this user's processes are asked (the
+    channel's peer check).
+
+    The index opened here is only a fallback: an `inlet daemon` or `inlet serve` that starts asks
+    for it (`hand_over`, the local `hand_over` op): the calls using it finish, it is closed, and
+    the calls from then on wait for the starter to listen and are forwarded to it."""
 
     def __init__(
         self,
@@ -556,7 +565,7 @@ class StdioTools(InletTools):
         audit: AuditLog | None = None,
         *,
         open_index: Callable[[], AbstractContextManager[Index]],
-        holding: Callable[[Index], AbstractContextManager[None]] | None = None,
+        holding: Callable[[Index, Callable[[], None]], AbstractContextManager[None]] | None = None,
     ) -> None:
         super().__init__(Retrieval(None), half_life_days, caller_of, audit)
         self.settings = settings
@@ -565,6 +574,9 @@ class StdioTools(InletTools):
         self._holding = holding or _nothing
         self._opened = ExitStack()  # the index opened here, and what `holding` started with it
         self._lock = threading.Lock()  # one decision at a time; answers go on in parallel
+        self._use = threading.Condition()  # guards the three below: the index here, in use, handed over
+        self._using = 0  # calls answering from the index here
+        self._handed_until = 0.0  # monotonic time until which the process the index went to is waited for
 
     def start(self) -> None:
         """Decide who answers (loading the model if the index is opened here). An index held by a
@@ -579,6 +591,21 @@ class StdioTools(InletTools):
         """Close the index if it was opened here."""
         self._opened.close()
 
+    def hand_over(self) -> None:
+        """Give the index opened here to the `inlet daemon`/`inlet serve` that asked for it: new
+        calls wait for it to listen (up to `HANDOVER_SECONDS`), calls answering here finish, then
+        the index (and the local channel with it) is closed. Runs on a thread of its own."""
+        with self._use:
+            if self.retrieval.index is None:
+                return
+            self._handed_until = time.monotonic() + HANDOVER_SECONDS
+            while self._using:
+                self._use.wait()
+            self.retrieval = Retrieval(None)
+            closing = self._opened.pop_all()
+        log.info("MCP on stdio: handing the index over to the inlet process that asked for it")
+        closing.close()
+
     def search(self, query: str, caller: Caller, k: int = SEARCH_K) -> McpSearchOutput:
         here = super().search
         args = {"query": query, "user": caller.user, "k": k}
@@ -590,17 +617,36 @@ class StdioTools(InletTools):
             lambda: here(doc_id, caller), "mcp_fetch", {"id": doc_id, "user": caller.user}, McpFetchOutput
         )
 
+    def _here(self) -> bool:
+        """True (counted in use until `_done`) when the index is open here and not being handed over."""
+        with self._use:
+            if self.retrieval.index is None or time.monotonic() < self._handed_until:
+                return False
+            self._using += 1
+            return True
+
+    def _done(self) -> None:
+        with self._use:
+            self._using -= 1
+            self._use.notify_all()
+
     def _answer(self, here: Callable[[], Answer], op: str, args: dict[str, Any], model: type[Answer]) -> Answer:
         """The tool's answer from the index here or from the holder; a holder found gone is
         replaced (`_decide`) and asked again, once."""
         for _ in range(2):
             try:
                 with self._lock:
-                    holder = None if self.retrieval.index is not None else self.holder or self._decide()
+                    local = self._here()
+                    holder = None if local else self.holder or self._decide()
             except InletError as exc:  # the index could not be opened here (its message says why)
                 raise ToolError(str(exc)) from None
             if holder is None:
-                return here()
+                if not local and not self._here():  # handed over between the decision and now
+                    continue
+                try:
+                    return here()
+                finally:
+                    self._done()
             try:
                 return model.model_validate(holder.call(op, args))
             except HolderGoneError:
@@ -614,39 +660,72 @@ class StdioTools(InletTools):
 
     def _decide(self) -> LocalClient | None:
         """(Under `_lock`.) The holder to ask, or None once the index is open here; a ToolError
-        when the index is held by a process that answers no local commands."""
-        self.holder = holder_for(self.settings)
-        if self.holder is not None:
-            log.info("MCP on stdio: answered by the process holding the index")
-            return self.holder
-        try:
-            with ExitStack() as opening:
-                index = opening.enter_context(self._open_index())
-                opening.enter_context(self._holding(index))
-                retrieval = Retrieval(index)
-                retrieval.warm()
+        when the index is held by a process that answers no local commands, or by a serving one
+        that did not listen within `HANDOVER_SECONDS`."""
+        patience = time.monotonic() + HANDOVER_SECONDS
+        while True:
+            self.holder = holder_for(self.settings)
+            if self.holder is not None:
+                log.info("MCP on stdio: answered by the process holding the index")
+                return self.holder
+            with self._use:
+                handed = time.monotonic() < self._handed_until
+            if handed:  # the index went to a daemon or server that is starting: it will listen
+                time.sleep(HOLDER_POLL)
+                continue
+            try:
+                return self._open_here()
+            except IndexLockedError as exc:
+                holder = FileLock(Path(self.settings.index.path) / "index.lock").holder()  # who refused us
+                if holder.get("role") in SERVING and time.monotonic() < patience:
+                    time.sleep(HOLDER_POLL)  # starting (not listening yet) or stopping (not yet gone)
+                    continue
+                raise ToolError(_locked_message(exc, serving=holder.get("role") in SERVING)) from None
+
+    def _open_here(self) -> None:
+        """(Under `_lock`.) Open the index here, inside `holding`; its lock refusal propagates."""
+        with ExitStack() as opening:
+            index = opening.enter_context(self._open_index())
+            opening.enter_context(self._holding(index, self._handing_over))
+            retrieval = Retrieval(index)
+            retrieval.warm()
+            with self._use:
                 self._opened.push(opening.pop_all())
-        except IndexLockedError as exc:
-            raise ToolError(
-                f"inlet cannot search now: {exc.holder or 'another process'} holds the index and answers no "
-                "searches (embedded Chroma admits one process). Call the tool again once it has finished. "
-                "To search while a backfill runs, stop it (Ctrl-C: it resumes from its checkpoint) and start "
-                "it again while `inlet daemon` runs, or while this agent is open: it then runs inside that "
-                "process, and search keeps working."
-            ) from None
-        self.retrieval = retrieval
+                self.retrieval = retrieval
         log.info("MCP on stdio: the index is open in this process")
         return None
 
+    def _handing_over(self) -> None:
+        threading.Thread(target=self.hand_over, name="inlet-hand-over", daemon=True).start()
+
+
+def _locked_message(exc: IndexLockedError, serving: bool) -> str:
+    who = exc.holder or "another process"
+    if serving:
+        return (
+            f"inlet cannot search now: {who} holds the index and did not start answering within "
+            f"{HANDOVER_SECONDS:.0f}s (it is starting or stopping). Call the tool again in a moment."
+        )
+    return (
+        f"inlet cannot search now: {who} holds the index and answers no "
+        "searches (embedded Chroma admits one process). Call the tool again once it has finished. "
+        "To search while a backfill runs, stop it (Ctrl-C: it resumes from its checkpoint) and start "
+        "it again while `inlet daemon` runs, or while this agent is open: it then runs inside that "
+        "process, and search keeps working."
+    )
+
 
 def run_stdio(
-    settings: Settings, user: str | None, holding: Callable[[Index], AbstractContextManager[None]] | None = None
+    settings: Settings,
+    user: str | None,
+    holding: Callable[[Index, Callable[[], None]], AbstractContextManager[None]] | None = None,
 ) -> None:
     """`inlet mcp`: serve the tools on stdin/stdout, acting as `user` (--user or $INLET_USER); the
     index is opened here unless another inlet process holds it (then that process answers), and
     decided again when that process stops (`StdioTools`). While this process holds the index, it
-    is inside `holding(index)` (the composition root's: it answers the local commands, so
-    `inlet sync` beside a desktop agent's `inlet mcp` runs here)."""
+    is inside `holding(index, hand_over)` (the composition root's: it answers the local commands,
+    so `inlet sync` beside a desktop agent's `inlet mcp` runs here, and `hand_over` for a daemon or
+    server that starts and asks for the index)."""
     if not user or not user.strip():
         raise ConfigError("inlet mcp acts as one user: pass --user EMAIL or set INLET_USER")
     if not well_formed_user(user.strip()):  # the rule for users a key names over HTTP
@@ -673,7 +752,7 @@ def run_stdio(
 
 
 @contextmanager
-def _nothing(index: Index) -> Iterator[None]:
+def _nothing(index: Index, hand_over: Callable[[], None]) -> Iterator[None]:
     yield
 
 
