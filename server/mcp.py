@@ -458,8 +458,9 @@ def _refusal(read: Any) -> types.JSONRPCError | None:
     """The JSON-RPC error /mcp answers (400) for the JSON value `read` where the SDK would hand
     nothing to a tool, or None: no JSON-RPC 2.0 message is an "invalid request" (-32600), with the
     words `inlet mcp` uses on stdio (`_invalid_request`; one answer for a batch, id null: one POST
-    carries one message); a `tools/call` whose `params` name no tool is "invalid params" (-32602),
-    by the SDK's own models."""
+    carries one message), and so is a request whose `id` is unusable (null, fractional: the SDK
+    reads it as a notification; `_no_request_id`); a `tools/call` whose `params` name no tool is
+    "invalid params" (-32602), by the SDK's own models."""
     from pydantic import ValidationError
 
     if read is _UNREADABLE:
@@ -471,6 +472,11 @@ def _refusal(read: Any) -> types.JSONRPCError | None:
         answered = ids[0] if len(ids) == 1 and not isinstance(read, list) else None
         error = types.ErrorData(code=types.INVALID_REQUEST, message=why)
         return types.JSONRPCError(jsonrpc="2.0", id=answered, error=error)
+    if isinstance(message, types.JSONRPCNotification) and (
+        (isinstance(read, dict) and "id" in read) or not _notifies(message.method)
+    ):  # a request with an unusable id, which the SDK reads as a notification and answers nothing
+        error = types.ErrorData(code=types.INVALID_REQUEST, message=_no_request_id(message.method))
+        return types.JSONRPCError(jsonrpc="2.0", id=None, error=error)
     if not isinstance(message, types.JSONRPCRequest) or message.method != "tools/call":
         return None
     try:
@@ -481,6 +487,19 @@ def _refusal(read: Any) -> types.JSONRPCError | None:
             jsonrpc="2.0", id=message.id, error=types.ErrorData(code=types.INVALID_PARAMS, message=why)
         )
     return None
+
+
+def _notifies(method: str) -> bool:
+    """`method` names a notification: MCP's are all `notifications/...`; any other method is a request's."""
+    return method.startswith("notifications/")
+
+
+def _no_request_id(method: str) -> str:
+    """Why a message with a request's method but no usable `id` (null, fractional, absent) is refused."""
+    return (
+        f"not a valid MCP request: {method[:80]!r} is a request, and a request needs an 'id' that is a string "
+        "or an integer (MCP: never null); without one it would go unanswered"
+    )
 
 
 def _invalid_request(read: Any, per: str) -> tuple[str, list[str | int]]:
@@ -814,22 +833,29 @@ class _Wrapped:
 
 class _DrainingReader(_Wrapped):
     """stdin's message stream, whose end is reported only once every request read from it has
-    been answered: the SDK cancels requests still running when its input ends, so `printf
+    been answered or cancelled (`notifications/cancelled`: the SDK answers a cancelled request
+    nothing): the SDK cancels requests still running when its input ends, so `printf
     '<initialize>\\n<tools/call>\\n' | inlet mcp` would otherwise never print the last answer.
-    A line the SDK cannot read as one message (a JSON-RPC batch, which MCP no longer has; an object
-    that is no message) is answered here with an "invalid request" error for each request id it
-    holds, where the SDK would answer nothing."""
+    Lines the SDK would answer nothing, or wrongly, are answered here, as /mcp answers them
+    (`_refusal`): a line that is no JSON (a JSON string with a lone surrogate escape, which the
+    SDK's parser refuses, included) is a "parse error" (-32700; with the line's `id` when Python's
+    parser reads one); a line the SDK cannot read as one message (a JSON-RPC batch, which MCP no
+    longer has; an object that is no message) an "invalid request" (-32600) for each request id it
+    holds; a request's method without a usable id (null, fractional: the SDK reads it as a
+    notification) an "invalid request" with id null. A leading byte-order mark is ignored. A tool
+    request before `initialize` is refused saying so (the SDK's answer is "invalid params")."""
 
     def __init__(self, inner: Any, owed: _Owed, answers: Any) -> None:
         super().__init__(inner, owed)
         self._answers = answers
+        self._initialized = False
 
     @property
     def last_context(self) -> Any:
         return getattr(self._inner, "last_context", None)
 
     async def receive(self) -> Any:
-        from mcp.types import JSONRPCRequest
+        from mcp.types import JSONRPCNotification, JSONRPCRequest
 
         while True:
             try:
@@ -837,17 +863,56 @@ class _DrainingReader(_Wrapped):
             except anyio.EndOfStream:
                 await self._owed.drained()
                 raise
-            if isinstance(item, Exception) and await self._refused(item):
-                continue
+            if isinstance(item, Exception):
+                item = await self._reread(item)
+                if item is None:
+                    continue
             message = getattr(item, "message", None)
+            if isinstance(message, JSONRPCNotification):
+                if message.method == "notifications/cancelled":
+                    self._owed.settle((message.params or {}).get("requestId"))
+                elif not _notifies(message.method):
+                    await self._answer(None, types.INVALID_REQUEST, _no_request_id(message.method))
+                    continue
             if isinstance(message, JSONRPCRequest):
+                if message.method == "initialize":
+                    self._initialized = True
+                elif not self._initialized and message.method in _SESSION_METHODS:
+                    await self._answer(message.id, types.INVALID_REQUEST, _NOT_INITIALIZED)
+                    continue
                 self._owed.ids.add(message.id)
             return item
 
+    async def _answer(self, request_id: Any, code: int, why: str) -> None:
+        from mcp.shared.message import SessionMessage
+
+        error = types.JSONRPCError(jsonrpc="2.0", id=request_id, error=types.ErrorData(code=code, message=why))
+        await self._answers.send(SessionMessage(error))
+
+    async def _reread(self, error: Exception) -> Any:
+        """What to make of a line the SDK could not read (`error`): its message, once inlet reads
+        it (a leading byte-order mark); None once answered here (or a blank line); else `error`."""
+        from mcp.shared.message import SessionMessage
+        from pydantic import ValidationError
+
+        if not isinstance(error, ValidationError):
+            return error
+        line = next((e["input"] for e in error.errors() if e["type"] == "json_invalid"), None)
+        if not isinstance(line, str):
+            return None if await self._refused(error) else error
+        if line.startswith("\ufeff"):
+            try:
+                return SessionMessage(types.jsonrpc_message_adapter.validate_json(line[1:], by_name=False))
+            except ValidationError as again:
+                return await self._reread(again)
+        if not line.strip():
+            return None
+        why = next(e["msg"] for e in error.errors() if e["type"] == "json_invalid")
+        await self._answer(_readable_id(line), types.PARSE_ERROR, f"Parse error: {why}")
+        return None
+
     async def _refused(self, error: Exception) -> bool:
         """Answer the request ids of a line that is no message; False when it named none."""
-        from mcp.shared.message import SessionMessage
-        from mcp.types import INVALID_REQUEST, ErrorData, JSONRPCError
         from pydantic import ValidationError
 
         if not isinstance(error, ValidationError):
@@ -866,8 +931,7 @@ class _DrainingReader(_Wrapped):
         )
         why, ids = _invalid_request(read, "line")
         for request_id in ids:
-            answer = JSONRPCError(jsonrpc="2.0", id=request_id, error=ErrorData(code=INVALID_REQUEST, message=why))
-            await self._answers.send(SessionMessage(answer))
+            await self._answer(request_id, types.INVALID_REQUEST, why)
         return bool(ids)
 
     def __aiter__(self) -> "_DrainingReader":
@@ -881,6 +945,25 @@ class _DrainingReader(_Wrapped):
 
     async def __aenter__(self) -> "_DrainingReader":
         return self
+
+
+_SESSION_METHODS = frozenset({"tools/list", "tools/call"})
+"""The requests the tools answer, which the SDK refuses before `initialize` ("invalid params")."""
+_NOT_INITIALIZED = (
+    "send 'initialize' first: an MCP session on stdio starts with an initialize request (then the "
+    "notifications/initialized notification); this request was not run"
+)
+
+
+def _readable_id(line: str) -> str | int | None:
+    """The request id of a line the SDK's JSON parser refused, when Python's reads one (a lone
+    surrogate escape, `\\ud83c`, is JSON to it); else None."""
+    try:
+        read = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    found = read.get("id") if isinstance(read, dict) else None
+    return found if isinstance(found, (str, int)) and not isinstance(found, bool) else None
 
 
 class _AnsweringWriter(_Wrapped):
