@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 SEARCH_K = 10
 MAX_K = 50
 SNIPPET_CHARS = 1200
+FETCH_CHARS = 40_000  # fetch's default `max_chars`: ~10k tokens, under the 25k clients such as Claude Code take
+MAX_FETCH_CHARS = 200_000
 
 
 class McpSearchItem(BaseModel):
@@ -76,9 +78,18 @@ class McpSearchOutput(BaseModel):
 class McpFetchOutput(BaseModel):
     id: str
     title: str
-    text: str = Field(description="the whole document")
+    text: str = Field(
+        description="the document's text from `offset`, at most `max_chars` characters: the whole text when "
+        "`next_offset` is null"
+    )
     url: str
     metadata: dict[str, Any]
+    offset: int = Field(0, description="where `text` starts in the document's text, in characters")
+    total_chars: int = Field(0, description="the length of the document's whole text, in characters")
+    next_offset: int | None = Field(
+        None, description="where the rest of the text starts (call fetch again with this `offset`); null at the end"
+    )
+    note: str | None = Field(None, description="how to get the rest, when `text` is only part of the document")
 
 
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -119,10 +130,27 @@ TOOLS = [
     types.Tool(
         name="fetch",
         title="Fetch a document",
-        description="The whole text and metadata of one document, by the id that search returned.",
+        description="The text and metadata of one document, by the id that search returned. A long text "
+        f"comes in parts of at most max_chars characters (default {FETCH_CHARS:,}): next_offset says where the "
+        "rest starts (pass it as offset); it is null once the text is whole.",
         input_schema={
             "type": "object",
-            "properties": {"id": {"type": "string", "description": "a document id from search"}},
+            "properties": {
+                "id": {"type": "string", "description": "a document id from search"},
+                "offset": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "default": 0,
+                    "description": "where to start in the text, in characters: a next_offset fetch returned (optional)",
+                },
+                "max_chars": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": MAX_FETCH_CHARS,
+                    "default": FETCH_CHARS,
+                    "description": "at most this many characters of text (optional)",
+                },
+            },
             "required": ["id"],
         },
         output_schema=_schema(McpFetchOutput),
@@ -210,7 +238,10 @@ class InletTools:
                     self.search, _string(arguments, "query", MAX_QUERY_CHARS), caller, _k(arguments)
                 )
             elif name == "fetch":
-                result = await anyio.to_thread.run_sync(self.fetch, _string(arguments, "id"), caller)
+                offset = _integer(arguments, "offset", 0, 0, None)
+                longest = _integer(arguments, "max_chars", FETCH_CHARS, 1, MAX_FETCH_CHARS)
+                whole = await anyio.to_thread.run_sync(self.fetch, _string(arguments, "id"), caller)
+                result = _part(whole, offset, longest)
             else:
                 raise ToolError(f"unknown tool {name!r}")
         except ToolError as exc:
@@ -268,12 +299,35 @@ def _string(arguments: Mapping[str, Any], key: str, longest: int | None = None) 
 
 def _k(arguments: Mapping[str, Any]) -> int:
     """The optional `k` of search (ChatGPT's clients send `query` alone)."""
-    value = arguments.get("k", SEARCH_K)
+    return _integer(arguments, "k", SEARCH_K, 1, MAX_K)
+
+
+def _integer(arguments: Mapping[str, Any], key: str, default: int, least: int, most: int | None) -> int:
+    """The optional integer argument `key`, from `least` to `most` (None: no bound)."""
+    value = arguments.get(key, default)
     if isinstance(value, float) and value.is_integer():  # 2.0 is an integer to JSON Schema, as to /v1/search
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_K:
-        raise ToolError(f"'k' must be an integer from 1 to {MAX_K}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < least or (most is not None and value > most):
+        bounds = f"from {least} to {most}" if most is not None else f"of at least {least}"
+        raise ToolError(f"'{key}' must be an integer {bounds}")
     return value
+
+
+def _part(whole: McpFetchOutput, offset: int, longest: int) -> McpFetchOutput:
+    """At most `longest` characters of the fetched document's text from `offset`, saying where the
+    rest starts: a client bounds a tool result (Claude Code: 25,000 tokens by default)."""
+    total = len(whole.text)
+    if offset > total:
+        raise ToolError(f"'offset' {offset} is past the end of the text ({total} characters)")
+    end = min(offset + longest, total)
+    rest = end if end < total else None
+    note = (
+        f"text is characters {offset} to {end} of {total}: call fetch with offset {end} for the rest"
+        if rest is not None
+        else None
+    )
+    update = {"text": whole.text[offset:end], "offset": offset, "total_chars": total, "next_offset": rest, "note": note}
+    return whole.model_copy(update=update)
 
 
 def _iso(value: Any) -> str | None:
@@ -843,12 +897,13 @@ class _DrainingReader(_Wrapped):
     longer has; an object that is no message) an "invalid request" (-32600) for each request id it
     holds; a request's method without a usable id (null, fractional: the SDK reads it as a
     notification) an "invalid request" with id null. A leading byte-order mark is ignored. A tool
-    request before `initialize` is refused saying so (the SDK's answer is "invalid params")."""
+    request before `initialize` is refused saying so (the SDK's answer is "invalid params"), unless
+    it is of MCP 2026-07-28, whose requests carry their protocol version and need no `initialize`."""
 
     def __init__(self, inner: Any, owed: _Owed, answers: Any) -> None:
         super().__init__(inner, owed)
         self._answers = answers
-        self._initialized = False
+        self._opened = False  # an initialize (or a request of a protocol without one) was read
 
     @property
     def last_context(self) -> Any:
@@ -875,9 +930,9 @@ class _DrainingReader(_Wrapped):
                     await self._answer(None, types.INVALID_REQUEST, _no_request_id(message.method))
                     continue
             if isinstance(message, JSONRPCRequest):
-                if message.method == "initialize":
-                    self._initialized = True
-                elif not self._initialized and message.method in _SESSION_METHODS:
+                if message.method == "initialize" or _enveloped(message.params):
+                    self._opened = True  # an MCP 2026-07-28 client opens with no handshake: its `_meta` says so
+                elif not self._opened and message.method in _SESSION_METHODS:
                     await self._answer(message.id, types.INVALID_REQUEST, _NOT_INITIALIZED)
                     continue
                 self._owed.ids.add(message.id)
@@ -953,6 +1008,12 @@ _NOT_INITIALIZED = (
     "send 'initialize' first: an MCP session on stdio starts with an initialize request (then the "
     "notifications/initialized notification); this request was not run"
 )
+
+
+def _enveloped(params: Any) -> bool:
+    """`params` carry the per-request protocol version of MCP 2026-07-28, which has no `initialize`."""
+    meta = params.get("_meta") if isinstance(params, Mapping) else None
+    return isinstance(meta, Mapping) and types.PROTOCOL_VERSION_META_KEY in meta
 
 
 def _readable_id(line: str) -> str | int | None:

@@ -59,6 +59,8 @@ async def tool_session(client: Client) -> dict[str, Any]:
         espresso = check_tool_result(await call(client, "search", {"query": "espresso machine descaled"}))
         public = check_tool_result(await call(client, "fetch", {"id": "eng:C1/100"}))
         nolink = check_tool_result(await call(client, "fetch", {"id": "files:notes/no-link.md"}))
+        part = check_tool_result(await call(client, "fetch", {"id": "eng:C1/100", "offset": 3, "max_chars": 5}))
+        past = await call(client, "fetch", {"id": "eng:C1/100", "offset": 10**6})
         private = await call(client, "fetch", {"id": "eng:C2/200"})
         missing = await call(client, "fetch", {"id": "eng:nope"})
         blank = await call(client, "search", {"query": "  "})
@@ -73,6 +75,8 @@ async def tool_session(client: Client) -> dict[str, Any]:
         "espresso": espresso,
         "public": public,
         "nolink": nolink,
+        "part": part,
+        "past": past,
         "private": private,
         "missing": missing,
         "blank": blank,
@@ -97,7 +101,9 @@ def check_tools(tools: dict[str, Any]) -> None:
     said = tools["search"].output_schema["properties"]["results"]["description"]
     assert "min_relevance" in said and 'match "none"' in said
     assert tools["fetch"].input_schema["required"] == ["id"]
-    assert set(tools["fetch"].output_schema["properties"]) == {"id", "title", "text", "url", "metadata"}
+    fields = {"id", "title", "text", "url", "metadata", "offset", "total_chars", "next_offset", "note"}
+    assert set(tools["fetch"].output_schema["properties"]) == fields
+    assert tools["fetch"].input_schema["properties"]["max_chars"]["default"] == 40_000
 
 
 def check_as_member(seen: dict[str, Any]) -> None:
@@ -109,6 +115,13 @@ def check_as_member(seen: dict[str, Any]) -> None:
     assert len({r["id"] for r in results}) == len(results)
     assert seen["nolink"]["url"] == "inlet://doc/files:notes/no-link.md"
     assert seen["public"]["text"].startswith("To deploy") and seen["public"]["metadata"]["channel"] == "general"
+    # probe31d F8: a long text comes in parts (`max_chars`, default 40,000), each saying where the rest starts
+    whole = seen["public"]
+    assert (whole["offset"], whole["total_chars"], whole["next_offset"]) == (0, len(whole["text"]), None)
+    part = seen["part"]
+    assert part["text"] == whole["text"][3:8] and (part["offset"], part["next_offset"]) == (3, 8)
+    assert part["total_chars"] == len(whole["text"]) and "offset 8" in part["note"]
+    assert seen["past"].is_error and "past the end" in seen["past"].content[0].text
     assert not seen["private"].is_error and "Initech" in seen["private"].structured_content["text"]
     assert seen["missing"].is_error
     assert seen["blank"].is_error
