@@ -678,6 +678,7 @@ class StdioTools(InletTools):
             closing = self._opened.pop_all()
         log.info("MCP on stdio: handing the index over to the inlet process that asked for it")
         closing.close()
+        log.info("MCP on stdio: the index is closed here; calls go to the process that asked for it")
 
     def search(self, query: str, caller: Caller, k: int = SEARCH_K) -> McpSearchOutput:
         here = super().search
@@ -747,7 +748,8 @@ class StdioTools(InletTools):
                 time.sleep(HOLDER_POLL)
                 continue
             try:
-                return self._open_here()
+                self._open_here()
+                return None
             except IndexLockedError as exc:
                 holder = FileLock(Path(self.settings.index.path) / "index.lock").holder()  # who refused us
                 if holder.get("role") in SERVING and time.monotonic() < patience:
@@ -766,7 +768,6 @@ class StdioTools(InletTools):
                 self._opened.push(opening.pop_all())
                 self.retrieval = retrieval
         log.info("MCP on stdio: the index is open in this process")
-        return None
 
     def _handing_over(self) -> None:
         threading.Thread(target=self.hand_over, name="inlet-hand-over", daemon=True).start()
