@@ -228,7 +228,7 @@ def local_commands_of_server(
     state = open_backend(settings).state()
     board = ProgressBoard()
     runner = engine_runner(settings, index, state, stop, board)
-    local = start_local_commands(settings, index, state, runner, board, hand_over)
+    local = start_local_commands(settings, index, state, runner, board, hand_over=hand_over)
     try:
         yield
     finally:

@@ -101,13 +101,7 @@ class LocalCommands:
     """The holder's handlers, over its open index and state DB; `run` syncs one source."""
 
     def __init__(
-        self,
-        settings: Settings,
-        index: Any,
-        state: Any,
-        run: Runner,
-        board: ProgressBoard | None = None,
-        hand_over: Callable[[], None] | None = None,
+        self, settings: Settings, index: Any, state: Any, run: Runner, board: ProgressBoard | None = None
     ) -> None:
         from .mcp import InletTools  # the MCP SDK alone costs ~1 s
         from .service import Retrieval
@@ -125,10 +119,10 @@ class LocalCommands:
         retrieval = Retrieval(index)
         retrieval.ready.set()  # the index is open; the model loads on the first query
         self.tools = InletTools(retrieval, settings.server.recency_half_life_days, _no_session)
-        self._hand_over = hand_over
+        self.release: Callable[[], None] | None = None  # an `inlet mcp` holder's: lets go of the index
 
     def handlers(self) -> dict[str, Handler]:
-        handing = {"hand_over": self.hand_over} if self._hand_over is not None else {}
+        handing = {"hand_over": self.hand_over} if self.release is not None else {}
         return {
             **handing,
             "search": self.search,
@@ -145,9 +139,9 @@ class LocalCommands:
     def hand_over(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """A daemon or server that starts asks for the index: let go of it (the callback returns at
         once; closing this channel waits for this answer)."""
-        assert self._hand_over is not None
+        assert self.release is not None
         log.info("local command: an inlet daemon or server is starting and asks for the index")
-        self._hand_over()
+        self.release()
         return {"handing_over": True}
 
     def forget(self, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -294,6 +288,7 @@ def start_local_commands(
     state: Any,
     run: Runner,
     board: ProgressBoard | None = None,
+    *,
     hand_over: Callable[[], None] | None = None,
 ) -> LocalServer | None:
     """Answer local commands on `<index>/inlet.sock`; None when not needed or not possible.
@@ -305,7 +300,8 @@ def start_local_commands(
     """
     if settings.index.chroma_url:
         return None
-    commands = LocalCommands(settings, index, state, run, board, hand_over)
+    commands = LocalCommands(settings, index, state, run, board)
+    commands.release = hand_over
     try:
         return LocalServer(Path(settings.index.path), commands.handlers(), config_id=settings.fingerprint())
     except (InletError, OSError) as exc:

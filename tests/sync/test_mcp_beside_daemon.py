@@ -94,13 +94,7 @@ def test_stdio_tools_find_who_answers_again_once_the_holder_stops(tmp_path: Path
     holder = ExitStack()  # a holder beside the agent, as `inlet serve` is: the index and its local channel
     held = holder.enter_context(Index(settings.index, embedder=text_hash_embedder))
     holder.enter_context(local_commands_of_server(settings, held))
-    tools = StdioTools(
-        settings,
-        180.0,
-        lambda ctx: alice,
-        open_index=lambda: Index(settings.index, embedder=text_hash_embedder, role="mcp"),
-        holding=lambda index, hand_over: local_commands_of_server(settings, index, hand_over),
-    )
+    tools = agent_tools(settings, alice, text_hash_embedder)
     try:
         tools.start()
         assert tools.holder is not None and tools.retrieval.index is None  # forwarded: no index opened here
@@ -150,17 +144,10 @@ def test_a_daemon_that_starts_takes_the_index_over_from_an_agents_inlet_mcp(
     index, and the restarted daemon then exited 1 until the person quit the agent app. Now the
     daemon asks that `inlet mcp` to hand the index over, starts, and the agent's next call is
     forwarded to it (the agent here is `StdioTools` in this process; the daemon a real process)."""
-    from inlet.compose import local_commands_of_server
 
     settings = load_config(indexed_cheaply)
     alice = Caller(key_name="stdio", user="alice@example.com", admin=False)
-    tools = StdioTools(
-        settings,
-        180.0,
-        lambda ctx: alice,
-        open_index=lambda: Index(settings.index, embedder=text_hash_embedder, role="mcp"),
-        holding=lambda index, hand_over: local_commands_of_server(settings, index, hand_over),
-    )
+    tools = agent_tools(settings, alice, text_hash_embedder)
     lock = FileLock(settings.index.path / "index.lock")
     try:
         tools.start()
@@ -233,3 +220,16 @@ def _outcome(call: Any) -> Any:
         return call()
     except ToolError as exc:
         return exc
+
+
+def agent_tools(settings: Settings, caller: Caller, embedder: Any) -> StdioTools:
+    """The tools of an agent's `inlet mcp`, as `run_stdio` makes them (the index opened with `embedder`)."""
+    from inlet.compose import local_commands_of_server
+
+    return StdioTools(
+        settings,
+        180.0,
+        lambda ctx: caller,
+        open_index=lambda: Index(settings.index, embedder=embedder, role="mcp"),
+        holding=lambda index, hand_over: local_commands_of_server(settings, index, hand_over),
+    )
