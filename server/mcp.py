@@ -9,7 +9,9 @@ spends its rate-limit token, and input that is no MCP request is answered as on 
 (`_invalid_request`: one reading of it for both). Tool results carry
 the object both as `structuredContent` and as one JSON text item; `url` is never empty.
 On stdio (`StdioTools`) the tools answer from the index opened in this process, or forward to the
-process holding it; when that process stops, the next call decides again who answers.
+process holding it; when that process stops, the next call decides again who answers, and an index
+opened here is handed over to an `inlet daemon`/`inlet serve` that starts and asks for it.
+`fetch` returns a long text in parts (`max_chars` from `offset`), saying where the rest starts.
 """
 
 from __future__ import annotations
