@@ -5,6 +5,8 @@ commands. Every command that runs syncs or serves (`sync`, `backfill`, `daemon`,
 the local channel of `inlet serve`) is assembled here, so the layers below never assemble one
 another: sync knows no server, the server no daemon's wiring. SIGINT/SIGTERM are handled by one
 handler (`inlet.process.stop_on_signals`): the first sets the stop event, a second exits at once.
+`inlet daemon` and `inlet serve` take the index over from an agent's `inlet mcp` that holds it
+(`serving_index`: it opened it only because no daemon or server ran), rather than refusing to start.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,11 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from inlet.config import Settings
+from inlet.errors import IndexLockedError, InletError
 from inlet.index.store import Index
 from inlet.process import listen, stop_on_signals, wait
 from inlet.server.listener import ServerThread, listening_text, local_url
+from inlet.server.local_channel import HANDOVER_SECONDS, HOLDER_POLL, holder_for
 from inlet.server.local_commands import ProgressBoard, Runner, start_local_commands
 from inlet.storage import Leases, StateStore, open_backend
+from inlet.storage.lock import other_holder
 from inlet.sync.daemon import SHUTDOWN_DEADLINE, SHUTDOWN_GRACE, WATCHDOG_MARGIN, Daemon, overdue
 from inlet.sync.engine import Engine, RunResult
 from inlet.sync.forget import Forgotten, forget_source
@@ -45,13 +51,53 @@ class Assembly:
     engine: Engine
 
 
+def serving_index(settings: Settings, **lock_info: Any) -> Index:
+    """The index for `inlet daemon` / `inlet serve` (locked, `lock_info` recorded). Held by an
+    agent's `inlet mcp` (role `mcp`), which opened it only because no daemon or server ran, it is
+    asked to hand it over (the local `hand_over` op) and its lock is waited for, up to
+    `HANDOVER_SECONDS`; that `inlet mcp` then forwards its tool calls here. Any other holder, or an
+    `inlet mcp` that does not let go in time, is the usual `IndexLockedError`."""
+    try:
+        return Index(settings.index, configured=settings.source_names(), **lock_info)
+    except IndexLockedError as locked:
+        held = other_holder(Path(settings.index.path)) or {}
+        client = holder_for(settings) if held.get("role") == "mcp" else None
+        if client is None:
+            raise
+        try:
+            client.call("hand_over")
+        except InletError as exc:  # an inlet of another release (no such op), or it stopped meanwhile
+            log.info("the agent's inlet mcp holding the index did not hand it over: %s", exc)
+            raise locked from None
+    log.info("an agent's inlet mcp (pid %s) holds the index: it hands it over", held.get("pid", "?"))
+    deadline = time.monotonic() + HANDOVER_SECONDS
+    while True:
+        try:
+            return Index(settings.index, configured=settings.source_names(), **lock_info)
+        except IndexLockedError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(HOLDER_POLL)
+
+
 @contextmanager
 def assembled(
-    settings: Settings, stop: threading.Event, *, on_progress: ProgressCallback | None = None, **lock_info: Any
+    settings: Settings,
+    stop: threading.Event,
+    *,
+    on_progress: ProgressCallback | None = None,
+    take_over: bool = False,
+    **lock_info: Any,
 ) -> Iterator[Assembly]:
-    """The index (locked, `lock_info` recorded in the lock), the backend's state and leases, and an
-    engine whose runs end at their next checkpoint once `stop` is set; all closed on exit."""
-    with Index(settings.index, configured=settings.source_names(), **lock_info) as index:
+    """The index (locked, `lock_info` recorded in the lock; `take_over`: from an agent's `inlet mcp`,
+    `serving_index`), the backend's state and leases, and an engine whose runs end at their next
+    checkpoint once `stop` is set; all closed on exit."""
+    opened = (
+        serving_index(settings, **lock_info)
+        if take_over
+        else Index(settings.index, configured=settings.source_names(), **lock_info)
+    )
+    with opened as index:
         backend = open_backend(settings)
         state = backend.state()
         leases = backend.leases()
@@ -95,7 +141,7 @@ def run_daemon(
     if api:
         lock_info.update(api_url=api.url, api_file=str(Path(settings.index.path) / api.api_file_name))
     board = ProgressBoard()  # what a forwarded `inlet backfill` draws, as its own run would
-    with assembled(settings, stop, on_progress=board.update, **lock_info) as parts:
+    with assembled(settings, stop, on_progress=board.update, take_over=True, **lock_info) as parts:
         daemon = Daemon(settings, parts.engine, hooks=api is not None)  # webhooks are heard only with the API
         server = api.start(settings, parts.index, parts.state, daemon) if api else None
         local = start_local_commands(settings, parts.index, parts.state, daemon.run_for_client, board)
@@ -144,8 +190,9 @@ def forget(settings: Settings, name: str) -> Forgotten:
 
 
 def run_server(settings: Settings) -> None:
-    """`inlet serve`: listen (a busy port is `PortInUseError`), open the index (failing fast if
-    another process holds it), serve until SIGINT/SIGTERM, then stop cleanly."""
+    """`inlet serve`: listen (a busy port is `PortInUseError`), open the index (taking it over from
+    an agent's `inlet mcp`, `serving_index`; failing fast if another process holds it), serve until
+    SIGINT/SIGTERM, then stop cleanly."""
     from inlet.index.embedding import serve_queries  # here: it loads the embedding runtime
     from inlet.server.app import create_app  # here: FastAPI and the MCP SDK cost every other command ~1 s
 
@@ -156,7 +203,7 @@ def run_server(settings: Settings) -> None:
     sock = listen(host, port, "[server]")
     url = local_url(host, sock.getsockname()[1])
     with (
-        Index(settings.index, role="serve", api_url=url, configured=settings.source_names()) as index,
+        serving_index(settings, role="serve", api_url=url) as index,
         local_commands_of_server(settings, index),
     ):
         app = create_app(settings, index=index, listening=sock.getsockname())
@@ -171,14 +218,17 @@ def run_server(settings: Settings) -> None:
 
 
 @contextmanager
-def local_commands_of_server(settings: Settings, index: Index) -> Iterator[None]:
-    """`inlet serve` (and a standalone `inlet mcp`) answers local commands while inside: the
-    backend's state, and runs on an engine made on first use (stopped at its next checkpoint when
-    the server exits)."""
+def local_commands_of_server(
+    settings: Settings, index: Index, hand_over: Callable[[], None] | None = None
+) -> Iterator[None]:
+    """`inlet serve` (and a standalone `inlet mcp`, whose `hand_over` lets go of the index for a
+    daemon or server that starts) answers local commands while inside: the backend's state, and
+    runs on an engine made on first use (stopped at its next checkpoint when the server exits)."""
     stop = threading.Event()
     state = open_backend(settings).state()
     board = ProgressBoard()
-    local = start_local_commands(settings, index, state, engine_runner(settings, index, state, stop, board), board)
+    runner = engine_runner(settings, index, state, stop, board)
+    local = start_local_commands(settings, index, state, runner, board, hand_over=hand_over)
     try:
         yield
     finally:
@@ -222,4 +272,5 @@ __all__ = [
     "local_commands_of_server",
     "run_daemon",
     "run_server",
+    "serving_index",
 ]

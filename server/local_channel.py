@@ -28,6 +28,9 @@ the holder's handler table (`local_commands.py`, beside this module). A holder t
 without an answer (it died, or was stopped) gives `HolderGoneError` (exit 1).
 
 `holder_for(settings)` is the client side's start: the holder of a config's index, if any.
+A holder that took the index only as a fallback (an agent's `inlet mcp`) answers the op
+`hand_over`: an `inlet daemon` or `inlet serve` that starts asks it to let go of the index, and
+waits up to `HANDOVER_SECONDS` for the lock.
 The socket is removed by the holder on shutdown, and a leftover one (a killed holder) is replaced
 on start, only once the index lock is the starter's: only the lock holder owns the name.
 """
@@ -62,6 +65,11 @@ SOCKET_NAME = "inlet.sock"
 MAX_REQUEST = 1 << 20  # bytes: a request is a query or a few names, never large
 REQUEST_TIMEOUT = 30.0  # seconds a connected client has to send its request line
 MAX_SOCKET_PATH = 100  # bytes; longer socket paths go through the folder's descriptor
+HANDOVER_SECONDS = 30.0
+"""How long a serving process waits for another to hand the index over or to start listening:
+`inlet daemon`/`serve` for an `inlet mcp` holding it to let go, an `inlet mcp` for a serving holder
+that is starting or stopping (`inlet.storage.lock.SERVING`)."""
+HOLDER_POLL = 0.2  # seconds between two looks at the index lock or the socket while waiting so
 Handler = Callable[[Mapping[str, Any]], Any]
 
 
@@ -422,6 +430,8 @@ def holder_for(settings: Settings) -> LocalClient | None:
 __all__ = [
     "ChannelError",
     "ForwardedError",
+    "HANDOVER_SECONDS",
+    "HOLDER_POLL",
     "HolderGoneError",
     "LocalClient",
     "LocalServer",

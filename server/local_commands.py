@@ -15,6 +15,7 @@ and the wire format are `inlet.server.local_channel`; this module holds the oper
 | `forget` | `source` (not configured) | `inlet forget --json` (4) |
 | `mcp_search` | `query`, `user` | the MCP `search` tool's object |
 | `mcp_fetch` | `id`, `user` | the MCP `fetch` tool's object |
+| `hand_over` | - | `{"handing_over": true}` (6) |
 
 (1) as `inlet sync --json`, each run also with `credentials_refused` (the CLI exits 3 on it).
 (2) sent on a second connection when the command that asked for the run is interrupted (Ctrl-C,
@@ -31,6 +32,10 @@ restarted (the command's configuration, checked before, no longer names it).
 (its engine's `on_progress`), and still answered for a while after the run ended: the command
 asks for it on a second connection while it waits for `run`, and once more after, and draws the
 progress bar a direct run draws (`inlet.progress`).
+(6) only an `inlet mcp` that opened the index itself (no daemon or server held it) answers it: it
+lets go of the index, on a thread of its own once answered, for the `inlet daemon` or `inlet serve`
+that asks while starting, and then forwards its tool calls to it. Other holders answer
+"unknown operation".
 
 A run asked for while the same source runs (on its schedule, or for another command) is refused
 with the `SourceBusyError` the command gets when run directly; runs happen in the holder, and the
@@ -114,11 +119,14 @@ class LocalCommands:
         retrieval = Retrieval(index)
         retrieval.ready.set()  # the index is open; the model loads on the first query
         self.tools = InletTools(retrieval, settings.server.recency_half_life_days, _no_session)
+        self.release: Callable[[], None] | None = None  # an `inlet mcp` holder's: lets go of the index
 
     def handlers(self) -> dict[str, Handler]:
         """The ops, each of which fails on a full, read-only or inaccessible index folder with the
         `StorageError` the command run alone gives (`inlet.index.disk`), not an internal error."""
+        handing = {"hand_over": self.hand_over} if self.release is not None else {}
         table: dict[str, Handler] = {
+            **handing,
             "search": self.search,
             "status": self.status,
             "run": self.run,
@@ -145,6 +153,14 @@ class LocalCommands:
                 raise error from exc
 
         return explained
+
+    def hand_over(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """A daemon or server that starts asks for the index: let go of it (the callback returns at
+        once; closing this channel waits for this answer)."""
+        assert self.release is not None
+        log.info("local command: an inlet daemon or server is starting and asks for the index")
+        self.release()
+        return {"handing_over": True}
 
     def forget(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """`inlet forget SOURCE` beside this process, which holds the index: checked against this
@@ -285,10 +301,17 @@ def _no_session(ctx: Any) -> Caller:
 
 
 def start_local_commands(
-    settings: Settings, index: Any, state: Any, run: Runner, board: ProgressBoard | None = None
+    settings: Settings,
+    index: Any,
+    state: Any,
+    run: Runner,
+    board: ProgressBoard | None = None,
+    *,
+    hand_over: Callable[[], None] | None = None,
 ) -> LocalServer | None:
     """Answer local commands on `<index>/inlet.sock`; None when not needed or not possible.
-    `board` is where the engine that `run` uses reports progress (its `on_progress`).
+    `board` is where the engine that `run` uses reports progress (its `on_progress`); `hand_over`
+    (an `inlet mcp` holder's) lets go of the index for a daemon or server that starts.
 
     Only for an embedded index (with `[index].chroma_url` every process opens the index itself).
     A channel that cannot start is logged and skipped: the holder's own work goes on.
@@ -296,6 +319,7 @@ def start_local_commands(
     if settings.index.chroma_url:
         return None
     commands = LocalCommands(settings, index, state, run, board)
+    commands.release = hand_over
     try:
         return LocalServer(Path(settings.index.path), commands.handlers(), config_id=settings.fingerprint())
     except (InletError, OSError) as exc:

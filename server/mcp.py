@@ -9,7 +9,9 @@ spends its rate-limit token, and input that is no MCP request is answered as on 
 (`_invalid_request`: one reading of it for both). Tool results carry
 the object both as `structuredContent` and as one JSON text item; `url` is never empty.
 On stdio (`StdioTools`) the tools answer from the index opened in this process, or forward to the
-process holding it; when that process stops, the next call decides again who answers.
+process holding it; when that process stops, the next call decides again who answers, and an index
+opened here is handed over to an `inlet daemon`/`inlet serve` that starts and asks for it.
+`fetch` returns a long text in parts (`max_chars` from `offset`), saying where the rest starts.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -34,13 +37,14 @@ from inlet.errors import ConfigError, IndexLockedError, InletError
 from inlet.index.relevance import default_min_relevance
 from inlet.index.search import SearchRequest
 from inlet.index.store import Index
+from inlet.storage.lock import SERVING, FileLock
 
 from .audit import AuditLog, name_refused
 from inlet.connectors.model import well_formed_user
 
 from .auth import Caller, KeyEntry, caller_for, named_user
 from .errors import ApiError
-from .local_channel import HolderGoneError, LocalClient, holder_for
+from .local_channel import HANDOVER_SECONDS, HOLDER_POLL, HolderGoneError, LocalClient, holder_for
 from .middleware import send_error
 from .models import MAX_QUERY_CHARS, iso
 from .content_type import is_json
@@ -54,6 +58,8 @@ log = logging.getLogger(__name__)
 SEARCH_K = 10
 MAX_K = 50
 SNIPPET_CHARS = 1200
+FETCH_CHARS = 40_000  # fetch's default `max_chars`: ~10k tokens, under the 25k clients such as Claude Code take
+MAX_FETCH_CHARS = 200_000
 
 
 class McpSearchItem(BaseModel):
@@ -74,9 +80,18 @@ class McpSearchOutput(BaseModel):
 class McpFetchOutput(BaseModel):
     id: str
     title: str
-    text: str = Field(description="the whole document")
+    text: str = Field(
+        description="the document's text from `offset`, at most `max_chars` characters: the whole text when "
+        "`next_offset` is null"
+    )
     url: str
     metadata: dict[str, Any]
+    offset: int = Field(0, description="where `text` starts in the document's text, in characters")
+    total_chars: int = Field(0, description="the length of the document's whole text, in characters")
+    next_offset: int | None = Field(
+        None, description="where the rest of the text starts (call fetch again with this `offset`); null at the end"
+    )
+    note: str | None = Field(None, description="how to get the rest, when `text` is only part of the document")
 
 
 def _schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -119,10 +134,27 @@ TOOLS = [
     types.Tool(
         name="fetch",
         title="Fetch a document",
-        description="The whole text and metadata of one document, by the id that search returned.",
+        description="The text and metadata of one document, by the id that search returned. A long text "
+        f"comes in parts of at most max_chars characters (default {FETCH_CHARS:,}): next_offset says where the "
+        "rest starts (pass it as offset); it is null once the text is whole.",
         input_schema={
             "type": "object",
-            "properties": {"id": {"type": "string", "description": "a document id from search"}},
+            "properties": {
+                "id": {"type": "string", "description": "a document id from search"},
+                "offset": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "default": 0,
+                    "description": "where to start in the text, in characters: a next_offset fetch returned (optional)",
+                },
+                "max_chars": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "maximum": MAX_FETCH_CHARS,
+                    "default": FETCH_CHARS,
+                    "description": "at most this many characters of text (optional)",
+                },
+            },
             "required": ["id"],
         },
         output_schema=_schema(McpFetchOutput),
@@ -210,7 +242,10 @@ class InletTools:
                     self.search, _string(arguments, "query", MAX_QUERY_CHARS), caller, _k(arguments)
                 )
             elif name == "fetch":
-                result = await anyio.to_thread.run_sync(self.fetch, _string(arguments, "id"), caller)
+                offset = _integer(arguments, "offset", 0, 0, None)
+                longest = _integer(arguments, "max_chars", FETCH_CHARS, 1, MAX_FETCH_CHARS)
+                whole = await anyio.to_thread.run_sync(self.fetch, _string(arguments, "id"), caller)
+                result = _part(whole, offset, longest)
             else:
                 raise ToolError(f"unknown tool {name!r}")
         except ToolError as exc:
@@ -268,12 +303,35 @@ def _string(arguments: Mapping[str, Any], key: str, longest: int | None = None) 
 
 def _k(arguments: Mapping[str, Any]) -> int:
     """The optional `k` of search (ChatGPT's clients send `query` alone)."""
-    value = arguments.get("k", SEARCH_K)
+    return _integer(arguments, "k", SEARCH_K, 1, MAX_K)
+
+
+def _integer(arguments: Mapping[str, Any], key: str, default: int, least: int, most: int | None) -> int:
+    """The optional integer argument `key`, from `least` to `most` (None: no bound)."""
+    value = arguments.get(key, default)
     if isinstance(value, float) and value.is_integer():  # 2.0 is an integer to JSON Schema, as to /v1/search
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_K:
-        raise ToolError(f"'k' must be an integer from 1 to {MAX_K}")
+    if isinstance(value, bool) or not isinstance(value, int) or value < least or (most is not None and value > most):
+        bounds = f"from {least} to {most}" if most is not None else f"of at least {least}"
+        raise ToolError(f"'{key}' must be an integer {bounds}")
     return value
+
+
+def _part(whole: McpFetchOutput, offset: int, longest: int) -> McpFetchOutput:
+    """At most `longest` characters of the fetched document's text from `offset`, saying where the
+    rest starts: a client bounds a tool result (Claude Code: 25,000 tokens by default)."""
+    total = len(whole.text)
+    if offset > total:
+        raise ToolError(f"'offset' {offset} is past the end of the text ({total} characters)")
+    end = min(offset + longest, total)
+    rest = end if end < total else None
+    note = (
+        f"text is characters {offset} to {end} of {total}: call fetch with offset {end} for the rest"
+        if rest is not None
+        else None
+    )
+    update = {"text": whole.text[offset:end], "offset": offset, "total_chars": total, "next_offset": rest, "note": note}
+    return whole.model_copy(update=update)
 
 
 def _iso(value: Any) -> str | None:
@@ -458,8 +516,9 @@ def _refusal(read: Any) -> types.JSONRPCError | None:
     """The JSON-RPC error /mcp answers (400) for the JSON value `read` where the SDK would hand
     nothing to a tool, or None: no JSON-RPC 2.0 message is an "invalid request" (-32600), with the
     words `inlet mcp` uses on stdio (`_invalid_request`; one answer for a batch, id null: one POST
-    carries one message); a `tools/call` whose `params` name no tool is "invalid params" (-32602),
-    by the SDK's own models."""
+    carries one message), and so is a request whose `id` is unusable (null, fractional: the SDK
+    reads it as a notification; `_no_request_id`); a `tools/call` whose `params` name no tool is
+    "invalid params" (-32602), by the SDK's own models."""
     from pydantic import ValidationError
 
     if read is _UNREADABLE:
@@ -471,6 +530,11 @@ def _refusal(read: Any) -> types.JSONRPCError | None:
         answered = ids[0] if len(ids) == 1 and not isinstance(read, list) else None
         error = types.ErrorData(code=types.INVALID_REQUEST, message=why)
         return types.JSONRPCError(jsonrpc="2.0", id=answered, error=error)
+    if isinstance(message, types.JSONRPCNotification) and (
+        (isinstance(read, dict) and "id" in read) or not _notifies(message.method)
+    ):  # a request with an unusable id, which the SDK reads as a notification and answers nothing
+        error = types.ErrorData(code=types.INVALID_REQUEST, message=_no_request_id(message.method))
+        return types.JSONRPCError(jsonrpc="2.0", id=None, error=error)
     if not isinstance(message, types.JSONRPCRequest) or message.method != "tools/call":
         return None
     try:
@@ -481,6 +545,19 @@ def _refusal(read: Any) -> types.JSONRPCError | None:
             jsonrpc="2.0", id=message.id, error=types.ErrorData(code=types.INVALID_PARAMS, message=why)
         )
     return None
+
+
+def _notifies(method: str) -> bool:
+    """`method` names a notification: MCP's are all `notifications/...`; any other method is a request's."""
+    return method.startswith("notifications/")
+
+
+def _no_request_id(method: str) -> str:
+    """Why a message with a request's method but no usable `id` (null, fractional, absent) is refused."""
+    return (
+        f"not a valid MCP request: {method[:80]!r} is a request, and a request needs an 'id' that is a string "
+        "or an integer (MCP: never null); without one it would go unanswered"
+    )
 
 
 def _invalid_request(read: Any, per: str) -> tuple[str, list[str | int]]:
@@ -546,9 +623,16 @@ class StdioTools(InletTools):
     Which one answers is decided at start (`start`), and again by a call that finds the holder gone
     (it stopped: an upgrade, a crash, Ctrl-C), as at start: a holder listening (again) is asked;
     with none, the index is opened here (`open_index`, inside `holding`: local commands then run
-    here) and answers every later call. An index held by a process that answers no local commands
-    (a direct `inlet backfill`) makes the call a tool error saying what the person can do; the next
-    call decides again. Only this user's processes are asked (the channel's peer check)."""
+    here) and answers every later call. An index held by another serving inlet process that is not
+    listening yet or any more (starting, stopping: `SERVING` roles) is waited for, up to
+    `HANDOVER_SECONDS`, as is the process this one handed the index to. An index held by a process
+    that answers no local commands (a direct `inlet backfill`) makes the call a tool error saying
+    what the person can do; the next call decides again. Only this user's processes are asked (the
+    channel's peer check).
+
+    The index opened here is only a fallback: an `inlet daemon` or `inlet serve` that starts asks
+    for it (`hand_over`, the local `hand_over` op): the calls using it finish, it is closed, and
+    the calls from then on wait for the starter to listen and are forwarded to it."""
 
     def __init__(
         self,
@@ -558,7 +642,7 @@ class StdioTools(InletTools):
         audit: AuditLog | None = None,
         *,
         open_index: Callable[[], AbstractContextManager[Index]],
-        holding: Callable[[Index], AbstractContextManager[None]] | None = None,
+        holding: Callable[[Index, Callable[[], None]], AbstractContextManager[None]] | None = None,
     ) -> None:
         super().__init__(Retrieval(None), half_life_days, caller_of, audit)
         self.settings = settings
@@ -567,6 +651,9 @@ class StdioTools(InletTools):
         self._holding = holding or _nothing
         self._opened = ExitStack()  # the index opened here, and what `holding` started with it
         self._lock = threading.Lock()  # one decision at a time; answers go on in parallel
+        self._use = threading.Condition()  # guards the three below: the index here, in use, handed over
+        self._using = 0  # calls answering from the index here
+        self._handed_until = 0.0  # monotonic time until which the process the index went to is waited for
 
     def start(self) -> None:
         """Decide who answers (loading the model if the index is opened here). An index held by a
@@ -581,6 +668,22 @@ class StdioTools(InletTools):
         """Close the index if it was opened here."""
         self._opened.close()
 
+    def hand_over(self) -> None:
+        """Give the index opened here to the `inlet daemon`/`inlet serve` that asked for it: new
+        calls wait for it to listen (up to `HANDOVER_SECONDS`), calls answering here finish, then
+        the index (and the local channel with it) is closed. Runs on a thread of its own."""
+        with self._use:
+            if self.retrieval.index is None:
+                return
+            self._handed_until = time.monotonic() + HANDOVER_SECONDS
+            while self._using:
+                self._use.wait()
+            self.retrieval = Retrieval(None)
+            closing = self._opened.pop_all()
+        log.info("MCP on stdio: handing the index over to the inlet process that asked for it")
+        closing.close()
+        log.info("MCP on stdio: the index is closed here; calls go to the process that asked for it")
+
     def search(self, query: str, caller: Caller, k: int = SEARCH_K) -> McpSearchOutput:
         here = super().search
         args = {"query": query, "user": caller.user, "k": k}
@@ -592,17 +695,36 @@ class StdioTools(InletTools):
             lambda: here(doc_id, caller), "mcp_fetch", {"id": doc_id, "user": caller.user}, McpFetchOutput
         )
 
+    def _here(self) -> bool:
+        """True (counted in use until `_done`) when the index is open here and not being handed over."""
+        with self._use:
+            if self.retrieval.index is None or time.monotonic() < self._handed_until:
+                return False
+            self._using += 1
+            return True
+
+    def _done(self) -> None:
+        with self._use:
+            self._using -= 1
+            self._use.notify_all()
+
     def _answer(self, here: Callable[[], Answer], op: str, args: dict[str, Any], model: type[Answer]) -> Answer:
         """The tool's answer from the index here or from the holder; a holder found gone is
         replaced (`_decide`) and asked again, once."""
         for _ in range(2):
             try:
                 with self._lock:
-                    holder = None if self.retrieval.index is not None else self.holder or self._decide()
+                    local = self._here()
+                    holder = None if local else self.holder or self._decide()
             except InletError as exc:  # the index could not be opened here (its message says why)
                 raise ToolError(str(exc)) from None
             if holder is None:
-                return here()
+                if not local and not self._here():  # handed over between the decision and now
+                    continue
+                try:
+                    return here()
+                finally:
+                    self._done()
             try:
                 return model.model_validate(holder.call(op, args))
             except HolderGoneError:
@@ -616,39 +738,72 @@ class StdioTools(InletTools):
 
     def _decide(self) -> LocalClient | None:
         """(Under `_lock`.) The holder to ask, or None once the index is open here; a ToolError
-        when the index is held by a process that answers no local commands."""
-        self.holder = holder_for(self.settings)
-        if self.holder is not None:
-            log.info("MCP on stdio: answered by the process holding the index")
-            return self.holder
-        try:
-            with ExitStack() as opening:
-                index = opening.enter_context(self._open_index())
-                opening.enter_context(self._holding(index))
-                retrieval = Retrieval(index)
-                retrieval.warm()
+        when the index is held by a process that answers no local commands, or by a serving one
+        that did not listen within `HANDOVER_SECONDS`."""
+        patience = time.monotonic() + HANDOVER_SECONDS
+        while True:
+            self.holder = holder_for(self.settings)
+            if self.holder is not None:
+                log.info("MCP on stdio: answered by the process holding the index")
+                return self.holder
+            with self._use:
+                handed = time.monotonic() < self._handed_until
+            if handed:  # the index went to a daemon or server that is starting: it will listen
+                time.sleep(HOLDER_POLL)
+                continue
+            try:
+                self._open_here()
+                return None
+            except IndexLockedError as exc:
+                holder = FileLock(Path(self.settings.index.path) / "index.lock").holder()  # who refused us
+                if holder.get("role") in SERVING and time.monotonic() < patience:
+                    time.sleep(HOLDER_POLL)  # starting (not listening yet) or stopping (not yet gone)
+                    continue
+                raise ToolError(_locked_message(exc, serving=holder.get("role") in SERVING)) from None
+
+    def _open_here(self) -> None:
+        """(Under `_lock`.) Open the index here, inside `holding`; its lock refusal propagates."""
+        with ExitStack() as opening:
+            index = opening.enter_context(self._open_index())
+            opening.enter_context(self._holding(index, self._handing_over))
+            retrieval = Retrieval(index)
+            retrieval.warm()
+            with self._use:
                 self._opened.push(opening.pop_all())
-        except IndexLockedError as exc:
-            raise ToolError(
-                f"inlet cannot search now: {exc.holder or 'another process'} holds the index and answers no "
-                "searches (embedded Chroma admits one process). Call the tool again once it has finished. "
-                "To search while a backfill runs, stop it (Ctrl-C: it resumes from its checkpoint) and start "
-                "it again while `inlet daemon` runs, or while this agent is open: it then runs inside that "
-                "process, and search keeps working."
-            ) from None
-        self.retrieval = retrieval
+                self.retrieval = retrieval
         log.info("MCP on stdio: the index is open in this process")
-        return None
+
+    def _handing_over(self) -> None:
+        threading.Thread(target=self.hand_over, name="inlet-hand-over", daemon=True).start()
+
+
+def _locked_message(exc: IndexLockedError, serving: bool) -> str:
+    who = exc.holder or "another process"
+    if serving:
+        return (
+            f"inlet cannot search now: {who} holds the index and did not start answering within "
+            f"{HANDOVER_SECONDS:.0f}s (it is starting or stopping). Call the tool again in a moment."
+        )
+    return (
+        f"inlet cannot search now: {who} holds the index and answers no "
+        "searches (embedded Chroma admits one process). Call the tool again once it has finished. "
+        "To search while a backfill runs, stop it (Ctrl-C: it resumes from its checkpoint) and start "
+        "it again while `inlet daemon` runs, or while this agent is open: it then runs inside that "
+        "process, and search keeps working."
+    )
 
 
 def run_stdio(
-    settings: Settings, user: str | None, holding: Callable[[Index], AbstractContextManager[None]] | None = None
+    settings: Settings,
+    user: str | None,
+    holding: Callable[[Index, Callable[[], None]], AbstractContextManager[None]] | None = None,
 ) -> None:
     """`inlet mcp`: serve the tools on stdin/stdout, acting as `user` (--user or $INLET_USER); the
     index is opened here unless another inlet process holds it (then that process answers), and
     decided again when that process stops (`StdioTools`). While this process holds the index, it
-    is inside `holding(index)` (the composition root's: it answers the local commands, so
-    `inlet sync` beside a desktop agent's `inlet mcp` runs here)."""
+    is inside `holding(index, hand_over)` (the composition root's: it answers the local commands,
+    so `inlet sync` beside a desktop agent's `inlet mcp` runs here, and `hand_over` for a daemon or
+    server that starts and asks for the index)."""
     if not user or not user.strip():
         raise ConfigError("inlet mcp acts as one user: pass --user EMAIL or set INLET_USER")
     if not well_formed_user(user.strip()):  # the rule for users a key names over HTTP
@@ -675,7 +830,7 @@ def run_stdio(
 
 
 @contextmanager
-def _nothing(index: Index) -> Iterator[None]:
+def _nothing(index: Index, hand_over: Callable[[], None]) -> Iterator[None]:
     yield
 
 
@@ -737,22 +892,30 @@ class _Wrapped:
 
 class _DrainingReader(_Wrapped):
     """stdin's message stream, whose end is reported only once every request read from it has
-    been answered: the SDK cancels requests still running when its input ends, so `printf
+    been answered or cancelled (`notifications/cancelled`: the SDK answers a cancelled request
+    nothing): the SDK cancels requests still running when its input ends, so `printf
     '<initialize>\\n<tools/call>\\n' | inlet mcp` would otherwise never print the last answer.
-    A line the SDK cannot read as one message (a JSON-RPC batch, which MCP no longer has; an object
-    that is no message) is answered here with an "invalid request" error for each request id it
-    holds, where the SDK would answer nothing."""
+    Lines the SDK would answer nothing, or wrongly, are answered here, as /mcp answers them
+    (`_refusal`): a line that is no JSON (a JSON string with a lone surrogate escape, which the
+    SDK's parser refuses, included) is a "parse error" (-32700; with the line's `id` when Python's
+    parser reads one); a line the SDK cannot read as one message (a JSON-RPC batch, which MCP no
+    longer has; an object that is no message) an "invalid request" (-32600) for each request id it
+    holds; a request's method without a usable id (null, fractional: the SDK reads it as a
+    notification) an "invalid request" with id null. A leading byte-order mark is ignored. A tool
+    request before `initialize` is refused saying so (the SDK's answer is "invalid params"), unless
+    it is of MCP 2026-07-28, whose requests carry their protocol version and need no `initialize`."""
 
     def __init__(self, inner: Any, owed: _Owed, answers: Any) -> None:
         super().__init__(inner, owed)
         self._answers = answers
+        self._opened = False  # an initialize (or a request of a protocol without one) was read
 
     @property
     def last_context(self) -> Any:
         return getattr(self._inner, "last_context", None)
 
     async def receive(self) -> Any:
-        from mcp.types import JSONRPCRequest
+        from mcp.types import JSONRPCNotification, JSONRPCRequest
 
         while True:
             try:
@@ -760,17 +923,56 @@ class _DrainingReader(_Wrapped):
             except anyio.EndOfStream:
                 await self._owed.drained()
                 raise
-            if isinstance(item, Exception) and await self._refused(item):
-                continue
+            if isinstance(item, Exception):
+                item = await self._reread(item)
+                if item is None:
+                    continue
             message = getattr(item, "message", None)
+            if isinstance(message, JSONRPCNotification):
+                if message.method == "notifications/cancelled":
+                    self._owed.settle((message.params or {}).get("requestId"))
+                elif not _notifies(message.method):
+                    await self._answer(None, types.INVALID_REQUEST, _no_request_id(message.method))
+                    continue
             if isinstance(message, JSONRPCRequest):
+                if message.method == "initialize" or _enveloped(message.params):
+                    self._opened = True  # an MCP 2026-07-28 client opens with no handshake: its `_meta` says so
+                elif not self._opened and message.method in _SESSION_METHODS:
+                    await self._answer(message.id, types.INVALID_REQUEST, _NOT_INITIALIZED)
+                    continue
                 self._owed.ids.add(message.id)
             return item
 
+    async def _answer(self, request_id: Any, code: int, why: str) -> None:
+        from mcp.shared.message import SessionMessage
+
+        error = types.JSONRPCError(jsonrpc="2.0", id=request_id, error=types.ErrorData(code=code, message=why))
+        await self._answers.send(SessionMessage(error))
+
+    async def _reread(self, error: Exception) -> Any:
+        """What to make of a line the SDK could not read (`error`): its message, once inlet reads
+        it (a leading byte-order mark); None once answered here (or a blank line); else `error`."""
+        from mcp.shared.message import SessionMessage
+        from pydantic import ValidationError
+
+        if not isinstance(error, ValidationError):
+            return error
+        line = next((e["input"] for e in error.errors() if e["type"] == "json_invalid"), None)
+        if not isinstance(line, str):
+            return None if await self._refused(error) else error
+        if line.startswith("\ufeff"):
+            try:
+                return SessionMessage(types.jsonrpc_message_adapter.validate_json(line[1:], by_name=False))
+            except ValidationError as again:
+                return await self._reread(again)
+        if not line.strip():
+            return None
+        why = next(e["msg"] for e in error.errors() if e["type"] == "json_invalid")
+        await self._answer(_readable_id(line), types.PARSE_ERROR, f"Parse error: {why}")
+        return None
+
     async def _refused(self, error: Exception) -> bool:
         """Answer the request ids of a line that is no message; False when it named none."""
-        from mcp.shared.message import SessionMessage
-        from mcp.types import INVALID_REQUEST, ErrorData, JSONRPCError
         from pydantic import ValidationError
 
         if not isinstance(error, ValidationError):
@@ -789,8 +991,7 @@ class _DrainingReader(_Wrapped):
         )
         why, ids = _invalid_request(read, "line")
         for request_id in ids:
-            answer = JSONRPCError(jsonrpc="2.0", id=request_id, error=ErrorData(code=INVALID_REQUEST, message=why))
-            await self._answers.send(SessionMessage(answer))
+            await self._answer(request_id, types.INVALID_REQUEST, why)
         return bool(ids)
 
     def __aiter__(self) -> "_DrainingReader":
@@ -804,6 +1005,31 @@ class _DrainingReader(_Wrapped):
 
     async def __aenter__(self) -> "_DrainingReader":
         return self
+
+
+_SESSION_METHODS = frozenset({"tools/list", "tools/call"})
+"""The requests the tools answer, which the SDK refuses before `initialize` ("invalid params")."""
+_NOT_INITIALIZED = (
+    "send 'initialize' first: an MCP session on stdio starts with an initialize request (then the "
+    "notifications/initialized notification); this request was not run"
+)
+
+
+def _enveloped(params: Any) -> bool:
+    """`params` carry the per-request protocol version of MCP 2026-07-28, which has no `initialize`."""
+    meta = params.get("_meta") if isinstance(params, Mapping) else None
+    return isinstance(meta, Mapping) and types.PROTOCOL_VERSION_META_KEY in meta
+
+
+def _readable_id(line: str) -> str | int | None:
+    """The request id of a line the SDK's JSON parser refused, when Python's reads one (a lone
+    surrogate escape, `\\ud83c`, is JSON to it); else None."""
+    try:
+        read = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    found = read.get("id") if isinstance(read, dict) else None
+    return found if isinstance(found, (str, int)) and not isinstance(found, bool) else None
 
 
 class _AnsweringWriter(_Wrapped):

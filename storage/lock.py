@@ -135,8 +135,8 @@ def _refusal(path: Path, holder: dict[str, Any], role: Any) -> IndexLockedError:
     if holder.get("role") == "mcp":
         hint = (
             " (an agent's MCP server: `inlet sync`, `backfill`, `search` and `status` run through it; "
-            "to run `inlet daemon` or `inlet serve`, quit the agent app, start them, then the agent, "
-            "whose `inlet mcp` then asks them)"
+            "`inlet daemon` and `inlet serve` ask it to hand the index over, and this one did not in time: "
+            "quit the agent app, start them, then the agent, whose `inlet mcp` then asks them)"
         )
     if role in ALONE:
         return IndexLockedError(

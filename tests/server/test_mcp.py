@@ -59,6 +59,8 @@ async def tool_session(client: Client) -> dict[str, Any]:
         espresso = check_tool_result(await call(client, "search", {"query": "espresso machine descaled"}))
         public = check_tool_result(await call(client, "fetch", {"id": "eng:C1/100"}))
         nolink = check_tool_result(await call(client, "fetch", {"id": "files:notes/no-link.md"}))
+        part = check_tool_result(await call(client, "fetch", {"id": "eng:C1/100", "offset": 3, "max_chars": 5}))
+        past = await call(client, "fetch", {"id": "eng:C1/100", "offset": 10**6})
         private = await call(client, "fetch", {"id": "eng:C2/200"})
         missing = await call(client, "fetch", {"id": "eng:nope"})
         blank = await call(client, "search", {"query": "  "})
@@ -73,6 +75,8 @@ async def tool_session(client: Client) -> dict[str, Any]:
         "espresso": espresso,
         "public": public,
         "nolink": nolink,
+        "part": part,
+        "past": past,
         "private": private,
         "missing": missing,
         "blank": blank,
@@ -97,7 +101,9 @@ def check_tools(tools: dict[str, Any]) -> None:
     said = tools["search"].output_schema["properties"]["results"]["description"]
     assert "min_relevance" in said and 'match "none"' in said
     assert tools["fetch"].input_schema["required"] == ["id"]
-    assert set(tools["fetch"].output_schema["properties"]) == {"id", "title", "text", "url", "metadata"}
+    fields = {"id", "title", "text", "url", "metadata", "offset", "total_chars", "next_offset", "note"}
+    assert set(tools["fetch"].output_schema["properties"]) == fields
+    assert tools["fetch"].input_schema["properties"]["max_chars"]["default"] == 40_000
 
 
 def check_as_member(seen: dict[str, Any]) -> None:
@@ -109,6 +115,13 @@ def check_as_member(seen: dict[str, Any]) -> None:
     assert len({r["id"] for r in results}) == len(results)
     assert seen["nolink"]["url"] == "inlet://doc/files:notes/no-link.md"
     assert seen["public"]["text"].startswith("To deploy") and seen["public"]["metadata"]["channel"] == "general"
+    # probe31d F8: a long text comes in parts (`max_chars`, default 40,000), each saying where the rest starts
+    whole = seen["public"]
+    assert (whole["offset"], whole["total_chars"], whole["next_offset"]) == (0, len(whole["text"]), None)
+    part = seen["part"]
+    assert part["text"] == whole["text"][3:8] and (part["offset"], part["next_offset"]) == (3, 8)
+    assert part["total_chars"] == len(whole["text"]) and "offset 8" in part["note"]
+    assert seen["past"].is_error and "past the end" in seen["past"].content[0].text
     assert not seen["private"].is_error and "Initech" in seen["private"].structured_content["text"]
     assert seen["missing"].is_error
     assert seen["blank"].is_error
@@ -216,6 +229,16 @@ def test_http_input_that_is_no_mcp_request_is_answered_as_on_stdio(base_url: str
     assert not any("validation" in m.lower() or "pydantic" in m.lower() for m in messages)  # no parser internals
     listing = httpx.post(f"{base_url}/mcp", json={"jsonrpc": "2.0", "id": 10, "method": "tools/list"}, headers=headers)
     assert listing.status_code == 200 and listing.json()["result"]["tools"]
+    # probe31d F6: a request whose id is null or fractional was read as a notification (202, no body)
+    for unusable in (None, 1.5):
+        asked = {"jsonrpc": "2.0", "id": unusable, "method": "tools/call", "params": {"name": "search"}}
+        refused = httpx.post(f"{base_url}/mcp", json=asked, headers=headers)
+        assert refused.status_code == 400 and refused.json()["id"] is None, refused.text
+        assert (
+            refused.json()["error"]["code"] == -32600 and "string or an integer" in refused.json()["error"]["message"]
+        )
+    noted = {"jsonrpc": "2.0", "method": "notifications/initialized"}  # a notification is still one
+    assert httpx.post(f"{base_url}/mcp", json=noted, headers=headers).status_code == 202
 
 
 def test_http_a_body_not_declared_json_gets_the_api_error_shape(base_url: str) -> None:
@@ -320,17 +343,72 @@ def test_stdio_answers_every_request_it_read_before_its_input_ended(stdio_config
         {"jsonrpc": "2.0", "id": 6, "method": 42},
         {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": [{"id": 42, "method": "z"}]},  # not 42's
     ]
+    # probe31d F2, F6, F7: lines the SDK answered nothing (no JSON; a lone surrogate escape, as
+    # JavaScript clients write a string cut in UTF-16 units; a request with a null or fractional
+    # id), a leading byte-order mark, and a tool request before `initialize` (the SDK's "invalid params")
+    early = [{"jsonrpc": "2.0", "id": 0, "method": "tools/list"}]
+    lines += [
+        "not json at all",
+        {
+            "jsonrpc": "2.0",
+            "id": 8,
+            "method": "tools/call",
+            "params": {"name": "search", "arguments": {"query": "a \ud83c"}},
+        },
+        {"jsonrpc": "2.0", "id": None, "method": "ping"},
+        {
+            "jsonrpc": "2.0",
+            "id": 1.5,
+            "method": "tools/call",
+            "params": {"name": "search", "arguments": {"query": "x"}},
+        },
+    ]
+    text = "\ufeff" + "".join(m if isinstance(m, str) else json.dumps(m) for m in early) + "\n"
+    text += "".join((m if isinstance(m, str) else json.dumps(m)) + "\n" for m in lines)
     done = subprocess.run(
         [sys.executable, "-m", "inlet", "mcp", "--config", str(stdio_config), "--user", "alice@example.com"],
-        input="".join(json.dumps(m) + "\n" for m in lines),
+        input=text,
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    answers = {m["id"]: m for m in map(json.loads, done.stdout.splitlines())}
-    assert sorted(answers) == [1, 2, 3, 4, 5, 6, 7], done.stdout
+    read = list(map(json.loads, done.stdout.splitlines()))
+    answers = {m["id"]: m for m in read if m["id"] is not None}
+    assert sorted(answers) == [0, 1, 2, 3, 4, 5, 6, 7, 8], done.stdout
+    assert answers[0]["error"]["code"] == -32600 and "send 'initialize' first" in answers[0]["error"]["message"]
+    assert answers[8]["error"]["code"] == -32700 and "Parse error" in answers[8]["error"]["message"], answers[8]
+    unnamed = sorted((m["error"]["code"], m["error"]["message"][:27]) for m in read if m["id"] is None)
+    assert unnamed == [(-32700, "Parse error: Invalid JSON: ")] + [(-32600, "not a valid MCP request: 'p")] + [
+        (-32600, "not a valid MCP request: 't")
+    ], unnamed
     assert "result" in answers[3] and not answers[3]["result"].get("isError"), answers[3]
     # a JSON-RPC batch (not in MCP) and an object that is no message: an error per request id
     for n, why in ((4, "batch"), (5, "batch"), (6, "not a valid MCP message"), (7, "not a valid MCP message")):
         assert answers[n]["error"]["code"] == -32600 and why in answers[n]["error"]["message"], answers[n]
+
+
+def test_stdio_a_cancelled_request_is_owed_no_answer() -> None:
+    """probe31d F1: after `notifications/cancelled`, the end of stdin left `inlet mcp` (and the index
+    it holds) up for 300 s, waiting for an answer the SDK never sends to a cancelled request."""
+    import mcp_types as types
+    from mcp.shared.message import SessionMessage
+
+    from inlet.server.mcp import _DrainingReader, _Owed
+
+    async def read() -> set[Any]:
+        owed = _Owed()
+        lines, stdin = anyio.create_memory_object_stream[Any](4)
+        answers, _ = anyio.create_memory_object_stream[Any](4)
+        reader = _DrainingReader(stdin, owed, answers)
+        for message in (
+            {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}},
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "search", "arguments": {}}},
+            {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 2}},
+        ):
+            await lines.send(SessionMessage(types.jsonrpc_message_adapter.validate_python(message)))
+            await reader.receive()
+        owed.settle(1)  # initialize was answered
+        return owed.ids
+
+    assert anyio.run(read) == set()  # nothing owed: the end of input ends the process at once

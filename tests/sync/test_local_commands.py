@@ -144,8 +144,9 @@ def test_commands_are_answered_by_inlet_serve(tmp_path: Path) -> None:
 
 def test_a_desktop_agents_inlet_mcp_holds_the_index_and_answers_local_commands(tmp_path: Path) -> None:
     """`inlet mcp` started by an agent app with no daemon running opens the index itself: `inlet
-    sync` and `status` run through it (they were refused, the index in use), and `inlet daemon` is
-    refused naming it and saying what to do."""
+    sync` and `status` run through it (they were refused, the index in use), and an `inlet daemon`
+    started then takes the index over from it (probe31d F5: it was refused until the agent app quit);
+    the agent's `inlet mcp` lives on, and ends as usual at the end of its input."""
     config = make_workdir(tmp_path)
     index = tmp_path / "index"
     read_end, write_end = os.pipe()  # the agent app's end of the MCP server's input, held open
@@ -157,8 +158,16 @@ def test_a_desktop_agents_inlet_mcp_holds_the_index_and_answers_local_commands(t
         assert [(r["source"], r["outcome"], r["upserted"]) for r in runs] == [("notes", "ok", 3)]
         (row,) = ok_json(tmp_path, "status", tag="status")["sources"]
         assert row["documents"] == 3 and row["last_run"]["outcome"] == "ok"
-        code, _out, err = inlet(tmp_path, "daemon", tag="daemon")
-        assert code == 1 and "an agent's MCP server" in err and "quit the agent app" in err
+        daemon = Proc(tmp_path, "daemon", "--config", str(config), tag="daemon")
+        lock = FileLock(index / "index.lock")
+        try:
+            wait_for("the daemon to hold the index", lambda: lock.holder().get("role") == "daemon", daemon)
+            wait_for("its local channel", lambda: LocalClient.find(index), daemon)
+            assert ok_json(tmp_path, "status", tag="status2")["sources"][0]["documents"] == 3  # asked of the daemon
+            assert agent.popen.poll() is None  # the agent's server handed the index over and lives on
+        finally:
+            daemon.signal(signal.SIGTERM)
+            assert daemon.wait(120) == 0, daemon.stderr()[-3000:]
     finally:
         os.close(write_end)  # the agent app quits: the end of the server's input
         assert agent.wait(120) == 0, agent.stderr()[-3000:]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,10 @@ import pytest
 
 from mcp import Client
 
-from inlet.config import IndexConfig, Settings
+from inlet.config import IndexConfig, Settings, load_config
 from inlet.index.store import Index
 from inlet.server.auth import Caller
-from inlet.server.mcp import InletTools, StdioTools, ToolError
+from inlet.server.mcp import InletTools, McpFetchOutput, StdioTools, ToolError
 from inlet.storage.lock import FileLock
 from inlet.server.service import Retrieval
 from inlet.server.local_channel import LocalClient, socket_path
@@ -93,13 +94,7 @@ def test_stdio_tools_find_who_answers_again_once_the_holder_stops(tmp_path: Path
     holder = ExitStack()  # a holder beside the agent, as `inlet serve` is: the index and its local channel
     held = holder.enter_context(Index(settings.index, embedder=text_hash_embedder))
     holder.enter_context(local_commands_of_server(settings, held))
-    tools = StdioTools(
-        settings,
-        180.0,
-        lambda ctx: alice,
-        open_index=lambda: Index(settings.index, embedder=text_hash_embedder, role="mcp"),
-        holding=lambda index: local_commands_of_server(settings, index),
-    )
+    tools = agent_tools(settings, alice, text_hash_embedder)
     try:
         tools.start()
         assert tools.holder is not None and tools.retrieval.index is None  # forwarded: no index opened here
@@ -140,3 +135,101 @@ def test_stdio_tools_find_who_answers_again_once_the_holder_stops(tmp_path: Path
     finally:
         backfill.release()
         late.close()
+
+
+def test_a_daemon_that_starts_takes_the_index_over_from_an_agents_inlet_mcp(
+    tmp_path: Path, indexed_cheaply: Path, text_hash_embedder: Any
+) -> None:
+    """probe31d F5: a tool call while the daemon restarted made the agent's `inlet mcp` open the
+    index, and the restarted daemon then exited 1 until the person quit the agent app. Now the
+    daemon asks that `inlet mcp` to hand the index over, starts, and the agent's next call is
+    forwarded to it (the agent here is `StdioTools` in this process; the daemon a real process)."""
+
+    settings = load_config(indexed_cheaply)
+    alice = Caller(key_name="stdio", user="alice@example.com", admin=False)
+    tools = agent_tools(settings, alice, text_hash_embedder)
+    lock = FileLock(settings.index.path / "index.lock")
+    try:
+        tools.start()
+        assert tools.retrieval.index is not None and lock.holder()["role"] == "mcp"  # no daemon: opened here
+        before = tools.fetch("eng:C2/200", alice)
+        daemon = Proc(tmp_path, "daemon", "--config", str(indexed_cheaply), tag="daemon")
+        try:
+            wait_for("the daemon to hold the index", lambda: lock.holder().get("role") == "daemon", daemon)
+            wait_for("its local channel", lambda: LocalClient.find(settings.index.path), daemon)
+            assert tools.fetch("eng:C2/200", alice) == before  # the same answer, now from the daemon
+            assert tools.retrieval.index is None and tools.holder is not None
+        finally:
+            daemon.signal(signal.SIGTERM)
+            assert daemon.wait(120) == 0, daemon.stderr()[-3000:]
+        assert "hands it over" in daemon.stderr()
+    finally:
+        tools.close()
+
+
+@pytest.fixture
+def indexed_cheaply(tmp_path: Path, text_hash_embedder: Any) -> Path:
+    """A config over the corpus, indexed with hashed vectors (what is fetched, not ranked, is asked)."""
+    with Index(IndexConfig(path=tmp_path / "index"), embedder=text_hash_embedder) as idx:
+        idx.apply(corpus())
+    (tmp_path / "notes").mkdir()
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[index]\npath = "{tmp_path / "index"}"\n'
+        f'[[sources]]\nname = "notes"\ntype = "files"\npath = "{tmp_path / "notes"}"\n'
+        + corpus_sources(tmp_path / "notes")
+    )
+    return path
+
+
+def test_a_call_waits_for_a_serving_holder_that_is_not_listening_yet(tmp_path: Path, text_hash_embedder: Any) -> None:
+    """probe31d F3: while another `inlet mcp`, `serve` or daemon held the index but was not
+    listening yet (starting) or any more (stopping), a call failed "... holds the index and answers
+    no searches" with backfill advice. Now it waits (bounded) for that process to listen or to let go."""
+    from inlet.compose import local_commands_of_server
+
+    settings = Settings(index=IndexConfig(path=tmp_path / "index"))
+    with Index(settings.index, embedder=text_hash_embedder) as idx:
+        idx.apply(corpus())
+    alice = Caller(key_name="stdio", user="alice@example.com", admin=False)
+    refused = threading.Event()
+
+    def opening() -> Index:
+        try:
+            return Index(settings.index, embedder=text_hash_embedder, role="mcp")
+        except Exception:
+            refused.set()  # the call found the index held: the holder may start listening now
+            raise
+
+    tools = StdioTools(settings, 180.0, lambda ctx: alice, open_index=opening)
+    answers: list[Any] = []
+    with ExitStack() as starting:  # a server that took the index and is not listening yet
+        held = starting.enter_context(Index(settings.index, embedder=text_hash_embedder, role="serve"))
+        call = threading.Thread(target=lambda: answers.append(_outcome(lambda: tools.fetch("eng:C2/200", alice))))
+        call.start()
+        assert refused.wait(60)
+        starting.enter_context(local_commands_of_server(settings, held))  # it listens
+        call.join(60)
+    assert not call.is_alive()
+    assert isinstance(answers[0], McpFetchOutput) and answers[0].id == "eng:C2/200", answers
+    tools.close()
+
+
+def _outcome(call: Any) -> Any:
+    try:
+        return call()
+    except ToolError as exc:
+        return exc
+
+
+def agent_tools(settings: Settings, caller: Caller, embedder: Any) -> StdioTools:
+    """The tools of an agent's `inlet mcp`, as `run_stdio` makes them (the index opened with `embedder`)."""
+    from inlet.compose import local_commands_of_server
+
+    return StdioTools(
+        settings,
+        180.0,
+        lambda ctx: caller,
+        open_index=lambda: Index(settings.index, embedder=embedder, role="mcp"),
+        holding=lambda index, hand_over: local_commands_of_server(settings, index, hand_over),
+    )
