@@ -12,7 +12,10 @@ passage text. Lines are queued and written by one writer thread
 A line the writer cannot write (a full disk, a file made read-only) is lost, and requests go on:
 the loss is counted and warned about at most once a minute, naming the file and the cause, never
 the line itself (it holds a query). A file that cannot be opened at start-up is a `ConfigError`
-naming `[server] audit_log`.
+naming `[server] audit_log`. A file moved or removed while the server runs (logrotate's
+move-and-create, an operator archiving it) is noticed at the next line, which starts a new file at
+the path, as `logging.handlers.WatchedFileHandler` does: no line goes into the moved file or a
+deleted one.
 """
 
 from __future__ import annotations
@@ -55,10 +58,37 @@ class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
 
     lost = 0
     _warned = float("-inf")
+    _opened: tuple[int, int] | None = None  # (device, inode) of the file the stream writes
 
     def _open(self) -> Any:
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        opened = os.fstat(fd)
+        self._opened = (opened.st_dev, opened.st_ino)
         return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._reopen_if_moved()
+        super().emit(record)
+
+    def _reopen_if_moved(self) -> None:
+        """Close the stream when the path no longer names its file (moved or removed under the
+        server): `emit` then opens a new one at the path."""
+        if self.stream is None:
+            return
+        try:
+            now = os.stat(self.baseFilename)
+            if (now.st_dev, now.st_ino) == self._opened:
+                return
+        except FileNotFoundError:
+            pass
+        except OSError:  # cannot tell (a folder made unreadable): keep writing where it was
+            return
+        log.info("audit log %s was moved or removed: starting a new file there", self.baseFilename)
+        stream, self.stream = self.stream, None
+        try:
+            stream.close()
+        except OSError as exc:  # what was buffered could not be written either
+            self._lost(exc)
 
     def handleError(self, record: logging.LogRecord) -> None:
         """Called by `emit` on a failed write (logging's default prints the record, query and all)."""
