@@ -253,14 +253,24 @@ def _forget_daemon(state_db: Path) -> None:
         state.close()
 
 
+INDEX_MARKERS = ("catalog.db", "state.db", "embedding.json", "chroma")  # what an index folder holds
+
+
 def restore_index(src: Path, to: Path, replace: bool = False) -> Path | None:
     """Put the backup `src` at `to` (which must not be in use), copied and verified beside it first.
-    An existing index at `to` is then moved aside (returned) when `replace`, else refused."""
+    An existing index at `to` is then moved aside (returned) when `replace`, else refused; a
+    non-empty folder that holds no index (none of `INDEX_MARKERS`: a mistyped `--to`) is refused
+    whatever `replace` says, before anything is written in it."""
     manifest = _manifest(src)
     _apart(src, to)
     if to.exists() and not to.is_dir():
         raise ConfigError(f"cannot restore to {to}: it is a file, not a folder")
     occupied = to.is_dir() and any(to.iterdir())
+    if occupied and not any((to / name).exists() for name in INDEX_MARKERS):
+        raise ConfigError(
+            f"cannot restore to {to}: it is not empty and holds no inlet index (no {', '.join(INDEX_MARKERS)}); "
+            "restore to a new or empty folder, or to the index folder itself"
+        )
     # a running daemon or server holds it: InletError naming it and saying to stop it first
     lock = lock_index(to, role="restore") if occupied else None
     try:
