@@ -29,6 +29,7 @@ from typing import Annotated, Any, BinaryIO, ClassVar, Generic, TypeVar, Union, 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
@@ -81,6 +82,18 @@ def recent_window(value: str) -> float:
     return parse_duration(value)
 
 
+def _named(value: Any) -> Any:
+    """Refuse an empty path (a template's unset variable): `Path("")` is ".", so it would name the
+    configuration file's own folder without anybody choosing it ("." does, on purpose)."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError('is empty: give a path (or "." for the folder of the configuration file)')
+    return value
+
+
+NamedPath = Annotated[Path, BeforeValidator(_named)]
+"""A path that may not be given as an empty string."""
+
+
 def _relative_to_config(value: Path, info: ValidationInfo) -> Path:
     base = (info.context or {}).get("base_dir")
     return value if value.is_absolute() or base is None else Path(base) / value
@@ -112,10 +125,10 @@ class _MustExist:
     """Marks a `ConfigPath`: `missing_paths` reports it when nothing is there."""
 
 
-ConfigPath = Annotated[Path, AfterValidator(_relative_to_config), _MustExist()]
+ConfigPath = Annotated[NamedPath, AfterValidator(_relative_to_config), _MustExist()]
 """A path in the config file that must exist (a folder, a CA bundle, a credentials file):
 relative paths are taken from the config file's folder, and a missing one is a configuration
-error naming the key, the source and the path, reported before any command runs."""
+error naming the key, the source and the path, reported before any command runs; so is an empty one."""
 
 
 def _certificates(value: Path) -> Path:
@@ -202,15 +215,15 @@ def missing_paths(config: BaseModel) -> list[tuple[str, Path]]:
 def missing_keys(model: type[BaseModel], values: Mapping[str, Any], base_dir: Path | None) -> list[tuple[str, Path]]:
     """(key, path) of every `ConfigPath` key of `model` in `values` (a config's fields, or the table
     of a source whose validation failed) whose path does not exist; a relative path is taken from
-    `base_dir`, as validation takes it. A value that is not a path is left to validation."""
+    `base_dir`, as validation takes it. A value that is not a path (or is empty) is left to validation."""
     out = []
     for key, info in model.model_fields.items():
         if not _must_exist(info.annotation) and not any(isinstance(m, _MustExist) for m in info.metadata):
             continue
         value = values.get(key)
         for item in value if isinstance(value, (list, tuple)) else [value]:
-            if not isinstance(item, (str, Path)):
-                continue
+            if not isinstance(item, (str, Path)) or (isinstance(item, str) and not item.strip()):
+                continue  # an empty one too: validation says it is empty
             path = Path(item) if base_dir is None or Path(item).is_absolute() else base_dir / item
             if not path.exists():
                 out.append((key, path))

@@ -21,6 +21,7 @@ from inlet.connectors.base import (
     Connector,
     Duration,
     Interval,
+    NamedPath,
     RecentWindow,
     SourceConfig,
     TypedConfig,
@@ -55,7 +56,7 @@ def _postgres_url(url: str | None) -> str | None:
 
 
 class IndexConfig(TypedConfig):
-    path: Path = Field(Path(".inlet"), description="embedded store: Chroma files + state database")
+    path: NamedPath = Field(Path(".inlet"), description="embedded store: Chroma files + state database")
     chroma_url: str | None = Field(None, description="use a Chroma server instead of the embedded store")
     database_url: Annotated[str | None, AfterValidator(_postgres_url)] = Field(
         None, description="PostgreSQL for catalog, state and leases (needs chroma_url)"
