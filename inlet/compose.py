@@ -84,7 +84,7 @@ def run_daemon(
     grace: float = SHUTDOWN_GRACE,
     stop: threading.Event | None = None,
 ) -> int:
-    """`inlet daemon`: run until SIGINT/SIGTERM (`stop`: the event `stop_on_signals` gave before
+    """`inlet daemon`: run until SIGINT/SIGTERM/SIGHUP (`stop`: the event `stop_on_signals` gave before
     `api` was bound, so that a signal once its port accepts stops it cleanly); 0 once runs in
     flight saved their checkpoints (or `grace` ran out). With `api`, the API is served too (its
     `start(...)` returns something with a `stop()`)."""
