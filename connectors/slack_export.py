@@ -4,6 +4,14 @@ An export holds `users.json`, `channels.json` (public), optionally `groups.json`
 `mpims.json` and `dms.json`, and one folder of day files per conversation. Private conversations
 list their members' emails as the ACL (`private_members`); public ones take the static ACL keys.
 The export has no file contents: a shared text file contributes its `preview`.
+
+A damaged day file (truncated JSON, not a list of messages, a ZIP member that does not unpack) is a
+failed skip naming the file inside the export: the rest is indexed, the run is `partial`, the
+conversation's documents indexed before are kept (a folder skip: which threads the day held is
+unknown), its listing for deletions is incomplete, and the export is read again on every run until it
+is replaced. An export that cannot be read as a whole (not a ZIP, cut short by a half-finished copy,
+a damaged `users.json` or conversation listing) fails the run with a `ConfigError` naming the source
+and its path.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import hashlib
 import json
 import re
 import zipfile
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -21,7 +30,7 @@ from typing import Any
 
 from pydantic import Field
 
-from inlet.errors import ConfigError
+from inlet.errors import ConfigError, IncompleteListingError
 
 from .base import ConfigPath, Connector, ServiceUrl, StaticACLConfig
 from .extract import kind_of
@@ -31,6 +40,9 @@ from .slack_render import NOISE, ChannelInfo, Directory, empty_huddle, files_of,
 
 _TEAM_URL = re.compile(r"https://([a-z0-9-]+)\.slack\.com/")
 _LABEL = re.compile(r"\|([^>|]+)>")
+# what reading one member of a damaged export raises: bad JSON or UTF-8 (ValueError), a bad CRC or
+# a truncated deflate stream (BadZipFile, zlib.error, EOFError), an unreadable disk block (OSError)
+_DAMAGED = (ValueError, zipfile.BadZipFile, zlib.error, EOFError, OSError)
 
 
 class SlackExportConfig(StaticACLConfig):
@@ -52,8 +64,9 @@ class SlackExportConnector(Connector[SlackExportConfig]):
         if checkpoint and checkpoint.get("digest") == digest and checkpoint.get("complete"):
             return  # the export has not changed since the last complete pass
         done = set(checkpoint.get("done", [])) if checkpoint and checkpoint.get("digest") == digest else set()
-        with zipfile.ZipFile(self.config.path) as zf:
-            export = _Export(zf, self.config)
+        damaged = False
+        with self._open() as zf:
+            export = self._export(zf)
             for chan, folder in export.conversations():
                 if chan.id in done:
                     continue
@@ -71,18 +84,54 @@ class SlackExportConnector(Connector[SlackExportConfig]):
                             acl=chan.acl,
                             plain_text=True,
                         )
+                for day, reason in export.damaged:
+                    damaged = True
+                    yield Skipped(
+                        id=self.doc_id(f"{chan.id}:"),
+                        reason=f"{day} in the export cannot be read ({reason}); the rest of {chan.name} is "
+                        "indexed and what was indexed of it before is kept",
+                        title=f"{self.config.path.name}: {day}",
+                        folder=True,
+                    )
+                export.damaged.clear()
                 done.add(chan.id)
                 yield Checkpoint(state={"digest": digest, "done": sorted(done), "complete": False})
             yield from warn(self, export.scope_skips(self))
-        yield Checkpoint(state={"digest": digest, "done": [], "complete": True})
+        # a damaged day file is read (and reported) again by every run, until the export is replaced
+        yield Checkpoint(state={"digest": digest, "done": [], "complete": not damaged})
 
     def live_ids(self) -> Iterable[str]:
-        with zipfile.ZipFile(self.config.path) as zf:
-            export = _Export(zf, self.config)
+        with self._open() as zf:
+            export = self._export(zf)
             for chan, folder in export.conversations():
                 for doc in export.threads(chan, folder):
                     yield self.doc_id(doc.native_id)
+                if export.damaged:  # the threads only it held would be taken for deleted
+                    day, reason = export.damaged[0]
+                    raise IncompleteListingError(
+                        f"source {self.name!r}: {day} in the export {self.config.path} cannot be read ({reason}), "
+                        "so no deletion is decided"
+                    )
             export.scope_skips(self)  # a listing of a typo's nothing must not prune the source empty
+
+    def _open(self) -> zipfile.ZipFile:
+        try:
+            return zipfile.ZipFile(self.config.path)
+        except zipfile.BadZipFile as exc:
+            raise ConfigError(
+                f"source {self.name!r}: the export {self.config.path} is not a readable ZIP ({exc}): "
+                "a copy still in progress or cut short? Replace it with the complete export"
+            ) from None
+        except OSError as exc:
+            raise ConfigError(f"source {self.name!r}: cannot read export {self.config.path}: {exc}") from exc
+
+    def _export(self, zf: zipfile.ZipFile) -> _Export:
+        """The export's directory; a damaged listing (`users.json`, `channels.json`...) is the
+        whole export's failure, naming the file."""
+        try:
+            return _Export(zf, self.config)
+        except _ExportDamaged as exc:
+            raise ConfigError(f"source {self.name!r}: the export {self.config.path}: {exc}") from None
 
     def _digest(self) -> str:
         try:
@@ -90,6 +139,10 @@ class SlackExportConnector(Connector[SlackExportConfig]):
                 return hashlib.file_digest(fh, "sha256").hexdigest()
         except OSError as exc:
             raise ConfigError(f"source {self.name!r}: cannot read export {self.config.path}: {exc}") from exc
+
+
+class _ExportDamaged(Exception):
+    """A file of the export every conversation needs cannot be read."""
 
 
 class _Export:
@@ -100,12 +153,19 @@ class _Export:
         self.names: list[str] = []  # the conversations' names, as `conversations` met them
         self.matched: set[str] = set()  # the `channels` globs that matched one
         self.directory = Directory()
+        self.damaged: list[tuple[str, str]] = []  # day files `threads` could not read: (name, why)
         for user in self._json("users.json"):
             self.directory.add_user(user)
         self.team_url = config.team_url or self._find_team_url()
 
     def _json(self, name: str) -> list[dict[str, Any]]:
-        return json.loads(self.zf.read(name)) if name in self.files else []
+        """A listing of the export (users, conversations); `_ExportDamaged` naming it if unreadable."""
+        if name not in self.files:
+            return []
+        try:
+            return _objects(self.zf, name)
+        except _DAMAGED as exc:
+            raise _ExportDamaged(f"{name} cannot be read ({_why(exc)})") from None
 
     def _find_team_url(self) -> str:
         for name in sorted(self.files):
@@ -150,7 +210,12 @@ class _Export:
         by_thread: dict[str, list[dict[str, Any]]] = defaultdict(list)
         days = sorted(n for n in self.files if PurePosixPath(n).parent.as_posix() == folder and n.endswith(".json"))
         for day in days:
-            for msg in json.loads(self.zf.read(day)):
+            try:
+                day_messages = _objects(self.zf, day)
+            except _DAMAGED as exc:
+                self.damaged.append((day, _why(exc)))
+                continue
+            for msg in day_messages:
                 if msg.get("subtype") == "bot_add" and msg.get("bot_id"):  # names the integration
                     label = _LABEL.search(msg.get("text", ""))
                     self.directory.bots.setdefault(msg["bot_id"], label[1] if label else msg["bot_id"])
@@ -168,3 +233,22 @@ class _Export:
                 if f.get("preview") and f.get("id") and kind_of(f.get("name", ""), f.get("mimetype"))
             }
             yield thread_doc(chan, messages, self.directory, self.team_url, texts)
+
+
+def _objects(zf: zipfile.ZipFile, name: str) -> list[dict[str, Any]]:
+    """The JSON list of objects `name` holds; ValueError when it holds anything else."""
+    value = json.loads(zf.read(name))
+    if not isinstance(value, list) or not all(isinstance(each, dict) for each in value):
+        kinds = {dict: "object", str: "string", int: "number", float: "number", bool: "boolean"}
+        held = "a list of other values" if isinstance(value, list) else f"a JSON {kinds.get(type(value), 'null')}"
+        raise ValueError(f"it holds {held} where a list of objects belongs")
+    return value
+
+
+def _why(exc: BaseException) -> str:
+    """What is wrong with a member, for a skip's reason."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}; truncated?"
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    return str(exc) or type(exc).__name__

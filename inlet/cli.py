@@ -938,7 +938,9 @@ def mcp(user: str | None, config_path: str | None, verbose: int) -> None:
         from inlet.server.mcp import run_stdio
 
         settings = _settings(config_path)
-        run_stdio(settings, user, holding=lambda index, release: local_commands_of_server(settings, index, release))
+        run_stdio(
+            settings, user, holding=lambda index, release: local_commands_of_server(settings, index, hand_over=release)
+        )
     except InletError as exc:
         _fail(exc)
 

@@ -16,11 +16,11 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from inlet.config import Settings
 from inlet.errors import IndexLockedError, InletError
@@ -130,7 +130,7 @@ def run_daemon(
     grace: float = SHUTDOWN_GRACE,
     stop: threading.Event | None = None,
 ) -> int:
-    """`inlet daemon`: run until SIGINT/SIGTERM (`stop`: the event `stop_on_signals` gave before
+    """`inlet daemon`: run until SIGINT/SIGTERM/SIGHUP (`stop`: the event `stop_on_signals` gave before
     `api` was bound, so that a signal once its port accepts stops it cleanly); 0 once runs in
     flight saved their checkpoints (or `grace` ran out). With `api`, the API is served too (its
     `start(...)` returns something with a `stop()`)."""
@@ -155,9 +155,7 @@ def run_daemon(
             )
             if not daemon.sources:
                 log.warning("no source has a `schedule` or `every`: nothing will run until one does")
-            wait(stop)
-            log.info("stopping: finishing the batch in hand and saving checkpoints")
-            overdue(SHUTDOWN_DEADLINE - WATCHDOG_MARGIN)
+            stopping(stop)
             finished = daemon.shutdown(grace)
         finally:
             if local:
@@ -165,14 +163,29 @@ def run_daemon(
             if server:
                 server.stop(timeout=2.0)
     if not finished:
-        log.warning("runs still in flight after %.0fs; exiting anyway (they resume from their last checkpoint)", grace)
-        logging.shutdown()
-        os._exit(0)
+        exit_leaving_runs(grace)
     log.info("inlet daemon stopped")
     if daemon.events is not None and daemon.events.abandoned:  # their threads hang on a stalled service:
         logging.shutdown()  # nothing is left to save, so do not wait
         os._exit(0)
     return 0
+
+
+def stopping(stop: threading.Event) -> None:
+    """Wait for the signal (`stop`), then say so and arm the watchdog: the one way `inlet daemon`
+    and `inlet serve` start to stop."""
+    wait(stop)
+    log.info("stopping: finishing the batch in hand and saving checkpoints")
+    overdue(SHUTDOWN_DEADLINE - WATCHDOG_MARGIN)
+
+
+def exit_leaving_runs(grace: float) -> NoReturn:
+    """Exit 0 now, runs still in flight `grace` s after the stop: they resume from their last
+    checkpoint, and their threads, which may be inside a native call, are not waited for (an
+    interpreter that exits around a running embedding or Chroma thread aborts: SIGABRT, exit 134)."""
+    log.warning("runs still in flight after %.0fs; exiting anyway (they resume from their last checkpoint)", grace)
+    logging.shutdown()
+    os._exit(0)
 
 
 def forget(settings: Settings, name: str) -> Forgotten:
@@ -192,7 +205,9 @@ def forget(settings: Settings, name: str) -> Forgotten:
 def run_server(settings: Settings) -> None:
     """`inlet serve`: listen (a busy port is `PortInUseError`), open the index (taking it over from
     an agent's `inlet mcp`, `serving_index`; failing fast if another process holds it), serve until
-    SIGINT/SIGTERM, then stop cleanly."""
+    SIGINT/SIGTERM/SIGHUP, then stop as `inlet daemon` does: forwarded runs end at their next
+    checkpoint (their commands get the `interrupted` run) while the API still answers, then the API
+    stops; exit 0."""
     from inlet.index.embedding import serve_queries  # here: it loads the embedding runtime
     from inlet.server.app import create_app  # here: FastAPI and the MCP SDK cost every other command ~1 s
 
@@ -202,29 +217,34 @@ def run_server(settings: Settings) -> None:
     stop = stop_on_signals()  # before the port accepts: a signal from then on stops the server cleanly
     sock = listen(host, port, "[server]")
     url = local_url(host, sock.getsockname()[1])
-    with (
-        serving_index(settings, role="serve", api_url=url) as index,
-        local_commands_of_server(settings, index),
-    ):
+    with ExitStack() as stack:  # left in reverse: forwarded runs stopped, then the API, then the index
+        index = stack.enter_context(serving_index(settings, role="serve", api_url=url))
+        api = stack.enter_context(ExitStack())
+        stack.enter_context(local_commands_of_server(settings, index, stop=stop))
         app = create_app(settings, index=index, listening=sock.getsockname())
         server = ServerThread(app, sock, settings.server)  # not the main thread: the signals stay here
+        api.callback(server.stop)
         listening = listening_text(host, sock.getsockname()[1])
         log.info("serving the retrieval API on %s (MCP at /mcp); Ctrl-C to stop", listening)
-        try:
-            wait(stop)
-        finally:
-            server.stop(timeout=60)
+        stopping(stop)
     log.info("stopped")
 
 
 @contextmanager
 def local_commands_of_server(
-    settings: Settings, index: Index, hand_over: Callable[[], None] | None = None
+    settings: Settings,
+    index: Index,
+    *,
+    stop: threading.Event | None = None,
+    hand_over: Callable[[], None] | None = None,
+    grace: float = SHUTDOWN_GRACE,
 ) -> Iterator[None]:
     """`inlet serve` (and a standalone `inlet mcp`, whose `hand_over` lets go of the index for a
     daemon or server that starts) answers local commands while inside: the backend's state, and
-    runs on an engine made on first use (stopped at its next checkpoint when the server exits)."""
-    stop = threading.Event()
+    runs on an engine made on first use. Setting `stop` (the process's signal event) ends them at
+    their next checkpoint; leaving sets it and waits up to `grace` s for them (their commands get
+    the `interrupted` run), then exits the process (`exit_leaving_runs`) if they still run."""
+    stop = stop if stop is not None else threading.Event()
     state = open_backend(settings).state()
     board = ProgressBoard()
     runner = engine_runner(settings, index, state, stop, board)
@@ -233,8 +253,8 @@ def local_commands_of_server(
         yield
     finally:
         stop.set()
-        if local:
-            local.close()
+        if local and not local.close(grace):
+            exit_leaving_runs(grace)
         state.close()
 
 
@@ -268,9 +288,11 @@ __all__ = [
     "Assembly",
     "assembled",
     "engine_runner",
+    "exit_leaving_runs",
     "forget",
     "local_commands_of_server",
     "run_daemon",
     "run_server",
     "serving_index",
+    "stopping",
 ]

@@ -22,6 +22,7 @@ from inlet.connectors.base import (
     Connector,
     Duration,
     Interval,
+    NamedPath,
     RecentWindow,
     SourceConfig,
     TypedConfig,

@@ -1,9 +1,10 @@
 """What every long-running command (`serve`, `daemon --serve`, `sandbox`, `demo`) does alike:
-listen on its port or fail with one line, and stop cleanly on SIGINT or SIGTERM.
+listen on its port or fail with one line, and stop cleanly on SIGINT, SIGTERM or SIGHUP.
 
 Servers run in threads and the main thread waits for a signal, so a signal never interrupts
 uvicorn or a sync mid-way (uvicorn in the main thread re-raises the signal after its shutdown:
-"Aborted!" and exit 1 on Ctrl-C, exit 143 on SIGTERM).
+"Aborted!" and exit 1 on Ctrl-C, exit 143 on SIGTERM). SIGHUP stops as SIGTERM does: no command
+reloads its configuration, and dying of it (exit 129) would skip the checkpoint and the cleanup.
 """
 
 from __future__ import annotations
@@ -42,25 +43,38 @@ def listen(host: str, port: int, what: str) -> socket.socket:
         raise ConfigError(f"{what} cannot listen on {where}: {reason} (check the host)") from None
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def stop_on_signals(message: str | None = None, bound: float | None = None) -> threading.Event:
-    """An event set by the first SIGINT/SIGTERM (printing `message` on stderr); a second one ends
-    the process at once, as the signal does by default (exit 130 on Ctrl-C). With `bound`, the
-    process also ends (exit 1) that many seconds after the first, whatever holds it then (a
-    connector stuck in a system call): what a command promises to take at most."""
+    """An event set by the first SIGINT, SIGTERM or SIGHUP (printing `message` on stderr); a second
+    one ends the process at once, as the signal does by default (exit 130 on Ctrl-C). With `bound`,
+    the process also ends (exit 1) that many seconds after the first, whatever holds it then (a
+    connector stuck in a system call): what a command promises to take at most.
+
+    SIGHUP (a closed terminal or ssh session, a `kill -HUP` meant as "reload") stops cleanly as
+    SIGTERM does: inlet reloads no configuration (a changed one needs a restart). A SIGHUP this
+    process was started ignoring (`nohup`) stays ignored."""
     stop = threading.Event()
+    handled = [s for s in STOP_SIGNALS if s != signal.SIGHUP or signal.getsignal(s) != signal.SIG_IGN]
 
     def handler(signum: int, _frame: Any) -> None:
         # The system's own default, not a Python handler: a handler would wait for the native call
         # under way (a Chroma write holds the interpreter for seconds); the user does not.
-        for each in (signal.SIGINT, signal.SIGTERM):
+        for each in handled:
             signal.signal(each, signal.SIG_DFL)
         stop.set()
+        if signum == signal.SIGHUP:
+            log.info("SIGHUP: stopping (inlet reloads no configuration; start it again to apply a changed one)")
         if message:
-            print(message, file=sys.stderr, flush=True)
+            try:
+                print(message, file=sys.stderr, flush=True)
+            except OSError:  # the terminal is gone (the SIGHUP of a closed session)
+                pass
         if bound is not None:
             overdue(bound, code=1)
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in handled:
         signal.signal(signum, handler)
     return stop
 

@@ -282,8 +282,9 @@ class LocalServer:
         self._thread.start()
         log.info("local commands answered on %s", self.path)
 
-    def close(self, grace: float = 10.0) -> None:
-        """Stop accepting, remove the socket, and wait up to `grace` s for requests in progress."""
+    def close(self, grace: float = 10.0) -> bool:
+        """Stop accepting, remove the socket, and wait up to `grace` s for requests in progress
+        (their answers written); False if some still run then (the caller decides what to do)."""
         self._server.shutdown()
         self._server.server_close()
         try:
@@ -291,8 +292,7 @@ class LocalServer:
                 self.path.unlink()
         except FileNotFoundError:
             pass
-        if not self._server.tracker.wait(grace):
-            log.warning("local channel: requests still running after %.0fs; leaving them", grace)
+        return self._server.tracker.wait(grace)
 
     def __enter__(self) -> "LocalServer":
         return self

@@ -292,3 +292,27 @@ def test_a_host_this_machine_cannot_listen_on_is_a_config_error(tmp_path: Path) 
     proc = run_inlet(tmp_path, "serve", "--config", str(config), "--host", "no-such-host.invalid")
     assert proc.returncode == 2, proc.stderr
     assert "no-such-host.invalid" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_sighup_stops_cleanly_as_sigterm_does_unless_started_under_nohup() -> None:
+    """A closed terminal, or a `kill -HUP` meant as "reload" (probe31e F7): the stop event is set,
+    as by SIGTERM (checkpoint saved, clean exit), instead of the process dying of it (exit 129).
+    Started under `nohup` (SIGHUP ignored), it stays ignored."""
+    from inlet.process import stop_on_signals
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    heard: list[int] = []
+    try:
+        signal.signal(
+            signal.SIGHUP, lambda signum, _frame: heard.append(signum)
+        )  # not the default: it would end pytest
+        stop = stop_on_signals()
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert stop.wait(5) and not heard
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_DFL  # a second one ends the process at once
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # `nohup inlet daemon`
+        stop_on_signals()
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)

@@ -22,7 +22,7 @@ from inlet.connectors.slack import SlackConfig, SlackConnector, SlackExportConne
 from inlet.storage.types import people_rows
 from inlet.connectors.slack_client import pacing
 from inlet.connectors.slack_render import NOISE, ChannelInfo, Directory, Person, permalink, render, thread_doc
-from inlet.errors import CredentialsError, IncompleteListingError, NothingInScopeError, RetriableError
+from inlet.errors import ConfigError, CredentialsError, IncompleteListingError, NothingInScopeError, RetriableError
 from inlet.sandbox import slack
 from inlet.sandbox.server import Sandbox
 from inlet.sandbox.workspace import DATA_DIR, Workspace
@@ -1109,3 +1109,52 @@ def test_slack_export_channels_that_match_nothing_are_named_and_a_typo_alone_rea
         list(export("enrqiue").load(None))
     with pytest.raises(NothingInScopeError):  # the prune's listing: nothing listed must not delete all
         list(export("enrqiue").live_ids())
+
+
+def _export_zip(path: Any, days: dict[str, str]) -> Any:
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("users.json", json.dumps([{"id": "U1", "name": "ann", "real_name": "Ann"}]))
+        zf.writestr("channels.json", json.dumps([{"id": "C1", "name": "general"}]))
+        for day, text in days.items():
+            zf.writestr(f"general/{day}.json", text)
+    return path
+
+
+def test_a_damaged_day_file_of_an_export_is_a_failed_skip_naming_it_and_the_rest_is_indexed(tmp_path) -> None:
+    """probe31e F10: one truncated day file, one holding an object, used to fail the whole export
+    with a bare JSONDecodeError / AttributeError; a half-copied ZIP, with a traceback."""
+    import json
+
+    def message(ts: str, text: str) -> dict[str, Any]:
+        return {"type": "message", "user": "U1", "ts": ts, "text": text}
+
+    path = _export_zip(
+        tmp_path / "export.zip",
+        {
+            "2024-01-01": json.dumps([message("1704103200.000100", "harbour lantern relit")]),
+            "2024-01-02": '[{"type":"message","user":"U1","ts":"1704189600.000100","text":"broken',
+            "2024-01-03": json.dumps({"type": "message", "ts": "1704276000.000100"}),
+            "2024-01-04": json.dumps([message("1704362400.000100", "meadow survey done")]),
+        },
+    )
+    conn = SlackExportConnector(SlackExportConnector.Config(name="sx", type="slack_export", path=path), {})
+    items = list(conn.load(None))
+    docs = [i for i in items if isinstance(i, Document)]
+    assert sorted(d.text.split(": ", 1)[1] for d in docs) == ["harbour lantern relit", "meadow survey done"]
+    skips = [i for i in items if isinstance(i, Skipped)]
+    assert [(s.id, s.failed, s.folder) for s in skips] == [("sx:C1:", True, True)] * 2
+    assert "general/2024-01-02.json" in skips[0].reason and "not valid JSON" in skips[0].reason
+    assert "general/2024-01-03.json" in skips[1].reason and "a JSON object" in skips[1].reason
+    last = [i for i in items if isinstance(i, Checkpoint)][-1].state
+    assert last["complete"] is False  # read (and reported) again until the export is replaced
+    with pytest.raises(IncompleteListingError, match="general/2024-01-02.json"):
+        list(conn.live_ids())  # the threads only the damaged day held are not taken for deleted
+
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a copy still in progress
+    half = SlackExportConnector(SlackExportConnector.Config(name="sx", type="slack_export", path=cut), {})
+    with pytest.raises(ConfigError, match=r"source 'sx': the export .*cut\.zip is not a readable ZIP"):
+        list(half.load(None))

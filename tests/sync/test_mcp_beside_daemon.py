@@ -231,5 +231,5 @@ def agent_tools(settings: Settings, caller: Caller, embedder: Any) -> StdioTools
         180.0,
         lambda ctx: caller,
         open_index=lambda: Index(settings.index, embedder=embedder, role="mcp"),
-        holding=lambda index, hand_over: local_commands_of_server(settings, index, hand_over),
+        holding=lambda index, hand_over: local_commands_of_server(settings, index, hand_over=hand_over),
     )
