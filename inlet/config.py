@@ -27,7 +27,6 @@ from inlet.connectors.base import (
     SourceConfig,
     TypedConfig,
     loopback_host as loopback_host,  # re-exported: server/oauth.py names hosts by the same rule
-    NamedPath,
     missing_keys,
     missing_paths,
     not_a_folder,
