@@ -24,10 +24,10 @@ Each configured mailbox is read as its owner (the delegation's `subject`) and ke
   known message it did not list is deleted only if the labels' full listing (ids only) lacks it
   too. `live_ids` is that full listing: the prune deletes nothing the mailbox still has. Mail of any
   date can enter the labels (restored from the trash, labelled), which the history brings and a
-  query need not select: every listing with a query ends with the labels' full listing and keeps
-  the ids it held that the query left out (key `outside`; the history takes out those it sees
-  leave), so a re-listing reads the messages the labels hold that are neither known nor `outside`
-  (`_entered`). A checkpoint older than the key reads none of them, and its re-listing sets the key.
+  query need not select: a re-listing with `query` after an expired history (key `lost`: the history
+  id it expired at) reads the messages the labels hold that are neither known nor listed whose
+  own `historyId` is past `lost` (`_entered`: one `format=minimal` fetch, 5 quota units, per such
+  message; nothing about the mail a query leaves out is kept between runs).
 - A message whose fetch was refused (a failed `Skipped`: a version indexed before is kept) is
   fetched again at the start of each later pass of its mailbox (`kit.retries.Retries`), since
   neither the history nor a listing resumed past it would report it again.
@@ -142,6 +142,7 @@ class _Listing(BaseModel):
     seen: list[str] = Field(default_factory=list)
     prev: list[str] | None = None  # ids known before a re-listing: those not seen (nor in the mailbox) are deleted
     after: int | None = None  # a re-listing with a query: mail received since then is listed whatever the query
+    lost: str | None = None  # a re-listing after an expired history: the history id it expired at
 
 
 class _Box(BaseModel):
@@ -149,9 +150,6 @@ class _Box(BaseModel):
     synced: float | None = None  # when the history was known current up to `history` (None: not known)
     listing: _Listing | None = None
     known: list[str] = Field(default_factory=list)  # message ids indexed
-    # ids the configured labels held that `query` left out, as of the last listing less those the
-    # history saw leave (None: not known, a checkpoint older than the key)
-    outside: list[str] | None = None
     retries: Retries = Field(default_factory=Retries)  # message ids whose fetch failed
 
 
@@ -360,7 +358,6 @@ class _MailboxSync:
         self.client = connector.client(mailbox)
         self._labels: dict[str, str] | None = None  # id -> name
         self.known = set(box.known)
-        self.outside = set(box.outside) if box.outside is not None else None
         self.dropped: set[str] = set()  # fetched ids that turned out gone or out of scope
 
     # --- labels and scope -----------------------------------------------------------------------
@@ -413,7 +410,8 @@ class _MailboxSync:
                 )
                 synced = self.box.synced if self.query() else None  # what the history would have brought
                 after = int(synced) - RELIST_MARGIN if synced is not None else None
-                self.box.listing = _Listing(**self._start(), prev=sorted(self.known), after=after)
+                lost = self.box.history
+                self.box.listing = _Listing(**self._start(), prev=sorted(self.known), after=after, lost=lost)
         if self.box.listing is None:
             self.box.listing = _Listing(**self._start())
         yield from self._list()
@@ -477,8 +475,8 @@ class _MailboxSync:
                     break
                 listing.token, listing.offset = pager.token, 0
             listing.label, listing.token, listing.offset = listing.label + 1, None, 0
-        labelled: set[str] = set()  # with a query: every id the configured labels hold (ids only)
-        if self.query() is not None:
+        labelled: set[str] = set()  # a re-listing with a query: every id the configured labels hold (ids only)
+        if listing.prev is not None and self.query() is not None:
             labelled = set(self.ids(None))
             yield from self._entered(listing, labelled, seen)
         kept = seen - self.dropped
@@ -487,30 +485,41 @@ class _MailboxSync:
         for gone in sorted(unseen - kept):
             self.box.retries.forget(gone)
             yield Deletion(id=self.c.doc_id(native_id(self.mailbox, gone)))
-        self.known, self.outside = kept, labelled - kept
+        self.known = kept
         self.box.history, self.box.listing, self.box.known = listing.start, None, sorted(kept)
-        self.box.outside, self.box.synced = sorted(self.outside), listing.at
+        self.box.synced = listing.at
 
     def _entered(self, listing: _Listing, labelled: set[str], seen: set[str]) -> Iterator[Item | _Save]:
-        """A re-listing with a query, after an expired history: the messages the configured labels
-        hold now that neither the index had nor the last listing left out (`outside`) entered the
-        labels while the history was lost (mail restored from the trash or spam, labelled since):
-        the history would have brought them, whatever their date, so they are read (`seen` then
-        holds them). Unknown without `outside` (a checkpoint older than the key): none is read."""
-        if listing.prev is None or self.outside is None:
+        """A re-listing with `query`, after an expired history: the messages the configured labels
+        hold now that neither the index had nor the listing read, and that changed after the history
+        was lost (their `historyId` is past `lost`), entered the labels meanwhile (mail restored from
+        the trash or spam, labelled since): the history would have brought them, whatever their
+        date, so they are read (`seen` then holds them). The others were in the labels, left out by
+        the query, all along. (`since` alone needs none: `_read` keeps no mail older than it.)"""
+        if listing.lost is None or not self.config.query:
             return
-        entered = sorted(labelled - seen - set(listing.prev) - self.outside)
-        if entered:
+        lost = int(listing.lost)
+        candidates = sorted(labelled - seen - set(listing.prev or []))
+        for start in range(0, len(candidates), SAVE_EVERY):
+            chunk = candidates[start : start + SAVE_EVERY]
+            got: dict[str, dict[str, Any] | GoogleApiError] = {}
+            for part in range(0, len(chunk), self.config.batch_size):
+                got.update(self.client.get_many(chunk[part : part + self.config.batch_size], "minimal"))
+            entered = [
+                mid
+                for mid, found in got.items()
+                if isinstance(found, GoogleApiError) or int(found.get("historyId") or lost + 1) > lost
+            ]  # a refused metadata fetch: read it, `_fetch` notes a refusal for the retries
+            if not entered:
+                continue
             log.info(
                 "source %s: %d messages of %s entered the labels while the history was lost; reading them",
                 self.c.name,
                 len(entered),
                 self.mailbox,
             )
-        for start in range(0, len(entered), SAVE_EVERY):
-            chunk = entered[start : start + SAVE_EVERY]
-            yield from self._fetch(chunk)
-            seen.update(chunk)
+            yield from self._fetch(entered)
+            seen.update(entered)
             listing.seen = sorted(seen - self.dropped)
             yield _SAVE
 
@@ -527,7 +536,6 @@ class _MailboxSync:
             if records:  # (a page without records leaves the checkpoint as it was: `synced` stays earlier)
                 self.box.history = str(records[-1]["id"]) if more else str(page["historyId"])
                 self.box.known = sorted(self.known)
-                self.box.outside = sorted(self.outside) if self.outside is not None else None
                 self.box.synced = self.box.synced if more else asked  # the last page: current as asked
                 yield _SAVE
             if not more:
@@ -556,8 +564,6 @@ class _MailboxSync:
                         fate.setdefault(message["id"], "same")
         for mid in [m for m, f in fate.items() if f in ("deleted", "gone")]:
             self.known.discard(mid)
-            if self.outside is not None:
-                self.outside.discard(mid)  # it left the labels: back in them, the history or a re-listing reads it
             self.box.retries.forget(mid)
             yield Deletion(id=self.c.doc_id(native_id(self.mailbox, mid)))
         yield from self._fetch([m for m, f in fate.items() if f == "read"])
@@ -572,8 +578,6 @@ class _MailboxSync:
                     yield self.box.retries.note(mid, Skipped(id=doc_id, reason=str(found)))
                 elif isinstance(found, GoogleApiError) or not self.in_scope(found.get("labelIds", [])):
                     self.known.discard(mid)  # deleted since it was listed, or out of scope
-                    if self.outside is not None:
-                        self.outside.discard(mid)
                     self.dropped.add(mid)
                     yield self.box.retries.note(mid, Deletion(id=doc_id))
                 else:

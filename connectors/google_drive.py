@@ -881,11 +881,22 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
 
     def _reading_identity(self) -> str:
         """Who the credentials read as: `subject`, the service account, or the authorized user, whom
-        only Drive can name (`about.get`, asked once a run, by the first file that needs it)."""
+        only Drive can name (`about.get`, asked once a run, by the first file that needs it). When
+        Drive does not answer that, "" for the rest of the run (one warning): view-only files are
+        indexed for their owners only, as if no reader were known, and no file asks again."""
         with self._reader_lock:
             if self._reader is None:
                 client = self.client
-                self._reader = self._acting_as or client.user_email()
+                try:
+                    self._reader = self._acting_as or client.user_email()
+                except (RetriableError, DriveApiError) as exc:
+                    log.warning(
+                        "source %r: Drive did not say whom the credentials read as (%s); files shared "
+                        "view-only with them are indexed for their owners only this run",
+                        self.name,
+                        exc,
+                    )
+                    self._reader = ""
             return self._reader
 
     def _document(

@@ -113,10 +113,14 @@ class Hit:
     passages: list[str] = field(default_factory=list)
     relevance: float = 0.0
     features: dict[str, float] = field(default_factory=dict, repr=False)  # what relevance was computed from
+    # the document's time as the catalog holds it (`documents.ts`: updated, else created, epoch
+    # seconds; 0 when unknown): what "newest" orders by, never re-read from the strings above
+    ts: float = field(default=0.0, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
         out.pop("features")
+        out.pop("ts")
         return out
 
 
@@ -298,14 +302,8 @@ def _newest_first(hits: list[Hit]) -> list[Hit]:
     and the rest after them in their order: "the latest on the price cap" is answered by the newest
     answer. Relevance values stay as they are."""
     floor = rel.model().min_relevance
-    likely = sorted((h for h in hits if h.relevance >= floor), key=_time, reverse=True)
+    likely = sorted((h for h in hits if h.relevance >= floor), key=lambda h: h.ts, reverse=True)
     return likely + [h for h in hits if h.relevance < floor]
-
-
-def _time(hit: Hit) -> float:
-    """The hit's document time in epoch seconds (updated, else created; 0 when unknown)."""
-    when = hit.updated_at or hit.created_at
-    return datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp() if when else 0.0
 
 
 NEWEST_DECAY = 0.75  # a listing's relevance: `strong` for the newest, each next one this share of the one before
@@ -679,6 +677,7 @@ def _materialise(index: Index, chosen: list[_Group]) -> list[Hit]:
                 score=g.score,
                 metadata=dict(doc.metadata),
                 passages=[c.text for c in g.passages[1:]],
+                ts=best.ts,
             )
         )
     return hits

@@ -9,6 +9,7 @@ chunks per source, also what `inlet status` reads.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from inlet.connectors.model import Document
@@ -83,8 +84,14 @@ def newest_sql(dialect: Dialect, filters: Filters, people: Sequence[str]) -> tup
     none of them. It walks the `documents_newest` index from its end, which holds every column the
     filters other than the ACL and people read, and stops once `limit` documents pass: "the latest
     Teams message" reads no document's row (a caller who may see few of the newest documents walks
-    further, probing the ACL's key for each)."""
-    where, params = filter_sql(dialect, filters)
+    further, probing the ACL's key for each). The sources are compared as `d.source || ''`, which no
+    index on `source` serves: otherwise SQLite reads a source's documents through
+    `documents_source_chunks` and sorts them all, whatever the limit."""
+    where, params = filter_sql(dialect, replace(filters, sources=()))
+    if filters.sources:
+        cond, more = dialect.in_list("(d.source || '')", filters.sources)
+        where.append(cond)
+        params += more
     where += ["d.ts > 0", "d.chunks > 0"]
     if people:
         cond, more = dialect.in_list("p.person", list(dict.fromkeys(people)))

@@ -4,6 +4,7 @@ and a mailbox the domain-wide delegation does not cover."""
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import json
 import os
@@ -232,6 +233,23 @@ def test_an_expired_history_with_a_query_reads_old_mail_that_entered_the_labels_
     assert set(docs(items)) == {*docs(first), f"gm:{BADEER}/{back}", f"gm:{BADEER}/{restored}"}  # not `untouched`
     sb.faults.reset_counts()
     assert run(conn.load(state))[0] == [] and sb.faults.calls["gmail:history.list"] == 1
+
+
+def test_the_checkpoint_keeps_no_id_of_the_mail_a_query_or_since_leaves_out(sb: Sandbox) -> None:
+    """A query bounds a large mailbox: the checkpoint grows with what is indexed, never with the
+    mail a listing left out (an expired history finds what entered the labels by its `historyId`)."""
+    every = set(gs.mailbox(sb.ws, BADEER).messages)
+    for conn, since in (
+        (connector(sb, query="subject:badge"), None),
+        (connector(sb), dt.datetime(2001, 5, 1, tzinfo=dt.timezone.utc)),
+    ):
+        _, state = run(conn.load(None, since=since))
+        assert state is not None
+        known = set(state["mailboxes"][BADEER]["known"])
+        left_out = every - known
+        assert known and left_out
+        text = json.dumps(state)
+        assert not [mid for mid in left_out if mid in text]
 
 
 def test_quota_429s_are_waited_out_and_pacing_avoids_them(sb: Sandbox) -> None:

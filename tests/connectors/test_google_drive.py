@@ -733,6 +733,29 @@ def test_a_file_an_authorized_user_may_only_view_is_indexed_for_that_user(sb: Sa
     assert run(c.load(state))[0] == [] and sb.faults.count("drive:about.get") == 0  # nothing read: not asked
 
 
+def test_when_drive_does_not_name_the_reader_view_only_files_are_indexed_for_their_owners(
+    sb: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An about.get that fails past its retries is asked once a run, warned of once, and the view-only
+    files are indexed as before it was asked: for their owners (none in a shared drive: admins only)."""
+    drive_auth.auth(sb.ws).user_email = next(iter(sb.ws.users.values())).email
+    c = connector(sb, "authorized_user", expand_groups=False, retries=1)
+    _, state = run(c.load(None))
+    sb.faults.fail("drive", "permissions.list", 403, times=1000, reason="insufficientFilePermissions")
+    sb.faults.fail("drive", "about.get", 503, times=1000)
+    for name in ("Holiday calendar", "Expense policy.pdf"):
+        ds.edit(sb.ws, file_named(sb, name).id, name=name + " (edited)")
+    sb.faults.reset_counts()
+    with caplog.at_level("WARNING", logger="inlet"):
+        items, _ = run(c.load(state))
+    assert not [i for i in items if isinstance(i, Skipped) and i.failed]
+    found = docs(items)
+    assert set(found) == {"Holiday calendar (edited)", "Expense policy.pdf (edited)"}
+    assert [d.acl for d in found.values()] == [ACL()] * 2
+    assert sb.faults.count("drive:about.get") == 2  # one cycle of retries for the run, not one per file
+    assert len([r for r in caplog.records if "whom the credentials read as" in r.getMessage()]) == 1
+
+
 def test_retries_run_out_as_a_retriable_error(sb: Sandbox) -> None:
     sb.faults.fail("drive", "changes.*", 503, times=10)
     with pytest.raises(RetriableError):

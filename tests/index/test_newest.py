@@ -100,9 +100,9 @@ def test_with_nothing_to_list_the_plain_query_runs(index: Index) -> None:
 def test_likely_answers_go_newest_first_and_the_rest_keep_their_order() -> None:
     floor = rel.model().min_relevance
 
-    def hit(n: int, relevance: float, day: int) -> Hit:
-        when = f"2001-04-{day:02d}T00:00:00Z"
-        return Hit(f"d:{n}#0", f"d:{n}", "d", "files", "", "", "", "", when, when, 1.0, relevance=relevance)
+    def hit(n: int, relevance: float, day: int) -> Hit:  # ordered by the catalog's time, not by the strings
+        ts = datetime(2001, 4, day, tzinfo=UTC).timestamp()
+        return Hit(f"d:{n}#0", f"d:{n}", "d", "files", "", "", "", "", None, None, 1.0, relevance=relevance, ts=ts)
 
     hits = [hit(1, 0.9, 1), hit(2, floor, 9), hit(3, floor / 2, 20), hit(4, 0.5, 5), hit(5, 0.01, 30)]
     assert [h.doc_id for h in _newest_first(hits)] == ["d:2", "d:4", "d:1", "d:3", "d:5"]
