@@ -729,23 +729,3 @@ def test_a_secret_variable_set_to_the_empty_string_is_said_to_be_empty_not_unset
     )
     with pytest.raises(ConfigError, match="'INLET_TEST_EMPTY_PW' .* is set but empty"):
         check_index_secret(load_config(pg), {"INLET_TEST_EMPTY_PW": ""})
-
-
-def test_an_empty_path_is_refused_naming_file_key_and_source(tmp_path: Path) -> None:
-    """probe31e F9: `path = ""` (a template's unset variable) was the config's own folder: the index
-    written beside the config, a source reading the config folder and the index in it."""
-    (tmp_path / "mail.mbox").write_text("")
-    config = tmp_path / "config.toml"
-    config.write_text(
-        '[index]\npath = ""\n[[sources]]\nname = "docs"\ntype = "files"\npath = ""\n'
-        '[[sources]]\nname = "mail"\ntype = "mail_archive"\npath = " "\n'
-    )
-    with pytest.raises(ConfigError) as refused:
-        load_config(config, check_paths=True)
-    said = str(refused.value)
-    assert said.startswith(f"{config}: 3 problems")
-    for where in ("[index] key 'path': is empty", "source 'docs': key 'path': is empty", "source 'mail': key 'path'"):
-        assert where in said, said
-    config.write_text('[index]\npath = "."\n[[sources]]\nname = "docs"\ntype = "files"\npath = "."\n')
-    chosen = load_config(config, check_paths=True)  # "." is a choice
-    assert chosen.index.path == tmp_path and chosen.sources[0].path == tmp_path

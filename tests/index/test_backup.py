@@ -526,16 +526,3 @@ def test_a_restore_into_the_backup_is_refused(tmp_path: Path, made: Path) -> Non
     assert files_of(backup) == before and sorted(p.name for p in backup.iterdir()) == sorted(
         p.name for p in made.iterdir()
     )
-
-
-def test_a_restore_onto_a_folder_that_holds_no_index_is_refused_even_with_replace(tmp_path: Path, made: Path) -> None:
-    """probe31e F8: a mistyped `--to` (a share a `files` source reads) was called "an index" and
-    `--replace` moved it aside, an `index.lock` left in it."""
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    (photos / "holiday.txt").write_text("sea")
-    without = CliRunner().invoke(cli, ["restore", str(made), "--to", str(photos)])
-    one_line_failure(without, 2, f"cannot restore to {photos}", "holds no inlet index")
-    assert "--replace" not in without.output
-    one_line_failure(restore_cli(made, photos), 2, f"cannot restore to {photos}", "holds no inlet index")
-    assert [p.name for p in photos.iterdir()] == ["holiday.txt"] and not list(tmp_path.glob("photos.replaced-*"))

@@ -506,28 +506,3 @@ def test_the_prose_keeps_one_line_per_request_and_writes_look_alikes_apart(tmp_p
     assert "  for josé@exámple.com  " in printed[4] and "  for иван@пример.рф  " in printed[5]
     raw = json.loads(CliRunner().invoke(cli, ["audit", "--json", "--config", str(config)]).output)["lines"]
     assert [(line["subject"], line["user"], line["tool"]) for line in raw] == users
-
-
-def test_an_audit_file_moved_or_removed_under_the_server_is_started_again_at_its_path(tmp_path: Path) -> None:
-    """probe31e F11: logrotate's move-and-create, or an operator's `mv`/`rm`: later lines went into
-    the moved file, or a deleted one (lost without a word); they start a new file at the path."""
-    import logging
-
-    from inlet.server.audit import _PrivateRotatingFile
-
-    path = tmp_path / "audit.jsonl"
-    handler = _PrivateRotatingFile(path, maxBytes=1 << 20, backupCount=2, encoding="utf-8")
-
-    def line(text: str) -> None:
-        handler.emit(logging.makeLogRecord({"msg": text, "levelno": logging.INFO}))
-
-    try:
-        line("one")
-        path.rename(tmp_path / "audit.jsonl-20261207")
-        line("two")
-        path.unlink()  # a purge of the new file too
-        line("three")
-    finally:
-        handler.close()
-    assert (tmp_path / "audit.jsonl-20261207").read_text() == "one\n"
-    assert path.read_text() == "three\n" and path.stat().st_mode & 0o777 == 0o600
