@@ -6,7 +6,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from inlet.connectors.model import iso_time
@@ -49,9 +49,7 @@ class SearchBody(BaseModel):
         "google_drive, microsoft_files, files. A type this deployment has no source of is a 422 "
         "invalid_request naming the ones it has",
     )
-    after: datetime | None = Field(
-        None, description="only documents updated at or after (RFC 3339); earlier than `before` (else a 422)"
-    )
+    after: datetime | None = Field(None, description="only documents updated at or after (RFC 3339)")
     before: datetime | None = Field(None, description="only documents updated before (RFC 3339)")
     user: str | None = Field(
         None,
@@ -91,19 +89,6 @@ class SearchBody(BaseModel):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)
         return value
-
-    @model_validator(mode="after")
-    def _a_window(self) -> "SearchBody":
-        # A window that can hold nothing (swapped bounds: a usual slip) is refused, not answered
-        # `match: none`, which would say the index holds nothing on the query.
-        if self.after is not None and self.before is not None and self.after >= self.before:
-            raise PydanticCustomError(
-                "time_window",
-                "'after' ({after}) must be earlier than 'before' ({before}): no document is updated in "
-                "that window (are the two swapped?)",
-                {"after": iso_time(self.after), "before": iso_time(self.before)},
-            )
-        return self
 
     def to_request(self, user: str | None, half_life_days: float, k: int | None = None) -> SearchRequest:
         return SearchRequest(
