@@ -76,11 +76,10 @@ def write_notes(folder: Path, first: int, count: int, words: int, long: bool = F
 def fill(mount: Path, leave: int) -> Path:
     """Fill the file system but for about `leave` bytes (ENOSPC for anything larger)."""
     filler = mount / "filler"
-    with open(filler, "wb") as out:
+    with open(filler, "wb", buffering=0) as out:  # unbuffered: nothing left to flush (and fail) at close
         try:
             while True:
                 out.write(b"\0" * 65536)
-                out.flush()
         except OSError:
             pass
     with open(filler, "r+b") as out:
