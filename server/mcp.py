@@ -11,7 +11,7 @@ the object both as `structuredContent` and as one JSON text item; `url` is never
 On stdio (`StdioTools`) the tools answer from the index opened in this process, or forward to the
 process holding it; when that process stops, the next call decides again who answers, and an index
 opened here is handed over to an `inlet daemon`/`inlet serve` that starts and asks for it.
-`fetch` returns a long text in parts (`max_chars` from `offset`), saying where the rest starts.
+`fetch` returns the whole text, or a part of it (`max_chars` from `offset`) saying where the rest starts.
 """
 
 from __future__ import annotations
@@ -58,7 +58,6 @@ log = logging.getLogger(__name__)
 SEARCH_K = 10
 MAX_K = 50
 SNIPPET_CHARS = 1200
-FETCH_CHARS = 40_000  # fetch's default `max_chars`: ~10k tokens, under the 25k clients such as Claude Code take
 MAX_FETCH_CHARS = 200_000
 
 
@@ -134,9 +133,10 @@ TOOLS = [
     types.Tool(
         name="fetch",
         title="Fetch a document",
-        description="The text and metadata of one document, by the id that search returned. A long text "
-        f"comes in parts of at most max_chars characters (default {FETCH_CHARS:,}): next_offset says where the "
-        "rest starts (pass it as offset); it is null once the text is whole.",
+        description="The text and metadata of one document, by the id that search returned: the whole text, "
+        "or with max_chars a part of at most that many characters (for a client that bounds a tool result; "
+        "40000 is about 10,000 tokens): next_offset says where the rest starts (pass it as offset); it is "
+        "null once the text is whole.",
         input_schema={
             "type": "object",
             "properties": {
@@ -151,8 +151,7 @@ TOOLS = [
                     "type": "integer",
                     "minimum": 1,
                     "maximum": MAX_FETCH_CHARS,
-                    "default": FETCH_CHARS,
-                    "description": "at most this many characters of text (optional)",
+                    "description": "at most this many characters of text (optional: the whole text without it)",
                 },
             },
             "required": ["id"],
@@ -243,7 +242,7 @@ class InletTools:
                 )
             elif name == "fetch":
                 offset = _integer(arguments, "offset", 0, 0, None)
-                longest = _integer(arguments, "max_chars", FETCH_CHARS, 1, MAX_FETCH_CHARS)
+                longest = _integer(arguments, "max_chars", 1, 1, MAX_FETCH_CHARS) if "max_chars" in arguments else None
                 whole = await anyio.to_thread.run_sync(self.fetch, _string(arguments, "id"), caller)
                 result = _part(whole, offset, longest)
             else:
@@ -317,13 +316,13 @@ def _integer(arguments: Mapping[str, Any], key: str, default: int, least: int, m
     return value
 
 
-def _part(whole: McpFetchOutput, offset: int, longest: int) -> McpFetchOutput:
-    """At most `longest` characters of the fetched document's text from `offset`, saying where the
-    rest starts: a client bounds a tool result (Claude Code: 25,000 tokens by default)."""
+def _part(whole: McpFetchOutput, offset: int, longest: int | None) -> McpFetchOutput:
+    """At most `longest` characters (None: all) of the fetched document's text from `offset`, saying
+    where the rest starts: a client may bound a tool result (Claude Code: 25,000 tokens by default)."""
     total = len(whole.text)
     if offset > total:
         raise ToolError(f"'offset' {offset} is past the end of the text ({total} characters)")
-    end = min(offset + longest, total)
+    end = total if longest is None else min(offset + longest, total)
     rest = end if end < total else None
     note = (
         f"text is characters {offset} to {end} of {total}: call fetch with offset {end} for the rest"
