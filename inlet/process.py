@@ -110,3 +110,10 @@ def alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def ended_here(holder: str) -> bool:
+    """Whether `holder` ("host:pid", as leases name a process) is a process of this host that has
+    ended: killed before it could release what it held. A process of another host cannot be asked."""
+    host, _, pid = holder.rpartition(":")
+    return host == socket.gethostname() and pid.isdigit() and not alive(int(pid))

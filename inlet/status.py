@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from inlet.config import Settings
-from inlet.process import alive
+from inlet.process import alive, ended_here
 from inlet.sync.schedule import ahead, next_run
 from inlet.storage import ORPHANED, RunRecord, StateStore, open_backend
 
@@ -82,7 +82,9 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
         events = backend.event_status()
         out = []
         for source in settings.sources:
-            held = not backend.shared or bool(holders.get(source.name))
+            lease = holders.get(source.name)
+            # a lease of a process of this host that has ended (killed) holds nothing any more
+            held = not backend.shared or bool(lease and not ended_here(str(lease.get("holder", ""))))
             unfinished = in_flight[source.name]
             last = _orphaned(state, source.name, unfinished, held) or state.last_run(source.name)
             ok = state.last_run(source.name, successful=True)

@@ -87,6 +87,38 @@ def test_a_run_starting_while_status_reads_is_shown_running_never_failed(databas
         state.close()
 
 
+def test_a_run_of_a_killed_process_of_this_host_is_shown_interrupted_not_running(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Its lease runs on until it lapses, but the process is known gone: as on the folder."""
+    import socket
+    import subprocess
+    import sys
+
+    import psycopg
+
+    from inlet.status import sources_status
+
+    settings = load_config(_files_sources(tmp_path, database_url, "notes"))
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = f"{socket.gethostname()}:{ended.stdout.strip()}"
+    leases = PgLeases(settings.index, 30.0)  # the schema
+    state = open_backend(settings.index).state()
+    try:
+        state.save_progress(state.start_run("notes", "backfill"), 10, 10, 100, "files")
+        with psycopg.connect(database_url, autocommit=True) as db:  # what `inlet backfill` killed by -9 leaves
+            db.execute(
+                "INSERT INTO leases (source, holder, fence, expires) VALUES ('notes', %s, 3, now() + interval '60 s')",
+                (dead,),
+            )
+        report = sources_status(settings, state)["sources"][0]
+        assert report["running"] is None
+        assert report["last_run"]["outcome"] == "failed" and "interrupted" in report["last_run"]["error"]
+    finally:
+        leases.close()
+        state.close()
+
+
 class OnWarning(logging.Handler):
     """Calls `action` at the first warning that contains `words`."""
 

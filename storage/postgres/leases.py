@@ -25,7 +25,6 @@ process dies and never while it lives, so they need no fence.
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,7 +32,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from inlet.errors import LeaseLostError, SourceBusyError
-from inlet.process import alive
+from inlet.process import ended_here
 
 from ..types import Fence
 from .pool import connect, disconnect, holder_name, session_name
@@ -166,9 +165,8 @@ def _busy(source: str, holder: str, until: str | None) -> str:
     """Why `source` cannot be synced now: who holds its lease, and until when. A holder of this host
     whose process has ended (killed: it could not release the lease) is said to be gone, and the
     time its lease lapses is when a run may start."""
-    host, _, pid = holder.rpartition(":")
     lapses = f" until {until} UTC" if until else ""
-    if host == socket.gethostname() and pid.isdigit() and not alive(int(pid)):
+    if ended_here(holder):
         return (
             f"source {source!r} is still leased to {holder}, a process of this host that has ended "
             f"(killed before it could release the lease){lapses}: run again after that, it resumes "
