@@ -59,9 +59,7 @@ def folder_cause(folder: Path | str) -> int | None:
     """Why this account cannot use `folder` (or, when it does not exist yet, the folder that would
     hold it): EROFS (a read-only file system), ENOSPC (no byte free), EACCES (not this account's to
     read and write); None when nothing is wrong with it."""
-    path = Path(folder)
-    while not path.exists() and path.parent != path:
-        path = path.parent
+    path = _existing(Path(folder))
     try:
         disk = os.statvfs(path)
     except (OSError, AttributeError):  # gone meanwhile, or no statvfs (Windows)
@@ -73,6 +71,13 @@ def folder_cause(folder: Path | str) -> int | None:
     if not os.access(path, os.R_OK | os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids):
         return errno.EACCES
     return None
+
+
+def _existing(path: Path) -> Path:
+    """`path`, or the nearest folder above it that exists (what a folder not made yet would be in)."""
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
 
 
 def _from_storage(exc: BaseException) -> bool:
@@ -92,9 +97,7 @@ def _not_ours(folder: Path) -> str:
     give the owner's rights back to a folder of its own."""
     import pwd
 
-    path = folder
-    while not path.exists() and path.parent != path:
-        path = path.parent
+    path = _existing(folder)
     found = path.stat()
     if found.st_uid == os.geteuid():
         return (
