@@ -12,7 +12,11 @@ connection. The same wrapper counts the bytes a connection sends while its heade
 (request line included, up to the empty line that ends them, however the reads split them): past
 MAX_HEADER_BYTES it is answered 431 and closed before the parser sees them, whichever parser
 uvicorn uses (httptools has no limit of its own and keeps every header byte in memory; h11's
-`h11_max_incomplete_event_size` binds h11 only). A connection that arrives while `max_connections`
+`h11_max_incomplete_event_size` binds h11 only). httptools also parses the next request while an
+answer is still on its way (a pipelining client): its header bytes are counted from the end of the
+request before it and bounded alike, under the same deadline once its first bytes arrive; past
+either, what follows is dropped unparsed and the connection closes after the answer in flight (a
+431 written then would cut into that answer). A connection that arrives while `max_connections`
 are open is closed at once, so a
 flood of idle connections cannot take every file descriptor of the process. Slow bodies are
 bounded by `middleware.BodyLimit`.
@@ -101,6 +105,7 @@ def bounded_protocol(
         _drained = False  # writing resumed since then (the buffer fell below its low mark)
         _answering: Any = None  # httptools: the cycle being answered (uvicorn's `cycle` is the last parsed)
         _overflowed = False  # over `max_pipelined`: nothing more is read or served
+        _awaiting = False  # httptools: the next request's headers are awaited while an answer is in flight
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -113,10 +118,13 @@ def bounded_protocol(
         def data_received(self, data: bytes) -> None:
             if self._overflowed:
                 return  # closing once the request being answered is: what follows is not served
-            if self._deadline is not None and self._headers_over(data):
+            if (self._deadline is not None or self._awaiting) and self._headers_over(data):
                 if not self.transport.is_closing():
                     self._refuse_headers()
                 return
+            if self._awaiting and self._deadline is None and data:
+                self._waiting_cycle = self.cycle  # the next request began: its headers have a deadline
+                self._deadline = self.loop.call_later(timeout, self._late)
             super().data_received(data)
             if self._deadline is not None and self.cycle is not self._waiting_cycle:
                 self._disarm()  # a new cycle: the headers are in
@@ -132,6 +140,12 @@ def bounded_protocol(
                 return seen - (len(joined) - len(data)) + min(ends) + 2 > max_header_bytes
             return self._header_bytes > max_header_bytes
 
+        def on_message_complete(self) -> None:
+            """httptools' callback for the end of a request (its body included): what follows is
+            the next request, its headers first, counted even while this one's answer is in flight."""
+            super().on_message_complete()
+            self._awaiting, self._header_bytes, self._tail = True, 0, b""
+
         def on_response_complete(self) -> None:
             if getattr(self, "pipeline", None):
                 self._answering = self.pipeline[-1][0]  # the request uvicorn starts next
@@ -145,6 +159,7 @@ def bounded_protocol(
             dropped and the connection closes once the request being answered is."""
             if self._overflowed:
                 return  # the rest of the read that overflowed: not served
+            self._awaiting = False
             super().on_headers_complete()
             if not self.pipeline:
                 self._answering = self.cycle  # started at once
@@ -225,9 +240,19 @@ def bounded_protocol(
                 (self.client or ("?",))[0],
                 max_header_bytes,
             )
+            if self._finish_answer():
+                return
             self.transport.write(too_large)
             self.transport.close()
             self._watch_send()
+
+        def _finish_answer(self) -> bool:
+            """With an answer in flight: read nothing more and close once it is sent (True); else False."""
+            if self.cycle is None or self.cycle.response_complete:
+                return False
+            self._overflowed = True  # read on, dropped: unread bytes at the close would reset the answer
+            self.cycle.keep_alive = False  # uvicorn closes after it; a close now cuts it off
+            return True
 
         def _late(self) -> None:
             self._deadline = None
@@ -237,6 +262,8 @@ def bounded_protocol(
                     (self.client or ("?",))[0],
                     timeout,
                 )
+                if self._finish_answer():
+                    return
                 self.transport.close()
                 self._watch_send()
 

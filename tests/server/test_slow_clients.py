@@ -213,6 +213,43 @@ def test_pipelined_requests_queue_only_so_far(listener: tuple[str, int]) -> None
     assert closed, f"the server read {sent / 2**20:.1f} MiB of pipelined requests"
 
 
+def test_the_header_bound_holds_while_an_answer_is_in_flight() -> None:
+    """probe33h #1: while an answer waited for its client, the next request's header bytes went to
+    the parser uncounted (1.5 GB held, never given back). They are bounded like any request's: past
+    the bound they are dropped unparsed, the answer in flight still arrives whole, then the
+    connection closes."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    thread = ServerThread(bare_app, sock, ServerConfig())  # the default send deadline: the answer waits
+    line, sent, stalled = b"X-Pad: " + b"a" * 1024 + b"\r\n", 0, 0
+    try:
+        with socket.socket() as conn:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            conn.connect(sock.getsockname())
+            conn.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+            conn.sendall(b"GET /who HTTP/1.1\r\nHost: x\r\n")  # headers that never end
+            conn.settimeout(0.2)
+            tracemalloc.start()
+            while sent < 64 * 2**20 and tracemalloc.get_traced_memory()[1] < LIMIT and stalled < 10:
+                try:
+                    sent += conn.send(line * 64)
+                    stalled = 0
+                except TimeoutError:
+                    stalled += 1  # the server reads no more: allowed too
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            conn.settimeout(30)
+            received = b""
+            while chunk := conn.recv(2**20):
+                received += chunk
+    finally:
+        thread.stop(timeout=30)
+    assert peak < LIMIT, f"over {peak / 2**20:.1f} MiB allocated after {sent / 2**20:.1f} MiB were sent"
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and body == b"x" * BIG, (head[:200], len(body))
+
+
 def test_forwarding_headers_name_no_client(listener: tuple[str, int]) -> None:
     """probe31a #3: uvicorn's default trusted X-Forwarded-For/-Proto from 127.0.0.1, i.e. from every
     local client, so any of them chose the address the access log names. Now only a peer listed in
