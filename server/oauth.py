@@ -636,7 +636,9 @@ def metadata_routes(config: OAuthConfig, listening: str | None = None) -> list[R
                     "resource_name": "inlet",
                 }
             )
-            return await ProtectedResourceMetadataHandler(metadata).handle(request)
+            response = await ProtectedResourceMetadataHandler(metadata).handle(request)
+            response.headers["Cache-Control"] = "no-store"  # like every answer: it names the request's host
+            return response
 
         return handle
 

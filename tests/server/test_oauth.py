@@ -296,6 +296,7 @@ def test_protected_resource_metadata_needs_no_key(base_url: str, idp: IdentityPr
         "bearer_methods_supported": ["header"],
         "resource_name": "inlet",
     }
+    assert response.headers["cache-control"] == "no-store"  # what it names follows the request's host
 
 
 # --- the key set: rotation and a bounded refetch rate ---------------------------------------------
