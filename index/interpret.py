@@ -646,11 +646,11 @@ class People:
     everyone who wrote or took part in a document (`Document.people`, which the catalog keeps in
     a table of its own), with the names they stand for, which of those names are one person's
     (`Document.identities`, kept in the same table: a Slack member's handle, full name and
-    address) and the kinds of source indexed. Read on the first query, then again at most every
-    `REFRESH_S` in a background thread while queries go on with the vocabulary they have. A read
-    costs the people table's grouped count and its linked names, and the catalog's count of
-    documents, not a read of documents: a million-chunk index is not re-read to learn one new
-    author."""
+    address) and the kinds of source indexed. Read by the first query, and again by the first query
+    `REFRESH_S` or more after the last read (queries arriving meanwhile go on with the vocabulary
+    they have), so a question is never answered with a vocabulary older than that. A read costs
+    the people table's grouped count and its linked names, and the catalog's count of documents,
+    not a read of documents: a million-chunk index is not re-read to learn one new author."""
 
     REFRESH_S = 60.0
     # Someone in at least one indexed document in this many is central to the index (a mailbox's
@@ -668,19 +668,13 @@ class People:
         self.types: set[str] = set()
         self.total = 0  # documents in the index
 
-    def refresh(self, index: "Index") -> threading.Thread | None:
-        """Read the vocabulary when it is due: the first time here, later in a thread (returned)."""
+    def refresh(self, index: "Index") -> None:
+        """Read the vocabulary on this thread when it is due and no other thread reads it already."""
         with self._lock:
             if self._building or (self._read_at is not None and time.monotonic() - self._read_at < self.REFRESH_S):
-                return None
+                return
             self._building = True
-            first = self._read_at is None
-        if first:
-            self._build(index)
-            return None
-        reader = threading.Thread(target=self._build, args=(index,), name="inlet-people", daemon=True)
-        reader.start()
-        return reader
+        self._build(index)
 
     def _build(self, index: "Index") -> None:
         names, documents, linked, types, total = self.names, self.documents, self.linked, self.types, self.total
