@@ -183,13 +183,17 @@ class FilesConnector(FolderConnector[FilesConfig]):
     def _include_scope(self, listing: _Listing) -> list[Skipped]:
         """A skip by policy for each `include` glob the config sets that matches no file the walk
         met (`kit.scope`: the closest paths, folders as `folder/**` and types as `**/*.md` are
-        offered), `NothingInScopeError` when none matches. Unchecked: the default (every file), and
-        a folder that holds no file at all (nothing to tell a typo by: the emptied-folder skip says so)."""
+        offered; hidden ones only when a glob names a hidden part itself: they are left out by
+        default, and `.git/` is no advice for "guid/**"), `NothingInScopeError` when none matches.
+        Unchecked: the default (every file), and a folder that holds no file at all (nothing to tell
+        a typo by: the emptied-folder skip says so)."""
         globs = self.config.include if "include" in self.config.model_fields_set else []
         if not listing.met or set(globs) <= listing.matched:
             return []
         types = {f"**/*{Path(rel).suffix}" for rel in listing.met if Path(rel).suffix}
         names = {*listing.met, *(f"{folder}/**" for folder in listing.folders), *types}
+        if not any(_dot_parts(glob) for glob in globs):
+            names = {name for name in names if not _dot_parts(name)}
         return check_scope(self, "include", globs, listing.matched, names, "file path in the folder")
 
     def _unread(self, listing: _Listing) -> Iterator[Skipped]:

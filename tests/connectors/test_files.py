@@ -730,6 +730,22 @@ def test_an_include_glob_matching_no_file_is_a_skip_naming_it_and_the_closest_gl
     assert "'**/*.txtt'" in caplog.text
 
 
+def test_an_include_typo_is_never_offered_a_hidden_folder(root):
+    """probe33e F2: "guid/**" was offered ".git/**" as the closest glob; following the advice indexed
+    the repository's config (a token in its remote URL) for everyone. Hidden paths are left out by
+    default, so they are offered only to a glob that names a hidden part itself."""
+    (root / ".git").mkdir()
+    (root / ".git" / "config").write_text('[remote "origin"]\n  url = https://alice:token@example.com/r.git\n')
+    (root / ".github").mkdir()
+    (root / ".github" / "guide.md").write_text("Contributing.")
+    items, _ = run(connector(root, include=["**/*.md", "guid/**"]))
+    (skip,) = by_type(items, Skipped)
+    assert "'guid/**'" in skip.reason and "'guide/**'" in skip.reason and ".git" not in skip.reason
+    items, _ = run(connector(root, include=["**/*.md", ".githb/**"]))
+    (skip,) = by_type(items, Skipped)
+    assert "'.github/**'" in skip.reason
+
+
 def test_include_globs_matching_no_file_fail_the_run_and_the_prune_deleting_nothing(root):
     _, state = run(connector(root))
     typo = connector(root, include=["**/*.mdx"])
