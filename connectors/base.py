@@ -130,7 +130,7 @@ relative paths are taken from the config file's folder, and a missing one is a c
 error naming the key, the source and the path, reported before any command runs."""
 
 
-def _certificates(value: Path) -> Path:
+def certificates(value: Path) -> Path:
     """A CA bundle that exists must be a readable PEM file of certificates (a folder or an empty
     file would fail only at the first request, without naming the key)."""
     if not value.exists():
@@ -144,7 +144,7 @@ def _certificates(value: Path) -> Path:
     return value
 
 
-CaBundle = Annotated[ConfigPath, AfterValidator(_certificates)]
+CaBundle = Annotated[ConfigPath, AfterValidator(certificates)]
 """An extra trusted CA bundle: a `ConfigPath` that, when it exists, must hold PEM certificates."""
 
 

@@ -26,6 +26,7 @@ from inlet.connectors.base import (
     RecentWindow,
     SourceConfig,
     TypedConfig,
+    certificates,
     loopback_host as loopback_host,  # re-exported: server/oauth.py names hosts by the same rule
     missing_keys,
     missing_paths,
@@ -373,8 +374,12 @@ def parse_config(raw: dict[str, Any], path: Path | None = None, *, check_paths: 
     blocked = not_a_folder(index.path) if check_paths and index is not None and not index.database_url else None
     if blocked:  # created when missing, but a file cannot become the index folder
         problems.append(f"[index] key 'path': {blocked}")
-    if check_paths and oauth is not None and oauth.ca_bundle is not None and not oauth.ca_bundle.exists():
-        problems.append(f"[server.oauth] key 'ca_bundle': {oauth.ca_bundle} does not exist")
+    if check_paths and oauth is not None and oauth.ca_bundle is not None:
+        try:  # a folder, an empty file or a key is no CA bundle: told here, not as a traceback at serve
+            if not certificates(oauth.ca_bundle).exists():
+                problems.append(f"[server.oauth] key 'ca_bundle': {oauth.ca_bundle} does not exist")
+        except ValueError as exc:
+            problems.append(f"[server.oauth] key 'ca_bundle': {exc}")
     sources = raw.get("sources", [])
     if not isinstance(sources, list):
         problems.append("'sources' must be an array of tables ([[sources]])")

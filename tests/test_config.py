@@ -246,6 +246,25 @@ def test_every_missing_configured_path_is_exit_2_before_anything_runs(tmp_path, 
     assert not (tmp_path / "store").exists()  # nothing ran
 
 
+@pytest.mark.parametrize("bundle", ["empty", "text", "folder"])
+def test_an_oauth_ca_bundle_that_holds_no_certificates_is_exit_2_naming_the_key(tmp_path, bundle):
+    """probe33e F6: an empty, non-PEM or folder `ca_bundle` passed the check and `inlet serve` died
+    with a traceback; it is the configuration error a source's bundle gets."""
+    from click.testing import CliRunner
+
+    from inlet.cli import cli
+
+    path = tmp_path / "idp-ca.pem"
+    if bundle == "folder":
+        path.mkdir()
+    else:
+        path.write_text("" if bundle == "empty" else "not a certificate\n")
+    config = write(tmp_path, f'[server.oauth]\nissuer = "https://idp.example.com/"\nca_bundle = "{path.name}"\n')
+    result = CliRunner().invoke(cli, ["status", "--config", str(config)])
+    assert result.exit_code == 2, result.output
+    assert f"[server.oauth] key 'ca_bundle': {path}" in result.output and "Traceback" not in result.output
+
+
 def test_a_new_connector_gets_the_path_check_from_its_config_path_type(tmp_path):
     from inlet.connectors.base import ConfigPath, SourceConfig, missing_paths
 
