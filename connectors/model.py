@@ -39,6 +39,9 @@ class ACL(BaseModel):
         return tokens + [f"u:{u}" for u in self.users] + [f"d:{d}" for d in self.domains]
 
 
+ASCII_SPACE = " \t\r\n"  # what a header, a form or a secret file adds around a value; no other white space
+
+
 def normal_user(user: str) -> str:
     """A user (or a domain) as ACLs compare it: one person, one spelling. Whatever keys a user (the
     ACL tokens a connector writes and a caller is given, a rate-limit bucket, the audit reader) goes
@@ -49,8 +52,10 @@ def normal_user(user: str) -> str:
     to `ü`, a final `Σ` to `ς`). Any other character is kept as it is, so two different addresses
     never fold into one: `\u212aate@example.com` (KELVIN SIGN) stays itself, not kate@example.com, and
     neither the ANGSTROM SIGN nor a Turkish `İ` becomes another letter. What str.lower() gives is
-    unchanged for every other address (all-ASCII ones above all): stored ACLs need no rewrite."""
-    user = user.strip()
+    unchanged for every other address (all-ASCII ones above all): stored ACLs need no rewrite.
+    Only ASCII spaces and line ends around it are dropped (`ASCII_SPACE`): an ideographic space or
+    a separator control is part of another string, refused as an address, never `kate@example.com`."""
+    user = user.strip(ASCII_SPACE)
     folded = user.lower()
     if len(folded) == len(user) and all(map(_same_letter, user, folded)):
         return folded

@@ -22,7 +22,7 @@ from starlette.types import Scope
 from inlet import logs
 from inlet.config import ApiKey, Settings
 from inlet.connectors.base import unset_env
-from inlet.connectors.model import normal_user, well_formed_user
+from inlet.connectors.model import ASCII_SPACE, normal_user, well_formed_user
 from inlet.errors import ConfigError
 
 from .errors import ApiError
@@ -142,13 +142,22 @@ def named_user(scope: Scope) -> str | None:
     400: a gateway appending the signed-in user to a value the client sent must not let the client
     choose."""
     header = USER_HEADER.lower().encode("latin-1")
-    headers = [v.decode("latin-1").strip() for k, v in scope.get("headers", []) if k.lower() == header]
+    headers = [_utf8(v).strip(ASCII_SPACE) for k, v in scope.get("headers", []) if k.lower() == header]
     query = scope.get("query_string", b"").decode("latin-1")
-    params = [v.strip() for k, v in parse_qsl(query, keep_blank_values=True) if k == USER_PARAM]
+    params = [v.strip(ASCII_SPACE) for k, v in parse_qsl(query, keep_blank_values=True) if k == USER_PARAM]
     for named, where in ((headers, USER_HEADER), (params, f"?{USER_PARAM}=")):
         if len(set(named)) > 1:
             raise ApiError(400, "invalid_request", f"the request names more than one user ({where} repeated)")
     return headers[0] if headers else params[0] if params else None
+
+
+def _utf8(value: bytes) -> str:
+    """A header's user as a gateway stamps an internationalised address: UTF-8, as the body and
+    `?user=` are read (Latin-1 would make `jürgen@example.de` another user)."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_request", f"{USER_HEADER} is not UTF-8") from None
 
 
 def body_or_named_user(body_user: str | None, scope: Scope) -> str | None:
@@ -174,7 +183,7 @@ def caller_for(entry: KeyEntry, requested_user: str | None) -> Caller:
     A named user must pass `well_formed_user` (400 otherwise): a gateway that merges a client's
     `X-Inlet-User` into its own must not hand the client a domain's documents.
     """
-    requested = requested_user.strip() if requested_user is not None else None
+    requested = requested_user.strip(ASCII_SPACE) if requested_user is not None else None
     if requested == "":
         raise ApiError(400, "invalid_request", "'user' must not be empty")
     if requested is not None and not well_formed_user(requested):

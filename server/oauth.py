@@ -51,7 +51,7 @@ from starlette.types import Scope
 
 from inlet.config import OAuthConfig, Settings, check_url, loopback_host
 from inlet.errors import ConfigError
-from inlet.connectors.model import well_formed_user
+from inlet.connectors.model import ASCII_SPACE, well_formed_user
 
 from .auth import KeyEntry, KeyRing
 from .errors import ApiError, CallerRefused
@@ -404,9 +404,10 @@ class JwtVerifier:
 
     def _access_token(self, token: str, claims: dict[str, Any]) -> AccessToken:
         user = claims.get(self.config.user_claim)
-        if not isinstance(user, str) or not user.strip():
+        if not isinstance(user, str) or not user.strip(ASCII_SPACE):
             raise TokenRejected(f"the token has no {self.config.user_claim!r} claim naming the user")
-        self._check_email(user.strip(), claims)
+        user = user.strip(ASCII_SPACE)
+        self._check_email(user, claims)
         scopes = token_scopes(claims)
         client = claims.get("azp") or claims.get("client_id") or claims.get("appid") or ""
         access = AccessToken(
@@ -416,7 +417,7 @@ class JwtVerifier:
             expires_at=int(claims["exp"]),
             resource=self.config.audience or "",
             subject=claims.get("sub"),
-            claims={**claims, "user": user.strip()},
+            claims={**claims, "user": user},
         )
         missing = [s for s in self.config.scopes if s not in scopes]
         if missing:

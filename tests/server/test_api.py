@@ -12,7 +12,9 @@ from fastapi.testclient import TestClient
 
 from inlet.config import parse_config
 from inlet.index.store import Index
+from inlet.server.auth import named_user
 from inlet.server.app import create_app
+from inlet.server.errors import ApiError
 from inlet.server.models import MIN_RELEVANCE
 
 from .conftest import AGENT, ALICE, BOB, KEYS, NOW, OPS, client_for, settings_for
@@ -124,6 +126,9 @@ MALFORMED_USERS = [
     "@example.com",
     "Eve <eve@example.com>",
     "eve@",
+    "eve@example.com\u3000",  # white space no address holds is no padding to strip (probe33h #5)
+    "\x1feve@example.com",
+    "eve@example.com\u2028",
 ]
 
 
@@ -134,8 +139,8 @@ def test_a_named_user_must_be_one_well_formed_address(client: TestClient, key: d
     documents (drive:f1), whichever way it is named (the OAuth path's rule, `well_formed_user`)."""
     answers = [
         client.post("/v1/search", json={"query": "Falcon budget", "user": user}, headers=key),
-        client.post("/v1/context", json={"query": "Falcon budget"}, headers={**key, "X-Inlet-User": user}),
-        client.get("/v1/documents/drive:f1", headers={**key, "X-Inlet-User": user}),
+        client.post("/v1/context", json={"query": "Falcon budget"}, headers={**key, "X-Inlet-User": user.encode()}),
+        client.get("/v1/documents/drive:f1", headers={**key, "X-Inlet-User": user.encode()}),
         client.get("/v1/documents/drive:f1", params={"user": user}, headers=key),
     ]
     for answer in answers:
@@ -154,6 +159,16 @@ def test_every_address_naming_one_user_is_accepted(client: TestClient, user: str
     single-label host, and a name without a domain (an ACL's `u:` entries) are each one user."""
     answer = client.post("/v1/search", json={"query": "Falcon budget", "user": user}, headers=AGENT)
     assert answer.status_code == 200, (user, answer.text)
+
+
+def test_a_user_stamped_in_the_header_is_read_as_utf8(client: TestClient) -> None:
+    """probe33h #4: the header was read as Latin-1, so a gateway stamping `jürgen@example.de` named
+    `jÃ¼rgen@example.de`, and a body naming the same user was refused as another."""
+    stamped = {**AGENT, "X-Inlet-User": "jürgen@example.de".encode()}
+    same = client.post("/v1/search", json={"query": "Falcon", "user": "Jürgen@example.de"}, headers=stamped)
+    assert same.status_code == 200, same.text
+    with pytest.raises(ApiError, match="not UTF-8"):  # Latin-1 bytes (the test client cannot send them)
+        named_user({"headers": [(b"x-inlet-user", b"j\xfcrgen@example.de")]})
 
 
 @pytest.mark.parametrize(
