@@ -264,6 +264,10 @@ class SourcesResponse(BaseModel):
     unconfigured: list[UnconfiguredSource] = Field(
         default_factory=list, description="sources the index holds that the configuration does not name"
     )
+    upgrade: list[str] = Field(
+        default_factory=list,
+        description="schema steps the next process that writes will apply (empty once a writer opened the index)",
+    )
 
 
 class Run(BaseModel):

@@ -537,6 +537,7 @@ def test_readyz_and_sources(client: TestClient) -> None:
     sources = client.get("/v1/sources", headers=OPS).json()
     assert sources["sources"] == []  # the test's config names none; its index holds several, listed as such
     assert {s["name"]: s["remove"] for s in sources["unconfigured"]}["drive"] == "inlet forget drive"
+    assert sources["upgrade"] == []  # the keys `inlet status --json` prints (probe33e F7); this process writes
 
 
 @pytest.mark.parametrize("path", ["/v1/sources", "/metrics"])
