@@ -155,6 +155,8 @@ def run_daemon(
             )
             if not daemon.sources:
                 log.warning("no source has a `schedule` or `every`: nothing will run until one does")
+            for name in sorted({s.name for s in settings.sources} - {s.name for s in daemon.sources}):
+                log.info("source %r has no `schedule` or `every`: it runs only when asked (inlet sync %s)", name, name)
             stopping(stop)
             finished = daemon.shutdown(grace)
         finally:

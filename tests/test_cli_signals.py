@@ -113,6 +113,20 @@ def test_serve_stops_cleanly_with_exit_0(tmp_path: Path, signum: int) -> None:
     assert "stopped" in err
 
 
+def test_the_daemon_names_each_source_it_runs_only_when_asked(tmp_path: Path) -> None:
+    """probe33e F8: a source with neither `schedule` nor `every` was silently never run by the daemon."""
+    port = free_port()
+    config = serve_config(tmp_path, port)
+    config.write_text(config.read_text() + '\n[[sources]]\nname = "archive"\ntype = "files"\npath = "docs"\n')
+    proc = start(tmp_path, "daemon", "--serve", "--config", str(config), env={"INLET_TEST_KEY": "k" * 24})
+    wait_for(lambda: accepts(port), proc)
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "1 source(s) scheduled" in err
+    assert "source 'archive' has no `schedule` or `every`: it runs only when asked (inlet sync archive)" in err
+
+
 def run_inlet(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """`inlet ARGS` to the end, with the serve config's key set."""
     return subprocess.run(
