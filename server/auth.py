@@ -35,6 +35,15 @@ MIN_KEY_CHARS = 16  # a key value shorter than this is warned about at start-up
 KeyKind = Literal["admin", "on_behalf_of", "user"]  # a key's rights (the audit line's `kind`)
 
 
+TOKEN_KEY = "oauth"  # the name of every OAuth access token's key, before its client id ("oauth:<azp>")
+
+
+def key_label(name: str) -> str:
+    """A key's name as a metric label: a configured key's name, or `oauth` for every access token
+    (client ids are as many as clients register: one series each would grow without bound)."""
+    return TOKEN_KEY if name.startswith(TOKEN_KEY + ":") else name
+
+
 @dataclass(frozen=True)
 class KeyEntry:
     name: str

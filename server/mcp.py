@@ -42,7 +42,7 @@ from inlet.storage.lock import SERVING, FileLock
 from .audit import AuditLog, name_refused
 from inlet.connectors.model import well_formed_user
 
-from .auth import Caller, KeyEntry, caller_for, named_user
+from .auth import Caller, KeyEntry, caller_for, key_label, named_user
 from .errors import ApiError
 from .local_channel import HANDOVER_SECONDS, HOLDER_POLL, HolderGoneError, LocalClient, holder_for
 from .middleware import send_error
@@ -398,7 +398,7 @@ class McpHttpAuth:
                 return None
             if wait > 0:
                 if self.metrics is not None:
-                    self.metrics.rate_limited.labels(caller.key_name).inc()
+                    self.metrics.rate_limited.labels(key_label(caller.key_name)).inc()
                 if json_body and _calls_a_tool(read):
                     state["over_limit"] = wait  # its tool answers the tool error (and writes the line)
                 else:

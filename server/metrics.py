@@ -81,7 +81,7 @@ class Metrics:
         )
         self.rate_limited = Counter(
             "inlet_rate_limited",
-            "Requests and MCP tool calls refused for their rate limit, by key name",
+            "Requests and MCP tool calls refused for their rate limit, by key name (`oauth`: any access token)",
             ["key"],
             registry=self.registry,
         )

@@ -53,7 +53,7 @@ from inlet.config import OAuthConfig, Settings, check_url, loopback_host
 from inlet.errors import ConfigError
 from inlet.connectors.model import ASCII_SPACE, well_formed_user
 
-from .auth import KeyEntry, KeyRing
+from .auth import TOKEN_KEY, KeyEntry, KeyRing
 from .errors import ApiError, CallerRefused
 from .listener import local_url
 
@@ -610,7 +610,7 @@ class Authenticator:
         """The token's holder as a key with no rights but its user's."""
         user = str((access.claims or {})["user"])
         return KeyEntry(
-            name=f"oauth:{access.client_id or 'token'}",
+            name=f"{TOKEN_KEY}:{access.client_id or 'token'}",
             secret=b"",
             user=user,
             on_behalf_of=False,

@@ -28,7 +28,7 @@ from inlet.connectors.model import normal_user
 from inlet.errors import IndexUnavailable
 
 from .audit import name_refused
-from .auth import Caller, KeyEntry
+from .auth import Caller, KeyEntry, key_label
 from .errors import ApiError, error_body, unavailable
 
 
@@ -170,7 +170,7 @@ class RateLimit:
         if wait <= 0:
             await self.app(scope, receive, send)
             return
-        self.metrics.rate_limited.labels(entry.name).inc()
+        self.metrics.rate_limited.labels(key_label(entry.name)).inc()
         await name_refused(scope, receive, entry)
         response = JSONResponse(
             error_body("rate_limited", limited_message(entry.name, wait)),

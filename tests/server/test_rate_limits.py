@@ -289,3 +289,44 @@ def test_a_secret_pasted_as_key_env_is_not_echoed_when_no_key_is_usable(caplog: 
     assert warn_without_keys(settings, {})
     assert "NO USABLE API KEY" in caplog.text and "s3cret-Pasted-Here" not in caplog.text
     assert "'admin'" in caplog.text and "must name an environment variable" in caplog.text
+
+
+def test_access_tokens_are_one_metric_label_whatever_their_client() -> None:
+    """probe33h #2: each OAuth client id refused once added a series to /metrics for ever (clients
+    register dynamically: without bound). Configured key names stay labels; tokens are `oauth`."""
+    from prometheus_client import generate_latest
+
+    from inlet.server.auth import KeyEntry
+    from inlet.server.metrics import Metrics
+    from inlet.server.ratelimit import Limit, RateLimit
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    metrics = Metrics(lambda: {}, lambda: {})
+    limited = RateLimit(app, RateLimiter(Limit(rate=1 / 3600, burst=1), {}), metrics)
+    statuses: list[int] = []
+
+    async def call(name: str) -> None:
+        entry = KeyEntry(name, b"", "bob@example.com", False, False, subject="bob", issuer="https://idp")
+        scope = {"type": "http", "method": "GET", "path": "/v1/sources", "headers": [], "state": {"key": entry}}
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                statuses.append(message["status"])
+
+        await limited(scope, receive, send)
+
+    async def calls() -> None:
+        for n in range(20):
+            await call(f"oauth:client-{n}")  # one user's bucket, a new client id each time
+
+    anyio.run(calls)
+    assert statuses == [200] + [429] * 19
+    text = generate_latest(metrics.registry).decode()
+    series = [line for line in text.splitlines() if line.startswith("inlet_rate_limited_total")]
+    assert series == ['inlet_rate_limited_total{key="oauth"} 19.0']
