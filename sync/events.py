@@ -11,7 +11,11 @@ event run is owed to its end: the daemon's `_take`).
 This module knows no service: a connector's `events()` (see `connectors/events.py`) says whether
 and how it hears changes. A batch of hints that all name a container makes a scoped sync of just
 those containers (`Connector.load_scope`: one Slack channel, one mail folder); a hint naming none
-(a Drive change) makes an incremental sync of the whole source. Each source's state (live or not,
+(a Drive change) makes an incremental sync of the whole source. A run of hints that failed (a
+transient error of the service) leaves them pending: they run again after a back-off (`RERUN_FIRST`
+seconds, doubling, never before the service's `Retry-After`), up to `RERUNS` times, then they are
+dropped with a warning (a plain sync never reads what only events name: a reply edited in an old
+thread). Each source's state (live or not,
 the last event, event-to-searchable latency) is written to the state database for `inlet status`
 and `/metrics`, with the reason when not live; a source whose `events()` itself failed is written
 as down with its error (an exception other than inlet's is a connector bug: its type is named).
@@ -55,6 +59,8 @@ MAINTAIN_EVERY = 1.0  # seconds between maintain() calls (renewals, reconnects)
 STOP_DEADLINE = 8.0  # seconds every event source together gets to remove its subscriptions
 KEEPER_GRACE = 2.0  # seconds stop() waits for a start or renewal in flight before removing subscriptions
 START_WAIT = 10.0  # seconds start() waits for the sources' first start tries (each goes on in its thread)
+RERUN_FIRST = 5.0  # seconds before the hints of a failed run run again (doubling, up to 5 min)
+RERUNS = 5  # failed runs in a row after which a source's pending hints are dropped
 RunSync = Callable[[str, "frozenset[str] | None"], Any]
 """The daemon's guarded sync of one source (of the given containers only, unless None); returns
 None when it did not run."""
@@ -80,6 +86,8 @@ class _Source:
     syncing: bool = False  # an event sync of it is in flight
     hints: int = 0  # hints received, for tests and benchmarks
     retry: Retry = field(default_factory=lambda: Retry(first=1.0))  # starting again after a refusal
+    rerun: Retry = field(default_factory=Retry)  # running failed hints again (`EventLoop._failed`)
+    failures: int = 0  # event runs failed in a row
 
 
 class EventLoop:
@@ -94,8 +102,9 @@ class EventLoop:
         debounce: float = DEBOUNCE,
         clock: Callable[[], float] = time.time,
         off: Mapping[str, str] | None = None,
+        rerun_first: float = RERUN_FIRST,
     ) -> None:
-        self.sources = {name: _Source(name, type_, ev) for name, type_, ev in sources}
+        self.sources = {name: _Source(name, type_, ev, rerun=Retry(first=rerun_first)) for name, type_, ev in sources}
         self.off = dict(off or {})  # sources whose `events()` failed -> why: shown down, never started
         self.run_sync = run_sync
         self.status = status
@@ -252,17 +261,46 @@ class EventLoop:
                 len(batch),
                 ", ".join(containers[:5]) + (" ..." if len(containers) > 5 else ""),
             )
-            try:  # quiet (`quiet`) only once the run's latency is recorded too
+            result: Any = None
+            try:  # quiet (`quiet`) only once the run's latency is recorded, or its hints are pending again
                 try:
                     result = self.run_sync(source.name, scope)
                 except Exception:  # a bug must not end the worker: the schedule would be all that is left
                     log.exception("source %r: event sync failed", source.name)
-                    continue
-                if result is not None and getattr(result, "outcome", "failed") != "failed":
-                    source.latencies.append(max(0.0, self.clock() - oldest))
-                    self._publish(source)
+                    wait = self._failed(source, batch, None)
+                else:
+                    wait = None
+                    if result is not None and getattr(result, "outcome", "failed") != "failed":
+                        source.failures = 0
+                        source.rerun.succeeded()
+                        source.latencies.append(max(0.0, self.clock() - oldest))
+                        self._publish(source)
+                    elif result is not None:
+                        wait = self._failed(source, batch, getattr(result, "retry_after", None))
             finally:
                 source.syncing = False
+            if wait is not None:
+                self._stop.wait(wait)  # the back-off: new hints gather meanwhile, one run takes them all
+
+    def _failed(self, source: _Source, batch: list[Hint], retry_after: float | None) -> float | None:
+        """A run of `batch` failed: its hints are pending again, to run after the returned seconds;
+        after `RERUNS` failures in a row they are dropped instead (None)."""
+        source.failures += 1
+        if source.failures > RERUNS:
+            log.warning(
+                "source %r: %d change event(s) dropped after %d failed runs; the next sync reads what it can",
+                source.name,
+                len(batch),
+                RERUNS,
+            )
+            source.failures = 0
+            source.rerun.succeeded()
+            return None
+        wait = source.rerun.failed(retry_after)
+        with self._cond:
+            source.pending[:0] = batch
+        log.info("source %r: its %d change event(s) run again in %.0f s", source.name, len(batch), wait)
+        return wait
 
     def _next_batch(self, source: _Source) -> list[Hint]:
         """Wait for hints, then for `debounce` s of quiet (capped); take them all."""

@@ -13,7 +13,7 @@ import pytest
 
 from inlet.connectors.events import Emit, EventSource, Hint
 from inlet.storage.sqlite.state import SqliteState
-from inlet.sync.events import EventLoop
+from inlet.sync.events import RERUNS, EventLoop
 
 from .events_stack import wait_for
 
@@ -281,3 +281,43 @@ def test_webhook_events_are_not_opened_by_a_daemon_that_serves_no_hooks(tmp_path
             assert "change events: down (push_url needs `inlet daemon --serve`" in shown, shown
         finally:
             loop.stop()
+
+
+class FailingRuns(Runs):
+    """Runs whose first `failures` runs fail (as a transient service error fails one)."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def __call__(self, name: str, scope: frozenset[str] | None = None) -> object:
+        super().__call__(name, scope)
+        outcome = "failed" if self.count <= self.failures else "ok"
+        return type("Result", (), {"outcome": outcome, "retry_after": None})()
+
+
+def test_the_hints_of_a_failed_run_run_again_not_dropped() -> None:
+    """probe33b #1: a run of change events that failed once (Slack's `internal_error`) dropped them;
+    the daemon's retry is a plain sync, which never reads a reply edited in an old thread."""
+    source, runs = Manual(), FailingRuns(failures=2)
+    event_loop = EventLoop([("s", "test", source)], runs, debounce=0.05, rerun_first=0.05)
+    event_loop.start()
+    try:
+        source.emit(Hint("old-thread"))
+        wait_for(lambda: runs.count == 3 and event_loop.quiet("s"), what="two failed runs, then one ok")
+    finally:
+        event_loop.stop()
+    assert runs.scopes == [frozenset({"old-thread"})] * 3
+    assert event_loop.report("s")["latency_seconds"] is not None
+
+
+def test_hints_failing_every_run_are_dropped_after_the_reruns() -> None:
+    source, runs = Manual(), FailingRuns(failures=10**6)
+    event_loop = EventLoop([("s", "test", source)], runs, debounce=0.01, rerun_first=0.01)
+    event_loop.start()
+    try:
+        source.emit(Hint("c"))
+        wait_for(lambda: runs.count == 1 + RERUNS and event_loop.quiet("s"), what="the reruns, then nothing pending")
+    finally:
+        event_loop.stop()
+    assert runs.count == 1 + RERUNS
