@@ -28,11 +28,20 @@ replies delta does not report are read (`_sweep`): those of the threads active w
 once `reconcile_every` has passed since the channel was last listed whole, those of every thread
 of the channel's full listing (which also deletes the known threads it no longer lists). A thread
 is yielded again only if its replies as rendered (or its root) changed (`Seen`), so a quiet
-channel yields nothing. A deleted root deletes the thread (soft-deleted with `deletedDateTime`,
-listed as `@removed`, or whose replies or root answer 404: purged), whether or not the checkpoint
-lists it (a killed run may have indexed it after its last saved checkpoint); a deleted reply
-leaves the thread without it. A first round lists no
-deleted roots, so after an unfinished run the engine compares the index with `live_ids`. A membership change (the ACL's
+channel yields nothing. A deleted root with replies leaves the thread without it, as Teams still
+shows the replies under the deleted post (soft-deleted with `deletedDateTime`; the title is then
+the channel's name and the first reply's first line); a thread with nothing left to show is
+deleted, and so is one listed as `@removed`, or whose replies or root answer 404 (purged), whether
+or not the checkpoint lists it (a killed run may have indexed it after its last saved checkpoint);
+a deleted reply leaves the thread without it. A message a data-loss-prevention policy blocks
+(`policyViolation`) is as Teams shows it: `BlockAccess` hides it from everyone (left out),
+`BlockAccessExternal` from readers outside the organization, so its thread is readable only by the
+channel's members who are neither guests (`roles`) nor of another tenant (`tenantId`, when
+`tenant_id` is the tenant's id); a sender's override (`userAction` `Override`) lifts the block.
+A forwarded message shows the message it forwards (`forwardedMessageReference`). A first delta
+round lists no deleted roots; the full listing that ends it does, and `live_ids` (which the engine
+compares with the index after an unfinished run) names a deleted root's thread only while a reply
+of it is shown. A membership change (the ACL's
 fingerprint differs from the checkpoint's) re-reads the whole channel, so every thread is yielded
 with the new ACL and the same text: the index re-writes ACLs and re-embeds nothing. A renamed team
 or channel is re-read the same way (its threads carry both names). An expired delta
@@ -220,8 +229,8 @@ class TeamsConnector(GraphConnector[TeamsConfig]):
                 )
             try:
                 for page in run.listing(cid, ch):
-                    for msg in page:
-                        yield self.doc_id(f"{cid}:{msg['id']}")
+                    for root_id in run.live_roots(cid, ch, page):
+                        yield self.doc_id(f"{cid}:{root_id}")
             except GraphError as exc:
                 if exc.status not in (403, 404):
                     raise
@@ -287,6 +296,21 @@ def _emails(answer: dict[str, Any]) -> list[str]:
     return sorted({normal_user(str(m.get("email") or "")) for m in answer.get("value", []) if m.get("email")})
 
 
+def _external(members: list[dict[str, Any]], tenant: str) -> set[str]:
+    """The members outside the organization: guests, and members of another tenant (known only
+    when `tenant` is the tenant's id, not one of its domains)."""
+    tenant = tenant.lower() if _GUID.match(tenant) else ""
+    return {
+        normal_user(str(m["email"]))
+        for m in members
+        if m.get("email")
+        and ("guest" in (m.get("roles") or []) or (tenant and str(m.get("tenantId") or tenant).lower() != tenant))
+    }
+
+
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
 def _members_path(cid: str, ch: ChannelState) -> str:
     """Where a channel's readers are listed: the team's members, a private channel's own, and a
     shared channel's `allMembers` (`members` holds only its direct ones)."""
@@ -308,6 +332,7 @@ class _Run:
         self.read: set[tuple[str, str]] = set()  # (channel, root) of the threads this run read
         self.unmatched: list[Skipped] = []  # a skip by policy per `teams` / `channels` glob that matched nothing
         self.refusals = Refusals(conn.name, "team or channel", REFUSED_ADVICE)  # a full run read none: it fails
+        self.external: dict[str, set[str]] = {}  # channel id -> its members outside the organization
 
     def discover(self) -> list[tuple[str, ChannelState, ACL | GraphError]]:
         """(channel id, its state, its ACL) of every channel the config selects; in place of the
@@ -359,6 +384,8 @@ class _Run:
             answer = answers[f"{_members_path(cid, st)}?$top=999"]
             if isinstance(answer, GraphError) and answer.status not in (403, 404):
                 raise answer
+            if not isinstance(answer, GraphError):
+                self.external[cid] = _external(answer.get("value", []), cfg.tenant_id)
             out.append((cid, st, answer if isinstance(answer, GraphError) else ACL(users=_emails(answer))))
         return out
 
@@ -429,7 +456,22 @@ class _Run:
         """The channel's live root messages, a page at a time (`GET .../messages`: unlike delta,
         not limited to the last eight months)."""
         for page in self.client.pages(f"/teams/{ch.team_id}/channels/{cid}/messages", {"$top": 50}):
-            yield [m for m in page.get("value", []) if not m.get("replyToId") and not m.get("deletedDateTime")]
+            yield [m for m in page.get("value", []) if not m.get("replyToId")]  # a deleted root's replies may live on
+
+    def live_roots(self, cid: str, ch: ChannelState, roots: list[dict[str, Any]]) -> list[str]:
+        """The ids of these roots whose threads have something to show: a deleted root's only while
+        a reply is left (read by `$batch`; a thread whose replies cannot be read raises)."""
+        paths = {r["id"]: _replies_path(ch, cid, r["id"]) for r in roots if r.get("deletedDateTime")}
+        answers = batch_get(self.client, self.c.policy, list(paths.values())) if paths else {}
+        kept = set()
+        for root_id, path in paths.items():
+            answer = answers[path]
+            if isinstance(answer, GraphError):
+                if answer.status != 404:
+                    raise answer
+            elif _shown(answer.get("value", [])):
+                kept.add(root_id)
+        return [r["id"] for r in roots if not r.get("deletedDateTime") or r["id"] in kept]
 
     def _beyond_delta(self, cid: str, ch: ChannelState, acl: ACL, every: bool = False) -> Iterator[Item]:
         """After a round that started over: the live roots it did not list (older than delta's eight
@@ -569,17 +611,11 @@ class _Run:
         yield from self._roots(cid, ch, acl, found, replies=replies)
 
     def _acl(self, cid: str, ch: ChannelState) -> ACL:
-        path = _members_path(cid, ch)
-        return ACL(
-            users=sorted(
-                {
-                    normal_user(str(m.get("email") or ""))
-                    for page in self.client.pages(path, {"$top": 999})
-                    for m in page.get("value", [])
-                    if m.get("email")
-                }
-            )
-        )
+        members = [
+            m for page in self.client.pages(_members_path(cid, ch), {"$top": 999}) for m in page.get("value", [])
+        ]
+        self.external[cid] = _external(members, self.c.config.tenant_id)
+        return ACL(users=_emails({"value": members}))
 
     def _retry(self, cid: str, ch: ChannelState, acl: ACL, root_id: str) -> Iterator[Item]:
         """A thread whose last read failed: its root and replies read again, with the current ACL."""
@@ -628,7 +664,7 @@ class _Run:
             if ch.resync is not None and root["id"] in ch.resync:
                 ch.resync.remove(root["id"])
             self.read.add((cid, root["id"]))
-            if root.get("deletedDateTime") or "@removed" in root:
+            if "@removed" in root:
                 yield self._gone(cid, ch, root["id"])
             elif before(root.get("lastModifiedDateTime"), self.st.since):
                 continue
@@ -654,29 +690,41 @@ class _Run:
             seen = _seen(root, answer)
             if only_changed and root["id"] in ch.threads and ch.seen.get(root["id"]) == seen:
                 continue
+            document = self._document(cid, ch, acl, root, answer.get("value", []))
+            if document is None:  # a deleted root and no reply left to show
+                yield self._gone(cid, ch, root["id"])
+                continue
             if root["id"] not in ch.threads:
                 ch.threads.append(root["id"])
             ch.seen[root["id"]] = seen
-            yield ch.retries.note(root["id"], self._document(cid, ch, acl, root, answer.get("value", [])))
+            yield ch.retries.note(root["id"], document)
 
     def _document(
         self, cid: str, ch: ChannelState, acl: ACL, root: dict[str, Any], replies: list[dict[str, Any]]
-    ) -> Document:
-        messages = [root] + _shown(replies)
+    ) -> Document | None:
+        """The thread's document: its root and replies as Teams shows them (None: nothing is shown);
+        readable by the channel's members, those inside the organization only when a message shown
+        is blocked for external readers."""
+        messages = _shown([root]) + _shown(replies)
+        if not messages:
+            return None
+        if any(_blocked(m) == "BlockAccessExternal" for m in messages):
+            outside = self.external.get(cid, set())
+            acl = acl.model_copy(update={"users": [u for u in acl.users if u not in outside]})
         lines, people = [], []
         for msg in messages:
             name = _author(msg)
             if name and name not in people:
                 people.append(name)
             lines.append(_line(msg))
-        title = _title(ch, root)
+        title = _title(ch, messages[0] if root.get("deletedDateTime") else root)
         updated = max(str(m.get("lastModifiedDateTime") or m.get("createdDateTime") or "") for m in messages)
         return self.c.document(
             f"{cid}:{root['id']}",
             title=title,
             text="\n\n".join(lines),
             url=root.get("webUrl") or "",
-            author=_author(root),
+            author=_author(messages[0]),
             created_at=root.get("createdDateTime"),
             updated_at=updated or None,
             metadata={"team": ch.team, "channel": ch.name, "participants": people},
@@ -689,12 +737,23 @@ def _replies_path(ch: ChannelState, cid: str, root_id: str) -> str:
     return f"/teams/{ch.team_id}/channels/{cid}/messages/{quote(root_id, safe='')}/replies?$top=50"
 
 
-def _shown(replies: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The replies a thread's document shows, oldest first (not deleted ones, not system events)."""
+def _shown(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages a thread's document shows, oldest first: not deleted ones, not system events,
+    not those a policy hides from everyone (`_blocked`)."""
     return sorted(
-        (r for r in replies if not r.get("deletedDateTime") and _is_message(r)),
-        key=lambda r: str(r.get("createdDateTime")),
+        (m for m in messages if not m.get("deletedDateTime") and _is_message(m) and _blocked(m) != "BlockAccess"),
+        key=lambda m: str(m.get("createdDateTime")),
     )
+
+
+def _blocked(msg: dict[str, Any]) -> str | None:
+    """The data-loss-prevention block on a message (`BlockAccess`, `BlockAccessExternal`), unless
+    its sender overrode it."""
+    violation = msg.get("policyViolation") or {}
+    action = violation.get("dlpAction")
+    if not action or action == "None" or violation.get("userAction") == "Override":
+        return None
+    return str(action)
 
 
 def _line(msg: dict[str, Any]) -> str:
@@ -702,8 +761,9 @@ def _line(msg: dict[str, Any]) -> str:
 
 
 def _replies_digest(answer: dict[str, Any]) -> str:
-    """A thread's replies as its document shows them, hashed: what a re-read compares."""
-    lines = "\n".join(_line(r) for r in _shown(answer.get("value", [])))
+    """A thread's replies as its document shows them (and who may read them: a reply blocked for
+    outsiders is marked), hashed: what a re-read compares."""
+    lines = "\n".join(_line(r) + (f" [{_blocked(r)}]" if _blocked(r) else "") for r in _shown(answer.get("value", [])))
     return hashlib.sha256(lines.encode()).hexdigest()[:16]
 
 
@@ -747,8 +807,28 @@ def _text(msg: dict[str, Any]) -> str:
     text = html_to_text(content) if body.get("contentType") == "html" else content
     attachments = msg.get("attachments") or []
     cards = [_card_text(a.get("content")) for a in attachments if "card" in str(a.get("contentType") or "")]
+    forwards = [_forwarded(a.get("content")) for a in attachments if a.get("contentType") == FORWARDED]
     files = [f"[{a.get('name') or 'file'}]({a['contentUrl']})" for a in attachments if a.get("contentUrl")]
-    return "\n".join(p for p in [text.strip(), *cards, *files] if p)
+    return "\n".join(p for p in [text.strip(), *forwards, *cards, *files] if p)
+
+
+FORWARDED = "forwardedMessageReference"  # an attachment holding the message a post forwards
+
+
+def _forwarded(content: Any) -> str:
+    """A forwarded message as Teams shows it inside the post: "Forwarded from NAME: text"."""
+    try:
+        original = json.loads(content) if isinstance(content, str) else content
+    except ValueError:
+        return ""
+    if not isinstance(original, dict):
+        return ""
+    body = str(original.get("originalMessageContent") or "")
+    text = html_to_text(body).strip() if "<" in body else body.strip()
+    sender = original.get("originalMessageSender")
+    who = (sender.get("user") or sender.get("application")) if isinstance(sender, dict) else None
+    name = str(who.get("displayName") or "") if isinstance(who, dict) else ""
+    return f"Forwarded from {name}: {text}" if name else f"Forwarded: {text}" if text else ""
 
 
 # Adaptive Card TextBlocks, hero and thumbnail cards; an Office 365 connector card's sections (what

@@ -126,9 +126,22 @@ def message_json(state: TeamsState, msg: Message, base: str, ws: Any) -> dict[st
                 "thumbnailUrl": None,
             }
             for n, card in enumerate(msg.cards)
+        ]
+        + [
+            {
+                "id": "forwarded",
+                "contentType": "forwardedMessageReference",
+                "contentUrl": None,
+                "name": None,
+                "content": json.dumps(msg.forwarded),  # a JSON string, as cards
+                "thumbnailUrl": None,
+            }
+            for _ in [msg.forwarded]
+            if msg.forwarded
         ],
         "mentions": [],
         "reactions": [],
+        "policyViolation": msg.policy,
     }
     if msg.kind == "systemEventMessage":  # no sender; what happened is in eventDetail
         out.update({"from": None, "eventDetail": {"@odata.type": "#microsoft.graph.membersAddedEventMessageDetail"}})
@@ -143,15 +156,17 @@ def message_json(state: TeamsState, msg: Message, base: str, ws: Any) -> dict[st
         )
     if msg.deleted:
         out["body"]["content"], out["attachments"], out["mentions"] = "", [], []
+    if msg.policy and msg.policy["dlpAction"] == "BlockAccess" and msg.policy["userAction"] != "Override":
+        out["body"] = {"contentType": "text", "content": ""}  # hidden from the Teams UI, and from Graph
     return out
 
 
-def member_json(email: str, ws: Any) -> dict[str, Any]:
+def member_json(email: str, ws: Any, guest: bool = False) -> dict[str, Any]:
     user = ws.user_by_email(email)
     return {
         "@odata.type": "#microsoft.graph.aadUserConversationMember",
         "id": f"MCMj{email}",
-        "roles": [],
+        "roles": ["guest"] if guest else [],
         "displayName": user.real_name if user else email,
         "userId": user.id if user else email,
         "email": email,
@@ -245,7 +260,7 @@ class TeamsApi:
             team = self.state.teams.get(request.path_params["team"])
             if team is None:
                 return graph_error(404, "NotFound", "Resource not found.")
-            return self._page(request, [member_json(e, self.ctx.ws) for e in team.members])
+            return self._page(request, [member_json(e, self.ctx.ws, e in self.state.guests) for e in team.members])
 
     async def channel_members(self, request: Request) -> Response:
         return await self._members(request, self.state.members_of)
@@ -260,7 +275,7 @@ class TeamsApi:
             channel = self._channel(request)
             if isinstance(channel, Response):
                 return channel
-            return self._page(request, [member_json(e, self.ctx.ws) for e in members(channel)])
+            return self._page(request, [member_json(e, self.ctx.ws, e in self.state.guests) for e in members(channel)])
 
     async def messages(self, request: Request) -> Response:
         if (denied := self.guard(request, "messages")) is not None:

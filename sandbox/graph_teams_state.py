@@ -37,6 +37,8 @@ class Message:
     files: list[tuple[str, str]] = field(default_factory=list)  # (name, url) reference attachments
     kind: str = "message"  # messageType: "message" or "systemEventMessage" (a member added, ...)
     cards: list[dict[str, Any]] = field(default_factory=list)  # Adaptive Cards attached (a workflow's post)
+    policy: dict[str, Any] | None = None  # policyViolation: a data-loss-prevention block (`flag`)
+    forwarded: dict[str, Any] | None = None  # a forwardedMessageReference attachment's content
 
 
 @dataclass
@@ -81,6 +83,7 @@ class TeamsState:
         self.replies_move_root = False
         # (team id, channel id, root id, the changed message's id: the root's or a reply's)
         self.listeners: list[Callable[[str, str, str, str], None]] = []
+        self.guests: set[str] = set()  # members listed with the `guest` role
         self._clock = 0
 
     def add_team(self, name: str, members: list[str]) -> Team:
@@ -142,6 +145,21 @@ class TeamsState:
     def edit(self, message_id: str, html: str) -> Message:
         msg = self.messages[message_id]
         msg.html = html
+        msg.modified = self._now(None)
+        self._touch(msg, msg.modified)
+        return msg
+
+    def flag(self, message_id: str, dlp_action: str, user_action: str | None = None) -> Message:
+        """A data-loss-prevention policy blocks the message (`BlockAccess`, `BlockAccessExternal`),
+        as Purview patches a message shortly after it is posted."""
+        msg = self.messages[message_id]
+        msg.policy = {
+            "dlpAction": dlp_action,
+            "justificationText": None,
+            "policyTip": {"generalText": "This item has sensitive info.", "matchedConditionDescriptions": []},
+            "userAction": user_action or "None",
+            "verdictDetails": "AllowOverrideWithoutJustification",
+        }
         msg.modified = self._now(None)
         self._touch(msg, msg.modified)
         return msg

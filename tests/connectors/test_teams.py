@@ -55,6 +55,13 @@ def root(sb: Sandbox, text: str) -> Message:
     return next(m for m in state(sb).messages.values() if text in m.html and m.reply_to is None)
 
 
+def delete_thread(st: TeamsState, msg: Message) -> None:
+    """The root and every reply deleted (soft): nothing of the thread is left to show."""
+    for reply in st.replies(msg.id):
+        st.delete(reply.id)
+    st.delete(msg.id)
+
+
 def thread_id(sb: Sandbox, msg: Message) -> str:
     return f"sandbox-teams:{msg.channel_id}:{msg.id}"
 
@@ -197,7 +204,7 @@ def test_an_expired_delta_link_rereads_and_finds_deleted_threads(sb: Sandbox) ->
     st = state(sb)
     with sb.ws.lock:
         gone = root(sb, "slow exports")
-        st.delete(gone.id)
+        delete_thread(st, gone)
         st.expire_delta_tokens()
     items, cp = run(conn, cp)
     assert {i.id for i in items if isinstance(i, Deletion)} == {thread_id(sb, gone)}
@@ -231,16 +238,17 @@ def test_a_delta_resumed_from_an_older_checkpoint_deletes_a_thread_it_never_reco
     assert thread_id(sb, late) in {i.id for i in items if isinstance(i, Deletion)}
 
 
-def test_a_restarted_first_round_cannot_see_deletions_so_the_engine_asks_live_ids(sb: Sandbox) -> None:
-    """A first delta round lists no deleted roots: a backfill restarted after a kill never yields
-    the deletion of a thread the killed run indexed, so the engine settles it with `live_ids`."""
+def test_a_restarted_first_round_finds_deletions_in_its_listing_and_live_ids_agrees(sb: Sandbox) -> None:
+    """A first delta round lists no deleted roots, but the full listing that ends it does (a deleted
+    root's replies may live on): a backfill restarted after a kill deletes the thread the killed run
+    indexed, and `live_ids` (what the engine asks after an unfinished run) leaves it out too."""
     conn = connector(sb)
     items, _ = run(conn)
     gone = root(sb, "slow exports")
     with sb.ws.lock:
-        state(sb).delete(gone.id)
+        delete_thread(state(sb), gone)
     again, _ = run(conn)  # the restarted round
-    assert not [i for i in again if isinstance(i, Deletion)]
+    assert {i.id for i in again if isinstance(i, Deletion)} == {thread_id(sb, gone)}
     assert TeamsConnector.deletions_from_checkpoint
     live = set(conn.live_ids())
     assert live == {d.id for d in items if isinstance(d, Document)} - {thread_id(sb, gone)}
@@ -341,7 +349,7 @@ def test_an_old_root_deleted_or_edited_reaches_the_index_through_its_notificatio
     _, cp = run(conn)
     old, other = root(sb, "slow exports"), root(sb, "design review moves")
     with sb.ws.lock:
-        state(sb).delete(old.id)
+        delete_thread(state(sb), old)
         state(sb).edit(other.id, "<div>Reminder: the design review moves to Friday at 11:00.</div>")
     scope = {
         _thread_of(m.channel_id, f"teams('t')/channels('{m.channel_id}')/messages('{m.id}')") for m in (old, other)
@@ -560,3 +568,68 @@ def test_a_subscription_is_labelled_by_its_channel_s_team_and_name(backfill: Any
     general = channel(shared, "General")
     assert watched[general.id] == f"/teams/{general.team_id}/channels/{general.id}/messages"
     assert watched[general.id].label == "Engineering/General"  # type: ignore[attr-defined]
+
+
+def test_a_deleted_root_with_replies_leaves_the_thread_without_it(sb: Sandbox) -> None:
+    """probe33a F1: Teams goes on showing the replies under a deleted post; the thread was deleted
+    with its root, replies and all (also never indexed when the root was deleted before the first sync)."""
+    conn = connector(sb)
+    _, cp = run(conn)
+    exports = root(sb, "slow exports")
+    with sb.ws.lock:
+        state(sb).delete(exports.id)
+    items, cp = run(conn, cp)
+    (doc,) = [i for i in items if isinstance(i, Document) and i.id == thread_id(sb, exports)]
+    assert "export job was throttled" in doc.text and "Customers report" not in doc.text
+    assert doc.title.startswith("General: ") and "export job was throttled" in doc.title
+    assert thread_id(sb, exports) in set(conn.live_ids())
+    fresh, _ = run(connector(sb))  # a first sync of a channel whose post is already deleted
+    assert thread_id(sb, exports) in {i.id for i in fresh if isinstance(i, Document)}
+
+
+def test_a_message_blocked_for_outsiders_keeps_its_thread_from_guests(sb: Sandbox) -> None:
+    """probe33a F2: a message Purview DLP blocks for readers outside the organization
+    (`BlockAccessExternal`) was indexed for the whole channel, guests included; `BlockAccess`
+    hides a message from everyone; the sender's override lifts either."""
+    conn = connector(sb)
+    _, cp = run(conn)
+    st = state(sb)
+    exports = root(sb, "slow exports")
+    (reply,) = st.replies(exports.id)
+    guest = reply.author
+    with sb.ws.lock:
+        st.guests.add(guest)
+        st.flag(reply.id, "BlockAccessExternal")
+    items, cp = run(conn, cp)
+    (doc,) = [i for i in items if isinstance(i, Document) and i.id == thread_id(sb, exports)]
+    assert guest not in doc.acl.users and doc.acl.users == [exports.author]
+    with sb.ws.lock:
+        st.flag(reply.id, "BlockAccess")
+    items, cp = run(conn, cp)
+    (doc,) = [i for i in items if isinstance(i, Document) and i.id == thread_id(sb, exports)]
+    assert "export job" not in doc.text and guest in doc.acl.users  # hidden from all: the rest is for all
+    with sb.ws.lock:
+        st.flag(reply.id, "BlockAccessExternal", user_action="Override")
+    items, _ = run(conn, cp)
+    (doc,) = [i for i in items if isinstance(i, Document) and i.id == thread_id(sb, exports)]
+    assert guest in doc.acl.users
+
+
+def test_a_forwarded_message_shows_what_it_forwards(sb: Sandbox) -> None:
+    """probe33a F3: only the forwarder's comment was indexed, not the message it forwards."""
+    conn = connector(sb)
+    _, cp = run(conn)
+    st = state(sb)
+    exports = root(sb, "slow exports")
+    with sb.ws.lock:
+        fwd = st.post(exports.channel_id, exports.author, "<p>FYI for the team</p>", subject="Window")
+        fwd.forwarded = {
+            "originalMessageId": "1",
+            "originalMessageContent": "<p>The migration window is Friday 22:00, rollback plan quokka-7</p>",
+            "originalMessageSender": {"user": {"id": "u1", "displayName": "Carol Example"}},
+            "originalSentDateTime": "2026-12-01T10:00:00Z",
+        }
+    items, _ = run(conn, cp)
+    (doc,) = [i for i in items if isinstance(i, Document) and i.id == thread_id(sb, fwd)]
+    assert "FYI for the team" in doc.text
+    assert "Forwarded from Carol Example: The migration window is Friday 22:00, rollback plan quokka-7" in doc.text
