@@ -4,17 +4,19 @@ Invariant: an interpretation only narrows or reorders what the plain query would
 model: time phrases ("yesterday", "last week", "in March 2001", "between January and March",
 "on 12 March 2001", "10/29/2001", "since 2000", "since yesterday") become an `after` / `before`
 window measured from the question's time, and ending there when that time is given; source words
-("in Slack", "the email", "the doc", "SharePoint") become a `source_types` filter limited to the
-types the index holds; a phrase its clause denies ("not in Slack", `negated`) becomes none, and
-is not searched for either; names the index knows as an author, sender or participant ("what did
-Phillip say", "emails from jsmith", "Phillip's email") become people whose documents are preferred
+("in Slack", "the email", "the doc", "SharePoint"; every phrase of them: "the email in my inbox")
+become a `source_types` filter limited to the types the index holds; a phrase its clause denies
+("not in Slack", `negated`) becomes none, and is not searched for either; names the index knows
+as an author, sender or participant ("what did Phillip say", "emails from jsmith", "Phillip's
+email") become people whose documents are preferred
 (a name many people share means the one most of its documents belong to), every name of theirs
 the question matched, and reported once per person, by the address the index knows
 (`People.person`). Recency words ("latest", "newest", "most recent") are no topic: they leave the
 query, as the filter phrases do, and ask for the newest documents (`newest`, reported as `"sort":
 "newest"`); a bare "recent" before another noun says which of a thing the topic is ("recent
 graduates") and stays. `topic` says whether anything is left to search for beyond the filters, the
-people named, the recency words and kinds of document ("the latest email from Phillip" has none).
+people named, the recency words and kinds of document ("the latest email from Phillip" has none);
+a person left out (`Interpretation.naming`: one the caller may not see) leaves their name a topic.
 The caller runs the plain query when the filters would leave nothing.
 """
 
@@ -26,7 +28,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -187,6 +189,7 @@ class Interpretation:
     reported: Mapping[str, str] = field(default_factory=dict)
     newest: bool = False  # a recency word asked for the newest documents ("the latest", "most recent")
     topic: bool = True  # words beyond filters, people, recency and kinds of document are left to search for
+    left: tuple[str, ...] = ()  # the words `topic` is judged on: what is left less requests and kinds, names included
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -205,6 +208,12 @@ class Interpretation:
     @property
     def filters(self) -> bool:
         return bool(self.after or self.before or self.source_types)
+
+    def naming(self, people: tuple[str, ...], reported: Mapping[str, str]) -> "Interpretation":
+        """This interpretation naming only `people` (of its own), reported as `reported`: the names
+        of the others are words to search for again, as a name the index does not know is ("the
+        latest email from <someone the caller sees nothing of>" has a topic, their name)."""
+        return replace(self, people=people, reported=reported, topic=self.topic or _has_topic(self.left, people))
 
 
 def _day(value: datetime) -> datetime:
@@ -430,16 +439,20 @@ _TIME_RULES = _rules(
         lambda m, now: (_year(m[1])[0], _year(m[2])[1]) if m[1] <= m[2] else None,  # else "from 2001" alone
     ),
     (  # two years compared ("revenue in 2000 vs 2001", "in 2001 and 2000"): both, and the years between
-        rf"\b(?:in|during|for)\s+{_YEAR}\s+(?:vs\.?|versus|and|or|against|compared\s+(?:to|with))\s+(?:in\s+)?{_YEAR}\b",
+        rf"\b(?:in|during|for|from)\s+{_YEAR}\s+(?:vs\.?|versus|and|or|against|compared\s+(?:to|with))\s+"
+        rf"(?:in\s+|from\s+)?{_YEAR}\b",
         lambda m, now: (_year(min(m[1], m[2]))[0], _year(max(m[1], m[2]))[1]),
     ),
     (
-        rf"\b(?:in|during)\s+(?:the\s+)?q([1-4])\s+(?:of\s+)?{_YEAR}\b",
+        rf"\b(?:in|during|from)\s+(?:the\s+)?q([1-4])\s+(?:of\s+)?{_YEAR}\b",
         lambda m, now: _quarter(int(m[2]), int(m[1])),
     ),
-    (r"\b(?:in|during)\s+(?:the\s+)?q([1-4])\b(?!\s*(?:of\s+)?\d)", lambda m, now: _latest_quarter(now, int(m[1]))),
     (
-        rf"\b(?:in|during)\s+the\s+(first|second|third|fourth|last)\s+quarter\s+of\s+{_YEAR}\b",
+        r"\b(?:in|during|from)\s+(?:the\s+)?q([1-4])\b(?!\s*(?:of\s+)?\d)",
+        lambda m, now: _latest_quarter(now, int(m[1])),
+    ),
+    (
+        rf"\b(?:in|during|from)\s+the\s+(first|second|third|fourth|last)\s+quarter\s+of\s+{_YEAR}\b",
         lambda m, now: _quarter(int(m[2]), _QUARTERS[m[1].lower()]),
     ),
     (
@@ -573,7 +586,8 @@ _RECENCY = re.compile(r"\b(?:latest|newest|most\s+recent|recent)\b", re.I)
 _NO_TOPIC = frozenset(
     """message messages email emails mail mails post posts thread threads chat chats dm dms update updates news
     version versions one ones thing things stuff item items file files doc docs document documents activity reply
-    replies wrote write writes written sent send sends posted shared share shares""".split()
+    replies wrote write writes written sent send sends posted shared share shares inbox inboxes mailbox
+    mailboxes""".split()
 )
 # Before another word, a bare "recent" says which of a thing the topic is ("recent graduates", "the
 # recent storms"): it stays in the query and asks for nothing new. Before a preposition, a source
@@ -596,12 +610,17 @@ def _recency(query: str) -> list[tuple[int, int]]:
     ]
 
 
-def _has_topic(query: str, people: Iterable[str]) -> bool:
-    """Whether `query` (the question less its filter phrases and recency words) asks about
-    something: a content word that is no request ("show me"), no kind of document or act of
-    sending (`_NO_TOPIC`) and no name of the `people` it names."""
+def _topic_words(query: str) -> tuple[str, ...]:
+    """The words of `query` (the question less its filter phrases and recency words) that may say
+    what it asks about: its content words that are no request ("show me") and no kind of document
+    or act of sending (`_NO_TOPIC`). Any of them that is no name of the people it names is a topic."""
+    return tuple(t for t in content_terms(query) if t not in _ASKING and t not in _NO_TOPIC)
+
+
+def _has_topic(words: Iterable[str], people: Iterable[str]) -> bool:
+    """Whether any of `words` (`_topic_words`) is no name of the `people` the question names."""
     named = set().union(*map(name_words, people)) if people else set()
-    return any(t not in _ASKING and t not in _NO_TOPIC and t not in named for t in content_terms(query))
+    return any(t not in named for t in words)
 
 
 def source_types(query: str, known: Iterable[str]) -> tuple[tuple[str, ...], list[tuple[int, int]]]:
@@ -612,22 +631,31 @@ def source_types(query: str, known: Iterable[str]) -> tuple[tuple[str, ...], lis
     spans: list[tuple[int, int]] = []
     named: set[str] = set()
     for pattern, word, cut in _SOURCE_PATTERNS:
-        match = None
-        for candidate in pattern.finditer(query):
-            if not negated(query, candidate.start()):
-                match = candidate
-                break
-            spans += [candidate.span()] if cut else []  # "not in Slack": no filter, and no topic either
-        if match:
+        said: list[tuple[int, int]] = []  # every phrase of the word not denied: "the email in my inbox"
+        for candidate in _overlapping(pattern, query):
+            if negated(query, candidate.start()):
+                spans += [candidate.span()] if cut else []  # "not in Slack": no filter, and no topic either
+            else:
+                said.append(candidate.span())
+        if said:
             if named & _NAMED_ALONE.get(word, set()):  # "the SharePoint doc", "Gmail emails": only the one named
-                spans += [match.span()] if cut else []
+                spans += said if cut else []
                 continue
             types = [t for t in SOURCE_WORDS[word] if t in known]
             if types:
                 named.add(word)
                 found += [t for t in types if t not in found]
-                spans += [match.span()] if cut else []
+                spans += said if cut else []
     return tuple(found), spans
+
+
+def _overlapping(pattern: re.Pattern[str], query: str) -> Iterable[re.Match[str]]:
+    """The matches of `pattern` in `query`, each from where the one before began: two phrases that
+    share a word are both found ("the email in" and "in my inbox" share the "in")."""
+    start = 0
+    while (match := pattern.search(query, start)) is not None:
+        yield match
+        start = match.start() + 1
 
 
 CUE_WINDOW = 64  # characters around a word where the cues above are looked for (a query's cost stays linear)
@@ -929,7 +957,7 @@ def interpret(query: str, now: datetime | None, people: People, types_known: Ite
     unnamed = _blanked(unnamed, [m.span() for s, e in source_spans for m in _SOURCE_NOUN.finditer(query, s, e)])
     found = people.find(unnamed)
     stripped = _cut(query, time_spans + source_spans + recency)
-    topic = _has_topic(stripped, found)
+    left = _topic_words(stripped)
     if not _says_something(stripped):  # all of it was filters ("the latest Teams message"): less its recency words
         stripped = _cut(query, recency)
     return Interpretation(
@@ -940,5 +968,6 @@ def interpret(query: str, now: datetime | None, people: People, types_known: Ite
         query=stripped if _says_something(stripped) else query,
         reported={name: people.person(name) for name in found},
         newest=bool(recency),
-        topic=topic,
+        topic=_has_topic(left, found),
+        left=left,
     )

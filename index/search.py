@@ -15,7 +15,10 @@ the one read from the question, and when the filters would leave nothing, the pl
 A question for the newest thing ("the latest Teams message", "newest email from jsmith": no topic
 beyond its filters and people) gets the newest documents the caller may see within them, newest
 first (`_newest`); with a topic left ("the latest on the price cap"), the likely answers go newest
-first (`_newest_first`). The answer's `interpreted` holds only what the search applied. Every
+first (`_newest_first`). A person is named only to a caller who sees a document of theirs; for
+anyone else their name is words to search for, as a name the index does not know is, so "the
+latest email from" someone hidden is no listing of the caller's newest mail (and tells nothing of
+who is in hidden documents). The answer's `interpreted` holds only what the search applied. Every
 result's title, passages, author and text metadata are `readable` and its link `readable_url`
 (`clean.py`), whoever asked: the API, MCP, the local channel, `inlet search`, the demo. `checked`
 refuses a source or source type the deployment does not have (an `UnknownFilterError` naming the
@@ -227,9 +230,11 @@ def answer(index: Index, request: SearchRequest) -> Answer:
             reported = understood.reported
             asked = list(dict.fromkeys([*understood.people, *reported.values()]))
             seen = index.visible_people(asked, request.filters().principals)
+            # the others' names are words again, as a name no one has: "the latest email from <someone
+            # hidden>" searches the name (and finds nothing), as for a name the index does not know
             kept = tuple(p for p in understood.people if p in seen)
             shown = {p: r for p, r in reported.items() if p in kept and r in seen}
-            understood = replace(understood, people=kept, reported=shown)
+            understood = understood.naming(kept, shown)
     understood = _applicable(request, understood)
     narrowed = _narrowed(request, understood)
     pool: list[Hit] = []

@@ -105,11 +105,13 @@ def seed_generated(ws: Any, *, files: int = 200, **_: Any) -> None:
 
 def routes(ctx: Any) -> list[BaseRoute]:
     api = FilesApi(ctx, api_guard(ctx))
-    batchable = api.routes() + TeamsApi(ctx, api.guard).routes()
+    teams = TeamsApi(ctx, api.guard)
+    batchable = api.routes() + teams.routes()
     return batchable + [
         Route("/v1.0/$batch", Batch(ctx, api.guard, Starlette(routes=batchable)).handle, methods=["POST"]),
         Route("/_graph_download/{token}", api.download),
         Route("/sp/items/{item}", api.page),
+        Route("/l/message/{channel}/{message}", teams.page),
     ]
 
 

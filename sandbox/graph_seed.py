@@ -11,6 +11,8 @@ import datetime as dt
 import html
 import re
 import tarfile
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
 from email.parser import BytesParser
 from email.policy import compat32
 from email.utils import parsedate_to_datetime
@@ -110,7 +112,7 @@ def _add_rfc822(state: MailState, user_id: str, folder_id: str, key: str, raw: b
         when = dt.datetime(2001, 1, 1, tzinfo=dt.timezone.utc)
     sender_email = next(iter(_EMAIL.findall(msg.get("From", ""))), "")
     sender_name = _x_name(msg.get("X-From", "")) or sender_email
-    subject = " ".join(str(msg.get("Subject", "")).split())
+    subject = " ".join(_decoded(msg.get("Subject", "")).split())
     state.add_message(
         Message(
             id=graph_id("AAMkImm", key),
@@ -129,6 +131,17 @@ def _add_rfc822(state: MailState, user_id: str, folder_id: str, key: str, raw: b
             internet_message_id=str(msg.get("Message-ID", "")).strip(),
         )
     )
+
+
+def _decoded(value: Any) -> str:
+    """A header as Graph serves it: RFC 2047 encoded words decoded ("=?utf-8?Q?caf=C3=A9?=" is
+    "café"; Exchange decodes them on delivery), in a charset Python does not know as Latin-1."""
+    try:
+        return str(make_header(decode_header(str(value))))
+    except (LookupError, UnicodeDecodeError, HeaderParseError):
+        return "".join(
+            part.decode("latin-1") if isinstance(part, bytes) else part for part, _ in decode_header(str(value))
+        )
 
 
 def _x_name(value: str) -> str:

@@ -6,6 +6,7 @@
   channel's direct members only) and `.../allMembers` (also those of the teams it is shared with);
 - `GET /teams/{id}/channels/{id}/messages` (root messages, newest first, `$top` and nextLink),
   `.../messages/{id}` and `.../messages/{id}/replies`;
+- `GET /l/message/{channel}/{id}`: what a message's `webUrl` opens in a browser (its thread);
 - `GET /teams/{id}/channels/{id}/messages/delta`: rounds like the mail delta (`$skiptoken` in
   nextLinks, `$deltatoken` in the deltaLink; expired: 410 `SyncStateNotFound`); a round lists the
   root messages created, edited or deleted since, "without the replies", as Graph documents it (a
@@ -23,13 +24,14 @@ The routes are mounted (and batchable) by `graph_files.routes`.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from .graph_seed import mail_state
@@ -300,6 +302,18 @@ class TeamsApi:
             if msg is None or msg.channel_id != channel.id:
                 return graph_error(404, "NotFound", "Resource not found.")
             return JSONResponse(message_json(self.state, msg, self.base(request), self.ctx.ws))
+
+    async def page(self, request: Request) -> Response:
+        """What a message's webUrl opens in a browser (no auth: a person's browser, not an app): its
+        thread, the root first and the replies after it; 404 for a message gone or deleted."""
+        with self.ctx.ws.lock:
+            msg = self.state.messages.get(request.path_params["message"])
+            if msg is None or msg.channel_id != request.path_params["channel"] or msg.deleted:
+                return HTMLResponse("<h1>Message not found</h1>", status_code=404)
+            root = self.state.messages.get(msg.reply_to) if msg.reply_to else msg
+            thread = [root, *self.state.replies(root.id)] if root is not None else [msg]
+            title = f"<h1>{html.escape(root.subject)}</h1>" if root is not None and root.subject else ""
+            return HTMLResponse(title + "".join(f"<div>{m.html}</div>" for m in thread if not m.deleted))
 
     async def replies(self, request: Request) -> Response:
         if (denied := self.guard(request, "replies")) is not None:

@@ -7,7 +7,8 @@ fence. Passages of one document share its citation number. Tokens are counted wi
 model's tokenizer: an estimate of what an LLM will count, good to within a few percent for English
 (a run of letters and digits the tokenizer would read as one unknown token counts as its pieces:
 `index.embedding.countable`), and a passage too long for what is left of the budget is cut to fit,
-inside a word if that word is a long run without spaces.
+inside a word if that word is a long run without spaces, keeping at least one of its content words
+(a cut that keeps only a heading's "##" is no citation).
 
 Every field that enters the context (title, source, date, url, passage) is untrusted: a mail subject
 is written by any outside sender, a Drive file name by anyone who shares one. `neutral_text`,
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from inlet.index.clean import readable
+from inlet.index.relevance import content_terms
 from inlet.index.search import Hit
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
@@ -164,7 +166,9 @@ def pack(hits: Sequence[Hit], budget: int, count: TokenCounter) -> Packed:
 def _cut(hit: Hit, n: int, room: int, count: TokenCounter) -> str:
     """The longest word prefix of the passage whose block fits in `room` tokens (binary search);
     when the word that does not fit is a long run without spaces (a hex dump, a line of Chinese, an
-    index made before chunks were cut at the budget), as much of it as fits, by characters."""
+    index made before chunks were cut at the budget), as much of it as fits, by characters. Empty
+    when no word fits, or only words that say nothing ("##", "the") of a passage that says
+    something: a citation must hold something to cite."""
     words = hit.text.split()
 
     def fits(prefix: str) -> bool:
@@ -176,7 +180,9 @@ def _cut(hit: Hit, n: int, room: int, count: TokenCounter) -> str:
         run, lead = words[low], kept + " " if kept else ""
         if cut := _longest(len(run), lambda k: fits(lead + run[:k])):
             kept = lead + run[:cut]
-    return kept + " …" if kept else ""
+    if not kept or (not content_terms(kept) and content_terms(hit.text)):  # "## …": a heading's mark, no word to cite
+        return ""
+    return kept + " …"
 
 
 LONG_WORD = 20  # characters: a longer word that does not fit is cut inside

@@ -103,6 +103,12 @@ UTC = timezone.utc
         ("hires in 2000 and 2001", datetime(2000, 1, 1, tzinfo=UTC), datetime(2002, 1, 1, tzinfo=UTC)),
         ("deals in 2000 or in 2001", datetime(2000, 1, 1, tzinfo=UTC), datetime(2002, 1, 1, tzinfo=UTC)),
         ("Windows 2000 vs 2003", None, None),  # names, not times
+        # "from" takes what "in" does: two years compared, a quarter (probe33g F2)
+        ("emails from 2000 vs 2001", datetime(2000, 1, 1, tzinfo=UTC), datetime(2002, 1, 1, tzinfo=UTC)),
+        ("gas prices from 1999 compared to 2001", datetime(1999, 1, 1, tzinfo=UTC), datetime(2002, 1, 1, tzinfo=UTC)),
+        ("sharepoint files from Q1 2000", datetime(2000, 1, 1, tzinfo=UTC), datetime(2000, 4, 1, tzinfo=UTC)),
+        ("files from the first quarter of 2000", datetime(2000, 1, 1, tzinfo=UTC), datetime(2000, 4, 1, tzinfo=UTC)),
+        ("the numbers from Q3", datetime(2000, 7, 1, tzinfo=UTC), datetime(2000, 10, 1, tzinfo=UTC)),  # the latest
         # a month only as a whole word: "after Mark" is a name, "on 3 decisions" a count
         ("what happened after Mark left", None, None),
         ("what did we do before Marcus started", None, None),
@@ -238,6 +244,23 @@ def test_an_open_window_ends_at_the_question_time_it_was_asked_at() -> None:
     assert interpret("deploys last week", None, People(), {"outlook"}).before is None  # asked now: nothing later
     closed = interpret("the budget in March 2001", NOW, People(), {"outlook"})
     assert closed.before == datetime(2001, 4, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "the latest email in my inbox",
+        "what's the newest email in my inbox",
+        "the newest emails in my mailbox",
+        "newest in my mail",
+        "latest in my email",
+    ],
+)
+def test_a_possessive_source_phrase_is_no_topic(query) -> None:
+    """probe33g F4: "in my inbox" after "the email" is a second source phrase, not a topic: the
+    question asks for the newest mail."""
+    understood = interpret(query, NOW, People(), {"outlook", "slack"})
+    assert (understood.source_types, understood.newest, understood.topic) == (("outlook",), True, False), query
 
 
 def test_recency_words_are_no_topic() -> None:
@@ -774,6 +797,33 @@ def test_a_person_or_source_is_named_only_to_someone_who_sees_a_document_of_it(t
             "source_types": ["outlook"]
         }
         assert ask(ix, "the email about the acquisition", user="intern@example.com").interpreted == {}
+
+
+def test_the_latest_from_someone_the_caller_sees_nothing_of_is_as_for_a_name_no_one_has(tmp_path, embedder) -> None:
+    """probe33g F1: the name of a person known only from documents hidden from the caller stays a
+    word to search for, so "the latest email from <them>" is answered as for a name the index does
+    not know, not with the caller's newest unrelated mail as `strong` (an oracle for who is in
+    hidden mail)."""
+    private = note("1", "Acquisition terms: the board approves on Friday.", "outlook", NOW, author="jane@acme.example")
+    private.acl = ACL(users=["ceo@example.com"])
+    public = [
+        note("2", "Cafeteria menu for the week: soup and salad.", "outlook", NOW, author="chef@example.com"),
+        note("3", "The parking garage is closed for repairs.", "outlook", NOW, author="facilities@example.com"),
+    ]
+    answers = {}
+    for name, corpus in (("with", [private, *public]), ("without", public)):
+        with Index(IndexConfig(path=tmp_path / name), embedder=embedder) as ix:
+            ix.apply(corpus, generation=1)
+            answers[name] = ask(ix, "the latest email from Jane", user="intern@example.com")
+            if name == "with":  # who sees her mail is given it
+                theirs = ask(ix, "the latest email from Jane", user="ceo@example.com")
+                assert theirs.interpreted["people"] == ["jane@acme.example"] and theirs.match == "strong"
+                assert theirs.hits[0].doc_id == "outlook:1"
+    hidden, unknown = answers["with"], answers["without"]
+    assert hidden.interpreted == unknown.interpreted == {"source_types": ["outlook"], "sort": "newest"}
+    assert hidden.match == unknown.match != "strong"
+    assert [h.doc_id for h in hidden.hits] == [h.doc_id for h in unknown.hits]
+    assert [h.relevance for h in hidden.hits] == pytest.approx([h.relevance for h in unknown.hits], abs=0.02)
 
 
 def slack_thread(n: str, text: str, members: list[tuple[str, str, str]], acl: ACL, source: str = "slack") -> Document:

@@ -260,3 +260,13 @@ def test_a_stopped_sandbox_leaves_no_keys_behind():
             oct((workdir / "server.key").stat().st_mode & 0o777)
         } == {"0o600"}  # the private key and certificates are the owner's alone
     assert not workdir.exists()
+
+
+def test_subjects_are_served_decoded_as_graph_serves_them(sb: Sandbox, api: httpx.Client) -> None:
+    """probe33g F6: a sample mail's RFC 2047 subject ("=?ANSI_X3.4-1968?Q?Enron=01,s_Entry...?=") is
+    served decoded, as Exchange does (the Gmail copy of the same mail is decoded by the connector)."""
+    assert not [m.subject for m in sb.ws.mail.messages.values() if "=?" in m.subject]
+    metals = next(m for m in sb.ws.mail.messages.values() if "Global Metals Market" in m.subject)
+    box = sb.ws.mail.mailboxes[metals.mailbox].email
+    served = api.get(f"/users/{box}/messages/{metals.id}", headers=IMMUTABLE).json()["subject"]
+    assert served.startswith("Enron") and served.endswith("s Entry Into Global Metals Market"), served

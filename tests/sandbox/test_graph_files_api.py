@@ -185,3 +185,22 @@ def test_channel_delta_lists_roots_without_their_replies_unless_told_to(sb: Sand
     private = next(c["id"] for c in channels if c["membershipType"] == "private")
     members = api.get(f"/teams/{team['id']}/channels/{private}/members").json()["value"]
     assert [m["email"] for m in members] == ["abilinski@example.com"]
+
+
+def test_a_teams_message_link_opens_its_thread(sb: Sandbox, api: httpx.Client) -> None:
+    """probe33g F5: a message's `webUrl` (what a citation links to) opens, as a file's and a mail's do."""
+    team = next(t for t in api.get("/teams").json()["value"] if t["displayName"] == "Engineering")
+    general = next(c for c in api.get(f"/teams/{team['id']}/channels").json()["value"] if c["displayName"] == "General")
+    root = next(
+        m
+        for m in api.get(f"/teams/{team['id']}/channels/{general['id']}/messages").json()["value"]
+        if m["subject"] == "Search latency"
+    )
+    reply = api.get(f"/teams/{team['id']}/channels/{general['id']}/messages/{root['id']}/replies").json()["value"][0]
+    with httpx.Client(verify=str(sb.ctx.ca_path)) as browser:
+        for message in (root, reply):
+            page = browser.get(message["webUrl"])
+            assert page.status_code == 200 and "Search latency" in page.text, message["webUrl"]
+            assert reply["body"]["content"] in page.text
+        gone = browser.get(root["webUrl"].replace(root["id"], "no-such-message"))
+        assert gone.status_code == 404

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from inlet.index.chunking import approx_tokens
 from inlet.index.embedding import countable
+from inlet.index.relevance import content_terms
 from inlet.index.search import Hit
 from inlet.server.context import PREAMBLE, pack
 
@@ -50,6 +51,23 @@ def test_a_budget_too_small_for_any_result_says_so() -> None:
     packed = pack([hit("a", "word " * 100)], 10, approx_tokens)
     assert packed.hits == [] and packed.citations == []
     assert "token_budget of 10" in packed.context and PREAMBLE not in packed.context
+
+
+def test_a_passage_cut_to_fit_keeps_words_or_is_not_cited() -> None:
+    """probe33g F7: a passage cut to the budget that would keep only its heading mark ("## …") is no
+    citation (nothing in it to cite): the budget is too small, as for one that fits nothing."""
+    passage = "## Setting up the VPN\n\nInstall the client from the portal, then sign in with your badge."
+    answered = too_small = 0
+    for budget in range(40, 120):
+        packed = pack([hit("a", passage)], budget, approx_tokens)
+        if not packed.hits:
+            too_small += 1
+            assert f"token_budget of {budget}" in packed.context
+            continue
+        answered += 1
+        body = packed.context.split("https://x.example/1\n", 1)[1].split("</document>", 1)[0]
+        assert content_terms(body), (budget, body)
+    assert answered and too_small  # both sides of the cut were asked
 
 
 HEX = "".join(f"{(n * 2654435761) % 4294967296:08x}" for n in range(25_000))  # 200,000 characters, no space
