@@ -1058,7 +1058,8 @@ def _xlsx(data: bytes) -> str:
     every row nor a row's empty cells after its last value: a formatted but empty cell far to the
     right does not pad every row with empty cells. A formula whose value the file does not hold
     (a workbook a program wrote, never opened in a spreadsheet app to compute it) is shown as the
-    formula (`=SUM(B2:B9)`), not as an empty cell."""
+    formula (`=SUM(B2:B9)`), not as an empty cell. Every row the sheet holds is read, whatever
+    range it declares (`_xlsx_rows`)."""
     from openpyxl import load_workbook
 
     book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
@@ -1066,11 +1067,11 @@ def _xlsx(data: bytes) -> str:
     sheets = []
     try:
         for number, sheet in enumerate(book.worksheets):
-            rows_of = sheet.iter_rows()
+            rows_of = _xlsx_rows(sheet)
             if formulas is None:
                 grid = [[_xlsx_value(cell) for cell in row] for row in rows_of]
             else:
-                pairs = zip(rows_of, formulas.worksheets[number].iter_rows())
+                pairs = zip(rows_of, _xlsx_rows(formulas.worksheets[number]))
                 grid = [[_xlsx_value(c) or _xlsx_formula(f) for c, f in zip(row, same)] for row, same in pairs]
             used = sorted({n for row in grid for n, value in enumerate(row) if value})
             rows = [
@@ -1084,6 +1085,15 @@ def _xlsx(data: bytes) -> str:
         if formulas is not None:
             formulas.close()
     return "\n\n".join(sheets)
+
+
+def _xlsx_rows(sheet: Any) -> Iterator[tuple[Any, ...]]:
+    """Every row the sheet's XML holds, whatever range its `<dimension>` declares: that is an
+    optional hint (ECMA-376 §18.3.1.35) which exporters often get wrong (`A1` over thousands of
+    rows, or a range gone stale), and openpyxl's read-only mode stops at it. A row is as long as
+    its last cell, not padded to a declared width."""
+    sheet.reset_dimensions()
+    return sheet.iter_rows()
 
 
 # A cell holding a formula and no value: `<c r="B4"><f>SUM(B2:B3)</f><v></v></c>` (or no `<v>`)
