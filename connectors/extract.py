@@ -7,8 +7,10 @@ file (a zip of parts) is opened only when its parts unpack to at most its own si
 `UNPACK_ALLOWANCE`, by the sizes its zip directory declares, checked before anything is inflated:
 a small file that unpacks to gigabytes is refused by policy (`UnpacksTooLargeError`), not read
 until the process runs out of memory. A PDF, which declares no such sizes, is refused as soon as
-its pages' contents unpack past the same limit, before any is parsed. A PDF locked with a
-password inlet does not have is refused by policy too (`EncryptedError`): no run can read it.
+its pages' contents unpack past the same limit, before any is parsed. A PDF, DOCX, PPTX or XLSX
+file locked with a password inlet does not have is refused by policy too (`EncryptedError`): no
+run can read it; so is an Office owner file (`~$report.docx`: `NotADocumentError`), which is no
+document. An empty file has no text, whatever its kind.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from html.entities import html5 as _NAMED_REFERENCES
 from pathlib import PurePath
 from typing import Any
 
-from inlet.errors import EncryptedError, ItemError, NotTextError, UnpacksTooLargeError
+from inlet.errors import EncryptedError, ItemError, NotADocumentError, NotTextError, UnpacksTooLargeError
 
 from .charsets import AS_BROWSERS_READ, WHATWG_LABELS
 
@@ -38,8 +40,19 @@ log = logging.getLogger(__name__)
 _BY_MIME = {
     "application/pdf": "pdf",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.template": "docx",
+    "application/vnd.ms-word.document.macroenabled.12": "docx",
+    "application/vnd.ms-word.template.macroenabled.12": "docx",
     "application/vnd.openxmlformats-officedocument.presentationml.presentation": "pptx",
+    "application/vnd.openxmlformats-officedocument.presentationml.slideshow": "pptx",
+    "application/vnd.openxmlformats-officedocument.presentationml.template": "pptx",
+    "application/vnd.ms-powerpoint.presentation.macroenabled.12": "pptx",
+    "application/vnd.ms-powerpoint.slideshow.macroenabled.12": "pptx",
+    "application/vnd.ms-powerpoint.template.macroenabled.12": "pptx",
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.template": "xlsx",
+    "application/vnd.ms-excel.sheet.macroenabled.12": "xlsx",
+    "application/vnd.ms-excel.template.macroenabled.12": "xlsx",
     "text/html": "html",
     "application/xhtml+xml": "html",
     "text/markdown": "text",
@@ -75,18 +88,57 @@ _TEXT_SUFFIXES = {
 # `max_file_bytes`), hence the file's own size on top. A PDF's page contents have the same bound.
 UNPACK_ALLOWANCE = 100_000_000
 _PACKAGES = ("docx", "pptx", "xlsx")
+# The suffixes of each package kind (ECMA-376): the document, its macro-enabled form, its templates
+# and (PowerPoint) its slide shows are one package; only the main part's content type differs
+PACKAGE_SUFFIXES = {
+    "docx": (".docx", ".docm", ".dotx", ".dotm"),
+    "pptx": (".pptx", ".pptm", ".ppsx", ".ppsm", ".potx", ".potm"),
+    "xlsx": (".xlsx", ".xlsm", ".xltx", ".xltm"),
+}
+_KIND_OF_SUFFIX = {suffix: kind for kind, suffixes in PACKAGE_SUFFIXES.items() for suffix in suffixes}
+# The content type of the main part of each package kind, and those of its other forms, which
+# python-docx and python-pptx refuse though the parts are the same (openpyxl reads them all)
+_MAIN_PART = {
+    "docx": (
+        b"application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml",
+        (
+            b"application/vnd.ms-word.document.macroEnabled.main+xml",
+            b"application/vnd.openxmlformats-officedocument.wordprocessingml.template.main+xml",
+            b"application/vnd.ms-word.template.macroEnabledTemplate.main+xml",
+        ),
+    ),
+    "pptx": (
+        b"application/vnd.openxmlformats-officedocument.presentationml.presentation.main+xml",
+        (
+            b"application/vnd.ms-powerpoint.presentation.macroEnabled.main+xml",
+            b"application/vnd.openxmlformats-officedocument.presentationml.slideshow.main+xml",
+            b"application/vnd.ms-powerpoint.slideshow.macroEnabled.main+xml",
+            b"application/vnd.openxmlformats-officedocument.presentationml.template.main+xml",
+            b"application/vnd.ms-powerpoint.template.macroEnabled.main+xml",
+        ),
+    ),
+}
+# An OLE2 compound file (what Office writes for a password-protected DOCX, PPTX or XLSX: the
+# package encrypted in its `EncryptedPackage` stream, MS-OFFCRYPTO §2.3.4) and that stream's name
+# as its directory entry spells it
+_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
 
 
 def kind_of(name: str, mime: str | None = None) -> str | None:
-    """'pdf', 'docx', 'pptx', 'xlsx', 'html', 'text', or None when inlet cannot read it."""
+    """'pdf', 'docx', 'pptx', 'xlsx', 'html', 'text', or None when inlet cannot read it. The
+    macro-enabled, template and slide-show forms of a package (`.docm`, `.dotx`, `.xlsm`,
+    `.xltx`, `.pptm`, `.ppsx`, `.potx`, ...: `PACKAGE_SUFFIXES`) are of its kind."""
     mime = (mime or mimetypes.guess_type(name)[0] or "").split(";")[0].strip().lower()
     if mime in _BY_MIME:
         return _BY_MIME[mime]
     suffix = PurePath(name).suffix.lower()
     if suffix in {".htm", ".html"}:
         return "html"
-    if suffix in {".pdf", ".docx", ".pptx", ".xlsx"}:
-        return suffix[1:]
+    if suffix == ".pdf":
+        return "pdf"
+    if suffix in _KIND_OF_SUFFIX:
+        return _KIND_OF_SUFFIX[suffix]
     if mime.startswith("text/") or suffix in _TEXT_SUFFIXES:
         return "text"
     return None
@@ -95,14 +147,22 @@ def kind_of(name: str, mime: str | None = None) -> str | None:
 def extract_text(data: bytes, name: str, mime: str | None = None) -> str:
     """Readable text of a file; `ItemError` when it is corrupt or of a kind inlet cannot read, and
     `UnpacksTooLargeError` (a skip by policy) for a DOCX, PPTX or XLSX file that unpacks past
-    `UNPACK_ALLOWANCE`, decided before any part is inflated, or for a PDF locked with a password
-    (`EncryptedError`, also a skip by policy). A `charset` parameter of `mime` (a mail
-    attachment's `text/plain; charset=ISO-2022-JP`) says how text is read (`decode`)."""
+    `UNPACK_ALLOWANCE`, decided before any part is inflated, or for a PDF, DOCX, PPTX or XLSX
+    file locked with a password (`EncryptedError`, also a skip by policy). An empty file of a kind
+    inlet reads has no text (""), whatever its kind: Explorer's "New Word Document" is 0 bytes, and
+    no reader is asked to parse it. An Office owner file (`~$report.docx`, written beside a document
+    while someone has it open) is no document (`NotADocumentError`, a skip by policy). A `charset`
+    parameter of `mime` (a mail attachment's `text/plain; charset=ISO-2022-JP`) says how text is
+    read (`decode`)."""
     kind = kind_of(name, mime)
     charset = _CHARSET_PARAMETER.search(mime or "")
+    if kind is not None and not data:
+        return ""
     try:
         if kind in _PACKAGES:
+            _readable_package(data, name, kind)
             _within_unpack_limit(data, name)
+            data = _as_main_form(data, kind)
         if kind == "text":
             text = _text(data, name, charset[1] if charset else None)
             return _without_front_matter(text)[1] if _is_markdown(name) else text
@@ -124,6 +184,43 @@ def extract_text(data: bytes, name: str, mime: str | None = None) -> str:
 
 
 _CHARSET_PARAMETER = re.compile(r""";\s*charset\s*=\s*["']?([^"';\s]+)""", re.I)
+
+
+def _readable_package(data: bytes, name: str, kind: str) -> None:
+    """A skip by policy for a DOCX, PPTX or XLSX file that holds no package inlet can open: one
+    encrypted with a password (an OLE2 compound file holding an `EncryptedPackage` stream:
+    `EncryptedError`), or an Office owner file (`~$` and the document's name, a few bytes naming
+    who has it open, never a zip: `NotADocumentError`). Anything else that is no zip is damaged
+    (the zip reader's error, as before)."""
+    if data.startswith(_OLE2) and _ENCRYPTED_PACKAGE in data:
+        raise EncryptedError(f"{name}: encrypted {kind.upper()} (password-protected): not read")
+    if PurePath(name).name.startswith("~$") and not data.startswith(b"PK"):
+        raise NotADocumentError(f"{name}: Office owner file (someone has the document open), not a document: not read")
+
+
+def _as_main_form(data: bytes, kind: str) -> bytes:
+    """The package `data` as its plain form (a `.docm`, `.dotx`, `.pptm`, `.ppsx` or `.potx` as a
+    `.docx` or `.pptx`: only the main part's content type in `[Content_Types].xml` differs, which
+    python-docx and python-pptx check); `data` itself when it is that form already, or an XLSX
+    (openpyxl reads every form). Called after `_within_unpack_limit`: the copy is as bounded."""
+    if kind not in _MAIN_PART:
+        return data
+    main, others = _MAIN_PART[kind]
+    with zipfile.ZipFile(io.BytesIO(data)) as package:
+        try:
+            types = package.read("[Content_Types].xml")
+        except KeyError:
+            return data  # no package at all: the reader says so
+        if not any(other in types for other in others):
+            return data
+        for other in others:
+            types = types.replace(other, main)
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as plain:
+            for info in package.infolist():
+                part = types if info.filename == "[Content_Types].xml" else package.read(info)
+                plain.writestr(info.filename, part)
+    return out.getvalue()
 
 
 def _within_unpack_limit(data: bytes, name: str) -> None:
@@ -201,6 +298,7 @@ def document_title(data: bytes, name: str, text: str, mime: str | None = None) -
     try:
         if kind in _PACKAGES:
             _within_unpack_limit(data, name)
+            data = _as_main_form(data, kind)
         if kind == "html":
             match = _HTML_TITLE.search(decode(data[:200_000]))
             # <title> is text up to </title> (RCDATA: `Why <div> beats <table>` is its text); an

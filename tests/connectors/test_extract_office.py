@@ -8,11 +8,12 @@ import io
 import re
 import zipfile
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from inlet.connectors.extract import document_title, extract_text, kind_of
-from inlet.errors import ItemError
+from inlet.errors import EncryptedError, ItemError, NotADocumentError
 
 
 def _saved(document) -> bytes:
@@ -65,3 +66,146 @@ def test_an_xlsx_is_read_whole_whatever_range_its_sheet_declares(declared: str) 
     assert len(lines) == 3 + 40
     assert lines[-1] == "PO-LAST | lastcustomer_albatross | 999 | late"
     assert text == extract_text(_orders(), "orders.xlsx")
+
+
+# `budget.xlsx` saved with a password ("secret"), as Office's "Encrypt with Password" writes it: an
+# OLE2 compound file holding the encrypted package (written with msoffcrypto-tool 6.1)
+_PASSWORD_XLSX = Path(__file__).parent.parent / "fixtures" / "office" / "password-budget.xlsx"
+
+
+@pytest.mark.parametrize("name", ["budget.xlsx", "salaries.docx", "deck.pptx", "model.xlsm"])
+def test_a_password_protected_office_file_is_a_skip_by_policy_not_a_damaged_one(name: str) -> None:
+    """Like a locked PDF, no run can read it without its password: a skip with that reason (the
+    run stays ok), not `BadZipFile` on every run. The container is the same for every kind."""
+    kind = {"xlsm": "XLSX"}.get(name.rsplit(".", 1)[1], name.rsplit(".", 1)[1].upper())
+    with pytest.raises(
+        EncryptedError, match=rf"^{re.escape(name)}: encrypted {kind} \(password-protected\): not read$"
+    ) as err:
+        extract_text(_PASSWORD_XLSX.read_bytes(), name)
+    assert not err.value.failed
+
+
+def test_an_ole2_file_that_is_not_encrypted_is_still_damaged() -> None:
+    """A legacy `.doc` renamed `.docx` is an OLE2 file too, without an encrypted package: an error."""
+    legacy = _PASSWORD_XLSX.read_bytes().replace(
+        "EncryptedPackage".encode("utf-16-le"), "WordDocument0000".encode("utf-16-le")
+    )
+    with pytest.raises(ItemError, match=r"cannot read docx \(BadZipFile") as err:
+        extract_text(legacy, "old.docx")
+    assert err.value.failed
+
+
+# What Word writes as `~$arterly report.docx` while `Quarterly report.docx` is open: the user's
+# name, padded, in 162 bytes
+_OWNER_FILE = b"\x05alice" + b"\x20" * 49 + b"\x05\x00a\x00l\x00i\x00c\x00e\x00" + b"\x00" * 95
+
+
+@pytest.mark.parametrize("name", ["~$arterly report.docx", "~$budget.xlsx", "~$deck.pptx"])
+def test_an_office_owner_file_is_no_document_and_no_error(name: str) -> None:
+    assert len(_OWNER_FILE) == 162
+    with pytest.raises(NotADocumentError, match=rf"^{re.escape(name)}: Office owner file") as err:
+        extract_text(_OWNER_FILE, name)
+    assert not err.value.failed
+    # a damaged document is still one, whatever its name starts with
+    with pytest.raises(ItemError, match="BadZipFile") as damaged:
+        extract_text(_OWNER_FILE, name.replace("~$", ""))
+    assert damaged.value.failed
+
+
+@pytest.mark.parametrize(
+    "name", ["empty.docx", "empty.xlsx", "empty.pptx", "empty.pdf", "empty.docm", "empty.html", "empty.txt"]
+)
+def test_an_empty_file_has_no_text_whatever_its_kind(name: str) -> None:
+    """Explorer's "New Word Document" is 0 bytes, which Word opens as a blank document: no text, no error."""
+    assert extract_text(b"", name) == ""
+
+
+def test_owner_password_and_empty_files_are_skips_by_policy_in_a_folder(tmp_path: Path) -> None:
+    from inlet.connectors.files import FilesConnector
+    from inlet.connectors.model import Document, Skipped
+    from inlet.sandbox.documents import make_docx
+
+    (tmp_path / "Quarterly report.docx").write_bytes(make_docx("Quarterly report", ["The grebe figures."]))
+    (tmp_path / "~$arterly report.docx").write_bytes(_OWNER_FILE)
+    (tmp_path / "budget.xlsx").write_bytes(_PASSWORD_XLSX.read_bytes())
+    (tmp_path / "New Microsoft Word Document.docx").write_bytes(b"")
+    (tmp_path / "blank.pdf").write_bytes(b"")
+    config = FilesConnector.Config(name="docs", type="files", path=tmp_path)
+    items = list(FilesConnector(config).load(None))
+    assert [d.id for d in items if isinstance(d, Document)] == ["docs:Quarterly report.docx"]
+    skipped = {s.id: s for s in items if isinstance(s, Skipped)}
+    assert not any(s.failed for s in skipped.values())
+    assert skipped["docs:budget.xlsx"].reason == "budget.xlsx: encrypted XLSX (password-protected): not read"
+    assert skipped["docs:~$arterly report.docx"].reason.startswith("~$arterly report.docx: Office owner file")
+    assert skipped["docs:New Microsoft Word Document.docx"].reason == "no text"
+    assert skipped["docs:blank.pdf"].reason == "no text"
+
+
+def _as_form(package: bytes, plain: str, form: str) -> bytes:
+    """`package` with its main part's content type `form` where it was `plain`, as Office saves a
+    macro-enabled document, a template or a slide show."""
+    return _changed(package, {"[Content_Types].xml": lambda xml: xml.replace(plain.encode(), form.encode())})
+
+
+_WORD = "application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"
+_DECK = "application/vnd.openxmlformats-officedocument.presentationml.presentation.main+xml"
+_BOOK = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"
+
+
+@pytest.mark.parametrize(
+    ("name", "plain", "form"),
+    [
+        ("memo.docm", _WORD, "application/vnd.ms-word.document.macroEnabled.main+xml"),
+        ("letter.dotx", _WORD, "application/vnd.openxmlformats-officedocument.wordprocessingml.template.main+xml"),
+        ("letter.dotm", _WORD, "application/vnd.ms-word.template.macroEnabledTemplate.main+xml"),
+        ("deck.pptm", _DECK, "application/vnd.ms-powerpoint.presentation.macroEnabled.main+xml"),
+        ("show.ppsx", _DECK, "application/vnd.openxmlformats-officedocument.presentationml.slideshow.main+xml"),
+        ("show.ppsm", _DECK, "application/vnd.ms-powerpoint.slideshow.macroEnabled.main+xml"),
+        ("brand.potx", _DECK, "application/vnd.openxmlformats-officedocument.presentationml.template.main+xml"),
+        ("margin-model.xlsm", _BOOK, "application/vnd.ms-excel.sheet.macroEnabled.main+xml"),
+        ("form.xltx", _BOOK, "application/vnd.openxmlformats-officedocument.spreadsheetml.template.main+xml"),
+    ],
+)
+def test_macro_enabled_template_and_slide_show_office_files_are_read_as_their_package(
+    name: str, plain: str, form: str
+) -> None:
+    """The same OOXML package as a .docx, .pptx or .xlsx (only the main part's content type
+    differs): read alike, by its name or by the type a mail attachment comes with."""
+    from inlet.sandbox.documents import make_docx, make_pptx, make_xlsx
+
+    suffix = name.rsplit(".", 1)[1]
+    kind = {"d": "docx", "p": "pptx", "x": "xlsx"}[suffix[0]]
+    base = {
+        "docx": lambda: make_docx("Margin memo", ["The skua margin is 12 percent."]),
+        "pptx": lambda: make_pptx("Margin memo", [("Margins", "The skua margin is 12 percent.")]),
+        "xlsx": lambda: make_xlsx("Margin memo", {"Margins": [["skua", "12 percent"]]}),
+    }[kind]()
+    package = _as_form(base, plain, form)
+    assert form.encode() in zipfile.ZipFile(io.BytesIO(package)).read("[Content_Types].xml")
+    assert kind_of(name) == kind
+    text = extract_text(package, name)
+    assert "skua" in text and text == extract_text(base, f"plain.{kind}")
+    assert document_title(package, name, text) == document_title(base, f"plain.{kind}", text)
+    mime = {
+        "docm": "application/vnd.ms-word.document.macroEnabled.12",
+        "xlsm": "application/vnd.ms-excel.sheet.macroEnabled.12",
+        "pptm": "application/vnd.ms-powerpoint.presentation.macroEnabled.12",
+    }.get(suffix)
+    if mime is not None:  # a mail attachment, by its registered type
+        assert kind_of("attachment", mime) == kind
+        assert extract_text(package, "attachment", mime) == text
+
+
+def test_a_folder_reads_macro_enabled_workbooks(tmp_path: Path) -> None:
+    from inlet.connectors.files import FilesConnector
+    from inlet.connectors.model import Document, Skipped
+    from inlet.sandbox.documents import make_xlsx
+
+    book = make_xlsx("Model", {"Margins": [["skua", "12 percent"]]})
+    (tmp_path / "margin-model.xlsm").write_bytes(
+        _as_form(book, _BOOK, "application/vnd.ms-excel.sheet.macroEnabled.main+xml")
+    )
+    config = FilesConnector.Config(name="docs", type="files", path=tmp_path)
+    items = list(FilesConnector(config).load(None))
+    assert not [s for s in items if isinstance(s, Skipped)]
+    assert ["skua" in d.text for d in items if isinstance(d, Document)] == [True]
