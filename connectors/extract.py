@@ -29,11 +29,14 @@ import zipfile
 from collections.abc import Callable, Iterator
 from html.entities import html5 as _NAMED_REFERENCES
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inlet.errors import EncryptedError, ItemError, NotADocumentError, NotTextError, UnpacksTooLargeError
 
 from .charsets import AS_BROWSERS_READ, WHATWG_LABELS
+
+if TYPE_CHECKING:
+    from .docx_numbering import Numbering
 
 log = logging.getLogger(__name__)
 
@@ -910,18 +913,21 @@ _DOCX_SHOWN = {
 
 def _docx(data: bytes) -> str:
     """The body's paragraphs and tables in document order (a table where it stands, each row on a
-    line, its cells ` | `-joined), headings as `#` lines, with the text of content controls and
-    tracked insertions, without tracked deletions; a text box's paragraphs after the paragraph
-    that anchors it; an imported chunk (`w:altChunk`: HTML, a web page archive or plain text,
-    what web apps' "export to Word" writes) where it stands, read as such. Then the headers and
-    footers (each distinct text once), the footnotes, the endnotes and the comments (each as
-    "Comment (author): text")."""
+    line, its cells ` | `-joined), headings as `#` lines, a numbered paragraph after the label
+    Word's automatic numbering shows for it (`docx_numbering`: "3.", "7.3", "a)", "-"), with the
+    text of content controls and tracked insertions, without tracked deletions; a text box's
+    paragraphs after the paragraph that anchors it; an imported chunk (`w:altChunk`: HTML, a web
+    page archive or plain text, what web apps' "export to Word" writes) where it stands, read as
+    such. Then the headers and footers (each distinct text once), the footnotes, the endnotes and
+    the comments (each as "Comment (author): text")."""
     import docx
     from docx.opc.constants import RELATIONSHIP_TYPE as RT
     from docx.oxml import parse_xml
 
+    from .docx_numbering import Numbering
+
     document = docx.Document(io.BytesIO(data))
-    parts = list(_docx_blocks(document.element.body, document, document.part))
+    parts = list(_docx_blocks(document.element.body, document, document.part, Numbering(document)))
     parts.extend(_docx_headers_and_footers(document))
     notes = {rel.reltype: rel.target_part for rel in document.part.rels.values() if not rel.is_external}
     for kind, tag in ((RT.FOOTNOTES, "footnote"), (RT.ENDNOTES, "endnote"), (RT.COMMENTS, "comment")):
@@ -959,22 +965,26 @@ def _docx_headers_and_footers(document: Any) -> Iterator[str]:
                 yield text
 
 
-def _docx_blocks(container: Any, document: Any, part: Any) -> Iterator[str]:
+def _docx_blocks(container: Any, document: Any, part: Any, numbering: Numbering | None = None) -> Iterator[str]:
     """The text of the blocks of a body, a note, a comment, a header or a text box (`_docx`), in
-    order; `part` is the package part holding them, whose relationships their ids name."""
+    order; `part` is the package part holding them, whose relationships their ids name. With the
+    document's `numbering` (the body's), a numbered paragraph starts with the label Word shows
+    before it ("3.", "7.3", "a)", "-" for a bullet)."""
     from docx.text.paragraph import Paragraph
 
     for block in _docx_within(container, ("p", "tbl", "altChunk")):
         if block.tag == f"{_W}tbl":
-            yield from (row for row in _docx_rows(block) if row.strip(" |"))
+            yield from (row for row in _docx_rows(block, numbering) if row.strip(" |"))
             continue
         if block.tag == f"{_W}altChunk":
             text = _docx_chunk(part, block)
             if text:
                 yield text
             continue
+        label = numbering.label(block) if numbering is not None else ""
         text = _docx_text(block).strip()
         if text:
+            text = f"{label} {text}" if label else text
             style = Paragraph(block, document).style
             name = (style.name if style is not None else "") or ""
             if name.startswith("Heading"):
@@ -982,7 +992,7 @@ def _docx_blocks(container: Any, document: Any, part: Any) -> Iterator[str]:
                 text = "#" * (int(level) if level.isdigit() else 1) + " " + text
             yield text
         for box in _docx_text_boxes(block):
-            yield from _docx_blocks(box, document, part)
+            yield from _docx_blocks(box, document, part, numbering)
 
 
 _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
@@ -1041,19 +1051,25 @@ def _docx_text(paragraph: Any) -> str:
     return "".join(run.text for run in _docx_within(paragraph, ("r",)))
 
 
-def _docx_cell_text(paragraph: Any) -> str:
-    """A paragraph's text in a table cell, with the paragraphs of the text boxes it anchors."""
-    boxes = [_docx_cell_text(p) for box in _docx_text_boxes(paragraph) for p in _docx_within(box, ("p",))]
-    return " ".join([_docx_text(paragraph), *boxes])
+def _docx_cell_text(paragraph: Any, numbering: Numbering | None = None) -> str:
+    """A paragraph's text in a table cell (after its numbering's label), with the paragraphs of
+    the text boxes it anchors."""
+    label = numbering.label(paragraph) if numbering is not None else ""
+    boxes = [_docx_cell_text(p, numbering) for box in _docx_text_boxes(paragraph) for p in _docx_within(box, ("p",))]
+    text = _docx_text(paragraph)
+    return " ".join([f"{label} {text}" if label and text.strip() else text, *boxes])
 
 
-def _docx_rows(table: Any) -> Iterator[str]:
+def _docx_rows(table: Any, numbering: Numbering | None = None) -> Iterator[str]:
     """A table's rows, each its cells' text ` | `-joined (a cell's paragraphs and nested tables on one line)."""
     for row in _docx_within(table, ("tr",)):
         cells = []
         for cell in _docx_within(row, ("tc",)):
             blocks = _docx_within(cell, ("p", "tbl"))
-            text = " ".join(" ".join(_docx_rows(b)) if b.tag == f"{_W}tbl" else _docx_cell_text(b) for b in blocks)
+            text = " ".join(
+                " ".join(_docx_rows(b, numbering)) if b.tag == f"{_W}tbl" else _docx_cell_text(b, numbering)
+                for b in blocks
+            )
             cells.append(" ".join(text.split()))
         yield " | ".join(cells)
 

@@ -209,3 +209,68 @@ def test_a_folder_reads_macro_enabled_workbooks(tmp_path: Path) -> None:
     items = list(FilesConnector(config).load(None))
     assert not [s for s in items if isinstance(s, Skipped)]
     assert ["skua" in d.text for d in items if isinstance(d, Document)] == [True]
+
+
+W = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+_NUMBERING = (
+    f'<w:abstractNum {W} w:abstractNumId="90"><w:multiLevelType w:val="multilevel"/>'
+    '<w:lvl w:ilvl="0"><w:start w:val="7"/><w:numFmt w:val="decimal"/><w:lvlText w:val="%1."/></w:lvl>'
+    '<w:lvl w:ilvl="1"><w:start w:val="1"/><w:numFmt w:val="decimal"/><w:lvlText w:val="%1.%2"/></w:lvl>'
+    '<w:lvl w:ilvl="2"><w:start w:val="1"/><w:numFmt w:val="lowerLetter"/><w:lvlText w:val="(%3)"/></w:lvl>'
+    "</w:abstractNum>"
+    f'<w:abstractNum {W} w:abstractNumId="91"><w:lvl w:ilvl="0"><w:start w:val="1"/><w:numFmt w:val="upperRoman"/>'
+    '<w:lvlText w:val="%1)"/></w:lvl></w:abstractNum>'
+    f'<w:num {W} w:numId="90"><w:abstractNumId w:val="90"/></w:num>'
+    f'<w:num {W} w:numId="91"><w:abstractNumId w:val="91"/></w:num>'
+    f'<w:num {W} w:numId="92"><w:abstractNumId w:val="91"/>'
+    '<w:lvlOverride w:ilvl="0"><w:startOverride w:val="1"/></w:lvlOverride></w:num>'
+)
+
+
+def _numbered(paragraph, num_id: int, level: int = 0) -> None:
+    from docx.oxml import parse_xml
+
+    paragraph._p.get_or_add_pPr().append(
+        parse_xml(f'<w:numPr {W}><w:ilvl w:val="{level}"/><w:numId w:val="{num_id}"/></w:numPr>')
+    )
+
+
+def test_word_automatic_numbering_is_read_as_the_labels_word_shows() -> None:
+    """A procedure's steps, a contract's clauses (7, 7.1, (a)), bullets and a list restarted by
+    its own instance read with their numbers: "Step 3" and "see 7.2" point at something."""
+    import docx
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    numbering = document.part.numbering_part.element
+    for element in parse_xml(f"<w:numbering {W}>{_NUMBERING}</w:numbering>"):
+        numbering.append(element)
+    document.add_paragraph("Refund procedure", style="Heading 1")
+    for step in ("Check the receipt.", "Open the kea refund form.", "Approve refunds under 50 EUR."):
+        document.add_paragraph(step, style="List Number")
+    document.add_paragraph("Step 3 applies to the kea stores only.")
+    document.add_paragraph("Bring the receipt", style="List Bullet")
+    clauses = [("Termination", 0), ("Notice of 30 days.", 1), ("In writing", 2), ("By post", 2), ("Fees stay due.", 1)]
+    for text, level in [*clauses, ("Governing law", 0), ("Swiss law applies.", 1)]:
+        _numbered(document.add_paragraph(text, style="Heading 2" if level == 0 else None), 90, level)
+    for num_id, text in ((91, "First"), (91, "Second"), (92, "Again first"), (92, "Again second")):
+        _numbered(document.add_paragraph(text), num_id)
+    assert extract_text(_saved(document), "refunds.docx").split("\n\n") == [
+        "# Refund procedure",
+        "1. Check the receipt.",
+        "2. Open the kea refund form.",
+        "3. Approve refunds under 50 EUR.",
+        "Step 3 applies to the kea stores only.",
+        "- Bring the receipt",
+        "## 7. Termination",
+        "7.1 Notice of 30 days.",
+        "(a) In writing",
+        "(b) By post",
+        "7.2 Fees stay due.",
+        "## 8. Governing law",
+        "8.1 Swiss law applies.",
+        "I) First",
+        "II) Second",
+        "I) Again first",
+        "II) Again second",
+    ]
