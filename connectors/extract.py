@@ -915,7 +915,8 @@ def _docx(data: bytes) -> str:
     """The body's paragraphs and tables in document order (a table where it stands, each row on a
     line, its cells ` | `-joined), headings as `#` lines, a numbered paragraph after the label
     Word's automatic numbering shows for it (`docx_numbering`: "3.", "7.3", "a)", "-"), with the
-    text of content controls and tracked insertions, without tracked deletions; a text box's
+    text of content controls (not of one showing its placeholder prompt) and tracked insertions,
+    and equations in Word's linear format, without tracked deletions; a text box's
     paragraphs after the paragraph that anchors it; an imported chunk (`w:altChunk`: HTML, a web
     page archive or plain text, what web apps' "export to Word" writes) where it stands, read as
     such. Then the headers and footers (each distinct text once), the footnotes, the endnotes and
@@ -1037,18 +1038,85 @@ def _docx_chunk(owner: Any, chunk: Any) -> str:
 
 
 def _docx_within(element: Any, tags: tuple[str, ...]) -> Iterator[Any]:
-    """The children of `element` named `tags` (`w:p`, `w:tbl`, ...), in order, those inside the
-    elements `_DOCX_SHOWN` names included."""
+    """The children of `element` named `tags` (`w:p`, `w:tbl`, ...; a tag of another namespace
+    in full), in order, those inside the elements `_DOCX_SHOWN` names included, but for a
+    content control showing its placeholder (`_placeholder`)."""
     for child in element:
         if child.tag in _DOCX_SHOWN:
-            yield from _docx_within(child, tags)
-        elif isinstance(child.tag, str) and child.tag.removeprefix(_W) in tags:
+            if not _placeholder(child):
+                yield from _docx_within(child, tags)
+        elif isinstance(child.tag, str) and (child.tag.removeprefix(_W) in tags or child.tag in tags):
             yield child
 
 
+def _placeholder(element: Any) -> bool:
+    """Whether `element` is a content control whose content is its placeholder prompt ("Click or
+    tap here to enter text."): `w:showingPlcHdr` (ECMA-376 §17.5.2.39) says the field is empty."""
+    if element.tag != f"{_W}sdt":
+        return False
+    shown = element.find(f"{_W}sdtPr/{_W}showingPlcHdr")
+    return shown is not None and shown.get(f"{_W}val", "true").lower() not in ("0", "false", "off")
+
+
+_M = "{http://schemas.openxmlformats.org/officeDocument/2006/math}"
+_MATH = (f"{_M}oMath", f"{_M}oMathPara")
+
+
 def _docx_text(paragraph: Any) -> str:
-    """A paragraph's text: its runs' (tabs and breaks included), those in `_DOCX_SHOWN` elements too."""
-    return "".join(run.text for run in _docx_within(paragraph, ("r",)))
+    """A paragraph's text: its runs' (tabs and breaks included) and its equations' (`_math_text`),
+    those in `_DOCX_SHOWN` elements too."""
+    inline = _docx_within(paragraph, ("r", *_MATH))
+    return "".join(_math_text(piece) if piece.tag.startswith(_M) else piece.text for piece in inline)
+
+
+# Office Math structures as Word's linear format writes them: (a)/(b), x^2, x_i, √(x), ∑_(i=1)^n
+_MATH_SCRIPTS = {"sSup": ("e", "^sup"), "sSub": ("e", "_sub"), "sSubSup": ("e", "_sub", "^sup")}
+
+
+def _math_text(element: Any) -> str:
+    """An equation (`m:oMath`, `m:oMathPara`) as text, in Word's linear format for the common
+    structures (fractions, scripts, radicals, delimiters, n-ary operators); any other structure
+    as its pieces' text in order. Properties (`*Pr`) hold no text."""
+    tag = element.tag.removeprefix(_M) if isinstance(element.tag, str) else ""
+    if tag == "t":
+        return element.text or ""
+    part = {child.tag.removeprefix(_M): child for child in element if isinstance(child.tag, str)}
+
+    def of(name: str) -> str:
+        return _math_text(part[name]) if name in part else ""
+
+    def grouped(name: str) -> str:
+        text = of(name)
+        return text if len(text) <= 1 else f"({text})"
+
+    if tag == "f":
+        return f"{grouped('num')}/{grouped('den')}"
+    if tag in _MATH_SCRIPTS:
+        base, *scripts = _MATH_SCRIPTS[tag]
+        return of(base) + "".join(s[0] + grouped(s[1:]) for s in scripts)
+    if tag == "rad":
+        return f"√{grouped('e') if 'e' in part else ''}"
+    if tag == "d":
+        props = part.get("dPr")
+        beg, end, sep = (
+            _math_property(props, name, default)
+            for name, default in (("begChr", "("), ("endChr", ")"), ("sepChr", "|"))
+        )
+        return beg + sep.join(_math_text(e) for e in element.iterfind(f"{_M}e")) + end
+    if tag == "nary":
+        sign = _math_property(part.get("naryPr"), "chr", "∫")
+        sub, sup = grouped("sub"), grouped("sup")
+        return sign + (f"_{sub}" if sub else "") + (f"^{sup}" if sup else "") + " " + of("e")
+    separator = "\n" if tag == "oMathPara" else ""
+    return separator.join(
+        _math_text(child) for child in element if isinstance(child.tag, str) and not child.tag.endswith("Pr")
+    )
+
+
+def _math_property(props: Any, name: str, default: str) -> str:
+    """The character a structure's properties set (`m:begChr`, `m:chr`), else the default."""
+    found = props.find(f"{_M}{name}") if props is not None else None
+    return default if found is None else found.get(f"{_M}val", "")
 
 
 def _docx_cell_text(paragraph: Any, numbering: Numbering | None = None) -> str:

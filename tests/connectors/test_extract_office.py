@@ -274,3 +274,63 @@ def test_word_automatic_numbering_is_read_as_the_labels_word_shows() -> None:
         "I) Again first",
         "II) Again second",
     ]
+
+
+M = 'xmlns:m="http://schemas.openxmlformats.org/officeDocument/2006/math"'
+
+
+def _with_body_xml(*paragraphs: str) -> bytes:
+    """A DOCX whose body holds `paragraphs` (WordprocessingML), before its section properties."""
+    import docx
+    from docx.oxml import parse_xml
+
+    document = docx.Document()
+    end = document.element.body[-1]
+    for xml in paragraphs:
+        end.addprevious(parse_xml(xml))
+    return _saved(document)
+
+
+def _run(text: str) -> str:
+    return f'<w:r><w:t xml:space="preserve">{text}</w:t></w:r>'
+
+
+def test_unfilled_content_controls_are_not_their_placeholder_prompts() -> None:
+    """A form field left empty shows Word's grey prompt (`w:showingPlcHdr`): the field holds no
+    text, the prompt is not its answer; a filled one is read."""
+
+    def field(label: str, content: str, placeholder: str) -> str:
+        return (
+            f"<w:p {W}>{_run(label + ': ')}<w:sdt><w:sdtPr>{placeholder}</w:sdtPr>"
+            f"<w:sdtContent>{_run(content)}</w:sdtContent></w:sdt></w:p>"
+        )
+
+    form = _with_body_xml(
+        field("Root cause", "Click or tap here to enter text.", "<w:showingPlcHdr/>"),
+        field("Date", "Click or tap to enter a date.", '<w:showingPlcHdr w:val="true"/>'),
+        field("Owner", "Dana from the smew team", ""),
+        field("Severity", "High", '<w:showingPlcHdr w:val="false"/>'),
+        f"<w:sdt {W}><w:sdtPr><w:showingPlcHdr/></w:sdtPr><w:sdtContent><w:p>{_run('Enter the summary here.')}"
+        "</w:p></w:sdtContent></w:sdt>",
+    )
+    assert (
+        extract_text(form, "incident.docx")
+        == "Root cause:\n\nDate:\n\nOwner: Dana from the smew team\n\nSeverity: High"
+    )
+
+
+def test_word_equations_are_read_as_their_linear_text() -> None:
+    """Office Math (`m:oMath` in a sentence, `m:oMathPara` as a paragraph of its own) is part of
+    the text as Word shows it: a threshold or a pricing formula is searchable."""
+
+    def r(text: str) -> str:
+        return f"<m:r><m:t>{text}</m:t></m:r>"
+
+    inline = f"<m:oMath>{r('E=m')}<m:sSup><m:e>{r('c')}</m:e><m:sup>{r('2')}</m:sup></m:sSup></m:oMath>"
+    fraction = f"<m:f><m:num>{r('price')}</m:num><m:den>{r('units-1')}</m:den></m:f>"
+    display = f"<m:oMathPara><m:oMath>{r('margin=')}{fraction}</m:oMath></m:oMathPara>"
+    document = _with_body_xml(
+        f"<w:p {W} {M}>{_run('Energy: ')}{inline}{_run(' as stated.')}</w:p>",
+        f"<w:p {W} {M}>{display}</w:p>",
+    )
+    assert extract_text(document, "formulas.docx") == "Energy: E=mc^2 as stated.\n\nmargin=(price)/(units-1)"
