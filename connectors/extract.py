@@ -1241,11 +1241,13 @@ def _xlsx(data: bytes) -> str:
     right does not pad every row with empty cells. A formula whose value the file does not hold
     (a workbook a program wrote, never opened in a spreadsheet app to compute it) is shown as the
     formula (`=SUM(B2:B9)`), not as an empty cell. Every row the sheet holds is read, whatever
-    range it declares (`_xlsx_rows`)."""
+    range it declares (`_xlsx_rows`). After a sheet's rows, its notes, comments and page header
+    and footer text (`_xlsx_extras`), as a DOCX's are read."""
     from openpyxl import load_workbook
 
     book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     formulas = load_workbook(io.BytesIO(data), read_only=True) if _uncached_formulas(data) else None
+    extras = _xlsx_extras(data)
     sheets = []
     try:
         for number, sheet in enumerate(book.worksheets):
@@ -1260,13 +1262,173 @@ def _xlsx(data: bytes) -> str:
                 " | ".join(_without_trailing_empties([row[n] if n < len(row) else "" for n in used])) for row in grid
             ]
             rows = [r for r in rows if r]
-            if rows:
-                sheets.append(f"## {sheet.title}\n\n" + "\n".join(rows))
+            more = extras.get(sheet.title, [])
+            if rows or more:
+                sheets.append("\n\n".join([f"## {sheet.title}", *(["\n".join(rows)] if rows else []), *more]))
     finally:
         book.close()
         if formulas is not None:
             formulas.close()
     return "\n\n".join(sheets)
+
+
+_SS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_PACKAGE_RELS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+_TC = "{http://schemas.microsoft.com/office/spreadsheetml/2018/threadedcomments}"
+_OFFICE_R = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+# A header's or footer's formatting codes (fonts, sizes, colours, sections, page numbers, dates,
+# the file's and sheet's names, pictures), none of them text a person wrote; `&&` is an `&`
+_HEADER_CODES = re.compile(r'&(?:"[^"]*"|K[0-9A-Fa-f]{6}|K\d\d[+-]\d{3}|\d+|[LCR]|[PNDTZFAGBIUESXYOH])')
+_HEADER_FIELDS = re.compile(r"&[PNDTZFA]")  # the page number and count, date, time, path, file and sheet names
+
+
+def _xlsx_extras(data: bytes) -> dict[str, list[str]]:
+    """What each sheet holds besides its cells, by sheet name: its notes and comments, each as
+    "Comment on B3 (author): text" in cell order (a threaded comment with its replies; the legacy
+    note Excel writes beside a threaded comment for older versions is the same words, left out),
+    then its page header and footer text (`_xlsx_header_footer`), each distinct text once in the
+    workbook, as a DOCX's headers are."""
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    with zipfile.ZipFile(io.BytesIO(data)) as package:
+        names = set(package.namelist())
+
+        def xml(name: str) -> Any:
+            return etree.fromstring(package.read(name), parser) if name in names else None
+
+        def rels(part: str) -> dict[str, tuple[str, str]]:
+            """id -> (type's last word, target part) of a part's relationships."""
+            folder, _, leaf = part.rpartition("/")
+            found = xml(f"{folder}/_rels/{leaf}.rels")
+            targets = {}
+            for rel in [] if found is None else found.iterfind(f"{_PACKAGE_RELS}Relationship"):
+                target = rel.get("Target", "")
+                path = target.lstrip("/") if target.startswith("/") else _joined(folder, target)
+                targets[rel.get("Id", "")] = (rel.get("Type", "").rsplit("/", 1)[-1], path)
+            return targets
+
+        workbook = xml("xl/workbook.xml")
+        if workbook is None:
+            return {}
+        book_rels = rels("xl/workbook.xml")
+        people = xml(next((path for kind, path in book_rels.values() if kind == "person"), ""))
+        names_of = {
+            p.get("id"): p.get("displayName", "") for p in ([] if people is None else people.iter(f"{_TC}person"))
+        }
+        extras: dict[str, list[str]] = {}
+        seen: set[str] = set()
+        for sheet in workbook.iter(f"{_SS}sheet"):
+            part = book_rels.get(sheet.get(f"{_OFFICE_R}id", ""), ("", ""))[1]
+            if part not in names:
+                continue
+            lines: dict[str, str] = {}
+            for kind, target in rels(part).values():
+                found = xml(target) if kind in ("comments", "threadedComment") else None
+                if found is None:
+                    continue
+                if kind == "threadedComment":
+                    lines.update(_threaded_comments(found, names_of))
+                else:
+                    for ref, line in _notes(found).items():
+                        lines.setdefault(ref, line)
+            texts = [lines[ref] for ref in sorted(lines, key=_cell_order)]
+            for text in _xlsx_header_footer(package, part):
+                if text not in seen:
+                    seen.add(text)
+                    texts.append(text)
+            if texts:
+                extras[sheet.get("name", "")] = texts
+    return extras
+
+
+def _joined(folder: str, target: str) -> str:
+    """A relationship's relative target as a part name (`../comments1.xml` of `xl/worksheets`)."""
+    parts = folder.split("/") if folder else []
+    for piece in target.split("/"):
+        if piece == "..":
+            parts = parts[:-1]
+        elif piece not in ("", "."):
+            parts.append(piece)
+    return "/".join(parts)
+
+
+def _notes(comments: Any) -> dict[str, str]:
+    """cell -> "Comment on B3 (author): text" of a sheet's notes (`xl/comments*.xml`); a note whose
+    text starts with its author's name and a colon (as Excel writes it) does not repeat it."""
+    authors = [" ".join((a.text or "").split()) for a in comments.iterfind(f"{_SS}authors/{_SS}author")]
+    found = {}
+    for comment in comments.iter(f"{_SS}comment"):
+        ref = comment.get("ref", "")
+        text = "".join(t.text or "" for t in comment.iterfind(f"{_SS}text//{_SS}t"))
+        if text.lstrip().startswith("[Threaded comment]"):
+            continue  # what Excel writes for older versions beside a threaded comment
+        number = int(comment.get("authorId", "-1")) if comment.get("authorId", "").isdigit() else -1
+        author = authors[number] if 0 <= number < len(authors) else ""
+        text = " ".join(text.split())
+        if author and text.startswith(f"{author}:"):
+            text = text[len(author) + 1 :].strip()
+        if text:
+            found[ref] = f"Comment on {ref} ({author}): {text}" if author else f"Comment on {ref}: {text}"
+    return found
+
+
+def _threaded_comments(threads: Any, names_of: dict[str | None, str]) -> dict[str, str]:
+    """cell -> its threaded comment and replies, "Comment on B3 (author): text; reply (author): text"."""
+    by_cell: dict[str, list[str]] = {}
+    for comment in threads.iter(f"{_TC}threadedComment"):
+        text = " ".join("".join(t.text or "" for t in comment.iter(f"{_TC}text")).split())
+        if not text:
+            continue
+        author = " ".join(names_of.get(comment.get("personId"), "").split())
+        ref = comment.get("ref", "")
+        said = f" ({author}): {text}" if author else f": {text}"
+        lead = "reply" if ref in by_cell else f"Comment on {ref}"
+        by_cell.setdefault(ref, []).append(lead + said)
+    return {ref: "; ".join(lines) for ref, lines in by_cell.items()}
+
+
+def _cell_order(ref: str) -> tuple[int, int]:
+    """(row, column) of a cell reference (`B3`: (3, 2)), for reading notes in the sheet's order."""
+    found = re.fullmatch(r"([A-Za-z]+)(\d+)", ref)
+    if not found:
+        return (0, 0)
+    column = 0
+    for letter in found[1].upper():
+        column = column * 26 + ord(letter) - 64
+    return int(found[2]), column
+
+
+_HEADER_FOOTER = re.compile(rb"<(?:\w+:)?headerFooter\b.*?</(?:\w+:)?headerFooter>", re.S)
+
+
+def _xlsx_header_footer(package: zipfile.ZipFile, part: str) -> list[str]:
+    """The text of a sheet's page headers and footers (odd, even, first page), without their
+    formatting codes (`_HEADER_CODES`), each distinct one once. `<headerFooter>` follows the
+    cells in the sheet's XML: found a slice at a time, as `_uncached_formulas` reads."""
+    from lxml import etree
+
+    found = None
+    with package.open(part) as sheet:
+        tail = b""
+        while found is None and (chunk := sheet.read(_SCAN)):
+            window = tail + chunk
+            found = _HEADER_FOOTER.search(window)
+            tail = window[-_OVERLAP:]
+    if found is None:
+        return []
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, recover=True)  # a prefix left undeclared
+    element = etree.fromstring(found[0], parser)
+    texts: list[str] = []
+    for piece in [] if element is None else element:
+        code = (piece.text or "").replace("&&", "\x00")
+        words = _HEADER_CODES.sub(" ", code).replace("\x00", "&").split()
+        if len(words) <= 2 and _HEADER_FIELDS.search(code):
+            continue  # "Page &P of &N", "&D": what the printer fills in, no words of the author's
+        text = " ".join(words)
+        if text and text not in texts:
+            texts.append(text)
+    return texts
 
 
 def _xlsx_rows(sheet: Any) -> Iterator[tuple[Any, ...]]:

@@ -334,3 +334,63 @@ def test_word_equations_are_read_as_their_linear_text() -> None:
         f"<w:p {W} {M}>{display}</w:p>",
     )
     assert extract_text(document, "formulas.docx") == "Energy: E=mc^2 as stated.\n\nmargin=(price)/(units-1)"
+
+
+_TC_NS = "http://schemas.microsoft.com/office/spreadsheetml/2018/threadedcomments"
+_REL_NS = "http://schemas.openxmlformats.org/package/2006/relationships"
+_TC_REL = "http://schemas.microsoft.com/office/2017/10/relationships/threadedComment"
+_PERSON_REL = "http://schemas.microsoft.com/office/2017/10/relationships/person"
+
+
+def test_xlsx_notes_threaded_comments_and_page_headers_are_text() -> None:
+    """As for a DOCX: the note explaining a number ("why was South lowered?"), a threaded
+    comment and its reply, and the header a reader sees on every printed page; each header text
+    once, printer fields ("Page &P of &N") left out."""
+    import openpyxl
+    from openpyxl.comments import Comment
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Forecast"
+    for row in (["Region", "Q1"], ["North", 120], ["South", 95]):
+        sheet.append(row)
+    sheet["B3"].comment = Comment("Maria:\nSouth lowered: the fulmar distributor went bankrupt", "Maria")
+    sheet["A2"].comment = Comment("North checked twice", "Tom")
+    sheet.oddHeader.center.text = "DRAFT fulmar forecast, not for customers"
+    sheet.oddFooter.right.text = "Page &P of &N"
+    other = book.create_sheet("Notes only")
+    other.oddHeader.center.text = "DRAFT fulmar forecast, not for customers"  # the same header: once
+    other["C4"].comment = Comment("[Threaded comment]\n\nYour version of Excel allows you to read ...", "tc=1")
+    threads = (
+        f'<ThreadedComments xmlns="{_TC_NS}">'
+        '<threadedComment ref="C4" personId="{P1}" id="{T1}"><text>Who owns the gannet line?</text></threadedComment>'
+        '<threadedComment ref="C4" personId="{P2}" id="{T2}" parentId="{T1}"><text>Lee does.</text></threadedComment>'
+        "</ThreadedComments>"
+    )
+    people = (
+        f'<personList xmlns="{_TC_NS}"><person displayName="Ana" id="{{P1}}"/>'
+        '<person displayName="Lee Chen" id="{P2}"/></personList>'
+    )
+
+    def related(rels: bytes, target: str, kind: str) -> bytes:
+        return rels.replace(
+            b"</Relationships>", f'<Relationship Id="rX9" Type="{kind}" Target="{target}"/></Relationships>'.encode()
+        )
+
+    package = _changed(
+        _saved(book),
+        {
+            "xl/worksheets/_rels/sheet2.xml.rels": lambda x: related(x, "../threadedComments/t1.xml", _TC_REL),
+            "xl/_rels/workbook.xml.rels": lambda x: related(x, "persons/person.xml", _PERSON_REL),
+        },
+        {"xl/threadedComments/t1.xml": threads.encode(), "xl/persons/person.xml": people.encode()},
+    )
+    assert extract_text(package, "forecast.xlsx").split("\n\n") == [
+        "## Forecast",
+        "Region | Q1\nNorth | 120\nSouth | 95",
+        "Comment on A2 (Tom): North checked twice",
+        "Comment on B3 (Maria): South lowered: the fulmar distributor went bankrupt",
+        "DRAFT fulmar forecast, not for customers",
+        "## Notes only",
+        "Comment on C4 (Ana): Who owns the gannet line?; reply (Lee Chen): Lee does.",
+    ]
