@@ -827,7 +827,8 @@ def _pdf(data: bytes, name: str) -> str:
     pages' contents are inflated (pypdf bounds each page's to 75 MB) and counted first, and past
     the file's own size plus `UNPACK_ALLOWANCE` the file is refused (`UnpacksTooLargeError`)
     before another page is inflated or any is parsed. Then the values filled into its form's text
-    and choice fields, each as "field: value" (a value the pages already show is not repeated). An
+    and choice fields, each as "field: value" (a value the pages already show is not repeated),
+    then its review comments (`_pdf_comments`: "Comment (author): text"). An
     encrypted PDF is read when its user password is empty (anyone may open it), else refused
     by policy (`EncryptedError`)."""
     from pypdf import PdfReader
@@ -848,7 +849,39 @@ def _pdf(data: bytes, name: str) -> str:
     pages = [_dehyphenated((page.extract_text() or "").strip()) for page in reader.pages]
     shown = "\n".join(pages)
     filled = [line for line in _pdf_form_values(reader) if line.split(": ", 1)[1] not in shown]
-    return "\n\n".join([p for p in pages if p] + (["\n".join(filled)] if filled else []))
+    comments = list(_pdf_comments(reader))
+    return "\n\n".join([p for p in pages if p] + (["\n".join(filled)] if filled else []) + comments)
+
+
+# Annotations that hold no comment of a reviewer's: links, form fields, the pop-up windows that
+# show another annotation's text (its /Contents are the parent's), and print marks
+_NOT_COMMENTS = frozenset({"/Link", "/Widget", "/Popup", "/PrinterMark", "/TrapNet", "/Watermark", "/3D", "/Screen"})
+
+
+def _pdf_comments(reader: Any) -> Iterator[str]:
+    """The review comments of a PDF's pages (sticky notes, text boxes, the notes on highlights and
+    other markup: their `/Contents`), each as "Comment (author): text", a reply as "Reply
+    (author): text", in page order, as a DOCX's comments are read."""
+    for page in reader.pages:
+        try:
+            annotations = page.get("/Annots")
+            annotations = annotations.get_object() if annotations is not None else []
+        except Exception:  # a damaged annotation array: the page's text was read, its comments are lost
+            log.debug("unreadable annotations in a PDF", exc_info=True)
+            continue
+        for reference in annotations or []:
+            try:
+                annotation = reference.get_object()
+                if annotation.get("/Subtype") in _NOT_COMMENTS:
+                    continue
+                text = " ".join(str(annotation.get("/Contents") or "").split())
+                author = " ".join(str(annotation.get("/T") or "").split())
+            except Exception:  # one damaged annotation: the others are read
+                log.debug("unreadable annotation in a PDF", exc_info=True)
+                continue
+            if text:
+                lead = "Reply" if "/IRT" in annotation else "Comment"
+                yield f"{lead} ({author}): {text}" if author else f"{lead}: {text}"
 
 
 def _pdf_form_values(reader: Any) -> Iterator[str]:

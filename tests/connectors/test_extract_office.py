@@ -394,3 +394,41 @@ def test_xlsx_notes_threaded_comments_and_page_headers_are_text() -> None:
         "## Notes only",
         "Comment on C4 (Ana): Who owns the gannet line?; reply (Lee Chen): Lee does.",
     ]
+
+
+def test_pdf_review_comments_are_text_links_and_popups_are_not() -> None:
+    """A reviewed contract's decision is often only in its comments: a sticky note (with its
+    author and a reply), a text box; a link's or a pop-up's /Contents are no comment."""
+    from pypdf import PdfReader, PdfWriter
+    from pypdf.annotations import FreeText, Link, Popup, Text
+    from pypdf.generic import NameObject, TextStringObject
+
+    from inlet.sandbox.documents import make_pdf
+
+    writer = PdfWriter()
+    writer.append(
+        PdfReader(io.BytesIO(make_pdf("Supply", ["Clause 4: the gadwall supplier delivers within 30 days."])))
+    )
+    note = Text(rect=(50, 550, 70, 570), text="30 days is too long, ask for 14", open=False)
+    note[NameObject("/T")] = TextStringObject("Maria (Legal)")
+    added = writer.add_annotation(0, note)
+    reply = Text(rect=(50, 550, 70, 570), text="Agreed with the gadwall supplier", open=False)
+    reply[NameObject("/T")] = TextStringObject("Tom")
+    reply[NameObject("/IRT")] = added.indirect_reference
+    writer.add_annotation(0, reply)
+    writer.add_annotation(0, FreeText(text="rejected by procurement", rect=(50, 400, 300, 450)))
+    link = Link(rect=(10, 10, 20, 20), url="https://example.com/")
+    link[NameObject("/Contents")] = TextStringObject("LINKTEXT")
+    writer.add_annotation(0, link)
+    popup = Popup(rect=(10, 10, 20, 20), parent=added)
+    popup[NameObject("/Contents")] = TextStringObject("POPUPTEXT")
+    writer.add_annotation(0, popup)
+    out = io.BytesIO()
+    writer.write(out)
+    text = extract_text(out.getvalue(), "supply.pdf")
+    assert text.split("\n\n")[-3:] == [
+        "Comment (Maria (Legal)): 30 days is too long, ask for 14",
+        "Reply (Tom): Agreed with the gadwall supplier",
+        "Comment: rejected by procurement",
+    ]
+    assert "Clause 4" in text and "LINKTEXT" not in text and "POPUPTEXT" not in text
