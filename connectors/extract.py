@@ -291,11 +291,12 @@ def _without_front_matter(text: str) -> tuple[str, str]:
 
 def document_title(data: bytes, name: str, text: str, mime: str | None = None) -> str | None:
     """The document's own title: HTML <title> (else <h1>), the PDF, DOCX, PPTX or XLSX metadata
-    title, else its first heading near the top (a Markdown `#` line or an HTML `<h1>`), as it
-    renders: no badges, images, link targets, code or emphasis marks; None when it has none
-    (callers fall back to the path). A slide deck's or a workbook's headings are inlet's own
-    section markers ("Slide 1", a sheet's name), never its title. A package that unpacks past
-    `UNPACK_ALLOWANCE` is not opened: it has no metadata title."""
+    title (not one a program or a template wrote: `_authored`), else its first heading near the
+    top (a Markdown `#` line or an HTML `<h1>`), as it renders: no badges, images, link targets,
+    code or emphasis marks; None when it has none (callers fall back to the path). A slide deck's
+    or a workbook's headings are inlet's own section markers ("Slide 1", a sheet's name), never
+    its title. A package that unpacks past `UNPACK_ALLOWANCE` is not opened: it has no metadata
+    title."""
     kind = kind_of(name, mime)
     found: str | None = None
     try:
@@ -327,7 +328,7 @@ def document_title(data: bytes, name: str, text: str, mime: str | None = None) -
             found = load_workbook(io.BytesIO(data), read_only=True).properties.title
     except Exception:  # a title is a nicety: a file whose text was read keeps it without one
         log.debug("no metadata title in %s", name, exc_info=True)
-    found = " ".join((found or "").split())
+    found = _authored(" ".join((found or "").split()), name)
     if found:
         return found
     if kind in ("pptx", "xlsx"):
@@ -339,6 +340,37 @@ def document_title(data: bytes, name: str, text: str, mime: str | None = None) -
             return title[1].strip().strip("\"'").strip() or None
     heading = _HEADING.search("\n".join(text.splitlines()[:20]))
     return _heading_text(heading[1].rstrip().rstrip("#") if heading[1] else heading[2]) if heading else None
+
+
+# Titles a program writes, not a person: an app's defaults ("PowerPoint Presentation", "Document1",
+# "Untitled Document"), a PDF printer's "Microsoft Word - " before the name of what it printed
+_DEFAULT_TITLE = re.compile(
+    r"(?:microsoft )?(?:word|excel|powerpoint)(?: document| presentation| workbook)?"
+    r"|(?:presentation|document|book|sheet)\s*\d*|untitled(?: document| presentation| spreadsheet)?\s*\d*"
+    r"|slide \d+|title|(?:click to )?add (?:a )?title",
+    re.I,
+)
+_PRINTED_FROM = re.compile(
+    r"^microsoft (?:office )?(?:word|excel|powerpoint) - (.*?)(?:\.(?:docx?|xlsx?|pptx?|rtf))?$", re.I
+)
+_TEMPLATE_WORD = re.compile(r"\btemplate\b", re.I)
+_TEMPLATE_SUFFIXES = (".dotx", ".dotm", ".potx", ".potm", ".xltx", ".xltm")
+
+
+def _authored(title: str, name: str) -> str:
+    """A metadata title as its author's, "" when a program or a template wrote it: an app's
+    default (`_DEFAULT_TITLE`), "Microsoft Word - Document1" (a PDF printer's, the printed file's
+    name kept when it is no default: "Microsoft Word - Q3 budget.docx" is "Q3 budget"), or a title
+    naming a template in a document made from it ("ACME Memo Template v3" in every memo): those
+    would stand for the file's name in every result, the same for unrelated documents."""
+    printed = _PRINTED_FROM.match(title)
+    if printed:
+        title = printed[1].strip()
+    if _DEFAULT_TITLE.fullmatch(title):
+        return ""
+    if _TEMPLATE_WORD.search(title) and not name.lower().endswith(_TEMPLATE_SUFFIXES):
+        return ""
+    return title
 
 
 def _heading_text(heading: str) -> str | None:

@@ -432,3 +432,51 @@ def test_pdf_review_comments_are_text_links_and_popups_are_not() -> None:
         "Comment: rejected by procurement",
     ]
     assert "Clause 4" in text and "LINKTEXT" not in text and "POPUPTEXT" not in text
+
+
+@pytest.mark.parametrize(
+    ("name", "metadata", "title"),
+    [
+        ("brant-contract.pdf", "Microsoft Word - Document1", None),
+        ("budget.pdf", "Microsoft Word - Q3 brant budget.docx", "Q3 brant budget"),
+        ("brant-roadmap.pptx", "PowerPoint Presentation", None),
+        ("q3-budget-memo.docx", "ACME Memo Template v3", "Memo for the brant budget"),
+        ("notes.docx", "Document3", "Memo for the brant budget"),
+        ("model.xlsx", "Untitled spreadsheet", None),
+        ("memo.dotx", "ACME Memo Template v3", "ACME Memo Template v3"),
+        ("plan.docx", "Brant plan 2027", "Brant plan 2027"),
+        ("guide.pdf", "Presentation skills for the brant team", "Presentation skills for the brant team"),
+    ],
+)
+def test_a_title_a_program_or_a_template_wrote_does_not_stand_for_the_document(
+    name: str, metadata: str, title: str | None
+) -> None:
+    """ "Microsoft Word - Document1", "PowerPoint Presentation", a template's title carried into
+    every memo made from it: such a title would name unrelated documents alike in every result;
+    the document's heading, else its file name (None here: the caller's fallback), stands instead."""
+    import docx
+    import openpyxl
+    from pptx import Presentation
+    from pypdf import PdfReader, PdfWriter
+
+    from inlet.sandbox.documents import make_pdf
+
+    kind = kind_of(name)
+    if kind == "pdf":
+        writer = PdfWriter(clone_from=PdfReader(io.BytesIO(make_pdf("Contract for the brant project", []))))
+        writer.add_metadata({"/Title": metadata})
+        out = io.BytesIO()
+        writer.write(out)
+        data = out.getvalue()
+    else:
+        document = {"docx": docx.Document, "pptx": Presentation, "xlsx": openpyxl.Workbook}[kind]()
+        if kind == "docx":
+            document.add_heading("Memo for the brant budget", 1)
+        properties = document.properties if kind == "xlsx" else document.core_properties
+        properties.title = metadata
+        data = _saved(document)
+        if name.endswith(".dotx"):
+            data = _as_form(
+                data, _WORD, "application/vnd.openxmlformats-officedocument.wordprocessingml.template.main+xml"
+            )
+    assert document_title(data, name, extract_text(data, name)) == title
