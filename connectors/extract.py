@@ -291,12 +291,12 @@ def _without_front_matter(text: str) -> tuple[str, str]:
 
 def document_title(data: bytes, name: str, text: str, mime: str | None = None) -> str | None:
     """The document's own title: HTML <title> (else <h1>), the PDF, DOCX, PPTX or XLSX metadata
-    title (not one a program or a template wrote: `_authored`), else its first heading near the
-    top (a Markdown `#` line or an HTML `<h1>`), as it renders: no badges, images, link targets,
-    code or emphasis marks; None when it has none (callers fall back to the path). A slide deck's
-    or a workbook's headings are inlet's own section markers ("Slide 1", a sheet's name), never
-    its title. A package that unpacks past `UNPACK_ALLOWANCE` is not opened: it has no metadata
-    title."""
+    title (not one a program wrote: `_authored`; one a template wrote, `_from_template`, gives
+    None), else its first heading near the top (a Markdown `#` line or an HTML `<h1>`), as it
+    renders: no badges, images, link targets, code or emphasis marks; None when it has none
+    (callers fall back to the path). A slide deck's or a workbook's headings are inlet's own
+    section markers ("Slide 1", a sheet's name), never its title. A package that unpacks past
+    `UNPACK_ALLOWANCE` is not opened: it has no metadata title."""
     kind = kind_of(name, mime)
     found: str | None = None
     try:
@@ -328,7 +328,10 @@ def document_title(data: bytes, name: str, text: str, mime: str | None = None) -
             found = load_workbook(io.BytesIO(data), read_only=True).properties.title
     except Exception:  # a title is a nicety: a file whose text was read keeps it without one
         log.debug("no metadata title in %s", name, exc_info=True)
-    found = _authored(" ".join((found or "").split()), name)
+    found = " ".join((found or "").split())
+    if _from_template(found, name):
+        return None  # its first heading is the template's too ("Memo"): the file's name tells more
+    found = _authored(found)
     if found:
         return found
     if kind in ("pptx", "xlsx"):
@@ -357,20 +360,21 @@ _TEMPLATE_WORD = re.compile(r"\btemplate\b", re.I)
 _TEMPLATE_SUFFIXES = (".dotx", ".dotm", ".potx", ".potm", ".xltx", ".xltm")
 
 
-def _authored(title: str, name: str) -> str:
-    """A metadata title as its author's, "" when a program or a template wrote it: an app's
-    default (`_DEFAULT_TITLE`), "Microsoft Word - Document1" (a PDF printer's, the printed file's
-    name kept when it is no default: "Microsoft Word - Q3 budget.docx" is "Q3 budget"), or a title
-    naming a template in a document made from it ("ACME Memo Template v3" in every memo): those
+def _authored(title: str) -> str:
+    """A metadata title as its author's, "" when a program wrote it: an app's default
+    (`_DEFAULT_TITLE`), "Microsoft Word - Document1" (a PDF printer's; the printed file's name is
+    kept when it is no default: "Microsoft Word - Q3 budget.docx" is "Q3 budget"). Such a title
     would stand for the file's name in every result, the same for unrelated documents."""
     printed = _PRINTED_FROM.match(title)
     if printed:
         title = printed[1].strip()
-    if _DEFAULT_TITLE.fullmatch(title):
-        return ""
-    if _TEMPLATE_WORD.search(title) and not name.lower().endswith(_TEMPLATE_SUFFIXES):
-        return ""
-    return title
+    return "" if _DEFAULT_TITLE.fullmatch(title) else title
+
+
+def _from_template(title: str, name: str) -> bool:
+    """Whether a metadata title names a template in a document made from it ("ACME Memo Template
+    v3" in every memo), not in the template itself (`.dotx`, `.potx`, `.xltx`, ...)."""
+    return bool(_TEMPLATE_WORD.search(title)) and not name.lower().endswith(_TEMPLATE_SUFFIXES)
 
 
 def _heading_text(heading: str) -> str | None:
@@ -1353,14 +1357,13 @@ def _xlsx_extras(data: bytes) -> dict[str, list[str]]:
     note Excel writes beside a threaded comment for older versions is the same words, left out),
     then its page header and footer text (`_xlsx_header_footer`), each distinct text once in the
     workbook, as a DOCX's headers are."""
-    from lxml import etree
+    from docx.oxml import parse_xml  # lxml's, entities not resolved
 
-    parser = etree.XMLParser(resolve_entities=False, no_network=True)
     with zipfile.ZipFile(io.BytesIO(data)) as package:
         names = set(package.namelist())
 
         def xml(name: str) -> Any:
-            return etree.fromstring(package.read(name), parser) if name in names else None
+            return parse_xml(package.read(name)) if name in names else None
 
         def rels(part: str) -> dict[str, tuple[str, str]]:
             """id -> (type's last word, target part) of a part's relationships."""
@@ -1471,7 +1474,7 @@ def _xlsx_header_footer(package: zipfile.ZipFile, part: str) -> list[str]:
     """The text of a sheet's page headers and footers (odd, even, first page), without their
     formatting codes (`_HEADER_CODES`), each distinct one once. `<headerFooter>` follows the
     cells in the sheet's XML: found a slice at a time, as `_uncached_formulas` reads."""
-    from lxml import etree
+    from docx.oxml import parse_xml
 
     found = None
     with package.open(part) as sheet:
@@ -1482,10 +1485,13 @@ def _xlsx_header_footer(package: zipfile.ZipFile, part: str) -> list[str]:
             tail = window[-_OVERLAP:]
     if found is None:
         return []
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, recover=True)  # a prefix left undeclared
-    element = etree.fromstring(found[0], parser)
+    try:
+        element = parse_xml(found[0])
+    except Exception:  # a prefix the snippet leaves undeclared: no header read, the cells are
+        log.debug("unreadable header or footer in %s", part, exc_info=True)
+        return []
     texts: list[str] = []
-    for piece in [] if element is None else element:
+    for piece in element:
         code = (piece.text or "").replace("&&", "\x00")
         words = _HEADER_CODES.sub(" ", code).replace("\x00", "&").split()
         if len(words) <= 2 and _HEADER_FIELDS.search(code):
