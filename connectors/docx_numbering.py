@@ -56,7 +56,7 @@ class Numbering:
             return
         for abstract in numbering.iterfind(f"{_W}abstractNum"):
             self._abstracts[abstract.get(f"{_W}abstractNumId")] = {
-                int(lvl.get(f"{_W}ilvl", "0")): _level(lvl) for lvl in abstract.iterfind(f"{_W}lvl")
+                _int(lvl.get(f"{_W}ilvl"), 0): _level(lvl) for lvl in abstract.iterfind(f"{_W}lvl")
             }
         for num in numbering.iterfind(f"{_W}num"):
             ref = num.find(f"{_W}abstractNumId")
@@ -64,7 +64,7 @@ class Numbering:
                 continue
             instance = _Instance(abstract=ref.get(_VAL, ""))
             for override in num.iterfind(f"{_W}lvlOverride"):
-                level = int(override.get(f"{_W}ilvl", "0"))
+                level = _int(override.get(f"{_W}ilvl"), 0)
                 start = override.find(f"{_W}startOverride")
                 if start is not None:
                     instance.starts[level] = _int(start.get(_VAL), 1)

@@ -997,7 +997,12 @@ def _docx(data: bytes) -> str:
     from .docx_numbering import Numbering
 
     document = docx.Document(io.BytesIO(data))
-    parts = list(_docx_blocks(document.element.body, document, document.part, Numbering(document)))
+    try:
+        numbering: Numbering | None = Numbering(document)
+    except Exception:  # damaged list definitions: the paragraphs are read without their numbers
+        log.debug("unreadable numbering definitions in a DOCX", exc_info=True)
+        numbering = None
+    parts = list(_docx_blocks(document.element.body, document, document.part, numbering))
     parts.extend(_docx_headers_and_footers(document))
     notes = {rel.reltype: rel.target_part for rel in document.part.rels.values() if not rel.is_external}
     for kind, tag in ((RT.FOOTNOTES, "footnote"), (RT.ENDNOTES, "endnote"), (RT.COMMENTS, "comment")):
@@ -1316,7 +1321,11 @@ def _xlsx(data: bytes) -> str:
 
     book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     formulas = load_workbook(io.BytesIO(data), read_only=True) if _uncached_formulas(data) else None
-    extras = _xlsx_extras(data)
+    try:
+        extras = _xlsx_extras(data)
+    except Exception:  # notes and headers are a nicety: a damaged one leaves the cells to read
+        log.debug("unreadable notes or headers in a workbook", exc_info=True)
+        extras = {}
     sheets = []
     try:
         for number, sheet in enumerate(book.worksheets):
