@@ -7,8 +7,10 @@ file (a zip of parts) is opened only when its parts unpack to at most its own si
 `UNPACK_ALLOWANCE`, by the sizes its zip directory declares, checked before anything is inflated:
 a small file that unpacks to gigabytes is refused by policy (`UnpacksTooLargeError`), not read
 until the process runs out of memory. A PDF, which declares no such sizes, is refused as soon as
-its pages' contents unpack past the same limit, before any is parsed. A PDF locked with a
-password inlet does not have is refused by policy too (`EncryptedError`): no run can read it.
+its pages' contents unpack past the same limit, before any is parsed. A PDF, DOCX, PPTX or XLSX
+file locked with a password inlet does not have is refused by policy too (`EncryptedError`): no
+run can read it; so is an Office owner file (`~$report.docx`: `NotADocumentError`), which is no
+document. An empty file has no text, whatever its kind.
 """
 
 from __future__ import annotations
@@ -27,19 +29,33 @@ import zipfile
 from collections.abc import Callable, Iterator
 from html.entities import html5 as _NAMED_REFERENCES
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from inlet.errors import EncryptedError, ItemError, NotTextError, UnpacksTooLargeError
+from inlet.errors import EncryptedError, ItemError, NotADocumentError, NotTextError, UnpacksTooLargeError
 
 from .charsets import AS_BROWSERS_READ, WHATWG_LABELS
+
+if TYPE_CHECKING:
+    from .docx_numbering import Numbering
 
 log = logging.getLogger(__name__)
 
 _BY_MIME = {
     "application/pdf": "pdf",
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "docx",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.template": "docx",
+    "application/vnd.ms-word.document.macroenabled.12": "docx",
+    "application/vnd.ms-word.template.macroenabled.12": "docx",
     "application/vnd.openxmlformats-officedocument.presentationml.presentation": "pptx",
+    "application/vnd.openxmlformats-officedocument.presentationml.slideshow": "pptx",
+    "application/vnd.openxmlformats-officedocument.presentationml.template": "pptx",
+    "application/vnd.ms-powerpoint.presentation.macroenabled.12": "pptx",
+    "application/vnd.ms-powerpoint.slideshow.macroenabled.12": "pptx",
+    "application/vnd.ms-powerpoint.template.macroenabled.12": "pptx",
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.template": "xlsx",
+    "application/vnd.ms-excel.sheet.macroenabled.12": "xlsx",
+    "application/vnd.ms-excel.template.macroenabled.12": "xlsx",
     "text/html": "html",
     "application/xhtml+xml": "html",
     "text/markdown": "text",
@@ -75,18 +91,57 @@ _TEXT_SUFFIXES = {
 # `max_file_bytes`), hence the file's own size on top. A PDF's page contents have the same bound.
 UNPACK_ALLOWANCE = 100_000_000
 _PACKAGES = ("docx", "pptx", "xlsx")
+# The suffixes of each package kind (ECMA-376): the document, its macro-enabled form, its templates
+# and (PowerPoint) its slide shows are one package; only the main part's content type differs
+PACKAGE_SUFFIXES = {
+    "docx": (".docx", ".docm", ".dotx", ".dotm"),
+    "pptx": (".pptx", ".pptm", ".ppsx", ".ppsm", ".potx", ".potm"),
+    "xlsx": (".xlsx", ".xlsm", ".xltx", ".xltm"),
+}
+_KIND_OF_SUFFIX = {suffix: kind for kind, suffixes in PACKAGE_SUFFIXES.items() for suffix in suffixes}
+# The content type of the main part of each package kind, and those of its other forms, which
+# python-docx and python-pptx refuse though the parts are the same (openpyxl reads them all)
+_MAIN_PART = {
+    "docx": (
+        b"application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml",
+        (
+            b"application/vnd.ms-word.document.macroEnabled.main+xml",
+            b"application/vnd.openxmlformats-officedocument.wordprocessingml.template.main+xml",
+            b"application/vnd.ms-word.template.macroEnabledTemplate.main+xml",
+        ),
+    ),
+    "pptx": (
+        b"application/vnd.openxmlformats-officedocument.presentationml.presentation.main+xml",
+        (
+            b"application/vnd.ms-powerpoint.presentation.macroEnabled.main+xml",
+            b"application/vnd.openxmlformats-officedocument.presentationml.slideshow.main+xml",
+            b"application/vnd.ms-powerpoint.slideshow.macroEnabled.main+xml",
+            b"application/vnd.openxmlformats-officedocument.presentationml.template.main+xml",
+            b"application/vnd.ms-powerpoint.template.macroEnabled.main+xml",
+        ),
+    ),
+}
+# An OLE2 compound file (what Office writes for a password-protected DOCX, PPTX or XLSX: the
+# package encrypted in its `EncryptedPackage` stream, MS-OFFCRYPTO §2.3.4) and that stream's name
+# as its directory entry spells it
+_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
 
 
 def kind_of(name: str, mime: str | None = None) -> str | None:
-    """'pdf', 'docx', 'pptx', 'xlsx', 'html', 'text', or None when inlet cannot read it."""
+    """'pdf', 'docx', 'pptx', 'xlsx', 'html', 'text', or None when inlet cannot read it. The
+    macro-enabled, template and slide-show forms of a package (`.docm`, `.dotx`, `.xlsm`,
+    `.xltx`, `.pptm`, `.ppsx`, `.potx`, ...: `PACKAGE_SUFFIXES`) are of its kind."""
     mime = (mime or mimetypes.guess_type(name)[0] or "").split(";")[0].strip().lower()
     if mime in _BY_MIME:
         return _BY_MIME[mime]
     suffix = PurePath(name).suffix.lower()
     if suffix in {".htm", ".html"}:
         return "html"
-    if suffix in {".pdf", ".docx", ".pptx", ".xlsx"}:
-        return suffix[1:]
+    if suffix == ".pdf":
+        return "pdf"
+    if suffix in _KIND_OF_SUFFIX:
+        return _KIND_OF_SUFFIX[suffix]
     if mime.startswith("text/") or suffix in _TEXT_SUFFIXES:
         return "text"
     return None
@@ -95,14 +150,22 @@ def kind_of(name: str, mime: str | None = None) -> str | None:
 def extract_text(data: bytes, name: str, mime: str | None = None) -> str:
     """Readable text of a file; `ItemError` when it is corrupt or of a kind inlet cannot read, and
     `UnpacksTooLargeError` (a skip by policy) for a DOCX, PPTX or XLSX file that unpacks past
-    `UNPACK_ALLOWANCE`, decided before any part is inflated, or for a PDF locked with a password
-    (`EncryptedError`, also a skip by policy). A `charset` parameter of `mime` (a mail
-    attachment's `text/plain; charset=ISO-2022-JP`) says how text is read (`decode`)."""
+    `UNPACK_ALLOWANCE`, decided before any part is inflated, or for a PDF, DOCX, PPTX or XLSX
+    file locked with a password (`EncryptedError`, also a skip by policy). An empty file of a kind
+    inlet reads has no text (""), whatever its kind: Explorer's "New Word Document" is 0 bytes, and
+    no reader is asked to parse it. An Office owner file (`~$report.docx`, written beside a document
+    while someone has it open) is no document (`NotADocumentError`, a skip by policy). A `charset`
+    parameter of `mime` (a mail attachment's `text/plain; charset=ISO-2022-JP`) says how text is
+    read (`decode`)."""
     kind = kind_of(name, mime)
     charset = _CHARSET_PARAMETER.search(mime or "")
+    if kind is not None and not data:
+        return ""
     try:
         if kind in _PACKAGES:
+            _readable_package(data, name, kind)
             _within_unpack_limit(data, name)
+            data = _as_main_form(data, kind)
         if kind == "text":
             text = _text(data, name, charset[1] if charset else None)
             return _without_front_matter(text)[1] if _is_markdown(name) else text
@@ -124,6 +187,43 @@ def extract_text(data: bytes, name: str, mime: str | None = None) -> str:
 
 
 _CHARSET_PARAMETER = re.compile(r""";\s*charset\s*=\s*["']?([^"';\s]+)""", re.I)
+
+
+def _readable_package(data: bytes, name: str, kind: str) -> None:
+    """A skip by policy for a DOCX, PPTX or XLSX file that holds no package inlet can open: one
+    encrypted with a password (an OLE2 compound file holding an `EncryptedPackage` stream:
+    `EncryptedError`), or an Office owner file (`~$` and the document's name, a few bytes naming
+    who has it open, never a zip: `NotADocumentError`). Anything else that is no zip is damaged
+    (the zip reader's error, as before)."""
+    if data.startswith(_OLE2) and _ENCRYPTED_PACKAGE in data:
+        raise EncryptedError(f"{name}: encrypted {kind.upper()} (password-protected): not read")
+    if PurePath(name).name.startswith("~$") and not data.startswith(b"PK"):
+        raise NotADocumentError(f"{name}: Office owner file (someone has the document open), not a document: not read")
+
+
+def _as_main_form(data: bytes, kind: str) -> bytes:
+    """The package `data` as its plain form (a `.docm`, `.dotx`, `.pptm`, `.ppsx` or `.potx` as a
+    `.docx` or `.pptx`: only the main part's content type in `[Content_Types].xml` differs, which
+    python-docx and python-pptx check); `data` itself when it is that form already, or an XLSX
+    (openpyxl reads every form). Called after `_within_unpack_limit`: the copy is as bounded."""
+    if kind not in _MAIN_PART:
+        return data
+    main, others = _MAIN_PART[kind]
+    with zipfile.ZipFile(io.BytesIO(data)) as package:
+        try:
+            types = package.read("[Content_Types].xml")
+        except KeyError:
+            return data  # no package at all: the reader says so
+        if not any(other in types for other in others):
+            return data
+        for other in others:
+            types = types.replace(other, main)
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as plain:
+            for info in package.infolist():
+                part = types if info.filename == "[Content_Types].xml" else package.read(info)
+                plain.writestr(info.filename, part)
+    return out.getvalue()
 
 
 def _within_unpack_limit(data: bytes, name: str) -> None:
@@ -191,7 +291,8 @@ def _without_front_matter(text: str) -> tuple[str, str]:
 
 def document_title(data: bytes, name: str, text: str, mime: str | None = None) -> str | None:
     """The document's own title: HTML <title> (else <h1>), the PDF, DOCX, PPTX or XLSX metadata
-    title, else its first heading near the top (a Markdown `#` line or an HTML `<h1>`), as it
+    title (not one a program wrote: `_authored`; one a template wrote, `_from_template`, gives
+    None), else its first heading near the top (a Markdown `#` line or an HTML `<h1>`), as it
     renders: no badges, images, link targets, code or emphasis marks; None when it has none
     (callers fall back to the path). A slide deck's or a workbook's headings are inlet's own
     section markers ("Slide 1", a sheet's name), never its title. A package that unpacks past
@@ -201,6 +302,7 @@ def document_title(data: bytes, name: str, text: str, mime: str | None = None) -
     try:
         if kind in _PACKAGES:
             _within_unpack_limit(data, name)
+            data = _as_main_form(data, kind)
         if kind == "html":
             match = _HTML_TITLE.search(decode(data[:200_000]))
             # <title> is text up to </title> (RCDATA: `Why <div> beats <table>` is its text); an
@@ -227,6 +329,9 @@ def document_title(data: bytes, name: str, text: str, mime: str | None = None) -
     except Exception:  # a title is a nicety: a file whose text was read keeps it without one
         log.debug("no metadata title in %s", name, exc_info=True)
     found = " ".join((found or "").split())
+    if _from_template(found, name):
+        return None  # its first heading is the template's too ("Memo"): the file's name tells more
+    found = _authored(found)
     if found:
         return found
     if kind in ("pptx", "xlsx"):
@@ -238,6 +343,38 @@ def document_title(data: bytes, name: str, text: str, mime: str | None = None) -
             return title[1].strip().strip("\"'").strip() or None
     heading = _HEADING.search("\n".join(text.splitlines()[:20]))
     return _heading_text(heading[1].rstrip().rstrip("#") if heading[1] else heading[2]) if heading else None
+
+
+# Titles a program writes, not a person: an app's defaults ("PowerPoint Presentation", "Document1",
+# "Untitled Document"), a PDF printer's "Microsoft Word - " before the name of what it printed
+_DEFAULT_TITLE = re.compile(
+    r"(?:microsoft )?(?:word|excel|powerpoint)(?: document| presentation| workbook)?"
+    r"|(?:presentation|document|book|sheet)\s*\d*|untitled(?: document| presentation| spreadsheet)?\s*\d*"
+    r"|slide \d+|title|(?:click to )?add (?:a )?title",
+    re.I,
+)
+_PRINTED_FROM = re.compile(
+    r"^microsoft (?:office )?(?:word|excel|powerpoint) - (.*?)(?:\.(?:docx?|xlsx?|pptx?|rtf))?$", re.I
+)
+_TEMPLATE_WORD = re.compile(r"\btemplate\b", re.I)
+_TEMPLATE_SUFFIXES = (".dotx", ".dotm", ".potx", ".potm", ".xltx", ".xltm")
+
+
+def _authored(title: str) -> str:
+    """A metadata title as its author's, "" when a program wrote it: an app's default
+    (`_DEFAULT_TITLE`), "Microsoft Word - Document1" (a PDF printer's; the printed file's name is
+    kept when it is no default: "Microsoft Word - Q3 budget.docx" is "Q3 budget"). Such a title
+    would stand for the file's name in every result, the same for unrelated documents."""
+    printed = _PRINTED_FROM.match(title)
+    if printed:
+        title = printed[1].strip()
+    return "" if _DEFAULT_TITLE.fullmatch(title) else title
+
+
+def _from_template(title: str, name: str) -> bool:
+    """Whether a metadata title names a template in a document made from it ("ACME Memo Template
+    v3" in every memo), not in the template itself (`.dotx`, `.potx`, `.xltx`, ...)."""
+    return bool(_TEMPLATE_WORD.search(title)) and not name.lower().endswith(_TEMPLATE_SUFFIXES)
 
 
 def _heading_text(heading: str) -> str | None:
@@ -726,7 +863,8 @@ def _pdf(data: bytes, name: str) -> str:
     pages' contents are inflated (pypdf bounds each page's to 75 MB) and counted first, and past
     the file's own size plus `UNPACK_ALLOWANCE` the file is refused (`UnpacksTooLargeError`)
     before another page is inflated or any is parsed. Then the values filled into its form's text
-    and choice fields, each as "field: value" (a value the pages already show is not repeated). An
+    and choice fields, each as "field: value" (a value the pages already show is not repeated),
+    then its review comments (`_pdf_comments`: "Comment (author): text"). An
     encrypted PDF is read when its user password is empty (anyone may open it), else refused
     by policy (`EncryptedError`)."""
     from pypdf import PdfReader
@@ -747,7 +885,39 @@ def _pdf(data: bytes, name: str) -> str:
     pages = [_dehyphenated((page.extract_text() or "").strip()) for page in reader.pages]
     shown = "\n".join(pages)
     filled = [line for line in _pdf_form_values(reader) if line.split(": ", 1)[1] not in shown]
-    return "\n\n".join([p for p in pages if p] + (["\n".join(filled)] if filled else []))
+    comments = list(_pdf_comments(reader))
+    return "\n\n".join([p for p in pages if p] + (["\n".join(filled)] if filled else []) + comments)
+
+
+# Annotations that hold no comment of a reviewer's: links, form fields, the pop-up windows that
+# show another annotation's text (its /Contents are the parent's), and print marks
+_NOT_COMMENTS = frozenset({"/Link", "/Widget", "/Popup", "/PrinterMark", "/TrapNet", "/Watermark", "/3D", "/Screen"})
+
+
+def _pdf_comments(reader: Any) -> Iterator[str]:
+    """The review comments of a PDF's pages (sticky notes, text boxes, the notes on highlights and
+    other markup: their `/Contents`), each as "Comment (author): text", a reply as "Reply
+    (author): text", in page order, as a DOCX's comments are read."""
+    for page in reader.pages:
+        try:
+            annotations = page.get("/Annots")
+            annotations = annotations.get_object() if annotations is not None else []
+        except Exception:  # a damaged annotation array: the page's text was read, its comments are lost
+            log.debug("unreadable annotations in a PDF", exc_info=True)
+            continue
+        for reference in annotations or []:
+            try:
+                annotation = reference.get_object()
+                if annotation.get("/Subtype") in _NOT_COMMENTS:
+                    continue
+                text = " ".join(str(annotation.get("/Contents") or "").split())
+                author = " ".join(str(annotation.get("/T") or "").split())
+            except Exception:  # one damaged annotation: the others are read
+                log.debug("unreadable annotation in a PDF", exc_info=True)
+                continue
+            if text:
+                lead = "Reply" if "/IRT" in annotation else "Comment"
+                yield f"{lead} ({author}): {text}" if author else f"{lead}: {text}"
 
 
 def _pdf_form_values(reader: Any) -> Iterator[str]:
@@ -812,18 +982,27 @@ _DOCX_SHOWN = {
 
 def _docx(data: bytes) -> str:
     """The body's paragraphs and tables in document order (a table where it stands, each row on a
-    line, its cells ` | `-joined), headings as `#` lines, with the text of content controls and
-    tracked insertions, without tracked deletions; a text box's paragraphs after the paragraph
-    that anchors it; an imported chunk (`w:altChunk`: HTML, a web page archive or plain text,
-    what web apps' "export to Word" writes) where it stands, read as such. Then the headers and
-    footers (each distinct text once), the footnotes, the endnotes and the comments (each as
-    "Comment (author): text")."""
+    line, its cells ` | `-joined), headings as `#` lines, a numbered paragraph after the label
+    Word's automatic numbering shows for it (`docx_numbering`: "3.", "7.3", "a)", "-"), with the
+    text of content controls (not of one showing its placeholder prompt) and tracked insertions,
+    and equations in Word's linear format, without tracked deletions; a text box's
+    paragraphs after the paragraph that anchors it; an imported chunk (`w:altChunk`: HTML, a web
+    page archive or plain text, what web apps' "export to Word" writes) where it stands, read as
+    such. Then the headers and footers (each distinct text once), the footnotes, the endnotes and
+    the comments (each as "Comment (author): text")."""
     import docx
     from docx.opc.constants import RELATIONSHIP_TYPE as RT
     from docx.oxml import parse_xml
 
+    from .docx_numbering import Numbering
+
     document = docx.Document(io.BytesIO(data))
-    parts = list(_docx_blocks(document.element.body, document, document.part))
+    try:
+        numbering: Numbering | None = Numbering(document)
+    except Exception:  # damaged list definitions: the paragraphs are read without their numbers
+        log.debug("unreadable numbering definitions in a DOCX", exc_info=True)
+        numbering = None
+    parts = list(_docx_blocks(document.element.body, document, document.part, numbering))
     parts.extend(_docx_headers_and_footers(document))
     notes = {rel.reltype: rel.target_part for rel in document.part.rels.values() if not rel.is_external}
     for kind, tag in ((RT.FOOTNOTES, "footnote"), (RT.ENDNOTES, "endnote"), (RT.COMMENTS, "comment")):
@@ -861,22 +1040,26 @@ def _docx_headers_and_footers(document: Any) -> Iterator[str]:
                 yield text
 
 
-def _docx_blocks(container: Any, document: Any, part: Any) -> Iterator[str]:
+def _docx_blocks(container: Any, document: Any, part: Any, numbering: Numbering | None = None) -> Iterator[str]:
     """The text of the blocks of a body, a note, a comment, a header or a text box (`_docx`), in
-    order; `part` is the package part holding them, whose relationships their ids name."""
+    order; `part` is the package part holding them, whose relationships their ids name. With the
+    document's `numbering` (the body's), a numbered paragraph starts with the label Word shows
+    before it ("3.", "7.3", "a)", "-" for a bullet)."""
     from docx.text.paragraph import Paragraph
 
     for block in _docx_within(container, ("p", "tbl", "altChunk")):
         if block.tag == f"{_W}tbl":
-            yield from (row for row in _docx_rows(block) if row.strip(" |"))
+            yield from (row for row in _docx_rows(block, numbering) if row.strip(" |"))
             continue
         if block.tag == f"{_W}altChunk":
             text = _docx_chunk(part, block)
             if text:
                 yield text
             continue
+        label = numbering.label(block) if numbering is not None else ""
         text = _docx_text(block).strip()
         if text:
+            text = f"{label} {text}" if label else text
             style = Paragraph(block, document).style
             name = (style.name if style is not None else "") or ""
             if name.startswith("Heading"):
@@ -884,7 +1067,7 @@ def _docx_blocks(container: Any, document: Any, part: Any) -> Iterator[str]:
                 text = "#" * (int(level) if level.isdigit() else 1) + " " + text
             yield text
         for box in _docx_text_boxes(block):
-            yield from _docx_blocks(box, document, part)
+            yield from _docx_blocks(box, document, part, numbering)
 
 
 _MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
@@ -929,33 +1112,106 @@ def _docx_chunk(owner: Any, chunk: Any) -> str:
 
 
 def _docx_within(element: Any, tags: tuple[str, ...]) -> Iterator[Any]:
-    """The children of `element` named `tags` (`w:p`, `w:tbl`, ...), in order, those inside the
-    elements `_DOCX_SHOWN` names included."""
+    """The children of `element` named `tags` (`w:p`, `w:tbl`, ...; a tag of another namespace
+    in full), in order, those inside the elements `_DOCX_SHOWN` names included, but for a
+    content control showing its placeholder (`_placeholder`)."""
     for child in element:
         if child.tag in _DOCX_SHOWN:
-            yield from _docx_within(child, tags)
-        elif isinstance(child.tag, str) and child.tag.removeprefix(_W) in tags:
+            if not _placeholder(child):
+                yield from _docx_within(child, tags)
+        elif isinstance(child.tag, str) and (child.tag.removeprefix(_W) in tags or child.tag in tags):
             yield child
 
 
+def _placeholder(element: Any) -> bool:
+    """Whether `element` is a content control whose content is its placeholder prompt ("Click or
+    tap here to enter text."): `w:showingPlcHdr` (ECMA-376 §17.5.2.39) says the field is empty."""
+    if element.tag != f"{_W}sdt":
+        return False
+    shown = element.find(f"{_W}sdtPr/{_W}showingPlcHdr")
+    return shown is not None and shown.get(f"{_W}val", "true").lower() not in ("0", "false", "off")
+
+
+_M = "{http://schemas.openxmlformats.org/officeDocument/2006/math}"
+_MATH = (f"{_M}oMath", f"{_M}oMathPara")
+
+
 def _docx_text(paragraph: Any) -> str:
-    """A paragraph's text: its runs' (tabs and breaks included), those in `_DOCX_SHOWN` elements too."""
-    return "".join(run.text for run in _docx_within(paragraph, ("r",)))
+    """A paragraph's text: its runs' (tabs and breaks included) and its equations' (`_math_text`),
+    those in `_DOCX_SHOWN` elements too."""
+    inline = _docx_within(paragraph, ("r", *_MATH))
+    return "".join(_math_text(piece) if piece.tag.startswith(_M) else piece.text for piece in inline)
 
 
-def _docx_cell_text(paragraph: Any) -> str:
-    """A paragraph's text in a table cell, with the paragraphs of the text boxes it anchors."""
-    boxes = [_docx_cell_text(p) for box in _docx_text_boxes(paragraph) for p in _docx_within(box, ("p",))]
-    return " ".join([_docx_text(paragraph), *boxes])
+# Office Math structures as Word's linear format writes them: (a)/(b), x^2, x_i, √(x), ∑_(i=1)^n
+_MATH_SCRIPTS = {"sSup": ("e", "^sup"), "sSub": ("e", "_sub"), "sSubSup": ("e", "_sub", "^sup")}
 
 
-def _docx_rows(table: Any) -> Iterator[str]:
+def _math_text(element: Any) -> str:
+    """An equation (`m:oMath`, `m:oMathPara`) as text, in Word's linear format for the common
+    structures (fractions, scripts, radicals, delimiters, n-ary operators); any other structure
+    as its pieces' text in order. Properties (`*Pr`) hold no text."""
+    tag = element.tag.removeprefix(_M) if isinstance(element.tag, str) else ""
+    if tag == "t":
+        return element.text or ""
+    part = {child.tag.removeprefix(_M): child for child in element if isinstance(child.tag, str)}
+
+    def of(name: str) -> str:
+        return _math_text(part[name]) if name in part else ""
+
+    def grouped(name: str) -> str:
+        text = of(name)
+        return text if len(text) <= 1 else f"({text})"
+
+    if tag == "f":
+        return f"{grouped('num')}/{grouped('den')}"
+    if tag in _MATH_SCRIPTS:
+        base, *scripts = _MATH_SCRIPTS[tag]
+        return of(base) + "".join(s[0] + grouped(s[1:]) for s in scripts)
+    if tag == "rad":
+        return f"√{grouped('e') if 'e' in part else ''}"
+    if tag == "d":
+        props = part.get("dPr")
+        beg, end, sep = (
+            _math_property(props, name, default)
+            for name, default in (("begChr", "("), ("endChr", ")"), ("sepChr", "|"))
+        )
+        return beg + sep.join(_math_text(e) for e in element.iterfind(f"{_M}e")) + end
+    if tag == "nary":
+        sign = _math_property(part.get("naryPr"), "chr", "∫")
+        sub, sup = grouped("sub"), grouped("sup")
+        return sign + (f"_{sub}" if sub else "") + (f"^{sup}" if sup else "") + " " + of("e")
+    separator = "\n" if tag == "oMathPara" else ""
+    return separator.join(
+        _math_text(child) for child in element if isinstance(child.tag, str) and not child.tag.endswith("Pr")
+    )
+
+
+def _math_property(props: Any, name: str, default: str) -> str:
+    """The character a structure's properties set (`m:begChr`, `m:chr`), else the default."""
+    found = props.find(f"{_M}{name}") if props is not None else None
+    return default if found is None else found.get(f"{_M}val", "")
+
+
+def _docx_cell_text(paragraph: Any, numbering: Numbering | None = None) -> str:
+    """A paragraph's text in a table cell (after its numbering's label), with the paragraphs of
+    the text boxes it anchors."""
+    label = numbering.label(paragraph) if numbering is not None else ""
+    boxes = [_docx_cell_text(p, numbering) for box in _docx_text_boxes(paragraph) for p in _docx_within(box, ("p",))]
+    text = _docx_text(paragraph)
+    return " ".join([f"{label} {text}" if label and text.strip() else text, *boxes])
+
+
+def _docx_rows(table: Any, numbering: Numbering | None = None) -> Iterator[str]:
     """A table's rows, each its cells' text ` | `-joined (a cell's paragraphs and nested tables on one line)."""
     for row in _docx_within(table, ("tr",)):
         cells = []
         for cell in _docx_within(row, ("tc",)):
             blocks = _docx_within(cell, ("p", "tbl"))
-            text = " ".join(" ".join(_docx_rows(b)) if b.tag == f"{_W}tbl" else _docx_cell_text(b) for b in blocks)
+            text = " ".join(
+                " ".join(_docx_rows(b, numbering)) if b.tag == f"{_W}tbl" else _docx_cell_text(b, numbering)
+                for b in blocks
+            )
             cells.append(" ".join(text.split()))
         yield " | ".join(cells)
 
@@ -1058,32 +1314,210 @@ def _xlsx(data: bytes) -> str:
     every row nor a row's empty cells after its last value: a formatted but empty cell far to the
     right does not pad every row with empty cells. A formula whose value the file does not hold
     (a workbook a program wrote, never opened in a spreadsheet app to compute it) is shown as the
-    formula (`=SUM(B2:B9)`), not as an empty cell."""
+    formula (`=SUM(B2:B9)`), not as an empty cell. Every row the sheet holds is read, whatever
+    range it declares (`_xlsx_rows`). After a sheet's rows, its notes, comments and page header
+    and footer text (`_xlsx_extras`), as a DOCX's are read."""
     from openpyxl import load_workbook
 
     book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     formulas = load_workbook(io.BytesIO(data), read_only=True) if _uncached_formulas(data) else None
+    try:
+        extras = _xlsx_extras(data)
+    except Exception:  # notes and headers are a nicety: a damaged one leaves the cells to read
+        log.debug("unreadable notes or headers in a workbook", exc_info=True)
+        extras = {}
     sheets = []
     try:
         for number, sheet in enumerate(book.worksheets):
-            rows_of = sheet.iter_rows()
+            rows_of = _xlsx_rows(sheet)
             if formulas is None:
                 grid = [[_xlsx_value(cell) for cell in row] for row in rows_of]
             else:
-                pairs = zip(rows_of, formulas.worksheets[number].iter_rows())
+                pairs = zip(rows_of, _xlsx_rows(formulas.worksheets[number]))
                 grid = [[_xlsx_value(c) or _xlsx_formula(f) for c, f in zip(row, same)] for row, same in pairs]
             used = sorted({n for row in grid for n, value in enumerate(row) if value})
             rows = [
                 " | ".join(_without_trailing_empties([row[n] if n < len(row) else "" for n in used])) for row in grid
             ]
             rows = [r for r in rows if r]
-            if rows:
-                sheets.append(f"## {sheet.title}\n\n" + "\n".join(rows))
+            more = extras.get(sheet.title, [])
+            if rows or more:
+                sheets.append("\n\n".join([f"## {sheet.title}", *(["\n".join(rows)] if rows else []), *more]))
     finally:
         book.close()
         if formulas is not None:
             formulas.close()
     return "\n\n".join(sheets)
+
+
+_SS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_PACKAGE_RELS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+_TC = "{http://schemas.microsoft.com/office/spreadsheetml/2018/threadedcomments}"
+_OFFICE_R = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+# A header's or footer's formatting codes (fonts, sizes, colours, sections, page numbers, dates,
+# the file's and sheet's names, pictures), none of them text a person wrote; `&&` is an `&`
+_HEADER_CODES = re.compile(r'&(?:"[^"]*"|K[0-9A-Fa-f]{6}|K\d\d[+-]\d{3}|\d+|[LCR]|[PNDTZFAGBIUESXYOH])')
+_HEADER_FIELDS = re.compile(r"&[PNDTZFA]")  # the page number and count, date, time, path, file and sheet names
+
+
+def _xlsx_extras(data: bytes) -> dict[str, list[str]]:
+    """What each sheet holds besides its cells, by sheet name: its notes and comments, each as
+    "Comment on B3 (author): text" in cell order (a threaded comment with its replies; the legacy
+    note Excel writes beside a threaded comment for older versions is the same words, left out),
+    then its page header and footer text (`_xlsx_header_footer`), each distinct text once in the
+    workbook, as a DOCX's headers are."""
+    from docx.oxml import parse_xml  # lxml's, entities not resolved
+
+    with zipfile.ZipFile(io.BytesIO(data)) as package:
+        names = set(package.namelist())
+
+        def xml(name: str) -> Any:
+            return parse_xml(package.read(name)) if name in names else None
+
+        def rels(part: str) -> dict[str, tuple[str, str]]:
+            """id -> (type's last word, target part) of a part's relationships."""
+            folder, _, leaf = part.rpartition("/")
+            found = xml(f"{folder}/_rels/{leaf}.rels")
+            targets = {}
+            for rel in [] if found is None else found.iterfind(f"{_PACKAGE_RELS}Relationship"):
+                target = rel.get("Target", "")
+                path = target.lstrip("/") if target.startswith("/") else _joined(folder, target)
+                targets[rel.get("Id", "")] = (rel.get("Type", "").rsplit("/", 1)[-1], path)
+            return targets
+
+        workbook = xml("xl/workbook.xml")
+        if workbook is None:
+            return {}
+        book_rels = rels("xl/workbook.xml")
+        people = xml(next((path for kind, path in book_rels.values() if kind == "person"), ""))
+        names_of = {
+            p.get("id"): p.get("displayName", "") for p in ([] if people is None else people.iter(f"{_TC}person"))
+        }
+        extras: dict[str, list[str]] = {}
+        seen: set[str] = set()
+        for sheet in workbook.iter(f"{_SS}sheet"):
+            part = book_rels.get(sheet.get(f"{_OFFICE_R}id", ""), ("", ""))[1]
+            if part not in names:
+                continue
+            lines: dict[str, str] = {}
+            for kind, target in rels(part).values():
+                found = xml(target) if kind in ("comments", "threadedComment") else None
+                if found is None:
+                    continue
+                if kind == "threadedComment":
+                    lines.update(_threaded_comments(found, names_of))
+                else:
+                    for ref, line in _notes(found).items():
+                        lines.setdefault(ref, line)
+            texts = [lines[ref] for ref in sorted(lines, key=_cell_order)]
+            for text in _xlsx_header_footer(package, part):
+                if text not in seen:
+                    seen.add(text)
+                    texts.append(text)
+            if texts:
+                extras[sheet.get("name", "")] = texts
+    return extras
+
+
+def _joined(folder: str, target: str) -> str:
+    """A relationship's relative target as a part name (`../comments1.xml` of `xl/worksheets`)."""
+    parts = folder.split("/") if folder else []
+    for piece in target.split("/"):
+        if piece == "..":
+            parts = parts[:-1]
+        elif piece not in ("", "."):
+            parts.append(piece)
+    return "/".join(parts)
+
+
+def _notes(comments: Any) -> dict[str, str]:
+    """cell -> "Comment on B3 (author): text" of a sheet's notes (`xl/comments*.xml`); a note whose
+    text starts with its author's name and a colon (as Excel writes it) does not repeat it."""
+    authors = [" ".join((a.text or "").split()) for a in comments.iterfind(f"{_SS}authors/{_SS}author")]
+    found = {}
+    for comment in comments.iter(f"{_SS}comment"):
+        ref = comment.get("ref", "")
+        text = "".join(t.text or "" for t in comment.iterfind(f"{_SS}text//{_SS}t"))
+        if text.lstrip().startswith("[Threaded comment]"):
+            continue  # what Excel writes for older versions beside a threaded comment
+        number = int(comment.get("authorId", "-1")) if comment.get("authorId", "").isdigit() else -1
+        author = authors[number] if 0 <= number < len(authors) else ""
+        text = " ".join(text.split())
+        if author and text.startswith(f"{author}:"):
+            text = text[len(author) + 1 :].strip()
+        if text:
+            found[ref] = f"Comment on {ref} ({author}): {text}" if author else f"Comment on {ref}: {text}"
+    return found
+
+
+def _threaded_comments(threads: Any, names_of: dict[str | None, str]) -> dict[str, str]:
+    """cell -> its threaded comment and replies, "Comment on B3 (author): text; reply (author): text"."""
+    by_cell: dict[str, list[str]] = {}
+    for comment in threads.iter(f"{_TC}threadedComment"):
+        text = " ".join("".join(t.text or "" for t in comment.iter(f"{_TC}text")).split())
+        if not text:
+            continue
+        author = " ".join(names_of.get(comment.get("personId"), "").split())
+        ref = comment.get("ref", "")
+        said = f" ({author}): {text}" if author else f": {text}"
+        lead = "reply" if ref in by_cell else f"Comment on {ref}"
+        by_cell.setdefault(ref, []).append(lead + said)
+    return {ref: "; ".join(lines) for ref, lines in by_cell.items()}
+
+
+def _cell_order(ref: str) -> tuple[int, int]:
+    """(row, column) of a cell reference (`B3`: (3, 2)), for reading notes in the sheet's order."""
+    found = re.fullmatch(r"([A-Za-z]+)(\d+)", ref)
+    if not found:
+        return (0, 0)
+    column = 0
+    for letter in found[1].upper():
+        column = column * 26 + ord(letter) - 64
+    return int(found[2]), column
+
+
+_HEADER_FOOTER = re.compile(rb"<(?:\w+:)?headerFooter\b.*?</(?:\w+:)?headerFooter>", re.S)
+
+
+def _xlsx_header_footer(package: zipfile.ZipFile, part: str) -> list[str]:
+    """The text of a sheet's page headers and footers (odd, even, first page), without their
+    formatting codes (`_HEADER_CODES`), each distinct one once. `<headerFooter>` follows the
+    cells in the sheet's XML: found a slice at a time, as `_uncached_formulas` reads."""
+    from docx.oxml import parse_xml
+
+    found = None
+    with package.open(part) as sheet:
+        tail = b""
+        while found is None and (chunk := sheet.read(_SCAN)):
+            window = tail + chunk
+            found = _HEADER_FOOTER.search(window)
+            tail = window[-_OVERLAP:]
+    if found is None:
+        return []
+    try:
+        element = parse_xml(found[0])
+    except Exception:  # a prefix the snippet leaves undeclared: no header read, the cells are
+        log.debug("unreadable header or footer in %s", part, exc_info=True)
+        return []
+    texts: list[str] = []
+    for piece in element:
+        code = (piece.text or "").replace("&&", "\x00")
+        words = _HEADER_CODES.sub(" ", code).replace("\x00", "&").split()
+        if len(words) <= 2 and _HEADER_FIELDS.search(code):
+            continue  # "Page &P of &N", "&D": what the printer fills in, no words of the author's
+        text = " ".join(words)
+        if text and text not in texts:
+            texts.append(text)
+    return texts
+
+
+def _xlsx_rows(sheet: Any) -> Iterator[tuple[Any, ...]]:
+    """Every row the sheet's XML holds, whatever range its `<dimension>` declares: that is an
+    optional hint (ECMA-376 §18.3.1.35) which exporters often get wrong (`A1` over thousands of
+    rows, or a range gone stale), and openpyxl's read-only mode stops at it. A row is as long as
+    its last cell, not padded to a declared width."""
+    sheet.reset_dimensions()
+    return sheet.iter_rows()
 
 
 # A cell holding a formula and no value: `<c r="B4"><f>SUM(B2:B3)</f><v></v></c>` (or no `<v>`)

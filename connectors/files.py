@@ -1,4 +1,4 @@
-"""The `files` connector: a folder of .md, .txt, .html, .pdf and .docx files.
+"""The `files` connector: a folder of .md, .txt, .html, .pdf and Office (.docx, .pptx, .xlsx) files.
 
 The reference connector, small enough to copy. Its checkpoint maps each file to (mtime, size,
 content hash), so a re-sync reads only files whose mtime or size moved, re-yields only those whose
@@ -54,15 +54,20 @@ from pydantic import Field
 from inlet.errors import ConfigError, IncompleteListingError, ItemError
 
 from .base import ConfigPath, FolderConfig, FolderConnector, open_regular
-from .extract import document_title, extract_text, kind_of
+from .extract import PACKAGE_SUFFIXES, document_title, extract_text, kind_of
 from .kit.scope import check_scope, warn
 from .model import Checkpoint, Deletion, Item, Progress, Skipped
 
 log = logging.getLogger(__name__)
 
 # "": plain text (e.g. mail dumps)
-SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx", ".pptx", ".xlsx", ""}
-_READ_TYPES = ", ".join(sorted(SUFFIXES - {""})) + " and files without a suffix"
+_MAIN_SUFFIXES = {".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx", ".pptx", ".xlsx"}
+_OFFICE_FORMS = {suffix for suffixes in PACKAGE_SUFFIXES.values() for suffix in suffixes} - _MAIN_SUFFIXES
+SUFFIXES = _MAIN_SUFFIXES | _OFFICE_FORMS | {""}
+_READ_TYPES = (
+    f"{', '.join(sorted(_MAIN_SUFFIXES))}, their macro-enabled and template forms ({', '.join(sorted(_OFFICE_FORMS))}) "
+    "and files without a suffix"
+)
 OVER_CAP = "over the size cap"  # a checkpoint entry's hash when the file was too large to read (checked every run)
 UNEXTRACTED = "text not extracted"  # the hash of a damaged file whose entry held its own bytes' hash
 FAILED_MARKED = "failed_marked"  # in a checkpoint whose files that failed to extract match no stat (see `_file`)

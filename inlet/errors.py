@@ -77,6 +77,13 @@ class EncryptedError(ItemError):
     failed = False
 
 
+class NotADocumentError(ItemError):
+    """A file that holds no document though its name says it does (an Office owner file,
+    `~$report.docx`, written while someone has the document open): skipped by policy."""
+
+    failed = False
+
+
 class NothingInScopeError(ConfigError):
     """Every entry of a config key that chooses what a source reads (`channels`, `folders`, `teams`,
     `include`) matched nothing at the service: the run would read nothing, and a full pass would
