@@ -523,6 +523,42 @@ def test_an_attachment_that_cannot_be_read_loses_no_other(fresh: Sandbox) -> Non
     assert "Kestrel bids close at noon" in docs(items)[f"sandbox-mail:{host.id}"].text
 
 
+def test_a_message_whose_attachment_keeps_failing_is_a_failed_skip_named_by_its_subject(fresh: Sandbox) -> None:
+    """probe33a F4: one attachment answering 500 after every retry (a damaged item) costs its message
+    only its attachments: a failed skip naming the message and the call, the mailbox indexed, and
+    the message read whole by the next run."""
+    host, other = fresh.ws.mail.in_folder(_inbox(fresh).id)[:2]
+    graph.add_attachment(fresh.ws, host.id, "minutes.txt", b"Osprey minutes", "text/plain")
+    graph.add_attachment(fresh.ws, other.id, "notes.txt", b"Kestrel notes", "text/plain")
+    fresh.faults.fail(
+        "graph", "attachment", 500, times=1000, reason="ErrorInternalServerError", target=f"*/{host.id}/attachments/*"
+    )
+    conn = small(fresh)
+    items, state = run(conn)
+    got = docs(items)
+    assert set(got) == synced_ids(fresh, {BADEER})
+    assert "Kestrel notes" in got[f"sandbox-mail:{other.id}"].text
+    assert "Osprey minutes" not in got[f"sandbox-mail:{host.id}"].text
+    [failed] = [i for i in items if isinstance(i, Skipped) and i.failed]
+    assert failed.id == f"sandbox-mail:{host.id}#attachments" and failed.title == host.subject
+    assert failed.reason.startswith(f"message {host.subject!r}: attachments not read")
+    assert "GET /users/" in failed.reason and "500 ErrorInternalServerError" in failed.reason
+    fresh.faults.clear()
+    items, _ = run(conn, state)
+    assert "Osprey minutes" in docs(items)[f"sandbox-mail:{host.id}"].text
+
+
+def test_attachments_failing_in_a_row_are_an_outage_and_the_run_fails_naming_the_call(fresh: Sandbox) -> None:
+    for message in fresh.ws.mail.in_folder(_inbox(fresh).id)[:3]:
+        graph.add_attachment(fresh.ws, message.id, "notes.txt", b"notes", "text/plain")
+    fresh.faults.fail("graph", "attachments", 500, times=1000, reason="ErrorInternalServerError")
+    with pytest.raises(RetriableError) as caught:
+        run(small(fresh))
+    message = str(caught.value)
+    assert message.startswith("source 'sandbox-mail': 3 reads in a row kept answering server errors")
+    assert "/attachments: Graph answered 500 ErrorInternalServerError" in message and "GET /users/" in message
+
+
 def test_every_mailbox_refused_fails_the_run_naming_them_and_what_to_grant(fresh: Sandbox) -> None:
     """Mail.Read's consent withdrawn (or an application access policy leaving the mailboxes out):
     Graph refuses every mailbox. The run reads nothing and fails, naming each mailbox and what to
