@@ -648,13 +648,21 @@ class _MailboxSync:
             return
 
     def _removed(self, message_id: str) -> Iterator[Item]:
-        """Delete unless the message now lives in another synced folder (a move)."""
+        """Delete unless the message now lives in another synced folder (a move). A check that still
+        answers a server error after the retries is the message's failed skip (kept as indexed),
+        remembered: the next full run's replay decides, deleting it if it is gone or left the
+        synced folders."""
         try:
             found = self.client.get(
                 f"{self.user}/messages/{quote(message_id, safe='')}",
                 {"$select": "parentFolderId"},
                 self.c.prefer_headers,
             )
+        except RetriableError as exc:
+            what = f"message {message_id}: not checked for a move or a deletion (kept until it is)"
+            skipped = Skipped(id=self.c.doc_id(message_id), reason=self.outage.failed(what, exc))
+            yield self._noted(message_id, skipped)
+            return
         except GraphError as exc:
             if exc.status != 404:
                 raise
@@ -679,8 +687,9 @@ class _MailboxSync:
         return True
 
     def _read_again(self, message_id: str, folders: dict[str, _Folder]) -> Iterator[Item]:
-        """A remembered message read again by id (`Retries.replay`): nothing when it left the synced
-        folders (forgotten), a deletion when it is gone."""
+        """A remembered message read again by id (`Retries.replay`): a deletion when it is gone or
+        has left the synced folders (a move its folder's delta reported while it could not be
+        checked, `_removed`)."""
         try:
             item = self.client.get(
                 f"{self.user}/messages/{quote(message_id, safe='')}", {"$select": SELECT}, self.c.prefer_headers
@@ -696,7 +705,9 @@ class _MailboxSync:
             yield self._noted(message_id, Deletion(id=self.c.doc_id(message_id)))
             return
         folder = folders.get(item.get("parentFolderId") or "")
-        if folder is not None:
+        if folder is None:
+            yield self._noted(message_id, Deletion(id=self.c.doc_id(message_id)))
+        else:
             yield from self._message(item, folder)
 
     def _message(self, item: dict[str, Any], folder: _Folder) -> Iterator[Item]:

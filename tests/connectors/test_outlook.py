@@ -179,6 +179,30 @@ def test_changes_moves_and_deletions(fresh: Sandbox) -> None:
     assert held == [capx.id]
 
 
+def test_a_removal_that_cannot_be_checked_keeps_the_message_until_the_next_run_decides(fresh: Sandbox) -> None:
+    """A message its folder's delta reports removed is checked (moved or deleted?) with one GET; one
+    that keeps answering 500 is a failed skip (kept, not deleted on a guess) and the mailbox goes
+    on; the next run reads it again and deletes it, gone to Deleted Items."""
+    conn = small(fresh)
+    _, state = run(conn)
+    ws = fresh.ws
+    uid = ws.user_by_email(BADEER).id
+    trashed, other = ws.mail.in_folder(ws.mail.folder(uid, "inbox").id)[:2]
+    graph.move_message(ws, trashed.id, "deleteditems")
+    graph.edit_message(ws, other.id, subject="Edited subject")
+    fresh.faults.fail("graph", "message", 500, times=1000, reason="ErrorInternalServerError", target=f"*/{trashed.id}")
+    items, state = run(conn, state)
+    assert not deletions(items) and [d.title for d in docs(items).values()] == ["Edited subject"]
+    [skip] = [i for i in items if isinstance(i, Skipped)]
+    assert skip.failed and skip.id == f"sandbox-mail:{trashed.id}"
+    assert skip.reason.startswith(f"message {trashed.id}: not checked for a move or a deletion")
+    assert "500 ErrorInternalServerError" in skip.reason
+    fresh.faults.clear()
+    items, state = run(conn, state)
+    assert deletions(items) == {f"sandbox-mail:{trashed.id}"} and not [i for i in items if isinstance(i, Skipped)]
+    assert "retries" not in state["mailboxes"][BADEER]
+
+
 def test_links_saved_on_another_host_are_followed_on_graph_url(fresh: Sandbox) -> None:
     conn = small(fresh)
     _, state = run(conn)
