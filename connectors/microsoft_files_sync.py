@@ -511,15 +511,21 @@ class _Page:
         yield from self._files([item], force=True)
 
     def recheck(self, file_ids: list[str]) -> Iterator[Item]:
-        """Files whose path or ACL changed without a change of their own: read them again."""
+        """Files whose path or ACL changed without a change of their own: read them again (one that
+        keeps answering a server error is a failed read, remembered, unless Graph looks down)."""
         if not file_ids:
             return
         paths = {fid: f"/drives/{self.drive_id}/items/{fid}" for fid in file_ids}
-        answers = batch_get(self.run.client, self.c.policy, paths.values())
+        answers = batch_get(self.run.client, self.c.policy, paths.values(), per_item=True)
         items = []
         for fid, path in paths.items():
             answer = answers[path]
             if isinstance(answer, GraphError):
+                if answer.retriable:
+                    name = str((self.ds.files.get(fid) or {}).get("n") or fid)
+                    reason = self.run.outage.failed(name, answer)
+                    yield self.ds.retries.note(fid, Skipped(id=self.c.doc_id(fid), reason=reason, title=name))
+                    continue
                 if answer.status != 404:
                     raise answer
                 yield from self._deleted(fid)

@@ -314,6 +314,25 @@ def test_a_file_whose_download_keeps_failing_is_a_failed_skip_named_by_its_path(
     assert set(docs(items)) == {"Broken.txt"} and not [i for i in items if isinstance(i, Skipped)]
 
 
+def test_a_file_a_renamed_folder_rechecks_that_keeps_failing_is_a_failed_skip(sb: Sandbox) -> None:
+    """A renamed folder's files are read again (`$batch`); one answering 500 after every retry is its
+    failed skip, read again by the next run, and the others take the new path."""
+    conn = connector(sb)
+    _, cp = run(conn)
+    design = item(sb, "Search design.docx")
+    with sb.ws.lock:
+        state(sb).edit_item(item(sb, "Design").id, name="Designs")
+    sb.faults.fail("graph", "item", 500, times=1000, reason="generalException", target=f"*/items/{design.id}")
+    items, cp = run(conn, cp)
+    assert set(docs(items)) == {"Designs/Architecture.pdf"}
+    [skip] = [i for i in items if isinstance(i, Skipped)]
+    assert skip.failed and skip.id == f"sandbox-files:{design.id}" and skip.title == "Search design.docx"
+    assert skip.reason.startswith(f"Search design.docx: GET /drives/{design.drive_id}/items/{design.id}: 500")
+    sb.faults.clear()
+    items, _ = run(conn, cp)
+    assert set(docs(items)) == {"Designs/Search design.docx"}
+
+
 def test_downloads_failing_in_a_row_are_an_outage_and_the_run_fails_naming_the_call(sb: Sandbox) -> None:
     sb.faults.fail("graph", "content", 503, times=1000, reason="serviceNotAvailable")
     with pytest.raises(RetriableError) as caught:
