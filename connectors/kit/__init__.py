@@ -18,7 +18,8 @@
 - `refusals`: `Refusals`, the targets a run was refused: a failed skip each, `AccessRefusedError`
   when every one was refused and none read.
 - `graph`: `GraphClient` (msal over httpx, token refresh on 401, `GraphError`).
-- `graph_batch`: `batch_get`, GETs in `$batch` requests of 20, each answer retried by the policy.
+- `graph_batch`: `batch_get`, GETs in `$batch` requests of 20, each answer retried by the policy
+  (`per_item`: a part still failing after the retries answers its `GraphError`, for `Outage`).
 - `graph_webhooks`: `GraphWebhooks`, Graph subscriptions and their notifications (Outlook, files, Teams).
 - `google`: `load_credentials` (and `acting_as`: who they read as, when the file says) and
   `GoogleService` (request execution, `GoogleApiError`).
