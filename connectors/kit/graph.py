@@ -240,7 +240,8 @@ class GraphClient:
         except httpx.TransportError as exc:
             where = httpx.URL(url)
             raise RetriableError(
-                f"source {self.source!r}: Graph unreachable at {where.scheme}://{where.netloc.decode()}: {exc}"
+                f"source {self.source!r}: {self.call(method, url)}: Graph unreachable at "
+                f"{where.scheme}://{where.netloc.decode()}: {exc}"
             ) from exc
 
 
