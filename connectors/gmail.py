@@ -28,9 +28,11 @@ Each configured mailbox is read as its owner (the delegation's `subject`) and ke
   id it expired at) reads the messages the labels hold that are neither known nor listed whose
   own `historyId` is past `lost` (`_entered`: one `format=minimal` fetch, 5 quota units, per such
   message; nothing about the mail a query leaves out is kept between runs).
-- A message whose fetch was refused (a failed `Skipped`: a version indexed before is kept) is
-  fetched again at the start of each later pass of its mailbox (`kit.retries.Retries`), since
-  neither the history nor a listing resumed past it would report it again.
+- A message whose fetch was refused, or still answers a server error after the retries (a failed
+  `Skipped` naming it: a version indexed before is kept), is fetched again at the start of each
+  later pass of its mailbox (`kit.retries.Retries`), since neither the history nor a listing
+  resumed past it would report it again; only `kit.retries.OUTAGE_AFTER` messages in a row failing
+  so mean Gmail is down, and the run fails, to resume from its checkpoint (`kit.retries.Outage`).
 - A mailbox taken out of the config has its documents deleted (its `known` ids).
 - A configured label a mailbox does not have is a skip by policy of each run, naming the closest
   labels; when no mailbox whose labels can be read has any of them, the run (and `live_ids`) raises
@@ -68,7 +70,7 @@ from .gmail_client import SCOPES, MailboxClient, MailboxRefused, delegation_refu
 from .kit.checkpoint import CheckpointModel
 from .kit.google import GoogleApiError, load_credentials
 from .kit.paging import Pager
-from .kit.retries import Retries
+from .kit.retries import Outage, Retries
 from .kit.retry import RetryPolicy
 from .kit.scope import nothing_in_scope, unmatched, warn
 from .mail import BODY_CAP, DEFAULT_MAX_ATTACHMENT_BYTES, DEFAULT_MAX_BODY_BYTES, message_document, rfc822_message
@@ -359,6 +361,7 @@ class _MailboxSync:
         self._labels: dict[str, str] | None = None  # id -> name
         self.known = set(box.known)
         self.dropped: set[str] = set()  # fetched ids that turned out gone or out of scope
+        self.outage = Outage(connector.name)  # messages in a row whose fetch keeps failing: Gmail is down
 
     # --- labels and scope -----------------------------------------------------------------------
     def label_names(self) -> dict[str, str]:
@@ -571,16 +574,19 @@ class _MailboxSync:
     # --- reading messages -----------------------------------------------------------------------
     def _fetch(self, ids: list[str]) -> Iterator[Item]:
         for start in range(0, len(ids), self.config.batch_size):
-            got = self.client.get_many(ids[start : start + self.config.batch_size])
+            got = self.client.get_many(ids[start : start + self.config.batch_size], per_item=True)
             for mid, found in got.items():
                 doc_id = self.c.doc_id(native_id(self.mailbox, mid))
                 if isinstance(found, GoogleApiError) and found.status != 404:
-                    yield self.box.retries.note(mid, Skipped(id=doc_id, reason=str(found)))
+                    what = f"message {mid} of {self.mailbox}"  # a server error: unless Gmail looks down
+                    reason = self.outage.failed(what, found) if found.retriable else f"{what}: {found}"
+                    yield self.box.retries.note(mid, Skipped(id=doc_id, reason=reason))
                 elif isinstance(found, GoogleApiError) or not self.in_scope(found.get("labelIds", [])):
                     self.known.discard(mid)  # deleted since it was listed, or out of scope
                     self.dropped.add(mid)
                     yield self.box.retries.note(mid, Deletion(id=doc_id))
                 else:
+                    self.outage.read()
                     yield from self._render(found)
 
     def _render(self, found: dict[str, Any]) -> Iterator[Item]:

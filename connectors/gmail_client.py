@@ -197,45 +197,58 @@ class MailboxClient:
             lambda u: u.messages().attachments().get(userId="me", messageId=message_id, id=attachment_id),
         )
 
-    def get_many(self, ids: list[str], fmt: str = "raw") -> dict[str, dict[str, Any] | GoogleApiError]:
-        """The messages (batch requests); a message gone since it was listed maps to a 404 error."""
+    def get_many(
+        self, ids: list[str], fmt: str = "raw", *, per_item: bool = False
+    ) -> dict[str, dict[str, Any] | GoogleApiError]:
+        """The messages (batch requests); a message gone since it was listed maps to a 404 error.
+        Parts still throttled or failing (5xx) when the retries are spent make the call a
+        `RetriableError`; with `per_item` each maps to its `GoogleApiError` instead (`retriable`),
+        for `kit.retries.Outage` to weigh."""
         out: dict[str, dict[str, Any] | GoogleApiError] = {}
         pending = list(ids)
         attempts = self.google.policy.start(self.source, f"Gmail batch of {self.mailbox}")
         while pending:
-            throttled = self._batch_round(pending, fmt, out)
-            if throttled and not attempts.retry(
-                f"{len(throttled)} of {len(pending)} messages throttled",
-                max(throttled.values()) or None,
-                throttled=True,
-            ):
+            failing = self._batch_round(pending, fmt, out)
+            if not failing:
+                break
+            wait = max(after for _, after in failing.values()) or None
+            first = next(iter(failing.values()))[0]
+            throttled = all(error.status < 500 for error, _ in failing.values())  # 429, a rate-limit 403
+            why = f"{len(failing)} of {len(pending)} messages {'throttled' if throttled else 'failed'} ({first})"
+            if not attempts.retry(why, wait, throttled=throttled):
+                if per_item:
+                    out.update({mid: error for mid, (error, _) in failing.items()})
+                    break
                 raise RetriableError(
-                    f"source {self.source!r}: Gmail kept refusing {len(throttled)} messages of {self.mailbox}",
-                    retry_after=max(throttled.values()) or None,  # the parts' Retry-After, if any
+                    f"source {self.source!r}: Gmail kept {'refusing' if throttled else 'failing'} {len(failing)} "
+                    f"messages of {self.mailbox} (GET messages/{next(iter(failing))}: {first})",
+                    retry_after=wait,  # the parts' Retry-After, if any
                 )
-            pending = list(throttled)
+            pending = list(failing)
         return out
 
     def _batch_round(
         self, ids: list[str], fmt: str, out: dict[str, dict[str, Any] | GoogleApiError]
-    ) -> dict[str, float]:
-        """One batch request: answers into `out`; returns the ids to send again, with their Retry-After."""
+    ) -> dict[str, tuple[GoogleApiError, float]]:
+        """One batch request: answers into `out`; returns the ids to send again, with their error and
+        Retry-After."""
         from googleapiclient.http import BatchHttpRequest
 
-        throttled: dict[str, float] = {}
+        failing: dict[str, tuple[GoogleApiError, float]] = {}
 
         def answered(request_id: str, response: Any, exc: Any) -> None:
             if exc is None:
                 out[request_id] = response
                 return
             reason, message = error_of(exc)
+            error = GoogleApiError(exc.resp.status, reason, message)
             if retriable_status(exc.resp.status, reason):
-                throttled[request_id] = retry_after(exc.resp.get("retry-after")) or 0.0
+                failing[request_id] = (error, retry_after(exc.resp.get("retry-after")) or 0.0)
             else:
-                out[request_id] = GoogleApiError(exc.resp.status, reason, message)
+                out[request_id] = error
 
         batch = BatchHttpRequest(callback=answered, batch_uri=self.batch_uri)
         for mid in ids:
             batch.add(self.google.service.users().messages().get(userId="me", id=mid, format=fmt), request_id=mid)
         self._execute(UNITS["messages.get"] * len(ids), f"Gmail batch of {self.mailbox}", lambda _s: batch)
-        return throttled
+        return failing

@@ -41,7 +41,8 @@ A file whose read failed (a failed `Skipped`: its indexed version is kept) is re
 text and current sharing, at the start of each later sync (`kit.retries.Retries`, checkpoint key
 `retries`): the changes feed has moved past it, and a sharing change the failed read missed must
 still reach the index. A file that keeps answering a server error is such a failed read, unless
-`OUTAGE_AFTER` reads in a row fail so (Drive is down: the run fails, to resume from its checkpoint).
+`kit.retries.OUTAGE_AFTER` reads in a row fail so (Drive is down: the run fails, to resume from its
+checkpoint; `kit.retries.Outage`).
 
 Drive shows a file's sharing only to who may share it: a file the reading identity may only view
 (`permissions.list` answers 403 `insufficientFilePermissions`) is indexed for its owners and that
@@ -119,10 +120,9 @@ from .google_drive_content import (
     owner_of,
     skip_reason,
 )
-from .kit import CheckpointModel, Pager, Retries, RetryPolicy, page_token
+from .kit import CheckpointModel, Outage, Pager, Retries, RetryPolicy, page_token
 from .kit.checkpoint import Migration
 from .kit.google import acting_as, load_credentials
-from .kit.retry import stopping
 from .kit.scope import check_scope, warn
 from .model import ACL, AclUpdate, Deletion, Document, Item, Progress, Skipped
 
@@ -137,7 +137,6 @@ _SKIP_REASONS = {
     "exportSizeLimitExceeded",
     "fileNotExportable",
 }
-OUTAGE_AFTER = 3  # files in a row that keep answering server errors: Drive is down, not the file
 _FOLDER_FIELDS = "id,name,mimeType,parents,driveId,trashed"
 _SHARING_FIELDS = (
     "id,name,trashed,driveId,owners(emailAddress),permissions(type,role,emailAddress,domain,deleted,allowFileDiscovery)"
@@ -235,7 +234,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
     _named_lock: threading.Lock
     _reported: set[str]  # unreadable groups already reported this run
     _pool: ThreadPoolExecutor
-    _failing = 0  # reads in a row that ended in a `RetriableError` (see OUTAGE_AFTER)
+    _outage: Outage  # reads in a row that ended in a `RetriableError`: past `OUTAGE_AFTER`, Drive is down
     _refused: set[str] = set()  # listings whose page token this run has restarted once ("files", "changes")
     _told: set[str] = set()  # ids of the `folders` skips this run has yielded
     _acting_as: str | None = None  # who the credentials file says it reads as (None: an authorized user)
@@ -300,7 +299,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         if st is None:
             st = _State(start_token=self.client.start_page_token())
             yield st.checkpoint()
-        self._failing, self._refused, self._told = 0, set(), set()
+        self._outage, self._refused, self._told = Outage(self.name), set(), set()
         self._reader, self._reader_lock = None, threading.Lock()
         self._fresh_groups()  # memberships are read again by every run
         with ThreadPoolExecutor(self.config.concurrency, thread_name_prefix=f"drive-{self.name}") as pool:
@@ -829,13 +828,11 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         try:  # the permissions first: a kept version takes them when the text cannot be read
             perms = perms if perms is not None else self._permissions(f)
             text = fetch_text(self.client, f, self.config.doc_format, self.config.max_file_bytes)
-            self._failing = 0
+            self._outage.read()
         except RetriableError as exc:
-            self._failing += 1
-            if stopping() or self._failing >= OUTAGE_AFTER:
-                raise
+            reason = self._outage.failed(str(f.get("name")), exc)  # raises when Drive looks down
             acl = self._acl(perms, f["id"]) if perms is not None else None
-            return Skipped(id=doc_id, reason=f"{f.get('name')}: {exc}", title=f.get("name"), acl=acl)
+            return Skipped(id=doc_id, reason=reason, title=f.get("name"), acl=acl)
         except DriveApiError as err:
             if err.status == 404:
                 return Deletion(id=doc_id)  # deleted while we were syncing

@@ -37,7 +37,11 @@ it is indexed), so that:
   kept) is read again, content and current permissions, at the start of each later round of its
   drive in a whole run (`kit.retries.Retries`; an event's scoped run, `load_scope`, leaves it to the
   next one, so a change is searchable without waiting out the retries of another file), so a
-  sharing change the failed read missed still reaches the index.
+  sharing change the failed read missed still reaches the index;
+- a file whose download (or permissions) still answers a server error after the transport's
+  retries is such a failed read, named by its path, and the other files go on, unless
+  `kit.retries.OUTAGE_AFTER` reads in a row fail so (Graph is down: the run fails, naming the last
+  call, and the next resumes from its checkpoint; `kit.retries.Outage`).
 
 Permissions are read with `$batch` (20 items per call) for the files of a page that need them;
 sharing-only changes arrive in delta through `Prefer: deltashowsharingchanges`, and
@@ -60,10 +64,10 @@ from inlet.errors import CredentialsError, ItemError, RetriableError
 from .extract import document_title, extract_text, kind_of
 from .kit.graph_batch import batch_get
 from .kit.checkpoint import CheckpointModel, Migration
-from .kit.graph import GraphClient, GraphError, before, refusal
+from .kit.graph import GraphClient, GraphError, before, error_of, refusal
 from .kit.paging import Pager
 from .kit.refusals import Refusals
-from .kit.retries import Retries
+from .kit.retries import Outage, Retries
 from .kit.retry import retry_after
 from .kit.scope import warn
 from .microsoft_files_acl import Principals, Site, acl_key, grants_of
@@ -135,6 +139,9 @@ class FilesRun:
         self.reported: set[str] = set()  # unresolved site groups already reported this run
         self.max_bytes = int(conn.config.max_file_mb * 1024 * 1024)
         self.refusals = Refusals(conn.name, "drive", REFUSED_ADVICE)  # a full run read none: it fails
+        self.outage = Outage(
+            conn.name
+        )  # files whose reads keep answering server errors: past a few in a row, Graph is down
 
     # --- drives --------------------------------------------------------------------------------
     def discover(self) -> tuple[list[dict[str, Any]], list[Skipped]]:
@@ -322,8 +329,10 @@ class FilesRun:
         return None
 
     def content(self, drive_id: str, item_id: str) -> bytes:
-        """The file's bytes, through the `/content` redirect to its download URL."""
+        """The file's bytes, through the `/content` redirect to its download URL; a server error the
+        retries did not clear is a `RetriableError` naming the call."""
         url = f"{self.client.graph_url}/drives/{drive_id}/items/{item_id}/content"
+        call = self.client.call("GET", url)
         for fresh in (False, True):
             self.client.calls += 1
             try:
@@ -331,23 +340,27 @@ class FilesRun:
                     url, headers={"Authorization": f"Bearer {self.client.token(fresh)}"}, follow_redirects=True
                 )
             except httpx.TransportError as exc:
-                raise RetriableError(f"source {self.c.name!r}: download failed: {exc}") from exc
+                raise RetriableError(f"source {self.c.name!r}: {call}: download failed: {exc}") from exc
             if answer.status_code != 401:
                 break
         else:
             raise CredentialsError(self.c.name, "Graph refused a fresh token for a download")
         if answer.status_code >= 500 or answer.status_code == 429:
+            code, message = error_of(answer)
             raise RetriableError(
-                f"source {self.c.name!r}: download answered {answer.status_code}", retry_after(answer.headers)
+                f"source {self.c.name!r}: {call}: download answered {answer.status_code} {code}"
+                f"{': ' + message if message else ''}",
+                retry_after(answer.headers),
             )
         if answer.status_code >= 400:
-            raise GraphError(answer.status_code, "download", answer.text[:200])
+            raise GraphError(answer.status_code, "download", answer.text[:200], call)
         return answer.content
 
     def document(
         self, ds: DriveState, drive_id: str, item: dict[str, Any], path: str, grants: list[str]
     ) -> Document | Skipped | None:
-        """The file as a document; a Skipped (by policy or unreadable); None: gone meanwhile."""
+        """The file as a document; a Skipped (by policy or unreadable: a server error the retries did
+        not clear, unless Graph looks down, `Outage`); None: gone meanwhile."""
         doc_id = self.c.doc_id(item["id"])
         reason = self._policy_skip(item, path)
         if reason:
@@ -355,7 +368,12 @@ class FilesRun:
         mime = (item.get("file") or {}).get("mimeType") or ""
         try:
             data = self.content(drive_id, item["id"])
+            self.outage.read()
             text = extract_text(data, item["name"], mime).strip()
+        except RetriableError as exc:
+            reason = self.outage.failed(path, exc)  # raises when Graph looks down
+            acl = self.principals.acl(grants, site_of(ds))  # the kept version takes the permissions just read
+            return Skipped(id=doc_id, reason=reason, title=item["name"], acl=acl)
         except GraphError as exc:
             if exc.status == 404:
                 return None
@@ -477,6 +495,11 @@ class _Page:
         """A file whose last read failed: read again, content and current permissions."""
         try:
             item = self.run.client.get(f"/drives/{self.drive_id}/items/{file_id}")
+        except RetriableError as exc:  # still a server error: failed again, unless Graph looks down
+            failure = self.ds.retries.failed[file_id]
+            reason = self.run.outage.failed(failure.title or file_id, exc)
+            yield self.ds.retries.note(file_id, Skipped(id=failure.id, reason=reason, title=failure.title))
+            return
         except GraphError as exc:
             if exc.status == 404:
                 yield from self._deleted(file_id)
@@ -488,15 +511,21 @@ class _Page:
         yield from self._files([item], force=True)
 
     def recheck(self, file_ids: list[str]) -> Iterator[Item]:
-        """Files whose path or ACL changed without a change of their own: read them again."""
+        """Files whose path or ACL changed without a change of their own: read them again (one that
+        keeps answering a server error is a failed read, remembered, unless Graph looks down)."""
         if not file_ids:
             return
         paths = {fid: f"/drives/{self.drive_id}/items/{fid}" for fid in file_ids}
-        answers = batch_get(self.run.client, self.c.policy, paths.values())
+        answers = batch_get(self.run.client, self.c.policy, paths.values(), per_item=True)
         items = []
         for fid, path in paths.items():
             answer = answers[path]
             if isinstance(answer, GraphError):
+                if answer.retriable:
+                    name = str((self.ds.files.get(fid) or {}).get("n") or fid)
+                    reason = self.run.outage.failed(name, answer)
+                    yield self.ds.retries.note(fid, Skipped(id=self.c.doc_id(fid), reason=reason, title=name))
+                    continue
                 if answer.status != 404:
                     raise answer
                 yield from self._deleted(fid)
@@ -528,6 +557,7 @@ class _Page:
             self.run.client,
             self.c.policy,
             [f"/drives/{self.drive_id}/items/{item['id']}/permissions" for item, _, _ in todo],
+            per_item=True,
         )
         for item, path, entry in todo:
             answer = perms[f"/drives/{self.drive_id}/items/{item['id']}/permissions"]
@@ -535,9 +565,9 @@ class _Page:
                 if answer.status == 404:
                     yield from self._deleted(item["id"])
                     continue
-                skipped = Skipped(
-                    id=self.c.doc_id(item["id"]), reason=f"{path}: permissions unreadable: {answer}", title=item["name"]
-                )
+                what = f"{path}: permissions unreadable"
+                reason = self.run.outage.failed(what, answer) if answer.retriable else f"{what}: {answer}"
+                skipped = Skipped(id=self.c.doc_id(item["id"]), reason=reason, title=item["name"])
                 yield self.ds.retries.note(item["id"], skipped)
                 continue
             grants = grants_of(answer.get("value", []), self.run.now, self.c.config.link_shares)

@@ -21,9 +21,12 @@ rounds) and the ids of the messages the folder holds, so that:
   `AccessRefusedError` before reading anything (`kit.refusals`); `live_ids` raises
   `IncompleteListingError` while any mailbox is unavailable (none of its messages is taken for gone).
 
-A message whose attachments could not be listed (a 4xx) is indexed without them, with a failed
-skip, and remembered in its mailbox's checkpoint (`kit.retries.Retries`): every later full run reads
-it again by id first, until its attachments come (or the message is gone or out of the synced folders).
+A message whose attachments could not be listed or read (a 4xx, or a server error the retries did
+not clear) is indexed without them, with a failed skip naming it by its subject, and remembered in
+its mailbox's checkpoint (`kit.retries.Retries`): every later full run reads it again by id first,
+until its attachments come (or the message is gone or out of the synced folders). Only when
+`kit.retries.OUTAGE_AFTER` messages in a row keep answering server errors is Graph taken for down:
+the run fails, naming the last call, and the next resumes from its checkpoint (`kit.retries.Outage`).
 
 Attachments are listed without their bytes; a file attachment is read alone, only when inlet reads
 its type and it is within `max_attachment_bytes`, so a large one is never downloaded. An attached mail
@@ -82,10 +85,10 @@ from .kit.graph_source import GraphConnector, GraphSourceConfig
 from .kit.graph_webhooks import Resource
 from .kit.graph import GraphClient, GraphError, refusal
 from .kit.refusals import Refusals
-from .kit.retries import Retries
+from .kit.retries import Outage, Retries
 from .kit.scope import nothing_in_scope, unmatched, warn
 from .model import ACL, Deletion, Document, Item, Progress, Skipped, normal_user
-from inlet.errors import IncompleteListingError
+from inlet.errors import IncompleteListingError, RetriableError
 
 log = logging.getLogger(__name__)
 
@@ -268,8 +271,8 @@ class OutlookConnector(GraphConnector[OutlookConfig]):
             for mid in sorted(held):
                 yield Deletion(id=self.doc_id(mid))
             yield state.checkpoint()
-        tally = _Tally()
-        syncs = [_MailboxSync(self, client, mailbox, state, tally) for mailbox in self.config.mailboxes]
+        tally, outage = _Tally(), Outage(self.name)
+        syncs = [_MailboxSync(self, client, mailbox, state, tally, outage) for mailbox in self.config.mailboxes]
         refusals = Refusals(self.name, "mailbox", REFUSED_ADVICE)
         for sync in syncs:
             sync.list_folders()
@@ -299,12 +302,13 @@ class OutlookConnector(GraphConnector[OutlookConfig]):
         if state is None or sum(map(len, targets.values())) < len(scope):
             yield from self.load(checkpoint)  # a folder the last full run did not sync: list them all
             return
+        outage = Outage(self.name)
         yield from self.with_client(
             lambda client: (
                 item
                 for mailbox, folder_ids in targets.items()
                 if folder_ids
-                for item in _MailboxSync(self, client, mailbox, state).run_folders(folder_ids)
+                for item in _MailboxSync(self, client, mailbox, state, outage=outage).run_folders(folder_ids)
             )
         )
         yield state.checkpoint()
@@ -400,10 +404,17 @@ class _MailboxSync:
     """One pass over one mailbox: folders, then each folder's delta round."""
 
     def __init__(
-        self, connector: OutlookConnector, client: GraphClient, mailbox: str, state: _State, tally: _Tally | None = None
+        self,
+        connector: OutlookConnector,
+        client: GraphClient,
+        mailbox: str,
+        state: _State,
+        tally: _Tally | None = None,
+        outage: Outage | None = None,
     ) -> None:
         self.c = connector
         self.tally = tally or _Tally(total=None)
+        self.outage = outage or Outage(connector.name)  # the run's: messages in a row whose reads keep failing
         self.client = client
         self.mailbox = mailbox
         self.state = state
@@ -637,13 +648,21 @@ class _MailboxSync:
             return
 
     def _removed(self, message_id: str) -> Iterator[Item]:
-        """Delete unless the message now lives in another synced folder (a move)."""
+        """Delete unless the message now lives in another synced folder (a move). A check that still
+        answers a server error after the retries is the message's failed skip (kept as indexed),
+        remembered: the next full run's replay decides, deleting it if it is gone or left the
+        synced folders."""
         try:
             found = self.client.get(
                 f"{self.user}/messages/{quote(message_id, safe='')}",
                 {"$select": "parentFolderId"},
                 self.c.prefer_headers,
             )
+        except RetriableError as exc:
+            what = f"message {message_id}: not checked for a move or a deletion (kept until it is)"
+            skipped = Skipped(id=self.c.doc_id(message_id), reason=self.outage.failed(what, exc))
+            yield self._noted(message_id, skipped)
+            return
         except GraphError as exc:
             if exc.status != 404:
                 raise
@@ -668,19 +687,27 @@ class _MailboxSync:
         return True
 
     def _read_again(self, message_id: str, folders: dict[str, _Folder]) -> Iterator[Item]:
-        """A remembered message read again by id (`Retries.replay`): nothing when it left the synced
-        folders (forgotten), a deletion when it is gone."""
+        """A remembered message read again by id (`Retries.replay`): a deletion when it is gone or
+        has left the synced folders (a move its folder's delta reported while it could not be
+        checked, `_removed`)."""
         try:
             item = self.client.get(
                 f"{self.user}/messages/{quote(message_id, safe='')}", {"$select": SELECT}, self.c.prefer_headers
             )
+        except RetriableError as exc:  # still a server error: failed again, unless Graph looks down
+            before = self.retries.failed[message_id]
+            reason = self.outage.failed(f"message {before.title or message_id!r}: not read again", exc)
+            yield self._noted(message_id, Skipped(id=before.id, title=before.title, reason=reason))
+            return
         except GraphError as exc:
             if exc.status != 404:
                 raise
             yield self._noted(message_id, Deletion(id=self.c.doc_id(message_id)))
             return
         folder = folders.get(item.get("parentFolderId") or "")
-        if folder is not None:
+        if folder is None:
+            yield self._noted(message_id, Deletion(id=self.c.doc_id(message_id)))
+        else:
             yield from self._message(item, folder)
 
     def _message(self, item: dict[str, Any], folder: _Folder) -> Iterator[Item]:
@@ -696,13 +723,20 @@ class _MailboxSync:
         if reading:
             try:
                 msg.attachments, error = self._attachments(msg.native_id, cap)
-            except GraphError as exc:
+            except (GraphError, RetriableError) as exc:
                 error = exc
-            if error is not None:
+            if error is None:
+                self.outage.read()
+            else:
+                what = (
+                    f"message {msg.subject or '(no subject)'!r}: attachments not read "
+                    "(indexed without them, read again next run)"
+                )
                 failed = Skipped(
                     id=self.c.doc_id(msg.native_id) + "#attachments",
                     title=msg.subject or None,
-                    reason=f"attachments not read (indexed without them, read again next run): {error}",
+                    # a server error the retries did not clear: the message's, unless Graph looks down
+                    reason=self.outage.failed(what, error) if isinstance(error, RetriableError) else f"{what}: {error}",
                 )
         document, skipped = message_document(
             self.c, msg, self.c.acl_for(self.mailbox, self.owner), cap, self.c.config.max_body_bytes
@@ -716,17 +750,20 @@ class _MailboxSync:
                 self.c.built.keep(self.mailbox, item, folder.path, [*skipped, document], document)
         yield document
 
-    def _attachments(self, message_id: str, cap: int) -> tuple[list[MailAttachment], GraphError | None]:
+    def _attachments(
+        self, message_id: str, cap: int
+    ) -> tuple[list[MailAttachment], GraphError | RetriableError | None]:
         """The message's attachments, listed without their bytes, then read one by one (`_attachment`),
-        and the first error reading one: an attachment that could not be read is only a name."""
+        and the first error reading one (a refusal, or a server error the retries did not clear): an
+        attachment that could not be read is only a name."""
         url = f"{self.user}/messages/{quote(message_id, safe='')}/attachments"
         listing = self.client.get(url, {"$select": ATTACHMENT_FIELDS}, self.c.prefer_headers)
         found: list[MailAttachment] = []
-        error: GraphError | None = None
+        error: GraphError | RetriableError | None = None
         for meta in listing.get("value", []):
             try:
                 att = self._attachment(url, meta, cap)
-            except GraphError as exc:
+            except (GraphError, RetriableError) as exc:
                 error = error or exc
                 att = MailAttachment(str(meta.get("name") or "attachment"), "", None, name_only=True)
             if att is not None:

@@ -74,7 +74,10 @@ people but no address, and every such ACL would be empty). Files kept outside Sl
 downloaded: the thread names them with their link (see slack_client for where the token may go).
 A thread with a file that could not be downloaded goes in without that file's text and is read
 again, whole, at the start of each later run (`kit.retries.Retries`, checkpoint key `retries`),
-until it is read, deleted or its channel dropped.
+until it is read, deleted or its channel dropped; so is a thread whose replies still answer a server
+error after the retries (a failed skip naming it; its indexed version kept). Only
+`kit.retries.OUTAGE_AFTER` such reads in a row (downloads, threads) mean Slack is down: the run
+fails, to resume from its checkpoint (`kit.retries.Outage`).
 
 A `channels` entry that matches no conversation listed is a skip by policy of each run, naming the
 closest channel names; when none matches, the run (and `live_ids`) raises `NothingInScopeError`
@@ -95,12 +98,12 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from inlet.errors import ConfigError, CredentialsError, IncompleteListingError, ItemError
+from inlet.errors import ConfigError, CredentialsError, IncompleteListingError, ItemError, RetriableError
 
 from .base import Connector, Interval, LivePrefix, ServiceUrl, SourceConfig, parse_duration
 from .events import EventSource
 from .extract import extract_text, kind_of
-from .kit import CheckpointModel, Pager, Retries, RetryPolicy, cursor
+from .kit import CheckpointModel, Outage, Pager, Retries, RetryPolicy, cursor
 from .kit.scope import check_scope, warn
 from .model import ACL, AclUpdate, Checkpoint, Deletion, Item, Progress, Skipped
 from .slack_client import TIERS, MissingScope, SlackAPI, SlackError
@@ -461,6 +464,7 @@ class _Crawl:
         self.frozen: set[str] = set()  # archived channels the bot was ejected from: kept as they are, not read
         self.matched: set[str] = set()  # `channels` entries that matched a conversation read
         self.unmatched: list[Skipped] = []  # a skip by policy per `channels` entry that matched none
+        self.outage = Outage(conn.name)  # reads in a row that keep answering server errors: Slack is down
 
     def lacking(self, kind: str) -> str:
         """Why a kind of conversation is not read: the scope Slack asked for and the setting."""
@@ -1074,6 +1078,13 @@ class _Crawl:
                 yield Skipped(id=self.conn.doc_id(f"{chan.id}:{parent['ts']}"), reason=str(exc))
                 return
             raise  # SKIP_CHANNEL: the caller skips the channel (`_unless_gone`)
+        except RetriableError as exc:  # still a server error: this thread's failed read, unless Slack looks down
+            native = f"{chan.id}:{parent['ts']}"
+            title = f"#{chan.name} thread {parent['ts']}"
+            skipped = Skipped(id=self.conn.doc_id(native), reason=self.outage.failed(title, exc), title=title)
+            yield self.state.retries.note(native, skipped)  # read again, whole, by the next run
+            return
+        self.outage.read()
         if not known and parent["ts"] not in found:
             yield self._deleted(chan.id, parent["ts"])
             return
@@ -1159,7 +1170,11 @@ class _Crawl:
             if not url:
                 raise ItemError(f"{name}: Slack gave no download URL")
             data = self.api.download(url, self.cfg.max_file_bytes, mime)
+            self.outage.read()
             texts[fid] = extract_text(data, name, mime).strip()
+        except RetriableError as exc:  # a server error: this file's failed read, unless Slack looks down
+            unread.append(Skipped(id=skip_id, reason=self.outage.failed(name, exc), title=name))
+            yield unread[-1]
         except ItemError as exc:  # one unreadable file never costs its thread
             skipped = Skipped(id=skip_id, reason=str(exc), failed=exc.failed, title=name)
             if skipped.failed:

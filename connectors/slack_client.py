@@ -238,14 +238,20 @@ class SlackAPI:
 
     def download(self, url: str, limit: int, mimetype: str = "") -> bytes:
         """A private file's bytes (Bearer token), at most `limit`; `ItemError` when unreadable or
-        when it (or a redirect) is not on a Slack host (`slack_host`): the token is never sent there."""
+        when it (or a redirect) is not on a Slack host (`slack_host`): the token is never sent there;
+        `RetriableError` (naming the call) when it still answers a server error or a throttle, or its
+        connection still breaks, after the retries: the connector's `kit.retries.Outage` weighs it."""
         response = self._get(url)
         for _ in range(MAX_REDIRECTS):
             if not response.has_redirect_location:
                 break
             response = self._get(str(response.url.join(response.headers["location"])))
         if response.status_code == 429 or response.status_code >= 500:
-            raise ItemError(f"{url}: still failing after {self.policy.attempts} attempts (HTTP {response.status_code})")
+            raise RetriableError(
+                f"source {self.source!r}: GET {url}: still failing after {self.policy.attempts} attempts "
+                f"(HTTP {response.status_code})",
+                retry_after(response.headers),
+            )
         if response.status_code != 200:
             raise ItemError(f"{url}: HTTP {response.status_code}")
         kind = response.headers.get("content-type", "")
@@ -264,4 +270,4 @@ class SlackAPI:
         try:
             return self._http.get(url, headers={"Authorization": f"Bearer {self.token}"}, follow_redirects=False)
         except httpx.HTTPError as exc:  # reset, cut or stalled after the retries
-            raise ItemError(f"{url}: {type(exc).__name__}: {exc}") from exc
+            raise RetriableError(f"source {self.source!r}: GET {url}: {type(exc).__name__}: {exc}") from exc

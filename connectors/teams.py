@@ -4,9 +4,10 @@ Each run lists the teams (display-name globs), their channels (channel-name glob
 private and shared) and the members that make each channel's ACL: the team's members for a
 standard channel, the channel's own for a private one, and for a shared one `allMembers` (its
 direct members and those of the teams it is shared with), one `$batch` per 20 lists. A channel
-no longer listed has its threads deleted; one whose members cannot be read is a failed skip that
-keeps its threads, and the other channels go on. A team whose channel list Graph refuses (403,
-404: a team being deleted, or not provisioned yet) is a failed skip too: its channels the
+no longer listed has its threads deleted; one whose members cannot be read (refused, not found, or
+a server error the retries did not clear) is a failed skip that keeps its threads, and the other
+channels go on. A team whose channel list Graph refuses (403, 404: a team being deleted, or not
+provisioned yet) or keeps failing (5xx) is a failed skip too: its channels the
 checkpoint knows are kept as they are (folder skips, no subscription), and the other teams go on;
 so is a channel whose messages Graph refuses. A refusal's skip names the permission the call needs
 (`permissions`). When Graph refuses every team and channel and the run reads no channel's
@@ -50,7 +51,11 @@ replies could not be read (a failed `Skipped`: its indexed version is kept) is r
 replies with the channel's current ACL, at the start of each later round of its channel in a whole
 run (`kit.retries.Retries`; an event's scoped run leaves it to the next one, so the change it
 announces is not held up by the retries of another thread), so neither a new thread nor a
-membership change is lost to one failed read.
+membership change is lost to one failed read. Replies (or a member list, a team's channel list)
+that still answer a server error after the retries are such a failed read, named by the thread's
+title (the channel, the team), unless `kit.retries.OUTAGE_AFTER` reads in a row fail so (Graph is
+down: the run fails, naming the last call, and the next resumes from its checkpoint;
+`kit.retries.Outage`).
 A change notification on a channel asks for a scoped run (`load_scope`) of that channel only; one
 that names a message (`.../messages('ROOT')`, or a reply of it) asks for that thread too
 (`CHANNEL/ROOT`), which the scoped run reads again after the channel's round, whether or not delta
@@ -94,7 +99,7 @@ from .kit.graph_webhooks import Resource
 from .kit.graph import GraphClient, GraphError, before, graph_time, refusal
 from .kit.paging import Pager
 from .kit.refusals import Refusals
-from .kit.retries import Retries
+from .kit.retries import Outage, Retries
 from .kit.scope import check_scope, warn
 from .microsoft_files_acl import acl_key
 from .model import ACL, Deletion, Document, Item, Skipped, normal_user
@@ -333,11 +338,13 @@ class _Run:
         self.unmatched: list[Skipped] = []  # a skip by policy per `teams` / `channels` glob that matched nothing
         self.refusals = Refusals(conn.name, "team or channel", REFUSED_ADVICE)  # a full run read none: it fails
         self.external: dict[str, set[str]] = {}  # channel id -> its members outside the organization
+        self.outage = Outage(conn.name)  # reads that keep answering server errors: past a few in a row, Graph is down
 
     def discover(self) -> list[tuple[str, ChannelState, ACL | GraphError]]:
         """(channel id, its state, its ACL) of every channel the config selects; in place of the
-        ACL, the error of a member list Graph refused (403, 404). A team whose channel list Graph
-        refuses (403, 404: a team being deleted or not provisioned yet) is left in `refused`."""
+        ACL, the error of a member list Graph refused (403, 404) or kept failing (a server error,
+        `Outage`). A team whose channel list Graph refuses (403, 404: a team being deleted or not
+        provisioned yet) or keeps failing is left in `refused`."""
         cfg = self.c.config
         every = [
             t for page in self.client.pages("/teams", {"$select": "id,displayName"}) for t in page.get("value", [])
@@ -348,12 +355,17 @@ class _Run:
             self.client,
             self.c.policy,
             [p for t in teams for p in (f"/teams/{t['id']}/channels", f"/teams/{t['id']}/members?$top=999")],
+            per_item=True,
         )
+        for team in teams:
+            name = f"team {team.get('displayName', '')}"
+            self._weigh(answers[f"/teams/{team['id']}/channels"], f"{name}: its channels")
+            self._weigh(answers[f"/teams/{team['id']}/members?$top=999"], f"{name}: its members")
         found: list[tuple[str, ChannelState]] = []
         for team in teams:
             listing = answers[f"/teams/{team['id']}/channels"]
             if isinstance(listing, GraphError):
-                if listing.status not in (403, 404):
+                if listing.status not in (403, 404) and not listing.retriable:
                     raise listing
                 self.refused[team["id"]] = (str(team.get("displayName", "")), listing)
                 continue
@@ -377,17 +389,31 @@ class _Run:
                 for ch in answers[f"/teams/{team['id']}/channels"].get("value", [])  # type: ignore[union-attr]
             ]
             self.unmatched += self._scope("channels", names, "channel of the teams read")
-        own = [f"{_members_path(cid, st)}?$top=999" for cid, st in found if st.kind != "standard"]
-        answers.update(batch_get(self.client, self.c.policy, own))
+        own = {
+            f"{_members_path(cid, st)}?$top=999": f"channel {st.team}/{st.name}"
+            for cid, st in found
+            if st.kind != "standard"
+        }
+        answers.update(batch_get(self.client, self.c.policy, own, per_item=True))
+        for path, what in own.items():
+            self._weigh(answers[path], f"{what}: its members")
         out: list[tuple[str, ChannelState, ACL | GraphError]] = []
         for cid, st in found:
             answer = answers[f"{_members_path(cid, st)}?$top=999"]
-            if isinstance(answer, GraphError) and answer.status not in (403, 404):
+            if isinstance(answer, GraphError) and answer.status not in (403, 404) and not answer.retriable:
                 raise answer
             if not isinstance(answer, GraphError):
                 self.external[cid] = _external(answer.get("value", []), cfg.tenant_id)
             out.append((cid, st, answer if isinstance(answer, GraphError) else ACL(users=_emails(answer))))
         return out
+
+    def _weigh(self, answer: dict[str, Any] | GraphError, what: str) -> None:
+        """One read of the run (`what`: whose, for the error that ends the run) told to `Outage`: a
+        server error the retries did not clear counts, an answer read resets the count."""
+        if not isinstance(answer, GraphError):
+            self.outage.read()
+        elif answer.retriable:
+            self.outage.failed(what, answer)  # raises when Graph looks down
 
     def _scope(self, key: str, names: list[str], what: str) -> list[Skipped]:
         """The skips of the `key` globs the config sets that match none of `names` (`kit.scope`);
@@ -475,14 +501,16 @@ class _Run:
 
     def _beyond_delta(self, cid: str, ch: ChannelState, acl: ACL, every: bool = False) -> Iterator[Item]:
         """After a round that started over: the live roots it did not list (older than delta's eight
-        months) and the checkpoint lacks or the re-read has not met again, read like delta's.
+        months) and the checkpoint lacks or the re-read has not met again, read like delta's (a
+        thread this run read already is not read again: a failed read waits for the next run).
         `every` (a reconcile): also the replies of every other thread, yielded only if it changed,
         and the known threads the listing lacks are deleted."""
         listed: set[str] = set()
         for page in self.listing(cid, ch):
             listed.update(m["id"] for m in page)
             unmet, known = set(ch.resync or []), set(ch.threads)
-            older = [m for m in page if m["id"] in unmet or m["id"] not in known]
+            fresh = [m for m in page if (cid, m["id"]) not in self.read]  # a read that failed is not repeated
+            older = [m for m in fresh if m["id"] in unmet or m["id"] not in known]
             settled = known - unmet if every else set()
             again = [m for m in page if m["id"] in settled and (cid, m["id"]) not in self.read]
             if older or again:
@@ -581,7 +609,7 @@ class _Run:
         start = max(known) - dt.timedelta(days=self.c.config.lookback_days)
         roots = [r for r, t in times.items() if t is not None and t >= start and (cid, r) not in self.read]
         paths = {r: _replies_path(ch, cid, r) for r in roots}
-        answers = batch_get(self.client, self.c.policy, paths.values())
+        answers = batch_get(self.client, self.c.policy, paths.values(), per_item=True)  # a failure: read again
         changed: list[str] = []
         read: dict[str, Any] = {}  # the replies of those, by path
         for root_id, path in paths.items():
@@ -621,12 +649,14 @@ class _Run:
         """A thread whose last read failed: its root and replies read again, with the current ACL."""
         try:
             root = self.client.get(f"/teams/{ch.team_id}/channels/{cid}/messages/{quote(root_id, safe='')}")
-        except GraphError as exc:
-            if exc.status == 404:
+        except (GraphError, RetriableError) as exc:
+            if isinstance(exc, GraphError) and exc.status == 404:
                 yield self._gone(cid, ch, root_id)
             else:
                 failure = ch.retries.failed[root_id]
-                skipped = Skipped(id=failure.id, reason=f"root unreadable: {exc}", title=failure.title, acl=acl)
+                what = f"{failure.title or root_id}: root unreadable"
+                reason = self.outage.failed(what, exc) if isinstance(exc, RetriableError) else f"{what}: {exc}"
+                skipped = Skipped(id=failure.id, reason=reason, title=failure.title, acl=acl)
                 yield ch.retries.note(root_id, skipped)
             return
         yield from self._roots(cid, ch, acl, [root])
@@ -672,21 +702,25 @@ class _Run:
                 live.append(root)
         paths = {r["id"]: _replies_path(ch, cid, r["id"]) for r in live}
         replies = dict(replies or {})
-        replies.update(batch_get(self.client, self.c.policy, [p for p in paths.values() if p not in replies]))
+        asked = [p for p in paths.values() if p not in replies]
+        replies.update(batch_get(self.client, self.c.policy, asked, per_item=True))
         for root in live:
             answer = replies[paths[root["id"]]]
             if isinstance(answer, GraphError):
                 if answer.status == 404:  # the message is gone (deleted, purged by a retention policy)
                     yield self._gone(cid, ch, root["id"])
                     continue
+                what = f"{_title(ch, root)}: replies unreadable"  # a server error: unless Graph looks down
+                reason = self.outage.failed(what, answer) if answer.retriable else f"{what}: {answer}"
                 skipped = Skipped(
                     id=self.c.doc_id(f"{cid}:{root['id']}"),
-                    reason=f"replies unreadable: {answer}",
+                    reason=reason,
                     title=_title(ch, root),
                     acl=acl,  # the channel's members as just read: the kept version takes them
                 )
                 yield ch.retries.note(root["id"], skipped)
                 continue
+            self.outage.read()
             seen = _seen(root, answer)
             if only_changed and root["id"] in ch.threads and ch.seen.get(root["id"]) == seen:
                 continue

@@ -94,7 +94,7 @@ class Faults:
         self.rejected: Counter[str] = Counter()
         self.injected: Counter[Fault] = Counter()  # each fault answered, by kind
         self._limits: dict[str, _RateLimit] = {}
-        self._bursts: dict[str, _Burst] = {}
+        self._bursts: dict[tuple[str, str], _Burst] = {}  # (route glob, target glob) -> its burst
         self._flaky: dict[str, _Flaky] = {}
         self.expired_tokens: set[str] = set()
         self._event_faults: dict[str, _EventFault] = {}
@@ -106,15 +106,24 @@ class Faults:
             self._limits[f"{service}:{route}"] = _RateLimit(per_minute)
 
     def fail(
-        self, service: str, route: str, status: int, times: int = 1, reason: str = "", retry_after: float | None = None
+        self,
+        service: str,
+        route: str,
+        status: int,
+        times: int = 1,
+        reason: str = "",
+        retry_after: float | None = None,
+        target: str = "*",
     ) -> None:
-        """The next `times` calls on routes matching the glob answer `status`."""
-        self.break_next(service, route, Fault(status, reason, retry_after), times)
+        """The next `times` calls on routes matching the glob, and whose target (a Graph call's
+        path: one item's) matches `target`, answer `status`."""
+        self.break_next(service, route, Fault(status, reason, retry_after), times, target)
 
-    def break_next(self, service: str, route: str, fault: Fault, times: int = 1) -> None:
-        """The next `times` calls on routes matching the glob get `fault` (e.g. `Fault.reset()`)."""
+    def break_next(self, service: str, route: str, fault: Fault, times: int = 1, target: str = "*") -> None:
+        """The next `times` calls on routes matching the glob, and on targets matching `target`, get
+        `fault` (e.g. `Fault.reset()`)."""
         with self._lock:
-            self._bursts[f"{service}:{route}"] = _Burst(fault, times)
+            self._bursts[(f"{service}:{route}", target)] = _Burst(fault, times)
 
     def events(self, service: str, *, drop: int = 0, duplicate: int = 0, delay: float = 0.0, delayed: int = 0) -> None:
         """The service's next `drop` change events are lost, the next `duplicate` ones sent twice,
@@ -168,11 +177,11 @@ class Faults:
         with self._lock:
             self.calls[key] += 1
             self.log.append((key, target))
-            for pattern, burst in list(self._bursts.items()):
-                if burst.remaining > 0 and fnmatch.fnmatchcase(key, pattern):
+            for (pattern, aim), burst in list(self._bursts.items()):
+                if burst.remaining > 0 and fnmatch.fnmatchcase(key, pattern) and fnmatch.fnmatchcase(target, aim):
                     burst.remaining -= 1
                     if burst.remaining == 0:
-                        del self._bursts[pattern]
+                        del self._bursts[(pattern, aim)]
                     self.rejected[key] += 1
                     self.injected[burst.fault] += 1
                     return burst.fault

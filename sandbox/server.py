@@ -69,6 +69,7 @@ def _admin_routes(ctx: Context) -> list[BaseRoute]:
             int(body.get("times", 1)),
             body.get("reason", ""),
             body.get("retry_after"),
+            body.get("target", "*"),
         )
         return JSONResponse({"ok": True})
 

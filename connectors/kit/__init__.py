@@ -8,7 +8,9 @@
 - `paging`: `Pager` / `pages()` for cursors, page tokens and next links; a repeated token is refused.
 - `checkpoint`: `CheckpointModel`, a typed, versioned checkpoint stored as a plain dict.
 - `retries`: `Retries`, a checkpoint field remembering the items whose read failed, read again by
-  every later run until read, gone or given up (then still a failed skip each run).
+  every later run until read, gone or given up (then still a failed skip each run); `Outage`, which
+  makes a read still answering a server error after its retries its item's failed skip, named,
+  unless `OUTAGE_AFTER` reads in a row fail so (the service is down: the run fails).
 - `oauth`: `ClientCredentials`, an `httpx.Auth` for OAuth2 client credentials: a token renewed before
   it expires and on a 401 (a retry below the auth flow re-sends the old header; its 401 renews).
 - `renewal`: `Renewals`, subscriptions renewed at a third of their lifetime and removed in bounded time,
@@ -16,7 +18,8 @@
 - `refusals`: `Refusals`, the targets a run was refused: a failed skip each, `AccessRefusedError`
   when every one was refused and none read.
 - `graph`: `GraphClient` (msal over httpx, token refresh on 401, `GraphError`).
-- `graph_batch`: `batch_get`, GETs in `$batch` requests of 20, each answer retried by the policy.
+- `graph_batch`: `batch_get`, GETs in `$batch` requests of 20, each answer retried by the policy
+  (`per_item`: a part still failing after the retries answers its `GraphError`, for `Outage`).
 - `graph_webhooks`: `GraphWebhooks`, Graph subscriptions and their notifications (Outlook, files, Teams).
 - `google`: `load_credentials` (and `acting_as`: who they read as, when the file says) and
   `GoogleService` (request execution, `GoogleApiError`).
@@ -36,12 +39,13 @@ from .paging import Pager, StuckTokenError, cursor, next_link, page_token, pages
 from .ratelimit import Buckets, TokenBucket
 from .refusals import Refusals
 from .renewal import RENEW_AT, Backoff, Gone, Renewals, Subscription
-from .retries import GIVE_UP_AFTER, Failure, Retries
+from .retries import GIVE_UP_AFTER, OUTAGE_AFTER, Failure, Outage, Retries
 from .retry import Attempts, RetryPolicy, retriable_status, retry_after
 from .transport import RetryTransport, ssl_context
 
 __all__ = [
     "GIVE_UP_AFTER",
+    "OUTAGE_AFTER",
     "RENEW_AT",
     "Attempts",
     "Backoff",
@@ -50,6 +54,7 @@ __all__ = [
     "ClientCredentials",
     "Failure",
     "Gone",
+    "Outage",
     "Pager",
     "Refusals",
     "Renewals",

@@ -54,6 +54,12 @@ class GoogleApiError(InletError):
         self.status, self.reason, self.message = status, reason, message
         self.location = location  # the parameter the answer is about (`pageToken`), when Google names one
 
+    @property
+    def retriable(self) -> bool:
+        """A server error or a throttle (only a batch part still failing after the retries is one: a
+        single call raises `RetriableError` instead)."""
+        return retriable_status(self.status, self.reason)
+
 
 def load_credentials(
     path: Path, subject: str | None, source: str, scopes: Sequence[str], *, subject_key: str | None = "subject"

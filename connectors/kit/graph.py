@@ -7,8 +7,9 @@ Invariants:
   `ca_bundle` is trusted by identity and Graph calls alike, added to the system ones.
 - A 401 from Graph drops msal's cached app token and retries once with a fresh one; a token the
   identity platform refuses is a `CredentialsError` naming the source and carrying msal's text.
-- An answer still retriable after the retries is a `RetriableError` (with its Retry-After); any
-  other 4xx is a `GraphError` carrying status and code, for the caller to decide (404, 410 ...).
+- An answer still retriable after the retries is a `RetriableError` (with its Retry-After) naming
+  the source, the call (`GET /users/u/messages/m/attachments`) and Graph's answer; any other 4xx is
+  a `GraphError` carrying status, code and call, for the caller to decide (404, 410 ...).
 - A link Graph gave (`@odata.nextLink`, `@odata.deltaLink`, kept in checkpoints) is followed on
   `graph_url`'s scheme and host: a saved link keeps the host of when it was given, and `graph_url`
   may have moved since (a proxy, a national cloud, a restarted emulator); the token never goes to
@@ -44,12 +45,19 @@ class GraphError(InletError):
     becomes an `AccessRefusedError` (`GraphConnector.with_client`), any other fails the run with
     this message."""
 
-    def __init__(self, status: int, code: str, message: str, call: str = "") -> None:
+    def __init__(self, status: int, code: str, message: str, call: str = "", retry_after: float | None = None) -> None:
         super().__init__(f"{call + ': ' if call else ''}{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
         self.call = call  # "GET /teams/t1/channels" (no query), or ""
+        self.retry_after = retry_after  # a server error's or throttle's Retry-After, when Graph gave one
+
+    @property
+    def retriable(self) -> bool:
+        """A server error or a throttle (only a `$batch` answer still failing after the retries is
+        one: a single call raises `RetriableError` instead)."""
+        return retriable_status(self.status)
 
     @property
     def refused(self) -> bool:
@@ -190,8 +198,10 @@ class GraphClient:
             if response.status_code == 401:
                 raise CredentialsError(self.source, f"Graph refused a fresh token: {error_of(response)[1]}")
         if retriable_status(response.status_code) or response.status_code >= 500:
+            code, message = error_of(response)
             raise RetriableError(
-                f"source {self.source!r}: Graph answered {response.status_code} {error_of(response)[0]}",
+                f"source {self.source!r}: {self.call(method, url)}: Graph answered {response.status_code} {code}"
+                f"{': ' + message if message else ''}",
                 retry_after(response.headers),
             )
         if response.status_code >= 400:
@@ -230,7 +240,8 @@ class GraphClient:
         except httpx.TransportError as exc:
             where = httpx.URL(url)
             raise RetriableError(
-                f"source {self.source!r}: Graph unreachable at {where.scheme}://{where.netloc.decode()}: {exc}"
+                f"source {self.source!r}: {self.call(method, url)}: Graph unreachable at "
+                f"{where.scheme}://{where.netloc.decode()}: {exc}"
             ) from exc
 
 

@@ -19,18 +19,32 @@ Invariants:
   once readable, when the change feed reports it (the engine then drops the run's stale failed
   skip: the run that reads it is not `partial` for it), or by a new backfill
   (`inlet backfill SOURCE`), which starts from an empty checkpoint.
+- A read of one item (a file's download, a message's attachments, a thread's replies, a channel's
+  members) that still answers a server error (a 5xx, a 429, a broken connection) once the
+  transport's retries are spent is that item's failure, not the service's: the run's `Outage` turns
+  it into the reason of the item's failed skip ("NAME: the call and the answer"), which the
+  connector notes here as any failed read. Only when `OUTAGE_AFTER` reads in a row fail so, with
+  no read between them that succeeds, is the service taken for down: the run fails with a
+  `RetriableError` naming the source, the count and the last item and call, and the next run
+  resumes from its checkpoint. A read that fails while the run is stopping ends the run too (its
+  retries were cut short: no verdict on the item).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 from pydantic import BaseModel, Field, PrivateAttr
 
+from inlet.errors import RetriableError
+
 from ..model import Item, Skipped
+from .retry import stopping
 
 GIVE_UP_AFTER = 5  # failed reads in a row before replays stop reading an item
+OUTAGE_AFTER = 3  # items in a row whose reads keep answering server errors: the service is down, not the items
 
 T = TypeVar("T", bound=Item)
 
@@ -95,3 +109,44 @@ class Retries(BaseModel):
         for native_id in deferred:
             if native_id in self.failed:
                 yield self.failed[native_id].skipped()
+
+
+class Outage:
+    """Whether a read that still answers a server error after its retries is its item's failure
+    (a failed skip) or the service's (the run fails): `OUTAGE_AFTER` such reads in a row, with no
+    successful read between them, are the service's. One per run; safe across its threads."""
+
+    def __init__(self, source: str, after: int = OUTAGE_AFTER) -> None:
+        self.source, self.after = source, after
+        self.failing = 0  # reads in a row that failed with a server error
+        self._lock = threading.Lock()
+
+    def read(self) -> None:
+        """An item was read: the service answers."""
+        with self._lock:
+            self.failing = 0
+
+    def failed(self, item: str, error: Exception) -> str:
+        """One read of `item` (its name as a skip shows it: a path, a subject, a title) ended in
+        `error`, a server error the retries did not clear (a `RetriableError`, or a `$batch` answer
+        still failing); returns its failed skip's reason, "ITEM: WHY". Raises a `RetriableError`
+        instead when the run is stopping or this is the `after`-th such read in a row."""
+        why = self.detail(error)
+        retry_after = getattr(error, "retry_after", None)
+        with self._lock:
+            self.failing += 1
+            failing = self.failing
+        if stopping():
+            raise RetriableError(f"source {self.source!r}: {item}: {why}", retry_after) from error
+        if failing >= self.after:
+            raise RetriableError(
+                f"source {self.source!r}: {failing} reads in a row kept answering server errors after their "
+                f"retries, the last of {item}: {why}; the service looks down, so the run stops here and the "
+                "next one resumes from its checkpoint",
+                retry_after,
+            ) from error
+        return f"{item}: {why}"
+
+    def detail(self, error: Exception) -> str:
+        """The error's text without the "source 'NAME': " it may start with (a skip names its source)."""
+        return str(error).removeprefix(f"source {self.source!r}: ")

@@ -271,9 +271,25 @@ def test_throttled_parts_of_a_batch_are_sent_again(sb: Sandbox) -> None:
 
 def test_server_errors_of_batch_parts_past_the_retries_ask_for_no_wait_gmail_did_not_send(sb: Sandbox) -> None:
     sb.faults.fail("gmail", "messages.get", 503, times=99)  # no Retry-After
-    with pytest.raises(RetriableError, match="kept refusing") as info:
+    with pytest.raises(RetriableError, match="3 reads in a row kept answering server errors") as info:
         run(connector(sb, retries=1).load(None))
     assert info.value.retry_after is None  # the run's retry_after: null, not inlet's back-off cap
+
+
+def test_a_message_whose_fetch_keeps_failing_is_a_failed_skip_and_the_others_are_read(sb: Sandbox) -> None:
+    """One message answering 500 after every retry (in the batch) is its own failed skip, named,
+    read again by the next pass; the mailbox is indexed (probe33a F4's rule, as for Drive)."""
+    wanted = in_scope(sb, BADEER)
+    broken = sorted(wanted)[0]
+    mid = broken.rsplit("/", 1)[1]
+    sb.faults.fail("gmail", "messages.get", 500, times=1000, reason="backendError", target=f"*/messages/{mid}")
+    items, state = run(connector(sb, retries=1).load(None))
+    assert set(docs(items)) == wanted - {broken}
+    [skip] = [i for i in items if isinstance(i, Skipped)]
+    assert skip.failed and skip.id == broken and skip.reason.startswith(f"message {mid} of {BADEER}: 500 backendError")
+    sb.faults.clear()
+    items, _ = run(connector(sb, retries=1).load(state))
+    assert broken in docs(items) and not [i for i in items if isinstance(i, Skipped)]
 
 
 def test_a_mailbox_outside_the_delegation_is_named_and_the_others_sync(sb: Sandbox) -> None:

@@ -14,7 +14,7 @@ from inlet.connectors.kit.retry import RetryPolicy
 from inlet.connectors.kit.transport import ssl_context
 from inlet.connectors.microsoft_files import MicrosoftFilesConfig, MicrosoftFilesConnector
 from inlet.connectors.model import Checkpoint, Deletion, Document, Skipped
-from inlet.errors import AccessRefusedError, CredentialsError, NothingInScopeError
+from inlet.errors import AccessRefusedError, CredentialsError, NothingInScopeError, RetriableError
 from inlet.sandbox import graph_files
 from inlet.sandbox.graph_files_seed import perm
 from inlet.sandbox.graph_files_state import FilesState, Item
@@ -286,6 +286,61 @@ def test_throttling_waits_retry_after_on_calls_and_inside_batches(sb: Sandbox) -
     items, _ = run(connector(sb, sleeps))
     assert len(docs(items)) == 11
     assert sleeps.count(7) == 2 and 3 in sleeps and 2 in sleeps
+
+
+def test_a_file_whose_download_keeps_failing_is_a_failed_skip_named_by_its_path(sb: Sandbox) -> None:
+    """probe33a F4: one file whose download answers 500 after every retry (a damaged SharePoint file)
+    is that file's failed skip, named by its path and the call; the other files are indexed, and a
+    later run still applies deletions (a freeze would keep a removed file searchable)."""
+    conn = connector(sb)
+    _, cp = run(conn)
+    st = state(sb)
+    with sb.ws.lock:
+        faq = item(sb, "Expense FAQ.md")
+        broken = st.add_item(faq.drive_id, faq.parent_id, "Broken.txt", b"damaged", "text/plain")
+        gone = doc_id(sb, "Expense FAQ.md")
+        st.delete_item(faq.id)
+        st.edit_item(item(sb, "Notes.txt").id, data=b"Personal notes: the review moved to Friday.")
+    where = f"*/items/{broken.id}/content"
+    sb.faults.fail("graph", "content", 500, times=1000, reason="generalException", target=where)
+    items, cp = run(conn, cp)
+    assert set(docs(items)) == {"Notes.txt"} and deleted(items) == {gone}
+    [skip] = [i for i in items if isinstance(i, Skipped)]
+    assert skip.failed and skip.id == f"sandbox-files:{broken.id}" and skip.title == "Broken.txt"
+    assert skip.reason.startswith("Broken.txt: GET /drives/") and "/content: download answered 500" in skip.reason
+    assert "generalException" in skip.reason
+    sb.faults.clear()
+    items, _ = run(conn, cp)  # remembered: read again by the next run
+    assert set(docs(items)) == {"Broken.txt"} and not [i for i in items if isinstance(i, Skipped)]
+
+
+def test_a_file_a_renamed_folder_rechecks_that_keeps_failing_is_a_failed_skip(sb: Sandbox) -> None:
+    """A renamed folder's files are read again (`$batch`); one answering 500 after every retry is its
+    failed skip, read again by the next run, and the others take the new path."""
+    conn = connector(sb)
+    _, cp = run(conn)
+    design = item(sb, "Search design.docx")
+    with sb.ws.lock:
+        state(sb).edit_item(item(sb, "Design").id, name="Designs")
+    sb.faults.fail("graph", "item", 500, times=1000, reason="generalException", target=f"*/items/{design.id}")
+    items, cp = run(conn, cp)
+    assert set(docs(items)) == {"Designs/Architecture.pdf"}
+    [skip] = [i for i in items if isinstance(i, Skipped)]
+    assert skip.failed and skip.id == f"sandbox-files:{design.id}" and skip.title == "Search design.docx"
+    assert skip.reason.startswith(f"Search design.docx: GET /drives/{design.drive_id}/items/{design.id}: 500")
+    sb.faults.clear()
+    items, _ = run(conn, cp)
+    assert set(docs(items)) == {"Designs/Search design.docx"}
+
+
+def test_downloads_failing_in_a_row_are_an_outage_and_the_run_fails_naming_the_call(sb: Sandbox) -> None:
+    sb.faults.fail("graph", "content", 503, times=1000, reason="serviceNotAvailable")
+    outage = (
+        "^source 'sandbox-files': 3 reads in a row kept answering server errors after their retries, the "
+        "last of .*: GET /drives/.*/content: download answered 503 serviceNotAvailable"
+    )
+    with pytest.raises(RetriableError, match=outage):
+        run(connector(sb))
 
 
 def test_a_retry_after_of_minutes_is_waited_out_in_full(sb: Sandbox) -> None:

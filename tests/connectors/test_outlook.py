@@ -179,6 +179,30 @@ def test_changes_moves_and_deletions(fresh: Sandbox) -> None:
     assert held == [capx.id]
 
 
+def test_a_removal_that_cannot_be_checked_keeps_the_message_until_the_next_run_decides(fresh: Sandbox) -> None:
+    """A message its folder's delta reports removed is checked (moved or deleted?) with one GET; one
+    that keeps answering 500 is a failed skip (kept, not deleted on a guess) and the mailbox goes
+    on; the next run reads it again and deletes it, gone to Deleted Items."""
+    conn = small(fresh)
+    _, state = run(conn)
+    ws = fresh.ws
+    uid = ws.user_by_email(BADEER).id
+    trashed, other = ws.mail.in_folder(ws.mail.folder(uid, "inbox").id)[:2]
+    graph.move_message(ws, trashed.id, "deleteditems")
+    graph.edit_message(ws, other.id, subject="Edited subject")
+    fresh.faults.fail("graph", "message", 500, times=1000, reason="ErrorInternalServerError", target=f"*/{trashed.id}")
+    items, state = run(conn, state)
+    assert not deletions(items) and [d.title for d in docs(items).values()] == ["Edited subject"]
+    [skip] = [i for i in items if isinstance(i, Skipped)]
+    assert skip.failed and skip.id == f"sandbox-mail:{trashed.id}"
+    assert skip.reason.startswith(f"message {trashed.id}: not checked for a move or a deletion")
+    assert "500 ErrorInternalServerError" in skip.reason
+    fresh.faults.clear()
+    items, state = run(conn, state)
+    assert deletions(items) == {f"sandbox-mail:{trashed.id}"} and not [i for i in items if isinstance(i, Skipped)]
+    assert "retries" not in state["mailboxes"][BADEER]
+
+
 def test_links_saved_on_another_host_are_followed_on_graph_url(fresh: Sandbox) -> None:
     conn = small(fresh)
     _, state = run(conn)
@@ -521,6 +545,40 @@ def test_an_attachment_that_cannot_be_read_loses_no_other(fresh: Sandbox) -> Non
     assert failed.id == f"{doc.id}#attachments" and "404" in failed.reason
     items, _ = run(conn, state)
     assert "Kestrel bids close at noon" in docs(items)[f"sandbox-mail:{host.id}"].text
+
+
+def test_a_message_whose_attachment_keeps_failing_is_a_failed_skip_named_by_its_subject(fresh: Sandbox) -> None:
+    """probe33a F4: one attachment answering 500 after every retry (a damaged item) costs its message
+    only its attachments: a failed skip naming the message and the call, the mailbox indexed, and
+    the message read whole by the next run."""
+    host, other = fresh.ws.mail.in_folder(_inbox(fresh).id)[:2]
+    graph.add_attachment(fresh.ws, host.id, "minutes.txt", b"Osprey minutes", "text/plain")
+    graph.add_attachment(fresh.ws, other.id, "notes.txt", b"Kestrel notes", "text/plain")
+    fresh.faults.fail(
+        "graph", "attachment", 500, times=1000, reason="ErrorInternalServerError", target=f"*/{host.id}/attachments/*"
+    )
+    conn = small(fresh)
+    items, state = run(conn)
+    got = docs(items)
+    assert set(got) == synced_ids(fresh, {BADEER})
+    assert "Kestrel notes" in got[f"sandbox-mail:{other.id}"].text
+    assert "Osprey minutes" not in got[f"sandbox-mail:{host.id}"].text
+    [failed] = [i for i in items if isinstance(i, Skipped) and i.failed]
+    assert failed.id == f"sandbox-mail:{host.id}#attachments" and failed.title == host.subject
+    assert failed.reason.startswith(f"message {host.subject!r}: attachments not read")
+    assert "GET /users/" in failed.reason and "500 ErrorInternalServerError" in failed.reason
+    fresh.faults.clear()
+    items, _ = run(conn, state)
+    assert "Osprey minutes" in docs(items)[f"sandbox-mail:{host.id}"].text
+
+
+def test_attachments_failing_in_a_row_are_an_outage_and_the_run_fails_naming_the_call(fresh: Sandbox) -> None:
+    for message in fresh.ws.mail.in_folder(_inbox(fresh).id)[:3]:
+        graph.add_attachment(fresh.ws, message.id, "notes.txt", b"notes", "text/plain")
+    fresh.faults.fail("graph", "attachments", 500, times=1000, reason="ErrorInternalServerError")
+    last = "GET /users/.*/attachments: Graph answered 500 ErrorInternalServerError"
+    with pytest.raises(RetriableError, match=f"^source 'sandbox-mail': 3 reads in a row .*, the last of .*: {last}"):
+        run(small(fresh))
 
 
 def test_every_mailbox_refused_fails_the_run_naming_them_and_what_to_grant(fresh: Sandbox) -> None:

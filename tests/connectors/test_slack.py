@@ -213,6 +213,39 @@ def test_oversized_and_unreadable_files_are_skipped_not_fatal(sb: Sandbox) -> No
     assert "two files" in r.docs[key].text
 
 
+def test_a_thread_whose_replies_keep_failing_is_a_failed_skip_and_the_others_are_read(sb: Sandbox) -> None:
+    """One thread's replies answering 500 on every try are its failed skip, named, read again by the
+    next run; the workspace is indexed (probe33a F4's rule, as for the other connectors)."""
+    sb.faults.fail("slack", "conversations.replies", 500, times=2)  # both tries of the first thread read
+    conn = make(sb, max_retries=1)
+    r = run(conn)
+    [skip] = r.skipped
+    assert skip.failed and skip.title and skip.title.startswith("#") and "thread" in skip.title
+    assert skip.reason.startswith(f"{skip.title}: conversations.replies failed with HTTP 500")
+    assert set(r.docs) == expected_ids(sb.ws) - {skip.id}
+    again = run(conn, r.checkpoint)
+    assert skip.id in again.docs and not again.skipped
+
+
+def test_reads_failing_in_a_row_are_an_outage_and_the_run_fails(sb: Sandbox) -> None:
+    for n in range(3):
+        parent = slack.post_message(sb.ws, SAILOR, f"question {n}", HAMZA)
+        slack.post_message(sb.ws, SAILOR, f"answer {n}", HARRY, thread_ts=parent)
+    sb.faults.fail("slack", "conversations.replies", 500, times=1000)
+    with pytest.raises(RetriableError, match="3 reads in a row kept answering server errors"):
+        run(make(sb, max_retries=1))
+
+
+def test_downloads_failing_in_a_row_are_an_outage_and_the_run_fails(sb: Sandbox) -> None:
+    """A file answering 500 on every try is its thread's failed skip (above, `unreadable`); three in
+    a row mean Slack's file host is down: the run fails, to resume from its checkpoint."""
+    files = [slack.add_file(sb.ws, f"notes{n}.txt", b"notes", "text/plain", HAMZA).id for n in range(3)]
+    slack.post_message(sb.ws, ENRIQUE, "three files", HAMZA, files=files)
+    sb.faults.fail("slack", "files.download", 500, times=1000)
+    with pytest.raises(RetriableError, match="3 reads in a row kept answering server errors.*GET http"):
+        run(make(sb, max_retries=1))
+
+
 # --- the token goes to Slack only ------------------------------------------------------------------------
 
 

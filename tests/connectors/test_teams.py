@@ -385,6 +385,49 @@ def test_system_events_are_not_threads_and_a_card_is_read_as_its_text(sb: Sandbo
     assert "PR merged" in ids[thread_id(sb, merged)].text and "Repo: inlet" in ids[thread_id(sb, merged)].text
 
 
+def test_a_thread_whose_replies_keep_failing_is_a_failed_skip_named_by_its_title(sb: Sandbox) -> None:
+    """probe33a F4: one thread whose replies answer 500 after every retry, in `$batch` and alone, is
+    that thread's failed skip, named by its title and the call (not "throttling"); every other
+    thread is indexed, and the next run reads it again."""
+    failover = root(sb, "Database failover started")
+    where = f"*/messages/{failover.id}/replies"
+    sb.faults.fail("graph", "replies", 500, times=1000, reason="InternalServerError", target=where)
+    conn = connector(sb)
+    items, cp = run(conn)
+    [skip] = [i for i in items if isinstance(i, Skipped)]
+    assert skip.failed and skip.id == thread_id(sb, failover) and skip.title
+    assert skip.reason.startswith(f"{skip.title}: replies unreadable: GET /teams/")
+    assert "/replies: 500 InternalServerError" in skip.reason and "throttl" not in skip.reason
+    assert thread_id(sb, failover) not in {d.id for d in items if isinstance(d, Document)}
+    assert len(docs(items)) == 5  # every other thread (six in all)
+    sb.faults.clear()
+    items, _ = run(conn, cp)
+    assert [d.id for d in items if isinstance(d, Document)] == [thread_id(sb, failover)]
+    assert not [i for i in items if isinstance(i, Skipped)]
+
+
+def test_replies_failing_in_a_row_are_an_outage_and_the_run_fails_naming_the_call(sb: Sandbox) -> None:
+    sb.faults.fail("graph", "replies", 500, times=1000, reason="InternalServerError")
+    outage = "^source 'sandbox-teams': 3 reads in a row .*: GET /teams/.*/replies: 500 InternalServerError"
+    with pytest.raises(RetriableError, match=outage) as caught:
+        run(connector(sb))
+    assert "throttl" not in str(caught.value)  # a server error is not called throttling
+
+
+def test_a_private_channel_whose_members_keep_failing_is_a_skip_and_the_others_go_on(sb: Sandbox) -> None:
+    """probe33a F4: a private channel's member list answering 503 after every retry is that
+    channel's failed skip (its threads kept as indexed); the other channels are read."""
+    leads = channel(sb, "leadership")
+    where = f"*/channels/{leads.id}/members"
+    sb.faults.fail("graph", "members", 503, times=1000, reason="ServiceUnavailable", target=where)
+    items, _ = run(connector(sb))
+    [skip] = [i for i in items if isinstance(i, Skipped)]
+    assert skip.failed and skip.folder and skip.title == "channel Engineering/leadership"
+    assert "its members cannot be read" in skip.reason and "/members: 503 ServiceUnavailable" in skip.reason
+    found = {d.metadata["channel"] for d in items if isinstance(d, Document)}
+    assert "leadership" not in found and {"General", "incident-db", "partners"} <= found
+
+
 def test_a_channel_whose_members_are_refused_is_a_skip_and_the_others_go_on(sb: Sandbox) -> None:
     conn = connector(sb)
     first, cp = run(conn)

@@ -6,10 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from pydantic import Field
 
-from inlet.connectors.kit import GIVE_UP_AFTER, CheckpointModel, Retries
+from inlet.connectors.kit import GIVE_UP_AFTER, OUTAGE_AFTER, CheckpointModel, Outage, Retries
+from inlet.connectors.kit.retry import waits_end_when
 from inlet.connectors.model import Deletion, Document, Item, Skipped
+from inlet.errors import RetriableError
 
 
 class State(CheckpointModel):
@@ -82,3 +85,25 @@ def test_a_skip_by_policy_forgets_and_a_given_up_item_is_still_a_failed_skip_eac
         source.state.retries.note("x", Document(id="s:x", source="s", source_type="t", text="t")), Document
     )
     assert source.state.retries.failed == {}  # read once the source reported it again
+
+
+def test_a_server_error_is_its_items_failed_read_until_reads_fail_so_in_a_row() -> None:
+    """`Outage`: the reason names the item and the call (not the source twice); a read between two
+    failures resets the count; the `OUTAGE_AFTER`-th in a row fails the run, naming the last."""
+    outage = Outage("src")
+    failure = RetriableError("source 'src': GET /items/a: Graph answered 500 generalException", 7.0)
+    assert outage.failed("a.txt", failure) == "a.txt: GET /items/a: Graph answered 500 generalException"
+    outage.read()
+    for n in range(1, OUTAGE_AFTER):
+        assert outage.failed(f"f{n}.txt", failure).startswith(f"f{n}.txt: GET /items/a")
+    with pytest.raises(RetriableError) as caught:
+        outage.failed("last.txt", failure)
+    assert str(caught.value).startswith(f"source 'src': {OUTAGE_AFTER} reads in a row kept answering server errors")
+    assert "the last of last.txt: GET /items/a: Graph answered 500" in str(caught.value)
+    assert caught.value.retry_after == 7.0
+
+
+def test_a_read_failing_while_the_run_stops_ends_the_run() -> None:
+    """Its retries were cut short: no verdict on the item, the run ends at its checkpoint."""
+    with waits_end_when(lambda: True), pytest.raises(RetriableError, match="src.*a.txt: boom"):
+        Outage("src").failed("a.txt", RetriableError("boom"))
