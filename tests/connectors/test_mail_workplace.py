@@ -1,0 +1,94 @@
+"""Mail and text as workplaces hold them (probe33f): Japanese mail with Windows' characters,
+Maildir++ folders, forwards with attachments, saved messages with a byte order mark, padded
+quoted-printable."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inlet.connectors.extract import decode, extract_text
+from inlet.connectors.mail import MailArchiveConfig, MailArchiveConnector
+from inlet.connectors.model import Checkpoint, Document, Skipped
+
+NEC_TEXT = "お世話になっております。\n①議題：㈱かもめ商事との契約\n②Ⅲ期の予算は承認されました。纊髙\n"
+
+
+def archive(path: Path, **kw: Any) -> MailArchiveConnector:
+    return MailArchiveConnector(MailArchiveConfig(name="arch", type="mail_archive", path=path, **kw))
+
+
+def run(conn: MailArchiveConnector) -> list[Any]:
+    items = list(conn.load(None))
+    assert isinstance(items[-1], Checkpoint)
+    return items
+
+
+def docs(items: list[Any]) -> dict[str, Document]:
+    return {i.id: i for i in items if isinstance(i, Document)}
+
+
+def _jis_codes(text: str) -> list[tuple[int, int] | int]:
+    """Each character of `text` as Windows holds it: a JIS X 0208 code (row and cell bytes, NEC's
+    row 13 and IBM's rows 89-92 included) or an ASCII byte."""
+    out: list[tuple[int, int] | int] = []
+    for char in text:
+        raw = char.encode("cp932")
+        if len(raw) == 1:
+            out.append(raw[0])
+            continue
+        lead, trail = raw
+        lead -= 0x40 if lead >= 0xE0 else 0
+        row = (lead - 0x81) * 2 + 0x21
+        if trail >= 0x9F:
+            row, cell = row + 1, trail - 0x7E
+        else:
+            cell = trail - (0x1F if trail < 0x80 else 0x20)
+        out.append((row, cell))
+    return out
+
+
+def iso2022_jp(text: str) -> bytes:
+    """`text` as Outlook and Windows send it labelled ISO-2022-JP (CP50220: NEC's characters too)."""
+    out, jis = bytearray(), False
+    for code in _jis_codes(text):
+        if isinstance(code, int):
+            out += b"\x1b(B" if jis else b""
+            out.append(code)
+            jis = False
+        else:
+            out += b"" if jis else b"\x1b$B"
+            out += bytes(code)
+            jis = True
+    return bytes(out + (b"\x1b(B" if jis else b""))
+
+
+def euc_jp(text: str) -> bytes:
+    """`text` in EUC-JP as Windows writes it (CP51932: NEC's characters too)."""
+    return b"".join(bytes([c]) if isinstance(c, int) else bytes([c[0] | 0x80, c[1] | 0x80]) for c in _jis_codes(text))
+
+
+def test_iso_2022_jp_and_euc_jp_with_nec_characters_are_read_as_windows_writes_them() -> None:
+    """Python's codecs refuse ①, ㈱, Ⅲ under these labels: the whole text was read as 7-bit bytes
+    or mojibake. Labelled or not, it reads as a browser shows it."""
+    assert extract_text(iso2022_jp(NEC_TEXT), "memo.txt") == NEC_TEXT
+    assert extract_text(iso2022_jp(NEC_TEXT), "memo.txt", "text/plain; charset=ISO-2022-JP") == NEC_TEXT
+    assert extract_text(euc_jp(NEC_TEXT), "memo.txt", "text/plain; charset=EUC-JP") == NEC_TEXT
+    assert decode(euc_jp(NEC_TEXT)) == NEC_TEXT  # unlabelled: detected
+    assert decode(euc_jp("倉庫の鍵は田中さんが持っています。")) == "倉庫の鍵は田中さんが持っています。"
+
+
+def test_a_japanese_mail_with_nec_characters_reads_in_body_and_subject(tmp_path: Path) -> None:
+    subject = "=?ISO-2022-JP?B?" + base64.b64encode(iso2022_jp("①かもめ契約の件")).decode() + "?="
+    head = (
+        "From: tanaka@example.jp\r\nTo: suzuki@example.jp\r\nSubject: " + subject + "\r\n"
+        "Date: Mon, 02 Nov 2026 10:00:00 +0900\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=ISO-2022-JP\r\nContent-Transfer-Encoding: 7bit\r\n\r\n"
+    )
+    (tmp_path / "kamome.eml").write_bytes(head.encode() + iso2022_jp(NEC_TEXT.replace("\n", "\r\n")))
+    doc = docs(run(archive(tmp_path)))["arch:kamome.eml"]
+    assert doc.title == "①かもめ契約の件"
+    assert doc.text.endswith(NEC_TEXT.strip())
