@@ -498,7 +498,8 @@ def _legacy(data: bytes) -> str | None:
     in it or hold too few non-ASCII bytes to tell, else what `charset_normalizer` detects (no
     mainframe page; EUC-JP read as browsers read it, NEC's characters too: `_as_detected`): of its
     readings about as clean (`_PLAUSIBLE`), those with the fewest unlikely characters
-    (`_unlikely_share`), then the cleanest, the most coherent, the most written (`_PREVALENCE`); None when it finds none (binary bytes, say)."""
+    (`_unlikely_share`), then the cleanest, the most coherent, the most written (`_PREVALENCE`);
+    None when it finds none (binary bytes, say)."""
     from charset_normalizer import from_bytes
 
     if b"\x00" in data:  # no legacy text holds NUL: binary (the detector would try UTF-16 and UTF-32)
