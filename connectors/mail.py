@@ -9,7 +9,9 @@ never indexed as its raw encoding. `MailArchiveConnector` reads a folder of .eml
 mbox files and Maildirs, incrementally by file mtime and size (an mbox message starts at an RFC 4155
 From_ line only, never at a body line a writer left unescaped, and is read as sent: the writer's
 `>From ` escapes undone); a message over `max_file_bytes` (a file, or one message of an mbox) is a
-skip by policy, never read into memory. A message its headers do not date (`rfc822_message`: Date,
+skip by policy, never read into memory. A Maildir++ mailbox's folders (`.Sent`, `.Archive.2025`: hidden folders
+beside the INBOX's cur/new/tmp) are read as the Maildirs they are; other hidden folders are not.
+A message its headers do not date (`rfc822_message`: Date,
 else Received) is dated by its From_ line in an mbox, else by its file's mtime. Outlook's files
 (.msg, .pst) are skips by policy of every run, saying how to export them. What is not a regular file
 (a pipe, a device) is not read, nor waited on: a pipe without a writer once held a run for ever.
@@ -493,10 +495,13 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
 
     # --- reading ----------------------------------------------------------------------------------
     def _scan(self) -> Iterator[tuple[str, list[int]]]:
-        """(relative path, [mtime_ns, size]) of every file under the root (Maildir tmp/ aside)."""
+        """(relative path, [mtime_ns, size]) of every file under the root (Maildir tmp/ aside, and
+        hidden folders but a Maildir++ mailbox's: `_maildir_plus`)."""
         root = self.config.path
         for folder, dirs, files in os.walk(root):
-            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "tmp")
+            dirs[:] = sorted(
+                d for d in dirs if d != "tmp" and (not d.startswith(".") or _maildir_plus(Path(folder, d)))
+            )
             for name in sorted(files):
                 if name.startswith("."):
                     continue
@@ -577,7 +582,7 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
         failed skip: the version indexed before is kept, and the file is read again next run). A
         message neither its Date nor a Received header dates is dated by `undated()`."""
         try:
-            msg = rfc822_message(native, raw, url=url, folder=Path(rel).parent.as_posix())
+            msg = rfc822_message(native, raw, url=url, folder=_folder(rel))
             if msg.received is None:
                 msg.received = msg.sent = undated()
             if since is not None and msg.received is not None and msg.received < since:
@@ -724,6 +729,25 @@ def _from_line_date(line: bytes) -> dt.datetime | None:
 
 def _mtime(path: Path) -> dt.datetime:
     return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
+
+
+def _maildir_plus(path: Path) -> bool:
+    """Whether a hidden folder is a Maildir++ mailbox's folder (Dovecot's and Courier's layout:
+    the INBOX's cur/new/tmp, and each other folder `.Sent`, `.Archive.2025` beside them, with its
+    own cur/ or new/, or the `maildirfolder` file that marks one)."""
+    return any((path / sub).is_dir() for sub in ("cur", "new")) or (path / "maildirfolder").is_file()
+
+
+def _folder(rel: str) -> str:
+    """The folder a message is in: a file's folder; a Maildir message's mailbox (its cur/ or new/
+    aside), a Maildir++ folder by its name (`alice/.Archive.2025` is `alice/Archive/2025`)."""
+    parent = Path(rel).parent
+    if parent.name not in {"cur", "new"}:
+        return parent.as_posix()
+    box = parent.parent
+    if box.name.startswith(".") and len(box.name) > 1:
+        return (box.parent / box.name[1:].replace(".", "/")).as_posix()
+    return box.as_posix()
 
 
 def _message_id(rel: str) -> str:

@@ -92,3 +92,31 @@ def test_a_japanese_mail_with_nec_characters_reads_in_body_and_subject(tmp_path:
     doc = docs(run(archive(tmp_path)))["arch:kamome.eml"]
     assert doc.title == "①かもめ契約の件"
     assert doc.text.endswith(NEC_TEXT.strip())
+
+
+def message(subject: str, body: str, extra: str = "") -> bytes:
+    head = f"From: bob@example.com\nTo: alice@example.com\nSubject: {subject}\nDate: Mon, 02 Nov 2026 10:00:00 +0000\n"
+    return f"{head}{extra}\n{body}\n".encode()
+
+
+def test_every_folder_of_a_maildir_plus_mailbox_is_read(tmp_path: Path) -> None:
+    """Dovecot's and Courier's layout: the INBOX's cur/new/tmp, each other folder a hidden folder
+    beside them. Only the INBOX was read, and the run said nothing of the rest."""
+    alice = tmp_path / "alice"
+    for box in ("", ".Sent", ".Archive.2025"):
+        for sub in ("cur", "new", "tmp"):
+            (alice / box / sub).mkdir(parents=True)
+    (alice / "cur/1793613600.M1P1.host:2,S").write_bytes(message("inbox mail", "inboxword limpkin"))
+    (alice / ".Sent/cur/1793613601.M1P1.host:2,S").write_bytes(message("sent mail", "limpkin offer accepted"))
+    (alice / ".Archive.2025/new/1793613602.M1P1.host").write_bytes(message("archived", "limpkin contract 2025"))
+    (alice / ".Sent/maildirfolder").write_bytes(b"")
+    (tmp_path / ".git/objects").mkdir(parents=True)  # any other hidden folder is still left out
+    (tmp_path / ".git/objects/note.eml").write_bytes(message("not mail of the archive", "x"))
+    got = docs(run(archive(tmp_path)))
+    assert set(got) == {
+        "arch:alice/1793613600.M1P1.host",
+        "arch:alice/.Sent/1793613601.M1P1.host",
+        "arch:alice/.Archive.2025/1793613602.M1P1.host",
+    }
+    folders = {d.title: d.metadata["folder"] for d in got.values()}
+    assert folders == {"inbox mail": "alice", "sent mail": "alice/Sent", "archived": "alice/Archive/2025"}
