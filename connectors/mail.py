@@ -57,6 +57,7 @@ from .mail_text import (
     new_content,
     parse_rfc822,
     part_text,
+    payload_bytes,
     plain_subject,
     raw_header,
     rebounded,
@@ -271,7 +272,7 @@ def rfc822_message(native_id: str, raw: bytes, url: str = "", folder: str = "") 
             except ItemError as exc:
                 left_out.append(str(exc))
         elif filename or part.get_content_disposition() == "attachment":
-            data = part.get_payload(decode=True)
+            data = payload_bytes(part)
             data = data if isinstance(data, bytes) else b""
             charset = part.get_content_charset()  # how a text attachment is read (RFC 2046 §4.1.2)
             typed = f"{ctype}; charset={charset}" if charset and part.get_content_maintype() == "text" else ctype

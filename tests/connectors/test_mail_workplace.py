@@ -120,3 +120,24 @@ def test_every_folder_of_a_maildir_plus_mailbox_is_read(tmp_path: Path) -> None:
     }
     folders = {d.title: d.metadata["folder"] for d in got.values()}
     assert folders == {"inbox mail": "alice", "sent mail": "alice/Sent", "archived": "alice/Archive/2025"}
+
+
+@pytest.mark.parametrize("lead", [b"\xef\xbb\xbf", b"\n", b"\r\n", b"\xef\xbb\xbf\r\n"])
+def test_a_message_saved_with_a_byte_order_mark_or_a_blank_line_first_reads_as_sent(
+    tmp_path: Path, lead: bytes
+) -> None:
+    """Was "(no subject)", by nobody, dated by the file, its headers as body text."""
+    (tmp_path / "saved.eml").write_bytes(lead + message("Kittiwake budget", "The kittiwake budget is approved."))
+    doc = docs(run(archive(tmp_path)))["arch:saved.eml"]
+    assert (doc.title, doc.author) == ("Kittiwake budget", "bob@example.com")
+    assert doc.created_at is not None and doc.created_at.isoformat().startswith("2026-11-02")
+    assert "Subject:" not in doc.text and doc.text.endswith("The kittiwake budget is approved.")
+
+
+def test_a_quoted_printable_soft_break_padded_by_a_gateway_is_still_a_soft_break(tmp_path: Path) -> None:
+    """RFC 2045 §6.7: white space at a quoted-printable line's end is deleted ("sand= " + CRLF)."""
+    head = "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quoted-printable\n"
+    body = "The sand= \r\npiper contract and the wag=\t\r\ntail budget, caf=C3=A9 =3D ok.  \r\nNext line."
+    (tmp_path / "qp.eml").write_bytes(message("qp", body, head).replace(b"\n", b"\r\n").replace(b"\r\r", b"\r"))
+    text = docs(run(archive(tmp_path)))["arch:qp.eml"].text
+    assert text.endswith("The sandpiper contract and the wagtail budget, café = ok.\nNext line.")
