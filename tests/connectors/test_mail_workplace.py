@@ -12,7 +12,7 @@ import pytest
 
 from inlet.connectors.extract import decode, extract_text
 from inlet.connectors.mail import MailArchiveConfig, MailArchiveConnector
-from inlet.connectors.model import Checkpoint, Document, Skipped
+from inlet.connectors.model import Checkpoint, Document
 
 NEC_TEXT = "お世話になっております。\n①議題：㈱かもめ商事との契約\n②Ⅲ期の予算は承認されました。纊髙\n"
 
