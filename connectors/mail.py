@@ -127,15 +127,9 @@ def message_document(
     doc_id = connector.doc_id(msg.native_id)
     body, skipped = _body(doc_id, msg, max_body_bytes)
     parts = [_header_block(msg), body]
-    names: list[str] = []
-    for att in msg.attachments:
-        if att.inline and (att.content_type or "").startswith("image/"):
-            continue
-        names.append(att.name)
-        text, skips = _attachment_text(doc_id, att, max_attachment_bytes, max_body_bytes)
-        if text:
-            parts.append(f"## Attachment: {att.name}\n\n{text}")
-        skipped.extend(skips)
+    names, texts, skips = _attachments(doc_id, msg, max_attachment_bytes, max_body_bytes)
+    parts += texts
+    skipped += skips
     metadata: dict[str, Any] = {
         "mailbox": msg.mailbox,
         "folder": msg.folder,
@@ -213,11 +207,37 @@ def _participants(msg: MailMessage) -> list[str]:
     return sorted({e for _, e in people})
 
 
-def _attachment_text(doc_id: str, att: MailAttachment, cap: int, body_cap: int) -> tuple[str, list[Skipped]]:
+MAX_NESTED_MAIL = 8  # mails attached within mails read (a forward of a forward ...); deeper ones are named only
+
+
+def _attachments(
+    doc_id: str, msg: MailMessage, cap: int, body_cap: int, depth: int = 0, within: str = ""
+) -> tuple[list[str], list[str], list[Skipped]]:
+    """The names of a message's attachments (inline pictures aside), their texts as sections, and
+    what of them was left out. An attached mail's own attachments are sections of its text, their
+    headings naming the mails they are in (`within`: "Fwd.eml / contract.txt")."""
+    names: list[str] = []
+    texts: list[str] = []
+    skipped: list[Skipped] = []
+    for att in msg.attachments:
+        if att.inline and (att.content_type or "").startswith("image/"):
+            continue
+        names.append(att.name)
+        text, skips = _attachment_text(doc_id, att, cap, body_cap, depth, within)
+        if text:
+            texts.append(f"## Attachment: {within}{att.name}\n\n{text}")
+        skipped.extend(skips)
+    return names, texts, skipped
+
+
+def _attachment_text(
+    doc_id: str, att: MailAttachment, cap: int, body_cap: int, depth: int = 0, within: str = ""
+) -> tuple[str, list[Skipped]]:
     """An attachment's text (a file's up to `cap` bytes, an attached mail's body as a body's, up to
-    `body_cap`) and what of it was left out."""
+    `body_cap`, with its own attachments) and what of it was left out."""
     if att.message is not None:
-        return _attached_text(f"{doc_id}#{att.name}", att.message, body_cap)
+        inner = f"{within}{att.name} / "
+        return _attached_text(f"{doc_id}#{att.name}", att.message, cap, body_cap, depth + 1, inner)
     if att.data is not None and len(att.data) <= cap and is_calendar(att.content_type, att.name):
         return _events(att.data, att.content_type), []  # an invitation: its events, not iCalendar lines
     if att.name_only or kind_of(att.name, att.content_type) is None:
@@ -232,13 +252,25 @@ def _attachment_text(doc_id: str, att: MailAttachment, cap: int, body_cap: int) 
         return "", [Skipped(id=f"{doc_id}#{att.name}", reason=str(exc), failed=exc.failed, title=att.name)]
 
 
-def _attached_text(att_id: str, message: MailMessage, body_cap: int) -> tuple[str, list[Skipped]]:
-    """An attached mail's From, Subject and Date, and its body: bounded as a body is (`_body`)."""
-    head = [f"From: {message.sender[1]}" if message.sender else "", f"Subject: {message.subject}"]
+def _attached_text(
+    att_id: str, message: MailMessage, cap: int, body_cap: int, depth: int, within: str
+) -> tuple[str, list[Skipped]]:
+    """An attached mail's From, Subject and Date, its body (bounded as a body is: `_body`) and its
+    own attachments, as the message's are read (a forward's file, a mail forwarded within it), to
+    `MAX_NESTED_MAIL` mails deep: past that, a skip by policy names what is not read."""
+    head = [_header_block(message).split("\n")[0] if message.sender else "", f"Subject: {message.subject}"]
     if message.sent:
         head.append(f"Date: {message.sent.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
     body, skipped = _body(att_id, message, body_cap)
-    return "\n".join(line for line in head if line) + "\n\n" + body, skipped
+    parts = ["\n".join(line for line in head if line) + "\n\n" + body]
+    if message.attachments and depth >= MAX_NESTED_MAIL:
+        reason = f"attachments of a mail attached {depth} mails deep: not read"
+        skipped.append(Skipped(id=att_id, reason=reason, failed=False, title=message.subject or None))
+    elif message.attachments:
+        _, texts, skips = _attachments(att_id, message, cap, body_cap, depth, within)
+        parts += texts
+        skipped += skips
+    return "\n\n".join(parts), skipped
 
 
 # --- RFC 822 messages ------------------------------------------------------------------------------

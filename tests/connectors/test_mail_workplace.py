@@ -5,14 +5,15 @@ quoted-printable."""
 from __future__ import annotations
 
 import base64
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from inlet.connectors.extract import decode, extract_text
-from inlet.connectors.mail import MailArchiveConfig, MailArchiveConnector
-from inlet.connectors.model import Checkpoint, Document
+from inlet.connectors.mail import MAX_NESTED_MAIL, MailArchiveConfig, MailArchiveConnector
+from inlet.connectors.model import Checkpoint, Document, Skipped
 
 NEC_TEXT = "お世話になっております。\n①議題：㈱かもめ商事との契約\n②Ⅲ期の予算は承認されました。纊髙\n"
 
@@ -141,3 +142,51 @@ def test_a_quoted_printable_soft_break_padded_by_a_gateway_is_still_a_soft_break
     (tmp_path / "qp.eml").write_bytes(message("qp", body, head).replace(b"\n", b"\r\n").replace(b"\r\r", b"\r"))
     text = docs(run(archive(tmp_path)))["arch:qp.eml"].text
     assert text.endswith("The sandpiper contract and the wagtail budget, café = ok.\nNext line.")
+
+
+def test_a_mail_forwarded_as_attachment_keeps_its_own_attachments_and_forwards(tmp_path: Path) -> None:
+    """A forward as attachment of a mail that carries a file and a forwarded approval: the file and
+    the approval were in no document, and the run said nothing."""
+    approval = EmailMessage()
+    approval["From"], approval["Subject"] = "Boss <boss@seller.example>", "approval"
+    approval.set_content("The razorbill discount is capped at 7 percent.")
+    approval.add_attachment(b"terms: net 30 for razorbill", maintype="text", subtype="plain", filename="terms.txt")
+    inner = EmailMessage()
+    inner["From"], inner["Subject"] = "Dave Seller <dave@seller.example>", "contract for the razorbill deal"
+    inner["Date"] = "Sun, 01 Nov 2026 09:00:00 +0000"
+    inner.set_content("Alice, the signed contract is attached.")
+    inner.add_attachment(
+        b"The razorbill price is 4.2 million.", maintype="text", subtype="plain", filename="contract.txt"
+    )
+    inner.add_attachment(approval)
+    outer = EmailMessage()
+    outer["From"], outer["To"], outer["Subject"] = "alice@example.com", "bob@example.com", "Fwd: razorbill"
+    outer.set_content("Bob, see the mail below, with the contract.")
+    outer.add_attachment(inner, filename="contract mail.eml")
+    (tmp_path / "outer.eml").write_bytes(bytes(outer))
+    items = run(archive(tmp_path))
+    text = docs(items)["arch:outer.eml"].text
+    assert "From: Dave Seller <dave@seller.example>" in text
+    assert "## Attachment: contract mail.eml / contract.txt\n\nThe razorbill price is 4.2 million." in text
+    assert "discount is capped at 7 percent" in text
+    assert "contract mail.eml / approval.eml / terms.txt\n\nterms: net 30 for razorbill" in text
+    assert not [i for i in items if isinstance(i, Skipped)]
+
+
+def test_mails_attached_too_deep_are_named_as_not_read(tmp_path: Path) -> None:
+    message_now = EmailMessage()
+    message_now["From"], message_now["Subject"] = "a@example.com", "level 0"
+    message_now.set_content("deepest")
+    message_now.add_attachment(b"never read", maintype="text", subtype="plain", filename="deep.txt")
+    for level in range(1, MAX_NESTED_MAIL + 2):
+        outer = EmailMessage()
+        outer["From"], outer["Subject"] = "a@example.com", f"level {level}"
+        outer.set_content(f"text of level {level}")
+        outer.add_attachment(message_now)
+        message_now = outer
+    (tmp_path / "deep.eml").write_bytes(bytes(message_now))
+    items = run(archive(tmp_path))
+    assert "never read" not in docs(items)["arch:deep.eml"].text
+    assert [i.reason for i in items if isinstance(i, Skipped)] == [
+        f"attachments of a mail attached {MAX_NESTED_MAIL} mails deep: not read"
+    ]
