@@ -582,6 +582,16 @@ _HIDDEN = re.compile(
 )
 
 
+# Elements browsers render as blocks that the converter (whose list predates HTML5) runs into the
+# words around them: read as the <div> they render as (HTML Living Standard, Rendering §15.3.3)
+_BLOCKS = re.compile(
+    r"<(/?)(?:address|article|aside|center|details|dialog|figcaption|figure|footer|header|hgroup|legend|main"
+    r"|nav|noscript|search|section|summary)(?=[\s/>])",
+    re.I,
+)
+_INERT = re.compile(r"<(template)\b[^<>]{0,2000}>", re.I)  # content no browser shows: not text
+
+
 def without_elements(html: str, opener: re.Pattern[str], closer: Callable[[re.Match[str]], re.Pattern[str]]) -> str:
     """`html` without each element `opener` finds, up to the end of what `closer(its match)` finds
     after it, in one pass forward (a lazy pattern per element would scan to the end for each one that
@@ -721,7 +731,8 @@ _SPACES_AND_MARKS = str.maketrans({"\u00a0": " ", "\u200e": None, "\u200f": None
 def html_to_text(html: str) -> str:
     """HTML as plain text: blocks and list items on their lines, headings kept as `#` lines (the
     chunker splits there), a table's cells apart, links as "text (url)", Teams' `<emoji>` as the
-    emoji, no images, no emphasis marks, nothing hidden with `display: none`, and none of the
+    emoji, no images, no emphasis marks, nothing hidden with `display: none` nor a `<template>`'s
+    inert content, HTML5's blocks (`<section>`, `<header>`, `<summary>` ...) as blocks, and none of the
     converter's Markdown escapes ("1\\." is "1.", a link's url as its `href` holds it). A character
     reference is its character (`&uuml;` is "ü", `&copy;` "©"); an `&` or a `<` that starts no
     reference or no complete markup is text ("R&D", "?a=1&env=prod"); and the time taken is linear
@@ -736,6 +747,7 @@ def html_to_text(html: str) -> str:
     converter.protect_links = True
     converter.unicode_snob = True  # a character reference is its character: "M&uuml;ller" is "Müller"
     html = without_elements(_bare_ampersands_escaped(_stray_brackets_escaped(html)), _HIDDEN, _closing_tag)
+    html = _BLOCKS.sub(r"<\1div", without_elements(html, _INERT, _closing_tag))
     out = converter.handle(_CELL_END.sub(r" \1", _EMOJI.sub(r"\1", html))).translate(_SPACES_AND_MARKS)
     out = _AUTOLINK.sub(r"\1", _links_as_text(out))
     out = _ESCAPED.sub(lambda m: "".join(g for g in m.groups() if g is not None), out)

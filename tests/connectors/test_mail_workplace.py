@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from inlet.connectors.extract import decode, extract_text
+from inlet.connectors.extract import decode, extract_text, html_to_text
 from inlet.connectors.mail import MAX_NESTED_MAIL, MailArchiveConfig, MailArchiveConnector
 from inlet.connectors.model import Checkpoint, Document, Skipped
 
@@ -189,4 +189,26 @@ def test_mails_attached_too_deep_are_named_as_not_read(tmp_path: Path) -> None:
     assert "never read" not in docs(items)["arch:deep.eml"].text
     assert [i.reason for i in items if isinstance(i, Skipped)] == [
         f"attachments of a mail attached {MAX_NESTED_MAIL} mails deep: not read"
+    ]
+
+
+def test_html5_blocks_keep_their_words_apart_and_a_template_is_not_text() -> None:
+    """HTML5's sectioning and disclosure elements glued their words ("HomeShearwater")."""
+    html = (
+        "<header>Acme intranet</header><nav>Home</nav><main><article><section>Shearwater done.</section>"
+        "<aside>Owner: platform</aside><details><summary>Risks</summary>Vendor delay.</details>"
+        "<figure><figcaption>Figure 1</figcaption></figure></article></main><footer>Confidential</footer>"
+        "<noscript>Enable scripts</noscript><template>TEMPLATEWORD</template><p>The <b>end</b></p>"
+    )
+    assert html_to_text(html).split("\n\n") == [
+        "Acme intranet",
+        "Home",
+        "Shearwater done.",
+        "Owner: platform",
+        "Risks",
+        "Vendor delay.",
+        "Figure 1",
+        "Confidential",
+        "Enable scripts",
+        "The end",
     ]
