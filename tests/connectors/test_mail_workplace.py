@@ -13,6 +13,7 @@ import pytest
 
 from inlet.connectors.extract import decode, extract_text, html_to_text
 from inlet.connectors.mail import MAX_NESTED_MAIL, MailArchiveConfig, MailArchiveConnector
+from inlet.connectors.mail_parts import calendar_text, recurrence
 from inlet.connectors.model import Checkpoint, Document, Skipped
 
 NEC_TEXT = "お世話になっております。\n①議題：㈱かもめ商事との契約\n②Ⅲ期の予算は承認されました。纊髙\n"
@@ -211,4 +212,25 @@ def test_html5_blocks_keep_their_words_apart_and_a_template_is_not_text() -> Non
         "Confidential",
         "Enable scripts",
         "The end",
+    ]
+
+
+def test_an_invitations_recurrence_reads_as_words_and_a_reply_keeps_its_answer_and_comment() -> None:
+    """gmail.md: an invitation is read as its events, never as iCalendar lines (probe33f F15)."""
+    invite = (
+        "BEGIN:VCALENDAR\r\nMETHOD:REQUEST\r\nBEGIN:VEVENT\r\nSUMMARY:Scoter review\r\n"
+        "DTSTART:20261110T100000Z\r\nRRULE:FREQ=WEEKLY;BYDAY=TU;COUNT=10\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    assert "Repeats: every week on Tuesday, 10 times" in calendar_text(invite)
+    assert recurrence("FREQ=MONTHLY;INTERVAL=2;BYDAY=-1FR;UNTIL=20270301") == (
+        "every 2 months on the last Friday, until 2027-03-01"
+    )
+    reply = (
+        "BEGIN:VCALENDAR\r\nMETHOD:REPLY\r\nBEGIN:VEVENT\r\nSUMMARY:Scoter review\r\nDTSTART:20261110T100000Z\r\n"
+        "ATTENDEE;PARTSTAT=DECLINED;CN=Bob:mailto:bob@x.example\r\n"
+        "COMMENT:Declining\\, I am on leave until December\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    assert calendar_text(reply).splitlines()[2:] == [
+        "Reply: Bob <bob@x.example> declined",
+        "Comment: Declining, I am on leave until December",
     ]
