@@ -8,7 +8,8 @@ attachments; a body part that could not be read is left out and is a failed skip
 never indexed as its raw encoding. `MailArchiveConnector` reads a folder of .eml / RFC 822 files,
 mbox files and Maildirs, incrementally by file mtime and size (an mbox message starts at an RFC 4155
 From_ line only, never at a body line a writer left unescaped, and is read as sent: the writer's
-`>From ` escapes undone); a message over `max_file_bytes` (a file, or one message of an mbox) is a
+`>From ` escapes undone; its id is keyed by what it is, its Message-ID else its bytes, never by its
+place in the file, which a mail client's compaction changes: `_MessageKey`); a message over `max_file_bytes` (a file, or one message of an mbox) is a
 skip by policy, never read into memory. A Maildir++ mailbox's folders (`.Sent`, `.Archive.2025`: hidden folders
 beside the INBOX's cur/new/tmp) are read as the Maildirs they are; other hidden folders are not.
 A message its headers do not date (`rfc822_message`: Date,
@@ -30,9 +31,11 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import hashlib
 import logging
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -476,9 +479,9 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
                 yield Skipped(id=self.doc_id(rel), reason=unread, failed=False, title=rel)  # each run
                 continue
             old = seen.get(rel)
-            if old is not None and old[:2] == stamp and not (len(old) > 4 and cap > old[4]) and not _split_before(old):
+            if old is not None and old[:2] == stamp and not _cap_raised(old, cap) and not _numbered_before(old):
                 continue  # unchanged, and what it holds over the size cap is over this one too
-            count, over, unparsed = 0, False, False
+            count, over, unparsed, keys = 0, False, False, []
             try:
                 head, read_as = self._head(rel, had=bool(_natives(rel, old)))
                 if read_as is None:  # emptied where it held messages, and still changing: kept as it was
@@ -494,6 +497,7 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
                     yield self._file_skip(rel, old, _EMPTIED.format(len(_natives(rel, old))), failed=False)
                 for native, size, read, url, undated in self._messages(rel, kind):
                     count += 1
+                    keys.append(native.rpartition("#")[2])
                     if size > cap:
                         over = True
                         yield from self._too_large(native, size, old is not None)
@@ -503,7 +507,10 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
                 yield self._file_skip(rel, old, f"cannot read {self.config.path / rel}: {exc.strerror}")
                 continue
             at = [None, None] if unparsed else [read_as.st_mtime_ns, read_as.st_size]  # None: read again
-            seen[rel] = [*at, count, MBOX_SPLIT if kind == "mbox" else 0] + ([cap] if over else [])
+            if kind == "mbox":
+                seen[rel] = [*at, count, MBOX_KEYED, cap if over else None, keys]
+            else:
+                seen[rel] = [*at, count, 0] + ([cap] if over else [])
             for native in sorted(set(_natives(rel, old)) - set(_natives(rel, seen[rel]))):
                 yield Deletion(id=self.doc_id(native))
             done += 1
@@ -591,9 +598,9 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
             yield _message_id(rel), full.stat().st_size, read, full.as_uri(), partial(_mtime, full)
         elif kind == "mbox":
             with full.open("rb") as handle:
-                for n, (start, end, line) in enumerate(_mbox_spans(handle)):
+                for start, end, line, key in _mbox_spans(handle):
                     read = partial(_mbox_bytes, handle, start, end)
-                    yield f"{rel}#{n}", end - start, read, f"{full.as_uri()}#{n}", partial(_from_line_date, line)
+                    yield f"{rel}#{key}", end - start, read, f"{full.as_uri()}#{key}", partial(_from_line_date, line)
 
     def _too_large(self, native: str, size: int, known: bool) -> Iterator[Item]:
         """A message over `max_file_bytes`, not read: a skip by policy; what was indexed of it goes."""
@@ -666,14 +673,22 @@ def _was_mbox(stamp: list[Any] | None) -> bool:
 
 
 # An mbox entry's fourth item: 1 when it was split at every "From " line after a blank line (before
-# 2026-12), `MBOX_SPLIT` since it is split at From_ lines only. An entry split the old way is read
-# once more, unchanged or not: its message numbers may differ from what the file now gives.
-MBOX_SPLIT = 2
+# 2026-12), 2 when split at From_ lines only, both numbering its messages by position (`rel#0`,
+# `rel#1`, ...); `MBOX_KEYED` since its messages are keyed by what they are (`_message_key`), the
+# entry [mtime, size, count, MBOX_KEYED, cap over which some were (or None), [keys]]. An entry of
+# numbered messages is read once more, unchanged or not: its documents move to their keyed ids
+# (their vectors reused: the texts are the same), the numbered ones are deleted.
+MBOX_KEYED = 3
 
 
-def _split_before(stamp: list[Any]) -> bool:
-    """Whether an mbox's checkpoint entry numbers its messages as the earlier splitter did."""
-    return len(stamp) > 3 and stamp[3] == 1
+def _numbered_before(stamp: list[Any]) -> bool:
+    """Whether an mbox's checkpoint entry names its messages by position, as before `MBOX_KEYED`."""
+    return len(stamp) > 3 and stamp[3] in (1, 2)
+
+
+def _cap_raised(stamp: list[Any], cap: int) -> bool:
+    """Whether `max_file_bytes` is now over what it was when some message of the file was over it."""
+    return len(stamp) > 4 and stamp[4] is not None and cap > stamp[4]
 
 
 def _regular_bytes(path: Path) -> bytes:
@@ -726,14 +741,15 @@ def _separates(line: bytes, after: bytes) -> bool:
     return bool(_FROM_LINE.match(line)) or looks_like_mail(after)
 
 
-def _mbox_spans(handle: BinaryIO) -> list[tuple[int, int, bytes]]:
+def _mbox_spans(handle: BinaryIO) -> list[tuple[int, int, bytes, str]]:
     """Where each message of an mbox lies: the (start, end) offsets of its bytes, after its From_
-    line and before the blank line that ends it (`_separates` tells which lines start one), and
-    its From_ line."""
-    spans: list[tuple[int, int, bytes]] = []
+    line and before the blank line that ends it (`_separates` tells which lines start one), its
+    From_ line, and its key (`_MessageKey`), read in the same pass."""
+    spans: list[tuple[int, int, bytes, str]] = []
     start = pos = 0
     separator = b""
     blank = 0  # the length of the line before, when it was blank
+    key, seen = _MessageKey(), Counter[str]()
     for line in iter(handle.readline, b""):
         here = pos + len(line)
         if line.startswith(b"From "):
@@ -741,13 +757,47 @@ def _mbox_spans(handle: BinaryIO) -> list[tuple[int, int, bytes]]:
             handle.seek(here)
             if pos == 0 or _separates(line, after):
                 if pos:
-                    spans.append((start, pos - blank, separator))
-                start, separator = here, line
+                    spans.append((start, pos - blank, separator, key.unique(seen)))
+                start, separator, key = here, line, _MessageKey()
+                blank = 0
+                pos = here
+                continue
+        key.add(line)
         blank = len(line) if line in (b"\n", b"\r\n") else 0
         pos = here
     if pos:
-        spans.append((start, pos, separator))
+        spans.append((start, pos, separator, key.unique(seen)))
     return spans
+
+
+_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(\S*)", re.I)
+
+
+class _MessageKey:
+    """An mbox message's key, what names it whatever its place in the file (a mail client's
+    compaction moves every message after a deleted one): a digest of its Message-ID, else of its
+    bytes (trailing blank lines aside); a second message of the file with the same one gets `-2`."""
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+        self.message_id = b""
+        self.headers = True
+        self.blanks = b""
+
+    def add(self, line: bytes) -> None:
+        if line.strip() == b"":
+            self.headers, self.blanks = False, self.blanks + line
+            return
+        if self.headers and not self.message_id and (found := _MESSAGE_ID.match(line)):
+            self.message_id = found[1]
+        self.digest.update(self.blanks + line)
+        self.blanks = b""
+
+    def unique(self, seen: Counter[str]) -> str:
+        held = hashlib.sha256(b"message-id " + self.message_id) if self.message_id.strip(b"<>") else self.digest
+        key = held.hexdigest()[:16]
+        seen[key] += 1
+        return key if seen[key] == 1 else f"{key}-{seen[key]}"
 
 
 def _from_line_date(line: bytes) -> dt.datetime | None:
@@ -792,10 +842,13 @@ def _message_id(rel: str) -> str:
 
 
 def _natives(rel: str, stamp: list[Any] | None) -> list[str]:
-    """Document ids a file held when it had this checkpoint entry [mtime, size, count, is_mbox], and
-    a fifth item, the `max_file_bytes` then, when any of them was over it (no document: a skip)."""
+    """Document ids a file held when it had this checkpoint entry: [mtime, size, count, 0] (a
+    message file) and a fifth item, the `max_file_bytes` then, when it was over it (no document: a
+    skip); an mbox's as `MBOX_KEYED` describes, or numbered (`_numbered_before`)."""
     if not stamp or len(stamp) < 4:
         return []
+    if stamp[3] == MBOX_KEYED:
+        return [f"{rel}#{key}" for key in stamp[5]]
     if stamp[3]:
-        return [f"{rel}#{n}" for n in range(stamp[2])]
+        return [f"{rel}#{n}" for n in range(stamp[2])]  # numbered by position (`_numbered_before`)
     return [_message_id(rel)] if stamp[2] else []
