@@ -13,8 +13,8 @@ place in the file, which a mail client's compaction changes: `_MessageKey`); a m
 `max_file_bytes` (a file, or one message of an mbox) is a skip by policy, never read into memory.
 A Maildir++ mailbox's folders (`.Sent`, `.Archive.2025`: hidden folders beside the INBOX's
 cur/new/tmp) are read as the Maildirs they are; other hidden folders are not. A message its
-headers do not date (`rfc822_message`: Date, else Received) is dated by its From_ line in an mbox, else by its file's mtime. Outlook's files
-(.msg, .pst) are skips by policy of every run, saying how to export them. What is not a regular file
+headers do not date (`rfc822_message`: Date, else Received) is dated by its From_ line in an
+mbox, else by its file's mtime. Outlook's files (.msg, .pst) are skips by policy of every run, saying how to export them. What is not a regular file
 (a pipe, a device) is not read, nor waited on: a pipe without a writer once held a run for ever.
 What cannot be read is never taken for deleted. A file that does not read as mail where mail is
 expected (its name says so: .eml, .mbox, a Maildir's; or mail was indexed from it), a file that
