@@ -10,21 +10,21 @@ mbox files and Maildirs, incrementally by file mtime and size (an mbox message s
 From_ line only, never at a body line a writer left unescaped, and is read as sent: the writer's
 `>From ` escapes undone; its id is keyed by what it is, its Message-ID else its bytes, never by its
 place in the file, which a mail client's compaction changes: `_MessageKey`); a message over
-`max_file_bytes` (a file, or one message of an mbox) is a skip by policy, never read into memory.
-A Maildir++ mailbox's folders (`.Sent`, `.Archive.2025`: hidden folders beside the INBOX's
-cur/new/tmp) are read as the Maildirs they are; other hidden folders are not. A message its
-headers do not date (`rfc822_message`: Date, else Received) is dated by its From_ line in an
-mbox, else by its file's mtime. Outlook's files (.msg, .pst) are skips by policy of every run, saying how to export them. What is not a regular file
-(a pipe, a device) is not read, nor waited on: a pipe without a writer once held a run for ever.
-What cannot be read is never taken for deleted. A file that does not read as mail where mail is
-expected (its name says so: .eml, .mbox, a Maildir's; or mail was indexed from it), a file that
-cannot be read and a message that cannot be parsed are failed skips naming what the file held (an
-mbox's messages by the prefix of their ids), which is kept; such a damaged file is read again by
-every run until it reads. An mbox that held messages and reads empty is looked at again after a
-pause (a mail client truncates it before writing it again: `FolderConnector.read_settled`): still
-empty and changing, its messages are kept this run (a skip saying so); empty twice, it was emptied
-and they leave the index (a skip saying so too). Other files that are not mail are left out
-(logged).
+`max_file_bytes` (a file, or one message of an mbox) is a skip by policy, never read into memory. A
+Maildir++ mailbox's folders (`.Sent`, `.Archive.2025`: hidden folders beside the INBOX's
+cur/new/tmp) are read as the Maildirs they are; other hidden folders are not. A message its headers
+do not date (`rfc822_message`: Date, else Received) is dated by its From_ line in an mbox, else by
+its file's mtime. Outlook's files (.msg, .pst) are skips by policy of every run, saying how to
+export them. What is not a regular file (a pipe, a device) is not read, nor waited on: a pipe
+without a writer once held a run for ever. What cannot be read is never taken for deleted. A file
+that does not read as mail where mail is expected (its name says so: .eml, .mbox, a Maildir's; or
+mail was indexed from it), a file that cannot be read and a message that cannot be parsed are failed
+skips naming what the file held (an mbox's messages by the prefix of their ids), which is kept; such
+a damaged file is read again by every run until it reads. An mbox that held messages and reads empty
+is looked at again after a pause (a mail client truncates it before writing it again:
+`FolderConnector.read_settled`): still empty and changing, its messages are kept this run (a skip
+saying so); empty twice, it was emptied and they leave the index (a skip saying so too). Other files
+that are not mail are left out (logged).
 """
 
 from __future__ import annotations
