@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from typing import Any
 
 _LABELS_OF = {
     "utf-8": "unicode-1-1-utf-8 unicode11utf8 unicode20utf8 utf-8 utf8 x-unicode20utf8",
@@ -106,7 +107,7 @@ _DESIGNATION = re.compile(rb"\x1b(\(B|\(J|\$@|\$B|\(I)")
 _SETS = {b"(B": "ascii", b"(J": "ascii", b"$@": "jis", b"$B": "jis", b"(I": "kana"}
 
 
-def _iso2022_jp(data: bytes | memoryview, errors: str = "strict") -> tuple[str, int]:
+def _iso2022_jp(data: Any, errors: str = "strict") -> tuple[str, int]:
     """ISO-2022-JP as the WHATWG decoder reads it: each double-byte code through Windows-31J."""
     data, out = bytes(data), []
     pos, charset = 0, "ascii"
@@ -133,7 +134,7 @@ def _iso2022_jp(data: bytes | memoryview, errors: str = "strict") -> tuple[str, 
     return "".join(out), len(data)
 
 
-def _euc_jp(data: bytes | memoryview, errors: str = "strict") -> tuple[str, int]:
+def _euc_jp(data: Any, errors: str = "strict") -> tuple[str, int]:
     """EUC-JP as the WHATWG decoder reads it: JIS X 0208 codes through Windows-31J, JIS X 0212's
     (after 0x8F) as Python reads them, half-width katakana after 0x8E."""
     data, out = bytes(data), []

@@ -470,15 +470,16 @@ def part_text(part: EmailMessage) -> str:
 _QP_PADDING = re.compile(r"[ \t]+(?=\r?\n|\Z)")
 
 
-def payload_bytes(part: EmailMessage) -> bytes | str | None:
+def payload_bytes(part: EmailMessage) -> bytes | None:
     """A part's payload with its transfer encoding undone (what `get_payload(decode=True)` gives),
     a quoted-printable one without the padding transport agents add at its lines' ends."""
-    if str(part.get("Content-Transfer-Encoding", "")).strip().lower() != "quoted-printable":
-        return part.get_payload(decode=True)  # type: ignore[no-any-return]
-    raw = part.get_payload(decode=False)  # (of another encoding, read in the part's charset: no bytes)
-    if not isinstance(raw, str):
-        return part.get_payload(decode=True)  # type: ignore[no-any-return]
-    return quopri.decodestring(_QP_PADDING.sub("", raw).encode("ascii", "surrogateescape"))
+    raw = None
+    if str(part.get("Content-Transfer-Encoding", "")).strip().lower() == "quoted-printable":
+        raw = part.get_payload(decode=False)  # (of another encoding, read in the part's charset: no bytes)
+    if isinstance(raw, str):
+        return quopri.decodestring(_QP_PADDING.sub("", raw).encode("ascii", "surrogateescape"))
+    decoded = part.get_payload(decode=True)
+    return decoded if isinstance(decoded, bytes) else None
 
 
 def _whole_groups(part: EmailMessage) -> bytes:
