@@ -34,13 +34,16 @@ def docs(items: list[Any]) -> list[Document]:
     return [i for i in items if isinstance(i, Document)]
 
 
+def message(user: str, ts: str, text: str, **extra: Any) -> dict[str, Any]:
+    return {"type": "message", "user": user, "ts": ts, "text": text, **extra}
+
+
 def test_links_are_the_workspaces_though_a_shared_file_names_files_slack_com_first(tmp_path: Path) -> None:
-    shared = {
-        "type": "message",
-        "user": "U1",
-        "ts": "1793613600.000100",
-        "text": "the plan",
-        "files": [
+    shared = message(
+        "U1",
+        "1793613600.000100",
+        "the plan",
+        files=[
             {
                 "id": "F1",
                 "name": "plan.txt",
@@ -52,7 +55,7 @@ def test_links_are_the_workspaces_though_a_shared_file_names_files_slack_com_fir
                 "preview_is_truncated": True,
             }
         ],
-    }
+    )
     items = export(tmp_path, [shared])
     (doc,) = docs(items)
     assert doc.url == "https://acme.slack.com/archives/C01/p1793613600000100"
@@ -63,15 +66,10 @@ def test_links_are_the_workspaces_though_a_shared_file_names_files_slack_com_fir
 
 
 def test_a_writer_missing_from_users_json_is_named_by_the_profile_their_messages_carry(tmp_path: Path) -> None:
-    partner = {
-        "type": "message",
-        "user": "W0EXT123",
-        "ts": "1793613600.000100",
-        "text": "Hi <@U1>, the jabiru shipment leaves Friday",
-        "user_profile": {"real_name": "Priya Partner", "display_name": "priya.p", "name": "priya"},
-    }
-    reply = {"type": "message", "user": "U1", "ts": "1793613700.000100", "thread_ts": "1793613600.000100"}
-    reply["text"] = "thanks <@W0EXT123>"
+    profile = {"real_name": "Priya Partner", "display_name": "priya.p", "name": "priya"}
+    partner = message("W0EXT123", "1793613600.000100", "Hi <@U1>, the jabiru shipment leaves Friday")
+    partner["user_profile"] = profile
+    reply = message("U1", "1793613700.000100", "thanks <@W0EXT123>", thread_ts="1793613600.000100")
     (doc,) = docs(export(tmp_path, [partner, reply]))
     assert doc.author == "priya.p" and doc.metadata["participants"] == ["priya.p", "alice"]
     assert "priya.p: Hi @alice, the jabiru shipment leaves Friday" in doc.text
