@@ -10,9 +10,19 @@ Windows-31J, EUC-KR is Windows-949, Big5 is Big5-HKSCS). The labels the Standard
 outside the table is looked up in Python's codec registry (`utf-7`, `cp850`), then read as browsers
 read its canonical name; one naming a codec of no text encoding (`zlib`, `base64`, `rot13`) is
 unknown. `extract.codec_of` is the one reader of this table.
+
+ISO-2022-JP and EUC-JP are read as the Standard's decoders read them, through index-jis0208 as
+Windows holds it (Windows-31J): with NEC's row 13 (①, Ⅲ, ㈱, ㍻) and the NEC-selected IBM
+extensions, which Outlook and Windows send under those labels and Python's `iso2022_jp` and
+`euc_jp` refuse (one ① made a whole mail unreadable). They are the codecs `whatwg_iso2022_jp` and
+`whatwg_euc_jp`, registered with Python's codec registry when this module is imported.
 """
 
 from __future__ import annotations
+
+import codecs
+import re
+from typing import Any
 
 _LABELS_OF = {
     "utf-8": "unicode-1-1-utf-8 unicode11utf8 unicode20utf8 utf-8 utf8 x-unicode20utf8",
@@ -51,8 +61,8 @@ _LABELS_OF = {
     "mac-cyrillic": "x-mac-cyrillic x-mac-ukrainian",
     "gb18030": "chinese csgb2312 csiso58gb231280 gb2312 gb_2312 gb_2312-80 gbk iso-ir-58 x-gbk gb18030",
     "big5hkscs": "big5 big5-hkscs cn-big5 csbig5 x-x-big5",
-    "euc_jp": "cseucpkdfmtjapanese euc-jp x-euc-jp",
-    "iso2022_jp": "csiso2022jp iso-2022-jp",
+    "whatwg_euc_jp": "cseucpkdfmtjapanese euc-jp x-euc-jp",
+    "whatwg_iso2022_jp": "csiso2022jp iso-2022-jp",
     "cp932": "csshiftjis ms932 ms_kanji shift-jis shift_jis sjis windows-31j x-sjis",
     "cp949": "cseuckr csksc56011987 euc-kr iso-ir-149 korean ks_c_5601-1987 ks_c_5601-1989 ksc5601 ksc_5601 "
     "windows-949",
@@ -79,4 +89,102 @@ AS_BROWSERS_READ = {
     "tis-620": "cp874",
     "iso8859-11": "cp874",
     "big5": "big5hkscs",
+    "euc_jp": "whatwg_euc_jp",
+    "iso2022_jp": "whatwg_iso2022_jp",
 }
+
+
+def _sjis_pair(first: int, second: int) -> bytes:
+    """A JIS X 0208 code (two bytes 0x21-0x7E) as Shift_JIS bytes, read by Windows-31J."""
+    lead = (first + 1) // 2 + (0x70 if first <= 0x5E else 0xB0)
+    trail = second + (0x1F if second <= 0x5F else 0x20) if first % 2 else second + 0x7E
+    return bytes([lead, trail])
+
+
+# ISO-2022-JP's designations (RFC 1468, and JIS X 0201 katakana as Windows sends it): the set the
+# bytes after each escape are in
+_DESIGNATION = re.compile(rb"\x1b(\(B|\(J|\$@|\$B|\(I)")
+_SETS = {b"(B": "ascii", b"(J": "ascii", b"$@": "jis", b"$B": "jis", b"(I": "kana"}
+
+
+def _iso2022_jp(data: Any, errors: str = "strict") -> tuple[str, int]:
+    """ISO-2022-JP as the WHATWG decoder reads it: each double-byte code through Windows-31J."""
+    data, out = bytes(data), []
+    pos, charset = 0, "ascii"
+    for found in [*_DESIGNATION.finditer(data), None]:
+        end = found.start() if found else len(data)
+        run = data[pos:end]
+        if charset == "jis":
+            if len(run) % 2 or not all(0x21 <= b <= 0x7E for b in run):
+                out.append(_bad(data, pos, end, errors, "a JIS X 0208 run holds a byte outside 0x21-0x7E"))
+            else:
+                pairs = b"".join(_sjis_pair(run[n], run[n + 1]) for n in range(0, len(run), 2))
+                out.append(_through(pairs, data, pos, end, errors))
+        elif charset == "kana":
+            if all(0x21 <= b <= 0x5F for b in run):
+                out.append(bytes(b | 0x80 for b in run).decode("cp932"))
+            else:
+                out.append(_bad(data, pos, end, errors, "a katakana run holds a byte outside 0x21-0x5F"))
+        elif run.isascii() and b"\x1b" not in run:
+            out.append(run.decode("ascii"))
+        else:
+            out.append(_bad(data, pos, end, errors, "an unknown escape or 8-bit byte"))
+        if found:
+            charset, pos = _SETS[found[1]], found.end()
+    return "".join(out), len(data)
+
+
+def _euc_jp(data: Any, errors: str = "strict") -> tuple[str, int]:
+    """EUC-JP as the WHATWG decoder reads it: JIS X 0208 codes through Windows-31J, JIS X 0212's
+    (after 0x8F) as Python reads them, half-width katakana after 0x8E."""
+    data, out = bytes(data), []
+    n, plain = 0, 0
+    while n < len(data):
+        byte = data[n]
+        if byte < 0x80:
+            n += 1
+            continue
+        out.append(data[plain:n].decode("ascii"))
+        if byte == 0x8E and n + 1 < len(data) and 0xA1 <= data[n + 1] <= 0xDF:
+            out.append(data[n + 1 : n + 2].decode("cp932"))
+            n += 2
+        elif byte == 0x8F and n + 2 < len(data):
+            out.append(_through(data[n : n + 3], data, n, n + 3, errors, "euc_jp"))
+            n += 3
+        elif 0xA1 <= byte <= 0xFE and n + 1 < len(data) and 0xA1 <= data[n + 1] <= 0xFE:
+            out.append(_through(_sjis_pair(byte & 0x7F, data[n + 1] & 0x7F), data, n, n + 2, errors))
+            n += 2
+        else:
+            out.append(_bad(data, n, n + 1, errors, "no EUC-JP character starts here"))
+            n += 1
+        plain = n
+    out.append(data[plain:].decode("ascii"))
+    return "".join(out), len(data)
+
+
+def _through(raw: bytes, data: bytes, start: int, end: int, errors: str, codec: str = "cp932") -> str:
+    """`raw` (the bytes of `data[start:end]` recoded) read in `codec`; a code it lacks as `errors` says."""
+    try:
+        return raw.decode(codec)
+    except UnicodeDecodeError:
+        if errors == "strict":
+            raise UnicodeDecodeError(codec, data, start, end, "no character at this code") from None
+        return raw.decode(codec, errors)
+
+
+def _bad(data: bytes, start: int, end: int, errors: str, why: str) -> str:
+    """Bytes no character is made of: an error, or as `errors` ("replace", "ignore") has them read."""
+    if errors == "strict":
+        raise UnicodeDecodeError("iso2022_jp", data, start, end, why)
+    return "\ufffd" if errors == "replace" else ""
+
+
+def _encode(text: str, errors: str = "strict") -> tuple[bytes, int]:
+    raise UnicodeEncodeError("whatwg", text, 0, len(text), "decoding only")
+
+
+_WHATWG_CODECS = {
+    "whatwg_iso2022_jp": codecs.CodecInfo(_encode, _iso2022_jp, name="whatwg_iso2022_jp"),
+    "whatwg_euc_jp": codecs.CodecInfo(_encode, _euc_jp, name="whatwg_euc_jp"),
+}
+codecs.register(lambda name: _WHATWG_CODECS.get(name.replace("-", "_")))

@@ -411,7 +411,7 @@ def decode(data: bytes, charset: str | None = None) -> str:
     if charset and (labelled := in_charset(data, charset)) is not None:
         return labelled.removeprefix("\ufeff")
     shifted = _ISO2022_SHIFT.search(data) and data.isascii()
-    read = _first_reading(data, ("iso2022_jp", "iso2022_jp_ext", "iso2022_jp_2") if shifted else ())
+    read = _first_reading(data, ("iso2022_jp", "whatwg_iso2022_jp", "iso2022_jp_2") if shifted else ())
     read = read if read is not None else _utf16_without_bom(data)
     read = read if read is not None else _first_reading(data, ("utf-8-sig", _declared(data)))
     read = read if read is not None else _mostly_utf8(data)
@@ -614,12 +614,29 @@ def _big5_level_1(char: str) -> bool:
     return 0xA4 <= lead <= 0xC6
 
 
+# EUC-JP's codes Python's `euc_jp` lacks and Windows (and the WHATWG decoder) reads: NEC's row 13
+# (①, Ⅲ, ㈱) and the NEC-selected IBM extensions (rows 89-92)
+_EUC_JP_NEC = re.compile(rb"[\xad\xf9-\xfc][\xa1-\xfe]")
+
+
+def _as_detected(sample: bytes) -> bytes:
+    """The bytes the detector is shown: EUC-JP holding NEC's characters (which its `euc_jp` refuses,
+    so it names another encoding) with those shown as an ideographic space; any other bytes as they
+    are. The text is then read whole by `codec_of`'s EUC-JP decoder, which reads them."""
+    if not _EUC_JP_NEC.search(sample) or _first_reading(sample, ("euc_jp",)) is not None:
+        return sample
+    if _first_reading(sample, ("whatwg_euc_jp",)) is None:
+        return sample
+    return _EUC_JP_NEC.sub(b"\xa1\xa1", sample)
+
+
 def _legacy(data: bytes) -> str | None:
     """The legacy encoding of bytes that are not UTF-8: Windows-1252 when they read as Western text
     in it or hold too few non-ASCII bytes to tell, else what `charset_normalizer` detects (no
-    mainframe page): of its readings about as clean (`_PLAUSIBLE`), those with the fewest unlikely
-    characters (`_unlikely_share`), then the cleanest, the most coherent, the most written
-    (`_PREVALENCE`); None when it finds none (binary bytes, say)."""
+    mainframe page; EUC-JP read as browsers read it, NEC's characters too: `_as_detected`): of its
+    readings about as clean (`_PLAUSIBLE`), those with the fewest unlikely characters
+    (`_unlikely_share`), then the cleanest, the most coherent, the most written (`_PREVALENCE`);
+    None when it finds none (binary bytes, say)."""
     from charset_normalizer import from_bytes
 
     if b"\x00" in data:  # no legacy text holds NUL: binary (the detector would try UTF-16 and UTF-32)
@@ -627,6 +644,7 @@ def _legacy(data: bytes) -> str | None:
     sample = data[:_DETECT_SAMPLE]
     if len(sample) < len(data):
         sample = sample[: sample.rfind(b"\n") + 1 or len(sample)]  # no character cut in two
+    sample = _as_detected(sample)
     if len(sample.translate(None, bytes(range(128)))) < _DETECT_MIN or (
         from_bytes(sample, cp_isolation=["cp1252"]).best() is not None
     ):
@@ -651,7 +669,13 @@ def _legacy(data: bytes) -> str | None:
     rank = dict(_PREVALENCE)
     if not any(0x80 <= byte <= 0x9F for byte in sample):
         rank["cp1250"] = rank["iso8859_2"] + 1
-    return codec_of(min(tied, key=lambda m: rank.get(m.encoding, 2 * len(rank))).encoding)
+    codec = codec_of(min(tied, key=lambda m: rank.get(m.encoding, 2 * len(rank))).encoding)
+    if codec in _JIS_X_0213 and _first_reading(sample, ("whatwg_euc_jp",)) is not None:
+        return "whatwg_euc_jp"  # EUC-JP as browsers read it: rows 89-92 are IBM's kanji, not JIS X 0213's
+    return codec
+
+
+_JIS_X_0213 = frozenset({"euc_jis_2004", "euc_jisx0213"})  # the detector's name for EUC-JP text
 
 
 # Control characters other than tab, newline, form feed, carriage return and escape (C0, DEL and
@@ -693,6 +717,16 @@ _HIDDEN = re.compile(
     r"(?:display\s*:\s*none|mso-hide\s*:\s*all)[^<>]{0,2000}>",
     re.I,
 )
+
+
+# Elements browsers render as blocks that the converter (whose list predates HTML5) runs into the
+# words around them: read as the <div> they render as (HTML Living Standard, Rendering §15.3.3)
+_BLOCKS = re.compile(
+    r"<(/?)(?:address|article|aside|center|details|dialog|figcaption|figure|footer|header|hgroup|legend|main"
+    r"|nav|noscript|search|section|summary)(?=[\s/>])",
+    re.I,
+)
+_INERT = re.compile(r"<(template)\b[^<>]{0,2000}>", re.I)  # content no browser shows: not text
 
 
 def without_elements(html: str, opener: re.Pattern[str], closer: Callable[[re.Match[str]], re.Pattern[str]]) -> str:
@@ -834,7 +868,8 @@ _SPACES_AND_MARKS = str.maketrans({"\u00a0": " ", "\u200e": None, "\u200f": None
 def html_to_text(html: str) -> str:
     """HTML as plain text: blocks and list items on their lines, headings kept as `#` lines (the
     chunker splits there), a table's cells apart, links as "text (url)", Teams' `<emoji>` as the
-    emoji, no images, no emphasis marks, nothing hidden with `display: none`, and none of the
+    emoji, no images, no emphasis marks, nothing hidden with `display: none` nor a `<template>`'s
+    inert content, HTML5's blocks (`<section>`, `<header>`, `<summary>` ...) as blocks, and none of the
     converter's Markdown escapes ("1\\." is "1.", a link's url as its `href` holds it). A character
     reference is its character (`&uuml;` is "ü", `&copy;` "©"); an `&` or a `<` that starts no
     reference or no complete markup is text ("R&D", "?a=1&env=prod"); and the time taken is linear
@@ -849,6 +884,7 @@ def html_to_text(html: str) -> str:
     converter.protect_links = True
     converter.unicode_snob = True  # a character reference is its character: "M&uuml;ller" is "Müller"
     html = without_elements(_bare_ampersands_escaped(_stray_brackets_escaped(html)), _HIDDEN, _closing_tag)
+    html = _BLOCKS.sub(r"<\1div", without_elements(html, _INERT, _closing_tag))
     out = converter.handle(_CELL_END.sub(r" \1", _EMOJI.sub(r"\1", html))).translate(_SPACES_AND_MARKS)
     out = _AUTOLINK.sub(r"\1", _links_as_text(out))
     out = _ESCAPED.sub(lambda m: "".join(g for g in m.groups() if g is not None), out)

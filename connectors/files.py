@@ -9,8 +9,9 @@ embeds nothing again). Nothing outside the root is read: paths are resolved, sym
 the root are refused (checked again on the file opened for reading: a link retargeted after the
 walk reads nothing, nor does a name swapped for a pipe or a device, which the open never waits
 on), and a link to a folder is not followed (logged). A file is one document
-however many links inside the root point at it: under its own path when the walk lists it, else
-under the first link the walk meets (the others are logged); a link to a file `exclude` leaves
+however many links inside the root point at it, symbolic or hard (one device and inode): under
+its own path when the walk lists it (the first of its hard links), else under the first link the
+walk meets (the others are logged); a link to a file `exclude` leaves
 out is not followed. What cannot be read is never taken for deleted: a file it may not read, or
 every file it knew in a folder it may not list, keeps its document and its checkpoint entry, and is
 listed as a failed skip; so is a file whose text cannot be extracted (a damaged .docx), which every
@@ -362,17 +363,21 @@ class FilesConnector(FolderConnector[FilesConfig]):
 
     def _once_each(self, found_at: list[tuple[str, Path, Path]]) -> list[tuple[str, Path]]:
         """`found_at` ((relative path, path, real path), in walk order) with one entry per real
-        file: the file under its own path when listed, else its first link; the others are logged."""
-        chosen: dict[Path, str] = {}
-        for rel, path, real in found_at:
-            if real not in chosen or path == real:  # `path` is no link: the folders above it are none either
-                chosen[real] = rel
-        for rel, _path, real in found_at:
-            if chosen[real] != rel:
+        file (`_file_key`: hard links of one file are one): the file under its own path when
+        listed (the first of its hard links), else its first link; the others are logged."""
+        chosen: dict[Any, str] = {}
+        own: set[Any] = set()  # files chosen under a path that is no symbolic link
+        keys = [_file_key(real) for _rel, _path, real in found_at]
+        for (rel, path, real), key in zip(found_at, keys):
+            if key not in chosen or (path == real and key not in own):  # no link: the folders above are none either
+                chosen[key] = rel
+                own |= {key} if path == real else set()
+        for (rel, _path, _real), key in zip(found_at, keys):
+            if chosen[key] != rel:
                 log.info(
-                    "source %r: %s is a link to the file indexed as %s; not indexed twice", self.name, rel, chosen[real]
+                    "source %r: %s is a link to the file indexed as %s; not indexed twice", self.name, rel, chosen[key]
                 )
-        return [(rel, path) for rel, path, real in found_at if chosen[real] == rel]
+        return [(rel, path) for (rel, path, _real), key in zip(found_at, keys) if chosen[key] == rel]
 
     def _regular_inside(self, rel: str, path: Path, root: Path) -> Path | None:
         """The real path of a regular file inside the root (itself or a link's target); anything
@@ -412,6 +417,16 @@ class FilesConnector(FolderConnector[FilesConfig]):
 
 
 _ANY_NAME = "\0"  # no file is named this: a pattern matching it matches any name
+
+
+def _file_key(real: Path) -> Any:
+    """What makes a file one file: its device and inode (hard links of it share them), else (it
+    cannot be stat'ed now: gone since the walk) its real path."""
+    try:
+        stat = real.stat()
+    except OSError:
+        return real
+    return (stat.st_dev, stat.st_ino)
 
 
 def _opened(fd: int) -> Path | None:

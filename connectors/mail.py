@@ -8,29 +8,34 @@ attachments; a body part that could not be read is left out and is a failed skip
 never indexed as its raw encoding. `MailArchiveConnector` reads a folder of .eml / RFC 822 files,
 mbox files and Maildirs, incrementally by file mtime and size (an mbox message starts at an RFC 4155
 From_ line only, never at a body line a writer left unescaped, and is read as sent: the writer's
-`>From ` escapes undone); a message over `max_file_bytes` (a file, or one message of an mbox) is a
-skip by policy, never read into memory. A message its headers do not date (`rfc822_message`: Date,
-else Received) is dated by its From_ line in an mbox, else by its file's mtime. Outlook's files
-(.msg, .pst) are skips by policy of every run, saying how to export them. What is not a regular file
-(a pipe, a device) is not read, nor waited on: a pipe without a writer once held a run for ever.
-What cannot be read is never taken for deleted. A file that does not read as mail where mail is
-expected (its name says so: .eml, .mbox, a Maildir's; or mail was indexed from it), a file that
-cannot be read and a message that cannot be parsed are failed skips naming what the file held (an
-mbox's messages by the prefix of their ids), which is kept; such a damaged file is read again by
-every run until it reads. An mbox that held messages and reads empty is looked at again after a
-pause (a mail client truncates it before writing it again: `FolderConnector.read_settled`): still
-empty and changing, its messages are kept this run (a skip saying so); empty twice, it was emptied
-and they leave the index (a skip saying so too). Other files that are not mail are left out
-(logged).
+`>From ` escapes undone; its id is keyed by what it is, its Message-ID else its bytes, never by its
+place in the file, which a mail client's compaction changes: `_MessageKey`); a message over
+`max_file_bytes` (a file, or one message of an mbox) is a skip by policy, never read into memory. A
+Maildir++ mailbox's folders (`.Sent`, `.Archive.2025`: hidden folders beside the INBOX's
+cur/new/tmp) are read as the Maildirs they are; other hidden folders are not. A message its headers
+do not date (`rfc822_message`: Date, else Received) is dated by its From_ line in an mbox, else by
+its file's mtime. Outlook's files (.msg, .pst) are skips by policy of every run, saying how to
+export them. What is not a regular file (a pipe, a device) is not read, nor waited on: a pipe
+without a writer once held a run for ever. What cannot be read is never taken for deleted. A file
+that does not read as mail where mail is expected (its name says so: .eml, .mbox, a Maildir's; or
+mail was indexed from it), a file that cannot be read and a message that cannot be parsed are failed
+skips naming what the file held (an mbox's messages by the prefix of their ids), which is kept; such
+a damaged file is read again by every run until it reads. An mbox that held messages and reads empty
+is looked at again after a pause (a mail client truncates it before writing it again:
+`FolderConnector.read_settled`): still empty and changing, its messages are kept this run (a skip
+saying so); empty twice, it was emptied and they leave the index (a skip saying so too). Other files
+that are not mail are left out (logged).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import errno
+import hashlib
 import logging
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -55,6 +60,7 @@ from .mail_text import (
     new_content,
     parse_rfc822,
     part_text,
+    payload_bytes,
     plain_subject,
     raw_header,
     rebounded,
@@ -124,15 +130,9 @@ def message_document(
     doc_id = connector.doc_id(msg.native_id)
     body, skipped = _body(doc_id, msg, max_body_bytes)
     parts = [_header_block(msg), body]
-    names: list[str] = []
-    for att in msg.attachments:
-        if att.inline and (att.content_type or "").startswith("image/"):
-            continue
-        names.append(att.name)
-        text, skips = _attachment_text(doc_id, att, max_attachment_bytes, max_body_bytes)
-        if text:
-            parts.append(f"## Attachment: {att.name}\n\n{text}")
-        skipped.extend(skips)
+    names, texts, skips = _attachments(doc_id, msg, max_attachment_bytes, max_body_bytes)
+    parts += texts
+    skipped += skips
     metadata: dict[str, Any] = {
         "mailbox": msg.mailbox,
         "folder": msg.folder,
@@ -210,11 +210,37 @@ def _participants(msg: MailMessage) -> list[str]:
     return sorted({e for _, e in people})
 
 
-def _attachment_text(doc_id: str, att: MailAttachment, cap: int, body_cap: int) -> tuple[str, list[Skipped]]:
+MAX_NESTED_MAIL = 8  # mails attached within mails read (a forward of a forward ...); deeper ones are named only
+
+
+def _attachments(
+    doc_id: str, msg: MailMessage, cap: int, body_cap: int, depth: int = 0, within: str = ""
+) -> tuple[list[str], list[str], list[Skipped]]:
+    """The names of a message's attachments (inline pictures aside), their texts as sections, and
+    what of them was left out. An attached mail's own attachments are sections of its text, their
+    headings naming the mails they are in (`within`: "Fwd.eml / contract.txt")."""
+    names: list[str] = []
+    texts: list[str] = []
+    skipped: list[Skipped] = []
+    for att in msg.attachments:
+        if att.inline and (att.content_type or "").startswith("image/"):
+            continue
+        names.append(att.name)
+        text, skips = _attachment_text(doc_id, att, cap, body_cap, depth, within)
+        if text:
+            texts.append(f"## Attachment: {within}{att.name}\n\n{text}")
+        skipped.extend(skips)
+    return names, texts, skipped
+
+
+def _attachment_text(
+    doc_id: str, att: MailAttachment, cap: int, body_cap: int, depth: int = 0, within: str = ""
+) -> tuple[str, list[Skipped]]:
     """An attachment's text (a file's up to `cap` bytes, an attached mail's body as a body's, up to
-    `body_cap`) and what of it was left out."""
+    `body_cap`, with its own attachments) and what of it was left out."""
     if att.message is not None:
-        return _attached_text(f"{doc_id}#{att.name}", att.message, body_cap)
+        inner = f"{within}{att.name} / "
+        return _attached_text(f"{doc_id}#{att.name}", att.message, cap, body_cap, depth + 1, inner)
     if att.data is not None and len(att.data) <= cap and is_calendar(att.content_type, att.name):
         return _events(att.data, att.content_type), []  # an invitation: its events, not iCalendar lines
     if att.name_only or kind_of(att.name, att.content_type) is None:
@@ -229,13 +255,25 @@ def _attachment_text(doc_id: str, att: MailAttachment, cap: int, body_cap: int) 
         return "", [Skipped(id=f"{doc_id}#{att.name}", reason=str(exc), failed=exc.failed, title=att.name)]
 
 
-def _attached_text(att_id: str, message: MailMessage, body_cap: int) -> tuple[str, list[Skipped]]:
-    """An attached mail's From, Subject and Date, and its body: bounded as a body is (`_body`)."""
-    head = [f"From: {message.sender[1]}" if message.sender else "", f"Subject: {message.subject}"]
+def _attached_text(
+    att_id: str, message: MailMessage, cap: int, body_cap: int, depth: int, within: str
+) -> tuple[str, list[Skipped]]:
+    """An attached mail's From, Subject and Date, its body (bounded as a body is: `_body`) and its
+    own attachments, as the message's are read (a forward's file, a mail forwarded within it), to
+    `MAX_NESTED_MAIL` mails deep: past that, a skip by policy names what is not read."""
+    head = [_header_block(message).split("\n")[0] if message.sender else "", f"Subject: {message.subject}"]
     if message.sent:
         head.append(f"Date: {message.sent.astimezone(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
     body, skipped = _body(att_id, message, body_cap)
-    return "\n".join(line for line in head if line) + "\n\n" + body, skipped
+    parts = ["\n".join(line for line in head if line) + "\n\n" + body]
+    if message.attachments and depth >= MAX_NESTED_MAIL:
+        reason = f"attachments of a mail attached {depth} mails deep: not read"
+        skipped.append(Skipped(id=att_id, reason=reason, failed=False, title=message.subject or None))
+    elif message.attachments:
+        _, texts, skips = _attachments(att_id, message, cap, body_cap, depth, within)
+        parts += texts
+        skipped += skips
+    return "\n\n".join(parts), skipped
 
 
 # --- RFC 822 messages ------------------------------------------------------------------------------
@@ -269,7 +307,7 @@ def rfc822_message(native_id: str, raw: bytes, url: str = "", folder: str = "") 
             except ItemError as exc:
                 left_out.append(str(exc))
         elif filename or part.get_content_disposition() == "attachment":
-            data = part.get_payload(decode=True)
+            data = payload_bytes(part)
             data = data if isinstance(data, bytes) else b""
             charset = part.get_content_charset()  # how a text attachment is read (RFC 2046 §4.1.2)
             typed = f"{ctype}; charset={charset}" if charset and part.get_content_maintype() == "text" else ctype
@@ -441,9 +479,9 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
                 yield Skipped(id=self.doc_id(rel), reason=unread, failed=False, title=rel)  # each run
                 continue
             old = seen.get(rel)
-            if old is not None and old[:2] == stamp and not (len(old) > 4 and cap > old[4]) and not _split_before(old):
+            if old is not None and old[:2] == stamp and not _cap_raised(old, cap) and not _numbered_before(old):
                 continue  # unchanged, and what it holds over the size cap is over this one too
-            count, over, unparsed = 0, False, False
+            count, over, unparsed, keys = 0, False, False, []
             try:
                 head, read_as = self._head(rel, had=bool(_natives(rel, old)))
                 if read_as is None:  # emptied where it held messages, and still changing: kept as it was
@@ -459,6 +497,7 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
                     yield self._file_skip(rel, old, _EMPTIED.format(len(_natives(rel, old))), failed=False)
                 for native, size, read, url, undated in self._messages(rel, kind):
                     count += 1
+                    keys.append(native.rpartition("#")[2])
                     if size > cap:
                         over = True
                         yield from self._too_large(native, size, old is not None)
@@ -468,7 +507,10 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
                 yield self._file_skip(rel, old, f"cannot read {self.config.path / rel}: {exc.strerror}")
                 continue
             at = [None, None] if unparsed else [read_as.st_mtime_ns, read_as.st_size]  # None: read again
-            seen[rel] = [*at, count, MBOX_SPLIT if kind == "mbox" else 0] + ([cap] if over else [])
+            if kind == "mbox":
+                seen[rel] = [*at, count, MBOX_KEYED, cap if over else None, keys]
+            else:
+                seen[rel] = [*at, count, 0] + ([cap] if over else [])
             for native in sorted(set(_natives(rel, old)) - set(_natives(rel, seen[rel]))):
                 yield Deletion(id=self.doc_id(native))
             done += 1
@@ -493,10 +535,13 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
 
     # --- reading ----------------------------------------------------------------------------------
     def _scan(self) -> Iterator[tuple[str, list[int]]]:
-        """(relative path, [mtime_ns, size]) of every file under the root (Maildir tmp/ aside)."""
+        """(relative path, [mtime_ns, size]) of every file under the root (Maildir tmp/ aside, and
+        hidden folders but a Maildir++ mailbox's: `_maildir_plus`)."""
         root = self.config.path
         for folder, dirs, files in os.walk(root):
-            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "tmp")
+            dirs[:] = sorted(
+                d for d in dirs if d != "tmp" and (not d.startswith(".") or _maildir_plus(Path(folder, d)))
+            )
             for name in sorted(files):
                 if name.startswith("."):
                     continue
@@ -553,9 +598,9 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
             yield _message_id(rel), full.stat().st_size, read, full.as_uri(), partial(_mtime, full)
         elif kind == "mbox":
             with full.open("rb") as handle:
-                for n, (start, end, line) in enumerate(_mbox_spans(handle)):
+                for start, end, line, key in _mbox_spans(handle):
                     read = partial(_mbox_bytes, handle, start, end)
-                    yield f"{rel}#{n}", end - start, read, f"{full.as_uri()}#{n}", partial(_from_line_date, line)
+                    yield f"{rel}#{key}", end - start, read, f"{full.as_uri()}#{key}", partial(_from_line_date, line)
 
     def _too_large(self, native: str, size: int, known: bool) -> Iterator[Item]:
         """A message over `max_file_bytes`, not read: a skip by policy; what was indexed of it goes."""
@@ -577,7 +622,7 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
         failed skip: the version indexed before is kept, and the file is read again next run). A
         message neither its Date nor a Received header dates is dated by `undated()`."""
         try:
-            msg = rfc822_message(native, raw, url=url, folder=Path(rel).parent.as_posix())
+            msg = rfc822_message(native, raw, url=url, folder=_folder(rel))
             if msg.received is None:
                 msg.received = msg.sent = undated()
             if since is not None and msg.received is not None and msg.received < since:
@@ -628,14 +673,22 @@ def _was_mbox(stamp: list[Any] | None) -> bool:
 
 
 # An mbox entry's fourth item: 1 when it was split at every "From " line after a blank line (before
-# 2026-12), `MBOX_SPLIT` since it is split at From_ lines only. An entry split the old way is read
-# once more, unchanged or not: its message numbers may differ from what the file now gives.
-MBOX_SPLIT = 2
+# 2026-12), 2 when split at From_ lines only, both numbering its messages by position (`rel#0`,
+# `rel#1`, ...); `MBOX_KEYED` since its messages are keyed by what they are (`_message_key`), the
+# entry [mtime, size, count, MBOX_KEYED, cap over which some were (or None), [keys]]. An entry of
+# numbered messages is read once more, unchanged or not: its documents move to their keyed ids
+# (their vectors reused: the texts are the same), the numbered ones are deleted.
+MBOX_KEYED = 3
 
 
-def _split_before(stamp: list[Any]) -> bool:
-    """Whether an mbox's checkpoint entry numbers its messages as the earlier splitter did."""
-    return len(stamp) > 3 and stamp[3] == 1
+def _numbered_before(stamp: list[Any]) -> bool:
+    """Whether an mbox's checkpoint entry names its messages by position, as before `MBOX_KEYED`."""
+    return len(stamp) > 3 and stamp[3] in (1, 2)
+
+
+def _cap_raised(stamp: list[Any], cap: int) -> bool:
+    """Whether `max_file_bytes` is now over what it was when some message of the file was over it."""
+    return len(stamp) > 4 and stamp[4] is not None and cap > stamp[4]
 
 
 def _regular_bytes(path: Path) -> bytes:
@@ -688,14 +741,15 @@ def _separates(line: bytes, after: bytes) -> bool:
     return bool(_FROM_LINE.match(line)) or looks_like_mail(after)
 
 
-def _mbox_spans(handle: BinaryIO) -> list[tuple[int, int, bytes]]:
+def _mbox_spans(handle: BinaryIO) -> list[tuple[int, int, bytes, str]]:
     """Where each message of an mbox lies: the (start, end) offsets of its bytes, after its From_
-    line and before the blank line that ends it (`_separates` tells which lines start one), and
-    its From_ line."""
-    spans: list[tuple[int, int, bytes]] = []
+    line and before the blank line that ends it (`_separates` tells which lines start one), its
+    From_ line, and its key (`_MessageKey`), read in the same pass."""
+    spans: list[tuple[int, int, bytes, str]] = []
     start = pos = 0
     separator = b""
     blank = 0  # the length of the line before, when it was blank
+    key, seen = _MessageKey(), Counter[str]()
     for line in iter(handle.readline, b""):
         here = pos + len(line)
         if line.startswith(b"From "):
@@ -703,13 +757,47 @@ def _mbox_spans(handle: BinaryIO) -> list[tuple[int, int, bytes]]:
             handle.seek(here)
             if pos == 0 or _separates(line, after):
                 if pos:
-                    spans.append((start, pos - blank, separator))
-                start, separator = here, line
+                    spans.append((start, pos - blank, separator, key.unique(seen)))
+                start, separator, key = here, line, _MessageKey()
+                blank = 0
+                pos = here
+                continue
+        key.add(line)
         blank = len(line) if line in (b"\n", b"\r\n") else 0
         pos = here
     if pos:
-        spans.append((start, pos, separator))
+        spans.append((start, pos, separator, key.unique(seen)))
     return spans
+
+
+_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(\S*)", re.I)
+
+
+class _MessageKey:
+    """An mbox message's key, what names it whatever its place in the file (a mail client's
+    compaction moves every message after a deleted one): a digest of its Message-ID, else of its
+    bytes (trailing blank lines aside); a second message of the file with the same one gets `-2`."""
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+        self.message_id = b""
+        self.headers = True
+        self.blanks = b""
+
+    def add(self, line: bytes) -> None:
+        if line.strip() == b"":
+            self.headers, self.blanks = False, self.blanks + line
+            return
+        if self.headers and not self.message_id and (found := _MESSAGE_ID.match(line)):
+            self.message_id = found[1]
+        self.digest.update(self.blanks + line)
+        self.blanks = b""
+
+    def unique(self, seen: Counter[str]) -> str:
+        held = hashlib.sha256(b"message-id " + self.message_id) if self.message_id.strip(b"<>") else self.digest
+        key = held.hexdigest()[:16]
+        seen[key] += 1
+        return key if seen[key] == 1 else f"{key}-{seen[key]}"
 
 
 def _from_line_date(line: bytes) -> dt.datetime | None:
@@ -726,6 +814,25 @@ def _mtime(path: Path) -> dt.datetime:
     return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc)
 
 
+def _maildir_plus(path: Path) -> bool:
+    """Whether a hidden folder is a Maildir++ mailbox's folder (Dovecot's and Courier's layout:
+    the INBOX's cur/new/tmp, and each other folder `.Sent`, `.Archive.2025` beside them, with its
+    own cur/ or new/, or the `maildirfolder` file that marks one)."""
+    return any((path / sub).is_dir() for sub in ("cur", "new")) or (path / "maildirfolder").is_file()
+
+
+def _folder(rel: str) -> str:
+    """The folder a message is in: a file's folder; a Maildir message's mailbox (its cur/ or new/
+    aside), a Maildir++ folder by its name (`alice/.Archive.2025` is `alice/Archive/2025`)."""
+    parent = Path(rel).parent
+    if parent.name not in {"cur", "new"}:
+        return parent.as_posix()
+    box = parent.parent
+    if box.name.startswith(".") and len(box.name) > 1:
+        return (box.parent / box.name[1:].replace(".", "/")).as_posix()
+    return box.as_posix()
+
+
 def _message_id(rel: str) -> str:
     """Maildir files change name when flags change (`cur/123.host:2,S`): key on the stable part."""
     path = Path(rel)
@@ -735,10 +842,13 @@ def _message_id(rel: str) -> str:
 
 
 def _natives(rel: str, stamp: list[Any] | None) -> list[str]:
-    """Document ids a file held when it had this checkpoint entry [mtime, size, count, is_mbox], and
-    a fifth item, the `max_file_bytes` then, when any of them was over it (no document: a skip)."""
+    """Document ids a file held when it had this checkpoint entry: [mtime, size, count, 0] (a
+    message file) and a fifth item, the `max_file_bytes` then, when it was over it (no document: a
+    skip); an mbox's as `MBOX_KEYED` describes, or numbered (`_numbered_before`)."""
     if not stamp or len(stamp) < 4:
         return []
+    if stamp[3] == MBOX_KEYED:
+        return [f"{rel}#{key}" for key in stamp[5]]
     if stamp[3]:
-        return [f"{rel}#{n}" for n in range(stamp[2])]
+        return [f"{rel}#{n}" for n in range(stamp[2])]  # numbered by position (`_numbered_before`)
     return [_message_id(rel)] if stamp[2] else []

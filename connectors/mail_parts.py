@@ -1,8 +1,9 @@
 """Mail parts that are not text but hold text a reader sees: calendar invitations and S/MIME bodies.
 
 An invitation (a `text/calendar` part, an `.ics` attachment) is its events as the lines a mail
-client shows: what, when, where, who, and the description (`calendar_text`), never the raw
-iCalendar. An opaque-signed S/MIME body (`application/pkcs7-mime; smime-type=signed-data`) is
+client shows: what, when, how it repeats (`recurrence`: "every week on Tuesday, 10 times"), where,
+who (in an answer, who accepted or declined), comments and the description (`calendar_text`),
+never the raw iCalendar. An opaque-signed S/MIME body (`application/pkcs7-mime; smime-type=signed-data`) is
 plain MIME inside a PKCS#7 wrapper that needs no key: `signed_content` unwraps it (DER or BER);
 an encrypted one (`enveloped-data`) cannot be read without the recipient's key (`smime_type`
 tells them apart). Both read only what they are given, never raise on junk: None or "" instead.
@@ -81,18 +82,72 @@ def _event(props: list[tuple[str, dict[str, str], str]], method: str) -> str:
             when += f" to {_when(*first['DTEND'])}"
         lines.append(f"When: {when}")
     if "RRULE" in first:
-        lines.append(f"Repeats: {first['RRULE'][1].strip()}")
+        lines.append(f"Repeats: {recurrence(first['RRULE'][1])}")
     if where := _unescaped(first.get("LOCATION", ({}, ""))[1]):
         lines.append(f"Where: {where}")
     if "ORGANIZER" in first:
         lines.append(f"Organizer: {_person(*first['ORGANIZER'])}")
-    people = [_person(params, value) for name, params, value in props if name == "ATTENDEE"]
-    if people:
+    attendees = [(params, value) for name, params, value in props if name == "ATTENDEE"]
+    people = [_person(params, value) for params, value in attendees]
+    if method == "REPLY":  # an answer: who answered what, as a mail client shows it ("Bob declined")
+        lines += [
+            f"Reply: {_person(params, value)} {_ANSWERS[params.get('PARTSTAT', '').upper()]}"
+            for params, value in attendees
+            if params.get("PARTSTAT", "").upper() in _ANSWERS
+        ]
+    elif people:
         shown = ", ".join(people[:SHOWN_ATTENDEES])
         more = len(people) - SHOWN_ATTENDEES
         lines.append(f"Attendees: {shown}" + (f" and {more} more" if more > 0 else ""))
+    lines += [f"Comment: {text}" for name, _, value in props if name == "COMMENT" and (text := _unescaped(value))]
     description = _unescaped(first.get("DESCRIPTION", ({}, ""))[1])[:MAX_EVENT_CHARS]
     return "\n".join(lines) + (f"\n\n{description}" if description else "")
+
+
+_ANSWERS = {"ACCEPTED": "accepted", "DECLINED": "declined", "TENTATIVE": "tentatively accepted"}
+_ANSWERS |= {"DELEGATED": "delegated"}
+_DAYS = {"MO": "Monday", "TU": "Tuesday", "WE": "Wednesday", "TH": "Thursday", "FR": "Friday"}
+_DAYS |= {"SA": "Saturday", "SU": "Sunday"}
+_UNITS = {"SECONDLY": "second", "MINUTELY": "minute", "HOURLY": "hour", "DAILY": "day", "WEEKLY": "week"}
+_UNITS |= {"MONTHLY": "month", "YEARLY": "year"}
+_ORDINALS = {1: "first", 2: "second", 3: "third", 4: "fourth", 5: "fifth", -1: "last", -2: "second to last"}
+_BYDAY = re.compile(r"^([+-]?\d{1,2})?(MO|TU|WE|TH|FR|SA|SU)$")
+
+
+def recurrence(rule: str) -> str:
+    """An RRULE as a reader says it: `FREQ=WEEKLY;BYDAY=TU;COUNT=10` is "every week on Tuesday,
+    10 times"; `FREQ=MONTHLY;BYDAY=1MO;UNTIL=20270301` "every month on the first Monday, until
+    2027-03-01". A rule it cannot read is given as it is."""
+    parts = dict(part.partition("=")[::2] for part in rule.strip().upper().split(";") if "=" in part)
+    unit = _UNITS.get(parts.get("FREQ", ""))
+    if unit is None:
+        return rule.strip()
+    interval = parts.get("INTERVAL", "1")
+    said = f"every {unit}" if interval in ("", "1") else f"every {interval} {unit}s"
+    days = [_day(d) for d in parts.get("BYDAY", "").split(",") if d]
+    if days and all(days):
+        said += " on " + _listed([d for d in days if d])
+    if parts.get("BYMONTHDAY"):
+        said += " on day " + _listed(parts["BYMONTHDAY"].split(","))
+    if parts.get("COUNT", "").isdigit():
+        said += f", {parts['COUNT']} times"
+    if parts.get("UNTIL"):
+        said += f", until {_when({}, parts['UNTIL'])}"
+    return said
+
+
+def _day(code: str) -> str | None:
+    found = _BYDAY.match(code.strip())
+    if not found:
+        return None
+    nth = int(found[1]) if found[1] else 0
+    if nth and nth not in _ORDINALS:
+        return None
+    return (f"the {_ORDINALS[nth]} " if nth else "") + _DAYS[found[2]]
+
+
+def _listed(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 _STAMP = re.compile(r"^(\d{4})(\d{2})(\d{2})(?:T(\d{2})(\d{2})\d{0,2}(Z?))?$")

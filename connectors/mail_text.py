@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html as html_lib
+import quopri
 import re
 from email import policy
 from email.errors import HeaderParseError, InvalidBase64CharactersDefect, InvalidBase64LengthDefect
@@ -284,12 +285,21 @@ def _depth(line: str) -> int:
 _PARSER = BytesParser(policy=policy.default)
 
 
+# What some writers put before a message's headers: a UTF-8 byte order mark (PowerShell's
+# `Out-File -Encoding UTF8`, "UTF-8 with BOM" editors), blank lines (export scripts)
+_LEAD = re.compile(rb"\A(?:\xef\xbb\xbf)?(?:[ \t]*\r?\n)*")
+
+
 def parse_rfc822(raw: bytes) -> EmailMessage:
-    return _PARSER.parsebytes(raw)  # type: ignore[return-value]
+    """A message, read from its headers: a byte order mark or blank lines before them are not its
+    body (read as one, the message had no subject, no sender and its headers as text)."""
+    return _PARSER.parsebytes(_LEAD.sub(b"", raw, count=1))  # type: ignore[return-value]
 
 
 def looks_like_mail(head: bytes) -> bool:
-    """Cheap sniff: a header block with at least two of the usual fields, before any blank line."""
+    """Cheap sniff: a header block with at least two of the usual fields, before any blank line
+    (a byte order mark or blank lines before it aside, as `parse_rfc822` reads them)."""
+    head = _LEAD.sub(b"", head, count=1)
     header = head.split(b"\n\n", 1)[0].split(b"\r\n\r\n", 1)[0]
     names = {m.lower() for m in re.findall(rb"^([A-Za-z-]+):", header, re.M)}
     return len(names & {b"from", b"to", b"subject", b"date", b"message-id", b"received"}) >= 2
@@ -440,7 +450,7 @@ def part_text(part: EmailMessage) -> str:
     binary bytes labelled text, an empty multipart."""
     if part.get_content_maintype() == "multipart":
         return _unsplit_text(part)
-    payload = part.get_payload(decode=True)
+    payload = payload_bytes(part)
     if not isinstance(payload, bytes):
         return str(payload or "")
     if any(isinstance(d, InvalidBase64LengthDefect) for d in part.defects):
@@ -453,6 +463,23 @@ def part_text(part: EmailMessage) -> str:
     if looks_binary(text):
         raise ItemError(f"a {part.get_content_type()} part holds binary bytes, not text: left out")
     return text
+
+
+# A quoted-printable line's trailing white space, which RFC 2045 §6.7 (rule 3) has the reader
+# delete: transport agents add it, and after a soft break's "=" it hid the break ("sand= " + CRLF)
+_QP_PADDING = re.compile(r"[ \t]+(?=\r?\n|\Z)")
+
+
+def payload_bytes(part: EmailMessage) -> bytes | None:
+    """A part's payload with its transfer encoding undone (what `get_payload(decode=True)` gives),
+    a quoted-printable one without the padding transport agents add at its lines' ends."""
+    raw = None
+    if str(part.get("Content-Transfer-Encoding", "")).strip().lower() == "quoted-printable":
+        raw = part.get_payload(decode=False)  # (of another encoding, read in the part's charset: no bytes)
+    if isinstance(raw, str):
+        return quopri.decodestring(_QP_PADDING.sub("", raw).encode("ascii", "surrogateescape"))
+    decoded = part.get_payload(decode=True)
+    return decoded if isinstance(decoded, bytes) else None
 
 
 def _whole_groups(part: EmailMessage) -> bytes:

@@ -3,7 +3,11 @@
 An export holds `users.json`, `channels.json` (public), optionally `groups.json` (private),
 `mpims.json` and `dms.json`, and one folder of day files per conversation. Private conversations
 list their members' emails as the ACL (`private_members`); public ones take the static ACL keys.
-The export has no file contents: a shared text file contributes its `preview`.
+The export has no file contents: a shared text file contributes its `preview`, and a preview Slack
+cut is said to be one, in the text and as a skip by policy. Links are the workspace's permalinks
+(`team_url`, else the first workspace URL the export holds: never one of Slack's own hosts, such
+as files.slack.com); a writer `users.json` lacks (a Slack Connect partner) is named by the profile
+their messages carry.
 
 A damaged day file (truncated JSON, not a list of messages, a ZIP member that does not unpack) is a
 failed skip naming the file inside the export: the rest is indexed, the run is `partial`, the
@@ -19,6 +23,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import logging
 import re
 import zipfile
 import zlib
@@ -38,7 +43,12 @@ from .kit.scope import check_scope, warn
 from .model import ACL, Checkpoint, Item, Skipped
 from .slack_render import NOISE, ChannelInfo, Directory, empty_huddle, files_of, thread_doc
 
+log = logging.getLogger(__name__)
+
 _TEAM_URL = re.compile(r"https://([a-z0-9-]+)\.slack\.com/")
+# Slack's own hosts an export names (file downloads, webhooks, the API, the web app): no workspace's
+_NOT_WORKSPACES = frozenset({"files", "files-edge", "slack-files", "hooks", "api", "app", "status", "www", "edgeapi"})
+_NO_TEAM_URL = "https://slack.com/"
 _LABEL = re.compile(r"\|([^>|]+)>")
 # what reading one member of a damaged export raises: bad JSON or UTF-8 (ValueError), a bad CRC or
 # a truncated deflate stream (BadZipFile, zlib.error, EOFError), an unreadable disk block (OSError)
@@ -71,6 +81,14 @@ class SlackExportConnector(Connector[SlackExportConfig]):
                 if chan.id in done:
                     continue
                 for doc in export.threads(chan, folder):
+                    for name in export.previews.pop(doc.native_id, []):
+                        yield Skipped(
+                            id=self.doc_id(f"{doc.native_id}#{name}"),
+                            reason=f"the export holds only the first lines of {name} (Slack's preview): the rest "
+                            "of the file is not read",
+                            failed=False,
+                            title=name,
+                        )
                     if since is None or doc.updated_at >= since:
                         yield self.document(
                             doc.native_id,
@@ -154,9 +172,17 @@ class _Export:
         self.matched: set[str] = set()  # the `channels` globs that matched one
         self.directory = Directory()
         self.damaged: list[tuple[str, str]] = []  # day files `threads` could not read: (name, why)
+        self.previews: dict[str, list[str]] = {}  # thread -> files the export holds a cut preview of
         for user in self._json("users.json"):
             self.directory.add_user(user)
         self.team_url = config.team_url or self._find_team_url()
+        if self.team_url == _NO_TEAM_URL:
+            log.warning(
+                "source %r: the export names no workspace URL: links are %sarchives/...; set team_url "
+                "(https://<workspace>.slack.com/) for links that open",
+                config.name,
+                _NO_TEAM_URL,
+            )
 
     def _json(self, name: str) -> list[dict[str, Any]]:
         """A listing of the export (users, conversations); `_ExportDamaged` naming it if unreadable."""
@@ -168,12 +194,16 @@ class _Export:
             raise _ExportDamaged(f"{name} cannot be read ({_why(exc)})") from None
 
     def _find_team_url(self) -> str:
+        """The workspace's URL (`https://acme.slack.com/`): the first in the export's JSON files
+        that is a workspace's, not one of Slack's own hosts (a shared file's `url_private` is on
+        files.slack.com, before its `permalink` on the workspace's)."""
         for name in sorted(self.files):
             if name.endswith(".json"):
-                found = _TEAM_URL.search(self.zf.read(name).decode("utf-8", "replace").replace("\\/", "/"))
-                if found:
-                    return found[0]
-        return "https://slack.com/"
+                text = self.zf.read(name).decode("utf-8", "replace").replace("\\/", "/")
+                for found in _TEAM_URL.finditer(text):
+                    if found[1] not in _NOT_WORKSPACES:
+                        return found[0]
+        return _NO_TEAM_URL
 
     def conversations(self) -> Iterator[tuple[ChannelInfo, str]]:
         kinds = [("channels.json", "public_channel"), ("groups.json", "private_channel")]
@@ -216,6 +246,7 @@ class _Export:
                 self.damaged.append((day, _why(exc)))
                 continue
             for msg in day_messages:
+                self._learn_writer(msg)
                 if msg.get("subtype") == "bot_add" and msg.get("bot_id"):  # names the integration
                     label = _LABEL.search(msg.get("text", ""))
                     self.directory.bots.setdefault(msg["bot_id"], label[1] if label else msg["bot_id"])
@@ -226,13 +257,38 @@ class _Export:
             messages.sort(key=lambda m: float(m["ts"]))
             if len(messages) == 1 and empty_huddle(messages[0]):  # a huddle nobody wrote in: no content
                 continue
-            texts = {
-                f["id"]: f["preview"]
+            shared = [
+                f
                 for m in messages
                 for f in files_of(m)
                 if f.get("preview") and f.get("id") and kind_of(f.get("name", ""), f.get("mimetype"))
-            }
-            yield thread_doc(chan, messages, self.directory, self.team_url, texts)
+            ]
+            texts = {f["id"]: _preview(f) for f in shared}
+            doc = thread_doc(chan, messages, self.directory, self.team_url, texts)
+            cut = [f.get("title") or f.get("name") or f["id"] for f in shared if f.get("preview_is_truncated")]
+            if cut:
+                self.previews[doc.native_id] = cut
+            yield doc
+
+    def _learn_writer(self, msg: dict[str, Any]) -> None:
+        """A writer `users.json` does not list (a Slack Connect partner, a member removed before the
+        export) named by the profile their message carries (`user_profile`), as the client names
+        them, in their lines and in the mentions of them."""
+        uid, profile = msg.get("user"), msg.get("user_profile")
+        if not uid or not isinstance(profile, dict):
+            return
+        known = self.directory.people.get(uid)
+        if known is None or known.name == uid:
+            user = {"id": uid, "name": profile.get("name"), "profile": profile}
+            self.directory.add_user(user)
+
+
+def _preview(f: dict[str, Any]) -> str:
+    """A shared file's text as the export holds it: Slack's preview of its first lines, said so
+    when cut (`preview_is_truncated`)."""
+    if f.get("preview_is_truncated"):
+        return f"(preview: the first lines only)\n{f['preview']}"
+    return str(f["preview"])
 
 
 def _objects(zf: zipfile.ZipFile, name: str) -> list[dict[str, Any]]:

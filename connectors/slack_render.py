@@ -1,8 +1,10 @@
 """Slack messages to readable thread documents; shared by the `slack` and `slack_export` connectors.
 
 Slack text is "mrkdwn" with angle-bracket entities (`<@U123>`, `<#C123|name>`, `<https://x|label>`,
-`<!here>`), HTML-escaped `& < >`, and `:emoji:` short codes. An index is read by people and
-embedding models, so everything is rendered as a person would read it in the Slack client.
+`<!here>`), HTML-escaped `& < >`, emphasis marks (`*bold*`, `_italic_`, `~strike~`) and `:emoji:`
+short codes; an app's message is its Block Kit `blocks`, its `text` only the notification's
+fallback. An index is read by people and embedding models, so everything is rendered as a person
+would read it in the Slack client: names, labelled links, emoji, no emphasis marks, the blocks.
 
 A thread names its people as the client shows them (display name, else full name, else handle):
 in its text, `author` and metadata `participants`, one entry per writer (a member by user id, an
@@ -18,7 +20,7 @@ finds the threads that show her as "doubledeez" (`Document.people`). Both come f
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -166,7 +168,7 @@ def render(text: str, directory: Directory) -> str:
         return target
 
     def emoji(plain: str) -> str:  # between entities only: a link's `/:fire:/` is part of its address
-        return _EMOJI.sub(lambda m: _EMOJIS.get(m[1], m[0]), plain)
+        return plain_marks(_EMOJI.sub(lambda m: _EMOJIS.get(m[1], m[0]), plain))
 
     parts, end = [], 0
     for match in _ENTITY.finditer(text):
@@ -174,6 +176,33 @@ def render(text: str, directory: Directory) -> str:
         end = match.end()
     text = "".join(parts) + emoji(text[end:])
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+# mrkdwn emphasis (*bold*, _italic_, ~strike~) as Slack reads it: a mark before a word's first
+# character and after its last, neither inside a word (`snake_case_name`, `2*3*4`), on one line;
+# and code (`...`), in which Slack reads no marks
+_EMPHASIS = re.compile(r"(?<![\w`])([*_~])(?![\s*_~])([^\n]*?[^\s*_~])\1(?!\w)")
+_CODE = re.compile(r"(`+)[^`\n]+?\1")
+
+
+def plain_marks(text: str) -> str:
+    """mrkdwn text without its emphasis marks, as the client shows it: `*wagtail*` is "wagtail"
+    (in bold there); what is inside code spans stays as written."""
+    if not any(mark in text for mark in "*_~"):
+        return text
+    out, end = [], 0
+    for code in _CODE.finditer(text):
+        out += [_unmarked(text[end : code.start()]), code[0]]
+        end = code.end()
+    return "".join(out) + _unmarked(text[end:])
+
+
+def _unmarked(text: str) -> str:
+    for _ in range(3):  # nested: *_bold italic_*
+        text, found = _EMPHASIS.subn(r"\2", text)
+        if not found:
+            break
+    return text
 
 
 def _special(command: str, label: str) -> str:
@@ -186,32 +215,113 @@ def _special(command: str, label: str) -> str:
 
 
 def message_body(msg: Mapping[str, Any], directory: Directory) -> str:
-    """The text of one message, with attachments (bot posts) and block text when `text` is empty."""
+    """The text of one message as the client shows it: its Block Kit blocks when they say more than
+    its `text` (an app's `text` is only the notification's fallback: `with_blocks`), and its
+    attachments (bot posts: their fields, or their own blocks, else their fallback)."""
     if msg.get("subtype") == "tombstone":
         return "(message deleted)"
     if msg.get("subtype") == HUDDLE and _wordless(msg):  # the huddle's chat is its thread's replies
         return "started a huddle"
-    parts = [render(msg.get("text") or "", directory)]
+    parts = [with_blocks(render(msg.get("text") or "", directory), msg.get("blocks"), directory)]
     for att in msg.get("attachments") or []:
         bits = [att.get(k) for k in ("pretext", "title", "text")]
         bits += [f"{f.get('title', '')}: {f.get('value', '')}" for f in att.get("fields") or []]
-        shown = [render(b, directory) for b in bits if b] or [render(att.get("fallback") or "", directory)]
+        shown = [render(b, directory) for b in bits if b]
+        if att.get("blocks"):
+            shown = [with_blocks("\n".join(shown), att["blocks"], directory)]
+        shown = [b for b in shown if b] or [render(att.get("fallback") or "", directory)]
         parts += [b for b in shown if b]
-    if not parts[0] and msg.get("blocks"):
-        parts[0] = render(" ".join(_block_texts(msg["blocks"])), directory)
     return "\n".join(p for p in parts if p).strip()
 
 
-def _block_texts(node: Any) -> Iterable[str]:
-    if isinstance(node, dict):
-        if isinstance(node.get("text"), str):
-            yield node["text"]
-        for value in node.values():
-            if isinstance(value, (dict, list)):
-                yield from _block_texts(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _block_texts(item)
+def with_blocks(text: str, blocks: Any, directory: Directory) -> str:
+    """A message's rendered `text` and its blocks (`blocks_text`): the blocks when `text` is empty
+    or they hold all it says (a person's message: its `rich_text` block is its text), the text
+    then the blocks when the blocks say more (an app's post: `text` is the notification's
+    fallback, "New incident opened", and the blocks the message people read), else the text."""
+    shown = blocks_text(blocks, directory) if isinstance(blocks, list) else ""
+    if not shown or shown == text:
+        return text
+    if not text or _words(text) <= _words(shown):
+        return shown
+    return text if _words(shown) <= _words(text) else f"{text}\n{shown}"
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"\w+", text.lower()))
+
+
+def blocks_text(blocks: list[Any], directory: Directory) -> str:
+    """Block Kit blocks as the client shows them, a line per block: a header, a section's text and
+    fields, a context's texts, rich text (its runs joined as written: a word half in bold is one
+    word; mentions, channels and links as `render` shows them), lists and quotes; buttons, images
+    and dividers hold no text of the message."""
+    lines: list[str] = []
+    for block in blocks:
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type")
+        if kind in ("header", "section"):
+            lines += [_object_text(block.get("text"), directory)]
+            lines += [_object_text(f, directory) for f in block.get("fields") or []]
+        elif kind == "context":
+            lines.append(" ".join(t for t in (_object_text(e, directory) for e in block.get("elements") or []) if t))
+        elif kind == "rich_text":
+            lines += [_rich_text(e, directory) for e in block.get("elements") or []]
+    return "\n".join(line for line in lines if line).strip()
+
+
+def _object_text(obj: Any, directory: Directory) -> str:
+    """A Block Kit text object: mrkdwn rendered (`render`), plain text as it is."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+        return ""
+    return render(obj["text"], directory) if obj.get("type") == "mrkdwn" else obj["text"]
+
+
+def _rich_text(element: Any, directory: Directory) -> str:
+    """A rich_text block's element: a section's runs joined as written, a list's items a line each,
+    a quote as `> ` lines, preformatted text as it is."""
+    if not isinstance(element, dict):
+        return ""
+    kind = element.get("type")
+    if kind == "rich_text_list":
+        items = [_rich_text(item, directory) for item in element.get("elements") or []]
+        ordered = element.get("style") == "ordered"
+        return "\n".join(f"{n}. {item}" if ordered else f"- {item}" for n, item in enumerate(items, 1) if item)
+    text = "".join(_inline(e, directory) for e in element.get("elements") or [] if isinstance(e, dict))
+    if kind == "rich_text_quote":
+        return "\n".join(f"> {line}" for line in text.split("\n"))
+    return text
+
+
+def _inline(element: Mapping[str, Any], directory: Directory) -> str:
+    """One run of rich text as `render` shows its mrkdwn form (`<@U1>`, `<#C1>`, `<url|label>`)."""
+    kind = element.get("type")
+    if kind == "text":
+        return str(element.get("text") or "")
+    if kind == "user":
+        return "@" + directory.person(str(element.get("user_id") or "")).name
+    if kind == "channel":
+        cid = str(element.get("channel_id") or "")
+        return "#" + directory.channels.get(cid, cid)
+    if kind == "link":
+        url, label = str(element.get("url") or ""), str(element.get("text") or "")
+        return f"{label} ({url})" if label and label != url else url
+    if kind == "emoji":
+        name = str(element.get("name") or "")
+        return _EMOJIS.get(name) or str(element.get("unicode") and _codepoints(element["unicode"]) or f":{name}:")
+    if kind == "broadcast":
+        return "@" + str(element.get("range") or "here")
+    if kind == "usergroup":
+        return "@" + str(element.get("usergroup_id") or "group")
+    return str(element.get("text") or "")
+
+
+def _codepoints(hex_points: str) -> str:
+    try:
+        return "".join(chr(int(point, 16)) for point in hex_points.split("-"))
+    except ValueError:
+        return ""
 
 
 def member(msg: Mapping[str, Any], directory: Directory) -> Person | None:

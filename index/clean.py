@@ -7,7 +7,10 @@ they know about (a `text/html` file, an Outlook body), but HTML also arrives as 
 newsletter pasted into a mail, an export that kept its tags, a plug-in that passes bodies
 through): `plain` runs once in the index's write path, for every other document. An HTML document
 is converted whole; in other text (a README with a centred logo, a `<br>` in a mail) only the lines
-holding HTML are, and the text around them stays as written. Word's namespace declarations
+holding HTML markup are, and the text around them stays as written. Tags written as text are no
+markup and stay: inside Markdown code (a code span, a fenced block), and a tag named in prose or a
+comparison that looks like one ("drop the <center> tag", `a<b and c>d`: `_markup` says which tags
+are markup). Word's namespace declarations
 (`<?xml:namespace prefix = o ns = "urn:schemas-microsoft-com:office:office" />`, left in a plain-text
 body by a converter that dropped the tags around them) are dropped from any text: nobody writes one,
 and no reader shows one. Other processing instructions in text without HTML (`<?php`, an XML
@@ -178,13 +181,53 @@ def without_embedded_data(text: str) -> str:
     return _BASE64_RUN.sub(lambda m: "" if all(c.search(m[0]) for c in _ENCODED) else m[0], text)
 
 
+# Elements with no content and no closing tag: `<br>` alone is markup, where `<center>` alone is a name
+_VOID = frozenset("area base basefont br col embed frame hr img input link meta param source track wbr".split())
+# Markdown code, which is text whatever it holds (CommonMark §4.5, §6.1): a fenced block (to its
+# closing fence, or the end of the text) and a code span (backticks around text on one line)
+_FENCED = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})[^\n]*\n(?:.*?\n)??(?:[ \t]{0,3}\1[`~]*[ \t]*(?=\n|\Z)|\Z)", re.M | re.S)
+_CODE_SPAN = re.compile(r"(?<!`)(`+)(?!`)[^\n]+?(?<!`)\1(?!`)")
+_PROTECTED = re.compile("\ue000(\\d+)\ue001")  # where `_protected` set a piece of code aside
+
+
 def markup_tags(text: str) -> list[str]:
-    """The HTML tags in `text` (for tests and checks): elements only HTML has, opening or closing."""
-    return [m[0] for m in _TAG.finditer(text) if m[1].lower() in _HTML_ELEMENTS]
+    """The HTML markup tags in `text` (`_markup`), outside Markdown code: what no text may hold."""
+    protected, _ = _protected(text)
+    return [m[0] for m in _markup(protected)]
+
+
+def _markup(text: str) -> list[re.Match[str]]:
+    """The tags of `text` that are markup, not text naming a tag: an HTML element's tag that closes
+    itself (`<br/>`), is a void element's (`<br>`, `<img src=...>`), or whose element has both
+    its tags in the text (`<b>Save</b>`). "Drop the <center> tag", "the <title> must read" and
+    "a<b and c>d" name no markup: every mail client shows them as written."""
+    tags = [m for m in _TAG.finditer(text) if m[1].lower() in _HTML_ELEMENTS]
+    opened = {m[1].lower() for m in tags if not m[0].startswith("</")}
+    closed = {m[1].lower() for m in tags if m[0].startswith("</")}
+    both = opened & closed
+    return [m for m in tags if m[1].lower() in _VOID or m[1].lower() in both or m[0].endswith("/>")]
+
+
+def _protected(text: str) -> tuple[str, list[str]]:
+    """`text` with each piece of Markdown code (`_FENCED`, `_CODE_SPAN`) set aside as a marker
+    (`_PROTECTED`: private-use characters no converter touches), and the pieces, to put back."""
+    pieces: list[str] = []
+
+    def aside(found: re.Match[str]) -> str:
+        pieces.append(found[0])
+        return f"\ue000{len(pieces) - 1}\ue001"
+
+    if "`" not in text and "~~~" not in text:
+        return text, pieces
+    return _CODE_SPAN.sub(aside, _FENCED.sub(aside, text)), pieces
+
+
+def _put_back(text: str, pieces: list[str]) -> str:
+    return _PROTECTED.sub(lambda m: pieces[int(m[1])] if int(m[1]) < len(pieces) else "", text) if pieces else text
 
 
 def looks_like_html(text: str) -> bool:
-    """Any HTML tag, even one `<br>` in plain text: what a converter should read."""
+    """Any HTML markup, even one `<br>` in plain text, outside Markdown code: what a converter should read."""
     return bool(markup_tags(text))
 
 
@@ -198,7 +241,7 @@ def clean_text(text: str) -> str:
     if not _is_document(text):
         return _tags_as_text(text)
     # Plain text before the first tag (a mail's own words above a pasted newsletter) keeps its lines.
-    first = next(m.start() for m in _TAG.finditer(text) if m[1].lower() in _HTML_ELEMENTS)
+    first = next((m.start() for m in _TAG.finditer(text) if m[1].lower() in _HTML_ELEMENTS), 0)
     first = min(first, text.find("<!") if 0 <= text.find("<!") < first else first)
     first = text.rfind("\n", 0, first) + 1  # whole lines: "See <img ...> for details" stays one line
     lead, body = text[:first].rstrip(), _converted(_visible_markup(text[first:]))
@@ -229,8 +272,10 @@ def _without_tags(text: str) -> str:
 
 def _tags_as_text(text: str) -> str:
     """Text holding some HTML (a README's centred logo, a `<br>` in a mail) with only its HTML
-    converted, lines kept: a headed Markdown file keeps its headings, paragraphs and code blocks,
-    and an `&` outside the HTML is as written."""
+    converted, lines kept: a headed Markdown file keeps its headings, paragraphs and code blocks
+    (its code as written, whatever tags it shows), tags named in prose stay (`_markup`), and an `&`
+    outside the HTML is as written."""
+    text, pieces = _protected(text)
     text = _visible_markup(text)
     out, at = [], 0
     for start, end in _html_spans(text):
@@ -238,7 +283,15 @@ def _tags_as_text(text: str) -> str:
         out.append(text[at:start] + converted)
         at = end + 1 if not converted and text.startswith("\n", end) else end  # no line left where a logo was
     out.append(text[at:])
-    return _without_tags("".join(out)).strip()  # (what the converted text and the next line might spell)
+    joined = "".join(out)  # without what the converted text and the next line might spell:
+    kept = _without_markup(joined).strip()
+    return _put_back(kept, pieces)
+
+
+def _without_markup(text: str) -> str:
+    """`text` without its markup tags (`_markup`)."""
+    markup = {m.start() for m in _markup(text)}
+    return _TAG.sub(lambda m: "" if m.start() in markup else m[0], text) if markup else text
 
 
 def _html_spans(text: str) -> Iterator[tuple[int, int]]:
@@ -246,8 +299,8 @@ def _html_spans(text: str) -> Iterator[tuple[int, int]]:
     an element's tag spans, or, for a line that starts with a tag, up to the next blank line (an HTML
     block, as in Markdown). Linear: each search starts past the run found before."""
     span: tuple[int, int] | None = None
-    for tag in _TAG.finditer(text):
-        if tag[1].lower() not in _HTML_ELEMENTS or (span and tag.end() <= span[1]):
+    for tag in _markup(text):
+        if span and tag.end() <= span[1]:
             continue
         line = text.rfind("\n", 0, tag.start()) + 1
         if _BLOCK_INDENT.fullmatch(text, line, tag.start()):

@@ -172,6 +172,23 @@ def test_a_file_links_inside_the_root_point_at_is_one_document(root, caplog):
     assert [d.id for d in by_type(items, Deletion)] == ["docs:inside.txt"]
 
 
+def test_hard_links_of_one_file_are_one_document(root, caplog):
+    """A snapshot or backup tree (`cp -al`, rsnapshot) is made of hard links: one file, one
+    document, under its first path in the walk (probe33f F8)."""
+    (root / "team").mkdir()
+    os.link(root / "notes.txt", root / "team" / "notes.txt")
+    (root / "team" / "symlink.txt").symlink_to(root / "team" / "notes.txt")
+    conn = connector(root)
+    with caplog.at_level(logging.INFO, logger="inlet.connectors.files"):
+        items, state = run(conn)
+    docs = sorted(d.id for d in by_type(items, Document))
+    assert "docs:notes.txt" in docs and not [d for d in docs if d.startswith("docs:team/")]
+    assert "team/notes.txt is a link to the file indexed as notes.txt; not indexed twice" in caplog.text
+    before = {**state["files"], "team/notes.txt": state["files"]["notes.txt"]}  # a document of its own before
+    items, _ = run(conn, {**state, "files": before})
+    assert [d.id for d in by_type(items, Deletion)] == ["docs:team/notes.txt"]
+
+
 def test_a_link_never_brings_back_a_file_exclude_leaves_out(root, caplog):
     (root / "private").mkdir()
     (root / "private" / "salaries.md").write_text("# Salaries\n\nConfidential figures.")

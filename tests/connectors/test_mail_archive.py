@@ -96,18 +96,63 @@ def notes_mbox(box: Path) -> mailbox.mbox:
     return mb
 
 
+def mbox_ids(box: Path) -> list[str]:
+    """The ids of an mbox's messages, in the file's order (keyed by what each message is)."""
+    with box.open("rb") as handle:
+        return [f"arch:{box.name}#{key}" for *_, key in mail_module._mbox_spans(handle)]
+
+
 def test_mbox_messages_and_shrinking_mbox(tmp_path: Path) -> None:
     box = tmp_path / "archive.mbox"
     mb = notes_mbox(box)
     conn = archive(tmp_path)
     items, state = run(conn)
-    assert set(docs(items)) == {f"arch:archive.mbox#{n}" for n in range(3)}
+    ids = mbox_ids(box)
+    assert set(docs(items)) == set(ids) and len(ids) == 3
     mb.remove(mb.keys()[-1])
     mb.flush()
     mb.close()
     os.utime(box, ns=(5, 5))
     items, _ = run(conn, state)
-    assert {i.id for i in items if isinstance(i, Deletion)} == {"arch:archive.mbox#2"}
+    assert {i.id for i in items if isinstance(i, Deletion)} == {ids[2]}
+
+
+def test_an_mbox_messages_id_names_it_for_its_life_whatever_a_compaction_moves(tmp_path: Path) -> None:
+    """A mail client compacts an mbox after a delete: every later message moves up. Numbered by
+    position, each took the id of the one before it (a kept citation opened another mail)."""
+    box = tmp_path / "Inbox.mbox"
+    mb = mailbox.mbox(box)
+    for n in range(5):
+        message = mail(f"message number {n}", f"body {n}")
+        if n != 3:  # one without a Message-ID: keyed by its bytes
+            message["Message-ID"] = f"<m{n}@example.com>"
+        mb.add(message)
+    mb.flush()
+    conn = archive(tmp_path)
+    items, state = run(conn)
+    before = {d.title: i for i, d in docs(items).items()}
+    assert len(set(before.values())) == 5 and all(i.startswith("arch:Inbox.mbox#") for i in before.values())
+    mb.remove(mb.keys()[1])
+    mb.flush()
+    mb.close()
+    os.utime(box, ns=(5, 5))
+    items, _ = run(conn, state)
+    assert [i.id for i in items if isinstance(i, Deletion)] == [before["message number 1"]]
+    assert {d.title: i for i, d in docs(items).items()} == {t: i for t, i in before.items() if t != "message number 1"}
+
+
+def test_an_mbox_indexed_with_numbered_ids_moves_to_keyed_ids_once(tmp_path: Path) -> None:
+    """An index made before mbox messages were keyed: read once more, each message under its key,
+    the numbered ids deleted; then unchanged, not read again."""
+    box = tmp_path / "archive.mbox"
+    notes_mbox(box).close()
+    conn = archive(tmp_path)
+    mtime, size = box.stat().st_mtime_ns, box.stat().st_size
+    items, state = run(conn, {"files": {"archive.mbox": [mtime, size, 3, 2]}})
+    assert set(docs(items)) == set(mbox_ids(box))
+    assert {i.id for i in items if isinstance(i, Deletion)} == {f"arch:archive.mbox#{n}" for n in range(3)}
+    items, _ = run(conn, state)
+    assert not docs(items) and not [i for i in items if isinstance(i, Deletion)]
 
 
 def test_mbox_body_lines_beginning_from_are_read_as_sent(tmp_path: Path) -> None:
@@ -119,7 +164,7 @@ def test_mbox_body_lines_beginning_from_are_read_as_sent(tmp_path: Path) -> None
     box.flush()
     box.close()
     assert b"\n>From the board" in (tmp_path / "archive.mbox").read_bytes()
-    text = docs(run(archive(tmp_path))[0])["arch:archive.mbox#0"].text
+    text = docs(run(archive(tmp_path))[0])[mbox_ids(tmp_path / "archive.mbox")[0]].text
     assert text.endswith("Hi Alice,\n\nFrom the board's view the narwhalpoint deal closes on 30 June.\n\nBob")
 
 
@@ -530,9 +575,10 @@ def test_a_message_over_max_file_bytes_is_skipped_unread_until_the_cap_admits_it
     monkeypatch.setattr(mail_module, "_mbox_bytes", lambda *a: read.append(f"#{len(read)}") or box_read(*a))
 
     items, state = run(archive(tmp_path, max_file_bytes=5000))
-    assert set(docs(items)) == {"arch:small.eml", "arch:archive.mbox#0"}
+    boxed = mbox_ids(tmp_path / "archive.mbox")
+    assert set(docs(items)) == {"arch:small.eml", boxed[0]}
     skipped = {s.id: s for s in items if isinstance(s, Skipped)}
-    assert set(skipped) == {"arch:big.eml", "arch:archive.mbox#1"} and not any(s.failed for s in skipped.values())
+    assert set(skipped) == {"arch:big.eml", boxed[1]} and not any(s.failed for s in skipped.values())
     assert skipped["arch:big.eml"].reason == f"{big_size} bytes, larger than max_file_bytes (5000): not read"
     assert sorted(read) == ["#0", "small.eml"]  # neither big message was read into memory
 
@@ -540,7 +586,7 @@ def test_a_message_over_max_file_bytes_is_skipped_unread_until_the_cap_admits_it
     items, _ = run(archive(tmp_path, max_file_bytes=5000), state)  # unchanged: nothing read again
     assert not docs(items) and not read
     items, state = run(archive(tmp_path, max_file_bytes=50_000), state)  # a larger cap admits them
-    assert set(docs(items)) >= {"arch:big.eml", "arch:archive.mbox#1"}
+    assert set(docs(items)) >= {"arch:big.eml", boxed[1]}
     assert not [i for i in items if isinstance(i, Skipped)]
 
     (tmp_path / "big.eml").write_bytes(bytes(mail("big", "Grown.\n" + "padding line\n" * 5000)))
@@ -801,7 +847,8 @@ def test_an_mbox_caught_empty_while_rewritten_keeps_its_messages(tmp_path: Path)
     rewritten.final = whole
     items, state = run(rewritten, state)
     assert rewritten.caught == 1 and not [i for i in items if isinstance(i, (Deletion, Skipped))]
-    assert set(docs(items)) == {f"arch:archive.mbox#{n}" for n in range(3)}
+    ids = mbox_ids(box)
+    assert set(docs(items)) == set(ids) and len(ids) == 3
 
     box.write_bytes(whole + b"\n\n")
     items, after = run(_NeverFinished(config), state)
@@ -812,7 +859,7 @@ def test_an_mbox_caught_empty_while_rewritten_keeps_its_messages(tmp_path: Path)
 
     box.write_bytes(b"")  # emptied on purpose: empty at two reads a pause apart
     items, state = run(_NoPause(config), after)
-    assert {i.id for i in items if isinstance(i, Deletion)} == {f"arch:archive.mbox#{n}" for n in range(3)}
+    assert {i.id for i in items if isinstance(i, Deletion)} == set(ids)
     (skip,) = [i for i in items if isinstance(i, Skipped)]
     assert skip.id == "arch:archive.mbox#" and not skip.failed and "its 3 messages leave the index" in skip.reason
     assert LivePrefix("arch:archive.mbox#") in list(archive(tmp_path).live_ids())  # a prune leaves it to a sync

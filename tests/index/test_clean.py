@@ -59,7 +59,10 @@ def test_a_whole_html_page_becomes_text() -> None:
     [
         ("first line<br>second line\nthird line", "first line\nsecond line\nthird line"),
         ('See <img src="http://x.example/y.png"> for details\nnext', "See for details\nnext"),
-        ("# Notes\n\n<details><summary>More</summary>\nhidden text\n</details>", "# Notes\n\nMore\nhidden text"),
+        (
+            "# Notes\n\n<details><summary>More</summary>\nhidden text\n</details>",
+            "# Notes\n\nMore\n\nhidden text",
+        ),  # a summary is a block
     ],
 )
 def test_one_tag_in_plain_text_is_enough_to_convert_it(text: str, expected: str) -> None:
@@ -176,7 +179,7 @@ def test_stored_markup_is_rechunked_once_then_left_alone(tmp_path, embedder, mon
 
 
 def test_text_its_connector_made_plain_keeps_what_people_typed(tmp_path, embedder) -> None:
-    typed = "replace the <div> with a <span> in header.html\n```if (a<b && c>d) return retry();```"
+    typed = "write <b>bold</b>, replace the <div> with a <span> in header.html\n```if (a<b && c>d) return retry();```"
     slack = Document(id="chat:1", source="chat", source_type="slack", text=typed, plain_text=True)
     assert plain(slack) is slack
     assert plain(slack.model_copy(update={"plain_text": False})).text != typed  # read as HTML otherwise
@@ -344,9 +347,7 @@ def test_passages_hold_the_word_without_its_soft_hyphen(tmp_path, text_hash_embe
 
 def test_an_example_page_in_a_markdown_code_fence_does_not_make_the_file_a_page() -> None:
     readme = "# Embed\n\nPaste it:\n\n```html\n<html><body>\n<p>Hi</p>\n</body></html>\n```\n\nThen run it.\n"
-    out = clean_text(readme)
-    assert out.startswith("# Embed\n\nPaste it:\n\n```html\n") and out.endswith("```\n\nThen run it.")
-    assert markup_tags(out) == [] and "Hi" in out
+    assert clean_text(readme) == readme  # code is text, as written (probe33f F11)
 
 
 @pytest.mark.parametrize(
@@ -476,3 +477,25 @@ def test_every_caller_of_the_index_is_handed_readable_text(tmp_path, text_hash_e
         ]
         served = index.document("mail:1")
         assert served is not None and (served.title, served.text) == (got.hits[0].title, got.hits[0].text)
+
+
+NAMING_TAGS = (
+    'In the jacana template, replace <div class="banner"> with <section class="banner"> and drop the <center> tag.\n'
+    'The <title> must read "Jacana <Beta>".\n'
+    "Rule 7: keep jacana_count<b and b>0 in the loop; if a<b and c>d then stop.\n"
+    "Never use the `<center>` or `<font>` tags.\n\n"
+    '```html\n<main class="jacana">\n  <h1>Title</h1>\n</main>\n```\n'
+)
+
+
+def test_text_that_names_tags_or_shows_them_in_code_keeps_them() -> None:
+    """Prose naming a tag, a comparison that looks like one, and Markdown code (a span or a fenced
+    block: text whatever it holds, CommonMark §4.5, §6.1) are what their author wrote (probe33f F11)."""
+    assert clean_text(NAMING_TAGS) == NAMING_TAGS
+    assert clean_text("if a<b and c>d then") == "if a<b and c>d then"
+    assert markup_tags(NAMING_TAGS) == []
+
+
+def test_real_markup_beside_code_is_still_converted_and_the_code_kept() -> None:
+    text = "Press <b>Save</b>, then type `<br>` where the line breaks.<br>Done.\n\n```\n<p>kept</p>\n```"
+    assert clean_text(text) == "Press Save, then type `<br>` where the line breaks.\nDone.\n\n```\n<p>kept</p>\n```"
