@@ -95,7 +95,7 @@ from inlet.errors import (
     RetriableError,
 )
 from inlet.index.disk import storage_error
-from inlet.storage import ORPHANED, SKIPS_KEPT, Fence, Leases, RunRecord, SourceState, StateStore
+from inlet.storage import ORPHANED, SKIPS_KEPT, SYNC_KINDS, Fence, Leases, RunRecord, SourceState, StateStore
 from inlet.storage.sqlite.leases import FolderLeases
 from inlet.index.store import ApplyStats, Index, Prepared
 
@@ -487,8 +487,9 @@ class Engine:
             scope = None
         elif scope is not None:
             kind = "event"
-        previous = self.state.recent_runs(name, 1)
-        unclean = bool(previous) and previous[0].outcome not in ("ok", "partial")  # killed, stopped or failed
+        # the sync before this one (a prune, whatever its outcome, says nothing of how that ended)
+        previous = next((r for r in self.state.recent_runs(name, 20) if r.kind in SYNC_KINDS), None)
+        unclean = previous is not None and previous.outcome not in ("ok", "partial")  # killed, stopped or failed
         run = self.state.start_run(name, kind)
         started = time.monotonic()
         reads_since = source.since if kind == "backfill" else None  # what this run's pass reads, said in its result
@@ -848,9 +849,11 @@ class Engine:
     def prune(self, name: str) -> RunResult:
         """Reconcile deletions: drop indexed documents the source no longer has. Its listing
         (`live_ids`) is called as `load` is in a run: a wait between a call's tries ends when the
-        engine stops, and an httpx error leaves as inlet's typed error naming the source; a failed
-        listing, or one naming an id not of the source (`_live_ids`), deletes nothing and is returned
-        as a failed result (the caller logs it)."""
+        engine stops, an httpx error leaves as inlet's typed error naming the source, and any other
+        exception is a connector bug, logged with its traceback naming the source. A failed listing,
+        or one naming an id not of the source (`_live_ids`), deletes nothing and is recorded as a
+        failed prune (`inlet status` shows it; a prune is no sync: `SYNC_KINDS`) and returned as a
+        failed result (the caller logs an inlet error)."""
         connector = self.connector(name)
         try:
             with waits_end_when(self.stop.is_set), http_errors(name):
@@ -860,18 +863,12 @@ class Engine:
         except InletError as exc:  # e.g. the folder vanished, a refused token: nothing is deleted
             if self.stop.is_set() and isinstance(exc, RetriableError):  # a call gave up waiting: stopped
                 return RunResult(name, "interrupted", 0, 0, 0, 0, 0.0, INTERRUPTED)
-            return RunResult(
-                name,
-                "failed",
-                0,
-                0,
-                0,
-                1,
-                0.0,
-                str(exc),
-                credentials_refused=isinstance(exc, CredentialsError),
-                retry_after=_retry_after(exc),
+            return self._prune_failed(
+                name, str(exc), credentials=isinstance(exc, CredentialsError), retry_after=_retry_after(exc)
             )
+        except Exception as exc:  # a connector bug (as in `load`): this source's prune fails, nothing else
+            log.exception("source %r: prune failed: a bug in its connector's live_ids", name)
+            return self._prune_failed(name, f"{type(exc).__name__}: {exc}")
         with self.leases.hold(name) as fence:
             run = self.state.start_run(name, "prune")
             started = time.monotonic()
@@ -887,6 +884,14 @@ class Engine:
             except LeaseLostError as exc:
                 return self._finish(run, started, "failed", str(exc))
             return self._finish(run, started, "ok", None)
+
+    def _prune_failed(
+        self, name: str, error: str, credentials: bool = False, retry_after: float | None = None
+    ) -> RunResult:
+        """A prune whose listing failed, recorded as a failed prune run (deleting nothing)."""
+        with self.leases.hold(name):
+            run = self.state.start_run(name, "prune")
+            return self._finish(run, time.monotonic(), "failed", error, credentials, retry_after)
 
 
 def _retry_after(exc: Exception) -> float | None:
