@@ -20,7 +20,9 @@ the engine saves that is not JSON is one too, and fails the run there, naming wh
 (the last good checkpoint stays saved). So is, failing the run before any prune, anything yielded
 that is not an inlet item (a generator where `yield from` was meant, a method not called, a dict
 for a `Checkpoint`), and a `live_ids()` listing ids not of the source (a prune or reconciliation by
-it deletes nothing). A run holds its source's lease (`leases.py`) throughout, and every commit it
+it deletes nothing). A run starts with the connector's `check_local()`: its `ConfigError` (the
+folder vanished since the command's preflight) or a bug in it (any other exception, which preflight
+leaves to the run) fails this source's run alone, recorded and logged as `load`'s. A run holds its source's lease (`leases.py`) throughout, and every commit it
 makes (documents, checkpoint) carries the lease's fence: a run whose lease was taken over can
 commit nothing more.
 
@@ -73,6 +75,7 @@ from inlet.config import Settings
 from inlet.connectors.base import Connector, LivePrefix, StaticACLConfig
 from inlet.connectors.kit.retry import waits_end_when
 from inlet.connectors.kit.transport import http_errors
+from inlet.connectors.registry import origin
 from inlet.connectors.model import (
     ACL,
     AclUpdate,
@@ -496,6 +499,7 @@ class Engine:
         try:
             # a wait between a call's tries ends when the run stops; an httpx error leaves as inlet's
             with waits_end_when(stop.is_set), http_errors(name):
+                connector.check_local()  # preflight stops a command on its ConfigError; a bug in it fails this run
                 self._drive(
                     connector,
                     source,
@@ -521,7 +525,7 @@ class Engine:
             if full is not None:  # a full or read-only index folder: its name and cause, no traceback
                 log.error("source %r failed: %s", name, full)
                 return self._finish(run, started, "failed", str(full), since=reads_since)
-            log.exception("source %r failed", name)
+            log.exception("source %r (type %r, %s) failed", name, connector.type, origin(connector.type))
             return self._finish(run, started, "failed", f"{type(exc).__name__}: {exc}", since=reads_since)
         if stop.is_set():
             return self._finish(run, started, "interrupted", INTERRUPTED, since=reads_since)
