@@ -449,8 +449,9 @@ def _source(entry: Any, number: int, path: Path | None, check_paths: bool) -> tu
         problems = [f"{label}: {line}" for line in _errors(exc, cls.Config)]
     except Exception as exc:  # a validator raising what pydantic does not collect: a bug in the connector
         log.debug("%s: its Config's validation raised", label, exc_info=True)
+        kind = str(entry["type"])
         problems = [
-            f"{label}: a bug in connector type {entry['type']!r} ({origin(str(entry['type']))}): validating its keys raised "
+            f"{label}: a bug in connector type {kind!r} ({origin(kind)}): validating its keys raised "
             f"{type(exc).__name__}: {exc} (a validator refuses a value with ValueError; -vv logs the traceback)"
         ]
     if check_paths:

@@ -22,9 +22,9 @@ that is not an inlet item (a generator where `yield from` was meant, a method no
 for a `Checkpoint`), and a `live_ids()` listing ids not of the source (a prune or reconciliation by
 it deletes nothing). A run starts with the connector's `check_local()`: its `ConfigError` (the
 folder vanished since the command's preflight) or a bug in it (any other exception, which preflight
-leaves to the run) fails this source's run alone, recorded and logged as `load`'s. A run holds its source's lease (`leases.py`) throughout, and every commit it
-makes (documents, checkpoint) carries the lease's fence: a run whose lease was taken over can
-commit nothing more.
+leaves to the run) fails this source's run alone, recorded and logged as `load`'s. A run holds its
+source's lease (`leases.py`) throughout, and every commit it makes (documents, checkpoint) carries
+the lease's fence: a run whose lease was taken over can commit nothing more.
 
 Recent first: a fresh backfill of a connector that declares `recent_first` starts with a recent
 pass, `load(None, since=now - window)` (`[index] recent_first`, per source too), whose documents are
