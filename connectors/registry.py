@@ -67,6 +67,17 @@ def refused() -> dict[str, list[tuple[EntryPoint, str]]]:
     return {name: pairs for name, pairs in out.items() if pairs}
 
 
+def origin(type_name: str) -> str:
+    """Where an installed type's class comes from, for a message blaming it: "plug-in
+    module:Class (distribution)", or "built-in"."""
+    ep = available().get(type_name)
+    if ep is None:
+        return "no installed entry point"
+    if _builtin(ep):
+        return "built-in"
+    return f"plug-in {ep.value} ({_dist(ep)})"
+
+
 def connector_class(type_name: str) -> type[Connector]:
     eps = available()
     clash = refused().get(type_name)  # logs what is refused, once

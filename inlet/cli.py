@@ -708,6 +708,12 @@ def _print_source(s: dict[str, Any], detail: bool) -> None:
         click.echo("  " + _running_line(s["running"]))
     if s.get("failure_streak"):
         click.echo(f"  failing: {s['failure_streak']} failed run(s) in a row")
+    prune = s.get("last_prune")
+    if prune:  # beside the syncs: a prune's outcome is no sync's (its success leaves a failing source failing)
+        click.echo(
+            f"  last prune: {prune['outcome']}, ended {prune['finished_at']} — {prune['deleted']} deleted"
+            + (f"; error: {one_line(prune['error'])}" if prune["error"] else "")
+        )
     lag = s.get("lag_seconds")
     click.echo(
         f"  last success: {s.get('last_success') or 'never'}" + (f" (lag {_duration(lag)})" if lag is not None else "")

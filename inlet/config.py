@@ -9,6 +9,7 @@ import hashlib
 import ipaddress
 
 import difflib
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -36,8 +37,10 @@ from inlet.connectors.base import (
     url_problem,
 )
 from inlet.connectors.model import well_formed_user
-from inlet.connectors.registry import connector_class
+from inlet.connectors.registry import connector_class, origin
 from inlet.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def _postgres_url(url: str | None) -> str | None:
@@ -449,6 +452,13 @@ def _source(entry: Any, number: int, path: Path | None, check_paths: bool) -> tu
         config = cls.Config.model_validate(entry, context={"base_dir": base_dir})
     except ValidationError as exc:
         problems = [f"{label}: {line}" for line in _errors(exc, cls.Config)]
+    except Exception as exc:  # a validator raising what pydantic does not collect: a bug in the connector
+        log.debug("%s: its Config's validation raised", label, exc_info=True)
+        kind = str(entry["type"])
+        problems = [
+            f"{label}: a bug in connector type {kind!r} ({origin(kind)}): validating its keys raised "
+            f"{type(exc).__name__}: {exc} (a validator refuses a value with ValueError; -vv logs the traceback)"
+        ]
     if check_paths:
         missing = missing_paths(config) if config is not None else missing_keys(cls.Config, entry, base_dir)
         problems += [f"{label}: key {key!r}: {gone} does not exist" for key, gone in missing]
@@ -517,7 +527,10 @@ def source_secrets(settings: Settings, names: list[str], env: Mapping[str, str])
 def preflight(settings: Settings, names: list[str], env: Mapping[str, str]) -> None:
     """What can be known wrong before a run starts, for the sources `names`, all at once: an
     environment variable named by a `*_env` key is unset, or a local check of the connector fails
-    (a `path` that is not a folder). `ConfigError` (exit 2)."""
+    (a `path` that is not a folder). `ConfigError` (exit 2). A local check that raises anything
+    else is a bug in the connector, not a configuration problem: it stops no command here; the
+    source's run calls `check_local()` first and fails on it, alone (logged with its traceback
+    naming the source and its type, recorded for `inlet status`), while the other sources run."""
     problems: list[str] = []
     if not settings.sources:
         problems.append("no [[sources]] configured: nothing to sync (config.example.toml documents each type)")
@@ -529,5 +542,7 @@ def preflight(settings: Settings, names: list[str], env: Mapping[str, str]) -> N
             settings.connector(name, env).check_local()
         except ConfigError as exc:
             problems.append(str(exc))
+        except Exception:  # a connector bug: the source's run meets it again and fails on it alone
+            log.debug("source %r: check_local() failed (its run reports it)", name, exc_info=True)
     if problems:
         raise ConfigError(_report(str(settings.file or "config"), problems))

@@ -21,7 +21,7 @@ from typing import Any
 from inlet.config import Settings
 from inlet.process import alive, ended_here
 from inlet.sync.schedule import ahead, next_run
-from inlet.storage import ORPHANED, RunRecord, StateStore, open_backend
+from inlet.storage import ORPHANED, SYNC_KINDS, RunRecord, StateStore, open_backend
 
 
 def iso(ts: float | None) -> str | None:
@@ -86,8 +86,14 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
             # a lease of a process of this host that has ended (killed) holds nothing any more
             held = not backend.shared or bool(lease and not ended_here(str(lease.get("holder", ""))))
             unfinished = in_flight[source.name]
-            last = _orphaned(state, source.name, unfinished, held) or state.last_run(source.name)
-            ok = state.last_run(source.name, successful=True)
+            # a prune is no sync: the last run, the last success (so the lag) and the failure streak are
+            # the syncs' (`SYNC_KINDS`), the last prune beside them
+            orphan = _orphaned(state, source.name, unfinished, held)
+            pruned = orphan is not None and orphan.kind not in SYNC_KINDS
+            last = orphan if orphan is not None and not pruned else state.last_run(source.name, kinds=SYNC_KINDS)
+            prune = orphan if pruned else state.last_run(source.name, kinds=("prune",))
+            ok = state.last_run(source.name, successful=True, kinds=SYNC_KINDS)
+            newest = orphan or state.last_run(source.name)
             now = time.time()  # this host's clock, which the state gives its times in
             if source.name in planned:
                 ts = planned[source.name]
@@ -95,7 +101,7 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
             else:
                 due = next_run(source, last.finished_at if last else None, _utc(now))
             # the service that failed the last run asked for no call before this: no run starts earlier
-            wait = last.waits_until(now) if last else None
+            wait = newest.waits_until(now) if newest else None
             if due is not None and wait is not None and due.timestamp() < wait:
                 due = _utc(wait)
             docs, chunks = counts.get(source.name, (0, 0))
@@ -122,6 +128,14 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
                         "error": last.error,
                         "kind": last.kind,
                         "skipped_items": state.skipped_items(last.id) if last.id is not None else [],
+                    },
+                    "last_prune": None
+                    if prune is None
+                    else {
+                        "finished_at": iso(prune.finished_at),
+                        "outcome": prune.outcome,
+                        "deleted": prune.deleted,
+                        "error": prune.error,
                     },
                     "next_run": iso(due.timestamp()) if due else None,
                     "retry_not_before": iso(wait),
@@ -186,14 +200,14 @@ def recent_skips(state: StateStore, name: str) -> dict[str, Any] | None:
     and how many it skipped in all: a backfill's skips stay in view after incremental syncs that
     skipped nothing (`last_run.skipped_items` is the last run's alone)."""
     for run in state.recent_runs(name, SKIPS_LOOKBACK):
-        if run.id is not None and run.finished_at is not None and run.skipped + run.errors:
+        if run.id is not None and run.finished_at is not None and run.items_not_indexed():
             items = state.skipped_items(run.id)
             if items:
                 return {
                     "kind": run.kind,
                     "finished_at": iso(run.finished_at),
                     "items": items,
-                    "total": run.skipped + run.errors,
+                    "total": run.items_not_indexed(),
                 }
     return None
 
@@ -231,8 +245,8 @@ class SourcesCollector:
                 ("lag_seconds", "Seconds since the last successful sync"),
                 ("last_run_timestamp_seconds", "End of the last finished run (unix seconds)"),
                 ("next_run_timestamp_seconds", "Next scheduled sync (unix seconds)"),
-                ("failure_streak", "Failed runs since the last successful one"),
-                ("last_run_ok", "1 if the last finished run was ok or partial, else 0"),
+                ("failure_streak", "Failed syncs since the last successful one (prunes not counted)"),
+                ("last_run_ok", "1 if the last finished sync was ok or partial, else 0"),
                 ("events_live", "1 if the daemon hears the source's change events now, else 0"),
                 ("last_event_timestamp_seconds", "Time of the last change event (unix seconds)"),
                 ("event_latency_seconds", "From the last change event to its sync's end (searchable)"),

@@ -8,7 +8,9 @@ Invariant: a request that fails its source's secret gets exactly the answer of a
 registered (no daemon here, events off, a wrong type or name): `404 not found`, so the hooks do
 not reveal which sources listen for events. The one exception is the documented validation
 handshake (Graph echoes a `validationToken` to the URL it subscribes). Every hook answer is
-`text/plain` with `nosniff`; a body that makes an event source fail is a 404 too, never a 500.
+`text/plain` with `nosniff`; a body that makes an event source fail is a 404 too, never a 500
+(logged with the exception's type and message, and its traceback the first time a source's
+webhook raises that type).
 The body was bounded before routing (`middleware.BodyLimit`, within `HOOK_BODY_SECONDS`: the
 services send a small body at once); a body over the limit or too slow is refused with the same
 404 (`refuse`), never a 413 or 408 that only a live hook would give. A hook nobody registered
@@ -70,8 +72,9 @@ def _answer(answer: WebhookResponse) -> Response:
     return Response(answer.body, status_code=answer.status, media_type="text/plain", headers=HEADERS | closing)
 
 
-async def _receive(receiver: EventSource, request: Request, name: str) -> WebhookResponse:
-    """The event source's answer; whatever went wrong inside it is a refusal, not a 500."""
+async def _receive(receiver: EventSource, request: Request) -> tuple[WebhookResponse, Exception | None]:
+    """The event source's answer, and the exception it raised if it did: whatever went wrong inside
+    it is a refusal naming the exception's type and message, not a 500."""
     incoming = WebhookRequest(
         request.method,
         dict(request.query_params),
@@ -79,14 +82,29 @@ async def _receive(receiver: EventSource, request: Request, name: str) -> Webhoo
         await request.body(),
     )
     try:
-        return await run_in_threadpool(receiver.webhook, incoming)
-    except Exception as exc:  # noqa: BLE001 - a hostile body must not make a 500 (or an 8 KB traceback)
-        return WebhookResponse(404, NOT_FOUND.body, refused=f"the event source failed on it ({type(exc).__name__})")
+        return await run_in_threadpool(receiver.webhook, incoming), None
+    except Exception as exc:  # noqa: BLE001 - a hostile body must not make a 500
+        why = f"the event source failed on it: {type(exc).__name__}: {exc}"
+        return WebhookResponse(404, NOT_FOUND.body, refused=why), exc
+
+
+def _first(app: Any, name: str, exc: Exception | None) -> Exception | None:
+    """`exc` the first time its source's webhook raised its type (its traceback is logged then, once:
+    a sender repeating a body that fails cannot fill the log with tracebacks), else None."""
+    if exc is None:
+        return None
+    seen: set[tuple[str, str]] = app.state.hook_bugs
+    key = (name, type(exc).__qualname__)
+    if key in seen:
+        return None
+    seen.add(key)
+    return exc
 
 
 def add_hook_routes(app: Any) -> None:
     """Mount `/hooks/{type}/{source}`; `app.state.hooks` (type, source) -> event source is set by the daemon."""
     app.state.hooks = _none
+    app.state.hook_bugs = set()  # (source, exception type) whose traceback was logged
 
     async def hook(request: Request) -> Response:
         lookup: Lookup = request.app.state.hooks
@@ -94,9 +112,15 @@ def add_hook_routes(app: Any) -> None:
         receiver = lookup(request.path_params["type"], name)
         if receiver is None:
             return _answer(NOT_FOUND)
-        answer = await _receive(receiver, request, name)
+        answer, exc = await _receive(receiver, request)
         if answer.refused:
-            log.warning("source %r: webhook %s refused: %s", name, request.method, answer.refused[:200])
+            log.warning(
+                "source %r: webhook %s refused: %s",
+                name,
+                request.method,
+                answer.refused[:200],
+                exc_info=_first(request.app, name, exc),
+            )
             metrics = getattr(request.app.state, "metrics", None)
             if metrics is not None:
                 metrics.webhook_refused.labels(name).inc()

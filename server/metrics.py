@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from inlet.storage import Backend
+from inlet.storage import SYNC_KINDS, Backend
 
 log = logging.getLogger(__name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -112,7 +112,7 @@ def last_success_reader(
         try:
             out = {}
             for name in sources:
-                run = db.last_run(name, successful=True)
+                run = db.last_run(name, successful=True, kinds=SYNC_KINDS)  # a prune is no sync
                 if run is not None and run.finished_at:
                     out[name] = float(run.finished_at)
             return out

@@ -19,6 +19,7 @@ from .records import Records
 from .types import (
     ORPHANED,
     SKIPS_KEPT,
+    SYNC_KINDS,
     Commit,
     Fence,
     Filters,
@@ -33,6 +34,7 @@ from .types import (
 __all__ = [
     "ORPHANED",
     "SKIPS_KEPT",
+    "SYNC_KINDS",
     "Backend",
     "CatalogStore",
     "Commit",

@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from .dialect import Dialect
-from .types import RUN_COLUMNS, Fence, RunRecord, SourceState, skip_row, streak_of
+from .types import RUN_COLUMNS, SYNC_KINDS, Fence, RunRecord, SourceState, skip_row, streak_of
 
 RUN_FIELDS = f"{RUN_COLUMNS}, id"
 SOURCE_COLUMNS = ("name", "checkpoint", "phase", "generation", "since", "last_prune", "recent", "scope", "covered")
@@ -231,11 +231,14 @@ class SqlState:
         self._exec(f"INSERT INTO runs ({RUN_COLUMNS}) VALUES ({','.join('?' * len(values))})", values)
 
     def failure_streak(self, source: str) -> int:
-        """Failed runs since the last successful one."""
+        """Failed syncs (`SYNC_KINDS`) since the last successful one: a prune, whatever its outcome,
+        neither ends nor lengthens it."""
+        where, values = self.dialect.in_list("kind", SYNC_KINDS)
         return streak_of(
             self._exec(
-                "SELECT outcome FROM runs WHERE source = ? AND finished_at IS NOT NULL ORDER BY id DESC LIMIT 100",
-                (source,),
+                f"SELECT outcome FROM runs WHERE source = ? AND {where} AND finished_at IS NOT NULL "
+                "ORDER BY id DESC LIMIT 100",
+                (source, *values),
             )
         )
 

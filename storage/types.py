@@ -153,6 +153,13 @@ ORPHANED = (  # the error of a run whose process stopped before finishing it (cl
 )
 
 
+SYNC_KINDS = ("backfill", "sync", "event")
+"""The kinds of run that read the source into the index: a source's failure streak, last success and
+lag are of these (`SqlState.failure_streak`, `last_run(kinds=SYNC_KINDS)`). The other kind, "prune",
+only deletes what the source no longer lists: a prune that succeeds while every sync fails leaves
+the source failing."""
+
+
 @dataclass
 class RunRecord:
     source: str
@@ -185,6 +192,12 @@ class RunRecord:
             finished_at=None if self.finished_at is None else self.finished_at + by,
             retry_at=None if self.retry_at is None else self.retry_at + by,
         )
+
+    def items_not_indexed(self) -> int:
+        """The items this run skipped or could not read (its `run_skips` rows, of which only the first
+        `SKIPS_KEPT` are kept): its skips and errors, less the error that ended it when it failed
+        (counted in `errors` too, and no item)."""
+        return self.skipped + self.errors - (1 if self.outcome == "failed" and self.errors else 0)
 
     def waits_until(self, now: float) -> float | None:
         """When the service that failed this run allows the next call, if that is after `now`: the

@@ -20,9 +20,11 @@ the engine saves that is not JSON is one too, and fails the run there, naming wh
 (the last good checkpoint stays saved). So is, failing the run before any prune, anything yielded
 that is not an inlet item (a generator where `yield from` was meant, a method not called, a dict
 for a `Checkpoint`), and a `live_ids()` listing ids not of the source (a prune or reconciliation by
-it deletes nothing). A run holds its source's lease (`leases.py`) throughout, and every commit it
-makes (documents, checkpoint) carries the lease's fence: a run whose lease was taken over can
-commit nothing more.
+it deletes nothing). A run starts with the connector's `check_local()`: its `ConfigError` (the
+folder vanished since the command's preflight) or a bug in it (any other exception, which preflight
+leaves to the run) fails this source's run alone, recorded and logged as `load`'s. A run holds its
+source's lease (`leases.py`) throughout, and every commit it makes (documents, checkpoint) carries
+the lease's fence: a run whose lease was taken over can commit nothing more.
 
 Recent first: a fresh backfill of a connector that declares `recent_first` starts with a recent
 pass, `load(None, since=now - window)` (`[index] recent_first`, per source too), whose documents are
@@ -73,6 +75,7 @@ from inlet.config import Settings
 from inlet.connectors.base import Connector, LivePrefix, StaticACLConfig
 from inlet.connectors.kit.retry import waits_end_when
 from inlet.connectors.kit.transport import http_errors
+from inlet.connectors.registry import origin
 from inlet.connectors.model import (
     ACL,
     AclUpdate,
@@ -95,7 +98,7 @@ from inlet.errors import (
     RetriableError,
 )
 from inlet.index.disk import storage_error
-from inlet.storage import ORPHANED, SKIPS_KEPT, Fence, Leases, RunRecord, SourceState, StateStore
+from inlet.storage import ORPHANED, SKIPS_KEPT, SYNC_KINDS, Fence, Leases, RunRecord, SourceState, StateStore
 from inlet.storage.sqlite.leases import FolderLeases
 from inlet.index.store import ApplyStats, Index, Prepared
 
@@ -487,14 +490,16 @@ class Engine:
             scope = None
         elif scope is not None:
             kind = "event"
-        previous = self.state.recent_runs(name, 1)
-        unclean = bool(previous) and previous[0].outcome not in ("ok", "partial")  # killed, stopped or failed
+        # the sync before this one (a prune, whatever its outcome, says nothing of how that ended)
+        previous = next((r for r in self.state.recent_runs(name, 20) if r.kind in SYNC_KINDS), None)
+        unclean = previous is not None and previous.outcome not in ("ok", "partial")  # killed, stopped or failed
         run = self.state.start_run(name, kind)
         started = time.monotonic()
         reads_since = source.since if kind == "backfill" else None  # what this run's pass reads, said in its result
         try:
             # a wait between a call's tries ends when the run stops; an httpx error leaves as inlet's
             with waits_end_when(stop.is_set), http_errors(name):
+                connector.check_local()  # preflight stops a command on its ConfigError; a bug in it fails this run
                 self._drive(
                     connector,
                     source,
@@ -520,7 +525,7 @@ class Engine:
             if full is not None:  # a full or read-only index folder: its name and cause, no traceback
                 log.error("source %r failed: %s", name, full)
                 return self._finish(run, started, "failed", str(full), since=reads_since)
-            log.exception("source %r failed", name)
+            log.exception("source %r (type %r, %s) failed", name, connector.type, origin(connector.type))
             return self._finish(run, started, "failed", f"{type(exc).__name__}: {exc}", since=reads_since)
         if stop.is_set():
             return self._finish(run, started, "interrupted", INTERRUPTED, since=reads_since)
@@ -848,9 +853,11 @@ class Engine:
     def prune(self, name: str) -> RunResult:
         """Reconcile deletions: drop indexed documents the source no longer has. Its listing
         (`live_ids`) is called as `load` is in a run: a wait between a call's tries ends when the
-        engine stops, and an httpx error leaves as inlet's typed error naming the source; a failed
-        listing, or one naming an id not of the source (`_live_ids`), deletes nothing and is returned
-        as a failed result (the caller logs it)."""
+        engine stops, an httpx error leaves as inlet's typed error naming the source, and any other
+        exception is a connector bug, logged with its traceback naming the source. A failed listing,
+        or one naming an id not of the source (`_live_ids`), deletes nothing and is recorded as a
+        failed prune (`inlet status` shows it; a prune is no sync: `SYNC_KINDS`) and returned as a
+        failed result (the caller logs an inlet error)."""
         connector = self.connector(name)
         try:
             with waits_end_when(self.stop.is_set), http_errors(name):
@@ -860,18 +867,12 @@ class Engine:
         except InletError as exc:  # e.g. the folder vanished, a refused token: nothing is deleted
             if self.stop.is_set() and isinstance(exc, RetriableError):  # a call gave up waiting: stopped
                 return RunResult(name, "interrupted", 0, 0, 0, 0, 0.0, INTERRUPTED)
-            return RunResult(
-                name,
-                "failed",
-                0,
-                0,
-                0,
-                1,
-                0.0,
-                str(exc),
-                credentials_refused=isinstance(exc, CredentialsError),
-                retry_after=_retry_after(exc),
+            return self._prune_failed(
+                name, str(exc), credentials=isinstance(exc, CredentialsError), retry_after=_retry_after(exc)
             )
+        except Exception as exc:  # a connector bug (as in `load`): this source's prune fails, nothing else
+            log.exception("source %r: prune failed: a bug in its connector's live_ids", name)
+            return self._prune_failed(name, f"{type(exc).__name__}: {exc}")
         with self.leases.hold(name) as fence:
             run = self.state.start_run(name, "prune")
             started = time.monotonic()
@@ -887,6 +888,14 @@ class Engine:
             except LeaseLostError as exc:
                 return self._finish(run, started, "failed", str(exc))
             return self._finish(run, started, "ok", None)
+
+    def _prune_failed(
+        self, name: str, error: str, credentials: bool = False, retry_after: float | None = None
+    ) -> RunResult:
+        """A prune whose listing failed, recorded as a failed prune run (deleting nothing)."""
+        with self.leases.hold(name):
+            run = self.state.start_run(name, "prune")
+            return self._finish(run, time.monotonic(), "failed", error, credentials, retry_after)
 
 
 def _retry_after(exc: Exception) -> float | None:

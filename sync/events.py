@@ -30,7 +30,10 @@ another's renewals, the daemon's start (which waits at most `START_WAIT` seconds
 tries) or its shutdown. `stop()` reaches every source whose start was tried, started or not, so what
 a failed start opened is removed too. After every run of a source whose event source `follows`
 checkpoints, that source is handed the checkpoint of the finished backfill (`follow`), so it watches
-a container a run found new (or stops watching one gone) without a restart.
+a container a run found new (or stops watching one gone) without a restart. A `maintain()` that
+raises is backed off as a start is (`MAINTAIN_BACKOFF`, doubling), and until one succeeds the
+source's events show down with the exception (its type named; the first failure logged with its
+traceback when it is not inlet's), whatever the event source's own `live` says.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ log = logging.getLogger(__name__)
 DEBOUNCE = 0.15  # seconds of quiet after a hint before its source syncs (a burst: one run)
 DEBOUNCE_CAP = 4  # ... but never more than this many DEBOUNCEs after the first hint
 MAINTAIN_EVERY = 1.0  # seconds between maintain() calls (renewals, reconnects)
+MAINTAIN_BACKOFF = 1.0  # seconds before calling a maintain() that raised again; doubling, as a start's
 STOP_DEADLINE = 8.0  # seconds every event source together gets to remove its subscriptions
 KEEPER_GRACE = 2.0  # seconds stop() waits for a start or renewal in flight before removing subscriptions
 START_WAIT = 10.0  # seconds start() waits for the sources' first start tries (each goes on in its thread)
@@ -80,6 +84,8 @@ class _Source:
     started: bool = False
     tried: bool = False  # its start was called (stop() must reach what it opened, started or not)
     reason: str = ""  # why its start failed, until it succeeds
+    failing: str = ""  # why its maintain() failed (the exception, its type named), until one succeeds
+    keeping: Retry = field(default_factory=lambda: Retry(first=MAINTAIN_BACKOFF))  # maintain() after a failure
     first_try: threading.Event = field(default_factory=threading.Event)  # its first start try is over
     shown_live: bool | None = None  # `live` as last published
     shown_reason: str | None = None
@@ -151,15 +157,40 @@ class EventLoop:
                     if source.retry.due():
                         self._start_source(source)
                     continue
-                try:
-                    source.events.maintain()
-                except Exception as exc:  # retried at the next tick; the schedule covers the gap
-                    log.warning("source %r: keeping change events alive failed: %s", source.name, exc)
+                if source.keeping.due():
+                    self._maintain(source)
                 now = self.report(source.name)
                 if now["live"] != source.shown_live:
                     log.info("source %r: change events %s", source.name, "live" if now["live"] else "down")
                 if (now["live"], now["reason"]) != (source.shown_live, source.shown_reason):
                     self._publish(source)
+
+    def _maintain(self, source: _Source) -> None:
+        """One `maintain()` call. One that raises is tried again after a back-off (doubling, never
+        before the service's `Retry-After`); the source's events show down with the error meanwhile
+        (the schedule still syncs it). The first failure of a streak is a WARNING, with the traceback
+        when the exception is not inlet's (a connector bug, its type named), the others DEBUG."""
+        try:
+            source.events.maintain()
+        except Exception as exc:
+            bug = not isinstance(exc, InletError)
+            why = f"{type(exc).__name__}: {exc}" if bug else str(exc)
+            wait = source.keeping.failed(getattr(exc, "retry_after", None))
+            first, source.failing = not source.failing, f"keeping change events alive failed: {why}"
+            log.log(
+                logging.WARNING if first else logging.DEBUG,
+                "source %r: %s; the schedule still syncs it; next try in %.0fs%s",
+                source.name,
+                source.failing,
+                wait,
+                " (logged once until it recovers)" if first else "",
+                exc_info=bug and first,
+            )
+            return
+        if source.failing:
+            log.info("source %r: keeping change events alive works again", source.name)
+        source.failing = ""
+        source.keeping.succeeded()
 
     def _start_source(self, source: _Source) -> None:
         if self._stop.is_set():
@@ -345,8 +376,12 @@ class EventLoop:
         p50, p99) of one source."""
         source = self.sources[name]
         lat = sorted(source.latencies)
-        live = bool(source.started and source.events.live)
-        reason = source.events.reason if source.started else source.reason or ("" if source.tried else "starting")
+        live = bool(source.started and source.events.live and not source.failing)
+        reason = (
+            source.failing or source.events.reason
+            if source.started
+            else source.reason or ("" if source.tried else "starting")
+        )
         return {
             "live": live,
             "reason": None if live else reason or None,

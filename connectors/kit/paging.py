@@ -26,7 +26,10 @@ class StuckTokenError(RetriableError):
 
 
 class Pager:
-    """The position in one listing: `token` is the page to request next (None: the first)."""
+    """The position in one listing: `token` is the page to request next (None: the first). Saved in
+    a checkpoint, it must be a token the service keeps (a cursor, a next link), or a stable key (the
+    last id read): a page number or offset resumed after items before it were deleted skips items
+    for good (the conformance suite's `check_resuming_a_full_pass_after_a_deletion_loses_nothing`)."""
 
     def __init__(self, *, source: str, what: str, token: str | None = None) -> None:
         self.source, self.what = source, what

@@ -31,6 +31,7 @@ from inlet.connectors.testing import (
     check_ids_are_unique_within_a_pass,
     check_live_ids_match_a_full_pass,
     check_resume_loses_nothing,
+    check_resuming_a_full_pass_after_a_deletion_loses_nothing,
     check_resuming_an_incremental_pass_loses_no_change,
     check_since_limits_a_backfill,
     check_skipped_items_have_ids,
@@ -153,6 +154,53 @@ def test_the_correct_connector_passes_every_check() -> None:
     assert check_an_edit_and_a_deletion_reach_an_incremental_pass(runs)
     assert check_resuming_an_incremental_pass_loses_no_change(runs)
     assert check_an_incremental_checkpoint_keeps_its_position(runs)
+    assert check_resuming_a_full_pass_after_a_deletion_loses_nothing(runs)
+
+
+class Paged(Desk):
+    """`Desk` listing by position, its checkpoint the number of tickets read (a page number or offset)."""
+
+    def load(self, checkpoint: dict[str, Any] | None, *, since: datetime | None = None) -> Iterator[Item]:
+        listing = sorted(self.tickets.items())
+        start = int((checkpoint or {}).get("offset", 0))
+        for n, (native, text) in enumerate(listing[start:], start + 1):
+            yield self.document(
+                native, title=native, text=text, url=f"https://desk.test/{native}", acl=ACL(public=True)
+            )
+            yield Checkpoint(state={"offset": n})
+        yield Checkpoint(state={"offset": len(listing)})
+
+
+class EarlyDeletion(DeskCase):
+    """A case whose change deletes the first ticket, listed before any mid-pass checkpoint."""
+
+    paged = False
+
+    def connector(self, spoiled: bool = False) -> Connector:
+        return (Paged if self.paged else Desk)(DeskConfig(name=self.name, type="desk"), self.env)
+
+
+@pytest.mark.parametrize("paged", [False, True], ids=["last-id", "offset"])
+def test_an_offset_checkpoint_losing_items_after_a_deletion_is_named(paged: bool) -> None:
+    """A backfill killed at its mid-pass checkpoint, an early item deleted meanwhile, the backfill
+    resumed: a checkpoint of what was read (Desk's) loses nothing; an offset skips the item that
+    moved onto the position already read, and the check names it and says what to checkpoint."""
+    case = desk()
+
+    def delete_first() -> Change:
+        Desk.tickets["T-2"] = "Ticket 2: fixed, the printer works again."
+        del Desk.tickets["T-1"]
+        return Change(edited="helpdesk:T-2", deleted="helpdesk:T-1")
+
+    early = EarlyDeletion(case.raw, case.env, bad_env=case.bad_env, api=True, mutate=delete_first)
+    early.paged = paged
+    runs = Runs.of(early)
+    if not paged:
+        assert check_resuming_a_full_pass_after_a_deletion_loses_nothing(runs)
+        return
+    message = fails(check_resuming_a_full_pass_after_a_deletion_loses_nothing, runs)
+    assert "after Case.mutate deleted 'helpdesk:T-1' loses ['helpdesk:T-5']" in message, message
+    assert "a page number or an offset is no checkpoint" in message
 
 
 def test_check_runs_inside_the_engines_http_error_mapping() -> None:

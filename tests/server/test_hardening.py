@@ -24,6 +24,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from inlet.connectors.events import EventSource, WebhookRequest, WebhookResponse
 from inlet.connectors.google_drive_events import DrivePushChannels
 from inlet.connectors.kit.graph_webhooks import GraphWebhooks
 from inlet.index.store import Index
@@ -54,7 +55,20 @@ def event_sources() -> dict[tuple[str, str], Any]:
     drive.channel.data["resource_id"] = "res-1"
     drive.held.add("chan-1")  # as `changes.watch` left it
     drive.emit = HINTS.append
-    return {("outlook", "mail"): graph, ("google_drive", "drive"): drive}
+    return {("outlook", "mail"): graph, ("google_drive", "drive"): drive, ("docket", "wiki"): Crashing()}
+
+
+class Crashing(EventSource):
+    """A plug-in's event source whose `webhook` has a bug (it raises before checking the secret)."""
+
+    def start(self, emit: Any) -> None:
+        self.emit, self.live = emit, True
+
+    def stop(self) -> None:
+        self.live = False
+
+    def webhook(self, request: WebhookRequest) -> WebhookResponse:
+        raise RuntimeError("plug-in bug in webhook")
 
 
 def with_hooks(app: Any) -> Any:
@@ -259,6 +273,25 @@ def test_a_refused_request_is_one_log_line_and_one_count(hooked: TestClient, cap
         assert answer.status_code == 404
         assert len(lines) == 1 and len(lines[0].getMessage()) < 400 and "'mail'" in lines[0].getMessage()
         assert refused_count() == before + 1
+
+
+def test_a_webhook_that_raises_is_logged_with_its_message_and_traceback_once(
+    hooked: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A plug-in's `webhook()` raising: the sender gets the 404 of a refused request; the log names
+    the source, the exception's type and message, and carries its traceback the first time only
+    (a sender repeating the request cannot fill the log with tracebacks)."""
+    lines = []
+    for _ in range(2):
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            assert hooked.post("/hooks/docket/wiki", headers={"x-hook-secret": "right"}).status_code == 404
+        lines += [r for r in caplog.records if r.name == "inlet.server.hooks"]
+    assert len(lines) == 2
+    for line in lines:
+        assert "source 'wiki': webhook POST refused" in line.getMessage()
+        assert "RuntimeError: plug-in bug in webhook" in line.getMessage()
+    assert lines[0].exc_info is not None and lines[0].exc_info[0] is RuntimeError and not lines[1].exc_info
 
 
 # --- headers everywhere, and the console's links ------------------------------------------------------

@@ -224,6 +224,25 @@ def test_state_keeps_checkpoints_runs_schedule_and_pauses(state: StateStore) -> 
     assert state.paused() == {}
 
 
+def test_a_prune_is_no_sync_to_the_failure_streak_and_the_last_success(state: StateStore) -> None:
+    """A prune that succeeds after a failed sync neither ends the sync's failure streak nor is its
+    last success; one that fails does not lengthen it."""
+    from inlet.storage import SYNC_KINDS
+
+    for kind, outcome in (
+        ("backfill", "ok"),
+        ("sync", "failed"),
+        ("prune", "failed"),
+        ("sync", "failed"),
+        ("prune", "ok"),
+    ):
+        run = state.start_run("s", kind)
+        run.outcome = outcome
+        state.finish_run(run)
+    assert state.failure_streak("s") == 2
+    assert state.last_run("s", successful=True, kinds=SYNC_KINDS).kind == "backfill"  # type: ignore[union-attr]
+
+
 def test_a_source_is_held_by_one_run_at_a_time(backend: Backend) -> None:
     leases, other = backend.leases(), backend.leases()
     try:

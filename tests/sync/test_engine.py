@@ -1020,3 +1020,86 @@ def test_a_reconciling_listing_of_ids_of_no_document_of_the_source_fails_the_run
     result = engine.run("one", "sync")
     assert (result.outcome, result.deleted) == ("failed", 0) and "live_ids() of source 'one'" in result.error
     assert len(indexed(engine)) == 1 + BATCH_DOCS
+
+
+class Listing(Script):
+    """A scripted source whose `live_ids` lists `live`, or raises it (an exception)."""
+
+    live: object = []
+
+    def live_ids(self):
+        if isinstance(Listing.live, Exception):
+            yield "one:1"  # part-way through its listing
+            raise Listing.live
+        yield from Listing.live
+
+
+class ListingEngine(Engine):
+    def connector(self, name: str, env: object = None) -> Connector:
+        return Listing(self.settings.source(name))
+
+
+def test_a_prune_that_succeeds_leaves_a_source_whose_syncs_fail_failing(engine):
+    """A prune is no sync: its success neither ends the failure streak nor counts as the last
+    success (no lag reset); `inlet status` shows the failing sync as the last run and the prune
+    beside it, and the metrics read the same."""
+    engine = ListingEngine(engine.settings, engine.index, engine.state)
+    Listing.live = ["one:1"]
+    Script.plan = [[doc(1), Checkpoint(state={})], [RuntimeError("plug-in bug reading 25")]]
+    engine.run("one", "backfill")
+    ok_at = status_of(engine)["last_success"]
+    assert engine.run("one", "sync").outcome == "failed"
+    assert engine.prune("one").outcome == "ok"
+    status = status_of(engine)
+    assert status["failure_streak"] == 1 and engine.state.failure_streak("one") == 1
+    assert (status["last_run"]["kind"], status["last_run"]["outcome"]) == ("sync", "failed")
+    assert "plug-in bug reading 25" in status["last_run"]["error"] and status["last_success"] == ok_at
+    assert status["last_prune"]["outcome"] == "ok"
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from inlet.status import SourcesCollector
+
+    registry = CollectorRegistry()
+    registry.register(SourcesCollector(engine.settings, engine.state))
+    text = generate_latest(registry).decode()
+    assert 'inlet_source_failure_streak{source="one"} 1.0' in text
+    assert 'inlet_source_last_run_ok{source="one"} 0.0' in text
+
+
+def test_a_bug_in_live_ids_fails_the_prune_naming_the_source_recorded_for_status(engine, caplog):
+    """`live_ids` raising a plain exception part-way (a plug-in bug) is handled as one in `load`:
+    logged with its traceback naming the source, nothing deleted, a failed prune recorded with the
+    exception's type and message (shown by `inlet status`); no sync's failure streak grows."""
+    engine = ListingEngine(engine.settings, engine.index, engine.state)
+    Script.plan = [[doc(1), doc(2), Checkpoint(state={})]]
+    engine.run("one", "backfill")
+    Listing.live = KeyError("owner")
+    result = engine.prune("one")
+    assert (result.outcome, result.deleted, result.error) == ("failed", 0, "KeyError: 'owner'")
+    assert indexed(engine) == ["one:1", "one:2"]
+    logged = [r for r in caplog.records if r.exc_info and "'one'" in r.getMessage()]
+    assert logged and logged[0].exc_info[0] is KeyError
+    status = status_of(engine)
+    assert status["last_prune"] == {
+        "finished_at": status["last_prune"]["finished_at"],
+        "outcome": "failed",
+        "deleted": 0,
+        "error": "KeyError: 'owner'",
+    }
+    assert status["failure_streak"] == 0 and status["last_run"]["outcome"] == "ok"
+
+
+def test_status_counts_the_items_a_failed_run_skipped_not_its_own_error(engine):
+    """A run skips two items, then fails: `recent_skips.total` is 2 (the items listed), not 3
+    (the error that ended the run is `last_run.error`, no item)."""
+    Script.plan = [
+        [
+            doc(1),
+            Skipped(id="one:7", reason="cannot be read (HTTP 500)"),
+            Skipped(id="one:13", reason="cannot be read (HTTP 403)"),
+            RuntimeError("plug-in bug reading 20"),
+        ]
+    ]
+    assert engine.run("one", "backfill").outcome == "failed"
+    skips = status_of(engine)["recent_skips"]
+    assert len(skips["items"]) == 2 and skips["total"] == 2

@@ -141,6 +141,52 @@ class Held(Manual):
             assert self.release.wait(30)
 
 
+class Unkept(Manual):
+    """Its maintain() raises a plug-in's bug (a field missing in the service's answer) until `mended`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.maintained = 0
+        self.mended = False
+
+    def maintain(self) -> None:
+        self.maintained += 1
+        if not self.mended:
+            raise KeyError("expirationDateTime")
+
+
+def test_a_maintain_that_raises_is_backed_off_named_and_shows_the_events_down(monkeypatch, caplog) -> None:
+    """maintain() raising a KeyError: the first failure is one WARNING naming the source and the
+    exception's type, with its traceback; the next tries wait longer each time (logged at debug);
+    the events show down with the error while it fails (the event source's own `live` still says
+    true), and live again, said once, when a maintain() succeeds."""
+    import logging
+
+    from inlet.sync import events
+
+    monkeypatch.setattr(events, "MAINTAIN_EVERY", 0.01)
+    monkeypatch.setattr(events, "MAINTAIN_BACKOFF", 0.01)
+    caplog.set_level(logging.DEBUG, logger="inlet.sync.events")
+    source = Unkept()
+    event_loop = EventLoop([("s", "test", source)], Runs())
+    event_loop.start()
+    try:
+        wait_for(lambda: source.maintained >= 3, what="three failed maintain() calls")
+        report = event_loop.report("s")
+        assert source.live and report["live"] is False
+        assert report["reason"] == "keeping change events alive failed: KeyError: 'expirationDateTime'"
+        assert event_loop.sources["s"].keeping.wait >= 4 * 0.01  # doubled at each failure: backed off
+        failed = [r for r in caplog.records if "keeping change events alive failed" in r.getMessage()]
+        warned = [r for r in failed if r.levelno == logging.WARNING]
+        assert len(warned) == 1 and len(failed) >= 3 and "source 's'" in warned[0].getMessage()
+        assert warned[0].exc_info is not None and warned[0].exc_info[0] is KeyError
+        source.mended = True
+        wait_for(lambda: event_loop.report("s")["live"], what="live again after a maintain() succeeded")
+        assert "keeping change events alive works again" in caplog.text
+    finally:
+        event_loop.stop()
+
+
 @pytest.mark.parametrize("held_in", ["start", "maintain"])
 def test_one_source_held_in_a_call_does_not_hold_the_others(held_in: str) -> None:
     """A source whose subscription call does not return (its start, or a renewal) holds neither the
