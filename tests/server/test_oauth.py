@@ -5,6 +5,7 @@ refused with the right challenge; the JWKS is refetched for a rotated key, at a 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import hmac
@@ -278,6 +279,70 @@ def test_token_without_the_scope_is_403(base_url: str, idp: IdentityProvider) ->
         ).status_code
         == 200
     )
+
+
+@pytest.mark.parametrize("path", ["/v1/search", "/mcp"])
+@pytest.mark.parametrize("declared", ["stalled", "too large"])
+def test_a_token_without_the_scope_has_its_body_read_under_the_body_bounds(
+    idp: IdentityProvider, index: Index, tmp_path: Any, path: str, declared: str
+) -> None:
+    """The 403 of a token without the scope is audited with what its body asks, so its body is read
+    (probe33h #6): under `BodyLimit`'s bounds, as a caller let through. A body declared and never
+    sent is a 408 after `body_timeout` (it held the connection for ever); one declared over
+    `max_body_bytes` is a 413 without a byte read. Either way the audit line names the token's user."""
+    url = "http://127.0.0.1:8484"
+    log = tmp_path / "audit.jsonl"
+    oauth = OAuthConfig(issuer=idp.issuer, audience=url, scopes=["inlet.read"], resource_url=url)
+    settings = settings_for(index.path, oauth=oauth, audit_log=str(log), body_timeout=0.2, max_body_bytes=1024)
+    app = create_app(settings, index=index, env=KEYS)
+    scopeless = idp.sign(idp.access_claims(ALICE_EMAIL, "tests", ["openid"], url))
+    length = b"100" if declared == "stalled" else b"1000000"
+    headers = [
+        (b"authorization", f"Bearer {scopeless}".encode()),
+        (b"content-type", b"application/json"),
+        (b"accept", b"application/json, text/event-stream"),
+        (b"content-length", length),
+    ]
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": headers,
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("127.0.0.1", 8484),
+        "client": ("127.0.0.1", 1),
+        "root_path": "",
+    }
+    reads: list[int] = []
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:  # the body never comes
+        reads.append(1)
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def request() -> None:  # the bound is the test's failure, not its synchronisation
+        await asyncio.wait_for(app(scope, receive, send), 60)
+
+    asyncio.run(request())
+    status, body = sent[0]["status"], json.loads(sent[1]["body"])
+    if declared == "stalled":
+        assert (status, body["error"]["code"]) == (408, "request_timeout") and reads
+    else:
+        assert (status, body["error"]["code"]) == (413, "payload_too_large") and not reads
+    assert (b"connection", b"close") in sent[0]["headers"]
+    app.state.audit.close()
+    lines = [json.loads(text) for text in log.read_text().splitlines()] if log.exists() else []
+    if path == "/mcp":  # a body never read names no tool call: no line (the tools write the others)
+        assert lines == []
+    else:
+        assert [(line["status"], line["user"], line["issuer"]) for line in lines] == [(status, ALICE_EMAIL, idp.issuer)]
 
 
 def test_api_keys_keep_working_beside_tokens(base_url: str) -> None:
