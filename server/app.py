@@ -124,18 +124,26 @@ The documentation site's <em>API and MCP reference</em> describes each route.</p
 
 
 class KeyGuard:
-    """Rejects requests without a valid key or token (401/403) before routing; puts it in the scope."""
+    """Rejects requests without a valid key or token (401/403) before routing; puts it in the scope.
+    A 401 reads no body. A caller it can name but refuses (a token without the scope: 403) is
+    audited with the user and query its body names, that body read by `BodyLimit` with the API's
+    bounds (`max_body_bytes`, `body_timeout`), as every body is: one that stalls is a 408, one too
+    large a 413, as for a caller let through."""
 
     def __init__(
         self,
         app: ASGIApp,
         auth: Authenticator,
+        max_body_bytes: int,
+        body_timeout: float,
         public: frozenset[str] = PUBLIC_PATHS,
         local: frozenset[str] = frozenset(),
         own_hosts: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         self.auth = auth
+        self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
         self.public = public
         self.local = local  # keyless only for a Host naming this machine (`origin.names_this_machine`)
         self.own_hosts = own_hosts
@@ -168,14 +176,25 @@ class KeyGuard:
         try:
             entry = await self.auth.authenticate(header, scope)
         except ApiError as exc:
+            refusal = JSONResponse(error_body(exc.code, exc.message), exc.status, headers=exc.headers)
             if isinstance(exc, CallerRefused):  # someone the audit can name (a token without the scope)
                 scope.setdefault("state", {})["key"] = exc.who
-                await name_refused(scope, receive, exc.who)
-            response = JSONResponse(error_body(exc.code, exc.message), exc.status, headers=exc.headers)
-            await response(scope, receive, send)
+                await BodyLimit(_named(refusal, exc.who), self.max_body_bytes, self.body_timeout)(scope, receive, send)
+                return
+            await refusal(scope, receive, send)
             return
         scope.setdefault("state", {})["key"] = entry
         await self.app(scope, receive, send)
+
+
+def _named(refusal: Response, who: KeyEntry) -> ASGIApp:
+    """`refusal` answered once `name_refused` named in the audit what the (bounded) body asked."""
+
+    async def answer(scope: Scope, receive: Receive, send: Send) -> None:
+        await name_refused(scope, receive, who)
+        await refusal(scope, receive, send)
+
+    return answer
 
 
 def configured(settings: Settings) -> Configured:
@@ -394,7 +413,14 @@ def create_app(
     oauth = settings.server.oauth
     own_host = urlsplit(oauth.resource_url).hostname if oauth is not None and oauth.resource_url else None
     own_hosts = (own_host,) if own_host else ()  # never "": an empty Host names no machine
-    app.add_middleware(KeyGuard, auth=auth, local=local, own_hosts=own_hosts)
+    app.add_middleware(
+        KeyGuard,
+        auth=auth,
+        max_body_bytes=settings.server.max_body_bytes,  # the bounds of BodyLimit, for the body of a 403
+        body_timeout=settings.server.body_timeout,
+        local=local,
+        own_hosts=own_hosts,
+    )
     app.add_middleware(AuditMiddleware, audit=audit)  # outside the key check: a token refused its scope is audited
     app.add_middleware(
         ObserveMiddleware,

@@ -225,12 +225,12 @@ def sha256_hex(text: str) -> str:
 async def name_refused(scope: Scope, receive: Receive | None, entry: KeyEntry, body: Any = None) -> None:
     """Put the user and query a refused request named where the audit reads them, as its route
     would have (a 429, a 403 for a token's scope or a key's rights, a 422 for a bad field): the
-    body's `user` and `query` (read from `receive` when the route did not read it; the body limit,
-    outside, has bounded it), or the user a GET route names. An MCP `tools/call` refused before
-    its tool ran (/mcp: the key check, the user it names, the rate limit, its form) is named as the
-    tool would have: its tool (None when it names none), its `query` or `id`, the user of the
-    header or `?user=`. A request naming a user its key may not name leaves only the key; what a
-    route already put there stays."""
+    body's `user` and `query` (read from `receive` when the route did not read it: a `receive`
+    that `BodyLimit` bounded, for the key check's 403 too), or the user a GET route names. An MCP
+    `tools/call` refused before its tool ran (/mcp: the key check, the user it names, the rate
+    limit, its form) is named as the tool would have: its tool (None when it names none), its
+    `query` or `id`, the user of the header or `?user=`. A request naming a user its key may not
+    name leaves only the key; what a route already put there stays."""
     state = scope.setdefault("state", {})
     if body is None and receive is not None and scope.get("method") == "POST":
         message = await receive()

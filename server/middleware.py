@@ -11,7 +11,9 @@ names the API key (its configured name, never its value) and the acting user. Wi
 matched.
 
 The body is read by `BodyLimit`, which sits inside the key check: a request without a valid key
-is answered 401 before a byte of its body is read, whatever the size it declares. It bounds the
+is answered 401 before a byte of its body is read, whatever the size it declares (a token refused
+for its scope, whose 403 is audited with what its body asked, is read by one too, under the same
+bounds: `app.KeyGuard`). It bounds the
 body of every request, whatever its method (a GET may carry a body too) and framing (chunked
 bodies declare no length), in size and in time: a body that stalls between two chunks, or takes
 over twice that in all, is answered 408 (on the `quick` paths, the webhooks, both refusals are

@@ -8,9 +8,12 @@ https only (plain http only on a loopback address): `[server.oauth] jwks_url` an
 else tokens are refused as while the provider is unreachable. An unknown `kid` refetches
 it at once, and then not again for a cooldown: a key rotated in moments ago is accepted, and a
 stream of forged tokens with random `kid`s cannot turn inlet into a load generator against the
-identity provider. One fetch at a time, and no request waits on one another started once keys are
-at hand: they are checked with those keys, an unknown `kid` refused at once (so a hanging provider
-holds one request, not all of them). Token checks run in worker threads of their own
+identity provider. One fetch at a time, bounded in all (`HTTP_TIMEOUT_SECONDS` for connecting,
+waiting and reading: a provider trickling its answer is cut off as one that hangs; and
+`MAX_DOCUMENT_BYTES`), as discovery is. Once keys are at hand no request waits on a fetch another
+started unless its `kid` is unknown: the others are checked with those keys, and an unknown `kid`
+waits at most that deadline, then is refused (so a hanging or trickling provider holds a few token
+requests for seconds, never the rest). Token checks run in worker threads of their own
 (`VERIFY_THREADS`), never in those searches run in: a request with an API key never waits on the
 identity provider. Only asymmetric algorithms are
 accepted, so `alg: none` and an HMAC token keyed with the (public) verification key fail before
@@ -29,6 +32,8 @@ RFC 9728 protected-resource metadata, from which they discover the authorization
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import re
 import ssl
@@ -66,7 +71,8 @@ LEEWAY_SECONDS = 60  # clock skew tolerated on exp/nbf/iat (the contract's maxim
 JWKS_LIFESPAN_SECONDS = 300  # a cached key set is refetched after this
 JWKS_COOLDOWN_SECONDS = 30.0  # at most one refetch per this for unknown kids
 JWKS_STALE_SECONDS = 3600  # the last key set stays in use this long while the issuer cannot be reached
-HTTP_TIMEOUT_SECONDS = 5.0  # a discovery or key-set fetch (the one request that waits on it)
+HTTP_TIMEOUT_SECONDS = 5.0  # a discovery (both its URLs) or key-set fetch in all: connecting, waiting, every read
+MAX_DOCUMENT_BYTES = 1024 * 1024  # a discovery document or key set over this is an outage (real ones: a few KiB)
 VERIFY_THREADS = 8  # worker threads token checks may hold at once (their own, not the searches')
 PRM_PATH = "/.well-known/oauth-protected-resource"
 PRM_PATHS = frozenset({PRM_PATH, PRM_PATH + "/mcp"})
@@ -94,6 +100,40 @@ def _ssl_context(config: OAuthConfig) -> ssl.SSLContext:
     if config.ca_bundle is not None:
         context.load_verify_locations(cafile=str(config.ca_bundle))
     return context
+
+
+def fetch_document(url: str, ssl_context: ssl.SSLContext | None, seconds: float) -> tuple[int, bytes]:
+    """The status and body of `GET url` (no redirect followed), the whole within `seconds`
+    (connecting, waiting and every read: a provider trickling its answer byte by byte is cut off as
+    one that hangs) and `MAX_DOCUMENT_BYTES`; else `IdentityProviderUnavailable` saying which.
+    Blocking (a token check's worker thread runs it): an event loop of its own bounds it in all,
+    as a per-read socket timeout cannot."""
+    try:
+        return asyncio.run(_fetch_document(url, ssl_context, seconds))
+    except TimeoutError:
+        raise IdentityProviderUnavailable(
+            f"cannot reach the OAuth issuer at {url}: no whole answer within {seconds:.1f} s"
+        ) from None
+    except httpx.HTTPError as exc:
+        raise IdentityProviderUnavailable(f"cannot reach the OAuth issuer at {url}: {exc}") from exc
+
+
+async def _fetch_document(url: str, ssl_context: ssl.SSLContext | None, seconds: float) -> tuple[int, bytes]:
+    if seconds <= 0:
+        raise TimeoutError
+    verify: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+    async with asyncio.timeout(seconds), httpx.AsyncClient(verify=verify, timeout=seconds) as client:
+        # httpx follows no redirect unless told to; the body is taken as sent (no decompression to
+        # outgrow the bound), as PyJWT's own fetch does
+        async with client.stream("GET", url, headers={"Accept-Encoding": "identity"}) as response:
+            body = bytearray()
+            async for chunk in response.aiter_raw():
+                body += chunk
+                if len(body) > MAX_DOCUMENT_BYTES:
+                    raise IdentityProviderUnavailable(
+                        f"cannot use the answer of {url}: it is over {MAX_DOCUMENT_BYTES} bytes"
+                    )
+            return response.status_code, bytes(body)
 
 
 def key_algorithms(key: jwt.PyJWK) -> frozenset[str]:
@@ -128,13 +168,17 @@ class _KeySetClient(jwt.PyJWKClient):
     """PyJWT's client, except that:
     - a key without `kid` is a signing key too (PyJWT leaves it out): `only_key` finds it for a
       token naming no `kid`;
+    - a fetch is `fetch_document`'s, bounded in all by `timeout` (and `MAX_DOCUMENT_BYTES`): PyJWT's own
+      times out each read only, so a provider trickling its answer held it (and every token
+      waiting on it) for as long as it liked. As PyJWT's, it follows no redirect;
     - one fetch at a time: while it runs, a `kid` among the keys at hand (the last set fetched,
-      fresh or not) is answered from them at once; an unknown `kid` waits for that fetch (bounded by
-      its timeout) and is looked up in what it brought, never starting another: a key rotated in
-      moments ago is accepted by every request that carries it, and a provider that hangs holds
-      only token requests (in their own threads, `JwtVerifier.verify_in_thread`), never one with an
-      API key; before any set is at hand, lookups wait for the first fetch, which all of them need
-      (concurrent first requests fetch the set once);
+      fresh or not) is answered from them at once; an unknown `kid` waits for that fetch (at most
+      `timeout`, its deadline) and is looked up in what it brought, never starting another: a key
+      rotated in moments ago is accepted by every request that carries it, and a provider that
+      hangs or trickles holds only token requests (in their own threads,
+      `JwtVerifier.verify_in_thread`), never one with an API key, and those for `timeout` at most;
+      before any set is at hand, lookups wait for the first fetch (at most `timeout` too), which
+      all of them need (concurrent first requests fetch the set once);
     - an unknown `kid` refetches the set unless an unknown `kid` did so within `cooldown_duration`
       (PyJWT also counts the first and the periodic fetches, refusing a freshly rotated key for
       up to the cooldown after any fetch);
@@ -154,13 +198,30 @@ class _KeySetClient(jwt.PyJWKClient):
         self._forced_at: float | None = None  # the last refetch for an unknown kid
         self._lock = threading.Lock()
 
+    def _acquired(self, wait: bool) -> bool:
+        """Whether this thread now holds the fetch lock: taken at once, or (`wait`) when the fetch
+        under way ended, waiting at most its deadline (`timeout`)."""
+        return self._lock.acquire(timeout=self.timeout) if wait else self._lock.acquire(blocking=False)
+
+    def _at_hand(self, held: list[jwt.PyJWK] | None) -> list[jwt.PyJWK]:
+        """The keys at hand while a fetch holds the lock: `held`, or when there were none (the lock
+        was waited for, `timeout` at most), what the fetches brought meanwhile;
+        `PyJWKClientConnectionError` when still none."""
+        if held is None:
+            held = self._held()
+        if held is None:
+            raise jwt.PyJWKClientConnectionError(f"{self.uri} gave no key set within {self.timeout:g} s")
+        return held
+
     def get_signing_key(self, kid: str) -> jwt.PyJWK:
         held = self._held()
-        if not self._lock.acquire(blocking=held is None):  # a fetch is under way
-            key = self.match_kid(held or [], kid)
-            if key is None:  # perhaps in the set being fetched: wait for it, then look (no fetch of our own)
-                with self._lock:
+        if not self._acquired(wait=held is None):  # a fetch is under way (waited for when no key is at hand)
+            key = self.match_kid(self._at_hand(held), kid)
+            if key is None and held is not None and self._acquired(wait=True):  # perhaps in the set being
+                try:  # fetched: look there (no fetch of our own)
                     key = self.match_kid(self._held() or [], kid)
+                finally:
+                    self._lock.release()
             if key is None:
                 raise jwt.PyJWKClientError(f"no signing key {kid!r} in the issuer's key set")
             return key
@@ -183,13 +244,13 @@ class _KeySetClient(jwt.PyJWKClient):
         rotated in reaches such tokens when the cached set expires (`JWKS_LIFESPAN_SECONDS`).
         `PyJWKClientError` when no key, or several keys, can verify it (which one signed is ambiguous)."""
         held = self._held()
-        if self._lock.acquire(blocking=held is None):
+        if self._acquired(wait=held is None):
             try:
                 keys = self.get_signing_keys()
             finally:
                 self._lock.release()
         else:
-            keys = held or []
+            keys = self._at_hand(held)
         able = [key for key in keys if algorithm in key_algorithms(key)]
         if len(able) == 1:
             return able[0]
@@ -236,30 +297,45 @@ class _KeySetClient(jwt.PyJWKClient):
         return data
 
     def _fetched(self) -> Any:
-        """PyJWT's fetch; a failure is remembered and raised again for `retry_after` seconds."""
+        """The key set, fetched as PyJWT's `fetch_data` does it but by `fetch_document` (bounded in time and
+        size); a failure is remembered and raised again for `retry_after` seconds."""
         if self._failure is not None and time.monotonic() - self._failure[0] < self.retry_after:
             failure = self._failure[1]
             raise type(failure)(f"{failure} (moments ago: not fetched again yet)")
         try:
-            data = super().fetch_data()
+            data = self._downloaded()
         except (jwt.PyJWKClientConnectionError, jwt.PyJWKSetError) as exc:  # unreachable; no usable key
             self._failure = (time.monotonic(), exc)
             raise
-        except (ValueError, jwt.PyJWKClientError) as exc:  # no JSON object: the issuer is broken
+        except (ValueError, RecursionError, jwt.PyJWKClientError) as exc:  # no JSON object: the issuer is broken
             error = jwt.PyJWKClientConnectionError(f"{self.uri} answered no JSON key set ({exc})")
             self._failure = (time.monotonic(), error)
             raise error from exc
         self._failure = None
         return data
 
+    def _downloaded(self) -> Any:
+        """PyJWT's `fetch_data` (a JSON object, put in the cache), the fetch `fetch_document`'s."""
+        try:
+            status, body = fetch_document(self.uri, self.ssl_context, self.timeout)
+        except IdentityProviderUnavailable as exc:
+            raise jwt.PyJWKClientConnectionError(str(exc)) from None
+        if status != 200:  # a redirect too: not followed
+            raise jwt.PyJWKClientConnectionError(f"{self.uri} answered HTTP {status}")
+        data = self._as_jwk_set_payload(json.loads(body))  # ValueError, PyJWKClientError: no JSON object
+        if self.jwk_set_cache is not None:
+            self.jwk_set_cache.put(data)  # PyJWKSetError: no usable key
+        self._last_successful_fetch = time.monotonic()
+        return data
 
-def _json_object(response: httpx.Response) -> dict[str, Any] | None:
+
+def _json_object(status: int, body: bytes) -> dict[str, Any] | None:
     """The body of a 200 answer when it is a JSON object (a sign-in page or `[]` is not)."""
-    if response.status_code != 200:
+    if status != 200:
         return None
     try:
-        document = response.json()
-    except ValueError:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
         return None
     return document if isinstance(document, dict) else None
 
@@ -304,14 +380,12 @@ class JwtVerifier:
         if self.config.jwks_url:
             return self.config.jwks_url
         answers: list[str] = []
+        deadline = time.monotonic() + HTTP_TIMEOUT_SECONDS  # for both URLs: token checks wait on it
         for url in discovery_urls(self.config.issuer):
-            try:
-                response = httpx.get(url, verify=self._ssl, timeout=HTTP_TIMEOUT_SECONDS)
-            except httpx.HTTPError as exc:
-                raise IdentityProviderUnavailable(f"cannot reach the OAuth issuer at {url}: {exc}") from exc
-            document = _json_object(response)
+            status, body = fetch_document(url, self._ssl, deadline - time.monotonic())
+            document = _json_object(status, body)
             if document is None:
-                answers.append(f"{url} answered {response.status_code} without a JSON object")
+                answers.append(f"{url} answered {status} without a JSON object")
                 continue
             if document.get("issuer") != self.config.issuer:
                 raise IdentityProviderUnavailable(

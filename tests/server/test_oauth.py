@@ -5,6 +5,7 @@ refused with the right challenge; the JWKS is refetched for a rotated key, at a 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import hmac
@@ -39,10 +40,18 @@ from inlet.sandbox.idp import IdentityProvider, new_key, provider
 from inlet.sandbox.server import Sandbox
 from inlet.sandbox.workspace import Workspace
 from inlet.server.app import create_app
-from inlet.server.oauth import IdentityProviderUnavailable, JwtVerifier, TokenRejected, audiences
+from inlet.server.oauth import (
+    MAX_DOCUMENT_BYTES,
+    IdentityProviderUnavailable,
+    JwtVerifier,
+    TokenRejected,
+    _KeySetClient,
+    audiences,
+)
 
 from .conftest import ALICE, KEYS, OPS, serve, settings_for
 from .test_mcp import check_as_member, check_as_outsider, tool_session
+from .test_slow_clients import run_asgi
 
 ALICE_EMAIL, BOB_EMAIL = "alice@example.com", "bob@other.org"
 REDIRECT = "http://127.0.0.1:1/callback"  # never contacted: the callback handler reads the redirect
@@ -278,6 +287,51 @@ def test_token_without_the_scope_is_403(base_url: str, idp: IdentityProvider) ->
         ).status_code
         == 200
     )
+
+
+@pytest.mark.parametrize("path", ["/v1/search", "/mcp"])
+@pytest.mark.parametrize("declared", ["stalled", "too large"])
+def test_a_token_without_the_scope_has_its_body_read_under_the_body_bounds(
+    idp: IdentityProvider, index: Index, tmp_path: Any, path: str, declared: str
+) -> None:
+    """The 403 of a token without the scope is audited with what its body asks, so its body is read
+    (probe33h #6): under `BodyLimit`'s bounds, as a caller let through. A body declared and never
+    sent is a 408 after `body_timeout` (it held the connection for ever); one declared over
+    `max_body_bytes` is a 413 without a byte read. Either way a /v1 route's audit line names the
+    token's user."""
+    url = "http://127.0.0.1:8484"
+    log = tmp_path / "audit.jsonl"
+    oauth = OAuthConfig(issuer=idp.issuer, audience=url, scopes=["inlet.read"], resource_url=url)
+    settings = settings_for(index.path, oauth=oauth, audit_log=str(log), body_timeout=0.2, max_body_bytes=1024)
+    app = create_app(settings, index=index, env=KEYS)
+    scopeless = idp.sign(idp.access_claims(ALICE_EMAIL, "tests", ["openid"], url))
+    length = b"100" if declared == "stalled" else b"1000000"
+    headers = [
+        (b"authorization", f"Bearer {scopeless}".encode()),
+        (b"content-type", b"application/json"),
+        (b"accept", b"application/json, text/event-stream"),
+        (b"content-length", length),
+    ]
+    reads: list[int] = []
+
+    async def receive() -> dict[str, Any]:  # the body never comes
+        reads.append(1)
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    sent = run_asgi(app, headers, receive, path=path, within=NEVER)  # the bound is the test's failure, not a wait
+    status, body = sent[0]["status"], json.loads(sent[1]["body"])
+    if declared == "stalled":
+        assert (status, body["error"]["code"]) == (408, "request_timeout") and reads
+    else:
+        assert (status, body["error"]["code"]) == (413, "payload_too_large") and not reads
+    assert (b"connection", b"close") in sent[0]["headers"]
+    app.state.audit.close()
+    lines = [json.loads(text) for text in log.read_text().splitlines()] if log.exists() else []
+    if path == "/mcp":  # a body never read names no tool call: no line (the tools write the others)
+        assert lines == []
+    else:
+        assert [(line["status"], line["user"], line["issuer"]) for line in lines] == [(status, ALICE_EMAIL, idp.issuer)]
 
 
 def test_api_keys_keep_working_beside_tokens(base_url: str) -> None:
@@ -685,6 +739,131 @@ def test_api_key_requests_never_wait_on_a_hanging_identity_provider(
             assert first.result().status_code == 200  # its fetch was still in flight: the rotated key
             assert [f.result().status_code for f in burst] == [401] * 60
         assert keyset.fetches == 2
+
+
+TRICKLE_SECONDS = 0.05  # between two bytes of a trickled answer: well within any per-read timeout
+DEADLINE = 0.5  # the fetch deadline these tests set: a trickled fetch must end by it
+NEVER = 60  # seconds after which a fetch or a token check is taken for held for ever (the test fails)
+
+
+class Trickling:
+    """A loopback endpoint answering 200 with `body`, or, once `trickle` is set, its headers at once
+    and then white space (which JSON allows before a value), one byte every `TRICKLE_SECONDS` for as
+    long as the client reads: each read gets a byte within any per-read timeout, and the answer
+    never ends (probe33h #3). `asked`: the paths it was asked."""
+
+    def __init__(self, body: bytes | Callable[[], bytes], trickle: bool = False) -> None:
+        self.trickle, self.stop = threading.Event(), threading.Event()
+        self.asked: list[str] = []
+        if trickle:
+            self.trickle.set()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.asked.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                if not outer.trickle.is_set():
+                    answer = body() if callable(body) else body
+                    self.send_header("Content-Length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer)
+                    return
+                self.send_header("Content-Length", str(10**9))
+                self.end_headers()
+                while not outer.stop.wait(TRICKLE_SECONDS):  # the pace of the trickle
+                    try:
+                        self.wfile.write(b" ")
+                    except OSError:  # the client gave up
+                        return
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> "Trickling":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("answer", ["trickled", "too large"])
+def test_a_key_set_fetch_is_bounded_in_time_and_size(answer: str) -> None:
+    """PyJWT's fetch times out each read only: a key set trickled byte by byte was read for as long as
+    the provider liked. The whole fetch now ends by its deadline, and an answer over
+    `MAX_DOCUMENT_BYTES` (white space before a valid set here) is refused as it arrives: an outage."""
+    valid = json.dumps({"keys": [new_key().jwk()]}).encode()
+    body = valid if answer == "trickled" else b" " * MAX_DOCUMENT_BYTES + valid
+    with ThreadPoolExecutor(max_workers=1) as pool, Trickling(body, trickle=answer == "trickled") as keyset:
+        # the size is under test, not the time: a loaded machine may take over DEADLINE to send a MiB
+        keys = _KeySetClient(f"{keyset.url}/jwks", retry_after=3600, timeout=DEADLINE if answer == "trickled" else 30)
+        fetched = pool.submit(keys.fetch_data)
+        with pytest.raises(jwt.PyJWKClientConnectionError) as refused:
+            fetched.result(timeout=NEVER)
+        said = str(refused.value)
+        assert (
+            f"within {DEADLINE:.1f} s" in said if answer == "trickled" else f"over {MAX_DOCUMENT_BYTES} bytes" in said
+        )
+        with pytest.raises(jwt.PyJWKClientConnectionError, match="moments ago"):  # remembered: not asked again
+            keys.fetch_data()
+        assert len(keyset.asked) == 1
+
+
+def test_tokens_with_unknown_kids_wait_at_most_the_deadline_and_a_known_kid_is_then_checked(
+    idp: IdentityProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """probe33h #3: once the key set trickles, a dozen forged tokens with unknown kids used to wait on
+    the endless refetch in every token-check thread (`VERIFY_THREADS`), and a token with the known
+    kid queued behind them for as long. Now the refetch ends by its deadline, each waiter waits at
+    most that, all are refused, and the known token is checked with the keys at hand."""
+    monkeypatch.setattr("inlet.server.oauth.HTTP_TIMEOUT_SECONDS", DEADLINE)
+    known, unknown = new_key(), new_key()
+    # the pool outside: leaving the endpoint ends a held fetch (on failure) before the pool is joined
+    with ThreadPoolExecutor(max_workers=1) as pool, Trickling(json.dumps({"keys": [known.jwk()]}).encode()) as keyset:
+        verifier = JwtVerifier(OAuthConfig(issuer=idp.issuer, audience="urn:test", jwks_url=f"{keyset.url}/jwks"))
+        assert verifier.verify(idp.sign(claims(idp, "urn:test"), key=known)).claims  # the set is at hand
+        keyset.trickle.set()
+        forged = [idp.sign(claims(idp, "urn:test"), key=unknown, headers={"kid": f"forged-{i}"}) for i in range(12)]
+        outcomes: dict[str, list[str]] = {"forged": [], "known": []}
+
+        async def check(token: str, kind: str) -> None:
+            try:
+                outcomes[kind].append(str((await verifier.verify_in_thread(token)).claims["email"]))
+            except (TokenRejected, IdentityProviderUnavailable) as exc:
+                outcomes[kind].append(type(exc).__name__)
+
+        async def arriving() -> None:
+            async with anyio.create_task_group() as checks:
+                for token in forged:  # first: they take every token-check thread
+                    checks.start_soon(check, token, "forged")
+                checks.start_soon(check, idp.sign(claims(idp, "urn:test"), key=known), "known")
+
+        pool.submit(anyio.run, arriving).result(timeout=NEVER)  # the bound is the test's failure, not a wait
+        assert outcomes == {"forged": ["TokenRejected"] * 12, "known": [ALICE_EMAIL]}
+        assert len(keyset.asked) == 2  # the first fetch, and one refetch for all unknown kids
+
+
+def test_a_trickling_discovery_document_is_cut_off_at_the_deadline(
+    idp: IdentityProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Discovery had only httpx's per-read timeout: a trickled discovery document held every token
+    check (they wait for the discovery) for as long as it lasted. It now ends by the deadline, for
+    both discovery URLs together, and tokens get the outage's 503."""
+    monkeypatch.setattr("inlet.server.oauth.HTTP_TIMEOUT_SECONDS", DEADLINE)
+    with ThreadPoolExecutor(max_workers=1) as pool, Trickling(b"", trickle=True) as issuer:
+        verifier = JwtVerifier(OAuthConfig(issuer=f"{issuer.url}/idp", audience="urn:test"))
+        checked = pool.submit(verifier.verify, idp.sign(claims(idp, "urn:test")))
+        with pytest.raises(IdentityProviderUnavailable, match=f"within {DEADLINE:.1f} s"):
+            checked.result(timeout=NEVER)
+        assert issuer.asked == ["/idp/.well-known/openid-configuration"]
 
 
 # --- Origin, probes, metrics --------------------------------------------------------------------

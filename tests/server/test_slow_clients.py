@@ -274,8 +274,10 @@ def test_forwarding_headers_name_no_client(listener: tuple[str, int]) -> None:
 
 # --- bodies, at the ASGI boundary ------------------------------------------------------------------
 def run_asgi(
-    app: Any, headers: list[tuple[bytes, bytes]], receive: Any, path: str = "/v1/search"
+    app: Any, headers: list[tuple[bytes, bytes]], receive: Any, path: str = "/v1/search", within: float | None = None
 ) -> list[dict[str, Any]]:
+    """What `app` sent for a POST to `path`; `within`: seconds after which it is taken for held for
+    ever (`TimeoutError`: the test fails, it does not wait on)."""
     sent: list[dict[str, Any]] = []
 
     async def send(message: dict[str, Any]) -> None:
@@ -294,7 +296,7 @@ def run_asgi(
         "client": ("127.0.0.1", 1),
         "root_path": "",
     }
-    asyncio.run(app(scope, receive, send))
+    asyncio.run(asyncio.wait_for(app(scope, receive, send), within))
     return sent
 
 
