@@ -1050,15 +1050,11 @@ class _Crawl:
 
     def _unlabelled(self, chan: ChannelInfo, exc: SlackError) -> Skipped:
         """The channel's re-labelling stopped on Slack's error `exc`: a failed skip of the channel (the
-        run is partial, `inlet status` says why); the next run re-labels it again, whole."""
-        log.error(
-            "source %r: re-labelling channel %s stopped (%s): some of its documents keep their old "
-            "readers until the next sync re-labels them",
-            self.conn.name,
-            chan.name,
-            exc,
+        run is partial; the engine logs it and `inlet status` lists it); the next run re-labels it, whole."""
+        reason = (
+            f"channel {chan.name}: re-labelling stopped ({exc.error}): some of its documents keep their old "
+            "readers until the next sync re-labels them"
         )
-        reason = f"channel {chan.name}: re-labelling stopped ({exc.error}): the next sync re-labels its documents"
         return Skipped(id=self.conn.doc_id(chan.id), reason=reason)
 
     def _parent(

@@ -531,6 +531,24 @@ def test_a_relabelling_stopped_by_slack_stays_pending_and_the_run_says_so(sb: Sa
     assert not again.skipped and not run(conn, again.checkpoint).relabelled
 
 
+def test_an_event_after_a_relabelling_cut_short_reads_the_members_and_relabels_again(sb: Sandbox) -> None:
+    """While a channel's re-labelling is pending, its checkpoint entry's readers are not trusted: an
+    event run reads the channel's members and finishes the re-labelling first."""
+    secret = _secret(sb)
+    conn = make(sb, page_size=3)
+    first = run(conn)
+    docs = {i for i in first.docs if f":{secret}:" in i}
+    slack.leave_channel(sb.ws, secret, HERMIONE)
+    cut = _relabel_meets(
+        sb, conn, first.checkpoint, lambda box: box.faults.fail("slack", "conversations.history", 200, reason="bad")
+    )
+    ts = slack.post_message(sb.ws, secret, "after the cut", HAMZA)
+    hinted = _event(conn, cut.checkpoint, secret, "EvAfterCut", {"user": HAMZA, "text": "after the cut", "ts": ts})
+    assert docs <= set(hinted.relabelled) and not hinted.skipped
+    assert all(u.acl.users == ["hamza@example.com"] for u in hinted.relabelled.values())
+    assert hinted.docs[f"team-slack:{secret}:{ts}"].acl.users == ["hamza@example.com"]
+
+
 def test_a_channel_made_private_then_public_relabels_every_thread_and_its_notice_is_no_document(sb: Sandbox) -> None:
     conn = make(sb)
     first = run(conn)
