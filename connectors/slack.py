@@ -24,7 +24,10 @@ the interrupted run wrote after its last checkpoint is there; the finished ones 
 Private channels' members are read every run. When only who reads a channel changed (its members,
 `domains`), one read of its history
 re-labels every document of it (`AclUpdate`s, committed page by page: no thread is read again,
-nothing embedded again), then the run goes on as usual; a changed name or visibility (a public
+nothing embedded again; until the channel's read ends its entry's `acl` is `UNLABELLED`, so a pass
+cut short by a crash, a failure or Slack's error, a failed skip of the channel, is done again by the
+next run, and an event run reads the channel bare; an expired cursor resumes it), then the run goes
+on as usual; a changed name or visibility (a public
 channel made private keeps its id) re-yields all the channel's documents, after that re-labelling
 when the readers changed too, so the new ACL never waits for the threads. A member or DM partner
 Slack calls deactivated (`deleted`) is no reader. Slack's notice of a visibility change
