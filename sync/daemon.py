@@ -259,7 +259,8 @@ class Daemon:
             log.debug("event sync of %r skipped: its service asked for no call before %s", name, _utc(throttled))
             return None
         if self.stop.is_set():  # heard before the stop: owed to the next start, the service will not send it again
-            return self._owe_event(name, scope)
+            self._owe_event(name, scope)
+            return None
         try:
             return self._run_held(name, scope)
         except SourceBusyError as exc:
@@ -277,7 +278,6 @@ class Daemon:
             self.engine.record_unrun(name, "event", why + "; the next start syncs the source")
         except Exception as exc:  # stopping: the schedule reads what it can
             log.warning("source %r: could not record the change events owed to the next start: %s", name, exc)
-        return None
 
     def _follow_lease(self, name: str, scope: frozenset[str] | None, exc: SourceBusyError) -> None:
         """Another daemon runs the source, and may have read past the change before it happened:

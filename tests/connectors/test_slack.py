@@ -481,14 +481,25 @@ def _secret(sb: Sandbox) -> str:
     return chan.id
 
 
-def _relabel_meets(sb: Sandbox, conn: SlackConnector, cp: dict[str, Any], fault: Any) -> Run:
-    """A run of `conn` from `cp` in which `fault(sb)` strikes once its re-labelling wrote one page."""
+def _relabel_meets(sb: Sandbox, fault: Any) -> tuple[SlackConnector, str, set[str], Run]:
+    """hermione leaves the indexed channel `_secret`; then a run in which `fault(sb)` strikes once
+    its re-labelling wrote one page: (the connector, the channel, its documents, that run)."""
+    secret = _secret(sb)
+    conn = make(sb, page_size=3)
+    first = run(conn)
+    docs = {i for i in first.docs if f":{secret}:" in i}
+    assert len(docs) == 12
+    slack.leave_channel(sb.ws, secret, HERMIONE)
     items: list[Item] = []
-    for item in conn.load(cp):
+    for item in conn.load(first.checkpoint):
         if isinstance(item, AclUpdate) and not any(isinstance(i, AclUpdate) for i in items):
             fault(sb)  # the pass's next page call carries the first page's cursor
         items.append(item)
-    return Run(items)
+    return conn, secret, docs, Run(items)
+
+
+def _slack_error(box: Sandbox) -> None:
+    box.faults.fail("slack", "conversations.history", 200, reason="bad")
 
 
 def test_a_cursor_expired_during_a_relabelling_resumes_it_and_every_thread_takes_the_new_readers(
@@ -496,13 +507,7 @@ def test_a_cursor_expired_during_a_relabelling_resumes_it_and_every_thread_takes
 ) -> None:
     """probe33b #1: `invalid_cursor` on a page of the re-labelling pass stopped it, and the new ACL
     was recorded as applied: hermione, removed, read the channel's older threads for good."""
-    secret = _secret(sb)
-    conn = make(sb, page_size=3)
-    first = run(conn)
-    docs = {i for i in first.docs if f":{secret}:" in i}
-    assert len(docs) == 12
-    slack.leave_channel(sb.ws, secret, HERMIONE)
-    r = _relabel_meets(sb, conn, first.checkpoint, lambda box: slack.expire_cursors(box.ws))
+    conn, _, docs, r = _relabel_meets(sb, lambda box: slack.expire_cursors(box.ws))
     assert set(r.relabelled) == docs  # threads with replies and single messages alike
     assert all(r.relabelled[i].acl.users == ["hamza@example.com"] for i in docs)
     assert not [s for s in r.skipped if s.failed]
@@ -513,14 +518,7 @@ def test_a_relabelling_stopped_by_slack_stays_pending_and_the_run_says_so(sb: Sa
     """probe33b #1: any other Slack error in the pass is a failed skip of the channel (the run is
     partial), and the next run re-labels every document again, even when the members are back
     as they were (some documents took the readers of the pass cut short)."""
-    secret = _secret(sb)
-    conn = make(sb, page_size=3)
-    first = run(conn)
-    docs = {i for i in first.docs if f":{secret}:" in i}
-    slack.leave_channel(sb.ws, secret, HERMIONE)
-    cut = _relabel_meets(
-        sb, conn, first.checkpoint, lambda box: box.faults.fail("slack", "conversations.history", 200, reason="bad")
-    )
+    conn, secret, docs, cut = _relabel_meets(sb, _slack_error)
     assert 0 < len(cut.relabelled) < len(docs)
     failed = [s for s in cut.skipped if s.failed]
     assert [s.id for s in failed] == [f"team-slack:{secret}"] and "re-labelling stopped (bad)" in failed[0].reason
@@ -534,14 +532,7 @@ def test_a_relabelling_stopped_by_slack_stays_pending_and_the_run_says_so(sb: Sa
 def test_an_event_after_a_relabelling_cut_short_reads_the_members_and_relabels_again(sb: Sandbox) -> None:
     """While a channel's re-labelling is pending, its checkpoint entry's readers are not trusted: an
     event run reads the channel's members and finishes the re-labelling first."""
-    secret = _secret(sb)
-    conn = make(sb, page_size=3)
-    first = run(conn)
-    docs = {i for i in first.docs if f":{secret}:" in i}
-    slack.leave_channel(sb.ws, secret, HERMIONE)
-    cut = _relabel_meets(
-        sb, conn, first.checkpoint, lambda box: box.faults.fail("slack", "conversations.history", 200, reason="bad")
-    )
+    conn, secret, docs, cut = _relabel_meets(sb, _slack_error)
     ts = slack.post_message(sb.ws, secret, "after the cut", HAMZA)
     hinted = _event(conn, cut.checkpoint, secret, "EvAfterCut", {"user": HAMZA, "text": "after the cut", "ts": ts})
     assert docs <= set(hinted.relabelled) and not hinted.skipped
