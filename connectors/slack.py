@@ -1007,9 +1007,11 @@ class _Crawl:
     def _history(self, chan: ChannelInfo, oldest: float, latest: str | None) -> Iterator[dict[str, Any]]:
         """The channel's history pages, newest first, from `latest` (excluded; None: now) back to
         `oldest` (0: the beginning). A cursor Slack no longer takes (`invalid_cursor`: it expired
-        during a long pass) starts the paging again below the last message read, losing nothing."""
+        during a long pass) starts the paging again below the last message read, losing nothing;
+        the error is raised when no message was read since the last such start (no progress)."""
         pager = Pager(source=self.conn.name, what="conversations.history")
         bound = latest
+        progress = True  # a message was read since the paging last started again
         while True:
             try:
                 page = self.api.call(
@@ -1022,15 +1024,16 @@ class _Crawl:
                     cursor=pager.token,
                 )
             except SlackError as exc:
-                if exc.error != "invalid_cursor" or not pager.token:
+                if exc.error != "invalid_cursor" or not pager.token or not progress:
                     raise
+                progress = False
                 log.info("source %r: cursor expired in %s; resuming from %s", self.conn.name, chan.name, latest)
                 bound, pager = latest, Pager(source=self.conn.name, what="conversations.history")
                 continue
             messages = page.get("messages", [])
             yield page
             if messages:
-                latest = messages[-1]["ts"]
+                latest, progress = messages[-1]["ts"], True
             if not pager.advance(cursor(page) if page.get("has_more") else None):
                 return
 
