@@ -24,7 +24,10 @@ the interrupted run wrote after its last checkpoint is there; the finished ones 
 Private channels' members are read every run. When only who reads a channel changed (its members,
 `domains`), one read of its history
 re-labels every document of it (`AclUpdate`s, committed page by page: no thread is read again,
-nothing embedded again), then the run goes on as usual; a changed name or visibility (a public
+nothing embedded again; until the channel's read ends its entry's `acl` is `UNLABELLED`, so a pass
+cut short by a crash, a failure or Slack's error, a failed skip of the channel, is done again by the
+next run, and an event run reads the channel bare; an expired cursor resumes it), then the run goes
+on as usual; a changed name or visibility (a public
 channel made private keeps its id) re-yields all the channel's documents, after that re-labelling
 when the readers changed too, so the new ACL never waits for the threads. A member or DM partner
 Slack calls deactivated (`deleted`) is no reader. Slack's notice of a visibility change
@@ -126,6 +129,7 @@ LIST_USERS_AFTER = 50  # a scoped run looks people up one by one (users.info), t
 EVENT_MARK = "event"  # a thread fingerprint no message has: the next scheduled run re-reads the thread
 EVENT_MEMORY = 3600.0  # seconds an event's write or deletion is remembered (Slack retries within minutes)
 DELETED = "deleted"
+UNLABELLED = "unlabelled"  # a channel's `acl` while its documents are being re-labelled (`_Crawl._relabel`)
 # an event's `channel_type` -> the kind of conversation it says the channel is
 CHANNEL_TYPES = {"channel": "public_channel", "group": "private_channel", "mpim": "mpim", "im": "im"}
 # Each kind of conversation: what an operator calls it, and the setting that stops reading it.
@@ -896,7 +900,7 @@ class _Crawl:
         now = self.conn.clock()
         window = now - self.cfg.lookback_days * 86400
         reread: list[str] = []
-        relabel = cs is not None and "kind" in cs and _readers(cs) != _readers_of(chan.acl)
+        relabel = cs is not None and "kind" in cs and (_readers(cs) != _readers_of(chan.acl) or cs["acl"] == UNLABELLED)
         same = cs is not None and "kind" in cs and (cs["name"], cs["kind"]) == (chan.name, chan.kind)
         if cs is None or (cs["acl"] != _acl_key(chan) and not (relabel and same)):
             oldest, force = self.floor, True  # new, renamed, made private or public: every document again
@@ -961,37 +965,34 @@ class _Crawl:
         if scan is None:
             scan = run["scan"] = self._plan(chan, cs)
         if scan.get("relabel"):
-            yield from self._relabel(chan)
+            try:
+                yield from self._relabel(chan, cs)
+            except MissingScope as exc:
+                self.lack(exc, [chan.kind])  # the channel's read below says so
+            except SlackError as exc:
+                if exc.error in SKIP_CHANNEL:
+                    raise
+                yield self._unlabelled(chan, exc)
+                return
             scan["relabel"] = False
         if cs is None:
             cs = {"acl": "", "newest": None, "threads": {}, "recent": {}}
         seen = set(scan["seen"])
-        bound = scan["latest"]
-        pager = Pager(source=self.conn.name, what="conversations.history")
+        pages = self._history(chan, scan["oldest"], scan["latest"])
         while True:
             if chan.kind in self.missing:
                 yield Skipped(id=self.conn.doc_id(chan.id), reason=f"channel {chan.name}: {self.lacking(chan.kind)}")
                 return
             try:
-                page = self.api.call(
-                    "conversations.history",
-                    channel=chan.id,
-                    limit=self.cfg.page_size,
-                    oldest=f"{scan['oldest']:.6f}" if scan["oldest"] else None,
-                    latest=bound,
-                    inclusive=False,
-                    cursor=pager.token,
-                )
+                page = next(pages, None)
             except MissingScope as exc:
                 self.lack(exc, [chan.kind])
                 continue
             except SlackError as exc:
-                if exc.error == "invalid_cursor" and pager.token:
-                    log.info("source %r: cursor expired in %s; resuming from %s", self.conn.name, chan.name, bound)
-                    bound, pager = scan["latest"], Pager(source=self.conn.name, what="conversations.history")
-                    continue
                 yield self._skip_channel(chan, exc)
                 return
+            if page is None:
+                break
             messages = page.get("messages", [])
             if messages and scan["top"] is None:
                 scan["top"] = messages[0]["ts"]
@@ -1002,32 +1003,69 @@ class _Crawl:
             if messages:
                 scan["latest"] = messages[-1]["ts"]
             scan["seen"] = sorted(seen)
-            if not pager.advance(cursor(page) if page.get("has_more") else None):
-                break
-            self.state.channels[chan.id] = cs
-            yield self._checkpoint()
+            if page.get("has_more"):
+                self.state.channels[chan.id] = cs
+                yield self._checkpoint()
         yield from self._finish(chan, cs, scan, seen)
 
-    def _relabel(self, chan: ChannelInfo) -> Iterator[Item]:
+    def _history(self, chan: ChannelInfo, oldest: float, latest: str | None) -> Iterator[dict[str, Any]]:
+        """The channel's history pages, newest first, from `latest` (excluded; None: now) back to
+        `oldest` (0: the beginning). A cursor Slack no longer takes (`invalid_cursor`: it expired
+        during a long pass) starts the paging again below the last message read, losing nothing;
+        the error is raised when no message was read since the last such start (no progress)."""
+        pager = Pager(source=self.conn.name, what="conversations.history")
+        bound = latest
+        progress = True  # a message was read since the paging last started again
+        while True:
+            try:
+                page = self.api.call(
+                    "conversations.history",
+                    channel=chan.id,
+                    limit=self.cfg.page_size,
+                    oldest=f"{oldest:.6f}" if oldest else None,
+                    latest=bound,
+                    inclusive=False,
+                    cursor=pager.token,
+                )
+            except SlackError as exc:
+                if exc.error != "invalid_cursor" or not pager.token or not progress:
+                    raise
+                progress = False
+                log.info("source %r: cursor expired in %s; resuming from %s", self.conn.name, chan.name, latest)
+                bound, pager = latest, Pager(source=self.conn.name, what="conversations.history")
+                continue
+            messages = page.get("messages", [])
+            yield page
+            if messages:
+                latest, progress = messages[-1]["ts"], True
+            if not pager.advance(cursor(page) if page.get("has_more") else None):
+                return
+
+    def _relabel(self, chan: ChannelInfo, cs: dict[str, Any] | None) -> Iterator[Item]:
         """Every document of the channel takes its new readers, before anything else of it is read:
-        one `AclUpdate` per parent in its history (nothing re-read or embedded again; an id the
-        index does not hold is ignored), committed page by page. An interrupted pass starts over."""
+        one `AclUpdate` per parent in its history, threads and single messages alike (nothing
+        re-read or embedded again; an id the index does not hold is ignored), committed page by
+        page. Until the channel's read ends (`_finish`) its checkpoint entry says `UNLABELLED`, so
+        a pass cut short (stopped, failed, or an error of Slack: `_unlabelled`) is done again,
+        whole, by the next run, and an event run reads the channel's members instead of trusting
+        the entry's old ones."""
         log.info("source %r: the readers of %s changed; re-labelling its documents", self.conn.name, chan.name)
-        oldest = f"{self.floor:.6f}" if self.floor else None
-        try:
-            for page in self.api.pages(
-                "conversations.history", channel=chan.id, limit=self.cfg.page_size, oldest=oldest
-            ):
-                for msg in page.get("messages", []):
-                    if is_parent(msg):
-                        yield AclUpdate(id=self.conn.doc_id(f"{chan.id}:{msg['ts']}"), acl=chan.acl)
-                yield self._checkpoint()
-        except MissingScope as exc:
-            self.lack(exc, [chan.kind])  # the channel's read then says so
-        except SlackError as exc:
-            if exc.error in SKIP_CHANNEL:
-                raise
-            log.info("source %r: re-labelling %s stopped (%s): its read goes on", self.conn.name, chan.name, exc)
+        if cs is not None:
+            cs["acl"] = UNLABELLED
+        for page in self._history(chan, self.floor, None):
+            for msg in page.get("messages", []):
+                if is_parent(msg):
+                    yield AclUpdate(id=self.conn.doc_id(f"{chan.id}:{msg['ts']}"), acl=chan.acl)
+            yield self._checkpoint()
+
+    def _unlabelled(self, chan: ChannelInfo, exc: SlackError) -> Skipped:
+        """The channel's re-labelling stopped on Slack's error `exc`: a failed skip of the channel (the
+        run is partial; the engine logs it and `inlet status` lists it); the next run re-labels it, whole."""
+        reason = (
+            f"channel {chan.name}: re-labelling stopped ({exc.error}): some of its documents keep their old "
+            "readers until the next sync re-labels them"
+        )
+        return Skipped(id=self.conn.doc_id(chan.id), reason=reason)
 
     def _parent(
         self,

@@ -8,7 +8,8 @@ once. Slack counts the calls per method per app per workspace, which its bot tok
 buckets of a token are shared by every run in the process of every source using it
 (`shared_pacing`), so event runs one after another, and two sources of one workspace (split by
 `channels`) running at once, stay within the same per-minute budget as one long run; the 429s that
-still happen, 5xx, and reset or stalled connections are retried by the kit's `RetryPolicy` through
+still happen, 5xx, Slack's transient errors answered with HTTP 200 (`internal_error`...), and reset
+or stalled connections are retried by the kit's `RetryPolicy` through
 its slack-sdk adapter (every Web API method the connector calls only reads), one log line per wait
 naming the source, within the policy's attempts and deadline. File downloads go through the kit's
 retrying httpx client under the same policy.
@@ -38,7 +39,7 @@ from slack_sdk.errors import SlackApiError
 from inlet.errors import CredentialsError, ItemError, RetriableError
 
 from .kit import Buckets, RetryPolicy, cursor, pages, retry_after
-from .kit.slack import SlackRetryHandler, sdk_logger
+from .kit.slack import TRANSIENT_ERRORS, SlackRetryHandler, sdk_logger
 from .kit.transport import client as http_client
 
 log = logging.getLogger(__name__)
@@ -232,7 +233,7 @@ class SlackAPI:
             return CredentialsError(
                 self.source, f"Slack answered {error!r} to {method}" + (f" (scope needed: {needed})" if needed else "")
             )
-        if error in ("ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"):
+        if error == "ratelimited" or error in TRANSIENT_ERRORS:  # still failing after the kit's retries
             return RetriableError(f"source {self.source!r}: {method}: {error}")
         return SlackError(method, error)
 

@@ -20,7 +20,9 @@ state DB) runs at once, once; an interval counts from the end of the last run, w
 it, and never from a time in this host's future (`schedule.counted_from`: a run or prune recorded
 ahead was timed by another clock); an interrupted backfill resumes from its checkpoint, and so does a
 source whose last event run (a scoped sync a change event asked for) was cut short by a crash or by
-shutdown: the service will not notify that change again.
+shutdown, or could not start because the daemon was stopping (change events heard just before
+SIGTERM: `event_sync` records them as an interrupted event run): the service will not notify that
+change again.
 
 A run that failed because its service asked for a longer wait than a call waits out (a 429 with
 `Retry-After: 900`: `RunResult.retry_after`) is retried no earlier than that, whatever the backoff.
@@ -256,7 +258,8 @@ class Daemon:
         if throttled is not None:
             log.debug("event sync of %r skipped: its service asked for no call before %s", name, _utc(throttled))
             return None
-        if self.stop.is_set():
+        if self.stop.is_set():  # heard before the stop: owed to the next start, the service will not send it again
+            self._owe_event(name, scope)
             return None
         try:
             return self._run_held(name, scope)
@@ -265,6 +268,16 @@ class Daemon:
             return None
         finally:
             self.publish()
+
+    def _owe_event(self, name: str, scope: frozenset[str] | None) -> None:
+        """Change events heard but not run when the daemon stops: recorded as an interrupted event run,
+        so the next start runs the source at once (`due_at_start`), as after an event run cut short."""
+        where = ", ".join(sorted(scope)) if scope is not None else "the whole source"
+        try:
+            why = f"interrupted: the daemon stopped before the sync of change events in {where} could start"
+            self.engine.record_unrun(name, "event", why + "; the next start syncs the source")
+        except Exception as exc:  # stopping: the schedule reads what it can
+            log.warning("source %r: could not record the change events owed to the next start: %s", name, exc)
 
     def _follow_lease(self, name: str, scope: frozenset[str] | None, exc: SourceBusyError) -> None:
         """Another daemon runs the source, and may have read past the change before it happened:

@@ -838,6 +838,13 @@ class Engine:
             since,
         )
 
+    def record_unrun(self, name: str, kind: str, why: str) -> RunResult:
+        """Record a run of `name` that was asked for but could not start, the engine stopping, as
+        `interrupted` with `why`: like a run the stop cut short, a restarted daemon runs it at once
+        (`daemon.due_at_start`). Nothing is read or written but the record."""
+        run = self.state.start_run(name, kind)
+        return self._finish(run, time.monotonic(), "interrupted", why)
+
     def _record(self, run: RunRecord) -> None:
         """Record how `run` ended, trying again (unless stopped) while the index database cannot be
         reached: the run's failure is then often that same outage, and unrecorded, `inlet status`

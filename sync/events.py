@@ -6,7 +6,10 @@ channel or folder) always gets a run of its own. Hints of one source arriving wi
 seconds of each other make one run (never delayed more than `DEBOUNCE_CAP` times that); runs go
 through the daemon's per-source guard, so an event never runs a source twice at once, and a
 scheduled run and an event run of one source queue behind each other (a scheduled run due during an
-event run is owed to its end: the daemon's `_take`).
+event run is owed to its end: the daemon's `_take`). Hints pending when the loop stops (heard
+within the debounce before a SIGTERM, or back from a failed run) are not dropped: they go to
+`run_sync` at once, which, the daemon stopping, records them as an interrupted event run that the
+next start runs (the service will not send them again).
 
 This module knows no service: a connector's `events()` (see `connectors/events.py`) says whether
 and how it hears changes. A batch of hints that all name a container makes a scoped sync of just
@@ -67,7 +70,8 @@ RERUN_FIRST = 5.0  # seconds before the hints of a failed run run again (doublin
 RERUNS = 5  # failed runs in a row after which a source's pending hints are dropped
 RunSync = Callable[[str, "frozenset[str] | None"], Any]
 """The daemon's guarded sync of one source (of the given containers only, unless None); returns
-None when it did not run."""
+None when it did not run. Once the loop stops it is called once more with each source's pending
+hints: the daemon, stopping, records them as an interrupted event run, which its next start runs."""
 
 
 @dataclass
@@ -279,16 +283,19 @@ class EventLoop:
         self._publish(source)
 
     def _work(self, source: _Source) -> None:
-        while not self._stop.is_set():
+        while True:
             batch = self._next_batch(source)
             if not batch:
+                if self._stop.is_set():
+                    return
                 continue
             oldest = min(h.at for h in batch)
             scope = scope_of(batch)
             containers = sorted(scope) if scope is not None else ["(whole source)"]
             log.info(
-                "source %r: syncing after %d change event(s) in %s",
+                "source %r: %s %d change event(s) in %s",
                 source.name,
+                "stopping: owing a sync to" if self._stop.is_set() else "syncing after",
                 len(batch),
                 ", ".join(containers[:5]) + (" ..." if len(containers) > 5 else ""),
             )
@@ -334,12 +341,11 @@ class EventLoop:
         return wait
 
     def _next_batch(self, source: _Source) -> list[Hint]:
-        """Wait for hints, then for `debounce` s of quiet (capped); take them all."""
+        """Wait for hints, then for `debounce` s of quiet (capped); take them all. Once the loop
+        stops, what is pending is taken at once: `run_sync` owes it to the next start."""
         with self._cond:
             while not source.pending and not self._stop.is_set():
                 self._cond.wait(1.0)
-            if self._stop.is_set():
-                return []
             first = time.monotonic()
             while not self._stop.is_set():
                 quiet = source.last_hint + self.debounce - time.monotonic()
@@ -348,7 +354,7 @@ class EventLoop:
                     break
                 self._cond.wait(min(quiet, cap))
             batch, source.pending = source.pending, []
-            source.syncing = True
+            source.syncing = bool(batch)
             return batch
 
     def follow(self, name: str, checkpoint: Callable[[], dict[str, Any] | None]) -> None:

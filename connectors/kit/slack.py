@@ -1,7 +1,9 @@
 """slack-sdk's side of the kit: one `RetryHandler` running the kit's `RetryPolicy`, and a quiet SDK log.
 
 Invariants: every retry of a Slack Web API call (429 with `Retry-After`, any 5xx, a refused, reset
-or stalled connection; every method the connectors call only reads) is decided and logged by the
+or stalled connection, and an HTTP 200 answer naming one of Slack's transient errors,
+`TRANSIENT_ERRORS`, which Slack's method pages describe as a passing trouble on its side; every
+method the connectors call only reads) is decided and logged by the
 kit's `Attempts`, one line per wait naming the source and the method, and bounded by the policy's
 attempts and deadline. slack-sdk's own lines about the same retries ("Failed to send a request to
 Slack API server", "Going to retry ...") are dropped from the logger handed to `WebClient`, so an
@@ -17,6 +19,8 @@ from slack_sdk.http_retry import HttpRequest, HttpResponse, RetryHandler, RetryS
 
 from .retry import NETWORK_ERRORS, RetryPolicy, retriable_status, retry_after
 
+# Slack's `{"ok": false}` errors, answered with HTTP 200, that its method pages call transient: tried again as a 5xx is
+TRANSIENT_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})
 _SDK_RETRY_LINES = ("Failed to send a request to Slack API server", "Going to retry", "A retry handler found")
 
 
@@ -78,6 +82,9 @@ def _classify(response: HttpResponse | None, error: Exception | None) -> tuple[s
         status = response.status_code
         if retriable_status(status):
             return f"HTTP {status}", retry_after(response.headers), status == 429
+        body = response.body if isinstance(response.body, dict) else {}
+        if status == 200 and body.get("ok") is False and body.get("error") in TRANSIENT_ERRORS:
+            return str(body["error"]), None, False
         return None, None, False
     if isinstance(error, NETWORK_ERRORS):
         return type(error).__name__, None, False

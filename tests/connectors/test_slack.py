@@ -504,6 +504,75 @@ def test_a_membership_change_relabels_every_document_without_reading_a_thread(sb
     assert not run(conn, r.checkpoint).relabelled  # and then nothing again
 
 
+def _secret(sb: Sandbox) -> str:
+    """A private channel of hamza, hermione and the bot: twelve messages, every other one a thread."""
+    chan = slack.add_channel(sb.ws, "secret", [HAMZA, HERMIONE, slack.BOT_USER], private=True)
+    for n in range(12):
+        ts = slack.post_message(sb.ws, chan.id, f"secret plan {n}", HAMZA)
+        if n % 2:
+            slack.post_message(sb.ws, chan.id, f"reply to plan {n}", HERMIONE, thread_ts=ts)
+    return chan.id
+
+
+def _relabel_meets(sb: Sandbox, fault: Any) -> tuple[SlackConnector, str, set[str], Run]:
+    """hermione leaves the indexed channel `_secret`; then a run in which `fault(sb)` strikes once
+    its re-labelling wrote one page: (the connector, the channel, its documents, that run)."""
+    secret = _secret(sb)
+    conn = make(sb, page_size=3)
+    first = run(conn)
+    docs = {i for i in first.docs if f":{secret}:" in i}
+    assert len(docs) == 12
+    slack.leave_channel(sb.ws, secret, HERMIONE)
+    items: list[Item] = []
+    for item in conn.load(first.checkpoint):
+        if isinstance(item, AclUpdate) and not any(isinstance(i, AclUpdate) for i in items):
+            fault(sb)  # the pass's next page call carries the first page's cursor
+        items.append(item)
+    return conn, secret, docs, Run(items)
+
+
+def _slack_error(box: Sandbox) -> None:
+    box.faults.fail("slack", "conversations.history", 200, reason="bad")
+
+
+def test_a_cursor_expired_during_a_relabelling_resumes_it_and_every_thread_takes_the_new_readers(
+    sb: Sandbox,
+) -> None:
+    """probe33b #1: `invalid_cursor` on a page of the re-labelling pass stopped it, and the new ACL
+    was recorded as applied: hermione, removed, read the channel's older threads for good."""
+    conn, _, docs, r = _relabel_meets(sb, lambda box: slack.expire_cursors(box.ws))
+    assert set(r.relabelled) == docs  # threads with replies and single messages alike
+    assert all(r.relabelled[i].acl.users == ["hamza@example.com"] for i in docs)
+    assert not [s for s in r.skipped if s.failed]
+    assert not run(conn, r.checkpoint).relabelled  # done: nothing again
+
+
+def test_a_relabelling_stopped_by_slack_stays_pending_and_the_run_says_so(sb: Sandbox) -> None:
+    """probe33b #1: any other Slack error in the pass is a failed skip of the channel (the run is
+    partial), and the next run re-labels every document again, even when the members are back
+    as they were (some documents took the readers of the pass cut short)."""
+    conn, secret, docs, cut = _relabel_meets(sb, _slack_error)
+    assert 0 < len(cut.relabelled) < len(docs)
+    failed = [s for s in cut.skipped if s.failed]
+    assert [s.id for s in failed] == [f"team-slack:{secret}"] and "re-labelling stopped (bad)" in failed[0].reason
+    slack.join_channel(sb.ws, secret, HERMIONE)  # back as the checkpoint last saw the channel
+    again = run(conn, cut.checkpoint)
+    assert set(again.relabelled) == docs
+    assert all(again.relabelled[i].acl.users == ["doubledeez@example.com", "hamza@example.com"] for i in docs)
+    assert not again.skipped and not run(conn, again.checkpoint).relabelled
+
+
+def test_an_event_after_a_relabelling_cut_short_reads_the_members_and_relabels_again(sb: Sandbox) -> None:
+    """While a channel's re-labelling is pending, its checkpoint entry's readers are not trusted: an
+    event run reads the channel's members and finishes the re-labelling first."""
+    conn, secret, docs, cut = _relabel_meets(sb, _slack_error)
+    ts = slack.post_message(sb.ws, secret, "after the cut", HAMZA)
+    hinted = _event(conn, cut.checkpoint, secret, "EvAfterCut", {"user": HAMZA, "text": "after the cut", "ts": ts})
+    assert docs <= set(hinted.relabelled) and not hinted.skipped
+    assert all(u.acl.users == ["hamza@example.com"] for u in hinted.relabelled.values())
+    assert hinted.docs[f"team-slack:{secret}:{ts}"].acl.users == ["hamza@example.com"]
+
+
 def test_a_channel_made_private_then_public_relabels_every_thread_and_its_notice_is_no_document(sb: Sandbox) -> None:
     conn = make(sb)
     first = run(conn)
@@ -756,6 +825,24 @@ def test_429_storm_and_5xx_are_retried(sb: Sandbox) -> None:
     flaky = run(make(sb))
     assert set(flaky.docs) == set(baseline)
     assert all(flaky.docs[i].text == baseline[i].text for i in baseline)
+
+
+@pytest.mark.parametrize("error", ["internal_error", "fatal_error", "service_unavailable", "request_timeout"])
+def test_slack_s_transient_errors_answered_with_http_200_are_retried_in_the_call(
+    sb: Sandbox, error: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """probe33b: Slack's method pages call these transient; one failed the whole run at once."""
+    baseline = run(make(sb)).docs
+    sb.faults.fail("slack", "conversations.history", 200, reason=error, times=2)
+    with caplog.at_level(logging.WARNING):
+        again = run(make(sb))
+    assert set(again.docs) == set(baseline)
+    waits = [r.getMessage() for r in caplog.records if r.name == "inlet.connectors.kit.retry"]
+    assert len(waits) == 2 and all(f"conversations.history: {error}; retry " in w for w in waits)
+    sb.faults.fail("slack", "conversations.history", 200, reason=error, times=50)
+    with pytest.raises(RetriableError, match=error):
+        run(make(sb, max_retries=2))
+    assert sb.faults.rejected["slack:conversations.history"] == 2 + 3  # two, then three tries
 
 
 def test_persistent_server_errors_are_retriable(sb: Sandbox) -> None:

@@ -199,6 +199,23 @@ def test_an_event_run_cut_short_while_down_runs_again_at_start(tmp_path: Path, s
     assert {j.split(":", 1)[1] for j in jobs(daemon) if j.startswith("catchup:")} == {"killed", "stopped"}
 
 
+def test_change_events_heard_as_the_daemon_stops_are_run_by_its_next_start(tmp_path: Path, state: SqliteState) -> None:
+    """probe33b #3: the debounced sync of change events heard just before SIGTERM could not start and
+    left no trace: the service will not notify them again, and the restarted daemon ran nothing."""
+    settings = settings_for(tmp_path, {"name": "mail", "every": "1h"})
+    past_run(state, "mail", NOON - 600, NOON - 590)  # a recent scheduled sync: nothing missed by it
+    index: Any = SimpleNamespace(path=tmp_path / "index")
+    engine = Engine(settings, index, state)
+    daemon = Daemon(settings, engine, clock=Clock())
+    engine.stop.set()  # SIGTERM
+    assert daemon.event_sync("mail", frozenset({"inbox"})) is None  # nothing runs while stopping ...
+    owed = state.last_run("mail", kinds=("event",))
+    assert owed is not None and owed.outcome == "interrupted" and "inbox" in (owed.error or "")  # ... it is owed
+    restarted = Daemon(settings, Engine(settings, index, state), clock=Clock())
+    restarted.schedule()
+    assert "catchup:mail" in jobs(restarted)
+
+
 def test_due_at_start_is_judged_from_the_last_run() -> None:
     cron = SimpleNamespace(schedule="0 * * * *", every=None)
     ok = SourceState("s", {}, "incremental")

@@ -116,6 +116,19 @@ def test_a_refused_start_is_retried_and_stop_reaches_the_source() -> None:
     assert source.stopped and event_loop.receiver("test", "s") is None
 
 
+def test_hints_pending_when_the_loop_stops_are_handed_to_the_run_that_owes_them() -> None:
+    """probe33b #3: hints heard in the debounce before a SIGTERM were dropped at the stop; they go to
+    `run_sync` (the daemon, stopping, records them as owed to its next start)."""
+    source, runs = Manual(), Runs()
+    event_loop = EventLoop([("s", "test", source)], runs, debounce=600)  # the debounce never ends by itself
+    event_loop.start()
+    wait_for(lambda: event_loop.report("s")["live"], what="started")
+    source.emit(Hint("a"))
+    source.emit(Hint("b"))
+    event_loop.stop()
+    assert runs.scopes == [frozenset({"a", "b"})]
+
+
 def test_first_time_deduplicates_event_ids() -> None:
     source = Manual()
     assert source.first_time("Ev1") and not source.first_time("Ev1") and source.first_time("Ev2")
