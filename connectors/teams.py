@@ -39,6 +39,9 @@ a deleted reply leaves the thread without it. A message a data-loss-prevention p
 `BlockAccessExternal` from readers outside the organization, so its thread is readable only by the
 channel's members who are neither guests (`roles`) nor of another tenant (`tenantId`, when
 `tenant_id` is the tenant's id); a sender's override (`userAction` `Override`) lifts the block.
+`dlpAction` is a set of flags in any case; one inlet does not know blocks for everyone. A root
+hidden from everyone names nothing (the title comes from the first reply shown), and a failed
+read's skip takes only the members inside the organization: never wider than the thread may be.
 A forwarded message shows the message it forwards (`forwardedMessageReference`). A first delta
 round lists no deleted roots; the full listing that ends it does, and `live_ids` (which the engine
 compares with the index after an unfinished run) names a deleted root's thread only while a reply
@@ -638,6 +641,11 @@ class _Run:
                 found.append(answer)
         yield from self._roots(cid, ch, acl, found, replies=replies)
 
+    def _inside(self, cid: str, acl: ACL) -> ACL:
+        """`acl` without the channel's members outside the organization (`external`)."""
+        outside = self.external.get(cid, set())
+        return acl.model_copy(update={"users": [u for u in acl.users if u not in outside]}) if outside else acl
+
     def _acl(self, cid: str, ch: ChannelState) -> ACL:
         members = [
             m for page in self.client.pages(_members_path(cid, ch), {"$top": 999}) for m in page.get("value", [])
@@ -656,7 +664,7 @@ class _Run:
                 failure = ch.retries.failed[root_id]
                 what = f"{failure.title or root_id}: root unreadable"
                 reason = self.outage.failed(what, exc) if isinstance(exc, RetriableError) else f"{what}: {exc}"
-                skipped = Skipped(id=failure.id, reason=reason, title=failure.title, acl=acl)
+                skipped = Skipped(id=failure.id, reason=reason, title=failure.title, acl=self._inside(cid, acl))
                 yield ch.retries.note(root_id, skipped)
             return
         yield from self._roots(cid, ch, acl, [root])
@@ -710,13 +718,14 @@ class _Run:
                 if answer.status == 404:  # the message is gone (deleted, purged by a retention policy)
                     yield self._gone(cid, ch, root["id"])
                     continue
-                what = f"{_title(ch, root)}: replies unreadable"  # a server error: unless Graph looks down
+                title = _title(ch, root) if _shown([root]) else f"{ch.name}: a thread"  # a hidden root names nothing
+                what = f"{title}: replies unreadable"  # a server error: unless Graph looks down
                 reason = self.outage.failed(what, answer) if answer.retriable else f"{what}: {answer}"
                 skipped = Skipped(
                     id=self.c.doc_id(f"{cid}:{root['id']}"),
                     reason=reason,
-                    title=_title(ch, root),
-                    acl=acl,  # the channel's members as just read: the kept version takes them
+                    title=title,
+                    acl=self._inside(cid, acl),  # the kept version takes them: never wider than it may be
                 )
                 yield ch.retries.note(root["id"], skipped)
                 continue
@@ -743,15 +752,14 @@ class _Run:
         if not messages:
             return None
         if any(_blocked(m) == "BlockAccessExternal" for m in messages):
-            outside = self.external.get(cid, set())
-            acl = acl.model_copy(update={"users": [u for u in acl.users if u not in outside]})
+            acl = self._inside(cid, acl)
         lines, people = [], []
         for msg in messages:
             name = _author(msg)
             if name and name not in people:
                 people.append(name)
             lines.append(_line(msg))
-        title = _title(ch, messages[0] if root.get("deletedDateTime") else root)
+        title = _title(ch, root if root is messages[0] else messages[0])  # a hidden root names nothing
         updated = max(str(m.get("lastModifiedDateTime") or m.get("createdDateTime") or "") for m in messages)
         return self.c.document(
             f"{cid}:{root['id']}",
@@ -782,12 +790,15 @@ def _shown(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _blocked(msg: dict[str, Any]) -> str | None:
     """The data-loss-prevention block on a message (`BlockAccess`, `BlockAccessExternal`), unless
-    its sender overrode it."""
+    its sender overrode it. Graph's `dlpAction` is a set of flags ("NotifySender, BlockAccess", in
+    any case): one naming an action inlet does not know is taken as a block for everyone."""
     violation = msg.get("policyViolation") or {}
-    action = violation.get("dlpAction")
-    if not action or action == "None" or violation.get("userAction") == "Override":
+    if not isinstance(violation, dict) or str(violation.get("userAction") or "").lower() == "override":
         return None
-    return str(action)
+    flags = {f.strip().lower() for f in str(violation.get("dlpAction") or "").split(",")} - {"", "none", "notifysender"}
+    if not flags:
+        return None
+    return "BlockAccessExternal" if flags == {"blockaccessexternal"} else "BlockAccess"
 
 
 def _line(msg: dict[str, Any]) -> str:

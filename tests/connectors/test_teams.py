@@ -658,6 +658,33 @@ def test_a_message_blocked_for_outsiders_keeps_its_thread_from_guests(sb: Sandbo
     assert guest in doc.acl.users
 
 
+def test_dlp_flags_in_any_spelling_block_and_a_hidden_root_names_nothing(sb: Sandbox) -> None:
+    """review33: `dlpAction` is a set of flags, spelt in any case ("notifySender, blockAccessExternal");
+    a root hidden from everyone gave the thread its title, and a failed read's skip gave a narrowed
+    thread back to guests."""
+    conn = connector(sb)
+    _, cp = run(conn)
+    st = state(sb)
+    exports = root(sb, "slow exports")
+    (reply,) = st.replies(exports.id)
+    guest = reply.author
+    with sb.ws.lock:
+        st.guests.add(guest)
+        st.flag(reply.id, "notifySender, blockAccessExternal")
+        st.flag(exports.id, "blockAccess")
+    items, cp = run(conn, cp)
+    (doc,) = [i for i in items if isinstance(i, Document) and i.id == thread_id(sb, exports)]
+    assert guest not in doc.acl.users and "slow exports" not in doc.title.lower() and "Slow" not in doc.title
+    sb.faults.fail(
+        "graph", "replies", 500, times=1000, reason="InternalServerError", target=f"*/messages/{exports.id}/replies"
+    )
+    with sb.ws.lock:
+        st.flag(exports.id, "blockAccess")  # patched again: delta lists the root, its replies are read
+    items, _ = run(conn, cp)
+    (skip,) = [i for i in items if isinstance(i, Skipped) and i.id == thread_id(sb, exports)]
+    assert skip.failed and guest not in skip.acl.users and "Slow" not in skip.title
+
+
 def test_a_forwarded_message_shows_what_it_forwards(sb: Sandbox) -> None:
     """probe33a F3: only the forwarder's comment was indexed, not the message it forwards."""
     conn = connector(sb)
