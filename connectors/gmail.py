@@ -574,8 +574,12 @@ class _MailboxSync:
     # --- reading messages -----------------------------------------------------------------------
     def _fetch(self, ids: list[str]) -> Iterator[Item]:
         for start in range(0, len(ids), self.config.batch_size):
-            got = self.client.get_many(ids[start : start + self.config.batch_size], per_item=True)
-            for mid, found in got.items():
+            chunk = ids[start : start + self.config.batch_size]
+            got = self.client.get_many(chunk, per_item=True)
+            order = {
+                mid: n for n, mid in enumerate(chunk)
+            }  # weighed as asked: failures answered last are not "in a row"
+            for mid, found in sorted(got.items(), key=lambda pair: order.get(pair[0], len(order))):
                 doc_id = self.c.doc_id(native_id(self.mailbox, mid))
                 if isinstance(found, GoogleApiError) and found.status != 404:
                     what = f"message {mid} of {self.mailbox}"  # a server error: unless Gmail looks down

@@ -508,6 +508,7 @@ class _Page:
             skipped = Skipped(id=failure.id, reason=f"{failure.title or file_id}: {exc}", title=failure.title)
             yield self.ds.retries.note(file_id, skipped)
             return
+        self.run.outage.read()
         yield from self._files([item], force=True)
 
     def recheck(self, file_ids: list[str]) -> Iterator[Item]:
@@ -530,6 +531,7 @@ class _Page:
                     raise answer
                 yield from self._deleted(fid)
             else:
+                self.run.outage.read()
                 items.append(answer)
         yield from self._files(items, force=True)
 
@@ -570,6 +572,7 @@ class _Page:
                 skipped = Skipped(id=self.c.doc_id(item["id"]), reason=reason, title=item["name"])
                 yield self.ds.retries.note(item["id"], skipped)
                 continue
+            self.run.outage.read()  # a read that answered: the failures before it were not in a row
             grants = grants_of(answer.get("value", []), self.run.now, self.c.config.link_shares)
             key = acl_key(self.run.principals.acl(grants, site_of(self.ds)))
             same = (

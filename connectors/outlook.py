@@ -667,6 +667,7 @@ class _MailboxSync:
             if exc.status != 404:
                 raise
             found = {}
+        self.outage.read()  # the check answered: the failures before it were not in a row
         folder = found.get("parentFolderId")
         if folder not in self.wanted and not self._new_folder(folder):
             yield Deletion(id=self.c.doc_id(message_id))
@@ -704,6 +705,7 @@ class _MailboxSync:
                 raise
             yield self._noted(message_id, Deletion(id=self.c.doc_id(message_id)))
             return
+        self.outage.read()
         folder = folders.get(item.get("parentFolderId") or "")
         if folder is None:
             yield self._noted(message_id, Deletion(id=self.c.doc_id(message_id)))
@@ -712,6 +714,8 @@ class _MailboxSync:
 
     def _message(self, item: dict[str, Any], folder: _Folder) -> Iterator[Item]:
         reading = bool(item.get("hasAttachments") and self.c.config.attachments)
+        if not reading:
+            self.outage.read()  # a message read whole (its attachments' read counts when there is one)
         built = self.c.built.recall(self.mailbox, item, folder.path) if reading else None
         if built is not None:  # the recent pass read its attachments, and it is unchanged since
             self._noted(item["id"], built[-1])
