@@ -71,7 +71,7 @@ from inlet.errors import IndexUnavailable, InletError, SourceBusyError
 from inlet.process import overdue
 
 from .engine import ORPHANED, STOP_GRACE, Engine, RunResult
-from .events import STOP_DEADLINE, EventLoop, event_loop_for
+from .events import STOP_DEADLINE, Deferred, EventLoop, event_loop_for
 from .schedule import ahead, counted_from, trigger
 from inlet.storage import RunRecord, SourceState, open_backend
 
@@ -99,20 +99,25 @@ def _interrupted(run: RunRecord | None) -> bool:
     return run is not None and (run.outcome == "interrupted" or (run.outcome == "failed" and run.error == ORPHANED))
 
 
+def _event_owed(last: RunRecord | None, event: RunRecord | None) -> bool:
+    """Whether the last event run was cut short (or never started) after the last sync began."""
+    return event is not None and _interrupted(event) and (last is None or event.started_at >= last.started_at)
+
+
 def due_at_start(
     source: SourceConfig, state: SourceState, last: RunRecord | None, now: float, event: RunRecord | None = None
 ) -> str | None:
     """Why a source must run as soon as the daemon starts, or None to wait for its schedule. `last` is
     its last sync or backfill; `event`, its last event run (a scoped sync a change event asked for)."""
-    if not (source.schedule or source.every):
-        return None
+    if not (source.schedule or source.every):  # runs only when asked, but for change events it owes
+        return "its last event sync was interrupted" if _event_owed(last, event) else None
     if state.phase == "new" or last is None:
         return "never synced"
     if state.phase == "backfill":
         return "its backfill was interrupted"
     if _interrupted(last):
         return "its last sync was interrupted"  # stopped (SIGTERM) or killed: it resumes from its checkpoint
-    if _interrupted(event) and event is not None and event.started_at >= last.started_at:
+    if _event_owed(last, event):
         return "its last event sync was interrupted"  # the service will not notify that change again
     if source.schedule:
         after = datetime.fromtimestamp(last.started_at + 1, timezone.utc)
@@ -162,6 +167,21 @@ class Daemon:
     def schedule(self) -> None:
         """Add every source's jobs: its sync, its prune, and a catch-up run if one was missed."""
         now = self.clock()
+        scheduled = {s.name for s in self.sources}
+        for source in [s for s in self.settings.sources if s.name not in scheduled]:  # owed event syncs only
+            last = self.state.last_run(source.name, kinds=("sync", "backfill"))
+            why = due_at_start(
+                source, self.state.source(source.name), last, now, self.state.last_run(source.name, kinds=("event",))
+            )
+            if why and source.name not in self.state.paused():
+                log.info("source %r runs now: %s", source.name, why)
+                self._once(
+                    f"catchup:{source.name}",
+                    self.sync_job,
+                    max(now, self._throttled_until(source.name) or now),
+                    source.name,
+                    "catch-up",
+                )
         for source in self.sources:
             self._close_orphans(source.name)
             state = self.state.source(source.name)
@@ -249,18 +269,18 @@ class Daemon:
         )
         self.events.start()
 
-    def event_sync(self, name: str, scope: frozenset[str] | None = None) -> RunResult | None:
+    def event_sync(self, name: str, scope: frozenset[str] | None = None) -> RunResult | Deferred | None:
         """A sync asked for by change events (of the containers in `scope` only, unless None): after
-        any run of the source in flight, never beside it; none while its service asked for no call
-        (the retry after the wait reads the whole source). While another daemon holds the source's
-        lease, it follows that daemon's run (`_follow_lease`): not a failure."""
-        throttled = self._throttled_until(name)
-        if throttled is not None:
-            log.debug("event sync of %r skipped: its service asked for no call before %s", name, _utc(throttled))
-            return None
+        any run of the source in flight, never beside it; while its service asked for no call,
+        `Deferred` (the events wait for the end of the pause). While another daemon holds the
+        source's lease, it follows that daemon's run (`_follow_lease`): not a failure."""
         if self.stop.is_set():  # heard before the stop: owed to the next start, the service will not send it again
             self._owe_event(name, scope)
             return None
+        throttled = self._throttled_until(name)
+        if throttled is not None:  # the events wait for the service's pause to end (`EventLoop`)
+            log.debug("event sync of %r deferred: its service asked for no call before %s", name, _utc(throttled))
+            return Deferred(max(0.0, throttled - self.clock()))
         try:
             return self._run_held(name, scope)
         except SourceBusyError as exc:

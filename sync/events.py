@@ -9,7 +9,10 @@ scheduled run and an event run of one source queue behind each other (a schedule
 event run is owed to its end: the daemon's `_take`). Hints pending when the loop stops (heard
 within the debounce before a SIGTERM, or back from a failed run) are not dropped: they go to
 `run_sync` at once, which, the daemon stopping, records them as an interrupted event run that the
-next start runs (the service will not send them again).
+next start runs (the service will not send them again; that run is a plain sync of the source,
+scheduled or not: what only the events named, such as a reply edited in an old thread, waits for
+the source's next re-read of old threads). Hints whose source's service asked for no call
+(`Deferred`) stay pending until the pause ends.
 
 This module knows no service: a connector's `events()` (see `connectors/events.py`) says whether
 and how it hears changes. A batch of hints that all name a container makes a scoped sync of just
@@ -68,6 +71,16 @@ KEEPER_GRACE = 2.0  # seconds stop() waits for a start or renewal in flight befo
 START_WAIT = 10.0  # seconds start() waits for the sources' first start tries (each goes on in its thread)
 RERUN_FIRST = 5.0  # seconds before the hints of a failed run run again (doubling, up to 5 min)
 RERUNS = 5  # failed runs in a row after which a source's pending hints are dropped
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """What `run_sync` answers for hints it may not run yet (the service asked for no call for
+    `retry_after` seconds): they stay pending and run once the wait is over."""
+
+    retry_after: float
+
+
 RunSync = Callable[[str, "frozenset[str] | None"], Any]
 """The daemon's guarded sync of one source (of the given containers only, unless None); returns
 None when it did not run. Once the loop stops it is called once more with each source's pending
@@ -308,7 +321,11 @@ class EventLoop:
                     wait = self._failed(source, batch, None)
                 else:
                     wait = None
-                    if result is not None and getattr(result, "outcome", "failed") != "failed":
+                    if isinstance(result, Deferred):  # not run yet: pending again, no failure
+                        with self._cond:
+                            source.pending[:0] = batch
+                        wait = result.retry_after
+                    elif result is not None and getattr(result, "outcome", "failed") != "failed":
                         source.failures = 0
                         source.rerun.succeeded()
                         source.latencies.append(max(0.0, self.clock() - oldest))

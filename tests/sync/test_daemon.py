@@ -216,6 +216,36 @@ def test_change_events_heard_as_the_daemon_stops_are_run_by_its_next_start(tmp_p
     assert "catchup:mail" in jobs(restarted)
 
 
+def test_change_events_owed_by_a_source_without_a_schedule_are_run_by_the_next_start(
+    tmp_path: Path, state: SqliteState
+) -> None:
+    """review33 #4: a source with neither `schedule` nor `every` (it runs only when asked) still hears
+    change events; those owed at a stop were recorded and never run."""
+    settings = settings_for(tmp_path, {"name": "mail"})
+    past_run(state, "mail", NOON - 600, NOON - 590)
+    index: Any = SimpleNamespace(path=tmp_path / "index")
+    engine = Engine(settings, index, state)
+    engine.stop.set()
+    Daemon(settings, engine, clock=Clock()).event_sync("mail", frozenset({"inbox"}))
+    restarted = Daemon(settings, Engine(settings, index, state), clock=Clock())
+    restarted.schedule()
+    assert "catchup:mail" in jobs(restarted) and "sync:mail" not in jobs(restarted)
+
+
+def test_change_events_of_a_throttled_source_are_deferred_not_dropped(tmp_path: Path, state: SqliteState) -> None:
+    """review33 #6: while the service asked for no call, an event sync answered None and its
+    events were dropped; it answers `Deferred` with the wait, which keeps them pending."""
+    from inlet.sync.events import Deferred
+
+    settings = settings_for(tmp_path, {"name": "mail", "every": "1h"})
+    past_run(state, "mail", NOON - 600, NOON - 590)
+    daemon = Daemon(settings, Engine(settings, SimpleNamespace(path=tmp_path / "index"), state), clock=Clock())
+    past_run(state, "mail", NOON - 30, NOON - 20, outcome="failed")
+    state._exec("UPDATE runs SET retry_at = ? WHERE outcome = 'failed'", (NOON + 120,))  # a 429's Retry-After
+    deferred = daemon.event_sync("mail", frozenset({"inbox"}))
+    assert isinstance(deferred, Deferred) and 0 < deferred.retry_after <= 120
+
+
 def test_due_at_start_is_judged_from_the_last_run() -> None:
     cron = SimpleNamespace(schedule="0 * * * *", every=None)
     ok = SourceState("s", {}, "incremental")

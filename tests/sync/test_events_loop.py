@@ -380,3 +380,23 @@ def test_hints_failing_every_run_are_dropped_after_the_reruns() -> None:
     finally:
         event_loop.stop()
     assert runs.count == 1 + RERUNS
+
+
+def test_hints_deferred_by_the_daemon_wait_and_run_without_counting_as_failures() -> None:
+    """review33 #6: hints a throttled source could not run yet were dropped."""
+    from inlet.sync.events import Deferred
+
+    class Throttled(Runs):
+        def __call__(self, name: str, scope: frozenset[str] | None = None) -> object:
+            super().__call__(name, scope)
+            return Deferred(0.05) if self.count <= RERUNS + 1 else type("Result", (), {"outcome": "ok"})()
+
+    source, runs = Manual(), Throttled()
+    event_loop = EventLoop([("s", "test", source)], runs, debounce=0.01, rerun_first=0.01)
+    event_loop.start()
+    try:
+        source.emit(Hint("c"))
+        wait_for(lambda: runs.count == RERUNS + 2 and event_loop.quiet("s"), what="deferred, then run")
+    finally:
+        event_loop.stop()
+    assert runs.scopes == [frozenset({"c"})] * (RERUNS + 2)  # more deferrals than RERUNS: none dropped
