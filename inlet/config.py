@@ -36,7 +36,7 @@ from inlet.connectors.base import (
     unset_env,
     url_problem,
 )
-from inlet.connectors.model import well_formed_user
+from inlet.connectors.model import ASCII_SPACE, well_formed_user
 from inlet.connectors.registry import connector_class, origin
 from inlet.errors import ConfigError
 
@@ -134,7 +134,7 @@ class ApiKey(TypedConfig):
     def _one_user(cls, value: str | None) -> str | None:
         """A user key acts as one user: the rule for a user named anywhere else (a request's
         `user`, an OAuth claim), since ACL domains are matched on what follows the `@`."""
-        if value is not None and (not value.strip() or not well_formed_user(value.strip())):
+        if value is not None and (not value.strip(ASCII_SPACE) or not well_formed_user(value.strip(ASCII_SPACE))):
             raise ValueError(f"{value!r} is not one user: write one email address (or one name without an '@')")
         return value
 

@@ -408,7 +408,8 @@ def test_a_whole_number_for_a_number_key_stays_accepted(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "user", ["", "Alice <alice@example.com>", "alice@example.com, bob@example.com", "@example.com"]
+    "user",
+    ["", "Alice <alice@example.com>", "alice@example.com, bob@example.com", "@example.com", "alice@example.com\u3000"],
 )
 def test_a_user_keys_user_must_be_one_user(tmp_path: Path, user: str) -> None:
     """`a@x, b@x` would be served as whoever the domain after its last `@` lets see."""
