@@ -341,6 +341,7 @@ class _Run:
         self.unmatched: list[Skipped] = []  # a skip by policy per `teams` / `channels` glob that matched nothing
         self.refusals = Refusals(conn.name, "team or channel", REFUSED_ADVICE)  # a full run read none: it fails
         self.external: dict[str, set[str]] = {}  # channel id -> its members outside the organization
+        self.server_failed: set[tuple[str, str]] = set()  # (channel, root) whose replies kept answering 5xx
         self.outage = Outage(conn.name)  # reads that keep answering server errors: past a few in a row, Graph is down
 
     def discover(self) -> list[tuple[str, ChannelState, ACL | GraphError]]:
@@ -504,15 +505,16 @@ class _Run:
 
     def _beyond_delta(self, cid: str, ch: ChannelState, acl: ACL, every: bool = False) -> Iterator[Item]:
         """After a round that started over: the live roots it did not list (older than delta's eight
-        months) and the checkpoint lacks or the re-read has not met again, read like delta's (a
-        thread this run read already is not read again: a failed read waits for the next run).
+        months) and the checkpoint lacks or the re-read has not met again, read like delta's (a new
+        thread whose read was refused moments ago is read once more; one that kept answering a
+        server error waits for the next run).
         `every` (a reconcile): also the replies of every other thread, yielded only if it changed,
         and the known threads the listing lacks are deleted."""
         listed: set[str] = set()
         for page in self.listing(cid, ch):
             listed.update(m["id"] for m in page)
             unmet, known = set(ch.resync or []), set(ch.threads)
-            fresh = [m for m in page if (cid, m["id"]) not in self.read]  # a read that failed is not repeated
+            fresh = [m for m in page if (cid, m["id"]) not in self.server_failed]  # its 5xx: not twice a run
             older = [m for m in fresh if m["id"] in unmet or m["id"] not in known]
             settled = known - unmet if every else set()
             again = [m for m in page if m["id"] in settled and (cid, m["id"]) not in self.read]
@@ -720,6 +722,8 @@ class _Run:
                     continue
                 title = _title(ch, root) if _shown([root]) else f"{ch.name}: a thread"  # a hidden root names nothing
                 what = f"{title}: replies unreadable"  # a server error: unless Graph looks down
+                if answer.retriable:
+                    self.server_failed.add((cid, root["id"]))
                 reason = self.outage.failed(what, answer) if answer.retriable else f"{what}: {answer}"
                 skipped = Skipped(
                     id=self.c.doc_id(f"{cid}:{root['id']}"),

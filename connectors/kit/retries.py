@@ -114,11 +114,13 @@ class Retries(BaseModel):
 class Outage:
     """Whether a read that still answers a server error after its retries is its item's failure
     (a failed skip) or the service's (the run fails): `OUTAGE_AFTER` such reads in a row, with no
-    successful read between them, are the service's. One per run; safe across its threads."""
+    successful read between them, are the service's; an item read again in the same run counts
+    once (its second failure says nothing new of the service). One per run; safe across its threads."""
 
     def __init__(self, source: str, after: int = OUTAGE_AFTER) -> None:
         self.source, self.after = source, after
         self.failing = 0  # reads in a row that failed with a server error
+        self._counted: set[str] = set()  # the items whose failure this run counted
         self._lock = threading.Lock()
 
     def read(self) -> None:
@@ -134,7 +136,9 @@ class Outage:
         why = self.detail(error)
         retry_after = getattr(error, "retry_after", None)
         with self._lock:
-            self.failing += 1
+            if item not in self._counted:
+                self._counted.add(item)
+                self.failing += 1
             failing = self.failing
         if stopping():
             raise RetriableError(f"source {self.source!r}: {item}: {why}", retry_after) from error
