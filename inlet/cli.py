@@ -554,6 +554,12 @@ def status(source: str | None, config_path: str | None, as_json: bool, verbose: 
 def _print_unconfigured(sources: list[dict[str, Any]]) -> None:
     """The sources the index holds that the config does not name, with the command removing each."""
     for s in sources:
+        if s.get("state_only"):
+            click.echo(
+                f"not configured: {s['name']}, no documents left, but its sync state (checkpoint, runs) is: "
+                f"an interrupted `inlet forget`?\n  `{s['remove']}` finishes deleting it"
+            )
+            continue
         click.echo(
             f"not configured: {s['name']}, {s['documents']} documents, {s['chunks']} chunks (not served; "
             f"removed or renamed in the config?)\n  `{s['remove']}` deletes them; put the source back in the "

@@ -5,8 +5,9 @@ reads whichever backend `open_backend` opens (the folder's SQLite files, or Post
 host's daemons), and never upgrades the folder's schema: files an earlier inlet wrote are read as
 they are (the state through a migrated copy in memory), and `upgrade` names the steps the next
 command that writes applies. Besides the configured sources it lists, under `unconfigured`, the sources whose
-documents the index still holds although the configuration no longer names them (removed or
-renamed: not served, see `inlet.index.store`), with the command that deletes them.
+documents or sync state (checkpoint, runs) the index still holds although the configuration no
+longer names them (removed or renamed: not served, see `inlet.index.store`; sync state alone,
+`state_only`, is what an interrupted `inlet forget` leaves), with the command that deletes them.
 A last run recorded more than a minute in this host's future (`recorded_ahead_seconds`) was timed by
 another clock: the report says so, and the schedule counts from now (`sync.schedule.counted_from`).
 """
@@ -141,10 +142,16 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
                 }
             )
         configured = {s.name for s in settings.sources}
+        held = {name: counts.get(name, (0, 0)) for name in {*counts, *state.known_sources()} - configured}
         unconfigured = [
-            {"name": name, "documents": docs, "chunks": chunks, "remove": forget_command(name)}
-            for name, (docs, chunks) in sorted(counts.items())
-            if name not in configured
+            {
+                "name": name,
+                "documents": docs,
+                "chunks": chunks,
+                "remove": forget_command(name),
+                "state_only": name not in counts,
+            }
+            for name, (docs, chunks) in sorted(held.items())
         ]
         # a process holding its own state opened (so upgraded) the index: nothing is pending then
         return {"sources": out, "unconfigured": unconfigured, "upgrade": backend.upgrade_pending() if own else []}
