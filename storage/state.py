@@ -107,9 +107,10 @@ class SqlState:
         return run
 
     def finish_run(self, run: RunRecord) -> None:
-        """Record how the run ended, unless it is closed already: a process that lost its lease (a
-        frozen daemon that wakes) must not rewrite how its successor closed the run."""
-        run.finished_at = self.clock()
+        """Record how the run ended (at its `finished_at`, now when unset), unless it is closed
+        already: a process that lost its lease (a frozen daemon that wakes) must not rewrite how its
+        successor closed the run."""
+        run.finished_at = run.finished_at if run.finished_at is not None else self.clock()
         stored = run.moved(self.clock_offset())
         self._exec(
             "UPDATE runs SET finished_at = ?, outcome = ?, upserted = ?, deleted = ?, skipped = ?, errors = ?, "

@@ -66,6 +66,7 @@ from typing import Any
 from inlet.config import Settings
 from inlet.connectors.base import SourceConfig, parse_duration
 from inlet.errors import IndexUnavailable, InletError, SourceBusyError
+from inlet.index.disk import storage_error
 from inlet.process import overdue
 
 from .engine import ORPHANED, STOP_GRACE, Engine, RunResult
@@ -340,8 +341,12 @@ class Daemon:
         try:
             with self._counted():
                 return func(*args)
-        except Exception:  # a bug here must not kill the worker thread silently
-            log.exception("daemon job %s%r failed", func.__name__, args)
+        except Exception as exc:  # a bug here must not kill the worker thread silently
+            full = storage_error(exc, self.engine.index.path)
+            if full is not None:  # a full or read-only index folder: its name and cause, no traceback
+                log.error("daemon job %s%r failed: %s", func.__name__, args, full)
+            else:
+                log.exception("daemon job %s%r failed", func.__name__, args)
             return None
         finally:
             self.publish()

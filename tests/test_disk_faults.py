@@ -310,3 +310,57 @@ def test_an_index_folder_of_another_account_says_to_run_as_that_account(text_has
         f"inlet: [index] path: the index folder {home / 'index'} belongs to another account (root): run inlet as "
         "root, the account that owns it (a daemon or server root runs answers only root's commands)"
     )
+
+
+def test_a_run_that_cannot_record_its_failure_records_it_once_there_is_room(
+    small_disk: Path, tmp_path: Path, text_hash_embedder: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """probe33d F3: a daemon's run failed on a full index folder, and writing that failure to the
+    full state.db failed too: tracebacks in the log, and the next run, once there was room, closed
+    it as one "the process running it stopped (killed ...)". The engine (the daemon's, here in this
+    process) keeps the failure, says it in one line, and records it, with its cause and end, before
+    its next run of the source once it can."""
+    import logging
+
+    from inlet.storage import ORPHANED
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    write_notes(docs, 0, 4, 20)
+    settings = load_config(write_config(tmp_path, small_disk / "index", docs, ""))
+    with Index(settings.index, embedder=text_hash_embedder) as index:
+        state = SqliteState(Path(settings.index.path) / "state.db")
+        engine = Engine(settings, index, state)
+        try:
+            assert engine.run("notes", "backfill").outcome == "ok"
+            write_notes(docs, 100, 4, 20)
+            fillers: list[Path] = []
+
+            def full_once_it_runs(frame: Any, event: str, arg: Any) -> None:  # a `sys.settrace` hook
+                if event == "call" and frame.f_code is Engine._drive.__code__ and not fillers:
+                    fillers.append(fill(small_disk, leave=0))  # the run is recorded as started: now the disk is full
+
+            before = sys.gettrace()
+            sys.settrace(full_once_it_runs)
+            try:
+                with caplog.at_level(logging.INFO):
+                    failed = engine.run("notes", "sync")
+                    still = engine.run("notes", "sync")  # the disk is still full: nothing can start
+            finally:
+                sys.settrace(before)
+            assert failed.outcome == "failed" and "is full" in (failed.error or ""), failed
+            assert still.outcome == "failed" and "is full" in (still.error or ""), still
+            assert all(r.exc_info is None for r in caplog.records)  # one line each, no traceback
+            assert "cannot be recorded now" in caplog.text
+            assert "notes" in engine.unrecorded and state.recent_runs("notes", 1)[0].finished_at is None
+
+            fillers[0].unlink()  # room again
+            done = engine.run("notes", "sync")
+            assert (done.outcome, done.upserted) == ("ok", 4), done
+            runs = state.recent_runs("notes", 3)
+            assert [r.outcome for r in runs] == ["ok", "failed", "ok"]
+            assert "is full" in (runs[1].error or "") and runs[1].error != ORPHANED
+            assert runs[1].finished_at is not None and runs[1].finished_at <= runs[0].started_at
+            assert not engine.unrecorded
+        finally:
+            state.close()
