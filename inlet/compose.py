@@ -28,7 +28,7 @@ from inlet.errors import IndexLockedError, InletError
 from inlet.index.store import Index
 from inlet.process import listen, stop_on_signals, wait
 from inlet.server.listener import ServerThread, listening_text, local_url
-from inlet.server.local_channel import HANDOVER_SECONDS, HOLDER_POLL, holder_for
+from inlet.server.local_channel import HANDOVER_SECONDS, HOLDER_POLL, holder_for, log_waiting
 from inlet.server.local_commands import ProgressBoard, Runner, start_local_commands
 from inlet.storage import Leases, StateStore, open_backend
 from inlet.storage.lock import other_holder
@@ -76,13 +76,7 @@ def serving_index(settings: Settings, **lock_info: Any) -> Index:
                 raise locked from None
             log.info("an agent's inlet mcp (pid %s) holds the index: it hands it over", held.get("pid", "?"))
         else:
-            log.info(
-                "the index is held by pid %s (%s), which answers no local commands: waiting up to %.0fs "
-                "for it to let go",
-                held.get("pid", "?"),
-                held.get("command", "inlet"),
-                HANDOVER_SECONDS,
-            )
+            log_waiting(held, "answers no local commands (a one-shot command, or starting)", HANDOVER_SECONDS)
     deadline = time.monotonic() + HANDOVER_SECONDS
     while True:
         try:

@@ -142,7 +142,7 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
                 }
             )
         configured = {s.name for s in settings.sources}
-        held = {name: counts.get(name, (0, 0)) for name in {*counts, *state.known_sources()} - configured}
+        left = {name: counts.get(name, (0, 0)) for name in {*counts, *state.known_sources()} - configured}
         unconfigured = [
             {
                 "name": name,
@@ -151,7 +151,7 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
                 "remove": forget_command(name),
                 "state_only": name not in counts,
             }
-            for name, (docs, chunks) in sorted(held.items())
+            for name, (docs, chunks) in sorted(left.items())
         ]
         # a process holding its own state opened (so upgraded) the index: nothing is pending then
         return {"sources": out, "unconfigured": unconfigured, "upgrade": backend.upgrade_pending() if own else []}

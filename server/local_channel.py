@@ -444,6 +444,17 @@ def starting_holder(settings: Settings) -> dict[str, Any] | None:
     return held if LocalClient.find(path) is None else None
 
 
+def log_waiting(held: Mapping[str, Any], why: str, seconds: float) -> None:
+    """The one line saying that this process waits for `held` (a lock's record), and why."""
+    log.info(
+        "the index is held by pid %s (%s), which %s: waiting up to %.0fs for it",
+        held.get("pid", "?"),
+        held.get("command", "inlet"),
+        why,
+        seconds,
+    )
+
+
 def held_or_here(
     settings: Settings, ask: Callable[[LocalClient], T], here: Callable[[], T], *, patience: float = HANDOVER_SECONDS
 ) -> T:
@@ -468,13 +479,7 @@ def held_or_here(
             if held is None or time.monotonic() >= deadline:
                 raise
             if not told:
-                log.info(
-                    "the index is held by pid %s (%s), which does not answer yet (starting or stopping): "
-                    "waiting up to %.0fs for it",
-                    held.get("pid", "?"),
-                    held.get("command", "inlet"),
-                    patience,
-                )
+                log_waiting(held, "does not answer yet (starting or stopping)", patience)
                 told = True
             time.sleep(HOLDER_POLL)
 
@@ -490,6 +495,7 @@ __all__ = [
     "PeerRefusedError",
     "held_or_here",
     "holder_for",
+    "log_waiting",
     "peer_uid",
     "socket_path",
     "starting_holder",

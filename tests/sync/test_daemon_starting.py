@@ -21,7 +21,7 @@ from inlet.config import IndexConfig, Settings, load_config
 from inlet.index.store import Index
 from inlet.storage.lock import FileLock
 
-from tests.server.conftest import corpus, corpus_sources
+from tests.sync.test_mcp_beside_daemon import indexed_cheaply  # noqa: F401 (a fixture)
 
 
 @contextmanager
@@ -45,20 +45,12 @@ def logged(logger: str, words: str, seen: threading.Event) -> Iterator[None]:
 
 
 def test_a_search_beside_a_daemon_that_is_starting_waits_and_is_answered_by_it(
-    tmp_path: Path, text_hash_embedder: Any
+    indexed_cheaply: Path, text_hash_embedder: Any
 ) -> None:
     """It was refused at once, exit 1, "in use by pid ... wait for it to finish"."""
     from inlet.compose import local_commands_of_server
 
-    with Index(IndexConfig(path=tmp_path / "index"), embedder=text_hash_embedder) as idx:
-        idx.apply(corpus())
-    (tmp_path / "notes").mkdir()
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[index]\npath = "{tmp_path / "index"}"\n'
-        f'[[sources]]\nname = "notes"\ntype = "files"\npath = "{tmp_path / "notes"}"\n'
-        + corpus_sources(tmp_path / "notes")
-    )
+    config = indexed_cheaply
     settings = load_config(config)
     waiting_or_done = threading.Event()
     outcome: list[Any] = []
@@ -98,7 +90,7 @@ def test_a_daemon_that_starts_beside_a_one_shot_command_waits_for_it(tmp_path: P
             outcome.append(exc)
         waiting_or_done.set()
 
-    with logged("inlet.compose", "answers no local commands: waiting", waiting_or_done):
+    with logged("inlet.server.local_channel", "answers no local commands", waiting_or_done):
         call = threading.Thread(target=start)
         try:
             call.start()

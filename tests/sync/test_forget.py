@@ -38,6 +38,14 @@ def write_config(tmp_path: Path, file: str, index: str, *names: str) -> Path:
     return config
 
 
+def index_of(where: str, request: pytest.FixtureRequest) -> str:
+    """The [index] lines of an index on the folder, or on PostgreSQL with a Chroma server."""
+    if where == "postgresql":
+        database, chroma = request.getfixturevalue("database_url"), request.getfixturevalue("chroma_server_url")
+        return f'database_url = "{database}"\nchroma_url = "{chroma}"'
+    return 'path = "index"'
+
+
 @pytest.fixture
 def renamed(tmp_path: Path, text_hash_embedder) -> Path:
     return make_renamed(tmp_path, text_hash_embedder, 'path = "index"')
@@ -96,10 +104,7 @@ def test_forget_deletes_every_trace_of_an_unconfigured_source_only(
     where: str, tmp_path: Path, text_hash_embedder, request: pytest.FixtureRequest
 ) -> None:
     """On the index folder, and on PostgreSQL with a Chroma server."""
-    index_lines = 'path = "index"'
-    if where == "postgresql":
-        database, chroma = request.getfixturevalue("database_url"), request.getfixturevalue("chroma_server_url")
-        index_lines = f'database_url = "{database}"\nchroma_url = "{chroma}"'
+    index_lines = index_of(where, request)
     from inlet.sync.forget import forget_source
 
     renamed = make_renamed(tmp_path, text_hash_embedder, index_lines)
@@ -203,10 +208,7 @@ def test_a_forget_killed_after_the_documents_is_shown_and_the_source_configured_
     from inlet.storage.state import SqlState
     from inlet.sync.forget import forget_source
 
-    index_lines = 'path = "index"'
-    if where == "postgresql":
-        database, chroma = request.getfixturevalue("database_url"), request.getfixturevalue("chroma_server_url")
-        index_lines = f'database_url = "{database}"\nchroma_url = "{chroma}"'
+    index_lines = index_of(where, request)
     renamed = make_renamed(tmp_path, text_hash_embedder, index_lines)
     settings = load_config(renamed)
     backend = open_backend(settings)
