@@ -65,7 +65,7 @@ from typing import Any
 
 from inlet.config import Settings
 from inlet.connectors.base import SourceConfig, parse_duration
-from inlet.errors import IndexUnavailable, InletError, SourceBusyError
+from inlet.errors import IndexUnavailable, InletError, SourceBusyError, StorageError
 from inlet.index.disk import storage_error
 from inlet.process import overdue
 
@@ -354,9 +354,9 @@ class Daemon:
     def sync_job(self, name: str, why: str = "schedule") -> RunResult | None:
         """One scheduled sync; skipped while the source is paused, runs elsewhere or backs off after
         a failure; owed while a run of it is in flight here (`_take`). An index database that cannot
-        be reached before the run could start (to read the pauses, take the lease) fails it as a run
-        that started would: one line, then the backoff (no run is recorded: the database holds the
-        records)."""
+        be reached before the run could start (to read the pauses, take the lease), or an index
+        folder too full to record its start, fails it as a run that started would: one line, then
+        the backoff (no run is recorded: the database holds the records)."""
         return self._guarded_sync_job(name, why, None)
 
     def _owed_job(self, name: str, why: str, mark: Mark) -> RunResult | None:
@@ -371,7 +371,7 @@ class Daemon:
     def _guarded_sync_job(self, name: str, why: str, mark: Mark) -> RunResult | None:
         try:
             return self._sync_job(name, why, mark)
-        except IndexUnavailable as exc:
+        except (IndexUnavailable, StorageError) as exc:  # out of reach, or a full or read-only index folder
             result = RunResult(name, "failed", 0, 0, 0, 1, 0.0, str(exc))
             self._after(name, result)
             return result

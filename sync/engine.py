@@ -425,17 +425,17 @@ class Engine:
             )
 
     def _unwritable(self, name: str, run: Callable[[], RunResult]) -> RunResult:
-        """`run()`, or, when a full or read-only index folder refuses the state's own writes before
-        the run could start (or once it ended and `_finish` could not keep it), its failed result
-        (logged in one line: no run is recorded, the folder cannot hold one)."""
+        """`run()`; a full or read-only index folder that refuses the state's own writes before the
+        run could start (recording a run kept by `_finish`, closing orphans, starting the run) is the
+        `StorageError` naming `[index] path`, the folder and the cause: no run is recorded (the
+        folder cannot hold one), and the caller says it in one line."""
         try:
             return run()
         except Exception as exc:
             full = storage_error(exc, self.index.path)
-            if full is None:
+            if full is None or full is exc:
                 raise
-            log.error("source %r failed: %s", name, full)
-            return RunResult(name, "failed", 0, 0, 0, 1, 0.0, str(full))
+            raise full from exc
 
     def _record_pending(self, name: str) -> None:
         """Record how the last run of `name` here ended, when that could not be written then (the

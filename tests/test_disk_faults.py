@@ -322,7 +322,9 @@ def test_a_run_that_cannot_record_its_failure_records_it_once_there_is_room(
     its next run of the source once it can."""
     import logging
 
+    from inlet.errors import StorageError
     from inlet.storage import ORPHANED
+    from inlet.sync.daemon import Daemon
 
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -345,11 +347,13 @@ def test_a_run_that_cannot_record_its_failure_records_it_once_there_is_room(
             try:
                 with caplog.at_level(logging.INFO):
                     failed = engine.run("notes", "sync")
-                    still = engine.run("notes", "sync")  # the disk is still full: nothing can start
+                    with pytest.raises(StorageError, match="is full"):  # still full: no run can start
+                        engine.run("notes", "sync")
+                    retried = Daemon(settings, engine).sync_job("notes", "retry")  # the daemon's retry
             finally:
                 sys.settrace(before)
             assert failed.outcome == "failed" and "is full" in (failed.error or ""), failed
-            assert still.outcome == "failed" and "is full" in (still.error or ""), still
+            assert retried is not None and retried.outcome == "failed" and "is full" in (retried.error or "")
             assert all(r.exc_info is None for r in caplog.records)  # one line each, no traceback
             assert "cannot be recorded now" in caplog.text
             assert "notes" in engine.unrecorded and state.recent_runs("notes", 1)[0].finished_at is None
