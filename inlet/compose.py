@@ -151,7 +151,9 @@ def run_daemon(
     with assembled(settings, stop, on_progress=board.update, take_over=True, **lock_info) as parts:
         daemon = Daemon(settings, parts.engine, hooks=api is not None)  # webhooks are heard only with the API
         server = api.start(settings, parts.index, parts.state, daemon) if api else None
-        local = start_local_commands(settings, parts.index, parts.state, daemon.run_for_client, board)
+        local = start_local_commands(
+            settings, parts.index, parts.state, daemon.run_for_client, board, unrecorded=parts.engine.unrecorded
+        )
         try:
             daemon.start()
             log.info(

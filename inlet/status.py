@@ -18,6 +18,7 @@ import time
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
+from collections.abc import Mapping
 
 from inlet.config import Settings
 from inlet.process import alive, ended_here
@@ -68,7 +69,13 @@ def _running(run: dict[str, Any] | None, held: bool) -> dict[str, Any] | None:
     }
 
 
-def sources_status(settings: Settings, state: StateStore | None = None) -> dict[str, Any]:
+def sources_status(
+    settings: Settings, state: StateStore | None = None, unrecorded: Mapping[str, RunRecord] | None = None
+) -> dict[str, Any]:
+    """The report; `unrecorded`: the runs that ended in this process (a daemon answering) but whose
+    end the index folder could not take (full: `Engine.unrecorded`), shown as the last runs they
+    are rather than as running."""
+    kept = unrecorded or {}
     backend = open_backend(settings)
     own = state is None
     state = state or backend.read_state()
@@ -87,7 +94,9 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
             # a lease of a process of this host that has ended (killed) holds nothing any more
             held = not backend.shared or bool(lease and not ended_here(str(lease.get("holder", ""))))
             unfinished = in_flight[source.name]
-            last = _orphaned(state, source.name, unfinished, held) or state.last_run(source.name)
+            last = (
+                kept.get(source.name) or _orphaned(state, source.name, unfinished, held) or state.last_run(source.name)
+            )
             ok = state.last_run(source.name, successful=True)
             now = time.time()  # this host's clock, which the state gives its times in
             if source.name in planned:
@@ -133,11 +142,11 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
                     "scheduled": source.name in planned,
                     "last_success": iso(ok.finished_at) if ok else None,
                     "lag_seconds": round(now - ok.finished_at, 1) if ok and ok.finished_at else None,
-                    "failure_streak": state.failure_streak(source.name),
+                    "failure_streak": state.failure_streak(source.name) + (source.name in kept),
                     "paused": source.name in paused,
                     "events": _events(events.get(source.name)),
                     **({"holder": holders.get(source.name)} if backend.shared else {}),
-                    "running": _running(unfinished, held),
+                    "running": None if source.name in kept else _running(unfinished, held),
                     "recent_skips": recent_skips(state, source.name),
                 }
             )

@@ -322,7 +322,13 @@ def test_a_run_that_cannot_record_its_failure_records_it_once_there_is_room(
     its next run of the source once it can."""
     import logging
 
+    import json
+
+    from click.testing import CliRunner
+
+    from inlet.cli import cli
     from inlet.errors import StorageError
+    from inlet.server.local_commands import start_local_commands
     from inlet.storage import ORPHANED
     from inlet.sync.daemon import Daemon
 
@@ -333,6 +339,9 @@ def test_a_run_that_cannot_record_its_failure_records_it_once_there_is_room(
     with Index(settings.index, embedder=text_hash_embedder) as index:
         state = SqliteState(Path(settings.index.path) / "state.db")
         engine = Engine(settings, index, state)
+        local = start_local_commands(  # as the daemon answers `inlet status`
+            settings, index, state, lambda *args: engine.run(*args[:2]), unrecorded=engine.unrecorded
+        )
         try:
             assert engine.run("notes", "backfill").outcome == "ok"
             write_notes(docs, 100, 4, 20)
@@ -357,6 +366,10 @@ def test_a_run_that_cannot_record_its_failure_records_it_once_there_is_room(
             assert all(r.exc_info is None for r in caplog.records)  # one line each, no traceback
             assert "cannot be recorded now" in caplog.text
             assert "notes" in engine.unrecorded and state.recent_runs("notes", 1)[0].finished_at is None
+            status = CliRunner().invoke(cli, ["status", "--json", "--config", str(settings.file)])
+            shown = json.loads(status.stdout)["sources"][0]  # the daemon says it from memory meanwhile
+            assert shown["running"] is None and shown["last_run"]["outcome"] == "failed", status.output
+            assert "is full" in shown["last_run"]["error"] and shown["failure_streak"] == 1
 
             fillers[0].unlink()  # room again
             done = engine.run("notes", "sync")
@@ -367,4 +380,6 @@ def test_a_run_that_cannot_record_its_failure_records_it_once_there_is_room(
             assert runs[1].finished_at is not None and runs[1].finished_at <= runs[0].started_at
             assert not engine.unrecorded
         finally:
+            assert local is not None
+            local.close()
             state.close()
