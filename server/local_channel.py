@@ -472,6 +472,8 @@ def held_or_here(
         try:
             return here()
         except IndexLockedError:
+            if time.monotonic() < deadline and LocalClient.find(Path(settings.index.path)) is not None:
+                continue  # it began to answer between the first look and the refusal: ask it
             held = starting_holder(settings)
             if held is None and not freed and other_holder(Path(settings.index.path)) is None:
                 freed = True  # let go between the refusal and this look: try once more

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -106,3 +107,29 @@ def test_a_daemon_that_starts_beside_a_one_shot_command_waits_for_it(tmp_path: P
         assert FileLock(tmp_path / "index" / "index.lock").holder()["role"] == "daemon"
     finally:
         index.close()
+
+
+def test_a_holder_that_begins_to_answer_just_as_the_command_is_refused_is_asked(
+    indexed_cheaply: Path, text_hash_embedder: Any
+) -> None:
+    """The daemon's socket began to answer between the command's first look and its refusal of
+    the index: the command asks it, rather than failing as if the holder would never answer."""
+    from inlet.compose import local_commands_of_server
+    from inlet.errors import IndexLockedError
+    from inlet.server.local_channel import held_or_here
+
+    settings = load_config(indexed_cheaply)
+    with ExitStack() as starting:
+        held = starting.enter_context(Index(settings.index, embedder=text_hash_embedder, role="daemon"))
+        lock = Path(settings.index.path) / "index.lock"  # its record names another live process, as a
+        lock.write_text(json.dumps({**json.loads(lock.read_text()), "pid": os.getppid()}))  # daemon's would
+
+        def here() -> str:
+            try:
+                with Index(settings.index, embedder=text_hash_embedder):
+                    return "here"
+            except IndexLockedError:
+                starting.enter_context(local_commands_of_server(settings, held))  # it answers from now on
+                raise
+
+        assert held_or_here(settings, lambda holder: holder.call("status")["sources"][0]["name"], here) == "notes"
