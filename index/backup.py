@@ -26,11 +26,14 @@ backup is only read: a restore into it, or into a folder inside it, is refused; 
 folder that is not empty and holds no index (`INDEX_MARKS`), with or without `replace`, before
 anything is written there. Runs the copy shows
 unfinished are closed as a crash leaves them (`close_orphan_runs`): the process running them is not
-running them in the copy.
+running them in the copy. The folder beside the target (`.NAME.restoring-…`) is `flock`ed by its
+restore from its creation to its end; a restore removes the ones no running restore holds (what a
+restore killed part way left) before it stages its own.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -39,6 +42,8 @@ import shutil
 import sqlite3
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -274,8 +279,9 @@ def restore_index(src: Path, to: Path, replace: bool = False) -> Path | None:
     try:
         if occupied and not replace:
             raise ConfigError(f"{to} already holds an index: pass --replace to move it aside and restore")
-        staged = _stage(src, to, manifest)
-        aside = _swap(staged, to, occupied)
+        _remove_stale_staging(to)
+        with _staging(src, to, manifest) as staged:
+            aside = _swap(staged, to, occupied)
     finally:
         if lock is not None:
             lock.release()
@@ -319,29 +325,80 @@ def _manifest(src: Path) -> dict[str, Any]:
     return manifest
 
 
-def _stage(src: Path, to: Path, manifest: dict[str, Any]) -> Path:
-    """The backup copied into a new folder beside `to` and verified there; removed on any failure."""
+def _staging_prefix(to: Path) -> str:
+    return f".{to.name}.restoring-"
+
+
+def _remove_stale_staging(to: Path) -> None:
+    """Remove the staging folders beside `to` that no running restore holds (`_staging`'s `flock`):
+    what a restore killed while it copied (kill -9, OOM, a reboot) left, a partial copy of a backup
+    that nothing else would ever remove. Each removal is logged; one that cannot be removed is only
+    logged (the restore goes on)."""
+    try:
+        found = sorted(to.parent.glob(_staging_prefix(to) + "*"))
+    except OSError:
+        return
+    for folder in found:
+        if folder.is_symlink() or not folder.is_dir():
+            continue
+        try:
+            handle = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a restore running now
+            shutil.rmtree(folder)
+            log.info("removed %s, the partial copy of a restore that was stopped before it finished", folder)
+        except OSError as exc:
+            log.warning("could not remove %s, left by a restore that was stopped: %s", folder, exc)
+        finally:
+            os.close(handle)
+
+
+@contextmanager
+def _staging(src: Path, to: Path, manifest: dict[str, Any]) -> Iterator[Path]:
+    """A new folder beside `to` with the backup copied into it and verified (`_fill`), `flock`ed from
+    its creation until the restore ends, so that a later restore removes only the staging folders
+    no running restore holds (`_remove_stale_staging`); removed on any failure, and on leaving
+    unless it was moved into place."""
     try:
         to.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        staged = Path(tempfile.mkdtemp(prefix=f".{to.name}.restoring-", dir=to.parent))
+        staged = Path(tempfile.mkdtemp(prefix=_staging_prefix(to), dir=to.parent))
     except OSError as exc:
         raise _copy_error(exc, src, to) from exc
+    handle: int | None = None
     try:
-        try:
-            copy_folder(src, staged, live=False)
-        except OSError as exc:
-            raise _copy_error(exc, src, to) from exc
-        (staged / MANIFEST).unlink(missing_ok=True)
-        _verify(src, staged, manifest)
-        try:
-            _close_unfinished_runs(staged / "state.db")
-            _forget_daemon(staged / "state.db")
-        except (OSError, sqlite3.Error) as exc:
-            raise _copy_error(exc, src, to) from exc
-    except BaseException:
+        handle = os.open(staged, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(handle, fcntl.LOCK_EX)
+    except OSError as exc:
         shutil.rmtree(staged, ignore_errors=True)
-        raise
-    return staged
+        raise _copy_error(exc, src, to) from exc
+    try:
+        _fill(src, staged, to, manifest)
+        yield staged
+    finally:
+        if staged.exists():  # not moved into place
+            shutil.rmtree(staged, ignore_errors=True)
+        os.close(handle)  # releases the flock
+
+
+def _fill(src: Path, staged: Path, to: Path, manifest: dict[str, Any]) -> None:
+    """The backup copied into `staged` and verified there; the runs it shows unfinished closed, the
+    daemon's schedule dropped."""
+    try:
+        copy_folder(src, staged, live=False)
+    except OSError as exc:
+        raise _copy_error(exc, src, to) from exc
+    (staged / MANIFEST).unlink(missing_ok=True)
+    _verify(src, staged, manifest)
+    try:
+        _close_unfinished_runs(staged / "state.db")
+        _forget_daemon(staged / "state.db")
+    except (OSError, sqlite3.Error) as exc:
+        raise _copy_error(exc, src, to) from exc
 
 
 def _copy_error(exc: OSError | sqlite3.Error, src: Path, to: Path) -> BackupError | StorageError:

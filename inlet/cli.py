@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -26,6 +26,7 @@ from inlet.errors import ConfigError, InletError
 from inlet.terminal import one_line
 
 log = logging.getLogger("inlet")
+T = TypeVar("T")
 
 
 def _verbose(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -220,15 +221,19 @@ def backfill(
     try:
         settings = _settings(config_path)
         settings.source(source)
-        holder = _holder(settings)
-        if holder is not None:
-            results = _runs_in_holder(
-                holder, settings, [source], "backfill", since=_date(since), restart=restart, progress=not as_json
-            )
-        else:
+
+        def here() -> list[Any]:
             with _engine(settings, progress=not as_json) as engine:
                 _preflight(settings, [source])
-                results = [engine.run(source, "backfill", since=_date(since), restart=restart)]
+                return [engine.run(source, "backfill", since=_date(since), restart=restart)]
+
+        results = _held_or_here(
+            settings,
+            lambda holder: _runs_in_holder(
+                holder, settings, [source], "backfill", since=_date(since), restart=restart, progress=not as_json
+            ),
+            here,
+        )
     except InletError as exc:
         _fail(exc)
     _report_runs(results, as_json, resume="backfill", config_path=config_path)
@@ -243,13 +248,15 @@ def sync(sources: tuple[str, ...], config_path: str | None, as_json: bool, verbo
     try:
         settings = _settings(config_path)
         names = [settings.source(s).name for s in sources] or [s.name for s in settings.sources]
-        holder = _holder(settings)
-        if holder is not None:
-            results = _runs_in_holder(holder, settings, names, "sync", progress=not as_json)
-        else:
+
+        def here() -> list[Any]:
             with _engine(settings, progress=not as_json) as engine:
                 _preflight(settings, names)
-                results = [engine.run(name, "sync") for name in names if not engine.stop.is_set()]
+                return [engine.run(name, "sync") for name in names if not engine.stop.is_set()]
+
+        results = _held_or_here(
+            settings, lambda holder: _runs_in_holder(holder, settings, names, "sync", progress=not as_json), here
+        )
     except InletError as exc:
         _fail(exc)
     _report_runs(results, as_json, config_path=config_path)
@@ -310,7 +317,9 @@ def forget(source: str, config_path: str | None, as_json: bool, verbose: int) ->
 
         settings = _settings(config_path)
         refuse_configured(settings, source)
-        report = _held_or_here(settings, "forget", {"source": source}, lambda: _forget_here(settings, source))
+        report = _held_or_here(
+            settings, lambda holder: holder.call("forget", {"source": source}), lambda: _forget_here(settings, source)
+        )
     except InletError as exc:
         _fail(exc)
     _emit(
@@ -340,11 +349,12 @@ def search(
         settings = _settings(config_path)
         for name in sources:
             settings.source(name)
-        holder = _holder(settings)
-        if holder is not None:
-            payload = holder.call("search", {"query": query, "k": k, "sources": list(sources), "user": user})
-        else:
-            payload = _search_here(settings, query, k, sources, user)
+        args = {"query": query, "k": k, "sources": list(sources), "user": user}
+        payload = _held_or_here(
+            settings,
+            lambda holder: holder.call("search", args),
+            lambda: _search_here(settings, query, k, sources, user),
+        )
     except InletError as exc:
         _fail(exc)
 
@@ -394,11 +404,13 @@ def _indexed(index: Any, sources: tuple[str, ...]) -> int:
     return sum(docs for name, (docs, _chunks) in counts.items() if not sources or name in sources)
 
 
-def _held_or_here(settings: Any, op: str, args: dict[str, Any], here: Callable[[], dict[str, Any]]) -> Any:
-    """The result of local command `op` from the process holding the index when one answers, else
-    of `here()`, which opens the index in this process."""
-    holder = _holder(settings)
-    return holder.call(op, args) if holder is not None else here()
+def _held_or_here(settings: Any, ask: Callable[[Any], T], here: Callable[[], T]) -> T:
+    """`ask(holder)` of the process holding the index when one answers, else `here()`, which opens
+    the index in this process; a daemon or server that holds it but does not answer yet (starting)
+    is waited for (`inlet.server.local_channel.held_or_here`)."""
+    from inlet.server.local_channel import held_or_here
+
+    return held_or_here(settings, ask, here)
 
 
 def _forget_here(settings: Any, source: str) -> dict[str, Any]:
@@ -554,6 +566,12 @@ def status(source: str | None, config_path: str | None, as_json: bool, verbose: 
 def _print_unconfigured(sources: list[dict[str, Any]]) -> None:
     """The sources the index holds that the config does not name, with the command removing each."""
     for s in sources:
+        if s.get("state_only"):
+            click.echo(
+                f"not configured: {s['name']}, no documents left, but its sync state (checkpoint, runs) is: "
+                f"an interrupted `inlet forget`?\n  `{s['remove']}` finishes deleting it"
+            )
+            continue
         click.echo(
             f"not configured: {s['name']}, {s['documents']} documents, {s['chunks']} chunks (not served; "
             f"removed or renamed in the config?)\n  `{s['remove']}` deletes them; put the source back in the "
@@ -610,7 +628,11 @@ def backup(dest: str, config_path: str | None, as_json: bool, verbose: int) -> N
         settings = _settings(config_path)
         folder_index(settings.index, "backup")  # before a database or Chroma server is reached
         target = Path(os.path.abspath(dest))  # "../bk" written as the folder it names
-        report = _held_or_here(settings, "backup", {"dest": str(target)}, lambda: _backup_here(settings, target))
+        report = _held_or_here(
+            settings,
+            lambda holder: holder.call("backup", {"dest": str(target)}),
+            lambda: _backup_here(settings, target),
+        )
     except InletError as exc:
         _fail(exc)
     _emit(

@@ -6,7 +6,8 @@ the local channel of `inlet serve`) is assembled here, so the layers below never
 another: sync knows no server, the server no daemon's wiring. SIGINT/SIGTERM are handled by one
 handler (`inlet.process.stop_on_signals`): the first sets the stop event, a second exits at once.
 `inlet daemon` and `inlet serve` take the index over from an agent's `inlet mcp` that holds it
-(`serving_index`: it opened it only because no daemon or server ran), rather than refusing to start.
+(`serving_index`: it opened it only because no daemon or server ran), and wait (bounded) for a
+one-shot command holding it to finish, rather than refusing to start.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from inlet.errors import IndexLockedError, InletError
 from inlet.index.store import Index
 from inlet.process import listen, stop_on_signals, wait
 from inlet.server.listener import ServerThread, listening_text, local_url
-from inlet.server.local_channel import HANDOVER_SECONDS, HOLDER_POLL, holder_for
+from inlet.server.local_channel import HANDOVER_SECONDS, HOLDER_POLL, holder_for, log_waiting
 from inlet.server.local_commands import ProgressBoard, Runner, start_local_commands
 from inlet.storage import Leases, StateStore, open_backend
 from inlet.storage.lock import other_holder
@@ -54,22 +55,28 @@ class Assembly:
 def serving_index(settings: Settings, **lock_info: Any) -> Index:
     """The index for `inlet daemon` / `inlet serve` (locked, `lock_info` recorded). Held by an
     agent's `inlet mcp` (role `mcp`), which opened it only because no daemon or server ran, it is
-    asked to hand it over (the local `hand_over` op) and its lock is waited for, up to
-    `HANDOVER_SECONDS`; that `inlet mcp` then forwards its tool calls here. Any other holder, or an
-    `inlet mcp` that does not let go in time, is the usual `IndexLockedError`."""
+    asked to hand it over (the local `hand_over` op); held by a process that answers no local
+    commands (a one-shot `inlet search`, `sync`, `status`..., or a serving one starting or
+    stopping), it is waited for. Either way its lock is waited for up to `HANDOVER_SECONDS` (that
+    `inlet mcp` then forwards its tool calls here). A holder that answers and is not an `inlet mcp`
+    (a running daemon or server), or one that does not let go in time, is the usual
+    `IndexLockedError`."""
     try:
         return Index(settings.index, configured=settings.source_names(), **lock_info)
     except IndexLockedError as locked:
         held = other_holder(Path(settings.index.path)) or {}
-        client = holder_for(settings) if held.get("role") == "mcp" else None
-        if client is None:
+        client = holder_for(settings)
+        if client is not None and held.get("role") != "mcp":
             raise
-        try:
-            client.call("hand_over")
-        except InletError as exc:  # an inlet of another release (no such op), or it stopped meanwhile
-            log.info("the agent's inlet mcp holding the index did not hand it over: %s", exc)
-            raise locked from None
-    log.info("an agent's inlet mcp (pid %s) holds the index: it hands it over", held.get("pid", "?"))
+        if client is not None:
+            try:
+                client.call("hand_over")
+            except InletError as exc:  # an inlet of another release (no such op), or it stopped meanwhile
+                log.info("the agent's inlet mcp holding the index did not hand it over: %s", exc)
+                raise locked from None
+            log.info("an agent's inlet mcp (pid %s) holds the index: it hands it over", held.get("pid", "?"))
+        else:
+            log_waiting(held, "answers no local commands (a one-shot command, or starting)", HANDOVER_SECONDS)
     deadline = time.monotonic() + HANDOVER_SECONDS
     while True:
         try:
@@ -144,7 +151,9 @@ def run_daemon(
     with assembled(settings, stop, on_progress=board.update, take_over=True, **lock_info) as parts:
         daemon = Daemon(settings, parts.engine, hooks=api is not None)  # webhooks are heard only with the API
         server = api.start(settings, parts.index, parts.state, daemon) if api else None
-        local = start_local_commands(settings, parts.index, parts.state, daemon.run_for_client, board)
+        local = start_local_commands(
+            settings, parts.index, parts.state, daemon.run_for_client, board, unrecorded=parts.engine.unrecorded
+        )
         try:
             daemon.start()
             log.info(

@@ -5,8 +5,9 @@ reads whichever backend `open_backend` opens (the folder's SQLite files, or Post
 host's daemons), and never upgrades the folder's schema: files an earlier inlet wrote are read as
 they are (the state through a migrated copy in memory), and `upgrade` names the steps the next
 command that writes applies. Besides the configured sources it lists, under `unconfigured`, the sources whose
-documents the index still holds although the configuration no longer names them (removed or
-renamed: not served, see `inlet.index.store`), with the command that deletes them.
+documents or sync state (checkpoint, runs) the index still holds although the configuration no
+longer names them (removed or renamed: not served, see `inlet.index.store`; sync state alone,
+`state_only`, is what an interrupted `inlet forget` leaves), with the command that deletes them.
 A last run recorded more than a minute in this host's future (`recorded_ahead_seconds`) was timed by
 another clock: the report says so, and the schedule counts from now (`sync.schedule.counted_from`).
 """
@@ -17,6 +18,7 @@ import time
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
+from collections.abc import Mapping
 
 from inlet.config import Settings
 from inlet.process import alive, ended_here
@@ -67,7 +69,13 @@ def _running(run: dict[str, Any] | None, held: bool) -> dict[str, Any] | None:
     }
 
 
-def sources_status(settings: Settings, state: StateStore | None = None) -> dict[str, Any]:
+def sources_status(
+    settings: Settings, state: StateStore | None = None, unrecorded: Mapping[str, RunRecord] | None = None
+) -> dict[str, Any]:
+    """The report; `unrecorded`: the runs that ended in this process (a daemon answering) but whose
+    end the index folder could not take (full: `Engine.unrecorded`), shown as the last runs they
+    are rather than as running."""
+    kept = unrecorded or {}
     backend = open_backend(settings)
     own = state is None
     state = state or backend.read_state()
@@ -87,10 +95,13 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
             held = not backend.shared or bool(lease and not ended_here(str(lease.get("holder", ""))))
             unfinished = in_flight[source.name]
             # a prune is no sync: the last run, the last success (so the lag) and the failure streak are
-            # the syncs' (`SYNC_KINDS`), the last prune beside them
+            # the syncs' (`SYNC_KINDS`), the last prune beside them; a failure the daemon could not
+            # record yet (a full disk) is its last run (`kept`)
             orphan = _orphaned(state, source.name, unfinished, held)
             pruned = orphan is not None and orphan.kind not in SYNC_KINDS
-            last = orphan if orphan is not None and not pruned else state.last_run(source.name, kinds=SYNC_KINDS)
+            last = kept.get(source.name) or (
+                orphan if orphan is not None and not pruned else state.last_run(source.name, kinds=SYNC_KINDS)
+            )
             prune = orphan if pruned else state.last_run(source.name, kinds=("prune",))
             ok = state.last_run(source.name, successful=True, kinds=SYNC_KINDS)
             newest = orphan or state.last_run(source.name)
@@ -146,19 +157,25 @@ def sources_status(settings: Settings, state: StateStore | None = None) -> dict[
                     "scheduled": source.name in planned,
                     "last_success": iso(ok.finished_at) if ok else None,
                     "lag_seconds": round(now - ok.finished_at, 1) if ok and ok.finished_at else None,
-                    "failure_streak": state.failure_streak(source.name),
+                    "failure_streak": state.failure_streak(source.name) + (source.name in kept),
                     "paused": source.name in paused,
                     "events": _events(events.get(source.name)),
                     **({"holder": holders.get(source.name)} if backend.shared else {}),
-                    "running": _running(unfinished, held),
+                    "running": None if source.name in kept else _running(unfinished, held),
                     "recent_skips": recent_skips(state, source.name),
                 }
             )
         configured = {s.name for s in settings.sources}
+        left = {name: counts.get(name, (0, 0)) for name in {*counts, *state.known_sources()} - configured}
         unconfigured = [
-            {"name": name, "documents": docs, "chunks": chunks, "remove": forget_command(name)}
-            for name, (docs, chunks) in sorted(counts.items())
-            if name not in configured
+            {
+                "name": name,
+                "documents": docs,
+                "chunks": chunks,
+                "remove": forget_command(name),
+                "state_only": name not in counts,
+            }
+            for name, (docs, chunks) in sorted(left.items())
         ]
         # a process holding its own state opened (so upgraded) the index: nothing is pending then
         return {"sources": out, "unconfigured": unconfigured, "upgrade": backend.upgrade_pending() if own else []}

@@ -49,11 +49,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from inlet.errors import InletError
+from inlet.errors import IndexLockedError, InletError
 from inlet.storage import folder_schema
-from inlet.storage.lock import FileLock
+from inlet.storage.lock import SERVING, FileLock, other_holder
 
 if TYPE_CHECKING:
     from inlet.config import Settings
@@ -427,6 +427,65 @@ def holder_for(settings: Settings) -> LocalClient | None:
     return client
 
 
+T = TypeVar("T")
+
+
+def starting_holder(settings: Settings) -> dict[str, Any] | None:
+    """(Once the index lock was refused.) Its holder's record (`FileLock.holder`) when that is a
+    serving process (`inlet daemon`, `serve`, `mcp`: `SERVING`) that answers no local commands yet
+    or any more: starting (loading its model, upgrading the schema) or stopping. None otherwise:
+    the holder answers (`holder_for`), or it is a one-shot command."""
+    if settings.index.chroma_url:
+        return None
+    path = Path(settings.index.path)
+    held = FileLock(path / "index.lock").holder()
+    if held.get("role") not in SERVING:
+        return None
+    return held if LocalClient.find(path) is None else None
+
+
+def log_waiting(held: Mapping[str, Any], why: str, seconds: float) -> None:
+    """The one line saying that this process waits for `held` (a lock's record), and why."""
+    log.info(
+        "the index is held by pid %s (%s), which %s: waiting up to %.0fs for it",
+        held.get("pid", "?"),
+        held.get("command", "inlet"),
+        why,
+        seconds,
+    )
+
+
+def held_or_here(
+    settings: Settings, ask: Callable[[LocalClient], T], here: Callable[[], T], *, patience: float = HANDOVER_SECONDS
+) -> T:
+    """`ask(client)` of the process holding this config's index when one answers, else `here()`,
+    which opens the index in this process (the lock refusal, `IndexLockedError`, comes from there).
+    An index locked by a serving process that does not answer yet (`starting_holder`) is waited
+    for, up to `patience` seconds while it holds the lock: then that process is asked, or the index,
+    free, is opened here. Any other holder (a one-shot command) is refused at once, as before."""
+    deadline = time.monotonic() + patience
+    told = freed = False
+    while True:
+        client = holder_for(settings)
+        if client is not None:
+            return ask(client)
+        try:
+            return here()
+        except IndexLockedError:
+            if time.monotonic() < deadline and LocalClient.find(Path(settings.index.path)) is not None:
+                continue  # it began to answer between the first look and the refusal: ask it
+            held = starting_holder(settings)
+            if held is None and not freed and other_holder(Path(settings.index.path)) is None:
+                freed = True  # let go between the refusal and this look: try once more
+                continue
+            if held is None or time.monotonic() >= deadline:
+                raise
+            if not told:
+                log_waiting(held, "does not answer yet (starting or stopping)", patience)
+                told = True
+            time.sleep(HOLDER_POLL)
+
+
 __all__ = [
     "ChannelError",
     "ForwardedError",
@@ -436,8 +495,11 @@ __all__ = [
     "LocalClient",
     "LocalServer",
     "PeerRefusedError",
+    "held_or_here",
     "holder_for",
+    "log_waiting",
     "peer_uid",
     "socket_path",
+    "starting_holder",
     "verify_peer",
 ]

@@ -120,6 +120,7 @@ class LocalCommands:
         retrieval.ready.set()  # the index is open; the model loads on the first query
         self.tools = InletTools(retrieval, settings.server.recency_half_life_days, _no_session)
         self.release: Callable[[], None] | None = None  # an `inlet mcp` holder's: lets go of the index
+        self.unrecorded: Mapping[str, RunRecord] = {}  # the engine's runs not recorded yet (a full folder)
 
     def handlers(self) -> dict[str, Handler]:
         """The ops, each of which fails on a full, read-only or inaccessible index folder with the
@@ -217,7 +218,7 @@ class LocalCommands:
     def status(self, args: Mapping[str, Any]) -> dict[str, Any]:
         from inlet.status import sources_status
 
-        return sources_status(self.settings, self.state)
+        return sources_status(self.settings, self.state, self.unrecorded)
 
     def run(self, args: Mapping[str, Any]) -> dict[str, Any]:
         kind = args.get("kind", "sync")
@@ -308,10 +309,13 @@ def start_local_commands(
     board: ProgressBoard | None = None,
     *,
     hand_over: Callable[[], None] | None = None,
+    unrecorded: Mapping[str, RunRecord] | None = None,
 ) -> LocalServer | None:
     """Answer local commands on `<index>/inlet.sock`; None when not needed or not possible.
     `board` is where the engine that `run` uses reports progress (its `on_progress`); `hand_over`
-    (an `inlet mcp` holder's) lets go of the index for a daemon or server that starts.
+    (an `inlet mcp` holder's) lets go of the index for a daemon or server that starts;
+    `unrecorded` the runs whose end the engine could not record yet (`Engine.unrecorded`), which
+    `status` shows as they ended.
 
     Only for an embedded index (with `[index].chroma_url` every process opens the index itself).
     A channel that cannot start is logged and skipped: the holder's own work goes on.
@@ -320,6 +324,7 @@ def start_local_commands(
         return None
     commands = LocalCommands(settings, index, state, run, board)
     commands.release = hand_over
+    commands.unrecorded = unrecorded if unrecorded is not None else {}
     try:
         return LocalServer(Path(settings.index.path), commands.handlers(), config_id=settings.fingerprint())
     except (InletError, OSError) as exc:

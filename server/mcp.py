@@ -44,7 +44,7 @@ from inlet.connectors.model import well_formed_user
 
 from .auth import Caller, KeyEntry, caller_for, key_label, named_user
 from .errors import ApiError
-from .local_channel import HANDOVER_SECONDS, HOLDER_POLL, HolderGoneError, LocalClient, holder_for
+from .local_channel import HANDOVER_SECONDS, HOLDER_POLL, HolderGoneError, LocalClient, holder_for, starting_holder
 from .middleware import send_error
 from .models import MAX_QUERY_CHARS, iso
 from .content_type import is_json
@@ -754,10 +754,11 @@ class StdioTools(InletTools):
                 self._open_here()
                 return None
             except IndexLockedError as exc:
-                holder = FileLock(Path(self.settings.index.path) / "index.lock").holder()  # who refused us
-                if holder.get("role") in SERVING and time.monotonic() < patience:
-                    time.sleep(HOLDER_POLL)  # starting (not listening yet) or stopping (not yet gone)
+                starting = starting_holder(self.settings) is not None  # not listening yet, or stopping
+                if starting and time.monotonic() < patience:
+                    time.sleep(HOLDER_POLL)
                     continue
+                holder = FileLock(Path(self.settings.index.path) / "index.lock").holder()  # who refused us
                 raise ToolError(_locked_message(exc, serving=holder.get("role") in SERVING)) from None
 
     def _open_here(self) -> None:

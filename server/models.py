@@ -257,6 +257,11 @@ class UnconfiguredSource(BaseModel):
     documents: int
     chunks: int
     remove: str = Field(description="the command that deletes them (`inlet forget NAME`)")
+    state_only: bool = Field(
+        default=False,
+        description="no documents left, only sync state (checkpoint, runs): an interrupted `inlet forget`, "
+        "which `remove` finishes",
+    )
 
 
 class SourcesResponse(BaseModel):

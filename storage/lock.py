@@ -6,7 +6,8 @@ the holder exits, so a crashed or killed process never leaves a lock stuck.
 
 A process refused the index is told who holds it (its pid and command line, `command_line`) and
 what to do: a command that needs the folder to itself (`ALONE`: no holder runs it for another)
-beside a process that runs until stopped (`SERVING`) is told to stop that process first.
+beside a process that runs until stopped (`SERVING`) is told to stop that process first; a local
+command beside a daemon or server, which it waited for (it answers once started), to run again.
 """
 
 from __future__ import annotations
@@ -142,6 +143,13 @@ def _refusal(path: Path, holder: dict[str, Any], role: Any) -> IndexLockedError:
         return IndexLockedError(
             f"`inlet {role}`: the index at {path} is in use by {who}. Embedded Chroma cannot be shared "
             "between processes: wait for it to finish (or stop it), then run this command again.",
+            who,
+        )
+    if serving and holder.get("role") != "mcp" and role not in SERVING:  # waited for (`held_or_here`)
+        return IndexLockedError(
+            f"the index at {path} is held by {who}{hint}, which runs `inlet search`, `sync` and the other "
+            "local commands of its user once it has started, and did not answer in time: it is starting "
+            "(loading its model, upgrading the index) or stopping. Run this command again in a moment.",
             who,
         )
     refused = f"`inlet {role}`: " if role else ""

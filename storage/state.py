@@ -107,9 +107,10 @@ class SqlState:
         return run
 
     def finish_run(self, run: RunRecord) -> None:
-        """Record how the run ended, unless it is closed already: a process that lost its lease (a
-        frozen daemon that wakes) must not rewrite how its successor closed the run."""
-        run.finished_at = self.clock()
+        """Record how the run ended (at its `finished_at`, now when unset), unless it is closed
+        already: a process that lost its lease (a frozen daemon that wakes) must not rewrite how its
+        successor closed the run."""
+        run.finished_at = run.finished_at if run.finished_at is not None else self.clock()
         stored = run.moved(self.clock_offset())
         self._exec(
             "UPDATE runs SET finished_at = ?, outcome = ?, upserted = ?, deleted = ?, skipped = ?, errors = ?, "
@@ -282,10 +283,26 @@ class SqlState:
         ]
 
     # --- forgetting a source that left the configuration ------------------------------------------
+    def drop_checkpoint(self, source: str) -> bool:
+        """Delete the checkpoint of `source` (its `sources` row) alone, whether there was one: the
+        first step of `inlet forget`, so that once its documents start going nothing claims they are
+        indexed (a source configured again after an interrupted forget starts from a first
+        backfill), while its runs stay to show the forget unfinished (`known_sources`). The caller
+        holds its lease."""
+        with self._connection() as db:
+            return db.execute(self.dialect.sql("DELETE FROM sources WHERE name = ?"), (source,)).rowcount > 0
+
+    def known_sources(self) -> list[str]:
+        """The sources with sync state (a checkpoint or runs), sorted: with the catalog's, what
+        `inlet status` compares with the configuration."""
+        rows = self._exec("SELECT name FROM sources UNION SELECT DISTINCT source FROM runs")
+        return sorted(r[0] for r in rows)
+
     def forget(self, source: str) -> bool:
         """Delete everything kept of `source`: its checkpoint, runs (their progress and skipped
         items), pause, schedule and change-event rows, in one transaction; whether there was any.
-        The caller holds its lease (no run of it is under way) and has deleted its documents."""
+        The caller holds its lease (no run of it is under way) and has deleted its documents (after
+        `drop_checkpoint`)."""
         runs = "SELECT id FROM runs WHERE source = ?"
         with self._connection() as db:
             found = 0

@@ -67,7 +67,8 @@ from typing import Any
 
 from inlet.config import Settings
 from inlet.connectors.base import SourceConfig, parse_duration
-from inlet.errors import IndexUnavailable, InletError, SourceBusyError
+from inlet.errors import IndexUnavailable, InletError, SourceBusyError, StorageError
+from inlet.index.disk import storage_error
 from inlet.process import overdue
 
 from .engine import ORPHANED, STOP_GRACE, Engine, RunResult
@@ -373,8 +374,12 @@ class Daemon:
         try:
             with self._counted():
                 return func(*args)
-        except Exception:  # a bug here must not kill the worker thread silently
-            log.exception("daemon job %s%r failed", func.__name__, args)
+        except Exception as exc:  # a bug here must not kill the worker thread silently
+            full = storage_error(exc, self.engine.index.path)
+            if full is not None:  # a full or read-only index folder: its name and cause, no traceback
+                log.error("daemon job %s%r failed: %s", func.__name__, args, full)
+            else:
+                log.exception("daemon job %s%r failed", func.__name__, args)
             return None
         finally:
             self.publish()
@@ -382,9 +387,9 @@ class Daemon:
     def sync_job(self, name: str, why: str = "schedule") -> RunResult | None:
         """One scheduled sync; skipped while the source is paused, runs elsewhere or backs off after
         a failure; owed while a run of it is in flight here (`_take`). An index database that cannot
-        be reached before the run could start (to read the pauses, take the lease) fails it as a run
-        that started would: one line, then the backoff (no run is recorded: the database holds the
-        records)."""
+        be reached before the run could start (to read the pauses, take the lease), or an index
+        folder too full to record its start, fails it as a run that started would: one line, then
+        the backoff (no run is recorded: the database holds the records)."""
         return self._guarded_sync_job(name, why, None)
 
     def _owed_job(self, name: str, why: str, mark: Mark) -> RunResult | None:
@@ -399,7 +404,7 @@ class Daemon:
     def _guarded_sync_job(self, name: str, why: str, mark: Mark) -> RunResult | None:
         try:
             return self._sync_job(name, why, mark)
-        except IndexUnavailable as exc:
+        except (IndexUnavailable, StorageError) as exc:  # out of reach, or a full or read-only index folder
             result = RunResult(name, "failed", 0, 0, 0, 1, 0.0, str(exc))
             self._after(name, result)
             return result

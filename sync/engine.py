@@ -389,6 +389,9 @@ class Engine:
         self.on_progress = on_progress
         self.on_recent = on_recent  # (source, window start) once a recent pass is committed
         self._write_lock = threading.Lock()  # one batch at a time into the index (daemon threads)
+        # source -> its last run, ended, whose end could not be recorded (a full or read-only index
+        # folder): recorded by the source's next run here before anything else (`_record_pending`)
+        self.unrecorded: dict[str, RunRecord] = {}
 
     def connector(self, name: str, env: Mapping[str, str] | None = None) -> Connector:
         """Source `name`'s connector, reading its secrets in `env` first, then in the engine's."""
@@ -410,7 +413,9 @@ class Engine:
         at its next checkpoint, as `stop` ends every run (a forwarded command's Ctrl-C); `env` holds
         secrets read before the engine's own environment (a forwarded command's)."""
         with self.leases.hold(name) as fence:
-            return self._run_locked(name, kind, since, restart, fence, scope, _Stop(self.stop, cancel), env)
+            return self._unwritable(
+                name, lambda: self._run_locked(name, kind, since, restart, fence, scope, _Stop(self.stop, cancel), env)
+            )
 
     def run_if(self, name: str, due: Callable[[], bool]) -> RunResult | None:
         """A sync that `due`, asked once the source's lease is held, may decline (None): with
@@ -418,7 +423,32 @@ class Engine:
         with self.leases.hold(name) as fence:
             if not due():
                 return None
-            return self._run_locked(name, "sync", None, False, fence, None, _Stop(self.stop))
+            return self._unwritable(
+                name, lambda: self._run_locked(name, "sync", None, False, fence, None, _Stop(self.stop))
+            )
+
+    def _unwritable(self, name: str, run: Callable[[], RunResult]) -> RunResult:
+        """`run()`; a full or read-only index folder that refuses the state's own writes before the
+        run could start (recording a run kept by `_finish`, closing orphans, starting the run) is the
+        `StorageError` naming `[index] path`, the folder and the cause: no run is recorded (the
+        folder cannot hold one), and the caller says it in one line."""
+        try:
+            return run()
+        except Exception as exc:
+            full = storage_error(exc, self.index.path)
+            if full is None or full is exc:
+                raise
+            raise full from exc
+
+    def _record_pending(self, name: str) -> None:
+        """Record how the last run of `name` here ended, when that could not be written then (the
+        folder was full): with its own end and error, not as a run whose process stopped."""
+        pending = self.unrecorded.get(name)
+        if pending is None:
+            return
+        self.state.finish_run(pending)
+        del self.unrecorded[name]
+        log.info("source %r: recorded how its run that could not be recorded ended: %s", name, pending.error)
 
     def _run_locked(
         self,
@@ -431,6 +461,7 @@ class Engine:
         stop: "_Stop",
         env: Mapping[str, str] | None = None,
     ) -> RunResult:
+        self._record_pending(name)  # first: the run it names is ours, not one a stopped process left
         if self.state.close_orphan_runs(name, ORPHANED):  # the lease is ours: nobody runs them
             log.warning("source %r: taking over a run a stopped process left unfinished", name)
         source = self.state.source(name)
@@ -809,7 +840,19 @@ class Engine:
         run.retry_at = time.time() + retry_after if retry_after is not None else None
         if outcome == "failed":
             run.errors += 1  # the error that ended it
-        self._record(run)
+        try:
+            self._record(run)
+        except Exception as exc:
+            full = storage_error(exc, self.index.path)
+            if full is None:
+                raise
+            self.unrecorded[run.source] = run  # ended now: the time it is recorded with later
+            log.error(
+                "source %r: how its run ended (%s) cannot be recorded now: %s; it is recorded by the source's next run",
+                run.source,
+                outcome,
+                full,
+            )
         if outcome != "failed":  # a failure was logged where it was caught
             log.info(
                 "%s of %r %s: %d upserted, %d deleted, %d skipped, %d errors, %d chunks embedded in %.1fs",

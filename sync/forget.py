@@ -8,9 +8,14 @@ configuration names, one that a live daemon of the folder has on its schedule (a
 the schedule of a killed daemon too, so there it is only warned about), one that the process
 holding the index was started with when the command is forwarded to it (it must be restarted:
 renamed in the file, the source is still its), and one a run holds (its
-lease is taken for the whole deletion, and every write carries its fence). Documents go first,
-batch by batch (an interrupted forget is run again), then the source's checkpoint, runs, skips,
-pause and event rows.
+lease is taken for the whole deletion, and every write carries its fence).
+
+The order makes an interrupted forget (killed, or its machine stopped) safe to leave: first the
+source's checkpoint goes, so nothing claims its documents are indexed any more (configured again,
+the source starts from a first backfill); then its documents, batch by batch; last its runs,
+skips, pause and event rows. Until that last step the runs stay, so `inlet status` lists the
+source as not configured (with documents, or with sync state alone) with the command that
+finishes it: `inlet forget` run again.
 """
 
 from __future__ import annotations
@@ -99,8 +104,9 @@ def forget_source(
             + (f" (sources indexed but not configured: {', '.join(others)})" if others else "")
         )
     with leases.hold(name) as fence:
+        had_checkpoint = state.drop_checkpoint(name)  # first: see the module's docstring
         deleted = index.forget(name, fence)
-        had_state = state.forget(name)
+        had_state = state.forget(name) or had_checkpoint
     log.info(  # the command prints it too; a daemon or server answering it logs it at its level
         "forgot source %r (not in %s): %d documents and %d chunks deleted with their vectors%s",
         name,

@@ -310,3 +310,76 @@ def test_an_index_folder_of_another_account_says_to_run_as_that_account(text_has
         f"inlet: [index] path: the index folder {home / 'index'} belongs to another account (root): run inlet as "
         "root, the account that owns it (a daemon or server root runs answers only root's commands)"
     )
+
+
+def test_a_run_that_cannot_record_its_failure_records_it_once_there_is_room(
+    small_disk: Path, tmp_path: Path, text_hash_embedder: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """probe33d F3: a daemon's run failed on a full index folder, and writing that failure to the
+    full state.db failed too: tracebacks in the log, and the next run, once there was room, closed
+    it as one "the process running it stopped (killed ...)". The engine (the daemon's, here in this
+    process) keeps the failure, says it in one line, and records it, with its cause and end, before
+    its next run of the source once it can."""
+    import logging
+
+    import json
+
+    from click.testing import CliRunner
+
+    from inlet.cli import cli
+    from inlet.errors import StorageError
+    from inlet.server.local_commands import start_local_commands
+    from inlet.storage import ORPHANED
+    from inlet.sync.daemon import Daemon
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    write_notes(docs, 0, 4, 20)
+    settings = load_config(write_config(tmp_path, small_disk / "index", docs, ""))
+    with Index(settings.index, embedder=text_hash_embedder) as index:
+        state = SqliteState(Path(settings.index.path) / "state.db")
+        engine = Engine(settings, index, state)
+        local = start_local_commands(  # as the daemon answers `inlet status`
+            settings, index, state, lambda *args: engine.run(*args[:2]), unrecorded=engine.unrecorded
+        )
+        try:
+            assert engine.run("notes", "backfill").outcome == "ok"
+            write_notes(docs, 100, 4, 20)
+            fillers: list[Path] = []
+
+            def full_once_it_runs(frame: Any, event: str, arg: Any) -> None:  # a `sys.settrace` hook
+                if event == "call" and frame.f_code is Engine._drive.__code__ and not fillers:
+                    fillers.append(fill(small_disk, leave=0))  # the run is recorded as started: now the disk is full
+
+            before = sys.gettrace()
+            sys.settrace(full_once_it_runs)
+            try:
+                with caplog.at_level(logging.INFO):
+                    failed = engine.run("notes", "sync")
+                    with pytest.raises(StorageError, match="is full"):  # still full: no run can start
+                        engine.run("notes", "sync")
+                    retried = Daemon(settings, engine).sync_job("notes", "retry")  # the daemon's retry
+            finally:
+                sys.settrace(before)
+            assert failed.outcome == "failed" and "is full" in (failed.error or ""), failed
+            assert retried is not None and retried.outcome == "failed" and "is full" in (retried.error or "")
+            assert all(r.exc_info is None for r in caplog.records)  # one line each, no traceback
+            assert "cannot be recorded now" in caplog.text
+            assert "notes" in engine.unrecorded and state.recent_runs("notes", 1)[0].finished_at is None
+            status = CliRunner().invoke(cli, ["status", "--json", "--config", str(settings.file)])
+            shown = json.loads(status.stdout)["sources"][0]  # the daemon says it from memory meanwhile
+            assert shown["running"] is None and shown["last_run"]["outcome"] == "failed", status.output
+            assert "is full" in shown["last_run"]["error"] and shown["failure_streak"] == 1
+
+            fillers[0].unlink()  # room again
+            done = engine.run("notes", "sync")
+            assert (done.outcome, done.upserted) == ("ok", 4), done
+            runs = state.recent_runs("notes", 3)
+            assert [r.outcome for r in runs] == ["ok", "failed", "ok"]
+            assert "is full" in (runs[1].error or "") and runs[1].error != ORPHANED
+            assert runs[1].finished_at is not None and runs[1].finished_at <= runs[0].started_at
+            assert not engine.unrecorded
+        finally:
+            assert local is not None
+            local.close()
+            state.close()

@@ -265,7 +265,10 @@ function renderSources() {
 function renderUnconfigured(sources) {
   const list = $("unconfigured");
   list.hidden = sources.length === 0;
-  patch(list, sources.map((source) => el("li", `Not configured: ${source.name}, ${source.documents} documents (not served; ` +
+  patch(list, sources.map((source) => el("li", source.state_only
+    ? `Not configured: ${source.name}, no documents left but its sync state (checkpoint, runs) is: an interrupted ` +
+      `forget? \`${source.remove}\` finishes deleting it.`
+    : `Not configured: ${source.name}, ${source.documents} documents (not served; ` +
       `removed or renamed in the config?). \`${source.remove}\` deletes them; put the source back in the config to keep them.`)));
 }
 

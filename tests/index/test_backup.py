@@ -526,3 +526,30 @@ def test_a_restore_into_the_backup_is_refused(tmp_path: Path, made: Path) -> Non
     assert files_of(backup) == before and sorted(p.name for p in backup.iterdir()) == sorted(
         p.name for p in made.iterdir()
     )
+
+
+def test_a_restore_removes_the_staging_folders_of_restores_that_were_killed(
+    tmp_path: Path, made: Path, live: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """probe33d F2: a restore killed while it copied (kill -9: no handler runs) left its partial
+    copy `.live.restoring-…` beside the index for good. The next restore removes it, but not the
+    staging folder of a restore running now (it holds that folder's lock)."""
+    import fcntl
+    import logging
+
+    killed = tmp_path / ".live.restoring-k1ll3d00"
+    killed.mkdir(mode=0o700)
+    shutil.copy2(made / "catalog.db", killed / "catalog.db")  # a part of the copy, as far as it got
+    running = tmp_path / ".live.restoring-runn1ng0"
+    running.mkdir(mode=0o700)
+    handle = os.open(running, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(handle, fcntl.LOCK_EX)  # as a restore under way holds its own
+    try:
+        with caplog.at_level(logging.INFO, logger="inlet.index.backup"):
+            assert restore_index(made, live, replace=True) is not None
+    finally:
+        os.close(handle)
+    assert not killed.exists() and running.is_dir()
+    assert str(killed) in caplog.text and str(running) not in caplog.text
+    assert (live / "catalog.db").is_file()
+    assert sorted(p.name for p in tmp_path.glob(".live.restoring-*")) == [running.name]  # none of its own left

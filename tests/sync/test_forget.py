@@ -38,6 +38,14 @@ def write_config(tmp_path: Path, file: str, index: str, *names: str) -> Path:
     return config
 
 
+def index_of(where: str, request: pytest.FixtureRequest) -> str:
+    """The [index] lines of an index on the folder, or on PostgreSQL with a Chroma server."""
+    if where == "postgresql":
+        database, chroma = request.getfixturevalue("database_url"), request.getfixturevalue("chroma_server_url")
+        return f'database_url = "{database}"\nchroma_url = "{chroma}"'
+    return 'path = "index"'
+
+
 @pytest.fixture
 def renamed(tmp_path: Path, text_hash_embedder) -> Path:
     return make_renamed(tmp_path, text_hash_embedder, 'path = "index"')
@@ -70,7 +78,9 @@ def test_status_lists_the_documents_of_a_source_no_longer_configured(renamed: Pa
     assert code == 0, out
     payload = json.loads(out)
     assert [s["name"] for s in payload["sources"]] == ["notes-new"]
-    assert payload["unconfigured"] == [{"name": "notes", "documents": 2, "chunks": 2, "remove": "inlet forget notes"}]
+    assert payload["unconfigured"] == [
+        {"name": "notes", "documents": 2, "chunks": 2, "remove": "inlet forget notes", "state_only": False}
+    ]
     code, out = invoke("status", "--config", str(renamed))
     assert "not configured: notes, 2 documents" in out and "`inlet forget notes` deletes them" in out
 
@@ -94,10 +104,7 @@ def test_forget_deletes_every_trace_of_an_unconfigured_source_only(
     where: str, tmp_path: Path, text_hash_embedder, request: pytest.FixtureRequest
 ) -> None:
     """On the index folder, and on PostgreSQL with a Chroma server."""
-    index_lines = 'path = "index"'
-    if where == "postgresql":
-        database, chroma = request.getfixturevalue("database_url"), request.getfixturevalue("chroma_server_url")
-        index_lines = f'database_url = "{database}"\nchroma_url = "{chroma}"'
+    index_lines = index_of(where, request)
     from inlet.sync.forget import forget_source
 
     renamed = make_renamed(tmp_path, text_hash_embedder, index_lines)
@@ -182,3 +189,77 @@ def test_a_forwarded_forget_of_a_source_the_holder_still_names_says_to_restart_t
         finally:
             local.close()
             state.close()
+
+
+class _Killed(BaseException):
+    """Where the test stops a forget: its process ends there (kill -9, a reboot)."""
+
+
+@pytest.mark.parametrize("where", ["folder", "postgresql"])
+def test_a_forget_killed_after_the_documents_is_shown_and_the_source_configured_again_is_indexed_again(
+    where: str, tmp_path: Path, text_hash_embedder, request: pytest.FixtureRequest
+) -> None:
+    """`inlet forget` stopped once the documents are deleted, before the rest of the sync state: the
+    checkpoint is already gone (so the source configured again starts from a first backfill, not
+    "indexed: everything" with 0 documents), and its runs left make `inlet status` name it with the
+    command that finishes the forget."""
+    import sys
+
+    from inlet.storage.state import SqlState
+    from inlet.sync.forget import forget_source
+
+    index_lines = index_of(where, request)
+    renamed = make_renamed(tmp_path, text_hash_embedder, index_lines)
+    settings = load_config(renamed)
+    backend = open_backend(settings)
+
+    def stop_at_state_forget(frame, event, arg):  # a `sys.settrace` hook, as tests/crash_points.py sets
+        if event == "call" and frame.f_code is SqlState.forget.__code__:
+            raise _Killed
+        return None
+
+    with Index(settings.index, embedder=text_hash_embedder, configured=settings.source_names()) as index:
+        state, leases = backend.state(), backend.leases()
+        before = sys.gettrace()
+        sys.settrace(stop_at_state_forget)
+        try:
+            with pytest.raises(_Killed):
+                forget_source(settings, index, state, leases, "notes")
+        finally:
+            sys.settrace(before)
+            state.close()
+            leases.close()
+        assert index.catalog.counts() == {"notes-new": (2, 2)}  # the documents went
+    code, out = invoke("status", "--json", "--config", str(renamed))
+    assert json.loads(out)["unconfigured"] == [
+        {"name": "notes", "documents": 0, "chunks": 0, "remove": "inlet forget notes", "state_only": True}
+    ]
+    code, out = invoke("status", "--config", str(renamed))
+    assert "not configured: notes, no documents left" in out and "`inlet forget notes` finishes" in out
+
+    again = load_config(write_config(tmp_path, "again.toml", index_lines, "notes-new", "notes"))
+    with Index(again.index, embedder=text_hash_embedder, configured=again.source_names()) as index:
+        state = open_backend(again).state()
+        try:
+            result = Engine(again, index, state).run("notes", "sync")
+            assert (result.outcome, result.upserted) == ("ok", 2)
+            assert index.catalog.counts()["notes"] == (2, 2)
+        finally:
+            state.close()
+
+
+def test_a_forget_run_again_finishes_an_interrupted_one(renamed: Path, text_hash_embedder) -> None:
+    """What a forget stopped after the documents leaves (checkpoint and documents gone, runs kept)
+    the next `inlet forget` deletes, and status lists nothing more."""
+    settings = load_config(renamed)
+    with Index(settings.index, embedder=text_hash_embedder, configured=settings.source_names()) as index:
+        state = open_backend(settings).state()
+        try:
+            assert state.drop_checkpoint("notes") and index.forget("notes") == 2
+        finally:
+            state.close()
+    code, out = invoke("forget", "notes", "--json", "--config", str(renamed))
+    assert code == 0, out
+    assert json.loads(out) == {"source": "notes", "documents": 0, "chunks": 0, "state": True}
+    code, out = invoke("status", "--json", "--config", str(renamed))
+    assert json.loads(out)["unconfigured"] == []
