@@ -325,7 +325,14 @@ class Daemon:
             if name not in self._after_lease:
                 return None
             scope = self._after_lease.pop(name)
-        return self.event_sync(name, scope)
+        result = self.event_sync(name, scope)
+        if isinstance(result, Deferred):  # its service asked for a pause: the events run after it
+            with self._owed_lock:
+                held = self._after_lease.get(name, scope)
+                self._after_lease[name] = None if held is None or scope is None else held | scope
+            self._once(f"event-after:{name}", self._event_after_lease, self.clock() + result.retry_after, name)
+            return None
+        return result
 
     def shutdown(self, grace: float = SHUTDOWN_GRACE) -> bool:
         """Stop firing, let runs in flight stop at their next checkpoint while event sources remove
