@@ -508,7 +508,6 @@ class _Page:
             skipped = Skipped(id=failure.id, reason=f"{failure.title or file_id}: {exc}", title=failure.title)
             yield self.ds.retries.note(file_id, skipped)
             return
-        self.run.outage.read()
         yield from self._files([item], force=True)
 
     def recheck(self, file_ids: list[str]) -> Iterator[Item]:
@@ -531,7 +530,6 @@ class _Page:
                     raise answer
                 yield from self._deleted(fid)
             else:
-                self.run.outage.read()
                 items.append(answer)
         yield from self._files(items, force=True)
 
@@ -572,7 +570,6 @@ class _Page:
                 skipped = Skipped(id=self.c.doc_id(item["id"]), reason=reason, title=item["name"])
                 yield self.ds.retries.note(item["id"], skipped)
                 continue
-            self.run.outage.read()  # a read that answered: the failures before it were not in a row
             grants = grants_of(answer.get("value", []), self.run.now, self.c.config.link_shares)
             key = acl_key(self.run.principals.acl(grants, site_of(self.ds)))
             same = (
@@ -585,6 +582,7 @@ class _Page:
             )
             if same and not force and entry["a"] == key:  # type: ignore[index]
                 entry["g"] = grants  # type: ignore[index]
+                self.run.outage.read()  # read whole (nothing to download): the failures before are not in a row
                 continue
             result = self.run.document(self.ds, self.drive_id, item, path, grants)
             if result is None:
