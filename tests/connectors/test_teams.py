@@ -630,18 +630,25 @@ def test_a_deleted_root_with_replies_leaves_the_thread_without_it(sb: Sandbox) -
     assert thread_id(sb, exports) in {i.id for i in fresh if isinstance(i, Document)}
 
 
-def test_a_message_blocked_for_outsiders_keeps_its_thread_from_guests(sb: Sandbox) -> None:
-    """probe33a F2: a message Purview DLP blocks for readers outside the organization
-    (`BlockAccessExternal`) was indexed for the whole channel, guests included; `BlockAccess`
-    hides a message from everyone; the sender's override lifts either."""
+def with_a_guest(sb: Sandbox) -> tuple[TeamsConnector, dict[str, Any], TeamsState, Message, Message, str]:
+    """A synced sandbox whose "slow exports" thread's one reply is a guest's: (connector, checkpoint,
+    state, root, reply, the guest)."""
     conn = connector(sb)
     _, cp = run(conn)
     st = state(sb)
     exports = root(sb, "slow exports")
     (reply,) = st.replies(exports.id)
-    guest = reply.author
     with sb.ws.lock:
-        st.guests.add(guest)
+        st.guests.add(reply.author)
+    return conn, cp, st, exports, reply, reply.author
+
+
+def test_a_message_blocked_for_outsiders_keeps_its_thread_from_guests(sb: Sandbox) -> None:
+    """probe33a F2: a message Purview DLP blocks for readers outside the organization
+    (`BlockAccessExternal`) was indexed for the whole channel, guests included; `BlockAccess`
+    hides a message from everyone; the sender's override lifts either."""
+    conn, cp, st, exports, reply, guest = with_a_guest(sb)
+    with sb.ws.lock:
         st.flag(reply.id, "BlockAccessExternal")
     items, cp = run(conn, cp)
     (doc,) = [i for i in items if isinstance(i, Document) and i.id == thread_id(sb, exports)]
@@ -662,14 +669,8 @@ def test_dlp_flags_in_any_spelling_block_and_a_hidden_root_names_nothing(sb: San
     """review33: `dlpAction` is a set of flags, spelt in any case ("notifySender, blockAccessExternal");
     a root hidden from everyone gave the thread its title, and a failed read's skip gave a narrowed
     thread back to guests."""
-    conn = connector(sb)
-    _, cp = run(conn)
-    st = state(sb)
-    exports = root(sb, "slow exports")
-    (reply,) = st.replies(exports.id)
-    guest = reply.author
+    conn, cp, st, exports, reply, guest = with_a_guest(sb)
     with sb.ws.lock:
-        st.guests.add(guest)
         st.flag(reply.id, "notifySender, blockAccessExternal")
         st.flag(exports.id, "blockAccess")
     items, cp = run(conn, cp)
