@@ -129,18 +129,20 @@ def message_json(state: TeamsState, msg: Message, base: str, ws: Any) -> dict[st
             }
             for n, card in enumerate(msg.cards)
         ]
-        + [
-            {
-                "id": "forwarded",
-                "contentType": "forwardedMessageReference",
-                "contentUrl": None,
-                "name": None,
-                "content": json.dumps(msg.forwarded),  # a JSON string, as cards
-                "thumbnailUrl": None,
-            }
-            for _ in [msg.forwarded]
+        + (
+            [
+                {
+                    "id": "forwarded",
+                    "contentType": "forwardedMessageReference",
+                    "contentUrl": None,
+                    "name": None,
+                    "content": json.dumps(msg.forwarded),  # a JSON string, as cards
+                    "thumbnailUrl": None,
+                }
+            ]
             if msg.forwarded
-        ],
+            else []
+        ),
         "mentions": [],
         "reactions": [],
         "policyViolation": msg.policy,

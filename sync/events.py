@@ -312,30 +312,36 @@ class EventLoop:
                 len(batch),
                 ", ".join(containers[:5]) + (" ..." if len(containers) > 5 else ""),
             )
-            result: Any = None
             try:  # quiet (`quiet`) only once the run's latency is recorded, or its hints are pending again
-                try:
-                    result = self.run_sync(source.name, scope)
-                except Exception:  # a bug must not end the worker: the schedule would be all that is left
-                    log.exception("source %r: event sync failed", source.name)
-                    wait = self._failed(source, batch, None)
-                else:
-                    wait = None
-                    if isinstance(result, Deferred):  # not run yet: pending again, no failure
-                        with self._cond:
-                            source.pending[:0] = batch
-                        wait = result.retry_after
-                    elif result is not None and getattr(result, "outcome", "failed") != "failed":
-                        source.failures = 0
-                        source.rerun.succeeded()
-                        source.latencies.append(max(0.0, self.clock() - oldest))
-                        self._publish(source)
-                    elif result is not None:
-                        wait = self._failed(source, batch, getattr(result, "retry_after", None))
+                wait = self._ran(source, batch, scope, oldest)
             finally:
                 source.syncing = False
             if wait is not None:
                 self._stop.wait(wait)  # the back-off: new hints gather meanwhile, one run takes them all
+
+    def _ran(self, source: _Source, batch: list[Hint], scope: frozenset[str] | None, oldest: float) -> float | None:
+        """Run `batch` (of `scope`); the seconds to wait when its hints are pending again, else None."""
+        try:
+            result = self.run_sync(source.name, scope)
+        except Exception:  # a bug must not end the worker: the schedule would be all that is left
+            log.exception("source %r: event sync failed", source.name)
+            return self._failed(source, batch, None)
+        if isinstance(result, Deferred):  # not run yet: pending again, no failure
+            self._requeue(source, batch)
+            return result.retry_after
+        if result is None:  # did not run: owed to the next start, or following another host's run
+            return None
+        if getattr(result, "outcome", "failed") == "failed":
+            return self._failed(source, batch, getattr(result, "retry_after", None))
+        source.failures = 0
+        source.rerun.succeeded()
+        source.latencies.append(max(0.0, self.clock() - oldest))
+        self._publish(source)
+        return None
+
+    def _requeue(self, source: _Source, batch: list[Hint]) -> None:
+        with self._cond:
+            source.pending[:0] = batch
 
     def _failed(self, source: _Source, batch: list[Hint], retry_after: float | None) -> float | None:
         """A run of `batch` failed: its hints are pending again, to run after the returned seconds;
@@ -352,8 +358,7 @@ class EventLoop:
             source.rerun.succeeded()
             return None
         wait = source.rerun.failed(retry_after)
-        with self._cond:
-            source.pending[:0] = batch
+        self._requeue(source, batch)
         log.info("source %r: its %d change event(s) run again in %.0f s", source.name, len(batch), wait)
         return wait
 
