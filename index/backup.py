@@ -26,9 +26,10 @@ backup is only read: a restore into it, or into a folder inside it, is refused; 
 folder that is not empty and holds no index (`INDEX_MARKS`), with or without `replace`, before
 anything is written there. Runs the copy shows
 unfinished are closed as a crash leaves them (`close_orphan_runs`): the process running them is not
-running them in the copy. The folder beside the target (`.NAME.restoring-…`) is `flock`ed by its
-restore from its creation to its end; a restore removes the ones no running restore holds (what a
-restore killed part way left) before it stages its own.
+running them in the copy. The folder beside the target (`.NAME.restoring-…`, renamed
+`.NAME.ready-…` once verified) is `flock`ed by its restore from its creation to its end; a restore
+removes the ones no running restore holds (what a restore killed part way left) before it stages
+its own, and a ready copy found where the index is missing is put in place (`inlet.storage.swap`).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ from inlet.storage.private import private_folder
 from inlet.storage.records import RECORD
 from inlet.storage.sqlite.schema import CATALOG, STATE
 from inlet.storage.sqlite.state import SqliteState
+from inlet.storage.swap import finish_swap, ready_prefix, staging_prefix
 
 if TYPE_CHECKING:
     from inlet.config import IndexConfig
@@ -263,9 +265,11 @@ def _forget_daemon(state_db: Path) -> None:
 
 def restore_index(src: Path, to: Path, replace: bool = False) -> Path | None:
     """Put the backup `src` at `to` (which must not be in use), copied and verified beside it first.
-    An existing index at `to` is then moved aside (returned) when `replace`, else refused."""
+    An existing index at `to` is then moved aside (returned) when `replace`, else refused. A
+    restore stopped between its two renames is finished first (`finish_swap`)."""
     manifest = _manifest(src)
     _apart(src, to)
+    finish_swap(to)
     if to.exists() and not to.is_dir():
         raise ConfigError(f"cannot restore to {to}: it is a file, not a folder")
     occupied = to.is_dir() and any(to.iterdir())
@@ -325,17 +329,16 @@ def _manifest(src: Path) -> dict[str, Any]:
     return manifest
 
 
-def _staging_prefix(to: Path) -> str:
-    return f".{to.name}.restoring-"
-
-
 def _remove_stale_staging(to: Path) -> None:
     """Remove the staging folders beside `to` that no running restore holds (`_staging`'s `flock`):
     what a restore killed while it copied (kill -9, OOM, a reboot) left, a partial copy of a backup
-    that nothing else would ever remove. Each removal is logged; one that cannot be removed is only
-    logged (the restore goes on)."""
+    that nothing else would ever remove; and, `to` being there, the ready copies of restores killed
+    before they moved it aside. Each removal is logged; one that cannot be removed is only logged
+    (the restore goes on)."""
     try:
-        found = sorted(to.parent.glob(_staging_prefix(to) + "*"))
+        found = sorted(to.parent.glob(staging_prefix(to) + "*"))
+        if to.exists():
+            found += sorted(to.parent.glob(ready_prefix(to) + "*"))
     except OSError:
         return
     for folder in found:
@@ -366,7 +369,7 @@ def _staging(src: Path, to: Path, manifest: dict[str, Any]) -> Iterator[Path]:
     unless it was moved into place."""
     try:
         to.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        staged = Path(tempfile.mkdtemp(prefix=_staging_prefix(to), dir=to.parent))
+        staged = Path(tempfile.mkdtemp(prefix=staging_prefix(to), dir=to.parent))
     except OSError as exc:
         raise _copy_error(exc, src, to) from exc
     handle: int | None = None
@@ -499,20 +502,27 @@ def aside_path(to: Path, now: datetime) -> Path:
 
 def _swap(staged: Path, to: Path, occupied: bool) -> Path | None:
     """Put the verified copy at `to`; the index there (if any) moves aside first: its new path.
-    Should a rename fail, the index is put back and the copy removed."""
+    The copy takes its ready name before anything moves, so a crash between the two renames
+    leaves it to be put in place by the next open (`finish_swap`). Should a rename fail, the
+    index is put back and the copy removed."""
+    ready = staged.with_name(ready_prefix(to) + staged.name.removeprefix(staging_prefix(to)))
     aside = aside_path(to, datetime.now(timezone.utc)) if occupied else None
+    try:
+        staged.rename(ready)
+    except OSError as exc:
+        raise StorageError(f"cannot put the restored copy at {to}: {exc}; the index there is untouched") from exc
     try:
         if aside is not None:
             to.rename(aside)
         elif to.exists():
             to.rmdir()  # an empty folder
         try:
-            staged.rename(to)
+            ready.rename(to)
         except OSError:
             if aside is not None:
                 aside.rename(to)
             raise
     except OSError as exc:
-        shutil.rmtree(staged, ignore_errors=True)
+        shutil.rmtree(ready, ignore_errors=True)
         raise StorageError(f"cannot put the restored copy at {to}: {exc}; the index there is untouched") from exc
     return aside

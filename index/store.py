@@ -29,7 +29,7 @@ from inlet.connectors.model import ACL, Document
 from inlet.errors import VectorsLost
 from inlet.storage import CatalogStore, Commit, Fence, Filters, StoredDoc, chunk_id, open_backend
 from inlet.storage.lock import FileLock, lock_index
-from inlet.storage.private import private_files, private_folder
+from inlet.storage.private import private_files
 from inlet.storage.records import Record
 from inlet.storage.types import chunk_doc_id, doc_ts
 
@@ -150,8 +150,7 @@ class Index:
         self.configured = frozenset(configured) if configured is not None else None
         self._unserved: tuple[tuple[str, ...], float] = ((), -SOURCES_TTL)
         backend = open_backend(config)
-        if not backend.shared:  # with a database nothing is kept on local disk
-            private_folder(self.path, "[index] path")
+        backend.open_folder()
         with private_files():
             self._lock: FileLock | None = lock_index(self.path, **lock_info) if lock and not config.chroma_url else None
         self._writing = threading.RLock()  # a write, and the reads that must not see half of one

@@ -47,6 +47,7 @@ class Backend(Protocol):
     @property
     def location(self) -> str: ...  # two backends with one location are the same index
 
+    def open_folder(self, *, warn_open: bool = True) -> None: ...  # the local folder ready (none with a database)
     def catalog(self) -> CatalogStore: ...
     def state(self) -> StateStore: ...
     def read_state(self) -> StateStore: ...  # for a reader (`inlet status`): never migrates the folder
@@ -108,9 +109,17 @@ class FolderBackend:
     def _folder(self) -> None:
         """The index folder, created (0700) when missing; an error naming `[index] path` when it
         cannot be (one open to others is warned of by `Index`, once)."""
-        from .private import private_folder
+        self.open_folder(warn_open=False)
 
-        private_folder(self.path, "[index] path", warn_open=False)
+    def open_folder(self, *, warn_open: bool = True) -> None:
+        """The index folder: a restore's verified copy put in place when a crash left it beside a
+        missing folder (`finish_swap`), else created (0700) when missing; an error naming
+        `[index] path` when it cannot be; one open to others warned of unless not `warn_open`."""
+        from .private import private_folder
+        from .swap import finish_swap
+
+        finish_swap(self.path)
+        private_folder(self.path, "[index] path", warn_open=warn_open)
 
     def state(self) -> StateStore:
         from .sqlite.state import SqliteState
@@ -196,6 +205,9 @@ class DatabaseBackend:
     @property
     def location(self) -> str:
         return f"database {_without_password(self.config.database_url or '')}"
+
+    def open_folder(self, *, warn_open: bool = True) -> None:
+        """Nothing: with a database nothing is kept on local disk."""
 
     def catalog(self) -> CatalogStore:
         from .postgres.catalog import PgCatalog

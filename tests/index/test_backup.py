@@ -553,3 +553,55 @@ def test_a_restore_removes_the_staging_folders_of_restores_that_were_killed(
     assert str(killed) in caplog.text and str(running) not in caplog.text
     assert (live / "catalog.db").is_file()
     assert sorted(p.name for p in tmp_path.glob(".live.restoring-*")) == [running.name]  # none of its own left
+
+
+KILL_AT_LAST_RENAME = """
+import os, signal, sys
+from pathlib import Path
+
+target = Path(sys.argv[1])
+
+def kill_before_the_copy_is_put_in_place(event, args):
+    # a crash (kill -9, OOM, power cut) between moving the old index aside and the last rename
+    if event != "os.rename" or Path(os.fsdecode(args[1])) != target:
+        return
+    if any(target.parent.glob(target.name + ".replaced-*")):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+sys.addaudithook(kill_before_the_copy_is_put_in_place)
+from inlet.index.backup import restore_index
+restore_index(Path(sys.argv[2]), target, replace=True)
+"""
+
+
+def test_a_restore_killed_between_its_two_renames_is_finished_by_the_next_open_not_restarted_empty(
+    tmp_path: Path, made: Path, live: Path, fp32: Embedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    """probe33d F5: `inlet restore --replace` killed after moving the index aside and before putting
+    its verified copy in place left no index at the path; the next command started a new, empty one
+    (a full re-download). The next open puts the verified copy in place; a restore run afterwards
+    finds it there."""
+    import logging
+    import sys
+
+    shutil.rmtree(live / "chroma")  # the index being replaced differs from the backup
+    (live / "catalog.db").unlink()
+    child = [sys.executable, "-c", KILL_AT_LAST_RENAME, str(live), str(made)]
+    done = subprocess.run(child, check=False, capture_output=True, text=True)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert not live.exists() and next(tmp_path.glob("live.replaced-*")).is_dir()  # the crash's state
+    settings = make_settings(tmp_path, tmp_path / "box", "live")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[index]\npath = "{live}"\nbackend = "{BACKEND}"\n\n'
+        f'[[sources]]\nname = "docs"\ntype = "files"\npath = "{tmp_path / "box"}"\nusers = ["alice@example.com"]\n'
+    )
+    (tmp_path / "box").mkdir()
+    with caplog.at_level(logging.WARNING, logger="inlet.storage.swap"):
+        status = CliRunner().invoke(cli, ["status", "--config", str(config)])
+    assert status.exit_code == 0, status.output
+    assert f"docs (files): {FILES} documents" in status.output, status.output
+    assert "a restore was stopped between" in caplog.text
+    assert not list(tmp_path.glob(".live.*"))  # nothing left beside it
+    with Index(settings.index, embedder=fp32) as index:
+        assert len(index.catalog.source_doc_ids("docs")) == FILES
