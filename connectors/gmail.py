@@ -10,7 +10,9 @@ Each configured mailbox is read as its owner (the delegation's `subject`) and ke
   `batch_size` messages, 5 quota units a message with its attachments inside (`format=full`
   would cost 5 more units per attachment through `attachments.get`). A checkpoint follows every
   100 messages and each page's end (list token, offset in the page, ids seen), so a resumed
-  listing repeats at most 100 messages.
+  listing repeats at most 100 messages. A resumed listing reads its saved page again from its top
+  and fetches the ids not seen: an offset alone would skip a message when one before it on that
+  page was deleted meanwhile.
 - Then: history pages from the saved id. A message added, or whose labels changed, is fetched again
   and indexed if it is still in scope; one deleted, or moved to SPAM/TRASH or out of the configured
   labels, is deleted. Label flips that only touch UNREAD, STARRED, IMPORTANT or categories cost
@@ -447,6 +449,7 @@ class _MailboxSync:
         passes = [(label, query) for query in queries for label in self.label_ids()]
         seen = set(listing.seen)
         unsaved = 0
+        listing.offset = 0  # a resumed page from its top: what was read is in `seen`, and not fetched again
         while listing.label < len(passes):
             label, query = passes[listing.label]
             pager = Pager(source=self.c.name, what=f"Gmail messages.list of {self.mailbox}", token=listing.token)

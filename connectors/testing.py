@@ -12,8 +12,8 @@ an unchanged source yields no changed content; resuming from a mid-pass checkpoi
 change its source (`Case.mutate`), an incremental pass yields the edit and the deletion, with the
 right ids, resuming it from any of its mid-pass checkpoints still delivers both, a further
 incremental pass from its final checkpoint yields neither again, and the full pass resumed from its
-mid-pass checkpoint after the change loses nothing that still exists (a page number or offset
-checkpoint does, when the deleted item was listed before it).
+first mid-pass checkpoint after the deleted item loses nothing that still exists (a page number or
+offset checkpoint does).
 
 A plug-in's tests provide a `conformance_case` fixture (a `Case`) and subclass the suite:
 
@@ -30,7 +30,7 @@ Each case is loaded once per class, every pass before any test looks at one (two
 incremental pass from the final checkpoint, one resume from a mid-pass checkpoint, two `since`
 passes, `live_ids`, then `mutate`, an incremental pass after it, resumes of that pass from up to
 `RESUMES` of its distinct mid-pass checkpoints, one more incremental pass from its final one, and
-the full pass resumed again from its mid-pass checkpoint);
+the full pass resumed again from its first mid-pass checkpoint after the deleted item);
 the tests assert on those passes. The connector is called as the engine calls it: its httpx
 errors leave as inlet's typed errors naming the source (`kit.transport.http_errors`), in `check`
 too. The checks are plain functions (`check_*`) that raise `AssertionError` with a message naming
@@ -79,8 +79,10 @@ class Case:
     how to spoil its credentials (`bad_raw` config overrides, or `bad_env` secrets, it refuses).
     `mutate`: optional; called once, after every other pass, to edit one item's text (when the
     source's items can be edited) and delete another at the source; returns their document ids.
-    Delete one of the first items a full pass lists: the full pass resumed from its mid-pass
-    checkpoint after the change must still yield every item after it (an offset would skip one).
+    Delete one of the first items a full pass lists: the full pass resumed, after the change, from
+    its first mid-pass checkpoint after that item must still yield every item after the checkpoint
+    (an offset would skip one); the check is skipped, saying so, when no such checkpoint comes
+    before the pass's last.
     An incremental pass from the first full pass's final checkpoint must then yield the edited
     document and a `Deletion` of the other (also when resumed from one of its mid-pass
     checkpoints), and a pass from its final checkpoint neither of them again."""
@@ -193,7 +195,8 @@ class Runs:
     changed: Pass | None = None  # the incremental pass after `case.mutate`
     changed_resumed: list[tuple[int, Pass]] = field(default_factory=list)  # (index in `changed`, pass from there)
     again: Pass | None = None  # an incremental pass from `changed`'s final checkpoint
-    shifted: Pass | None = None  # the first full pass resumed from its mid-pass checkpoint after `case.mutate`
+    shifted_at: int = 0  # index in `first` of its first mid-pass checkpoint after the deleted item
+    shifted: Pass | None = None  # the first full pass resumed from there after `case.mutate`
 
     def __repr__(self) -> str:  # a failing test's arguments are shown: not thousands of items
         return f"Runs({self.case.name!r}: {len(self.first.items)} items in a full pass)"
@@ -217,8 +220,11 @@ class Runs:
             runs.changed = changed = case.load(final)
             runs.changed_resumed = [(n, case.load(_reloaded(state))) for n, state in _mid_states(changed)]
             runs.again = case.load(changed.final_state())
-            if first.checkpoints[:-1]:  # a backfill killed before the change, resumed after it
-                runs.shifted = case.load(_reloaded(mid.state))
+            later = _checkpoints_after(first, runs.change.deleted)
+            if later:  # a backfill killed past the deleted item before the change, resumed after it
+                runs.shifted_at, mark = later[0], first.items[later[0]]
+                assert isinstance(mark, Checkpoint)
+                runs.shifted = case.load(_reloaded(mark.state))
         return runs
 
     def passes(self) -> Iterable[tuple[str, Pass, bool]]:
@@ -237,7 +243,14 @@ class Runs:
         if self.again is not None:
             yield "the incremental pass after that one", self.again, False
         if self.shifted is not None:
-            yield f"the full pass resumed from item {self.resumed_at} after Case.mutate", self.shifted, False
+            yield f"the full pass resumed from item {self.shifted_at} after Case.mutate", self.shifted, False
+
+
+def _checkpoints_after(run: Pass, doc_id: str) -> list[int]:
+    """The positions of `run`'s checkpoints before its last that come after the document `doc_id`
+    (none when the pass does not yield it)."""
+    at = next((n for n, i in enumerate(run.items) if isinstance(i, Document) and i.id == doc_id), None)
+    return [] if at is None else [n for n in run.checkpoints[:-1] if n > at]
 
 
 def _mid_states(run: Pass) -> list[tuple[int, dict[str, Any]]]:
@@ -550,19 +563,19 @@ def check_an_incremental_checkpoint_keeps_its_position(runs: Runs) -> bool:
 
 
 def check_resuming_a_full_pass_after_a_deletion_loses_nothing(runs: Runs) -> bool:
-    """A full pass resumed from its mid-pass checkpoint after `Case.mutate` changed the source (a
-    backfill killed, the source edited meanwhile, the backfill resumed) still yields every document
-    the full pass yielded after that checkpoint, but the one deleted. A checkpoint that is a page
-    number or an offset fails when the deleted item was listed before it: every later item moved up
-    a place, and the one that moved onto the position already read is never read. False when the
-    case has no `mutate` or the full pass yields no checkpoint before its last (nothing checked)."""
+    """A full pass resumed from its first mid-pass checkpoint after the item `Case.mutate` deleted
+    (a backfill killed past that item, the source edited meanwhile, the backfill resumed) still
+    yields every document the full pass yielded after that checkpoint. A checkpoint that is a page
+    number or an offset fails: every later item moved up a place, and the one that moved onto the
+    position already read is never read. False when the case has no `mutate` or the full pass
+    yields no checkpoint after the deleted item and before its last (nothing checked)."""
     change, shifted = runs.change, runs.shifted
     if change is None or shifted is None:
         return False
-    after = {i.id for i in runs.first.items[runs.resumed_at + 1 :] if isinstance(i, Document)} - {change.deleted}
+    after = {i.id for i in runs.first.items[runs.shifted_at + 1 :] if isinstance(i, Document)}
     lost = after - {d.id for d in shifted.docs}
     assert not lost, (
-        f"resuming the full pass from its checkpoint at item {runs.resumed_at} after Case.mutate deleted "
+        f"resuming the full pass from its checkpoint at item {runs.shifted_at} after Case.mutate deleted "
         f"{change.deleted!r} loses {_some(lost)}, which still exist(s) and came after that checkpoint: a page number "
         "or an offset is no checkpoint for a listing that can change between runs (resume after the last id or "
         "modification time read, or a cursor the service keeps)"
@@ -637,7 +650,10 @@ else:
 
         def test_resuming_a_full_pass_after_a_deletion_loses_nothing(self, conformance_runs: Runs) -> None:
             if not check_resuming_a_full_pass_after_a_deletion_loses_nothing(conformance_runs):
-                pytest.skip("no mutate, or the full pass yields no checkpoint before its last")
+                pytest.skip(
+                    "no mutate, or the full pass yields no checkpoint after the deleted item and before its last: "
+                    "nothing checked (delete one of the first items the pass lists)"
+                )
 
         def test_an_incremental_checkpoint_keeps_its_position(self, conformance_runs: Runs) -> None:
             if not check_an_incremental_checkpoint_keeps_its_position(conformance_runs):

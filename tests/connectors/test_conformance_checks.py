@@ -199,8 +199,20 @@ def test_an_offset_checkpoint_losing_items_after_a_deletion_is_named(paged: bool
         assert check_resuming_a_full_pass_after_a_deletion_loses_nothing(runs)
         return
     message = fails(check_resuming_a_full_pass_after_a_deletion_loses_nothing, runs)
-    assert "after Case.mutate deleted 'helpdesk:T-1' loses ['helpdesk:T-5']" in message, message
+    assert "after Case.mutate deleted 'helpdesk:T-1' loses ['helpdesk:T-2']" in message, message
     assert "a page number or an offset is no checkpoint" in message
+
+
+def test_the_offset_check_resumes_after_the_deleted_item_wherever_the_pass_lists_it() -> None:
+    """review33 #11: the check resumed from the pass's middle checkpoint, so an offset connector
+    passed whenever the deleted item came after it (the default case deletes T-5 of T-1..T-6). It
+    resumes from the first checkpoint after the deleted item; with none before the pass's last
+    (the last item deleted) it says nothing was checked."""
+    case = desk()
+    paged = EarlyDeletion(case.raw, case.env, bad_env=case.bad_env, api=True, mutate=case.mutate)
+    paged.paged = True
+    message = fails(check_resuming_a_full_pass_after_a_deletion_loses_nothing, Runs.of(paged))
+    assert "after Case.mutate deleted 'helpdesk:T-5' loses ['helpdesk:T-6']" in message, message
 
 
 def test_check_runs_inside_the_engines_http_error_mapping() -> None:
