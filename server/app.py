@@ -210,6 +210,7 @@ def _caller(request: Request, user: str | None) -> Caller:
 
 
 LOAD_WAIT_ON_STOP = 15.0  # seconds a stop waits for the index and model to finish loading
+NOT_LOADED = "the index or model could not be loaded: the server's log says why"
 
 
 def _judged(got: Any) -> dict[str, Any]:
@@ -365,8 +366,8 @@ def create_app(
     async def readyz() -> Any:
         """200 once the index is open and the model loaded, while its database and Chroma server (if
         any) answer."""
-        if not retrieval.ready.is_set():
-            raise ApiError(503, "not_ready", retrieval.error or "the index and model are still loading")
+        if not retrieval.ready.is_set():  # why a load failed (paths, a server's address) is in the log only
+            raise ApiError(503, "not_ready", NOT_LOADED if retrieval.error else "the index and model are still loading")
         if await run_in_threadpool(retrieval.unreachable):  # named in the log, not to a caller without a key
             raise ApiError(503, "index_unavailable", UNAVAILABLE, dict(UNAVAILABLE_RETRY))
         return Health(status="ready")

@@ -559,6 +559,17 @@ def test_readyz_is_503_until_loaded(settings: object) -> None:
     assert client.post("/v1/search", json={"query": "x"}, headers=ALICE).status_code == 503
 
 
+def test_readyz_keeps_why_the_load_failed_for_the_log(settings: object) -> None:
+    """probe34h F10: the keyless /readyz answered the load failure's text, folder paths included."""
+    from inlet.server.app import create_app
+
+    app = create_app(settings, index=None, env=KEYS)  # type: ignore[arg-type]
+    app.state.retrieval.error = "index could not be loaded: Unrecognized model in /srv/secret-model-folder"
+    response = TestClient(app, raise_server_exceptions=False).get("/readyz")
+    assert response.status_code == 503 and response.json()["error"]["code"] == "not_ready"
+    assert "could not be loaded" in response.text and "/srv" not in response.text, response.text
+
+
 def test_metrics(client: TestClient) -> None:
     client.post("/v1/search", json={"query": "deploy"}, headers=ALICE)
     text = client.get("/metrics", headers=OPS).text
