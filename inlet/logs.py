@@ -6,7 +6,8 @@ cursors in the URLs, so they are kept at WARNING unless `-vv`. Whatever is logge
 string, anything shaped like a Slack token and every secret value a connector or the index read
 from the environment (`secret`: a Graph client secret, a database password) are redacted on the
 way out, tracebacks included; an error naming a URL shows it through `shown_url` (no user info,
-no query values).
+no query values). A record's message is one line: line breaks in it (a file name's) are written
+escaped, so synced text cannot forge a log line.
 """
 
 from __future__ import annotations
@@ -81,8 +82,17 @@ def shown_url(url: str, *, query_names: bool = False) -> str:
     )
 
 
+# a log record is one line: a line break in what it quotes (a file name, a reason a service sent)
+# would forge a line of its own, in inlet's format (CWE-117); a traceback after it keeps its lines
+_LINE_BREAKS = str.maketrans({"\r": "\\r", "\n": "\\n", "\x85": "\\x85", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 class RedactingFormatter(logging.Formatter):
-    """Formats as usual, then redacts the whole line (message, arguments and traceback)."""
+    """Formats as usual, the message on one line (its line breaks written `\\n`, ...), then redacts
+    the whole line (message, arguments and traceback)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return super().formatMessage(record).translate(_LINE_BREAKS)
 
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))

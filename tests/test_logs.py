@@ -60,6 +60,27 @@ def test_tokens_and_cursors_never_reach_the_log(restore_logging: None) -> None:
     assert "SECRETCURSOR" not in text and "abcdef" not in text and "conversations.history?[redacted]" in text
 
 
+def test_a_line_break_in_what_a_record_quotes_forges_no_log_line(restore_logging: None) -> None:
+    """probe34h F9: a file named `report<newline>2026-... ERROR inlet.sync.engine: sync of 'x' failed`
+    wrote that line into the log as inlet's own; a traceback keeps its lines."""
+    handler = logs.configure(0)
+    forged = "report\n2026-12-08 01:00:00,000 ERROR inlet.sync.engine: sync of 'slack' failed\r\u2028.svg"
+    record = logging.LogRecord(
+        "inlet.sync.engine", logging.WARNING, __file__, 1, "skipped %s: %s", (forged, "type"), None
+    )
+    line = handler.format(record)
+    assert "\n" not in line and "\r" not in line and "\u2028" not in line, line
+    assert "report\\n2026-12-08" in line and "failed\\r\\u2028.svg: type" in line
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        import sys
+
+        failed = logging.LogRecord("inlet", logging.ERROR, __file__, 1, "a\nb", None, sys.exc_info())
+    text = handler.format(failed)
+    assert "a\\nb" in text.split("\n")[0] and "Traceback" in text
+
+
 def test_a_secret_read_from_the_environment_is_redacted_wherever_a_line_holds_it(restore_logging: None) -> None:
     from inlet.config import parse_config
     from inlet.connectors.registry import connector_class
