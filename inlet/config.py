@@ -203,8 +203,9 @@ def proxy_network(value: str) -> str:
 
 
 def normalise_origin(value: str) -> str:
-    """`value` as a browser serialises an origin (RFC 6454 §6.1): lower-case `scheme://host`, the
-    port only when not the scheme's default, no path or trailing slash. The one reading of
+    """`value` as a browser serialises an origin (RFC 6454 §6.1): lower-case `scheme://host`, an
+    internationalised host in its ASCII (`xn--`) form, the port only when not the scheme's default,
+    no path or trailing slash. The one reading of
     `[server] cors_origins`, used by the CORS layer and by the /mcp Origin check alike (and on the
     `Origin` header a request carries). `ValueError` for anything that is not one origin: `*` among
     them (list each browser origin; a wildcard would also lift /mcp's DNS-rebinding protection)."""
@@ -226,9 +227,22 @@ def normalise_origin(value: str) -> str:
     if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username or parts.password:
         raise ValueError(f"{value!r} must be an origin, scheme://host[:port], without a path, query or user")
     scheme = parts.scheme.lower()
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else _ascii_host(value, parts.hostname)
     default = {"http": 80, "https": 443}[scheme]
     return f"{scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
+
+
+def _ascii_host(value: str, host: str) -> str:
+    """An internationalised host name in the ASCII form a browser's `Origin` header carries (UTS #46,
+    as the WHATWG URL Standard's "domain to ASCII"): `bücher.example` is `xn--bcher-kva.example`."""
+    if host.isascii():
+        return host
+    import idna
+
+    try:
+        return idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise ValueError(f"{value!r} cannot be read as an origin: its host is no valid domain name ({exc})") from None
 
 
 Origin = Annotated[str, AfterValidator(normalise_origin)]

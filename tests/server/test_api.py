@@ -662,9 +662,21 @@ def test_cors_origins_are_read_as_browsers_send_origins_by_cors_and_the_mcp_chec
         assert called.status_code != 403 and called.headers["access-control-allow-origin"] == origin["Origin"]
         other = cors.post("/mcp", json={}, headers={"Origin": "https://other.example", **OPS})
         assert other.status_code == 403 and other.json()["error"]["code"] == "forbidden_origin"
-    for wrong in ["*", "https://app.example/path", "app.example", "https://app.example?x=1"]:
+    for wrong in ["*", "https://app.example/path", "app.example", "https://app.example?x=1", "https://bü..example"]:
         with pytest.raises(ConfigError, match=r"\[server\] key 'cors_origins.0'"):
             parse_config({"server": {"cors_origins": [wrong]}}, Path("inlet.toml"))
+
+
+def test_an_internationalised_origin_is_kept_as_browsers_send_it(index: Index) -> None:
+    """probe34h F2: `https://bücher.example` was kept in Unicode; a browser's Origin header carries
+    the host's ASCII form (UTS #46), so its preflight and /mcp calls were refused."""
+    settings = settings_for(index.path, cors_origins=["https://Bücher.example:443", "https://straße.example"])
+    assert settings.server.cors_origins == ["https://xn--bcher-kva.example", "https://xn--strae-oqa.example"]
+    origin = {"Origin": "https://xn--bcher-kva.example"}
+    for cors in client_for(settings, index):
+        asked = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+        preflight = cors.options("/v1/search", headers={**origin, **asked})
+        assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == origin["Origin"]
 
 
 def test_context_packs_only_results_at_or_above_min_relevance(client: TestClient) -> None:
