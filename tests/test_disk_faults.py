@@ -383,3 +383,21 @@ def test_a_run_that_cannot_record_its_failure_records_it_once_there_is_room(
             assert local is not None
             local.close()
             state.close()
+
+
+@pytest.mark.parametrize("damaged", ["state.db", "catalog.db"])
+def test_every_command_names_a_damaged_index_file_and_the_way_back(
+    damaged: str, tmp_path: Path, text_hash_embedder: Any
+) -> None:
+    """probe34h F3: an index file SQLite cannot read (overwritten, truncated) made every command die
+    with a 40-line traceback that never named the file. It ends in one line naming the file and the
+    way back (a restore), exit 1."""
+    index = tmp_path / "index"
+    config, _ = notes_index(tmp_path, index, text_hash_embedder)
+    for side in index.glob(f"{damaged}-*"):
+        side.unlink()
+    (index / damaged).write_bytes(b"garbage " * 2000)
+    for command, done in each_command(config, tmp_path / "backup"):
+        assert done.exit_code == 1 and isinstance(done.exception, SystemExit), (command, done.output, done.exception)
+        assert f"the index file {index / damaged} is damaged (file is not a database)" in done.output, command
+        assert "inlet restore" in done.output and "Traceback" not in done.output, (command, done.output)

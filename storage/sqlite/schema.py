@@ -5,7 +5,8 @@ such a folder it creates only what that release had not yet made, and the later 
 it like any other. A step may rewrite rows, not only tables: `m005_fts_words` re-indexes every
 chunk's keywords when the tokenizer changed. `connect` opens a file: WAL, busy timeout, migrated;
 `transaction` is the one way a statement group runs on such a connection (committed, or rolled
-back on any exception).
+back on any exception). A file SQLite cannot read as a database when it is opened (overwritten,
+truncated) is a `StorageError` naming it and what to do (`named_damage`), not a traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from inlet.connectors.model import Document
+from inlet.errors import StorageError
 
 from ..lexical import words
 from ..lock import other_holder
@@ -217,15 +219,32 @@ def refuse_newer(db: sqlite3.Connection, path: Path, migrations: Migrations) -> 
     migrations.check(applied, f"the index file {path}")
 
 
+@contextmanager
+def named_damage(path: Path) -> Iterator[None]:
+    """Opening the index file `path`: SQLite finding no database there, or a damaged one (its
+    `DatabaseError` proper: not a locked or busy file, which are `OperationalError`s), is a
+    `StorageError` naming the file and the way back."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        if type(exc) is not sqlite3.DatabaseError:
+            raise
+        raise StorageError(
+            f"the index file {path} is damaged ({exc}): restore the index from a backup "
+            f"(`inlet restore BACKUP --to {path.parent} --replace`), or move the folder aside and sync again"
+        ) from exc
+
+
 def connect(path: Path, migrations: Migrations, timeout: float = 10.0, synchronous: str = "FULL") -> sqlite3.Connection:
     """A writer connection to `path` (WAL, autocommit), its schema migrated in one transaction."""
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=timeout)
-    _wal(db, timeout)
-    db.execute(f"PRAGMA synchronous = {synchronous}")
-    db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
     try:
-        with transaction(db, "BEGIN IMMEDIATE"):
-            migrations.apply(db, "?", f"the index file {path}", guard=_no_earlier_holder(path))
+        with named_damage(path):
+            _wal(db, timeout)
+            db.execute(f"PRAGMA synchronous = {synchronous}")
+            db.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+            with transaction(db, "BEGIN IMMEDIATE"):
+                migrations.apply(db, "?", f"the index file {path}", guard=_no_earlier_holder(path))
     except BaseException:
         db.close()
         raise
@@ -257,18 +276,17 @@ def pending(path: Path, migrations: Migrations) -> list[str]:
         return []
     db = sqlite3.connect(path, timeout=10)  # not mode=ro: closing it removes the -wal and -shm it made
     try:
-        db.execute("PRAGMA query_only = ON")
-        if (
-            db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name != 'schema_migrations'").fetchone()
-            is None
-        ):
-            return []
-        try:
-            applied = {r[0] for r in db.execute("SELECT name FROM schema_migrations")}
-        except sqlite3.OperationalError:
-            applied = set()
-        migrations.check(applied, f"the index file {path}")
-        return migrations.pending(applied)
+        with named_damage(path):
+            db.execute("PRAGMA query_only = ON")
+            tables = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name != 'schema_migrations'")
+            if tables.fetchone() is None:
+                return []
+            try:
+                applied = {r[0] for r in db.execute("SELECT name FROM schema_migrations")}
+            except sqlite3.OperationalError:
+                applied = set()
+            migrations.check(applied, f"the index file {path}")
+            return migrations.pending(applied)
     finally:
         db.close()
 

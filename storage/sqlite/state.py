@@ -20,7 +20,7 @@ from typing import Any
 from ..dialect import SQLITE
 from ..private import private_files, private_folder
 from ..state import SqlState
-from .schema import STATE, connect, transaction
+from .schema import STATE, connect, named_damage, transaction
 
 
 class SqliteState(SqlState):
@@ -42,8 +42,9 @@ class SqliteState(SqlState):
         db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
         source = sqlite3.connect(path, timeout=10)
         try:
-            source.execute("PRAGMA query_only = ON")
-            source.backup(db)
+            with named_damage(path):
+                source.execute("PRAGMA query_only = ON")
+                source.backup(db)
         finally:
             source.close()
         with transaction(db, "BEGIN IMMEDIATE"):
