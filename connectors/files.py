@@ -482,13 +482,12 @@ def _zero_folder_forms(pattern: str) -> set[str]:
 
 
 def _printable(rel: str) -> str:
-    """`rel` as text a database stores: a name that is not UTF-8 (os gives it surrogates) has its
-    bytes escaped, the same way every run."""
-    try:
-        rel.encode("utf-8")
+    """`rel` as text a database stores, the same way every run and one spelling per name: the bytes
+    of a name that are not UTF-8 (os gives them as surrogates) written `\\xNN`, and a backslash in
+    any name doubled, so no name reads like another's escape (`caf\\xe9.md` beside `caf<E9>.md`)."""
+    if "\\" not in rel and rel.isascii():
         return rel
-    except UnicodeEncodeError:
-        return os.fsencode(rel).decode("utf-8", "backslashreplace")
+    return os.fsencode(rel).replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace")
 
 
 def _reason(exc: OSError) -> str:

@@ -559,6 +559,21 @@ def test_a_name_that_is_not_utf8_is_indexed_with_its_bytes_escaped(root):
     assert not by_type(again, Document) and not by_type(again, Deletion)  # the same id every run
 
 
+def test_a_name_spelt_like_another_names_escape_is_a_document_of_its_own(root):
+    """probe34h F1: `caf<E9>.md` (not UTF-8) and a file literally named `caf\\xe9.md` got one id:
+    one was never indexed and the run said nothing of it."""
+    with open(os.path.join(os.fsencode(root), b"caf\xe9.md"), "wb") as latin1_named:
+        latin1_named.write(b"# Menu\n\nApples and oranges.\n")
+    (root / "caf\\xe9.md").write_text("# Zoo\n\nZebra and giraffe.\n")
+    (root / "a\\b.md").write_text("# Slash\n\nA backslash in a name.\n")
+    items, state = run(connector(root))
+    ids = {d.id: d.text for d in by_type(items, Document)}
+    assert "Apples" in ids["docs:caf\\xe9.md"] and "Zebra" in ids["docs:caf\\\\xe9.md"], sorted(ids)
+    assert "docs:a\\\\b.md" in ids and not by_type(items, Skipped)
+    again, _ = run(connector(root), state)
+    assert not by_type(again, Document) and not by_type(again, Deletion)
+
+
 def test_a_new_acl_reaches_every_file_unchanged_since(root):
     _, state = run(connector(root))
     items, state = run(connector(root, public=False, users=["alice@example.com"]), state)
