@@ -33,6 +33,7 @@ What a storage backend must do (SQLite: storage/sqlite/catalog.py):
 from __future__ import annotations
 
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
@@ -119,11 +120,16 @@ def stem(word: str) -> str:
     return _porter().stemWord(word) if PORTER_MIN <= len(word) <= PORTER_MAX else word
 
 
-@lru_cache(maxsize=1)
-def _porter() -> Any:
-    import snowballstemmer  # type: ignore[import-untyped]
+_STEMMERS = threading.local()  # a snowball stemmer holds the word it stems: one per thread
 
-    return snowballstemmer.stemmer("porter")
+
+def _porter() -> Any:
+    stemmer = getattr(_STEMMERS, "porter", None)
+    if stemmer is None:
+        import snowballstemmer  # type: ignore[import-untyped]
+
+        stemmer = _STEMMERS.porter = snowballstemmer.stemmer("porter")
+    return stemmer
 
 
 def parse_query(query: str) -> list[Term]:

@@ -1,7 +1,11 @@
 """Query parsing for BM25: identifiers and quoted phrases stay whole, their parts still count."""
 
+import sys
+import threading
+
 import pytest
 
+from inlet.storage import lexical
 from inlet.storage.lexical import MAX_PARTS, MAX_TERMS, Term, fts5_match, parse_query, words
 
 
@@ -141,3 +145,55 @@ def test_the_catalog_finds_words_inside_cjk_text_and_folded_forms(tmp_path) -> N
     for query in ("password", "flamingoledger"):
         assert [c for c, _ in catalog.lexical(query, Filters(), 5)] == ["t:shy#0"], query
     catalog.close()
+
+
+def test_stemming_from_many_threads_at_once_gives_each_word_its_own_stem() -> None:
+    """probe34e F1: one snowball stemmer (which holds the word it stems) was shared by every thread:
+    concurrent searches failed ("string index out of range") or took another word's stem, which
+    the cache then kept for good."""
+    import snowballstemmer  # type: ignore[import-untyped]
+
+    bases = [
+        "contract",
+        "happiness",
+        "relational",
+        "generalization",
+        "conditional",
+        "hopeful",
+        "replacement",
+        "adjust",
+        "electric",
+        "formal",
+        "sensitive",
+        "agreed",
+        "controll",
+        "rate",
+        "operat",
+        "digit",
+    ]
+    suffixes = ["", "s", "ing", "ed", "ness", "ations", "ively", "fulness", "izer", "alism", "ement", "ibly"]
+    words = [base + suffix for base in bases for suffix in suffixes]
+    expected = {w: snowballstemmer.stemmer("porter").stemWord(w) for w in words}
+    wrong: list[str] = []
+    failed: list[BaseException] = []
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads take turns as often as they can: races show at once
+    try:
+
+        def stem_all() -> None:
+            for _ in range(20):
+                for w in words:
+                    try:
+                        if lexical.stem.__wrapped__(w) != expected[w]:  # the stemmer itself, not the cache
+                            wrong.append(w)
+                    except Exception as exc:  # what a shared stemmer raised
+                        failed.append(exc)
+
+        threads = [threading.Thread(target=stem_all) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not failed and not wrong, (failed[:3], wrong[:3])
