@@ -545,7 +545,9 @@ class Index:
         especially) costs ~100x an unfiltered HNSW query at 100k chunks, so a filtered search first
         asks Chroma for DENSE_OVERFETCH x `limit` unfiltered neighbours and keeps those the catalog
         says pass; only when fewer than `limit` pass does it run the filtered Chroma query, so
-        `limit` visible results still come back whenever they exist."""
+        `limit` visible results still come back whenever they exist. The catalog decides either
+        way: what the filtered query returns passes its check too (Chroma's copy of an ACL can be
+        older than the catalog's: a Chroma folder restored from a copy taken after the dump)."""
         from chromadb.errors import NotFoundError  # chromadb is loaded by now: the collection is open
 
         vector = self.embedder.encode_query(query)
@@ -564,7 +566,9 @@ class Index:
         hits = [hit for hit in wide if hit[0] in keep][:limit]
         if len(hits) == limit or len(wide) < limit * DENSE_OVERFETCH:  # enough, or every chunk was seen
             return hits
-        return vectors.query(self.collection, vector, filters, limit)
+        narrow = vectors.query(self.collection, vector, filters, limit)
+        keep = self.catalog.passing([cid for cid, _ in narrow], filters)
+        return [hit for hit in narrow if hit[0] in keep]
 
     def lexical(self, query: str, filters: Filters, limit: int) -> list[tuple[str, float]]:
         return self.catalog.lexical(query, self.served(filters), limit)

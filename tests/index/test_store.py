@@ -412,6 +412,23 @@ def test_lexical_filter_falls_back_to_the_filtered_query_when_few_pass(index):
     assert len(index.lexical("falcon", Filters(), 5)) == 5
 
 
+def test_the_catalog_decides_what_the_filtered_dense_query_returns(index):
+    """probe34c F2: a Chroma folder restored from a copy taken after the dump held a document's
+    older, wider ACL; the filtered query (when few unfiltered neighbours pass) trusted it and served
+    the text to a user the catalog no longer lets see it."""
+    from inlet.index import vectors
+    from inlet.storage import Filters
+
+    secret = ACL(users=["ceo@example.com"])
+    index.apply([doc(600 + i, f"Quarterly falcon budget line {i}.", source="fin", acl=secret) for i in range(12)])
+    held = index.collection.get(ids=["fin:600#0"], include=["metadatas"])["metadatas"][0]
+    index.collection.update(ids=["fin:600#0"], metadatas=[{**held, "acl": ["u:bob@example.com"]}])  # the older copy
+    bob = Filters(principals=("u:bob@example.com",))
+    query = index.embedder.encode_query("falcon budget")
+    assert "fin:600#0" in chunks(vectors.query(index.collection, query, bob, 1))  # Chroma's copy says bob may
+    assert index.dense("falcon budget", bob, 1) == []
+
+
 def test_corpus_stopwords_are_dropped_while_rarer_terms_remain(index):
     from inlet.storage import Filters
 
