@@ -23,8 +23,13 @@ inherited permissions), yet Drive logs no change to the files when they change. 
 every shared drive's members (one `permissions.list` on the drive's id) and keeps a fingerprint of
 them (checkpoint key `members`, taken before a crawl lists anything); when it differs, the drive's
 indexed files have their permissions read again, no content, and are yielded as `AclUpdate`s (the
-index rewrites the ACL, re-embeds nothing). A permission of a deleted account (`deleted: true`)
-grants nothing.
+index rewrites the ACL, re-embeds nothing). A file of a shared drive the reading identity is not a
+member of (shared with it directly, or a drive it left) holds the drive's members too when Drive
+shows its sharing (to a writer), but Drive answers a non-member "not found" for the drive's
+members: such files are kept with their drive (checkpoint key `outside`), and each sync reads the
+sharing of each such drive's first one instead (one `permissions.list` per drive, fingerprint key
+`outside_members`); when it differs, the drive's `outside` files have their permissions read
+again, as `AclUpdate`s. A permission of a deleted account (`deleted: true`) grants nothing.
 
 A file shared with a Google Group (a `type: "group"` permission, its own or its shared drive's)
 is readable by the group's address and by its members, nested groups' included, read from the
@@ -62,8 +67,9 @@ and the engine skips re-embedding when title and text are unchanged, so the cost
 (chosen over caching every file's text in the checkpoint). The checkpoint holds the live document
 ids (to reconcile after a fallback) and the folder tree (to compute paths and the folder filter
 without listing folders on every sync), so a sync with nothing to do is one `changes.list` call,
-per shared drive one more and one `permissions.list` (its members), and per group an indexed
-file is shared with one `members.list` (a page per 200 members).
+per shared drive one more and one `permissions.list` (its members), per shared drive the identity
+is not a member of whose files are indexed one `permissions.list`, and per group an indexed file is
+shared with one `members.list` (a page per 200 members).
 
 Paths (`metadata.folder`, and what a `folders` path matches) start below My Drive and at a shared
 drive's name: 'Engineering/Design Docs', never 'My Drive/Engineering/...'. An item at the top of My
@@ -207,6 +213,8 @@ class _State(CheckpointModel):
     drives: dict[str, str] = {}
     drive_tokens: dict[str, str] = {}  # {shared drive id: token of its own change log}
     members: dict[str, str] = {}  # {shared drive id: fingerprint of its members' ACL}
+    outside: dict[str, str] = {}  # {native id: shared drive id} files of drives not followed whose ACL holds members
+    outside_members: dict[str, str] = {}  # {shared drive id in `outside`: fingerprint of its first file's sharing}
     shared: dict[str, list[str]] | None = Field(default_factory=dict)  # {native id: groups it names}; None: unknown
     groups: dict[str, str] = {}  # {group address: fingerprint of its members as the ACLs naming it took them}
     known: set[str] = set()  # native ids of indexed documents
@@ -231,6 +239,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
     _directory: DirectoryClient | None = None
     _groups: Groups | None = None  # this run's group memberships
     _named: dict[str, list[str]]  # {native id: groups its ACL just named}, filled on the pool's threads
+    _inherits: dict[str, str | None]  # {native id: its shared drive, when Drive just showed its sharing}, ditto
     _named_lock: threading.Lock
     _reported: set[str]  # unreadable groups already reported this run
     _pool: ThreadPoolExecutor
@@ -283,7 +292,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
 
     def _fresh_groups(self) -> None:
         self._groups = Groups(self.name, lambda: self.directory, self.config.expand_groups)
-        self._named, self._named_lock, self._reported = {}, threading.Lock(), set()
+        self._named, self._inherits, self._named_lock, self._reported = {}, {}, threading.Lock(), set()
 
     def check(self) -> None:
         self.client.start_page_token()
@@ -473,6 +482,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             if drive in st.drive_tokens:  # not left in a page read before
                 yield from self._follow(st, drive)
         yield from self._membership(st)
+        yield from self._outside_membership(st)
         yield from self._group_membership(st)
 
     def _membership(self, st: _State) -> Iterator[Item]:
@@ -488,6 +498,46 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
                 yield from self._relabel(st, drive)
             st.members[drive] = key
             yield st.checkpoint()
+
+    def _outside_membership(self, st: _State) -> Iterator[Item]:
+        """The members of each shared drive the reading identity is not a member of (or left) whose
+        files are indexed through a direct share, with the drive's members in their ACL (Drive
+        showed their sharing: `outside`). Drive answers a non-member's request for the drive's
+        members "not found", so its first such file's sharing is read instead (one
+        `permissions.list` per drive); when that differs from the checkpoint's, the drive's
+        `outside` files have their sharing read again (no content), as `AclUpdate`s."""
+        for native in [n for n, d in st.outside.items() if n not in st.known or d in st.drives]:
+            del st.outside[native]
+        by_drive: dict[str, list[str]] = {}
+        for native, drive in sorted(st.outside.items()):
+            by_drive.setdefault(drive, []).append(native)
+        for drive in set(st.outside_members) - set(by_drive):
+            del st.outside_members[drive]
+        for drive, natives in sorted(by_drive.items()):
+            key = self._sharing_key(natives)
+            if key is None or st.outside_members.get(drive) == key:
+                continue
+            if drive in st.outside_members:
+                log.info(
+                    "source %r: the sharing of shared drive %s (not a member) changed; %d files take the new ACL",
+                    self.name,
+                    drive,
+                    len(natives),
+                )
+                yield from self._reacl(st, natives)
+            st.outside_members[drive] = key
+            yield st.checkpoint()
+
+    def _sharing_key(self, natives: list[str]) -> str | None:
+        """A fingerprint of the sharing of the first of these files Drive shows it for (the id and
+        who it lets read); None when none does (gone, or shown no more: their change logs say so)."""
+        for native in natives:
+            try:
+                return native + ":" + ",".join(acl_of(self.client.permissions(native)).principals())
+            except DriveApiError as err:
+                if err.status not in (403, 404):
+                    raise
+        return None
 
     def _members_key(self, drive: str) -> str | None:
         """A fingerprint of who a shared drive's membership lets read; None when it cannot be read
@@ -581,10 +631,18 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
 
     def _track(self, st: _State, native: str) -> None:
         """Note the groups the ACL just computed for `native` named (and the fingerprint of each
-        group's members it took, for a group not tracked yet)."""
+        group's members it took, for a group not tracked yet), and whether it holds the members of
+        a shared drive the reading identity is not a member of (`outside`: `_outside_membership`)."""
         with self._named_lock:
             groups = self._named.pop(native, None)
-        if groups is None or st.shared is None:
+            drive = self._inherits.pop(native, None)
+        if groups is None:
+            return
+        if drive is not None and drive not in st.drives:  # its members are not read by `_membership`
+            st.outside[native] = drive
+        else:
+            st.outside.pop(native, None)
+        if st.shared is None:
             return
         if groups:
             st.shared[native] = groups
@@ -728,9 +786,18 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
 
     def _unlisted(self, st: _State) -> Iterator[Item]:
         """After a shared drive was left (Drive names none of its files): known documents that the
-        listing no longer holds are deleted, unless Drive calls the listing incomplete."""
-        listing = self._listing(f"mimeType != '{FOLDER}' and trashed = false", "id")
-        live = {f["id"] for f in listing}
+        listing no longer holds are deleted, unless Drive calls the listing incomplete; those of a
+        drive left that it still holds (shared with the reading identity directly) have their
+        sharing read again (`AclUpdate`s), so their drive's members are followed (`outside`)."""
+        listing = self._listing(f"mimeType != '{FOLDER}' and trashed = false", "id,driveId")
+        files = list(listing)
+        live = {f["id"] for f in files}
+        kept = [
+            f["id"]
+            for f in files
+            if f.get("driveId") and f["driveId"] not in st.drives and f["id"] in st.known and f["id"] not in st.outside
+        ]
+        yield from self._reacl(st, kept)
         if listing.incomplete:
             log.warning(
                 "source %r: a shared drive was left, but Drive could not search every drive "
@@ -863,10 +930,16 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         """The file's sharing; for a file the reader may only view (Drive shows the sharing to who
         may share), its owners and the reader (`_reading_identity`), as user permissions."""
         try:
-            return self.client.permissions(f["id"])
+            perms = self.client.permissions(f["id"])
         except DriveApiError as err:
             if err.status != 403 or err.reason != "insufficientFilePermissions":
                 raise
+        else:
+            with self._named_lock:  # a shared drive's file: the drive's members are among them
+                self._inherits[f["id"]] = f.get("driveId") or None
+            return perms
+        with self._named_lock:
+            self._inherits[f["id"]] = None
         readers = [o.get("emailAddress") for o in f.get("owners") or []] + [self._reading_identity()]
         log.info(
             "source %r: %s: its sharing is shown only to who may share it; indexed for %s",

@@ -897,6 +897,64 @@ def test_a_shared_drives_member_removed_leaves_its_files_acls_without_a_re_read(
     assert sb.faults.count("drive:files.list") == 0
 
 
+def test_a_drive_the_reader_is_no_member_of_has_its_removed_members_leave_the_acl_of_its_files_shared_directly(
+    sb: Sandbox,
+) -> None:
+    """A shared drive's file shared with the reading identity, who is no member of the drive: Drive
+    shows a writer its sharing, the drive's members among them, yet answers "not found" for the
+    drive's own members. Its first such file's sharing is read each sync instead, and a change
+    gives the drive's files shared so their new ACL; a file shared view-only shows no members."""
+    ws, c, reader = sb.ws, connector(sb), drive_auth.CLIENT_EMAIL
+    erin, frank = ds.user_permission(ws, "erin@example.com"), ds.user_permission(ws, "frank@example.com")
+    finance = ds.add_drive(ws, "Finance Drive", [erin, frank], member=False)
+    budget = ds.add_file(
+        ws, "budget.txt", "text/plain", "Budget 2025.", drive_id=finance.id,
+        permissions=[ds.user_permission(ws, reader, "writer")],
+    )  # fmt: skip
+    memo = ds.add_file(
+        ws, "memo.txt", "text/plain", "Memo.", drive_id=finance.id, permissions=[ds.user_permission(ws, reader)]
+    )
+    ds.add_file(ws, "salaries.txt", "text/plain", "Not shared.", drive_id=finance.id)
+    first, state = run(c.load(None))
+    found = docs(first)
+    assert "salaries.txt" not in found and found["budget.txt"].metadata["shared_drive"] == finance.id
+    assert found["budget.txt"].acl.users == ["erin@example.com", "frank@example.com", reader]
+    assert found["memo.txt"].acl.users == [reader]  # its sharing is not shown to a reader
+    ds.set_members(ws, finance.id, [erin])  # Drive logs nothing for the files
+    sb.faults.reset_counts()
+    items, state2 = run(c.load(state))
+    assert items == [AclUpdate(id=f"team-drive:{budget.id}", acl=ACL(users=["erin@example.com", reader]))]
+    assert sb.faults.count("drive:files.get") == 1  # its sharing read again (files.get, permissions.list), no content
+    sb.faults.reset_counts()
+    assert run(c.load(state2))[0] == []
+    assert sb.faults.count("drive:permissions.list") == 2  # the member drive's members, budget.txt's sharing
+    assert state2 is not None and state2["outside"] == {budget.id: finance.id} and memo.id in state2["known"]
+
+
+def test_a_drive_left_keeps_its_files_shared_directly_and_their_acl_follows_its_members(sb: Sandbox) -> None:
+    """The reading identity leaves a shared drive but keeps a direct share on one of its files:
+    the drive's other files are deleted, that one stays, and a member removed from the drive
+    later leaves its ACL at the next sync."""
+    ws, c, reader = sb.ws, connector(sb), drive_auth.CLIENT_EMAIL
+    hank = ds.user_permission(ws, "hank@example.com")
+    ds.set_members(ws, wiki(sb).id, [*wiki(sb).members, hank])
+    plan = ds.add_file(
+        ws, "plan.txt", "text/plain", "Team plan.", parent=wiki(sb).id,
+        permissions=[ds.user_permission(ws, reader, "writer")],
+    )  # fmt: skip
+    _, state = run(c.load(None))
+    gone = {doc_id(sb, "Holiday calendar"), doc_id(sb, "Expense policy.pdf")}
+    ds.leave_drive(ws, wiki(sb).id, keep_shared=True)
+    items, state = run(c.load(state))
+    assert {i.id for i in items if isinstance(i, Deletion)} == gone
+    assert f"team-drive:{plan.id}" not in {i.id for i in items if isinstance(i, Deletion)}
+    ds.set_members(ws, wiki(sb).id, [p for p in wiki(sb).members if p.email != "hank@example.com"])
+    items, _ = run(c.load(state))
+    updates = [i for i in items if isinstance(i, AclUpdate)]
+    assert [u.id for u in updates] == [f"team-drive:{plan.id}"] and len(items) == 1
+    assert "hank@example.com" not in updates[0].acl.users and reader in updates[0].acl.users
+
+
 def test_a_persistent_400_of_the_change_log_fails_the_run_without_a_re_crawl(sb: Sandbox) -> None:
     """Only a refused page token falls back to a re-crawl: any other 400 (a parameter Drive or a
     proxy refuses) would be refused again after it, so the run fails with Drive's answer."""
