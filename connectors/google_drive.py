@@ -76,7 +76,10 @@ drive's name: 'Engineering/Design Docs', never 'My Drive/Engineering/...'. An it
 Drive has My Drive's root folder as its parent; no listing names that folder, and `files.get`
 answers it as "My Drive" without parents: met as a parent, it is kept in the folder map as `ROOT`,
 which ends a path and adds no name (a folder missing from the map ends it too, so `live_ids`, which
-fetches nothing, finds the same paths). A `folders` entry naming no folder id or path and no shared
+fetches nothing, finds the same paths). Drive answers without parents any item whose parent the
+reader may not see, a folder "Shared with me" too: a folder met so is the root only if it is the one
+`files.get("root")` names (asked once, checkpoint key `root`); any other starts its path with its
+name, as the crawl's folder listing has it. A `folders` entry naming no folder id or path and no shared
 drive of the tree is a skip by policy of each run; when none names anything, the run (and
 `live_ids`) raises `NothingInScopeError` before a file is read (`kit.scope`). The change log
 reshapes the tree (a folder renamed, moved or removed; a shared drive renamed, left or gone): each
@@ -210,6 +213,7 @@ class _State(CheckpointModel):
     phase: Literal["crawl", "changes"] = "crawl"
     page_token: str | None = None  # files.list token (crawl) or changes token (changes)
     folders: dict[str, list[Any]] | None = None  # {id: [name, parent]} (My Drive's root: ROOT); None until listed
+    root: str | None = None  # My Drive's root folder's id, once asked (`_root`)
     drives: dict[str, str] = {}
     drive_tokens: dict[str, str] = {}  # {shared drive id: token of its own change log}
     members: dict[str, str] = {}  # {shared drive id: fingerprint of its members' ACL}
@@ -317,6 +321,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             if crawled:
                 yield from self._crawl(st, since)
             else:
+                yield from self._misplaced_roots(st)
                 yield from self._scope_skips(st)
             yield from self._follow_changes(st, replay=not crawled)  # a crawl has just read every file
 
@@ -875,16 +880,47 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
     def _ensure_folders(self, parent: str | None, st: _State) -> None:
         """Fetch ancestors missing from the folder map: folders created after the map was built,
         and My Drive's root folder, which no listing names (the parent of the items at the top of
-        My Drive): a folder without parents that is not a shared drive, kept as `ROOT`."""
+        My Drive), kept as `ROOT`. Drive answers without parents every item whose parent the
+        reader may not see, a folder "Shared with me" too: only the folder `files.get("root")`
+        names is the root (`_root`); any other is a folder at the top of its path."""
         assert st.folders is not None
         while parent and parent not in st.folders and parent not in st.drives:
             try:
                 f = self.client.get_file(parent, _FOLDER_FIELDS)
+                above = (f.get("parents") or [None])[0]
+                root = not (above or f.get("driveId")) and parent == self._root(st)
             except DriveApiError:
                 return
-            above = (f.get("parents") or [None])[0]
-            st.folders[parent] = [f["name"], above] if above or f.get("driveId") else list(ROOT)
+            st.folders[parent] = list(ROOT) if root else [f["name"], above]
             parent = above
+
+    def _root(self, st: _State) -> str:
+        """The id of My Drive's root folder (`files.get("root")`, asked once, kept as `root`)."""
+        if st.root is None:
+            st.root = str(self.client.get_file("root", "id")["id"])
+        return st.root
+
+    def _misplaced_roots(self, st: _State) -> Iterator[Item]:
+        """A checkpoint from before My Drive's root was asked for (`root` unset) may keep a folder
+        "Shared with me" met without parents as the root (`ROOT`), its files indexed with no path:
+        each such folder is named, and its files read again, once."""
+        roots = [fid for fid, entry in (st.folders or {}).items() if entry == list(ROOT)]
+        if st.root is not None or not roots:
+            return
+        try:
+            misplaced = [fid for fid in roots if fid != self._root(st)]
+        except DriveApiError as err:
+            log.info("source %r: Drive did not name My Drive's root folder (%s)", self.name, err)
+            return
+        files: dict[str, dict[str, Any]] = {}
+        for folder in misplaced:
+            assert st.folders is not None
+            del st.folders[folder]
+            self._ensure_folders(folder, st)
+            for f in self._children(folder, st):
+                files.setdefault(f["id"], f)
+        yield from self._process(list(files.values()), st)
+        yield st.checkpoint()
 
     def _read(self, f: dict[str, Any], path: str, drives: dict[str, str]) -> Document | Deletion | Skipped:
         doc_id = self.doc_id(f["id"])

@@ -521,18 +521,76 @@ def test_a_folder_path_filter_on_my_drive_survives_its_root_folder(sb: Sandbox) 
     owner = file_named(sb, "Engineering").owner
     top = ds.add_file(ws, "readme.txt", "text/plain", "Start here.", owner=owner)  # read after the design doc
     assert top.parents == [ds.root_id(ws, owner)]
-    c = connector(sb, folders=["Engineering/Design Docs"], shared_drives=False)
+    c = connector(sb, folders=["Engineering/Design Docs"], shared_drives=False, subject=owner)  # its owner's
     items, state = run(c.load(None))
     assert set(docs(items)) == {"Search service design"}
+    root = ds.root_id(ws, owner)
+    assert state is not None and state["root"] == root and state["folders"][root] == [None, None]
     assert docs(items)["Search service design"].metadata["folder"] == "Engineering/Design Docs"
     ds.edit(ws, file_named(sb, "Search service design").id, content="# Search service design\n\nv2")
     edited, _ = run(c.load(state))
     assert [(type(i).__name__, i.id) for i in edited] == [("Document", doc_id(sb, "Search service design"))]
     assert docs(edited)["Search service design"].metadata["folder"] == "Engineering/Design Docs"
     assert set(c.live_ids()) == {doc_id(sb, "Search service design")}
-    everything, _ = run(connector(sb).load(None))
+    everything, _ = run(connector(sb, subject=owner).load(None))
     assert docs(everything)["readme.txt"].metadata["folder"] == ""
     assert docs(everything)["Onboarding guide"].metadata["folder"] == "Engineering"
+
+
+def shared_folder(sb: Sandbox) -> tuple[ds.DriveFile, list[ds.DriveFile]]:
+    """zoe's folder "Q4 Reports" at the top of her My Drive, its two files; the folder's change
+    logged after its files' (its sharing set last)."""
+    ws, zoe = sb.ws, "zoe@example.com"
+    q4 = ds.add_file(ws, "Q4 Reports", ds.FOLDER, owner=zoe)
+    files = [ds.add_file(ws, f"c{n}.txt", "text/plain", f"Quarter {n}.", parent=q4.id, owner=zoe) for n in (1, 2)]
+    ds.set_permissions(ws, q4.id, [ds.user_permission(ws, drive_auth.CLIENT_EMAIL)])
+    return q4, files
+
+
+def test_a_folder_shared_with_me_met_through_its_files_is_named_not_taken_for_my_drives_root(sb: Sandbox) -> None:
+    """Drive answers a "Shared with me" folder without parents (its own parent, in its owner's My
+    Drive, is not the reader's to see), as it answers My Drive's root: met through its files on an
+    earlier page of the log than its own change, it still names their path, a later rename
+    reaches them, and a `folders` entry naming it selects them."""
+    ws = sb.ws
+    c, scoped = connector(sb, page_size=1), connector(sb, page_size=1, folders=["Q4 Reports", "Engineering"])
+    _, state = run(c.load(None))
+    _, scoped_state = run(scoped.load(None))
+    q4, (c1, c2) = shared_folder(sb)
+    items, state = run(c.load(state))
+    assert {d.title: d.metadata["folder"] for d in docs(items).values()} == {
+        "c1.txt": "Q4 Reports",
+        "c2.txt": "Q4 Reports",
+    }
+    assert state is not None and state["folders"][q4.id] == ["Q4 Reports", None]
+    ds.edit(ws, q4.id, name="Q4 Final")
+    items, _ = run(c.load(state))
+    assert {d.title: d.metadata["folder"] for d in docs(items).values()} == {"c1.txt": "Q4 Final", "c2.txt": "Q4 Final"}
+    ds.edit(ws, q4.id, name="Q4 Reports")
+    items, scoped_state = run(scoped.load(scoped_state))
+    assert {"c1.txt", "c2.txt"} <= set(docs(items))  # (the run's first tree had no "Q4 Reports": a skip)
+    assert run(scoped.load(scoped_state))[0] == []  # the tree names it now
+
+
+def test_a_checkpoint_keeping_a_shared_folder_as_my_drives_root_has_it_named_and_its_files_read_once(
+    sb: Sandbox,
+) -> None:
+    """An index built before My Drive's root was asked for may hold a "Shared with me" folder as
+    the root (its files with no path): the next sync names it and reads its files again, once."""
+    c = connector(sb)
+    _, state = run(c.load(None))
+    q4, (c1, c2) = shared_folder(sb)
+    _, state = run(c.load(state))
+    assert state is not None
+    state = {**state, "folders": {**state["folders"], q4.id: [None, None]}}
+    state.pop("root", None)  # as an inlet that did not ask wrote it
+    items, state = run(c.load(state))
+    assert {d.title: d.metadata["folder"] for d in docs(items).values()} == {
+        "c1.txt": "Q4 Reports",
+        "c2.txt": "Q4 Reports",
+    }
+    sb.faults.reset_counts()
+    assert run(c.load(state))[0] == [] and sb.faults.count("drive:files.get") == 0
 
 
 def test_live_ids_match_the_full_crawl(sb: Sandbox) -> None:
