@@ -210,6 +210,22 @@ def test_changes_feed_edits_moves_trash_and_removal(sb: Sandbox) -> None:
     assert new.id in state2["known"]
 
 
+def test_a_folder_trashed_takes_its_files_out_with_their_own_changes(sb: Sandbox) -> None:
+    """Drive documents a file below a trashed folder as trashed too (`trashed`: "either explicitly
+    or from a trashed parent folder") and its change log as the current state of each item that
+    changed: each such file's change deletes it, as a file trashed on its own is."""
+    ws, c = sb.ws, connector(sb)
+    first, state = run(c.load(None))
+    eng = file_named(sb, "Engineering").id
+    below = {f"team-drive:{f.id}" for f in ds.descendants(ws, eng)}
+    indexed = below & {d.id for d in docs(first).values()}
+    ds.trash(ws, eng)
+    items, state = run(c.load(state))
+    assert all(isinstance(i, Deletion) for i in items) and len(indexed) >= 3
+    assert indexed <= {i.id for i in items} <= below
+    assert state is not None and not indexed & {f"team-drive:{n}" for n in state["known"]}
+
+
 def test_shared_drive_changes_rename_paths_and_leaving_deletes_its_documents(sb: Sandbox) -> None:
     """The user's log names changes to a shared drive itself (changeType "drive", no fileId)."""
     ws, c = sb.ws, connector(sb)
