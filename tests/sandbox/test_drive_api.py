@@ -199,6 +199,44 @@ def test_shared_drives(sb: Sandbox, api: httpx.Client) -> None:
     assert [d["name"] for d in listed["drives"]] == ["Company Wiki"]
 
 
+def test_a_shared_drive_the_caller_is_no_member_of_shows_only_its_files_shared_with_them(
+    sb: Sandbox, api: httpx.Client
+) -> None:
+    """Not listed, its members and its own log "not found"; a file shared with the caller directly
+    is listed and logged without `parents` (the drive is not theirs to read), and shows its
+    sharing, the drive's members among it, to a writer only."""
+    ws, me = sb.ws, drive_auth.CLIENT_EMAIL
+    start = api.get("/changes/startPageToken").json()["startPageToken"]
+    finance = ds.add_drive(ws, "Finance", [ds.user_permission(ws, "erin@example.com")], member=False)
+    budget = ds.add_file(
+        ws, "budget.txt", "text/plain", "b", drive_id=finance.id, permissions=[ds.user_permission(ws, me, "writer")]
+    )
+    memo = ds.add_file(ws, "memo.txt", "text/plain", "m", drive_id=finance.id, permissions=[ds.user_permission(ws, me)])
+    hidden = ds.add_file(ws, "hidden.txt", "text/plain", "h", drive_id=finance.id)
+    every = {"corpora": "allDrives", "supportsAllDrives": "true", "includeItemsFromAllDrives": "true"}
+    listed = api.get("/files", params={**every, "pageSize": 1000, "fields": "files(id,parents,driveId)"}).json()
+    mine = {f["id"]: f for f in listed["files"] if f.get("driveId") == finance.id}
+    assert mine == {
+        budget.id: {"id": budget.id, "driveId": finance.id},
+        memo.id: {"id": memo.id, "driveId": finance.id},
+    }
+    assert [d["name"] for d in api.get("/drives").json()["drives"]] == ["Company Wiki"]
+    drive_only = {**every, "corpora": "drive", "driveId": finance.id}
+    assert api.get("/files", params=drive_only).status_code == 404
+    assert api.get("/changes/startPageToken", params={"driveId": finance.id}).status_code == 404
+    all_drives = {"supportsAllDrives": "true"}
+    assert api.get(f"/files/{finance.id}/permissions", params=all_drives).status_code == 404
+    assert api.get(f"/files/{hidden.id}", params=all_drives).status_code == 404
+    shown = api.get(f"/files/{budget.id}/permissions", params=all_drives).json()["permissions"]
+    assert {p["emailAddress"] for p in shown} == {"erin@example.com", me}
+    refused = api.get(f"/files/{memo.id}/permissions", params=all_drives)
+    assert (
+        refused.status_code == 403 and refused.json()["error"]["errors"][0]["reason"] == "insufficientFilePermissions"
+    )
+    changes = api.get("/changes", params={**every, "pageToken": start, "fields": "changes(fileId,driveId)"}).json()
+    assert {c.get("fileId") for c in changes["changes"]} == {budget.id, memo.id}  # no drive change: never joined
+
+
 def test_an_incomplete_search_leaves_out_shared_drives_and_says_so(sb: Sandbox, api: httpx.Client) -> None:
     all_drives = {"corpora": "allDrives", "supportsAllDrives": "true", "includeItemsFromAllDrives": "true"}
     fields = {"fields": "incompleteSearch,files(name)", "pageSize": 1000}
