@@ -23,8 +23,13 @@ inherited permissions), yet Drive logs no change to the files when they change. 
 every shared drive's members (one `permissions.list` on the drive's id) and keeps a fingerprint of
 them (checkpoint key `members`, taken before a crawl lists anything); when it differs, the drive's
 indexed files have their permissions read again, no content, and are yielded as `AclUpdate`s (the
-index rewrites the ACL, re-embeds nothing). A permission of a deleted account (`deleted: true`)
-grants nothing.
+index rewrites the ACL, re-embeds nothing). A file of a shared drive the reading identity is not a
+member of (shared with it directly, or a drive it left) holds the drive's members too when Drive
+shows its sharing (to a writer), but Drive answers a non-member "not found" for the drive's
+members: such files are kept with their drive (checkpoint key `outside`), and each sync reads the
+sharing of each such drive's first one instead (one `permissions.list` per drive, fingerprint key
+`outside_members`); when it differs, the drive's `outside` files have their permissions read
+again, as `AclUpdate`s. A permission of a deleted account (`deleted: true`) grants nothing.
 
 A file shared with a Google Group (a `type: "group"` permission, its own or its shared drive's)
 is readable by the group's address and by its members, nested groups' included, read from the
@@ -62,15 +67,19 @@ and the engine skips re-embedding when title and text are unchanged, so the cost
 (chosen over caching every file's text in the checkpoint). The checkpoint holds the live document
 ids (to reconcile after a fallback) and the folder tree (to compute paths and the folder filter
 without listing folders on every sync), so a sync with nothing to do is one `changes.list` call,
-per shared drive one more and one `permissions.list` (its members), and per group an indexed
-file is shared with one `members.list` (a page per 200 members).
+per shared drive one more and one `permissions.list` (its members), per shared drive the identity
+is not a member of whose files are indexed one `permissions.list`, and per group an indexed file is
+shared with one `members.list` (a page per 200 members).
 
 Paths (`metadata.folder`, and what a `folders` path matches) start below My Drive and at a shared
 drive's name: 'Engineering/Design Docs', never 'My Drive/Engineering/...'. An item at the top of My
 Drive has My Drive's root folder as its parent; no listing names that folder, and `files.get`
 answers it as "My Drive" without parents: met as a parent, it is kept in the folder map as `ROOT`,
 which ends a path and adds no name (a folder missing from the map ends it too, so `live_ids`, which
-fetches nothing, finds the same paths). A `folders` entry naming no folder id or path and no shared
+fetches nothing, finds the same paths). Drive answers without parents any item whose parent the
+reader may not see, a folder "Shared with me" too: a folder met so is the root only if it is the one
+`files.get("root")` names (asked once, checkpoint key `root`); any other starts its path with its
+name, as the crawl's folder listing has it. A `folders` entry naming no folder id or path and no shared
 drive of the tree is a skip by policy of each run; when none names anything, the run (and
 `live_ids`) raises `NothingInScopeError` before a file is read (`kit.scope`). The change log
 reshapes the tree (a folder renamed, moved or removed; a shared drive renamed, left or gone): each
@@ -204,9 +213,12 @@ class _State(CheckpointModel):
     phase: Literal["crawl", "changes"] = "crawl"
     page_token: str | None = None  # files.list token (crawl) or changes token (changes)
     folders: dict[str, list[Any]] | None = None  # {id: [name, parent]} (My Drive's root: ROOT); None until listed
+    root: str | None = None  # My Drive's root folder's id, once asked (`_root`)
     drives: dict[str, str] = {}
     drive_tokens: dict[str, str] = {}  # {shared drive id: token of its own change log}
     members: dict[str, str] = {}  # {shared drive id: fingerprint of its members' ACL}
+    outside: dict[str, str] = {}  # {native id: shared drive id} files of drives not followed whose ACL holds members
+    outside_members: dict[str, str] = {}  # {shared drive id in `outside`: fingerprint of its first file's sharing}
     shared: dict[str, list[str]] | None = Field(default_factory=dict)  # {native id: groups it names}; None: unknown
     groups: dict[str, str] = {}  # {group address: fingerprint of its members as the ACLs naming it took them}
     known: set[str] = set()  # native ids of indexed documents
@@ -231,6 +243,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
     _directory: DirectoryClient | None = None
     _groups: Groups | None = None  # this run's group memberships
     _named: dict[str, list[str]]  # {native id: groups its ACL just named}, filled on the pool's threads
+    _inherits: dict[str, str | None]  # {native id: its shared drive, when Drive just showed its sharing}, ditto
     _named_lock: threading.Lock
     _reported: set[str]  # unreadable groups already reported this run
     _pool: ThreadPoolExecutor
@@ -283,7 +296,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
 
     def _fresh_groups(self) -> None:
         self._groups = Groups(self.name, lambda: self.directory, self.config.expand_groups)
-        self._named, self._named_lock, self._reported = {}, threading.Lock(), set()
+        self._named, self._inherits, self._named_lock, self._reported = {}, {}, threading.Lock(), set()
 
     def check(self) -> None:
         self.client.start_page_token()
@@ -308,6 +321,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             if crawled:
                 yield from self._crawl(st, since)
             else:
+                yield from self._misplaced_roots(st)
                 yield from self._scope_skips(st)
             yield from self._follow_changes(st, replay=not crawled)  # a crawl has just read every file
 
@@ -473,6 +487,7 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
             if drive in st.drive_tokens:  # not left in a page read before
                 yield from self._follow(st, drive)
         yield from self._membership(st)
+        yield from self._outside_membership(st)
         yield from self._group_membership(st)
 
     def _membership(self, st: _State) -> Iterator[Item]:
@@ -488,6 +503,46 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
                 yield from self._relabel(st, drive)
             st.members[drive] = key
             yield st.checkpoint()
+
+    def _outside_membership(self, st: _State) -> Iterator[Item]:
+        """The members of each shared drive the reading identity is not a member of (or left) whose
+        files are indexed through a direct share, with the drive's members in their ACL (Drive
+        showed their sharing: `outside`). Drive answers a non-member's request for the drive's
+        members "not found", so its first such file's sharing is read instead (one
+        `permissions.list` per drive); when that differs from the checkpoint's, the drive's
+        `outside` files have their sharing read again (no content), as `AclUpdate`s."""
+        for native in [n for n, d in st.outside.items() if n not in st.known or d in st.drives]:
+            del st.outside[native]
+        by_drive: dict[str, list[str]] = {}
+        for native, drive in sorted(st.outside.items()):
+            by_drive.setdefault(drive, []).append(native)
+        for drive in set(st.outside_members) - set(by_drive):
+            del st.outside_members[drive]
+        for drive, natives in sorted(by_drive.items()):
+            key = self._sharing_key(natives)
+            if key is None or st.outside_members.get(drive) == key:
+                continue
+            if drive in st.outside_members:
+                log.info(
+                    "source %r: the sharing of shared drive %s (not a member) changed; %d files take the new ACL",
+                    self.name,
+                    drive,
+                    len(natives),
+                )
+                yield from self._reacl(st, natives)
+            st.outside_members[drive] = key
+            yield st.checkpoint()
+
+    def _sharing_key(self, natives: list[str]) -> str | None:
+        """A fingerprint of the sharing of the first of these files Drive shows it for (the id and
+        who it lets read); None when none does (gone, or shown no more: their change logs say so)."""
+        for native in natives:
+            try:
+                return native + ":" + ",".join(acl_of(self.client.permissions(native)).principals())
+            except DriveApiError as err:
+                if err.status not in (403, 404):
+                    raise
+        return None
 
     def _members_key(self, drive: str) -> str | None:
         """A fingerprint of who a shared drive's membership lets read; None when it cannot be read
@@ -581,10 +636,18 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
 
     def _track(self, st: _State, native: str) -> None:
         """Note the groups the ACL just computed for `native` named (and the fingerprint of each
-        group's members it took, for a group not tracked yet)."""
+        group's members it took, for a group not tracked yet), and whether it holds the members of
+        a shared drive the reading identity is not a member of (`outside`: `_outside_membership`)."""
         with self._named_lock:
             groups = self._named.pop(native, None)
-        if groups is None or st.shared is None:
+            drive = self._inherits.pop(native, None)
+        if groups is None:
+            return
+        if drive is not None and drive not in st.drives:  # its members are not read by `_membership`
+            st.outside[native] = drive
+        else:
+            st.outside.pop(native, None)
+        if st.shared is None:
             return
         if groups:
             st.shared[native] = groups
@@ -728,9 +791,18 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
 
     def _unlisted(self, st: _State) -> Iterator[Item]:
         """After a shared drive was left (Drive names none of its files): known documents that the
-        listing no longer holds are deleted, unless Drive calls the listing incomplete."""
-        listing = self._listing(f"mimeType != '{FOLDER}' and trashed = false", "id")
-        live = {f["id"] for f in listing}
+        listing no longer holds are deleted, unless Drive calls the listing incomplete; those of a
+        drive left that it still holds (shared with the reading identity directly) have their
+        sharing read again (`AclUpdate`s), so their drive's members are followed (`outside`)."""
+        listing = self._listing(f"mimeType != '{FOLDER}' and trashed = false", "id,driveId")
+        files = list(listing)
+        live = {f["id"] for f in files}
+        kept = [
+            f["id"]
+            for f in files
+            if f.get("driveId") and f["driveId"] not in st.drives and f["id"] in st.known and f["id"] not in st.outside
+        ]
+        yield from self._reacl(st, kept)
         if listing.incomplete:
             log.warning(
                 "source %r: a shared drive was left, but Drive could not search every drive "
@@ -808,16 +880,47 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
     def _ensure_folders(self, parent: str | None, st: _State) -> None:
         """Fetch ancestors missing from the folder map: folders created after the map was built,
         and My Drive's root folder, which no listing names (the parent of the items at the top of
-        My Drive): a folder without parents that is not a shared drive, kept as `ROOT`."""
+        My Drive), kept as `ROOT`. Drive answers without parents every item whose parent the
+        reader may not see, a folder "Shared with me" too: only the folder `files.get("root")`
+        names is the root (`_root`); any other is a folder at the top of its path."""
         assert st.folders is not None
         while parent and parent not in st.folders and parent not in st.drives:
             try:
                 f = self.client.get_file(parent, _FOLDER_FIELDS)
+                above = (f.get("parents") or [None])[0]
+                root = not (above or f.get("driveId")) and parent == self._root(st)
             except DriveApiError:
                 return
-            above = (f.get("parents") or [None])[0]
-            st.folders[parent] = [f["name"], above] if above or f.get("driveId") else list(ROOT)
+            st.folders[parent] = list(ROOT) if root else [f["name"], above]
             parent = above
+
+    def _root(self, st: _State) -> str:
+        """The id of My Drive's root folder (`files.get("root")`, asked once, kept as `root`)."""
+        if st.root is None:
+            st.root = str(self.client.get_file("root", "id")["id"])
+        return st.root
+
+    def _misplaced_roots(self, st: _State) -> Iterator[Item]:
+        """A checkpoint from before My Drive's root was asked for (`root` unset) may keep a folder
+        "Shared with me" met without parents as the root (`ROOT`), its files indexed with no path:
+        each such folder is named, and its files read again, once."""
+        roots = [fid for fid, entry in (st.folders or {}).items() if entry == list(ROOT)]
+        if st.root is not None or not roots:
+            return
+        try:
+            misplaced = [fid for fid in roots if fid != self._root(st)]
+        except DriveApiError as err:
+            log.info("source %r: Drive did not name My Drive's root folder (%s)", self.name, err)
+            return
+        files: dict[str, dict[str, Any]] = {}
+        for folder in misplaced:
+            assert st.folders is not None
+            del st.folders[folder]
+            self._ensure_folders(folder, st)
+            for f in self._children(folder, st):
+                files.setdefault(f["id"], f)
+        yield from self._process(list(files.values()), st)
+        yield st.checkpoint()
 
     def _read(self, f: dict[str, Any], path: str, drives: dict[str, str]) -> Document | Deletion | Skipped:
         doc_id = self.doc_id(f["id"])
@@ -863,10 +966,16 @@ class GoogleDriveConnector(Connector[GoogleDriveConfig]):
         """The file's sharing; for a file the reader may only view (Drive shows the sharing to who
         may share), its owners and the reader (`_reading_identity`), as user permissions."""
         try:
-            return self.client.permissions(f["id"])
+            perms = self.client.permissions(f["id"])
         except DriveApiError as err:
             if err.status != 403 or err.reason != "insufficientFilePermissions":
                 raise
+        else:
+            with self._named_lock:  # a shared drive's file: the drive's members are among them
+                self._inherits[f["id"]] = f.get("driveId") or None
+            return perms
+        with self._named_lock:
+            self._inherits[f["id"]] = None
         readers = [o.get("emailAddress") for o in f.get("owners") or []] + [self._reading_identity()]
         log.info(
             "source %r: %s: its sharing is shown only to who may share it; indexed for %s",

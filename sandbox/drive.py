@@ -3,7 +3,10 @@
 Serves what a sync client uses: files.list/get/export (with `alt=media` and Range), changes
 (startPageToken, list), permissions.list (of a file, or of a shared drive: its members),
 drives.list, about.get (who the caller is: its `user`), with each user's My Drive root folder
-(`files.get` of its id or of `root`; never listed), with the `fields` projection, a useful subset
+(`files.get` of its id or of `root`, by its user only; never listed), shared drives the caller is
+not a member of (their files shared with the caller directly: `drive_state.readable`; "not found"
+for the drive itself; their sharing shown to a writer only), items whose parent the caller may not
+read answered without `parents`, with the `fields` projection, a useful subset
 of `q`, shared drives, and errors in Google's envelope. Each shared drive keeps its own change log
 (`driveId`); the user's log carries the changes to shared drives themselves (`changeType: "drive"`,
 no `fileId`) and, unless `drive_items_in_user_log` is off (Drive does not promise them), its
@@ -116,18 +119,41 @@ def _fault_message(status: int, reason: str) -> str:
     return {500: "Internal Error", 503: "Service Unavailable", 404: "File not found."}.get(status, reason or "Error")
 
 
+def _caller(ctx: Any, request: Request) -> str:
+    """The address of the user the request's (valid) token reads as."""
+    return token_user(ctx.ws, request.headers.get("authorization", ""))
+
+
 def _file(ctx: Any, request: Request, all_drives_param: bool = True) -> ds.DriveFile:
-    """The file of the path; shared-drive items need supportsAllDrives where the method has it."""
+    """The file of the path, if the caller may read it (`drive_state.readable`); shared-drive items
+    need supportsAllDrives where the method has it."""
     file_id = request.path_params["file_id"]
     with ctx.ws.lock:
-        f = ds.state(ctx.ws).files.get(file_id)
-    if f is None or (f.drive_id and all_drives_param and not _flag(request, "supportsAllDrives")):
+        st = ds.state(ctx.ws)
+        f = st.files.get(file_id)
+        hidden = f is not None and not ds.readable(st, f, _caller(ctx, request))
+    if f is None or hidden or (f.drive_id and all_drives_param and not _flag(request, "supportsAllDrives")):
         raise DriveError(404, f"File not found: {file_id}.", "notFound", "fileId")
     return f
 
 
+def _member_drive(ctx: Any, drive_id: str | None) -> None:
+    """A shared drive's own log or listing: 404 unless the caller is a member of `drive_id`."""
+    with ctx.ws.lock:
+        drive = ds.state(ctx.ws).drives.get(drive_id or "")
+    if drive_id and (drive is None or not drive.member):
+        raise DriveError(404, f"Shared drive not found: {drive_id}", "notFound", "driveId")
+
+
 # --- files -----------------------------------------------------------------------------------
-def _visible(request: Request) -> Callable[[ds.DriveFile], bool]:
+def _visible(ctx: Any, request: Request) -> Callable[[ds.DriveFile], bool]:
+    """Which files the listing holds: its corpora's, those the caller may read."""
+    corpus = _corpus(ctx, request)
+    caller, st = _caller(ctx, request), ds.state(ctx.ws)
+    return lambda f: corpus(f) and ds.readable(st, f, caller)
+
+
+def _corpus(ctx: Any, request: Request) -> Callable[[ds.DriveFile], bool]:
     all_drives = _flag(request, "includeItemsFromAllDrives")
     if all_drives and not _flag(request, "supportsAllDrives"):
         raise DriveError(
@@ -145,6 +171,7 @@ def _visible(request: Request) -> Callable[[ds.DriveFile], bool]:
                 "invalid",
                 "driveId",
             )
+        _member_drive(ctx, drive_id)
         return lambda f: f.drive_id == drive_id
     if corpora not in ("user", "allDrives", "domain"):
         raise DriveError(400, f"Invalid value for corpora: {corpora}", "invalid", "corpora")
@@ -166,7 +193,7 @@ def _page_token(request: Request, st: ds.DriveState, key: str) -> int:
 
 async def files_list(ctx: Any, request: Request) -> Response:
     size = _page_size(request, 100, 1000)
-    visible, clauses = _visible(request), parse_q(request.query_params.get("q", ""))
+    visible, clauses = _visible(ctx, request), parse_q(request.query_params.get("q", ""))
     clauses = [("parents", "in", _caller_root(ctx, request)) if c == ("parents", "in", "root") else c for c in clauses]
     spec = _fields(request, "kind,incompleteSearch,nextPageToken,files(kind,id,name,mimeType)")
     key = json.dumps([request.query_params.get(k) for k in ("q", "corpora", "driveId", "includeItemsFromAllDrives")])
@@ -175,7 +202,8 @@ async def files_list(ctx: Any, request: Request) -> Response:
         offset = _page_token(request, st, key)
         incomplete = st.incomplete_search and request.query_params.get("corpora") == "allDrives"
         hits = [f for f in st.files.values() if visible(f) and matches(f, clauses) and not (incomplete and f.drive_id)]
-        page = [file_resource(ctx.ws, f) for f in hits[offset : offset + size]]
+        caller = _caller(ctx, request)
+        page = [file_resource(ctx.ws, f, caller) for f in hits[offset : offset + size]]
         body: dict[str, Any] = {"kind": "drive#fileList", "incompleteSearch": incomplete, "files": page}
         if offset + size < len(hits):
             token = {"o": offset + size, "e": st.page_epoch, "k": key}
@@ -197,7 +225,10 @@ def _root(ctx: Any, request: Request) -> str | None:
     if file_id == "root":
         return _caller_root(ctx, request)
     with ctx.ws.lock:
-        return file_id if file_id in ds.state(ctx.ws).roots else None
+        user = ds.state(ctx.ws).roots.get(file_id)
+    if user is not None and user != _caller(ctx, request).lower():
+        raise DriveError(404, f"File not found: {file_id}.", "notFound", "fileId")  # another user's
+    return file_id if user is not None else None
 
 
 async def files_get(ctx: Any, request: Request) -> Response:
@@ -209,7 +240,9 @@ async def files_get(ctx: Any, request: Request) -> Response:
     f = _file(ctx, request)
     if request.query_params.get("alt") == "media":
         return _download(f, request)
-    return JSONResponse(project(file_resource(ctx.ws, f), _fields(request, "kind,id,name,mimeType")))
+    return JSONResponse(
+        project(file_resource(ctx.ws, f, _caller(ctx, request)), _fields(request, "kind,id,name,mimeType"))
+    )
 
 
 def _download(f: ds.DriveFile, request: Request) -> Response:
@@ -275,14 +308,24 @@ def _rows(text: str) -> list[list[str]]:
 
 
 async def permissions_list(ctx: Any, request: Request) -> Response:
-    """A file's permissions, or (the id of a shared drive, with supportsAllDrives) its members."""
+    """A file's permissions, or (the id of a shared drive the caller is a member of, with
+    supportsAllDrives) its members. A file of a shared drive the caller is not a member of shows
+    them its permissions (the drive's members among them) only if its own sharing lets them share
+    it (writer or above); to a reader or commenter 403 `insufficientFilePermissions`."""
     spec = _fields(request, "kind,nextPageToken,permissions(kind,id,type,role,emailAddress,domain)")
     with ctx.ws.lock:
         drive = ds.state(ctx.ws).drives.get(request.path_params["file_id"])
-    if drive is not None and _flag(request, "supportsAllDrives"):
+    if drive is not None and drive.member and _flag(request, "supportsAllDrives"):
         members = list(drive.members)
     else:
-        members = ds.effective_permissions(ctx.ws, _file(ctx, request))
+        f = _file(ctx, request)
+        with ctx.ws.lock:
+            outside = not ds.state(ctx.ws).drives[f.drive_id].member if f.drive_id else False
+        if outside and ds.direct_role(f, _caller(ctx, request)) in ("reader", "commenter"):
+            raise DriveError(
+                403, "The user does not have sufficient permissions for this file.", "insufficientFilePermissions"
+            )
+        members = ds.effective_permissions(ctx.ws, f)
     perms = [p.resource() for p in members]
     return JSONResponse(project({"kind": "drive#permissionList", "permissions": perms}, spec))
 
@@ -294,7 +337,7 @@ async def drives_list(ctx: Any, request: Request) -> Response:
         raise DriveError(400, "Invalid Value", "invalid", "pageToken")
     offset = int(raw)
     with ctx.ws.lock:
-        drives = list(ds.state(ctx.ws).drives.values())
+        drives = [d for d in ds.state(ctx.ws).drives.values() if d.member]
     body: dict[str, Any] = {"kind": "drive#driveList", "drives": [_drive(d) for d in drives[offset : offset + size]]}
     if offset + size < len(drives):
         body["nextPageToken"] = str(offset + size)
@@ -318,9 +361,7 @@ async def about_get(ctx: Any, request: Request) -> Response:
 async def start_page_token(ctx: Any, request: Request) -> Response:
     with ctx.ws.lock:
         st = ds.state(ctx.ws)
-        drive_id = request.query_params.get("driveId")
-        if drive_id and drive_id not in st.drives:
-            raise DriveError(404, f"Shared drive not found: {drive_id}", "notFound", "driveId")
+        _member_drive(ctx, request.query_params.get("driveId"))
         token = str(st.next_seq)
     return JSONResponse(
         project({"kind": "drive#startPageToken", "startPageToken": token}, _fields(request, "kind,startPageToken"))
@@ -341,23 +382,26 @@ async def changes_list(ctx: Any, request: Request) -> Response:
     drive_id = request.query_params.get("driveId")
     include_removed = request.query_params.get("includeRemoved", "true").lower() == "true"
     still_there = _flag(request, "includeCorpusRemovals")
+    caller = _caller(ctx, request)
     with ctx.ws.lock:
         st = ds.state(ctx.ws)
-        if drive_id and drive_id not in st.drives:
-            raise DriveError(404, f"Shared drive not found: {drive_id}", "notFound", "driveId")
+        _member_drive(ctx, drive_id)
         if not raw.isdigit() or not st.change_floor <= int(raw) <= st.next_seq:
             raise DriveError(400, "Invalid Value", "invalid", "pageToken")
         latest: dict[str, ds.Change] = {}
         for change in st.changes[int(raw) - 1 :]:  # seq n sits at index n - 1
             if not ds.in_log(st, change, drive_id, all_drives):
                 continue
+            f = st.files.get(change.file_id)
+            if f is not None and not ds.readable(st, f, caller):
+                continue  # a file of a shared drive the caller is not a member of, not shared with them
             item = change.file_id or f"drive:{change.drive_id}"
             latest.pop(item, None)
             latest[item] = change
         pending = sorted(latest.values(), key=lambda c: c.seq)
         if not include_removed:
             pending = [c for c in pending if not c.removed]
-        page = [_change(ctx.ws, st, c, still_there) for c in pending[:size]]
+        page = [_change(ctx.ws, st, c, still_there, caller) for c in pending[:size]]
         body: dict[str, Any] = {"kind": "drive#changeList", "changes": page}
         if len(pending) > size:
             body["nextPageToken"] = str(pending[size].seq)
@@ -366,7 +410,7 @@ async def changes_list(ctx: Any, request: Request) -> Response:
     return JSONResponse(project(body, spec))
 
 
-def _change(ws: Any, st: ds.DriveState, change: ds.Change, still_there: bool) -> dict[str, Any]:
+def _change(ws: Any, st: ds.DriveState, change: ds.Change, still_there: bool, caller: str) -> dict[str, Any]:
     """`still_there` (includeCorpusRemovals): a removed change carries the file while it exists."""
     if change.kind == "drive":
         return _drive_change(st, change)
@@ -382,13 +426,14 @@ def _change(ws: Any, st: ds.DriveState, change: ds.Change, still_there: bool) ->
     if change.drive_id:
         out["driveId"] = change.drive_id
     if f is not None and (still_there or not out["removed"]):
-        out["file"] = file_resource(ws, f)
+        out["file"] = file_resource(ws, f, caller)
     return out
 
 
 def _drive_change(st: ds.DriveState, change: ds.Change) -> dict[str, Any]:
     """A change to a shared drive itself: no fileId, and `drive` only while the user may see it."""
     drive = st.drives.get(change.drive_id or "")
+    drive = drive if drive is not None and drive.member else None
     out: dict[str, Any] = {
         "kind": "drive#change",
         "type": "drive",

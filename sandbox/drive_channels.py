@@ -110,7 +110,8 @@ class Channels:
                 fault.status, "Backend Error", fault.reason or "backendError", retry_after=fault.retry_after
             )
         with ctx.ws.lock:
-            if drive_id and drive_id not in ds.state(ctx.ws).drives:
+            drive = ds.state(ctx.ws).drives.get(drive_id or "")
+            if drive_id and (drive is None or not drive.member):
                 raise DriveError(404, f"Shared drive not found: {drive_id}", "notFound", "driveId")
             channel = Channel(
                 str(body["id"]),

@@ -11,8 +11,13 @@ Everything here is plain Python: tests and the admin routes call the same mutati
 serves: a file's change, or (as Drive logs membership gained or lost and a rename in the user's
 log) a shared drive's. A change to a shared drive's other members is logged nowhere (Drive logs
 none: the drive's files are unchanged, only what `permissions.list` shows for them), nor does
-`set_group` (a Google Group's members, served by `drive_directory`). All access
-happens under `ws.lock`.
+`set_group` (a Google Group's members, served by `drive_directory`).
+
+The emulation reads from one point of view, the user's, with two exceptions that need the caller:
+a shared drive the user is not a member of (`add_drive(member=False)`, or `leave_drive(keep_shared=
+True)`) shows them only its files shared with them directly (`readable`), and an item whose parent
+the caller may not read (another user's My Drive root, such a drive) is answered without `parents`
+(`parent_readable`), as Drive answers "Shared with me" items. All access happens under `ws.lock`.
 """
 
 from __future__ import annotations
@@ -93,6 +98,7 @@ class SharedDrive:
     name: str
     created: float
     members: list[Permission] = field(default_factory=list)
+    member: bool = True  # the user reads it as a member; else only its files shared with them directly
 
 
 @dataclass
@@ -247,11 +253,14 @@ def anyone_permission(role: str = "reader") -> Permission:
     return Permission("anyoneWithLink", "anyone", role)
 
 
-def add_drive(ws: Any, name: str, members: list[Permission] | None = None) -> SharedDrive:
+def add_drive(ws: Any, name: str, members: list[Permission] | None = None, member: bool = True) -> SharedDrive:
+    """A shared drive; with `member` False, one the user is not a member of (`readable`): nothing
+    is logged for it, and the user reads only its files shared with them directly."""
     with ws.lock:
-        drive = SharedDrive(new_id(ws, "0A"), name, ws.clock(), list(members or []))
+        drive = SharedDrive(new_id(ws, "0A"), name, ws.clock(), list(members or []), member)
         state(ws).drives[drive.id] = drive
-        _log_drive(ws, drive)  # the user became a member: one change, none for the items inside
+        if member:
+            _log_drive(ws, drive)  # the user became a member: one change, none for the items inside
         return drive
 
 
@@ -264,18 +273,23 @@ def rename_drive(ws: Any, drive_id: str, name: str) -> None:
         _log_drive(ws, drive)
 
 
-def leave_drive(ws: Any, drive_id: str, logged: bool = True) -> None:
+def leave_drive(ws: Any, drive_id: str, logged: bool = True, keep_shared: bool = False) -> None:
     """The user loses membership (or the drive is deleted): the drive and its items vanish from
     every answer, and the log gets one removed change for the drive, none for its items (as Drive
     does). `logged=False`: the user's log has not carried it yet (the drive went between the reads
-    of the user's log and of the drive's own, which answers 404)."""
+    of the user's log and of the drive's own, which answers 404). `keep_shared`: the user left a
+    drive that stays: its files shared with them directly stay theirs to read (`readable`)."""
     with ws.lock:
         st = state(ws)
-        drive = st.drives.pop(drive_id, None)
-        if drive is None:
+        drive = st.drives.get(drive_id)
+        if drive is None or not drive.member:
             raise KeyError(f"no shared drive {drive_id!r}")
-        for f in [f for f in st.files.values() if f.drive_id == drive_id]:
-            del st.files[f.id]
+        if keep_shared:
+            drive.member = False
+        else:
+            del st.drives[drive_id]
+            for f in [f for f in st.files.values() if f.drive_id == drive_id]:
+                del st.files[f.id]
         if logged:
             _log_drive(ws, drive, removed=True)
 
@@ -457,6 +471,32 @@ def set_incomplete_search(ws: Any, incomplete: bool = True) -> None:
     items and answer `incompleteSearch: true`, as Drive does when it could not search them all."""
     with ws.lock:
         state(ws).incomplete_search = incomplete
+
+
+def direct_role(f: DriveFile, user: str) -> str | None:
+    """The role a user permission of the file itself gives `user` (None: none does)."""
+    roles = [p.role for p in f.permissions if p.type == "user" and not p.deleted and p.email == user.lower()]
+    return roles[0] if roles else None
+
+
+def readable(st: DriveState, f: DriveFile, user: str) -> bool:
+    """Whether `user` may read `f`: every item outside the shared drives the user is not a member
+    of (the emulation's single point of view), and such a drive's items shared with them directly
+    (Drive lets a shared drive's files be shared with non-members)."""
+    drive = st.drives.get(f.drive_id or "")
+    return drive is None or drive.member or direct_role(f, user) is not None
+
+
+def parent_readable(st: DriveState, parent: str, user: str) -> bool:
+    """Whether `user` may read the folder `parent`: their own My Drive root (no other user's), a
+    shared drive they are a member of, or a folder they may read. Drive answers an item whose
+    parent the caller cannot read without `parents` (as it does every "Shared with me" item)."""
+    if parent in st.roots:
+        return st.roots[parent] == user.lower()
+    if parent in st.drives:
+        return st.drives[parent].member
+    f = st.files.get(parent)
+    return f is not None and readable(st, f, user)
 
 
 def effective_permissions(ws: Any, f: DriveFile) -> list[Permission]:

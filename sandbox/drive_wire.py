@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from .drive_state import FOLDER, DriveFile, parse_rfc3339, rfc3339
+from .drive_state import FOLDER, DriveFile, parent_readable, parse_rfc3339, rfc3339, state
 
 _STATUS = {
     400: "INVALID_ARGUMENT",
@@ -84,8 +84,10 @@ def user_resource(ws: Any, email: str) -> dict[str, Any]:
     }
 
 
-def file_resource(ws: Any, f: DriveFile) -> dict[str, Any]:
-    """The full File resource; the `fields` projection trims it."""
+def file_resource(ws: Any, f: DriveFile, caller: str | None = None) -> dict[str, Any]:
+    """The full File resource; the `fields` projection trims it. Read by `caller`, without
+    `parents` when they may not read its parent (another user's My Drive root, a shared drive they
+    are not a member of), as Drive answers "Shared with me" items."""
     out: dict[str, Any] = {
         "kind": "drive#file",
         "id": f.id,
@@ -104,6 +106,10 @@ def file_resource(ws: Any, f: DriveFile) -> dict[str, Any]:
         "viewedByMe": False,
         "capabilities": {"canDownload": not f.not_downloadable, "canCopy": True, "canEdit": False},
     }
+    if caller is not None:
+        with ws.lock:
+            if not all(parent_readable(state(ws), p, caller) for p in f.parents):
+                del out["parents"]
     if f.modified_by:
         out["lastModifyingUser"] = user_resource(ws, f.modified_by)
     if f.drive_id:

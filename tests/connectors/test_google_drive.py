@@ -210,6 +210,22 @@ def test_changes_feed_edits_moves_trash_and_removal(sb: Sandbox) -> None:
     assert new.id in state2["known"]
 
 
+def test_a_folder_trashed_takes_its_files_out_with_their_own_changes(sb: Sandbox) -> None:
+    """Drive documents a file below a trashed folder as trashed too (`trashed`: "either explicitly
+    or from a trashed parent folder") and its change log as the current state of each item that
+    changed: each such file's change deletes it, as a file trashed on its own is."""
+    ws, c = sb.ws, connector(sb)
+    first, state = run(c.load(None))
+    eng = file_named(sb, "Engineering").id
+    below = {f"team-drive:{f.id}" for f in ds.descendants(ws, eng)}
+    indexed = below & {d.id for d in docs(first).values()}
+    ds.trash(ws, eng)
+    items, state = run(c.load(state))
+    assert all(isinstance(i, Deletion) for i in items) and len(indexed) >= 3
+    assert indexed <= {i.id for i in items} <= below
+    assert state is not None and not indexed & {f"team-drive:{n}" for n in state["known"]}
+
+
 def test_shared_drive_changes_rename_paths_and_leaving_deletes_its_documents(sb: Sandbox) -> None:
     """The user's log names changes to a shared drive itself (changeType "drive", no fileId)."""
     ws, c = sb.ws, connector(sb)
@@ -521,18 +537,76 @@ def test_a_folder_path_filter_on_my_drive_survives_its_root_folder(sb: Sandbox) 
     owner = file_named(sb, "Engineering").owner
     top = ds.add_file(ws, "readme.txt", "text/plain", "Start here.", owner=owner)  # read after the design doc
     assert top.parents == [ds.root_id(ws, owner)]
-    c = connector(sb, folders=["Engineering/Design Docs"], shared_drives=False)
+    c = connector(sb, folders=["Engineering/Design Docs"], shared_drives=False, subject=owner)  # its owner's
     items, state = run(c.load(None))
     assert set(docs(items)) == {"Search service design"}
+    root = ds.root_id(ws, owner)
+    assert state is not None and state["root"] == root and state["folders"][root] == [None, None]
     assert docs(items)["Search service design"].metadata["folder"] == "Engineering/Design Docs"
     ds.edit(ws, file_named(sb, "Search service design").id, content="# Search service design\n\nv2")
     edited, _ = run(c.load(state))
     assert [(type(i).__name__, i.id) for i in edited] == [("Document", doc_id(sb, "Search service design"))]
     assert docs(edited)["Search service design"].metadata["folder"] == "Engineering/Design Docs"
     assert set(c.live_ids()) == {doc_id(sb, "Search service design")}
-    everything, _ = run(connector(sb).load(None))
+    everything, _ = run(connector(sb, subject=owner).load(None))
     assert docs(everything)["readme.txt"].metadata["folder"] == ""
     assert docs(everything)["Onboarding guide"].metadata["folder"] == "Engineering"
+
+
+def shared_folder(sb: Sandbox) -> tuple[ds.DriveFile, list[ds.DriveFile]]:
+    """zoe's folder "Q4 Reports" at the top of her My Drive, its two files; the folder's change
+    logged after its files' (its sharing set last)."""
+    ws, zoe = sb.ws, "zoe@example.com"
+    q4 = ds.add_file(ws, "Q4 Reports", ds.FOLDER, owner=zoe)
+    files = [ds.add_file(ws, f"c{n}.txt", "text/plain", f"Quarter {n}.", parent=q4.id, owner=zoe) for n in (1, 2)]
+    ds.set_permissions(ws, q4.id, [ds.user_permission(ws, drive_auth.CLIENT_EMAIL)])
+    return q4, files
+
+
+def test_a_folder_shared_with_me_met_through_its_files_is_named_not_taken_for_my_drives_root(sb: Sandbox) -> None:
+    """Drive answers a "Shared with me" folder without parents (its own parent, in its owner's My
+    Drive, is not the reader's to see), as it answers My Drive's root: met through its files on an
+    earlier page of the log than its own change, it still names their path, a later rename
+    reaches them, and a `folders` entry naming it selects them."""
+    ws = sb.ws
+    c, scoped = connector(sb, page_size=1), connector(sb, page_size=1, folders=["Q4 Reports", "Engineering"])
+    _, state = run(c.load(None))
+    _, scoped_state = run(scoped.load(None))
+    q4, (c1, c2) = shared_folder(sb)
+    items, state = run(c.load(state))
+    assert {d.title: d.metadata["folder"] for d in docs(items).values()} == {
+        "c1.txt": "Q4 Reports",
+        "c2.txt": "Q4 Reports",
+    }
+    assert state is not None and state["folders"][q4.id] == ["Q4 Reports", None]
+    ds.edit(ws, q4.id, name="Q4 Final")
+    items, _ = run(c.load(state))
+    assert {d.title: d.metadata["folder"] for d in docs(items).values()} == {"c1.txt": "Q4 Final", "c2.txt": "Q4 Final"}
+    ds.edit(ws, q4.id, name="Q4 Reports")
+    items, scoped_state = run(scoped.load(scoped_state))
+    assert {"c1.txt", "c2.txt"} <= set(docs(items))  # (the run's first tree had no "Q4 Reports": a skip)
+    assert run(scoped.load(scoped_state))[0] == []  # the tree names it now
+
+
+def test_a_checkpoint_keeping_a_shared_folder_as_my_drives_root_has_it_named_and_its_files_read_once(
+    sb: Sandbox,
+) -> None:
+    """An index built before My Drive's root was asked for may hold a "Shared with me" folder as
+    the root (its files with no path): the next sync names it and reads its files again, once."""
+    c = connector(sb)
+    _, state = run(c.load(None))
+    q4, (c1, c2) = shared_folder(sb)
+    _, state = run(c.load(state))
+    assert state is not None
+    state = {**state, "folders": {**state["folders"], q4.id: [None, None]}}
+    state.pop("root", None)  # as an inlet that did not ask wrote it
+    items, state = run(c.load(state))
+    assert {d.title: d.metadata["folder"] for d in docs(items).values()} == {
+        "c1.txt": "Q4 Reports",
+        "c2.txt": "Q4 Reports",
+    }
+    sb.faults.reset_counts()
+    assert run(c.load(state))[0] == [] and sb.faults.count("drive:files.get") == 0
 
 
 def test_live_ids_match_the_full_crawl(sb: Sandbox) -> None:
@@ -895,6 +969,64 @@ def test_a_shared_drives_member_removed_leaves_its_files_acls_without_a_re_read(
     sb.faults.reset_counts()
     assert run(c.load(state2))[0] == []  # the new members are the checkpoint's: nothing to do
     assert sb.faults.count("drive:files.list") == 0
+
+
+def test_a_drive_the_reader_is_no_member_of_has_its_removed_members_leave_the_acl_of_its_files_shared_directly(
+    sb: Sandbox,
+) -> None:
+    """A shared drive's file shared with the reading identity, who is no member of the drive: Drive
+    shows a writer its sharing, the drive's members among them, yet answers "not found" for the
+    drive's own members. Its first such file's sharing is read each sync instead, and a change
+    gives the drive's files shared so their new ACL; a file shared view-only shows no members."""
+    ws, c, reader = sb.ws, connector(sb), drive_auth.CLIENT_EMAIL
+    erin, frank = ds.user_permission(ws, "erin@example.com"), ds.user_permission(ws, "frank@example.com")
+    finance = ds.add_drive(ws, "Finance Drive", [erin, frank], member=False)
+    budget = ds.add_file(
+        ws, "budget.txt", "text/plain", "Budget 2025.", drive_id=finance.id,
+        permissions=[ds.user_permission(ws, reader, "writer")],
+    )  # fmt: skip
+    memo = ds.add_file(
+        ws, "memo.txt", "text/plain", "Memo.", drive_id=finance.id, permissions=[ds.user_permission(ws, reader)]
+    )
+    ds.add_file(ws, "salaries.txt", "text/plain", "Not shared.", drive_id=finance.id)
+    first, state = run(c.load(None))
+    found = docs(first)
+    assert "salaries.txt" not in found and found["budget.txt"].metadata["shared_drive"] == finance.id
+    assert found["budget.txt"].acl.users == ["erin@example.com", "frank@example.com", reader]
+    assert found["memo.txt"].acl.users == [reader]  # its sharing is not shown to a reader
+    ds.set_members(ws, finance.id, [erin])  # Drive logs nothing for the files
+    sb.faults.reset_counts()
+    items, state2 = run(c.load(state))
+    assert items == [AclUpdate(id=f"team-drive:{budget.id}", acl=ACL(users=["erin@example.com", reader]))]
+    assert sb.faults.count("drive:files.get") == 1  # its sharing read again (files.get, permissions.list), no content
+    sb.faults.reset_counts()
+    assert run(c.load(state2))[0] == []
+    assert sb.faults.count("drive:permissions.list") == 2  # the member drive's members, budget.txt's sharing
+    assert state2 is not None and state2["outside"] == {budget.id: finance.id} and memo.id in state2["known"]
+
+
+def test_a_drive_left_keeps_its_files_shared_directly_and_their_acl_follows_its_members(sb: Sandbox) -> None:
+    """The reading identity leaves a shared drive but keeps a direct share on one of its files:
+    the drive's other files are deleted, that one stays, and a member removed from the drive
+    later leaves its ACL at the next sync."""
+    ws, c, reader = sb.ws, connector(sb), drive_auth.CLIENT_EMAIL
+    hank = ds.user_permission(ws, "hank@example.com")
+    ds.set_members(ws, wiki(sb).id, [*wiki(sb).members, hank])
+    plan = ds.add_file(
+        ws, "plan.txt", "text/plain", "Team plan.", parent=wiki(sb).id,
+        permissions=[ds.user_permission(ws, reader, "writer")],
+    )  # fmt: skip
+    _, state = run(c.load(None))
+    gone = {doc_id(sb, "Holiday calendar"), doc_id(sb, "Expense policy.pdf")}
+    ds.leave_drive(ws, wiki(sb).id, keep_shared=True)
+    items, state = run(c.load(state))
+    assert {i.id for i in items if isinstance(i, Deletion)} == gone
+    assert f"team-drive:{plan.id}" not in {i.id for i in items if isinstance(i, Deletion)}
+    ds.set_members(ws, wiki(sb).id, [p for p in wiki(sb).members if p.email != "hank@example.com"])
+    items, _ = run(c.load(state))
+    updates = [i for i in items if isinstance(i, AclUpdate)]
+    assert [u.id for u in updates] == [f"team-drive:{plan.id}"] and len(items) == 1
+    assert "hank@example.com" not in updates[0].acl.users and reader in updates[0].acl.users
 
 
 def test_a_persistent_400_of_the_change_log_fails_the_run_without_a_re_crawl(sb: Sandbox) -> None:

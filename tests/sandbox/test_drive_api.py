@@ -40,13 +40,13 @@ DRIVE_READONLY = "https://www.googleapis.com/auth/drive.readonly"
 DIRECTORY = "https://www.googleapis.com/auth/admin.directory.group.member.readonly"
 
 
-def token_for(sb: Sandbox, scopes: tuple[str, ...] = (DRIVE_READONLY,)) -> str:
+def token_for(sb: Sandbox, scopes: tuple[str, ...] = (DRIVE_READONLY,), subject: str | None = None) -> str:
     import google_auth_httplib2
     import httplib2
     from google.oauth2 import service_account
 
     info = drive_auth.service_account_info(sb.ws, sb.ctx.http_url + drive_auth.TOKEN_PATH)
-    creds = service_account.Credentials.from_service_account_info(info, scopes=list(scopes))
+    creds = service_account.Credentials.from_service_account_info(info, scopes=list(scopes), subject=subject)
     creds.refresh(google_auth_httplib2.Request(httplib2.Http()))
     return str(creds.token)
 
@@ -148,11 +148,20 @@ def test_query_subset(sb: Sandbox, api: httpx.Client) -> None:
 
 
 def test_my_drive_root_is_the_parent_of_its_top_items_and_is_never_listed(sb: Sandbox, api: httpx.Client) -> None:
+    """Its owner's items at the top of My Drive name it as their parent; to anyone else (who may
+    not read it) they have no parents, as Drive answers "Shared with me" items."""
     eng = by_name(sb, "Engineering")
     root = ds.root_id(sb.ws, eng.owner)
-    assert api.get(f"/files/{eng.id}", params={"fields": "parents"}).json() == {"parents": [root]}
-    fields = {"fields": "id,name,mimeType,parents"}
-    assert api.get(f"/files/{root}", params=fields).json() == {"id": root, "name": "My Drive", "mimeType": ds.FOLDER}
+    owner = {"Authorization": f"Bearer {token_for(sb, subject=eng.owner)}"}
+    with httpx.Client(base_url=sb.ctx.http_url + "/drive/v3", headers=owner) as own:
+        assert own.get(f"/files/{eng.id}", params={"fields": "parents"}).json() == {"parents": [root]}
+        fields = {"fields": "id,name,mimeType,parents"}
+        found = own.get(f"/files/{root}", params=fields).json()
+        assert found == {"id": root, "name": "My Drive", "mimeType": ds.FOLDER}
+        top = {"q": f"'{root}' in parents", "fields": "files(name)"}
+        assert "Engineering" in {f["name"] for f in own.get("/files", params=top).json()["files"]}
+    assert api.get(f"/files/{eng.id}", params={"fields": "id,parents"}).json() == {"id": eng.id}
+    assert api.get(f"/files/{root}", params={"fields": "id"}).status_code == 404  # another user's root
     mine = api.get("/files/root", params=fields).json()
     assert (
         mine["name"] == "My Drive"
@@ -161,8 +170,6 @@ def test_my_drive_root_is_the_parent_of_its_top_items_and_is_never_listed(sb: Sa
     )
     listed = api.get("/files", params={"pageSize": 1000, "fields": "files(id,name)"}).json()["files"]
     assert "My Drive" not in {f["name"] for f in listed} and root not in {f["id"] for f in listed}
-    top = {"q": f"'{root}' in parents", "fields": "files(name)"}
-    assert "Engineering" in {f["name"] for f in api.get("/files", params=top).json()["files"]}
     wiki = next(iter(sb.ws.drive.drives.values()))
     holiday = api.get(
         f"/files/{by_name(sb, 'Holiday calendar').id}", params={"fields": "parents", "supportsAllDrives": "true"}
@@ -190,6 +197,44 @@ def test_shared_drives(sb: Sandbox, api: httpx.Client) -> None:
     assert {p.get("domain") for p in perms["permissions"] if p["type"] == "domain"} == {sb.ws.domain}
     listed = api.get("/drives").json()
     assert [d["name"] for d in listed["drives"]] == ["Company Wiki"]
+
+
+def test_a_shared_drive_the_caller_is_no_member_of_shows_only_its_files_shared_with_them(
+    sb: Sandbox, api: httpx.Client
+) -> None:
+    """Not listed, its members and its own log "not found"; a file shared with the caller directly
+    is listed and logged without `parents` (the drive is not theirs to read), and shows its
+    sharing, the drive's members among it, to a writer only."""
+    ws, me = sb.ws, drive_auth.CLIENT_EMAIL
+    start = api.get("/changes/startPageToken").json()["startPageToken"]
+    finance = ds.add_drive(ws, "Finance", [ds.user_permission(ws, "erin@example.com")], member=False)
+    budget = ds.add_file(
+        ws, "budget.txt", "text/plain", "b", drive_id=finance.id, permissions=[ds.user_permission(ws, me, "writer")]
+    )
+    memo = ds.add_file(ws, "memo.txt", "text/plain", "m", drive_id=finance.id, permissions=[ds.user_permission(ws, me)])
+    hidden = ds.add_file(ws, "hidden.txt", "text/plain", "h", drive_id=finance.id)
+    every = {"corpora": "allDrives", "supportsAllDrives": "true", "includeItemsFromAllDrives": "true"}
+    listed = api.get("/files", params={**every, "pageSize": 1000, "fields": "files(id,parents,driveId)"}).json()
+    mine = {f["id"]: f for f in listed["files"] if f.get("driveId") == finance.id}
+    assert mine == {
+        budget.id: {"id": budget.id, "driveId": finance.id},
+        memo.id: {"id": memo.id, "driveId": finance.id},
+    }
+    assert [d["name"] for d in api.get("/drives").json()["drives"]] == ["Company Wiki"]
+    drive_only = {**every, "corpora": "drive", "driveId": finance.id}
+    assert api.get("/files", params=drive_only).status_code == 404
+    assert api.get("/changes/startPageToken", params={"driveId": finance.id}).status_code == 404
+    all_drives = {"supportsAllDrives": "true"}
+    assert api.get(f"/files/{finance.id}/permissions", params=all_drives).status_code == 404
+    assert api.get(f"/files/{hidden.id}", params=all_drives).status_code == 404
+    shown = api.get(f"/files/{budget.id}/permissions", params=all_drives).json()["permissions"]
+    assert {p["emailAddress"] for p in shown} == {"erin@example.com", me}
+    refused = api.get(f"/files/{memo.id}/permissions", params=all_drives)
+    assert (
+        refused.status_code == 403 and refused.json()["error"]["errors"][0]["reason"] == "insufficientFilePermissions"
+    )
+    changes = api.get("/changes", params={**every, "pageToken": start, "fields": "changes(fileId,driveId)"}).json()
+    assert {c.get("fileId") for c in changes["changes"]} == {budget.id, memo.id}  # no drive change: never joined
 
 
 def test_an_incomplete_search_leaves_out_shared_drives_and_says_so(sb: Sandbox, api: httpx.Client) -> None:
