@@ -7,13 +7,18 @@
 // spelled out (`visible`, the command line's rule), so a title cannot reorder what the operator
 // reads. Each refresh updates the page in place (`patch`): focus and a text selection stay.
 // A refresh that fails keeps the last data on screen and retries with back-off; only a key the
-// server refuses (401/403) stops it. Times are UTC, written as `inlet status` writes them.
+// server refuses (401/403) stops it. An answer older than the one on screen (a poll overtaken by an
+// action's refresh, an earlier search) is dropped, never shown. Times are UTC, written as `inlet
+// status` writes them.
 "use strict";
 
 const REFRESH_MS = 5000;
 const RETRY_MAX_MS = 60000;
 const OUTCOMES = { ok: "#2e7d32", partial: "#f9a825", failed: "#c62828", interrupted: "#9e9e9e", running: "#1565c0" };
-const state = { key: sessionStorage.getItem("inlet-key") || "", data: null, timer: null, generation: 0, failures: 0, loadedAt: null };
+// `requests` / `shown`: the number of the last read of the console's data started / put on screen;
+// `searches`: of the last search started.
+const state = { key: sessionStorage.getItem("inlet-key") || "", data: null, timer: null, generation: 0, failures: 0,
+  loadedAt: null, requests: 0, shown: 0, searches: 0 };
 const $ = (id) => document.getElementById(id);
 
 // C0 controls but newline and tab, DEL, C1 controls, and the Unicode bidi marks, embeddings,
@@ -429,13 +434,17 @@ function retryDelay(failures) {   // 5 s, 10 s, 20 s, 40 s, then every minute
 // One load of the console's data: "ok"; "refused" (the key: 401/403, polling stops until a key is
 // typed again); "failed" (anything else: the daemon restarting, a 503 or 429; the last data stays
 // on screen, marked stale, and the poll retries with back-off).
+// "superseded": a later read answered first (the refresh after Pause, while a poll was under way);
+// this older answer would undo what is on screen, so it is dropped.
 async function refresh() {   // "stale": stopped (logged out) while it waited: it shows nothing
   const generation = state.generation;
+  const request = ++state.requests;
   let data;
   try {
     data = await api("GET", "/v1/admin/console");
   } catch (error) {
     if (generation !== state.generation) return "stale";
+    if (request < state.shown) return "superseded";
     if (error.status === 401 || error.status === 403) {
       stop();
       state.data = null;
@@ -453,6 +462,8 @@ async function refresh() {   // "stale": stopped (logged out) while it waited: i
     return "failed";
   }
   if (generation !== state.generation) return "stale";
+  if (request < state.shown) return "superseded";
+  state.shown = request;
   state.data = data;
   state.failures = 0;
   state.loadedAt = new Date();
@@ -468,7 +479,7 @@ async function refresh() {   // "stale": stopped (logged out) while it waited: i
 async function poll(generation) {
   const outcome = await refresh();
   if (generation !== state.generation || outcome === "refused") return;
-  state.timer = setTimeout(() => poll(generation), outcome === "ok" ? REFRESH_MS : retryDelay(state.failures));
+  state.timer = setTimeout(() => poll(generation), outcome === "failed" ? retryDelay(state.failures) : REFRESH_MS);
 }
 
 const CONFIRM = {
@@ -490,8 +501,11 @@ async function act(name, action) {
   refresh();
 }
 
+// Only the last search started shows its answer: one sent before it (another user, another query)
+// that answers later is dropped, so a list never holds two searches' passages under one user's name.
 async function search(event) {
   event.preventDefault();
+  const mine = ++state.searches;
   const body = { query: $("query").value, token_budget: Number($("budget").value) || 2000 };
   const user = $("as-user").value.trim();
   if (user) body.user = user;
@@ -501,6 +515,7 @@ async function search(event) {
   say("Searching as " + (user || "the operator") + "…");
   try {
     const answer = await api("POST", "/v1/context", body);
+    if (mine !== state.searches) return;
     for (const hit of answer.results) {
       const item = el("li");
       item.dataset.docId = hit.doc_id;
@@ -519,6 +534,7 @@ async function search(event) {
     $("context").textContent = visible(answer.context);
     say(`${answer.results.length} passage(s), ${answer.citations.length} citation(s) for ${user || "the operator"}.`);
   } catch (error) {
+    if (mine !== state.searches) return;
     say("Search refused: " + error.message, true);
   }
 }

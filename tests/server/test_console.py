@@ -276,27 +276,95 @@ def test_the_console_shows_synced_text_by_the_command_lines_rule_and_times_in_ut
     assert "toLocale" not in script and "toISOString" in script
 
 
+def console_functions(client: TestClient, *names: str) -> str:
+    """The named top-level functions of the served console.js, as written there: run under node
+    beside stubs of what they call, their order of events can be set exactly."""
+    script = client.get("/console/console.js").text
+    found = [re.search(rf"^(?:async )?function {name}\(.*?^\}}\n", script, re.M | re.S) for name in names]
+    missing = [name for name, match in zip(names, found) if match is None]
+    assert not missing, f"console.js has no function {missing}"
+    return "".join(match[0] for match in found if match is not None)
+
+
+def node(program: str) -> Any:
+    """What `program` prints (one line of JSON) when node runs it."""
+    return json.loads(subprocess.run(["node", "-e", program], capture_output=True, text=True, check=True, timeout=30).stdout)
+
+
+READ_STUBS = (  # what `refresh` calls; `api` answers when the test says so, in the order it says
+    "const state = { generation: 0, failures: 0, data: null, timer: null, loadedAt: null, requests: 0, shown: 0 };\n"
+    "const nodes = {};\n"
+    "const $ = (id) => (nodes[id] ||= { hidden: true, dataset: {}, classList: { remove() {}, toggle() {} } });\n"
+    "const asked = []; const api = () => new Promise((ok, no) => { asked.push({ ok, no }); });\n"
+    "let rendered = 0; const render = () => { rendered += 1; };\n"
+    "const say = () => {}; const clock = () => ''; const setText = () => {}; const retryDelay = () => 5000;\n"
+)
+
+
 def test_a_refresh_under_way_at_logout_shows_nothing(console: Any) -> None:
     """review29 F8: the console's answer arriving after "Logout" neither shows the page again nor
     keeps the data (the refresh was started before `stop`)."""
     client, _ = console
-    script = client.get("/console/console.js").text
-    refresh = re.search(r"^async function refresh\(\) \{.*?^\}\n", script, re.M | re.S)
-    stop = re.search(r"^function stop\(\) \{.*?^\}\n", script, re.M | re.S)
-    assert refresh is not None and stop is not None
     program = (
-        "const state = { generation: 0, failures: 0, data: null, timer: null, loadedAt: null };\n"
-        "const nodes = {};\n"
-        "const $ = (id) => (nodes[id] ||= { hidden: true, dataset: {}, classList: { remove() {}, toggle() {} } });\n"
-        "let answered; const api = () => new Promise((ok) => { answered = ok; });\n"
-        "let rendered = 0; const render = () => { rendered += 1; };\n"
-        "const say = () => {}; const clock = () => ''; const setText = () => {};\n"
-        + refresh[0]
-        + stop[0]
-        + "(async () => { const pending = refresh(); stop(); answered({ sources: [] });\n"
+        READ_STUBS
+        + console_functions(client, "refresh", "stop")
+        + "(async () => { const pending = refresh(); stop(); asked[0].ok({ sources: [] });\n"
         "  const outcome = await pending;\n"
         "  console.log(JSON.stringify([outcome, $('app').hidden, $('logout').hidden, rendered, state.data]));\n"
         "})();\n"
     )
-    out = subprocess.run(["node", "-e", program], capture_output=True, text=True, check=True, timeout=30).stdout
-    assert json.loads(out) == ["stale", True, True, 0, None]
+    assert node(program) == ["stale", True, True, 0, None]
+
+
+def test_an_older_read_answering_late_does_not_undo_a_newer_one(console: Any) -> None:
+    """probe34h F11: a poll under way when *Pause* was pressed answered after the action's own
+    refresh, and the row showed *Pause* again (not paused) until the next poll."""
+    client, _ = console
+    program = (
+        READ_STUBS
+        + console_functions(client, "refresh")
+        + "(async () => {\n"
+        "  const poll = refresh(), after = refresh();   // the poll, then the refresh after Pause\n"
+        "  asked[1].ok({ paused: true }); const newer = await after;\n"
+        "  asked[0].ok({ paused: false }); const older = await poll;\n"
+        "  const poll2 = refresh(), after2 = refresh();   // an older read failing late: no 'Reconnecting'\n"
+        "  asked[3].ok({ paused: true, again: true }); await after2;\n"
+        "  asked[2].no(Object.assign(new Error('down'), { status: 503 })); const failed = await poll2;\n"
+        "  console.log(JSON.stringify([newer, older, failed, state.data, rendered, state.failures]));\n"
+        "})();\n"
+    )
+    assert node(program) == ["ok", "superseded", "superseded", {"paused": True, "again": True}, 2, 0]
+
+
+def test_a_search_answering_after_a_later_one_is_dropped(console: Any) -> None:
+    """probe34h F11: a search as alice, then (before it answered) as bob: both answers landed in
+    one list, alice's private passage under "... for bob@example.com", whichever answered first."""
+    client, _ = console
+    program = (
+        "const state = { generation: 0, searches: 0 };\n"
+        "const nodes = {};\n"
+        "const node = (props) => Object.assign({ value: '', textContent: '', className: '', dataset: {}, children: [],\n"
+        "  replaceChildren() { this.children = []; }, append(...items) { this.children.push(...items); } }, props);\n"
+        "const $ = (id) => (nodes[id] ||= node());\n"
+        "const el = (tag, text, cls) => node({ textContent: text === undefined ? '' : String(text), className: cls || '' });\n"
+        "const visible = String; const safeHref = () => null;\n"
+        "let message = ''; const say = (text) => { message = text; };\n"
+        "const asked = []; const api = (method, path, body) => new Promise((ok) => { asked.push({ user: body.user, ok }); });\n"
+        "const answer = (user) => ({ results: [{ doc_id: 'doc-of-' + user, title: 't', source: 's', source_type: 'files',\n"
+        "  score: 1, text: 'x' }], citations: [{}], context: 'context for ' + user });\n"
+        + console_functions(client, "search")
+        + "(async () => {\n"
+        "  const seen = [];\n"
+        "  for (const order of [[1, 0], [0, 1]]) {   // the first search answers last, then first\n"
+        "    $('query').value = 'salary';\n"
+        "    $('as-user').value = 'alice@example.com'; const first = search({ preventDefault() {} });\n"
+        "    $('as-user').value = 'bob@example.com'; const second = search({ preventDefault() {} });\n"
+        "    const sent = asked.splice(0), searches = [first, second];\n"
+        "    for (const i of order) { sent[i].ok(answer(sent[i].user)); await searches[i]; }\n"
+        "    seen.push([message, $('passages').children.map((c) => c.dataset.docId), $('context').textContent]);\n"
+        "  }\n"
+        "  console.log(JSON.stringify(seen));\n"
+        "})();\n"
+    )
+    bob = ["1 passage(s), 1 citation(s) for bob@example.com.", ["doc-of-bob@example.com"], "context for bob@example.com"]
+    assert node(program) == [bob, bob]
