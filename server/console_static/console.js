@@ -7,13 +7,20 @@
 // spelled out (`visible`, the command line's rule), so a title cannot reorder what the operator
 // reads. Each refresh updates the page in place (`patch`): focus and a text selection stay.
 // A refresh that fails keeps the last data on screen and retries with back-off; only a key the
-// server refuses (401/403) stops it. Times are UTC, written as `inlet status` writes them.
+// server refuses (401/403), or one a browser cannot send at all, stops it. An answer older than the
+// one on screen (a poll overtaken by an action's refresh, an earlier search) is dropped, never shown.
+// Changing view moves focus to the new view's heading (back: to the source's link) and names the
+// view in the page's title. Times are UTC, written as `inlet status` writes them.
 "use strict";
 
 const REFRESH_MS = 5000;
 const RETRY_MAX_MS = 60000;
 const OUTCOMES = { ok: "#2e7d32", partial: "#f9a825", failed: "#c62828", interrupted: "#9e9e9e", running: "#1565c0" };
-const state = { key: sessionStorage.getItem("inlet-key") || "", data: null, timer: null, generation: 0, failures: 0, loadedAt: null };
+// `requests` / `shown`: the number of the last read of the console's data started / put on screen;
+// `searches`: of the last search started; `view`: the source whose page is shown (null: the overview);
+// `opener`: what had focus on the overview when a source's page was opened.
+const state = { key: sessionStorage.getItem("inlet-key") || "", data: null, timer: null, generation: 0, failures: 0,
+  loadedAt: null, requests: 0, shown: 0, searches: 0, view: null, opener: null };
 const $ = (id) => document.getElementById(id);
 
 // C0 controls but newline and tab, DEL, C1 controls, and the Unicode bidi marks, embeddings,
@@ -279,9 +286,7 @@ function fact(list, term, value) {   // `list`: the nodes of a <dl>, built up
   list.push(dd);
 }
 
-function renderDetail(name) {
-  const source = state.data.sources.find((s) => s.name === name);
-  if (!source) { say(`No source named ${name}.`, true); location.hash = ""; return; }
+function renderDetail(source) {
   setText($("detail-title"), `${source.name} (${source.type})`);
   const banner = $("detail-paused");
   banner.hidden = !source.paused;
@@ -328,7 +333,7 @@ function renderDetail(name) {
     const row = el("tr");
     row.dataset.itemId = item.id;
     const title = el("div", item.title);
-    row.append(cell("Item", [title, el("div", item.id, "muted")]), cell("Why", item.reason, "error"),
+    row.append(cell("Item", [title, el("div", item.id, "muted")], "item"), cell("Why", item.reason, "error"),
       cell("Kind", item.failed ? "could not be read" : "skipped by policy", item.failed ? "bad" : "muted"));
     skipRows.push(row);
   }
@@ -414,12 +419,43 @@ function drawChart(runs) {
   }));
 }
 
+// A source name as the config allows it (`[a-z0-9-]+`), short enough to quote.
+const SOURCE_NAME = /^[a-z0-9-]{1,64}$/;
+
 function render() {
   const name = chosenSource();
-  $("overview").hidden = Boolean(name);
-  $("detail").hidden = !name;
-  if (name) renderDetail(name);
+  const source = name === null ? null : state.data.sources.find((s) => s.name === name);
+  if (name !== null && !source) {
+    // Anyone can write a link's address: only a name that could be a source's is quoted, so a link
+    // cannot put its own sentence in the console's status line.
+    say(SOURCE_NAME.test(name) ? `No source named "${name}".` : "That link names no source.", true);
+    location.hash = "";
+  }
+  state.view = source ? source.name : null;
+  document.title = source ? `${visible(source.name)} — inlet console` : "inlet console";
+  $("overview").hidden = Boolean(source);
+  $("detail").hidden = !source;
+  if (source) renderDetail(source);
   else renderSources();
+}
+
+// A new view (a source's page, or the overview again): focus goes to its heading, and back on the
+// overview to the link that opened the source just left (else its name), so a keyboard or
+// screen-reader user is where they were.
+function viewChanged() {
+  const left = state.view;
+  const from = document.activeElement;
+  if (state.data) render();
+  window.scrollTo(0, 0);
+  if (!state.data) return;
+  if (state.view) {
+    if (!left) state.opener = from;
+    $("detail-title").focus();
+  } else if (left) {
+    const links = Array.from($("sources").querySelectorAll("a")).filter((a) => a.getAttribute("href") === detailHref(left));
+    const back = links.includes(state.opener) ? state.opener : links[0];
+    if (back) back.focus();
+  }
 }
 
 function retryDelay(failures) {   // 5 s, 10 s, 20 s, 40 s, then every minute
@@ -429,13 +465,17 @@ function retryDelay(failures) {   // 5 s, 10 s, 20 s, 40 s, then every minute
 // One load of the console's data: "ok"; "refused" (the key: 401/403, polling stops until a key is
 // typed again); "failed" (anything else: the daemon restarting, a 503 or 429; the last data stays
 // on screen, marked stale, and the poll retries with back-off).
+// "superseded": a later read answered first (the refresh after Pause, while a poll was under way);
+// this older answer would undo what is on screen, so it is dropped.
 async function refresh() {   // "stale": stopped (logged out) while it waited: it shows nothing
   const generation = state.generation;
+  const request = ++state.requests;
   let data;
   try {
     data = await api("GET", "/v1/admin/console");
   } catch (error) {
     if (generation !== state.generation) return "stale";
+    if (request < state.shown) return "superseded";
     if (error.status === 401 || error.status === 403) {
       stop();
       state.data = null;
@@ -453,6 +493,8 @@ async function refresh() {   // "stale": stopped (logged out) while it waited: i
     return "failed";
   }
   if (generation !== state.generation) return "stale";
+  if (request < state.shown) return "superseded";
+  state.shown = request;
   state.data = data;
   state.failures = 0;
   state.loadedAt = new Date();
@@ -468,7 +510,7 @@ async function refresh() {   // "stale": stopped (logged out) while it waited: i
 async function poll(generation) {
   const outcome = await refresh();
   if (generation !== state.generation || outcome === "refused") return;
-  state.timer = setTimeout(() => poll(generation), outcome === "ok" ? REFRESH_MS : retryDelay(state.failures));
+  state.timer = setTimeout(() => poll(generation), outcome === "failed" ? retryDelay(state.failures) : REFRESH_MS);
 }
 
 const CONFIRM = {
@@ -490,8 +532,11 @@ async function act(name, action) {
   refresh();
 }
 
+// Only the last search started shows its answer: one sent before it (another user, another query)
+// that answers later is dropped, so a list never holds two searches' passages under one user's name.
 async function search(event) {
   event.preventDefault();
+  const mine = ++state.searches;
   const body = { query: $("query").value, token_budget: Number($("budget").value) || 2000 };
   const user = $("as-user").value.trim();
   if (user) body.user = user;
@@ -501,6 +546,7 @@ async function search(event) {
   say("Searching as " + (user || "the operator") + "…");
   try {
     const answer = await api("POST", "/v1/context", body);
+    if (mine !== state.searches) return;
     for (const hit of answer.results) {
       const item = el("li");
       item.dataset.docId = hit.doc_id;
@@ -519,8 +565,42 @@ async function search(event) {
     $("context").textContent = visible(answer.context);
     say(`${answer.results.length} passage(s), ${answer.citations.length} citation(s) for ${user || "the operator"}.`);
   } catch (error) {
+    if (mine !== state.searches) return;
     say("Search refused: " + error.message, true);
   }
+}
+
+// Why a browser cannot send `key` as a header (it carries Latin-1 only, and no control characters),
+// or null. Such a key (pasted with curly quotes or an invisible space) would make every request fail
+// before it is sent, which reads like a server that does not answer: it is refused here instead.
+function keyProblem(key) {
+  const bad = /[\x00-\x1f\x7f]|[^\x00-\xff]/u.exec(key);
+  if (!bad) return null;
+  const code = "U+" + bad[0].codePointAt(0).toString(16).toUpperCase().padStart(4, "0");
+  return `That key holds a character no key can have (${code}: a pasted quote or an invisible character?). ` +
+    "Type the key again and press Connect.";
+}
+
+// Use `key` (typed, or kept by this tab): a key a browser cannot send is refused like a key the
+// server refuses.
+function connect(key) {
+  const problem = keyProblem(key);
+  if (problem) {
+    forget();
+    say(problem, true, "load");   // like a refused key's message: a key that works clears it
+    return;
+  }
+  state.key = key;
+  sessionStorage.setItem("inlet-key", key);
+  start();
+}
+
+function forget() {
+  sessionStorage.removeItem("inlet-key");
+  state.key = "";
+  stop();
+  $("app").hidden = true;
+  $("logout").hidden = true;
 }
 
 function start() {
@@ -543,21 +623,16 @@ document.addEventListener("click", (event) => {   // every source action button,
 document.addEventListener("DOMContentLoaded", () => {
   $("login").addEventListener("submit", (event) => {
     event.preventDefault();
-    state.key = $("key").value.trim();
-    sessionStorage.setItem("inlet-key", state.key);
+    const key = $("key").value.trim();
     $("key").value = "";
-    start();
+    connect(key);
   });
   $("logout").addEventListener("click", () => {
-    sessionStorage.removeItem("inlet-key");
-    state.key = "";
-    stop();
-    $("app").hidden = true;
-    $("logout").hidden = true;
+    forget();
     say("Key forgotten.");
   });
-  window.addEventListener("hashchange", () => { if (state.data) render(); window.scrollTo(0, 0); });
+  window.addEventListener("hashchange", viewChanged);
   $("search").addEventListener("submit", search);
 
-  if (state.key) start();
+  if (state.key) connect(state.key);
 });

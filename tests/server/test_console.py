@@ -1,5 +1,8 @@
 """The operator console's routes: the page needs no key, its data and actions need an admin key,
-pauses persist in the state database and hold back the daemon's schedule."""
+pauses persist in the state database and hold back the daemon's schedule. Its script: functions of
+console.js run under node, their answers arriving in the order a test sets; and the page itself in
+headless Chromium against an in-process `inlet serve` (a few seconds; skipped without Debian's
+chromium)."""
 
 from __future__ import annotations
 
@@ -23,7 +26,9 @@ from inlet.sync.engine import RunResult
 from inlet.storage.sqlite.leases import FolderLeases
 from inlet.storage.sqlite.state import SqliteState
 
-from .conftest import ALICE, KEYS, OPS, settings_for
+from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS
+
+from .conftest import ALICE, KEYS, OPS, serve, settings_for
 
 
 def with_sources(settings: Settings, folder: Path) -> Settings:
@@ -276,27 +281,198 @@ def test_the_console_shows_synced_text_by_the_command_lines_rule_and_times_in_ut
     assert "toLocale" not in script and "toISOString" in script
 
 
+def console_functions(client: TestClient, *names: str) -> str:
+    """The named top-level functions of the served console.js, as written there: run under node
+    beside stubs of what they call, their order of events can be set exactly."""
+    script = client.get("/console/console.js").text
+    found = [re.search(rf"^(?:async )?function {name}\(.*?^\}}\n", script, re.M | re.S) for name in names]
+    missing = [name for name, match in zip(names, found) if match is None]
+    assert not missing, f"console.js has no function {missing}"
+    return "".join(match[0] for match in found if match is not None)
+
+
+def node(program: str) -> Any:
+    """What `program` prints (one line of JSON) when node runs it."""
+    return json.loads(
+        subprocess.run(["node", "-e", program], capture_output=True, text=True, check=True, timeout=30).stdout
+    )
+
+
+READ_STUBS = (  # what `refresh` calls; `api` answers when the test says so, in the order it says
+    "const state = { generation: 0, failures: 0, data: null, timer: null, loadedAt: null, requests: 0, shown: 0 };\n"
+    "const nodes = {};\n"
+    "const $ = (id) => (nodes[id] ||= { hidden: true, dataset: {}, classList: { remove() {}, toggle() {} } });\n"
+    "const asked = []; const api = () => new Promise((ok, no) => { asked.push({ ok, no }); });\n"
+    "let rendered = 0; const render = () => { rendered += 1; };\n"
+    "const say = () => {}; const clock = () => ''; const setText = () => {}; const retryDelay = () => 5000;\n"
+)
+
+
 def test_a_refresh_under_way_at_logout_shows_nothing(console: Any) -> None:
     """review29 F8: the console's answer arriving after "Logout" neither shows the page again nor
     keeps the data (the refresh was started before `stop`)."""
     client, _ = console
-    script = client.get("/console/console.js").text
-    refresh = re.search(r"^async function refresh\(\) \{.*?^\}\n", script, re.M | re.S)
-    stop = re.search(r"^function stop\(\) \{.*?^\}\n", script, re.M | re.S)
-    assert refresh is not None and stop is not None
     program = (
-        "const state = { generation: 0, failures: 0, data: null, timer: null, loadedAt: null };\n"
-        "const nodes = {};\n"
-        "const $ = (id) => (nodes[id] ||= { hidden: true, dataset: {}, classList: { remove() {}, toggle() {} } });\n"
-        "let answered; const api = () => new Promise((ok) => { answered = ok; });\n"
-        "let rendered = 0; const render = () => { rendered += 1; };\n"
-        "const say = () => {}; const clock = () => ''; const setText = () => {};\n"
-        + refresh[0]
-        + stop[0]
-        + "(async () => { const pending = refresh(); stop(); answered({ sources: [] });\n"
+        READ_STUBS
+        + console_functions(client, "refresh", "stop")
+        + "(async () => { const pending = refresh(); stop(); asked[0].ok({ sources: [] });\n"
         "  const outcome = await pending;\n"
         "  console.log(JSON.stringify([outcome, $('app').hidden, $('logout').hidden, rendered, state.data]));\n"
         "})();\n"
     )
-    out = subprocess.run(["node", "-e", program], capture_output=True, text=True, check=True, timeout=30).stdout
-    assert json.loads(out) == ["stale", True, True, 0, None]
+    assert node(program) == ["stale", True, True, 0, None]
+
+
+def test_an_older_read_answering_late_does_not_undo_a_newer_one(console: Any) -> None:
+    """probe34h F11: a poll under way when *Pause* was pressed answered after the action's own
+    refresh, and the row showed *Pause* again (not paused) until the next poll."""
+    client, _ = console
+    program = (
+        READ_STUBS + console_functions(client, "refresh") + "(async () => {\n"
+        "  const poll = refresh(), after = refresh();   // the poll, then the refresh after Pause\n"
+        "  asked[1].ok({ paused: true }); const newer = await after;\n"
+        "  asked[0].ok({ paused: false }); const older = await poll;\n"
+        "  const poll2 = refresh(), after2 = refresh();   // an older read failing late: no 'Reconnecting'\n"
+        "  asked[3].ok({ paused: true, again: true }); await after2;\n"
+        "  asked[2].no(Object.assign(new Error('down'), { status: 503 })); const failed = await poll2;\n"
+        "  console.log(JSON.stringify([newer, older, failed, state.data, rendered, state.failures]));\n"
+        "})();\n"
+    )
+    assert node(program) == ["ok", "superseded", "superseded", {"paused": True, "again": True}, 2, 0]
+
+
+def test_a_search_answering_after_a_later_one_is_dropped(console: Any) -> None:
+    """probe34h F11: a search as alice, then (before it answered) as bob: both answers landed in
+    one list, alice's private passage under "... for bob@example.com", whichever answered first."""
+    client, _ = console
+    program = (
+        "const state = { generation: 0, searches: 0 };\n"
+        "const nodes = {};\n"
+        "const node = (props) => Object.assign({ value: '', textContent: '', className: '', dataset: {},\n"
+        "  children: [], replaceChildren() { this.children = []; },\n"
+        "  append(...items) { this.children.push(...items); } }, props);\n"
+        "const $ = (id) => (nodes[id] ||= node());\n"
+        "const el = (tag, text, cls) =>\n"
+        "  node({ textContent: text === undefined ? '' : String(text), className: cls || '' });\n"
+        "const visible = String; const safeHref = () => null;\n"
+        "let message = ''; const say = (text) => { message = text; };\n"
+        "const asked = [];\n"
+        "const api = (method, path, body) => new Promise((ok) => { asked.push({ user: body.user, ok }); });\n"
+        "const answer = (user) => ({ results: [{ doc_id: 'doc-of-' + user, title: 't', source: 's',\n"
+        "  source_type: 'files', score: 1, text: 'x' }], citations: [{}], context: 'context for ' + user });\n"
+        + console_functions(client, "search")
+        + "(async () => {\n"
+        "  const seen = [];\n"
+        "  for (const order of [[1, 0], [0, 1]]) {   // the first search answers last, then first\n"
+        "    $('query').value = 'salary';\n"
+        "    $('as-user').value = 'alice@example.com'; const first = search({ preventDefault() {} });\n"
+        "    $('as-user').value = 'bob@example.com'; const second = search({ preventDefault() {} });\n"
+        "    const sent = asked.splice(0), searches = [first, second];\n"
+        "    for (const i of order) { sent[i].ok(answer(sent[i].user)); await searches[i]; }\n"
+        "    seen.push([message, $('passages').children.map((c) => c.dataset.docId), $('context').textContent]);\n"
+        "  }\n"
+        "  console.log(JSON.stringify(seen));\n"
+        "})();\n"
+    )
+    bob = [
+        "1 passage(s), 1 citation(s) for bob@example.com.",
+        ["doc-of-bob@example.com"],
+        "context for bob@example.com",
+    ]
+    assert node(program) == [bob, bob]
+
+
+LONG_NAME = "Quarterly_Report_Final_Version_" * 6 + "v2.svg"  # no space to wrap at
+
+
+@pytest.fixture
+def served(tmp_path: Path, text_hash_embedder: Any) -> Iterator[str]:
+    """The console of an `inlet serve` on loopback (no daemon, no sandbox): `handbook`'s last run
+    skipped a file with a long name, `notes` ran and is paused."""
+    from inlet.config import IndexConfig
+
+    settings = with_sources(settings_for(tmp_path / "index"), tmp_path)
+    with Index(IndexConfig(path=tmp_path / "index"), embedder=text_hash_embedder) as index:
+        state = SqliteState(index.path / "state.db")
+        for name in ("handbook", "notes"):
+            run = state.start_run(name, "backfill")
+            run.outcome, run.upserted, run.skipped = "ok", 2, 1
+            state.add_skip(run.id, 1, f"{name}:{LONG_NAME}", LONG_NAME, "its type (.svg) is not read", False)
+            state.finish_run(run)
+        state.set_paused("notes", True)
+        try:
+            for address in serve(create_app(settings, index=index, state=state, env=KEYS), lifespan="on"):
+                yield f"http://{address}"
+        finally:
+            state.close()
+
+
+def contrast(one: tuple[int, ...], other: tuple[int, ...]) -> float:
+    """WCAG 2 contrast ratio of two sRGB colours."""
+
+    def luminance(rgb: tuple[int, ...]) -> float:
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (v / 255 for v in rgb)]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    light, dark = sorted((luminance(one), luminance(other)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def rgb(css: str) -> list[tuple[int, ...]]:
+    return [tuple(int(v) for v in found) for found in re.findall(r"rgb\((\d+), (\d+), (\d+)\)", css)]
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (apt-get install chromium)")
+def test_the_page_in_a_browser_keys_links_focus_layout_and_contrast(served: str) -> None:
+    """probe34h F4-F8 in headless Chromium: a key pasted with curly quotes or a zero-width space is
+    refused as such (it was "Reconnecting" for ever: a browser cannot send it); a link's address
+    puts no sentence of its own in the status line; opening a source's page and going back moves
+    focus to the page's heading and back to the source's link, and the title names the view; a long
+    file name wraps instead of widening the page; a paused row's text keeps 4.5:1 contrast."""
+    from playwright.sync_api import expect, sync_playwright
+
+    key = OPS["Authorization"].removeprefix("Bearer ")
+    with sync_playwright() as play:
+        browser = play.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(served + "/console")
+        for pasted, code in [(f"\u201c{key}\u201d", "U+201C"), (key + "\u200b", "U+200B")]:
+            page.fill("#key", pasted)
+            page.click("#login button[type=submit]")
+            expect(page.locator("#message")).to_contain_text(f"a character no key can have ({code}")
+        page.fill("#key", key)
+        page.click("#login button[type=submit]")
+        page.wait_for_selector("#sources tbody tr.paused[data-source='notes']")
+        expect(page.locator("#message")).to_have_text("")
+
+        stripes = rgb(page.eval_on_selector("#sources tr.paused", "row => getComputedStyle(row).backgroundImage"))
+        colours = page.eval_on_selector_all(  # every text of the row but the badge and buttons (their own background)
+            "#sources tr.paused td *:not(.badge):not(button)",
+            "nodes => nodes.filter((n) => Array.from(n.childNodes)"
+            "  .some((c) => c.nodeType === 3 && c.textContent.trim()))"
+            "  .map((n) => [n.textContent, getComputedStyle(n).color])",
+        )
+        assert len(stripes) >= 2 and {text for text, _ in colours} >= {"ok", "notes"}
+        low = [
+            (text, colour) for text, colour in colours for stripe in stripes if contrast(rgb(colour)[0], stripe) < 4.5
+        ]
+        assert not low, low
+
+        for link in ["#sources a[href='#source=handbook'][title]", "#sources a[href='#source=handbook']:not([title])"]:
+            page.focus(link)  # the source's name, then its "1 not indexed: see why"
+            page.keyboard.press("Enter")
+            expect(page.locator("#detail-title")).to_be_focused()
+            expect(page).to_have_title("handbook — inlet console")
+            expect(page.locator("#skipped")).to_contain_text("its type (.svg) is not read")
+            assert page.evaluate("document.documentElement.scrollWidth") <= 1280  # the long name wraps
+            page.focus("#back")
+            page.keyboard.press("Enter")
+            expect(page.locator(link)).to_be_focused()
+            expect(page).to_have_title("inlet console")
+
+        spoof = "handbook.%20Your%20admin%20key%20was%20rotated:%20get%20the%20new%20one%20at%20https%3A//keys.example"
+        page.goto(served + "/console#source=" + spoof)
+        expect(page.locator("#message")).to_have_text("That link names no source.")
+        page.goto(served + "/console#source=handbok")
+        expect(page.locator("#message")).to_have_text('No source named "handbok".')
+        browser.close()
