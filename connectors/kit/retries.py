@@ -24,7 +24,9 @@ Invariants:
   transport's retries are spent is that item's failure, not the service's: the run's `Outage` turns
   it into the reason of the item's failed skip ("NAME: the call and the answer"), which the
   connector notes here as any failed read. Only when `OUTAGE_AFTER` reads in a row fail so, with
-  no read between them that succeeds, is the service taken for down: the run fails with a
+  no read between them that succeeds, is the service taken for down (a replay's read of an item
+  that failed in an earlier run is not counted: such items are read back to back, and their
+  failing again says nothing new of the service): the run fails with a
   `RetriableError` naming the source, the count and the last item and call, and the next run
   resumes from its checkpoint. A read that fails while the run is stopping ends the run too (its
   retries were cut short: no verdict on the item).
@@ -99,7 +101,7 @@ class Retries(BaseModel):
                 else:
                     self._deferred.append(native_id)
                 continue
-            yield from read(native_id)
+            yield from _replaying(read, native_id)
             if self.failed.get(native_id) is before:  # the read said nothing of it: out of scope now
                 self.forget(native_id)
 
@@ -111,11 +113,34 @@ class Retries(BaseModel):
                 yield self.failed[native_id].skipped()
 
 
+_REPLAYING = threading.local()  # `active` while this thread reads again an item that failed before
+
+
+def _replaying(read: Callable[[str], Iterable[Item]], native_id: str) -> Iterator[Item]:
+    """What `read(native_id)` yields, the thread marked as replaying while the read runs (not
+    while the consumer holds an item: it may read other items meanwhile)."""
+    _REPLAYING.active = True
+    try:
+        items = iter(read(native_id))
+    finally:
+        _REPLAYING.active = False
+    while True:
+        _REPLAYING.active = True
+        try:
+            item = next(items)
+        except StopIteration:
+            return
+        finally:
+            _REPLAYING.active = False
+        yield item
+
+
 class Outage:
     """Whether a read that still answers a server error after its retries is its item's failure
     (a failed skip) or the service's (the run fails): `OUTAGE_AFTER` such reads in a row, with no
     successful read between them, are the service's; an item read again in the same run counts
-    once (its second failure says nothing new of the service). One per run; safe across its threads."""
+    once, and a replay's read (`Retries.replay`: an item that failed in an earlier run) not at all
+    (its failing again says nothing new of the service). One per run; safe across its threads."""
 
     def __init__(self, source: str, after: int = OUTAGE_AFTER) -> None:
         self.source, self.after = source, after
@@ -135,14 +160,15 @@ class Outage:
         instead when the run is stopping or this is the `after`-th such read in a row."""
         why = self.detail(error)
         retry_after = getattr(error, "retry_after", None)
+        replayed = getattr(_REPLAYING, "active", False)
         with self._lock:
-            if item not in self._counted:
+            if item not in self._counted and not replayed:
                 self._counted.add(item)
                 self.failing += 1
             failing = self.failing
         if stopping():
             raise RetriableError(f"source {self.source!r}: {item}: {why}", retry_after) from error
-        if failing >= self.after:
+        if failing >= self.after and not replayed:
             raise RetriableError(
                 f"source {self.source!r}: {failing} reads in a row kept answering server errors after their "
                 f"retries, the last of {item}: {why}; the service looks down, so the run stops here and the "

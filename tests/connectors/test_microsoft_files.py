@@ -314,6 +314,31 @@ def test_a_file_whose_download_keeps_failing_is_a_failed_skip_named_by_its_path(
     assert set(docs(items)) == {"Broken.txt"} and not [i for i in items if isinstance(i, Skipped)]
 
 
+def test_files_that_failed_in_earlier_runs_and_fail_again_are_no_outage(sb: Sandbox) -> None:
+    """probe34a N1: three broken files anywhere in a drive (one more each run) made every later run
+    fail: their replays, read back to back first, counted as three reads in a row, so deletions and
+    revoked permissions were never applied again. Replays of known failures are not counted."""
+    conn = connector(sb)
+    _, cp = run(conn)
+    faq = item(sb, "Expense FAQ.md")
+    for n in range(3):  # one more broken file each run, read among the run's other changes
+        with sb.ws.lock:
+            broken = state(sb).add_item(faq.drive_id, faq.parent_id, f"Broken{n}.txt", b"damaged", "text/plain")
+        sb.faults.fail(
+            "graph", "content", 500, times=1000, reason="generalException", target=f"*/items/{broken.id}/content"
+        )
+        items, cp = run(conn, cp)
+        assert sorted(i.title for i in items if isinstance(i, Skipped) and i.failed) == [
+            f"Broken{k}.txt" for k in range(n + 1)
+        ]
+    gone = doc_id(sb, "Expense FAQ.md")
+    with sb.ws.lock:
+        state(sb).delete_item(faq.id)
+    items, cp = run(conn, cp)  # nothing new fails: the three replays fail again, the deletion is applied
+    assert deleted(items) == {gone}
+    assert len([i for i in items if isinstance(i, Skipped) and i.failed]) == 3
+
+
 def test_a_file_a_renamed_folder_rechecks_that_keeps_failing_is_a_failed_skip(sb: Sandbox) -> None:
     """A renamed folder's files are read again (`$batch`); one answering 500 after every retry is its
     failed skip, read again by the next run, and the others take the new path."""
