@@ -5,7 +5,9 @@ such a folder it creates only what that release had not yet made, and the later 
 it like any other. A step may rewrite rows, not only tables: `m005_fts_words` re-indexes every
 chunk's keywords when the tokenizer changed. `connect` opens a file: WAL, busy timeout, migrated;
 `transaction` is the one way a statement group runs on such a connection (committed, or rolled
-back on any exception).
+back on any exception). `state.db` records the stored formats (`FORMATS`) after its steps: every
+command of an earlier release checks that file before it opens the catalog, so it refuses a
+folder this inlet opened.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ from inlet.connectors.model import Document
 
 from ..lexical import words
 from ..lock import other_holder
-from ..migrations import Migrations, blocked, run_script
+from ..migrations import FORMATS, Migrations, blocked, run_script
 from ..types import people_rows
 
 CATALOG = Migrations("catalog")
-STATE = Migrations("state")
+STATE = Migrations("state", formats=FORMATS)
 
 
 @CATALOG.step
