@@ -133,7 +133,8 @@ def tables(path: Path) -> list[tuple[str, str]]:
 def test_status_reads_a_folder_an_earlier_inlet_wrote_without_upgrading_it(old_folder: Path) -> None:
     """`inlet status` is a look, not an upgrade: the earlier release can still open the folder after
     it. It shows what the folder holds (its runs read through a migrated copy in memory) and says
-    that the next command that writes upgrades it."""
+    that the next command that opens it upgrades it, a read too (`inlet search`, an agent's `inlet
+    mcp`): an operator who checks the index with a search before deciding has upgraded it."""
     from click.testing import CliRunner
 
     from inlet.cli import cli
@@ -149,9 +150,12 @@ def test_status_reads_a_folder_an_earlier_inlet_wrote_without_upgrading_it(old_f
     assert "catalog m003_people" in payload["upgrade"] and "state m004_scope_fingerprint" in payload["upgrade"]
     prose = CliRunner().invoke(cli, ["status", "--config", config])
     assert prose.exit_code == 0 and "index written by an earlier inlet" in prose.output, prose.output
+    said = " ".join(prose.output.split())
+    assert "the next command that opens it, to read or to write (search, mcp," in said
+    assert "all but status and audit), upgrades its schema" in said
     assert {name: tables(index / name) for name in ("catalog.db", "state.db")} == before_  # nothing migrated
 
-    connect(index / "catalog.db", CATALOG).close()  # as a command that writes (`inlet search`) opens it
+    connect(index / "catalog.db", CATALOG).close()  # as a read (`inlet search`) opens it
     after = json.loads(CliRunner().invoke(cli, ["status", "--json", "--config", config]).output)
     assert after["upgrade"] == ["state " + name for name in STATE.names]
 
