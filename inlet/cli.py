@@ -157,8 +157,9 @@ STOPPING = (
 )
 
 UPGRADE_PENDING = (
-    "index written by an earlier inlet: the next command that writes to it (sync, backfill, daemon, serve, ...) "
-    "upgrades its schema ({steps} step(s)), after which the earlier inlet refuses it; status reads it as it is"
+    "index written by an earlier inlet: the next command that opens it, to read or to write (search, mcp, sync, "
+    "backfill, backup, daemon, serve, ...: all but status and audit), upgrades its schema ({steps} step(s)), after "
+    "which the earlier inlet refuses it; status reads it as it is"
 )
 
 

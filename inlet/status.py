@@ -1,15 +1,16 @@
 """What `inlet status` and `GET /v1/sources` report, read from the state and the catalog's counts.
 
-No vector store and no index lock: status works while a sync or the daemon holds the index. It
-reads whichever backend `open_backend` opens (the folder's SQLite files, or PostgreSQL with every
-host's daemons), and never upgrades the folder's schema: files an earlier inlet wrote are read as
-they are (the state through a migrated copy in memory), and `upgrade` names the steps the next
-command that writes applies. Besides the configured sources it lists, under `unconfigured`, the sources whose
-documents or sync state (checkpoint, runs) the index still holds although the configuration no
-longer names them (removed or renamed: not served, see `inlet.index.store`; sync state alone,
-`state_only`, is what an interrupted `inlet forget` leaves), with the command that deletes them.
-A last run recorded more than a minute in this host's future (`recorded_ahead_seconds`) was timed by
-another clock: the report says so, and the schedule counts from now (`sync.schedule.counted_from`).
+No vector store and no index lock: status works while a sync or the daemon holds the index. It reads
+whichever backend `open_backend` opens (the folder's SQLite files, or PostgreSQL with every host's
+daemons), and never upgrades the folder's schema: files an earlier inlet wrote are read as they are
+(the state through a migrated copy in memory), and `upgrade` names the steps the next command that
+opens the index applies (a read such as `inlet search` or `inlet mcp` too). Besides the configured
+sources it lists, under `unconfigured`, the sources whose documents or sync state (checkpoint, runs)
+the index still holds although the configuration no longer names them (removed or renamed: not
+served, see `inlet.index.store`; sync state alone, `state_only`, is what an interrupted `inlet
+forget` leaves), with the command that deletes them. A last run recorded more than a minute in this
+host's future (`recorded_ahead_seconds`) was timed by another clock: the report says so, and the
+schedule counts from now (`sync.schedule.counted_from`).
 """
 
 from __future__ import annotations

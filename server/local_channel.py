@@ -15,12 +15,14 @@ Protocol (version 1), one request per connection, UTF-8 JSON, one object per lin
 - client → holder: `{"protocol": 1, "op": NAME, "args": {...}}`
 - holder → client: exactly one line, `{"ok": true, "result": ...}` or
   `{"ok": false, "error": {"type": CLASS, "message": TEXT, "exit_code": N}}`, then it closes. Either
-  also carries `"schema"`, the newest schema steps the holder's inlet knows (`folder_schema`), and
-  `"config"`, the digest of the holder's settings (`Settings.fingerprint`). A client of another
-  release (a holder's schema differs from its own, or is absent: a release before it was reported)
-  warns that the command ran with that release's code, naming both, and to stop the holder before
-  upgrading; one of the same release whose own config differs (edited since the holder started, or
-  another file) warns that the command ran with the holder's.
+  also carries `"schema"`, the newest schema steps the holder's inlet knows and the stored format it
+  writes (`folder_schema`), and `"config"`, the digest of the holder's settings
+  (`Settings.fingerprint`). A client of another release (a holder's schema differs from its own, or
+  is absent: a release before it was reported; one that reports no format is a release before the
+  format was, whose stored formats differ even where its steps are the same) warns that the command
+  ran with that release's code, naming both, and to stop the holder before upgrading; one of the
+  same release whose own config differs (edited since the holder started, or another file) warns
+  that the command ran with the holder's.
 `type` names the `InletError` class the holder raised (`ConfigError`, `SourceBusyError`, ...); the
 client re-raises it as a `ForwardedError` carrying the same message and exit code, so a forwarded
 command fails exactly as it would have run directly. The ops and their arguments are defined by

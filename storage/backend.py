@@ -23,6 +23,7 @@ from inlet.config import IndexConfig, Settings
 from inlet.process import alive
 
 from .protocols import CatalogStore, EventStatusWriter, Leases, RateBuckets, StateStore
+from .migrations import FORMATS
 from .reads import COUNTS
 from .records import Record
 from .sqlite.schema import CATALOG, STATE, pending, refuse_newer
@@ -61,9 +62,11 @@ class Backend(Protocol):
 
 
 def folder_schema() -> str:
-    """The newest schema steps this inlet knows of the folder's files: which release a process is,
-    as far as the index can tell (the local channel's holder reports it; `LocalClient` compares)."""
-    return f"catalog {CATALOG.names[-1]}, state {STATE.names[-1]}"
+    """The newest schema steps this inlet knows of the folder's files and its stored format
+    (`FORMATS`): which release a process is, as far as the index can tell (the local channel's
+    holder reports it; `LocalClient` compares). A release before the format was reported reports
+    the steps alone, so it differs from every release after, as an earlier release's steps do."""
+    return f"catalog {CATALOG.newest}, state {STATE.newest}, format {FORMATS[-1]}"
 
 
 def open_backend(settings: Settings | IndexConfig) -> Backend:

@@ -12,6 +12,16 @@ earlier release: the `guard` each caller gives `apply` looks for one. Databases 
 before the record existed are adopted: the folder's SQLite files (whose first steps are
 `IF NOT EXISTS`, so they are simply run again) and PostgreSQL's numbered `schema_version`, whose
 first N steps are recorded as applied.
+
+What inlet stores also changes without a table changing: a connector's checkpoint shape, how
+documents are numbered, what a parser keeps. An earlier release reading such data misreads it (a
+crash on a checkpoint entry of a new shape, a document added again under its old id), and one
+running beside a newer one undoes its work. So each such change is a step too: `FORMATS` names
+them, and the databases that keep checkpoints and documents (the folder's state file, the
+PostgreSQL database) record them after their own steps, as steps that change nothing. Recorded,
+a format is what a schema step is to every check above: an earlier release refuses the index
+(`SchemaTooNewError`), and no process of this inlet records it while one of an earlier release
+uses the index (`UpgradeBlockedError`); the local channel's holder reports it (`folder_schema`).
 """
 
 from __future__ import annotations
@@ -38,21 +48,45 @@ class UpgradeBlockedError(ConfigError):
 
 Guard = Callable[[Any, list[str]], None]  # (connection, the step names about to run): raises to refuse
 
+FORMATS: tuple[str, ...] = ("f001_keyed_mbox_and_hardlink_ids",)
+"""The changes of what inlet stores that no schema step records, oldest first: append a name
+(`fNNN_what_changed`) in the commit that changes a stored format an earlier release would misread
+(a checkpoint's shape, document ids, a stored value's meaning) without changing a table, and say
+in docs/operations/upgrades.md what the first run re-reads. Never remove or rename one: a database
+recorded with it would be refused as a newer inlet's. `FORMATS[-1]` is this release's format.
+- f001: a `mail_archive` mbox message's id is keyed by its Message-ID, not its position, and its
+  checkpoint entries hold the keys; a `files` source's hard links of one file are one document."""
+
+
+def _format(db: Any) -> None:
+    """A format step (`FORMATS`): nothing to change; its record is what an earlier release refuses."""
+
 
 class Migrations:
     """The ordered steps of one database; `step` registers a function (use it as a decorator)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, formats: tuple[str, ...] = ()) -> None:
         self.name = name
-        self.steps: list[tuple[str, Step]] = []
+        self.tables: list[tuple[str, Step]] = []
+        self.formats = formats  # recorded after the steps that change tables (`FORMATS`)
 
     def step(self, fn: Step) -> Step:
-        self.steps.append((fn.__name__, fn))
+        self.tables.append((fn.__name__, fn))
         return fn
+
+    @property
+    def steps(self) -> list[tuple[str, Step]]:
+        """Every step in the order it is applied: those that change tables, then the formats."""
+        return self.tables + [(name, _format) for name in self.formats]
 
     @property
     def names(self) -> list[str]:
         return [name for name, _ in self.steps]
+
+    @property
+    def newest(self) -> str:
+        """The newest step that changes tables (the formats are reported on their own)."""
+        return self.tables[-1][0]
 
     def apply(
         self,

@@ -1,7 +1,9 @@
 """The index database's schema as named steps (`storage/migrations.py`), applied on start under an
 advisory lock so several starters do not race.
 
-No step is applied while a live lease names a process of an earlier inlet (`migrate`).
+No step is applied while a process of an earlier inlet uses the database: a live lease names it, or a
+daemon connected to it plans runs (`migrate`). The stored formats (`migrations.FORMATS`) are
+recorded after the steps, so a format change alone is refused the same way.
 
 Databases made before named steps recorded numbered versions in `schema_version` (1 to 9): such a
 database is adopted, its first N steps recorded as applied, and migrated on from there. The steps
@@ -13,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ..migrations import Migrations, blocked
+from ..migrations import FORMATS, Migrations, blocked
 from ..types import people_rows
 from . import lexical
 
@@ -22,7 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MIGRATION_LOCK = 7_150_015  # pg_advisory_xact_lock key: one migrator at a time
-DATABASE = Migrations("index database")
+DATABASE = Migrations("index database", formats=FORMATS)
 
 
 @DATABASE.step
@@ -217,9 +219,12 @@ def _numbered(db: psycopg.Connection[Any]) -> int:
 
 
 def migrate(db: psycopg.Connection[Any], where: str, me: str = "") -> list[str]:
-    """Apply the steps this database lacks, in one transaction; returns their names. Refused
-    (`UpgradeBlockedError`) while a process other than `me` (`pool.holder_name`) holds a live lease:
-    steps to apply mean no process of this inlet connected since, so it runs an earlier one."""
+    """Apply the steps this database lacks (its stored formats too), in one transaction; returns
+    their names. Steps to apply mean no process of this inlet connected since, so any other running
+    inlet daemon is of an earlier release: refused (`UpgradeBlockedError`) while a process other
+    than `me` (`pool.holder_name`) holds a live lease, or plans runs (`daemon_schedule`) with a
+    session open on the database (named `pool.session_name` of it): a daemon idle between two runs
+    holds no lease, but keeps its connection and its plans."""
 
     def guard(db: psycopg.Connection[Any], names: list[str]) -> None:
         if db.execute("SELECT to_regclass('leases')").fetchone()[0] is None:  # type: ignore[index]
@@ -229,16 +234,30 @@ def migrate(db: psycopg.Connection[Any], where: str, me: str = "") -> list[str]:
             "WHERE expires > now() AND holder <> %s GROUP BY holder ORDER BY holder",
             (me,),
         ).fetchall()
-        if live:
-            who = " and ".join(
-                f"{holder} (holding the lease of source {source!r}"
-                + (f" and {count - 1} more" if count > 1 else "")
-                + f", live for {float(left):.0f} s more)"
-                for holder, source, count, left in live
-            )
+        leasing = {holder for holder, *_ in live}
+        # a session's name is `session_name(holder)`: "inlet " and the holder, cut to 63 bytes
+        idle = db.execute(
+            "SELECT holder, min(source), count(*) FROM daemon_schedule s WHERE holder <> %s AND EXISTS "
+            "(SELECT 1 FROM pg_stat_activity a WHERE a.application_name = left('inlet ' || s.holder, 63)) "
+            "GROUP BY holder ORDER BY holder",
+            (me,),
+        ).fetchall()
+        who = [
+            f"{holder} (holding the lease of source {source!r}"
+            + (f" and {count - 1} more" if count > 1 else "")
+            + f", live for {float(left):.0f} s more)"
+            for holder, source, count, left in live
+        ] + [
+            f"{holder} (a daemon connected to it, planning the runs of source {source!r}"
+            + (f" and {count - 1} more" if count > 1 else "")
+            + ")"
+            for holder, source, count in idle
+            if holder not in leasing
+        ]
+        if who:
             raise blocked(
                 where,
-                who,
+                " and ".join(who),
                 names,
                 "stop the daemons of the earlier inlet on every host; a stopped one's lease lapses by itself",
             )

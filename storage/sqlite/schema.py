@@ -7,6 +7,8 @@ chunk's keywords when the tokenizer changed. `connect` opens a file: WAL, busy t
 `transaction` is the one way a statement group runs on such a connection (committed, or rolled
 back on any exception). A file SQLite cannot read as a database when it is opened (overwritten,
 truncated) is a `StorageError` naming it and what to do (`named_damage`), not a traceback.
+`state.db` records the stored formats (`FORMATS`) after its steps: every command of an earlier
+release checks that file before it opens the catalog, so it refuses a folder this inlet opened.
 """
 
 from __future__ import annotations
@@ -22,11 +24,11 @@ from inlet.errors import StorageError
 
 from ..lexical import words
 from ..lock import other_holder
-from ..migrations import Migrations, blocked, run_script
+from ..migrations import FORMATS, Migrations, blocked, run_script
 from ..types import people_rows
 
 CATALOG = Migrations("catalog")
-STATE = Migrations("state")
+STATE = Migrations("state", formats=FORMATS)
 
 
 @CATALOG.step

@@ -133,7 +133,8 @@ def tables(path: Path) -> list[tuple[str, str]]:
 def test_status_reads_a_folder_an_earlier_inlet_wrote_without_upgrading_it(old_folder: Path) -> None:
     """`inlet status` is a look, not an upgrade: the earlier release can still open the folder after
     it. It shows what the folder holds (its runs read through a migrated copy in memory) and says
-    that the next command that writes upgrades it."""
+    that the next command that opens it upgrades it, a read too (`inlet search`, an agent's `inlet
+    mcp`): an operator who checks the index with a search before deciding has upgraded it."""
     from click.testing import CliRunner
 
     from inlet.cli import cli
@@ -149,9 +150,12 @@ def test_status_reads_a_folder_an_earlier_inlet_wrote_without_upgrading_it(old_f
     assert "catalog m003_people" in payload["upgrade"] and "state m004_scope_fingerprint" in payload["upgrade"]
     prose = CliRunner().invoke(cli, ["status", "--config", config])
     assert prose.exit_code == 0 and "index written by an earlier inlet" in prose.output, prose.output
+    said = " ".join(prose.output.split())
+    assert "the next command that opens it, to read or to write (search, mcp," in said
+    assert "all but status and audit), upgrades its schema" in said
     assert {name: tables(index / name) for name in ("catalog.db", "state.db")} == before_  # nothing migrated
 
-    connect(index / "catalog.db", CATALOG).close()  # as a command that writes (`inlet search`) opens it
+    connect(index / "catalog.db", CATALOG).close()  # as a read (`inlet search`) opens it
     after = json.loads(CliRunner().invoke(cli, ["status", "--json", "--config", config]).output)
     assert after["upgrade"] == ["state " + name for name in STATE.names]
 
@@ -305,7 +309,7 @@ def test_a_database_of_numbered_migrations_is_adopted_and_migrated_on(database_u
     try:
         with connection.connection() as db:
             names = [r[0] for r in db.execute("SELECT name FROM schema_migrations ORDER BY name")]
-            assert names == DATABASE.names
+            assert names == sorted(DATABASE.names)
             assert db.execute("SELECT to_regclass('vector_writes')").fetchone()[0] == "vector_writes"  # step 9 ran
             db.execute("INSERT INTO schema_migrations VALUES ('m999_from_the_future', 0)")
     finally:
@@ -489,3 +493,51 @@ def test_a_database_is_not_upgraded_while_a_daemon_of_an_earlier_inlet_holds_a_l
     PgState(config).close()
     with psycopg.connect(database_url, autocommit=True) as db:
         assert "m020_people_identity" in {r[0] for r in db.execute("SELECT name FROM schema_migrations")}
+
+
+def test_an_index_this_inlet_opened_is_refused_by_a_release_that_knows_its_tables_but_not_its_formats(
+    old_folder: Path,
+) -> None:
+    """The release before the stored formats were recorded had the same table steps, but read the
+    mbox checkpoints and ids this one writes wrongly (it crashed on them, or added a document
+    again): the format is recorded as a step of the state file, which that release refuses, as any
+    step it does not know, before it reads anything."""
+    from inlet.storage.migrations import FORMATS
+
+    state = old_folder / "index" / "state.db"
+    connect(state, STATE).close()  # as every command of this inlet that opens the state
+    assert FORMATS[-1] in applied(state)
+    earlier = before(STATE, FORMATS[0])  # every table step of this inlet, no format
+    assert earlier.names and earlier.names[-1] == STATE.newest
+    with pytest.raises(SchemaTooNewError, match=FORMATS[0]) as refused:
+        connect(state, earlier)
+    assert refused.value.exit_code == 2 and "a newer inlet wrote it" in str(refused.value)
+
+
+def test_a_database_is_not_given_a_new_format_while_an_earlier_daemon_idle_between_runs_is_connected(
+    database_url: str,
+) -> None:
+    """A rolling upgrade from the release with the same tables but other stored formats (mbox ids,
+    checkpoints): its daemon, idle between two runs, holds no lease but keeps its connection and its
+    plans. The first process of this inlet would record the format and run beside it, each undoing
+    the other's documents: refused with exit 2 naming it, nothing recorded. A daemon that stopped
+    (killed: its plans left behind, its session gone) blocks nothing."""
+    import psycopg
+
+    from inlet.storage.migrations import FORMATS
+    from inlet.storage.postgres.state import PgState
+
+    with database_before(database_url, FORMATS[0]) as db:
+        db.execute("INSERT INTO daemon_schedule VALUES ('mail', NULL, 17894, 'oldhost:17894', 0)")
+    config = IndexConfig(path=Path("unused"), database_url=database_url, chroma_url="http://127.0.0.1:1")
+    with psycopg.connect(database_url, autocommit=True, application_name="inlet oldhost:17894"):
+        with pytest.raises(ConfigError) as refused:  # UpgradeBlockedError
+            PgState(config)
+    message = " ".join(str(refused.value).split())
+    assert refused.value.exit_code == 2
+    assert "oldhost:17894" in message and "'mail'" in message and FORMATS[0] in message
+    with psycopg.connect(database_url, autocommit=True) as db:
+        assert FORMATS[0] not in {r[0] for r in db.execute("SELECT name FROM schema_migrations")}
+    PgState(config).close()  # its session ended, its plan left behind: upgraded
+    with psycopg.connect(database_url, autocommit=True) as db:
+        assert FORMATS[0] in {r[0] for r in db.execute("SELECT name FROM schema_migrations")}

@@ -313,36 +313,60 @@ def test_a_client_whose_config_differs_from_the_holders_is_warned_once(
         ]
 
 
+def warnings_beside_an_earlier_holder(
+    folder: Path, answer: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> list[str]:
+    """The warnings of two calls of one client to a holder of an earlier release (pid 4242 in the
+    index lock) that gives every request `answer`, as that release's holder answered."""
+    import json
+    import socketserver
+    import threading
+
+    class Earlier(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            self.rfile.readline()
+            self.wfile.write(json.dumps(answer).encode() + b"\n")
+
+    (folder / "index.lock").write_text(json.dumps({"pid": 4242, "command": "inlet daemon"}))
+    earlier = socketserver.UnixStreamServer(str(socket_path(folder)), Earlier)
+    threading.Thread(target=earlier.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="inlet.server.local_channel"):
+            client = LocalClient(socket_path(folder), "this-digest")
+            assert client.call("echo") == {"echo": {}}
+            client.call("echo")
+    finally:
+        earlier.shutdown()
+        earlier.server_close()
+    return [r.getMessage() for r in caplog.records]
+
+
 def test_a_holder_of_an_earlier_release_is_named_as_such_not_as_another_configuration(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A holder of a release before the schema was reported answers with its config digest alone
     (which differs: the settings' digest changed between releases): the warning names the release
     difference and the holder's pid, not a changed configuration file."""
-    import json
-    import socketserver
-    import threading
+    from inlet.storage import folder_schema
 
-    from inlet.storage.sqlite.schema import CATALOG, STATE
-
-    class Earlier(socketserver.StreamRequestHandler):
-        def handle(self) -> None:
-            self.rfile.readline()
-            self.wfile.write(json.dumps({"ok": True, "result": {"echo": {}}, "config": "an-older-digest"}).encode())
-            self.wfile.write(b"\n")
-
-    (tmp_path / "index.lock").write_text(json.dumps({"pid": 4242, "command": "inlet daemon"}))
-    earlier = socketserver.UnixStreamServer(str(socket_path(tmp_path)), Earlier)
-    threading.Thread(target=earlier.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        with caplog.at_level(logging.WARNING, logger="inlet.server.local_channel"):
-            client = LocalClient(socket_path(tmp_path), "this-digest")
-            assert client.call("echo") == {"echo": {}}
-            client.call("echo")
-    finally:
-        earlier.shutdown()
-        earlier.server_close()
-    messages = [r.getMessage() for r in caplog.records]
+    answer = {"ok": True, "result": {"echo": {}}, "config": "an-older-digest"}
+    messages = warnings_beside_an_earlier_holder(tmp_path, answer, caplog)
     assert len(messages) == 1 and "another configuration" not in messages[0]
     assert "pid 4242" in messages[0] and "an earlier release of inlet" in messages[0]
-    assert f"catalog {CATALOG.names[-1]}, state {STATE.names[-1]}" in messages[0] and "Stop it" in messages[0]
+    assert folder_schema() in messages[0] and "Stop it" in messages[0]
+
+
+def test_a_holder_with_this_schema_but_no_stored_format_is_another_release(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The release before the stored format was reported had this release's schema steps, but
+    numbered mbox messages and read hard links its own way: a command it ran for this inlet's CLI
+    ran with that code (positional mbox ids, hard-link twins kept), so the client warns, naming both."""
+    from inlet.storage import folder_schema
+
+    earlier = "catalog m007_newest_index, state m006_source_coverage"  # what that release's holder reported
+    answer = {"ok": True, "result": {"echo": {}}, "schema": earlier, "config": "this-digest"}
+    messages = warnings_beside_an_earlier_holder(tmp_path, answer, caplog)
+    assert len(messages) == 1 and "another configuration" not in messages[0]
+    assert f"another release of inlet (schema {earlier})" in messages[0] and folder_schema() in messages[0]
+    assert "pid 4242" in messages[0] and "Stop it" in messages[0]
