@@ -10,7 +10,8 @@ spends its rate-limit token, and input that is no MCP request is answered as on 
 the object both as `structuredContent` and as one JSON text item; `url` is never empty.
 On stdio (`StdioTools`) the tools answer from the index opened in this process, or forward to the
 process holding it; when that process stops, the next call decides again who answers, and an index
-opened here is handed over to an `inlet daemon`/`inlet serve` that starts and asks for it.
+opened here is handed over to an `inlet daemon`/`inlet serve` that starts and asks for it. The
+client closing its pipes (even mid-call) ends `inlet mcp` as the end of its input does (status 0).
 `fetch` returns the whole text, or a part of it (`max_chars` from `offset`) saying where the rest starts.
 """
 
@@ -872,15 +873,21 @@ STDIO_DRAIN_SECONDS = 300.0
 
 
 async def _serve_stdio(server: Server[Any]) -> None:
+    """Serve `server` on stdin/stdout until stdin ends (every request read answered first) or the
+    client closes stdout (it quit or crashed, perhaps mid-call): a client going away is the normal
+    end of a stdio server, said in one log line, not a crash."""
     from mcp.server.stdio import stdio_server
 
-    async with stdio_server() as (read_stream, write_stream):
-        owed = _Owed()
-        await server.run(
-            _DrainingReader(read_stream, owed, write_stream),
-            _AnsweringWriter(write_stream, owed),
-            server.create_initialization_options(),
-        )
+    owed = _Owed()
+    try:
+        async with stdio_server() as (read_stream, write_stream):
+            await server.run(
+                _DrainingReader(read_stream, owed, write_stream),
+                _AnsweringWriter(write_stream, owed),
+                server.create_initialization_options(),
+            )
+    except* BrokenPipeError:  # an answer written to a stdout nobody reads any more
+        log.info("MCP on stdio: the client closed its end; stopping (%d request(s) left unanswered)", len(owed.ids))
 
 
 class _Owed:
