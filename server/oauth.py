@@ -158,7 +158,7 @@ def keys_for(keys: Sequence[jwt.PyJWK], algorithm: str, kid: str | None) -> list
     if not fit:
         usable = sorted(set().union(*(key_algorithms(key) for key in keys)))
         which = f"signing key {kid!r}" if kid else "issuer's signing key"
-        types = ", ".join(key.key_type for key in keys)
+        types = ", ".join(str(key.key_type) for key in keys)
         together = "together " if len(keys) > 1 else ""
         can = f"verifies only {', '.join(usable)}" if usable else "verifies no accepted algorithm"
         raise TokenRejected(f"the token is signed {algorithm} but the {which} ({types}) {together}{can}")
