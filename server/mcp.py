@@ -10,7 +10,8 @@ spends its rate-limit token, and input that is no MCP request is answered as on 
 the object both as `structuredContent` and as one JSON text item; `url` is never empty.
 On stdio (`StdioTools`) the tools answer from the index opened in this process, or forward to the
 process holding it; when that process stops, the next call decides again who answers, and an index
-opened here is handed over to an `inlet daemon`/`inlet serve` that starts and asks for it.
+opened here is handed over to an `inlet daemon`/`inlet serve` that starts and asks for it. The
+client closing its pipes (even mid-call) ends `inlet mcp` as the end of its input does (status 0).
 `fetch` returns the whole text, or a part of it (`max_chars` from `offset`) saying where the rest starts.
 """
 
@@ -33,7 +34,7 @@ from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from inlet.config import Settings
-from inlet.errors import ConfigError, IndexLockedError, InletError
+from inlet.errors import ConfigError, IndexLockedError, IndexUnavailable, InletError
 from inlet.index.relevance import default_min_relevance
 from inlet.index.search import SearchRequest
 from inlet.index.store import Index
@@ -43,7 +44,7 @@ from .audit import AuditLog, name_refused
 from inlet.connectors.model import well_formed_user
 
 from .auth import Caller, KeyEntry, caller_for, key_label, named_user
-from .errors import ApiError
+from .errors import ApiError, unavailable
 from .local_channel import HANDOVER_SECONDS, HOLDER_POLL, HolderGoneError, LocalClient, holder_for, starting_holder
 from .middleware import send_error
 from .models import MAX_QUERY_CHARS, iso
@@ -168,6 +169,14 @@ class ToolError(Exception):
     pass
 
 
+INTERNAL_ERROR = (
+    "inlet could not answer this call: an internal error (the server's log says what went wrong). "
+    "Call the tool again; if it keeps failing, tell whoever runs inlet."
+)
+"""The tool error of a call that failed inside inlet, as /v1 answers 500 "internal error": the
+exception's own words stay in the log."""
+
+
 class InletTools:
     """The two tools over a `Retrieval`, for the caller `caller_of(ctx)` names. A call the rate
     limit refused (`over_limit_of(ctx)`: the seconds until the caller's next token, which
@@ -207,7 +216,8 @@ class InletTools:
         self, name: str, arguments: Mapping[str, Any], caller: Caller, over_limit: float = 0.0
     ) -> types.CallToolResult:
         """The tool's answer, or a tool error (`over_limit` > 0: the seconds until the caller may
-        call again); one audit line either way."""
+        call again; a fault inside inlet: `INTERNAL_ERROR`, status 500, its cause logged); one
+        audit line either way."""
         started = time.perf_counter()
         result, status = await self._call(name, arguments, caller, over_limit)
         data = result.structured_content or {}
@@ -251,6 +261,12 @@ class InletTools:
             return _tool_error(str(exc)), 400
         except ApiError as exc:
             return _tool_error(str(exc)), exc.status
+        except IndexUnavailable as exc:  # its server is named in the log only, as /v1 does
+            refused = unavailable(exc, f"MCP {name}")
+            return _tool_error(refused.message), refused.status
+        except Exception:  # a fault in inlet: the cause is logged here, once; the caller is told it failed
+            log.exception("MCP tool call %r failed", name)
+            return _tool_error(INTERNAL_ERROR), 500
         data = result.model_dump()
         text = json.dumps(data)  # one JSON text item, an empty search too (`{"results": []}` says it)
         return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=data), 200
@@ -361,8 +377,9 @@ class McpHttpAuth:
     already checked (`scope['state']['key']`) is not verified twice. With rate limits on, every
     message (every POST, a tool call too) spends one of the caller's tokens here (`_admit`), before
     anything can refuse it; input the SDK would hand to no tool is answered here, as on stdio.
-    A tool call refused here (the user it names, its content type) is audited by `name_refused`, as
-    a refused /v1 request is: the tools, which write the other lines, never see it.
+    A tool call refused here (the user it names, its content type), or by the SDK's transport (its
+    protocol version), is audited by `name_refused`, as a refused /v1 request is: the tools, which
+    write the other lines, never see it.
     Only POST is served; every other method is a 405 with `Allow: POST` (RFC 9110 §15.5.6), after
     the key check as every answer here but OPTIONS (which passes the key check, as CORS preflights
     do): GET in the API's error shape (no event stream), DELETE (no session to end) and the rest
@@ -378,12 +395,12 @@ class McpHttpAuth:
 
     async def _admit(
         self, scope: Scope, receive: Receive, send: Send, entry: KeyEntry, json_body: bool
-    ) -> Receive | None:
-        """A POST's `receive` (its body read) once it spent its token and, declared JSON, holds a
-        message the SDK may have; None once answered here. Over the limit, a tool call its tool
-        will run goes on (`over_limit` in the scope: the tool answers a tool error), any other
-        message is answered 429. A JSON body the SDK would hand to no tool (`_refusal`: no JSON-RPC
-        2.0 message, a `tools/call` naming no tool) is answered a JSON-RPC error. A tool call
+    ) -> tuple[Receive, Any] | None:
+        """A POST's `receive` (its body read) and the body's JSON value (None: no JSON) once it spent its
+        token and, declared JSON, holds a message the SDK may have; None once answered here. Over the limit,
+        a tool call its tool will run goes on (`over_limit` in the scope: the tool answers a tool error),
+        any other message is answered 429. A JSON body the SDK would hand to no tool (`_refusal`: no
+        JSON-RPC 2.0 message, a `tools/call` naming no tool) is answered a JSON-RPC error. A tool call
         refused here (its form, the rate limit) is audited by `name_refused`."""
         state = scope["state"]
         caller = state["caller"]
@@ -411,7 +428,7 @@ class McpHttpAuth:
             await name_refused(scope, None, entry, asked)
             await _send_jsonrpc_error(send, refusal)
             return None
-        return receive
+        return receive, asked
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("method") == "OPTIONS":  # past the key check, as CORS preflights are; none is served here
@@ -435,10 +452,13 @@ class McpHttpAuth:
             return
         state["caller"] = caller
         if scope.get("method") == "POST":
-            admitted = await self._admit(scope, receive, send, entry, is_json(headers.get("content-type", "")))
+            json_body = is_json(headers.get("content-type", ""))
+            admitted = await self._admit(scope, receive, send, entry, json_body)
             if admitted is None:
                 return
-            receive = admitted
+            receive, asked = admitted
+            if json_body and _calls_a_tool(asked):  # should the SDK's transport refuse it, the audit names it
+                send = _naming_refused(send, scope, entry, asked)
         if scope.get("method") == "POST" and not is_json(headers.get("content-type", "")):
             await name_refused(scope, receive, entry)  # a tool call sent as another type is still one
             message = "MCP messages are JSON: send 'Content-Type: application/json'"  # in the API's error shape
@@ -452,6 +472,20 @@ class McpHttpAuth:
         if scope.get("method") != "POST":  # DELETE (no session to end), PUT, ...: the transport's 405
             send = _allowing_post(send)
         await self.app(scope, receive, send)
+
+
+def _naming_refused(send: Send, scope: Scope, entry: KeyEntry, asked: Any) -> Send:
+    """`send`, naming the tool call `asked` for the audit (`name_refused`) when the SDK's transport
+    answers it 4xx before its tool ran (a protocol version it refuses: `MCP-Protocol-Version`
+    unknown, or not matching the request's `_meta`); a call its tool answered is a 200, written
+    by the tool."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start" and 400 <= message["status"] < 500:
+            await name_refused(scope, None, entry, asked)
+        await send(message)
+
+    return sending
 
 
 ALLOW = "POST"  # the one method /mcp serves: stateless, it has no event stream (GET) and no session to end (DELETE)
@@ -839,15 +873,21 @@ STDIO_DRAIN_SECONDS = 300.0
 
 
 async def _serve_stdio(server: Server[Any]) -> None:
+    """Serve `server` on stdin/stdout until stdin ends (every request read answered first) or the
+    client closes stdout (it quit or crashed, perhaps mid-call): a client going away is the normal
+    end of a stdio server, said in one log line, not a crash."""
     from mcp.server.stdio import stdio_server
 
-    async with stdio_server() as (read_stream, write_stream):
-        owed = _Owed()
-        await server.run(
-            _DrainingReader(read_stream, owed, write_stream),
-            _AnsweringWriter(write_stream, owed),
-            server.create_initialization_options(),
-        )
+    owed = _Owed()
+    try:
+        async with stdio_server() as (read_stream, write_stream):
+            await server.run(
+                _DrainingReader(read_stream, owed, write_stream),
+                _AnsweringWriter(write_stream, owed),
+                server.create_initialization_options(),
+            )
+    except* BrokenPipeError:  # an answer written to a stdout nobody reads any more
+        log.info("MCP on stdio: the client closed its end; stopping (%d request(s) left unanswered)", len(owed.ids))
 
 
 class _Owed:

@@ -1,28 +1,29 @@
 """OAuth 2.1 access tokens beside API keys (docs/agents.md: remote agents): inlet as a resource server.
 
 A Bearer value that is not a configured API key is taken for a JWT from `[server.oauth].issuer`.
-Verification is PyJWT's (signature, `iss`, `aud`, `exp`/`nbf`) with the signing key picked by
-`kid` from the issuer's JWKS through `PyJWKClient`, which caches the set. The set is fetched over
-https only (plain http only on a loopback address): `[server.oauth] jwks_url` and a discovered
-`jwks_uri` pass the same rule (`config.check_url`), the latter before anything is fetched from it,
-else tokens are refused as while the provider is unreachable. An unknown `kid` refetches
-it at once, and then not again for a cooldown: a key rotated in moments ago is accepted, and a
-stream of forged tokens with random `kid`s cannot turn inlet into a load generator against the
-identity provider. One fetch at a time, bounded in all (`HTTP_TIMEOUT_SECONDS` for connecting,
-waiting and reading: a provider trickling its answer is cut off as one that hangs; and
-`MAX_DOCUMENT_BYTES`), as discovery is. Once keys are at hand no request waits on a fetch another
-started unless its `kid` is unknown: the others are checked with those keys, and an unknown `kid`
-waits at most that deadline, then is refused (so a hanging or trickling provider holds a few token
-requests for seconds, never the rest). Token checks run in worker threads of their own
+Verification is PyJWT's (signature, `iss`, `aud`, `exp`/`nbf`) with the signing key picked by `kid`
+from the issuer's JWKS through `PyJWKClient`, which caches the set. The set is fetched over https
+only (plain http only on a loopback address): `[server.oauth] jwks_url` and a discovered `jwks_uri`
+pass the same rule (`config.check_url`), the latter before anything is fetched from it, else tokens
+are refused as while the provider is unreachable. An unknown `kid` refetches it at once, and so does
+a signature that no key at hand verifies (a provider may replace a key under the same `kid`); then
+neither refetches again for a cooldown: a key rotated in moments ago is accepted, and a stream of
+forged tokens (random `kid`s, or a known `kid` and a wrong signature) cannot turn inlet into a load
+generator against the identity provider. One fetch at a time, bounded in all (`HTTP_TIMEOUT_SECONDS`
+for connecting, waiting and reading: a provider trickling its answer is cut off as one that hangs;
+and `MAX_DOCUMENT_BYTES`), as discovery is. Once keys are at hand no request waits on a fetch
+another started unless its `kid` is unknown: the others are checked with those keys, and an unknown
+`kid` waits at most that deadline, then is refused (so a hanging or trickling provider holds a few
+token requests for seconds, never the rest). Token checks run in worker threads of their own
 (`VERIFY_THREADS`), never in those searches run in: a request with an API key never waits on the
-identity provider. Only asymmetric algorithms are
-accepted, so `alg: none` and an HMAC token keyed with the (public) verification key fail before
-any signature check. The verifier is the `mcp` SDK's `TokenVerifier`, producing its `AccessToken`.
-`kid` is optional (RFC 7515 §4.1.4): a token naming none is checked with the set's one key able to
-verify its `alg`, and refused when several are (which one signed is ambiguous). A key that names its
-`alg` verifies only that algorithm; one that names none (RFC 7517 §4.4; Microsoft Entra's) any
-accepted algorithm of its type: RS*/PS* for an RSA key, the ES* of an EC key's curve, EdDSA for an
-OKP key.
+identity provider. Only asymmetric algorithms are accepted, so `alg: none` and an HMAC token keyed
+with the (public) verification key fail before any signature check. The verifier is the `mcp` SDK's
+`TokenVerifier`, producing its `AccessToken`. `kid` is optional (RFC 7515 §4.1.4): a token naming
+none is checked with the set's one key able to verify its `alg`, and refused when several are (which
+one signed is ambiguous). Keys sharing a `kid` (RFC 7517 §4.5: of different types) are each tried
+that may verify the token's `alg`. A key that names its `alg` verifies only that algorithm; one that
+names none (RFC 7517 §4.4; Microsoft Entra's) any accepted algorithm of its type: RS*/PS* for an RSA
+key, the ES* of an EC key's curve, EdDSA for an OKP key.
 
 A verified token becomes a `KeyEntry` acting as its user (the `user_claim`), so the rest of the
 server treats it exactly like a `user` API key: ACL filtering, and no naming of another user.
@@ -39,6 +40,7 @@ import re
 import ssl
 import threading
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -148,20 +150,27 @@ def key_algorithms(key: jwt.PyJWK) -> frozenset[str]:
     return frozenset({key.algorithm_name}) & frozenset(ALGORITHMS)
 
 
-def key_for(key: jwt.PyJWK, algorithm: str, kid: str | None) -> jwt.PyJWK:
-    """`key` set to verify `algorithm` (PyJWT binds a key to one algorithm, RS256 for an RSA JWK
-    naming none); `TokenRejected` when the key may not verify it (`key_algorithms`)."""
-    usable = key_algorithms(key)
-    if algorithm not in usable:
+def keys_for(keys: Sequence[jwt.PyJWK], algorithm: str, kid: str | None) -> list[jwt.PyJWK]:
+    """Those of `keys` that may verify `algorithm` (`key_algorithms`), each set to verify it (PyJWT
+    binds a key to one algorithm, RS256 for an RSA JWK naming none); `TokenRejected` naming what
+    they do verify when none may."""
+    fit = [key for key in keys if algorithm in key_algorithms(key)]
+    if not fit:
+        usable = sorted(set().union(*(key_algorithms(key) for key in keys)))
         which = f"signing key {kid!r}" if kid else "issuer's signing key"
-        can = f"verifies only {', '.join(sorted(usable))}" if usable else "verifies no accepted algorithm"
-        raise TokenRejected(f"the token is signed {algorithm} but the {which} ({key.key_type}) {can}")
-    if key.algorithm_name == algorithm:
-        return key
+        types = ", ".join(str(key.key_type) for key in keys)
+        together = "together " if len(keys) > 1 else ""
+        can = f"verifies only {', '.join(usable)}" if usable else "verifies no accepted algorithm"
+        raise TokenRejected(f"the token is signed {algorithm} but the {which} ({types}) {together}{can}")
     try:
-        return jwt.PyJWK(key._jwk_data, algorithm)
+        return [key if key.algorithm_name == algorithm else jwt.PyJWK(key._jwk_data, algorithm) for key in fit]
     except jwt.PyJWTError as exc:
         raise TokenRejected(f"the issuer's key cannot verify {algorithm} ({exc})") from None
+
+
+def _among(key: jwt.PyJWK, keys: Sequence[jwt.PyJWK]) -> bool:
+    """`key` is one of `keys`: the same JWK (whatever algorithm PyJWT bound either to)."""
+    return any(key._jwk_data == other._jwk_data for other in keys)
 
 
 class _KeySetClient(jwt.PyJWKClient):
@@ -179,9 +188,11 @@ class _KeySetClient(jwt.PyJWKClient):
       `JwtVerifier.verify_in_thread`), never one with an API key, and those for `timeout` at most;
       before any set is at hand, lookups wait for the first fetch (at most `timeout` too), which
       all of them need (concurrent first requests fetch the set once);
-    - an unknown `kid` refetches the set unless an unknown `kid` did so within `cooldown_duration`
-      (PyJWT also counts the first and the periodic fetches, refusing a freshly rotated key for
-      up to the cooldown after any fetch);
+    - a `kid` may name several keys (of different types, RFC 7517 §4.5): `signing_keys` returns each;
+    - an unknown `kid`, or a token whose signature none of the keys at hand verifies (`tried`),
+      refetches the set unless one of them did so within `cooldown_duration` (PyJWT also counts
+      the first and the periodic fetches, refusing a freshly rotated key for up to the cooldown
+      after any fetch);
     - a failed fetch is not tried again for `retry_after` seconds (during an identity-provider
       outage each request would otherwise fetch once more): the same failure is raised again. An
       answer that is no JSON key set (a maintenance page) is an outage; one with no usable key
@@ -213,53 +224,79 @@ class _KeySetClient(jwt.PyJWKClient):
             raise jwt.PyJWKClientConnectionError(f"{self.uri} gave no key set within {self.timeout:g} s")
         return held
 
-    def get_signing_key(self, kid: str) -> jwt.PyJWK:
+    def _lookup(
+        self,
+        pick: Callable[[list[jwt.PyJWK]], list[jwt.PyJWK]],
+        refetch: bool,
+        enough: Callable[[list[jwt.PyJWK]], bool] = bool,
+    ) -> list[jwt.PyJWK]:
+        """The keys `pick` chooses from the set at hand (the first fetch waited for; an expired set
+        refetched unless a fetch is under way). When they are not `enough` (none) and `refetch`: the
+        set is fetched again, unless a refetch was forced within `cooldown_duration` (by an unknown `kid`
+        or a failed signature alike), and chosen from anew; while another fetch is under way, what
+        that one brings is waited for (at most `timeout`) and chosen from instead."""
         held = self._held()
         if not self._acquired(wait=held is None):  # a fetch is under way (waited for when no key is at hand)
-            key = self.match_kid(self._at_hand(held), kid)
-            if key is None and held is not None and self._acquired(wait=True):  # perhaps in the set being
-                try:  # fetched: look there (no fetch of our own)
-                    key = self.match_kid(self._held() or [], kid)
+            keys = pick(self._at_hand(held))
+            if not enough(keys) and refetch and held is not None and self._acquired(wait=True):  # perhaps in the set
+                try:  # being fetched: look there (no fetch of our own)
+                    keys = pick(self._held() or [])
                 finally:
                     self._lock.release()
-            if key is None:
-                raise jwt.PyJWKClientError(f"no signing key {kid!r} in the issuer's key set")
-            return key
+            return keys
         try:
-            key = self.match_kid(self.get_signing_keys(), kid)
+            keys = pick(self.get_signing_keys())
             now = time.monotonic()
-            if key is None and (self._forced_at is None or now - self._forced_at >= self.cooldown_duration):
+            if (
+                not enough(keys)
+                and refetch
+                and (self._forced_at is None or now - self._forced_at >= self.cooldown_duration)
+            ):
                 self._forced_at = now
-                key = self.match_kid(self.get_signing_keys(refresh=True), kid)
+                keys = pick(self.get_signing_keys(refresh=True))
         finally:
             self._lock.release()
-        if key is None:
-            raise jwt.PyJWKClientError(f"no signing key {kid!r} in the issuer's key set")
-        return key
+        return keys
 
-    def only_key(self, algorithm: str) -> jwt.PyJWK:
+    def signing_keys(self, kid: str, algorithm: str, tried: Sequence[jwt.PyJWK] = ()) -> list[jwt.PyJWK]:
+        """Every signing key named `kid` (RFC 7517 §4.5 lets keys of different types share one), but
+        those in `tried` (keys the token's signature already failed with); when none of them may
+        verify `algorithm` (`key_algorithms`), the set is refetched (`_lookup`, rate-limited): a key
+        rotated in under a new `kid`, or under the same `kid` (a provider with a fixed key id), is
+        found at once. `PyJWKClientError` when there is no such key."""
+
+        def named(found: list[jwt.PyJWK]) -> list[jwt.PyJWK]:
+            return [key for key in found if key.key_id == kid and not _among(key, tried)]
+
+        keys = self._lookup(named, True, lambda keys: any(algorithm in key_algorithms(key) for key in keys))
+        if not keys:
+            known = " other than the one(s) it does not verify with" if tried else ""
+            raise jwt.PyJWKClientError(f"no signing key {kid!r}{known} in the issuer's key set")
+        return keys
+
+    def only_key(self, algorithm: str, tried: Sequence[jwt.PyJWK] = ()) -> jwt.PyJWK:
         """For a token naming no `kid`: the one signing key able to verify `algorithm`
         (`key_algorithms`) in the set at hand, fetched as for a `kid` (the first fetch is waited
-        for; an expired set is refetched unless a fetch is under way). No refetch is forced: a key
-        rotated in reaches such tokens when the cached set expires (`JWKS_LIFESPAN_SECONDS`).
-        `PyJWKClientError` when no key, or several keys, can verify it (which one signed is ambiguous)."""
-        held = self._held()
-        if self._acquired(wait=held is None):
-            try:
-                keys = self.get_signing_keys()
-            finally:
-                self._lock.release()
-        else:
-            keys = self._at_hand(held)
-        able = [key for key in keys if algorithm in key_algorithms(key)]
-        if len(able) == 1:
-            return able[0]
-        if not able:
+        for; an expired set is refetched unless a fetch is under way). No refetch is forced for it,
+        unless the token's signature failed with that key (`tried`): then the set is refetched as
+        for an unknown `kid` (`_lookup`, rate-limited), and a key that replaced it is used.
+        `PyJWKClientError` when no key (but `tried`), or several keys, can verify it (which one
+        signed is ambiguous)."""
+
+        def able(keys: list[jwt.PyJWK]) -> list[jwt.PyJWK]:
+            found = [key for key in keys if algorithm in key_algorithms(key)]
+            return [] if tried and all(_among(key, tried) for key in found) else found
+
+        able_keys = self._lookup(able, bool(tried))
+        if len(able_keys) == 1:
+            return able_keys[0]
+        if not able_keys:
             raise jwt.PyJWKClientError(
                 f"the token names no signing key ('kid') and the issuer's key set holds none for {algorithm}"
+                + (" but the one it does not verify with" if tried else "")
             )
         raise jwt.PyJWKClientError(
-            f"the token names no signing key ('kid') and the issuer's key set holds {len(able)} keys for "
+            f"the token names no signing key ('kid') and the issuer's key set holds {len(able_keys)} keys for "
             f"{algorithm}: which one signed it is ambiguous (the issuer must name it in 'kid')"
         )
 
@@ -454,27 +491,61 @@ class JwtVerifier:
         kid = header.get("kid")
         if kid is not None and (not isinstance(kid, str) or not kid):
             raise TokenRejected("the token's 'kid' is not a key id")
+        keys = self._keys(kid, algorithm)
         try:
-            keys = self._client()
-            key = keys.get_signing_key(kid) if kid is not None else keys.only_key(algorithm)
+            claims = self._decoded(token, keys, algorithm)
+        except jwt.InvalidSignatureError as exc:
+            # no key at hand verifies it: perhaps the provider replaced one under the same kid (or,
+            # naming none, its one key): the set is refetched, rate-limited as for an unknown kid
+            try:
+                fresh = self._keys(kid, algorithm, tried=keys)
+            except (TokenRejected, IdentityProviderUnavailable):  # no other key: the signature is wrong
+                raise TokenRejected(str(exc)) from None
+            try:
+                claims = self._decoded(token, fresh, algorithm)
+            except jwt.InvalidSignatureError as again:
+                raise TokenRejected(str(again)) from None
+        return self._access_token(token, claims)
+
+    def _keys(self, kid: str | None, algorithm: str, tried: Sequence[jwt.PyJWK] = ()) -> list[jwt.PyJWK]:
+        """The keys to check a token of `algorithm` naming `kid` with, each set to verify that
+        algorithm (`keys_for`): those named `kid` whose type and `alg` fit it (RFC 7517 §4.5: keys
+        of different types may share a `kid`), or the set's one key for it when the token names no
+        `kid`; never one of `tried`. `TokenRejected` (no such key, none that may verify `algorithm`:
+        saying why) or `IdentityProviderUnavailable`."""
+        try:
+            client = self._client()
+            found = (
+                client.signing_keys(kid, algorithm, tried) if kid is not None else [client.only_key(algorithm, tried)]
+            )
         except jwt.PyJWKClientConnectionError as exc:
             raise IdentityProviderUnavailable(f"cannot fetch the issuer's keys: {exc}") from exc
         except (jwt.PyJWKClientError, jwt.PyJWKSetError) as exc:  # also: the issuer publishes no key at all
-            raise TokenRejected(f"unknown signing key {kid!r}" if kid is not None else str(exc)) from exc
-        key = key_for(key, algorithm, kid)
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key,
-                algorithms=[algorithm],
-                audience=self.audiences,
-                issuer=self.config.issuer,
-                leeway=LEEWAY_SECONDS,
-                options={"require": ["exp", "iss", "aud"]},
-            )
-        except jwt.PyJWTError as exc:
-            raise TokenRejected(str(exc)) from None
-        return self._access_token(token, claims)
+            raise TokenRejected(f"unknown signing key {kid!r}" if kid is not None and not tried else str(exc)) from exc
+        return keys_for(found, algorithm, kid)
+
+    def _decoded(self, token: str, keys: Sequence[jwt.PyJWK], algorithm: str) -> dict[str, Any]:
+        """The token's claims, verified with the first of `keys` its signature verifies with;
+        `jwt.InvalidSignatureError` when none does, `TokenRejected` for any other fault."""
+        failed: jwt.InvalidSignatureError | None = None
+        for key in keys:
+            try:
+                claims: dict[str, Any] = jwt.decode(
+                    token,
+                    key,
+                    algorithms=[algorithm],
+                    audience=self.audiences,
+                    issuer=self.config.issuer,
+                    leeway=LEEWAY_SECONDS,
+                    options={"require": ["exp", "iss", "aud"]},
+                )
+            except jwt.InvalidSignatureError as exc:
+                failed = exc
+                continue
+            except jwt.PyJWTError as exc:
+                raise TokenRejected(str(exc)) from None
+            return claims
+        raise failed or jwt.InvalidSignatureError("Signature verification failed")
 
     def _access_token(self, token: str, claims: dict[str, Any]) -> AccessToken:
         user = claims.get(self.config.user_claim)

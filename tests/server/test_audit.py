@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -21,9 +22,13 @@ from inlet.cli import cli
 from inlet.config import IndexConfig, ServerConfig
 from inlet.errors import ConfigError
 from inlet.index.embedding import Embedder
+from inlet.index.search import Answer, SearchRequest
 from inlet.index.store import Index
 from inlet.server.app import create_app
 from inlet.server.audit import AuditLog, read_audit
+from inlet.server.auth import Caller
+from inlet.server.mcp import INTERNAL_ERROR, InletTools
+from inlet.server.service import Retrieval
 
 from tests.test_disk_faults import fill, small_disk  # noqa: F401 (a fixture)
 
@@ -294,6 +299,85 @@ def test_an_mcp_tool_call_refused_for_its_form_is_written_too(tmp_path: Path, in
     config.write_text(f'[index]\npath = "{tmp_path / "index"}"\n[server]\naudit_log = "{log}"\n')
     prose = CliRunner().invoke(cli, ["audit", "--config", str(config)]).output.splitlines()
     assert "for alice@example.com  tools/call (no tool named)  400" in prose[0]  # never "None"
+
+
+MCP_VERSION_META = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientCapabilities": {},
+    "io.modelcontextprotocol/clientInfo": {"name": "tests", "version": "1"},
+}
+
+
+def test_an_mcp_tool_call_the_transport_refuses_for_its_protocol_version_is_written_too(
+    tmp_path: Path, index: Index
+) -> None:
+    """Probe 34e F2: a `tools/call` the SDK's transport refuses for its protocol version (a 2026-07-28
+    header without the request's `_meta`, an unknown version, a header the `_meta` contradicts: 400)
+    wrote no line. Each is written with its tool, query and status; an answered call still writes
+    one line (the tool's)."""
+    log = tmp_path / "audit.jsonl"
+    app = create_app(settings_for(index.path, audit_log=str(log)), index=index, env=KEYS)
+    mcp = {**ALICE, "Accept": "application/json, text/event-stream"}
+    older = {**MCP_VERSION_META, "io.modelcontextprotocol/protocolVersion": "2025-11-25"}
+    cases: list[tuple[str | None, dict[str, Any]]] = [
+        ("2026-07-28", {}),
+        ("2099-01-01", {}),
+        ("2026-07-28", {"_meta": older}),
+        (None, {}),  # answered
+    ]
+    with TestClient(app) as client:
+        assert app.state.retrieval.ready.wait(30)
+        statuses = []
+        for number, (version, envelope) in enumerate(cases):
+            params = {"name": "search", "arguments": {"query": f"q3 layoffs {number}"}, **envelope}
+            body = {"jsonrpc": "2.0", "id": number, "method": "tools/call", "params": params}
+            versioned = {"MCP-Protocol-Version": version} if version else {}
+            answer = client.post("/mcp", json=body, headers={**mcp, **versioned})
+            statuses.append(answer.status_code)
+    assert statuses == [400, 400, 400, 200]
+    lines = lines_of(log)
+    assert [(line["tool"], line["status"], line["query"]) for line in lines] == [
+        ("search", 400, "q3 layoffs 0"),
+        ("search", 400, "q3 layoffs 1"),
+        ("search", 400, "q3 layoffs 2"),
+        ("search", 200, "q3 layoffs 3"),
+    ]
+    assert all(line["key"] == "alice-laptop" and line["user"] == "alice@example.com" for line in lines)
+
+
+class FailingRetrieval(Retrieval):
+    """A retrieval with a fault inside inlet on every call (probe 34e met a stemmer's IndexError)."""
+
+    def answer(self, request: SearchRequest) -> Answer:
+        raise IndexError("string index out of range")
+
+    def document(self, doc_id: str, caller: Caller) -> Any:
+        raise IndexError("string index out of range")
+
+
+def test_an_mcp_tool_call_that_fails_inside_inlet_is_a_tool_error_with_its_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Probe 34e F2: a tool that raised reached the client as JSON-RPC `code: 0` with the exception's
+    words, and wrote no audit line. It is a tool error a user can act on (not the exception's
+    text), written with status 500, its cause logged once."""
+    log = tmp_path / "audit.jsonl"
+    audit = AuditLog(str(log))
+    caller = Caller(key_name="alice-laptop", user="alice@example.com", admin=False)
+    tools = InletTools(FailingRetrieval(), 30.0, lambda ctx: caller, audit)
+    with caplog.at_level(logging.ERROR, logger="inlet.server.mcp"):
+        search = anyio.run(tools.call, "search", {"query": "q3 layoffs"}, caller)
+        fetch = anyio.run(tools.call, "fetch", {"id": "eng:C2/200"}, caller)
+    audit.close()
+    for result in (search, fetch):
+        assert result.is_error and [item.text for item in result.content] == [INTERNAL_ERROR]
+    lines = lines_of(log)
+    assert [(line["tool"], line["status"], line.get("query"), line.get("requested_id")) for line in lines] == [
+        ("search", 500, "q3 layoffs", None),
+        ("fetch", 500, None, "eng:C2/200"),
+    ]
+    faults = [r for r in caplog.records if r.name == "inlet.server.mcp" and r.levelno >= logging.ERROR]
+    assert len(faults) == 2 and all(r.exc_info and isinstance(r.exc_info[1], IndexError) for r in faults)
 
 
 def test_mcp_on_stdio_writes_a_line_per_tool_call(tmp_path: Path, embedder: Embedder) -> None:

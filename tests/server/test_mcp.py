@@ -388,6 +388,33 @@ def test_stdio_answers_every_request_it_read_before_its_input_ended(stdio_config
         assert answers[n]["error"]["code"] == -32600 and why in answers[n]["error"]["message"], answers[n]
 
 
+def test_stdio_ends_quietly_when_the_client_closes_its_end() -> None:
+    """Probe 34e F3: an agent that quits or crashes mid-call closes the pipes: the answer then
+    written to stdout failed (BrokenPipeError) and `inlet mcp` exited 1 with a 73-line traceback,
+    which desktop agents log as a server crash. A client going away is the normal end: status 0,
+    no traceback. (The stdio loop alone, on a server with no tools: no index or model to load.)"""
+    serve = (
+        "import anyio; from mcp.server import Server; from inlet.server.mcp import _serve_stdio; "
+        "anyio.run(_serve_stdio, Server('quiet'))"
+    )
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
+    child = subprocess.Popen(
+        [sys.executable, "-c", serve], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert child.stdout is not None and child.stdin is not None
+    child.stdout.close()  # the client is gone before the answer is written
+    child.stdin.write((json.dumps(initialize) + "\n").encode())
+    child.stdin.close()
+    assert child.stderr is not None
+    stderr = child.stderr.read()  # until the child exits
+    assert child.wait(timeout=60) == 0 and b"Traceback" not in stderr, stderr.decode()
+
+
 def test_stdio_a_cancelled_request_is_owed_no_answer() -> None:
     """probe31d F1: after `notifications/cancelled`, the end of stdin left `inlet mcp` (and the index
     it holds) up for 300 s, waiting for an answer the SDK never sends to a cancelled request."""

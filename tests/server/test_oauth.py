@@ -36,7 +36,7 @@ from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull,
 from inlet.config import OAuthConfig, parse_config
 from inlet.errors import ConfigError
 from inlet.index.store import Index
-from inlet.sandbox.idp import IdentityProvider, new_key, provider
+from inlet.sandbox.idp import IdentityProvider, SigningKey, new_key, provider
 from inlet.sandbox.server import Sandbox
 from inlet.sandbox.workspace import Workspace
 from inlet.server.app import create_app
@@ -678,6 +678,66 @@ def test_a_key_naming_no_alg_verifies_every_accepted_algorithm_of_its_type(idp: 
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_keys_sharing_a_kid_are_each_tried_that_fit_the_tokens_algorithm(idp: IdentityProvider) -> None:
+    """Probe 34e F4 (RFC 7517 §4.5): an RSA and an EC key published under one `kid` each verify their
+    tokens, in either order; a token that neither key verifies is still refused by its signature,
+    and one whose `alg` no key of that `kid` may verify says why."""
+    rsa_private, (ec_private, ec_jwk) = new_key(), ec_key()
+    for order in ("rsa first", "ec first"):
+        keys = [rsa_jwk(rsa_private, kid="shared"), {**ec_jwk, "kid": "shared", "alg": "ES256"}]
+        server, url = published(*(keys if order == "rsa first" else keys[::-1]))
+        try:
+            verifier = JwtVerifier(OAuthConfig(issuer=idp.issuer, audience="urn:test", jwks_url=url))
+            for private, algorithm in ((rsa_private.private, "RS256"), (ec_private, "ES256")):
+                token = signed(idp, private, algorithm, kid="shared")
+                assert (verifier.verify(token).claims or {})["email"] == ALICE_EMAIL, (order, algorithm)
+            with pytest.raises(TokenRejected, match="Signature verification failed"):
+                verifier.verify(signed(idp, new_key().private, "RS256", kid="shared"))
+            with pytest.raises(
+                TokenRejected, match=r"'shared' \((RSA, EC|EC, RSA)\) together verifies only ES256, RS256"
+            ):
+                verifier.verify(signed(idp, rsa_private.private, "PS256", kid="shared"))
+        finally:
+            server.shutdown()
+            server.server_close()
+
+
+def test_a_key_replaced_under_the_same_kid_is_refetched_at_once_at_a_bounded_rate(idp: IdentityProvider) -> None:
+    """Probe 34e F5: a provider that replaces its key under the same `kid` (a fixed, configured key
+    id) has its new tokens accepted at once: a signature no key at hand verifies refetches the set,
+    as an unknown `kid` does. Within the cooldown forged tokens naming that `kid` refetch nothing,
+    and a second replacement waits for it. A token naming no `kid` is refetched for alike."""
+    old = new_key()
+    with HangingKeySet(old) as keyset:
+        verifier = JwtVerifier(
+            OAuthConfig(issuer=idp.issuer, audience="urn:test", jwks_url=keyset.url), refresh_cooldown=3600
+        )
+        assert verifier.verify(idp.sign(claims(idp, "urn:test"), key=old)).claims
+        replaced = SigningKey(kid=old.kid, private=new_key().private)
+        keyset.published = [replaced.jwk()]
+        assert (verifier.verify(idp.sign(claims(idp, "urn:test"), key=replaced)).claims or {})["email"] == ALICE_EMAIL
+        assert keyset.fetches == 2
+        for _ in range(10):  # forged signatures under the known kid: refused, no fetch within the cooldown
+            with pytest.raises(TokenRejected, match="Signature verification failed"):
+                verifier.verify(idp.sign(claims(idp, "urn:test"), key=SigningKey(old.kid, new_key().private)))
+        assert keyset.fetches == 2
+        again = SigningKey(kid=old.kid, private=new_key().private)
+        keyset.published = [again.jwk()]
+        with pytest.raises(TokenRejected, match="Signature verification failed"):  # within the cooldown: waits
+            verifier.verify(idp.sign(claims(idp, "urn:test"), key=again))
+        assert keyset.fetches == 2
+    first, second = new_key(), new_key()
+    with HangingKeySet() as keyset:
+        keyset.published = [rsa_jwk(first, kid=None)]
+        verifier = JwtVerifier(
+            OAuthConfig(issuer=idp.issuer, audience="urn:test", jwks_url=keyset.url), refresh_cooldown=3600
+        )
+        assert verifier.verify(signed(idp, first.private, "RS256")).claims
+        keyset.published = [rsa_jwk(second, kid=None)]
+        assert (verifier.verify(signed(idp, second.private, "RS256")).claims or {})["email"] == ALICE_EMAIL
+        assert keyset.fetches == 2
 
 
 def test_tokens_with_a_kid_being_fetched_wait_for_that_fetch_and_known_kids_do_not(idp: IdentityProvider) -> None:
