@@ -15,6 +15,12 @@ API (`inlet daemon` without `--serve`) never starts it, since nothing there coul
 An event source that watches containers one by one (a Graph subscription per mail folder) may
 `follow` the source's checkpoint: after each run past the backfill the daemon hands it the checkpoint
 saved, and it watches what that says the source syncs now (a container a run found new, or lost).
+
+A service redelivers what it thinks was not received, and a captured request can be replayed: an
+event source drops an event whose id (`Hint.key`) it has seen (`first_time`, in bounded memory),
+so a copy runs nothing. A time the service may have changed things without telling it (nothing was
+listening: before a subscription or connection existed, while the service paused delivery) is a
+gap: it emits one catch-up hint for what went unheard (`missed`), whose incremental sync reads it.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ class Hint:
     container: str | None
     at: float = field(default_factory=time.time)  # when the change happened (epoch s), for latency
     acl: bool = False  # a membership change: permissions, not content
-    key: str = ""  # the service's event id, for deduplication
+    key: str = ""  # the service's event id: the event source drops a copy (`EventSource.first_time`)
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,7 @@ class Retry:
 
 
 Emit = Callable[[Hint], None]
+SEEN_MOST = 10_000  # event ids `first_time` remembers per event source
 
 
 class EventSource(ABC):
@@ -118,7 +125,7 @@ class EventSource(ABC):
         self.live = False
         self.reason = ""
         self.emit: Emit = lambda hint: None
-        self._seen: dict[str, float] = {}
+        self._seen: dict[str, float] = {}  # event id -> when first seen (monotonic), oldest first
         self._seen_lock = threading.Lock()
 
     @abstractmethod
@@ -143,12 +150,21 @@ class EventSource(ABC):
         return NOT_FOUND
 
     def first_time(self, key: str, keep: float = 600.0) -> bool:
-        """True the first time `key` (an event id) is seen within `keep` seconds: services redeliver."""
+        """True the first time `key` (an event id) is seen within `keep` seconds: services redeliver,
+        and a captured request can be replayed. At most `SEEN_MOST` ids are remembered (the oldest
+        forgotten first), however many arrive."""
         now = time.monotonic()
         with self._seen_lock:
-            if len(self._seen) > 10_000:
-                self._seen = {k: t for k, t in self._seen.items() if now - t < keep}
-            if key in self._seen and now - self._seen[key] < keep:
+            seen = self._seen.pop(key, None)
+            if seen is not None and now - seen < keep:
+                self._seen[key] = seen
                 return False
-            self._seen[key] = now
+            self._seen[key] = now  # the newest last
+            while len(self._seen) > SEEN_MOST:
+                del self._seen[next(iter(self._seen))]
             return True
+
+    def missed(self, container: str | None = None) -> None:
+        """A gap: the service may have changed `container` (None: anything in the source) while
+        nothing was listening, and will not tell. One catch-up hint: its sync reads what was missed."""
+        self.emit(Hint(container))

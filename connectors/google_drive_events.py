@@ -2,7 +2,9 @@
 
 Drive posts a `sync` message when the channel opens, then a `change` message (headers only) after
 changes; each `change` is a hint, and the sync it triggers reads `changes.list` from the page token
-saved in the checkpoint, so a message carries nothing that must be trusted. Each shared drive keeps
+saved in the checkpoint, so a message carries nothing that must be trusted. A message is named by its
+channel and `X-Goog-Message-Number` (each message of a channel has its own): one already heard (Drive
+redelivering it, or a captured one replayed) is answered 200 and runs nothing (`first_time`). Each shared drive keeps
 its own change log, and some of its changes never reach the user's (Drive's documentation says so),
 so besides the user's log every shared drive the source syncs gets a channel of its own; the drives
 are listed again every `DRIVES_EVERY` seconds, a channel opened for a new one and removed for one
@@ -65,7 +67,7 @@ class DrivePushChannels(EventSource):
             lifetime=lifetime,
             create=self._open,
             remove=self._stop,
-            missed=lambda sub: self.emit(Hint(None)),
+            missed=lambda sub: self.missed(),
         )
         self.channel = self.renewals.add(USER_LOG)  # the user's log's; shared drives' are added as found
         self.held: set[str] = set()  # ids of the channels whose messages are accepted
@@ -194,5 +196,7 @@ class DrivePushChannels(EventSource):
         self.heard.add(channel)  # the address reaches this hook: the channel is heard
         if request.headers.get("x-goog-resource-state") != "sync":
             number = request.headers.get("x-goog-message-number", "")
-            self.emit(Hint(None, key=f"{channel}:{number}"))
+            key = f"{channel}:{number}"
+            if not number or self.first_time(key):  # a copy of a message heard: nothing new
+                self.emit(Hint(None, key=key))
         return WebhookResponse(200)

@@ -29,11 +29,18 @@ bare name, so the inbox is an optimisation, never the record. On `disconnect` th
 opens a new connection by itself; `maintain()` (every second) reports whether one is up, asking the
 socket itself whether the service ended it: slack_sdk's client reads an ended socket as quiet until
 its pings have failed for some 25 s, so a lost connection is closed at once (the client then opens a
-new one) and `live` turns false within a second, not after that wait.
+new one) and `live` turns false within a second, not after that wait; `reason` then says since when
+it is lost. Slack redelivers an event no connection acknowledged only a few times (three retries,
+the last some 5 minutes later), then drops it, so what changed while the daemon was stopped or the
+connection down may never be heard: each connection a source first sees up (at start, and every
+new one after a loss, a `disconnect` or a restart) is a gap, followed by one catch-up hint naming
+no channel (`EventSource.missed`): an incremental sync of the source reads each channel's recent
+history, as the schedule does.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import select
@@ -162,6 +169,19 @@ class _Connection:
         self.client: SocketModeClient | None = None
         self.sources: dict[int, SlackSocketEvents] = {}
         self.lock = threading.Lock()
+        self.lost_at: float | None = None  # when the connection was last found down (epoch s), until up
+
+    def session(self) -> str | None:
+        """The id of the connection now open (a new one after each reconnect), or None."""
+        client = self.client
+        return client.session_id() if client is not None else None
+
+    def why_down(self) -> str:
+        """Why no connection is up, for `inlet status`."""
+        if self.client is None or self.lost_at is None:
+            return "no Socket Mode connection open"
+        when = dt.datetime.fromtimestamp(self.lost_at, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return f"the Socket Mode connection was lost at {when}; opening a new one"
 
     def join(self, events: SlackSocketEvents) -> None:
         """Hand `events` every event from now on, opening the connection for the first source."""
@@ -210,7 +230,15 @@ class _Connection:
 
     def alive(self) -> bool:
         """Whether the connection is up; one the service ended is closed at once (see the module
-        docstring) so that the client opens a new one."""
+        docstring) so that the client opens a new one. `lost_at` says since when it is down."""
+        up = self._up()
+        if up:
+            self.lost_at = None
+        elif self.lost_at is None:
+            self.lost_at = time.time()
+        return up
+
+    def _up(self) -> bool:
         client = self.client
         if client is None or not client.is_connected():
             return False
@@ -253,11 +281,12 @@ class SlackSocketEvents(EventSource):
         super().__init__()
         self.source = source
         self.connection = _connection(app_token, base_url, timeout)
+        self.session: str | None = None  # the connection this source last saw up (caught up since)
 
     def start(self, emit: Emit) -> None:
         self.emit = emit
         self.connection.join(self)
-        self.live = self.connection.alive()
+        self._check()
 
     def hear(self, request: SocketModeRequest) -> None:
         """One `events_api` envelope (acknowledged already): the hints it gives this source."""
@@ -275,8 +304,23 @@ class SlackSocketEvents(EventSource):
             self.emit(Hint(container, hint.at, hint.acl, event_id))
 
     def maintain(self) -> None:
+        self._check()
+
+    def _check(self) -> None:
+        """Whether the connection is up (else why not); a connection not seen before is a gap."""
         self.live = self.connection.alive()
+        self.reason = "" if self.live else self.connection.why_down()
+        session = self.connection.session() if self.live else None
+        if session is not None and session != self.session:
+            log.info(
+                "source %r: Socket Mode connection %s; syncing once what Slack may not redeliver",
+                self.source,
+                "open" if self.session is None else "open again",
+            )
+            self.session = session
+            self.missed()
 
     def stop(self) -> None:
         self.live = False
+        self.session = None
         self.connection.leave(self)

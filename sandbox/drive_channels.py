@@ -9,7 +9,8 @@ no body: a change only a shared drive's log holds reaches only that drive's chan
 `POST /drive/v3/channels/stop` closes a channel (404 for one it does not know). Expired channels
 post nothing. With `verified_domains` set, an address on any other host is refused as Drive refuses
 one whose domain the project has not verified (401 `push.webhookUrlUnauthorized`).
-`Faults.events("drive")` may drop, delay or duplicate change messages; a fault armed on
+`Faults.events("drive")` may drop, delay or duplicate change messages (a duplicate is a redelivery:
+the same `X-Goog-Message-Number`, as Drive retries a message); a fault armed on
 `changes.watch:drive` fails only the shared drives' `changes.watch` (one drive's backend in trouble
 while the user's log answers).
 """
@@ -74,11 +75,12 @@ class Channels:
             if not ds.in_log(st, change, channel.drive_id, channel.all_drives):
                 continue
             copies, delay = self.ctx.faults.event_fate("drive")
+            channel.number += 1
             for _ in range(copies):
                 self._message(channel, "change", delay)
 
     def _message(self, channel: Channel, state: str, delay: float = 0.0) -> None:
-        channel.number += 1
+        """Post the channel's message number `channel.number`."""
         headers = {
             "X-Goog-Channel-ID": channel.id,
             "X-Goog-Resource-ID": channel.resource_id,
@@ -125,6 +127,7 @@ class Channels:
                 ),
             )
             self.open[channel.id] = channel
+        channel.number = 1  # a sync message is always number 1
         self._message(channel, "sync")
         return JSONResponse(
             channel.json(f"{ctx.http_url}/drive/v3/changes?pageToken={request.query_params.get('pageToken', '')}")

@@ -9,7 +9,10 @@ created, updated, moved or deleted in a subscribed folder (through the sandbox's
 background thread, in order; `Faults.events("graph", ...)` may drop, delay or duplicate them); an
 expired subscription posts nothing and disappears. A channel message's notification names the
 message (a reply as `.../messages('ROOT')/replies('ID')`). `lifecycle()` posts a lifecycle
-notification (`reauthorizationRequired`, `missed`, `subscriptionRemoved`) on demand.
+notification (`reauthorizationRequired`, `missed`, `subscriptionRemoved`) on demand. After
+`reauthorizationRequired` the subscription's delivery pauses until a `PATCH` renews it, and what
+changes meanwhile is never notified, as Graph documents (it may keep delivering for a while first:
+the sandbox pauses at once, the worst case).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ class Subscription:
     client_state: str | None
     expires: float  # epoch seconds
     renewals: int = 0
+    paused: bool = False  # reauthorization required: nothing is posted (and lost) until a PATCH
 
     def json(self) -> dict[str, Any]:
         return {
@@ -99,7 +103,7 @@ class Subscriptions:
                 if sub.expires <= now:
                     del self.subs[sub.id]
                     continue
-                if sub.mailbox != mailbox or sub.folder_id != folder_id or change not in sub.change_type:
+                if sub.paused or sub.mailbox != mailbox or sub.folder_id != folder_id or change not in sub.change_type:
                     continue
                 copies, delay = self.ctx.faults.event_fate("graph")
                 note = {
@@ -135,7 +139,7 @@ class Subscriptions:
                 if sub.expires <= now:
                     del self.subs[sub.id]
                     continue
-                if sub.mailbox or sub.folder_id != drive_id:
+                if sub.mailbox or sub.folder_id != drive_id or sub.paused:
                     continue
                 copies, delay = self.ctx.faults.event_fate("graph")
                 note = {
@@ -154,6 +158,7 @@ class Subscriptions:
         """Post a lifecycle notification; `subscriptionRemoved` also removes the subscription."""
         with self._lock:
             sub = self.subs[sub_id] if event != "subscriptionRemoved" else self.subs.pop(sub_id)
+            sub.paused = sub.paused or event == "reauthorizationRequired"
         note = {
             "subscriptionId": sub.id,
             "subscriptionExpirationDateTime": _iso(sub.expires),
@@ -263,7 +268,7 @@ class Subscriptions:
             refused = self._bad_expiry(expires)
             if refused:
                 return refused
-            sub.expires, sub.renewals = expires, sub.renewals + 1  # type: ignore[assignment]
+            sub.expires, sub.renewals, sub.paused = expires, sub.renewals + 1, False  # type: ignore[assignment]
         return JSONResponse(sub.json())
 
 

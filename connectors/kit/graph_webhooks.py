@@ -15,7 +15,12 @@ start (anything else did not come from Graph for us) and names a subscription we
 Graph notifies only changes made after a subscription is created, so every subscription created
 where none was held is a hint for its container (the kit's `Renewals`: `missed`): the first one at
 start (a change made while the daemon was down or restarting), one after `subscriptionRemoved`, and
-one replacing a subscription a renewal found gone (404). At the first start, the subscriptions on
+one replacing a subscription a renewal found gone (404). After `reauthorizationRequired` Graph may
+pause the subscription's delivery until it is renewed, and the changes of the pause are never
+notified (Graph sends `missed` for some Outlook resources only, never for drives or channel
+messages); a renewal Graph refuses (401, 403) may mean the same. Either is a challenge (`Renewals`):
+the subscription reads as not live, saying why, until a renewal succeeds, which is then followed by
+the same catch-up hint for its container. At the first start, the subscriptions on
 the source's hook URL that this process does not hold (a crashed daemon's) are deleted: they would
 notify every change a second time, refused, until they expire. Validation requests
 (`POST ?validationToken=`) are echoed. A request without one notification of ours is refused
@@ -42,6 +47,9 @@ from .renewal import Gone, Renewals, Subscription
 log = logging.getLogger(__name__)
 
 ACCEPTED = WebhookResponse(202)
+# why a subscription is not live while Graph may hold its notifications back (`Renewals.challenge`)
+REAUTHORIZE = "Graph asked to reauthorize it (reauthorizationRequired); its notifications may pause until it is renewed"
+REFUSED = "Graph refused to renew it; its notifications may have stopped"
 
 
 class Resource(str):
@@ -101,7 +109,7 @@ class GraphWebhooks(EventSource):
             renew=self._renew,
             remove=self._remove,
             advice=f"is {url} served by `inlet daemon --serve`?",
-            missed=lambda sub: self.emit(Hint(sub.key)),
+            missed=lambda sub: self.missed(sub.key),
         )
 
     def start(self, emit: Emit) -> None:
@@ -210,6 +218,8 @@ class GraphWebhooks(EventSource):
         except GraphError as exc:
             if exc.status == 404:  # expired or removed: subscribed again, and what was missed synced
                 raise Gone(str(exc)) from exc
+            if exc.refused:  # the app's authorization in question: Graph may hold its notifications back
+                self.renewals.challenge(sub, REFUSED)
             raise
         sub.expires = _epoch(answer["expirationDateTime"])
 
@@ -252,7 +262,7 @@ class GraphWebhooks(EventSource):
             return
         event = note.get("lifecycleEvent")
         if event == "reauthorizationRequired":
-            sub.renew_now = True
+            self.renewals.challenge(sub, REAUTHORIZE)
             return
         if event == "subscriptionRemoved":
             sub.id = None  # maintain() subscribes again, then catches up (`missed`)

@@ -7,13 +7,17 @@ Invariants:
   on a failed one: every call is tried once (`without_waits`: a throttled call is not waited out in
   line), and a failure is tried again after a back-off of 5 s doubling to 5 min, never before the
   service's `Retry-After`, while the schedule covers the gap. `live` is true only while every
-  subscription is held and unexpired; `reason` says why it is not (the last failure, naming the
-  subscription by its `label`: what it watches to a person, such as a channel's team and name or a
-  folder's path; else by its whole key).
+  subscription is held, unexpired and not `paused`; `reason` says why it is not (the last failure,
+  naming the subscription by its `label`: what it watches to a person, such as a channel's team and
+  name or a folder's path; else by its whole key).
 - A subscription created where none was held (the first one, one that lapsed, one the service no
   longer has: `renew` raises `Gone`) is followed by `missed(sub)`: the service notifies only changes
   made after it, so what changed meanwhile (while the daemon was down) needs one catch-up sync. A
-  replacement made while the old one is still held (what cannot be extended) is no gap.
+  replacement made while the old one is still held (what cannot be extended) is no gap. Nor is a
+  plain renewal, except of a subscription whose delivery the service may have paused (`paused`,
+  set by `challenge`: Graph's `reauthorizationRequired`, or a renewal it refused): the changes of
+  the pause are never notified, so the renewal that ends it is followed by `missed(sub)` too, and
+  until then the subscription counts as not live, saying why.
 - A `ConfigError` (the configuration must change: retrying cannot help) is backed off like any
   failure, then raised for the caller to report, once a try; `refused` keeps it until a try succeeds.
 - `stop()` removes every held subscription in parallel and returns within `remove_timeout` seconds
@@ -59,6 +63,7 @@ class Subscription:
     expires: float = 0.0  # epoch seconds
     granted: float = 0.0  # the lifetime the service gave at the last create or renew (seconds)
     renew_now: bool = False
+    paused: str = ""  # why the service may have paused its delivery (until a renewal succeeds); "" if not
     backoff: Backoff = field(default_factory=Backoff)  # failures: 5 s, doubling up to 5 min
 
 
@@ -114,6 +119,12 @@ class Renewals:
         if sub is not None and sub.id is not None:
             self._remove_quietly(sub)
 
+    def challenge(self, sub: Subscription, why: str) -> None:
+        """The service may pause `sub`'s delivery until it is renewed (`why`): renew it now; until
+        that succeeds it is not live, and the renewal that does is followed by a catch-up."""
+        sub.paused = sub.paused or why
+        sub.renew_now = True
+
     def due(self, sub: Subscription) -> bool:
         lifetime = min(self.lifetime, sub.granted) if sub.granted > 0 else self.lifetime
         return sub.id is None or sub.renew_now or sub.expires - self.clock() < lifetime * RENEW_AT
@@ -131,7 +142,8 @@ class Renewals:
             except InletError as exc:  # tried again later; the schedule covers the gap
                 throttled = isinstance(exc, RetriableError)
                 wait = sub.backoff.failed(exc.retry_after if isinstance(exc, RetriableError) else None)
-                self.reason = f"{self.what} {sub.label or sub.key}: {exc}"
+                paused = f"{sub.paused}; renewing it failed: " if sub.paused else ""
+                self.reason = f"{self.what} {sub.label or sub.key}: {paused}{exc}"
                 if isinstance(exc, ConfigError):
                     refused = self.refused = refused or exc
                     continue
@@ -142,9 +154,12 @@ class Renewals:
                     wait,
                 )
         now = self.clock()
-        self.live = bool(self.subs) and all(s.id and s.expires > now for s in self.subs.values())
+        self.live = bool(self.subs) and all(s.id and s.expires > now and not s.paused for s in self.subs.values())
+        held_back = next((s for s in self.subs.values() if s.paused), None)
         if self.live:
             self.reason = ""
+        elif not self.reason and held_back is not None:  # asked, not tried yet
+            self.reason = f"{self.what} {held_back.label or held_back.key}: {held_back.paused}"
         elif not self.reason:
             self.reason = f"no {self.what} held" if self.subs else f"nothing to watch with a {self.what}"
         if refused is not None:
@@ -152,7 +167,8 @@ class Renewals:
 
     def _refresh(self, sub: Subscription) -> None:
         now = self.clock()
-        gap = sub.id is None or sub.expires <= now  # nothing was listening: changes may have been missed
+        # nothing was listening, or the service may have held its notifications back: changes may be missed
+        gap = sub.id is None or sub.expires <= now or bool(sub.paused)
         if sub.id is not None and self._renew is not None:
             try:
                 self._renew(sub)
@@ -165,7 +181,7 @@ class Renewals:
             old = replace(sub, data=dict(sub.data))
             self._create(sub)
             self._remove_quietly(old)
-        sub.renew_now, sub.granted = False, sub.expires - now
+        sub.renew_now, sub.paused, sub.granted = False, "", sub.expires - now
         if gap and self._missed is not None:
             self._missed(sub)
 

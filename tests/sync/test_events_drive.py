@@ -152,3 +152,29 @@ def test_a_change_made_while_the_daemon_was_down_is_synced_when_its_events_start
     _add(stack, "violet.txt", "Violet glacier survey results")
     stack.daemon.start_events()
     wait_for(lambda: stack.searchable("glacier"), what="a file of the downtime synced at start")
+
+
+def test_a_redelivered_or_replayed_message_runs_nothing(stack: EventStack) -> None:
+    """Drive retries a message with its number (`X-Goog-Message-Number`), and a captured one can be
+    replayed: a message already heard on its channel makes no hint and no sync (probe34d F1)."""
+    chans, posted = _chans(stack), _chans(stack).notifier.posted
+    loop = stack.daemon.events
+    assert loop is not None
+    hints = loop.sources[SOURCE].hints
+    stack.sb.faults.events("drive", duplicate=1)  # the change's message delivered twice
+    _add(stack, "shearwater.txt", "Shearwater audit findings")
+    wait_for(lambda: chans.notifier.posted >= posted + 2, what="both copies posted")
+    wait_for(lambda: stack.quiet() and stack.searchable("Shearwater"), what="the file searchable")
+    assert loop.sources[SOURCE].hints == hints + 1
+    channel = next(c for c in chans.open.values() if c.number > 1)  # the one that posted the message
+    replay = {
+        "X-Goog-Channel-ID": channel.id,
+        "X-Goog-Channel-Token": str(channel.token),
+        "X-Goog-Resource-ID": channel.resource_id,
+        "X-Goog-Resource-State": "change",
+        "X-Goog-Message-Number": str(channel.number),
+    }
+    hook = str(stack.settings.source(SOURCE).push_url)  # type: ignore[attr-defined]
+    runs = stack.runs()
+    assert all(httpx.post(hook, headers=replay).status_code == 200 for _ in range(5))
+    assert loop.sources[SOURCE].hints == hints + 1 and stack.quiet() and stack.runs() == runs

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from inlet.connectors.events import Emit, EventSource, Hint
+from inlet.connectors.events import SEEN_MOST, Emit, EventSource, Hint
 from inlet.storage.sqlite.state import SqliteState
 from inlet.sync.events import RERUNS, EventLoop
 
@@ -132,6 +132,15 @@ def test_hints_pending_when_the_loop_stops_are_handed_to_the_run_that_owes_them(
 def test_first_time_deduplicates_event_ids() -> None:
     source = Manual()
     assert source.first_time("Ev1") and not source.first_time("Ev1") and source.first_time("Ev2")
+
+
+def test_first_time_remembers_a_bounded_number_of_ids_the_newest() -> None:
+    """However many ids arrive within the window (a flood of messages), memory stays bounded: the
+    oldest are forgotten first, the newest still deduplicated."""
+    source = Manual()
+    assert all(source.first_time(f"Ev{i}") for i in range(SEEN_MOST + 50))
+    assert len(source._seen) == SEEN_MOST
+    assert not source.first_time(f"Ev{SEEN_MOST + 49}") and source.first_time("Ev0")
 
 
 class Held(Manual):

@@ -159,3 +159,19 @@ def test_a_channel_created_while_the_daemon_runs_gets_a_subscription_and_loses_i
         lambda word: state.post(channel.id, "doubledeez@example.com", f"<p>The {word} account wants a callback.</p>"),
         lambda: state.delete_channel(channel.id),
     )
+
+
+def test_the_changes_of_a_reauthorization_pause_are_caught_up_once_renewed(teams_stack: EventStack) -> None:
+    """Graph pauses a subscription's delivery after `reauthorizationRequired` until it is renewed, and
+    sends no `missed` for channel messages (probe34d F2): the renewal is followed by a catch-up."""
+    sb = teams_stack.sb
+    subs = _subs(teams_stack)
+    sub_id = next(iter(subs.subs))
+    renewals = subs.subs[sub_id].renewals
+    subs.lifecycle(sub_id, "reauthorizationRequired")
+    state = graph_teams.teams_state(sb.ws)
+    with sb.ws.lock:
+        root = next(m for m in state.messages.values() if "slow exports" in m.html)
+        state.post(root.channel_id, "doubledeez@example.com", "<p>The puffin export finished overnight.</p>")
+    wait_for(lambda: subs.subs[sub_id].renewals > renewals, what="the renewal")
+    wait_for(lambda: teams_stack.searchable("puffin"), what="the message of the pause caught up")

@@ -243,3 +243,33 @@ def test_beside_other_daemons_a_subscription_not_held_here_is_left_alone(stack: 
     finally:
         events.stop()
         subs.subs.pop(other_daemon.id, None)
+
+
+def _shown(stack: EventStack) -> dict[str, Any]:
+    """The source's change events as `inlet status` prints them."""
+    return next(s for s in sources_status(stack.settings)["sources"] if s["name"] == SOURCE)["events"] or {}
+
+
+def test_the_changes_of_a_reauthorization_pause_are_caught_up_once_renewed(stack: EventStack) -> None:
+    """`reauthorizationRequired`: Graph pauses the subscription's delivery until it is renewed, and the
+    changes of the pause are never notified (probe34d F2): the renewal is followed by a catch-up."""
+    subs = _subs(stack)
+    sub_id = next(iter(subs.subs))
+    renewals = subs.subs[sub_id].renewals
+    subs.lifecycle(sub_id, "reauthorizationRequired")
+    graph.add_message(stack.sb.ws, BADEER, "inbox", "Albatross gas imbalance", "Albatross imbalance at the hub")
+    wait_for(lambda: subs.subs[sub_id].renewals > renewals, what="the renewal")
+    wait_for(lambda: stack.searchable("Albatross"), what="the mail of the pause caught up")
+
+
+def test_a_refused_reauthorization_reads_down_saying_why(stack: EventStack) -> None:
+    """While Graph refuses the renewal a reauthorization asks for (403), its delivery stays paused:
+    the events read down with the reason, not live; once a renewal succeeds, live again."""
+    subs = _subs(stack)
+    sub_id = next(iter(subs.subs))
+    stack.sb.faults.fail("graph", "subscriptions", 403, times=1000, reason="ExtensionError", target=f"*/{sub_id}")
+    subs.lifecycle(sub_id, "reauthorizationRequired")
+    wait_for(lambda: "403" in (_shown(stack).get("reason") or ""), what="the refused renewal in the status")
+    assert _shown(stack)["live"] is False and "reauthorize" in _shown(stack)["reason"]
+    stack.sb.faults.clear()
+    wait_for(lambda: _shown(stack)["live"], timeout=15, what="live again once renewed")

@@ -140,13 +140,36 @@ def test_a_lost_connection_reads_as_down_within_a_second_or_two_and_live_once_ba
     def live() -> bool:
         return bool((sources_status(stack.settings, stack.state)["sources"][0]["events"] or {}).get("live"))
 
+    def reason() -> str:
+        return str((sources_status(stack.settings, stack.state)["sources"][0]["events"] or {}).get("reason"))
+
     assert live() and socket.lose() == 1
     try:
         wait_for(lambda: not live(), timeout=3, what="status saying the events are down")
         assert not socket.connections  # nothing reconnected: the service still refuses
+        assert "the Socket Mode connection was lost at " in reason()  # and why (probe34d F4)
+        stack.sb.faults.events("slack", drop=1)  # what Slack gives up on after its retries
+        ss.post_message(stack.sb.ws, OPS, "Mongoose posted during the outage", _member(stack.sb, "hamza@example.com"))
     finally:
         socket.restore()
     wait_for(lambda: live() and len(socket.connections) == 1, timeout=15, what="live again on a new connection")
+    # the new connection is a gap: one catch-up sync finds what Slack dropped (probe34d F3)
+    wait_for(lambda: stack.searchable("Mongoose"), what="the message of the outage caught up")
+
+
+def test_a_message_slack_dropped_while_the_daemon_was_down_is_synced_when_its_events_start(
+    stack: EventStack,
+) -> None:
+    """Slack gives up on an event no connection acknowledged after a few retries (some 5 minutes):
+    a message posted while the daemon was down longer is found by the catch-up at start (probe34d F3)."""
+    assert stack.daemon.events is not None
+    stack.daemon.events.stop()
+    stack.sb.faults.events("slack", drop=1)
+    ss.post_message(
+        stack.sb.ws, OPS, "Caracal posted while the daemon was down", _member(stack.sb, "hamza@example.com")
+    )
+    stack.daemon.start_events()
+    wait_for(lambda: stack.searchable("Caracal"), what="the message of the downtime synced at start")
 
 
 def test_a_channel_made_private_or_public_follows_within_seconds(stack: EventStack) -> None:
@@ -195,8 +218,13 @@ def test_sources_of_one_app_share_its_connection_and_all_hear_every_event(stack:
             events.start(heard[events.source].append)
         assert socket.opened == opened and all(events.live for events in sources)  # the daemon's connection
         ss.post_message(stack.sb.ws, OPS, "Jerboa heard by every source", _member(stack.sb, "hamza@example.com"))
-        wait_for(lambda: all(heard.values()) and stack.searchable("Jerboa"), what="every source hears the event")
-        assert all(split_container(h.container or "")[0] == OPS for hs in heard.values() for h in hs)
+        wait_for(
+            lambda: all(len(hs) > 1 for hs in heard.values()) and stack.searchable("Jerboa"),
+            what="every source hears the event",
+        )
+        # each first catches up what it may have missed before it joined, then hears the channel's event
+        assert all(hs[0].container is None for hs in heard.values())
+        assert all(split_container(h.container or "")[0] == OPS for hs in heard.values() for h in hs[1:])
     finally:
         for events in sources:
             events.stop()

@@ -269,3 +269,36 @@ def test_a_failing_subscription_is_named_by_its_label_else_its_whole_key(caplog:
     service.fail = 1
     other.maintain()
     assert other.reason == "subscription 19:b8f0c2d1e5a94f7c@thread.tacv2: service unavailable"
+
+
+def test_a_challenged_subscription_is_down_until_renewed_then_caught_up() -> None:
+    """Graph's `reauthorizationRequired`: delivery may pause until the subscription is renewed, and
+    what changed meanwhile is never notified. Until a renewal succeeds the subscription is not live,
+    saying why (also while the renewal keeps failing); the renewal that ends the pause asks for the
+    catch-up a new subscription gets; a plain renewal after it does not."""
+    clock = [0.0]
+    service = Service(clock, lifetime=600.0)
+    missed: list[str | None] = []
+    subs = renewals(service, clock)
+    subs._missed = lambda sub: missed.append(sub.id)
+    sub = subs.add("inbox", label="a@x/Inbox")
+    subs.maintain()
+    assert subs.live and missed == ["s1"]
+    subs.challenge(sub, "the service asked to reauthorize it")
+    service.fail, service.error = 2, InletError  # the renewal refused, twice
+    subs.maintain()
+    assert not subs.live and missed == ["s1"]
+    assert (
+        subs.reason
+        == "subscription a@x/Inbox: the service asked to reauthorize it; renewing it failed: service unavailable"
+    )
+    clock[0] += 5.0
+    subs.maintain()
+    assert not subs.live and "reauthorize" in subs.reason  # still refused: still down, saying why
+    clock[0] += 10.0
+    subs.maintain()
+    assert subs.live and subs.reason == "" and missed == ["s1", "s1"]  # renewed: one catch-up
+    assert service.calls == [("create", "s1"), ("renew", "s1")]
+    clock[0] += 500.0
+    subs.maintain()
+    assert service.calls[-1] == ("renew", "s1") and missed == ["s1", "s1"]  # a plain renewal: no gap
