@@ -21,8 +21,7 @@ flight (a 431 written then would cut into that answer), or at `send_timeout` if 
 read that answer. Its close then lingers (`_linger`): a close with unread bytes would reset the
 connection and drop the end of the answer the kernel still holds, so the sending side is shut and
 what the client sent is dropped until it closes too, at most `_DISCARD_AT_CLOSE` bytes or `_LINGER`
-seconds. A connection that arrives while `max_connections`
-are open is closed at once, so a
+seconds. A connection that arrives while `max_connections` are open is closed at once, so a
 flood of idle connections cannot take every file descriptor of the process. Slow bodies are
 bounded by `middleware.BodyLimit`.
 
@@ -36,8 +35,8 @@ and whatever it buffered; each time it has taken some, the deadline starts again
 A client that pipelines requests without waiting for the answers would make httptools parse every
 request of each read into a queue without limit (uvicorn's `pipeline`: thousands of requests a
 read, ~50 bytes held per byte sent): past MAX_PIPELINED queued requests they are dropped, nothing
-more is read (as above) or served, and the connection is closed once the request being answered is (RFC 9112
-§9.3.2: a client that pipelines retries what was not answered). h11 parses no request before the
+more is read (as above) or served, and the connection is closed once the request being answered
+is (RFC 9112 §9.3.2: a client that pipelines retries what was not answered). h11 parses no request before the
 previous one is answered (it keeps the unparsed bytes instead, a read at most per answer), so only
 httptools queues parsed requests.
 """
