@@ -9,7 +9,8 @@ never indexed as its raw encoding. `MailArchiveConnector` reads a folder of .eml
 mbox files and Maildirs, incrementally by file mtime and size (an mbox message starts at an RFC 4155
 From_ line only, never at a body line a writer left unescaped, and is read as sent: the writer's
 `>From ` escapes undone; its id is keyed by what it is, its Message-ID else its bytes, never by its
-place in the file, which a mail client's compaction changes: `_MessageKey`); a message over
+place in the file, which a mail client's compaction changes: `_MessageKey`, `_mbox_keys` for
+messages sharing a Message-ID); a message over
 `max_file_bytes` (a file, or one message of an mbox) is a skip by policy, never read into memory. A
 Maildir++ mailbox's folders (`.Sent`, `.Archive.2025`: hidden folders beside the INBOX's
 cur/new/tmp) are read as the Maildirs they are; other hidden folders are not. A message its headers
@@ -479,9 +480,9 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
                 yield Skipped(id=self.doc_id(rel), reason=unread, failed=False, title=rel)  # each run
                 continue
             old = seen.get(rel)
-            if old is not None and old[:2] == stamp and not _cap_raised(old, cap) and not _numbered_before(old):
+            if old is not None and old[:2] == stamp and not _cap_raised(old, cap) and not _keyed_before(old):
                 continue  # unchanged, and what it holds over the size cap is over this one too
-            count, over, unparsed, keys = 0, False, False, []
+            count, over, unparsed, keys, holders = 0, False, False, [], dict[str, str]()
             try:
                 head, read_as = self._head(rel, had=bool(_natives(rel, old)))
                 if read_as is None:  # emptied where it held messages, and still changing: kept as it was
@@ -495,7 +496,7 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
                     log.info("source %r: %s does not read as mail; not indexed", self.name, rel)
                 if kind == "mbox" and not head and _natives(rel, old):  # empty twice, a pause apart
                     yield self._file_skip(rel, old, _EMPTIED.format(len(_natives(rel, old))), failed=False)
-                for native, size, read, url, undated in self._messages(rel, kind):
+                for native, size, read, url, undated in self._messages(rel, kind, old, holders):
                     count += 1
                     keys.append(native.rpartition("#")[2])
                     if size > cap:
@@ -508,7 +509,7 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
                 continue
             at = [None, None] if unparsed else [read_as.st_mtime_ns, read_as.st_size]  # None: read again
             if kind == "mbox":
-                seen[rel] = [*at, count, MBOX_KEYED, cap if over else None, keys]
+                seen[rel] = [*at, count, MBOX_KEYED, cap if over else None, keys, holders]
             else:
                 seen[rel] = [*at, count, 0] + ([cap] if over else [])
             for native in sorted(set(_natives(rel, old)) - set(_natives(rel, seen[rel]))):
@@ -529,6 +530,11 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
             if kind is None or not head:
                 yield self.doc_id(_message_id(rel))
                 yield LivePrefix(self.doc_id(f"{rel}#"))
+                continue
+            if kind == "mbox":  # what load named them, either key of a message sharing its Message-ID
+                with (self.config.path / rel).open("rb") as handle:
+                    for key in {k for *_, found in _mbox_spans(handle) for k in found.candidates}:
+                        yield self.doc_id(f"{rel}#{key}")
                 continue
             for native, *_ in self._messages(rel, kind):
                 yield self.doc_id(native)
@@ -588,17 +594,24 @@ class MailArchiveConnector(FolderConnector[MailArchiveConfig]):
             return Skipped(id=self.doc_id(f"{rel}#"), reason=reason, failed=failed, title=rel, folder=True)
         return Skipped(id=self.doc_id(_message_id(rel)), reason=reason, failed=failed, title=rel)
 
-    def _messages(self, rel: str, kind: str | None) -> Iterator[_Entry]:
+    def _messages(
+        self, rel: str, kind: str | None, before: list[Any] | None = None, holders: dict[str, str] | None = None
+    ) -> Iterator[_Entry]:
         """(native id, size in bytes, what reads its bytes, url, the date of an undated message)
         of each message in the file: a message file's mtime, an mbox message's From_ line's date.
-        A message's bytes are read only by calling its reader (before the next one is asked for)."""
+        A message's bytes are read only by calling its reader (before the next one is asked for).
+        An mbox's keys are given as its checkpoint entry `before` had them (`_mbox_keys`), and the
+        holders of shared Message-IDs it records are put in `holders`."""
         full = self.config.path / rel
         if kind == "message":
             read = partial(_message_bytes, rel, full)
             yield _message_id(rel), full.stat().st_size, read, full.as_uri(), partial(_mtime, full)
         elif kind == "mbox":
             with full.open("rb") as handle:
-                for start, end, line, key in _mbox_spans(handle):
+                spans = _mbox_spans(handle)
+                keys, held = _mbox_keys([found for *_, found in spans], before)
+                (holders if holders is not None else {}).update(held)
+                for (start, end, line, _), key in zip(spans, keys, strict=True):
                     read = partial(_mbox_bytes, handle, start, end)
                     yield f"{rel}#{key}", end - start, read, f"{full.as_uri()}#{key}", partial(_from_line_date, line)
 
@@ -674,15 +687,20 @@ def _was_mbox(stamp: list[Any] | None) -> bool:
 
 # An mbox entry's fourth item: 1 when it was split at every "From " line after a blank line (before
 # 2026-12), 2 when split at From_ lines only, both numbering its messages by position (`rel#0`,
-# `rel#1`, ...); `MBOX_KEYED` since its messages are keyed by what they are (`_message_key`), the
-# entry [mtime, size, count, MBOX_KEYED, cap over which some were (or None), [keys]]. An entry of
-# numbered messages is read once more, unchanged or not: its documents move to their keyed ids
-# (their vectors reused: the texts are the same), the numbered ones are deleted.
-MBOX_KEYED = 3
+# `rel#1`, ...); 3 when its messages were keyed by what they are but a second message with the same
+# Message-ID got `-2` (by position again); `MBOX_KEYED` since (`_mbox_keys`): the entry [mtime,
+# size, count, MBOX_KEYED, cap over which some were (or None), [keys], {holders}]. An entry named by
+# position is read once more, unchanged or not: its documents move to their keyed ids (their
+# vectors reused: the texts are the same), the old ids are deleted. An entry 3 whose keys hold no
+# `-` (no shared Message-ID, no twin) is already what `MBOX_KEYED` gives: not read again.
+MBOX_KEYED = 4
+_KEYED_BY_ID = 3
 
 
-def _numbered_before(stamp: list[Any]) -> bool:
-    """Whether an mbox's checkpoint entry names its messages by position, as before `MBOX_KEYED`."""
+def _keyed_before(stamp: list[Any]) -> bool:
+    """Whether an mbox's checkpoint entry names some of its messages by position, as before `MBOX_KEYED`."""
+    if len(stamp) > 3 and stamp[3] == _KEYED_BY_ID:
+        return any("-" in key for key in stamp[5])
     return len(stamp) > 3 and stamp[3] in (1, 2)
 
 
@@ -741,11 +759,11 @@ def _separates(line: bytes, after: bytes) -> bool:
     return bool(_FROM_LINE.match(line)) or looks_like_mail(after)
 
 
-def _mbox_spans(handle: BinaryIO) -> list[tuple[int, int, bytes, str]]:
+def _mbox_spans(handle: BinaryIO) -> list[tuple[int, int, bytes, _Found]]:
     """Where each message of an mbox lies: the (start, end) offsets of its bytes, after its From_
     line and before the blank line that ends it (`_separates` tells which lines start one), its
-    From_ line, and its key (`_MessageKey`), read in the same pass."""
-    spans: list[tuple[int, int, bytes, str]] = []
+    From_ line, and what keys it (`_MessageKey`), read in the same pass."""
+    spans: list[tuple[int, int, bytes, _Found]] = []
     start = pos = 0
     separator = b""
     blank = 0  # the length of the line before, when it was blank
@@ -757,7 +775,7 @@ def _mbox_spans(handle: BinaryIO) -> list[tuple[int, int, bytes, str]]:
             handle.seek(here)
             if pos == 0 or _separates(line, after):
                 if pos:
-                    spans.append((start, pos - blank, separator, key.unique(seen)))
+                    spans.append((start, pos - blank, separator, key.found(seen)))
                 start, separator, key = here, line, _MessageKey()
                 blank = 0
                 pos = here
@@ -766,38 +784,103 @@ def _mbox_spans(handle: BinaryIO) -> list[tuple[int, int, bytes, str]]:
         blank = len(line) if line in (b"\n", b"\r\n") else 0
         pos = here
     if pos:
-        spans.append((start, pos, separator, key.unique(seen)))
+        spans.append((start, pos, separator, key.found(seen)))
     return spans
 
 
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(\S*)", re.I)
+_MARKED = re.compile(rb"^(date|from|subject):", re.I)
+
+
+@dataclass(frozen=True)
+class _Found:
+    """What keys an mbox message: `plain`, a digest of its Message-ID (`by_id`), else of its bytes
+    (then `-2`, `-3` ... for a second, third identical one); `twin`, for a message with a
+    Message-ID, that digest and one of its Date, From, Subject and body (`-2` ... again when those
+    are the same), which tells apart messages sharing a Message-ID and none other of them has."""
+
+    plain: str
+    by_id: bool
+    mark: str = ""
+    twin: str = ""
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        """The keys `_mbox_keys` may give it."""
+        return (self.plain, self.twin) if self.by_id else (self.plain,)
 
 
 class _MessageKey:
     """An mbox message's key, what names it whatever its place in the file (a mail client's
     compaction moves every message after a deleted one): a digest of its Message-ID, else of its
-    bytes (trailing blank lines aside); a second message of the file with the same one gets `-2`."""
+    bytes (trailing blank lines aside); of messages sharing a Message-ID, see `_mbox_keys`."""
 
     def __init__(self) -> None:
         self.digest = hashlib.sha256()
+        self.mark = hashlib.sha256()  # Date, From, Subject and the body: not the flags a mail client rewrites
         self.message_id = b""
         self.headers = True
+        self.marked = False  # the header line before was Date, From or Subject (a folded one goes on)
         self.blanks = b""
 
     def add(self, line: bytes) -> None:
         if line.strip() == b"":
             self.headers, self.blanks = False, self.blanks + line
             return
-        if self.headers and not self.message_id and (found := _MESSAGE_ID.match(line)):
-            self.message_id = found[1]
+        if self.headers:
+            if not self.message_id and (found := _MESSAGE_ID.match(line)):
+                self.message_id = found[1]
+            if line[:1] not in (b" ", b"\t"):
+                self.marked = bool(_MARKED.match(line))
+            if self.marked:
+                self.mark.update(line.rstrip(b"\r\n") + b"\n")
+        else:
+            self.mark.update(self.blanks + line)
         self.digest.update(self.blanks + line)
         self.blanks = b""
 
-    def unique(self, seen: Counter[str]) -> str:
-        held = hashlib.sha256(b"message-id " + self.message_id) if self.message_id.strip(b"<>") else self.digest
-        key = held.hexdigest()[:16]
-        seen[key] += 1
-        return key if seen[key] == 1 else f"{key}-{seen[key]}"
+    def found(self, seen: Counter[str]) -> _Found:
+        """What keys it; `seen` counts the keys of the file's messages before it."""
+        if not self.message_id.strip(b"<>"):
+            return _Found(_counted(self.digest.hexdigest()[:16], seen), by_id=False)
+        plain = hashlib.sha256(b"message-id " + self.message_id).hexdigest()[:16]
+        mark = self.mark.hexdigest()[:8]
+        return _Found(plain, by_id=True, mark=mark, twin=_counted(f"{plain}-{mark}", seen))
+
+
+def _counted(key: str, seen: Counter[str]) -> str:
+    seen[key] += 1
+    return key if seen[key] == 1 else f"{key}-{seen[key]}"
+
+
+def _mbox_keys(found: list[_Found], before: list[Any] | None) -> tuple[list[str], dict[str, str]]:
+    """The keys of an mbox's messages (`found`, in file order), given its checkpoint entry `before`,
+    and the holders to record. A message whose Message-ID no other has is keyed by it. Of messages
+    sharing one, one holds that key (the one that held it: its `mark` is recorded as the holder)
+    and the others their `twin` key, which each keeps once it has it: deleting any of them moves no
+    other onto its id. A holder deleted (or changed) leaves the Message-ID's key to no one while
+    messages with it remain (its mark is kept), so a citation of the deleted one never opens
+    another. With no holder recorded (the Message-ID was unique, or keyed before `MBOX_KEYED`)
+    the first in the file holds it."""
+    had = set(before[5]) if before and len(before) > 5 and before[3] in (_KEYED_BY_ID, MBOX_KEYED) else set()
+    held_before: dict[str, str] = before[6] if before and len(before) > 6 else {}
+    keys, holders, groups = [f.plain for f in found], dict[str, str](), dict[str, list[int]]()
+    for n, f in enumerate(found):
+        if f.by_id:
+            groups.setdefault(f.plain, []).append(n)
+    for plain, members in groups.items():
+        rest = [n for n in members if found[n].twin not in had]
+        for n in set(members) - set(rest):
+            keys[n] = found[n].twin  # kept
+        holder = held_before.get(plain)
+        first = next((n for n in rest if holder is None or found[n].mark == holder), None)
+        for n in rest:
+            keys[n] = plain if n == first else found[n].twin
+        if first is None:
+            holders[plain] = holder or ""  # its key stays unused while the others remain
+        elif len(members) > 1:
+            holders[plain] = found[first].mark
+    return keys, holders
 
 
 def _from_line_date(line: bytes) -> dt.datetime | None:
@@ -844,11 +927,11 @@ def _message_id(rel: str) -> str:
 def _natives(rel: str, stamp: list[Any] | None) -> list[str]:
     """Document ids a file held when it had this checkpoint entry: [mtime, size, count, 0] (a
     message file) and a fifth item, the `max_file_bytes` then, when it was over it (no document: a
-    skip); an mbox's as `MBOX_KEYED` describes, or numbered (`_numbered_before`)."""
+    skip); an mbox's as `MBOX_KEYED` describes, or numbered (`_keyed_before`)."""
     if not stamp or len(stamp) < 4:
         return []
-    if stamp[3] == MBOX_KEYED:
+    if stamp[3] in (_KEYED_BY_ID, MBOX_KEYED):
         return [f"{rel}#{key}" for key in stamp[5]]
     if stamp[3]:
-        return [f"{rel}#{n}" for n in range(stamp[2])]  # numbered by position (`_numbered_before`)
+        return [f"{rel}#{n}" for n in range(stamp[2])]  # numbered by position (`_keyed_before`)
     return [_message_id(rel)] if stamp[2] else []

@@ -37,8 +37,9 @@ or not the checkpoint lists it (a killed run may have indexed it after its last 
 a deleted reply leaves the thread without it. A message a data-loss-prevention policy blocks
 (`policyViolation`) is as Teams shows it: `BlockAccess` hides it from everyone (left out),
 `BlockAccessExternal` from readers outside the organization, so its thread is readable only by the
-channel's members who are neither guests (`roles`) nor of another tenant (`tenantId`, when
-`tenant_id` is the tenant's id); a sender's override (`userAction` `Override`) lifts the block.
+channel's members who are neither guests (`roles`) nor of another tenant (`tenantId` other than
+the tenant's id: `tenant_id`, or where that is a domain the app token's `tid`); a sender's
+override (`userAction` `Override`) lifts the block.
 `dlpAction` is a set of flags in any case; one inlet does not know blocks for everyone. A root
 hidden from everyone names nothing (the title comes from the first reply shown), and a failed
 read's skip takes only the members inside the organization: never wider than the thread may be.
@@ -99,7 +100,7 @@ from .kit.graph_batch import batch_get
 from .kit.checkpoint import CheckpointModel
 from .kit.graph_source import GraphConnector, GraphSourceConfig
 from .kit.graph_webhooks import Resource
-from .kit.graph import GraphClient, GraphError, before, graph_time, refusal
+from .kit.graph import GraphClient, GraphError, before, graph_time, is_guid, refusal
 from .kit.paging import Pager
 from .kit.refusals import Refusals
 from .kit.retries import Outage, Retries
@@ -304,19 +305,16 @@ def _emails(answer: dict[str, Any]) -> list[str]:
     return sorted({normal_user(str(m.get("email") or "")) for m in answer.get("value", []) if m.get("email")})
 
 
-def _external(members: list[dict[str, Any]], tenant: str) -> set[str]:
+def _external(members: list[dict[str, Any]], tenant: str | None) -> set[str]:
     """The members outside the organization: guests, and members of another tenant (known only
-    when `tenant` is the tenant's id, not one of its domains)."""
-    tenant = tenant.lower() if _GUID.match(tenant) else ""
+    when `tenant`, the tenant's id, is: `_Run.tenant`)."""
+    tenant = (tenant or "").lower()
     return {
         normal_user(str(m["email"]))
         for m in members
         if m.get("email")
         and ("guest" in (m.get("roles") or []) or (tenant and str(m.get("tenantId") or tenant).lower() != tenant))
     }
-
-
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 def _members_path(cid: str, ch: ChannelState) -> str:
@@ -343,6 +341,27 @@ class _Run:
         self.external: dict[str, set[str]] = {}  # channel id -> its members outside the organization
         self.server_failed: set[tuple[str, str]] = set()  # (channel, root) whose replies kept answering 5xx
         self.outage = Outage(conn.name)  # reads that keep answering server errors: past a few in a row, Graph is down
+        self._tenant: list[str | None] = []  # the tenant's id, once known (`tenant`)
+
+    @property
+    def tenant(self) -> str | None:
+        """The tenant's id, which members of another tenant (a shared channel's) differ from:
+        `tenant_id` when it is one, else (one of its domains) the app token's `tid`, read once per
+        run; None, said once, when neither gives it (then only guests are known to be outside)."""
+        if not self._tenant:
+            configured = self.c.config.tenant_id
+            found = configured.lower() if is_guid(configured) else self.client.tenant()
+            if found is None:
+                log.warning(
+                    "source %r: tenant_id %r is no tenant id and the app token names none: members of "
+                    "another tenant in a shared channel are not known to be outside the organization "
+                    "(messages blocked for outsiders stay readable to them); set tenant_id to the "
+                    "tenant's id (Entra admin center, Overview)",
+                    self.c.name,
+                    configured,
+                )
+            self._tenant.append(found)
+        return self._tenant[0]
 
     def discover(self) -> list[tuple[str, ChannelState, ACL | GraphError]]:
         """(channel id, its state, its ACL) of every channel the config selects; in place of the
@@ -407,7 +426,7 @@ class _Run:
             if isinstance(answer, GraphError) and answer.status not in (403, 404) and not answer.retriable:
                 raise answer
             if not isinstance(answer, GraphError):
-                self.external[cid] = _external(answer.get("value", []), cfg.tenant_id)
+                self.external[cid] = _external(answer.get("value", []), self.tenant)
             out.append((cid, st, answer if isinstance(answer, GraphError) else ACL(users=_emails(answer))))
         return out
 
@@ -652,7 +671,7 @@ class _Run:
         members = [
             m for page in self.client.pages(_members_path(cid, ch), {"$top": 999}) for m in page.get("value", [])
         ]
-        self.external[cid] = _external(members, self.c.config.tenant_id)
+        self.external[cid] = _external(members, self.tenant)
         return ACL(users=_emails({"value": members}))
 
     def _retry(self, cid: str, ch: ChannelState, acl: ACL, root_id: str) -> Iterator[Item]:

@@ -8,8 +8,10 @@ and a REST id that changes whenever the message moves to another folder.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
+import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -264,7 +266,10 @@ class MailState:
 
     # --- tokens -------------------------------------------------------------------------------
     def issue_token(self, now: float, lifetime: float = 3599) -> str:
-        token = "eyJ0eXAiOiJKV1Qi." + secrets.token_urlsafe(24)
+        """A JWT-shaped token as Entra issues one, naming the tenant's id (`tid`), unsigned."""
+        claims = {"aud": "https://graph.microsoft.com", "tid": self.tenant_guid, "nonce": secrets.token_urlsafe(18)}
+        payload = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+        token = f"eyJ0eXAiOiJKV1QiLCJhbGciOiJub25lIn0.{payload}." + secrets.token_urlsafe(24)
         self.tokens[token] = now + lifetime
         return token
 

@@ -165,12 +165,15 @@ def message_json(state: TeamsState, msg: Message, base: str, ws: Any) -> dict[st
     return out
 
 
-def member_json(email: str, ws: Any, guest: bool = False) -> dict[str, Any]:
-    user = ws.user_by_email(email)
+def member_json(email: str, ws: Any) -> dict[str, Any]:
+    """A member as Graph lists one: a guest with the `guest` role; `tenantId` its home tenant's id
+    (another tenant's for a shared channel's member from outside: `TeamsState.outsiders`)."""
+    user, teams = ws.user_by_email(email), teams_state(ws)
     return {
         "@odata.type": "#microsoft.graph.aadUserConversationMember",
         "id": f"MCMj{email}",
-        "roles": ["guest"] if guest else [],
+        "roles": ["guest"] if email in teams.guests else [],
+        "tenantId": teams.outsiders.get(email, mail_state(ws).tenant_guid),
         "displayName": user.real_name if user else email,
         "userId": user.id if user else email,
         "email": email,
@@ -264,7 +267,7 @@ class TeamsApi:
             team = self.state.teams.get(request.path_params["team"])
             if team is None:
                 return graph_error(404, "NotFound", "Resource not found.")
-            return self._page(request, [member_json(e, self.ctx.ws, e in self.state.guests) for e in team.members])
+            return self._page(request, [member_json(e, self.ctx.ws) for e in team.members])
 
     async def channel_members(self, request: Request) -> Response:
         return await self._members(request, self.state.members_of)
@@ -279,7 +282,7 @@ class TeamsApi:
             channel = self._channel(request)
             if isinstance(channel, Response):
                 return channel
-            return self._page(request, [member_json(e, self.ctx.ws, e in self.state.guests) for e in members(channel)])
+            return self._page(request, [member_json(e, self.ctx.ws) for e in members(channel)])
 
     async def messages(self, request: Request) -> Response:
         if (denied := self.guard(request, "messages")) is not None:

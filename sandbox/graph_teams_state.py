@@ -84,6 +84,7 @@ class TeamsState:
         # (team id, channel id, root id, the changed message's id: the root's or a reply's)
         self.listeners: list[Callable[[str, str, str, str], None]] = []
         self.guests: set[str] = set()  # members listed with the `guest` role
+        self.outsiders: dict[str, str] = {}  # member -> the id of the other tenant it is of (a shared channel's)
         self._clock = 0
 
     def add_team(self, name: str, members: list[str]) -> Team:

@@ -15,9 +15,13 @@ uvicorn uses (httptools has no limit of its own and keeps every header byte in m
 `h11_max_incomplete_event_size` binds h11 only). httptools also parses the next request while an
 answer is still on its way (a pipelining client): its header bytes are counted from the end of the
 request before it and bounded alike, under the same deadline once its first bytes arrive; past
-either, what follows is dropped unparsed and the connection closes after the answer in flight (a
-431 written then would cut into that answer). A connection that arrives while `max_connections`
-are open is closed at once, so a
+either, the connection reads nothing more (its transport stops reading: the client's sends stall
+once the kernel's buffers are full, no byte is read and dropped) and closes after the answer in
+flight (a 431 written then would cut into that answer), or at `send_timeout` if the client does not
+read that answer. Its close then lingers (`_linger`): a close with unread bytes would reset the
+connection and drop the end of the answer the kernel still holds, so the sending side is shut and
+what the client sent is dropped until it closes too, at most `_DISCARD_AT_CLOSE` bytes or `_LINGER`
+seconds. A connection that arrives while `max_connections` are open is closed at once, so a
 flood of idle connections cannot take every file descriptor of the process. Slow bodies are
 bounded by `middleware.BodyLimit`.
 
@@ -31,8 +35,8 @@ and whatever it buffered; each time it has taken some, the deadline starts again
 A client that pipelines requests without waiting for the answers would make httptools parse every
 request of each read into a queue without limit (uvicorn's `pipeline`: thousands of requests a
 read, ~50 bytes held per byte sent): past MAX_PIPELINED queued requests they are dropped, nothing
-more is read or served, and the connection is closed once the request being answered is (RFC 9112
-§9.3.2: a client that pipelines retries what was not answered). h11 parses no request before the
+more is read (as above) or served, and the connection is closed once the request being answered
+is (RFC 9112 §9.3.2: a client that pipelines retries what was not answered). h11 parses no request before the
 previous one is answered (it keeps the unparsed bytes instead, a read at most per answer), so only
 httptools queues parsed requests.
 """
@@ -43,6 +47,8 @@ import asyncio
 import fcntl
 import json
 import logging
+import os
+import socket
 import struct
 import termios
 import time
@@ -55,6 +61,8 @@ HEADER_TIMEOUT = 10.0  # seconds from connection (or the previous response) to c
 MAX_HEADER_BYTES = 64 * 1024  # request line and headers of one request
 SEND_TIMEOUT = 30.0  # seconds a response may wait for the client to read any of it
 MAX_PIPELINED = 16  # requests a connection may have queued behind the one being answered
+_DISCARD_AT_CLOSE = 16 * 2**20  # bytes a connection that stopped reading may still send, dropped at its close
+_LINGER = 2.0  # seconds such a connection is read (and dropped) after its answer, for the client to close
 
 
 def _too_large_response(max_header_bytes: int) -> bytes:
@@ -81,6 +89,42 @@ def _kernel_unsent(transport: Any) -> int:
         return 0
 
 
+_lingering: set[asyncio.Task[None]] = set()
+
+
+def _linger(loop: asyncio.AbstractEventLoop, transport: Any) -> None:
+    """Close a connection that stopped reading without resetting its answer: closing a TCP socket
+    with unread bytes sends a reset, and the kernel drops what of the answer it still holds. So its
+    sending side is shut (the client gets the end of the answer, then the end of the stream) and
+    what the client sent is read and dropped until it closes too, at most `_DISCARD_AT_CLOSE` bytes
+    or `_LINGER` seconds; on a duplicate of the socket, as the transport closes its own now."""
+    try:
+        own = socket.socket(fileno=os.dup(transport.get_extra_info("socket").fileno()))
+    except (AttributeError, OSError, ValueError):
+        return
+    try:
+        own.setblocking(False)
+        own.shutdown(socket.SHUT_WR)
+    except OSError:
+        own.close()
+        return
+
+    async def drain() -> None:
+        scratch, dropped = bytearray(65536), 0
+        try:
+            async with asyncio.timeout(_LINGER):
+                while dropped < _DISCARD_AT_CLOSE and (n := await loop.sock_recv_into(own, scratch)):
+                    dropped += n
+        except (OSError, TimeoutError):
+            pass  # reset by the client, or it sent on: the close below may reset what is left
+        finally:
+            own.close()
+
+    task = loop.create_task(drain())
+    _lingering.add(task)
+    task.add_done_callback(_lingering.discard)
+
+
 def bounded_protocol(
     base: type[asyncio.Protocol],
     timeout: float = HEADER_TIMEOUT,
@@ -104,7 +148,8 @@ def bounded_protocol(
         _unsent = 0  # bytes waiting for the client when the send deadline was armed (`_waiting`)
         _drained = False  # writing resumed since then (the buffer fell below its low mark)
         _answering: Any = None  # httptools: the cycle being answered (uvicorn's `cycle` is the last parsed)
-        _overflowed = False  # over `max_pipelined`: nothing more is read or served
+        _overflowed = False  # over `max_pipelined` or a header bound: nothing more is read or served
+        _aborted = False  # by the send deadline: no answer is left to protect
         _awaiting = False  # httptools: the next request's headers are awaited while an answer is in flight
 
         def connection_made(self, transport: Any) -> None:
@@ -117,14 +162,12 @@ def bounded_protocol(
 
         def data_received(self, data: bytes) -> None:
             if self._overflowed:
+                self.transport.pause_reading()  # uvicorn resumed it (an answer ended, a body was read)
                 return  # closing once the request being answered is: what follows is not served
             if (self._deadline is not None or self._awaiting) and self._headers_over(data):
                 if not self.transport.is_closing():
                     self._refuse_headers()
                 return
-            if self._awaiting and self._deadline is None and data:
-                self._waiting_cycle = self.cycle  # the next request began: its headers have a deadline
-                self._deadline = self.loop.call_later(timeout, self._late)
             super().data_received(data)
             if self._deadline is not None and self.cycle is not self._waiting_cycle:
                 self._disarm()  # a new cycle: the headers are in
@@ -139,6 +182,15 @@ def bounded_protocol(
             if ends:
                 return seen - (len(joined) - len(data)) + min(ends) + 2 > max_header_bytes
             return self._header_bytes > max_header_bytes
+
+        def on_message_begin(self) -> None:
+            """httptools' callback for the first bytes of a request, also those in the same read as the
+            request before: one pipelined behind an answer in flight has a deadline from here on."""
+            super().on_message_begin()
+            if self._awaiting and self.cycle is not None and not self.cycle.response_complete:
+                self._disarm()  # the deadline of the request before, if its read is still being parsed
+                self._waiting_cycle = self.cycle
+                self._deadline = self.loop.call_later(timeout, self._late)
 
         def on_message_complete(self) -> None:
             """httptools' callback for the end of a request (its body included): what follows is
@@ -169,7 +221,7 @@ def bounded_protocol(
                     (self.client or ("?",))[0],
                     max_pipelined,
                 )
-                self._overflowed = True
+                self._stop_reading()
                 self.pipeline.clear()
                 answering = self._answering
                 if answering is not None and not answering.response_complete:
@@ -187,6 +239,8 @@ def bounded_protocol(
             super().resume_writing()
 
         def connection_lost(self, exc: Exception | None) -> None:
+            if self._overflowed and exc is None and not self._aborted:
+                _linger(self.loop, self.transport)  # the socket closes next: its answer must not be reset
             self._disarm()
             if self._send_deadline is not None:
                 self._send_deadline.cancel()
@@ -217,6 +271,7 @@ def bounded_protocol(
                 (self.client or ("?",))[0],
                 send_timeout,
             )
+            self._aborted = True
             self.transport.abort()
 
         def _arm(self) -> None:
@@ -250,15 +305,21 @@ def bounded_protocol(
             """With an answer in flight: read nothing more and close once it is sent (True); else False."""
             if self.cycle is None or self.cycle.response_complete:
                 return False
-            self._overflowed = True  # read on, dropped: unread bytes at the close would reset the answer
+            self._stop_reading()
             self.cycle.keep_alive = False  # uvicorn closes after it; a close now cuts it off
             return True
+
+        def _stop_reading(self) -> None:
+            """Read nothing more from this connection: what the client sends waits in the kernel's
+            buffers (then its sends stall) until the close discards it (`connection_lost`)."""
+            self._overflowed = True
+            self.transport.pause_reading()
 
         def _late(self) -> None:
             self._deadline = None
             if self.cycle is self._waiting_cycle and not self.transport.is_closing():
                 log.info(
-                    "closing a connection from %s: no complete request headers within %.0f s",
+                    "closing a connection from %s: no complete request headers within %g s",
                     (self.client or ("?",))[0],
                     timeout,
                 )

@@ -14,14 +14,21 @@ Invariants:
   `graph_url`'s scheme and host: a saved link keeps the host of when it was given, and `graph_url`
   may have moved since (a proxy, a national cloud, a restarted emulator); the token never goes to
   a host the configuration no longer names.
+- The tenant's id (a GUID) is known even where `tenant_id` names one of its domains: `tenant()`
+  reads it from the app token's `tid` claim (an Entra access token is a JWT), as Graph itself
+  names tenants (`tenantId` of a member); None when the token does not say.
 - Graph's timestamps are compared as instants (`graph_time`, `before`), never as strings: they come
   with or without fractional seconds (up to seven digits) and with `Z` or an offset.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+import json
 import logging
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -89,6 +96,14 @@ class _MsalHttp:
         pass
 
 
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def is_guid(text: str) -> bool:
+    """Whether `text` is a GUID (a tenant's id), not a name such as one of its domains."""
+    return bool(_GUID.match(text))
+
+
 class GraphClient:
     """Graph calls with an app token (client credentials); `calls` counts the requests sent."""
 
@@ -146,6 +161,18 @@ class GraphClient:
             except httpx.TransportError as exc:
                 raise RetriableError(f"source {self.source!r}: identity platform unreachable: {exc}") from exc
         return self._app
+
+    def tenant(self) -> str | None:
+        """The id of the tenant the app's token is for (its `tid` claim, lower case), whatever form
+        `tenant_id` has; None when the token is no JWT naming one (it is not checked: it is the
+        identity platform's answer to this client)."""
+        try:
+            payload = self.token().split(".")[1]
+            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        except (IndexError, ValueError, binascii.Error, UnicodeDecodeError):
+            return None
+        tid = claims.get("tid") if isinstance(claims, dict) else None
+        return tid.lower() if isinstance(tid, str) and is_guid(tid) else None
 
     def token(self, fresh: bool = False) -> str:
         app = self._msal()

@@ -99,7 +99,8 @@ def notes_mbox(box: Path) -> mailbox.mbox:
 def mbox_ids(box: Path) -> list[str]:
     """The ids of an mbox's messages, in the file's order (keyed by what each message is)."""
     with box.open("rb") as handle:
-        return [f"arch:{box.name}#{key}" for *_, key in mail_module._mbox_spans(handle)]
+        keys, _ = mail_module._mbox_keys([found for *_, found in mail_module._mbox_spans(handle)], None)
+    return [f"arch:{box.name}#{key}" for key in keys]
 
 
 def test_mbox_messages_and_shrinking_mbox(tmp_path: Path) -> None:
@@ -139,6 +140,77 @@ def test_an_mbox_messages_id_names_it_for_its_life_whatever_a_compaction_moves(t
     items, _ = run(conn, state)
     assert [i.id for i in items if isinstance(i, Deletion)] == [before["message number 1"]]
     assert {d.title: i for i, d in docs(items).items()} == {t: i for t, i in before.items() if t != "message number 1"}
+
+
+def shared_id_mbox(box: Path, subjects: list[str]) -> mailbox.mbox:
+    """An mbox at `box` whose messages all carry one Message-ID (a resent draft, a re-saved copy)."""
+    mb = mailbox.mbox(box)
+    for subject in subjects:
+        message = mail(subject, f"the text of {subject}")
+        message["Message-ID"] = "<same@example.com>"
+        mb.add(message)
+    mb.flush()
+    return mb
+
+
+def compacted(mb: mailbox.mbox, box: Path, drop: int, at: int) -> None:
+    mb.remove(mb.keys()[drop])
+    mb.flush()
+    os.utime(box, ns=(at, at))
+
+
+@pytest.mark.parametrize("drop", [0, 1])
+def test_mbox_messages_sharing_a_message_id_keep_their_ids_whichever_is_deleted(tmp_path: Path, drop: int) -> None:
+    """probe34a N3: a second message with the same Message-ID was `-2` by its place among them:
+    deleting the first moved the second onto the first's id (a kept citation opened another mail).
+    Now neither moves, and a later one with that Message-ID takes no deleted one's id."""
+    box = tmp_path / "Inbox.mbox"
+    mb = shared_id_mbox(box, ["first with dup id", "second with dup id"])
+    conn = archive(tmp_path)
+    items, state = run(conn)
+    before = {d.title: i for i, d in docs(items).items()}
+    assert len(set(before.values())) == 2
+    gone = ["first with dup id", "second with dup id"][drop]
+    compacted(mb, box, drop, 5)
+    items, state = run(conn, state)
+    assert [i.id for i in items if isinstance(i, Deletion)] == [before[gone]]
+    kept = {t: i for t, i in before.items() if t != gone}
+    assert {d.title: i for i, d in docs(items).items()} == kept  # the other keeps its id
+    third = mail("third with dup id", "the text of a third")
+    third["Message-ID"] = "<same@example.com>"
+    mb.add(third)
+    mb.flush()
+    mb.close()
+    os.utime(box, ns=(6, 6))
+    items, state = run(conn, state)
+    now = {d.title: i for i, d in docs(items).items()}
+    assert now.pop("third with dup id") not in before.values() and now == kept  # not the deleted one's id
+    items, _ = run(conn, state)
+    assert not docs(items) and not [i for i in items if isinstance(i, Deletion)]
+
+
+def test_an_mbox_keyed_with_a_numbered_duplicate_moves_to_stable_keys_once(tmp_path: Path) -> None:
+    """An index whose mbox gave a second message with the same Message-ID `-2`: read once more, the
+    second moves to its own key, `-2` deleted, the first keeps its id; an entry without `-` is not
+    read again."""
+    box = tmp_path / "Inbox.mbox"
+    shared_id_mbox(box, ["first with dup id", "second with dup id"]).close()
+    conn = archive(tmp_path)
+    first, second = mbox_ids(box)
+    plain = first.rpartition("#")[2]
+    mtime, size = box.stat().st_mtime_ns, box.stat().st_size
+    items, state = run(conn, {"files": {"Inbox.mbox": [mtime, size, 2, 3, None, [plain, f"{plain}-2"]]}})
+    assert set(docs(items)) == {first, second} and second != f"arch:Inbox.mbox#{plain}-2"
+    assert [i.id for i in items if isinstance(i, Deletion)] == [f"arch:Inbox.mbox#{plain}-2"]
+    items, _ = run(conn, state)
+    assert not docs(items) and not [i for i in items if isinstance(i, Deletion)]
+    notes = tmp_path / "notes" / "archive.mbox"
+    notes.parent.mkdir()
+    notes_mbox(notes).close()
+    keys = [i.rpartition("#")[2] for i in mbox_ids(notes)]
+    stamp = [notes.stat().st_mtime_ns, notes.stat().st_size, 3, 3, None, keys]
+    items, _ = run(archive(notes.parent), {"files": {"archive.mbox": stamp}})
+    assert not docs(items) and not [i for i in items if isinstance(i, Deletion)]
 
 
 def test_an_mbox_indexed_with_numbered_ids_moves_to_keyed_ids_once(tmp_path: Path) -> None:

@@ -665,6 +665,24 @@ def test_a_message_blocked_for_outsiders_keeps_its_thread_from_guests(sb: Sandbo
     assert guest in doc.acl.users
 
 
+def test_a_member_of_another_tenant_is_outside_when_tenant_id_is_a_domain(sb: Sandbox) -> None:
+    """probe34a: with `tenant_id` written as a domain (as the sandbox's config has it), a shared
+    channel's member from another tenant (no guest role, another `tenantId`) kept reading a thread
+    blocked for outsiders; the tenant's id now comes from the app token's `tid`."""
+    conn = connector(sb)
+    assert "." in conn.config.tenant_id  # the domain form
+    _, cp = run(conn)
+    st = state(sb)
+    exports = root(sb, "slow exports")
+    (reply,) = st.replies(exports.id)
+    with sb.ws.lock:
+        st.outsiders[reply.author] = "0f0e0d0c-0000-4000-8000-fab71ca00001"
+        st.flag(reply.id, "BlockAccessExternal")
+    items, _ = run(conn, cp)
+    (doc,) = [i for i in items if isinstance(i, Document) and i.id == thread_id(sb, exports)]
+    assert reply.author not in doc.acl.users and doc.acl.users == [exports.author]
+
+
 def test_dlp_flags_in_any_spelling_block_and_a_hidden_root_names_nothing(sb: Sandbox) -> None:
     """review33: `dlpAction` is a set of flags, spelt in any case ("notifySender, blockAccessExternal");
     a root hidden from everyone gave the thread its title, and a failed read's skip gave a narrowed

@@ -213,22 +213,32 @@ def test_pipelined_requests_queue_only_so_far(listener: tuple[str, int]) -> None
     assert closed, f"the server read {sent / 2**20:.1f} MiB of pipelined requests"
 
 
-def test_the_header_bound_holds_while_an_answer_is_in_flight() -> None:
+@pytest.mark.parametrize("past", ["bound", "deadline"])
+def test_the_header_bound_holds_while_an_answer_is_in_flight(past: str, caplog: pytest.LogCaptureFixture) -> None:
     """probe33h #1: while an answer waited for its client, the next request's header bytes went to
     the parser uncounted (1.5 GB held, never given back). They are bounded like any request's: past
     the bound they are dropped unparsed, the answer in flight still arrives whole, then the
-    connection closes."""
+    connection closes. probe34a N2: past the bound (or the header deadline) the server read on and
+    dropped every byte until the send deadline (38 GB in 30 s); now it reads nothing more, so the
+    client's sends stall once the kernel's buffers are full."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(8)
-    thread = ServerThread(bare_app, sock, ServerConfig())  # the default send deadline: the answer waits
+    config = ServerConfig(header_timeout=DEADLINE)  # the default send deadline: the answer waits
+    thread = ServerThread(bare_app, sock, config)
     line, sent, stalled = b"X-Pad: " + b"a" * 1024 + b"\r\n", 0, 0
     try:
-        with socket.socket() as conn:
+        with socket.socket() as conn, caplog.at_level("INFO", logger="inlet.server.timeouts"):
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             conn.connect(sock.getsockname())
             conn.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
             conn.sendall(b"GET /who HTTP/1.1\r\nHost: x\r\n")  # headers that never end
+            if past == "deadline":  # a few bytes now, the flood once the deadline has passed
+                conn.sendall(line)
+                deadline = time.monotonic() + DEADLINE + SLACK
+                while not any("no complete request headers" in r.getMessage() for r in caplog.records):
+                    assert time.monotonic() < deadline, "the header deadline did not pass"
+                    time.sleep(0.05)
             conn.settimeout(0.2)
             tracemalloc.start()
             while sent < 64 * 2**20 and tracemalloc.get_traced_memory()[1] < LIMIT and stalled < 10:
@@ -236,7 +246,7 @@ def test_the_header_bound_holds_while_an_answer_is_in_flight() -> None:
                     sent += conn.send(line * 64)
                     stalled = 0
                 except TimeoutError:
-                    stalled += 1  # the server reads no more: allowed too
+                    stalled += 1  # the server reads no more
             _, peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
             conn.settimeout(30)
@@ -246,6 +256,7 @@ def test_the_header_bound_holds_while_an_answer_is_in_flight() -> None:
     finally:
         thread.stop(timeout=30)
     assert peak < LIMIT, f"over {peak / 2**20:.1f} MiB allocated after {sent / 2**20:.1f} MiB were sent"
+    assert sent < 32 * 2**20, f"the server read on: {sent / 2**20:.1f} MiB of header taken"
     head, _, body = received.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 ") and body == b"x" * BIG, (head[:200], len(body))
 
