@@ -48,14 +48,17 @@ class UpgradeBlockedError(ConfigError):
 
 Guard = Callable[[Any, list[str]], None]  # (connection, the step names about to run): raises to refuse
 
-FORMATS: tuple[str, ...] = ("f001_keyed_mbox_and_hardlink_ids",)
+FORMATS: tuple[str, ...] = ("f001_stable_mail_and_file_ids",)
 """The changes of what inlet stores that no schema step records, oldest first: append a name
 (`fNNN_what_changed`) in the commit that changes a stored format an earlier release would misread
 (a checkpoint's shape, document ids, a stored value's meaning) without changing a table, and say
 in docs/operations/upgrades.md what the first run re-reads. Never remove or rename one: a database
 recorded with it would be refused as a newer inlet's. `FORMATS[-1]` is this release's format.
-- f001: a `mail_archive` mbox message's id is keyed by its Message-ID, not its position, and its
-  checkpoint entries hold the keys; a `files` source's hard links of one file are one document."""
+- f001: a `mail_archive` mbox message's id is keyed by its Message-ID, not its position (messages
+  sharing one keep theirs: the checkpoint records which holds the plain key), and its checkpoint
+  entries hold the keys; a `files` source's hard links of one file are one document, and a
+  backslash in a file's name is doubled in its id; Google Drive's checkpoint keeps My Drive's
+  root and the files of drives the account is no member of."""
 
 
 def _format(db: Any) -> None:
