@@ -31,11 +31,11 @@ def ready_prefix(to: Path) -> str:
 def finish_swap(to: Path) -> Path | None:
     """When `to` is missing and a ready copy lies beside it, rename the newest into place (waiting
     for a restore still holding it, which then finishes itself): the copy moved, or None."""
-    if to.exists():
-        return None
     try:
+        if to.exists():
+            return None
         ready = sorted(to.parent.glob(ready_prefix(to) + "*"), key=_mtime, reverse=True)
-    except OSError:
+    except OSError:  # a name too long, a parent not readable: the caller's own error says it
         return None
     for copy in ready:
         if copy.is_symlink() or not copy.is_dir():
