@@ -129,11 +129,11 @@ def backup_index(index: Index, dest: Path) -> BackupReport:
             files, size = copy_folder(index.path, dest)
             paused = time.perf_counter() - paused
         _forget_daemon(dest / "state.db")
-        lacking = _lacking_vectors(dest)
+        lacking = lacking_vectors(dest)
         if lacking is not None:
             raise InletError(
-                f"the copy of {index.path} lacks the index's vectors ({lacking}); the partial copy at {dest} "
-                "was removed and no backup was written"
+                f"the copy of {index.path} lacks the index's vectors ({_lacking_words(lacking)}); the partial "
+                f"copy at {dest} was removed and no backup was written"
             )
         manifest = {
             "format": 1,
@@ -483,24 +483,30 @@ def _verify(src: Path, staged: Path, manifest: dict[str, Any]) -> None:
     for name in copied:
         if name.endswith(SQLITE_SUFFIXES):
             _check_database(src, staged, name)
-    lacking = _lacking_vectors(staged)
+    lacking = lacking_vectors(staged)
     if lacking is not None:
         raise BackupError(
-            f"backup {src}: it lacks the index's vectors ({lacking}): an earlier inlet took it without "
+            f"backup {src}: it lacks the index's vectors ({_lacking_words(lacking)}): an earlier inlet took it without "
             "following a symbolic link in the index folder. Take a new backup; or, to keep this one, restore its "
             "catalog.db, state.db and embedding.json by hand and run `inlet reindex`"
         )
 
 
-def _lacking_vectors(folder: Path) -> str | None:
-    """What the copy `folder` of an index lacks of the vectors of its catalog's settled chunks, in
-    words (`vectors.missing_vectors`), or None when it holds them (or holds no chunk)."""
+def lacking_vectors(folder: Path, copy: bool = True) -> tuple[int, str] | None:
+    """The settled chunks of the catalog of the index folder `folder` (a `copy` nobody writes, a
+    backup's, unless False) and what its `chroma/` lacks of their vectors, in words
+    (`vectors.missing_vectors`); None when it holds them (or the catalog holds no chunk). Read
+    only: a live folder may be in use."""
     if not (folder / "catalog.db").is_file():
         return None
-    chunks = settled_chunks(folder / "catalog.db")
+    chunks = settled_chunks(folder / "catalog.db", copy)
     record = read_record(folder)
-    missing = vectors.missing_vectors(folder / "chroma", record.collection if record else COLLECTION, chunks, copy=True)
-    return None if missing is None else f"catalog.db holds {chunks} chunks, chroma/ holds {missing}"
+    missing = vectors.missing_vectors(folder / "chroma", record.collection if record else COLLECTION, chunks, copy)
+    return None if missing is None else (chunks, missing)
+
+
+def _lacking_words(lacking: tuple[int, str]) -> str:
+    return f"catalog.db holds {lacking[0]} chunks, chroma/ holds {lacking[1]}"
 
 
 def _check_database(src: Path, staged: Path, name: str) -> None:

@@ -270,11 +270,11 @@ class SqliteCatalog(CatalogReads):
         db.execute("DELETE FROM chunks WHERE doc_id = ?", [doc_id])
 
 
-def settled_chunks(path: Path) -> int:
+def settled_chunks(path: Path, copy: bool = False) -> int:
     """The chunks of the catalog file `path` that Chroma must hold a vector for, as `Index` counts
-    them: every document's, but those of documents a write marked (`vector_writes`). For a copy that
-    nobody writes (a backup's): read as it is, never upgraded nor given a SQLite side file."""
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+    them: every document's, but those of documents a write marked (`vector_writes`). Read only,
+    never upgraded; a `copy` nobody writes (a backup's) is read leaving no SQLite side file."""
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro{'&immutable=1' if copy else ''}", uri=True, timeout=5)
     try:
         total = db.execute("SELECT COALESCE(SUM(chunks), 0) FROM documents").fetchone()[0]
         marked = 0

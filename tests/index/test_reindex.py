@@ -187,7 +187,17 @@ def test_an_index_folder_that_lost_its_vectors_is_refused_until_a_reindex_embeds
         Index(config, embedder=text_hash_embedder)
     said = str(lost.value)
     assert f"{path / 'chroma'}" in said and "no collection inlet_chunks" in said and "inlet reindex" in said
+    from click.testing import CliRunner
+
+    from inlet.cli import cli
+
+    settings = tmp_path / "config.toml"
+    settings.write_text(f'[index]\npath = "{path}"\nbackend = "{text_hash_embedder.backend}"\n')
+    status = CliRunner().invoke(cli, ["status", "--config", str(settings)])
+    assert status.exit_code == 1 and "no collection inlet_chunks" in status.output, status.output
+    assert "inlet reindex" in status.output
     with Index(config, embedder=text_hash_embedder, reindexing=True) as ix:
         assert run_reindex(ix).switched
     with Index(config, embedder=text_hash_embedder) as ix:
         assert ix.collection.count() == chunks
+    assert CliRunner().invoke(cli, ["status", "--config", str(settings)]).exit_code == 0
