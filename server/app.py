@@ -71,7 +71,7 @@ from .errors import (
 from .hooks import HOOK_BODY_SECONDS, add_hook_routes, not_found, registered
 from .hooks import refuse as refuse_hook
 from .hooks import PREFIX as HOOKS_PREFIX
-from .metrics import CONTENT_TYPE, Metrics, last_success_reader
+from .metrics import CONTENT_TYPE, AuditCollector, Metrics, last_success_reader
 from .middleware import BodyLimit, HeadAsGet, ObserveMiddleware, declares_body, send_error
 from .models import (
     ContextBody,
@@ -247,6 +247,7 @@ def create_app(
     names = settings.source_names()
     metrics = Metrics(retrieval.counts, last_success_reader(state, backend, index_path, names))
     metrics.registry.register(SourcesCollector(settings, state))  # lag, next run, failure streak, events
+    metrics.registry.register(AuditCollector(lambda: audit.lost))
     mcp_app, mcp_manager = mcp_http.http_app(retrieval, settings, auth, audit, limiter, metrics)
     half_life = settings.server.recency_half_life_days
 
