@@ -4,7 +4,10 @@ Invariant: the copy is taken at a commit boundary of the index, holding its writ
 (`Index._writing`) for the whole copy, so the catalog, the Chroma folder and the sync state in it
 belong to one moment between two batches. The SQLite files (catalog.db, state.db, Chroma's own
 chroma.sqlite3) are copied with SQLite's online backup API, the rest of the Chroma folder (its HNSW
-segment files, written only inside a batch) file by file. Every file of a backup, its manifest
+segment files, written only inside a batch) file by file. A symbolic link inside the index folder
+(`chroma/` on another disk) is followed: the backup holds what the index uses, never the link; one
+that points nowhere, loops or points into the destination is refused, and a copy whose Chroma folder
+lacks the vectors of its catalog's chunks is never reported as a backup. Every file of a backup, its manifest
 included, is created 0600 before its first byte is written, and its folders are 0700 (an existing
 empty destination is tightened to 0700); a backup that fails part way is removed (a full or
 read-only destination with an error naming the destination and the cause). An index whose files a
@@ -20,7 +23,9 @@ A restore never touches the index already at its target until the backup has bee
 folder beside it and verified there (every file the manifest lists, same size and SHA-256; every
 SQLite file passes its integrity check; schema steps this inlet knows; a backup from before the
 listing holds as many files as its manifest counts, empty SQLite side files left by a reader that
-opened it in place not counted); a bad backup leaves nothing
+opened it in place not counted; the Chroma folder holds the vectors of the catalog's chunks,
+`vectors.missing_vectors`, which an earlier inlet's backup of an index with a symbolic link in it
+left out); a bad backup leaves nothing
 behind, and a restore that cannot write its copy (a full disk) says so without blaming the backup. A
 backup is only read: a restore into it, or into a folder inside it, is refused; so is one into a
 folder that is not empty and holds no index (`INDEX_MARKS`), with or without `replace`, before
@@ -50,12 +55,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from inlet.errors import BackupError, ConfigError, StorageError
-from inlet.index import disk
+from inlet.errors import BackupError, ConfigError, InletError, StorageError
+from inlet.index import disk, vectors
 from inlet.storage.lock import lock_index
 from inlet.storage.migrations import Migrations
 from inlet.storage.private import private_folder
-from inlet.storage.records import RECORD
+from inlet.storage.records import COLLECTION, RECORD
+from inlet.storage.records import read as read_record
+from inlet.storage.sqlite.catalog import settled_chunks
 from inlet.storage.sqlite.schema import CATALOG, STATE
 from inlet.storage.sqlite.state import SqliteState
 from inlet.storage.swap import finish_swap, ready_prefix, staging_prefix
@@ -124,6 +131,12 @@ def backup_index(index: Index, dest: Path) -> BackupReport:
             files, size = copy_folder(index.path, dest)
             paused = time.perf_counter() - paused
         _forget_daemon(dest / "state.db")
+        lacking = lacking_vectors(dest)
+        if lacking is not None:
+            raise InletError(
+                f"the copy of {index.path} lacks the index's vectors ({_lacking_words(lacking)}); the partial "
+                f"copy at {dest} was removed and no backup was written"
+            )
         manifest = {
             "format": 1,
             "taken_at": datetime.now(timezone.utc).isoformat(),
@@ -170,12 +183,17 @@ def copy_folder(src: Path, dest: Path, live: bool = True) -> tuple[int, int]:
     """Every file of `src` under `dest`, files 0600 (from their first byte) and folders 0700. From a `live`
     index, SQLite databases go through the online backup API (a consistent copy even while another
     connection writes) and their -wal files are left out; from a backup, which nobody writes, every
-    file is copied as it is (a read-only backup folder too)."""
+    file is copied as it is (a read-only backup folder too). A symbolic link in `src` (`chroma/` moved
+    to another disk) is copied as what it points to, so the copy holds everything the index uses; a
+    link that points nowhere, to a folder holding it (a loop), or into `dest` is refused (`ConfigError`)."""
     files = size = 0
     skipped = SKIPPED_SUFFIXES if live else ("-shm", ".lock")
-    for root, dirs, names in os.walk(src):
+    into = dest.resolve()
+    for root, dirs, names in os.walk(src, followlinks=True):
         here = Path(root)
         dirs[:] = [d for d in dirs if d not in SKIPPED]
+        for link in (here / n for n in [*dirs, *names] if n not in SKIPPED and (here / n).is_symlink()):
+            _followable(link, here, into)
         target = dest / here.relative_to(src)
         target.mkdir(parents=True, exist_ok=True, mode=0o700)
         for name in names:
@@ -189,6 +207,24 @@ def copy_folder(src: Path, dest: Path, live: bool = True) -> tuple[int, int]:
             files += 1
             size += (target / name).stat().st_size
     return files, size
+
+
+def _followable(link: Path, here: Path, dest: Path) -> None:
+    """Refuse the symbolic link `link` in the folder `here` when copying what it points to cannot
+    give a copy of it: it points nowhere, to `here` or a folder holding it (a copy without end), or
+    to the copy's destination `dest`, inside it or a folder holding it."""
+    target = link.resolve()
+    why = None
+    if not target.exists():
+        why = f"points to {target}, which does not exist"
+    elif here.resolve().is_relative_to(target):
+        why = f"points to {target}, which holds it (a loop)"
+    elif target.is_relative_to(dest) or dest.is_relative_to(target):
+        why = f"points to {target}, inside the copy's destination {dest} or holding it"
+    if why is not None:
+        raise ConfigError(
+            f"cannot copy {link}: this symbolic link {why}; point it at the folder it stands for, or copy elsewhere"
+        )
 
 
 def _new_private_file(path: Path) -> int:
@@ -450,6 +486,30 @@ def _verify(src: Path, staged: Path, manifest: dict[str, Any]) -> None:
     for name in copied:
         if name.endswith(SQLITE_SUFFIXES):
             _check_database(src, staged, name)
+    lacking = lacking_vectors(staged)
+    if lacking is not None:
+        raise BackupError(
+            f"backup {src}: it lacks the index's vectors ({_lacking_words(lacking)}): an earlier inlet took it without "
+            "following a symbolic link in the index folder. Take a new backup; or, to keep this one, restore its "
+            "catalog.db, state.db and embedding.json by hand and run `inlet reindex`"
+        )
+
+
+def lacking_vectors(folder: Path, copy: bool = True) -> tuple[int, str] | None:
+    """The settled chunks of the catalog of the index folder `folder` (a `copy` nobody writes, a
+    backup's, unless False) and what its `chroma/` lacks of their vectors, in words
+    (`vectors.missing_vectors`); None when it holds them (or the catalog holds no chunk). Read
+    only: a live folder may be in use."""
+    if not (folder / "catalog.db").is_file():
+        return None
+    chunks = settled_chunks(folder / "catalog.db", copy)
+    record = read_record(folder)
+    missing = vectors.missing_vectors(folder / "chroma", record.collection if record else COLLECTION, chunks, copy)
+    return None if missing is None else (chunks, missing)
+
+
+def _lacking_words(lacking: tuple[int, str]) -> str:
+    return f"catalog.db holds {lacking[0]} chunks, chroma/ holds {lacking[1]}"
 
 
 def _check_database(src: Path, staged: Path, name: str) -> None:

@@ -52,7 +52,7 @@ class RecordKeeper:
 
     def open(self) -> None:
         """Connect to Chroma and open the collection the record names (Chroma is imported here,
-        not at construction). A Chroma server that lost it (`vectors.check_held`) is refused, unless
+        not at construction). A Chroma server or folder that lost it (`vectors.check_held`) is refused, unless
         this is `inlet reindex` (noted in `lost`: it embeds the chunks again) or a restore is under
         way (a reindex to the record's own model: the collection fills as it goes). A folder's
         Chroma, which its index lock gives to this process alone, first loses the folders of

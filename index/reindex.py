@@ -7,8 +7,8 @@ point resumes where it stopped. The index keeps serving the old vectors until ev
 complete; a sync of a source made meanwhile (with the old setting) sends that source back to the
 queue, so the switch never exposes stale vectors.
 
-A Chroma server that lost the live collection (`vectors.check_held`: `RecordKeeper.lost`) is
-restored the same way: a reindex to the model the record already names, the live collection
+A Chroma server or index folder that lost the live collection (`vectors.check_held`:
+`RecordKeeper.lost`) is restored the same way: a reindex to the model the record already names, the live collection
 re-created empty meanwhile so the daemons' writes go on (other processes open it meanwhile).
 
 With the record in the index database, daemons on other hosts may write it meanwhile (sending a
@@ -68,7 +68,7 @@ def run_reindex(index: "Index", sources: Sequence[str] = (), on_progress: Progre
     if keeper.record.fingerprint == target and keeper.record.pending is None and not keeper.lost:
         return ReindexResult(up_to_date=True)
     if keeper.lost:
-        log.warning("%s: the Chroma server lost the index's vectors; embedding every chunk again", keeper.where)
+        log.warning("%s: the index's vectors were lost; embedding every chunk again", keeper.where)
     pending = _pending(keeper, target)
     collection = keeper.open_collection(pending.collection)
     result = ReindexResult()

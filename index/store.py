@@ -173,7 +173,7 @@ class Index:
                     bool(counts),
                     reindexing,
                     ef_search=config.ef_search,
-                    chunks=self._settled_chunks(counts) if config.chroma_url else 0,  # checked on a server
+                    chunks=self._settled_chunks(counts),
                 )
                 self.keeper.open()
         except BaseException:

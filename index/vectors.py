@@ -14,7 +14,11 @@ that is missing, or holds under half as many vectors as the catalog has settled 
 no document a write marked: `Index.repair`) (`check_held`); a call of a running process whose
 collection is gone raises `VectorsLost` naming `chroma_url` and `inlet reindex`, which opens the
 index regardless (re-creating the collection) and embeds the catalog's chunks again. A collection
-re-created by name is taken up by the running processes' next call.
+re-created by name is taken up by the running processes' next call. An index folder's `chroma/`
+is held to the same, read from its `chroma.sqlite3` before Chroma loads the collection
+(`missing_vectors`), and also refused when a vector segment whose HNSW files Chroma recorded
+writing has no folder (a `chroma/` or segment folder left out of a copy): Chroma would rebuild
+it from the last writes its log keeps and search that part of the vectors without a word.
 
 In an index folder, `chroma/` holds no vector segment folder of a deleted collection: Chroma leaves
 them on disk, so dropping a collection (a reindex's old vectors) removes them, and so does opening
@@ -88,10 +92,17 @@ def open_collection(
 
 
 def check_held(client: Any, url: str | None, name: str, chunks: int) -> None:
-    """Raise `VectorsLost` when the Chroma server at `url` lacks the collection `name`, or holds
-    under `HELD_SHARE` of the catalog's settled `chunks` in it (a folder's collection is not
-    checked). Writes under way elsewhere keep the two a little apart, never by half."""
-    if url is None or not chunks:
+    """Raise `VectorsLost` when the Chroma server at `url` (or the folder of `client`) lacks the
+    collection `name`, or holds under `HELD_SHARE` of the catalog's settled `chunks` in it; in a
+    folder, also when a vector segment's files are missing (`missing_vectors`). Writes under way
+    elsewhere keep the two a little apart, never by half."""
+    if not chunks:
+        return
+    if url is None:
+        folder = Path(client.get_settings().persist_directory)
+        missing = missing_vectors(folder, name, chunks)
+        if missing is not None:
+            raise VectorsLost(folder_lost_words(folder, missing, chunks))
         return
     from chromadb.errors import NotFoundError
 
@@ -112,6 +123,58 @@ def lost_words(url: str, name: str, chunks: int | None, held: int | None) -> str
         f"the Chroma server at {shown_url(url)} ([index] chroma_url) {has} {name} {of}: its data was lost or "
         "it is another server. Restore its data folder, or run `inlet reindex` to embed the "
         "catalog's chunks again (no source is read; searches find by keywords alone while it runs)"
+    )
+
+
+def missing_vectors(folder: Path, name: str, chunks: int, copy: bool = False) -> str | None:
+    """What the index folder's Chroma `folder` (`chroma/`) lacks of the vectors of the catalog's
+    settled `chunks` in the collection `name`, in words, or None when it holds them: no database, no
+    such collection, under `HELD_SHARE` of the vectors (`chroma.sqlite3` counts them), or a vector
+    segment whose HNSW files Chroma recorded writing (`max_seq_id`) without its folder. Read only,
+    before Chroma loads the collection; a database laid out otherwise than Chroma's is not judged. A
+    `copy` (a backup's), which nobody writes, is read leaving no SQLite side file beside it."""
+    if not chunks:
+        return None
+    database = folder / "chroma.sqlite3"
+    if not database.is_file():
+        return f"no {database.name} (no vectors at all)"
+    try:
+        db = sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro{'&immutable=1' if copy else ''}", uri=True)
+        try:
+            segments = db.execute(
+                "SELECT s.id, s.scope FROM segments s JOIN collections c ON s.collection = c.id WHERE c.name = ?",
+                (name,),
+            ).fetchall()
+            held = sum(
+                db.execute("SELECT COUNT(*) FROM embeddings WHERE segment_id = ?", (segment,)).fetchone()[0]
+                for segment, scope in segments
+                if scope == "METADATA"
+            )
+            written = {str(row[0]) for row in db.execute("SELECT segment_id FROM max_seq_id WHERE seq_id > 0")}
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        log.debug("cannot read the collections of %s (%s): its vectors are not checked", folder, exc)
+        return None
+    if not segments:
+        return f"no collection {name}"
+    if held < chunks * HELD_SHARE:
+        return f"only {held} vectors in the collection {name}"
+    for segment, scope in segments:
+        here = folder / str(segment)
+        if scope == "VECTOR" and str(segment) in written and not (here.is_dir() and any(here.iterdir())):
+            return f"no folder {here.name} for the vectors of the collection {name} (its HNSW index)"
+    return None
+
+
+def folder_lost_words(folder: Path, missing: str, chunks: int | None = None) -> str:
+    """What `VectorsLost` says of an index folder's Chroma `folder`: what it lacks and what to do."""
+    of = f" although the catalog holds {chunks} chunks" if chunks is not None else ""
+    return (
+        f"the index's vectors in {folder} are missing: it holds {missing}{of}. The folder was lost, replaced "
+        "or left out of a copy (a symbolic link an earlier inlet's backup did not follow). Put it back, or run "
+        "`inlet reindex` to embed the catalog's chunks again (no source is read; searches find by keywords "
+        "alone while it runs)"
     )
 
 

@@ -683,6 +683,23 @@ def _refuse_other_vectors(settings: Any) -> None:
     pending = record.pending if record is not None else None
     if record is not None and not (pending and {"model": pending.model, "backend": pending.backend} == wanted):
         check(where, record, wanted)
+        _refuse_lost_vectors(settings)
+
+
+def _refuse_lost_vectors(settings: Any) -> None:
+    """`inlet status` of an index folder whose `chroma/` lacks the vectors of the catalog's chunks
+    (lost, or left out of a backup) is refused naming `inlet reindex`, as every command that opens
+    the vectors refuses it (a reindex restoring them is under way: not refused, as above)."""
+    from inlet.errors import VectorsLost
+    from inlet.index.backup import lacking_vectors
+    from inlet.index.vectors import folder_lost_words
+
+    if settings.index.database_url or settings.index.chroma_url:
+        return
+    folder = Path(settings.index.path)
+    lacking = lacking_vectors(folder, copy=False)
+    if lacking is not None:
+        raise VectorsLost(folder_lost_words(folder / "chroma", lacking[1], lacking[0]))
 
 
 def _print_source(s: dict[str, Any], detail: bool) -> None:

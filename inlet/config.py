@@ -128,6 +128,12 @@ class ApiKey(TypedConfig):
     rate_limit: RateLimit | None = Field(
         None, description="this key's own rate limit ('100/s'); default [server] rate_limit"
     )
+    rate_burst: int | None = Field(
+        None,
+        ge=1,
+        description="this key's requests allowed at once; default: with its own rate_limit, twice that per-second "
+        "rate (at least 1), else [server] rate_burst",
+    )
 
     @field_validator("user")
     @classmethod
@@ -286,8 +292,21 @@ class ServerConfig(TypedConfig):
         None, description="requests per key name or OAuth user, as 'N/s', 'N/m' or 'N/h'; default off"
     )
     rate_burst: int | None = Field(
-        None, ge=1, description="requests allowed at once (default: twice the per-second rate, at least 1)"
+        None,
+        ge=1,
+        description="requests allowed at once under [server] rate_limit (default: twice the per-second rate, at "
+        "least 1); a key with its own rate_limit has its own burst",
     )
+
+    @model_validator(mode="after")
+    def _burst_with_a_rate(self) -> "ServerConfig":
+        for key in self.api_keys:
+            if key.rate_burst is not None and key.rate_limit is None and self.rate_limit is None:
+                raise ValueError(
+                    f"api key {key.name!r} sets rate_burst but no rate limit applies to it: set its rate_limit "
+                    "(or [server] rate_limit)"
+                )
+        return self
 
 
 class DaemonConfig(TypedConfig):

@@ -55,7 +55,7 @@ from .origin import names_this_machine
 from .content_type import JsonBody, unsupported_media_type
 from .admin import add_admin_sync
 from .audit import AuditLog, AuditMiddleware, name_refused
-from .ratelimit import RateLimit, RateLimiter
+from .ratelimit import RateLimit, RateLimiter, refused_unread
 from .oauth import PRM_PATHS, Authenticator, listening_base, metadata_routes, warn_on_port_mismatch, with_audience
 from .errors import (
     STATUS_CODES,
@@ -71,7 +71,7 @@ from .errors import (
 from .hooks import HOOK_BODY_SECONDS, add_hook_routes, not_found, registered
 from .hooks import refuse as refuse_hook
 from .hooks import PREFIX as HOOKS_PREFIX
-from .metrics import CONTENT_TYPE, Metrics, last_success_reader
+from .metrics import CONTENT_TYPE, AuditCollector, Metrics, last_success_reader
 from .middleware import BodyLimit, HeadAsGet, ObserveMiddleware, declares_body, send_error
 from .models import (
     ContextBody,
@@ -128,7 +128,8 @@ class KeyGuard:
     A 401 reads no body. A caller it can name but refuses (a token without the scope: 403) is
     audited with the user and query its body names, that body read by `BodyLimit` with the API's
     bounds (`max_body_bytes`, `body_timeout`), as every body is: one that stalls is a 408, one too
-    large a 413, as for a caller let through."""
+    large a 413, as for a caller let through; it spends the caller's rate-limit token (`limiter`)
+    as a request let through does (over the limit: 429)."""
 
     def __init__(
         self,
@@ -139,9 +140,13 @@ class KeyGuard:
         public: frozenset[str] = PUBLIC_PATHS,
         local: frozenset[str] = frozenset(),
         own_hosts: tuple[str, ...] = (),
+        limiter: RateLimiter | None = None,
+        metrics: Any = None,
     ) -> None:
         self.app = app
         self.auth = auth
+        self.limiter = limiter
+        self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
         self.public = public
@@ -179,7 +184,12 @@ class KeyGuard:
             refusal = JSONResponse(error_body(exc.code, exc.message), exc.status, headers=exc.headers)
             if isinstance(exc, CallerRefused):  # someone the audit can name (a token without the scope)
                 scope.setdefault("state", {})["key"] = exc.who
-                await BodyLimit(_named(refusal, exc.who), self.max_body_bytes, self.body_timeout)(scope, receive, send)
+                answer: ASGIApp = _named(refusal, exc.who)
+                counted = None
+                if self.limiter is not None:  # it spends its token, as every request a caller makes
+                    answer = RateLimit(answer, self.limiter, self.metrics, every_path=True)
+                    counted = refused_unread(self.limiter, self.metrics)
+                await BodyLimit(answer, self.max_body_bytes, self.body_timeout, counted=counted)(scope, receive, send)
                 return
             await refusal(scope, receive, send)
             return
@@ -248,6 +258,7 @@ def create_app(
     names = settings.source_names()
     metrics = Metrics(retrieval.counts, last_success_reader(state, backend, index_path, names))
     metrics.registry.register(SourcesCollector(settings, state))  # lag, next run, failure streak, events
+    metrics.registry.register(AuditCollector(lambda: audit.lost))
     mcp_app, mcp_manager = mcp_http.http_app(retrieval, settings, auth, audit, limiter, metrics)
     half_life = settings.server.recency_half_life_days
 
@@ -410,6 +421,7 @@ def create_app(
         max_body_bytes=settings.server.max_body_bytes,  # inside the key check
         idle_timeout=settings.server.body_timeout,
         quick=(HOOKS_PREFIX, min(HOOK_BODY_SECONDS, settings.server.body_timeout), refuse_hook),
+        counted=refused_unread(limiter, metrics),  # a body refused unread spends its token too
     )
     oauth = settings.server.oauth
     own_host = urlsplit(oauth.resource_url).hostname if oauth is not None and oauth.resource_url else None
@@ -421,6 +433,8 @@ def create_app(
         body_timeout=settings.server.body_timeout,
         local=local,
         own_hosts=own_hosts,
+        limiter=limiter,
+        metrics=metrics,
     )
     app.add_middleware(AuditMiddleware, audit=audit)  # outside the key check: a token refused its scope is audited
     app.add_middleware(

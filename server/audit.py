@@ -10,9 +10,11 @@ passage text. Lines are queued and written by one writer thread
 (`logging.handlers.QueueListener` over a size-rotated file), so a request never waits on the disk;
 `"-"` sends them to the log stream (logger `inlet.audit`) instead.
 A line the writer cannot write (a full disk, a file made read-only) is lost, and requests go on:
-the loss is counted and warned about at most once a minute, naming the file and the cause, never
-the line itself (it holds a query). A file that cannot be opened at start-up is a `ConfigError`
-naming `[server] audit_log`.
+the loss is counted (`AuditLog.lost`, `/metrics` `inlet_audit_lines_lost_total`) and warned about
+at most once a minute, naming the file and the cause, never the line itself (it holds a query);
+the running total is said again when writing works again and when the log closes, if lines were
+lost since it was last said. A folder of the file removed or moved away while in use is made again
+at the path. A file that cannot be opened at start-up is a `ConfigError` naming `[server] audit_log`.
 """
 
 from __future__ import annotations
@@ -51,23 +53,56 @@ WARN_EVERY = 60.0  # seconds between two warnings about lost lines
 class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
     """A rotating file only its owner may read or write (0600), as every file inlet writes: the
     lines name users and hold their queries. A line it cannot write is counted in `lost` and
-    warned about (at most once every `WARN_EVERY` seconds) without its text. A file moved or
-    removed under it (an external logrotate, an operator archiving it) is noticed at the next line,
-    said once in the log, and a new file is opened at the path, as `WatchedFileHandler` does."""
+    warned about (at most once every `WARN_EVERY` seconds) without its text; the total is said
+    again once a line is written again, and at `close`, when lines were lost since the last word;
+    the part of a lost line a full disk took is ended by a newline before the next line.
+    A file moved or removed under it (an external logrotate, an operator archiving it) is noticed
+    at the next line, said once in the log, and a new file is opened at the path (its folder made
+    again if it went too), as `WatchedFileHandler` does; a file another inlet process writing the
+    same path rotated (it is now one of the backups, `audit.jsonl.1`, ...) is routine and reopened
+    without a word."""
 
     lost = 0
+    _told = 0  # `lost` as last said in the log
+    _failing = False  # the last line could not be written
     _warned = float("-inf")
     _opened: tuple[int, int] | None = None  # (device, inode) of the file open now
 
     def _open(self) -> Any:
-        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND  # read too: its last byte after a lost line
+        try:
+            fd = os.open(self.baseFilename, flags, 0o600)
+        except FileNotFoundError:  # its folder was moved away or removed while in use: made again
+            os.makedirs(os.path.dirname(self.baseFilename), mode=0o700, exist_ok=True)
+            fd = os.open(self.baseFilename, flags, 0o600)
         found = os.fstat(fd)
         self._opened = (found.st_dev, found.st_ino)
+        if self._failing and found.st_size and os.pread(fd, 1, found.st_size - 1) != b"\n":
+            try:  # the part of a lost line the full disk took ends here, not in front of the next line
+                os.write(fd, b"\n")
+            except OSError:
+                os.close(fd)
+                raise
         return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
 
     def emit(self, record: logging.LogRecord) -> None:
         self._reopen_if_moved()
+        failed = self.lost
         super().emit(record)
+        if self.lost == failed:
+            self._written()
+
+    def _written(self) -> None:
+        """A line was written: after lines were lost, say how many in all."""
+        if not self._failing:
+            return
+        self._failing = False
+        log.warning(
+            "audit log %s: writing again; %d line(s) lost in all while it could not be written",
+            self.baseFilename,
+            self.lost,
+        )
+        self._told = self.lost
 
     def _reopen_if_moved(self) -> None:
         if self.stream is None or self._opened is None:
@@ -80,34 +115,69 @@ class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
             return
         if found is not None and (found.st_dev, found.st_ino) == self._opened:
             return
-        log.warning(
-            "audit log %s was moved or removed while in use: writing a new file there (rotate it with "
-            "[server] audit_max_bytes, not by moving it)",
-            self.baseFilename,
-        )
+        if self._rotated_elsewhere():
+            log.debug("audit log %s was rotated by another process writing it: reopened", self.baseFilename)
+        else:
+            log.warning(
+                "audit log %s was moved or removed while in use: writing a new file there (rotate it with "
+                "[server] audit_max_bytes, not by moving it)",
+                self.baseFilename,
+            )
         stream, self.stream = self.stream, None
         try:
             stream.close()
-        except OSError as exc:  # what was buffered went to the old file, or nowhere
-            self._lost(exc)
+        except OSError as exc:  # what was buffered went to the old file, or nowhere (counted when it failed)
+            if not self._failing:
+                self._lost(exc)
         # the write opens the new file: a failure there is a lost line, counted and warned about
 
+    def _rotated_elsewhere(self) -> bool:
+        """Whether the file open here is now one of the path's backups (`audit.jsonl.1`, ...): another
+        inlet process writing the same path (`inlet serve` and a stdio `inlet mcp` of one
+        configuration) rotated it at `audit_max_bytes`, as this one would have."""
+        for n in range(1, self.backupCount + 1):
+            try:
+                found = os.stat(f"{self.baseFilename}.{n}")
+            except OSError:
+                return False
+            if (found.st_dev, found.st_ino) == self._opened:
+                return True
+        return False
+
     def handleError(self, record: logging.LogRecord) -> None:
-        """Called by `emit` on a failed write (logging's default prints the record, query and all)."""
+        """Called by `emit` on a failed write (logging's default prints the record, query and all).
+        The file is closed (what it could not write goes with it, while the disk is still full) and
+        opened again for the next line: a part of a lost line never lands before a later one."""
         self._lost(sys.exc_info()[1])
+        stream, self.stream = self.stream, None
+        if stream is not None:
+            try:
+                stream.close()
+            except (OSError, ValueError):
+                pass  # counted: the line it held is the one lost
 
     def close(self) -> None:
         try:
             super().close()
-        except OSError as exc:  # what was buffered could not be written either
-            self._lost(exc)
+        except OSError as exc:  # what was buffered could not be written either (counted when it failed)
+            if not self._failing:
+                self._lost(exc)
+        if self.lost > self._told:
+            log.warning(
+                "audit log %s: %d line(s) lost in all while it was open (the last ones not said before)",
+                self.baseFilename,
+                self.lost,
+            )
+            self._told = self.lost
 
     def _lost(self, error: BaseException | None) -> None:
         self.lost += 1
+        self._failing = True
         now = time.monotonic()
         if now - self._warned < WARN_EVERY:
             return
         self._warned = now
+        self._told = self.lost
         cause = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
         log.warning(
             "audit log %s: cannot write (%s); %d line(s) lost so far, requests go on: make room or make it writable",
@@ -127,6 +197,7 @@ class AuditLog:
         self.hash_queries = queries == "hash"
         self._listener: logging.handlers.QueueListener | None = None
         self._queue: queue.SimpleQueue[logging.LogRecord] | None = None
+        self._lost_closed = 0  # lines lost by the writer `close` stopped
         if target and target != "-":
             path = Path(target).expanduser()
             try:
@@ -151,6 +222,12 @@ class AuditLog:
     @property
     def enabled(self) -> bool:
         return bool(self.target)
+
+    @property
+    def lost(self) -> int:
+        """Lines lost since start (a file that could not be written; none with the log stream)."""
+        handlers = self._listener.handlers if self._listener is not None else ()
+        return sum(h.lost for h in handlers if isinstance(h, _PrivateRotatingFile)) + self._lost_closed
 
     def record(
         self,
@@ -213,6 +290,7 @@ class AuditLog:
             self._listener.stop()
             for handler in self._listener.handlers:
                 handler.close()
+            self._lost_closed = self.lost
             self._listener = None
             self._queue = None
 

@@ -1,4 +1,5 @@
-"""Prometheus metrics: requests and latency by route, index size by source, last successful sync.
+"""Prometheus metrics: requests and latency by route, index size by source, last successful sync,
+audit lines lost.
 
 Each app has its own registry (several apps in one process, as in tests, do not collide). Index
 size and sync times are read at scrape time from the catalog and the state database, so they are
@@ -13,13 +14,25 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from inlet.storage import SYNC_KINDS, Backend
 
 log = logging.getLogger(__name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class AuditCollector(Collector):
+    """The audit lines lost since start (a file that could not be written: `AuditLog.lost`)."""
+
+    def __init__(self, lost: Callable[[], int]) -> None:
+        self._lost = lost
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        yield CounterMetricFamily(
+            "inlet_audit_lines_lost", "Audit lines that could not be written (a full disk, ...)", value=self._lost()
+        )
 
 
 class IndexCollector(Collector):

@@ -203,7 +203,9 @@ class BodyLimit:
     limit, each chunk within `idle_timeout` seconds and the whole within twice that (paths under
     `quick`'s prefix within its own, shorter, timeout), and replays it to the app; a declared
     Content-Length over the limit is refused without reading anything. Placed inside the key
-    check, so a request without a valid key is a 401 whatever its body."""
+    check, so a request without a valid key is a 401 whatever its body. Before it refuses a body
+    (413, 408), `counted` spends the caller's rate-limit token: when that answered (over the limit:
+    429), nothing more is said."""
 
     def __init__(
         self,
@@ -211,11 +213,13 @@ class BodyLimit:
         max_body_bytes: int,
         idle_timeout: float = BODY_IDLE_TIMEOUT,
         quick: tuple[str, float, Refusal] | None = None,
+        counted: Callable[[Scope, Send], Awaitable[bool]] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.idle_timeout = idle_timeout
         self.quick = quick
+        self.counted = counted
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -234,10 +238,13 @@ class BodyLimit:
                 f"its body stalled (over {timeout:.0f} s between two parts, or {2 * timeout:.0f} s in all)",
             )
             if refusal is None:
-                await self._stalled(send, timeout)
+                if not (self.counted is not None and await self.counted(scope, send)):
+                    await self._stalled(send, timeout)
                 return
         if replay is None and refusal is not None:
             await refusal(scope, receive, send, why)  # their own answer: it tells nothing of what the path is
+            return
+        if replay is None and self.counted is not None and await self.counted(scope, send):
             return
         if replay is None:
             await send_error(

@@ -1,7 +1,11 @@
 """Rate limits per key name and per OAuth user: a token bucket each, `[server] rate_limit` and
-`rate_burst`, with a per-key `rate_limit` override in `[[server.api_keys]]`.
+`rate_burst`, with a per-key `rate_limit` and `rate_burst` override in `[[server.api_keys]]` (a
+key with its own rate has its own burst: `rate_burst`, else twice its own per-second rate).
 
-Invariant: a request over its bucket is answered 429 with `Retry-After` (an MCP tool call gets a
+Invariant: every request a key or token names spends one token, whatever its answer (a body too
+large or stalled, refused by `BodyLimit` before any route reads it, and a token refused its scope
+by the key check too: `refused_unread`, `RateLimit` with `every_path`); a request over
+its bucket is answered 429 with `Retry-After` (an MCP tool call gets a
 tool error saying so) and never reaches the index; a bucket is one key name or one OAuth user (as
 the ACL compares users: case-folded, so one person has one bucket whatever the spelling of their
 token's claim), so one runaway client never spends another's. The buckets live in this process (`LocalBuckets`) unless
@@ -15,7 +19,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,13 +27,14 @@ import anyio
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from inlet.config import Settings, parse_rate
+from inlet.config import ApiKey, ServerConfig, Settings, parse_rate
 from inlet.connectors.model import normal_user
 from inlet.errors import IndexUnavailable
 
 from .audit import name_refused
 from .auth import Caller, KeyEntry, key_label
 from .errors import ApiError, error_body, unavailable
+from .middleware import send_error
 
 
 class Buckets(Protocol):
@@ -94,9 +99,7 @@ class RateLimiter:
     def from_settings(cls, settings: Settings, backend: Any = None) -> "RateLimiter":
         server = settings.server
         default = _limit(server.rate_limit, server.rate_burst, "[server] rate_limit")
-        per_key = {
-            k.name: lim for k in server.api_keys if (lim := _limit(k.rate_limit, server.rate_burst, k.name)) is not None
-        }
+        per_key = {k.name: lim for k in server.api_keys if (lim := _key_limit(k, server)) is not None}
         shared = backend.rate_buckets() if backend is not None and (default or per_key) else None
         return cls(default, per_key, shared)
 
@@ -132,6 +135,16 @@ class RateLimiter:
             self.buckets.close()
 
 
+def _key_limit(key: ApiKey, server: ServerConfig) -> Limit | None:
+    """A key's own limit: its rate with its burst (default: twice its per-second rate); the server's
+    rate with the key's burst when it sets a burst alone; None when it sets neither."""
+    if key.rate_limit is not None:
+        return _limit(key.rate_limit, key.rate_burst, key.name)
+    if key.rate_burst is not None:
+        return _limit(server.rate_limit, key.rate_burst, key.name)
+    return None
+
+
 def _limit(rate_text: str | None, burst: int | None, key: str) -> Limit | None:
     if rate_text is None:
         return None
@@ -147,19 +160,49 @@ def limited_message(name: str, seconds: float) -> str:
     return f"rate limit of {name!r} exceeded: try again in {retry_after(seconds)} s"
 
 
+Spend = Callable[[Scope, Send], Awaitable[bool]]
+
+
+def refused_unread(limiter: RateLimiter, metrics: Any) -> Spend:
+    """What spends the token of a request refused before anything read its body (`BodyLimit`: too
+    large, stalled), for which no route or MCP message spends one: it answers True when the request
+    was over its limit and it answered it (429, or 503 when shared buckets are out of reach, the
+    connection then closed), else False (the refusal goes on)."""
+
+    async def spend(scope: Scope, send: Send) -> bool:
+        entry = scope.get("state", {}).get("key")
+        if entry is None or not limiter.enabled:
+            return False
+        try:
+            wait = await limiter.check_entry(entry)
+        except ApiError as exc:
+            await send_error(send, exc.status, exc.code, exc.message, {**exc.headers, "connection": "close"})
+            return True
+        if wait <= 0:
+            return False
+        metrics.rate_limited.labels(key_label(entry.name)).inc()
+        headers = {"Retry-After": retry_after(wait), "connection": "close"}
+        await send_error(send, 429, "rate_limited", limited_message(entry.name, wait), headers)
+        return True
+
+    return spend
+
+
 class RateLimit:
     """ASGI: spends the token of the key (or OAuth user) the key check put in the scope. /mcp is
-    limited per message in mcp.py instead, so that an MCP tool call over the limit is a tool error.
-    A refused request is audited with the user and query it named."""
+    limited per message in mcp.py instead, so that an MCP tool call over the limit is a tool error,
+    unless `every_path` (a request the key check refuses: it never reaches mcp.py). A refused request
+    is audited with the user and query it named."""
 
-    def __init__(self, app: ASGIApp, limiter: RateLimiter, metrics: Any) -> None:
+    def __init__(self, app: ASGIApp, limiter: RateLimiter, metrics: Any, every_path: bool = False) -> None:
         self.app = app
         self.limiter = limiter
         self.metrics = metrics
+        self.every_path = every_path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         entry = scope.get("state", {}).get("key") if scope["type"] == "http" else None
-        if entry is None or not self.limiter.enabled or scope.get("path") == "/mcp":
+        if entry is None or not self.limiter.enabled or (scope.get("path") == "/mcp" and not self.every_path):
             await self.app(scope, receive, send)
             return
         try:

@@ -268,3 +268,18 @@ class SqliteCatalog(CatalogReads):
         rowids = [r[0] for r in db.execute("SELECT rowid FROM chunks WHERE doc_id = ?", [doc_id])]
         db.executemany("DELETE FROM chunks_fts WHERE rowid = ?", [(r,) for r in rowids])
         db.execute("DELETE FROM chunks WHERE doc_id = ?", [doc_id])
+
+
+def settled_chunks(path: Path, copy: bool = False) -> int:
+    """The chunks of the catalog file `path` that Chroma must hold a vector for, as `Index` counts
+    them: every document's, but those of documents a write marked (`vector_writes`). Read only,
+    never upgraded; a `copy` nobody writes (a backup's) is read leaving no SQLite side file."""
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro{'&immutable=1' if copy else ''}", uri=True, timeout=5)
+    try:
+        total = db.execute("SELECT COALESCE(SUM(chunks), 0) FROM documents").fetchone()[0]
+        marked = 0
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'vector_writes'").fetchone():
+            marked = db.execute("SELECT COALESCE(SUM(chunks), 0) FROM vector_writes").fetchone()[0]
+    finally:
+        db.close()
+    return max(0, int(total) - int(marked))

@@ -605,3 +605,64 @@ def test_a_restore_killed_between_its_two_renames_is_finished_by_the_next_open_n
     assert not list(tmp_path.glob(".live.*"))  # nothing left beside it
     with Index(settings.index, embedder=fp32) as index:
         assert len(index.catalog.source_doc_ids("docs")) == FILES
+
+
+def relist(folder: Path) -> None:
+    """The manifest as a backup that holds only what `folder` holds now wrote it."""
+    manifest = json.loads((folder / MANIFEST).read_text())
+    listing = {name: entry for name, entry in backup._listing(folder).items() if name != MANIFEST}
+    manifest.update(files=len(listing), listing=listing)
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+
+
+def test_a_chroma_folder_on_another_disk_is_backed_up_as_what_the_link_points_to(
+    tmp_path: Path, live: Path, fp32: Embedder
+) -> None:
+    """Probe 34g F3: with `chroma/` a symbolic link (the vectors moved to another disk), the backup
+    held no vector and said "backup written". Now it holds the folder the link points to, and
+    restores with every vector; a link that loops or points into the destination is refused."""
+    elsewhere = tmp_path / "disk2" / "chroma"
+    elsewhere.parent.mkdir()
+    shutil.move(live / "chroma", elsewhere)
+    (live / "chroma").symlink_to(elsewhere)
+    settings = make_settings(tmp_path, tmp_path, "live")
+    with Index(settings.index, embedder=fp32) as index:
+        held = index.collection.count()
+        report = backup_index(index, tmp_path / "bk")
+        assert held == FILES and not (tmp_path / "bk" / "chroma").is_symlink()
+        assert {p.relative_to(elsewhere) for p in elsewhere.rglob("*") if p.is_file()} == {
+            p.relative_to(tmp_path / "bk" / "chroma") for p in (tmp_path / "bk" / "chroma").rglob("*") if p.is_file()
+        }
+        (elsewhere / "loop").symlink_to(live)
+        with pytest.raises(InletError, match="loop"):
+            backup_index(index, tmp_path / "bk2")
+        (elsewhere / "loop").unlink()
+        (elsewhere / "inward").symlink_to(tmp_path / "bk3", target_is_directory=True)
+        (tmp_path / "bk3").mkdir()
+        with pytest.raises(InletError, match="inside the copy's destination"):
+            backup_index(index, tmp_path / "bk3")
+        (elsewhere / "inward").unlink()
+    assert not (tmp_path / "bk2").exists() and list((tmp_path / "bk3").iterdir()) == []
+    restore_index(tmp_path / "bk", tmp_path / "restored")
+    with Index(make_settings(tmp_path, tmp_path, "restored").index, embedder=fp32) as index:
+        assert index.collection.count() == held and report.files > 4
+
+
+def test_a_backup_that_left_out_the_vectors_is_refused(tmp_path: Path, made: Path, live: Path) -> None:
+    """Probe 34g F3: what an earlier inlet wrote for an index whose `chroma/` was a link (no Chroma
+    folder, and a manifest listing only the rest) verified and restored an index with no vector;
+    so did one missing only the HNSW folder Chroma recorded writing. Both are refused now."""
+    before = files_of(live)
+    bk = tmp_path / "backup"
+    shutil.copytree(made, bk)
+    (segment,) = [p.name for p in (bk / "chroma").iterdir() if p.is_dir()]
+    db = sqlite3.connect(bk / "chroma" / "chroma.sqlite3")  # as Chroma records an HNSW index it wrote out
+    with db:
+        db.execute("INSERT OR REPLACE INTO max_seq_id (segment_id, seq_id) VALUES (?, ?)", (segment, FILES))
+    db.close()
+    shutil.rmtree(bk / "chroma" / segment)
+    relist(bk)
+    assert_refused(restore_cli(bk, live), live, before, f"holds no folder {segment}", "inlet reindex")
+    shutil.rmtree(bk / "chroma")
+    relist(bk)
+    assert_refused(restore_cli(bk, live), live, before, "lacks the index's vectors", "no chroma.sqlite3")

@@ -25,9 +25,10 @@ from inlet.index.embedding import Embedder
 from inlet.index.search import Answer, SearchRequest
 from inlet.index.store import Index
 from inlet.server.app import create_app
-from inlet.server.audit import AuditLog, read_audit
+from inlet.server.audit import AuditLog, _PrivateRotatingFile, read_audit
 from inlet.server.auth import Caller
 from inlet.server.mcp import INTERNAL_ERROR, InletTools
+from inlet.server.metrics import AuditCollector, Metrics
 from inlet.server.service import Retrieval
 
 from tests.test_disk_faults import fill, small_disk  # noqa: F401 (a fixture)
@@ -501,7 +502,7 @@ def test_audit_off_by_default_and_dash_goes_to_the_log_stream(index: Index, capl
     assert json.loads(record.getMessage())["route"] == "POST /v1/search"
 
 
-def test_a_full_disk_loses_lines_with_one_warning_and_no_query_on_stderr(
+def test_a_full_disk_loses_lines_with_a_warning_and_the_total_at_close_and_no_query_on_stderr(
     small_disk: Path, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Requests go on; logging's default would print each lost line (query and all) with a traceback."""
@@ -516,8 +517,81 @@ def test_a_full_disk_loses_lines_with_one_warning_and_no_query_on_stderr(
         audit.close()
     err = capfd.readouterr().err
     assert "Logging error" not in err and "secret question" not in err and "Traceback" not in err
-    (warning,) = [r.getMessage() for r in caplog.records if r.name == "inlet.server.audit"]
+    warning, total = [r.getMessage() for r in caplog.records if r.name == "inlet.server.audit"]
     assert str(path) in warning and "No space left on device" in warning and "secret question" not in warning
+    # probe 34g F2: the warning said "1 line(s) lost so far" and the other 39 were never said
+    assert "40 line(s) lost in all" in total and audit.lost == 40
+    metrics = Metrics(lambda: {}, lambda: {})
+    metrics.registry.register(AuditCollector(lambda: audit.lost))
+    assert "inlet_audit_lines_lost_total 40.0" in metrics.render().decode()
+
+
+def test_after_lost_lines_the_total_is_said_when_writing_works_again(
+    small_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Probe 34g F2: lines lost on a full disk, then room made: the next line written says how many
+    were lost in all (the one warning said 1), so the close has nothing more to say."""
+    path = small_disk / "audit.jsonl"
+    writer = _PrivateRotatingFile(path, maxBytes=0, backupCount=0, encoding="utf-8")
+    writer.setFormatter(logging.Formatter("%(message)s"))
+    writer.handle(logging.makeLogRecord({"msg": "before"}))  # as the writer thread does, here in this thread
+    filler = fill(small_disk, leave=0)
+    with caplog.at_level("WARNING", logger="inlet.server.audit"):
+        for n in range(5):
+            writer.handle(logging.makeLogRecord({"msg": f"during {n} " + "x" * 8192}))
+        filler.unlink()
+        writer.handle(logging.makeLogRecord({"msg": "after"}))
+        writer.close()
+    said = [r.getMessage() for r in caplog.records if r.name == "inlet.server.audit"]
+    assert len(said) == 2 and "1 line(s) lost so far" in said[0], said
+    assert f"writing again; {writer.lost} line(s) lost in all" in said[1] and writer.lost >= 5
+    assert path.read_text().splitlines()[-1] == "after"
+
+
+def test_an_audit_folder_moved_away_is_made_again_and_no_line_is_lost(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Probe 34g F2: with the audit folder moved away (archived) under a running server, every later
+    line was lost until a restart, the folder being made only at start-up."""
+    path = tmp_path / "audit" / "audit.jsonl"
+    audit = AuditLog(str(path))
+    audit.record(key=None, caller=None, status=200, ms=1.0, route="POST /v1/search", query="before")
+    audit.close()
+    audit = AuditLog(str(path))
+    audit.record(key=None, caller=None, status=200, ms=1.0, route="POST /v1/search", query="one")
+    writer = audit._listener.handlers[0]
+    audit._listener.stop()  # every queued line written: the next one is written in this thread
+    (tmp_path / "audit").rename(tmp_path / "archived")
+    with caplog.at_level("WARNING", logger="inlet.server.audit"):
+        writer.handle(logging.makeLogRecord({"msg": '{"query": "two"}'}))
+        writer.close()
+    assert writer.lost == 0 and path.read_text() == '{"query": "two"}\n'
+    assert len((tmp_path / "archived" / "audit.jsonl").read_text().splitlines()) == 2
+    assert (tmp_path / "audit").stat().st_mode & 0o777 == 0o700
+    said = [r.getMessage() for r in caplog.records if r.name == "inlet.server.audit"]
+    assert len(said) == 1 and "was moved or removed while in use" in said[0]
+
+
+def test_a_rotation_by_another_process_writing_the_file_is_not_blamed_on_the_operator(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Probe 34g F5: `inlet serve` and a stdio `inlet mcp` of one configuration write one audit file;
+    each rotation by one was logged by the other as the file moved by an operator. Here two writers
+    share the path, each rotating at a few lines: no warning, no line lost, each line once."""
+    path = tmp_path / "audit.jsonl"
+    writers = [_PrivateRotatingFile(path, maxBytes=64, backupCount=50, encoding="utf-8") for _ in range(2)]
+    for writer in writers:
+        writer.setFormatter(logging.Formatter("%(message)s"))
+    with caplog.at_level("WARNING", logger="inlet.server.audit"):
+        for n in range(40):
+            writers[n % 2].handle(logging.makeLogRecord({"msg": f"line {n:02d} of the shared audit"}))
+        for writer in writers:
+            writer.close()
+    assert [r.getMessage() for r in caplog.records if r.name == "inlet.server.audit"] == []
+    files = [path, *sorted(tmp_path.glob("audit.jsonl.*"))]
+    lines = sorted(line for f in files for line in f.read_text().splitlines())
+    assert len(files) > 5 and lines == [f"line {n:02d} of the shared audit" for n in range(40)]
+    assert all(w.lost == 0 for w in writers)
 
 
 def test_an_audit_file_that_cannot_be_opened_is_a_config_error_naming_the_key(tmp_path: Path) -> None:

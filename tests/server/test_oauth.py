@@ -334,6 +334,29 @@ def test_a_token_without_the_scope_has_its_body_read_under_the_body_bounds(
         assert [(line["status"], line["user"], line["issuer"]) for line in lines] == [(status, ALICE_EMAIL, idp.issuer)]
 
 
+def test_a_token_without_the_scope_spends_its_users_rate_limit_token(idp: IdentityProvider, index: Index) -> None:
+    """Probe 34g F4: a token refused its scope (403) spent no token, on /v1 as on /mcp: the same
+    user's good token then had its whole burst. Each spends one, and over the limit it is a 429."""
+    url = "http://127.0.0.1:8484"
+    oauth = OAuthConfig(issuer=idp.issuer, audience=url, scopes=["inlet.read"], resource_url=url)
+    app = create_app(settings_for(index.path, oauth=oauth, rate_limit="1/h", rate_burst=3), index=index, env=KEYS)
+    scopeless = {"Authorization": f"Bearer {idp.sign(idp.access_claims(ALICE_EMAIL, 'tests', ['openid'], url))}"}
+    good = {"Authorization": f"Bearer {idp.sign(idp.access_claims(ALICE_EMAIL, 'tests', ['inlet.read'], url))}"}
+    listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    mcp = {"Accept": "application/json, text/event-stream"}
+    with TestClient(app) as client:
+        assert app.state.retrieval.ready.wait(30)
+        answers = [
+            client.post("/v1/search", json={"query": "Falcon"}, headers=scopeless),
+            client.post("/mcp", json=listing, headers={**scopeless, **mcp}),
+            client.post("/v1/search", json={"query": "Falcon"}, headers=good),
+            client.post("/v1/search", json={"query": "Falcon"}, headers=scopeless),
+            client.post("/mcp", json=listing, headers={**good, **mcp}),
+        ]
+    assert [a.status_code for a in answers] == [403, 403, 200, 429, 429]
+    assert answers[3].json()["error"]["code"] == "rate_limited"
+
+
 def test_api_keys_keep_working_beside_tokens(base_url: str) -> None:
     response = httpx.post(f"{base_url}/v1/search", json={"query": "Falcon launch date"}, headers=ALICE)
     assert response.status_code == 200 and "eng:C2/200" in [r["doc_id"] for r in response.json()["results"]]

@@ -31,13 +31,15 @@ from .conftest import ALICE, BOB, KEYS, OPS, serve
 SEARCH = {"query": "deploy runbook"}
 
 
-def limited_settings(path: Path, alice: str, bob: str, burst: int | None = None) -> Settings:
+def limited_settings(path: Path, alice: str, bob: str, burst: int | None = None, **server: Any) -> Settings:
     keys = [
-        ApiKey(name="alice-laptop", key_env="INLET_KEY_ALICE", user="alice@example.com", rate_limit=alice),
-        ApiKey(name="bob-laptop", key_env="INLET_KEY_BOB", user="bob@other.org", rate_limit=bob),
+        ApiKey(
+            name="alice-laptop", key_env="INLET_KEY_ALICE", user="alice@example.com", rate_limit=alice, rate_burst=burst
+        ),
+        ApiKey(name="bob-laptop", key_env="INLET_KEY_BOB", user="bob@other.org", rate_limit=bob, rate_burst=burst),
         ApiKey(name="ops", key_env="INLET_KEY_OPS", admin=True),
     ]
-    return Settings(index=IndexConfig(path=path), server=ServerConfig(api_keys=keys, rate_burst=burst))
+    return Settings(index=IndexConfig(path=path), server=ServerConfig(api_keys=keys, **server))
 
 
 def test_over_the_limit_is_429_with_retry_after_and_counted(index: Index) -> None:
@@ -330,3 +332,48 @@ def test_access_tokens_are_one_metric_label_whatever_their_client() -> None:
     text = generate_latest(metrics.registry).decode()
     series = [line for line in text.splitlines() if line.startswith("inlet_rate_limited_total")]
     assert series == ['inlet_rate_limited_total{key="oauth"} 19.0']
+
+
+def test_a_key_with_its_own_rate_has_its_own_burst() -> None:
+    """Probe 34g F1: a key's own `rate_limit = "2/m"` took `[server] rate_burst = 50` as its burst,
+    so it made 50 requests at once. A key with its own rate has its own burst: its `rate_burst`, else
+    twice its own per-second rate (at least 1); a key setting only `rate_burst` keeps the server's rate."""
+    keys = [
+        ApiKey(name="batch", key_env="B", admin=True, rate_limit="2/m"),
+        ApiKey(name="bursty", key_env="C", admin=True, rate_limit="2/m", rate_burst=5),
+        ApiKey(name="calm", key_env="D", admin=True, rate_burst=3),
+        ApiKey(name="plain", key_env="E", admin=True),
+    ]
+    settings = Settings(
+        index=IndexConfig(path=Path("unused")), server=ServerConfig(api_keys=keys, rate_limit="100/s", rate_burst=50)
+    )
+    limiter = RateLimiter.from_settings(settings)
+    waits = [limiter.check("batch") for _ in range(3)]
+    assert waits[0] == 0.0 and 25 < waits[1] <= 30  # one at once, then one every 30 s
+    assert [limiter.check("bursty") > 0 for _ in range(6)] == [False] * 5 + [True]
+    assert (limiter.per_key["calm"].rate, limiter.per_key["calm"].burst) == (100.0, 3.0)
+    assert [limiter.check("plain") > 0 for _ in range(51)] == [False] * 50 + [True]  # the server's own
+    with pytest.raises(ValueError, match="'lone' sets rate_burst but no rate limit applies"):
+        ServerConfig(api_keys=[ApiKey(name="lone", key_env="F", admin=True, rate_burst=2)])
+
+
+def test_a_body_refused_before_any_route_reads_it_spends_its_token(index: Index) -> None:
+    """Probe 34g F4: a body over `max_body_bytes` (413) spent no token, on /v1 as on /mcp, so a key
+    over its limit went on being answered 413 for ever. It spends one, as every answer does, and a
+    key over its limit is answered 429."""
+    app = create_app(limited_settings(index.path, "1/h", "1000/s", burst=3, max_body_bytes=1024), index=index, env=KEYS)
+    big = {"query": "x" * 4096}
+    headers = {**ALICE, "Accept": "application/json, text/event-stream"}
+    with TestClient(app) as client:
+        assert app.state.retrieval.ready.wait(30)
+        answers = [client.post("/v1/search", json=big, headers=ALICE), client.post("/mcp", json=big, headers=headers)]
+        answers += [
+            client.post("/v1/search", json=SEARCH, headers=ALICE),
+            client.post("/mcp", json=big, headers=headers),
+        ]
+        answers.append(client.post("/v1/search", json=SEARCH, headers=ALICE))
+        metrics = client.get("/metrics", headers=OPS).text
+    assert [a.status_code for a in answers] == [413, 413, 200, 429, 429]
+    assert answers[3].json()["error"]["code"] == "rate_limited" and int(answers[3].headers["Retry-After"]) > 60
+    assert answers[3].headers["connection"] == "close"  # its body was not read
+    assert 'inlet_rate_limited_total{key="alice-laptop"} 2.0' in metrics
