@@ -258,8 +258,8 @@ class CatalogReads:
         """Each name of the people table that a document of a source not `unserved` says is one of
         a person's names (`Document.identities`) -> the identifiers it stands for there (one,
         unless two people share it)."""
-        kept, params = served(self.dialect, "doc_id", unserved)
-        sql = f"SELECT DISTINCT person, identity FROM people WHERE identity IS NOT NULL AND {kept}"
+        kept, params = served(self.dialect, "p.doc_id", unserved)
+        sql = f"SELECT DISTINCT p.person, p.identity FROM people p WHERE p.identity IS NOT NULL AND {kept}"
         found: dict[str, set[str]] = {}
         for person, identity in self._query(self.dialect.sql(sql), params):
             found.setdefault(person, set()).add(identity)

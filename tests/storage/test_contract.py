@@ -109,6 +109,8 @@ def test_catalog_commits_and_reads_alike(backend: Backend) -> None:
         catalog.commit(Commit(4, relabelled=[relabelled.model_copy(update={"metadata": member})]))
         one = {"c@x.org"}
         assert catalog.identities() == {"cid": one, "cid moreau": one, "c@x.org": one}
+        # only a served source's documents link names: another source no longer served takes none away
+        assert catalog.identities(("t",)) == catalog.identities() and catalog.identities(("s",)) == {}
     finally:
         catalog.close()
 
