@@ -6,18 +6,19 @@ model: time phrases ("yesterday", "last week", "in March 2001", "between January
 window measured from the question's time, and ending there when that time is given; source words
 ("in Slack", "the email", "the doc", "SharePoint"; every phrase of them: "the email in my inbox")
 become a `source_types` filter limited to the types the index holds; a phrase its clause denies
-("not in Slack", `negated`) becomes none, and is not searched for either; names the index knows
-as an author, sender or participant ("what did Phillip say", "emails from jsmith", "Phillip's
-email") become people whose documents are preferred
-(a name many people share means the one most of its documents belong to), every name of theirs
-the question matched, and reported once per person, by the address the index knows
-(`People.person`). Recency words ("latest", "newest", "most recent") are no topic: they leave the
-query, as the filter phrases do, and ask for the newest documents (`newest`, reported as `"sort":
-"newest"`); a bare "recent" before another noun says which of a thing the topic is ("recent
-graduates") and stays. `topic` says whether anything is left to search for beyond the filters, the
-people named, the recency words and kinds of document ("the latest email from Phillip" has none);
-a person left out (`Interpretation.naming`: one the caller may not see) leaves their name a topic.
-The caller runs the plain query when the filters would leave nothing.
+("not in Slack", `negated`) becomes none, and is not searched for either; names of served
+documents' authors, senders or participants ("what did Phillip say", "emails from jsmith",
+"Phillip's email") become people whose documents are preferred (a name many people share means the
+one most of its documents belong to), every name of theirs the question matched, and reported once
+per person, by the address the index knows (`People.person`). Only the people the caller may see a
+document of count, by the documents of theirs the caller sees (`Sight`): what documents hidden from
+the caller hold changes nothing of their interpretation. Recency words ("latest", "newest", "most
+recent") are no topic: they leave the query, as the filter phrases do, and ask for the newest
+documents (`newest`, reported as `"sort": "newest"`); a bare "recent" before another noun says
+which of a thing the topic is ("recent graduates") and stays. `topic` says whether anything is
+left to search for beyond the filters, the people named, the recency words and kinds of document
+("the latest email from Phillip" has none); the name of someone the caller may not see is a topic,
+as a name no one has. The caller runs the plain query when the filters would leave nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -189,7 +190,6 @@ class Interpretation:
     reported: Mapping[str, str] = field(default_factory=dict)
     newest: bool = False  # a recency word asked for the newest documents ("the latest", "most recent")
     topic: bool = True  # words beyond filters, people, recency and kinds of document are left to search for
-    left: tuple[str, ...] = ()  # the words `topic` is judged on: what is left less requests and kinds, names included
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -208,12 +208,6 @@ class Interpretation:
     @property
     def filters(self) -> bool:
         return bool(self.after or self.before or self.source_types)
-
-    def naming(self, people: tuple[str, ...], reported: Mapping[str, str]) -> "Interpretation":
-        """This interpretation naming only `people` (of its own), reported as `reported`: the names
-        of the others are words to search for again, as a name the index does not know is ("the
-        latest email from <someone the caller sees nothing of>" has a topic, their name)."""
-        return replace(self, people=people, reported=reported, topic=self.topic or _has_topic(self.left, people))
 
 
 def _day(value: datetime) -> datetime:
@@ -671,20 +665,23 @@ def _before(query: str, start: int) -> str:
 
 class People:
     """The index's vocabulary of people: name tokens (of personal addresses, handles and names) of
-    everyone who wrote or took part in a document (`Document.people`, which the catalog keeps in
-    a table of its own), with the names they stand for, which of those names are one person's
-    (`Document.identities`, kept in the same table: a Slack member's handle, full name and
-    address) and the kinds of source indexed. Read by the first query, and again by the first query
-    `REFRESH_S` or more after the last read (queries arriving meanwhile go on with the vocabulary
-    they have), so a question is never answered with a vocabulary older than that. A read costs
-    the people table's grouped count and its linked names, and the catalog's count of documents,
-    not a read of documents: a million-chunk index is not re-read to learn one new author."""
+    everyone who wrote or took part in a served document (`Document.people`, which the catalog
+    keeps in a table of its own; a source the configuration no longer names counts for nothing),
+    with the names they stand for, which of those names are one person's (`Document.identities`,
+    kept in the same table: a Slack member's handle, full name and address) and the kinds of
+    source indexed; a question is read against the part of it its caller may see (`Sight`). Read
+    by the first query, and again by the first query `REFRESH_S` or more after the last read
+    (queries arriving meanwhile go on with the vocabulary they have), so a question is never
+    answered with a vocabulary older than that. A read costs the people table's grouped count and
+    its linked names, and the catalog's count of documents, not a read of documents: a
+    million-chunk index is not re-read to learn one new author."""
 
     REFRESH_S = 60.0
     # Someone in at least one indexed document in this many is central to the index (a mailbox's
     # owner is in most of its mail): a name they share means them when they have twice the
     # documents of anyone else who has it. Ten mailboxes of the same size still qualify.
     OWNER_SHARE = 20
+    TOTALS_KEPT = 1024  # callers whose number of visible documents is kept until the next read
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -694,7 +691,8 @@ class People:
         self.documents: dict[str, int] = {}  # person -> documents they wrote or took part in
         self.linked: dict[str, str] = {}  # a name -> the one name its person is reported by (`person`)
         self.types: set[str] = set()
-        self.total = 0  # documents in the index
+        self.total = 0  # served documents in the index
+        self._totals: dict[tuple[str, ...], int] = {}  # principals -> served documents they may see
 
     def refresh(self, index: "Index") -> None:
         """Read the vocabulary on this thread when it is due and no other thread reads it already."""
@@ -707,9 +705,9 @@ class People:
     def _build(self, index: "Index") -> None:
         names, documents, linked, types, total = self.names, self.documents, self.linked, self.types, self.total
         try:
-            documents, kinds = index.catalog.people(), index.catalog.source_types()
-            linked = _linked(index.catalog.identities())
-            total = sum(n for n, _ in index.catalog.counts().values())
+            documents, kinds = index.people(), index.catalog.source_types()
+            linked = _linked(index.identities())
+            total = index.visible_documents(None)
             names = {}
             for person in documents:
                 for token in _tokens(person):
@@ -722,7 +720,22 @@ class People:
                 self._building = False
                 self.names, self.documents, self.linked = names, documents, linked
                 self.types, self.total = types, total
+                self._totals = {}
                 self._read_at = time.monotonic()
+
+    def seen_total(self, index: "Index", principals: tuple[str, ...]) -> int:
+        """How many served documents `principals` may see, read once per vocabulary read (a user's
+        share of the index decides, as the index's total does for the operator, whether someone is
+        central to what they see: `OWNER_SHARE`)."""
+        with self._lock:
+            known = self._totals.get(principals)
+        if known is None:
+            known = index.visible_documents(principals)
+            with self._lock:
+                if len(self._totals) >= self.TOTALS_KEPT:
+                    self._totals = {}
+                self._totals[principals] = known
+        return known
 
     def person(self, name: str) -> str:
         """The one name `name`'s person is reported by: their address when the index knows one,
@@ -730,7 +743,7 @@ class People:
         share it: "john smith" of two workspaces stays "john smith")."""
         return self.linked.get(name, name)
 
-    def find(self, query: str) -> tuple[str, ...]:
+    def find(self, query: str, sight: "Sight | None" = None) -> tuple[str, ...]:
         """The names (as `Document.people` gives them: addresses, handles, full names) of the
         people the query names, every one that has the word (`person` tells which are one
         person's): a known name token that is capitalised
@@ -742,7 +755,11 @@ class People:
         document in `OWNER_SHARE` of the index (a mailbox's owner), twice as many as anyone else
         who shares it; else nobody, unless the next word is a last name that narrows it ("John
         Arnold"); a first and last name nobody has names nobody, and neither does a name after a
-        public office ("Governor Davis")."""
+        public office ("Governor Davis"). Only the people `sight` (default: the operator's, everyone)
+        sees count, and their documents the caller sees: whether a word is a name, whom it
+        means and whether the next word is its last name are decided as if no one else were in
+        the index, so the answer is the same whoever else documents hidden from the caller name."""
+        sight = sight or Sight(self)
         found: list[str] = []
         words = list(re.finditer(r"[A-Za-z][A-Za-z'.-]+", query))
         surnames: set[int] = set()  # words read as the last name of the word before
@@ -764,47 +781,89 @@ class People:
                 capitalised
                 or possessive
                 or bool(_PERSON_CUES.search(before) and word not in _MAIL_THINGS)
-                or bool(_PERSON_AFTER.match(after) and (match[0][0].isupper() or self._handle(word)))
-                or bool(_THING_OR_PERSON.search(before) and self._handle(word))
+                or bool(_PERSON_AFTER.match(after) and (match[0][0].isupper() or self._handle(word, sight)))
+                or bool(_THING_OR_PERSON.search(before) and self._handle(word, sight))
             )
             if not cued:
                 continue
-            candidates = self._named(word)
+            candidates = self._named(word, sight)
             if candidates and following is not None and adjacent:
                 second = following[0].split("'")[0].lower()
-                both = candidates & self._named(second)
+                both = candidates & self._named(second, sight)
                 if both or (following[0][0].isupper() and second not in _CALENDAR):
                     surnames.add(i + 1)  # read with this word: "John Arnold" is not Matthew Arnold
                 if not both and i + 1 in surnames:
                     continue  # a full name the index does not know: not another Susan ("Susan Scott")
                 if both:  # who has both names, and their plain handles ("hamza" for "Hamza Faran")
-                    alone = {p for p in self._meant(candidates) if _tokens(p) <= {word, second}}
+                    alone = {p for p in self._meant(candidates, sight) if _tokens(p) <= {word, second}}
                     candidates = both | alone
-            found += [p for p in self._meant(candidates) if p not in found]
+            found += [p for p in self._meant(candidates, sight) if p not in found]
         return tuple(found)
 
-    def _handle(self, word: str) -> bool:
-        """Whether `word` is the whole name of someone the index knows ("hamza", "abilinski") and not
-        also a word written in lowercase ("may", "will", "march", "bill"): the handle "mark" is no one
-        in "mark said"."""
-        return word not in _ORDINARY and any(
-            person.split("@", 1)[0].lower() == word for person in self.names.get(word, ())
-        )
+    def _handle(self, word: str, sight: "Sight") -> bool:
+        """Whether `word` is the whole name of someone `sight` sees and not also a word written in
+        lowercase ("may", "will", "march", "bill"): the handle "mark" is no one in "mark said"."""
+        if word in _ORDINARY:
+            return False
+        return bool(sight.seen({p for p in self.names.get(word, ()) if p.split("@", 1)[0].lower() == word}))
 
-    def _named(self, word: str) -> set[str]:
-        """Who `word` may name: the people with that name token or the full name it is short for
-        ("Bob": Bob Crane and the Roberts)."""
-        return self.names.get(word, set()) | self.names.get(_NICKNAMES.get(word, ""), set())
+    def _named(self, word: str, sight: "Sight") -> set[str]:
+        """Who of those `sight` sees `word` may name: the people with that name token or the full
+        name it is short for ("Bob": Bob Crane and the Roberts)."""
+        return sight.seen(self.names.get(word, set()) | self.names.get(_NICKNAMES.get(word, ""), set()))
 
-    def _meant(self, candidates: set[str]) -> list[str]:
-        """Who a name shared by `candidates` means (see `find`); none when it stays ambiguous."""
+    def _meant(self, candidates: set[str], sight: "Sight") -> list[str]:
+        """Who a name shared by `candidates` means (see `find`), by the documents of theirs `sight`
+        sees; none when it stays ambiguous."""
         if len(candidates) <= 3:
             return sorted(candidates)
-        counts = sorted(((self.documents.get(p, 0), p) for p in candidates), reverse=True)
+        documents = sight.documents(candidates)
+        counts = sorted(((documents.get(p, 0), p) for p in candidates), reverse=True)
         total = sum(n for n, _ in counts)
         most, runner_up = counts[0][0], counts[1][0]
-        central = bool(self.total) and most * self.OWNER_SHARE >= self.total  # a mailbox's owner, say
-        return [counts[0][1]] if most * 2 > total or (central and most >= 2 * runner_up) else []
+        if most * 2 > total:
+            return [counts[0][1]]
+        if most >= 2 * runner_up:  # and central to what the caller sees: a mailbox's owner, say
+            everything = sight.total()
+            if everything and most * self.OWNER_SHARE >= everything:
+                return [counts[0][1]]
+        return []
+
+
+class Sight:
+    """The vocabulary's people as one caller sees them (`People.find` decides only by these): for
+    the operator (no principals) everyone in it, by their document counts, which are read from
+    served documents only; for a user, those named by a served document they may see, counted by
+    such documents. A user's counts are read from the index for the candidates of the words read as
+    names, once per question (a few small reads of the people table's key, against the ACL's), and
+    their number of visible documents once per vocabulary read (`People.seen_total`)."""
+
+    def __init__(self, people: People, index: "Index | None" = None, principals: tuple[str, ...] | None = None) -> None:
+        self._people, self._index = people, index
+        self._principals = principals if index is not None else None
+        self._counts: dict[str, int] = {}  # person -> documents of theirs the caller sees (0: none)
+
+    def seen(self, persons: Iterable[str]) -> set[str]:
+        """Those of `persons` the caller may see a served document of."""
+        return set(persons) if self._principals is None else set(self.documents(persons))
+
+    def documents(self, persons: Iterable[str]) -> dict[str, int]:
+        """person -> the served documents of theirs the caller may see, for those of `persons`
+        named by any (the operator: every one of `persons`, by the vocabulary's counts)."""
+        if self._index is None or self._principals is None:
+            return {p: self._people.documents.get(p, 0) for p in persons}
+        wanted = set(persons)
+        missing = sorted(wanted - self._counts.keys())
+        if missing:
+            got = self._index.people(missing, self._principals)
+            self._counts.update({p: got.get(p, 0) for p in missing})
+        return {p: self._counts[p] for p in wanted if self._counts[p]}
+
+    def total(self) -> int:
+        """The served documents the caller may see."""
+        if self._index is None or self._principals is None:
+            return self._people.total
+        return self._people.seen_total(self._index, self._principals)
 
 
 def _linked(identities: Mapping[str, set[str]]) -> dict[str, str]:
@@ -940,9 +999,12 @@ def _cut(query: str, spans: list[tuple[int, int]]) -> str:
     return " ".join(query.split())
 
 
-def interpret(query: str, now: datetime | None, people: People, types_known: Iterable[str]) -> Interpretation:
-    """Time window, source types and people of `query`, and the query without the filter phrases
-    and recency words. Given the question's time (`now`), a window without an end ends there."""
+def interpret(
+    query: str, now: datetime | None, people: People, types_known: Iterable[str], sight: Sight | None = None
+) -> Interpretation:
+    """Time window, source types and people of `query` (of those `sight` sees: default, everyone),
+    and the query without the filter phrases and recency words. Given the question's time (`now`),
+    a window without an end ends there."""
     moment = now or datetime.now(timezone.utc)
     after, before, time_spans = time_window(query, moment)
     if now is not None and after is not None and before is None:
@@ -955,7 +1017,7 @@ def interpret(query: str, now: datetime | None, people: People, types_known: Ite
     # own words are blanked: "emails from jsmith" and "Phillip's email about" keep their cue.
     unnamed = _blanked(query, time_spans)
     unnamed = _blanked(unnamed, [m.span() for s, e in source_spans for m in _SOURCE_NOUN.finditer(query, s, e)])
-    found = people.find(unnamed)
+    found = people.find(unnamed, sight)
     stripped = _cut(query, time_spans + source_spans + recency)
     left = _topic_words(stripped)
     if not _says_something(stripped):  # all of it was filters ("the latest Teams message"): less its recency words
@@ -969,5 +1031,4 @@ def interpret(query: str, now: datetime | None, people: People, types_known: Ite
         reported={name: people.person(name) for name in found},
         newest=bool(recency),
         topic=_has_topic(left, found),
-        left=left,
     )

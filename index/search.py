@@ -43,7 +43,7 @@ from inlet.errors import UnknownFilterError
 from inlet.storage.types import Filters, chunk_doc_id, chunk_id
 
 from . import relevance as rel
-from .interpret import Interpretation, People, interpret, name_words
+from .interpret import Interpretation, People, Sight, interpret, name_words
 from .clean import plain, readable, readable_url, readable_values
 from .near_duplicates import Marks, document_marks, marks, near_duplicates, same_document
 from .store import Index
@@ -224,17 +224,17 @@ def answer(index: Index, request: SearchRequest) -> Answer:
     understood = Interpretation(query=request.query)
     if request.interpret and request.mode == "hybrid":
         vocabulary = people_of(index)
-        understood = interpret(request.query, request.now, vocabulary, vocabulary.types)
-        if understood.people and (request.user is not None or index.unserved()):
-            # name no one the asker sees no served document of, nor by an address they see nowhere
-            reported = understood.reported
-            asked = list(dict.fromkeys([*understood.people, *reported.values()]))
-            seen = index.visible_people(asked, request.filters().principals)
-            # the others' names are words again, as a name no one has: "the latest email from <someone
-            # hidden>" searches the name (and finds nothing), as for a name the index does not know
-            kept = tuple(p for p in understood.people if p in seen)
-            shown = {p: r for p, r in reported.items() if p in kept and r in seen}
-            understood = understood.naming(kept, shown)
+        principals = request.filters().principals
+        # the people the caller may see are all a name is read against: who else hidden documents
+        # name changes nothing (a name only they have is words to search for, as a name no one has)
+        sight = Sight(vocabulary, index, principals)
+        understood = interpret(request.query, request.now, vocabulary, vocabulary.types, sight)
+        if understood.people and principals is not None:
+            # nor is a name reported by an address the caller sees nowhere (its link to the name
+            # may come from a document hidden from them)
+            seen = sight.seen(understood.reported.values())
+            shown = {p: r for p, r in understood.reported.items() if r in seen}
+            understood = replace(understood, reported=shown)
     understood = _applicable(request, understood)
     narrowed = _narrowed(request, understood)
     pool: list[Hit] = []

@@ -515,9 +515,21 @@ class Index:
         same work whichever source a caller asks about (`CatalogStore.visible_sources`)."""
         return self.catalog.visible_sources(principals, self.unserved())
 
-    def visible_people(self, persons: list[str], principals: tuple[str, ...] | None) -> set[str]:
-        """The persons among `persons` named by a served document the principals may see."""
-        return self.catalog.visible_people(persons, principals, self.unserved())
+    def people(self, persons: Sequence[str] | None = None, principals: tuple[str, ...] | None = None) -> dict[str, int]:
+        """Who (among `persons`, when given) a served document the principals may see (None: any)
+        names, with how many such documents name them."""
+        return self.catalog.people(persons, principals, self.unserved())
+
+    def identities(self) -> dict[str, set[str]]:
+        """The names served documents say are one person's -> the identifiers they stand for."""
+        return self.catalog.identities(self.unserved())
+
+    def visible_documents(self, principals: tuple[str, ...] | None) -> int:
+        """How many served documents the principals may see (None: the operator, every one)."""
+        if principals is None:
+            hidden = set(self.unserved())
+            return sum(n for source, (n, _) in self.catalog.counts().items() if source not in hidden)
+        return self.catalog.visible_documents(principals, self.unserved())
 
     def held_visibly(self, term: str, principals: tuple[str, ...]) -> bool:
         """Whether a chunk of a served document the principals may see holds `term`."""

@@ -225,38 +225,52 @@ class CatalogReads:
         """The sources with documents in the catalog, sorted (`SOURCES`: cheap, unlike `counts`)."""
         return [r[0] for r in self._query(SOURCES)]
 
-    def people(self) -> dict[str, int]:
-        """Everyone who wrote or took part in an indexed document (`Document.people`), sorted, with
-        the number of their documents."""
-        return {
-            r[0]: int(r[1]) for r in self._query("SELECT person, COUNT(*) FROM people GROUP BY person ORDER BY person")
-        }
+    def people(
+        self,
+        persons: Sequence[str] | None = None,
+        principals: tuple[str, ...] | None = None,
+        unserved: Sequence[str] = (),
+    ) -> dict[str, int]:
+        """Everyone who wrote or took part in a document (`Document.people`) that `principals` may
+        see (None: any document) of a source not `unserved`, sorted, with the number of those
+        documents; only those of `persons` when given (in parts where the driver needs it)."""
+        if persons is not None and not persons:
+            return {}
+        if persons is None and principals is None and not unserved:  # the whole table: its key alone
+            sql, params = "SELECT person, COUNT(*) FROM people GROUP BY person ORDER BY person", list[Any]()
+            return {r[0]: int(r[1]) for r in self._query(sql, params)}
+        kept, params = served(self.dialect, "p.doc_id", unserved)
+        where = [kept]
+        if principals is not None:
+            seen, more = seen_by(self.dialect, "p.doc_id", principals)
+            where.append(seen)
+            params += more
+        if persons is not None:
+            where.insert(0, "{IN}")
+        sql = f"SELECT p.person, COUNT(*) FROM people p WHERE {' AND '.join(where)} GROUP BY p.person"
+        if persons is None:
+            rows: Iterable[tuple[Any, ...]] = self._query(self.dialect.sql(sql), params)
+        else:
+            rows = self._select(sql, "p.person", list(dict.fromkeys(persons)), params)
+        return {r[0]: int(r[1]) for r in sorted(rows)}
 
-    def identities(self) -> dict[str, set[str]]:
-        """Each name of the people table that a document says is one of a person's names
-        (`Document.identities`) -> the identifiers it stands for there (one, unless two people
-        share it)."""
+    def identities(self, unserved: Sequence[str] = ()) -> dict[str, set[str]]:
+        """Each name of the people table that a document of a source not `unserved` says is one of
+        a person's names (`Document.identities`) -> the identifiers it stands for there (one,
+        unless two people share it)."""
+        kept, params = served(self.dialect, "p.doc_id", unserved)
+        sql = f"SELECT DISTINCT p.person, p.identity FROM people p WHERE p.identity IS NOT NULL AND {kept}"
         found: dict[str, set[str]] = {}
-        for person, identity in self._query("SELECT DISTINCT person, identity FROM people WHERE identity IS NOT NULL"):
+        for person, identity in self._query(self.dialect.sql(sql), params):
             found.setdefault(person, set()).add(identity)
         return found
 
-    def visible_people(
-        self, persons: list[str], principals: tuple[str, ...] | None, unserved: Sequence[str] = ()
-    ) -> set[str]:
-        """The persons among `persons` named by a document `principals` may see (None: any
-        document) of a source not `unserved`."""
-        if not persons:
-            return set()
-        cond, params = self.dialect.in_list("p.person", persons)
-        kept, more = served(self.dialect, "p.doc_id", unserved)
-        sql = f"SELECT DISTINCT p.person FROM people p WHERE {cond} AND {kept}"
-        params += more
-        if principals is not None:
-            seen, more = seen_by(self.dialect, "p.doc_id", principals)
-            sql += f" AND {seen}"
-            params += more
-        return {r[0] for r in self._query(self.dialect.sql(sql), params)}
+    def visible_documents(self, principals: tuple[str, ...], unserved: Sequence[str] = ()) -> int:
+        """How many documents of sources not `unserved` `principals` may see (the ACL's key)."""
+        cond, params = self.dialect.in_list("a.principal", principals)
+        kept, more = served(self.dialect, "a.doc_id", unserved)
+        sql = f"SELECT COUNT(DISTINCT a.doc_id) FROM acl a WHERE {cond} AND {kept}"
+        return int(self._query(self.dialect.sql(sql), [*params, *more])[0][0])
 
     def visible_sources(self, principals: tuple[str, ...] | None, unserved: Sequence[str] = ()) -> set[str]:
         """Every source holding a document `principals` may see (None: any document), but the

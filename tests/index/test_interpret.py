@@ -826,6 +826,63 @@ def test_the_latest_from_someone_the_caller_sees_nothing_of_is_as_for_a_name_no_
     assert [h.relevance for h in hidden.hits] == pytest.approx([h.relevance for h in unknown.hits], abs=0.02)
 
 
+def mail(n: int, author: str, text: str, acl: ACL) -> Document:
+    return Document(
+        id=f"mail:{n}", source="mail", source_type="outlook", title=text[:30], text=text, author=author, acl=acl
+    )
+
+
+VISIBLE_PEOPLE = [
+    mail(1, "dana.whitfield@example.com", "The Falconridge cut-over is on track.", ACL(public=True)),
+    *(
+        mail(2 + i, f"sam.q{c}@example.com", f"The canteen serves lentil soup on day {c}.", ACL(public=True))
+        for i, c in enumerate("abc")
+    ),
+    *(
+        mail(5 + i, author, "Parking passes renew in May.", ACL(public=True))
+        for i, author in enumerate(
+            ["kim.a@example.com", "kim.a@example.com", "kim.b@example.com", "kim.c@example.com", "kim.d@example.com"]
+        )
+    ),
+]
+CAROLS = ACL(users=["carol@example.com"])
+HIDDEN_PEOPLE = [
+    mail(20, "ottoline.fairweather@secretco.example", "Prepare the board deck on the Wobbletronics deal.", CAROLS),
+    *(mail(21 + i, "sam.hidden@secretco.example", f"Private note {i} about the merger.", CAROLS) for i in range(5)),
+    *(mail(30 + i, "facilities@example.com", f"Room {i} is booked for the audit.", CAROLS) for i in range(40)),
+]
+NAMED = {
+    "what did Ottoline Whitfield say": ["dana.whitfield@example.com"],
+    "what did Fairweather Whitfield say": ["dana.whitfield@example.com"],
+    "what did Sam say about the canteen": ["sam.qa@example.com", "sam.qb@example.com", "sam.qc@example.com"],
+    "what did Kim say about parking": ["kim.a@example.com"],  # in 2 of the 9 documents bob sees: central
+}
+
+
+def test_who_a_question_names_is_decided_only_by_the_people_the_caller_may_see(tmp_path, text_hash_embedder) -> None:
+    """probe34i F1: whether a name is a known first name (so the next word is its last name), whom
+    a name several people share means (by their documents), and whether someone is central to the
+    index are decided over the documents the caller may see: bob's answers are the same whether
+    or not mail only carol may see names an Ottoline Fairweather, a Sam with more mail than his
+    three Sams, or forty other documents (the old code named nobody for the first three questions
+    and, with the forty, no Kim: an oracle for names and numbers of documents bob may not read)."""
+    answers: dict[str, dict[str, object]] = {}
+    for name, corpus in (("without", VISIBLE_PEOPLE), ("with", [*VISIBLE_PEOPLE, *HIDDEN_PEOPLE])):
+        with Index(IndexConfig(path=tmp_path / name), embedder=text_hash_embedder) as ix:
+            ix.apply(corpus, generation=1)
+            answers[name] = {q: ask(ix, q, user="bob@example.com").interpreted for q in NAMED}
+            if name == "with":  # carol sees the hidden Sam's five of eight Sam mails: hers is he
+                got = ask(ix, "what did Sam say about the canteen", user="carol@example.com")
+                assert got.interpreted == {"people": ["sam.hidden@secretco.example"]}
+                got = ask(ix, "what did Ottoline Whitfield say", user="carol@example.com")
+                assert got.interpreted == {}  # a first and last name nobody she sees has
+                # the operator sees all: five Sam mails of eight are the hidden Sam's too
+                assert ask(ix, "what did Sam say about the canteen").interpreted == {
+                    "people": ["sam.hidden@secretco.example"]
+                }
+    assert answers["with"] == answers["without"] == {q: {"people": people} for q, people in NAMED.items()}
+
+
 def slack_thread(n: str, text: str, members: list[tuple[str, str, str]], acl: ACL, source: str = "slack") -> Document:
     """A Slack thread as the connector writes it: each member's display name, full name and email
     at one position of `participants`, `participant_full_names`, `participant_emails`."""

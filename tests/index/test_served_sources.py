@@ -54,6 +54,34 @@ def test_a_source_no_longer_configured_is_no_source_and_names_no_one(tmp_path: P
         assert frequency is not None and frequency("zebrafish") == 0 and frequency("gas") > 0
 
 
+def test_the_people_of_a_source_no_longer_configured_shape_no_answer(tmp_path: Path, text_hash_embedder: Any) -> None:
+    """probe34i F1: once `old` is out of the config, its people no more decide whether a word is a
+    first name ("Ottoline Kim" is Kim again) or whom a shared name means (its five-document Sam no
+    longer takes "Sam" from the chat's three), for its former readers, anyone else or the operator."""
+    config = IndexConfig(path=tmp_path / "index")
+    chat = [note("chat", 1, "parking passes renew in May", ACL(public=True), "kim@example.com")]
+    chat += [note("chat", 1 + n, f"the canteen menu {n}", ACL(public=True), f"sam.{n}@example.com") for n in (1, 2, 3)]
+    readers = ACL(users=["carol@example.com"])
+    old = [note("old", 1, "board prep", readers, "ottoline.fairweather@secretco.example")]
+    old += [note("old", 1 + n, f"merger note {n}", readers, "sam.old@secretco.example") for n in range(1, 6)]
+    questions = {
+        "what did Ottoline Kim say about parking": ["kim@example.com"],
+        "what did Sam say about the canteen": [f"sam.{n}@example.com" for n in (1, 2, 3)],
+    }
+    with Index(config, embedder=text_hash_embedder) as index:
+        index.apply([*chat, *old])
+        assert answer(index, SearchRequest("what did Sam say", user="carol@example.com")).interpreted == {
+            "people": ["sam.old@secretco.example"]
+        }
+    with Index(config, embedder=text_hash_embedder, configured={"chat"}) as index:
+        for user in ("carol@example.com", BOB, None):
+            for question, people in questions.items():
+                assert answer(index, SearchRequest(question, user=user)).interpreted == {"people": people}, (
+                    question,
+                    user,
+                )
+
+
 def test_which_sources_a_user_may_name_takes_the_same_work_whatever_they_name(
     tmp_path: Path, text_hash_embedder: Any
 ) -> None:

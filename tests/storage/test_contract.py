@@ -68,9 +68,11 @@ def test_catalog_commits_and_reads_alike(backend: Backend) -> None:
             assert "COVERING INDEX documents_source_chunks" in str(catalog._query("EXPLAIN QUERY PLAN " + COUNTS))
         assert catalog.people() == {"ann@example.com": 1, "bob@other.org": 1} and catalog.source_types() == ["files"]
         everyone = ["ann@example.com", "bob@other.org", "nobody@example.com"]
-        assert catalog.visible_people(everyone, None) == {"ann@example.com", "bob@other.org"}
-        assert catalog.visible_people(everyone, ANN) == {"ann@example.com", "bob@other.org"}
-        assert catalog.visible_people(everyone, BOB) == set()  # named only in a document Bob may not see
+        assert catalog.people(everyone, None) == {"ann@example.com": 1, "bob@other.org": 1}
+        assert catalog.people(everyone, ANN) == {"ann@example.com": 1, "bob@other.org": 1}
+        assert catalog.people(everyone, BOB) == {}  # named only in a document Bob may not see
+        assert catalog.people([], ANN) == {} and catalog.people(None, BOB) == {}
+        assert catalog.visible_documents(ANN) == 3 and catalog.visible_documents(BOB) == 2
         assert catalog.visible_sources(None) == catalog.visible_sources(BOB) == {"s", "t"}
         assert catalog.visible_sources(tuple(p for p in ANN if p != "*")) == {"s"}  # s:2, Ann's own
         assert catalog.visible_sources(tuple(p for p in BOB if p != "*")) == set()
@@ -107,6 +109,8 @@ def test_catalog_commits_and_reads_alike(backend: Backend) -> None:
         catalog.commit(Commit(4, relabelled=[relabelled.model_copy(update={"metadata": member})]))
         one = {"c@x.org"}
         assert catalog.identities() == {"cid": one, "cid moreau": one, "c@x.org": one}
+        # only a served source's documents link names: another source no longer served takes none away
+        assert catalog.identities(("t",)) == catalog.identities() and catalog.identities(("s",)) == {}
     finally:
         catalog.close()
 
@@ -389,9 +393,11 @@ def test_a_source_no_longer_configured_is_filtered_out_and_its_state_forgotten(
         catalog.commit(Commit(2, [(tess, ["zebrafish"])]))
         assert catalog.visible_sources(BOB) == {"s", "t"} and catalog.visible_sources(BOB, ("t",)) == {"s"}
         assert catalog.visible_sources(None, ("t",)) == {"s"}
-        assert catalog.visible_people(["tess@example.com"], BOB) == {"tess@example.com"}
-        assert catalog.visible_people(["tess@example.com"], BOB, ("t",)) == set()
-        assert catalog.visible_people(["tess@example.com"], None, ("t",)) == set()
+        assert catalog.people(["tess@example.com"], BOB) == {"tess@example.com": 1}
+        assert catalog.people(["tess@example.com"], BOB, ("t",)) == {}
+        assert catalog.people(["tess@example.com"], None, ("t",)) == {}
+        assert "tess@example.com" in catalog.people() and "tess@example.com" not in catalog.people(unserved=("t",))
+        assert catalog.visible_documents(BOB) == 3 and catalog.visible_documents(BOB, ("t",)) == 1
         assert catalog.held_visibly("zebrafish", BOB) and not catalog.held_visibly("zebrafish", BOB, ("t",))
         assert catalog.held_visibly("kestrel", BOB, ("t",))
     finally:
