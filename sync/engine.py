@@ -93,7 +93,6 @@ from inlet.errors import (
     IndexUnavailable,
     ConnectorBugError,
     InletError,
-    LeaseLostError,
     NothingInScopeError,
     RetriableError,
 )
@@ -907,7 +906,10 @@ class Engine:
         exception is a connector bug, logged with its traceback naming the source. A failed listing,
         or one naming an id not of the source (`_live_ids`), deletes nothing and is recorded as a
         failed prune (`inlet status` shows it; a prune is no sync: `SYNC_KINDS`) and returned as a
-        failed result (the caller logs an inlet error)."""
+        failed result (the caller logs an inlet error). So is a prune whose deletions fail (its lease
+        lost, the Chroma server or the database out of reach, a full index folder): its run is
+        recorded as ended then, with that error, never left open for the next run to close as one a
+        stopped process left."""
         connector = self.connector(name)
         try:
             with waits_end_when(self.stop.is_set), http_errors(name):
@@ -935,8 +937,13 @@ class Engine:
                 source.last_prune = time.time()
                 source.fence = fence
                 self.state.save_source(source)
-            except LeaseLostError as exc:
+            except InletError as exc:  # the lease lost, the Chroma server or the database out of reach
                 return self._finish(run, started, "failed", str(exc))
+            except Exception as exc:
+                full = storage_error(exc, self.index.path)
+                if full is None:
+                    raise
+                return self._finish(run, started, "failed", str(full))  # a full or read-only index folder
             return self._finish(run, started, "ok", None)
 
     def _prune_failed(
