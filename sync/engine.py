@@ -95,6 +95,7 @@ from inlet.errors import (
     InletError,
     NothingInScopeError,
     RetriableError,
+    SourceBusyError,
 )
 from inlet.index.disk import storage_error
 from inlet.storage import ORPHANED, SKIPS_KEPT, SYNC_KINDS, Fence, Leases, RunRecord, SourceState, StateStore
@@ -172,6 +173,20 @@ class RunResult:
             "retry_after": self.retry_after,
             "since": self.since,
         }
+
+
+def synced_unless_busy(name: str, sync: Callable[[], RunResult]) -> RunResult:
+    """`sync()`, a sync of source `name` asked for now; while another process syncs it (the
+    `SourceBusyError` of its lease: another host's daemon, the scheduled run of the daemon holding
+    the index), a failed result whose error says so, naming the holder (and its lease's end). Of
+    several sources asked for (`inlet sync`, run here or forwarded, the admin route), a busy one
+    thus keeps none of the others from its sync, and every one is reported. Nothing is recorded
+    for it: no run was made, and the holder's run is the source's."""
+    try:
+        return sync()
+    except SourceBusyError as exc:
+        log.info("sync of %r asked for now not run: %s", name, exc)
+        return RunResult(name, "failed", 0, 0, 0, 1, 0.0, str(exc))
 
 
 def _reads_all_of(saved: str | None, asked: datetime | None) -> bool:

@@ -106,7 +106,9 @@ def test_commands_are_answered_by_a_running_daemon(tmp_path: Path, serve: bool) 
                 code, out, err = inlet(tmp_path, "sync", "notes", "--json", tag="sync-busy")
             finally:
                 busy.release()
-            assert code == 1 and "source 'notes' is already being synced" in err and out == ""
+            assert code == 1 and "Traceback" not in err, err
+            (refused,) = json.loads(out)["runs"]  # reported as a run of several would be
+            assert refused["outcome"] == "failed" and "source 'notes' is already being synced" in refused["error"]
             assert "Traceback" not in err
             last = ok_json(tmp_path, "search", "lantern", "--user", "alice@example.com", tag="last")
     finally:
@@ -186,6 +188,41 @@ def test_a_forwarded_run_is_refused_while_its_source_runs_and_once_the_daemon_st
         assert engine.calls == [("docs", "backfill")]
     finally:
         state.close()
+
+
+def test_a_forwarded_sync_reports_a_source_that_runs_and_syncs_the_others(tmp_path: Path, text_hash_embedder) -> None:
+    """`inlet sync` (all sources) forwarded while the holder runs one of them (its schedule's run):
+    that one is reported failed with the holder's reason, and the sources after it are still synced
+    and reported, exit 1, as when the command runs directly."""
+    from click.testing import CliRunner
+
+    from inlet.cli import cli as inlet_cli
+
+    config = make_workdir(tmp_path)
+    with config.open("a") as more:
+        more.write('[[sources]]\nname = "more"\ntype = "files"\npath = "docs"\n')
+    settings = load_config(config)
+    asked: list[str] = []
+
+    def run(name, kind, since, restart, cancel, env):  # the holder: "notes" is running on its schedule
+        asked.append(name)
+        if name == "notes":
+            raise SourceBusyError("source 'notes' is already being synced (pid 4242)")
+        return RunResult(name, "ok", 3, 0, 0, 0, 0.5)
+
+    with Index(settings.index, embedder=text_hash_embedder) as index:
+        state = SqliteState(index.path / "state.db")
+        local = start_local_commands(settings, index, state, run)
+        assert local is not None
+        try:
+            result = CliRunner().invoke(inlet_cli, ["sync", "--json", "--config", str(config)])
+        finally:
+            local.close()
+            state.close()
+    assert result.exit_code == 1, result.output
+    runs = json.loads(result.stdout)["runs"]
+    assert [(r["source"], r["outcome"]) for r in runs] == [("notes", "failed"), ("more", "ok")]
+    assert runs[0]["error"] == "source 'notes' is already being synced (pid 4242)" and asked == ["notes", "more"]
 
 
 def test_ctrl_c_on_a_forwarded_backfill_ends_the_holders_run_and_reports_it_interrupted(
