@@ -6,16 +6,28 @@ write during a reindex sends the sources it touches back to the reindex's queue 
 of the record is written before it is believed: a write refused because another process wrote
 first (`RecordChanged`) leaves this object holding the record as it now stands. Every collection
 comes from its one Chroma client, opened by `open` and released by `close` (the index's).
+
+A process that serves (`inlet daemon`, `inlet serve`) opens with `wait`: a Chroma server that
+cannot be reached then is an outage it rides out, as one that stops later: the index opens without
+its vectors (`waiting` says why), every use of them tries the server again (`collection`), failing
+with `IndexUnavailable` as during an outage, and the first that reaches it opens the collection with
+the checks an opening makes (`vectors.check_held`). A use never waits on another thread's attempt.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
 from typing import Any
 
+from inlet.errors import IndexUnavailable, VectorsLost
+from inlet.logs import shown_url
 from inlet.storage.records import Record, RecordChanged, Records
 
 from . import fingerprint, vectors
+
+log = logging.getLogger(__name__)
 
 
 class RecordKeeper:
@@ -43,37 +55,96 @@ class RecordKeeper:
         self.record = fingerprint.establish(records, model, has_documents)
         if not reindexing:
             fingerprint.check(records.where, self.record, model)
-        self.collection: Any = None
+        self._collection: Any = None
         self.client: Any = None  # the Chroma client, from `open` to `close`
+        self.waiting: str | None = None  # why the Chroma server was not reached yet (`open(wait=True)`)
+        self._reaching = threading.Lock()  # one attempt at a time to reach it (`_reach`)
 
     @property
     def where(self) -> str:
         return self.records.where
 
-    def open(self) -> None:
+    @property
+    def collection(self) -> Any:
+        """The live collection. While the Chroma server has not been reached since the index opened
+        (`waiting`), each use tries it again (`_reach`): `IndexUnavailable` until it answers."""
+        if self.waiting is not None:
+            self._reach()
+        return self._collection
+
+    @collection.setter
+    def collection(self, collection: Any) -> None:
+        self._collection = collection
+
+    def open(self, wait: bool = False) -> None:
         """Connect to Chroma and open the collection the record names (Chroma is imported here,
         not at construction). A Chroma server or folder that lost it (`vectors.check_held`) is refused, unless
         this is `inlet reindex` (noted in `lost`: it embeds the chunks again) or a restore is under
         way (a reindex to the record's own model: the collection fills as it goes). A folder's
         Chroma, which its index lock gives to this process alone, first loses the folders of
         collections deleted before (`vectors.remove_unused_segments`: an earlier release's reindex
-        left them, and every backup copied them)."""
-        from inlet.errors import VectorsLost
-
-        self.client = vectors.connect(self.path, self.chroma_url)
-        if self.chroma_url is None:
-            vectors.remove_unused_segments(self.client)
-        pending = self.record.pending
-        restoring = (
-            pending is not None and pending.model == self.record.model and pending.backend == self.record.backend
-        )
+        left them, and every backup copied them). With `wait`, a Chroma server that cannot be
+        reached is tried again by each use of the vectors (`waiting`, logged once here)."""
         try:
-            vectors.check_held(self.client, self.chroma_url, self.record.collection, self.chunks)
+            self._connect()
         except VectorsLost:
-            if not (self.reindexing or restoring):
+            raise
+        except IndexUnavailable as exc:
+            if not wait:
                 raise
-            self.lost = True
-        self.collection = self.open_collection(self.record.collection)
+            self.waiting = str(exc)
+            log.warning(
+                "%s; starting without it: runs fail and searches answer 503 until it answers (tried again on each use)",
+                exc,
+            )
+
+    def _connect(self) -> None:
+        """Connect, check and open the collection (`open`); a failure keeps no client."""
+        client = vectors.connect(self.path, self.chroma_url)
+        try:
+            if self.chroma_url is None:
+                vectors.remove_unused_segments(client)
+            pending = self.record.pending
+            restoring = (
+                pending is not None and pending.model == self.record.model and pending.backend == self.record.backend
+            )
+            try:
+                vectors.check_held(client, self.chroma_url, self.record.collection, self.chunks)
+            except VectorsLost:
+                if not (self.reindexing or restoring):
+                    raise
+                self.lost = True
+            collection = vectors.open_collection(
+                client, self.chroma_url, self.record.collection, ef_search=self.ef_search
+            )
+        except BaseException:
+            vectors.disconnect(client)
+            raise
+        self.client, self._collection = client, collection
+
+    def _reach(self) -> None:
+        """Try the Chroma server not reached yet once more (`IndexUnavailable` until it answers;
+        `VectorsLost` if it answers without the index's vectors). While another thread tries,
+        fail at once with the last reason, rather than wait on its attempt."""
+        if not self._reaching.acquire(blocking=False):
+            raise IndexUnavailable(self.waiting or "the Chroma server ([index] chroma_url) is being reached")
+        try:
+            if self.waiting is None:  # reached by another thread meanwhile
+                return
+            try:
+                self._connect()
+            except VectorsLost:
+                raise
+            except IndexUnavailable as exc:
+                self.waiting = str(exc)
+                raise
+            self.waiting = None
+            log.info(
+                "the Chroma server at %s ([index] chroma_url) answers: the vectors are open",
+                shown_url(self.chroma_url or ""),
+            )
+        finally:
+            self._reaching.release()
 
     def close(self) -> None:
         """Release the Chroma client (its files or connections); only the first call does anything."""
@@ -89,7 +160,11 @@ class RecordKeeper:
 
     def follow(self) -> None:
         """Before a write to a shared database: take up a record another process changed (a
-        reindex started, advanced or switched), and refuse to write vectors of another model."""
+        reindex started, advanced or switched), and refuse to write vectors of another model.
+        A Chroma server not reached yet is tried first (`collection`): the record's change stays
+        to be taken up while it cannot be."""
+        if self.waiting is not None:
+            self._reach()
         record = self.records.changed()
         if record is not None:
             if record.collection != self.record.collection:

@@ -132,7 +132,9 @@ def _checked(count: TokenCounter, check: Callable[[], None] | None) -> TokenCoun
 
 
 class Index:
-    """Open one per process (`Index.open`); thread-safe for concurrent searches and one writer."""
+    """Open one per process (`Index.open`); thread-safe for concurrent searches and one writer.
+    `wait_for_chroma` (a daemon, `inlet serve`): a Chroma server that cannot be reached at opening
+    is ridden out as an outage (`RecordKeeper.open`), not refused."""
 
     def __init__(
         self,
@@ -142,6 +144,7 @@ class Index:
         lock: bool = True,
         reindexing: bool = False,
         configured: Collection[str] | None = None,
+        wait_for_chroma: bool = False,
         **lock_info: object,
     ) -> None:
         self.config = config
@@ -175,7 +178,7 @@ class Index:
                     ef_search=config.ef_search,
                     chunks=self._settled_chunks(counts),
                 )
-                self.keeper.open()
+                self.keeper.open(wait=wait_for_chroma)
         except BaseException:
             self.close()
             raise

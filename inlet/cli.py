@@ -16,6 +16,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -244,8 +245,13 @@ def backfill(
 @click.argument("sources", nargs=-1)
 @_common
 def sync(sources: tuple[str, ...], config_path: str | None, as_json: bool, verbose: int) -> None:
-    """One incremental sync of the named sources (default: all)."""
+    """One incremental sync of the named sources (default: all).
+
+    A source another process is syncing (a daemon, on this host or another) is not synced here:
+    its entry is failed, naming the holder, the others are synced, and the exit is 1."""
     _setup_logging(verbose)
+    from inlet.sync.engine import synced_unless_busy
+
     try:
         settings = _settings(config_path)
         names = [settings.source(s).name for s in sources] or [s.name for s in settings.sources]
@@ -253,7 +259,11 @@ def sync(sources: tuple[str, ...], config_path: str | None, as_json: bool, verbo
         def here() -> list[Any]:
             with _engine(settings, progress=not as_json) as engine:
                 _preflight(settings, names)
-                return [engine.run(name, "sync") for name in names if not engine.stop.is_set()]
+                return [
+                    synced_unless_busy(name, partial(engine.run, name, "sync"))
+                    for name in names
+                    if not engine.stop.is_set()
+                ]
 
         results = _held_or_here(
             settings, lambda holder: _runs_in_holder(holder, settings, names, "sync", progress=not as_json), here

@@ -60,9 +60,11 @@ def serving_index(settings: Settings, **lock_info: Any) -> Index:
     stopping), it is waited for. Either way its lock is waited for up to `HANDOVER_SECONDS` (that
     `inlet mcp` then forwards its tool calls here). A holder that answers and is not an `inlet mcp`
     (a running daemon or server), or one that does not let go in time, is the usual
-    `IndexLockedError`."""
+    `IndexLockedError`. A Chroma server that cannot be reached is waited for as during an outage
+    (`Index(wait_for_chroma=True)`): the process starts, its runs fail and its API answers 503 until
+    the server answers, where a one-shot command exits naming `chroma_url`."""
     try:
-        return Index(settings.index, configured=settings.source_names(), **lock_info)
+        return Index(settings.index, configured=settings.source_names(), wait_for_chroma=True, **lock_info)
     except IndexLockedError as locked:
         held = other_holder(Path(settings.index.path)) or {}
         client = holder_for(settings)
@@ -80,7 +82,7 @@ def serving_index(settings: Settings, **lock_info: Any) -> Index:
     deadline = time.monotonic() + HANDOVER_SECONDS
     while True:
         try:
-            return Index(settings.index, configured=settings.source_names(), **lock_info)
+            return Index(settings.index, configured=settings.source_names(), wait_for_chroma=True, **lock_info)
         except IndexLockedError:
             if time.monotonic() >= deadline:
                 raise

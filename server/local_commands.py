@@ -38,8 +38,9 @@ that asks while starting, and then forwards its tool calls to it. Other holders 
 "unknown operation".
 
 A run asked for while the same source runs (on its schedule, or for another command) is refused
-with the `SourceBusyError` the command gets when run directly; runs happen in the holder, and the
-client waits for the answer, drawing their progress on a terminal.
+as when the command runs directly: a backfill with the `SourceBusyError`, and a source of a sync
+with a failed result saying so, the other sources synced (`engine.synced_unless_busy`); runs happen
+in the holder, and the client waits for the answer, drawing their progress on a terminal.
 
 The CLI imports this module for `runs_from` alone, so the handlers import what they use (search,
 status, backup, the MCP tools) inside: a forwarded `inlet sync` stays as quick to start as the rest.
@@ -54,6 +55,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
+from functools import partial
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -61,7 +63,7 @@ from typing import Any
 from inlet.config import Settings
 from inlet.errors import ConfigError, InletError
 from inlet.storage import RunRecord
-from inlet.sync.engine import RunProgress, RunResult
+from inlet.sync.engine import RunProgress, RunResult, synced_unless_busy
 from inlet.server.local_channel import Handler, LocalServer
 
 from .auth import Caller
@@ -241,7 +243,8 @@ class LocalCommands:
                     break
                 with self._lock:
                     started.append((name, time.time()))
-                results.append(self.run_source(name, kind, since, bool(args.get("restart")), cancel, env))
+                run = partial(self.run_source, name, kind, since, bool(args.get("restart")), cancel, env)
+                results.append(synced_unless_busy(name, run) if kind == "sync" else run())
         finally:
             last = self._progress_of(started)
             with self._lock:

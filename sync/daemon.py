@@ -62,6 +62,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from functools import partial
 from datetime import datetime, timezone
 from typing import Any
 
@@ -71,7 +72,7 @@ from inlet.errors import IndexUnavailable, InletError, SourceBusyError, StorageE
 from inlet.index.disk import storage_error
 from inlet.process import overdue
 
-from .engine import ORPHANED, STOP_GRACE, Engine, RunResult
+from .engine import ORPHANED, STOP_GRACE, Engine, RunResult, synced_unless_busy
 from .events import STOP_DEADLINE, Deferred, EventLoop, event_loop_for
 from .schedule import ahead, counted_from, trigger
 from inlet.storage import RunRecord, SourceState, open_backend
@@ -562,12 +563,7 @@ class Daemon:
         for name in names:
             if self.stop.is_set():
                 break
-            try:
-                result = self._run_held(name, None)
-            except SourceBusyError as exc:
-                log.info("sync of %r asked for now not run: %s", name, exc)
-                result = RunResult(name, "failed", 0, 0, 0, 1, 0.0, str(exc))
-            results.append(result)
+            results.append(synced_unless_busy(name, partial(self._run_held, name, None)))
         self.publish()
         return results
 

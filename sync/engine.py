@@ -93,9 +93,9 @@ from inlet.errors import (
     IndexUnavailable,
     ConnectorBugError,
     InletError,
-    LeaseLostError,
     NothingInScopeError,
     RetriableError,
+    SourceBusyError,
 )
 from inlet.index.disk import storage_error
 from inlet.storage import ORPHANED, SKIPS_KEPT, SYNC_KINDS, Fence, Leases, RunRecord, SourceState, StateStore
@@ -173,6 +173,20 @@ class RunResult:
             "retry_after": self.retry_after,
             "since": self.since,
         }
+
+
+def synced_unless_busy(name: str, sync: Callable[[], RunResult]) -> RunResult:
+    """`sync()`, a sync of source `name` asked for now; while another process syncs it (the
+    `SourceBusyError` of its lease: another host's daemon, the scheduled run of the daemon holding
+    the index), a failed result whose error says so, naming the holder (and its lease's end). Of
+    several sources asked for (`inlet sync`, run here or forwarded, the admin route), a busy one
+    thus keeps none of the others from its sync, and every one is reported. Nothing is recorded
+    for it: no run was made, and the holder's run is the source's."""
+    try:
+        return sync()
+    except SourceBusyError as exc:
+        log.info("sync of %r asked for now not run: %s", name, exc)
+        return RunResult(name, "failed", 0, 0, 0, 1, 0.0, str(exc))
 
 
 def _reads_all_of(saved: str | None, asked: datetime | None) -> bool:
@@ -907,7 +921,10 @@ class Engine:
         exception is a connector bug, logged with its traceback naming the source. A failed listing,
         or one naming an id not of the source (`_live_ids`), deletes nothing and is recorded as a
         failed prune (`inlet status` shows it; a prune is no sync: `SYNC_KINDS`) and returned as a
-        failed result (the caller logs an inlet error)."""
+        failed result (the caller logs an inlet error). So is a prune whose deletions fail (its lease
+        lost, the Chroma server or the database out of reach, a full index folder): its run is
+        recorded as ended then, with that error, never left open for the next run to close as one a
+        stopped process left."""
         connector = self.connector(name)
         try:
             with waits_end_when(self.stop.is_set), http_errors(name):
@@ -935,8 +952,13 @@ class Engine:
                 source.last_prune = time.time()
                 source.fence = fence
                 self.state.save_source(source)
-            except LeaseLostError as exc:
+            except InletError as exc:  # the lease lost, the Chroma server or the database out of reach
                 return self._finish(run, started, "failed", str(exc))
+            except Exception as exc:
+                full = storage_error(exc, self.index.path)
+                if full is None:
+                    raise
+                return self._finish(run, started, "failed", str(full))  # a full or read-only index folder
             return self._finish(run, started, "ok", None)
 
     def _prune_failed(

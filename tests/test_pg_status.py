@@ -182,3 +182,32 @@ def test_a_run_cut_off_from_its_database_records_why_once_it_is_back(
         admin("ALTER DATABASE DB ALLOW_CONNECTIONS true")
         leases.close()
         state.close()
+
+
+def test_inlet_sync_beside_a_daemon_holding_one_source_syncs_and_reports_the_others(
+    database_url: str, chroma_server_url: str, tmp_path: Path
+) -> None:
+    """`inlet sync` (all sources) from a host while another process holds one source's lease: that
+    source's entry is failed naming the holder, every other source is synced and reported (in
+    `--json` too), exit 1."""
+    import json
+
+    config = _files_sources(tmp_path, database_url, "first", "busy", "last")
+    config.write_text(config.read_text().replace("http://unused", chroma_server_url))
+    settings = load_config(config)
+    leases = PgLeases(settings.index, 30.0)
+    state = open_backend(settings.index).state()
+    try:
+        with leases.hold("busy"):
+            result = CliRunner().invoke(cli, ["sync", "--json", "--config", str(config)])
+        assert result.exit_code == 1, result.output
+        runs = {r["source"]: r for r in json.loads(result.stdout)["runs"]}
+        assert list(runs) == ["first", "busy", "last"]
+        assert runs["first"]["outcome"] == runs["last"]["outcome"] == "ok"
+        assert [r.outcome for r in state.recent_runs("last", 5)] == ["ok"]
+        assert runs["busy"]["outcome"] == "failed"
+        assert f"source 'busy' is already being synced (by {leases.holder}, lease until" in runs["busy"]["error"]
+        assert [r.kind for r in state.recent_runs("busy", 5)] == []  # nothing was run, nor recorded
+    finally:
+        leases.close()
+        state.close()

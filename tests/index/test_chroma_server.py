@@ -252,3 +252,59 @@ def test_a_chroma_server_that_comes_back_empty_is_refused_until_a_reindex_restor
             assert running.collection.count() == 6
     finally:
         running.close()
+
+
+def test_a_serving_process_started_while_the_chroma_server_is_down_rides_it_out(
+    tmp_path, text_hash_embedder, monkeypatch
+):
+    """Opened for a daemon or `inlet serve` (`wait_for_chroma`) while the Chroma server is down (a
+    host reboot, containers started in any order): the index opens; writes (a daemon's runs) fail
+    naming `chroma_url`, `/readyz` and searches answer 503 `index_unavailable`; once the server
+    answers, all of them work, without a restart. A one-shot command still exits naming it."""
+    from fastapi.testclient import TestClient
+
+    from inlet.config import ApiKey, ServerConfig, Settings
+    from inlet.connectors import SourceConfig
+    from inlet.errors import IndexUnavailable
+    from inlet.server import service
+    from inlet.server.app import create_app
+    from inlet.storage.sqlite.state import SqliteState
+    from tests.servers import free_port
+    from tests.sync.test_engine import Script, ScriptEngine, doc
+
+    from inlet.connectors.model import Checkpoint
+
+    monkeypatch.setattr(service, "READY_CHECK_EVERY", 0.0)  # each probe checks
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    config = IndexConfig(path=tmp_path / "catalog", chroma_url=url)
+    keys = [ApiKey(name="ops", key_env="OPS_KEY", admin=True)]
+    settings = Settings(
+        index=config, server=ServerConfig(api_keys=keys), sources=[SourceConfig(name="one", type="script")]
+    )
+    with pytest.raises(IndexUnavailable, match=f"Chroma server at {url} .*chroma_url"):
+        Index(config, embedder=text_hash_embedder)  # a one-shot command
+    index = Index(config, embedder=text_hash_embedder, wait_for_chroma=True)
+    state = SqliteState(tmp_path / "state.db")
+    engine = ScriptEngine(settings, index, state)
+    bearer = {"Authorization": "Bearer ops-key"}
+    try:
+        Script.plan, Script.calls = [[doc(1, "Rotate the certificates every ninety days."), Checkpoint(state={})]], []
+        failed = engine.run("one", "backfill")
+        assert failed.outcome == "failed" and f"Chroma server at {url}" in failed.error, failed.error
+        app = create_app(settings, index=index, env={"OPS_KEY": "ops-key"})
+        with TestClient(app) as client:
+            assert app.state.retrieval.ready.wait(60)
+            down = client.get("/readyz")
+            assert down.status_code == 503 and down.json()["error"]["code"] == "index_unavailable"
+            asked = client.post("/v1/search", json={"query": "certificates"}, headers=bearer)
+            assert asked.status_code == 503 and asked.json()["error"]["code"] == "index_unavailable"
+            with chroma_server(tmp_path / "server", port=port):
+                assert client.get("/readyz").status_code == 200
+                Script.plan = [[doc(1, "Rotate the certificates every ninety days."), Checkpoint(state={})]]
+                assert engine.run("one", "backfill").outcome == "ok"  # the daemon's next try
+                found = client.post("/v1/search", json={"query": "certificates"}, headers=bearer)
+                assert found.status_code == 200 and [h["doc_id"] for h in found.json()["results"]] == ["one:1"]
+    finally:
+        state.close()
+        index.close()

@@ -15,6 +15,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from inlet.cli import cli
@@ -133,3 +134,30 @@ def test_a_holder_that_begins_to_answer_just_as_the_command_is_refused_is_asked(
                 raise
 
         assert held_or_here(settings, lambda holder: holder.call("status")["sources"][0]["name"], here) == "notes"
+
+
+def test_a_daemon_or_server_that_starts_while_the_chroma_server_is_down_starts_and_waits_for_it(
+    tmp_path: Path, caplog
+) -> None:
+    """probe34c F5: it exited 1 within seconds ("... the next run resumes"), and stayed down once the
+    server answered. Now it opens the index, says once that it waits for the server, and its index
+    reaches the server when it answers (the runs and the API ride the outage out: test_chroma_server)."""
+    from inlet.compose import serving_index
+    from inlet.errors import IndexUnavailable
+    from tests.servers import chroma_server, free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = Settings(index=IndexConfig(path=tmp_path / "index", chroma_url=url))
+    with caplog.at_level(logging.WARNING, logger="inlet.index.record"):
+        index = serving_index(settings, role="daemon")
+    try:
+        [said] = [r.getMessage() for r in caplog.records if r.name == "inlet.index.record"]
+        assert f"Chroma server at {url}" in said and "starting without it" in said
+        with pytest.raises(IndexUnavailable, match=f"Chroma server at {url} .*chroma_url"):
+            index.check_reachable()
+        with chroma_server(tmp_path / "server", port=port):
+            index.check_reachable()  # reached: the vectors are open
+            assert index.collection.count() == 0
+    finally:
+        index.close()

@@ -1103,3 +1103,39 @@ def test_status_counts_the_items_a_failed_run_skipped_not_its_own_error(engine):
     assert engine.run("one", "backfill").outcome == "failed"
     skips = status_of(engine)["recent_skips"]
     assert len(skips["items"]) == 2 and skips["total"] == 2
+
+
+def test_a_prune_whose_deletions_cannot_reach_the_chroma_server_is_recorded_failed_with_that_error(
+    tmp_path, text_hash_embedder, caplog
+):
+    """The Chroma server stops between a prune's listing and its deletions: the prune's run is
+    recorded as ended then, failed with the error naming `chroma_url`, as a failed sync is; it is not
+    left open for the next run to close as one a stopped process left (no false "taking over")."""
+    from tests.servers import chroma_server
+
+    Script.plan, Script.calls = [[doc(1), doc(2), Checkpoint(state={})]], []
+    state = SqliteState(tmp_path / "state.db")
+    with chroma_server(tmp_path / "server") as url:
+        settings = Settings(
+            index=IndexConfig(path=tmp_path / "index", chroma_url=url),
+            sources=[SourceConfig(name="one", type="script")],
+        )
+        index = Index(settings.index, embedder=text_hash_embedder)
+        engine = ListingEngine(settings, index, state)
+        assert engine.run("one", "backfill").outcome == "ok"
+    try:  # the Chroma server has stopped
+        Listing.live = ["one:1"]  # one:2 is gone at the source: its vectors are to be deleted
+        result = engine.prune("one")
+        assert result.outcome == "failed" and f"Chroma server at {url}" in result.error, result.error
+        assert state.sources_with_unfinished_runs() == []
+        [last] = state.recent_runs("one", 1)
+        assert (last.kind, last.outcome, last.error) == ("prune", "failed", result.error)
+        assert last.finished_at is not None
+        caplog.clear()
+        Script.plan = [[Checkpoint(state={})]]
+        engine.run("one", "sync")
+        assert not [r for r in caplog.records if "taking over" in r.getMessage()]
+        assert state.recent_runs("one", 2)[1].error == result.error  # not closed as interrupted
+    finally:
+        index.close()
+        state.close()

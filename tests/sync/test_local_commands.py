@@ -106,7 +106,9 @@ def test_commands_are_answered_by_a_running_daemon(tmp_path: Path, serve: bool) 
                 code, out, err = inlet(tmp_path, "sync", "notes", "--json", tag="sync-busy")
             finally:
                 busy.release()
-            assert code == 1 and "source 'notes' is already being synced" in err and out == ""
+            assert code == 1 and "Traceback" not in err, err
+            (refused,) = json.loads(out)["runs"]  # reported as a run of several would be
+            assert refused["outcome"] == "failed" and "source 'notes' is already being synced" in refused["error"]
             assert "Traceback" not in err
             last = ok_json(tmp_path, "search", "lantern", "--user", "alice@example.com", tag="last")
     finally:
@@ -188,6 +190,48 @@ def test_a_forwarded_run_is_refused_while_its_source_runs_and_once_the_daemon_st
         state.close()
 
 
+def forwarded(settings, run, embedder, *args: str):
+    """`inlet ARGS` (CliRunner) while this process holds the index and answers local commands,
+    its runs made by `run`."""
+    from click.testing import CliRunner
+
+    from inlet.cli import cli as inlet_cli
+
+    with Index(settings.index, embedder=embedder) as index:
+        state = SqliteState(index.path / "state.db")
+        local = start_local_commands(settings, index, state, run)
+        assert local is not None
+        try:
+            return CliRunner().invoke(inlet_cli, list(args))
+        finally:
+            local.close()
+            state.close()
+
+
+def test_a_forwarded_sync_reports_a_source_that_runs_and_syncs_the_others(tmp_path: Path, text_hash_embedder) -> None:
+    """`inlet sync` (all sources) forwarded while the holder runs one of them (its schedule's run):
+    that one is reported failed with the holder's reason, and the sources after it are still synced
+    and reported, exit 1, as when the command runs directly."""
+
+    config = make_workdir(tmp_path)
+    with config.open("a") as more:
+        more.write('[[sources]]\nname = "more"\ntype = "files"\npath = "docs"\n')
+    settings = load_config(config)
+    asked: list[str] = []
+
+    def run(name, kind, since, restart, cancel, env):  # the holder: "notes" is running on its schedule
+        asked.append(name)
+        if name == "notes":
+            raise SourceBusyError("source 'notes' is already being synced (pid 4242)")
+        return RunResult(name, "ok", 3, 0, 0, 0, 0.5)
+
+    result = forwarded(settings, run, text_hash_embedder, "sync", "--json", "--config", str(config))
+    assert result.exit_code == 1, result.output
+    runs = json.loads(result.stdout)["runs"]
+    assert [(r["source"], r["outcome"]) for r in runs] == [("notes", "failed"), ("more", "ok")]
+    assert runs[0]["error"] == "source 'notes' is already being synced (pid 4242)" and asked == ["notes", "more"]
+
+
 def test_ctrl_c_on_a_forwarded_backfill_ends_the_holders_run_and_reports_it_interrupted(
     tmp_path: Path, text_hash_embedder
 ) -> None:
@@ -223,9 +267,6 @@ def test_ctrl_c_on_a_forwarded_backfill_ends_the_holders_run_and_reports_it_inte
 def test_an_interrupted_backfill_says_to_resume_it_on_the_same_config(tmp_path: Path, text_hash_embedder) -> None:
     """The resume hint keeps `--config`: copied without it, the backfill would run on whatever
     index $INLET_CONFIG or ./config.toml names."""
-    from click.testing import CliRunner
-
-    from inlet.cli import cli as inlet_cli
 
     settings = load_config(make_workdir(tmp_path))
     other = tmp_path / "my config.toml"
@@ -235,15 +276,7 @@ def test_an_interrupted_backfill_says_to_resume_it_on_the_same_config(tmp_path: 
     def run(name, kind, since, restart, cancel, env):  # the holder's run, stopped (as by a shutdown)
         return RunResult(name, "interrupted", 1, 0, 0, 0, 0.5, error="stopped")
 
-    with Index(settings.index, embedder=text_hash_embedder) as index:
-        state = SqliteState(index.path / "state.db")
-        local = start_local_commands(settings, index, state, run)
-        assert local is not None
-        try:
-            result = CliRunner().invoke(inlet_cli, ["backfill", "notes", "--config", str(other)])
-        finally:
-            local.close()
-            state.close()
+    result = forwarded(settings, run, text_hash_embedder, "backfill", "notes", "--config", str(other))
     assert result.exit_code == 1, result.output
     assert f"`inlet backfill notes --config '{other}'` resumes from the last checkpoint" in result.output
 
